@@ -1,0 +1,41 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { IncomingMessage } from "node:http";
+
+/** Reads the bearer token, creating it (mode 0600) on first start. */
+export function ensureToken(file: string): string {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) {
+    writeFileSync(file, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+  }
+  chmodSync(file, 0o600);
+  const token = readFileSync(file, "utf8").trim();
+  if (token.length < 16) throw new Error(`Token file ${file} holds no usable token; delete it to have a new one created`);
+  return token;
+}
+
+/** The token a client presented: `Authorization: Bearer …` or `?token=…`. */
+export function presentedToken(request: IncomingMessage): string | null {
+  const header = request.headers.authorization;
+  if (header?.startsWith("Bearer ")) return header.slice("Bearer ".length).trim();
+  const url = new URL(request.url ?? "/", "http://localhost");
+  return url.searchParams.get("token");
+}
+
+export function tokensMatch(expected: string, presented: string | null): boolean {
+  if (presented === null) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Browsers always send Origin; other clients usually do not. A present Origin must be allowed explicitly. */
+export function originAllowed(request: IncomingMessage, allowed: readonly string[]): boolean {
+  const origin = request.headers.origin;
+  return origin === undefined || allowed.includes(origin);
+}
+
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}

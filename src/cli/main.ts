@@ -1,0 +1,36 @@
+import { serve, SERVE_HELP } from "./serve.js";
+
+const HELP = `Usage: spool <command> [options]
+
+Commands:
+  serve     start the server (see: spool serve --help)
+
+Run "spool <command> --help" for a command's options.
+`;
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+  serve: { run: serve, help: SERVE_HELP },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(HELP);
+    return command ? 0 : 2;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) {
+    process.stderr.write(`spool: unknown command "${command}"\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await entry.run(rest);
+  } catch (error) {
+    process.stderr.write(`spool ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}

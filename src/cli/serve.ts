@@ -1,0 +1,61 @@
+import { parseArgs } from "node:util";
+import { startServer } from "../server.js";
+
+export const SERVE_HELP = `Usage: spool serve [options]
+
+Starts the Spool server: JSON-RPC over WebSocket with its embedded SQLite database.
+
+Options:
+  --home DIR        Spool home (database, token, config.json)   [$SPOOL_HOME, ~/.spool]
+  --host HOST       address to bind                             [$SPOOL_HOST, 127.0.0.1]
+  --port PORT       port to listen on; 0 picks a free one       [$SPOOL_PORT, 7420]
+  --plugin SPEC     load an external plugin (path or package); repeatable
+  --allow-origin O  allow a browser Origin; repeatable          [$SPOOL_ALLOWED_ORIGINS]
+  -h, --help        show this help
+`;
+
+export async function serve(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      home: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      plugin: { type: "string", multiple: true },
+      "allow-origin": { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got "${values.port}"`);
+  }
+  const server = await startServer({
+    home: values.home,
+    host: values.host,
+    port,
+    plugins: values.plugin,
+    allowedOrigins: values["allow-origin"],
+  });
+  process.stdout.write(
+    `Spool listening on ${server.url}\n` +
+      `  token file: ${server.config.tokenFile}\n` +
+      `  database:   ${server.config.dbFile}\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      process.stdout.write(`Received ${signal}, shutting down\n`);
+      void server.stop().then(resolve);
+    };
+    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+  });
+  process.stdout.write("Spool stopped\n");
+  return 0;
+}

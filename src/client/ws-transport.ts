@@ -1,0 +1,50 @@
+import WebSocket from "ws";
+import type { Transport } from "../rpc/transport.js";
+
+export interface WebSocketOptions {
+  token: string;
+  /** Sent as the Origin header (browsers always send one; tests use it to check the Origin rule). */
+  origin?: string;
+  /** Send the token as `?token=` instead of the Authorization header. */
+  tokenInQuery?: boolean;
+  maxPayload?: number;
+}
+
+export class ConnectError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Opens a WebSocket to a Spool server and resolves once it is open (rejects on 401/403/…). */
+export function connectWebSocket(url: string, options: WebSocketOptions): Promise<Transport> {
+  const target = new URL(url);
+  if (options.tokenInQuery) target.searchParams.set("token", options.token);
+  const socket = new WebSocket(target, {
+    headers: options.tokenInQuery ? {} : { Authorization: `Bearer ${options.token}` },
+    ...(options.origin ? { origin: options.origin } : {}),
+    maxPayload: options.maxPayload ?? 256 * 1024 * 1024,
+  });
+  return new Promise((resolve, reject) => {
+    socket.once("unexpected-response", (_req, res) => {
+      reject(new ConnectError(`Server refused the connection: HTTP ${res.statusCode}`, res.statusCode));
+      socket.terminate();
+    });
+    socket.once("error", (error) => reject(new ConnectError(`Cannot connect to ${url}: ${error.message}`)));
+    socket.once("open", () => {
+      socket.on("error", () => {
+        // Errors after open surface as a close; the client reports that.
+      });
+      resolve({
+        send: (text) => socket.send(text),
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (listener) => socket.on("message", (data) => listener(data.toString())),
+        onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
+        bufferedAmount: () => socket.bufferedAmount,
+      });
+    });
+  });
+}

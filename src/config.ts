@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+
+export const LimitsSchema = z.strictObject({
+  /** Largest WebSocket message accepted, in bytes; a larger frame closes the connection with 1009. */
+  maxMessageBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  /** Largest decoded `stream` chunk, in bytes (PAYLOAD_TOO_LARGE above). */
+  maxChunkBytes: z.number().int().positive().default(1024 * 1024),
+  /** Largest body `entry/get` returns in one call; use tail or line slices beyond it. */
+  maxReadBytes: z.number().int().positive().default(8 * 1024 * 1024),
+  /** Concurrent WebSocket connections; more are refused with HTTP 503. */
+  maxConnections: z.number().int().positive().default(512),
+  /** Live stream subscriptions per connection (LIMIT_EXCEEDED above). */
+  maxSubscriptionsPerConnection: z.number().int().positive().default(64),
+  /** Bytes a watcher may have queued before it is dropped as lagging. */
+  maxWatcherBufferBytes: z.number().int().positive().default(16 * 1024 * 1024),
+});
+
+export const ConfigFileSchema = z.strictObject({
+  host: z.string().optional(),
+  port: z.number().int().min(0).max(65535).optional(),
+  /** Browser origins allowed to connect (exact match, e.g. "http://localhost:5173"). */
+  allowedOrigins: z.array(z.string()).optional(),
+  /** External plugins: paths (relative to the Spool home) or package names. */
+  plugins: z.array(z.string()).optional(),
+  limits: LimitsSchema.partial().optional(),
+  runnerGraceMs: z.number().int().nonnegative().optional(),
+});
+
+export type Limits = z.output<typeof LimitsSchema>;
+
+export interface SpoolConfig {
+  home: string;
+  host: string;
+  port: number;
+  dbFile: string;
+  tokenFile: string;
+  allowedOrigins: string[];
+  plugins: string[];
+  limits: Limits;
+  /** How long a producer whose channels are open may stay silent after a restart or runner loss. */
+  runnerGraceMs: number;
+  /** Root of a project created by `initialize` without one: the server's working directory. */
+  defaultRoot: string;
+}
+
+export interface ConfigOverrides {
+  home?: string;
+  host?: string;
+  port?: number;
+  allowedOrigins?: string[];
+  plugins?: string[];
+  limits?: Partial<Limits>;
+  runnerGraceMs?: number;
+}
+
+function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+/** Defaults < $SPOOL_HOME/config.json < environment < explicit overrides (flags). */
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): SpoolConfig {
+  const home = resolve(overrides.home ?? env.SPOOL_HOME ?? join(homedir(), ".spool"));
+  const configPath = join(home, "config.json");
+  let file: z.output<typeof ConfigFileSchema> = {};
+  if (existsSync(configPath)) {
+    const parsed = ConfigFileSchema.safeParse(JSON.parse(readFileSync(configPath, "utf8")));
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+      throw new Error(`Invalid ${configPath}: ${problems}`);
+    }
+    file = parsed.data;
+  }
+  const port = overrides.port ?? envNumber(env, "SPOOL_PORT") ?? file.port ?? 7420;
+  if (port > 65535) throw new Error(`Port ${port} is out of range (0-65535)`);
+  const envOrigins = env.SPOOL_ALLOWED_ORIGINS ? env.SPOOL_ALLOWED_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  return {
+    home,
+    host: overrides.host ?? env.SPOOL_HOST ?? file.host ?? "127.0.0.1",
+    port,
+    dbFile: join(home, "spool.db"),
+    tokenFile: join(home, "token"),
+    allowedOrigins: overrides.allowedOrigins ?? envOrigins ?? file.allowedOrigins ?? [],
+    plugins: [...(file.plugins ?? []), ...(overrides.plugins ?? [])],
+    limits: LimitsSchema.parse({ ...file.limits, ...overrides.limits }),
+    runnerGraceMs: overrides.runnerGraceMs ?? envNumber(env, "SPOOL_RUNNER_GRACE_MS") ?? file.runnerGraceMs ?? 30_000,
+    defaultRoot: process.cwd(),
+  };
+}

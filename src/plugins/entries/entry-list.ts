@@ -1,0 +1,26 @@
+import { z } from "zod";
+import { defineMethod } from "../../rpc/method.js";
+import { listEntries } from "../../store/entries.js";
+import type { App } from "../plugin.js";
+import { requireRun } from "../runs/run-view.js";
+import { EntrySummary, RunAlias, Status } from "../schemas.js";
+import { entrySummary } from "./entry-view.js";
+
+export function entryListMethod(app: App) {
+  return defineMethod({
+    name: "entry/list",
+    description: "Entries of a run, oldest first, optionally filtered by a path glob (`*`, `?`) and a status.",
+    params: z.strictObject({
+      run: RunAlias,
+      pattern: z.string().min(1).max(1024).optional().describe("Glob over paths, e.g. sh://turn_2/*"),
+      status: Status.optional(),
+      limit: z.number().int().min(1).max(10_000).optional().describe("At most this many (default 1000)"),
+    }),
+    result: z.object({ entries: z.array(EntrySummary) }),
+    handler: async (params, ctx) => {
+      const run = await requireRun(app.store.db, ctx.project, params.run);
+      const rows = await listEntries(app.store.db, run.id, { pattern: params.pattern, status: params.status, limit: params.limit ?? 1000 });
+      return { entries: rows.map(entrySummary) };
+    },
+  });
+}

@@ -1,0 +1,50 @@
+import type { EntryRow } from "../../store/schema.js";
+import { lineCount, parseAttributes } from "../../store/entries.js";
+import type { EntrySummaryOut } from "../schemas.js";
+
+export function entrySummary(row: EntryRow): EntrySummaryOut {
+  if (row.streamed) {
+    return {
+      path: row.path,
+      status: row.status,
+      turn: row.turn,
+      attributes: parseAttributes(row),
+      bytes: row.bytes,
+      lines: lineCount(row),
+      streamed: true,
+    };
+  }
+  const body = Buffer.from(row.body, "utf8");
+  return {
+    path: row.path,
+    status: row.status,
+    turn: row.turn,
+    attributes: parseAttributes(row),
+    bytes: body.length,
+    lines: countLines(body),
+    streamed: false,
+  };
+}
+
+export function countLines(data: Buffer): number {
+  if (data.length === 0) return 0;
+  let n = 0;
+  for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) n++;
+  return n + (data[data.length - 1] === 10 ? 0 : 1);
+}
+
+/** `count` lines from 0-based `start` of an in-memory body. */
+export function sliceLines(data: Buffer, start: number, count: number): Buffer {
+  let from = 0;
+  for (let i = 0; i < start; i++) {
+    const nl = data.indexOf(10, from);
+    if (nl === -1) return Buffer.alloc(0);
+    from = nl + 1;
+  }
+  let to = from;
+  for (let i = 0; i < count && to < data.length; i++) {
+    const nl = data.indexOf(10, to);
+    to = nl === -1 ? data.length : nl + 1;
+  }
+  return data.subarray(from, to);
+}

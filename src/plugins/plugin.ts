@@ -1,0 +1,70 @@
+import type { z } from "zod";
+import type { SpoolConfig } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { MethodDefinition, NotificationDefinition } from "../rpc/method.js";
+import type { ServerConnection } from "../rpc/connection.js";
+import type { MethodRegistry } from "../rpc/registry.js";
+import type { Store } from "../store/database.js";
+import type { FilterName, FilterValues, HookName, HookPayloads } from "./hooks.js";
+
+export interface SchemeDefinition {
+  /** The URI scheme of entry paths (`log`, `sh`, …). */
+  name: string;
+  description: string;
+  /** Whether bodies of this scheme are streamed chunks (data channels) or written whole. */
+  streamed: boolean;
+}
+
+/** What a plugin's setup() receives. Registration methods throw once the server has started. */
+export interface App {
+  readonly plugin: string;
+  readonly store: Store;
+  readonly config: SpoolConfig;
+  readonly log: Logger;
+  method<P extends z.ZodType, R extends z.ZodType>(def: MethodDefinition<P, R>): void;
+  notification<P extends z.ZodType>(def: NotificationDefinition<P>): void;
+  on<H extends HookName>(hook: H, handler: (payload: HookPayloads[H]) => void | Promise<void>): void;
+  filter<F extends FilterName>(name: F, fn: (value: FilterValues[F]) => FilterValues[F] | Promise<FilterValues[F]>, priority?: number): void;
+  scheme(def: SchemeDefinition): void;
+  /** Shares a service with plugins that declare this one as a dependency. */
+  provide<T>(key: string, value: T): void;
+  /** A service provided by a dependency; throws when none is provided under `key`. */
+  use<T>(key: string): T;
+  // Runtime facilities, usable during setup and afterwards.
+  emit<H extends HookName>(hook: H, payload: HookPayloads[H]): Promise<void>;
+  applyFilter<F extends FilterName>(name: F, value: FilterValues[F]): Promise<FilterValues[F]>;
+  notifyProject(projectId: number, method: string, params: unknown): void;
+  connections(): Iterable<ServerConnection>;
+  schemes(): ReadonlyMap<string, SchemeDefinition & { plugin: string }>;
+  /** Every registered method and notification (for discovery and docs). */
+  registry(): MethodRegistry;
+}
+
+export interface Plugin<Options = unknown> {
+  readonly name: string;
+  readonly dependencies: readonly string[];
+  readonly setup: (app: App, options: Options) => void | Promise<void>;
+  readonly options?: Options;
+}
+
+/** A plugin is a named setup function with declared dependencies. */
+export function definePlugin<Options = unknown>(def: {
+  name: string;
+  dependencies?: readonly string[];
+  setup: (app: App, options: Options) => void | Promise<void>;
+}): Plugin<Options> {
+  if (!/^[a-z][a-z0-9-]*(\/[a-z0-9-]+)?$/.test(def.name)) {
+    throw new Error(`Plugin name "${def.name}" must be lowercase letters, digits and dashes`);
+  }
+  return { name: def.name, dependencies: def.dependencies ?? [], setup: def.setup };
+}
+
+export function isPlugin(value: unknown): value is Plugin {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as Plugin).name === "string" &&
+    typeof (value as Plugin).setup === "function" &&
+    Array.isArray((value as Plugin).dependencies)
+  );
+}

@@ -1,0 +1,125 @@
+import { randomBytes } from "node:crypto";
+import { JSONRPCClient, type JSONRPCResponse } from "json-rpc-2.0";
+import type { ConnectionHandle, ProjectRef } from "./connection-context.js";
+import { rpcError, SpoolError } from "./errors.js";
+import type { Transport } from "./transport.js";
+
+export interface ConnectionHost {
+  /** Handles one parsed request or batch; resolves to what must be sent back (or null). */
+  dispatch(message: unknown, connection: ServerConnection): Promise<unknown>;
+  connectionClosed(connection: ServerConnection): void;
+}
+
+function isResponseLike(message: unknown): message is JSONRPCResponse {
+  if (typeof message !== "object" || message === null || Array.isArray(message)) return false;
+  const m = message as Record<string, unknown>;
+  return m.jsonrpc === "2.0" && !("method" in m) && ("result" in m || "error" in m);
+}
+
+/** The server side of one client connection, over any transport. */
+export class ServerConnection implements ConnectionHandle {
+  readonly id = randomBytes(6).toString("hex");
+  project: ProjectRef | null = null;
+  clientInfo: { name: string; version: string } | null = null;
+  readonly state = new Map<string | symbol, unknown>();
+  readonly #abort = new AbortController();
+  readonly #closeListeners: (() => void)[] = [];
+  readonly #client: JSONRPCClient;
+  #closed = false;
+  /** Methods marked `ordered` run one after another per connection (stream appends keep their order). */
+  #orderedTail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly host: ConnectionHost,
+  ) {
+    this.#client = new JSONRPCClient((request) => {
+      this.#send(request);
+    });
+    transport.onMessage((text) => void this.#receive(text));
+    transport.onClose(() => this.#handleClose());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  runOrdered<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#orderedTail.then(work, work);
+    this.#orderedTail = next.catch(() => undefined);
+    return next;
+  }
+
+  join(project: ProjectRef, clientInfo: { name: string; version: string } | null): void {
+    if (this.project) throw new SpoolError("ALREADY_INITIALIZED", `This connection is already initialized for project "${this.project.name}"`);
+    this.project = project;
+    this.clientInfo = clientInfo;
+  }
+
+  notify(method: string, params: unknown): void {
+    this.#send({ jsonrpc: "2.0", method, params });
+  }
+
+  request(method: string, params: unknown, timeoutMs?: number): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new Error("connection closed"));
+    const requester = timeoutMs ? this.#client.timeout(timeoutMs) : this.#client;
+    return Promise.resolve(requester.request(method, params as Record<string, unknown>));
+  }
+
+  bufferedAmount(): number {
+    return this.transport.bufferedAmount();
+  }
+
+  onClose(listener: () => void): void {
+    if (this.#closed) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  close(code = 1000, reason = ""): void {
+    this.transport.close(code, reason);
+  }
+
+  async #receive(text: string): Promise<void> {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      this.#send({ jsonrpc: "2.0", id: null, error: rpcError("PARSE_ERROR", "Parse error: the message is not valid JSON") });
+      return;
+    }
+    if (isResponseLike(message)) {
+      this.#client.receive(message);
+      return;
+    }
+    const reply = await this.host.dispatch(message, this);
+    if (reply != null) this.#send(reply);
+  }
+
+  #send(message: unknown): void {
+    if (this.#closed) return;
+    try {
+      this.transport.send(JSON.stringify(message));
+    } catch {
+      // The socket went away between our check and the write; the close handler cleans up.
+    }
+  }
+
+  #handleClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort(new Error("connection closed"));
+    this.#client.rejectAllPendingRequests("connection closed");
+    for (const listener of this.#closeListeners.splice(0)) {
+      try {
+        listener();
+      } catch {
+        // A plugin's cleanup failing must not stop the others.
+      }
+    }
+    this.host.connectionClosed(this);
+  }
+}

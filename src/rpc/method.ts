@@ -1,0 +1,41 @@
+import { z } from "zod";
+import type { ConnectionContext } from "./connection-context.js";
+
+/** Access a method needs: `none` works before `initialize` (ping, discovery). */
+export type MethodAccess = "none" | "initialized";
+
+export interface MethodContext extends ConnectionContext {
+  /** Aborted when the connection closes or the server shuts down. */
+  signal: AbortSignal;
+}
+
+export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  params: P;
+  result: R;
+  access?: MethodAccess;
+  /** Calls of an ordered method run one at a time per connection, in arrival order. */
+  ordered?: boolean;
+  handler: (params: z.output<P>, ctx: MethodContext) => Promise<z.input<R>> | z.input<R>;
+}
+
+export interface NotificationDefinition<P extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  params: P;
+  /** `server` notifications go server → client; `client` ones are sent by clients. */
+  direction: "server" | "client";
+}
+
+/** One definition per RPC method: the schema drives validation, types and discovery. */
+export function defineMethod<P extends z.ZodType, R extends z.ZodType>(def: MethodDefinition<P, R>): MethodDefinition<P, R> {
+  return def;
+}
+
+export function defineNotification<P extends z.ZodType>(def: NotificationDefinition<P>): NotificationDefinition<P> {
+  return def;
+}
+
+export type ParamsOf<M> = M extends MethodDefinition<infer P, z.ZodType> ? z.input<P> : never;
+export type ResultOf<M> = M extends MethodDefinition<z.ZodType, infer R> ? z.output<R> : never;

@@ -1,0 +1,144 @@
+import { createServer, type Server as HttpServer } from "node:http";
+import { fileURLToPath } from "node:url";
+import type { AddressInfo, Socket } from "node:net";
+import { WebSocketServer, type WebSocket } from "ws";
+import { ensureToken, isLoopback, originAllowed, presentedToken, tokensMatch } from "./auth.js";
+import { loadConfig, type ConfigOverrides, type SpoolConfig } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { builtinPlugins } from "./plugins/builtin.js";
+import { importPlugin, PluginHost } from "./plugins/host.js";
+import type { Plugin } from "./plugins/plugin.js";
+import type { ServerConnection } from "./rpc/connection.js";
+import { RpcHost } from "./rpc/rpc-host.js";
+import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
+import { openStore, type Store } from "./store/database.js";
+import { migrateToLatest } from "./store/migrator.js";
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
+
+export interface StartOptions extends ConfigOverrides {
+  /** Plugins added after the built-in ones and those named in the configuration. */
+  plugins?: string[];
+  extraPlugins?: Plugin[];
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+  migrationsDir?: string;
+}
+
+export interface SpoolServer {
+  readonly config: SpoolConfig;
+  readonly url: string;
+  readonly port: number;
+  readonly token: string;
+  readonly store: Store;
+  readonly plugins: PluginHost;
+  readonly rpc: RpcHost;
+  /** An authenticated in-process transport to this server (tests, embedded runners). */
+  connectInProcess(): Transport;
+  stop(): Promise<void>;
+}
+
+function wsTransport(socket: WebSocket): Transport {
+  return {
+    send: (text) => socket.send(text),
+    close: (code, reason) => socket.close(code, reason),
+    onMessage: (listener) =>
+      socket.on("message", (data, isBinary) => {
+        listener(isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString());
+      }),
+    onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
+    bufferedAmount: () => socket.bufferedAmount,
+  };
+}
+
+function refuse(socket: Socket, status: number, message: string): void {
+  socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${message.length}\r\n\r\n${message}`);
+}
+
+/** Starts a Spool server: store, migrations, plugins, then the WebSocket listener. */
+export async function startServer(options: StartOptions = {}): Promise<SpoolServer> {
+  const config = loadConfig(options, options.env);
+  const log = options.logger ?? createLogger();
+  const token = ensureToken(config.tokenFile);
+  const store = openStore(config.dbFile);
+  try {
+    for (const result of await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR)) {
+      log.info(`migration ${result.migrationName}: ${result.status}`);
+    }
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+
+  let plugins!: PluginHost;
+  const rpc = new RpcHost(log, {
+    connectionOpened: (connection) => void plugins.emit("connection:opened", { connection }),
+    connectionClosed: (connection) => void plugins.emit("connection:closed", { connection }),
+  });
+  plugins = new PluginHost(rpc, store, config, log);
+  try {
+    const external = await Promise.all([...config.plugins, ...(options.plugins ?? [])].map((spec) => importPlugin(spec, config.home)));
+    await plugins.load([...builtinPlugins, ...external, ...(options.extraPlugins ?? [])]);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  rpc.install();
+  plugins.markStarted();
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxMessageBytes });
+  const http: HttpServer = createServer((_req, res) => {
+    res.writeHead(426, { "Content-Type": "text/plain" }).end("Spool speaks JSON-RPC over WebSocket; connect with a WebSocket client\n");
+  });
+  http.on("upgrade", (request, socket: Socket, head) => {
+    if (!originAllowed(request, config.allowedOrigins)) return refuse(socket, 403, "Forbidden");
+    if (!tokensMatch(token, presentedToken(request))) return refuse(socket, 401, "Unauthorized");
+    if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
+      ws.on("error", (error) => log.warn(`websocket error: ${error.message}`));
+      rpc.accept(wsTransport(ws));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once("error", reject);
+    http.listen(config.port, config.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `ws://${hostForUrl}:${port}/`;
+  if (!isLoopback(config.host)) {
+    log.warn(`listening on ${config.host}, which is not a loopback address: anyone who can reach it and holds the token can run commands`);
+  }
+  await plugins.emit("server:started", { url });
+
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      http.close();
+      await plugins.emit("server:stopping", {});
+      for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
+      for (const client of wss.clients) client.terminate();
+      await rpc.idle(5_000);
+      await store.close();
+      http.closeAllConnections?.();
+    })());
+
+  return {
+    config,
+    url,
+    port,
+    token,
+    store,
+    plugins,
+    rpc,
+    connectInProcess() {
+      const [serverSide, clientSide] = createMemoryTransportPair();
+      rpc.accept(serverSide);
+      return clientSide;
+    },
+    stop,
+  };
+}
+
+export type { ServerConnection };

@@ -1,0 +1,57 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Migrator, type Migration, type MigrationProvider, type MigrationResult } from "kysely";
+import type { Store } from "./database.js";
+
+export const MIGRATION_TABLE = "spool_migrations";
+const FILE_PATTERN = /^\d{3,}_[a-z0-9_-]+\.sql$/i;
+
+/**
+ * Kysely's file provider only loads .js/.ts modules; this one runs plain .sql
+ * files with better-sqlite3's exec(), inside the migrator's transaction.
+ */
+export class SqlFileMigrationProvider implements MigrationProvider {
+  constructor(
+    private readonly store: Store,
+    private readonly folder: string,
+  ) {}
+
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const migrations: Record<string, Migration> = {};
+    const files = readdirSync(this.folder).filter((f) => FILE_PATTERN.test(f)).sort();
+    for (const file of files) {
+      const sql = readFileSync(join(this.folder, file), "utf8");
+      migrations[file] = {
+        up: async () => {
+          this.store.sqlite.exec(sql);
+        },
+      };
+    }
+    return migrations;
+  }
+}
+
+export class MigrationFailedError extends Error {
+  constructor(
+    readonly file: string,
+    override readonly cause: unknown,
+  ) {
+    super(`Migration ${file} failed: ${cause instanceof Error ? cause.message : String(cause)}; the database was left as it was`);
+  }
+}
+
+/** Applies pending migrations in order; returns one result per migration run, throws naming the failing file. */
+export async function migrateToLatest(store: Store, folder: string): Promise<MigrationResult[]> {
+  const migrator = new Migrator({
+    db: store.db,
+    provider: new SqlFileMigrationProvider(store, folder),
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: `${MIGRATION_TABLE}_lock`,
+  });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results.find((r) => r.status === "Error");
+    throw new MigrationFailedError(failed?.migrationName ?? "(unknown)", error);
+  }
+  return results;
+}

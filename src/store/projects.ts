@@ -1,0 +1,14 @@
+import type { Kysely } from "kysely";
+import type { Database, ProjectRow } from "./schema.js";
+
+export function findProjectByName(db: Kysely<Database>, name: string): Promise<ProjectRow | undefined> {
+  return db.selectFrom("projects").selectAll().where("name", "=", name).executeTakeFirst();
+}
+
+export async function createProject(db: Kysely<Database>, name: string, root: string): Promise<ProjectRow> {
+  return db
+    .insertInto("projects")
+    .values({ name, root, created_at: Date.now() })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}

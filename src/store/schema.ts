@@ -1,0 +1,89 @@
+import type { Generated, Insertable, Selectable, Updateable } from "kysely";
+
+export interface ProjectTable {
+  id: Generated<number>;
+  name: string;
+  root: string;
+  created_at: number;
+}
+
+export interface RunTable {
+  id: Generated<number>;
+  project_id: number;
+  alias: string;
+  model: string | null;
+  mode: "ask" | "act";
+  status: number;
+  turn: Generated<number>;
+  attributes: Generated<string>;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface LoopTable {
+  id: Generated<number>;
+  run_id: number;
+  seq: number;
+  prompt: string;
+  mode: "ask" | "act";
+  status: number;
+  created_at: number;
+  finished_at: number | null;
+}
+
+export interface TurnTable {
+  id: Generated<number>;
+  run_id: number;
+  loop_id: number | null;
+  seq: number;
+  status: number;
+  created_at: number;
+}
+
+export interface EntryTable {
+  id: Generated<number>;
+  run_id: number;
+  path: string;
+  scheme: string;
+  turn: number;
+  status: number;
+  attributes: Generated<string>;
+  body: Generated<string>;
+  streamed: Generated<number>;
+  producer_id: number | null;
+  channel: number | null;
+  bytes: Generated<number>;
+  newlines: Generated<number>;
+  ends_with_newline: Generated<number>;
+  last_seq: Generated<number>;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ChunkTable {
+  id: Generated<number>;
+  entry_id: number;
+  seq: number;
+  byte_offset: number;
+  line_offset: number;
+  newlines: number;
+  data: Buffer;
+}
+
+export interface Database {
+  projects: ProjectTable;
+  runs: RunTable;
+  loops: LoopTable;
+  turns: TurnTable;
+  entries: EntryTable;
+  chunks: ChunkTable;
+}
+
+export type ProjectRow = Selectable<ProjectTable>;
+export type RunRow = Selectable<RunTable>;
+export type NewRun = Insertable<RunTable>;
+export type RunUpdate = Updateable<RunTable>;
+export type EntryRow = Selectable<EntryTable>;
+export type NewEntry = Insertable<EntryTable>;
+export type EntryUpdate = Updateable<EntryTable>;
+export type ChunkRow = Selectable<ChunkTable>;
