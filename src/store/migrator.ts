@@ -8,7 +8,7 @@ const FILE_PATTERN = /^\d{3,}_[a-z0-9_-]+\.sql$/i;
 
 /**
  * Kysely's file provider only loads .js/.ts modules; this one runs plain .sql
- * files with better-sqlite3's exec(), inside the migrator's transaction.
+ * files with better-sqlite3's exec(), inside the start-up transaction.
  */
 export class SqlFileMigrationProvider implements MigrationProvider {
   constructor(
@@ -40,7 +40,12 @@ export class MigrationFailedError extends Error {
   }
 }
 
-/** Applies pending migrations in order; returns one result per migration run, throws naming the failing file. */
+/**
+ * Applies pending migrations in order; returns one result per migration run,
+ * throws naming the failing file. Kysely's SQLite adapter runs migrations
+ * without a transaction, so start-up wraps them in one: a failure rolls back
+ * the files and their records together, leaving the database as it was.
+ */
 export async function migrateToLatest(store: Store, folder: string): Promise<MigrationResult[]> {
   const migrator = new Migrator({
     db: store.db,
@@ -48,7 +53,15 @@ export async function migrateToLatest(store: Store, folder: string): Promise<Mig
     migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: `${MIGRATION_TABLE}_lock`,
   });
-  const { error, results = [] } = await migrator.migrateToLatest();
+  store.sqlite.exec("BEGIN IMMEDIATE");
+  let outcome: Awaited<ReturnType<Migrator["migrateToLatest"]>>;
+  try {
+    outcome = await migrator.migrateToLatest();
+  } catch (error) {
+    outcome = { error };
+  }
+  const { error, results = [] } = outcome;
+  store.sqlite.exec(error ? "ROLLBACK" : "COMMIT");
   if (error) {
     const failed = results.find((r) => r.status === "Error");
     throw new MigrationFailedError(failed?.migrationName ?? "(unknown)", error);

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Brings up what Spool's integration tests need on a Debian machine where we
+# are root: a private sshd on 127.0.0.1 (key auth, non-root user) and a Docker
+# engine with a tiny local busybox image (no image registry is reachable).
+# Usage: scripts/test-infra.sh up|down   (state under $SPOOL_INFRA_DIR)
+# `up` prints SPOOL_TEST_* variables for the tests on stdout.
+set -euo pipefail
+D=${SPOOL_INFRA_DIR:-/tmp/spool-infra}
+cmd=${1:-up}
+
+down() {
+  for p in "$D/ssh/sshd.pid" "$D/docker/dockerd.pid"; do
+    [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+  done
+}
+
+if [ "$cmd" = down ]; then down; exit 0; fi
+
+need=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# --- sshd on 127.0.0.1:2222, key auth, a non-root user (OpenSSH ignores
+# channel signals for root sessions, so signal tests need a normal user).
+S=$D/ssh; mkdir -p "$S" /run/sshd
+[ -f "$S/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$S/host_key"
+[ -f "$S/client_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$S/client_key"
+cp "$S/client_key.pub" "$S/authorized_keys"; chmod 644 "$S/authorized_keys"
+id spoolrunner >/dev/null 2>&1 || useradd -m -s /bin/bash spoolrunner
+usermod -p '*' spoolrunner   # unlocked without a password, else sshd refuses it with PAM off
+cat > "$S/sshd_config" <<CFG
+Port ${SPOOL_SSH_PORT:-2222}
+ListenAddress 127.0.0.1
+HostKey $S/host_key
+PidFile $S/sshd.pid
+AuthorizedKeysFile $S/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+CFG
+if ! { [ -f "$S/sshd.pid" ] && kill -0 "$(cat "$S/sshd.pid")" 2>/dev/null; }; then
+  /usr/sbin/sshd -t -f "$S/sshd_config"
+  /usr/sbin/sshd -f "$S/sshd_config" -E "$S/sshd.log"
+fi
+
+# --- dockerd without iptables or a bridge; containers use --network none/host.
+K=$D/docker; mkdir -p "$K/data" "$K/exec"
+if ! docker version >/dev/null 2>&1; then
+  nohup dockerd --data-root "$K/data" --exec-root "$K/exec" --pidfile "$K/dockerd.pid" \
+    -H unix:///var/run/docker.sock --storage-driver overlay2 \
+    --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
+    >"$K/dockerd.log" 2>&1 &
+  for _ in $(seq 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+docker version >/dev/null
+
+# --- a tiny local image (no registry here): busybox imported as spool-test/busybox
+if ! docker image inspect spool-test/busybox >/dev/null 2>&1; then
+  R=$D/rootfs; rm -rf "$R"; mkdir -p "$R/bin" "$R/tmp" "$R/etc" "$R/proc" "$R/sys" "$R/dev"
+  cp /bin/busybox "$R/bin/"
+  for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+  tar -C "$R" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - spool-test/busybox:latest >/dev/null
+fi
+
+cat <<OUT
+SPOOL_TEST_SSH_HOST=127.0.0.1
+SPOOL_TEST_SSH_PORT=${SPOOL_SSH_PORT:-2222}
+SPOOL_TEST_SSH_USER=spoolrunner
+SPOOL_TEST_SSH_KEY=$S/client_key
+SPOOL_TEST_DOCKER_IMAGE=spool-test/busybox:latest
+OUT

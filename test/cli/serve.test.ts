@@ -1,0 +1,41 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { spawnServe } from "../helpers/process.js";
+import { tempDir } from "../helpers/server.js";
+
+describe("spool serve", () => {
+  it("port 0 picks a free port, prints it with the token file, and SIGTERM stops cleanly keeping the data", async () => {
+    const home = tempDir();
+    const first = await spawnServe(["--port", "0", "--home", home]);
+    expect(first.url).toMatch(/^ws:\/\/127\.0\.0\.1:(\d+)\/$/);
+    expect(first.url).not.toMatch(/:0\/$/);
+    expect(first.output()).toContain(`token file: ${join(home, "token")}`);
+    expect(first.output()).toContain(`database:   ${join(home, "spool.db")}`);
+    const token = readFileSync(join(home, "token"), "utf8").trim();
+    const client = await SpoolClient.connect(first.url, { token });
+    await client.initialize("persist", { root: home });
+    await client.request("run/create", { alias: "kept" });
+    expect(await first.stop("SIGTERM")).toBe(0);
+    expect(first.output()).toContain("Spool stopped");
+
+    const second = await spawnServe(["--port", "0"], { SPOOL_HOME: home });
+    const again = await SpoolClient.connect(second.url, { token });
+    await again.initialize("persist");
+    expect((await again.request("run/get", { run: "kept" })).run.alias).toBe("kept");
+    again.close();
+    expect(await second.stop("SIGINT")).toBe(0);
+  });
+
+  it("SPOOL_HOST and SPOOL_PORT choose the address", async () => {
+    const home = tempDir();
+    const proc = await spawnServe([], { SPOOL_HOME: home, SPOOL_HOST: "127.0.0.2", SPOOL_PORT: "0" });
+    expect(proc.url).toMatch(/^ws:\/\/127\.0\.0\.2:\d+\/$/);
+    expect(await proc.stop()).toBe(0);
+  });
+
+  it("refuses a bad --port with a message and exit code 1", async () => {
+    await expect(spawnServe(["--port", "99999", "--home", tempDir()])).rejects.toThrow(/--port must be 0-65535/);
+  });
+});
