@@ -77,7 +77,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
   });
   plugins = new PluginHost(rpc, store, config, log);
   try {
-    const external = await Promise.all([...config.plugins, ...(options.plugins ?? [])].map((spec) => importPlugin(spec, config.home)));
+    const external = await Promise.all(config.plugins.map((spec) => importPlugin(spec, config.home)));
     await plugins.load([...builtinPlugins, ...external, ...(options.extraPlugins ?? [])]);
   } catch (error) {
     await store.close();

@@ -57,7 +57,7 @@ export class PluginHost {
     };
     for (const plugin of plugins) visit(plugin, []);
     for (const plugin of ordered) {
-      await plugin.setup(this.#appFor(plugin), plugin.options as never);
+      await plugin.setup(this.#appFor(plugin));
       this.#loaded.push(plugin.name);
     }
   }

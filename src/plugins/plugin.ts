@@ -40,19 +40,14 @@ export interface App {
   registry(): MethodRegistry;
 }
 
-export interface Plugin<Options = unknown> {
+export interface Plugin {
   readonly name: string;
   readonly dependencies: readonly string[];
-  readonly setup: (app: App, options: Options) => void | Promise<void>;
-  readonly options?: Options;
+  readonly setup: (app: App) => void | Promise<void>;
 }
 
 /** A plugin is a named setup function with declared dependencies. */
-export function definePlugin<Options = unknown>(def: {
-  name: string;
-  dependencies?: readonly string[];
-  setup: (app: App, options: Options) => void | Promise<void>;
-}): Plugin<Options> {
+export function definePlugin(def: { name: string; dependencies?: readonly string[]; setup: (app: App) => void | Promise<void> }): Plugin {
   if (!/^[a-z][a-z0-9-]*(\/[a-z0-9-]+)?$/.test(def.name)) {
     throw new Error(`Plugin name "${def.name}" must be lowercase letters, digits and dashes`);
   }

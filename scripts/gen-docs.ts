@@ -1,0 +1,29 @@
+// Regenerates the tables in SPEC.md and PLUGINS.md from the method schemas,
+// the error catalogue and the hook list. `--check` fails if they are stale.
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { createLogger } from "../src/logger.js";
+import { startServer } from "../src/server.js";
+import { docSections, regenerate } from "../src/docs/generate.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const check = process.argv.includes("--check");
+const home = mkdtempSync(join(tmpdir(), "spool-docs-"));
+const server = await startServer({ home, port: 0, env: {}, logger: createLogger("silent") });
+let stale = false;
+try {
+  for (const [file, sections] of Object.entries(docSections(server.rpc.registry))) {
+    const fresh = regenerate(join(root, file), sections, !check);
+    if (!fresh) {
+      stale = true;
+      console.log(check ? `${file} is out of date; run npm run docs` : `${file} updated`);
+    }
+  }
+} finally {
+  await server.stop();
+  rmSync(home, { recursive: true, force: true });
+}
+process.exitCode = check && stale ? 1 : 0;
