@@ -2,6 +2,10 @@ import { entriesPlugin } from "./entries/index.js";
 import type { Plugin } from "./plugin.js";
 import { runsPlugin } from "./runs/index.js";
 import { sessionPlugin } from "./session/index.js";
+import { proposalsPlugin } from "./proposals/index.js";
+import { shPlugin } from "./sh/index.js";
+import { envPlugin } from "./env/index.js";
+import { streamPlugin } from "./stream/index.js";
 
 /** The built-in features, each a plugin like any external one. */
-export const builtinPlugins: readonly Plugin[] = [sessionPlugin, runsPlugin, entriesPlugin];
+export const builtinPlugins: readonly Plugin[] = [sessionPlugin, runsPlugin, entriesPlugin, proposalsPlugin, shPlugin, envPlugin, streamPlugin];

@@ -1,0 +1,101 @@
+import { relative, resolve, isAbsolute } from "node:path";
+import { z } from "zod";
+import { SpoolError } from "../../rpc/errors.js";
+import { defineMethod } from "../../rpc/method.js";
+import { insertEntry } from "../../store/entries.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import type { App } from "../plugin.js";
+import { requireRun } from "../runs/run-view.js";
+import { RunAlias } from "../schemas.js";
+import type { ProducerRegistry } from "./producer.js";
+import { proposalNotice } from "./proposal-view.js";
+import { logPath, slugFromCommand } from "./slug.js";
+
+export const ProposalCreateParams = z.strictObject({
+  run: RunAlias,
+  tool: z.string().min(1).describe("A registered producer: sh, env, …"),
+  command: z.string().min(1).max(64 * 1024).describe("The shell command"),
+  cwd: z.string().min(1).max(4096).optional().describe("Working directory, relative to the project root (default: the root)"),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional().describe("Extra environment variables"),
+});
+
+const invalid = (path: string, message: string) =>
+  new SpoolError("INVALID_PARAMS", `Invalid params for proposal/create: ${message}`, { issues: [{ path, message }] });
+
+/** A cwd inside the project root, as a path relative to it ("" is the root). */
+function confineCwd(project: ProjectRef, cwd: string | undefined): string {
+  if (cwd === undefined) return "";
+  const target = resolve(project.root, cwd);
+  const rel = relative(project.root, target);
+  if (rel.startsWith("..") || isAbsolute(rel)) throw invalid("cwd", `"${cwd}" is outside the project root`);
+  return rel;
+}
+
+/** Creates a proposal (the log entry at 202) and tells every connection of the project. */
+export async function createProposal(
+  app: App,
+  registry: ProducerRegistry,
+  project: ProjectRef,
+  run: RunRow,
+  input: { tool: string; command: string; cwd?: string; env?: Record<string, string>; proposedBy: string },
+): Promise<EntryRow> {
+  const producer = registry.get(input.tool);
+  if (!producer) throw invalid("tool", `unknown tool "${input.tool}"; registered: ${registry.list().map((p) => p.tool).join(", ")}`);
+  const filtered = await app.applyFilter("proposal:create", {
+    tool: input.tool,
+    command: input.command,
+    cwd: confineCwd(project, input.cwd),
+    env: input.env ?? {},
+  });
+  const cwd = confineCwd(project, filtered.cwd ?? undefined);
+  const base = slugFromCommand(filtered.command);
+  const now = Date.now();
+  for (let n = 1; ; n++) {
+    const slug = n === 1 ? base : `${base}-${n}`;
+    try {
+      const row = await insertEntry(app.store.db, {
+        run_id: run.id,
+        path: logPath(run.turn, producer.tool, slug),
+        scheme: "log",
+        turn: run.turn,
+        status: 202,
+        attributes: JSON.stringify({
+          tool: producer.tool,
+          command: filtered.command,
+          cwd,
+          env: filtered.env,
+          slug,
+          readOnly: producer.readOnly,
+          proposedBy: input.proposedBy,
+        }),
+        created_at: now,
+        updated_at: now,
+      });
+      app.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, row));
+      await app.emit("entry:status", { projectId: project.id, run, entry: row, previous: null });
+      return row;
+    } catch (error) {
+      // The slug is taken in this turn: try the next suffix.
+      if (error instanceof Error && /UNIQUE constraint failed: entries\.run_id, entries\.path/.test(error.message)) continue;
+      throw error;
+    }
+  }
+}
+
+export function proposalCreateMethod(app: App, registry: ProducerRegistry) {
+  return defineMethod({
+    name: "proposal/create",
+    description: "Proposes a command for a run, exactly as the model would: the log entry is written at 202 and `run/proposal` goes to every connection of the project.",
+    params: ProposalCreateParams,
+    result: z.object({ path: z.string(), turn: z.number().int() }),
+    handler: async (params, ctx) => {
+      const run = await requireRun(app.store.db, ctx.project, params.run);
+      const row = await createProposal(app, registry, ctx.project, run, {
+        ...params,
+        proposedBy: ctx.connection.clientInfo?.name ?? `connection ${ctx.connection.id}`,
+      });
+      return { path: row.path, turn: row.turn };
+    },
+  });
+}

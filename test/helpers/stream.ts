@@ -1,0 +1,45 @@
+import type { SpoolClient } from "../../src/client/spool-client.js";
+
+/** Creates a run and an accepted `sh` proposal streamed by the accepting side; returns its paths. */
+export async function acceptedProducer(proposer: SpoolClient, acceptor: SpoolClient, run: string, command = "echo hello") {
+  await proposer.request("run/create", { alias: run }).catch(() => undefined);
+  const { path } = await proposer.request("proposal/create", { run, tool: "sh", command });
+  const resolved = await acceptor.request("run/resolve", { run, path, decision: "accept", runner: "self" });
+  return { path, resolved };
+}
+
+/**
+ * Collects `stream/data` and `stream/end` for one subscription. Notifications
+ * can arrive in the same socket read as the subscribe reply, before the caller
+ * knows the id, so everything is recorded and filtered when read.
+ */
+export function collect(client: SpoolClient, subscription: () => string | undefined, channels: number) {
+  const data: { subscription: string; channel: number; seq: number; data: Buffer }[] = [];
+  const allEnds: any[] = [];
+  let check = () => {};
+  const finished = new Promise<void>((resolve) => {
+    check = () => {
+      if (allEnds.filter((e) => e.subscription === subscription()).length === channels) resolve();
+    };
+  });
+  client.on("stream/data", (p) => {
+    data.push({ subscription: p.subscription, channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding) });
+  });
+  client.on("stream/end", (p) => {
+    allEnds.push(p);
+    check();
+  });
+  const mine = () => data.filter((c) => c.subscription === subscription());
+  return {
+    get chunks() {
+      return mine();
+    },
+    get ends() {
+      return allEnds.filter((e) => e.subscription === subscription());
+    },
+    finished: finished.then(() => undefined),
+    /** Call once the subscription id is known, in case every end already arrived. */
+    recheck: () => check(),
+    bytes: (channel: number) => Buffer.concat(mine().filter((c) => c.channel === channel).map((c) => c.data)),
+  };
+}
