@@ -43,3 +43,25 @@ export function collect(client: SpoolClient, subscription: () => string | undefi
     bytes: (channel: number) => Buffer.concat(mine().filter((c) => c.channel === channel).map((c) => c.data)),
   };
 }
+
+/** Streams `data` in `chunkSize` pieces with up to `window` calls in flight; returns the last seq. */
+export async function streamBuffer(
+  client: SpoolClient,
+  target: { run: string; path: string; channel: number },
+  data: Buffer,
+  options: { chunkSize?: number; window?: number; encoding?: "utf8" | "base64" } = {},
+): Promise<number> {
+  const size = options.chunkSize ?? 64 * 1024;
+  const encoding = options.encoding ?? "base64";
+  const inFlight = new Set<Promise<unknown>>();
+  let seq = 0;
+  for (let offset = 0; offset < data.length; offset += size) {
+    seq++;
+    const chunk = data.subarray(offset, offset + size).toString(encoding);
+    const call: Promise<unknown> = client.request("stream", { ...target, chunk, seq, encoding }).finally(() => inFlight.delete(call));
+    inFlight.add(call);
+    if (inFlight.size >= (options.window ?? 8)) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return seq;
+}

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../../src/client/spool-client.js";
+import { definePlugin } from "../../../src/plugins/plugin.js";
+import { STREAMS_SERVICE, type StreamsService } from "../../../src/plugins/stream/index.js";
+import { createMemoryTransportPair } from "../../../src/rpc/transport.js";
+import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
+import { acceptedProducer, collect } from "../../helpers/stream.js";
+
+describe("watchers", () => {
+  let ts: TestServer;
+  let streams!: StreamsService;
+  const probe = definePlugin({ name: "probe", dependencies: ["stream"], setup: (app) => void (streams = app.use<StreamsService>(STREAMS_SERVICE)) });
+
+  beforeAll(async () => {
+    ts = await startTestServer({ extraPlugins: [probe], limits: { maxWatcherBufferBytes: 64 * 1024 } });
+  });
+  afterAll(() => ts.stop());
+
+  it("a watcher that disconnects is removed, and the producer carries on", async () => {
+    const c = await ts.clientIn("gone");
+    const { path } = await acceptedProducer(c, c, "gone", "yes");
+    const w = await ts.clientIn("gone");
+    const { subscription } = await w.request("stream/subscribe", { run: "gone", path });
+    expect(streams.hub.get(subscription)).toBeDefined();
+    w.close();
+    await eventually(() => streams.hub.get(subscription) === undefined, 5_000, "subscription removal");
+    expect(await c.request("stream", { run: "gone", path, channel: 1, chunk: "y\n", seq: 1 })).toMatchObject({ seq: 1 });
+  });
+
+  it("a slow watcher is told it lagged and dropped, never slowing the producer; it resubscribes from its last seq", async () => {
+    const c = await ts.clientIn("slow");
+    const { path } = await acceptedProducer(c, c, "slow", "yes");
+    // A connection whose socket reports a full send buffer, as a stuck client's would.
+    const [serverSide, clientSide] = createMemoryTransportPair();
+    let backlog = 0;
+    ts.server.rpc.accept({ ...serverSide, bufferedAmount: () => backlog });
+    const slow = new SpoolClient(clientSide);
+    await slow.initialize("slow");
+    const lagged = slow.next("stream/lagged");
+    const { subscription } = await slow.request("stream/subscribe", { run: "slow", path });
+    await c.request("stream", { run: "slow", path, channel: 1, chunk: "1\n", seq: 1 });
+    await eventually(async () => (await slow.request("ping")) && true);
+    backlog = 10 * 1024 * 1024;
+    const started = Date.now();
+    for (let seq = 2; seq <= 50; seq++) await c.request("stream", { run: "slow", path, channel: 1, chunk: `${seq}\n`, seq });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const notice = await lagged;
+    expect(notice).toMatchObject({ subscription, run: "slow", path });
+    expect(notice.lastSeq["1"]).toBeGreaterThanOrEqual(1);
+    expect(streams.hub.get(subscription)).toBeUndefined();
+
+    backlog = 0;
+    let sub2: string | undefined;
+    const seen = collect(slow, () => sub2, 2);
+    sub2 = (await slow.request("stream/subscribe", { run: "slow", path, after: notice.lastSeq["1"] })).subscription;
+    seen.recheck();
+    await c.request("stream/completed", { run: "slow", path, exit_code: 0 });
+    await seen.finished;
+    expect(seen.chunks[0]!.seq).toBe(notice.lastSeq["1"] + 1);
+    expect(seen.chunks.at(-1)!.seq).toBe(50);
+  });
+});
+
+describe("restart", () => {
+  it("pending proposals survive; silent 102 channels end 499 interrupted after the grace; a producer that resumes keeps streaming", async () => {
+    const first = await startTestServer({ runnerGraceMs: 400 });
+    const home = first.home;
+    const c = await first.clientIn("restart");
+    await c.request("run/create", { alias: "r" });
+    const { path: pending } = await c.request("proposal/create", { run: "r", tool: "sh", command: "wait for me" });
+    const { path: silent } = await acceptedProducer(c, c, "r", "silent one");
+    const { path: resumes } = await acceptedProducer(c, c, "r", "resumes");
+    await c.request("stream", { run: "r", path: silent, channel: 1, chunk: "before\n", seq: 1 });
+    await c.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 });
+    await first.server.stop();
+
+    const second = await startTestServer({ home, runnerGraceMs: 400 });
+    try {
+      const late = await second.client();
+      const proposal = late.next("run/proposal", (p) => p.path === pending);
+      await late.initialize("restart");
+      expect(await proposal).toMatchObject({ run: "r", command: "wait for me" });
+      // The resuming producer retries seq 1 (acknowledged, not duplicated) and goes on.
+      expect(await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 })).toMatchObject({ duplicate: true });
+      await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 });
+      await eventually(async () => (await late.request("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" })).status === 499, 5_000);
+      const silentCh = await late.request("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" });
+      expect(silentCh).toMatchObject({ status: 499, body: "before\n", attributes: { reason: "interrupted" } });
+      const resumed = await late.request("entry/get", { run: "r", path: "sh://turn_1/resumes_1" });
+      expect(resumed).toMatchObject({ status: 102, body: "before\nafter\n" });
+      expect((await late.request("entry/get", { run: "r", path: pending })).status).toBe(202);
+    } finally {
+      await second.stop();
+    }
+  });
+});
