@@ -43,18 +43,23 @@ export async function serve(argv: string[]): Promise<number> {
     plugins: values.plugin,
     allowedOrigins: values["allow-origin"],
   });
-  process.stdout.write(
-    `Spool listening on ${server.url}\n` +
-      `  token file: ${server.config.tokenFile}\n` +
-      `  database:   ${server.config.dbFile}\n`,
-  );
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const shutdown = (signal: string) => {
+      // Stay subscribed: a repeated signal during shutdown must not fall back to the default (instant death).
+      if (stopping) return;
+      stopping = true;
       process.stdout.write(`Received ${signal}, shutting down\n`);
       void server.stop().then(resolve);
     };
-    process.once("SIGINT", () => shutdown("SIGINT"));
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    // Announce only once the handlers are installed: a client may signal us as soon as it reads this.
+    process.stdout.write(
+      `Spool listening on ${server.url}\n` +
+        `  token file: ${server.config.tokenFile}\n` +
+        `  database:   ${server.config.dbFile}\n`,
+    );
   });
   process.stdout.write("Spool stopped\n");
   return 0;

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import type { Store } from "./database.js";
 import type { ChunkRow, Database, EntryRow } from "./schema.js";
 
 export function countNewlines(data: Buffer): number {
@@ -13,52 +14,66 @@ export type AppendOutcome =
   | { kind: "closed"; status: number }
   | { kind: "gap"; expected: number };
 
+type AppendStatements = {
+  entry: import("better-sqlite3").Statement<[number], EntryRow>;
+  insert: import("better-sqlite3").Statement<[number, number, number, number, number, Buffer]>;
+  update: import("better-sqlite3").Statement<[number, number, number, number, number, number]>;
+  append: (entryId: number, data: Buffer, seq: number | undefined) => AppendOutcome;
+};
+const statements = new WeakMap<Store, AppendStatements>();
+
+function prepared(store: Store): AppendStatements {
+  let s = statements.get(store);
+  if (!s) {
+    s = {
+      append: () => {
+        throw new Error("not prepared");
+      },
+      entry: store.sqlite.prepare("SELECT * FROM entries WHERE id = ?"),
+      insert: store.sqlite.prepare(
+        "INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      update: store.sqlite.prepare(
+        "UPDATE entries SET bytes = ?, newlines = ?, ends_with_newline = ?, last_seq = ?, updated_at = ? WHERE id = ?",
+      ),
+    };
+    const st = s;
+    const lines = (e: EntryRow) => e.newlines + (e.bytes > 0 && !e.ends_with_newline ? 1 : 0);
+    const txn = store.sqlite.transaction((entryId: number, data: Buffer, seq: number | undefined): AppendOutcome => {
+      const entry = st.entry.get(entryId);
+      if (!entry) throw new Error(`entry ${entryId} vanished`);
+      if (seq !== undefined && seq <= entry.last_seq) return { kind: "duplicate", seq, bytes: entry.bytes, lines: lines(entry), entry };
+      if (entry.status !== 102) return { kind: "closed", status: entry.status };
+      const next = entry.last_seq + 1;
+      if (seq !== undefined && seq !== next) return { kind: "gap", expected: next };
+      const newlines = countNewlines(data);
+      st.insert.run(entryId, next, entry.bytes, entry.newlines, newlines, data);
+      const updated: EntryRow = {
+        ...entry,
+        bytes: entry.bytes + data.length,
+        newlines: entry.newlines + newlines,
+        ends_with_newline: data.length > 0 ? Number(data[data.length - 1] === 10) : entry.ends_with_newline,
+        last_seq: next,
+        updated_at: Date.now(),
+      };
+      st.update.run(updated.bytes, updated.newlines, updated.ends_with_newline, next, updated.updated_at, entryId);
+      return { kind: "appended", seq: next, bytes: updated.bytes, lines: lines(updated), entry: updated };
+    });
+    s.append = (entryId, data, seq) => txn.immediate(entryId, data, seq);
+    statements.set(store, s);
+  }
+  return s;
+}
+
 /**
  * Appends one chunk to a streamed entry: one INSERT and one UPDATE of the
- * counters, whatever the entry already holds. `seq` numbers the entry's
- * chunks from 1; a repeated one is acknowledged without writing.
+ * counters in one transaction, whatever the entry already holds. `seq`
+ * numbers the entry's chunks from 1; a repeated one is acknowledged without
+ * writing. This is the hot path, so it uses prepared statements on the
+ * SQLite handle directly (synchronous, so nothing interleaves with it).
  */
-export async function appendChunk(
-  db: Kysely<Database>,
-  entryId: number,
-  data: Buffer,
-  seq: number | undefined,
-): Promise<AppendOutcome> {
-  return db.transaction().execute(async (trx) => {
-    const entry = await trx.selectFrom("entries").selectAll().where("id", "=", entryId).executeTakeFirstOrThrow();
-    const lines = (e: EntryRow) => e.newlines + (e.bytes > 0 && !e.ends_with_newline ? 1 : 0);
-    if (seq !== undefined && seq <= entry.last_seq) {
-      return { kind: "duplicate", seq, bytes: entry.bytes, lines: lines(entry), entry } as const;
-    }
-    if (entry.status !== 102) return { kind: "closed", status: entry.status } as const;
-    const next = entry.last_seq + 1;
-    if (seq !== undefined && seq !== next) return { kind: "gap", expected: next } as const;
-    const newlines = countNewlines(data);
-    await trx
-      .insertInto("chunks")
-      .values({ entry_id: entryId, seq: next, byte_offset: entry.bytes, line_offset: entry.newlines, newlines, data })
-      .execute();
-    const updated = {
-      ...entry,
-      bytes: entry.bytes + data.length,
-      newlines: entry.newlines + newlines,
-      ends_with_newline: data.length > 0 ? Number(data[data.length - 1] === 10) : entry.ends_with_newline,
-      last_seq: next,
-      updated_at: Date.now(),
-    };
-    await trx
-      .updateTable("entries")
-      .set({
-        bytes: updated.bytes,
-        newlines: updated.newlines,
-        ends_with_newline: updated.ends_with_newline,
-        last_seq: next,
-        updated_at: updated.updated_at,
-      })
-      .where("id", "=", entryId)
-      .execute();
-    return { kind: "appended", seq: next, bytes: updated.bytes, lines: lines(updated), entry: updated } as const;
-  });
+export async function appendChunk(store: Store, entryId: number, data: Buffer, seq: number | undefined): Promise<AppendOutcome> {
+  return prepared(store).append(entryId, data, seq);
 }
 
 /** Chunks with seq in (after, after + limit], in order. */

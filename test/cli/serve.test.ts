@@ -32,7 +32,8 @@ describe("spool serve", () => {
     const home = tempDir();
     const proc = await spawnServe([], { SPOOL_HOME: home, SPOOL_HOST: "127.0.0.2", SPOOL_PORT: "0" });
     expect(proc.url).toMatch(/^ws:\/\/127\.0\.0\.2:\d+\/$/);
-    expect(await proc.stop()).toBe(0);
+    const code = await proc.stop();
+    expect(code, proc.output() + " signal=" + proc.child.signalCode).toBe(0);
   });
 
   it("refuses a bad --port with a message and exit code 1", async () => {

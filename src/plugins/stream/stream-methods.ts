@@ -63,7 +63,7 @@ export function streamMethod(app: App, hub: WatcherHub, touch: StreamTouch) {
         target = { entryId: channel.id, producerId: log.id };
         cache.set(key, target);
       }
-      const outcome = await appendChunk(app.store.db, target.entryId, data, params.seq);
+      const outcome = await appendChunk(app.store, target.entryId, data, params.seq);
       switch (outcome.kind) {
         case "closed":
           throw new SpoolError("STREAM_CLOSED", `Channel ${params.channel} of "${params.path}" has finished (status ${outcome.status})`, { status: outcome.status });

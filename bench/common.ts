@@ -1,0 +1,49 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SpoolClient } from "../src/client/spool-client.js";
+
+export function machine(): string {
+  const cpu = cpus();
+  return `${cpu[0]?.model ?? "unknown cpu"} × ${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Starts `spool serve` as its own process on a free port with a fresh home. */
+export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
+  const home = mkdtempSync(join(tmpdir(), "spool-bench-"));
+  const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
+  const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--home", home], {
+    env: { ...process.env, SPOOL_LOG: "warn", ...extraEnv },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /Spool listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  const token = readFileSync(join(home, "token"), "utf8").trim();
+  return {
+    url,
+    token,
+    home,
+    pid: child.pid!,
+    connect: () => SpoolClient.connect(url, { token }),
+    async stop() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
