@@ -8,7 +8,6 @@ import { createLogger, type Logger } from "./logger.js";
 import { builtinPlugins } from "./plugins/builtin.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
-import type { ServerConnection } from "./rpc/connection.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { openStore, type Store } from "./store/database.js";
@@ -141,4 +140,3 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
   };
 }
 
-export type { ServerConnection };

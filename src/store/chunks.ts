@@ -1,4 +1,5 @@
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
+import { lineCount } from "./entries.js";
 import type { Store } from "./database.js";
 import type { ChunkRow, Database, EntryRow } from "./schema.js";
 
@@ -14,66 +15,54 @@ export type AppendOutcome =
   | { kind: "closed"; status: number }
   | { kind: "gap"; expected: number };
 
-type AppendStatements = {
-  entry: import("better-sqlite3").Statement<[number], EntryRow>;
-  insert: import("better-sqlite3").Statement<[number, number, number, number, number, Buffer]>;
-  update: import("better-sqlite3").Statement<[number, number, number, number, number, number]>;
-  append: (entryId: number, data: Buffer, seq: number | undefined) => AppendOutcome;
-};
-const statements = new WeakMap<Store, AppendStatements>();
+type Append = (entryId: number, data: Buffer, seq: number | undefined) => AppendOutcome;
+const appenders = new WeakMap<Store, Append>();
 
-function prepared(store: Store): AppendStatements {
-  let s = statements.get(store);
-  if (!s) {
-    s = {
-      append: () => {
-        throw new Error("not prepared");
-      },
-      entry: store.sqlite.prepare("SELECT * FROM entries WHERE id = ?"),
-      insert: store.sqlite.prepare(
-        "INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) VALUES (?, ?, ?, ?, ?, ?)",
-      ),
-      update: store.sqlite.prepare(
-        "UPDATE entries SET bytes = ?, newlines = ?, ends_with_newline = ?, last_seq = ?, updated_at = ? WHERE id = ?",
-      ),
+/** Builds the append transaction once per store, over prepared statements. */
+function appenderFor(store: Store): Append {
+  const cached = appenders.get(store);
+  if (cached) return cached;
+  const select = store.sqlite.prepare<[number], EntryRow>("SELECT * FROM entries WHERE id = ?");
+  const insert = store.sqlite.prepare<[number, number, number, number, number, Buffer]>(
+    "INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) VALUES (?, ?, ?, ?, ?, ?)",
+  );
+  const update = store.sqlite.prepare<[number, number, number, number, number, number]>(
+    "UPDATE entries SET bytes = ?, newlines = ?, ends_with_newline = ?, last_seq = ?, updated_at = ? WHERE id = ?",
+  );
+  const txn = store.sqlite.transaction((entryId: number, data: Buffer, seq: number | undefined): AppendOutcome => {
+    const entry = select.get(entryId);
+    if (!entry) throw new Error(`entry ${entryId} vanished`);
+    if (seq !== undefined && seq <= entry.last_seq) return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
+    if (entry.status !== 102) return { kind: "closed", status: entry.status };
+    const next = entry.last_seq + 1;
+    if (seq !== undefined && seq !== next) return { kind: "gap", expected: next };
+    const newlines = countNewlines(data);
+    insert.run(entryId, next, entry.bytes, entry.newlines, newlines, data);
+    const updated: EntryRow = {
+      ...entry,
+      bytes: entry.bytes + data.length,
+      newlines: entry.newlines + newlines,
+      ends_with_newline: data.length > 0 ? Number(data[data.length - 1] === 10) : entry.ends_with_newline,
+      last_seq: next,
+      updated_at: Date.now(),
     };
-    const st = s;
-    const lines = (e: EntryRow) => e.newlines + (e.bytes > 0 && !e.ends_with_newline ? 1 : 0);
-    const txn = store.sqlite.transaction((entryId: number, data: Buffer, seq: number | undefined): AppendOutcome => {
-      const entry = st.entry.get(entryId);
-      if (!entry) throw new Error(`entry ${entryId} vanished`);
-      if (seq !== undefined && seq <= entry.last_seq) return { kind: "duplicate", seq, bytes: entry.bytes, lines: lines(entry), entry };
-      if (entry.status !== 102) return { kind: "closed", status: entry.status };
-      const next = entry.last_seq + 1;
-      if (seq !== undefined && seq !== next) return { kind: "gap", expected: next };
-      const newlines = countNewlines(data);
-      st.insert.run(entryId, next, entry.bytes, entry.newlines, newlines, data);
-      const updated: EntryRow = {
-        ...entry,
-        bytes: entry.bytes + data.length,
-        newlines: entry.newlines + newlines,
-        ends_with_newline: data.length > 0 ? Number(data[data.length - 1] === 10) : entry.ends_with_newline,
-        last_seq: next,
-        updated_at: Date.now(),
-      };
-      st.update.run(updated.bytes, updated.newlines, updated.ends_with_newline, next, updated.updated_at, entryId);
-      return { kind: "appended", seq: next, bytes: updated.bytes, lines: lines(updated), entry: updated };
-    });
-    s.append = (entryId, data, seq) => txn.immediate(entryId, data, seq);
-    statements.set(store, s);
-  }
-  return s;
+    update.run(updated.bytes, updated.newlines, updated.ends_with_newline, next, updated.updated_at, entryId);
+    return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
+  });
+  const append: Append = (entryId, data, seq) => txn.immediate(entryId, data, seq);
+  appenders.set(store, append);
+  return append;
 }
 
 /**
  * Appends one chunk to a streamed entry: one INSERT and one UPDATE of the
  * counters in one transaction, whatever the entry already holds. `seq`
  * numbers the entry's chunks from 1; a repeated one is acknowledged without
- * writing. This is the hot path, so it uses prepared statements on the
- * SQLite handle directly (synchronous, so nothing interleaves with it).
+ * writing. This is the hot path, so it runs synchronously on prepared
+ * statements: nothing can interleave with it.
  */
 export async function appendChunk(store: Store, entryId: number, data: Buffer, seq: number | undefined): Promise<AppendOutcome> {
-  return prepared(store).append(entryId, data, seq);
+  return appenderFor(store)(entryId, data, seq);
 }
 
 /** Chunks with seq in (after, after + limit], in order. */
@@ -177,14 +166,4 @@ export async function readLines(
   const data = Buffer.concat(parts, size);
   const partial = data.length > 0 && data[data.length - 1] !== 10 ? 1 : 0;
   return { data, lines: countNewlines(data) + partial, truncated };
-}
-
-/** Total bytes of chunks stored for an entry (used by integrity checks and tests). */
-export async function storedBytes(db: Kysely<Database>, entryId: number): Promise<number> {
-  const row = await db
-    .selectFrom("chunks")
-    .select(sql<number>`coalesce(sum(length(data)), 0)`.as("n"))
-    .where("entry_id", "=", entryId)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }

@@ -68,16 +68,3 @@ export async function listOpenProducerIds(db: Kysely<Database>): Promise<number[
     .execute();
   return rows.map((r) => r.producer_id!);
 }
-
-/** True when some entry of the run already has a path starting with `prefix`. */
-export async function pathPrefixTaken(db: Kysely<Database>, runId: number, prefix: string): Promise<boolean> {
-  const row = await db
-    .selectFrom("entries")
-    .select("id")
-    .where("run_id", "=", runId)
-    .where("path", ">=", prefix)
-    .where("path", "<", `${prefix}\u{10FFFF}`)
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}

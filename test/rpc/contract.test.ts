@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { SpoolClient } from "../../src/client/spool-client.js";
 import { definePlugin } from "../../src/plugins/plugin.js";
 import { defineMethod } from "../../src/rpc/method.js";
 import { normalize, outcome } from "../helpers/normalize.js";
@@ -255,7 +254,7 @@ describe("contract suite: in-process and WebSocket transports agree", () => {
 
   for (const scenario of scenarios) {
     it(scenario.name, async () => {
-      // Each scenario gets fresh servers' worth of state by using its own projects on both sides alike.
+      // Both servers see the same scenarios in the same order, so their state (ids included) stays identical.
       const memory = await scenario.run(servers.memory!, "memory");
       const websocket = await scenario.run(servers.websocket!, "websocket");
       expect(websocket).toEqual(memory);
@@ -264,4 +263,3 @@ describe("contract suite: in-process and WebSocket transports agree", () => {
   }
 });
 
-export type { SpoolClient };

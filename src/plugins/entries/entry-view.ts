@@ -1,4 +1,5 @@
 import type { EntryRow } from "../../store/schema.js";
+import { countNewlines } from "../../store/chunks.js";
 import { lineCount, parseAttributes } from "../../store/entries.js";
 import type { EntrySummaryOut } from "../schemas.js";
 
@@ -28,9 +29,7 @@ export function entrySummary(row: EntryRow): EntrySummaryOut {
 
 export function countLines(data: Buffer): number {
   if (data.length === 0) return 0;
-  let n = 0;
-  for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) n++;
-  return n + (data[data.length - 1] === 10 ? 0 : 1);
+  return countNewlines(data) + (data[data.length - 1] === 10 ? 0 : 1);
 }
 
 /** `count` lines from 0-based `start` of an in-memory body. */

@@ -8,6 +8,9 @@ import { WatcherHub } from "./watchers.js";
 
 export const STREAMS_SERVICE = "streams";
 
+/** Fields every per-channel watcher notification carries. */
+const WatchedChannel = z.object({ subscription: z.string(), run: z.string(), path: z.string(), channel: z.number().int() });
+
 /** What other plugins (runners, the agent loop) use to finish producers and watch channels. */
 export interface StreamsService {
   hub: WatcherHub;
@@ -36,11 +39,7 @@ export const streamPlugin = definePlugin({
       name: "stream/data",
       description: "A chunk of a watched channel, in seq order, replayed or live.",
       direction: "server",
-      params: z.object({
-        subscription: z.string(),
-        run: z.string(),
-        path: z.string(),
-        channel: z.number().int(),
+      params: WatchedChannel.extend({
         seq: z.number().int(),
         chunk: z.string(),
         encoding: z.enum(["utf8", "base64"]),
@@ -50,11 +49,7 @@ export const streamPlugin = definePlugin({
       name: "stream/end",
       description: "A watched channel finished; `lastSeq` is the last chunk sent. The subscription ends with its last channel.",
       direction: "server",
-      params: z.object({
-        subscription: z.string(),
-        run: z.string(),
-        path: z.string(),
-        channel: z.number().int(),
+      params: WatchedChannel.extend({
         lastSeq: z.number().int(),
         status: z.number().int(),
         exit_code: z.number().int().nullable().optional(),
