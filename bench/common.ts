@@ -19,7 +19,7 @@ export function percentile(sorted: number[], p: number): number {
 export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
   const home = mkdtempSync(join(tmpdir(), "spool-bench-"));
   const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
-  const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--home", home], {
+  const child = spawn(process.execPath, [...(process.env.SPOOL_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), bin, "serve", "--port", "0", "--home", home], {
     env: { ...process.env, SPOOL_LOG: "warn", ...extraEnv },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -1,4 +1,5 @@
 import WebSocket from "ws";
+import { isLoopback } from "../auth.js";
 import type { Transport } from "../rpc/transport.js";
 
 export interface WebSocketOptions {
@@ -27,6 +28,10 @@ export function connectWebSocket(url: string, options: WebSocketOptions): Promis
     headers: options.tokenInQuery ? {} : { Authorization: `Bearer ${options.token}` },
     ...(options.origin ? { origin: options.origin } : {}),
     maxPayload: options.maxPayload ?? 256 * 1024 * 1024,
+    // Frame masking protects HTTP intermediaries from script-controlled bytes; a loopback
+    // connection has none, so it sends a zero mask, which both ends of ws skip (no XOR pass over
+    // every byte of every chunk).
+    ...(isLoopback(target.hostname.replace(/^\[|\]$/g, "")) ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
   });
   return new Promise((resolve, reject) => {
     socket.once("unexpected-response", (_req, res) => {
