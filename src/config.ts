@@ -27,6 +27,10 @@ export const ConfigFileSchema = z.strictObject({
   plugins: z.array(z.string()).optional(),
   limits: LimitsSchema.partial().optional(),
   runnerGraceMs: z.number().int().nonnegative().optional(),
+  /** Run accepted commands on the embedded local runner when no attached runner takes them. */
+  localRunner: z.boolean().optional(),
+  /** Kill an accepted command after this many milliseconds; 0 = no limit. */
+  commandTimeoutMs: z.number().int().nonnegative().optional(),
 });
 
 export type Limits = z.output<typeof LimitsSchema>;
@@ -44,6 +48,10 @@ export interface SpoolConfig {
   runnerGraceMs: number;
   /** Root of a project created by `initialize` without one: the server's working directory. */
   defaultRoot: string;
+  /** Whether `spool serve` embeds the local runner named "local". */
+  localRunner: boolean;
+  /** Default time limit of an accepted command; 0 = none. */
+  commandTimeoutMs: number;
 }
 
 export interface ConfigOverrides {
@@ -54,6 +62,8 @@ export interface ConfigOverrides {
   plugins?: string[];
   limits?: Partial<Limits>;
   runnerGraceMs?: number;
+  localRunner?: boolean;
+  commandTimeoutMs?: number;
 }
 
 function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -62,6 +72,14 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
   return value;
+}
+
+function envSwitch(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+  const raw = env[name]?.toLowerCase();
+  if (raw === undefined || raw === "") return undefined;
+  if (["on", "1", "true", "yes"].includes(raw)) return true;
+  if (["off", "0", "false", "no"].includes(raw)) return false;
+  throw new Error(`${name} must be on or off, got "${env[name]}"`);
 }
 
 /** Defaults < $SPOOL_HOME/config.json < environment < explicit overrides (flags). */
@@ -91,5 +109,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     limits: LimitsSchema.parse({ ...file.limits, ...overrides.limits }),
     runnerGraceMs: overrides.runnerGraceMs ?? envNumber(env, "SPOOL_RUNNER_GRACE_MS") ?? file.runnerGraceMs ?? 30_000,
     defaultRoot: process.cwd(),
+    localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
+    commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
   };
 }

@@ -11,6 +11,7 @@ Options:
   --port PORT       port to listen on; 0 picks a free one       [$SPOOL_PORT, 7420]
   --plugin SPEC     load an external plugin (path or package); repeatable
   --allow-origin O  allow a browser Origin; repeatable          [$SPOOL_ALLOWED_ORIGINS]
+  --no-local-runner do not embed the local runner "local"       [$SPOOL_LOCAL_RUNNER=off]
   -h, --help        show this help
 `;
 
@@ -23,6 +24,7 @@ export async function serve(argv: string[]): Promise<number> {
       port: { type: "string" },
       plugin: { type: "string", multiple: true },
       "allow-origin": { type: "string", multiple: true },
+      "no-local-runner": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -42,6 +44,7 @@ export async function serve(argv: string[]): Promise<number> {
     port,
     plugins: values.plugin,
     allowedOrigins: values["allow-origin"],
+    ...(values["no-local-runner"] ? { localRunner: false } : {}),
   });
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -30,8 +30,12 @@ export function methodTable(registry: MethodRegistry): string {
 export function notificationTable(registry: MethodRegistry): string {
   const rows = [...registry.notifications.values()]
     .sort((a, b) => a.name.localeCompare(b.name))
-    .map((n) => `| \`${n.name}\` | ${n.direction === "server" ? "server → client" : "client → server"} | ${fieldList(n.params)} | ${cell(n.description)} |`);
-  return ["| notification | direction | params | description |", "|---|---|---|---|", ...rows].join("\n");
+    .map((n) => {
+      const direction = n.direction === "server" ? "server → client" : "client → server";
+      const reply = n.reply ? `request; the client replies ${fieldList(n.reply)}` : "notification";
+      return `| \`${n.name}\` | ${direction} | ${reply} | ${fieldList(n.params)} | ${cell(n.description)} |`;
+    });
+  return ["| message | direction | kind | params | description |", "|---|---|---|---|---|", ...rows].join("\n");
 }
 
 export function errorTable(): string {

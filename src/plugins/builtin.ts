@@ -6,6 +6,7 @@ import { proposalsPlugin } from "./proposals/index.js";
 import { shPlugin } from "./sh/index.js";
 import { envPlugin } from "./env/index.js";
 import { streamPlugin } from "./stream/index.js";
+import { runnersPlugin } from "./runners/index.js";
 
 /** The built-in features, each a plugin like any external one. */
-export const builtinPlugins: readonly Plugin[] = [sessionPlugin, runsPlugin, entriesPlugin, proposalsPlugin, shPlugin, envPlugin, streamPlugin];
+export const builtinPlugins: readonly Plugin[] = [sessionPlugin, runsPlugin, entriesPlugin, proposalsPlugin, shPlugin, envPlugin, streamPlugin, runnersPlugin];

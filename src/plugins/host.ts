@@ -3,6 +3,7 @@ import { pathToFileURL } from "node:url";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RpcHost } from "../rpc/rpc-host.js";
+import { createMemoryTransportPair } from "../rpc/transport.js";
 import type { Store } from "../store/database.js";
 import { FILTER_NAMES, HOOK_NAMES, type FilterName, type FilterValues, type HookName, type HookPayloads } from "./hooks.js";
 import { isPlugin, type App, type Plugin, type SchemeDefinition } from "./plugin.js";
@@ -151,6 +152,11 @@ export class PluginHost {
       applyFilter: (name, value) => this.applyFilter(name, value),
       notifyProject: (projectId, method, params) => this.rpc.notifyProject(projectId, method, params),
       connections: () => this.rpc.connections,
+      connectInProcess: () => {
+        const [serverSide, clientSide] = createMemoryTransportPair();
+        const connection = this.rpc.accept(serverSide);
+        return { transport: clientSide, connectionId: connection.id };
+      },
       schemes: () => this.#schemes,
       registry: () => this.rpc.registry,
     };

@@ -1,3 +1,4 @@
+import type { Transport } from "../rpc/transport.js";
 import type { z } from "zod";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
@@ -35,6 +36,8 @@ export interface App {
   applyFilter<F extends FilterName>(name: F, value: FilterValues[F]): Promise<FilterValues[F]>;
   notifyProject(projectId: number, method: string, params: unknown): void;
   connections(): Iterable<ServerConnection>;
+  /** Opens a client connection to this server inside the process (what the embedded runner uses). */
+  connectInProcess(): { transport: Transport; connectionId: string };
   schemes(): ReadonlyMap<string, SchemeDefinition & { plugin: string }>;
   /** Every registered method and notification (for discovery and docs). */
   registry(): MethodRegistry;

@@ -41,6 +41,7 @@ export function buildOpenRpcDocument(registry: MethodRegistry, info: { title: st
       description: def.description,
       direction: def.direction,
       params: contentDescriptors(def.params),
+      ...(def.reply ? { "x-reply": jsonSchema(def.reply, "output") } : {}),
       "x-plugin": def.plugin,
     }));
   const errors = Object.entries(ERRORS).map(([name, e]) => ({ code: e.code, message: name, data: { code: name }, description: e.summary }));

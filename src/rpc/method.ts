@@ -26,6 +26,8 @@ export interface NotificationDefinition<P extends z.ZodType = z.ZodType> {
   params: P;
   /** `server` notifications go server → client; `client` ones are sent by clients. */
   direction: "server" | "client";
+  /** Set for a server → client *request*: the reply the client must send. */
+  reply?: z.ZodType;
 }
 
 /** One definition per RPC method: the schema drives validation, types and discovery. */

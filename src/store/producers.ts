@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Kysely } from "kysely";
 import type { Attributes } from "./entries.js";
 import type { Database, EntryRow } from "./schema.js";
@@ -98,4 +99,33 @@ export async function finishProducer(
       .execute();
     return { changed: true, channels };
   });
+}
+
+/** Open producers (log 200 with a channel still at 102) of a project assigned to `runner`. */
+export async function listRunnerProducers(
+  db: Kysely<Database>,
+  projectId: number,
+  runner: string,
+): Promise<{ id: number; path: string; alias: string }[]> {
+  return db
+    .selectFrom("entries as log")
+    .innerJoin("runs", "runs.id", "log.run_id")
+    .select(["log.id as id", "log.path as path", "runs.alias as alias"])
+    .where("runs.project_id", "=", projectId)
+    .where("log.scheme", "=", "log")
+    .where("log.status", "=", 200)
+    .where(sql<string>`json_extract(log.attributes, '$.runner')`, "=", runner)
+    .where(({ exists, selectFrom }) =>
+      exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", 102)),
+    )
+    .execute();
+}
+
+/** Merges one attribute into an entry without rewriting the others (safe against concurrent writers). */
+export async function setAttribute(db: Kysely<Database>, id: number, key: string, value: unknown): Promise<void> {
+  await db
+    .updateTable("entries")
+    .set({ attributes: sql<string>`json_set(attributes, ${"$." + key}, json(${JSON.stringify(value)}))` })
+    .where("id", "=", id)
+    .execute();
 }

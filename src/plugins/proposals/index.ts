@@ -4,13 +4,13 @@ import { definePlugin } from "../plugin.js";
 import { PRODUCERS_SERVICE, ProducerRegistry } from "./producer.js";
 import { proposalCreateMethod } from "./proposal-create.js";
 import { proposalNotice, ProposalNotice } from "./proposal-view.js";
-import { ResolvedChannel, runResolveMethod, selfOnly, type RunnerSelector } from "./run-resolve.js";
+import { ResolvedChannel, runResolveMethod, selfOnly, type RunnerDispatch } from "./run-resolve.js";
 
 export const RUNNER_SELECTOR_SERVICE = "runner-selector";
 
-/** Holds the runner selector so a runner plugin can install a better one during its setup. */
+/** Holds the runner dispatch so a runner plugin can install the real one during its setup. */
 export class RunnerSelectorSlot {
-  current: RunnerSelector = selfOnly;
+  current: RunnerDispatch = selfOnly;
 }
 
 /** Proposals: the producer registry, proposal/create, run/resolve, and re-sending pending proposals. */

@@ -18,6 +18,7 @@ export const ProposalCreateParams = z.strictObject({
   command: z.string().min(1).max(64 * 1024).describe("The shell command"),
   cwd: z.string().min(1).max(4096).optional().describe("Working directory, relative to the project root (default: the root)"),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional().describe("Extra environment variables"),
+  timeout_ms: z.number().int().min(1).max(7 * 24 * 3600 * 1000).optional().describe("Kill the command after this long (default: the server's commandTimeoutMs)"),
 });
 
 const invalid = (path: string, message: string) =>
@@ -38,7 +39,7 @@ export async function createProposal(
   registry: ProducerRegistry,
   project: ProjectRef,
   run: RunRow,
-  input: { tool: string; command: string; cwd?: string; env?: Record<string, string>; proposedBy: string },
+  input: { tool: string; command: string; cwd?: string; env?: Record<string, string>; timeout_ms?: number; proposedBy: string },
 ): Promise<EntryRow> {
   const producer = registry.get(input.tool);
   if (!producer) throw invalid("tool", `unknown tool "${input.tool}"; registered: ${registry.list().map((p) => p.tool).join(", ")}`);
@@ -65,6 +66,7 @@ export async function createProposal(
           command: filtered.command,
           cwd,
           env: filtered.env,
+          ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
           slug,
           readOnly: producer.readOnly,
           proposedBy: input.proposedBy,

@@ -1,7 +1,9 @@
 import { z } from "zod";
 import { conflict, notFound, SpoolError } from "../../rpc/errors.js";
 import { defineMethod } from "../../rpc/method.js";
-import { findEntry, parseAttributes } from "../../store/entries.js";
+import { findEntry, parseAttributes, type Attributes } from "../../store/entries.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
 import { acceptProposal, rejectProposal } from "../../store/producers.js";
 import type { App } from "../plugin.js";
 import { requireRun } from "../runs/run-view.js";
@@ -26,24 +28,45 @@ export const RunResolveParams = z.strictObject({
   runner: z.string().min(1).max(200).optional().describe('Runner to execute it; "self" = the accepting client streams the output itself'),
 });
 
-/**
- * Chooses who executes an accepted proposal. Until runner plugins replace it,
- * only "self" exists: the accepting side streams the output itself.
- */
-export type RunnerSelector = (projectId: number, requested: string | undefined) => string;
+/** An accepted proposal on its way to a runner. */
+export interface AcceptedWork {
+  project: ProjectRef;
+  run: RunRow;
+  log: EntryRow;
+  runner: string;
+  attributes: Attributes;
+  channels: { channel: number; name: string; path: string }[];
+}
 
-export const selfOnly: RunnerSelector = (_projectId, requested) => {
-  if (requested === "self") return "self";
-  throw new SpoolError(
-    "NO_RUNNER",
-    requested === undefined
-      ? 'No runner is attached to execute this proposal; accept with runner "self" to stream the output yourself'
-      : `No runner named "${requested}"; accept with runner "self" to stream the output yourself`,
-    requested === undefined ? {} : { runner: requested },
-  );
+/**
+ * Chooses who executes an accepted proposal and hands the work over. The
+ * proposals plugin only knows "self" (the accepting side streams the output
+ * itself); the runners plugin installs the real one.
+ */
+export interface RunnerDispatch {
+  /** The runner's name, or "self"; throws NO_RUNNER when there is none. Called before anything is written. */
+  select(project: ProjectRef, requested: string | undefined): string | Promise<string>;
+  /** Hands accepted work to the selected runner (not called for "self"). */
+  dispatch(work: AcceptedWork): void;
+}
+
+export const selfOnly: RunnerDispatch = {
+  select(_project, requested) {
+    if (requested === "self") return "self";
+    throw new SpoolError(
+      "NO_RUNNER",
+      requested === undefined
+        ? 'No runner is attached to execute this proposal; accept with runner "self" to stream the output yourself'
+        : `No runner named "${requested}"; accept with runner "self" to stream the output yourself`,
+      requested === undefined ? {} : { runner: requested },
+    );
+  },
+  dispatch() {
+    throw new Error("selfOnly dispatches nothing");
+  },
 };
 
-export function runResolveMethod(app: App, registry: ProducerRegistry, selectRunner: () => RunnerSelector) {
+export function runResolveMethod(app: App, registry: ProducerRegistry, runners: () => RunnerDispatch) {
   return defineMethod({
     name: "run/resolve",
     description: "Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102; reject sets the log entry to 403.",
@@ -68,7 +91,7 @@ export function runResolveMethod(app: App, registry: ProducerRegistry, selectRun
       const tool = String(attributes.tool);
       const producer = registry.get(tool);
       if (!producer) throw new SpoolError("UNSUPPORTED", `The "${tool}" producer is no longer loaded`);
-      const runner = selectRunner()(ctx.project.id, params.runner);
+      const runner = await runners().select(ctx.project, params.runner);
       const slug = String(attributes.slug);
       const plan = Object.entries(producer.channels).map(([n, name]) => ({
         channel: Number(n),
@@ -86,6 +109,9 @@ export function runResolveMethod(app: App, registry: ProducerRegistry, selectRun
       };
       app.notifyProject(ctx.project.id, "run/resolved", { run: run.alias, ...result, decision: "accept" });
       await app.emit("entry:status", { projectId: ctx.project.id, run, entry: { ...log, status: 200 }, previous: 202 });
+      if (runner !== "self") {
+        runners().dispatch({ project: ctx.project, run, log: { ...log, status: 200 }, runner, attributes: next, channels: result.channels });
+      }
       return result;
     },
   });

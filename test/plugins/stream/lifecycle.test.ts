@@ -5,7 +5,8 @@ import { acceptedProducer, collect } from "../../helpers/stream.js";
 describe("a producer's lifecycle across four WebSocket clients", () => {
   let ts: TestServer;
   beforeAll(async () => {
-    ts = await startTestServer();
+    // No embedded runner: every accept here names "self", and NO_RUNNER is one of the cases.
+    ts = await startTestServer({ localRunner: false });
   });
   afterAll(() => ts.stop());
 
@@ -92,7 +93,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     await expect(a.request("stream", { run: "r2", path, channel: 1, chunk: "x" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
   });
 
-  it("accept without a runner is NO_RUNNER and leaves the proposal pending", async () => {
+  it("accept with no runner attached and the embedded one off is NO_RUNNER and leaves the proposal pending", async () => {
     const a = await ts.clientIn("life");
     await a.request("run/create", { alias: "r3" });
     const { path } = await a.request("proposal/create", { run: "r3", tool: "sh", command: "make" });

@@ -1,0 +1,255 @@
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import type { Logger } from "../logger.js";
+import { SERVER_VERSION } from "../version.js";
+import type { Backend, ExecResult } from "./backend.js";
+import { ChannelSender } from "./channel-sender.js";
+import { RunnerExecParams, type RunnerAttachResult, type RunnerExecResult } from "./protocol.js";
+
+export interface RunnerAgentOptions {
+  /** Opens a fresh connection to the server (WebSocket, or in-process for the embedded runner). */
+  connect: () => Promise<SpoolClient>;
+  project: string;
+  name: string;
+  backend: Backend;
+  default?: boolean;
+  labels?: Record<string, string>;
+  /**
+   * Where the project root is on the backend. Without it, local runners use
+   * the server's absolute path and remote ones run relative to their default
+   * directory (container WORKDIR, login directory).
+   */
+  root?: string;
+  /** Unacknowledged chunks per channel. */
+  window?: number;
+  maxChunkBytes?: number;
+  log: Logger;
+  /** Reconnect delays: doubles from `min` up to `max`. */
+  backoffMs?: { min: number; max: number };
+}
+
+interface Job {
+  params: RunnerExecParams;
+  controller: AbortController;
+  senders: Map<number, ChannelSender>;
+  /** The server finished the producer (cancel, runner lost): nothing more is sent for it. */
+  closedByServer: boolean;
+  /** Why the runner itself stopped the work, when it did. */
+  stoppedBecause?: string;
+  done: Promise<void>;
+}
+
+const CONNECTION_CLOSED = /connection closed/;
+
+/**
+ * A runner: a client connection that attaches under a name, executes the
+ * `runner/exec` requests it gets on its backend, streams stdout and stderr
+ * with `seq` and a bounded window, finishes each producer, kills work named by
+ * `stream/cancelled`, and reconnects (resending what was not acknowledged)
+ * when its connection drops.
+ */
+export class RunnerAgent {
+  #client: SpoolClient | null = null;
+  #stopping = false;
+  #reconnecting: Promise<void> | null = null;
+  readonly #jobs = new Map<string, Job>();
+  #connectedWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: RunnerAgentOptions) {}
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  get running(): number {
+    return this.#jobs.size;
+  }
+
+  /** Connects and attaches; rejects when the first attach fails (wrong token, name taken, …). */
+  async start(): Promise<RunnerAttachResult> {
+    return this.#connect();
+  }
+
+  /** Kills running work, reports it aborted ("runner stopped"), detaches. */
+  async stop(reason = "runner stopped"): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const job of this.#jobs.values()) {
+      job.stoppedBecause = reason;
+      job.controller.abort();
+    }
+    await Promise.race([Promise.all([...this.#jobs.values()].map((j) => j.done)), new Promise((r) => setTimeout(r, 5_000))]);
+    this.#client?.close();
+    this.#client = null;
+    this.#wakeConnected();
+    await this.options.backend.close();
+  }
+
+  async #connect(): Promise<RunnerAttachResult> {
+    const client = await this.options.connect();
+    try {
+      client.handle("runner/exec", (params: unknown) => this.#exec(RunnerExecParams.parse(params)));
+      client.on("stream/cancelled", (p: { run: string; path: string }) => this.#serverFinished(p.run, p.path));
+      await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
+      const attached = await client.request<RunnerAttachResult>("runner/attach", {
+        name: this.options.name,
+        backend: this.options.backend.kind,
+        description: this.options.backend.describe(),
+        ...(this.options.labels ? { labels: this.options.labels } : {}),
+        ...(this.options.default ? { default: true } : {}),
+        resume: [...this.#jobs.values()].map((j) => ({ run: j.params.run, path: j.params.path })),
+      });
+      client.onClose(() => this.#lost(client));
+      this.#client = client;
+      for (const f of attached.finished) this.#serverFinished(f.run, f.path);
+      for (const r of attached.resumed) {
+        const job = this.#jobs.get(jobKey(r.run, r.path));
+        for (const [channel, sender] of job?.senders ?? []) sender.resume(r.lastSeq[String(channel)] ?? 0);
+      }
+      this.#wakeConnected();
+      return attached;
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+  }
+
+  #lost(client: SpoolClient): void {
+    if (this.#client !== client) return;
+    this.#client = null;
+    if (this.#stopping) return;
+    this.options.log.warn(`runner ${this.options.name}: connection lost; reconnecting`);
+    this.#reconnecting ??= this.#reconnect().finally(() => {
+      this.#reconnecting = null;
+    });
+  }
+
+  async #reconnect(): Promise<void> {
+    const { min, max } = this.options.backoffMs ?? { min: 100, max: 5_000 };
+    for (let delay = min; !this.#stopping; delay = Math.min(max, delay * 2)) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.#stopping) return;
+      try {
+        const attached = await this.#connect();
+        this.options.log.info(`runner ${this.options.name}: reconnected; resumed ${attached.resumed.length}, finished ${attached.finished.length}`);
+        return;
+      } catch (error) {
+        this.options.log.warn(`runner ${this.options.name}: reconnect failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  }
+
+  #wakeConnected(): void {
+    const waiters = this.#connectedWaiters;
+    this.#connectedWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Calls a method, waiting through reconnects; resolves null when the runner stops first. */
+  async #reliably<T>(method: string, params: object): Promise<T | null> {
+    while (!this.#stopping || this.#client) {
+      const client = this.#client;
+      if (!client) {
+        await new Promise<void>((r) => this.#connectedWaiters.push(r));
+        continue;
+      }
+      try {
+        return await client.request<T>(method, params);
+      } catch (error) {
+        if (error instanceof Error && !(error instanceof SpoolRpcError) && CONNECTION_CLOSED.test(error.message)) continue;
+        throw error;
+      }
+    }
+    return null;
+  }
+
+  #serverFinished(run: string, path: string): void {
+    const job = this.#jobs.get(jobKey(run, path));
+    if (!job || job.closedByServer) return;
+    job.closedByServer = true;
+    for (const sender of job.senders.values()) sender.refuse();
+    job.controller.abort();
+  }
+
+  #cwd(params: RunnerExecParams): string | undefined {
+    const { root } = this.options;
+    if (root) return params.cwdRelative ? join(root, params.cwdRelative) : root;
+    if (this.options.backend.kind === "local") return params.cwd;
+    return params.cwdRelative ? params.cwdRelative : undefined;
+  }
+
+  async #exec(params: RunnerExecParams): Promise<RunnerExecResult> {
+    const key = jobKey(params.run, params.path);
+    if (this.#jobs.has(key)) return { started: true };
+    if (this.#stopping) return { started: false, error: "the runner is stopping" };
+    const controller = new AbortController();
+    const cwd = this.#cwd(params);
+    let execution;
+    try {
+      execution = await this.options.backend.start({
+        command: params.command,
+        ...(cwd !== undefined ? { cwd } : {}),
+        env: params.env,
+        timeoutMs: params.timeoutMs,
+        signal: controller.signal,
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      await this.#reliably("stream/aborted", { run: params.run, path: params.path, reason: `failed to start: ${message}`, duration: 0 }).catch(
+        () => undefined,
+      );
+      return { started: false, error: message };
+    }
+    const job: Job = { params, controller, senders: new Map(), closedByServer: false, done: Promise.resolve() };
+    for (const c of params.channels) {
+      job.senders.set(
+        c.channel,
+        new ChannelSender(
+          { current: () => this.#client },
+          { run: params.run, path: params.path, channel: c.channel },
+          {
+            window: this.options.window ?? 8,
+            maxChunkBytes: this.options.maxChunkBytes ?? 64 * 1024,
+            highWaterBytes: 256 * 1024,
+            onRefused: (error) => {
+              this.options.log.info(`runner ${this.options.name}: ${params.path} channel ${c.channel} refused (${error.errorCode}); stopping it`);
+              this.#serverFinished(params.run, params.path);
+            },
+          },
+        ),
+      );
+    }
+    this.#jobs.set(key, job);
+    job.done = this.#pump(job, execution.stdout, execution.stderr, execution.result).finally(() => this.#jobs.delete(key));
+    return { started: true, target: execution.describe() };
+  }
+
+  async #pump(job: Job, stdout: Readable, stderr: Readable, result: Promise<ExecResult>): Promise<void> {
+    const drain = async (channel: number, stream: Readable) => {
+      const sender = job.senders.get(channel);
+      for await (const chunk of stream) {
+        if (sender && !sender.refused) await sender.push(chunk as Buffer);
+      }
+      await sender?.end();
+    };
+    await Promise.all([drain(1, stdout), drain(2, stderr)]);
+    const outcome = await result;
+    if (job.closedByServer) return;
+    const { run, path } = job.params;
+    const duration = outcome.durationMs;
+    try {
+      if (outcome.timedOut) {
+        await this.#reliably("stream/aborted", { run, path, reason: `timed out after ${job.params.timeoutMs} ms`, duration });
+      } else if (outcome.cancelled) {
+        await this.#reliably("stream/aborted", { run, path, reason: job.stoppedBecause ?? "cancelled by the runner", duration });
+      } else {
+        await this.#reliably("stream/completed", { run, path, exit_code: outcome.exitCode, signal: outcome.signal, duration });
+      }
+    } catch (error) {
+      this.options.log.warn(`runner ${this.options.name}: could not finish ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}
+
+const jobKey = (run: string, path: string) => `${run}\u0000${path}`;

@@ -1,0 +1,67 @@
+import type { Readable } from "node:stream";
+
+/** What to run. Every backend runs `command` with `/bin/sh -c`. */
+export interface ExecSpec {
+  command: string;
+  /** Working directory on the backend; undefined = the backend's default (project root, container WORKDIR, login directory). */
+  cwd?: string;
+  /** Extra environment variables, on top of what the backend's processes normally get. */
+  env: Record<string, string>;
+  /** Kill the work after this many milliseconds; 0 or undefined = no limit. */
+  timeoutMs?: number;
+  /** Aborting it cancels the work: TERM, then KILL after the backend's grace. */
+  signal: AbortSignal;
+  /** Bytes to write to the command's stdin; without it stdin is empty (closed at once). */
+  stdin?: Buffer;
+}
+
+/** How the work ended: the same shape for success, failure, cancel and timeout. */
+export interface ExecResult {
+  /** Exit code; null when unknown (killed by a signal, or the backend could not tell). Never guessed as 0. */
+  exitCode: number | null;
+  /** Signal that ended the process (e.g. "SIGKILL"), when the backend knows one. */
+  signal: string | null;
+  durationMs: number;
+  cancelled: boolean;
+  timedOut: boolean;
+}
+
+/** A started command: two byte streams and its end. */
+export interface Execution {
+  stdout: Readable;
+  stderr: Readable;
+  /** Resolves after the process has ended and both streams have ended; never rejects. */
+  result: Promise<ExecResult>;
+  /** Where the process can be found, for logs and tests: a host pid, a container id plus pid, a remote pid. */
+  describe(): ExecutionTarget;
+}
+
+export interface ExecutionTarget {
+  backend: BackendKind;
+  pid?: number;
+  container?: string;
+  host?: string;
+}
+
+export type BackendKind = "local" | "docker" | "ssh";
+
+/**
+ * One interface for every place a command can run. `start` resolves once the
+ * process exists and rejects with `StartError` when it cannot be started
+ * (missing directory, image, container, unreachable host).
+ */
+export interface Backend {
+  readonly kind: BackendKind;
+  /** A one-line description for logs and `runner/list`. */
+  describe(): string;
+  start(spec: ExecSpec): Promise<Execution>;
+  /** Releases connections; running executions are cancelled. */
+  close(): Promise<void>;
+}
+
+export class StartError extends Error {
+  override readonly name = "StartError";
+}
+
+/** How long backends wait between TERM and KILL when cancelling. */
+export const DEFAULT_KILL_GRACE_MS = 2000;

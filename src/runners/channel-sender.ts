@@ -1,0 +1,165 @@
+import { isUtf8 } from "node:buffer";
+import { SpoolRpcError } from "../client/spool-client.js";
+
+/** The connection a sender streams through; null while the runner is reconnecting. */
+export interface StreamLink {
+  current(): { request<T = unknown>(method: string, params: object): Promise<T> } | null;
+}
+
+export interface ChannelSenderOptions {
+  /** Chunks sent and not yet acknowledged, at most. */
+  window: number;
+  /** Largest chunk, in bytes. */
+  maxChunkBytes: number;
+  /** Bytes buffered before `push` waits (backpressure towards the process). */
+  highWaterBytes: number;
+  /** Called once when the server refuses the channel for good (finished, gone). */
+  onRefused(error: SpoolRpcError): void;
+}
+
+/** Length of an incomplete UTF-8 sequence at the end of `data` (0 when it ends on a boundary). */
+export function incompleteUtf8Tail(data: Buffer): number {
+  for (let back = 1; back <= Math.min(3, data.length); back++) {
+    const byte = data[data.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue; // continuation byte: keep looking for the lead
+    const needed = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return needed > back ? back : 0;
+  }
+  return 0;
+}
+
+/**
+ * Streams one data channel: cuts buffered output into chunks, numbers them
+ * with `seq`, keeps at most `window` unacknowledged, and after a reconnect
+ * resends whatever the server had not stored. Text goes as utf8 (never split
+ * inside a character), anything else as base64.
+ */
+export class ChannelSender {
+  #buffered: Buffer[] = [];
+  #bufferedBytes = 0;
+  #ended = false;
+  #refused = false;
+  #nextSeq = 1;
+  readonly #unacked = new Map<number, { chunk: string; encoding: "utf8" | "base64" }>();
+  #inFlight = 0;
+  #generation = 0;
+  #waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly link: StreamLink,
+    private readonly target: { run: string; path: string; channel: number },
+    private readonly options: ChannelSenderOptions,
+  ) {}
+
+  get refused(): boolean {
+    return this.#refused;
+  }
+
+  /** Last seq the server acknowledged (everything before it is stored). */
+  get ackedSeq(): number {
+    const oldest = Math.min(...this.#unacked.keys());
+    return Number.isFinite(oldest) ? oldest - 1 : this.#nextSeq - 1;
+  }
+
+  /** Queues output; resolves when there is room for more (the process's pipe waits meanwhile). */
+  async push(data: Buffer): Promise<void> {
+    if (this.#refused || data.length === 0) return;
+    this.#buffered.push(data);
+    this.#bufferedBytes += data.length;
+    this.#pump();
+    while (!this.#refused && this.#bufferedBytes >= this.options.highWaterBytes) await this.#changed();
+  }
+
+  /** No more output: resolves once everything is acknowledged (or the server refused the channel). */
+  async end(): Promise<void> {
+    this.#ended = true;
+    this.#pump();
+    while (!this.#refused && (this.#bufferedBytes > 0 || this.#unacked.size > 0)) await this.#changed();
+  }
+
+  /** After a reconnect: forget what the server already holds (`lastSeq`), resend the rest in order. */
+  resume(lastSeq: number): void {
+    this.#generation++;
+    this.#inFlight = 0;
+    for (const seq of [...this.#unacked.keys()]) if (seq <= lastSeq) this.#unacked.delete(seq);
+    for (const seq of [...this.#unacked.keys()].sort((a, b) => a - b)) this.#send(seq);
+    this.#pump();
+    this.#wake();
+  }
+
+  /** Stops sending for good (the producer was cancelled or lost). */
+  refuse(): void {
+    this.#refused = true;
+    this.#buffered = [];
+    this.#bufferedBytes = 0;
+    this.#unacked.clear();
+    this.#wake();
+  }
+
+  #changed(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #pump(): void {
+    if (this.#refused || !this.link.current()) return;
+    while (this.#inFlight < this.options.window && this.#bufferedBytes > 0) {
+      const chunk = this.#cut();
+      if (!chunk) break;
+      const seq = this.#nextSeq++;
+      const encoding = isUtf8(chunk) ? "utf8" : "base64";
+      this.#unacked.set(seq, { chunk: chunk.toString(encoding), encoding });
+      this.#send(seq);
+    }
+    this.#wake();
+  }
+
+  /** Takes up to maxChunkBytes from the buffer; a character cut in two waits for its other bytes unless the output ended. */
+  #cut(): Buffer | null {
+    const all = this.#buffered.length === 1 ? this.#buffered[0]! : Buffer.concat(this.#buffered);
+    let size = Math.min(all.length, this.options.maxChunkBytes);
+    if (!(this.#ended && size === all.length)) size -= incompleteUtf8Tail(all.subarray(0, size));
+    if (size <= 0) return null;
+    const rest = all.subarray(size);
+    this.#buffered = rest.length ? [rest] : [];
+    this.#bufferedBytes = rest.length;
+    return all.subarray(0, size);
+  }
+
+  #send(seq: number): void {
+    const client = this.link.current();
+    const payload = this.#unacked.get(seq);
+    if (!client || !payload) return;
+    const generation = this.#generation;
+    this.#inFlight++;
+    const { run, path, channel } = this.target;
+    client
+      .request("stream", { run, path, channel, seq, chunk: payload.chunk, ...(payload.encoding === "base64" ? { encoding: "base64" } : {}) })
+      .then(
+        () => {
+          if (generation !== this.#generation) return;
+          this.#unacked.delete(seq);
+          this.#inFlight--;
+          this.#pump();
+        },
+        (error: unknown) => {
+          if (generation !== this.#generation) return;
+          if (error instanceof SpoolRpcError) {
+            // STREAM_CLOSED, NOT_FOUND, SEQ_GAP…: the server will not take this channel's output any more.
+            if (!this.#refused) {
+              this.refuse();
+              this.options.onRefused(error);
+            }
+            return;
+          }
+          // The connection dropped: the chunk stays unacknowledged until `resume` after the reconnect.
+          this.#inFlight--;
+        },
+      );
+  }
+}

@@ -1,0 +1,226 @@
+import type { Duplex, Readable } from "node:stream";
+import Docker from "dockerode";
+import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec } from "./backend.js";
+import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
+import { supervise } from "./supervise.js";
+
+/** The part of the Docker Engine API this backend uses; `dockerodeEngine` implements it over dockerode. */
+export interface DockerEngine {
+  /** Creates a container running `cmd` as its main process, attaches to its output, starts it. */
+  runContainer(options: {
+    image: string;
+    cmd: string[];
+    env: string[];
+    workdir?: string;
+    network: string;
+    stdin: boolean;
+    labels: Record<string, string>;
+  }): Promise<{ id: string; stream: Duplex }>;
+  /** Exit code of a container that has stopped (waits for it); null when the engine does not know. */
+  waitContainer(id: string): Promise<number | null>;
+  killContainer(id: string, signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+  removeContainer(id: string): Promise<void>;
+  /** Starts a process inside a running container and returns its multiplexed output. */
+  exec(container: string, options: { cmd: string[]; env: string[]; workdir?: string; stdin: boolean }): Promise<{ id: string; stream: Duplex }>;
+  /** Exit code of an exec; null when unknown (still running, or the engine does not know). */
+  inspectExec(id: string): Promise<{ running: boolean; exitCode: number | null }>;
+}
+
+/** Adapts dockerode to `DockerEngine`. */
+export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
+  return {
+    async runContainer(o) {
+      const container = await docker.createContainer({
+        Image: o.image,
+        Cmd: o.cmd,
+        Env: o.env,
+        ...(o.workdir ? { WorkingDir: o.workdir } : {}),
+        Tty: false,
+        AttachStdout: true,
+        AttachStderr: true,
+        AttachStdin: o.stdin,
+        OpenStdin: o.stdin,
+        StdinOnce: o.stdin,
+        Labels: o.labels,
+        // Init forwards TERM to the command (a shell as PID 1 would ignore it) and reaps orphans.
+        HostConfig: { NetworkMode: o.network, Init: true },
+      });
+      try {
+        const stream = (await container.attach({ stream: true, stdout: true, stderr: true, stdin: o.stdin, hijack: o.stdin })) as unknown as Duplex;
+        await container.start();
+        return { id: container.id, stream };
+      } catch (error) {
+        await container.remove({ force: true }).catch(() => undefined);
+        throw error;
+      }
+    },
+    async waitContainer(id) {
+      const state = (await docker.getContainer(id).wait()) as { StatusCode?: number };
+      return typeof state.StatusCode === "number" ? state.StatusCode : null;
+    },
+    async killContainer(id, signal) {
+      await docker.getContainer(id).kill({ signal });
+    },
+    async removeContainer(id) {
+      await docker.getContainer(id).remove({ force: true });
+    },
+    async exec(container, o) {
+      const exec = await docker.getContainer(container).exec({
+        Cmd: o.cmd,
+        Env: o.env,
+        ...(o.workdir ? { WorkingDir: o.workdir } : {}),
+        AttachStdout: true,
+        AttachStderr: true,
+        AttachStdin: o.stdin,
+        Tty: false,
+      });
+      const stream = (await exec.start({ hijack: true, stdin: o.stdin })) as Duplex;
+      return { id: exec.id, stream };
+    },
+    async inspectExec(id) {
+      const info = await docker.getExec(id).inspect();
+      return { running: Boolean(info.Running), exitCode: typeof info.ExitCode === "number" ? info.ExitCode : null };
+    },
+  };
+}
+
+export interface DockerBackendOptions {
+  /** A fresh container per command from this image (removed afterwards)… */
+  image?: string;
+  /** …or exec inside this running container. */
+  container?: string;
+  /** Network for fresh containers; "none" unless asked. */
+  network?: string;
+  killGraceMs?: number;
+  engine?: DockerEngine;
+}
+
+const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const ignore = () => undefined;
+
+/** Waits for a stream to finish delivering (end, close or error). */
+function ended(stream: Readable | Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.readableEnded || stream.destroyed) return resolve();
+    stream.once("end", resolve);
+    stream.once("close", resolve);
+    stream.once("error", () => resolve());
+  });
+}
+
+/**
+ * Runs commands in Docker: a fresh container per command from `image` (the
+ * command is its main process, so killing the container kills the command;
+ * removed afterwards; no network unless asked), or an exec inside a running
+ * `container` (its pid is captured, and cancel kills its process group
+ * through a second exec, since the Engine API cannot kill an exec).
+ */
+export class DockerBackend implements Backend {
+  readonly kind = "docker" as const;
+  readonly #engine: DockerEngine;
+  readonly #closing = new AbortController();
+
+  constructor(private readonly options: DockerBackendOptions) {
+    if (!options.image === !options.container) throw new Error("The docker backend needs exactly one of image or container");
+    this.#engine = options.engine ?? dockerodeEngine();
+  }
+
+  describe(): string {
+    return this.options.image
+      ? `docker: a fresh container per command from ${this.options.image} (network ${this.options.network ?? "none"})`
+      : `docker: exec in container ${this.options.container}`;
+  }
+
+  start(spec: ExecSpec): Promise<Execution> {
+    return this.options.image ? this.#startContainer(spec, this.options.image) : this.#startExec(spec, this.options.container!);
+  }
+
+  async #startContainer(spec: ExecSpec, image: string): Promise<Execution> {
+    const started = Date.now();
+    let run: { id: string; stream: Duplex };
+    try {
+      run = await this.#engine.runContainer({
+        image,
+        cmd: ["/bin/sh", "-c", spec.command],
+        env: envList(spec.env),
+        ...(spec.cwd ? { workdir: spec.cwd } : {}),
+        network: this.options.network ?? "none",
+        stdin: Boolean(spec.stdin),
+        labels: { "spool.runner": "1" },
+      });
+    } catch (error) {
+      throw new StartError(`Cannot start a container from ${image}: ${message(error)}`);
+    }
+    const { id, stream } = run;
+    if (spec.stdin) stream.end(spec.stdin);
+    const demux = new DockerDemuxer();
+    stream.pipe(demux);
+    const control = supervise(spec, async (signal) => {
+      await this.#engine.killContainer(id, signal).catch(ignore); // a container that already stopped is fine
+    }, { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal });
+    const result = (async (): Promise<ExecResult> => {
+      await ended(stream);
+      // The exit code is read after the output has ended; a container that cannot be inspected is "unknown".
+      const exitCode = await this.#engine.waitContainer(id).catch(() => null);
+      control.done();
+      await this.#engine.removeContainer(id).catch(ignore);
+      return { exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+    })();
+    return { stdout: demux.stdout, stderr: demux.stderr, result, describe: () => ({ backend: "docker", container: id, pid: 1 }) };
+  }
+
+  async #startExec(spec: ExecSpec, container: string): Promise<Execution> {
+    const started = Date.now();
+    let run: { id: string; stream: Duplex };
+    try {
+      run = await this.#engine.exec(container, {
+        cmd: ["/bin/sh", "-c", wrapperScript(spec.command, undefined, {})],
+        env: envList(spec.env),
+        ...(spec.cwd ? { workdir: spec.cwd } : {}),
+        stdin: Boolean(spec.stdin),
+      });
+    } catch (error) {
+      throw new StartError(`Cannot exec in container ${container}: ${message(error)}`);
+    }
+    const { id, stream } = run;
+    if (spec.stdin) stream.end(spec.stdin);
+    const demux = new DockerDemuxer();
+    stream.pipe(demux);
+    const pidLine = new PidLine();
+    demux.stdout.pipe(pidLine);
+    let pid: number | null = null;
+    void pidLine.pid.then((p) => {
+      pid = p;
+    });
+    const control = supervise(spec, async (signal) => {
+      const target = await pidLine.pid;
+      if (target === null) return;
+      const sig = signal === "SIGKILL" ? "KILL" : "TERM";
+      // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid).
+      const kill = await this.#engine
+        .exec(container, { cmd: ["/bin/sh", "-c", `kill -${sig} -- -${target} 2>/dev/null || kill -${sig} ${target}`], env: [], stdin: false })
+        .catch(() => null);
+      if (kill) {
+        kill.stream.resume();
+        await ended(kill.stream);
+      }
+    }, { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal });
+    const result = (async (): Promise<ExecResult> => {
+      await ended(stream);
+      // After the output has ended, the exit code; null (unknown) when the engine has none. Never assumed 0.
+      let info = await this.#engine.inspectExec(id).catch(() => ({ running: false, exitCode: null }));
+      for (let i = 0; info.running && i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        info = await this.#engine.inspectExec(id).catch(() => ({ running: false, exitCode: null }));
+      }
+      control.done();
+      return { exitCode: info.exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+    })();
+    return { stdout: pidLine, stderr: demux.stderr, result, describe: () => ({ backend: "docker", container, ...(pid !== null ? { pid } : {}) }) };
+  }
+
+  async close(): Promise<void> {
+    this.#closing.abort();
+  }
+}

@@ -1,0 +1,96 @@
+import { execa } from "execa";
+import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec } from "./backend.js";
+import { OutputPipe } from "./output.js";
+import { supervise } from "./supervise.js";
+
+export interface LocalBackendOptions {
+  /** Directory for commands that name none (the project root, for the embedded runner). */
+  defaultCwd?: string;
+  killGraceMs?: number;
+  /** How long the output may stay quiet after the command exited before a leftover grandchild's pipe is let go. */
+  quietMs?: number;
+}
+
+/** Sends `signal` to a whole process group; a group that is already gone is not an error. */
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
+
+/**
+ * Runs commands as local processes through execa. Each command leads its own
+ * process group, so cancelling reaches everything it started: TERM to the
+ * group, KILL after the grace. stdin, stdout and stderr are pumped at once
+ * (no pipe deadlock), and a background grandchild holding the pipes open
+ * does not keep the command from completing.
+ */
+export class LocalBackend implements Backend {
+  readonly kind = "local" as const;
+  readonly #closing = new AbortController();
+
+  constructor(private readonly options: LocalBackendOptions = {}) {}
+
+  describe(): string {
+    return `local processes on this machine${this.options.defaultCwd ? `, default cwd ${this.options.defaultCwd}` : ""}`;
+  }
+
+  async start(spec: ExecSpec): Promise<Execution> {
+    const started = Date.now();
+    const subprocess = execa("/bin/sh", ["-c", spec.command], {
+      cwd: spec.cwd ?? this.options.defaultCwd ?? process.cwd(),
+      env: spec.env,
+      extendEnv: true,
+      detached: true, // its own process group, so a cancel reaches its children too
+      cleanup: false,
+      buffer: false,
+      reject: false,
+      encoding: "buffer",
+      stripFinalNewline: false,
+      ...(spec.stdin ? { input: spec.stdin } : { stdin: "ignore" as const }),
+    });
+    // execa settles with a result object (reject: false); the process's own events tell us more precisely.
+    const settled = subprocess.then((r) => r);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      subprocess.once("exit", (code, signal) => resolve({ code, signal }));
+    });
+    const spawnError = await new Promise<Error | null>((resolve) => {
+      subprocess.once("spawn", () => resolve(null));
+      subprocess.once("error", (error) => resolve(error));
+    });
+    if (spawnError || subprocess.pid === undefined) {
+      const result = await settled;
+      const detail = ("originalMessage" in result && result.originalMessage ? result.originalMessage : spawnError?.message)?.split("\n")[0];
+      throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
+    }
+    const pid = subprocess.pid;
+    const stdout = new OutputPipe(subprocess.stdout!);
+    const stderr = new OutputPipe(subprocess.stderr!);
+
+    const control = supervise(spec, (signal) => signalGroup(pid, signal), {
+      killGraceMs: this.options.killGraceMs,
+      closing: this.#closing.signal,
+    });
+    const result = (async (): Promise<ExecResult> => {
+      const { code, signal } = await exited;
+      // A pending KILL stays armed after a cancel: it also reaches children that ignored TERM.
+      control.done({ keepKill: true });
+      const quietMs = this.options.quietMs ?? 100;
+      await Promise.all([stdout.settle(quietMs), stderr.settle(quietMs)]);
+      await settled;
+      return { exitCode: code, signal, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+    })();
+    return {
+      stdout: stdout.output,
+      stderr: stderr.output,
+      result,
+      describe: () => ({ backend: "local", pid }),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closing.abort();
+  }
+}

@@ -1,0 +1,206 @@
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { Client, type ClientChannel } from "ssh2";
+import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec } from "./backend.js";
+import { PidLine, wrapperScript } from "./streams.js";
+import { supervise } from "./supervise.js";
+
+/** One remote command as this backend sees it; `ssh2Transport` provides it over ssh2. */
+export interface RemoteChannel {
+  stdout: Readable;
+  stderr: Readable;
+  stdin: Writable;
+  /** Sends a signal over the channel ("TERM", "KILL"); servers may ignore it. */
+  signal(name: string): void;
+  /** Resolves when the channel has closed; exit fields are null when the server sent none. */
+  closed: Promise<{ exitCode: number | null; signal: string | null }>;
+}
+
+/** The narrow SSH interface the backend needs: run a command line on one reused connection. */
+export interface RemoteShell {
+  exec(commandLine: string): Promise<RemoteChannel>;
+  close(): void;
+}
+
+export interface SshOptions {
+  host: string;
+  port?: number;
+  username: string;
+  privateKey: Buffer | string;
+  passphrase?: string;
+  /**
+   * Accepted host keys, as OpenSSH public-key lines ("ssh-ed25519 AAAA…"). Without
+   * them the known_hosts file is used.
+   */
+  hostKeys?: string[];
+  /** Defaults to ~/.ssh/known_hosts. */
+  knownHostsFile?: string;
+  /** Turns host-key checking off. For tests and throwaway hosts only. */
+  insecureSkipHostKeyCheck?: boolean;
+  readyTimeoutMs?: number;
+}
+
+/** Key blobs (base64 field) that known_hosts lines accept for host:port. */
+export function knownHostKeys(text: string, host: string, port: number): { accepted: Set<string>; revoked: Set<string> } {
+  const names = port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
+  const accepted = new Set<string>();
+  const revoked = new Set<string>();
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const fields = line.split(/\s+/);
+    let marker: string | undefined;
+    if (fields[0]!.startsWith("@")) marker = fields.shift();
+    const [patterns, , blob] = fields;
+    if (!patterns || !blob || marker === "@cert-authority") continue;
+    const matches = patterns.split(",").some((pattern) => {
+      if (pattern.startsWith("|1|")) {
+        const [, , salt, hash] = pattern.split("|");
+        return names.some((name) => createHmac("sha1", Buffer.from(salt!, "base64")).update(name).digest("base64") === hash);
+      }
+      return names.includes(pattern);
+    });
+    if (matches) (marker === "@revoked" ? revoked : accepted).add(blob);
+  }
+  return { accepted, revoked };
+}
+
+/** Opens (and reopens after a drop) one ssh2 connection, shared by every command. */
+export function ssh2Shell(options: SshOptions): RemoteShell {
+  const port = options.port ?? 22;
+  let verify: (key: Buffer) => boolean;
+  if (options.insecureSkipHostKeyCheck) {
+    verify = () => true;
+  } else {
+    const keys = options.hostKeys
+      ? { accepted: new Set(options.hostKeys.map((line) => line.trim().split(/\s+/)[1] ?? "")), revoked: new Set<string>() }
+      : knownHostKeys(readFileSync(options.knownHostsFile ?? join(homedir(), ".ssh", "known_hosts"), "utf8"), options.host, port);
+    if (keys.accepted.size === 0) throw new StartError(`No known host key for ${options.host}:${port}; add one or pass an explicit host key`);
+    verify = (key) => {
+      const blob = key.toString("base64");
+      return keys.accepted.has(blob) && !keys.revoked.has(blob);
+    };
+  }
+  let connection: Promise<Client> | null = null;
+  const connect = () =>
+    new Promise<Client>((resolve, reject) => {
+      const client = new Client();
+      let ready = false;
+      client.once("ready", () => {
+        ready = true;
+        resolve(client);
+      });
+      client.on("error", (error) => {
+        if (!ready) reject(new StartError(`SSH to ${options.username}@${options.host}:${port} failed: ${error.message}`));
+      });
+      client.once("close", () => {
+        connection = null;
+      });
+      client.connect({
+        host: options.host,
+        port,
+        username: options.username,
+        privateKey: options.privateKey,
+        ...(options.passphrase ? { passphrase: options.passphrase } : {}),
+        hostVerifier: (key: Buffer) => verify(key),
+        readyTimeout: options.readyTimeoutMs ?? 10_000,
+        keepaliveInterval: 15_000,
+      });
+    });
+  return {
+    async exec(commandLine) {
+      connection ??= connect().catch((error) => {
+        connection = null;
+        throw error;
+      });
+      const client = await connection;
+      const channel = await new Promise<ClientChannel>((resolve, reject) =>
+        client.exec(commandLine, (error, ch) => (error ? reject(new StartError(`SSH exec failed: ${error.message}`)) : resolve(ch))),
+      );
+      const closed = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
+        let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
+        channel.on("exit", (code: number | null, signalName?: string) => {
+          exit = typeof code === "number" ? { exitCode: code, signal: null } : { exitCode: null, signal: signalName ? (signalName.startsWith("SIG") ? signalName : `SIG${signalName}`) : null };
+        });
+        // "exit" may never come (the server did not say): then the result stays unknown, never 0.
+        channel.once("close", () => resolve(exit));
+      });
+      return { stdout: channel, stderr: channel.stderr, stdin: channel, signal: (name) => channel.signal(name), closed };
+    },
+    close() {
+      void connection?.then((c) => c.end()).catch(() => undefined);
+      connection = null;
+    },
+  };
+}
+
+/**
+ * Runs commands on a remote host over SSH, reusing one connection. The
+ * wrapper reports the remote shell's pid (a process-group leader, since sshd
+ * starts each session in its own session), so cancel works twice over: a
+ * channel signal, and `kill` of the process group from a second channel for
+ * servers that ignore channel signals.
+ */
+export class SshBackend implements Backend {
+  readonly kind = "ssh" as const;
+  readonly #shell: RemoteShell;
+  readonly #closing = new AbortController();
+
+  constructor(
+    private readonly options: SshOptions & { killGraceMs?: number; shell?: RemoteShell },
+  ) {
+    this.#shell = options.shell ?? ssh2Shell(options);
+  }
+
+  describe(): string {
+    return `ssh: ${this.options.username}@${this.options.host}:${this.options.port ?? 22}`;
+  }
+
+  async start(spec: ExecSpec): Promise<Execution> {
+    const started = Date.now();
+    const channel = await this.#shell.exec(wrapperScript(spec.command, spec.cwd, spec.env));
+    channel.stdin.end(spec.stdin ?? undefined);
+    const pidLine = new PidLine();
+    channel.stdout.pipe(pidLine);
+    let pid: number | null = null;
+    void pidLine.pid.then((p) => {
+      pid = p;
+    });
+    const control = supervise(
+      spec,
+      async (signal) => {
+        const name = signal === "SIGKILL" ? "KILL" : "TERM";
+        channel.signal(name);
+        const target = await pidLine.pid;
+        if (target === null) return;
+        const kill = await this.#shell.exec(`kill -${name} -- -${target} 2>/dev/null || kill -${name} ${target}`).catch(() => null);
+        if (kill) {
+          kill.stdout.resume();
+          kill.stderr.resume();
+          kill.stdin.end();
+          await kill.closed;
+        }
+      },
+      { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal },
+    );
+    const result = (async (): Promise<ExecResult> => {
+      const exit = await channel.closed;
+      control.done();
+      return { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+    })();
+    return {
+      stdout: pidLine,
+      stderr: channel.stderr,
+      result,
+      describe: () => ({ backend: "ssh", host: this.options.host, ...(pid !== null ? { pid } : {}) }),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closing.abort();
+    this.#shell.close();
+  }
+}
