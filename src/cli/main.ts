@@ -1,15 +1,18 @@
+import { runner, RUNNER_HELP } from "./runner.js";
 import { serve, SERVE_HELP } from "./serve.js";
 
 const HELP = `Usage: spool <command> [options]
 
 Commands:
   serve     start the server (see: spool serve --help)
+  runner    attach a runner to a server (see: spool runner --help)
 
 Run "spool <command> --help" for a command's options.
 `;
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   serve: { run: serve, help: SERVE_HELP },
+  runner: { run: runner, help: RUNNER_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,150 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { SpoolClient } from "../client/spool-client.js";
+import { createLogger } from "../logger.js";
+import { RunnerAgent } from "../runners/agent.js";
+import type { Backend } from "../runners/backend.js";
+import { DockerBackend } from "../runners/docker.js";
+import { LocalBackend } from "../runners/local.js";
+import { BackendName } from "../runners/protocol.js";
+import { SshBackend } from "../runners/ssh.js";
+
+export const RUNNER_HELP = `Usage: spool runner --server URL --token-file PATH --project NAME --name NAME --backend local|docker|ssh [options]
+
+Attaches to a Spool server as a runner and executes the accepted commands it is
+given, streaming their output back. Reconnects when the connection drops.
+
+Options:
+  --server URL          the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER]
+  --token-file PATH     file holding the server's token               [$SPOOL_TOKEN_FILE]
+  --project NAME        project to serve
+  --name NAME           runner name, unique in the project
+  --backend KIND        local, docker or ssh
+  --default             also take accepted proposals that name no runner
+  --root DIR            where the project root is on the backend (default: the
+                        server's path for local; the default directory otherwise)
+  --label K=V           a label shown by runner/list; repeatable
+  --window N            unacknowledged chunks per channel              [8]
+  --kill-grace MS       TERM → KILL grace when cancelling             [2000]
+ docker:
+  --image IMAGE         a fresh container per command (removed afterwards)
+  --container NAME      or exec inside this running container
+  --network NAME        network for fresh containers                  [none]
+ ssh:
+  --ssh-host HOST  --ssh-port PORT [22]  --ssh-user USER  --ssh-key PATH
+  --ssh-host-key PATH   accepted host public key (default: ~/.ssh/known_hosts)
+  --ssh-known-hosts PATH
+  --ssh-insecure        do not check the host key (tests, throwaway hosts only)
+  -h, --help            show this help
+`;
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+function need(name: string, value: string | undefined): string {
+  if (!value) throw new Error(`--${name} is required (see spool runner --help)`);
+  return value;
+}
+
+export function backendFromFlags(values: Record<string, string | boolean | string[] | undefined>): Backend {
+  const kind = BackendName.safeParse(values.backend);
+  if (!kind.success) throw new Error(`--backend must be local, docker or ssh, got "${String(values.backend ?? "")}"`);
+  const killGraceMs = positiveInt("kill-grace", values["kill-grace"] as string | undefined, 2000);
+  switch (kind.data) {
+    case "local":
+      return new LocalBackend({ killGraceMs });
+    case "docker": {
+      const image = values.image as string | undefined;
+      const container = values.container as string | undefined;
+      if (!image === !container) throw new Error("--backend docker needs exactly one of --image or --container");
+      return new DockerBackend({ ...(image ? { image } : { container: container! }), network: values.network as string | undefined, killGraceMs });
+    }
+    case "ssh": {
+      const hostKey = values["ssh-host-key"] as string | undefined;
+      return new SshBackend({
+        host: need("ssh-host", values["ssh-host"] as string | undefined),
+        port: positiveInt("ssh-port", values["ssh-port"] as string | undefined, 22),
+        username: need("ssh-user", values["ssh-user"] as string | undefined),
+        privateKey: readFileSync(need("ssh-key", values["ssh-key"] as string | undefined)),
+        ...(hostKey ? { hostKeys: readFileSync(hostKey, "utf8").split("\n").filter((l) => l.trim()) } : {}),
+        ...(values["ssh-known-hosts"] ? { knownHostsFile: values["ssh-known-hosts"] as string } : {}),
+        insecureSkipHostKeyCheck: Boolean(values["ssh-insecure"]),
+        killGraceMs,
+      });
+    }
+  }
+}
+
+export async function runner(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      server: { type: "string" },
+      "token-file": { type: "string" },
+      project: { type: "string" },
+      name: { type: "string" },
+      backend: { type: "string" },
+      default: { type: "boolean" },
+      root: { type: "string" },
+      label: { type: "string", multiple: true },
+      window: { type: "string" },
+      "kill-grace": { type: "string" },
+      image: { type: "string" },
+      container: { type: "string" },
+      network: { type: "string" },
+      "ssh-host": { type: "string" },
+      "ssh-port": { type: "string" },
+      "ssh-user": { type: "string" },
+      "ssh-key": { type: "string" },
+      "ssh-host-key": { type: "string" },
+      "ssh-known-hosts": { type: "string" },
+      "ssh-insecure": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(RUNNER_HELP);
+    return 0;
+  }
+  const server = need("server", values.server ?? process.env.SPOOL_SERVER);
+  const token = readFileSync(need("token-file", values["token-file"] ?? process.env.SPOOL_TOKEN_FILE), "utf8").trim();
+  const labels = Object.fromEntries(
+    (values.label ?? []).map((l) => {
+      const at = l.indexOf("=");
+      if (at < 1) throw new Error(`--label must look like key=value, got "${l}"`);
+      return [l.slice(0, at), l.slice(at + 1)];
+    }),
+  );
+  const backend = backendFromFlags(values);
+  const log = createLogger();
+  const agent = new RunnerAgent({
+    connect: () => SpoolClient.connect(server, { token }),
+    project: need("project", values.project),
+    name: need("name", values.name),
+    backend,
+    default: values.default ?? false,
+    labels,
+    ...(values.root ? { root: values.root } : {}),
+    window: positiveInt("window", values.window, 8),
+    log,
+  });
+  await agent.start();
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      process.stdout.write(`Received ${signal}, stopping the runner\n`);
+      void agent.stop().then(resolve);
+    };
+    process.on("SIGINT", () => shutdown("SIGINT"));
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${values.project}): ${backend.describe()}\n`);
+  });
+  return 0;
+}

@@ -1,0 +1,54 @@
+import { existsSync, readFileSync } from "node:fs";
+import { describe, it } from "vitest";
+
+/** The sshd and Docker engine that scripts/test-infra.sh starts (and .ci/run exports). */
+export const infra = {
+  ssh: process.env.SPOOL_TEST_SSH_HOST
+    ? {
+        host: process.env.SPOOL_TEST_SSH_HOST,
+        port: Number(process.env.SPOOL_TEST_SSH_PORT ?? 22),
+        username: process.env.SPOOL_TEST_SSH_USER ?? "spoolrunner",
+        keyFile: process.env.SPOOL_TEST_SSH_KEY ?? "",
+        hostKeyFile: process.env.SPOOL_TEST_SSH_HOST_KEY ?? "",
+      }
+    : null,
+  dockerImage: process.env.SPOOL_TEST_DOCKER_IMAGE ?? null,
+};
+
+export const infraRequired = process.env.SPOOL_TEST_INFRA === "required";
+
+function sshMissing(): string | null {
+  if (!infra.ssh) return "SPOOL_TEST_SSH_HOST is not set (run scripts/test-infra.sh up)";
+  if (!existsSync(infra.ssh.keyFile)) return `SSH key ${infra.ssh.keyFile} is missing`;
+  if (!existsSync(infra.ssh.hostKeyFile)) return `SSH host key ${infra.ssh.hostKeyFile} is missing (SPOOL_TEST_SSH_HOST_KEY)`;
+  return null;
+}
+
+/**
+ * A describe block that needs sshd or Docker: it skips with the reason printed
+ * when they are missing, and fails instead when SPOOL_TEST_INFRA=required.
+ */
+export function describeWithInfra(kind: "ssh" | "docker" | "local", name: string, body: () => void): void {
+  if (kind === "local") return describe(name, body);
+  const missing = kind === "ssh" ? sshMissing() : infra.dockerImage ? null : "SPOOL_TEST_DOCKER_IMAGE is not set (run scripts/test-infra.sh up)";
+  if (missing && infraRequired) {
+    describe(name, () => it(`needs ${kind}`, () => {
+      throw new Error(`SPOOL_TEST_INFRA=required but ${kind} is missing: ${missing}`);
+    }));
+    return;
+  }
+  if (missing) {
+    console.warn(`skipping "${name}": ${missing}`);
+    describe.skip(name, body);
+    return;
+  }
+  describe(name, body);
+}
+
+export function sshKey(): Buffer {
+  return readFileSync(infra.ssh!.keyFile);
+}
+
+export function sshHostKeys(): string[] {
+  return readFileSync(infra.ssh!.hostKeyFile, "utf8").split("\n").filter((l) => l.trim());
+}

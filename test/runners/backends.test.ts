@@ -1,0 +1,238 @@
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import type { Readable } from "node:stream";
+import Docker from "dockerode";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Backend, ExecResult } from "../../src/runners/backend.js";
+import { DockerBackend } from "../../src/runners/docker.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { SshBackend } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
+
+const MB50 = 50 * 1024 * 1024;
+
+async function bytes(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function run(backend: Backend, command: string, env: Record<string, string> = {}) {
+  const execution = await backend.start({ command, env, signal: new AbortController().signal });
+  const [stdout, stderr, result] = await Promise.all([bytes(execution.stdout), bytes(execution.stderr), execution.result]);
+  return { stdout, stderr, result, target: execution.describe() };
+}
+
+/** Whether a process still runs, asked where it runs. */
+type Alive = (target: ReturnType<Awaited<ReturnType<Backend["start"]>>["describe"]>) => Promise<boolean>;
+
+interface Case {
+  name: string;
+  kind: "local" | "docker" | "ssh";
+  make: () => Backend | Promise<Backend>;
+  alive: Alive;
+  /** How the backend reports `kill -9 $$`: a signal, or Docker's 128+9. */
+  killed: Partial<ExecResult>;
+  cleanup?: () => Promise<void>;
+}
+
+const docker = new Docker();
+const EXEC_CONTAINER = `spool-test-exec-${process.pid}`;
+
+const cases: Case[] = [
+  {
+    name: "local",
+    kind: "local",
+    make: () => new LocalBackend({ killGraceMs: 1000 }),
+    alive: async ({ pid }) => {
+      try {
+        process.kill(pid!, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    killed: { exitCode: null, signal: "SIGKILL" },
+  },
+  {
+    name: "docker (fresh container per command)",
+    kind: "docker",
+    make: () => new DockerBackend({ image: infra.dockerImage!, killGraceMs: 1000 }),
+    alive: async ({ container }) => {
+      try {
+        return Boolean((await docker.getContainer(container!).inspect()).State.Running);
+      } catch {
+        return false; // removed
+      }
+    },
+    killed: { exitCode: 137, signal: null },
+  },
+  {
+    name: "docker (exec in a running container)",
+    kind: "docker",
+    make: async () => {
+      // --init reaps the exec's children, so a killed process does not linger as a zombie.
+      execFileSync("docker", ["run", "-d", "--init", "--rm", "--network", "none", "--name", EXEC_CONTAINER, infra.dockerImage!, "sleep", "100000"]);
+      return new DockerBackend({ container: EXEC_CONTAINER, killGraceMs: 1000 });
+    },
+    alive: async ({ pid }) => {
+      try {
+        execFileSync("docker", ["exec", EXEC_CONTAINER, "kill", "-0", String(pid)], { stdio: "ignore" });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    killed: { exitCode: 137, signal: null },
+    cleanup: async () => {
+      execFileSync("docker", ["rm", "-f", EXEC_CONTAINER], { stdio: "ignore" });
+    },
+  },
+  {
+    name: "ssh",
+    kind: "ssh",
+    make: () =>
+      new SshBackend({
+        host: infra.ssh!.host,
+        port: infra.ssh!.port,
+        username: infra.ssh!.username,
+        privateKey: sshKey(),
+        hostKeys: sshHostKeys(),
+        killGraceMs: 1000,
+      }),
+    alive: async ({ pid }) => {
+      const probe = await run(sshProbe!, `kill -0 ${pid} 2>/dev/null`);
+      return probe.result.exitCode === 0;
+    },
+    killed: { exitCode: null, signal: "SIGKILL" },
+  },
+];
+let sshProbe: Backend | null = null;
+
+for (const c of cases) {
+  describeWithInfra(c.kind, `backend: ${c.name}`, () => {
+    let backend: Backend;
+    beforeAll(async () => {
+      backend = await c.make();
+      if (c.kind === "ssh") sshProbe = backend;
+    });
+    afterAll(async () => {
+      await backend?.close();
+      await c.cleanup?.();
+    });
+
+    it("keeps stdout and stderr apart and in order", async () => {
+      const { stdout, stderr, result } = await run(backend, "for i in 1 2 3; do echo out$i; echo err$i >&2; done");
+      expect(stdout.toString()).toBe("out1\nout2\nout3\n");
+      expect(stderr.toString()).toBe("err1\nerr2\nerr3\n");
+      expect(result).toMatchObject({ exitCode: 0, signal: null, cancelled: false, timedOut: false });
+    });
+
+    it("reports exit codes 0, 3 and 127", async () => {
+      expect((await run(backend, "true")).result.exitCode).toBe(0);
+      expect((await run(backend, "exit 3")).result.exitCode).toBe(3);
+      const missing = await run(backend, "no-such-command-here");
+      expect(missing.result.exitCode).toBe(127);
+      expect(missing.stderr.toString()).toMatch(/not found/);
+    });
+
+    it("reports death by a signal, never as exit 0", async () => {
+      const { result } = await run(backend, "kill -9 $$");
+      expect(result).toMatchObject(c.killed);
+    });
+
+    it("passes environment variables, quoted safely", async () => {
+      const { stdout } = await run(backend, 'printf "%s" "$SPOOL_X"', { SPOOL_X: "it's $HOME; `true`" });
+      expect(stdout.toString()).toBe("it's $HOME; `true`");
+    });
+
+    it("carries 50 MB of stdout (with stderr at the same time) intact, without a pipe deadlock", async () => {
+      const line = "0123456789abcdefghijklmnopqrstuvwxyz-spool-50mb\n";
+      const expected = createHash("sha256").update(Buffer.from(line.repeat(Math.ceil(MB50 / line.length))).subarray(0, MB50)).digest("hex");
+      const { stdout, stderr, result } = await run(backend, `yes err | head -c 5000000 >&2 & yes '${line.trimEnd()}' | head -c ${MB50}; wait`);
+      expect(result.exitCode).toBe(0);
+      expect(stdout.length).toBe(MB50);
+      expect(createHash("sha256").update(stdout).digest("hex")).toBe(expected);
+      expect(stderr.length).toBe(5_000_000);
+    }, 120_000);
+
+    it("keeps UTF-8 and binary output byte for byte", async () => {
+      const { stdout } = await run(backend, "printf 'h\\303\\251llo \\342\\234\\223\\n\\000\\001\\377\\376'");
+      expect([...stdout]).toEqual([...Buffer.from("héllo ✓\n", "utf8"), 0, 1, 255, 254]);
+    });
+
+    it("cancel kills the process (and what it started) and says so", async () => {
+      const controller = new AbortController();
+      const execution = await backend.start({ command: "sleep 300 & sleep 301; echo never", env: {}, signal: controller.signal });
+      const out = bytes(execution.stdout);
+      const err = bytes(execution.stderr);
+      // The pid comes with the first bytes for remote backends; give the process a moment to exist.
+      await new Promise((r) => setTimeout(r, 300));
+      const target = execution.describe();
+      expect(await c.alive(target)).toBe(true);
+      const started = Date.now();
+      controller.abort();
+      const result = await execution.result;
+      await Promise.all([out, err]);
+      expect(result.cancelled).toBe(true);
+      expect(result.exitCode === 0).toBe(false);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(await c.alive(target)).toBe(false);
+    });
+
+    it("a timeout kills the process and is reported as timed out", async () => {
+      const execution = await backend.start({ command: "sleep 300", env: {}, timeoutMs: 300, signal: new AbortController().signal });
+      void bytes(execution.stdout);
+      void bytes(execution.stderr);
+      const result = await execution.result;
+      expect(result).toMatchObject({ timedOut: true, cancelled: false });
+      expect(result.exitCode === 0).toBe(false);
+    });
+  });
+}
+
+describeWithInfra("local", "backend: local specifics", () => {
+  it("a background grandchild holding the pipes does not hang completion", async () => {
+    const backend = new LocalBackend();
+    const started = Date.now();
+    const { stdout, result } = await run(backend, "sleep 30 & echo done");
+    expect(stdout.toString()).toBe("done\n");
+    expect(result.exitCode).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it("a directory that does not exist fails to start with a clear error", async () => {
+    await expect(new LocalBackend().start({ command: "true", cwd: "/no/such/dir", env: {}, signal: new AbortController().signal })).rejects.toThrow(
+      /Cannot start the command: .*cwd/,
+    );
+  });
+
+  it("pumps stdin while reading output", async () => {
+    const input = Buffer.alloc(8 * 1024 * 1024, "x");
+    const execution = await new LocalBackend().start({ command: "cat", env: {}, stdin: input, signal: new AbortController().signal });
+    const [out] = await Promise.all([bytes(execution.stdout), bytes(execution.stderr), execution.result]);
+    expect(out.equals(input)).toBe(true);
+  });
+});
+
+describeWithInfra("ssh", "backend: ssh host keys", () => {
+  it("refuses a host whose key is not the expected one", async () => {
+    const backend = new SshBackend({
+      host: infra.ssh!.host,
+      port: infra.ssh!.port,
+      username: infra.ssh!.username,
+      privateKey: sshKey(),
+      hostKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnlyATestKeyThatIsNotTheServersKeyAAAAAAAA"],
+    });
+    await expect(backend.start({ command: "true", env: {}, signal: new AbortController().signal })).rejects.toThrow(/SSH to .* failed/);
+    await backend.close();
+  });
+
+  it("reuses one connection for many commands", async () => {
+    const backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+    const ports = new Set<string>();
+    for (let i = 0; i < 3; i++) ports.add((await run(backend, "echo $SSH_CLIENT | cut -d' ' -f2")).stdout.toString().trim());
+    expect(ports.size).toBe(1);
+    await backend.close();
+  });
+});
