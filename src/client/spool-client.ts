@@ -19,6 +19,11 @@ export class SpoolRpcError extends Error {
   }
 }
 
+/** The connection closed before the server answered: the call may or may not have taken effect. */
+export class ConnectionClosedError extends Error {
+  override readonly name = "ConnectionClosedError";
+}
+
 type NotificationListener = (params: any) => void;
 type RequestHandler = (params: any) => unknown;
 
@@ -52,7 +57,7 @@ export class SpoolClient {
 
   /** Calls a method; rejects with SpoolRpcError on an error response, or when `signal` aborts. */
   async request<T = any>(method: string, params: object = {}, options: { signal?: AbortSignal } = {}): Promise<T> {
-    if (this.#closed) throw new Error("connection closed");
+    if (this.#closed) throw new ConnectionClosedError("connection closed");
     const call = Promise.resolve(this.#rpc.request(method, params as Record<string, unknown>));
     try {
       if (!options.signal) return (await call) as T;
@@ -62,7 +67,11 @@ export class SpoolClient {
         new Promise((_, reject) => options.signal!.addEventListener("abort", () => reject(options.signal!.reason), { once: true })),
       ])) as T;
     } catch (error) {
-      if (error instanceof JSONRPCErrorException) throw new SpoolRpcError(error.message, error.code, error.data as never);
+      if (error instanceof JSONRPCErrorException) {
+        // Pending calls are rejected without error data when the connection closes.
+        if (this.#closed && error.data === undefined) throw new ConnectionClosedError(error.message);
+        throw new SpoolRpcError(error.message, error.code, error.data as never);
+      }
       throw error;
     }
   }

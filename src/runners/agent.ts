@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import { ConnectionClosedError, SpoolClient } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
 import { SERVER_VERSION } from "../version.js";
 import type { Backend, ExecResult } from "./backend.js";
@@ -39,8 +39,6 @@ interface Job {
   stoppedBecause?: string;
   done: Promise<void>;
 }
-
-const CONNECTION_CLOSED = /connection closed/;
 
 /**
  * A runner: a client connection that attaches under a name, executes the
@@ -157,7 +155,7 @@ export class RunnerAgent {
       try {
         return await client.request<T>(method, params);
       } catch (error) {
-        if (error instanceof Error && !(error instanceof SpoolRpcError) && CONNECTION_CLOSED.test(error.message)) continue;
+        if (error instanceof ConnectionClosedError) continue;
         throw error;
       }
     }

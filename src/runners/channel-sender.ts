@@ -1,5 +1,5 @@
 import { isUtf8 } from "node:buffer";
-import { SpoolRpcError } from "../client/spool-client.js";
+import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 
 /** The connection a sender streams through; null while the runner is reconnecting. */
 export interface StreamLink {
@@ -149,16 +149,16 @@ export class ChannelSender {
         },
         (error: unknown) => {
           if (generation !== this.#generation) return;
-          if (error instanceof SpoolRpcError) {
-            // STREAM_CLOSED, NOT_FOUND, SEQ_GAP…: the server will not take this channel's output any more.
-            if (!this.#refused) {
-              this.refuse();
-              this.options.onRefused(error);
-            }
+          if (error instanceof ConnectionClosedError) {
+            // The chunk stays unacknowledged until `resume` after the reconnect.
+            this.#inFlight--;
             return;
           }
-          // The connection dropped: the chunk stays unacknowledged until `resume` after the reconnect.
-          this.#inFlight--;
+          // STREAM_CLOSED, NOT_FOUND, SEQ_GAP…: the server will not take this channel's output any more.
+          if (!this.#refused) {
+            this.refuse();
+            this.options.onRefused(error instanceof SpoolRpcError ? error : new SpoolRpcError(String(error), -32603, undefined));
+          }
         },
       );
   }

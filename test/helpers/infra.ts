@@ -29,7 +29,10 @@ function sshMissing(): string | null {
  * when they are missing, and fails instead when SPOOL_TEST_INFRA=required.
  */
 export function describeWithInfra(kind: "ssh" | "docker" | "local", name: string, body: () => void): void {
-  if (kind === "local") return describe(name, body);
+  if (kind === "local") {
+    describe(name, body);
+    return;
+  }
   const missing = kind === "ssh" ? sshMissing() : infra.dockerImage ? null : "SPOOL_TEST_DOCKER_IMAGE is not set (run scripts/test-infra.sh up)";
   if (missing && infraRequired) {
     describe(name, () => it(`needs ${kind}`, () => {

@@ -45,3 +45,41 @@ export function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise
     });
   });
 }
+
+export interface RunnerProcess {
+  child: ChildProcess;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `spool runner` as a real subprocess and waits until it has attached. */
+export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunnerProcess> {
+  const child = spawn(process.execPath, [SPOOL_BIN, "runner", ...args], {
+    env: { ...process.env, SPOOL_LOG: "warn", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`spool runner did not attach:\n${out}`)), 30_000);
+    child.stdout!.on("data", (data: Buffer) => {
+      out += data.toString();
+      if (/Runner \S+ attached/.test(out)) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          output: () => out,
+          stop: (signal = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`spool runner exited with ${code}:\n${out}`));
+    });
+  });
+}

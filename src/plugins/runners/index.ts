@@ -53,6 +53,10 @@ export const runnersPlugin = definePlugin({
     const attached = new Map<number, Map<string, Attached>>();
     /** Producers (log entry id) whose runner disconnected, waiting for it to come back. */
     const lostTimers = new Map<number, NodeJS.Timeout>();
+    /** When (in attach order) a re-attached runner last claimed each producer: a claim after the drop cancels "runner lost". */
+    const claims = new Map<number, number>();
+    let attachCounter = 0;
+    let stopping = false;
     const embedded = new EmbeddedRunners(app);
 
     const runnersOf = (projectId: number) => {
@@ -108,6 +112,7 @@ export const runnersPlugin = definePlugin({
             } else if (claim.open) {
               clearTimeout(lostTimers.get(claim.logId));
               lostTimers.delete(claim.logId);
+              claims.set(claim.logId, ++attachCounter);
               streams.touched(claim.logId);
               resumed.push({ ...ref, lastSeq: claim.lastSeq });
             } else {
@@ -208,17 +213,21 @@ export const runnersPlugin = definePlugin({
     app.on("connection:closed", async ({ connection }) => {
       embedded.forget(connection);
       const runner = connection.state.get(RUNNER_STATE) as Attached | undefined;
-      if (!runner) return;
+      if (!runner || stopping) return;
       const runners = runnersOf(runner.projectId);
       if (runners.get(runner.name) === runner) runners.delete(runner.name);
+      const droppedAt = ++attachCounter;
       const open = await listRunnerProducers(app.store.db, runner.projectId, runner.name);
       if (open.length === 0) return;
       const grace = app.config.runnerGraceMs;
       app.log.warn(`runner ${runner.name} disconnected with ${open.length} producer(s) running; they have ${grace} ms for it to come back`);
       for (const producer of open) {
         clearTimeout(lostTimers.get(producer.id));
+        // The runner may already be back (its re-attach can overtake this handler): then it has claimed the producer.
+        if ((claims.get(producer.id) ?? 0) > droppedAt) continue;
         const timer = setTimeout(() => {
           lostTimers.delete(producer.id);
+          if ((claims.get(producer.id) ?? 0) > droppedAt) return;
           void runnerLost(app, streams, runner.projectId, producer.alias, producer.path);
         }, grace);
         timer.unref();
@@ -227,6 +236,7 @@ export const runnersPlugin = definePlugin({
     });
 
     app.on("server:stopping", async () => {
+      stopping = true;
       for (const timer of lostTimers.values()) clearTimeout(timer);
       lostTimers.clear();
       await embedded.stopAll();
