@@ -220,7 +220,8 @@ export class RunnerAgent {
     }
     this.#jobs.set(key, job);
     job.done = this.#pump(job, execution.stdout, execution.stderr, execution.result).finally(() => this.#jobs.delete(key));
-    return { started: true, target: execution.describe() };
+    // Output is already being read, so waiting for the remote pid cannot block the process.
+    return { started: true, target: await execution.located };
   }
 
   async #pump(job: Job, stdout: Readable, stderr: Readable, result: Promise<ExecResult>): Promise<void> {

@@ -32,8 +32,14 @@ export interface Execution {
   stderr: Readable;
   /** Resolves after the process has ended and both streams have ended; never rejects. */
   result: Promise<ExecResult>;
-  /** Where the process can be found, for logs and tests: a host pid, a container id plus pid, a remote pid. */
+  /** Where the process can be found, as far as known now: a host pid, a container id plus pid, a remote pid. */
   describe(): ExecutionTarget;
+  /**
+   * Resolves once the location is fully known (remote backends learn the pid
+   * from the first output line). Read the output meanwhile: waiting on this
+   * alone can deadlock when the process fills its other pipe first.
+   */
+  located: Promise<ExecutionTarget>;
 }
 
 export interface ExecutionTarget {

@@ -1,6 +1,6 @@
 import type { Duplex, Readable } from "node:stream";
 import Docker from "dockerode";
-import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec } from "./backend.js";
+import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec, type ExecutionTarget } from "./backend.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise } from "./supervise.js";
 
@@ -167,7 +167,8 @@ export class DockerBackend implements Backend {
       await this.#engine.removeContainer(id).catch(ignore);
       return { exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
     })();
-    return { stdout: demux.stdout, stderr: demux.stderr, result, describe: () => ({ backend: "docker", container: id, pid: 1 }) };
+    const describe = (): ExecutionTarget => ({ backend: "docker", container: id });
+    return { stdout: demux.stdout, stderr: demux.stderr, result, describe, located: Promise.resolve(describe()) };
   }
 
   async #startExec(spec: ExecSpec, container: string): Promise<Execution> {
@@ -190,11 +191,13 @@ export class DockerBackend implements Backend {
     const pidLine = new PidLine();
     demux.stdout.pipe(pidLine);
     let pid: number | null = null;
-    void pidLine.pid.then((p) => {
+    const describe = (): ExecutionTarget => ({ backend: "docker", container, ...(pid !== null ? { pid } : {}) });
+    const located = pidLine.pid.then((p) => {
       pid = p;
+      return describe();
     });
     const control = supervise(spec, async (signal) => {
-      const target = await pidLine.pid;
+      const target = pid;
       if (target === null) return;
       const sig = signal === "SIGKILL" ? "KILL" : "TERM";
       // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid).
@@ -217,7 +220,7 @@ export class DockerBackend implements Backend {
       control.done();
       return { exitCode: info.exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
     })();
-    return { stdout: pidLine, stderr: demux.stderr, result, describe: () => ({ backend: "docker", container, ...(pid !== null ? { pid } : {}) }) };
+    return { stdout: pidLine, stderr: demux.stderr, result, describe, located };
   }
 
   async close(): Promise<void> {

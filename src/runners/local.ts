@@ -87,6 +87,7 @@ export class LocalBackend implements Backend {
       stderr: stderr.output,
       result,
       describe: () => ({ backend: "local", pid }),
+      located: Promise.resolve({ backend: "local", pid }),
     };
   }
 

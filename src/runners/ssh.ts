@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
-import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec } from "./backend.js";
+import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec, type ExecutionTarget } from "./backend.js";
 import { PidLine, wrapperScript } from "./streams.js";
 import { supervise } from "./supervise.js";
 
@@ -166,15 +166,17 @@ export class SshBackend implements Backend {
     const pidLine = new PidLine();
     channel.stdout.pipe(pidLine);
     let pid: number | null = null;
-    void pidLine.pid.then((p) => {
+    const describe = (): ExecutionTarget => ({ backend: "ssh", host: this.options.host, ...(pid !== null ? { pid } : {}) });
+    const located = pidLine.pid.then((p) => {
       pid = p;
+      return describe();
     });
     const control = supervise(
       spec,
       async (signal) => {
         const name = signal === "SIGKILL" ? "KILL" : "TERM";
         channel.signal(name);
-        const target = await pidLine.pid;
+        const target = pid;
         if (target === null) return;
         const kill = await this.#shell.exec(`kill -${name} -- -${target} 2>/dev/null || kill -${name} ${target}`).catch(() => null);
         if (kill) {
@@ -191,12 +193,7 @@ export class SshBackend implements Backend {
       control.done();
       return { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
     })();
-    return {
-      stdout: pidLine,
-      stderr: channel.stderr,
-      result,
-      describe: () => ({ backend: "ssh", host: this.options.host, ...(pid !== null ? { pid } : {}) }),
-    };
+    return { stdout: pidLine, stderr: channel.stderr, result, describe, located };
   }
 
   async close(): Promise<void> {

@@ -166,9 +166,9 @@ for (const c of cases) {
       const execution = await backend.start({ command: "sleep 300 & sleep 301; echo never", env: {}, signal: controller.signal });
       const out = bytes(execution.stdout);
       const err = bytes(execution.stderr);
-      // The pid comes with the first bytes for remote backends; give the process a moment to exist.
-      await new Promise((r) => setTimeout(r, 300));
-      const target = execution.describe();
+      const target = await execution.located;
+      // Let the shell start its children before the cancel.
+      await new Promise((r) => setTimeout(r, 200));
       expect(await c.alive(target)).toBe(true);
       const started = Date.now();
       controller.abort();

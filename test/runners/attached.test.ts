@@ -1,0 +1,166 @@
+import { createHash } from "node:crypto";
+import Docker from "dockerode";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { SshBackend } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
+import { spawnRunner, type RunnerProcess } from "../helpers/process.js";
+import { acceptCommand, finished, processOf } from "../helpers/runners.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+
+type Target = { backend: string; pid?: number; container?: string };
+
+interface Case {
+  kind: "local" | "docker" | "ssh";
+  flags: () => string[];
+  alive: (target: Target) => Promise<boolean>;
+  /** Kills what a SIGKILLed runner left behind. */
+  reap: (target: Target) => Promise<void>;
+}
+
+const docker = new Docker();
+let ssh: SshBackend | null = null;
+async function sshRun(command: string): Promise<number | null> {
+  ssh ??= new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+  const execution = await ssh.start({ command, env: {}, signal: new AbortController().signal });
+  execution.stdout.resume();
+  execution.stderr.resume();
+  return (await execution.result).exitCode;
+}
+
+const localAlive = async ({ pid }: Target) => {
+  try {
+    process.kill(pid!, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const cases: Case[] = [
+  {
+    kind: "local",
+    flags: () => ["--backend", "local"],
+    alive: localAlive,
+    reap: async ({ pid }) => {
+      try {
+        process.kill(-pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    },
+  },
+  {
+    kind: "docker",
+    flags: () => ["--backend", "docker", "--image", infra.dockerImage!],
+    alive: async ({ container }) => {
+      try {
+        return Boolean((await docker.getContainer(container!).inspect()).State.Running);
+      } catch {
+        return false;
+      }
+    },
+    reap: async ({ container }) => {
+      await docker.getContainer(container!).remove({ force: true }).catch(() => undefined);
+    },
+  },
+  {
+    kind: "ssh",
+    flags: () => [
+      "--backend", "ssh",
+      "--ssh-host", infra.ssh!.host,
+      "--ssh-port", String(infra.ssh!.port),
+      "--ssh-user", infra.ssh!.username,
+      "--ssh-key", infra.ssh!.keyFile,
+      "--ssh-host-key", infra.ssh!.hostKeyFile,
+    ],
+    alive: async ({ pid }) => (await sshRun(`kill -0 ${pid} 2>/dev/null`)) === 0,
+    reap: async ({ pid }) => {
+      await sshRun(`kill -KILL -- -${pid} 2>/dev/null || true`);
+    },
+  },
+];
+
+for (const c of cases) {
+  describeWithInfra(c.kind, `an attached ${c.kind} runner (spool runner process)`, () => {
+    let ts: TestServer;
+    let runner: RunnerProcess;
+    let proposer: SpoolClient;
+    let acceptor: SpoolClient;
+    let canceller: SpoolClient;
+    const project = `attached-${c.kind}`;
+    const name = `${c.kind}-box`;
+    const runnerArgs = () => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", project, "--name", name, "--kill-grace", "1000", ...c.flags()];
+
+    beforeAll(async () => {
+      ts = await startTestServer({ localRunner: false, runnerGraceMs: 1_000 });
+      proposer = await ts.clientIn(project);
+      acceptor = await ts.clientIn(project);
+      canceller = await ts.clientIn(project);
+      runner = await spawnRunner(runnerArgs());
+    });
+    afterAll(async () => {
+      await runner?.stop();
+      await ts?.stop();
+    });
+
+    it("runs the accepted command: stdout and stderr apart, in order, intact, with the exit code", async () => {
+      const command = "for i in 1 2 3; do echo out$i; echo err$i >&2; done; yes spool-output-line | head -c 1000000; printf '\\303\\251\\000\\377'; exit 3";
+      const paths = await acceptCommand(proposer, acceptor, "run-1", command, name);
+      const done = await finished(proposer, "run-1", paths);
+      const expected = Buffer.concat([
+        Buffer.from("out1\nout2\nout3\n"),
+        Buffer.from("spool-output-line\n".repeat(Math.ceil(1_000_000 / 18))).subarray(0, 1_000_000),
+        Buffer.from([0xc3, 0xa9, 0x00, 0xff]),
+      ]);
+      expect(createHash("sha256").update(done.out).digest("hex")).toBe(createHash("sha256").update(expected).digest("hex"));
+      expect(done.err.toString()).toBe("err1\nerr2\nerr3\n");
+      expect(done.stdout.status).toBe(500);
+      expect(done.stdout.attributes.exit_code).toBe(3);
+      expect(done.log.body).toMatch(/→ exit 3/);
+      const listed = (await proposer.request("runner/list", {})).runners;
+      expect(listed).toEqual([expect.objectContaining({ name, backend: c.kind, embedded: false })]);
+    }, 60_000);
+
+    it("exit 127 for a missing command", async () => {
+      const paths = await acceptCommand(proposer, acceptor, "run-2", "no-such-command-anywhere", name);
+      const done = await finished(proposer, "run-2", paths);
+      expect(done.stdout.attributes.exit_code).toBe(127);
+      expect(done.stdout.status).toBe(500);
+    });
+
+    it("stream/cancel from a client that neither proposed nor accepted kills the process; channels end 499", async () => {
+      const paths = await acceptCommand(proposer, acceptor, "run-3", "echo started; sleep 300; echo never", name);
+      const target = await processOf(proposer, "run-3", paths.path);
+      await eventually(async () => (await proposer.request("entry/get", { run: "run-3", path: paths.stdout })).bytes > 0, 10_000, "output");
+      expect(await c.alive(target)).toBe(true);
+      const cancelled = await canceller.request("stream/cancel", { run: "run-3", path: paths.path, reason: "changed my mind" });
+      expect(cancelled.status).toBe(499);
+      await eventually(async () => !(await c.alive(target)), 5_000, "the process to be gone");
+      const done = await finished(proposer, "run-3", paths);
+      expect(done.out.toString()).toBe("started\n");
+      expect(done.stdout.status).toBe(499);
+      expect(done.stdout.attributes.reason).toBe("changed my mind");
+    }, 30_000);
+
+    it("a runner killed mid-stream ends its channels as 499 \"runner lost\" after the grace", async () => {
+      const paths = await acceptCommand(proposer, acceptor, "run-4", "while true; do echo tick; sleep 0.05; done", name);
+      const target = await processOf(proposer, "run-4", paths.path);
+      await eventually(async () => (await proposer.request("entry/get", { run: "run-4", path: paths.stdout })).bytes > 0, 10_000, "output");
+      await runner.stop("SIGKILL");
+      try {
+        const done = await finished(proposer, "run-4", paths, 15_000);
+        expect(done.stdout.status).toBe(499);
+        expect(done.stdout.attributes.reason).toBe("runner lost");
+        expect(done.out.toString()).toMatch(/^(tick\n)+$/);
+      } finally {
+        await c.reap(target);
+        runner = await spawnRunner(runnerArgs());
+      }
+    }, 40_000);
+  });
+}
+
+afterAll(async () => {
+  await ssh?.close();
+});
