@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { spawnServe } from "../helpers/process.js";
-import { tempDir } from "../helpers/server.js";
+import { eventually, tempDir } from "../helpers/server.js";
 
 describe("spool serve", () => {
   it("port 0 picks a free port, prints it with the token file, and SIGTERM stops cleanly keeping the data", async () => {
@@ -27,6 +27,41 @@ describe("spool serve", () => {
     again.close();
     expect(await second.stop("SIGINT")).toBe(0);
   });
+
+  it("embeds the local runner unless --no-local-runner or SPOOL_LOCAL_RUNNER=off; a SIGTERM aborts its running work", async () => {
+    const home = tempDir();
+    const token = () => readFileSync(join(home, "token"), "utf8").trim();
+    const names = async (server: { url: string }) => {
+      const client = await SpoolClient.connect(server.url, { token: token() });
+      await client.initialize("runners", { root: home });
+      const { runners } = await client.request("runner/list", {});
+      return { client, names: runners.map((r: { name: string }) => r.name) };
+    };
+    for (const [args, env] of [[["--no-local-runner"], {}], [[], { SPOOL_LOCAL_RUNNER: "off" }]] as const) {
+      const server = await spawnServe(["--port", "0", "--home", home, ...args], env);
+      const { client, names: listed } = await names(server);
+      expect(listed).toEqual([]);
+      client.close();
+      expect(await server.stop()).toBe(0);
+    }
+    const server = await spawnServe(["--port", "0", "--home", home]);
+    const { client, names: listed } = await names(server);
+    expect(listed).toEqual(["local"]);
+    await client.request("run/create", { alias: "long" });
+    const { path } = await client.request("proposal/create", { run: "long", tool: "sh", command: "sleep 300" });
+    const { channels } = await client.request("run/resolve", { run: "long", path, decision: "accept" });
+    let pid: number | undefined;
+    await eventually(async () => Boolean((pid = (await client.request("entry/get", { run: "long", path })).attributes.process?.pid)));
+    expect(await server.stop()).toBe(0);
+    expect(() => process.kill(pid!, 0)).toThrow(); // the embedded runner killed its work on the way out
+    const after = await spawnServe(["--port", "0", "--home", home]);
+    const { client: again } = await names(after);
+    const channel = await again.request("entry/get", { run: "long", path: channels[0].path });
+    expect(channel.status).toBe(499);
+    expect(channel.attributes.reason).toBe("server shutting down");
+    again.close();
+    await after.stop();
+  }, 60_000);
 
   it("SPOOL_HOST and SPOOL_PORT choose the address", async () => {
     const home = tempDir();

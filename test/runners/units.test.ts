@@ -1,0 +1,84 @@
+import { createHmac } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { ChannelSender, incompleteUtf8Tail } from "../../src/runners/channel-sender.js";
+import { knownHostKeys } from "../../src/runners/ssh.js";
+import { DockerDemuxer, PidLine, wrapperScript } from "../../src/runners/streams.js";
+
+describe("runner building blocks", () => {
+  it("finds an incomplete UTF-8 character at the end of a buffer", () => {
+    const check = Buffer.from("✓", "utf8"); // e2 9c 93
+    expect(incompleteUtf8Tail(Buffer.from("abc"))).toBe(0);
+    expect(incompleteUtf8Tail(check)).toBe(0);
+    expect(incompleteUtf8Tail(check.subarray(0, 1))).toBe(1);
+    expect(incompleteUtf8Tail(check.subarray(0, 2))).toBe(2);
+    expect(incompleteUtf8Tail(Buffer.concat([Buffer.from("x"), Buffer.from("é").subarray(0, 1)]))).toBe(1);
+  });
+
+  it("a channel sender never splits a character, numbers chunks from 1, and sends binary as base64", async () => {
+    const sent: { seq: number; chunk: string; encoding?: string }[] = [];
+    const link = { current: () => ({ request: async (_m: string, p: any) => void sent.push(p) }) };
+    const sender = new ChannelSender(link as never, { run: "r", path: "p", channel: 1 }, { window: 4, maxChunkBytes: 4, highWaterBytes: 1024, onRefused: () => {} });
+    await sender.push(Buffer.from("ab✓")); // 5 bytes; the cut at 4 would split ✓
+    await sender.push(Buffer.from([0xff, 0x00]));
+    await sender.end();
+    expect(sent.map((s) => s.seq)).toEqual([1, 2, 3]);
+    expect(sent[0]).toMatchObject({ chunk: "ab" });
+    expect(sent[0]!.encoding).toBeUndefined();
+    expect(Buffer.concat(sent.map((s) => Buffer.from(s.chunk, (s.encoding as BufferEncoding) ?? "utf8")))).toEqual(Buffer.concat([Buffer.from("ab✓"), Buffer.from([0xff, 0x00])]));
+    expect(sent.some((s) => s.encoding === "base64")).toBe(true);
+  });
+
+  it("known_hosts: plain and hashed entries, non-default ports, revoked keys", () => {
+    const salt = Buffer.from("0123456789abcdefghij");
+    const hashed = createHmac("sha1", salt).update("[10.0.0.5]:2222").digest("base64");
+    const text = [
+      "# comment",
+      "example.org,192.0.2.1 ssh-ed25519 AAAAplain",
+      `|1|${salt.toString("base64")}|${hashed} ssh-ed25519 AAAAhashed`,
+      "[example.org]:2200 ssh-rsa AAAAport",
+      "@revoked example.org ssh-ed25519 AAAAbad",
+      "@cert-authority *.example.org ssh-ed25519 AAAAca",
+    ].join("\n");
+    expect([...knownHostKeys(text, "example.org", 22).accepted]).toEqual(["AAAAplain"]);
+    expect([...knownHostKeys(text, "example.org", 22).revoked]).toEqual(["AAAAbad"]);
+    expect([...knownHostKeys(text, "10.0.0.5", 2222).accepted]).toEqual(["AAAAhashed"]);
+    expect([...knownHostKeys(text, "example.org", 2200).accepted]).toEqual(["AAAAport"]);
+    expect(knownHostKeys(text, "other.org", 22).accepted.size).toBe(0);
+  });
+
+  it("Docker's multiplexed stream splits into stdout and stderr across frame boundaries", async () => {
+    const frame = (type: number, text: string) => {
+      const payload = Buffer.from(text);
+      const header = Buffer.alloc(8);
+      header[0] = type;
+      header.writeUInt32BE(payload.length, 4);
+      return Buffer.concat([header, payload]);
+    };
+    const all = Buffer.concat([frame(1, "out-1\n"), frame(2, "err-1\n"), frame(1, "out-2\n")]);
+    const demux = new DockerDemuxer();
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    demux.stdout.on("data", (d) => out.push(d));
+    demux.stderr.on("data", (d) => err.push(d));
+    for (let i = 0; i < all.length; i += 5) demux.write(all.subarray(i, i + 5)); // frames cut anywhere
+    demux.end();
+    await new Promise((r) => demux.stdout.on("end", r));
+    expect(Buffer.concat(out).toString()).toBe("out-1\nout-2\n");
+    expect(Buffer.concat(err).toString()).toBe("err-1\n");
+  });
+
+  it("the remote wrapper reports its pid first and quotes everything else", async () => {
+    expect(wrapperScript("echo 'hi'", "/tmp/a b", { A: "x'y" })).toBe(
+      `echo $$ && cd -- '/tmp/a b' && export A='x'\\''y' && exec /bin/sh -c 'echo '\\''hi'\\'''`,
+    );
+    const line = new PidLine();
+    const rest: Buffer[] = [];
+    line.on("data", (d) => rest.push(d));
+    line.write("12");
+    line.write("34\nhello");
+    line.end();
+    expect(await line.pid).toBe(1234);
+    await new Promise((r) => line.on("end", r));
+    expect(Buffer.concat(rest).toString()).toBe("hello");
+  });
+});
