@@ -3,12 +3,10 @@
 // for local; `spool runner` processes for docker and ssh).
 // Usage: npx tsx bench/cancel-latency.ts [rounds] [backends, comma-separated]
 // Docker and SSH need scripts/test-infra.sh up and its SPOOL_TEST_* variables.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import Docker from "dockerode";
 import { SshBackend } from "../src/runners/ssh.js";
-import { machine, percentile, startServerProcess } from "./common.js";
+import { machine, percentile, startRunnerProcess, startServerProcess } from "./common.js";
 
 const rounds = Number(process.argv[2] ?? 20);
 const kinds = (process.argv[3] ?? "local,docker,ssh").split(",");
@@ -66,17 +64,8 @@ const client = await server.connect();
 await client.initialize("bench", { root: server.home });
 try {
   for (const kind of kinds) {
-    let runner: ReturnType<typeof spawn> | null = null;
-    let name = "local";
-    if (kind !== "local") {
-      name = `${kind}-bench`;
-      const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
-      runner = spawn(process.execPath, [bin, "runner", "--server", server.url, "--token-file", `${server.home}/token`, "--project", "bench", "--name", name, ...runnerFlags[kind]!()], {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, SPOOL_LOG: "warn" },
-      });
-      await new Promise<void>((resolve) => runner!.stdout!.on("data", (d: Buffer) => /attached/.test(d.toString()) && resolve()));
-    }
+    const name = kind === "local" ? "local" : `${kind}-bench`;
+    const runner = kind === "local" ? null : await startRunnerProcess(server, "bench", name, runnerFlags[kind]!());
     const latencies: number[] = [];
     for (let i = 0; i < rounds; i++) {
       const run = `${kind}-${i}`;

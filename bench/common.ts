@@ -47,3 +47,17 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
     },
   };
 }
+
+/** Starts `spool runner` against a bench server and resolves once it has attached; kill it with SIGTERM. */
+export async function startRunnerProcess(server: { url: string; home: string }, project: string, name: string, flags: string[]) {
+  const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
+  const runner = spawn(process.execPath, [bin, "runner", "--server", server.url, "--token-file", join(server.home, "token"), "--project", project, "--name", name, ...flags], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, SPOOL_LOG: "warn" },
+  });
+  await new Promise<void>((resolve, reject) => {
+    runner.stdout!.on("data", (d: Buffer) => /attached/.test(d.toString()) && resolve());
+    runner.once("exit", (code) => reject(new Error(`spool runner exited with ${code}`)));
+  });
+  return runner;
+}

@@ -4,9 +4,7 @@
 // server process) and through an attached `spool runner --backend local`
 // process over loopback WebSocket.
 // Usage: npx tsx bench/runner-throughput.ts [MB] [embedded,attached]
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { machine, startServerProcess } from "./common.js";
+import { machine, startRunnerProcess, startServerProcess } from "./common.js";
 
 const mb = Number(process.argv[2] ?? 256);
 const modes = (process.argv[3] ?? "embedded,attached").split(",");
@@ -20,17 +18,8 @@ const client = await server.connect();
 await client.initialize("bench", { root: server.home });
 try {
   for (const mode of modes) {
-    let runner: ReturnType<typeof spawn> | null = null;
-    let name = "local";
-    if (mode === "attached") {
-      name = "attached-local";
-      const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
-      runner = spawn(process.execPath, [bin, "runner", "--server", server.url, "--token-file", `${server.home}/token`, "--project", "bench", "--name", name, "--backend", "local"], {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, SPOOL_LOG: "warn" },
-      });
-      await new Promise<void>((resolve) => runner!.stdout!.on("data", (d: Buffer) => /attached/.test(d.toString()) && resolve()));
-    }
+    const name = mode === "attached" ? "attached-local" : "local";
+    const runner = mode === "attached" ? await startRunnerProcess(server, "bench", name, ["--backend", "local"]) : null;
     const run = `throughput-${mode}`;
     await client.request("run/create", { alias: run });
     const { path } = await client.request("proposal/create", { run, tool: "sh", command: `yes 'spool runner throughput line of text' | head -c ${bytes}` });

@@ -11,39 +11,51 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `spool serve` as a real subprocess and waits for its "listening" line. */
-export function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [SPOOL_BIN, "serve", ...args], {
+interface SpoolProcess {
+  child: ChildProcess;
+  /** The first match of `ready` in stdout. */
+  match: RegExpExecArray;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `spool <command>` as a real subprocess and waits until its stdout matches `ready`. */
+function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<SpoolProcess> {
+  const child = spawn(process.execPath, [SPOOL_BIN, command, ...args], {
     env: { ...process.env, SPOOL_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`spool serve did not start:\n${out}`)), 30_000);
-    const onData = (data: Buffer) => {
+    const timer = setTimeout(() => reject(new Error(`spool ${command} did not get ready:\n${out}`)), 30_000);
+    child.stdout!.on("data", (data: Buffer) => {
       out += data.toString();
-      const match = /Spool listening on (ws:\/\/\S+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          url: match[1]!,
-          output: () => out,
-          stop: (signal = "SIGTERM") => {
-            child.kill(signal);
-            return exited;
-          },
-        });
-      }
-    };
-    child.stdout!.on("data", onData);
+      const match = ready.exec(out);
+      if (!match) return;
+      clearTimeout(timer);
+      resolve({
+        child,
+        match,
+        output: () => out,
+        stop: (signal = "SIGTERM") => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          return exited;
+        },
+      });
+    });
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`spool serve exited with ${code}:\n${out}`));
+      reject(new Error(`spool ${command} exited with ${code}:\n${out}`));
     });
   });
+}
+
+/** Starts `spool serve` as a real subprocess and waits for its "listening" line. */
+export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  const serve = await spawnSpool("serve", args, env, /Spool listening on (ws:\/\/\S+)/);
+  return { ...serve, url: serve.match[1]! };
 }
 
 export interface RunnerProcess {
@@ -54,32 +66,5 @@ export interface RunnerProcess {
 
 /** Starts `spool runner` as a real subprocess and waits until it has attached. */
 export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunnerProcess> {
-  const child = spawn(process.execPath, [SPOOL_BIN, "runner", ...args], {
-    env: { ...process.env, SPOOL_LOG: "warn", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`spool runner did not attach:\n${out}`)), 30_000);
-    child.stdout!.on("data", (data: Buffer) => {
-      out += data.toString();
-      if (/Runner \S+ attached/.test(out)) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          output: () => out,
-          stop: (signal = "SIGTERM") => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            return exited;
-          },
-        });
-      }
-    });
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`spool runner exited with ${code}:\n${out}`));
-    });
-  });
+  return spawnSpool("runner", args, env, /Runner \S+ attached/);
 }
