@@ -117,17 +117,23 @@ export function ssh2Shell(options: SshOptions): RemoteShell {
         throw error;
       });
       const client = await connection;
-      const channel = await new Promise<ClientChannel>((resolve, reject) =>
-        client.exec(commandLine, (error, ch) => (error ? reject(new StartError(`SSH exec failed: ${error.message}`)) : resolve(ch))),
+      // The exit listener is attached inside the callback: a fast command's exit-status and close can be
+      // processed in the same read as the exec reply, before any promise continuation runs.
+      const { channel, closed } = await new Promise<{ channel: ClientChannel; closed: RemoteChannel["closed"] }>((resolve, reject) =>
+        client.exec(commandLine, (error, ch) => {
+          if (error) return reject(new StartError(`SSH exec failed: ${error.message}`));
+          let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
+          ch.on("exit", (code: number | null, signalName?: string) => {
+            exit =
+              typeof code === "number"
+                ? { exitCode: code, signal: null }
+                : { exitCode: null, signal: signalName ? (signalName.startsWith("SIG") ? signalName : `SIG${signalName}`) : null };
+          });
+          // "exit" may never come (the server did not say): then the result stays unknown, never 0.
+          const closed = new Promise<{ exitCode: number | null; signal: string | null }>((done) => ch.once("close", () => done(exit)));
+          resolve({ channel: ch, closed });
+        }),
       );
-      const closed = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
-        let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
-        channel.on("exit", (code: number | null, signalName?: string) => {
-          exit = typeof code === "number" ? { exitCode: code, signal: null } : { exitCode: null, signal: signalName ? (signalName.startsWith("SIG") ? signalName : `SIG${signalName}`) : null };
-        });
-        // "exit" may never come (the server did not say): then the result stays unknown, never 0.
-        channel.once("close", () => resolve(exit));
-      });
       return { stdout: channel, stderr: channel.stderr, stdin: channel, signal: (name) => channel.signal(name), closed };
     },
     close() {
