@@ -77,7 +77,14 @@ export class RunnerAgent {
       job.stoppedBecause = reason;
       job.controller.abort();
     }
-    await Promise.race([Promise.all([...this.#jobs.values()].map((j) => j.done)), new Promise((r) => setTimeout(r, 5_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.#jobs.values()].map((j) => j.done)),
+      new Promise((r) => {
+        timer = setTimeout(r, 5_000);
+      }),
+    ]);
+    clearTimeout(timer);
     this.#client?.close();
     this.#client = null;
     this.#wakeConnected();
