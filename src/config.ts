@@ -52,6 +52,45 @@ export interface SpoolConfig {
   localRunner: boolean;
   /** Default time limit of an accepted command; 0 = none. */
   commandTimeoutMs: number;
+  agent: AgentConfig;
+}
+
+export interface ModelConfig {
+  alias: string;
+  provider: "openai" | "ollama";
+  model: string;
+  baseUrl: string;
+  apiKey?: string;
+}
+
+export interface AgentConfig {
+  /** Model aliases from SPOOL_MODEL_<alias>=openai/<model-id> or ollama/<model-id>. */
+  models: ModelConfig[];
+  /** How long a turn waits for an accepted command before the model sees its output so far. */
+  toolYieldMs: number;
+  /** Tokens of command output the model sees per tool result before head/tail cutting. */
+  outputBudgetTokens: number;
+  /** Model calls one loop may make before it is ended as failed. */
+  maxStepsPerLoop: number;
+}
+
+/** Reads SPOOL_MODEL_<alias> variables; a malformed one is an error at start-up, not at first use. */
+export function modelsFromEnv(env: NodeJS.ProcessEnv): ModelConfig[] {
+  const models: ModelConfig[] = [];
+  for (const [key, value] of Object.entries(env)) {
+    const m = /^SPOOL_MODEL_([A-Za-z0-9_]+)$/.exec(key);
+    if (!m || !value) continue;
+    const alias = m[1]!.toLowerCase().replace(/_/g, "-");
+    const spec = /^(openai|ollama)\/(.+)$/.exec(value);
+    if (!spec) throw new Error(`${key} must look like openai/<model-id> or ollama/<model-id>, got "${value}"`);
+    const provider = spec[1] as "openai" | "ollama";
+    models.push(
+      provider === "openai"
+        ? { alias, provider, model: spec[2]!, baseUrl: env.OPENAI_BASE_URL ?? "https://api.openai.com/v1", ...(env.OPENAI_API_KEY ? { apiKey: env.OPENAI_API_KEY } : {}) }
+        : { alias, provider, model: spec[2]!, baseUrl: `${(env.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434").replace(/\/+$/, "").replace(/\/v1$/, "")}/v1` },
+    );
+  }
+  return models.sort((a, b) => a.alias.localeCompare(b.alias));
 }
 
 export interface ConfigOverrides {
@@ -64,6 +103,7 @@ export interface ConfigOverrides {
   runnerGraceMs?: number;
   localRunner?: boolean;
   commandTimeoutMs?: number;
+  agent?: Partial<Omit<AgentConfig, "models">>;
 }
 
 function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -111,5 +151,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     defaultRoot: process.cwd(),
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
+    agent: {
+      models: modelsFromEnv(env),
+      toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? 10_000,
+      outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? 4_000,
+      maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,
+    },
   };
 }

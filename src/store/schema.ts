@@ -70,6 +70,16 @@ export interface ChunkTable {
   data: Buffer;
 }
 
+export interface MessageTable {
+  id: Generated<number>;
+  run_id: number;
+  loop_id: number | null;
+  turn: number;
+  role: "system" | "user" | "assistant" | "tool";
+  body: string;
+  created_at: number;
+}
+
 export interface Database {
   projects: ProjectTable;
   runs: RunTable;
@@ -77,6 +87,7 @@ export interface Database {
   turns: TurnTable;
   entries: EntryTable;
   chunks: ChunkTable;
+  messages: MessageTable;
 }
 
 export type ProjectRow = Selectable<ProjectTable>;
@@ -87,3 +98,6 @@ export type EntryRow = Selectable<EntryTable>;
 export type NewEntry = Insertable<EntryTable>;
 export type EntryUpdate = Updateable<EntryTable>;
 export type ChunkRow = Selectable<ChunkTable>;
+
+export type LoopRow = Selectable<LoopTable>;
+export type MessageRow = Selectable<MessageTable>;

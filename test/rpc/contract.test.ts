@@ -140,7 +140,7 @@ const scenarios: Scenario[] = [
       expect(out.created.result.run).toMatchObject({ alias: "first", status: 200, model: null, mode: "act", turn: 1 });
       expect(out.auto.result.run.alias).toBe("run-2");
       expect(out.again.error.data.code).toBe("CONFLICT");
-      expect(out.withModel.error.data.code).toBe("UNSUPPORTED");
+      expect(out.withModel.error.data).toMatchObject({ code: "INVALID_PARAMS", model: "gpt" }); // no model alias is configured here
       expect(out.got.result.run.alias).toBe("first");
       expect(out.list.result.runs.map((r: { alias: string }) => r.alias)).toEqual(["run-2", "first"]);
     },

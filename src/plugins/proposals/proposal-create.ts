@@ -39,7 +39,16 @@ export async function createProposal(
   registry: ProducerRegistry,
   project: ProjectRef,
   run: RunRow,
-  input: { tool: string; command: string; cwd?: string; env?: Record<string, string>; timeout_ms?: number; proposedBy: string },
+  input: {
+    tool: string;
+    command: string;
+    cwd?: string;
+    env?: Record<string, string>;
+    timeout_ms?: number;
+    proposedBy: string;
+    /** More attributes for the log entry (the agent loop records its tool call here). */
+    extra?: Record<string, unknown>;
+  },
 ): Promise<EntryRow> {
   const producer = registry.get(input.tool);
   if (!producer) throw invalid("tool", `unknown tool "${input.tool}"; registered: ${registry.list().map((p) => p.tool).join(", ")}`);
@@ -70,6 +79,7 @@ export async function createProposal(
           slug,
           readOnly: producer.readOnly,
           proposedBy: input.proposedBy,
+          ...input.extra,
         }),
         created_at: now,
         updated_at: now,

@@ -5,6 +5,7 @@ import { findRun, insertRun, maxRunId } from "../../store/runs.js";
 import type { App } from "../plugin.js";
 import { Run, RunAlias } from "../schemas.js";
 import { runView } from "./run-view.js";
+import type { RunAgentSlot } from "./index.js";
 
 export const RunCreateParams = z.strictObject({
   alias: RunAlias.optional(),
@@ -13,7 +14,7 @@ export const RunCreateParams = z.strictObject({
   prompt: z.string().min(1).optional().describe("First prompt; needs a model"),
 });
 
-export function runCreateMethod(app: App) {
+export function runCreateMethod(app: App, agent: RunAgentSlot) {
   return defineMethod({
     name: "run/create",
     description: "Creates a run in the caller's project. Without `model` the run is idle (status 200) and clients feed it by hand.",
@@ -22,12 +23,17 @@ export function runCreateMethod(app: App) {
     handler: async (params, ctx) => {
       const db = app.store.db;
       if (params.model !== undefined) {
-        throw new SpoolError("UNSUPPORTED", `No model provider plugin is loaded, so model "${params.model}" cannot be used; create the run without a model`, {
-          model: params.model,
-        });
+        if (!agent.current) {
+          throw new SpoolError("UNSUPPORTED", `No agent plugin is loaded, so model "${params.model}" cannot be used; create the run without a model`, {
+            model: params.model,
+          });
+        }
+        agent.current.checkModel(params.model);
       }
-      if (params.prompt !== undefined) {
-        throw new SpoolError("UNSUPPORTED", "A prompt needs a model; create the run with `model` or without `prompt`");
+      if (params.prompt !== undefined && params.model === undefined) {
+        throw new SpoolError("INVALID_PARAMS", "A prompt needs a model; create the run with `model` or without `prompt`", {
+          issues: [{ path: "prompt", message: "needs model" }],
+        });
       }
       let alias = params.alias;
       if (alias !== undefined && (await findRun(db, ctx.project.id, alias))) {
@@ -39,13 +45,17 @@ export function runCreateMethod(app: App) {
         const row = await insertRun(db, {
           project_id: ctx.project.id,
           alias,
-          model: null,
+          model: params.model ?? null,
           mode: params.mode ?? "act",
           status: 200,
           created_at: now,
           updated_at: now,
         });
         await app.emit("run:created", { project: ctx.project, run: row });
+        if (params.prompt !== undefined) {
+          await agent.current!.prompt(ctx.project, row, params.prompt, params.mode ?? "act");
+          return { run: runView((await findRun(db, ctx.project.id, alias)) ?? row) };
+        }
         return { run: runView(row) };
       } catch (error) {
         // Two clients racing for the same alias: the UNIQUE constraint decides.

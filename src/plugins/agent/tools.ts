@@ -1,0 +1,196 @@
+import { sql } from "kysely";
+import { z } from "zod";
+import { channelModelView } from "../../agent/model-view.js";
+import type { ToolCall, ToolSpec } from "../../agent/provider.js";
+import { cleanTerminalText } from "../entries/terminal-text.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { readLines } from "../../store/chunks.js";
+import { findEntry, lineCount, listChannels, parseAttributes } from "../../store/entries.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { App } from "../plugin.js";
+import { createProposal } from "../proposals/proposal-create.js";
+import type { ProducerRegistry } from "../proposals/producer.js";
+
+/** The tools' arguments: one schema each, used for the model's tool list and to check what it sends. */
+const ToolArgs = {
+  sh: z.strictObject({
+    command: z.string().min(1).describe("A shell command (/bin/sh -c). A person must accept it before it runs."),
+    cwd: z.string().optional().describe("Directory relative to the project root"),
+  }),
+  env: z.strictObject({ command: z.string().min(1).describe("A read-only command that inspects the environment (ls, cat, git status…)") }),
+  get: z.strictObject({
+    path: z.string().describe("An entry path, e.g. sh://turn_1/ls_1"),
+    tail: z.number().int().min(1).optional().describe("Only the last N lines"),
+    line: z.number().int().min(1).optional().describe("First line of a slice (1-based)"),
+    limit: z.number().int().min(1).optional().describe("Lines in the slice"),
+  }),
+  wait: z.strictObject({
+    path: z.string().describe("The log path of a running command (log://turn_N/sh/…)"),
+    timeout_ms: z.number().int().min(1).max(600_000).optional().describe("How long to wait (default 30000)"),
+  }),
+  done: z.strictObject({ summary: z.string().describe("What was done, for the person") }),
+} as const;
+
+export type ToolName = keyof typeof ToolArgs;
+
+const DESCRIPTIONS: Record<ToolName, string> = {
+  sh: "Propose a shell command. A person accepts or rejects it; once accepted it runs and you get its status, exit code and output (or the output so far if it is still running).",
+  env: "Propose a read-only command to inspect the environment; same result as sh. The only command tool in ask mode.",
+  get: "Read an entry (a command's output channel or log): the last lines (tail) or a slice (line, limit), as clean text.",
+  wait: "Wait for a running command to finish, up to timeout_ms; returns the same result as sh.",
+  done: "Finish this task with a summary for the person.",
+};
+
+export function toolSpecs(mode: "ask" | "act"): ToolSpec[] {
+  const names: ToolName[] = mode === "ask" ? ["env", "get", "wait", "done"] : ["sh", "env", "get", "wait", "done"];
+  return names.map((name) => {
+    const { $schema: _ignored, ...parameters } = z.toJSONSchema(ToolArgs[name]) as Record<string, unknown>;
+    return { type: "function", function: { name, description: DESCRIPTIONS[name], parameters } };
+  });
+}
+
+export type ToolOutcome =
+  | { kind: "result"; content: string; path?: string }
+  | { kind: "waiting"; path: string }
+  | { kind: "done"; content: string; summary: string };
+
+export interface ToolContext {
+  app: App;
+  registry: ProducerRegistry;
+  project: ProjectRef;
+  run: RunRow;
+  loopId: number;
+  mode: "ask" | "act";
+  yieldMs: number;
+  budgetTokens: number;
+  signal: AbortSignal;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/** The proposal a tool call made, if any (its log entry records the call id). */
+async function proposalOf(app: App, runId: number, callId: string): Promise<EntryRow | undefined> {
+  return app.store.db
+    .selectFrom("entries")
+    .selectAll()
+    .where("run_id", "=", runId)
+    .where("scheme", "=", "log")
+    .where(sql<string>`json_extract(attributes, '$.toolCallId')`, "=", callId)
+    .executeTakeFirst();
+}
+
+/** Waits up to `ms` for a producer's channels to leave 102. */
+async function settle(app: App, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const channels = await listChannels(app.store.db, log.id);
+    if (channels.every((c) => c.status !== 102) || Date.now() >= deadline || signal.aborted) return channels;
+    await sleep(Math.min(100, deadline - Date.now()), signal);
+  }
+}
+
+/** A producer's result as the model reads it: status, exit code, then each channel's model view. */
+export async function producerResult(ctx: Pick<ToolContext, "app" | "budgetTokens">, log: EntryRow, channels: EntryRow[]): Promise<string> {
+  const attributes = parseAttributes(log);
+  if (log.status === 403) return `status: 403 rejected\nlog: ${log.path}\nreason: ${String(attributes.reason ?? "rejected")}`;
+  if (log.status === 202) return `status: 202 waiting for a person to accept or reject it\nlog: ${log.path}`;
+  const status = channels.some((c) => c.status === 102) ? 102 : (channels[0]?.status ?? log.status);
+  const first = channels[0] ? parseAttributes(channels[0]) : {};
+  const lines = [`status: ${status}${status === 102 ? " still running (use wait or get for more)" : ""}`, `log: ${log.path}`];
+  if (first.exit_code !== undefined && first.exit_code !== null) lines.push(`exit code: ${String(first.exit_code)}`);
+  if (first.signal) lines.push(`signal: ${String(first.signal)}`);
+  if (first.reason) lines.push(`reason: ${String(first.reason)}`);
+  // Share the budget between the channels that have output.
+  const withOutput = channels.filter((c) => c.bytes > 0);
+  const share = Math.max(100, Math.floor(ctx.budgetTokens / Math.max(1, withOutput.length)));
+  for (const channel of channels) {
+    const name = String(parseAttributes(channel).name ?? `channel ${channel.channel}`);
+    if (channel.bytes === 0) {
+      lines.push(`--- ${name} (${channel.path}): empty`);
+      continue;
+    }
+    const view = await channelModelView(ctx.app.store, channel, share);
+    lines.push(`--- ${name} (${channel.path}, ${lineCount(channel)} lines, ${channel.bytes} bytes) ---`);
+    lines.push(view.text.replace(/\n$/, ""));
+  }
+  return lines.join("\n");
+}
+
+function argsOf<N extends ToolName>(name: N, call: ToolCall): z.output<(typeof ToolArgs)[N]> | string {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(call.function.arguments || "{}");
+  } catch {
+    return `error: the arguments of ${name} are not valid JSON`;
+  }
+  const parsed = ToolArgs[name].safeParse(raw);
+  if (!parsed.success) return `error: invalid arguments for ${name}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`;
+  return parsed.data as z.output<(typeof ToolArgs)[N]>;
+}
+
+/** Runs one tool call; sh and env stop at "waiting" until a person resolves the proposal. */
+export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOutcome> {
+  const name = call.function.name as ToolName;
+  if (!(name in ToolArgs)) return { kind: "result", content: `error: unknown tool "${call.function.name}"` };
+  if (ctx.mode === "ask" && name === "sh") return { kind: "result", content: "error: sh is not available in ask mode; use env for read-only commands" };
+  const args = argsOf(name, call);
+  if (typeof args === "string") return { kind: "result", content: args };
+  switch (name) {
+    case "sh":
+    case "env":
+      return runCommand(ctx, call, name, args as { command: string; cwd?: string });
+    case "get":
+      return { kind: "result", content: await getEntry(ctx, args as z.output<typeof ToolArgs.get>) };
+    case "wait": {
+      const { path, timeout_ms } = args as z.output<typeof ToolArgs.wait>;
+      const log = await findEntry(ctx.app.store.db, ctx.run.id, path);
+      if (!log || log.scheme !== "log") return { kind: "result", content: `error: no command log "${path}" in this run` };
+      const channels = await settle(ctx.app, log, timeout_ms ?? 30_000, ctx.signal);
+      return { kind: "result", content: await producerResult(ctx, log, channels), path };
+    }
+    case "done": {
+      const { summary } = args as z.output<typeof ToolArgs.done>;
+      return { kind: "done", content: "ok", summary };
+    }
+  }
+}
+
+async function runCommand(ctx: ToolContext, call: ToolCall, tool: "sh" | "env", args: { command: string; cwd?: string }): Promise<ToolOutcome> {
+  let log = await proposalOf(ctx.app, ctx.run.id, call.id);
+  if (!log) {
+    try {
+      log = await createProposal(ctx.app, ctx.registry, ctx.project, ctx.run, {
+        tool,
+        command: args.command,
+        ...(args.cwd ? { cwd: args.cwd } : {}),
+        proposedBy: `model (${ctx.run.model})`,
+        extra: { toolCallId: call.id, loop: ctx.loopId },
+      });
+    } catch (error) {
+      return { kind: "result", content: `error: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    return { kind: "waiting", path: log.path };
+  }
+  if (log.status === 202) return { kind: "waiting", path: log.path };
+  const channels = log.status === 200 ? await settle(ctx.app, log, ctx.yieldMs, ctx.signal) : [];
+  const fresh = (await findEntry(ctx.app.store.db, ctx.run.id, log.path)) ?? log;
+  return { kind: "result", content: await producerResult(ctx, fresh, channels), path: log.path };
+}
+
+async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): Promise<string> {
+  const entry = await findEntry(ctx.app.store.db, ctx.run.id, args.path);
+  if (!entry) return `error: no entry "${args.path}" in this run`;
+  const budget = ctx.budgetTokens * 4;
+  if (!entry.streamed) return cleanTerminalText(entry.body).slice(0, budget);
+  const total = lineCount(entry);
+  const start = args.tail !== undefined ? Math.max(0, total - args.tail) : (args.line ?? 1) - 1;
+  const count = args.limit ?? (args.tail ?? 200);
+  const slice = await readLines(ctx.app.store.db, entry.id, start, count, budget * 2);
+  let text = cleanTerminalText(slice.data.toString("utf8"));
+  if (text.length > budget) text = `${text.slice(0, budget)}\n[… cut at the budget; ask for fewer lines]`;
+  return `${entry.path}: lines ${start + 1}-${start + slice.lines} of ${total} (status ${entry.status})\n${text}`;
+}
