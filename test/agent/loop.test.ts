@@ -215,3 +215,40 @@ describe("the agent loop across a restart", () => {
     }
   }, 30_000);
 });
+
+describe("the tool yield", () => {
+  it("a command still running after SPOOL_TOOL_YIELD_MS reaches the model at 102 with its output so far; wait and get read the rest", async () => {
+    const model = await ScriptedModel.start();
+    const ts = await startTestServer({ env: { ...modelEnv(model), SPOOL_TOOL_YIELD_MS: "300" } });
+    try {
+      const a = await ts.clientIn("yield");
+      let log = "";
+      model.reply(
+        { tools: [{ id: "call_slow", name: "sh", arguments: { command: "echo partial; sleep 1.5; echo end" } }] },
+        (request) => {
+          log = /log: (\S+)/.exec(toolResult(request, "call_slow")!)![1]!;
+          return { tools: [{ id: "call_wait", name: "wait", arguments: { path: log, timeout_ms: 10_000 } }] };
+        },
+        () => ({ tools: [{ id: "call_get", name: "get", arguments: { path: "sh://turn_1/echo-partial-sleep-1-5-echo-end_1", tail: 1 } }] }),
+        { tools: [{ id: "call_done", name: "done", arguments: { summary: "saw it end" } }] },
+      );
+      const proposal = nextProposal(a, "y1");
+      await a.request("run/create", { alias: "y1", model: "test", prompt: "slow one" });
+      await a.request("run/resolve", { run: "y1", path: (await proposal).path, decision: "accept" });
+      await runStatus(a, "y1", 200);
+      const first = toolResult(model.requests[1]!, "call_slow")!;
+      expect(first).toContain("status: 102 still running");
+      expect(first).toContain("partial");
+      expect(first).not.toMatch(/^end$/m);
+      const waited = toolResult(model.requests[2]!, "call_wait")!;
+      expect(waited).toContain("status: 200");
+      expect(waited).toContain("exit code: 0");
+      expect(waited).toContain("partial\nend");
+      expect(toolResult(model.requests[3]!, "call_get")).toMatch(/lines 2-2 of 2 \(status 200\)\nend/);
+      expect((await a.request("run/get", { run: "y1" })).run.turn).toBe(4);
+    } finally {
+      await ts.stop();
+      await model.close();
+    }
+  }, 30_000);
+});
