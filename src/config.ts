@@ -57,7 +57,8 @@ export interface SpoolConfig {
 
 export interface ModelConfig {
   alias: string;
-  provider: "openai" | "ollama";
+  /** openai, ollama, or a prefix a provider plugin registers. */
+  provider: string;
   model: string;
   baseUrl: string;
   apiKey?: string;
@@ -81,14 +82,17 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv): ModelConfig[] {
     const m = /^SPOOL_MODEL_([A-Za-z0-9_]+)$/.exec(key);
     if (!m || !value) continue;
     const alias = m[1]!.toLowerCase().replace(/_/g, "-");
-    const spec = /^(openai|ollama)\/(.+)$/.exec(value);
+    const spec = /^([a-z][a-z0-9-]*)\/(.+)$/.exec(value);
     if (!spec) throw new Error(`${key} must look like openai/<model-id> or ollama/<model-id>, got "${value}"`);
-    const provider = spec[1] as "openai" | "ollama";
-    models.push(
-      provider === "openai"
-        ? { alias, provider, model: spec[2]!, baseUrl: env.OPENAI_BASE_URL ?? "https://api.openai.com/v1", ...(env.OPENAI_API_KEY ? { apiKey: env.OPENAI_API_KEY } : {}) }
-        : { alias, provider, model: spec[2]!, baseUrl: `${(env.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434").replace(/\/+$/, "").replace(/\/v1$/, "")}/v1` },
-    );
+    const provider = spec[1]!;
+    const prefix = provider.toUpperCase().replace(/-/g, "_");
+    if (provider === "ollama") {
+      models.push({ alias, provider, model: spec[2]!, baseUrl: `${(env.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434").replace(/\/+$/, "").replace(/\/v1$/, "")}/v1` });
+    } else {
+      const baseUrl = env[`${prefix}_BASE_URL`] ?? (provider === "openai" ? "https://api.openai.com/v1" : "");
+      const apiKey = env[`${prefix}_API_KEY`];
+      models.push({ alias, provider, model: spec[2]!, baseUrl, ...(apiKey ? { apiKey } : {}) });
+    }
   }
   return models.sort((a, b) => a.alias.localeCompare(b.alias));
 }

@@ -27,6 +27,10 @@ export class ModelProviders {
     this.#factories.set(prefix, factory);
   }
 
+  has(prefix: string): boolean {
+    return this.#factories.has(prefix);
+  }
+
   create(model: ModelConfig): ModelProvider {
     const factory = this.#factories.get(model.provider);
     if (!factory) throw new Error(`No provider "${model.provider}" for model alias "${model.alias}"`);
@@ -59,7 +63,11 @@ export const agentPlugin = definePlugin({
     const driver = new AgentDriver(app, registry, target, app.config.agent);
 
     const checkModel = (alias: string) => {
-      if (!app.config.agent.models.some((m) => m.alias === alias)) {
+      const config = app.config.agent.models.find((m) => m.alias === alias);
+      if (config && !providers.has(config.provider)) {
+        throw new SpoolError("UNSUPPORTED", `Model "${alias}" uses provider "${config.provider}", which no loaded plugin provides`, { model: alias });
+      }
+      if (!config) {
         const known = app.config.agent.models.map((m) => m.alias);
         throw new SpoolError(
           "INVALID_PARAMS",
