@@ -108,6 +108,21 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     expect(model.requests).toHaveLength(1); // the model is not called again
   });
 
+  it("run/abort while waiting on a proposal rejects it and the run stays stopped", async () => {
+    const a = await ts.clientIn("agent");
+    model.reply({ tools: [{ id: "call_wait_abort", name: "sh", arguments: { command: "make deploy" } }] });
+    const proposal = nextProposal(a, "r3b");
+    await a.request("run/create", { alias: "r3b", model: "test", prompt: "deploy" });
+    const notice = await proposal;
+    await runStatus(a, "r3b", 202);
+    const aborted = await a.request("run/abort", { run: "r3b" });
+    expect(aborted).toMatchObject({ rejected: [notice.path], cancelled: [] });
+    const log = await a.request("entry/get", { run: "r3b", path: notice.path });
+    expect(log.status).toBe(403);
+    await expect(a.request("run/resolve", { run: "r3b", path: notice.path, decision: "accept" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    expect((await a.request("run/get", { run: "r3b" })).run.status).toBe(499);
+  });
+
   it("a 20 MB output reaches the model cut to a head and a tail with a note; clients still read every byte", async () => {
     const a = await ts.clientIn("agent");
     model.reply({ tools: [{ id: "call_big", name: "sh", arguments: { command: "seq 1 2600000" } }] }, { text: "Big." });
