@@ -44,6 +44,8 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
       { text: "Let me look. ", tools: [{ id: "call_ls", name: "sh", arguments: { command: "printf '\\033[32mgreen\\033[0m\\n'; echo oops >&2; exit 3" } }] },
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "Ran it; it exits 3." } }] },
     );
+    const states: { status: number; event: string; tool?: string }[] = [];
+    b.on("run/state", (p) => p.run === "r1" && states.push({ status: p.status, event: p.event, ...(p.tool ? { tool: p.tool } : {}) }));
     const proposal = nextProposal(b, "r1");
     const { run } = await a.request("run/create", { alias: "r1", model: "test", prompt: "What does the script do?" });
     expect(run.model).toBe("test");
@@ -67,6 +69,18 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     expect(result).toContain("oops");
     const after = await a.request("run/get", { run: "r1" });
     expect(after.run.status).toBe(200);
+    await eventually(() => states.at(-1)?.event === "idle");
+    expect(states).toEqual([
+      { status: 100, event: "prompt queued" },
+      { status: 102, event: "loop started" },
+      { status: 102, event: "model replied" },
+      { status: 202, event: "waiting on a proposal", tool: "sh" },
+      { status: 102, event: "tool call", tool: "sh" },
+      { status: 102, event: "model replied" },
+      { status: 102, event: "tool call", tool: "done" },
+      { status: 102, event: "loop finished" },
+      { status: 200, event: "idle" },
+    ]);
   });
 
   it("a rejected proposal is reported to the model with the reason", async () => {

@@ -234,6 +234,8 @@ export class AgentDriver {
         const fresh = await findRunById(this.app.store.db, run.id);
         if (!fresh || fresh.status === RUN.aborted) return "stopped";
         if (outcome.kind === "waiting") {
+          // Already waiting (a second look at the same pending proposal): nothing changed, nothing to announce.
+          if (fresh.status === RUN.waiting && loop.status === RUN.waiting) return "waiting";
           await this.app.store.db.updateTable("loops").set({ status: RUN.waiting }).where("id", "=", loop.id).execute();
           await this.#setStatus(fresh, project, RUN.waiting, "waiting on a proposal", { tool: call.function.name, path: outcome.path });
           return "waiting";
