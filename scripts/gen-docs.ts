@@ -7,6 +7,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createLogger } from "../src/logger.js";
 import { startServer } from "../src/server.js";
+import { readFileSync, writeFileSync } from "node:fs";
+import { clientApiSource } from "../src/docs/client-types.js";
 import { docSections, regenerate } from "../src/docs/generate.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -21,6 +23,19 @@ try {
       stale = true;
       console.log(check ? `${file} is out of date; run npm run docs` : `${file} updated`);
     }
+  }
+  const apiFile = join(root, "src/client/api.ts");
+  const api = clientApiSource(server.rpc.registry);
+  let current = "";
+  try {
+    current = readFileSync(apiFile, "utf8");
+  } catch {
+    // not generated yet
+  }
+  if (current !== api) {
+    stale = true;
+    if (!check) writeFileSync(apiFile, api);
+    console.log(check ? "src/client/api.ts is out of date; run npm run docs" : "src/client/api.ts updated");
   }
 } finally {
   await server.stop();

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientApiSource } from "../src/docs/client-types.js";
 import { docSections, fillGenerated } from "../src/docs/generate.js";
 import { ERRORS } from "../src/rpc/errors.js";
 import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
@@ -29,6 +30,10 @@ describe("documentation", () => {
       const text = read(file);
       expect(fillGenerated(text, sections), `${file} is stale`).toBe(text);
     }
+  });
+
+  it("the typed client API matches the schemas (run `npm run docs` if this fails)", () => {
+    expect(clientApiSource(ts.server.rpc.registry), "src/client/api.ts is stale").toBe(read("src/client/api.ts"));
   });
 
   it("every error code is unique and documented in SPEC.md", () => {

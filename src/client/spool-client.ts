@@ -1,6 +1,7 @@
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
 import type { Transport } from "../rpc/transport.js";
 import { PROTOCOL_VERSION } from "../version.js";
+import type { MethodName, NotificationName, ParamsOf, ResultOf, SpoolNotifications } from "./api.js";
 import { connectWebSocket, type WebSocketOptions } from "./ws-transport.js";
 
 /** An error response from the server, with the catalogue's string code. */
@@ -24,44 +25,136 @@ export class ConnectionClosedError extends Error {
   override readonly name = "ConnectionClosedError";
 }
 
-type NotificationListener = (params: any) => void;
+type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] : any) => void;
 type RequestHandler = (params: any) => unknown;
 
-/** A JSON-RPC client for Spool over any transport; handles notifications and server → client requests. */
+export interface ReconnectOptions {
+  /** Project to initialize into, again after every reconnect. */
+  project: string;
+  root?: string;
+  client?: { name: string; version: string };
+  /** Delays between attempts: doubling from `minMs` up to `maxMs`. */
+  minMs?: number;
+  maxMs?: number;
+}
+
+export interface StreamChunk {
+  channel: number;
+  seq: number;
+  data: Buffer;
+}
+
+/** A live watch of a producer's channels that survives reconnects (it resumes after the last seq it saw). */
+export interface StreamWatch {
+  /** Last seq received per channel. */
+  readonly lastSeq: ReadonlyMap<number, number>;
+  /** Resolves when every watched channel has ended, with each channel's terminal status. */
+  readonly ended: Promise<Map<number, { status: number; exit_code?: number | null }>>;
+  close(): Promise<void>;
+}
+
+/**
+ * A typed JSON-RPC client for Spool over any transport: `call` with the
+ * method's params and result types, typed notifications, server → client
+ * requests (`handle`), `AbortSignal` on calls, and, when opened with
+ * `reconnect`, a connection that comes back by itself and resumes its stream
+ * watches from their last seq.
+ */
 export class SpoolClient {
   readonly #rpc: JSONRPCClient;
-  readonly #listeners = new Map<string, Set<NotificationListener>>();
+  readonly #listeners = new Map<string, Set<(params: any) => void>>();
   readonly #handlers = new Map<string, RequestHandler>();
   readonly #closeListeners: ((code: number, reason: string) => void)[] = [];
+  readonly #reconnectListeners: (() => void)[] = [];
+  readonly #watches = new Set<{ resubscribe(): Promise<void> }>();
+  #transport: Transport;
   #closed = false;
+  #closing = false;
+  #reconnect: { open: () => Promise<Transport>; options: ReconnectOptions } | null = null;
 
-  constructor(readonly transport: Transport) {
+  constructor(transport: Transport) {
+    this.#transport = transport;
     this.#rpc = new JSONRPCClient((request) => {
-      transport.send(JSON.stringify(request));
+      this.#transport.send(JSON.stringify(request));
     });
-    transport.onMessage((text) => this.#receive(text));
-    transport.onClose((code, reason) => {
-      this.#closed = true;
-      this.#rpc.rejectAllPendingRequests(`connection closed (${code}${reason ? `: ${reason}` : ""})`);
-      for (const l of this.#closeListeners) l(code, reason);
-    });
+    this.#attach(transport);
   }
 
   static async connect(url: string, options: WebSocketOptions): Promise<SpoolClient> {
     return new SpoolClient(await connectWebSocket(url, options));
   }
 
+  /** Connects, initializes into `reconnect.project`, and keeps doing both whenever the connection drops. */
+  static async open(url: string, options: WebSocketOptions & { reconnect: ReconnectOptions }): Promise<SpoolClient> {
+    const open = () => connectWebSocket(url, options);
+    const client = new SpoolClient(await open());
+    client.#reconnect = { open, options: options.reconnect };
+    await client.initialize(options.reconnect.project, {
+      ...(options.reconnect.root ? { root: options.reconnect.root } : {}),
+      ...(options.reconnect.client ? { client: options.reconnect.client } : {}),
+    });
+    return client;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Calls a method; rejects with SpoolRpcError on an error response, or when `signal` aborts. */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  #attach(transport: Transport): void {
+    transport.onMessage((text) => this.#receive(text));
+    transport.onClose((code, reason) => {
+      if (transport !== this.#transport) return;
+      this.#rpc.rejectAllPendingRequests(`connection closed (${code}${reason ? `: ${reason}` : ""})`);
+      if (this.#reconnect && !this.#closing) {
+        void this.#reconnectLoop();
+        return;
+      }
+      this.#closed = true;
+      for (const l of this.#closeListeners) l(code, reason);
+    });
+  }
+
+  async #reconnectLoop(): Promise<void> {
+    const { open, options } = this.#reconnect!;
+    let delay = options.minMs ?? 100;
+    this.#closed = true;
+    while (!this.#closing) {
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(options.maxMs ?? 5_000, delay * 2);
+      try {
+        const transport = await open();
+        this.#transport = transport;
+        this.#attach(transport);
+        this.#closed = false;
+        await this.initialize(options.project, { ...(options.root ? { root: options.root } : {}), ...(options.client ? { client: options.client } : {}) });
+        for (const watch of this.#watches) await watch.resubscribe();
+        for (const l of this.#reconnectListeners) l();
+        return;
+      } catch {
+        this.#closed = true;
+        // try again after the next delay
+      }
+    }
+  }
+
+  /** Calls a method with its typed params; rejects with SpoolRpcError on an error response, or when `signal` aborts. */
+  call<M extends MethodName>(method: M, params: ParamsOf<M>, options: { signal?: AbortSignal } = {}): Promise<ResultOf<M>> {
+    return this.request<ResultOf<M>>(method, params as object, options);
+  }
+
+  /** Calls any method by name, untyped (for extensions and tests of bad input). */
   async request<T = any>(method: string, params: object = {}, options: { signal?: AbortSignal } = {}): Promise<T> {
     if (this.#closed) throw new ConnectionClosedError("connection closed");
+    options.signal?.throwIfAborted();
     const call = Promise.resolve(this.#rpc.request(method, params as Record<string, unknown>));
+    // An aborted call's reply (or its rejection at close) is no longer awaited by anyone.
+    if (options.signal) call.catch(() => undefined);
     try {
       if (!options.signal) return (await call) as T;
-      options.signal.throwIfAborted();
       return (await Promise.race([
         call,
         new Promise((_, reject) => options.signal!.addEventListener("abort", () => reject(options.signal!.reason), { once: true })),
@@ -69,7 +162,7 @@ export class SpoolClient {
     } catch (error) {
       if (error instanceof JSONRPCErrorException) {
         // Pending calls are rejected without error data when the connection closes.
-        if (this.#closed && error.data === undefined) throw new ConnectionClosedError(error.message);
+        if (error.data === undefined && (this.#closed || /connection closed/.test(error.message))) throw new ConnectionClosedError(error.message);
         throw new SpoolRpcError(error.message, error.code, error.data as never);
       }
       throw error;
@@ -78,10 +171,7 @@ export class SpoolClient {
 
   /** `initialize` with this library's protocol version. */
   initialize(project: string, extra: { root?: string; client?: { name: string; version: string } } = {}) {
-    return this.request<{ protocolVersion: string; projectId: number; connectionId: string; server: { name: string; version: string } }>(
-      "initialize",
-      { project, protocolVersion: PROTOCOL_VERSION, ...extra },
-    );
+    return this.call("initialize", { project, protocolVersion: PROTOCOL_VERSION, ...extra });
   }
 
   notify(method: string, params: object = {}): void {
@@ -89,7 +179,7 @@ export class SpoolClient {
   }
 
   /** Listens to a server notification; returns a function that stops listening. */
-  on(method: string, listener: NotificationListener): () => void {
+  on<N extends string>(method: N, listener: Listener<N>): () => void {
     const set = this.#listeners.get(method) ?? new Set();
     set.add(listener);
     this.#listeners.set(method, set);
@@ -97,19 +187,86 @@ export class SpoolClient {
   }
 
   /** Resolves with the params of the next notification of `method` that passes `match`. */
-  next<T = any>(method: string, match: (params: T) => boolean = () => true, timeoutMs = 10_000): Promise<T> {
+  next<N extends string>(method: N, match: (params: Parameters<Listener<N>>[0]) => boolean = () => true, timeoutMs = 10_000): Promise<Parameters<Listener<N>>[0]> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();
         reject(new Error(`timed out waiting for ${method}`));
       }, timeoutMs);
-      const off = this.on(method, (params: T) => {
+      const off = this.on(method, (params) => {
         if (!match(params)) return;
         clearTimeout(timer);
         off();
         resolve(params);
       });
     });
+  }
+
+  /**
+   * Watches a producer's channels: replays what is stored after `after`, then
+   * live chunks, until every channel ends. After a reconnect it subscribes
+   * again from the last seq it received, so nothing is lost or repeated.
+   */
+  async watch(
+    target: { run: string; path: string; channel?: number; after?: number },
+    onData: (chunk: StreamChunk) => void,
+  ): Promise<StreamWatch> {
+    const lastSeq = new Map<number, number>();
+    const endings = new Map<number, { status: number; exit_code?: number | null }>();
+    const ids = new Set<string>();
+    let channels: number[] = [];
+    let resolveEnded!: (value: Map<number, { status: number; exit_code?: number | null }>) => void;
+    const ended = new Promise<Map<number, { status: number; exit_code?: number | null }>>((r) => (resolveEnded = r));
+    const early: any[] = [];
+    const deliver = (p: any) => {
+      if (!ids.has(p.subscription)) return void early.push(p);
+      if (p.seq <= (lastSeq.get(p.channel) ?? 0)) return;
+      lastSeq.set(p.channel, p.seq);
+      onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding) });
+    };
+    const finish = (p: any) => {
+      if (!ids.has(p.subscription)) return void early.push({ ...p, end: true });
+      endings.set(p.channel, { status: p.status, ...(p.exit_code !== undefined ? { exit_code: p.exit_code } : {}) });
+      if (channels.length && channels.every((c) => endings.has(c))) resolveEnded(endings);
+    };
+    const offData = this.on("stream/data", deliver);
+    const offEnd = this.on("stream/end", finish);
+    const subscribe = async (channel: number | undefined, after: number) => {
+      const reply = await this.call("stream/subscribe", {
+        run: target.run,
+        path: target.path,
+        ...(channel !== undefined ? { channel } : {}),
+        after,
+        encoding: "base64",
+      });
+      ids.add(reply.subscription);
+      // Notifications can arrive in the same read as the reply, before the id is known.
+      for (const p of early.splice(0)) (p.end ? finish : deliver)(p);
+      return reply;
+    };
+    const first = await subscribe(target.channel, target.after ?? 0);
+    channels = first.channels.map((c) => c.channel);
+    for (const c of channels) if (!lastSeq.has(c)) lastSeq.set(c, target.after ?? 0);
+    if (channels.every((c) => endings.has(c))) resolveEnded(endings);
+    const watch = {
+      resubscribe: async () => {
+        ids.clear();
+        // One subscription per unfinished channel, each from its own last seq.
+        for (const c of channels.filter((c) => !endings.has(c))) await subscribe(c, lastSeq.get(c) ?? 0);
+      },
+    };
+    this.#watches.add(watch);
+    void ended.then(() => this.#watches.delete(watch));
+    return {
+      lastSeq,
+      ended,
+      close: async () => {
+        this.#watches.delete(watch);
+        offData();
+        offEnd();
+        for (const id of ids) await this.call("stream/unsubscribe", { subscription: id }).catch(() => undefined);
+      },
+    };
   }
 
   /** Answers server → client requests of `method` (runners receive `runner/exec`). */
@@ -121,8 +278,14 @@ export class SpoolClient {
     this.#closeListeners.push(listener);
   }
 
+  /** Called after a reconnect (for clients opened with `reconnect`), once watches are resubscribed. */
+  onReconnect(listener: () => void): void {
+    this.#reconnectListeners.push(listener);
+  }
+
   close(): void {
-    this.transport.close(1000, "client closing");
+    this.#closing = true;
+    this.#transport.close(1000, "client closing");
   }
 
   #receive(text: string): void {
@@ -157,6 +320,6 @@ export class SpoolClient {
         reply = { jsonrpc: "2.0", id, error: { code: -32603, message: error instanceof Error ? error.message : String(error), data: { code: "INTERNAL_ERROR" } } };
       }
     }
-    if (!this.#closed) this.transport.send(JSON.stringify(reply));
+    if (!this.#closed) this.#transport.send(JSON.stringify(reply));
   }
 }

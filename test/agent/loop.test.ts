@@ -45,7 +45,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "Ran it; it exits 3." } }] },
     );
     const states: { status: number; event: string; tool?: string }[] = [];
-    b.on("run/state", (p) => p.run === "r1" && states.push({ status: p.status, event: p.event, ...(p.tool ? { tool: p.tool } : {}) }));
+    b.on("run/state", (p) => p.run === "r1" && states.push({ status: p.status, event: p.event, ...(p.tool ? { tool: String(p.tool) } : {}) }));
     const proposal = nextProposal(b, "r1");
     const { run } = await a.request("run/create", { alias: "r1", model: "test", prompt: "What does the script do?" });
     expect(run.model).toBe("test");

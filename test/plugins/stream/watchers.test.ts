@@ -56,7 +56,7 @@ describe("watchers", () => {
     seen.recheck();
     await c.request("stream/completed", { run: "slow", path, exit_code: 0 });
     await seen.finished;
-    expect(seen.chunks[0]!.seq).toBe(notice.lastSeq["1"] + 1);
+    expect(seen.chunks[0]!.seq).toBe(notice.lastSeq["1"]! + 1);
     expect(seen.chunks.at(-1)!.seq).toBe(50);
   });
 });
