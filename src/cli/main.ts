@@ -1,11 +1,20 @@
+import { agentCommand, agentHelp } from "./agent.js";
+import { CANCEL, ENTRIES, MODELS, RUNS, TAIL } from "./client-commands.js";
 import { runner, RUNNER_HELP } from "./runner.js";
 import { serve, SERVE_HELP } from "./serve.js";
 
 const HELP = `Usage: spool <command> [options]
 
 Commands:
-  serve     start the server (see: spool serve --help)
-  runner    attach a runner to a server (see: spool runner --help)
+  serve     start the server with its database and embedded local runner
+  ask       ask a model about the project (read-only tools)
+  act       give a model a task: it proposes commands you accept or reject
+  runner    attach a runner (local, docker, ssh) to a server
+  tail      print a command's output, or follow it live
+  cancel    cancel a running command
+  runs      list the project's runs
+  entries   list a run's entries
+  models    list the configured models
 
 Run "spool <command> --help" for a command's options.
 `;
@@ -13,6 +22,13 @@ Run "spool <command> --help" for a command's options.
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   serve: { run: serve, help: SERVE_HELP },
   runner: { run: runner, help: RUNNER_HELP },
+  ask: { run: agentCommand("ask"), help: agentHelp("ask") },
+  act: { run: agentCommand("act"), help: agentHelp("act") },
+  tail: TAIL,
+  cancel: CANCEL,
+  runs: RUNS,
+  entries: ENTRIES,
+  models: MODELS,
 };
 
 export async function main(argv: string[]): Promise<number> {

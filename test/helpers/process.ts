@@ -68,3 +68,47 @@ export interface RunnerProcess {
 export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunnerProcess> {
   return spawnSpool("runner", args, env, /Runner \S+ attached/);
 }
+
+export interface CliProcess {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves once stdout (or stderr) matches `pattern`. */
+  waitFor(pattern: RegExp, stream?: "stdout" | "stderr", timeoutMs?: number): Promise<void>;
+  write(text: string): void;
+  exit: Promise<number | null>;
+}
+
+/** Runs `spool <args>` as a subprocess with pipes for stdin, stdout and stderr (no terminal: no colour). */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+  const child = spawn(process.execPath, [SPOOL_BIN, ...args], {
+    env: { ...process.env, SPOOL_LOG: "warn", ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const out = { stdout: "", stderr: "" };
+  const watchers: { pattern: RegExp; stream: "stdout" | "stderr"; resolve: () => void }[] = [];
+  const check = () => {
+    for (const w of [...watchers]) {
+      if (w.pattern.test(out[w.stream])) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout!.on("data", (d: Buffer) => ((out.stdout += d.toString()), check()));
+  child.stderr!.on("data", (d: Buffer) => ((out.stderr += d.toString()), check()));
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    stdout: () => out.stdout,
+    stderr: () => out.stderr,
+    waitFor: (pattern, stream = "stdout", timeoutMs = 20_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in ${stream}:\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`)), timeoutMs);
+        watchers.push({ pattern, stream, resolve: () => (clearTimeout(timer), resolve()) });
+        check();
+      }),
+    write: (text) => child.stdin!.write(text),
+    exit,
+  };
+}

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnCli } from "../helpers/process.js";
+import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+
+describe("spool act / ask and the client commands, as subprocesses", () => {
+  let model: ScriptedModel;
+  let ts: TestServer;
+  const connection = () => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "cli"];
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 2_000 } });
+    const c = await ts.clientIn("cli");
+    c.close();
+  });
+  afterAll(async () => {
+    await ts.stop();
+    await model.close();
+  });
+
+  it("act: streams the model's text, asks before running, shows output with stderr apart, exits 0", async () => {
+    model.reply(
+      { text: "Checking the greeting. ", tools: [{ id: "call_1", name: "sh", arguments: { command: "echo hello-out; echo hello-err >&2" } }] },
+      { tools: [{ id: "call_2", name: "done", arguments: { summary: "printed both" } }] },
+    );
+    const cli = spawnCli(["act", "say hello", "--model", "test", "--run", "cli-act", ...connection()]);
+    await cli.waitFor(/Accept\? \[y\]es/);
+    expect(cli.stdout()).toContain("Checking the greeting.");
+    expect(cli.stdout()).toContain("echo hello-out; echo hello-err >&2");
+    cli.write("y\n");
+    expect(await cli.exit).toBe(0);
+    expect(cli.stdout()).toContain("hello-out");
+    expect(cli.stdout()).not.toMatch(/^hello-err$/m); // only in the proposal line, never as output
+    expect(cli.stderr()).toMatch(/^hello-err$/m);
+    expect(cli.stdout()).toContain("done: printed both");
+    expect(cli.stdout()).not.toContain("\u001b["); // not a terminal: no colour
+    expect(toolResult(model.requests.at(-1)!, "call_1")).toContain("hello-out");
+  });
+
+  it("act: n rejects, a accepts the same command again without asking", async () => {
+    model.reply(
+      { tools: [{ id: "call_r", name: "sh", arguments: { command: "rm -rf /tmp/nothing-here" } }] },
+      { tools: [{ id: "call_a1", name: "sh", arguments: { command: "echo again" } }] },
+      { tools: [{ id: "call_a2", name: "sh", arguments: { command: "echo again" } }] },
+      { text: "Finished." },
+    );
+    const cli = spawnCli(["act", "tidy up", "--model", "test", "--run", "cli-choices", ...connection()]);
+    await cli.waitFor(/Accept\?/);
+    cli.write("n\n");
+    await cli.waitFor(/rejected[\s\S]*Accept\?/);
+    cli.write("a\n");
+    expect(await cli.exit).toBe(0);
+    expect(cli.stdout().match(/Accept\?/g)).toHaveLength(2);
+    expect(cli.stdout()).toContain("accepted: you said always for this command");
+    const answered = model.requests.map((r) => toolResult(r, "call_r")).find(Boolean);
+    expect(answered).toContain("403");
+  });
+
+  it("Ctrl-C cancels the streaming command; the run carries on and finishes", async () => {
+    model.reply(
+      { tools: [{ id: "call_loop", name: "sh", arguments: { command: "while true; do echo tick; sleep 0.05; done" } }] },
+      (request) => ({ text: toolResult(request, "call_loop")!.includes("status: 499") ? "It was cancelled." : "Still running?" }),
+    );
+    const cli = spawnCli(["act", "loop forever", "--model", "test", "--run", "cli-sigint", "--yes", ...connection()]);
+    await cli.waitFor(/tick\ntick\n/);
+    cli.child.kill("SIGINT");
+    await cli.waitFor(/cancelling the running command/);
+    expect(await cli.exit).toBe(0);
+    expect(cli.stdout()).toContain("It was cancelled.");
+    const c = await ts.clientIn("cli");
+    const { entries } = await c.call("entry/list", { run: "cli-sigint", pattern: "sh://*_1" });
+    expect(entries[0]!.status).toBe(499);
+    const log = await c.call("entry/list", { run: "cli-sigint", pattern: "log://*" });
+    const pid = (await c.call("entry/get", { run: "cli-sigint", path: log.entries[0]!.path })).attributes.process as { pid: number };
+    await eventually(() => {
+      try {
+        process.kill(pid.pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    c.close();
+  });
+
+  it("a second Ctrl-C aborts the run and exits 130", async () => {
+    model.reply({ text: "thinking very slowly about it ".repeat(40), delayMs: 50 });
+    const cli = spawnCli(["act", "think", "--model", "test", "--run", "cli-abort", ...connection()]);
+    await cli.waitFor(/thinking very slowly/);
+    cli.child.kill("SIGINT");
+    expect(await cli.exit).toBe(130);
+    const c = await ts.clientIn("cli");
+    expect((await c.call("run/get", { run: "cli-abort" })).run.status).toBe(499);
+    c.close();
+  });
+
+  it("runs, entries, models, tail and cancel, with --json", async () => {
+    const runs = spawnCli(["runs", "--json", ...connection()]);
+    expect(await runs.exit).toBe(0);
+    expect(JSON.parse(runs.stdout()).map((r: { run: string }) => r.run)).toContain("cli-act");
+    const entries = spawnCli(["entries", "cli-act", "--pattern", "sh://*", "--json", ...connection()]);
+    expect(await entries.exit).toBe(0);
+    const listed = JSON.parse(entries.stdout()) as { path: string; status: number }[];
+    expect(listed.map((e) => e.status)).toEqual([200, 200]);
+    const models = spawnCli(["models", ...connection()]);
+    expect(await models.exit).toBe(0);
+    expect(models.stdout()).toMatch(/alias\s+provider\s+model\s+baseUrl\ntest\s+openai\s+test-model/);
+    const tail = spawnCli(["tail", "cli-act", listed[0]!.path, ...connection()]);
+    expect(await tail.exit).toBe(0);
+    expect(tail.stdout()).toBe("hello-out\n");
+
+    // Follow a live producer from another process, then cancel it from a third.
+    const c = await ts.clientIn("cli");
+    await c.call("run/create", { alias: "cli-live" });
+    const { path } = await c.call("proposal/create", { run: "cli-live", tool: "sh", command: "live" });
+    await c.call("run/resolve", { run: "cli-live", path, decision: "accept", runner: "self" });
+    await c.call("stream", { run: "cli-live", path, channel: 1, chunk: "one\n", seq: 1 });
+    const follow = spawnCli(["tail", "cli-live", path, "--follow", ...connection()]);
+    await follow.waitFor(/one\n/);
+    await c.call("stream", { run: "cli-live", path, channel: 2, chunk: "warn\n", seq: 1 });
+    await c.call("stream", { run: "cli-live", path, channel: 1, chunk: "two\n", seq: 2 });
+    await follow.waitFor(/two\n/);
+    const cancel = spawnCli(["cancel", "cli-live", path, "--reason", "enough", ...connection()]);
+    expect(await cancel.exit).toBe(0);
+    expect(cancel.stdout()).toContain(`cancelled ${path}`);
+    expect(await follow.exit).toBe(1);
+    expect(follow.stdout()).toBe("one\ntwo\n");
+    expect(follow.stderr()).toBe("warn\n");
+    const bad = spawnCli(["tail", "cli-live", "sh://nope", ...connection()]);
+    expect(await bad.exit).toBe(1);
+    expect(bad.stderr()).toMatch(/not found/i);
+    c.close();
+  }, 60_000);
+
+  it("every command has --help", async () => {
+    const commands = ["serve", "runner", "ask", "act", "tail", "cancel", "runs", "entries", "models"];
+    const helps = commands.map((command) => spawnCli([command, "--help"]));
+    for (const [i, help] of helps.entries()) {
+      expect(await help.exit).toBe(0);
+      expect(help.stdout()).toMatch(new RegExp(`Usage: spool ${commands[i]}`));
+    }
+  }, 60_000);
+});
