@@ -122,7 +122,7 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
   const onProposal = async (p: Proposal) => {
     say(`${colours.cyan("▶ proposal")} ${colours.bold(p.command)} ${colours.dim(`(${p.tool}, ${p.path})`)}`);
     let answer: string | null = options.yes || always.has(p.command) ? "y" : null;
-    if (answer === "y" && !options.yes) say(colours.dim("  accepted: you said always for this command"));
+    if (answer === "y") say(colours.dim(options.yes ? "  accepting: --yes" : "  accepted: you said always for this command"));
     while (answer === null || !/^[yna]$/i.test(answer)) {
       answer = await questions.ask("  Accept? [y]es / [n]o / [a]lways for this command in this run: ");
       if (answer === null) answer = "n"; // stdin closed: nobody can accept

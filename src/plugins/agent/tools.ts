@@ -66,10 +66,18 @@ export interface ToolContext {
   signal: AbortSignal;
 }
 
+/** Sleeps, waking early on abort; the abort listener goes away with the timer. */
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
   });
 
 /** The proposal a tool call made, if any (its log entry records the call id). */
