@@ -46,10 +46,12 @@ export async function connectClient(flags: ClientFlags, name = "spool-cli"): Pro
   }
   const client = await SpoolClient.connect(url, { token });
   const implied = !flags.project && !process.env.SPOOL_PROJECT;
-  const project = flags.project ?? process.env.SPOOL_PROJECT ?? basename(process.cwd());
+  // `npm run spool -- …` runs in the package's folder; INIT_CWD is where the user typed it.
+  const here = process.env.INIT_CWD ?? process.cwd();
+  const project = flags.project ?? process.env.SPOOL_PROJECT ?? basename(here);
   const info = { name, version: SERVER_VERSION };
   try {
-    await client.initialize(project, implied ? { root: process.cwd(), client: info } : { client: info });
+    await client.initialize(project, implied ? { root: here, client: info } : { client: info });
   } catch (error) {
     // The project exists with another root: join it as it is.
     if (!(implied && error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) throw error;
