@@ -94,6 +94,29 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     c.close();
   });
 
+  it("exits 1 when the run fails, saying why", async () => {
+    model.reply({ status: 400, body: { error: { message: "maximum context length exceeded" } } });
+    const cli = spawnCli(["act", "too much", "--model", "test", "--run", "cli-fail", ...connection()]);
+    expect(await cli.exit).toBe(1);
+    expect(cli.stdout()).toMatch(/failed: .*longer than the model's context/);
+  });
+
+  it("colour only on a terminal, and never with NO_COLOR", async () => {
+    const { palette } = await import("../../src/cli/common.js");
+    const tty = { isTTY: true } as NodeJS.WriteStream;
+    const saved = process.env.NO_COLOR;
+    try {
+      delete process.env.NO_COLOR;
+      expect(palette(tty).red("x")).toBe("\u001b[31mx\u001b[0m");
+      expect(palette({ isTTY: false } as NodeJS.WriteStream).red("x")).toBe("x");
+      process.env.NO_COLOR = "1";
+      expect(palette(tty).red("x")).toBe("x");
+    } finally {
+      if (saved === undefined) delete process.env.NO_COLOR;
+      else process.env.NO_COLOR = saved;
+    }
+  });
+
   it("runs, entries, models, tail and cancel, with --json", async () => {
     const runs = spawnCli(["runs", "--json", ...connection()]);
     expect(await runs.exit).toBe(0);
