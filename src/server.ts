@@ -71,6 +71,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
 
   let plugins!: PluginHost;
   const rpc = new RpcHost(log, {
+    maxOrderedInFlight: config.limits.maxUnackedChunks,
     connectionOpened: (connection) => void plugins.emit("connection:opened", { connection }),
     connectionClosed: (connection) => void plugins.emit("connection:closed", { connection }),
   });

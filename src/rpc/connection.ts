@@ -48,8 +48,16 @@ export class ServerConnection implements ConnectionHandle {
     return this.#abort.signal;
   }
 
+  #orderedInFlight = 0;
+
+  /** Ordered calls received and not yet answered. */
+  get orderedInFlight(): number {
+    return this.#orderedInFlight;
+  }
+
   runOrdered<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.#orderedTail.then(work, work);
+    this.#orderedInFlight++;
+    const next = this.#orderedTail.then(work, work).finally(() => this.#orderedInFlight--);
     this.#orderedTail = next.catch(() => undefined);
     return next;
   }

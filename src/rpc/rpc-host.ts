@@ -8,6 +8,8 @@ import { MethodRegistry } from "./registry.js";
 import type { Transport } from "./transport.js";
 
 export interface RpcHostEvents {
+  /** Ordered calls (stream appends, finishing calls) one connection may have unanswered; more are LIMIT_EXCEEDED. */
+  maxOrderedInFlight?: number;
   connectionOpened(connection: ServerConnection): void;
   connectionClosed(connection: ServerConnection): void;
 }
@@ -116,6 +118,12 @@ export class RpcHost {
         signal: connection.signal,
       };
       const run = () => Promise.resolve(def.handler(parsed.data, ctx));
+      const maxQueued = this.events.maxOrderedInFlight ?? Number.POSITIVE_INFINITY;
+      if (def.ordered && connection.orderedInFlight >= maxQueued) {
+        throw new SpoolError("LIMIT_EXCEEDED", `This connection already has ${maxQueued} unacknowledged ${def.name} calls; wait for their replies`, {
+          limit: maxQueued,
+        });
+      }
       const result = await (def.ordered ? connection.runOrdered(run) : run());
       const checked = def.result.safeParse(result);
       if (!checked.success) {

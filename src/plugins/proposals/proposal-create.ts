@@ -24,12 +24,14 @@ export const ProposalCreateParams = z.strictObject({
 const invalid = (path: string, message: string) =>
   new SpoolError("INVALID_PARAMS", `Invalid params for proposal/create: ${message}`, { issues: [{ path, message }] });
 
-/** A cwd inside the project root, as a path relative to it ("" is the root). */
-function confineCwd(project: ProjectRef, cwd: string | undefined): string {
+/** A cwd as a path relative to the project root ("" is the root); outside the root only when the configuration allows it. */
+function confineCwd(project: ProjectRef, cwd: string | undefined, allowOutside: boolean): string {
   if (cwd === undefined) return "";
   const target = resolve(project.root, cwd);
   const rel = relative(project.root, target);
-  if (rel.startsWith("..") || isAbsolute(rel)) throw invalid("cwd", `"${cwd}" is outside the project root`);
+  if (!allowOutside && (rel.startsWith("..") || isAbsolute(rel))) {
+    throw invalid("cwd", `"${cwd}" is outside the project root (limits.allowCwdOutsideRoot is off)`);
+  }
   return rel;
 }
 
@@ -55,10 +57,10 @@ export async function createProposal(
   const filtered = await app.applyFilter("proposal:create", {
     tool: input.tool,
     command: input.command,
-    cwd: confineCwd(project, input.cwd),
+    cwd: confineCwd(project, input.cwd, app.config.limits.allowCwdOutsideRoot),
     env: input.env ?? {},
   });
-  const cwd = confineCwd(project, filtered.cwd ?? undefined);
+  const cwd = confineCwd(project, filtered.cwd ?? undefined, app.config.limits.allowCwdOutsideRoot);
   const base = slugFromCommand(filtered.command);
   const now = Date.now();
   for (let n = 1; ; n++) {
