@@ -14,6 +14,28 @@ export interface RpcHostEvents {
   connectionClosed(connection: ServerConnection): void;
 }
 
+const validId = (id: unknown): id is string | number | null => id === null || typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
+
+function invalidRequest(id: string | number | null): JSONRPCResponse {
+  return { jsonrpc: "2.0", id, error: rpcError("INVALID_REQUEST", "Invalid Request") } as JSONRPCResponse;
+}
+
+/**
+ * JSON-RPC 2.0's request shape, checked before anything else: an object with
+ * jsonrpc "2.0", a string method, an id that is a string, number or null, and
+ * params that are an object or an array. Anything else is -32600, with the id
+ * when it is a valid one.
+ */
+function requestProblem(message: unknown): JSONRPCResponse | null {
+  if (typeof message !== "object" || message === null || Array.isArray(message)) return invalidRequest(null);
+  const m = message as { jsonrpc?: unknown; method?: unknown; id?: unknown; params?: unknown };
+  const id = "id" in m && validId(m.id) ? m.id : null;
+  if ("id" in m && !validId(m.id)) return invalidRequest(null);
+  if (m.jsonrpc !== "2.0" || typeof m.method !== "string") return invalidRequest(id);
+  if (m.params !== undefined && (typeof m.params !== "object" || m.params === null)) return invalidRequest(id);
+  return null;
+}
+
 /** Turns zod issues into `[{path: "a.b", message}]`, the shape documented for INVALID_PARAMS. */
 export function describeIssues(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((issue) => ({
@@ -84,9 +106,21 @@ export class RpcHost {
   }
 
   async #dispatch(message: unknown, connection: ServerConnection): Promise<unknown> {
+    if (Array.isArray(message)) {
+      if (message.length === 0) return invalidRequest(null);
+      // Each request of a batch is checked and answered on its own; notifications get no entry.
+      const replies = await Promise.all(message.map((m) => this.#single(m, connection)));
+      const present = replies.filter((r) => r !== null);
+      return present.length ? present : null;
+    }
+    return this.#single(message, connection);
+  }
+
+  async #single(message: unknown, connection: ServerConnection): Promise<unknown> {
+    const problem = requestProblem(message);
+    if (problem) return problem;
     const reply = await this.#server.receive(message as JSONRPCRequest, connection);
-    if (Array.isArray(reply)) return reply.length ? reply.map(withErrorCode) : null;
-    return reply ? withErrorCode(reply) : null;
+    return reply ? withErrorCode(reply as JSONRPCResponse) : null;
   }
 
   async #call(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection): Promise<JSONRPCResponse | null> {
