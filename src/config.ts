@@ -17,7 +17,7 @@ export const LimitsSchema = z.strictObject({
   /** Bytes a watcher may have queued before it is dropped as lagging. */
   maxWatcherBufferBytes: z.number().int().positive().default(16 * 1024 * 1024),
   /** `stream` (and other ordered) calls one connection may have unanswered; more are LIMIT_EXCEEDED. Runners keep 8 by default. */
-  maxUnackedChunks: z.number().int().positive().default(64),
+  maxUnackedChunks: z.number().int().positive().default(256),
   /** Let `proposal/create` use a cwd outside the project root (off: such a cwd is INVALID_PARAMS). */
   allowCwdOutsideRoot: z.boolean().default(false),
 });

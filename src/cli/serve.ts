@@ -38,6 +38,8 @@ export async function serve(argv: string[]): Promise<number> {
     port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got "${values.port}"`);
   }
+  // Whoever reads our output may go away first (a pipe closed at shutdown): that must not crash the server.
+  process.stdout.on("error", () => undefined);
   const server = await startServer({
     home: values.home,
     host: values.host,

@@ -319,6 +319,8 @@ export interface SpoolMethods {
         path: string;
         status: number;
       }>;
+      /** Unanswered stream and finishing calls this connection may have at once */
+      maxUnackedChunks: number;
     };
   };
   /** The project's runners: attached ones, and the embedded local runner when the server runs one. */

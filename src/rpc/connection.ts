@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { JSONRPCClient, type JSONRPCResponse } from "json-rpc-2.0";
+import { ORDER_SEP } from "./method.js";
 import type { ConnectionHandle, ProjectRef } from "./connection-context.js";
 import { rpcError, SpoolError } from "./errors.js";
 import type { Transport } from "./transport.js";
@@ -26,9 +27,6 @@ export class ServerConnection implements ConnectionHandle {
   readonly #closeListeners: (() => void)[] = [];
   readonly #client: JSONRPCClient;
   #closed = false;
-  /** Methods marked `ordered` run one after another per connection (stream appends keep their order). */
-  #orderedTail: Promise<unknown> = Promise.resolve();
-
   constructor(
     private readonly transport: Transport,
     private readonly host: ConnectionHost,
@@ -49,16 +47,29 @@ export class ServerConnection implements ConnectionHandle {
   }
 
   #orderedInFlight = 0;
+  /** The last ordered call per order key, while it runs. */
+  readonly #tails = new Map<string, Promise<unknown>>();
 
   /** Ordered calls received and not yet answered. */
   get orderedInFlight(): number {
     return this.#orderedInFlight;
   }
 
-  runOrdered<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` after every earlier ordered call of this connection whose key
+   * is the same as `key`, an ancestor of it or a descendant ("" conflicts with
+   * everything).
+   */
+  runOrdered<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const related = (other: string) =>
+      other === key || other === "" || key === "" || key.startsWith(other + ORDER_SEP) || other.startsWith(key + ORDER_SEP);
+    const before = [...this.#tails].filter(([other]) => related(other)).map(([, tail]) => tail);
     this.#orderedInFlight++;
-    const next = this.#orderedTail.then(work, work).finally(() => this.#orderedInFlight--);
-    this.#orderedTail = next.catch(() => undefined);
+    const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(work).finally(() => this.#orderedInFlight--);
+    const tail = next.catch(() => undefined).then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    this.#tails.set(key, tail);
     return next;
   }
 

@@ -15,8 +15,15 @@ export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.Z
   params: P;
   result: R;
   access?: MethodAccess;
-  /** Calls of an ordered method run one at a time per connection, in arrival order. */
-  ordered?: boolean;
+  /**
+   * Ordered calls run in arrival order per connection. `true` orders the call
+   * against every other ordered call of the connection; a function gives it
+   * an order key instead: calls wait only for earlier calls whose key is the
+   * same, an ancestor or a descendant (keys are paths joined by ORDER_SEP), so
+   * two channels stream side by side while a producer's finish still waits
+   * for its channels.
+   */
+  ordered?: boolean | ((params: z.output<P>) => string);
   handler: (params: z.output<P>, ctx: MethodContext) => Promise<z.input<R>> | z.input<R>;
 }
 
@@ -29,6 +36,9 @@ export interface NotificationDefinition<P extends z.ZodType = z.ZodType> {
   /** Set for a server → client *request*: the reply the client must send. */
   reply?: z.ZodType;
 }
+
+/** Separates the levels of an order key: `run\u0000path` is the producer, `run\u0000path\u0001channel` one channel. */
+export const ORDER_SEP = "\u0001";
 
 /** One definition per RPC method: the schema drives validation, types and discovery. */
 export function defineMethod<P extends z.ZodType, R extends z.ZodType>(def: MethodDefinition<P, R>): MethodDefinition<P, R> {

@@ -158,7 +158,8 @@ export class RpcHost {
           limit: maxQueued,
         });
       }
-      const result = await (def.ordered ? connection.runOrdered(run) : run());
+      const key = typeof def.ordered === "function" ? def.ordered(parsed.data) : "";
+      const result = await (def.ordered ? connection.runOrdered(key, run) : run());
       const checked = def.result.safeParse(result);
       if (!checked.success) {
         this.log.error(`result of ${def.name} does not match its schema`, describeIssues(checked.error));

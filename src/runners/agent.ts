@@ -4,7 +4,7 @@ import { ConnectionClosedError, SpoolClient } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
 import { SERVER_VERSION } from "../version.js";
 import type { Backend, ExecResult } from "./backend.js";
-import { ChannelSender } from "./channel-sender.js";
+import { ChannelSender, Slots } from "./channel-sender.js";
 import { RunnerExecParams, type RunnerAttachResult, type RunnerExecResult } from "./protocol.js";
 
 export interface RunnerAgentOptions {
@@ -23,6 +23,8 @@ export interface RunnerAgentOptions {
   root?: string;
   /** Unacknowledged chunks per channel. */
   window?: number;
+  /** Unacknowledged calls on the whole connection (never more than the server allows). */
+  maxInFlight?: number;
   maxChunkBytes?: number;
   log: Logger;
   /** Reconnect delays: doubles from `min` up to `max`. */
@@ -52,6 +54,8 @@ export class RunnerAgent {
   #stopping = false;
   #reconnecting: Promise<void> | null = null;
   readonly #jobs = new Map<string, Job>();
+  /** Unacknowledged calls on the connection, shared by every channel and finishing call (the server caps them). */
+  readonly #slots = new Slots(192);
   #connectedWaiters: (() => void)[] = [];
 
   constructor(private readonly options: RunnerAgentOptions) {}
@@ -106,6 +110,8 @@ export class RunnerAgent {
         resume: [...this.#jobs.values()].map((j) => ({ run: j.params.run, path: j.params.path })),
       });
       client.onClose(() => this.#lost(client));
+      // Stay under the server's cap, keeping a few slots for finishing calls' bursts.
+      this.#slots.capacity = Math.max(1, Math.min(this.options.maxInFlight ?? 192, attached.maxUnackedChunks - 4));
       this.#client = client;
       for (const f of attached.finished) this.#serverFinished(f.run, f.path);
       for (const r of attached.resumed) {
@@ -159,11 +165,14 @@ export class RunnerAgent {
         await new Promise<void>((r) => this.#connectedWaiters.push(r));
         continue;
       }
+      await this.#slots.acquire();
       try {
         return await client.request<T>(method, params);
       } catch (error) {
         if (error instanceof ConnectionClosedError) continue;
         throw error;
+      } finally {
+        this.#slots.release();
       }
     }
     return null;
@@ -211,7 +220,12 @@ export class RunnerAgent {
       job.senders.set(
         c.channel,
         new ChannelSender(
-          { current: () => this.#client },
+          {
+            current: () => this.#client,
+            tryAcquire: () => this.#slots.tryAcquire(),
+            release: () => this.#slots.release(),
+            whenFree: (wake) => this.#slots.whenFree(wake),
+          },
           { run: params.run, path: params.path, channel: c.channel },
           {
             window: this.options.window ?? 8,
@@ -219,7 +233,14 @@ export class RunnerAgent {
             highWaterBytes: 256 * 1024,
             onRefused: (error) => {
               this.options.log.info(`runner ${this.options.name}: ${params.path} channel ${c.channel} refused (${error.errorCode}); stopping it`);
-              this.#serverFinished(params.run, params.path);
+              // Finished or gone on the server: nothing more to say. Anything else: stop the work and report why.
+              if (error.errorCode === "STREAM_CLOSED" || error.errorCode === "NOT_FOUND") return this.#serverFinished(params.run, params.path);
+              const job = this.#jobs.get(key);
+              if (job && !job.stoppedBecause) {
+                job.stoppedBecause = `runner could not stream channel ${c.channel}: ${error.message}`;
+                for (const sender of job.senders.values()) sender.refuse();
+                job.controller.abort();
+              }
             },
           },
         ),

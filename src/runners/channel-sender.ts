@@ -1,13 +1,54 @@
 import { isUtf8 } from "node:buffer";
 import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 
-/** The connection a sender streams through; null while the runner is reconnecting. */
+/** The connection a sender streams through: null while the runner is reconnecting. */
 export interface StreamLink {
   current(): { request<T = unknown>(method: string, params: object): Promise<T> } | null;
+  /** Takes one of the connection's slots for an unacknowledged call, if one is free. */
+  tryAcquire(): boolean;
+  release(): void;
+  /** Calls `granted` once a slot has been handed over to the caller (who must use or release it). */
+  whenFree(granted: () => void): void;
+}
+
+/**
+ * The connection-wide budget of unacknowledged calls: the server refuses
+ * more than `limits.maxUnackedChunks` per connection, and one runner streams
+ * many channels over one connection.
+ */
+export class Slots {
+  #used = 0;
+  #waiting: (() => void)[] = [];
+
+  constructor(public capacity: number) {}
+
+  tryAcquire(): boolean {
+    if (this.#used >= this.capacity || this.#waiting.length > 0) return false;
+    this.#used++;
+    return true;
+  }
+
+  /** Waits for a slot; slots go to waiters first come, first served. */
+  acquire(): Promise<void> {
+    if (this.tryAcquire()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Gives the slot straight to the longest waiter, if any (it then owns it and must release it). */
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#used = Math.max(0, this.#used - 1);
+  }
+
+  /** Calls `granted` once a slot is handed to it; the callee owns that slot. */
+  whenFree(granted: () => void): void {
+    this.#waiting.push(granted);
+  }
 }
 
 export interface ChannelSenderOptions {
-  /** Chunks sent and not yet acknowledged, at most. */
+  /** Chunks sent and not yet acknowledged on this channel, at most. */
   window: number;
   /** Largest chunk, in bytes. */
   maxChunkBytes: number;
@@ -30,9 +71,10 @@ export function incompleteUtf8Tail(data: Buffer): number {
 
 /**
  * Streams one data channel: cuts buffered output into chunks, numbers them
- * with `seq`, keeps at most `window` unacknowledged, and after a reconnect
- * resends whatever the server had not stored. Text goes as utf8 (never split
- * inside a character), anything else as base64.
+ * with `seq`, keeps at most `window` unacknowledged (and never more than the
+ * connection's free slots), and after a reconnect resends whatever the server
+ * had not stored, in order. Text goes as utf8 (never split inside a
+ * character), anything else as base64.
  */
 export class ChannelSender {
   #buffered: Buffer[] = [];
@@ -41,8 +83,13 @@ export class ChannelSender {
   #refused = false;
   #nextSeq = 1;
   readonly #unacked = new Map<number, { chunk: string; encoding: "utf8" | "base64" }>();
+  /** Unacknowledged chunks to send again, in seq order (after a reconnect). */
+  #resend: number[] = [];
   #inFlight = 0;
   #generation = 0;
+  #waitingForSlot = false;
+  /** A slot handed over by `whenFree`, not used yet. */
+  #granted = false;
   #waiters: (() => void)[] = [];
 
   constructor(
@@ -53,12 +100,6 @@ export class ChannelSender {
 
   get refused(): boolean {
     return this.#refused;
-  }
-
-  /** Last seq the server acknowledged (everything before it is stored). */
-  get ackedSeq(): number {
-    const oldest = Math.min(...this.#unacked.keys());
-    return Number.isFinite(oldest) ? oldest - 1 : this.#nextSeq - 1;
   }
 
   /** Queues output; resolves when there is room for more (the process's pipe waits meanwhile). */
@@ -80,9 +121,11 @@ export class ChannelSender {
   /** After a reconnect: forget what the server already holds (`lastSeq`), resend the rest in order. */
   resume(lastSeq: number): void {
     this.#generation++;
+    // Calls of the old connection never answer now; their slots are free again.
+    for (let i = 0; i < this.#inFlight; i++) this.link.release();
     this.#inFlight = 0;
     for (const seq of [...this.#unacked.keys()]) if (seq <= lastSeq) this.#unacked.delete(seq);
-    for (const seq of [...this.#unacked.keys()].sort((a, b) => a - b)) this.#send(seq);
+    this.#resend = [...this.#unacked.keys()].sort((a, b) => a - b);
     this.#pump();
     this.#wake();
   }
@@ -93,6 +136,7 @@ export class ChannelSender {
     this.#buffered = [];
     this.#bufferedBytes = 0;
     this.#unacked.clear();
+    this.#resend = [];
     this.#wake();
   }
 
@@ -108,12 +152,41 @@ export class ChannelSender {
 
   #pump(): void {
     if (this.#refused || !this.link.current()) return;
-    while (this.#inFlight < this.options.window && this.#bufferedBytes > 0) {
-      const chunk = this.#cut();
-      if (!chunk) break;
-      const seq = this.#nextSeq++;
-      const encoding = isUtf8(chunk) ? "utf8" : "base64";
-      this.#unacked.set(seq, { chunk: chunk.toString(encoding), encoding });
+    while (this.#inFlight < this.options.window && (this.#resend.length > 0 || this.#bufferedBytes > 0)) {
+      if (this.#granted) this.#granted = false;
+      else if (!this.link.tryAcquire()) {
+        if (!this.#waitingForSlot) {
+          this.#waitingForSlot = true;
+          this.link.whenFree(() => {
+            this.#waitingForSlot = false;
+            this.#granted = true;
+            this.#pump();
+            // Nothing to send after all: pass the slot on.
+            if (this.#granted) {
+              this.#granted = false;
+              this.link.release();
+            }
+          });
+        }
+        break;
+      }
+      let seq: number;
+      if (this.#resend.length > 0) {
+        seq = this.#resend.shift()!;
+        if (!this.#unacked.has(seq)) {
+          this.link.release();
+          continue;
+        }
+      } else {
+        const chunk = this.#cut();
+        if (!chunk) {
+          this.link.release();
+          break;
+        }
+        seq = this.#nextSeq++;
+        const encoding = isUtf8(chunk) ? "utf8" : "base64";
+        this.#unacked.set(seq, { chunk: chunk.toString(encoding), encoding });
+      }
       this.#send(seq);
     }
     this.#wake();
@@ -131,10 +204,14 @@ export class ChannelSender {
     return all.subarray(0, size);
   }
 
+  /** Sends one chunk; the caller holds a slot, which this gives back when the call settles. */
   #send(seq: number): void {
     const client = this.link.current();
     const payload = this.#unacked.get(seq);
-    if (!client || !payload) return;
+    if (!client || !payload) {
+      this.link.release();
+      return;
+    }
     const generation = this.#generation;
     this.#inFlight++;
     const { run, path, channel } = this.target;
@@ -143,17 +220,15 @@ export class ChannelSender {
       .then(
         () => {
           if (generation !== this.#generation) return;
+          this.#settled();
           this.#unacked.delete(seq);
-          this.#inFlight--;
           this.#pump();
         },
         (error: unknown) => {
           if (generation !== this.#generation) return;
-          if (error instanceof ConnectionClosedError) {
-            // The chunk stays unacknowledged until `resume` after the reconnect.
-            this.#inFlight--;
-            return;
-          }
+          this.#settled();
+          // The connection dropped: the chunk stays unacknowledged until `resume` after the reconnect.
+          if (error instanceof ConnectionClosedError) return;
           // STREAM_CLOSED, NOT_FOUND, SEQ_GAP…: the server will not take this channel's output any more.
           if (!this.#refused) {
             this.refuse();
@@ -161,5 +236,10 @@ export class ChannelSender {
           }
         },
       );
+  }
+
+  #settled(): void {
+    this.#inFlight--;
+    this.link.release();
   }
 }

@@ -2,7 +2,7 @@ import type { Duplex, Readable } from "node:stream";
 import Docker from "dockerode";
 import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec, type ExecutionTarget } from "./backend.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
-import { supervise } from "./supervise.js";
+import { supervise, withManyListeners } from "./supervise.js";
 
 /** The part of the Docker Engine API this backend uses; `dockerodeEngine` implements it over dockerode. */
 export interface DockerEngine {
@@ -119,7 +119,8 @@ function ended(stream: Readable | Duplex): Promise<void> {
 export class DockerBackend implements Backend {
   readonly kind = "docker" as const;
   readonly #engine: DockerEngine;
-  readonly #closing = new AbortController();
+  /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
+  readonly #closing = withManyListeners(new AbortController());
 
   constructor(private readonly options: DockerBackendOptions) {
     if (!options.image === !options.container) throw new Error("The docker backend needs exactly one of image or container");

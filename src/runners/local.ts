@@ -1,7 +1,7 @@
 import { execa } from "execa";
 import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec } from "./backend.js";
 import { OutputPipe } from "./output.js";
-import { supervise } from "./supervise.js";
+import { supervise, withManyListeners } from "./supervise.js";
 
 export interface LocalBackendOptions {
   /** Directory for commands that name none (the project root, for the embedded runner). */
@@ -29,7 +29,8 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
  */
 export class LocalBackend implements Backend {
   readonly kind = "local" as const;
-  readonly #closing = new AbortController();
+  /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
+  readonly #closing = withManyListeners(new AbortController());
 
   constructor(private readonly options: LocalBackendOptions = {}) {}
 

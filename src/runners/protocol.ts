@@ -33,6 +33,7 @@ export const RunnerAttachResult = z.object({
   project: z.string(),
   resumed: z.array(ResumedProducer).describe("Producers still open: continue streaming them"),
   finished: z.array(ProducerRef.extend({ status: z.number().int() })).describe("Producers already finished (cancelled, lost): kill them"),
+  maxUnackedChunks: z.number().int().describe("Unanswered stream and finishing calls this connection may have at once"),
 });
 
 export const RunnerInfo = z.object({

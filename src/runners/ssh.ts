@@ -6,7 +6,7 @@ import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
 import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec, type ExecutionTarget } from "./backend.js";
 import { PidLine, wrapperScript } from "./streams.js";
-import { supervise } from "./supervise.js";
+import { supervise, withManyListeners } from "./supervise.js";
 
 /** One remote command as this backend sees it; `ssh2Transport` provides it over ssh2. */
 export interface RemoteChannel {
@@ -153,7 +153,8 @@ export function ssh2Shell(options: SshOptions): RemoteShell {
 export class SshBackend implements Backend {
   readonly kind = "ssh" as const;
   readonly #shell: RemoteShell;
-  readonly #closing = new AbortController();
+  /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
+  readonly #closing = withManyListeners(new AbortController());
 
   constructor(
     private readonly options: SshOptions & { killGraceMs?: number; shell?: RemoteShell },

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { DEFAULT_KILL_GRACE_MS, type ExecSpec } from "./backend.js";
 
 export type StopSignal = "SIGTERM" | "SIGKILL";
@@ -64,4 +65,10 @@ export function supervise(
       options.closing.removeEventListener("abort", onAbort);
     },
   };
+}
+
+/** An AbortController whose signal may have any number of listeners (one per running execution). */
+export function withManyListeners(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

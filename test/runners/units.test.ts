@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ChannelSender, incompleteUtf8Tail } from "../../src/runners/channel-sender.js";
+import { ChannelSender, incompleteUtf8Tail, Slots } from "../../src/runners/channel-sender.js";
 import { knownHostKeys } from "../../src/runners/ssh.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "../../src/runners/streams.js";
 
@@ -16,7 +16,13 @@ describe("runner building blocks", () => {
 
   it("a channel sender never splits a character, numbers chunks from 1, and sends binary as base64", async () => {
     const sent: { seq: number; chunk: string; encoding?: string }[] = [];
-    const link = { current: () => ({ request: async (_m: string, p: any) => void sent.push(p) }) };
+    const slots = new Slots(2);
+    const link = {
+      current: () => ({ request: async (_m: string, p: any) => void sent.push(p) }),
+      tryAcquire: () => slots.tryAcquire(),
+      release: () => slots.release(),
+      whenFree: (wake: () => void) => slots.whenFree(wake),
+    };
     const sender = new ChannelSender(link as never, { run: "r", path: "p", channel: 1 }, { window: 4, maxChunkBytes: 4, highWaterBytes: 1024, onRefused: () => {} });
     await sender.push(Buffer.from("ab✓")); // 5 bytes; the cut at 4 would split ✓
     await sender.push(Buffer.from([0xff, 0x00]));

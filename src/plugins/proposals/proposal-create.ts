@@ -63,7 +63,20 @@ export async function createProposal(
   const cwd = confineCwd(project, filtered.cwd ?? undefined, app.config.limits.allowCwdOutsideRoot);
   const base = slugFromCommand(filtered.command);
   const now = Date.now();
-  for (let n = 1; ; n++) {
+  // Start after the suffixes this turn already uses (one query, not one failed insert per taken slug).
+  const prefix = logPath(run.turn, producer.tool, base);
+  const taken = await app.store.db
+    .selectFrom("entries")
+    .select("path")
+    .where("run_id", "=", run.id)
+    .where((eb) => eb.or([eb("path", "=", prefix), eb(eb.fn("substr", ["path", eb.val(1), eb.val(prefix.length + 1)]), "=", `${prefix}-`)]))
+    .execute();
+  let start = 1;
+  for (const { path } of taken) {
+    const suffix = path === prefix ? 1 : Number(path.slice(prefix.length + 1));
+    if (Number.isInteger(suffix)) start = Math.max(start, suffix + 1);
+  }
+  for (let n = start; ; n++) {
     const slug = n === 1 ? base : `${base}-${n}`;
     try {
       const row = await insertEntry(app.store.db, {

@@ -120,7 +120,7 @@ export const runnersPlugin = definePlugin({
             }
           }
           app.log.info(`runner ${params.name} (${params.backend}) attached to project ${ctx.project.name}; resumed ${resumed.length}`);
-          return { name: params.name, project: ctx.project.name, resumed, finished };
+          return { name: params.name, project: ctx.project.name, resumed, finished, maxUnackedChunks: app.config.limits.maxUnackedChunks };
         },
       }),
     );

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { notFound, SpoolError } from "../../rpc/errors.js";
-import { defineMethod } from "../../rpc/method.js";
+import { defineMethod, ORDER_SEP } from "../../rpc/method.js";
 import { appendChunk } from "../../store/chunks.js";
 import { listChannels } from "../../store/entries.js";
 import type { App } from "../plugin.js";
@@ -44,7 +44,8 @@ export function streamMethod(app: App, hub: WatcherHub, touch: StreamTouch) {
       bytes: z.number().int().describe("Bytes the channel holds after the call"),
       duplicate: z.boolean().describe("True when this seq had already been appended; nothing was written"),
     }),
-    ordered: true,
+    // Per channel: two channels of one producer (or many producers of one runner) append side by side.
+    ordered: (p) => `${p.run}\u0000${p.path}${ORDER_SEP}${p.channel}`,
     handler: async (params, ctx) => {
       if (params.encoding === "base64" && !BASE64.test(params.chunk)) {
         throw new SpoolError("INVALID_PARAMS", "chunk is not valid base64", { issues: [{ path: "chunk", message: "not valid base64" }] });
@@ -99,7 +100,7 @@ export function registerFinishMethods(app: App, hub: WatcherHub): void {
         duration: Duration,
       }),
       result: FinishResultSchema,
-      ordered: true,
+      ordered: (p) => `${p.run}\u0000${p.path}`,
       handler: (p, ctx) => run(p, ctx.project, { kind: "completed", exit_code: p.exit_code, signal: p.signal, duration: p.duration }),
     }),
   );
@@ -109,7 +110,7 @@ export function registerFinishMethods(app: App, hub: WatcherHub): void {
       description: "The producer's side gave up (killed, timed out, failed to start): channels become 499 with the reason. Idempotent.",
       params: z.strictObject({ ...FinishBase, reason: z.string().max(4096).optional(), duration: Duration }),
       result: FinishResultSchema,
-      ordered: true,
+      ordered: (p) => `${p.run}\u0000${p.path}`,
       handler: (p, ctx) => run(p, ctx.project, { kind: "aborted", reason: p.reason ?? "aborted", duration: p.duration }),
     }),
   );

@@ -1,0 +1,105 @@
+// Load: P producers stream concurrently through attached runners (`spool runner
+// --backend local` processes) while W watchers follow them and Q clients poll
+// entry/get. Prints aggregate MB/s, p50/p99 latency from the producer's write
+// to the watchers' stream/data (each line carries its own timestamp), errors,
+// lost or duplicated lines, and the server's peak memory (VmHWM).
+// Usage: npx tsx bench/load.ts [producers=200] [watchers=50] [pollers=10] [seconds=20] [lineBytes=512] [linesPerSecond=20]
+import { readFileSync } from "node:fs";
+import { SpoolClient } from "../src/client/spool-client.js";
+import { machine, percentile, startRunnerProcess, startServerProcess } from "./common.js";
+
+const [P, W, Q, SECONDS, LINE_BYTES, RATE] = [200, 50, 10, 20, 512, 20].map((d, i) => Number(process.argv[2 + i] ?? d)) as [number, number, number, number, number, number];
+const RUNNERS = 2;
+const LINES = SECONDS * RATE;
+
+// One perl process per producer: no fork per line, a timestamp and a counter on each.
+// Each waits START_DELAY seconds first, so every accept and watch is in place before the first line.
+const START_DELAY = Math.max(2, Math.ceil(P / 60));
+const command = `perl -MTime::HiRes=time,sleep -e '$|=1; sleep(${START_DELAY}); for my $i (1..${LINES}) { printf "%.3f %06d %s\\n", time()*1000, $i, "x" x ${LINE_BYTES - 30}; sleep(${1 / RATE}); }'`;
+
+const peakMemory = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+};
+
+const server = await startServerProcess({ SPOOL_LOCAL_RUNNER: "off" });
+console.log(`machine: ${machine()}`);
+console.log(`${P} producers (${RATE} lines/s of ${LINE_BYTES} bytes for ${SECONDS} s, through ${RUNNERS} attached runners), ${W} watchers, ${Q} pollers`);
+const admin = await server.connect();
+await admin.initialize("load", { root: server.home });
+const runners = await Promise.all(Array.from({ length: RUNNERS }, (_, i) => startRunnerProcess(server, "load", `runner-${i}`, ["--backend", "local"])));
+const errors: string[] = [];
+const fail = (where: string) => (e: unknown) => void errors.push(`${where}: ${e instanceof Error ? e.message : String(e)}`);
+try {
+  await admin.call("run/create", { alias: "load" });
+  const paths: string[] = [];
+  for (let i = 0; i < P; i++) paths.push((await admin.call("proposal/create", { run: "load", tool: "sh", command: `${command} # ${i}` })).path);
+
+  // Watchers subscribe before anything runs, so they see every line live.
+  const latencies: number[] = [];
+  const seen = new Map<string, number>(); // path → last counter seen
+  let disorder = 0;
+  const watchers = await Promise.all(Array.from({ length: W }, () => server.connect()));
+  const watches = [];
+  for (const [w, client] of watchers.entries()) {
+    await client.initialize("load");
+    for (let i = w; i < P; i += W) {
+      const path = paths[i]!;
+      // Accepting opens the channels; the watch starts right after, before the first line (the runner needs longer).
+      await admin.call("run/resolve", { run: "load", path, decision: "accept", runner: `runner-${i % RUNNERS}` });
+      let partial = "";
+      watches.push(
+        await client.watch({ run: "load", path, channel: 1 }, (chunk) => {
+          const now = Date.now();
+          const text = partial + chunk.data.toString();
+          const lines = text.split("\n");
+          partial = lines.pop()!;
+          for (const line of lines) {
+            const [stamp, counter] = line.split(" ");
+            latencies.push(now - Number(stamp));
+            const n = Number(counter);
+            if (n !== (seen.get(path) ?? 0) + 1) disorder++;
+            seen.set(path, n);
+          }
+        }),
+      );
+    }
+  }
+  const started = Date.now();
+  await new Promise((r) => setTimeout(r, 0));
+  const pollers = await Promise.all(Array.from({ length: Q }, () => server.connect()));
+  let polls = 0;
+  let polling = true;
+  const pollLoops = pollers.map(async (client) => {
+    await client.initialize("load");
+    while (polling) {
+      const log = paths[Math.floor(Math.random() * P)]!;
+      const channel = log.replace(/^log:\/\/turn_(\d+)\/sh\/(.+)$/, "sh://turn_$1/$2_1");
+      await client.call("entry/get", { run: "load", path: channel, tail: 20 }).then(() => polls++, fail("poll"));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, peakMemory(server.pid))), 500);
+  await Promise.all(watches.map((w) => w.ended));
+  const seconds = (Date.now() - started) / 1000 - START_DELAY;
+  polling = false;
+  await Promise.all(pollLoops);
+  clearInterval(sampler);
+  peak = Math.max(peak, peakMemory(server.pid));
+
+  const { entries } = await admin.call("entry/list", { run: "load", pattern: "sh://*_1", limit: 10_000 });
+  const bytes = entries.reduce((sum, e) => sum + e.bytes, 0);
+  const notDone = entries.filter((e) => e.status !== 200 || e.lines !== LINES).length;
+  const lost = [...seen.values()].filter((n) => n !== LINES).length + (P - seen.size);
+  latencies.sort((a, b) => a - b);
+  console.log(`aggregate: ${(bytes / 2 ** 20 / seconds).toFixed(2)} MB/s stored (${(bytes / 2 ** 20).toFixed(1)} MB in ${seconds.toFixed(1)} s), ${latencies.length} lines watched, ${polls} polls`);
+  console.log(`write → watcher latency: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`);
+  console.log(`errors: ${errors.length}; producers not complete: ${notDone}; watchers with lost lines: ${lost}; out-of-order or duplicated lines: ${disorder}`);
+  console.log(`server peak memory (VmHWM): ${peak.toFixed(0)} MB`);
+  for (const e of errors.slice(0, 5)) console.log(`  ${e}`);
+  for (const c of [admin, ...watchers, ...pollers]) c.close();
+} finally {
+  for (const r of runners) r.kill("SIGTERM");
+  await server.stop();
+}
