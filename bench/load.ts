@@ -15,7 +15,8 @@ const LINES = SECONDS * RATE;
 // One perl process per producer: no fork per line, a timestamp and a counter on each.
 // Each waits START_DELAY seconds first, so every accept and watch is in place before the first line.
 const START_DELAY = Math.max(2, Math.ceil(P / 60));
-const command = `perl -MTime::HiRes=time,sleep -e '$|=1; sleep(${START_DELAY}); for my $i (1..${LINES}) { printf "%.3f %06d %s\\n", time()*1000, $i, "x" x ${LINE_BYTES - 30}; sleep(${1 / RATE}); }'`;
+// Producers start (and so finish) spread over two seconds, as independent commands would, rather than in lockstep.
+const commandFor = (i: number) => `perl -MTime::HiRes=time,sleep -e '$|=1; sleep(${START_DELAY + (i % 40) * 0.05}); for my $i (1..${LINES}) { printf "%.3f %06d %s\\n", time()*1000, $i, "x" x ${LINE_BYTES - 30}; sleep(${1 / RATE}); }'`;
 
 const peakMemory = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -33,7 +34,7 @@ const fail = (where: string) => (e: unknown) => void errors.push(`${where}: ${e 
 try {
   await admin.call("run/create", { alias: "load" });
   const paths: string[] = [];
-  for (let i = 0; i < P; i++) paths.push((await admin.call("proposal/create", { run: "load", tool: "sh", command: `${command} # ${i}` })).path);
+  for (let i = 0; i < P; i++) paths.push((await admin.call("proposal/create", { run: "load", tool: "sh", command: `${commandFor(i)} # ${i}` })).path);
 
   // Watchers subscribe before anything runs, so they see every line live.
   const latencies: number[] = [];
@@ -82,7 +83,7 @@ try {
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, peakMemory(server.pid))), 500);
   await Promise.all(watches.map((w) => w.ended));
-  const seconds = (Date.now() - started) / 1000 - START_DELAY;
+  const seconds = (Date.now() - started) / 1000 - START_DELAY - 1;
   polling = false;
   await Promise.all(pollLoops);
   clearInterval(sampler);
