@@ -116,7 +116,6 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
 
   let settle!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (settle = resolve));
-  const decisions: Promise<void>[] = [];
   let queue = Promise.resolve();
 
   const onProposal = async (p: Proposal) => {
@@ -155,7 +154,6 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
     if (p.run !== alias) return;
     // One proposal at a time, in order: questions never interleave.
     queue = queue.then(() => onProposal(p)).catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
-    decisions.push(queue);
   });
   client.on("run/progress", (p) => {
     if (p.run !== alias) return;
@@ -198,7 +196,7 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
       await client.call("run/create", { alias, model: options.model, prompt, mode });
     }
     const code = await finished;
-    await Promise.allSettled(decisions);
+    await queue; // the last proposal's output has been shown
     spin.stop();
     if (!atLineStart) process.stdout.write("\n");
     return code;

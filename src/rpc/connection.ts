@@ -47,8 +47,8 @@ export class ServerConnection implements ConnectionHandle {
   }
 
   #orderedInFlight = 0;
-  /** The last ordered call per order key, while it runs. */
-  readonly #tails = new Map<string, Promise<unknown>>();
+  /** The last ordered call per order key while it runs, grouped by the key's first level (its producer). */
+  readonly #tails = new Map<string, Map<string, Promise<unknown>>>();
 
   /** Ordered calls received and not yet answered. */
   get orderedInFlight(): number {
@@ -58,18 +58,31 @@ export class ServerConnection implements ConnectionHandle {
   /**
    * Runs `work` after every earlier ordered call of this connection whose key
    * is the same as `key`, an ancestor of it or a descendant ("" conflicts with
-   * everything).
+   * everything). Keys have two levels (producer, channel), so only the calls
+   * of the same producer are looked at: the cost does not grow with the
+   * number of producers a connection streams.
    */
   runOrdered<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const related = (other: string) =>
-      other === key || other === "" || key === "" || key.startsWith(other + ORDER_SEP) || other.startsWith(key + ORDER_SEP);
-    const before = [...this.#tails].filter(([other]) => related(other)).map(([, tail]) => tail);
+    const group = key.split(ORDER_SEP)[0]!;
+    const before: Promise<unknown>[] = [];
+    const collect = (g: string, all: boolean) => {
+      for (const [other, tail] of this.#tails.get(g) ?? []) if (all || other === key || other === g || key === g) before.push(tail);
+    };
+    if (key === "") for (const g of this.#tails.keys()) collect(g, true);
+    else {
+      collect(group, false);
+      collect("", true);
+    }
     this.#orderedInFlight++;
     const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(work).finally(() => this.#orderedInFlight--);
+    const tails = this.#tails.get(group) ?? new Map<string, Promise<unknown>>();
+    this.#tails.set(group, tails);
     const tail = next.catch(() => undefined).then(() => {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+      if (tails.get(key) !== tail) return;
+      tails.delete(key);
+      if (tails.size === 0 && this.#tails.get(group) === tails) this.#tails.delete(group);
     });
-    this.#tails.set(key, tail);
+    tails.set(key, tail);
     return next;
   }
 

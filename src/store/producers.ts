@@ -106,11 +106,11 @@ export async function listRunnerProducers(
   db: Kysely<Database>,
   projectId: number,
   runner: string,
-): Promise<{ id: number; path: string; alias: string }[]> {
+): Promise<{ id: number; path: string }[]> {
   return db
     .selectFrom("entries as log")
     .innerJoin("runs", "runs.id", "log.run_id")
-    .select(["log.id as id", "log.path as path", "runs.alias as alias"])
+    .select(["log.id as id", "log.path as path"])
     .where("runs.project_id", "=", projectId)
     .where("log.scheme", "=", "log")
     .where("log.status", "=", 200)

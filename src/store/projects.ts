@@ -5,6 +5,10 @@ export function findProjectByName(db: Kysely<Database>, name: string): Promise<P
   return db.selectFrom("projects").selectAll().where("name", "=", name).executeTakeFirst();
 }
 
+export function findProjectById(db: Kysely<Database>, id: number): Promise<ProjectRow | undefined> {
+  return db.selectFrom("projects").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
 export async function createProject(db: Kysely<Database>, name: string, root: string): Promise<ProjectRow> {
   return db
     .insertInto("projects")

@@ -15,7 +15,7 @@ import { RUN_AGENT_SERVICE, type RunAgentSlot } from "../runs/index.js";
 import { requireRun, runView } from "../runs/run-view.js";
 import { Run, RunAlias } from "../schemas.js";
 import { STREAMS_SERVICE, type StreamsService } from "../stream/index.js";
-import { AgentDriver, RUN, type ModelTarget } from "./loop.js";
+import { AgentDriver, OPEN, RUN, type ModelTarget } from "./loop.js";
 
 export const MODEL_PROVIDERS_SERVICE = "model-providers";
 
@@ -132,7 +132,7 @@ export const agentPlugin = definePlugin({
             .selectFrom("loops")
             .select((eb) => eb.fn.countAll<number>().as("n"))
             .where("run_id", "=", run.id)
-            .where("status", "in", [RUN.queued, RUN.running, RUN.waiting])
+            .where("status", "in", OPEN)
             .executeTakeFirstOrThrow();
           return { run: runView((await findRunById(app.store.db, run.id))!), queued: Number(open.n) };
         },
@@ -148,13 +148,13 @@ export const agentPlugin = definePlugin({
         handler: async (params, ctx) => {
           const db = app.store.db;
           const run = await requireRun(db, ctx.project, params.run);
-          if (![RUN.queued, RUN.running, RUN.waiting].includes(run.status as 100)) {
+          if (!OPEN.some((status) => status === run.status)) {
             throw conflict(`Run "${run.alias}" is not running (status ${run.status})`, { status: run.status });
           }
           const reason = params.reason ?? "run aborted";
           const now = Date.now();
           await updateRun(db, run.id, { status: RUN.aborted, updated_at: now, attributes: JSON.stringify({ ...JSON.parse(run.attributes), abortReason: reason }) });
-          await db.updateTable("loops").set({ status: RUN.aborted, finished_at: now }).where("run_id", "=", run.id).where("status", "in", [RUN.queued, RUN.running, RUN.waiting]).execute();
+          await db.updateTable("loops").set({ status: RUN.aborted, finished_at: now }).where("run_id", "=", run.id).where("status", "in", OPEN).execute();
           driver.interrupt(run.id, reason);
           const logs = await db.selectFrom("entries").selectAll().where("run_id", "=", run.id).where("scheme", "=", "log").where("status", "in", [202, 200]).execute();
           const rejected: string[] = [];
@@ -187,7 +187,7 @@ export const agentPlugin = definePlugin({
     });
     // After a restart, every run that was in the middle of something continues from the store.
     app.on("server:started", async () => {
-      const open = await app.store.db.selectFrom("runs").select("id").where("model", "is not", null).where("status", "in", [RUN.queued, RUN.running, RUN.waiting]).execute();
+      const open = await app.store.db.selectFrom("runs").select("id").where("model", "is not", null).where("status", "in", OPEN).execute();
       for (const { id } of open) driver.kick(id);
     });
   },

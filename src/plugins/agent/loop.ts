@@ -1,5 +1,6 @@
 import { ContextLengthError, type ChatMessage, type ModelProvider, type ToolCall } from "../../agent/provider.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
+import { findProjectById } from "../../store/projects.js";
 import { findRunById, updateRun } from "../../store/runs.js";
 import type { LoopRow, RunRow } from "../../store/schema.js";
 import type { App } from "../plugin.js";
@@ -8,7 +9,8 @@ import { runTool, toolSpecs } from "./tools.js";
 
 /** Run statuses (DESIGN §4). */
 export const RUN = { queued: 100, running: 102, waiting: 202, done: 200, aborted: 499, failed: 500 } as const;
-const OPEN_LOOP = [RUN.queued, RUN.running, RUN.waiting];
+/** Statuses of a loop (or run) that is not finished. */
+export const OPEN = [RUN.queued, RUN.running, RUN.waiting];
 
 export interface ModelTarget {
   alias: string;
@@ -92,7 +94,7 @@ export class AgentDriver {
   }
 
   #openLoop(runId: number): Promise<LoopRow | undefined> {
-    return this.app.store.db.selectFrom("loops").selectAll().where("run_id", "=", runId).where("status", "in", OPEN_LOOP).orderBy("seq").executeTakeFirst();
+    return this.app.store.db.selectFrom("loops").selectAll().where("run_id", "=", runId).where("status", "in", OPEN).orderBy("seq").executeTakeFirst();
   }
 
   async #messages(runId: number): Promise<ChatMessage[]> {
@@ -107,21 +109,15 @@ export class AgentDriver {
       .execute();
   }
 
-  async #finishLoop(loop: LoopRow, status: number, attributes: Record<string, unknown> = {}): Promise<void> {
+  async #finishLoop(loop: LoopRow, status: number): Promise<void> {
     await this.app.store.db.updateTable("loops").set({ status, finished_at: Date.now() }).where("id", "=", loop.id).execute();
-    if (Object.keys(attributes).length) this.app.log.debug(`loop ${loop.id} finished`, attributes);
-  }
-
-  async #project(run: RunRow): Promise<ProjectRef | undefined> {
-    const row = await this.app.store.db.selectFrom("projects").selectAll().where("id", "=", run.project_id).executeTakeFirst();
-    return row ? { id: row.id, name: row.name, root: row.root } : undefined;
   }
 
   async #drive(runId: number): Promise<void> {
     for (;;) {
       let run = await findRunById(this.app.store.db, runId);
       if (!run || !run.model || run.status === RUN.aborted) return;
-      const project = await this.#project(run);
+      const project: ProjectRef | undefined = await findProjectById(this.app.store.db, run.project_id);
       if (!project) return;
       const loop = await this.#openLoop(run.id);
       if (!loop) {

@@ -228,7 +228,9 @@ export const runnersPlugin = definePlugin({
         const timer = setTimeout(() => {
           lostTimers.delete(producer.id);
           if ((claims.get(producer.id) ?? 0) > droppedAt) return;
-          void runnerLost(app, streams, runner.projectId, producer.alias, producer.path);
+          streams.finishById(app, streams.hub, producer.id, { kind: "aborted", reason: "runner lost" }).catch((error: unknown) => {
+            app.log.error(`could not finish ${producer.path} after its runner was lost`, error);
+          });
         }, grace);
         timer.unref();
         lostTimers.set(producer.id, timer);
@@ -243,19 +245,6 @@ export const runnersPlugin = definePlugin({
     });
   },
 });
-
-/** Finishes a producer whose runner did not come back as 499 "runner lost". */
-async function runnerLost(app: App, streams: StreamsService, projectId: number, alias: string, path: string): Promise<void> {
-  try {
-    const project = await app.store.db.selectFrom("projects").selectAll().where("id", "=", projectId).executeTakeFirst();
-    const run = project && (await findRun(app.store.db, projectId, alias));
-    const log = run && (await findEntry(app.store.db, run.id, path));
-    if (!project || !run || !log) return;
-    await streams.finish(app, streams.hub, { id: project.id, name: project.name, root: project.root }, run, log, { kind: "aborted", reason: "runner lost" });
-  } catch (error) {
-    app.log.error(`could not finish ${path} after its runner was lost`, error);
-  }
-}
 
 /** Checks that a producer a re-attaching runner names is its own; reports whether it is still open. */
 async function claimProducer(app: App, project: ProjectRef, runner: string, ref: { run: string; path: string }) {

@@ -1,6 +1,8 @@
 import { conflict } from "../../rpc/errors.js";
 import { lineCount, parseAttributes, type Attributes } from "../../store/entries.js";
 import { finishProducer } from "../../store/producers.js";
+import { findProjectById } from "../../store/projects.js";
+import { findRunById } from "../../store/runs.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import type { App } from "../plugin.js";
@@ -93,4 +95,18 @@ export async function finishStream(app: App, hub: WatcherHub, project: ProjectRe
     changed,
     channels: channels.map((c) => ({ channel: c.channel!, path: c.path, status: c.status, bytes: c.bytes, lines: lineCount(c) })),
   };
+}
+
+/**
+ * Finishes the producer whose log entry has this id, looking up its run and
+ * project (for the restart reaper and "runner lost", which hold only the id).
+ * Resolves null when the producer no longer exists.
+ */
+export async function finishProducerById(app: App, hub: WatcherHub, logId: number, outcome: Outcome): Promise<FinishResult | null> {
+  const db = app.store.db;
+  const log = await db.selectFrom("entries").selectAll().where("id", "=", logId).executeTakeFirst();
+  const run = log && (await findRunById(db, log.run_id));
+  const project = run && (await findProjectById(db, run.project_id));
+  if (!log || !run || !project) return null;
+  return finishStream(app, hub, project, run, log, outcome);
 }

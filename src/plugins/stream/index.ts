@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { definePlugin } from "../plugin.js";
-import { finishStream } from "./finish.js";
+import { finishProducerById, finishStream } from "./finish.js";
 import { RestartReaper } from "./reaper.js";
 import { registerFinishMethods, streamMethod } from "./stream-methods.js";
 import { registerSubscribeMethods } from "./subscribe.js";
@@ -15,6 +15,7 @@ const WatchedChannel = z.object({ subscription: z.string(), run: z.string(), pat
 export interface StreamsService {
   hub: WatcherHub;
   finish: typeof finishStream;
+  finishById: typeof finishProducerById;
   touched(producerId: number): void;
 }
 
@@ -25,7 +26,7 @@ export const streamPlugin = definePlugin({
   setup(app) {
     const hub = new WatcherHub(app.config.limits.maxWatcherBufferBytes);
     const reaper = new RestartReaper(app, hub);
-    app.provide<StreamsService>(STREAMS_SERVICE, { hub, finish: finishStream, touched: (id) => reaper.touched(id) });
+    app.provide<StreamsService>(STREAMS_SERVICE, { hub, finish: finishStream, finishById: finishProducerById, touched: (id) => reaper.touched(id) });
     app.method(streamMethod(app, hub, reaper));
     registerFinishMethods(app, hub);
     registerSubscribeMethods(app, hub);

@@ -1,7 +1,6 @@
-import { findRunById } from "../../store/runs.js";
 import { listOpenProducerIds } from "../../store/entries.js";
 import type { App } from "../plugin.js";
-import { finishStream } from "./finish.js";
+import { finishProducerById } from "./finish.js";
 import type { WatcherHub } from "./watchers.js";
 
 /**
@@ -35,18 +34,12 @@ export class RestartReaper {
   }
 
   async #reap(producerIds: number[]): Promise<void> {
-    const db = this.app.store.db;
     for (const id of producerIds) {
       if (this.#touched.has(id)) continue;
-      const log = await db.selectFrom("entries").selectAll().where("id", "=", id).executeTakeFirst();
-      if (!log) continue;
-      const run = await findRunById(db, log.run_id);
-      const project = run && (await db.selectFrom("projects").selectAll().where("id", "=", run.project_id).executeTakeFirst());
-      if (!run || !project) continue;
       try {
-        await finishStream(this.app, this.hub, { id: project.id, name: project.name, root: project.root }, run, log, { kind: "aborted", reason: "interrupted" });
+        await finishProducerById(this.app, this.hub, id, { kind: "aborted", reason: "interrupted" });
       } catch (error) {
-        this.app.log.error(`could not finish interrupted producer ${log.path}`, error);
+        this.app.log.error(`could not finish interrupted producer ${id}`, error);
       }
     }
   }
