@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { SpoolClient } from "../client/spool-client.js";
 import { createLogger } from "../logger.js";
-import { RunnerAgent } from "../runners/agent.js";
+import { RunnerClient } from "../runners/runner-client.js";
 import type { Backend } from "../runners/backend.js";
 import { DockerBackend } from "../runners/docker.js";
 import { LocalBackend } from "../runners/local.js";
@@ -122,7 +122,7 @@ export async function runner(argv: string[]): Promise<number> {
   );
   const backend = backendFromFlags(values);
   const log = createLogger();
-  const agent = new RunnerAgent({
+  const agent = new RunnerClient({
     connect: () => SpoolClient.connect(server, { token }),
     project: need("project", values.project),
     name: need("name", values.name),

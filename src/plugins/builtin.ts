@@ -7,7 +7,7 @@ import { shPlugin } from "./sh/index.js";
 import { envPlugin } from "./env/index.js";
 import { streamPlugin } from "./stream/index.js";
 import { runnersPlugin } from "./runners/index.js";
-import { agentPlugin } from "./agent/index.js";
+import { agentPlugin } from "../agent/index.js";
 
 /** The built-in features, each a plugin like any external one. */
 export const builtinPlugins: readonly Plugin[] = [sessionPlugin, runsPlugin, entriesPlugin, proposalsPlugin, shPlugin, envPlugin, streamPlugin, runnersPlugin, agentPlugin];

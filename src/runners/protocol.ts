@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /**
  * The runner messages, shared by the server side (`runners` plugin) and the
- * runner side (`RunnerAgent`): one schema each for validation, types and docs.
+ * runner side (`RunnerClient`): one schema each for validation, types and docs.
  */
 
 export const BackendName = z.enum(["local", "docker", "ssh"]);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { cleanTerminalText } from "../../src/plugins/entries/terminal-text.js";
+import { cleanTerminalText } from "../../src/model/terminal-text.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { acceptedProducer } from "../helpers/stream.js";
 

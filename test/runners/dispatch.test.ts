@@ -4,15 +4,15 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
-import { RunnerAgent } from "../../src/runners/agent.js";
+import { RunnerClient } from "../../src/runners/runner-client.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { acceptCommand, finished } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
 const quiet = createLogger("silent");
 
-function agentFor(ts: TestServer, project: string, name: string, extra: Partial<ConstructorParameters<typeof RunnerAgent>[0]> = {}) {
-  return new RunnerAgent({
+function agentFor(ts: TestServer, project: string, name: string, extra: Partial<ConstructorParameters<typeof RunnerClient>[0]> = {}) {
+  return new RunnerClient({
     connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
     project,
     name,
@@ -82,7 +82,7 @@ describe("dispatch to the embedded local runner", () => {
 
 describe("attached runners", () => {
   let ts: TestServer;
-  const agents: RunnerAgent[] = [];
+  const agents: RunnerClient[] = [];
   beforeAll(async () => {
     ts = await startTestServer({ localRunner: false, runnerGraceMs: 2_000 });
   });

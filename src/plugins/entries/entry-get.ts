@@ -8,7 +8,7 @@ import type { App } from "../plugin.js";
 import { requireRun } from "../runs/run-view.js";
 import { EntryPath, EntrySummary, RunAlias } from "../schemas.js";
 import { countLines, entrySummary, sliceLines } from "./entry-view.js";
-import { cleanTerminalText } from "./terminal-text.js";
+import { cleanTerminalText } from "../../model/terminal-text.js";
 
 export const EntryGetParams = z
   .strictObject({

@@ -4,7 +4,7 @@ import { SpoolClient } from "../../client/spool-client.js";
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 import { conflict, SpoolError } from "../../rpc/errors.js";
 import { defineMethod } from "../../rpc/method.js";
-import { RunnerAgent } from "../../runners/agent.js";
+import { RunnerClient } from "../../runners/runner-client.js";
 import { LocalBackend } from "../../runners/local.js";
 import {
   RunnerAttachParams,
@@ -261,7 +261,7 @@ async function claimProducer(app: App, project: ProjectRef, runner: string, ref:
 
 /** The embedded local runner: one in-process runner connection per project, opened when first needed. */
 class EmbeddedRunners {
-  readonly #agents = new Map<number, Promise<RunnerAgent>>();
+  readonly #agents = new Map<number, Promise<RunnerClient>>();
   readonly #connectionIds = new Set<string>();
 
   constructor(private readonly app: App) {}
@@ -274,7 +274,7 @@ class EmbeddedRunners {
     this.#connectionIds.delete(connection.id);
   }
 
-  ensure(project: ProjectRef): Promise<RunnerAgent> {
+  ensure(project: ProjectRef): Promise<RunnerClient> {
     let agent = this.#agents.get(project.id);
     if (!agent) {
       agent = this.#start(project);
@@ -284,8 +284,8 @@ class EmbeddedRunners {
     return agent;
   }
 
-  async #start(project: ProjectRef): Promise<RunnerAgent> {
-    const agent = new RunnerAgent({
+  async #start(project: ProjectRef): Promise<RunnerClient> {
+    const agent = new RunnerClient({
       connect: async () => {
         const { transport, connectionId } = this.app.connectInProcess();
         this.#connectionIds.add(connectionId);

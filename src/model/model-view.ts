@@ -2,7 +2,7 @@ import { lineCount } from "../store/entries.js";
 import { readLines } from "../store/chunks.js";
 import type { Store } from "../store/database.js";
 import type { EntryRow } from "../store/schema.js";
-import { cleanTerminalText } from "../plugins/entries/terminal-text.js";
+import { cleanTerminalText } from "./terminal-text.js";
 
 /** Rough tokens → characters for budgeting (about 4 characters a token for English text and code). */
 export const CHARS_PER_TOKEN = 4;

@@ -7,7 +7,7 @@ import type { Backend, ExecResult } from "./backend.js";
 import { ChannelSender, Slots } from "./channel-sender.js";
 import { RunnerExecParams, type RunnerAttachResult, type RunnerExecResult } from "./protocol.js";
 
-export interface RunnerAgentOptions {
+export interface RunnerClientOptions {
   /** Opens a fresh connection to the server (WebSocket, or in-process for the embedded runner). */
   connect: () => Promise<SpoolClient>;
   project: string;
@@ -49,7 +49,7 @@ interface Job {
  * `stream/cancelled`, and reconnects (resending what was not acknowledged)
  * when its connection drops.
  */
-export class RunnerAgent {
+export class RunnerClient {
   #client: SpoolClient | null = null;
   #stopping = false;
   #reconnecting: Promise<void> | null = null;
@@ -58,7 +58,7 @@ export class RunnerAgent {
   readonly #slots = new Slots(192);
   #connectedWaiters: (() => void)[] = [];
 
-  constructor(private readonly options: RunnerAgentOptions) {}
+  constructor(private readonly options: RunnerClientOptions) {}
 
   get name(): string {
     return this.options.name;

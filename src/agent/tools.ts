@@ -1,15 +1,15 @@
 import { sql } from "kysely";
 import { z } from "zod";
-import { channelModelView } from "../../agent/model-view.js";
-import type { ToolCall, ToolSpec } from "../../agent/provider.js";
-import { cleanTerminalText } from "../entries/terminal-text.js";
-import type { ProjectRef } from "../../rpc/connection-context.js";
-import { readLines } from "../../store/chunks.js";
-import { findEntry, lineCount, listChannels, parseAttributes } from "../../store/entries.js";
-import type { EntryRow, RunRow } from "../../store/schema.js";
-import type { App } from "../plugin.js";
-import { createProposal } from "../proposals/proposal-create.js";
-import type { ProducerRegistry } from "../proposals/producer.js";
+import { channelModelView } from "../model/model-view.js";
+import type { ToolCall, ToolSpec } from "../model/provider.js";
+import { cleanTerminalText } from "../model/terminal-text.js";
+import type { ProjectRef } from "../rpc/connection-context.js";
+import { readLines } from "../store/chunks.js";
+import { findEntry, lineCount, listChannels, parseAttributes } from "../store/entries.js";
+import type { EntryRow, RunRow } from "../store/schema.js";
+import type { App } from "../plugins/plugin.js";
+import { createProposal } from "../plugins/proposals/proposal-create.js";
+import type { ProducerRegistry } from "../plugins/proposals/producer.js";
 
 /** The tools' arguments: one schema each, used for the model's tool list and to check what it sends. */
 const ToolArgs = {

@@ -1,10 +1,10 @@
-import { ContextLengthError, type ChatMessage, type ModelProvider, type ToolCall } from "../../agent/provider.js";
-import type { ProjectRef } from "../../rpc/connection-context.js";
-import { findProjectById } from "../../store/projects.js";
-import { findRunById, updateRun } from "../../store/runs.js";
-import type { LoopRow, RunRow } from "../../store/schema.js";
-import type { App } from "../plugin.js";
-import type { ProducerRegistry } from "../proposals/producer.js";
+import { ContextLengthError, type ChatMessage, type ModelProvider, type ToolCall } from "../model/provider.js";
+import type { ProjectRef } from "../rpc/connection-context.js";
+import { findProjectById } from "../store/projects.js";
+import { findRunById, updateRun } from "../store/runs.js";
+import type { LoopRow, RunRow } from "../store/schema.js";
+import type { App } from "../plugins/plugin.js";
+import type { ProducerRegistry } from "../plugins/proposals/producer.js";
 import { runTool, toolSpecs } from "./tools.js";
 
 /** Run statuses (DESIGN §4). */
