@@ -35,6 +35,8 @@ export const ConfigFileSchema = z.strictObject({
   localRunner: z.boolean().optional(),
   /** Kill an accepted command after this many milliseconds; 0 = no limit. */
   commandTimeoutMs: z.number().int().nonnegative().optional(),
+  /** Close a WebSocket connection that has sent nothing (not even a pong to the server's pings) for this many milliseconds; 0 = never. */
+  livenessTimeoutMs: z.number().int().nonnegative().optional(),
 });
 
 export type Limits = z.output<typeof LimitsSchema>;
@@ -56,6 +58,8 @@ export interface SpoolConfig {
   localRunner: boolean;
   /** Default time limit of an accepted command; 0 = none. */
   commandTimeoutMs: number;
+  /** Silence after which a WebSocket connection is taken for dead and closed (the server pings meanwhile); 0 = never. */
+  livenessTimeoutMs: number;
   agent: AgentConfig;
 }
 
@@ -111,6 +115,7 @@ export interface ConfigOverrides {
   runnerGraceMs?: number;
   localRunner?: boolean;
   commandTimeoutMs?: number;
+  livenessTimeoutMs?: number;
   agent?: Partial<Omit<AgentConfig, "models">>;
 }
 
@@ -159,6 +164,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     defaultRoot: process.cwd(),
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
+    livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
     agent: {
       models: modelsFromEnv(env),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? 10_000,

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { builtinPlugins } from "./plugins/builtin.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
+import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { openStore, type Store } from "./store/database.js";
@@ -97,6 +98,12 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     wss.handleUpgrade(request, socket, head, (ws) => {
       // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
       ws.on("error", (error) => log.warn(`websocket error: ${error.message}`));
+      watchLiveness(ws, {
+        timeoutMs: config.livenessTimeoutMs,
+        raw: socket,
+        onSilent: (silentMs) =>
+          log.warn(`closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`),
+      });
       rpc.accept(wsTransport(ws));
     });
   });
