@@ -5,13 +5,16 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { ensureToken, isLoopback, originAllowed, presentedToken, tokensMatch } from "./auth.js";
 import { loadConfig, type ConfigOverrides, type SpoolConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
+import { createCore } from "./core/index.js";
 import { builtinPlugins } from "./plugins/builtin.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
+import { EmbeddedRunners } from "./runners/embedded.js";
 import { openStore, type Store } from "./store/database.js";
+import { createRepositories } from "./store/repositories.js";
 import { migrateToLatest } from "./store/migrator.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -70,13 +73,31 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     throw error;
   }
 
+  // The one place services are wired together: store → core → plugins, and the RPC host in front.
   let plugins!: PluginHost;
-  const rpc = new RpcHost(log, {
-    maxOrderedInFlight: config.limits.maxUnackedChunks,
-    connectionOpened: (connection) => void plugins.emit("connection:opened", { connection }),
-    connectionClosed: (connection) => void plugins.emit("connection:closed", { connection }),
+  const core = createCore({
+    repos: createRepositories(store),
+    config,
+    log,
+    notifyProject: (projectId, method, params) => rpc.notifyProject(projectId, method, params),
+    emit: (hook, payload) => plugins.emit(hook, payload),
+    applyFilter: (name, value) => plugins.applyFilter(name, value),
   });
-  plugins = new PluginHost(rpc, store, config, log);
+  const rpc: RpcHost = new RpcHost(log, {
+    maxOrderedInFlight: config.limits.maxUnackedChunks,
+    context: () => ({ core, services: plugins }),
+    connectionOpened: (connection) => void plugins.emit("connection:opened", { connection }),
+    connectionClosed: (connection) => {
+      core.lifecycle.connectionClosed(connection);
+      void plugins.emit("connection:closed", { connection });
+    },
+  });
+  const connectInProcess = () => {
+    const [serverSide, clientSide] = createMemoryTransportPair();
+    return { transport: clientSide, connectionId: rpc.accept(serverSide).id };
+  };
+  if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log));
+  plugins = new PluginHost(rpc, core, config, log, connectInProcess);
   try {
     const external = await Promise.all(config.plugins.map((spec) => importPlugin(spec, config.home)));
     await plugins.load([...builtinPlugins, ...external, ...(options.extraPlugins ?? [])]);
@@ -117,6 +138,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
   if (!isLoopback(config.host)) {
     log.warn(`listening on ${config.host}, which is not a loopback address: anyone who can reach it and holds the token can run commands`);
   }
+  await core.lifecycle.reapOrphans();
   await plugins.emit("server:started", { url });
 
   let stopping: Promise<void> | null = null;
@@ -124,6 +146,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     (stopping ??= (async () => {
       http.close();
       await plugins.emit("server:stopping", {});
+      await core.lifecycle.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
       for (const client of wss.clients) client.terminate();
       await rpc.idle(5_000);
@@ -139,11 +162,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     store,
     plugins,
     rpc,
-    connectInProcess() {
-      const [serverSide, clientSide] = createMemoryTransportPair();
-      rpc.accept(serverSide);
-      return clientSide;
-    },
+    connectInProcess: () => connectInProcess().transport,
     stop,
   };
 }

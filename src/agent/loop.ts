@@ -1,16 +1,10 @@
-import { ContextLengthError, type ChatMessage, type ModelProvider, type ToolCall } from "../model/provider.js";
+import type { Core } from "../core/index.js";
+import { RUN } from "../core/status.js";
+import type { Logger } from "../logger.js";
+import { type ChatMessage, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import { findProjectById } from "../store/projects.js";
-import { findRunById, updateRun } from "../store/runs.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
-import type { App } from "../plugins/plugin.js";
-import type { ProducerRegistry } from "../plugins/proposals/producer.js";
 import { runTool, toolSpecs } from "./tools.js";
-
-/** Run statuses (DESIGN §4). */
-export const RUN = { queued: 100, running: 102, waiting: 202, done: 200, aborted: 499, failed: 500 } as const;
-/** Statuses of a loop (or run) that is not finished. */
-export const OPEN = [RUN.queued, RUN.running, RUN.waiting];
 
 export interface ModelTarget {
   alias: string;
@@ -43,10 +37,10 @@ export class AgentDriver {
   readonly #calls = new Map<number, AbortController>();
 
   constructor(
-    private readonly app: App,
-    private readonly registry: ProducerRegistry,
+    private readonly core: Core,
     private readonly models: (alias: string) => ModelTarget | undefined,
     private readonly settings: AgentSettings,
+    private readonly log: Logger,
   ) {}
 
   /** Takes the run's next steps, unless it is already being driven (then it looks again afterwards). */
@@ -63,7 +57,7 @@ export class AgentDriver {
           await this.#drive(runId);
         } while (this.#again.has(runId));
       } catch (error) {
-        this.app.log.error(`agent loop of run ${runId} failed`, error);
+        this.log.error(`agent loop of run ${runId} failed`, error);
       } finally {
         this.#driving.delete(runId);
       }
@@ -75,50 +69,33 @@ export class AgentDriver {
     this.#calls.get(runId)?.abort(new Error(reason));
   }
 
-  async #setStatus(run: RunRow, project: ProjectRef, status: number, event: string, extra: Record<string, unknown> = {}): Promise<RunRow> {
-    const now = Date.now();
-    const previous = run.status;
-    await updateRun(this.app.store.db, run.id, { status, updated_at: now });
-    const next = { ...run, status, updated_at: now };
-    const loop = await this.#openLoop(run.id);
-    this.app.notifyProject(project.id, "run/state", {
-      run: run.alias,
-      status,
-      turn: next.turn,
-      loop: loop ? { seq: loop.seq, status: loop.status } : null,
-      event,
-      ...extra,
-    });
-    if (previous !== status) await this.app.emit("run:status", { project, run: next, previous });
-    return next;
+  #setStatus(run: RunRow, project: ProjectRef, status: number, event: string, extra: Record<string, unknown> = {}): Promise<RunRow> {
+    return this.core.runs.change(run, project, status, event, extra);
   }
 
   #openLoop(runId: number): Promise<LoopRow | undefined> {
-    return this.app.store.db.selectFrom("loops").selectAll().where("run_id", "=", runId).where("status", "in", OPEN).orderBy("seq").executeTakeFirst();
+    return this.core.runs.openLoop(runId);
   }
 
   async #messages(runId: number): Promise<ChatMessage[]> {
-    const rows = await this.app.store.db.selectFrom("messages").select("body").where("run_id", "=", runId).orderBy("id").execute();
-    return rows.map((r) => JSON.parse(r.body) as ChatMessage);
+    return (await this.core.repos.messages.listMessages(runId)).map((r) => JSON.parse(r.body) as ChatMessage);
   }
 
   async #addMessage(run: RunRow, loopId: number | null, message: ChatMessage): Promise<void> {
-    await this.app.store.db
-      .insertInto("messages")
-      .values({ run_id: run.id, loop_id: loopId, turn: run.turn, role: message.role, body: JSON.stringify(message), created_at: Date.now() })
-      .execute();
+    await this.core.repos.messages.insertMessage({ run_id: run.id, loop_id: loopId, turn: run.turn, role: message.role, body: JSON.stringify(message) });
   }
 
-  async #finishLoop(loop: LoopRow, status: number): Promise<void> {
-    await this.app.store.db.updateTable("loops").set({ status, finished_at: Date.now() }).where("id", "=", loop.id).execute();
+  #finishLoop(loop: LoopRow, status: number): Promise<void> {
+    return this.core.runs.setLoop(loop, status);
   }
 
   async #drive(runId: number): Promise<void> {
     for (;;) {
-      let run = await findRunById(this.app.store.db, runId);
+      let run = await this.core.repos.runs.findRunById(runId);
       if (!run || !run.model || run.status === RUN.aborted) return;
-      const project: ProjectRef | undefined = await findProjectById(this.app.store.db, run.project_id);
-      if (!project) return;
+      const row = await this.core.repos.projects.findProjectById(run.project_id);
+      if (!row) return;
+      const project: ProjectRef = { id: row.id, name: row.name, root: row.root };
       const loop = await this.#openLoop(run.id);
       if (!loop) {
         if (run.status !== RUN.done && run.status !== RUN.failed) await this.#setStatus(run, project, RUN.done, "idle");
@@ -133,7 +110,7 @@ export class AgentDriver {
         const history = await this.#messages(run.id);
         if (history.length === 0) await this.#addMessage(run, loop.id, { role: "system", content: SYSTEM_PROMPT });
         await this.#addMessage(run, loop.id, { role: "user", content: loop.prompt });
-        await this.app.store.db.updateTable("loops").set({ status: RUN.running }).where("id", "=", loop.id).execute();
+        await this.core.runs.setLoop(loop, RUN.running);
         run = await this.#setStatus(run, project, RUN.running, "loop started", { prompt: loop.prompt });
         continue;
       }
@@ -154,18 +131,13 @@ export class AgentDriver {
         await this.#setStatus(run, project, RUN.running, "loop finished", { summary: last.content });
         continue;
       }
-      const steps = await this.app.store.db
-        .selectFrom("messages")
-        .select((eb) => eb.fn.countAll<number>().as("n"))
-        .where("loop_id", "=", loop.id)
-        .where("role", "=", "assistant")
-        .executeTakeFirstOrThrow();
-      if (Number(steps.n) >= this.settings.maxStepsPerLoop) {
-        await this.#fail(run, project, loop, `the loop took ${steps.n} model steps without finishing (limit ${this.settings.maxStepsPerLoop})`);
+      const steps = await this.core.repos.messages.countLoopMessages(loop.id, "assistant");
+      if (steps >= this.settings.maxStepsPerLoop) {
+        await this.#fail(run, project, loop, `the loop took ${steps} model steps without finishing (limit ${this.settings.maxStepsPerLoop})`);
         continue;
       }
       await this.#callModel(run, project, loop, target, messages);
-      run = (await findRunById(this.app.store.db, runId))!;
+      run = (await this.core.repos.runs.findRunById(runId))!;
       if (run.status === RUN.aborted) return;
     }
   }
@@ -174,7 +146,7 @@ export class AgentDriver {
     // Every model call after the first is a new turn: its proposals go under turn_N+1.
     if (messages.some((m) => m.role === "assistant")) {
       run = { ...run, turn: run.turn + 1 };
-      await updateRun(this.app.store.db, run.id, { turn: run.turn, updated_at: Date.now() });
+      await this.core.repos.runs.updateRun(run.id, { turn: run.turn });
     }
     if (run.status !== RUN.running) run = await this.#setStatus(run, project, RUN.running, "model call");
     const controller = new AbortController();
@@ -184,10 +156,10 @@ export class AgentDriver {
         { model: target.model, messages, tools: toolSpecs(loop.mode) },
         {
           signal: controller.signal,
-          onText: (delta) => this.app.notifyProject(project.id, "run/progress", { run: run.alias, turn: run.turn, loop: loop.seq, delta }),
+          onText: (delta) => this.core.runs.progress(project, { run: run.alias, turn: run.turn, loop: loop.seq, delta }),
         },
       );
-      const current = await findRunById(this.app.store.db, run.id);
+      const current = await this.core.repos.runs.findRunById(run.id);
       if (!current || current.status === RUN.aborted) return;
       await this.#addMessage(run, loop.id, {
         role: "assistant",
@@ -215,8 +187,7 @@ export class AgentDriver {
       for (const [index, call] of calls.entries()) {
         const outcome = await runTool(
           {
-            app: this.app,
-            registry: this.registry,
+            core: this.core,
             project,
             run,
             loopId: loop.id,
@@ -227,17 +198,17 @@ export class AgentDriver {
           },
           call,
         );
-        const fresh = await findRunById(this.app.store.db, run.id);
+        const fresh = await this.core.repos.runs.findRunById(run.id);
         if (!fresh || fresh.status === RUN.aborted) return "stopped";
         if (outcome.kind === "waiting") {
           // Already waiting (a second look at the same pending proposal): nothing changed, nothing to announce.
           if (fresh.status === RUN.waiting && loop.status === RUN.waiting) return "waiting";
-          await this.app.store.db.updateTable("loops").set({ status: RUN.waiting }).where("id", "=", loop.id).execute();
+          await this.core.runs.setLoop(loop, RUN.waiting);
           await this.#setStatus(fresh, project, RUN.waiting, "waiting on a proposal", { tool: call.function.name, path: outcome.path });
           return "waiting";
         }
         await this.#addMessage(fresh, loop.id, { role: "tool", tool_call_id: call.id, content: outcome.content });
-        if (loop.status === RUN.waiting) await this.app.store.db.updateTable("loops").set({ status: RUN.running }).where("id", "=", loop.id).execute();
+        if (loop.status === RUN.waiting) await this.core.runs.setLoop(loop, RUN.running);
         await this.#setStatus(fresh, project, RUN.running, "tool call", {
           tool: call.function.name,
           ...(outcome.kind === "result" && outcome.path ? { path: outcome.path } : {}),
@@ -248,7 +219,7 @@ export class AgentDriver {
             await this.#addMessage(fresh, loop.id, { role: "tool", tool_call_id: rest.id, content: "skipped: the task was finished with done" });
           }
           await this.#finishLoop(loop, RUN.done);
-          await updateRun(this.app.store.db, run.id, { attributes: JSON.stringify({ ...JSON.parse(fresh.attributes), summary: outcome.summary }) });
+          await this.core.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(fresh.attributes), summary: outcome.summary }) });
           await this.#setStatus(fresh, project, RUN.running, "loop finished", { summary: outcome.summary });
           return "continue";
         }
@@ -262,23 +233,8 @@ export class AgentDriver {
   /** Ends the loop as failed with an error entry the client and the model history can show; the next queued loop still runs. */
   async #fail(run: RunRow, project: ProjectRef, loop: LoopRow, message: string): Promise<void> {
     await this.#finishLoop(loop, RUN.failed);
-    const now = Date.now();
-    await this.app.store.db
-      .insertInto("entries")
-      .values({
-        run_id: run.id,
-        path: `error://turn_${run.turn}/loop_${loop.seq}`,
-        scheme: "error",
-        turn: run.turn,
-        status: RUN.failed,
-        attributes: JSON.stringify({ loop: loop.seq, model: run.model }),
-        body: message,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) => oc.columns(["run_id", "path"]).doUpdateSet({ body: message, updated_at: now }))
-      .execute();
-    await updateRun(this.app.store.db, run.id, { attributes: JSON.stringify({ ...JSON.parse(run.attributes), error: message }) });
+    await this.core.runs.recordError(run, loop, message);
+    await this.core.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(run.attributes), error: message }) });
     const more = await this.#openLoop(run.id);
     await this.#setStatus(run, project, more ? RUN.running : RUN.failed, "loop failed", { error: message });
   }

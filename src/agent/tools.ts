@@ -1,15 +1,12 @@
-import { sql } from "kysely";
 import { z } from "zod";
+import type { Core } from "../core/index.js";
+import { ENTRY } from "../core/status.js";
 import { channelModelView } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { cleanTerminalText } from "../model/terminal-text.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import { readLines } from "../store/chunks.js";
-import { findEntry, lineCount, listChannels, parseAttributes } from "../store/entries.js";
+import { lineCount, parseAttributes } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
-import type { App } from "../plugins/plugin.js";
-import { createProposal } from "../plugins/proposals/proposal-create.js";
-import type { ProducerRegistry } from "../plugins/proposals/producer.js";
 
 /** The tools' arguments: one schema each, used for the model's tool list and to check what it sends. */
 const ToolArgs = {
@@ -55,8 +52,7 @@ export type ToolOutcome =
   | { kind: "done"; content: string; summary: string };
 
 export interface ToolContext {
-  app: App;
-  registry: ProducerRegistry;
+  core: Core;
   project: ProjectRef;
   run: RunRow;
   loopId: number;
@@ -80,35 +76,24 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener("abort", onAbort, { once: true });
   });
 
-/** The proposal a tool call made, if any (its log entry records the call id). */
-async function proposalOf(app: App, runId: number, callId: string): Promise<EntryRow | undefined> {
-  return app.store.db
-    .selectFrom("entries")
-    .selectAll()
-    .where("run_id", "=", runId)
-    .where("scheme", "=", "log")
-    .where(sql<string>`json_extract(attributes, '$.toolCallId')`, "=", callId)
-    .executeTakeFirst();
-}
-
-/** Waits up to `ms` for a producer's channels to leave 102. */
-async function settle(app: App, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
+/** Waits up to `ms` for a producer's channels to finish. */
+async function settle(core: Core, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const channels = await listChannels(app.store.db, log.id);
-    if (channels.every((c) => c.status !== 102) || Date.now() >= deadline || signal.aborted) return channels;
+    const channels = await core.repos.entries.listChannels(log.id);
+    if (channels.every((c) => c.status !== ENTRY.streaming) || Date.now() >= deadline || signal.aborted) return channels;
     await sleep(Math.min(100, deadline - Date.now()), signal);
   }
 }
 
 /** A producer's result as the model reads it: status, exit code, then each channel's model view. */
-export async function producerResult(ctx: Pick<ToolContext, "app" | "budgetTokens">, log: EntryRow, channels: EntryRow[]): Promise<string> {
+export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetTokens">, log: EntryRow, channels: EntryRow[]): Promise<string> {
   const attributes = parseAttributes(log);
-  if (log.status === 403) return `status: 403 rejected\nlog: ${log.path}\nreason: ${String(attributes.reason ?? "rejected")}`;
-  if (log.status === 202) return `status: 202 waiting for a person to accept or reject it\nlog: ${log.path}`;
-  const status = channels.some((c) => c.status === 102) ? 102 : (channels[0]?.status ?? log.status);
+  if (log.status === ENTRY.rejected) return `status: 403 rejected\nlog: ${log.path}\nreason: ${String(attributes.reason ?? "rejected")}`;
+  if (log.status === ENTRY.proposed) return `status: 202 waiting for a person to accept or reject it\nlog: ${log.path}`;
+  const status = channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : (channels[0]?.status ?? log.status);
   const first = channels[0] ? parseAttributes(channels[0]) : {};
-  const lines = [`status: ${status}${status === 102 ? " still running (use wait or get for more)" : ""}`, `log: ${log.path}`];
+  const lines = [`status: ${status}${status === ENTRY.streaming ? " still running (use wait or get for more)" : ""}`, `log: ${log.path}`];
   if (first.exit_code !== undefined && first.exit_code !== null) lines.push(`exit code: ${String(first.exit_code)}`);
   if (first.signal) lines.push(`signal: ${String(first.signal)}`);
   if (first.reason) lines.push(`reason: ${String(first.reason)}`);
@@ -121,7 +106,7 @@ export async function producerResult(ctx: Pick<ToolContext, "app" | "budgetToken
       lines.push(`--- ${name} (${channel.path}): empty`);
       continue;
     }
-    const view = await channelModelView(ctx.app.store, channel, share);
+    const view = await channelModelView(ctx.core.repos.chunks.readLines, channel, share);
     lines.push(`--- ${name} (${channel.path}, ${lineCount(channel)} lines, ${channel.bytes} bytes) ---`);
     lines.push(view.text.replace(/\n$/, ""));
   }
@@ -155,9 +140,9 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
       return { kind: "result", content: await getEntry(ctx, args as z.output<typeof ToolArgs.get>) };
     case "wait": {
       const { path, timeout_ms } = args as z.output<typeof ToolArgs.wait>;
-      const log = await findEntry(ctx.app.store.db, ctx.run.id, path);
+      const log = await ctx.core.repos.entries.findEntry(ctx.run.id, path);
       if (!log || log.scheme !== "log") return { kind: "result", content: `error: no command log "${path}" in this run` };
-      const channels = await settle(ctx.app, log, timeout_ms ?? 30_000, ctx.signal);
+      const channels = await settle(ctx.core, log, timeout_ms ?? 30_000, ctx.signal);
       return { kind: "result", content: await producerResult(ctx, log, channels), path };
     }
     case "done": {
@@ -168,10 +153,10 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
 }
 
 async function runCommand(ctx: ToolContext, call: ToolCall, tool: "sh" | "env", args: { command: string; cwd?: string }): Promise<ToolOutcome> {
-  let log = await proposalOf(ctx.app, ctx.run.id, call.id);
+  let log = await ctx.core.repos.entries.findLogByAttribute(ctx.run.id, "toolCallId", call.id);
   if (!log) {
     try {
-      log = await createProposal(ctx.app, ctx.registry, ctx.project, ctx.run, {
+      log = await ctx.core.lifecycle.propose(ctx.project, ctx.run, {
         tool,
         command: args.command,
         ...(args.cwd ? { cwd: args.cwd } : {}),
@@ -183,21 +168,21 @@ async function runCommand(ctx: ToolContext, call: ToolCall, tool: "sh" | "env", 
     }
     return { kind: "waiting", path: log.path };
   }
-  if (log.status === 202) return { kind: "waiting", path: log.path };
-  const channels = log.status === 200 ? await settle(ctx.app, log, ctx.yieldMs, ctx.signal) : [];
-  const fresh = (await findEntry(ctx.app.store.db, ctx.run.id, log.path)) ?? log;
+  if (log.status === ENTRY.proposed) return { kind: "waiting", path: log.path };
+  const channels = log.status === ENTRY.done ? await settle(ctx.core, log, ctx.yieldMs, ctx.signal) : [];
+  const fresh = (await ctx.core.repos.entries.findEntry(ctx.run.id, log.path)) ?? log;
   return { kind: "result", content: await producerResult(ctx, fresh, channels), path: log.path };
 }
 
 async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): Promise<string> {
-  const entry = await findEntry(ctx.app.store.db, ctx.run.id, args.path);
+  const entry = await ctx.core.repos.entries.findEntry(ctx.run.id, args.path);
   if (!entry) return `error: no entry "${args.path}" in this run`;
   const budget = ctx.budgetTokens * 4;
   if (!entry.streamed) return cleanTerminalText(entry.body).slice(0, budget);
   const total = lineCount(entry);
   const start = args.tail !== undefined ? Math.max(0, total - args.tail) : (args.line ?? 1) - 1;
   const count = args.limit ?? (args.tail ?? 200);
-  const slice = await readLines(ctx.app.store.db, entry.id, start, count, budget * 2);
+  const slice = await ctx.core.repos.chunks.readLines(entry.id, start, count, budget * 2);
   let text = cleanTerminalText(slice.data.toString("utf8"));
   if (text.length > budget) text = `${text.slice(0, budget)}\n[… cut at the budget; ask for fewer lines]`;
   return `${entry.path}: lines ${start + 1}-${start + slice.lines} of ${total} (status ${entry.status})\n${text}`;

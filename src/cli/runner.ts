@@ -20,7 +20,9 @@ Options:
   --project NAME        project to serve
   --name NAME           runner name, unique in the project
   --backend KIND        local, docker or ssh
-  --default             also take accepted proposals that name no runner
+  --default             also take accepted proposals that name no runner (refused
+                        when another runner is the project's default)
+  --replace-default     with --default: take the default from the runner that has it
   --root DIR            where the project root is on the backend (default: the
                         server's path for local; the default directory otherwise)
   --label K=V           a label shown by runner/list; repeatable
@@ -89,6 +91,7 @@ export async function runner(argv: string[]): Promise<number> {
       name: { type: "string" },
       backend: { type: "string" },
       default: { type: "boolean" },
+      "replace-default": { type: "boolean" },
       root: { type: "string" },
       label: { type: "string", multiple: true },
       window: { type: "string" },
@@ -122,25 +125,26 @@ export async function runner(argv: string[]): Promise<number> {
   );
   const backend = backendFromFlags(values);
   const log = createLogger();
-  const agent = new RunnerClient({
+  const runnerClient = new RunnerClient({
     connect: () => SpoolClient.connect(server, { token }),
     project: need("project", values.project),
     name: need("name", values.name),
     backend,
     default: values.default ?? false,
+    replaceDefault: values["replace-default"] ?? false,
     labels,
     ...(values.root ? { root: values.root } : {}),
     window: positiveInt("window", values.window, 8),
     log,
   });
-  await agent.start();
+  await runnerClient.start();
   await new Promise<void>((resolve) => {
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) return;
       stopping = true;
       process.stdout.write(`Received ${signal}, stopping the runner\n`);
-      void agent.stop().then(resolve);
+      void runnerClient.stop().then(resolve);
     };
     process.on("SIGINT", () => shutdown("SIGINT"));
     process.on("SIGTERM", () => shutdown("SIGTERM"));

@@ -1,7 +1,9 @@
+import type { LineRead } from "../store/chunks.js";
 import { lineCount } from "../store/entries.js";
-import { readLines } from "../store/chunks.js";
-import type { Store } from "../store/database.js";
 import type { EntryRow } from "../store/schema.js";
+
+/** Reads `count` lines from 0-based `line` of a streamed entry, at most `maxBytes`. */
+export type LineReader = (entryId: number, line: number, count: number, maxBytes: number) => Promise<LineRead>;
 import { cleanTerminalText } from "./terminal-text.js";
 
 /** Rough tokens → characters for budgeting (about 4 characters a token for English text and code). */
@@ -39,21 +41,21 @@ function takeHead(lines: string[], budget: number): string[] {
  * a tail with a line that says what was left out and how to read it with
  * `get`. Reads only the two ends of a large channel, never all of it.
  */
-export async function channelModelView(store: Store, entry: EntryRow, budgetTokens: number): Promise<ModelView> {
+export async function channelModelView(readLines: LineReader, entry: EntryRow, budgetTokens: number): Promise<ModelView> {
   const budget = Math.max(200, budgetTokens * CHARS_PER_TOKEN);
   const total = lineCount(entry);
   const half = Math.floor(budget / 2);
   if (entry.bytes <= budget * 2) {
-    const raw = await readLines(store.db, entry.id, 0, total, entry.bytes + 1);
+    const raw = await readLines(entry.id, 0, total, entry.bytes + 1);
     const cleaned = cleanTerminalText(raw.data.toString("utf8"));
     if (cleaned.length <= budget) return { text: cleaned, omittedLines: 0, omittedBytes: 0 };
     const lines = cleaned.replace(/\n$/, "").split("\n");
     return cut(lines, 0, lines, lines.length, entry, half);
   }
   // Large: read the first and last lines only (each end at most `budget` raw bytes… times a margin for escapes).
-  const headRaw = await readLines(store.db, entry.id, 0, EDGE_LINES, budget * 4);
+  const headRaw = await readLines(entry.id, 0, EDGE_LINES, budget * 4);
   const tailStart = Math.max(headRaw.lines, total - EDGE_LINES);
-  const tailRaw = await readLines(store.db, entry.id, tailStart, total - tailStart, budget * 4);
+  const tailRaw = await readLines(entry.id, tailStart, total - tailStart, budget * 4);
   const headLines = cleanTerminalText(headRaw.data.toString("utf8")).split("\n");
   const tailLines = cleanTerminalText(tailRaw.data.toString("utf8")).replace(/\n$/, "").split("\n");
   return cut(headLines, tailStart, tailLines, total, entry, half);

@@ -14,6 +14,7 @@ export interface HookPayloads {
   "run:created": { project: ProjectRef; run: RunRow };
   "run:status": { project: ProjectRef; run: RunRow; previous: number };
   "entry:status": { projectId: number; run: RunRow; entry: EntryRow; previous: number | null };
+  "producer:started": { projectId: number; run: RunRow; log: EntryRow; runner: string; process: Record<string, unknown> };
 }
 
 export type HookName = keyof HookPayloads;
@@ -27,6 +28,7 @@ export const HOOK_DOCS: Record<HookName, string> = {
   "run:created": "A run was created.",
   "run:status": "A run's status changed.",
   "entry:status": "An entry was created (previous = null) or changed status.",
+  "producer:started": "An accepted producer's owner began running it (`runner`, and `process`: backend, pid, container or host).",
 };
 
 /** The closed list of filters: each transforms a value, in ascending priority order. */

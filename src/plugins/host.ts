@@ -1,18 +1,19 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { SpoolConfig } from "../config.js";
+import type { Core } from "../core/index.js";
 import type { Logger } from "../logger.js";
 import type { RpcHost } from "../rpc/rpc-host.js";
-import { createMemoryTransportPair } from "../rpc/transport.js";
-import type { Store } from "../store/database.js";
+import type { Transport } from "../rpc/transport.js";
 import { FILTER_NAMES, HOOK_NAMES, type FilterName, type FilterValues, type HookName, type HookPayloads } from "./hooks.js";
 import { isPlugin, type App, type Plugin, type SchemeDefinition } from "./plugin.js";
+import type { ServiceKey, Services } from "./services.js";
 
 type AnyHandler = (payload: never) => void | Promise<void>;
 type AnyFilter = { fn: (value: never) => unknown; priority: number; order: number; plugin: string };
 
 /** Loads plugins in dependency order, gives each its App, and runs hooks and filters. */
-export class PluginHost {
+export class PluginHost implements Services {
   readonly #hooks = new Map<HookName, { plugin: string; handler: AnyHandler }[]>();
   readonly #filters = new Map<FilterName, AnyFilter[]>();
   readonly #schemes = new Map<string, SchemeDefinition & { plugin: string }>();
@@ -23,9 +24,10 @@ export class PluginHost {
 
   constructor(
     private readonly rpc: RpcHost,
-    private readonly store: Store,
+    private readonly core: Core,
     private readonly config: SpoolConfig,
     private readonly log: Logger,
+    private readonly openInProcess: () => { transport: Transport; connectionId: string },
   ) {}
 
   get loaded(): readonly string[] {
@@ -90,6 +92,16 @@ export class PluginHost {
     return this.#schemes;
   }
 
+  use<T>(key: ServiceKey<T>): T {
+    const service = this.#services.get(key.name);
+    if (!service) throw new Error(`No loaded plugin provides service "${key.name}"; add its plugin to "dependencies"`);
+    return service.value as T;
+  }
+
+  find<T>(key: ServiceKey<T>): T | undefined {
+    return this.#services.get(key.name)?.value as T | undefined;
+  }
+
   #appFor(plugin: Plugin): App {
     const assertOpen = (what: string) => {
       if (this.#started) {
@@ -98,7 +110,7 @@ export class PluginHost {
     };
     const app: App = {
       plugin: plugin.name,
-      store: this.store,
+      core: this.core,
       config: this.config,
       log: this.log,
       method: (def) => {
@@ -135,28 +147,30 @@ export class PluginHost {
         if (existing) throw new Error(`Scheme "${def.name}" of plugin "${plugin.name}" is already registered by plugin "${existing.plugin}"`);
         this.#schemes.set(def.name, { ...def, plugin: plugin.name });
       },
-      provide: (key, value) => {
-        assertOpen(`service "${key}"`);
-        const existing = this.#services.get(key);
-        if (existing) throw new Error(`Service "${key}" of plugin "${plugin.name}" is already provided by plugin "${existing.plugin}"`);
-        this.#services.set(key, { plugin: plugin.name, value });
+      producer: (def) => {
+        assertOpen(`producer "${def.tool}"`);
+        this.core.producers.register(def);
+        app.scheme({ name: def.tool, description: `Data channels of the ${def.tool} producer: ${def.description}`, streamed: true });
       },
-      use: <T>(key: string): T => {
-        const service = this.#services.get(key);
+      provide: (key, value) => {
+        assertOpen(`service "${key.name}"`);
+        const existing = this.#services.get(key.name);
+        if (existing) throw new Error(`Service "${key.name}" of plugin "${plugin.name}" is already provided by plugin "${existing.plugin}"`);
+        this.#services.set(key.name, { plugin: plugin.name, value });
+      },
+      use: <T>(key: ServiceKey<T>): T => {
+        const service = this.#services.get(key.name);
         if (!service) {
-          throw new Error(`Plugin "${plugin.name}" uses service "${key}", which no loaded plugin provides; add its plugin to "dependencies"`);
+          throw new Error(`Plugin "${plugin.name}" uses service "${key.name}", which no loaded plugin provides; add its plugin to "dependencies"`);
         }
         return service.value as T;
       },
+      find: (key) => this.find(key),
       emit: (hook, payload) => this.emit(hook, payload),
       applyFilter: (name, value) => this.applyFilter(name, value),
       notifyProject: (projectId, method, params) => this.rpc.notifyProject(projectId, method, params),
       connections: () => this.rpc.connections,
-      connectInProcess: () => {
-        const [serverSide, clientSide] = createMemoryTransportPair();
-        const connection = this.rpc.accept(serverSide);
-        return { transport: clientSide, connectionId: connection.id };
-      },
+      connectInProcess: () => this.openInProcess(),
       schemes: () => this.#schemes,
       registry: () => this.rpc.registry,
     };

@@ -1,12 +1,15 @@
-import type { Transport } from "../rpc/transport.js";
 import type { z } from "zod";
 import type { SpoolConfig } from "../config.js";
+import type { Core } from "../core/index.js";
+import type { ProducerDefinition } from "../core/producer-registry.js";
 import type { Logger } from "../logger.js";
-import type { MethodDefinition, NotificationDefinition } from "../rpc/method.js";
+import type { SpoolMethod } from "../methods/define.js";
 import type { ServerConnection } from "../rpc/connection.js";
+import type { NotificationDefinition } from "../rpc/method.js";
 import type { MethodRegistry } from "../rpc/registry.js";
-import type { Store } from "../store/database.js";
+import type { Transport } from "../rpc/transport.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "./hooks.js";
+import type { ServiceKey, Services } from "./services.js";
 
 export interface SchemeDefinition {
   /** The URI scheme of entry paths (`log`, `sh`, …). */
@@ -17,20 +20,22 @@ export interface SchemeDefinition {
 }
 
 /** What a plugin's setup() receives. Registration methods throw once the server has started. */
-export interface App {
+export interface App extends Services {
   readonly plugin: string;
-  readonly store: Store;
+  /** The lifecycle core: producers, runs, runners, watchers, and the repositories (never the database handle). */
+  readonly core: Core;
   readonly config: SpoolConfig;
   readonly log: Logger;
-  method<P extends z.ZodType, R extends z.ZodType>(def: MethodDefinition<P, R>): void;
+  /** Registers a method defined with `defineMethod` (src/methods): its handler gets the core and the services on its context. */
+  method<P extends z.ZodType, R extends z.ZodType>(def: SpoolMethod<P, R>): void;
   notification<P extends z.ZodType>(def: NotificationDefinition<P>): void;
   on<H extends HookName>(hook: H, handler: (payload: HookPayloads[H]) => void | Promise<void>): void;
   filter<F extends FilterName>(name: F, fn: (value: FilterValues[F]) => FilterValues[F] | Promise<FilterValues[F]>, priority?: number): void;
   scheme(def: SchemeDefinition): void;
-  /** Shares a service with plugins that declare this one as a dependency. */
-  provide<T>(key: string, value: T): void;
-  /** A service provided by a dependency; throws when none is provided under `key`. */
-  use<T>(key: string): T;
+  /** Registers a producer (a tool whose accepted proposals stream into data channels) and its channel scheme. */
+  producer(def: ProducerDefinition): void;
+  /** Shares a service with plugins that declare this one as a dependency (and with every handler). */
+  provide<T>(key: ServiceKey<T>, value: T): void;
   // Runtime facilities, usable during setup and afterwards.
   emit<H extends HookName>(hook: H, payload: HookPayloads[H]): Promise<void>;
   applyFilter<F extends FilterName>(name: F, value: FilterValues[F]): Promise<FilterValues[F]>;

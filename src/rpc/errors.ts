@@ -17,7 +17,16 @@ export const ERRORS = {
   UNSUPPORTED: { code: -32004, area: "session", summary: "The operation or protocol version is not supported by this server." },
   // Resources
   NOT_FOUND: { code: -32010, area: "resource", summary: "The run, entry, channel or subscription does not exist in the caller's project." },
-  CONFLICT: { code: -32011, area: "resource", summary: "The target is in the wrong state for this operation, or a unique name is taken." },
+  CONFLICT: {
+    code: -32011,
+    area: "resource",
+    summary: "The target is in the wrong state for this operation, a unique name is taken, or a repeated `seq` carries other bytes than the stored chunk.",
+  },
+  NOT_OWNER: {
+    code: -32012,
+    area: "resource",
+    summary: "Only the producer's owner (its runner, or the connection that accepted it with runner \"self\") may write its output or outcome; or a resume token does not match.",
+  },
   // Streams
   STREAM_CLOSED: { code: -32020, area: "stream", summary: "The channel has already finished; nothing more can be appended." },
   SEQ_GAP: { code: -32021, area: "stream", summary: "`seq` skips ahead of the next expected sequence number (`data.expected`)." },

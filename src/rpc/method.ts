@@ -9,7 +9,7 @@ export interface MethodContext extends ConnectionContext {
   signal: AbortSignal;
 }
 
-export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, C extends MethodContext = MethodContext> {
   name: string;
   description: string;
   params: P;
@@ -24,7 +24,7 @@ export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.Z
    * for its channels.
    */
   ordered?: boolean | ((params: z.output<P>) => string);
-  handler: (params: z.output<P>, ctx: MethodContext) => Promise<z.input<R>> | z.input<R>;
+  handler: (params: z.output<P>, ctx: C) => Promise<z.input<R>> | z.input<R>;
 }
 
 export interface NotificationDefinition<P extends z.ZodType = z.ZodType> {
@@ -41,7 +41,7 @@ export interface NotificationDefinition<P extends z.ZodType = z.ZodType> {
 export const ORDER_SEP = "\u0001";
 
 /** One definition per RPC method: the schema drives validation, types and discovery. */
-export function defineMethod<P extends z.ZodType, R extends z.ZodType>(def: MethodDefinition<P, R>): MethodDefinition<P, R> {
+export function defineMethod<P extends z.ZodType, R extends z.ZodType, C extends MethodContext = MethodContext>(def: MethodDefinition<P, R, C>): MethodDefinition<P, R, C> {
   return def;
 }
 
@@ -49,5 +49,5 @@ export function defineNotification<P extends z.ZodType>(def: NotificationDefinit
   return def;
 }
 
-export type ParamsOf<M> = M extends MethodDefinition<infer P, z.ZodType> ? z.input<P> : never;
-export type ResultOf<M> = M extends MethodDefinition<z.ZodType, infer R> ? z.output<R> : never;
+export type ParamsOf<M> = M extends MethodDefinition<infer P, z.ZodType, never> ? z.input<P> : never;
+export type ResultOf<M> = M extends MethodDefinition<z.ZodType, infer R, never> ? z.output<R> : never;

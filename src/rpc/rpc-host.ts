@@ -10,6 +10,8 @@ import type { Transport } from "./transport.js";
 export interface RpcHostEvents {
   /** Ordered calls (stream appends, finishing calls) one connection may have unanswered; more are LIMIT_EXCEEDED. */
   maxOrderedInFlight?: number;
+  /** Fields every handler's context gets besides the connection's (the core, the services). */
+  context?: () => Record<string, unknown>;
   connectionOpened(connection: ServerConnection): void;
   connectionClosed(connection: ServerConnection): void;
 }
@@ -146,6 +148,7 @@ export class RpcHost {
         });
       }
       const ctx: MethodContext = {
+        ...this.events.context?.(),
         connection,
         project: connection.project!,
         notify: (method, params) => connection.notify(method, params),

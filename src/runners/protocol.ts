@@ -20,8 +20,10 @@ export const RunnerAttachParams = z.strictObject({
   backend: BackendName,
   description: z.string().max(500).optional().describe("Where it runs commands, for runner/list"),
   labels: z.record(z.string(), z.string()).optional(),
-  default: z.boolean().optional().describe("Receive accepted proposals that name no runner"),
-  resume: z.array(ProducerRef).max(1024).optional().describe("Producers this runner is still executing (after a reconnect)"),
+  default: z.boolean().optional().describe("Receive accepted proposals that name no runner; one runner at most is the project's default"),
+  replaceDefault: z.boolean().optional().describe("With default: take the default from the runner that has it instead of being refused"),
+  resume: z.array(ProducerRef).max(1024).optional().describe("Producers this runner is still executing (after a reconnect); needs resumeToken"),
+  resumeToken: z.string().min(16).max(200).optional().describe("The token an earlier runner/attach of this runner returned: proves it is the same runner"),
 });
 
 export const ResumedProducer = ProducerRef.extend({
@@ -34,6 +36,8 @@ export const RunnerAttachResult = z.object({
   resumed: z.array(ResumedProducer).describe("Producers still open: continue streaming them"),
   finished: z.array(ProducerRef.extend({ status: z.number().int() })).describe("Producers already finished (cancelled, lost): kill them"),
   maxUnackedChunks: z.number().int().describe("Unanswered stream and finishing calls this connection may have at once"),
+  resumeToken: z.string().describe("Keep it: re-attach with it after a reconnect to take this runner's producers back"),
+  default: z.boolean().describe("Whether this runner is the project's default"),
 });
 
 export const RunnerInfo = z.object({

@@ -14,6 +14,8 @@ export interface RunnerClientOptions {
   name: string;
   backend: Backend;
   default?: boolean;
+  /** With default: take the default from the runner that has it. */
+  replaceDefault?: boolean;
   labels?: Record<string, string>;
   /**
    * Where the project root is on the backend. Without it, local runners use
@@ -57,6 +59,8 @@ export class RunnerClient {
   /** Unacknowledged calls on the connection, shared by every channel and finishing call (the server caps them). */
   readonly #slots = new Slots(192);
   #connectedWaiters: (() => void)[] = [];
+  /** What the first attach returned: shown on every re-attach to prove this is the same runner. */
+  #resumeToken: string | undefined;
 
   constructor(private readonly options: RunnerClientOptions) {}
 
@@ -107,8 +111,11 @@ export class RunnerClient {
         description: this.options.backend.describe(),
         ...(this.options.labels ? { labels: this.options.labels } : {}),
         ...(this.options.default ? { default: true } : {}),
+        ...(this.options.replaceDefault ? { replaceDefault: true } : {}),
+        ...(this.#resumeToken ? { resumeToken: this.#resumeToken } : {}),
         resume: [...this.#jobs.values()].map((j) => ({ run: j.params.run, path: j.params.path })),
       });
+      this.#resumeToken = attached.resumeToken;
       client.onClose(() => this.#lost(client));
       // Stay under the server's cap, keeping a few slots for finishing calls' bursts.
       this.#slots.capacity = Math.max(1, Math.min(this.options.maxInFlight ?? 192, attached.maxUnackedChunks - 4));

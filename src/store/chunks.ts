@@ -12,6 +12,8 @@ export function countNewlines(data: Buffer): number {
 export type AppendOutcome =
   | { kind: "appended"; seq: number; bytes: number; lines: number; entry: EntryRow }
   | { kind: "duplicate"; seq: number; bytes: number; lines: number; entry: EntryRow }
+  /** The seq is stored already, with other bytes: a forgery or a confused producer. */
+  | { kind: "mismatch"; seq: number }
   | { kind: "closed"; status: number }
   | { kind: "gap"; expected: number };
 
@@ -19,6 +21,8 @@ interface QueuedAppend {
   entryId: number;
   data: Buffer;
   seq: number | undefined;
+  /** The status of a channel that still takes appends. */
+  open: number;
   resolve(outcome: AppendOutcome): void;
   reject(error: unknown): void;
 }
@@ -43,11 +47,17 @@ function queueFor(store: Store): AppendQueue {
   const update = store.sqlite.prepare<[number, number, number, number, number, number]>(
     "UPDATE entries SET bytes = ?, newlines = ?, ends_with_newline = ?, last_seq = ?, updated_at = ? WHERE id = ?",
   );
-  const appendOne = (entryId: number, data: Buffer, seq: number | undefined): AppendOutcome => {
+  const stored = store.sqlite.prepare<[number, number], { data: Buffer }>("SELECT data FROM chunks WHERE entry_id = ? AND seq = ?");
+  const appendOne = ({ entryId, data, seq, open }: QueuedAppend): AppendOutcome => {
     const entry = select.get(entryId);
     if (!entry) throw new Error(`entry ${entryId} vanished`);
-    if (seq !== undefined && seq <= entry.last_seq) return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
-    if (entry.status !== 102) return { kind: "closed", status: entry.status };
+    if (seq !== undefined && seq <= entry.last_seq) {
+      // A retry is acknowledged only with the bytes already stored under its seq (one chunk read, O(chunk)).
+      const previous = stored.get(entryId, seq);
+      if (!previous || !previous.data.equals(data)) return { kind: "mismatch", seq };
+      return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
+    }
+    if (entry.status !== open) return { kind: "closed", status: entry.status };
     const next = entry.last_seq + 1;
     if (seq !== undefined && seq !== next) return { kind: "gap", expected: next };
     const newlines = countNewlines(data);
@@ -63,7 +73,7 @@ function queueFor(store: Store): AppendQueue {
     update.run(updated.bytes, updated.newlines, updated.ends_with_newline, next, updated.updated_at, entryId);
     return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
   };
-  const txn = store.sqlite.transaction((items: QueuedAppend[]) => items.map((i) => appendOne(i.entryId, i.data, i.seq)));
+  const txn = store.sqlite.transaction((items: QueuedAppend[]) => items.map(appendOne));
   const queue: AppendQueue = { run: (items) => txn.immediate(items), pending: [], scheduled: false };
   queues.set(store, queue);
   return queue;
@@ -87,17 +97,19 @@ function flush(queue: AppendQueue): void {
 /**
  * Appends one chunk to a streamed entry: one INSERT and one UPDATE of the
  * counters, whatever the entry already holds. `seq` numbers the entry's
- * chunks from 1; a repeated one is acknowledged without writing.
+ * chunks from 1; a repeated one with the same bytes is acknowledged without
+ * writing, with other bytes it is a mismatch. `open` is the status of a
+ * channel that still takes appends.
  *
  * Group commit: appends that arrive in the same turn of the event loop (from
  * many producers at once) share one transaction, so a thousand small appends
  * a second cost a few dozen WAL commits, not a thousand. The promise resolves
  * after the commit, so an acknowledged chunk is stored.
  */
-export function appendChunk(store: Store, entryId: number, data: Buffer, seq: number | undefined): Promise<AppendOutcome> {
+export function appendChunk(store: Store, entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome> {
   const queue = queueFor(store);
   return new Promise((resolve, reject) => {
-    queue.pending.push({ entryId, data, seq, resolve, reject });
+    queue.pending.push({ entryId, data, seq, open, resolve, reject });
     if (!queue.scheduled) {
       queue.scheduled = true;
       setImmediate(() => flush(queue));

@@ -1,4 +1,5 @@
-import { sql, type Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
+import { uniquely } from "./errors.js";
 import type { Database, EntryRow, EntryUpdate, NewEntry } from "./schema.js";
 
 export type Attributes = Record<string, unknown>;
@@ -16,12 +17,39 @@ export function findEntry(db: Kysely<Database>, runId: number, path: string): Pr
   return db.selectFrom("entries").selectAll().where("run_id", "=", runId).where("path", "=", path).executeTakeFirst();
 }
 
+export function findEntryById(db: Kysely<Database>, id: number): Promise<EntryRow | undefined> {
+  return db.selectFrom("entries").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+/** Inserts an entry; a path the run already has is a UniqueViolation. */
 export function insertEntry(db: Kysely<Database>, entry: NewEntry): Promise<EntryRow> {
-  return db.insertInto("entries").values(entry).returningAll().executeTakeFirstOrThrow();
+  return uniquely("entries", () => db.insertInto("entries").values(entry).returningAll().executeTakeFirstOrThrow());
+}
+
+/** Inserts an entry or, when the run already has its path, replaces its body and attributes. */
+export async function upsertEntry(db: Kysely<Database>, entry: NewEntry): Promise<void> {
+  await db
+    .insertInto("entries")
+    .values(entry)
+    .onConflict((oc) => oc.columns(["run_id", "path"]).doUpdateSet({ body: entry.body, attributes: entry.attributes, updated_at: entry.updated_at }))
+    .execute();
 }
 
 export async function updateEntry(db: Kysely<Database>, id: number, update: EntryUpdate): Promise<void> {
-  await db.updateTable("entries").set({ ...update, updated_at: Date.now() }).where("id", "=", id).execute();
+  await db
+    .updateTable("entries")
+    .set({ ...update, updated_at: Date.now() })
+    .where("id", "=", id)
+    .execute();
+}
+
+/** Merges one attribute into an entry without rewriting the others (safe against concurrent writers). */
+export async function setAttribute(db: Kysely<Database>, id: number, key: string, value: unknown): Promise<void> {
+  await db
+    .updateTable("entries")
+    .set({ attributes: sql<string>`json_set(attributes, ${`$.${key}`}, json(${JSON.stringify(value)}))` })
+    .where("id", "=", id)
+    .execute();
 }
 
 /** The data channels of one producer (log entry), by channel number. */
@@ -31,8 +59,8 @@ export function listChannels(db: Kysely<Database>, producerId: number): Promise<
 
 export interface EntryFilter {
   /** Glob over the path: `*` matches any run of characters, `?` one character. */
-  pattern?: string;
-  status?: number;
+  pattern?: string | undefined;
+  status?: number | undefined;
   limit: number;
 }
 
@@ -43,28 +71,49 @@ export function listEntries(db: Kysely<Database>, runId: number, filter: EntryFi
   return query.orderBy("id").limit(filter.limit).execute();
 }
 
-/** Log entries of every run of a project that are still proposals (status 202). */
-export function listPendingProposals(db: Kysely<Database>, projectId: number): Promise<(EntryRow & { alias: string })[]> {
+/** Log entries of a run whose status is one of `statuses`. */
+export function listLogsIn(db: Kysely<Database>, runId: number, statuses: readonly number[]): Promise<EntryRow[]> {
+  return db.selectFrom("entries").selectAll().where("run_id", "=", runId).where("scheme", "=", "log").where("status", "in", statuses).orderBy("id").execute();
+}
+
+/** Log entries at `status` in every run of a project (pending proposals), with their run's alias. */
+export function listProjectLogsAt(db: Kysely<Database>, projectId: number, status: number): Promise<(EntryRow & { alias: string })[]> {
   return db
     .selectFrom("entries")
     .innerJoin("runs", "runs.id", "entries.run_id")
     .selectAll("entries")
     .select("runs.alias")
     .where("runs.project_id", "=", projectId)
-    .where("entries.status", "=", 202)
+    .where("entries.status", "=", status)
     .where("entries.scheme", "=", "log")
     .orderBy("entries.id")
     .execute();
 }
 
-/** Producers (log entries) that still have channels at 102, across all projects. */
-export async function listOpenProducerIds(db: Kysely<Database>): Promise<number[]> {
+/** Producers (log entry ids) that still have a channel at `status`, across all projects. */
+export async function listProducersWithChannelsAt(db: Kysely<Database>, status: number): Promise<number[]> {
+  const rows = await db.selectFrom("entries").select("producer_id").distinct().where("status", "=", status).where("producer_id", "is not", null).execute();
+  return rows.map((r) => r.producer_id as number);
+}
+
+/** Paths of a run equal to `prefix` or starting with `prefix-` (the slug suffixes a turn already uses). */
+export async function pathsWithPrefix(db: Kysely<Database>, runId: number, prefix: string): Promise<string[]> {
   const rows = await db
     .selectFrom("entries")
-    .select("producer_id")
-    .distinct()
-    .where("status", "=", 102)
-    .where("producer_id", "is not", null)
+    .select("path")
+    .where("run_id", "=", runId)
+    .where((eb) => eb.or([eb("path", "=", prefix), eb(eb.fn("substr", ["path", eb.val(1), eb.val(prefix.length + 1)]), "=", `${prefix}-`)]))
     .execute();
-  return rows.map((r) => r.producer_id!);
+  return rows.map((r) => r.path);
+}
+
+/** The log entry whose attribute `key` equals `value` (the proposal a model's tool call made). */
+export function findLogByAttribute(db: Kysely<Database>, runId: number, key: string, value: string): Promise<EntryRow | undefined> {
+  return db
+    .selectFrom("entries")
+    .selectAll()
+    .where("run_id", "=", runId)
+    .where("scheme", "=", "log")
+    .where(sql<string>`json_extract(attributes, ${`$.${key}`})`, "=", value)
+    .executeTakeFirst();
 }

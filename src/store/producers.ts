@@ -1,25 +1,35 @@
-import { sql } from "kysely";
 import type { Kysely } from "kysely";
+import { sql } from "kysely";
 import type { Attributes } from "./entries.js";
 import type { Database, EntryRow } from "./schema.js";
 
-/** Accepts a pending proposal: the log entry 202 → 200 and one streamed entry per channel at 102. */
-export async function acceptProposal(
+/**
+ * Producer writes that must happen together. The store knows no status
+ * numbers: the lifecycle core (src/core) passes the ones it means.
+ */
+
+/** Moves an entry from one status to another; false when it was no longer at `from` (someone else moved it first). */
+export async function moveStatus(db: Kysely<Database>, id: number, from: number, to: number, attributes: Attributes): Promise<boolean> {
+  const changed = await db
+    .updateTable("entries")
+    .set({ status: to, attributes: JSON.stringify(attributes), updated_at: Date.now() })
+    .where("id", "=", id)
+    .where("status", "=", from)
+    .executeTakeFirst();
+  return Number(changed.numUpdatedRows) > 0;
+}
+
+/** Moves the log entry `from` → `to` and creates its data channels at `channelStatus`, in one transaction; null when it had moved already. */
+export async function openChannels(
   db: Kysely<Database>,
   log: EntryRow,
+  move: { from: number; to: number; attributes: Attributes },
   channels: { channel: number; path: string; attributes: Attributes }[],
-  attributes: Attributes,
+  channelStatus: number,
 ): Promise<EntryRow[] | null> {
   return db.transaction().execute(async (trx) => {
+    if (!(await moveStatus(trx, log.id, move.from, move.to, move.attributes))) return null;
     const now = Date.now();
-    const changed = await trx
-      .updateTable("entries")
-      .set({ status: 200, attributes: JSON.stringify(attributes), updated_at: now })
-      .where("id", "=", log.id)
-      .where("status", "=", 202)
-      .executeTakeFirst();
-    // Someone else resolved it between our read and this write.
-    if (Number(changed.numUpdatedRows) === 0) return null;
     const rows: EntryRow[] = [];
     for (const ch of channels) {
       rows.push(
@@ -30,7 +40,7 @@ export async function acceptProposal(
             path: ch.path,
             scheme: ch.path.slice(0, ch.path.indexOf(":")),
             turn: log.turn,
-            status: 102,
+            status: channelStatus,
             attributes: JSON.stringify(ch.attributes),
             streamed: 1,
             producer_id: log.id,
@@ -46,18 +56,9 @@ export async function acceptProposal(
   });
 }
 
-/** Rejects a pending proposal (202 → 403); false when it was no longer pending. */
-export async function rejectProposal(db: Kysely<Database>, log: EntryRow, attributes: Attributes): Promise<boolean> {
-  const changed = await db
-    .updateTable("entries")
-    .set({ status: 403, attributes: JSON.stringify(attributes), updated_at: Date.now() })
-    .where("id", "=", log.id)
-    .where("status", "=", 202)
-    .executeTakeFirst();
-  return Number(changed.numUpdatedRows) > 0;
-}
-
 export interface FinishPlan {
+  /** Channels at this status are the open ones. */
+  open: number;
   status: number;
   /** Merged into every channel's attributes. */
   channelAttributes: Attributes;
@@ -70,23 +71,15 @@ export interface FinishPlan {
  * channels after the change, and whether anything changed (a second finish
  * changes nothing).
  */
-export async function finishProducer(
-  db: Kysely<Database>,
-  log: EntryRow,
-  plan: FinishPlan,
-): Promise<{ changed: boolean; channels: EntryRow[] }> {
+export async function closeChannels(db: Kysely<Database>, log: EntryRow, plan: FinishPlan): Promise<{ changed: boolean; channels: EntryRow[] }> {
   return db.transaction().execute(async (trx) => {
     const channels = await trx.selectFrom("entries").selectAll().where("producer_id", "=", log.id).orderBy("channel").execute();
-    const open = channels.filter((c) => c.status === 102);
+    const open = channels.filter((c) => c.status === plan.open);
     if (open.length === 0) return { changed: false, channels };
     const now = Date.now();
     for (const ch of open) {
       const attributes = { ...(JSON.parse(ch.attributes) as Attributes), ...plan.channelAttributes };
-      await trx
-        .updateTable("entries")
-        .set({ status: plan.status, attributes: JSON.stringify(attributes), updated_at: now })
-        .where("id", "=", ch.id)
-        .execute();
+      await trx.updateTable("entries").set({ status: plan.status, attributes: JSON.stringify(attributes), updated_at: now }).where("id", "=", ch.id).execute();
       ch.status = plan.status;
       ch.attributes = JSON.stringify(attributes);
       ch.updated_at = now;
@@ -101,11 +94,12 @@ export async function finishProducer(
   });
 }
 
-/** Open producers (log 200 with a channel still at 102) of a project assigned to `runner`. */
+/** Producers of a project assigned to `runner` (log attribute) that still have a channel at `open`. */
 export async function listRunnerProducers(
   db: Kysely<Database>,
   projectId: number,
   runner: string,
+  open: number,
 ): Promise<{ id: number; path: string }[]> {
   return db
     .selectFrom("entries as log")
@@ -113,19 +107,7 @@ export async function listRunnerProducers(
     .select(["log.id as id", "log.path as path"])
     .where("runs.project_id", "=", projectId)
     .where("log.scheme", "=", "log")
-    .where("log.status", "=", 200)
     .where(sql<string>`json_extract(log.attributes, '$.runner')`, "=", runner)
-    .where(({ exists, selectFrom }) =>
-      exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", 102)),
-    )
-    .execute();
-}
-
-/** Merges one attribute into an entry without rewriting the others (safe against concurrent writers). */
-export async function setAttribute(db: Kysely<Database>, id: number, key: string, value: unknown): Promise<void> {
-  await db
-    .updateTable("entries")
-    .set({ attributes: sql<string>`json_set(attributes, ${"$." + key}, json(${JSON.stringify(value)}))` })
-    .where("id", "=", id)
+    .where(({ exists, selectFrom }) => exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", open)))
     .execute();
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { uniquely } from "./errors.js";
 import type { Database, ProjectRow } from "./schema.js";
 
 export function findProjectByName(db: Kysely<Database>, name: string): Promise<ProjectRow | undefined> {
@@ -10,9 +11,5 @@ export function findProjectById(db: Kysely<Database>, id: number): Promise<Proje
 }
 
 export async function createProject(db: Kysely<Database>, name: string, root: string): Promise<ProjectRow> {
-  return db
-    .insertInto("projects")
-    .values({ name, root, created_at: Date.now() })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  return uniquely("projects", () => db.insertInto("projects").values({ name, root, created_at: Date.now() }).returningAll().executeTakeFirstOrThrow());
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { uniquely } from "./errors.js";
 import type { Database, NewRun, RunRow, RunUpdate } from "./schema.js";
 
 export function findRun(db: Kysely<Database>, projectId: number, alias: string): Promise<RunRow | undefined> {
@@ -9,14 +10,15 @@ export function findRunById(db: Kysely<Database>, id: number): Promise<RunRow | 
   return db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
 }
 
+/** Inserts a run; an alias the project already uses is a UniqueViolation. */
 export function insertRun(db: Kysely<Database>, run: NewRun): Promise<RunRow> {
-  return db.insertInto("runs").values(run).returningAll().executeTakeFirstOrThrow();
+  return uniquely("runs", () => db.insertInto("runs").values(run).returningAll().executeTakeFirstOrThrow());
 }
 
 export function listRuns(
   db: Kysely<Database>,
   projectId: number,
-  filter: { status?: number; limit: number; before?: number },
+  filter: { status?: number | undefined; limit: number; before?: number | undefined },
 ): Promise<RunRow[]> {
   let query = db.selectFrom("runs").selectAll().where("project_id", "=", projectId);
   if (filter.status !== undefined) query = query.where("status", "=", filter.status);
@@ -32,4 +34,10 @@ export async function updateRun(db: Kysely<Database>, id: number, update: RunUpd
 export async function maxRunId(db: Kysely<Database>): Promise<number> {
   const row = await db.selectFrom("runs").select((eb) => eb.fn.max("id").as("max")).executeTakeFirst();
   return Number(row?.max ?? 0);
+}
+
+/** Ids of runs with a model whose status is one of `open` (the agent continues them after a restart). */
+export async function listOpenModelRuns(db: Kysely<Database>, open: readonly number[]): Promise<number[]> {
+  const rows = await db.selectFrom("runs").select("id").where("model", "is not", null).where("status", "in", open).execute();
+  return rows.map((r) => r.id);
 }

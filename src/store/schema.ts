@@ -31,15 +31,6 @@ export interface LoopTable {
   finished_at: number | null;
 }
 
-export interface TurnTable {
-  id: Generated<number>;
-  run_id: number;
-  loop_id: number | null;
-  seq: number;
-  status: number;
-  created_at: number;
-}
-
 export interface EntryTable {
   id: Generated<number>;
   run_id: number;
@@ -84,7 +75,6 @@ export interface Database {
   projects: ProjectTable;
   runs: RunTable;
   loops: LoopTable;
-  turns: TurnTable;
   entries: EntryTable;
   chunks: ChunkTable;
   messages: MessageTable;

@@ -26,7 +26,8 @@ describe("SQL-file migrations", () => {
     expect(recorded).toContain("001_core.sql");
     expect(store.sqlite.pragma("journal_mode", { simple: true })).toBe("wal");
     await store.close();
-    expect(tables(file)).toEqual(expect.arrayContaining(["projects", "runs", "loops", "turns", "entries", "chunks"]));
+    expect(tables(file)).toEqual(expect.arrayContaining(["projects", "runs", "loops", "entries", "chunks", "messages"]));
+    expect(tables(file)).not.toContain("turns");
   });
 
   it("a failing migration leaves the database as it was and names the file and the SQL error", async () => {

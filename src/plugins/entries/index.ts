@@ -1,6 +1,6 @@
+import { entryGet } from "../../methods/entry/get.js";
+import { entryList } from "../../methods/entry/list.js";
 import { definePlugin } from "../plugin.js";
-import { entryGetMethod } from "./entry-get.js";
-import { entryListMethod } from "./entry-list.js";
 
 /** Reading entries, and the `log` scheme every producer's audit record uses. */
 export const entriesPlugin = definePlugin({
@@ -8,7 +8,7 @@ export const entriesPlugin = definePlugin({
   dependencies: ["runs"],
   setup(app) {
     app.scheme({ name: "log", description: "Audit records: one per proposal, rewritten to a one-line summary when its producer finishes.", streamed: false });
-    app.method(entryGetMethod(app));
-    app.method(entryListMethod(app));
+    app.method(entryGet);
+    app.method(entryList);
   },
 });

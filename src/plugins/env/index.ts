@@ -1,16 +1,10 @@
 import { definePlugin } from "../plugin.js";
-import { PRODUCERS_SERVICE, type ProducerRegistry } from "../proposals/producer.js";
 
 /** `env`: read-only commands that inspect the environment (the only tool in `ask` mode). */
 export const envPlugin = definePlugin({
   name: "env",
   dependencies: ["proposals"],
   setup(app) {
-    app.use<ProducerRegistry>(PRODUCERS_SERVICE).register(app, {
-      tool: "env",
-      description: "read-only commands that inspect the environment",
-      channels: { 1: "stdout", 2: "stderr" },
-      readOnly: true,
-    });
+    app.producer({ tool: "env", description: "read-only commands that inspect the environment", channels: { 1: "stdout", 2: "stderr" }, readOnly: true });
   },
 });

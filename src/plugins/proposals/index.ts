@@ -1,27 +1,15 @@
-import { z } from "zod";
-import { listPendingProposals } from "../../store/entries.js";
+import { proposalNotice } from "../../core/lifecycle.js";
+import { ProposalNotice, ResolvedNotice } from "../../core/schemas.js";
+import { ENTRY } from "../../core/status.js";
+import { proposalCreate } from "../../methods/proposal/create.js";
+import { runResolve } from "../../methods/run/resolve.js";
 import { definePlugin } from "../plugin.js";
-import { PRODUCERS_SERVICE, ProducerRegistry } from "./producer.js";
-import { proposalCreateMethod } from "./proposal-create.js";
-import { proposalNotice, ProposalNotice } from "./proposal-view.js";
-import { ResolvedChannel, runResolveMethod, selfOnly, type RunnerDispatch } from "./run-resolve.js";
 
-export const RUNNER_SELECTOR_SERVICE = "runner-selector";
-
-/** Holds the runner dispatch so a runner plugin can install the real one during its setup. */
-export class RunnerSelectorSlot {
-  current: RunnerDispatch = selfOnly;
-}
-
-/** Proposals: the producer registry, proposal/create, run/resolve, and re-sending pending proposals. */
+/** Proposals: proposal/create, run/resolve, and re-sending pending proposals to connections that join. */
 export const proposalsPlugin = definePlugin({
   name: "proposals",
   dependencies: ["entries"],
   setup(app) {
-    const registry = new ProducerRegistry();
-    const selector = new RunnerSelectorSlot();
-    app.provide(PRODUCERS_SERVICE, registry);
-    app.provide(RUNNER_SELECTOR_SERVICE, selector);
     app.notification({
       name: "run/proposal",
       description: "A proposal waits for a decision. Sent to every connection of the project, and re-sent for each pending proposal when a connection initializes.",
@@ -30,22 +18,15 @@ export const proposalsPlugin = definePlugin({
     });
     app.notification({
       name: "run/resolved",
-      description: "A proposal was accepted or rejected (by any connection).",
+      description: "A proposal was accepted or rejected (by any connection, or by run/abort), with who decided and why.",
       direction: "server",
-      params: z.object({
-        run: z.string(),
-        path: z.string(),
-        decision: z.enum(["accept", "reject"]),
-        status: z.number().int(),
-        runner: z.string().nullable(),
-        channels: z.array(ResolvedChannel),
-      }),
+      params: ResolvedNotice,
     });
-    app.method(proposalCreateMethod(app, registry));
-    app.method(runResolveMethod(app, registry, () => selector.current));
+    app.method(proposalCreate);
+    app.method(runResolve);
     app.on("connection:initialized", async ({ connection, project }) => {
       // Nothing waits unseen: a client that joins late (or after a restart) sees every pending proposal.
-      for (const row of await listPendingProposals(app.store.db, project.id)) {
+      for (const row of await app.core.repos.entries.listProjectLogsAt(project.id, ENTRY.proposed)) {
         connection.notify("run/proposal", proposalNotice(row.alias, row));
       }
     });

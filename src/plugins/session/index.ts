@@ -1,20 +1,17 @@
+import { rpcDiscover, DISCOVERY } from "../../methods/rpc/discover.js";
+import { initialize } from "../../methods/session/initialize.js";
+import { ping } from "../../methods/session/ping.js";
+import { buildOpenRpcDocument } from "../../rpc/discovery.js";
+import { SERVER_NAME, SERVER_VERSION } from "../../version.js";
 import { definePlugin } from "../plugin.js";
-import { discoverMethod } from "./discover.js";
-import { initializeMethod } from "./initialize.js";
-import { ping } from "./ping.js";
 
 /** Connection basics: ping, initialize (project binding) and discovery. */
 export const sessionPlugin = definePlugin({
   name: "session",
   setup(app) {
+    app.provide(DISCOVERY, () => app.applyFilter("rpc:discover", buildOpenRpcDocument(app.registry(), { title: SERVER_NAME, version: SERVER_VERSION })));
     app.method(ping);
-    app.method(
-      initializeMethod({
-        db: app.store.db,
-        defaultRoot: app.config.defaultRoot,
-        joined: (connection, project) => app.emit("connection:initialized", { connection, project }),
-      }),
-    );
-    app.method(discoverMethod(app));
+    app.method(initialize);
+    app.method(rpcDiscover);
   },
 });

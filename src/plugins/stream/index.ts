@@ -1,60 +1,58 @@
 import { z } from "zod";
+import { CancelledNotice, FinishedNotice, StartedNotice } from "../../core/schemas.js";
+import { streamAborted } from "../../methods/stream/aborted.js";
+import { streamCancel } from "../../methods/stream/cancel.js";
+import { streamClaim } from "../../methods/stream/claim.js";
+import { streamCompleted } from "../../methods/stream/completed.js";
+import { stream } from "../../methods/stream/stream.js";
+import { streamSubscribe } from "../../methods/stream/subscribe.js";
+import { streamUnsubscribe } from "../../methods/stream/unsubscribe.js";
 import { definePlugin } from "../plugin.js";
-import { finishProducerById, finishStream } from "./finish.js";
-import { RestartReaper } from "./reaper.js";
-import { registerFinishMethods, streamMethod } from "./stream-methods.js";
-import { registerSubscribeMethods } from "./subscribe.js";
-import { WatcherHub } from "./watchers.js";
-
-export const STREAMS_SERVICE = "streams";
 
 /** Fields every per-channel watcher notification carries. */
 const WatchedChannel = z.object({ subscription: z.string(), run: z.string(), path: z.string(), channel: z.number().int() });
 
-/** What other plugins (runners, the agent loop) use to finish producers and watch channels. */
-export interface StreamsService {
-  hub: WatcherHub;
-  finish: typeof finishStream;
-  finishById: typeof finishProducerById;
-  touched(producerId: number): void;
-}
-
-/** The four stream RPCs, watching, and the restart reaper. */
+/** The four stream RPCs of the mission, claims, and watching. The lifecycle itself is the core's. */
 export const streamPlugin = definePlugin({
   name: "stream",
   dependencies: ["proposals"],
   setup(app) {
-    const hub = new WatcherHub(app.config.limits.maxWatcherBufferBytes);
-    const reaper = new RestartReaper(app, hub);
-    app.provide<StreamsService>(STREAMS_SERVICE, { hub, finish: finishStream, finishById: finishProducerById, touched: (id) => reaper.touched(id) });
-    app.method(streamMethod(app, hub, reaper));
-    registerFinishMethods(app, hub);
-    registerSubscribeMethods(app, hub);
+    app.method(stream);
+    app.method(streamCompleted);
+    app.method(streamAborted);
+    app.method(streamCancel);
+    app.method(streamClaim);
+    app.method(streamSubscribe);
+    app.method(streamUnsubscribe);
+    app.notification({
+      name: "stream/started",
+      description: "An accepted producer's owner began running it; `process` says where. Sent to every connection of the project.",
+      direction: "server",
+      params: StartedNotice,
+    });
     app.notification({
       name: "stream/cancelled",
-      description: "A client cancelled a producer; its runner must kill the work. Sent to every connection of the project.",
+      description: "A client cancelled a producer; its owner must kill the work. Sent to every connection of the project.",
       direction: "server",
-      params: z.object({ run: z.string(), path: z.string(), reason: z.string() }),
+      params: CancelledNotice,
+    });
+    app.notification({
+      name: "stream/finished",
+      description: "A producer ended: completed, aborted (also when its owner was lost), or cancelled. Sent to every connection of the project.",
+      direction: "server",
+      params: FinishedNotice,
     });
     app.notification({
       name: "stream/data",
       description: "A chunk of a watched channel, in seq order, replayed or live.",
       direction: "server",
-      params: WatchedChannel.extend({
-        seq: z.number().int(),
-        chunk: z.string(),
-        encoding: z.enum(["utf8", "base64"]),
-      }),
+      params: WatchedChannel.extend({ seq: z.number().int(), chunk: z.string(), encoding: z.enum(["utf8", "base64"]) }),
     });
     app.notification({
       name: "stream/end",
       description: "A watched channel finished; `lastSeq` is the last chunk sent. The subscription ends with its last channel.",
       direction: "server",
-      params: WatchedChannel.extend({
-        lastSeq: z.number().int(),
-        status: z.number().int(),
-        exit_code: z.number().int().nullable().optional(),
-      }),
+      params: WatchedChannel.extend({ lastSeq: z.number().int(), status: z.number().int(), exit_code: z.number().int().nullable().optional() }),
     });
     app.notification({
       name: "stream/lagged",
@@ -62,8 +60,6 @@ export const streamPlugin = definePlugin({
       direction: "server",
       params: z.object({ subscription: z.string(), run: z.string(), path: z.string(), lastSeq: z.record(z.string(), z.number().int()) }),
     });
-    app.on("connection:closed", ({ connection }) => hub.removeConnection(connection));
-    app.on("server:started", () => reaper.start());
-    app.on("server:stopping", () => reaper.stop());
+    app.on("connection:closed", ({ connection }) => app.core.watchers.removeConnection(connection));
   },
 });

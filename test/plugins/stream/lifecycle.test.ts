@@ -33,6 +33,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
 
     const resolved = await acceptor.request("run/resolve", { run: "r1", path, decision: "accept", runner: "self" });
     expect(resolved).toEqual({
+      resumeToken: expect.any(String),
       path,
       status: 200,
       runner: "self",
@@ -43,6 +44,10 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     });
     const ch1 = await watcher.request("entry/get", { run: "r1", path: resolved.channels[0].path });
     expect(ch1).toMatchObject({ status: 102, attributes: { command: "npm test -- --watch=false", channel: 1 } });
+
+    // The acceptor owns the producer; it hands the resume token to the process that streams, which claims it.
+    await expect(producer.request("stream", { run: "r1", path, channel: 1, chunk: "forged\n", seq: 1 })).rejects.toMatchObject({ data: { code: "NOT_OWNER" } });
+    expect(await producer.request("stream/claim", { run: "r1", path, token: resolved.resumeToken })).toMatchObject({ status: 102 });
 
     // The producer streams a first chunk before anyone watches: the watcher gets it by replay.
     expect(await producer.request("stream", { run: "r1", path, channel: 1, chunk: "line 1\n", seq: 1 })).toEqual({

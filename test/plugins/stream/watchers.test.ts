@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../../src/client/spool-client.js";
-import { definePlugin } from "../../../src/plugins/plugin.js";
-import { STREAMS_SERVICE, type StreamsService } from "../../../src/plugins/stream/index.js";
+import { type App, definePlugin } from "../../../src/plugins/plugin.js";
 import { createMemoryTransportPair } from "../../../src/rpc/transport.js";
 import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
 import { acceptedProducer, collect } from "../../helpers/stream.js";
 
 describe("watchers", () => {
   let ts: TestServer;
-  let streams!: StreamsService;
-  const probe = definePlugin({ name: "probe", dependencies: ["stream"], setup: (app) => void (streams = app.use<StreamsService>(STREAMS_SERVICE)) });
+  let streams!: { hub: App["core"]["watchers"] };
+  const probe = definePlugin({ name: "probe", dependencies: ["stream"], setup: (app) => void (streams = { hub: app.core.watchers }) });
 
   beforeAll(async () => {
     ts = await startTestServer({ extraPlugins: [probe], limits: { maxWatcherBufferBytes: 64 * 1024 } });
@@ -69,7 +68,7 @@ describe("restart", () => {
     await c.request("run/create", { alias: "r" });
     const { path: pending } = await c.request("proposal/create", { run: "r", tool: "sh", command: "wait for me" });
     const { path: silent } = await acceptedProducer(c, c, "r", "silent one");
-    const { path: resumes } = await acceptedProducer(c, c, "r", "resumes");
+    const { path: resumes, resolved } = await acceptedProducer(c, c, "r", "resumes");
     await c.request("stream", { run: "r", path: silent, channel: 1, chunk: "before\n", seq: 1 });
     await c.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 });
     await first.server.stop();
@@ -80,6 +79,12 @@ describe("restart", () => {
       const proposal = late.next("run/proposal", (p) => p.path === pending);
       await late.initialize("restart");
       expect(await proposal).toMatchObject({ run: "r", command: "wait for me" });
+      // Before it claims the producer with its resume token, a new connection is nobody's owner.
+      await expect(late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 })).rejects.toMatchObject({ data: { code: "NOT_OWNER" } });
+      expect(await late.request("stream/claim", { run: "r", path: resumes, token: resolved.resumeToken })).toMatchObject({
+        status: 102,
+        channels: [{ channel: 1, lastSeq: 1 }, { channel: 2, lastSeq: 0 }],
+      });
       // The resuming producer retries seq 1 (acknowledged, not duplicated) and goes on.
       expect(await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 })).toMatchObject({ duplicate: true });
       await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 });

@@ -1,0 +1,37 @@
+import { Lifecycle, type CoreDeps } from "./lifecycle.js";
+import { Owners } from "./owners.js";
+import { ProducerRegistry } from "./producer-registry.js";
+import { RunnerRegistry } from "./runner-registry.js";
+import { RunStates } from "./runs.js";
+import { Sessions } from "./session.js";
+import { WatcherHub } from "./watchers.js";
+
+/**
+ * The core: the producer lifecycle (with ownership, runners and watchers),
+ * run statuses, and the repositories for reads. Built once at start-up;
+ * handlers, plugins, the agent loop and the runners go through it.
+ */
+export interface Core {
+  readonly lifecycle: Lifecycle;
+  readonly runs: RunStates;
+  readonly sessions: Sessions;
+  readonly producers: ProducerRegistry;
+  readonly runners: RunnerRegistry;
+  readonly watchers: WatcherHub;
+  /** Reads (and the writes that carry no status) of every table. */
+  readonly repos: CoreDeps["repos"];
+  readonly config: CoreDeps["config"];
+  /** Runs a filter's registered functions over a value (entry:model-view, …). */
+  readonly applyFilter: CoreDeps["applyFilter"];
+}
+
+export function createCore(deps: CoreDeps): Core {
+  const producers = new ProducerRegistry();
+  const runners = new RunnerRegistry();
+  const watchers = new WatcherHub(deps.config.limits.maxWatcherBufferBytes);
+  const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
+  return { lifecycle, runs: new RunStates(deps), sessions: new Sessions(deps), producers, runners, watchers, repos: deps.repos, config: deps.config, applyFilter: (name, value) => deps.applyFilter(name, value) };
+}
+
+export type { CoreDeps } from "./lifecycle.js";
+export { ENTRY, RUN, OPEN_RUN, entryStatusWord } from "./status.js";

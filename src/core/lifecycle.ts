@@ -1,0 +1,537 @@
+import { isAbsolute, relative, resolve } from "node:path";
+import type { z } from "zod";
+import type { SpoolConfig } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { FilterName, FilterValues, HookName, HookPayloads } from "../plugins/hooks.js";
+import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
+import { conflict, notFound, SpoolError } from "../rpc/errors.js";
+import { type RunnerAttachParams, type RunnerAttachResult, RunnerExecResult, type RunnerExecParams } from "../runners/protocol.js";
+import { type Attributes, lineCount, parseAttributes, type Repositories, UniqueViolation } from "../store/repositories.js";
+import type { EntryRow, RunRow } from "../store/schema.js";
+import type { Owners, OwnerKind } from "./owners.js";
+import type { ProducerRegistry } from "./producer-registry.js";
+import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
+import type { FinishedNotice, ProposalNotice, ResolvedChannel, ResolvedNotice } from "./schemas.js";
+import { channelPath, logPath, slugFromCommand } from "./slug.js";
+import { ENTRY } from "./status.js";
+import { type Outcome, outcomeAttributes, outcomeStatus, summaryLine } from "./summary.js";
+import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
+import type { WatcherHub } from "./watchers.js";
+
+/** What the core needs from the server around it (wired once at start-up). */
+export interface CoreDeps {
+  repos: Repositories;
+  config: SpoolConfig;
+  log: Logger;
+  notifyProject(projectId: number, method: string, params: unknown): void;
+  emit<H extends HookName>(hook: H, payload: HookPayloads[H]): Promise<void>;
+  applyFilter<F extends FilterName>(name: F, value: FilterValues[F]): Promise<FilterValues[F]>;
+}
+
+export interface ProposalInput {
+  tool: string;
+  command: string;
+  cwd?: string | undefined;
+  env?: Record<string, string> | undefined;
+  timeout_ms?: number | undefined;
+  proposedBy: string;
+  /** More attributes for the log entry (the agent loop records its tool call here). */
+  extra?: Record<string, unknown>;
+}
+
+export interface ProducerTarget {
+  run: string;
+  path: string;
+}
+
+export interface FinishResult {
+  path: string;
+  status: number;
+  changed: boolean;
+  channels: { channel: number; path: string; status: number; bytes: number; lines: number }[];
+}
+
+export interface AcceptResult {
+  path: string;
+  status: number;
+  runner: string;
+  channels: z.output<typeof ResolvedChannel>[];
+  /** For runner "self": the token that lets a later connection of the accepting client take the producer back. */
+  resumeToken?: string;
+}
+
+export interface ClaimResult {
+  path: string;
+  status: number;
+  channels: { channel: number; path: string; status: number; lastSeq: number }[];
+}
+
+export const describeCaller = (connection: ConnectionHandle) => connection.clientInfo?.name ?? `connection ${connection.id}`;
+
+const invalid = (path: string, message: string) => new SpoolError("INVALID_PARAMS", `Invalid params: ${message}`, { issues: [{ path, message }] });
+
+/**
+ * The one owner of the producer lifecycle. Every status change of a proposal
+ * or a data channel happens here, each stored, announced and hooked exactly
+ * once:
+ *
+ *   propose → 202 · accept → log 200, channels 102 · reject → 403
+ *   start (the owner runs it) · append (owner only)
+ *   complete → 200/500 · abort → 499 (owner only) · cancel → 499 (anyone)
+ *   lose → 499 (the owner never came back, or the server restarted)
+ *
+ * A producer has exactly one owner: the runner it was dispatched to, or the
+ * connection that accepted it with runner "self". Ownership is durable as the
+ * owner's name and resume-token key in the log entry, and live as one
+ * connection in `Owners`.
+ */
+export class Lifecycle {
+  /** Channel lookups for appends, per (project, run, path, channel); dropped when the producer finishes. */
+  readonly #targets = new Map<string, { entryId: number; producerId: number }>();
+  readonly #targetKeys = new Map<number, string[]>();
+
+  constructor(
+    private readonly deps: CoreDeps,
+    readonly producers: ProducerRegistry,
+    private readonly owners: Owners,
+    readonly runners: RunnerRegistry,
+    readonly watchers: WatcherHub,
+  ) {}
+
+  get #repos() {
+    return this.deps.repos;
+  }
+
+  /** The run of the caller's project with this alias; another project's run is simply not found. */
+  async requireRun(project: ProjectRef, alias: string): Promise<RunRow> {
+    const run = await this.#repos.runs.findRun(project.id, alias);
+    if (!run) throw notFound(`Run "${alias}"`, { run: alias });
+    return run;
+  }
+
+  /** The run and a producer's log entry named by `{run, path}` in the caller's project. */
+  async requireLog(project: ProjectRef, alias: string, path: string): Promise<{ run: RunRow; log: EntryRow }> {
+    const run = await this.requireRun(project, alias);
+    const log = await this.#repos.entries.findEntry(run.id, path);
+    if (!log || log.scheme !== "log") throw notFound(`Producer "${path}"`, { run: alias, path });
+    return { run, log };
+  }
+
+  // ---- propose · accept · reject · start ------------------------------------------------------
+
+  /** propose: the log entry at 202, `run/proposal` to every connection of the project. */
+  async propose(project: ProjectRef, run: RunRow, input: ProposalInput): Promise<EntryRow> {
+    const producer = this.producers.get(input.tool);
+    if (!producer) throw invalid("tool", `unknown tool "${input.tool}"; registered: ${this.producers.list().map((p) => p.tool).join(", ")}`);
+    const allowOutside = this.deps.config.limits.allowCwdOutsideRoot;
+    const filtered = await this.deps.applyFilter("proposal:create", {
+      tool: input.tool,
+      command: input.command,
+      cwd: confineCwd(project, input.cwd, allowOutside),
+      env: input.env ?? {},
+    });
+    const cwd = confineCwd(project, filtered.cwd ?? undefined, allowOutside);
+    const base = slugFromCommand(filtered.command);
+    const prefix = logPath(run.turn, producer.tool, base);
+    // Start after the suffixes this turn already uses (one query, not one failed insert per taken slug).
+    let start = 1;
+    for (const path of await this.#repos.entries.pathsWithPrefix(run.id, prefix)) {
+      const suffix = path === prefix ? 1 : Number(path.slice(prefix.length + 1));
+      if (Number.isInteger(suffix)) start = Math.max(start, suffix + 1);
+    }
+    const now = Date.now();
+    for (let n = start; ; n++) {
+      const slug = n === 1 ? base : `${base}-${n}`;
+      let row: EntryRow;
+      try {
+        row = await this.#repos.entries.insertEntry({
+          run_id: run.id,
+          path: logPath(run.turn, producer.tool, slug),
+          scheme: "log",
+          turn: run.turn,
+          status: ENTRY.proposed,
+          attributes: JSON.stringify({
+            tool: producer.tool,
+            command: filtered.command,
+            cwd,
+            env: filtered.env,
+            ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
+            slug,
+            readOnly: producer.readOnly,
+            proposedBy: input.proposedBy,
+            ...input.extra,
+          }),
+          created_at: now,
+          updated_at: now,
+        });
+      } catch (error) {
+        // Another proposal took this slug in the same turn a moment ago: try the next suffix.
+        if (error instanceof UniqueViolation) continue;
+        throw error;
+      }
+      this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, row));
+      await this.deps.emit("entry:status", { projectId: project.id, run, entry: row, previous: null });
+      return row;
+    }
+  }
+
+  async #requirePending(project: ProjectRef, alias: string, path: string): Promise<{ run: RunRow; log: EntryRow }> {
+    const { run, log } = await this.requireLog(project, alias, path).catch((error: unknown) => {
+      if (error instanceof SpoolError && error.errorName === "NOT_FOUND" && error.details.path) throw notFound(`Proposal "${path}"`, { run: alias, path });
+      throw error;
+    });
+    if (log.status !== ENTRY.proposed) throw conflict(`"${path}" is not a pending proposal (status ${log.status})`, { status: log.status });
+    return { run, log };
+  }
+
+  /**
+   * accept: the log entry 202 → 200 and its data channels at 102, owned by
+   * the chosen runner (which gets `runner/exec`) or, for "self", by `caller`.
+   */
+  async accept(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, options: { runner?: string | undefined; reason?: string | undefined }): Promise<AcceptResult> {
+    const { run, log } = await this.#requirePending(project, target.run, target.path);
+    const attributes = parseAttributes(log);
+    const tool = String(attributes.tool);
+    const producer = this.producers.get(tool);
+    if (!producer) throw new SpoolError("UNSUPPORTED", `The "${tool}" producer is no longer loaded`);
+    const owner = await this.runners.select(project, options.runner);
+    const selfToken = owner === "self" ? newResumeToken() : undefined;
+    const runnerName = owner === "self" ? "self" : owner.name;
+    const resolvedBy = describeCaller(caller);
+    const slug = String(attributes.slug);
+    const plan = Object.entries(producer.channels).map(([n, name]) => ({
+      channel: Number(n),
+      path: channelPath(tool, log.turn, slug, Number(n)),
+      attributes: { command: attributes.command, channel: Number(n), name, log: log.path },
+    }));
+    const next = {
+      ...attributes,
+      decision: "accept",
+      runner: runnerName,
+      ownerKey: owner === "self" ? tokenKey(selfToken!) : owner.tokenKey,
+      resolvedBy,
+      ...(options.reason ? { reason: options.reason } : {}),
+    };
+    const rows = await this.#repos.producers.openChannels(log, { from: ENTRY.proposed, to: ENTRY.done, attributes: next }, plan, ENTRY.streaming);
+    if (!rows) throw conflict(`"${target.path}" was resolved by someone else`);
+    const accepted: EntryRow = { ...log, status: ENTRY.done, attributes: JSON.stringify(next) };
+    this.owners.set(log.id, owner === "self" ? caller : owner.connection, owner === "self" ? "self" : "runner");
+    const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
+    this.#announceResolved(project, run, accepted, { decision: "accept", runner: runnerName, resolvedBy, reason: options.reason ?? null, channels });
+    await this.deps.emit("entry:status", { projectId: project.id, run, entry: accepted, previous: ENTRY.proposed });
+    if (owner !== "self") void this.#dispatch(project, run, accepted, owner, channels);
+    return { path: log.path, status: ENTRY.done, runner: runnerName, channels, ...(selfToken ? { resumeToken: selfToken } : {}) };
+  }
+
+  /** reject: the log entry 202 → 403. `by` names who decided (a client, or run/abort). */
+  async reject(project: ProjectRef, target: ProducerTarget, options: { by: string; reason?: string | undefined }): Promise<EntryRow> {
+    const { run, log } = await this.#requirePending(project, target.run, target.path);
+    const reason = options.reason ?? "rejected";
+    const next = { ...parseAttributes(log), decision: "reject", reason, resolvedBy: options.by };
+    if (!(await this.#repos.producers.moveStatus(log.id, ENTRY.proposed, ENTRY.rejected, next))) throw conflict(`"${target.path}" was resolved by someone else`);
+    const rejected: EntryRow = { ...log, status: ENTRY.rejected, attributes: JSON.stringify(next) };
+    this.#announceResolved(project, run, rejected, { decision: "reject", runner: null, resolvedBy: options.by, reason, channels: [] });
+    await this.deps.emit("entry:status", { projectId: project.id, run, entry: rejected, previous: ENTRY.proposed });
+    return rejected;
+  }
+
+  #announceResolved(project: ProjectRef, run: RunRow, log: EntryRow, rest: Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status">): void {
+    this.deps.notifyProject(project.id, "run/resolved", { run: run.alias, path: log.path, status: log.status, ...rest });
+  }
+
+  /** Sends `runner/exec` to the runner; one that cannot take it loses the producer at once. */
+  async #dispatch(project: ProjectRef, run: RunRow, log: EntryRow, runner: AttachedRunner, channels: { channel: number; name: string; path: string }[]): Promise<void> {
+    const attributes = parseAttributes(log);
+    const params: RunnerExecParams = {
+      run: run.alias,
+      path: log.path,
+      command: String(attributes.command),
+      cwd: resolve(project.root, String(attributes.cwd ?? "")),
+      cwdRelative: String(attributes.cwd ?? ""),
+      env: (attributes.env as Record<string, string> | undefined) ?? {},
+      channels: channels.map(({ channel, name, path }) => ({ channel, name, path })),
+      timeoutMs: typeof attributes.timeoutMs === "number" ? attributes.timeoutMs : this.deps.config.commandTimeoutMs,
+    };
+    try {
+      const reply = RunnerExecResult.parse(await runner.connection.request("runner/exec", params, 30_000));
+      // A runner that could not start the command has already sent stream/aborted; this covers one that did not.
+      if (!reply.started) return void (await this.lose(log.id, `failed to start: ${reply.error ?? "unknown error"}`));
+      await this.start(project, run, log, runner.name, reply.target ?? { backend: runner.backend });
+    } catch (error) {
+      await this.lose(log.id, `runner "${runner.name}" did not take the command: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** start: the owner runs the producer; where (pid, container, host) is recorded on the log entry. */
+  async start(project: ProjectRef, run: RunRow, log: EntryRow, runner: string, process: Record<string, unknown>): Promise<boolean> {
+    // Cancelled (or lost) before the runner's reply came back: nothing is running to record.
+    const channels = await this.#repos.entries.listChannels(log.id);
+    if (!channels.some((c) => c.status === ENTRY.streaming)) return false;
+    await this.#repos.entries.setAttribute(log.id, "process", process);
+    this.deps.notifyProject(project.id, "stream/started", { run: run.alias, path: log.path, runner, process });
+    await this.deps.emit("producer:started", { projectId: project.id, run, log, runner, process });
+    return true;
+  }
+
+  // ---- append ----------------------------------------------------------------------------------
+
+  /** append: one chunk to one channel, by the producer's owner only. Costs the same whatever the channel holds. */
+  async append(
+    caller: ConnectionHandle,
+    project: ProjectRef,
+    params: { run: string; path: string; channel: number; data: Buffer; seq?: number | undefined },
+  ): Promise<{ channel: number; seq: number; bytes: number; duplicate: boolean }> {
+    const key = `${project.id}\u0000${params.run}\u0000${params.path}\u0000${params.channel}`;
+    let target = this.#targets.get(key);
+    if (!target) {
+      const { log } = await this.requireLog(project, params.run, params.path);
+      const channel = (await this.#repos.entries.listChannels(log.id)).find((c) => c.channel === params.channel);
+      if (!channel) throw notFound(`Channel ${params.channel} of "${params.path}"`, { run: params.run, path: params.path, channel: params.channel });
+      target = { entryId: channel.id, producerId: log.id };
+      if (channel.status === ENTRY.streaming) {
+        this.#targets.set(key, target);
+        this.#targetKeys.set(log.id, [...(this.#targetKeys.get(log.id) ?? []), key]);
+      }
+    }
+    if (!this.owners.isOwner(target.producerId, caller)) {
+      const channel = await this.#repos.entries.findEntryById(target.entryId);
+      if (channel && channel.status !== ENTRY.streaming) throw streamClosed(params.channel, params.path, channel.status);
+      throw notOwner(params.path, "stream");
+    }
+    const outcome = await this.#repos.chunks.append(target.entryId, params.data, params.seq, ENTRY.streaming);
+    switch (outcome.kind) {
+      case "closed":
+        throw streamClosed(params.channel, params.path, outcome.status);
+      case "gap":
+        throw new SpoolError("SEQ_GAP", `seq ${params.seq} skips ahead; the next expected is ${outcome.expected}`, { expected: outcome.expected });
+      case "mismatch":
+        throw conflict(`seq ${outcome.seq} of channel ${params.channel} is stored with other bytes; a retry must resend the same chunk`, { seq: outcome.seq });
+      case "duplicate":
+        return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: true };
+      case "appended":
+        this.watchers.publish(target.entryId, outcome.seq, params.data);
+        return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: false };
+    }
+  }
+
+  // ---- complete · abort · cancel · lose --------------------------------------------------------
+
+  /** complete or abort, by the owner. A producer that has already finished reports its status and changes nothing. */
+  async finishByOwner(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, outcome: Outcome & { kind: "completed" | "aborted" }): Promise<FinishResult> {
+    const { run, log } = await this.requireLog(project, target.run, target.path);
+    requireAccepted(log);
+    if (!this.owners.isOwner(log.id, caller)) {
+      const finished = await this.#finishedResult(log);
+      if (finished) return finished;
+      throw notOwner(target.path, outcome.kind === "completed" ? "stream/completed" : "stream/aborted");
+    }
+    return this.#finish(project, run, log, outcome);
+  }
+
+  /** cancel, by anyone in the project: channels 499 and `stream/cancelled`, so the owner kills the work. */
+  async cancel(project: ProjectRef, target: ProducerTarget, reason: string): Promise<FinishResult> {
+    const { run, log } = await this.requireLog(project, target.run, target.path);
+    const result = await this.#finish(project, run, log, { kind: "cancelled", reason });
+    if (result.changed) this.deps.notifyProject(project.id, "stream/cancelled", { run: run.alias, path: log.path, reason });
+    return result;
+  }
+
+  /** lose: the server ends a producer whose owner is gone (runner lost, owner lost, interrupted by a restart, failed dispatch). */
+  async lose(producerId: number, reason: string): Promise<FinishResult | null> {
+    const log = await this.#repos.entries.findEntryById(producerId);
+    const run = log && (await this.#repos.runs.findRunById(log.run_id));
+    const project = run && (await this.#repos.projects.findProjectById(run.project_id));
+    if (!log || !run || !project) return null;
+    return this.#finish({ id: project.id, name: project.name, root: project.root }, run, log, { kind: "aborted", reason });
+  }
+
+  async #finishedResult(log: EntryRow): Promise<FinishResult | null> {
+    if (log.status !== ENTRY.done) return null;
+    const channels = await this.#repos.entries.listChannels(log.id);
+    if (channels.length === 0 || channels.some((c) => c.status === ENTRY.streaming)) return null;
+    return finishResult(log, channels, false, channels[0]!.status);
+  }
+
+  /**
+   * Ends every open channel with the outcome's status, rewrites the log entry
+   * to one line, ends watchers and announces it; a second call changes nothing.
+   */
+  async #finish(project: ProjectRef, run: RunRow, log: EntryRow, outcome: Outcome): Promise<FinishResult> {
+    requireAccepted(log);
+    const status = outcomeStatus(outcome);
+    const details = outcomeAttributes(outcome);
+    const logAttributes = parseAttributes(log);
+    const { changed, channels } = await this.#repos.producers.closeChannels(log, {
+      open: ENTRY.streaming,
+      status,
+      channelAttributes: details,
+      log: (rows) => ({
+        attributes: {
+          ...logAttributes,
+          ...details,
+          status,
+          channels: Object.fromEntries(rows.map((r) => [String(r.channel), { path: r.path, bytes: r.bytes, lines: lineCount(r) }])),
+        },
+        body: summaryLine(String(logAttributes.command), outcome, rows),
+      }),
+    });
+    if (changed) {
+      this.owners.forget(log.id);
+      for (const key of this.#targetKeys.get(log.id) ?? []) this.#targets.delete(key);
+      this.#targetKeys.delete(log.id);
+      const exit = outcome.kind === "completed" ? { exit_code: outcome.exit_code ?? null } : {};
+      for (const ch of channels) this.watchers.end(ch.id, { status: ch.status, ...exit });
+      const notice: z.input<typeof FinishedNotice> = { run: run.alias, path: log.path, status, outcome: outcome.kind, ...exit };
+      if (outcome.kind === "completed" && outcome.signal) notice.signal = outcome.signal;
+      if ("reason" in outcome) notice.reason = outcome.reason;
+      this.deps.notifyProject(project.id, "stream/finished", notice);
+      for (const ch of channels) await this.deps.emit("entry:status", { projectId: project.id, run, entry: ch, previous: ENTRY.streaming });
+    }
+    return finishResult(log, channels, changed, status);
+  }
+
+  // ---- ownership: claims, runners, connections that leave, restarts ------------------------------
+
+  /** A connection shows a producer's resume token and becomes its owner (after a reconnect or a restart). */
+  async claim(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, token: string): Promise<ClaimResult> {
+    const { log } = await this.requireLog(project, target.run, target.path);
+    const attributes = parseAttributes(log);
+    if (log.status !== ENTRY.done || !tokenMatches(token, attributes.ownerKey)) throw notOwner(target.path, "stream/claim");
+    const channels = await this.#repos.entries.listChannels(log.id);
+    const open = channels.some((c) => c.status === ENTRY.streaming);
+    if (open) this.owners.set(log.id, caller, this.runners.runnerOf(caller) ? "runner" : "self");
+    return {
+      path: log.path,
+      status: open ? ENTRY.streaming : (channels[0]?.status ?? log.status),
+      channels: channels.map((c) => ({ channel: c.channel!, path: c.path, status: c.status, lastSeq: c.last_seq })),
+    };
+  }
+
+  /**
+   * `runner/attach`: checks the name, the default and, for a re-attach, that
+   * every producer it resumes was dispatched to a runner holding the same
+   * resume token; only then attaches and takes them back. Any failure changes
+   * nothing.
+   */
+  async attachRunner(connection: ConnectionHandle, project: ProjectRef, params: z.output<typeof RunnerAttachParams>): Promise<z.input<typeof RunnerAttachResult>> {
+    this.runners.check(connection, project, params);
+    const claims: { ref: { run: string; path: string }; log: EntryRow | null; channels: EntryRow[] }[] = [];
+    for (const ref of params.resume ?? []) {
+      const run = await this.#repos.runs.findRun(project.id, ref.run);
+      const log = (run && (await this.#repos.entries.findEntry(run.id, ref.path))) ?? null;
+      if (!log || log.scheme !== "log") {
+        claims.push({ ref, log: null, channels: [] });
+        continue;
+      }
+      const attributes = parseAttributes(log);
+      if (attributes.runner !== params.name || !tokenMatches(params.resumeToken, attributes.ownerKey)) throw notOwner(ref.path, "runner/attach resume");
+      claims.push({ ref, log, channels: await this.#repos.entries.listChannels(log.id) });
+    }
+    const { runner, token, replaced } = this.runners.attach(connection, project, params);
+    if (replaced && replaced.connection !== connection) {
+      // The same runner came back on a new connection before the old one was noticed dead.
+      for (const { id } of this.owners.release(replaced.connection)) this.owners.set(id, connection, "runner");
+      replaced.connection.close(4001, "replaced by a new attach of the same runner");
+    }
+    const resumed: z.input<typeof RunnerAttachResult>["resumed"] = [];
+    const finished: z.input<typeof RunnerAttachResult>["finished"] = [];
+    for (const { ref, log, channels } of claims) {
+      if (!log) finished.push({ ...ref, status: 404 });
+      else if (channels.some((c) => c.status === ENTRY.streaming)) {
+        this.owners.set(log.id, connection, "runner");
+        resumed.push({ ...ref, lastSeq: Object.fromEntries(channels.map((c) => [String(c.channel), c.last_seq])) });
+      } else finished.push({ ...ref, status: channels[0]?.status ?? log.status });
+    }
+    this.deps.log.info(`runner ${runner.name} (${runner.backend}) attached to project ${project.name}; resumed ${resumed.length}`);
+    return {
+      name: runner.name,
+      project: project.name,
+      resumed,
+      finished,
+      maxUnackedChunks: this.deps.config.limits.maxUnackedChunks,
+      resumeToken: token,
+      default: runner.default,
+    };
+  }
+
+  /** The producers a runner is executing (open channels), for runner/list. */
+  async runningOn(project: ProjectRef, runner: string): Promise<number> {
+    return (await this.#repos.producers.listRunnerProducers(project.id, runner, ENTRY.streaming)).length;
+  }
+
+  /** A connection went away: the producers it owned wait the grace period for their owner, then end 499. */
+  connectionClosed(connection: ConnectionHandle): void {
+    const owned = this.owners.release(connection);
+    const grace = this.deps.config.runnerGraceMs;
+    const runner = this.runners.detach(connection, owned.length > 0 ? grace : 0);
+    if (owned.length === 0) return;
+    const who = runner ? `runner ${runner.name}` : `connection ${connection.id}`;
+    this.deps.log.warn(`${who} went away owning ${owned.length} producer(s); they have ${grace} ms for it to come back`);
+    for (const { id, kind } of owned) this.#graceThenLose(id, kind === "runner" ? "runner lost" : "owner lost");
+  }
+
+  #graceThenLose(producerId: number, reason: string): void {
+    this.owners.startGrace(producerId, this.deps.config.runnerGraceMs, () => {
+      this.lose(producerId, reason).catch((error: unknown) => this.deps.log.error(`could not end producer ${producerId} (${reason})`, error));
+    });
+  }
+
+  /** At start-up: producers left streaming by a server that stopped wait the grace for their owner to claim them, then end 499 "interrupted". */
+  async reapOrphans(): Promise<void> {
+    const orphans = await this.#repos.entries.listProducersWithChannelsAt(ENTRY.streaming);
+    if (orphans.length === 0) return;
+    this.deps.log.info(`${orphans.length} producer(s) were streaming when the server stopped; they have ${this.deps.config.runnerGraceMs} ms to resume`);
+    for (const id of orphans) this.#graceThenLose(id, "interrupted");
+  }
+
+  async stop(): Promise<void> {
+    this.owners.stop();
+    await this.runners.stop();
+  }
+
+  /** The owner kind of a producer's live owner (for tests and runner/list), or null. */
+  ownerKind(producerId: number, connection: ConnectionHandle): OwnerKind | null {
+    return this.owners.isOwner(producerId, connection) ? (this.runners.runnerOf(connection) ? "runner" : "self") : null;
+  }
+}
+
+/** A cwd as a path relative to the project root ("" is the root); outside the root only when the configuration allows it. */
+function confineCwd(project: ProjectRef, cwd: string | undefined, allowOutside: boolean): string {
+  if (cwd === undefined) return "";
+  const target = resolve(project.root, cwd);
+  const rel = relative(project.root, target);
+  if (!allowOutside && (rel.startsWith("..") || isAbsolute(rel))) {
+    throw invalid("cwd", `"${cwd}" is outside the project root (limits.allowCwdOutsideRoot is off)`);
+  }
+  return rel;
+}
+
+export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof ProposalNotice> {
+  const attributes = parseAttributes(row);
+  return { run: runAlias, path: row.path, tool: String(attributes.tool), command: String(attributes.command), attributes, turn: row.turn };
+}
+
+function finishResult(log: EntryRow, channels: EntryRow[], changed: boolean, status: number): FinishResult {
+  return {
+    path: log.path,
+    status: channels[0]?.status ?? status,
+    changed,
+    channels: channels.map((c) => ({ channel: c.channel!, path: c.path, status: c.status, bytes: c.bytes, lines: lineCount(c) })),
+  };
+}
+
+/** Only an accepted proposal has data channels to finish. */
+function requireAccepted(log: EntryRow): void {
+  if (log.status === ENTRY.done) return;
+  throw conflict(`"${log.path}" has no data channels: it is ${log.status === ENTRY.proposed ? "still a pending proposal" : `at status ${log.status}`}`, {
+    status: log.status,
+  });
+}
+
+const streamClosed = (channel: number, path: string, status: number) =>
+  new SpoolError("STREAM_CLOSED", `Channel ${channel} of "${path}" has finished (status ${status})`, { status });
+
+const notOwner = (path: string, method: string) =>
+  new SpoolError("NOT_OWNER", `Only the owner of "${path}" (its runner, or the connection that accepted it with runner "self") may call ${method}`, { path });
+
+export type { Attributes };

@@ -1,0 +1,185 @@
+import type { z } from "zod";
+import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
+import { conflict, SpoolError } from "../rpc/errors.js";
+import type { RunnerAttachParams } from "../runners/protocol.js";
+import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
+
+export interface AttachedRunner {
+  name: string;
+  backend: "local" | "docker" | "ssh";
+  description: string | null;
+  labels: Record<string, string>;
+  default: boolean;
+  embedded: boolean;
+  attachedAt: number;
+  connection: ConnectionHandle;
+  projectId: number;
+  /** The key of the runner's resume token; stored on every producer dispatched to it. */
+  tokenKey: string;
+}
+
+/** The embedded local runner: attached on first use, inside the server process. */
+export interface EmbeddedRunnerHost {
+  readonly name: string;
+  /** Starts (once per project) the embedded runner and waits until it has attached. */
+  ensure(project: ProjectRef): Promise<void>;
+  /** Whether this connection is the embedded runner's own. */
+  owns(connection: ConnectionHandle): boolean;
+  stopAll(): Promise<void>;
+}
+
+type AttachParams = z.output<typeof RunnerAttachParams>;
+
+/**
+ * Runners attached to each project, by name. One at most is the project's
+ * default. A runner that went away keeps its name reserved for the grace
+ * period: only a re-attach with its resume token may take it (and its
+ * producers) back.
+ */
+export class RunnerRegistry {
+  readonly #projects = new Map<number, Map<string, AttachedRunner>>();
+  readonly #byConnection = new Map<ConnectionHandle, AttachedRunner>();
+  readonly #reserved = new Map<string, { tokenKey: string; timer: NodeJS.Timeout }>();
+  #embedded: EmbeddedRunnerHost | null = null;
+
+  /** Installs the embedded runner (at start-up, when the server runs one). */
+  setEmbedded(host: EmbeddedRunnerHost): void {
+    this.#embedded = host;
+  }
+
+  get embeddedName(): string | null {
+    return this.#embedded?.name ?? null;
+  }
+
+  #of(projectId: number): Map<string, AttachedRunner> {
+    let map = this.#projects.get(projectId);
+    if (!map) this.#projects.set(projectId, (map = new Map()));
+    return map;
+  }
+
+  runnerOf(connection: ConnectionHandle): AttachedRunner | undefined {
+    return this.#byConnection.get(connection);
+  }
+
+  get(projectId: number, name: string): AttachedRunner | undefined {
+    return this.#of(projectId).get(name);
+  }
+
+  list(projectId: number): AttachedRunner[] {
+    return [...this.#of(projectId).values()];
+  }
+
+  /**
+   * Checks an attach and returns the token the runner will hold; throws
+   * CONFLICT (name taken or reserved, a second default) or NOT_OWNER (a
+   * reserved name without its token). Changes nothing.
+   */
+  check(connection: ConnectionHandle, project: ProjectRef, params: AttachParams): void {
+    if (this.#byConnection.has(connection)) throw conflict("This connection is already attached as a runner");
+    const embedded = this.#embedded?.owns(connection) ?? false;
+    if (this.#embedded && params.name === this.#embedded.name && !embedded) {
+      throw conflict(`"${params.name}" is the embedded runner's name; pick another`, { name: params.name });
+    }
+    const holder = this.#of(project.id).get(params.name);
+    if (holder && !tokenMatches(params.resumeToken, holder.tokenKey)) {
+      throw conflict(`Runner "${params.name}" is already attached to project "${project.name}"`, { name: params.name });
+    }
+    const reserved = this.#reserved.get(reservationKey(project.id, params.name));
+    if (reserved && !tokenMatches(params.resumeToken, reserved.tokenKey)) {
+      throw new SpoolError(
+        "NOT_OWNER",
+        `Runner name "${params.name}" is held for the runner that disconnected while it had work; only that runner (with its resume token) can take it until the grace period ends`,
+        { name: params.name },
+      );
+    }
+    if (params.default && !params.replaceDefault) {
+      const current = this.list(project.id).find((r) => r.default && r.name !== params.name);
+      if (current) {
+        throw conflict(`Runner "${current.name}" is already the default runner of project "${project.name}"; attach with replaceDefault to take over`, {
+          default: current.name,
+        });
+      }
+    }
+  }
+
+  /** Attaches (after `check`): returns the runner and its resume token. A live holder with the same token is replaced. */
+  attach(connection: ConnectionHandle, project: ProjectRef, params: AttachParams): { runner: AttachedRunner; token: string; replaced: AttachedRunner | null } {
+    this.check(connection, project, params);
+    const runners = this.#of(project.id);
+    const replaced = runners.get(params.name) ?? null;
+    if (replaced) this.#byConnection.delete(replaced.connection);
+    const key = reservationKey(project.id, params.name);
+    clearTimeout(this.#reserved.get(key)?.timer);
+    this.#reserved.delete(key);
+    if (params.default) for (const other of runners.values()) other.default = false;
+    const token = params.resumeToken ?? newResumeToken();
+    const runner: AttachedRunner = {
+      name: params.name,
+      backend: params.backend,
+      description: params.description ?? null,
+      labels: params.labels ?? {},
+      default: params.default ?? false,
+      embedded: this.#embedded?.owns(connection) ?? false,
+      attachedAt: Date.now(),
+      connection,
+      projectId: project.id,
+      tokenKey: tokenKey(token),
+    };
+    runners.set(params.name, runner);
+    this.#byConnection.set(connection, runner);
+    return { runner, token, replaced };
+  }
+
+  /** The runner's connection closed: it is no longer attached. `reserveMs` keeps its name for its own re-attach. */
+  detach(connection: ConnectionHandle, reserveMs: number): AttachedRunner | undefined {
+    const runner = this.#byConnection.get(connection);
+    if (!runner) return undefined;
+    this.#byConnection.delete(connection);
+    const runners = this.#of(runner.projectId);
+    if (runners.get(runner.name) === runner) runners.delete(runner.name);
+    if (reserveMs > 0) {
+      const key = reservationKey(runner.projectId, runner.name);
+      clearTimeout(this.#reserved.get(key)?.timer);
+      const timer = setTimeout(() => this.#reserved.delete(key), reserveMs);
+      timer.unref();
+      this.#reserved.set(key, { tokenKey: runner.tokenKey, timer });
+    }
+    return runner;
+  }
+
+  /**
+   * Who executes an accepted proposal: "self", the named runner, the
+   * project's default, or the embedded runner (started when first needed).
+   * Throws NO_RUNNER when there is none.
+   */
+  async select(project: ProjectRef, requested: string | undefined): Promise<"self" | AttachedRunner> {
+    if (requested === "self") return "self";
+    const embedded = this.#embedded;
+    const useEmbedded = async () => {
+      await embedded!.ensure(project);
+      const runner = this.get(project.id, embedded!.name);
+      if (!runner) throw new SpoolError("NO_RUNNER", `The embedded runner "${embedded!.name}" did not attach`);
+      return runner;
+    };
+    if (requested !== undefined) {
+      const named = this.get(project.id, requested);
+      if (named) return named;
+      if (embedded && requested === embedded.name) return useEmbedded();
+      throw new SpoolError("NO_RUNNER", `No runner named "${requested}" is attached to project "${project.name}"; accept with runner "self" to stream the output yourself`, {
+        runner: requested,
+      });
+    }
+    const fallback = this.list(project.id).find((r) => r.default);
+    if (fallback) return fallback;
+    if (embedded) return useEmbedded();
+    throw new SpoolError("NO_RUNNER", 'No runner can execute this proposal: attach one, or accept with runner "self" to stream the output yourself');
+  }
+
+  async stop(): Promise<void> {
+    for (const { timer } of this.#reserved.values()) clearTimeout(timer);
+    this.#reserved.clear();
+    await this.#embedded?.stopAll();
+  }
+}
+
+const reservationKey = (projectId: number, name: string) => `${projectId}\u0000${name}`;

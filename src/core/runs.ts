@@ -1,0 +1,87 @@
+import type { z } from "zod";
+import type { ProjectRef } from "../rpc/connection-context.js";
+import { conflict } from "../rpc/errors.js";
+import { UniqueViolation } from "../store/repositories.js";
+import type { LoopRow, RunRow } from "../store/schema.js";
+import type { CoreDeps } from "./lifecycle.js";
+import type { RunStateNotice } from "./schemas.js";
+import { ENTRY, OPEN_RUN, RUN } from "./status.js";
+
+/** Run and loop status changes: stored, announced (`run/state`) and hooked (`run:status`) in one place. */
+export class RunStates {
+  constructor(private readonly deps: CoreDeps) {}
+
+  /** Creates a run (idle: done until a prompt queues a loop); an alias the project uses is CONFLICT. */
+  async create(project: ProjectRef, input: { alias: string; model: string | null; mode: "ask" | "act" }): Promise<RunRow> {
+    const now = Date.now();
+    try {
+      const run = await this.deps.repos.runs.insertRun({ project_id: project.id, ...input, status: RUN.done, created_at: now, updated_at: now });
+      await this.deps.emit("run:created", { project, run });
+      return run;
+    } catch (error) {
+      // Two clients racing for the same alias: the unique constraint decides.
+      if (error instanceof UniqueViolation) throw conflict(`Run alias "${input.alias}" is already used in project "${project.name}"`, { run: input.alias });
+      throw error;
+    }
+  }
+
+  /** The oldest loop of the run that has not finished. */
+  openLoop(runId: number): Promise<LoopRow | undefined> {
+    return this.deps.repos.loops.firstLoopIn(runId, OPEN_RUN);
+  }
+
+  /** Sets a run's status and tells every connection of the project what happened (`event`, plus `extra` fields). */
+  async change(run: RunRow, project: ProjectRef, status: number, event: string, extra: Record<string, unknown> = {}): Promise<RunRow> {
+    const now = Date.now();
+    await this.deps.repos.runs.updateRun(run.id, { status, updated_at: now });
+    const next = { ...run, status, updated_at: now };
+    const loop = await this.openLoop(run.id);
+    const notice: z.input<typeof RunStateNotice> = {
+      run: run.alias,
+      status,
+      turn: next.turn,
+      loop: loop ? { seq: loop.seq, status: loop.status } : null,
+      event,
+      ...extra,
+    };
+    this.deps.notifyProject(project.id, "run/state", notice);
+    if (run.status !== status) await this.deps.emit("run:status", { project, run: next, previous: run.status });
+    return next;
+  }
+
+  async setLoop(loop: LoopRow, status: number): Promise<void> {
+    const finished = !OPEN_RUN.includes(status);
+    await this.deps.repos.loops.setLoopStatus(loop.id, status, finished);
+    loop.status = status;
+  }
+
+  /** Ends every open loop of a run with `status` (abort). */
+  async finishOpenLoops(runId: number, status: number): Promise<number> {
+    return this.deps.repos.loops.finishLoopsIn(runId, OPEN_RUN, status);
+  }
+
+  /** `run/progress`: the model's text as it streams. */
+  progress(project: ProjectRef, delta: { run: string; turn: number; loop: number; delta: string }): void {
+    this.deps.notifyProject(project.id, "run/progress", delta);
+  }
+
+  /** Why a loop failed, as the entry `error://turn_N/loop_K` (written again if the same loop fails twice). */
+  async recordError(run: RunRow, loop: LoopRow, message: string): Promise<void> {
+    const now = Date.now();
+    await this.deps.repos.entries.upsertEntry({
+      run_id: run.id,
+      path: `error://turn_${run.turn}/loop_${loop.seq}`,
+      scheme: "error",
+      turn: run.turn,
+      status: ENTRY.failed,
+      attributes: JSON.stringify({ loop: loop.seq, model: run.model }),
+      body: message,
+      created_at: now,
+      updated_at: now,
+    });
+  }
+
+  isOpen(run: Pick<RunRow, "status">): boolean {
+    return OPEN_RUN.includes(run.status);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Every status Spool writes, named once (DESIGN §4). Nothing outside
+ * src/core writes a status number; the store is told which ones to use.
+ */
+
+/** Entry statuses: log entries (proposals) and data channels. */
+export const ENTRY = {
+  /** A data channel that is being written. */
+  streaming: 102,
+  /** A finished channel (exit 0 or no exit code); an accepted proposal's log entry. */
+  done: 200,
+  /** A proposal waiting for a person. */
+  proposed: 202,
+  /** A rejected proposal. */
+  rejected: 403,
+  /** Aborted, cancelled, or its owner lost. */
+  cancelled: 499,
+  /** A non-zero exit or a signal. */
+  failed: 500,
+} as const;
+
+/** Run and loop statuses. */
+export const RUN = { queued: 100, running: 102, waiting: 202, done: 200, aborted: 499, failed: 500 } as const;
+
+/** Statuses of a run or loop that has not finished. */
+export const OPEN_RUN: readonly number[] = [RUN.queued, RUN.running, RUN.waiting];
+
+const ENTRY_WORDS: Record<number, string> = {
+  [ENTRY.streaming]: "running",
+  [ENTRY.done]: "done",
+  [ENTRY.proposed]: "proposed",
+  [ENTRY.rejected]: "rejected",
+  [ENTRY.cancelled]: "cancelled",
+  [ENTRY.failed]: "failed",
+};
+
+/** The word people read next to an entry status (CLI, docs). */
+export function entryStatusWord(status: number): string {
+  return ENTRY_WORDS[status] ?? `status ${status}`;
+}

@@ -1,0 +1,51 @@
+import { lineCount, parseAttributes } from "../store/repositories.js";
+import type { EntryRow } from "../store/schema.js";
+import { ENTRY } from "./status.js";
+
+/** How a producer ended. */
+export type Outcome =
+  | { kind: "completed"; exit_code?: number | null | undefined; signal?: string | null | undefined; duration?: number | undefined }
+  | { kind: "aborted"; reason: string; duration?: number | undefined }
+  | { kind: "cancelled"; reason: string };
+
+/** The channels' terminal status for an outcome: exit codes and reasons live in attributes, never here. */
+export function outcomeStatus(outcome: Outcome): number {
+  if (outcome.kind !== "completed") return ENTRY.cancelled;
+  return (outcome.exit_code ?? 0) !== 0 || outcome.signal ? ENTRY.failed : ENTRY.done;
+}
+
+function describeOutcome(outcome: Outcome): string {
+  switch (outcome.kind) {
+    case "completed":
+      if (outcome.signal) return `killed by ${outcome.signal}`;
+      return outcome.exit_code === undefined || outcome.exit_code === null ? "completed (exit code unknown)" : `exit ${outcome.exit_code}`;
+    case "aborted":
+      return `aborted: ${outcome.reason}`;
+    case "cancelled":
+      return `cancelled: ${outcome.reason}`;
+  }
+}
+
+/** The attributes every channel (and the log entry) keeps of an outcome. */
+export function outcomeAttributes(outcome: Outcome): Record<string, unknown> {
+  const details: Record<string, unknown> = { outcome: outcome.kind };
+  if (outcome.kind === "completed") {
+    details.exit_code = outcome.exit_code ?? null;
+    details.signal = outcome.signal ?? null;
+  } else {
+    details.reason = outcome.reason;
+  }
+  if ("duration" in outcome && outcome.duration !== undefined) details.duration = outcome.duration;
+  return details;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** The log entry's one-line summary: command, outcome, duration, size of each channel. */
+export function summaryLine(command: string, outcome: Outcome, channels: EntryRow[]): string {
+  const duration = "duration" in outcome && outcome.duration !== undefined ? ` in ${outcome.duration} ms` : "";
+  const sizes = channels
+    .map((c) => `${String(parseAttributes(c).name ?? `channel ${c.channel}`)} ${plural(c.bytes, "byte")}/${plural(lineCount(c), "line")}`)
+    .join(", ");
+  return `$ ${command} → ${describeOutcome(outcome)}${duration}; ${sizes}`;
+}

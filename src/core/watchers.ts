@@ -1,0 +1,167 @@
+import type { ConnectionHandle } from "../rpc/connection-context.js";
+
+export type WatchEncoding = "utf8" | "base64";
+
+interface ChannelWatch {
+  entryId: number;
+  channel: number;
+  lastSent: number;
+  replaying: boolean;
+  /** Live chunks that arrived during replay, sent once replay catches up. */
+  pending: { seq: number; data: Buffer }[];
+  pendingBytes: number;
+  ended: boolean;
+  /** An end that arrived during replay; sent after the last chunk. */
+  endNotice: EndNotice | null;
+}
+
+export interface EndNotice {
+  status: number;
+  exit_code?: number | null;
+}
+
+export interface Subscription {
+  id: string;
+  connection: ConnectionHandle;
+  run: string;
+  path: string;
+  encoding: WatchEncoding;
+  channels: Map<number, ChannelWatch>;
+  closed: boolean;
+}
+
+/**
+ * Live watchers of stream channels. A slow watcher never slows the producer:
+ * when its connection has more than `maxBufferBytes` queued, it is told
+ * (`stream/lagged`, with the last seq it got per channel) and dropped; it can
+ * resubscribe with `after`.
+ */
+export class WatcherHub {
+  readonly #byEntry = new Map<number, Set<Subscription>>();
+  readonly #subs = new Map<string, Subscription>();
+  #nextId = 1;
+
+  constructor(private readonly maxBufferBytes: number) {}
+
+  countFor(connection: ConnectionHandle): number {
+    let n = 0;
+    for (const sub of this.#subs.values()) if (sub.connection === connection) n++;
+    return n;
+  }
+
+  get(id: string): Subscription | undefined {
+    return this.#subs.get(id);
+  }
+
+  add(connection: ConnectionHandle, run: string, path: string, encoding: WatchEncoding, channels: { entryId: number; channel: number; after: number }[]): Subscription {
+    const sub: Subscription = {
+      id: `sub-${this.#nextId++}`,
+      connection,
+      run,
+      path,
+      encoding,
+      channels: new Map(),
+      closed: false,
+    };
+    for (const ch of channels) {
+      sub.channels.set(ch.entryId, { entryId: ch.entryId, channel: ch.channel, lastSent: ch.after, replaying: true, pending: [], pendingBytes: 0, ended: false, endNotice: null });
+      const set = this.#byEntry.get(ch.entryId) ?? new Set();
+      set.add(sub);
+      this.#byEntry.set(ch.entryId, set);
+    }
+    this.#subs.set(sub.id, sub);
+    return sub;
+  }
+
+  remove(sub: Subscription): void {
+    if (sub.closed) return;
+    sub.closed = true;
+    this.#subs.delete(sub.id);
+    for (const entryId of sub.channels.keys()) {
+      const set = this.#byEntry.get(entryId);
+      set?.delete(sub);
+      if (set?.size === 0) this.#byEntry.delete(entryId);
+    }
+  }
+
+  removeConnection(connection: ConnectionHandle): void {
+    for (const sub of [...this.#subs.values()]) if (sub.connection === connection) this.remove(sub);
+  }
+
+  /** A chunk was committed to a channel. */
+  publish(entryId: number, seq: number, data: Buffer): void {
+    for (const sub of this.#byEntry.get(entryId) ?? []) {
+      const watch = sub.channels.get(entryId)!;
+      if (watch.replaying) {
+        watch.pending.push({ seq, data });
+        watch.pendingBytes += data.length;
+        if (watch.pendingBytes > this.maxBufferBytes) this.#lag(sub);
+        continue;
+      }
+      if (sub.connection.bufferedAmount() > this.maxBufferBytes) {
+        this.#lag(sub);
+        continue;
+      }
+      this.sendChunk(sub, watch.entryId, seq, data);
+    }
+  }
+
+  /** A channel finished. */
+  end(entryId: number, notice: EndNotice): void {
+    for (const sub of [...(this.#byEntry.get(entryId) ?? [])]) {
+      const watch = sub.channels.get(entryId)!;
+      if (watch.replaying) watch.endNotice = notice;
+      else this.#sendEnd(sub, watch, notice);
+    }
+  }
+
+  /** Sends one chunk if it is the next one for this watcher (replay and live never duplicate). */
+  sendChunk(sub: Subscription, entryId: number, seq: number, data: Buffer): void {
+    const watch = sub.channels.get(entryId);
+    if (!watch || sub.closed || seq <= watch.lastSent) return;
+    watch.lastSent = seq;
+    sub.connection.notify("stream/data", {
+      subscription: sub.id,
+      run: sub.run,
+      path: sub.path,
+      channel: watch.channel,
+      seq,
+      chunk: data.toString(sub.encoding),
+      encoding: sub.encoding,
+    });
+  }
+
+  /** Replay reached the stored end: flush what arrived meanwhile and go live. */
+  finishReplay(sub: Subscription, entryId: number, endedStatus: EndNotice | null): void {
+    const watch = sub.channels.get(entryId);
+    if (!watch || sub.closed) return;
+    for (const chunk of watch.pending) this.sendChunk(sub, entryId, chunk.seq, chunk.data);
+    watch.pending = [];
+    watch.pendingBytes = 0;
+    watch.replaying = false;
+    const end = watch.endNotice ?? endedStatus;
+    if (end) this.#sendEnd(sub, watch, end);
+  }
+
+  #sendEnd(sub: Subscription, watch: ChannelWatch, notice: EndNotice): void {
+    if (watch.ended || sub.closed) return;
+    watch.ended = true;
+    sub.connection.notify("stream/end", {
+      subscription: sub.id,
+      run: sub.run,
+      path: sub.path,
+      channel: watch.channel,
+      lastSeq: watch.lastSent,
+      status: notice.status,
+      ...(notice.exit_code !== undefined ? { exit_code: notice.exit_code } : {}),
+    });
+    if ([...sub.channels.values()].every((w) => w.ended)) this.remove(sub);
+  }
+
+  #lag(sub: Subscription): void {
+    if (sub.closed) return;
+    const lastSeq = Object.fromEntries([...sub.channels.values()].map((w) => [String(w.channel), w.lastSent]));
+    this.remove(sub);
+    sub.connection.notify("stream/lagged", { subscription: sub.id, run: sub.run, path: sub.path, lastSeq });
+  }
+}

@@ -1,0 +1,45 @@
+import { z } from "zod";
+import { AGENT_LOOP } from "../../agent/service.js";
+import { Run, RunAlias } from "../../core/schemas.js";
+import { conflict, SpoolError } from "../../rpc/errors.js";
+import { defineMethod } from "../define.js";
+import { runView } from "../views.js";
+
+export const RunCreateParams = z.strictObject({
+  alias: RunAlias.optional(),
+  model: z.string().min(1).max(200).optional().describe("Model alias; without one the run is idle and fed by clients"),
+  mode: z.enum(["ask", "act"]).optional().describe("ask: read-only tools only; act (default): all tools"),
+  prompt: z.string().min(1).optional().describe("First prompt; needs a model"),
+});
+
+export const runCreate = defineMethod({
+  name: "run/create",
+  description: "Creates a run in the caller's project. Without `model` the run is idle (status 200) and clients feed it by hand.",
+  params: RunCreateParams,
+  result: z.object({ run: Run }),
+  handler: async (params, ctx) => {
+    const { core, project } = ctx;
+    const agent = ctx.services.find(AGENT_LOOP);
+    if (params.model !== undefined) {
+      if (!agent) {
+        throw new SpoolError("UNSUPPORTED", `No agent plugin is loaded, so model "${params.model}" cannot be used; create the run without a model`, {
+          model: params.model,
+        });
+      }
+      agent.checkModel(params.model);
+    }
+    if (params.prompt !== undefined && params.model === undefined) {
+      throw new SpoolError("INVALID_PARAMS", "A prompt needs a model; create the run with `model` or without `prompt`", {
+        issues: [{ path: "prompt", message: "needs model" }],
+      });
+    }
+    if (params.alias !== undefined && (await core.repos.runs.findRun(project.id, params.alias))) {
+      throw conflict(`Run alias "${params.alias}" is already used in project "${project.name}"`, { run: params.alias });
+    }
+    const alias = params.alias ?? `run-${(await core.repos.runs.maxRunId()) + 1}`;
+    const row = await core.runs.create(project, { alias, model: params.model ?? null, mode: params.mode ?? "act" });
+    if (params.prompt === undefined || !agent) return { run: runView(row) };
+    await agent.prompt(project, row, params.prompt, params.mode ?? "act");
+    return { run: runView((await core.repos.runs.findRunById(row.id)) ?? row) };
+  },
+});

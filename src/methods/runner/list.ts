@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { RunnerInfo } from "../../runners/protocol.js";
+import { defineMethod } from "../define.js";
+
+export const runnerList = defineMethod({
+  name: "runner/list",
+  description: "The project's runners: attached ones, and the embedded local runner when the server runs one.",
+  params: z.strictObject({}),
+  result: z.object({ runners: z.array(RunnerInfo) }),
+  handler: async (_params, ctx) => {
+    const { core, project } = ctx;
+    const list: z.input<typeof RunnerInfo>[] = core.runners.list(project.id).map((r) => ({
+      name: r.name,
+      backend: r.backend,
+      description: r.description,
+      labels: r.labels,
+      default: r.default,
+      embedded: r.embedded,
+      attachedAt: r.attachedAt,
+      running: 0,
+    }));
+    const embedded = core.runners.embeddedName;
+    if (embedded && !list.some((r) => r.name === embedded)) {
+      list.push({ name: embedded, backend: "local", description: "embedded in the server; starts when first used", labels: {}, default: false, embedded: true, attachedAt: 0, running: 0 });
+    }
+    for (const r of list) r.running = await core.lifecycle.runningOn(project, r.name);
+    return { runners: list.sort((a, b) => a.name.localeCompare(b.name)) };
+  },
+});

@@ -1,0 +1,61 @@
+import { SpoolClient } from "../client/spool-client.js";
+import type { EmbeddedRunnerHost } from "../core/runner-registry.js";
+import type { Logger } from "../logger.js";
+import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
+import type { Transport } from "../rpc/transport.js";
+import { LocalBackend } from "./local.js";
+import { RunnerClient } from "./runner-client.js";
+
+export const EMBEDDED_RUNNER = "local";
+
+/**
+ * The embedded local runner of `spool serve`: one in-process runner
+ * connection per project, opened when a proposal is first dispatched to it.
+ * It attaches and streams like any other runner.
+ */
+export class EmbeddedRunners implements EmbeddedRunnerHost {
+  readonly name = EMBEDDED_RUNNER;
+  readonly #runners = new Map<number, Promise<RunnerClient>>();
+  readonly #connectionIds = new Set<string>();
+
+  constructor(
+    private readonly connectInProcess: () => { transport: Transport; connectionId: string },
+    private readonly log: Logger,
+  ) {}
+
+  owns(connection: ConnectionHandle): boolean {
+    return this.#connectionIds.has(connection.id);
+  }
+
+  async ensure(project: ProjectRef): Promise<void> {
+    let runner = this.#runners.get(project.id);
+    if (!runner) {
+      runner = this.#start(project);
+      this.#runners.set(project.id, runner);
+      runner.catch(() => this.#runners.delete(project.id));
+    }
+    await runner;
+  }
+
+  async #start(project: ProjectRef): Promise<RunnerClient> {
+    const runner = new RunnerClient({
+      connect: async () => {
+        const { transport, connectionId } = this.connectInProcess();
+        this.#connectionIds.add(connectionId);
+        return new SpoolClient(transport);
+      },
+      project: project.name,
+      name: EMBEDDED_RUNNER,
+      backend: new LocalBackend({ defaultCwd: project.root }),
+      log: this.log,
+    });
+    await runner.start();
+    return runner;
+  }
+
+  async stopAll(): Promise<void> {
+    const runners = await Promise.allSettled(this.#runners.values());
+    this.#runners.clear();
+    await Promise.all(runners.map((r) => (r.status === "fulfilled" ? r.value.stop("server shutting down") : undefined)));
+  }
+}

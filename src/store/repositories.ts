@@ -1,0 +1,49 @@
+import type { Kysely } from "kysely";
+import * as chunks from "./chunks.js";
+import type { Store } from "./database.js";
+import * as entries from "./entries.js";
+import * as loops from "./loops.js";
+import * as messages from "./messages.js";
+import * as producers from "./producers.js";
+import * as projects from "./projects.js";
+import * as runs from "./runs.js";
+import type { Database } from "./schema.js";
+
+/** A repository function with its database argument already given. */
+type Bound<F> = F extends (db: Kysely<Database>, ...args: infer A) => infer R ? (...args: A) => R : never;
+type BoundAll<M> = { [K in keyof M as M[K] extends (db: Kysely<Database>, ...args: never[]) => unknown ? K : never]: Bound<M[K]> };
+
+function bind<M extends Record<string, unknown>>(db: Kysely<Database>, module: M): BoundAll<M> {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(module)) {
+    if (typeof fn === "function" && fn.length >= 1) out[name] = (...args: unknown[]) => (fn as (...a: unknown[]) => unknown)(db, ...args);
+  }
+  return out as BoundAll<M>;
+}
+
+/**
+ * Every query Spool makes, one repository per table, bound to one database.
+ * This is what the core and the plugins receive; nothing outside src/store
+ * sees the database handle.
+ */
+export function createRepositories(store: Store) {
+  const db = store.db;
+  return {
+    projects: bind(db, projects),
+    runs: bind(db, runs),
+    entries: bind(db, entries),
+    loops: bind(db, loops),
+    messages: bind(db, messages),
+    producers: bind(db, producers),
+    chunks: {
+      ...bind(db, { readChunksAfter: chunks.readChunksAfter, readLines: chunks.readLines }),
+      /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */
+      append: (entryId: number, data: Buffer, seq: number | undefined, open: number) => chunks.appendChunk(store, entryId, data, seq, open),
+    },
+  };
+}
+
+export type Repositories = ReturnType<typeof createRepositories>;
+export { lineCount, parseAttributes, type Attributes } from "./entries.js";
+export { countNewlines, type AppendOutcome, type LineRead } from "./chunks.js";
+export { UniqueViolation } from "./errors.js";

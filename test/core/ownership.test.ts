@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+import { acceptedProducer } from "../helpers/stream.js";
+
+/**
+ * A runner played by hand over a real WebSocket: it attaches, records each
+ * `runner/exec` it gets, and streams only when the test says so.
+ */
+async function handRunner(ts: TestServer, project: string, name: string, extra: Record<string, unknown> = {}) {
+  const client = await ts.clientIn(project);
+  const execs: { run: string; path: string }[] = [];
+  const waiters: ((p: { run: string; path: string }) => void)[] = [];
+  client.handle("runner/exec", (p: { run: string; path: string }) => {
+    const waiter = waiters.shift();
+    if (waiter) waiter(p);
+    else execs.push(p);
+    return { started: true, target: { backend: "local", pid: process.pid } };
+  });
+  const attached = await client.request("runner/attach", { name, backend: "local", ...extra });
+  const nextExec = () => (execs.length ? Promise.resolve(execs.shift()!) : new Promise<{ run: string; path: string }>((r) => waiters.push(r)));
+  return { client, attached, nextExec };
+}
+
+const code = (c: string) => ({ data: { code: c } });
+
+describe("a producer has one owner", () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer({ localRunner: false, runnerGraceMs: 300 });
+  });
+  afterAll(() => ts.stop());
+
+  it("a third connection cannot forge a runner's output or exit code; the runner's real output is stored", async () => {
+    const runner = await handRunner(ts, "forge", "builder");
+    const person = await ts.clientIn("forge");
+    const forger = await ts.clientIn("forge");
+    await person.request("run/create", { alias: "r" });
+    const { path } = await person.request("proposal/create", { run: "r", tool: "sh", command: "npm test" });
+    const exec = runner.nextExec();
+    await person.request("run/resolve", { run: "r", path, decision: "accept", runner: "builder" });
+    expect((await exec).path).toBe(path);
+
+    await expect(forger.request("stream", { run: "r", path, channel: 1, chunk: "ALL 120 TESTS PASSED\n", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(forger.request("stream/completed", { run: "r", path, exit_code: 0 })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(forger.request("stream/aborted", { run: "r", path, reason: "forged" })).rejects.toMatchObject(code("NOT_OWNER"));
+    // The person who accepted is not the owner either: the runner is.
+    await expect(person.request("stream", { run: "r", path, channel: 1, chunk: "x", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
+    const stdout = "sh://turn_1/npm-test_1";
+    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: 102, body: "", bytes: 0 });
+
+    expect(await runner.client.request("stream", { run: "r", path, channel: 1, chunk: "3 failed\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: false });
+    expect(await runner.client.request("stream/completed", { run: "r", path, exit_code: 1, duration: "1.2s" })).toMatchObject({ status: 500, changed: true });
+    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: 500, body: "3 failed\n", attributes: { exit_code: 1, duration: 1200 } });
+    const log = await person.request("entry/get", { run: "r", path });
+    expect(log.body).toBe("$ npm test → exit 1 in 1200 ms; stdout 9 bytes/1 line, stderr 0 bytes/0 lines");
+    // Once finished, a forged completion reports what is there and changes nothing.
+    expect(await forger.request("stream/completed", { run: "r", path, exit_code: 0 })).toMatchObject({ status: 500, changed: false });
+  });
+
+  it("a repeated seq is acknowledged only with the same bytes; other bytes are CONFLICT and change nothing", async () => {
+    const c = await ts.clientIn("seq");
+    const { path } = await acceptedProducer(c, c, "r", "echo hi");
+    await c.request("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 });
+    expect(await c.request("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: true, bytes: 5 });
+    await expect(c.request("stream", { run: "r", path, channel: 1, chunk: "fake\n", seq: 1 })).rejects.toMatchObject({ data: { code: "CONFLICT", seq: 1 } });
+    expect(await c.request("entry/get", { run: "r", path: "sh://turn_1/echo-hi_1" })).toMatchObject({ body: "real\n", bytes: 5 });
+  });
+
+  it("anyone in the project may cancel; the owner is told and its later writes are refused", async () => {
+    const runner = await handRunner(ts, "cancel", "worker");
+    const bystander = await ts.clientIn("cancel");
+    await bystander.request("run/create", { alias: "r" });
+    const { path } = await bystander.request("proposal/create", { run: "r", tool: "sh", command: "sleep 100" });
+    const exec = runner.nextExec();
+    await bystander.request("run/resolve", { run: "r", path, decision: "accept", runner: "worker" });
+    await exec;
+    const told = runner.client.next("stream/cancelled", (p) => p.path === path);
+    expect(await bystander.request("stream/cancel", { run: "r", path, reason: "enough" })).toMatchObject({ status: 499, changed: true });
+    expect(await told).toEqual({ run: "r", path, reason: "enough" });
+    await expect(runner.client.request("stream", { run: "r", path, channel: 1, chunk: "late", seq: 1 })).rejects.toMatchObject(code("STREAM_CLOSED"));
+    expect(await runner.client.request("stream/aborted", { run: "r", path, reason: "killed" })).toMatchObject({ status: 499, changed: false });
+  });
+
+  it("a self-streamer that vanishes ends 499 owner lost after the grace; one that claims in time keeps its producer", async () => {
+    const watcher = await ts.clientIn("vanish");
+    const gone = await ts.clientIn("vanish");
+    const back = await ts.clientIn("vanish");
+    const { path: lost } = await acceptedProducer(watcher, gone, "r", "lost one");
+    const { path: kept, resolved } = await acceptedProducer(watcher, back, "r", "kept one");
+    await gone.request("stream", { run: "r", path: lost, channel: 1, chunk: "a\n", seq: 1 });
+    await back.request("stream", { run: "r", path: kept, channel: 1, chunk: "a\n", seq: 1 });
+    const ended = watcher.next("stream/finished", (p) => p.path === lost);
+    gone.close();
+    back.close();
+    const again = await ts.clientIn("vanish");
+    expect(await again.request("stream/claim", { run: "r", path: kept, token: resolved.resumeToken })).toMatchObject({ status: 102, channels: [{ lastSeq: 1 }, { lastSeq: 0 }] });
+    await again.request("stream", { run: "r", path: kept, channel: 1, chunk: "b\n", seq: 2 });
+    expect(await ended).toMatchObject({ status: 499, outcome: "aborted", reason: "owner lost" });
+    expect(await watcher.request("entry/get", { run: "r", path: "sh://turn_1/lost-one_1" })).toMatchObject({ status: 499, body: "a\n", attributes: { reason: "owner lost" } });
+    expect(await again.request("stream/completed", { run: "r", path: kept, exit_code: 0 })).toMatchObject({ status: 200, changed: true });
+    // A token does not open someone else's producer, and a wrong one opens nothing.
+    await expect(again.request("stream/claim", { run: "r", path: lost, token: resolved.resumeToken })).rejects.toMatchObject(code("NOT_OWNER"));
+  });
+
+  it("a runner's name cannot be stolen: during the grace only its resume token takes it (and its producers) back", async () => {
+    const runner = await handRunner(ts, "steal", "ci");
+    const token = runner.attached.resumeToken as string;
+    const person = await ts.clientIn("steal");
+    await person.request("run/create", { alias: "r" });
+    const { path } = await person.request("proposal/create", { run: "r", tool: "sh", command: "make" });
+    const exec = runner.nextExec();
+    await person.request("run/resolve", { run: "r", path, decision: "accept", runner: "ci" });
+    await exec;
+    await runner.client.request("stream", { run: "r", path, channel: 1, chunk: "one\n", seq: 1 });
+    const closed = new Promise<void>((r) => runner.client.onClose(() => r()));
+    runner.client.close();
+    await closed;
+
+    const thief = await ts.clientIn("steal");
+    await eventually(async () => {
+      try {
+        await thief.request("runner/attach", { name: "ci", backend: "local", resume: [{ run: "r", path }] });
+        return false;
+      } catch (error) {
+        return (error as { data?: { code?: string } }).data?.code === "NOT_OWNER";
+      }
+    }, 2_000, "the name to be held for its runner");
+    await expect(thief.request("runner/attach", { name: "ci", backend: "local", resumeToken: "x".repeat(32) })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(thief.request("stream", { run: "r", path, channel: 1, chunk: "forged\n", seq: 2 })).rejects.toMatchObject(code("NOT_OWNER"));
+
+    const back = await ts.clientIn("steal");
+    const again = await back.request("runner/attach", { name: "ci", backend: "local", resumeToken: token, resume: [{ run: "r", path }] });
+    expect(again).toMatchObject({ resumeToken: token, resumed: [{ run: "r", path, lastSeq: { 1: 1, 2: 0 } }], finished: [] });
+    await back.request("stream", { run: "r", path, channel: 1, chunk: "two\n", seq: 2 });
+    await back.request("stream/completed", { run: "r", path, exit_code: 0 });
+    expect(await person.request("entry/get", { run: "r", path: "sh://turn_1/make_1" })).toMatchObject({ status: 200, body: "one\ntwo\n" });
+  });
+
+  it("after the grace a vanished runner's producers end 499 runner lost and its name is free", async () => {
+    const runner = await handRunner(ts, "free", "gone");
+    const person = await ts.clientIn("free");
+    await person.request("run/create", { alias: "r" });
+    const { path } = await person.request("proposal/create", { run: "r", tool: "sh", command: "sleep 9" });
+    const exec = runner.nextExec();
+    await person.request("run/resolve", { run: "r", path, decision: "accept", runner: "gone" });
+    await exec;
+    const ended = person.next("stream/finished", (p) => p.path === path);
+    runner.client.close();
+    expect(await ended).toMatchObject({ status: 499, reason: "runner lost" });
+    const newcomer = await ts.clientIn("free");
+    expect(await newcomer.request("runner/attach", { name: "gone", backend: "local" })).toMatchObject({ name: "gone", resumed: [], finished: [] });
+  });
+
+  it("two runners cannot both be the default: the second is refused naming the first unless it says replaceDefault", async () => {
+    const first = await handRunner(ts, "defaults", "alpha", { default: true });
+    expect(first.attached.default).toBe(true);
+    const second = await ts.clientIn("defaults");
+    await expect(second.request("runner/attach", { name: "beta", backend: "local", default: true })).rejects.toMatchObject({
+      data: { code: "CONFLICT", default: "alpha" },
+      message: expect.stringContaining('"alpha"'),
+    });
+    // The refused attach changed nothing: the connection can attach again, and alpha is still the default.
+    const list = async () => (await first.client.request("runner/list", {})).runners.map((r: { name: string; default: boolean }) => [r.name, r.default]);
+    expect(await list()).toEqual([["alpha", true]]);
+    const person = await ts.clientIn("defaults");
+    await person.request("run/create", { alias: "r" });
+    const p1 = await person.request("proposal/create", { run: "r", tool: "sh", command: "one" });
+    const toAlpha = first.nextExec();
+    expect((await person.request("run/resolve", { run: "r", path: p1.path, decision: "accept" })).runner).toBe("alpha");
+    await toAlpha;
+
+    expect(await second.request("runner/attach", { name: "beta", backend: "local", default: true, replaceDefault: true })).toMatchObject({ default: true });
+    expect(await list()).toEqual([
+      ["alpha", false],
+      ["beta", true],
+    ]);
+    const p2 = await person.request("proposal/create", { run: "r", tool: "sh", command: "two" });
+    second.handle("runner/exec", () => ({ started: true }));
+    expect((await person.request("run/resolve", { run: "r", path: p2.path, decision: "accept" })).runner).toBe("beta");
+    // A named runner is still picked by name.
+    const p3 = await person.request("proposal/create", { run: "r", tool: "sh", command: "three" });
+    const named = first.nextExec();
+    expect((await person.request("run/resolve", { run: "r", path: p3.path, decision: "accept", runner: "alpha" })).runner).toBe("alpha");
+    expect((await named).path).toBe(p3.path);
+  });
+
+  it("finishing calls take the earlier runtime's readable duration; a malformed one is INVALID_PARAMS and changes nothing", async () => {
+    const c: SpoolClient = await ts.clientIn("duration");
+    const { path } = await acceptedProducer(c, c, "r", "true");
+    await expect(c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "fast" })).rejects.toMatchObject(code("INVALID_PARAMS"));
+    expect((await c.request("entry/get", { run: "r", path: "sh://turn_1/true_1" })).status).toBe(102);
+    expect(await c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "1m2.5s" })).toMatchObject({ status: 200 });
+    expect((await c.request("entry/get", { run: "r", path })).attributes.duration).toBe(62_500);
+  });
+});
