@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { definePlugin } from "../src/plugins/plugin.js";
-import { defineMethod } from "../src/rpc/method.js";
+import { defineMethod } from "../src/methods/define.js";
 
 export default definePlugin({
   name: "run-counter",

@@ -89,8 +89,8 @@ async function settle(core: Core, log: EntryRow, ms: number, signal: AbortSignal
 /** A producer's result as the model reads it: status, exit code, then each channel's model view. */
 export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetTokens">, log: EntryRow, channels: EntryRow[]): Promise<string> {
   const attributes = parseAttributes(log);
-  if (log.status === ENTRY.rejected) return `status: 403 rejected\nlog: ${log.path}\nreason: ${String(attributes.reason ?? "rejected")}`;
-  if (log.status === ENTRY.proposed) return `status: 202 waiting for a person to accept or reject it\nlog: ${log.path}`;
+  if (log.status === ENTRY.rejected) return `status: ${ENTRY.rejected} rejected\nlog: ${log.path}\nreason: ${String(attributes.reason ?? "rejected")}`;
+  if (log.status === ENTRY.proposed) return `status: ${ENTRY.proposed} waiting for a person to accept or reject it\nlog: ${log.path}`;
   const status = channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : (channels[0]?.status ?? log.status);
   const first = channels[0] ? parseAttributes(channels[0]) : {};
   const lines = [`status: ${status}${status === ENTRY.streaming ? " still running (use wait or get for more)" : ""}`, `log: ${log.path}`];

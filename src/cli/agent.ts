@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import type { SpoolClient } from "../client/spool-client.js";
 import type { SpoolNotifications } from "../client/api.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, palette } from "./common.js";
+import { RUN } from "../core/status.js";
 
 export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes]
 
@@ -167,9 +168,9 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
     if (p.event === "model replied" || p.event === "waiting on a proposal") spin.stop();
     if (p.event === "loop finished" && p.summary) say(`${colours.green("✔ done:")} ${String(p.summary)}`);
     if (p.event === "loop failed") say(errColours.red(`✖ failed: ${String(p.error)}`));
-    if (p.status === 200 && p.event === "idle") settle(0);
-    if (p.status === 500) settle(1);
-    if (p.status === 499) settle(130);
+    if (p.status === RUN.done && p.event === "idle") settle(0);
+    if (p.status === RUN.failed) settle(1);
+    if (p.status === RUN.aborted) settle(130);
   });
 
   const onSigint = () => {

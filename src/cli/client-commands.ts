@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { ENTRY } from "../core/status.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, palette, printRows, type ClientFlags } from "./common.js";
 
 interface Command {
@@ -98,7 +99,7 @@ export const TAIL: Command = {
       });
       const ended = await watch.ended;
       const statuses = [...ended.values()].map((e) => e.status);
-      return statuses.every((s) => s === 200) ? 0 : 1;
+      return statuses.every((s) => s === ENTRY.done) ? 0 : 1;
     });
   },
 };

@@ -19,7 +19,8 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
   let ts: TestServer;
   beforeAll(async () => {
     model = await ScriptedModel.start();
-    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 5_000 } });
+    // Commands here finish long before this even on a busy machine; the yield running out has its own test below.
+    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 60_000 } });
   });
   afterAll(async () => {
     await ts.stop();

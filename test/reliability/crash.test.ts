@@ -40,8 +40,8 @@ describe("crash safety", () => {
         const client = await SpoolClient.connect(server.url, { token });
         await client.initialize("crash");
         const { path } = await client.call("proposal/create", { run: "crash", tool: "sh", command: `producer ${k}` });
-        const { channels } = await client.call("run/resolve", { run: "crash", path, decision: "accept", runner: "self" });
-        return { k, client, path, channel: channels[0]!.path as string, acked: 0, sent: 0 };
+        const { channels, resumeToken } = await client.call("run/resolve", { run: "crash", path, decision: "accept", runner: "self" });
+        return { k, client, path, token: resumeToken!, channel: channels[0]!.path as string, acked: 0, sent: 0 };
       }),
     );
     const pumps = producers.map(async (p) => {
@@ -78,11 +78,12 @@ describe("crash safety", () => {
         expect(lines.length).toBeLessThanOrEqual(p.sent);
         expect(stored).toBe(Array.from({ length: lines.length }, (_, i) => line(p.k, i + 1)).join(""));
       }
-      // Producer 0 resumes where the server left off; the others stay silent.
+      // Producer 0 claims its producer back with its resume token and goes on where the server left off; the others stay silent.
       const resumer = await SpoolClient.connect(server.url, { token });
       await resumer.initialize("crash");
       const p0 = producers[0]!;
-      const storedSeq = (await after.call("entry/list", { run: "crash", pattern: p0.channel })).entries[0]!.lines;
+      const claim = await resumer.call("stream/claim", { run: "crash", path: p0.path, token: p0.token });
+      const storedSeq = claim.channels[0]!.lastSeq;
       await resumer.call("stream", { run: "crash", path: p0.path, channel: 1, chunk: line(0, storedSeq + 1), seq: storedSeq + 1 });
       await resumer.call("stream/completed", { run: "crash", path: p0.path, exit_code: 0 });
 
