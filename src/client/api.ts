@@ -256,7 +256,7 @@ export interface SpoolMethods {
       queued: number;
     };
   };
-  /** Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102; reject sets the log entry to 403. */
+  /** Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102 and makes the chosen runner (or, with "self", this connection) the producer's owner; reject sets the log entry to 403. */
   "run/resolve": {
     params: {
       /** Run alias, unique within the project */
@@ -265,7 +265,7 @@ export interface SpoolMethods {
       path: string;
       decision: "accept" | "reject";
       reason?: string;
-      /** Runner to execute it; "self" = the accepting client streams the output itself */
+      /** Runner to execute it; "self" = the accepting connection owns the producer and streams its output */
       runner?: string;
     };
     result: {
@@ -280,9 +280,11 @@ export interface SpoolMethods {
         /** HTTP-like status code */
         status: number;
       }>;
+      /** Accepted with runner "self": show it with stream/claim to own the producer again from a new connection */
+      resumeToken?: string;
     };
   };
-  /** Turns this connection into a runner of the project. After a reconnect, `resume` names the producers it is still executing; the reply says which are still open (and their last stored seq per channel) and which were finished meanwhile. */
+  /** Turns this connection into a runner of the project and returns its resume token. After a reconnect the runner attaches again with `resumeToken` and `resume` (the producers it still executes); the reply says which are still open (with their last stored seq per channel) and which were finished meanwhile. */
   "runner/attach": {
     params: {
       /** Runner name, unique among the project's attached runners */
@@ -293,13 +295,17 @@ export interface SpoolMethods {
       labels?: {
         [key: string]: string;
       };
-      /** Receive accepted proposals that name no runner */
+      /** Receive accepted proposals that name no runner; one runner at most is the project's default */
       default?: boolean;
-      /** Producers this runner is still executing (after a reconnect) */
+      /** With default: take the default from the runner that has it instead of being refused */
+      replaceDefault?: boolean;
+      /** Producers this runner is still executing (after a reconnect); needs resumeToken */
       resume?: Array<{
         run: string;
         path: string;
       }>;
+      /** The token an earlier runner/attach of this runner returned: proves it is the same runner */
+      resumeToken?: string;
     };
     result: {
       name: string;
@@ -321,6 +327,10 @@ export interface SpoolMethods {
       }>;
       /** Unanswered stream and finishing calls this connection may have at once */
       maxUnackedChunks: number;
+      /** Keep it: re-attach with it after a reconnect to take this runner's producers back */
+      resumeToken: string;
+      /** Whether this runner is the project's default */
+      default: boolean;
     };
   };
   /** The project's runners: attached ones, and the embedded local runner when the server runs one. */
@@ -342,7 +352,7 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** Appends a chunk to one data channel of an accepted producer. Costs the same whatever the channel already holds. */
+  /** Appends a chunk to one data channel of an accepted producer; only the producer's owner may. Costs the same whatever the channel already holds. */
   "stream": {
     params: {
       /** Run alias, unique within the project */
@@ -353,7 +363,7 @@ export interface SpoolMethods {
       channel: number;
       /** The bytes to append, encoded as `encoding` says */
       chunk: string;
-      /** The channel's chunk number, from 1; a repeat is acknowledged without appending */
+      /** The channel's chunk number, from 1; a repeat with the same bytes is acknowledged without appending */
       seq?: number;
       /** utf8 (default) or base64 for binary data */
       encoding?: "utf8" | "base64";
@@ -364,11 +374,11 @@ export interface SpoolMethods {
       seq: number;
       /** Bytes the channel holds after the call */
       bytes: number;
-      /** True when this seq had already been appended; nothing was written */
+      /** True when this seq had already been appended with the same bytes; nothing was written */
       duplicate: boolean;
     };
   };
-  /** The producer's side gave up (killed, timed out, failed to start): channels become 499 with the reason. Idempotent. */
+  /** The owner gave up (killed, timed out, failed to start): channels become 499 with the reason. Idempotent. */
   "stream/aborted": {
     params: {
       /** Run alias, unique within the project */
@@ -376,8 +386,8 @@ export interface SpoolMethods {
       /** The producer's log entry path */
       path: string;
       reason?: string;
-      /** Milliseconds the producer ran */
-      duration?: number;
+      /** Milliseconds the producer ran, or a readable duration such as "1.2s" */
+      duration?: number | string;
     };
     result: {
       path: string;
@@ -395,7 +405,7 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** Any client asks to stop a producer: channels become 499 at once and `stream/cancelled` goes to every connection of the project, so the runner kills the work. Idempotent. */
+  /** Anyone in the project asks to stop a producer: channels become 499 at once and `stream/cancelled` goes to every connection of the project, so the owner kills the work. Idempotent. */
   "stream/cancel": {
     params: {
       /** Run alias, unique within the project */
@@ -420,7 +430,30 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** The producer finished: every channel becomes 200 (exit 0 or no exit code) or 500 (non-zero exit or a signal). Idempotent. */
+  /** Takes ownership of a producer with its resume token (from run/resolve with runner "self"), e.g. after a reconnect or a server restart; the reply has each channel's last stored seq, to resend what follows. */
+  "stream/claim": {
+    params: {
+      /** Run alias, unique within the project */
+      run: string;
+      /** The producer's log entry path */
+      path: string;
+      /** The resume token run/resolve returned */
+      token: string;
+    };
+    result: {
+      path: string;
+      /** 102 while the producer is open (you now own it); its terminal status otherwise */
+      status: number;
+      channels: Array<{
+        channel: number;
+        path: string;
+        /** HTTP-like status code */
+        status: number;
+        lastSeq: number;
+      }>;
+    };
+  };
+  /** The owner reports the producer finished: every channel becomes 200 (exit 0 or no exit code) or 500 (non-zero exit or a signal). Idempotent: once finished, it reports the status and changes nothing. */
   "stream/completed": {
     params: {
       /** Run alias, unique within the project */
@@ -431,8 +464,8 @@ export interface SpoolMethods {
       exit_code?: number | null;
       /** Signal that ended the process, e.g. SIGKILL */
       signal?: string | null;
-      /** Milliseconds the producer ran */
-      duration?: number;
+      /** Milliseconds the producer ran, or a readable duration such as "1.2s" */
+      duration?: number | string;
     };
     result: {
       path: string;
@@ -507,13 +540,17 @@ export interface SpoolNotifications {
     };
     turn: number;
   };
-  /** A proposal was accepted or rejected (by any connection). */
+  /** A proposal was accepted or rejected (by any connection, or by run/abort), with who decided and why. */
   "run/resolved": {
     run: string;
     path: string;
     decision: "accept" | "reject";
+    /** HTTP-like status code */
     status: number;
     runner: string | null;
+    /** Who decided: a client's name, a connection, or run/abort */
+    resolvedBy: string;
+    reason: string | null;
     channels: Array<{
       channel: number;
       name: string;
@@ -525,16 +562,18 @@ export interface SpoolNotifications {
   /** A run's status changed, or a step happened (model reply, tool call). Sent to every connection of the project. */
   "run/state": {
     run: string;
+    /** HTTP-like status code */
     status: number;
     turn: number;
     loop: {
       seq: number;
+      /** HTTP-like status code */
       status: number;
     } | null;
     event: string;
     [key: string]: unknown;
   };
-  /** Asks the runner to execute an accepted proposal: stream stdout and stderr into `channels` with seq, then stream/completed or stream/aborted. The reply comes once the process has started (or failed to). */
+  /** Asks the runner to execute an accepted proposal it now owns: stream stdout and stderr into `channels` with seq, then stream/completed or stream/aborted. The reply comes once the process has started (or failed to). */
   "runner/exec": {
     run: string;
     /** The producer's log entry */
@@ -555,7 +594,7 @@ export interface SpoolNotifications {
     /** Kill the command after this long; 0 = no limit */
     timeoutMs: number;
   };
-  /** A client cancelled a producer; its runner must kill the work. Sent to every connection of the project. */
+  /** A client cancelled a producer; its owner must kill the work. Sent to every connection of the project. */
   "stream/cancelled": {
     run: string;
     path: string;
@@ -581,6 +620,17 @@ export interface SpoolNotifications {
     status: number;
     exit_code?: number | null;
   };
+  /** A producer ended: completed, aborted (also when its owner was lost), or cancelled. Sent to every connection of the project. */
+  "stream/finished": {
+    run: string;
+    path: string;
+    /** HTTP-like status code */
+    status: number;
+    outcome: "completed" | "aborted" | "cancelled";
+    exit_code?: number | null;
+    signal?: string | null;
+    reason?: string;
+  };
   /** The watcher fell too far behind and was dropped; resubscribe with `after` = `lastSeq[channel]`. */
   "stream/lagged": {
     subscription: string;
@@ -588,6 +638,16 @@ export interface SpoolNotifications {
     path: string;
     lastSeq: {
       [key: string]: number;
+    };
+  };
+  /** An accepted producer's owner began running it; `process` says where. Sent to every connection of the project. */
+  "stream/started": {
+    run: string;
+    path: string;
+    runner: string;
+    /** Where it runs: backend, pid, container, host */
+    process: {
+      [key: string]: unknown;
     };
   };
 }

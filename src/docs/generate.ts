@@ -7,17 +7,80 @@ import { LimitsSchema } from "../config.js";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
-function fieldList(schema: z.ZodType): string {
-  const json = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as {
-    properties?: Record<string, { type?: unknown; enum?: unknown[]; anyOf?: unknown[] }>;
-    required?: string[];
-  };
-  const required = new Set(json.required ?? []);
-  const fields = Object.entries(json.properties ?? {}).map(([name, prop]) => {
-    const type = prop.enum ? prop.enum.map((v) => JSON.stringify(v)).join("\\|") : Array.isArray(prop.type) ? prop.type.join("\\|") : String(prop.type ?? "any");
-    return `\`${name}${required.has(name) ? "" : "?"}\`: ${type}`;
-  });
+type JsonSchema = Record<string, unknown>;
+
+const isObject = (value: unknown): value is JsonSchema => typeof value === "object" && value !== null && !Array.isArray(value);
+const unique = (items: string[]) => [...new Set(items)];
+
+/**
+ * The alternatives a JSON Schema (as zod emits it) allows, rendered for a
+ * table: `integer`, `string[]`, `"a"` for enum members and consts, `object`
+ * for objects and records, `null`. `root` resolves `$ref`s; `seen` stops
+ * recursion.
+ */
+function typeAlternatives(schema: unknown, root: JsonSchema, seen: ReadonlySet<string> = new Set()): string[] {
+  if (schema === true) return ["any"];
+  if (schema === false) return ["never"];
+  if (!isObject(schema)) return ["any"];
+  if (typeof schema.$ref === "string") {
+    const ref = schema.$ref;
+    if (seen.has(ref)) return ["object"];
+    const match = /^#(?:\/(\$defs|definitions)\/(.+))?$/.exec(ref);
+    const defs = match?.[1] ? root[match[1]] : undefined;
+    const target = !match ? undefined : match[1] ? (isObject(defs) ? defs[match[2]!] : undefined) : root;
+    return target === undefined ? ["any"] : typeAlternatives(target, root, new Set([...seen, ref]));
+  }
+  if ("const" in schema) return [JSON.stringify(schema.const)];
+  if (Array.isArray(schema.enum)) return schema.enum.map((value) => JSON.stringify(value));
+  const union = Array.isArray(schema.anyOf) ? schema.anyOf : Array.isArray(schema.oneOf) ? schema.oneOf : undefined;
+  if (union) return unique(union.flatMap((branch) => typeAlternatives(branch, root, seen)));
+  if (Array.isArray(schema.allOf)) {
+    const parts = schema.allOf.map((part) => typeAlternatives(part, root, seen));
+    const distinct = unique(parts.map((alternatives) => alternatives.join("|")));
+    if (distinct.length === 1) return parts[0]!;
+    return [parts.map((alternatives) => (alternatives.length > 1 ? `(${alternatives.join("|")})` : alternatives[0])).join("&")];
+  }
+  if (isObject(schema.not) && Object.keys(schema.not).length === 0) return ["never"];
+  const types = Array.isArray(schema.type) ? (schema.type as unknown[]) : schema.type === undefined ? [] : [schema.type];
+  if (types.length === 0) return ["any"];
+  return unique(
+    types.map((type) => {
+      if (type !== "array") return String(type);
+      const one = (item: unknown) => typeAlternatives(item, root, seen).join("|");
+      if (Array.isArray(schema.prefixItems) || Array.isArray(schema.items)) {
+        // A tuple: 2020-12 `prefixItems` (+ `items` for the rest), or draft-07 `items: [..]` (+ `additionalItems`).
+        const items = (Array.isArray(schema.prefixItems) ? schema.prefixItems : schema.items) as unknown[];
+        const rest = Array.isArray(schema.prefixItems) ? schema.items : schema.additionalItems;
+        const restType = rest === undefined || rest === false ? [] : [`...${one(rest).includes("|") ? `(${one(rest)})` : one(rest)}[]`];
+        return `[${[...items.map(one), ...restType].join(", ")}]`;
+      }
+      const item = schema.items === undefined ? ["any"] : typeAlternatives(schema.items, root, seen);
+      return item.length === 1 ? `${item[0]}[]` : `(${item.join("|")})[]`;
+    }),
+  );
+}
+
+/** A field's type for a table cell: alternatives joined with an escaped `\|`. */
+export function fieldType(schema: unknown, root: JsonSchema = isObject(schema) ? schema : {}): string {
+  return typeAlternatives(schema, root).join("|").replace(/\|/g, "\\|");
+}
+
+/** `name`: type for each top-level field of an object schema (`name?` when optional), for SPEC.md's tables. */
+export function fieldList(schema: z.ZodType): string {
+  const json = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchema;
+  // A schema with an id comes out as a ref to its definition.
+  const object = typeof json.$ref === "string" && !isObject(json.properties) ? resolveRoot(json) : json;
+  const required = new Set(Array.isArray(object.required) ? (object.required as string[]) : []);
+  const properties = isObject(object.properties) ? object.properties : {};
+  const fields = Object.entries(properties).map(([name, prop]) => `\`${name}${required.has(name) ? "" : "?"}\`: ${fieldType(prop, json)}`);
   return fields.length ? fields.join(", ") : "—";
+}
+
+function resolveRoot(json: JsonSchema): JsonSchema {
+  const match = /^#\/(\$defs|definitions)\/(.+)$/.exec(json.$ref as string);
+  const defs = match ? json[match[1]!] : undefined;
+  const target = match && isObject(defs) ? defs[match[2]!] : undefined;
+  return isObject(target) ? target : json;
 }
 
 export function methodTable(registry: MethodRegistry): string {
