@@ -329,6 +329,8 @@ export interface SpoolMethods {
       maxUnackedChunks: number;
       /** Keep it: re-attach with it after a reconnect to take this runner's producers back */
       resumeToken: string;
+      /** How long the server waits for a dropped runner (or, after a restart, for any owner) to come back; the runner reconnects well within it */
+      runnerGraceMs: number;
       /** Whether this runner is the project's default */
       default: boolean;
     };

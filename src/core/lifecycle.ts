@@ -5,10 +5,10 @@ import type { Logger } from "../logger.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "../plugins/hooks.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, notFound, SpoolError } from "../rpc/errors.js";
-import { type RunnerAttachParams, type RunnerAttachResult, RunnerExecResult, type RunnerExecParams } from "../runners/protocol.js";
+import { type RunnerAttachParams, type RunnerAttachResult, type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
 import { type Attributes, lineCount, parseAttributes, type Repositories, UniqueViolation } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
-import type { Owners, OwnerKind } from "./owners.js";
+import type { OwnerKind, Owners } from "./owners.js";
 import type { ProducerRegistry } from "./producer-registry.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
 import type { FinishedNotice, ProposalNotice, ResolvedChannel, ResolvedNotice } from "./schemas.js";
@@ -113,7 +113,7 @@ export class Lifecycle {
   async requireLog(project: ProjectRef, alias: string, path: string): Promise<{ run: RunRow; log: EntryRow }> {
     const run = await this.requireRun(project, alias);
     const log = await this.#repos.entries.findEntry(run.id, path);
-    if (!log || log.scheme !== "log") throw notFound(`Producer "${path}"`, { run: alias, path });
+    if (log?.scheme !== "log") throw notFound(`Producer "${path}"`, { run: alias, path });
     return { run, log };
   }
 
@@ -122,7 +122,14 @@ export class Lifecycle {
   /** propose: the log entry at 202, `run/proposal` to every connection of the project. */
   async propose(project: ProjectRef, run: RunRow, input: ProposalInput): Promise<EntryRow> {
     const producer = this.producers.get(input.tool);
-    if (!producer) throw invalid("tool", `unknown tool "${input.tool}"; registered: ${this.producers.list().map((p) => p.tool).join(", ")}`);
+    if (!producer)
+      throw invalid(
+        "tool",
+        `unknown tool "${input.tool}"; registered: ${this.producers
+          .list()
+          .map((p) => p.tool)
+          .join(", ")}`,
+      );
     const allowOutside = this.deps.config.limits.allowCwdOutsideRoot;
     const filtered = await this.deps.applyFilter("proposal:create", {
       tool: input.tool,
@@ -188,7 +195,12 @@ export class Lifecycle {
    * accept: the log entry 202 → 200 and its data channels at 102, owned by
    * the chosen runner (which gets `runner/exec`) or, for "self", by `caller`.
    */
-  async accept(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, options: { runner?: string | undefined; reason?: string | undefined }): Promise<AcceptResult> {
+  async accept(
+    caller: ConnectionHandle,
+    project: ProjectRef,
+    target: ProducerTarget,
+    options: { runner?: string | undefined; reason?: string | undefined },
+  ): Promise<AcceptResult> {
     const { run, log } = await this.#requirePending(project, target.run, target.path);
     const attributes = parseAttributes(log);
     const tool = String(attributes.tool);
@@ -228,7 +240,8 @@ export class Lifecycle {
     const { run, log } = await this.#requirePending(project, target.run, target.path);
     const reason = options.reason ?? "rejected";
     const next = { ...parseAttributes(log), decision: "reject", reason, resolvedBy: options.by };
-    if (!(await this.#repos.producers.moveStatus(log.id, ENTRY.proposed, ENTRY.rejected, next))) throw conflict(`"${target.path}" was resolved by someone else`);
+    if (!(await this.#repos.producers.moveStatus(log.id, ENTRY.proposed, ENTRY.rejected, next)))
+      throw conflict(`"${target.path}" was resolved by someone else`);
     const rejected: EntryRow = { ...log, status: ENTRY.rejected, attributes: JSON.stringify(next) };
     this.#announceResolved(project, run, rejected, { decision: "reject", runner: null, resolvedBy: options.by, reason, channels: [] });
     await this.deps.emit("entry:status", { projectId: project.id, run, entry: rejected, previous: ENTRY.proposed });
@@ -240,7 +253,13 @@ export class Lifecycle {
   }
 
   /** Sends `runner/exec` to the runner; one that cannot take it loses the producer at once. */
-  async #dispatch(project: ProjectRef, run: RunRow, log: EntryRow, runner: AttachedRunner, channels: { channel: number; name: string; path: string }[]): Promise<void> {
+  async #dispatch(
+    project: ProjectRef,
+    run: RunRow,
+    log: EntryRow,
+    runner: AttachedRunner,
+    channels: { channel: number; name: string; path: string }[],
+  ): Promise<void> {
     const attributes = parseAttributes(log);
     const params: RunnerExecParams = {
       run: run.alias,
@@ -317,7 +336,12 @@ export class Lifecycle {
   // ---- complete · abort · cancel · lose --------------------------------------------------------
 
   /** complete or abort, by the owner. A producer that has already finished reports its status and changes nothing. */
-  async finishByOwner(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, outcome: Outcome & { kind: "completed" | "aborted" }): Promise<FinishResult> {
+  async finishByOwner(
+    caller: ConnectionHandle,
+    project: ProjectRef,
+    target: ProducerTarget,
+    outcome: Outcome & { kind: "completed" | "aborted" },
+  ): Promise<FinishResult> {
     const { run, log } = await this.requireLog(project, target.run, target.path);
     requireAccepted(log);
     if (!this.owners.isOwner(log.id, caller)) {
@@ -413,13 +437,17 @@ export class Lifecycle {
    * resume token; only then attaches and takes them back. Any failure changes
    * nothing.
    */
-  async attachRunner(connection: ConnectionHandle, project: ProjectRef, params: z.output<typeof RunnerAttachParams>): Promise<z.input<typeof RunnerAttachResult>> {
+  async attachRunner(
+    connection: ConnectionHandle,
+    project: ProjectRef,
+    params: z.output<typeof RunnerAttachParams>,
+  ): Promise<z.input<typeof RunnerAttachResult>> {
     this.runners.check(connection, project, params);
     const claims: { ref: { run: string; path: string }; log: EntryRow | null; channels: EntryRow[] }[] = [];
     for (const ref of params.resume ?? []) {
       const run = await this.#repos.runs.findRun(project.id, ref.run);
       const log = (run && (await this.#repos.entries.findEntry(run.id, ref.path))) ?? null;
-      if (!log || log.scheme !== "log") {
+      if (log?.scheme !== "log") {
         claims.push({ ref, log: null, channels: [] });
         continue;
       }
@@ -451,6 +479,7 @@ export class Lifecycle {
       maxUnackedChunks: this.deps.config.limits.maxUnackedChunks,
       resumeToken: token,
       default: runner.default,
+      runnerGraceMs: this.deps.config.runnerGraceMs,
     };
   }
 

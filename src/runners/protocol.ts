@@ -37,6 +37,10 @@ export const RunnerAttachResult = z.object({
   finished: z.array(ProducerRef.extend({ status: z.number().int() })).describe("Producers already finished (cancelled, lost): kill them"),
   maxUnackedChunks: z.number().int().describe("Unanswered stream and finishing calls this connection may have at once"),
   resumeToken: z.string().describe("Keep it: re-attach with it after a reconnect to take this runner's producers back"),
+  runnerGraceMs: z
+    .number()
+    .int()
+    .describe("How long the server waits for a dropped runner (or, after a restart, for any owner) to come back; the runner reconnects well within it"),
   default: z.boolean().describe("Whether this runner is the project's default"),
 });
 
@@ -63,7 +67,7 @@ export const RunnerExecParams = z.strictObject({
   path: z.string().describe("The producer's log entry"),
   command: z.string(),
   cwd: z.string().describe("Absolute working directory on the server's machine (project root + the proposal's cwd)"),
-  cwdRelative: z.string().describe("The same, relative to the project root (\"\" = the root), for runners that map the root elsewhere"),
+  cwdRelative: z.string().describe('The same, relative to the project root ("" = the root), for runners that map the root elsewhere'),
   env: z.record(z.string(), z.string()),
   channels: z.array(z.object({ channel: z.number().int(), name: z.string(), path: z.string() })),
   timeoutMs: z.number().int().min(0).describe("Kill the command after this long; 0 = no limit"),

@@ -1,11 +1,11 @@
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { ConnectionClosedError, SpoolClient } from "../client/spool-client.js";
+import { ConnectionClosedError, type SpoolClient } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
 import { SERVER_VERSION } from "../version.js";
 import type { Backend, ExecResult } from "./backend.js";
 import { ChannelSender, Slots } from "./channel-sender.js";
-import { RunnerExecParams, type RunnerAttachResult, type RunnerExecResult } from "./protocol.js";
+import { type RunnerAttachResult, RunnerExecParams, type RunnerExecResult } from "./protocol.js";
 
 export interface RunnerClientOptions {
   /** Opens a fresh connection to the server (WebSocket, or in-process for the embedded runner). */
@@ -61,6 +61,8 @@ export class RunnerClient {
   #connectedWaiters: (() => void)[] = [];
   /** What the first attach returned: shown on every re-attach to prove this is the same runner. */
   #resumeToken: string | undefined;
+  /** The server's grace for a runner to come back, told at attach: reconnect attempts are never further apart than a quarter of it. */
+  #graceMs: number | null = null;
 
   constructor(private readonly options: RunnerClientOptions) {}
 
@@ -116,6 +118,7 @@ export class RunnerClient {
         resume: [...this.#jobs.values()].map((j) => ({ run: j.params.run, path: j.params.path })),
       });
       this.#resumeToken = attached.resumeToken;
+      this.#graceMs = attached.runnerGraceMs;
       client.onClose(() => this.#lost(client));
       // Stay under the server's cap, keeping a few slots for finishing calls' bursts.
       this.#slots.capacity = Math.max(1, Math.min(this.options.maxInFlight ?? 192, attached.maxUnackedChunks - 4));
@@ -144,7 +147,10 @@ export class RunnerClient {
   }
 
   async #reconnect(): Promise<void> {
-    const { min, max } = this.options.backoffMs ?? { min: 100, max: 5_000 };
+    const { min, max: configuredMax } = this.options.backoffMs ?? { min: 100, max: 5_000 };
+    // The server gives up on this runner's producers after its grace (counted from its restart, or from the drop):
+    // a longer pause between attempts could miss that window even though the server is back.
+    const max = this.#graceMs === null ? configuredMax : Math.max(min, Math.min(configuredMax, Math.floor(this.#graceMs / 4)));
     for (let delay = min; !this.#stopping; delay = Math.min(max, delay * 2)) {
       await new Promise((r) => setTimeout(r, delay));
       if (this.#stopping) return;
@@ -206,7 +212,7 @@ export class RunnerClient {
     if (this.#stopping) return { started: false, error: "the runner is stopping" };
     const controller = new AbortController();
     const cwd = this.#cwd(params);
-    let execution;
+    let execution: Awaited<ReturnType<Backend["start"]>>;
     try {
       execution = await this.options.backend.start({
         command: params.command,
@@ -217,9 +223,7 @@ export class RunnerClient {
       });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      await this.#reliably("stream/aborted", { run: params.run, path: params.path, reason: `failed to start: ${message}`, duration: 0 }).catch(
-        () => undefined,
-      );
+      await this.#reliably("stream/aborted", { run: params.run, path: params.path, reason: `failed to start: ${message}`, duration: 0 }).catch(() => undefined);
       return { started: false, error: message };
     }
     const job: Job = { params, controller, senders: new Map(), closedByServer: false, done: Promise.resolve() };
