@@ -51,8 +51,18 @@ const runnerFlags: Record<string, () => string[]> = {
   local: () => [],
   docker: () => ["--backend", "docker", "--image", env.SPOOL_TEST_DOCKER_IMAGE ?? "spool-test/busybox:latest"],
   ssh: () => [
-    "--backend", "ssh", "--ssh-host", env.SPOOL_TEST_SSH_HOST!, "--ssh-port", env.SPOOL_TEST_SSH_PORT!, "--ssh-user", env.SPOOL_TEST_SSH_USER!,
-    "--ssh-key", env.SPOOL_TEST_SSH_KEY!, "--ssh-host-key", env.SPOOL_TEST_SSH_HOST_KEY!,
+    "--backend",
+    "ssh",
+    "--ssh-host",
+    env.SPOOL_TEST_SSH_HOST!,
+    "--ssh-port",
+    env.SPOOL_TEST_SSH_PORT!,
+    "--ssh-user",
+    env.SPOOL_TEST_SSH_USER!,
+    "--ssh-key",
+    env.SPOOL_TEST_SSH_KEY!,
+    "--ssh-host-key",
+    env.SPOOL_TEST_SSH_HOST_KEY!,
   ],
 };
 
@@ -73,7 +83,8 @@ try {
       const { path } = await client.request("proposal/create", { run, tool: "sh", command: "echo up; sleep 300" });
       await client.request("run/resolve", { run, path, decision: "accept", runner: name });
       let target: Target | undefined;
-      while (!(target = (await client.request("entry/get", { run, path })).attributes.process)?.pid && !target?.container) await new Promise((r) => setTimeout(r, 10));
+      while (!(target = (await client.request("entry/get", { run, path })).attributes.process)?.pid && !target?.container)
+        await new Promise((r) => setTimeout(r, 10));
       const channel = (await client.request("entry/list", { run, pattern: "sh://*_1" })).entries[0].path;
       while ((await client.request("entry/get", { run, path: channel })).bytes === 0) await new Promise((r) => setTimeout(r, 10));
       const t = performance.now();
@@ -82,7 +93,9 @@ try {
       latencies.push(performance.now() - t);
     }
     latencies.sort((a, b) => a - b);
-    console.log([kind.padEnd(7), percentile(latencies, 50).toFixed(1).padEnd(6), percentile(latencies, 99).toFixed(1).padEnd(6), latencies.at(-1)!.toFixed(1)].join("  "));
+    console.log(
+      [kind.padEnd(7), percentile(latencies, 50).toFixed(1).padEnd(6), percentile(latencies, 99).toFixed(1).padEnd(6), latencies.at(-1)!.toFixed(1)].join("  "),
+    );
     runner?.kill("SIGTERM");
   }
 } finally {

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { cpus, totalmem, tmpdir } from "node:os";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../src/client/spool-client.js";
@@ -19,10 +19,14 @@ export function percentile(sorted: number[], p: number): number {
 export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
   const home = mkdtempSync(join(tmpdir(), "spool-bench-"));
   const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
-  const child = spawn(process.execPath, [...(process.env.SPOOL_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), bin, "serve", "--port", "0", "--home", home], {
-    env: { ...process.env, SPOOL_LOG: "warn", ...extraEnv },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(process.env.SPOOL_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), bin, "serve", "--port", "0", "--home", home],
+    {
+      env: { ...process.env, SPOOL_LOG: "warn", ...extraEnv },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
@@ -51,10 +55,14 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
 /** Starts `spool runner` against a bench server and resolves once it has attached; kill it with SIGTERM. */
 export async function startRunnerProcess(server: { url: string; home: string }, project: string, name: string, flags: string[]) {
   const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
-  const runner = spawn(process.execPath, [bin, "runner", "--server", server.url, "--token-file", join(server.home, "token"), "--project", project, "--name", name, ...flags], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, SPOOL_LOG: "warn" },
-  });
+  const runner = spawn(
+    process.execPath,
+    [bin, "runner", "--server", server.url, "--token-file", join(server.home, "token"), "--project", project, "--name", name, ...flags],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, SPOOL_LOG: "warn" },
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     runner.stdout!.on("data", (d: Buffer) => /attached/.test(d.toString()) && resolve());
     runner.once("exit", (code) => reject(new Error(`spool runner exited with ${code}`)));

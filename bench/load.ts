@@ -5,10 +5,16 @@
 // lost or duplicated lines, and the server's peak memory (VmHWM).
 // Usage: npx tsx bench/load.ts [producers=200] [watchers=50] [pollers=10] [seconds=20] [lineBytes=512] [linesPerSecond=20]
 import { readFileSync } from "node:fs";
-import { SpoolClient } from "../src/client/spool-client.js";
 import { machine, percentile, startRunnerProcess, startServerProcess } from "./common.js";
 
-const [P, W, Q, SECONDS, LINE_BYTES, RATE] = [200, 50, 10, 20, 512, 20].map((d, i) => Number(process.argv[2 + i] ?? d)) as [number, number, number, number, number, number];
+const [P, W, Q, SECONDS, LINE_BYTES, RATE] = [200, 50, 10, 20, 512, 20].map((d, i) => Number(process.argv[2 + i] ?? d)) as [
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+];
 const RUNNERS = 2;
 const LINES = SECONDS * RATE;
 
@@ -16,7 +22,8 @@ const LINES = SECONDS * RATE;
 // Each waits START_DELAY seconds first, so every accept and watch is in place before the first line.
 const START_DELAY = Math.max(2, Math.ceil(P / 60));
 // Producers start (and so finish) spread over two seconds, as independent commands would, rather than in lockstep.
-const commandFor = (i: number) => `perl -MTime::HiRes=time,sleep -e '$|=1; sleep(${START_DELAY + (i % 40) * 0.05}); for my $i (1..${LINES}) { printf "%.3f %06d %s\\n", time()*1000, $i, "x" x ${LINE_BYTES - 30}; sleep(${1 / RATE}); }'`;
+const commandFor = (i: number) =>
+  `perl -MTime::HiRes=time,sleep -e '$|=1; sleep(${START_DELAY + (i % 40) * 0.05}); for my $i (1..${LINES}) { printf "%.3f %06d %s\\n", time()*1000, $i, "x" x ${LINE_BYTES - 30}; sleep(${1 / RATE}); }'`;
 
 const peakMemory = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -94,8 +101,12 @@ try {
   const notDone = entries.filter((e) => e.status !== 200 || e.lines !== LINES).length;
   const lost = [...seen.values()].filter((n) => n !== LINES).length + (P - seen.size);
   latencies.sort((a, b) => a - b);
-  console.log(`aggregate: ${(bytes / 2 ** 20 / seconds).toFixed(2)} MB/s stored (${(bytes / 2 ** 20).toFixed(1)} MB in ${seconds.toFixed(1)} s), ${latencies.length} lines watched, ${polls} polls`);
-  console.log(`write → watcher latency: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`);
+  console.log(
+    `aggregate: ${(bytes / 2 ** 20 / seconds).toFixed(2)} MB/s stored (${(bytes / 2 ** 20).toFixed(1)} MB in ${seconds.toFixed(1)} s), ${latencies.length} lines watched, ${polls} polls`,
+  );
+  console.log(
+    `write → watcher latency: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`,
+  );
   console.log(`errors: ${errors.length}; producers not complete: ${notDone}; watchers with lost lines: ${lost}; out-of-order or duplicated lines: ${disorder}`);
   console.log(`server peak memory (VmHWM): ${peak.toFixed(0)} MB`);
   for (const e of errors.slice(0, 5)) console.log(`  ${e}`);

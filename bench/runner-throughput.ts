@@ -26,7 +26,7 @@ try {
     const start = performance.now();
     const resolved = await client.request("run/resolve", { run, path, decision: "accept", runner: name });
     const channel = resolved.channels[0].path;
-    let entry;
+    let entry: { status: number; bytes: number };
     while ((entry = await client.request("entry/get", { run, path: channel, tail: 1 })).status === 102) await new Promise((r) => setTimeout(r, 20));
     const seconds = (performance.now() - start) / 1000;
     console.log([mode.padEnd(9), (mb / seconds).toFixed(1).padEnd(6), seconds.toFixed(2).padEnd(7), String(entry.bytes)].join("  "));

@@ -12,7 +12,7 @@ const WINDOW = Number(process.argv[3] ?? 4);
 function chunkText(i: number): string {
   // Printable, newline-terminated lines; each chunk differs so nothing is trivially deduplicated.
   const line = `chunk ${String(i).padStart(10, "0")} ${"abcdefghijklmnopqrstuvwxyz".repeat(2)}\n`;
-  return line.repeat(Math.ceil(CHUNK / line.length)).slice(0, CHUNK - 1) + "\n";
+  return `${line.repeat(Math.ceil(CHUNK / line.length)).slice(0, CHUNK - 1)}\n`;
 }
 
 const server = await startServerProcess();

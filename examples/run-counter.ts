@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { definePlugin } from "../src/plugins/plugin.js";
 import { defineMethod } from "../src/methods/define.js";
+import { definePlugin } from "../src/plugins/plugin.js";
 
 export default definePlugin({
   name: "run-counter",

@@ -45,12 +45,18 @@ const model = createServer((req, res) => {
     const answer = scriptedAnswer(messages);
     const calls = messages.filter((m) => m.role === "tool").length;
     res.writeHead(200, { "content-type": "text/event-stream" });
-    const send = (delta: object, finish: string | null = null) => res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`);
+    const send = (delta: object, finish: string | null = null) =>
+      res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`);
     for (const word of answer.text.split(/(?<= )/)) {
       send({ content: word });
       await new Promise((r) => setTimeout(r, 40)); // streamed word by word, like a real model
     }
-    if (answer.tool) send({ tool_calls: [{ index: 0, id: `demo_call_${calls + 1}`, type: "function", function: { name: answer.tool.name, arguments: JSON.stringify(answer.tool.arguments) } }] });
+    if (answer.tool)
+      send({
+        tool_calls: [
+          { index: 0, id: `demo_call_${calls + 1}`, type: "function", function: { name: answer.tool.name, arguments: JSON.stringify(answer.tool.arguments) } },
+        ],
+      });
     send({}, answer.tool ? "tool_calls" : "stop");
     res.end("data: [DONE]\n\n");
   });

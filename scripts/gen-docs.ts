@@ -1,15 +1,13 @@
 // Regenerates the tables in SPEC.md and PLUGINS.md from the method schemas,
 // the error catalogue and the hook list. `--check` fails if they are stale.
-import { rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { createLogger } from "../src/logger.js";
-import { startServer } from "../src/server.js";
-import { readFileSync, writeFileSync } from "node:fs";
 import { clientApiSource } from "../src/docs/client-types.js";
 import { docSections, regenerate } from "../src/docs/generate.js";
+import { createLogger } from "../src/logger.js";
+import { startServer } from "../src/server.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const check = process.argv.includes("--check");

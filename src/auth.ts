@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import type { IncomingMessage } from "node:http";
+import { dirname } from "node:path";
 
 /** Reads the bearer token, creating it (mode 0600) on first start. */
 export function ensureToken(file: string): string {

@@ -5,17 +5,33 @@ import { z } from "zod";
 
 export const LimitsSchema = z.strictObject({
   /** Largest WebSocket message accepted, in bytes; a larger frame closes the connection with 1009. */
-  maxMessageBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  maxMessageBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
   /** Largest decoded `stream` chunk, in bytes (PAYLOAD_TOO_LARGE above). */
-  maxChunkBytes: z.number().int().positive().default(1024 * 1024),
+  maxChunkBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   /** Largest body `entry/get` returns in one call; use tail or line slices beyond it. */
-  maxReadBytes: z.number().int().positive().default(8 * 1024 * 1024),
+  maxReadBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024),
   /** Concurrent WebSocket connections; more are refused with HTTP 503. */
   maxConnections: z.number().int().positive().default(512),
   /** Live stream subscriptions per connection (LIMIT_EXCEEDED above). */
   maxSubscriptionsPerConnection: z.number().int().positive().default(64),
   /** Bytes a watcher may have queued before it is dropped as lagging. */
-  maxWatcherBufferBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  maxWatcherBufferBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   /** `stream` (and other ordered) calls one connection may have unanswered; more are LIMIT_EXCEEDED. Runners keep 8 by default. */
   maxUnackedChunks: z.number().int().positive().default(256),
   /** Let `proposal/create` use a cwd outside the project root (off: such a cwd is INVALID_PARAMS). */
@@ -95,7 +111,12 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv): ModelConfig[] {
     const provider = spec[1]!;
     const prefix = provider.toUpperCase().replace(/-/g, "_");
     if (provider === "ollama") {
-      models.push({ alias, provider, model: spec[2]!, baseUrl: `${(env.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434").replace(/\/+$/, "").replace(/\/v1$/, "")}/v1` });
+      models.push({
+        alias,
+        provider,
+        model: spec[2]!,
+        baseUrl: `${(env.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434").replace(/\/+$/, "").replace(/\/v1$/, "")}/v1`,
+      });
     } else {
       const baseUrl = env[`${prefix}_BASE_URL`] ?? (provider === "openai" ? "https://api.openai.com/v1" : "");
       const apiKey = env[`${prefix}_API_KEY`];
@@ -150,7 +171,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   }
   const port = overrides.port ?? envNumber(env, "SPOOL_PORT") ?? file.port ?? 7420;
   if (port > 65535) throw new Error(`Port ${port} is out of range (0-65535)`);
-  const envOrigins = env.SPOOL_ALLOWED_ORIGINS ? env.SPOOL_ALLOWED_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  const envOrigins = env.SPOOL_ALLOWED_ORIGINS
+    ? env.SPOOL_ALLOWED_ORIGINS.split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
   return {
     home,
     host: overrides.host ?? env.SPOOL_HOST ?? file.host ?? "127.0.0.1",

@@ -1,11 +1,11 @@
 import { createServer, type Server as HttpServer } from "node:http";
-import { fileURLToPath } from "node:url";
 import type { AddressInfo, Socket } from "node:net";
-import { WebSocketServer, type WebSocket } from "ws";
+import { fileURLToPath } from "node:url";
+import { type WebSocket, WebSocketServer } from "ws";
 import { ensureToken, isLoopback, originAllowed, presentedToken, tokensMatch } from "./auth.js";
-import { loadConfig, type ConfigOverrides, type SpoolConfig } from "./config.js";
-import { createLogger, type Logger } from "./logger.js";
+import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
 import { createCore } from "./core/index.js";
+import { createLogger, type Logger } from "./logger.js";
 import { builtinPlugins } from "./plugins/builtin.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
@@ -14,8 +14,8 @@ import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { EmbeddedRunners } from "./runners/embedded.js";
 import { openStore, type Store } from "./store/database.js";
-import { createRepositories } from "./store/repositories.js";
 import { migrateToLatest } from "./store/migrator.js";
+import { createRepositories } from "./store/repositories.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
 
@@ -123,7 +123,9 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
         timeoutMs: config.livenessTimeoutMs,
         raw: socket,
         onSilent: (silentMs) =>
-          log.warn(`closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`),
+          log.warn(
+            `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
+          ),
       });
       rpc.accept(wsTransport(ws));
     });
@@ -166,4 +168,3 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     stop,
   };
 }
-

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientApiSource } from "../src/docs/client-types.js";
 import { docSections, fillGenerated } from "../src/docs/generate.js";
 import { ERRORS } from "../src/rpc/errors.js";
-import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
+import { startTestServer, type TestServer, tempDir } from "./helpers/server.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const read = (file: string) => readFileSync(join(root, file), "utf8");

@@ -50,7 +50,8 @@ export const agentPlugin = definePlugin({
   setup(app) {
     const { core } = app;
     const providers = new ModelProviders();
-    const openAi = (m: ModelConfig) => new OpenAiCompatibleProvider(`${m.provider}/${m.model}`, { baseUrl: m.baseUrl, ...(m.apiKey ? { apiKey: m.apiKey } : {}) });
+    const openAi = (m: ModelConfig) =>
+      new OpenAiCompatibleProvider(`${m.provider}/${m.model}`, { baseUrl: m.baseUrl, ...(m.apiKey ? { apiKey: m.apiKey } : {}) });
     providers.register("openai", openAi);
     providers.register("ollama", openAi); // Ollama serves the same API under /v1
     app.provide(MODEL_PROVIDERS, providers);

@@ -92,7 +92,7 @@ export class AgentDriver {
   async #drive(runId: number): Promise<void> {
     for (;;) {
       let run = await this.core.repos.runs.findRunById(runId);
-      if (!run || !run.model || run.status === RUN.aborted) return;
+      if (!run?.model || run.status === RUN.aborted) return;
       const row = await this.core.repos.projects.findProjectById(run.project_id);
       if (!row) return;
       const project: ProjectRef = { id: row.id, name: row.name, root: row.root };
@@ -172,7 +172,8 @@ export class AgentDriver {
       });
     } catch (error) {
       if (controller.signal.aborted) return;
-      const message = error instanceof ContextLengthError ? `${error.message}. Start a new run or a shorter prompt.` : error instanceof Error ? error.message : String(error);
+      const message =
+        error instanceof ContextLengthError ? `${error.message}. Start a new run or a shorter prompt.` : error instanceof Error ? error.message : String(error);
       await this.#fail(run, project, loop, message);
     } finally {
       this.#calls.delete(run.id);

@@ -1,6 +1,6 @@
+import { serviceKey } from "../plugins/services.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import type { RunRow } from "../store/schema.js";
-import { serviceKey } from "../plugins/services.js";
 
 /** What run methods need from the agent loop plugin; without the plugin, runs with a model are UNSUPPORTED. */
 export interface AgentLoop {

@@ -121,7 +121,8 @@ function argsOf<N extends ToolName>(name: N, call: ToolCall): z.output<(typeof T
     return `error: the arguments of ${name} are not valid JSON`;
   }
   const parsed = ToolArgs[name].safeParse(raw);
-  if (!parsed.success) return `error: invalid arguments for ${name}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`;
+  if (!parsed.success)
+    return `error: invalid arguments for ${name}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`;
   return parsed.data as z.output<(typeof ToolArgs)[N]>;
 }
 
@@ -141,7 +142,7 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
     case "wait": {
       const { path, timeout_ms } = args as z.output<typeof ToolArgs.wait>;
       const log = await ctx.core.repos.entries.findEntry(ctx.run.id, path);
-      if (!log || log.scheme !== "log") return { kind: "result", content: `error: no command log "${path}" in this run` };
+      if (log?.scheme !== "log") return { kind: "result", content: `error: no command log "${path}" in this run` };
       const channels = await settle(ctx.core, log, timeout_ms ?? 30_000, ctx.signal);
       return { kind: "result", content: await producerResult(ctx, log, channels), path };
     }
@@ -181,7 +182,7 @@ async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): 
   if (!entry.streamed) return cleanTerminalText(entry.body).slice(0, budget);
   const total = lineCount(entry);
   const start = args.tail !== undefined ? Math.max(0, total - args.tail) : (args.line ?? 1) - 1;
-  const count = args.limit ?? (args.tail ?? 200);
+  const count = args.limit ?? args.tail ?? 200;
   const slice = await ctx.core.repos.chunks.readLines(entry.id, start, count, budget * 2);
   let text = cleanTerminalText(slice.data.toString("utf8"));
   if (text.length > budget) text = `${text.slice(0, budget)}\n[… cut at the budget; ask for fewer lines]`;

@@ -1,9 +1,9 @@
 import { createInterface, type Interface } from "node:readline";
 import { parseArgs } from "node:util";
-import type { SpoolClient } from "../client/spool-client.js";
 import type { SpoolNotifications } from "../client/api.js";
-import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, palette } from "./common.js";
+import type { SpoolClient } from "../client/spool-client.js";
 import { RUN } from "../core/status.js";
+import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, palette } from "./common.js";
 
 export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes]
 

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { ENTRY } from "../core/status.js";
-import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, palette, printRows, type ClientFlags } from "./common.js";
+import { CLIENT_HELP, CLIENT_OPTIONS, type ClientFlags, connectClient, palette, printRows } from "./common.js";
 
 interface Command {
   run: (argv: string[]) => Promise<number>;
@@ -38,14 +38,22 @@ export const RUNS: Command = {
     if (values.help) return showHelp(RUNS.help);
     await withClient(values, async (client) => {
       const { runs } = await client.call("run/list", {});
-      printRows(runs.map((r) => ({ run: r.alias, status: r.status, model: r.model, mode: r.mode, turn: r.turn, updated: new Date(r.updatedAt).toISOString() })), ["run", "status", "model", "mode", "turn", "updated"], values.json);
+      printRows(
+        runs.map((r) => ({ run: r.alias, status: r.status, model: r.model, mode: r.mode, turn: r.turn, updated: new Date(r.updatedAt).toISOString() })),
+        ["run", "status", "model", "mode", "turn", "updated"],
+        values.json,
+      );
     });
     return 0;
   },
 };
 
 export const ENTRIES: Command = {
-  help: usage("spool entries RUN [--pattern GLOB] [--json]", "Lists a run's entries (proposals, channels, errors), oldest first.", "  --pattern GLOB      only paths matching it, e.g. 'sh://*'\n  --json              print JSON\n"),
+  help: usage(
+    "spool entries RUN [--pattern GLOB] [--json]",
+    "Lists a run's entries (proposals, channels, errors), oldest first.",
+    "  --pattern GLOB      only paths matching it, e.g. 'sh://*'\n  --json              print JSON\n",
+  ),
   run: async (argv) => {
     const { values, positionals } = parse(argv, { pattern: { type: "string" } });
     if (values.help) return showHelp(ENTRIES.help);
@@ -53,7 +61,11 @@ export const ENTRIES: Command = {
     if (!run) throw new Error("spool entries needs a RUN (see spool runs)");
     await withClient(values, async (client) => {
       const { entries } = await client.call("entry/list", { run, ...(values.pattern ? { pattern: values.pattern as string } : {}) });
-      printRows(entries.map((e) => ({ path: e.path, status: e.status, turn: e.turn, bytes: e.bytes, lines: e.lines })), ["path", "status", "turn", "bytes", "lines"], values.json);
+      printRows(
+        entries.map((e) => ({ path: e.path, status: e.status, turn: e.turn, bytes: e.bytes, lines: e.lines })),
+        ["path", "status", "turn", "bytes", "lines"],
+        values.json,
+      );
     });
     return 0;
   },
@@ -86,7 +98,12 @@ export const TAIL: Command = {
     const after = values.after !== undefined ? Number(values.after) : 0;
     if (!Number.isInteger(after) || after < 0) throw new Error(`--after must be a chunk number (0 or more), got "${String(values.after)}"`);
     return withClient(values, async (client) => {
-      const entry = await client.call("entry/get", { run, path, ...(values.lines ? { tail: Number(values.lines) } : {}), ...(values.follow ? { tail: 1 } : {}) });
+      const entry = await client.call("entry/get", {
+        run,
+        path,
+        ...(values.lines ? { tail: Number(values.lines) } : {}),
+        ...(values.follow ? { tail: 1 } : {}),
+      });
       if (!values.follow) {
         process.stdout.write(entry.body);
         return 0;
@@ -105,7 +122,11 @@ export const TAIL: Command = {
 };
 
 export const CANCEL: Command = {
-  help: usage("spool cancel RUN PATH [--reason TEXT]", "Cancels a running producer (PATH is its log path); its runner kills the process.", "  --reason TEXT       why (kept in the channels' attributes)\n"),
+  help: usage(
+    "spool cancel RUN PATH [--reason TEXT]",
+    "Cancels a running producer (PATH is its log path); its runner kills the process.",
+    "  --reason TEXT       why (kept in the channels' attributes)\n",
+  ),
   run: async (argv) => {
     const { values, positionals } = parse(argv, { reason: { type: "string" } });
     if (values.help) return showHelp(CANCEL.help);

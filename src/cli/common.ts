@@ -79,7 +79,11 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
   }
   const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : String(r[c]))));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   const colours = palette();
   process.stdout.write(`${colours.bold(line(columns))}\n${cells.map(line).join("\n")}\n`);
 }

@@ -1,7 +1,7 @@
 import { agentCommand, agentHelp } from "./agent.js";
 import { CANCEL, ENTRIES, MODELS, RUNS, TAIL } from "./client-commands.js";
-import { runner, RUNNER_HELP } from "./runner.js";
-import { serve, SERVE_HELP } from "./serve.js";
+import { RUNNER_HELP, runner } from "./runner.js";
+import { SERVE_HELP, serve } from "./serve.js";
 
 const HELP = `Usage: spool <command> [options]
 

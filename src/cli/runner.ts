@@ -2,11 +2,11 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { SpoolClient } from "../client/spool-client.js";
 import { createLogger } from "../logger.js";
-import { RunnerClient } from "../runners/runner-client.js";
 import type { Backend } from "../runners/backend.js";
 import { DockerBackend } from "../runners/docker.js";
 import { LocalBackend } from "../runners/local.js";
 import { BackendName } from "../runners/protocol.js";
+import { RunnerClient } from "../runners/runner-client.js";
 import { SshBackend } from "../runners/ssh.js";
 
 export const RUNNER_HELP = `Usage: spool runner --server URL --token-file PATH --project NAME --name NAME --backend local|docker|ssh [options]
@@ -72,7 +72,13 @@ export function backendFromFlags(values: Record<string, string | boolean | strin
         port: positiveInt("ssh-port", values["ssh-port"] as string | undefined, 22),
         username: need("ssh-user", values["ssh-user"] as string | undefined),
         privateKey: readFileSync(need("ssh-key", values["ssh-key"] as string | undefined)),
-        ...(hostKey ? { hostKeys: readFileSync(hostKey, "utf8").split("\n").filter((l) => l.trim()) } : {}),
+        ...(hostKey
+          ? {
+              hostKeys: readFileSync(hostKey, "utf8")
+                .split("\n")
+                .filter((l) => l.trim()),
+            }
+          : {}),
         ...(values["ssh-known-hosts"] ? { knownHostsFile: values["ssh-known-hosts"] as string } : {}),
         insecureSkipHostKeyCheck: Boolean(values["ssh-insecure"]),
         killGraceMs,

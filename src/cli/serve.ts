@@ -60,11 +60,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGINT", () => shutdown("SIGINT"));
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     // Announce only once the handlers are installed: a client may signal us as soon as it reads this.
-    process.stdout.write(
-      `Spool listening on ${server.url}\n` +
-        `  token file: ${server.config.tokenFile}\n` +
-        `  database:   ${server.config.dbFile}\n`,
-    );
+    process.stdout.write(`Spool listening on ${server.url}\n` + `  token file: ${server.config.tokenFile}\n` + `  database:   ${server.config.dbFile}\n`);
   });
   process.stdout.write("Spool stopped\n");
   return 0;

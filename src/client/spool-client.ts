@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: `request` and untyped listeners are the client's deliberate escape hatch for extension methods and tests of bad input
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
 import type { Transport } from "../rpc/transport.js";
 import { PROTOCOL_VERSION } from "../version.js";
@@ -187,7 +188,11 @@ export class SpoolClient {
   }
 
   /** Resolves with the params of the next notification of `method` that passes `match`. */
-  next<N extends string>(method: N, match: (params: Parameters<Listener<N>>[0]) => boolean = () => true, timeoutMs = 10_000): Promise<Parameters<Listener<N>>[0]> {
+  next<N extends string>(
+    method: N,
+    match: (params: Parameters<Listener<N>>[0]) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<Parameters<Listener<N>>[0]> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();
@@ -207,10 +212,7 @@ export class SpoolClient {
    * live chunks, until every channel ends. After a reconnect it subscribes
    * again from the last seq it received, so nothing is lost or repeated.
    */
-  async watch(
-    target: { run: string; path: string; channel?: number; after?: number },
-    onData: (chunk: StreamChunk) => void,
-  ): Promise<StreamWatch> {
+  async watch(target: { run: string; path: string; channel?: number; after?: number }, onData: (chunk: StreamChunk) => void): Promise<StreamWatch> {
     const lastSeq = new Map<number, number>();
     const endings = new Map<number, { status: number; exit_code?: number | null }>();
     const ids = new Set<string>();
@@ -317,7 +319,11 @@ export class SpoolClient {
       try {
         reply = { jsonrpc: "2.0", id, result: (await handler(params)) ?? null };
       } catch (error) {
-        reply = { jsonrpc: "2.0", id, error: { code: -32603, message: error instanceof Error ? error.message : String(error), data: { code: "INTERNAL_ERROR" } } };
+        reply = {
+          jsonrpc: "2.0",
+          id,
+          error: { code: -32603, message: error instanceof Error ? error.message : String(error), data: { code: "INTERNAL_ERROR" } },
+        };
       }
     }
     if (!this.#closed) this.#transport.send(JSON.stringify(reply));

@@ -1,4 +1,4 @@
-import { Lifecycle, type CoreDeps } from "./lifecycle.js";
+import { type CoreDeps, Lifecycle } from "./lifecycle.js";
 import { Owners } from "./owners.js";
 import { ProducerRegistry } from "./producer-registry.js";
 import { RunnerRegistry } from "./runner-registry.js";
@@ -30,8 +30,18 @@ export function createCore(deps: CoreDeps): Core {
   const runners = new RunnerRegistry();
   const watchers = new WatcherHub(deps.config.limits.maxWatcherBufferBytes);
   const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
-  return { lifecycle, runs: new RunStates(deps), sessions: new Sessions(deps), producers, runners, watchers, repos: deps.repos, config: deps.config, applyFilter: (name, value) => deps.applyFilter(name, value) };
+  return {
+    lifecycle,
+    runs: new RunStates(deps),
+    sessions: new Sessions(deps),
+    producers,
+    runners,
+    watchers,
+    repos: deps.repos,
+    config: deps.config,
+    applyFilter: (name, value) => deps.applyFilter(name, value),
+  };
 }
 
 export type { CoreDeps } from "./lifecycle.js";
-export { ENTRY, RUN, OPEN_RUN, entryStatusWord } from "./status.js";
+export { ENTRY, entryStatusWord, OPEN_RUN, RUN } from "./status.js";

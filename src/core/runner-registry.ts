@@ -165,9 +165,13 @@ export class RunnerRegistry {
       const named = this.get(project.id, requested);
       if (named) return named;
       if (embedded && requested === embedded.name) return useEmbedded();
-      throw new SpoolError("NO_RUNNER", `No runner named "${requested}" is attached to project "${project.name}"; accept with runner "self" to stream the output yourself`, {
-        runner: requested,
-      });
+      throw new SpoolError(
+        "NO_RUNNER",
+        `No runner named "${requested}" is attached to project "${project.name}"; accept with runner "self" to stream the output yourself`,
+        {
+          runner: requested,
+        },
+      );
     }
     const fallback = this.list(project.id).find((r) => r.default);
     if (fallback) return fallback;

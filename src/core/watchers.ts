@@ -53,7 +53,13 @@ export class WatcherHub {
     return this.#subs.get(id);
   }
 
-  add(connection: ConnectionHandle, run: string, path: string, encoding: WatchEncoding, channels: { entryId: number; channel: number; after: number }[]): Subscription {
+  add(
+    connection: ConnectionHandle,
+    run: string,
+    path: string,
+    encoding: WatchEncoding,
+    channels: { entryId: number; channel: number; after: number }[],
+  ): Subscription {
     const sub: Subscription = {
       id: `sub-${this.#nextId++}`,
       connection,
@@ -64,7 +70,16 @@ export class WatcherHub {
       closed: false,
     };
     for (const ch of channels) {
-      sub.channels.set(ch.entryId, { entryId: ch.entryId, channel: ch.channel, lastSent: ch.after, replaying: true, pending: [], pendingBytes: 0, ended: false, endNotice: null });
+      sub.channels.set(ch.entryId, {
+        entryId: ch.entryId,
+        channel: ch.channel,
+        lastSent: ch.after,
+        replaying: true,
+        pending: [],
+        pendingBytes: 0,
+        ended: false,
+        endNotice: null,
+      });
       const set = this.#byEntry.get(ch.entryId) ?? new Set();
       set.add(sub);
       this.#byEntry.set(ch.entryId, set);

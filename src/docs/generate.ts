@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { z } from "zod";
+import { LimitsSchema } from "../config.js";
+import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import { ERRORS } from "../rpc/errors.js";
 import type { MethodRegistry } from "../rpc/registry.js";
-import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
-import { LimitsSchema } from "../config.js";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 

@@ -4,6 +4,7 @@ import type { EntryRow } from "../store/schema.js";
 
 /** Reads `count` lines from 0-based `line` of a streamed entry, at most `maxBytes`. */
 export type LineReader = (entryId: number, line: number, count: number, maxBytes: number) => Promise<LineRead>;
+
 import { cleanTerminalText } from "./terminal-text.js";
 
 /** Rough tokens → characters for budgeting (about 4 characters a token for English text and code). */

@@ -131,7 +131,11 @@ export class OpenAiCompatibleProvider implements ModelProvider {
     const take = (payload: string) => {
       if (payload === "[DONE]") return;
       const event = JSON.parse(payload) as {
-        choices?: { delta?: { content?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] }; finish_reason?: string | null; message?: { content?: string | null; tool_calls?: ToolCall[] } }[];
+        choices?: {
+          delta?: { content?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] };
+          finish_reason?: string | null;
+          message?: { content?: string | null; tool_calls?: ToolCall[] };
+        }[];
         error?: { message?: string };
       };
       if (event.error) throw new ProviderError(`${this.name}: ${event.error.message ?? "error in stream"}`);
@@ -178,7 +182,9 @@ export class OpenAiCompatibleProvider implements ModelProvider {
     return {
       content,
       finishReason,
-      toolCalls: calls.filter(Boolean).map((c, i) => ({ id: c.id || `call_${i}`, type: "function", function: { name: c.name, arguments: c.arguments || "{}" } })),
+      toolCalls: calls
+        .filter(Boolean)
+        .map((c, i) => ({ id: c.id || `call_${i}`, type: "function", function: { name: c.name, arguments: c.arguments || "{}" } })),
     };
   }
 }

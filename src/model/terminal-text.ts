@@ -1,7 +1,6 @@
 // ESC-introduced sequences: CSI (ESC [ … final), OSC (ESC ] … BEL or ST), other two-byte escapes,
 // and the 8-bit CSI introducer. What remains is what a terminal would print.
 const ANSI_PATTERN =
-  // eslint-disable-next-line no-control-regex
   /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[PX^_][^\u001b]*\u001b\\|\u001b[@-Z\\-_]|\u009b[0-?]*[ -/]*[@-~]/g;
 
 /** Removes ANSI escape sequences (colours, cursor moves, titles). */
@@ -31,10 +30,11 @@ function collapseLine(line: string): string {
 /** The text the model sees: escapes removed, carriage-return overwrites collapsed, other controls dropped. */
 export function cleanTerminalText(text: string): string {
   const stripped = stripAnsi(text).replace(/\r\n/g, "\n");
-  return stripped
-    .split("\n")
-    .map(collapseLine)
-    .join("\n")
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "");
+  return (
+    stripped
+      .split("\n")
+      .map(collapseLine)
+      .join("\n")
+      .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "")
+  );
 }

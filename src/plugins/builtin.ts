@@ -1,13 +1,23 @@
+import { agentPlugin } from "../agent/index.js";
 import { entriesPlugin } from "./entries/index.js";
+import { envPlugin } from "./env/index.js";
 import type { Plugin } from "./plugin.js";
+import { proposalsPlugin } from "./proposals/index.js";
+import { runnersPlugin } from "./runners/index.js";
 import { runsPlugin } from "./runs/index.js";
 import { sessionPlugin } from "./session/index.js";
-import { proposalsPlugin } from "./proposals/index.js";
 import { shPlugin } from "./sh/index.js";
-import { envPlugin } from "./env/index.js";
 import { streamPlugin } from "./stream/index.js";
-import { runnersPlugin } from "./runners/index.js";
-import { agentPlugin } from "../agent/index.js";
 
 /** The built-in features, each a plugin like any external one. */
-export const builtinPlugins: readonly Plugin[] = [sessionPlugin, runsPlugin, entriesPlugin, proposalsPlugin, shPlugin, envPlugin, streamPlugin, runnersPlugin, agentPlugin];
+export const builtinPlugins: readonly Plugin[] = [
+  sessionPlugin,
+  runsPlugin,
+  entriesPlugin,
+  proposalsPlugin,
+  shPlugin,
+  envPlugin,
+  streamPlugin,
+  runnersPlugin,
+  agentPlugin,
+];

@@ -5,8 +5,8 @@ import type { Core } from "../core/index.js";
 import type { Logger } from "../logger.js";
 import type { RpcHost } from "../rpc/rpc-host.js";
 import type { Transport } from "../rpc/transport.js";
-import { FILTER_NAMES, HOOK_NAMES, type FilterName, type FilterValues, type HookName, type HookPayloads } from "./hooks.js";
-import { isPlugin, type App, type Plugin, type SchemeDefinition } from "./plugin.js";
+import { FILTER_NAMES, type FilterName, type FilterValues, HOOK_NAMES, type HookName, type HookPayloads } from "./hooks.js";
+import { type App, isPlugin, type Plugin, type SchemeDefinition } from "./plugin.js";
 import type { ServiceKey, Services } from "./services.js";
 
 type AnyHandler = (payload: never) => void | Promise<void>;

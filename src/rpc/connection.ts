@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { JSONRPCClient, type JSONRPCResponse } from "json-rpc-2.0";
-import { ORDER_SEP } from "./method.js";
 import type { ConnectionHandle, ProjectRef } from "./connection-context.js";
 import { rpcError, SpoolError } from "./errors.js";
+import { ORDER_SEP } from "./method.js";
 import type { Transport } from "./transport.js";
 
 export interface ConnectionHost {
@@ -77,11 +77,13 @@ export class ServerConnection implements ConnectionHandle {
     const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(work).finally(() => this.#orderedInFlight--);
     const tails = this.#tails.get(group) ?? new Map<string, Promise<unknown>>();
     this.#tails.set(group, tails);
-    const tail = next.catch(() => undefined).then(() => {
-      if (tails.get(key) !== tail) return;
-      tails.delete(key);
-      if (tails.size === 0 && this.#tails.get(group) === tails) this.#tails.delete(group);
-    });
+    const tail = next
+      .catch(() => undefined)
+      .then(() => {
+        if (tails.get(key) !== tail) return;
+        tails.delete(key);
+        if (tails.size === 0 && this.#tails.get(group) === tails) this.#tails.delete(group);
+      });
     tails.set(key, tail);
     return next;
   }

@@ -31,7 +31,18 @@ type JsonSchema = Record<string, unknown>;
 const COMPONENTS = "#/components/schemas/";
 
 /** Keywords whose value is one schema. */
-const SCHEMA_KEYWORDS = ["additionalItems", "additionalProperties", "contains", "propertyNames", "not", "if", "then", "else", "unevaluatedItems", "unevaluatedProperties"];
+const SCHEMA_KEYWORDS = [
+  "additionalItems",
+  "additionalProperties",
+  "contains",
+  "propertyNames",
+  "not",
+  "if",
+  "then",
+  "else",
+  "unevaluatedItems",
+  "unevaluatedProperties",
+];
 /** Keywords whose value is an array of schemas. */
 const SCHEMA_ARRAY_KEYWORDS = ["allOf", "anyOf", "oneOf", "prefixItems"];
 /** Keywords whose value maps names to schemas. */
@@ -124,7 +135,10 @@ class SchemaCollector {
     if (typeof out === "boolean") out = out ? {} : { not: {} };
     if (rootName) this.components[rootName] = out;
     // A named root comes out as a bare ref to its definition: inline it, so the schema shows its fields.
-    const target = typeof out.$ref === "string" && Object.keys(out).length === 1 && out.$ref.startsWith(COMPONENTS) ? this.components[out.$ref.slice(COMPONENTS.length)] : undefined;
+    const target =
+      typeof out.$ref === "string" && Object.keys(out).length === 1 && out.$ref.startsWith(COMPONENTS)
+        ? this.components[out.$ref.slice(COMPONENTS.length)]
+        : undefined;
     return isObject(target) ? { ...target } : out;
   }
 
@@ -175,7 +189,10 @@ function objectShape(schema: unknown, components: Record<string, JsonSchema>, de
     for (const part of parts) {
       for (const [name, prop] of Object.entries(part.properties)) {
         const seen = properties[name];
-        properties[name] = seen === undefined || JSON.stringify(seen) === JSON.stringify(prop) ? prop : { anyOf: [...(isObject(seen) && Array.isArray(seen.anyOf) && !("type" in seen) ? seen.anyOf : [seen]), prop] };
+        properties[name] =
+          seen === undefined || JSON.stringify(seen) === JSON.stringify(prop)
+            ? prop
+            : { anyOf: [...(isObject(seen) && Array.isArray(seen.anyOf) && !("type" in seen) ? seen.anyOf : [seen]), prop] };
       }
     }
     const required = new Set(Object.keys(properties).filter((name) => parts.every((p) => p.required.has(name))));

@@ -8,7 +8,11 @@ export const ERRORS = {
   PARSE_ERROR: { code: -32700, area: "protocol", summary: "The message is not valid JSON." },
   INVALID_REQUEST: { code: -32600, area: "protocol", summary: "The message is not a JSON-RPC 2.0 request (or is an empty batch)." },
   METHOD_NOT_FOUND: { code: -32601, area: "protocol", summary: "No method of that name is registered." },
-  INVALID_PARAMS: { code: -32602, area: "protocol", summary: "Params fail the method's schema: missing, unknown or mistyped fields; `data.issues` lists each offending path." },
+  INVALID_PARAMS: {
+    code: -32602,
+    area: "protocol",
+    summary: "Params fail the method's schema: missing, unknown or mistyped fields; `data.issues` lists each offending path.",
+  },
   INTERNAL_ERROR: { code: -32603, area: "protocol", summary: "The server failed; the cause is logged on the server, never sent." },
   // Session and access
   UNAUTHORIZED: { code: -32001, area: "session", summary: "Missing or wrong token (also HTTP 401 at the WebSocket upgrade)." },
@@ -25,7 +29,8 @@ export const ERRORS = {
   NOT_OWNER: {
     code: -32012,
     area: "resource",
-    summary: "Only the producer's owner (its runner, or the connection that accepted it with runner \"self\") may write its output or outcome; or a resume token does not match.",
+    summary:
+      'Only the producer\'s owner (its runner, or the connection that accepted it with runner "self") may write its output or outcome; or a resume token does not match.',
   },
   // Streams
   STREAM_CLOSED: { code: -32020, area: "stream", summary: "The channel has already finished; nothing more can be appended." },
@@ -54,11 +59,9 @@ export class SpoolError extends Error {
   }
 }
 
-export const notFound = (what: string, details: Record<string, unknown> = {}) =>
-  new SpoolError("NOT_FOUND", `${what} not found`, details);
+export const notFound = (what: string, details: Record<string, unknown> = {}) => new SpoolError("NOT_FOUND", `${what} not found`, details);
 
-export const conflict = (message: string, details: Record<string, unknown> = {}) =>
-  new SpoolError("CONFLICT", message, details);
+export const conflict = (message: string, details: Record<string, unknown> = {}) => new SpoolError("CONFLICT", message, details);
 
 export interface RpcErrorObject {
   code: number;
@@ -70,9 +73,7 @@ export function rpcError(name: ErrorName, message: string, details: Record<strin
   return { code: ERRORS[name].code, message, data: { ...details, code: name } };
 }
 
-const BY_CODE = new Map<number, ErrorName>(
-  (Object.entries(ERRORS) as [ErrorName, { code: number }][]).map(([name, e]) => [e.code, name]),
-);
+const BY_CODE = new Map<number, ErrorName>((Object.entries(ERRORS) as [ErrorName, { code: number }][]).map(([name, e]) => [e.code, name]));
 
 export function errorNameForCode(code: number): ErrorName | undefined {
   return BY_CODE.get(code);

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import type { z } from "zod";
 import type { ConnectionContext } from "./connection-context.js";
 
 /** Access a method needs: `none` works before `initialize` (ping, discovery). */
@@ -41,7 +41,9 @@ export interface NotificationDefinition<P extends z.ZodType = z.ZodType> {
 export const ORDER_SEP = "\u0001";
 
 /** One definition per RPC method: the schema drives validation, types and discovery. */
-export function defineMethod<P extends z.ZodType, R extends z.ZodType, C extends MethodContext = MethodContext>(def: MethodDefinition<P, R, C>): MethodDefinition<P, R, C> {
+export function defineMethod<P extends z.ZodType, R extends z.ZodType, C extends MethodContext = MethodContext>(
+  def: MethodDefinition<P, R, C>,
+): MethodDefinition<P, R, C> {
   return def;
 }
 

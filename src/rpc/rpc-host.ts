@@ -1,8 +1,8 @@
-import { JSONRPCServer, type JSONRPCRequest, type JSONRPCResponse } from "json-rpc-2.0";
+import { type JSONRPCRequest, type JSONRPCResponse, JSONRPCServer } from "json-rpc-2.0";
 import type { z } from "zod";
 import type { Logger } from "../logger.js";
 import { ServerConnection } from "./connection.js";
-import { errorNameForCode, rpcError, SpoolError, toRpcError, type RpcErrorObject } from "./errors.js";
+import { errorNameForCode, type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
 import type { MethodContext, MethodDefinition } from "./method.js";
 import { MethodRegistry } from "./registry.js";
 import type { Transport } from "./transport.js";
@@ -60,9 +60,7 @@ export class RpcHost {
     private readonly events: RpcHostEvents,
   ) {
     this.#server.handleMethodNotFound = async (request: JSONRPCRequest) =>
-      request.id === undefined
-        ? null
-        : { jsonrpc: "2.0", id: request.id, error: rpcError("METHOD_NOT_FOUND", `Method not found: ${String(request.method)}`) };
+      request.id === undefined ? null : { jsonrpc: "2.0", id: request.id, error: rpcError("METHOD_NOT_FOUND", `Method not found: ${String(request.method)}`) };
   }
 
   /** Binds every registered method to the JSON-RPC server; called once at start-up. */

@@ -14,7 +14,16 @@ export function createMemoryTransportPair(): [Transport, Transport] {
     const messageListeners: ((text: string) => void)[] = [];
     const closeListeners: ((code: number, reason: string) => void)[] = [];
     let closed = false;
-    return { messageListeners, closeListeners, get closed() { return closed; }, set closed(v: boolean) { closed = v; } };
+    return {
+      messageListeners,
+      closeListeners,
+      get closed() {
+        return closed;
+      },
+      set closed(v: boolean) {
+        closed = v;
+      },
+    };
   };
   const a = make();
   const b = make();

@@ -215,27 +215,25 @@ export class ChannelSender {
     const generation = this.#generation;
     this.#inFlight++;
     const { run, path, channel } = this.target;
-    client
-      .request("stream", { run, path, channel, seq, chunk: payload.chunk, ...(payload.encoding === "base64" ? { encoding: "base64" } : {}) })
-      .then(
-        () => {
-          if (generation !== this.#generation) return;
-          this.#settled();
-          this.#unacked.delete(seq);
-          this.#pump();
-        },
-        (error: unknown) => {
-          if (generation !== this.#generation) return;
-          this.#settled();
-          // The connection dropped: the chunk stays unacknowledged until `resume` after the reconnect.
-          if (error instanceof ConnectionClosedError) return;
-          // STREAM_CLOSED, NOT_FOUND, SEQ_GAP…: the server will not take this channel's output any more.
-          if (!this.#refused) {
-            this.refuse();
-            this.options.onRefused(error instanceof SpoolRpcError ? error : new SpoolRpcError(String(error), -32603, undefined));
-          }
-        },
-      );
+    client.request("stream", { run, path, channel, seq, chunk: payload.chunk, ...(payload.encoding === "base64" ? { encoding: "base64" } : {}) }).then(
+      () => {
+        if (generation !== this.#generation) return;
+        this.#settled();
+        this.#unacked.delete(seq);
+        this.#pump();
+      },
+      (error: unknown) => {
+        if (generation !== this.#generation) return;
+        this.#settled();
+        // The connection dropped: the chunk stays unacknowledged until `resume` after the reconnect.
+        if (error instanceof ConnectionClosedError) return;
+        // STREAM_CLOSED, NOT_FOUND, SEQ_GAP…: the server will not take this channel's output any more.
+        if (!this.#refused) {
+          this.refuse();
+          this.options.onRefused(error instanceof SpoolRpcError ? error : new SpoolRpcError(String(error), -32603, undefined));
+        }
+      },
+    );
   }
 
   #settled(): void {

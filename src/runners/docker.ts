@@ -1,6 +1,6 @@
 import type { Duplex, Readable } from "node:stream";
 import Docker from "dockerode";
-import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec, type ExecutionTarget } from "./backend.js";
+import { type Backend, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, StartError } from "./backend.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -157,9 +157,13 @@ export class DockerBackend implements Backend {
     if (spec.stdin) stream.end(spec.stdin);
     const demux = new DockerDemuxer();
     stream.pipe(demux);
-    const control = supervise(spec, async (signal) => {
-      await this.#engine.killContainer(id, signal).catch(ignore); // a container that already stopped is fine
-    }, { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal });
+    const control = supervise(
+      spec,
+      async (signal) => {
+        await this.#engine.killContainer(id, signal).catch(ignore); // a container that already stopped is fine
+      },
+      { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal },
+    );
     const result = (async (): Promise<ExecResult> => {
       await ended(stream);
       // The exit code is read after the output has ended; a container that cannot be inspected is "unknown".
@@ -197,19 +201,23 @@ export class DockerBackend implements Backend {
       pid = p;
       return describe();
     });
-    const control = supervise(spec, async (signal) => {
-      const target = pid;
-      if (target === null) return;
-      const sig = signal === "SIGKILL" ? "KILL" : "TERM";
-      // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid).
-      const kill = await this.#engine
-        .exec(container, { cmd: ["/bin/sh", "-c", `kill -${sig} -- -${target} 2>/dev/null || kill -${sig} ${target}`], env: [], stdin: false })
-        .catch(() => null);
-      if (kill) {
-        kill.stream.resume();
-        await ended(kill.stream);
-      }
-    }, { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal });
+    const control = supervise(
+      spec,
+      async (signal) => {
+        const target = pid;
+        if (target === null) return;
+        const sig = signal === "SIGKILL" ? "KILL" : "TERM";
+        // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid).
+        const kill = await this.#engine
+          .exec(container, { cmd: ["/bin/sh", "-c", `kill -${sig} -- -${target} 2>/dev/null || kill -${sig} ${target}`], env: [], stdin: false })
+          .catch(() => null);
+        if (kill) {
+          kill.stream.resume();
+          await ended(kill.stream);
+        }
+      },
+      { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal },
+    );
     const result = (async (): Promise<ExecResult> => {
       await ended(stream);
       // After the output has ended, the exit code; null (unknown) when the engine has none. Never assumed 0.

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec } from "./backend.js";
+import { type Backend, type ExecResult, type ExecSpec, type Execution, StartError } from "./backend.js";
 import { OutputPipe } from "./output.js";
 import { supervise, withManyListeners } from "./supervise.js";
 

@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
-import { StartError, type Backend, type Execution, type ExecResult, type ExecSpec, type ExecutionTarget } from "./backend.js";
+import { type Backend, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, StartError } from "./backend.js";
 import { PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -156,9 +156,7 @@ export class SshBackend implements Backend {
   /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
   readonly #closing = withManyListeners(new AbortController());
 
-  constructor(
-    private readonly options: SshOptions & { killGraceMs?: number; shell?: RemoteShell },
-  ) {
+  constructor(private readonly options: SshOptions & { killGraceMs?: number; shell?: RemoteShell }) {
     this.#shell = options.shell ?? ssh2Shell(options);
   }
 

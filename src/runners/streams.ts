@@ -1,4 +1,4 @@
-import { PassThrough, Transform, Writable, type TransformCallback } from "node:stream";
+import { PassThrough, Transform, type TransformCallback, Writable } from "node:stream";
 
 /**
  * Splits Docker's multiplexed attach/exec stream (8-byte frame headers: type,
@@ -59,12 +59,16 @@ export class PidLine extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.#head === null) return callback(null, chunk);
+    if (this.#head === null) {
+      callback(null, chunk);
+      return;
+    }
     const joined = Buffer.concat([this.#head, chunk]);
     const newline = joined.indexOf(10);
     if (newline === -1 && joined.length < 32) {
       this.#head = joined;
-      return callback();
+      callback();
+      return;
     }
     const line = joined.subarray(0, newline === -1 ? 0 : newline).toString();
     this.#resolve(/^\d+$/.test(line) ? Number(line) : null);

@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
-import { lineCount } from "./entries.js";
 import type { Store } from "./database.js";
+import { lineCount } from "./entries.js";
 import type { ChunkRow, Database, EntryRow } from "./schema.js";
 
 export function countNewlines(data: Buffer): number {
@@ -54,7 +54,7 @@ function queueFor(store: Store): AppendQueue {
     if (seq !== undefined && seq <= entry.last_seq) {
       // A retry is acknowledged only with the bytes already stored under its seq (one chunk read, O(chunk)).
       const previous = stored.get(entryId, seq);
-      if (!previous || !previous.data.equals(data)) return { kind: "mismatch", seq };
+      if (!previous?.data.equals(data)) return { kind: "mismatch", seq };
       return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
     }
     if (entry.status !== open) return { kind: "closed", status: entry.status };
@@ -91,7 +91,7 @@ function flush(queue: AppendQueue): void {
     for (const item of items) item.reject(error);
     return;
   }
-  items.forEach((item, i) => item.resolve(outcomes[i]!));
+  for (const [i, item] of items.entries()) item.resolve(outcomes[i]!);
 }
 
 /**
@@ -119,22 +119,11 @@ export function appendChunk(store: Store, entryId: number, data: Buffer, seq: nu
 
 /** Chunks with seq in (after, after + limit], in order. */
 export function readChunksAfter(db: Kysely<Database>, entryId: number, after: number, limit: number): Promise<ChunkRow[]> {
-  return db
-    .selectFrom("chunks")
-    .selectAll()
-    .where("entry_id", "=", entryId)
-    .where("seq", ">", after)
-    .orderBy("seq")
-    .limit(limit)
-    .execute();
+  return db.selectFrom("chunks").selectAll().where("entry_id", "=", entryId).where("seq", ">", after).orderBy("seq").limit(limit).execute();
 }
 
 /** The chunk holding the start of line `line` (0-based): an index lookup, never a scan. */
-async function chunkStartingLine(
-  db: Kysely<Database>,
-  entryId: number,
-  line: number,
-): Promise<{ seq: number; skipNewlines: number } | undefined> {
+async function chunkStartingLine(db: Kysely<Database>, entryId: number, line: number): Promise<{ seq: number; skipNewlines: number } | undefined> {
   if (line === 0) return { seq: 0, skipNewlines: 0 };
   // The line starts after the line-th newline; it lies in the last chunk with fewer newlines before it.
   const row = await db
@@ -161,13 +150,7 @@ export interface LineRead {
  * Reads `count` lines starting at 0-based `line` from a streamed entry, reading
  * only the chunks that hold them.
  */
-export async function readLines(
-  db: Kysely<Database>,
-  entryId: number,
-  line: number,
-  count: number,
-  maxBytes: number,
-): Promise<LineRead> {
+export async function readLines(db: Kysely<Database>, entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> {
   const start = await chunkStartingLine(db, entryId, line);
   if (!start || count <= 0) return { data: Buffer.alloc(0), lines: 0, truncated: false };
   const parts: Buffer[] = [];

@@ -37,6 +37,11 @@ export async function setLoopStatus(db: Kysely<Database>, id: number, status: nu
 
 /** Ends every loop of a run whose status is in `from` with `status`; returns how many. */
 export async function finishLoopsIn(db: Kysely<Database>, runId: number, from: readonly number[], status: number): Promise<number> {
-  const result = await db.updateTable("loops").set({ status, finished_at: Date.now() }).where("run_id", "=", runId).where("status", "in", from).executeTakeFirst();
+  const result = await db
+    .updateTable("loops")
+    .set({ status, finished_at: Date.now() })
+    .where("run_id", "=", runId)
+    .where("status", "in", from)
+    .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }

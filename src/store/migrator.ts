@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Migrator, type Migration, type MigrationProvider, type MigrationResult } from "kysely";
+import { type Migration, type MigrationProvider, type MigrationResult, Migrator } from "kysely";
 import type { Store } from "./database.js";
 
 export const MIGRATION_TABLE = "spool_migrations";
@@ -18,7 +18,9 @@ export class SqlFileMigrationProvider implements MigrationProvider {
 
   async getMigrations(): Promise<Record<string, Migration>> {
     const migrations: Record<string, Migration> = {};
-    const files = readdirSync(this.folder).filter((f) => FILE_PATTERN.test(f)).sort();
+    const files = readdirSync(this.folder)
+      .filter((f) => FILE_PATTERN.test(f))
+      .sort();
     for (const file of files) {
       const sql = readFileSync(join(this.folder, file), "utf8");
       migrations[file] = {

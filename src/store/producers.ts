@@ -79,7 +79,11 @@ export async function closeChannels(db: Kysely<Database>, log: EntryRow, plan: F
     const now = Date.now();
     for (const ch of open) {
       const attributes = { ...(JSON.parse(ch.attributes) as Attributes), ...plan.channelAttributes };
-      await trx.updateTable("entries").set({ status: plan.status, attributes: JSON.stringify(attributes), updated_at: now }).where("id", "=", ch.id).execute();
+      await trx
+        .updateTable("entries")
+        .set({ status: plan.status, attributes: JSON.stringify(attributes), updated_at: now })
+        .where("id", "=", ch.id)
+        .execute();
       ch.status = plan.status;
       ch.attributes = JSON.stringify(attributes);
       ch.updated_at = now;
@@ -95,12 +99,7 @@ export async function closeChannels(db: Kysely<Database>, log: EntryRow, plan: F
 }
 
 /** Producers of a project assigned to `runner` (log attribute) that still have a channel at `open`. */
-export async function listRunnerProducers(
-  db: Kysely<Database>,
-  projectId: number,
-  runner: string,
-  open: number,
-): Promise<{ id: number; path: string }[]> {
+export async function listRunnerProducers(db: Kysely<Database>, projectId: number, runner: string, open: number): Promise<{ id: number; path: string }[]> {
   return db
     .selectFrom("entries as log")
     .innerJoin("runs", "runs.id", "log.run_id")
@@ -108,6 +107,8 @@ export async function listRunnerProducers(
     .where("runs.project_id", "=", projectId)
     .where("log.scheme", "=", "log")
     .where(sql<string>`json_extract(log.attributes, '$.runner')`, "=", runner)
-    .where(({ exists, selectFrom }) => exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", open)))
+    .where(({ exists, selectFrom }) =>
+      exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", open)),
+    )
     .execute();
 }

@@ -44,6 +44,6 @@ export function createRepositories(store: Store) {
 }
 
 export type Repositories = ReturnType<typeof createRepositories>;
-export { lineCount, parseAttributes, type Attributes } from "./entries.js";
-export { countNewlines, type AppendOutcome, type LineRead } from "./chunks.js";
+export { type AppendOutcome, countNewlines, type LineRead } from "./chunks.js";
+export { type Attributes, lineCount, parseAttributes } from "./entries.js";
 export { UniqueViolation } from "./errors.js";

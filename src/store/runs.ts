@@ -27,12 +27,19 @@ export function listRuns(
 }
 
 export async function updateRun(db: Kysely<Database>, id: number, update: RunUpdate): Promise<void> {
-  await db.updateTable("runs").set({ ...update, updated_at: Date.now() }).where("id", "=", id).execute();
+  await db
+    .updateTable("runs")
+    .set({ ...update, updated_at: Date.now() })
+    .where("id", "=", id)
+    .execute();
 }
 
 /** The highest run id so far, used to name runs created without an alias. */
 export async function maxRunId(db: Kysely<Database>): Promise<number> {
-  const row = await db.selectFrom("runs").select((eb) => eb.fn.max("id").as("max")).executeTakeFirst();
+  const row = await db
+    .selectFrom("runs")
+    .select((eb) => eb.fn.max("id").as("max"))
+    .executeTakeFirst();
   return Number(row?.max ?? 0);
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
-import { eventually, startTestServer, tempDir, type TestServer } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" });
 
@@ -110,14 +110,18 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const aborted = await a.request("run/abort", { run: "r3", reason: "enough" });
     expect(aborted.run.status).toBe(499);
     expect(aborted.cancelled).toEqual([notice.path]);
-    await eventually(() => {
-      try {
-        process.kill(pid!, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 5_000, "the process to be killed");
+    await eventually(
+      () => {
+        try {
+          process.kill(pid!, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      5_000,
+      "the process to be killed",
+    );
     expect((await a.request("entry/get", { run: "r3", path: channels[0].path })).status).toBe(499);
     await expect(a.request("run/abort", { run: "r3" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
     expect(model.requests).toHaveLength(1); // the model is not called again
@@ -150,7 +154,9 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     expect(result.length).toBeLessThan(20_000);
     expect(result).toMatch(/^1\n2\n3\n/m);
     expect(result).toContain("2600000");
-    expect(result).toMatch(/\[… [\d]+ lines \(about \d+ bytes\) of sh:\/\/turn_1\/seq-1-2600000_1 left out \(2600000 lines in all\); read them with the get tool: \{"path": "sh:\/\/turn_1\/seq-1-2600000_1", "line": \d+, "limit": 200\} …\]/);
+    expect(result).toMatch(
+      /\[… [\d]+ lines \(about \d+ bytes\) of sh:\/\/turn_1\/seq-1-2600000_1 left out \(2600000 lines in all\); read them with the get tool: \{"path": "sh:\/\/turn_1\/seq-1-2600000_1", "line": \d+, "limit": 200\} …\]/,
+    );
     const stored = await a.request("entry/get", { run: "r4", path: channels[0].path, tail: 1 });
     expect(stored.bytes).toBeGreaterThan(18_000_000);
     expect(stored.body).toBe("2600000\n");
@@ -201,7 +207,11 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
 
   it("retries 429 and 5xx; a context-length refusal ends the loop with an error entry", async () => {
     const a = await ts.clientIn("agent");
-    model.reply({ status: 429, body: { error: { message: "slow down" } }, headers: { "retry-after": "0" } }, { status: 503, body: "busy" }, { text: "made it" });
+    model.reply(
+      { status: 429, body: { error: { message: "slow down" } }, headers: { "retry-after": "0" } },
+      { status: 503, body: "busy" },
+      { text: "made it" },
+    );
     await a.request("run/create", { alias: "r8", model: "test", prompt: "retry please" });
     await runStatus(a, "r8", 200, 20_000);
     expect(model.requests).toHaveLength(3);

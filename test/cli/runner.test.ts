@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnRunner } from "../helpers/process.js";
-import { startTestServer, tempDir, type TestServer } from "../helpers/server.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 describe("spool runner", () => {
   let ts: TestServer;

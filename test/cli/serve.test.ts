@@ -37,7 +37,10 @@ describe("spool serve", () => {
       const { runners } = await client.request("runner/list", {});
       return { client, names: runners.map((r: { name: string }) => r.name) };
     };
-    for (const [args, env] of [[["--no-local-runner"], {}], [[], { SPOOL_LOCAL_RUNNER: "off" }]] as const) {
+    for (const [args, env] of [
+      [["--no-local-runner"], {}],
+      [[], { SPOOL_LOCAL_RUNNER: "off" }],
+    ] as const) {
       const server = await spawnServe(["--port", "0", "--home", home, ...args], env);
       const { client, names: listed } = await names(server);
       expect(listed).toEqual([]);
@@ -68,7 +71,7 @@ describe("spool serve", () => {
     const proc = await spawnServe([], { SPOOL_HOME: home, SPOOL_HOST: "127.0.0.2", SPOOL_PORT: "0" });
     expect(proc.url).toMatch(/^ws:\/\/127\.0\.0\.2:\d+\/$/);
     const code = await proc.stop();
-    expect(code, proc.output() + " signal=" + proc.child.signalCode).toBe(0);
+    expect(code, `${proc.output()} signal=${proc.child.signalCode}`).toBe(0);
   });
 
   it("refuses a bad --port with a message and exit code 1", async () => {

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient, SpoolRpcError } from "spool/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 describe("the typed client (spool/client)", () => {
@@ -29,7 +29,10 @@ describe("the typed client (spool/client)", () => {
     await producer.call("run/create", { alias: "watched" });
     const { path } = await producer.call("proposal/create", { run: "watched", tool: "sh", command: "produce" });
     await producer.call("run/resolve", { run: "watched", path, decision: "accept", runner: "self" });
-    const watcher = await SpoolClient.open(ts.server.url, { token: ts.server.token, reconnect: { project: "typed", minMs: 20, client: { name: "watcher", version: "1" } } });
+    const watcher = await SpoolClient.open(ts.server.url, {
+      token: ts.server.token,
+      reconnect: { project: "typed", minMs: 20, client: { name: "watcher", version: "1" } },
+    });
     const got: string[] = [];
     const watch = await watcher.watch({ run: "watched", path, channel: 1 }, (c) => got.push(c.data.toString()));
     const reconnected = new Promise<void>((resolve) => watcher.onReconnect(resolve));

@@ -51,7 +51,11 @@ describe("a producer has one owner", () => {
 
     expect(await runner.client.request("stream", { run: "r", path, channel: 1, chunk: "3 failed\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: false });
     expect(await runner.client.request("stream/completed", { run: "r", path, exit_code: 1, duration: "1.2s" })).toMatchObject({ status: 500, changed: true });
-    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: 500, body: "3 failed\n", attributes: { exit_code: 1, duration: 1200 } });
+    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({
+      status: 500,
+      body: "3 failed\n",
+      attributes: { exit_code: 1, duration: 1200 },
+    });
     const log = await person.request("entry/get", { run: "r", path });
     expect(log.body).toBe("$ npm test → exit 1 in 1200 ms; stdout 9 bytes/1 line, stderr 0 bytes/0 lines");
     // Once finished, a forged completion reports what is there and changes nothing.
@@ -94,10 +98,17 @@ describe("a producer has one owner", () => {
     gone.close();
     back.close();
     const again = await ts.clientIn("vanish");
-    expect(await again.request("stream/claim", { run: "r", path: kept, token: resolved.resumeToken })).toMatchObject({ status: 102, channels: [{ lastSeq: 1 }, { lastSeq: 0 }] });
+    expect(await again.request("stream/claim", { run: "r", path: kept, token: resolved.resumeToken })).toMatchObject({
+      status: 102,
+      channels: [{ lastSeq: 1 }, { lastSeq: 0 }],
+    });
     await again.request("stream", { run: "r", path: kept, channel: 1, chunk: "b\n", seq: 2 });
     expect(await ended).toMatchObject({ status: 499, outcome: "aborted", reason: "owner lost" });
-    expect(await watcher.request("entry/get", { run: "r", path: "sh://turn_1/lost-one_1" })).toMatchObject({ status: 499, body: "a\n", attributes: { reason: "owner lost" } });
+    expect(await watcher.request("entry/get", { run: "r", path: "sh://turn_1/lost-one_1" })).toMatchObject({
+      status: 499,
+      body: "a\n",
+      attributes: { reason: "owner lost" },
+    });
     expect(await again.request("stream/completed", { run: "r", path: kept, exit_code: 0 })).toMatchObject({ status: 200, changed: true });
     // A token does not open someone else's producer, and a wrong one opens nothing.
     await expect(again.request("stream/claim", { run: "r", path: lost, token: resolved.resumeToken })).rejects.toMatchObject(code("NOT_OWNER"));
@@ -118,14 +129,18 @@ describe("a producer has one owner", () => {
     await closed;
 
     const thief = await ts.clientIn("steal");
-    await eventually(async () => {
-      try {
-        await thief.request("runner/attach", { name: "ci", backend: "local", resume: [{ run: "r", path }] });
-        return false;
-      } catch (error) {
-        return (error as { data?: { code?: string } }).data?.code === "NOT_OWNER";
-      }
-    }, 2_000, "the name to be held for its runner");
+    await eventually(
+      async () => {
+        try {
+          await thief.request("runner/attach", { name: "ci", backend: "local", resume: [{ run: "r", path }] });
+          return false;
+        } catch (error) {
+          return (error as { data?: { code?: string } }).data?.code === "NOT_OWNER";
+        }
+      },
+      2_000,
+      "the name to be held for its runner",
+    );
     await expect(thief.request("runner/attach", { name: "ci", backend: "local", resumeToken: "x".repeat(32) })).rejects.toMatchObject(code("NOT_OWNER"));
     await expect(thief.request("stream", { run: "r", path, channel: 1, chunk: "forged\n", seq: 2 })).rejects.toMatchObject(code("NOT_OWNER"));
 

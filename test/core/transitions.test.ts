@@ -30,7 +30,19 @@ function connection(id: string): ConnectionHandle {
 }
 
 type State = "proposed" | "streaming" | "done" | "failed" | "cancelled" | "rejected";
-type Op = "accept" | "reject" | "start" | "append" | "append by another" | "complete" | "complete by another" | "abort" | "cancel" | "lose" | "claim" | "claim with a wrong token";
+type Op =
+  | "accept"
+  | "reject"
+  | "start"
+  | "append"
+  | "append by another"
+  | "complete"
+  | "complete by another"
+  | "abort"
+  | "cancel"
+  | "lose"
+  | "claim"
+  | "claim with a wrong token";
 
 /**
  * What each operation does from each state: the state afterwards (the same
@@ -184,7 +196,8 @@ describe("the producer lifecycle, every operation from every state", () => {
     let token = "a-token-that-was-never-issued";
     if (state === "rejected") await core.lifecycle.reject(project, target, { by: "test" });
     if (!["proposed", "rejected"].includes(state)) token = (await core.lifecycle.accept(owner, project, target, { runner: "self" })).resumeToken!;
-    if (state === "done" || state === "failed") await core.lifecycle.finishByOwner(owner, project, target, { kind: "completed", exit_code: state === "done" ? 0 : 1 });
+    if (state === "done" || state === "failed")
+      await core.lifecycle.finishByOwner(owner, project, target, { kind: "completed", exit_code: state === "done" ? 0 : 1 });
     if (state === "cancelled") await core.lifecycle.cancel(project, target, "test");
     return { run, log, target, token };
   }

@@ -5,7 +5,12 @@ import { fieldList, fieldType } from "../../src/docs/generate.js";
 // SPEC.md's parameter tables render each field as `name`: type. These pin the rendering.
 describe("SPEC field types", () => {
   it("renders every kind of field a method schema uses", () => {
-    const Tree: z.ZodType = z.object({ label: z.string(), get children() { return z.array(Tree); } });
+    const Tree: z.ZodType = z.object({
+      label: z.string(),
+      get children() {
+        return z.array(Tree);
+      },
+    });
     const schema = z.strictObject({
       count: z.number().int(),
       ratio: z.number(),

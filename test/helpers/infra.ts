@@ -35,9 +35,11 @@ export function describeWithInfra(kind: "ssh" | "docker" | "local", name: string
   }
   const missing = kind === "ssh" ? sshMissing() : infra.dockerImage ? null : "SPOOL_TEST_DOCKER_IMAGE is not set (run scripts/test-infra.sh up)";
   if (missing && infraRequired) {
-    describe(name, () => it(`needs ${kind}`, () => {
-      throw new Error(`SPOOL_TEST_INFRA=required but ${kind} is missing: ${missing}`);
-    }));
+    describe(name, () =>
+      it(`needs ${kind}`, () => {
+        throw new Error(`SPOOL_TEST_INFRA=required but ${kind} is missing: ${missing}`);
+      }),
+    );
     return;
   }
   if (missing) {
@@ -53,5 +55,7 @@ export function sshKey(): Buffer {
 }
 
 export function sshHostKeys(): string[] {
-  return readFileSync(infra.ssh!.hostKeyFile, "utf8").split("\n").filter((l) => l.trim());
+  return readFileSync(infra.ssh!.hostKeyFile, "utf8")
+    .split("\n")
+    .filter((l) => l.trim());
 }

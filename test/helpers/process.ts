@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
@@ -95,8 +95,14 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
       }
     }
   };
-  child.stdout!.on("data", (d: Buffer) => ((out.stdout += d.toString()), check()));
-  child.stderr!.on("data", (d: Buffer) => ((out.stderr += d.toString()), check()));
+  child.stdout!.on("data", (d: Buffer) => {
+    out.stdout += d.toString();
+    check();
+  });
+  child.stderr!.on("data", (d: Buffer) => {
+    out.stderr += d.toString();
+    check();
+  });
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return {
     child,
@@ -104,8 +110,18 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
     stderr: () => out.stderr,
     waitFor: (pattern, stream = "stdout", timeoutMs = 20_000) =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in ${stream}:\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`)), timeoutMs);
-        watchers.push({ pattern, stream, resolve: () => (clearTimeout(timer), resolve()) });
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${pattern} in ${stream}:\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`)),
+          timeoutMs,
+        );
+        watchers.push({
+          pattern,
+          stream,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
         check();
       }),
     write: (text) => child.stdin!.write(text),

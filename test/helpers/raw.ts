@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import type { Transport } from "../../src/rpc/transport.js";
 
 /** Sends raw text over a transport and resolves with the next parsed message. */

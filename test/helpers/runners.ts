@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { eventually } from "./server.js";
 

@@ -64,7 +64,9 @@ export class ScriptedModel {
     const next = this.#script.shift();
     const reply: Reply = next ? next(request) : { text: "(the script has no more answers)" };
     if ("status" in reply) {
-      res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers }).end(typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body));
+      res
+        .writeHead(reply.status, { "content-type": "application/json", ...reply.headers })
+        .end(typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body));
       return;
     }
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
@@ -79,7 +81,11 @@ export class ScriptedModel {
       const args = JSON.stringify(tool.arguments);
       const half = Math.floor(args.length / 2);
       // Arguments arrive in pieces, as real servers send them.
-      send({ tool_calls: [{ index, id: tool.id ?? `call_${this.requests.length}_${index}`, type: "function", function: { name: tool.name, arguments: args.slice(0, half) } }] });
+      send({
+        tool_calls: [
+          { index, id: tool.id ?? `call_${this.requests.length}_${index}`, type: "function", function: { name: tool.name, arguments: args.slice(0, half) } },
+        ],
+      });
       send({ tool_calls: [{ index, function: { arguments: args.slice(half) } }] });
     }
     send({}, reply.tools?.length ? "tool_calls" : "stop");

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
-import { startServer, type SpoolServer, type StartOptions } from "../../src/server.js";
+import { type SpoolServer, type StartOptions, startServer } from "../../src/server.js";
 
 export type TransportKind = "memory" | "websocket";
 

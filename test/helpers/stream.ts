@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import type { SpoolClient } from "../../src/client/spool-client.js";
 
 /** Creates a run and an accepted `sh` proposal streamed by the accepting side; returns its paths. */
@@ -40,7 +41,12 @@ export function collect(client: SpoolClient, subscription: () => string | undefi
     finished: finished.then(() => undefined),
     /** Call once the subscription id is known, in case every end already arrived. */
     recheck: () => check(),
-    bytes: (channel: number) => Buffer.concat(mine().filter((c) => c.channel === channel).map((c) => c.data)),
+    bytes: (channel: number) =>
+      Buffer.concat(
+        mine()
+          .filter((c) => c.channel === channel)
+          .map((c) => c.data),
+      ),
   };
 }
 

@@ -41,7 +41,10 @@ describe("reading entries", () => {
   });
 
   it("tail with line is refused as invalid params", async () => {
-    await expect(c.request("entry/get", { run: "r", path: out, tail: 1, line: 1 })).rejects.toMatchObject({ code: -32602, data: { issues: [{ path: "tail" }] } });
+    await expect(c.request("entry/get", { run: "r", path: out, tail: 1, line: 1 })).rejects.toMatchObject({
+      code: -32602,
+      data: { issues: [{ path: "tail" }] },
+    });
   });
 
   it("slices work on inline bodies (log entries) too", async () => {

@@ -24,7 +24,9 @@ describe("plugin host", () => {
 
   it("a duplicate method is an error naming the plugin that owns it", async () => {
     const dup = definePlugin({ name: "dup", setup: (app) => app.method(hello("ping")) });
-    await expect(startTestServer({ extraPlugins: [dup] })).rejects.toThrow('Method "ping" registered by plugin "dup" is already registered by plugin "session"');
+    await expect(startTestServer({ extraPlugins: [dup] })).rejects.toThrow(
+      'Method "ping" registered by plugin "dup" is already registered by plugin "session"',
+    );
   });
 
   it("an unknown hook name is an error listing the known ones", async () => {

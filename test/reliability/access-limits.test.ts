@@ -1,10 +1,10 @@
 import { realpathSync } from "node:fs";
 import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConnectError } from "../../src/client/ws-transport.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { ConnectError } from "../../src/client/ws-transport.js";
 import { acceptCommand, finished } from "../helpers/runners.js";
-import { startTestServer, tempDir, type TestServer } from "../helpers/server.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 describe("projects are walled off from each other", () => {
   let ts: TestServer;
@@ -74,7 +74,10 @@ describe("configurable limits", () => {
     const strict = await startTestServer();
     const loose = await startTestServer({ limits: { allowCwdOutsideRoot: true } });
     try {
-      for (const [ts, allowed] of [[strict, false], [loose, true]] as const) {
+      for (const [ts, allowed] of [
+        [strict, false],
+        [loose, true],
+      ] as const) {
         const c = await ts.clientIn("cwd");
         await c.call("run/create", { alias: "r" });
         const attempt = c.call("proposal/create", { run: "r", tool: "sh", command: "pwd", cwd: ".." });
@@ -118,10 +121,12 @@ describe("configurable limits", () => {
       await c.call("run/create", { alias: "r" });
       const { path } = await c.call("proposal/create", { run: "r", tool: "sh", command: "burst" });
       await c.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
-      const calls = Array.from({ length: 40 }, (_, i) => c.call("stream", { run: "r", path, channel: 1, chunk: `${i}\n` }).then(
-        (r) => ({ ok: true as const, seq: r.seq }),
-        (e: { data?: { code?: string } }) => ({ ok: false as const, code: e.data?.code }),
-      ));
+      const calls = Array.from({ length: 40 }, (_, i) =>
+        c.call("stream", { run: "r", path, channel: 1, chunk: `${i}\n` }).then(
+          (r) => ({ ok: true as const, seq: r.seq }),
+          (e: { data?: { code?: string } }) => ({ ok: false as const, code: e.data?.code }),
+        ),
+      );
       const outcomes = await Promise.all(calls);
       const refused = outcomes.filter((o) => !o.ok);
       expect(refused.length).toBeGreaterThan(0);

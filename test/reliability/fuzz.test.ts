@@ -1,5 +1,5 @@
-import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /** A small seeded PRNG so a failure can be replayed. */
@@ -42,12 +42,13 @@ describe("hostile input", () => {
       "sh://turn_1/target_1",
       log,
       "'; DROP TABLE runs; --",
-      "\" OR 1=1 --",
+      '" OR 1=1 --',
       "\u0000\u0001\u0002",
       "x".repeat(100_000),
       "é✓😀",
       "fuzz-run",
       "\ud800",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a deliberate injection payload
       "${process.exit()}",
     ];
     const numbers = [-1, 0, 1, 2 ** 31, 2 ** 53 + 1, -(2 ** 53), 1e308, -1e308, 0.5, 1e-300];
@@ -72,8 +73,37 @@ describe("hostile input", () => {
           return deep(200 + Math.floor(rand() * 2000));
       }
     };
-    const fields = ["run", "path", "channel", "chunk", "seq", "encoding", "decision", "runner", "tool", "command", "cwd", "env", "tail", "line", "limit", "project", "protocolVersion", "alias", "model", "prompt", "subscription", "after", "reason", "name", "backend", "__proto__", "constructor"];
-    const params = (depth = 0): Record<string, unknown> => Object.fromEntries(Array.from({ length: Math.floor(rand() * 6) }, () => [pick(fields), value(depth)]));
+    const fields = [
+      "run",
+      "path",
+      "channel",
+      "chunk",
+      "seq",
+      "encoding",
+      "decision",
+      "runner",
+      "tool",
+      "command",
+      "cwd",
+      "env",
+      "tail",
+      "line",
+      "limit",
+      "project",
+      "protocolVersion",
+      "alias",
+      "model",
+      "prompt",
+      "subscription",
+      "after",
+      "reason",
+      "name",
+      "backend",
+      "__proto__",
+      "constructor",
+    ];
+    const params = (depth = 0): Record<string, unknown> =>
+      Object.fromEntries(Array.from({ length: Math.floor(rand() * 6) }, () => [pick(fields), value(depth)]));
 
     const socket = new WebSocket(ts.server.url, { headers: { Authorization: `Bearer ${ts.server.token}` }, maxPayload: 64 * 1024 * 1024 });
     await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
@@ -110,7 +140,12 @@ describe("hostile input", () => {
         expectedAnonymous++;
       } else if (kind < 0.85) {
         // Valid JSON, not a valid request: -32600, with the id when the id itself is valid.
-        const withId = [{ id: i }, { jsonrpc: "1.0", id: i, method: "ping" }, { jsonrpc: "2.0", id: i, method: 7 }, { jsonrpc: "2.0", id: i, method: "ping", params: "x" }];
+        const withId = [
+          { id: i },
+          { jsonrpc: "1.0", id: i, method: "ping" },
+          { jsonrpc: "2.0", id: i, method: 7 },
+          { jsonrpc: "2.0", id: i, method: "ping", params: "x" },
+        ];
         const withoutId = [42, "ping", { jsonrpc: "2.0", id: { x: 1 }, method: "ping" }, { jsonrpc: "2.0", id: [1], method: "ping" }];
         if (rand() < 0.5) {
           send(JSON.stringify(pick(withId)));
@@ -121,7 +156,12 @@ describe("hostile input", () => {
         }
       } else {
         // A batch of requests; each gets its reply.
-        const batch = Array.from({ length: 1 + Math.floor(rand() * 4) }, (_, k) => ({ jsonrpc: "2.0", id: `${i}.${k}`, method: pick(methods), params: params() }));
+        const batch = Array.from({ length: 1 + Math.floor(rand() * 4) }, (_, k) => ({
+          jsonrpc: "2.0",
+          id: `${i}.${k}`,
+          method: pick(methods),
+          params: params(),
+        }));
         for (const b of batch) expectedIds.push(b.id as unknown as number);
         send(JSON.stringify(batch));
       }
@@ -144,7 +184,9 @@ describe("hostile input", () => {
       }
     }
     for (const id of invalidIds) {
-      expect(replies.get(id), `reply to invalid request ${id}`).toEqual([{ jsonrpc: "2.0", id, error: { code: -32600, message: "Invalid Request", data: { code: "INVALID_REQUEST" } } }]);
+      expect(replies.get(id), `reply to invalid request ${id}`).toEqual([
+        { jsonrpc: "2.0", id, error: { code: -32600, message: "Invalid Request", data: { code: "INVALID_REQUEST" } } },
+      ]);
     }
     // Every malformed message got one anonymous error reply (parse error or invalid request).
     const anonymous = (replies.get(null) ?? []) as { error?: { code: number } }[];

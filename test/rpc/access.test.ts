@@ -1,7 +1,7 @@
-import { statSync, readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { connectWebSocket } from "../../src/client/ws-transport.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";

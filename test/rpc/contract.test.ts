@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { definePlugin } from "../../src/plugins/plugin.js";
@@ -230,7 +231,9 @@ const scenarios: Scenario[] = [
       const doc = out.result;
       expect(doc.openrpc).toMatch(/^1\./);
       const names = doc.methods.map((m: { name: string }) => m.name);
-      expect(names).toEqual(expect.arrayContaining(["ping", "initialize", "rpc.discover", "run/create", "run/get", "run/list", "entry/get", "entry/list", "test/echo"]));
+      expect(names).toEqual(
+        expect.arrayContaining(["ping", "initialize", "rpc.discover", "run/create", "run/get", "run/list", "entry/get", "entry/list", "test/echo"]),
+      );
       const runGet = doc.methods.find((m: { name: string }) => m.name === "run/get");
       expect(runGet.params).toEqual([expect.objectContaining({ name: "run", required: true })]);
       expect(runGet.result.schema.properties.run).toBeDefined();
@@ -262,4 +265,3 @@ describe("contract suite: in-process and WebSocket transports agree", () => {
     });
   }
 });
-

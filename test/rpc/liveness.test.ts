@@ -1,14 +1,14 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { connect, type AddressInfo, type Socket } from "node:net";
+import { type AddressInfo, connect, type Socket } from "node:net";
 import { join } from "node:path";
-import WebSocket, { WebSocketServer } from "ws";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { loadConfig } from "../../src/config.js";
 import { watchLiveness } from "../../src/rpc/liveness.js";
-import { spawnRunner, type RunnerProcess } from "../helpers/process.js";
+import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { acceptCommand, finished, processOf } from "../helpers/runners.js";
-import { eventually, startTestServer, tempDir, type TestServer } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 const TIMEOUT = 1_000;
 
@@ -207,7 +207,20 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
   const name = "frozen-box";
   const startRunner = () =>
     spawnRunner(
-      ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", project, "--name", name, "--backend", "local", "--kill-grace", "500"],
+      [
+        "--server",
+        ts.server.url,
+        "--token-file",
+        ts.server.config.tokenFile,
+        "--project",
+        project,
+        "--name",
+        name,
+        "--backend",
+        "local",
+        "--kill-grace",
+        "500",
+      ],
       { SPOOL_LOG: "info" },
     );
   const attachedRunners = async (client: SpoolClient) =>

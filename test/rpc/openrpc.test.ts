@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import { validateOpenRPCDocument } from "@open-rpc/schema-utils-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -122,9 +123,19 @@ describe("rpc.discover is a valid OpenRPC document", () => {
 });
 
 describe("buildOpenRpcDocument with schemas that are hard to describe", () => {
-  const Tree: z.ZodType = z.object({ label: z.string(), get children() { return z.array(Tree); } });
+  const Tree: z.ZodType = z.object({
+    label: z.string(),
+    get children() {
+      return z.array(Tree);
+    },
+  });
   const Shared = z.object({ a: z.string(), b: z.number().int().optional() }).meta({ id: "OpenRpcTestShared", description: "A named schema" });
-  const Chain: z.ZodType = z.object({ value: z.number(), get next() { return Chain.optional(); } });
+  const Chain: z.ZodType = z.object({
+    value: z.number(),
+    get next() {
+      return Chain.optional();
+    },
+  });
   const Named = z.strictObject({ first: z.string(), second: z.boolean().optional() }).meta({ id: "OpenRpcTestParams" });
 
   const method = (name: string, params: z.ZodType, result: z.ZodType = z.object({ ok: z.literal(true) })): MethodDefinition => ({

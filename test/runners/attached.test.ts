@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
-import { spawnRunner, type RunnerProcess } from "../helpers/process.js";
+import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { acceptCommand, finished, processOf } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -61,18 +61,27 @@ const cases: Case[] = [
       }
     },
     reap: async ({ container }) => {
-      await docker.getContainer(container!).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getContainer(container!)
+        .remove({ force: true })
+        .catch(() => undefined);
     },
   },
   {
     kind: "ssh",
     flags: () => [
-      "--backend", "ssh",
-      "--ssh-host", infra.ssh!.host,
-      "--ssh-port", String(infra.ssh!.port),
-      "--ssh-user", infra.ssh!.username,
-      "--ssh-key", infra.ssh!.keyFile,
-      "--ssh-host-key", infra.ssh!.hostKeyFile,
+      "--backend",
+      "ssh",
+      "--ssh-host",
+      infra.ssh!.host,
+      "--ssh-port",
+      String(infra.ssh!.port),
+      "--ssh-user",
+      infra.ssh!.username,
+      "--ssh-key",
+      infra.ssh!.keyFile,
+      "--ssh-host-key",
+      infra.ssh!.hostKeyFile,
     ],
     alive: async ({ pid }) => (await sshRun(`kill -0 ${pid} 2>/dev/null`)) === 0,
     reap: async ({ pid }) => {
@@ -90,7 +99,19 @@ for (const c of cases) {
     let canceller: SpoolClient;
     const project = `attached-${c.kind}`;
     const name = `${c.kind}-box`;
-    const runnerArgs = () => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", project, "--name", name, "--kill-grace", "1000", ...c.flags()];
+    const runnerArgs = () => [
+      "--server",
+      ts.server.url,
+      "--token-file",
+      ts.server.config.tokenFile,
+      "--project",
+      project,
+      "--name",
+      name,
+      "--kill-grace",
+      "1000",
+      ...c.flags(),
+    ];
 
     beforeAll(async () => {
       ts = await startTestServer({ localRunner: false, runnerGraceMs: 1_000 });
@@ -143,7 +164,7 @@ for (const c of cases) {
       expect(done.stdout.attributes.reason).toBe("changed my mind");
     }, 30_000);
 
-    it("a runner killed mid-stream ends its channels as 499 \"runner lost\" after the grace", async () => {
+    it('a runner killed mid-stream ends its channels as 499 "runner lost" after the grace', async () => {
       const paths = await acceptCommand(proposer, acceptor, "run-4", "while true; do echo tick; sleep 0.05; done", name);
       const target = await processOf(proposer, "run-4", paths.path);
       await eventually(async () => (await proposer.request("entry/get", { run: "run-4", path: paths.stdout })).bytes > 0, 10_000, "output");

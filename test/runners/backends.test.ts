@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -148,7 +148,9 @@ for (const c of cases) {
 
     it("carries 50 MB of stdout (with stderr at the same time) intact, without a pipe deadlock", async () => {
       const line = "0123456789abcdefghijklmnopqrstuvwxyz-spool-50mb\n";
-      const expected = createHash("sha256").update(Buffer.from(line.repeat(Math.ceil(MB50 / line.length))).subarray(0, MB50)).digest("hex");
+      const expected = createHash("sha256")
+        .update(Buffer.from(line.repeat(Math.ceil(MB50 / line.length))).subarray(0, MB50))
+        .digest("hex");
       const { stdout, stderr, result } = await run(backend, `yes err | head -c 5000000 >&2 & yes '${line.trimEnd()}' | head -c ${MB50}; wait`);
       expect(result.exitCode).toBe(0);
       expect(stdout.length).toBe(MB50);
@@ -229,7 +231,13 @@ describeWithInfra("ssh", "backend: ssh host keys", () => {
   });
 
   it("reuses one connection for many commands", async () => {
-    const backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+    const backend = new SshBackend({
+      host: infra.ssh!.host,
+      port: infra.ssh!.port,
+      username: infra.ssh!.username,
+      privateKey: sshKey(),
+      hostKeys: sshHostKeys(),
+    });
     const ports = new Set<string>();
     for (let i = 0; i < 3; i++) ports.add((await run(backend, "echo $SSH_CLIENT | cut -d' ' -f2")).stdout.toString().trim());
     expect(ports.size).toBe(1);

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
-import { RunnerClient } from "../../src/runners/runner-client.js";
 import { LocalBackend } from "../../src/runners/local.js";
+import { RunnerClient } from "../../src/runners/runner-client.js";
 import { acceptCommand, finished } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 

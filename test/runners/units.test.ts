@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ChannelSender, incompleteUtf8Tail, Slots } from "../../src/runners/channel-sender.js";
@@ -23,14 +24,20 @@ describe("runner building blocks", () => {
       release: () => slots.release(),
       whenFree: (wake: () => void) => slots.whenFree(wake),
     };
-    const sender = new ChannelSender(link as never, { run: "r", path: "p", channel: 1 }, { window: 4, maxChunkBytes: 4, highWaterBytes: 1024, onRefused: () => {} });
+    const sender = new ChannelSender(
+      link as never,
+      { run: "r", path: "p", channel: 1 },
+      { window: 4, maxChunkBytes: 4, highWaterBytes: 1024, onRefused: () => {} },
+    );
     await sender.push(Buffer.from("ab✓")); // 5 bytes; the cut at 4 would split ✓
     await sender.push(Buffer.from([0xff, 0x00]));
     await sender.end();
     expect(sent.map((s) => s.seq)).toEqual([1, 2, 3]);
     expect(sent[0]).toMatchObject({ chunk: "ab" });
     expect(sent[0]!.encoding).toBeUndefined();
-    expect(Buffer.concat(sent.map((s) => Buffer.from(s.chunk, (s.encoding as BufferEncoding) ?? "utf8")))).toEqual(Buffer.concat([Buffer.from("ab✓"), Buffer.from([0xff, 0x00])]));
+    expect(Buffer.concat(sent.map((s) => Buffer.from(s.chunk, (s.encoding as BufferEncoding) ?? "utf8")))).toEqual(
+      Buffer.concat([Buffer.from("ab✓"), Buffer.from([0xff, 0x00])]),
+    );
     expect(sent.some((s) => s.encoding === "base64")).toBe(true);
   });
 

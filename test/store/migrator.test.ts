@@ -1,10 +1,10 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { createLogger } from "../../src/logger.js";
+import { MIGRATIONS_DIR, startServer } from "../../src/server.js";
 import { openStore } from "../../src/store/database.js";
 import { MIGRATION_TABLE, migrateToLatest } from "../../src/store/migrator.js";
-import { MIGRATIONS_DIR, startServer } from "../../src/server.js";
-import { createLogger } from "../../src/logger.js";
 import { tempDir } from "../helpers/server.js";
 
 function tables(file: string): string[] {

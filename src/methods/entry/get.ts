@@ -59,31 +59,31 @@ function readInline(row: EntryRow, start: number, count: number): Slice {
 }
 
 export const entryGet = defineMethod({
-    name: "entry/get",
-    description: "Reads an entry: its whole body, the last N lines (`tail`), or a line slice (`line`, `limit`), raw or as the model sees it.",
-    params: EntryGetParams,
-    result: EntryGetResult,
-    handler: async (params, ctx) => {
-      const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
-      const row = await ctx.core.repos.entries.findEntry(run.id, params.path);
-      if (!row) throw notFound(`Entry "${params.path}"`, { run: params.run, path: params.path });
-      const summary = entrySummary(row);
-      const total = row.streamed ? lineCount(row) : summary.lines;
-      let start = 0;
-      let count = Number.MAX_SAFE_INTEGER;
-      if (params.tail !== undefined) start = Math.max(0, total - params.tail);
-      if (params.line !== undefined) start = params.line - 1;
-      if (params.limit !== undefined) count = params.limit;
-      const whole = params.tail === undefined && params.line === undefined && params.limit === undefined;
-      const slice = row.streamed ? await readStreamed(ctx.core, row, start, count, whole) : readInline(row, start, count);
-      let body: string;
-      const encoding = params.encoding ?? "utf8";
-      if (params.view === "model") {
-        const cleaned = cleanTerminalText(slice.data.toString("utf8"));
-        body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
-      } else {
-        body = slice.data.toString(encoding);
-      }
-      return { ...summary, body, encoding, range: { line: slice.firstLine, lines: slice.lines }, truncated: slice.truncated };
-    },
-  });
+  name: "entry/get",
+  description: "Reads an entry: its whole body, the last N lines (`tail`), or a line slice (`line`, `limit`), raw or as the model sees it.",
+  params: EntryGetParams,
+  result: EntryGetResult,
+  handler: async (params, ctx) => {
+    const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
+    const row = await ctx.core.repos.entries.findEntry(run.id, params.path);
+    if (!row) throw notFound(`Entry "${params.path}"`, { run: params.run, path: params.path });
+    const summary = entrySummary(row);
+    const total = row.streamed ? lineCount(row) : summary.lines;
+    let start = 0;
+    let count = Number.MAX_SAFE_INTEGER;
+    if (params.tail !== undefined) start = Math.max(0, total - params.tail);
+    if (params.line !== undefined) start = params.line - 1;
+    if (params.limit !== undefined) count = params.limit;
+    const whole = params.tail === undefined && params.line === undefined && params.limit === undefined;
+    const slice = row.streamed ? await readStreamed(ctx.core, row, start, count, whole) : readInline(row, start, count);
+    let body: string;
+    const encoding = params.encoding ?? "utf8";
+    if (params.view === "model") {
+      const cleaned = cleanTerminalText(slice.data.toString("utf8"));
+      body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
+    } else {
+      body = slice.data.toString(encoding);
+    }
+    return { ...summary, body, encoding, range: { line: slice.firstLine, lines: slice.lines }, truncated: slice.truncated };
+  },
+});

@@ -6,7 +6,11 @@ import { defineMethod } from "../define.js";
 export const ProposalCreateParams = z.strictObject({
   run: RunAlias,
   tool: z.string().min(1).describe("A registered producer: sh, env, …"),
-  command: z.string().min(1).max(64 * 1024).describe("The shell command"),
+  command: z
+    .string()
+    .min(1)
+    .max(64 * 1024)
+    .describe("The shell command"),
   cwd: z.string().min(1).max(4096).optional().describe("Working directory, relative to the project root (default: the root)"),
   env: z
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string())

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { AGENT_LOOP } from "../../agent/service.js";
-import { OPEN_RUN } from "../../core/status.js";
 import { Run, RunAlias } from "../../core/schemas.js";
+import { OPEN_RUN } from "../../core/status.js";
 import { SpoolError } from "../../rpc/errors.js";
 import { defineMethod } from "../define.js";
 import { runView } from "../views.js";
@@ -9,7 +9,14 @@ import { runView } from "../views.js";
 export const runPrompt = defineMethod({
   name: "run/prompt",
   description: "Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish.",
-  params: z.strictObject({ run: RunAlias, prompt: z.string().min(1).max(256 * 1024), mode: z.enum(["ask", "act"]).optional() }),
+  params: z.strictObject({
+    run: RunAlias,
+    prompt: z
+      .string()
+      .min(1)
+      .max(256 * 1024),
+    mode: z.enum(["ask", "act"]).optional(),
+  }),
   result: z.object({ run: Run, queued: z.number().int().describe("Loops waiting before and including this one") }),
   handler: async (params, ctx) => {
     const { core } = ctx;

@@ -16,10 +16,7 @@ export const RunResolveResult = z.object({
   status: Status.describe("The log entry's new status: 200 accepted, 403 rejected"),
   runner: z.string().nullable(),
   channels: z.array(ResolvedChannel),
-  resumeToken: z
-    .string()
-    .optional()
-    .describe('Accepted with runner "self": show it with stream/claim to own the producer again from a new connection'),
+  resumeToken: z.string().optional().describe('Accepted with runner "self": show it with stream/claim to own the producer again from a new connection'),
 });
 
 export const runResolve = defineMethod({

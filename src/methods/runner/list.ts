@@ -21,7 +21,16 @@ export const runnerList = defineMethod({
     }));
     const embedded = core.runners.embeddedName;
     if (embedded && !list.some((r) => r.name === embedded)) {
-      list.push({ name: embedded, backend: "local", description: "embedded in the server; starts when first used", labels: {}, default: false, embedded: true, attachedAt: 0, running: 0 });
+      list.push({
+        name: embedded,
+        backend: "local",
+        description: "embedded in the server; starts when first used",
+        labels: {},
+        default: false,
+        embedded: true,
+        attachedAt: 0,
+        running: 0,
+      });
     }
     for (const r of list) r.running = await core.lifecycle.runningOn(project, r.name);
     return { runners: list.sort((a, b) => a.name.localeCompare(b.name)) };

@@ -38,6 +38,11 @@ export const initialize = defineMethod({
     }
     const project = await ctx.core.sessions.openProject(params.project, params.root);
     ctx.core.sessions.join(ctx.connection, project, params.client ?? null);
-    return { protocolVersion: PROTOCOL_VERSION, server: { name: SERVER_NAME, version: SERVER_VERSION }, projectId: project.id, connectionId: ctx.connection.id };
+    return {
+      protocolVersion: PROTOCOL_VERSION,
+      server: { name: SERVER_NAME, version: SERVER_VERSION },
+      projectId: project.id,
+      connectionId: ctx.connection.id,
+    };
   },
 });

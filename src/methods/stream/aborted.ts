@@ -9,5 +9,6 @@ export const streamAborted = defineMethod({
   params: z.strictObject({ ...ProducerParams, reason: z.string().max(4096).optional(), duration: Duration.optional() }),
   result: FinishResult,
   ordered: producerOrder,
-  handler: (p, ctx) => ctx.core.lifecycle.finishByOwner(ctx.connection, ctx.project, p, { kind: "aborted", reason: p.reason ?? "aborted", duration: p.duration }),
+  handler: (p, ctx) =>
+    ctx.core.lifecycle.finishByOwner(ctx.connection, ctx.project, p, { kind: "aborted", reason: p.reason ?? "aborted", duration: p.duration }),
 });

@@ -6,7 +6,7 @@ import { ProducerParams } from "./finish-result.js";
 export const streamClaim = defineMethod({
   name: "stream/claim",
   description:
-    "Takes ownership of a producer with its resume token (from run/resolve with runner \"self\"), e.g. after a reconnect or a server restart; the reply has each channel's last stored seq, to resend what follows.",
+    'Takes ownership of a producer with its resume token (from run/resolve with runner "self"), e.g. after a reconnect or a server restart; the reply has each channel\'s last stored seq, to resend what follows.',
   params: z.strictObject({ ...ProducerParams, token: z.string().min(16).max(200).describe("The resume token run/resolve returned") }),
   result: z.object({
     path: z.string(),

@@ -17,8 +17,7 @@ export const StreamParams = z.strictObject({
 
 export const stream = defineMethod({
   name: "stream",
-  description:
-    "Appends a chunk to one data channel of an accepted producer; only the producer's owner may. Costs the same whatever the channel already holds.",
+  description: "Appends a chunk to one data channel of an accepted producer; only the producer's owner may. Costs the same whatever the channel already holds.",
   params: StreamParams,
   result: z.object({
     channel: z.number().int(),

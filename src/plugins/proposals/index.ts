@@ -12,7 +12,8 @@ export const proposalsPlugin = definePlugin({
   setup(app) {
     app.notification({
       name: "run/proposal",
-      description: "A proposal waits for a decision. Sent to every connection of the project, and re-sent for each pending proposal when a connection initializes.",
+      description:
+        "A proposal waits for a decision. Sent to every connection of the project, and re-sent for each pending proposal when a connection initializes.",
       direction: "server",
       params: ProposalNotice,
     });

@@ -1,4 +1,4 @@
-import { rpcDiscover, DISCOVERY } from "../../methods/rpc/discover.js";
+import { DISCOVERY, rpcDiscover } from "../../methods/rpc/discover.js";
 import { initialize } from "../../methods/session/initialize.js";
 import { ping } from "../../methods/session/ping.js";
 import { buildOpenRpcDocument } from "../../rpc/discovery.js";

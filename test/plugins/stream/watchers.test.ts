@@ -80,10 +80,15 @@ describe("restart", () => {
       await late.initialize("restart");
       expect(await proposal).toMatchObject({ run: "r", command: "wait for me" });
       // Before it claims the producer with its resume token, a new connection is nobody's owner.
-      await expect(late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 })).rejects.toMatchObject({ data: { code: "NOT_OWNER" } });
+      await expect(late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 })).rejects.toMatchObject({
+        data: { code: "NOT_OWNER" },
+      });
       expect(await late.request("stream/claim", { run: "r", path: resumes, token: resolved.resumeToken })).toMatchObject({
         status: 102,
-        channels: [{ channel: 1, lastSeq: 1 }, { channel: 2, lastSeq: 0 }],
+        channels: [
+          { channel: 1, lastSeq: 1 },
+          { channel: 2, lastSeq: 0 },
+        ],
       });
       // The resuming producer retries seq 1 (acknowledged, not duplicated) and goes on.
       expect(await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 })).toMatchObject({ duplicate: true });
