@@ -28,7 +28,7 @@ function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, rea
   let out = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`spool ${command} did not get ready:\n${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`spool ${command} did not get ready:\n${out}`)), 60_000);
     child.stdout!.on("data", (data: Buffer) => {
       out += data.toString();
       const match = ready.exec(out);
