@@ -30,11 +30,9 @@ function collapseLine(line: string): string {
 /** The text the model sees: escapes removed, carriage-return overwrites collapsed, other controls dropped. */
 export function cleanTerminalText(text: string): string {
   const stripped = stripAnsi(text).replace(/\r\n/g, "\n");
-  return (
-    stripped
-      .split("\n")
-      .map(collapseLine)
-      .join("\n")
-      .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "")
-  );
+  return stripped
+    .split("\n")
+    .map(collapseLine)
+    .join("\n")
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "");
 }
