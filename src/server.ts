@@ -1,5 +1,6 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type WebSocket, WebSocketServer } from "ws";
 import { ensureToken, isLoopback, originAllowed, presentedToken, tokensMatch } from "./auth.js";
@@ -13,6 +14,7 @@ import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { EmbeddedRunners } from "./runners/embedded.js";
+import { openProcessRegistry } from "./runners/orphans.js";
 import { openStore, type Store } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import { createRepositories } from "./store/repositories.js";
@@ -63,6 +65,8 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
   const config = loadConfig(options, options.env);
   const log = options.logger ?? createLogger();
   const token = ensureToken(config.tokenFile);
+  // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
+  const processes = await openProcessRegistry(join(config.home, "processes"), log);
   const store = openStore(config.dbFile);
   try {
     for (const result of await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR)) {
@@ -96,7 +100,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     const [serverSide, clientSide] = createMemoryTransportPair();
     return { transport: clientSide, connectionId: rpc.accept(serverSide).id };
   };
-  if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log));
+  if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log, processes));
   plugins = new PluginHost(rpc, core, config, log, connectInProcess);
   try {
     const external = await Promise.all(config.plugins.map((spec) => importPlugin(spec, config.home)));

@@ -1,10 +1,13 @@
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SpoolClient } from "../client/spool-client.js";
 import { createLogger } from "../logger.js";
 import type { Backend } from "../runners/backend.js";
 import { DockerBackend } from "../runners/docker.js";
 import { LocalBackend } from "../runners/local.js";
+import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../runners/orphans.js";
 import { BackendName } from "../runners/protocol.js";
 import { RunnerClient } from "../runners/runner-client.js";
 import { SshBackend } from "../runners/ssh.js";
@@ -28,6 +31,10 @@ Options:
   --label K=V           a label shown by runner/list; repeatable
   --window N            unacknowledged chunks per channel              [8]
   --kill-grace MS       TERM → KILL grace when cancelling             [2000]
+  --state-dir DIR       where the local backend records the process groups it
+                        starts; at start-up the runner kills those a previous
+                        runner left there when it died without stopping them
+                                              [$SPOOL_HOME/runners/NAME]
  docker:
   --image IMAGE         a fresh container per command (removed afterwards)
   --container NAME      or exec inside this running container
@@ -52,13 +59,19 @@ function need(name: string, value: string | undefined): string {
   return value;
 }
 
-export function backendFromFlags(values: Record<string, string | boolean | string[] | undefined>): Backend {
+/** The default --state-dir: $SPOOL_HOME (or ~/.spool)/runners/<name>, the name made safe as one path segment. */
+export function runnerStateDir(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const segment = name.replace(/[^\w.-]/g, "_").replace(/^\.+$/, "_");
+  return join(env.SPOOL_HOME ?? join(homedir(), ".spool"), "runners", segment);
+}
+
+export function backendFromFlags(values: Record<string, string | boolean | string[] | undefined>, extra: { processes?: ProcessRecorder } = {}): Backend {
   const kind = BackendName.safeParse(values.backend);
   if (!kind.success) throw new Error(`--backend must be local, docker or ssh, got "${String(values.backend ?? "")}"`);
   const killGraceMs = positiveInt("kill-grace", values["kill-grace"] as string | undefined, 2000);
   switch (kind.data) {
     case "local":
-      return new LocalBackend({ killGraceMs });
+      return new LocalBackend({ killGraceMs, processes: extra.processes });
     case "docker": {
       const image = values.image as string | undefined;
       const container = values.container as string | undefined;
@@ -102,6 +115,7 @@ export async function runner(argv: string[]): Promise<number> {
       label: { type: "string", multiple: true },
       window: { type: "string" },
       "kill-grace": { type: "string" },
+      "state-dir": { type: "string" },
       image: { type: "string" },
       container: { type: "string" },
       network: { type: "string" },
@@ -129,12 +143,17 @@ export async function runner(argv: string[]): Promise<number> {
       return [l.slice(0, at), l.slice(at + 1)];
     }),
   );
-  const backend = backendFromFlags(values);
   const log = createLogger();
+  const name = need("name", values.name);
+  const stateDir = values["state-dir"] ?? runnerStateDir(name);
+  const processes = new ProcessRegistry(stateDir, log);
+  const backend = backendFromFlags(values, { processes });
+  // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
+  await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   const runnerClient = new RunnerClient({
     connect: () => SpoolClient.connect(server, { token }),
     project: need("project", values.project),
-    name: need("name", values.name),
+    name,
     backend,
     default: values.default ?? false,
     replaceDefault: values["replace-default"] ?? false,

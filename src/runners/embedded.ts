@@ -4,6 +4,7 @@ import type { Logger } from "../logger.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import type { Transport } from "../rpc/transport.js";
 import { LocalBackend } from "./local.js";
+import type { ProcessRecorder } from "./orphans.js";
 import { RunnerClient } from "./runner-client.js";
 
 export const EMBEDDED_RUNNER = "local";
@@ -11,7 +12,10 @@ export const EMBEDDED_RUNNER = "local";
 /**
  * The embedded local runner of `spool serve`: one in-process runner
  * connection per project, opened when a proposal is first dispatched to it.
- * It attaches and streams like any other runner.
+ * It attaches and streams like any other runner. With `processes` (the
+ * server passes a registry under $SPOOL_HOME/processes, whose leftovers it
+ * killed at start-up), every command it starts is recorded, so a server
+ * killed without a chance to stop them does not leave them running forever.
  */
 export class EmbeddedRunners implements EmbeddedRunnerHost {
   readonly name = EMBEDDED_RUNNER;
@@ -21,6 +25,7 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
   constructor(
     private readonly connectInProcess: () => { transport: Transport; connectionId: string },
     private readonly log: Logger,
+    private readonly processes?: ProcessRecorder,
   ) {}
 
   owns(connection: ConnectionHandle): boolean {
@@ -46,7 +51,7 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
       },
       project: project.name,
       name: EMBEDDED_RUNNER,
-      backend: new LocalBackend({ defaultCwd: project.root }),
+      backend: new LocalBackend({ defaultCwd: project.root, processes: this.processes }),
       log: this.log,
     });
     await runner.start();

@@ -1,5 +1,6 @@
 import { execa } from "execa";
 import { type Backend, type ExecResult, type ExecSpec, type Execution, StartError } from "./backend.js";
+import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -9,6 +10,8 @@ export interface LocalBackendOptions {
   killGraceMs?: number;
   /** How long the output may stay quiet after the command exited before a leftover grandchild's pipe is let go. */
   quietMs?: number;
+  /** Told of each process group started and of its leader's exit, so a runner that dies unannounced can have its leftovers killed (orphans.ts). */
+  processes?: ProcessRecorder;
 }
 
 /** Sends `signal` to a whole process group; a group that is already gone is not an error. */
@@ -67,6 +70,7 @@ export class LocalBackend implements Backend {
       throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
     }
     const pid = subprocess.pid;
+    this.options.processes?.started(pid, spec.command);
     const stdout = new OutputPipe(subprocess.stdout!);
     const stderr = new OutputPipe(subprocess.stderr!);
 
@@ -76,6 +80,7 @@ export class LocalBackend implements Backend {
     });
     const result = (async (): Promise<ExecResult> => {
       const { code, signal } = await exited;
+      this.options.processes?.exited(pid);
       // A pending KILL stays armed after a cancel: it also reaches children that ignored TERM.
       control.done({ keepKill: true });
       const quietMs = this.options.quietMs ?? 100;
