@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
+import { BlockList, isIP } from "node:net";
 import { dirname } from "node:path";
 
 /** Reads the bearer token, creating it (mode 0600) on first start. */
@@ -36,6 +37,21 @@ export function originAllowed(request: IncomingMessage, allowed: readonly string
   return origin === undefined || allowed.includes(origin);
 }
 
+/** Loopback addresses: 127.0.0.0/8 and ::1 (an IPv4-mapped ::ffff:127.x.y.z counts as its IPv4 address). */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/**
+ * Whether a host names this machine's loopback interface: "localhost", an
+ * address in 127.0.0.0/8, ::1 or ::ffff:127.x.y.z (brackets allowed around
+ * IPv6). Parsed, not prefix-matched: "127.example.com" or "::10" are not.
+ */
 export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (/^localhost\.?$/i.test(bare)) return true;
+  // An IPv6 zone (fe80::1%eth0) never names loopback; isIP refuses it anyway.
+  const family = isIP(bare);
+  if (family === 0) return false;
+  return LOOPBACK.check(bare, family === 4 ? "ipv4" : "ipv6");
 }

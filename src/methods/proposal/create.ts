@@ -3,6 +3,9 @@ import { describeCaller } from "../../core/lifecycle.js";
 import { RunAlias } from "../../core/schemas.js";
 import { defineMethod } from "../define.js";
 
+/** A process's arguments, directory and environment are C strings: a NUL byte would cut them short, so it is refused up front. */
+const withoutNul = (what: string) => [(value: string) => !value.includes("\0"), `${what} must not contain NUL bytes`] as const;
+
 export const ProposalCreateParams = z.strictObject({
   run: RunAlias,
   tool: z.string().min(1).describe("A registered producer: sh, env, …"),
@@ -10,12 +13,22 @@ export const ProposalCreateParams = z.strictObject({
     .string()
     .min(1)
     .max(64 * 1024)
-    .describe("The shell command"),
-  cwd: z.string().min(1).max(4096).optional().describe("Working directory, relative to the project root (default: the root)"),
-  env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string())
+    .refine(...withoutNul("a command"))
+    .describe("The shell command (no NUL bytes)"),
+  cwd: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine(...withoutNul("a directory"))
     .optional()
-    .describe("Extra environment variables"),
+    .describe("Working directory, relative to the project root (default: the root); it may not lead outside the root, symbolic links included"),
+  env: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name is letters, digits and '_', not starting with a digit"),
+      z.string().refine(...withoutNul("a value")),
+    )
+    .optional()
+    .describe("Extra environment variables (no NUL bytes)"),
   timeout_ms: z
     .number()
     .int()
