@@ -1,3 +1,5 @@
+import { isStorageFull } from "../store/errors.js";
+
 /**
  * The one error catalogue. Every error Spool sends is listed here with its
  * JSON-RPC code and a stable string in `error.data.code`; SPEC.md's error
@@ -39,6 +41,13 @@ export const ERRORS = {
   // Runners and limits
   NO_RUNNER: { code: -32030, area: "runner", summary: "No runner is available to execute an accepted proposal." },
   LIMIT_EXCEEDED: { code: -32031, area: "limits", summary: "A configured resource limit (subscriptions, connections, …) is reached." },
+  // Storage
+  STORAGE_FULL: {
+    code: -32040,
+    area: "storage",
+    summary:
+      "The disk holding the database is full: the write was rolled back and nothing of it is stored. Retriable (`data.retriable`): the same call succeeds once space is freed; reads keep working.",
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERRORS;
@@ -85,6 +94,10 @@ export function errorNameForCode(code: number): ErrorName | undefined {
  */
 export function toRpcError(error: unknown, log: (message: string, error: unknown) => void): RpcErrorObject {
   if (error instanceof SpoolError) return rpcError(error.errorName, error.message, error.details);
+  if (isStorageFull(error)) {
+    log("storage full: a write was refused", error);
+    return rpcError("STORAGE_FULL", "Storage full: nothing was written; retry once space is freed", { retriable: true });
+  }
   log("internal error in handler", error);
   return rpcError("INTERNAL_ERROR", "Internal error");
 }

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Store } from "./database.js";
 import { lineCount } from "./entries.js";
+import { storeError } from "./errors.js";
 import type { ChunkRow, Database, EntryRow } from "./schema.js";
 
 export function countNewlines(data: Buffer): number {
@@ -88,7 +89,9 @@ function flush(queue: AppendQueue): void {
   try {
     outcomes = queue.run(items);
   } catch (error) {
-    for (const item of items) item.reject(error);
+    // The whole group rolled back: every writer in it gets the error (a full disk as StorageFull) and may retry its seq.
+    const typed = storeError(error);
+    for (const item of items) item.reject(typed);
     return;
   }
   for (const [i, item] of items.entries()) item.resolve(outcomes[i]!);

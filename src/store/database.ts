@@ -1,9 +1,10 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely, type SqliteDatabase, SqliteDialect } from "kysely";
+import { storeError } from "./errors.js";
 import type { Database } from "./schema.js";
 
 export interface Store {
@@ -14,9 +15,47 @@ export interface Store {
   close(): Promise<void>;
 }
 
+export interface StoreOptions {
+  /**
+   * Bytes the WAL is cut back to once a checkpoint has copied it into the
+   * database (`PRAGMA journal_size_limit`); after a burst the checkpoint worker
+   * truncates a WAL over this size as soon as it is fully checkpointed.
+   */
+  walSizeLimit?: number;
+}
+
+/** The WAL's size after a checkpoint, by default: a burst may grow it, it does not stay grown. */
+export const DEFAULT_WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
+/** The database and the files SQLite keeps beside it. */
+const SIDE_FILES = ["", "-wal", "-shm", "-journal"];
+
+/**
+ * Owner-only modes, whatever the umask or the home directory's mode: output
+ * of commands and the resume tokens live in these files. SQLite creates the
+ * WAL and shared-memory files with the database file's mode, so a 0600
+ * database keeps them 0600 when they are recreated.
+ */
+function restrictModes(file: string): void {
+  for (const suffix of SIDE_FILES) {
+    try {
+      chmodSync(file + suffix, 0o600);
+    } catch (error) {
+      // Missing is fine; so is a file we may not chmod (another owner, a read-only mount): SQLite then decides.
+      if (!["ENOENT", "EPERM", "EROFS"].includes((error as NodeJS.ErrnoException).code ?? "")) throw error;
+    }
+  }
+}
+
 /** Opens (creating if needed) the SQLite database in WAL mode. */
-export function openStore(file: string): Store {
-  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+export function openStore(file: string, options: StoreOptions = {}): Store {
+  const walSizeLimit = options.walSizeLimit ?? DEFAULT_WAL_SIZE_LIMIT;
+  if (file !== ":memory:") {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    // Create the file ourselves (0600) before SQLite does (0644 less the umask), then fix older files' modes.
+    if (!existsSync(file)) closeSync(openSync(file, "a", 0o600));
+    restrictModes(file);
+  }
   const sqlite = new SQLite(file);
   // Larger pages mean fewer overflow pages per 64 KiB chunk; only takes effect on a new database.
   sqlite.pragma("page_size = 16384");
@@ -25,12 +64,16 @@ export function openStore(file: string): Store {
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("busy_timeout = 5000");
+  // The writer cuts the WAL back to this size when it restarts it after a checkpoint.
+  sqlite.pragma(`journal_size_limit = ${walSizeLimit}`);
   // Checkpoints (copying the WAL into the database, then an fsync) run on a worker thread, so the
   // event loop never stalls on them; the connection's own automatic checkpoint is only a backstop
   // for a worker that cannot keep up (every 1 GB of WAL).
-  const checkpointer = file === ":memory:" ? null : startCheckpointer(file);
+  const checkpointer = file === ":memory:" ? null : startCheckpointer(file, walSizeLimit);
   sqlite.pragma(`wal_autocheckpoint = ${checkpointer ? 65536 : 16384}`);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
+  if (file !== ":memory:") restrictModes(file);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: typedErrors(sqlite) }) });
   let closed = false;
   return {
     db,
@@ -46,17 +89,70 @@ export function openStore(file: string): Store {
   };
 }
 
-/** What the checkpoint worker runs: a PASSIVE checkpoint (never blocks writers) every `intervalMs`. */
+/**
+ * Kysely's view of the connection, with the driver's errors turned into the
+ * store's typed ones (a full disk becomes StorageFull) for every query it runs.
+ */
+function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
+  const guard =
+    <A extends unknown[], R>(call: (...args: A) => R) =>
+    (...args: A): R => {
+      try {
+        return call(...args);
+      } catch (error) {
+        throw storeError(error);
+      }
+    };
+  return {
+    close: () => sqlite.close(),
+    prepare(sql) {
+      // SQLite may already have rolled back a transaction a full disk broke; Kysely's ROLLBACK then has nothing to undo
+      // and must not replace the StorageFull error with "no transaction is active".
+      if (/^\s*rollback\s*$/i.test(sql) && !sqlite.inTransaction)
+        return { reader: false, all: () => [], run: () => ({ changes: 0, lastInsertRowid: 0 }), iterate: () => [][Symbol.iterator]() };
+      const statement = guard((text: string) => sqlite.prepare(text))(sql);
+      return {
+        reader: statement.reader,
+        all: guard((parameters: readonly unknown[]) => statement.all(...parameters)),
+        run: guard((parameters: readonly unknown[]) => statement.run(...parameters)),
+        iterate: guard((parameters: readonly unknown[]) => statement.iterate(...parameters)),
+      };
+    },
+  };
+}
+
+/**
+ * What the checkpoint worker runs: a PASSIVE checkpoint (never blocks writers) every `intervalMs`; once the
+ * whole WAL is in the database and the file has grown past `walSizeLimit` (a burst), one TRUNCATE checkpoint
+ * that gives up at once if anyone is busy, so the disk space comes back even when no write follows.
+ */
 const CHECKPOINT_WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
+const { statSync } = require("node:fs");
 const SQLite = require(workerData.driver);
 const db = new SQLite(workerData.file);
 db.pragma("busy_timeout = 1000");
+db.pragma("journal_size_limit = " + workerData.walSizeLimit);
+const walSize = () => {
+  try {
+    return statSync(workerData.file + "-wal").size;
+  } catch {
+    return 0;
+  }
+};
 const timer = setInterval(() => {
   try {
-    db.pragma("wal_checkpoint(PASSIVE)");
+    const [result] = db.pragma("wal_checkpoint(PASSIVE)");
+    if (result && result.busy === 0 && result.log === result.checkpointed && walSize() > workerData.walSizeLimit) {
+      db.pragma("busy_timeout = 0");
+      try {
+        db.pragma("wal_checkpoint(TRUNCATE)");
+      } finally {
+        db.pragma("busy_timeout = 1000");
+      }
+    }
   } catch {
-    // busy or locked: the next round catches up
+    // busy, locked or full: the next round catches up
   }
 }, workerData.intervalMs);
 parentPort.on("message", () => {
@@ -67,9 +163,9 @@ parentPort.on("message", () => {
 `;
 
 /** Starts the checkpoint worker for a database file. */
-function startCheckpointer(file: string, intervalMs = 200) {
+function startCheckpointer(file: string, walSizeLimit: number, intervalMs = 200) {
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-  const worker = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { file, driver, intervalMs } });
+  const worker = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { file, driver, intervalMs, walSizeLimit } });
   worker.unref();
   let stopping: Promise<void> | null = null;
   return {

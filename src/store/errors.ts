@@ -25,3 +25,29 @@ export async function uniquely<T>(table: string, write: () => Promise<T>): Promi
     throw error;
   }
 }
+
+/**
+ * The disk (or the database's size limit) is full: the write was rolled back
+ * and nothing of it is stored. Retriable: the same write succeeds once space
+ * is freed. Reads keep working meanwhile.
+ */
+export class StorageFull extends Error {
+  override readonly name = "StorageFull";
+  constructor(override readonly cause: unknown) {
+    super("storage full: the database or the disk holding it has no room for this write");
+  }
+}
+
+/** SQLite's code for a write that found no room (ENOSPC, or `max_page_count` reached). */
+const SQLITE_FULL = "SQLITE_FULL";
+
+export function isStorageFull(error: unknown): boolean {
+  return error instanceof StorageFull || (error as { code?: string } | null)?.code === SQLITE_FULL;
+}
+
+/** The typed store error for a driver error, or the error itself. */
+export function storeError(error: unknown): unknown {
+  if (error instanceof StorageFull) return error;
+  if ((error as { code?: string } | null)?.code === SQLITE_FULL) return new StorageFull(error);
+  return error;
+}

@@ -1,0 +1,210 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import SQLite from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { DEFAULT_WAL_SIZE_LIMIT } from "../../src/store/database.js";
+import { SPOOL_BIN } from "../helpers/process.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+
+const mode = (file: string) => (statSync(file).mode & 0o777).toString(8);
+
+/** `spool serve` under umask 000: every file it creates would be world-writable unless it sets the mode itself. */
+function serveWithOpenUmask(home: string): Promise<{ child: ChildProcess; url: string; stop: () => Promise<number | null> }> {
+  const child = spawn("/bin/sh", ["-c", `umask 000 && exec "${process.execPath}" "${SPOOL_BIN}" serve --port 0 --no-local-runner --home "${home}"`], {
+    env: { ...process.env, SPOOL_LOG: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const match = /Spool listening on (ws:\/\/\S+)/.exec(out);
+      if (match)
+        resolve({
+          child,
+          url: match[1]!,
+          stop: () => {
+            child.kill("SIGTERM");
+            return exited;
+          },
+        });
+    });
+    void exited.then((code) => reject(new Error(`spool serve exited with ${code}:\n${out}`)));
+  });
+}
+
+describe("file modes", () => {
+  it("the database, its WAL and shared memory, the token and the lock are 0600 whatever the umask and the home's mode; older files are fixed at start", async () => {
+    const home = join(tempDir(), "home");
+    mkdirSync(home);
+    chmodSync(home, 0o777);
+    const files = ["spool.db", "spool.db-wal", "spool.db-shm", "token", "spool.lock"].map((f) => join(home, f));
+    const first = await serveWithOpenUmask(home);
+    const token = readFileSync(join(home, "token"), "utf8").trim();
+    const client = await SpoolClient.connect(first.url, { token });
+    await client.initialize("modes", { root: home });
+    await client.request("run/create", { alias: "kept" });
+    for (const file of files) expect(mode(file), file).toBe("600");
+    client.close();
+    expect(await first.stop()).toBe(0);
+
+    // Files left world-readable by an older version (or a careless copy) are closed again at the next start.
+    for (const file of files.slice(0, 4)) if (existsSync(file)) chmodSync(file, 0o666);
+    const second = await serveWithOpenUmask(home);
+    const again = await SpoolClient.connect(second.url, { token });
+    await again.initialize("modes");
+    expect((await again.request("run/get", { run: "kept" })).run.alias).toBe("kept");
+    await again.request("run/create", { alias: "more" });
+    for (const file of files) expect(mode(file), file).toBe("600");
+    again.close();
+    expect(await second.stop()).toBe(0);
+  }, 60_000);
+});
+
+describe("the WAL after a burst", () => {
+  it("is cut back to journal_size_limit once checkpointed, even with no write after it; nothing is lost", async () => {
+    const limit = 256 * 1024;
+    const ts = await startTestServer({ localRunner: false, store: { walSizeLimit: limit } });
+    const wal = `${ts.server.config.dbFile}-wal`;
+    try {
+      expect(ts.server.store.sqlite.pragma("journal_size_limit", { simple: true })).toBe(limit);
+      const c = await ts.clientIn("wal");
+      await c.request("run/create", { alias: "r" });
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "burst" });
+      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      // A long reader pins its snapshot: checkpoints cannot finish, and the burst piles up in the WAL.
+      const reader = new SQLite(ts.server.config.dbFile, { readonly: true });
+      reader.exec("BEGIN");
+      reader.prepare("SELECT count(*) FROM entries").get();
+      const chunk = "x".repeat(64 * 1024 - 1).concat("\n");
+      for (let seq = 1; seq <= 64; seq++) await c.request("stream", { run: "r", path, channel: 1, chunk, seq });
+      expect(statSync(wal).size).toBeGreaterThan(4 * 1024 * 1024);
+      reader.exec("COMMIT");
+      reader.close();
+      // No more writes: the checkpoint worker copies the rest and truncates the file.
+      await eventually(() => statSync(wal).size <= limit, 10_000, "the WAL to shrink");
+      const channel = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
+      expect(channel).toMatchObject({ bytes: 64 * chunk.length, lines: 64, status: 102 });
+      expect((await c.request("entry/get", { run: "r", path: channel.path, tail: 1 })).body).toBe(chunk);
+      await c.request("stream", { run: "r", path, channel: 1, chunk: "after\n", seq: 65 });
+      expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(200);
+    } finally {
+      await ts.stop();
+    }
+  }, 60_000);
+
+  it("the default limit is set on a normal server", async () => {
+    const ts = await startTestServer({ localRunner: false });
+    try {
+      expect(ts.server.store.sqlite.pragma("journal_size_limit", { simple: true })).toBe(DEFAULT_WAL_SIZE_LIMIT);
+    } finally {
+      await ts.stop();
+    }
+  });
+});
+
+/**
+ * The writer of a write that does not fit gets STORAGE_FULL (retriable) and nothing of it is stored; reads,
+ * other connections and pings keep working; once room is made, the same call succeeds and nothing is lost.
+ */
+async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Promise<void> {
+  const c = await ts.clientIn("full");
+  await c.request("run/create", { alias: "r" });
+  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "big output" });
+  const resolved = await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+  const [stdout, stderr] = resolved.channels.map((ch: { path: string }) => ch.path);
+  await c.request("stream", { run: "r", path, channel: 1, chunk: "first\n", seq: 1 });
+  const pending = await c.request("proposal/create", { run: "r", tool: "sh", command: "waits" });
+
+  fill();
+  const big = `${"y".repeat(900 * 1024 - 1)}\n`;
+  const refused = await c.request("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 }).then(
+    () => null,
+    (error: { code: number; data: any; message: string }) => error,
+  );
+  expect(refused).toMatchObject({ code: -32040, data: { code: "STORAGE_FULL", retriable: true } });
+  expect(refused!.message).not.toMatch(/SQLITE|at \w+ \(/); // no driver text, no stack
+  // Concurrent writers in one group commit all hear it; the other channel stored nothing either.
+  const both = await Promise.allSettled([
+    c.request("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 }),
+    c.request("stream", { run: "r", path, channel: 2, chunk: big, seq: 1 }),
+  ]);
+  for (const outcome of both) expect(outcome).toMatchObject({ status: "rejected", reason: { data: { code: "STORAGE_FULL" } } });
+
+  // Reads keep working, from this connection and a new one; nothing half-written shows.
+  expect(await c.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: 102, body: "first\n" });
+  expect(await c.request("entry/get", { run: "r", path: stderr })).toMatchObject({ status: 102, body: "" });
+  const reader = await ts.client();
+  await reader.initialize("full");
+  expect((await reader.request("run/list", {})).runs.map((r: { alias: string }) => r.alias)).toEqual(["r"]);
+  expect((await reader.request("entry/get", { run: "r", path: pending.path })).status).toBe(202);
+  expect((await reader.request("ping", {})).pong).toBe(true);
+  const watched: string[] = [];
+  reader.on("stream/data", (d) => watched.push(d.chunk));
+  await reader.request("stream/subscribe", { run: "r", path, channel: 1 });
+  await eventually(() => watched.join("") === "first\n", 5_000, "the replay");
+
+  // Room again: the very same call goes through (appended, not a duplicate), and the producer finishes normally.
+  free();
+  const retried = await c.request("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 });
+  expect(retried).toMatchObject({ seq: 2, bytes: 6 + big.length });
+  expect(retried.duplicate).toBeFalsy();
+  await c.request("stream", { run: "r", path, channel: 2, chunk: "err\n", seq: 1 });
+  expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(200);
+  const out = await c.request("entry/get", { run: "r", path: stdout });
+  expect(out).toMatchObject({ status: 200, bytes: 6 + big.length, lines: 2 });
+  expect(out.body).toBe(`first\n${big}`);
+  await eventually(() => watched.join("") === `first\n${big}`, 5_000, "the watcher to see the retried chunk");
+  await c.request("run/create", { alias: "after" });
+}
+
+describe("a full disk", () => {
+  it("through SQLite's max_page_count: STORAGE_FULL to the writer, reads go on, the retry succeeds", async () => {
+    const ts = await startTestServer({ localRunner: false });
+    try {
+      const db = ts.server.store.sqlite;
+      await fullDisk(
+        ts,
+        () => db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true })}`),
+        () => db.pragma("max_page_count = 4294967294"),
+      );
+    } finally {
+      await ts.stop();
+    }
+  }, 60_000);
+
+  // A real file system that fills up (needs root to mount a small tmpfs; skipped where that is impossible).
+  it("on a real tmpfs that fills up: the same, and freeing space is all it takes", async (ctx) => {
+    const mountpoint = tempDir("spool-tmpfs-");
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mountpoint], { stdio: "ignore" });
+    } catch {
+      rmdirSync(mountpoint);
+      ctx.skip();
+      return;
+    }
+    let ts: TestServer | undefined;
+    try {
+      ts = await startTestServer({ localRunner: false, home: join(mountpoint, "home") });
+      const filler = join(mountpoint, "filler");
+      await fullDisk(
+        ts,
+        () => {
+          const { bavail, bsize } = statfsSync(mountpoint);
+          writeFileSync(filler, Buffer.alloc(Number(bavail) * Number(bsize)));
+          expect(statfsSync(mountpoint).bavail).toBe(0);
+        },
+        () => unlinkSync(filler),
+      );
+    } finally {
+      await ts?.stop();
+      execFileSync("umount", [mountpoint]);
+      rmSync(mountpoint, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
