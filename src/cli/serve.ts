@@ -13,6 +13,9 @@ Options:
   --allow-origin O  allow a browser Origin; repeatable          [$SPOOL_ALLOWED_ORIGINS]
   --no-local-runner do not embed the local runner "local"       [$SPOOL_LOCAL_RUNNER=off]
   -h, --help        show this help
+
+One server per home: a second one on the same home refuses to start and names
+the process holding its lock (spool.lock).
 `;
 
 export async function serve(argv: string[]): Promise<number> {
