@@ -46,6 +46,10 @@ export const ConfigFileSchema = z.strictObject({
   /** External plugins: paths (relative to the Spool home) or package names. */
   plugins: z.array(z.string()).optional(),
   limits: LimitsSchema.partial().optional(),
+  /** How long a model server may stay silent (before its first byte, and between chunks) before the call fails, in milliseconds; 0 = no limit. */
+  modelTimeoutMs: z.number().int().nonnegative().optional(),
+  /** `max_tokens` per model alias, e.g. {"fast": 4096}; SPOOL_MODEL_<ALIAS>_MAX_TOKENS wins. */
+  modelMaxTokens: z.record(z.string(), z.number().int().positive()).optional(),
   runnerGraceMs: z.number().int().nonnegative().optional(),
   /** Run accepted commands on the embedded local runner when no attached runner takes them. */
   localRunner: z.boolean().optional(),
@@ -86,6 +90,8 @@ export interface ModelConfig {
   model: string;
   baseUrl: string;
   apiKey?: string;
+  /** `max_tokens` sent with every request (SPOOL_MODEL_<ALIAS>_MAX_TOKENS or config.json modelMaxTokens); the server's default when absent. */
+  maxTokens?: number;
 }
 
 export interface AgentConfig {
@@ -97,14 +103,17 @@ export interface AgentConfig {
   outputBudgetTokens: number;
   /** Model calls one loop may make before it is ended as failed. */
   maxStepsPerLoop: number;
+  /** Silence of a model server (before the first byte, between chunks) after which the call fails; 0 = no limit. */
+  modelTimeoutMs: number;
 }
 
 /** Reads SPOOL_MODEL_<alias> variables; a malformed one is an error at start-up, not at first use. */
-export function modelsFromEnv(env: NodeJS.ProcessEnv): ModelConfig[] {
+export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<string, number> = {}): ModelConfig[] {
   const models: ModelConfig[] = [];
   for (const [key, value] of Object.entries(env)) {
     const m = /^SPOOL_MODEL_([A-Za-z0-9_]+)$/.exec(key);
-    if (!m || !value) continue;
+    // SPOOL_MODEL_TIMEOUT_MS and SPOOL_MODEL_<ALIAS>_MAX_TOKENS are settings, not aliases.
+    if (!m || !value || key === "SPOOL_MODEL_TIMEOUT_MS" || /_MAX_TOKENS$/i.test(key)) continue;
     const alias = m[1]!.toLowerCase().replace(/_/g, "-");
     const spec = /^([a-z][a-z0-9-]*)\/(.+)$/.exec(value);
     if (!spec) throw new Error(`${key} must look like openai/<model-id> or ollama/<model-id>, got "${value}"`);
@@ -122,6 +131,13 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv): ModelConfig[] {
       const apiKey = env[`${prefix}_API_KEY`];
       models.push({ alias, provider, model: spec[2]!, baseUrl, ...(apiKey ? { apiKey } : {}) });
     }
+    const rawMax = env[`${key}_MAX_TOKENS`];
+    let maxTokens = fileMaxTokens[alias];
+    if (rawMax !== undefined && rawMax !== "") {
+      maxTokens = Number(rawMax);
+      if (!Number.isInteger(maxTokens) || maxTokens <= 0) throw new Error(`${key}_MAX_TOKENS must be a positive integer, got "${rawMax}"`);
+    }
+    if (maxTokens) models.at(-1)!.maxTokens = maxTokens;
   }
   return models.sort((a, b) => a.alias.localeCompare(b.alias));
 }
@@ -191,10 +207,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
     livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
     agent: {
-      models: modelsFromEnv(env),
+      models: modelsFromEnv(env, file.modelMaxTokens),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? 10_000,
       outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? 4_000,
       maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,
+      modelTimeoutMs: overrides.agent?.modelTimeoutMs ?? envNumber(env, "SPOOL_MODEL_TIMEOUT_MS") ?? file.modelTimeoutMs ?? 120_000,
     },
   };
 }

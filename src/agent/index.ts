@@ -34,10 +34,7 @@ export class ModelProviders {
   }
 }
 
-/**
- * The agent loop: runs with a model, prompts queued as loops, tools (sh, env,
- * get, wait, done), providers, abort, and the notifications clients watch.
- */
+/** The service under which the agent plugin shares its provider factories, so another plugin can register one. */
 export const MODEL_PROVIDERS = serviceKey<ModelProviders>("model-providers");
 
 /**
@@ -51,7 +48,12 @@ export const agentPlugin = definePlugin({
     const { core } = app;
     const providers = new ModelProviders();
     const openAi = (m: ModelConfig) =>
-      new OpenAiCompatibleProvider(`${m.provider}/${m.model}`, { baseUrl: m.baseUrl, ...(m.apiKey ? { apiKey: m.apiKey } : {}) });
+      new OpenAiCompatibleProvider(`${m.provider}/${m.model}`, {
+        baseUrl: m.baseUrl,
+        timeoutMs: app.config.agent.modelTimeoutMs,
+        ...(m.apiKey ? { apiKey: m.apiKey } : {}),
+        ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
+      });
     providers.register("openai", openAi);
     providers.register("ollama", openAi); // Ollama serves the same API under /v1
     app.provide(MODEL_PROVIDERS, providers);

@@ -1,7 +1,7 @@
 import type { Core } from "../core/index.js";
 import { RUN } from "../core/status.js";
 import type { Logger } from "../logger.js";
-import { type ChatMessage, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
+import { type ChatMessage, type ChatResponse, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
 import { runTool, toolSpecs } from "./tools.js";
@@ -16,6 +16,59 @@ export interface AgentSettings {
   toolYieldMs: number;
   outputBudgetTokens: number;
   maxStepsPerLoop: number;
+}
+
+/** Replies cut at the output token limit (finish_reason "length") the loop continues in a row before it fails. */
+export const MAX_LENGTH_CONTINUATIONS = 3;
+
+/**
+ * What Spool keeps beside a stored message (in `messages.body`, under
+ * `spool`), never sent to the model server: the raw text of tool-call
+ * arguments that were not a JSON object (the call itself is kept with "{}"),
+ * whether a reply was cut at the token limit, and which of the user messages
+ * are Spool's own notes.
+ */
+interface Extras {
+  spool?: { rawArguments?: Record<string, string>; truncated?: boolean; note?: "length" };
+}
+type Stored = ChatMessage & Extras;
+type StoredAssistant = Extract<ChatMessage, { role: "assistant" }> & Extras;
+
+const LENGTH_NOTE =
+  'Spool: your last reply was cut off at the output token limit (finish_reason "length"), so it is incomplete. ' +
+  "Continue from where it stopped, more briefly; call done with a summary when the task is finished.";
+
+/** Whether tool-call arguments are what servers accept back in the history: one JSON object. */
+function isJsonObject(text: string): boolean {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
+/** The history as the model server is sent it: Spool's extras left out, every tool call's arguments a JSON object (older runs may hold a bad one). */
+export function toWire(messages: Stored[]): ChatMessage[] {
+  return messages.map(({ spool: _extras, ...message }) => {
+    if (message.role !== "assistant" || !message.tool_calls?.some((c) => !isJsonObject(c.function.arguments))) return message;
+    return {
+      ...message,
+      tool_calls: message.tool_calls.map((c) => (isJsonObject(c.function.arguments) ? c : { ...c, function: { ...c.function, arguments: "{}" } })),
+    };
+  });
+}
+
+/** What the model is told about a call whose arguments were not a JSON object; the call is not run. */
+function malformedAnswer(call: ToolCall, raw: string, truncated: boolean): string {
+  const excerpt = raw.length > 1000 ? `${raw.slice(0, 1000)}… (${raw.length} characters)` : raw;
+  return [
+    `error: the arguments of ${call.function.name || "this call"} were not one JSON object, so nothing was run` +
+      (truncated ? ' (your reply hit the output token limit, finish_reason "length", and was cut off)' : "") +
+      ".",
+    `They were: ${excerpt || "(empty)"}`,
+    "Call the tool again with arguments that are a single JSON object.",
+  ].join("\n");
 }
 
 const SYSTEM_PROMPT = [
@@ -77,11 +130,11 @@ export class AgentDriver {
     return this.core.runs.openLoop(runId);
   }
 
-  async #messages(runId: number): Promise<ChatMessage[]> {
-    return (await this.core.repos.messages.listMessages(runId)).map((r) => JSON.parse(r.body) as ChatMessage);
+  async #messages(runId: number): Promise<Stored[]> {
+    return (await this.core.repos.messages.listMessages(runId)).map((r) => JSON.parse(r.body) as Stored);
   }
 
-  async #addMessage(run: RunRow, loopId: number | null, message: ChatMessage): Promise<void> {
+  async #addMessage(run: RunRow, loopId: number | null, message: Stored): Promise<void> {
     await this.core.repos.messages.insertMessage({ run_id: run.id, loop_id: loopId, turn: run.turn, role: message.role, body: JSON.stringify(message) });
   }
 
@@ -116,15 +169,40 @@ export class AgentDriver {
       }
       const messages = await this.#messages(run.id);
       const last = messages.at(-1);
-      const lastAssistant = [...messages].reverse().find((m) => m.role === "assistant") as Extract<ChatMessage, { role: "assistant" }> | undefined;
+      const lastIndex = messages.findLastIndex((m) => m.role === "assistant");
+      const lastAssistant = messages[lastIndex] as StoredAssistant | undefined;
       if (lastAssistant?.tool_calls?.length && last?.role !== "user") {
-        const answered = new Set(messages.filter((m): m is Extract<ChatMessage, { role: "tool" }> => m.role === "tool").map((m) => m.tool_call_id));
+        // Only answers after the reply count: an id a server reused from an earlier turn is never taken as answered.
+        const answered = new Set(
+          messages
+            .slice(lastIndex + 1)
+            .filter((m): m is Extract<ChatMessage, { role: "tool" }> => m.role === "tool")
+            .map((m) => m.tool_call_id),
+        );
         const pending = lastAssistant.tool_calls.filter((c) => !answered.has(c.id));
         if (pending.length > 0) {
-          const step = await this.#tools(run, project, loop, pending);
+          const step = await this.#tools(run, project, loop, pending, lastAssistant);
           if (step === "waiting" || step === "stopped") return;
           continue;
         }
+      } else if (last?.role === "assistant" && (last as StoredAssistant).spool?.truncated) {
+        // Cut at the token limit: never a final answer. The model is told and goes on, a bounded number of times.
+        let cut = 0;
+        for (const m of [...messages].reverse()) {
+          if (m.role === "assistant" && m.spool?.truncated) cut++;
+          else if (!(m.role === "user" && m.spool?.note === "length")) break;
+        }
+        if (cut > MAX_LENGTH_CONTINUATIONS) {
+          await this.#fail(
+            run,
+            project,
+            loop,
+            `the model's reply was cut at its output token limit (finish_reason "length") ${cut} times in a row; raise SPOOL_MODEL_<ALIAS>_MAX_TOKENS or ask for less`,
+          );
+          continue;
+        }
+        await this.#addMessage(run, loop.id, { role: "user", content: LENGTH_NOTE, spool: { note: "length" } });
+        continue;
       } else if (last?.role === "assistant") {
         // The model answered in text without calling done: that ends the loop too.
         await this.#finishLoop(loop, RUN.done);
@@ -142,7 +220,7 @@ export class AgentDriver {
     }
   }
 
-  async #callModel(run: RunRow, project: ProjectRef, loop: LoopRow, target: ModelTarget, messages: ChatMessage[]): Promise<void> {
+  async #callModel(run: RunRow, project: ProjectRef, loop: LoopRow, target: ModelTarget, messages: Stored[]): Promise<void> {
     // Every model call after the first is a new turn: its proposals go under turn_N+1.
     if (messages.some((m) => m.role === "assistant")) {
       run = { ...run, turn: run.turn + 1 };
@@ -152,23 +230,40 @@ export class AgentDriver {
     const controller = new AbortController();
     this.#calls.set(run.id, controller);
     try {
+      const turn = run;
       const response = await target.provider.chat(
-        { model: target.model, messages, tools: toolSpecs(loop.mode) },
+        { model: target.model, messages: toWire(messages), tools: toolSpecs(loop.mode) },
         {
           signal: controller.signal,
           onText: (delta) => this.core.runs.progress(project, { run: run.alias, turn: run.turn, loop: loop.seq, delta }),
+          onRetry: ({ attempt, reason, delayMs }) => {
+            this.log.warn(`run ${run.alias}: model call retried (attempt ${attempt}): ${reason}`);
+            void this.core.runs
+              .change(turn, project, RUN.running, "model retry", { attempt, reason, delayMs })
+              .catch((error) => this.log.error(`run ${run.alias}: announcing a model retry failed`, error));
+          },
         },
       );
       const current = await this.core.repos.runs.findRunById(run.id);
       if (!current || current.status === RUN.aborted) return;
-      await this.#addMessage(run, loop.id, {
-        role: "assistant",
-        content: response.content || null,
-        ...(response.toolCalls.length ? { tool_calls: response.toolCalls } : {}),
-      });
+      if (response.usage) {
+        await this.core.repos.usage.insertUsage({
+          run_id: run.id,
+          loop_id: loop.id,
+          turn: run.turn,
+          model: target.alias,
+          prompt_tokens: response.usage.promptTokens,
+          completion_tokens: response.usage.completionTokens,
+          total_tokens: response.usage.totalTokens,
+        });
+      }
+      const reply = this.#reply(run, messages, response);
+      await this.#addMessage(run, loop.id, reply);
       await this.#setStatus(run, project, RUN.running, "model replied", {
         text: response.content,
-        toolCalls: response.toolCalls.map((c) => c.function.name),
+        toolCalls: reply.tool_calls?.map((c) => c.function.name) ?? [],
+        ...(response.finishReason ? { finishReason: response.finishReason } : {}),
+        ...(response.usage ? { usage: response.usage } : {}),
       });
     } catch (error) {
       if (controller.signal.aborted) return;
@@ -180,25 +275,61 @@ export class AgentDriver {
     }
   }
 
+  /**
+   * The assistant message to store for a reply: every tool call with an id
+   * unique in the run (the server's, unless it sent none or one the run has
+   * used, then call_<run>_<turn>_<index>), and arguments a server accepts
+   * back (a JSON object; anything else is kept aside and the call answered
+   * with an error).
+   */
+  #reply(run: RunRow, history: Stored[], response: ChatResponse): StoredAssistant {
+    const used = new Set(history.flatMap((m) => (m.role === "assistant" ? (m.tool_calls ?? []).map((c) => c.id) : [])));
+    const rawArguments: Record<string, string> = {};
+    const calls = response.toolCalls.map((call, index): ToolCall => {
+      let id = call.id;
+      if (!id || used.has(id)) {
+        const base = `call_${run.id}_${run.turn}_${index}`;
+        id = base;
+        for (let n = 2; used.has(id); n++) id = `${base}_${n}`;
+      }
+      used.add(id);
+      if (isJsonObject(call.function.arguments)) return { ...call, id };
+      rawArguments[id] = call.function.arguments;
+      return { ...call, id, function: { ...call.function, arguments: "{}" } };
+    });
+    const truncated = response.finishReason === "length";
+    const extras = { ...(Object.keys(rawArguments).length ? { rawArguments } : {}), ...(truncated ? { truncated } : {}) };
+    return {
+      role: "assistant",
+      content: response.content || null,
+      ...(calls.length ? { tool_calls: calls } : {}),
+      ...(Object.keys(extras).length ? { spool: extras } : {}),
+    };
+  }
+
   /** Runs pending tool calls in order; stops at the first that waits for a person. */
-  async #tools(run: RunRow, project: ProjectRef, loop: LoopRow, calls: ToolCall[]): Promise<"waiting" | "stopped" | "continue"> {
+  async #tools(run: RunRow, project: ProjectRef, loop: LoopRow, calls: ToolCall[], reply: StoredAssistant): Promise<"waiting" | "stopped" | "continue"> {
     const controller = new AbortController();
     this.#calls.set(run.id, controller);
     try {
       for (const [index, call] of calls.entries()) {
-        const outcome = await runTool(
-          {
-            core: this.core,
-            project,
-            run,
-            loopId: loop.id,
-            mode: loop.mode,
-            yieldMs: this.settings.toolYieldMs,
-            budgetTokens: this.settings.outputBudgetTokens,
-            signal: controller.signal,
-          },
-          call,
-        );
+        const raw = reply.spool?.rawArguments?.[call.id];
+        const outcome =
+          raw !== undefined
+            ? { kind: "result" as const, content: malformedAnswer(call, raw, Boolean(reply.spool?.truncated)) }
+            : await runTool(
+                {
+                  core: this.core,
+                  project,
+                  run,
+                  loopId: loop.id,
+                  mode: loop.mode,
+                  yieldMs: this.settings.toolYieldMs,
+                  budgetTokens: this.settings.outputBudgetTokens,
+                  signal: controller.signal,
+                },
+                call,
+              );
         const fresh = await this.core.repos.runs.findRunById(run.id);
         if (!fresh || fresh.status === RUN.aborted) return "stopped";
         if (outcome.kind === "waiting") {

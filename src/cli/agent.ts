@@ -108,6 +108,8 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
   let streaming: { path: string } | null = null;
   let interrupts = 0;
   let atLineStart = true;
+  /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
+  let lastReply: string | null = null;
   const say = (text: string) => {
     spin.stop();
     if (!atLineStart) process.stdout.write("\n");
@@ -166,7 +168,12 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
     if (p.run !== alias) return;
     if (p.event === "model call" || p.event === "loop started" || p.event === "tool call") spin.start();
     if (p.event === "model replied" || p.event === "waiting on a proposal") spin.stop();
-    if (p.event === "loop finished" && p.summary) say(`${colours.green("✔ done:")} ${String(p.summary)}`);
+    if (p.event === "model replied") lastReply = typeof p.text === "string" ? p.text : null;
+    if (p.event === "loop finished" && p.summary) {
+      // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
+      if (lastReply !== null && String(p.summary).trim() === lastReply.trim()) say(colours.green("✔ done"));
+      else say(`${colours.green("✔ done:")} ${String(p.summary)}`);
+    }
     if (p.event === "loop failed") say(errColours.red(`✖ failed: ${String(p.error)}`));
     if (p.status === RUN.done && p.event === "idle") settle(0);
     if (p.status === RUN.failed) settle(1);

@@ -123,11 +123,11 @@ export interface SpoolMethods {
       run: string;
       /** A registered producer: sh, env, … */
       tool: string;
-      /** The shell command */
+      /** The shell command (no NUL bytes) */
       command: string;
-      /** Working directory, relative to the project root (default: the root) */
+      /** Working directory, relative to the project root (default: the root); it may not lead outside the root, symbolic links included */
       cwd?: string;
-      /** Extra environment variables */
+      /** Extra environment variables (no NUL bytes) */
       env?: {
         [key: string]: string;
       };
@@ -193,7 +193,7 @@ export interface SpoolMethods {
       };
     };
   };
-  /** One run of the caller's project. */
+  /** One run of the caller's project, with the token usage its model calls reported. */
   "run/get": {
     params: {
       /** Run alias, unique within the project */
@@ -209,6 +209,17 @@ export interface SpoolMethods {
         turn: number;
         createdAt: number;
         updatedAt: number;
+      };
+      usage: {
+        promptTokens: number;
+        completionTokens: number;
+        totalTokens: number;
+        turns: Array<{
+          turn: number;
+          promptTokens: number;
+          completionTokens: number;
+          totalTokens: number;
+        }>;
       };
     };
   };

@@ -8,6 +8,7 @@ import * as producers from "./producers.js";
 import * as projects from "./projects.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
+import * as usage from "./usage.js";
 
 /** A repository function with its database argument already given. */
 type Bound<F> = F extends (db: Kysely<Database>, ...args: infer A) => infer R ? (...args: A) => R : never;
@@ -35,6 +36,7 @@ export function createRepositories(store: Store) {
     loops: bind(db, loops),
     messages: bind(db, messages),
     producers: bind(db, producers),
+    usage: bind(db, usage),
     chunks: {
       ...bind(db, { readChunksAfter: chunks.readChunksAfter, readLines: chunks.readLines }),
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */

@@ -71,6 +71,19 @@ export interface MessageTable {
   created_at: number;
 }
 
+/** Token usage of one model call (migration 004). */
+export interface ModelUsageTable {
+  id: Generated<number>;
+  run_id: number;
+  loop_id: number | null;
+  turn: number;
+  model: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  created_at: number;
+}
+
 export interface Database {
   projects: ProjectTable;
   runs: RunTable;
@@ -78,6 +91,7 @@ export interface Database {
   entries: EntryTable;
   chunks: ChunkTable;
   messages: MessageTable;
+  model_usage: ModelUsageTable;
 }
 
 export type ProjectRow = Selectable<ProjectTable>;
@@ -91,3 +105,4 @@ export type ChunkRow = Selectable<ChunkTable>;
 
 export type LoopRow = Selectable<LoopTable>;
 export type MessageRow = Selectable<MessageTable>;
+export type NewModelUsage = Insertable<ModelUsageTable>;
