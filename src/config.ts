@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { checkFailurePatterns, DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
 
 export const LimitsSchema = z.strictObject({
   /** Largest WebSocket message accepted, in bytes; a larger frame closes the connection with 1009. */
@@ -45,6 +46,8 @@ export const ConfigFileSchema = z.strictObject({
   allowedOrigins: z.array(z.string()).optional(),
   /** External plugins: paths (relative to the Spool home) or package names. */
   plugins: z.array(z.string()).optional(),
+  /** Regular expressions (case-insensitive) for the failure-looking lines the model view keeps from the left-out middle of a long output; replaces the default list, [] turns the search off. */
+  failurePatterns: z.array(z.string().refine((p) => checkFailurePatterns([p]) === undefined, "not a valid regular expression")).optional(),
   limits: LimitsSchema.partial().optional(),
   /** How long a model server may stay silent (before its first byte, and between chunks) before the call fails, in milliseconds; 0 = no limit. */
   modelTimeoutMs: z.number().int().nonnegative().optional(),
@@ -101,6 +104,8 @@ export interface AgentConfig {
   toolYieldMs: number;
   /** Tokens of command output the model sees per tool result before head/tail cutting. */
   outputBudgetTokens: number;
+  /** Patterns of failure-looking lines kept from the left-out middle of a long output (config.json failurePatterns; default DEFAULT_FAILURE_PATTERNS). */
+  failurePatterns: string[];
   /** Model calls one loop may make before it is ended as failed. */
   maxStepsPerLoop: number;
   /** Silence of a model server (before the first byte, between chunks) after which the call fails; 0 = no limit. */
@@ -210,6 +215,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       models: modelsFromEnv(env, file.modelMaxTokens),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? 10_000,
       outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? 4_000,
+      failurePatterns: overrides.agent?.failurePatterns ?? file.failurePatterns ?? [...DEFAULT_FAILURE_PATTERNS],
       maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,
       modelTimeoutMs: overrides.agent?.modelTimeoutMs ?? envNumber(env, "SPOOL_MODEL_TIMEOUT_MS") ?? file.modelTimeoutMs ?? 120_000,
     },

@@ -3,7 +3,7 @@ import type { Core } from "../core/index.js";
 import { ENTRY } from "../core/status.js";
 import { channelModelView } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
-import { cleanTerminalText } from "../model/terminal-text.js";
+import { renderTerminalText } from "../model/terminal.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { lineCount, parseAttributes } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
@@ -106,7 +106,7 @@ export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetToke
       lines.push(`--- ${name} (${channel.path}): empty`);
       continue;
     }
-    const view = await channelModelView(ctx.core.repos.chunks.readLines, channel, share);
+    const view = await channelModelView(ctx.core.repos.chunks.readLines, channel, share, { failurePatterns: ctx.core.config.agent.failurePatterns });
     lines.push(`--- ${name} (${channel.path}, ${lineCount(channel)} lines, ${channel.bytes} bytes) ---`);
     lines.push(view.text.replace(/\n$/, ""));
   }
@@ -179,12 +179,13 @@ async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): 
   const entry = await ctx.core.repos.entries.findEntry(ctx.run.id, args.path);
   if (!entry) return `error: no entry "${args.path}" in this run`;
   const budget = ctx.budgetTokens * 4;
-  if (!entry.streamed) return cleanTerminalText(entry.body).slice(0, budget);
+  if (!entry.streamed) return (await renderTerminalText(entry.body)).slice(0, budget);
   const total = lineCount(entry);
   const start = args.tail !== undefined ? Math.max(0, total - args.tail) : (args.line ?? 1) - 1;
   const count = args.limit ?? args.tail ?? 200;
-  const slice = await ctx.core.repos.chunks.readLines(entry.id, start, count, budget * 2);
-  let text = cleanTerminalText(slice.data.toString("utf8"));
+  // Noisy output shrinks a lot once rendered: read up to 8 raw bytes for each character the model may see.
+  const slice = await ctx.core.repos.chunks.readLines(entry.id, start, count, budget * 8);
+  let text = await renderTerminalText(slice.data.toString("utf8"));
   if (text.length > budget) text = `${text.slice(0, budget)}\n[… cut at the budget; ask for fewer lines]`;
   return `${entry.path}: lines ${start + 1}-${start + slice.lines} of ${total} (status ${entry.status})\n${text}`;
 }

@@ -16,7 +16,7 @@ export interface SpoolMethods {
       line?: number;
       /** Lines in the slice (default: to the end) */
       limit?: number;
-      /** raw (default): the bytes as stored; model: the cleaned text the model sees */
+      /** raw (default): the bytes as stored; model: the text the model sees, as a terminal finally shows it */
       view?: "raw" | "model";
       /** How `body` is encoded (default utf8; invalid UTF-8 becomes U+FFFD) */
       encoding?: "utf8" | "base64";

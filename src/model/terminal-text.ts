@@ -27,7 +27,12 @@ function collapseLine(line: string): string {
   return cells.join("");
 }
 
-/** The text the model sees: escapes removed, carriage-return overwrites collapsed, other controls dropped. */
+/**
+ * A cheap, line-by-line approximation of a terminal: escapes removed,
+ * carriage-return and backspace overwrites collapsed, other controls
+ * dropped. It does not follow cursor moves or erases; the model view renders
+ * output on a real terminal emulator instead (terminal.ts).
+ */
 export function cleanTerminalText(text: string): string {
   const stripped = stripAnsi(text).replace(/\r\n/g, "\n");
   return stripped

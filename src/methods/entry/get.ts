@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Core } from "../../core/index.js";
 import { EntryPath, EntrySummary, RunAlias } from "../../core/schemas.js";
-import { cleanTerminalText } from "../../model/terminal-text.js";
+import { renderTerminalText } from "../../model/terminal.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { lineCount } from "../../store/repositories.js";
 import type { EntryRow } from "../../store/schema.js";
@@ -15,7 +15,7 @@ export const EntryGetParams = z
     tail: z.number().int().min(1).optional().describe("Only the last N lines"),
     line: z.number().int().min(1).optional().describe("First line of a slice (1-based)"),
     limit: z.number().int().min(1).optional().describe("Lines in the slice (default: to the end)"),
-    view: z.enum(["raw", "model"]).optional().describe("raw (default): the bytes as stored; model: the cleaned text the model sees"),
+    view: z.enum(["raw", "model"]).optional().describe("raw (default): the bytes as stored; model: the text the model sees, as a terminal finally shows it"),
     encoding: z.enum(["utf8", "base64"]).optional().describe("How `body` is encoded (default utf8; invalid UTF-8 becomes U+FFFD)"),
   })
   .refine((p) => !(p.tail !== undefined && (p.line !== undefined || p.limit !== undefined)), {
@@ -79,7 +79,8 @@ export const entryGet = defineMethod({
     let body: string;
     const encoding = params.encoding ?? "utf8";
     if (params.view === "model") {
-      const cleaned = cleanTerminalText(slice.data.toString("utf8"));
+      // What a terminal finally shows of the slice (rendered by a terminal emulator; the whole body within maxReadBytes).
+      const cleaned = await renderTerminalText(slice.data.toString("utf8"));
       body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
     } else {
       body = slice.data.toString(encoding);
