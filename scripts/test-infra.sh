@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up what Spool's integration tests need on a Debian machine where we
-# are root: a private sshd on 127.0.0.1 (key auth, non-root user) and a Docker
-# engine with a tiny local busybox image (no image registry is reachable).
+# are root: a private sshd on 127.0.0.1 (key auth, non-root user), a Docker
+# engine with a tiny local busybox image (no image registry is reachable), and
+# bubblewrap, the read-only sandbox of the local runner and of the SSH host.
 # Usage: scripts/test-infra.sh up|down   (state under $SPOOL_INFRA_DIR)
 # `up` prints SPOOL_TEST_* variables for the tests on stdout.
 set -euo pipefail
@@ -20,6 +21,7 @@ need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -60,6 +62,12 @@ if ! docker version >/dev/null 2>&1; then
   for _ in $(seq 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 docker version >/dev/null
+
+# --- bubblewrap must build its read-only sandbox here, as root and as the SSH
+# user (unprivileged user namespaces); the tests fail under SPOOL_TEST_INFRA=required otherwise.
+bwrap_probe=(bwrap --ro-bind / / --dev /dev --remount-ro /dev --proc /proc --unshare-pid --unshare-ipc --unshare-net --unshare-uts --cap-drop ALL --chdir / -- /bin/sh -c '[ ! -w / ]')
+"${bwrap_probe[@]}" || echo "warning: bubblewrap cannot build the read-only sandbox as root here" >&2
+su -s /bin/sh spoolrunner -c "$(printf '%q ' "${bwrap_probe[@]}")" || echo "warning: bubblewrap cannot build the read-only sandbox as spoolrunner here" >&2
 
 # --- a tiny local image (no registry here): busybox imported as spool-test/busybox
 if ! docker image inspect spool-test/busybox >/dev/null 2>&1; then

@@ -4,6 +4,9 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { checkFailurePatterns, DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
 
+/** An entry of `commandEnv`: a variable name, or a pattern with `*`. */
+const COMMAND_ENV_ENTRY = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
+
 export const LimitsSchema = z.strictObject({
   /** Largest WebSocket message accepted, in bytes; a larger frame closes the connection with 1009. */
   maxMessageBytes: z
@@ -60,6 +63,8 @@ export const ConfigFileSchema = z.strictObject({
   commandTimeoutMs: z.number().int().nonnegative().optional(),
   /** Close a WebSocket connection that has sent nothing (not even a pong to the server's pings) for this many milliseconds; 0 = never. */
   livenessTimeoutMs: z.number().int().nonnegative().optional(),
+  /** Variables of the runner's environment that commands get besides the base (PATH, HOME, LANG, TERM): names, or patterns with `*` (which never match SPOOL_* or secret-looking names). */
+  commandEnv: z.array(z.string().regex(COMMAND_ENV_ENTRY, "a variable name, or a pattern with *")).optional(),
 });
 
 export type Limits = z.output<typeof LimitsSchema>;
@@ -83,6 +88,8 @@ export interface SpoolConfig {
   commandTimeoutMs: number;
   /** Silence after which a WebSocket connection is taken for dead and closed (the server pings meanwhile); 0 = never. */
   livenessTimeoutMs: number;
+  /** Names (or `*` patterns) of the runner's environment variables passed to commands besides the base; see SPEC §7 Environment. */
+  commandEnv: string[];
   agent: AgentConfig;
 }
 
@@ -158,6 +165,7 @@ export interface ConfigOverrides {
   localRunner?: boolean;
   commandTimeoutMs?: number;
   livenessTimeoutMs?: number;
+  commandEnv?: string[];
   agent?: Partial<Omit<AgentConfig, "models">>;
 }
 
@@ -197,6 +205,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
         .map((s) => s.trim())
         .filter(Boolean)
     : undefined;
+  const envCommandEnv = env.SPOOL_COMMAND_ENV
+    ? env.SPOOL_COMMAND_ENV.split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
+  for (const entry of envCommandEnv ?? []) {
+    if (!COMMAND_ENV_ENTRY.test(entry)) throw new Error(`SPOOL_COMMAND_ENV must list variable names or patterns with *, got "${entry}"`);
+  }
   return {
     home,
     host: overrides.host ?? env.SPOOL_HOST ?? file.host ?? "127.0.0.1",
@@ -211,6 +227,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
     livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
+    commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     agent: {
       models: modelsFromEnv(env, file.modelMaxTokens),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? 10_000,

@@ -6,10 +6,12 @@ import { SpoolClient } from "../client/spool-client.js";
 import { createLogger } from "../logger.js";
 import type { Backend } from "../runners/backend.js";
 import { DockerBackend } from "../runners/docker.js";
+import { PASS_ENV_ENTRY } from "../runners/environment.js";
 import { LocalBackend } from "../runners/local.js";
 import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../runners/orphans.js";
 import { BackendName } from "../runners/protocol.js";
 import { RunnerClient } from "../runners/runner-client.js";
+import { SandboxMode } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
 
 export const RUNNER_HELP = `Usage: spool runner --server URL --token-file PATH --project NAME --name NAME --backend local|docker|ssh [options]
@@ -31,6 +33,12 @@ Options:
   --label K=V           a label shown by runner/list; repeatable
   --window N            unacknowledged chunks per channel              [8]
   --kill-grace MS       TERM → KILL grace when cancelling             [2000]
+  --sandbox MODE        read-only sandbox for env commands and ask runs: auto
+                        (use one when the backend has it), off (none: such work
+                        is refused here), require (do not start without one) [auto]
+  --pass-env NAME       a variable of this runner's environment that commands
+                        also get (a name, or a pattern with *); repeatable.
+                        Commands start with PATH, HOME, LANG, TERM only.
   --state-dir DIR       where the local backend records the process groups it
                         starts; at start-up the runner kills those a previous
                         runner left there when it died without stopping them
@@ -69,14 +77,15 @@ export function backendFromFlags(values: Record<string, string | boolean | strin
   const kind = BackendName.safeParse(values.backend);
   if (!kind.success) throw new Error(`--backend must be local, docker or ssh, got "${String(values.backend ?? "")}"`);
   const killGraceMs = positiveInt("kill-grace", values["kill-grace"] as string | undefined, 2000);
+  const sandbox = sandboxMode(values.sandbox) === "off" ? ("off" as const) : ("auto" as const);
   switch (kind.data) {
     case "local":
-      return new LocalBackend({ killGraceMs, processes: extra.processes });
+      return new LocalBackend({ killGraceMs, processes: extra.processes, sandbox });
     case "docker": {
       const image = values.image as string | undefined;
       const container = values.container as string | undefined;
       if (!image === !container) throw new Error("--backend docker needs exactly one of --image or --container");
-      return new DockerBackend({ ...(image ? { image } : { container: container! }), network: values.network as string | undefined, killGraceMs });
+      return new DockerBackend({ ...(image ? { image } : { container: container! }), network: values.network as string | undefined, killGraceMs, sandbox });
     }
     case "ssh": {
       const hostKey = values["ssh-host-key"] as string | undefined;
@@ -95,9 +104,16 @@ export function backendFromFlags(values: Record<string, string | boolean | strin
         ...(values["ssh-known-hosts"] ? { knownHostsFile: values["ssh-known-hosts"] as string } : {}),
         insecureSkipHostKeyCheck: Boolean(values["ssh-insecure"]),
         killGraceMs,
+        sandbox,
       });
     }
   }
+}
+
+function sandboxMode(raw: unknown): SandboxMode {
+  const mode = SandboxMode.safeParse(raw ?? "auto");
+  if (!mode.success) throw new Error(`--sandbox must be auto, off or require, got "${String(raw)}"`);
+  return mode.data;
 }
 
 export async function runner(argv: string[]): Promise<number> {
@@ -115,6 +131,8 @@ export async function runner(argv: string[]): Promise<number> {
       label: { type: "string", multiple: true },
       window: { type: "string" },
       "kill-grace": { type: "string" },
+      sandbox: { type: "string" },
+      "pass-env": { type: "string", multiple: true },
       "state-dir": { type: "string" },
       image: { type: "string" },
       container: { type: "string" },
@@ -148,6 +166,15 @@ export async function runner(argv: string[]): Promise<number> {
   const stateDir = values["state-dir"] ?? runnerStateDir(name);
   const processes = new ProcessRegistry(stateDir, log);
   const backend = backendFromFlags(values, { processes });
+  const passEnv = values["pass-env"] ?? [];
+  for (const entry of passEnv) {
+    if (!PASS_ENV_ENTRY.test(entry)) throw new Error(`--pass-env must be a variable name or a pattern with *, got "${entry}"`);
+  }
+  const sandbox = await backend.sandbox();
+  if (sandboxMode(values.sandbox) === "require" && !sandbox.readOnly) {
+    await backend.close();
+    throw new Error(`--sandbox require: this backend has no read-only sandbox (${sandbox.detail})`);
+  }
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   const runnerClient = new RunnerClient({
@@ -160,6 +187,7 @@ export async function runner(argv: string[]): Promise<number> {
     labels,
     ...(values.root ? { root: values.root } : {}),
     window: positiveInt("window", values.window, 8),
+    passEnv,
     log,
   });
   await runnerClient.start();
@@ -173,7 +201,10 @@ export async function runner(argv: string[]): Promise<number> {
     };
     process.on("SIGINT", () => shutdown("SIGINT"));
     process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${values.project}): ${backend.describe()}\n`);
+    const readOnly = sandbox.readOnly
+      ? `Read-only sandbox: ${sandbox.detail}`
+      : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
+    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${values.project}): ${backend.describe()}\n${readOnly}\n`);
   });
   return 0;
 }

@@ -317,6 +317,15 @@ export interface SpoolMethods {
       }>;
       /** The token an earlier runner/attach of this runner returned: proves it is the same runner */
       resumeToken?: string;
+      /** Where this runner runs read-only work; without it (or readOnly false) the server refuses read-only work on it */
+      sandbox?: {
+        /** bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none */
+        kind: "bwrap" | "docker" | "none";
+        /** Whether read-only commands run where writes fail; false: the server refuses read-only work on this runner */
+        readOnly: boolean;
+        /** What the sandbox is, or why there is none */
+        detail: string;
+      };
     };
     result: {
       name: string;
@@ -362,6 +371,15 @@ export interface SpoolMethods {
         attachedAt: number;
         /** Producers this runner is executing */
         running: number;
+        /** Where it runs read-only work (env, ask runs); readOnly false: such work is refused on it */
+        sandbox: {
+          /** bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none */
+          kind: "bwrap" | "docker" | "none";
+          /** Whether read-only commands run where writes fail; false: the server refuses read-only work on this runner */
+          readOnly: boolean;
+          /** What the sandbox is, or why there is none */
+          detail: string;
+        };
       }>;
     };
   };
@@ -606,6 +624,10 @@ export interface SpoolNotifications {
     }>;
     /** Kill the command after this long; 0 = no limit */
     timeoutMs: number;
+    /** Read-only work (env, ask runs): run it in the runner's read-only sandbox, or refuse it */
+    readOnly?: boolean;
+    /** Names (or `*` patterns) of the runner's environment variables the command also gets (the server's commandEnv); see SPEC §7 Environment */
+    passEnv?: Array<string>;
   };
   /** A client cancelled a producer; its owner must kill the work. Sent to every connection of the project. */
   "stream/cancelled": {

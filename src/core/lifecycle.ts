@@ -206,7 +206,9 @@ export class Lifecycle {
     const tool = String(attributes.tool);
     const producer = this.producers.get(tool);
     if (!producer) throw new SpoolError("UNSUPPORTED", `The "${tool}" producer is no longer loaded`);
-    const owner = await this.runners.select(project, options.runner);
+    // Read-only work (the env producer, and so every command of an ask run) only goes to a runner with a read-only sandbox.
+    const readOnly = producer.readOnly === true || attributes.readOnly === true;
+    const owner = await this.runners.select(project, options.runner, { readOnly });
     const selfToken = owner === "self" ? newResumeToken() : undefined;
     const runnerName = owner === "self" ? "self" : owner.name;
     const resolvedBy = describeCaller(caller);
@@ -270,6 +272,8 @@ export class Lifecycle {
       env: (attributes.env as Record<string, string> | undefined) ?? {},
       channels: channels.map(({ channel, name, path }) => ({ channel, name, path })),
       timeoutMs: typeof attributes.timeoutMs === "number" ? attributes.timeoutMs : this.deps.config.commandTimeoutMs,
+      readOnly: attributes.readOnly === true || this.producers.get(String(attributes.tool))?.readOnly === true,
+      passEnv: this.deps.config.commandEnv,
     };
     try {
       const reply = RunnerExecResult.parse(await runner.connection.request("runner/exec", params, 30_000));

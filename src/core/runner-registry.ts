@@ -2,6 +2,7 @@ import type { z } from "zod";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
 import type { RunnerAttachParams } from "../runners/protocol.js";
+import { noSandbox, type SandboxInfo } from "../runners/sandbox.js";
 import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
 
 export interface AttachedRunner {
@@ -16,7 +17,11 @@ export interface AttachedRunner {
   projectId: number;
   /** The key of the runner's resume token; stored on every producer dispatched to it. */
   tokenKey: string;
+  /** Where it runs read-only work, as it said at attach; a runner that said nothing has none. */
+  sandbox: SandboxInfo;
 }
+
+export const UNREPORTED_SANDBOX = "the runner did not report a read-only sandbox";
 
 /** The embedded local runner: attached on first use, inside the server process. */
 export interface EmbeddedRunnerHost {
@@ -25,6 +30,8 @@ export interface EmbeddedRunnerHost {
   ensure(project: ProjectRef): Promise<void>;
   /** Whether this connection is the embedded runner's own. */
   owns(connection: ConnectionHandle): boolean;
+  /** Where it would run read-only work (for runner/list before it has started). */
+  sandbox(): Promise<SandboxInfo>;
   stopAll(): Promise<void>;
 }
 
@@ -49,6 +56,11 @@ export class RunnerRegistry {
 
   get embeddedName(): string | null {
     return this.#embedded?.name ?? null;
+  }
+
+  /** The embedded runner's sandbox, whether or not it has started; null when the server runs none. */
+  embeddedSandbox(): Promise<SandboxInfo> | null {
+    return this.#embedded?.sandbox() ?? null;
   }
 
   #of(projectId: number): Map<string, AttachedRunner> {
@@ -124,6 +136,7 @@ export class RunnerRegistry {
       connection,
       projectId: project.id,
       tokenKey: tokenKey(token),
+      sandbox: params.sandbox ?? noSandbox(UNREPORTED_SANDBOX),
     };
     runners.set(params.name, runner);
     this.#byConnection.set(connection, runner);
@@ -150,9 +163,23 @@ export class RunnerRegistry {
   /**
    * Who executes an accepted proposal: "self", the named runner, the
    * project's default, or the embedded runner (started when first needed).
-   * Throws NO_RUNNER when there is none.
+   * Throws NO_RUNNER when there is none, and for read-only work when the
+   * chosen runner has no read-only sandbox (it is never run unprotected;
+   * "self" streams it itself, outside the server's control).
    */
-  async select(project: ProjectRef, requested: string | undefined): Promise<"self" | AttachedRunner> {
+  async select(project: ProjectRef, requested: string | undefined, options: { readOnly?: boolean } = {}): Promise<"self" | AttachedRunner> {
+    const runner = await this.#choose(project, requested);
+    if (options.readOnly && runner !== "self" && !runner.sandbox.readOnly) {
+      throw new SpoolError(
+        "NO_RUNNER",
+        `Runner "${runner.name}" has no read-only sandbox (${runner.sandbox.detail}), so it refuses read-only work (the env tool, ask runs); pick a runner whose runner/list entry shows sandbox.readOnly, or install bubblewrap on its machine`,
+        { runner: runner.name, readOnly: true, sandbox: runner.sandbox },
+      );
+    }
+    return runner;
+  }
+
+  async #choose(project: ProjectRef, requested: string | undefined): Promise<"self" | AttachedRunner> {
     if (requested === "self") return "self";
     const embedded = this.#embedded;
     const useEmbedded = async () => {

@@ -1,12 +1,19 @@
 import type { Readable } from "node:stream";
+import type { SandboxInfo } from "./sandbox.js";
 
 /** What to run. Every backend runs `command` with `/bin/sh -c`. */
 export interface ExecSpec {
   command: string;
   /** Working directory on the backend; undefined = the backend's default (project root, container WORKDIR, login directory). */
   cwd?: string;
-  /** Extra environment variables, on top of what the backend's processes normally get. */
+  /**
+   * Variables on top of the backend's base environment (SPEC §7 Runners,
+   * "Environment"): the names the configuration lets through and the
+   * proposal's `env`. No backend hands a command its own process's environment.
+   */
   env: Record<string, string>;
+  /** Read-only work: run it in the backend's read-only sandbox; a backend without one refuses it with `StartError`. */
+  readOnly?: boolean;
   /** Kill the work after this many milliseconds; 0 or undefined = no limit. */
   timeoutMs?: number;
   /** Aborting it cancels the work: TERM, then KILL after the backend's grace. */
@@ -61,6 +68,8 @@ export interface Backend {
   /** A one-line description for logs and `runner/list`. */
   describe(): string;
   start(spec: ExecSpec): Promise<Execution>;
+  /** Where read-only work would run: probed once (the first call), then the same answer. */
+  sandbox(): Promise<SandboxInfo>;
   /** Releases connections; running executions are cancelled. */
   close(): Promise<void>;
 }

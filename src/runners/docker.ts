@@ -1,6 +1,7 @@
 import type { Duplex, Readable } from "node:stream";
 import Docker from "dockerode";
 import { type Backend, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, StartError } from "./backend.js";
+import { noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -15,6 +16,8 @@ export interface DockerEngine {
     network: string;
     stdin: boolean;
     labels: Record<string, string>;
+    /** Read-only work: a read-only root and /dev, no capabilities, no new privileges (the caller also sets network "none"). */
+    readOnly?: boolean;
   }): Promise<{ id: string; stream: Duplex }>;
   /** Exit code of a container that has stopped (waits for it); null when the engine does not know. */
   waitContainer(id: string): Promise<number | null>;
@@ -24,7 +27,28 @@ export interface DockerEngine {
   exec(container: string, options: { cmd: string[]; env: string[]; workdir?: string; stdin: boolean }): Promise<{ id: string; stream: Duplex }>;
   /** Exit code of an exec; null when unknown (still running, or the engine does not know). */
   inspectExec(id: string): Promise<{ running: boolean; exitCode: number | null }>;
+  /** Whether a container's root is read-only, and the mount points (volumes, binds, tmpfs) it may write to. */
+  inspectContainer(name: string): Promise<{ readOnlyRoot: boolean; writableMounts: string[] }>;
 }
+
+/**
+ * Paths of a read-only container that the kernel would otherwise let it
+ * write: Docker's own /dev tmpfs and its submounts, and cgroupfs; the rest
+ * are Docker's defaults (which this list replaces).
+ */
+export const READ_ONLY_PATHS = [
+  "/proc/asound",
+  "/proc/bus",
+  "/proc/fs",
+  "/proc/irq",
+  "/proc/sys",
+  "/proc/sysrq-trigger",
+  "/dev",
+  "/dev/mqueue",
+  "/dev/pts",
+  "/dev/shm",
+  "/sys/fs/cgroup",
+];
 
 /** Adapts dockerode to `DockerEngine`. */
 export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
@@ -43,7 +67,13 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         StdinOnce: o.stdin,
         Labels: o.labels,
         // Init forwards TERM to the command (a shell as PID 1 would ignore it) and reaps orphans.
-        HostConfig: { NetworkMode: o.network, Init: true },
+        HostConfig: {
+          NetworkMode: o.network,
+          Init: true,
+          ...(o.readOnly
+            ? { ReadonlyRootfs: true, ReadonlyPaths: READ_ONLY_PATHS, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], IpcMode: "none" }
+            : {}),
+        },
       });
       try {
         const stream = (await container.attach({ stream: true, stdout: true, stderr: true, stdin: o.stdin, hijack: o.stdin })) as unknown as Duplex;
@@ -81,6 +111,14 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
       const info = await docker.getExec(id).inspect();
       return { running: Boolean(info.Running), exitCode: typeof info.ExitCode === "number" ? info.ExitCode : null };
     },
+    async inspectContainer(name) {
+      const info = await docker.getContainer(name).inspect();
+      const writableMounts = [
+        ...(info.Mounts ?? []).filter((m) => m.RW).map((m) => m.Destination),
+        ...Object.keys((info.HostConfig as { Tmpfs?: Record<string, string> }).Tmpfs ?? {}),
+      ];
+      return { readOnlyRoot: Boolean(info.HostConfig.ReadonlyRootfs), writableMounts };
+    },
   };
 }
 
@@ -93,6 +131,8 @@ export interface DockerBackendOptions {
   network?: string;
   killGraceMs?: number;
   engine?: DockerEngine;
+  /** Read-only sandbox: `auto` (default: read-only containers; for an exec, a container that is read-only itself), `off` (none). */
+  sandbox?: Exclude<SandboxMode, "require">;
 }
 
 const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
@@ -121,10 +161,40 @@ export class DockerBackend implements Backend {
   readonly #engine: DockerEngine;
   /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
   readonly #closing = withManyListeners(new AbortController());
+  readonly #sandbox = once(() => this.#probeSandbox());
 
   constructor(private readonly options: DockerBackendOptions) {
     if (!options.image === !options.container) throw new Error("The docker backend needs exactly one of image or container");
     this.#engine = options.engine ?? dockerodeEngine();
+  }
+
+  sandbox(): Promise<SandboxInfo> {
+    return this.#sandbox();
+  }
+
+  async #probeSandbox(): Promise<SandboxInfo> {
+    if (this.options.sandbox === "off") return noSandbox(SANDBOX_OFF);
+    if (this.options.image) {
+      return {
+        kind: "docker",
+        readOnly: true,
+        detail: "docker: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges",
+      };
+    }
+    return this.#execSandbox(this.options.container!);
+  }
+
+  /** An exec runs in the container as it was created: read-only only when its root and every mount are. */
+  async #execSandbox(container: string): Promise<SandboxInfo> {
+    let info: { readOnlyRoot: boolean; writableMounts: string[] };
+    try {
+      info = await this.#engine.inspectContainer(container);
+    } catch (error) {
+      return noSandbox(`docker: cannot inspect container ${container}: ${message(error)}`);
+    }
+    if (!info.readOnlyRoot) return noSandbox(`docker: container ${container} has a writable root (create it with --read-only for read-only work)`);
+    if (info.writableMounts.length > 0) return noSandbox(`docker: container ${container} has writable mounts: ${info.writableMounts.join(", ")}`);
+    return { kind: "docker", readOnly: true, detail: `docker: container ${container} has a read-only root and only read-only mounts` };
   }
 
   describe(): string {
@@ -137,18 +207,29 @@ export class DockerBackend implements Backend {
     return this.options.image ? this.#startContainer(spec, this.options.image) : this.#startExec(spec, this.options.container!);
   }
 
+  /** Read-only work needs the sandbox; without it the command is refused before anything starts. */
+  async #requireSandbox(spec: ExecSpec, fresh: () => Promise<SandboxInfo>): Promise<void> {
+    if (!spec.readOnly) return;
+    const sandbox = await fresh();
+    if (!sandbox.readOnly) throw new StartError(`read-only commands are refused on this runner: it has no read-only sandbox (${sandbox.detail})`);
+  }
+
   async #startContainer(spec: ExecSpec, image: string): Promise<Execution> {
     const started = Date.now();
+    await this.#requireSandbox(spec, () => this.#sandbox());
     let run: { id: string; stream: Duplex };
     try {
+      // The container's environment is the image's (PATH, HOME as Docker sets it…) plus what the runner was given; never the runner's own.
       run = await this.#engine.runContainer({
         image,
         cmd: ["/bin/sh", "-c", spec.command],
         env: envList(spec.env),
         ...(spec.cwd ? { workdir: spec.cwd } : {}),
-        network: this.options.network ?? "none",
+        // Read-only work sends nothing anywhere: no network, whatever the runner's --network says.
+        network: spec.readOnly ? "none" : (this.options.network ?? "none"),
         stdin: Boolean(spec.stdin),
         labels: { "spool.runner": "1" },
+        ...(spec.readOnly ? { readOnly: true } : {}),
       });
     } catch (error) {
       throw new StartError(`Cannot start a container from ${image}: ${message(error)}`);
@@ -178,6 +259,8 @@ export class DockerBackend implements Backend {
 
   async #startExec(spec: ExecSpec, container: string): Promise<Execution> {
     const started = Date.now();
+    // Checked again for each read-only command: the container may have been recreated since the runner attached.
+    await this.#requireSandbox(spec, () => (this.options.sandbox === "off" ? this.#sandbox() : this.#execSandbox(container)));
     let run: { id: string; stream: Duplex };
     try {
       run = await this.#engine.exec(container, {

@@ -6,6 +6,7 @@ import type { Transport } from "../rpc/transport.js";
 import { LocalBackend } from "./local.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { RunnerClient } from "./runner-client.js";
+import type { SandboxInfo } from "./sandbox.js";
 
 export const EMBEDDED_RUNNER = "local";
 
@@ -27,6 +28,13 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
     private readonly log: Logger,
     private readonly processes?: ProcessRecorder,
   ) {}
+
+  #sandbox: Promise<SandboxInfo> | null = null;
+
+  /** What the embedded runners' local backend offers for read-only work (bubblewrap on the server's machine, or none). */
+  sandbox(): Promise<SandboxInfo> {
+    return (this.#sandbox ??= new LocalBackend().sandbox());
+  }
 
   owns(connection: ConnectionHandle): boolean {
     return this.#connectionIds.has(connection.id);

@@ -1,7 +1,9 @@
 import { execa } from "execa";
 import { type Backend, type ExecResult, type ExecSpec, type Execution, StartError } from "./backend.js";
+import { localBaseEnvironment } from "./environment.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
+import { bwrapCommand, noSandbox, once, probeBwrap, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
 export interface LocalBackendOptions {
@@ -10,6 +12,12 @@ export interface LocalBackendOptions {
   killGraceMs?: number;
   /** How long the output may stay quiet after the command exited before a leftover grandchild's pipe is let go. */
   quietMs?: number;
+  /** Read-only sandbox: `auto` (bubblewrap when it works here, default), `off` (none: read-only work is refused). */
+  sandbox?: Exclude<SandboxMode, "require">;
+  /** The bubblewrap program (default `bwrap`, looked up in the runner's PATH). */
+  bwrap?: string;
+  /** The runner's environment, where the base variables (PATH, HOME, LANG, TERM) come from; default process.env. Nothing else of it reaches a command. */
+  environ?: NodeJS.ProcessEnv;
   /** Told of each process group started and of its leader's exit, so a runner that dies unannounced can have its leftovers killed (orphans.ts). */
   processes?: ProcessRecorder;
 }
@@ -35,7 +43,20 @@ export class LocalBackend implements Backend {
   /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
   readonly #closing = withManyListeners(new AbortController());
 
+  readonly #sandbox = once(
+    (): Promise<SandboxInfo> =>
+      this.options.sandbox === "off" ? Promise.resolve(noSandbox(SANDBOX_OFF)) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
+  );
+
   constructor(private readonly options: LocalBackendOptions = {}) {}
+
+  get #environ(): NodeJS.ProcessEnv {
+    return this.options.environ ?? process.env;
+  }
+
+  sandbox(): Promise<SandboxInfo> {
+    return this.#sandbox();
+  }
 
   describe(): string {
     return `local processes on this machine${this.options.defaultCwd ? `, default cwd ${this.options.defaultCwd}` : ""}`;
@@ -43,10 +64,20 @@ export class LocalBackend implements Backend {
 
   async start(spec: ExecSpec): Promise<Execution> {
     const started = Date.now();
-    const subprocess = execa("/bin/sh", ["-c", spec.command], {
-      cwd: spec.cwd ?? this.options.defaultCwd ?? process.cwd(),
-      env: spec.env,
-      extendEnv: true,
+    const cwd = spec.cwd ?? this.options.defaultCwd ?? process.cwd();
+    let file = "/bin/sh";
+    let args = ["-c", spec.command];
+    if (spec.readOnly) {
+      const sandbox = await this.#sandbox();
+      if (!sandbox.readOnly) throw new StartError(`read-only commands are refused on this runner: it has no read-only sandbox (${sandbox.detail})`);
+      file = this.options.bwrap ?? "bwrap";
+      args = bwrapCommand(cwd, spec.command);
+    }
+    // A clean environment: the base and what the runner was given (allowed names, the proposal's env); never the runner's own.
+    const subprocess = execa(file, args, {
+      cwd,
+      env: { ...localBaseEnvironment(this.#environ), ...spec.env },
+      extendEnv: false,
       detached: true, // its own process group, so a cancel reaches its children too
       cleanup: false,
       buffer: false,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SandboxInfo } from "./sandbox.js";
 
 /**
  * The runner messages, shared by the server side (`runners` plugin) and the
@@ -24,6 +25,7 @@ export const RunnerAttachParams = z.strictObject({
   replaceDefault: z.boolean().optional().describe("With default: take the default from the runner that has it instead of being refused"),
   resume: z.array(ProducerRef).max(1024).optional().describe("Producers this runner is still executing (after a reconnect); needs resumeToken"),
   resumeToken: z.string().min(16).max(200).optional().describe("The token an earlier runner/attach of this runner returned: proves it is the same runner"),
+  sandbox: SandboxInfo.optional().describe("Where this runner runs read-only work; without it (or readOnly false) the server refuses read-only work on it"),
 });
 
 export const ResumedProducer = ProducerRef.extend({
@@ -53,6 +55,7 @@ export const RunnerInfo = z.object({
   embedded: z.boolean(),
   attachedAt: z.number().int(),
   running: z.number().int().describe("Producers this runner is executing"),
+  sandbox: SandboxInfo.describe("Where it runs read-only work (env, ask runs); readOnly false: such work is refused on it"),
 });
 
 export const ExecTarget = z.object({
@@ -71,6 +74,11 @@ export const RunnerExecParams = z.strictObject({
   env: z.record(z.string(), z.string()),
   channels: z.array(z.object({ channel: z.number().int(), name: z.string(), path: z.string() })),
   timeoutMs: z.number().int().min(0).describe("Kill the command after this long; 0 = no limit"),
+  readOnly: z.boolean().optional().describe("Read-only work (env, ask runs): run it in the runner's read-only sandbox, or refuse it"),
+  passEnv: z
+    .array(z.string())
+    .optional()
+    .describe("Names (or `*` patterns) of the runner's environment variables the command also gets (the server's commandEnv); see SPEC §7 Environment"),
 });
 
 export const RunnerExecResult = z.object({

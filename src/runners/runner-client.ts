@@ -5,6 +5,7 @@ import type { Logger } from "../logger.js";
 import { SERVER_VERSION } from "../version.js";
 import type { Backend, ExecResult } from "./backend.js";
 import { ChannelSender, Slots } from "./channel-sender.js";
+import { commandVariables } from "./environment.js";
 import { type RunnerAttachResult, RunnerExecParams, type RunnerExecResult } from "./protocol.js";
 
 export interface RunnerClientOptions {
@@ -31,6 +32,10 @@ export interface RunnerClientOptions {
   log: Logger;
   /** Reconnect delays: doubles from `min` up to `max`. */
   backoffMs?: { min: number; max: number };
+  /** Names (or `*` patterns) of this runner's environment variables that commands also get, besides those the server's commandEnv names. */
+  passEnv?: string[];
+  /** The runner's environment, where passed names take their values; default process.env. */
+  environ?: NodeJS.ProcessEnv;
 }
 
 interface Job {
@@ -76,6 +81,10 @@ export class RunnerClient {
 
   /** Connects and attaches; rejects when the first attach fails (wrong token, name taken, …). */
   async start(): Promise<RunnerAttachResult> {
+    const sandbox = await this.options.backend.sandbox();
+    if (!sandbox.readOnly) {
+      this.options.log.warn(`runner ${this.options.name}: no read-only sandbox (${sandbox.detail}); read-only work (env, ask runs) will be refused on it`);
+    }
     return this.#connect();
   }
 
@@ -116,6 +125,7 @@ export class RunnerClient {
         ...(this.options.replaceDefault ? { replaceDefault: true } : {}),
         ...(this.#resumeToken ? { resumeToken: this.#resumeToken } : {}),
         resume: [...this.#jobs.values()].map((j) => ({ run: j.params.run, path: j.params.path })),
+        sandbox: await this.options.backend.sandbox(),
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;
@@ -217,7 +227,9 @@ export class RunnerClient {
       execution = await this.options.backend.start({
         command: params.command,
         ...(cwd !== undefined ? { cwd } : {}),
-        env: params.env,
+        // Only what the server's commandEnv and this runner's passEnv name, and the proposal's env: never the runner's whole environment.
+        env: commandVariables(this.options.environ ?? process.env, [...(params.passEnv ?? []), ...(this.options.passEnv ?? [])], params.env),
+        ...(params.readOnly ? { readOnly: true } : {}),
         timeoutMs: params.timeoutMs,
         signal: controller.signal,
       });

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
 import { type Backend, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, StartError } from "./backend.js";
-import { PidLine, wrapperScript } from "./streams.js";
+import { BWRAP_DETAIL, bwrapCommand, noSandbox, once, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
+import { PidLine, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
 /** One remote command as this backend sees it; `ssh2Transport` provides it over ssh2. */
@@ -156,8 +157,49 @@ export class SshBackend implements Backend {
   /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
   readonly #closing = withManyListeners(new AbortController());
 
-  constructor(private readonly options: SshOptions & { killGraceMs?: number; shell?: RemoteShell }) {
+  /** The remote bwrap's path and what it gives, probed once. */
+  readonly #sandbox = once(() => this.#probeSandbox());
+
+  constructor(
+    private readonly options: SshOptions & {
+      killGraceMs?: number;
+      shell?: RemoteShell;
+      /** Read-only sandbox: `auto` (bubblewrap on the remote host when it works there, default), `off` (none: read-only work is refused). */
+      sandbox?: Exclude<SandboxMode, "require">;
+    },
+  ) {
     this.#shell = options.shell ?? ssh2Shell(options);
+  }
+
+  async sandbox(): Promise<SandboxInfo> {
+    return (await this.#sandbox()).info;
+  }
+
+  /** Spool controls nothing on the remote host but what it runs: read-only work needs bubblewrap there, working for the login user. */
+  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string }> {
+    if (this.options.sandbox === "off") return { info: noSandbox(SANDBOX_OFF) };
+    const host = `${this.options.username}@${this.options.host}`;
+    const probe = [
+      'b=$(command -v bwrap) || { echo "missing"; exit 0; }',
+      'echo "$b"',
+      `"$b" ${bwrapCommand("/", PROBE_COMMAND).map(shellQuote).join(" ")} 2>&1 && echo ok`,
+    ].join("; ");
+    let output = "";
+    try {
+      const channel = await this.#shell.exec(probe);
+      channel.stdin.end();
+      channel.stderr.resume();
+      for await (const chunk of channel.stdout) output += String(chunk);
+      await channel.closed;
+    } catch (error) {
+      return { info: noSandbox(`ssh: could not look for bubblewrap on ${host}: ${error instanceof Error ? error.message : String(error)}`) };
+    }
+    const [path = "", ...rest] = output.trim().split("\n");
+    if (path === "missing" || !path.startsWith("/")) return { info: noSandbox(`ssh: bubblewrap is not installed on ${host}; read-only work is refused there`) };
+    if (rest.at(-1) !== "ok") {
+      return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the read-only sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
+    }
+    return { info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}` }, bwrap: path };
   }
 
   describe(): string {
@@ -166,7 +208,14 @@ export class SshBackend implements Backend {
 
   async start(spec: ExecSpec): Promise<Execution> {
     const started = Date.now();
-    const channel = await this.#shell.exec(wrapperScript(spec.command, spec.cwd, spec.env));
+    let bwrap: string | undefined;
+    if (spec.readOnly) {
+      const sandbox = await this.#sandbox();
+      if (!sandbox.bwrap) throw new StartError(`read-only commands are refused on this runner: it has no read-only sandbox (${sandbox.info.detail})`);
+      bwrap = sandbox.bwrap;
+    }
+    // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
+    const channel = await this.#shell.exec(remoteScript(spec.command, spec.cwd, spec.env, bwrap ? { bwrap } : {}));
     channel.stdin.end(spec.stdin ?? undefined);
     const pidLine = new PidLine();
     channel.stdout.pipe(pidLine);

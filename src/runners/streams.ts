@@ -1,4 +1,6 @@
 import { PassThrough, Transform, type TransformCallback, Writable } from "node:stream";
+import { BASE_ENV_DEFAULTS } from "./environment.js";
+import { BWRAP_ARGS } from "./sandbox.js";
 
 /**
  * Splits Docker's multiplexed attach/exec stream (8-byte frame headers: type,
@@ -99,5 +101,27 @@ export function wrapperScript(command: string, cwd: string | undefined, env: Rec
   const vars = Object.entries(env);
   if (vars.length) parts.push(`export ${vars.map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ")}`);
   parts.push(`exec /bin/sh -c ${shellQuote(command)}`);
+  return parts.join(" && ");
+}
+
+/**
+ * The shell line the SSH backend runs: like `wrapperScript`, but the command
+ * starts with a clean environment (`env -i`): PATH, HOME, LANG and TERM of
+ * the remote login (with defaults where it has none), then `env`. With
+ * `bwrap` (its path on the remote host) the command runs in the read-only
+ * sandbox there.
+ */
+export function remoteScript(command: string, cwd: string | undefined, env: Record<string, string>, options: { bwrap?: string } = {}): string {
+  const parts = ["echo $$"];
+  if (cwd) parts.push(`cd -- ${shellQuote(cwd)}`);
+  const base = [
+    `"PATH=\${PATH:-${BASE_ENV_DEFAULTS.PATH}}"`,
+    `"HOME=\${HOME:-}"`,
+    `"LANG=\${LANG:-${BASE_ENV_DEFAULTS.LANG}}"`,
+    `"TERM=\${TERM:-${BASE_ENV_DEFAULTS.TERM}}"`,
+  ];
+  const vars = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
+  const sandbox = options.bwrap ? [shellQuote(options.bwrap), ...BWRAP_ARGS.map(shellQuote), "--chdir", '"$PWD"', "--"] : [];
+  parts.push(["exec env -i", ...base, ...vars, ...sandbox, "/bin/sh -c", shellQuote(command)].join(" "));
   return parts.join(" && ");
 }

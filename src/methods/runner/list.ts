@@ -18,9 +18,11 @@ export const runnerList = defineMethod({
       embedded: r.embedded,
       attachedAt: r.attachedAt,
       running: 0,
+      sandbox: r.sandbox,
     }));
     const embedded = core.runners.embeddedName;
-    if (embedded && !list.some((r) => r.name === embedded)) {
+    const embeddedSandbox = core.runners.embeddedSandbox();
+    if (embedded && embeddedSandbox && !list.some((r) => r.name === embedded)) {
       list.push({
         name: embedded,
         backend: "local",
@@ -30,6 +32,7 @@ export const runnerList = defineMethod({
         embedded: true,
         attachedAt: 0,
         running: 0,
+        sandbox: await embeddedSandbox,
       });
     }
     for (const r of list) r.running = await core.lifecycle.runningOn(project, r.name);
