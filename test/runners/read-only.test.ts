@@ -88,7 +88,8 @@ describeWithBwrap("read-only on the embedded local runner (bubblewrap)", () => {
 
   it("touch in an env command fails and leaves no file; the same touch with sh works", async () => {
     const client = await ts.clientIn("ro-embedded");
-    const outside = join(tempDir("spool-ro-"), "outside");
+    const scratch = tempDir("spool-ro-");
+    const outside = join(scratch, "outside");
     const command = `touch ro-probe; echo "root=$?"; touch ${outside}; echo "tmp=$?"; touch /dev/shm/x 2>/dev/null; echo "shm=$?"; echo ok > /dev/null; echo "null=$?"`;
     const env = await runTool(client, "r1", "env", command);
     expect(env.out).toBe("root=1\ntmp=1\nshm=1\nnull=0\n");
@@ -107,6 +108,7 @@ describeWithBwrap("read-only on the embedded local runner (bubblewrap)", () => {
     expect(sh.out).toBe("made\n");
     expect(existsSync(join(root, "ro-probe"))).toBe(true);
     rmSync(join(root, "ro-probe"));
+    rmSync(scratch, { recursive: true });
   });
 
   it("an env command cannot reach the Spool server over the network, nor see or signal the server's process", async () => {
@@ -173,19 +175,21 @@ describe("a local runner without a sandbox says so, and read-only work is refuse
   let bare: RunnerProcess;
   let off: RunnerProcess;
   let root: string;
+  /** A machine without bubblewrap: nothing named bwrap on the runner's PATH. */
+  const emptyPath = tempDir("spool-empty-path-");
   const flags = (name: string) => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "ro-none", "--name", name];
   beforeAll(async () => {
     ts = await startTestServer({ localRunner: false });
     (await ts.clientIn("ro-none")).close();
     root = realpathSync(ts.home);
-    // A machine without bubblewrap: nothing named bwrap on the runner's PATH.
-    bare = await spawnRunner([...flags("no-bwrap"), "--backend", "local", "--root", root], { PATH: tempDir("spool-empty-path-") });
+    bare = await spawnRunner([...flags("no-bwrap"), "--backend", "local", "--root", root], { PATH: emptyPath });
     off = await spawnRunner([...flags("off-box"), "--backend", "local", "--root", root, "--sandbox", "off"]);
   }, 60_000);
   afterAll(async () => {
     await bare?.stop();
     await off?.stop();
     await ts?.stop();
+    rmSync(emptyPath, { recursive: true, force: true });
   });
 
   it("the runner prints why at attach and runner/list shows it", async () => {
@@ -210,7 +214,7 @@ describe("a local runner without a sandbox says so, and read-only work is refuse
   });
 
   it("--sandbox require refuses to start a runner that has none", async () => {
-    await expect(spawnRunner([...flags("must-have"), "--backend", "local", "--sandbox", "require"], { PATH: tempDir("spool-empty-path-") })).rejects.toThrow(
+    await expect(spawnRunner([...flags("must-have"), "--backend", "local", "--sandbox", "require"], { PATH: emptyPath })).rejects.toThrow(
       /--sandbox require: this backend has no read-only sandbox \(bubblewrap \(bwrap\) is not installed/,
     );
     await expect(spawnRunner([...flags("bad-mode"), "--backend", "local", "--sandbox", "maybe"])).rejects.toThrow(/--sandbox must be auto, off or require/);
