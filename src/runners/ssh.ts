@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
 import { type Backend, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, StartError } from "./backend.js";
-import { BWRAP_DETAIL, bwrapCommand, noSandbox, once, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
+import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
 import { PidLine, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -157,8 +157,15 @@ export class SshBackend implements Backend {
   /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
   readonly #closing = withManyListeners(new AbortController());
 
-  /** The remote bwrap's path and what it gives, probed once. */
-  readonly #sandbox = once(() => this.#probeSandbox());
+  /** The remote bwrap's path and what it gives: probed once, again only when the host could not be reached. */
+  #probe: Promise<{ info: SandboxInfo; bwrap?: string; unreachable?: boolean }> | null = null;
+
+  #sandbox(): Promise<{ info: SandboxInfo; bwrap?: string }> {
+    return (this.#probe ??= this.#probeSandbox().then((answer) => {
+      if (answer.unreachable) this.#probe = null;
+      return answer;
+    }));
+  }
 
   constructor(
     private readonly options: SshOptions & {
@@ -176,7 +183,7 @@ export class SshBackend implements Backend {
   }
 
   /** Spool controls nothing on the remote host but what it runs: read-only work needs bubblewrap there, working for the login user. */
-  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string }> {
+  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string; unreachable?: boolean }> {
     if (this.options.sandbox === "off") return { info: noSandbox(SANDBOX_OFF) };
     const host = `${this.options.username}@${this.options.host}`;
     const probe = [
@@ -192,7 +199,10 @@ export class SshBackend implements Backend {
       for await (const chunk of channel.stdout) output += String(chunk);
       await channel.closed;
     } catch (error) {
-      return { info: noSandbox(`ssh: could not look for bubblewrap on ${host}: ${error instanceof Error ? error.message : String(error)}`) };
+      return {
+        info: noSandbox(`ssh: could not look for bubblewrap on ${host}: ${error instanceof Error ? error.message : String(error)}`),
+        unreachable: true,
+      };
     }
     const [path = "", ...rest] = output.trim().split("\n");
     if (path === "missing" || !path.startsWith("/")) return { info: noSandbox(`ssh: bubblewrap is not installed on ${host}; read-only work is refused there`) };
