@@ -65,7 +65,7 @@ docker version >/dev/null
 
 # --- bubblewrap must build its read-only sandbox here, as root and as the SSH
 # user (unprivileged user namespaces); the tests fail under SPOOL_TEST_INFRA=required otherwise.
-bwrap_probe=(bwrap --ro-bind / / --dev /dev --remount-ro /dev --proc /proc --unshare-pid --unshare-ipc --unshare-net --unshare-uts --cap-drop ALL --chdir / -- /bin/sh -c '[ ! -w / ]')
+bwrap_probe=(bwrap --ro-bind / / --dev /dev --remount-ro /dev --proc /proc --tmpfs /run --remount-ro /run --unshare-pid --unshare-ipc --unshare-net --unshare-uts --cap-drop ALL --chdir / -- /bin/sh -c '[ ! -w / ]')
 "${bwrap_probe[@]}" || echo "warning: bubblewrap cannot build the read-only sandbox as root here" >&2
 su -s /bin/sh spoolrunner -c "$(printf '%q ' "${bwrap_probe[@]}")" || echo "warning: bubblewrap cannot build the read-only sandbox as spoolrunner here" >&2
 

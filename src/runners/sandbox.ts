@@ -33,6 +33,9 @@ export const SANDBOX_OFF = "the runner was started with --sandbox off";
  *   files);
  * - /proc of a PID namespace of its own: it sees and signals only its own
  *   processes;
+ * - an empty, read-only /run (also /var/run): the sockets there, such as
+ *   Docker's, are out of reach (a socket accepts connections on a read-only
+ *   mount);
  * - no network (a loopback of its own): nothing is sent anywhere, not even
  *   to the Spool server;
  * - its own IPC and host-name namespaces, no capabilities even for root (no
@@ -48,6 +51,10 @@ export const BWRAP_ARGS: readonly string[] = [
   "/dev",
   "--proc",
   "/proc",
+  "--tmpfs",
+  "/run",
+  "--remount-ro",
+  "/run",
   "--unshare-pid",
   "--unshare-ipc",
   "--unshare-net",
@@ -56,7 +63,7 @@ export const BWRAP_ARGS: readonly string[] = [
   "ALL",
 ];
 
-export const BWRAP_DETAIL = "bubblewrap: the filesystem read-only, /dev minimal and read-only, own PID namespace, no network, no capabilities";
+export const BWRAP_DETAIL = "bubblewrap: the filesystem read-only, /dev minimal and /run empty, own PID namespace, no network, no capabilities";
 
 /** The full argument list for bwrap running `command` read-only in `cwd`. */
 export function bwrapCommand(cwd: string, command: string): string[] {

@@ -90,9 +90,9 @@ describeWithBwrap("read-only on the embedded local runner (bubblewrap)", () => {
     const client = await ts.clientIn("ro-embedded");
     const scratch = tempDir("spool-ro-");
     const outside = join(scratch, "outside");
-    const command = `touch ro-probe; echo "root=$?"; touch ${outside}; echo "tmp=$?"; touch /dev/shm/x 2>/dev/null; echo "shm=$?"; echo ok > /dev/null; echo "null=$?"`;
+    const command = `touch ro-probe; echo "root=$?"; touch ${outside}; echo "tmp=$?"; touch /dev/shm/x 2>/dev/null; echo "shm=$?"; echo ok > /dev/null; echo "null=$?"; ls -A /var/run | wc -l; [ -e /var/run/docker.sock ]; echo "sock=$?"`;
     const env = await runTool(client, "r1", "env", command);
-    expect(env.out).toBe("root=1\ntmp=1\nshm=1\nnull=0\n");
+    expect(env.out).toBe("root=1\ntmp=1\nshm=1\nnull=0\n0\nsock=1\n");
     expect(env.err).toMatch(/touch: cannot touch 'ro-probe': Read-only file system/);
     expect(env.stdout.status).toBe(200);
     expect(env.log.attributes).toMatchObject({ readOnly: true, runner: "local", tool: "env" });
