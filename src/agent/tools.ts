@@ -8,13 +8,30 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 import { lineCount, parseAttributes } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 
+/** A command or directory with a NUL byte cannot reach a process intact: the model is told so, nothing is proposed. */
+const noNul = [(value: string) => !value.includes("\0"), "must not contain NUL bytes"] as const;
+
 /** The tools' arguments: one schema each, used for the model's tool list and to check what it sends. */
 const ToolArgs = {
   sh: z.strictObject({
-    command: z.string().min(1).describe("A shell command (/bin/sh -c). A person must accept it before it runs."),
-    cwd: z.string().optional().describe("Directory relative to the project root"),
+    command: z
+      .string()
+      .min(1)
+      .refine(...noNul)
+      .describe("A shell command (/bin/sh -c). A person must accept it before it runs."),
+    cwd: z
+      .string()
+      .refine(...noNul)
+      .optional()
+      .describe("Directory relative to the project root"),
   }),
-  env: z.strictObject({ command: z.string().min(1).describe("A read-only command that inspects the environment (ls, cat, git status…)") }),
+  env: z.strictObject({
+    command: z
+      .string()
+      .min(1)
+      .refine(...noNul)
+      .describe("A read-only command that inspects the environment (ls, cat, git status…)"),
+  }),
   get: z.strictObject({
     path: z.string().describe("An entry path, e.g. sh://turn_1/ls_1"),
     tail: z.number().int().min(1).optional().describe("Only the last N lines"),
