@@ -6,6 +6,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { ensureToken, isLoopback, originAllowed, presentedToken, tokensMatch } from "./auth.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
 import { createCore } from "./core/index.js";
+import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
 import { builtinPlugins } from "./plugins/builtin.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
@@ -15,7 +16,7 @@ import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
-import { openStore, type Store } from "./store/database.js";
+import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import { createRepositories } from "./store/repositories.js";
 
@@ -28,6 +29,8 @@ export interface StartOptions extends ConfigOverrides {
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
   migrationsDir?: string;
+  /** Storage tuning (the WAL's size after checkpoints); tests make it small. */
+  store?: StoreOptions;
 }
 
 export interface SpoolServer {
@@ -47,6 +50,8 @@ function wsTransport(socket: WebSocket): Transport {
   return {
     send: (text) => socket.send(text),
     close: (code, reason) => socket.close(code, reason),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
     onMessage: (listener) =>
       socket.on("message", (data, isBinary) => {
         listener(isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString());
@@ -60,14 +65,27 @@ function refuse(socket: Socket, status: number, message: string): void {
   socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${message.length}\r\n\r\n${message}`);
 }
 
-/** Starts a Spool server: store, migrations, plugins, then the WebSocket listener. */
+/**
+ * Starts a Spool server: the home's lock, store, migrations, plugins, then the WebSocket listener.
+ * A second server on the same home throws HomeLocked, naming the process that holds it, before it touches anything.
+ */
 export async function startServer(options: StartOptions = {}): Promise<SpoolServer> {
   const config = loadConfig(options, options.env);
+  const lock = acquireHomeLock(config.home);
+  try {
+    return await startLocked(options, config, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startLocked(options: StartOptions, config: SpoolConfig, lock: HomeLock): Promise<SpoolServer> {
   const log = options.logger ?? createLogger();
   const token = ensureToken(config.tokenFile);
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
-  const store = openStore(config.dbFile);
+  const store = openStore(config.dbFile, options.store);
   try {
     for (const result of await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR)) {
       log.info(`migration ${result.migrationName}: ${result.status}`);
@@ -157,6 +175,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
       for (const client of wss.clients) client.terminate();
       await rpc.idle(5_000);
       await store.close();
+      lock.release();
       http.closeAllConnections?.();
     })());
 
