@@ -30,14 +30,30 @@ export const LimitsSchema = z.strictObject({
   maxConnections: z.number().int().positive().default(512),
   /** Live stream subscriptions per connection (LIMIT_EXCEEDED above). */
   maxSubscriptionsPerConnection: z.number().int().positive().default(64),
-  /** Bytes a watcher may have queued before it is dropped as lagging. */
+  /** Bytes a watcher's connection may have unsent before the watcher is dropped as lagging (`stream/lagged`); at most half of maxOutboundBytes counts. */
   maxWatcherBufferBytes: z
     .number()
     .int()
     .positive()
-    .default(16 * 1024 * 1024),
+    .default(8 * 1024 * 1024),
   /** `stream` (and other ordered) calls one connection may have unanswered; more are LIMIT_EXCEEDED. Runners keep 8 by default. */
   maxUnackedChunks: z.number().int().positive().default(256),
+  /** Requests one batch may hold; a longer batch gets one INVALID_REQUEST (-32600) and none of it runs. */
+  maxBatchSize: z.number().int().positive().default(100),
+  /** Requests one connection may have received and not yet answered (queued or running); at it the server stops reading that connection until half are answered. */
+  maxRequestsInFlight: z.number().int().positive().default(1024),
+  /** Bytes sent to one connection that its peer may leave unread; a message past it closes the connection with 1008 instead of being buffered. */
+  maxOutboundBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
+  /** Bytes held for all clients together (unflushed output, unanswered requests, chunks queued for watchers); past it the connection holding the most is closed with 1013. */
+  maxClientMemoryBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   /** Let `proposal/create` use a cwd outside the project root (off: such a cwd is INVALID_PARAMS). */
   allowCwdOutsideRoot: z.boolean().default(false),
 });

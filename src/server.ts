@@ -48,8 +48,10 @@ export interface SpoolServer {
 
 function wsTransport(socket: WebSocket): Transport {
   return {
-    send: (text) => socket.send(text),
+    // ws calls back once the frame is written to the socket (or with an error when the socket is gone).
+    send: (text, flushed) => socket.send(text, flushed),
     close: (code, reason) => socket.close(code, reason),
+    terminate: () => socket.terminate(),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     onMessage: (listener) =>
@@ -107,6 +109,10 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   });
   const rpc: RpcHost = new RpcHost(log, {
     maxOrderedInFlight: config.limits.maxUnackedChunks,
+    maxBatchSize: config.limits.maxBatchSize,
+    maxRequestsInFlight: config.limits.maxRequestsInFlight,
+    maxOutboundBytes: config.limits.maxOutboundBytes,
+    maxClientMemoryBytes: config.limits.maxClientMemoryBytes,
     context: () => ({ core, services: plugins }),
     connectionOpened: (connection) => void plugins.emit("connection:opened", { connection }),
     connectionClosed: (connection) => {

@@ -32,21 +32,30 @@ export interface Subscription {
 
 /**
  * Live watchers of stream channels. A slow watcher never slows the producer:
- * when its connection has more than `maxBufferBytes` queued, it is told
+ * when its connection has more than the lag limit queued, it is told
  * (`stream/lagged`, with the last seq it got per channel) and dropped; it can
- * resubscribe with `after`.
+ * resubscribe with `after`. Chunks held for a watcher while it replays count
+ * against the server's client-memory budget.
  */
 export class WatcherHub {
   readonly #byEntry = new Map<number, Set<Subscription>>();
   readonly #subs = new Map<string, Subscription>();
+  readonly #byConnection = new Map<ConnectionHandle, Set<Subscription>>();
   #nextId = 1;
 
   constructor(private readonly maxBufferBytes: number) {}
 
+  /**
+   * Output a watcher's connection may have unsent before the watcher is
+   * dropped as lagging: `configured`, but never more than half the
+   * connection's output budget, so a slow watcher is lagged, not disconnected.
+   */
+  lagLimit(connection: ConnectionHandle, configured = this.maxBufferBytes): number {
+    return Math.min(configured, (connection.maxOutboundBytes ?? Number.POSITIVE_INFINITY) / 2);
+  }
+
   countFor(connection: ConnectionHandle): number {
-    let n = 0;
-    for (const sub of this.#subs.values()) if (sub.connection === connection) n++;
-    return n;
+    return this.#byConnection.get(connection)?.size ?? 0;
   }
 
   get(id: string): Subscription | undefined {
@@ -85,6 +94,9 @@ export class WatcherHub {
       this.#byEntry.set(ch.entryId, set);
     }
     this.#subs.set(sub.id, sub);
+    const mine = this.#byConnection.get(connection) ?? new Set();
+    mine.add(sub);
+    this.#byConnection.set(connection, mine);
     return sub;
   }
 
@@ -92,6 +104,10 @@ export class WatcherHub {
     if (sub.closed) return;
     sub.closed = true;
     this.#subs.delete(sub.id);
+    const mine = this.#byConnection.get(sub.connection);
+    mine?.delete(sub);
+    if (mine?.size === 0) this.#byConnection.delete(sub.connection);
+    for (const watch of sub.channels.values()) this.#dropPending(sub, watch);
     for (const entryId of sub.channels.keys()) {
       const set = this.#byEntry.get(entryId);
       set?.delete(sub);
@@ -100,20 +116,22 @@ export class WatcherHub {
   }
 
   removeConnection(connection: ConnectionHandle): void {
-    for (const sub of [...this.#subs.values()]) if (sub.connection === connection) this.remove(sub);
+    for (const sub of [...(this.#byConnection.get(connection) ?? [])]) this.remove(sub);
   }
 
   /** A chunk was committed to a channel. */
   publish(entryId: number, seq: number, data: Buffer): void {
     for (const sub of this.#byEntry.get(entryId) ?? []) {
       const watch = sub.channels.get(entryId)!;
+      const limit = this.lagLimit(sub.connection);
       if (watch.replaying) {
         watch.pending.push({ seq, data });
         watch.pendingBytes += data.length;
-        if (watch.pendingBytes > this.maxBufferBytes) this.#lag(sub);
+        sub.connection.hold?.(data.length);
+        if (watch.pendingBytes > limit) this.#lag(sub);
         continue;
       }
-      if (sub.connection.bufferedAmount() > this.maxBufferBytes) {
+      if (sub.connection.bufferedAmount() > limit) {
         this.#lag(sub);
         continue;
       }
@@ -150,9 +168,9 @@ export class WatcherHub {
   finishReplay(sub: Subscription, entryId: number, endedStatus: EndNotice | null): void {
     const watch = sub.channels.get(entryId);
     if (!watch || sub.closed) return;
-    for (const chunk of watch.pending) this.sendChunk(sub, entryId, chunk.seq, chunk.data);
-    watch.pending = [];
-    watch.pendingBytes = 0;
+    const pending = watch.pending;
+    this.#dropPending(sub, watch);
+    for (const chunk of pending) this.sendChunk(sub, entryId, chunk.seq, chunk.data);
     watch.replaying = false;
     const end = watch.endNotice ?? endedStatus;
     if (end) this.#sendEnd(sub, watch, end);
@@ -171,6 +189,13 @@ export class WatcherHub {
       ...(notice.exit_code !== undefined ? { exit_code: notice.exit_code } : {}),
     });
     if ([...sub.channels.values()].every((w) => w.ended)) this.remove(sub);
+  }
+
+  /** Lets go of the chunks held for a replaying watch (they are sent, or no longer wanted). */
+  #dropPending(sub: Subscription, watch: ChannelWatch): void {
+    if (watch.pendingBytes) sub.connection.hold?.(-watch.pendingBytes);
+    watch.pending = [];
+    watch.pendingBytes = 0;
   }
 
   #lag(sub: Subscription): void {

@@ -1,3 +1,11 @@
+/**
+ * Output a connection may have waiting to be flushed before more is made for
+ * it: its next request does not start, a replay does not read its next chunk,
+ * re-sent proposals wait, until the peer has read down to this. Live
+ * notifications still go out, up to `maxOutboundBytes`.
+ */
+export const DRAINED_BYTES = 1024 * 1024;
+
 /** A project as a connection sees it after `initialize`. */
 export interface ProjectRef {
   id: number;
@@ -25,7 +33,22 @@ export interface ConnectionHandle {
   notify(method: string, params: unknown): void;
   /** Server → client request (used by runners); rejects when the connection closes. */
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
+  /** Bytes sent to the peer and not yet flushed to it. */
   bufferedAmount(): number;
+  /** Resolves true once at most `below` bytes wait to be flushed (false if the connection closes first); woken by completed writes, never by polling. */
+  whenDrained?(below: number): Promise<boolean>;
+  /**
+   * Runs server-side work for this connection (a replay page, a page of
+   * re-sent proposals) in its turn: in the connection's queue with its
+   * requests, once its peer has read down to DRAINED_BYTES, sharing the
+   * event loop fairly with every other connection. Resolves with the work's
+   * result, or undefined if the connection closed before it started.
+   */
+  schedule?<T>(kind: string, work: () => Promise<T>): Promise<T | undefined>;
+  /** Counts bytes held for this connection (e.g. chunks queued for its watchers) against the server's client-memory budget; negative gives them back. */
+  hold?(bytes: number): void;
+  /** The output budget: a message that would leave more than this unflushed closes the connection. */
+  readonly maxOutboundBytes?: number;
   onClose(listener: () => void): void;
   close(code?: number, reason?: string): void;
   readonly closed: boolean;

@@ -1,15 +1,46 @@
 import { randomBytes } from "node:crypto";
 import { JSONRPCClient, type JSONRPCResponse } from "json-rpc-2.0";
-import type { ConnectionHandle, ProjectRef } from "./connection-context.js";
+import type { ClientMemory, MemoryHolder } from "./budget.js";
+import { type ConnectionHandle, DRAINED_BYTES, type ProjectRef } from "./connection-context.js";
 import { rpcError, SpoolError } from "./errors.js";
 import { ORDER_SEP } from "./method.js";
+import { RequestQueue, TurnScheduler } from "./scheduler.js";
 import type { Transport } from "./transport.js";
 
 export interface ConnectionHost {
-  /** Handles one parsed request or batch; resolves to what must be sent back (or null). */
-  dispatch(message: unknown, connection: ServerConnection): Promise<unknown>;
+  /** Handles one parsed request or batch; resolves to the serialized reply (or null when there is none). */
+  dispatch(message: unknown, connection: ServerConnection): Promise<string | null>;
   connectionClosed(connection: ServerConnection): void;
 }
+
+export interface ConnectionOptions {
+  /** Output not yet flushed to the peer past which the connection is closed (1008) rather than buffered further. */
+  maxOutboundBytes?: number;
+  /** The server-wide budget this connection's memory counts against. */
+  memory?: ClientMemory;
+  /** The event loop's slices, shared by every connection. */
+  scheduler?: TurnScheduler;
+  /** Requests of this connection that run at once. */
+  concurrency?: number;
+  /** Requests received and not answered past which the connection stops reading (its peer waits in TCP). */
+  maxRequestsInFlight?: number;
+  /** Where closings for a limit are logged. */
+  warn?: (message: string) => void;
+}
+
+interface DrainWaiter {
+  below: number;
+  resolve: (drained: boolean) => void;
+}
+
+/** How long a connection closed for a limit gets to finish the closing handshake before its socket is dropped. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** Unflushed output past which a peer closed for a limit is taken for one that does not read: its socket is dropped at once. */
+const STUCK_BYTES = 64 * 1024;
+
+/** Requests of one connection that run at once unless told otherwise. */
+export const DEFAULT_CONCURRENCY = 16;
 
 function isResponseLike(message: unknown): message is JSONRPCResponse {
   if (typeof message !== "object" || message === null || Array.isArray(message)) return false;
@@ -17,20 +48,61 @@ function isResponseLike(message: unknown): message is JSONRPCResponse {
   return m.jsonrpc === "2.0" && !("method" in m) && ("result" in m || "error" in m);
 }
 
-/** The server side of one client connection, over any transport. */
-export class ServerConnection implements ConnectionHandle {
+/**
+ * The server side of one client connection, over any transport.
+ *
+ * Everything it holds for the client is counted: output sent and not yet
+ * flushed to the peer, messages received and not yet answered, and what
+ * others charge to it (chunks queued for its watchers). Output is never
+ * buffered without bound: a message that would take what the peer has not
+ * read past `maxOutboundBytes` closes the connection (1008) instead, and the
+ * server-wide budget closes the connection holding the most (1013) when all
+ * of them together hold too much.
+ */
+export class ServerConnection implements ConnectionHandle, MemoryHolder {
   readonly id = randomBytes(6).toString("hex");
   project: ProjectRef | null = null;
   clientInfo: { name: string; version: string } | null = null;
   readonly state = new Map<string | symbol, unknown>();
+  /** Requests received from this connection: FIFO, a bounded number running at once. */
+  readonly requests: RequestQueue;
+  /** Ordered calls received and not yet answered (the RPC host counts them against `maxUnackedChunks`). */
+  orderedPending = 0;
+  readonly maxOutboundBytes: number;
   readonly #abort = new AbortController();
   readonly #closeListeners: (() => void)[] = [];
   readonly #client: JSONRPCClient;
+  readonly #memory: ClientMemory | undefined;
+  readonly #warn: (message: string) => void;
   #closed = false;
+  #closing = false;
+  /** No longer counted against the server's budget (closed). */
+  #detached = false;
+  /** Bytes sent whose write has not completed. */
+  #queued = 0;
+  /** Everything this connection holds, `#queued` included. */
+  #held = 0;
+  #drainWaiters: DrainWaiter[] = [];
+  #terminateTimer: NodeJS.Timeout | null = null;
+  readonly #maxRequests: number;
+  /** Reading is paused: too many requests of this connection are unanswered. */
+  #readPaused = false;
+  /** A write failed: the socket is gone and its close event is on its way. */
+  #gone = false;
+
   constructor(
     private readonly transport: Transport,
     private readonly host: ConnectionHost,
+    options: ConnectionOptions = {},
   ) {
+    this.maxOutboundBytes = options.maxOutboundBytes ?? Number.POSITIVE_INFINITY;
+    this.#memory = options.memory;
+    this.#memory?.add(this);
+    this.#warn = options.warn ?? (() => undefined);
+    // A peer that has not read its earlier replies gets no new ones made for it until it does.
+    const drained = () => (this.bufferedAmount() > DRAINED_BYTES ? this.whenDrained(DRAINED_BYTES) : null);
+    this.requests = new RequestQueue(options.scheduler ?? new TurnScheduler(), options.concurrency ?? DEFAULT_CONCURRENCY, drained, () => this.#flow());
+    this.#maxRequests = options.maxRequestsInFlight ?? Number.POSITIVE_INFINITY;
     this.#client = new JSONRPCClient((request) => {
       this.#send(request);
     });
@@ -42,18 +114,22 @@ export class ServerConnection implements ConnectionHandle {
     return this.#closed;
   }
 
+  /** Closed for a limit and on its way out: nothing more is sent or run. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
   get signal(): AbortSignal {
     return this.#abort.signal;
   }
 
-  #orderedInFlight = 0;
+  /** Bytes this connection holds now (see the class comment). */
+  get held(): number {
+    return this.#held;
+  }
+
   /** The last ordered call per order key while it runs, grouped by the key's first level (its producer). */
   readonly #tails = new Map<string, Map<string, Promise<unknown>>>();
-
-  /** Ordered calls received and not yet answered. */
-  get orderedInFlight(): number {
-    return this.#orderedInFlight;
-  }
 
   /**
    * Runs `work` after every earlier ordered call of this connection whose key
@@ -73,8 +149,7 @@ export class ServerConnection implements ConnectionHandle {
       collect(group, false);
       collect("", true);
     }
-    this.#orderedInFlight++;
-    const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(work).finally(() => this.#orderedInFlight--);
+    const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(work);
     const tails = this.#tails.get(group) ?? new Map<string, Promise<unknown>>();
     this.#tails.set(group, tails);
     const tail = next
@@ -99,13 +174,47 @@ export class ServerConnection implements ConnectionHandle {
   }
 
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new Error("connection closed"));
+    if (this.#closed || this.#closing) return Promise.reject(new Error("connection closed"));
     const requester = timeoutMs ? this.#client.timeout(timeoutMs) : this.#client;
     return Promise.resolve(requester.request(method, params as Record<string, unknown>));
   }
 
+  /** Bytes sent to the peer and not yet flushed to it. */
   bufferedAmount(): number {
-    return this.transport.bufferedAmount();
+    return Math.max(this.#queued, this.transport.bufferedAmount());
+  }
+
+  /**
+   * Resolves true once no more than `below` bytes wait to be flushed to the
+   * peer (at once if that is already so), false if the connection closes
+   * first. Woken by the writes completing: nothing polls.
+   */
+  whenDrained(below: number): Promise<boolean> {
+    if (this.#closed || this.#closing || this.#gone) return Promise.resolve(false);
+    if (this.bufferedAmount() <= below) return Promise.resolve(true);
+    return new Promise((resolve) => this.#drainWaiters.push({ below, resolve }));
+  }
+
+  /** Runs server-side work for this connection in its turn (see ConnectionHandle.schedule). */
+  schedule<T>(kind: string, work: () => Promise<T>): Promise<T | undefined> {
+    return this.requests.run(kind, work, undefined);
+  }
+
+  /** Sends an already serialized notification (one text for every connection of a project). */
+  sendSerialized(text: string): void {
+    this.#sendText(text);
+  }
+
+  /** Whether something for this connection (its next request, a replay page, re-sent proposals) waits for its peer to read. */
+  get waitingForPeer(): boolean {
+    return this.#drainWaiters.length > 0;
+  }
+
+  /** Counts `bytes` (negative: gives them back) held for this connection against the server's budget. */
+  hold(bytes: number): void {
+    if (this.#detached || bytes === 0) return;
+    this.#held += bytes;
+    this.#memory?.change(bytes);
   }
 
   onClose(listener: () => void): void {
@@ -117,34 +226,169 @@ export class ServerConnection implements ConnectionHandle {
     this.transport.close(code, reason);
   }
 
-  async #receive(text: string): Promise<void> {
-    let message: unknown;
+  /**
+   * Closes the connection because it went over a limit: logged with `detail`,
+   * WebSocket close `code` with the short `reason`, nothing more sent or run.
+   * A peer that does not read would never see the close frame (it queues
+   * behind what is unread) nor answer the handshake, so its socket is dropped
+   * at once; any other gets a short grace to finish the handshake.
+   */
+  closeFor(code: number, reason: string, detail: string): void {
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
+    this.#warn(`closing connection ${this.id}${this.clientInfo ? ` (${this.clientInfo.name})` : ""} with ${code}: ${detail}`);
+    this.requests.close();
+    this.#wakeDrained(true);
+    const stuck = this.bufferedAmount() > STUCK_BYTES;
     try {
-      message = JSON.parse(text);
+      this.transport.close(code, reason.slice(0, 120));
     } catch {
-      this.#send({ jsonrpc: "2.0", id: null, error: rpcError("PARSE_ERROR", "Parse error: the message is not valid JSON") });
-      return;
+      // Already going away.
     }
-    if (isResponseLike(message)) {
-      this.#client.receive(message);
-      return;
+    // What it holds is let go when the socket is gone (the close event), so that is made soon: at once when
+    // the peer has not read what it was sent (the close frame would only queue behind it), else after a grace.
+    if (stuck) this.transport.terminate?.();
+    else {
+      this.#terminateTimer = setTimeout(() => this.transport.terminate?.(), CLOSE_GRACE_MS);
+      this.#terminateTimer.unref();
     }
-    const reply = await this.host.dispatch(message, this);
-    if (reply != null) this.#send(reply);
+  }
+
+  /** The server's budget is short and this connection holds the most. */
+  evict(detail: string): void {
+    this.closeFor(1013, "server memory budget reached; try again later", detail);
+  }
+
+  async #receive(text: string): Promise<void> {
+    // The message is held (as text, then parsed) until it is answered.
+    const size = text.length;
+    this.hold(size);
+    try {
+      let message: unknown;
+      try {
+        message = JSON.parse(text);
+      } catch {
+        this.#send({ jsonrpc: "2.0", id: null, error: rpcError("PARSE_ERROR", "Parse error: the message is not valid JSON") });
+        return;
+      }
+      if (isResponseLike(message)) {
+        this.#client.receive(message);
+        return;
+      }
+      const replied = this.host.dispatch(message, this);
+      this.#flow();
+      const reply = await replied;
+      if (reply !== null) this.#sendText(reply);
+    } finally {
+      this.hold(-size);
+    }
   }
 
   #send(message: unknown): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing || this.#gone) return;
+    let text: string;
     try {
-      this.transport.send(JSON.stringify(message));
+      text = JSON.stringify(message);
+    } catch {
+      return;
+    }
+    this.#sendText(text);
+  }
+
+  /** Sends one message unless that would take the output the peer has not read past the budget. */
+  #sendText(text: string): void {
+    if (this.#closed || this.#closing || this.#gone) return;
+    const size = Buffer.byteLength(text);
+    const waiting = this.bufferedAmount();
+    if (waiting > 0 && waiting + size > this.maxOutboundBytes) {
+      this.closeFor(
+        1008,
+        "outbound budget exceeded: the client does not read its messages",
+        `${waiting} bytes not yet read by the peer and ${size} more to send (limits.maxOutboundBytes ${this.maxOutboundBytes})`,
+      );
+      return;
+    }
+    this.#queued += size;
+    this.hold(size);
+    // Counting it may have made the server close this connection to stay in its budget.
+    if (this.#closing) return;
+    let flushed = false;
+    try {
+      this.transport.send(text, (error) => {
+        if (flushed) return;
+        flushed = true;
+        this.#queued -= size;
+        this.hold(-size);
+        // A write that failed means the socket is gone (its close event follows): nothing more goes out.
+        if (error) this.#broken();
+        else if (this.#drainWaiters.length) this.#wakeDrained(false);
+      });
     } catch {
       // The socket went away between our check and the write; the close handler cleans up.
     }
   }
 
+  /**
+   * Stops reading from the peer while `maxRequestsInFlight` of its requests
+   * are unanswered, and reads on once half of them are: a client that
+   * pipelines faster than it is served waits in TCP instead of growing the
+   * queue.
+   */
+  #flow(): void {
+    if (!this.transport.pause || this.#closed) return;
+    const waiting = this.requests.size;
+    if (!this.#readPaused && waiting >= this.#maxRequests) {
+      this.#readPaused = true;
+      this.transport.pause();
+    } else if (this.#readPaused && waiting <= this.#maxRequests / 2) {
+      this.#readPaused = false;
+      this.transport.resume?.();
+    }
+  }
+
+  /** Whether reading stops (rather than requests being refused) when too many are unanswered. */
+  get canPauseReading(): boolean {
+    return this.transport.pause !== undefined;
+  }
+
+  #broken(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    this.requests.close();
+    this.#wakeDrained(true);
+  }
+
+  #wakeDrained(all: boolean): void {
+    if (!this.#drainWaiters.length) return;
+    if (all) {
+      for (const waiter of this.#drainWaiters.splice(0)) waiter.resolve(false);
+      return;
+    }
+    const buffered = this.bufferedAmount();
+    const still: DrainWaiter[] = [];
+    for (const waiter of this.#drainWaiters) {
+      if (buffered <= waiter.below) waiter.resolve(true);
+      else still.push(waiter);
+    }
+    this.#drainWaiters = still;
+  }
+
+  /** Stops counting against the server's budget: what this connection held is let go with it. */
+  #detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    this.#memory?.change(-this.#held);
+    this.#held = 0;
+    this.#memory?.delete(this);
+  }
+
   #handleClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#terminateTimer) clearTimeout(this.#terminateTimer);
+    this.#detach();
+    this.requests.close();
+    this.#wakeDrained(true);
     this.#abort.abort(new Error("connection closed"));
     this.#client.rejectAllPendingRequests("connection closed");
     for (const listener of this.#closeListeners.splice(0)) {

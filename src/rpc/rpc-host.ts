@@ -1,15 +1,27 @@
-import { type JSONRPCRequest, type JSONRPCResponse, JSONRPCServer } from "json-rpc-2.0";
+import type { JSONRPCRequest, JSONRPCResponse } from "json-rpc-2.0";
 import type { z } from "zod";
 import type { Logger } from "../logger.js";
-import { ServerConnection } from "./connection.js";
-import { errorNameForCode, type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
+import { ClientMemory } from "./budget.js";
+import { DEFAULT_CONCURRENCY, ServerConnection } from "./connection.js";
+import { type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
 import type { MethodContext, MethodDefinition } from "./method.js";
 import { MethodRegistry } from "./registry.js";
+import { TurnScheduler } from "./scheduler.js";
 import type { Transport } from "./transport.js";
 
 export interface RpcHostEvents {
   /** Ordered calls (stream appends, finishing calls) one connection may have unanswered; more are LIMIT_EXCEEDED. */
   maxOrderedInFlight?: number;
+  /** Requests a batch may hold; a longer batch is answered with one INVALID_REQUEST and nothing of it runs. */
+  maxBatchSize?: number;
+  /** Requests one connection may have received and not yet answered (queued or running); at it the connection stops reading until half are answered. */
+  maxRequestsInFlight?: number;
+  /** Output one connection may leave unread by its peer; a message past it closes the connection (1008). */
+  maxOutboundBytes?: number;
+  /** Memory all connections together may hold; past it the one holding the most is closed (1013). */
+  maxClientMemoryBytes?: number;
+  /** Requests of one connection that run at once. */
+  concurrency?: number;
   /** Fields every handler's context gets besides the connection's (the core, the services). */
   context?: () => Record<string, unknown>;
   connectionOpened(connection: ServerConnection): void;
@@ -46,11 +58,22 @@ export function describeIssues(error: z.ZodError): { path: string; message: stri
   }));
 }
 
-/** Dispatches JSON-RPC messages of every connection to the registered methods. */
+/**
+ * Dispatches JSON-RPC messages of every connection to the registered methods.
+ *
+ * Each connection's requests run from its own queue (FIFO, a bounded number
+ * at once, in slices of the event loop shared fairly with the other
+ * connections), so one client's burst or batch delays another's requests by
+ * a slice, not by the whole burst. What a connection may ask for at once is
+ * capped: a batch's length (`maxBatchSize`), its requests received and not
+ * answered (`maxRequestsInFlight`), a batch's reply (`maxOutboundBytes`).
+ */
 export class RpcHost {
   readonly registry = new MethodRegistry();
   readonly connections = new Set<ServerConnection>();
-  readonly #server = new JSONRPCServer<ServerConnection>();
+  /** Memory held for all clients together, against `maxClientMemoryBytes`. */
+  readonly memory: ClientMemory | undefined;
+  readonly #scheduler = new TurnScheduler();
   #installed = false;
   #inFlight = 0;
   #idleWaiters: (() => void)[] = [];
@@ -59,28 +82,35 @@ export class RpcHost {
     private readonly log: Logger,
     private readonly events: RpcHostEvents,
   ) {
-    this.#server.handleMethodNotFound = async (request: JSONRPCRequest) =>
-      request.id === undefined ? null : { jsonrpc: "2.0", id: request.id, error: rpcError("METHOD_NOT_FOUND", `Method not found: ${String(request.method)}`) };
+    this.memory = events.maxClientMemoryBytes ? new ClientMemory(events.maxClientMemoryBytes) : undefined;
   }
 
-  /** Binds every registered method to the JSON-RPC server; called once at start-up. */
+  /** Freezes the registry; requests find their methods from now on. Called once at start-up. */
   install(): void {
     if (this.#installed) return;
     this.#installed = true;
     this.registry.freeze();
-    for (const def of this.registry.methods.values()) {
-      this.#server.addMethodAdvanced(def.name, (request, connection) => this.#call(def, request, connection));
-    }
   }
 
   accept(transport: Transport): ServerConnection {
-    const connection = new ServerConnection(transport, {
-      dispatch: (message, conn) => this.#dispatch(message, conn),
-      connectionClosed: (conn) => {
-        this.connections.delete(conn);
-        this.events.connectionClosed(conn);
+    const connection = new ServerConnection(
+      transport,
+      {
+        dispatch: (message, conn) => this.#dispatch(message, conn),
+        connectionClosed: (conn) => {
+          this.connections.delete(conn);
+          this.events.connectionClosed(conn);
+        },
       },
-    });
+      {
+        maxOutboundBytes: this.events.maxOutboundBytes,
+        memory: this.memory,
+        scheduler: this.#scheduler,
+        concurrency: this.events.concurrency ?? DEFAULT_CONCURRENCY,
+        maxRequestsInFlight: this.events.maxRequestsInFlight,
+        warn: (message) => this.log.warn(message),
+      },
+    );
     this.connections.add(connection);
     this.events.connectionOpened(connection);
     return connection;
@@ -88,8 +118,12 @@ export class RpcHost {
 
   /** Sends a notification to every initialized connection of one project. */
   notifyProject(projectId: number, method: string, params: unknown): void {
+    let text: string | null = null;
     for (const connection of this.connections) {
-      if (connection.project?.id === projectId) connection.notify(method, params);
+      if (connection.project?.id !== projectId) continue;
+      // Serialized once, however many connections the project has.
+      text ??= JSON.stringify({ jsonrpc: "2.0", method, params });
+      connection.sendSerialized(text);
     }
   }
 
@@ -105,22 +139,87 @@ export class RpcHost {
     });
   }
 
-  async #dispatch(message: unknown, connection: ServerConnection): Promise<unknown> {
-    if (Array.isArray(message)) {
-      if (message.length === 0) return invalidRequest(null);
-      // Each request of a batch is checked and answered on its own; notifications get no entry.
-      const replies = await Promise.all(message.map((m) => this.#single(m, connection)));
-      const present = replies.filter((r) => r !== null);
-      return present.length ? present : null;
+  async #dispatch(message: unknown, connection: ServerConnection): Promise<string | null> {
+    if (!Array.isArray(message)) return this.#single(message, connection);
+    if (message.length === 0) return JSON.stringify(invalidRequest(null));
+    const maxBatch = this.events.maxBatchSize ?? Number.POSITIVE_INFINITY;
+    if (message.length > maxBatch) {
+      return JSON.stringify({
+        jsonrpc: "2.0",
+        id: null,
+        error: rpcError(
+          "INVALID_REQUEST",
+          `A batch may hold at most ${maxBatch} requests (limits.maxBatchSize); this one holds ${message.length}: send it as smaller batches`,
+          { limit: maxBatch, size: message.length },
+        ),
+      });
     }
-    return this.#single(message, connection);
+    // Each request of a batch is checked and answered on its own; notifications get no entry.
+    // The reply is one message, so it is kept within the output budget as it grows.
+    const budget = this.events.maxOutboundBytes ?? Number.POSITIVE_INFINITY;
+    const batch = { bytes: 2, over: false, budget };
+    let held = 0;
+    const parts = await Promise.all(
+      message.map(async (element) => {
+        let text = await this.#single(element, connection, batch);
+        if (text === null) return null;
+        // Small replies (errors, acknowledgements) always fit: past the budget by at most the batch's length in KiB.
+        if (batch.bytes + text.length + 1 > budget && text.length > SMALL_REPLY) {
+          batch.over = true;
+          text = JSON.stringify(replyTooLarge(idOf(element), budget));
+        }
+        batch.bytes += text.length + 1;
+        connection.hold(text.length);
+        held += text.length;
+        return text;
+      }),
+    );
+    connection.hold(-held);
+    const present = parts.filter((p) => p !== null);
+    return present.length ? `[${present.join(",")}]` : null;
   }
 
-  async #single(message: unknown, connection: ServerConnection): Promise<unknown> {
+  /** One request: refused at once when it cannot be taken, else queued on its connection and answered when it has run. */
+  #single(message: unknown, connection: ServerConnection, batch?: { over: boolean; budget: number }): Promise<string | null> {
     const problem = requestProblem(message);
-    if (problem) return problem;
-    const reply = await this.#server.receive(message as JSONRPCRequest, connection);
-    return reply ? withErrorCode(reply as JSONRPCResponse) : null;
+    if (problem) return Promise.resolve(JSON.stringify(problem));
+    const request = message as JSONRPCRequest;
+    const refuse = (error: RpcErrorObject) => Promise.resolve(request.id === undefined ? null : JSON.stringify({ jsonrpc: "2.0", id: request.id, error }));
+    const def = this.#installed ? this.registry.methods.get(request.method) : undefined;
+    if (!def) return refuse(rpcError("METHOD_NOT_FOUND", `Method not found: ${String(request.method)}`));
+    // A connection stops reading at maxRequestsInFlight; what one socket read already brought past it still
+    // queues. Over a transport that cannot pause, requests past it are refused.
+    const maxRequests = this.events.maxRequestsInFlight ?? Number.POSITIVE_INFINITY;
+    if (!connection.canPauseReading && connection.requests.size >= maxRequests) {
+      return refuse(
+        rpcError("LIMIT_EXCEEDED", `This connection already has ${maxRequests} requests unanswered (limits.maxRequestsInFlight); wait for their replies`, {
+          limit: maxRequests,
+        }),
+      );
+    }
+    const maxOrdered = this.events.maxOrderedInFlight ?? Number.POSITIVE_INFINITY;
+    if (def.ordered && connection.project && connection.orderedPending >= maxOrdered) {
+      return refuse(
+        rpcError("LIMIT_EXCEEDED", `This connection already has ${maxOrdered} unacknowledged ${def.name} calls; wait for their replies`, { limit: maxOrdered }),
+      );
+    }
+    if (def.ordered) connection.orderedPending++;
+    return connection.requests.run(
+      def.name,
+      async () => {
+        try {
+          // A batch whose reply is already over the budget: what has not started is not run.
+          if (batch?.over) return request.id === undefined ? null : JSON.stringify(replyTooLarge(request.id, batch.budget));
+          const reply = await this.#call(def, request, connection);
+          return reply ? JSON.stringify(reply) : null;
+        } finally {
+          if (def.ordered) connection.orderedPending--;
+        }
+      },
+      null,
+      // Ordered calls (appends) overlap: capped by maxOrderedInFlight and cheap to start, they share group commits.
+      Boolean(def.ordered),
+    );
   }
 
   async #call(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection): Promise<JSONRPCResponse | null> {
@@ -153,12 +252,6 @@ export class RpcHost {
         signal: connection.signal,
       };
       const run = () => Promise.resolve(def.handler(parsed.data, ctx));
-      const maxQueued = this.events.maxOrderedInFlight ?? Number.POSITIVE_INFINITY;
-      if (def.ordered && connection.orderedInFlight >= maxQueued) {
-        throw new SpoolError("LIMIT_EXCEEDED", `This connection already has ${maxQueued} unacknowledged ${def.name} calls; wait for their replies`, {
-          limit: maxQueued,
-        });
-      }
       const key = typeof def.ordered === "function" ? def.ordered(parsed.data) : "";
       const result = await (def.ordered ? connection.runOrdered(key, run) : run());
       const checked = def.result.safeParse(result);
@@ -173,11 +266,20 @@ export class RpcHost {
   }
 }
 
-/** The library's own error responses (-32600 …) get the catalogue's `data.code` too. */
-function withErrorCode(response: JSONRPCResponse): JSONRPCResponse {
-  if (!("error" in response) || !response.error) return response;
-  const data = response.error.data as Record<string, unknown> | undefined;
-  if (data && typeof data.code === "string") return response;
-  const name = errorNameForCode(response.error.code) ?? "INTERNAL_ERROR";
-  return { ...response, error: { ...response.error, data: { ...(data ?? {}), code: name } } };
+/** A reply this short is sent whatever the batch's reply already holds. */
+const SMALL_REPLY = 1024;
+
+const idOf = (message: unknown): string | number | null => {
+  const id = (message as { id?: unknown } | null)?.id;
+  return validId(id) ? id : null;
+};
+
+function replyTooLarge(id: string | number | null, budget: number): JSONRPCResponse {
+  return {
+    jsonrpc: "2.0",
+    id,
+    error: rpcError("PAYLOAD_TOO_LARGE", `The batch's reply would pass ${budget} bytes (limits.maxOutboundBytes); send this call alone or in a smaller batch`, {
+      limit: budget,
+    }),
+  } as JSONRPCResponse;
 }

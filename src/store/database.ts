@@ -3,8 +3,9 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
-import { Kysely, type SqliteDatabase, SqliteDialect } from "kysely";
+import { Kysely, type SqliteDatabase } from "kysely";
 import { storeError } from "./errors.js";
+import { FifoSqliteDialect } from "./fifo-dialect.js";
 import type { Database } from "./schema.js";
 
 export interface Store {
@@ -73,7 +74,8 @@ export function openStore(file: string, options: StoreOptions = {}): Store {
   sqlite.pragma(`wal_autocheckpoint = ${checkpointer ? 65536 : 16384}`);
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
   if (file !== ":memory:") restrictModes(file);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: typedErrors(sqlite) }) });
+  // Queries wait for the one connection first come, first served; a release wakes one waiter, not all of them.
+  const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database: typedErrors(sqlite) }) });
   let closed = false;
   return {
     db,

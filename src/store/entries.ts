@@ -77,17 +77,23 @@ export function listLogsIn(db: Kysely<Database>, runId: number, statuses: readon
 }
 
 /** Log entries at `status` in every run of a project (pending proposals), with their run's alias. */
-export function listProjectLogsAt(db: Kysely<Database>, projectId: number, status: number): Promise<(EntryRow & { alias: string })[]> {
-  return db
+export function listProjectLogsAt(
+  db: Kysely<Database>,
+  projectId: number,
+  status: number,
+  page: { afterId?: number; limit?: number } = {},
+): Promise<(EntryRow & { alias: string })[]> {
+  let query = db
     .selectFrom("entries")
     .innerJoin("runs", "runs.id", "entries.run_id")
     .selectAll("entries")
     .select("runs.alias")
     .where("runs.project_id", "=", projectId)
     .where("entries.status", "=", status)
-    .where("entries.scheme", "=", "log")
-    .orderBy("entries.id")
-    .execute();
+    .where("entries.scheme", "=", "log");
+  if (page.afterId !== undefined) query = query.where("entries.id", ">", page.afterId);
+  if (page.limit !== undefined) query = query.limit(page.limit);
+  return query.orderBy("entries.id").execute();
 }
 
 /** Producers (log entry ids) that still have a channel at `status`, across all projects. */
