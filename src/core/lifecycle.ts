@@ -9,7 +9,7 @@ import { conflict, notFound, SpoolError } from "../rpc/errors.js";
 import { type RunnerAttachParams, type RunnerAttachResult, type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
 import { type Attributes, lineCount, parseAttributes, type Repositories, UniqueViolation } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
-import type { OwnerKind, Owners } from "./owners.js";
+import type { Owners } from "./owners.js";
 import type { ProducerRegistry } from "./producer-registry.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
 import type { FinishedNotice, ProposalNotice, ResolvedChannel, ResolvedNotice } from "./schemas.js";
@@ -521,11 +521,6 @@ export class Lifecycle {
   async stop(): Promise<void> {
     this.owners.stop();
     await this.runners.stop();
-  }
-
-  /** The owner kind of a producer's live owner (for tests and runner/list), or null. */
-  ownerKind(producerId: number, connection: ConnectionHandle): OwnerKind | null {
-    return this.owners.isOwner(producerId, connection) ? (this.runners.runnerOf(connection) ? "runner" : "self") : null;
   }
 }
 

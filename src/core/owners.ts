@@ -28,11 +28,6 @@ export class Owners {
     return this.#owner.get(producerId)?.connection === connection;
   }
 
-  /** How many open producers `connection` owns. */
-  countOwnedBy(connection: ConnectionHandle): number {
-    return this.#owned.get(connection)?.size ?? 0;
-  }
-
   /** The producer finished: nobody owns it any more. */
   forget(producerId: number): void {
     this.#clearGrace(producerId);

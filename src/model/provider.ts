@@ -94,6 +94,9 @@ export interface OpenAiOptions {
 
 export const DEFAULT_MODEL_TIMEOUT_MS = 120_000;
 
+/** HTTP answers worth asking again: too many requests, and the server's own failures (5xx). */
+const retryableHttp = (code: number) => code === 429 || (code >= 500 && code <= 599);
+
 const CONTEXT_LENGTH = /context[_ ]length|maximum context|too many tokens|context window/i;
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -462,7 +465,7 @@ export class OpenAiCompatibleProvider implements ModelProvider {
           throw new ContextLengthError(`${this.name}: the conversation is longer than the model's context (${firstLine(text)})`);
         }
         const detail = `HTTP ${response.status}${text ? `: ${firstLine(text)}` : ""}`;
-        if (response.status === 429 || response.status >= 500) {
+        if (retryableHttp(response.status)) {
           const retryAfter = Number(response.headers.get("retry-after"));
           throw new Retryable(detail, Number.isFinite(retryAfter) && retryAfter >= 0 && response.headers.has("retry-after") ? retryAfter * 1000 : undefined);
         }
