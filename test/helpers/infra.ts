@@ -59,3 +59,22 @@ export function sshHostKeys(): string[] {
     .split("\n")
     .filter((l) => l.trim());
 }
+
+/** `spool runner` flags for an SSH runner on the test sshd. */
+export function sshRunnerFlags(): string[] {
+  const ssh = infra.ssh!;
+  return [
+    "--backend",
+    "ssh",
+    "--ssh-host",
+    ssh.host,
+    "--ssh-port",
+    String(ssh.port),
+    "--ssh-user",
+    ssh.username,
+    "--ssh-key",
+    ssh.keyFile,
+    "--ssh-host-key",
+    ssh.hostKeyFile,
+  ];
+}

@@ -3,7 +3,7 @@ import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { SshBackend } from "../../src/runners/ssh.js";
-import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { acceptCommand, finished, processOf } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
@@ -69,20 +69,7 @@ const cases: Case[] = [
   },
   {
     kind: "ssh",
-    flags: () => [
-      "--backend",
-      "ssh",
-      "--ssh-host",
-      infra.ssh!.host,
-      "--ssh-port",
-      String(infra.ssh!.port),
-      "--ssh-user",
-      infra.ssh!.username,
-      "--ssh-key",
-      infra.ssh!.keyFile,
-      "--ssh-host-key",
-      infra.ssh!.hostKeyFile,
-    ],
+    flags: () => sshRunnerFlags(),
     alive: async ({ pid }) => (await sshRun(`kill -0 ${pid} 2>/dev/null`)) === 0,
     reap: async ({ pid }) => {
       await sshRun(`kill -KILL -- -${pid} 2>/dev/null || true`);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { commandVariables, isSensitiveName, passedVariables } from "../../src/runners/environment.js";
-import { describeWithInfra, infra } from "../helpers/infra.js";
+import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { finished } from "../helpers/runners.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -165,20 +165,7 @@ const cases: RunnerCase[] = [
   { kind: "docker", flags: () => ["--backend", "docker", "--image", infra.dockerImage!], base: ["HOME", "HOSTNAME", "PATH", "PWD", "SHLVL"] },
   {
     kind: "ssh",
-    flags: () => [
-      "--backend",
-      "ssh",
-      "--ssh-host",
-      infra.ssh!.host,
-      "--ssh-port",
-      String(infra.ssh!.port),
-      "--ssh-user",
-      infra.ssh!.username,
-      "--ssh-key",
-      infra.ssh!.keyFile,
-      "--ssh-host-key",
-      infra.ssh!.hostKeyFile,
-    ],
+    flags: () => sshRunnerFlags(),
     // The remote login's PATH and HOME, LANG and TERM (defaults there); nothing else of the login (USER, SSH_CONNECTION, MAIL…).
     base: ["HOME", "LANG", "PATH", "PWD", "TERM"],
   },

@@ -8,7 +8,7 @@ import { StartError } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { bwrapCommand, PROBE_COMMAND } from "../../src/runners/sandbox.js";
 import { SshBackend } from "../../src/runners/ssh.js";
-import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey } from "../helpers/infra.js";
+import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { finished } from "../helpers/runners.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
@@ -350,18 +350,7 @@ describeWithInfra("ssh", "read-only over SSH (bubblewrap on the remote host)", (
     "ro-ssh",
     "--name",
     name,
-    "--backend",
-    "ssh",
-    "--ssh-host",
-    infra.ssh!.host,
-    "--ssh-port",
-    String(infra.ssh!.port),
-    "--ssh-user",
-    infra.ssh!.username,
-    "--ssh-key",
-    infra.ssh!.keyFile,
-    "--ssh-host-key",
-    infra.ssh!.hostKeyFile,
+    ...sshRunnerFlags(),
   ];
   beforeAll(async () => {
     ts = await startTestServer({ localRunner: false });
