@@ -72,13 +72,15 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** Joins the connection to a project (created on first use). Required before every method except `ping` and `rpc.discover`. */
+  /** Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping` and `rpc.discover`. */
   "initialize": {
     params: {
-      /** Project name; created on first use */
-      project: string;
-      /** Absolute path of the project's root directory; only used when the project is created */
+      /** Project name; without it, the project is the one rooted at `root` */
+      project?: string;
+      /** Absolute path of the project's root directory: with `project`, it must match the project's root; alone, it finds the project */
       root?: string;
+      /** Create the project when it does not exist (default true; false answers NOT_FOUND instead) */
+      create?: boolean;
       client?: {
         name: string;
         version: string;
@@ -92,6 +94,11 @@ export interface SpoolMethods {
         version: string;
       };
       projectId: number;
+      /** The project joined */
+      project: {
+        name: string;
+        root: string;
+      };
       connectionId: string;
     };
   };
@@ -137,6 +144,34 @@ export interface SpoolMethods {
     result: {
       path: string;
       turn: number;
+    };
+  };
+  /** Lists the project's pending proposals (status 202), oldest first, a page at a time: what `run/proposal` announced and nobody has decided yet. */
+  "proposal/list": {
+    params: {
+      /** Only this run's proposals (default: every run of the project) */
+      run?: string;
+      /** Continue after this cursor (the `next` of the previous page) */
+      after?: number;
+      /** Proposals per page (default 50) */
+      limit?: number;
+    };
+    result: {
+      proposals: Array<{
+        run: string;
+        path: string;
+        tool: string;
+        command: string;
+        /** Free-form JSON attributes */
+        attributes: {
+          [key: string]: unknown;
+        };
+        turn: number;
+        /** When it was proposed (ms since the epoch) */
+        createdAt: number;
+      }>;
+      /** Cursor for the next page; null on the last one */
+      next: number | null;
     };
   };
   /** The OpenRPC document of this server: every method and notification, generated from their schemas. */

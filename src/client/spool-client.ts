@@ -30,8 +30,8 @@ type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] :
 type RequestHandler = (params: any) => unknown;
 
 export interface ReconnectOptions {
-  /** Project to initialize into, again after every reconnect. */
-  project: string;
+  /** Project to initialize into, again after every reconnect (by name, or by `root` alone). */
+  project?: string;
   root?: string;
   client?: { name: string; version: string };
   /** Delays between attempts: doubling from `minMs` up to `maxMs`. */
@@ -170,9 +170,9 @@ export class SpoolClient {
     }
   }
 
-  /** `initialize` with this library's protocol version. */
-  initialize(project: string, extra: { root?: string; client?: { name: string; version: string } } = {}) {
-    return this.call("initialize", { project, protocolVersion: PROTOCOL_VERSION, ...extra });
+  /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */
+  initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string } } = {}) {
+    return this.call("initialize", { ...(project !== undefined ? { project } : {}), protocolVersion: PROTOCOL_VERSION, ...extra });
   }
 
   notify(method: string, params: object = {}): void {

@@ -1,33 +1,61 @@
 import { existsSync, statSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { basename, isAbsolute, resolve } from "node:path";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { SpoolError } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
 import type { CoreDeps } from "./lifecycle.js";
+import { nameCandidates, projectNameFrom } from "./project-name.js";
 
-/** Joining a project: found by name, created on first use with its root. */
+/** Joining a project: found by name or by root, created on first use. */
 export class Sessions {
   constructor(private readonly deps: CoreDeps) {}
 
-  async openProject(name: string, root: string | undefined): Promise<ProjectRef> {
+  /**
+   * The project a connection asks for: by name (its root must match when one is given), or by its
+   * root alone. A missing project is created unless `create` is false: with the given name, or with
+   * one derived from the root's directory name, made unique with a "-N" suffix.
+   */
+  async openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef> {
     const projects = this.deps.repos.projects;
-    const existing = await projects.findProjectByName(name);
+    const root = want.root === undefined ? undefined : this.#checkRoot(want.root);
+    const existing = want.name !== undefined ? await projects.findProjectByName(want.name) : await projects.findProjectByRoot(root!);
     if (existing) {
       if (root !== undefined && root !== existing.root) {
-        throw new SpoolError("CONFLICT", `Project "${name}" already has root ${existing.root}`, { root: existing.root });
+        throw new SpoolError("CONFLICT", `Project "${existing.name}" already has root ${existing.root}`, { project: existing.name, root: existing.root });
       }
       return { id: existing.id, name: existing.name, root: existing.root };
     }
-    const dir = root ?? this.deps.config.defaultRoot;
-    if (!isAbsolute(dir)) throw new SpoolError("CONFLICT", `Project root must be an absolute path, got "${dir}"`);
+    if (want.create === false) {
+      const what = want.name !== undefined ? `Project "${want.name}"` : `A project rooted at ${root}`;
+      throw new SpoolError("NOT_FOUND", `${what} does not exist yet`, {
+        ...(want.name !== undefined ? { project: want.name } : {}),
+        ...(root ? { root } : {}),
+      });
+    }
+    const dir = root ?? this.#checkRoot(this.deps.config.defaultRoot);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new SpoolError("NOT_FOUND", `Project root ${dir} is not an existing directory`, { root: dir });
+    const name = want.name ?? (await this.#freeName(projectNameFrom(basename(dir))));
     try {
       const created = await projects.createProject(name, dir);
       return { id: created.id, name: created.name, root: created.root };
     } catch (error) {
       // Two connections created it at once: the other one won, use it.
-      if (error instanceof UniqueViolation) return this.openProject(name, root);
+      if (error instanceof UniqueViolation) return this.openProject(want);
       throw error;
+    }
+  }
+
+  #checkRoot(root: string): string {
+    if (!isAbsolute(root)) throw new SpoolError("INVALID_PARAMS", `Project root must be an absolute path, got "${root}"`, { root });
+    return resolve(root);
+  }
+
+  async #freeName(base: string): Promise<string> {
+    for (let tries = 0; ; tries += 16) {
+      const candidates = nameCandidates(base, tries + 16).slice(tries);
+      const taken = await this.deps.repos.projects.takenNames(candidates);
+      const free = candidates.find((c) => !taken.has(c));
+      if (free) return free;
     }
   }
 

@@ -81,7 +81,7 @@ export function listProjectLogsAt(
   db: Kysely<Database>,
   projectId: number,
   status: number,
-  page: { afterId?: number; limit?: number } = {},
+  page: { afterId?: number; limit?: number; runId?: number } = {},
 ): Promise<(EntryRow & { alias: string })[]> {
   let query = db
     .selectFrom("entries")
@@ -92,6 +92,7 @@ export function listProjectLogsAt(
     .where("entries.status", "=", status)
     .where("entries.scheme", "=", "log");
   if (page.afterId !== undefined) query = query.where("entries.id", ">", page.afterId);
+  if (page.runId !== undefined) query = query.where("entries.run_id", "=", page.runId);
   if (page.limit !== undefined) query = query.limit(page.limit);
   return query.orderBy("entries.id").execute();
 }

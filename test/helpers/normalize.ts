@@ -1,4 +1,4 @@
-const VOLATILE = new Set(["createdAt", "updatedAt", "time", "connectionId"]);
+const VOLATILE = new Set(["createdAt", "updatedAt", "time", "connectionId", "root"]);
 
 /** Replaces values that legitimately differ between two servers (times, random ids). */
 export function normalize(value: unknown): unknown {

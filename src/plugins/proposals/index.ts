@@ -2,13 +2,14 @@ import { proposalNotice } from "../../core/lifecycle.js";
 import { ProposalNotice, ResolvedNotice } from "../../core/schemas.js";
 import { ENTRY } from "../../core/status.js";
 import { proposalCreate } from "../../methods/proposal/create.js";
+import { proposalList } from "../../methods/proposal/list.js";
 import { runResolve } from "../../methods/run/resolve.js";
 import { definePlugin } from "../plugin.js";
 
 /** Pending proposals re-sent per page on `initialize` (a proposal's notice is at most about 130 KiB: its command twice). */
 const RESEND_PAGE = 8;
 
-/** Proposals: proposal/create, run/resolve, and re-sending pending proposals to connections that join. */
+/** Proposals: proposal/create, proposal/list, run/resolve, and re-sending pending proposals to connections that join. */
 export const proposalsPlugin = definePlugin({
   name: "proposals",
   dependencies: ["entries"],
@@ -27,6 +28,7 @@ export const proposalsPlugin = definePlugin({
       params: ResolvedNotice,
     });
     app.method(proposalCreate);
+    app.method(proposalList);
     app.method(runResolve);
     app.on("connection:initialized", ({ connection, project }) => {
       // Nothing waits unseen: a client that joins late (or after a restart) sees every pending proposal.
