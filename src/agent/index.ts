@@ -1,9 +1,11 @@
 import { z } from "zod";
 import type { ModelConfig } from "../config.js";
-import { RunStateNotice } from "../core/schemas.js";
+import { ABORT_RESOLVER } from "../core/lifecycle.js";
+import { RunStateNotice, ToolNotice } from "../core/schemas.js";
 import { ENTRY, OPEN_RUN, RUN } from "../core/status.js";
 import { modelList } from "../methods/model/list.js";
 import { runAbort } from "../methods/run/abort.js";
+import { runHistory } from "../methods/run/history.js";
 import { runPrompt } from "../methods/run/prompt.js";
 import { type ModelProvider, OpenAiCompatibleProvider } from "../model/provider.js";
 import { definePlugin } from "../plugins/plugin.js";
@@ -82,9 +84,11 @@ export const agentPlugin = definePlugin({
         }
       },
       async prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act") {
-        await core.repos.loops.insertLoop({ run_id: run.id, prompt, mode, status: RUN.queued });
-        if (!core.runs.isOpen(run)) await core.runs.change(run, project, RUN.queued, "prompt queued");
+        await core.runs.titleFrom(run, prompt);
+        const loop = await core.repos.loops.insertLoop({ run_id: run.id, prompt, mode, status: RUN.queued });
+        if (!core.runs.isOpen(run)) await core.runs.change(run, project, RUN.queued, "prompt queued", {}, loop);
         driver.kick(run.id);
+        return loop;
       },
       async abort(project, run, reason) {
         const after = await core.runs.change(
@@ -103,7 +107,7 @@ export const agentPlugin = definePlugin({
           const target = { run: run.alias, path: log.path };
           try {
             if (log.status === ENTRY.proposed) {
-              await core.lifecycle.reject(project, target, { by: "run/abort", reason });
+              await core.lifecycle.reject(project, target, { by: "run/abort", resolver: ABORT_RESOLVER, reason });
               rejected.push(log.path);
             } else if ((await core.lifecycle.cancel(project, target, reason)).changed) {
               cancelled.push(log.path);
@@ -130,10 +134,18 @@ export const agentPlugin = definePlugin({
       direction: "server",
       params: z.object({ run: z.string(), turn: z.number().int(), loop: z.number().int(), delta: z.string() }),
     });
+    app.notification({
+      name: "run/tool",
+      description:
+        "One of the model's tool calls: running, waiting on its proposal (with the log path), then completed or failed with what the model was answered. Sent to every connection of the project.",
+      direction: "server",
+      params: ToolNotice,
+    });
     app.scheme({ name: "error", description: "Why a run's loop failed (provider error, context too long, too many steps).", streamed: false });
     app.method(modelList);
     app.method(runPrompt);
     app.method(runAbort);
+    app.method(runHistory);
 
     // A proposal the model made was resolved (from any connection): continue its run.
     app.on("entry:status", ({ run, entry }) => {

@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import { type ChatMessage, type ChatResponse, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
-import { runTool, toolSpecs } from "./tools.js";
+import { runTool, type ToolOutcome, toolSpecs } from "./tools.js";
 
 export interface ModelTarget {
   alias: string;
@@ -71,6 +71,15 @@ function malformedAnswer(call: ToolCall, raw: string, truncated: boolean): strin
   ].join("\n");
 }
 
+/** Tool calls of the last model reply that no tool message answers (an aborted loop leaves them). */
+function unansweredCalls(messages: Stored[]): ToolCall[] {
+  const index = messages.findLastIndex((m) => m.role === "assistant");
+  const reply = messages[index] as StoredAssistant | undefined;
+  if (!reply?.tool_calls?.length) return [];
+  const answered = new Set(messages.slice(index + 1).flatMap((m) => (m.role === "tool" ? [m.tool_call_id] : [])));
+  return reply.tool_calls.filter((c) => !answered.has(c.id));
+}
+
 const SYSTEM_PROMPT = [
   "You are an agent working in a software project through Spool.",
   "Run shell commands with the sh tool (a person accepts or rejects each one) or env for read-only inspection.",
@@ -122,8 +131,38 @@ export class AgentDriver {
     this.#calls.get(runId)?.abort(new Error(reason));
   }
 
-  #setStatus(run: RunRow, project: ProjectRef, status: number, event: string, extra: Record<string, unknown> = {}): Promise<RunRow> {
-    return this.core.runs.change(run, project, status, event, extra);
+  #setStatus(run: RunRow, project: ProjectRef, status: number, event: string, extra: Record<string, unknown> = {}, about?: LoopRow): Promise<RunRow> {
+    return this.core.runs.change(run, project, status, event, extra, about);
+  }
+
+  /** `run/tool` about one call of the model. */
+  #announce(
+    project: ProjectRef,
+    run: RunRow,
+    loop: LoopRow,
+    call: ToolCall,
+    status: "running" | "waiting" | "completed" | "failed",
+    path: string | null,
+    result: string | null = null,
+  ): void {
+    let args: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = JSON.parse(call.function.arguments || "{}");
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) args = parsed as Record<string, unknown>;
+    } catch {
+      // not one JSON object: announced as {}
+    }
+    this.core.runs.tool(project, {
+      run: run.alias,
+      loop: loop.seq,
+      turn: run.turn,
+      id: call.id,
+      tool: call.function.name,
+      arguments: args,
+      status,
+      path,
+      result,
+    });
   }
 
   #openLoop(runId: number): Promise<LoopRow | undefined> {
@@ -162,6 +201,10 @@ export class AgentDriver {
       if (loop.status === RUN.queued) {
         const history = await this.#messages(run.id);
         if (history.length === 0) await this.#addMessage(run, loop.id, { role: "system", content: SYSTEM_PROMPT });
+        // Calls an aborted loop left unanswered are answered now, so the conversation stays well-formed for the model server.
+        for (const call of unansweredCalls(history)) {
+          await this.#addMessage(run, null, { role: "tool", tool_call_id: call.id, content: "not run: the loop was aborted before this call was answered" });
+        }
         await this.#addMessage(run, loop.id, { role: "user", content: loop.prompt });
         await this.core.runs.setLoop(loop, RUN.running);
         run = await this.#setStatus(run, project, RUN.running, "loop started", { prompt: loop.prompt });
@@ -206,7 +249,7 @@ export class AgentDriver {
       } else if (last?.role === "assistant") {
         // The model answered in text without calling done: that ends the loop too.
         await this.#finishLoop(loop, RUN.done);
-        await this.#setStatus(run, project, RUN.running, "loop finished", { summary: last.content });
+        await this.#setStatus(run, project, RUN.running, "loop finished", { summary: last.content }, loop);
         continue;
       }
       const steps = await this.core.repos.messages.countLoopMessages(loop.id, "assistant");
@@ -314,19 +357,23 @@ export class AgentDriver {
     try {
       for (const [index, call] of calls.entries()) {
         const raw = reply.spool?.rawArguments?.[call.id];
-        const outcome =
+        // sh and env announce themselves once, when they propose; the other tools each time they run.
+        if (raw === undefined && call.function.name !== "sh" && call.function.name !== "env") this.#announce(project, run, loop, call, "running", null);
+        const outcome: ToolOutcome =
           raw !== undefined
-            ? { kind: "result" as const, content: malformedAnswer(call, raw, Boolean(reply.spool?.truncated)) }
+            ? { kind: "result" as const, content: malformedAnswer(call, raw, Boolean(reply.spool?.truncated)), failed: true }
             : await runTool(
                 {
                   core: this.core,
                   project,
                   run,
                   loopId: loop.id,
+                  loopSeq: loop.seq,
                   mode: loop.mode,
                   yieldMs: this.settings.toolYieldMs,
                   budgetTokens: this.settings.outputBudgetTokens,
                   signal: controller.signal,
+                  announce: (status, path) => this.#announce(project, run, loop, call, status, path),
                 },
                 call,
               );
@@ -340,6 +387,8 @@ export class AgentDriver {
           return "waiting";
         }
         await this.#addMessage(fresh, loop.id, { role: "tool", tool_call_id: call.id, content: outcome.content });
+        const failed = outcome.kind === "result" && (outcome.failed ?? outcome.content.startsWith("error:"));
+        this.#announce(project, fresh, loop, call, failed ? "failed" : "completed", outcome.kind === "result" ? (outcome.path ?? null) : null, outcome.content);
         if (loop.status === RUN.waiting) await this.core.runs.setLoop(loop, RUN.running);
         await this.#setStatus(fresh, project, RUN.running, "tool call", {
           tool: call.function.name,
@@ -352,7 +401,7 @@ export class AgentDriver {
           }
           await this.#finishLoop(loop, RUN.done);
           await this.core.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(fresh.attributes), summary: outcome.summary }) });
-          await this.#setStatus(fresh, project, RUN.running, "loop finished", { summary: outcome.summary });
+          await this.#setStatus(fresh, project, RUN.running, "loop finished", { summary: outcome.summary }, loop);
           return "continue";
         }
       }
@@ -368,6 +417,6 @@ export class AgentDriver {
     await this.core.runs.recordError(run, loop, message);
     await this.core.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(run.attributes), error: message }) });
     const more = await this.#openLoop(run.id);
-    await this.#setStatus(run, project, more ? RUN.running : RUN.failed, "loop failed", { error: message });
+    await this.#setStatus(run, project, more ? RUN.running : RUN.failed, "loop failed", { error: message }, loop);
   }
 }

@@ -1,13 +1,13 @@
 import { serviceKey } from "../plugins/services.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import type { RunRow } from "../store/schema.js";
+import type { LoopRow, RunRow } from "../store/schema.js";
 
 /** What run methods need from the agent loop plugin; without the plugin, runs with a model are UNSUPPORTED. */
 export interface AgentLoop {
   /** Throws a clear error for an unknown model alias or one whose provider is not loaded. */
   checkModel(alias: string): void;
-  /** Queues `prompt` as the run's next loop and starts driving it. */
-  prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act"): Promise<void>;
+  /** Queues `prompt` as the run's next loop and starts driving it; an untitled run takes its title from it. */
+  prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act"): Promise<LoopRow>;
   /** Stops the run: model call, queued loops, pending proposals (rejected), running producers (cancelled). */
   abort(project: ProjectRef, run: RunRow, reason: string): Promise<{ run: RunRow; rejected: string[]; cancelled: string[] }>;
 }

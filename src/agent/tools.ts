@@ -64,7 +64,7 @@ export function toolSpecs(mode: "ask" | "act"): ToolSpec[] {
 }
 
 export type ToolOutcome =
-  | { kind: "result"; content: string; path?: string }
+  | { kind: "result"; content: string; path?: string; failed?: boolean }
   | { kind: "waiting"; path: string }
   | { kind: "done"; content: string; summary: string };
 
@@ -73,7 +73,11 @@ export interface ToolContext {
   project: ProjectRef;
   run: RunRow;
   loopId: number;
+  /** The loop's number in the run (what clients see). */
+  loopSeq: number;
   mode: "ask" | "act";
+  /** Tells clients (`run/tool`) that the call is being run, or waits on its proposal. */
+  announce(status: "running" | "waiting", path: string | null): void;
   yieldMs: number;
   budgetTokens: number;
   signal: AbortSignal;
@@ -173,23 +177,29 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
 async function runCommand(ctx: ToolContext, call: ToolCall, tool: "sh" | "env", args: { command: string; cwd?: string }): Promise<ToolOutcome> {
   let log = await ctx.core.repos.entries.findLogByAttribute(ctx.run.id, "toolCallId", call.id);
   if (!log) {
+    ctx.announce("running", null);
     try {
       log = await ctx.core.lifecycle.propose(ctx.project, ctx.run, {
         tool,
         command: args.command,
         ...(args.cwd ? { cwd: args.cwd } : {}),
         proposedBy: `model (${ctx.run.model})`,
-        extra: { toolCallId: call.id, loop: ctx.loopId },
+        extra: { toolCallId: call.id, loop: ctx.loopSeq },
       });
     } catch (error) {
-      return { kind: "result", content: `error: ${error instanceof Error ? error.message : String(error)}` };
+      return { kind: "result", content: `error: ${error instanceof Error ? error.message : String(error)}`, failed: true };
     }
-    return { kind: "waiting", path: log.path };
+    // A rule of the run may have accepted it already; otherwise it waits for a person.
+    if (log.status === ENTRY.proposed) {
+      ctx.announce("waiting", log.path);
+      return { kind: "waiting", path: log.path };
+    }
   }
   if (log.status === ENTRY.proposed) return { kind: "waiting", path: log.path };
   const channels = log.status === ENTRY.done ? await settle(ctx.core, log, ctx.yieldMs, ctx.signal) : [];
   const fresh = (await ctx.core.repos.entries.findEntry(ctx.run.id, log.path)) ?? log;
-  return { kind: "result", content: await producerResult(ctx, fresh, channels), path: log.path };
+  const failed = fresh.status === ENTRY.rejected || channels.some((c) => c.status === ENTRY.cancelled || c.status === ENTRY.failed);
+  return { kind: "result", content: await producerResult(ctx, fresh, channels), path: log.path, failed };
 }
 
 async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): Promise<string> {

@@ -167,6 +167,10 @@ export interface SpoolMethods {
           [key: string]: unknown;
         };
         turn: number;
+        /** The loop (its number) whose model made the proposal; null for a client's proposal */
+        loop: number | null;
+        /** The model's tool call the proposal answers; null for a client's proposal */
+        toolCallId: string | null;
         /** When it was proposed (ms since the epoch) */
         createdAt: number;
       }>;
@@ -196,6 +200,8 @@ export interface SpoolMethods {
         /** HTTP-like status code */
         status: number;
         turn: number;
+        /** What lists show: given at run/create, else the first line of the first prompt */
+        title: string | null;
         createdAt: number;
         updatedAt: number;
       };
@@ -214,6 +220,8 @@ export interface SpoolMethods {
       mode?: "ask" | "act";
       /** First prompt; needs a model */
       prompt?: string;
+      /** What lists show (default: the first line of the first prompt) */
+      title?: string;
     };
     result: {
       run: {
@@ -223,9 +231,13 @@ export interface SpoolMethods {
         /** HTTP-like status code */
         status: number;
         turn: number;
+        /** What lists show: given at run/create, else the first line of the first prompt */
+        title: string | null;
         createdAt: number;
         updatedAt: number;
       };
+      /** With `prompt`: the number of the loop it became */
+      loop?: number;
     };
   };
   /** One run of the caller's project, with the token usage its model calls reported. */
@@ -242,6 +254,8 @@ export interface SpoolMethods {
         /** HTTP-like status code */
         status: number;
         turn: number;
+        /** What lists show: given at run/create, else the first line of the first prompt */
+        title: string | null;
         createdAt: number;
         updatedAt: number;
       };
@@ -256,6 +270,50 @@ export interface SpoolMethods {
           totalTokens: number;
         }>;
       };
+    };
+  };
+  /** A run's conversation, a page at a time: the prompts, the model's text and tool calls (with the producer each made and its status now), and what each call was answered. */
+  "run/history": {
+    params: {
+      /** Run alias, unique within the project */
+      run: string;
+      /** Only messages after this id (the last id of the previous page) */
+      after?: number;
+      /** At most this many messages (default 100) */
+      limit?: number;
+    };
+    result: {
+      messages: Array<{
+        /** Message id: pass the last one as `after` for the next page */
+        id: number;
+        /** The loop (its number) the message belongs to */
+        loop: number | null;
+        turn: number;
+        role: "user" | "assistant" | "tool";
+        /** The prompt, the model's text, or what a tool call was answered */
+        text: string | null;
+        /** A note Spool wrote to the model, not a person's prompt */
+        note: boolean;
+        /** The model's tool calls (assistant messages) */
+        toolCalls: Array<{
+          id: string;
+          tool: string;
+          /** The call's arguments ({} when they were not one JSON object) */
+          arguments: {
+            [key: string]: unknown;
+          };
+          /** The log entry of the proposal it made (sh, env) */
+          path: string | null;
+          /** That producer's status now: 202 proposed, 403 rejected, then its channels' 102/200/499/500 */
+          status: number | null;
+          exitCode: number | null;
+        }>;
+        /** The call a tool message answers */
+        toolCallId: string | null;
+        createdAt: number;
+      }>;
+      /** Pass as `after` for the next page; null at the end */
+      next: number | null;
     };
   };
   /** Runs of the caller's project, newest first. */
@@ -274,18 +332,22 @@ export interface SpoolMethods {
         /** HTTP-like status code */
         status: number;
         turn: number;
+        /** What lists show: given at run/create, else the first line of the first prompt */
+        title: string | null;
         createdAt: number;
         updatedAt: number;
       }>;
     };
   };
-  /** Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish. */
+  /** Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish. `run/state` events name the loop they are about by this number. */
   "run/prompt": {
     params: {
       /** Run alias, unique within the project */
       run: string;
       prompt: string;
       mode?: "ask" | "act";
+      /** Switch the run to this model alias, for this loop and the next ones */
+      model?: string;
     };
     result: {
       run: {
@@ -295,14 +357,18 @@ export interface SpoolMethods {
         /** HTTP-like status code */
         status: number;
         turn: number;
+        /** What lists show: given at run/create, else the first line of the first prompt */
+        title: string | null;
         createdAt: number;
         updatedAt: number;
       };
+      /** The number of the loop this prompt became */
+      loop: number;
       /** Loops waiting before and including this one */
       queued: number;
     };
   };
-  /** Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102 and makes the chosen runner (or, with "self", this connection) the producer's owner; reject sets the log entry to 403. */
+  /** Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102 and makes the chosen runner (or, with "self", this connection) the producer's owner; reject sets the log entry to 403. `always` also stores an "always allow" rule for the run. */
   "run/resolve": {
     params: {
       /** Run alias, unique within the project */
@@ -313,6 +379,8 @@ export interface SpoolMethods {
       reason?: string;
       /** Runner to execute it; "self" = the accepting connection owns the producer and streams its output */
       runner?: string;
+      /** With accept: also store an "always allow" rule in the run, so the server itself accepts later proposals of the same tool with the identical command, cwd and env */
+      always?: boolean;
     };
     result: {
       path: string;
@@ -328,6 +396,8 @@ export interface SpoolMethods {
       }>;
       /** Accepted with runner "self": show it with stream/claim to own the producer again from a new connection */
       resumeToken?: string;
+      /** The id of the rule stored with `always` */
+      rule?: number;
     };
   };
   /** Turns this connection into a runner of the project and returns its resume token. After a reconnect the runner attaches again with `resumeToken` and `resume` (the producers it still executes); the reply says which are still open (with their last stored seq per channel) and which were finished meanwhile. */
@@ -605,6 +675,10 @@ export interface SpoolNotifications {
       [key: string]: unknown;
     };
     turn: number;
+    /** The loop (its number) whose model made the proposal; null for a client's proposal */
+    loop: number | null;
+    /** The model's tool call the proposal answers; null for a client's proposal */
+    toolCallId: string | null;
   };
   /** A proposal was accepted or rejected (by any connection, or by run/abort), with who decided and why. */
   "run/resolved": {
@@ -614,8 +688,17 @@ export interface SpoolNotifications {
     /** HTTP-like status code */
     status: number;
     runner: string | null;
-    /** Who decided: a client's name, a connection, or run/abort */
+    /** Who decided: a client's name, a connection, a rule, or run/abort */
     resolvedBy: string;
+    resolver: {
+      kind: "connection" | "rule" | "abort";
+      /** The deciding connection (kind connection) */
+      connectionId: string | null;
+      /** Its client name, or the name of whoever set the rule */
+      client: string | null;
+      /** The rule's id (kind rule) */
+      rule: number | null;
+    };
     reason: string | null;
     channels: Array<{
       channel: number;
@@ -624,6 +707,10 @@ export interface SpoolNotifications {
       /** HTTP-like status code */
       status: number;
     }>;
+    /** The loop whose model made the proposal; null for a client's proposal */
+    loop: number | null;
+    /** The model's tool call the proposal answers; null for a client's proposal */
+    toolCallId: string | null;
   };
   /** A run's status changed, or a step happened (model reply, tool call). Sent to every connection of the project. */
   "run/state": {
@@ -631,6 +718,7 @@ export interface SpoolNotifications {
     /** HTTP-like status code */
     status: number;
     turn: number;
+    /** The loop the event is about (for run-wide events, the oldest open loop); null when none is */
     loop: {
       seq: number;
       /** HTTP-like status code */
@@ -638,6 +726,26 @@ export interface SpoolNotifications {
     } | null;
     event: string;
     [key: string]: unknown;
+  };
+  /** One of the model's tool calls: running, waiting on its proposal (with the log path), then completed or failed with what the model was answered. Sent to every connection of the project. */
+  "run/tool": {
+    run: string;
+    /** The loop the call belongs to */
+    loop: number;
+    turn: number;
+    /** The tool call's id, unique in the run */
+    id: string;
+    tool: string;
+    /** The call's arguments ({} when they were not one JSON object) */
+    arguments: {
+      [key: string]: unknown;
+    };
+    /** running: being run; waiting: its proposal waits for a decision; completed / failed: the model has its answer */
+    status: "running" | "waiting" | "completed" | "failed";
+    /** The producer's log entry (sh, env, wait), when there is one */
+    path: string | null;
+    /** What the model was answered (completed / failed) */
+    result: string | null;
   };
   /** Asks the runner to execute an accepted proposal it now owns: stream stdout and stderr into `channels` with seq, then stream/completed or stream/aborted. The reply comes once the process has started (or failed to). */
   "runner/exec": {

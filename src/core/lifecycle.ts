@@ -8,11 +8,11 @@ import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js"
 import { conflict, notFound, SpoolError } from "../rpc/errors.js";
 import { type RunnerAttachParams, type RunnerAttachResult, type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
 import { type Attributes, lineCount, parseAttributes, type Repositories, UniqueViolation } from "../store/repositories.js";
-import type { EntryRow, RunRow } from "../store/schema.js";
+import type { AllowRuleRow, EntryRow, RunRow } from "../store/schema.js";
 import type { Owners } from "./owners.js";
 import type { ProducerRegistry } from "./producer-registry.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
-import type { FinishedNotice, ProposalNotice, ResolvedChannel, ResolvedNotice } from "./schemas.js";
+import type { FinishedNotice, ProposalNotice, ResolvedChannel, ResolvedNotice, Resolver } from "./schemas.js";
 import { channelPath, logPath, slugFromCommand } from "./slug.js";
 import { ENTRY } from "./status.js";
 import { type Outcome, outcomeAttributes, outcomeStatus, summaryLine } from "./summary.js";
@@ -59,7 +59,11 @@ export interface AcceptResult {
   channels: z.output<typeof ResolvedChannel>[];
   /** For runner "self": the token that lets a later connection of the accepting client take the producer back. */
   resumeToken?: string;
+  /** The "always allow" rule stored with this accept (`always`). */
+  rule?: number;
 }
+
+type ResolverOut = z.output<typeof Resolver>;
 
 export interface ClaimResult {
   path: string;
@@ -68,6 +72,25 @@ export interface ClaimResult {
 }
 
 export const describeCaller = (connection: ConnectionHandle) => connection.clientInfo?.name ?? `connection ${connection.id}`;
+
+/** A client's connection as the resolver of a proposal. */
+export const connectionResolver = (connection: ConnectionHandle): ResolverOut => ({
+  kind: "connection",
+  connectionId: connection.id,
+  client: connection.clientInfo?.name ?? null,
+  rule: null,
+});
+
+/** run/abort as the resolver of the proposals it rejects. */
+export const ABORT_RESOLVER: ResolverOut = { kind: "abort", connectionId: null, client: null, rule: null };
+
+/** The environment as rules compare it: JSON with sorted keys. */
+export function canonicalEnv(env: Record<string, string> | undefined): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
+
+const ruleResolver = (rule: AllowRuleRow): ResolverOut => ({ kind: "rule", connectionId: null, client: rule.created_by, rule: rule.id });
+const describeRule = (rule: AllowRuleRow) => `rule #${rule.id} (always allow, set by ${rule.created_by})`;
 
 const invalid = (path: string, message: string) => new SpoolError("INVALID_PARAMS", `Invalid params: ${message}`, { issues: [{ path, message }] });
 
@@ -139,6 +162,13 @@ export class Lifecycle {
       env: input.env ?? {},
     });
     const cwd = confineCwd(project, filtered.cwd ?? undefined, allowOutside);
+    const rule = await this.#repos.allowRules.findRule({
+      run_id: run.id,
+      tool: producer.tool,
+      command: filtered.command,
+      cwd,
+      env: canonicalEnv(filtered.env),
+    });
     const base = slugFromCommand(filtered.command);
     const prefix = logPath(run.turn, producer.tool, base);
     // Start after the suffixes this turn already uses (one query, not one failed insert per taken slug).
@@ -177,6 +207,21 @@ export class Lifecycle {
         if (error instanceof UniqueViolation) continue;
         throw error;
       }
+      if (rule) {
+        // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
+        await this.deps.emit("entry:status", { projectId: project.id, run, entry: row, previous: null });
+        try {
+          await this.#accept(project, { run: run.alias, path: row.path }, { resolver: ruleResolver(rule), resolvedBy: describeRule(rule), self: null });
+          return (await this.#repos.entries.findEntryById(row.id)) ?? row;
+        } catch (error) {
+          // No runner can take it now (or it was decided meanwhile): it waits for a person like any other proposal.
+          this.deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`);
+          const current = await this.#repos.entries.findEntryById(row.id);
+          if (current?.status !== ENTRY.proposed) return current ?? row;
+          this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, current));
+          return current;
+        }
+      }
       this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, row));
       await this.deps.emit("entry:status", { projectId: project.id, run, entry: row, previous: null });
       return row;
@@ -200,7 +245,34 @@ export class Lifecycle {
     caller: ConnectionHandle,
     project: ProjectRef,
     target: ProducerTarget,
-    options: { runner?: string | undefined; reason?: string | undefined },
+    options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined },
+  ): Promise<AcceptResult> {
+    return this.#accept(project, target, {
+      runner: options.runner,
+      reason: options.reason,
+      resolver: connectionResolver(caller),
+      resolvedBy: describeCaller(caller),
+      self: caller,
+      ...(options.always ? { always: describeCaller(caller) } : {}),
+    });
+  }
+
+  /**
+   * accept, for a client (`self` is its connection, the owner when the runner is "self") or for a rule
+   * (`self` null). `always` names who asked to store an "always allow" rule for the proposal's tool,
+   * command, cwd and env.
+   */
+  async #accept(
+    project: ProjectRef,
+    target: ProducerTarget,
+    options: {
+      runner?: string | undefined;
+      reason?: string | undefined;
+      always?: string;
+      resolver: ResolverOut;
+      resolvedBy: string;
+      self: ConnectionHandle | null;
+    },
   ): Promise<AcceptResult> {
     const { run, log } = await this.#requirePending(project, target.run, target.path);
     const attributes = parseAttributes(log);
@@ -209,10 +281,11 @@ export class Lifecycle {
     if (!producer) throw new SpoolError("UNSUPPORTED", `The "${tool}" producer is no longer loaded`);
     // Read-only work (the env producer, and so every command of an ask run) only goes to a runner with a read-only sandbox.
     const readOnly = producer.readOnly === true || attributes.readOnly === true;
+    if (options.runner === "self" && !options.self) throw conflict('a rule cannot accept with runner "self"');
     const owner = await this.runners.select(project, options.runner, { readOnly });
     const selfToken = owner === "self" ? newResumeToken() : undefined;
     const runnerName = owner === "self" ? "self" : owner.name;
-    const resolvedBy = describeCaller(caller);
+    const { resolvedBy, resolver } = options;
     const slug = String(attributes.slug);
     const plan = Object.entries(producer.channels).map(([n, name]) => ({
       channel: Number(n),
@@ -230,29 +303,60 @@ export class Lifecycle {
     const rows = await this.#repos.producers.openChannels(log, { from: ENTRY.proposed, to: ENTRY.done, attributes: next }, plan, ENTRY.streaming);
     if (!rows) throw conflict(`"${target.path}" was resolved by someone else`);
     const accepted: EntryRow = { ...log, status: ENTRY.done, attributes: JSON.stringify(next) };
-    this.owners.set(log.id, owner === "self" ? caller : owner.connection, owner === "self" ? "self" : "runner");
+    this.owners.set(log.id, owner === "self" ? options.self! : owner.connection, owner === "self" ? "self" : "runner");
+    const rule =
+      options.always === undefined
+        ? undefined
+        : await this.#repos.allowRules.insertRule({
+            run_id: run.id,
+            tool,
+            command: String(attributes.command),
+            cwd: String(attributes.cwd ?? ""),
+            env: canonicalEnv(attributes.env as Record<string, string> | undefined),
+            created_by: options.always,
+          });
     const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
-    this.#announceResolved(project, run, accepted, { decision: "accept", runner: runnerName, resolvedBy, reason: options.reason ?? null, channels });
+    this.#announceResolved(project, run, accepted, { decision: "accept", runner: runnerName, resolvedBy, resolver, reason: options.reason ?? null, channels });
     await this.deps.emit("entry:status", { projectId: project.id, run, entry: accepted, previous: ENTRY.proposed });
     if (owner !== "self") void this.#dispatch(project, run, accepted, owner, channels);
-    return { path: log.path, status: ENTRY.done, runner: runnerName, channels, ...(selfToken ? { resumeToken: selfToken } : {}) };
+    return {
+      path: log.path,
+      status: ENTRY.done,
+      runner: runnerName,
+      channels,
+      ...(selfToken ? { resumeToken: selfToken } : {}),
+      ...(rule ? { rule: rule.id } : {}),
+    };
   }
 
-  /** reject: the log entry 202 → 403. `by` names who decided (a client, or run/abort). */
-  async reject(project: ProjectRef, target: ProducerTarget, options: { by: string; reason?: string | undefined }): Promise<EntryRow> {
+  /** reject: the log entry 202 → 403. `by` names who decided (a client, or run/abort); `resolver` says which (default: a client named `by`). */
+  async reject(project: ProjectRef, target: ProducerTarget, options: { by: string; resolver?: ResolverOut; reason?: string | undefined }): Promise<EntryRow> {
     const { run, log } = await this.#requirePending(project, target.run, target.path);
     const reason = options.reason ?? "rejected";
     const next = { ...parseAttributes(log), decision: "reject", reason, resolvedBy: options.by };
     if (!(await this.#repos.producers.moveStatus(log.id, ENTRY.proposed, ENTRY.rejected, next)))
       throw conflict(`"${target.path}" was resolved by someone else`);
     const rejected: EntryRow = { ...log, status: ENTRY.rejected, attributes: JSON.stringify(next) };
-    this.#announceResolved(project, run, rejected, { decision: "reject", runner: null, resolvedBy: options.by, reason, channels: [] });
+    this.#announceResolved(project, run, rejected, {
+      decision: "reject",
+      runner: null,
+      resolvedBy: options.by,
+      resolver: options.resolver ?? { kind: "connection", connectionId: null, client: options.by, rule: null },
+      reason,
+      channels: [],
+    });
     await this.deps.emit("entry:status", { projectId: project.id, run, entry: rejected, previous: ENTRY.proposed });
     return rejected;
   }
 
-  #announceResolved(project: ProjectRef, run: RunRow, log: EntryRow, rest: Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status">): void {
-    this.deps.notifyProject(project.id, "run/resolved", { run: run.alias, path: log.path, status: log.status, ...rest });
+  #announceResolved(
+    project: ProjectRef,
+    run: RunRow,
+    log: EntryRow,
+    rest: Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status" | "loop" | "toolCallId">,
+  ): void {
+    const notice: z.input<typeof ResolvedNotice> = { run: run.alias, path: log.path, status: log.status, ...rest, ...modelCall(parseAttributes(log)) };
+    this.deps.notifyProject(project.id, "run/resolved", notice);
   }
 
   /** Sends `runner/exec` to the runner; one that cannot take it loses the producer at once. */
@@ -570,9 +674,25 @@ function realPath(path: string): string | null {
   }
 }
 
+/** The loop and tool call of the model that made a proposal (null for a client's proposal). */
+function modelCall(attributes: Attributes): { loop: number | null; toolCallId: string | null } {
+  return {
+    loop: typeof attributes.loop === "number" ? attributes.loop : null,
+    toolCallId: typeof attributes.toolCallId === "string" ? attributes.toolCallId : null,
+  };
+}
+
 export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof ProposalNotice> {
   const attributes = parseAttributes(row);
-  return { run: runAlias, path: row.path, tool: String(attributes.tool), command: String(attributes.command), attributes, turn: row.turn };
+  return {
+    run: runAlias,
+    path: row.path,
+    tool: String(attributes.tool),
+    command: String(attributes.command),
+    attributes,
+    turn: row.turn,
+    ...modelCall(attributes),
+  };
 }
 
 function finishResult(log: EntryRow, channels: EntryRow[], changed: boolean, status: number): FinishResult {

@@ -4,7 +4,7 @@ import { conflict } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
 import type { CoreDeps } from "./lifecycle.js";
-import type { RunStateNotice } from "./schemas.js";
+import type { RunStateNotice, ToolNotice } from "./schemas.js";
 import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 
 /** Run and loop status changes: stored, announced (`run/state`) and hooked (`run:status`) in one place. */
@@ -12,7 +12,7 @@ export class RunStates {
   constructor(private readonly deps: CoreDeps) {}
 
   /** Creates a run (idle: done until a prompt queues a loop); an alias the project uses is CONFLICT. */
-  async create(project: ProjectRef, input: { alias: string; model: string | null; mode: "ask" | "act" }): Promise<RunRow> {
+  async create(project: ProjectRef, input: { alias: string; model: string | null; mode: "ask" | "act"; title?: string | null }): Promise<RunRow> {
     const now = Date.now();
     try {
       const run = await this.deps.repos.runs.insertRun({ project_id: project.id, ...input, status: RUN.done, created_at: now, updated_at: now });
@@ -30,12 +30,22 @@ export class RunStates {
     return this.deps.repos.loops.firstLoopIn(runId, OPEN_RUN);
   }
 
-  /** Sets a run's status and tells every connection of the project what happened (`event`, plus `extra` fields). */
-  async change(run: RunRow, project: ProjectRef, status: number, event: string, extra: Record<string, unknown> = {}): Promise<RunRow> {
+  /**
+   * Sets a run's status and tells every connection of the project what happened (`event`, plus `extra`
+   * fields), naming the loop the event is about: `about`, or by default the oldest open loop.
+   */
+  async change(
+    run: RunRow,
+    project: ProjectRef,
+    status: number,
+    event: string,
+    extra: Record<string, unknown> = {},
+    about?: Pick<LoopRow, "seq" | "status"> | null,
+  ): Promise<RunRow> {
     const now = Date.now();
     await this.deps.repos.runs.updateRun(run.id, { status, updated_at: now });
     const next = { ...run, status, updated_at: now };
-    const loop = await this.openLoop(run.id);
+    const loop = about === undefined ? await this.openLoop(run.id) : about;
     const notice: z.input<typeof RunStateNotice> = {
       run: run.alias,
       status,
@@ -47,6 +57,19 @@ export class RunStates {
     this.deps.notifyProject(project.id, "run/state", notice);
     if (run.status !== status) await this.deps.emit("run:status", { project, run: next, previous: run.status });
     return next;
+  }
+
+  /** Gives an untitled run its title from a prompt: the first line with text, cut to 80 characters. */
+  async titleFrom(run: RunRow, prompt: string): Promise<void> {
+    if (run.title) return;
+    const line = prompt
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l.length > 0);
+    if (!line) return;
+    const title = line.length > 80 ? `${line.slice(0, 79)}…` : line;
+    await this.deps.repos.runs.updateRun(run.id, { title });
+    run.title = title;
   }
 
   async setLoop(loop: LoopRow, status: number): Promise<void> {
@@ -63,6 +86,11 @@ export class RunStates {
   /** `run/progress`: the model's text as it streams. */
   progress(project: ProjectRef, delta: { run: string; turn: number; loop: number; delta: string }): void {
     this.deps.notifyProject(project.id, "run/progress", delta);
+  }
+
+  /** `run/tool`: one of the model's tool calls started, waits on its proposal, or was answered. */
+  tool(project: ProjectRef, notice: z.input<typeof ToolNotice>): void {
+    this.deps.notifyProject(project.id, "run/tool", notice);
   }
 
   /** Why a loop failed, as the entry `error://turn_N/loop_K` (written again if the same loop fails twice). */

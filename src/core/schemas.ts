@@ -23,6 +23,7 @@ export const Run = z.object({
   mode: z.enum(["ask", "act"]),
   status: Status,
   turn: z.number().int(),
+  title: z.string().nullable().describe("What lists show: given at run/create, else the first line of the first prompt"),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });
@@ -50,6 +51,16 @@ export const ProposalNotice = z.object({
   command: z.string(),
   attributes: Attributes,
   turn: z.number().int(),
+  loop: z.number().int().nullable().describe("The loop (its number) whose model made the proposal; null for a client's proposal"),
+  toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
+});
+
+/** Who resolved a proposal: a client's connection, an "always allow" rule, or run/abort. */
+export const Resolver = z.object({
+  kind: z.enum(["connection", "rule", "abort"]),
+  connectionId: z.string().nullable().describe("The deciding connection (kind connection)"),
+  client: z.string().nullable().describe("Its client name, or the name of whoever set the rule"),
+  rule: z.number().int().nullable().describe("The rule's id (kind rule)"),
 });
 
 /** `run/resolved`: a proposal was accepted or rejected. */
@@ -59,9 +70,27 @@ export const ResolvedNotice = z.object({
   decision: z.enum(["accept", "reject"]),
   status: Status,
   runner: z.string().nullable(),
-  resolvedBy: z.string().describe("Who decided: a client's name, a connection, or run/abort"),
+  resolvedBy: z.string().describe("Who decided: a client's name, a connection, a rule, or run/abort"),
+  resolver: Resolver,
   reason: z.string().nullable(),
   channels: z.array(ResolvedChannel),
+  loop: z.number().int().nullable().describe("The loop whose model made the proposal; null for a client's proposal"),
+  toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
+});
+
+/** `run/tool`: one of the model's tool calls started, waits on a proposal, or was answered. */
+export const ToolNotice = z.object({
+  run: z.string(),
+  loop: z.number().int().describe("The loop the call belongs to"),
+  turn: z.number().int(),
+  id: z.string().describe("The tool call's id, unique in the run"),
+  tool: z.string(),
+  arguments: Attributes.describe("The call's arguments ({} when they were not one JSON object)"),
+  status: z
+    .enum(["running", "waiting", "completed", "failed"])
+    .describe("running: being run; waiting: its proposal waits for a decision; completed / failed: the model has its answer"),
+  path: z.string().nullable().describe("The producer's log entry (sh, env, wait), when there is one"),
+  result: z.string().nullable().describe("What the model was answered (completed / failed)"),
 });
 
 /** `stream/started`: the owner began executing an accepted producer. */
@@ -92,7 +121,10 @@ export const RunStateNotice = z
     run: z.string(),
     status: Status,
     turn: z.number().int(),
-    loop: z.object({ seq: z.number().int(), status: Status }).nullable(),
+    loop: z
+      .object({ seq: z.number().int(), status: Status })
+      .nullable()
+      .describe("The loop the event is about (for run-wide events, the oldest open loop); null when none is"),
     event: z.string(),
   })
   .passthrough();

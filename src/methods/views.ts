@@ -11,6 +11,7 @@ export function runView(row: RunRow): RunOut {
     mode: row.mode,
     status: row.status,
     turn: row.turn,
+    title: row.title,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

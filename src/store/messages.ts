@@ -26,3 +26,20 @@ export async function countLoopMessages(db: Kysely<Database>, loopId: number, ro
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/** A page of a run's conversation after message id `afterId`, each with the number (seq) of its loop. */
+export function listMessagePage(
+  db: Kysely<Database>,
+  runId: number,
+  page: { afterId: number; limit: number },
+): Promise<(Pick<MessageRow, "id" | "turn" | "role" | "body" | "created_at"> & { loop: number | null })[]> {
+  return db
+    .selectFrom("messages")
+    .leftJoin("loops", "loops.id", "messages.loop_id")
+    .select(["messages.id", "messages.turn", "messages.role", "messages.body", "messages.created_at", "loops.seq as loop"])
+    .where("messages.run_id", "=", runId)
+    .where("messages.id", ">", page.afterId)
+    .orderBy("messages.id")
+    .limit(page.limit)
+    .execute();
+}

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import * as allowRules from "./allow-rules.js";
 import * as chunks from "./chunks.js";
 import type { Store } from "./database.js";
 import * as entries from "./entries.js";
@@ -37,6 +38,7 @@ export function createRepositories(store: Store) {
     messages: bind(db, messages),
     producers: bind(db, producers),
     usage: bind(db, usage),
+    allowRules: bind(db, allowRules),
     chunks: {
       ...bind(db, { readChunksAfter: chunks.readChunksAfter, readLines: chunks.readLines }),
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */

@@ -16,6 +16,8 @@ export interface RunTable {
   status: number;
   turn: Generated<number>;
   attributes: Generated<string>;
+  /** Migration 005. */
+  title: Generated<string | null>;
   created_at: number;
   updated_at: number;
 }
@@ -84,6 +86,18 @@ export interface ModelUsageTable {
   created_at: number;
 }
 
+/** An "always allow" rule of a run (migration 005). */
+export interface AllowRuleTable {
+  id: Generated<number>;
+  run_id: number;
+  tool: string;
+  command: string;
+  cwd: string;
+  env: string;
+  created_by: string;
+  created_at: number;
+}
+
 export interface Database {
   projects: ProjectTable;
   runs: RunTable;
@@ -92,6 +106,7 @@ export interface Database {
   chunks: ChunkTable;
   messages: MessageTable;
   model_usage: ModelUsageTable;
+  allow_rules: AllowRuleTable;
 }
 
 export type ProjectRow = Selectable<ProjectTable>;
@@ -106,3 +121,4 @@ export type ChunkRow = Selectable<ChunkTable>;
 export type LoopRow = Selectable<LoopTable>;
 export type MessageRow = Selectable<MessageTable>;
 export type NewModelUsage = Insertable<ModelUsageTable>;
+export type AllowRuleRow = Selectable<AllowRuleTable>;

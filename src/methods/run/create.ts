@@ -10,13 +10,14 @@ export const RunCreateParams = z.strictObject({
   model: z.string().min(1).max(200).optional().describe("Model alias; without one the run is idle and fed by clients"),
   mode: z.enum(["ask", "act"]).optional().describe("ask: read-only tools only; act (default): all tools"),
   prompt: z.string().min(1).optional().describe("First prompt; needs a model"),
+  title: z.string().min(1).max(200).optional().describe("What lists show (default: the first line of the first prompt)"),
 });
 
 export const runCreate = defineMethod({
   name: "run/create",
   description: "Creates a run in the caller's project. Without `model` the run is idle (status 200) and clients feed it by hand.",
   params: RunCreateParams,
-  result: z.object({ run: Run }),
+  result: z.object({ run: Run, loop: z.number().int().optional().describe("With `prompt`: the number of the loop it became") }),
   handler: async (params, ctx) => {
     const { core, project } = ctx;
     const agent = ctx.services.find(AGENT_LOOP);
@@ -37,9 +38,9 @@ export const runCreate = defineMethod({
       throw conflict(`Run alias "${params.alias}" is already used in project "${project.name}"`, { run: params.alias });
     }
     const alias = params.alias ?? `run-${(await core.repos.runs.maxRunId()) + 1}`;
-    const row = await core.runs.create(project, { alias, model: params.model ?? null, mode: params.mode ?? "act" });
+    const row = await core.runs.create(project, { alias, model: params.model ?? null, mode: params.mode ?? "act", title: params.title ?? null });
     if (params.prompt === undefined || !agent) return { run: runView(row) };
-    await agent.prompt(project, row, params.prompt, params.mode ?? "act");
-    return { run: runView((await core.repos.runs.findRunById(row.id)) ?? row) };
+    const loop = await agent.prompt(project, row, params.prompt, params.mode ?? "act");
+    return { run: runView((await core.repos.runs.findRunById(row.id)) ?? row), loop: loop.seq };
   },
 });

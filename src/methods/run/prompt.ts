@@ -8,7 +8,8 @@ import { runView } from "../views.js";
 
 export const runPrompt = defineMethod({
   name: "run/prompt",
-  description: "Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish.",
+  description:
+    "Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish. `run/state` events name the loop they are about by this number.",
   params: z.strictObject({
     run: RunAlias,
     prompt: z
@@ -16,14 +17,27 @@ export const runPrompt = defineMethod({
       .min(1)
       .max(256 * 1024),
     mode: z.enum(["ask", "act"]).optional(),
+    model: z.string().min(1).max(200).optional().describe("Switch the run to this model alias, for this loop and the next ones"),
   }),
-  result: z.object({ run: Run, queued: z.number().int().describe("Loops waiting before and including this one") }),
+  result: z.object({
+    run: Run,
+    loop: z.number().int().describe("The number of the loop this prompt became"),
+    queued: z.number().int().describe("Loops waiting before and including this one"),
+  }),
   handler: async (params, ctx) => {
     const { core } = ctx;
-    const run = await core.lifecycle.requireRun(ctx.project, params.run);
+    let run = await core.lifecycle.requireRun(ctx.project, params.run);
+    const agent = ctx.services.use(AGENT_LOOP);
+    if (params.model !== undefined) {
+      agent.checkModel(params.model);
+      if (params.model !== run.model) {
+        await core.repos.runs.updateRun(run.id, { model: params.model });
+        run = { ...run, model: params.model };
+      }
+    }
     if (!run.model) throw new SpoolError("UNSUPPORTED", `Run "${run.alias}" has no model; create a run with a model to prompt it`, { run: run.alias });
-    await ctx.services.use(AGENT_LOOP).prompt(ctx.project, run, params.prompt, params.mode ?? run.mode);
+    const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode);
     const queued = await core.repos.loops.countLoopsIn(run.id, OPEN_RUN);
-    return { run: runView((await core.repos.runs.findRunById(run.id))!), queued };
+    return { run: runView((await core.repos.runs.findRunById(run.id))!), loop: loop.seq, queued };
   },
 });
