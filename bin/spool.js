@@ -4,4 +4,7 @@ import { register } from "tsx/esm/api";
 
 register();
 const { main } = await import("../src/cli/main.ts");
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// A command is over when main returns: nothing left open (a socket, a timer, stdin) may keep it alive.
+// Writes to pipes and files are synchronous here, so exiting loses no output.
+process.exit(code);

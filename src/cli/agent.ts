@@ -1,18 +1,29 @@
 import { createInterface, type Interface } from "node:readline";
-import { parseArgs } from "node:util";
 import type { SpoolNotifications } from "../client/api.js";
 import type { SpoolClient } from "../client/spool-client.js";
-import { RUN } from "../core/status.js";
-import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, palette } from "./common.js";
+import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "../core/status.js";
+import { envText } from "./client-commands.js";
+import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
+import { CliError, EXIT, usageError } from "./errors.js";
 
 export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes]
+       spool ${mode} --run ALIAS          follow a run again (no PROMPT)
 
 ${mode === "ask" ? "Asks a model about the project with read-only tools (env, get, wait)." : "Gives a model a task; it proposes shell commands that you accept or reject."}
-Shows the model's text as it streams, each proposal with a prompt to accept
-(y), reject (n) or always accept that command in this run (a), and the live
-output of accepted commands (stderr apart from stdout). Ctrl-C cancels the
-running command; a second Ctrl-C aborts the run. Exits 0 when the run
-finishes, 1 when it fails, 130 when it is aborted.
+Shows the model's text as it streams, each proposal (command, working directory,
+extra environment and runner, control characters shown as escapes) with a prompt
+to accept (y), reject (n) or always accept it in this run (a: the same command in
+the same directory with the same environment), and the live output of accepted
+commands (stderr apart from stdout). Proposals can also be decided from anywhere
+else (spool pending / approve / reject); the prompt then moves on.
+
+Without a PROMPT, --run follows that run again: it offers the proposals still
+pending and shows what the run does until it is idle.
+
+Ctrl-C cancels the running command; at a prompt, or a second time, it aborts
+the run. Exits 0 when the run finishes, 1 when it fails, 3 when the connection
+to the server is lost (the run goes on: follow it again with --run), 130 when
+it is aborted.
 
 Options:
   --model ALIAS       a model alias (spool models)
@@ -22,7 +33,7 @@ ${CLIENT_HELP}`;
 
 type Proposal = SpoolNotifications["run/proposal"];
 
-/** Reads one answer per question from stdin; EOF answers "n". */
+/** Reads one answer per question from stdin; EOF answers null. Ctrl-C on a terminal becomes SIGINT. */
 class Questions {
   #rl: Interface | null = null;
   #lines: string[] = [];
@@ -34,21 +45,36 @@ class Questions {
     if (!this.#rl) {
       this.#rl = createInterface({ input: process.stdin });
       this.#rl.on("line", (line) => {
-        if (this.#waiting) {
-          const w = this.#waiting;
-          this.#waiting = null;
-          w(line);
-        } else this.#lines.push(line);
+        if (this.#waiting) this.#answer(line);
+        else this.#lines.push(line);
       });
+      // readline takes Ctrl-C on a terminal for itself; pass it on as the signal it is.
+      this.#rl.on("SIGINT", () => process.emit("SIGINT"));
       this.#rl.on("close", () => {
         this.#closed = true;
-        this.#waiting?.(null);
+        this.#answer(null);
       });
     }
     const queued = this.#lines.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.#closed) return Promise.resolve(null);
     return new Promise((resolve) => (this.#waiting = resolve));
+  }
+
+  /** Whether a question waits for its answer. */
+  get asking(): boolean {
+    return this.#waiting !== null;
+  }
+
+  /** Ends the question being asked: it is answered null (nobody will answer it here). */
+  withdraw(): void {
+    this.#answer(null);
+  }
+
+  #answer(line: string | null): void {
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    waiting?.(line);
   }
 
   close(): void {
@@ -77,19 +103,20 @@ function spinner(enabled: boolean) {
 
 export function agentCommand(mode: "ask" | "act") {
   return async (argv: string[]): Promise<number> => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { ...CLIENT_OPTIONS, model: { type: "string" }, run: { type: "string" }, yes: { type: "boolean", short: "y" } },
-      allowPositionals: true,
-      strict: true,
+    const { values, positionals } = parseCommand(mode, argv, {
+      ...CLIENT_OPTIONS,
+      model: { type: "string" },
+      run: { type: "string" },
+      yes: { type: "boolean", short: "y" },
     });
     if (values.help) {
       process.stdout.write(agentHelp(mode));
-      return 0;
+      return EXIT.ok;
     }
     const prompt = positionals.join(" ").trim();
-    if (!prompt) throw new Error(`spool ${mode} needs a PROMPT`);
-    const { client } = await connectClient(values, `spool-${mode}`);
+    if (!prompt && !values.run) throw usageError(`spool ${mode} needs a PROMPT, or --run ALIAS to follow a run again (see \`spool help ${mode}\`)`);
+    if (!prompt && values.model) throw usageError("--model needs a PROMPT: it chooses the model of a new run");
+    const { client } = await connectClient(values, { name: `spool-${mode}`, create: Boolean(prompt) });
     try {
       return await drive(client, mode, prompt, { model: values.model, run: values.run, yes: Boolean(values.yes) });
     } finally {
@@ -98,15 +125,28 @@ export function agentCommand(mode: "ask" | "act") {
   };
 }
 
+/** The key of an "always" answer: the same command, in the same directory, with the same extra environment. */
+function alwaysKey(p: Proposal): string {
+  const env = p.attributes.env && typeof p.attributes.env === "object" ? Object.entries(p.attributes.env as Record<string, unknown>).sort() : [];
+  return JSON.stringify([p.tool, p.command, String(p.attributes.cwd ?? ""), env]);
+}
+
+/** How long to wait for the server to confirm an abort before leaving anyway. */
+const ABORT_WAIT_MS = 3_000;
+
 async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, options: { model?: string; run?: string; yes: boolean }): Promise<number> {
   const colours = palette();
   const errColours = palette(process.stderr);
   const spin = spinner(Boolean(process.stderr.isTTY));
   const questions = new Questions();
   const always = new Set<string>();
+  const offered = new Set<string>();
+  /** Proposals this process decided (their run/resolved is not news). */
+  const mine = new Set<string>();
   let alias = options.run;
   let streaming: { path: string } | null = null;
   let interrupts = 0;
+  let stopping = false;
   let atLineStart = true;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
   let lastReply: string | null = null;
@@ -120,25 +160,55 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
   let settle!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (settle = resolve));
   let queue = Promise.resolve();
+  /** Paths decided elsewhere while they waited here. */
+  const decidedElsewhere = new Map<string, SpoolNotifications["run/resolved"]>();
 
   const onProposal = async (p: Proposal) => {
-    say(`${colours.cyan("▶ proposal")} ${colours.bold(p.command)} ${colours.dim(`(${p.tool}, ${p.path})`)}`);
-    let answer: string | null = options.yes || always.has(p.command) ? "y" : null;
-    if (answer === "y") say(colours.dim(options.yes ? "  accepting: --yes" : "  accepted: you said always for this command"));
+    if (stopping) return;
+    const elsewhere = decidedElsewhere.get(p.path);
+    if (elsewhere) return; // decided before its turn here came: already reported
+    const cwd = String(p.attributes.cwd || ".");
+    const env = envText(p.attributes.env);
+    say(`${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(p.command))} ${colours.dim(`(${p.tool}, ${p.path})`)}`);
+    say(
+      colours.dim(
+        `  in ${escapeControl(cwd)}${env ? `, env ${escapeControl(env)}` : ""}, runner ${typeof p.attributes.runner === "string" ? escapeControl(p.attributes.runner) : "(default)"}`,
+      ),
+    );
+    let answer: string | null = options.yes || always.has(alwaysKey(p)) ? "y" : null;
+    if (answer === "y") say(colours.dim(options.yes ? "  accepting: --yes" : "  accepted: you said always for this command here"));
     while (answer === null || !/^[yna]$/i.test(answer)) {
-      answer = await questions.ask("  Accept? [y]es / [n]o / [a]lways for this command in this run: ");
+      answer = await questions.ask("  Accept? [y]es / [n]o / [a]lways this command (same directory and environment) in this run: ");
+      if (stopping || decidedElsewhere.has(p.path)) return;
       if (answer === null) answer = "n"; // stdin closed: nobody can accept
       answer = answer.trim().toLowerCase().slice(0, 1) || "?";
     }
     atLineStart = true;
-    if (answer === "a") always.add(p.command);
+    if (answer === "a") always.add(alwaysKey(p));
+    mine.add(p.path);
+    const decided = await client
+      .call("run/resolve", {
+        run: p.run,
+        path: p.path,
+        ...(answer === "n" ? { decision: "reject", reason: "rejected from the spool CLI" } : { decision: "accept" }),
+      })
+      .then((r) => r)
+      .catch((error: unknown) => {
+        // Decided elsewhere in the meantime: that decision stands, and was reported.
+        mine.delete(p.path);
+        if (decidedElsewhere.has(p.path) || stopping) return null;
+        throw error;
+      });
+    if (!decided) return;
     if (answer === "n") {
-      await client.call("run/resolve", { run: p.run, path: p.path, decision: "reject", reason: "rejected from the spool CLI" });
       say(colours.yellow("  rejected"));
       return;
     }
-    const resolved = await client.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
-    say(colours.green(`  accepted, running on ${resolved.runner ?? "?"}`));
+    say(colours.green(`  accepted, running on ${decided.runner ?? "?"}`));
+    await follow(p);
+  };
+
+  const follow = async (p: { run: string; path: string }) => {
     streaming = { path: p.path };
     const watch = await client.watch({ run: p.run, path: p.path }, (chunk) => {
       spin.stop();
@@ -150,13 +220,27 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
     streaming = null;
     const status = [...ended.values()][0];
     const code = status?.exit_code;
-    say(colours.dim(`  finished: status ${status?.status}${code !== undefined && code !== null ? `, exit ${code}` : ""}`));
+    say(
+      colours.dim(
+        `  finished: ${status ? `${status.status === ENTRY.done ? "done" : status.status === ENTRY.cancelled ? "cancelled" : "failed"} (${status.status})` : "?"}${code !== undefined && code !== null ? `, exit ${code}` : ""}`,
+      ),
+    );
   };
 
-  client.on("run/proposal", (p) => {
-    if (p.run !== alias) return;
+  const offer = (p: Proposal) => {
+    if (p.run !== alias || offered.has(p.path)) return;
+    offered.add(p.path);
     // One proposal at a time, in order: questions never interleave.
     queue = queue.then(() => onProposal(p)).catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
+  };
+  client.on("run/proposal", offer);
+  client.on("run/resolved", (p) => {
+    if (p.run !== alias || !offered.has(p.path) || mine.has(p.path)) return;
+    if (decidedElsewhere.has(p.path)) return;
+    decidedElsewhere.set(p.path, p);
+    const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
+    say(colours.yellow(`  ${p.path} was ${p.decision === "accept" ? "accepted" : "rejected"}${who}${p.reason ? `: ${escapeControl(p.reason)}` : ""}`));
+    if (questions.asking) questions.withdraw();
   });
   client.on("run/progress", (p) => {
     if (p.run !== alias) return;
@@ -175,11 +259,20 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
       else say(`${colours.green("✔ done:")} ${String(p.summary)}`);
     }
     if (p.event === "loop failed") say(errColours.red(`✖ failed: ${String(p.error)}`));
-    if (p.status === RUN.done && p.event === "idle") settle(0);
-    if (p.status === RUN.failed) settle(1);
-    if (p.status === RUN.aborted) settle(130);
+    if (p.status === RUN.done && p.event === "idle") settle(EXIT.ok);
+    if (p.status === RUN.failed) settle(EXIT.failed);
+    if (p.status === RUN.aborted) settle(EXIT.interrupted);
   });
 
+  const abort = () => {
+    stopping = true;
+    if (questions.asking) questions.withdraw();
+    say(colours.yellow("^C aborting the run"));
+    if (!alias) return settle(EXIT.interrupted);
+    void client.call("run/abort", { run: alias, reason: "aborted with Ctrl-C" }).catch(() => settle(EXIT.interrupted));
+    // The run's "aborted" state ends the wait; should it not come, leave anyway.
+    setTimeout(() => settle(EXIT.interrupted), ABORT_WAIT_MS).unref();
+  };
   const onSigint = () => {
     interrupts++;
     if (interrupts === 1 && streaming) {
@@ -187,24 +280,36 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
       void client.call("stream/cancel", { run: alias!, path: streaming.path, reason: "cancelled with Ctrl-C" }).catch(() => undefined);
       return;
     }
-    say(colours.yellow("^C aborting the run"));
-    void client.call("run/abort", { run: alias!, reason: "aborted with Ctrl-C" }).catch(() => settle(130));
+    abort();
   };
   process.on("SIGINT", onSigint);
   try {
     spin.start();
-    if (alias && (await client.call("run/get", { run: alias }).catch(() => null))) {
+    const existing = alias ? await client.call("run/get", { run: alias }).catch(() => null) : null;
+    if (!prompt) {
+      if (!existing) throw new CliError(`the project has no run "${alias}" (see \`spool runs\`)`, EXIT.notFound);
+      say(colours.dim(`run ${alias}: ${runStatusWord(existing.run.status)} (${existing.run.status})`));
+      const pending = await client.call("proposal/list", { run: alias!, limit: 200 });
+      for (const p of pending.proposals) offer(p);
+      if (!OPEN_RUN.includes(existing.run.status)) {
+        await queue;
+        spin.stop();
+        return existing.run.status === RUN.failed ? EXIT.failed : existing.run.status === RUN.aborted ? EXIT.interrupted : EXIT.ok;
+      }
+    } else if (existing) {
       say(colours.dim(`run ${alias}`));
-      await client.call("run/prompt", { run: alias, prompt, mode });
+      await client.call("run/prompt", { run: alias!, prompt, mode });
     } else {
-      if (!options.model) throw new Error(`spool ${mode} needs --model ALIAS (see spool models)`);
+      if (!options.model) throw usageError(`spool ${mode} needs --model ALIAS for a new run (see \`spool models\`)`);
       // Listen before creating, so nothing the run does is missed.
       alias ??= `cli-${Date.now().toString(36)}`;
       say(colours.dim(`run ${alias}`));
       await client.call("run/create", { alias, model: options.model, prompt, mode });
     }
-    const code = await finished;
-    await queue; // the last proposal's output has been shown
+    const lost = connectionLost(client, `— the run goes on; follow it again with \`spool ${mode} --run ${alias}\``);
+    const code = await Promise.race([finished, lost]);
+    // The last proposal's output is shown, unless we are leaving on an abort.
+    if (!stopping) await Promise.race([queue, lost]);
     spin.stop();
     if (!atLineStart) process.stdout.write("\n");
     return code;

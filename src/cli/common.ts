@@ -1,22 +1,26 @@
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { SERVER_VERSION } from "../version.js";
+import { CliError, EXIT, type Target, usageError } from "./errors.js";
+import { findProject, type ProjectRef, requireProject, spoolHome } from "./project.js";
 
 /** Flags every client command takes (parseArgs options). */
 export const CLIENT_OPTIONS = {
   server: { type: "string" },
   "token-file": { type: "string" },
   project: { type: "string" },
-  json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
+export const JSON_OPTION = { json: { type: "boolean" } } as const;
+
 export const CLIENT_HELP = `Connection:
-  --server URL        the server          [default: ws://127.0.0.1:$SPOOL_PORT/, port 7420]
-  --token-file PATH   its token           [default: $SPOOL_HOME/token, ~/.spool/token]
-  --project NAME      project             [$SPOOL_PROJECT, default: this directory's name]
+  --server URL        the server          [$SPOOL_SERVER, default: ws://127.0.0.1:$SPOOL_PORT/, port 7420]
+  --token-file PATH   its token           [$SPOOL_TOKEN_FILE, default: $SPOOL_HOME/token, ~/.spool/token]
+  --project NAME      project             [$SPOOL_PROJECT, default: found from this directory
+                      upwards: .spool/project.json (spool init), else a git repository's root]
   -h, --help          show this help
 `;
 
@@ -26,39 +30,102 @@ export interface ClientFlags {
   project?: string;
 }
 
-/** Where the server is, from flags, then SPOOL_HOME / SPOOL_PORT / SPOOL_HOST, then the defaults. */
-export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env) {
-  const home = env.SPOOL_HOME ?? join(homedir(), ".spool");
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
+
+/** Parses a command's arguments strictly; a mistake is a usage error naming the command's help. */
+export function parseCommand<O extends OptionSpec>(command: string, argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, "") : String(error);
+    throw usageError(`${message} (see \`spool help ${command}\`)`);
+  }
+}
+
+/** Where the server is, from flags, then SPOOL_SERVER / SPOOL_HOME / SPOOL_PORT / SPOOL_HOST, then the defaults. */
+export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): Target {
+  const home = spoolHome(env);
   const host = env.SPOOL_HOST && env.SPOOL_HOST !== "0.0.0.0" ? env.SPOOL_HOST : "127.0.0.1";
   const url = flags.server ?? env.SPOOL_SERVER ?? `ws://${host.includes(":") ? `[${host}]` : host}:${env.SPOOL_PORT ?? 7420}/`;
   const tokenFile = flags["token-file"] ?? env.SPOOL_TOKEN_FILE ?? join(home, "token");
   return { url, tokenFile };
 }
 
-/** Connects and joins the project; a project named after this directory is rooted here when it is new. */
-export async function connectClient(flags: ClientFlags, name = "spool-cli"): Promise<{ client: SpoolClient; project: string }> {
-  const { url, tokenFile } = serverTarget(flags);
+/** The target the current command uses, for error messages (set by connect). */
+export let currentTarget: Target | null = null;
+
+/** The directory the person typed the command in (`npm run spool -- …` runs in the package's folder; INIT_CWD is theirs). */
+export const workingDirectory = () => (process.env.npm_lifecycle_event === "spool" && process.env.INIT_CWD) || process.cwd();
+
+/** Connects to the server; does not join a project. */
+export async function connectServer(flags: ClientFlags): Promise<SpoolClient> {
+  const target = serverTarget(flags);
+  currentTarget = target;
   let token: string;
   try {
-    token = readFileSync(tokenFile, "utf8").trim();
+    token = readFileSync(target.tokenFile, "utf8").trim();
   } catch {
-    throw new Error(`Cannot read the token file ${tokenFile}; is the server running (spool serve), or pass --token-file`);
+    throw new CliError(
+      `no token file at ${target.tokenFile} — start the server with \`spool serve\` (it writes its token there), or pass --token-file PATH`,
+      EXIT.connection,
+    );
   }
-  const client = await SpoolClient.connect(url, { token });
-  const implied = !flags.project && !process.env.SPOOL_PROJECT;
-  // `npm run spool -- …` runs in the package's folder; INIT_CWD is where the user typed it.
-  const here = process.env.INIT_CWD ?? process.cwd();
-  const project = flags.project ?? process.env.SPOOL_PROJECT ?? basename(here);
-  const info = { name, version: SERVER_VERSION };
-  try {
-    await client.initialize(project, implied ? { root: here, client: info } : { client: info });
-  } catch (error) {
-    // The project exists with another root: join it as it is.
-    if (!(implied && error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) throw error;
-    await client.initialize(project, { client: info });
-  }
-  return { client, project };
+  return SpoolClient.connect(target.url, { token });
 }
+
+export interface Connected {
+  client: SpoolClient;
+  project: { name: string; root: string };
+}
+
+/**
+ * Connects and joins the project found from the working directory (or named by
+ * --project / $SPOOL_PROJECT). With `create: false` (commands that only read)
+ * a project the server does not know yet is an error, not a new project.
+ */
+export async function connectClient(flags: ClientFlags, options: { name?: string; create?: boolean } = {}): Promise<Connected> {
+  const here = workingDirectory();
+  const ref = requireProject(here, flags);
+  const client = await connectServer(flags);
+  try {
+    const joined = await client.initialize(ref.name, {
+      ...(ref.root ? { root: ref.root } : {}),
+      create: options.create ?? false,
+      client: { name: options.name ?? "spool-cli", version: SERVER_VERSION },
+    });
+    return { client, project: joined.project };
+  } catch (error) {
+    client.close();
+    throw projectError(error, ref);
+  }
+}
+
+function projectError(error: unknown, ref: ProjectRef): unknown {
+  if (!(error instanceof SpoolRpcError)) return error;
+  const what = ref.name ? `project "${ref.name}"` : `a project rooted at ${ref.root}`;
+  if (error.errorCode === "NOT_FOUND") {
+    return new CliError(`the server has no ${what} yet — nothing has run here; start with \`spool act\` or \`spool init\``, EXIT.notFound);
+  }
+  if (error.errorCode === "CONFLICT") {
+    const root = (error.data as { root?: string } | undefined)?.root;
+    return new CliError(
+      `the server's project "${ref.name}" is rooted at ${root ?? "another directory"}, not ${ref.root} — pick another name: \`spool init OTHER-NAME\` (edit ${ref.root}/.spool/project.json)`,
+      EXIT.failed,
+    );
+  }
+  return error;
+}
+
+/** Exits the command when the connection drops: a promise that only ever rejects. */
+export function connectionLost(client: SpoolClient, what: string): Promise<never> {
+  return new Promise((_, reject) => {
+    client.onClose((code, reason) => {
+      reject(new CliError(`lost the connection to the server (${code}${reason ? ` ${reason}` : ""}) ${what}`, EXIT.connection));
+    });
+  });
+}
+
+export { findProject };
 
 /** Colours for a terminal; none when stdout is not one, or NO_COLOR is set. */
 export function palette(stream: NodeJS.WriteStream = process.stdout) {
@@ -67,7 +134,31 @@ export function palette(stream: NodeJS.WriteStream = process.stdout) {
   return { on, bold: wrap("1"), dim: wrap("2"), red: wrap("31"), green: wrap("32"), yellow: wrap("33"), cyan: wrap("36") };
 }
 
-/** Prints rows as a table, or as JSON with --json. */
+/**
+ * Text from elsewhere (a model's command, a path, an environment value) made
+ * safe to print: control characters, DEL, C1 controls and the Unicode
+ * direction overrides and invisible separators are shown as escapes, so what
+ * is shown is what would run (`\r`, `\e[2K` can no longer hide a prefix).
+ */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => {
+    const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "\u001b": "\\e" };
+    if (named[c]) return named[c];
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/** "3s", "5m", "2h", "4d": how long ago. */
+export function age(since: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - since) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** Prints rows as a table, or as JSON with --json. Cells are escaped. */
 export function printRows(rows: Record<string, unknown>[], columns: string[], json: boolean | undefined): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -77,7 +168,7 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
     process.stdout.write("(none)\n");
     return;
   }
-  const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : String(r[c]))));
+  const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : escapeControl(String(r[c])))));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const line = (values: string[]) =>
     values

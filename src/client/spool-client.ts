@@ -1,5 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: `request` and untyped listeners are the client's deliberate escape hatch for extension methods and tests of bad input
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
+import { ENTRY } from "../core/status.js";
 import type { Transport } from "../rpc/transport.js";
 import { PROTOCOL_VERSION } from "../version.js";
 import type { MethodName, NotificationName, ParamsOf, ResultOf, SpoolNotifications } from "./api.js";
@@ -211,8 +212,13 @@ export class SpoolClient {
    * Watches a producer's channels: replays what is stored after `after`, then
    * live chunks, until every channel ends. After a reconnect it subscribes
    * again from the last seq it received, so nothing is lost or repeated.
+   * With `snapshot`, `ended` resolves once what was stored when it subscribed
+   * has been delivered (a running channel reports status 102 then).
    */
-  async watch(target: { run: string; path: string; channel?: number; after?: number }, onData: (chunk: StreamChunk) => void): Promise<StreamWatch> {
+  async watch(
+    target: { run: string; path: string; channel?: number; after?: number; snapshot?: boolean },
+    onData: (chunk: StreamChunk) => void,
+  ): Promise<StreamWatch> {
     const lastSeq = new Map<number, number>();
     const endings = new Map<number, { status: number; exit_code?: number | null }>();
     const ids = new Set<string>();
@@ -225,11 +231,22 @@ export class SpoolClient {
       if (p.seq <= (lastSeq.get(p.channel) ?? 0)) return;
       lastSeq.set(p.channel, p.seq);
       onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding) });
+      if (stored.has(p.channel) && p.seq >= stored.get(p.channel)!) {
+        stored.delete(p.channel);
+        if (!endings.has(p.channel)) endings.set(p.channel, { status: ENTRY.streaming });
+        settleWhenDone();
+      }
+    };
+    /** With `snapshot`: per channel, the seq stored when it subscribed, until it is delivered. */
+    const stored = new Map<number, number>();
+    const settleWhenDone = () => {
+      if (channels.length && channels.every((c) => endings.has(c))) resolveEnded(endings);
     };
     const finish = (p: any) => {
       if (!ids.has(p.subscription)) return void early.push({ ...p, end: true });
       endings.set(p.channel, { status: p.status, ...(p.exit_code !== undefined ? { exit_code: p.exit_code } : {}) });
-      if (channels.length && channels.every((c) => endings.has(c))) resolveEnded(endings);
+      stored.delete(p.channel);
+      settleWhenDone();
     };
     const offData = this.on("stream/data", deliver);
     const offEnd = this.on("stream/end", finish);
@@ -248,6 +265,13 @@ export class SpoolClient {
     };
     const first = await subscribe(target.channel, target.after ?? 0);
     channels = first.channels.map((c) => c.channel);
+    if (target.snapshot) {
+      for (const c of first.channels) {
+        if (endings.has(c.channel)) continue;
+        if (c.lastSeq <= Math.max(target.after ?? 0, lastSeq.get(c.channel) ?? 0)) endings.set(c.channel, { status: c.status });
+        else stored.set(c.channel, c.lastSeq);
+      }
+    }
     for (const c of channels) if (!lastSeq.has(c)) lastSeq.set(c, target.after ?? 0);
     if (channels.every((c) => endings.has(c))) resolveEnded(endings);
     const watch = {

@@ -38,3 +38,17 @@ const ENTRY_WORDS: Record<number, string> = {
 export function entryStatusWord(status: number): string {
   return ENTRY_WORDS[status] ?? `status ${status}`;
 }
+
+const RUN_WORDS: Record<number, string> = {
+  [RUN.queued]: "queued",
+  [RUN.running]: "running",
+  [RUN.waiting]: "waiting",
+  [RUN.done]: "done",
+  [RUN.aborted]: "aborted",
+  [RUN.failed]: "failed",
+};
+
+/** The word people read next to a run or loop status (CLI, docs). */
+export function runStatusWord(status: number): string {
+  return RUN_WORDS[status] ?? `status ${status}`;
+}

@@ -119,7 +119,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
   it("runs, entries, models, tail and cancel, with --json", async () => {
     const runs = spawnCli(["runs", "--json", ...connection()]);
     expect(await runs.exit).toBe(0);
-    expect(JSON.parse(runs.stdout()).map((r: { run: string }) => r.run)).toContain("cli-act");
+    expect(JSON.parse(runs.stdout()).map((r: { alias: string }) => r.alias)).toContain("cli-act");
     const entries = spawnCli(["entries", "cli-act", "--pattern", "sh://*", "--json", ...connection()]);
     expect(await entries.exit).toBe(0);
     const listed = JSON.parse(entries.stdout()) as { path: string; status: number }[];
@@ -149,13 +149,13 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(follow.stdout()).toBe("one\ntwo\n");
     expect(follow.stderr()).toBe("warn\n");
     const bad = spawnCli(["tail", "cli-live", "sh://nope", ...connection()]);
-    expect(await bad.exit).toBe(1);
-    expect(bad.stderr()).toMatch(/not found/i);
+    expect(await bad.exit).toBe(4);
+    expect(bad.stderr()).toContain("cli-live has no entry sh://nope");
     c.close();
   }, 60_000);
 
   it("every command has --help", async () => {
-    const commands = ["serve", "runner", "ask", "act", "tail", "cancel", "runs", "entries", "models"];
+    const commands = ["serve", "runner", "init", "ask", "act", "pending", "approve", "reject", "tail", "cancel", "runs", "entries", "runners", "models"];
     const helps = commands.map((command) => spawnCli([command, "--help"]));
     for (const [i, help] of helps.entries()) {
       expect(await help.exit).toBe(0);

@@ -109,13 +109,13 @@ describe("proposal/list", () => {
       ["r1", "make a"],
       ["r2", "make b"],
     ]);
-    expect(all.proposals[0]).toMatchObject({ tool: "sh", attributes: { cwd: "sub", env: { A: "1" } } });
-    expect(all.proposals[0].createdAt).toBeGreaterThan(0);
+    expect(all.proposals[0]!).toMatchObject({ tool: "sh", attributes: { cwd: "sub", env: { A: "1" } } });
+    expect(all.proposals[0]!.createdAt).toBeGreaterThan(0);
     expect(all.next).toBeNull();
 
     const first = await person.call("proposal/list", { limit: 1 });
     expect(first.proposals.map((p) => p.command)).toEqual(["make a"]);
-    const second = await person.call("proposal/list", { limit: 1, after: first.next });
+    const second = await person.call("proposal/list", { limit: 1, after: first.next ?? undefined });
     expect(second.proposals.map((p) => p.command)).toEqual(["make b"]);
     expect(second.next).toBeNull();
 

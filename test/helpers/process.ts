@@ -77,13 +77,16 @@ export interface CliProcess {
   waitFor(pattern: RegExp, stream?: "stdout" | "stderr", timeoutMs?: number): Promise<void>;
   write(text: string): void;
   exit: Promise<number | null>;
+  /** Milliseconds from now until it exits (rejects after `withinMs`). */
+  exitsWithin(withinMs: number): Promise<{ code: number | null; ms: number }>;
 }
 
 /** Runs `spool <args>` as a subprocess with pipes for stdin, stdout and stderr (no terminal: no colour). */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): CliProcess {
   const child = spawn(process.execPath, [SPOOL_BIN, ...args], {
     env: { ...process.env, SPOOL_LOG: "warn", ...env },
     stdio: ["pipe", "pipe", "pipe"],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   const out = { stdout: "", stderr: "" };
   const watchers: { pattern: RegExp; stream: "stdout" | "stderr"; resolve: () => void }[] = [];
@@ -126,5 +129,18 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
       }),
     write: (text) => child.stdin!.write(text),
     exit,
+    exitsWithin: (withinMs) => {
+      const started = Date.now();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          reject(new Error(`still running after ${withinMs} ms:\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`));
+        }, withinMs);
+        void exit.then((code) => {
+          clearTimeout(timer);
+          resolve({ code, ms: Date.now() - started });
+        });
+      });
+    },
   };
 }

@@ -1,0 +1,79 @@
+import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
+import { ConnectError } from "../client/ws-transport.js";
+
+/** Exit codes of every `spool` command (README "Exit codes"). */
+export const EXIT = {
+  ok: 0,
+  /** The work failed: a run failed, a command exited non-zero, the server refused the request. */
+  failed: 1,
+  /** Bad command line: unknown command or flag, missing argument, bad value. */
+  usage: 2,
+  /** No server, wrong token, or the connection was lost. */
+  connection: 3,
+  /** The project, run, entry or runner named does not exist. */
+  notFound: 4,
+  /** Interrupted (Ctrl-C), or the run was aborted. */
+  interrupted: 130,
+} as const;
+
+/** An error the CLI reports as it is, with its exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failed,
+  ) {
+    super(message);
+  }
+}
+
+export const usageError = (message: string) => new CliError(message, EXIT.usage);
+
+/** Where the CLI was pointed, for messages that say what to do. */
+export interface Target {
+  url: string;
+  tokenFile: string;
+}
+
+/** What the person reads for an error, and the exit code: the next step, not the protocol's internals. */
+export function explain(error: unknown, target: Target | null): { message: string; code: number } {
+  if (error instanceof CliError) return { message: error.message, code: error.exitCode };
+  if (error instanceof ConnectError) {
+    const url = target?.url ?? "the server";
+    if (error.status === 401) {
+      return {
+        message: `wrong token for ${url} — the server's token is in its home's token file ($SPOOL_HOME/token; used: ${target?.tokenFile ?? "?"})`,
+        code: EXIT.connection,
+      };
+    }
+    if (error.status === 403) return { message: `${url} refused this client (HTTP 403: its Origin is not allowed)`, code: EXIT.connection };
+    if (error.status !== undefined) return { message: `${url} refused the connection (HTTP ${error.status})`, code: EXIT.connection };
+    return { message: `no server at ${url} — start one with \`spool serve\` (or pass --server URL)`, code: EXIT.connection };
+  }
+  if (error instanceof ConnectionClosedError) {
+    return { message: "lost the connection to the server before it answered; check it with `spool runs`", code: EXIT.connection };
+  }
+  if (error instanceof SpoolRpcError) return rpcMessage(error);
+  if (isParseArgsError(error)) return { message: `${(error as Error).message}`, code: EXIT.usage };
+  return { message: error instanceof Error ? error.message : String(error), code: EXIT.failed };
+}
+
+function rpcMessage(error: SpoolRpcError): { message: string; code: number } {
+  const data = (error.data ?? {}) as { code?: string; issues?: { path?: string; message: string }[] };
+  switch (data.code) {
+    case "INVALID_PARAMS": {
+      const issues = (data.issues ?? []).map((i) => `${i.path ? `${i.path}: ` : ""}${i.message}`);
+      return { message: issues.length ? issues.join("; ") : error.message.replace(/^Invalid params for [^:]*:?\s*/, ""), code: EXIT.usage };
+    }
+    case "NOT_FOUND":
+      return { message: error.message, code: EXIT.notFound };
+    case "UNAUTHORIZED":
+      return { message: "wrong token — the server's token is in $SPOOL_HOME/token", code: EXIT.connection };
+    default:
+      return { message: error.message, code: EXIT.failed };
+  }
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_");
+}

@@ -1,0 +1,368 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { suggest } from "../../src/cli/main.js";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { SPOOL_BIN, spawnCli, spawnServe } from "../helpers/process.js";
+import { ScriptedModel } from "../helpers/scripted-model.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+
+/** A directory made a git repository's root (only `.git` is looked at). */
+function gitRoot(...parts: string[]): string {
+  const dir = join(...parts);
+  mkdirSync(join(dir, ".git"), { recursive: true });
+  return dir;
+}
+
+describe("the spool command line", () => {
+  let model: ScriptedModel;
+  let ts: TestServer;
+  let base: string;
+  /** Startup cost of one CLI process here (tsx loading), so "exits within 5 s" measures the CLI, not the machine. */
+  let startupMs = 0;
+  const env = () => ({ SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: ts.server.config.tokenFile, SPOOL_HOME: ts.home, SPOOL_PROJECT: "" });
+  const cli = (args: string[], cwd: string, extra: NodeJS.ProcessEnv = {}) => spawnCli(args, { ...env(), ...extra }, { cwd });
+
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 1_000 } });
+    base = tempDir("spool-cli-");
+    const version = spawnCli(["--version"]);
+    startupMs = (await version.exitsWithin(60_000)).ms;
+  }, 90_000);
+  afterAll(async () => {
+    await ts.stop();
+    await model.close();
+  });
+
+  describe("conventions", () => {
+    it("--version, help CMD, suggestions, one exit code for usage errors, --json only where it does something", async () => {
+      const version = spawnCli(["--version"]);
+      expect(await version.exit).toBe(0);
+      expect(version.stdout()).toMatch(/^spool \d+\.\d+\.\d+\n$/);
+      const help = spawnCli(["help", "tail"]);
+      expect(await help.exit).toBe(0);
+      expect(help.stdout()).toMatch(/^Usage: spool tail RUN PATH/);
+      const typo = spawnCli(["tial"]);
+      expect(await typo.exit).toBe(2);
+      expect(typo.stderr()).toContain('unknown command "tial" — did you mean "tail"?');
+      const flag = spawnCli(["runs", "--jsno"], env());
+      expect(await flag.exit).toBe(2);
+      expect(flag.stderr()).toMatch(/Unknown option '--jsno'.*spool help runs/);
+      const json = spawnCli(["tail", "r", "log://x", "--json"], env());
+      expect(await json.exit).toBe(2);
+      const missing = spawnCli(["approve", "r"], env());
+      expect(await missing.exit).toBe(2);
+      expect(missing.stderr()).toContain("spool approve needs RUN and PATH");
+      expect(suggest("pendnig", ["pending", "runs"])).toBe("pending");
+      expect(suggest("xyz", ["pending", "runs"])).toBeNull();
+    }, 90_000);
+
+    it("errors say what to do: no server, wrong token, no token file", async () => {
+      const dir = gitRoot(base, "errors");
+      const noServer = cli(["runs"], dir, { SPOOL_SERVER: "ws://127.0.0.1:9/" });
+      const { code, ms } = await noServer.exitsWithin(startupMs + 5_000);
+      expect(code).toBe(3);
+      expect(noServer.stderr()).toBe("spool runs: no server at ws://127.0.0.1:9/ — start one with `spool serve` (or pass --server URL)\n");
+      expect(ms).toBeLessThan(startupMs + 5_000);
+      const wrongTokenFile = join(base, "wrong-token");
+      await import("node:fs").then((fs) => fs.writeFileSync(wrongTokenFile, "not-the-token\n"));
+      const wrong = cli(["runs"], dir, { SPOOL_TOKEN_FILE: wrongTokenFile });
+      expect((await wrong.exitsWithin(startupMs + 5_000)).code).toBe(3);
+      expect(wrong.stderr()).toMatch(/^spool runs: wrong token for ws:\/\/.* — the server's token is in its home's token file/);
+      const noFile = cli(["runs"], dir, { SPOOL_TOKEN_FILE: join(base, "absent") });
+      expect((await noFile.exitsWithin(startupMs + 5_000)).code).toBe(3);
+      expect(noFile.stderr()).toContain("no token file at");
+      expect(noFile.stderr()).toContain("start the server with `spool serve`");
+    }, 90_000);
+  });
+
+  describe("projects like git", () => {
+    it("found by walking up; two directories with one base name are two projects; reading never creates one", async () => {
+      const a = gitRoot(base, "a", "app");
+      const b = gitRoot(base, "b", "app");
+      mkdirSync(join(a, "src", "deep"), { recursive: true });
+      // Reading in a project the server does not know: an error, and nothing created.
+      const read = cli(["runs"], join(a, "src", "deep"));
+      expect(await read.exit).toBe(4);
+      expect(read.stderr()).toContain(`the server has no a project rooted at ${a} yet`);
+      const c = await ts.client();
+      await expect(c.initialize(undefined, { root: a, create: false })).rejects.toMatchObject({ errorCode: "NOT_FOUND" });
+
+      model.reply({ text: "A here." });
+      const inA = cli(["ask", "where am I", "--model", "test", "--run", "ra"], join(a, "src"));
+      expect(await inA.exit).toBe(0);
+      model.reply({ text: "B here." });
+      const inB = cli(["ask", "where am I", "--model", "test", "--run", "rb"], b);
+      expect(await inB.exit).toBe(0);
+
+      const runsA = cli(["runs", "--json"], join(a, "src", "deep"));
+      expect(await runsA.exit).toBe(0);
+      expect(JSON.parse(runsA.stdout()).map((r: { alias: string }) => r.alias)).toEqual(["ra"]);
+      const runsB = cli(["runs", "--json"], b);
+      expect(await runsB.exit).toBe(0);
+      expect(JSON.parse(runsB.stdout()).map((r: { alias: string }) => r.alias)).toEqual(["rb"]);
+      const joinedA = await (await ts.client()).initialize(undefined, { root: a, create: false });
+      const joinedB = await (await ts.client()).initialize(undefined, { root: b, create: false });
+      expect([joinedA.project.name, joinedB.project.name].sort()).toEqual(["app", "app-2"]);
+    }, 90_000);
+
+    it("a directory name that is no valid project name: the CLI derives one and exits", async () => {
+      const dir = gitRoot(base, "My App ünï");
+      model.reply({ text: "Fine." });
+      const ask = cli(["ask", "hello", "--model", "test", "--run", "odd"], dir);
+      expect((await ask.exitsWithin(startupMs + 15_000)).code).toBe(0);
+      const joined = await (await ts.client()).initialize(undefined, { root: dir, create: false });
+      expect(joined.project.name).toBe("My-App-uni");
+    }, 90_000);
+
+    it("no marker anywhere: a usage error that says to run spool init; spool init names the project and registers it", async () => {
+      const plain = join(base, "plain", "work");
+      mkdirSync(plain, { recursive: true });
+      const lost = cli(["pending"], plain);
+      expect(await lost.exit).toBe(2);
+      expect(lost.stderr()).toContain("not in a Spool project");
+      expect(lost.stderr()).toContain("spool init");
+
+      const init = cli(["init", "plain-work"], plain);
+      expect(await init.exit).toBe(0);
+      expect(init.stdout()).toContain('initialized Spool project "plain-work"');
+      expect(init.stdout()).toContain("registered on the server");
+      expect(JSON.parse(readFileSync(join(plain, ".spool", "project.json"), "utf8"))).toEqual({ name: "plain-work" });
+      mkdirSync(join(plain, "sub"));
+      const runs = cli(["runs"], join(plain, "sub"));
+      expect(await runs.exit).toBe(0);
+      expect(runs.stdout()).toBe("(none)\n");
+
+      // The same name for another directory is refused, and leaves no marker behind.
+      const other = join(base, "plain", "other");
+      mkdirSync(other);
+      const clash = cli(["init", "plain-work"], other);
+      expect(await clash.exit).toBe(1);
+      expect(clash.stderr()).toContain(`is rooted at ${plain}`);
+      expect(existsSync(join(other, ".spool", "project.json"))).toBe(false);
+      const badName = cli(["init", "no good"], other);
+      expect(await badName.exit).toBe(2);
+      expect(badName.stderr()).toContain("not a valid project name");
+    }, 90_000);
+  });
+
+  describe("decisions from anywhere, reading output", () => {
+    let dir: string;
+    let person: SpoolClient;
+    beforeAll(async () => {
+      dir = gitRoot(base, "decide");
+      person = await ts.client();
+      await person.initialize(undefined, { root: dir });
+      await person.call("run/create", { alias: "d" });
+    });
+
+    it("pending lists proposals with cwd, env and escaped command; approve runs one, reject tells why, a second decision says who decided", async () => {
+      mkdirSync(join(dir, "sub"), { recursive: true });
+      const evil = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo PWNED > f #\r\u001b[2Kls -la", cwd: "sub", env: { MODE: "x" } });
+      const good = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo out; echo err >&2" });
+      const pending = cli(["pending"], dir);
+      expect(await pending.exit).toBe(0);
+      const table = pending.stdout();
+      expect(table).toMatch(/^run\s+path\s+command\s+cwd\s+env\s+runner\s+age\n/);
+      expect(table).toContain("echo PWNED > f #\\r\\e[2Kls -la");
+      expect(table).not.toContain("\r");
+      expect(table).toMatch(/sub\s+MODE=x\s+\(default\)/);
+
+      const reject = cli(["reject", "d", evil.path, "--reason", "not that"], dir);
+      expect(await reject.exit).toBe(0);
+      const again = cli(["approve", "d", evil.path], dir);
+      expect(await again.exit).toBe(1);
+      expect(again.stderr()).toContain(`${evil.path} is no longer pending: it was rejected by spool-cli: not that`);
+
+      const approve = cli(["approve", "d", good.path], dir);
+      expect(await approve.exit).toBe(0);
+      expect(approve.stdout()).toContain(`accepted ${good.path}: running on local`);
+      const tail = cli(["tail", "d", good.path, "-f"], dir);
+      expect(await tail.exit).toBe(0);
+      expect(tail.stdout()).toBe("out\n");
+      expect(tail.stderr()).toBe("err\n");
+      // Without -f: the same output, stdout and stderr apart.
+      const again2 = cli(["tail", "d", good.path], dir);
+      expect(await again2.exit).toBe(0);
+      expect(again2.stdout()).toBe("out\n");
+      expect(again2.stderr()).toBe("err\n");
+      const entries = cli(["entries", "d", "--pattern", "sh://*"], dir);
+      expect(await entries.exit).toBe(0);
+      expect(entries.stdout()).toMatch(/_1\s+stdout\s+done \(200\)/);
+      expect(entries.stdout()).toMatch(/_2\s+stderr\s+done \(200\)/);
+      const runs = cli(["runs"], dir);
+      expect(await runs.exit).toBe(0);
+      expect(runs.stdout()).toMatch(/d\s+(done|running|waiting|queued) \(\d{3}\)/);
+    }, 90_000);
+
+    it("tail -f waits for a pending proposal, then follows it; --after without -f is a usage error; a rejected one exits 1", async () => {
+      const p = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo later" });
+      const follow = cli(["tail", "d", p.path, "-f"], dir);
+      const notYet = cli(["tail", "d", p.path], dir);
+      expect(await notYet.exit).toBe(1);
+      expect(notYet.stderr()).toContain("is a pending proposal: nothing has run yet");
+      // Approved from a third process, while tail waits or before it looks: it follows either way.
+      const approve = cli(["approve", "d", p.path], dir);
+      expect(await approve.exit).toBe(0);
+      expect(await follow.exit).toBe(0);
+      expect(follow.stdout()).toBe("later\n");
+
+      const after = cli(["tail", "d", p.path, "--after", "3"], dir);
+      expect(await after.exit).toBe(2);
+      expect(after.stderr()).toContain("--after only works with -f");
+
+      const q = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo never" });
+      const waits = cli(["tail", "d", q.path, "-f"], dir);
+      await person.call("run/resolve", { run: "d", path: q.path, decision: "reject", reason: "no thanks" });
+      expect(await waits.exit).toBe(1);
+      expect(waits.stderr()).toContain("was rejected by");
+      expect(waits.stderr()).toContain("no thanks");
+      const gone = cli(["tail", "d", "sh://turn_1/nope_1"], dir);
+      expect(await gone.exit).toBe(4);
+      expect(gone.stderr()).toContain("has no entry sh://turn_1/nope_1");
+    }, 90_000);
+
+    it("tail -f | head ends quietly when head has read enough", async () => {
+      const p = await person.call("proposal/create", { run: "d", tool: "sh", command: "streamed by hand" });
+      await person.call("run/resolve", { run: "d", path: p.path, decision: "accept", runner: "self" });
+      await person.call("stream", { run: "d", path: p.path, channel: 1, chunk: "first\n", seq: 1 });
+      const shell = spawn("sh", ["-c", `"${process.execPath}" "${SPOOL_BIN}" tail d '${p.path}' -f | head -n 1; echo "status:$?"`], {
+        cwd: dir,
+        env: { ...process.env, ...env() },
+      });
+      let out = "";
+      let err = "";
+      shell.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      shell.stderr.on("data", (d: Buffer) => (err += d.toString()));
+      const ended = new Promise<number | null>((r) => shell.once("exit", r));
+      await eventually(() => out.includes("first\n"), 30_000, "head to print the first line");
+      // head has exited; tail learns it on its next write.
+      let seq = 2;
+      const feeding = setInterval(
+        () => void person.call("stream", { run: "d", path: p.path, channel: 1, chunk: "more\n", seq: seq++ }).catch(() => undefined),
+        100,
+      );
+      try {
+        expect(await ended).toBe(0);
+      } finally {
+        clearInterval(feeding);
+      }
+      expect(out).toBe("first\nstatus:0\n");
+      expect(err).toBe("");
+      await person.call("stream/completed", { run: "d", path: p.path, exit_code: 0 });
+    }, 90_000);
+
+    it("runners lists backend, default, sandbox and state", async () => {
+      const runners = cli(["runners"], dir);
+      expect(await runners.exit).toBe(0);
+      expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+state\s+running/);
+      expect(runners.stdout()).toMatch(/local\s+local\s+(read-only|none)\s+(attached \d+\w ago|starts on first use)/);
+    }, 60_000);
+  });
+
+  describe("act never hangs, prompts honestly, and offers pending proposals again", () => {
+    it("shows command, cwd, env and runner escaped; always applies to the same command, cwd and env only", async () => {
+      const dir = gitRoot(base, "honest");
+      mkdirSync(join(dir, "sub"));
+      model.reply(
+        { tools: [{ id: "c1", name: "sh", arguments: { command: "echo PWNED > f #\r\u001b[2Kls -la" } }] },
+        { tools: [{ id: "c2", name: "sh", arguments: { command: "echo same" } }] },
+        { tools: [{ id: "c3", name: "sh", arguments: { command: "echo same" } }] },
+        { tools: [{ id: "c4", name: "sh", arguments: { command: "echo same", cwd: "sub" } }] },
+        { text: "Done." },
+      );
+      const act = cli(["act", "go", "--model", "test", "--run", "honest"], dir);
+      await act.waitFor(/Accept\?/);
+      expect(act.stdout()).toContain("echo PWNED > f #\\r\\e[2Kls -la");
+      expect(act.stdout()).not.toContain("\u001b[2K");
+      expect(act.stdout()).toMatch(/in \., runner \(default\)/);
+      act.write("n\n");
+      await act.waitFor(/echo same[\s\S]*Accept\?/);
+      act.write("a\n");
+      await act.waitFor(/sub, runner[\s\S]*Accept\?/);
+      // The third (same command, same directory) was accepted without asking; the fourth (another directory) asks.
+      expect(act.stdout().match(/Accept\?/g)).toHaveLength(3);
+      expect(act.stdout()).toContain("accepted: you said always for this command here");
+      act.write("y\n");
+      expect(await act.exit).toBe(0);
+    }, 90_000);
+
+    it("Ctrl-C at the accept prompt aborts the run and exits 130 at once", async () => {
+      const dir = gitRoot(base, "sigint");
+      model.reply({ tools: [{ id: "s1", name: "sh", arguments: { command: "echo wait" } }] });
+      const act = cli(["act", "go", "--model", "test", "--run", "sig"], dir);
+      await act.waitFor(/Accept\?/);
+      act.child.kill("SIGINT");
+      const { code, ms } = await act.exitsWithin(5_000);
+      expect(code).toBe(130);
+      expect(ms).toBeLessThan(5_000);
+      const c = await ts.client();
+      await c.initialize(undefined, { root: dir, create: false });
+      expect((await c.call("run/get", { run: "sig" })).run.status).toBe(499);
+    }, 90_000);
+
+    it("a proposal decided elsewhere moves the prompt on; act --run offers again what was pending", async () => {
+      const dir = gitRoot(base, "elsewhere");
+      model.reply(
+        { tools: [{ id: "e1", name: "sh", arguments: { command: "echo one" } }] },
+        { tools: [{ id: "e2", name: "sh", arguments: { command: "echo two" } }] },
+        { text: "All done." },
+      );
+      const act = cli(["act", "go", "--model", "test", "--run", "away"], dir);
+      await act.waitFor(/Accept\?/);
+      const other = await ts.client();
+      await other.initialize(undefined, { root: dir, create: false });
+      const first = (await other.call("proposal/list", { run: "away" })).proposals[0]!;
+      await other.call("run/resolve", { run: "away", path: first.path, decision: "accept" });
+      await act.waitFor(/was accepted by spool-cli|was accepted by/);
+      // The second proposal comes; the person walks away (the process dies) without answering.
+      await act.waitFor(/echo two[\s\S]*Accept\?/);
+      act.child.kill("SIGKILL");
+      await act.exit;
+      const back = cli(["act", "--run", "away"], dir);
+      await back.waitFor(/echo two[\s\S]*Accept\?/);
+      back.write("y\n");
+      expect(await back.exit).toBe(0);
+      expect(back.stdout()).toContain("All done.");
+      other.close();
+    }, 90_000);
+  });
+
+  describe("lost servers", () => {
+    it("a server that goes away while act waits: act exits 3 within 5 s, saying the run goes on", async () => {
+      const home = tempDir();
+      const serve = await spawnServe(["--port", "0", "--home", home, "--no-local-runner"], {
+        SPOOL_MODEL_TEST: "openai/test-model",
+        OPENAI_BASE_URL: model.baseUrl,
+      });
+      const dir = gitRoot(base, "restart");
+      model.reply({ tools: [{ id: "r1", name: "sh", arguments: { command: "echo wait" } }] });
+      const act = spawnCli(
+        ["act", "go", "--model", "test", "--run", "lost"],
+        { SPOOL_SERVER: serve.url, SPOOL_TOKEN_FILE: join(home, "token"), SPOOL_PROJECT: "" },
+        { cwd: dir },
+      );
+      await act.waitFor(/Accept\?/);
+      await serve.stop("SIGKILL");
+      const { code } = await act.exitsWithin(5_000);
+      expect(code).toBe(3);
+      expect(act.stderr()).toContain("lost the connection to the server");
+      expect(act.stderr()).toContain("spool act --run lost");
+    }, 90_000);
+
+    it("a second server on the same home exits at once, naming the holder", async () => {
+      const home = tempDir();
+      const serve = await spawnServe(["--port", "0", "--home", home, "--no-local-runner"]);
+      try {
+        const second = spawnCli(["serve", "--port", "0", "--home", home]);
+        const { code } = await second.exitsWithin(startupMs + 5_000);
+        expect(code).toBe(1);
+        expect(second.stderr()).toContain("is in use by another Spool server");
+      } finally {
+        await serve.stop();
+      }
+    }, 90_000);
+  });
+});
