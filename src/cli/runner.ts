@@ -10,7 +10,7 @@ import { PASS_ENV_ENTRY } from "../runners/environment.js";
 import { LocalBackend } from "../runners/local.js";
 import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../runners/orphans.js";
 import { BackendName } from "../runners/protocol.js";
-import { RunnerClient } from "../runners/runner-client.js";
+import { type CommandEvent, RunnerClient } from "../runners/runner-client.js";
 import { SandboxMode } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
 
@@ -18,6 +18,12 @@ export const RUNNER_HELP = `Usage: spool runner --server URL --token-file PATH -
 
 Attaches to a Spool server as a runner and executes the accepted commands it is
 given, streaming their output back. Reconnects when the connection drops.
+
+The backend is checked first (ssh: the host key, the login and a trivial
+command; docker: the engine, and the image, pulled when missing, or the running
+container); when it fails the runner says why and exits 1 without attaching.
+Each command prints a line when it starts and one when it ends (time, run,
+log path, the command with control characters escaped; then how it ended).
 
 Options:
   --server URL          the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER]
@@ -29,7 +35,8 @@ Options:
                         when another runner is the project's default)
   --replace-default     with --default: take the default from the runner that has it
   --root DIR            where the project root is on the backend (default: the
-                        server's path for local; the default directory otherwise)
+                        server's path for local and docker --image, the login
+                        directory for ssh, the container's for docker --container)
   --label K=V           a label shown by runner/list; repeatable
   --window N            unacknowledged chunks per channel              [8]
   --kill-grace MS       TERM → KILL grace when cancelling             [2000]
@@ -44,8 +51,13 @@ Options:
                         runner left there when it died without stopping them
                                               [$SPOOL_HOME/runners/NAME]
  docker:
-  --image IMAGE         a fresh container per command (removed afterwards)
-  --container NAME      or exec inside this running container
+  --image IMAGE         a fresh container per command (removed afterwards); the
+                        project root is mounted into it at the same path (or at
+                        --root): read-write for sh, read-only for env commands
+  --no-mount            do not mount the project root (commands start in the
+                        image's WORKDIR, or in --root)
+  --container NAME      or exec inside this running container (it keeps its own
+                        mounts)
   --network NAME        network for fresh containers                  [none]
  ssh:
   --ssh-host HOST  --ssh-port PORT [22]  --ssh-user USER  --ssh-key PATH
@@ -67,6 +79,38 @@ function need(name: string, value: string | undefined): string {
   return value;
 }
 
+/** A file a flag names, or an error naming the flag. */
+function readFlagFile(name: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new Error(`--${name} ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** Control characters (and the invisible ones that reorder text) as escapes, so a command prints on one honest line. */
+export function escapeControls(text: string): string {
+  return text.replace(
+    CONTROL,
+    (c) => NAMED[c] ?? (c.charCodeAt(0) < 0x100 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`),
+  );
+}
+
+const MAX_COMMAND_CHARS = 300;
+
+/** The runner's line for a command starting or ending: `TIME RUN PATH $ COMMAND`, then `TIME RUN PATH → OUTCOME (S s)`. */
+export function commandLine(event: CommandEvent, now = new Date()): string {
+  const time = now.toISOString().replace(/\.\d+Z$/, "Z");
+  const head = `${time} ${escapeControls(event.run)} ${escapeControls(event.path)}`;
+  if (event.kind === "ended") return `${head} → ${escapeControls(event.outcome)} (${(event.durationMs / 1000).toFixed(1)} s)`;
+  const command = escapeControls(event.command);
+  const shown = command.length > MAX_COMMAND_CHARS ? `${command.slice(0, MAX_COMMAND_CHARS)}… (${command.length - MAX_COMMAND_CHARS} more)` : command;
+  return `${head} $ ${shown}`;
+}
+
 /** The default --state-dir: $SPOOL_HOME (or ~/.spool)/runners/<name>, the name made safe as one path segment. */
 export function runnerStateDir(name: string, env: NodeJS.ProcessEnv = process.env): string {
   const segment = name.replace(/[^\w.-]/g, "_").replace(/^\.+$/, "_");
@@ -80,12 +124,19 @@ export function backendFromFlags(values: Record<string, string | boolean | strin
   const sandbox = sandboxMode(values.sandbox) === "off" ? ("off" as const) : ("auto" as const);
   switch (kind.data) {
     case "local":
-      return new LocalBackend({ killGraceMs, processes: extra.processes, sandbox });
+      return new LocalBackend({ killGraceMs, processes: extra.processes, sandbox, ...(values.root ? { defaultCwd: values.root as string } : {}) });
     case "docker": {
       const image = values.image as string | undefined;
       const container = values.container as string | undefined;
       if (!image === !container) throw new Error("--backend docker needs exactly one of --image or --container");
-      return new DockerBackend({ ...(image ? { image } : { container: container! }), network: values.network as string | undefined, killGraceMs, sandbox });
+      return new DockerBackend({
+        ...(image ? { image } : { container: container! }),
+        network: values.network as string | undefined,
+        killGraceMs,
+        sandbox,
+        mountProject: Boolean(image) && !values["no-mount"],
+        ...(values.root ? { mountAt: values.root as string } : {}),
+      });
     }
     case "ssh": {
       const hostKey = values["ssh-host-key"] as string | undefined;
@@ -93,10 +144,11 @@ export function backendFromFlags(values: Record<string, string | boolean | strin
         host: need("ssh-host", values["ssh-host"] as string | undefined),
         port: positiveInt("ssh-port", values["ssh-port"] as string | undefined, 22),
         username: need("ssh-user", values["ssh-user"] as string | undefined),
-        privateKey: readFileSync(need("ssh-key", values["ssh-key"] as string | undefined)),
+        privateKey: readFlagFile("ssh-key", need("ssh-key", values["ssh-key"] as string | undefined)),
         ...(hostKey
           ? {
-              hostKeys: readFileSync(hostKey, "utf8")
+              hostKeys: readFlagFile("ssh-host-key", hostKey)
+                .toString("utf8")
                 .split("\n")
                 .filter((l) => l.trim()),
             }
@@ -135,6 +187,7 @@ export async function runner(argv: string[]): Promise<number> {
       "pass-env": { type: "string", multiple: true },
       "state-dir": { type: "string" },
       image: { type: "string" },
+      "no-mount": { type: "boolean" },
       container: { type: "string" },
       network: { type: "string" },
       "ssh-host": { type: "string" },
@@ -153,7 +206,9 @@ export async function runner(argv: string[]): Promise<number> {
     return 0;
   }
   const server = need("server", values.server ?? process.env.SPOOL_SERVER);
-  const token = readFileSync(need("token-file", values["token-file"] ?? process.env.SPOOL_TOKEN_FILE), "utf8").trim();
+  const token = readFlagFile("token-file", need("token-file", values["token-file"] ?? process.env.SPOOL_TOKEN_FILE))
+    .toString("utf8")
+    .trim();
   const labels = Object.fromEntries(
     (values.label ?? []).map((l) => {
       const at = l.indexOf("=");
@@ -163,12 +218,20 @@ export async function runner(argv: string[]): Promise<number> {
   );
   const log = createLogger();
   const name = need("name", values.name);
+  const project = need("project", values.project);
   const stateDir = values["state-dir"] ?? runnerStateDir(name);
   const processes = new ProcessRegistry(stateDir, log);
   const backend = backendFromFlags(values, { processes });
   const passEnv = values["pass-env"] ?? [];
   for (const entry of passEnv) {
     if (!PASS_ENV_ENTRY.test(entry)) throw new Error(`--pass-env must be a variable name or a pattern with *, got "${entry}"`);
+  }
+  // Nothing is attached before the backend is known to work: a runner that cannot run anything should say why and stop.
+  try {
+    await backend.check((line) => process.stdout.write(`${line}\n`));
+  } catch (error) {
+    await backend.close();
+    throw error;
   }
   const sandbox = await backend.sandbox();
   if (sandboxMode(values.sandbox) === "require" && !sandbox.readOnly) {
@@ -179,7 +242,7 @@ export async function runner(argv: string[]): Promise<number> {
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   const runnerClient = new RunnerClient({
     connect: () => SpoolClient.connect(server, { token }),
-    project: need("project", values.project),
+    project,
     name,
     backend,
     default: values.default ?? false,
@@ -189,8 +252,14 @@ export async function runner(argv: string[]): Promise<number> {
     window: positiveInt("window", values.window, 8),
     passEnv,
     log,
+    onCommand: (event) => process.stdout.write(`${commandLine(event)}\n`),
   });
-  await runnerClient.start();
+  try {
+    await runnerClient.start();
+  } catch (error) {
+    await backend.close(); // an open SSH connection would keep this process alive
+    throw error;
+  }
   await new Promise<void>((resolve) => {
     let stopping = false;
     const shutdown = (signal: string) => {
@@ -204,7 +273,7 @@ export async function runner(argv: string[]): Promise<number> {
     const readOnly = sandbox.readOnly
       ? `Read-only sandbox: ${sandbox.detail}`
       : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
-    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${values.project}): ${backend.describe()}\n${readOnly}\n`);
+    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n`);
   });
   return 0;
 }

@@ -20,6 +20,11 @@ export interface ExecSpec {
   signal: AbortSignal;
   /** Bytes to write to the command's stdin; without it stdin is empty (closed at once). */
   stdin?: Buffer;
+  /**
+   * The project root as the server sees it and the command's directory relative to it ("" = the root),
+   * for backends that mount the root (Docker). Absent when the directory is outside the root.
+   */
+  project?: { root: string; cwd: string };
 }
 
 /** How the work ended: the same shape for success, failure, cancel and timeout. */
@@ -67,6 +72,12 @@ export interface Backend {
   readonly kind: BackendKind;
   /** A one-line description for logs and `runner/list`. */
   describe(): string;
+  /**
+   * Proves the backend usable before the runner attaches: the host is reached, trusted and logged
+   * into; the engine answers and the image or container is there. Rejects with `BackendUnavailable`.
+   * `progress` hears about slow steps (an image being pulled).
+   */
+  check(progress?: (line: string) => void): Promise<void>;
   start(spec: ExecSpec): Promise<Execution>;
   /** Where read-only work would run: probed once (the first call), then the same answer. */
   sandbox(): Promise<SandboxInfo>;
@@ -75,7 +86,17 @@ export interface Backend {
 }
 
 export class StartError extends Error {
-  override readonly name = "StartError";
+  override readonly name: string = "StartError";
+}
+
+/** The backend cannot be used at all (nothing can start there): one line saying what failed and what to do about it. */
+export class BackendUnavailable extends StartError {
+  override readonly name: string = "BackendUnavailable";
+}
+
+/** The first line of an error's message, for one-line reports. */
+export function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!.trim();
 }
 
 /** How long backends wait between TERM and KILL when cancelling. */

@@ -1,6 +1,7 @@
+import { posix } from "node:path";
 import type { Duplex, Readable } from "node:stream";
 import Docker from "dockerode";
-import { type Backend, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, StartError } from "./backend.js";
+import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -18,6 +19,8 @@ export interface DockerEngine {
     labels: Record<string, string>;
     /** Read-only work: a read-only root and /dev, no capabilities, no new privileges (the caller also sets network "none"). */
     readOnly?: boolean;
+    /** Host directories bound into the container. */
+    mounts?: BindMount[];
   }): Promise<{ id: string; stream: Duplex }>;
   /** Exit code of a container that has stopped (waits for it); null when the engine does not know. */
   waitContainer(id: string): Promise<number | null>;
@@ -28,8 +31,30 @@ export interface DockerEngine {
   /** Exit code of an exec; null when unknown (still running, or the engine does not know). */
   inspectExec(id: string): Promise<{ running: boolean; exitCode: number | null }>;
   /** Whether a container's root is read-only, and the mount points (volumes, binds, tmpfs) it may write to. */
-  inspectContainer(name: string): Promise<{ readOnlyRoot: boolean; writableMounts: string[] }>;
+  inspectContainer(name: string): Promise<{ readOnlyRoot: boolean; writableMounts: string[]; running: boolean; status: string }>;
+  /** Resolves when the engine answers; rejects saying where it was looked for and why it did not answer. */
+  ping(): Promise<void>;
+  /** Whether the engine has the image (false only when it says "no such image"). */
+  hasImage(image: string): Promise<boolean>;
+  /** Pulls the image; rejects with the registry's or engine's reason. */
+  pullImage(image: string): Promise<void>;
 }
+
+export interface BindMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** The engine's own words for an API error (its JSON `message`), else the error's first line. */
+export function engineMessage(error: unknown): string {
+  const json = (error as { json?: { message?: unknown } } | null)?.json;
+  if (typeof json?.message === "string") return json.message.trim();
+  // docker-modem's own wording: "(HTTP code 500) server error - <the engine's message>".
+  return firstLine(error).replace(/^\(HTTP code \d+\) [^-]*- /, "");
+}
+
+const statusOf = (error: unknown) => (error as { statusCode?: number } | null)?.statusCode;
 
 /**
  * Paths of a read-only container that the kernel would otherwise let it
@@ -70,6 +95,8 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         HostConfig: {
           NetworkMode: o.network,
           Init: true,
+          // Mounts (not Binds): a missing source is an error, where Binds would create it as an empty directory.
+          ...(o.mounts?.length ? { Mounts: o.mounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) } : {}),
           ...(o.readOnly
             ? { ReadonlyRootfs: true, ReadonlyPaths: READ_ONLY_PATHS, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], IpcMode: "none" }
             : {}),
@@ -117,7 +144,50 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         ...(info.Mounts ?? []).filter((m) => m.RW).map((m) => m.Destination),
         ...Object.keys((info.HostConfig as { Tmpfs?: Record<string, string> }).Tmpfs ?? {}),
       ];
-      return { readOnlyRoot: Boolean(info.HostConfig.ReadonlyRootfs), writableMounts };
+      return {
+        readOnlyRoot: Boolean(info.HostConfig.ReadonlyRootfs),
+        writableMounts,
+        running: Boolean(info.State?.Running),
+        status: info.State?.Status ?? "unknown",
+      };
+    },
+    async ping() {
+      const { socketPath, host, port } = docker.modem as { socketPath?: string; host?: string; port?: number | string };
+      const address = socketPath ? String(socketPath) : `${host ?? "?"}:${port ?? "?"}`;
+      try {
+        await docker.ping();
+      } catch (error) {
+        throw new Error(`${address}: ${engineMessage(error)}`);
+      }
+    },
+    async hasImage(image) {
+      try {
+        await docker.getImage(image).inspect();
+        return true;
+      } catch (error) {
+        if (statusOf(error) === 404) return false;
+        throw error;
+      }
+    },
+    async pullImage(image) {
+      const stream = (await docker.pull(image)) as Readable;
+      // The engine reports a failed pull inside the progress stream ({"error": …}), after an HTTP 200.
+      let failure: string | null = null;
+      let partial = "";
+      for await (const chunk of stream) {
+        const lines = (partial + String(chunk)).split("\n");
+        partial = (lines.pop() ?? "").slice(-65_536);
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          try {
+            const event = JSON.parse(line) as { error?: unknown; errorDetail?: { message?: unknown } };
+            if (event.error !== undefined) failure = String(event.errorDetail?.message ?? event.error);
+          } catch {
+            // not a JSON line: progress noise
+          }
+        }
+      }
+      if (failure) throw new Error(failure);
     },
   };
 }
@@ -133,6 +203,13 @@ export interface DockerBackendOptions {
   engine?: DockerEngine;
   /** Read-only sandbox: `auto` (default: read-only containers; for an exec, a container that is read-only itself), `off` (none). */
   sandbox?: Exclude<SandboxMode, "require">;
+  /**
+   * Fresh containers get the project root (`ExecSpec.project`) bind-mounted, read-write for commands and read-only for
+   * read-only work, and start in the command's directory there. Commands without `project` are then refused.
+   */
+  mountProject?: boolean;
+  /** Where the root is mounted in the container; default the same path as on the host. */
+  mountAt?: string;
 }
 
 const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
@@ -198,9 +275,63 @@ export class DockerBackend implements Backend {
   }
 
   describe(): string {
-    return this.options.image
-      ? `docker: a fresh container per command from ${this.options.image} (network ${this.options.network ?? "none"})`
-      : `docker: exec in container ${this.options.container}`;
+    if (!this.options.image) return `docker: exec in container ${this.options.container}`;
+    const mount = this.options.mountProject ? `, project root mounted${this.options.mountAt ? ` at ${this.options.mountAt}` : ""}` : "";
+    return `docker: a fresh container per command from ${this.options.image} (network ${this.options.network ?? "none"}${mount})`;
+  }
+
+  /** The engine answers; the image is there (pulled when missing), or the container exists and runs. */
+  async check(progress: (line: string) => void = () => undefined): Promise<void> {
+    try {
+      await this.#engine.ping();
+    } catch (error) {
+      throw new BackendUnavailable(`docker: the engine does not answer (${firstLine(error)}) — start Docker, or point DOCKER_HOST at it`);
+    }
+    const { image, container } = this.options;
+    if (image) {
+      let present: boolean;
+      try {
+        present = await this.#engine.hasImage(image);
+      } catch (error) {
+        throw new BackendUnavailable(`docker: cannot look up image ${image}: ${engineMessage(error)}`);
+      }
+      if (present) return;
+      progress(`docker: image ${image} is not here; pulling it`);
+      try {
+        await this.#engine.pullImage(image);
+        if (!(await this.#engine.hasImage(image))) throw new Error("the engine reported no error, yet has no such image");
+      } catch (error) {
+        throw new BackendUnavailable(
+          `docker: image ${image} not found and could not be pulled: ${engineMessage(error)} — check --image, or build or pull it first`,
+        );
+      }
+      progress(`docker: pulled ${image}`);
+      return;
+    }
+    let state: { running: boolean; status: string };
+    try {
+      state = await this.#engine.inspectContainer(container!);
+    } catch (error) {
+      if (statusOf(error) === 404)
+        throw new BackendUnavailable(`docker: container ${container} not found — start it first, or pass --image to use fresh containers`);
+      throw new BackendUnavailable(`docker: cannot inspect container ${container}: ${engineMessage(error)}`);
+    }
+    if (!state.running) throw new BackendUnavailable(`docker: container ${container} is ${state.status}, not running — start it (docker start ${container})`);
+  }
+
+  /** The project root's bind mount for a fresh container, and the directory to start in; null when nothing is mounted. */
+  #mount(spec: ExecSpec): { mount: BindMount; workdir: string } | null {
+    if (!this.options.mountProject) return null;
+    if (!spec.project) {
+      throw new StartError(
+        `the command's directory (${spec.cwd ?? "none"}) is outside the project root, which is all this runner mounts — run it inside the root, or start the runner with --no-mount`,
+      );
+    }
+    const target = this.options.mountAt ?? spec.project.root;
+    return {
+      mount: { source: spec.project.root, target, readOnly: Boolean(spec.readOnly) },
+      workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target,
+    };
   }
 
   start(spec: ExecSpec): Promise<Execution> {
@@ -217,6 +348,8 @@ export class DockerBackend implements Backend {
   async #startContainer(spec: ExecSpec, image: string): Promise<Execution> {
     const started = Date.now();
     await this.#requireSandbox(spec, () => this.#sandbox());
+    const mounted = this.#mount(spec);
+    const workdir = mounted ? mounted.workdir : spec.cwd;
     let run: { id: string; stream: Duplex };
     try {
       // The container's environment is the image's (PATH, HOME as Docker sets it…) plus what the runner was given; never the runner's own.
@@ -224,7 +357,8 @@ export class DockerBackend implements Backend {
         image,
         cmd: ["/bin/sh", "-c", spec.command],
         env: envList(spec.env),
-        ...(spec.cwd ? { workdir: spec.cwd } : {}),
+        ...(workdir ? { workdir } : {}),
+        ...(mounted ? { mounts: [mounted.mount] } : {}),
         // Read-only work sends nothing anywhere: no network, whatever the runner's --network says.
         network: spec.readOnly ? "none" : (this.options.network ?? "none"),
         stdin: Boolean(spec.stdin),
@@ -232,7 +366,7 @@ export class DockerBackend implements Backend {
         ...(spec.readOnly ? { readOnly: true } : {}),
       });
     } catch (error) {
-      throw new StartError(`Cannot start a container from ${image}: ${message(error)}`);
+      throw new StartError(`Cannot start a container from ${image}: ${engineMessage(error)}`);
     }
     const { id, stream } = run;
     if (spec.stdin) stream.end(spec.stdin);

@@ -1,5 +1,7 @@
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
 import { execa } from "execa";
-import { type Backend, type ExecResult, type ExecSpec, type Execution, StartError } from "./backend.js";
+import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { localBaseEnvironment } from "./environment.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
@@ -60,6 +62,18 @@ export class LocalBackend implements Backend {
 
   describe(): string {
     return `local processes on this machine${this.options.defaultCwd ? `, default cwd ${this.options.defaultCwd}` : ""}`;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await access("/bin/sh", constants.X_OK);
+    } catch (error) {
+      throw new BackendUnavailable(`local: cannot run /bin/sh (${firstLine(error)}) — commands run with /bin/sh -c`);
+    }
+    const cwd = this.options.defaultCwd;
+    if (cwd && !(await stat(cwd).catch(() => null))?.isDirectory()) {
+      throw new BackendUnavailable(`local: ${cwd} is not a directory — create it, or name another project root with --root DIR`);
+    }
   }
 
   async start(spec: ExecSpec): Promise<Execution> {

@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import type { Readable } from "node:stream";
 import { ConnectionClosedError, type SpoolClient } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
@@ -36,7 +36,21 @@ export interface RunnerClientOptions {
   passEnv?: string[];
   /** The runner's environment, where passed names take their values; default process.env. */
   environ?: NodeJS.ProcessEnv;
+  /** Told when a command starts and when it ends (for the runner's one line per command). */
+  onCommand?: (event: CommandEvent) => void;
 }
+
+/** A command this runner took: when it started, and how it ended. */
+export type CommandEvent =
+  | { kind: "started"; run: string; path: string; command: string }
+  | {
+      kind: "ended";
+      run: string;
+      path: string;
+      /** How it ended, for people: "exit 0", "signal SIGKILL", "timed out after 1000 ms", "cancelled: …", "failed to start: …". */
+      outcome: string;
+      durationMs: number;
+    };
 
 interface Job {
   params: RunnerExecParams;
@@ -209,6 +223,12 @@ export class RunnerClient {
     job.controller.abort();
   }
 
+  /** The project root as the server sees it, when the command's directory is inside it (the server sends root + relative). */
+  #project(params: RunnerExecParams): { root: string; cwd: string } | undefined {
+    const root = projectRoot(params.cwd, params.cwdRelative);
+    return root === null ? undefined : { root, cwd: params.cwdRelative };
+  }
+
   #cwd(params: RunnerExecParams): string | undefined {
     const { root } = this.options;
     if (root) return params.cwdRelative ? join(root, params.cwdRelative) : root;
@@ -222,11 +242,15 @@ export class RunnerClient {
     if (this.#stopping) return { started: false, error: "the runner is stopping" };
     const controller = new AbortController();
     const cwd = this.#cwd(params);
+    const project = this.#project(params);
+    const { run, path } = params;
+    this.options.onCommand?.({ kind: "started", run, path, command: params.command });
     let execution: Awaited<ReturnType<Backend["start"]>>;
     try {
       execution = await this.options.backend.start({
         command: params.command,
         ...(cwd !== undefined ? { cwd } : {}),
+        ...(project ? { project } : {}),
         // Only what the server's commandEnv and this runner's passEnv name, and the proposal's env: never the runner's whole environment.
         env: commandVariables(this.options.environ ?? process.env, [...(params.passEnv ?? []), ...(this.options.passEnv ?? [])], params.env),
         ...(params.readOnly ? { readOnly: true } : {}),
@@ -235,6 +259,7 @@ export class RunnerClient {
       });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      this.options.onCommand?.({ kind: "ended", run, path, outcome: `failed to start: ${message}`, durationMs: 0 });
       await this.#reliably("stream/aborted", { run: params.run, path: params.path, reason: `failed to start: ${message}`, duration: 0 }).catch(() => undefined);
       return { started: false, error: message };
     }
@@ -285,9 +310,10 @@ export class RunnerClient {
     };
     await Promise.all([drain(1, stdout), drain(2, stderr)]);
     const outcome = await result;
-    if (job.closedByServer) return;
     const { run, path } = job.params;
     const duration = outcome.durationMs;
+    this.options.onCommand?.({ kind: "ended", run, path, outcome: describeOutcome(outcome, job), durationMs: duration });
+    if (job.closedByServer) return;
     try {
       if (outcome.timedOut) {
         await this.#reliably("stream/aborted", { run, path, reason: `timed out after ${job.params.timeoutMs} ms`, duration });
@@ -303,3 +329,23 @@ export class RunnerClient {
 }
 
 const jobKey = (run: string, path: string) => `${run}\u0000${path}`;
+
+function describeOutcome(outcome: ExecResult, job: Job): string {
+  if (outcome.timedOut) return `timed out after ${job.params.timeoutMs} ms`;
+  if (job.closedByServer) return "cancelled on the server";
+  if (outcome.cancelled) return `stopped: ${job.stoppedBecause ?? "cancelled by the runner"}`;
+  if (outcome.exitCode !== null) return `exit ${outcome.exitCode}`;
+  return outcome.signal ? `signal ${outcome.signal}` : "exit unknown";
+}
+
+/**
+ * The project root from `runner/exec`'s absolute `cwd` and its `cwdRelative`; null when the
+ * directory is outside the root (then the root cannot be told from it).
+ */
+export function projectRoot(cwd: string, cwdRelative: string): string | null {
+  if (cwdRelative === "") return cwd;
+  if (isAbsolute(cwdRelative) || cwdRelative === ".." || cwdRelative.startsWith("../")) return null;
+  const suffix = `/${cwdRelative}`;
+  if (!cwd.endsWith(suffix)) return null;
+  return cwd.slice(0, -suffix.length) || "/";
+}

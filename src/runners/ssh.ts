@@ -1,10 +1,10 @@
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
-import { type Backend, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, StartError } from "./backend.js";
+import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
 import { PidLine, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -69,25 +69,82 @@ export function knownHostKeys(text: string, host: string, port: number): { accep
   return { accepted, revoked };
 }
 
+const knownHostsHint = (options: SshOptions) => `add it to ${options.knownHostsFile ?? "~/.ssh/known_hosts"} or pass --ssh-host-key FILE`;
+
+/** "ED25519 SHA256:…", as ssh-keygen -l prints a key. */
+export function fingerprint(blob: Buffer): string {
+  const typeLength = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
+  const type = blob.subarray(4, 4 + typeLength).toString("latin1");
+  const name = type
+    .replace(/^ssh-/, "")
+    .replace(/^ecdsa-sha2-nistp\d+$/, "ecdsa")
+    .toUpperCase();
+  return `${name || "key"} SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+/**
+ * The host keys to trust: the explicit ones, else known_hosts' lines for host:port. Throws
+ * `BackendUnavailable` saying how to fix it when there are none.
+ */
+function trustedHostKeys(options: SshOptions, port: number): { accepted: Set<string>; revoked: Set<string>; source: string } {
+  const where = `ssh ${options.host}:${port}`;
+  if (options.hostKeys) {
+    const accepted = new Set(options.hostKeys.map((line) => line.trim().split(/\s+/)[1] ?? "").filter((blob) => blob));
+    if (accepted.size === 0)
+      throw new BackendUnavailable(`${where}: the host key given holds no "TYPE KEY" line — pass the host's public key file with --ssh-host-key`);
+    return { accepted, revoked: new Set(), source: "the host key given" };
+  }
+  const file = options.knownHostsFile ?? join(homedir(), ".ssh", "known_hosts");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new BackendUnavailable(`${where}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? firstLine(error)}) — ${knownHostsHint(options)}`);
+  }
+  const keys = knownHostKeys(text, options.host, port);
+  if (keys.accepted.size === 0) throw new BackendUnavailable(`${where}: no key for this host in ${file} — ${knownHostsHint(options)}`);
+  return { ...keys, source: file };
+}
+
+/** One line for an error that stopped the connection before login. */
+function connectFailure(options: SshOptions, port: number, error: Error & { level?: string; code?: string }, deniedKey: Buffer | null): string {
+  const where = `ssh ${options.host}:${port}`;
+  if (deniedKey) {
+    const fix = options.hostKeys ? "it is not the key --ssh-host-key gave; pass the host's own public key file" : knownHostsHint(options);
+    return `${where}: host key not trusted (${fingerprint(deniedKey)}) — ${fix}`;
+  }
+  if (error.level === "client-authentication") {
+    return `ssh ${options.username}@${options.host}:${port}: login refused — check --ssh-user, and that the public half of --ssh-key is in that user's ~/.ssh/authorized_keys`;
+  }
+  if (error.level === "client-timeout")
+    return `${where}: no SSH handshake within ${(options.readyTimeoutMs ?? 10_000) / 1000} s — check --ssh-host and --ssh-port`;
+  if (error.code === "ECONNREFUSED") return `${where}: connection refused — check --ssh-host and --ssh-port, and that sshd runs there`;
+  if (error.code === "ENOTFOUND" || error.code === "EAI_AGAIN") return `${where}: host name not found — check --ssh-host`;
+  return `${where}: ${firstLine(error)}`;
+}
+
 /** Opens (and reopens after a drop) one ssh2 connection, shared by every command. */
 export function ssh2Shell(options: SshOptions): RemoteShell {
   const port = options.port ?? 22;
-  let verify: (key: Buffer) => boolean;
-  if (options.insecureSkipHostKeyCheck) {
-    verify = () => true;
-  } else {
-    const keys = options.hostKeys
-      ? { accepted: new Set(options.hostKeys.map((line) => line.trim().split(/\s+/)[1] ?? "")), revoked: new Set<string>() }
-      : knownHostKeys(readFileSync(options.knownHostsFile ?? join(homedir(), ".ssh", "known_hosts"), "utf8"), options.host, port);
-    if (keys.accepted.size === 0) throw new StartError(`No known host key for ${options.host}:${port}; add one or pass an explicit host key`);
-    verify = (key) => {
-      const blob = key.toString("base64");
-      return keys.accepted.has(blob) && !keys.revoked.has(blob);
-    };
-  }
   let connection: Promise<Client> | null = null;
   const connect = () =>
     new Promise<Client>((resolve, reject) => {
+      // Read at each connection: a known_hosts fixed while the runner waits is picked up.
+      let keys: ReturnType<typeof trustedHostKeys> | null = null;
+      if (!options.insecureSkipHostKeyCheck) {
+        try {
+          keys = trustedHostKeys(options, port);
+        } catch (error) {
+          return reject(error);
+        }
+      }
+      let denied: Buffer | null = null;
+      const verify = (key: Buffer) => {
+        const blob = key.toString("base64");
+        if (!keys || (keys.accepted.has(blob) && !keys.revoked.has(blob))) return true;
+        denied = key;
+        return false;
+      };
       const client = new Client();
       let ready = false;
       client.once("ready", () => {
@@ -95,21 +152,26 @@ export function ssh2Shell(options: SshOptions): RemoteShell {
         resolve(client);
       });
       client.on("error", (error) => {
-        if (!ready) reject(new StartError(`SSH to ${options.username}@${options.host}:${port} failed: ${error.message}`));
+        if (!ready) reject(new BackendUnavailable(connectFailure(options, port, error, denied)));
       });
       client.once("close", () => {
         connection = null;
       });
-      client.connect({
-        host: options.host,
-        port,
-        username: options.username,
-        privateKey: options.privateKey,
-        ...(options.passphrase ? { passphrase: options.passphrase } : {}),
-        hostVerifier: (key: Buffer) => verify(key),
-        readyTimeout: options.readyTimeoutMs ?? 10_000,
-        keepaliveInterval: 15_000,
-      });
+      try {
+        client.connect({
+          host: options.host,
+          port,
+          username: options.username,
+          privateKey: options.privateKey,
+          ...(options.passphrase ? { passphrase: options.passphrase } : {}),
+          hostVerifier: verify,
+          readyTimeout: options.readyTimeoutMs ?? 10_000,
+          keepaliveInterval: 15_000,
+        });
+      } catch (error) {
+        // ssh2 parses the key before connecting: an unreadable or encrypted key fails here.
+        reject(new BackendUnavailable(`ssh: the private key cannot be used (${firstLine(error)}) — check --ssh-key`));
+      }
     });
   return {
     async exec(commandLine) {
@@ -214,6 +276,38 @@ export class SshBackend implements Backend {
 
   describe(): string {
     return `ssh: ${this.options.username}@${this.options.host}:${this.options.port ?? 22}`;
+  }
+
+  /** Connects (host key, login) and runs a trivial command, within the connection's own timeout and as long again for the command. */
+  async check(): Promise<void> {
+    const who = `ssh ${this.options.username}@${this.options.host}:${this.options.port ?? 22}`;
+    const limitMs = this.options.readyTimeoutMs ?? 10_000;
+    const channel = await this.#shell.exec("echo spool-ok").catch((error: unknown) => {
+      throw error instanceof BackendUnavailable ? error : new BackendUnavailable(`${who}: logged in, but cannot run a command (${firstLine(error)})`);
+    });
+    channel.stdin.end();
+    let output = "";
+    let errors = "";
+    channel.stdout.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-200)));
+    channel.stderr.on("data", (d: Buffer) => (errors = (errors + d.toString()).slice(-200)));
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+      channel.closed,
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), limitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (exit === null) {
+      channel.signal("KILL");
+      throw new BackendUnavailable(`${who}: logged in, but "echo" did not finish within ${limitMs / 1000} s — check the user's login shell and profile`);
+    }
+    if (exit.exitCode !== 0 || !output.includes("spool-ok")) {
+      const said = errors.trim().split("\n").at(-1) ?? "";
+      throw new BackendUnavailable(
+        `${who}: logged in, but a trivial command failed (exit ${exit.exitCode ?? exit.signal ?? "unknown"}${said ? `: ${said}` : ""}) — check the user's login shell`,
+      );
+    }
   }
 
   async start(spec: ExecSpec): Promise<Execution> {

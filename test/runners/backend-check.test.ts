@@ -1,0 +1,247 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { utils } from "ssh2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { commandLine, escapeControls } from "../../src/cli/runner.js";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { projectRoot } from "../../src/runners/runner-client.js";
+import { fingerprint } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
+import { type RunnerProcess, spawnCli, spawnRunner } from "../helpers/process.js";
+import { finished } from "../helpers/runners.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+
+/**
+ * `spool runner` checks its backend before it attaches: a host it cannot trust or log into, an
+ * engine without the image, end it at once with one line saying what to do. Once attached it
+ * prints a line for each command, and a Docker runner mounts the project root into its containers.
+ */
+
+/** How long `spool runner --help` takes (node and tsx starting, under this machine's load), measured once. */
+let startup: Promise<number> | null = null;
+function startupMs(): Promise<number> {
+  startup ??= (async () => {
+    const started = Date.now();
+    await spawnCli(["runner", "--help"]).exit;
+    return Date.now() - started;
+  })();
+  return startup;
+}
+
+/** A refused runner exits within this long after starting up: no retries, no waiting for a timeout. */
+const PROMPT_MS = 4_000;
+
+/** Runs `spool runner` that is expected to fail: its exit code, output, and how long it took beyond starting up. */
+async function failingRunner(args: string[]) {
+  const baseline = await startupMs();
+  const started = Date.now();
+  const cli = spawnCli(["runner", ...args]);
+  // A runner that hangs instead of exiting is killed (and then fails the timing assertion) rather than holding the test.
+  const timer = setTimeout(() => cli.child.kill("SIGKILL"), 30_000);
+  const code = await cli.exit;
+  clearTimeout(timer);
+  return { code, stdout: cli.stdout(), stderr: cli.stderr(), ms: Date.now() - started - baseline };
+}
+
+function wrongHostKey(): string {
+  const file = join(tempDir(), "wrong_host_key.pub");
+  writeFileSync(file, `${utils.generateKeyPairSync("ed25519").public}\n`);
+  return file;
+}
+
+/** Replaces the value after `flag` in a flag list. */
+function withFlag(flags: string[], flag: string, value: string): string[] {
+  const at = flags.indexOf(flag);
+  return [...flags.slice(0, at), flag, value, ...flags.slice(at + 2)];
+}
+
+describe("runner lines and project roots", () => {
+  it("escapes control characters and the invisible ones that reorder text", () => {
+    expect(escapeControls("echo one\necho two\t\u001b[31mred\r\u0000\u007f\u009b\u202e")).toBe("echo one\\necho two\\t\\x1b[31mred\\r\\x00\\x7f\\x9b\\u202e");
+    expect(escapeControls("plain ü ✓ \\n stays")).toBe("plain ü ✓ \\n stays");
+  });
+
+  it("prints one line when a command starts and one when it ends, long commands cut", () => {
+    const at = new Date("2030-01-02T03:04:05.678Z");
+    expect(commandLine({ kind: "started", run: "r1", path: "1/sh/ls", command: "ls\n-la" }, at)).toBe("2030-01-02T03:04:05Z r1 1/sh/ls $ ls\\n-la");
+    expect(commandLine({ kind: "ended", run: "r1", path: "1/sh/ls", outcome: "exit 0", durationMs: 1234 }, at)).toBe(
+      "2030-01-02T03:04:05Z r1 1/sh/ls → exit 0 (1.2 s)",
+    );
+    const long = commandLine({ kind: "started", run: "r", path: "p", command: "x".repeat(1000) }, at);
+    expect(long).toMatch(/\$ x{300}… \(700 more\)$/);
+  });
+
+  it("tells the project root from the exec message's cwd, and not when the cwd is outside it", () => {
+    expect(projectRoot("/srv/app", "")).toBe("/srv/app");
+    expect(projectRoot("/srv/app/src/lib", "src/lib")).toBe("/srv/app");
+    expect(projectRoot("/src", "src")).toBe("/");
+    expect(projectRoot("/srv/other", "../other")).toBeNull();
+    expect(projectRoot("/srv/app/x", "y")).toBeNull();
+  });
+
+  it("names a host key as ssh-keygen does", () => {
+    const key = utils.parseKey(utils.generateKeyPairSync("ed25519").public) as any;
+    expect(fingerprint(key.getPublicSSH())).toMatch(/^ED25519 SHA256:[A-Za-z0-9+/]{43}$/);
+  });
+});
+
+describe("spool runner (local) before attaching", () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer({ localRunner: false });
+  });
+  afterAll(() => ts.stop());
+
+  it("a --root that is not a directory ends the runner with the reason; nothing attaches", async () => {
+    const missing = join(tempDir(), "no-such-dir");
+    const args = ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "check-local", "--name", "l1", "--backend", "local"];
+    const failed = await failingRunner([...args, "--root", missing]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toBe(`spool runner: local: ${missing} is not a directory — create it, or name another project root with --root DIR\n`);
+    expect(failed.stdout).not.toMatch(/attached/);
+    const client = await ts.clientIn("check-local");
+    expect((await client.request("runner/list", {})).runners).toEqual([]);
+  });
+});
+
+describeWithInfra("ssh", "spool runner (ssh) before attaching", () => {
+  let ts: TestServer;
+  let client: SpoolClient;
+  const base = () => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "check-ssh", "--name", "ssh-check"];
+  beforeAll(async () => {
+    ts = await startTestServer({ localRunner: false });
+    client = await ts.clientIn("check-ssh");
+  });
+  afterAll(() => ts.stop());
+
+  it("a host key other than --ssh-host-key's: exits 1 at once with the fingerprint and what to do, never attaches", async () => {
+    const failed = await failingRunner([...base(), ...withFlag(sshRunnerFlags(), "--ssh-host-key", wrongHostKey())]);
+    expect(failed.code).toBe(1);
+    expect(failed.ms).toBeLessThan(PROMPT_MS);
+    const where = `${infra.ssh!.host}:${infra.ssh!.port}`;
+    expect(failed.stderr).toMatch(
+      new RegExp(`^spool runner: ssh ${where.replace(/\./g, "\\.")}: host key not trusted \\(ED25519 SHA256:[^)]+\\) — .*--ssh-host-key`),
+    );
+    expect(failed.stderr.trim().split("\n")).toHaveLength(1);
+    expect(failed.stdout).not.toMatch(/attached/);
+    expect((await client.request("runner/list", {})).runners).toEqual([]);
+  });
+
+  it("a known_hosts file with another key for the host, or none: the same, naming the file", async () => {
+    const { host, port } = infra.ssh!;
+    const knownHosts = join(tempDir(), "known_hosts");
+    const sshFlags = sshRunnerFlags().filter((_, i, all) => all[i] !== "--ssh-host-key" && all[i - 1] !== "--ssh-host-key");
+    writeFileSync(knownHosts, `[${host}]:${port} ${readFileSync(wrongHostKey(), "utf8")}`);
+    const wrong = await failingRunner([...base(), ...sshFlags, "--ssh-known-hosts", knownHosts]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.ms).toBeLessThan(PROMPT_MS);
+    expect(wrong.stderr).toMatch(new RegExp(`host key not trusted \\(ED25519 SHA256:[^)]+\\) — add it to ${knownHosts} or pass --ssh-host-key FILE\\n$`));
+    writeFileSync(knownHosts, `[${host}]:${port + 1} ${readFileSync(infra.ssh!.hostKeyFile, "utf8")}`);
+    const none = await failingRunner([...base(), ...sshFlags, "--ssh-known-hosts", knownHosts]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe(
+      `spool runner: ssh ${host}:${port}: no key for this host in ${knownHosts} — add it to ${knownHosts} or pass --ssh-host-key FILE\n`,
+    );
+    expect((await client.request("runner/list", {})).runners).toEqual([]);
+  });
+
+  it("a user the host does not let in: login refused, at once", async () => {
+    const failed = await failingRunner([...base(), ...withFlag(sshRunnerFlags(), "--ssh-user", "no-such-spool-user")]);
+    expect(failed.code).toBe(1);
+    expect(failed.ms).toBeLessThan(PROMPT_MS);
+    expect(failed.stderr).toMatch(/^spool runner: ssh no-such-spool-user@\S+: login refused — check --ssh-user/);
+  });
+
+  it("the right key: attaches (after running a trivial command there)", async () => {
+    const runner = await spawnRunner([...base(), ...sshRunnerFlags()]);
+    try {
+      expect((await client.request("runner/list", {})).runners).toEqual([expect.objectContaining({ name: "ssh-check", backend: "ssh" })]);
+    } finally {
+      await runner.stop();
+    }
+  });
+});
+
+describeWithInfra("docker", "spool runner (docker): the check, the project mount and its command lines", () => {
+  let ts: TestServer;
+  let client: SpoolClient;
+  let root: string;
+  const runners: RunnerProcess[] = [];
+  const base = (name: string) => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "check-docker", "--name", name];
+
+  /** Proposes `command` with `tool` (optionally in `cwd`), accepts it on `runner` and waits for it to finish. */
+  async function runTool(run: string, tool: "sh" | "env", command: string, runner: string, cwd?: string) {
+    await client.request("run/create", { alias: run }).catch(() => undefined);
+    const { path } = await client.request("proposal/create", { run, tool, command, ...(cwd ? { cwd } : {}) });
+    const resolved = await client.request("run/resolve", { run, path, decision: "accept", runner });
+    const done = await finished(client, run, { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
+    return { ...done, path, out: done.out.toString(), err: done.err.toString() };
+  }
+
+  beforeAll(async () => {
+    ts = await startTestServer({ localRunner: false });
+    root = realpathSync(tempDir("spool-mount-"));
+    mkdirSync(join(root, "sub"));
+    writeFileSync(join(root, "sub", "seen.txt"), "from the host\n");
+    client = await ts.client();
+    await client.initialize("check-docker", { root });
+    runners.push(await spawnRunner([...base("fresh"), "--backend", "docker", "--image", infra.dockerImage!]));
+    runners.push(await spawnRunner([...base("unmounted"), "--backend", "docker", "--image", infra.dockerImage!, "--no-mount"]));
+  }, 60_000);
+  afterAll(async () => {
+    for (const r of runners) await r.stop();
+    await ts?.stop();
+  });
+
+  it("an image that is not here and cannot be pulled: exits 1 at once saying so, never attaches", async () => {
+    const image = "127.0.0.1:1/spool-missing:never";
+    const failed = await failingRunner([...base("no-image"), "--backend", "docker", "--image", image]);
+    expect(failed.code).toBe(1);
+    expect(failed.ms).toBeLessThan(PROMPT_MS);
+    expect(failed.stderr).toMatch(new RegExp(`^spool runner: docker: image ${image} not found and could not be pulled: .*connection refused`));
+    expect(failed.stderr.trim().split("\n")).toHaveLength(1);
+    expect(failed.stdout).toBe(`docker: image ${image} is not here; pulling it\n`);
+    const names = (await client.request("runner/list", {})).runners.map((r: any) => r.name);
+    expect(names).not.toContain("no-image");
+  });
+
+  it("a container that does not exist: exits 1 at once saying so", async () => {
+    const failed = await failingRunner([...base("no-container"), "--backend", "docker", "--container", `spool-missing-${process.pid}`]);
+    expect(failed.code).toBe(1);
+    expect(failed.ms).toBeLessThan(PROMPT_MS);
+    expect(failed.stderr).toBe(
+      `spool runner: docker: container spool-missing-${process.pid} not found — start it first, or pass --image to use fresh containers\n`,
+    );
+  });
+
+  it("an sh command writes into the mounted project root, starting in its cwd there; the file is on the host", async () => {
+    const sh = await runTool("m1", "sh", "pwd; cat seen.txt; echo made-in-docker > ../made-by-sh.txt", "fresh", "sub");
+    expect(sh.err).toBe("");
+    expect(sh.out).toBe(`${join(root, "sub")}\nfrom the host\n`);
+    expect(sh.stdout.status).toBe(200);
+    expect(readFileSync(join(root, "made-by-sh.txt"), "utf8")).toBe("made-in-docker\n");
+  });
+
+  it("an env command sees the root but cannot write there", async () => {
+    const env = await runTool("m2", "env", 'cat sub/seen.txt; touch made-by-env; echo "touch=$?"', "fresh");
+    expect(env.out).toBe("from the host\ntouch=1\n");
+    expect(env.err).toMatch(/Read-only file system/);
+    expect(existsSync(join(root, "made-by-env"))).toBe(false);
+  });
+
+  it("--no-mount: the container starts in the image's directory and does not see the root", async () => {
+    const sh = await runTool("m3", "sh", `pwd; ls ${root} 2>&1 >/dev/null | wc -l`, "unmounted");
+    expect(sh.out).toBe("/\n1\n");
+  });
+
+  it("the runner prints a line as each command starts and another as it ends", async () => {
+    const sh = await runTool("lines", "sh", "echo one\necho two; exit 3", "fresh");
+    expect(sh.out).toBe("one\ntwo\n");
+    const output = () => runners[0]!.output();
+    const at = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ";
+    const path = sh.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    await eventually(() => new RegExp(`${at} lines ${path} → exit 3 \\(\\d+\\.\\d s\\)\\n`).test(output()), 5_000, "the end line");
+    expect(output()).toMatch(new RegExp(`${at} lines ${path} \\$ echo one\\\\necho two; exit 3\\n`));
+  });
+});
