@@ -125,12 +125,6 @@ export function agentCommand(mode: "ask" | "act") {
   };
 }
 
-/** The key of an "always" answer: the same command, in the same directory, with the same extra environment. */
-function alwaysKey(p: Proposal): string {
-  const env = p.attributes.env && typeof p.attributes.env === "object" ? Object.entries(p.attributes.env as Record<string, unknown>).sort() : [];
-  return JSON.stringify([p.tool, p.command, String(p.attributes.cwd ?? ""), env]);
-}
-
 /** How long to wait for the server to confirm an abort before leaving anyway. */
 const ABORT_WAIT_MS = 3_000;
 
@@ -139,7 +133,6 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
   const errColours = palette(process.stderr);
   const spin = spinner(Boolean(process.stderr.isTTY));
   const questions = new Questions();
-  const always = new Set<string>();
   const offered = new Set<string>();
   /** Proposals this process decided (their run/resolved is not news). */
   const mine = new Set<string>();
@@ -175,8 +168,8 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
         `  in ${escapeControl(cwd)}${env ? `, env ${escapeControl(env)}` : ""}, runner ${typeof p.attributes.runner === "string" ? escapeControl(p.attributes.runner) : "(default)"}`,
       ),
     );
-    let answer: string | null = options.yes || always.has(alwaysKey(p)) ? "y" : null;
-    if (answer === "y") say(colours.dim(options.yes ? "  accepting: --yes" : "  accepted: you said always for this command here"));
+    let answer: string | null = options.yes ? "y" : null;
+    if (answer === "y") say(colours.dim("  accepting: --yes"));
     while (answer === null || !/^[yna]$/i.test(answer)) {
       answer = await questions.ask("  Accept? [y]es / [n]o / [a]lways this command (same directory and environment) in this run: ");
       if (stopping || decidedElsewhere.has(p.path)) return;
@@ -184,13 +177,15 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
       answer = answer.trim().toLowerCase().slice(0, 1) || "?";
     }
     atLineStart = true;
-    if (answer === "a") always.add(alwaysKey(p));
     mine.add(p.path);
     const decided = await client
       .call("run/resolve", {
         run: p.run,
         path: p.path,
-        ...(answer === "n" ? { decision: "reject", reason: "rejected from the spool CLI" } : { decision: "accept" }),
+        // "always" is a rule of the run, kept by the server: it accepts the same command, cwd and env itself from now on.
+        ...(answer === "n"
+          ? { decision: "reject", reason: "rejected from the spool CLI" }
+          : { decision: "accept", ...(answer === "a" ? { always: true } : {}) }),
       })
       .then((r) => r)
       .catch((error: unknown) => {
@@ -235,6 +230,22 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
   };
   client.on("run/proposal", offer);
   client.on("run/resolved", (p) => {
+    if (p.run === alias && p.resolver.kind === "rule" && !offered.has(p.path)) {
+      // Accepted by an "always" rule of the run: nobody is asked; show what runs, and its output.
+      offered.add(p.path);
+      queue = queue
+        .then(async () => {
+          const log = await client.call("entry/get", { run: p.run, path: p.path });
+          const cwd = String(log.attributes.cwd || ".");
+          say(
+            `${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(String(log.attributes.command)))} ${colours.dim(`(${String(log.attributes.tool)}, ${p.path}, in ${escapeControl(cwd)})`)}`,
+          );
+          say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${p.runner ?? "?"}`));
+          if (!stopping) await follow(p);
+        })
+        .catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
+      return;
+    }
     if (p.run !== alias || !offered.has(p.path) || mine.has(p.path)) return;
     if (decidedElsewhere.has(p.path)) return;
     decidedElsewhere.set(p.path, p);

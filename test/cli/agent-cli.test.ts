@@ -51,7 +51,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     cli.write("a\n");
     expect(await cli.exit).toBe(0);
     expect(cli.stdout().match(/Accept\?/g)).toHaveLength(2);
-    expect(cli.stdout()).toContain("accepted: you said always for this command");
+    expect(cli.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by spool-act\)/);
     const answered = model.requests.map((r) => toolResult(r, "call_r")).find(Boolean);
     expect(answered).toContain("403");
   });

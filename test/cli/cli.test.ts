@@ -284,7 +284,7 @@ describe("the spool command line", () => {
       await act.waitFor(/sub, runner[\s\S]*Accept\?/);
       // The third (same command, same directory) was accepted without asking; the fourth (another directory) asks.
       expect(act.stdout().match(/Accept\?/g)).toHaveLength(3);
-      expect(act.stdout()).toContain("accepted: you said always for this command here");
+      expect(act.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by spool-act\)/);
       act.write("y\n");
       expect(await act.exit).toBe(0);
     }, 90_000);
