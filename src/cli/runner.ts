@@ -13,6 +13,7 @@ import { BackendName } from "../runners/protocol.js";
 import { type CommandEvent, RunnerClient } from "../runners/runner-client.js";
 import { SandboxMode } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
+import { CliError, explain } from "./errors.js";
 
 export const RUNNER_HELP = `Usage: spool runner --server URL --token-file PATH --project NAME --name NAME --backend local|docker|ssh [options]
 
@@ -206,9 +207,8 @@ export async function runner(argv: string[]): Promise<number> {
     return 0;
   }
   const server = need("server", values.server ?? process.env.SPOOL_SERVER);
-  const token = readFlagFile("token-file", need("token-file", values["token-file"] ?? process.env.SPOOL_TOKEN_FILE))
-    .toString("utf8")
-    .trim();
+  const tokenFile = need("token-file", values["token-file"] ?? process.env.SPOOL_TOKEN_FILE);
+  const token = readFlagFile("token-file", tokenFile).toString("utf8").trim();
   const labels = Object.fromEntries(
     (values.label ?? []).map((l) => {
       const at = l.indexOf("=");
@@ -258,7 +258,8 @@ export async function runner(argv: string[]): Promise<number> {
     await runnerClient.start();
   } catch (error) {
     await backend.close(); // an open SSH connection would keep this process alive
-    throw error;
+    const { message, code } = explain(error, { url: server, tokenFile });
+    throw new CliError(message, code);
   }
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -16,7 +16,9 @@ describe("spool runner", () => {
   it("refuses to start with a wrong token, a missing flag or an incomplete backend, saying why", async () => {
     const bad = join(tempDir(), "token");
     writeFileSync(bad, "not-the-token\n");
-    await expect(spawnRunner([...base(), "--token-file", bad, "--backend", "local"])).rejects.toThrow(/exited with 1[\s\S]*HTTP 401/);
+    await expect(spawnRunner([...base(), "--token-file", bad, "--backend", "local"])).rejects.toThrow(
+      /exited with 3[\s\S]*wrong token for ws:\/\/127\.0\.0\.1:\d+\/ .*used: .*token/,
+    );
     await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile])).rejects.toThrow(/--backend must be local, docker or ssh/);
     await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile, "--backend", "docker"])).rejects.toThrow(
       /needs exactly one of --image or --container/,
