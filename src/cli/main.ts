@@ -1,4 +1,5 @@
 import { SERVER_VERSION } from "../version.js";
+import { ACP_HELP, acp } from "./acp.js";
 import { agentCommand, agentHelp } from "./agent.js";
 import { APPROVE, CANCEL, type Command, ENTRIES, INIT, MODELS, PENDING, REJECT, RUNNERS, RUNS, TAIL } from "./client-commands.js";
 import { currentTarget } from "./common.js";
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
   runners: RUNNERS,
   models: MODELS,
   runner: { summary: "attach a runner (local, docker, ssh) to a server", help: RUNNER_HELP, run: runner },
+  acp: { summary: "serve an editor over the Agent Client Protocol (stdio)", help: ACP_HELP, run: acp },
 };
 
 const HELP = `Usage: spool <command> [options]

@@ -1,0 +1,288 @@
+import { isAbsolute } from "node:path";
+import {
+  type AgentApp,
+  type AgentContext,
+  agent,
+  type InitializeRequest,
+  type InitializeResponse,
+  type ListSessionsResponse,
+  PROTOCOL_VERSION,
+  RequestError,
+  type SessionInfo,
+} from "@agentclientprotocol/sdk";
+import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import type { Logger } from "../logger.js";
+import { SERVER_VERSION } from "../version.js";
+import { promptText } from "./content.js";
+import { AcpSession, acpError, type Editor, type Model, type ProjectLink } from "./session.js";
+
+export interface BridgeOptions {
+  /** The server to use (started when none answers): its URL and token. */
+  server(): Promise<{ url: string; token: string }>;
+  /** The model alias of new sessions (`spool acp --model`, SPOOL_ACP_MODEL); default the server's first. */
+  model?: string | undefined;
+  log: Logger;
+}
+
+/** Sessions listed at most (newest first). */
+const LIST_LIMIT = 200;
+/** Projects one bridge joins at most (one Spool connection each). */
+const MAX_PROJECTS = 32;
+
+/** `project/alias`: a session id names its project, so it can be loaded from any directory after a restart. */
+const sessionId = (project: string, run: string) => `${project}/${run}`;
+
+function parseSessionId(id: string): { project: string; run: string } {
+  const slash = id.indexOf("/");
+  if (slash <= 0 || slash === id.length - 1) throw RequestError.sessionNotFound(id);
+  return { project: id.slice(0, slash), run: id.slice(slash + 1) };
+}
+
+function requireAbsolute(cwd: string): string {
+  if (!isAbsolute(cwd)) throw RequestError.invalidParams({ cwd }, "cwd must be an absolute path");
+  return cwd;
+}
+
+/**
+ * The ACP agent `spool acp` serves: sessions are Spool runs, reached through one Spool connection per
+ * project (a client of the server like any other, so other clients keep working beside the editor).
+ */
+export class Bridge {
+  #editor: AgentContext | null = null;
+  #editorName = "editor";
+  #terminal = false;
+  readonly #links = new Map<string, Promise<ProjectLink>>();
+  readonly #sessions = new Map<string, AcpSession>();
+  #server: Promise<{ url: string; token: string }> | null = null;
+
+  constructor(private readonly options: BridgeOptions) {}
+
+  app(): AgentApp {
+    return agent({ name: "spool" })
+      .onConnect((connection) => {
+        this.#editor = connection.client;
+        void connection.closed.then(() => this.close());
+      })
+      .onRequest("initialize", ({ params }) => this.#initialize(params))
+      .onRequest("authenticate", () => ({}))
+      .onRequest("session/new", async ({ params }) => {
+        const session = await this.#newSession(requireAbsolute(params.cwd));
+        return { sessionId: session.id, configOptions: session.configOptions(), modes: session.modes() };
+      })
+      .onRequest("session/load", async ({ params }) => {
+        requireAbsolute(params.cwd);
+        const session = await this.#open(params.sessionId);
+        await session.replay().catch((error: unknown) => {
+          throw acpError(error);
+        });
+        session.catchUp();
+        return { configOptions: session.configOptions(), modes: session.modes() };
+      })
+      .onRequest("session/resume", async ({ params }) => {
+        requireAbsolute(params.cwd);
+        const session = await this.#open(params.sessionId);
+        session.catchUp();
+        return { configOptions: session.configOptions(), modes: session.modes() };
+      })
+      .onRequest("session/list", ({ params }) => this.#list(params.cwd ?? undefined))
+      .onRequest("session/close", async ({ params }) => {
+        const session = this.#sessions.get(params.sessionId);
+        if (!session) throw RequestError.sessionNotFound(params.sessionId);
+        this.#sessions.delete(params.sessionId);
+        await session.close();
+        return {};
+      })
+      .onRequest("session/prompt", async ({ params }) => {
+        const session = this.#session(params.sessionId);
+        return { stopReason: await session.prompt(promptText(params.prompt)) };
+      })
+      .onNotification("session/cancel", async ({ params }) => {
+        await this.#sessions.get(params.sessionId)?.cancel();
+      })
+      .onRequest("session/set_config_option", ({ params }) => {
+        const session = this.#session(params.sessionId);
+        session.setOption(params.configId, params.value);
+        return { configOptions: session.configOptions() };
+      })
+      .onRequest("session/set_mode", ({ params }) => {
+        this.#session(params.sessionId).setOption("mode", params.modeId);
+        return {};
+      });
+  }
+
+  async close(): Promise<void> {
+    for (const session of this.#sessions.values()) await session.close();
+    this.#sessions.clear();
+    for (const link of this.#links.values()) {
+      const resolved = await link.catch(() => null);
+      resolved?.client.close();
+    }
+    this.#links.clear();
+  }
+
+  #initialize(params: InitializeRequest): InitializeResponse {
+    this.#editorName = params.clientInfo?.name || "editor";
+    this.#terminal = params.clientCapabilities?._meta?.terminal_output === true;
+    // Connect (or start the server) while the editor gets ready; a failure is reported at the first session.
+    this.#server ??= this.options.server();
+    this.#server.catch(() => undefined);
+    return {
+      protocolVersion: Math.min(params.protocolVersion, PROTOCOL_VERSION),
+      agentCapabilities: {
+        loadSession: true,
+        promptCapabilities: { embeddedContext: true },
+        sessionCapabilities: { list: {}, resume: {}, close: {} },
+      },
+      agentInfo: { name: "spool", title: "Spool", version: SERVER_VERSION },
+      authMethods: [],
+    };
+  }
+
+  get #editorPort(): Editor {
+    const editor = this.#editor;
+    if (!editor) throw new RequestError(-32603, "no editor connection");
+    return {
+      name: this.#editorName,
+      terminal: this.#terminal,
+      update: (id, update) => editor.notify("session/update", { sessionId: id, update }),
+      requestPermission: (params, signal) => editor.request("session/request_permission", params, { cancellationSignal: signal }),
+    };
+  }
+
+  #connect(): Promise<{ url: string; token: string }> {
+    this.#server ??= this.options.server();
+    return this.#server.catch((error: unknown) => {
+      this.#server = null;
+      throw new RequestError(-32603, error instanceof Error ? error.message : String(error));
+    });
+  }
+
+  #clientInfo() {
+    return { name: `${this.#editorName} (spool acp)`, version: SERVER_VERSION };
+  }
+
+  /** Which project a directory or a name is, without creating it unless `create`; null when it does not exist. */
+  async #findProject(want: { root: string } | { name: string }, create: boolean): Promise<{ name: string; root: string } | null> {
+    const { url, token } = await this.#connect();
+    const probe = await SpoolClient.connect(url, { token });
+    try {
+      const reply = await probe.initialize("name" in want ? want.name : undefined, {
+        ...("root" in want ? { root: want.root } : {}),
+        create,
+        client: this.#clientInfo(),
+      });
+      return reply.project;
+    } catch (error) {
+      if (!create && error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") return null;
+      throw acpError(error);
+    } finally {
+      probe.close();
+    }
+  }
+
+  /** The bridge's connection to a project: opened once, reconnecting by itself (its watches resume). */
+  #link(project: { name: string; root: string }): Promise<ProjectLink> {
+    let link = this.#links.get(project.name);
+    if (!link) {
+      if (this.#links.size >= MAX_PROJECTS) throw new RequestError(-32603, `spool acp joins at most ${MAX_PROJECTS} projects at once`);
+      link = this.#connect().then(async ({ url, token }) => ({
+        client: await SpoolClient.open(url, { token, reconnect: { project: project.name, client: this.#clientInfo() } }),
+        name: project.name,
+        root: project.root,
+      }));
+      this.#links.set(project.name, link);
+      link.catch(() => this.#links.delete(project.name));
+    }
+    return link;
+  }
+
+  async #models(link: ProjectLink): Promise<Model[]> {
+    return (await link.client.call("model/list", {})).models;
+  }
+
+  async #newSession(cwd: string): Promise<AcpSession> {
+    const project = (await this.#findProject({ root: cwd }, true))!;
+    const link = await this.#link(project);
+    const models = await this.#models(link).catch((error: unknown) => {
+      throw acpError(error);
+    });
+    const model = this.options.model ?? models[0]?.alias;
+    if (!model) throw new RequestError(-32603, "The Spool server has no model configured: set SPOOL_MODEL_<ALIAS>=openai/<model> where it runs");
+    if (!models.some((m) => m.alias === model)) {
+      throw new RequestError(-32603, `Model "${model}" is not configured on the Spool server; configured: ${models.map((m) => m.alias).join(", ")}`);
+    }
+    let created: { run: { alias: string; mode: "ask" | "act" } } | undefined;
+    for (let attempt = 0; !created; attempt++) {
+      try {
+        created = await link.client.call("run/create", { model, mode: "act" });
+      } catch (error) {
+        // Two runs created at the same moment were given the same alias: ask again.
+        if (!(attempt < 3 && error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) throw acpError(error);
+      }
+    }
+    return this.#register(link, created.run.alias, models, { mode: created.run.mode, model });
+  }
+
+  /** A session by id for load and resume: the run must exist in the project the id names. */
+  async #open(id: string): Promise<AcpSession> {
+    const open = this.#sessions.get(id);
+    if (open) return open;
+    const { project: name, run } = parseSessionId(id);
+    const project = await this.#findProject({ name }, false);
+    if (!project) throw RequestError.sessionNotFound(id);
+    const link = await this.#link(project);
+    let found: { run: { alias: string; model: string | null; mode: "ask" | "act" } };
+    try {
+      found = await link.client.call("run/get", { run });
+    } catch (error) {
+      if (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS")) throw RequestError.sessionNotFound(id);
+      throw acpError(error);
+    }
+    const models = await this.#models(link).catch(() => []);
+    return this.#register(link, found.run.alias, models, { mode: found.run.mode, model: found.run.model });
+  }
+
+  #register(link: ProjectLink, run: string, models: Model[], init: { mode: "ask" | "act"; model: string | null }): AcpSession {
+    const id = sessionId(link.name, run);
+    const session = new AcpSession(id, link, run, this.#editorPort, models, init, this.options.log);
+    this.#sessions.set(id, session);
+    return session;
+  }
+
+  #session(id: string): AcpSession {
+    const session = this.#sessions.get(id);
+    if (!session) throw RequestError.sessionNotFound(id);
+    return session;
+  }
+
+  /** The runs of the project at `cwd` (else of the projects this bridge has joined), newest first. */
+  async #list(cwd: string | undefined): Promise<ListSessionsResponse> {
+    const projects: { name: string; root: string }[] = [];
+    if (cwd !== undefined) {
+      const project = await this.#findProject({ root: requireAbsolute(cwd) }, false);
+      if (project) projects.push(project);
+    } else {
+      for (const link of this.#links.values()) {
+        const resolved = await link.catch(() => null);
+        if (resolved) projects.push({ name: resolved.name, root: resolved.root });
+      }
+    }
+    const sessions: SessionInfo[] = [];
+    for (const project of projects) {
+      const link = await this.#link(project);
+      const { runs } = await link.client.call("run/list", { limit: LIST_LIMIT }).catch((error: unknown) => {
+        throw acpError(error);
+      });
+      for (const run of runs) {
+        sessions.push({
+          sessionId: sessionId(project.name, run.alias),
+          cwd: project.root,
+          title: run.title ?? run.alias,
+          updatedAt: new Date(run.updatedAt).toISOString(),
+        });
+      }
+    }
+    sessions.sort((a, b) => (b.updatedAt ?? "").localeCompare(a.updatedAt ?? ""));
+    return { sessions: sessions.slice(0, LIST_LIMIT) };
+  }
+}

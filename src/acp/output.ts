@@ -1,0 +1,198 @@
+import { StringDecoder } from "node:string_decoder";
+import type { ToolCallStatus, ToolCallUpdate } from "@agentclientprotocol/sdk";
+import type { SpoolClient, StreamWatch } from "../client/spool-client.js";
+import { parseLogPath } from "../core/slug.js";
+import { ENTRY } from "../core/status.js";
+import type { Logger } from "../logger.js";
+import { fenced } from "./content.js";
+
+/** A tool call's update without its id (the session adds it). */
+export type ToolChange = Omit<ToolCallUpdate, "toolCallId">;
+
+/** Terminal output waits this long for more before it is sent, so a chatty command is a few updates a second. */
+const TERMINAL_FLUSH_MS = 50;
+/** Sent at once when this much is waiting. */
+const TERMINAL_FLUSH_BYTES = 64 * 1024;
+/** What waits for an editor that does not keep up; beyond it the oldest part is left out (the entry keeps every byte). */
+const TERMINAL_PENDING_MAX = 1024 * 1024;
+/** A snapshot of the model view at most this often. */
+const SNAPSHOT_MS = 1000;
+/** Lines of each channel a snapshot shows. */
+const SNAPSHOT_LINES = 40;
+
+export interface OutputOptions {
+  client: SpoolClient;
+  run: string;
+  /** The producer's log entry. */
+  path: string;
+  toolCallId: string;
+  /** The editor declared `_meta.terminal_output`: raw output as terminal content; else snapshots in a code block. */
+  terminal: boolean;
+  /** Queues an update of the tool call, in order with the session's others. */
+  send(change: ToolChange): void;
+  log: Logger;
+}
+
+/** The end of a producer as an editor shows it. */
+export interface Ending {
+  status: ToolCallStatus;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string | null;
+  entryStatus: number;
+}
+
+/**
+ * The live output of one accepted command, sent to the editor as its tool call's updates: with a terminal,
+ * every byte as `terminal_output` and finally `terminal_exit`; without, a snapshot of what the model sees
+ * (the rendered tail of stdout and stderr) at most once a second and once at the end. Ends the tool call
+ * completed (exit 0) or failed, with the exit code.
+ */
+export class CommandOutput {
+  #watch: StreamWatch | null = null;
+  #pending = "";
+  #dropped = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #dirty = false;
+  #snapshotting: Promise<void> | null = null;
+  #closed = false;
+  readonly #decoders = new Map<number, StringDecoder>();
+  #settle!: () => void;
+  /** Resolves once following has ended (the last update queued, or closed). */
+  readonly settled = new Promise<void>((resolve) => (this.#settle = resolve));
+
+  constructor(private readonly options: OutputOptions) {}
+
+  /** Watches the output (what is stored, then live) until the producer ends; resolves with how it ended. */
+  async follow(): Promise<Ending | null> {
+    try {
+      return await this.#follow();
+    } finally {
+      this.#settle();
+    }
+  }
+
+  async #follow(): Promise<Ending | null> {
+    const { client, run, path } = this.options;
+    this.#watch = await client.watch({ run, path }, (chunk) => this.#data(chunk.channel, chunk.data));
+    const ended = await this.#watch.ended;
+    if (this.#closed) return null;
+    this.#flushTerminal();
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const ending = await this.#ending(ended);
+    if (this.#closed) return null;
+    if (this.options.terminal) {
+      this.options.send({
+        status: ending.status,
+        rawOutput: { status: ending.entryStatus, exit_code: ending.exitCode, signal: ending.signal, reason: ending.reason, log: path },
+        _meta: { terminal_exit: { terminal_id: this.options.toolCallId, exit_code: ending.exitCode, signal: ending.signal } },
+      });
+    } else {
+      await this.#snapshotting;
+      const text = await this.#snapshot();
+      this.options.send({
+        status: ending.status,
+        content: [{ type: "content", content: { type: "text", text: `${text}\n${describeEnding(ending)}` } }],
+        rawOutput: { status: ending.entryStatus, exit_code: ending.exitCode, signal: ending.signal, reason: ending.reason, log: path },
+      });
+    }
+    return ending;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#settle();
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#watch?.close();
+  }
+
+  #data(channel: number, data: Buffer): void {
+    if (this.#closed) return;
+    if (!this.options.terminal) {
+      this.#dirty = true;
+      this.#timer ??= setTimeout(() => {
+        this.#timer = null;
+        this.#snapshotting = this.#sendSnapshot();
+      }, SNAPSHOT_MS);
+      return;
+    }
+    let decoder = this.#decoders.get(channel);
+    if (!decoder) this.#decoders.set(channel, (decoder = new StringDecoder("utf8")));
+    this.#pending += decoder.write(data);
+    if (this.#pending.length > TERMINAL_PENDING_MAX) {
+      const cut = this.#pending.length - TERMINAL_PENDING_MAX / 2;
+      this.#dropped += cut;
+      this.#pending = this.#pending.slice(cut);
+    }
+    if (this.#pending.length >= TERMINAL_FLUSH_BYTES) this.#flushTerminal();
+    else this.#timer ??= setTimeout(() => this.#flushTerminal(), TERMINAL_FLUSH_MS);
+  }
+
+  #flushTerminal(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (!this.#pending && !this.#dropped) return;
+    const note = this.#dropped ? `\r\n[… ${this.#dropped} characters not shown here; Spool's entry ${this.options.path} keeps all of them]\r\n` : "";
+    const data = note + this.#pending;
+    this.#pending = "";
+    this.#dropped = 0;
+    this.options.send({ _meta: { terminal_output: { terminal_id: this.options.toolCallId, data } } });
+  }
+
+  async #sendSnapshot(): Promise<void> {
+    if (!this.#dirty || this.#closed) return;
+    this.#dirty = false;
+    try {
+      const text = await this.#snapshot();
+      if (!this.#closed) this.options.send({ content: [{ type: "content", content: { type: "text", text } }] });
+    } catch (error) {
+      this.options.log.warn(`snapshot of ${this.options.path} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** The rendered tail of each channel with output, as the model would read it, in code blocks. */
+  async #snapshot(): Promise<string> {
+    const { client, run, path } = this.options;
+    const parts = parseLogPath(path);
+    if (!parts) return "";
+    const { entries } = await client.call("entry/list", { run, pattern: `${parts.tool}://turn_${parts.turn}/${parts.slug}_*` });
+    const blocks: string[] = [];
+    for (const entry of entries) {
+      if (entry.bytes === 0) continue;
+      const view = await client.call("entry/get", { run, path: entry.path, view: "model", tail: SNAPSHOT_LINES });
+      const name = typeof entry.attributes.name === "string" ? entry.attributes.name : `channel ${String(entry.attributes.channel ?? "")}`;
+      blocks.push(`${entries.length > 1 ? `${name}:\n` : ""}${fenced(view.body.replace(/\n+$/, ""))}`);
+    }
+    return blocks.join("\n") || "(no output)";
+  }
+
+  async #ending(ended: Map<number, { status: number; exit_code?: number | null }>): Promise<Ending> {
+    const first = ended.get(1) ?? [...ended.values()][0];
+    let entryStatus = first?.status ?? ENTRY.failed;
+    let exitCode = first?.exit_code ?? null;
+    let signal: string | null = null;
+    let reason: string | null = null;
+    try {
+      // The log entry's attributes hold what the channel ending does not: the signal and a reason.
+      const log = await this.options.client.call("entry/get", { run: this.options.run, path: this.options.path });
+      const a = log.attributes;
+      if (typeof a.status === "number") entryStatus = a.status;
+      if (typeof a.exit_code === "number") exitCode = a.exit_code;
+      if (typeof a.signal === "string") signal = a.signal;
+      if (typeof a.reason === "string" && a.outcome !== "completed") reason = a.reason;
+    } catch (error) {
+      this.options.log.warn(`reading ${this.options.path} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return { status: entryStatus === ENTRY.done ? "completed" : "failed", exitCode, signal, reason, entryStatus };
+  }
+}
+
+/** "exit 0", "exit 3", "killed by SIGTERM", "cancelled: reason". */
+export function describeEnding(ending: Pick<Ending, "exitCode" | "signal" | "reason" | "entryStatus">): string {
+  if (ending.entryStatus === ENTRY.cancelled) return `cancelled${ending.reason ? `: ${ending.reason}` : ""}`;
+  if (ending.signal) return `killed by ${ending.signal}`;
+  if (ending.exitCode !== null) return `exit ${ending.exitCode}`;
+  return ending.reason ?? "";
+}

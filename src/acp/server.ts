@@ -1,0 +1,105 @@
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SpoolClient } from "../client/spool-client.js";
+import { loadConfig } from "../config.js";
+import type { Logger } from "../logger.js";
+
+/** Where the Spool server of the bridge is, and whether `--server` named it (then nothing is started). */
+export interface ServerLocation {
+  url: string;
+  tokenFile: string;
+  home: string;
+  explicit: boolean;
+}
+
+export interface ServerFlags {
+  server?: string | undefined;
+  home?: string | undefined;
+  "token-file"?: string | undefined;
+}
+
+/** The server the bridge talks to: `--server`/SPOOL_SERVER, else the one the home's configuration describes. */
+export function locateServer(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerLocation {
+  const config = loadConfig(flags.home ? { home: flags.home } : {}, env);
+  const explicit = flags.server ?? env.SPOOL_SERVER;
+  const tokenFile = flags["token-file"] ?? env.SPOOL_TOKEN_FILE ?? config.tokenFile;
+  if (explicit) return { url: explicit, tokenFile, home: config.home, explicit: true };
+  if (config.port === 0) throw new Error(`The server of ${config.home} listens on a port chosen at start (port 0); pass --server URL`);
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  return { url: `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`, tokenFile, home: config.home, explicit: false };
+}
+
+/** Connects once and pings: the server answers with this token. */
+async function probe(location: ServerLocation): Promise<string> {
+  let token: string;
+  try {
+    token = readFileSync(location.tokenFile, "utf8").trim();
+  } catch {
+    throw new Error(`cannot read the token file ${location.tokenFile}`);
+  }
+  const client = await SpoolClient.connect(location.url, { token });
+  try {
+    await client.request("ping", {});
+  } finally {
+    client.close();
+  }
+  return token;
+}
+
+const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
+
+/** How long a server started here has to answer. */
+const START_TIMEOUT_MS = 30_000;
+
+/**
+ * The token of a server that answers at `location`. When none does and the location is the home's own
+ * (no `--server`), starts `spool serve` for the home as a detached process (it outlives the bridge, so
+ * other clients and later bridges share it), its output appended to `serve.log` in the home, and waits
+ * until it answers.
+ */
+export async function ensureServer(location: ServerLocation, log: Logger): Promise<{ url: string; token: string }> {
+  let firstError: unknown;
+  try {
+    return { url: location.url, token: await probe(location) };
+  } catch (error) {
+    if (location.explicit) throw new Error(`No Spool server answers at ${location.url}: ${error instanceof Error ? error.message : String(error)}`);
+    firstError = error;
+  }
+  mkdirSync(location.home, { recursive: true, mode: 0o700 });
+  const logFile = join(location.home, "serve.log");
+  log.info(
+    `no server answers at ${location.url} (${firstError instanceof Error ? firstError.message : String(firstError)}); starting spool serve, output in ${logFile}`,
+  );
+  const fd = openSync(logFile, "a", 0o600);
+  let exit: { code: number | null } | null = null;
+  try {
+    const child = spawn(process.execPath, [SPOOL_BIN, "serve", "--home", location.home], {
+      detached: true,
+      stdio: ["ignore", fd, fd],
+      env: process.env,
+    });
+    child.once("exit", (code) => (exit = { code }));
+    child.unref();
+  } finally {
+    closeSync(fd);
+  }
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let delay = 50;
+  for (;;) {
+    try {
+      return { url: location.url, token: await probe(location) };
+    } catch (error) {
+      // A server another bridge started at the same moment holds the home: ours exits, theirs answers soon.
+      if (Date.now() > deadline) {
+        const why = exit ? `spool serve exited with ${(exit as { code: number | null }).code}` : "it did not answer";
+        throw new Error(
+          `Started spool serve for ${location.home}, but ${why} within ${START_TIMEOUT_MS / 1000} s (see ${logFile}): ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(500, delay * 2);
+    }
+  }
+}

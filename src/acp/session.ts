@@ -1,0 +1,574 @@
+import {
+  RequestError,
+  type RequestPermissionRequest,
+  type RequestPermissionResponse,
+  type SessionConfigOption,
+  type SessionModeState,
+  type SessionUpdate,
+  type StopReason,
+  type ToolCallContent,
+  type ToolCallStatus,
+  type ToolKind,
+} from "@agentclientprotocol/sdk";
+import type { ResultOf, SpoolNotifications } from "../client/api.js";
+import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import { ENTRY, RUN } from "../core/status.js";
+import type { Logger } from "../logger.js";
+import { isCommandTool, tail, toolLook } from "./content.js";
+import { CommandOutput, type ToolChange } from "./output.js";
+
+/** What a session needs of the editor: its name, whether it shows terminals, and the two calls it makes. */
+export interface Editor {
+  readonly name: string;
+  readonly terminal: boolean;
+  update(sessionId: string, update: SessionUpdate): Promise<void>;
+  requestPermission(params: RequestPermissionRequest, signal: AbortSignal): Promise<RequestPermissionResponse>;
+}
+
+export interface Model {
+  alias: string;
+  provider: string;
+  model: string;
+}
+
+/** One connection of the bridge to the Spool server, joined to one project. */
+export interface ProjectLink {
+  client: SpoolClient;
+  name: string;
+  root: string;
+}
+
+type Mode = "ask" | "act";
+
+interface ToolView {
+  id: string;
+  tool: string;
+  title: string;
+  kind: ToolKind;
+  rawInput: Record<string, unknown>;
+  /** The producer's log entry (sh, env). */
+  path: string | null;
+  /** Its proposal was decided (accepted, rejected, or it ran before the bridge saw it). */
+  resolved: boolean;
+  /** The editor was shown its final status. */
+  settled: boolean;
+  /** The producer's status a replayed history reported. */
+  known: number | null;
+  permission: AbortController | null;
+  output: CommandOutput | null;
+}
+
+interface Turn {
+  loop: number | null;
+  finish(outcome: { stop: StopReason } | { error: string }): void;
+}
+
+type HistoryMessage = ResultOf<"run/history">["messages"][number];
+
+/** Updates waiting for the editor; past it, new ones are dropped (with one warning) rather than held without bound. */
+const MAX_QUEUED = 10_000;
+/** Tool calls remembered per session; the oldest finished ones are forgotten past it. */
+const MAX_TOOLS = 500;
+/** Loop endings remembered until a prompt claims them. */
+const MAX_ENDINGS = 64;
+/** Messages a `session/load` replays at most. */
+const MAX_REPLAY = 20_000;
+/** How long a cancelled turn waits for its commands' final updates before it answers. */
+const CANCEL_SETTLE_MS = 3_000;
+
+const PERMISSION_OPTIONS: RequestPermissionRequest["options"] = [
+  { optionId: "allow_once", name: "Allow", kind: "allow_once" },
+  { optionId: "allow_always", name: "Always allow this command in this session", kind: "allow_always" },
+  { optionId: "reject_once", name: "Reject", kind: "reject_once" },
+];
+
+const MODES: { id: Mode; name: string; description: string }[] = [
+  { id: "act", name: "Act", description: "The model proposes shell commands; each runs once you allow it" },
+  { id: "ask", name: "Ask", description: "Read-only commands only, in a sandbox" },
+];
+
+/** A Spool error as an ACP error the editor shows. */
+export function acpError(error: unknown): RequestError {
+  if (error instanceof RequestError) return error;
+  if (error instanceof SpoolRpcError) {
+    if (error.errorCode === "INVALID_PARAMS") return RequestError.invalidParams(error.data, error.message);
+    return new RequestError(-32603, error.message, error.data);
+  }
+  if (error instanceof ConnectionClosedError) return new RequestError(-32603, `The connection to the Spool server closed: ${error.message}`);
+  return new RequestError(-32603, error instanceof Error ? error.message : String(error));
+}
+
+const isDecided = (error: unknown) => error instanceof SpoolRpcError && (error.errorCode === "CONFLICT" || error.errorCode === "NOT_FOUND");
+
+/**
+ * An ACP session: one Spool run seen from an editor. Turns Spool's notifications about the run into
+ * `session/update`s in the order they came (text, tool calls, permission requests, command output),
+ * prompts the run and answers the prompt when its loop ends, and decides proposals with the editor's
+ * answers. The run is the state; closing the session (or the editor) leaves it running.
+ */
+export class AcpSession {
+  mode: Mode;
+  model: string | null;
+  readonly #tools = new Map<string, ToolView>();
+  readonly #byPath = new Map<string, string>();
+  readonly #endings = new Map<number, { stop: StopReason } | { error: string }>();
+  readonly #queue: (() => Promise<void>)[] = [];
+  #draining = false;
+  #dropped = 0;
+  /** The last queued task when it is a text chunk not yet sent: more text joins it. */
+  #text: { text: string } | null = null;
+  /** The model's text of the current loop, to tell whether a summary repeats it. */
+  #loopText = { loop: -1, text: "" };
+  #turn: Turn | null = null;
+  #closed = false;
+  readonly #off: (() => void)[] = [];
+
+  constructor(
+    readonly id: string,
+    readonly link: ProjectLink,
+    readonly run: string,
+    private readonly editor: Editor,
+    readonly models: Model[],
+    init: { mode: Mode; model: string | null },
+    private readonly log: Logger,
+  ) {
+    this.mode = init.mode;
+    this.model = init.model;
+    const on = <N extends keyof SpoolNotifications>(method: N, handle: (p: SpoolNotifications[N]) => void) =>
+      this.#off.push(link.client.on(method, (p: SpoolNotifications[N]) => (p as { run?: string }).run === run && !this.#closed && handle(p)));
+    on("run/progress", (p) => this.#onText(p.loop, p.delta));
+    on("run/tool", (p) => this.#enqueue(() => this.#onTool(p)));
+    on("run/proposal", (p) => this.#enqueue(() => this.#onProposal(p)));
+    on("run/resolved", (p) => this.#enqueue(() => this.#onResolved(p)));
+    on("run/state", (p) => this.#enqueue(() => this.#onState(p)));
+  }
+
+  // ---- what the editor sees: config --------------------------------------------------------------
+
+  configOptions(): SessionConfigOption[] {
+    return [
+      {
+        id: "mode",
+        name: "Mode",
+        category: "mode",
+        type: "select",
+        currentValue: this.mode,
+        options: MODES.map((m) => ({ value: m.id, name: m.name, description: m.description })),
+      },
+      {
+        id: "model",
+        name: "Model",
+        category: "model",
+        type: "select",
+        currentValue: this.model ?? "",
+        options: this.models.map((m) => ({ value: m.alias, name: m.alias, description: `${m.provider}/${m.model}` })),
+      },
+    ];
+  }
+
+  modes(): SessionModeState {
+    return { currentModeId: this.mode, availableModes: MODES.map((m) => ({ id: m.id, name: m.name, description: m.description })) };
+  }
+
+  setOption(configId: string, value: unknown): void {
+    if (configId === "mode") {
+      if (value !== "ask" && value !== "act") throw RequestError.invalidParams({ configId, value }, `mode is "ask" or "act"`);
+      this.mode = value;
+      return;
+    }
+    if (configId === "model") {
+      if (typeof value !== "string" || !this.models.some((m) => m.alias === value)) {
+        throw RequestError.invalidParams({ configId, value }, `unknown model; configured: ${this.models.map((m) => m.alias).join(", ") || "none"}`);
+      }
+      this.model = value;
+      return;
+    }
+    throw RequestError.invalidParams({ configId }, `unknown option "${configId}"; Spool offers mode and model`);
+  }
+
+  // ---- prompt turns --------------------------------------------------------------------------------
+
+  /** A prompt turn: the prompt becomes the run's next loop; answers when that loop ends (or is cancelled). */
+  async prompt(text: string): Promise<StopReason> {
+    if (this.#turn) throw RequestError.invalidRequest({ sessionId: this.id }, "a prompt turn is already running in this session");
+    let finish!: Turn["finish"];
+    const done = new Promise<{ stop: StopReason } | { error: string }>((resolve) => (finish = resolve));
+    const turn: Turn = { loop: null, finish };
+    this.#turn = turn;
+    try {
+      const reply = await this.link.client
+        .call("run/prompt", { run: this.run, prompt: text, mode: this.mode, ...(this.model ? { model: this.model } : {}) })
+        .catch((error: unknown) => {
+          throw acpError(error);
+        });
+      turn.loop = reply.loop;
+      const ended = this.#endings.get(reply.loop);
+      if (ended) turn.finish(ended);
+      else if (reply.run.status === RUN.aborted) turn.finish({ stop: "cancelled" });
+      const outcome = await done;
+      if ("error" in outcome) throw new RequestError(-32603, `The run's loop ${reply.loop} failed: ${outcome.error}`, { run: this.run, loop: reply.loop });
+      return outcome.stop;
+    } finally {
+      if (this.#turn === turn) this.#turn = null;
+    }
+  }
+
+  /** `session/cancel`: aborts the run's loop (Spool rejects its proposals and cancels its commands); the turn answers "cancelled". */
+  async cancel(): Promise<void> {
+    for (const view of this.#tools.values()) this.#withdraw(view);
+    const turn = this.#turn;
+    if (!turn) return;
+    try {
+      await this.link.client.call("run/abort", { run: this.run, reason: `cancelled in ${this.editor.name}` });
+    } catch (error) {
+      // Not running any more: the loop ended meanwhile, and its ending answers the turn.
+      if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.log.warn(`run/abort of ${this.run} failed: ${String(error)}`);
+    }
+    // The commands' last updates (cancelled, their exit) go out before the answer, within reason.
+    const outputs = [...this.#tools.values()].flatMap((v) => (v.output ? [v.output] : []));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(outputs.map((o) => o.settled)), new Promise<void>((resolve) => (timer = setTimeout(resolve, CANCEL_SETTLE_MS)))]);
+    clearTimeout(timer);
+    this.#enqueue(async () => turn.finish({ stop: "cancelled" }));
+  }
+
+  // ---- opening: history and what is under way ----------------------------------------------------
+
+  /** `session/load`: the run's conversation as updates (prompts, text, tool calls with their results), before anything live. */
+  replay(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#enqueue(async () => {
+        try {
+          let after = 0;
+          let count = 0;
+          for (;;) {
+            const page = await this.link.client.call("run/history", { run: this.run, after, limit: 200 });
+            for (const message of page.messages) await this.#replayMessage(message);
+            count += page.messages.length;
+            if (page.next === null || count >= MAX_REPLAY) break;
+            after = page.next;
+          }
+          resolve();
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  }
+
+  /** Asks the editor about the run's pending proposals and follows its running commands (after load or resume). */
+  catchUp(): void {
+    this.#enqueue(async () => {
+      const pending = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.proposed });
+      for (const log of pending.entries) {
+        const a = log.attributes;
+        await this.#onProposal({
+          run: this.run,
+          path: log.path,
+          tool: String(a.tool),
+          command: String(a.command),
+          attributes: a,
+          turn: log.turn,
+          loop: typeof a.loop === "number" ? a.loop : null,
+          toolCallId: typeof a.toolCallId === "string" ? a.toolCallId : null,
+        });
+      }
+      // An accepted producer's log entry records its final status when it ends: without one, it still runs.
+      const accepted = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.done });
+      for (const log of accepted.entries) {
+        if (log.attributes.status !== undefined) continue;
+        const view = await this.#view(typeof log.attributes.toolCallId === "string" ? log.attributes.toolCallId : log.path, log.path, log.attributes);
+        if (view.settled || view.output) continue;
+        view.resolved = true;
+        await this.#change(view, { status: "in_progress" });
+        this.#follow(view);
+      }
+    });
+  }
+
+  /** `session/close`, or the editor went away: stop showing the run (it goes on). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const off of this.#off) off();
+    for (const view of this.#tools.values()) {
+      this.#withdraw(view);
+      await view.output?.close();
+      view.output = null;
+    }
+    this.#turn?.finish({ stop: "cancelled" });
+    this.#queue.length = 0;
+  }
+
+  // ---- Spool's notifications -----------------------------------------------------------------------
+
+  #onText(loop: number, delta: string): void {
+    if (this.#loopText.loop !== loop) this.#loopText = { loop, text: "" };
+    // Only needed to compare with a summary: a long text is taken as different from any.
+    if (this.#loopText.text.length < 256 * 1024) this.#loopText.text += delta;
+    if (this.#text && this.#queue.length > 0) {
+      this.#text.text += delta;
+      return;
+    }
+    const chunk = { text: delta };
+    this.#enqueue(async () => {
+      if (this.#text === chunk) this.#text = null;
+      await this.#send({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: chunk.text } });
+    });
+    this.#text = chunk;
+  }
+
+  async #onTool(p: SpoolNotifications["run/tool"]): Promise<void> {
+    if (p.tool === "done") return;
+    const view = await this.#view(p.id, isCommandTool(p.tool) ? p.path : null, p.arguments, p.tool);
+    if (p.status !== "completed" && p.status !== "failed") return;
+    if (view.settled) return;
+    // A command's tool call follows its producer; without one (it could not be proposed), or for the other tools, the answer settles it.
+    if (isCommandTool(p.tool) && view.path) return;
+    await this.#settle(view, p.status, p.result ?? "");
+  }
+
+  async #onProposal(p: SpoolNotifications["run/proposal"]): Promise<void> {
+    const args: Record<string, unknown> = { command: p.command };
+    if (typeof p.attributes.cwd === "string" && p.attributes.cwd) args.cwd = p.attributes.cwd;
+    const view = await this.#view(p.toolCallId ?? p.path, p.path, args, p.tool);
+    if (view.resolved || view.permission || view.settled) return;
+    this.#ask(view);
+  }
+
+  async #onResolved(p: SpoolNotifications["run/resolved"]): Promise<void> {
+    const id = this.#byPath.get(p.path) ?? p.toolCallId ?? p.path;
+    let view = this.#tools.get(id);
+    if (!view) {
+      // Decided before this session saw it proposed (a rule, or before a load): its tool and command are in the log entry.
+      const log = await this.link.client.call("entry/get", { run: this.run, path: p.path });
+      view = await this.#view(id, p.path, log.attributes);
+    }
+    if (view.resolved) return;
+    view.resolved = true;
+    this.#withdraw(view);
+    if (p.decision === "reject") {
+      await this.#settle(view, "failed", `rejected by ${p.resolvedBy}${p.reason ? `: ${p.reason}` : ""}`);
+      return;
+    }
+    await this.#change(view, { status: "in_progress" });
+    this.#follow(view);
+  }
+
+  async #onState(p: SpoolNotifications["run/state"]): Promise<void> {
+    const loop = p.loop?.seq;
+    if (p.event === "loop finished" && loop !== undefined) {
+      const summary = typeof p.summary === "string" ? p.summary.trim() : "";
+      const said = this.#loopText.loop === loop ? this.#loopText.text.trim() : "";
+      if (summary && summary !== said)
+        await this.#send({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: `${said ? "\n\n" : ""}${summary}` } });
+      this.#ended(loop, { stop: "end_turn" });
+    } else if (p.event === "loop failed" && loop !== undefined) {
+      this.#ended(loop, { error: String(p.error ?? "unknown error") });
+    } else if (p.event === "aborted" && this.#turn) {
+      // run/abort (ours or another client's) ends every open loop of the run.
+      this.#turn.finish({ stop: "cancelled" });
+    }
+  }
+
+  #ended(loop: number, outcome: { stop: StopReason } | { error: string }): void {
+    if (this.#turn?.loop === loop) {
+      this.#turn.finish(outcome);
+      return;
+    }
+    this.#endings.set(loop, outcome);
+    if (this.#endings.size > MAX_ENDINGS) this.#endings.delete(this.#endings.keys().next().value!);
+  }
+
+  // ---- tool calls -------------------------------------------------------------------------------------
+
+  /** The tool call with this id, announced to the editor (`tool_call`) the first time it is seen. */
+  async #view(id: string, path: string | null, args: Record<string, unknown>, tool = String(args.tool ?? "sh")): Promise<ToolView> {
+    let view = this.#tools.get(id);
+    if (!view) {
+      const rawInput: Record<string, unknown> = { ...args };
+      if (rawInput.tool !== undefined) {
+        // From a log entry's attributes: keep what describes the call.
+        for (const key of Object.keys(rawInput))
+          if (!["command", "cwd", "env", "path", "tail", "line", "limit", "timeout_ms"].includes(key)) delete rawInput[key];
+      }
+      const look = toolLook(tool, rawInput);
+      view = { id, tool, ...look, rawInput, path: null, resolved: false, settled: false, known: null, permission: null, output: null };
+      this.#tools.set(id, view);
+      this.#forgetOld();
+      const terminal = this.editor.terminal && isCommandTool(tool);
+      await this.#send({
+        sessionUpdate: "tool_call",
+        toolCallId: id,
+        title: look.title,
+        kind: look.kind,
+        status: "pending",
+        rawInput,
+        ...(terminal
+          ? {
+              content: [{ type: "terminal", terminalId: id }],
+              _meta: { terminal_info: { terminal_id: id, cwd: this.#cwd(rawInput) } },
+            }
+          : {}),
+      });
+    }
+    if (path && !view.path) {
+      view.path = path;
+      this.#byPath.set(path, id);
+    }
+    return view;
+  }
+
+  #cwd(args: Record<string, unknown>): string {
+    const cwd = typeof args.cwd === "string" ? args.cwd : "";
+    return cwd ? `${this.link.root.replace(/\/$/, "")}/${cwd}` : this.link.root;
+  }
+
+  #forgetOld(): void {
+    if (this.#tools.size <= MAX_TOOLS) return;
+    for (const [id, view] of this.#tools) {
+      if (this.#tools.size <= MAX_TOOLS) return;
+      if (!view.settled) continue;
+      this.#tools.delete(id);
+      if (view.path) this.#byPath.delete(view.path);
+    }
+  }
+
+  /** A proposal becomes `session/request_permission`; the editor's answer resolves it, unless someone decided first. */
+  #ask(view: ToolView): void {
+    const controller = new AbortController();
+    view.permission = controller;
+    const path = view.path!;
+    this.editor
+      .requestPermission(
+        {
+          sessionId: this.id,
+          toolCall: { toolCallId: view.id, title: view.title, kind: view.kind, status: "pending", rawInput: view.rawInput },
+          options: PERMISSION_OPTIONS,
+        },
+        controller.signal,
+      )
+      .then(async (response) => {
+        if (view.permission === controller) view.permission = null;
+        // Withdrawn (someone else decided, or the turn was cancelled): a late answer changes nothing.
+        if (controller.signal.aborted || this.#closed || response.outcome.outcome !== "selected") return;
+        const option = response.outcome.optionId;
+        try {
+          if (option === "allow_once" || option === "allow_always") {
+            await this.link.client.call("run/resolve", { run: this.run, path, decision: "accept", ...(option === "allow_always" ? { always: true } : {}) });
+          } else {
+            await this.link.client.call("run/resolve", { run: this.run, path, decision: "reject", reason: `rejected in ${this.editor.name}` });
+          }
+        } catch (error) {
+          if (!isDecided(error)) this.log.warn(`resolving ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      })
+      .catch((error: unknown) => {
+        if (view.permission === controller) view.permission = null;
+        if (!controller.signal.aborted && !this.#closed)
+          this.log.warn(`permission request for ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
+      });
+  }
+
+  /** Withdraws an open permission request (`$/cancel_request`). */
+  #withdraw(view: ToolView): void {
+    view.permission?.abort(new Error("decided elsewhere"));
+    view.permission = null;
+  }
+
+  /** Streams an accepted command's output into its tool call until it ends. */
+  #follow(view: ToolView): void {
+    if (view.output || !view.path) return;
+    const output = new CommandOutput({
+      client: this.link.client,
+      run: this.run,
+      path: view.path,
+      toolCallId: view.id,
+      terminal: this.editor.terminal,
+      send: (change) => this.#enqueue(() => this.#change(view, change)),
+      log: this.log,
+    });
+    view.output = output;
+    output
+      .follow()
+      .then((ending) => {
+        if (ending) view.settled = true;
+      })
+      .catch((error: unknown) => {
+        if (!this.#closed) this.log.warn(`following ${view.path} failed: ${error instanceof Error ? error.message : String(error)}`);
+      })
+      .finally(() => {
+        if (view.output === output) view.output = null;
+      });
+  }
+
+  async #settle(view: ToolView, status: ToolCallStatus, text: string): Promise<void> {
+    view.settled = true;
+    await this.#change(view, { status, content: [{ type: "content", content: { type: "text", text: tail(text) } }] });
+  }
+
+  #change(view: ToolView, change: ToolChange): Promise<void> {
+    return this.#send({ sessionUpdate: "tool_call_update", toolCallId: view.id, ...change });
+  }
+
+  async #replayMessage(message: HistoryMessage): Promise<void> {
+    if (message.role === "user") {
+      if (!message.note && message.text) await this.#send({ sessionUpdate: "user_message_chunk", content: { type: "text", text: message.text } });
+      return;
+    }
+    if (message.role === "assistant") {
+      if (message.text) await this.#send({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: message.text } });
+      for (const call of message.toolCalls) {
+        if (call.tool === "done") continue;
+        const view = await this.#view(call.id, call.path, call.arguments, call.tool);
+        view.known = call.status;
+        if (call.status !== null && call.status !== ENTRY.proposed) view.resolved = true;
+        if (call.status !== null && call.status !== ENTRY.proposed && call.status !== ENTRY.streaming) view.settled = true;
+      }
+      return;
+    }
+    const view = message.toolCallId ? this.#tools.get(message.toolCallId) : undefined;
+    if (!view || !message.text) return;
+    const content: ToolCallContent[] = [{ type: "content", content: { type: "text", text: tail(message.text) } }];
+    if (isCommandTool(view.tool) && view.path) {
+      // The result the model read; a command still running is followed live after the load.
+      const status: ToolCallStatus = view.known === ENTRY.streaming ? "in_progress" : view.known === ENTRY.done ? "completed" : "failed";
+      await this.#change(view, { content, status });
+      return;
+    }
+    await this.#settle(view, message.text.startsWith("error:") ? "failed" : "completed", message.text);
+  }
+
+  // ---- the ordered queue of updates ---------------------------------------------------------------
+
+  #send(update: SessionUpdate): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.editor.update(this.id, update);
+  }
+
+  #enqueue(task: () => Promise<void>): void {
+    if (this.#closed) return;
+    if (this.#queue.length >= MAX_QUEUED) {
+      if (this.#dropped++ === 0) this.log.warn(`session ${this.id}: the editor is not reading; updates are dropped until it catches up`);
+      return;
+    }
+    this.#text = null;
+    this.#queue.push(task);
+    if (!this.#draining) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      for (let task = this.#queue.shift(); task; task = this.#queue.shift()) {
+        try {
+          await task();
+        } catch (error) {
+          if (!this.#closed) this.log.warn(`session ${this.id}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    } finally {
+      this.#draining = false;
+      this.#dropped = 0;
+    }
+  }
+}
