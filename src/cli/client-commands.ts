@@ -155,7 +155,7 @@ export const RUNNERS: Command = {
   },
 };
 
-function liveness(r: { embedded: boolean; attachedAt: number; state?: string; heldUntil?: number | null }): string {
+function liveness(r: { embedded: boolean; attachedAt: number; state: "attached" | "disconnected"; heldUntil: number | null }): string {
   if (r.state === "disconnected")
     return r.heldUntil ? `disconnected (name held ${Math.max(0, Math.ceil((r.heldUntil - Date.now()) / 1000))}s)` : "disconnected";
   if (r.embedded && r.attachedAt === 0) return "starts on first use";

@@ -460,7 +460,7 @@ export interface SpoolMethods {
       default: boolean;
     };
   };
-  /** The project's runners: attached ones, and the embedded local runner when the server runs one. */
+  /** The project's runners: attached ones, ones that went away while they had work (`disconnected`, their name held for them until `heldUntil`), and the embedded local runner when the server runs one. */
   "runner/list": {
     params: Record<string, never>;
     result: {
@@ -485,6 +485,10 @@ export interface SpoolMethods {
           /** What the sandbox is, or why there is none */
           detail: string;
         };
+        /** disconnected: it went away while it had work; only it can take its name back */
+        state: "attached" | "disconnected";
+        /** For a disconnected runner: when its name and producers are given up (ms since the epoch) */
+        heldUntil: number | null;
       }>;
     };
   };

@@ -46,7 +46,7 @@ type AttachParams = z.output<typeof RunnerAttachParams>;
 export class RunnerRegistry {
   readonly #projects = new Map<number, Map<string, AttachedRunner>>();
   readonly #byConnection = new Map<ConnectionHandle, AttachedRunner>();
-  readonly #reserved = new Map<string, { tokenKey: string; timer: NodeJS.Timeout }>();
+  readonly #reserved = new Map<string, { tokenKey: string; timer: NodeJS.Timeout; runner: AttachedRunner; until: number }>();
   #embedded: EmbeddedRunnerHost | null = null;
 
   /** Installs the embedded runner (at start-up, when the server runs one). */
@@ -79,6 +79,11 @@ export class RunnerRegistry {
 
   list(projectId: number): AttachedRunner[] {
     return [...this.#of(projectId).values()];
+  }
+
+  /** Runners that went away and whose names are held for them until `until` (ms since the epoch). */
+  held(projectId: number): { runner: AttachedRunner; until: number }[] {
+    return [...this.#reserved.values()].filter((r) => r.runner.projectId === projectId).map(({ runner, until }) => ({ runner, until }));
   }
 
   /**
@@ -155,7 +160,7 @@ export class RunnerRegistry {
       clearTimeout(this.#reserved.get(key)?.timer);
       const timer = setTimeout(() => this.#reserved.delete(key), reserveMs);
       timer.unref();
-      this.#reserved.set(key, { tokenKey: runner.tokenKey, timer });
+      this.#reserved.set(key, { tokenKey: runner.tokenKey, timer, runner, until: Date.now() + reserveMs });
     }
     return runner;
   }

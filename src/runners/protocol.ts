@@ -56,6 +56,8 @@ export const RunnerInfo = z.object({
   attachedAt: z.number().int(),
   running: z.number().int().describe("Producers this runner is executing"),
   sandbox: SandboxInfo.describe("Where it runs read-only work (env, ask runs); readOnly false: such work is refused on it"),
+  state: z.enum(["attached", "disconnected"]).describe("disconnected: it went away while it had work; only it can take its name back"),
+  heldUntil: z.number().int().nullable().describe("For a disconnected runner: when its name and producers are given up (ms since the epoch)"),
 });
 
 export const ExecTarget = z.object({
