@@ -54,6 +54,19 @@ export function explain(error: unknown, target: Target | null): { message: strin
   }
   if (error instanceof SpoolRpcError) return rpcMessage(error);
   if (isParseArgsError(error)) return { message: `${(error as Error).message}`, code: EXIT.usage };
+  const sys = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (sys?.code === "EADDRINUSE") {
+    return {
+      message: `${sys.address ?? "the address"}:${sys.port ?? "?"} is already in use — is another server running there? Pick another with --port (0: any free one)`,
+      code: EXIT.failed,
+    };
+  }
+  if (sys?.code === "EACCES" && sys.syscall === "listen") {
+    return {
+      message: `not allowed to listen on ${sys.address ?? "the address"}:${sys.port ?? "?"} — ports below 1024 need privileges; pick another with --port`,
+      code: EXIT.failed,
+    };
+  }
   return { message: error instanceof Error ? error.message : String(error), code: EXIT.failed };
 }
 

@@ -360,6 +360,11 @@ describe("the spool command line", () => {
         const { code } = await second.exitsWithin(startupMs + 5_000);
         expect(code).toBe(1);
         expect(second.stderr()).toContain("is in use by another Spool server");
+        // Another home, the same port: the address is taken, and the message says what to do.
+        const port = new URL(serve.url).port;
+        const third = spawnCli(["serve", "--port", port, "--home", tempDir(), "--no-local-runner"]);
+        expect((await third.exitsWithin(startupMs + 5_000)).code).toBe(1);
+        expect(third.stderr()).toContain(`127.0.0.1:${port} is already in use — is another server running there? Pick another with --port`);
       } finally {
         await serve.stop();
       }
