@@ -58,6 +58,10 @@ export class CommandOutput {
   #closed = false;
   readonly #decoders = new Map<number, StringDecoder>();
   #settle!: () => void;
+  /** The producer has ended and its last updates are being made. */
+  finishing = false;
+  #markSubscribed!: () => void;
+  readonly #subscribed = new Promise<void>((resolve) => (this.#markSubscribed = resolve));
   /** Resolves once following has ended (the last update queued, or closed). */
   readonly settled = new Promise<void>((resolve) => (this.#settle = resolve));
 
@@ -72,10 +76,24 @@ export class CommandOutput {
     }
   }
 
+  /**
+   * Resolves when the last updates of a producer that has ended are queued, or at once for one still
+   * running: what a turn waits for before it is answered.
+   */
+  async quiet(): Promise<void> {
+    await this.#subscribed;
+    if (this.finishing) await this.settled;
+  }
+
   async #follow(): Promise<Ending | null> {
     const { client, run, path } = this.options;
-    this.#watch = await client.watch({ run, path }, (chunk) => this.#data(chunk.channel, chunk.data));
+    try {
+      this.#watch = await client.watch({ run, path }, (chunk) => this.#data(chunk.channel, chunk.data));
+    } finally {
+      this.#markSubscribed();
+    }
     const ended = await this.#watch.ended;
+    this.finishing = true;
     if (this.#closed) return null;
     this.#flushTerminal();
     if (this.#timer) clearTimeout(this.#timer);
@@ -103,6 +121,7 @@ export class CommandOutput {
   async close(): Promise<void> {
     this.#closed = true;
     this.#settle();
+    this.#markSubscribed();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#watch?.close();

@@ -73,8 +73,8 @@ const MAX_TOOLS = 500;
 const MAX_ENDINGS = 64;
 /** Messages a `session/load` replays at most. */
 const MAX_REPLAY = 20_000;
-/** How long a cancelled turn waits for its commands' final updates before it answers. */
-const CANCEL_SETTLE_MS = 3_000;
+/** How long a turn waits for its commands' final updates before it answers. */
+const SETTLE_MS = 3_000;
 
 const PERMISSION_OPTIONS: RequestPermissionRequest["options"] = [
   { optionId: "allow_once", name: "Allow", kind: "allow_once" },
@@ -206,6 +206,7 @@ export class AcpSession {
       if (ended) turn.finish(ended);
       else if (reply.run.status === RUN.aborted) turn.finish({ stop: "cancelled" });
       const outcome = await done;
+      await this.#quiesce();
       if ("error" in outcome) throw new RequestError(-32603, `The run's loop ${reply.loop} failed: ${outcome.error}`, { run: this.run, loop: reply.loop });
       return outcome.stop;
     } finally {
@@ -224,12 +225,31 @@ export class AcpSession {
       // Not running any more: the loop ended meanwhile, and its ending answers the turn.
       if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.log.warn(`run/abort of ${this.run} failed: ${String(error)}`);
     }
-    // The commands' last updates (cancelled, their exit) go out before the answer, within reason.
-    const outputs = [...this.#tools.values()].flatMap((v) => (v.output ? [v.output] : []));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(outputs.map((o) => o.settled)), new Promise<void>((resolve) => (timer = setTimeout(resolve, CANCEL_SETTLE_MS)))]);
-    clearTimeout(timer);
+    // The cancelled commands' last updates go out before the answer, within reason.
+    await this.#settled("settled");
     this.#enqueue(async () => turn.finish({ stop: "cancelled" }));
+  }
+
+  /** Waits (within reason) until every command being followed is `settled` (all) or `quiet` (those that ended). */
+  async #settled(how: "settled" | "quiet"): Promise<void> {
+    const outputs = [...this.#tools.values()].flatMap((v) => (v.output ? [v.output] : []));
+    if (outputs.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(outputs.map((o) => (how === "settled" ? o.settled : o.quiet()))),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLE_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Before a turn is answered: commands that ended have sent their last updates, and every queued update is out. */
+  async #quiesce(): Promise<void> {
+    await this.#settled("quiet");
+    if (this.#closed) return;
+    await new Promise<void>((resolve) => {
+      if (this.#queue.length >= MAX_QUEUED) return resolve();
+      this.#enqueue(async () => resolve());
+    });
   }
 
   // ---- opening: history and what is under way ----------------------------------------------------
@@ -343,6 +363,7 @@ export class AcpSession {
       const log = await this.link.client.call("entry/get", { run: this.run, path: p.path });
       view = await this.#view(id, p.path, log.attributes);
     }
+    this.#locate(view, p.path);
     if (view.resolved) return;
     view.resolved = true;
     this.#withdraw(view);
@@ -411,11 +432,15 @@ export class AcpSession {
           : {}),
       });
     }
-    if (path && !view.path) {
-      view.path = path;
-      this.#byPath.set(path, id);
-    }
+    if (path) this.#locate(view, path);
     return view;
+  }
+
+  /** Ties a command's tool call to its producer's log entry. */
+  #locate(view: ToolView, path: string): void {
+    if (view.path || !isCommandTool(view.tool)) return;
+    view.path = path;
+    this.#byPath.set(path, view.id);
   }
 
   #cwd(args: Record<string, unknown>): string {
