@@ -185,11 +185,28 @@ export class Bridge {
     let link = this.#links.get(project.name);
     if (!link) {
       if (this.#links.size >= MAX_PROJECTS) throw new RequestError(-32603, `spool acp joins at most ${MAX_PROJECTS} projects at once`);
-      link = this.#connect().then(async ({ url, token }) => ({
-        client: await SpoolClient.open(url, { token, reconnect: { project: project.name, client: this.#clientInfo() } }),
-        name: project.name,
-        root: project.root,
-      }));
+      link = this.#connect().then(async ({ url, token }) => {
+        const client = await SpoolClient.open(url, { token, reconnect: { project: project.name, client: this.#clientInfo() } });
+        const waiting = new Set<(back: boolean) => void>();
+        client.onReconnect(() => {
+          for (const wake of waiting) wake(true);
+          waiting.clear();
+          for (const session of this.#sessions.values()) if (session.link.client === client) session.resync();
+        });
+        const reconnected = (timeoutMs: number) =>
+          client.closed
+            ? new Promise<boolean>((resolve) => {
+                const wake = (back: boolean) => {
+                  clearTimeout(timer);
+                  waiting.delete(wake);
+                  resolve(back);
+                };
+                const timer = setTimeout(() => wake(false), timeoutMs);
+                waiting.add(wake);
+              })
+            : Promise.resolve(true);
+        return { client, name: project.name, root: project.root, reconnected };
+      });
       this.#links.set(project.name, link);
       link.catch(() => this.#links.delete(project.name));
     }

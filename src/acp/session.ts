@@ -12,7 +12,7 @@ import {
 } from "@agentclientprotocol/sdk";
 import type { ResultOf, SpoolNotifications } from "../client/api.js";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
-import { ENTRY, RUN } from "../core/status.js";
+import { ENTRY, OPEN_RUN, RUN } from "../core/status.js";
 import type { Logger } from "../logger.js";
 import { isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, type ToolChange } from "./output.js";
@@ -36,6 +36,8 @@ export interface ProjectLink {
   client: SpoolClient;
   name: string;
   root: string;
+  /** Resolves once the connection is back after a drop (false when it did not come back in time). */
+  reconnected(timeoutMs: number): Promise<boolean>;
 }
 
 type Mode = "ask" | "act";
@@ -55,6 +57,8 @@ interface ToolView {
   /** The producer's status a replayed history reported. */
   known: number | null;
   permission: AbortController | null;
+  /** The editor answered; its decision is on its way to the server. */
+  deciding: boolean;
   output: CommandOutput | null;
 }
 
@@ -73,6 +77,10 @@ const MAX_TOOLS = 500;
 const MAX_ENDINGS = 64;
 /** Messages a `session/load` replays at most. */
 const MAX_REPLAY = 20_000;
+/** An editor's answer given while the server connection is down is sent this many times at most… */
+const RESOLVE_ATTEMPTS = 5;
+/** …each after waiting this long at most for the connection to come back. */
+const RECONNECT_WAIT_MS = 60_000;
 /** How long a turn waits for its commands' final updates before it answers. */
 const SETTLE_MS = 3_000;
 
@@ -120,6 +128,8 @@ export class AcpSession {
   /** The model's text of the current loop, to tell whether a summary repeats it. */
   #loopText = { loop: -1, text: "" };
   #turn: Turn | null = null;
+  /** The run's title as the editor was last told it. */
+  #title: string | null = null;
   #closed = false;
   readonly #off: (() => void)[] = [];
 
@@ -202,6 +212,11 @@ export class AcpSession {
           throw acpError(error);
         });
       turn.loop = reply.loop;
+      if (reply.run.title && reply.run.title !== this.#title) {
+        const title = reply.run.title;
+        this.#title = title;
+        this.#enqueue(() => this.#send({ sessionUpdate: "session_info_update", title, updatedAt: new Date(reply.run.updatedAt).toISOString() }));
+      }
       const ended = this.#endings.get(reply.loop);
       if (ended) turn.finish(ended);
       else if (reply.run.status === RUN.aborted) turn.finish({ stop: "cancelled" });
@@ -306,6 +321,23 @@ export class AcpSession {
     });
   }
 
+  /**
+   * After the connection to the server came back: notifications sent meanwhile are lost, so a turn whose
+   * loop ended is answered from the run's status, and pending proposals and running commands are looked up.
+   */
+  resync(): void {
+    this.#enqueue(async () => {
+      const turn = this.#turn;
+      if (!turn || turn.loop === null) return;
+      const { run } = await this.link.client.call("run/get", { run: this.run });
+      if (OPEN_RUN.includes(run.status)) return;
+      if (run.status === RUN.done) turn.finish({ stop: "end_turn" });
+      else if (run.status === RUN.aborted) turn.finish({ stop: "cancelled" });
+      else turn.finish({ error: "the loop failed while the connection to the Spool server was down" });
+    });
+    this.catchUp();
+  }
+
   /** `session/close`, or the editor went away: stop showing the run (it goes on). */
   async close(): Promise<void> {
     this.#closed = true;
@@ -351,7 +383,7 @@ export class AcpSession {
     const args: Record<string, unknown> = { command: p.command };
     if (typeof p.attributes.cwd === "string" && p.attributes.cwd) args.cwd = p.attributes.cwd;
     const view = await this.#view(p.toolCallId ?? p.path, p.path, args, p.tool);
-    if (view.resolved || view.permission || view.settled) return;
+    if (view.resolved || view.permission || view.deciding || view.settled) return;
     this.#ask(view);
   }
 
@@ -413,7 +445,7 @@ export class AcpSession {
           if (!["command", "cwd", "env", "path", "tail", "line", "limit", "timeout_ms"].includes(key)) delete rawInput[key];
       }
       const look = toolLook(tool, rawInput);
-      view = { id, tool, ...look, rawInput, path: null, resolved: false, settled: false, known: null, permission: null, output: null };
+      view = { id, tool, ...look, rawInput, path: null, resolved: false, settled: false, known: null, permission: null, deciding: false, output: null };
       this.#tools.set(id, view);
       this.#forgetOld();
       const terminal = this.editor.terminal && isCommandTool(tool);
@@ -477,14 +509,25 @@ export class AcpSession {
         // Withdrawn (someone else decided, or the turn was cancelled): a late answer changes nothing.
         if (controller.signal.aborted || this.#closed || response.outcome.outcome !== "selected") return;
         const option = response.outcome.optionId;
+        const params =
+          option === "allow_once" || option === "allow_always"
+            ? { run: this.run, path, decision: "accept" as const, ...(option === "allow_always" ? { always: true } : {}) }
+            : { run: this.run, path, decision: "reject" as const, reason: `rejected in ${this.editor.name}` };
+        view.deciding = true;
         try {
-          if (option === "allow_once" || option === "allow_always") {
-            await this.link.client.call("run/resolve", { run: this.run, path, decision: "accept", ...(option === "allow_always" ? { always: true } : {}) });
-          } else {
-            await this.link.client.call("run/resolve", { run: this.run, path, decision: "reject", reason: `rejected in ${this.editor.name}` });
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await this.link.client.call("run/resolve", params);
+              return;
+            } catch (error) {
+              // The server connection is down (a restart): the answer is kept and sent once it is back.
+              if (error instanceof ConnectionClosedError && attempt < RESOLVE_ATTEMPTS && (await this.link.reconnected(RECONNECT_WAIT_MS))) continue;
+              if (!isDecided(error)) this.log.warn(`resolving ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
+              return;
+            }
           }
-        } catch (error) {
-          if (!isDecided(error)) this.log.warn(`resolving ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
+        } finally {
+          view.deciding = false;
         }
       })
       .catch((error: unknown) => {

@@ -125,6 +125,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     const last = updates.at(-1)!;
     expect(last).toMatchObject({ status: "failed", _meta: { terminal_exit: { terminal_id: "call_run", exit_code: 3 } } });
     expect(agentText(acp.updates())).toBe("Let me check. \n\nIt prints two lines and exits 3.");
+    expect(acp.updates().find((u) => u.sessionUpdate === "session_info_update")).toMatchObject({ title: "What does it do?" });
     expect(toolResult(model.requests[1]!, "call_run")).toContain("exit code: 3");
     expect(acp.stderr()).toBe("");
   });
@@ -243,6 +244,29 @@ describe("spool acp driven by the ACP SDK's client", () => {
     expect(toolResult(model.requests.at(-1)!, "call_wait")).toContain("after-restart");
   });
 
+  it("a loop that fails answers the prompt with its error; a closed session is gone from the bridge while its run stays", async () => {
+    const acp = start();
+    await initialize(acp);
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    model.reply({ status: 400, body: { error: { message: "the model refuses this test" } } });
+    await expect(acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "fail" }] })).rejects.toMatchObject({
+      code: -32603,
+      message: expect.stringContaining("the model refuses this test"),
+    });
+    await acp.connection.agent.request("session/close", { sessionId });
+    await expect(acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "again" }] })).rejects.toMatchObject({
+      code: -32002,
+    });
+    const watcher = await spool("watcher");
+    expect((await watcher.call("run/get", { run: sessionId.split("/")[1]! })).run.status).toBe(500);
+    // Resuming brings it back without a replay.
+    const from = acp.events.length;
+    await acp.connection.agent.request("session/resume", { sessionId, cwd: project });
+    expect(acp.events.length).toBe(from);
+    model.reply({ text: "fine now" });
+    expect(await acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "again" }] })).toEqual({ stopReason: "end_turn" });
+  });
+
   it("bad requests get clear errors and change nothing", async () => {
     const acp = start();
     await initialize(acp);
@@ -330,6 +354,37 @@ describe("spool acp and its server", () => {
     } finally {
       await acp.stop("SIGKILL");
       rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("spool acp across a server restart", () => {
+  it("a permission asked before the Spool server restarted is answered after it, and the turn still ends", async () => {
+    const model = await ScriptedModel.start();
+    const home = tempDir("spool-acp-restart-");
+    const project = mkdtempSync(join(tmpdir(), "spool-acp-restart-project-"));
+    const port = await freePort();
+    const options = { home, port, env: modelEnv(model), agent: { toolYieldMs: 60_000 } };
+    let ts = await startTestServer(options);
+    const acp = spawnAcp({ args: ["--server", `ws://127.0.0.1:${port}/`], env: { SPOOL_HOME: home } });
+    try {
+      await initialize(acp, { name: "zed" });
+      const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+      model.reply({ tools: [{ id: "call_survive", name: "sh", arguments: { command: "echo survived" } }] }, { text: "It survived." });
+      const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "survive" }] });
+      const ask = await acp.permission();
+      await ts.stop();
+      ts = await startTestServer(options);
+      // Answered at once, perhaps before the bridge has reconnected: the answer waits for the connection; the run waits in the store.
+      ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+      expect(await prompt).toEqual({ stopReason: "end_turn" });
+      expect(toolResult(model.requests.at(-1)!, "call_survive")).toContain("survived");
+      expect(acp.events.filter((e) => e.kind === "permission")).toHaveLength(1);
+    } finally {
+      await acp.stop("SIGKILL");
+      await ts.stop();
+      await model.close();
+      rmSync(project, { recursive: true, force: true });
     }
   });
 });
