@@ -123,8 +123,8 @@ export class AcpSession {
   readonly #queue: (() => Promise<void>)[] = [];
   #draining = false;
   #dropped = 0;
-  /** The last queued task when it is a text chunk not yet sent: more text joins it. */
-  #text: { text: string } | null = null;
+  /** The last queued task when it is a text chunk: more text joins it until it is sent. */
+  #text: { text: string; sent: boolean } | null = null;
   /** The model's text of the current loop, to tell whether a summary repeats it. */
   #loopText = { loop: -1, text: "" };
   #turn: Turn | null = null;
@@ -357,13 +357,13 @@ export class AcpSession {
     if (this.#loopText.loop !== loop) this.#loopText = { loop, text: "" };
     // Only needed to compare with a summary: a long text is taken as different from any.
     if (this.#loopText.text.length < 256 * 1024) this.#loopText.text += delta;
-    if (this.#text && this.#queue.length > 0) {
+    if (this.#text && !this.#text.sent) {
       this.#text.text += delta;
       return;
     }
-    const chunk = { text: delta };
+    const chunk = { text: delta, sent: false };
     this.#enqueue(async () => {
-      if (this.#text === chunk) this.#text = null;
+      chunk.sent = true;
       await this.#send({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: chunk.text } });
     });
     this.#text = chunk;
