@@ -72,7 +72,7 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping` and `rpc.discover`. */
+  /** Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping`, `rpc.discover` and `project/list`. */
   "initialize": {
     params: {
       /** Project name; without it, the project is the one rooted at `root` */
@@ -121,6 +121,28 @@ export interface SpoolMethods {
       pong: true;
       /** Server time, ms since the epoch */
       time: number;
+    };
+  };
+  /** The server's projects by name, with their runs counted. Works before `initialize`: the token grants every project of the server, so a client can choose one to join. */
+  "project/list": {
+    params: {
+      /** At most this many (default 200) */
+      limit?: number;
+    };
+    result: {
+      projects: Array<{
+        name: string;
+        root: string;
+        createdAt: number;
+        /** Runs in the project */
+        runs: number;
+        /** Runs that have not finished (queued, running, waiting) */
+        open: number;
+        /** Runs waiting on a proposal */
+        waiting: number;
+        /** When a run of the project last changed; null without runs */
+        updatedAt: number | null;
+      }>;
     };
   };
   /** Proposes a command for a run, exactly as the model would: the log entry is written at 202 and `run/proposal` goes to every connection of the project. */

@@ -25,3 +25,41 @@ export async function takenNames(db: Kysely<Database>, candidates: string[]): Pr
   const rows = await db.selectFrom("projects").select("name").where("name", "in", candidates).execute();
   return new Set(rows.map((r) => r.name));
 }
+
+export interface ProjectSummaryRow {
+  name: string;
+  root: string;
+  created_at: number;
+  runs: number;
+  open: number;
+  waiting: number;
+  updated_at: number | null;
+}
+
+/** Every project, by name, with its number of runs, of runs at `open` statuses and at `waiting`, and when a run last changed. */
+export async function listProjects(db: Kysely<Database>, open: readonly number[], waiting: number, limit: number): Promise<ProjectSummaryRow[]> {
+  const rows = await db
+    .selectFrom("projects")
+    .leftJoin("runs", "runs.project_id", "projects.id")
+    .select(["projects.name", "projects.root", "projects.created_at"])
+    .select((eb) => [
+      eb.fn.count<number>("runs.id").as("runs"),
+      eb.fn
+        .sum<number>(
+          eb
+            .case()
+            .when("runs.status", "in", [...open])
+            .then(1)
+            .else(0)
+            .end(),
+        )
+        .as("open"),
+      eb.fn.sum<number>(eb.case().when("runs.status", "=", waiting).then(1).else(0).end()).as("waiting"),
+      eb.fn.max("runs.updated_at").as("updated_at"),
+    ])
+    .groupBy("projects.id")
+    .orderBy("projects.name")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ ...r, runs: Number(r.runs), open: Number(r.open ?? 0), waiting: Number(r.waiting ?? 0), updated_at: r.updated_at ?? null }));
+}

@@ -1,3 +1,4 @@
+import { projectList } from "../../methods/project/list.js";
 import { DISCOVERY, rpcDiscover } from "../../methods/rpc/discover.js";
 import { initialize } from "../../methods/session/initialize.js";
 import { ping } from "../../methods/session/ping.js";
@@ -5,7 +6,7 @@ import { buildOpenRpcDocument } from "../../rpc/discovery.js";
 import { SERVER_NAME, SERVER_VERSION } from "../../version.js";
 import { definePlugin } from "../plugin.js";
 
-/** Connection basics: ping, initialize (project binding) and discovery. */
+/** Connection basics: ping, initialize (project binding), discovery and the list of projects to choose from. */
 export const sessionPlugin = definePlugin({
   name: "session",
   setup(app) {
@@ -13,5 +14,6 @@ export const sessionPlugin = definePlugin({
     app.method(ping);
     app.method(initialize);
     app.method(rpcDiscover);
+    app.method(projectList);
   },
 });

@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { OPEN_RUN, RUN } from "../../core/status.js";
+import { defineMethod } from "../define.js";
+
+export const ProjectSummary = z.object({
+  name: z.string(),
+  root: z.string(),
+  createdAt: z.number().int(),
+  runs: z.number().int().describe("Runs in the project"),
+  open: z.number().int().describe("Runs that have not finished (queued, running, waiting)"),
+  waiting: z.number().int().describe("Runs waiting on a proposal"),
+  updatedAt: z.number().int().nullable().describe("When a run of the project last changed; null without runs"),
+});
+
+export const projectList = defineMethod({
+  name: "project/list",
+  description:
+    "The server's projects by name, with their runs counted. Works before `initialize`: the token grants every project of the server, so a client can choose one to join.",
+  access: "none",
+  params: z.strictObject({
+    limit: z.number().int().min(1).max(1000).optional().describe("At most this many (default 200)"),
+  }),
+  result: z.object({ projects: z.array(ProjectSummary) }),
+  handler: async (params, ctx) => {
+    const rows = await ctx.core.repos.projects.listProjects(OPEN_RUN, RUN.waiting, params.limit ?? 200);
+    return {
+      projects: rows.map((r) => ({
+        name: r.name,
+        root: r.root,
+        createdAt: r.created_at,
+        runs: r.runs,
+        open: r.open,
+        waiting: r.waiting,
+        updatedAt: r.updated_at,
+      })),
+    };
+  },
+});
