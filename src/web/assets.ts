@@ -1,0 +1,75 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+
+/** One file the page is made of, ready to send. */
+export interface Asset {
+  /** The URL path it is served under (assets carry their content hash in the name). */
+  path: string;
+  type: string;
+  body: Buffer;
+  gzip: Buffer;
+  etag: string;
+  /** Hashed names never change content: browsers may keep them for good. */
+  immutable: boolean;
+}
+
+export interface PageAssets {
+  /** By URL path: "/", "/assets/spool.<hash>.js", … */
+  byPath: Map<string, Asset>;
+  /** Bytes of everything gzipped (what a first visit downloads). */
+  gzipBytes: number;
+}
+
+const PAGE_DIR = fileURLToPath(new URL("./page/", import.meta.url));
+
+function asset(path: string, type: string, body: Buffer, immutable: boolean): Asset {
+  const hash = createHash("sha256").update(body).digest("base64url").slice(0, 16);
+  return { path, type, body, gzip: gzipSync(body, { level: 9 }), etag: `"${hash}"`, immutable };
+}
+
+const hashOf = (body: Uint8Array) => createHash("sha256").update(body).digest("hex").slice(0, 12);
+
+/**
+ * Builds the page: its TypeScript sources and @xterm/xterm bundled by esbuild (already installed with
+ * tsx) into one script and one stylesheet, with nothing fetched from elsewhere. Built once per process,
+ * on first use.
+ */
+async function buildPage(): Promise<PageAssets> {
+  const result = await build({
+    entryPoints: [`${PAGE_DIR}main.ts`, `${PAGE_DIR}style.css`],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    write: false,
+    outdir: "/spool-page",
+    legalComments: "eof",
+    logLevel: "silent",
+  });
+  const js = result.outputFiles.find((f) => f.path.endsWith(".js"));
+  const css = result.outputFiles.find((f) => f.path.endsWith(".css"));
+  if (!js || !css) throw new Error("building the web page produced no script or no stylesheet");
+  const script = asset(`/assets/spool.${hashOf(js.contents)}.js`, "text/javascript; charset=utf-8", Buffer.from(js.contents), true);
+  const style = asset(`/assets/spool.${hashOf(css.contents)}.css`, "text/css; charset=utf-8", Buffer.from(css.contents), true);
+  const iconBody = readFileSync(`${PAGE_DIR}favicon.svg`);
+  const icon = asset(`/assets/favicon.${hashOf(iconBody)}.svg`, "image/svg+xml", iconBody, true);
+  const html = readFileSync(`${PAGE_DIR}index.html`, "utf8").replace("%SCRIPT%", script.path).replace("%STYLE%", style.path).replace("%ICON%", icon.path);
+  const index = asset("/", "text/html; charset=utf-8", Buffer.from(html), false);
+  const all = [index, script, style, icon];
+  return { byPath: new Map(all.map((a) => [a.path, a])), gzipBytes: all.reduce((n, a) => n + a.gzip.length, 0) };
+}
+
+let built: Promise<PageAssets> | null = null;
+
+/** The page's files, built on first use and shared by every server of the process. A failed build is tried again next time. */
+export function pageAssets(): Promise<PageAssets> {
+  built ??= buildPage().catch((error: unknown) => {
+    built = null;
+    throw error;
+  });
+  return built;
+}

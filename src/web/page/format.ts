@@ -1,0 +1,58 @@
+import { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord } from "../../core/status.js";
+
+export { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord };
+
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "\u001b": "\\e" };
+
+/**
+ * Text from elsewhere (a command, an environment value, a path) as it must be shown before someone
+ * approves it: control characters, DEL, C1 controls and the invisible or direction-changing characters
+ * are written as escapes, so nothing can hide part of what would run.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => {
+    const named = NAMED[c];
+    if (named) return named;
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/** Whether escapeControl changed anything (the page then marks the text). */
+export const hasControl = (text: string) => escapeControl(text) !== text;
+
+/** "3s", "5m", "2h", "4d". */
+export function age(since: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - since) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** "812 B", "4.2 KiB", "31 MiB". */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** "340 ms", "12.5 s", "3m 20s", "1h 5m". */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+/** A CSS class per status word: the colour says done, failed, waiting, running at a glance. */
+export function statusClass(word: string): string {
+  return `status status-${word.replace(/[^a-z]/g, "")}`;
+}
