@@ -31,10 +31,47 @@ export function tokensMatch(expected: string, presented: string | null): boolean
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Browsers always send Origin; other clients usually do not. A present Origin must be allowed explicitly. */
-export function originAllowed(request: IncomingMessage, allowed: readonly string[]): boolean {
+/**
+ * Browsers always send Origin; other clients usually do not. A present Origin must be allowed explicitly,
+ * or be the server's own (its web view's page, see ownOrigin).
+ */
+export function originAllowed(request: IncomingMessage, allowed: readonly string[], trustedHosts: readonly string[] = []): boolean {
   const origin = request.headers.origin;
-  return origin === undefined || allowed.includes(origin);
+  return origin === undefined || allowed.includes(origin) || origin === ownOrigin(request, trustedHosts);
+}
+
+/**
+ * The origin of this server's own page as the browser reached it: `http://` + the Host header. Only a host
+ * that is an IP address, `localhost` or one of `trustedHosts` (the configured host) counts: any other name
+ * could be pointed at this server by someone else's page (DNS rebinding); list such origins in allowedOrigins.
+ */
+export function ownOrigin(request: IncomingMessage, trustedHosts: readonly string[] = []): string | null {
+  const host = request.headers.host;
+  if (!host) return null;
+  let url: URL;
+  try {
+    url = new URL(`http://${host}`);
+  } catch {
+    return null;
+  }
+  if (url.username || url.password || url.pathname !== "/" || `${url.host}` !== host.toLowerCase()) return null;
+  const bare = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const trusted = isIP(bare) !== 0 || /^localhost$/i.test(bare) || trustedHosts.some((h) => h.toLowerCase() === bare.toLowerCase());
+  return trusted ? url.origin : null;
+}
+
+/** A page's session cookie: named after the port, since browsers share a host's cookies between its ports. */
+export function sessionCookieName(port: number): string {
+  return `spool_session_${port}`;
+}
+
+/** The value of one cookie of a request, or null. */
+export function cookieValue(request: IncomingMessage, name: string): string | null {
+  for (const part of (request.headers.cookie ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
 }
 
 /** Loopback addresses: 127.0.0.0/8 and ::1 (an IPv4-mapped ::ffff:127.x.y.z counts as its IPv4 address). */

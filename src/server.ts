@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type WebSocket, WebSocketServer } from "ws";
-import { ensureToken, isLoopback, originAllowed, presentedToken, tokensMatch } from "./auth.js";
+import { cookieValue, ensureToken, isLoopback, originAllowed, ownOrigin, presentedToken, sessionCookieName, tokensMatch } from "./auth.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
 import { createCore } from "./core/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
@@ -19,6 +19,8 @@ import { openProcessRegistry } from "./runners/orphans.js";
 import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import { createRepositories } from "./store/repositories.js";
+import { createWebHandler } from "./web/http.js";
+import { WebSessions } from "./web/sessions.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
 
@@ -137,14 +139,22 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   plugins.markStarted();
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxMessageBytes });
-  const http: HttpServer = createServer((_req, res) => {
-    res.writeHead(426, { "Content-Type": "text/plain" }).end("Spool speaks JSON-RPC over WebSocket; connect with a WebSocket client\n");
-  });
+  // The web view: its page over plain HTTP, and pages signed in with a session cookie instead of the token.
+  const sessions = new WebSessions();
+  const trustedHosts = [config.host];
+  let port = config.port;
+  const cookieName = () => sessionCookieName(port);
+  const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log }));
   http.on("upgrade", (request, socket: Socket, head) => {
-    if (!originAllowed(request, config.allowedOrigins)) return refuse(socket, 403, "Forbidden");
-    if (!tokensMatch(token, presentedToken(request))) return refuse(socket, 401, "Unauthorized");
+    if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
+    const byToken = tokensMatch(token, presentedToken(request));
+    const session = byToken ? null : cookieValue(request, cookieName());
+    if (!byToken && !sessions.check(session)) return refuse(socket, 401, "Unauthorized");
+    // The cookie is good only for the server's own page.
+    if (session !== null && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
     wss.handleUpgrade(request, socket, head, (ws) => {
+      if (session !== null) ws.once("close", sessions.attach(session, ws));
       // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
       ws.on("error", (error) => log.warn(`websocket error: ${error.message}`));
       watchLiveness(ws, {
@@ -162,7 +172,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     http.once("error", reject);
     http.listen(config.port, config.host, () => resolve());
   });
-  const port = (http.address() as AddressInfo).port;
+  port = (http.address() as AddressInfo).port;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `ws://${hostForUrl}:${port}/`;
   if (!isLoopback(config.host)) {

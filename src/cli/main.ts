@@ -4,6 +4,7 @@ import { agentCommand, agentHelp } from "./agent.js";
 import { APPROVE, CANCEL, type Command, ENTRIES, INIT, MODELS, PENDING, REJECT, RUNNERS, RUNS, TAIL } from "./client-commands.js";
 import { currentTarget } from "./common.js";
 import { EXIT, explain } from "./errors.js";
+import { OPEN_HELP, open } from "./open.js";
 import { RUNNER_HELP, runner } from "./runner.js";
 import { SERVE_HELP, serve } from "./serve.js";
 
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, Command> = {
   models: MODELS,
   runner: { summary: "attach a runner (local, docker, ssh) to a server", help: RUNNER_HELP, run: runner },
   acp: { summary: "serve an editor over the Agent Client Protocol (stdio)", help: ACP_HELP, run: acp },
+  open: { summary: "print (or open) a link that signs a browser into the web view", help: OPEN_HELP, run: open },
 };
 
 const HELP = `Usage: spool <command> [options]

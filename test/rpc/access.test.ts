@@ -61,8 +61,10 @@ describe("access at the WebSocket upgrade", () => {
     expect((await fresh.request("ping")).pong).toBe(true);
   });
 
-  it("answers plain HTTP with 426 instead of serving anything", async () => {
+  it("answers plain HTTP with the web view's page only, which holds no data (other paths 404)", async () => {
     const res = await fetch(ts.server.url.replace("ws:", "http:"));
-    expect(res.status).toBe(426);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    expect((await fetch(ts.server.url.replace("ws:", "http:") + "runs")).status).toBe(404);
   });
 });

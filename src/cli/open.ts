@@ -1,0 +1,105 @@
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { CLIENT_HELP, CLIENT_OPTIONS, parseCommand, serverTarget, workingDirectory } from "./common.js";
+import { CliError, EXIT, usageError } from "./errors.js";
+import { findProject } from "./project.js";
+
+export const OPEN_HELP = `Usage: spool open [--browser] [options]
+
+Prints a link to the server's web view that signs one browser in: the code in
+it works once, within a minute, and the page trades it for a session cookie
+(the token itself never reaches the browser). Run in a project, the page opens
+on that project.
+
+Options:
+  --browser           also open the link in the default browser ($BROWSER, else
+                      xdg-open or open)
+${CLIENT_HELP}`;
+
+/** `ws://host:port/` → `http://host:port/`: the web view is served on the WebSocket's port. */
+export function pageUrl(serverUrl: string): URL {
+  let url: URL;
+  try {
+    url = new URL(serverUrl);
+  } catch {
+    throw usageError(`--server must be a URL like ws://127.0.0.1:7420/, got "${serverUrl}"`);
+  }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") throw usageError(`--server must be a ws:// or wss:// URL, got "${serverUrl}"`);
+  return new URL("/", `${url.protocol === "wss:" ? "https:" : "http:"}//${url.host}`);
+}
+
+export async function open(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommand("open", argv, { ...CLIENT_OPTIONS, browser: { type: "boolean" } });
+  if (values.help) {
+    process.stdout.write(OPEN_HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length > 0) throw usageError(`spool open: unexpected argument "${positionals[0]}" (see \`spool help open\`)`);
+  const target = serverTarget(values);
+  const base = pageUrl(target.url);
+  let token: string;
+  try {
+    token = readFileSync(target.tokenFile, "utf8").trim();
+  } catch {
+    throw new CliError(
+      `no token file at ${target.tokenFile} — start the server with \`spool serve\` (it writes its token there), or pass --token-file PATH`,
+      EXIT.connection,
+    );
+  }
+  const code = await mintCode(base, token, target.tokenFile);
+  const fragment = new URLSearchParams({ code });
+  const project = findProject(workingDirectory(), values);
+  if (project?.name) fragment.set("project", project.name);
+  else if (project?.root) fragment.set("root", project.root);
+  const link = `${base.href}#${fragment}`;
+  process.stdout.write(`${link}\n`);
+  if (!values.browser) {
+    process.stderr.write("The link signs one browser in, once, within a minute (spool open --browser opens it here).\n");
+    return EXIT.ok;
+  }
+  await openBrowser(link);
+  return EXIT.ok;
+}
+
+/** Asks the server for a one-time code with the token (POST /session/code). */
+async function mintCode(base: URL, token: string, tokenFile: string): Promise<string> {
+  let response: Response;
+  try {
+    response = await fetch(new URL("/session/code", base), { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  } catch {
+    throw new CliError(`no server at ${base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
+  }
+  if (response.status === 401) {
+    throw new CliError(
+      `wrong token for ${base.href} — the server's token is in its home's token file ($SPOOL_HOME/token; used: ${tokenFile})`,
+      EXIT.connection,
+    );
+  }
+  if (response.status === 404) throw new CliError(`${base.href} has no web view (an older Spool server?)`, EXIT.connection);
+  if (!response.ok) throw new CliError(`${base.href} refused to make a sign-in code (HTTP ${response.status})`, EXIT.connection);
+  const body = (await response.json()) as { code?: unknown };
+  if (typeof body.code !== "string") throw new CliError(`${base.href} answered without a code`, EXIT.failed);
+  return body.code;
+}
+
+/** Starts the person's browser on the link: $BROWSER, else the desktop's opener. */
+function openBrowser(link: string): Promise<void> {
+  const browser = process.env.BROWSER?.trim();
+  const [command, ...args] = browser
+    ? [browser, link]
+    : process.platform === "darwin"
+      ? ["open", link]
+      : process.platform === "win32"
+        ? ["cmd", "/c", "start", '""', link]
+        : ["xdg-open", link];
+  return new Promise((resolve, reject) => {
+    const child = spawn(command!, args, { detached: true, stdio: "ignore" });
+    child.once("error", (error) =>
+      reject(new CliError(`could not start a browser with ${command} (${error.message}) — open the link above yourself, or set $BROWSER`, EXIT.failed)),
+    );
+    child.once("spawn", () => {
+      child.unref();
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,167 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { cookieValue, originAllowed, ownOrigin, presentedToken, tokensMatch } from "../auth.js";
+import type { Logger } from "../logger.js";
+import { pageAssets } from "./assets.js";
+import type { WebSessions } from "./sessions.js";
+
+export interface WebOptions {
+  sessions: WebSessions;
+  token: string;
+  allowedOrigins: readonly string[];
+  /** Host names besides IP addresses and localhost under which the page is the server's own (the configured host). */
+  trustedHosts: readonly string[];
+  /** The session cookie's name (it carries the port, known once the server listens). */
+  cookieName: () => string;
+  log: Logger;
+}
+
+/** Largest request body read (a code exchange is a few dozen bytes). */
+const MAX_BODY_BYTES = 4096;
+
+const COMMON_HEADERS = {
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "X-Frame-Options": "DENY",
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Resource-Policy": "same-origin",
+};
+
+/** Only the page's own files and its own server; xterm.js sets styles inline. */
+const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The web view over plain HTTP: the page and its assets (public: they hold no data), and the sign-in
+ * endpoints. Data only ever flows over the WebSocket, which needs the token or a session cookie.
+ */
+export function createWebHandler(options: WebOptions): (request: IncomingMessage, response: ServerResponse) => void {
+  return (request, response) => {
+    handle(options, request, response).catch((error: unknown) => {
+      if (error instanceof HttpError) return send(response, error.status, { error: error.message }, error.headers);
+      options.log.error("web view: request failed", error);
+      send(response, 500, { error: "Internal error" });
+    });
+  };
+}
+
+async function handle(options: WebOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const path = new URL(request.url ?? "/", "http://localhost").pathname;
+  const method = request.method ?? "GET";
+  if (path === "/session/code") return mintCode(options, request, response, method);
+  if (path === "/session") return session(options, request, response, method);
+  const assets = await pageAssets();
+  const asset = assets.byPath.get(path);
+  if (!asset) throw new HttpError(404, `Not found: ${path}; the page is at /`);
+  allow(method, ["GET", "HEAD"]);
+  const gzip = /\bgzip\b/.test(String(request.headers["accept-encoding"] ?? ""));
+  const headers: Record<string, string> = {
+    ...COMMON_HEADERS,
+    "Content-Type": asset.type,
+    "Cache-Control": asset.immutable ? "public, max-age=31536000, immutable" : "no-cache",
+    ETag: asset.etag,
+    Vary: "Accept-Encoding",
+  };
+  if (asset.type.startsWith("text/html")) headers["Content-Security-Policy"] = PAGE_CSP;
+  if (request.headers["if-none-match"] === asset.etag) {
+    response.writeHead(304, headers).end();
+    return;
+  }
+  const body = gzip ? asset.gzip : asset.body;
+  if (gzip) headers["Content-Encoding"] = "gzip";
+  headers["Content-Length"] = String(body.length);
+  response.writeHead(200, headers).end(method === "HEAD" ? undefined : body);
+}
+
+/** POST /session/code with the token: a one-time code for `spool open`'s link. */
+function mintCode(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): void {
+  allow(method, ["POST"]);
+  if (!originAllowed(request, options.allowedOrigins, options.trustedHosts)) throw new HttpError(403, "Origin not allowed");
+  if (!tokensMatch(options.token, presentedToken(request))) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
+  const { code, expiresAt } = options.sessions.mintCode();
+  send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs });
+}
+
+/** /session: POST exchanges a code for the session cookie, GET tells whether the cookie is good, DELETE signs out. */
+async function session(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): Promise<void> {
+  allow(method, ["GET", "POST", "DELETE"]);
+  const name = options.cookieName();
+  if (method === "GET") {
+    const live = options.sessions.check(cookieValue(request, name));
+    if (!live) throw new HttpError(401, "Not signed in: run `spool open` for a link");
+    return send(response, 200, { expiresAt: live.expiresAt, idleMs: options.sessions.idleMs });
+  }
+  // Only the server's own page may sign in or out (a form or script elsewhere cannot, even on the same site).
+  const own = ownOrigin(request, options.trustedHosts);
+  if (own === null || request.headers.origin !== own) throw new HttpError(403, "Only the server's own page may do this");
+  if (method === "DELETE") {
+    options.sessions.end(cookieValue(request, name));
+    return send(response, 204, null, { "Set-Cookie": `${name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0` });
+  }
+  if (!/^application\/json\b/.test(String(request.headers["content-type"] ?? ""))) throw new HttpError(415, "Send the code as application/json");
+  const body = await readBody(request);
+  let code: unknown;
+  try {
+    code = (JSON.parse(body) as { code?: unknown }).code;
+  } catch {
+    throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
+  }
+  if (typeof code !== "string" || code.length === 0 || code.length > 200) throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
+  const signed = options.sessions.redeem(code);
+  if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
+  options.log.info(`web view: a page signed in from ${request.socket.remoteAddress}`);
+  send(response, 204, null, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
+}
+
+function allow(method: string, methods: string[]): void {
+  if (!methods.includes(method)) throw new HttpError(405, `Method ${method} not allowed`, { Allow: methods.join(", ") });
+}
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    request.on("data", (part: Buffer) => {
+      size += part.length;
+      // Past the limit the rest is read and dropped, so the answer reaches the client.
+      if (size > MAX_BODY_BYTES) return reject(new HttpError(413, `The body is over ${MAX_BODY_BYTES} bytes`));
+      parts.push(part);
+    });
+    request.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    request.on("error", reject);
+  });
+}
+
+function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const text = body === null ? "" : `${JSON.stringify(body)}\n`;
+  response
+    .writeHead(status, {
+      ...COMMON_HEADERS,
+      "Cache-Control": "no-store",
+      ...(text ? { "Content-Type": "application/json; charset=utf-8", "Content-Length": String(Buffer.byteLength(text)) } : {}),
+      ...headers,
+    })
+    .end(text);
+}

@@ -1,0 +1,150 @@
+import { createHash, randomBytes } from "node:crypto";
+
+export interface WebSessionOptions {
+  /** How long a one-time code may wait to be exchanged. */
+  codeTtlMs?: number;
+  /** How long a session lives after its last use (its last page connection closing counts as use). */
+  idleMs?: number;
+  /** Codes waiting at once; minting another drops the oldest. */
+  maxCodes?: number;
+  /** Sessions at once; signing in another ends the one used longest ago. */
+  maxSessions?: number;
+  now?: () => number;
+}
+
+export const WEB_SESSION_DEFAULTS = {
+  codeTtlMs: 60_000,
+  idleMs: 24 * 60 * 60 * 1000,
+  maxCodes: 16,
+  maxSessions: 64,
+} as const;
+
+/** Something a session keeps open: a page's WebSocket, closed when the session ends. */
+export interface SessionSocket {
+  close(code: number, reason: string): void;
+}
+
+interface Session {
+  expiresAt: number;
+  sockets: Set<SessionSocket>;
+}
+
+/** Secrets are kept only as their SHA-256: the maps never hold what a browser presents. */
+const digest = (secret: string) => createHash("sha256").update(secret).digest("hex");
+
+/** 256 random bits, URL- and cookie-safe. */
+const secret = () => randomBytes(32).toString("base64url");
+
+/**
+ * The web view's sign-in: a holder of the token mints a one-time code (short-lived, single use), a page
+ * exchanges it for a session (a random id as strong as the token, kept server-side with an idle expiry).
+ * Everything lives in memory: a restarted server has no sessions and pages sign in again.
+ */
+export class WebSessions {
+  readonly #codes = new Map<string, number>();
+  readonly #sessions = new Map<string, Session>();
+  readonly #options: Required<Omit<WebSessionOptions, "now">>;
+  readonly #now: () => number;
+
+  constructor(options: WebSessionOptions = {}) {
+    this.#options = {
+      codeTtlMs: options.codeTtlMs ?? WEB_SESSION_DEFAULTS.codeTtlMs,
+      idleMs: options.idleMs ?? WEB_SESSION_DEFAULTS.idleMs,
+      maxCodes: options.maxCodes ?? WEB_SESSION_DEFAULTS.maxCodes,
+      maxSessions: options.maxSessions ?? WEB_SESSION_DEFAULTS.maxSessions,
+    };
+    this.#now = options.now ?? Date.now;
+  }
+
+  get codeTtlMs(): number {
+    return this.#options.codeTtlMs;
+  }
+
+  get idleMs(): number {
+    return this.#options.idleMs;
+  }
+
+  /** A new one-time code; the caller has proved it holds the token. */
+  mintCode(): { code: string; expiresAt: number } {
+    this.#prune();
+    while (this.#codes.size >= this.#options.maxCodes) this.#codes.delete(this.#codes.keys().next().value!);
+    const code = secret();
+    const expiresAt = this.#now() + this.#options.codeTtlMs;
+    this.#codes.set(digest(code), expiresAt);
+    return { code, expiresAt };
+  }
+
+  /** Exchanges a code for a session id; null when the code is unknown, used or expired. A code works once, even when it fails. */
+  redeem(code: string): { id: string; expiresAt: number } | null {
+    const key = digest(code);
+    const expiresAt = this.#codes.get(key);
+    this.#codes.delete(key);
+    if (expiresAt === undefined || expiresAt <= this.#now()) return null;
+    this.#prune();
+    while (this.#sessions.size >= this.#options.maxSessions) this.#endKey(this.#sessions.keys().next().value!, "signed out: too many sessions");
+    const id = secret();
+    const session: Session = { expiresAt: this.#now() + this.#options.idleMs, sockets: new Set() };
+    this.#sessions.set(digest(id), session);
+    return { id, expiresAt: session.expiresAt };
+  }
+
+  /** Whether `id` names a live session; using it extends its life. */
+  check(id: string | null): { expiresAt: number } | null {
+    if (!id) return null;
+    const key = digest(id);
+    const session = this.#sessions.get(key);
+    if (!session) return null;
+    if (session.sockets.size === 0 && session.expiresAt <= this.#now()) {
+      this.#sessions.delete(key);
+      return null;
+    }
+    this.#touch(key, session);
+    return { expiresAt: session.expiresAt };
+  }
+
+  /** Ties a page's connection to its session: it is closed when the session ends, and the session lives while it is open. */
+  attach(id: string, socket: SessionSocket): () => void {
+    const key = digest(id);
+    const session = this.#sessions.get(key);
+    if (!session) {
+      socket.close(1008, "signed out");
+      return () => {};
+    }
+    session.sockets.add(socket);
+    return () => {
+      if (!session.sockets.delete(socket)) return;
+      if (this.#sessions.get(key) === session) this.#touch(key, session);
+    };
+  }
+
+  /** Signs a session out: its id stops working and its page connections close. */
+  end(id: string | null): boolean {
+    return id !== null && this.#endKey(digest(id), "signed out");
+  }
+
+  get size(): { codes: number; sessions: number } {
+    this.#prune();
+    return { codes: this.#codes.size, sessions: this.#sessions.size };
+  }
+
+  #endKey(key: string, reason: string): boolean {
+    const session = this.#sessions.get(key);
+    if (!session) return false;
+    this.#sessions.delete(key);
+    for (const socket of session.sockets) socket.close(1008, reason);
+    return true;
+  }
+
+  /** Moves the session to the back of the map (the front is what eviction takes first). */
+  #touch(key: string, session: Session): void {
+    session.expiresAt = this.#now() + this.#options.idleMs;
+    this.#sessions.delete(key);
+    this.#sessions.set(key, session);
+  }
+
+  #prune(): void {
+    const now = this.#now();
+    for (const [key, expiresAt] of this.#codes) if (expiresAt <= now) this.#codes.delete(key);
+    for (const [key, session] of this.#sessions) if (session.sockets.size === 0 && session.expiresAt <= now) this.#sessions.delete(key);
+  }
+}

@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { startTestServer, type TestServer } from "../helpers/server.js";
+
+/** What a browser on the server's own page sends, and an answer read whole. */
+describe("the web view over HTTP", () => {
+  let ts: TestServer;
+  let base: string;
+  let origin: string;
+  beforeAll(async () => {
+    ts = await startTestServer({ allowedOrigins: ["http://localhost:5173"] });
+    origin = `http://127.0.0.1:${ts.server.port}`;
+    base = `${origin}/`;
+  });
+  afterAll(() => ts.stop());
+
+  const mint = async (headers: Record<string, string> = { Authorization: `Bearer ${ts.server.token}` }) =>
+    fetch(`${base}session/code`, { method: "POST", headers });
+  const code = async () => ((await (await mint()).json()) as { code: string }).code;
+  const exchange = (body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${base}session`, {
+      method: "POST",
+      headers: { Origin: origin, "Content-Type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+  /** Signs in like the page does; returns the Cookie header to send. */
+  const signIn = async () => {
+    const response = await exchange({ code: await code() });
+    expect(response.status).toBe(204);
+    return response.headers.get("set-cookie")!.split(";")[0]!;
+  };
+  const upgrade = (headers: Record<string, string>) =>
+    new Promise<{ status: number; socket?: WebSocket }>((resolve) => {
+      const socket = new WebSocket(ts.server.url, { headers });
+      socket.once("open", () => resolve({ status: 101, socket }));
+      socket.once("unexpected-response", (_req, res) => resolve({ status: res.statusCode ?? 0 }));
+      socket.once("error", () => resolve({ status: 0 }));
+    });
+  const rpc = (socket: WebSocket, method: string, params: unknown = {}) =>
+    new Promise<{ result?: unknown; error?: unknown }>((resolve) => {
+      socket.once("message", (data) => resolve(JSON.parse(data.toString())));
+      socket.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }));
+    });
+
+  it("serves the page at / with a strict content security policy, and its assets from the package (nothing from elsewhere)", async () => {
+    const page = await fetch(base);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(page.headers.get("content-security-policy")).toContain("connect-src 'self'");
+    expect(page.headers.get("x-content-type-options")).toBe("nosniff");
+    const html = await page.text();
+    const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    expect(refs.length).toBe(3);
+    for (const ref of refs) {
+      expect(ref).toMatch(/^\/assets\/spool\.[0-9a-f]{12}\.(js|css)$|^\/assets\/favicon\.[0-9a-f]{12}\.svg$/);
+      const asset = await fetch(`${origin}${ref}`);
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get("cache-control")).toContain("immutable");
+    }
+  });
+
+  it("keeps the page's assets under 1 MB gzipped", async () => {
+    const html = await (await fetch(base)).text();
+    const paths = ["/", ...[...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)];
+    let total = 0;
+    for (const path of paths) {
+      // Content-Length is what went over the wire (fetch decompresses the body itself).
+      const response = await fetch(`${origin}${path}`, { headers: { "Accept-Encoding": "gzip" } });
+      expect(response.headers.get("content-encoding")).toBe("gzip");
+      total += Number(response.headers.get("content-length"));
+    }
+    expect(total).toBeGreaterThan(50_000);
+    expect(total).toBeLessThan(1024 * 1024);
+  });
+
+  it("answers 404 for other paths and 405 for other methods", async () => {
+    expect((await fetch(`${base}nothing-here`)).status).toBe(404);
+    const post = await fetch(base, { method: "POST" });
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  it("mints a one-time code only for the token: none, wrong, or a foreign Origin is refused", async () => {
+    expect((await mint({})).status).toBe(401);
+    expect((await mint({ Authorization: `Bearer ${"0".repeat(64)}` })).status).toBe(401);
+    expect((await mint({ Authorization: `Bearer ${ts.server.token}`, Origin: "http://evil.example" })).status).toBe(403);
+    const ok = await mint();
+    expect(ok.status).toBe(201);
+    const body = (await ok.json()) as { code: string; expiresInMs: number };
+    expect(body.code).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(body.expiresInMs).toBe(60_000);
+  });
+
+  it("trades a code for an HttpOnly, SameSite=Strict session cookie once; the same code again is 401", async () => {
+    const one = await code();
+    const first = await exchange({ code: one });
+    expect(first.status).toBe(204);
+    const cookie = first.headers.get("set-cookie")!;
+    expect(cookie).toMatch(new RegExp(`^spool_session_${ts.server.port}=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Strict$`));
+    expect(cookie).not.toContain(ts.server.token);
+    const again = await exchange({ code: one });
+    expect(again.status).toBe(401);
+    expect(((await again.json()) as { error: string }).error).toMatch(/spool open/);
+  });
+
+  it("exchanges only from the server's own page, as JSON, with a code in it", async () => {
+    const one = await code();
+    expect((await exchange({ code: one }, { Origin: "http://evil.example" })).status).toBe(403);
+    expect((await exchange({ code: one }, { Origin: "http://localhost:5173" })).status).toBe(403);
+    expect((await exchange({ code: one }, { "Content-Type": "text/plain" })).status).toBe(415);
+    expect((await exchange("{not json")).status).toBe(400);
+    expect((await exchange({ code: 42 })).status).toBe(400);
+    expect((await exchange({ code: "x".repeat(5000) })).status).toBe(413);
+    // None of those used the code up.
+    expect((await exchange({ code: one })).status).toBe(204);
+  });
+
+  it("tells a page whether its cookie is good (GET /session)", async () => {
+    const cookie = await signIn();
+    const good = await fetch(`${base}session`, { headers: { Cookie: cookie } });
+    expect(good.status).toBe(200);
+    expect(((await good.json()) as { expiresAt: number }).expiresAt).toBeGreaterThan(Date.now());
+    expect((await fetch(`${base}session`)).status).toBe(401);
+    expect((await fetch(`${base}session`, { headers: { Cookie: `spool_session_${ts.server.port}=forged` } })).status).toBe(401);
+  });
+
+  it("opens the WebSocket with the cookie from the server's own origin, and serves the project list before initialize", async () => {
+    await ts.clientIn("listed");
+    const cookie = await signIn();
+    const { status, socket } = await upgrade({ Cookie: cookie, Origin: origin });
+    expect(status).toBe(101);
+    const reply = (await rpc(socket!, "project/list")) as { result: { projects: { name: string; runs: number }[] } };
+    expect(reply.result.projects.find((p) => p.name === "listed")).toMatchObject({ runs: 0, open: 0, waiting: 0, updatedAt: null });
+    socket!.close();
+  });
+
+  it("refuses the cookie without the own Origin (403), and no cookie or a forged one (401)", async () => {
+    const cookie = await signIn();
+    expect((await upgrade({ Cookie: cookie, Origin: "http://evil.example" })).status).toBe(403);
+    expect((await upgrade({ Cookie: cookie, Origin: "http://localhost:5173" })).status).toBe(403);
+    expect((await upgrade({ Cookie: cookie })).status).toBe(403);
+    expect((await upgrade({ Origin: origin })).status).toBe(401);
+    expect((await upgrade({ Cookie: `spool_session_${ts.server.port}=forged`, Origin: origin })).status).toBe(401);
+    // The token still works from the own page's origin, as from any allowed one.
+    const byToken = await upgrade({ Authorization: `Bearer ${ts.server.token}`, Origin: origin });
+    expect(byToken.status).toBe(101);
+    byToken.socket!.close();
+  });
+
+  it("signing out closes the session's connections with 1008 and the cookie stops working", async () => {
+    const cookie = await signIn();
+    const { socket } = await upgrade({ Cookie: cookie, Origin: origin });
+    const closed = new Promise<number>((resolve) => socket!.once("close", (code) => resolve(code)));
+    expect((await fetch(`${base}session`, { method: "DELETE", headers: { Cookie: cookie } })).status).toBe(403);
+    const out = await fetch(`${base}session`, { method: "DELETE", headers: { Cookie: cookie, Origin: origin } });
+    expect(out.status).toBe(204);
+    expect(out.headers.get("set-cookie")).toContain("Max-Age=0");
+    expect(await closed).toBe(1008);
+    expect((await upgrade({ Cookie: cookie, Origin: origin })).status).toBe(401);
+    expect((await fetch(`${base}session`, { headers: { Cookie: cookie } })).status).toBe(401);
+  });
+});

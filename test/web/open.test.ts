@@ -1,0 +1,69 @@
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnCli } from "../helpers/process.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+
+describe("spool open", () => {
+  let ts: TestServer;
+  let env: NodeJS.ProcessEnv;
+  const cwd = tempDir("spool-open-");
+  beforeAll(async () => {
+    ts = await startTestServer();
+    env = { SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: join(ts.home, "token"), SPOOL_PROJECT: "", BROWSER: "" };
+  });
+  afterAll(() => ts.stop());
+
+  const exchange = (link: string) => {
+    const url = new URL(link);
+    const code = new URLSearchParams(url.hash.slice(1)).get("code")!;
+    return fetch(new URL("/session", url), {
+      method: "POST",
+      headers: { Origin: url.origin, "Content-Type": "application/json" },
+      body: JSON.stringify({ code }),
+    });
+  };
+
+  it("prints a link to the page whose one-time code signs a browser in once, naming the project", async () => {
+    const cli = spawnCli(["open", "--project", "alpha"], env, { cwd });
+    expect(await cli.exit).toBe(0);
+    const link = cli.stdout().trim();
+    expect(link).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${ts.server.port}/#code=[A-Za-z0-9_-]{43}&project=alpha$`));
+    expect(link).not.toContain(ts.server.token);
+    expect(cli.stderr()).toMatch(/once, within a minute/);
+    expect((await exchange(link)).status).toBe(204);
+    expect((await exchange(link)).status).toBe(401);
+  });
+
+  it("--browser hands the link to $BROWSER", async () => {
+    const dir = tempDir("spool-browser-");
+    const script = join(dir, "browser.sh");
+    writeFileSync(script, `#!/bin/sh\nprintf '%s' "$1" > ${join(dir, "opened")}\n`);
+    chmodSync(script, 0o755);
+    const cli = spawnCli(["open", "--browser", "--project", "alpha"], { ...env, BROWSER: script }, { cwd });
+    expect(await cli.exit).toBe(0);
+    const link = cli.stdout().trim();
+    await expect.poll(() => readFileSync(join(dir, "opened"), "utf8"), { timeout: 10_000 }).toBe(link);
+  });
+
+  it("says what to do when the token is wrong, no server answers, or the browser cannot start (exit 3, 3, 1)", async () => {
+    const wrong = join(cwd, "wrong-token");
+    writeFileSync(wrong, "0".repeat(64));
+    const refused = spawnCli(["open", "--token-file", wrong], env, { cwd });
+    const nobody = spawnCli(["open", "--server", "ws://127.0.0.1:9/"], env, { cwd });
+    const broken = spawnCli(["open", "--browser"], { ...env, BROWSER: join(cwd, "no-such-browser") }, { cwd });
+    expect(await Promise.all([refused.exit, nobody.exit, broken.exit])).toEqual([3, 3, 1]);
+    expect(refused.stderr()).toMatch(/wrong token for http:\/\/127\.0\.0\.1:\d+\/ .*wrong-token/);
+    expect(nobody.stderr()).toMatch(/no server at http:\/\/127\.0\.0\.1:9\/ — start one with `spool serve`/);
+    expect(broken.stdout()).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#code=/);
+    expect(broken.stderr()).toMatch(/could not start a browser with .*no-such-browser .*open the link above yourself/);
+  });
+
+  it("refuses a server URL that is not ws:// and an argument it does not take (exit 2)", async () => {
+    const bad = spawnCli(["open", "--server", "ftp://x/"], env, { cwd });
+    const extra = spawnCli(["open", "now"], env, { cwd });
+    expect(await Promise.all([bad.exit, extra.exit])).toEqual([2, 2]);
+    expect(bad.stderr()).toMatch(/--server must be a ws:\/\/ or wss:\/\/ URL/);
+    expect(extra.stderr()).toMatch(/unexpected argument "now"/);
+  });
+});
