@@ -162,6 +162,13 @@ export interface SpoolMethods {
       };
       /** Kill the command after this long (default: the server's commandTimeoutMs) */
       timeout_ms?: number;
+      /** Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size) */
+      tty?: {
+        /** Columns */
+        cols: number;
+        /** Rows */
+        rows: number;
+      };
     };
     result: {
       path: string;
@@ -645,6 +652,79 @@ export interface SpoolMethods {
       }>;
     };
   };
+  /** Anyone in the project ends a running producer's input: its stdin pipe is closed (later input is STREAM_CLOSED); under a terminal it types ^D. Relayed to the producer's owner. */
+  "stream/eof": {
+    params: {
+      /** Run alias, unique within the project */
+      run: string;
+      /** The producer's log entry path */
+      path: string;
+    };
+    result: {
+      /** The producer's input channel (channel 0) */
+      path: string;
+      /** False when its input had already been ended */
+      changed: boolean;
+    };
+  };
+  /** Anyone in the project sends bytes to a running producer's stdin (or terminal): the server relays them to the producer's owner, then stores them as its channel 0. Ordered per producer; a repeated `seq` with the same bytes is acknowledged without sending them again. */
+  "stream/input": {
+    params: {
+      /** Run alias, unique within the project */
+      run: string;
+      /** The producer's log entry path */
+      path: string;
+      /** The bytes, encoded as `encoding` says (at most limits.maxInputBytes decoded) */
+      data: string;
+      /** utf8 (default) or base64 for other bytes */
+      encoding?: "utf8" | "base64";
+      /** Channel 0's next chunk number, for safe retries; without it the input gets the next one */
+      seq?: number;
+    };
+    result: {
+      /** The producer's input channel (channel 0) */
+      path: string;
+      /** The seq this input was stored (or had been stored) under */
+      seq: number;
+      /** Bytes of input the producer has been sent in all */
+      bytes: number;
+      /** True when this seq had already been sent with the same bytes; nothing was sent again */
+      duplicate: boolean;
+    };
+  };
+  /** Anyone in the project resizes the terminal of a producer proposed with `tty` (UNSUPPORTED for one without), relayed to its owner; the log's `tty` attribute keeps the size. */
+  "stream/resize": {
+    params: {
+      /** Run alias, unique within the project */
+      run: string;
+      /** The producer's log entry path */
+      path: string;
+      /** Columns */
+      cols: number;
+      /** Rows */
+      rows: number;
+    };
+    result: {
+      path: string;
+      cols: number;
+      rows: number;
+    };
+  };
+  /** Anyone in the project sends a signal to a running producer's process group (INT, TERM, HUP, QUIT, USR1, USR2, WINCH, KILL), relayed to its owner. The producer ends only if the command does. */
+  "stream/signal": {
+    params: {
+      /** Run alias, unique within the project */
+      run: string;
+      /** The producer's log entry path */
+      path: string;
+      /** The signal's name without SIG */
+      signal: "INT" | "TERM" | "HUP" | "QUIT" | "USR1" | "USR2" | "WINCH" | "KILL";
+    };
+    result: {
+      path: string;
+      signal: "INT" | "TERM" | "HUP" | "QUIT" | "USR1" | "USR2" | "WINCH" | "KILL";
+    };
+  };
   /** Watches a producer's channels (or one): replays stored chunks after `after` as `stream/data`, then pushes new ones live, then `stream/end` per channel. */
   "stream/subscribe": {
     params: {
@@ -652,7 +732,7 @@ export interface SpoolMethods {
       run: string;
       /** The producer's log entry path */
       path: string;
-      /** Only this channel (default: all) */
+      /** Only this channel (default: all); 0 is the input clients sent, once there is some */
       channel?: number;
       /** Replay chunks with seq greater than this (default 0: everything) */
       after?: number;
@@ -683,6 +763,35 @@ export interface SpoolMethods {
 
 /** Every notification (and server → client request) the server sends. */
 export interface SpoolNotifications {
+  /** Relays stream/eof to the producer's owner: close the command's stdin. */
+  "producer/eof": {
+    run: string;
+    path: string;
+  };
+  /** Relays stream/input to the producer's owner: write `data` (base64) to the command's stdin or terminal. A `seq` the owner already applied is acknowledged without writing again. */
+  "producer/input": {
+    run: string;
+    path: string;
+    /** The bytes for the command's stdin (or terminal), base64 */
+    data: string;
+    /** Channel 0's chunk number: a repeat of one already applied is acknowledged without writing again */
+    seq: number;
+  };
+  /** Relays stream/resize to the producer's owner: resize the command's terminal. */
+  "producer/resize": {
+    run: string;
+    path: string;
+    /** Columns */
+    cols: number;
+    /** Rows */
+    rows: number;
+  };
+  /** Relays stream/signal to the producer's owner: send the signal to the command's process group. */
+  "producer/signal": {
+    run: string;
+    path: string;
+    signal: "INT" | "TERM" | "HUP" | "QUIT" | "USR1" | "USR2" | "WINCH" | "KILL";
+  };
   /** The model's text as it streams, a delta at a time. */
   "run/progress": {
     run: string;
@@ -797,6 +906,13 @@ export interface SpoolNotifications {
     readOnly?: boolean;
     /** Names (or `*` patterns) of the runner's environment variables the command also gets (the server's commandEnv); see SPEC §7 Environment */
     passEnv?: Array<string>;
+    /** Run the command under a pseudo-terminal of this size: its output all comes on channel 1 */
+    tty?: {
+      /** Columns */
+      cols: number;
+      /** Rows */
+      rows: number;
+    };
   };
   /** A client cancelled a producer; its owner must kill the work. Sent to every connection of the project. */
   "stream/cancelled": {

@@ -295,7 +295,31 @@ export class SpoolClient {
     };
   }
 
-  /** Answers server → client requests of `method` (runners receive `runner/exec`). */
+  /** Sends text (as UTF-8) or bytes to a running producer's stdin or terminal (`stream/input`); `seq` makes a retry safe. */
+  input(run: string, path: string, data: string | Uint8Array, options: { seq?: number } = {}): Promise<ResultOf<"stream/input">> {
+    const payload =
+      typeof data === "string"
+        ? { data }
+        : { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64"), encoding: "base64" as const };
+    return this.call("stream/input", { run, path, ...payload, ...(options.seq !== undefined ? { seq: options.seq } : {}) });
+  }
+
+  /** Ends a running producer's input (`stream/eof`): its stdin closes; under a terminal, ^D. */
+  eof(run: string, path: string): Promise<ResultOf<"stream/eof">> {
+    return this.call("stream/eof", { run, path });
+  }
+
+  /** Sends a signal ("INT", "TERM", …) to a running producer's process group (`stream/signal`). */
+  signal(run: string, path: string, signal: ParamsOf<"stream/signal">["signal"]): Promise<ResultOf<"stream/signal">> {
+    return this.call("stream/signal", { run, path, signal });
+  }
+
+  /** Resizes the terminal of a producer proposed with `tty` (`stream/resize`). */
+  resize(run: string, path: string, size: { cols: number; rows: number }): Promise<ResultOf<"stream/resize">> {
+    return this.call("stream/resize", { run, path, cols: size.cols, rows: size.rows });
+  }
+
+  /** Answers server → client requests of `method` (runners receive `runner/exec`; owners of producers `producer/input`, …). */
   handle(method: string, handler: RequestHandler): void {
     this.#handlers.set(method, handler);
   }
@@ -343,10 +367,14 @@ export class SpoolClient {
       try {
         reply = { jsonrpc: "2.0", id, result: (await handler(params)) ?? null };
       } catch (error) {
+        // A handler refuses with a SpoolRpcError to send its code (UNSUPPORTED, STREAM_CLOSED, …); anything else is an internal error.
         reply = {
           jsonrpc: "2.0",
           id,
-          error: { code: -32603, message: error instanceof Error ? error.message : String(error), data: { code: "INTERNAL_ERROR" } },
+          error:
+            error instanceof SpoolRpcError
+              ? { code: error.code, message: error.message, data: error.data ?? {} }
+              : { code: -32603, message: error instanceof Error ? error.message : String(error), data: { code: "INTERNAL_ERROR" } },
         };
       }
     }

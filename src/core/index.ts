@@ -1,3 +1,4 @@
+import { ProducerControls } from "./controls.js";
 import { type CoreDeps, Lifecycle } from "./lifecycle.js";
 import { Owners } from "./owners.js";
 import { ProducerRegistry } from "./producer-registry.js";
@@ -13,6 +14,8 @@ import { WatcherHub } from "./watchers.js";
  */
 export interface Core {
   readonly lifecycle: Lifecycle;
+  /** Input, end of input, signals and resizes relayed to running producers' owners. */
+  readonly controls: ProducerControls;
   readonly runs: RunStates;
   readonly sessions: Sessions;
   readonly producers: ProducerRegistry;
@@ -32,6 +35,7 @@ export function createCore(deps: CoreDeps): Core {
   const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
   return {
     lifecycle,
+    controls: new ProducerControls(lifecycle, deps),
     runs: new RunStates(deps),
     sessions: new Sessions(deps),
     producers,

@@ -35,6 +35,10 @@ export interface ProposalInput {
   cwd?: string | undefined;
   env?: Record<string, string> | undefined;
   timeout_ms?: number | undefined;
+  /** Run it under a pseudo-terminal of this size. */
+  tty?: { cols: number; rows: number } | undefined;
+  /** Long-running work started in the background: its time limit is `backgroundTimeoutMs`, not `commandTimeoutMs`. */
+  background?: boolean | undefined;
   proposedBy: string;
   /** More attributes for the log entry (the agent loop records its tool call here). */
   extra?: Record<string, unknown>;
@@ -91,6 +95,9 @@ export function canonicalEnv(env: Record<string, string> | undefined): string {
 
 const ruleResolver = (rule: AllowRuleRow): ResolverOut => ({ kind: "rule", connectionId: null, client: rule.created_by, rule: rule.id });
 const describeRule = (rule: AllowRuleRow) => `rule #${rule.id} (always allow, set by ${rule.created_by})`;
+
+/** The channel that holds what clients sent to a producer's stdin. */
+export const INPUT_CHANNEL = 0;
 
 const invalid = (path: string, message: string) => new SpoolError("INVALID_PARAMS", `Invalid params: ${message}`, { issues: [{ path, message }] });
 
@@ -194,6 +201,8 @@ export class Lifecycle {
             cwd,
             env: filtered.env,
             ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
+            ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
+            ...(input.background ? { background: true } : {}),
             slug,
             readOnly: producer.readOnly,
             proposedBy: input.proposedBy,
@@ -368,6 +377,8 @@ export class Lifecycle {
     channels: { channel: number; name: string; path: string }[],
   ): Promise<void> {
     const attributes = parseAttributes(log);
+    const tty = attributes.tty as { cols: number; rows: number } | undefined;
+    const defaultTimeout = attributes.background === true ? this.deps.config.backgroundTimeoutMs : this.deps.config.commandTimeoutMs;
     const params: RunnerExecParams = {
       run: run.alias,
       path: log.path,
@@ -376,9 +387,10 @@ export class Lifecycle {
       cwdRelative: String(attributes.cwd ?? ""),
       env: (attributes.env as Record<string, string> | undefined) ?? {},
       channels: channels.map(({ channel, name, path }) => ({ channel, name, path })),
-      timeoutMs: typeof attributes.timeoutMs === "number" ? attributes.timeoutMs : this.deps.config.commandTimeoutMs,
+      timeoutMs: typeof attributes.timeoutMs === "number" ? attributes.timeoutMs : defaultTimeout,
       readOnly: attributes.readOnly === true || this.producers.get(String(attributes.tool))?.readOnly === true,
       passEnv: this.deps.config.commandEnv,
+      ...(tty ? { tty } : {}),
     };
     try {
       const reply = RunnerExecResult.parse(await runner.connection.request("runner/exec", params, 30_000));
@@ -440,6 +452,29 @@ export class Lifecycle {
         this.watchers.publish(target.entryId, outcome.seq, params.data);
         return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: false };
     }
+  }
+
+  // ---- input: channel 0 -------------------------------------------------------------------------
+
+  /**
+   * open (channel 0): the producer's input channel, created at 102 with the first input (or end of input) a
+   * client sends, so the record shows what was typed; it finishes with the producer's other channels.
+   * Null when the producer has finished.
+   */
+  async openInput(log: EntryRow): Promise<EntryRow | null> {
+    requireAccepted(log);
+    const attributes = parseAttributes(log);
+    const path = channelPath(String(attributes.tool), log.turn, String(attributes.slug), INPUT_CHANNEL);
+    return this.#repos.producers.openChannel(
+      log,
+      { channel: INPUT_CHANNEL, path, attributes: { command: attributes.command, channel: INPUT_CHANNEL, name: "stdin", log: log.path } },
+      ENTRY.streaming,
+    );
+  }
+
+  /** The producer's live owner, to relay input, signals and resizes to; undefined while it has none. */
+  ownerOf(producerId: number): { connection: ConnectionHandle; kind: "runner" | "self" } | undefined {
+    return this.owners.ownerOf(producerId);
   }
 
   // ---- complete · abort · cancel · lose --------------------------------------------------------

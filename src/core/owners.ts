@@ -24,6 +24,11 @@ export class Owners {
     set.add(producerId);
   }
 
+  /** The producer's live owner: undefined while it has none (its grace period, or after a restart until a claim). */
+  ownerOf(producerId: number): { connection: ConnectionHandle; kind: OwnerKind } | undefined {
+    return this.#owner.get(producerId);
+  }
+
   isOwner(producerId: number, connection: ConnectionHandle): boolean {
     return this.#owner.get(producerId)?.connection === connection;
   }

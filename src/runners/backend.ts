@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import type { ControlSignal, TtySize } from "./protocol.js";
 import type { SandboxInfo } from "./sandbox.js";
 
 /** What to run. Every backend runs `command` with `/bin/sh -c`. */
@@ -18,8 +19,16 @@ export interface ExecSpec {
   timeoutMs?: number;
   /** Aborting it cancels the work: TERM, then KILL after the backend's grace. */
   signal: AbortSignal;
-  /** Bytes to write to the command's stdin; without it stdin is empty (closed at once). */
+  /** Bytes to write to the command's stdin; without it (and without `interactive` or `tty`) stdin is empty (closed at once). */
   stdin?: Buffer;
+  /**
+   * Keep stdin open as a pipe that `Execution.control` writes to and ends
+   * (interactive work): the command reads what clients send until `end()`
+   * or its own exit.
+   */
+  interactive?: boolean;
+  /** Run under a pseudo-terminal of this size: output all comes on stdout (stderr stays empty), input goes to the terminal. */
+  tty?: TtySize;
   /**
    * The project root as the server sees it and the command's directory relative to it ("" = the root),
    * for backends that mount the root (Docker). Absent when the directory is outside the root.
@@ -52,7 +61,41 @@ export interface Execution {
    * alone can deadlock when the process fills its other pipe first.
    */
   located: Promise<ExecutionTarget>;
+  /** Input, end of input, signals and resizes, when the spec asked for `interactive` or `tty`. */
+  control?: ExecutionControl;
 }
+
+/** Poking a running command: what `stream/input`, `stream/eof`, `stream/signal` and `stream/resize` reach on the backend. */
+export interface ExecutionControl {
+  /** Whether the command runs under a pseudo-terminal. */
+  readonly tty: boolean;
+  /**
+   * Hands bytes to the command's stdin (or terminal). Throws `ControlError`
+   * "closed" once input was ended or the command stopped reading it, and
+   * "busy" when more than the backend's bound is still waiting to be read.
+   */
+  write(data: Buffer): void;
+  /** Ends the input: a pipe is closed; a terminal gets its end-of-file character (^D). */
+  end(): void;
+  /** Sends a signal ("INT", "TERM", …) to the command's process group. */
+  signal(name: ControlSignal): Promise<void>;
+  /** Resizes the terminal; "unsupported" without one. */
+  resize(size: TtySize): Promise<void>;
+}
+
+/** Why a control could not be applied: the runner answers UNSUPPORTED, STREAM_CLOSED or LIMIT_EXCEEDED. */
+export class ControlError extends Error {
+  override readonly name = "ControlError";
+  constructor(
+    readonly kind: "unsupported" | "closed" | "busy",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Bytes of input a backend keeps waiting for a command that does not read them, at most. */
+export const MAX_PENDING_INPUT_BYTES = 1024 * 1024;
 
 export interface ExecutionTarget {
   backend: BackendKind;

@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { execa } from "execa";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
+import { signalName, streamControl } from "./control.js";
 import { localBaseEnvironment } from "./environment.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
@@ -98,7 +99,7 @@ export class LocalBackend implements Backend {
       reject: false,
       encoding: "buffer",
       stripFinalNewline: false,
-      ...(spec.stdin ? { input: spec.stdin } : { stdin: "ignore" as const }),
+      ...(spec.stdin ? { input: spec.stdin } : { stdin: spec.interactive ? ("pipe" as const) : ("ignore" as const) }),
     });
     // execa settles with a result object (reject: false); the process's own events tell us more precisely.
     const settled = subprocess.then((r) => r);
@@ -119,26 +120,33 @@ export class LocalBackend implements Backend {
     const stdout = new OutputPipe(subprocess.stdout!);
     const stderr = new OutputPipe(subprocess.stderr!);
 
-    const control = supervise(spec, (signal) => signalGroup(pid, signal), {
+    const supervision = supervise(spec, (signal) => signalGroup(pid, signal), {
       killGraceMs: this.options.killGraceMs,
       closing: this.#closing.signal,
     });
     const result = (async (): Promise<ExecResult> => {
       const { code, signal } = await exited;
       this.options.processes?.exited(pid);
+      // Input nobody will read any more: let go of the pipe.
+      if (spec.interactive) subprocess.stdin?.destroy();
       // A pending KILL stays armed after a cancel: it also reaches children that ignored TERM.
-      control.done({ keepKill: true });
+      supervision.done({ keepKill: true });
       const quietMs = this.options.quietMs ?? 100;
       await Promise.all([stdout.settle(quietMs), stderr.settle(quietMs)]);
       await settled;
-      return { exitCode: code, signal, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+      return { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
     })();
+    const control =
+      spec.interactive && !spec.stdin
+        ? streamControl(subprocess.stdin!, { signal: async (name) => signalGroup(pid, signalName(name)) }, { tty: false })
+        : undefined;
     return {
       stdout: stdout.output,
       stderr: stderr.output,
       result,
       describe: () => ({ backend: "local", pid }),
       located: Promise.resolve({ backend: "local", pid }),
+      ...(control ? { control } : {}),
     };
   }
 

@@ -67,6 +67,15 @@ export const ExecTarget = z.object({
   host: z.string().optional(),
 });
 
+/** A terminal's size in character cells. */
+export const TtySize = z.strictObject({
+  cols: z.number().int().min(1).max(1000).describe("Columns"),
+  rows: z.number().int().min(1).max(1000).describe("Rows"),
+});
+
+/** The signals a client may send to a running producer (without the SIG prefix). */
+export const ControlSignal = z.enum(["INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "KILL"]);
+
 export const RunnerExecParams = z.strictObject({
   run: z.string(),
   path: z.string().describe("The producer's log entry"),
@@ -81,6 +90,7 @@ export const RunnerExecParams = z.strictObject({
     .array(z.string())
     .optional()
     .describe("Names (or `*` patterns) of the runner's environment variables the command also gets (the server's commandEnv); see SPEC §7 Environment"),
+  tty: TtySize.optional().describe("Run the command under a pseudo-terminal of this size: its output all comes on channel 1"),
 });
 
 export const RunnerExecResult = z.object({
@@ -92,3 +102,53 @@ export const RunnerExecResult = z.object({
 export type RunnerExecParams = z.output<typeof RunnerExecParams>;
 export type RunnerExecResult = z.output<typeof RunnerExecResult>;
 export type RunnerAttachResult = z.output<typeof RunnerAttachResult>;
+
+/**
+ * What the server relays to a producer's owner (a runner, or the client that
+ * accepted it with runner "self") when a client calls stream/input,
+ * stream/eof, stream/signal or stream/resize. The owner applies it and
+ * answers, or answers an error (UNSUPPORTED with the reason, STREAM_CLOSED,
+ * LIMIT_EXCEEDED); an owner without a handler answers METHOD_NOT_FOUND,
+ * which the caller gets as UNSUPPORTED.
+ */
+export const ProducerInputParams = z.strictObject({
+  ...ProducerRef.shape,
+  data: z.string().describe("The bytes for the command's stdin (or terminal), base64"),
+  seq: z.number().int().min(1).describe("Channel 0's chunk number: a repeat of one already applied is acknowledged without writing again"),
+});
+export const ProducerEofParams = ProducerRef;
+export const ProducerSignalParams = z.strictObject({ ...ProducerRef.shape, signal: ControlSignal });
+export const ProducerResizeParams = z.strictObject({ ...ProducerRef.shape, ...TtySize.shape });
+export const ProducerControlResult = z.object({ applied: z.literal(true) });
+
+export type TtySize = z.output<typeof TtySize>;
+export type ControlSignal = z.output<typeof ControlSignal>;
+
+/** The relayed controls as server → owner requests, for discovery and the docs. */
+export const PRODUCER_CONTROLS = [
+  {
+    name: "producer/input",
+    description:
+      "Relays stream/input to the producer's owner: write `data` (base64) to the command's stdin or terminal. A `seq` the owner already applied is acknowledged without writing again.",
+    params: ProducerInputParams,
+    reply: ProducerControlResult,
+  },
+  {
+    name: "producer/eof",
+    description: "Relays stream/eof to the producer's owner: close the command's stdin.",
+    params: ProducerEofParams,
+    reply: ProducerControlResult,
+  },
+  {
+    name: "producer/signal",
+    description: "Relays stream/signal to the producer's owner: send the signal to the command's process group.",
+    params: ProducerSignalParams,
+    reply: ProducerControlResult,
+  },
+  {
+    name: "producer/resize",
+    description: "Relays stream/resize to the producer's owner: resize the command's terminal.",
+    params: ProducerResizeParams,
+    reply: ProducerControlResult,
+  },
+] as const;

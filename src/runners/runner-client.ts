@@ -1,12 +1,21 @@
 import { isAbsolute, join } from "node:path";
 import type { Readable } from "node:stream";
-import { ConnectionClosedError, type SpoolClient } from "../client/spool-client.js";
+import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
+import { ERRORS } from "../rpc/errors.js";
 import { SERVER_VERSION } from "../version.js";
-import type { Backend, ExecResult } from "./backend.js";
+import { type Backend, ControlError, type ExecResult, type ExecutionControl } from "./backend.js";
 import { ChannelSender, Slots } from "./channel-sender.js";
 import { commandVariables } from "./environment.js";
-import { type RunnerAttachResult, RunnerExecParams, type RunnerExecResult } from "./protocol.js";
+import {
+  ProducerEofParams,
+  ProducerInputParams,
+  ProducerResizeParams,
+  ProducerSignalParams,
+  type RunnerAttachResult,
+  RunnerExecParams,
+  type RunnerExecResult,
+} from "./protocol.js";
 
 export interface RunnerClientOptions {
   /** Opens a fresh connection to the server (WebSocket, or in-process for the embedded runner). */
@@ -61,7 +70,20 @@ interface Job {
   /** Why the runner itself stopped the work, when it did. */
   stoppedBecause?: string;
   done: Promise<void>;
+  /** Input, signals and resizes for the running command (absent when its backend offers none). */
+  control?: ExecutionControl;
+  /** The last input seq written: a repeat (the server's relay retried after a reconnect) is acknowledged without writing again. */
+  inputSeq: number;
+  /** The command has ended: controls are refused as STREAM_CLOSED. */
+  ended: boolean;
 }
+
+type Refusal = "UNSUPPORTED" | "STREAM_CLOSED" | "LIMIT_EXCEEDED";
+
+/** An error reply the server passes on to the client that sent the control. */
+const refuse = (code: Refusal, message: string) => new SpoolRpcError(message, ERRORS[code].code, { code });
+
+const REFUSALS: Record<ControlError["kind"], Refusal> = { unsupported: "UNSUPPORTED", closed: "STREAM_CLOSED", busy: "LIMIT_EXCEEDED" };
 
 /**
  * A runner: a client connection that attaches under a name, executes the
@@ -75,6 +97,8 @@ export class RunnerClient {
   #stopping = false;
   #reconnecting: Promise<void> | null = null;
   readonly #jobs = new Map<string, Job>();
+  /** Commands being started: controls that arrive meanwhile wait for them. */
+  readonly #starting = new Map<string, Promise<Job | null>>();
   /** Unacknowledged calls on the connection, shared by every channel and finishing call (the server caps them). */
   readonly #slots = new Slots(192);
   #connectedWaiters: (() => void)[] = [];
@@ -129,6 +153,32 @@ export class RunnerClient {
     try {
       client.handle("runner/exec", (params: unknown) => this.#exec(RunnerExecParams.parse(params)));
       client.on("stream/cancelled", (p: { run: string; path: string }) => this.#serverFinished(p.run, p.path));
+      client.handle("producer/input", async (params: unknown) => {
+        const p = ProducerInputParams.parse(params);
+        const job = await this.#controlled(p.run, p.path);
+        if (p.seq <= job.inputSeq) return { applied: true };
+        this.#apply(() => job.control!.write(Buffer.from(p.data, "base64")));
+        job.inputSeq = p.seq;
+        return { applied: true };
+      });
+      client.handle("producer/eof", async (params: unknown) => {
+        const p = ProducerEofParams.parse(params);
+        const job = await this.#controlled(p.run, p.path);
+        this.#apply(() => job.control!.end());
+        return { applied: true };
+      });
+      client.handle("producer/signal", async (params: unknown) => {
+        const p = ProducerSignalParams.parse(params);
+        const job = await this.#controlled(p.run, p.path);
+        await this.#applyAsync(() => job.control!.signal(p.signal));
+        return { applied: true };
+      });
+      client.handle("producer/resize", async (params: unknown) => {
+        const p = ProducerResizeParams.parse(params);
+        const job = await this.#controlled(p.run, p.path);
+        await this.#applyAsync(() => job.control!.resize({ cols: p.cols, rows: p.rows }));
+        return { applied: true };
+      });
       await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
       const attached = await client.request<RunnerAttachResult>("runner/attach", {
         name: this.options.name,
@@ -215,6 +265,33 @@ export class RunnerClient {
     return null;
   }
 
+  /** The running job a control names; refused when it is not running here or cannot be controlled. */
+  async #controlled(run: string, path: string): Promise<Job & { control: ExecutionControl }> {
+    const key = jobKey(run, path);
+    const job = this.#jobs.get(key) ?? (await this.#starting.get(key)) ?? null;
+    if (!job || job.ended || job.closedByServer) throw refuse("STREAM_CLOSED", `${path} is not running on runner ${this.options.name}`);
+    if (!job.control) throw refuse("UNSUPPORTED", `the ${this.options.backend.kind} backend of runner ${this.options.name} cannot take input for ${path}`);
+    return job as Job & { control: ExecutionControl };
+  }
+
+  #apply(action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      if (error instanceof ControlError) throw refuse(REFUSALS[error.kind], error.message);
+      throw error;
+    }
+  }
+
+  async #applyAsync(action: () => Promise<void>): Promise<void> {
+    try {
+      await action();
+    } catch (error) {
+      if (error instanceof ControlError) throw refuse(REFUSALS[error.kind], error.message);
+      throw error;
+    }
+  }
+
   #serverFinished(run: string, path: string): void {
     const job = this.#jobs.get(jobKey(run, path));
     if (!job || job.closedByServer) return;
@@ -238,13 +315,20 @@ export class RunnerClient {
 
   async #exec(params: RunnerExecParams): Promise<RunnerExecResult> {
     const key = jobKey(params.run, params.path);
-    if (this.#jobs.has(key)) return { started: true };
+    if (this.#jobs.has(key) || this.#starting.has(key)) return { started: true };
     if (this.#stopping) return { started: false, error: "the runner is stopping" };
     const controller = new AbortController();
     const cwd = this.#cwd(params);
     const project = this.#project(params);
     const { run, path } = params;
     this.options.onCommand?.({ kind: "started", run, path, command: params.command });
+    let started!: (job: Job | null) => void;
+    this.#starting.set(
+      key,
+      new Promise<Job | null>((resolve) => {
+        started = resolve;
+      }),
+    );
     let execution: Awaited<ReturnType<Backend["start"]>>;
     try {
       execution = await this.options.backend.start({
@@ -256,14 +340,28 @@ export class RunnerClient {
         ...(params.readOnly ? { readOnly: true } : {}),
         timeoutMs: params.timeoutMs,
         signal: controller.signal,
+        // stdin stays open for stream/input until stream/eof or the command's exit.
+        interactive: true,
+        ...(params.tty ? { tty: params.tty } : {}),
       });
     } catch (error) {
+      this.#starting.delete(key);
+      started(null);
       const message = error instanceof Error ? error.message : String(error);
       this.options.onCommand?.({ kind: "ended", run, path, outcome: `failed to start: ${message}`, durationMs: 0 });
       await this.#reliably("stream/aborted", { run: params.run, path: params.path, reason: `failed to start: ${message}`, duration: 0 }).catch(() => undefined);
       return { started: false, error: message };
     }
-    const job: Job = { params, controller, senders: new Map(), closedByServer: false, done: Promise.resolve() };
+    const job: Job = {
+      params,
+      controller,
+      senders: new Map(),
+      closedByServer: false,
+      done: Promise.resolve(),
+      ...(execution.control ? { control: execution.control } : {}),
+      inputSeq: 0,
+      ended: false,
+    };
     for (const c of params.channels) {
       job.senders.set(
         c.channel,
@@ -295,6 +393,8 @@ export class RunnerClient {
       );
     }
     this.#jobs.set(key, job);
+    this.#starting.delete(key);
+    started(job);
     job.done = this.#pump(job, execution.stdout, execution.stderr, execution.result).finally(() => this.#jobs.delete(key));
     // Output is already being read, so waiting for the remote pid cannot block the process.
     return { started: true, target: await execution.located };
@@ -310,6 +410,7 @@ export class RunnerClient {
     };
     await Promise.all([drain(1, stdout), drain(2, stderr)]);
     const outcome = await result;
+    job.ended = true;
     const { run, path } = job.params;
     const duration = outcome.durationMs;
     this.options.onCommand?.({ kind: "ended", run, path, outcome: describeOutcome(outcome, job), durationMs: duration });

@@ -56,6 +56,43 @@ export async function openChannels(
   });
 }
 
+/**
+ * Opens one more channel of an accepted producer at `open` (the input channel, created with the first
+ * input), in one transaction with the check that the producer still has a channel at `open`: null when it
+ * has finished. A channel that exists already is returned as it is.
+ */
+export async function openChannel(
+  db: Kysely<Database>,
+  log: EntryRow,
+  channel: { channel: number; path: string; attributes: Attributes },
+  open: number,
+): Promise<EntryRow | null> {
+  return db.transaction().execute(async (trx) => {
+    const channels = await trx.selectFrom("entries").selectAll().where("producer_id", "=", log.id).execute();
+    const existing = channels.find((c) => c.channel === channel.channel);
+    if (existing) return existing;
+    if (!channels.some((c) => c.status === open)) return null;
+    const now = Date.now();
+    return trx
+      .insertInto("entries")
+      .values({
+        run_id: log.run_id,
+        path: channel.path,
+        scheme: channel.path.slice(0, channel.path.indexOf(":")),
+        turn: log.turn,
+        status: open,
+        attributes: JSON.stringify(channel.attributes),
+        streamed: 1,
+        producer_id: log.id,
+        channel: channel.channel,
+        created_at: now,
+        updated_at: now,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+}
+
 export interface FinishPlan {
   /** Channels at this status are the open ones. */
   open: number;

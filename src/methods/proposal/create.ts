@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { describeCaller } from "../../core/lifecycle.js";
 import { RunAlias } from "../../core/schemas.js";
+import { TtySize } from "../../runners/protocol.js";
 import { defineMethod } from "../define.js";
 
 /** A process's arguments, directory and environment are C strings: a NUL byte would cut them short, so it is refused up front. */
@@ -36,6 +37,7 @@ export const ProposalCreateParams = z.strictObject({
     .max(7 * 24 * 3600 * 1000)
     .optional()
     .describe("Kill the command after this long (default: the server's commandTimeoutMs)"),
+  tty: TtySize.optional().describe("Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size)"),
 });
 
 export const proposalCreate = defineMethod({

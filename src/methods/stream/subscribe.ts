@@ -11,7 +11,7 @@ export const streamSubscribe = defineMethod({
   params: z.strictObject({
     run: RunAlias,
     path: EntryPath.describe("The producer's log entry path"),
-    channel: z.number().int().min(1).optional().describe("Only this channel (default: all)"),
+    channel: z.number().int().min(0).optional().describe("Only this channel (default: all); 0 is the input clients sent, once there is some"),
     after: z.number().int().min(0).optional().describe("Replay chunks with seq greater than this (default 0: everything)"),
     encoding: z.enum(["utf8", "base64"]).optional().describe("How `stream/data` carries chunks: utf8 (default) or base64 for exact bytes"),
   }),

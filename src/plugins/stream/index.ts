@@ -4,9 +4,14 @@ import { streamAborted } from "../../methods/stream/aborted.js";
 import { streamCancel } from "../../methods/stream/cancel.js";
 import { streamClaim } from "../../methods/stream/claim.js";
 import { streamCompleted } from "../../methods/stream/completed.js";
+import { streamEof } from "../../methods/stream/eof.js";
+import { streamInput } from "../../methods/stream/input.js";
+import { streamResize } from "../../methods/stream/resize.js";
+import { streamSignal } from "../../methods/stream/signal.js";
 import { stream } from "../../methods/stream/stream.js";
 import { streamSubscribe } from "../../methods/stream/subscribe.js";
 import { streamUnsubscribe } from "../../methods/stream/unsubscribe.js";
+import { PRODUCER_CONTROLS } from "../../runners/protocol.js";
 import { definePlugin } from "../plugin.js";
 
 /** Fields every per-channel watcher notification carries. */
@@ -24,6 +29,11 @@ export const streamPlugin = definePlugin({
     app.method(streamClaim);
     app.method(streamSubscribe);
     app.method(streamUnsubscribe);
+    app.method(streamInput);
+    app.method(streamEof);
+    app.method(streamSignal);
+    app.method(streamResize);
+    for (const request of PRODUCER_CONTROLS) app.notification({ ...request, direction: "server" });
     app.notification({
       name: "stream/started",
       description: "An accepted producer's owner began running it; `process` says where. Sent to every connection of the project.",
