@@ -78,6 +78,9 @@ if ! docker image inspect spool-test/busybox >/dev/null 2>&1; then
   tar -C "$R" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - spool-test/busybox:latest >/dev/null
 fi
 
+# --- a private PostgreSQL cluster on 127.0.0.1 (the store tests' second dialect)
+pg_env=$(bash "$(dirname "$0")/test-postgres.sh")
+
 cat <<OUT
 SPOOL_TEST_SSH_HOST=127.0.0.1
 SPOOL_TEST_SSH_PORT=${SPOOL_SSH_PORT:-2222}
@@ -85,4 +88,5 @@ SPOOL_TEST_SSH_USER=spoolrunner
 SPOOL_TEST_SSH_KEY=$S/client_key
 SPOOL_TEST_SSH_HOST_KEY=$S/host_key.pub
 SPOOL_TEST_DOCKER_IMAGE=spool-test/busybox:latest
+$pg_env
 OUT

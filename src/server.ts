@@ -18,6 +18,7 @@ import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
 import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
+import { openPostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
 import { createWebHandler } from "./web/http.js";
 import { WebSessions } from "./web/sessions.js";
@@ -33,6 +34,8 @@ export interface StartOptions extends ConfigOverrides {
   migrationsDir?: string;
   /** Storage tuning (the WAL's size after checkpoints); tests make it small. */
   store?: StoreOptions;
+  /** A PostgreSQL URL (postgres://…): the store is that database instead of the home's SQLite file [$SPOOL_DATABASE_URL]. */
+  database?: string;
 }
 
 export interface SpoolServer {
@@ -89,7 +92,8 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const token = ensureToken(config.tokenFile);
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
-  const store = openStore(config.dbFile, options.store);
+  const databaseUrl = options.database ?? (options.env ?? process.env).SPOOL_DATABASE_URL;
+  const store: Store = databaseUrl ? await openPostgresStore(databaseUrl) : openStore(config.dbFile, options.store);
   try {
     for (const result of await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR)) {
       log.info(`migration ${result.migrationName}: ${result.status}`);

@@ -15,7 +15,8 @@ export async function insertRule(db: Kysely<Database>, rule: RuleKey & { created
   await db
     .insertInto("allow_rules")
     .values({ ...rule, created_at: Date.now() })
-    .onConflict((oc) => oc.columns(["run_id", "tool", "command", "cwd", "env"]).doNothing())
+    // No conflict target: PostgreSQL's unique index is over hashes of the long columns (an index row has a size limit).
+    .onConflict((oc) => oc.doNothing())
     .execute();
   return (await findRule(db, rule))!;
 }

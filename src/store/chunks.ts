@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import type { Store } from "./database.js";
+import type { SqliteStore } from "./database.js";
 import { lineCount } from "./entries.js";
 import { storeError } from "./errors.js";
 import type { ChunkRow, Database, EntryRow } from "./schema.js";
@@ -35,10 +35,10 @@ interface AppendQueue {
   scheduled: boolean;
 }
 
-const queues = new WeakMap<Store, AppendQueue>();
+const queues = new WeakMap<SqliteStore, AppendQueue>();
 
 /** Builds the group-commit transaction once per store, over prepared statements. */
-function queueFor(store: Store): AppendQueue {
+function queueFor(store: SqliteStore): AppendQueue {
   const cached = queues.get(store);
   if (cached) return cached;
   const select = store.sqlite.prepare<[number], EntryRow>("SELECT * FROM entries WHERE id = ?");
@@ -109,7 +109,7 @@ function flush(queue: AppendQueue): void {
  * a second cost a few dozen WAL commits, not a thousand. The promise resolves
  * after the commit, so an acknowledged chunk is stored.
  */
-export function appendChunk(store: Store, entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome> {
+export function appendChunk(store: SqliteStore, entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome> {
   const queue = queueFor(store);
   return new Promise((resolve, reject) => {
     queue.pending.push({ entryId, data, seq, open, resolve, reject });

@@ -4,16 +4,27 @@ import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
 import { Kysely, type SqliteDatabase } from "kysely";
+import { type AppendOutcome, appendChunk } from "./chunks.js";
 import { storeError } from "./errors.js";
 import { FifoSqliteDialect } from "./fifo-dialect.js";
 import type { Database } from "./schema.js";
 
+/** A database Spool keeps its state in: SQLite (the default) or PostgreSQL. */
 export interface Store {
+  readonly kind: "sqlite" | "postgres";
   readonly db: Kysely<Database>;
+  /** Where it is, for people: the SQLite file, or the PostgreSQL URL without its password. */
+  readonly location: string;
+  /** Appends one chunk to a streamed entry (see chunks.ts): O(chunk), group-committed. */
+  appendChunk(entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome>;
+  close(): Promise<void>;
+}
+
+export interface SqliteStore extends Store {
+  readonly kind: "sqlite";
   /** The raw handle, for the migrator and for synchronous hot paths inside one transaction. */
   readonly sqlite: SQLite.Database;
   readonly file: string;
-  close(): Promise<void>;
 }
 
 export interface StoreOptions {
@@ -49,7 +60,7 @@ function restrictModes(file: string): void {
 }
 
 /** Opens (creating if needed) the SQLite database in WAL mode. */
-export function openStore(file: string, options: StoreOptions = {}): Store {
+export function openStore(file: string, options: StoreOptions = {}): SqliteStore {
   const walSizeLimit = options.walSizeLimit ?? DEFAULT_WAL_SIZE_LIMIT;
   if (file !== ":memory:") {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -77,10 +88,13 @@ export function openStore(file: string, options: StoreOptions = {}): Store {
   // Queries wait for the one connection first come, first served; a release wakes one waiter, not all of them.
   const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database: typedErrors(sqlite) }) });
   let closed = false;
-  return {
+  const store: SqliteStore = {
+    kind: "sqlite",
     db,
     sqlite,
     file,
+    location: file,
+    appendChunk: (entryId, data, seq, open) => appendChunk(store, entryId, data, seq, open),
     async close() {
       if (closed) return;
       closed = true;
@@ -89,6 +103,7 @@ export function openStore(file: string, options: StoreOptions = {}): Store {
       await db.destroy();
     },
   };
+  return store;
 }
 
 /**

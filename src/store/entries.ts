@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { globMatch, jsonSet, jsonText } from "./dialect.js";
 import { uniquely } from "./errors.js";
 import type { Database, EntryRow, EntryUpdate, NewEntry } from "./schema.js";
 
@@ -47,7 +48,7 @@ export async function updateEntry(db: Kysely<Database>, id: number, update: Entr
 export async function setAttribute(db: Kysely<Database>, id: number, key: string, value: unknown): Promise<void> {
   await db
     .updateTable("entries")
-    .set({ attributes: sql<string>`json_set(attributes, ${`$.${key}`}, json(${JSON.stringify(value)}))` })
+    .set({ attributes: jsonSet(db, "attributes", key, value) })
     .where("id", "=", id)
     .execute();
 }
@@ -66,7 +67,7 @@ export interface EntryFilter {
 
 export function listEntries(db: Kysely<Database>, runId: number, filter: EntryFilter): Promise<EntryRow[]> {
   let query = db.selectFrom("entries").selectAll().where("run_id", "=", runId);
-  if (filter.pattern !== undefined) query = query.where(sql<boolean>`path glob ${filter.pattern}`);
+  if (filter.pattern !== undefined) query = query.where(globMatch(db, "path", filter.pattern));
   if (filter.status !== undefined) query = query.where("status", "=", filter.status);
   return query.orderBy("id").limit(filter.limit).execute();
 }
@@ -121,6 +122,6 @@ export function findLogByAttribute(db: Kysely<Database>, runId: number, key: str
     .selectAll()
     .where("run_id", "=", runId)
     .where("scheme", "=", "log")
-    .where(sql<string>`json_extract(attributes, ${`$.${key}`})`, "=", value)
+    .where(jsonText(db, "attributes", key), "=", value)
     .executeTakeFirst();
 }

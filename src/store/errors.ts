@@ -13,15 +13,15 @@ export class UniqueViolation extends Error {
   }
 }
 
-/** SQLite reports a failed UNIQUE constraint with this extended code. */
-const SQLITE_UNIQUE = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"]);
+/** SQLite reports a failed UNIQUE constraint with these extended codes; PostgreSQL with SQLSTATE 23505. */
+const UNIQUE_CODES = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "23505"]);
 
 /** Runs a write and turns the driver's unique-constraint failure into a UniqueViolation. */
 export async function uniquely<T>(table: string, write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (error) {
-    if (SQLITE_UNIQUE.has((error as { code?: string } | null)?.code ?? "")) throw new UniqueViolation(table, error);
+    if (UNIQUE_CODES.has((error as { code?: string } | null)?.code ?? "")) throw new UniqueViolation(table, error);
     throw error;
   }
 }
@@ -38,16 +38,16 @@ export class StorageFull extends Error {
   }
 }
 
-/** SQLite's code for a write that found no room (ENOSPC, or `max_page_count` reached). */
-const SQLITE_FULL = "SQLITE_FULL";
+/** Codes of a write that found no room: SQLite's (ENOSPC, or `max_page_count` reached), PostgreSQL's disk_full (53100). */
+const FULL_CODES = new Set(["SQLITE_FULL", "53100"]);
 
 export function isStorageFull(error: unknown): boolean {
-  return error instanceof StorageFull || (error as { code?: string } | null)?.code === SQLITE_FULL;
+  return error instanceof StorageFull || FULL_CODES.has((error as { code?: string } | null)?.code ?? "");
 }
 
 /** The typed store error for a driver error, or the error itself. */
 export function storeError(error: unknown): unknown {
   if (error instanceof StorageFull) return error;
-  if ((error as { code?: string } | null)?.code === SQLITE_FULL) return new StorageFull(error);
+  if (FULL_CODES.has((error as { code?: string } | null)?.code ?? "")) return new StorageFull(error);
   return error;
 }

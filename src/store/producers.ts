@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { sql } from "kysely";
+import { jsonText } from "./dialect.js";
 import type { Attributes } from "./entries.js";
 import type { Database, EntryRow } from "./schema.js";
 
@@ -143,7 +143,7 @@ export async function listRunnerProducers(db: Kysely<Database>, projectId: numbe
     .select(["log.id as id", "log.path as path"])
     .where("runs.project_id", "=", projectId)
     .where("log.scheme", "=", "log")
-    .where(sql<string>`json_extract(log.attributes, '$.runner')`, "=", runner)
+    .where(jsonText(db, "log.attributes", "runner"), "=", runner)
     .where(({ exists, selectFrom }) =>
       exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", open)),
     )

@@ -42,7 +42,7 @@ export function createRepositories(store: Store) {
     chunks: {
       ...bind(db, { readChunksAfter: chunks.readChunksAfter, readLines: chunks.readLines }),
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */
-      append: (entryId: number, data: Buffer, seq: number | undefined, open: number) => chunks.appendChunk(store, entryId, data, seq, open),
+      append: (entryId: number, data: Buffer, seq: number | undefined, open: number) => store.appendChunk(entryId, data, seq, open),
     },
   };
 }

@@ -13,6 +13,8 @@ export const infra = {
       }
     : null,
   dockerImage: process.env.SPOOL_TEST_DOCKER_IMAGE ?? null,
+  /** A PostgreSQL server the tests may create databases in (scripts/test-postgres.sh). */
+  postgresUrl: process.env.SPOOL_TEST_POSTGRES_URL ?? null,
 };
 
 export const infraRequired = process.env.SPOOL_TEST_INFRA === "required";
@@ -28,12 +30,21 @@ function sshMissing(): string | null {
  * A describe block that needs sshd or Docker: it skips with the reason printed
  * when they are missing, and fails instead when SPOOL_TEST_INFRA=required.
  */
-export function describeWithInfra(kind: "ssh" | "docker" | "local", name: string, body: () => void): void {
+export function describeWithInfra(kind: "ssh" | "docker" | "postgres" | "local", name: string, body: () => void): void {
   if (kind === "local") {
     describe(name, body);
     return;
   }
-  const missing = kind === "ssh" ? sshMissing() : infra.dockerImage ? null : "SPOOL_TEST_DOCKER_IMAGE is not set (run scripts/test-infra.sh up)";
+  const missing =
+    kind === "ssh"
+      ? sshMissing()
+      : kind === "postgres"
+        ? infra.postgresUrl
+          ? null
+          : "SPOOL_TEST_POSTGRES_URL is not set (run scripts/test-infra.sh up)"
+        : infra.dockerImage
+          ? null
+          : "SPOOL_TEST_DOCKER_IMAGE is not set (run scripts/test-infra.sh up)";
   if (missing && infraRequired) {
     describe(name, () =>
       it(`needs ${kind}`, () => {

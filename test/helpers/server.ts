@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { type SpoolServer, type StartOptions, startServer } from "../../src/server.js";
+import type { SqliteStore } from "../../src/store/database.js";
+import { freshDatabase } from "./postgres.js";
 
 export type TransportKind = "memory" | "websocket";
 
@@ -21,9 +23,18 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+const homeDatabases = new Map<string, Awaited<ReturnType<typeof freshDatabase>>>();
+
+/**
+ * Starts a server on a temporary home. With SPOOL_TEST_STORE=postgres (and the test PostgreSQL server), every
+ * test server gets a fresh PostgreSQL database instead of its SQLite file: the same tests, the other store.
+ */
 export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
   const home = options.home ?? tempDir();
-  const server = await startServer({ port: 0, logger: createLogger("silent"), env: {}, ...options, home });
+  // A home's database lives as long as the home: a restart on the same home finds its state.
+  let database = options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres" ? (homeDatabases.get(home) ?? null) : null;
+  if (!database && options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres") homeDatabases.set(home, (database = await freshDatabase()));
+  const server = await startServer({ port: 0, logger: createLogger("silent"), env: {}, ...options, home, ...(database ? { database: database.url } : {}) });
   const clients: SpoolClient[] = [];
   const client = async (kind: TransportKind = "websocket") => {
     const c = kind === "memory" ? new SpoolClient(server.connectInProcess()) : await SpoolClient.connect(server.url, { token: server.token });
@@ -42,7 +53,11 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
     async stop() {
       for (const c of clients) if (!c.closed) c.close();
       await server.stop();
-      if (!options.home) rmSync(home, { recursive: true, force: true });
+      if (!options.home) {
+        await database?.drop();
+        homeDatabases.delete(home);
+        rmSync(home, { recursive: true, force: true });
+      }
     },
   };
 }
@@ -55,4 +70,10 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The SQLite handle of a server's store, for tests of SQLite itself (WAL, pragmas, a full disk). */
+export function sqliteOf(server: SpoolServer): SqliteStore["sqlite"] {
+  if (server.store.kind !== "sqlite") throw new Error("this test checks SQLite itself; the server's store is PostgreSQL");
+  return (server.store as SqliteStore).sqlite;
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import { sqliteOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 /** A small seeded PRNG so a failure can be replayed. */
 function prng(seed: number) {
@@ -194,7 +194,7 @@ describe("hostile input", () => {
     expect(anonymous.every((r) => r.error && [-32700, -32600].includes(r.error.code))).toBe(true);
     socket.close();
 
-    const integrity = ts.server.store.sqlite.pragma("integrity_check") as { integrity_check: string }[];
+    const integrity = sqliteOf(ts.server).pragma("integrity_check") as { integrity_check: string }[];
     expect(integrity).toEqual([{ integrity_check: "ok" }]);
     // The seeded data is intact: nothing the fuzz sent could reach another project or corrupt a run.
     const c = await ts.clientIn("fuzz");

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { definePlugin } from "../../src/plugins/plugin.js";
 import { defineMethod } from "../../src/rpc/method.js";
+import { describeWithInfra } from "../helpers/infra.js";
 import { normalize, outcome } from "../helpers/normalize.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { rawExchange } from "../helpers/raw.js";
 import { startTestServer, type TestServer, type TransportKind } from "../helpers/server.js";
 
@@ -262,6 +264,31 @@ describe("contract suite: in-process and WebSocket transports agree", () => {
       const websocket = await scenario.run(servers.websocket!, "websocket");
       expect(websocket).toEqual(memory);
       scenario.check(memory);
+    });
+  }
+});
+
+describeWithInfra("postgres", "contract suite: a PostgreSQL store answers as the SQLite store does", () => {
+  const servers: { sqlite?: TestServer; postgres?: TestServer } = {};
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    servers.sqlite = await startTestServer({ extraPlugins: [echoPlugin] });
+    servers.postgres = await startTestServer({ extraPlugins: [echoPlugin], database: database.url });
+  });
+  afterAll(async () => {
+    await servers.sqlite?.stop();
+    await servers.postgres?.stop();
+    await database?.drop();
+  });
+
+  for (const scenario of scenarios) {
+    it(scenario.name, async () => {
+      const sqlite = await scenario.run(servers.sqlite!, "websocket");
+      const postgres = await scenario.run(servers.postgres!, "websocket");
+      expect(postgres).toEqual(sqlite);
+      scenario.check(postgres);
     });
   }
 });

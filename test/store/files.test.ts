@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { DEFAULT_WAL_SIZE_LIMIT } from "../../src/store/database.js";
 import { SPOOL_BIN } from "../helpers/process.js";
-import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+import { eventually, sqliteOf, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 const mode = (file: string) => (statSync(file).mode & 0o777).toString(8);
 
@@ -72,7 +72,7 @@ describe("the WAL after a burst", () => {
     const ts = await startTestServer({ localRunner: false, store: { walSizeLimit: limit } });
     const wal = `${ts.server.config.dbFile}-wal`;
     try {
-      expect(ts.server.store.sqlite.pragma("journal_size_limit", { simple: true })).toBe(limit);
+      expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(limit);
       const c = await ts.clientIn("wal");
       await c.request("run/create", { alias: "r" });
       const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "burst" });
@@ -101,7 +101,7 @@ describe("the WAL after a burst", () => {
   it("the default limit is set on a normal server", async () => {
     const ts = await startTestServer({ localRunner: false });
     try {
-      expect(ts.server.store.sqlite.pragma("journal_size_limit", { simple: true })).toBe(DEFAULT_WAL_SIZE_LIMIT);
+      expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(DEFAULT_WAL_SIZE_LIMIT);
     } finally {
       await ts.stop();
     }
@@ -167,7 +167,7 @@ describe("a full disk", () => {
   it("through SQLite's max_page_count: STORAGE_FULL to the writer, reads go on, the retry succeeds", async () => {
     const ts = await startTestServer({ localRunner: false });
     try {
-      const db = ts.server.store.sqlite;
+      const db = sqliteOf(ts.server);
       await fullDisk(
         ts,
         () => db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true })}`),
