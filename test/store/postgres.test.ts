@@ -1,4 +1,8 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MIGRATIONS_DIR } from "../../src/server.js";
+import { globToRegex } from "../../src/store/dialect.js";
+import { migrationFiles } from "../../src/store/migrator.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
@@ -29,5 +33,24 @@ describeWithInfra("postgres", "the PostgreSQL store", () => {
     expect(list.entries.length).toBe(2);
     const tail = await c.call("entry/get", { run: "r", path: accepted.channels[0]!.path, tail: 1 });
     expect(tail.body).toBe("c\n");
+  });
+});
+
+describe("migrations", () => {
+  it("every SQLite migration has a PostgreSQL twin of the same name, and no other", () => {
+    expect(migrationFiles(join(MIGRATIONS_DIR, "postgres"))).toEqual(migrationFiles(MIGRATIONS_DIR));
+  });
+
+  it("SQLite's glob patterns become the same matches as PostgreSQL regular expressions", () => {
+    const cases: [string, string, boolean][] = [
+      ["sh://*", "sh://turn_1/make_1", true],
+      ["sh://*_1", "sh://turn_1/make_2", false],
+      ["log://turn_?/sh/*", "log://turn_3/sh/x", true],
+      ["a.b", "axb", false],
+      ["[!a]x", "bx", true],
+      ["[!a]x", "ax", false],
+      ["(x)+", "(x)+", true],
+    ];
+    for (const [glob, path, matches] of cases) expect(new RegExp(globToRegex(glob)).test(path), `${glob} ${path}`).toBe(matches);
   });
 });
