@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { checkFailurePatterns, DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
 
@@ -75,10 +75,17 @@ export const ConfigFileSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).optional(),
   /** Browser origins allowed to connect (exact match, e.g. "http://localhost:5173"). */
   allowedOrigins: z.array(z.string()).optional(),
-  /** External plugins: paths (relative to the Spool home) or package names. */
-  plugins: z.array(z.string()).optional(),
+  /** External plugins: paths (starting with ./, ../ or /; relative ones from this file's directory) or package names. */
+  plugins: z.array(z.string().min(1)).optional(),
   /** Regular expressions (case-insensitive) for the failure-looking lines the model view keeps from the left-out middle of a long output; replaces the default list, [] turns the search off. */
-  failurePatterns: z.array(z.string().refine((p) => checkFailurePatterns([p]) === undefined, "not a valid regular expression")).optional(),
+  failurePatterns: z
+    .array(
+      z.string().superRefine((pattern, ctx) => {
+        const problem = checkFailurePatterns([pattern]);
+        if (problem) ctx.addIssue({ code: "custom", message: problem.replace(/^invalid failure pattern .*?: /, "") });
+      }),
+    )
+    .optional(),
   limits: LimitsSchema.partial().optional(),
   /** How long a model server may stay silent (before its first byte, and between chunks) before the call fails, in milliseconds; 0 = no limit. */
   modelTimeoutMs: z.number().int().nonnegative().optional(),
@@ -89,15 +96,109 @@ export const ConfigFileSchema = z.strictObject({
   localRunner: z.boolean().optional(),
   /** Kill an accepted command after this many milliseconds; 0 = no limit. */
   commandTimeoutMs: z.number().int().nonnegative().optional(),
-  /** Default time limit of a command started in the background (the model's `sh` with `background`), in milliseconds; 0 = none. */
-  backgroundTimeoutMs: z.number().int().nonnegative().optional(),
-  /** What the model may do to running commands with its `write` and `kill` tools: "accepted" (commands of its run a person or rule accepted, the default) or "off" (nothing). */
-  modelInput: z.enum(["accepted", "off"]).optional(),
   /** Close a WebSocket connection that has sent nothing (not even a pong to the server's pings) for this many milliseconds; 0 = never. */
   livenessTimeoutMs: z.number().int().nonnegative().optional(),
   /** Variables of the runner's environment that commands get besides the base (PATH, HOME, LANG, TERM): names, or patterns with `*` (which never match SPOOL_* or secret-looking names). */
   commandEnv: z.array(z.string().regex(COMMAND_ENV_ENTRY, "a variable name, or a pattern with *")).optional(),
+  /** How long a turn waits for an accepted command before the model sees its output so far, in milliseconds. */
+  toolYieldMs: z.number().int().nonnegative().optional(),
+  /** Tokens of command output the model sees per tool result before head/tail cutting. */
+  outputTokens: z.number().int().positive().optional(),
 });
+
+const MILLISECONDS = "a whole number of milliseconds, 0 or more";
+
+/** What each config.json setting must hold, in words, for error messages; `key[]` is an item of a list, `key.*` a value of an object. */
+const MUST: Record<string, string> = {
+  host: "an address or host name (a string)",
+  port: "an integer 0-65535",
+  allowedOrigins: "a list of origins",
+  "allowedOrigins[]": 'an origin (a string such as "http://localhost:5173")',
+  plugins: "a list of plugin paths or package names",
+  "plugins[]": "a plugin path (./x.ts, /abs/x.js) or package name",
+  failurePatterns: "a list of regular expressions",
+  "failurePatterns[]": "a regular expression",
+  limits: "an object of limits",
+  modelTimeoutMs: MILLISECONDS,
+  modelMaxTokens: "an object of model alias → max_tokens",
+  "modelMaxTokens.*": "a positive integer",
+  runnerGraceMs: MILLISECONDS,
+  localRunner: "true or false",
+  commandTimeoutMs: MILLISECONDS,
+  livenessTimeoutMs: MILLISECONDS,
+  commandEnv: "a list of variable names or patterns with *",
+  "commandEnv[]": "a variable name or a pattern with *",
+  toolYieldMs: MILLISECONDS,
+  outputTokens: "a positive integer",
+  ...Object.fromEntries(
+    Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),
+  ),
+};
+
+/** `limits.maxBatchSize`, `plugins[2]`. */
+function settingName(path: readonly PropertyKey[]): string {
+  return path.map((part, i) => (typeof part === "number" ? `[${part}]` : `${i > 0 ? "." : ""}${String(part)}`)).join("");
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  return path.reduce<unknown>((at, part) => (at !== null && typeof at === "object" ? (at as Record<PropertyKey, unknown>)[part] : undefined), value);
+}
+
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** One line per problem, each naming the file and the setting: `/x/config.json: "port" must be an integer 0-65535, got "abc"`. */
+function configProblems(file: string, raw: unknown, issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      const where = settingName(issue.path);
+      const known = where === "limits" ? Object.keys(LimitsSchema.shape) : Object.keys(ConfigFileSchema.shape);
+      const names = issue.keys.map((k) => `"${where ? `${where}.` : ""}${k}"`).join(", ");
+      return `${file}: ${names} ${issue.keys.length > 1 ? "are not settings" : "is not a setting"} (known${where ? ` in ${where}` : ""}: ${known.join(", ")})`;
+    }
+    const name = settingName(issue.path);
+    const pattern = settingName(
+      issue.path.map((part, i) => (typeof part === "number" ? 0 : i === 1 && issue.path[0] === "modelMaxTokens" ? "*" : part)),
+    ).replace(/\[0\]/g, "[]");
+    const must = MUST[pattern];
+    const detail = issue.code === "custom" && issue.message ? ` (${issue.message})` : "";
+    return `${file}: "${name}" must be ${must ?? issue.message}${detail}, got ${shown(valueAt(raw, issue.path))}`;
+  });
+}
+
+/** Reads config.json: absent is {}, anything wrong is an error naming the file and the setting. */
+function readConfigFile(file: string): z.output<typeof ConfigFileSchema> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
+    throw new Error(`${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const at = /at position (\d+)/.exec(message);
+    const before = at ? text.slice(0, Number(at[1])).split("\n") : null;
+    const where = before ? ` (line ${before.length}, column ${before.at(-1)!.length + 1})` : "";
+    throw new Error(`${file}: not valid JSON: ${message}${where}`);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new Error(`${file}: must hold a JSON object of settings, e.g. {"port": 7420}, got ${shown(raw)}`);
+  }
+  const parsed = ConfigFileSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(configProblems(file, raw, parsed.error.issues).join("\n"));
+  return parsed.data;
+}
+
+/** A plugin spec that names a file (./x, ../x, /x) rather than a package. */
+export function isPluginPath(spec: string): boolean {
+  return spec.startsWith(".") || spec.startsWith("/") || isAbsolute(spec);
+}
 
 export type Limits = z.output<typeof LimitsSchema>;
 
@@ -108,6 +209,7 @@ export interface SpoolConfig {
   dbFile: string;
   tokenFile: string;
   allowedOrigins: string[];
+  /** External plugins: absolute paths (relative ones resolved by loadConfig) or package names. */
   plugins: string[];
   limits: Limits;
   /** How long a producer whose channels are open may stay silent after a restart or runner loss. */
@@ -118,8 +220,6 @@ export interface SpoolConfig {
   localRunner: boolean;
   /** Default time limit of an accepted command; 0 = none. */
   commandTimeoutMs: number;
-  /** Default time limit of a command started in the background; 0 = none. */
-  backgroundTimeoutMs: number;
   /** Silence after which a WebSocket connection is taken for dead and closed (the server pings meanwhile); 0 = never. */
   livenessTimeoutMs: number;
   /** Names (or `*` patterns) of the runner's environment variables passed to commands besides the base; see SPEC §7 Environment. */
@@ -151,8 +251,6 @@ export interface AgentConfig {
   maxStepsPerLoop: number;
   /** Silence of a model server (before the first byte, between chunks) after which the call fails; 0 = no limit. */
   modelTimeoutMs: number;
-  /** What the model's write and kill tools may reach: commands of its run that were accepted, or nothing. */
-  modelInput: "accepted" | "off";
 }
 
 /** Reads SPOOL_MODEL_<alias> variables; a malformed one is an error at start-up, not at first use. */
@@ -200,7 +298,6 @@ export interface ConfigOverrides {
   runnerGraceMs?: number;
   localRunner?: boolean;
   commandTimeoutMs?: number;
-  backgroundTimeoutMs?: number;
   livenessTimeoutMs?: number;
   commandEnv?: string[];
   agent?: Partial<Omit<AgentConfig, "models">>;
@@ -222,21 +319,19 @@ function envSwitch(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
   throw new Error(`${name} must be on or off, got "${env[name]}"`);
 }
 
-/** Defaults < $SPOOL_HOME/config.json < environment < explicit overrides (flags). */
+/**
+ * Defaults < $SPOOL_HOME/config.json < environment < explicit overrides (flags). Plugins add up: the
+ * file's, then the overrides'; a relative path resolves from config.json's directory for the file's,
+ * from the current directory for the overrides' (`spool serve --plugin`).
+ */
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): SpoolConfig {
   const home = resolve(overrides.home ?? env.SPOOL_HOME ?? join(homedir(), ".spool"));
   const configPath = join(home, "config.json");
-  let file: z.output<typeof ConfigFileSchema> = {};
-  if (existsSync(configPath)) {
-    const parsed = ConfigFileSchema.safeParse(JSON.parse(readFileSync(configPath, "utf8")));
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-      throw new Error(`Invalid ${configPath}: ${problems}`);
-    }
-    file = parsed.data;
-  }
-  const port = overrides.port ?? envNumber(env, "SPOOL_PORT") ?? file.port ?? 7420;
-  if (port > 65535) throw new Error(`Port ${port} is out of range (0-65535)`);
+  const file = readConfigFile(configPath);
+  const pluginsFrom = (specs: readonly string[], base: string) => specs.map((spec) => (isPluginPath(spec) ? resolve(base, spec) : spec));
+  const envPort = envNumber(env, "SPOOL_PORT");
+  if (envPort !== undefined && envPort > 65535) throw new Error(`SPOOL_PORT must be 0-65535, got "${env.SPOOL_PORT}"`);
+  const port = overrides.port ?? envPort ?? file.port ?? 7420;
   const envOrigins = env.SPOOL_ALLOWED_ORIGINS
     ? env.SPOOL_ALLOWED_ORIGINS.split(",")
         .map((s) => s.trim())
@@ -257,23 +352,21 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     dbFile: join(home, "spool.db"),
     tokenFile: join(home, "token"),
     allowedOrigins: overrides.allowedOrigins ?? envOrigins ?? file.allowedOrigins ?? [],
-    plugins: [...(file.plugins ?? []), ...(overrides.plugins ?? [])],
+    plugins: [...pluginsFrom(file.plugins ?? [], dirname(configPath)), ...pluginsFrom(overrides.plugins ?? [], process.cwd())],
     limits: LimitsSchema.parse({ ...file.limits, ...overrides.limits }),
     runnerGraceMs: overrides.runnerGraceMs ?? envNumber(env, "SPOOL_RUNNER_GRACE_MS") ?? file.runnerGraceMs ?? 30_000,
     defaultRoot: process.cwd(),
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
-    backgroundTimeoutMs: overrides.backgroundTimeoutMs ?? envNumber(env, "SPOOL_BACKGROUND_TIMEOUT_MS") ?? file.backgroundTimeoutMs ?? 24 * 60 * 60 * 1000,
     livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     agent: {
       models: modelsFromEnv(env, file.modelMaxTokens),
-      toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? 10_000,
-      outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? 4_000,
+      toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,
+      outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? file.outputTokens ?? 4_000,
       failurePatterns: overrides.agent?.failurePatterns ?? file.failurePatterns ?? [...DEFAULT_FAILURE_PATTERNS],
       maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,
       modelTimeoutMs: overrides.agent?.modelTimeoutMs ?? envNumber(env, "SPOOL_MODEL_TIMEOUT_MS") ?? file.modelTimeoutMs ?? 120_000,
-      modelInput: overrides.agent?.modelInput ?? file.modelInput ?? "accepted",
     },
   };
 }

@@ -5,14 +5,23 @@ export const SERVE_HELP = `Usage: spool serve [options]
 
 Starts the Spool server: JSON-RPC over WebSocket with its embedded SQLite database.
 
-Options:
+Options (each setting: the flag, else the environment variable, else the
+config.json key, else the default):
   --home DIR        Spool home (database, token, config.json)   [$SPOOL_HOME, ~/.spool]
-  --host HOST       address to bind                             [$SPOOL_HOST, 127.0.0.1]
-  --port PORT       port to listen on; 0 picks a free one       [$SPOOL_PORT, 7420]
-  --plugin SPEC     load an external plugin (path or package); repeatable
-  --allow-origin O  allow a browser Origin; repeatable          [$SPOOL_ALLOWED_ORIGINS]
-  --no-local-runner do not embed the local runner "local"       [$SPOOL_LOCAL_RUNNER=off]
+  --host HOST       address to bind                    [$SPOOL_HOST, "host", 127.0.0.1]
+  --port PORT       port to listen on; 0 picks a free one    [$SPOOL_PORT, "port", 7420]
+  --plugin SPEC     load an external plugin: a path (./x.ts, relative to the current
+                    directory) or a package name; repeatable, added to "plugins"
+  --allow-origin O  allow a browser Origin; repeatable
+                                       [$SPOOL_ALLOWED_ORIGINS, "allowedOrigins", none]
+  --no-local-runner do not embed the local runner "local"
+                                       [$SPOOL_LOCAL_RUNNER=off, "localRunner": false]
   -h, --help        show this help
+
+$SPOOL_HOME/config.json holds these and the other settings (README "Settings");
+relative "plugins" paths there are relative to its own directory. A wrong value
+stops the server with the file and the key, e.g.
+  ~/.spool/config.json: "port" must be an integer 0-65535, got "abc"
 
 One server per home: a second one on the same home refuses to start and names
 the process holding its lock (spool.lock).

@@ -187,6 +187,8 @@ describe("configuration", () => {
     writeFileSync(join(home, "config.json"), JSON.stringify({ failurePatterns: ["\\bTIMEOUT\\b"] }));
     expect(loadConfig({ home }, {}).agent.failurePatterns).toEqual(["\\bTIMEOUT\\b"]);
     writeFileSync(join(home, "config.json"), JSON.stringify({ failurePatterns: ["(unclosed"] }));
-    expect(() => loadConfig({ home }, {})).toThrow(/failurePatterns\.0: not a valid regular expression/);
+    expect(() => loadConfig({ home }, {})).toThrow(
+      /config\.json: "failurePatterns\[0\]" must be a regular expression \(.*Unterminated group\), got "\(unclosed"/,
+    );
   });
 });
