@@ -124,8 +124,7 @@ class AppendBatcher {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      const outcomes: AppendOutcome[] = [];
-      for (const item of batch) outcomes.push(await appendOne(client, item));
+      const outcomes = await writeBatch(client, batch);
       await client.query("COMMIT");
       return outcomes;
     } catch (error) {
@@ -137,44 +136,75 @@ class AppendBatcher {
   }
 }
 
-async function appendOne(client: pg.PoolClient, { entryId, data, seq, open }: Pending): Promise<AppendOutcome> {
-  // The row lock orders appends to one entry across servers sharing the database.
-  const { rows } = await client.query<EntryRow>("SELECT * FROM entries WHERE id = $1 FOR UPDATE", [entryId]);
-  const entry = rows[0];
-  if (!entry) throw new Error(`entry ${entryId} vanished`);
-  if (seq !== undefined && seq <= entry.last_seq) {
-    // A retry is acknowledged only with the bytes already stored under its seq (one chunk read, O(chunk)).
-    const previous = await client.query<{ data: Buffer }>("SELECT data FROM chunks WHERE entry_id = $1 AND seq = $2", [entryId, seq]);
-    if (!previous.rows[0]?.data.equals(data)) return { kind: "mismatch", seq };
-    return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
+/**
+ * One batch in a fixed number of round trips, whatever its size: lock its
+ * entries (in id order, so two servers never deadlock), decide every append
+ * in memory, then one INSERT of all new chunks and one UPDATE of all counters.
+ */
+async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<AppendOutcome[]> {
+  const ids = [...new Set(batch.map((b) => b.entryId))].sort((a, b) => a - b);
+  const { rows } = await client.query<EntryRow>("SELECT * FROM entries WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", [ids]);
+  const entries = new Map(rows.map((r) => [r.id, r]));
+  // Retries name seqs already stored: their bytes are read once, together (O(chunk) each).
+  const retries = batch.filter((b) => b.seq !== undefined && b.seq <= (entries.get(b.entryId)?.last_seq ?? 0));
+  const stored = new Map<string, Buffer>();
+  if (retries.length > 0) {
+    const found = await client.query<{ entry_id: number; seq: number; data: Buffer }>(
+      "SELECT entry_id, seq, data FROM chunks WHERE (entry_id, seq) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))",
+      [retries.map((r) => r.entryId), retries.map((r) => r.seq)],
+    );
+    for (const row of found.rows) stored.set(`${row.entry_id}:${row.seq}`, row.data);
   }
-  if (entry.status !== open) return { kind: "closed", status: entry.status };
-  const next = entry.last_seq + 1;
-  if (seq !== undefined && seq !== next) return { kind: "gap", expected: next };
-  const newlines = countNewlines(data);
-  await client.query("INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) VALUES ($1, $2, $3, $4, $5, $6)", [
-    entryId,
-    next,
-    entry.bytes,
-    entry.newlines,
-    newlines,
-    data,
-  ]);
-  const updated: EntryRow = {
-    ...entry,
-    bytes: entry.bytes + data.length,
-    newlines: entry.newlines + newlines,
-    ends_with_newline: data.length > 0 ? Number(data[data.length - 1] === 10) : entry.ends_with_newline,
-    last_seq: next,
-    updated_at: Date.now(),
-  };
-  await client.query("UPDATE entries SET bytes = $1, newlines = $2, ends_with_newline = $3, last_seq = $4, updated_at = $5 WHERE id = $6", [
-    updated.bytes,
-    updated.newlines,
-    updated.ends_with_newline,
-    next,
-    updated.updated_at,
-    entryId,
-  ]);
-  return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
+  const inserts: { entryId: number; seq: number; byteOffset: number; lineOffset: number; newlines: number; data: Buffer }[] = [];
+  const outcomes = batch.map(({ entryId, data, seq, open }): AppendOutcome => {
+    const entry = entries.get(entryId);
+    if (!entry) throw new Error(`entry ${entryId} vanished`);
+    if (seq !== undefined && seq <= entry.last_seq) {
+      const previous = stored.get(`${entryId}:${seq}`) ?? inserts.find((i) => i.entryId === entryId && i.seq === seq)?.data;
+      if (!previous?.equals(data)) return { kind: "mismatch", seq };
+      return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
+    }
+    if (entry.status !== open) return { kind: "closed", status: entry.status };
+    const next = entry.last_seq + 1;
+    if (seq !== undefined && seq !== next) return { kind: "gap", expected: next };
+    const newlines = countNewlines(data);
+    inserts.push({ entryId, seq: next, byteOffset: entry.bytes, lineOffset: entry.newlines, newlines, data });
+    const updated: EntryRow = {
+      ...entry,
+      bytes: entry.bytes + data.length,
+      newlines: entry.newlines + newlines,
+      ends_with_newline: data.length > 0 ? Number(data[data.length - 1] === 10) : entry.ends_with_newline,
+      last_seq: next,
+      updated_at: Date.now(),
+    };
+    entries.set(entryId, updated);
+    return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
+  });
+  if (inserts.length === 0) return outcomes;
+  await client.query(
+    "INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bytea[])",
+    [
+      inserts.map((i) => i.entryId),
+      inserts.map((i) => i.seq),
+      inserts.map((i) => i.byteOffset),
+      inserts.map((i) => i.lineOffset),
+      inserts.map((i) => i.newlines),
+      inserts.map((i) => i.data),
+    ],
+  );
+  const changed = [...new Set(inserts.map((i) => i.entryId))].map((id) => entries.get(id)!);
+  await client.query(
+    `UPDATE entries AS e SET bytes = v.bytes, newlines = v.newlines, ends_with_newline = v.ends, last_seq = v.last_seq, updated_at = v.updated_at
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::bigint[], $6::bigint[]) AS v(id, bytes, newlines, ends, last_seq, updated_at)
+     WHERE e.id = v.id`,
+    [
+      changed.map((e) => e.id),
+      changed.map((e) => e.bytes),
+      changed.map((e) => e.newlines),
+      changed.map((e) => e.ends_with_newline),
+      changed.map((e) => e.last_seq),
+      changed.map((e) => e.updated_at),
+    ],
+  );
+  return outcomes;
 }
