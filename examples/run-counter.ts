@@ -1,6 +1,5 @@
+import { defineMethod, definePlugin } from "spool/plugin";
 import { z } from "zod";
-import { defineMethod } from "../src/methods/define.js";
-import { definePlugin } from "../src/plugins/plugin.js";
 
 export default definePlugin({
   name: "run-counter",

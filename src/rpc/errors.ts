@@ -52,8 +52,19 @@ export const ERRORS = {
 
 export type ErrorName = keyof typeof ERRORS;
 
+const SPOOL_ERROR = Symbol.for("spool.SpoolError");
+
 /** An error with a catalogue name; thrown by handlers, mapped to a JSON-RPC error response. */
 export class SpoolError extends Error {
+  /**
+   * A plugin may import another copy of this module (spool/plugin's build, while the server runs
+   * from source): `instanceof SpoolError` recognizes an error from any copy. (So it has no subclasses.)
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as { [SPOOL_ERROR]?: unknown })[SPOOL_ERROR] === true;
+  }
+
+  readonly [SPOOL_ERROR] = true;
   override readonly name = "SpoolError";
   constructor(
     readonly errorName: ErrorName,

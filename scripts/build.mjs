@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Builds spool/plugin and spool/client into dist/ (JavaScript and declarations) with TypeScript's
+// native tsc: `npm run build`, and `prepare` on every npm install / npm ci. Offline, a few seconds.
+// Plain JavaScript on purpose: it runs before anything else is built, without tsx.
+import { spawnSync } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const prepare = process.argv.includes("--prepare");
+
+let tsc;
+try {
+  tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc");
+} catch {
+  const message = "TypeScript is not installed (an install with --omit=dev?), so spool/plugin and spool/client cannot be built";
+  // An install without dev dependencies still runs the CLI (it needs no build): say why the packages are missing, do not fail it.
+  if (prepare) {
+    process.stderr.write(`spool: ${message}; run \`npm install\` with dev dependencies, then \`npm run build\`\n`);
+    process.exit(0);
+  }
+  process.stderr.write(`spool build: ${message}; run \`npm install\` first\n`);
+  process.exit(1);
+}
+
+// Stale output of a source file that is gone would still be importable: start from nothing.
+rmSync(join(root, "dist"), { recursive: true, force: true });
+const result = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
+if (result.status !== 0) {
+  process.stderr.write(`spool build: tsc -p tsconfig.build.json failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})\n`);
+  process.exit(1);
+}
+for (const file of ["dist/plugin.js", "dist/plugin.d.ts", "dist/client/index.js", "dist/client/index.d.ts"]) {
+  if (!existsSync(join(root, file))) {
+    process.stderr.write(`spool build: tsc finished but ${file} is missing; check tsconfig.build.json\n`);
+    process.exit(1);
+  }
+}
