@@ -1,69 +1,21 @@
 import type { ResultOf, SpoolNotifications } from "../../client/api.js";
 import { fill, h } from "./dom.js";
-import { age, bytes, duration, ENTRY, entryStatusWord, escapeControl, hasControl, OPEN_RUN, runStatusWord, statusClass } from "./format.js";
+import { age, escapeControl, runStatusWord, statusClass } from "./format.js";
+import { channelName, isOpen, type Message, type Producer, type Project, type Proposal, producersOf, type Run, type Runner, type ToolNotice } from "./model.js";
+import { codeIn, type Route, readRoute, routeHash } from "./route.js";
 import { Rpc, RpcError } from "./rpc.js";
-import { ChannelTerminal } from "./terminal.js";
-
-type Project = ResultOf<"project/list">["projects"][number];
-type Run = ResultOf<"run/list">["runs"][number];
-type Entry = ResultOf<"entry/list">["entries"][number];
-type Message = ResultOf<"run/history">["messages"][number];
-type Runner = ResultOf<"runner/list">["runners"][number];
-type Proposal = SpoolNotifications["run/proposal"] & { seenAt: number };
-type ToolNotice = SpoolNotifications["run/tool"];
+import { ChannelTerminal, type TerminalMode } from "./terminal.js";
+import { since } from "./views/common.js";
+import { messageView } from "./views/conversation.js";
+import { channelHead, producerFacts, producerTable } from "./views/producer.js";
+import { proposalCard } from "./views/proposal.js";
+import { overview, projectItems, runItems } from "./views/sidebar.js";
 
 const CLIENT = { name: "spool-web", version: "1" };
 /** Messages of a run's conversation the page keeps (the oldest are dropped beyond it). */
 const MAX_MESSAGES = 2000;
 /** Entries of a run listed (logs and their channels). */
 const MAX_ENTRIES = 3000;
-
-/** Where the page is: project, run and producer (a log path), kept in the address's fragment. */
-interface Route {
-  project: string | null;
-  run: string | null;
-  producer: string | null;
-}
-
-function readRoute(): Route {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  return { project: parts[0] || null, run: parts[1] || null, producer: parts[2] || null };
-}
-
-function routeHash(route: Route): string {
-  const parts = [route.project, route.run, route.producer].filter((p): p is string => Boolean(p));
-  return `#/${parts.map(encodeURIComponent).join("/")}`;
-}
-
-/** A producer as the page shows it: its log entry and its data channels. */
-interface Producer {
-  log: Entry;
-  channels: Entry[];
-}
-
-/** What a producer's log entry says about where it stands. */
-function producerState(p: Producer): { word: string; running: boolean } {
-  if (p.log.status === ENTRY.proposed) return { word: "proposed", running: false };
-  if (p.log.status === ENTRY.rejected) return { word: "rejected", running: false };
-  const open = p.channels.some((c) => c.status === ENTRY.streaming);
-  if (open || p.log.attributes.outcome === undefined) return { word: open || p.channels.length > 0 ? "running" : "accepted", running: open };
-  return { word: entryStatusWord(Number(p.log.attributes.status ?? p.channels[0]?.status ?? p.log.status)), running: false };
-}
-
-/** Escaped text, marked when escaping changed it so people notice hidden characters. */
-function shown(text: string, cls = ""): HTMLElement {
-  return h(
-    "span",
-    { class: `${cls}${hasControl(text) ? " escaped" : ""}`, title: hasControl(text) ? "contains control characters, shown escaped" : null },
-    escapeControl(text),
-  );
-}
-
-function since(time: number): HTMLElement {
-  return h("time", { "data-since": time, datetime: new Date(time).toISOString(), title: new Date(time).toLocaleString() }, age(time));
-}
-
-const isOpen = (status: number) => OPEN_RUN.includes(status);
 
 /**
  * The web view: one WebSocket joined to the chosen project (a new one when the project changes), the
@@ -73,7 +25,14 @@ const isOpen = (status: number) => OPEN_RUN.includes(status);
  */
 export class App {
   readonly #root: HTMLElement;
+  /** Requests and the project's notifications. */
   #rpc: Rpc | null = null;
+  /**
+   * Output: terminals subscribe on a connection of their own. A connection whose reader is behind gets
+   * nothing more made for it until it catches up (SPEC §1), so a page busy drawing a flood of output must
+   * not make its clicks wait behind that output.
+   */
+  #data: Rpc | null = null;
   #route: Route = readRoute();
   #projects: Project[] = [];
   #runs = new Map<string, Run>();
@@ -206,18 +165,22 @@ export class App {
   async #connect(): Promise<void> {
     clearTimeout(this.#retryTimer);
     const conn = ++this.#conn;
-    let rpc: Rpc;
-    try {
-      rpc = await Rpc.connect(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`);
-    } catch {
-      return this.#lost(conn);
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
+    const opened = await Promise.allSettled([Rpc.connect(url), Rpc.connect(url)]);
+    const [rpc, data] = opened.map((o) => (o.status === "fulfilled" ? o.value : null));
+    if (!rpc || !data || conn !== this.#conn) {
+      rpc?.close();
+      data?.close();
+      if (conn === this.#conn) void this.#lost(conn);
+      return;
     }
-    if (conn !== this.#conn) return rpc.close();
     this.#rpc = rpc;
+    this.#data = data;
     rpc.onClose(() => this.#lost(conn));
-    this.#listen(rpc);
+    data.onClose(() => this.#lost(conn));
+    this.#listen(rpc, data);
     try {
-      await this.#join(rpc);
+      await this.#join(rpc, data);
       this.#retryMs = 500;
     } catch (error) {
       if (conn !== this.#conn || rpc.closed) return;
@@ -228,7 +191,12 @@ export class App {
   /** After a drop: a page whose session is gone says so; otherwise it connects again, waiting longer each time. */
   async #lost(conn: number): Promise<void> {
     if (conn !== this.#conn || this.#state === "signed-out") return;
+    this.#conn++;
+    // Both connections go together: the one still open is closed too.
+    this.#rpc?.close();
+    this.#data?.close();
     this.#rpc = null;
+    this.#data = null;
     // Subscriptions die with the connection; the terminals stay, to resume after their last seq.
     this.#subscriptions.clear();
     this.#state = "reconnecting";
@@ -236,6 +204,7 @@ export class App {
     for (const terminal of this.#terminals.values()) if (!terminal.paused) terminal.note("[connection lost; reconnecting …]");
     const session = await fetch("/session", { cache: "no-store" }).catch(() => null);
     if (session?.status === 401) return this.#signedOut(await errorText(session));
+    if (this.#state !== "reconnecting") return;
     this.#retryTimer = window.setTimeout(() => void this.#connect(), this.#retryMs);
     this.#retryMs = Math.min(this.#retryMs * 2, 5_000);
   }
@@ -245,11 +214,13 @@ export class App {
     this.#view++;
     clearTimeout(this.#retryTimer);
     this.#rpc?.close();
+    this.#data?.close();
     this.#rpc = null;
+    this.#data = null;
   }
 
   /** Lists the projects, joins the chosen one and loads what is in view. */
-  async #join(rpc: Rpc): Promise<void> {
+  async #join(rpc: Rpc, data: Rpc): Promise<void> {
     const view = ++this.#view;
     const { projects } = await rpc.call("project/list", {});
     this.#projects = projects;
@@ -278,6 +249,7 @@ export class App {
     }
     this.#proposals.clear();
     const joined = await rpc.call("initialize", { project: name, create: false, client: CLIENT, protocolVersion: "1.0" });
+    await data.call("initialize", { project: name, create: false, client: CLIENT, protocolVersion: "1.0" });
     this.#serverVersion = joined.server.version;
     this.#connectionId = joined.connectionId;
     this.#state = "open";
@@ -288,7 +260,7 @@ export class App {
     await this.#openRun(view, this.#run !== null && this.#run.alias === this.#route.run);
   }
 
-  #listen(rpc: Rpc): void {
+  #listen(rpc: Rpc, data: Rpc): void {
     rpc.on("run/proposal", (p) => {
       this.#proposals.set(`${p.run}\u0000${p.path}`, { ...p, seenAt: Date.now() });
       if (!this.#runs.has(p.run)) this.#scheduleRunsReload();
@@ -334,15 +306,15 @@ export class App {
         if (n.run === this.#run?.alias) this.#scheduleEntries();
       });
     }
-    rpc.on("stream/data", (d) => this.#subscriptions.get(d.subscription)?.push(d.seq, d.chunk));
-    rpc.on("stream/end", (e) => {
+    data.on("stream/data", (d) => this.#subscriptions.get(d.subscription)?.push(d.seq, d.chunk));
+    data.on("stream/end", (e) => {
       const terminal = this.#subscriptions.get(e.subscription);
       if (!terminal) return;
       this.#subscriptions.delete(e.subscription);
       this.#ended.set(terminal.info.channel, e);
       this.#renderDetailMeta();
     });
-    rpc.on("stream/lagged", (l) => {
+    data.on("stream/lagged", (l) => {
       const terminal = this.#subscriptions.get(l.subscription);
       if (!terminal) return;
       this.#subscriptions.delete(l.subscription);
@@ -456,14 +428,7 @@ export class App {
     if (!rpc || !run) return;
     const { entries } = await rpc.call("entry/list", { run: run.alias, limit: MAX_ENTRIES });
     if (view !== this.#view || run.alias !== this.#run?.alias) return;
-    const logs = new Map<string, Producer>();
-    for (const e of entries) if (e.path.startsWith("log://")) logs.set(e.path, { log: e, channels: [] });
-    for (const e of entries) {
-      const log = typeof e.attributes.log === "string" ? logs.get(e.attributes.log) : undefined;
-      if (log) log.channels.push(e);
-    }
-    for (const p of logs.values()) p.channels.sort((a, b) => Number(a.attributes.channel) - Number(b.attributes.channel));
-    this.#producers = [...logs.values()].reverse();
+    this.#producers = producersOf(entries);
     this.#renderProducers();
     this.#renderDetail();
     this.#renderConversation();
@@ -552,54 +517,13 @@ export class App {
   }
 
   #renderProjects(): void {
-    fill(
-      this.#el.projects,
-      ...this.#projects.map((p) =>
-        h(
-          "a",
-          {
-            href: routeHash({ project: p.name, run: null, producer: null }),
-            class: `item${p.name === this.#route.project ? " selected" : ""}`,
-            title: p.root,
-            "data-project": p.name,
-          },
-          h("span", { class: "name" }, p.name),
-          p.waiting > 0 ? h("span", { class: "badge waiting", title: "runs waiting on a proposal" }, String(p.waiting)) : null,
-          p.open > 0 ? h("span", { class: "badge open", title: "open runs" }, String(p.open)) : null,
-          h("span", { class: "dim" }, `${p.runs} run${p.runs === 1 ? "" : "s"}`),
-        ),
-      ),
-    );
+    fill(this.#el.projects, ...projectItems(this.#projects, this.#route.project));
   }
 
   #renderRuns(): void {
-    const runs = [...this.#runs.values()].sort((a, b) => Number(isOpen(b.status)) - Number(isOpen(a.status)) || b.updatedAt - a.updatedAt);
     const pending = new Map<string, number>();
     for (const p of this.#proposals.values()) pending.set(p.run, (pending.get(p.run) ?? 0) + 1);
-    if (runs.length === 0) {
-      fill(this.#el.runs, h("p", { class: "dim pad" }, "No runs yet."));
-      return;
-    }
-    fill(
-      this.#el.runs,
-      ...runs.map((r) => {
-        const word = runStatusWord(r.status);
-        const waiting = pending.get(r.alias) ?? 0;
-        return h(
-          "a",
-          {
-            href: routeHash({ project: this.#route.project, run: r.alias, producer: null }),
-            class: `item run${r.alias === this.#route.run ? " selected" : ""}`,
-            "data-run": r.alias,
-          },
-          h("span", { class: statusClass(word) }, word),
-          h("span", { class: "name" }, escapeControl(r.alias)),
-          waiting > 0 ? h("span", { class: "badge waiting", title: "proposals waiting for a decision" }, String(waiting)) : null,
-          since(r.updatedAt),
-          r.title ? h("span", { class: "title" }, escapeControl(r.title)) : null,
-        );
-      }),
-    );
+    fill(this.#el.runs, ...runItems(this.#runs.values(), pending, this.#route));
   }
 
   /** Cards already shown are kept (with what was typed in them); only new ones are made. */
@@ -608,7 +532,8 @@ export class App {
   #renderProposals(): void {
     const list = [...this.#proposals.entries()].sort(([, a], [, b]) => a.seenAt - b.seenAt);
     const cards = new Map<string, HTMLElement>();
-    for (const [key, p] of list) cards.set(key, this.#cards.get(key) ?? this.#proposalCard(p));
+    for (const [key, p] of list)
+      cards.set(key, this.#cards.get(key) ?? proposalCard(p, this.#route.project, this.#runners, { resolve: (...args) => void this.#resolve(...args) }));
     this.#cards = cards;
     if (list.length === 0) {
       fill(this.#el.proposals);
@@ -617,81 +542,15 @@ export class App {
     fill(this.#el.proposals, h("h2", null, `Waiting for a decision (${list.length})`), h("div", { class: "cards" }, ...cards.values()));
   }
 
-  #proposalCard(p: Proposal): HTMLElement {
-    const a = p.attributes;
-    const env = a.env && typeof a.env === "object" ? Object.entries(a.env as Record<string, string>) : [];
-    const proposedRunner = typeof a.runner === "string" ? a.runner : "";
-    const runnerSelect = h(
-      "select",
-      { "aria-label": "runner" },
-      h("option", { value: "" }, `default runner${this.#defaultRunnerName() ? ` (${this.#defaultRunnerName()})` : ""}`),
-      ...this.#runners
-        .filter((r) => r.state === "attached")
-        .map((r) => h("option", { value: r.name, selected: r.name === proposedRunner }, `${escapeControl(r.name)} · ${r.backend}`)),
-    );
-    const reason = h("input", { type: "text", placeholder: "reason (optional)", "aria-label": "reason", maxlength: 500 });
-    const approve = h("button", { type: "button", class: "approve" }, "Approve");
-    const reject = h("button", { type: "button", class: "reject" }, "Reject");
-    approve.addEventListener("click", () => void this.#resolve(p, "accept", approve, runnerSelect.value, ""));
-    reject.addEventListener("click", () => void this.#resolve(p, "reject", reject, "", reason.value.trim()));
-    return h(
-      "article",
-      { class: "card proposal", "data-path": p.path, "data-run": p.run },
-      h(
-        "div",
-        { class: "card-head" },
-        h("span", { class: "tool" }, p.tool),
-        a.readOnly ? h("span", { class: "badge ro", title: "runs in the read-only sandbox" }, "read-only") : null,
-        h("a", { href: routeHash({ project: this.#route.project, run: p.run, producer: null }) }, escapeControl(p.run)),
-        h("span", { class: "dim path" }, escapeControl(p.path)),
-        since(p.seenAt),
-      ),
-      h("pre", { class: "command" }, "$ ", shown(p.command)),
-      h(
-        "dl",
-        { class: "facts" },
-        h("dt", null, "cwd"),
-        h("dd", null, typeof a.cwd === "string" && a.cwd ? shown(a.cwd) : h("span", { class: "dim" }, "project root")),
-        h("dt", null, "env"),
-        h(
-          "dd",
-          null,
-          env.length === 0
-            ? h("span", { class: "dim" }, "none added")
-            : h("span", null, ...env.map(([k, v]) => h("code", { class: "env" }, shown(`${k}=${v}`)))),
-        ),
-        h("dt", null, "runner"),
-        h("dd", null, runnerSelect),
-      ),
-      h("div", { class: "actions" }, approve, reject, reason),
-    );
-  }
-
-  #defaultRunnerName(): string {
-    return (this.#runners.find((r) => r.default) ?? this.#runners.find((r) => r.embedded))?.name ?? "";
-  }
-
   #renderOverview(): void {
-    const runners = this.#runners.map((r) =>
-      h(
-        "li",
-        null,
-        h("span", { class: statusClass(r.state === "attached" ? "done" : "waiting") }, r.state),
-        " ",
-        h("strong", null, escapeControl(r.name)),
-        ` ${r.backend}${r.default ? " · default" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${r.sandbox.kind} · ${r.running} running`,
-      ),
-    );
+    const name = this.#route.project ?? "";
     fill(
       this.#el.main,
-      h(
-        "div",
-        { class: "overview" },
-        h("h1", null, this.#route.project ?? ""),
-        h("p", { class: "dim" }, this.#projects.find((p) => p.name === this.#route.project)?.root ?? ""),
-        h("p", null, this.#runs.size === 0 ? "No runs yet." : "Choose a run on the left to follow its conversation and output."),
-        h("h2", null, "Runners"),
-        runners.length === 0 ? h("p", { class: "dim" }, "No runner is attached.") : h("ul", { class: "runners" }, ...runners),
+      overview(
+        this.#projects.find((p) => p.name === name),
+        name,
+        this.#runs.size,
+        this.#runners,
       ),
     );
   }
@@ -788,55 +647,15 @@ export class App {
       fill(box, h("p", { class: "dim pad" }, "No conversation: commands reach this run as proposals."));
       return;
     }
-    const byPath = new Map(this.#producers.map((p) => [p.log.path, p]));
-    const items = this.#messages.map((m) => this.#messageView(m, byPath));
+    const context = {
+      producers: new Map(this.#producers.map((p) => [p.log.path, p])),
+      tools: this.#tools,
+      producerHref: (path: string) => routeHash({ ...this.#route, producer: path }),
+    };
+    const items = this.#messages.map((m) => messageView(m, context));
     fill(box, ...items, this.#runEl.live);
     this.#renderLive();
     if (pinned) box.scrollTop = box.scrollHeight;
-  }
-
-  #messageView(m: Message, byPath: Map<string, Producer>): HTMLElement {
-    if (m.role === "user") {
-      return h(
-        "div",
-        { class: `msg user${m.note ? " note" : ""}` },
-        h("span", { class: "who" }, m.note ? "note" : "prompt"),
-        h("div", { class: "text" }, m.text ?? ""),
-      );
-    }
-    if (m.role === "tool") {
-      return h(
-        "details",
-        { class: "msg tool-result" },
-        h("summary", null, `answer to ${m.toolCallId ?? "a call"}`, " ", since(m.createdAt)),
-        h("pre", null, escapeControl(m.text ?? "")),
-      );
-    }
-    const calls = m.toolCalls.map((c) => {
-      const live = this.#tools.get(c.id);
-      const path = c.path ?? live?.path ?? null;
-      const producer = path ? byPath.get(path) : undefined;
-      const word = producer ? producerState(producer).word : (live?.status ?? (c.status !== null ? entryStatusWord(c.status) : ""));
-      const args = Object.entries(c.arguments)
-        .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
-        .join(", ");
-      return h(
-        "div",
-        { class: "call" },
-        h("span", { class: "tool" }, c.tool),
-        " ",
-        shown(args.length > 400 ? `${args.slice(0, 400)}…` : args, "args"),
-        word ? h("span", { class: statusClass(word) }, word) : null,
-        path && producer ? h("a", { href: routeHash({ ...this.#route, producer: path }), class: "path" }, "output") : null,
-      );
-    });
-    return h(
-      "div",
-      { class: "msg assistant" },
-      h("span", { class: "who" }, "model", " ", since(m.createdAt)),
-      m.text ? h("div", { class: "text" }, m.text) : null,
-      ...calls,
-    );
   }
 
   #renderLive(): void {
@@ -856,46 +675,14 @@ export class App {
     }
     fill(
       this.#runEl.producers,
-      h(
-        "table",
-        null,
-        h(
-          "thead",
-          null,
-          h("tr", null, h("th", null, "status"), h("th", null, "command"), h("th", null, "exit"), h("th", null, "time"), h("th", null, "output")),
-        ),
-        h(
-          "tbody",
-          null,
-          ...this.#producers.map((p) => {
-            const state = producerState(p);
-            const a = p.log.attributes;
-            const exit = a.signal ? String(a.signal) : a.exit_code !== undefined && a.exit_code !== null ? String(a.exit_code) : "";
-            const row = h(
-              "tr",
-              { class: p.log.path === this.#route.producer ? "selected" : "", "data-producer": p.log.path, tabindex: 0 },
-              h("td", null, h("span", { class: statusClass(state.word) }, state.word)),
-              h("td", { class: "cmd" }, shown(String(a.command ?? p.log.path))),
-              h("td", null, exit),
-              h("td", null, typeof a.duration === "number" ? duration(a.duration) : ""),
-              h("td", { class: "dim" }, p.channels.map((c) => `${String(c.attributes.name ?? c.attributes.channel)} ${bytes(c.bytes)}`).join(" · ")),
-            );
-            const open = () => this.#go({ producer: p.log.path });
-            row.addEventListener("click", open);
-            row.addEventListener("keydown", (event) => {
-              if (event.key === "Enter") open();
-            });
-            return row;
-          }),
-        ),
-      ),
+      producerTable(this.#producers, this.#route.producer, (path) => this.#go({ producer: path })),
     );
   }
 
   // ── rendering: one producer ─────────────────────────────────────────────
 
   #teardownDetail(): void {
-    const rpc = this.#rpc;
+    const rpc = this.#data;
     for (const [subscription] of this.#subscriptions) if (rpc && !rpc.closed) void rpc.call("stream/unsubscribe", { subscription }).catch(() => {});
     this.#subscriptions.clear();
     for (const terminal of this.#terminals.values()) terminal.dispose();
@@ -922,16 +709,7 @@ export class App {
       const panes: HTMLElement[] = [];
       for (const c of producer.channels) {
         const channel = Number(c.attributes.channel);
-        let terminal = this.#terminals.get(channel);
-        if (!terminal) {
-          const created = new ChannelTerminal({ channel, name: String(c.attributes.name ?? `channel ${channel}`) }, (paused) => {
-            if (paused) this.#pause(created);
-            else void this.#subscribe(created);
-          });
-          terminal = created;
-          this.#terminals.set(channel, terminal);
-          void this.#subscribe(terminal);
-        }
+        const terminal = this.#terminals.get(channel) ?? this.#openTerminal(channel, channelName(c), "live");
         panes.push(
           h(
             "div",
@@ -950,54 +728,50 @@ export class App {
     const producer = this.#selectedProducer();
     const meta = this.#runEl.detail.querySelector(".detail-meta");
     if (!producer || !meta) return;
-    const a = producer.log.attributes;
-    const state = producerState(producer);
     const cancel = h("button", { type: "button", class: "danger", "data-action": "cancel" }, "Cancel");
     cancel.addEventListener("click", () =>
       this.#act(cancel, "Cancel", () =>
         this.#rpc!.call("stream/cancel", { run: this.#run!.alias, path: producer.log.path, reason: "cancelled from the web view" }),
       ),
     );
-    const process = a.process && typeof a.process === "object" ? (a.process as Record<string, unknown>) : null;
-    const where = process ? [process.backend, process.host, process.container, process.pid ? `pid ${process.pid}` : null].filter(Boolean).join(" · ") : null;
-    const facts: [string, Node | string | null][] = [
-      ["status", h("span", { class: statusClass(state.word), "data-producer-status": state.word }, state.word)],
-      ["exit code", a.exit_code !== undefined && a.exit_code !== null ? String(a.exit_code) : null],
-      ["signal", a.signal ? String(a.signal) : null],
-      ["reason", typeof a.reason === "string" ? shown(a.reason) : null],
-      ["duration", typeof a.duration === "number" ? duration(a.duration) : null],
-      ["runner", typeof a.runner === "string" ? shown(a.runner) : null],
-      ["process", where ? shown(where) : null],
-      ["cwd", typeof a.cwd === "string" && a.cwd ? shown(a.cwd) : "project root"],
-    ];
-    fill(
-      meta,
-      h("div", { class: "detail-title" }, h("pre", { class: "command" }, "$ ", shown(String(a.command ?? ""))), state.running ? cancel : null),
-      h("dl", { class: "facts inline" }, ...facts.filter(([, v]) => v !== null).map(([k, v]) => h("div", null, h("dt", null, k), h("dd", null, v)))),
-    );
+    fill(meta, ...producerFacts(producer, cancel));
     for (const c of producer.channels) {
       const channel = Number(c.attributes.channel);
       const head = this.#runEl.detail.querySelector(`[data-head="${channel}"]`);
-      if (!head) continue;
       const terminal = this.#terminals.get(channel);
-      const ended = this.#ended.get(channel);
-      const status = ended?.status ?? c.status;
-      const size = Math.max(c.bytes, terminal?.received ?? 0);
-      fill(
-        head,
-        h("strong", null, String(c.attributes.name ?? `channel ${channel}`)),
-        ` ${bytes(size)}`,
-        c.lines ? ` · ${c.lines} lines` : "",
-        " ",
-        h("span", { class: statusClass(entryStatusWord(status)) }, entryStatusWord(status)),
-        terminal?.paused ? h("span", { class: "dim" }, " catching up …") : null,
-      );
+      if (!head) continue;
+      fill(head, ...channelHead(c, terminal, this.#ended.get(channel)?.status, () => this.#reopen(channel, terminal?.mode === "whole" ? "live" : "whole")));
     }
+  }
+
+  #openTerminal(channel: number, name: string, mode: TerminalMode): ChannelTerminal {
+    const terminal: ChannelTerminal = new ChannelTerminal({ channel, name }, mode, {
+      pause: (paused) => {
+        if (paused) this.#pause(terminal);
+        else void this.#subscribe(terminal);
+      },
+      skipped: () => this.#renderDetailMeta(),
+    });
+    this.#terminals.set(channel, terminal);
+    void this.#subscribe(terminal);
+    return terminal;
+  }
+
+  /** Shows a channel again from its first byte, in the other mode. */
+  #reopen(channel: number, mode: TerminalMode): void {
+    const old = this.#terminals.get(channel);
+    if (!old) return;
+    this.#pause(old);
+    this.#ended.delete(channel);
+    const fresh = this.#openTerminal(channel, old.info.name, mode);
+    old.element.replaceWith(fresh.element);
+    old.dispose();
+    this.#renderDetailMeta();
   }
 
   /** Subscribes a terminal's channel after the last seq it holds. */
   async #subscribe(terminal: ChannelTerminal): Promise<void> {
-    const rpc = this.#rpc;
+    const rpc = this.#data;
     const run = this.#run;
     const path = this.#route.producer;
     if (!rpc || !run || !path || this.#terminals.get(terminal.info.channel) !== terminal) return;
@@ -1024,7 +798,7 @@ export class App {
     for (const [subscription, t] of this.#subscriptions) {
       if (t !== terminal) continue;
       this.#subscriptions.delete(subscription);
-      void this.#rpc?.call("stream/unsubscribe", { subscription }).catch(() => {});
+      void this.#data?.call("stream/unsubscribe", { subscription }).catch(() => {});
     }
     this.#renderDetailMeta();
   }
@@ -1045,8 +819,6 @@ export class App {
     }
   }
 }
-
-const codeIn = (hash: string) => /^#(?:.*&)?code=/.test(hash);
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

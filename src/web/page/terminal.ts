@@ -1,11 +1,23 @@
 import { Terminal } from "@xterm/xterm";
+import { bytes } from "./format.js";
 
-/** Bytes handed to xterm.js and not yet parsed, above which nothing more is handed over this frame. */
-const MAX_IN_TERMINAL = 4 * 1024 * 1024;
-/** Bytes handed over in one animation frame at most. */
-const MAX_PER_FRAME = 2 * 1024 * 1024;
-/** Bytes received and not yet handed over, above which the page stops its subscription (it resumes from the last seq once caught up). */
-const MAX_QUEUED = 16 * 1024 * 1024;
+/**
+ * Bytes handed to xterm.js per animation frame: adapted to how long frames take (halved when frames come
+ * late, grown while they come on time), so drawing leaves the page time to read the WebSocket. A page
+ * that cannot draw everything then sees its own queue grow and skips, instead of the backlog hiding in
+ * the network where nothing can tell how far behind it is.
+ */
+const MIN_PER_FRAME = 16 * 1024;
+const MAX_PER_FRAME = 1024 * 1024;
+/** Frames further apart than this are late. */
+const LATE_FRAME_MS = 40;
+/** xterm.js parses one write without yielding: pieces this big keep each of its slices short. */
+const PIECE_BYTES = 8 * 1024;
+/** Live: a queue past this many bytes is cut to its newest KEEP_BYTES, so what is shown stays current. */
+const SKIP_AT = 4 * 1024 * 1024;
+const KEEP_BYTES = 512 * 1024;
+/** Whole output: a queue past this many bytes stops the subscription until it is drawn (then it resumes after the last seq). */
+const MAX_QUEUED = 8 * 1024 * 1024;
 
 const THEME = {
   background: "#0b0e14",
@@ -13,6 +25,9 @@ const THEME = {
   cursor: "#0b0e14",
   selectionBackground: "#33415c",
 };
+
+const FONT = "'DejaVu Sans Mono', 'Cascadia Mono', Menlo, Consolas, 'Liberation Mono', monospace";
+const FONT_SIZE = 13;
 
 type Decoder = (text: string) => Uint8Array;
 const fromBase64: Decoder =
@@ -25,15 +40,14 @@ const fromBase64: Decoder =
         return out;
       };
 
-/** The width of one character cell in the terminal font, measured once. */
-function measureCell(font: string, size: number): { width: number; height: number } {
+/** The width and height of one character cell in the terminal font. */
+function measureCell(): { width: number; height: number } {
   const probe = document.createElement("span");
-  probe.style.cssText = `position:absolute;visibility:hidden;white-space:pre;font-family:${font};font-size:${size}px;line-height:normal`;
+  probe.style.cssText = `position:absolute;visibility:hidden;white-space:pre;font-family:${FONT};font-size:${FONT_SIZE}px;line-height:normal`;
   probe.textContent = "W".repeat(64);
   document.body.append(probe);
   const rect = probe.getBoundingClientRect();
   probe.remove();
-
   return { width: rect.width / 64, height: rect.height };
 }
 
@@ -42,38 +56,53 @@ export interface ChannelInfo {
   name: string;
 }
 
+/** How a terminal keeps up: `live` skips what it cannot draw in time (saying so); `whole` draws every byte, however long it takes. */
+export type TerminalMode = "live" | "whole";
+
+export interface TerminalEvents {
+  /** Whole mode: stop (true) or resume (false) the subscription, after `lastSeq`. */
+  pause(paused: boolean): void;
+  /** Live mode skipped bytes; the owner shows it. */
+  skipped(): void;
+}
+
 /**
- * One data channel of a producer in an xterm.js terminal. Chunks are queued as they arrive and written
- * once per animation frame, so a producer writing megabytes a second costs the page one write a frame;
- * when the terminal cannot keep up the owner is told to stop the subscription and to resume it from
- * `lastSeq` once the backlog is drawn, so memory stays bounded and nothing is skipped.
+ * One data channel of a producer in an xterm.js terminal. Chunks are queued as they arrive and handed
+ * to the terminal once per animation frame, in pieces small enough that parsing them never holds the
+ * page for long. A producer can write faster than a browser can draw: live, the terminal then drops
+ * the oldest queued output and notes how much (the output is all stored; `whole` mode draws every byte,
+ * pausing the subscription while it catches up), so memory stays bounded either way.
  */
 export class ChannelTerminal {
   readonly element: HTMLElement;
   readonly info: ChannelInfo;
+  readonly mode: TerminalMode;
   /** Last seq received (queued or written). */
   lastSeq = 0;
-  /** Bytes received since the page opened it. */
+  /** Bytes received since the terminal opened. */
   received = 0;
+  /** Bytes live mode dropped to keep up. */
+  skipped = 0;
   #written = 0;
   #term: Terminal;
   #queue: Uint8Array[] = [];
   #queued = 0;
   #inTerminal = 0;
   #frame = 0;
+  #perFrame = 128 * 1024;
+  #lastFrame = 0;
   #paused = false;
   #disposed = false;
   #resize: ResizeObserver;
-  #onPause: (paused: boolean) => void;
+  #events: TerminalEvents;
 
-  constructor(info: ChannelInfo, onPause: (paused: boolean) => void) {
+  constructor(info: ChannelInfo, mode: TerminalMode, events: TerminalEvents) {
     this.info = info;
-    this.#onPause = onPause;
+    this.mode = mode;
+    this.#events = events;
     this.element = document.createElement("div");
     this.element.className = "term";
     this.element.dataset.channel = String(info.channel);
-    const fontFamily = "'DejaVu Sans Mono', 'Cascadia Mono', Menlo, Consolas, 'Liberation Mono', monospace";
-    const fontSize = 13;
     this.#term = new Terminal({
       convertEol: true,
       disableStdin: true,
@@ -81,12 +110,12 @@ export class ChannelTerminal {
       cursorStyle: "bar",
       cursorInactiveStyle: "none",
       scrollback: 10_000,
-      fontFamily,
-      fontSize,
+      fontFamily: FONT,
+      fontSize: FONT_SIZE,
       theme: THEME,
     });
     this.#term.open(this.element);
-    const cell = measureCell(fontFamily, fontSize);
+    const cell = measureCell();
     this.#resize = new ResizeObserver(() => this.#fit(cell));
     this.#resize.observe(this.element);
   }
@@ -97,18 +126,20 @@ export class ChannelTerminal {
     const data = fromBase64(base64);
     this.lastSeq = seq;
     this.received += data.length;
+    this.element.dataset.received = String(this.received);
     this.#queue.push(data);
     this.#queued += data.length;
-    if (this.#queued > MAX_QUEUED && !this.#paused) {
+    if (this.mode === "live" && this.#queued > SKIP_AT) this.#skip();
+    if (this.mode === "whole" && this.#queued > MAX_QUEUED && !this.#paused) {
       this.#paused = true;
-      this.#onPause(true);
+      this.#events.pause(true);
     }
     this.#schedule();
   }
 
   /** A line of the page's own (not the producer's): dimmed, on a line of its own. */
   note(text: string): void {
-    this.#term.write(`\r\n\x1b[2m${text}\x1b[0m\r\n`);
+    this.#term.write(`\x1b[0m\r\n\x1b[2m${text}\x1b[0m\r\n`);
   }
 
   get paused(): boolean {
@@ -123,37 +154,72 @@ export class ChannelTerminal {
     this.#queue = [];
   }
 
+  /** Drops the oldest queued output, keeping about KEEP_BYTES from the start of a line. */
+  #skip(): void {
+    const all = this.#concat(this.#queue, this.#queued);
+    let from = all.length - KEEP_BYTES;
+    const newline = all.indexOf(0x0a, from);
+    if (newline !== -1 && newline < all.length - 1) from = newline + 1;
+    this.skipped += from;
+    this.#queue = [all.subarray(from)];
+    this.#queued = all.length - from;
+    this.element.dataset.skipped = String(this.skipped);
+    this.#term.write(`\x1b[0m\r\n\x1b[2m[… ${bytes(from)} skipped to keep up; the output is stored whole: "whole output" shows every byte …]\x1b[0m\r\n`);
+    this.#events.skipped();
+  }
+
+  #concat(parts: Uint8Array[], size: number): Uint8Array {
+    if (parts.length === 1) return parts[0]!;
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
   #schedule(): void {
     if (this.#frame === 0 && !this.#disposed) this.#frame = requestAnimationFrame(() => this.#flush());
   }
 
+  /** Once a frame: hands the terminal what it has room for, in pieces. */
   #flush(): void {
     this.#frame = 0;
-    if (this.#disposed || this.#queue.length === 0 || this.#inTerminal > MAX_IN_TERMINAL) return;
-    let size = 0;
-    let count = 0;
-    while (count < this.#queue.length && size < MAX_PER_FRAME) size += this.#queue[count++]!.length;
-    const parts = this.#queue.splice(0, count);
-    const batch = parts.length === 1 ? parts[0]! : new Uint8Array(size);
-    if (parts.length > 1) {
-      let at = 0;
-      for (const part of parts) {
-        batch.set(part, at);
-        at += part.length;
-      }
+    if (this.#disposed) return;
+    const now = performance.now();
+    // While there is output to draw, frames coming late (the page is busy) halve what is drawn per frame, frames on time let it grow.
+    if (this.#lastFrame > 0) {
+      this.#perFrame = now - this.#lastFrame > LATE_FRAME_MS ? Math.max(MIN_PER_FRAME, this.#perFrame / 2) : Math.min(MAX_PER_FRAME, this.#perFrame * 1.25);
     }
-    this.#queued -= size;
-    this.#inTerminal += size;
-    this.#term.write(batch, () => {
-      this.#inTerminal -= size;
-      this.#written += size;
-      this.element.dataset.written = String(this.#written);
-      if (this.#paused && this.#queued === 0 && this.#inTerminal === 0) {
-        this.#paused = false;
-        this.#onPause(false);
+    this.#lastFrame = this.#queue.length > 0 ? now : 0;
+    while (this.#queue.length > 0 && this.#inTerminal < this.#perFrame) {
+      // Small chunks are joined into one piece, big ones cut: each write is at most PIECE_BYTES.
+      let size = 0;
+      let count = 0;
+      while (count < this.#queue.length && size + this.#queue[count]!.length <= PIECE_BYTES) size += this.#queue[count++]!.length;
+      let piece: Uint8Array;
+      if (count === 0) {
+        const first = this.#queue[0]!;
+        piece = first.subarray(0, PIECE_BYTES);
+        this.#queue[0] = first.subarray(PIECE_BYTES);
+      } else {
+        piece = this.#concat(this.#queue.splice(0, count), size);
       }
-      if (this.#queue.length > 0) this.#schedule();
-    });
+      this.#queued -= piece.length;
+      this.#inTerminal += piece.length;
+      this.#term.write(piece, () => this.#parsed(piece.length));
+    }
+  }
+
+  #parsed(bytes: number): void {
+    this.#inTerminal -= bytes;
+    this.#written += bytes;
+    this.element.dataset.written = String(this.#written);
+    if (this.#paused && this.#queued < MAX_QUEUED / 4) {
+      this.#paused = false;
+      this.#events.pause(false);
+    }
     if (this.#queue.length > 0) this.#schedule();
   }
 

@@ -1,0 +1,83 @@
+import { h } from "../dom.js";
+import { bytes, duration, entryStatusWord, statusClass } from "../format.js";
+import { channelName, type Entry, type Producer, producerState } from "../model.js";
+import type { ChannelTerminal } from "../terminal.js";
+import { shown } from "./common.js";
+
+/** The run's producers as a table: status, command, exit code or signal, duration, channel sizes. */
+export function producerTable(producers: Producer[], selected: string | null, open: (path: string) => void): HTMLElement {
+  const rows = producers.map((p) => {
+    const state = producerState(p);
+    const a = p.log.attributes;
+    const exit = a.signal ? String(a.signal) : a.exit_code !== undefined && a.exit_code !== null ? String(a.exit_code) : "";
+    const row = h(
+      "tr",
+      { class: p.log.path === selected ? "selected" : "", "data-producer": p.log.path, tabindex: 0 },
+      h("td", null, h("span", { class: statusClass(state.word) }, state.word)),
+      h("td", { class: "cmd" }, shown(String(a.command ?? p.log.path))),
+      h("td", null, exit),
+      h("td", null, typeof a.duration === "number" ? duration(a.duration) : ""),
+      h("td", { class: "dim" }, p.channels.map((c) => `${channelName(c)} ${bytes(c.bytes)}`).join(" · ")),
+    );
+    row.addEventListener("click", () => open(p.log.path));
+    row.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") open(p.log.path);
+    });
+    return row;
+  });
+  const head = h("tr", null, h("th", null, "status"), h("th", null, "command"), h("th", null, "exit"), h("th", null, "time"), h("th", null, "output"));
+  return h("table", null, h("thead", null, head), h("tbody", null, ...rows));
+}
+
+/** What is known of one producer: its command, then status, exit code, signal, reason, duration, runner, process, cwd. */
+export function producerFacts(producer: Producer, cancel: HTMLElement | null): HTMLElement[] {
+  const a = producer.log.attributes;
+  const state = producerState(producer);
+  const process = a.process && typeof a.process === "object" ? (a.process as Record<string, unknown>) : null;
+  const where = process ? [process.backend, process.host, process.container, process.pid ? `pid ${process.pid}` : null].filter(Boolean).join(" · ") : null;
+  const facts: [string, Node | string | null][] = [
+    ["status", h("span", { class: statusClass(state.word), "data-producer-status": state.word }, state.word)],
+    ["exit code", a.exit_code !== undefined && a.exit_code !== null ? String(a.exit_code) : null],
+    ["signal", a.signal ? String(a.signal) : null],
+    ["reason", typeof a.reason === "string" ? shown(a.reason) : null],
+    ["duration", typeof a.duration === "number" ? duration(a.duration) : null],
+    ["runner", typeof a.runner === "string" ? shown(a.runner) : null],
+    ["process", where ? shown(where) : null],
+    ["cwd", typeof a.cwd === "string" && a.cwd ? shown(a.cwd) : "project root"],
+  ];
+  return [
+    h("div", { class: "detail-title" }, h("pre", { class: "command" }, "$ ", shown(String(a.command ?? ""))), state.running ? cancel : null),
+    h("dl", { class: "facts inline" }, ...facts.filter(([, v]) => v !== null).map(([k, v]) => h("div", null, h("dt", null, k), h("dd", null, v)))),
+  ];
+}
+
+/** A channel pane's heading: name, size, lines, status, what was skipped, and the live / whole toggle. */
+export function channelHead(c: Entry, terminal: ChannelTerminal | undefined, endedStatus: number | undefined, toggle: () => void): (Node | string | null)[] {
+  const status = endedStatus ?? c.status;
+  const size = Math.max(c.bytes, terminal?.received ?? 0);
+  // Live skips what the browser cannot draw in time; whole draws every byte, however long it takes.
+  const live = terminal?.mode !== "whole";
+  const button = terminal
+    ? h(
+        "button",
+        {
+          type: "button",
+          class: "quiet small",
+          "data-action": live ? "whole" : "live",
+          title: live ? "draw every byte from the start, however long it takes" : "follow the end, skipping what cannot be drawn in time",
+        },
+        live ? "whole output" : "live view",
+      )
+    : null;
+  button?.addEventListener("click", toggle);
+  return [
+    h("strong", null, channelName(c)),
+    ` ${bytes(size)}`,
+    c.lines ? ` · ${c.lines} lines` : "",
+    " ",
+    h("span", { class: statusClass(entryStatusWord(status)) }, entryStatusWord(status)),
+    terminal && terminal.skipped > 0 ? h("span", { class: "dim" }, ` · ${bytes(terminal.skipped)} skipped to keep up`) : null,
+    terminal?.mode === "whole" ? h("span", { class: "dim" }, terminal.paused ? " · whole output, catching up …" : " · whole output") : null,
+    button,
+  ];
+}
