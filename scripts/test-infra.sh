@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Brings up what Spool's integration tests need on a Debian machine where we
 # are root: a private sshd on 127.0.0.1 (key auth, non-root user), a Docker
-# engine with a tiny local busybox image (no image registry is reachable), and
-# bubblewrap, the read-only sandbox of the local runner and of the SSH host.
+# engine with a tiny local busybox image (no image registry is reachable),
+# bubblewrap, the read-only sandbox of the local runner and of the SSH host,
+# and Chromium, the browser the web view's tests drive.
 # Usage: scripts/test-infra.sh up|down   (state under $SPOOL_INFRA_DIR)
 # `up` prints SPOOL_TEST_* variables for the tests on stdout.
 set -euo pipefail
@@ -22,6 +23,7 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,263 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, Page } from "puppeteer-core";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ScriptedModel } from "../helpers/scripted-model.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
+import { describeWithBrowser, launchBrowser, signedInPage, signInLink, terminalText } from "./browser.js";
+
+describeWithBrowser("the web view in Chromium", () => {
+  let ts: TestServer;
+  let model: ScriptedModel;
+  let browser: Browser;
+  const pages: Page[] = [];
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 500 } });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await ts?.stop();
+    await model?.close();
+  });
+  afterEach(async () => {
+    for (const page of pages.splice(0)) await page.browserContext().close();
+    expect(errors.splice(0)).toEqual([]);
+  });
+
+  /** A signed-in page on `hash` (#/project/run/path), its script errors collected. */
+  const open = async (project: string, route: string[] = []): Promise<Page> => {
+    const page = await signedInPage(browser, ts.server, { project });
+    page.setDefaultTimeout(20_000);
+    page.on("pageerror", (error) => errors.push(String(error)));
+    pages.push(page);
+    if (route.length > 0) await go(page, [project, ...route]);
+    return page;
+  };
+  const go = (page: Page, route: string[]) => page.evaluate((hash) => (location.hash = hash), `#/${route.map(encodeURIComponent).join("/")}`);
+  const text = (page: Page, selector: string) => page.$eval(selector, (el) => el.textContent ?? "");
+  const written = (page: Page, channel: number) =>
+    page.$eval(`.term[data-channel="${channel}"]`, (el) => Number((el as HTMLElement).dataset.written ?? 0)).catch(() => 0);
+  const drawnOrSkipped = (page: Page, channel: number) =>
+    page.$eval(`.term[data-channel="${channel}"]`, (el) => Number((el as HTMLElement).dataset.written ?? 0) + Number((el as HTMLElement).dataset.skipped ?? 0));
+  const waitWritten = (page: Page, channel: number, bytes: number) =>
+    page.waitForFunction(
+      (ch, n) => Number((document.querySelector(`.term[data-channel="${ch}"]`) as HTMLElement | null)?.dataset.written ?? 0) >= n,
+      { timeout: 60_000 },
+      channel,
+      bytes,
+    );
+  const waitTerminal = (page: Page, channel: number, needle: string) =>
+    page.waitForFunction((ch, s) => document.querySelector(`.term[data-channel="${ch}"] .xterm-rows`)?.textContent?.includes(s), {}, channel, needle);
+  const card = (path: string) => `.proposal[data-path="${path}"]`;
+
+  /** A producer this test owns (runner "self"): it writes the output itself, chunk by chunk. */
+  async function selfProducer(client: SpoolClient, run: string, command: string) {
+    const { path } = await client.request("proposal/create", { run, tool: "sh", command });
+    await client.request("run/resolve", { run, path, decision: "accept", runner: "self" });
+    let seq = 0;
+    return {
+      path,
+      write: (text: string) => client.request("stream", { run, path, channel: 1, chunk: text, seq: ++seq }),
+      complete: (exitCode: number) => client.request("stream/completed", { run, path, exit_code: exitCode, duration: 1234 }),
+    };
+  }
+
+  it("shows a proposal made over RPC; Approve starts it, its output appears live, Cancel ends it 499; a second page sees the same", async () => {
+    const client = await ts.clientIn("live");
+    await client.request("run/create", { alias: "build", title: "the nightly build" });
+    const command = 'i=0; while [ $i -lt 1200 ]; do i=$((i+1)); echo "tick $i"; echo "warn $i" >&2; sleep 0.05; done';
+    const { path } = await client.request("proposal/create", { run: "build", tool: "sh", command, env: { GREETING: "hi\u001b[31m" }, cwd: "." });
+
+    const resolvers: (string | null)[] = [];
+    client.on("run/resolved", (r) => resolvers.push(r.resolver.client));
+    const first = await open("live");
+    const second = await open("live");
+    for (const page of [first, second]) {
+      await page.waitForSelector(card(path));
+      const shown = await text(page, card(path));
+      expect(shown).toContain(`$ ${command}`);
+      expect(shown).toContain("GREETING=hi\\e[31m"); // the escape character is shown, not obeyed
+      expect(shown).toContain("default runner (local)");
+      expect(await page.$(`${card(path)} .escaped`)).not.toBeNull();
+    }
+
+    await first.click(`${card(path)} button.approve`);
+    // The other page sees it decided, and both follow its output.
+    await second.waitForFunction((selector) => !document.querySelector(selector), {}, card(path));
+    expect((await client.request("entry/get", { run: "build", path })).status).toBe(200);
+    expect(resolvers).toEqual(["spool-web"]);
+    await waitTerminal(first, 1, "tick 3");
+    await waitTerminal(first, 2, "warn 3");
+    await go(second, ["live", "build", path]);
+    await waitTerminal(second, 1, "tick");
+    const seen = Math.max(...[...(await terminalText(second, 1)).matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+    await waitTerminal(second, 1, `tick ${seen + 5}`);
+    expect(await text(first, '.pane[data-pane="2"] .pane-head')).toContain("stderr");
+    expect(await text(first, '[data-producer-status="running"]')).toBe("running");
+
+    await first.click('[data-action="cancel"]');
+    for (const page of [first, second]) await page.waitForSelector('[data-producer-status="cancelled"]');
+    const channels = (await client.request("entry/list", { run: "build", pattern: "sh://*" })).entries;
+    expect(channels.map((c: { status: number }) => c.status)).toEqual([499, 499]);
+    await first.waitForFunction(() => document.querySelector(".producer-detail .facts")?.textContent?.includes("cancelled from the web view"));
+  }, 90_000);
+
+  it("replays a finished producer's output from the start when it is opened late, with its exit code, duration and sizes", async () => {
+    const client = await ts.clientIn("late");
+    await client.request("run/create", { alias: "old" });
+    const producer = await selfProducer(client, "old", "make all");
+    let total = 0;
+    for (let i = 1; i <= 40; i++) {
+      const chunk = `${Array.from({ length: 50 }, (_, j) => `line ${(i - 1) * 50 + j + 1}`).join("\n")}\n`;
+      total += Buffer.byteLength(chunk);
+      await producer.write(chunk);
+    }
+    await producer.complete(2);
+    const page = await open("late", ["old", producer.path]);
+    await waitWritten(page, 1, total);
+    expect(await written(page, 1)).toBe(total);
+    await waitTerminal(page, 1, "line 2000");
+    const facts = await text(page, ".producer-detail .facts");
+    expect(facts).toContain("failed");
+    expect(facts).toContain("exit code2");
+    expect(facts).toContain("duration1.23 s");
+    expect(await text(page, '.pane[data-pane="1"] .pane-head')).toMatch(/stdout \d+(\.\d)? KiB · 2000 lines/);
+  });
+
+  it("resumes a producer's output after the last seq it had when the connection drops: nothing twice, nothing missing", async () => {
+    const client = await ts.clientIn("resume");
+    await client.request("run/create", { alias: "flaky" });
+    const producer = await selfProducer(client, "flaky", "long job");
+    await producer.write("first\n");
+    const page = await open("resume", ["flaky", producer.path]);
+    await waitTerminal(page, 1, "first");
+    for (const connection of ts.server.rpc.connections) {
+      if (connection.clientInfo?.name === "spool-web" && connection.project?.name === "resume") connection.close(1011, "dropped by the test");
+    }
+    await page.waitForSelector(".conn-reconnecting");
+    await producer.write("second\n");
+    await page.waitForSelector(".conn-open");
+    await waitTerminal(page, 1, "second");
+    await producer.write("third\n");
+    await producer.complete(0);
+    await waitTerminal(page, 1, "third");
+    await page.waitForSelector('[data-producer-status="done"]');
+    expect(await written(page, 1)).toBe("first\nsecond\nthird\n".length);
+    const rows = await terminalText(page, 1);
+    expect(rows.match(/second/g)).toHaveLength(1);
+    expect(rows).toContain("connection lost");
+  });
+
+  it("prompts a run, shows the model's text as it streams and its tool call, and aborts the run", async () => {
+    const client = await ts.clientIn("chat");
+    await client.request("run/create", { alias: "talk", model: "test" });
+    model.reply({ text: "Let me look at the build first. ", delayMs: 150, tools: [{ name: "sh", arguments: { command: "make check" } }] });
+    const page = await open("chat", ["talk"]);
+    page.on("dialog", (dialog) => void dialog.accept());
+    await page.type(".prompt textarea", "Why does the build fail?");
+    await page.click(".prompt button");
+    await page.waitForFunction(() => document.querySelector(".conversation .msg.user")?.textContent?.includes("Why does the build fail?"));
+    await page.waitForFunction(() => document.querySelector(".live:not([hidden]) .text")?.textContent?.includes("Let"));
+    await page.waitForSelector('.proposal[data-run="talk"]');
+    await page.waitForFunction(() => document.querySelector(".conversation .msg.assistant")?.textContent?.includes("make check"));
+    expect(await text(page, ".conversation .msg.assistant")).toContain("Let me look at the build first.");
+    await page.waitForSelector('[data-action="abort"]');
+    await page.click('[data-action="abort"]');
+    await page.waitForSelector('[data-run-status="aborted"]');
+    await page.waitForFunction(() => !document.querySelector('.proposal[data-run="talk"]'));
+    expect((await client.request("run/get", { run: "talk" })).run.status).toBe(499);
+    expect(model.requests[0]!.messages.at(-1)!.content).toBe("Why does the build fail?");
+  });
+
+  it("stays responsive while a producer streams fast: a click is handled mid-stream, the end is shown, and whole output draws every byte", async () => {
+    const client = await ts.clientIn("fast");
+    const blob = join(ts.home, "blob.txt");
+    const stop = join(ts.home, "stop-flood");
+    const line = "0123456789 the quick brown fox jumps over the lazy dog, compiling module\n";
+    writeFileSync(blob, line.repeat(Math.ceil(1_000_000 / line.length)));
+    await client.request("run/create", { alias: "flood" });
+    // It floods until the test says stop (at most 200 MB): the click below certainly lands mid-stream.
+    const command = `for i in $(seq 200); do [ -e ${stop} ] && break; cat ${blob}; sleep 0.05; done; echo the end`;
+    const { path } = await client.request("proposal/create", { run: "flood", tool: "sh", command });
+    const other = await client.request("proposal/create", { run: "flood", tool: "sh", command: "echo later" });
+    const page = await open("fast", ["flood"]);
+    await page.waitForSelector(card(other.path));
+    await client.request("run/resolve", { run: "flood", path, decision: "accept" });
+    await go(page, ["fast", "flood", path]);
+    await waitWritten(page, 1, 2_000_000);
+    await page.click(`${card(other.path)} button.reject`);
+    await page.waitForFunction((selector) => !document.querySelector(selector), {}, card(other.path));
+    expect((await client.request("entry/get", { run: "flood", path: other.path })).status).toBe(403);
+    // The click was handled while the output was still coming.
+    expect(await text(page, "[data-producer-status]")).toBe("running");
+    const before = await drawnOrSkipped(page, 1);
+    await waitWritten(page, 1, (await written(page, 1)) + 1_000_000);
+    expect(await drawnOrSkipped(page, 1)).toBeGreaterThan(before);
+    writeFileSync(stop, "");
+    // Live: the end is shown, and every byte was drawn or counted as skipped.
+    await page.waitForSelector('[data-producer-status="done"]');
+    await waitTerminal(page, 1, "the end");
+    const total = (await client.request("entry/list", { run: "flood", pattern: "sh://*_1" })).entries[0].bytes as number;
+    await page.waitForFunction(
+      (n) =>
+        Number(document.querySelector<HTMLElement>('.term[data-channel="1"]')?.dataset.written ?? 0) +
+          Number(document.querySelector<HTMLElement>('.term[data-channel="1"]')?.dataset.skipped ?? 0) ===
+        n,
+      {},
+      total,
+    );
+    // Whole output: every byte, from the start.
+    await page.click('[data-action="whole"]');
+    await page.waitForSelector('[data-action="live"]');
+    await waitWritten(page, 1, total);
+    expect(await written(page, 1)).toBe(total);
+    expect(await page.$eval('.term[data-channel="1"]', (el) => (el as HTMLElement).dataset.skipped)).toBeUndefined();
+  }, 180_000);
+
+  it("gives a page without a valid session nothing: no code, a used code, or after signing out", async () => {
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    page.on("pageerror", (error) => errors.push(String(error)));
+    try {
+      await page.goto(`http://127.0.0.1:${ts.server.port}/`);
+      await page.waitForSelector(".signed-out");
+      expect(await text(page, ".signed-out")).toContain("spool open");
+      const socket = await page.evaluate(
+        () =>
+          new Promise<string>((resolve) => {
+            const ws = new WebSocket(`ws://${location.host}/`);
+            ws.onopen = () => resolve("open");
+            ws.onclose = (event) => resolve(`closed ${event.code}`);
+          }),
+      );
+      expect(socket).toBe("closed 1006");
+      expect(await page.evaluate(async () => (await fetch("/session")).status)).toBe(401);
+
+      const link = await signInLink(ts.server);
+      await page.goto(link);
+      await page.waitForSelector(".conn-open");
+      expect(page.url()).not.toContain("code=");
+      expect(await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie)).toBe("{}{}");
+      const reused = await context.newPage();
+      const other = await browser.createBrowserContext();
+      const stranger = await other.newPage();
+      await stranger.goto(link);
+      await stranger.waitForSelector(".signed-out");
+      expect(await text(stranger, ".signed-out")).toContain("expired or was already used");
+      await other.close();
+      await reused.close();
+
+      await page.click(".top button.quiet");
+      await page.waitForSelector(".signed-out");
+      await page.reload();
+      await page.waitForSelector(".signed-out");
+    } finally {
+      await context.close();
+    }
+  });
+});
