@@ -96,6 +96,10 @@ export const ConfigFileSchema = z.strictObject({
   localRunner: z.boolean().optional(),
   /** Kill an accepted command after this many milliseconds; 0 = no limit. */
   commandTimeoutMs: z.number().int().nonnegative().optional(),
+  /** Default time limit of a command started in the background (the model's `sh` with `background`), in milliseconds; 0 = none. */
+  backgroundTimeoutMs: z.number().int().nonnegative().optional(),
+  /** What the model may do to running commands with its `write` and `kill` tools: "accepted" (commands of its run a person or rule accepted, the default) or "off" (nothing). */
+  modelInput: z.enum(["accepted", "off"]).optional(),
   /** Close a WebSocket connection that has sent nothing (not even a pong to the server's pings) for this many milliseconds; 0 = never. */
   livenessTimeoutMs: z.number().int().nonnegative().optional(),
   /** Variables of the runner's environment that commands get besides the base (PATH, HOME, LANG, TERM): names, or patterns with `*` (which never match SPOOL_* or secret-looking names). */
@@ -125,6 +129,8 @@ const MUST: Record<string, string> = {
   runnerGraceMs: MILLISECONDS,
   localRunner: "true or false",
   commandTimeoutMs: MILLISECONDS,
+  backgroundTimeoutMs: MILLISECONDS,
+  modelInput: '"accepted" or "off"',
   livenessTimeoutMs: MILLISECONDS,
   commandEnv: "a list of variable names or patterns with *",
   "commandEnv[]": "a variable name or a pattern with *",
@@ -220,6 +226,8 @@ export interface SpoolConfig {
   localRunner: boolean;
   /** Default time limit of an accepted command; 0 = none. */
   commandTimeoutMs: number;
+  /** Default time limit of a command started in the background; 0 = none. */
+  backgroundTimeoutMs: number;
   /** Silence after which a WebSocket connection is taken for dead and closed (the server pings meanwhile); 0 = never. */
   livenessTimeoutMs: number;
   /** Names (or `*` patterns) of the runner's environment variables passed to commands besides the base; see SPEC §7 Environment. */
@@ -251,6 +259,8 @@ export interface AgentConfig {
   maxStepsPerLoop: number;
   /** Silence of a model server (before the first byte, between chunks) after which the call fails; 0 = no limit. */
   modelTimeoutMs: number;
+  /** What the model's write and kill tools may reach: commands of its run that were accepted, or nothing. */
+  modelInput: "accepted" | "off";
 }
 
 /** Reads SPOOL_MODEL_<alias> variables; a malformed one is an error at start-up, not at first use. */
@@ -298,6 +308,7 @@ export interface ConfigOverrides {
   runnerGraceMs?: number;
   localRunner?: boolean;
   commandTimeoutMs?: number;
+  backgroundTimeoutMs?: number;
   livenessTimeoutMs?: number;
   commandEnv?: string[];
   agent?: Partial<Omit<AgentConfig, "models">>;
@@ -358,6 +369,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     defaultRoot: process.cwd(),
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
+    backgroundTimeoutMs: overrides.backgroundTimeoutMs ?? envNumber(env, "SPOOL_BACKGROUND_TIMEOUT_MS") ?? file.backgroundTimeoutMs ?? 24 * 60 * 60 * 1000,
     livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     agent: {
@@ -367,6 +379,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       failurePatterns: overrides.agent?.failurePatterns ?? file.failurePatterns ?? [...DEFAULT_FAILURE_PATTERNS],
       maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,
       modelTimeoutMs: overrides.agent?.modelTimeoutMs ?? envNumber(env, "SPOOL_MODEL_TIMEOUT_MS") ?? file.modelTimeoutMs ?? 120_000,
+      modelInput: overrides.agent?.modelInput ?? file.modelInput ?? "accepted",
     },
   };
 }
