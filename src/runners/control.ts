@@ -2,6 +2,9 @@ import type { Writable } from "node:stream";
 import { ControlError, type ExecutionControl, MAX_PENDING_INPUT_BYTES } from "./backend.js";
 import type { ControlSignal, TtySize } from "./protocol.js";
 
+/** The terminal type commands under a pseudo-terminal see, unless the proposal's env names another. */
+export const TTY_TERM = "xterm-256color";
+
 /** A terminal's end-of-file character: a line discipline in canonical mode hands the reader what it holds, or end of file. */
 export const TTY_EOF = Buffer.from([4]);
 

@@ -2,8 +2,9 @@ import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { execa } from "execa";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
-import { signalName, streamControl } from "./control.js";
+import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { localBaseEnvironment } from "./environment.js";
+import { startLocalTty } from "./local-tty.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
 import { bwrapCommand, noSandbox, once, probeBwrap, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
@@ -89,9 +90,15 @@ export class LocalBackend implements Backend {
       args = bwrapCommand(cwd, spec.command);
     }
     // A clean environment: the base and what the runner was given (allowed names, the proposal's env); never the runner's own.
+    // Under a terminal, TERM names one that can do what a terminal does (the proposal's env may name another).
+    const env = { ...localBaseEnvironment(this.#environ), ...(spec.tty ? { TERM: TTY_TERM } : {}), ...spec.env };
+    if (spec.tty) {
+      const { killGraceMs, processes } = this.options;
+      return startLocalTty({ ...spec, tty: spec.tty }, { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup });
+    }
     const subprocess = execa(file, args, {
       cwd,
-      env: { ...localBaseEnvironment(this.#environ), ...spec.env },
+      env,
       extendEnv: false,
       detached: true, // its own process group, so a cancel reaches its children too
       cleanup: false,

@@ -76,6 +76,11 @@ interface Job {
   inputSeq: number;
   /** The command has ended: controls are refused as STREAM_CLOSED. */
   ended: boolean;
+  /**
+   * Resolves once the process is located: a remote wrapper prints its pid first, and a terminal would
+   * echo input typed before that into the line the pid is read from.
+   */
+  located: Promise<unknown>;
 }
 
 type Refusal = "UNSUPPORTED" | "STREAM_CLOSED" | "LIMIT_EXCEEDED";
@@ -271,6 +276,7 @@ export class RunnerClient {
     const job = this.#jobs.get(key) ?? (await this.#starting.get(key)) ?? null;
     if (!job || job.ended || job.closedByServer) throw refuse("STREAM_CLOSED", `${path} is not running on runner ${this.options.name}`);
     if (!job.control) throw refuse("UNSUPPORTED", `the ${this.options.backend.kind} backend of runner ${this.options.name} cannot take input for ${path}`);
+    await job.located;
     return job as Job & { control: ExecutionControl };
   }
 
@@ -361,6 +367,7 @@ export class RunnerClient {
       ...(execution.control ? { control: execution.control } : {}),
       inputSeq: 0,
       ended: false,
+      located: execution.located.catch(() => undefined),
     };
     for (const c of params.channels) {
       job.senders.set(

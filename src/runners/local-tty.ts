@@ -1,0 +1,108 @@
+import { stat } from "node:fs/promises";
+import { constants } from "node:os";
+import { PassThrough } from "node:stream";
+import { type IPty, spawn } from "node-pty";
+import { ControlError, type ExecResult, type ExecSpec, type Execution, type ExecutionControl, firstLine, StartError } from "./backend.js";
+import { signalName, TTY_EOF, TTY_TERM } from "./control.js";
+import type { ProcessRecorder } from "./orphans.js";
+import { supervise } from "./supervise.js";
+
+export interface LocalTtyOptions {
+  file: string;
+  args: string[];
+  cwd: string;
+  /** The command's whole environment (base with TERM, passed names, the proposal's env). */
+  env: Record<string, string>;
+  killGraceMs?: number | undefined;
+  closing: AbortSignal;
+  processes?: ProcessRecorder | undefined;
+  signalGroup(pgid: number, signal: NodeJS.Signals): void;
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name]));
+
+/**
+ * Runs a command under a pseudo-terminal (node-pty): it leads its own
+ * session, so its process group is its pid; output (stdout and stderr
+ * alike) comes on stdout, with backpressure through the terminal; input,
+ * ^D, signals and resizes go through `control`.
+ */
+export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows: number } }, options: LocalTtyOptions): Promise<Execution> {
+  const started = Date.now();
+  // node-pty reports a directory it cannot enter only as the child's exit: say it before anything starts.
+  const directory = await stat(options.cwd).catch((error: unknown) => error as Error);
+  if (directory instanceof Error || !directory.isDirectory()) {
+    throw new StartError(`Cannot start the command: cwd ${options.cwd} is not a directory${directory instanceof Error ? ` (${firstLine(directory)})` : ""}`);
+  }
+  let pty: IPty;
+  try {
+    pty = spawn(options.file, options.args, {
+      name: options.env.TERM ?? TTY_TERM,
+      cols: spec.tty.cols,
+      rows: spec.tty.rows,
+      cwd: options.cwd,
+      env: options.env,
+      encoding: null,
+    });
+  } catch (error) {
+    throw new StartError(`Cannot start the command: ${firstLine(error)}`);
+  }
+  const pid = pty.pid;
+  options.processes?.started(pid, spec.command);
+  const stdout = new PassThrough({ highWaterMark: 64 * 1024 });
+  const stderr = new PassThrough();
+  stderr.end();
+  let ended = false;
+  // With encoding null, node-pty hands over Buffers (its typings say string).
+  pty.onData((data: string | Buffer) => {
+    if (!stdout.write(data)) {
+      pty.pause();
+      stdout.once("drain", () => pty.resume());
+    }
+  });
+  // node-pty reports the exit once the terminal has delivered its last output.
+  const exited = new Promise<{ exitCode: number; signal?: number }>((resolve) => pty.onExit(resolve));
+  const supervision = supervise(spec, (signal) => options.signalGroup(pid, signal), { killGraceMs: options.killGraceMs, closing: options.closing });
+  const result = (async (): Promise<ExecResult> => {
+    const { exitCode, signal } = await exited;
+    ended = true;
+    options.processes?.exited(pid);
+    supervision.done({ keepKill: true });
+    stdout.end();
+    const name = signal ? (SIGNAL_NAMES.get(signal) ?? `SIG${signal}`) : null;
+    return {
+      exitCode: name ? null : exitCode,
+      signal: name,
+      durationMs: Date.now() - started,
+      cancelled: supervision.cancelled,
+      timedOut: supervision.timedOut,
+    };
+  })();
+  const open = () => {
+    if (ended) throw new ControlError("closed", "the command has ended");
+  };
+  const control: ExecutionControl = {
+    tty: true,
+    write(data) {
+      open();
+      pty.write(data);
+    },
+    end() {
+      open();
+      pty.write(TTY_EOF);
+    },
+    signal: async (name) => options.signalGroup(pid, signalName(name)),
+    async resize({ cols, rows }) {
+      open();
+      pty.resize(cols, rows);
+    },
+  };
+  return {
+    stdout,
+    stderr,
+    result,
+    describe: () => ({ backend: "local", pid }),
+    located: Promise.resolve({ backend: "local", pid }),
+    control,
+  };
+}

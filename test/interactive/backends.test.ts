@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { createLogger } from "../../src/logger.js";
+import type { Backend } from "../../src/runners/backend.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { RunnerClient } from "../../src/runners/runner-client.js";
+import { describeWithInfra } from "../helpers/infra.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
+import { ended, startProducer } from "./helpers.js";
+
+interface Case {
+  name: string;
+  kind: "local" | "docker" | "ssh";
+  make: () => Backend;
+  before?: () => void;
+  after?: () => void;
+}
+
+const cases: Case[] = [{ name: "local", kind: "local", make: () => new LocalBackend({ killGraceMs: 1000 }) }];
+
+/** The terminal's width, by tput where the host has it (busybox has only stty). */
+const COLUMNS = "tput cols 2>/dev/null || stty size | cut -d' ' -f2";
+
+for (const c of cases) {
+  describeWithInfra(c.kind, `interactive producers on ${c.name}`, () => {
+    let ts: TestServer;
+    let runner: RunnerClient;
+    let client: SpoolClient;
+    const project = `interactive-${c.name.replace(/[^a-z]+/g, "-")}`;
+    beforeAll(async () => {
+      c.before?.();
+      ts = await startTestServer({ localRunner: false });
+      client = await ts.clientIn(project);
+      runner = new RunnerClient({
+        connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+        project,
+        name: "it",
+        backend: c.make(),
+        log: createLogger("silent"),
+      });
+      await runner.start();
+    }, 60_000);
+    afterAll(async () => {
+      await runner?.stop();
+      await ts?.stop();
+      c.after?.();
+    });
+    const start = (run: string, command: string, tty?: { cols: number; rows: number }) =>
+      startProducer(client, run, command, { runner: "it", ...(tty ? { tty } : {}) });
+
+    it("a question read from stdin is answered over stream/input", async () => {
+      const p = await start("read", "read x; echo got:$x");
+      await client.input("read", p.path, "forty two\n");
+      const { out } = await ended(client, "read", p.path, p.stdout);
+      expect(out.body).toBe("got:forty two\n");
+      expect(out.attributes.exit_code).toBe(0);
+    });
+
+    it("cat copies its input until stream/eof", async () => {
+      const p = await start("cat", "cat");
+      await client.input("cat", p.path, "one\n");
+      await p.output.until("one\n");
+      await client.input("cat", p.path, "two\n");
+      await client.eof("cat", p.path);
+      const { out, log } = await ended(client, "cat", p.path, p.stdout);
+      expect(out.body).toBe("one\ntwo\n");
+      expect(out.attributes.exit_code).toBe(0);
+      expect(log.body).toMatch(/; stdin 8 bytes\/2 lines, stdout 8 bytes\/2 lines/);
+    });
+
+    it("a trap prints on SIGINT", async () => {
+      const p = await start("trap", "trap 'echo trapped; exit 3' INT; echo ready; while :; do sleep 1; done");
+      await p.output.until("ready\n");
+      await client.signal("trap", p.path, "INT");
+      const { out } = await ended(client, "trap", p.path, p.stdout);
+      expect(out.body).toBe("ready\ntrapped\n");
+      expect(out.attributes.exit_code).toBe(3);
+    });
+
+    it("under a terminal, the command sees the size stream/resize set (123 columns)", async () => {
+      const p = await start("tty", `echo ready; read _; ${COLUMNS}`, { cols: 80, rows: 24 });
+      await p.output.until("ready");
+      expect(await client.resize("tty", p.path, { cols: 123, rows: 40 })).toEqual({ path: p.path, cols: 123, rows: 40 });
+      await client.input("tty", p.path, "\n");
+      const { out, log } = await ended(client, "tty", p.path, p.stdout);
+      expect(out.body).toMatch(/^ready\r\n\r\n123\r\n$/);
+      expect(log.attributes.tty).toEqual({ cols: 123, rows: 40 });
+      const stderr = await client.request("entry/get", { run: "tty", path: p.resolved.channels[1].path });
+      expect(stderr.bytes).toBe(0);
+      const view = await client.request("entry/get", { run: "tty", path: p.stdout, view: "model" });
+      expect(view.body).toBe("ready\n\n123\n");
+    });
+
+    it("a shell REPL is driven for three lines, each answered before the next", async () => {
+      const p = await start("repl", "sh -i 2>/dev/null");
+      await client.input("repl", p.path, "x=6\n");
+      await client.input("repl", p.path, "echo $((x * 7))\n");
+      await p.output.until("42\n");
+      await client.input("repl", p.path, "echo bye $x\n");
+      await p.output.until("bye 6\n");
+      await client.eof("repl", p.path);
+      const { out } = await ended(client, "repl", p.path, p.stdout);
+      // busybox's interactive shell prints its banner and prompts on stdout.
+      expect(out.body).toMatch(/^(?:[\s\S]*# )?42\n(?:[\s\S]*# )?bye 6\n(?:[\s\S]*# )?$/);
+      expect(out.status).toBe(200);
+    });
+
+    it("^D (stream/eof) ends a command reading a terminal", async () => {
+      const p = await start("tty-cat", "cat; echo done", { cols: 80, rows: 24 });
+      await client.input("tty-cat", p.path, "hello\n");
+      await p.output.until("hello\r\nhello\r\n");
+      expect(await client.eof("tty-cat", p.path)).toMatchObject({ changed: true });
+      const { out } = await ended(client, "tty-cat", p.path, p.stdout);
+      expect(out.body).toMatch(/done\r\n$/);
+      const stdin = await client.request("entry/get", { run: "tty-cat", path: p.stdout.replace(/_1$/, "_0"), encoding: "base64" });
+      expect(Buffer.from(stdin.body, "base64").toString()).toBe("hello\n\u0004");
+    });
+
+    it("input to a finished producer is STREAM_CLOSED; from another project's connection NOT_FOUND", async () => {
+      const p = await start("closed", "cat");
+      const stranger = await ts.clientIn("someone-else");
+      await expect(stranger.input("closed", p.path, "x\n")).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+      await client.eof("closed", p.path);
+      await ended(client, "closed", p.path, p.stdout);
+      await expect(client.input("closed", p.path, "x\n")).rejects.toMatchObject({ data: { code: "STREAM_CLOSED" } });
+    });
+  });
+}
