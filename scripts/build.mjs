@@ -28,13 +28,21 @@ try {
 // Stale output of a source file that is gone would still be importable: start from nothing.
 rmSync(join(root, "dist"), { recursive: true, force: true });
 const result = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
-if (result.status !== 0) {
-  process.stderr.write(`spool build: tsc -p tsconfig.build.json failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})\n`);
+const missing = ["dist/plugin.js", "dist/plugin.d.ts", "dist/client/index.js", "dist/client/index.d.ts"].filter((file) => !existsSync(join(root, file)));
+if (missing.length > 0) {
+  process.stderr.write(
+    `spool build: tsc -p tsconfig.build.json did not write ${missing.join(", ")} (${result.error?.message ?? `exit ${result.status ?? result.signal}`})\n`,
+  );
   process.exit(1);
 }
-for (const file of ["dist/plugin.js", "dist/plugin.d.ts", "dist/client/index.js", "dist/client/index.d.ts"]) {
-  if (!existsSync(join(root, file))) {
-    process.stderr.write(`spool build: tsc finished but ${file} is missing; check tsconfig.build.json\n`);
-    process.exit(1);
+if (result.status !== 0) {
+  // tsc writes its output despite type errors. An install should not fail over them (the CLI runs from the sources);
+  // an explicit build, and the package tests that run it, do.
+  const message = "tsc reported type errors (above); dist/ was written anyway";
+  if (prepare) {
+    process.stderr.write(`spool: ${message} — see \`npm run typecheck\`\n`);
+    process.exit(0);
   }
+  process.stderr.write(`spool build: ${message}, but a build with errors is a failed build\n`);
+  process.exit(1);
 }
