@@ -1,7 +1,9 @@
 import { posix } from "node:path";
-import type { Duplex, Readable } from "node:stream";
+import { type Duplex, PassThrough, type Readable } from "node:stream";
 import Docker from "dockerode";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
+import { signalName, streamControl, TTY_TERM } from "./control.js";
+import type { TtySize } from "./protocol.js";
 import { noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -16,6 +18,8 @@ export interface DockerEngine {
     workdir?: string;
     network: string;
     stdin: boolean;
+    /** Run the command under a terminal: its output comes raw (not multiplexed), stdout and stderr as one. */
+    tty?: boolean;
     labels: Record<string, string>;
     /** Read-only work: a read-only root and /dev, no capabilities, no new privileges (the caller also sets network "none"). */
     readOnly?: boolean;
@@ -24,10 +28,13 @@ export interface DockerEngine {
   }): Promise<{ id: string; stream: Duplex }>;
   /** Exit code of a container that has stopped (waits for it); null when the engine does not know. */
   waitContainer(id: string): Promise<number | null>;
-  killContainer(id: string, signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Sends a signal to the container's main process (docker-init, which passes it on to the command). */
+  killContainer(id: string, signal: string): Promise<void>;
+  /** Resizes the terminal of a container (or of an exec, `exec: true`) that runs under one. */
+  resize(id: string, size: TtySize, exec: boolean): Promise<void>;
   removeContainer(id: string): Promise<void>;
   /** Starts a process inside a running container and returns its multiplexed output. */
-  exec(container: string, options: { cmd: string[]; env: string[]; workdir?: string; stdin: boolean }): Promise<{ id: string; stream: Duplex }>;
+  exec(container: string, options: { cmd: string[]; env: string[]; workdir?: string; stdin: boolean; tty?: boolean }): Promise<{ id: string; stream: Duplex }>;
   /** Exit code of an exec; null when unknown (still running, or the engine does not know). */
   inspectExec(id: string): Promise<{ running: boolean; exitCode: number | null }>;
   /** Whether a container's root is read-only, and the mount points (volumes, binds, tmpfs) it may write to. */
@@ -84,7 +91,7 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         Cmd: o.cmd,
         Env: o.env,
         ...(o.workdir ? { WorkingDir: o.workdir } : {}),
-        Tty: false,
+        Tty: Boolean(o.tty),
         AttachStdout: true,
         AttachStderr: true,
         AttachStdin: o.stdin,
@@ -118,6 +125,9 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
     async killContainer(id, signal) {
       await docker.getContainer(id).kill({ signal });
     },
+    async resize(id, { cols, rows }, exec) {
+      await (exec ? docker.getExec(id) : docker.getContainer(id)).resize({ h: rows, w: cols });
+    },
     async removeContainer(id) {
       await docker.getContainer(id).remove({ force: true });
     },
@@ -129,9 +139,9 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         AttachStdout: true,
         AttachStderr: true,
         AttachStdin: o.stdin,
-        Tty: false,
+        Tty: Boolean(o.tty),
       });
-      const stream = (await exec.start({ hijack: true, stdin: o.stdin })) as Duplex;
+      const stream = (await exec.start({ hijack: true, stdin: o.stdin, Tty: Boolean(o.tty) })) as Duplex;
       return { id: exec.id, stream };
     },
     async inspectExec(id) {
@@ -215,6 +225,27 @@ export interface DockerBackendOptions {
 const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const ignore = () => undefined;
+
+/** The variables of a command, with TERM naming a capable terminal when it runs under one (the proposal's env may name another). */
+const withTerm = (spec: ExecSpec): Record<string, string> => (spec.tty ? { TERM: TTY_TERM, ...spec.env } : spec.env);
+
+/** A terminal's output comes raw, stdout and stderr as one; otherwise it is multiplexed and split. */
+function outputStreams(stream: Duplex, tty: boolean): { stdout: Readable; stderr: Readable } {
+  if (!tty) {
+    const demux = new DockerDemuxer();
+    stream.pipe(demux);
+    return { stdout: demux.stdout, stderr: demux.stderr };
+  }
+  const stdout = new PassThrough({ highWaterMark: 64 * 1024 });
+  const stderr = new PassThrough();
+  stderr.end();
+  stream.pipe(stdout);
+  // A hijacked connection may close without an end: the output ends with it.
+  stream.once("close", () => {
+    if (!stdout.writableEnded) stdout.end();
+  });
+  return { stdout, stderr };
+}
 
 /** Waits for a stream to finish delivering (end, close or error). */
 function ended(stream: Readable | Duplex): Promise<void> {
@@ -350,18 +381,20 @@ export class DockerBackend implements Backend {
     await this.#requireSandbox(spec, () => this.#sandbox());
     const mounted = this.#mount(spec);
     const workdir = mounted ? mounted.workdir : spec.cwd;
+    const stdin = Boolean(spec.stdin || spec.interactive || spec.tty);
     let run: { id: string; stream: Duplex };
     try {
       // The container's environment is the image's (PATH, HOME as Docker sets it…) plus what the runner was given; never the runner's own.
       run = await this.#engine.runContainer({
         image,
         cmd: ["/bin/sh", "-c", spec.command],
-        env: envList(spec.env),
+        env: envList(withTerm(spec)),
         ...(workdir ? { workdir } : {}),
         ...(mounted ? { mounts: [mounted.mount] } : {}),
         // Read-only work sends nothing anywhere: no network, whatever the runner's --network says.
         network: spec.readOnly ? "none" : (this.options.network ?? "none"),
-        stdin: Boolean(spec.stdin),
+        stdin,
+        ...(spec.tty ? { tty: true } : {}),
         labels: { "spool.runner": "1" },
         ...(spec.readOnly ? { readOnly: true } : {}),
       });
@@ -370,8 +403,9 @@ export class DockerBackend implements Backend {
     }
     const { id, stream } = run;
     if (spec.stdin) stream.end(spec.stdin);
-    const demux = new DockerDemuxer();
-    stream.pipe(demux);
+    // The Engine (before API 1.42) cannot create a terminal of a given size: it is set as soon as the container runs.
+    if (spec.tty) await this.#engine.resize(id, spec.tty, false).catch(ignore);
+    const output = outputStreams(stream, Boolean(spec.tty));
     const control = supervise(
       spec,
       async (signal) => {
@@ -379,6 +413,17 @@ export class DockerBackend implements Backend {
       },
       { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal },
     );
+    const interactive =
+      (spec.interactive || spec.tty) && !spec.stdin
+        ? streamControl(
+            stream,
+            {
+              signal: (name) => this.#engine.killContainer(id, signalName(name)).catch(ignore),
+              ...(spec.tty ? { resize: (size: TtySize) => this.#engine.resize(id, size, false) } : {}),
+            },
+            { tty: Boolean(spec.tty) },
+          )
+        : undefined;
     const result = (async (): Promise<ExecResult> => {
       await ended(stream);
       // The exit code is read after the output has ended; a container that cannot be inspected is "unknown".
@@ -388,53 +433,62 @@ export class DockerBackend implements Backend {
       return { exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
     })();
     const describe = (): ExecutionTarget => ({ backend: "docker", container: id });
-    return { stdout: demux.stdout, stderr: demux.stderr, result, describe, located: Promise.resolve(describe()) };
+    return { ...output, result, describe, located: Promise.resolve(describe()), ...(interactive ? { control: interactive } : {}) };
   }
 
   async #startExec(spec: ExecSpec, container: string): Promise<Execution> {
     const started = Date.now();
     // Checked again for each read-only command: the container may have been recreated since the runner attached.
     await this.#requireSandbox(spec, () => (this.options.sandbox === "off" ? this.#sandbox() : this.#execSandbox(container)));
+    const stdin = Boolean(spec.stdin || spec.interactive || spec.tty);
     let run: { id: string; stream: Duplex };
     try {
       run = await this.#engine.exec(container, {
         cmd: ["/bin/sh", "-c", wrapperScript(spec.command, undefined, {})],
-        env: envList(spec.env),
+        env: envList(withTerm(spec)),
         ...(spec.cwd ? { workdir: spec.cwd } : {}),
-        stdin: Boolean(spec.stdin),
+        stdin,
+        ...(spec.tty ? { tty: true } : {}),
       });
     } catch (error) {
       throw new StartError(`Cannot exec in container ${container}: ${message(error)}`);
     }
     const { id, stream } = run;
     if (spec.stdin) stream.end(spec.stdin);
-    const demux = new DockerDemuxer();
-    stream.pipe(demux);
+    if (spec.tty) await this.#engine.resize(id, spec.tty, true).catch(ignore);
+    const output = outputStreams(stream, Boolean(spec.tty));
     const pidLine = new PidLine();
-    demux.stdout.pipe(pidLine);
+    output.stdout.pipe(pidLine);
     let pid: number | null = null;
     const describe = (): ExecutionTarget => ({ backend: "docker", container, ...(pid !== null ? { pid } : {}) });
     const located = pidLine.pid.then((p) => {
       pid = p;
       return describe();
     });
-    const control = supervise(
-      spec,
-      async (signal) => {
-        const target = pid;
-        if (target === null) return;
-        const sig = signal === "SIGKILL" ? "KILL" : "TERM";
-        // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid).
-        const kill = await this.#engine
-          .exec(container, { cmd: ["/bin/sh", "-c", `kill -${sig} -- -${target} 2>/dev/null || kill -${sig} ${target}`], env: [], stdin: false })
-          .catch(() => null);
-        if (kill) {
-          kill.stream.resume();
-          await ended(kill.stream);
-        }
-      },
-      { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal },
-    );
+    // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid).
+    const signalGroup = async (sig: string) => {
+      const target = pid ?? (await located).pid;
+      if (target === undefined) return;
+      const kill = await this.#engine
+        .exec(container, { cmd: ["/bin/sh", "-c", `kill -${sig} -- -${target} 2>/dev/null || kill -${sig} ${target}`], env: [], stdin: false })
+        .catch(() => null);
+      if (kill) {
+        kill.stream.resume();
+        await ended(kill.stream);
+      }
+    };
+    const control = supervise(spec, (signal) => (pid === null ? undefined : signalGroup(signal === "SIGKILL" ? "KILL" : "TERM")), {
+      killGraceMs: this.options.killGraceMs,
+      closing: this.#closing.signal,
+    });
+    const interactive =
+      (spec.interactive || spec.tty) && !spec.stdin
+        ? streamControl(
+            stream,
+            { signal: signalGroup, ...(spec.tty ? { resize: (size: TtySize) => this.#engine.resize(id, size, true) } : {}) },
+            { tty: Boolean(spec.tty) },
+          )
+        : undefined;
     const result = (async (): Promise<ExecResult> => {
       await ended(stream);
       // After the output has ended, the exit code; null (unknown) when the engine has none. Never assumed 0.
@@ -446,7 +500,7 @@ export class DockerBackend implements Backend {
       control.done();
       return { exitCode: info.exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
     })();
-    return { stdout: pidLine, stderr: demux.stderr, result, describe, located };
+    return { stdout: pidLine, stderr: output.stderr, result, describe, located, ...(interactive ? { control: interactive } : {}) };
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
+import { streamControl, TTY_TERM } from "./control.js";
+import type { TtySize } from "./protocol.js";
 import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
 import { PidLine, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -16,13 +18,16 @@ export interface RemoteChannel {
   stdin: Writable;
   /** Sends a signal over the channel ("TERM", "KILL"); servers may ignore it. */
   signal(name: string): void;
+  /** Resizes the channel's terminal (a channel opened with `pty`). */
+  setWindow(size: TtySize): void;
   /** Resolves when the channel has closed; exit fields are null when the server sent none. */
   closed: Promise<{ exitCode: number | null; signal: string | null }>;
 }
 
 /** The narrow SSH interface the backend needs: run a command line on one reused connection. */
 export interface RemoteShell {
-  exec(commandLine: string): Promise<RemoteChannel>;
+  /** Runs a command line; with `pty`, under a pseudo-terminal of that size and type. */
+  exec(commandLine: string, options?: { pty?: TtySize & { term: string } }): Promise<RemoteChannel>;
   close(): void;
 }
 
@@ -174,7 +179,7 @@ export function ssh2Shell(options: SshOptions): RemoteShell {
       }
     });
   return {
-    async exec(commandLine) {
+    async exec(commandLine, options = {}) {
       connection ??= connect().catch((error) => {
         connection = null;
         throw error;
@@ -183,7 +188,7 @@ export function ssh2Shell(options: SshOptions): RemoteShell {
       // The exit listener is attached inside the callback: a fast command's exit-status and close can be
       // processed in the same read as the exec reply, before any promise continuation runs.
       const { channel, closed } = await new Promise<{ channel: ClientChannel; closed: RemoteChannel["closed"] }>((resolve, reject) =>
-        client.exec(commandLine, (error, ch) => {
+        client.exec(commandLine, options.pty ? { pty: { cols: options.pty.cols, rows: options.pty.rows, term: options.pty.term } } : {}, (error, ch) => {
           if (error) return reject(new StartError(`SSH exec failed: ${error.message}`));
           let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
           ch.on("exit", (code: number | null, signalName?: string) => {
@@ -197,7 +202,14 @@ export function ssh2Shell(options: SshOptions): RemoteShell {
           resolve({ channel: ch, closed });
         }),
       );
-      return { stdout: channel, stderr: channel.stderr, stdin: channel, signal: (name) => channel.signal(name), closed };
+      return {
+        stdout: channel,
+        stderr: channel.stderr,
+        stdin: channel,
+        signal: (name) => channel.signal(name),
+        setWindow: ({ cols, rows }) => channel.setWindow(rows, cols, 0, 0),
+        closed,
+      };
     },
     close() {
       void connection?.then((c) => c.end()).catch(() => undefined);
@@ -319,8 +331,13 @@ export class SshBackend implements Backend {
       bwrap = sandbox.bwrap;
     }
     // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
-    const channel = await this.#shell.exec(remoteScript(spec.command, spec.cwd, spec.env, bwrap ? { bwrap } : {}));
-    channel.stdin.end(spec.stdin ?? undefined);
+    const channel = await this.#shell.exec(
+      remoteScript(spec.command, spec.cwd, spec.env, bwrap ? { bwrap } : {}),
+      spec.tty ? { pty: { ...spec.tty, term: spec.env.TERM ?? TTY_TERM } } : {},
+    );
+    // Interactive work keeps stdin open for stream/input; otherwise it gets its bytes, or nothing, and ends.
+    const interactive = (spec.interactive || spec.tty) && !spec.stdin;
+    if (!interactive) channel.stdin.end(spec.stdin ?? undefined);
     const pidLine = new PidLine();
     channel.stdout.pipe(pidLine);
     let pid: number | null = null;
@@ -329,29 +346,40 @@ export class SshBackend implements Backend {
       pid = p;
       return describe();
     });
+    /** Signals the command's process group over a second channel (servers may ignore channel signals). */
+    const signalGroup = async (name: string) => {
+      const target = pid ?? (await located).pid;
+      if (target === undefined) return;
+      const kill = await this.#shell.exec(`kill -${name} -- -${target} 2>/dev/null || kill -${name} ${target}`).catch(() => null);
+      if (kill) {
+        kill.stdout.resume();
+        kill.stderr.resume();
+        kill.stdin.end();
+        await kill.closed;
+      }
+    };
     const control = supervise(
       spec,
       async (signal) => {
         const name = signal === "SIGKILL" ? "KILL" : "TERM";
         channel.signal(name);
-        const target = pid;
-        if (target === null) return;
-        const kill = await this.#shell.exec(`kill -${name} -- -${target} 2>/dev/null || kill -${name} ${target}`).catch(() => null);
-        if (kill) {
-          kill.stdout.resume();
-          kill.stderr.resume();
-          kill.stdin.end();
-          await kill.closed;
-        }
+        if (pid !== null) await signalGroup(name);
       },
       { killGraceMs: this.options.killGraceMs, closing: this.#closing.signal },
     );
+    const poke = interactive
+      ? streamControl(
+          channel.stdin,
+          { signal: signalGroup, ...(spec.tty ? { resize: async (size: TtySize) => channel.setWindow(size) } : {}) },
+          { tty: Boolean(spec.tty) },
+        )
+      : undefined;
     const result = (async (): Promise<ExecResult> => {
       const exit = await channel.closed;
       control.done();
       return { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
     })();
-    return { stdout: pidLine, stderr: channel.stderr, result, describe, located };
+    return { stdout: pidLine, stderr: channel.stderr, result, describe, located, ...(poke ? { control: poke } : {}) };
   }
 
   async close(): Promise<void> {

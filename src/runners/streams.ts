@@ -72,7 +72,11 @@ export class PidLine extends Transform {
       callback();
       return;
     }
-    const line = joined.subarray(0, newline === -1 ? 0 : newline).toString();
+    // Under a terminal the line ends in \r\n.
+    const line = joined
+      .subarray(0, newline === -1 ? 0 : newline)
+      .toString()
+      .replace(/\r$/, "");
     this.#resolve(/^\d+$/.test(line) ? Number(line) : null);
     this.#head = null;
     callback(null, newline === -1 ? joined : joined.subarray(newline + 1));

@@ -1,12 +1,17 @@
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import type { Backend } from "../../src/runners/backend.js";
+import { DockerBackend } from "../../src/runners/docker.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
-import { describeWithInfra } from "../helpers/infra.js";
+import { SshBackend } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { ended, startProducer } from "./helpers.js";
+
+const EXEC_CONTAINER = `spool-test-interactive-${process.pid}`;
 
 interface Case {
   name: string;
@@ -16,7 +21,34 @@ interface Case {
   after?: () => void;
 }
 
-const cases: Case[] = [{ name: "local", kind: "local", make: () => new LocalBackend({ killGraceMs: 1000 }) }];
+const cases: Case[] = [
+  { name: "local", kind: "local", make: () => new LocalBackend({ killGraceMs: 1000 }) },
+  { name: "docker (fresh container)", kind: "docker", make: () => new DockerBackend({ image: infra.dockerImage!, killGraceMs: 1000 }) },
+  {
+    name: "docker (exec in a running container)",
+    kind: "docker",
+    make: () => new DockerBackend({ container: EXEC_CONTAINER, killGraceMs: 1000 }),
+    before: () => {
+      execFileSync("docker", ["run", "-d", "--init", "--rm", "--network", "none", "--name", EXEC_CONTAINER, infra.dockerImage!, "sleep", "100000"]);
+    },
+    after: () => {
+      execFileSync("docker", ["rm", "-f", EXEC_CONTAINER], { stdio: "ignore" });
+    },
+  },
+  {
+    name: "ssh",
+    kind: "ssh",
+    make: () =>
+      new SshBackend({
+        host: infra.ssh!.host,
+        port: infra.ssh!.port,
+        username: infra.ssh!.username,
+        privateKey: sshKey(),
+        hostKeys: sshHostKeys(),
+        killGraceMs: 1000,
+      }),
+  },
+];
 
 /** The terminal's width, by tput where the host has it (busybox has only stty). */
 const COLUMNS = "tput cols 2>/dev/null || stty size | cut -d' ' -f2";
