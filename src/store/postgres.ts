@@ -181,16 +181,12 @@ async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<Appe
     return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
   });
   if (inserts.length === 0) return outcomes;
+  // One multi-row INSERT with a parameter per value: node-postgres sends a Buffer parameter as binary, where a
+  // bytea[] array would be spelled out in hex (twice the bytes, and parsed again by the server).
+  const values = inserts.map((_, i) => `($${i * 6 + 1}, $${i * 6 + 2}, $${i * 6 + 3}, $${i * 6 + 4}, $${i * 6 + 5}, $${i * 6 + 6})`);
   await client.query(
-    "INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bytea[])",
-    [
-      inserts.map((i) => i.entryId),
-      inserts.map((i) => i.seq),
-      inserts.map((i) => i.byteOffset),
-      inserts.map((i) => i.lineOffset),
-      inserts.map((i) => i.newlines),
-      inserts.map((i) => i.data),
-    ],
+    `INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) VALUES ${values.join(", ")}`,
+    inserts.flatMap((i) => [i.entryId, i.seq, i.byteOffset, i.lineOffset, i.newlines, i.data]),
   );
   const changed = [...new Set(inserts.map((i) => i.entryId))].map((id) => entries.get(id)!);
   await client.query(
