@@ -73,6 +73,11 @@ export const LimitsSchema = z.strictObject({
 export const ConfigFileSchema = z.strictObject({
   host: z.string().optional(),
   port: z.number().int().min(0).max(65535).optional(),
+  /** A PostgreSQL URL (postgres://user@host:port/db): the store is that database instead of the home's SQLite file. */
+  database: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "a PostgreSQL URL starts with postgres://")
+    .optional(),
   /** Browser origins allowed to connect (exact match, e.g. "http://localhost:5173"). */
   allowedOrigins: z.array(z.string()).optional(),
   /** External plugins: paths (starting with ./, ../ or /; relative ones from this file's directory) or package names. */
@@ -213,6 +218,8 @@ export interface SpoolConfig {
   host: string;
   port: number;
   dbFile: string;
+  /** A PostgreSQL URL: when set, the store is that database and dbFile is not used. */
+  databaseUrl: string | null;
   tokenFile: string;
   allowedOrigins: string[];
   /** External plugins: absolute paths (relative ones resolved by loadConfig) or package names. */
@@ -300,6 +307,8 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<stri
 
 export interface ConfigOverrides {
   home?: string;
+  /** A PostgreSQL URL (--database). */
+  database?: string;
   host?: string;
   port?: number;
   allowedOrigins?: string[];
@@ -361,6 +370,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     host: overrides.host ?? env.SPOOL_HOST ?? file.host ?? "127.0.0.1",
     port,
     dbFile: join(home, "spool.db"),
+    databaseUrl: overrides.database || env.SPOOL_DATABASE_URL || file.database || null,
     tokenFile: join(home, "token"),
     allowedOrigins: overrides.allowedOrigins ?? envOrigins ?? file.allowedOrigins ?? [],
     plugins: [...pluginsFrom(file.plugins ?? [], dirname(configPath)), ...pluginsFrom(overrides.plugins ?? [], process.cwd())],

@@ -34,8 +34,6 @@ export interface StartOptions extends ConfigOverrides {
   migrationsDir?: string;
   /** Storage tuning (the WAL's size after checkpoints); tests make it small. */
   store?: StoreOptions;
-  /** A PostgreSQL URL (postgres://…): the store is that database instead of the home's SQLite file [$SPOOL_DATABASE_URL]. */
-  database?: string;
 }
 
 export interface SpoolServer {
@@ -92,8 +90,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const token = ensureToken(config.tokenFile);
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
-  const databaseUrl = options.database ?? (options.env ?? process.env).SPOOL_DATABASE_URL;
-  const store: Store = databaseUrl ? await openPostgresStore(databaseUrl) : openStore(config.dbFile, options.store);
+  const store: Store = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : openStore(config.dbFile, options.store);
   try {
     for (const result of await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR)) {
       log.info(`migration ${result.migrationName}: ${result.status}`);

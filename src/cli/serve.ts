@@ -1,15 +1,19 @@
 import { parseArgs } from "node:util";
 import { startServer } from "../server.js";
+import { usageError } from "./errors.js";
 
 export const SERVE_HELP = `Usage: spool serve [options]
 
-Starts the Spool server: JSON-RPC over WebSocket with its embedded SQLite database.
+Starts the Spool server: JSON-RPC over WebSocket, its state in the home's SQLite
+database (or in PostgreSQL with --database).
 
 Options (each setting: the flag, else the environment variable, else the
 config.json key, else the default):
   --home DIR        Spool home (database, token, config.json)   [$SPOOL_HOME, ~/.spool]
   --host HOST       address to bind                    [$SPOOL_HOST, "host", 127.0.0.1]
   --port PORT       port to listen on; 0 picks a free one    [$SPOOL_PORT, "port", 7420]
+  --database URL    keep the state in PostgreSQL (postgres://user@host:port/db)
+                    instead of $SPOOL_HOME/spool.db  [$SPOOL_DATABASE_URL, "database"]
   --plugin SPEC     load an external plugin: a path (./x.ts, relative to the current
                     directory) or a package name; repeatable, added to "plugins"
   --allow-origin O  allow a browser Origin; repeatable
@@ -34,6 +38,7 @@ export async function serve(argv: string[]): Promise<number> {
       home: { type: "string" },
       host: { type: "string" },
       port: { type: "string" },
+      database: { type: "string" },
       plugin: { type: "string", multiple: true },
       "allow-origin": { type: "string", multiple: true },
       "no-local-runner": { type: "boolean" },
@@ -48,7 +53,10 @@ export async function serve(argv: string[]): Promise<number> {
   let port: number | undefined;
   if (values.port !== undefined) {
     port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got "${values.port}"`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got "${values.port}"`);
+  }
+  if (values.database !== undefined && !/^postgres(ql)?:\/\//.test(values.database)) {
+    throw usageError(`--database must be a PostgreSQL URL (postgres://user@host:port/db), got "${values.database}"`);
   }
   // Whoever reads our output may go away first (a pipe closed at shutdown): that must not crash the server.
   process.stdout.on("error", () => undefined);
@@ -56,6 +64,7 @@ export async function serve(argv: string[]): Promise<number> {
     home: values.home,
     host: values.host,
     port,
+    ...(values.database ? { database: values.database } : {}),
     plugins: values.plugin,
     allowedOrigins: values["allow-origin"],
     ...(values["no-local-runner"] ? { localRunner: false } : {}),
@@ -72,7 +81,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGINT", () => shutdown("SIGINT"));
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     // Announce only once the handlers are installed: a client may signal us as soon as it reads this.
-    process.stdout.write(`Spool listening on ${server.url}\n` + `  token file: ${server.config.tokenFile}\n` + `  database:   ${server.config.dbFile}\n`);
+    process.stdout.write(`Spool listening on ${server.url}\n` + `  token file: ${server.config.tokenFile}\n` + `  database:   ${server.store.location}\n`);
   });
   process.stdout.write("Spool stopped\n");
   return 0;

@@ -1,11 +1,14 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { globToRegex } from "../../src/store/dialect.js";
 import { migrationFiles } from "../../src/store/migrator.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import { spawnCli, spawnServe } from "../helpers/process.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 describeWithInfra("postgres", "the PostgreSQL store", () => {
   let ts: TestServer;
@@ -34,6 +37,45 @@ describeWithInfra("postgres", "the PostgreSQL store", () => {
     const tail = await c.call("entry/get", { run: "r", path: accepted.channels[0]!.path, tail: 1 });
     expect(tail.body).toBe("c\n");
   });
+});
+
+describeWithInfra("postgres", "spool serve on PostgreSQL", () => {
+  it("--database or SPOOL_DATABASE_URL selects it; the banner names it without the password; a second server on the database is refused; a bad URL is a usage error", async () => {
+    const db = await freshDatabase();
+    try {
+      const home = tempDir();
+      const serve = await spawnServe(["--port", "0", "--home", home, "--no-local-runner", "--database", db.url]);
+      try {
+        expect(serve.output()).toContain(`database:   ${db.url}`);
+        const client = await SpoolClient.connect(serve.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
+        await client.initialize("pg", { root: home });
+        await client.call("run/create", { alias: "kept" });
+        client.close();
+        // A second server on the same database refuses to start, saying why.
+        const second = spawnCli(["serve", "--port", "0", "--home", tempDir(), "--no-local-runner", "--database", db.url]);
+        expect(await second.exit).toBe(1);
+        expect(second.stderr()).toContain("Another Spool server is using the PostgreSQL database");
+      } finally {
+        expect(await serve.stop()).toBe(0);
+      }
+      // Another home, the same database through the environment: the run is there.
+      const other = tempDir();
+      const again = await spawnServe(["--port", "0", "--home", other, "--no-local-runner"], { SPOOL_DATABASE_URL: db.url });
+      try {
+        const client = await SpoolClient.connect(again.url, { token: readFileSync(join(other, "token"), "utf8").trim() });
+        await client.initialize("pg", { create: false });
+        expect((await client.call("run/list", {})).runs.map((r) => r.alias)).toEqual(["kept"]);
+        client.close();
+      } finally {
+        await again.stop();
+      }
+      const bad = spawnCli(["serve", "--port", "0", "--home", tempDir(), "--database", "mysql://x"]);
+      expect(await bad.exit).toBe(2);
+      expect(bad.stderr()).toContain("--database must be a PostgreSQL URL");
+    } finally {
+      await db.drop();
+    }
+  }, 90_000);
 });
 
 describe("migrations", () => {
