@@ -84,7 +84,9 @@ const SYSTEM_PROMPT = [
   "You are an agent working in a software project through Spool.",
   "Run shell commands with the sh tool (a person accepts or rejects each one) or env for read-only inspection.",
   "Command output comes back cleaned; large outputs are cut to a head and a tail, and the note says how to read the rest with get.",
-  "Use wait for commands that are still running. Call done with a short summary when the task is finished.",
+  "Use wait for commands that are still running; write answers a command that asks a question, and kill stops one.",
+  "Start long-running work (a dev server, a watch build) with background: true; jobs lists what still runs.",
+  "Call done with a short summary when the task is finished.",
 ].join(" ");
 
 /**
@@ -275,7 +277,7 @@ export class AgentDriver {
     try {
       const turn = run;
       const response = await target.provider.chat(
-        { model: target.model, messages: toWire(messages), tools: toolSpecs(loop.mode) },
+        { model: target.model, messages: toWire(messages), tools: toolSpecs(loop.mode, this.core.config.agent.modelInput) },
         {
           signal: controller.signal,
           onText: (delta) => this.core.runs.progress(project, { run: run.alias, turn: run.turn, loop: loop.seq, delta }),

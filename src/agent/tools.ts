@@ -5,8 +5,22 @@ import { channelModelView } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
+import { ControlSignal } from "../runners/protocol.js";
 import { lineCount, parseAttributes } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
+import {
+  awaitAnswer,
+  describeParts,
+  inputRefusal,
+  listJobs,
+  MODEL_TTY,
+  markSeen,
+  newOutput,
+  producerOf,
+  sendParts,
+  statusLines,
+  writeParts,
+} from "./interactive.js";
 
 /** A command or directory with a NUL byte cannot reach a process intact: the model is told so, nothing is proposed. */
 const noNul = [(value: string) => !value.includes("\0"), "must not contain NUL bytes"] as const;
@@ -24,6 +38,11 @@ const ToolArgs = {
       .refine(...noNul)
       .optional()
       .describe("Directory relative to the project root"),
+    tty: z.boolean().optional().describe("Run it under a terminal (120x40), for programs that want one: prompts, REPLs, full-screen tools"),
+    background: z
+      .boolean()
+      .optional()
+      .describe("Long-running work (a dev server, a watch build): once accepted, you get its path at once; it is not cut at the usual time limit"),
   }),
   env: z.strictObject({
     command: z
@@ -42,6 +61,21 @@ const ToolArgs = {
     path: z.string().describe("The log path of a running command (log://turn_N/sh/…)"),
     timeout_ms: z.number().int().min(1).max(600_000).optional().describe("How long to wait (default 30000)"),
   }),
+  jobs: z.strictObject({}),
+  write: z.strictObject({
+    path: z.string().describe("The log path of a running command (log://turn_N/sh/…), or one of its channels"),
+    input: z
+      .string()
+      .max(16 * 1024)
+      .describe(
+        "Text to type, with \n for Enter; named keys in angle brackets: <C-c>, <C-d>, <C-z>, <Enter>, <Tab>, <Esc>, <Up>, <Down>, <Left>, <Right>, <Backspace>. Empty: only read what is new",
+      ),
+    timeout_ms: z.number().int().min(0).max(60_000).optional().describe("How long to wait for the command's answer (default 2000)"),
+  }),
+  kill: z.strictObject({
+    path: z.string().describe("The log path of a running command, or one of its channels"),
+    signal: ControlSignal.optional().describe("TERM (default), INT, HUP, QUIT, USR1, USR2, WINCH or KILL"),
+  }),
   done: z.strictObject({ summary: z.string().describe("What was done, for the person") }),
 } as const;
 
@@ -52,11 +86,16 @@ const DESCRIPTIONS: Record<ToolName, string> = {
   env: "Propose a read-only command to inspect the environment; same result as sh. The only command tool in ask mode.",
   get: "Read an entry (a command's output channel or log): the last lines (tail) or a slice (line, limit), as clean text.",
   wait: "Wait for a running command to finish, up to timeout_ms; returns the same result as sh.",
+  jobs: "List this run's commands that are still running: path, command, how long, output sizes.",
+  write:
+    "Type into a running command's input (answer a prompt, drive a REPL, press C-c or C-d) and read what it printed since your last look; empty input only reads what is new.",
+  kill: "Send a signal to a running command (TERM by default; KILL if it ignores that) and get its result.",
   done: "Finish this task with a summary for the person.",
 };
 
-export function toolSpecs(mode: "ask" | "act"): ToolSpec[] {
-  const names: ToolName[] = mode === "ask" ? ["env", "get", "wait", "done"] : ["sh", "env", "get", "wait", "done"];
+export function toolSpecs(mode: "ask" | "act", modelInput: "accepted" | "off" = "accepted"): ToolSpec[] {
+  const control: ToolName[] = modelInput === "off" ? ["jobs"] : ["jobs", "write", "kill"];
+  const names: ToolName[] = [...(mode === "ask" ? ["env" as const] : ["sh" as const, "env" as const]), "get", "wait", ...control, "done"];
   return names.map((name) => {
     const { $schema: _ignored, ...parameters } = z.toJSONSchema(ToolArgs[name]) as Record<string, unknown>;
     return { type: "function", function: { name, description: DESCRIPTIONS[name], parameters } };
@@ -165,8 +204,15 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
       const log = await ctx.core.repos.entries.findEntry(ctx.run.id, path);
       if (log?.scheme !== "log") return { kind: "result", content: `error: no command log "${path}" in this run` };
       const channels = await settle(ctx.core, log, timeout_ms ?? 30_000, ctx.signal);
+      await markSeen(ctx.core, log, channels);
       return { kind: "result", content: await producerResult(ctx, log, channels), path };
     }
+    case "jobs":
+      return { kind: "result", content: await listJobs(ctx) };
+    case "write":
+      return writeTool(ctx, args as z.output<typeof ToolArgs.write>);
+    case "kill":
+      return killTool(ctx, args as z.output<typeof ToolArgs.kill>);
     case "done": {
       const { summary } = args as z.output<typeof ToolArgs.done>;
       return { kind: "done", content: "ok", summary };
@@ -174,7 +220,12 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
   }
 }
 
-async function runCommand(ctx: ToolContext, call: ToolCall, tool: "sh" | "env", args: { command: string; cwd?: string }): Promise<ToolOutcome> {
+async function runCommand(
+  ctx: ToolContext,
+  call: ToolCall,
+  tool: "sh" | "env",
+  args: { command: string; cwd?: string; tty?: boolean; background?: boolean },
+): Promise<ToolOutcome> {
   let log = await ctx.core.repos.entries.findLogByAttribute(ctx.run.id, "toolCallId", call.id);
   if (!log) {
     ctx.announce("running", null);
@@ -183,6 +234,8 @@ async function runCommand(ctx: ToolContext, call: ToolCall, tool: "sh" | "env", 
         tool,
         command: args.command,
         ...(args.cwd ? { cwd: args.cwd } : {}),
+        ...(args.tty ? { tty: MODEL_TTY } : {}),
+        ...(args.background ? { background: true } : {}),
         proposedBy: `model (${ctx.run.model})`,
         extra: { toolCallId: call.id, loop: ctx.loopSeq },
       });
@@ -196,10 +249,66 @@ async function runCommand(ctx: ToolContext, call: ToolCall, tool: "sh" | "env", 
     }
   }
   if (log.status === ENTRY.proposed) return { kind: "waiting", path: log.path };
-  const channels = log.status === ENTRY.done ? await settle(ctx.core, log, ctx.yieldMs, ctx.signal) : [];
+  // Background work is not waited for: the turn goes on at once with its path.
+  const background = parseAttributes(log).background === true;
+  const channels = log.status === ENTRY.done ? await settle(ctx.core, log, background ? 0 : ctx.yieldMs, ctx.signal) : [];
   const fresh = (await ctx.core.repos.entries.findEntry(ctx.run.id, log.path)) ?? log;
   const failed = fresh.status === ENTRY.rejected || channels.some((c) => c.status === ENTRY.cancelled || c.status === ENTRY.failed);
-  return { kind: "result", content: await producerResult(ctx, fresh, channels), path: log.path, failed };
+  await markSeen(ctx.core, fresh, channels);
+  const result = await producerResult(ctx, fresh, channels);
+  const note =
+    background && channels.some((c) => c.status === ENTRY.streaming)
+      ? "running in the background: jobs lists it; get, wait, write and kill reach it by its log path\n"
+      : "";
+  return { kind: "result", content: `${note}${result}`, path: log.path, failed };
+}
+
+/** `write`: types into a running command of this run and answers with what it printed since the model last looked. */
+async function writeTool(ctx: ToolContext, args: z.output<typeof ToolArgs.write>): Promise<ToolOutcome> {
+  const refusal = inputRefusal(ctx.core);
+  if (refusal) return { kind: "result", content: refusal, failed: true };
+  const log = await producerOf(ctx, args.path);
+  if (!log || log.status !== ENTRY.done) return { kind: "result", content: `error: no accepted command "${args.path}" in this run`, failed: true };
+  let channels = await ctx.core.repos.entries.listChannels(log.id);
+  const open = channels.some((c) => c.status === ENTRY.streaming);
+  const parts = writeParts(args.input, Boolean(parseAttributes(log).tty));
+  if (parts.length > 0 && !open) {
+    return {
+      kind: "result",
+      content: `error: the command has finished; nothing was sent\n${statusLines(log, channels).join("\n")}`,
+      path: log.path,
+      failed: true,
+    };
+  }
+  const error = await sendParts(ctx, log, parts);
+  if (error) return { kind: "result", content: error, path: log.path, failed: true };
+  if (open) channels = await awaitAnswer(ctx.core, log, args.timeout_ms ?? 2000, ctx.signal);
+  const fresh = (await ctx.core.repos.entries.findEntryById(log.id)) ?? log;
+  const sent = parts.length > 0 ? [`sent: ${describeParts(parts)}`] : [];
+  return { kind: "result", content: [...statusLines(fresh, channels), ...sent, await newOutput(ctx, fresh, channels)].join("\n"), path: log.path };
+}
+
+/** `kill`: sends a signal to a running command of this run; answers with how it ended (or that it still runs). */
+async function killTool(ctx: ToolContext, args: z.output<typeof ToolArgs.kill>): Promise<ToolOutcome> {
+  const refusal = inputRefusal(ctx.core);
+  if (refusal) return { kind: "result", content: refusal, failed: true };
+  const log = await producerOf(ctx, args.path);
+  if (!log || log.status !== ENTRY.done) return { kind: "result", content: `error: no accepted command "${args.path}" in this run`, failed: true };
+  const signal = args.signal ?? "TERM";
+  const before = await ctx.core.repos.entries.listChannels(log.id);
+  if (!before.some((c) => c.status === ENTRY.streaming)) {
+    return { kind: "result", content: [`it had already finished; nothing was sent`, ...statusLines(log, before)].join("\n"), path: log.path };
+  }
+  const error = await sendParts(ctx, log, [{ kind: "signal", signal }]);
+  if (error) return { kind: "result", content: error, path: log.path, failed: true };
+  const channels = await settle(ctx.core, log, 3000, ctx.signal);
+  const fresh = (await ctx.core.repos.entries.findEntryById(log.id)) ?? log;
+  const still = channels.some((c) => c.status === ENTRY.streaming) ? [`it is still running after SIG${signal}; kill it with signal KILL if it must stop`] : [];
+  return {
+    kind: "result",
+    content: [`sent SIG${signal}`, ...statusLines(fresh, channels), ...still, await newOutput(ctx, fresh, channels)].join("\n"),
+    path: log.path,
+  };
 }
 
 async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): Promise<string> {

@@ -60,7 +60,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const first = model.requests[0]!;
     expect(first.model).toBe("test-model");
     expect(first.stream).toBe(true);
-    expect(first.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "done"]);
+    expect(first.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "write", "kill", "done"]);
     expect(first.messages.at(-1)).toMatchObject({ role: "user", content: "What does the script do?" });
     const result = toolResult(model.requests[1]!, "call_ls")!;
     expect(result).toContain("status: 500");
@@ -199,7 +199,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     await runStatus(a, "r7", 200);
     await eventually(() => model.requests.length === 2);
     expect(model.requests.map((r) => r.messages.filter((m) => m.role === "user").at(-1)!.content)).toEqual(["one", "two"]);
-    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "done"]);
+    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "jobs", "write", "kill", "done"]);
     await expect(a.request("run/prompt", { run: "r7", prompt: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     await a.request("run/create", { alias: "idle" });
     await expect(a.request("run/prompt", { run: "idle", prompt: "x" })).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });

@@ -1,0 +1,213 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { writeParts } from "../../src/agent/interactive.js";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { logPath, slugFromCommand } from "../../src/core/slug.js";
+import { createLogger } from "../../src/logger.js";
+import type { ExecSpec } from "../../src/runners/backend.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { RunnerClient } from "../../src/runners/runner-client.js";
+import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+
+const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" });
+
+/** The log path the first proposal of a run's first turn gets. */
+const logOf = (command: string) => logPath(1, "sh", slugFromCommand(command));
+
+const runStatus = (client: SpoolClient, run: string, status: number) =>
+  eventually(async () => (await client.request("run/get", { run })).run.status === status, 20_000, `run ${run} at ${status}`);
+
+/** Accepts the next proposal the model makes in `run`. */
+async function acceptNext(client: SpoolClient, run: string) {
+  const proposal = await client.next("run/proposal", (p) => p.run === run, 15_000);
+  await client.request("run/resolve", { run, path: proposal.path, decision: "accept" });
+  return proposal;
+}
+
+describe("the model drives interactive commands (scripted model)", () => {
+  let model: ScriptedModel;
+  let ts: TestServer;
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    // A short yield, so a command waiting for input comes back to the model still running; background work gets its own time limit.
+    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 500 }, commandTimeoutMs: 20_000, backgroundTimeoutMs: 600_000 });
+  });
+  afterAll(async () => {
+    await ts.stop();
+    await model.close();
+  });
+  afterEach(() => {
+    model.requests.length = 0;
+  });
+
+  it("answers a command's questions with write until it completes", async () => {
+    const a = await ts.clientIn("agent-io");
+    const command = "printf 'Name? '; read name; printf 'Age? '; read age; echo \"$name is $age\"";
+    const log = logOf(command);
+    model.reply(
+      { tools: [{ id: "call_ask", name: "sh", arguments: { command } }] },
+      { tools: [{ id: "call_name", name: "write", arguments: { path: log, input: "Ada\n" } }] },
+      { tools: [{ id: "call_age", name: "write", arguments: { path: log, input: "36\n", timeout_ms: 10_000 } }] },
+      { tools: [{ id: "call_done", name: "done", arguments: { summary: "answered both questions" } }] },
+    );
+    const accepted = acceptNext(a, "io");
+    await a.request("run/create", { alias: "io", model: "test", prompt: "Answer the questions." });
+    expect((await accepted).path).toBe(log);
+    await runStatus(a, "io", 200);
+    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "write", "kill", "done"]);
+    const asked = toolResult(model.requests[1]!, "call_ask")!;
+    expect(asked).toContain("status: 102 still running");
+    expect(asked).toMatch(/\nName\?\n--- stderr/);
+    const name = toolResult(model.requests[2]!, "call_name")!;
+    expect(name).toContain('sent: "Ada\\n"');
+    expect(name).toContain("status: 102 still running");
+    expect(name).toMatch(/new since your last look, lines 1-1 of 1 ---\nName\? Age\?\n--- stderr/);
+    const age = toolResult(model.requests[3]!, "call_age")!;
+    expect(age).toContain("status: 200");
+    expect(age).toContain("exit code: 0");
+    expect(age).toContain("Ada is 36");
+    // What the model typed is on record as the command's input.
+    const stdin = await a.request("entry/get", { run: "io", path: `sh://turn_1/${slugFromCommand(command)}_0` });
+    expect(stdin.body).toBe("Ada\n36\n");
+  });
+
+  it("starts background work, finds it with jobs and stops it with kill; it gets backgroundTimeoutMs, not the command time limit", async () => {
+    const a = await ts.clientIn("agent-bg");
+    // The project's default runner records what it is asked to run.
+    const backend = new LocalBackend();
+    const specs: ExecSpec[] = [];
+    const start = backend.start.bind(backend);
+    backend.start = (spec) => {
+      specs.push(spec);
+      return start(spec);
+    };
+    const runner = new RunnerClient({
+      connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+      project: "agent-bg",
+      name: "rec",
+      default: true,
+      backend,
+      log: createLogger("silent"),
+    });
+    await runner.start();
+    const command = "echo serving; while :; do sleep 1; done";
+    const log = logOf(command);
+    model.reply(
+      { tools: [{ id: "call_bg", name: "sh", arguments: { command, background: true } }] },
+      { tools: [{ id: "call_jobs", name: "jobs", arguments: {} }] },
+      { tools: [{ id: "call_kill", name: "kill", arguments: { path: log } }] },
+      { tools: [{ id: "call_jobs2", name: "jobs", arguments: {} }] },
+      { tools: [{ id: "call_done", name: "done", arguments: { summary: "stopped it" } }] },
+    );
+    const accepted = acceptNext(a, "bg");
+    await a.request("run/create", { alias: "bg", model: "test", prompt: "Start the server, then stop it." });
+    expect((await accepted).attributes).toMatchObject({ background: true });
+    await runStatus(a, "bg", 200);
+    const started = toolResult(model.requests[1]!, "call_bg")!;
+    expect(started).toMatch(/^running in the background: jobs lists it/);
+    expect(started).toContain("status: 102");
+    const jobs = toolResult(model.requests[2]!, "call_jobs")!;
+    expect(jobs).toMatch(
+      /^1 command of this run still running:\n- log:\/\/turn_1\/sh\/echo-serving-while-do-sleep-1-done: \$ echo serving; while :; do sleep 1; done — running for \d+s; stdout \d+ bytes, stderr 0 bytes \(background, runner rec\)$/,
+    );
+    const killed = toolResult(model.requests[3]!, "call_kill")!;
+    expect(killed).toContain("sent SIGTERM");
+    expect(killed).toContain("status: 500");
+    expect(killed).toContain("signal: SIGTERM");
+    expect(toolResult(model.requests[4]!, "call_jobs2")).toBe("no command of this run is running");
+    const out = await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" });
+    expect(out).toMatchObject({ body: "serving\n", status: 500 });
+    // A command of the same runner without background gets the default limit.
+    await a.request("run/create", { alias: "fg" });
+    const { path } = await a.request("proposal/create", { run: "fg", tool: "sh", command: "true" });
+    await a.request("run/resolve", { run: "fg", path, decision: "accept" });
+    await eventually(() => specs.length === 2, 10_000, "the second command to start");
+    expect(specs.map((spec) => spec.timeoutMs)).toEqual([600_000, 20_000]);
+    await runner.stop();
+  });
+
+  it("under a terminal, a Python REPL answers, C-c interrupts it and C-d ends it", async () => {
+    const a = await ts.clientIn("agent-io");
+    // exec: a shell in between would see the ^C too and end itself by SIGINT once python has exited.
+    const command = "exec python3 -q";
+    const log = logOf(command);
+    model.reply(
+      { tools: [{ id: "call_tty", name: "sh", arguments: { command, tty: true } }] },
+      { tools: [{ id: "call_line", name: "write", arguments: { path: log, input: "print(6 * 7)\n", timeout_ms: 10_000 } }] },
+      { tools: [{ id: "call_stop", name: "write", arguments: { path: log, input: "while True: pass\n\n<C-c>", timeout_ms: 10_000 } }] },
+      { tools: [{ id: "call_end", name: "write", arguments: { path: log, input: "C-d", timeout_ms: 10_000 } }] },
+      { tools: [{ id: "call_done", name: "done", arguments: { summary: "done" } }] },
+    );
+    const accepted = acceptNext(a, "tty");
+    await a.request("run/create", { alias: "tty", model: "test", prompt: "Drive it." });
+    expect((await accepted).attributes.tty).toEqual({ cols: 120, rows: 40 });
+    await runStatus(a, "tty", 200);
+    expect(toolResult(model.requests[2]!, "call_line")).toMatch(/>>> print\(6 \* 7\)\n42\n>>>/);
+    expect(toolResult(model.requests[3]!, "call_stop")).toContain("KeyboardInterrupt");
+    const end = toolResult(model.requests[4]!, "call_end")!;
+    expect(end).toContain("status: 200");
+    expect(end).toContain("exit code: 0");
+  });
+
+  it("write and kill refuse what is not a running command of this run, and say so", async () => {
+    const a = await ts.clientIn("agent-io");
+    model.reply(
+      {
+        tools: [
+          { id: "call_a", name: "write", arguments: { path: "log://turn_1/sh/nothing", input: "x" } },
+          { id: "call_b", name: "kill", arguments: { path: "log://turn_1/sh/nothing", signal: "SEGV" } },
+          { id: "call_c", name: "jobs", arguments: {} },
+        ],
+      },
+      { tools: [{ id: "call_done", name: "done", arguments: { summary: "nothing to do" } }] },
+    );
+    await a.request("run/create", { alias: "none", model: "test", prompt: "Poke." });
+    await runStatus(a, "none", 200);
+    expect(toolResult(model.requests[1]!, "call_a")).toBe('error: no accepted command "log://turn_1/sh/nothing" in this run');
+    expect(toolResult(model.requests[1]!, "call_b")).toMatch(/^error: invalid arguments for kill: signal/);
+    expect(toolResult(model.requests[1]!, "call_c")).toBe("no command of this run is running");
+  });
+});
+
+describe("modelInput off", () => {
+  let model: ScriptedModel;
+  let ts: TestServer;
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 500, modelInput: "off" } });
+  });
+  afterAll(async () => {
+    await ts.stop();
+    await model.close();
+  });
+
+  it("offers no write or kill, and refuses them when called anyway", async () => {
+    const a = await ts.clientIn("agent-off");
+    model.reply(
+      { tools: [{ id: "call_w", name: "write", arguments: { path: "log://turn_1/sh/x", input: "y" } }] },
+      { tools: [{ id: "call_done", name: "done", arguments: { summary: "ok" } }] },
+    );
+    await a.request("run/create", { alias: "off", model: "test", prompt: "Try." });
+    await runStatus(a, "off", 200);
+    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "done"]);
+    expect(toolResult(model.requests[1]!, "call_w")).toMatch(/modelInput is "off"/);
+  });
+});
+
+describe("writeParts", () => {
+  it("turns named keys into bytes under a terminal, and into signals or end of input through a pipe", () => {
+    expect(writeParts("ls\n", false)).toEqual([{ kind: "bytes", data: Buffer.from("ls\n") }]);
+    expect(writeParts("q<C-c>", true)).toEqual([{ kind: "bytes", data: Buffer.from("q\u0003") }]);
+    expect(writeParts("C-d", true)).toEqual([{ kind: "bytes", data: Buffer.from([4]) }]);
+    expect(writeParts("<Up><Enter>", true)).toEqual([{ kind: "bytes", data: Buffer.from("\u001b[A\r") }]);
+    expect(writeParts("x<C-c>y<C-d>", false)).toEqual([
+      { kind: "bytes", data: Buffer.from("x") },
+      { kind: "signal", signal: "INT" },
+      { kind: "bytes", data: Buffer.from("y") },
+      { kind: "eof" },
+    ]);
+    expect(writeParts("a <b> <C-", false)).toEqual([{ kind: "bytes", data: Buffer.from("a <b> <C-") }]);
+    expect(writeParts("", false)).toEqual([]);
+  });
+});
