@@ -1,9 +1,11 @@
 import { SERVER_VERSION } from "../version.js";
 import { ACP_HELP, acp } from "./acp.js";
 import { agentCommand, agentHelp } from "./agent.js";
+import { ATTACH } from "./attach.js";
 import { APPROVE, CANCEL, type Command, ENTRIES, INIT, MODELS, PENDING, REJECT, RUNNERS, RUNS, TAIL } from "./client-commands.js";
 import { currentTarget } from "./common.js";
 import { EXIT, explain } from "./errors.js";
+import { INPUT } from "./input.js";
 import { OPEN_HELP, open } from "./open.js";
 import { RUNNER_HELP, runner } from "./runner.js";
 import { SERVE_HELP, serve } from "./serve.js";
@@ -18,6 +20,8 @@ const COMMANDS: Record<string, Command> = {
   reject: REJECT,
   tail: TAIL,
   cancel: CANCEL,
+  input: INPUT,
+  attach: ATTACH,
   runs: RUNS,
   entries: ENTRIES,
   runners: RUNNERS,

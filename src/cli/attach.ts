@@ -1,0 +1,134 @@
+import type { SpoolClient } from "../client/spool-client.js";
+import { SpoolRpcError } from "../client/spool-client.js";
+import { ENTRY } from "../core/status.js";
+import type { Command } from "./client-commands.js";
+import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, parseCommand } from "./common.js";
+import { CliError, EXIT, usageError } from "./errors.js";
+import { INPUT_PART_BYTES } from "./input.js";
+
+/** Ctrl-]: what detaches, as telnet has it. */
+const DETACH = 0x1d;
+
+/** Input read from the terminal and not yet taken by the server; past it, reading pauses. */
+const MAX_PENDING_BYTES = 256 * 1024;
+
+export const ATTACH_HELP = `Usage: spool attach RUN PATH
+
+Connects this terminal to a running command (PATH is its log path, log://turn_1/sh/…):
+prints its output so far and then live, and sends what you type to its input. A command
+proposed with a terminal (tty) gets your keys as you press them (raw mode: Ctrl-C goes
+to the command) and this terminal's size, also when it changes. Otherwise lines are
+sent as you finish them, Ctrl-D ends its input and Ctrl-C sends it SIGINT.
+
+Ctrl-] detaches (without a terminal of the command: Ctrl-] then Enter); the command
+keeps running. Exits when the command ends: 0 when it succeeded, 1 otherwise.
+
+${CLIENT_HELP}`;
+
+export const ATTACH: Command = {
+  summary: "connect this terminal to a running command (Ctrl-] detaches)",
+  help: ATTACH_HELP,
+  run: async (argv) => {
+    const { values, positionals } = parseCommand("attach", argv, { ...CLIENT_OPTIONS });
+    if (values.help) {
+      process.stdout.write(ATTACH_HELP);
+      return EXIT.ok;
+    }
+    if (positionals.length !== 2) throw usageError("spool attach needs RUN and PATH (see `spool help attach`)");
+    const [run, path] = positionals as [string, string];
+    const { client } = await connectClient(values);
+    try {
+      return await Promise.race([attach(client, run, path), connectionLost(client, "while attached")]);
+    } finally {
+      client.close();
+    }
+  },
+};
+
+async function attach(client: SpoolClient, run: string, path: string): Promise<number> {
+  if (!path.startsWith("log://")) throw usageError(`spool attach takes a command's log path (log://turn_N/sh/…), not ${path}`);
+  const log = await client.call("entry/get", { run, path, tail: 1 });
+  if (log.status === ENTRY.proposed) {
+    throw new CliError(`${path} is a pending proposal: nothing runs yet — approve it first (\`spool approve ${run} ${path}\`)`, EXIT.failed);
+  }
+  if (log.status === ENTRY.rejected) throw new CliError(`${path} was rejected: ${escapeControl(String(log.attributes.reason ?? ""))}`, EXIT.failed);
+  const tty = log.attributes.tty !== undefined && log.attributes.tty !== null;
+  const stdin = process.stdin;
+  const raw = tty && stdin.isTTY === true;
+
+  let detach!: () => void;
+  const detached = new Promise<"detached">((resolve) => {
+    detach = () => resolve("detached");
+  });
+  let reported = false;
+  const failed = (error: unknown) => {
+    // The command ending while input was on its way is how an attach ends, not an error.
+    if (error instanceof SpoolRpcError && error.errorCode === "STREAM_CLOSED") return;
+    if (reported) return;
+    reported = true;
+    process.stderr.write(`\r\nspool attach: ${error instanceof Error ? error.message : String(error)}\r\n`);
+  };
+  // Input goes out in order, one call after another; reading pauses while too much waits.
+  let chain: Promise<unknown> = Promise.resolve();
+  let pending = 0;
+  const send = (data: Buffer) => {
+    for (let at = 0; at < data.length; at += INPUT_PART_BYTES) {
+      const part = data.subarray(at, at + INPUT_PART_BYTES);
+      pending += part.length;
+      if (pending > MAX_PENDING_BYTES) stdin.pause();
+      chain = chain
+        .then(() => client.input(run, path, part))
+        .catch(failed)
+        .finally(() => {
+          pending -= part.length;
+          if (stdin.isPaused() && pending <= MAX_PENDING_BYTES / 4) stdin.resume();
+        });
+    }
+  };
+  const control = (action: () => Promise<unknown>) => {
+    chain = chain.then(action).catch(failed);
+  };
+
+  const watch = await client.watch({ run, path }, (chunk) => (chunk.channel === 2 ? process.stderr : process.stdout).write(chunk.data));
+  const onResize = () => control(() => client.resize(run, path, { cols: process.stdout.columns, rows: process.stdout.rows }));
+  const onInterrupt = () => control(() => client.signal(run, path, "INT"));
+  const onData = (data: Buffer) => {
+    const at = data.indexOf(DETACH);
+    if (at === -1) return send(data);
+    if (at > 0) send(data.subarray(0, at));
+    detach();
+  };
+  const onEnd = () => control(() => client.eof(run, path));
+  process.stderr.write(
+    `attached to ${path}${tty ? ` (a terminal ${String((log.attributes.tty as { cols?: number }).cols)}x${String((log.attributes.tty as { rows?: number }).rows)})` : ""}; Ctrl-] detaches\n`,
+  );
+  if (raw) {
+    stdin.setRawMode(true);
+    if (process.stdout.isTTY) {
+      onResize();
+      process.stdout.on("resize", onResize);
+    }
+  } else if (stdin.isTTY) {
+    process.on("SIGINT", onInterrupt);
+  }
+  stdin.on("data", onData);
+  stdin.once("end", onEnd);
+  stdin.resume();
+  try {
+    const how = await Promise.race([watch.ended, detached]);
+    if (how === "detached") {
+      await chain;
+      process.stderr.write(`\r\ndetached from ${path}; it keeps running (\`spool attach ${run} ${path}\` again, or \`spool tail ${run} ${path} -f\`)\n`);
+      return EXIT.ok;
+    }
+    return [...how.values()].every((end) => end.status === ENTRY.done) ? EXIT.ok : EXIT.failed;
+  } finally {
+    stdin.off("data", onData);
+    stdin.off("end", onEnd);
+    process.stdout.off("resize", onResize);
+    process.off("SIGINT", onInterrupt);
+    if (raw) stdin.setRawMode(false);
+    stdin.pause();
+    await watch.close();
+  }
+}

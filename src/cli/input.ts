@@ -1,0 +1,61 @@
+import type { SpoolClient } from "../client/spool-client.js";
+import type { Command } from "./client-commands.js";
+import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, parseCommand } from "./common.js";
+import { EXIT, usageError } from "./errors.js";
+
+/** Bytes per stream/input call when sending what this command reads on stdin (well under the server's default maxInputBytes). */
+export const INPUT_PART_BYTES = 16 * 1024;
+
+export const INPUT_HELP = `Usage: spool input RUN PATH TEXT [-n] [--eof]
+       spool input RUN PATH - [--eof]
+
+Types into a running command: sends TEXT and a newline to its input (PATH is its log
+path, log://turn_1/sh/…). Under a terminal the command reads it as keys. With - it sends
+what this command reads on its own standard input, as it comes. What is sent is kept as
+the command's channel 0 (stdin). Exits 1 when the command has finished.
+
+Options:
+  -n, --no-newline    send TEXT as it is, without the newline
+  --eof               then end the command's input (a pipe closes; a terminal gets ^D)
+
+${CLIENT_HELP}`;
+
+export const INPUT: Command = {
+  summary: "type into a running command (its stdin or terminal)",
+  help: INPUT_HELP,
+  run: async (argv) => {
+    const { values, positionals } = parseCommand("input", argv, {
+      ...CLIENT_OPTIONS,
+      "no-newline": { type: "boolean", short: "n" },
+      eof: { type: "boolean" },
+    });
+    if (values.help) {
+      process.stdout.write(INPUT_HELP);
+      return EXIT.ok;
+    }
+    if (positionals.length < 3) throw usageError("spool input needs RUN, PATH and TEXT (or - to send standard input; see `spool help input`)");
+    if (positionals.length > 3) throw usageError(`spool input: unexpected argument "${positionals[3]}" (quote TEXT with spaces; see \`spool help input\`)`);
+    const [run, path, text] = positionals as [string, string, string];
+    if (text === "-" && values["no-newline"]) throw usageError("-n only applies to TEXT, not to - (standard input is sent as it is)");
+    const { client } = await connectClient(values);
+    try {
+      await Promise.race([send(client, run, path, text, Boolean(values["no-newline"]), Boolean(values.eof)), connectionLost(client, "while sending")]);
+      return EXIT.ok;
+    } finally {
+      client.close();
+    }
+  },
+};
+
+async function send(client: SpoolClient, run: string, path: string, text: string, noNewline: boolean, eof: boolean): Promise<void> {
+  if (text === "-") {
+    for await (const chunk of process.stdin) {
+      const data = chunk as Buffer;
+      for (let at = 0; at < data.length; at += INPUT_PART_BYTES) await client.input(run, path, data.subarray(at, at + INPUT_PART_BYTES));
+    }
+  } else {
+    const line = noNewline ? text : `${text}\n`;
+    if (line !== "") await client.input(run, path, line);
+  }
+  if (eof) await client.eof(run, path);
+}
