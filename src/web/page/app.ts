@@ -1,7 +1,19 @@
 import type { ResultOf, SpoolNotifications } from "../../client/api.js";
 import { fill, h } from "./dom.js";
-import { age, escapeControl, runStatusWord, statusClass } from "./format.js";
-import { channelName, isOpen, type Message, type Producer, type Project, type Proposal, producersOf, type Run, type Runner, type ToolNotice } from "./model.js";
+import { age, bytes, escapeControl, statusClass } from "./format.js";
+import {
+  channelName,
+  isOpen,
+  type Message,
+  type Producer,
+  type Project,
+  type Proposal,
+  producersOf,
+  type Run,
+  type Runner,
+  runWord,
+  type ToolNotice,
+} from "./model.js";
 import { codeIn, type Route, readRoute, routeHash } from "./route.js";
 import { Rpc, RpcError } from "./rpc.js";
 import { ChannelTerminal, type TerminalMode } from "./terminal.js";
@@ -111,6 +123,7 @@ export class App {
       if (!codeIn(location.hash)) this.#navigate(readRoute(), false);
     });
     setInterval(() => this.#refreshAges(), 10_000);
+    setInterval(() => this.#refreshSizes(), 1_000);
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && this.#state === "open") void this.#loadProjects();
     });
@@ -587,7 +600,7 @@ export class App {
     const run = this.#run;
     if (!run) return;
     const current = this.#runs.get(run.alias) ?? run;
-    const word = runStatusWord(current.status);
+    const word = runWord(current);
     const abort = h("button", { type: "button", class: "danger", "data-action": "abort" }, "Abort run");
     abort.addEventListener("click", () => {
       if (!confirm(`Abort run ${run.alias}? Its model call stops, pending proposals are rejected and running commands cancelled.`)) return;
@@ -810,6 +823,15 @@ export class App {
     this.#el.toasts.append(toast);
     while (this.#el.toasts.children.length > 5) this.#el.toasts.firstElementChild?.remove();
     setTimeout(() => toast.remove(), kind === "error" ? 10_000 : 5_000);
+  }
+
+  /** The channel sizes in the pane headings follow what the terminals received. */
+  #refreshSizes(): void {
+    for (const [channel, terminal] of this.#terminals) {
+      const size = this.#runEl.detail.querySelector(`[data-head="${channel}"] .size`);
+      const shown = bytes(terminal.received);
+      if (size && terminal.received > 0 && size.textContent !== shown && this.#ended.get(channel) === undefined) size.textContent = shown;
+    }
   }
 
   #refreshAges(): void {

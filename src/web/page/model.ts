@@ -1,5 +1,5 @@
 import type { ResultOf, SpoolNotifications } from "../../client/api.js";
-import { ENTRY, entryStatusWord, OPEN_RUN } from "./format.js";
+import { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord } from "./format.js";
 
 /** What the page holds, in the shapes the server sends. */
 export type Project = ResultOf<"project/list">["projects"][number];
@@ -11,6 +11,9 @@ export type Proposal = SpoolNotifications["run/proposal"] & { seenAt: number };
 export type ToolNotice = SpoolNotifications["run/tool"];
 
 export const isOpen = (status: number) => OPEN_RUN.includes(status);
+
+/** A run's status as a word; a run without a model at 200 is idle (fed by hand), not finished. */
+export const runWord = (run: Run) => (run.model === null && run.status === RUN.done ? "idle" : runStatusWord(run.status));
 
 /** A producer as the page shows it: its log entry and its data channels. */
 export interface Producer {

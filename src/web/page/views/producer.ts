@@ -1,5 +1,5 @@
 import { h } from "../dom.js";
-import { bytes, duration, entryStatusWord, statusClass } from "../format.js";
+import { bytes, duration, ENTRY, entryStatusWord, statusClass } from "../format.js";
 import { channelName, type Entry, type Producer, producerState } from "../model.js";
 import type { ChannelTerminal } from "../terminal.js";
 import { shown } from "./common.js";
@@ -72,8 +72,10 @@ export function channelHead(c: Entry, terminal: ChannelTerminal | undefined, end
   button?.addEventListener("click", toggle);
   return [
     h("strong", null, channelName(c)),
-    ` ${bytes(size)}`,
-    c.lines ? ` · ${c.lines} lines` : "",
+    " ",
+    h("span", { class: "size" }, bytes(size)),
+    // The line count is the stored one: shown once the channel is finished, when it no longer moves.
+    c.lines && status !== ENTRY.streaming ? ` · ${c.lines} lines` : "",
     " ",
     h("span", { class: statusClass(entryStatusWord(status)) }, entryStatusWord(status)),
     terminal && terminal.skipped > 0 ? h("span", { class: "dim" }, ` · ${bytes(terminal.skipped)} skipped to keep up`) : null,

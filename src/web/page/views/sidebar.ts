@@ -1,6 +1,6 @@
 import { h } from "../dom.js";
-import { escapeControl, runStatusWord, statusClass } from "../format.js";
-import { isOpen, type Project, type Run, type Runner } from "../model.js";
+import { escapeControl, statusClass } from "../format.js";
+import { isOpen, type Project, type Run, type Runner, runWord } from "../model.js";
 import { type Route, routeHash } from "../route.js";
 import { since } from "./common.js";
 
@@ -28,7 +28,7 @@ export function runItems(runs: Iterable<Run>, pending: Map<string, number>, rout
   const sorted = [...runs].sort((a, b) => Number(isOpen(b.status)) - Number(isOpen(a.status)) || b.updatedAt - a.updatedAt);
   if (sorted.length === 0) return [h("p", { class: "dim pad" }, "No runs yet.")];
   return sorted.map((r) => {
-    const word = runStatusWord(r.status);
+    const word = runWord(r);
     const waiting = pending.get(r.alias) ?? 0;
     return h(
       "a",
