@@ -26,7 +26,6 @@ keeps running. Exits when the command ends: 0 when it succeeded, 1 otherwise.
 ${CLIENT_HELP}`;
 
 export const ATTACH: Command = {
-  summary: "connect this terminal to a running command (Ctrl-] detaches)",
   help: ATTACH_HELP,
   run: async (argv) => {
     const { values, positionals } = parseCommand("attach", argv, { ...CLIENT_OPTIONS });

@@ -20,8 +20,6 @@ import { CliError, EXIT, explain, usageError } from "./errors.js";
 import { writeMarker } from "./project.js";
 
 export interface Command {
-  /** One line for `spool help`. */
-  summary: string;
   help: string;
   run: (argv: string[]) => Promise<number>;
 }
@@ -55,7 +53,6 @@ function positionals(command: string, given: string[], names: string[]): string[
 }
 
 export const RUNS: Command = {
-  summary: "list the project's runs",
   help: usage("spool runs [--json]", "Lists the project's runs, newest first.", JSON_HELP),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("runs", argv, { ...CLIENT_OPTIONS, ...JSON_OPTION });
@@ -76,7 +73,6 @@ export const RUNS: Command = {
 };
 
 export const ENTRIES: Command = {
-  summary: "list a run's proposals, outputs and errors",
   help: usage(
     "spool entries RUN [--pattern GLOB] [--json]",
     "Lists a run's entries (proposals, output channels, errors), oldest first.",
@@ -108,7 +104,6 @@ export const ENTRIES: Command = {
 };
 
 export const MODELS: Command = {
-  summary: "list the configured models",
   help: usage("spool models [--json]", "Lists the model aliases the server knows (SPOOL_MODEL_<alias>).", JSON_HELP),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("models", argv, { ...CLIENT_OPTIONS, ...JSON_OPTION });
@@ -123,7 +118,6 @@ export const MODELS: Command = {
 };
 
 export const RUNNERS: Command = {
-  summary: "list the project's runners",
   help: usage(
     "spool runners [--json]",
     "Lists the runners of the project: backend, whether it is the default, its read-only sandbox,\nwhether it is attached or disconnected (its name held for it), and what it is running.",
@@ -163,7 +157,6 @@ function liveness(r: { embedded: boolean; attachedAt: number; state: "attached" 
 }
 
 export const PENDING: Command = {
-  summary: "list proposals waiting for a decision",
   help: usage(
     "spool pending [--run RUN] [--json]",
     "Lists the project's pending proposals, oldest first: run, path, command, working directory,\nextra environment, runner and age. Decide with `spool approve` or `spool reject`.",
@@ -223,7 +216,6 @@ async function decidedAlready(client: SpoolClient, run: string, path: string, er
 }
 
 export const APPROVE: Command = {
-  summary: "accept a pending proposal",
   help: usage(
     "spool approve RUN PATH [--runner NAME]",
     "Accepts a pending proposal (see spool pending); its runner starts the command.",
@@ -244,7 +236,6 @@ export const APPROVE: Command = {
 };
 
 export const REJECT: Command = {
-  summary: "reject a pending proposal",
   help: usage(
     "spool reject RUN PATH [--reason TEXT]",
     "Rejects a pending proposal (see spool pending); the model is told why.",
@@ -265,7 +256,6 @@ export const REJECT: Command = {
 };
 
 export const CANCEL: Command = {
-  summary: "cancel a running command",
   help: usage(
     "spool cancel RUN PATH [--reason TEXT]",
     "Cancels a running producer (PATH is its log path); its runner kills the process.",
@@ -285,7 +275,6 @@ export const CANCEL: Command = {
 };
 
 export const TAIL: Command = {
-  summary: "print a command's output, or follow it live",
   help: usage(
     "spool tail RUN PATH [-f [--after SEQ]] [--lines N]",
     "Prints the output of a producer: PATH is its log path (log://turn_1/sh/…: stdout to stdout,\nstderr to stderr) or one of its channels (sh://turn_1/…_1). With -f it keeps printing until the\ncommand ends, waiting first for a pending proposal to be decided. Exits 0 when the command\nsucceeded, 1 when it failed, was cancelled or its proposal was rejected.",
@@ -379,7 +368,6 @@ function waitForDecision(client: SpoolClient, run: string, path: string): Promis
 }
 
 export const INIT: Command = {
-  summary: "mark this directory as a Spool project's root",
   help: `Usage: spool init [NAME]
 
 Makes this directory a Spool project's root: writes .spool/project.json naming the

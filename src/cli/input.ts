@@ -21,7 +21,6 @@ Options:
 ${CLIENT_HELP}`;
 
 export const INPUT: Command = {
-  summary: "type into a running command (its stdin or terminal)",
   help: INPUT_HELP,
   run: async (argv) => {
     const { values, positionals } = parseCommand("input", argv, {

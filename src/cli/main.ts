@@ -1,34 +1,71 @@
 import { SERVER_VERSION } from "../version.js";
-import { ACP_HELP, acp } from "./acp.js";
-import { agentCommand, agentHelp } from "./agent.js";
-import { ATTACH } from "./attach.js";
-import { APPROVE, CANCEL, type Command, ENTRIES, INIT, MODELS, PENDING, REJECT, RUNNERS, RUNS, TAIL } from "./client-commands.js";
 import { currentTarget } from "./common.js";
 import { EXIT, explain } from "./errors.js";
-import { INPUT } from "./input.js";
-import { OPEN_HELP, open } from "./open.js";
-import { RUNNER_HELP, runner } from "./runner.js";
-import { SERVE_HELP, serve } from "./serve.js";
 
-const COMMANDS: Record<string, Command> = {
-  serve: { summary: "start the server with its database and embedded local runner", help: SERVE_HELP, run: serve },
-  init: INIT,
-  ask: { summary: "ask a model about the project (read-only tools)", help: agentHelp("ask"), run: agentCommand("ask") },
-  act: { summary: "give a model a task: it proposes commands you accept or reject", help: agentHelp("act"), run: agentCommand("act") },
-  pending: PENDING,
-  approve: APPROVE,
-  reject: REJECT,
-  tail: TAIL,
-  cancel: CANCEL,
-  input: INPUT,
-  attach: ATTACH,
-  runs: RUNS,
-  entries: ENTRIES,
-  runners: RUNNERS,
-  models: MODELS,
-  runner: { summary: "attach a runner (local, docker, ssh) to a server", help: RUNNER_HELP, run: runner },
-  acp: { summary: "serve an editor over the Agent Client Protocol (stdio)", help: ACP_HELP, run: acp },
-  open: { summary: "print (or open) a link that signs a browser into the web view", help: OPEN_HELP, run: open },
+/** A command's help and body, loaded when it runs (so `spool tail` never loads the server, Docker or SSH code). */
+interface Loaded {
+  help: string;
+  run: (argv: string[]) => Promise<number>;
+}
+
+const clientCommand = (name: "INIT" | "PENDING" | "APPROVE" | "REJECT" | "TAIL" | "CANCEL" | "RUNS" | "ENTRIES" | "RUNNERS" | "MODELS") => async () =>
+  (await import("./client-commands.js"))[name];
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }> = {
+  serve: {
+    summary: "start the server with its database and embedded local runner",
+    load: async () => {
+      const m = await import("./serve.js");
+      return { help: m.SERVE_HELP, run: m.serve };
+    },
+  },
+  init: { summary: "mark this directory as a Spool project's root", load: clientCommand("INIT") },
+  ask: {
+    summary: "ask a model about the project (read-only tools)",
+    load: async () => {
+      const m = await import("./agent.js");
+      return { help: m.agentHelp("ask"), run: m.agentCommand("ask") };
+    },
+  },
+  act: {
+    summary: "give a model a task: it proposes commands you accept or reject",
+    load: async () => {
+      const m = await import("./agent.js");
+      return { help: m.agentHelp("act"), run: m.agentCommand("act") };
+    },
+  },
+  pending: { summary: "list proposals waiting for a decision", load: clientCommand("PENDING") },
+  approve: { summary: "accept a pending proposal", load: clientCommand("APPROVE") },
+  reject: { summary: "reject a pending proposal", load: clientCommand("REJECT") },
+  tail: { summary: "print a command's output, or follow it live", load: clientCommand("TAIL") },
+  cancel: { summary: "cancel a running command", load: clientCommand("CANCEL") },
+  input: { summary: "type into a running command (its stdin or terminal)", load: async () => (await import("./input.js")).INPUT },
+  attach: { summary: "connect this terminal to a running command (Ctrl-] detaches)", load: async () => (await import("./attach.js")).ATTACH },
+  runs: { summary: "list the project's runs", load: clientCommand("RUNS") },
+  entries: { summary: "list a run's proposals, outputs and errors", load: clientCommand("ENTRIES") },
+  runners: { summary: "list the project's runners", load: clientCommand("RUNNERS") },
+  models: { summary: "list the configured models", load: clientCommand("MODELS") },
+  runner: {
+    summary: "attach a runner (local, docker, ssh) to a server",
+    load: async () => {
+      const m = await import("./runner.js");
+      return { help: m.RUNNER_HELP, run: m.runner };
+    },
+  },
+  acp: {
+    summary: "serve an editor over the Agent Client Protocol (stdio)",
+    load: async () => {
+      const m = await import("./acp.js");
+      return { help: m.ACP_HELP, run: m.acp };
+    },
+  },
+  open: {
+    summary: "print (or open) a link that signs a browser into the web view",
+    load: async () => {
+      const m = await import("./open.js");
+      return { help: m.OPEN_HELP, run: m.open };
+    },
+  },
 };
 
 const HELP = `Usage: spool <command> [options]
@@ -61,12 +98,12 @@ export async function main(argv: string[]): Promise<number> {
     if (!topic) return print(HELP);
     const entry = COMMANDS[topic];
     if (!entry || extra !== undefined) return unknown(topic);
-    return print(entry.help);
+    return print((await entry.load()).help);
   }
   const entry = COMMANDS[command];
   if (!entry) return unknown(command);
   try {
-    return await entry.run(rest);
+    return await (await entry.load()).run(rest);
   } catch (error) {
     const { message, code } = explain(error, currentTarget);
     process.stderr.write(`spool ${command}: ${message}\n`);
