@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { Backend, ExecResult } from "../../src/runners/backend.js";
+import { type Backend, BackendUnavailable, type ExecResult } from "../../src/runners/backend.js";
 import { DockerBackend } from "../../src/runners/docker.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
@@ -226,7 +226,10 @@ describeWithInfra("ssh", "backend: ssh host keys", () => {
       privateKey: sshKey(),
       hostKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnlyATestKeyThatIsNotTheServersKeyAAAAAAAA"],
     });
-    await expect(backend.start({ command: "true", env: {}, signal: new AbortController().signal })).rejects.toThrow(/SSH to .* failed/);
+    const refused = await backend.start({ command: "true", env: {}, signal: new AbortController().signal }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(BackendUnavailable);
+    expect((refused as Error).message).toMatch(/^ssh \S+: host key not trusted \(ED25519 SHA256:\S+\) — it is not the key --ssh-host-key gave/);
+    await expect(backend.check()).rejects.toThrow(/host key not trusted/);
     await backend.close();
   });
 
