@@ -6,8 +6,8 @@ import type { EntryRow, RunRow } from "../store/schema.js";
 import type { CoreDeps, Lifecycle, ProducerTarget } from "./lifecycle.js";
 import { ENTRY } from "./status.js";
 
-/** How long the owner has to answer a relayed control. */
-const RELAY_TIMEOUT_MS = 10_000;
+/** How long the owner has to answer a relayed control: as long as a runner has to start a command (input may come while it starts). */
+const RELAY_TIMEOUT_MS = 30_000;
 
 /** Controls one producer may have waiting for the ones before it, whatever their size. */
 const MAX_QUEUED_CONTROLS = 256;

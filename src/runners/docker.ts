@@ -465,12 +465,13 @@ export class DockerBackend implements Backend {
       pid = p;
       return describe();
     });
-    // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid).
+    // The Engine API has no "kill exec": a second exec signals the command's process group (pid = pgid). No `--`:
+    // busybox's kill refuses it, yet signals the group, and the fallback would then signal the process again.
     const signalGroup = async (sig: string) => {
       const target = pid ?? (await located).pid;
       if (target === undefined) return;
       const kill = await this.#engine
-        .exec(container, { cmd: ["/bin/sh", "-c", `kill -${sig} -- -${target} 2>/dev/null || kill -${sig} ${target}`], env: [], stdin: false })
+        .exec(container, { cmd: ["/bin/sh", "-c", `kill -${sig} -${target} 2>/dev/null || kill -${sig} ${target}`], env: [], stdin: false })
         .catch(() => null);
       if (kill) {
         kill.stream.resume();

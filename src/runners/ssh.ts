@@ -346,11 +346,11 @@ export class SshBackend implements Backend {
       pid = p;
       return describe();
     });
-    /** Signals the command's process group over a second channel (servers may ignore channel signals). */
+    /** Signals the command's process group over a second channel (servers may ignore channel signals); no `--`, which busybox's kill refuses. */
     const signalGroup = async (name: string) => {
       const target = pid ?? (await located).pid;
       if (target === undefined) return;
-      const kill = await this.#shell.exec(`kill -${name} -- -${target} 2>/dev/null || kill -${name} ${target}`).catch(() => null);
+      const kill = await this.#shell.exec(`kill -${name} -${target} 2>/dev/null || kill -${name} ${target}`).catch(() => null);
       if (kill) {
         kill.stdout.resume();
         kill.stderr.resume();
