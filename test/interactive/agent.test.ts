@@ -16,7 +16,7 @@ const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-mod
 const logOf = (command: string) => logPath(1, "sh", slugFromCommand(command));
 
 const runStatus = (client: SpoolClient, run: string, status: number) =>
-  eventually(async () => (await client.request("run/get", { run })).run.status === status, 20_000, `run ${run} at ${status}`);
+  eventually(async () => (await client.request("run/get", { run })).run.status === status, 45_000, `run ${run} at ${status}`);
 
 /** Accepts the next proposal the model makes in `run`. */
 async function acceptNext(client: SpoolClient, run: string) {
