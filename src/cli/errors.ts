@@ -28,6 +28,10 @@ export class CliError extends Error {
 
 export const usageError = (message: string) => new CliError(message, EXIT.usage);
 
+/** HTTP answers to the WebSocket upgrade that mean the token or the Origin was refused. */
+const HTTP_UNAUTHORIZED = 401;
+const HTTP_FORBIDDEN = 403;
+
 /** Where the CLI was pointed, for messages that say what to do. */
 export interface Target {
   url: string;
@@ -39,13 +43,14 @@ export function explain(error: unknown, target: Target | null): { message: strin
   if (error instanceof CliError) return { message: error.message, code: error.exitCode };
   if (error instanceof ConnectError) {
     const url = target?.url ?? "the server";
-    if (error.status === 401) {
+    if (error.status === HTTP_UNAUTHORIZED) {
       return {
         message: `wrong token for ${url} — the server's token is in its home's token file ($SPOOL_HOME/token; used: ${target?.tokenFile ?? "?"})`,
         code: EXIT.connection,
       };
     }
-    if (error.status === 403) return { message: `${url} refused this client (HTTP 403: its Origin is not allowed)`, code: EXIT.connection };
+    if (error.status === HTTP_FORBIDDEN)
+      return { message: `${url} refused this client (HTTP ${HTTP_FORBIDDEN}: its Origin is not allowed)`, code: EXIT.connection };
     if (error.status !== undefined) return { message: `${url} refused the connection (HTTP ${error.status})`, code: EXIT.connection };
     return { message: `no server at ${url} — start one with \`spool serve\` (or pass --server URL)`, code: EXIT.connection };
   }

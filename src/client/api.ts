@@ -175,7 +175,7 @@ export interface SpoolMethods {
       turn: number;
     };
   };
-  /** Lists the project's pending proposals (status 202), oldest first, a page at a time: what `run/proposal` announced and nobody has decided yet. */
+  /** Lists the project's pending proposals (still proposed), oldest first, a page at a time: what `run/proposal` announced and nobody has decided yet. */
   "proposal/list": {
     params: {
       /** Only this run's proposals (default: every run of the project) */

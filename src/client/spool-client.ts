@@ -213,7 +213,7 @@ export class SpoolClient {
    * live chunks, until every channel ends. After a reconnect it subscribes
    * again from the last seq it received, so nothing is lost or repeated.
    * With `snapshot`, `ended` resolves once what was stored when it subscribed
-   * has been delivered (a running channel reports status 102 then).
+   * has been delivered (a running channel then reports ENTRY.streaming).
    */
   async watch(
     target: { run: string; path: string; channel?: number; after?: number; snapshot?: boolean },

@@ -12,7 +12,8 @@ export const ProposalListParams = z.strictObject({
 
 export const proposalList = defineMethod({
   name: "proposal/list",
-  description: "Lists the project's pending proposals (status 202), oldest first, a page at a time: what `run/proposal` announced and nobody has decided yet.",
+  description:
+    "Lists the project's pending proposals (still proposed), oldest first, a page at a time: what `run/proposal` announced and nobody has decided yet.",
   params: ProposalListParams,
   result: z.object({
     proposals: z.array(ProposalNotice.extend({ createdAt: z.number().int().describe("When it was proposed (ms since the epoch)") })),

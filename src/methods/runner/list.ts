@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { AttachedRunner } from "../../core/runner-registry.js";
 import { RunnerInfo } from "../../runners/protocol.js";
 import { defineMethod } from "../define.js";
 
@@ -10,7 +11,7 @@ export const runnerList = defineMethod({
   result: z.object({ runners: z.array(RunnerInfo) }),
   handler: async (_params, ctx) => {
     const { core, project } = ctx;
-    const list: z.input<typeof RunnerInfo>[] = core.runners.list(project.id).map((r) => ({
+    const info = (r: AttachedRunner, state: "attached" | "disconnected", heldUntil: number | null): z.input<typeof RunnerInfo> => ({
       name: r.name,
       backend: r.backend,
       description: r.description,
@@ -20,25 +21,12 @@ export const runnerList = defineMethod({
       attachedAt: r.attachedAt,
       running: 0,
       sandbox: r.sandbox,
-      state: "attached" as const,
-      heldUntil: null,
-    }));
+      state,
+      heldUntil,
+    });
+    const list = core.runners.list(project.id).map((r) => info(r, "attached", null));
     // Gone, with work: its name (and its producers) wait for it until the grace ends.
-    for (const { runner: r, until } of core.runners.held(project.id)) {
-      list.push({
-        name: r.name,
-        backend: r.backend,
-        description: r.description,
-        labels: r.labels,
-        default: r.default,
-        embedded: r.embedded,
-        attachedAt: r.attachedAt,
-        running: 0,
-        sandbox: r.sandbox,
-        state: "disconnected",
-        heldUntil: until,
-      });
-    }
+    for (const { runner, until } of core.runners.held(project.id)) list.push(info(runner, "disconnected", until));
     const embedded = core.runners.embeddedName;
     const embeddedSandbox = core.runners.embeddedSandbox();
     if (embedded && embeddedSandbox && !list.some((r) => r.name === embedded)) {
