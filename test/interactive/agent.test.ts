@@ -31,7 +31,7 @@ describe("the model drives interactive commands (scripted model)", () => {
   beforeAll(async () => {
     model = await ScriptedModel.start();
     // A short yield, so a command waiting for input comes back to the model still running; background work gets its own time limit.
-    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 500 }, commandTimeoutMs: 20_000, backgroundTimeoutMs: 600_000 });
+    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 500 }, commandTimeoutMs: 60_000, backgroundTimeoutMs: 600_000 });
   });
   afterAll(async () => {
     await ts.stop();
@@ -123,7 +123,7 @@ describe("the model drives interactive commands (scripted model)", () => {
     const { path } = await a.request("proposal/create", { run: "fg", tool: "sh", command: "true" });
     await a.request("run/resolve", { run: "fg", path, decision: "accept" });
     await eventually(() => specs.length === 2, 10_000, "the second command to start");
-    expect(specs.map((spec) => spec.timeoutMs)).toEqual([600_000, 20_000]);
+    expect(specs.map((spec) => spec.timeoutMs)).toEqual([600_000, 60_000]);
     await runner.stop();
   });
 
