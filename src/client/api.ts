@@ -214,7 +214,7 @@ export interface SpoolMethods {
       [key: string]: unknown;
     };
   };
-  /** Stops a run: the model call in flight, its queued loops, its pending proposals (rejected) and its running commands (cancelled; runners kill them). The run ends 499. */
+  /** Stops a run: the model call in flight, its queued loops, its pending proposals (rejected) and its running commands (cancelled; runners kill them), including commands started in the background by a turn that has ended. The run ends 499. A run with nothing left to stop is CONFLICT. */
   "run/abort": {
     params: {
       /** Run alias, unique within the project */

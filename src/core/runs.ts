@@ -112,4 +112,14 @@ export class RunStates {
   isOpen(run: Pick<RunRow, "status">): boolean {
     return OPEN_RUN.includes(run.status);
   }
+
+  /**
+   * Whether a run has something left to stop even when its loop ended: a command still running (one started
+   * in the background outlives its turn) or a proposal still waiting for a person.
+   */
+  async hasOpenWork(runId: number): Promise<boolean> {
+    const running = await this.deps.repos.entries.listEntries(runId, { status: ENTRY.streaming, limit: 1 });
+    if (running.length > 0) return true;
+    return (await this.deps.repos.entries.listLogsIn(runId, [ENTRY.proposed])).length > 0;
+  }
 }

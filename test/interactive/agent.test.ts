@@ -127,6 +127,32 @@ describe("the model drives interactive commands (scripted model)", () => {
     await runner.stop();
   });
 
+  it("background work outlives its turn and ends with the run's abort, even once the run is idle", async () => {
+    const a = await ts.clientIn("agent-bg-abort");
+    const command = "echo up; while :; do sleep 1; done";
+    const log = logOf(command);
+    model.reply(
+      { tools: [{ id: "call_bg", name: "sh", arguments: { command, background: true } }] },
+      { tools: [{ id: "call_done", name: "done", arguments: { summary: "left it running" } }] },
+    );
+    const accepted = acceptNext(a, "bga");
+    await a.request("run/create", { alias: "bga", model: "test", prompt: "Start the server and leave it running." });
+    await accepted;
+    await runStatus(a, "bga", 200);
+    const out = `sh://turn_1/${slugFromCommand(command)}_1`;
+    expect((await a.request("entry/get", { run: "bga", path: out })).status).toBe(102);
+    const aborted = await a.request("run/abort", { run: "bga", reason: "closing the day" });
+    expect(aborted.cancelled).toEqual([log]);
+    expect(aborted.run.status).toBe(499);
+    await eventually(async () => (await a.request("entry/get", { run: "bga", path: out })).status === 499, 15_000, "the background command to end 499");
+    // Nothing is left to stop now: a second abort is refused and changes nothing.
+    await expect(a.request("run/abort", { run: "bga" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: 499 } });
+    // An idle run with nothing open is refused the same way.
+    await a.request("run/create", { alias: "bga-idle" });
+    await expect(a.request("run/abort", { run: "bga-idle" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: 200 } });
+    expect((await a.request("run/get", { run: "bga-idle" })).run.status).toBe(200);
+  });
+
   it("under a terminal, a Python REPL answers, C-c interrupts it and C-d ends it", async () => {
     const a = await ts.clientIn("agent-io");
     // exec: a shell in between would see the ^C too and end itself by SIGINT once python has exited.
