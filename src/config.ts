@@ -371,7 +371,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     port,
     dbFile: join(home, "spool.db"),
     databaseUrl: overrides.database || env.SPOOL_DATABASE_URL || file.database || null,
-    tokenFile: join(home, "token"),
+    // Servers sharing one database accept one token: each may name the same file.
+    tokenFile: env.SPOOL_TOKEN_FILE ? resolve(env.SPOOL_TOKEN_FILE) : join(home, "token"),
     allowedOrigins: overrides.allowedOrigins ?? envOrigins ?? file.allowedOrigins ?? [],
     plugins: [...pluginsFrom(file.plugins ?? [], dirname(configPath)), ...pluginsFrom(overrides.plugins ?? [], process.cwd())],
     limits: LimitsSchema.parse({ ...file.limits, ...overrides.limits }),

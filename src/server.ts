@@ -1,9 +1,12 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type WebSocket, WebSocketServer } from "ws";
 import { cookieValue, ensureToken, isLoopback, originAllowed, ownOrigin, presentedToken, sessionCookieName, tokensMatch } from "./auth.js";
+import { type Bus, SoloBus } from "./cluster/bus.js";
+import { PostgresBus } from "./cluster/postgres-bus.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
 import { createCore } from "./core/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
@@ -18,7 +21,7 @@ import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
 import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
-import { openPostgresStore } from "./store/postgres.js";
+import { openPostgresStore, type PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
 import { createWebHandler } from "./web/http.js";
 import { WebSessions } from "./web/sessions.js";
@@ -101,12 +104,22 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   }
 
   // The one place services are wired together: store → core → plugins, and the RPC host in front.
+  const repos = createRepositories(store);
+  // This server among those sharing the database: a row of its own, and a bus to the others (PostgreSQL only).
+  const serverId = await repos.cluster.registerServer({ url: "", host: hostname(), pid: process.pid });
+  const bus: Bus = store.kind === "postgres" ? new PostgresBus(config.databaseUrl!, (store as PostgresStore).pool, serverId, log) : new SoloBus(serverId);
   let plugins!: PluginHost;
+  const notifyProject = (projectId: number, method: string, params: unknown) => {
+    rpc.notifyProject(projectId, method, params);
+    if (bus.shared) bus.publish({ t: "notify", project: projectId, method, params });
+  };
   const core = createCore({
-    repos: createRepositories(store),
+    repos,
     config,
     log,
-    notifyProject: (projectId, method, params) => rpc.notifyProject(projectId, method, params),
+    bus,
+    notifyProject,
+    notifyLocal: (projectId, method, params) => rpc.notifyProject(projectId, method, params),
     emit: (hook, payload) => plugins.emit(hook, payload),
     applyFilter: (name, value) => plugins.applyFilter(name, value),
   });
@@ -128,7 +141,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     return { transport: clientSide, connectionId: rpc.accept(serverSide).id };
   };
   if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log, processes));
-  plugins = new PluginHost(rpc, core, config, log, connectInProcess);
+  plugins = new PluginHost(rpc, core, config, log, connectInProcess, notifyProject);
   try {
     const external = await Promise.all(config.plugins.map((spec) => importPlugin(spec, config.home)));
     await plugins.load([...builtinPlugins, ...external, ...(options.extraPlugins ?? [])]);
@@ -179,7 +192,9 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   if (!isLoopback(config.host)) {
     log.warn(`listening on ${config.host}, which is not a loopback address: anyone who can reach it and holds the token can run commands`);
   }
-  await core.lifecycle.reapOrphans();
+  await repos.cluster.setServerUrl(serverId, url);
+  await bus.start(core.cluster.handlers());
+  await core.lifecycle.adoptOrphans();
   await plugins.emit("server:started", { url });
 
   let stopping: Promise<void> | null = null;
@@ -191,6 +206,8 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
       for (const client of wss.clients) client.terminate();
       await rpc.idle(5_000);
+      core.cluster.stop();
+      await bus.close();
       await store.close();
       lock.release();
       http.closeAllConnections?.();

@@ -151,6 +151,8 @@ export const agentPlugin = definePlugin({
     app.on("entry:status", ({ run, entry }) => {
       if (entry.scheme === "log" && run.model && parseAttributes(entry).toolCallId) driver.kick(run.id);
     });
+    // Another server sharing the database asks this one (holding the run's lease) to look at a run, or one that stopped left it here.
+    core.cluster.onKick((runId) => driver.kick(runId));
     // After a restart, every run that was in the middle of something continues from the store.
     app.on("server:started", async () => {
       for (const id of await core.repos.runs.listOpenModelRuns(OPEN_RUN)) driver.kick(id);

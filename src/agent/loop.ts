@@ -115,7 +115,12 @@ export class AgentDriver {
     }
     this.#driving.add(runId);
     void (async () => {
+      let leased = false;
       try {
+        // One server drives a run at a time: another one holding its lease is asked to look instead.
+        const holder = await this.core.cluster.lease(runId);
+        if (holder !== null) return this.core.cluster.kickElsewhere(holder, runId);
+        leased = true;
         do {
           this.#again.delete(runId);
           await this.#drive(runId);
@@ -124,6 +129,7 @@ export class AgentDriver {
         this.log.error(`agent loop of run ${runId} failed`, error);
       } finally {
         this.#driving.delete(runId);
+        if (leased) this.core.cluster.release(runId);
       }
     })();
   }

@@ -10,7 +10,7 @@ import { PASS_ENV_ENTRY } from "../runners/environment.js";
 import { LocalBackend } from "../runners/local.js";
 import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../runners/orphans.js";
 import { BackendName } from "../runners/protocol.js";
-import { type CommandEvent, RunnerClient } from "../runners/runner-client.js";
+import { type CommandEvent, firstAnswering, RunnerClient } from "../runners/runner-client.js";
 import { SandboxMode } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
 import { CliError, explain } from "./errors.js";
@@ -27,7 +27,9 @@ Each command prints a line when it starts and one when it ends (time, run,
 log path, the command with control characters escaped; then how it ended).
 
 Options:
-  --server URL          the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER]
+  --server URL[,URL]    the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER]
+                        (servers sharing one database: tried in turn,
+                        also when the runner reconnects)
   --token-file PATH     file holding the server's token               [$SPOOL_TOKEN_FILE]
   --project NAME        project to serve
   --name NAME           runner name, unique in the project
@@ -241,7 +243,13 @@ export async function runner(argv: string[]): Promise<number> {
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   const runnerClient = new RunnerClient({
-    connect: () => SpoolClient.connect(server, { token }),
+    connect: firstAnswering(
+      server
+        .split(",")
+        .map((url) => url.trim())
+        .filter(Boolean),
+      (url) => SpoolClient.connect(url, { token }),
+    ),
     project,
     name,
     backend,

@@ -3,11 +3,9 @@ import { conflict, type ErrorName, SpoolError } from "../rpc/errors.js";
 import type { ControlSignal, TtySize } from "../runners/protocol.js";
 import { parseAttributes } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
+import { type ClusterLink, RELAY_TIMEOUT_MS } from "./cluster.js";
 import type { CoreDeps, Lifecycle, ProducerTarget } from "./lifecycle.js";
 import { ENTRY } from "./status.js";
-
-/** How long the owner has to answer a relayed control: as long as a runner has to start a command (input may come while it starts). */
-const RELAY_TIMEOUT_MS = 30_000;
 
 /** Controls one producer may have waiting for the ones before it, whatever their size. */
 const MAX_QUEUED_CONTROLS = 256;
@@ -42,6 +40,7 @@ export class ProducerControls {
   constructor(
     private readonly lifecycle: Lifecycle,
     private readonly deps: Pick<CoreDeps, "repos" | "config">,
+    private readonly cluster: ClusterLink,
   ) {}
 
   /** Bytes for the producer's stdin (or terminal). A `seq` already stored with the same bytes is acknowledged without sending it again. */
@@ -168,14 +167,17 @@ export class ProducerControls {
     const owner = this.lifecycle.ownerOf(log.id);
     const attributes = parseAttributes(log);
     const who = attributes.runner === "self" ? 'the client that accepted it with runner "self"' : `runner "${String(attributes.runner)}"`;
-    if (!owner) {
+    // The owner may be connected to another server sharing the database: that server relays it.
+    const elsewhere = owner ? null : await this.cluster.ownerServer(log.id);
+    if (!owner && elsewhere === null) {
       throw new SpoolError("NO_RUNNER", `"${log.path}" has no connected owner now (${who} went away and may come back); try again`, {
         path: log.path,
         retriable: true,
       });
     }
     try {
-      await owner.connection.request(method, params, RELAY_TIMEOUT_MS);
+      if (owner) await owner.connection.request(method, params, RELAY_TIMEOUT_MS);
+      else await this.cluster.requestControl(elsewhere!, log.id, method, params);
     } catch (error) {
       const { code, message, data } = error as { code?: unknown; message?: unknown; data?: { code?: unknown } };
       const said = typeof message === "string" ? message : String(error);

@@ -1,3 +1,4 @@
+import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
 import { type CoreDeps, Lifecycle } from "./lifecycle.js";
 import { Owners } from "./owners.js";
@@ -21,6 +22,8 @@ export interface Core {
   readonly producers: ProducerRegistry;
   readonly runners: RunnerRegistry;
   readonly watchers: WatcherHub;
+  /** This server among the servers sharing its database (with SQLite, alone). */
+  readonly cluster: ClusterLink;
   /** Reads (and the writes that carry no status) of every table. */
   readonly repos: CoreDeps["repos"];
   readonly config: CoreDeps["config"];
@@ -33,9 +36,12 @@ export function createCore(deps: CoreDeps): Core {
   const runners = new RunnerRegistry();
   const watchers = new WatcherHub(deps.config.limits.maxWatcherBufferBytes);
   const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
+  const cluster = new ClusterLink(deps, lifecycle, watchers);
+  lifecycle.useCluster(cluster);
   return {
     lifecycle,
-    controls: new ProducerControls(lifecycle, deps),
+    controls: new ProducerControls(lifecycle, deps, cluster),
+    cluster,
     runs: new RunStates(deps),
     sessions: new Sessions(deps),
     producers,

@@ -1,6 +1,7 @@
 import { lstatSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { z } from "zod";
+import type { Bus } from "../cluster/bus.js";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "../plugins/hooks.js";
@@ -9,6 +10,7 @@ import { conflict, notFound, SpoolError } from "../rpc/errors.js";
 import { type RunnerAttachParams, type RunnerAttachResult, type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
 import { type Attributes, lineCount, parseAttributes, type Repositories, UniqueViolation } from "../store/repositories.js";
 import type { AllowRuleRow, EntryRow, RunRow } from "../store/schema.js";
+import type { ClusterLink } from "./cluster.js";
 import type { Owners } from "./owners.js";
 import type { ProducerRegistry } from "./producer-registry.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
@@ -24,7 +26,12 @@ export interface CoreDeps {
   repos: Repositories;
   config: SpoolConfig;
   log: Logger;
+  /** Tells every connection of the project, on this server and the others sharing its database. */
   notifyProject(projectId: number, method: string, params: unknown): void;
+  /** Tells the project's connections on this server only (what another server announced). */
+  notifyLocal(projectId: number, method: string, params: unknown): void;
+  /** How this server talks to the others sharing its database. */
+  bus: Bus;
   emit<H extends HookName>(hook: H, payload: HookPayloads[H]): Promise<void>;
   applyFilter<F extends FilterName>(name: F, value: FilterValues[F]): Promise<FilterValues[F]>;
 }
@@ -68,6 +75,15 @@ export interface AcceptResult {
 }
 
 type ResolverOut = z.output<typeof Resolver>;
+
+/** An accept another server passes on to the one its runner is attached to. */
+export interface ForwardedAccept {
+  runner?: string | undefined;
+  reason?: string | undefined;
+  always?: string | undefined;
+  resolver: ResolverOut;
+  resolvedBy: string;
+}
 
 export interface ClaimResult {
   path: string;
@@ -120,6 +136,8 @@ export class Lifecycle {
   /** Channel lookups for appends, per (project, run, path, channel); dropped when the producer finishes. */
   readonly #targets = new Map<string, { entryId: number; producerId: number }>();
   readonly #targetKeys = new Map<number, string[]>();
+  /** The other servers sharing the database (set once the cluster link exists). */
+  #cluster: ClusterLink | null = null;
 
   constructor(
     private readonly deps: CoreDeps,
@@ -131,6 +149,15 @@ export class Lifecycle {
 
   get #repos() {
     return this.deps.repos;
+  }
+
+  useCluster(link: ClusterLink): void {
+    this.#cluster = link;
+  }
+
+  /** accept, passed on by another server because the runner it names (or the project's default) is attached here. */
+  acceptForwarded(project: ProjectRef, target: ProducerTarget, options: ForwardedAccept): Promise<AcceptResult> {
+    return this.#accept(project, target, { ...options, self: null, forwarded: true });
   }
 
   /** The run of the caller's project with this alias; another project's run is simply not found. */
@@ -237,6 +264,12 @@ export class Lifecycle {
     }
   }
 
+  /** Whether the runner named (undefined: the project's default) is attached to this server, or is its embedded one. */
+  #runnerHere(project: ProjectRef, name: string | undefined): boolean {
+    if (name === undefined) return this.runners.list(project.id).some((r) => r.default);
+    return this.runners.get(project.id, name) !== undefined || name === this.runners.embeddedName;
+  }
+
   async #requirePending(project: ProjectRef, alias: string, path: string): Promise<{ run: RunRow; log: EntryRow }> {
     const { run, log } = await this.requireLog(project, alias, path).catch((error: unknown) => {
       if (error instanceof SpoolError && error.errorName === "NOT_FOUND" && error.details.path) throw notFound(`Proposal "${path}"`, { run: alias, path });
@@ -281,8 +314,18 @@ export class Lifecycle {
       resolver: ResolverOut;
       resolvedBy: string;
       self: ConnectionHandle | null;
+      /** Passed on by another server: taken here, never passed on again. */
+      forwarded?: boolean;
     },
   ): Promise<AcceptResult> {
+    // A runner attached to another server sharing the database: that server accepts it and dispatches it.
+    if (this.#cluster?.shared && !options.forwarded && options.runner !== "self" && !this.#runnerHere(project, options.runner)) {
+      const server = await this.#cluster.runnerServer(project.id, options.runner ?? null);
+      if (server !== null) {
+        const { runner, reason, always, resolver, resolvedBy } = options;
+        return this.#cluster.acceptElsewhere(server, project, target, { runner, reason, always, resolver, resolvedBy });
+      }
+    }
     const { run, log } = await this.#requirePending(project, target.run, target.path);
     const attributes = parseAttributes(log);
     const tool = String(attributes.tool);
@@ -312,7 +355,7 @@ export class Lifecycle {
     const rows = await this.#repos.producers.openChannels(log, { from: ENTRY.proposed, to: ENTRY.done, attributes: next }, plan, ENTRY.streaming);
     if (!rows) throw conflict(`"${target.path}" was resolved by someone else`);
     const accepted: EntryRow = { ...log, status: ENTRY.done, attributes: JSON.stringify(next) };
-    this.owners.set(log.id, owner === "self" ? options.self! : owner.connection, owner === "self" ? "self" : "runner");
+    await this.#own(log.id, owner === "self" ? options.self! : owner.connection, owner === "self" ? "self" : "runner");
     const rule =
       options.always === undefined
         ? undefined
@@ -450,6 +493,7 @@ export class Lifecycle {
         return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: true };
       case "appended":
         this.watchers.publish(target.entryId, outcome.seq, params.data);
+        this.deps.bus.chunk(target.entryId, outcome.seq);
         return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: false };
     }
   }
@@ -544,9 +588,8 @@ export class Lifecycle {
       }),
     });
     if (changed) {
-      this.owners.forget(log.id);
-      for (const key of this.#targetKeys.get(log.id) ?? []) this.#targets.delete(key);
-      this.#targetKeys.delete(log.id);
+      this.#forget(log.id);
+      if (this.deps.bus.shared) await this.#repos.cluster.dropOwner(log.id);
       const exit = outcome.kind === "completed" ? { exit_code: outcome.exit_code ?? null } : {};
       for (const ch of channels) this.watchers.end(ch.id, { status: ch.status, ...exit });
       const notice: z.input<typeof FinishedNotice> = { run: run.alias, path: log.path, status, outcome: outcome.kind, ...exit };
@@ -560,6 +603,23 @@ export class Lifecycle {
 
   // ---- ownership: claims, runners, connections that leave, restarts ------------------------------
 
+  /** Makes `connection` the producer's owner; with servers sharing the database, the row says it is on this one. */
+  async #own(producerId: number, connection: ConnectionHandle, kind: "runner" | "self"): Promise<void> {
+    this.owners.set(producerId, connection, kind);
+    if (this.deps.bus.shared) await this.#repos.cluster.setOwner(producerId, this.deps.bus.serverId);
+  }
+
+  #forget(producerId: number): void {
+    this.owners.forget(producerId);
+    for (const key of this.#targetKeys.get(producerId) ?? []) this.#targets.delete(key);
+    this.#targetKeys.delete(producerId);
+  }
+
+  /** Another server finished the producer: nobody here owns it any more. */
+  finishedElsewhere(producerId: number): void {
+    this.#forget(producerId);
+  }
+
   /** A connection shows a producer's resume token and becomes its owner (after a reconnect or a restart). */
   async claim(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, token: string): Promise<ClaimResult> {
     const { log } = await this.requireLog(project, target.run, target.path);
@@ -567,7 +627,7 @@ export class Lifecycle {
     if (log.status !== ENTRY.done || !tokenMatches(token, attributes.ownerKey)) throw notOwner(target.path, "stream/claim");
     const channels = await this.#repos.entries.listChannels(log.id);
     const open = channels.some((c) => c.status === ENTRY.streaming);
-    if (open) this.owners.set(log.id, caller, this.runners.runnerOf(caller) ? "runner" : "self");
+    if (open) await this.#own(log.id, caller, this.runners.runnerOf(caller) ? "runner" : "self");
     return {
       path: log.path,
       status: open ? ENTRY.streaming : (channels[0]?.status ?? log.status),
@@ -599,7 +659,21 @@ export class Lifecycle {
       if (attributes.runner !== params.name || !tokenMatches(params.resumeToken, attributes.ownerKey)) throw notOwner(ref.path, "runner/attach resume");
       claims.push({ ref, log, channels: await this.#repos.entries.listChannels(log.id) });
     }
+    // One name (and one default) per project across the servers sharing the database.
+    const listed = this.#cluster?.shared && params.name !== this.runners.embeddedName;
+    if (listed) {
+      const there = await this.#cluster!.runnerServer(project.id, params.name);
+      if (there !== null)
+        throw conflict(`A runner named "${params.name}" is attached to another server of this database (server ${there})`, { name: params.name });
+      const defaultThere = params.default ? await this.#cluster!.runnerServer(project.id, null) : null;
+      if (defaultThere !== null) {
+        throw conflict(`Project "${project.name}" has a default runner on another server of this database (server ${defaultThere}); attach without default`, {
+          name: params.name,
+        });
+      }
+    }
     const { runner, token, replaced } = this.runners.attach(connection, project, params);
+    if (listed) await this.#repos.cluster.placeRunner(project.id, runner.name, this.deps.bus.serverId, runner.default);
     if (replaced && replaced.connection !== connection) {
       // The same runner came back on a new connection before the old one was noticed dead.
       for (const { id } of this.owners.release(replaced.connection)) this.owners.set(id, connection, "runner");
@@ -610,7 +684,7 @@ export class Lifecycle {
     for (const { ref, log, channels } of claims) {
       if (!log) finished.push({ ...ref, status: 404 });
       else if (channels.some((c) => c.status === ENTRY.streaming)) {
-        this.owners.set(log.id, connection, "runner");
+        await this.#own(log.id, connection, "runner");
         resumed.push({ ...ref, lastSeq: Object.fromEntries(channels.map((c) => [String(c.channel), c.last_seq])) });
       } else finished.push({ ...ref, status: channels[0]?.status ?? log.status });
     }
@@ -637,24 +711,43 @@ export class Lifecycle {
     const owned = this.owners.release(connection);
     const grace = this.deps.config.runnerGraceMs;
     const runner = this.runners.detach(connection, owned.length > 0 ? grace : 0);
+    if (runner && this.deps.bus.shared && !runner.embedded) {
+      this.#repos.cluster
+        .unplaceRunner(runner.projectId, runner.name, this.deps.bus.serverId)
+        .catch((error: unknown) => this.deps.log.warn(`cluster: could not unlist runner ${runner.name}: ${String(error)}`));
+    }
     if (owned.length === 0) return;
     const who = runner ? `runner ${runner.name}` : `connection ${connection.id}`;
     this.deps.log.warn(`${who} went away owning ${owned.length} producer(s); they have ${grace} ms for it to come back`);
     for (const { id, kind } of owned) this.#graceThenLose(id, kind === "runner" ? "runner lost" : "owner lost");
   }
 
+  /**
+   * After the grace, the producer ends 499 unless its owner came back: here (a live owner), or on another
+   * server sharing the database (its owner row names that server now).
+   */
   #graceThenLose(producerId: number, reason: string): void {
     this.owners.startGrace(producerId, this.deps.config.runnerGraceMs, () => {
-      this.lose(producerId, reason).catch((error: unknown) => this.deps.log.error(`could not end producer ${producerId} (${reason})`, error));
+      void (async () => {
+        if (this.deps.bus.shared && (await this.#repos.cluster.ownerServer(producerId)) !== this.deps.bus.serverId) return;
+        await this.lose(producerId, reason);
+      })().catch((error: unknown) => this.deps.log.error(`could not end producer ${producerId} (${reason})`, error));
     });
   }
 
-  /** At start-up: producers left streaming by a server that stopped wait the grace for their owner to claim them, then end 499 "interrupted". */
-  async reapOrphans(): Promise<void> {
-    const orphans = await this.#repos.entries.listProducersWithChannelsAt(ENTRY.streaming);
+  /**
+   * Producers left streaming by a server that stopped (this one before a restart, or another one sharing the
+   * database) are adopted by this server, each by one server only (a lock in the database decides); they wait
+   * the grace for their owner to claim them, then end 499 with `reason`.
+   */
+  async adoptOrphans(reason = "interrupted"): Promise<void> {
+    const bus = this.deps.bus;
+    const orphans = bus.shared
+      ? await this.#repos.cluster.adoptOrphans(bus.serverId, await bus.alive(), ENTRY.streaming)
+      : await this.#repos.entries.listProducersWithChannelsAt(ENTRY.streaming);
     if (orphans.length === 0) return;
-    this.deps.log.info(`${orphans.length} producer(s) were streaming when the server stopped; they have ${this.deps.config.runnerGraceMs} ms to resume`);
-    for (const id of orphans) this.#graceThenLose(id, "interrupted");
+    this.deps.log.info(`${orphans.length} producer(s) were streaming when their server stopped; they have ${this.deps.config.runnerGraceMs} ms to resume`);
+    for (const id of orphans) this.#graceThenLose(id, reason);
   }
 
   async stop(): Promise<void> {

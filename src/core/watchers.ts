@@ -119,6 +119,21 @@ export class WatcherHub {
     for (const sub of [...(this.#byConnection.get(connection) ?? [])]) this.remove(sub);
   }
 
+  /** Whether anyone here watches the channel. */
+  watching(entryId: number): boolean {
+    return this.#byEntry.has(entryId);
+  }
+
+  /** The lowest seq a watcher of the channel has been sent (or holds, replaying): chunks after it may still be wanted. */
+  floor(entryId: number): number {
+    let low = Number.POSITIVE_INFINITY;
+    for (const sub of this.#byEntry.get(entryId) ?? []) {
+      const watch = sub.channels.get(entryId)!;
+      low = Math.min(low, watch.pending.at(-1)?.seq ?? watch.lastSent);
+    }
+    return low === Number.POSITIVE_INFINITY ? 0 : low;
+  }
+
   /** A chunk was committed to a channel. */
   publish(entryId: number, seq: number, data: Buffer): void {
     for (const sub of this.#byEntry.get(entryId) ?? []) {

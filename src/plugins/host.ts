@@ -28,6 +28,9 @@ export class PluginHost implements Services {
     private readonly config: SpoolConfig,
     private readonly log: Logger,
     private readonly openInProcess: () => { transport: Transport; connectionId: string },
+    /** Tells every connection of a project, on every server sharing the database. */
+    private readonly announce: (projectId: number, method: string, params: unknown) => void = (projectId, method, params) =>
+      rpc.notifyProject(projectId, method, params),
   ) {}
 
   get loaded(): readonly string[] {
@@ -168,7 +171,7 @@ export class PluginHost implements Services {
       find: (key) => this.find(key),
       emit: (hook, payload) => this.emit(hook, payload),
       applyFilter: (name, value) => this.applyFilter(name, value),
-      notifyProject: (projectId, method, params) => this.rpc.notifyProject(projectId, method, params),
+      notifyProject: (projectId, method, params) => this.announce(projectId, method, params),
       connections: () => this.rpc.connections,
       connectInProcess: () => this.openInProcess(),
       schemes: () => this.#schemes,

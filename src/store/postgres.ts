@@ -41,7 +41,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     getTypeParser: (oid: number, format?: "text" | "binary") =>
       NUMERIC_TYPES.includes(oid) ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text"),
   };
-  const pool = new pg.Pool({ connectionString: url, max: (options.poolSize ?? 10) + 1, types: types as pg.CustomTypesConfig });
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: types as pg.CustomTypesConfig });
   // A dropped idle connection must not crash the server; the pool replaces it.
   pool.on("error", () => undefined);
   // Fail at start-up, with the server's own message, when the database cannot be reached.
@@ -49,14 +49,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     await pool.end().catch(() => undefined);
     throw new Error(`Cannot connect to PostgreSQL at ${redactUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
   });
-  // One server per database, for now (the servers' live state is per process): held on a connection of its own
-  // for as long as the store is open, released by PostgreSQL itself if the server dies.
-  const held = await probe.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1) AS locked", [SERVER_LOCK]);
-  if (!held.rows[0]?.locked) {
-    probe.release();
-    await pool.end().catch(() => undefined);
-    throw new Error(`Another Spool server is using the PostgreSQL database ${redactUrl(url)}; stop it first (one server per database)`);
-  }
+  probe.release();
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const appends = new AppendBatcher(pool);
   let closed = false;
@@ -70,8 +63,6 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       if (closed) return;
       closed = true;
       await appends.drain();
-      await probe.query("SELECT pg_advisory_unlock($1)", [SERVER_LOCK]).catch(() => undefined);
-      probe.release();
       // destroy() ends the pool once pending queries finish.
       await db.destroy();
     },
@@ -86,9 +77,6 @@ interface Pending {
   resolve(outcome: AppendOutcome): void;
   reject(error: unknown): void;
 }
-
-/** The advisory lock key a server holds on its database. */
-const SERVER_LOCK = 0x5370_6f6f; // "Spoo"
 
 /** At most this many appends share one transaction. */
 const MAX_BATCH = 256;

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import * as allowRules from "./allow-rules.js";
 import * as chunks from "./chunks.js";
+import * as cluster from "./cluster.js";
 import type { Store } from "./database.js";
 import * as entries from "./entries.js";
 import * as loops from "./loops.js";
@@ -39,6 +40,7 @@ export function createRepositories(store: Store) {
     producers: bind(db, producers),
     usage: bind(db, usage),
     allowRules: bind(db, allowRules),
+    cluster: bind(db, cluster),
     chunks: {
       ...bind(db, { readChunksAfter: chunks.readChunksAfter, readLines: chunks.readLines }),
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */

@@ -107,6 +107,11 @@ export interface Database {
   messages: MessageTable;
   model_usage: ModelUsageTable;
   allow_rules: AllowRuleTable;
+  servers: ServerTable;
+  producer_owners: ProducerOwnerTable;
+  run_leases: RunLeaseTable;
+  runner_locations: RunnerLocationTable;
+  cluster_events: ClusterEventTable;
 }
 
 export type ProjectRow = Selectable<ProjectTable>;
@@ -122,3 +127,43 @@ export type LoopRow = Selectable<LoopTable>;
 export type MessageRow = Selectable<MessageTable>;
 export type NewModelUsage = Insertable<ModelUsageTable>;
 export type AllowRuleRow = Selectable<AllowRuleTable>;
+
+/** One server start (migration 006). */
+export interface ServerTable {
+  id: Generated<number>;
+  url: string;
+  host: string;
+  pid: number;
+  started_at: number;
+}
+
+/** The server whose connection owns a running producer (migration 006). */
+export interface ProducerOwnerTable {
+  producer_id: number;
+  server_id: number;
+  since: number;
+}
+
+/** The server driving a run's agent loop (migration 006). */
+export interface RunLeaseTable {
+  run_id: number;
+  server_id: number;
+  since: number;
+}
+
+/** An announcement from one server to the others (migration 006). */
+export interface ClusterEventTable {
+  id: Generated<number>;
+  server_id: number;
+  body: string;
+  created_at: number;
+}
+
+/** The server a runner is attached to (migration 006). */
+export interface RunnerLocationTable {
+  project_id: number;
+  name: string;
+  server_id: number;
+  is_default: number;
+  since: number;
+}

@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SoloBus } from "../../src/cluster/bus.js";
 import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
 import { createLogger } from "../../src/logger.js";
@@ -175,6 +176,8 @@ describe("the producer lifecycle, every operation from every state", () => {
       config: loadConfig({ home, runnerGraceMs: 60_000 }, {}),
       log: createLogger("silent"),
       notifyProject: (_id, method) => void notices.push(method),
+      notifyLocal: () => undefined,
+      bus: new SoloBus(1),
       emit: async (hook) => void hooks.push(hook),
       applyFilter: async (_name, value) => value,
     });

@@ -1,0 +1,150 @@
+import { type Kysely, sql } from "kysely";
+import { isPostgres } from "./dialect.js";
+import type { Database } from "./schema.js";
+
+/** The transaction lock under which orphaned producers are adopted and run leases taken: one server decides at a time. */
+const DECIDE_LOCK = 0x5370_6f6f; // "Spoo"
+
+/** Runs `work` in a transaction that holds the decision lock (SQLite: its single writer already is one). */
+function decided<T>(db: Kysely<Database>, work: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    if (isPostgres(db)) await sql`SELECT pg_advisory_xact_lock(${DECIDE_LOCK})`.execute(trx);
+    return work(trx);
+  });
+}
+
+/** Records a server start; its id names the server in the other cluster tables. */
+export async function registerServer(db: Kysely<Database>, server: { url: string; host: string; pid: number }): Promise<number> {
+  const row = await db
+    .insertInto("servers")
+    .values({ ...server, started_at: Date.now() })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** The server's listening address, once it is known (it registers before it listens). */
+export async function setServerUrl(db: Kysely<Database>, id: number, url: string): Promise<void> {
+  await db.updateTable("servers").set({ url }).where("id", "=", id).execute();
+}
+
+export function listServers(db: Kysely<Database>, ids: readonly number[]) {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom("servers").selectAll().where("id", "in", ids).orderBy("id").execute();
+}
+
+/** `serverId` holds the producer's owner connection now. */
+export async function setOwner(db: Kysely<Database>, producerId: number, serverId: number): Promise<void> {
+  await db
+    .insertInto("producer_owners")
+    .values({ producer_id: producerId, server_id: serverId, since: Date.now() })
+    .onConflict((oc) => oc.column("producer_id").doUpdateSet({ server_id: serverId, since: Date.now() }))
+    .execute();
+}
+
+/** The producer finished: nobody owns it any more. */
+export async function dropOwner(db: Kysely<Database>, producerId: number): Promise<void> {
+  await db.deleteFrom("producer_owners").where("producer_id", "=", producerId).execute();
+}
+
+/** The server whose connection owns the producer (null: none recorded). */
+export async function ownerServer(db: Kysely<Database>, producerId: number): Promise<number | null> {
+  const row = await db.selectFrom("producer_owners").select("server_id").where("producer_id", "=", producerId).executeTakeFirst();
+  return row?.server_id ?? null;
+}
+
+/**
+ * Takes over, for `me`, every producer that still has a channel at `open` and
+ * whose owner's server is not among `alive` (or that has no owner row): one
+ * server decides, under the decision lock, so each orphan is adopted once.
+ */
+export function adoptOrphans(db: Kysely<Database>, me: number, alive: readonly number[], open: number): Promise<number[]> {
+  return decided(db, async (trx) => {
+    const open_ = await trx.selectFrom("entries").select("producer_id").distinct().where("status", "=", open).where("producer_id", "is not", null).execute();
+    const ids = open_.map((r) => r.producer_id as number);
+    if (ids.length === 0) return [];
+    const owned = await trx.selectFrom("producer_owners").select(["producer_id", "server_id"]).where("producer_id", "in", ids).execute();
+    const living = new Set([...alive, me]);
+    const held = new Set(owned.filter((o) => living.has(o.server_id)).map((o) => o.producer_id));
+    const orphans = ids.filter((id) => !held.has(id));
+    const now = Date.now();
+    for (const id of orphans) {
+      await trx
+        .insertInto("producer_owners")
+        .values({ producer_id: id, server_id: me, since: now })
+        .onConflict((oc) => oc.column("producer_id").doUpdateSet({ server_id: me, since: now }))
+        .execute();
+    }
+    return orphans;
+  });
+}
+
+/**
+ * Leases a run's agent loop to `me` unless a living server other than `me` holds it: null when `me` has it
+ * now, else the holder's id.
+ */
+export function acquireLease(db: Kysely<Database>, runId: number, me: number, alive: readonly number[]): Promise<number | null> {
+  return decided(db, async (trx) => {
+    const row = await trx.selectFrom("run_leases").select("server_id").where("run_id", "=", runId).executeTakeFirst();
+    if (row && row.server_id !== me && alive.includes(row.server_id)) return row.server_id;
+    const now = Date.now();
+    await trx
+      .insertInto("run_leases")
+      .values({ run_id: runId, server_id: me, since: now })
+      .onConflict((oc) => oc.column("run_id").doUpdateSet({ server_id: me, since: now }))
+      .execute();
+    return null;
+  });
+}
+
+export async function releaseLease(db: Kysely<Database>, runId: number, me: number): Promise<void> {
+  await db.deleteFrom("run_leases").where("run_id", "=", runId).where("server_id", "=", me).execute();
+}
+
+/** Runs whose lease a server that is not alive holds (their loop stopped with it). */
+export async function orphanedLeases(db: Kysely<Database>, alive: readonly number[]): Promise<number[]> {
+  const rows = await db.selectFrom("run_leases").select(["run_id", "server_id"]).execute();
+  return rows.filter((r) => !alive.includes(r.server_id)).map((r) => r.run_id);
+}
+
+/** The runner `name` of the project is attached to `serverId` now. */
+export async function placeRunner(db: Kysely<Database>, projectId: number, name: string, serverId: number, isDefault: boolean): Promise<void> {
+  const now = Date.now();
+  await db
+    .insertInto("runner_locations")
+    .values({ project_id: projectId, name, server_id: serverId, is_default: isDefault ? 1 : 0, since: now })
+    .onConflict((oc) => oc.columns(["project_id", "name"]).doUpdateSet({ server_id: serverId, is_default: isDefault ? 1 : 0, since: now }))
+    .execute();
+}
+
+/** The runner left `serverId` (a row another server has taken since stays). */
+export async function unplaceRunner(db: Kysely<Database>, projectId: number, name: string, serverId: number): Promise<void> {
+  await db.deleteFrom("runner_locations").where("project_id", "=", projectId).where("name", "=", name).where("server_id", "=", serverId).execute();
+}
+
+/** The living server the runner `name` (null: the project's default runner) is attached to, and its name. */
+export async function findRunner(
+  db: Kysely<Database>,
+  projectId: number,
+  name: string | null,
+  alive: readonly number[],
+): Promise<{ name: string; server_id: number } | null> {
+  let query = db.selectFrom("runner_locations").select(["name", "server_id"]).where("project_id", "=", projectId);
+  query = name === null ? query.where("is_default", "=", 1) : query.where("name", "=", name);
+  const rows = await query.execute();
+  return rows.find((r) => alive.includes(r.server_id)) ?? null;
+}
+
+export async function insertEvent(db: Kysely<Database>, serverId: number, body: string): Promise<number> {
+  const row = await db.insertInto("cluster_events").values({ server_id: serverId, body, created_at: Date.now() }).returning("id").executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function readEvent(db: Kysely<Database>, id: number): Promise<string | null> {
+  const row = await db.selectFrom("cluster_events").select("body").where("id", "=", id).executeTakeFirst();
+  return row?.body ?? null;
+}
+
+export async function pruneEvents(db: Kysely<Database>, before: number): Promise<void> {
+  await db.deleteFrom("cluster_events").where("created_at", "<", before).execute();
+}

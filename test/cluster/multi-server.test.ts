@@ -1,0 +1,189 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY, RUN } from "../../src/core/status.js";
+import { createLogger } from "../../src/logger.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { firstAnswering, RunnerClient } from "../../src/runners/runner-client.js";
+import { describeWithInfra } from "../helpers/infra.js";
+import { freshDatabase } from "../helpers/postgres.js";
+import { type ServeProcess, spawnServe } from "../helpers/process.js";
+import { ScriptedModel } from "../helpers/scripted-model.js";
+import { eventually, tempDir } from "../helpers/server.js";
+
+/**
+ * Two `spool serve` processes on one PostgreSQL database, each with its own home and the same token file:
+ * clients of one project on either see one world, and when one server is killed the other takes over.
+ */
+describeWithInfra("postgres", "several servers on one PostgreSQL database", () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let model: ScriptedModel;
+  let a: ServeProcess;
+  let b: ServeProcess;
+  let token: string;
+  const root = tempDir("spool-team-");
+  const clients: SpoolClient[] = [];
+  const runners: RunnerClient[] = [];
+
+  const serve = (tokenFile: string) =>
+    spawnServe(["--port", "0", "--home", tempDir(), "--database", db.url], {
+      SPOOL_TOKEN_FILE: tokenFile,
+      SPOOL_RUNNER_GRACE_MS: "3000",
+      SPOOL_TOOL_YIELD_MS: "2000",
+      SPOOL_MODEL_TEST: "openai/test-model",
+      OPENAI_BASE_URL: model.baseUrl,
+      OPENAI_API_KEY: "sk-test",
+    });
+  const clientOf = async (server: ServeProcess, name: string) => {
+    const client = await SpoolClient.connect(server.url, { token });
+    await client.initialize("team", { root, client: { name, version: "1" } });
+    clients.push(client);
+    return client;
+  };
+  /** A runner of the test process attached to `first`, reconnecting to the other server when it goes. */
+  const runnerOn = async (first: ServeProcess, other: ServeProcess, name: string) => {
+    const runner = new RunnerClient({
+      connect: firstAnswering([first.url, other.url], (url) => SpoolClient.connect(url, { token })),
+      project: "team",
+      name,
+      backend: new LocalBackend(),
+      log: createLogger("silent"),
+      backoffMs: { min: 50, max: 200 },
+    });
+    await runner.start();
+    runners.push(runner);
+    return runner;
+  };
+  const entry = (client: SpoolClient, run: string, path: string) => client.request("entry/get", { run, path });
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    model = await ScriptedModel.start();
+    const tokenFile = join(tempDir(), "token");
+    writeFileSync(tokenFile, "team-token-0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+    token = readFileSync(tokenFile, "utf8").trim();
+    [a, b] = await Promise.all([serve(tokenFile), serve(tokenFile)]);
+  }, 120_000);
+  afterAll(async () => {
+    for (const runner of runners) await runner.stop().catch(() => undefined);
+    for (const client of clients) client.close();
+    await Promise.all([a?.stop(), b?.stop()]);
+    await model?.close();
+    await db?.drop();
+  });
+
+  it("a proposal made on A is announced on B and accepted there; its output reaches a watcher on A live", async () => {
+    const onA = await clientOf(a, "client-a");
+    const onB = await clientOf(b, "client-b");
+    await onA.request("run/create", { alias: "one" });
+    const announced = onB.next("run/proposal", (p: any) => p.run === "one", 15_000);
+    const command = "printf 'first\\n'; sleep 0.5; printf 'second\\n'";
+    const { path } = await onA.request("proposal/create", { run: "one", tool: "sh", command });
+    expect((await announced).path).toBe(path);
+    const resolvedOnA = onA.next("run/resolved", (p: any) => p.path === path, 15_000);
+    await onB.request("run/resolve", { run: "one", path, decision: "accept" });
+    expect((await resolvedOnA).resolvedBy).toBe("client-b");
+    // Watched from A while B's runner writes it: the first line arrives before the command ends.
+    const chunks: string[] = [];
+    let firstBeforeEnd = false;
+    const finished = onA.next("stream/finished", (p: any) => p.path === path, 15_000);
+    const watch = await onA.watch({ run: "one", path, channel: 1 }, (c) => {
+      chunks.push(c.data.toString());
+      if (chunks.join("").includes("first") && !chunks.join("").includes("second")) firstBeforeEnd = true;
+    });
+    const ended = await watch.ended;
+    expect(chunks.join("")).toBe("first\nsecond\n");
+    expect(firstBeforeEnd).toBe(true);
+    expect([...ended.values()][0]).toMatchObject({ status: ENTRY.done, exit_code: 0 });
+    expect((await finished).status).toBe(ENTRY.done);
+  }, 60_000);
+
+  it("accepted on B for the runner attached to A, it runs there; input and a cancel sent to B reach that runner", async () => {
+    const onA = await clientOf(a, "client-a2");
+    const onB = await clientOf(b, "client-b2");
+    await runnerOn(a, b, "far");
+    // One name per project across the servers: the same name on B is refused.
+    const twin = await SpoolClient.connect(b.url, { token });
+    clients.push(twin);
+    await twin.initialize("team", { root });
+    await expect(twin.request("runner/attach", { name: "far", backend: "local" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    await onA.request("run/create", { alias: "two" });
+    // Accepted on B, naming the runner attached to A: A dispatches it.
+    const asks = await onA.request("proposal/create", { run: "two", tool: "sh", command: "read x; echo got:$x" });
+    const accepted = await onB.request("run/resolve", { run: "two", path: asks.path, decision: "accept", runner: "far" });
+    expect(accepted).toMatchObject({ runner: "far", status: ENTRY.done });
+    // Input typed on B reaches the command the runner on A runs.
+    await eventually(async () => (await entry(onB, "two", asks.path)).attributes.process !== undefined, 15_000, "the command to start on A's runner");
+    await onB.request("stream/input", { run: "two", path: asks.path, data: "hello\n" });
+    await eventually(
+      async () =>
+        (await entry(onB, "two", asks.path)).status !== ENTRY.done || (await entry(onB, "two", "sh://turn_1/read-x-echo-got-x_1")).status !== ENTRY.streaming,
+      15_000,
+      "the command to answer",
+    );
+    expect((await entry(onB, "two", "sh://turn_1/read-x-echo-got-x_1")).body).toBe("got:hello\n");
+    // A cancel from B: the runner on A kills the process.
+    const long = await onA.request("proposal/create", { run: "two", tool: "sh", command: "echo up; sleep 60" });
+    await onA.request("run/resolve", { run: "two", path: long.path, decision: "accept", runner: "far" });
+    await eventually(async () => (await entry(onB, "two", long.path)).attributes.process?.pid !== undefined, 15_000, "the long command to start");
+    const pid = (await entry(onB, "two", long.path)).attributes.process.pid as number;
+    await onB.request("stream/cancel", { run: "two", path: long.path, reason: "from B" });
+    await eventually(() => !alive(pid), 10_000, "the process on A's runner to die");
+    expect((await entry(onA, "two", "sh://turn_1/echo-up-sleep-60_1")).status).toBe(ENTRY.cancelled);
+  }, 60_000);
+
+  it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a run waiting on a proposal continues on B", async () => {
+    const onA = await clientOf(a, "client-a3");
+    const onB = await clientOf(b, "client-b3");
+    await runnerOn(a, b, "mover");
+    await onA.request("run/create", { alias: "three" });
+    // A command that counts for a while on the runner attached to A.
+    const counting = await onA.request("proposal/create", { run: "three", tool: "sh", command: "for i in $(seq 1 60); do echo $i; sleep 0.05; done" });
+    await onA.request("run/resolve", { run: "three", path: counting.path, decision: "accept", runner: "mover" });
+    // A producer owned by a client of A (runner "self") that never comes back.
+    const orphan = await onA.request("proposal/create", { run: "three", tool: "sh", command: "orphaned" });
+    const self = await onA.request("run/resolve", { run: "three", path: orphan.path, decision: "accept", runner: "self" });
+    await onA.request("stream", { run: "three", path: orphan.path, channel: 1, chunk: "partial\n" });
+    // A model run that waits on a proposal made through A.
+    model.reply({ tools: [{ id: "call_1", name: "sh", arguments: { command: "echo from-the-model" } }] }, { text: "done" });
+    const proposed = onB.next("run/proposal", (p: any) => p.run === "agent", 15_000);
+    await onA.request("run/create", { alias: "agent", model: "test", prompt: "Say something." });
+    const proposal = await proposed;
+    await eventually(
+      async () => (await entry(onB, "three", counting.path.replace("log://turn_1/sh/", "sh://turn_1/").concat("_1"))).bytes > 0,
+      15_000,
+      "the count to start",
+    );
+
+    const finishedOnB: any[] = [];
+    onB.on("stream/finished", (p: any) => finishedOnB.push(p));
+    expect(await a.stop("SIGKILL")).toBe(null);
+    // The runner reconnects to B and finishes the count there.
+    const out = counting.path.replace("log://turn_1/sh/", "sh://turn_1/").concat("_1");
+    await eventually(async () => (await entry(onB, "three", out)).status === ENTRY.done, 30_000, "the count to finish through B");
+    const body = (await entry(onB, "three", out)).body as string;
+    expect(body).toBe(`${Array.from({ length: 60 }, (_, i) => i + 1).join("\n")}\n`);
+    // The "self" producer's owner died with A: after the grace, B ends it 499, once.
+    expect(self.resumeToken).toBeTruthy();
+    await eventually(() => finishedOnB.some((p) => p.path === orphan.path), 30_000, "the orphan to end").catch((error) => {
+      throw new Error(`${error.message}; server B said:\n${b.output()}`);
+    });
+    expect(finishedOnB.filter((p) => p.path === orphan.path)).toEqual([expect.objectContaining({ status: ENTRY.cancelled, outcome: "aborted" })]);
+    expect((await entry(onB, "three", "sh://turn_1/orphaned_1")).body).toBe("partial\n");
+    // The run that waited on a proposal continues on B once it is accepted there.
+    await onB.request("run/resolve", { run: "agent", path: proposal.path, decision: "accept" });
+    await eventually(async () => (await onB.request("run/get", { run: "agent" })).run.status === RUN.done, 30_000, "the agent run to finish on B");
+    expect(JSON.stringify(model.requests.at(-1))).toContain("from-the-model");
+  }, 120_000);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
