@@ -101,6 +101,7 @@ export const agentPlugin = definePlugin({
         await core.repos.runs.updateRun(run.id, { attributes: after.attributes });
         await core.runs.finishOpenLoops(run.id, RUN.aborted);
         driver.interrupt(run.id, reason);
+        core.cluster.interruptElsewhere(run.id, reason);
         const rejected: string[] = [];
         const cancelled: string[] = [];
         for (const log of await core.repos.entries.listLogsIn(run.id, [ENTRY.proposed, ENTRY.done])) {
@@ -153,6 +154,7 @@ export const agentPlugin = definePlugin({
     });
     // Another server sharing the database asks this one (holding the run's lease) to look at a run, or one that stopped left it here.
     core.cluster.onKick((runId) => driver.kick(runId));
+    core.cluster.onInterrupt((runId, reason) => driver.interrupt(runId, reason));
     // After a restart, every run that was in the middle of something continues from the store.
     app.on("server:started", async () => {
       for (const id of await core.repos.runs.listOpenModelRuns(OPEN_RUN)) driver.kick(id);

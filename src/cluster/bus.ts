@@ -24,7 +24,11 @@ export type BusMessage =
   /** The answer to a control or an accept: its result, or the error it met. */
   | { t: "reply"; to: number; id: number; result?: unknown; error?: { code?: unknown; message: string; data?: unknown } }
   /** Server `to` holds the run's lease: take its next steps. */
-  | { t: "kick"; to: number; run: number };
+  | { t: "kick"; to: number; run: number }
+  /** The run was aborted: whichever server is calling its model stops. */
+  | { t: "interrupt"; run: number; reason: string }
+  /** Server `server` owns the producer now (a claim, a runner that came back there): the others let go of it. */
+  | { t: "owned"; producer: number; server: number };
 
 export interface BusHandlers {
   message(message: BusMessage, from: number): Promise<void>;

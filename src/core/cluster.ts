@@ -30,6 +30,7 @@ export class ClusterLink {
   /** Per watched channel: the last seq handed to this server's watchers from another server's appends. */
   readonly #cursor = new Map<number, number>();
   #kick: ((runId: number) => void) | null = null;
+  #interrupt: ((runId: number, reason: string) => void) | null = null;
   /** Lease releases on their way, so a new lease of the same run waits for them. */
   readonly #releasing = new Map<number, Promise<void>>();
 
@@ -50,6 +51,16 @@ export class ClusterLink {
   /** Who drives runs here (the agent loop): told when another server asks this one to take a run's next steps. */
   onKick(kick: (runId: number) => void): void {
     this.#kick = kick;
+  }
+
+  /** Who calls models here: told when a run driven here was aborted through another server. */
+  onInterrupt(interrupt: (runId: number, reason: string) => void): void {
+    this.#interrupt = interrupt;
+  }
+
+  /** A run was aborted here: the server calling its model, wherever it is, stops. */
+  interruptElsewhere(runId: number, reason: string): void {
+    if (this.shared) this.deps.bus.publish({ t: "interrupt", run: runId, reason });
   }
 
   /** What the bus calls with what the other servers said. */
@@ -85,6 +96,12 @@ export class ClusterLink {
         return;
       case "kick":
         this.#kick?.(message.run);
+        return;
+      case "interrupt":
+        this.#interrupt?.(message.run, message.reason);
+        return;
+      case "owned":
+        this.lifecycle.ownedElsewhere(message.producer);
         return;
       default:
         this.deps.log.warn(`cluster: server ${from} sent a message this server does not know: ${JSON.stringify(message).slice(0, 200)}`);

@@ -606,7 +606,14 @@ export class Lifecycle {
   /** Makes `connection` the producer's owner; with servers sharing the database, the row says it is on this one. */
   async #own(producerId: number, connection: ConnectionHandle, kind: "runner" | "self"): Promise<void> {
     this.owners.set(producerId, connection, kind);
-    if (this.deps.bus.shared) await this.#repos.cluster.setOwner(producerId, this.deps.bus.serverId);
+    if (!this.deps.bus.shared) return;
+    await this.#repos.cluster.setOwner(producerId, this.deps.bus.serverId);
+    this.deps.bus.publish({ t: "owned", producer: producerId, server: this.deps.bus.serverId });
+  }
+
+  /** Another server's connection owns the producer now: this server's owner (or grace) lets go of it. */
+  ownedElsewhere(producerId: number): void {
+    this.#forget(producerId);
   }
 
   #forget(producerId: number): void {
