@@ -7,8 +7,10 @@ const ALIVE_NS = 0x5370_6f6f; // "Spoo"
 const CHANNEL = "spool_cluster";
 /** NOTIFY payloads stay under PostgreSQL's 8000-byte limit with room to spare. */
 const MAX_PAYLOAD = 7000;
-/** Messages waiting to be sent, or received and waiting to be handled, at most; past it chunk marks are dropped (the next mark or the end covers them). */
+/** Messages waiting to be sent, or received and waiting to be handled, at most. */
 const MAX_QUEUED = 10_000;
+/** Channels whose new chunks are read at the same time when marks come in. */
+const MARK_READERS = 8;
 /** Announcements older than this are pruned. */
 const EVENT_TTL_MS = 5 * 60_000;
 
@@ -40,7 +42,9 @@ export class PostgresBus implements Bus {
   /** Handling what arrived, in order. */
   #inbox: Promise<void> = Promise.resolve();
   #inboxSize = 0;
-  #droppedMarks = 0;
+  /** Chunk marks received and not yet handled: the highest seq per channel (one entry per channel at most). */
+  readonly #marksIn = new Map<number, number>();
+  #draining = false;
 
   constructor(
     private readonly url: string,
@@ -107,7 +111,7 @@ export class PostgresBus implements Bus {
     const now = new Set(await this.alive());
     const gone = [...this.#known].filter((id) => !now.has(id));
     this.#known = now;
-    if (gone.length) this.#enqueueIn(() => this.#handlers!.gone(gone), false);
+    if (gone.length) this.#enqueueIn(() => this.#handlers!.gone(gone));
   }
 
   publish(message: BusMessage): void {
@@ -146,7 +150,12 @@ export class PostgresBus implements Bus {
     }
     payloads.push(current);
     this.#marks.clear();
-    for (const payload of payloads) this.#enqueueOut(() => this.#sender().query("SELECT pg_notify($1, $2)", [CHANNEL, payload]).then(() => undefined));
+    for (const payload of payloads)
+      this.#enqueueOut(() =>
+        this.#sender()
+          .query("SELECT pg_notify($1, $2)", [CHANNEL, payload])
+          .then(() => undefined),
+      );
   }
 
   /** Sends go one at a time over the listening connection (the pool's connections stay for the store); the pool while it reconnects. */
@@ -178,28 +187,53 @@ export class PostgresBus implements Bus {
         const row = await this.pool.query<{ body: string }>("SELECT body FROM cluster_events WHERE id = $1", [id]);
         const body = row.rows[0]?.body;
         if (body) await this.#handlers!.message(JSON.parse(body) as BusMessage, from);
-      }, false);
+      });
     } else if (kind === "c" && rest) {
+      // Marks are coalesced per channel and read side by side, apart from the ordered messages: a producer's
+      // end reads its channels up to their last seq itself, so no mark has to come before it.
       for (const mark of rest.split(",")) {
         const [entry, seq] = mark.split(".").map(Number);
-        this.#enqueueIn(() => this.#handlers!.chunk(entry!, seq!), true);
+        if (!Number.isInteger(entry) || !Number.isInteger(seq)) continue;
+        this.#marksIn.set(entry!, Math.max(seq!, this.#marksIn.get(entry!) ?? 0));
       }
+      if (!this.#draining) void this.#drainMarks();
     }
   }
 
-  #enqueueIn(work: () => Promise<void>, droppable: boolean): void {
-    if (droppable && this.#inboxSize >= MAX_QUEUED) {
-      if (this.#droppedMarks++ === 0) this.log.warn("cluster: too many chunk marks waiting; dropping some (watchers catch up with the next mark)");
+  /** Hands the marks that came in to the handler, MARK_READERS channels at a time, until none is left. */
+  async #drainMarks(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#marksIn.size > 0) {
+        const marks = [...this.#marksIn];
+        this.#marksIn.clear();
+        for (let i = 0; i < marks.length; i += MARK_READERS) {
+          await Promise.all(
+            marks
+              .slice(i, i + MARK_READERS)
+              .map(([entry, seq]) =>
+                this.#handlers!.chunk(entry, seq).catch((error: unknown) =>
+                  this.log.warn(`cluster: could not read chunks of entry ${entry}: ${String(error)}`),
+                ),
+              ),
+          );
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  #enqueueIn(work: () => Promise<void>): void {
+    if (this.#inboxSize >= MAX_QUEUED) {
+      this.log.error(`cluster: ${MAX_QUEUED} messages from other servers are waiting; dropping one`);
       return;
     }
     this.#inboxSize++;
     this.#inbox = this.#inbox
       .then(work)
       .catch((error: unknown) => this.log.warn(`cluster: could not handle what another server said: ${String(error)}`))
-      .finally(() => {
-        this.#inboxSize--;
-        if (this.#inboxSize === 0) this.#droppedMarks = 0;
-      });
+      .finally(() => this.#inboxSize--);
   }
 
   async close(): Promise<void> {
