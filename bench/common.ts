@@ -36,10 +36,13 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
     });
     child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
   });
-  const token = readFileSync(join(home, "token"), "utf8").trim();
+  // Servers sharing one database may share one token file (SPOOL_TOKEN_FILE).
+  const tokenFile = extraEnv.SPOOL_TOKEN_FILE ?? join(home, "token");
+  const token = readFileSync(tokenFile, "utf8").trim();
   return {
     url,
     token,
+    tokenFile,
     home,
     pid: child.pid!,
     connect: () => SpoolClient.connect(url, { token }),
@@ -53,11 +56,11 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
 }
 
 /** Starts `spool runner` against a bench server and resolves once it has attached; kill it with SIGTERM. */
-export async function startRunnerProcess(server: { url: string; home: string }, project: string, name: string, flags: string[]) {
+export async function startRunnerProcess(server: { url: string; tokenFile: string }, project: string, name: string, flags: string[]) {
   const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
   const runner = spawn(
     process.execPath,
-    [bin, "runner", "--server", server.url, "--token-file", join(server.home, "token"), "--project", project, "--name", name, ...flags],
+    [bin, "runner", "--server", server.url, "--token-file", server.tokenFile, "--project", project, "--name", name, ...flags],
     {
       stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, SPOOL_LOG: "warn" },

@@ -3,8 +3,16 @@
 // entry/get. Prints aggregate MB/s, p50/p99 latency from the producer's write
 // to the watchers' stream/data (each line carries its own timestamp), errors,
 // lost or duplicated lines, and the server's peak memory (VmHWM).
-// Usage: npx tsx bench/load.ts [producers=200] [watchers=50] [pollers=10] [seconds=20] [lineBytes=512] [linesPerSecond=20]
-import { readFileSync } from "node:fs";
+// With SPOOL_BENCH_POSTGRES_URL set, the store is a fresh PostgreSQL database on that server, and
+// SPOOL_BENCH_SERVERS=2 spreads the work over two `spool serve` processes sharing it (one token file):
+// runner-0 attaches to the first, runner-1 to the second, watchers and pollers alternate, and the latency is
+// also given apart for watchers on the producer's runner's server and on the other one.
+// Usage: [SPOOL_BENCH_POSTGRES_URL=postgres://… [SPOOL_BENCH_SERVERS=2]] npx tsx bench/load.ts [producers=200] [watchers=50] [pollers=10] [seconds=20] [lineBytes=512] [linesPerSecond=20]
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
 import { machine, percentile, startRunnerProcess, startServerProcess } from "./common.js";
 
 const [P, W, Q, SECONDS, LINE_BYTES, RATE] = [200, 50, 10, 20, 512, 20].map((d, i) => Number(process.argv[2 + i] ?? d)) as [
@@ -30,12 +38,36 @@ const peakMemory = (pid: number) => {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
 };
 
-const server = await startServerProcess({ SPOOL_LOCAL_RUNNER: "off" });
+const admin_ = process.env.SPOOL_BENCH_POSTGRES_URL;
+const SERVERS = admin_ ? Number(process.env.SPOOL_BENCH_SERVERS ?? 1) : 1;
+
+async function freshDatabase(url: string): Promise<string> {
+  const name = `spool_bench_${randomBytes(4).toString("hex")}`;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`CREATE DATABASE ${name}`);
+  await client.end();
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  return target.toString();
+}
+
+const shared: NodeJS.ProcessEnv = { SPOOL_LOCAL_RUNNER: "off" };
+if (admin_) {
+  shared.SPOOL_DATABASE_URL = await freshDatabase(admin_);
+  shared.SPOOL_TOKEN_FILE = join(mkdtempSync(join(tmpdir(), "spool-bench-token-")), "token");
+  writeFileSync(shared.SPOOL_TOKEN_FILE, `${randomBytes(24).toString("hex")}\n`, { mode: 0o600 });
+}
+const servers = await Promise.all(Array.from({ length: SERVERS }, () => startServerProcess(shared)));
+const server = servers[0]!;
+/** The server runner `i`, watcher `i` or poller `i` connects to. */
+const serverOf = (i: number) => servers[i % SERVERS]!;
 console.log(`machine: ${machine()}`);
+console.log(`store: ${admin_ ? "PostgreSQL" : "SQLite"}, ${SERVERS} server${SERVERS > 1 ? "s" : ""}`);
 console.log(`${P} producers (${RATE} lines/s of ${LINE_BYTES} bytes for ${SECONDS} s, through ${RUNNERS} attached runners), ${W} watchers, ${Q} pollers`);
 const admin = await server.connect();
 await admin.initialize("load", { root: server.home });
-const runners = await Promise.all(Array.from({ length: RUNNERS }, (_, i) => startRunnerProcess(server, "load", `runner-${i}`, ["--backend", "local"])));
+const runners = await Promise.all(Array.from({ length: RUNNERS }, (_, i) => startRunnerProcess(serverOf(i), "load", `runner-${i}`, ["--backend", "local"])));
 const errors: string[] = [];
 const fail = (where: string) => (e: unknown) => void errors.push(`${where}: ${e instanceof Error ? e.message : String(e)}`);
 try {
@@ -45,9 +77,12 @@ try {
 
   // Watchers subscribe before anything runs, so they see every line live.
   const latencies: number[] = [];
+  /** With two servers: latencies of watchers on the server of the producer's runner, and on the other one. */
+  const sameServer: number[] = [];
+  const otherServer: number[] = [];
   const seen = new Map<string, number>(); // path → last counter seen
   let disorder = 0;
-  const watchers = await Promise.all(Array.from({ length: W }, () => server.connect()));
+  const watchers = await Promise.all(Array.from({ length: W }, (_, w) => serverOf(Math.floor(w / 2)).connect()));
   const watches = [];
   for (const [w, client] of watchers.entries()) {
     await client.initialize("load");
@@ -56,6 +91,7 @@ try {
       // Accepting opens the channels; the watch starts right after, before the first line (the runner needs longer).
       await admin.call("run/resolve", { run: "load", path, decision: "accept", runner: `runner-${i % RUNNERS}` });
       let partial = "";
+      const across = Math.floor(w / 2) % SERVERS !== (i % RUNNERS) % SERVERS;
       watches.push(
         await client.watch({ run: "load", path, channel: 1 }, (chunk) => {
           const now = Date.now();
@@ -65,6 +101,7 @@ try {
           for (const line of lines) {
             const [stamp, counter] = line.split(" ");
             latencies.push(now - Number(stamp));
+            (across ? otherServer : sameServer).push(now - Number(stamp));
             const n = Number(counter);
             if (n !== (seen.get(path) ?? 0) + 1) disorder++;
             seen.set(path, n);
@@ -75,7 +112,7 @@ try {
   }
   const started = Date.now();
   await new Promise((r) => setTimeout(r, 0));
-  const pollers = await Promise.all(Array.from({ length: Q }, () => server.connect()));
+  const pollers = await Promise.all(Array.from({ length: Q }, (_, q) => serverOf(q).connect()));
   let polls = 0;
   let polling = true;
   const pollLoops = pollers.map(async (client) => {
@@ -88,13 +125,14 @@ try {
     }
   });
   let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, peakMemory(server.pid))), 500);
+  const memory = () => Math.max(...servers.map((s) => peakMemory(s.pid)));
+  const sampler = setInterval(() => (peak = Math.max(peak, memory())), 500);
   await Promise.all(watches.map((w) => w.ended));
   const seconds = (Date.now() - started) / 1000 - START_DELAY - 1;
   polling = false;
   await Promise.all(pollLoops);
   clearInterval(sampler);
-  peak = Math.max(peak, peakMemory(server.pid));
+  peak = Math.max(peak, memory());
 
   const { entries } = await admin.call("entry/list", { run: "load", pattern: "sh://*_1", limit: 10_000 });
   const bytes = entries.reduce((sum, e) => sum + e.bytes, 0);
@@ -107,11 +145,20 @@ try {
   console.log(
     `write → watcher latency: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`,
   );
+  if (SERVERS > 1) {
+    for (const [label, set] of [
+      ["same server as the runner", sameServer],
+      ["the other server", otherServer],
+    ] as const) {
+      set.sort((a, b) => a - b);
+      console.log(`  watchers on ${label}: ${set.length} lines, p50 ${percentile(set, 50).toFixed(1)} ms, p99 ${percentile(set, 99).toFixed(1)} ms`);
+    }
+  }
   console.log(`errors: ${errors.length}; producers not complete: ${notDone}; watchers with lost lines: ${lost}; out-of-order or duplicated lines: ${disorder}`);
-  console.log(`server peak memory (VmHWM): ${peak.toFixed(0)} MB`);
+  console.log(`server peak memory (VmHWM${SERVERS > 1 ? ", the larger of the two" : ""}): ${peak.toFixed(0)} MB`);
   for (const e of errors.slice(0, 5)) console.log(`  ${e}`);
   for (const c of [admin, ...watchers, ...pollers]) c.close();
 } finally {
   for (const r of runners) r.kill("SIGTERM");
-  await server.stop();
+  await Promise.all(servers.map((s) => s.stop()));
 }
