@@ -11,11 +11,13 @@ import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 export class RunStates {
   constructor(private readonly deps: CoreDeps) {}
 
-  /** Creates a run (idle: done until a prompt queues a loop); an alias the project uses is CONFLICT. */
+  /** Creates a run (idle: done until a prompt queues a loop) and announces it (`run/state` "created"); an alias the project uses is CONFLICT. */
   async create(project: ProjectRef, input: { alias: string; model: string | null; mode: "ask" | "act"; title?: string | null }): Promise<RunRow> {
     const now = Date.now();
     try {
       const run = await this.deps.repos.runs.insertRun({ project_id: project.id, ...input, status: RUN.done, created_at: now, updated_at: now });
+      const notice: z.input<typeof RunStateNotice> = { run: run.alias, status: run.status, turn: run.turn, loop: null, event: "created" };
+      this.deps.notifyProject(project.id, "run/state", notice);
       await this.deps.emit("run:created", { project, run });
       return run;
     } catch (error) {

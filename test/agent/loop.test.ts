@@ -72,6 +72,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     expect(after.run.status).toBe(200);
     await eventually(() => states.at(-1)?.event === "idle");
     expect(states).toEqual([
+      { status: 200, event: "created" },
       { status: 100, event: "prompt queued" },
       { status: 102, event: "loop started" },
       { status: 102, event: "model replied" },

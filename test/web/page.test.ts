@@ -107,6 +107,26 @@ describeWithBrowser("the web view in Chromium", () => {
     await first.waitForFunction(() => document.querySelector(".producer-detail .facts")?.textContent?.includes("cancelled from the web view"));
   }, 90_000);
 
+  it("lists a run another client creates as it is created, without a reload; other projects are not told", async () => {
+    const client = await ts.clientIn("arrivals");
+    await client.request("run/create", { alias: "first" });
+    const page = await open("arrivals");
+    await page.waitForSelector('.runs [data-run="first"]');
+    const elsewhere = await ts.clientIn("elsewhere");
+    const told: { run: string; event: string }[] = [];
+    elsewhere.on("run/state", (s) => told.push({ run: s.run, event: s.event }));
+    const watcher = await ts.clientIn("arrivals");
+    const created = watcher.next("run/state", (s) => s.run === "nightly" && s.event === "created");
+    await client.request("run/create", { alias: "nightly", title: "the nightly build" });
+    expect(await created).toMatchObject({ run: "nightly", status: 200, turn: 1, loop: null, event: "created" });
+    await page.waitForSelector('.runs [data-run="nightly"]');
+    expect(await text(page, '.runs [data-run="nightly"]')).toContain("the nightly build");
+    await page.waitForFunction(() => document.querySelector('.projects [data-project="arrivals"]')?.textContent?.includes("2 runs"));
+    // A round trip on the other project's connection: anything sent to it before has arrived.
+    await elsewhere.request("run/list", {});
+    expect(told).toEqual([]);
+  });
+
   it("replays a finished producer's output from the start when it is opened late, with its exit code, duration and sizes", async () => {
     const client = await ts.clientIn("late");
     await client.request("run/create", { alias: "old" });

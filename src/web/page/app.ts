@@ -293,7 +293,8 @@ export class App {
     });
     rpc.on("run/state", (s) => {
       const run = this.#runs.get(s.run);
-      if (!run) return this.#scheduleRunsReload();
+      // A run made by any client of the project (run/create) is announced as "created": it joins the list.
+      if (!run || s.event === "created") return this.#scheduleRunsReload(s.event === "created");
       run.status = s.status;
       run.turn = s.turn;
       run.updatedAt = Date.now();
@@ -359,11 +360,17 @@ export class App {
   }
 
   #runsTimer = 0;
-  #scheduleRunsReload(): void {
+  #projectsToo = false;
+  /** Reads the runs again soon (one read for a burst of notices); `projects` also the project list, whose run counts changed. */
+  #scheduleRunsReload(projects = false): void {
     clearTimeout(this.#runsTimer);
+    this.#projectsToo ||= projects;
     this.#runsTimer = window.setTimeout(() => {
-      if (this.#rpc) void this.#loadRuns(this.#rpc, this.#view).catch(() => {});
-    }, 200);
+      if (!this.#rpc) return;
+      void this.#loadRuns(this.#rpc, this.#view).catch(() => {});
+      if (this.#projectsToo) void this.#loadProjects().catch(() => {});
+      this.#projectsToo = false;
+    }, 100);
   }
 
   #scheduleHistory(): void {
