@@ -1,6 +1,7 @@
 import type { ResultOf, SpoolNotifications } from "../../client/api.js";
 import { fill, h } from "./dom.js";
 import { age, bytes, escapeControl, statusClass } from "./format.js";
+import { TerminalInput } from "./input.js";
 import {
   channelName,
   isOpen,
@@ -8,6 +9,7 @@ import {
   type Producer,
   type Project,
   type Proposal,
+  producerState,
   producersOf,
   type Run,
   type Runner,
@@ -19,7 +21,7 @@ import { Rpc, RpcError } from "./rpc.js";
 import { ChannelTerminal, type TerminalMode } from "./terminal.js";
 import { since } from "./views/common.js";
 import { messageView } from "./views/conversation.js";
-import { channelHead, producerFacts, producerTable } from "./views/producer.js";
+import { channelHead, type InputState, producerFacts, producerTable } from "./views/producer.js";
 import { proposalCard } from "./views/proposal.js";
 import { overview, projectItems, runItems } from "./views/sidebar.js";
 
@@ -76,6 +78,9 @@ export class App {
   #subscriptions = new Map<string, ChannelTerminal>();
   #ended = new Map<number, SpoolNotifications["stream/end"]>();
   #detailFor: string | null = null;
+  /** What is typed into the chosen producer's terminal, when it has one and runs; its state for the pane's heading. */
+  #input: TerminalInput | null = null;
+  #inputState: InputState | null = null;
 
   // Regions of the page.
   readonly #el = {
@@ -414,6 +419,8 @@ export class App {
     if (resume) {
       this.#renderRunHeader();
       for (const terminal of this.#terminals.values()) if (!this.#ended.has(terminal.info.channel)) void this.#subscribe(terminal);
+      // Input whose answer the drop lost goes again, under the same seq.
+      this.#input?.resume();
     } else {
       this.#renderRunLayout();
     }
@@ -709,6 +716,9 @@ export class App {
     this.#terminals.clear();
     this.#ended.clear();
     this.#detailFor = null;
+    this.#input?.close();
+    this.#input = null;
+    this.#inputState = null;
   }
 
   #selectedProducer(): Producer | undefined {
@@ -726,6 +736,8 @@ export class App {
         fill(this.#runEl.detail, this.#producers.length > 0 ? h("p", { class: "dim pad" }, "Choose a command to see its output.") : null);
         return;
       }
+      // Panes are made again (a channel appeared): the terminal being typed into keeps the keyboard.
+      const focused = [...this.#terminals.values()].find((t) => t.element.contains(document.activeElement));
       const panes: HTMLElement[] = [];
       for (const c of producer.channels) {
         const channel = Number(c.attributes.channel);
@@ -740,6 +752,7 @@ export class App {
         );
       }
       fill(this.#runEl.detail, h("div", { class: "detail-meta" }), ...panes);
+      focused?.focus();
     }
     this.#renderDetailMeta();
   }
@@ -748,6 +761,7 @@ export class App {
     const producer = this.#selectedProducer();
     const meta = this.#runEl.detail.querySelector(".detail-meta");
     if (!producer || !meta) return;
+    this.#syncInput(producer);
     const cancel = h("button", { type: "button", class: "danger", "data-action": "cancel" }, "Cancel");
     cancel.addEventListener("click", () =>
       this.#act(cancel, "Cancel", () =>
@@ -760,8 +774,41 @@ export class App {
       const head = this.#runEl.detail.querySelector(`[data-head="${channel}"]`);
       const terminal = this.#terminals.get(channel);
       if (!head) continue;
-      fill(head, ...channelHead(c, terminal, this.#ended.get(channel)?.status, () => this.#reopen(channel, terminal?.mode === "whole" ? "live" : "whole")));
+      const toggle = () => this.#reopen(channel, terminal?.mode === "whole" ? "live" : "whole");
+      fill(head, ...channelHead(c, terminal, this.#ended.get(channel)?.status, toggle, channel === 1 ? this.#inputState : null));
     }
+  }
+
+  /**
+   * A producer proposed with a terminal (`tty`) takes what is typed into its output's terminal (channel 1,
+   * where a terminal's output all goes) while it runs; any other producer's terminals stay read-only.
+   */
+  #syncInput(producer: Producer): void {
+    const run = this.#run;
+    const path = producer.log.path;
+    const terminal = this.#terminals.get(1);
+    if (!run || producer.log.attributes.tty === undefined || producer.log.attributes.tty === null) return;
+    const running = producerState(producer).running && !this.#ended.has(1);
+    if (!this.#input) {
+      if (!running || !terminal) return;
+      const input: TerminalInput = new TerminalInput(run.alias, path, () => this.#rpc, {
+        error: (text) => this.#toast(`${path}: ${text}`, "error"),
+        closed: (reason) => {
+          if (this.#input !== input) return;
+          this.#inputState = { live: false, reason };
+          this.#renderDetailMeta();
+        },
+      });
+      this.#input = input;
+      this.#inputState = { live: true };
+    }
+    const input = this.#input;
+    if (!running && !input.closed) {
+      input.close();
+      this.#inputState = { live: false, reason: "input closed: the command has finished" };
+    }
+    if (input.closed) terminal?.releaseInput();
+    else if (terminal && !terminal.interactive) terminal.takeInput({ data: (text) => input.type(text), resize: (cols, rows) => input.resize(cols, rows) });
   }
 
   #openTerminal(channel: number, name: string, mode: TerminalMode): ChannelTerminal {

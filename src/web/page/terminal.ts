@@ -1,4 +1,4 @@
-import { Terminal } from "@xterm/xterm";
+import { type IDisposable, Terminal } from "@xterm/xterm";
 import { bytes } from "./format.js";
 
 /**
@@ -59,6 +59,14 @@ export interface ChannelInfo {
 /** How a terminal keeps up: `live` skips what it cannot draw in time (saying so); `whole` draws every byte, however long it takes. */
 export type TerminalMode = "live" | "whole";
 
+/** Where what is typed into an interactive terminal goes. */
+export interface TerminalKeys {
+  /** Keys as xterm.js turns them into bytes for a terminal (\r for Enter, \x03 for Ctrl+C, escape sequences). */
+  data(text: string): void;
+  /** The terminal's size in cells: once it is laid out, and whenever it changes. */
+  resize(cols: number, rows: number): void;
+}
+
 export interface TerminalEvents {
   /** Whole mode: stop (true) or resume (false) the subscription, after `lastSeq`. */
   pause(paused: boolean): void;
@@ -95,6 +103,11 @@ export class ChannelTerminal {
   #disposed = false;
   #resize: ResizeObserver;
   #events: TerminalEvents;
+  #keys: TerminalKeys | null = null;
+  #keyListeners: IDisposable[] = [];
+  /** The size last given to `keys.resize`, and whether the terminal has been laid out yet. */
+  #sizeSent = "";
+  #fitted = false;
 
   constructor(info: ChannelInfo, mode: TerminalMode, events: TerminalEvents) {
     this.info = info;
@@ -146,7 +159,40 @@ export class ChannelTerminal {
     return this.#paused;
   }
 
+  get interactive(): boolean {
+    return this.#keys !== null;
+  }
+
+  /** Takes keyboard input (a producer with a terminal of its own, still running): keys and size go to `keys`. */
+  takeInput(keys: TerminalKeys): void {
+    this.releaseInput();
+    this.#keys = keys;
+    this.#term.options.disableStdin = false;
+    this.#term.options.cursorInactiveStyle = "outline";
+    this.#term.options.theme = { ...THEME, cursor: THEME.foreground };
+    this.#keyListeners = [this.#term.onData((text) => this.#keys?.data(text))];
+    this.element.dataset.input = "live";
+    this.#sizeSent = "";
+    if (this.#fitted) this.#sendSize();
+  }
+
+  focus(): void {
+    this.#term.focus();
+  }
+
+  /** Back to read-only: nothing typed is sent any more. */
+  releaseInput(): void {
+    if (!this.#keys) return;
+    this.#keys = null;
+    for (const listener of this.#keyListeners.splice(0)) listener.dispose();
+    this.#term.options.disableStdin = true;
+    this.#term.options.cursorInactiveStyle = "none";
+    this.#term.options.theme = THEME;
+    delete this.element.dataset.input;
+  }
+
   dispose(): void {
+    this.releaseInput();
     this.#disposed = true;
     cancelAnimationFrame(this.#frame);
     this.#resize.disconnect();
@@ -232,5 +278,15 @@ export class ChannelTerminal {
     const cols = Math.max(20, Math.floor((box.width - 20) / cell.width));
     const rows = Math.max(3, Math.floor((box.height - 4) / rowHeight));
     if (cols !== this.#term.cols || rows !== this.#term.rows) this.#term.resize(cols, rows);
+    this.#fitted = true;
+    this.element.dataset.size = `${cols}x${rows}`;
+    if (this.#keys) this.#sendSize();
+  }
+
+  #sendSize(): void {
+    const size = `${this.#term.cols}x${this.#term.rows}`;
+    if (size === this.#sizeSent) return;
+    this.#sizeSent = size;
+    this.#keys?.resize(this.#term.cols, this.#term.rows);
   }
 }

@@ -51,8 +51,17 @@ export function producerFacts(producer: Producer, cancel: HTMLElement | null): H
   ];
 }
 
-/** A channel pane's heading: name, size, lines, status, what was skipped, and the live / whole toggle. */
-export function channelHead(c: Entry, terminal: ChannelTerminal | undefined, endedStatus: number | undefined, toggle: () => void): (Node | string | null)[] {
+/** Whether what is typed into a channel's terminal goes to the command: `live`, or why it no longer does. */
+export type InputState = { live: true } | { live: false; reason: string };
+
+/** A channel pane's heading: name, size, lines, status, what was skipped, whether typing goes to the command, and the live / whole toggle. */
+export function channelHead(
+  c: Entry,
+  terminal: ChannelTerminal | undefined,
+  endedStatus: number | undefined,
+  toggle: () => void,
+  input: InputState | null = null,
+): (Node | string | null)[] {
   const status = endedStatus ?? c.status;
   const size = Math.max(c.bytes, terminal?.received ?? 0);
   // Live skips what the browser cannot draw in time; whole draws every byte, however long it takes.
@@ -80,6 +89,18 @@ export function channelHead(c: Entry, terminal: ChannelTerminal | undefined, end
     h("span", { class: statusClass(entryStatusWord(status)) }, entryStatusWord(status)),
     terminal && terminal.skipped > 0 ? h("span", { class: "dim" }, ` · ${bytes(terminal.skipped)} skipped to keep up`) : null,
     terminal?.mode === "whole" ? h("span", { class: "dim" }, terminal.paused ? " · whole output, catching up …" : " · whole output") : null,
+    input?.live
+      ? h(
+          "span",
+          {
+            class: "input-hint",
+            "data-input-hint": "live",
+            title: "click the output, then type: keys (Ctrl+C too) and this terminal's size go to the command",
+          },
+          "typing goes to the command",
+        )
+      : null,
+    input && !input.live ? h("span", { class: "input-hint closed", "data-input-hint": "closed" }, shown(input.reason)) : null,
     button,
   ];
 }
