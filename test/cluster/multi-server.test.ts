@@ -9,7 +9,7 @@ import { LocalBackend } from "../../src/runners/local.js";
 import { firstAnswering, RunnerClient } from "../../src/runners/runner-client.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
-import { type ServeProcess, spawnServe } from "../helpers/process.js";
+import { type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -26,6 +26,8 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
   const root = tempDir("spool-team-");
   const clients: SpoolClient[] = [];
   const runners: RunnerClient[] = [];
+  const processes: RunnerProcess[] = [];
+  let tokenFile: string;
 
   const serve = (tokenFile: string) =>
     spawnServe(["--port", "0", "--home", tempDir(), "--database", db.url], {
@@ -61,13 +63,14 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
   beforeAll(async () => {
     db = await freshDatabase();
     model = await ScriptedModel.start();
-    const tokenFile = join(tempDir(), "token");
+    tokenFile = join(tempDir(), "token");
     writeFileSync(tokenFile, "team-token-0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
     token = readFileSync(tokenFile, "utf8").trim();
     [a, b] = await Promise.all([serve(tokenFile), serve(tokenFile)]);
   }, 120_000);
   afterAll(async () => {
     for (const runner of runners) await runner.stop().catch(() => undefined);
+    for (const runner of processes) await runner.stop();
     for (const client of clients) client.close();
     await Promise.all([a?.stop(), b?.stop()]);
     await model?.close();
@@ -137,7 +140,12 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
   it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a run waiting on a proposal continues on B", async () => {
     const onA = await clientOf(a, "client-a3");
     const onB = await clientOf(b, "client-b3");
-    await runnerOn(a, b, "mover");
+    // A real `spool runner` process given both servers: it attaches to A, and moves to B when A dies.
+    const mover = await spawnRunner(
+      ["--server", `${a.url},${b.url}`, "--token-file", tokenFile, "--project", "team", "--name", "mover", "--backend", "local", "--state-dir", tempDir()],
+      { SPOOL_LOG: "info" },
+    );
+    processes.push(mover);
     await onA.request("run/create", { alias: "three" });
     // A command that counts for a while on the runner attached to A.
     const counting = await onA.request("proposal/create", { run: "three", tool: "sh", command: "for i in $(seq 1 60); do echo $i; sleep 0.05; done" });
@@ -164,6 +172,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const out = counting.path.replace("log://turn_1/sh/", "sh://turn_1/").concat("_1");
     await eventually(async () => (await entry(onB, "three", out)).status === ENTRY.done, 30_000, "the count to finish through B");
     const body = (await entry(onB, "three", out)).body as string;
+    expect(mover.output()).toMatch(/reconnected; resumed 1/);
     expect(body).toBe(`${Array.from({ length: 60 }, (_, i) => i + 1).join("\n")}\n`);
     // The "self" producer's owner died with A: after the grace, B ends it 499, once.
     expect(self.resumeToken).toBeTruthy();
