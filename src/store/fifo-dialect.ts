@@ -1,4 +1,4 @@
-import { type DatabaseConnection, type Driver, type QueryCompiler, SqliteDialect, type TransactionSettings } from "kysely";
+import { CompiledQuery, type DatabaseConnection, type Driver, type QueryCompiler, SqliteDialect, type TransactionSettings } from "kysely";
 
 /**
  * A lock that hands over to its waiters one at a time, first come first
@@ -73,8 +73,14 @@ class FifoDriver implements Driver {
     }
   }
 
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.inner.beginTransaction(connection, settings);
+  /**
+   * BEGIN IMMEDIATE, not Kysely's deferred BEGIN: a transaction that reads before it writes would otherwise
+   * upgrade its read snapshot to a write, and fail at once with SQLITE_BUSY_SNAPSHOT ("database is locked",
+   * no busy wait) when the checkpoint worker restarted the WAL in between. Taking the write lock first makes
+   * it wait (busy_timeout) instead; this connection is the only writer.
+   */
+  async beginTransaction(connection: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
   }
 
   commitTransaction(connection: DatabaseConnection): Promise<void> {

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { DEFAULT_WAL_SIZE_LIMIT } from "../../src/store/database.js";
+import { MIGRATIONS_DIR } from "../../src/server.js";
+import { DEFAULT_WAL_SIZE_LIMIT, openStore } from "../../src/store/database.js";
+import { migrateToLatest } from "../../src/store/migrator.js";
 import { SPOOL_BIN } from "../helpers/process.js";
 import { eventually, sqliteOf, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -162,6 +164,38 @@ async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Pro
   await eventually(() => watched.join("") === `first\n${big}`, 5_000, "the watcher to see the retried chunk");
   await c.request("run/create", { alias: "after" });
 }
+
+describe("transactions and the checkpoint worker", () => {
+  it("a transaction that reads before it writes is not refused when a checkpoint restarts the WAL in between", async () => {
+    const store = openStore(join(tempDir(), "spool.db"));
+    try {
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      await store.db.insertInto("projects").values({ name: "before", root: "/a", created_at: 1 }).execute();
+      // Another connection, like the checkpoint worker: the WAL fully copied into the database first.
+      const other = new SQLite(store.file);
+      other.pragma("busy_timeout = 0");
+      other.pragma("wal_checkpoint(PASSIVE)");
+      let restarted: boolean | null = null;
+      await store.db.transaction().execute(async (trx) => {
+        await trx.selectFrom("projects").selectAll().execute();
+        // A TRUNCATE checkpoint now would restart the WAL under a read snapshot, and the write below would fail at
+        // once ("database is locked"); the transaction holds the write lock from its start, so the checkpoint waits.
+        try {
+          const [result] = other.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
+          restarted = result?.busy === 0;
+        } catch {
+          restarted = false;
+        }
+        await trx.insertInto("projects").values({ name: "after", root: "/b", created_at: 2 }).execute();
+      });
+      other.close();
+      expect(restarted).toBe(false);
+      expect((await store.db.selectFrom("projects").select("name").orderBy("id").execute()).map((r) => r.name)).toEqual(["before", "after"]);
+    } finally {
+      await store.close();
+    }
+  });
+});
 
 describe("a full disk", () => {
   it("through SQLite's max_page_count: STORAGE_FULL to the writer, reads go on, the retry succeeds", async () => {
