@@ -422,19 +422,32 @@ export class RunnerClient {
     const duration = outcome.durationMs;
     this.options.onCommand?.({ kind: "ended", run, path, outcome: describeOutcome(outcome, job), durationMs: duration });
     if (job.closedByServer) return;
-    try {
-      if (outcome.timedOut) {
-        await this.#reliably("stream/aborted", { run, path, reason: `timed out after ${job.params.timeoutMs} ms`, duration });
-      } else if (outcome.cancelled) {
-        await this.#reliably("stream/aborted", { run, path, reason: job.stoppedBecause ?? "cancelled by the runner", duration });
-      } else {
-        await this.#reliably("stream/completed", { run, path, exit_code: outcome.exitCode, signal: outcome.signal, duration });
+    const finish = () =>
+      outcome.timedOut
+        ? this.#reliably("stream/aborted", { run, path, reason: `timed out after ${job.params.timeoutMs} ms`, duration })
+        : outcome.cancelled
+          ? this.#reliably("stream/aborted", { run, path, reason: job.stoppedBecause ?? "cancelled by the runner", duration })
+          : this.#reliably("stream/completed", { run, path, exit_code: outcome.exitCode, signal: outcome.signal, duration });
+    // Finishing is idempotent on the server: a failure the server may get over (its store busy or full, an internal
+    // error) is tried again a few times, so the producer does not stay open for want of its end.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await finish();
+        return;
+      } catch (error) {
+        const retriable = error instanceof SpoolRpcError && (error.code === -32603 || error.data?.retriable === true);
+        if (!retriable || attempt >= FINISH_ATTEMPTS || this.#stopping) {
+          this.options.log.warn(`runner ${this.options.name}: could not finish ${path}: ${error instanceof Error ? error.message : String(error)}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       }
-    } catch (error) {
-      this.options.log.warn(`runner ${this.options.name}: could not finish ${path}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 }
+
+/** Tries at finishing a producer when the server answers with an error it may get over (100 ms, 200 ms, … apart). */
+const FINISH_ATTEMPTS = 6;
 
 const jobKey = (run: string, path: string) => `${run}\u0000${path}`;
 
