@@ -747,6 +747,8 @@ export interface SpoolMethods {
         /** HTTP-like status code */
         status: number;
         lastSeq: number;
+        /** Bytes the channel held up to lastSeq (read together with it) */
+        bytes: number;
       }>;
     };
   };

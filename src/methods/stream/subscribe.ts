@@ -17,7 +17,15 @@ export const streamSubscribe = defineMethod({
   }),
   result: z.object({
     subscription: z.string(),
-    channels: z.array(z.object({ channel: z.number().int(), path: z.string(), status: Status, lastSeq: z.number().int() })),
+    channels: z.array(
+      z.object({
+        channel: z.number().int(),
+        path: z.string(),
+        status: Status,
+        lastSeq: z.number().int(),
+        bytes: z.number().int().describe("Bytes the channel held up to lastSeq (read together with it)"),
+      }),
+    ),
   }),
   handler: async (params, ctx) => {
     const { core } = ctx;
@@ -48,7 +56,7 @@ export const streamSubscribe = defineMethod({
     });
     return {
       subscription: sub.id,
-      channels: channels.map((c) => ({ channel: c.channel!, path: c.path, status: c.status, lastSeq: c.last_seq })),
+      channels: channels.map((c) => ({ channel: c.channel!, path: c.path, status: c.status, lastSeq: c.last_seq, bytes: c.bytes })),
     };
   },
 });

@@ -37,6 +37,9 @@ const MAX_ENTRIES = 3000;
  * chosen producer's channels live in terminals. A dropped connection is opened again and everything
  * reloaded; terminals resume after the last seq they hold.
  */
+/** A live terminal that fell behind goes on from this many chunks before the end (a runner sends at most 64 KiB a chunk). */
+const JUMP_BACK_CHUNKS = 16;
+
 export class App {
   readonly #root: HTMLElement;
   /** Requests and the project's notifications. */
@@ -337,7 +340,8 @@ export class App {
       const terminal = this.#subscriptions.get(l.subscription);
       if (!terminal) return;
       this.#subscriptions.delete(l.subscription);
-      void this.#subscribe(terminal);
+      // Live: replaying the backlog would keep it behind; it goes on from the last few chunks instead. Whole: from where it was.
+      void (terminal.mode === "live" ? this.#jumpToEnd(terminal) : this.#subscribe(terminal));
     });
   }
 
@@ -858,6 +862,30 @@ export class App {
     } catch (error) {
       if (!rpc.closed) this.#toast(`Output of ${path}: ${message(error)}`, "error");
     }
+  }
+
+  /** A live terminal the server dropped as lagging: it learns where the channel ends, then subscribes from a few chunks before. */
+  async #jumpToEnd(terminal: ChannelTerminal): Promise<void> {
+    const rpc = this.#data;
+    const run = this.#run;
+    const path = this.#route.producer;
+    if (!rpc || !run || !path || this.#terminals.get(terminal.info.channel) !== terminal) return;
+    try {
+      // Subscribing after the end replays nothing; its answer says where the end is (seq and bytes, read together).
+      const probe = await rpc.call("stream/subscribe", {
+        run: run.alias,
+        path,
+        channel: terminal.info.channel,
+        after: Number.MAX_SAFE_INTEGER,
+        encoding: "base64",
+      });
+      void rpc.call("stream/unsubscribe", { subscription: probe.subscription }).catch(() => {});
+      const end = probe.channels[0];
+      if (end) terminal.jump(Math.max(terminal.lastSeq, end.lastSeq - JUMP_BACK_CHUNKS), end.lastSeq, end.bytes);
+    } catch (error) {
+      if (!rpc.closed) this.#toast(`Output of ${path}: ${message(error)}`, "error");
+    }
+    await this.#subscribe(terminal);
   }
 
   /** The terminal is too far behind: stop its subscription until it has drawn what it holds. */

@@ -92,6 +92,10 @@ export class ChannelTerminal {
   /** Bytes live mode dropped to keep up. */
   skipped = 0;
   #written = 0;
+  /** After a jump: the seq jumped to the channel's end at, its size then, and the bytes received before the jump. */
+  #gap: { upTo: number; bytesAt: number } | null = null;
+  /** Bytes of the channel never received (jumped over): with `received`, every byte up to `lastSeq`. */
+  #jumped = 0;
   #term: Terminal;
   #queue: Uint8Array[] = [];
   #queued = 0;
@@ -140,6 +144,11 @@ export class ChannelTerminal {
     this.lastSeq = seq;
     this.received += data.length;
     this.element.dataset.received = String(this.received);
+    if (this.#gap && seq >= this.#gap.upTo) {
+      // Everything up to the jump's end has come, but for what was jumped over: that is what was skipped.
+      this.#countJumped(this.#gap.bytesAt - (this.received - (seq > this.#gap.upTo ? data.length : 0)));
+      this.#gap = null;
+    }
     this.#queue.push(data);
     this.#queued += data.length;
     if (this.mode === "live" && this.#queued > SKIP_AT) this.#skip();
@@ -198,6 +207,41 @@ export class ChannelTerminal {
     this.#resize.disconnect();
     this.#term.dispose();
     this.#queue = [];
+  }
+
+  /**
+   * Live, and too far behind to catch up through the stream: goes on from chunk `from` (a few chunks before the
+   * channel's end, `upTo`, when it held `bytesAt` bytes); what lies between is counted as skipped once the
+   * chunks up to `upTo` have come.
+   */
+  jump(from: number, upTo: number, bytesAt: number): void {
+    if (this.#disposed || from <= this.lastSeq) return;
+    this.lastSeq = from;
+    this.#gap = { upTo, bytesAt };
+    if (from >= upTo) {
+      this.#countJumped(bytesAt - this.received);
+      this.#gap = null;
+    }
+    // What waits to be drawn is older still: it goes too, so the next thing drawn is the end.
+    this.#countSkipped(this.#queued);
+    this.#queue = [];
+    this.#queued = 0;
+    this.#term.write('\x1b[0m\r\n\x1b[2m[… skipped to keep up with the command; the output is stored whole: "whole output" shows every byte …]\x1b[0m\r\n');
+  }
+
+  /** `beforeJumps` bytes up to the jump's end were neither received nor jumped over before: the new gap. */
+  #countJumped(beforeJumps: number): void {
+    const n = beforeJumps - this.#jumped;
+    if (n <= 0) return;
+    this.#jumped += n;
+    this.#countSkipped(n);
+  }
+
+  #countSkipped(n: number): void {
+    if (n <= 0) return;
+    this.skipped += n;
+    this.element.dataset.skipped = String(this.skipped);
+    this.#events.skipped();
   }
 
   /** Drops the oldest queued output, keeping about KEEP_BYTES from the start of a line. */
