@@ -5,7 +5,7 @@ import { SpoolError } from "../rpc/errors.js";
 import type { ControlSignal } from "../runners/protocol.js";
 import { lineCount, parseAttributes } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
-import type { ToolContext } from "./tools.js";
+import type { ToolContext } from "./tool-context.js";
 
 /** The terminal a model's `sh` with `tty` gets. */
 export const MODEL_TTY = { cols: 120, rows: 40 } as const;

@@ -4,10 +4,9 @@ import { ENTRY } from "../core/status.js";
 import { channelModelView } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
-import type { ProjectRef } from "../rpc/connection-context.js";
 import { ControlSignal } from "../runners/protocol.js";
 import { lineCount, parseAttributes } from "../store/repositories.js";
-import type { EntryRow, RunRow } from "../store/schema.js";
+import type { EntryRow } from "../store/schema.js";
 import {
   awaitAnswer,
   describeParts,
@@ -21,6 +20,9 @@ import {
   statusLines,
   writeParts,
 } from "./interactive.js";
+import type { ToolContext } from "./tool-context.js";
+
+export type { ToolContext } from "./tool-context.js";
 
 /** A command or directory with a NUL byte cannot reach a process intact: the model is told so, nothing is proposed. */
 const noNul = [(value: string) => !value.includes("\0"), "must not contain NUL bytes"] as const;
@@ -106,21 +108,6 @@ export type ToolOutcome =
   | { kind: "result"; content: string; path?: string; failed?: boolean }
   | { kind: "waiting"; path: string }
   | { kind: "done"; content: string; summary: string };
-
-export interface ToolContext {
-  core: Core;
-  project: ProjectRef;
-  run: RunRow;
-  loopId: number;
-  /** The loop's number in the run (what clients see). */
-  loopSeq: number;
-  mode: "ask" | "act";
-  /** Tells clients (`run/tool`) that the call is being run, or waits on its proposal. */
-  announce(status: "running" | "waiting", path: string | null): void;
-  yieldMs: number;
-  budgetTokens: number;
-  signal: AbortSignal;
-}
 
 /** Sleeps, waking early on abort; the abort listener goes away with the timer. */
 const sleep = (ms: number, signal: AbortSignal) =>

@@ -1,0 +1,19 @@
+import type { Core } from "../core/index.js";
+import type { ProjectRef } from "../rpc/connection-context.js";
+import type { RunRow } from "../store/schema.js";
+
+/** What a tool call runs with: the core, where it runs, and the loop it belongs to. */
+export interface ToolContext {
+  core: Core;
+  project: ProjectRef;
+  run: RunRow;
+  loopId: number;
+  /** The loop's number in the run (what clients see). */
+  loopSeq: number;
+  mode: "ask" | "act";
+  /** Tells clients (`run/tool`) that the call is being run, or waits on its proposal. */
+  announce(status: "running" | "waiting", path: string | null): void;
+  yieldMs: number;
+  budgetTokens: number;
+  signal: AbortSignal;
+}
