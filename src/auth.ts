@@ -16,12 +16,33 @@ export function ensureToken(file: string): string {
   return token;
 }
 
-/** The token a client presented: `Authorization: Bearer …` or `?token=…`. */
-export function presentedToken(request: IncomingMessage): string | null {
+/** The WebSocket subprotocol a browser client offers (with SUBPROTOCOL_TOKEN_PREFIX + its token); the server answers with it. */
+export const SUBPROTOCOL = "spool";
+/** Browsers cannot set headers on a WebSocket: they may offer `spool.bearer.<token>` as a subprotocol instead. */
+export const SUBPROTOCOL_TOKEN_PREFIX = "spool.bearer.";
+
+/** Why a request with the token in its URL is refused (URLs end up in logs, shell history and Referer headers). */
+export const TOKEN_IN_URL =
+  "The token is not accepted in the URL (?token=): URLs end up in logs and shell history. Send it as Authorization: Bearer <token> (a browser WebSocket: the subprotocol spool.bearer.<token>)";
+
+/** Whether the request's URL carries a `token` query parameter (refused whatever else it carries). */
+export function tokenInUrl(request: IncomingMessage): boolean {
+  return new URL(request.url ?? "/", "http://localhost").searchParams.has("token");
+}
+
+/**
+ * The token a client presented: `Authorization: Bearer …`, or (WebSocket upgrades only, where browsers cannot
+ * set headers) the subprotocol `spool.bearer.…`. Never the URL (see tokenInUrl).
+ */
+export function presentedToken(request: IncomingMessage, options: { subprotocol?: boolean } = {}): string | null {
   const header = request.headers.authorization;
   if (header?.startsWith("Bearer ")) return header.slice("Bearer ".length).trim();
-  const url = new URL(request.url ?? "/", "http://localhost");
-  return url.searchParams.get("token");
+  if (!options.subprotocol) return null;
+  for (const offered of String(request.headers["sec-websocket-protocol"] ?? "").split(",")) {
+    const protocol = offered.trim();
+    if (protocol.startsWith(SUBPROTOCOL_TOKEN_PREFIX)) return protocol.slice(SUBPROTOCOL_TOKEN_PREFIX.length);
+  }
+  return null;
 }
 
 export function tokensMatch(expected: string, presented: string | null): boolean {

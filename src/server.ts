@@ -4,7 +4,19 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type WebSocket, WebSocketServer } from "ws";
-import { cookieValue, ensureToken, isLoopback, originAllowed, ownOrigin, presentedToken, sessionCookieName, tokensMatch } from "./auth.js";
+import {
+  cookieValue,
+  ensureToken,
+  isLoopback,
+  originAllowed,
+  ownOrigin,
+  presentedToken,
+  SUBPROTOCOL,
+  sessionCookieName,
+  TOKEN_IN_URL,
+  tokenInUrl,
+  tokensMatch,
+} from "./auth.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
 import { PostgresBus } from "./cluster/postgres-bus.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
@@ -69,8 +81,8 @@ function wsTransport(socket: WebSocket): Transport {
   };
 }
 
-function refuse(socket: Socket, status: number, message: string): void {
-  socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${message.length}\r\n\r\n${message}`);
+function refuse(socket: Socket, status: number, message: string, body = message): void {
+  socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /**
@@ -152,7 +164,12 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   rpc.install();
   plugins.markStarted();
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxMessageBytes });
+  // A browser client sending its token as a subprotocol also offers "spool", which the server answers with (never the token).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.limits.maxMessageBytes,
+    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
   // The web view: its page over plain HTTP, and pages signed in with a session cookie instead of the token.
   const sessions = new WebSessions();
   const trustedHosts = [config.host];
@@ -161,7 +178,8 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log }));
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
-    const byToken = tokensMatch(token, presentedToken(request));
+    if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
+    const byToken = tokensMatch(token, presentedToken(request, { subprotocol: true }));
     const session = byToken ? null : cookieValue(request, cookieName());
     if (!byToken && !sessions.check(session)) return refuse(socket, 401, "Unauthorized");
     // The cookie is good only for the server's own page.

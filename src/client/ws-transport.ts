@@ -1,13 +1,16 @@
 import WebSocket from "ws";
-import { isLoopback } from "../auth.js";
+import { isLoopback, SUBPROTOCOL, SUBPROTOCOL_TOKEN_PREFIX } from "../auth.js";
 import type { Transport } from "../rpc/transport.js";
 
 export interface WebSocketOptions {
   token: string;
   /** Sent as the Origin header (browsers always send one; tests use it to check the Origin rule). */
   origin?: string;
-  /** Send the token as `?token=` instead of the Authorization header. */
-  tokenInQuery?: boolean;
+  /**
+   * Send the token as the subprotocol `spool.bearer.<token>` (with `spool`) instead of the Authorization
+   * header, as a browser must. The token is never sent in the URL: the server refuses that.
+   */
+  tokenInSubprotocol?: boolean;
   maxPayload?: number;
 }
 
@@ -23,9 +26,9 @@ export class ConnectError extends Error {
 /** Opens a WebSocket to a Spool server and resolves once it is open (rejects on 401/403/…). */
 export function connectWebSocket(url: string, options: WebSocketOptions): Promise<Transport> {
   const target = new URL(url);
-  if (options.tokenInQuery) target.searchParams.set("token", options.token);
-  const socket = new WebSocket(target, {
-    headers: options.tokenInQuery ? {} : { Authorization: `Bearer ${options.token}` },
+  const protocols = options.tokenInSubprotocol ? [SUBPROTOCOL, `${SUBPROTOCOL_TOKEN_PREFIX}${options.token}`] : [];
+  const socket = new WebSocket(target, protocols, {
+    headers: options.tokenInSubprotocol ? {} : { Authorization: `Bearer ${options.token}` },
     ...(options.origin ? { origin: options.origin } : {}),
     maxPayload: options.maxPayload ?? 256 * 1024 * 1024,
     // Frame masking protects HTTP intermediaries from script-controlled bytes; a loopback

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { cookieValue, originAllowed, ownOrigin, presentedToken, tokensMatch } from "../auth.js";
+import { cookieValue, originAllowed, ownOrigin, presentedToken, TOKEN_IN_URL, tokenInUrl, tokensMatch } from "../auth.js";
 import type { Logger } from "../logger.js";
 import { pageAssets } from "./assets.js";
 import type { WebSessions } from "./sessions.js";
@@ -91,10 +91,11 @@ async function handle(options: WebOptions, request: IncomingMessage, response: S
   response.writeHead(200, headers).end(method === "HEAD" ? undefined : body);
 }
 
-/** POST /session/code with the token: a one-time code for `spool open`'s link. */
+/** POST /session/code with the token (Authorization header only): a one-time code for `spool open`'s link. */
 function mintCode(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): void {
   allow(method, ["POST"]);
   if (!originAllowed(request, options.allowedOrigins, options.trustedHosts)) throw new HttpError(403, "Origin not allowed");
+  if (tokenInUrl(request)) throw new HttpError(401, TOKEN_IN_URL, { "WWW-Authenticate": "Bearer" });
   if (!tokensMatch(options.token, presentedToken(request))) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
   const { code, expiresAt } = options.sessions.mintCode();
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs });

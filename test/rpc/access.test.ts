@@ -27,11 +27,38 @@ describe("access at the WebSocket upgrade", () => {
     await expect(connectWebSocket(ts.server.url, { token: "0".repeat(64) })).rejects.toMatchObject({ status: 401 });
   });
 
-  it("accepts the token in the Authorization header or in ?token=", async () => {
-    for (const tokenInQuery of [false, true]) {
-      const c = new SpoolClient(await connectWebSocket(ts.server.url, { token: ts.server.token, tokenInQuery }));
+  it("accepts the token in the Authorization header or as the subprotocol spool.bearer.<token> (answered with spool)", async () => {
+    for (const tokenInSubprotocol of [false, true]) {
+      const c = new SpoolClient(await connectWebSocket(ts.server.url, { token: ts.server.token, tokenInSubprotocol }));
       expect((await c.request("ping")).pong).toBe(true);
       c.close();
+    }
+    const socket = new WebSocket(ts.server.url, ["spool", `spool.bearer.${ts.server.token}`]);
+    await new Promise((r) => socket.once("open", r));
+    expect(socket.protocol).toBe("spool");
+    socket.close();
+    await expect(connectWebSocket(ts.server.url, { token: "0".repeat(64), tokenInSubprotocol: true })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("refuses the token in the URL (?token=) with HTTP 401 saying to use the Authorization header, even with the header too", async () => {
+    const refused = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const socket = new WebSocket(`${ts.server.url}?token=${ts.server.token}`, { headers });
+        socket.once("open", () => reject(new Error("the upgrade was accepted")));
+        socket.once("unexpected-response", (_req, res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (part: string) => {
+            body += part;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+      });
+    for (const headers of [{}, { Authorization: `Bearer ${ts.server.token}` }] as Record<string, string>[]) {
+      const { status, body } = await refused(headers);
+      expect(status).toBe(401);
+      expect(body).toMatch(/not accepted in the URL/);
+      expect(body).toContain("Authorization: Bearer");
     }
   });
 

@@ -92,6 +92,17 @@ describe("the web view over HTTP", () => {
     expect(body.expiresInMs).toBe(60_000);
   });
 
+  it("refuses the token in the URL (POST /session/code?token=) with 401 saying to use the Authorization header, even with the header too", async () => {
+    for (const headers of [{}, { Authorization: `Bearer ${ts.server.token}` }] as Record<string, string>[]) {
+      const response = await fetch(`${base}session/code?token=${ts.server.token}`, { method: "POST", headers });
+      expect(response.status).toBe(401);
+      const body = (await response.json()) as { error: string };
+      expect(body.error).toMatch(/not accepted in the URL/);
+      expect(body.error).toContain("Authorization: Bearer");
+      expect(body.error).not.toContain(ts.server.token);
+    }
+  });
+
   it("trades a code for an HttpOnly, SameSite=Strict session cookie once; the same code again is 401", async () => {
     const one = await code();
     const first = await exchange({ code: one });
