@@ -21,7 +21,10 @@ export class Sessions {
     const existing = want.name !== undefined ? await projects.findProjectByName(want.name) : await projects.findProjectByRoot(root!);
     if (existing) {
       if (root !== undefined && root !== existing.root) {
-        throw new SpoolError("CONFLICT", `Project "${existing.name}" already has root ${existing.root}`, { project: existing.name, root: existing.root });
+        // Only what the caller gave: the other project's root is none of its business (one token may serve tools of one project).
+        throw new SpoolError("CONFLICT", `Project name "${existing.name}" is taken by a project with another root; choose another name`, {
+          project: existing.name,
+        });
       }
       return { id: existing.id, name: existing.name, root: existing.root };
     }

@@ -144,7 +144,8 @@ describe("the spool command line", () => {
       mkdirSync(other);
       const clash = cli(["init", "plain-work"], other);
       expect(await clash.exit).toBe(1);
-      expect(clash.stderr()).toContain(`is rooted at ${plain}`);
+      expect(clash.stderr()).toContain('already has a project named "plain-work" with another root');
+      expect(clash.stderr()).not.toContain(plain);
       expect(existsSync(join(other, ".spool", "project.json"))).toBe(false);
       const badName = cli(["init", "no good"], other);
       expect(await badName.exit).toBe(2);

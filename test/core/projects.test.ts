@@ -68,12 +68,17 @@ describe("projects found by root", () => {
     expect(found.projectId).toBe(made.projectId);
   });
 
-  it("a name with another root is a conflict; a relative root or neither name nor root is refused", async () => {
-    await (await ts.client()).initialize("named", { root: dir("named") });
-    await expect((await ts.client()).initialize("named", { root: dir("elsewhere") })).rejects.toMatchObject({
-      errorCode: "CONFLICT",
-      data: { root: join(base, "named") },
-    });
+  it("a name with another root is a conflict that reveals nothing of the other project; a relative root or neither name nor root is refused", async () => {
+    const other = dir("named-secret-root");
+    await (await ts.client()).initialize("named", { root: other });
+    const refused = await (await ts.client()).initialize("named", { root: dir("elsewhere") }).then(
+      () => expect.fail("joined a project named like another with another root"),
+      (error: { errorCode: string; message: string; data: unknown }) => error,
+    );
+    expect(refused.errorCode).toBe("CONFLICT");
+    expect(refused.message).toMatch(/name "named" is taken/);
+    expect(refused.data).toEqual({ code: "CONFLICT", project: "named" });
+    expect(JSON.stringify({ message: refused.message, data: refused.data })).not.toContain("named-secret-root");
     await expect((await ts.client()).initialize(undefined, { root: "relative/dir" })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
     await expect((await ts.client()).request("initialize", { protocolVersion: "1.0" })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
     await expect((await ts.client()).initialize("My App", { root: dir("x") })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
