@@ -11,6 +11,17 @@ import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 export class RunStates {
   constructor(private readonly deps: CoreDeps) {}
 
+  /**
+   * A name for a run created without an alias: run-N, N counted per project (nothing of other projects shows
+   * in it). A number whose name a client already chose as an alias is skipped.
+   */
+  async freeAlias(project: ProjectRef): Promise<string> {
+    for (;;) {
+      const alias = `run-${await this.deps.repos.runs.nextRunNumber(project.id)}`;
+      if (!(await this.deps.repos.runs.findRun(project.id, alias))) return alias;
+    }
+  }
+
   /** Creates a run (idle: done until a prompt queues a loop) and announces it (`run/state` "created"); an alias the project uses is CONFLICT. */
   async create(project: ProjectRef, input: { alias: string; model: string | null; mode: "ask" | "act"; title?: string | null }): Promise<RunRow> {
     const now = Date.now();

@@ -34,13 +34,15 @@ export async function updateRun(db: Kysely<Database>, id: number, update: RunUpd
     .execute();
 }
 
-/** The highest run id so far, used to name runs created without an alias. */
-export async function maxRunId(db: Kysely<Database>): Promise<number> {
+/** The project's next run number (run-N for runs created without an alias), counted per project. */
+export async function nextRunNumber(db: Kysely<Database>, projectId: number): Promise<number> {
   const row = await db
-    .selectFrom("runs")
-    .select((eb) => eb.fn.max("id").as("max"))
-    .executeTakeFirst();
-  return Number(row?.max ?? 0);
+    .updateTable("projects")
+    .set((eb) => ({ last_run_number: eb("last_run_number", "+", 1) }))
+    .where("id", "=", projectId)
+    .returning("last_run_number")
+    .executeTakeFirstOrThrow();
+  return Number(row.last_run_number);
 }
 
 /** Ids of runs with a model whose status is one of `open` (the agent continues them after a restart). */

@@ -5,6 +5,8 @@ export interface ProjectTable {
   name: string;
   root: string;
   created_at: number;
+  /** The last N given to a run named run-N in this project (migration 007). */
+  last_run_number: Generated<number>;
 }
 
 export interface RunTable {

@@ -141,11 +141,11 @@ const scenarios: Scenario[] = [
     },
     check: (out) => {
       expect(out.created.result.run).toMatchObject({ alias: "first", status: 200, model: null, mode: "act", turn: 1 });
-      expect(out.auto.result.run.alias).toBe("run-2");
+      expect(out.auto.result.run.alias).toBe("run-1"); // "first" was named by its client: not counted
       expect(out.again.error.data.code).toBe("CONFLICT");
       expect(out.withModel.error.data).toMatchObject({ code: "INVALID_PARAMS", model: "gpt" }); // no model alias is configured here
       expect(out.got.result.run.alias).toBe("first");
-      expect(out.list.result.runs.map((r: { alias: string }) => r.alias)).toEqual(["run-2", "first"]);
+      expect(out.list.result.runs.map((r: { alias: string }) => r.alias)).toEqual(["run-1", "first"]);
     },
   },
   {
@@ -168,6 +168,22 @@ const scenarios: Scenario[] = [
       expect(out.list.result.runs).toEqual([]);
       expect(out.sameAliasInB.result.run.alias).toBe("secret");
       expect(out.owner.result.run.alias).toBe("secret");
+    },
+  },
+  {
+    name: "runs created without an alias are numbered per project (each project's first is run-1); an alias a client took is skipped",
+    run: async (ts, kind) => {
+      const a = await ts.clientIn("numbered-a", kind);
+      const b = await ts.clientIn("numbered-b", kind);
+      const alias = async (c: typeof a, params: Record<string, unknown> = {}) => (await c.request("run/create", params)).run.alias as string;
+      return {
+        a: [await alias(a), await alias(a, { alias: "run-3" }), await alias(a), await alias(a)],
+        b: [await alias(b), await alias(b)],
+      };
+    },
+    check: (out) => {
+      expect(out.a).toEqual(["run-1", "run-3", "run-2", "run-4"]);
+      expect(out.b).toEqual(["run-1", "run-2"]);
     },
   },
   {

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logger.js";
 import { MIGRATIONS_DIR, startServer } from "../../src/server.js";
 import { openStore } from "../../src/store/database.js";
-import { MIGRATION_TABLE, migrateToLatest } from "../../src/store/migrator.js";
+import { MIGRATION_TABLE, migrateToLatest, migrationFiles } from "../../src/store/migrator.js";
+import { nextRunNumber } from "../../src/store/runs.js";
 import { tempDir } from "../helpers/server.js";
 
 function tables(file: string): string[] {
@@ -58,5 +59,22 @@ describe("SQL-file migrations", () => {
     expect(results.map((r) => r.migrationName)).toEqual(["002_more.sql"]);
     await store.close();
     expect(tables(join(home, "spool.db"))).toContain("extra");
+  });
+
+  it("a database from before per-project run numbers keeps working: each project continues after its highest run id", async () => {
+    const dir = join(tempDir(), "migrations");
+    mkdirSync(dir);
+    for (const file of migrationFiles(MIGRATIONS_DIR).filter((f) => f < "007")) copyFileSync(join(MIGRATIONS_DIR, file), join(dir, file));
+    const store = openStore(join(tempDir(), "spool.db"));
+    await migrateToLatest(store, dir);
+    // Named the old way, counted over all projects: a has run-1 and run-3, b has run-2.
+    store.sqlite.exec(`INSERT INTO projects (id, name, root, created_at) VALUES (1, 'a', '/a', 0), (2, 'b', '/b', 0), (3, 'c', '/c', 0);
+      INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'run-1', 200, 0, 0), (2, 2, 'run-2', 200, 0, 0), (3, 1, 'run-3', 200, 0, 0);`);
+    expect((await migrateToLatest(store, MIGRATIONS_DIR)).map((r) => r.migrationName)).toContain("007_run_numbers.sql");
+    expect(await nextRunNumber(store.db, 1)).toBe(4);
+    expect(await nextRunNumber(store.db, 2)).toBe(3);
+    expect(await nextRunNumber(store.db, 3)).toBe(1);
+    expect(await nextRunNumber(store.db, 3)).toBe(2);
+    await store.close();
   });
 });

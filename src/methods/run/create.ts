@@ -37,7 +37,7 @@ export const runCreate = defineMethod({
     if (params.alias !== undefined && (await core.repos.runs.findRun(project.id, params.alias))) {
       throw conflict(`Run alias "${params.alias}" is already used in project "${project.name}"`, { run: params.alias });
     }
-    const alias = params.alias ?? `run-${(await core.repos.runs.maxRunId()) + 1}`;
+    const alias = params.alias ?? (await core.runs.freeAlias(project));
     const row = await core.runs.create(project, { alias, model: params.model ?? null, mode: params.mode ?? "act", title: params.title ?? null });
     if (params.prompt === undefined || !agent) return { run: runView(row) };
     const loop = await agent.prompt(project, row, params.prompt, params.mode ?? "act");
