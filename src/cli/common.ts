@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import { escapeControl } from "../protocol/proposal-facts.js";
 import { SERVER_VERSION } from "../version.js";
 import { CliError, EXIT, type Target, usageError } from "./errors.js";
 import { findProject, type ProjectRef, requireProject, spoolHome } from "./project.js";
@@ -133,20 +134,8 @@ export function palette(stream: NodeJS.WriteStream = process.stdout) {
   return { on, bold: wrap("1"), dim: wrap("2"), red: wrap("31"), green: wrap("32"), yellow: wrap("33"), cyan: wrap("36") };
 }
 
-/**
- * Text from elsewhere (a model's command, a path, an environment value) made
- * safe to print: control characters, DEL, C1 controls and the Unicode
- * direction overrides and invisible separators are shown as escapes, so what
- * is shown is what would run (`\r`, `\e[2K` can no longer hide a prefix).
- */
-export function escapeControl(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => {
-    const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "\u001b": "\\e" };
-    if (named[c]) return named[c];
-    const code = c.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
-  });
-}
+/** Control characters shown as escapes: the one function every client uses (src/protocol/proposal-facts.ts). */
+export { escapeControl };
 
 /** "3s", "5m", "2h", "4d": how long ago. */
 export function age(since: number, now = Date.now()): string {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 /** One file the page is made of, ready to send. */
 export interface Asset {
@@ -30,6 +30,21 @@ function asset(path: string, type: string, body: Buffer, immutable: boolean): As
   return { path, type, body, gzip: gzipSync(body, { level: 9 }), etag: `"${hash}"`, immutable };
 }
 
+/**
+ * The src/protocol modules the page shares (proposal facts, sandbox modes) also define zod schemas the page
+ * never uses. A top-level `= z.…(…)` is a call esbuild must keep (it cannot know it is free of side
+ * effects), which would bundle all of zod; marked pure, unused schemas are dropped, and zod with them.
+ */
+const pureProtocolSchemas: Plugin = {
+  name: "pure-protocol-schemas",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]protocol[\\/][^\\/]+\.ts$/ }, (args) => ({
+      loader: "ts",
+      contents: readFileSync(args.path, "utf8").replace(/=\s*z\./g, "= /* @__PURE__ */ z."),
+    }));
+  },
+};
+
 const hashOf = (body: Uint8Array) => createHash("sha256").update(body).digest("hex").slice(0, 12);
 
 /**
@@ -48,6 +63,7 @@ async function buildPage(): Promise<PageAssets> {
     write: false,
     outdir: "/spool-page",
     legalComments: "eof",
+    plugins: [pureProtocolSchemas],
     logLevel: "silent",
   });
   const js = result.outputFiles.find((f) => f.path.endsWith(".js"));

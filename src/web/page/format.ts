@@ -1,25 +1,8 @@
 import { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord } from "../../core/status.js";
 
+// One escaping function for every client, next to the proposal facts it shows.
+export { escapeControl, hasControl } from "../../protocol/proposal-facts.js";
 export { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord };
-
-const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "\u001b": "\\e" };
-
-/**
- * Text from elsewhere (a command, an environment value, a path) as it must be shown before someone
- * approves it: control characters, DEL, C1 controls and the invisible or direction-changing characters
- * are written as escapes, so nothing can hide part of what would run.
- */
-export function escapeControl(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => {
-    const named = NAMED[c];
-    if (named) return named;
-    const code = c.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
-  });
-}
-
-/** Whether escapeControl changed anything (the page then marks the text). */
-export const hasControl = (text: string) => escapeControl(text) !== text;
 
 /** "3s", "5m", "2h", "4d". */
 export function age(since: number, now = Date.now()): string {

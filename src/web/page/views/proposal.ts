@@ -1,3 +1,4 @@
+import { defaultRunnerName, envPair, factValue, proposalFacts } from "../../../protocol/proposal-facts.js";
 import { h } from "../dom.js";
 import { escapeControl } from "../format.js";
 import type { Proposal, Runner } from "../model.js";
@@ -10,53 +11,62 @@ export interface ProposalActions {
 }
 
 /**
- * A pending proposal as someone deciding must see it: the command, its directory, the environment it
- * adds and the runner it would run on, each with control characters shown escaped, not obeyed.
+ * A pending proposal as someone deciding must see it: the facts every client shows (src/protocol/proposal-facts.ts)
+ * — the command, its directory, the environment it adds, its terminal, the runner it would run on, its
+ * sandbox mode, whether it runs in the background and its time limit — each with control characters shown
+ * escaped, not obeyed.
  */
 export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions): HTMLElement {
-  const a = p.attributes;
-  const env = a.env && typeof a.env === "object" ? Object.entries(a.env as Record<string, string>) : [];
-  const proposedRunner = typeof a.runner === "string" ? a.runner : "";
-  const fallback = (runners.find((r) => r.default) ?? runners.find((r) => r.embedded))?.name;
+  const facts = proposalFacts(p.attributes);
+  const fallback = defaultRunnerName(runners);
   const runnerSelect = h(
     "select",
     { "aria-label": "runner" },
-    h("option", { value: "" }, `default runner${fallback ? ` (${escapeControl(fallback)})` : ""}`),
+    h("option", { value: "" }, factValue({ ...facts, runner: null }, "runner", { defaultRunner: fallback })),
     ...runners
       .filter((r) => r.state === "attached")
-      .map((r) => h("option", { value: r.name, selected: r.name === proposedRunner }, `${escapeControl(r.name)} · ${r.backend}`)),
+      .map((r) => h("option", { value: r.name, selected: r.name === facts.runner }, `${escapeControl(r.name)} · ${r.backend}`)),
   );
   const reason = h("input", { type: "text", placeholder: "reason (optional)", "aria-label": "reason", maxlength: 500 });
   const approve = h("button", { type: "button", class: "approve" }, "Approve");
   const reject = h("button", { type: "button", class: "reject" }, "Reject");
   approve.addEventListener("click", () => actions.resolve(p, "accept", approve, runnerSelect.value, ""));
   reject.addEventListener("click", () => actions.resolve(p, "reject", reject, "", reason.value.trim()));
+  const mode = facts.sandbox.mode;
+  const fact = (label: string, value: HTMLElement | string) => [h("dt", null, label), h("dd", { "data-fact": label }, value)];
+  const dim = (text: string) => h("span", { class: "dim" }, text);
   return h(
     "article",
     { class: "card proposal", "data-path": p.path, "data-run": p.run },
     h(
       "div",
       { class: "card-head" },
-      h("span", { class: "tool" }, p.tool),
-      a.readOnly ? h("span", { class: "badge ro", title: "runs in the read-only sandbox" }, "read-only") : null,
+      h("span", { class: "tool" }, escapeControl(facts.tool)),
+      h(
+        "span",
+        { class: `badge sandbox-${mode}${mode === "read-only" ? " ro" : ""}`, title: factValue(facts, "sandbox") },
+        mode === "full" ? "no sandbox" : mode,
+      ),
       h("a", { href: routeHash({ project, run: p.run, producer: null }) }, escapeControl(p.run)),
       h("span", { class: "dim path" }, escapeControl(p.path)),
       since(p.seenAt),
     ),
-    h("pre", { class: "command" }, "$ ", shown(p.command)),
+    h("pre", { class: "command" }, "$ ", shown(facts.command)),
     h(
       "dl",
       { class: "facts" },
-      h("dt", null, "cwd"),
-      h("dd", null, typeof a.cwd === "string" && a.cwd ? shown(a.cwd) : h("span", { class: "dim" }, "project root")),
-      h("dt", null, "env"),
-      h(
-        "dd",
-        null,
-        env.length === 0 ? h("span", { class: "dim" }, "none added") : h("span", null, ...env.map(([k, v]) => h("code", { class: "env" }, shown(`${k}=${v}`)))),
+      ...fact("cwd", facts.cwd === null ? dim(factValue(facts, "cwd")) : shown(facts.cwd)),
+      ...fact(
+        "env",
+        facts.env.length === 0
+          ? dim(factValue(facts, "env"))
+          : h("span", null, ...facts.env.map(([k, v]) => h("code", { class: "env", title: envPair([k, v]) }, shown(`${k}=${v}`)))),
       ),
-      h("dt", null, "runner"),
-      h("dd", null, runnerSelect),
+      ...fact("tty", facts.tty ? factValue(facts, "tty") : dim(factValue(facts, "tty"))),
+      ...fact("runner", runnerSelect),
+      ...fact("sandbox", factValue(facts, "sandbox")),
+      ...fact("background", factValue(facts, "background")),
+      ...fact("timeout", factValue(facts, "timeout")),
     ),
     h("div", { class: "actions" }, approve, reject, reason),
   );

