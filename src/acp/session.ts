@@ -14,7 +14,8 @@ import type { ResultOf, SpoolNotifications } from "../client/api.js";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { ENTRY, OPEN_RUN, RUN } from "../core/status.js";
 import type { Logger } from "../logger.js";
-import { isCommandTool, tail, toolLook } from "./content.js";
+import { defaultRunnerName, factsText, type ProposalFacts, proposalFacts } from "../protocol/proposal-facts.js";
+import { fenced, isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, type ToolChange } from "./output.js";
 
 /** What a session needs of the editor: its name, whether it shows terminals, and the two calls it makes. */
@@ -50,6 +51,8 @@ interface ToolView {
   rawInput: Record<string, unknown>;
   /** The producer's log entry (sh, env). */
   path: string | null;
+  /** What the person must see before deciding, once it was proposed. */
+  facts: ProposalFacts | null;
   /** Its proposal was decided (accepted, rejected, or it ran before the bridge saw it). */
   resolved: boolean;
   /** The editor was shown its final status. */
@@ -384,7 +387,10 @@ export class AcpSession {
     if (typeof p.attributes.cwd === "string" && p.attributes.cwd) args.cwd = p.attributes.cwd;
     const view = await this.#view(p.toolCallId ?? p.path, p.path, args, p.tool);
     if (view.resolved || view.permission || view.deciding || view.settled) return;
-    this.#ask(view);
+    view.facts = proposalFacts(p.attributes);
+    // The runner a decision here picks, named in the request (its name only: the request goes out without it if the list fails).
+    const runners = view.facts.runner === null ? await this.link.client.call("runner/list", {}).catch(() => null) : null;
+    this.#ask(view, runners ? defaultRunnerName(runners.runners) : null);
   }
 
   async #onResolved(p: SpoolNotifications["run/resolved"]): Promise<void> {
@@ -445,7 +451,20 @@ export class AcpSession {
           if (!["command", "cwd", "env", "path", "tail", "line", "limit", "timeout_ms"].includes(key)) delete rawInput[key];
       }
       const look = toolLook(tool, rawInput);
-      view = { id, tool, ...look, rawInput, path: null, resolved: false, settled: false, known: null, permission: null, deciding: false, output: null };
+      view = {
+        id,
+        tool,
+        ...look,
+        rawInput,
+        path: null,
+        facts: null,
+        resolved: false,
+        settled: false,
+        known: null,
+        permission: null,
+        deciding: false,
+        output: null,
+      };
       this.#tools.set(id, view);
       this.#forgetOld();
       const terminal = this.editor.terminal && isCommandTool(tool);
@@ -490,16 +509,37 @@ export class AcpSession {
     }
   }
 
-  /** A proposal becomes `session/request_permission`; the editor's answer resolves it, unless someone decided first. */
-  #ask(view: ToolView): void {
+  /**
+   * A proposal becomes `session/request_permission`; the editor's answer resolves it, unless someone decided
+   * first. The request carries every fact a person must see (src/protocol/proposal-facts.ts): as text in
+   * the tool call's content (escaped, in a code block so nothing in it reads as Markdown; before the
+   * terminal when the editor shows one), and as values in its rawInput.
+   */
+  #ask(view: ToolView, defaultRunner: string | null): void {
     const controller = new AbortController();
     view.permission = controller;
     const path = view.path!;
+    const facts = view.facts!;
+    const content: ToolCallContent[] = [{ type: "content", content: { type: "text", text: fenced(factsText(facts, { defaultRunner })) } }];
+    if (this.editor.terminal && isCommandTool(view.tool)) content.push({ type: "terminal", terminalId: view.id });
+    const rawInput = {
+      ...view.rawInput,
+      tool: facts.tool,
+      command: facts.command,
+      cwd: facts.cwd ?? "",
+      env: Object.fromEntries(facts.env),
+      tty: facts.tty,
+      runner: facts.runner,
+      ...(facts.runner === null ? { defaultRunner } : {}),
+      sandbox: facts.sandbox.mode === "unknown" ? facts.sandbox.given : facts.sandbox.mode,
+      background: facts.background,
+      timeout_ms: facts.timeoutMs,
+    };
     this.editor
       .requestPermission(
         {
           sessionId: this.id,
-          toolCall: { toolCallId: view.id, title: view.title, kind: view.kind, status: "pending", rawInput: view.rawInput },
+          toolCall: { toolCallId: view.id, title: view.title, kind: view.kind, status: "pending", content, rawInput },
           options: PERMISSION_OPTIONS,
         },
         controller.signal,

@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { factLines, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { type AcpProcess, agentText, initialize, spawnAcp } from "./harness.js";
@@ -172,6 +173,49 @@ describe("spool acp driven by the ACP SDK's client", () => {
     expect(await prompt).toEqual({ stopReason: "end_turn" });
     expect((await phone.call("entry/get", { run, path: proposals[0]!.path })).status).toBe(403);
     await phone.call("ping", {});
+    expect(acp.stderr()).toBe("");
+  });
+
+  it("a proposal another Spool client makes into the session's run: the permission request shows every fact, escaped, as text and in rawInput", async () => {
+    const acp = start();
+    await initialize(acp, { name: "zed", terminal: true });
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    const run = sessionId.split("/")[1]!;
+    mkdirSync(join(project, "sub"), { recursive: true });
+    const phone = await spool("phone");
+    const env = { HOOK: "./x\u001b[8m.sh", MODE: "fast" };
+    const { path } = await phone.call("proposal/create", { run, tool: "sh", command: "ls", cwd: "sub", env, tty: { cols: 100, rows: 30 } });
+    const ask = await acp.permission();
+    const call = ask.params.toolCall;
+    expect(call).toMatchObject({ title: "ls", kind: "execute", status: "pending" });
+    const shown = (call.content ?? []).flatMap((c) => (c.type === "content" && c.content.type === "text" ? [c.content.text] : [])).join("\n");
+    // What the editor shows: each fact on its own line, control characters escaped, in a code block.
+    expect(shown).toMatch(/^```\n/);
+    expect(shown).toContain("command     ls");
+    expect(shown).toContain("cwd         sub");
+    expect(shown).toContain("env         HOOK=./x\\e[8m.sh MODE=fast");
+    expect(shown).toContain("tty         100×30");
+    expect(shown).toContain("runner      default (local)");
+    expect(shown).not.toContain("\u001b");
+    const { attributes } = await phone.call("entry/get", { run, path });
+    const facts = proposalFacts(attributes);
+    for (const line of factLines(facts, { defaultRunner: "local" })) expect(shown).toContain(`${line.label.padEnd(10)}  ${line.value}`);
+    expect(shown).toMatch(/sandbox {5}(read-only|workspace-write|full) \(/);
+    // The terminal the editor shows the output in stays after the facts.
+    expect(call.content?.at(-1)).toEqual({ type: "terminal", terminalId: path });
+    expect(call.rawInput).toMatchObject({
+      tool: "sh",
+      command: "ls",
+      cwd: "sub",
+      env,
+      tty: { cols: 100, rows: 30 },
+      runner: null,
+      defaultRunner: "local",
+      sandbox: facts.sandbox.mode,
+      background: false,
+    });
+    ask.answer({ outcome: { outcome: "selected", optionId: "reject_once" } });
+    await eventually(async () => (await phone.call("entry/get", { run, path })).status === 403, 20_000, "the rejection");
     expect(acp.stderr()).toBe("");
   });
 
