@@ -1,21 +1,31 @@
+import { closeSync, constants, openSync, readlinkSync, readSync } from "node:fs";
 import { createInterface, type Interface } from "node:readline";
+import type { ReadStream } from "node:tty";
 import type { SpoolNotifications } from "../client/api.js";
 import type { SpoolClient } from "../client/spool-client.js";
 import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "../core/status.js";
-import { envText } from "./client-commands.js";
+import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 
-export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes]
+export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes | --answers-from-stdin]
        spool ${mode} --run ALIAS          follow a run again (no PROMPT)
 
 ${mode === "ask" ? "Asks a model about the project with read-only tools (env, get, wait)." : "Gives a model a task; it proposes shell commands that you accept or reject."}
-Shows the model's text as it streams, each proposal (command, working directory,
-extra environment and runner, control characters shown as escapes) with a prompt
-to accept (y), reject (n) or always accept it in this run (a: the same command in
-the same directory with the same environment), and the live output of accepted
-commands (stderr apart from stdout). Proposals can also be decided from anywhere
-else (spool pending / approve / reject); the prompt then moves on.
+Shows the model's text as it streams, each proposal (tool, command, working
+directory, extra environment, terminal, runner, sandbox mode, background, time
+limit, control characters shown as escapes) with a prompt to accept (y), reject
+(n) or always accept it in this run (a: the same command in the same directory
+with the same environment), and the live output of accepted commands (stderr
+apart from stdout). Proposals can also be decided from anywhere else (spool
+pending / approve / reject); the prompt then moves on.
+
+On a terminal the prompt takes one key pressed after it appears: whatever was
+typed before (for a command, or ahead) is discarded, never taken as an answer.
+Typing while a command runs does not reach it: answer it with spool attach RUN
+PATH or spool input RUN PATH TEXT. When stdin is not a terminal nothing is read
+from it: proposals wait for a decision from another client, unless --yes or
+--answers-from-stdin says otherwise.
 
 Without a PROMPT, --run follows that run again: it offers the proposals still
 pending and shows what the run does until it is idle.
@@ -29,27 +39,51 @@ Options:
   --model ALIAS       a model alias (spool models)
   --run ALIAS         continue this run (created if it does not exist)
   --yes, -y           accept every proposal without asking
+  --answers-from-stdin
+                      stdin is not a terminal and holds the answers: one line
+                      (y, n or a) per proposal, in order; its end rejects
 ${CLIENT_HELP}`;
 
 type Proposal = SpoolNotifications["run/proposal"];
 
-/** Reads one answer per question from stdin; EOF answers null. Ctrl-C on a terminal becomes SIGINT. */
+/**
+ * Where answers to "Accept?" come from:
+ * - `keys`: stdin is a terminal. Each question discards whatever was typed before it was drawn (in this
+ *   process's buffer and in the terminal's), then takes one key pressed after it: keys typed for a command,
+ *   or ahead of a question, never answer a question the person has not seen.
+ * - `lines`: `--answers-from-stdin` (stdin not a terminal): one line per question, in order; end of input
+ *   answers no.
+ * - `none`: stdin is not a terminal and no flag says it holds answers: nothing is read; proposals wait for
+ *   a decision from another client.
+ */
+type AnswerSource = "keys" | "lines" | "none";
+
+/** One answer per question (null: no answer will come here). Ctrl-C at a question becomes SIGINT. */
 class Questions {
   #rl: Interface | null = null;
   #lines: string[] = [];
   #waiting: ((line: string | null) => void) | null = null;
   #closed = false;
+  #stopKeys: (() => void) | null = null;
+  /** A second, non-blocking handle on the terminal, to empty its input queue before each question. */
+  #drainFd: number | null = null;
+  #drainWarned = false;
+
+  constructor(
+    readonly source: AnswerSource,
+    private readonly note: (text: string) => void,
+  ) {}
 
   ask(question: string): Promise<string | null> {
+    if (this.source === "keys") return this.#askKey(question);
     process.stdout.write(question);
+    if (this.source === "none") return new Promise((resolve) => (this.#waiting = resolve));
     if (!this.#rl) {
       this.#rl = createInterface({ input: process.stdin });
       this.#rl.on("line", (line) => {
         if (this.#waiting) this.#answer(line);
         else this.#lines.push(line);
       });
-      // readline takes Ctrl-C on a terminal for itself; pass it on as the signal it is.
-      this.#rl.on("SIGINT", () => process.emit("SIGINT"));
       this.#rl.on("close", () => {
         this.#closed = true;
         this.#answer(null);
@@ -59,6 +93,77 @@ class Questions {
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.#closed) return Promise.resolve(null);
     return new Promise((resolve) => (this.#waiting = resolve));
+  }
+
+  #askKey(question: string): Promise<string | null> {
+    const stdin = process.stdin as ReadStream;
+    // Raw mode first: a line typed without Enter (held by the terminal until now) becomes readable, and is discarded with the rest.
+    stdin.setRawMode(true);
+    const dropped = this.#discardTyped(stdin);
+    if (dropped > 0) this.note(`  (ignored ${dropped} ${dropped === 1 ? "byte" : "bytes"} typed before this question)`);
+    process.stdout.write(question);
+    return new Promise((resolve) => {
+      this.#waiting = resolve;
+      const onData = (chunk: Buffer) => {
+        const keys = chunk.toString("utf8").replace(/[\r\n]+$/, "");
+        if (keys.includes("\u0003")) {
+          process.stdout.write("^C\n");
+          process.emit("SIGINT");
+          return;
+        }
+        if (keys === "\u0004") {
+          process.stdout.write("^D\n");
+          this.#answer("n");
+          return;
+        }
+        // One key, pressed now; a paste or an escape sequence is not an answer.
+        const key = /^[yna]$/i.test(keys) ? keys.toLowerCase() : "?";
+        process.stdout.write(`${key === "?" ? "" : key}\n`);
+        this.#answer(key);
+      };
+      stdin.on("data", onData);
+      stdin.resume();
+      this.#stopKeys = () => {
+        stdin.off("data", onData);
+        stdin.pause();
+        stdin.setRawMode(false);
+      };
+    });
+  }
+
+  /** Throws away input that arrived before the question: what this process read already, then what the terminal holds. */
+  #discardTyped(stdin: ReadStream): number {
+    let dropped = 0;
+    for (let chunk = stdin.read() as Buffer | null; chunk !== null; chunk = stdin.read() as Buffer | null) dropped += chunk.length;
+    if (this.#drainFd === null) {
+      try {
+        // The terminal stdin is (libuv reads it through a handle of its own), opened again without blocking.
+        let path = "/dev/tty";
+        try {
+          const link = readlinkSync("/proc/self/fd/0");
+          if (link.startsWith("/dev/")) path = link;
+        } catch {
+          // No /proc (macOS): the controlling terminal, which stdin is when a person runs act.
+        }
+        this.#drainFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+      } catch (error) {
+        if (!this.#drainWarned) this.note(`  (cannot empty the terminal's input before questions: ${error instanceof Error ? error.message : String(error)})`);
+        this.#drainWarned = true;
+        return dropped;
+      }
+    }
+    const buffer = Buffer.alloc(4096);
+    for (;;) {
+      try {
+        const n = readSync(this.#drainFd, buffer, 0, buffer.length, null);
+        if (n <= 0) break;
+        dropped += n;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EAGAIN" && (error as NodeJS.ErrnoException).code !== "EWOULDBLOCK") throw error;
+        break;
+      }
+    }
+    return dropped;
   }
 
   /** Whether a question waits for its answer. */
@@ -72,13 +177,19 @@ class Questions {
   }
 
   #answer(line: string | null): void {
+    this.#stopKeys?.();
+    this.#stopKeys = null;
     const waiting = this.#waiting;
     this.#waiting = null;
     waiting?.(line);
   }
 
   close(): void {
+    this.#stopKeys?.();
+    this.#stopKeys = null;
     this.#rl?.close();
+    if (this.#drainFd !== null) closeSync(this.#drainFd);
+    this.#drainFd = null;
   }
 }
 
@@ -108,6 +219,7 @@ export function agentCommand(mode: "ask" | "act") {
       model: { type: "string" },
       run: { type: "string" },
       yes: { type: "boolean", short: "y" },
+      "answers-from-stdin": { type: "boolean" },
     });
     if (values.help) {
       process.stdout.write(agentHelp(mode));
@@ -116,9 +228,14 @@ export function agentCommand(mode: "ask" | "act") {
     const prompt = positionals.join(" ").trim();
     if (!prompt && !values.run) throw usageError(`spool ${mode} needs a PROMPT, or --run ALIAS to follow a run again (see \`spool help ${mode}\`)`);
     if (!prompt && values.model) throw usageError("--model needs a PROMPT: it chooses the model of a new run");
+    const fromStdin = Boolean(values["answers-from-stdin"]);
+    if (fromStdin && values.yes) throw usageError("--yes and --answers-from-stdin exclude each other: --yes accepts everything, the other reads answers");
+    if (fromStdin && process.stdin.isTTY)
+      throw usageError("--answers-from-stdin is for answers piped in; on a terminal each prompt takes a key pressed after it appears");
+    const answers: AnswerSource = values.yes ? "none" : fromStdin ? "lines" : process.stdin.isTTY ? "keys" : "none";
     const { client } = await connectClient(values, { name: `spool-${mode}`, create: Boolean(prompt) });
     try {
-      return await drive(client, mode, prompt, { model: values.model, run: values.run, yes: Boolean(values.yes) });
+      return await drive(client, mode, prompt, { model: values.model, run: values.run, yes: Boolean(values.yes), answers });
     } finally {
       client.close();
     }
@@ -128,11 +245,19 @@ export function agentCommand(mode: "ask" | "act") {
 /** How long to wait for the server to confirm an abort before leaving anyway. */
 const ABORT_WAIT_MS = 3_000;
 
-async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, options: { model?: string; run?: string; yes: boolean }): Promise<number> {
+async function drive(
+  client: SpoolClient,
+  mode: "ask" | "act",
+  prompt: string,
+  options: { model?: string; run?: string; yes: boolean; answers: AnswerSource },
+): Promise<number> {
   const colours = palette();
   const errColours = palette(process.stderr);
   const spin = spinner(Boolean(process.stderr.isTTY));
-  const questions = new Questions();
+  const questions = new Questions(options.answers, (text) => say(colours.dim(text)));
+  /** Told once: typing while a command runs goes nowhere; told once: nothing here answers (stdin is not a terminal). */
+  let toldTyping = false;
+  let toldNoAnswers = false;
   const offered = new Set<string>();
   /** Proposals this process decided (their run/resolved is not news). */
   const mine = new Set<string>();
@@ -160,18 +285,26 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
     if (stopping) return;
     const elsewhere = decidedElsewhere.get(p.path);
     if (elsewhere) return; // decided before its turn here came: already reported
-    const cwd = String(p.attributes.cwd || ".");
-    const env = envText(p.attributes.env);
-    say(`${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(p.command))} ${colours.dim(`(${p.tool}, ${p.path})`)}`);
-    say(
-      colours.dim(
-        `  in ${escapeControl(cwd)}${env ? `, env ${escapeControl(env)}` : ""}, runner ${typeof p.attributes.runner === "string" ? escapeControl(p.attributes.runner) : "(default)"}`,
-      ),
-    );
+    await showProposal(p.path, p.attributes);
     let answer: string | null = options.yes ? "y" : null;
     if (answer === "y") say(colours.dim("  accepting: --yes"));
+    if (answer === null && questions.source === "none" && !toldNoAnswers) {
+      toldNoAnswers = true;
+      say(
+        colours.dim(
+          "  stdin is not a terminal: nothing here answers proposals (--yes accepts them, --answers-from-stdin reads y/n/a lines); decide from another client:",
+        ),
+      );
+    }
+    if (answer === null && questions.source === "none") {
+      say(colours.dim(`  spool approve ${escapeControl(p.run)} ${escapeControl(p.path)}   or   spool reject ${escapeControl(p.run)} ${escapeControl(p.path)}`));
+    }
     while (answer === null || !/^[yna]$/i.test(answer)) {
-      answer = await questions.ask("  Accept? [y]es / [n]o / [a]lways this command (same directory and environment) in this run: ");
+      answer = await questions.ask(
+        questions.source === "none"
+          ? "  waiting for a decision…\n"
+          : `  Accept? [y]es / [n]o / [a]lways this command (same directory and environment) in this run${questions.source === "keys" ? " (one key)" : ""}: `,
+      );
       if (stopping || decidedElsewhere.has(p.path)) return;
       if (answer === null) answer = "n"; // stdin closed: nobody can accept
       answer = answer.trim().toLowerCase().slice(0, 1) || "?";
@@ -203,8 +336,24 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
     await follow(p);
   };
 
+  /** What every client shows before a decision (src/protocol/proposal-facts.ts), under a header naming the proposal. */
+  const showProposal = async (path: string, attributes: Record<string, unknown>) => {
+    const facts = proposalFacts(attributes);
+    const runners = facts.runner === null ? await client.call("runner/list", {}).catch(() => null) : null;
+    say(`${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(facts.command))} ${colours.dim(`(${escapeControl(facts.tool)}, ${path})`)}`);
+    say(factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null, indent: "  " }));
+  };
+
   const follow = async (p: { run: string; path: string }) => {
     streaming = { path: p.path };
+    if (!toldTyping && process.stdin.isTTY) {
+      toldTyping = true;
+      say(
+        colours.dim(
+          `  (keys typed here do not reach the command; to answer it: spool attach ${escapeControl(p.run)} ${p.path}, or spool input ${escapeControl(p.run)} ${p.path} TEXT)`,
+        ),
+      );
+    }
     const watch = await client.watch({ run: p.run, path: p.path }, (chunk) => {
       spin.stop();
       if (chunk.channel === 2) process.stderr.write(errColours.on ? errColours.red(chunk.data.toString()) : chunk.data);
@@ -236,10 +385,7 @@ async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, o
       queue = queue
         .then(async () => {
           const log = await client.call("entry/get", { run: p.run, path: p.path });
-          const cwd = String(log.attributes.cwd || ".");
-          say(
-            `${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(String(log.attributes.command)))} ${colours.dim(`(${String(log.attributes.tool)}, ${p.path}, in ${escapeControl(cwd)})`)}`,
-          );
+          await showProposal(p.path, log.attributes);
           say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${p.runner ?? "?"}`));
           if (!stopping) await follow(p);
         })

@@ -2,6 +2,7 @@ import { rmSync } from "node:fs";
 import type { SpoolClient } from "../client/spool-client.js";
 import { SpoolRpcError } from "../client/spool-client.js";
 import { ENTRY, entryStatusWord, runStatusWord } from "../core/status.js";
+import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import {
   age,
   CLIENT_HELP,
@@ -159,7 +160,7 @@ function liveness(r: { embedded: boolean; attachedAt: number; state: "attached" 
 export const PENDING: Command = {
   help: usage(
     "spool pending [--run RUN] [--json]",
-    "Lists the project's pending proposals, oldest first: run, path, command, working directory,\nextra environment, runner and age. Decide with `spool approve` or `spool reject`.",
+    "Lists the project's pending proposals, oldest first: run, path and age, then what every client\nshows before a decision — tool, command, working directory, extra environment, terminal, runner,\nsandbox mode, background, time limit — with control characters shown escaped. Decide with\n`spool approve` or `spool reject`.",
     `  --run RUN           only this run's\n${JSON_HELP}`,
   ),
   run: async (argv) => {
@@ -176,33 +177,22 @@ export const PENDING: Command = {
         if (reply.next === null) break;
         after = reply.next;
       }
-      printRows(
-        values.json
-          ? proposals
-          : proposals.map((p) => ({
-              run: p.run,
-              path: p.path,
-              command: p.command,
-              cwd: String(p.attributes.cwd || "."),
-              env: envText(p.attributes.env),
-              runner: typeof p.attributes.runner === "string" ? p.attributes.runner : "(default)",
-              age: age(p.createdAt),
-            })),
-        ["run", "path", "command", "cwd", "env", "runner", "age"],
-        values.json,
+      if (values.json || proposals.length === 0) {
+        printRows(proposals, [], values.json);
+        return;
+      }
+      const { runners } = await client.call("runner/list", {});
+      const defaultRunner = defaultRunnerName(runners);
+      const colours = palette();
+      const blocks = proposals.map(
+        (p) =>
+          `${colours.bold(`${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(proposalFacts(p.attributes), { defaultRunner, indent: "  " })}\n`,
       );
+      process.stdout.write(blocks.join("\n"));
     });
     return EXIT.ok;
   },
 };
-
-/** `A=1 B=two`: a proposal's extra environment, for a table or a prompt (escaped by the printer). */
-export function envText(env: unknown): string {
-  if (!env || typeof env !== "object") return "";
-  return Object.entries(env as Record<string, unknown>)
-    .map(([k, v]) => `${k}=${String(v)}`)
-    .join(" ");
-}
 
 /** A CONFLICT from run/resolve, told as what happened to the proposal. */
 async function decidedAlready(client: SpoolClient, run: string, path: string, error: unknown): Promise<never> {

@@ -23,7 +23,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
       { text: "Checking the greeting. ", tools: [{ id: "call_1", name: "sh", arguments: { command: "echo hello-out; echo hello-err >&2" } }] },
       { tools: [{ id: "call_2", name: "done", arguments: { summary: "printed both" } }] },
     );
-    const cli = spawnCli(["act", "say hello", "--model", "test", "--run", "cli-act", ...connection()]);
+    const cli = spawnCli(["act", "say hello", "--model", "test", "--run", "cli-act", "--answers-from-stdin", ...connection()]);
     await cli.waitFor(/Accept\? \[y\]es/);
     expect(cli.stdout()).toContain("Checking the greeting.");
     expect(cli.stdout()).toContain("echo hello-out; echo hello-err >&2");
@@ -44,7 +44,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
       { tools: [{ id: "call_a2", name: "sh", arguments: { command: "echo again" } }] },
       { text: "Finished." },
     );
-    const cli = spawnCli(["act", "tidy up", "--model", "test", "--run", "cli-choices", ...connection()]);
+    const cli = spawnCli(["act", "tidy up", "--model", "test", "--run", "cli-choices", "--answers-from-stdin", ...connection()]);
     await cli.waitFor(/Accept\?/);
     cli.write("n\n");
     await cli.waitFor(/rejected[\s\S]*Accept\?/);
@@ -54,6 +54,27 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(cli.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by spool-act\)/);
     const answered = model.requests.map((r) => toolResult(r, "call_r")).find(Boolean);
     expect(answered).toContain("403");
+  });
+
+  it("act with stdin not a terminal and no flag: what it holds is no answer; the proposal waits for another client's decision", async () => {
+    model.reply({ tools: [{ id: "call_p", name: "sh", arguments: { command: "echo piped-ok" } }] }, { text: "Finished." });
+    const cli = spawnCli(["act", "from a pipe", "--model", "test", "--run", "cli-pipe", ...connection()]);
+    // Typed (piped) before any question: it must not answer one.
+    cli.write("y\ny\n");
+    await cli.waitFor(/waiting for a decision/);
+    expect(cli.stdout()).toContain("stdin is not a terminal: nothing here answers proposals");
+    expect(cli.stdout()).not.toContain("Accept?");
+    const c = await ts.clientIn("cli");
+    const [pending] = (await c.call("proposal/list", { run: "cli-pipe" })).proposals;
+    expect(cli.stdout()).toContain(`spool approve cli-pipe ${pending!.path}`);
+    expect((await c.call("entry/get", { run: "cli-pipe", path: pending!.path })).status).toBe(202);
+    await c.call("run/resolve", { run: "cli-pipe", path: pending!.path, decision: "accept" });
+    expect(await cli.exit).toBe(0);
+    expect(cli.stdout()).toMatch(/was accepted by/);
+    c.close();
+    const both = spawnCli(["act", "x", "--model", "test", "--yes", "--answers-from-stdin", ...connection()]);
+    expect(await both.exit).toBe(2);
+    expect(both.stderr()).toContain("--yes and --answers-from-stdin exclude each other");
   });
 
   it("Ctrl-C cancels the streaming command; the run carries on and finishes", async () => {

@@ -169,11 +169,15 @@ describe("the spool command line", () => {
       const good = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo out; echo err >&2" });
       const pending = cli(["pending"], dir);
       expect(await pending.exit).toBe(0);
-      const table = pending.stdout();
-      expect(table).toMatch(/^run\s+path\s+command\s+cwd\s+env\s+runner\s+age\n/);
-      expect(table).toContain("echo PWNED > f #\\r\\e[2Kls -la");
-      expect(table).not.toContain("\r");
-      expect(table).toMatch(/sub\s+MODE=x\s+\(default\)/);
+      const listed = pending.stdout();
+      expect(listed).toMatch(
+        new RegExp(
+          `^d  ${evil.path.replace(/[/.]/g, "\\$&")}  proposed \\d+s ago\n  tool {8}sh\n  command {5}echo PWNED > f #\\\\r\\\\e\\[2Kls -la\n  cwd {9}sub\n`,
+        ),
+      );
+      expect(listed).toContain("  env         MODE=x\n  tty         none\n  runner      default (local)\n");
+      expect(listed).not.toContain("\r");
+      expect(listed).toContain(`d  ${good.path}`);
 
       const reject = cli(["reject", "d", evil.path, "--reason", "not that"], dir);
       expect(await reject.exit).toBe(0);
@@ -278,15 +282,15 @@ describe("the spool command line", () => {
         { tools: [{ id: "c4", name: "sh", arguments: { command: "echo same", cwd: "sub" } }] },
         { text: "Done." },
       );
-      const act = cli(["act", "go", "--model", "test", "--run", "honest"], dir);
+      const act = cli(["act", "go", "--model", "test", "--run", "honest", "--answers-from-stdin"], dir);
       await act.waitFor(/Accept\?/);
       expect(act.stdout()).toContain("echo PWNED > f #\\r\\e[2Kls -la");
       expect(act.stdout()).not.toContain("\u001b[2K");
-      expect(act.stdout()).toMatch(/in \., runner \(default\)/);
+      expect(act.stdout()).toMatch(/cwd {9}project root\n {2}env {9}none added\n {2}tty {9}none\n {2}runner {6}default \(local\)\n/);
       act.write("n\n");
       await act.waitFor(/echo same[\s\S]*Accept\?/);
       act.write("a\n");
-      await act.waitFor(/sub, runner[\s\S]*Accept\?/);
+      await act.waitFor(/cwd {9}sub\n[\s\S]*Accept\?/);
       // The third (same command, same directory) was accepted without asking; the fourth (another directory) asks.
       expect(act.stdout().match(/Accept\?/g)).toHaveLength(3);
       expect(act.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by spool-act\)/);
@@ -297,7 +301,7 @@ describe("the spool command line", () => {
     it("Ctrl-C at the accept prompt aborts the run and exits 130 at once", async () => {
       const dir = gitRoot(base, "sigint");
       model.reply({ tools: [{ id: "s1", name: "sh", arguments: { command: "echo wait" } }] });
-      const act = cli(["act", "go", "--model", "test", "--run", "sig"], dir);
+      const act = cli(["act", "go", "--model", "test", "--run", "sig", "--answers-from-stdin"], dir);
       await act.waitFor(/Accept\?/);
       act.child.kill("SIGINT");
       const { code, ms } = await act.exitsWithin(5_000);
@@ -315,7 +319,7 @@ describe("the spool command line", () => {
         { tools: [{ id: "e2", name: "sh", arguments: { command: "echo two" } }] },
         { text: "All done." },
       );
-      const act = cli(["act", "go", "--model", "test", "--run", "away"], dir);
+      const act = cli(["act", "go", "--model", "test", "--run", "away", "--answers-from-stdin"], dir);
       await act.waitFor(/Accept\?/);
       const other = await ts.client();
       await other.initialize(undefined, { root: dir, create: false });
@@ -326,7 +330,7 @@ describe("the spool command line", () => {
       await act.waitFor(/echo two[\s\S]*Accept\?/);
       act.child.kill("SIGKILL");
       await act.exit;
-      const back = cli(["act", "--run", "away"], dir);
+      const back = cli(["act", "--run", "away", "--answers-from-stdin"], dir);
       await back.waitFor(/echo two[\s\S]*Accept\?/);
       back.write("y\n");
       expect(await back.exit).toBe(0);
@@ -345,7 +349,7 @@ describe("the spool command line", () => {
       const dir = gitRoot(base, "restart");
       model.reply({ tools: [{ id: "r1", name: "sh", arguments: { command: "echo wait" } }] });
       const act = spawnCli(
-        ["act", "go", "--model", "test", "--run", "lost"],
+        ["act", "go", "--model", "test", "--run", "lost", "--answers-from-stdin"],
         { SPOOL_SERVER: serve.url, SPOOL_TOKEN_FILE: join(home, "token"), SPOOL_PROJECT: "" },
         { cwd: dir },
       );
