@@ -70,6 +70,10 @@ export const LimitsSchema = z.strictObject({
     .default(1024 * 1024),
 });
 
+/** config.json `sandbox`: the sandbox mode of sh commands (SPEC §7 Runners, "Sandbox modes"). */
+export const SANDBOX_SETTINGS = ["auto", "workspace-write", "full"] as const;
+export type SandboxSetting = (typeof SANDBOX_SETTINGS)[number];
+
 export const ConfigFileSchema = z.strictObject({
   host: z.string().optional(),
   port: z.number().int().min(0).max(65535).optional(),
@@ -109,6 +113,13 @@ export const ConfigFileSchema = z.strictObject({
   livenessTimeoutMs: z.number().int().nonnegative().optional(),
   /** Variables of the runner's environment that commands get besides the base (PATH, HOME, LANG, TERM): names, or patterns with `*` (which never match SPOOL_* or secret-looking names). */
   commandEnv: z.array(z.string().regex(COMMAND_ENV_ENTRY, "a variable name, or a pattern with *")).optional(),
+  /**
+   * The sandbox mode of `sh` commands (SPEC §7 Runners, "Sandbox modes"): "auto" (the default: workspace-write where the runner a
+   * plain accept picks has it, else full, saying why), "workspace-write" (always; a runner without it is refused) or "full" (none).
+   */
+  sandbox: z.enum(SANDBOX_SETTINGS).optional(),
+  /** Whether workspace-write commands keep the network (default true); false cuts it. */
+  sandboxNetwork: z.boolean().optional(),
   /** How long a turn waits for an accepted command before the model sees its output so far, in milliseconds. */
   toolYieldMs: z.number().int().nonnegative().optional(),
   /** Tokens of command output the model sees per tool result before head/tail cutting. */
@@ -141,6 +152,8 @@ const MUST: Record<string, string> = {
   "commandEnv[]": "a variable name or a pattern with *",
   toolYieldMs: MILLISECONDS,
   outputTokens: "a positive integer",
+  sandbox: '"auto", "workspace-write" or "full"',
+  sandboxNetwork: "true or false",
   ...Object.fromEntries(
     Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),
   ),
@@ -239,6 +252,10 @@ export interface SpoolConfig {
   livenessTimeoutMs: number;
   /** Names (or `*` patterns) of the runner's environment variables passed to commands besides the base; see SPEC §7 Environment. */
   commandEnv: string[];
+  /** The sandbox mode of sh commands: auto (workspace-write where the default runner has it, else full), workspace-write, or full. */
+  sandbox: SandboxSetting;
+  /** Whether workspace-write commands keep the network. */
+  sandboxNetwork: boolean;
   agent: AgentConfig;
 }
 
@@ -320,6 +337,8 @@ export interface ConfigOverrides {
   backgroundTimeoutMs?: number;
   livenessTimeoutMs?: number;
   commandEnv?: string[];
+  sandbox?: SandboxSetting;
+  sandboxNetwork?: boolean;
   agent?: Partial<Omit<AgentConfig, "models">>;
 }
 
@@ -337,6 +356,13 @@ function envSwitch(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
   if (["on", "1", "true", "yes"].includes(raw)) return true;
   if (["off", "0", "false", "no"].includes(raw)) return false;
   throw new Error(`${name} must be on or off, got "${env[name]}"`);
+}
+
+function envSandbox(env: NodeJS.ProcessEnv): SandboxSetting | undefined {
+  const raw = env.SPOOL_SANDBOX;
+  if (raw === undefined || raw === "") return undefined;
+  if (!(SANDBOX_SETTINGS as readonly string[]).includes(raw)) throw new Error(`SPOOL_SANDBOX must be auto, workspace-write or full, got "${raw}"`);
+  return raw as SandboxSetting;
 }
 
 /**
@@ -383,6 +409,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     backgroundTimeoutMs: overrides.backgroundTimeoutMs ?? envNumber(env, "SPOOL_BACKGROUND_TIMEOUT_MS") ?? file.backgroundTimeoutMs ?? 24 * 60 * 60 * 1000,
     livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
+    sandbox: overrides.sandbox ?? envSandbox(env) ?? file.sandbox ?? "auto",
+    sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,
     agent: {
       models: modelsFromEnv(env, file.modelMaxTokens),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,

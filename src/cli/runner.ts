@@ -11,7 +11,7 @@ import { LocalBackend } from "../runners/local.js";
 import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../runners/orphans.js";
 import { BackendName } from "../runners/protocol.js";
 import { type CommandEvent, firstAnswering, RunnerClient } from "../runners/runner-client.js";
-import { SandboxMode } from "../runners/sandbox.js";
+import { SandboxMode, sandboxModes } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
 import { CliError, explain } from "./errors.js";
 
@@ -259,6 +259,8 @@ export async function runner(argv: string[]): Promise<number> {
     ...(values.root ? { root: values.root } : {}),
     window: positiveInt("window", values.window, 8),
     passEnv,
+    // This runner's own state is as out of a sandboxed command's sight as the server's.
+    hide: [process.env.SPOOL_HOME ?? join(homedir(), ".spool"), tokenFile, stateDir],
     log,
     onCommand: (event) => process.stdout.write(`${commandLine(event)}\n`),
   });
@@ -282,7 +284,8 @@ export async function runner(argv: string[]): Promise<number> {
     const readOnly = sandbox.readOnly
       ? `Read-only sandbox: ${sandbox.detail}`
       : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
-    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n`);
+    const modes = `Sandbox modes: ${sandboxModes(sandbox).join(", ")}`;
+    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n${modes}\n`);
   });
   return 0;
 }

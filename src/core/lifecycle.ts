@@ -5,9 +5,11 @@ import type { Bus } from "../cluster/bus.js";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "../plugins/hooks.js";
+import { loaderVariables, loaderVariablesMessage, type SandboxModeName } from "../protocol/sandbox.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, notFound, SpoolError } from "../rpc/errors.js";
 import { type RunnerAttachParams, type RunnerAttachResult, type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
+import { sandboxModes } from "../runners/sandbox.js";
 import { type Attributes, lineCount, parseAttributes, type Repositories, UniqueViolation } from "../store/repositories.js";
 import type { AllowRuleRow, EntryRow, RunRow } from "../store/schema.js";
 import type { ClusterLink } from "./cluster.js";
@@ -46,6 +48,8 @@ export interface ProposalInput {
   tty?: { cols: number; rows: number } | undefined;
   /** Long-running work started in the background: its time limit is `backgroundTimeoutMs`, not `commandTimeoutMs`. */
   background?: boolean | undefined;
+  /** The sandbox mode asked for (proposal/create's `sandbox`); default: the configured one. The model's tools never set it. */
+  sandbox?: SandboxModeName | undefined;
   proposedBy: string;
   /** More attributes for the log entry (the agent loop records its tool call here). */
   extra?: Record<string, unknown>;
@@ -196,13 +200,25 @@ export class Lifecycle {
       env: input.env ?? {},
     });
     const cwd = confineCwd(project, filtered.cwd ?? undefined, allowOutside);
-    const rule = await this.#repos.allowRules.findRule({
-      run_id: run.id,
-      tool: producer.tool,
-      command: filtered.command,
-      cwd,
-      env: canonicalEnv(filtered.env),
-    });
+    // Nothing that makes the loader run code of the proposal's choosing, before any sandbox exists (or in none).
+    const loader = loaderVariables(filtered.env);
+    if (loader.length > 0)
+      throw new SpoolError("INVALID_PARAMS", `Invalid params: ${loaderVariablesMessage(loader)}`, {
+        issues: [{ path: "env", message: loaderVariablesMessage(loader) }],
+        names: loader,
+      });
+    const sandbox = await this.#sandboxFor(project, producer, input.sandbox);
+    // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
+    const ruleApplies = !(input.sandbox === "full" && this.deps.config.sandbox !== "full");
+    const rule = !ruleApplies
+      ? undefined
+      : await this.#repos.allowRules.findRule({
+          run_id: run.id,
+          tool: producer.tool,
+          command: filtered.command,
+          cwd,
+          env: canonicalEnv(filtered.env),
+        });
     const base = slugFromCommand(filtered.command);
     const prefix = logPath(run.turn, producer.tool, base);
     // Start after the suffixes this turn already uses (one query, not one failed insert per taken slug).
@@ -231,7 +247,10 @@ export class Lifecycle {
             ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
             ...(input.background ? { background: true } : {}),
             slug,
-            readOnly: producer.readOnly,
+            readOnly: sandbox.mode === "read-only",
+            sandbox: sandbox.mode,
+            ...(sandbox.mode === "workspace-write" ? { sandboxNetwork: this.deps.config.sandboxNetwork } : {}),
+            ...(sandbox.reason ? { sandboxReason: sandbox.reason } : {}),
             proposedBy: input.proposedBy,
             ...input.extra,
           }),
@@ -262,6 +281,34 @@ export class Lifecycle {
       await this.deps.emit("entry:status", { projectId: project.id, run, entry: row, previous: null });
       return row;
     }
+  }
+
+  /**
+   * The sandbox mode a proposal runs in, decided at proposal time so that every client shows it before the
+   * decision: read-only for read-only producers; else the mode asked for, or the configured one. With
+   * "auto", workspace-write, unless the runner a plain accept would pick here cannot give it: then full,
+   * with the reason recorded. An accept on a runner that cannot give the recorded mode is refused.
+   */
+  async #sandboxFor(
+    project: ProjectRef,
+    producer: { tool: string; readOnly?: boolean | undefined },
+    requested: SandboxModeName | undefined,
+  ): Promise<{ mode: SandboxModeName; reason?: string }> {
+    if (producer.readOnly) {
+      if (requested && requested !== "read-only") throw invalid("sandbox", `the ${producer.tool} tool runs read-only; it cannot run in ${requested}`);
+      return { mode: "read-only" };
+    }
+    const configured = this.deps.config.sandbox;
+    if (requested) return { mode: requested };
+    if (configured !== "auto") return { mode: configured };
+    const fallback = await this.runners.defaultSandbox(project.id);
+    if (fallback && !sandboxModes(fallback.sandbox).includes("workspace-write")) {
+      return {
+        mode: "full",
+        reason: `runner "${fallback.name}" has no workspace-write sandbox (${fallback.sandbox.detail}); set "sandbox": "workspace-write" in config.json to refuse such runners instead`,
+      };
+    }
+    return { mode: "workspace-write" };
   }
 
   /** Whether the runner named (undefined: the project's default) is attached to this server, or is its embedded one. */
@@ -333,8 +380,10 @@ export class Lifecycle {
     if (!producer) throw new SpoolError("UNSUPPORTED", `The "${tool}" producer is no longer loaded`);
     // Read-only work (the env producer, and so every command of an ask run) only goes to a runner with a read-only sandbox.
     const readOnly = producer.readOnly === true || attributes.readOnly === true;
+    // The mode recorded at proposal time (none recorded: a proposal from before sandbox modes, which ran without one).
+    const mode = readOnly ? "read-only" : attributes.sandbox === "workspace-write" ? "workspace-write" : "full";
     if (options.runner === "self" && !options.self) throw conflict('a rule cannot accept with runner "self"');
-    const owner = await this.runners.select(project, options.runner, { readOnly });
+    const owner = await this.runners.select(project, options.runner, { readOnly, mode });
     const selfToken = owner === "self" ? newResumeToken() : undefined;
     const runnerName = owner === "self" ? "self" : owner.name;
     const { resolvedBy, resolver } = options;
@@ -422,6 +471,8 @@ export class Lifecycle {
     const attributes = parseAttributes(log);
     const tty = attributes.tty as { cols: number; rows: number } | undefined;
     const defaultTimeout = attributes.background === true ? this.deps.config.backgroundTimeoutMs : this.deps.config.commandTimeoutMs;
+    const readOnly = attributes.readOnly === true || this.producers.get(String(attributes.tool))?.readOnly === true;
+    const workspaceWrite = !readOnly && attributes.sandbox === "workspace-write";
     const params: RunnerExecParams = {
       run: run.alias,
       path: log.path,
@@ -431,7 +482,10 @@ export class Lifecycle {
       env: (attributes.env as Record<string, string> | undefined) ?? {},
       channels: channels.map(({ channel, name, path }) => ({ channel, name, path })),
       timeoutMs: typeof attributes.timeoutMs === "number" ? attributes.timeoutMs : defaultTimeout,
-      readOnly: attributes.readOnly === true || this.producers.get(String(attributes.tool))?.readOnly === true,
+      readOnly,
+      // Runners from before sandbox modes refuse fields they do not know; they are never given workspace-write work.
+      ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: attributes.sandboxNetwork !== false } : {}),
+      ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: this.#serverState() } : {}),
       passEnv: this.deps.config.commandEnv,
       ...(tty ? { tty } : {}),
     };
@@ -443,6 +497,13 @@ export class Lifecycle {
     } catch (error) {
       await this.lose(log.id, `runner "${runner.name}" did not take the command: ${error instanceof Error ? error.message : String(error)}`);
     }
+  }
+
+  /** The server's own state, which no sandboxed command may see: its home (token, database, config) and its token file and database wherever they are. */
+  #serverState(): string[] {
+    const { home, tokenFile, dbFile, databaseUrl } = this.deps.config;
+    const database = databaseUrl ? [] : [dbFile, `${dbFile}-wal`, `${dbFile}-shm`];
+    return [...new Set([home, tokenFile, join(home, "config.json"), join(home, "processes"), ...database])];
   }
 
   /** start: the owner runs the producer; where (pid, container, host) is recorded on the log entry. */

@@ -1,8 +1,9 @@
 import type { z } from "zod";
+import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
 import type { RunnerAttachParams } from "../runners/protocol.js";
-import { noSandbox, type SandboxInfo } from "../runners/sandbox.js";
+import { noSandbox, type SandboxInfo, sandboxModes } from "../runners/sandbox.js";
 import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
 
 export interface AttachedRunner {
@@ -172,8 +173,19 @@ export class RunnerRegistry {
    * chosen runner has no read-only sandbox (it is never run unprotected;
    * "self" streams it itself, outside the server's control).
    */
-  async select(project: ProjectRef, requested: string | undefined, options: { readOnly?: boolean } = {}): Promise<"self" | AttachedRunner> {
+  async select(
+    project: ProjectRef,
+    requested: string | undefined,
+    options: { readOnly?: boolean; mode?: SandboxModeName } = {},
+  ): Promise<"self" | AttachedRunner> {
     const runner = await this.#choose(project, requested);
+    if (options.mode === "workspace-write" && runner !== "self" && !sandboxModes(runner.sandbox).includes("workspace-write")) {
+      throw new SpoolError(
+        "NO_RUNNER",
+        `Runner "${runner.name}" cannot run this command in the workspace-write sandbox it was proposed in (${runner.sandbox.detail}); accept it on a runner whose runner/list entry lists workspace-write in sandbox.modes, or propose it again with sandbox "full" (or set "sandbox": "full" in config.json) to run it without a sandbox`,
+        { runner: runner.name, sandbox: "workspace-write", modes: sandboxModes(runner.sandbox) },
+      );
+    }
     if (options.readOnly && runner !== "self" && !runner.sandbox.readOnly) {
       throw new SpoolError(
         "NO_RUNNER",
@@ -182,6 +194,17 @@ export class RunnerRegistry {
       );
     }
     return runner;
+  }
+
+  /**
+   * The runner a plain accept (naming none) would pick here, and its sandbox: the project's default
+   * runner, else the embedded one; null when there is neither on this server.
+   */
+  async defaultSandbox(projectId: number): Promise<{ name: string; sandbox: SandboxInfo } | null> {
+    const fallback = this.list(projectId).find((r) => r.default);
+    if (fallback) return { name: fallback.name, sandbox: fallback.sandbox };
+    if (this.#embedded) return { name: this.#embedded.name, sandbox: await this.#embedded.sandbox() };
+    return null;
   }
 
   async #choose(project: ProjectRef, requested: string | undefined): Promise<"self" | AttachedRunner> {

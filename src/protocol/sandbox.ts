@@ -22,3 +22,30 @@ export const SANDBOX_MODE_WORDS: Record<SandboxModeName, string> = {
   "workspace-write": "sandbox: only the project directory is writable",
   full: "no sandbox: the command can do anything the runner's user can",
 };
+
+/**
+ * Variables that make the dynamic loader or the C library load code or data
+ * named by the value (preloaded libraries, library paths, character-set
+ * modules, tunables). A proposal may not set them: whatever starts the
+ * command (a sandbox's launcher, the shell) would obey them before the
+ * command's own first line runs.
+ */
+const LOADER_PREFIXES = ["LD_", "DYLD_"];
+const LOADER_NAMES = new Set(["GCONV_PATH", "GLIBC_TUNABLES", "GETCONF_DIR", "HOSTALIASES", "LOCPATH", "MALLOC_TRACE", "NLSPATH", "RESOLV_HOST_CONF"]);
+
+/** Whether a proposal may not set this variable (see LOADER_PREFIXES, LOADER_NAMES). */
+export function isLoaderVariable(name: string): boolean {
+  const upper = name.toUpperCase();
+  return LOADER_PREFIXES.some((prefix) => upper.startsWith(prefix)) || LOADER_NAMES.has(upper);
+}
+
+/** The names of `env` a proposal may not set, sorted; empty when there are none. */
+export function loaderVariables(env: Record<string, string> | undefined): string[] {
+  return Object.keys(env ?? {})
+    .filter(isLoaderVariable)
+    .sort();
+}
+
+/** What a person reads when a proposal sets loader variables. */
+export const loaderVariablesMessage = (names: readonly string[]) =>
+  `env may not set ${names.join(", ")}: variables that make the loader or the C library load code (LD_*, DYLD_*, GCONV_PATH, GLIBC_TUNABLES and the like) are refused`;

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import type { ControlSignal, TtySize } from "./protocol.js";
-import type { SandboxInfo } from "./sandbox.js";
+import type { ExecSandbox, SandboxInfo } from "./sandbox.js";
 
 /** What to run. Every backend runs `command` with `/bin/sh -c`. */
 export interface ExecSpec {
@@ -13,8 +13,15 @@ export interface ExecSpec {
    * proposal's `env`. No backend hands a command its own process's environment.
    */
   env: Record<string, string>;
-  /** Read-only work: run it in the backend's read-only sandbox; a backend without one refuses it with `StartError`. */
+  /** Read-only work: run it in the backend's read-only sandbox; a backend without one refuses it with `StartError`. Same as `sandbox: {mode: "read-only"}`. */
   readOnly?: boolean;
+  /** Run it in this sandbox mode (read-only, workspace-write); a backend that cannot refuses it with `StartError`. Absent (and no readOnly): no sandbox. */
+  sandbox?: ExecSandbox;
+  /**
+   * The project root on the backend, the directory a workspace-write command may write (and a read-only one still sees
+   * under its private /tmp); default the command's directory (SSH: the login directory).
+   */
+  workspace?: string;
   /** Kill the work after this many milliseconds; 0 or undefined = no limit. */
   timeoutMs?: number;
   /** Aborting it cancels the work: TERM, then KILL after the backend's grace. */

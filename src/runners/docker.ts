@@ -4,7 +4,7 @@ import Docker from "dockerode";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import type { TtySize } from "./protocol.js";
-import { noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
+import { noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf } from "./sandbox.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -23,6 +23,8 @@ export interface DockerEngine {
     labels: Record<string, string>;
     /** Read-only work: a read-only root and /dev, no capabilities, no new privileges (the caller also sets network "none"). */
     readOnly?: boolean;
+    /** workspace-write: the same read-only root, no capabilities, no new privileges, with a private writable /tmp (the project is the one writable mount). */
+    workspaceWrite?: boolean;
     /** Host directories bound into the container. */
     mounts?: BindMount[];
   }): Promise<{ id: string; stream: Duplex }>;
@@ -104,9 +106,10 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
           Init: true,
           // Mounts (not Binds): a missing source is an error, where Binds would create it as an empty directory.
           ...(o.mounts?.length ? { Mounts: o.mounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) } : {}),
-          ...(o.readOnly
+          ...(o.readOnly || o.workspaceWrite
             ? { ReadonlyRootfs: true, ReadonlyPaths: READ_ONLY_PATHS, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], IpcMode: "none" }
             : {}),
+          ...(o.workspaceWrite ? { Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" } } : {}),
         },
       });
       try {
@@ -283,10 +286,14 @@ export class DockerBackend implements Backend {
   async #probeSandbox(): Promise<SandboxInfo> {
     if (this.options.sandbox === "off") return noSandbox(SANDBOX_OFF);
     if (this.options.image) {
+      const writable = this.options.mountProject
+        ? "; workspace-write: the same, with the project the one writable mount, a private /tmp and the runner's network"
+        : " (workspace-write needs the project mounted)";
       return {
         kind: "docker",
         readOnly: true,
-        detail: "docker: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges",
+        detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges${writable}`,
+        modes: this.options.mountProject ? ["read-only", "workspace-write", "full"] : ["read-only", "full"],
       };
     }
     return this.#execSandbox(this.options.container!);
@@ -302,7 +309,12 @@ export class DockerBackend implements Backend {
     }
     if (!info.readOnlyRoot) return noSandbox(`docker: container ${container} has a writable root (create it with --read-only for read-only work)`);
     if (info.writableMounts.length > 0) return noSandbox(`docker: container ${container} has writable mounts: ${info.writableMounts.join(", ")}`);
-    return { kind: "docker", readOnly: true, detail: `docker: container ${container} has a read-only root and only read-only mounts` };
+    return {
+      kind: "docker",
+      readOnly: true,
+      detail: `docker: container ${container} has a read-only root and only read-only mounts`,
+      modes: ["read-only", "full"],
+    };
   }
 
   describe(): string {
@@ -360,7 +372,7 @@ export class DockerBackend implements Backend {
     }
     const target = this.options.mountAt ?? spec.project.root;
     return {
-      mount: { source: spec.project.root, target, readOnly: Boolean(spec.readOnly) },
+      mount: { source: spec.project.root, target, readOnly: sandboxOf(spec)?.mode === "read-only" },
       workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target,
     };
   }
@@ -369,18 +381,22 @@ export class DockerBackend implements Backend {
     return this.options.image ? this.#startContainer(spec, this.options.image) : this.#startExec(spec, this.options.container!);
   }
 
-  /** Read-only work needs the sandbox; without it the command is refused before anything starts. */
+  /** Sandboxed work needs the mode; without it the command is refused before anything starts. */
   async #requireSandbox(spec: ExecSpec, fresh: () => Promise<SandboxInfo>): Promise<void> {
-    if (!spec.readOnly) return;
+    const wanted = sandboxOf(spec);
+    if (!wanted) return;
     const sandbox = await fresh();
-    if (!sandbox.readOnly) throw new StartError(`read-only commands are refused on this runner: it has no read-only sandbox (${sandbox.detail})`);
+    if (!(sandbox.modes ?? []).includes(wanted.mode))
+      throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${sandbox.detail})`);
   }
 
   async #startContainer(spec: ExecSpec, image: string): Promise<Execution> {
     const started = Date.now();
     await this.#requireSandbox(spec, () => this.#sandbox());
+    const mode = sandboxOf(spec)?.mode;
     const mounted = this.#mount(spec);
     const workdir = mounted ? mounted.workdir : spec.cwd;
+    const network = mode === "read-only" || (mode === "workspace-write" && spec.sandbox?.network === false) ? "none" : (this.options.network ?? "none");
     const stdin = Boolean(spec.stdin || spec.interactive || spec.tty);
     let run: { id: string; stream: Duplex };
     try {
@@ -391,12 +407,13 @@ export class DockerBackend implements Backend {
         env: envList(withTerm(spec)),
         ...(workdir ? { workdir } : {}),
         ...(mounted ? { mounts: [mounted.mount] } : {}),
-        // Read-only work sends nothing anywhere: no network, whatever the runner's --network says.
-        network: spec.readOnly ? "none" : (this.options.network ?? "none"),
+        // Read-only work sends nothing anywhere: no network, whatever the runner's --network says; workspace-write keeps it unless cut.
+        network,
         stdin,
         ...(spec.tty ? { tty: true } : {}),
         labels: { "spool.runner": "1" },
-        ...(spec.readOnly ? { readOnly: true } : {}),
+        ...(mode === "read-only" ? { readOnly: true } : {}),
+        ...(mode === "workspace-write" ? { workspaceWrite: true } : {}),
       });
     } catch (error) {
       throw new StartError(`Cannot start a container from ${image}: ${engineMessage(error)}`);

@@ -1,4 +1,4 @@
-import { constants } from "node:fs";
+import { constants, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { execa } from "execa";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
@@ -7,7 +7,7 @@ import { localBaseEnvironment } from "./environment.js";
 import { startLocalTty } from "./local-tty.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
-import { bwrapCommand, noSandbox, once, probeBwrap, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
+import { bwrapArgs, hiddenPaths, noSandbox, once, probeBwrap, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf } from "./sandbox.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
 export interface LocalBackendOptions {
@@ -18,12 +18,21 @@ export interface LocalBackendOptions {
   quietMs?: number;
   /** Read-only sandbox: `auto` (bubblewrap when it works here, default), `off` (none: read-only work is refused). */
   sandbox?: Exclude<SandboxMode, "require">;
-  /** The bubblewrap program (default `bwrap`, looked up in the runner's PATH). */
+  /** The bubblewrap program (default `bwrap`, looked up once in the runner's own PATH, never a command's). */
   bwrap?: string;
   /** The runner's environment, where the base variables (PATH, HOME, LANG, TERM) come from; default process.env. Nothing else of it reaches a command. */
   environ?: NodeJS.ProcessEnv;
   /** Told of each process group started and of its leader's exit, so a runner that dies unannounced can have its leftovers killed (orphans.ts). */
   processes?: ProcessRecorder;
+}
+
+/** bwrap's arguments; a plan it cannot build is a StartError. */
+function sandboxArgs(plan: Parameters<typeof bwrapArgs>[0]): string[] {
+  try {
+    return bwrapArgs(plan);
+  } catch (error) {
+    throw new StartError(`Cannot start the command: ${firstLine(error)}`);
+  }
 }
 
 /** Sends `signal` to a whole process group; a group that is already gone is not an error. */
@@ -47,9 +56,10 @@ export class LocalBackend implements Backend {
   /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
   readonly #closing = withManyListeners(new AbortController());
 
+  /** What the sandbox gives and bwrap's absolute path (null: no sandbox), probed once. */
   readonly #sandbox = once(
-    (): Promise<SandboxInfo> =>
-      this.options.sandbox === "off" ? Promise.resolve(noSandbox(SANDBOX_OFF)) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
+    (): Promise<{ info: SandboxInfo; path: string | null }> =>
+      this.options.sandbox === "off" ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null }) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
   );
 
   constructor(private readonly options: LocalBackendOptions = {}) {}
@@ -58,8 +68,8 @@ export class LocalBackend implements Backend {
     return this.options.environ ?? process.env;
   }
 
-  sandbox(): Promise<SandboxInfo> {
-    return this.#sandbox();
+  async sandbox(): Promise<SandboxInfo> {
+    return (await this.#sandbox()).info;
   }
 
   describe(): string {
@@ -81,17 +91,37 @@ export class LocalBackend implements Backend {
   async start(spec: ExecSpec): Promise<Execution> {
     const started = Date.now();
     const cwd = spec.cwd ?? this.options.defaultCwd ?? process.cwd();
-    let file = "/bin/sh";
-    let args = ["-c", spec.command];
-    if (spec.readOnly) {
-      const sandbox = await this.#sandbox();
-      if (!sandbox.readOnly) throw new StartError(`read-only commands are refused on this runner: it has no read-only sandbox (${sandbox.detail})`);
-      file = this.options.bwrap ?? "bwrap";
-      args = bwrapCommand(cwd, spec.command);
-    }
     // A clean environment: the base and what the runner was given (allowed names, the proposal's env); never the runner's own.
     // Under a terminal, TERM names one that can do what a terminal does (the proposal's env may name another).
-    const env = { ...localBaseEnvironment(this.#environ), ...(spec.tty ? { TERM: TTY_TERM } : {}), ...spec.env };
+    const base = { ...localBaseEnvironment(this.#environ), ...(spec.tty ? { TERM: TTY_TERM } : {}) };
+    let env: Record<string, string> = { ...base, ...spec.env };
+    let file = "/bin/sh";
+    let args = ["-c", spec.command];
+    const sandbox = sandboxOf(spec);
+    if (sandbox) {
+      const probed = await this.#sandbox();
+      if (!probed.path) throw new StartError(`${sandbox.mode} commands are refused on this runner: it has no ${sandbox.mode} sandbox (${probed.info.detail})`);
+      const real = (what: string, path: string) => {
+        try {
+          return realpathSync(path);
+        } catch (error) {
+          throw new StartError(`Cannot start the command: ${what} ${path} is not there (${firstLine(error)})`);
+        }
+      };
+      const realCwd = real("cwd", cwd);
+      // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
+      file = probed.path;
+      args = sandboxArgs({
+        mode: sandbox.mode,
+        network: sandbox.network ?? true,
+        workspace: spec.workspace ? real("the project root", spec.workspace) : realCwd,
+        cwd: realCwd,
+        ...hiddenPaths(sandbox.hide ?? []),
+        env,
+        command: spec.command,
+      });
+      env = base;
+    }
     if (spec.tty) {
       const { killGraceMs, processes } = this.options;
       return startLocalTty({ ...spec, tty: spec.tty }, { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SandboxModeName } from "../protocol/sandbox.js";
 import { SandboxInfo } from "./sandbox.js";
 
 /**
@@ -25,7 +26,9 @@ export const RunnerAttachParams = z.strictObject({
   replaceDefault: z.boolean().optional().describe("With default: take the default from the runner that has it instead of being refused"),
   resume: z.array(ProducerRef).max(1024).optional().describe("Producers this runner is still executing (after a reconnect); needs resumeToken"),
   resumeToken: z.string().min(16).max(200).optional().describe("The token an earlier runner/attach of this runner returned: proves it is the same runner"),
-  sandbox: SandboxInfo.optional().describe("Where this runner runs read-only work; without it (or readOnly false) the server refuses read-only work on it"),
+  sandbox: SandboxInfo.optional().describe(
+    "Where this runner runs read-only work and which sandbox modes it offers; without it (or readOnly false) the server refuses read-only work on it, and without modes workspace-write",
+  ),
 });
 
 export const ResumedProducer = ProducerRef.extend({
@@ -55,7 +58,9 @@ export const RunnerInfo = z.object({
   embedded: z.boolean(),
   attachedAt: z.number().int(),
   running: z.number().int().describe("Producers this runner is executing"),
-  sandbox: SandboxInfo.describe("Where it runs read-only work (env, ask runs); readOnly false: such work is refused on it"),
+  sandbox: SandboxInfo.describe(
+    "Its sandbox: where it runs read-only work (env, ask runs; readOnly false: such work is refused on it) and the modes (read-only, workspace-write, full) it can run a command in",
+  ),
   state: z.enum(["attached", "disconnected"]).describe("disconnected: it went away while it had work; only it can take its name back"),
   heldUntil: z.number().int().nullable().describe("For a disconnected runner: when its name and producers are given up (ms since the epoch)"),
 });
@@ -86,6 +91,17 @@ export const RunnerExecParams = z.strictObject({
   channels: z.array(z.object({ channel: z.number().int(), name: z.string(), path: z.string() })),
   timeoutMs: z.number().int().min(0).describe("Kill the command after this long; 0 = no limit"),
   readOnly: z.boolean().optional().describe("Read-only work (env, ask runs): run it in the runner's read-only sandbox, or refuse it"),
+  sandbox: SandboxModeName.optional().describe(
+    'The sandbox mode to run it in (SPEC §7 Runners, "Sandbox modes"); absent: read-only with readOnly, else full. Sent only to runners whose sandbox lists modes',
+  ),
+  network: z.boolean().optional().describe("workspace-write: false cuts the command off the network (the server's sandboxNetwork)"),
+  hide: z
+    .array(z.string().min(1).max(4096))
+    .max(64)
+    .optional()
+    .describe(
+      "Paths of the server's own state (home, token file, database) a sandboxed command must not see; the runner covers those that exist where it runs, besides its own",
+    ),
   passEnv: z
     .array(z.string())
     .optional()

@@ -2,9 +2,10 @@ import { isAbsolute, join } from "node:path";
 import type { Readable } from "node:stream";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
+import { loaderVariables, loaderVariablesMessage } from "../protocol/sandbox.js";
 import { ERRORS } from "../rpc/errors.js";
 import { SERVER_VERSION } from "../version.js";
-import { type Backend, ControlError, type ExecResult, type ExecutionControl } from "./backend.js";
+import { type Backend, ControlError, type ExecResult, type ExecutionControl, StartError } from "./backend.js";
 import { ChannelSender, Slots } from "./channel-sender.js";
 import { commandVariables } from "./environment.js";
 import {
@@ -45,6 +46,8 @@ export interface RunnerClientOptions {
   passEnv?: string[];
   /** The runner's environment, where passed names take their values; default process.env. */
   environ?: NodeJS.ProcessEnv;
+  /** Paths of this runner's own state (its home, token file) that sandboxed commands must not see, besides those the server names. */
+  hide?: string[];
   /** Told when a command starts and when it ends (for the runner's one line per command). */
   onCommand?: (event: CommandEvent) => void;
 }
@@ -312,6 +315,12 @@ export class RunnerClient {
     return root === null ? undefined : { root, cwd: params.cwdRelative };
   }
 
+  /** The project root on the backend: --root, else the server's path for a local backend; remote ones decide (the login directory). */
+  #workspace(project: { root: string } | undefined): string | undefined {
+    if (this.options.root) return this.options.root;
+    return this.options.backend.kind === "local" ? project?.root : undefined;
+  }
+
   #cwd(params: RunnerExecParams): string | undefined {
     const { root } = this.options;
     if (root) return params.cwdRelative ? join(root, params.cwdRelative) : root;
@@ -326,6 +335,7 @@ export class RunnerClient {
     const controller = new AbortController();
     const cwd = this.#cwd(params);
     const project = this.#project(params);
+    const workspace = this.#workspace(project);
     const { run, path } = params;
     this.options.onCommand?.({ kind: "started", run, path, command: params.command });
     let started!: (job: Job | null) => void;
@@ -337,6 +347,10 @@ export class RunnerClient {
     );
     let execution: Awaited<ReturnType<Backend["start"]>>;
     try {
+      // Defence in depth: the server refuses these at proposal time already.
+      const loader = loaderVariables(params.env);
+      if (loader.length > 0) throw new StartError(loaderVariablesMessage(loader));
+      const sandbox = params.sandbox ?? (params.readOnly ? "read-only" : "full");
       execution = await this.options.backend.start({
         command: params.command,
         ...(cwd !== undefined ? { cwd } : {}),
@@ -344,6 +358,16 @@ export class RunnerClient {
         // Only what the server's commandEnv and this runner's passEnv name, and the proposal's env: never the runner's whole environment.
         env: commandVariables(this.options.environ ?? process.env, [...(params.passEnv ?? []), ...(this.options.passEnv ?? [])], params.env),
         ...(params.readOnly ? { readOnly: true } : {}),
+        ...(sandbox !== "full"
+          ? {
+              sandbox: {
+                mode: sandbox,
+                ...(params.network !== undefined ? { network: params.network } : {}),
+                hide: [...(params.hide ?? []), ...(this.options.hide ?? [])],
+              },
+            }
+          : {}),
+        ...(workspace !== undefined ? { workspace } : {}),
         timeoutMs: params.timeoutMs,
         signal: controller.signal,
         // stdin stays open for stream/input until stream/eof or the command's exit.

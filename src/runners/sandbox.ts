@@ -1,5 +1,9 @@
 import { execFile } from "node:child_process";
+import { accessSync, constants, realpathSync, statSync } from "node:fs";
+import { join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
+import { SANDBOX_MODES, type SandboxModeName, SandboxModeName as SandboxModeNameSchema } from "../protocol/sandbox.js";
+import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 
 /**
  * Where read-only work (the `env` tool, `ask` runs) runs on a backend
@@ -12,80 +16,187 @@ export const SandboxInfo = z.strictObject({
   kind: SandboxKind.describe("bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none"),
   readOnly: z.boolean().describe("Whether read-only commands run where writes fail; false: the server refuses read-only work on this runner"),
   detail: z.string().max(500).describe("What the sandbox is, or why there is none"),
+  modes: z
+    .array(SandboxModeNameSchema)
+    .max(SANDBOX_MODES.length)
+    .optional()
+    .describe("The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full"),
 });
 export type SandboxInfo = z.output<typeof SandboxInfo>;
+
+/** The modes a runner offers, also for one that attached without saying (older runners: read-only when it has that sandbox, and full). */
+export function sandboxModes(info: SandboxInfo): SandboxModeName[] {
+  return info.modes ?? (info.readOnly ? ["read-only", "full"] : ["full"]);
+}
+
+/** The sandbox a spec asks for: its `sandbox`, or read-only for `readOnly`; undefined: none (full). */
+export function sandboxOf(spec: { sandbox?: ExecSandbox | undefined; readOnly?: boolean | undefined }): ExecSandbox | undefined {
+  return spec.sandbox ?? (spec.readOnly ? { mode: "read-only" } : undefined);
+}
+
+/** What a sandboxed command runs in (ExecSpec.sandbox): a mode other than full, and what to hide from it. */
+export interface ExecSandbox {
+  mode: Exclude<SandboxModeName, "full">;
+  /** workspace-write: whether the command keeps the network (default true); read-only never has it. */
+  network?: boolean;
+  /** Paths to hide (the server's and the runner's home, token file, database): those that exist where the command runs are covered. */
+  hide?: readonly string[];
+}
 
 /** How a runner picks its sandbox: `auto` uses one when the backend has it; `off` reports none (read-only work is refused); `require` refuses to start without one. */
 export const SandboxMode = z.enum(["auto", "off", "require"]);
 export type SandboxMode = z.output<typeof SandboxMode>;
 
-export const noSandbox = (detail: string): SandboxInfo => ({ kind: "none", readOnly: false, detail });
+export const noSandbox = (detail: string): SandboxInfo => ({ kind: "none", readOnly: false, detail, modes: ["full"] });
 
 export const SANDBOX_OFF = "the runner was started with --sandbox off";
 
 /**
- * The bubblewrap arguments that run a command read-only (before `--chdir DIR
- * -- /bin/sh -c COMMAND`):
+ * A command in bubblewrap (SPEC §7 Runners, "Sandbox modes"), both modes:
  *
  * - the whole filesystem, every mount under it included, bound read-only;
- * - a minimal /dev of its own (null, zero, full, random, urandom, tty, pts),
- *   read-only too (writing to /dev/null still works: device nodes are not
- *   files);
+ *   in workspace-write the project root (the workspace) is bound again,
+ *   writable;
+ * - a /tmp of its own (an empty tmpfs: read-only in read-only mode), so
+ *   nothing of the machine's /tmp (sockets, other users' files) is reached;
+ * - the paths to hide (the server's home, token file and database) covered:
+ *   a directory by an empty read-only tmpfs, a file by /dev/null — except a
+ *   directory that holds the workspace (its files are named one by one);
+ * - a minimal /dev of its own (read-only in read-only mode);
  * - /proc of a PID namespace of its own: it sees and signals only its own
- *   processes;
+ *   processes, not the server's or the runner's;
  * - an empty, read-only /run (also /var/run): the sockets there, such as
  *   Docker's, are out of reach (a socket accepts connections on a read-only
  *   mount);
- * - no network (a loopback of its own): nothing is sent anywhere, not even
- *   to the Spool server;
+ * - no network in read-only mode (a loopback of its own); in workspace-write
+ *   the machine's network unless it is cut;
  * - its own IPC and host-name namespaces, no capabilities even for root (no
- *   remounting), and no new privileges (bubblewrap sets no_new_privs).
+ *   remounting), and no new privileges (bubblewrap sets no_new_privs);
+ * - the command's environment set inside (`--clearenv`, `--setenv`): bwrap
+ *   itself starts with the runner's base environment only, so nothing of the
+ *   proposal (PATH, loader variables) reaches the launcher.
  */
-export const BWRAP_ARGS: readonly string[] = [
-  "--ro-bind",
-  "/",
-  "/",
-  "--dev",
-  "/dev",
-  "--remount-ro",
-  "/dev",
-  "--proc",
-  "/proc",
-  "--tmpfs",
-  "/run",
-  "--remount-ro",
-  "/run",
-  "--unshare-pid",
-  "--unshare-ipc",
-  "--unshare-net",
-  "--unshare-uts",
-  "--cap-drop",
-  "ALL",
-];
+export interface BwrapPlan {
+  mode: Exclude<SandboxModeName, "full">;
+  /** workspace-write: keep the machine's network. */
+  network: boolean;
+  /** The project root: writable in workspace-write, and visible in both modes even under /tmp. */
+  workspace: string;
+  cwd: string;
+  /** Existing files to cover with /dev/null and directories to cover with an empty tmpfs (see `hiddenPaths`). */
+  hideFiles: readonly string[];
+  hideDirs: readonly string[];
+  /** The command's whole environment, set inside the sandbox. */
+  env: Record<string, string>;
+  command: string;
+}
 
-export const BWRAP_DETAIL = "bubblewrap: the filesystem read-only, /dev minimal and /run empty, own PID namespace, no network, no capabilities";
+/** Whether `path` is `dir` or lies under it. */
+export function within(path: string, dir: string): boolean {
+  return dir === "/" || path === dir || path.startsWith(`${dir}/`);
+}
 
-/** The full argument list for bwrap running `command` read-only in `cwd`. */
+export function bwrapArgs(plan: BwrapPlan): string[] {
+  const readOnly = plan.mode === "read-only";
+  const args = ["--ro-bind", "/", "/", "--dev", "/dev"];
+  if (readOnly) args.push("--remount-ro", "/dev");
+  args.push("--proc", "/proc", "--tmpfs", "/run", "--remount-ro", "/run", "--tmpfs", "/tmp");
+  if (plan.workspace === "/") {
+    // Everything is the workspace: nothing to bind again read-only; writable, nothing would be left read-only.
+    if (!readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
+  } else args.push(readOnly ? "--ro-bind" : "--bind", plan.workspace, plan.workspace);
+  if (!within(plan.cwd, plan.workspace)) args.push("--ro-bind", plan.cwd, plan.cwd);
+  const covering = plan.hideDirs.filter((dir) => !within(plan.workspace, dir) && !within(plan.cwd, dir));
+  // What a covered directory holds is hidden with it (a mount point inside it would show as an empty entry).
+  const dirs = covering.filter((dir) => !covering.some((other) => other !== dir && within(dir, other)));
+  for (const file of plan.hideFiles) if (!dirs.some((dir) => within(file, dir))) args.push("--ro-bind", "/dev/null", file);
+  for (const dir of dirs) args.push("--tmpfs", dir);
+  // Remounted read-only last: mount points under them were made while they were writable.
+  for (const dir of dirs) args.push("--remount-ro", dir);
+  if (readOnly) args.push("--remount-ro", "/tmp");
+  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network ? ["--unshare-net"] : []), "--cap-drop", "ALL");
+  args.push("--clearenv");
+  for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
+  args.push("--chdir", plan.cwd, "--", "/bin/sh", "-c", plan.command);
+  return args;
+}
+
+/**
+ * Sorts the paths to hide that exist here into files and directories (their
+ * real paths); a path that does not exist is left out (there is nothing to
+ * hide, and bubblewrap cannot cover what is not there).
+ */
+export function hiddenPaths(paths: readonly string[]): { hideFiles: string[]; hideDirs: string[] } {
+  const hideFiles = new Set<string>();
+  const hideDirs = new Set<string>();
+  for (const path of paths) {
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      continue;
+    }
+    const stat = statSync(real, { throwIfNoEntry: false });
+    if (stat?.isDirectory()) hideDirs.add(real);
+    else if (stat) hideFiles.add(real);
+  }
+  return { hideFiles: [...hideFiles].sort(), hideDirs: [...hideDirs].sort() };
+}
+
+export const BWRAP_DETAIL =
+  "bubblewrap: read-only (the filesystem read-only, no network) and workspace-write (the project writable); both with their own /tmp, PID namespace and empty /run, the server's home hidden, no capabilities";
+
+/** The arguments for bwrap running `command` read-only in `cwd` (nothing hidden, an empty environment): the probe's. */
 export function bwrapCommand(cwd: string, command: string): string[] {
-  return [...BWRAP_ARGS, "--chdir", cwd, "--", "/bin/sh", "-c", command];
+  return bwrapArgs({ mode: "read-only", network: false, workspace: cwd, cwd, hideFiles: [], hideDirs: [], env: {}, command });
 }
 
 /** A check the probe runs inside the sandbox: `/` must not be writable. */
 export const PROBE_COMMAND = "[ ! -w / ]";
 
+/** Where `program` is: itself when it names a path, else the first executable file of that name in `path` (a PATH value); null when none. */
+export function findProgram(program: string, path: string | undefined): string | null {
+  const executable = (file: string) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes("/")) return executable(program) ? resolvePath(program) : null;
+  for (const dir of (path ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue;
+    const file = join(dir, program);
+    if (executable(file)) return file;
+  }
+  return null;
+}
+
+const ALL_MODES: SandboxModeName[] = [...SANDBOX_MODES];
+
 /**
- * Whether `bwrap` can build the read-only sandbox on this machine: runs the
- * probe in it once. Missing, not permitted (no user namespaces, a container
- * that forbids mounts) or not read-only: no sandbox, with the reason.
+ * Whether `bwrap` can build the sandbox on this machine: finds it in the
+ * runner's own PATH (`environ`, never a command's), then runs the probe in
+ * it once with the runner's base environment. Missing, not permitted (no
+ * user namespaces, a container that forbids mounts) or not read-only: no
+ * sandbox, with the reason. The answer carries the absolute path every
+ * sandboxed command is then started with.
  */
-export function probeBwrap(bwrap: string, env: NodeJS.ProcessEnv): Promise<SandboxInfo> {
-  return new Promise((resolve) => {
-    execFile(bwrap, bwrapCommand("/", PROBE_COMMAND), { env, timeout: 10_000 }, (error, _stdout, stderr) => {
-      if (!error) return resolve({ kind: "bwrap", readOnly: true, detail: BWRAP_DETAIL });
+export function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<{ info: SandboxInfo; path: string | null }> {
+  const path = findProgram(bwrap, environ.PATH || DEFAULT_PATH);
+  if (!path) {
+    return Promise.resolve({
+      info: noSandbox(`bubblewrap (${bwrap}) is not installed on the runner's machine (Debian: apt-get install bubblewrap)`),
+      path: null,
+    });
+  }
+  return new Promise((done) => {
+    execFile(path, bwrapCommand("/", PROBE_COMMAND), { env: localBaseEnvironment(environ), timeout: 10_000 }, (error, _stdout, stderr) => {
+      if (!error) return done({ info: { kind: "bwrap", readOnly: true, detail: BWRAP_DETAIL, modes: ALL_MODES }, path });
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return resolve(noSandbox(`bubblewrap (${bwrap}) is not installed on the runner's machine (Debian: apt-get install bubblewrap)`));
       const why = String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : error.message.split("\n")[0]);
-      resolve(noSandbox(`bubblewrap (${bwrap}) cannot build the read-only sandbox here: ${why}`));
+      done({ info: noSandbox(`bubblewrap (${path}) cannot build the sandbox here: ${why}`), path: null });
     });
   });
 }

@@ -4,11 +4,12 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
+import { SANDBOX_MODES } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { streamControl, TTY_TERM } from "./control.js";
 import type { TtySize } from "./protocol.js";
-import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode } from "./sandbox.js";
-import { PidLine, remoteScript, shellQuote } from "./streams.js";
+import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf } from "./sandbox.js";
+import { PidLine, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
 /** One remote command as this backend sees it; `ssh2Transport` provides it over ssh2. */
@@ -263,7 +264,7 @@ export class SshBackend implements Backend {
     const probe = [
       'b=$(command -v bwrap) || { echo "missing"; exit 0; }',
       'echo "$b"',
-      `"$b" ${bwrapCommand("/", PROBE_COMMAND).map(shellQuote).join(" ")} 2>&1 && echo ok`,
+      `env -i "$b" ${bwrapCommand("/", PROBE_COMMAND).map(shellQuote).join(" ")} 2>&1 && echo ok`,
     ].join("; ");
     let output = "";
     try {
@@ -281,9 +282,9 @@ export class SshBackend implements Backend {
     const [path = "", ...rest] = output.trim().split("\n");
     if (path === "missing" || !path.startsWith("/")) return { info: noSandbox(`ssh: bubblewrap is not installed on ${host}; read-only work is refused there`) };
     if (rest.at(-1) !== "ok") {
-      return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the read-only sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
+      return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
     }
-    return { info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}` }, bwrap: path };
+    return { info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}`, modes: [...SANDBOX_MODES] }, bwrap: path };
   }
 
   describe(): string {
@@ -324,15 +325,16 @@ export class SshBackend implements Backend {
 
   async start(spec: ExecSpec): Promise<Execution> {
     const started = Date.now();
-    let bwrap: string | undefined;
-    if (spec.readOnly) {
-      const sandbox = await this.#sandbox();
-      if (!sandbox.bwrap) throw new StartError(`read-only commands are refused on this runner: it has no read-only sandbox (${sandbox.info.detail})`);
-      bwrap = sandbox.bwrap;
+    const wanted = sandboxOf(spec);
+    let sandbox: RemoteSandbox | undefined;
+    if (wanted) {
+      const probed = await this.#sandbox();
+      if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);
+      sandbox = { ...wanted, bwrap: probed.bwrap };
     }
     // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
     const channel = await this.#shell.exec(
-      remoteScript(spec.command, spec.cwd, spec.env, bwrap ? { bwrap } : {}),
+      remoteScript(spec.command, spec.cwd, spec.env, { ...(sandbox ? { sandbox } : {}), ...(spec.workspace ? { workspace: spec.workspace } : {}) }),
       spec.tty ? { pty: { ...spec.tty, term: spec.env.TERM ?? TTY_TERM } } : {},
     );
     // Interactive work keeps stdin open for stream/input; otherwise it gets its bytes, or nothing, and ends.

@@ -1,6 +1,6 @@
 import { PassThrough, Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
-import { BWRAP_ARGS } from "./sandbox.js";
+import type { ExecSandbox } from "./sandbox.js";
 
 /**
  * Splits Docker's multiplexed attach/exec stream (8-byte frame headers: type,
@@ -108,24 +108,77 @@ export function wrapperScript(command: string, cwd: string | undefined, env: Rec
   return parts.join(" && ");
 }
 
+/** A sandbox for `remoteScript`: the mode and what to hide, with bwrap's path on the remote host. */
+export interface RemoteSandbox extends ExecSandbox {
+  bwrap: string;
+}
+
 /**
  * The shell line the SSH backend runs: like `wrapperScript`, but the command
  * starts with a clean environment (`env -i`): PATH, HOME, LANG and TERM of
- * the remote login (with defaults where it has none), then `env`. With
- * `bwrap` (its path on the remote host) the command runs in the read-only
- * sandbox there.
+ * the remote login (with defaults where it has none), then `env`.
+ *
+ * With `sandbox` the command runs in bubblewrap on the remote host (the same
+ * arguments as `bwrapArgs`, resolved there): bwrap gets the clean base only
+ * and the command's variables are set inside it; the workspace is `workspace`
+ * (default the login directory); what is hidden is `sandbox.hide` and the
+ * remote login's own Spool home (`$SPOOL_HOME`, else `~/.spool`), where they
+ * exist there.
  */
-export function remoteScript(command: string, cwd: string | undefined, env: Record<string, string>, options: { bwrap?: string } = {}): string {
-  const parts = ["echo $$"];
+export function remoteScript(
+  command: string,
+  cwd: string | undefined,
+  env: Record<string, string>,
+  options: { sandbox?: RemoteSandbox; workspace?: string } = {},
+): string {
+  const parts = ["echo $$", "R=$PWD"];
   if (cwd) parts.push(`cd -- ${shellQuote(cwd)}`);
-  const base = [
-    `"PATH=\${PATH:-${BASE_ENV_DEFAULTS.PATH}}"`,
-    `"HOME=\${HOME:-}"`,
-    `"LANG=\${LANG:-${BASE_ENV_DEFAULTS.LANG}}"`,
-    `"TERM=\${TERM:-${BASE_ENV_DEFAULTS.TERM}}"`,
-  ];
-  const vars = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
-  const sandbox = options.bwrap ? [shellQuote(options.bwrap), ...BWRAP_ARGS.map(shellQuote), "--chdir", '"$PWD"', "--"] : [];
-  parts.push(["exec env -i", ...base, ...vars, ...sandbox, "/bin/sh -c", shellQuote(command)].join(" "));
+  const defaults = {
+    PATH: `"\${PATH:-${BASE_ENV_DEFAULTS.PATH}}"`,
+    HOME: `"\${HOME:-}"`,
+    LANG: `"\${LANG:-${BASE_ENV_DEFAULTS.LANG}}"`,
+    TERM: `"\${TERM:-${BASE_ENV_DEFAULTS.TERM}}"`,
+  };
+  const base = Object.entries(defaults).map(([name, value]) => `"${name}="${value}`);
+  const sandbox = options.sandbox;
+  if (!sandbox) {
+    const vars = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
+    parts.push(["exec env -i", ...base, ...vars, "/bin/sh -c", shellQuote(command)].join(" "));
+    return parts.join(" && ");
+  }
+  const readOnly = sandbox.mode === "read-only";
+  parts.push("C=$(pwd -P)", `W=$(cd -- ${options.workspace ? shellQuote(options.workspace) : '"$R"'} && pwd -P)`);
+  parts.push(
+    ["set -- --ro-bind / / --dev /dev", readOnly ? "--remount-ro /dev" : "", "--proc /proc --tmpfs /run --remount-ro /run --tmpfs /tmp"]
+      .filter(Boolean)
+      .join(" "),
+  );
+  // Everything is the workspace when it is /: nothing to bind again read-only; writable, nothing would be left read-only.
+  parts.push(
+    readOnly
+      ? 'if [ "$W" != / ]; then set -- "$@" --ro-bind "$W" "$W"; fi'
+      : '{ [ "$W" != / ] || { echo "a workspace-write sandbox cannot have / as its project root" >&2; exit 1; }; } && set -- "$@" --bind "$W" "$W"',
+  );
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
+  parts.push('case "$C/" in "${W%/}"/*) ;; *) set -- "$@" --ro-bind "$C" "$C" ;; esac');
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
+  const hidden = [...(sandbox.hide ?? []).map(shellQuote), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
+  parts.push(`for p in ${hidden}; do if [ -f "$p" ]; then set -- "$@" --ro-bind /dev/null "$p"; fi; done`);
+  // A directory that holds the workspace or the command's directory is not covered (its files are named one by one).
+  const dirs = (action: string) =>
+    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" && pwd -P); case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) continue ;; esac; set -- "$@" ${action} "$p"; fi; done`;
+  parts.push(dirs("--tmpfs"), dirs("--remount-ro"));
+  if (readOnly) parts.push('set -- "$@" --remount-ro /tmp');
+  const unshare = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || sandbox.network === false ? ["--unshare-net"] : []), "--cap-drop", "ALL"];
+  const inside = Object.entries({ ...defaults, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, shellQuote(v)])) }).flatMap(([name, value]) => [
+    "--setenv",
+    shellQuote(name),
+    value,
+  ]);
+  parts.push(
+    ["exec env -i", ...base, shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--clearenv", ...inside, '--chdir "$C" --', "/bin/sh -c", shellQuote(command)].join(
+      " ",
+    ),
+  );
   return parts.join(" && ");
 }

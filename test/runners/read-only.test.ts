@@ -46,9 +46,9 @@ function describeWithBwrap(name: string, body: () => void): void {
 }
 
 /** Proposes `command` with `tool`, accepts it (on `runner`, else the default one) and waits for it to finish. */
-async function runTool(client: SpoolClient, run: string, tool: "sh" | "env", command: string, runner?: string) {
+async function runTool(client: SpoolClient, run: string, tool: "sh" | "env", command: string, runner?: string, sandbox?: "full") {
   await client.request("run/create", { alias: run }).catch(() => undefined);
-  const { path } = await client.request("proposal/create", { run, tool, command });
+  const { path } = await client.request("proposal/create", { run, tool, command, ...(sandbox ? { sandbox } : {}) });
   const resolved = await client.request("run/resolve", { run, path, decision: "accept", ...(runner ? { runner } : {}) });
   const done = await finished(client, run, { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
   return { ...done, path, out: done.out.toString(), err: done.err.toString() };
@@ -208,9 +208,18 @@ describe("a local runner without a sandbox says so, and read-only work is refuse
     const client = await ts.clientIn("ro-none");
     for (const runner of ["no-bwrap", "off-box"]) await expectRefused(client, `n-${runner}`, "touch refused-probe", runner);
     expect(existsSync(join(root, "refused-probe"))).toBe(false);
-    // sh still runs there (it never was read-only).
-    const sh = await runTool(client, "n-sh", "sh", "echo still-works", "no-bwrap");
+    // sh is proposed in workspace-write (the server's default runner is unknown here): refused there, nothing runs; proposed full, it runs.
+    await client.request("run/create", { alias: "n-ww" });
+    const { path } = await client.request("proposal/create", { run: "n-ww", tool: "sh", command: "touch refused-probe" });
+    expect((await client.request("entry/get", { run: "n-ww", path })).attributes.sandbox).toBe("workspace-write");
+    const error = await client.request("run/resolve", { run: "n-ww", path, decision: "accept", runner: "no-bwrap" }).catch((e: any) => e);
+    expect(error.data).toMatchObject({ code: "NO_RUNNER", sandbox: "workspace-write", modes: ["full"] });
+    expect(error.message).toMatch(/cannot run this command in the workspace-write sandbox.*"sandbox": "full"/);
+    expect((await client.request("entry/get", { run: "n-ww", path })).status).toBe(202);
+    expect(existsSync(join(root, "refused-probe"))).toBe(false);
+    const sh = await runTool(client, "n-sh", "sh", "echo still-works", "no-bwrap", "full");
     expect(sh.out).toBe("still-works\n");
+    expect(sh.log.attributes).toMatchObject({ sandbox: "full", readOnly: false });
   });
 
   it("--sandbox require refuses to start a runner that has none", async () => {
@@ -322,7 +331,7 @@ describeWithInfra("docker", "read-only on Docker (spool runner processes)", () =
     const env = await runTool(client, "d1", "env", command, "fresh");
     expect(env.out).toBe("root=1\ntmp=1\ndev=1\nnull=0\n1\n");
     expect(env.err).toMatch(/Read-only file system/);
-    const sh = await runTool(client, "d1", "sh", "touch /probe && ls /probe", "fresh");
+    const sh = await runTool(client, "d1", "sh", "touch /probe && ls /probe", "fresh", "full");
     expect(sh.out).toBe("/probe\n");
   });
 
@@ -390,7 +399,7 @@ describeWithInfra("ssh", "read-only over SSH (bubblewrap on the remote host)", (
     expect(existsSync(probe)).toBe(false);
     await expectRefused(client, "s2", `touch ${probe}`, "remote-off");
     expect(existsSync(probe)).toBe(false);
-    const sh = await runTool(client, "s3", "sh", `touch ${probe} && echo made`, "remote");
+    const sh = await runTool(client, "s3", "sh", `touch ${probe} && echo made`, "remote", "full");
     expect(sh.out).toBe("made\n");
     expect(existsSync(probe)).toBe(true);
   });

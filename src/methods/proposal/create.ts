@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { describeCaller } from "../../core/lifecycle.js";
 import { RunAlias } from "../../core/schemas.js";
+import { SandboxModeName } from "../../protocol/sandbox.js";
 import { TtySize } from "../../runners/protocol.js";
 import { defineMethod } from "../define.js";
 
@@ -38,12 +39,15 @@ export const ProposalCreateParams = z.strictObject({
     .optional()
     .describe("Kill the command after this long (default: the server's commandTimeoutMs)"),
   tty: TtySize.optional().describe("Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size)"),
+  sandbox: SandboxModeName.optional().describe(
+    'The sandbox mode to run it in (read-only, workspace-write, full); default: the server\'s `sandbox` setting. Recorded as the proposal\'s `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only',
+  ),
 });
 
 export const proposalCreate = defineMethod({
   name: "proposal/create",
   description:
-    "Proposes a command for a run, exactly as the model would: the log entry is written at 202 and `run/proposal` goes to every connection of the project.",
+    "Proposes a command for a run, exactly as the model would: the log entry is written at 202 (its attributes say the sandbox mode it will run in) and `run/proposal` goes to every connection of the project. An env naming loader variables (LD_*, DYLD_*, GCONV_PATH, GLIBC_TUNABLES and the like) is refused.",
   params: ProposalCreateParams,
   result: z.object({ path: z.string(), turn: z.number().int() }),
   handler: async (params, ctx) => {

@@ -1,0 +1,182 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { type ServeProcess, spawnServe } from "../helpers/process.js";
+import { describeWithBwrap, runTool } from "../helpers/sandbox.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+
+/**
+ * Attacks on the sandbox, each as found (issue 23, items 3-5), over real
+ * bubblewrap and real processes: a proposal that tries to pick the sandbox's
+ * launcher or load code into it, a sandboxed command that looks for the
+ * server's token, database and /tmp, and an ordinary sh command that reads
+ * the server's environment through /proc.
+ */
+
+describeWithBwrap("a proposal cannot choose what starts the sandbox", () => {
+  let ts: TestServer;
+  let root: string;
+  let client: SpoolClient;
+  beforeAll(async () => {
+    ts = await startTestServer();
+    root = realpathSync(tempDir("spool-attack-root-"));
+    client = await ts.client();
+    await client.initialize("attack-launcher", { root });
+  });
+  afterAll(async () => {
+    await ts.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("a fake bwrap first in the proposal's PATH is never run: the runner's own bwrap is, and the PATH applies inside the sandbox", async () => {
+    mkdirSync(join(root, "fakebin"));
+    const fake = join(root, "fakebin", "bwrap");
+    writeFileSync(fake, `#!/bin/sh\necho FAKE-BWRAP\ntouch ${join(root, "pwned")}\ncat ${ts.server.config.tokenFile}\n`);
+    chmodSync(fake, 0o755);
+    const path = `${root}/fakebin:/usr/bin:/bin`;
+    for (const tool of ["env", "sh"] as const) {
+      const done = await runTool(client, `fake-${tool}`, tool, 'echo "PATH=$PATH"; touch inside-probe; echo "touch=$?"', { env: { PATH: path } });
+      expect(done.out).not.toContain("FAKE-BWRAP");
+      expect(done.out + done.err).not.toContain(ts.server.token);
+      expect(done.out).toBe(`PATH=${path}\ntouch=${tool === "env" ? 1 : 0}\n`);
+      expect(existsSync(join(root, "pwned"))).toBe(false);
+      expect(done.log.attributes).toMatchObject({ sandbox: tool === "env" ? "read-only" : "workspace-write" });
+    }
+    expect(existsSync(join(root, "inside-probe"))).toBe(true); // the sh one, in workspace-write
+  });
+
+  it("loader variables in a proposal's env are INVALID_PARAMS naming them, and nothing is stored", async () => {
+    await client.request("run/create", { alias: "loader" });
+    const attempts: [Record<string, string>, string][] = [
+      [{ LD_PRELOAD: join(root, "x.so") }, "LD_PRELOAD"],
+      [{ LD_LIBRARY_PATH: root, FOO: "1" }, "LD_LIBRARY_PATH"],
+      [{ DYLD_INSERT_LIBRARIES: join(root, "x.dylib") }, "DYLD_INSERT_LIBRARIES"],
+      [{ GCONV_PATH: root, GLIBC_TUNABLES: "glibc.malloc.check=3" }, "GCONV_PATH, GLIBC_TUNABLES"],
+    ];
+    for (const tool of ["env", "sh"]) {
+      for (const [env, names] of attempts) {
+        const error = await client.request("proposal/create", { run: "loader", tool, command: "ls", env }).catch((e: any) => e);
+        expect(error.code).toBe(-32602);
+        expect(error.message).toContain(`env may not set ${names}`);
+        expect(error.data.names).toEqual(names.split(", "));
+      }
+    }
+    expect((await client.request("entry/list", { run: "loader" })).entries).toEqual([]);
+    // An ordinary variable still goes through.
+    const ok = await runTool(client, "loader", "sh", 'echo "$GREETING"', { env: { GREETING: "hello" } });
+    expect(ok.out).toBe("hello\n");
+  });
+});
+
+describeWithBwrap("a sandboxed command does not reach the server's token, database or /tmp", () => {
+  let ts: TestServer;
+  let root: string;
+  let separate: SpoolClient;
+  let atHome: SpoolClient;
+  const hostTmp = `/tmp/spool-host-marker-${process.pid}`;
+  beforeAll(async () => {
+    ts = await startTestServer();
+    root = realpathSync(tempDir("spool-attack-root-"));
+    separate = await ts.client();
+    await separate.initialize("attack-state", { root });
+    // The test servers' projects usually have the server's home as their root: its files are hidden one by one.
+    atHome = await ts.clientIn("attack-home");
+    writeFileSync(hostTmp, "host-tmp-file\n");
+  });
+  afterAll(async () => {
+    await ts.stop();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(hostTmp, { force: true });
+  });
+
+  const look = (home: string, token: string, db: string) =>
+    [
+      `cat ${token} 2>/dev/null; echo "token=$?"`,
+      `head -c 15 ${db} 2>/dev/null; echo "db=$?"`,
+      `ls -A ${home} | grep -c -e token -e spool.db -e processes`,
+      `cat ${hostTmp} 2>/dev/null; echo "tmp=$?"`,
+    ].join("; ");
+
+  it("a project apart from the home: the home is an empty directory, the token and database are not there, /tmp is its own", async () => {
+    const { home, tokenFile, dbFile } = ts.server.config;
+    for (const tool of ["env", "sh"] as const) {
+      const done = await runTool(separate, `state-${tool}`, tool, look(home, tokenFile, dbFile));
+      expect(done.out).not.toContain(ts.server.token);
+      expect(done.out).not.toContain("SQLite format");
+      expect(done.out).not.toContain("host-tmp-file");
+      expect(done.out).toMatch(/token=1\n.*db=1\n0\ntmp=1\n$/s);
+    }
+  });
+
+  it("a project whose root is the server's home: the token, database and config read as empty, the rest of the project is there", async () => {
+    const { tokenFile, dbFile } = ts.server.config;
+    writeFileSync(join(ts.home, "config.json"), "{}\n");
+    writeFileSync(join(ts.home, "project-file"), "mine\n");
+    for (const tool of ["env", "sh"] as const) {
+      const done = await runTool(
+        atHome,
+        `home-${tool}`,
+        tool,
+        `cat token spool.db config.json 2>&1 | head -c 200; echo; cat project-file; cat ${tokenFile} | wc -c; head -c 15 ${dbFile} | wc -c`,
+      );
+      expect(done.out).not.toContain(ts.server.token);
+      expect(done.out).not.toContain("SQLite format");
+      expect(done.out).toContain("mine\n");
+      expect(done.out).toMatch(/0\n0\n$/);
+    }
+  });
+
+  it("/tmp is the command's own: what it writes there is gone afterwards and the next command does not see it", async () => {
+    const name = `/tmp/spool-sandbox-own-${process.pid}`;
+    const first = await runTool(separate, "tmp", "sh", `echo own > ${name} && cat ${name}`);
+    expect(first.out).toBe("own\n");
+    expect(existsSync(name)).toBe(false);
+    const second = await runTool(separate, "tmp", "sh", `cat ${name} 2>/dev/null; echo "seen=$?"`);
+    expect(second.out).toBe("seen=1\n");
+  });
+});
+
+describeWithBwrap("an ordinary sh command does not read the server's environment (a real spool serve)", () => {
+  let serve: ServeProcess;
+  let home: string;
+  let root: string;
+  let client: SpoolClient;
+  const secret = `sk-secret-${process.pid}-do-not-print`;
+  const password = `hunter2-${process.pid}`;
+  beforeAll(async () => {
+    home = tempDir("spool-attack-serve-");
+    root = realpathSync(tempDir("spool-attack-root-"));
+    serve = await spawnServe(["--port", "0", "--home", home], {
+      OPENAI_API_KEY: secret,
+      DATABASE_URL: `postgres://app:${password}@127.0.0.1:1/app`,
+    });
+    client = await SpoolClient.connect(serve.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
+    await client.initialize("attack-proc", { root });
+  }, 60_000);
+  afterAll(async () => {
+    client?.close();
+    await serve?.stop();
+    rmSync(home, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const scan = `echo "parent=$PPID"; tr '\\0' '\\n' < /proc/$PPID/environ; for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < "$f"; done 2>/dev/null; echo scanned`;
+
+  it("the default (workspace-write): /proc/$PPID/environ and a scan of /proc/*/environ show none of the server's secrets", async () => {
+    const done = await runTool(client, "proc", "sh", scan);
+    expect(done.log.attributes.sandbox).toBe("workspace-write");
+    expect(done.out).toContain("scanned\n");
+    expect(done.out).not.toContain(secret);
+    expect(done.out).not.toContain(password);
+    // Its parent is the sandbox's own init: the server is not in its PID namespace at all.
+    expect(done.out).toMatch(/^parent=[01]\n/);
+  });
+
+  it("full (asked for by the proposal, shown before the decision): the same user's /proc is readable — what SPEC says full does not protect", async () => {
+    const done = await runTool(client, "proc-full", "sh", scan, { sandbox: "full" });
+    expect(done.log.attributes.sandbox).toBe("full");
+    expect(done.out).toContain(secret);
+  });
+});
