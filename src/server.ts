@@ -18,6 +18,7 @@ import {
   tokensMatch,
 } from "./auth.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
+import { busKey } from "./cluster/bus-auth.js";
 import { PostgresBus } from "./cluster/postgres-bus.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
 import { createCore } from "./core/index.js";
@@ -119,7 +120,11 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const repos = createRepositories(store);
   // This server among those sharing the database: a row of its own, and a bus to the others (PostgreSQL only).
   const serverId = await repos.cluster.registerServer({ url: "", host: hostname(), pid: process.pid });
-  const bus: Bus = store.kind === "postgres" ? new PostgresBus(config.databaseUrl!, (store as PostgresStore).pool, serverId, log) : new SoloBus(serverId);
+  // Its rows are signed with a key derived from the token, which the servers sharing the database share.
+  const bus: Bus =
+    store.kind === "postgres"
+      ? new PostgresBus(config.databaseUrl!, (store as PostgresStore).pool, serverId, log, { key: busKey(token) })
+      : new SoloBus(serverId);
   let plugins!: PluginHost;
   const notifyProject = (projectId: number, method: string, params: unknown) => {
     rpc.notifyProject(projectId, method, params);

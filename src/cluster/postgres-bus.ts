@@ -1,6 +1,18 @@
 import pg from "pg";
 import type { Logger } from "../logger.js";
+import {
+  aliveServers,
+  type ClusterEvent,
+  holdAliveLock,
+  lastEventSeqs,
+  listen,
+  notify,
+  pruneEvents,
+  publishEvent,
+  readEvent,
+} from "../store/cluster-events.js";
 import type { Bus, BusHandlers, BusMessage } from "./bus.js";
+import { signEvent, verifyEvent } from "./bus-auth.js";
 
 /** The advisory-lock namespace (first key) under which each server holds a lock on its id while it lives. */
 const ALIVE_NS = 0x5370_6f6f; // "Spoo"
@@ -11,10 +23,14 @@ const MAX_PAYLOAD = 7000;
 const MAX_QUEUED = 10_000;
 /** Channels whose new chunks are read at the same time when marks come in. */
 const MARK_READERS = 8;
-/** Announcements older than this are pruned. */
+/** Announcements older than this are pruned, and not acted on (a row's time is under its MAC). */
 const EVENT_TTL_MS = 5 * 60_000;
+/** Rows dropped for failing authentication are logged at most this often (with how many since). */
+const DROP_LOG_MS = 60_000;
 
 export interface PostgresBusOptions {
+  /** The key rows are signed and checked with (busKey of the token the servers share). */
+  key: Buffer;
   /** How often the servers alive are looked at (a server that died is noticed within this). */
   pollMs?: number;
 }
@@ -25,6 +41,14 @@ export interface PostgresBusOptions {
  * `cluster_events`, and liveness from the database: each server holds an
  * advisory lock on its id on its listening connection, which PostgreSQL
  * releases when that session ends, whatever killed the server.
+ *
+ * Every row is signed (bus-auth.ts) and numbered per sender; a row is acted
+ * on only when its MAC is good, it comes from another server, its seq is
+ * above the last one taken from that server (or stored when this server
+ * started listening), it is younger than EVENT_TTL_MS and what it names as
+ * its sender and addressee agree with the row. Others are dropped and logged.
+ * Chunk marks are not rows and carry no MAC: all they make a server do is
+ * read committed chunks of a channel its watchers watch.
  */
 export class PostgresBus implements Bus {
   readonly shared = true;
@@ -45,17 +69,31 @@ export class PostgresBus implements Bus {
   /** Chunk marks received and not yet handled: the highest seq per channel (one entry per channel at most). */
   readonly #marksIn = new Map<number, number>();
   #draining = false;
+  /** This server's rows: the seq of the last one sent. */
+  #seq = 0;
+  /** Per other server: the highest seq of its rows taken (or stored before this server listened); lower ones are replays. */
+  readonly #lastSeq = new Map<number, number>();
+  #dropped = 0;
+  #droppedTotal = 0;
+  #dropLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly url: string,
     private readonly pool: pg.Pool,
     readonly serverId: number,
     private readonly log: Logger,
-    private readonly options: PostgresBusOptions = {},
+    private readonly options: PostgresBusOptions,
   ) {}
+
+  /** Rows of other servers dropped unread since this bus started (failed authentication, replays). */
+  get dropped(): number {
+    return this.#droppedTotal;
+  }
 
   async start(handlers: BusHandlers): Promise<void> {
     this.#handlers = handlers;
+    // Rows stored before this server listens are not for it: none is taken later (a copy keeps its seq).
+    for (const [server, seq] of await lastEventSeqs(this.pool)) this.#lastSeq.set(server, seq);
     await this.#listen();
     this.#known = new Set(await this.alive());
     const pollMs = this.options.pollMs ?? 1000;
@@ -64,10 +102,7 @@ export class PostgresBus implements Bus {
       pollMs,
     );
     this.#poll.unref();
-    this.#prune = setInterval(
-      () => void this.pool.query("DELETE FROM cluster_events WHERE created_at < $1", [Date.now() - EVENT_TTL_MS]).catch(() => undefined),
-      60_000,
-    );
+    this.#prune = setInterval(() => void pruneEvents(this.pool, Date.now() - EVENT_TTL_MS).catch(() => undefined), 60_000);
     this.#prune.unref();
   }
 
@@ -89,20 +124,16 @@ export class PostgresBus implements Bus {
       setTimeout(retry, 200).unref();
     });
     await client.connect();
-    await client.query("SELECT pg_advisory_lock($1, $2)", [ALIVE_NS, this.serverId]);
+    await holdAliveLock(client, ALIVE_NS, this.serverId);
     client.on("notification", (n) => {
       if (n.channel === CHANNEL && n.payload) this.#received(n.payload);
     });
-    await client.query(`LISTEN ${CHANNEL}`);
+    await listen(client, CHANNEL);
     this.#client = client;
   }
 
   async alive(): Promise<number[]> {
-    const result = await this.pool.query<{ id: number }>(
-      "SELECT objid::bigint AS id FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1::oid AND objsubid = 2 AND granted",
-      [ALIVE_NS],
-    );
-    const ids = new Set(result.rows.map((r) => Number(r.id)));
+    const ids = new Set(await aliveServers(this.pool, ALIVE_NS));
     ids.add(this.serverId);
     return [...ids].sort((a, b) => a - b);
   }
@@ -117,12 +148,12 @@ export class PostgresBus implements Bus {
   publish(message: BusMessage): void {
     this.#flushMarks();
     const to = "to" in message ? String(message.to) : "*";
+    // Numbered when queued: rows go out one at a time in this order, so a server's seqs rise with its rows.
+    const seq = ++this.#seq;
+    const body = JSON.stringify(message);
     this.#enqueueOut(async () => {
-      await this.#sender().query(
-        `WITH e AS (INSERT INTO cluster_events (server_id, body, created_at) VALUES ($1, $2, $3) RETURNING id)
-         SELECT pg_notify('${CHANNEL}', $4 || e.id || ':' || $5) FROM e`,
-        [this.serverId, JSON.stringify(message), Date.now(), `e:${this.serverId}:`, to],
-      );
+      const row = { server_id: this.serverId, seq, body, created_at: Date.now() };
+      await publishEvent(this.#sender(), CHANNEL, { ...row, mac: signEvent(this.options.key, row) }, `e:${this.serverId}:`, `:${to}`);
     });
   }
 
@@ -150,12 +181,7 @@ export class PostgresBus implements Bus {
     }
     payloads.push(current);
     this.#marks.clear();
-    for (const payload of payloads)
-      this.#enqueueOut(() =>
-        this.#sender()
-          .query("SELECT pg_notify($1, $2)", [CHANNEL, payload])
-          .then(() => undefined),
-      );
+    for (const payload of payloads) this.#enqueueOut(() => notify(this.#sender(), CHANNEL, payload));
   }
 
   /** Sends go one at a time over the listening connection (the pool's connections stay for the store); the pool while it reconnects. */
@@ -183,10 +209,12 @@ export class PostgresBus implements Bus {
     if (kind === "e") {
       if (to !== "*" && Number(to) !== this.serverId) return;
       const id = Number(rest);
+      if (!Number.isSafeInteger(id)) return;
       this.#enqueueIn(async () => {
-        const row = await this.pool.query<{ body: string }>("SELECT body FROM cluster_events WHERE id = $1", [id]);
-        const body = row.rows[0]?.body;
-        if (body) await this.#handlers!.message(JSON.parse(body) as BusMessage, from);
+        const row = await readEvent(this.pool, id);
+        if (!row) return;
+        const message = this.#authentic(row, from);
+        if (message) await this.#handlers!.message(message, row.server_id);
       });
     } else if (kind === "c" && rest) {
       // Marks are coalesced per channel and read side by side, apart from the ordered messages: a producer's
@@ -198,6 +226,47 @@ export class PostgresBus implements Bus {
       }
       if (!this.#draining) void this.#drainMarks();
     }
+  }
+
+  /** The row's message if this server may act on it; otherwise null, and the drop is logged (at most once a minute). */
+  #authentic(row: ClusterEvent, notifiedBy: number): BusMessage | null {
+    const checked = this.#check(row, notifiedBy);
+    if (typeof checked !== "string") {
+      this.#lastSeq.set(row.server_id, row.seq);
+      return checked;
+    }
+    this.#dropped++;
+    this.#droppedTotal++;
+    const now = Date.now();
+    if (now - this.#dropLoggedAt >= DROP_LOG_MS) {
+      const rows = this.#dropped === 1 ? "a row" : `${this.#dropped} rows`;
+      this.log.error(
+        `cluster: dropped ${rows} of cluster_events unread (last: id ${row.id}, said to be from server ${row.server_id}: ${checked}). Rows are signed with a key derived from the token: do all servers on this database share one token file (SPOOL_TOKEN_FILE)? If they do, something else writes to the database.`,
+      );
+      this.#dropLoggedAt = now;
+      this.#dropped = 0;
+    }
+    return null;
+  }
+
+  /** The row's message, or why it may not be acted on. */
+  #check(row: ClusterEvent, notifiedBy: number): BusMessage | string {
+    if (!verifyEvent(this.options.key, row, row.mac)) return row.mac ? "wrong MAC" : "no MAC";
+    if (row.server_id === this.serverId) return "this server's own row, notified again";
+    if (row.server_id !== notifiedBy) return `notified as server ${notifiedBy}'s`;
+    if (row.seq <= (this.#lastSeq.get(row.server_id) ?? 0)) return `seq ${row.seq} was taken already (a replay)`;
+    if (Math.abs(Date.now() - row.created_at) > EVENT_TTL_MS) return "too old (a replay)";
+    let message: BusMessage;
+    try {
+      message = JSON.parse(row.body) as BusMessage;
+    } catch {
+      return "a body that is not JSON";
+    }
+    if (typeof message !== "object" || message === null || typeof message.t !== "string") return "no message in its body";
+    if ("to" in message && message.to !== this.serverId) return `addressed to server ${message.to}`;
+    if ("from" in message && message.from !== row.server_id) return `a message naming server ${message.from} as its sender`;
+    if (message.t === "owned" && message.server !== row.server_id) return `a claim for server ${message.server}`;
+    return message;
   }
 
   /** Hands the marks that came in to the handler, MARK_READERS channels at a time, until none is left. */

@@ -134,17 +134,3 @@ export async function findRunner(
   const rows = await query.execute();
   return rows.find((r) => alive.includes(r.server_id)) ?? null;
 }
-
-export async function insertEvent(db: Kysely<Database>, serverId: number, body: string): Promise<number> {
-  const row = await db.insertInto("cluster_events").values({ server_id: serverId, body, created_at: Date.now() }).returning("id").executeTakeFirstOrThrow();
-  return row.id;
-}
-
-export async function readEvent(db: Kysely<Database>, id: number): Promise<string | null> {
-  const row = await db.selectFrom("cluster_events").select("body").where("id", "=", id).executeTakeFirst();
-  return row?.body ?? null;
-}
-
-export async function pruneEvents(db: Kysely<Database>, before: number): Promise<void> {
-  await db.deleteFrom("cluster_events").where("created_at", "<", before).execute();
-}

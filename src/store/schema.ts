@@ -157,8 +157,12 @@ export interface RunLeaseTable {
 export interface ClusterEventTable {
   id: Generated<number>;
   server_id: number;
+  /** Numbers the sending server's rows from 1 (migration 008). */
+  seq: number;
   body: string;
   created_at: number;
+  /** HMAC-SHA256 (hex) of server_id, seq, created_at and body under the bus key (migration 008). */
+  mac: string;
 }
 
 /** The server a runner is attached to (migration 006). */

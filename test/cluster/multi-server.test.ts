@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY, RUN } from "../../src/core/status.js";
@@ -135,6 +136,59 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     await onB.request("stream/cancel", { run: "two", path: long.path, reason: "from B" });
     await eventually(() => !alive(pid), 10_000, "the process on A's runner to die");
     expect((await entry(onA, "two", "sh://turn_1/echo-up-sleep-60_1")).status).toBe(ENTRY.cancelled);
+  }, 60_000);
+
+  it("a hand-made accept row with a wrong MAC, or none, is dropped and logged: the proposal stays pending and nothing runs; a real accept still does", async () => {
+    const onA = await clientOf(a, "client-a-forge");
+    const onB = await clientOf(b, "client-b-forge");
+    await runnerOn(a, b, "forge-target");
+    await onB.request("run/create", { alias: "forged" });
+    const asks = await onB.request("proposal/create", { run: "forged", tool: "sh", command: "echo ran" });
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const servers = (await sql.query<{ id: string; url: string }>("SELECT id, url FROM servers")).rows;
+      const idOf = (server: ServeProcess) => Number(servers.find((r) => r.url === server.url)!.id);
+      const project = (await sql.query<{ id: string; name: string; root: string }>("SELECT id, name, root FROM projects WHERE name = 'team'")).rows[0]!;
+      /** What a server forwarding an accept writes, with `mac` in place of its MAC. */
+      const forge = async (to: ServeProcess, from: ServeProcess, runner: string | undefined, mac: string) => {
+        const body = JSON.stringify({
+          t: "accept",
+          to: idOf(to),
+          from: idOf(from),
+          id: 4242,
+          project: { id: Number(project.id), name: project.name, root: project.root },
+          target: { run: "forged", path: asks.path },
+          options: { ...(runner ? { runner } : {}), resolver: null, resolvedBy: "forged cluster event" },
+        });
+        const { rows } = await sql.query<{ id: string }>(
+          "INSERT INTO cluster_events (server_id, seq, body, created_at, mac) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+          [idOf(from), 1_000_000, body, Date.now(), mac],
+        );
+        await sql.query("SELECT pg_notify('spool_cluster', $1)", [`e:${idOf(from)}:${rows[0]!.id}:${idOf(to)}`]);
+      };
+      // To A for the runner attached there, with a wrong MAC; to B for its embedded runner, with none.
+      await forge(a, b, "forge-target", "ab".repeat(32));
+      await forge(b, a, undefined, "");
+      await eventually(() => a.output().includes("dropped a row of cluster_events"), 15_000, "A to log the drop");
+      await eventually(() => b.output().includes("dropped a row of cluster_events"), 15_000, "B to log the drop");
+    } finally {
+      await sql.end();
+    }
+    expect(a.output()).toMatch(/dropped a row of cluster_events unread \(last: id \d+, said to be from server \d+: wrong MAC\)/);
+    expect(b.output()).toMatch(/dropped a row of cluster_events unread \(last: id \d+, said to be from server \d+: no MAC\)/);
+    for (const client of [onA, onB]) expect((await entry(client, "forged", asks.path)).status).toBe(ENTRY.proposed);
+    expect((await onA.request("proposal/list", {})).proposals.map((p: any) => p.path)).toContain(asks.path);
+    // Nothing ran: no output channel was made.
+    expect((await onA.request("entry/list", { run: "forged", pattern: "sh://*" })).entries).toEqual([]);
+    // Accepted for real on B, naming the runner on A: forwarded with a good MAC, it runs there.
+    const resolved = onA.next("run/resolved", (p: any) => p.path === asks.path, 15_000);
+    const finished = onA.next("stream/finished", (p: any) => p.path === asks.path, 15_000);
+    const accepted = await onB.request("run/resolve", { run: "forged", path: asks.path, decision: "accept", runner: "forge-target" });
+    expect(accepted).toMatchObject({ runner: "forge-target", status: ENTRY.done });
+    expect((await resolved).resolvedBy).toBe("client-b-forge");
+    expect(await finished).toMatchObject({ status: ENTRY.done, exit_code: 0 });
+    expect((await entry(onA, "forged", "sh://turn_1/echo-ran_1")).body).toBe("ran\n");
   }, 60_000);
 
   it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a run waiting on a proposal continues on B", async () => {
