@@ -1,0 +1,86 @@
+import { spawn as spawnPty } from "node-pty";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SPOOL_BIN } from "../helpers/process.js";
+import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+
+/** `spool act` in a real terminal (node-pty): what a person types and when. */
+describe("spool act in a terminal", () => {
+  let model: ScriptedModel;
+  let ts: TestServer;
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 60_000 } });
+    (await ts.clientIn("pty")).close();
+  });
+  afterAll(async () => {
+    await ts.stop();
+    await model.close();
+  });
+
+  it("keys typed while a command runs (meant for it) never answer the next Accept?: it waits for a key pressed after it appears", async () => {
+    model.reply(
+      { tools: [{ id: "call_read", name: "sh", arguments: { command: `printf '%s? ' your-name; read n; echo "got:$n"` } }] },
+      { tools: [{ id: "call_second", name: "sh", arguments: { command: "echo second-ran" } }] },
+      { text: "Both ran." },
+    );
+    const term = spawnPty(
+      process.execPath,
+      [
+        SPOOL_BIN,
+        "act",
+        "ask my name",
+        "--model",
+        "test",
+        "--run",
+        "pty-act",
+        "--server",
+        ts.server.url,
+        "--token-file",
+        ts.server.config.tokenFile,
+        "--project",
+        "pty",
+      ],
+      { cols: 200, rows: 50, cwd: ts.home, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
+    );
+    let screen = "";
+    term.onData((data) => {
+      screen += data;
+    });
+    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    const prompts = () => screen.match(/Accept\?/g)?.length ?? 0;
+    const client = await ts.clientIn("pty");
+    try {
+      await eventually(() => prompts() === 1, 30_000, "the first Accept?");
+      term.write("y\r");
+      await eventually(() => screen.includes("your-name? "), 30_000, "the command's question");
+      // act says, once, where typing goes and how to reach the command.
+      const [first] = (await client.call("entry/list", { run: "pty-act", pattern: "log://*" })).entries;
+      expect(screen).toContain(
+        `keys typed here do not reach the command; to answer it: spool attach pty-act ${first!.path}, or spool input pty-act ${first!.path} TEXT`,
+      );
+      // The person answers the command's question here: a whole line, then a key without Enter.
+      term.write("y\r");
+      term.write("y");
+      // The command gets its answer the way act said.
+      await client.input("pty-act", first!.path, "bob\n");
+      await eventually(() => screen.includes("got:bob"), 30_000, "the command's answer");
+      await eventually(() => prompts() === 2, 30_000, "the second Accept?");
+      expect(screen).toMatch(/\(ignored \d+ bytes typed before this question\)/);
+      const second = (await client.call("proposal/list", { run: "pty-act" })).proposals;
+      expect(second.map((p) => p.command)).toEqual(["echo second-ran"]);
+      // A key that is no answer: asked again. By then anything buffered would have answered; it is still pending.
+      term.write("x");
+      await eventually(() => prompts() === 3, 30_000, "the question asked again");
+      expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).status).toBe(202);
+      term.write("y");
+      expect(await exited).toBe(0);
+      expect(screen).toContain("second-ran");
+      expect(toolResult(model.requests[1]!, "call_read")).toContain("got:bob");
+      expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).attributes.resolvedBy).toBe("spool-act");
+    } finally {
+      term.kill();
+      client.close();
+    }
+  }, 90_000);
+});
