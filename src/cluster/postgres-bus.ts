@@ -255,7 +255,7 @@ export class PostgresBus implements Bus {
     if (row.server_id === this.serverId) return "this server's own row, notified again";
     if (row.server_id !== notifiedBy) return `notified as server ${notifiedBy}'s`;
     if (row.seq <= (this.#lastSeq.get(row.server_id) ?? 0)) return `seq ${row.seq} was taken already (a replay)`;
-    if (Math.abs(Date.now() - row.created_at) > EVENT_TTL_MS) return "too old (a replay)";
+    if (Math.abs(Date.now() - row.created_at) > EVENT_TTL_MS) return "its time is over 5 minutes from this server's clock (a replay, or clocks apart)";
     let message: BusMessage;
     try {
       message = JSON.parse(row.body) as BusMessage;

@@ -115,7 +115,7 @@ describeWithInfra("postgres", "the cluster bus acts only on rows a server holdin
     expect(received).toEqual([{ message: { t: "kick", to: 102, run: 1 }, from: 101 }]);
   });
 
-  it("rows with a wrong MAC, none, another token's, a replayed one or another addressee are dropped unread and logged once", async () => {
+  it("rows with a wrong MAC, none, another token's, a replayed or stale one or another addressee are dropped unread and logged once", async () => {
     const accept = JSON.stringify({
       t: "accept",
       to: 102,
@@ -143,6 +143,9 @@ describeWithInfra("postgres", "the cluster bus acts only on rows a server holdin
     // A row signed well but notified as another server's.
     const mine = { server_id: 101, seq: 2000, body: JSON.stringify({ t: "kick", to: 102, run: 9 }), created_at: Date.now() };
     await forge({ ...mine, mac: signEvent(busKey(TOKEN), mine) }, 104, 102);
+    // A row signed well, but ten minutes old (past the prune age: a replay of a row since pruned).
+    const stale = { server_id: 101, seq: 3000, body: JSON.stringify({ t: "kick", to: 102, run: 10 }), created_at: Date.now() - 10 * 60_000 };
+    await forge({ ...stale, mac: signEvent(busKey(TOKEN), stale) }, 101, 102);
     // Messages are taken in order: once this one is in, every row above was looked at.
     one.publish({ t: "kick", to: 102, run: 3 });
     await taken(2);
@@ -150,7 +153,7 @@ describeWithInfra("postgres", "the cluster bus acts only on rows a server holdin
       { t: "kick", to: 102, run: 1 },
       { t: "kick", to: 102, run: 3 },
     ]);
-    expect(two.dropped).toBe(6);
+    expect(two.dropped).toBe(7);
     // Logged once: the first drop, with its reason; the next ones are counted into the next line (a minute later).
     const drops = logged.filter((m) => m.includes("cluster_events"));
     expect(drops).toHaveLength(1);
