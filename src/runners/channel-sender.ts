@@ -56,6 +56,15 @@ export interface ChannelSenderOptions {
   highWaterBytes: number;
   /** Called once when the server refuses the channel for good (finished, gone). */
   onRefused(error: SpoolRpcError): void;
+  /** Tries at a chunk the server refused with an error it may get over, before giving the channel up (default 8). */
+  retryAttempts?: number;
+  /** The wait before retry number n (from 1), in ms (default 100·2ⁿ⁻¹, at most 3.2 s). */
+  retryDelay?: (attempt: number) => number;
+}
+
+/** An error the server may get over (its store busy or full, an internal error): the same seq is sent again. */
+export function retriableStreamError(error: unknown): boolean {
+  return error instanceof SpoolRpcError && (error.code === -32603 || (error.data as { retriable?: unknown } | undefined)?.retriable === true);
 }
 
 /** Length of an incomplete UTF-8 sequence at the end of `data` (0 when it ends on a boundary). */
@@ -91,6 +100,10 @@ export class ChannelSender {
   /** A slot handed over by `whenFree`, not used yet. */
   #granted = false;
   #waiters: (() => void)[] = [];
+  /** Rounds of retries since the last acknowledgement. */
+  #retries = 0;
+  /** Set while waiting to send refused chunks again: nothing is sent meanwhile. */
+  #retryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly link: StreamLink,
@@ -121,6 +134,7 @@ export class ChannelSender {
   /** After a reconnect: forget what the server already holds (`lastSeq`), resend the rest in order. */
   resume(lastSeq: number): void {
     this.#generation++;
+    this.#clearRetry();
     // Calls of the old connection never answer now; their slots are free again.
     for (let i = 0; i < this.#inFlight; i++) this.link.release();
     this.#inFlight = 0;
@@ -133,6 +147,7 @@ export class ChannelSender {
   /** Stops sending for good (the producer was cancelled or lost). */
   refuse(): void {
     this.#refused = true;
+    this.#clearRetry();
     this.#buffered = [];
     this.#bufferedBytes = 0;
     this.#unacked.clear();
@@ -150,8 +165,38 @@ export class ChannelSender {
     for (const w of waiters) w();
   }
 
+  #clearRetry(): void {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+  }
+
+  /**
+   * The server refused `seq` with an error it may get over, or with SEQ_GAP because an earlier seq being retried
+   * is not stored yet: send it again, in order, after a pause that grows with each round. False when the
+   * retries are used up.
+   */
+  #retryLater(seq: number, error: SpoolRpcError): boolean {
+    // Chunks sent after a refused one meet a gap where it should be: they wait for it and go again after it.
+    const first = this.#unacked.keys().next();
+    const gapBehindRetry = error.errorCode === "SEQ_GAP" && this.#retries > 0 && !first.done && first.value < seq;
+    if (!retriableStreamError(error) && !gapBehindRetry) return false;
+    if (!this.#unacked.has(seq)) return true;
+    const at = this.#resend.findIndex((r) => r > seq);
+    if (at === -1) this.#resend.push(seq);
+    else if (this.#resend[at - 1] !== seq) this.#resend.splice(at, 0, seq);
+    if (this.#retryTimer) return true;
+    if (++this.#retries > (this.options.retryAttempts ?? 8)) return false;
+    const delay = this.options.retryDelay?.(this.#retries) ?? Math.min(3200, 100 * 2 ** (this.#retries - 1));
+    const generation = this.#generation;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      if (generation === this.#generation) this.#pump();
+    }, delay);
+    return true;
+  }
+
   #pump(): void {
-    if (this.#refused || !this.link.current()) return;
+    if (this.#refused || !this.link.current() || this.#retryTimer) return;
     while (this.#inFlight < this.options.window && (this.#resend.length > 0 || this.#bufferedBytes > 0)) {
       if (this.#granted) this.#granted = false;
       else if (!this.link.tryAcquire()) {
@@ -220,6 +265,7 @@ export class ChannelSender {
         if (generation !== this.#generation) return;
         this.#settled();
         this.#unacked.delete(seq);
+        this.#retries = 0;
         this.#pump();
       },
       (error: unknown) => {
@@ -227,6 +273,8 @@ export class ChannelSender {
         this.#settled();
         // The connection dropped: the chunk stays unacknowledged until `resume` after the reconnect.
         if (error instanceof ConnectionClosedError) return;
+        // Busy, full or an internal error: the same seq goes again (a repeat the server did store is acknowledged).
+        if (error instanceof SpoolRpcError && !this.#refused && this.#retryLater(seq, error)) return;
         // STREAM_CLOSED, NOT_FOUND, SEQ_GAP…: the server will not take this channel's output any more.
         if (!this.#refused) {
           this.refuse();

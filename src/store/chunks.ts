@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { busyDelay, isBusy } from "./busy.js";
 import type { SqliteStore } from "./database.js";
 import { lineCount } from "./entries.js";
 import { storeError } from "./errors.js";
@@ -30,9 +31,13 @@ interface QueuedAppend {
 
 /** Appends waiting for the next group commit, per store. */
 interface AppendQueue {
+  store: SqliteStore;
   run(items: QueuedAppend[]): AppendOutcome[];
   pending: QueuedAppend[];
   scheduled: boolean;
+  /** When the group being retried was first refused as busy (0: none is). */
+  busySince: number;
+  busyAttempts: number;
 }
 
 const queues = new WeakMap<SqliteStore, AppendQueue>();
@@ -75,25 +80,51 @@ function queueFor(store: SqliteStore): AppendQueue {
     return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
   };
   const txn = store.sqlite.transaction((items: QueuedAppend[]) => items.map(appendOne));
-  const queue: AppendQueue = { run: (items) => txn.immediate(items), pending: [], scheduled: false };
+  const queue: AppendQueue = { store, run: (items) => txn.immediate(items), pending: [], scheduled: false, busySince: 0, busyAttempts: 0 };
   queues.set(store, queue);
   return queue;
 }
 
 function flush(queue: AppendQueue): void {
   queue.scheduled = false;
+  if (queue.pending.length === 0) return;
+  const { sqlite } = queue.store;
+  if (sqlite.inTransaction) {
+    // A transaction of the Kysely side is open across an await: joining it would tie acknowledged chunks to its
+    // fate (better-sqlite3 would nest ours as a savepoint). Go after it.
+    queue.scheduled = true;
+    setImmediate(() => flush(queue));
+    return;
+  }
   const items = queue.pending;
   queue.pending = [];
-  if (items.length === 0) return;
   let outcomes: AppendOutcome[];
   try {
     outcomes = queue.run(items);
   } catch (error) {
+    // Busy or locked past the busy timeout (the checkpoint worker, another process on the file): nothing of the
+    // group was written, so it is tried again, whole and in order ahead of what came meanwhile, for a bounded time.
+    if (isBusy(error) && !sqlite.inTransaction) {
+      const now = Date.now();
+      if (queue.busySince === 0) queue.busySince = now;
+      queue.busyAttempts++;
+      queue.store.busyRetry.onBusy?.(queue.busyAttempts, error);
+      if (now - queue.busySince < queue.store.busyRetry.giveUpMs) {
+        queue.pending = items.concat(queue.pending);
+        queue.scheduled = true;
+        setTimeout(() => flush(queue), busyDelay(queue.busyAttempts));
+        return;
+      }
+    }
+    queue.busySince = 0;
+    queue.busyAttempts = 0;
     // The whole group rolled back: every writer in it gets the error (a full disk as StorageFull) and may retry its seq.
     const typed = storeError(error);
     for (const item of items) item.reject(typed);
     return;
   }
+  queue.busySince = 0;
+  queue.busyAttempts = 0;
   for (const [i, item] of items.entries()) item.resolve(outcomes[i]!);
 }
 

@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
 import { Kysely, type SqliteDatabase } from "kysely";
+import { type BusyRetryOptions, DEFAULT_BUSY_RETRY } from "./busy.js";
 import { type AppendOutcome, appendChunk } from "./chunks.js";
 import { storeError } from "./errors.js";
 import { FifoSqliteDialect } from "./fifo-dialect.js";
@@ -25,19 +26,36 @@ export interface SqliteStore extends Store {
   /** The raw handle, for the migrator and for synchronous hot paths inside one transaction. */
   readonly sqlite: SQLite.Database;
   readonly file: string;
+  /** How a write refused as busy or locked is tried again (group commits and Kysely's statements alike). */
+  readonly busyRetry: BusyRetryOptions;
 }
 
 export interface StoreOptions {
   /**
-   * Bytes the WAL is cut back to once a checkpoint has copied it into the
-   * database (`PRAGMA journal_size_limit`); after a burst the checkpoint worker
-   * truncates a WAL over this size as soon as it is fully checkpointed.
+   * Bytes the WAL is cut back to once writes have been quiet for `walQuietMs`: the checkpoint worker then
+   * truncates a fully checkpointed WAL over this size, so a burst does not leave a large file behind.
    */
   walSizeLimit?: number;
+  /**
+   * The writer's own bound (`PRAGMA journal_size_limit`) while writes go on: when it starts the WAL over
+   * from its beginning it cuts a file over this size back to it. Larger than `walSizeLimit`, so a busy
+   * writer reuses the WAL it has instead of truncating and regrowing it.
+   */
+  walBusyLimit?: number;
+  /** Milliseconds without a commit before the worker truncates the WAL. */
+  walQuietMs?: number;
+  /** SQLite's busy timeout for the server's connection: how long a statement waits, blocking, for a lock. */
+  busyTimeoutMs?: number;
+  /** How writes refused as busy or locked after that are tried again, asynchronously. */
+  busyRetry?: BusyRetryOptions;
 }
 
-/** The WAL's size after a checkpoint, by default: a burst may grow it, it does not stay grown. */
+/** The WAL's size once writes are quiet, by default: a burst may grow it, it does not stay grown. */
 export const DEFAULT_WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+/** The WAL's bound while writes go on, by default. */
+export const DEFAULT_WAL_BUSY_LIMIT = 512 * 1024 * 1024;
+/** Quiet time before the WAL is truncated, by default. */
+export const DEFAULT_WAL_QUIET_MS = 1000;
 
 /** The database and the files SQLite keeps beside it. */
 const SIDE_FILES = ["", "-wal", "-shm", "-journal"];
@@ -62,6 +80,8 @@ function restrictModes(file: string): void {
 /** Opens (creating if needed) the SQLite database in WAL mode. */
 export function openStore(file: string, options: StoreOptions = {}): SqliteStore {
   const walSizeLimit = options.walSizeLimit ?? DEFAULT_WAL_SIZE_LIMIT;
+  const walBusyLimit = Math.max(walSizeLimit, options.walBusyLimit ?? DEFAULT_WAL_BUSY_LIMIT);
+  const busyRetry = options.busyRetry ?? DEFAULT_BUSY_RETRY;
   if (file !== ":memory:") {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     // Create the file ourselves (0600) before SQLite does (0644 less the umask), then fix older files' modes.
@@ -75,24 +95,30 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   // NORMAL in WAL mode: a committed transaction survives a process crash; only an OS crash may lose the last ones.
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  sqlite.pragma("busy_timeout = 5000");
-  // The writer cuts the WAL back to this size when it restarts it after a checkpoint.
-  sqlite.pragma(`journal_size_limit = ${walSizeLimit}`);
+  // A short blocking wait for a lock; past it the store retries asynchronously (busy.ts), so the event loop goes on.
+  sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 1000}`);
+  // The writer cuts the WAL back to this size when it restarts it after a checkpoint (a generous bound: below it
+  // the WAL is reused, not truncated and regrown under the writer); the worker cuts it further once writes are quiet.
+  sqlite.pragma(`journal_size_limit = ${walBusyLimit}`);
   // Checkpoints (copying the WAL into the database, then an fsync) run on a worker thread, so the
   // event loop never stalls on them; the connection's own automatic checkpoint is only a backstop
   // for a worker that cannot keep up (every 1 GB of WAL).
-  const checkpointer = file === ":memory:" ? null : startCheckpointer(file, walSizeLimit);
+  const checkpointer = file === ":memory:" ? null : startCheckpointer(file, walSizeLimit, options.walQuietMs ?? DEFAULT_WAL_QUIET_MS);
   sqlite.pragma(`wal_autocheckpoint = ${checkpointer ? 65536 : 16384}`);
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
   if (file !== ":memory:") restrictModes(file);
   // Queries wait for the one connection first come, first served; a release wakes one waiter, not all of them.
-  const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database: typedErrors(sqlite) }) });
+  // Statements refused as busy outside a transaction (BEGIN itself included) are tried again.
+  const db = new Kysely<Database>({
+    dialect: new FifoSqliteDialect({ database: typedErrors(sqlite) }, { options: busyRetry, idle: () => !sqlite.inTransaction }),
+  });
   let closed = false;
   const store: SqliteStore = {
     kind: "sqlite",
     db,
     sqlite,
     file,
+    busyRetry,
     location: file,
     appendChunk: (entryId, data, seq, open) => appendChunk(store, entryId, data, seq, open),
     async close() {
@@ -139,17 +165,19 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
 }
 
 /**
- * What the checkpoint worker runs: a PASSIVE checkpoint (never blocks writers) every `intervalMs`; once the
- * whole WAL is in the database and the file has grown past `walSizeLimit` (a burst), one TRUNCATE checkpoint
- * that gives up at once if anyone is busy, so the disk space comes back even when no write follows.
+ * What the checkpoint worker runs: a PASSIVE checkpoint every `intervalMs`, which copies the WAL into the
+ * database without ever taking the writer's lock. A TRUNCATE checkpoint takes that lock, and truncating a
+ * large file takes long (hundreds of milliseconds for a GB), so it runs only once no commit has come for
+ * `quietMs` (`PRAGMA data_version` unchanged), the whole WAL is in the database and the file is over
+ * `walSizeLimit`, and it gives up at once if a writer is there: the disk space comes back after a burst
+ * even when no write follows, and a running writer is never held off by it.
  */
 const CHECKPOINT_WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { statSync } = require("node:fs");
 const SQLite = require(workerData.driver);
 const db = new SQLite(workerData.file);
-db.pragma("busy_timeout = 1000");
-db.pragma("journal_size_limit = " + workerData.walSizeLimit);
+db.pragma("busy_timeout = 0");
 const walSize = () => {
   try {
     return statSync(workerData.file + "-wal").size;
@@ -157,16 +185,21 @@ const walSize = () => {
     return 0;
   }
 };
+let version = -1;
+let quietSince = Date.now();
 const timer = setInterval(() => {
   try {
     const [result] = db.pragma("wal_checkpoint(PASSIVE)");
+    const now = Date.now();
+    const current = db.pragma("data_version", { simple: true });
+    if (current !== version) {
+      version = current;
+      quietSince = now;
+      return;
+    }
+    if (now - quietSince < workerData.quietMs) return;
     if (result && result.busy === 0 && result.log === result.checkpointed && walSize() > workerData.walSizeLimit) {
-      db.pragma("busy_timeout = 0");
-      try {
-        db.pragma("wal_checkpoint(TRUNCATE)");
-      } finally {
-        db.pragma("busy_timeout = 1000");
-      }
+      db.pragma("wal_checkpoint(TRUNCATE)");
     }
   } catch {
     // busy, locked or full: the next round catches up
@@ -180,9 +213,9 @@ parentPort.on("message", () => {
 `;
 
 /** Starts the checkpoint worker for a database file. */
-function startCheckpointer(file: string, walSizeLimit: number, intervalMs = 200) {
+function startCheckpointer(file: string, walSizeLimit: number, quietMs: number, intervalMs = 200) {
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-  const worker = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { file, driver, intervalMs, walSizeLimit } });
+  const worker = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { file, driver, intervalMs, walSizeLimit, quietMs } });
   worker.unref();
   let stopping: Promise<void> | null = null;
   return {

@@ -1,4 +1,41 @@
-import { CompiledQuery, type DatabaseConnection, type Driver, type QueryCompiler, SqliteDialect, type TransactionSettings } from "kysely";
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type QueryCompiler,
+  type QueryResult,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  type TransactionSettings,
+} from "kysely";
+import { type BusyRetryOptions, retryBusy } from "./busy.js";
+
+/** Retrying statements refused as busy: safe only for one that ran with no transaction open (it kept nothing). */
+export interface BusyRetry {
+  options: BusyRetryOptions;
+  /** True while the connection has no transaction open. */
+  idle(): boolean;
+}
+
+/**
+ * The connection, with a statement run outside any transaction (BEGIN included) tried again when SQLite
+ * refuses it as busy or locked; inside a transaction an error stays the transaction's to roll back.
+ */
+class RetryingConnection implements DatabaseConnection {
+  constructor(
+    readonly inner: DatabaseConnection,
+    private readonly busy: BusyRetry,
+  ) {}
+
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.busy.idle()) return this.inner.executeQuery<R>(query);
+    return retryBusy(() => this.inner.executeQuery<R>(query), this.busy.idle, this.busy.options);
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize);
+  }
+}
 
 /**
  * A lock that hands over to its waiters one at a time, first come first
@@ -49,7 +86,11 @@ export class FifoLock {
  */
 class FifoDriver implements Driver {
   readonly #lock = new FifoLock();
-  constructor(private readonly inner: Driver) {}
+  readonly #wrapped = new WeakMap<DatabaseConnection, RetryingConnection>();
+  constructor(
+    private readonly inner: Driver,
+    private readonly busy: BusyRetry | undefined,
+  ) {}
 
   init(): Promise<void> {
     return this.inner.init();
@@ -58,7 +99,11 @@ class FifoDriver implements Driver {
   async acquireConnection(): Promise<DatabaseConnection> {
     await this.#lock.acquire();
     try {
-      return await this.inner.acquireConnection();
+      const connection = await this.inner.acquireConnection();
+      if (!this.busy) return connection;
+      let wrapped = this.#wrapped.get(connection);
+      if (!wrapped) this.#wrapped.set(connection, (wrapped = new RetryingConnection(connection, this.busy)));
+      return wrapped;
     } catch (error) {
       this.#lock.release();
       throw error;
@@ -67,7 +112,7 @@ class FifoDriver implements Driver {
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
     try {
-      await this.inner.releaseConnection(connection);
+      await this.inner.releaseConnection(connection instanceof RetryingConnection ? connection.inner : connection);
     } finally {
       this.#lock.release();
     }
@@ -110,7 +155,14 @@ class FifoDriver implements Driver {
 
 /** Kysely's SQLite dialect with a FIFO hand-over of its single connection. */
 export class FifoSqliteDialect extends SqliteDialect {
+  readonly #busy: BusyRetry | undefined;
+
+  constructor(config: SqliteDialectConfig, busy?: BusyRetry) {
+    super(config);
+    this.#busy = busy;
+  }
+
   override createDriver(): Driver {
-    return new FifoDriver(super.createDriver());
+    return new FifoDriver(super.createDriver(), this.#busy);
   }
 }

@@ -1,0 +1,137 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import SQLite from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { eventually, startTestServer } from "../helpers/server.js";
+
+/**
+ * Another connection holding SQLite's write lock, as the checkpoint worker's TRUNCATE checkpoint does, at
+ * a moment the test picks: the server's connection is told "database is locked" at once (busy timeout 0).
+ */
+function lockHolder(file: string) {
+  const other = new SQLite(file);
+  other.pragma("busy_timeout = 0");
+  return {
+    hold: () => other.exec("BEGIN IMMEDIATE"),
+    release: () => other.inTransaction && other.exec("COMMIT"),
+    close: () => other.close(),
+  };
+}
+
+const line = (i: number) => `chunk ${String(i).padStart(4, "0")} ${"x".repeat(200)}\n`;
+
+describe("a database momentarily locked by another connection", () => {
+  it("appends and other writes wait and go through once the lock is released: none fails, no chunk is lost or doubled", async () => {
+    let refusals = 0;
+    let onRefused: () => void = () => undefined;
+    const ts = await startTestServer({
+      localRunner: false,
+      store: {
+        busyTimeoutMs: 0,
+        busyRetry: {
+          giveUpMs: 60_000,
+          onBusy: () => {
+            refusals++;
+            onRefused();
+          },
+        },
+      },
+    });
+    const lock = lockHolder(ts.server.config.dbFile);
+    try {
+      const c = await ts.clientIn("busy");
+      await c.request("run/create", { alias: "r" });
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "output" });
+      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      await c.request("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
+
+      lock.hold();
+      const firstRefusal = new Promise<void>((resolve) => (onRefused = resolve));
+      // Four appends in flight on stdout, one on stderr, a transaction (run/create) and a write outside one.
+      const calls: Promise<any>[] = [2, 3, 4, 5].map((seq) => c.request("stream", { run: "r", path, channel: 1, chunk: line(seq), seq }));
+      calls.push(c.request("stream", { run: "r", path, channel: 2, chunk: "err\n", seq: 1 }));
+      calls.push(c.request("run/create", { alias: "while-locked" }));
+      await firstRefusal;
+      // Refused and retried several times while the lock is held, then the lock goes.
+      await new Promise<void>((resolve) => {
+        onRefused = () => refusals >= 6 && resolve();
+      });
+      onRefused = () => undefined;
+      lock.release();
+      const results = await Promise.allSettled(calls);
+      expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+      expect(results.slice(0, 4).map((r) => (r as PromiseFulfilledResult<any>).value)).toMatchObject([2, 3, 4, 5].map((seq) => ({ seq, duplicate: false })));
+      expect(refusals).toBeGreaterThanOrEqual(6);
+
+      // A resend of a stored seq is acknowledged as a duplicate, never stored twice.
+      expect(await c.request("stream", { run: "r", path, channel: 1, chunk: line(5), seq: 5 })).toMatchObject({ seq: 5, duplicate: true });
+      await c.request("stream/completed", { run: "r", path, exit_code: 0 });
+      const [stdout, stderr] = (await c.request("entry/list", { run: "r", pattern: "sh://*" })).entries.sort((a: any, b: any) => a.path.localeCompare(b.path));
+      const body = (await c.request("entry/get", { run: "r", path: stdout.path })).body;
+      expect(body).toBe([1, 2, 3, 4, 5].map(line).join(""));
+      expect(stdout).toMatchObject({ status: 200, lines: 5 });
+      expect((await c.request("entry/get", { run: "r", path: stderr.path })).body).toBe("err\n");
+      expect((await c.request("run/list", {})).runs.map((r: { alias: string }) => r.alias).sort()).toEqual(["r", "while-locked"]);
+    } finally {
+      lock.release();
+      lock.close();
+      await ts.stop();
+    }
+  }, 60_000);
+
+  it("a runner whose chunk the server refuses with an internal error sends the same seq again: the output is stored once, in order", async (ctx) => {
+    let refusals = 0;
+    let onRefused: () => void = () => undefined;
+    const ts = await startTestServer({
+      store: {
+        busyTimeoutMs: 0,
+        // The store gives up at once: the refusal reaches the runner as INTERNAL_ERROR.
+        busyRetry: {
+          giveUpMs: 0,
+          onBusy: () => {
+            refusals++;
+            onRefused();
+          },
+        },
+      },
+    });
+    const lock = lockHolder(ts.server.config.dbFile);
+    try {
+      const fifo = join(ts.home, "go");
+      try {
+        execFileSync("mkfifo", [fifo]);
+      } catch {
+        ctx.skip();
+        return;
+      }
+      const c = await ts.clientIn("busy-runner");
+      await c.request("run/create", { alias: "r" });
+      // The command prints a line, waits until the test writes to the fifo, then prints 300 more lines.
+      const command = `printf 'first\\n'; read x < ${fifo}; i=0; while [ $i -lt 300 ]; do echo "line $i"; i=$((i+1)); done`;
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command });
+      await c.request("run/resolve", { run: "r", path, decision: "accept" });
+      const stdoutPath = async () => (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
+      await eventually(async () => (await stdoutPath())?.bytes === 6, 10_000, "the first line");
+
+      lock.hold();
+      const refused = new Promise<void>((resolve) => (onRefused = resolve));
+      writeFileSync(fifo, "\n");
+      await refused;
+      onRefused = () => undefined;
+      lock.release();
+
+      await eventually(async () => (await stdoutPath())?.status !== 102, 20_000, "the producer to finish");
+      const stdout = await stdoutPath();
+      expect(stdout.status).toBe(200);
+      const expected = `first\n${Array.from({ length: 300 }, (_, i) => `line ${i}\n`).join("")}`;
+      expect((await c.request("entry/get", { run: "r", path: stdout.path })).body).toBe(expected);
+      expect(refusals).toBeGreaterThanOrEqual(1);
+    } finally {
+      lock.release();
+      lock.close();
+      await ts.stop();
+    }
+  }, 60_000);
+});
