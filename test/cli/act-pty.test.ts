@@ -83,4 +83,50 @@ describe("spool act in a terminal", () => {
       client.close();
     }
   }, 90_000);
+
+  it("at a one-key prompt Ctrl-D rejects and Ctrl-C aborts the run (exit 130)", async () => {
+    model.reply(
+      { tools: [{ id: "call_one", name: "sh", arguments: { command: "echo one" } }] },
+      { tools: [{ id: "call_two", name: "sh", arguments: { command: "echo two" } }] },
+    );
+    const term = spawnPty(
+      process.execPath,
+      [
+        SPOOL_BIN,
+        "act",
+        "two",
+        "--model",
+        "test",
+        "--run",
+        "pty-keys",
+        "--server",
+        ts.server.url,
+        "--token-file",
+        ts.server.config.tokenFile,
+        "--project",
+        "pty",
+      ],
+      { cols: 200, rows: 50, cwd: ts.home, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
+    );
+    let screen = "";
+    term.onData((data) => {
+      screen += data;
+    });
+    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    const client = await ts.clientIn("pty");
+    try {
+      await eventually(() => screen.includes("Accept?"), 30_000, "the first Accept?");
+      term.write("\u0004");
+      await eventually(() => screen.includes("rejected"), 30_000, "the rejection");
+      await eventually(() => (screen.match(/Accept\?/g)?.length ?? 0) === 2, 30_000, "the second Accept?");
+      term.write("\u0003");
+      expect(await exited).toBe(130);
+      expect((await client.call("run/get", { run: "pty-keys" })).run.status).toBe(499);
+      const logs = (await client.call("entry/list", { run: "pty-keys", pattern: "log://*" })).entries;
+      expect(logs.map((e) => e.status)).toEqual([403, 403]);
+    } finally {
+      term.kill();
+      client.close();
+    }
+  }, 90_000);
 });
