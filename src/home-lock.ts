@@ -8,8 +8,10 @@ import { join } from "node:path";
  * other's producers as orphans and kill each other's commands, so the second
  * refuses to start. The lock is a file, `spool.lock`, holding the owner's pid
  * and its start time; it is created atomically (a hard link of a complete
- * file, which fails if the name exists) and is stale when that pid is gone or
- * now belongs to another process (another start time in /proc/<pid>/stat).
+ * file, which fails if the name exists) and is stale when that pid is gone, is
+ * a zombie (dead, not yet reaped by its parent), or now belongs to another
+ * process (another start time in /proc/<pid>/stat). A holder that is exiting
+ * (killed a moment ago) is waited for a few seconds before a start is refused.
  */
 
 export const LOCK_FILE = "spool.lock";
@@ -45,17 +47,30 @@ export interface HomeLock {
   release(): void;
 }
 
-/** Start time of a process in clock ticks since boot, or null (no /proc, or no such process). */
-export function processStartTicks(pid: number): number | null {
+interface ProcStat {
+  /** One letter: R running, S sleeping, D disk wait, Z zombie, X dead… */
+  state: string;
+  /** The kernel's per-process flags (PF_*). */
+  flags: number;
+  startTicks: number | null;
+}
+
+/** A process's /proc/<pid>/stat, or null (no /proc, or no such process). */
+function procStat(pid: number): ProcStat | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) may hold spaces and parentheses: count fields after its closing parenthesis.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[19]);
-    return Number.isFinite(ticks) ? ticks : null;
+    return { state: fields[0] ?? "", flags: Number(fields[6]) || 0, startTicks: Number.isFinite(ticks) ? ticks : null };
   } catch {
     return null;
   }
+}
+
+/** Start time of a process in clock ticks since boot, or null (no /proc, or no such process). */
+export function processStartTicks(pid: number): number | null {
+  return procStat(pid)?.startTicks ?? null;
 }
 
 function processExists(pid: number): boolean {
@@ -68,15 +83,44 @@ function processExists(pid: number): boolean {
   }
 }
 
+/** The kernel's flag of a process tearing itself down (PF_EXITING). */
+const PF_EXITING = 0x4;
+/** SIGKILL's bit in /proc/<pid>/status's pending-signal masks. */
+const SIGKILL_BIT = 1n << 8n;
+
+/**
+ * Whether a process is on its way out: the kernel is tearing it down, or a SIGKILL is pending for it. Such a
+ * holder is waited for a little before a start is refused (`kill -9` then an immediate restart).
+ */
+function processExiting(pid: number): boolean {
+  const stat = procStat(pid);
+  if (stat === null) return false;
+  if ((stat.flags & PF_EXITING) !== 0) return true;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    for (const match of status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)) if ((BigInt(`0x${match[1]}`) & SIGKILL_BIT) !== 0n) return true;
+  } catch {
+    // gone meanwhile
+  }
+  return false;
+}
+
 /** Whether the process that wrote `owner` is still running (the same process, not a later one with its pid). */
 export function ownerAlive(owner: LockOwner): boolean {
   // Only the pid is checked, not the host name: SQLite's WAL works only between processes of one machine, and a
   // container recreated on the same volume gets a new host name while its dead predecessor's lock is plainly stale.
   if (!processExists(owner.pid)) return false;
+  const stat = procStat(owner.pid);
+  // A zombie (Z) or a dead process (X) has let go of its files and locks; it is only waiting for its parent to reap
+  // it, which may take long (a parent that never waits, a container without an init).
+  if (stat !== null && (stat.state === "Z" || stat.state === "X")) return false;
   if (owner.startTicks === null) return true;
-  const now = processStartTicks(owner.pid);
+  const now = stat?.startTicks ?? null;
   return now === null || now === owner.startTicks;
 }
+
+/** How long a start waits for a holder that is exiting before refusing. */
+const EXITING_WAIT_MS = 5_000;
 
 function readOwner(file: string): LockOwner | null {
   let text: string;
@@ -127,6 +171,7 @@ export function acquireHomeLock(home: string): HomeLock {
   // Written whole under a private name first, then linked into place: whoever finds spool.lock finds it complete.
   const draft = join(home, `${LOCK_FILE}.${process.pid}.${owner.nonce}`);
   writeFileSync(draft, `${JSON.stringify(owner)}\n`, { mode: 0o600, flag: "wx" });
+  const exitingDeadline = Date.now() + EXITING_WAIT_MS;
   try {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -137,7 +182,15 @@ export function acquireHomeLock(home: string): HomeLock {
       }
       const current = readOwner(file);
       if (current === null) continue; // released meanwhile: try again
-      if (current.pid !== 0 && ownerAlive(current)) throw new HomeLocked(home, current);
+      if (current.pid !== 0 && ownerAlive(current)) {
+        // A holder killed a moment ago is still tearing down: wait for it to be gone (or a zombie) before refusing.
+        if (processExiting(current.pid) && Date.now() < exitingDeadline) {
+          attempt--;
+          pause(20);
+          continue;
+        }
+        throw new HomeLocked(home, current);
+      }
       if (attempt >= 50) throw new Error(`Could not take the lock ${file}: other servers keep replacing it`);
       if (!removeStale(home, file, current)) pause(20);
     }

@@ -1,17 +1,91 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { HomeLocked, LOCK_FILE, processStartTicks } from "../../src/home-lock.js";
-import { spawnCli, spawnServe } from "../helpers/process.js";
-import { startTestServer, tempDir } from "../helpers/server.js";
+import { SPOOL_BIN, spawnCli, spawnServe } from "../helpers/process.js";
+import { eventually, startTestServer, tempDir } from "../helpers/server.js";
 
 const lockOf = (home: string) => JSON.parse(readFileSync(join(home, LOCK_FILE), "utf8"));
 const tokenOf = (home: string) => readFileSync(join(home, "token"), "utf8").trim();
 
+/** The state letter of a process (/proc/<pid>/stat field 3): Z for a zombie; null once it is gone. */
+function procState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `spool serve` started by a parent that never reaps it (the shell `exec`s into `sleep`): once killed, the
+ * server stays a zombie for as long as the parent lives, as under a container's init that reaps late.
+ */
+function serveUnreaped(home: string): Promise<{ pid: number; url: string; parent: ChildProcess }> {
+  const parent = spawn(
+    "/bin/sh",
+    ["-c", `"$0" "$1" serve --port 0 --no-local-runner --home "$2" 2>&1 & echo "pid $!"; exec sleep 300`, process.execPath, SPOOL_BIN, home],
+    {
+      env: { ...process.env, SPOOL_LOG: "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let out = "";
+  return new Promise((resolve, reject) => {
+    parent.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const pid = /pid (\d+)/.exec(out);
+      const url = /Spool listening on (ws:\/\/\S+)/.exec(out);
+      if (pid && url) resolve({ pid: Number(pid[1]), url: url[1]!, parent });
+      else if (/spool serve: /.test(out)) {
+        parent.kill("SIGKILL");
+        reject(new Error(`spool serve did not start:\n${out}`));
+      }
+    });
+  });
+}
+
 describe("one server per Spool home", () => {
+  it("a server killed mid-stream and started again at once on its home starts, while the killed one is still exiting or a zombie; several rounds", async () => {
+    const home = tempDir();
+    const parents: ChildProcess[] = [];
+    try {
+      let previous: { pid: number } | null = null;
+      for (let round = 0; round < 4; round++) {
+        const server = await serveUnreaped(home);
+        parents.push(server.parent);
+        // The one killed before it is dead but not reaped: its parent never waits.
+        if (previous) expect(procState(previous.pid)).toBe("Z");
+        expect(lockOf(home)).toMatchObject({ pid: server.pid });
+        const client = await SpoolClient.connect(server.url, { token: tokenOf(home) });
+        await client.initialize("zombies", { root: home });
+        // What the rounds before stored is all there.
+        for (let earlier = 0; earlier < round; earlier++) {
+          const out = (await client.request("entry/list", { run: `r${earlier}`, pattern: "sh://*_1" })).entries[0];
+          expect((await client.request("entry/get", { run: `r${earlier}`, path: out.path })).body).toBe("one\ntwo\n");
+        }
+        await client.request("run/create", { alias: `r${round}` });
+        const { path } = await client.request("proposal/create", { run: `r${round}`, tool: "sh", command: "streams" });
+        await client.request("run/resolve", { run: `r${round}`, path, decision: "accept", runner: "self" });
+        await client.request("stream", { run: `r${round}`, path, channel: 1, chunk: "one\n", seq: 1 });
+        await client.request("stream", { run: `r${round}`, path, channel: 1, chunk: "two\n", seq: 2 });
+        // Killed mid-stream, the producer still open.
+        process.kill(server.pid, "SIGKILL");
+        client.close();
+        // Every other round the next start comes only once the killed one is a zombie; otherwise at once, while it
+        // may still be tearing down.
+        if (round % 2 === 1) await eventually(() => procState(server.pid) === "Z", 10_000, "the killed server to be a zombie");
+        previous = server;
+      }
+    } finally {
+      for (const parent of parents) parent.kill("SIGKILL");
+    }
+  }, 120_000);
+
   it("a second `spool serve` on the same home refuses to start, naming the pid that holds it; the first keeps its work", async () => {
     const home = tempDir();
     const first = await spawnServe(["--port", "0", "--home", home, "--no-local-runner"]);
