@@ -92,6 +92,6 @@ describe("access at the WebSocket upgrade", () => {
     const res = await fetch(ts.server.url.replace("ws:", "http:"));
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
-    expect((await fetch(ts.server.url.replace("ws:", "http:") + "runs")).status).toBe(404);
+    expect((await fetch(`${ts.server.url.replace("ws:", "http:")}runs`)).status).toBe(404);
   });
 });
