@@ -382,7 +382,8 @@ export class AcpSession {
     await this.#settle(view, p.status, p.result ?? "");
   }
 
-  async #onProposal(p: SpoolNotifications["run/proposal"]): Promise<void> {
+  /** A proposal as announced, or as catchUp rebuilds it from its log entry (which does not need its time). */
+  async #onProposal(p: Omit<SpoolNotifications["run/proposal"], "createdAt">): Promise<void> {
     const args: Record<string, unknown> = { command: p.command };
     if (typeof p.attributes.cwd === "string" && p.attributes.cwd) args.cwd = p.attributes.cwd;
     const view = await this.#view(p.toolCallId ?? p.path, p.path, args, p.tool);

@@ -145,7 +145,7 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** Proposes a command for a run, exactly as the model would: the log entry is written at 202 and `run/proposal` goes to every connection of the project. */
+  /** Proposes a command for a run, exactly as the model would: the log entry is written at 202 (its attributes say the sandbox mode it will run in) and `run/proposal` goes to every connection of the project. An env naming loader variables (LD_*, DYLD_*, GCONV_PATH, GLIBC_TUNABLES and the like) is refused. */
   "proposal/create": {
     params: {
       /** Run alias, unique within the project */
@@ -169,6 +169,8 @@ export interface SpoolMethods {
         /** Rows */
         rows: number;
       };
+      /** The sandbox mode to run it in (read-only, workspace-write, full); default: the server's `sandbox` setting. Recorded as the proposal's `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only */
+      sandbox?: "read-only" | "workspace-write" | "full";
     };
     result: {
       path: string;
@@ -200,7 +202,7 @@ export interface SpoolMethods {
         loop: number | null;
         /** The model's tool call the proposal answers; null for a client's proposal */
         toolCallId: string | null;
-        /** When it was proposed (ms since the epoch) */
+        /** When it was proposed, by the server's clock (ms since the epoch) */
         createdAt: number;
       }>;
       /** Cursor for the next page; null on the last one */
@@ -451,7 +453,7 @@ export interface SpoolMethods {
       }>;
       /** The token an earlier runner/attach of this runner returned: proves it is the same runner */
       resumeToken?: string;
-      /** Where this runner runs read-only work; without it (or readOnly false) the server refuses read-only work on it */
+      /** Where this runner runs read-only work and which sandbox modes it offers; without it (or readOnly false) the server refuses read-only work on it, and without modes workspace-write */
       sandbox?: {
         /** bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none */
         kind: "bwrap" | "docker" | "none";
@@ -459,6 +461,8 @@ export interface SpoolMethods {
         readOnly: boolean;
         /** What the sandbox is, or why there is none */
         detail: string;
+        /** The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full */
+        modes?: Array<"read-only" | "workspace-write" | "full">;
       };
     };
     result: {
@@ -505,7 +509,7 @@ export interface SpoolMethods {
         attachedAt: number;
         /** Producers this runner is executing */
         running: number;
-        /** Where it runs read-only work (env, ask runs); readOnly false: such work is refused on it */
+        /** Its sandbox: where it runs read-only work (env, ask runs; readOnly false: such work is refused on it) and the modes (read-only, workspace-write, full) it can run a command in */
         sandbox: {
           /** bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none */
           kind: "bwrap" | "docker" | "none";
@@ -513,6 +517,8 @@ export interface SpoolMethods {
           readOnly: boolean;
           /** What the sandbox is, or why there is none */
           detail: string;
+          /** The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full */
+          modes?: Array<"read-only" | "workspace-write" | "full">;
         };
         /** disconnected: it went away while it had work; only it can take its name back */
         state: "attached" | "disconnected";
@@ -816,6 +822,8 @@ export interface SpoolNotifications {
     loop: number | null;
     /** The model's tool call the proposal answers; null for a client's proposal */
     toolCallId: string | null;
+    /** When it was proposed, by the server's clock (ms since the epoch) */
+    createdAt: number;
   };
   /** A proposal was accepted or rejected (by any connection, or by run/abort), with who decided and why. */
   "run/resolved": {
@@ -906,6 +914,12 @@ export interface SpoolNotifications {
     timeoutMs: number;
     /** Read-only work (env, ask runs): run it in the runner's read-only sandbox, or refuse it */
     readOnly?: boolean;
+    /** The sandbox mode to run it in (SPEC §7 Runners, "Sandbox modes"); absent: read-only with readOnly, else full. Sent only to runners whose sandbox lists modes */
+    sandbox?: "read-only" | "workspace-write" | "full";
+    /** workspace-write: false cuts the command off the network (the server's sandboxNetwork) */
+    network?: boolean;
+    /** Paths of the server's own state (home, token file, database) a sandboxed command must not see; the runner covers those that exist where it runs, besides its own */
+    hide?: Array<string>;
     /** Names (or `*` patterns) of the runner's environment variables the command also gets (the server's commandEnv); see SPEC §7 Environment */
     passEnv?: Array<string>;
     /** Run the command under a pseudo-terminal of this size: its output all comes on channel 1 */

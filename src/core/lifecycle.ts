@@ -888,6 +888,7 @@ export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof
     attributes,
     turn: row.turn,
     ...modelCall(attributes),
+    createdAt: row.created_at,
   };
 }
 

@@ -53,6 +53,7 @@ export const ProposalNotice = z.object({
   turn: z.number().int(),
   loop: z.number().int().nullable().describe("The loop (its number) whose model made the proposal; null for a client's proposal"),
   toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
+  createdAt: z.number().int().describe("When it was proposed, by the server's clock (ms since the epoch)"),
 });
 
 /** Who resolved a proposal: a client's connection, an "always allow" rule, or run/abort. */

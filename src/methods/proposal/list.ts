@@ -16,7 +16,7 @@ export const proposalList = defineMethod({
     "Lists the project's pending proposals (still proposed), oldest first, a page at a time: what `run/proposal` announced and nobody has decided yet.",
   params: ProposalListParams,
   result: z.object({
-    proposals: z.array(ProposalNotice.extend({ createdAt: z.number().int().describe("When it was proposed (ms since the epoch)") })),
+    proposals: z.array(ProposalNotice),
     next: z.number().int().nullable().describe("Cursor for the next page; null on the last one"),
   }),
   handler: async (params, ctx) => {
@@ -26,7 +26,7 @@ export const proposalList = defineMethod({
     const rows = await core.repos.entries.listProjectLogsAt(ctx.project.id, ENTRY.proposed, { afterId: params.after ?? 0, limit: limit + 1, runId });
     const page = rows.slice(0, limit);
     return {
-      proposals: page.map((row) => ({ ...proposalNotice(row.alias, row), createdAt: row.created_at })),
+      proposals: page.map((row) => proposalNotice(row.alias, row)),
       next: rows.length > limit ? page.at(-1)!.id : null,
     };
   },
