@@ -3,10 +3,11 @@ import { createInterface, type Interface } from "node:readline";
 import type { ReadStream } from "node:tty";
 import type { SpoolNotifications } from "../client/api.js";
 import type { SpoolClient } from "../client/spool-client.js";
-import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "../core/status.js";
+import { OPEN_RUN, RUN, runStatusWord } from "../core/status.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
+import { outcomeWords } from "./words.js";
 
 export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes | --answers-from-stdin]
        spool ${mode} --run ALIAS          follow a run again (no PROMPT)
@@ -193,21 +194,31 @@ class Questions {
   }
 }
 
-/** A spinner on stderr while the model thinks; only on a terminal. */
-function spinner(enabled: boolean) {
+/**
+ * A spinner on stderr while the model thinks; only on a terminal, and only on an empty line: a line of the
+ * model's text that has not ended yet is never drawn over nor erased (`atLineStart` says where the cursor is).
+ */
+function spinner(enabled: boolean, atLineStart: () => boolean) {
   const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
   let timer: NodeJS.Timeout | null = null;
+  let drawn = false;
   let i = 0;
   return {
     start() {
       if (!enabled || timer) return;
-      timer = setInterval(() => process.stderr.write(`\r${frames[i++ % frames.length]} thinking…`), 80);
+      timer = setInterval(() => {
+        if (!drawn && !atLineStart()) return;
+        drawn = true;
+        process.stderr.write(`\r${frames[i++ % frames.length]} thinking…`);
+      }, 80);
     },
     stop() {
       if (!timer) return;
       clearInterval(timer);
       timer = null;
-      process.stderr.write("\r\u001b[K");
+      // Erase only what the spinner drew, on its own line.
+      if (drawn) process.stderr.write("\r\u001b[K");
+      drawn = false;
     },
   };
 }
@@ -253,19 +264,21 @@ async function drive(
 ): Promise<number> {
   const colours = palette();
   const errColours = palette(process.stderr);
-  const spin = spinner(Boolean(process.stderr.isTTY));
+  let atLineStart = true;
+  const spin = spinner(Boolean(process.stderr.isTTY), () => atLineStart);
   const questions = new Questions(options.answers, (text) => say(colours.dim(text)));
   /** Told once: typing while a command runs goes nowhere; told once: nothing here answers (stdin is not a terminal). */
   let toldTyping = false;
   let toldNoAnswers = false;
   const offered = new Set<string>();
+  /** Accepted commands whose output this process showed (or is showing). */
+  const followed = new Set<string>();
   /** Proposals this process decided (their run/resolved is not news). */
   const mine = new Set<string>();
   let alias = options.run;
   let streaming: { path: string } | null = null;
   let interrupts = 0;
   let stopping = false;
-  let atLineStart = true;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
   let lastReply: string | null = null;
   const say = (text: string) => {
@@ -283,8 +296,8 @@ async function drive(
 
   const onProposal = async (p: Proposal) => {
     if (stopping) return;
-    const elsewhere = decidedElsewhere.get(p.path);
-    if (elsewhere) return; // decided before its turn here came: already reported
+    // Decided before its turn here came (already reported): an accepted command is followed all the same.
+    if (decidedElsewhere.has(p.path)) return followElsewhere(p);
     await showProposal(p.path, p.attributes);
     let answer: string | null = options.yes ? "y" : null;
     if (answer === "y") say(colours.dim("  accepting: --yes"));
@@ -300,12 +313,17 @@ async function drive(
       say(colours.dim(`  spool approve ${escapeControl(p.run)} ${escapeControl(p.path)}   or   spool reject ${escapeControl(p.run)} ${escapeControl(p.path)}`));
     }
     while (answer === null || !/^[yna]$/i.test(answer)) {
+      // Decided elsewhere while its facts were being shown: no question.
+      if (decidedElsewhere.has(p.path)) return followElsewhere(p);
+      // The question stays on its line: whatever is said next (a decision made elsewhere) starts a new one.
+      atLineStart = questions.source === "none";
       answer = await questions.ask(
         questions.source === "none"
           ? "  waiting for a decision…\n"
           : `  Accept? [y]es / [n]o / [a]lways this command (same directory and environment) in this run${questions.source === "keys" ? " (one key)" : ""}: `,
       );
-      if (stopping || decidedElsewhere.has(p.path)) return;
+      if (stopping) return;
+      if (decidedElsewhere.has(p.path)) return followElsewhere(p);
       if (answer === null) answer = "n"; // stdin closed: nobody can accept
       answer = answer.trim().toLowerCase().slice(0, 1) || "?";
     }
@@ -327,12 +345,19 @@ async function drive(
         if (decidedElsewhere.has(p.path) || stopping) return null;
         throw error;
       });
-    if (!decided) return;
+    if (!decided) return decidedElsewhere.has(p.path) ? followElsewhere(p) : undefined;
     if (answer === "n") {
       say(colours.yellow("  rejected"));
       return;
     }
     say(colours.green(`  accepted, running on ${decided.runner ?? "?"}`));
+    await follow(p);
+  };
+
+  /** A proposal accepted by another client: its output and end are shown as if it had been accepted here. */
+  const followElsewhere = async (p: { run: string; path: string }) => {
+    const decision = decidedElsewhere.get(p.path);
+    if (decision?.decision !== "accept" || stopping || followed.has(p.path)) return;
     await follow(p);
   };
 
@@ -345,6 +370,7 @@ async function drive(
   };
 
   const follow = async (p: { run: string; path: string }) => {
+    followed.add(p.path);
     streaming = { path: p.path };
     if (!toldTyping && process.stdin.isTTY) {
       toldTyping = true;
@@ -363,12 +389,13 @@ async function drive(
     const ended = await watch.ended;
     streaming = null;
     const status = [...ended.values()][0];
-    const code = status?.exit_code;
-    say(
-      colours.dim(
-        `  finished: ${status ? `${status.status === ENTRY.done ? "done" : status.status === ENTRY.cancelled ? "cancelled" : "failed"} (${status.status})` : "?"}${code !== undefined && code !== null ? `, exit ${code}` : ""}`,
-      ),
-    );
+    // The log entry holds how it ended (exit code, signal, the reason of a cancel); the words come from it.
+    const log = await client
+      .call("entry/list", { run: p.run, pattern: p.path })
+      .then((r) => r.entries.find((e) => e.path === p.path))
+      .catch(() => undefined);
+    const attributes = log?.attributes ?? (status ? { exit_code: status.exit_code } : {});
+    say(colours.dim(`  finished: ${status ? outcomeWords(status.status, attributes) : "?"}`));
   };
 
   const offer = (p: Proposal) => {
@@ -396,7 +423,8 @@ async function drive(
     if (decidedElsewhere.has(p.path)) return;
     decidedElsewhere.set(p.path, p);
     const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
-    say(colours.yellow(`  ${p.path} was ${p.decision === "accept" ? "accepted" : "rejected"}${who}${p.reason ? `: ${escapeControl(p.reason)}` : ""}`));
+    const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
+    say(colours.yellow(`  ${p.path} was ${p.decision === "accept" ? "accepted" : "rejected"}${who}${p.reason ? `: ${escapeControl(p.reason)}` : ""}${where}`));
     if (questions.asking) questions.withdraw();
   });
   client.on("run/progress", (p) => {

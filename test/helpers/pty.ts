@@ -1,0 +1,59 @@
+import { Terminal } from "@xterm/headless";
+import { type IPty, spawn as spawnPty } from "node-pty";
+import { SPOOL_BIN } from "./process.js";
+import { eventually } from "./server.js";
+
+export interface SpoolTerminal {
+  pty: IPty;
+  /** Everything written to the terminal, escapes included. */
+  raw(): string;
+  /** The screen as a person sees it now (escapes applied: carriage returns, erases), one string per line, trailing blanks trimmed. */
+  screen(): Promise<string>;
+  /** Waits until the raw output matches. */
+  waitFor(pattern: RegExp | string, what?: string, timeoutMs?: number): Promise<void>;
+  type(keys: string): void;
+  exited: Promise<number>;
+  kill(): void;
+}
+
+/** `spool ARGS` in a real terminal (node-pty), its output also fed to a terminal emulator to read the screen. */
+export function spoolInTerminal(args: string[], options: { cwd: string; env?: Record<string, string>; cols?: number; rows?: number }): SpoolTerminal {
+  const cols = options.cols ?? 160;
+  const rows = options.rows ?? 200;
+  const pty = spawnPty(process.execPath, [SPOOL_BIN, ...args], {
+    cols,
+    rows,
+    cwd: options.cwd,
+    env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1", ...options.env } as Record<string, string>,
+  });
+  const emulator = new Terminal({ cols, rows, allowProposedApi: true, scrollback: 5000 });
+  let raw = "";
+  let written = Promise.resolve();
+  pty.onData((data) => {
+    raw += data;
+    written = written.then(() => new Promise<void>((resolve) => emulator.write(data, resolve)));
+  });
+  const exited = new Promise<number>((resolve) => pty.onExit(({ exitCode }) => resolve(exitCode)));
+  return {
+    pty,
+    raw: () => raw,
+    async screen() {
+      await written;
+      const buffer = emulator.buffer.active;
+      const lines: string[] = [];
+      for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? "");
+      return lines.join("\n").replace(/\n+$/, "");
+    },
+    waitFor: (pattern, what = String(pattern), timeoutMs = 30_000) =>
+      eventually(() => (typeof pattern === "string" ? raw.includes(pattern) : pattern.test(raw)), timeoutMs, `${what} in:\n${raw}`),
+    type: (keys) => pty.write(keys),
+    exited,
+    kill: () => {
+      try {
+        pty.kill();
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
