@@ -36,8 +36,12 @@ export interface ProjectSummaryRow {
   updated_at: number | null;
 }
 
-/** Every project, by name, with its number of runs, of runs at `open` statuses and at `waiting`, and when a run last changed. */
-export async function listProjects(db: Kysely<Database>, open: readonly number[], waiting: number, limit: number): Promise<ProjectSummaryRow[]> {
+/**
+ * Every project, by name, with its number of runs, of runs at `open` statuses, of runs waiting on a
+ * proposal (with a log entry at `proposed`: a run whose accepted command runs waits on no one, and an idle
+ * run fed by hand may wait on a client's proposal), and when a run last changed.
+ */
+export async function listProjects(db: Kysely<Database>, open: readonly number[], proposed: number, limit: number): Promise<ProjectSummaryRow[]> {
   const rows = await db
     .selectFrom("projects")
     .leftJoin("runs", "runs.project_id", "projects.id")
@@ -54,7 +58,25 @@ export async function listProjects(db: Kysely<Database>, open: readonly number[]
             .end(),
         )
         .as("open"),
-      eb.fn.sum<number>(eb.case().when("runs.status", "=", waiting).then(1).else(0).end()).as("waiting"),
+      eb.fn
+        .sum<number>(
+          eb
+            .case()
+            .when(
+              eb.exists(
+                eb
+                  .selectFrom("entries")
+                  .select("entries.id")
+                  .whereRef("entries.run_id", "=", "runs.id")
+                  .where("entries.status", "=", proposed)
+                  .where("entries.scheme", "=", "log"),
+              ),
+            )
+            .then(1)
+            .else(0)
+            .end(),
+        )
+        .as("waiting"),
       eb.fn.max("runs.updated_at").as("updated_at"),
     ])
     .groupBy("projects.id")

@@ -24,6 +24,29 @@ describe("project/list", () => {
     expect((await fresh.request("project/list", { limit: 1 })).projects).toHaveLength(1);
   });
 
+  it("counts as waiting the runs with a proposal waiting for a decision, each once, and no longer once it is decided", async () => {
+    const client = await ts.clientIn("deciding");
+    for (const alias of ["fed", "other", "quiet"]) await client.request("run/create", { alias });
+    // Runs fed by hand stay idle (200) while a client's proposal waits: a pending proposal is what counts.
+    const first = await client.request("proposal/create", { run: "fed", tool: "sh", command: "true" });
+    await client.request("proposal/create", { run: "fed", tool: "sh", command: "false" });
+    const other = await client.request("proposal/create", { run: "other", tool: "sh", command: "sleep 30" });
+    const counts = async () => {
+      const { projects } = await client.request("project/list", {});
+      const p = projects.find((x: { name: string }) => x.name === "deciding");
+      return { runs: p.runs, waiting: p.waiting };
+    };
+    expect(await counts()).toEqual({ runs: 3, waiting: 2 });
+    // Accepted, its command runs: that run waits on no one any more.
+    await client.request("run/resolve", { run: "other", path: other.path, decision: "accept", runner: "self" });
+    expect(await counts()).toEqual({ runs: 3, waiting: 1 });
+    await client.request("run/resolve", { run: "fed", path: first.path, decision: "reject" });
+    expect(await counts()).toEqual({ runs: 3, waiting: 1 });
+    await client.request("run/abort", { run: "fed" });
+    expect(await counts()).toEqual({ runs: 3, waiting: 0 });
+    await client.request("stream/completed", { run: "other", path: other.path, exit_code: 0 });
+  });
+
   it("refuses unknown fields and a limit out of range, changing nothing", async () => {
     const client = await ts.client();
     await expect(client.request("project/list", { limit: 0 })).rejects.toMatchObject({ code: -32602 });

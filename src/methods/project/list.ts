@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { OPEN_RUN, RUN } from "../../core/status.js";
+import { ENTRY, OPEN_RUN } from "../../core/status.js";
 import { defineMethod } from "../define.js";
 
 export const ProjectSummary = z.object({
@@ -8,7 +8,7 @@ export const ProjectSummary = z.object({
   createdAt: z.number().int(),
   runs: z.number().int().describe("Runs in the project"),
   open: z.number().int().describe("Runs that have not finished (queued, running, waiting)"),
-  waiting: z.number().int().describe("Runs waiting on a proposal"),
+  waiting: z.number().int().describe("Runs with a proposal waiting for a decision (not those whose accepted command runs)"),
   updatedAt: z.number().int().nullable().describe("When a run of the project last changed; null without runs"),
 });
 
@@ -22,7 +22,7 @@ export const projectList = defineMethod({
   }),
   result: z.object({ projects: z.array(ProjectSummary) }),
   handler: async (params, ctx) => {
-    const rows = await ctx.core.repos.projects.listProjects(OPEN_RUN, RUN.waiting, params.limit ?? 200);
+    const rows = await ctx.core.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, params.limit ?? 200);
     return {
       projects: rows.map((r) => ({
         name: r.name,
