@@ -59,6 +59,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }>
       return { help: m.ACP_HELP, run: m.acp };
     },
   },
+  mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: () => import("./mcp.js").then((m) => ({ help: m.MCP_HELP, run: m.mcp })) },
   open: {
     summary: "print (or open) a link that signs a browser into the web view",
     load: async () => {

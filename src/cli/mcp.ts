@@ -1,0 +1,98 @@
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { ensureServer, locateServer } from "../acp/server.js";
+import { createLogger } from "../logger.js";
+import { McpBridge } from "../mcp/bridge.js";
+import { SERVER_VERSION } from "../version.js";
+import { workingDirectory } from "./common.js";
+import { usageError } from "./errors.js";
+import { findProject } from "./project.js";
+
+export const MCP_HELP = `Usage: spool mcp [--project DIR] [--mode ask|act] [--server URL] [--home DIR]
+
+A Model Context Protocol server on stdin/stdout, so any MCP agent (Claude Code,
+Codex CLI, Cursor, Claude Desktop, …) runs its shell commands through Spool:
+each run_command is a proposal a person approves in any Spool client (web view,
+spool approve, an editor) or in the agent itself when it supports elicitation;
+output streams as MCP progress and stays in Spool. One MCP connection is one
+Spool run, titled with the client's name. Tools: run_command, read_output,
+send_input, signal, cancel, list_commands; each command is also a resource
+spool://RUN/PATH. Nothing but MCP messages goes to stdout; logs go to stderr.
+
+It is a client of the Spool server of the home; when none answers it starts
+one (spool serve, detached, output in $SPOOL_HOME/serve.log) that goes on
+after the agent quits, with the runs.
+
+Options:
+  --project DIR       the project's directory   [default: found from the current
+                      directory upwards like git (.spool/project.json, .git),
+                      else the current directory]
+  --mode MODE         act: commands with side effects (sh, default);
+                      ask: every command runs read-only (env)
+  --server URL        use this server (never started here)   [$SPOOL_SERVER]
+  --token-file PATH   its token               [default: $SPOOL_HOME/token]
+  --home DIR          Spool home              [$SPOOL_HOME, ~/.spool]
+  -h, --help          show this help
+`;
+
+/** The project of a directory: a marker or a git repository at or above it, else the directory itself. */
+function projectOf(dir: string): { root?: string; name?: string } {
+  let stats: ReturnType<typeof statSync>;
+  try {
+    stats = statSync(dir);
+  } catch {
+    throw usageError(`--project ${dir}: no such directory`);
+  }
+  if (!stats.isDirectory()) throw usageError(`--project ${dir}: not a directory`);
+  const found = findProject(dir, {});
+  if (!found) return { root: dir };
+  return { ...(found.root ? { root: found.root } : {}), ...(found.name ? { name: found.name } : {}) };
+}
+
+export async function mcp(argv: string[]): Promise<number> {
+  let values: { project?: string; mode?: string; server?: string; "token-file"?: string; home?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        project: { type: "string" },
+        mode: { type: "string" },
+        server: { type: "string" },
+        "token-file": { type: "string" },
+        home: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    throw usageError(`${error instanceof Error ? error.message : String(error)} (see \`spool help mcp\`)`);
+  }
+  if (values.help) {
+    process.stdout.write(MCP_HELP);
+    return 0;
+  }
+  const mode = values.mode ?? "act";
+  if (mode !== "ask" && mode !== "act") throw usageError(`--mode is ask or act, not "${mode}"`);
+  const project = projectOf(resolve(values.project ?? workingDirectory()));
+  const log = createLogger((process.env.SPOOL_LOG as never) ?? "warn");
+  // The home's configuration is read up front: a broken one is an error before the agent waits on us.
+  const location = locateServer(values);
+  const bridge = new McpBridge({ server: () => ensureServer(location, log), project, mode, version: SERVER_VERSION, log });
+  const transport = new StdioServerTransport();
+  const stop = () => void transport.close();
+  // The agent closing our stdin ends the connection (the SDK's transport does not watch for it).
+  process.stdin.once("end", stop);
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  try {
+    await bridge.serve(transport);
+  } finally {
+    await bridge.close();
+    process.stdin.off("end", stop);
+    process.off("SIGTERM", stop);
+    process.off("SIGINT", stop);
+  }
+  return 0;
+}

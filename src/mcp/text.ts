@@ -1,0 +1,73 @@
+/*
+ * Small pieces of text `spool mcp` sends: the statuses as words, the newest lines of raw output for a
+ * progress message, and the keys `send_input` names. No Spool internals: the numbers are the wire's.
+ */
+
+/** Entry statuses as the wire carries them (SPEC §4). */
+export const STATUS = { streaming: 102, done: 200, proposed: 202, rejected: 403, cancelled: 499, failed: 500 } as const;
+
+const WORDS: Record<number, string> = {
+  [STATUS.streaming]: "running",
+  [STATUS.done]: "done",
+  [STATUS.proposed]: "waiting for a decision",
+  [STATUS.rejected]: "rejected",
+  [STATUS.cancelled]: "cancelled",
+  [STATUS.failed]: "failed",
+};
+
+export const statusWord = (status: number) => WORDS[status] ?? `status ${status}`;
+
+/** Escape sequences and other controls a progress line must not carry (a terminal's colours, cursor moves). */
+const SEQUENCES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]/g;
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+
+/**
+ * The newest complete-looking lines of some raw output, for a progress message: escape sequences removed,
+ * a carriage return keeps what follows it (as a terminal would overwrite the line), blank lines skipped.
+ */
+export function newestLines(raw: string, count = 3, maxChars = 400): string {
+  const lines = raw
+    .replace(SEQUENCES, "")
+    .split("\n")
+    .map((line) => {
+      const parts = line.split("\r").filter((p) => p !== "");
+      return (parts[parts.length - 1] ?? "").replace(CONTROLS, "").trimEnd();
+    })
+    .filter((line) => line.trim() !== "");
+  const text = lines.slice(-count).join("\n");
+  return text.length > maxChars ? `…${text.slice(-maxChars)}` : text;
+}
+
+/** The keys `send_input` understands, as the bytes a terminal sends for them. */
+export const KEYS: Record<string, string> = {
+  Enter: "\r",
+  Tab: "\t",
+  Escape: "\u001b",
+  Backspace: "\u007f",
+  Space: " ",
+  Up: "\u001b[A",
+  Down: "\u001b[B",
+  Right: "\u001b[C",
+  Left: "\u001b[D",
+  Home: "\u001b[H",
+  End: "\u001b[F",
+  PageUp: "\u001b[5~",
+  PageDown: "\u001b[6~",
+  Delete: "\u001b[3~",
+};
+
+/** `Enter`, `Up`, `C-c` (Ctrl and a letter, or one of @[\]^_): the bytes, or null for a name that is none of them. */
+export function keyBytes(name: string): string | null {
+  const named = KEYS[name];
+  if (named !== undefined) return named;
+  const ctrl = /^C-(.)$/i.exec(name);
+  if (!ctrl) return null;
+  const c = ctrl[1]!.toUpperCase();
+  const code = c.charCodeAt(0);
+  if (code >= 0x40 && code <= 0x5f) return String.fromCharCode(code - 0x40);
+  if (c === "?") return "\u007f";
+  return null;
+}
+
+/** What the key names in `send_input`'s description list. */
+export const KEY_NAMES = `${Object.keys(KEYS).join(", ")}, C-a … C-z (Ctrl and a letter; C-c interrupts, C-d ends input on a terminal)`;
