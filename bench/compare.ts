@@ -1,0 +1,252 @@
+// Spool's hot paths against the limits under them, measured in the same run so that the ratios mean something
+// on a shared machine: a bare `ws` server that only JSON.parses each message and answers (the transport's limit)
+// against one `stream` producer into `spool serve` (64 KiB chunks, 4 in flight); raw better-sqlite3 64 KiB
+// inserts (one transaction each, Spool's pragmas) against the embedded runner storing a local process's output;
+// then tail and slice reads of 20 lines on the streamed channel, the server's CPU time against the wall time
+// while it ingested, and its peak RSS. Each round runs every path once, in turn; the load average is printed
+// with every round.
+// Usage: npx tsx bench/compare.ts [MB per path, default 256] [rounds, default 2]
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import SQLite from "better-sqlite3";
+import { SpoolClient } from "../src/client/spool-client.js";
+import { machine, percentile, startServerProcess } from "./common.js";
+
+const CHUNK = 64 * 1024;
+const WINDOW = 4;
+const mb = Number(process.argv[2] ?? 256);
+const rounds = Number(process.argv[3] ?? 2);
+const chunks = Math.round((mb * 2 ** 20) / CHUNK);
+
+/** Distinct, printable, newline-terminated 64 KiB chunks, made once and used in turn (the client's cost stays low). */
+const texts = Array.from({ length: 64 }, (_, i) => {
+  const line = `chunk ${String(i).padStart(6, "0")} ${"abcdefghijklmnopqrstuvwxyz".repeat(3)}\n`;
+  return `${line.repeat(Math.ceil(CHUNK / line.length)).slice(0, CHUNK - 1)}\n`;
+});
+
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+
+/** Sends `chunks` calls with up to WINDOW unanswered; returns the seconds it took. */
+async function pump(client: SpoolClient, params: (i: number) => object): Promise<number> {
+  const start = performance.now();
+  const inFlight = new Set<Promise<void>>();
+  for (let i = 0; i < chunks; i++) {
+    const call: Promise<void> = client.request("stream", params(i)).then(() => {
+      inFlight.delete(call);
+    });
+    inFlight.add(call);
+    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return (performance.now() - start) / 1000;
+}
+
+/** The transport's limit: a `ws` server in its own process that JSON.parses each message and answers it. */
+const BARE_SERVER = `
+const { WebSocketServer } = require(process.argv[1]);
+const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, maxPayload: 16 * 1024 * 1024 });
+wss.on("listening", () => console.log("listening " + wss.address().port));
+wss.on("connection", (ws) => ws.on("message", (data) => {
+  const m = JSON.parse(data.toString());
+  const p = m.params || {};
+  ws.send(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { channel: p.channel, seq: p.seq, bytes: 0, duplicate: false } }));
+}));
+`;
+
+async function bareEcho(): Promise<number> {
+  const ws = createRequire(import.meta.url).resolve("ws");
+  const child = spawn(process.execPath, ["-e", BARE_SERVER, ws], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        const m = /listening (\d+)/.exec(d.toString());
+        if (m) resolve(Number(m[1]));
+      });
+      child.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
+    });
+    const client = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: "none" });
+    const seconds = await pump(client, (i) => ({ run: "r", path: "log://turn_1/sh/x", channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
+    client.close();
+    return mb / seconds;
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
+/** The store's limit: raw better-sqlite3, one 64 KiB insert and a counter update per transaction, Spool's pragmas. */
+function rawSqlite(): number {
+  const dir = mkdtempSync(join(tmpdir(), "spool-bench-raw-"));
+  try {
+    const db = new SQLite(join(dir, "raw.db"));
+    db.pragma("page_size = 16384");
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.exec(
+      "CREATE TABLE chunks (entry_id INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (entry_id, seq)); CREATE TABLE entries (id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL, last_seq INTEGER NOT NULL); INSERT INTO entries VALUES (1, 0, 0)",
+    );
+    const insert = db.prepare("INSERT INTO chunks (entry_id, seq, data) VALUES (1, ?, ?)");
+    const update = db.prepare("UPDATE entries SET bytes = bytes + ?, last_seq = ? WHERE id = 1");
+    const append = db.transaction((seq: number, data: Buffer) => {
+      insert.run(seq, data);
+      update.run(data.length, seq);
+    });
+    const buffers = texts.map((t) => Buffer.from(t));
+    const start = performance.now();
+    for (let i = 0; i < chunks; i++) append.immediate(i + 1, buffers[i % buffers.length]!);
+    const seconds = (performance.now() - start) / 1000;
+    db.close();
+    return mb / seconds;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Seconds the process's threads spent runnable but waiting for a CPU (/proc/<pid>/task/<tid>/schedstat, field 2):
+ * on a shared machine, the part of wall − CPU that is other processes' doing, not the server waiting on something.
+ */
+function runQueueSeconds(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns / 1e9;
+}
+
+/** The process's peak resident memory (VmHWM) or its current one (VmRSS), in MB. */
+function rssMb(pid: number, field: "VmHWM" | "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+interface SpoolFigures {
+  mbps: number;
+  cpu: number;
+  /** Of the wall time, how long the server was runnable but not running (other processes had the CPUs). */
+  runq: number;
+  wall: number;
+  rss: number;
+  /** RSS before the stream: what the server holds once started (modules, the TypeScript loader). */
+  rssStart: number;
+  tail: number[];
+  slice: number[];
+}
+
+/** One producer streaming into a fresh `spool serve`, then reads of 20 lines on its channel. */
+async function spoolStream(): Promise<SpoolFigures> {
+  const server = await startServerProcess();
+  try {
+    const client = await server.connect();
+    await client.initialize("bench", { root: server.home });
+    await client.request("run/create", { alias: "s" });
+    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
+    await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
+    const rssStart = rssMb(server.pid, "VmRSS");
+    const cpu0 = cpuSeconds(server.pid);
+    const runq0 = runQueueSeconds(server.pid);
+    const wall = await pump(client, (i) => ({ run: "s", path, channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
+    const cpu = cpuSeconds(server.pid) - cpu0;
+    const runq = runQueueSeconds(server.pid) - runq0;
+    const rss = rssMb(server.pid, "VmHWM");
+    await client.request("stream/completed", { run: "s", path, exit_code: 0 });
+    const channel = (await client.request("entry/list", { run: "s", pattern: "sh://*_1" })).entries[0];
+    if (channel.bytes !== chunks * CHUNK) throw new Error(`stored ${channel.bytes} bytes, expected ${chunks * CHUNK}`);
+    const tail: number[] = [];
+    const slice: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      let t = performance.now();
+      await client.request("entry/get", { run: "s", path: channel.path, tail: 20 });
+      tail.push(performance.now() - t);
+      t = performance.now();
+      await client.request("entry/get", { run: "s", path: channel.path, line: Math.floor((channel.lines * (i + 1)) / 22), limit: 20 });
+      slice.push(performance.now() - t);
+    }
+    client.close();
+    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail: tail.sort((a, b) => a - b), slice: slice.sort((a, b) => a - b) };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The embedded runner: a local process's output, accept → channel at 200. */
+async function embeddedRunner(): Promise<number> {
+  const server = await startServerProcess();
+  try {
+    const client = await server.connect();
+    await client.initialize("bench", { root: server.home });
+    await client.request("run/create", { alias: "e" });
+    const bytes = chunks * CHUNK;
+    const { path } = await client.request("proposal/create", {
+      run: "e",
+      tool: "sh",
+      command: `yes 'spool runner throughput line of text' | head -c ${bytes}`,
+    });
+    const start = performance.now();
+    const resolved = await client.request("run/resolve", { run: "e", path, decision: "accept", runner: "local" });
+    const channel = resolved.channels[0].path;
+    let entry: { status: number; bytes: number };
+    while ((entry = await client.request("entry/get", { run: "e", path: channel, tail: 1 })).status === 102) await new Promise((r) => setTimeout(r, 10));
+    const seconds = (performance.now() - start) / 1000;
+    if (entry.bytes !== bytes || entry.status !== 200) throw new Error(`expected ${bytes} bytes at 200, got ${entry.bytes} at ${entry.status}`);
+    client.close();
+    return mb / seconds;
+  } finally {
+    await server.stop();
+  }
+}
+
+const commit = (() => {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" }).trim();
+  } catch {
+    return "?";
+  }
+})();
+console.log(`machine: ${machine()}; load ${load()}; HEAD ${commit}`);
+console.log(`${mb} MB per path, 64 KiB chunks, ${WINDOW} in flight; ${rounds} round(s)`);
+console.log(
+  "round  load(1/5/15)     bare_ws  spool_stream  ratio  srv_cpu/runq/wall  rss_MB(start/peak)  tail20_p50/max  slice20_p50/max  raw_sqlite  embedded  ratio",
+);
+for (let round = 1; round <= rounds; round++) {
+  const at = load();
+  const bare = await bareEcho();
+  const s = await spoolStream();
+  const raw = rawSqlite();
+  const embedded = await embeddedRunner();
+  const ms = (xs: number[]) => `${percentile(xs, 50).toFixed(2)}/${xs[xs.length - 1]!.toFixed(2)}`;
+  console.log(
+    [
+      String(round).padEnd(5),
+      at.padEnd(15),
+      bare.toFixed(1).padStart(7),
+      s.mbps.toFixed(1).padStart(12),
+      (s.mbps / bare).toFixed(2).padStart(5),
+      `${s.cpu.toFixed(1)}/${s.runq.toFixed(1)}/${s.wall.toFixed(1)} s`.padStart(17),
+      `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(17),
+      ms(s.tail).padStart(14),
+      ms(s.slice).padStart(15),
+      raw.toFixed(1).padStart(10),
+      embedded.toFixed(1).padStart(8),
+      (embedded / raw).toFixed(2).padStart(5),
+    ].join("  "),
+  );
+}
+console.log(`load at the end: ${load()}`);
