@@ -580,7 +580,7 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** Anyone in the project asks to stop a producer: channels become 499 at once and `stream/cancelled` goes to every connection of the project, so the owner kills the work. Idempotent. */
+  /** Anyone in the project asks to stop a producer: channels become 499 at once (the log records who cancelled, `cancelledBy`, the reason and the duration since it was accepted) and `stream/cancelled` goes to every connection of the project, so the owner kills the work. Idempotent. */
   "stream/cancel": {
     params: {
       /** Run alias, unique within the project */

@@ -601,10 +601,16 @@ export class Lifecycle {
     return this.#finish(project, run, log, outcome);
   }
 
-  /** cancel, by anyone in the project: channels 499 and `stream/cancelled`, so the owner kills the work. */
-  async cancel(project: ProjectRef, target: ProducerTarget, reason: string): Promise<FinishResult> {
+  /**
+   * cancel, by anyone in the project (`by`: who, when known): channels 499 and `stream/cancelled`, so the owner
+   * kills the work. The duration recorded runs from the acceptance (when its channels opened) to now: the
+   * owner's own figure never arrives, as a finished producer takes no more.
+   */
+  async cancel(project: ProjectRef, target: ProducerTarget, reason: string, by?: string): Promise<FinishResult> {
     const { run, log } = await this.requireLog(project, target.run, target.path);
-    const result = await this.#finish(project, run, log, { kind: "cancelled", reason });
+    const opened = log.status === ENTRY.done ? (await this.#repos.entries.listChannels(log.id)).map((c) => c.created_at) : [];
+    const duration = opened.length > 0 ? Math.max(0, Date.now() - Math.min(...opened)) : undefined;
+    const result = await this.#finish(project, run, log, { kind: "cancelled", reason, duration, by });
     if (result.changed) this.deps.notifyProject(project.id, "stream/cancelled", { run: run.alias, path: log.path, reason });
     return result;
   }

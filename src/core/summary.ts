@@ -6,7 +6,7 @@ import { ENTRY } from "./status.js";
 export type Outcome =
   | { kind: "completed"; exit_code?: number | null | undefined; signal?: string | null | undefined; duration?: number | undefined }
   | { kind: "aborted"; reason: string; duration?: number | undefined }
-  | { kind: "cancelled"; reason: string };
+  | { kind: "cancelled"; reason: string; duration?: number | undefined; by?: string | undefined };
 
 /** The channels' terminal status for an outcome: exit codes and reasons live in attributes, never here. */
 export function outcomeStatus(outcome: Outcome): number {
@@ -22,7 +22,7 @@ function describeOutcome(outcome: Outcome): string {
     case "aborted":
       return `aborted: ${outcome.reason}`;
     case "cancelled":
-      return `cancelled: ${outcome.reason}`;
+      return `cancelled${outcome.by ? ` by ${outcome.by}` : ""}: ${outcome.reason}`;
   }
 }
 
@@ -35,6 +35,7 @@ export function outcomeAttributes(outcome: Outcome): Record<string, unknown> {
   } else {
     details.reason = outcome.reason;
   }
+  if (outcome.kind === "cancelled" && outcome.by) details.cancelledBy = outcome.by;
   if ("duration" in outcome && outcome.duration !== undefined) details.duration = outcome.duration;
   return details;
 }
