@@ -286,14 +286,12 @@ export class DockerBackend implements Backend {
   async #probeSandbox(): Promise<SandboxInfo> {
     if (this.options.sandbox === "off") return noSandbox(SANDBOX_OFF);
     if (this.options.image) {
-      const writable = this.options.mountProject
-        ? "; workspace-write: the same, with the project the one writable mount, a private /tmp and the runner's network"
-        : " (workspace-write needs the project mounted)";
+      const writable = this.options.mountProject ? "the project the one writable mount" : "no project mounted";
       return {
         kind: "docker",
         readOnly: true,
-        detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges${writable}`,
-        modes: this.options.mountProject ? ["read-only", "workspace-write", "full"] : ["read-only", "full"],
+        detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges; workspace-write: the same with ${writable}, a private /tmp and the runner's network`,
+        modes: ["read-only", "workspace-write", "full"],
       };
     }
     return this.#execSandbox(this.options.container!);

@@ -7,7 +7,19 @@ import { localBaseEnvironment } from "./environment.js";
 import { startLocalTty } from "./local-tty.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
-import { bwrapArgs, hiddenPaths, noSandbox, once, probeBwrap, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf } from "./sandbox.js";
+import {
+  bwrapArgs,
+  hiddenPaths,
+  launcher,
+  noSandbox,
+  once,
+  probeBwrap,
+  SANDBOX_OFF,
+  type SandboxInfo,
+  type SandboxMode,
+  sandboxOf,
+  sandboxResult,
+} from "./sandbox.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
 export interface LocalBackendOptions {
@@ -58,7 +70,7 @@ export class LocalBackend implements Backend {
 
   /** What the sandbox gives and bwrap's absolute path (null: no sandbox), probed once. */
   readonly #sandbox = once(
-    (): Promise<{ info: SandboxInfo; path: string | null }> =>
+    (): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null }> =>
       this.options.sandbox === "off" ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null }) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
   );
 
@@ -110,8 +122,7 @@ export class LocalBackend implements Backend {
       };
       const realCwd = real("cwd", cwd);
       // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
-      file = probed.path;
-      args = sandboxArgs({
+      const sandboxed = sandboxArgs({
         mode: sandbox.mode,
         network: sandbox.network ?? true,
         workspace: spec.workspace ? real("the project root", spec.workspace) : realCwd,
@@ -119,12 +130,15 @@ export class LocalBackend implements Backend {
         ...hiddenPaths(sandbox.hide ?? []),
         env,
         command: spec.command,
+        resetSignals: probed.resetSignals ?? null,
       });
+      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals)));
       env = base;
     }
     if (spec.tty) {
       const { killGraceMs, processes } = this.options;
-      return startLocalTty({ ...spec, tty: spec.tty }, { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup });
+      const tty = await startLocalTty({ ...spec, tty: spec.tty }, { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup });
+      return sandbox ? { ...tty, result: tty.result.then(sandboxResult) } : tty;
     }
     const subprocess = execa(file, args, {
       cwd,
@@ -171,7 +185,8 @@ export class LocalBackend implements Backend {
       const quietMs = this.options.quietMs ?? 100;
       await Promise.all([stdout.settle(quietMs), stderr.settle(quietMs)]);
       await settled;
-      return { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
+      const ended = { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
+      return sandbox ? sandboxResult(ended) : ended;
     })();
     const control =
       spec.interactive && !spec.stdin

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import { SANDBOX_MODES, type SandboxModeName, SandboxModeName as SandboxModeNameSchema } from "../protocol/sandbox.js";
@@ -89,6 +90,25 @@ export interface BwrapPlan {
   /** The command's whole environment, set inside the sandbox. */
   env: Record<string, string>;
   command: string;
+  /**
+   * An `env` that knows --default-signal: the command starts through it with the signals the launcher ignores
+   * (`SANDBOX_SIGNALS`) back at their defaults. Without it, bwrap is started as it is and a signal sent to the
+   * command's group ends bwrap itself (and so the sandbox) rather than reaching the command alone.
+   */
+  resetSignals?: string | null;
+}
+
+/**
+ * The signals a client may send (stream/signal, a terminal's ^C and ^\) that bwrap's own process, which waits
+ * outside the sandbox, would die of: it is started ignoring them (`launcher`), and the command gets them back at
+ * their defaults, so a trap in the command sees them and its exit code comes through.
+ */
+export const SANDBOX_SIGNALS = ["INT", "TERM", "HUP", "QUIT", "USR1", "USR2"] as const;
+
+/** The program and arguments that start bwrap: through /bin/sh ignoring SANDBOX_SIGNALS when the command resets them. */
+export function launcher(bwrap: string, args: string[], resetSignals: boolean): { file: string; args: string[] } {
+  if (!resetSignals) return { file: bwrap, args };
+  return { file: "/bin/sh", args: ["-c", `trap '' ${SANDBOX_SIGNALS.join(" ")}; exec "$0" "$@"`, bwrap, ...args] };
 }
 
 /** Whether `path` is `dir` or lies under it. */
@@ -117,7 +137,9 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network ? ["--unshare-net"] : []), "--cap-drop", "ALL");
   args.push("--clearenv");
   for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
-  args.push("--chdir", plan.cwd, "--", "/bin/sh", "-c", plan.command);
+  args.push("--chdir", plan.cwd, "--");
+  if (plan.resetSignals) args.push(plan.resetSignals, `--default-signal=${SANDBOX_SIGNALS.join(",")}`);
+  args.push("/bin/sh", "-c", plan.command);
   return args;
 }
 
@@ -175,6 +197,17 @@ export function findProgram(program: string, path: string | undefined): string |
 
 const ALL_MODES: SandboxModeName[] = [...SANDBOX_MODES];
 
+/** An `env` of the runner's PATH that can reset signals to their defaults (GNU coreutils 8.31 and later), or null. */
+function signalResetter(environ: NodeJS.ProcessEnv): Promise<string | null> {
+  const env = findProgram("env", environ.PATH || DEFAULT_PATH);
+  if (!env) return Promise.resolve(null);
+  return new Promise((done) =>
+    execFile(env, [`--default-signal=${SANDBOX_SIGNALS.join(",")}`, "/bin/sh", "-c", "true"], { env: {}, timeout: 10_000 }, (error) =>
+      done(error ? null : env),
+    ),
+  );
+}
+
 /**
  * Whether `bwrap` can build the sandbox on this machine: finds it in the
  * runner's own PATH (`environ`, never a command's), then runs the probe in
@@ -183,7 +216,7 @@ const ALL_MODES: SandboxModeName[] = [...SANDBOX_MODES];
  * sandbox, with the reason. The answer carries the absolute path every
  * sandboxed command is then started with.
  */
-export function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<{ info: SandboxInfo; path: string | null }> {
+export function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null }> {
   const path = findProgram(bwrap, environ.PATH || DEFAULT_PATH);
   if (!path) {
     return Promise.resolve({
@@ -192,13 +225,26 @@ export function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<{
     });
   }
   return new Promise((done) => {
-    execFile(path, bwrapCommand("/", PROBE_COMMAND), { env: localBaseEnvironment(environ), timeout: 10_000 }, (error, _stdout, stderr) => {
-      if (!error) return done({ info: { kind: "bwrap", readOnly: true, detail: BWRAP_DETAIL, modes: ALL_MODES }, path });
+    execFile(path, bwrapCommand("/", PROBE_COMMAND), { env: localBaseEnvironment(environ), timeout: 10_000 }, async (error, _stdout, stderr) => {
+      if (!error)
+        return done({ info: { kind: "bwrap", readOnly: true, detail: BWRAP_DETAIL, modes: ALL_MODES }, path, resetSignals: await signalResetter(environ) });
       const code = (error as NodeJS.ErrnoException).code;
       const why = String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : error.message.split("\n")[0]);
       done({ info: noSandbox(`bubblewrap (${path}) cannot build the sandbox here: ${why}`), path: null });
     });
   });
+}
+
+/**
+ * How a sandboxed command ended, told as it would be without the sandbox: bwrap exits 128+N when the
+ * command was killed by signal N, so such an exit is given as that signal (an `exit 143` of the command's
+ * own reads as SIGTERM, as a shell's `$?` would leave it unclear).
+ */
+export function sandboxResult<R extends { exitCode: number | null; signal: string | null }>(result: R): R {
+  const code = result.exitCode;
+  if (code === null || code <= 128 || code > 128 + 64) return result;
+  const name = Object.entries(osConstants.signals).find(([, number]) => number === code - 128)?.[0];
+  return name ? { ...result, exitCode: null, signal: name } : result;
 }
 
 /** Caches a probe: the first call runs it, every later one gets its answer. */

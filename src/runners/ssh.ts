@@ -8,7 +8,18 @@ import { SANDBOX_MODES } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { streamControl, TTY_TERM } from "./control.js";
 import type { TtySize } from "./protocol.js";
-import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf } from "./sandbox.js";
+import {
+  BWRAP_DETAIL,
+  bwrapCommand,
+  noSandbox,
+  PROBE_COMMAND,
+  SANDBOX_OFF,
+  SANDBOX_SIGNALS,
+  type SandboxInfo,
+  type SandboxMode,
+  sandboxOf,
+  sandboxResult,
+} from "./sandbox.js";
 import { PidLine, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -233,9 +244,9 @@ export class SshBackend implements Backend {
   readonly #closing = withManyListeners(new AbortController());
 
   /** The remote bwrap's path and what it gives: probed once, again only when the host could not be reached. */
-  #probe: Promise<{ info: SandboxInfo; bwrap?: string; unreachable?: boolean }> | null = null;
+  #probe: Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; unreachable?: boolean }> | null = null;
 
-  #sandbox(): Promise<{ info: SandboxInfo; bwrap?: string }> {
+  #sandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string }> {
     return (this.#probe ??= this.#probeSandbox().then((answer) => {
       if (answer.unreachable) this.#probe = null;
       return answer;
@@ -258,13 +269,15 @@ export class SshBackend implements Backend {
   }
 
   /** Spool controls nothing on the remote host but what it runs: read-only work needs bubblewrap there, working for the login user. */
-  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string; unreachable?: boolean }> {
+  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; unreachable?: boolean }> {
     if (this.options.sandbox === "off") return { info: noSandbox(SANDBOX_OFF) };
     const host = `${this.options.username}@${this.options.host}`;
     const probe = [
       'b=$(command -v bwrap) || { echo "missing"; exit 0; }',
       'echo "$b"',
       `env -i "$b" ${bwrapCommand("/", PROBE_COMMAND).map(shellQuote).join(" ")} 2>&1 && echo ok`,
+      // An env that resets signals lets the command, not bwrap's waiting process, have them (SANDBOX_SIGNALS).
+      `e=$(command -v env) && "$e" --default-signal=${SANDBOX_SIGNALS.join(",")} /bin/sh -c true 2>/dev/null && echo "env=$e"`,
     ].join("; ");
     let output = "";
     try {
@@ -279,12 +292,18 @@ export class SshBackend implements Backend {
         unreachable: true,
       };
     }
-    const [path = "", ...rest] = output.trim().split("\n");
+    const [path = "", ...lines] = output.trim().split("\n");
+    const resetter = lines.at(-1)?.startsWith("env=/") ? lines.pop()!.slice(4) : undefined;
+    const rest = lines;
     if (path === "missing" || !path.startsWith("/")) return { info: noSandbox(`ssh: bubblewrap is not installed on ${host}; read-only work is refused there`) };
     if (rest.at(-1) !== "ok") {
       return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
     }
-    return { info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}`, modes: [...SANDBOX_MODES] }, bwrap: path };
+    return {
+      info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}`, modes: [...SANDBOX_MODES] },
+      bwrap: path,
+      ...(resetter ? { resetSignals: resetter } : {}),
+    };
   }
 
   describe(): string {
@@ -330,7 +349,7 @@ export class SshBackend implements Backend {
     if (wanted) {
       const probed = await this.#sandbox();
       if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);
-      sandbox = { ...wanted, bwrap: probed.bwrap };
+      sandbox = { ...wanted, bwrap: probed.bwrap, ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}) };
     }
     // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
     const channel = await this.#shell.exec(
@@ -379,7 +398,8 @@ export class SshBackend implements Backend {
     const result = (async (): Promise<ExecResult> => {
       const exit = await channel.closed;
       control.done();
-      return { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+      const ended = { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+      return sandbox ? sandboxResult(ended) : ended;
     })();
     return { stdout: pidLine, stderr: channel.stderr, result, describe, located, ...(poke ? { control: poke } : {}) };
   }

@@ -1,6 +1,6 @@
 import { PassThrough, Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
-import type { ExecSandbox } from "./sandbox.js";
+import { type ExecSandbox, SANDBOX_SIGNALS } from "./sandbox.js";
 
 /**
  * Splits Docker's multiplexed attach/exec stream (8-byte frame headers: type,
@@ -111,6 +111,8 @@ export function wrapperScript(command: string, cwd: string | undefined, env: Rec
 /** A sandbox for `remoteScript`: the mode and what to hide, with bwrap's path on the remote host. */
 export interface RemoteSandbox extends ExecSandbox {
   bwrap: string;
+  /** An env on the remote host that knows --default-signal (see `launcher`): bwrap then ignores SANDBOX_SIGNALS and the command gets them. */
+  resetSignals?: string;
 }
 
 /**
@@ -164,9 +166,10 @@ export function remoteScript(
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
   const hidden = [...(sandbox.hide ?? []).map(shellQuote), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
   parts.push(`for p in ${hidden}; do if [ -f "$p" ]; then set -- "$@" --ro-bind /dev/null "$p"; fi; done`);
-  // A directory that holds the workspace or the command's directory is not covered (its files are named one by one).
+  // A directory that holds the workspace or the command's directory is not covered (its files are named one by one);
+  // one the login cannot enter is out of the command's reach already.
   const dirs = (action: string) =>
-    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" && pwd -P); case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) continue ;; esac; set -- "$@" ${action} "$p"; fi; done`;
+    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) continue ;; esac; set -- "$@" ${action} "$p"; fi; done`;
   parts.push(dirs("--tmpfs"), dirs("--remount-ro"));
   if (readOnly) parts.push('set -- "$@" --remount-ro /tmp');
   const unshare = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || sandbox.network === false ? ["--unshare-net"] : []), "--cap-drop", "ALL"];
@@ -175,10 +178,9 @@ export function remoteScript(
     shellQuote(name),
     value,
   ]);
-  parts.push(
-    ["exec env -i", ...base, shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--clearenv", ...inside, '--chdir "$C" --', "/bin/sh -c", shellQuote(command)].join(
-      " ",
-    ),
-  );
+  const reset = sandbox.resetSignals ? [shellQuote(sandbox.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
+  if (sandbox.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
+  const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--clearenv", ...inside, '--chdir "$C" --', ...reset];
+  parts.push(["exec env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(command)].join(" "));
   return parts.join(" && ");
 }

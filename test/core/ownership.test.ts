@@ -27,7 +27,8 @@ const code = (c: string) => ({ data: { code: c } });
 describe("a producer has one owner", () => {
   let ts: TestServer;
   beforeAll(async () => {
-    ts = await startTestServer({ localRunner: false, runnerGraceMs: 300 });
+    // Hand-made runners that report no sandbox: these tests are about ownership, so sh commands are proposed full.
+    ts = await startTestServer({ localRunner: false, runnerGraceMs: 300, sandbox: "full" });
   });
   afterAll(() => ts.stop());
 

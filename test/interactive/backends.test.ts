@@ -68,6 +68,8 @@ for (const c of cases) {
         project,
         name: "it",
         backend: c.make(),
+        // The default runner: proposals are recorded in the sandbox mode it can give (full for an exec in a writable container).
+        default: true,
         log: createLogger("silent"),
       });
       await runner.start();
