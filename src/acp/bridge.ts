@@ -89,7 +89,7 @@ export class Bridge {
         const session = this.#sessions.get(params.sessionId);
         if (!session) throw RequestError.sessionNotFound(params.sessionId);
         this.#sessions.delete(params.sessionId);
-        await session.close();
+        await session.end();
         return {};
       })
       .onRequest("session/prompt", async ({ params }) => {

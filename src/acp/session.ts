@@ -68,6 +68,8 @@ interface ToolView {
 interface Turn {
   loop: number | null;
   finish(outcome: { stop: StopReason } | { error: string }): void;
+  /** Resolves once the prompt has been answered (or has failed). */
+  answered: Promise<void>;
 }
 
 type HistoryMessage = ResultOf<"run/history">["messages"][number];
@@ -86,6 +88,8 @@ const RESOLVE_ATTEMPTS = 5;
 const RECONNECT_WAIT_MS = 60_000;
 /** How long a turn waits for its commands' final updates before it answers. */
 const SETTLE_MS = 3_000;
+/** How long a cancelled turn waits for its tool calls' final updates before it ends them itself and answers. */
+const CANCEL_SETTLE_MS = 5_000;
 
 const PERMISSION_OPTIONS: RequestPermissionRequest["options"] = [
   { optionId: "allow_once", name: "Allow", kind: "allow_once" },
@@ -128,13 +132,15 @@ export class AcpSession {
   #dropped = 0;
   /** The last queued task when it is a text chunk: more text joins it until it is sent. */
   #text: { text: string; sent: boolean } | null = null;
-  /** The model's text of the current loop, to tell whether a summary repeats it. */
-  #loopText = { loop: -1, text: "" };
+  /** The model's text in the current loop (any said) and in its latest reply, to tell whether a summary repeats it. */
+  #loopText = { loop: -1, turn: -1, any: false, reply: "" };
   #turn: Turn | null = null;
   /** The run's title as the editor was last told it. */
   #title: string | null = null;
   #closed = false;
   readonly #off: (() => void)[] = [];
+  /** Called whenever a tool call settles. */
+  readonly #settledWaiters = new Set<() => void>();
 
   constructor(
     readonly id: string,
@@ -149,7 +155,7 @@ export class AcpSession {
     this.model = init.model;
     const on = <N extends keyof SpoolNotifications>(method: N, handle: (p: SpoolNotifications[N]) => void) =>
       this.#off.push(link.client.on(method, (p: SpoolNotifications[N]) => (p as { run?: string }).run === run && !this.#closed && handle(p)));
-    on("run/progress", (p) => this.#onText(p.loop, p.delta));
+    on("run/progress", (p) => this.#onText(p.loop, p.turn, p.delta));
     on("run/tool", (p) => this.#enqueue(() => this.#onTool(p)));
     on("run/proposal", (p) => this.#enqueue(() => this.#onProposal(p)));
     on("run/resolved", (p) => this.#enqueue(() => this.#onResolved(p)));
@@ -206,7 +212,8 @@ export class AcpSession {
     if (this.#turn) throw RequestError.invalidRequest({ sessionId: this.id }, "a prompt turn is already running in this session");
     let finish!: Turn["finish"];
     const done = new Promise<{ stop: StopReason } | { error: string }>((resolve) => (finish = resolve));
-    const turn: Turn = { loop: null, finish };
+    let answered!: () => void;
+    const turn: Turn = { loop: null, finish, answered: new Promise<void>((resolve) => (answered = resolve)) };
     this.#turn = turn;
     try {
       const reply = await this.link.client
@@ -224,11 +231,14 @@ export class AcpSession {
       if (ended) turn.finish(ended);
       else if (reply.run.status === RUN.aborted) turn.finish({ stop: "cancelled" });
       const outcome = await done;
+      // ACP: every update of the cancelled tool calls goes out before the turn is answered "cancelled".
+      if ("stop" in outcome && outcome.stop === "cancelled") await this.#settleCancelled();
       await this.#quiesce();
       if ("error" in outcome) throw new RequestError(-32603, `The run's loop ${reply.loop} failed: ${outcome.error}`, { run: this.run, loop: reply.loop });
       return outcome.stop;
     } finally {
       if (this.#turn === turn) this.#turn = null;
+      answered();
     }
   }
 
@@ -237,15 +247,64 @@ export class AcpSession {
     for (const view of this.#tools.values()) this.#withdraw(view);
     const turn = this.#turn;
     if (!turn) return;
+    await this.#abort(`cancelled in ${this.editor.name}`);
+    // After the run's own events (its abort, or the loop's ending when it ended first); the turn then waits for its tool calls.
+    this.#enqueue(async () => turn.finish({ stop: "cancelled" }));
+  }
+
+  /** `run/abort`: rejects the run's proposals and cancels its commands; a run that is not running any more is left as it is. */
+  async #abort(reason: string): Promise<void> {
     try {
-      await this.link.client.call("run/abort", { run: this.run, reason: `cancelled in ${this.editor.name}` });
+      await this.link.client.call("run/abort", { run: this.run, reason });
     } catch (error) {
       // Not running any more: the loop ended meanwhile, and its ending answers the turn.
       if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.log.warn(`run/abort of ${this.run} failed: ${String(error)}`);
     }
-    // The cancelled commands' last updates go out before the answer, within reason.
-    await this.#settled("settled");
-    this.#enqueue(async () => turn.finish({ stop: "cancelled" }));
+  }
+
+  /**
+   * A cancelled turn: tools without a producer get no answer after an abort, so they end here; commands end
+   * when Spool reports their producers rejected or cancelled. One not seen ending in time is ended here and
+   * no longer followed, so nothing of this turn reaches the editor after its answer.
+   */
+  async #settleCancelled(): Promise<void> {
+    if (this.#closed) return;
+    this.#enqueue(async () => {
+      for (const view of this.#tools.values()) if (!view.settled && !isCommandTool(view.tool)) await this.#settle(view, "failed", "cancelled");
+    });
+    await this.#untilSettled(CANCEL_SETTLE_MS);
+    this.#enqueue(async () => {
+      for (const view of this.#tools.values()) {
+        if (view.settled) continue;
+        this.#withdraw(view);
+        const output = view.output;
+        view.output = null;
+        await output?.close();
+        await this.#settle(
+          view,
+          "failed",
+          `cancelled; its end was not seen within ${CANCEL_SETTLE_MS / 1000} s${view.path ? ` (Spool's entry ${view.path} records it)` : ""}`,
+        );
+      }
+    });
+  }
+
+  /** Waits (at most `ms`) until no tool call is left unsettled. */
+  async #untilSettled(ms: number): Promise<void> {
+    const open = () => [...this.#tools.values()].some((v) => !v.settled);
+    if (!open()) return;
+    let timer: NodeJS.Timeout | undefined;
+    let wake!: () => void;
+    const changed = () => {
+      if (!open() || this.#closed) wake();
+    };
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      timer = setTimeout(resolve, ms);
+      this.#settledWaiters.add(changed);
+    });
+    clearTimeout(timer);
+    this.#settledWaiters.delete(changed);
   }
 
   /** Waits (within reason) until every command being followed is `settled` (all) or `quiet` (those that ended). */
@@ -341,7 +400,23 @@ export class AcpSession {
     this.catchUp();
   }
 
-  /** `session/close`, or the editor went away: stop showing the run (it goes on). */
+  /**
+   * `session/close`: the session's ongoing work is cancelled (permission requests withdrawn, the run's loop
+   * aborted, which rejects its proposals and cancels its commands), a running prompt is answered
+   * "cancelled" after its tool calls' last updates, then the session stops showing the run.
+   */
+  async end(): Promise<void> {
+    for (const view of this.#tools.values()) this.#withdraw(view);
+    await this.#abort(`session closed in ${this.editor.name}`);
+    const turn = this.#turn;
+    if (turn) {
+      this.#enqueue(async () => turn.finish({ stop: "cancelled" }));
+      await turn.answered;
+    }
+    await this.close();
+  }
+
+  /** The editor went away (or the bridge stops): stop showing the run, which goes on for other clients. */
   async close(): Promise<void> {
     this.#closed = true;
     for (const off of this.#off) off();
@@ -356,10 +431,13 @@ export class AcpSession {
 
   // ---- Spool's notifications -----------------------------------------------------------------------
 
-  #onText(loop: number, delta: string): void {
-    if (this.#loopText.loop !== loop) this.#loopText = { loop, text: "" };
+  #onText(loop: number, turn: number, delta: string): void {
+    if (this.#loopText.loop !== loop) this.#loopText = { loop, turn, any: false, reply: "" };
+    // A loop that ends with a reply in plain text has that reply as its summary: only the latest reply counts.
+    if (this.#loopText.turn !== turn) this.#loopText = { ...this.#loopText, turn, reply: "" };
+    if (delta) this.#loopText.any = true;
     // Only needed to compare with a summary: a long text is taken as different from any.
-    if (this.#loopText.text.length < 256 * 1024) this.#loopText.text += delta;
+    if (this.#loopText.reply.length < 256 * 1024) this.#loopText.reply += delta;
     if (this.#text && !this.#text.sent) {
       this.#text.text += delta;
       return;
@@ -418,9 +496,10 @@ export class AcpSession {
     const loop = p.loop?.seq;
     if (p.event === "loop finished" && loop !== undefined) {
       const summary = typeof p.summary === "string" ? p.summary.trim() : "";
-      const said = this.#loopText.loop === loop ? this.#loopText.text.trim() : "";
-      if (summary && summary !== said)
-        await this.#send({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: `${said ? "\n\n" : ""}${summary}` } });
+      // The summary is sent only when the editor has not just seen it: a plain-text answer is the summary itself.
+      const said = this.#loopText.loop === loop ? this.#loopText : null;
+      if (summary && summary !== said?.reply.trim())
+        await this.#send({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: `${said?.any ? "\n\n" : ""}${summary}` } });
       this.#ended(loop, { stop: "end_turn" });
     } else if (p.event === "loop failed" && loop !== undefined) {
       this.#ended(loop, { error: String(p.error ?? "unknown error") });
@@ -548,12 +627,18 @@ export class AcpSession {
       .then(async (response) => {
         if (view.permission === controller) view.permission = null;
         // Withdrawn (someone else decided, or the turn was cancelled): a late answer changes nothing.
-        if (controller.signal.aborted || this.#closed || response.outcome.outcome !== "selected") return;
-        const option = response.outcome.optionId;
+        if (controller.signal.aborted || this.#closed) return;
+        // Cancelled by the editor on its own (no session/cancel: e.g. it cannot ask anyone): that proposal is refused.
+        const option = response.outcome.outcome === "selected" ? response.outcome.optionId : null;
         const params =
           option === "allow_once" || option === "allow_always"
             ? { run: this.run, path, decision: "accept" as const, ...(option === "allow_always" ? { always: true } : {}) }
-            : { run: this.run, path, decision: "reject" as const, reason: `rejected in ${this.editor.name}` };
+            : {
+                run: this.run,
+                path,
+                decision: "reject" as const,
+                reason: option === null ? `${this.editor.name} cancelled the permission request` : `rejected in ${this.editor.name}`,
+              };
         view.deciding = true;
         try {
           for (let attempt = 1; ; attempt++) {
@@ -600,7 +685,7 @@ export class AcpSession {
     output
       .follow()
       .then((ending) => {
-        if (ending) view.settled = true;
+        if (ending) this.#markSettled(view);
       })
       .catch((error: unknown) => {
         if (!this.#closed) this.log.warn(`following ${view.path} failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -610,8 +695,13 @@ export class AcpSession {
       });
   }
 
-  async #settle(view: ToolView, status: ToolCallStatus, text: string): Promise<void> {
+  #markSettled(view: ToolView): void {
     view.settled = true;
+    for (const waiter of this.#settledWaiters) waiter();
+  }
+
+  async #settle(view: ToolView, status: ToolCallStatus, text: string): Promise<void> {
+    this.#markSettled(view);
     await this.#change(view, { status, content: [{ type: "content", content: { type: "text", text: tail(text) } }] });
   }
 

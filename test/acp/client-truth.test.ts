@@ -1,0 +1,183 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { SessionUpdate } from "@agentclientprotocol/sdk";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+import { type AcpProcess, agentText, initialize, spawnAcp } from "./harness.js";
+
+/** What an ACP client is told matches what the server did (issue 26, items 12-18). */
+
+const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" });
+
+type ToolUpdate = Extract<SessionUpdate, { sessionUpdate: "tool_call_update" }>;
+const isUpdateOf =
+  (id: string) =>
+  (u: SessionUpdate): u is ToolUpdate =>
+    u.sessionUpdate === "tool_call_update" && u.toolCallId === id;
+const meta = (u: SessionUpdate) => ((u as { _meta?: Record<string, { data?: string }> })._meta ?? {}) as Record<string, { data?: string }>;
+const textOf = (u: ToolUpdate) => (u.content ?? []).map((c) => (c.type === "content" && c.content.type === "text" ? c.content.text : "")).join("");
+/** The updates of a session among the editor's events `from` to `to` (indexes of `events`, which also hold permission requests). */
+const updatesIn = (acp: AcpProcess, sessionId: string, from: number, to?: number): SessionUpdate[] =>
+  acp.events.slice(from, to).flatMap((e) => (e.kind === "update" && e.sessionId === sessionId ? [e.update] : []));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pid of the command a producer runs, once it has started. */
+async function commandPid(client: SpoolClient, run: string): Promise<{ pid: number; path: string }> {
+  let found = { pid: 0, path: "" };
+  await eventually(
+    async () => {
+      const { entries } = await client.call("entry/list", { run, pattern: "log://*" });
+      for (const log of entries) {
+        const pid = (log.attributes.process as { pid?: number } | undefined)?.pid ?? 0;
+        if (pid > 0) found = { pid, path: log.path };
+      }
+      return found.pid > 0;
+    },
+    20_000,
+    "the command's pid",
+  );
+  return found;
+}
+
+describe("spool acp tells the editor what happened, once and in order", () => {
+  let model: ScriptedModel;
+  let ts: TestServer;
+  let project: string;
+  const running: AcpProcess[] = [];
+  const start = () => {
+    const acp = spawnAcp({ args: ["--server", ts.server.url], env: { SPOOL_HOME: ts.home } });
+    running.push(acp);
+    return acp;
+  };
+  const spool = async (name: string): Promise<SpoolClient> => {
+    const c = await ts.client();
+    await c.initialize(undefined, { root: project, client: { name, version: "1.0" } });
+    return c;
+  };
+  const pids: number[] = [];
+
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 60_000 } });
+    project = mkdtempSync(join(tmpdir(), "spool-acp-truth-"));
+  });
+  afterEach(async () => {
+    for (const acp of running.splice(0)) await acp.stop("SIGKILL");
+    for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL");
+    model.reset();
+  });
+  afterAll(async () => {
+    await ts.stop();
+    await model.close();
+    rmSync(project, { recursive: true, force: true });
+  });
+
+  it("a reply in plain text after a tool call is sent once, not again as the loop's summary", async () => {
+    const acp = start();
+    await initialize(acp, { name: "zed" });
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    model.reply({ text: "Checking. ", tools: [{ id: "call_echo", name: "sh", arguments: { command: "echo 42" } }] }, { text: "The answer is 42." });
+    const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "answer?" }] });
+    (await acp.permission()).answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    expect(await prompt).toEqual({ stopReason: "end_turn" });
+    expect(agentText(acp.updates(sessionId))).toBe("Checking. The answer is 42.");
+
+    // A summary given with done that the model did not say as text is still shown, once.
+    model.reply({ text: "Done.", tools: [{ id: "call_done", name: "done", arguments: { summary: "Nothing to do." } }] });
+    const from = acp.events.length;
+    expect(await acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "again" }] })).toEqual({ stopReason: "end_turn" });
+    expect(agentText(updatesIn(acp, sessionId, from))).toBe("Done.\n\nNothing to do.");
+  });
+
+  it("session/cancel: the cancelled command's last tool_call_update comes before the prompt's answer, none after", async () => {
+    const acp = start();
+    await initialize(acp, { name: "zed", terminal: true });
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    const watcher = await spool("watcher");
+    model.reply({ tools: [{ id: "call_cancel", name: "sh", arguments: { command: "echo started; sleep 300" } }] });
+    const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "long" }] });
+    (await acp.permission()).answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    await acp.update((u) => isUpdateOf("call_cancel")(u) && meta(u).terminal_output?.data === "started\n");
+    pids.push((await commandPid(watcher, sessionId.split("/")[1]!)).pid);
+    await acp.connection.agent.notify("session/cancel", { sessionId });
+    const answeredAt = await prompt.then((r) => {
+      expect(r).toEqual({ stopReason: "cancelled" });
+      return acp.events.length;
+    });
+    const before = updatesIn(acp, sessionId, 0, answeredAt).filter(isUpdateOf("call_cancel"));
+    expect(before.at(-1)).toMatchObject({ status: "failed" });
+    // The next prompt receives nothing of the cancelled one.
+    model.reply({ text: "fresh" });
+    const from = acp.events.length;
+    expect(await acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "next" }] })).toEqual({ stopReason: "end_turn" });
+    expect(updatesIn(acp, sessionId, from).filter(isUpdateOf("call_cancel"))).toEqual([]);
+    expect(agentText(updatesIn(acp, sessionId, from))).toBe("fresh");
+  });
+
+  it("session/close cancels the session's work: the command is killed, the prompt answers cancelled, the run ends 499", async () => {
+    const acp = start();
+    await initialize(acp, { name: "zed", terminal: true });
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    const run = sessionId.split("/")[1]!;
+    const watcher = await spool("watcher");
+    model.reply({ tools: [{ id: "call_close", name: "sh", arguments: { command: "echo started; sleep 300" } }] });
+    const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "long" }] });
+    (await acp.permission()).answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    await acp.update((u) => isUpdateOf("call_close")(u) && meta(u).terminal_output?.data === "started\n");
+    const { pid, path } = await commandPid(watcher, run);
+    pids.push(pid);
+    await acp.connection.agent.request("session/close", { sessionId });
+    expect(await prompt).toEqual({ stopReason: "cancelled" });
+    expect((await watcher.call("run/get", { run })).run.status).toBe(499);
+    expect((await watcher.call("entry/get", { run, path })).attributes.status).toBe(499);
+    await eventually(() => !alive(pid), 10_000, "the command's process to be gone");
+  });
+
+  it("session/close withdraws a waiting permission request and rejects its proposal", async () => {
+    const acp = start();
+    await initialize(acp, { name: "zed" });
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    const run = sessionId.split("/")[1]!;
+    const watcher = await spool("watcher");
+    model.reply({ tools: [{ id: "call_wait", name: "sh", arguments: { command: "echo never" } }] });
+    const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "ask" }] });
+    const ask = await acp.permission();
+    await acp.connection.agent.request("session/close", { sessionId });
+    expect(ask.signal.aborted).toBe(true);
+    expect(await prompt).toEqual({ stopReason: "cancelled" });
+    const { proposals } = await watcher.call("proposal/list", { run });
+    expect(proposals).toEqual([]);
+    const { entries } = await watcher.call("entry/list", { run, pattern: "log://*" });
+    expect(entries.map((e) => e.status)).toEqual([403]);
+    expect((await watcher.call("run/get", { run })).run.status).toBe(499);
+  });
+
+  it("a permission request the editor answers cancelled on its own rejects that proposal, and the turn goes on", async () => {
+    const acp = start();
+    await initialize(acp, { name: "acpx" });
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    const run = sessionId.split("/")[1]!;
+    const watcher = await spool("watcher");
+    model.reply({ tools: [{ id: "call_refused", name: "sh", arguments: { command: "echo refused" } }] }, { text: "I was not allowed." });
+    const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "try" }] });
+    (await acp.permission()).answer({ outcome: { outcome: "cancelled" } });
+    expect(await prompt).toEqual({ stopReason: "end_turn" });
+    const failed = acp.updates(sessionId).filter(isUpdateOf("call_refused")).at(-1)!;
+    expect(failed.status).toBe("failed");
+    expect(textOf(failed)).toBe("rejected by acpx (spool acp): acpx cancelled the permission request");
+    const { entries } = await watcher.call("entry/list", { run, pattern: "log://*" });
+    expect(entries.map((e) => [e.status, e.attributes.reason])).toEqual([[403, "acpx cancelled the permission request"]]);
+    expect(toolResult(model.requests[1]!, "call_refused")).toContain("acpx cancelled the permission request");
+  });
+});
