@@ -24,8 +24,11 @@ export interface BridgeOptions {
   log: Logger;
 }
 
-/** Sessions listed at most (newest first). */
-const LIST_LIMIT = 200;
+/** Sessions in one page of `session/list` (newest first; `nextCursor` leads to the next). */
+const LIST_PAGE = 100;
+/** Runs `session/list` reaches per project (its newest; the most `run/list` answers), and projects it looks at. */
+const LIST_RUNS_PER_PROJECT = 1000;
+const LIST_PROJECTS = 1000;
 /** Projects one bridge joins at most (one Spool connection each). */
 const MAX_PROJECTS = 32;
 
@@ -84,7 +87,7 @@ export class Bridge {
         session.catchUp();
         return { configOptions: session.configOptions(), modes: session.modes() };
       })
-      .onRequest("session/list", ({ params }) => this.#list(params.cwd ?? undefined))
+      .onRequest("session/list", ({ params }) => this.#list(params.cwd ?? undefined, params.cursor ?? undefined))
       .onRequest("session/close", async ({ params }) => {
         const session = this.#sessions.get(params.sessionId);
         if (!session) throw RequestError.sessionNotFound(params.sessionId);
@@ -272,34 +275,87 @@ export class Bridge {
     return session;
   }
 
-  /** The runs of the project at `cwd` (else of the projects this bridge has joined), newest first. */
-  async #list(cwd: string | undefined): Promise<ListSessionsResponse> {
-    const projects: { name: string; root: string }[] = [];
+  /**
+   * Every run the token can see as a session (the token grants every project of the server), newest first
+   * by creation, a page at a time; `cwd` keeps the project rooted there. The cursor is the last session
+   * listed, so a page never repeats or skips a session because runs were created meanwhile.
+   */
+  async #list(cwd: string | undefined, cursor: string | undefined): Promise<ListSessionsResponse> {
+    const after = cursor === undefined ? null : parseCursor(cursor);
+    const projects: { name: string; root: string; runs: number | null }[] = [];
     if (cwd !== undefined) {
       const project = await this.#findProject({ root: requireAbsolute(cwd) }, false);
-      if (project) projects.push(project);
+      if (project) projects.push({ ...project, runs: null });
     } else {
-      for (const link of this.#links.values()) {
-        const resolved = await link.catch(() => null);
-        if (resolved) projects.push({ name: resolved.name, root: resolved.root });
-      }
-    }
-    const sessions: SessionInfo[] = [];
-    for (const project of projects) {
-      const link = await this.#link(project);
-      const { runs } = await link.client.call("run/list", { limit: LIST_LIMIT }).catch((error: unknown) => {
+      const { url, token } = await this.#connect();
+      const probe = await SpoolClient.connect(url, { token });
+      try {
+        const { projects: all } = await probe.call("project/list", { limit: LIST_PROJECTS });
+        for (const p of all) if (p.runs > 0) projects.push({ name: p.name, root: p.root, runs: p.runs });
+      } catch (error) {
         throw acpError(error);
-      });
-      for (const run of runs) {
-        sessions.push({
-          sessionId: sessionId(project.name, run.alias),
-          cwd: project.root,
-          title: run.title ?? run.alias,
-          updatedAt: new Date(run.updatedAt).toISOString(),
-        });
+      } finally {
+        probe.close();
       }
     }
-    sessions.sort((a, b) => (b.updatedAt ?? "").localeCompare(a.updatedAt ?? ""));
-    return { sessions: sessions.slice(0, LIST_LIMIT) };
+    const found: (SessionInfo & { createdAt: number })[] = [];
+    for (const project of projects) {
+      const limit = Math.min(LIST_RUNS_PER_PROJECT, project.runs ?? LIST_RUNS_PER_PROJECT);
+      const runs = await this.#runsOf(project, limit);
+      for (const run of runs) {
+        const session = { sessionId: sessionId(project.name, run.alias), createdAt: run.createdAt };
+        if (after && !isOlder(session, after)) continue;
+        found.push({ ...session, cwd: project.root, title: run.title ?? run.alias, updatedAt: new Date(run.updatedAt).toISOString() });
+      }
+    }
+    found.sort((a, b) => (isOlder(a, b) ? 1 : isOlder(b, a) ? -1 : 0));
+    const page = found.slice(0, LIST_PAGE);
+    const last = page.at(-1);
+    return {
+      sessions: page.map(({ createdAt: _, ...session }) => session),
+      ...(found.length > LIST_PAGE && last ? { nextCursor: makeCursor(last) } : {}),
+    };
   }
+
+  /** A project's newest runs: through the bridge's connection to it when there is one, else a connection of its own. */
+  async #runsOf(project: { name: string; root: string }, limit: number) {
+    const open = this.#links.get(project.name);
+    try {
+      if (open) return (await (await open).client.call("run/list", { limit })).runs;
+      const { url, token } = await this.#connect();
+      const probe = await SpoolClient.connect(url, { token });
+      try {
+        await probe.initialize(project.name, { create: false, client: this.#clientInfo() });
+        return (await probe.call("run/list", { limit })).runs;
+      } finally {
+        probe.close();
+      }
+    } catch (error) {
+      // Removed since it was listed: it has no sessions any more.
+      if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") return [];
+      throw acpError(error);
+    }
+  }
+}
+
+/** Sessions are ordered newest first by creation, then by id: whether `a` comes after `b`. */
+function isOlder(a: { createdAt: number; sessionId: string }, b: { createdAt: number; sessionId: string }): boolean {
+  return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.sessionId < b.sessionId);
+}
+
+function makeCursor(last: { createdAt: number; sessionId: string }): string {
+  return Buffer.from(JSON.stringify({ createdAt: last.createdAt, sessionId: last.sessionId })).toString("base64url");
+}
+
+function parseCursor(cursor: string): { createdAt: number; sessionId: string } {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
+    if (value && typeof value === "object") {
+      const { createdAt, sessionId } = value as Record<string, unknown>;
+      if (typeof createdAt === "number" && typeof sessionId === "string" && Object.keys(value).length === 2) return { createdAt, sessionId };
+    }
+  } catch {
+    // not JSON: refused below
+  }
+  throw RequestError.invalidParams({ cursor }, "cursor is not one this agent gave: pass a session/list response's nextCursor as it is");
 }

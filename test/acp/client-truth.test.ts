@@ -5,7 +5,7 @@ import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { type AcpProcess, agentText, initialize, spawnAcp } from "./harness.js";
 
 /** What an ACP client is told matches what the server did (issue 26, items 12-18). */
@@ -179,5 +179,48 @@ describe("spool acp tells the editor what happened, once and in order", () => {
     const { entries } = await watcher.call("entry/list", { run, pattern: "log://*" });
     expect(entries.map((e) => [e.status, e.attributes.reason])).toEqual([[403, "acpx cancelled the permission request"]]);
     expect(toolResult(model.requests[1]!, "call_refused")).toContain("acpx cancelled the permission request");
+  });
+});
+
+describe("session/list", () => {
+  it("without cwd lists every run the token can see, across projects, in pages with an honest nextCursor; cwd filters", async () => {
+    const model = await ScriptedModel.start();
+    const ts = await startTestServer({ env: modelEnv(model) });
+    const roots = [mkdtempSync(join(tmpdir(), "spool-acp-list-a-")), mkdtempSync(join(tmpdir(), "spool-acp-list-b-"))];
+    const acp = spawnAcp({ args: ["--server", ts.server.url], env: { SPOOL_HOME: ts.home } });
+    try {
+      const made: string[] = [];
+      for (const [i, root] of roots.entries()) {
+        const c = await ts.client();
+        const { project } = await c.initialize(undefined, { root, client: { name: "maker", version: "1" } });
+        for (let n = 0; n < (i === 0 ? 70 : 60); n++) made.push(`${project.name}/${(await c.call("run/create", {})).run.alias}`);
+      }
+      await initialize(acp);
+      const agent = acp.connection.agent;
+      const first = await agent.request("session/list", {});
+      expect(first.sessions).toHaveLength(100);
+      expect(first.nextCursor).toEqual(expect.any(String));
+      const second = await agent.request("session/list", { cursor: first.nextCursor! });
+      expect(second.sessions).toHaveLength(30);
+      expect(second.nextCursor ?? null).toBeNull();
+      const listed = [...first.sessions, ...second.sessions];
+      expect(new Set(listed.map((s) => s.sessionId)).size).toBe(130);
+      expect(listed.map((s) => s.sessionId).sort()).toEqual([...made].sort());
+      expect(new Set(listed.map((s) => s.cwd))).toEqual(new Set(roots));
+
+      const onlyB = await agent.request("session/list", { cwd: roots[1]! });
+      expect(onlyB.sessions).toHaveLength(60);
+      expect(onlyB.sessions.every((s) => s.cwd === roots[1])).toBe(true);
+      expect(onlyB.nextCursor ?? null).toBeNull();
+      // A directory that is no project lists nothing; a cursor that is not one of ours is refused.
+      expect((await agent.request("session/list", { cwd: tempDir("spool-acp-list-none-") })).sessions).toEqual([]);
+      await expect(agent.request("session/list", { cursor: "garbage" })).rejects.toMatchObject({ code: -32602 });
+      await expect(agent.request("session/list", { cwd: "relative" })).rejects.toMatchObject({ code: -32602 });
+    } finally {
+      await acp.stop("SIGKILL");
+      await ts.stop();
+      await model.close();
+      for (const root of roots) rmSync(root, { recursive: true, force: true });
+    }
   });
 });
