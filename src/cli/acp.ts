@@ -16,6 +16,10 @@ It is a client of the Spool server of the home; when none answers it starts
 one (spool serve, detached, output in $SPOOL_HOME/serve.log) that goes on
 after the editor quits, with the runs.
 
+It ends when the editor closes its stdin, or on SIGTERM. SIGINT ends it only
+when stdin is a terminal: an editor running it in a terminal's process group
+passes on Ctrl-C, and the session/cancel that follows must still be handled.
+
 Options:
   --model ALIAS       model of new sessions   [$SPOOL_ACP_MODEL, default: the server's first]
   --server URL        use this server (never started here)   [$SPOOL_SERVER]
@@ -47,11 +51,18 @@ export async function acp(argv: string[]): Promise<number> {
   const stream = ndJsonStream(Writable.toWeb(process.stdout) as WritableStream<Uint8Array>, Readable.toWeb(process.stdin) as ReadableStream<Uint8Array>);
   const connection = bridge.app().connect(stream);
   const stop = () => connection.close();
+  // An editor that runs the agent in a terminal's process group (acpx) passes on the person's Ctrl-C, then
+  // sends session/cancel: SIGINT must not end the agent before that cancel is handled. With stdin a pipe,
+  // SIGINT is noted and the agent serves on until stdin closes; typed at a terminal it ends the agent.
+  const interrupt = () => {
+    if (process.stdin.isTTY) stop();
+    else log.info("SIGINT: spool acp goes on until its editor closes stdin (session/cancel stops a prompt)");
+  };
   process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  process.on("SIGINT", interrupt);
   await connection.closed;
   await bridge.close();
   process.off("SIGTERM", stop);
-  process.off("SIGINT", stop);
+  process.off("SIGINT", interrupt);
   return 0;
 }

@@ -182,6 +182,49 @@ describe("spool acp tells the editor what happened, once and in order", () => {
   });
 });
 
+describe("spool acp and SIGINT from the terminal its editor runs in", () => {
+  it("with stdin a pipe, SIGINT does not end it: a session/cancel sent 1 ms later still cancels the command; a second SIGINT changes nothing; stdin EOF ends it", async () => {
+    const model = await ScriptedModel.start();
+    const ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 60_000 } });
+    const project = mkdtempSync(join(tmpdir(), "spool-acp-sigint-"));
+    const acp = spawnAcp({ args: ["--server", ts.server.url], env: { SPOOL_HOME: ts.home } });
+    let pid = 0;
+    try {
+      await initialize(acp, { name: "acpx", terminal: true });
+      const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+      const run = sessionId.split("/")[1]!;
+      const watcher = await ts.client();
+      await watcher.initialize(undefined, { root: project });
+      model.reply({ tools: [{ id: "call_int", name: "sh", arguments: { command: "echo started; sleep 300" } }] });
+      const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "long" }] });
+      (await acp.permission()).answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+      await acp.update((u) => isUpdateOf("call_int")(u) && meta(u).terminal_output?.data === "started\n");
+      const command = await commandPid(watcher, run);
+      pid = command.pid;
+
+      // Ctrl-C in the terminal: the agent gets SIGINT, then the editor's session/cancel a millisecond later.
+      acp.child.kill("SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      await acp.connection.agent.notify("session/cancel", { sessionId });
+      expect(await prompt).toEqual({ stopReason: "cancelled" });
+      expect((await watcher.call("entry/get", { run, path: command.path })).attributes.status).toBe(499);
+      await eventually(() => !alive(pid), 10_000, "the command's process to be gone");
+
+      acp.child.kill("SIGINT");
+      expect((await acp.connection.agent.request("session/list", { cwd: project })).sessions.map((s) => s.sessionId)).toEqual([sessionId]);
+      expect(acp.child.exitCode).toBeNull();
+      acp.child.stdin!.end();
+      expect(await acp.exit).toBe(0);
+    } finally {
+      if (pid && alive(pid)) process.kill(pid, "SIGKILL");
+      await acp.stop("SIGKILL");
+      await ts.stop();
+      await model.close();
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("session/list", () => {
   it("without cwd lists every run the token can see, across projects, in pages with an honest nextCursor; cwd filters", async () => {
     const model = await ScriptedModel.start();
