@@ -1,6 +1,6 @@
 import type { ResultOf, SpoolNotifications } from "../../client/api.js";
 import { fill, h } from "./dom.js";
-import { age, bytes, escapeControl, statusClass } from "./format.js";
+import { age, bytes, escapeControl, serverNow, setServerClock, statusClass } from "./format.js";
 import { TerminalInput } from "./input.js";
 import {
   channelName,
@@ -243,6 +243,10 @@ export class App {
   /** Lists the projects, joins the chosen one and loads what is in view. */
   async #join(rpc: Rpc, data: Rpc): Promise<void> {
     const view = ++this.#view;
+    // Ages are told from the server's times: this browser's clock may be off, so the page reads the server's once.
+    const sent = Date.now();
+    const { time } = await rpc.call("ping", {});
+    setServerClock(time, sent, Date.now());
     const { projects } = await rpc.call("project/list", {});
     this.#projects = projects;
     if (this.#pendingRoot) {
@@ -283,7 +287,7 @@ export class App {
 
   #listen(rpc: Rpc, data: Rpc): void {
     rpc.on("run/proposal", (p) => {
-      this.#proposals.set(`${p.run}\u0000${p.path}`, { ...p, seenAt: Date.now() });
+      this.#proposals.set(`${p.run}\u0000${p.path}`, p);
       if (!this.#runs.has(p.run)) this.#scheduleRunsReload();
       this.#renderProposals();
       this.#renderRuns();
@@ -305,7 +309,7 @@ export class App {
       if (!run || s.event === "created") return this.#scheduleRunsReload(s.event === "created");
       run.status = s.status;
       run.turn = s.turn;
-      run.updatedAt = Date.now();
+      run.updatedAt = serverNow();
       this.#renderRuns();
       if (s.run === this.#run?.alias) {
         this.#renderRunHeader();
@@ -561,7 +565,7 @@ export class App {
   #cards = new Map<string, HTMLElement>();
 
   #renderProposals(): void {
-    const list = [...this.#proposals.entries()].sort(([, a], [, b]) => a.seenAt - b.seenAt);
+    const list = [...this.#proposals.entries()].sort(([, a], [, b]) => a.createdAt - b.createdAt);
     const cards = new Map<string, HTMLElement>();
     for (const [key, p] of list)
       cards.set(key, this.#cards.get(key) ?? proposalCard(p, this.#route.project, this.#runners, { resolve: (...args) => void this.#resolve(...args) }));

@@ -4,8 +4,21 @@ import { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord } from "../../core
 export { escapeControl, hasControl } from "../../protocol/proposal-facts.js";
 export { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord };
 
-/** "3s", "5m", "2h", "4d". */
-export function age(since: number, now = Date.now()): string {
+/** How far the server's clock is ahead of this browser's (ms), measured when the page connects. */
+let serverAhead = 0;
+
+/** Takes a clock reading of the server, `time`, made between `sent` and `received` by this browser's clock. */
+export function setServerClock(time: number, sent: number, received: number): void {
+  serverAhead = time - (sent + received) / 2;
+}
+
+/** Now by the server's clock (as near as the page can tell): what times the server sends are compared with. */
+export function serverNow(): number {
+  return Date.now() + serverAhead;
+}
+
+/** "3s", "5m", "2h", "4d": how long ago a time of the server's was. */
+export function age(since: number, now = serverNow()): string {
   const s = Math.max(0, Math.round((now - since) / 1000));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m`;

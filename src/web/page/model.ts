@@ -7,7 +7,7 @@ export type Run = ResultOf<"run/list">["runs"][number];
 export type Entry = ResultOf<"entry/list">["entries"][number];
 export type Message = ResultOf<"run/history">["messages"][number];
 export type Runner = ResultOf<"runner/list">["runners"][number];
-export type Proposal = SpoolNotifications["run/proposal"] & { seenAt: number };
+export type Proposal = SpoolNotifications["run/proposal"];
 export type ToolNotice = SpoolNotifications["run/tool"];
 
 export const isOpen = (status: number) => OPEN_RUN.includes(status);

@@ -49,7 +49,7 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       ),
       h("a", { href: routeHash({ project, run: p.run, producer: null }) }, escapeControl(p.run)),
       h("span", { class: "dim path" }, escapeControl(p.path)),
-      since(p.seenAt),
+      since(p.createdAt),
     ),
     h("pre", { class: "command" }, "$ ", shown(facts.command)),
     h(
