@@ -1,0 +1,82 @@
+import type { Browser, Page } from "puppeteer-core";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { ScriptedModel } from "../helpers/scripted-model.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
+import { describeWithBrowser, launchBrowser, signInLink } from "./browser.js";
+
+/** Installed before the page's script: this browser's clock runs an hour ahead of the server's. */
+const CLOCK_AHEAD = `
+const realNow = Date.now.bind(Date);
+Date.now = () => realNow() + 3_600_000;`;
+
+describeWithBrowser("the web view tells what the server knows", () => {
+  let ts: TestServer;
+  let model: ScriptedModel;
+  let browser: Browser;
+  const pages: Page[] = [];
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    // A turn waits up to a minute for the command it accepted: meanwhile its run stays at 202.
+    ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 60_000 } });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await ts?.stop();
+    await model?.close();
+  });
+  afterEach(async () => {
+    for (const page of pages.splice(0)) await page.browserContext().close();
+    model.reset();
+    expect(errors.splice(0)).toEqual([]);
+  });
+
+  const open = async (project: string, before?: string): Promise<Page> => {
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on("pageerror", (error) => errors.push(String(error)));
+    pages.push(page);
+    if (before) await page.evaluateOnNewDocument(before);
+    await page.goto(await signInLink(ts.server, { project }));
+    await page.waitForSelector(".conn-open");
+    return page;
+  };
+  const text = (page: Page, selector: string) => page.$eval(selector, (el) => el.textContent ?? "");
+  const card = (path: string) => `.proposal[data-path="${path}"]`;
+
+  it("shows a proposal's age from when the server made it, also on a browser whose clock is an hour ahead", async () => {
+    const client = await ts.clientIn("ages");
+    await client.request("run/create", { alias: "old" });
+    const notice = client.next("run/proposal", (p) => p.run === "old");
+    const { path } = await client.request("proposal/create", { run: "old", tool: "sh", command: "echo made-35-seconds-ago" });
+    const announced = await notice;
+    expect(Math.abs(announced.createdAt - Date.now())).toBeLessThan(5_000);
+    // 35 s old by the server's clock (as if proposed before the pages opened).
+    const run = (await client.request("run/get", { run: "old" })).run;
+    const row = await ts.server.store.db
+      .selectFrom("entries")
+      .innerJoin("runs", "runs.id", "entries.run_id")
+      .innerJoin("projects", "projects.id", "runs.project_id")
+      .select("entries.id")
+      .where("projects.name", "=", "ages")
+      .where("runs.alias", "=", run.alias)
+      .where("entries.path", "=", path)
+      .executeTakeFirstOrThrow();
+    await ts.server.store.db
+      .updateTable("entries")
+      .set({ created_at: Date.now() - 35_000 })
+      .where("id", "=", row.id)
+      .execute();
+    expect((await client.request("proposal/list", { run: "old" })).proposals[0].createdAt).toBeLessThan(Date.now() - 34_000);
+    for (const page of [await open("ages"), await open("ages", CLOCK_AHEAD)]) {
+      await page.waitForSelector(card(path));
+      const age = await text(page, `${card(path)} time[data-since]`);
+      expect(age).toMatch(/^\d+s$/);
+      expect(Number.parseInt(age, 10)).toBeGreaterThanOrEqual(35);
+      expect(Number.parseInt(age, 10)).toBeLessThan(50);
+    }
+  }, 60_000);
+});
