@@ -1,7 +1,7 @@
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { ScriptedModel } from "../helpers/scripted-model.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 import { describeWithBrowser, launchBrowser, signInLink } from "./browser.js";
 
 /** Installed before the page's script: this browser's clock runs an hour ahead of the server's. */
@@ -46,6 +46,25 @@ describeWithBrowser("the web view tells what the server knows", () => {
   };
   const text = (page: Page, selector: string) => page.$eval(selector, (el) => el.textContent ?? "");
   const card = (path: string) => `.proposal[data-path="${path}"]`;
+  const badges = (page: Page, project: string) =>
+    page.$eval(`.projects [data-project="${project}"]`, (el) => ({
+      waiting: el.querySelector(".badge.waiting")?.textContent ?? null,
+      open: el.querySelector(".badge.open")?.textContent ?? null,
+    }));
+  const waitBadges = (page: Page, project: string, want: { waiting: string | null; open: string | null }) =>
+    page.waitForFunction(
+      (name, w) => {
+        const el = document.querySelector(`.projects [data-project="${name}"]`);
+        return (
+          el !== null &&
+          (el.querySelector(".badge.waiting")?.textContent ?? null) === w.waiting &&
+          (el.querySelector(".badge.open")?.textContent ?? null) === w.open
+        );
+      },
+      {},
+      project,
+      want,
+    );
 
   it("shows a proposal's age from when the server made it, also on a browser whose clock is an hour ahead", async () => {
     const client = await ts.clientIn("ages");
@@ -79,4 +98,34 @@ describeWithBrowser("the web view tells what the server knows", () => {
       expect(Number.parseInt(age, 10)).toBeLessThan(50);
     }
   }, 60_000);
+
+  it("keeps the project's badges true: a run whose accepted command runs waits on no one, and an ended run leaves them without a reload", async () => {
+    model.reply({ tools: [{ name: "sh", arguments: { command: "echo started; sleep 60" } }] }, { text: "It was cancelled." });
+    const client = await ts.clientIn("badges");
+    const proposed = client.next("run/proposal", (p) => p.run === "agent");
+    await client.request("run/create", { alias: "agent", model: "test", prompt: "run it" });
+    const { path } = await proposed;
+    const page = await open("badges");
+    await page.waitForSelector(card(path));
+    await waitBadges(page, "badges", { waiting: "1", open: "1" });
+    expect(await text(page, '.runs [data-run="agent"] .status')).toBe("waiting");
+
+    await page.click(`${card(path)} button.approve`);
+    await page.waitForFunction(() => document.querySelector('.term[data-channel="1"] .xterm-rows')?.textContent?.includes("started"));
+    // The turn waits for the command (the run is still 202), but no proposal waits for anyone.
+    expect((await client.request("run/get", { run: "agent" })).run.status).toBe(202);
+    await waitBadges(page, "badges", { waiting: null, open: "1" });
+    expect((await client.request("project/list", {})).projects.find((p: { name: string }) => p.name === "badges")).toMatchObject({
+      waiting: 0,
+      open: 1,
+    });
+    await page.waitForFunction(() => document.querySelector('.runs [data-run="agent"] .status')?.textContent === "running");
+    expect(await page.$eval("[data-run-status]", (el) => el.textContent)).toBe("running");
+
+    // The command is cancelled, the model answers, the run ends: the badges go, with no reload.
+    await page.click('[data-action="cancel"]');
+    await eventually(async () => (await client.request("run/get", { run: "agent" })).run.status === 200, 20_000, "the run to end");
+    await waitBadges(page, "badges", { waiting: null, open: null });
+    expect(await badges(page, "badges")).toEqual({ waiting: null, open: null });
+  }, 90_000);
 });

@@ -132,6 +132,10 @@ export class App {
     });
     setInterval(() => this.#refreshAges(), 10_000);
     setInterval(() => this.#refreshSizes(), 1_000);
+    // Other projects' runs notify only their own connections: their counts are read again now and then.
+    setInterval(() => {
+      if (document.visibilityState === "visible" && this.#state === "open") void this.#loadProjects().catch(() => {});
+    }, 30_000);
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && this.#state === "open") void this.#loadProjects();
     });
@@ -291,7 +295,11 @@ export class App {
       if (!this.#runs.has(p.run)) this.#scheduleRunsReload();
       this.#renderProposals();
       this.#renderRuns();
-      if (p.run === this.#run?.alias) this.#scheduleEntries();
+      this.#scheduleProjects();
+      if (p.run === this.#run?.alias) {
+        this.#renderRunHeader();
+        this.#scheduleEntries();
+      }
     });
     rpc.on("run/resolved", (r) => {
       const key = `${r.run}\u0000${r.path}`;
@@ -301,12 +309,18 @@ export class App {
       }
       this.#renderProposals();
       this.#renderRuns();
-      if (r.run === this.#run?.alias) this.#scheduleEntries();
+      this.#scheduleProjects();
+      if (r.run === this.#run?.alias) {
+        this.#renderRunHeader();
+        this.#scheduleEntries();
+      }
     });
     rpc.on("run/state", (s) => {
       const run = this.#runs.get(s.run);
       // A run made by any client of the project (run/create) is announced as "created": it joins the list.
       if (!run || s.event === "created") return this.#scheduleRunsReload(s.event === "created");
+      // The project's badges (open runs, runs waiting on a proposal) follow its runs' statuses.
+      if (run.status !== s.status) this.#scheduleProjects();
       run.status = s.status;
       run.turn = s.turn;
       run.updatedAt = serverNow();
@@ -370,6 +384,13 @@ export class App {
     // Cards made before the runners were known offer them now.
     this.#cards.clear();
     this.#renderProposals();
+  }
+
+  #projectsTimer = 0;
+  /** Reads the project list again soon (one read for a burst of notices): its counts changed. */
+  #scheduleProjects(): void {
+    clearTimeout(this.#projectsTimer);
+    this.#projectsTimer = window.setTimeout(() => void this.#loadProjects().catch(() => {}), 150);
   }
 
   #runsTimer = 0;
@@ -561,6 +582,13 @@ export class App {
     fill(this.#el.runs, ...runItems(this.#runs.values(), pending, this.#route));
   }
 
+  /** How many of a run's proposals wait for a decision, as far as the page knows. */
+  #pendingOf(run: string): number {
+    let n = 0;
+    for (const p of this.#proposals.values()) if (p.run === run) n++;
+    return n;
+  }
+
   /** Cards already shown are kept (with what was typed in them); only new ones are made. */
   #cards = new Map<string, HTMLElement>();
 
@@ -622,7 +650,7 @@ export class App {
     const run = this.#run;
     if (!run) return;
     const current = this.#runs.get(run.alias) ?? run;
-    const word = runWord(current);
+    const word = runWord(current, this.#pendingOf(run.alias));
     const abort = h("button", { type: "button", class: "danger", "data-action": "abort" }, "Abort run");
     abort.addEventListener("click", () => {
       if (!confirm(`Abort run ${run.alias}? Its model call stops, pending proposals are rejected and running commands cancelled.`)) return;

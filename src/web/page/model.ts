@@ -12,8 +12,16 @@ export type ToolNotice = SpoolNotifications["run/tool"];
 
 export const isOpen = (status: number) => OPEN_RUN.includes(status);
 
-/** A run's status as a word; a run without a model at 200 is idle (fed by hand), not finished. */
-export const runWord = (run: Run) => (run.model === null && run.status === RUN.done ? "idle" : runStatusWord(run.status));
+/**
+ * A run's status as a word; a run without a model at 200 is idle (fed by hand), not finished. With the
+ * number of its proposals waiting for a decision (`pending`), a run at 202 with none waits on no one: the
+ * command it accepted runs while its turn waits for the result, so it is running.
+ */
+export function runWord(run: Run, pending?: number): string {
+  if (run.model === null && run.status === RUN.done) return "idle";
+  if (run.status === RUN.waiting && pending === 0) return runStatusWord(RUN.running);
+  return runStatusWord(run.status);
+}
 
 /** A producer as the page shows it: its log entry and its data channels. */
 export interface Producer {

@@ -16,7 +16,7 @@ export function projectItems(projects: Project[], selected: string | null): HTML
         "data-project": p.name,
       },
       h("span", { class: "name" }, p.name),
-      p.waiting > 0 ? h("span", { class: "badge waiting", title: "runs waiting on a proposal" }, String(p.waiting)) : null,
+      p.waiting > 0 ? h("span", { class: "badge waiting", title: "runs with a proposal waiting for a decision" }, String(p.waiting)) : null,
       p.open > 0 ? h("span", { class: "badge open", title: "open runs" }, String(p.open)) : null,
       h("span", { class: "dim" }, `${p.runs} run${p.runs === 1 ? "" : "s"}`),
     ),
@@ -28,8 +28,8 @@ export function runItems(runs: Iterable<Run>, pending: Map<string, number>, rout
   const sorted = [...runs].sort((a, b) => Number(isOpen(b.status)) - Number(isOpen(a.status)) || b.updatedAt - a.updatedAt);
   if (sorted.length === 0) return [h("p", { class: "dim pad" }, "No runs yet.")];
   return sorted.map((r) => {
-    const word = runWord(r);
     const waiting = pending.get(r.alias) ?? 0;
+    const word = runWord(r, waiting);
     return h(
       "a",
       {
