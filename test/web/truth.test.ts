@@ -128,4 +128,45 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await waitBadges(page, "badges", { waiting: null, open: null });
     expect(await badges(page, "badges")).toEqual({ waiting: null, open: null });
   }, 90_000);
+
+  it("keeps the producers table's sizes with the output as it streams, and shows how a cancelled command ended", async () => {
+    const client = await ts.clientIn("sizes");
+    await client.request("run/create", { alias: "job" });
+    const shown = await client.request("proposal/create", { run: "job", tool: "sh", command: "head -c 172 /dev/zero | tr '\\0' x; sleep 60" });
+    const other = await client.request("proposal/create", { run: "job", tool: "sh", command: "printf abc; sleep 60" });
+    const page = await open("sizes");
+    await page.waitForSelector(card(shown.path));
+    await page.click(`${card(shown.path)} button.approve`);
+    const row = (path: string) => `.producer-list tr[data-producer="${path}"]`;
+    await page.waitForFunction(() => document.querySelector('.pane[data-pane="1"] .pane-head')?.textContent?.includes("172 B"));
+    // The table follows the stream: the shown command's row as its pane does, another's from the stored entries.
+    await page.waitForFunction(
+      (selector) => document.querySelector(selector)?.textContent === "stdout 172 B",
+      {},
+      `${row(shown.path)} .size[data-channel="1"]`,
+    );
+    await client.request("run/resolve", { run: "job", path: other.path, decision: "accept" });
+    await page.waitForFunction((selector) => document.querySelector(selector)?.textContent === "stdout 3 B", {}, `${row(other.path)} .size[data-channel="1"]`);
+
+    await page.click('[data-action="cancel"]');
+    await page.waitForSelector('[data-producer-status="cancelled"]');
+    const log = await client.request("entry/get", { run: "job", path: shown.path });
+    expect(log.attributes).toMatchObject({ outcome: "cancelled", cancelledBy: "spool-web", reason: "cancelled from the web view" });
+    expect(log.attributes.duration).toBeGreaterThan(0);
+    expect(log.body).toMatch(/→ cancelled by spool-web: cancelled from the web view in \d+ ms; stdout 172 bytes\/1 line/);
+    await page.waitForFunction((selector) => document.querySelector(selector)?.textContent?.startsWith("cancelled"), {}, `${row(shown.path)} td:first-child`);
+    expect(await text(page, `${row(shown.path)} td.exit`)).toBe("cancelled by spool-web");
+    expect(await page.$eval(`${row(shown.path)} td.exit`, (el) => el.getAttribute("title"))).toBe("cancelled from the web view");
+    expect(await text(page, `${row(shown.path)} td.time`)).toMatch(/^\d+(\.\d+)? (ms|s)$/);
+    expect(await text(page, `${row(shown.path)} .size[data-channel="1"]`)).toBe("stdout 172 B");
+    const facts = await text(page, ".producer-detail .facts");
+    expect(facts).toContain("cancelled byspool-web");
+    expect(facts).toContain("reasoncancelled from the web view");
+    expect(facts).toMatch(/duration\d+(\.\d+)? (ms|s)/);
+
+    // Cancelled by another client: its name shows in that row once the table reads it.
+    await client.request("stream/cancel", { run: "job", path: other.path, reason: "enough" });
+    await page.waitForFunction((selector) => document.querySelector(selector)?.textContent?.startsWith("cancelled by"), {}, `${row(other.path)} td.exit`);
+    expect(await text(page, `${row(other.path)} .size[data-channel="1"]`)).toBe("stdout 3 B");
+  }, 90_000);
 });

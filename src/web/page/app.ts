@@ -21,7 +21,7 @@ import { Rpc, RpcError } from "./rpc.js";
 import { ChannelTerminal, type TerminalMode } from "./terminal.js";
 import { since } from "./views/common.js";
 import { messageView } from "./views/conversation.js";
-import { channelHead, type InputState, producerFacts, producerTable } from "./views/producer.js";
+import { channelHead, channelSize, type InputState, producerFacts, producerTable } from "./views/producer.js";
 import { proposalCard } from "./views/proposal.js";
 import { overview, projectItems, runItems } from "./views/sidebar.js";
 
@@ -30,6 +30,8 @@ const CLIENT = { name: "spool-web", version: "1" };
 const MAX_MESSAGES = 2000;
 /** Entries of a run listed (logs and their channels). */
 const MAX_ENTRIES = 3000;
+/** While a command of the run in view runs, its entries (sizes, states) are read again this often. */
+const ENTRIES_EVERY_MS = 2_000;
 
 /**
  * The web view: one WebSocket joined to the chosen project (a new one when the project changes), the
@@ -478,16 +480,23 @@ export class App {
     this.#renderConversation();
   }
 
+  /** When the run's entries were last asked for: while a command runs they are read again every few seconds. */
+  #entriesAt = 0;
+
   async #loadEntries(view: number): Promise<void> {
     const rpc = this.#rpc;
     const run = this.#run;
     if (!rpc || !run) return;
+    this.#entriesAt = Date.now();
     const { entries } = await rpc.call("entry/list", { run: run.alias, limit: MAX_ENTRIES });
     if (view !== this.#view || run.alias !== this.#run?.alias) return;
+    const states = (list: Producer[]) => list.map((p) => `${p.log.path} ${producerState(p).word}`).join("\n");
+    const before = states(this.#producers);
     this.#producers = producersOf(entries);
     this.#renderProducers();
     this.#renderDetail();
-    this.#renderConversation();
+    // The conversation shows each call's producer state: drawn again only when one changed.
+    if (states(this.#producers) !== before) this.#renderConversation();
   }
 
   // ── navigation ──────────────────────────────────────────────────────────
@@ -738,7 +747,12 @@ export class App {
     }
     fill(
       this.#runEl.producers,
-      producerTable(this.#producers, this.#route.producer, (path) => this.#go({ producer: path })),
+      producerTable(
+        this.#producers,
+        this.#route.producer,
+        (path) => this.#go({ producer: path }),
+        (path, channel) => (path === this.#route.producer ? (this.#terminals.get(channel)?.received ?? 0) : 0),
+      ),
     );
   }
 
@@ -939,13 +953,25 @@ export class App {
     setTimeout(() => toast.remove(), kind === "error" ? 10_000 : 5_000);
   }
 
-  /** The channel sizes in the pane headings follow what the terminals received. */
+  /**
+   * The channel sizes in the pane headings and in the producers table follow what the terminals received;
+   * while a command of the run runs, its entries are read again every few seconds for the other rows.
+   */
   #refreshSizes(): void {
+    const producer = this.#selectedProducer();
+    const row = producer ? this.#runEl.producers.querySelector(`tr[data-producer="${CSS.escape(producer.log.path)}"]`) : null;
     for (const [channel, terminal] of this.#terminals) {
       const size = this.#runEl.detail.querySelector(`[data-head="${channel}"] .size`);
       const shown = bytes(terminal.received);
       if (size && terminal.received > 0 && size.textContent !== shown && this.#ended.get(channel) === undefined) size.textContent = shown;
+      const entry = producer?.channels.find((c) => Number(c.attributes.channel) === channel);
+      const cell = row?.querySelector(`.size[data-channel="${channel}"]`);
+      if (entry && cell) {
+        const text = channelSize(entry, terminal.received);
+        if (cell.textContent !== text) cell.textContent = text;
+      }
     }
+    if (this.#producers.some((p) => producerState(p).running) && Date.now() - this.#entriesAt >= ENTRIES_EVERY_MS) this.#scheduleEntries();
   }
 
   #refreshAges(): void {

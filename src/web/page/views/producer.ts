@@ -4,20 +4,54 @@ import { channelName, type Entry, type Producer, producerState } from "../model.
 import type { ChannelTerminal } from "../terminal.js";
 import { shown } from "./common.js";
 
-/** The run's producers as a table: status, command, exit code or signal, duration, channel sizes. */
-export function producerTable(producers: Producer[], selected: string | null, open: (path: string) => void): HTMLElement {
+/**
+ * How a finished producer ended, for the table's exit column: its exit code or signal, or for one that
+ * was cancelled or aborted, that word and who cancelled it (the reason in the title).
+ */
+export function endOf(p: Producer): { text: string; title: string | null } {
+  const a = p.log.attributes;
+  if (a.signal) return { text: String(a.signal), title: null };
+  if (a.exit_code !== undefined && a.exit_code !== null) return { text: String(a.exit_code), title: null };
+  if (a.outcome === "cancelled" || a.outcome === "aborted") {
+    const by = typeof a.cancelledBy === "string" ? ` by ${a.cancelledBy}` : "";
+    return { text: `${a.outcome}${by}`, title: typeof a.reason === "string" ? a.reason : null };
+  }
+  return { text: "", title: null };
+}
+
+/** A channel's name and size in the table; `received` is what its terminal holds when it is shown, ahead of the stored size while it streams. */
+export function channelSize(c: Entry, received = 0): string {
+  return `${channelName(c)} ${bytes(Math.max(c.bytes, received))}`;
+}
+
+/**
+ * The run's producers as a table: status, command, exit code or signal (or how it was stopped),
+ * duration, channel sizes. `received(path, channel)`: the bytes a shown terminal holds of a channel.
+ */
+export function producerTable(
+  producers: Producer[],
+  selected: string | null,
+  open: (path: string) => void,
+  received: (path: string, channel: number) => number = () => 0,
+): HTMLElement {
   const rows = producers.map((p) => {
     const state = producerState(p);
     const a = p.log.attributes;
-    const exit = a.signal ? String(a.signal) : a.exit_code !== undefined && a.exit_code !== null ? String(a.exit_code) : "";
+    const end = endOf(p);
+    const sizes: (Node | string)[] = [];
+    for (const c of p.channels) {
+      const channel = Number(c.attributes.channel);
+      if (sizes.length > 0) sizes.push(" · ");
+      sizes.push(h("span", { class: "size", "data-channel": channel }, channelSize(c, received(p.log.path, channel))));
+    }
     const row = h(
       "tr",
       { class: p.log.path === selected ? "selected" : "", "data-producer": p.log.path, tabindex: 0 },
       h("td", null, h("span", { class: statusClass(state.word) }, state.word)),
       h("td", { class: "cmd" }, shown(String(a.command ?? p.log.path))),
-      h("td", null, exit),
-      h("td", null, typeof a.duration === "number" ? duration(a.duration) : ""),
-      h("td", { class: "dim" }, p.channels.map((c) => `${channelName(c)} ${bytes(c.bytes)}`).join(" · ")),
+      h("td", { class: "exit", title: end.title }, shown(end.text)),
+      h("td", { class: "time" }, typeof a.duration === "number" ? duration(a.duration) : ""),
+      h("td", { class: "dim sizes" }, ...sizes),
     );
     row.addEventListener("click", () => open(p.log.path));
     row.addEventListener("keydown", (event) => {
@@ -39,6 +73,7 @@ export function producerFacts(producer: Producer, cancel: HTMLElement | null): H
     ["status", h("span", { class: statusClass(state.word), "data-producer-status": state.word }, state.word)],
     ["exit code", a.exit_code !== undefined && a.exit_code !== null ? String(a.exit_code) : null],
     ["signal", a.signal ? String(a.signal) : null],
+    ["cancelled by", typeof a.cancelledBy === "string" ? shown(a.cancelledBy) : null],
     ["reason", typeof a.reason === "string" ? shown(a.reason) : null],
     ["duration", typeof a.duration === "number" ? duration(a.duration) : null],
     ["runner", typeof a.runner === "string" ? shown(a.runner) : null],
