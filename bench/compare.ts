@@ -7,7 +7,7 @@
 // with every round.
 // Usage: npx tsx bench/compare.ts [MB per path, default 256] [rounds, default 2]
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,7 +60,13 @@ wss.on("connection", (ws) => ws.on("message", (data) => {
 }));
 `;
 
-async function bareEcho(): Promise<number> {
+/** MB/s and the server's CPU seconds per GB. */
+interface Rate {
+  mbps: number;
+  cpuPerGb: number;
+}
+
+async function bareEcho(): Promise<Rate> {
   const ws = createRequire(import.meta.url).resolve("ws");
   const child = spawn(process.execPath, ["-e", BARE_SERVER, ws], { stdio: ["ignore", "pipe", "inherit"] });
   try {
@@ -72,16 +78,18 @@ async function bareEcho(): Promise<number> {
       child.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
     });
     const client = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: "none" });
+    const cpu0 = cpuSeconds(child.pid!);
     const seconds = await pump(client, (i) => ({ run: "r", path: "log://turn_1/sh/x", channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
+    const cpu = cpuSeconds(child.pid!) - cpu0;
     client.close();
-    return mb / seconds;
+    return { mbps: mb / seconds, cpuPerGb: (cpu * 1024) / mb };
   } finally {
     child.kill("SIGKILL");
   }
 }
 
 /** The store's limit: raw better-sqlite3, one 64 KiB insert and a counter update per transaction, Spool's pragmas. */
-function rawSqlite(): number {
+function rawSqlite(): Rate {
   const dir = mkdtempSync(join(tmpdir(), "spool-bench-raw-"));
   try {
     const db = new SQLite(join(dir, "raw.db"));
@@ -99,10 +107,12 @@ function rawSqlite(): number {
     });
     const buffers = texts.map((t) => Buffer.from(t));
     const start = performance.now();
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < chunks; i++) append.immediate(i + 1, buffers[i % buffers.length]!);
     const seconds = (performance.now() - start) / 1000;
+    const used = process.cpuUsage(cpu0);
     db.close();
-    return mb / seconds;
+    return { mbps: mb / seconds, cpuPerGb: ((used.user + used.system) / 1e6) * (1024 / mb) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -116,19 +126,12 @@ function cpuSeconds(pid: number): number {
 }
 
 /**
- * Seconds the process's threads spent runnable but waiting for a CPU (/proc/<pid>/task/<tid>/schedstat, field 2):
- * on a shared machine, the part of wall − CPU that is other processes' doing, not the server waiting on something.
+ * Seconds the process's main thread (the event loop) spent runnable but waiting for a CPU
+ * (/proc/<pid>/task/<pid>/schedstat, field 2): on a shared machine, the part of wall − CPU that is other
+ * processes' doing, not the server waiting on something.
  */
 function runQueueSeconds(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1]);
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return ns / 1e9;
+  return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e9;
 }
 
 /** The process's peak resident memory (VmHWM) or its current one (VmRSS), in MB. */
@@ -223,7 +226,10 @@ const commit = (() => {
 console.log(`machine: ${machine()}; load ${load()}; HEAD ${commit}`);
 console.log(`${mb} MB per path, 64 KiB chunks, ${WINDOW} in flight; ${rounds} round(s)`);
 console.log(
-  "round  load(1/5/15)     bare_ws  spool_stream  ratio  srv_cpu/runq/wall  rss_MB(start/peak)  tail20_p50/max  slice20_p50/max  raw_sqlite  embedded  ratio",
+  "MB/s: bare ws echo vs one spool stream, raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running)",
+);
+console.log(
+  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw",
 );
 for (let round = 1; round <= rounds; round++) {
   const at = load();
@@ -236,16 +242,19 @@ for (let round = 1; round <= rounds; round++) {
     [
       String(round).padEnd(5),
       at.padEnd(15),
-      bare.toFixed(1).padStart(7),
-      s.mbps.toFixed(1).padStart(12),
-      (s.mbps / bare).toFixed(2).padStart(5),
-      `${s.cpu.toFixed(1)}/${s.runq.toFixed(1)}/${s.wall.toFixed(1)} s`.padStart(17),
-      `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(17),
-      ms(s.tail).padStart(14),
-      ms(s.slice).padStart(15),
-      raw.toFixed(1).padStart(10),
+      bare.mbps.toFixed(1).padStart(5),
+      s.mbps.toFixed(1).padStart(6),
+      (s.mbps / bare.mbps).toFixed(2).padStart(5),
+      bare.cpuPerGb.toFixed(1).padStart(8),
+      ((s.cpu * 1024) / mb).toFixed(1).padStart(10),
+      `${s.cpu.toFixed(1)}/${s.runq.toFixed(1)}/${s.wall.toFixed(1)}`.padStart(19),
+      `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(18),
+      ms(s.tail).padStart(17),
+      ms(s.slice).padStart(18),
+      raw.mbps.toFixed(1).padStart(5),
       embedded.toFixed(1).padStart(8),
-      (embedded / raw).toFixed(2).padStart(5),
+      (embedded / raw.mbps).toFixed(2).padStart(5),
+      raw.cpuPerGb.toFixed(1).padStart(7),
     ].join("  "),
   );
 }
