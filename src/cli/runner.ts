@@ -43,9 +43,10 @@ Options:
   --label K=V           a label shown by runner/list; repeatable
   --window N            unacknowledged chunks per channel              [8]
   --kill-grace MS       TERM → KILL grace when cancelling             [2000]
-  --sandbox MODE        read-only sandbox for env commands and ask runs: auto
-                        (use one when the backend has it), off (none: such work
-                        is refused here), require (do not start without one) [auto]
+  --sandbox MODE        the sandbox (read-only for env commands and ask runs,
+                        workspace-write for sh): auto (use one when the backend
+                        has it), off (none: only commands proposed full run
+                        here), require (do not start without one)     [auto]
   --pass-env NAME       a variable of this runner's environment that commands
                         also get (a name, or a pattern with *); repeatable.
                         Commands start with PATH, HOME, LANG, TERM only.

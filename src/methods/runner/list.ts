@@ -6,7 +6,7 @@ import { defineMethod } from "../define.js";
 export const runnerList = defineMethod({
   name: "runner/list",
   description:
-    "The project's runners: attached ones, ones that went away while they had work (`disconnected`, their name held for them until `heldUntil`), and the embedded local runner when the server runs one.",
+    "The project's runners: attached ones, ones that went away while they had work (`disconnected`, their name held for them until `heldUntil`), and the embedded local runner when the server runs one. Each entry's `sandbox.modes` lists the sandbox modes (read-only, workspace-write, full) it can run a command in.",
   params: z.strictObject({}),
   result: z.object({ runners: z.array(RunnerInfo) }),
   handler: async (_params, ctx) => {
