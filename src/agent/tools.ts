@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Core } from "../core/index.js";
 import { ENTRY } from "../core/status.js";
-import { channelModelView } from "../model/model-view.js";
+import { channelModelView, renderOptionsFor } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
 import { ControlSignal } from "../runners/protocol.js";
@@ -302,13 +302,13 @@ async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): 
   const entry = await ctx.core.repos.entries.findEntry(ctx.run.id, args.path);
   if (!entry) return `error: no entry "${args.path}" in this run`;
   const budget = ctx.budgetTokens * 4;
-  if (!entry.streamed) return (await renderTerminalText(entry.body)).slice(0, budget);
+  if (!entry.streamed) return (await renderTerminalText(entry.body, renderOptionsFor(entry))).slice(0, budget);
   const total = lineCount(entry);
   const start = args.tail !== undefined ? Math.max(0, total - args.tail) : (args.line ?? 1) - 1;
   const count = args.limit ?? args.tail ?? 200;
   // Noisy output shrinks a lot once rendered: read up to 8 raw bytes for each character the model may see.
   const slice = await ctx.core.repos.chunks.readLines(entry.id, start, count, budget * 8);
-  let text = await renderTerminalText(slice.data.toString("utf8"));
+  let text = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(entry));
   if (text.length > budget) text = `${text.slice(0, budget)}\n[… cut at the budget; ask for fewer lines]`;
   return `${entry.path}: lines ${start + 1}-${start + slice.lines} of ${total} (status ${entry.status})\n${text}`;
 }

@@ -2,7 +2,7 @@ import type { LineRead } from "../store/chunks.js";
 import { lineCount } from "../store/entries.js";
 import type { EntryRow } from "../store/schema.js";
 import { failureRegex, looksLikeFailure, scanFailureLines } from "./failures.js";
-import { type Rendering, renderEachLine, renderTerminal } from "./terminal.js";
+import { endsLine, type Rendering, type RenderOptions, renderEachLine, renderTerminal } from "./terminal.js";
 
 /** Reads `count` lines from 0-based `line` of a streamed entry, at most `maxBytes`. */
 export type LineReader = (entryId: number, line: number, count: number, maxBytes: number) => Promise<LineRead>;
@@ -57,11 +57,16 @@ interface Window {
   rendering: Rendering;
 }
 
-async function renderWindow(data: Buffer, firstLine: number): Promise<Window> {
+/** How a channel is rendered: its stdin (channel 0) is what was typed, shown as the lines typed. */
+export function renderOptionsFor(entry: Pick<EntryRow, "channel">): RenderOptions {
+  return { input: entry.channel === 0 };
+}
+
+async function renderWindow(data: Buffer, firstLine: number, options: RenderOptions): Promise<Window> {
   const offsets = [0];
   for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) offsets.push(i + 1);
   if (offsets[offsets.length - 1] !== data.length) offsets.push(data.length);
-  const rendering = await renderTerminal(data.toString("utf8"));
+  const rendering = await renderTerminal(data.toString("utf8"), options);
   return { firstLine, lineCount: offsets.length - 1, offsets, rendering };
 }
 
@@ -191,19 +196,21 @@ export async function channelModelView(readLines: LineReader, entry: EntryRow, b
   const total = lineCount(entry);
   if (total === 0 || entry.bytes === 0) return { text: "", omittedLines: 0, omittedBytes: 0, failures: [] };
   const windowBytes = Math.max(MIN_WINDOW_BYTES, budget * WINDOW_BYTES_PER_CHAR);
+  const render = renderOptionsFor(entry);
   if (entry.bytes <= 2 * windowBytes) {
     const read = await readLines(entry.id, 0, total, entry.bytes + 1);
-    const whole = await renderWindow(read.data, 0);
+    const whole = await renderWindow(read.data, 0, render);
     const { lines } = whole.rendering;
     const size = lines.reduce((n, line) => n + line.length + 1, 0);
     if (size <= budget) {
-      const text = lines.length === 0 ? "" : `${lines.join("\n")}${read.data[read.data.length - 1] === 10 ? "\n" : ""}`;
+      const last = read.data.subarray(read.data.length - 1).toString("latin1");
+      const text = lines.length === 0 ? "" : `${lines.join("\n")}${endsLine(last, render) ? "\n" : ""}`;
       return { text, omittedLines: 0, omittedBytes: 0, failures: [] };
     }
     return cut(readLines, entry, total, budget, whole, whole, options);
   }
   const headRead = await readLines(entry.id, 0, total, windowBytes);
-  const head = await renderWindow(completeLines(headRead), 0);
+  const head = await renderWindow(completeLines(headRead), 0, render);
   // The tail window: about `windowBytes` of the last lines (estimated from the average line), fewer lines while that overflows.
   let count = Math.min(total - head.lineCount, Math.max(1, Math.ceil(windowBytes / Math.max(1, entry.bytes / total))));
   let tailRead: LineRead;
@@ -212,7 +219,7 @@ export async function channelModelView(readLines: LineReader, entry: EntryRow, b
     if (!tailRead.truncated || count <= 1) break;
     count = Math.max(1, Math.floor(count / 4));
   }
-  const tail = await renderWindow(tailRead.data, total - count);
+  const tail = await renderWindow(tailRead.data, total - count, render);
   return cut(readLines, entry, total, budget, head, tail, options);
 }
 
@@ -269,7 +276,10 @@ async function cut(
 
   let failures = keep.kept();
   const rawOnes = failures.filter((f) => f.raw !== undefined);
-  const renderedRaw = await renderEachLine(rawOnes.map((f) => f.raw!));
+  const renderedRaw = await renderEachLine(
+    rawOnes.map((f) => f.raw!),
+    renderOptionsFor(entry),
+  );
   for (const [i, f] of rawOnes.entries()) f.text = renderedRaw[i];
   const shown = (f: Candidate) => {
     const text = f.text!;

@@ -31,6 +31,29 @@ export interface Rendering {
   sourceLines: number[];
 }
 
+export interface RenderOptions {
+  /**
+   * The text is what was typed to a command (its stdin, channel 0), not what it printed: a carriage
+   * return (Enter on a terminal) ends a line as a line feed does, so the lines typed are shown one under
+   * the other instead of each going back over the one before.
+   */
+  input?: boolean | undefined;
+}
+
+/**
+ * Typed text with each lone `\r` made a vertical tab: the terminal moves down a row for it (and to the
+ * first column, as for `\n`), yet it does not start a new input line, so line numbers keep following the
+ * stored lines (split at `\n`). `\r\n` is left as it is: it already ends one line.
+ */
+function typedLines(text: string): string {
+  return text.replace(/\r(?!\n)/g, "\v");
+}
+
+/** Whether `text` ends a line: with `\n`, or with `\r` when it is typed input. */
+export function endsLine(text: string, options: RenderOptions = {}): boolean {
+  return text.endsWith("\n") || (options.input === true && text.endsWith("\r"));
+}
+
 const writeAsync = (term: InstanceType<typeof Terminal>, data: string) => new Promise<void>((resolve) => term.write(data, resolve));
 
 /** Line feeds in the terminal's sense: LF, VT and FF all move down a row. */
@@ -42,7 +65,8 @@ const isLineFeed = (code: number) => code === 10 || code === 11 || code === 12;
  * with a map between input lines and rendered lines. Cost is linear in the
  * input; memory is bounded (rows that scrolled off are collected as it goes).
  */
-export async function renderTerminal(text: string): Promise<Rendering> {
+export async function renderTerminal(text: string, options: RenderOptions = {}): Promise<Rendering> {
+  if (options.input) text = typedLines(text);
   const term = new Terminal({
     cols: TERMINAL_COLS,
     rows: TERMINAL_ROWS,
@@ -141,17 +165,17 @@ export async function renderTerminal(text: string): Promise<Rendering> {
   }
 }
 
-/** The text a terminal finally shows for `text`: rendered lines joined, ending with a newline when the input did. */
-export async function renderTerminalText(text: string): Promise<string> {
+/** The text a terminal finally shows for `text`: rendered lines joined, ending with a newline when the input ended a line. */
+export async function renderTerminalText(text: string, options: RenderOptions = {}): Promise<string> {
   if (text === "") return "";
-  const { lines } = await renderTerminal(text);
+  const { lines } = await renderTerminal(text, options);
   if (lines.length === 0) return "";
-  return `${lines.join("\n")}${text.endsWith("\n") ? "\n" : ""}`;
+  return `${lines.join("\n")}${endsLine(text, options) ? "\n" : ""}`;
 }
 
 /** Renders each line on its own (a fresh screen each), for lines picked out of the middle of a channel: one rendered line each. */
-export async function renderEachLine(texts: string[]): Promise<string[]> {
+export async function renderEachLine(texts: string[], options: RenderOptions = {}): Promise<string[]> {
   const out: string[] = [];
-  for (const text of texts) out.push((await renderTerminal(text.replace(/\n$/, ""))).lines.join(" ").trim());
+  for (const text of texts) out.push((await renderTerminal(text.replace(/\n$/, ""), options)).lines.join(" ").trim());
   return out;
 }

@@ -65,6 +65,11 @@ describeWithBrowser("the web view tells what the server knows", () => {
       project,
       want,
     );
+  /** The visible rows of a channel's terminal, one string a row, blank rows left out. */
+  const rowsOf = (page: Page, channel: number) =>
+    page.$eval(`.term[data-channel="${channel}"] .xterm-rows`, (rows) =>
+      [...rows.children].map((row) => (row.textContent ?? "").trimEnd()).filter((row) => row !== ""),
+    );
 
   it("shows a proposal's age from when the server made it, also on a browser whose clock is an hour ahead", async () => {
     const client = await ts.clientIn("ages");
@@ -169,4 +174,31 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.waitForFunction((selector) => document.querySelector(selector)?.textContent?.startsWith("cancelled by"), {}, `${row(other.path)} td.exit`);
     expect(await text(page, `${row(other.path)} .size[data-channel="1"]`)).toBe("stdout 3 B");
   }, 90_000);
+
+  it("types lines into a terminal from the page and the model reads them as typed: print(6*7) then exit(), not exit()6*7)", async () => {
+    const client = await ts.clientIn("typing-lines");
+    await client.request("run/create", { alias: "repl" });
+    const { path } = await client.request("proposal/create", { run: "repl", tool: "sh", command: "python3 -q", tty: { cols: 80, rows: 24 } });
+    const page = await open("typing-lines");
+    await page.waitForSelector(card(path));
+    await page.click(`${card(path)} button.approve`);
+    await page.waitForFunction(() => document.querySelector('.term[data-channel="1"] .xterm-rows')?.textContent?.includes(">>>"));
+    await page.waitForSelector('[data-input-hint="live"]');
+    await page.click('.term[data-channel="1"]');
+    await page.keyboard.type("print(6*7)");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.querySelector('.term[data-channel="1"] .xterm-rows')?.textContent?.includes("42"));
+    await page.keyboard.type("exit()");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector('[data-producer-status="done"]');
+
+    const input = (await client.request("entry/list", { run: "repl", pattern: "sh://*_0" })).entries as { path: string }[];
+    const stdin = input[0]!.path;
+    expect((await client.request("entry/get", { run: "repl", path: stdin })).body).toBe("print(6*7)\rexit()\r");
+    const seen = (await client.request("entry/get", { run: "repl", path: stdin, view: "model" })).body as string;
+    expect(seen.split("\n").filter((line) => line !== "")).toEqual(["print(6*7)", "exit()"]);
+    // The page's stdin pane shows the same lines.
+    await page.waitForFunction(() => document.querySelector('.term[data-channel="0"] .xterm-rows')?.textContent?.includes("exit()"));
+    expect(await rowsOf(page, 0)).toEqual(["print(6*7)", "exit()"]);
+  }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Core } from "../../core/index.js";
 import { EntryPath, EntrySummary, RunAlias } from "../../core/schemas.js";
+import { renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { lineCount } from "../../store/repositories.js";
@@ -80,7 +81,7 @@ export const entryGet = defineMethod({
     const encoding = params.encoding ?? "utf8";
     if (params.view === "model") {
       // What a terminal finally shows of the slice (rendered by a terminal emulator; the whole body within maxReadBytes).
-      const cleaned = await renderTerminalText(slice.data.toString("utf8"));
+      const cleaned = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(row));
       body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
     } else {
       body = slice.data.toString(encoding);

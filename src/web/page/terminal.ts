@@ -112,6 +112,10 @@ export class ChannelTerminal {
   /** The size last given to `keys.resize`, and whether the terminal has been laid out yet. */
   #sizeSent = "";
   #fitted = false;
+  /** Channel 0 holds what was typed to the command: it is drawn as the lines typed (see #asTyped). */
+  readonly #typed: boolean;
+  /** The last byte drawn of typed input was a `\r`: a `\n` right after it ends no second line. */
+  #afterCR = false;
 
   constructor(info: ChannelInfo, mode: TerminalMode, events: TerminalEvents) {
     this.info = info;
@@ -120,6 +124,7 @@ export class ChannelTerminal {
     this.element = document.createElement("div");
     this.element.className = "term";
     this.element.dataset.channel = String(info.channel);
+    this.#typed = info.channel === 0;
     this.#term = new Terminal({
       convertEol: true,
       disableStdin: true,
@@ -298,8 +303,28 @@ export class ChannelTerminal {
       }
       this.#queued -= piece.length;
       this.#inTerminal += piece.length;
-      this.#term.write(piece, () => this.#parsed(piece.length));
+      this.#term.write(this.#typed ? this.#asTyped(piece) : piece, () => this.#parsed(piece.length));
     }
+  }
+
+  /**
+   * Typed input as the lines typed: Enter on a terminal sends `\r`, which a terminal would draw as a
+   * return over the same line (each line typed over the one before); here `\r`, `\r\n` and `\n` each end
+   * a line, as in the model's view of stdin.
+   */
+  #asTyped(piece: Uint8Array): Uint8Array {
+    const out = new Uint8Array(piece.length * 2);
+    let n = 0;
+    for (const byte of piece) {
+      if (byte === 0x0a && this.#afterCR) {
+        this.#afterCR = false;
+        continue;
+      }
+      this.#afterCR = byte === 0x0d;
+      out[n++] = byte;
+      if (byte === 0x0d) out[n++] = 0x0a;
+    }
+    return out.subarray(0, n);
   }
 
   #parsed(bytes: number): void {
