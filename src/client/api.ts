@@ -493,7 +493,7 @@ export interface SpoolMethods {
       default: boolean;
     };
   };
-  /** The project's runners: attached ones, ones that went away while they had work (`disconnected`, their name held for them until `heldUntil`), and the embedded local runner when the server runs one. */
+  /** The project's runners: attached ones, ones that went away while they had work (`disconnected`, their name held for them until `heldUntil`), and the embedded local runner when the server runs one. Each entry's `sandbox.modes` lists the sandbox modes (read-only, workspace-write, full) it can run a command in. */
   "runner/list": {
     params: Record<string, never>;
     result: {
