@@ -3,6 +3,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, w
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { createLogger } from "../../src/logger.js";
+import { createMemoryTransportPair } from "../../src/rpc/transport.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { RunnerClient } from "../../src/runners/runner-client.js";
 import { type ServeProcess, spawnServe } from "../helpers/process.js";
 import { describeWithBwrap, runTool } from "../helpers/sandbox.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -67,6 +71,63 @@ describeWithBwrap("a proposal cannot choose what starts the sandbox", () => {
     // An ordinary variable still goes through.
     const ok = await runTool(client, "loader", "sh", 'echo "$GREETING"', { env: { GREETING: "hello" } });
     expect(ok.out).toBe("hello\n");
+  });
+});
+
+describeWithBwrap("a runner refuses loader variables itself (defence in depth)", () => {
+  it("runner/exec with LD_PRELOAD in env: not started, stream/aborted says why, nothing ran", async () => {
+    const root = realpathSync(tempDir("spool-attack-runner-"));
+    // A scripted server on the other end of an in-memory connection: it sends what the real server refuses to.
+    const [runnerSide, serverSide] = createMemoryTransportPair();
+    const server = new SpoolClient(serverSide);
+    const aborted: any[] = [];
+    server.handle("initialize", async () => ({ protocolVersion: "1", server: { name: "scripted", version: "0" }, projectId: 1, connectionId: "c1" }));
+    server.handle("runner/attach", async () => ({
+      name: "box",
+      project: "p",
+      resumed: [],
+      finished: [],
+      maxUnackedChunks: 64,
+      resumeToken: "scripted-resume-token-0123456789",
+      runnerGraceMs: 30_000,
+      default: false,
+    }));
+    server.handle("stream/aborted", async (params: any) => {
+      aborted.push(params);
+      return { path: params.path, status: 499, changed: true, channels: [] };
+    });
+    const runner = new RunnerClient({
+      connect: async () => new SpoolClient(runnerSide),
+      project: "p",
+      name: "box",
+      backend: new LocalBackend({ defaultCwd: root }),
+      log: createLogger("silent"),
+    });
+    await runner.start();
+    for (const [sandbox, readOnly] of [
+      ["workspace-write", false],
+      [undefined, true],
+      [undefined, false],
+    ] as const) {
+      const reply = await server.request("runner/exec", {
+        run: "r",
+        path: `log://turn_1/sh/${sandbox ?? (readOnly ? "ro" : "full")}`,
+        command: `touch ${join(root, "ran")}`,
+        cwd: root,
+        cwdRelative: "",
+        env: { LD_PRELOAD: join(root, "x.so"), OK: "1" },
+        channels: [{ channel: 1, name: "stdout", path: "sh://turn_1/x_1" }],
+        timeoutMs: 0,
+        readOnly,
+        ...(sandbox ? { sandbox } : {}),
+      });
+      expect(reply).toMatchObject({ started: false, error: expect.stringContaining("env may not set LD_PRELOAD") });
+    }
+    expect(aborted.map((a) => a.reason)).toEqual(Array(3).fill(expect.stringMatching(/^failed to start: env may not set LD_PRELOAD/)));
+    expect(existsSync(join(root, "ran"))).toBe(false);
+    await runner.stop();
+    server.close();
+    rmSync(root, { recursive: true, force: true });
   });
 });
 
