@@ -9,7 +9,8 @@ import { startTestServer, type TestServer, tempDir } from "../helpers/server.js"
 describe("projects are walled off from each other", () => {
   let ts: TestServer;
   beforeAll(async () => {
-    ts = await startTestServer({ localRunner: false });
+    // A hand-made runner that reports no sandbox takes the commands: these tests are about projects, so sh runs full.
+    ts = await startTestServer({ localRunner: false, sandbox: "full" });
   });
   afterAll(() => ts.stop());
 
