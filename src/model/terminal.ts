@@ -35,7 +35,8 @@ export interface RenderOptions {
   /**
    * The text is what was typed to a command (its stdin, channel 0), not what it printed: a carriage
    * return (Enter on a terminal) ends a line as a line feed does, so the lines typed are shown one under
-   * the other instead of each going back over the one before.
+   * the other instead of each going back over the one before; a backspace typed (DEL or ^H) erases the
+   * character before it, as a line editor does.
    */
   input?: boolean | undefined;
 }
@@ -43,10 +44,11 @@ export interface RenderOptions {
 /**
  * Typed text with each lone `\r` made a vertical tab: the terminal moves down a row for it (and to the
  * first column, as for `\n`), yet it does not start a new input line, so line numbers keep following the
- * stored lines (split at `\n`). `\r\n` is left as it is: it already ends one line.
+ * stored lines (split at `\n`). `\r\n` is left as it is: it already ends one line. A backspace key (DEL,
+ * which terminals send, or ^H) becomes a step back and a deleted character, so what it erased is gone.
  */
 function typedLines(text: string): string {
-  return text.replace(/\r(?!\n)/g, "\v");
+  return text.replace(/\r(?!\n)/g, "\v").replace(/[\u007f\b]/g, "\b\u001b[P");
 }
 
 /** Whether `text` ends a line: with `\n`, or with `\r` when it is typed input. */

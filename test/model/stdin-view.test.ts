@@ -28,6 +28,13 @@ describe("the model's view of what was typed (stdin, channel 0)", () => {
     expect(await renderTerminalText("a\rb\r")).toBe("b");
   });
 
+  it("erases what a backspace typed (DEL, or ^H) erased, as a line editor does", async () => {
+    const stdin = channel("prinnt\u007f\u007ft(6*7)\rexit(\b()\r", 0);
+    expect((await channelModelView(stdin.readLines, stdin.entry, 4000)).text).toBe("print(6*7)\nexit()\n");
+    // At the start of a line there is nothing to erase.
+    expect(await renderTerminalText("\u007fls\r", { input: true })).toBe("ls\n");
+  });
+
   it("keeps counting input lines at \\n, so line numbers still point at the stored lines", async () => {
     const rendering = await renderTerminal("one\rtwo\nthree\n", { input: true });
     expect(rendering.lines).toEqual(["one", "two", "three"]);

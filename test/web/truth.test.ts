@@ -195,7 +195,11 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await waitOutput(REPL.prompt);
     await page.waitForSelector('[data-input-hint="live"]');
     await page.click('.term[data-channel="1"]');
-    await page.keyboard.type("print(6*7)");
+    // A typo, erased with Backspace before Enter.
+    await page.keyboard.type("prinnt");
+    await page.keyboard.press("Backspace");
+    await page.keyboard.press("Backspace");
+    await page.keyboard.type("t(6*7)");
     await page.keyboard.press("Enter");
     await waitOutput(REPL.answer);
     await page.keyboard.type("exit()");
@@ -204,7 +208,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
 
     const input = (await client.request("entry/list", { run: "repl", pattern: "sh://*_0" })).entries as { path: string }[];
     const stdin = input[0]!.path;
-    expect((await client.request("entry/get", { run: "repl", path: stdin })).body).toBe("print(6*7)\rexit()\r");
+    expect((await client.request("entry/get", { run: "repl", path: stdin })).body).toBe("prinnt\u007f\u007ft(6*7)\rexit()\r");
     const seen = (await client.request("entry/get", { run: "repl", path: stdin, view: "model" })).body as string;
     expect(seen.split("\n").filter((line) => line !== "")).toEqual(["print(6*7)", "exit()"]);
     // The page's stdin pane shows the same lines.

@@ -310,10 +310,10 @@ export class ChannelTerminal {
   /**
    * Typed input as the lines typed: Enter on a terminal sends `\r`, which a terminal would draw as a
    * return over the same line (each line typed over the one before); here `\r`, `\r\n` and `\n` each end
-   * a line, as in the model's view of stdin.
+   * a line, and a backspace (DEL or ^H) erases the character before it, as in the model's view of stdin.
    */
   #asTyped(piece: Uint8Array): Uint8Array {
-    const out = new Uint8Array(piece.length * 2);
+    const out = new Uint8Array(piece.length * 4);
     let n = 0;
     for (const byte of piece) {
       if (byte === 0x0a && this.#afterCR) {
@@ -321,6 +321,12 @@ export class ChannelTerminal {
         continue;
       }
       this.#afterCR = byte === 0x0d;
+      if (byte === 0x7f || byte === 0x08) {
+        // A step back, then ESC [ P: the character there is deleted.
+        out.set([0x08, 0x1b, 0x5b, 0x50], n);
+        n += 4;
+        continue;
+      }
       out[n++] = byte;
       if (byte === 0x0d) out[n++] = 0x0a;
     }
