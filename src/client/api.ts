@@ -72,7 +72,7 @@ export interface SpoolMethods {
       }>;
     };
   };
-  /** Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping`, `rpc.discover` and `project/list`. */
+  /** Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping`, `rpc.discover`, `project/list` and `model/list`. */
   "initialize": {
     params: {
       /** Project name; without it, the project is the one rooted at `root` */
@@ -102,7 +102,7 @@ export interface SpoolMethods {
       connectionId: string;
     };
   };
-  /** The configured model aliases (SPOOL_MODEL_<alias>), with provider and endpoint. */
+  /** The configured model aliases (SPOOL_MODEL_<alias>, the built-in demo), with provider and endpoint. Works before `initialize`: models belong to the server, not to a project. */
   "model/list": {
     params: Record<string, never>;
     result: {

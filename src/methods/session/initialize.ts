@@ -30,7 +30,7 @@ export const InitializeResult = z.object({
 export const initialize = defineMethod({
   name: "initialize",
   description:
-    "Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping`, `rpc.discover` and `project/list`.",
+    "Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping`, `rpc.discover`, `project/list` and `model/list`.",
   access: "none",
   params: InitializeParams,
   result: InitializeResult,
