@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { checkFailurePatterns, DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
+import { nearest } from "./protocol/nearest.js";
 
 /** An entry of `commandEnv`: a variable name, or a pattern with `*`. */
 const COMMAND_ENV_ENTRY = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
@@ -124,6 +125,8 @@ export const ConfigFileSchema = z.strictObject({
   toolYieldMs: z.number().int().nonnegative().optional(),
   /** Tokens of command output the model sees per tool result before head/tail cutting. */
   outputTokens: z.number().int().positive().optional(),
+  /** Offer the built-in demo model as the alias "demo" (no network, no key; src/model/demo.ts). */
+  demoModel: z.boolean().optional(),
 });
 
 const MILLISECONDS = "a whole number of milliseconds, 0 or more";
@@ -154,6 +157,7 @@ const MUST: Record<string, string> = {
   outputTokens: "a positive integer",
   sandbox: '"auto", "workspace-write" or "full"',
   sandboxNetwork: "true or false",
+  demoModel: "true or false",
   ...Object.fromEntries(
     Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),
   ),
@@ -180,7 +184,9 @@ function configProblems(file: string, raw: unknown, issues: readonly z.core.$Zod
       const where = settingName(issue.path);
       const known = where === "limits" ? Object.keys(LimitsSchema.shape) : Object.keys(ConfigFileSchema.shape);
       const names = issue.keys.map((k) => `"${where ? `${where}.` : ""}${k}"`).join(", ");
-      return `${file}: ${names} ${issue.keys.length > 1 ? "are not settings" : "is not a setting"} (known${where ? ` in ${where}` : ""}: ${known.join(", ")})`;
+      const near = issue.keys.length === 1 ? nearest(issue.keys[0]!, known) : null;
+      const hint = near ? ` — did you mean "${where ? `${where}.` : ""}${near}"?` : "";
+      return `${file}: ${names} ${issue.keys.length > 1 ? "are not settings" : "is not a setting"}${hint} (known${where ? ` in ${where}` : ""}: ${known.join(", ")})`;
     }
     const name = settingName(issue.path);
     const pattern = settingName(
@@ -296,7 +302,7 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<stri
     if (!m || !value || key === "SPOOL_MODEL_TIMEOUT_MS" || /_MAX_TOKENS$/i.test(key)) continue;
     const alias = m[1]!.toLowerCase().replace(/_/g, "-");
     const spec = /^([a-z][a-z0-9-]*)\/(.+)$/.exec(value);
-    if (!spec) throw new Error(`${key} must look like openai/<model-id> or ollama/<model-id>, got "${value}"`);
+    if (!spec) throw new Error(`${key} must look like openai/<model-id>, ollama/<model-id> or demo/builtin, got "${value}"`);
     const provider = spec[1]!;
     const prefix = provider.toUpperCase().replace(/-/g, "_");
     if (provider === "ollama") {
@@ -322,6 +328,12 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<stri
   return models.sort((a, b) => a.alias.localeCompare(b.alias));
 }
 
+/** The built-in demo model as the alias "demo", unless SPOOL_MODEL_DEMO defines that alias itself. */
+function withDemo(models: ModelConfig[], on: boolean): ModelConfig[] {
+  if (!on || models.some((m) => m.alias === "demo")) return models;
+  return [...models, { alias: "demo", provider: "demo", model: "builtin", baseUrl: "" }].sort((a, b) => a.alias.localeCompare(b.alias));
+}
+
 export interface ConfigOverrides {
   home?: string;
   /** A PostgreSQL URL (--database). */
@@ -339,6 +351,8 @@ export interface ConfigOverrides {
   commandEnv?: string[];
   sandbox?: SandboxSetting;
   sandboxNetwork?: boolean;
+  /** `spool serve --demo-model`: the built-in demo model as the alias "demo". */
+  demoModel?: boolean;
   agent?: Partial<Omit<AgentConfig, "models">>;
 }
 
@@ -412,7 +426,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     sandbox: overrides.sandbox ?? envSandbox(env) ?? file.sandbox ?? "auto",
     sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,
     agent: {
-      models: modelsFromEnv(env, file.modelMaxTokens),
+      models: withDemo(modelsFromEnv(env, file.modelMaxTokens), overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,
       outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? file.outputTokens ?? 4_000,
       failurePatterns: overrides.agent?.failurePatterns ?? file.failurePatterns ?? [...DEFAULT_FAILURE_PATTERNS],

@@ -60,6 +60,8 @@ export interface SpoolServer {
   readonly store: Store;
   readonly plugins: PluginHost;
   readonly rpc: RpcHost;
+  /** Migrations this start applied (none when the database was up to date). */
+  readonly migrations: readonly string[];
   /** An authenticated in-process transport to this server (tests, embedded runners). */
   connectInProcess(): Transport;
   stop(): Promise<void>;
@@ -107,10 +109,15 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
   const store: Store = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : openStore(config.dbFile, options.store);
+  let migrations: string[];
   try {
-    for (const result of await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR)) {
-      log.info(`migration ${result.migrationName}: ${result.status}`);
-    }
+    const results = await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR);
+    migrations = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
+    // One line, however many: a first start applies them all.
+    if (migrations.length > 0)
+      log.info(
+        `database: applied ${migrations.length} migration${migrations.length === 1 ? "" : "s"} (${[migrations[0], migrations.at(-1)].filter((m, i, a) => a.indexOf(m) === i).join(" … ")})`,
+      );
   } catch (error) {
     await store.close();
     throw error;
@@ -244,6 +251,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     store,
     plugins,
     rpc,
+    migrations,
     connectInProcess: () => connectInProcess().transport,
     stop,
   };

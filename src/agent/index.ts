@@ -7,6 +7,7 @@ import { modelList } from "../methods/model/list.js";
 import { runAbort } from "../methods/run/abort.js";
 import { runHistory } from "../methods/run/history.js";
 import { runPrompt } from "../methods/run/prompt.js";
+import { DemoProvider } from "../model/demo.js";
 import { type ModelProvider, OpenAiCompatibleProvider } from "../model/provider.js";
 import { definePlugin } from "../plugins/plugin.js";
 import { serviceKey } from "../plugins/services.js";
@@ -58,6 +59,7 @@ export const agentPlugin = definePlugin({
       });
     providers.register("openai", openAi);
     providers.register("ollama", openAi); // Ollama serves the same API under /v1
+    providers.register("demo", () => new DemoProvider()); // built in, no network: spool serve --demo-model
     app.provide(MODEL_PROVIDERS, providers);
     const targets = new Map<string, ModelTarget>();
     const target = (alias: string): ModelTarget | undefined => {

@@ -1,5 +1,8 @@
-import { parseArgs } from "node:util";
+import { appendFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { createLogger, LOG_LEVELS, type LogLevel, parseLogLevel } from "../logger.js";
 import { startServer } from "../server.js";
+import { parseCommand } from "./common.js";
 import { usageError } from "./errors.js";
 
 export const SERVE_HELP = `Usage: spool serve [options]
@@ -20,7 +23,17 @@ config.json key, else the default):
                                        [$SPOOL_ALLOWED_ORIGINS, "allowedOrigins", none]
   --no-local-runner do not embed the local runner "local"
                                        [$SPOOL_LOCAL_RUNNER=off, "localRunner": false]
+  --demo-model      offer the built-in demo model as the alias "demo": no network,
+                    no key; it proposes the command the prompt names between
+                    backticks (else ls) and answers from its output
+                                       [$SPOOL_DEMO_MODEL=on, "demoModel": true]
+  --log-level LEVEL ${LOG_LEVELS.join(", ")}  [$SPOOL_LOG, default: warn on
+                    the terminal, info with --log-file]
+  --log-file FILE   append the log to FILE instead of stderr
   -h, --help        show this help
+
+By default the server prints its address once and then only warnings and
+errors, so it can share a terminal with \`spool act\`.
 
 $SPOOL_HOME/config.json holds these and the other settings (README "Settings");
 relative "plugins" paths there are relative to its own directory. A wrong value
@@ -32,20 +45,20 @@ the process holding its lock (spool.lock).
 `;
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      home: { type: "string" },
-      host: { type: "string" },
-      port: { type: "string" },
-      database: { type: "string" },
-      plugin: { type: "string", multiple: true },
-      "allow-origin": { type: "string", multiple: true },
-      "no-local-runner": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
+  const { values, positionals } = parseCommand("serve", argv, {
+    home: { type: "string" },
+    host: { type: "string" },
+    port: { type: "string" },
+    database: { type: "string" },
+    plugin: { type: "string", multiple: true },
+    "allow-origin": { type: "string", multiple: true },
+    "no-local-runner": { type: "boolean" },
+    "demo-model": { type: "boolean" },
+    "log-level": { type: "string" },
+    "log-file": { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
+  if (positionals.length > 0) throw usageError(`spool serve: unexpected argument "${positionals[0]}" (see \`spool help serve\`)`);
   if (values.help) {
     process.stdout.write(SERVE_HELP);
     return 0;
@@ -58,6 +71,23 @@ export async function serve(argv: string[]): Promise<number> {
   if (values.database !== undefined && !/^postgres(ql)?:\/\//.test(values.database)) {
     throw usageError(`--database must be a PostgreSQL URL (postgres://user@host:port/db), got "${values.database}"`);
   }
+  let level: LogLevel | undefined;
+  try {
+    if (values["log-level"] !== undefined) level = parseLogLevel(values["log-level"], "--log-level");
+    else if (process.env.SPOOL_LOG) level = parseLogLevel(process.env.SPOOL_LOG, "SPOOL_LOG");
+  } catch (error) {
+    throw usageError((error as Error).message);
+  }
+  const logFile = values["log-file"] === undefined ? undefined : resolve(values["log-file"]);
+  if (logFile !== undefined) {
+    try {
+      appendFileSync(logFile, "");
+    } catch (error) {
+      throw usageError(`--log-file ${logFile}: cannot write to it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
+  }
+  // Quiet on the terminal a person also types into; everything worth keeping in a file.
+  const logger = createLogger(level ?? (logFile ? "info" : "warn"), logFile ? { file: logFile } : {});
   // Whoever reads our output may go away first (a pipe closed at shutdown): that must not crash the server.
   process.stdout.on("error", () => undefined);
   const server = await startServer({
@@ -68,6 +98,8 @@ export async function serve(argv: string[]): Promise<number> {
     plugins: values.plugin,
     allowedOrigins: values["allow-origin"],
     ...(values["no-local-runner"] ? { localRunner: false } : {}),
+    ...(values["demo-model"] ? { demoModel: true } : {}),
+    logger,
   });
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -81,7 +113,15 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGINT", () => shutdown("SIGINT"));
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     // Announce only once the handlers are installed: a client may signal us as soon as it reads this.
-    process.stdout.write(`Spool listening on ${server.url}\n` + `  token file: ${server.config.tokenFile}\n` + `  database:   ${server.store.location}\n`);
+    const migrated = server.migrations.length > 0 ? ` (${server.migrations.length} migrations applied)` : "";
+    const models = server.config.agent.models.map((m) => (m.provider === "demo" ? `${m.alias} (built-in demo)` : m.alias));
+    process.stdout.write(
+      `Spool listening on ${server.url}\n` +
+        `  token file: ${server.config.tokenFile}\n` +
+        `  database:   ${server.store.location}${migrated}\n` +
+        `  models:     ${models.length ? models.join(", ") : "none (set SPOOL_MODEL_<ALIAS>=openai/<model-id>, or --demo-model)"}\n` +
+        (logFile ? `  log:        ${logFile}\n` : ""),
+    );
   });
   process.stdout.write("Spool stopped\n");
   return 0;

@@ -70,8 +70,10 @@ describe("config.json", () => {
     const lines = problem({ prot: 1, port: "x", limits: { maxBatch: 1 } }).split("\n");
     expect(lines).toHaveLength(3);
     expect(lines).toContain('FILE: "port" must be an integer 0-65535, got "x"');
-    expect(lines.find((l) => l.includes('"prot"'))).toMatch(/^FILE: "prot" is not a setting \(known: host, port, .*plugins.*\)$/);
-    expect(lines.find((l) => l.includes("maxBatch"))).toMatch(/^FILE: "limits.maxBatch" is not a setting \(known in limits: .*maxBatchSize.*\)$/);
+    expect(lines.find((l) => l.includes('"prot"'))).toMatch(/^FILE: "prot" is not a setting — did you mean "port"\? \(known: host, port, .*plugins.*\)$/);
+    expect(lines.find((l) => l.includes("maxBatch"))).toMatch(
+      /^FILE: "limits.maxBatch" is not a setting — did you mean "limits.maxBatchSize"\? \(known in limits: .*maxBatchSize.*\)$/,
+    );
   });
 
   it("a file that is not JSON, or not an object, says so with the file and where", () => {
