@@ -2,7 +2,7 @@ import { closeSync, constants, openSync, readlinkSync, readSync } from "node:fs"
 import { createInterface, type Interface } from "node:readline";
 import type { ReadStream } from "node:tty";
 import type { SpoolNotifications } from "../client/api.js";
-import type { SpoolClient } from "../client/spool-client.js";
+import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../core/status.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
@@ -253,6 +253,21 @@ export function agentCommand(mode: "ask" | "act") {
   };
 }
 
+/** An unknown --model, told with the aliases there are and how to define one. */
+async function unknownModel(client: SpoolClient, model: string, error: unknown): Promise<never> {
+  const data = error instanceof SpoolRpcError ? (error.data as { model?: unknown } | undefined) : undefined;
+  if (!(error instanceof SpoolRpcError) || data?.model !== model) throw error;
+  if (error.errorCode !== "INVALID_PARAMS") throw new CliError(`--model ${escapeControl(model)}: ${error.message}`, EXIT.failed);
+  const known = (await client.call("model/list", {}).catch(() => ({ models: [] }))).models.map((m) => m.alias);
+  const name = model.toUpperCase().replace(/-/g, "_");
+  throw new CliError(
+    `the server has no model "${escapeControl(model)}" (${known.length ? `it has: ${known.join(", ")}` : "it has none"}). ` +
+      `Define it where the server runs, then restart it: SPOOL_MODEL_${name}=openai/<model-id> with OPENAI_API_KEY ` +
+      `(or ollama/<model>), or start it with \`spool serve --demo-model\` for the built-in "demo"`,
+    EXIT.usage,
+  );
+}
+
 /** How long to wait for the server to confirm an abort before leaving anyway. */
 const ABORT_WAIT_MS = 3_000;
 
@@ -404,50 +419,69 @@ async function drive(
     // One proposal at a time, in order: questions never interleave.
     queue = queue.then(() => onProposal(p)).catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
   };
-  client.on("run/proposal", offer);
-  client.on("run/resolved", (p) => {
-    if (p.run === alias && p.resolver.kind === "rule" && !offered.has(p.path)) {
-      // Accepted by an "always" rule of the run: nobody is asked; show what runs, and its output.
-      offered.add(p.path);
-      queue = queue
-        .then(async () => {
-          const log = await client.call("entry/get", { run: p.run, path: p.path });
-          await showProposal(p.path, log.attributes);
-          say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${p.runner ?? "?"}`));
-          if (!stopping) await follow(p);
-        })
-        .catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
-      return;
-    }
-    if (p.run !== alias || !offered.has(p.path) || mine.has(p.path)) return;
-    if (decidedElsewhere.has(p.path)) return;
-    decidedElsewhere.set(p.path, p);
-    const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
-    const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
-    say(colours.yellow(`  ${p.path} was ${p.decision === "accept" ? "accepted" : "rejected"}${who}${p.reason ? `: ${escapeControl(p.reason)}` : ""}${where}`));
-    if (questions.asking) questions.withdraw();
-  });
-  client.on("run/progress", (p) => {
-    if (p.run !== alias) return;
-    spin.stop();
-    process.stdout.write(p.delta);
-    atLineStart = p.delta.endsWith("\n");
-  });
-  client.on("run/state", (p) => {
-    if (p.run !== alias) return;
-    if (p.event === "model call" || p.event === "loop started" || p.event === "tool call") spin.start();
-    if (p.event === "model replied" || p.event === "waiting on a proposal") spin.stop();
-    if (p.event === "model replied") lastReply = typeof p.text === "string" ? p.text : null;
-    if (p.event === "loop finished" && p.summary) {
-      // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
-      if (lastReply !== null && String(p.summary).trim() === lastReply.trim()) say(colours.green("✔ done"));
-      else say(`${colours.green("✔ done:")} ${String(p.summary)}`);
-    }
-    if (p.event === "loop failed") say(errColours.red(`✖ failed: ${String(p.error)}`));
-    if (p.status === RUN.done && p.event === "idle") settle(EXIT.ok);
-    if (p.status === RUN.failed) settle(EXIT.failed);
-    if (p.status === RUN.aborted) settle(EXIT.interrupted);
-  });
+  /** Until run/create names a new run (run-N), what the server says is kept, then replayed: nothing is missed. */
+  let early: (() => void)[] | null = alias === undefined ? [] : null;
+  const onRun =
+    <T>(handler: (p: T) => void) =>
+    (p: T) => {
+      if (early) early.push(() => handler(p));
+      else handler(p);
+    };
+  client.on("run/proposal", onRun(offer));
+  client.on(
+    "run/resolved",
+    onRun((p: SpoolNotifications["run/resolved"]) => {
+      if (p.run === alias && p.resolver.kind === "rule" && !offered.has(p.path)) {
+        // Accepted by an "always" rule of the run: nobody is asked; show what runs, and its output.
+        offered.add(p.path);
+        queue = queue
+          .then(async () => {
+            const log = await client.call("entry/get", { run: p.run, path: p.path });
+            await showProposal(p.path, log.attributes);
+            say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${p.runner ?? "?"}`));
+            if (!stopping) await follow(p);
+          })
+          .catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
+        return;
+      }
+      if (p.run !== alias || !offered.has(p.path) || mine.has(p.path)) return;
+      if (decidedElsewhere.has(p.path)) return;
+      decidedElsewhere.set(p.path, p);
+      const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
+      const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
+      say(
+        colours.yellow(`  ${p.path} was ${p.decision === "accept" ? "accepted" : "rejected"}${who}${p.reason ? `: ${escapeControl(p.reason)}` : ""}${where}`),
+      );
+      if (questions.asking) questions.withdraw();
+    }),
+  );
+  client.on(
+    "run/progress",
+    onRun((p: SpoolNotifications["run/progress"]) => {
+      if (p.run !== alias) return;
+      spin.stop();
+      process.stdout.write(p.delta);
+      atLineStart = p.delta.endsWith("\n");
+    }),
+  );
+  client.on(
+    "run/state",
+    onRun((p: SpoolNotifications["run/state"]) => {
+      if (p.run !== alias) return;
+      if (p.event === "model call" || p.event === "loop started" || p.event === "tool call") spin.start();
+      if (p.event === "model replied" || p.event === "waiting on a proposal") spin.stop();
+      if (p.event === "model replied") lastReply = typeof p.text === "string" ? p.text : null;
+      if (p.event === "loop finished" && p.summary) {
+        // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
+        if (lastReply !== null && String(p.summary).trim() === lastReply.trim()) say(colours.green("✔ done"));
+        else say(`${colours.green("✔ done:")} ${String(p.summary)}`);
+      }
+      if (p.event === "loop failed") say(errColours.red(`✖ failed: ${String(p.error)}`));
+      if (p.status === RUN.done && p.event === "idle") settle(EXIT.ok);
+      if (p.status === RUN.failed) settle(EXIT.failed);
+      if (p.status === RUN.aborted) settle(EXIT.interrupted);
+    }),
+  );
 
   const abort = () => {
     stopping = true;
@@ -487,11 +521,19 @@ async function drive(
     } else {
       if (!options.model) throw usageError(`spool ${mode} needs --model ALIAS for a new run (see \`spool models\`)`);
       // Listen before creating, so nothing the run does is missed.
-      alias ??= `cli-${Date.now().toString(36)}`;
+      const created = await client
+        .call("run/create", { ...(alias ? { alias } : {}), model: options.model, prompt, mode })
+        .catch((error: unknown) => unknownModel(client, options.model!, error));
+      alias = created.run.alias;
       say(colours.dim(`run ${alias}`));
-      await client.call("run/create", { alias, model: options.model, prompt, mode });
+      const held = early ?? [];
+      early = null;
+      for (const replay of held) replay();
     }
-    const lost = connectionLost(client, `— the run goes on; follow it again with \`spool ${mode} --run ${alias}\``);
+    const lost = connectionLost(
+      client,
+      `— the run stays on the server, and goes on while the server runs; once it answers again, \`spool ${mode} --run ${alias}\` shows where it is`,
+    );
     const code = await Promise.race([finished, lost]);
     // The last proposal's output is shown, unless we are leaving on an abort.
     if (!stopping) await Promise.race([queue, lost]);

@@ -5,6 +5,8 @@ import type { Command } from "./client-commands.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { INPUT_PART_BYTES } from "./input.js";
+import { resolveCommand, resolveRun } from "./refs.js";
+import { outcomeWords } from "./words.js";
 
 /** Ctrl-]: what detaches, as telnet has it. */
 const DETACH = 0x1d;
@@ -12,16 +14,18 @@ const DETACH = 0x1d;
 /** Input read from the terminal and not yet taken by the server; past it, reading pauses. */
 const MAX_PENDING_BYTES = 256 * 1024;
 
-export const ATTACH_HELP = `Usage: spool attach RUN PATH
+export const ATTACH_HELP = `Usage: spool attach [RUN [CMD]]
 
-Connects this terminal to a running command (PATH is its log path, log://turn_1/sh/…):
+Connects this terminal to a running command (RUN and CMD as spool tail takes them; alone,
+the latest command of the latest run):
 prints its output so far and then live, and sends what you type to its input. A command
 proposed with a terminal (tty) gets your keys as you press them (raw mode: Ctrl-C goes
 to the command) and this terminal's size, also when it changes. Otherwise lines are
 sent as you finish them, Ctrl-D ends its input and Ctrl-C sends it SIGINT.
 
 Ctrl-] detaches (without a terminal of the command: Ctrl-] then Enter); the command
-keeps running. Exits when the command ends: 0 when it succeeded, 1 otherwise.
+keeps running. When the command ends, says how, and exits: 0 when it succeeded, 1
+otherwise.
 
 ${CLIENT_HELP}`;
 
@@ -33,10 +37,11 @@ export const ATTACH: Command = {
       process.stdout.write(ATTACH_HELP);
       return EXIT.ok;
     }
-    if (positionals.length !== 2) throw usageError("spool attach needs RUN and PATH (see `spool help attach`)");
-    const [run, path] = positionals as [string, string];
+    if (positionals.length > 2) throw usageError(`spool attach: unexpected argument "${positionals[2]}" (see \`spool help attach\`)`);
     const { client } = await connectClient(values);
     try {
+      const run = await resolveRun(client, positionals[0]);
+      const { path } = await resolveCommand(client, run, positionals[1]);
       return await Promise.race([attach(client, run, path), connectionLost(client, "while attached")]);
     } finally {
       client.close();
@@ -120,7 +125,11 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
       process.stderr.write(`\r\ndetached from ${path}; it keeps running (\`spool attach ${run} ${path}\` again, or \`spool tail ${run} ${path} -f\`)\n`);
       return EXIT.ok;
     }
-    return [...how.values()].every((end) => end.status === ENTRY.done) ? EXIT.ok : EXIT.failed;
+    const ends = [...how.values()];
+    const status = ends.find((end) => end.status !== ENTRY.done)?.status ?? ENTRY.done;
+    const [entry] = (await client.call("entry/list", { run, pattern: path })).entries;
+    process.stderr.write(`${raw ? "\r\n" : ""}${path} ended: ${outcomeWords(status, entry?.attributes ?? {})}\n`);
+    return status === ENTRY.done ? EXIT.ok : EXIT.failed;
   } finally {
     stdin.off("data", onData);
     stdin.off("end", onEnd);

@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
-import type { SpoolClient } from "../client/spool-client.js";
-import { SpoolRpcError } from "../client/spool-client.js";
+import type { ResultOf } from "../client/api.js";
+import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { ENTRY, entryStatusWord, runStatusWord } from "../core/status.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import {
@@ -9,8 +9,11 @@ import {
   CLIENT_OPTIONS,
   type ClientFlags,
   connectClient,
+  connectIfProject,
   connectionLost,
+  connectServer,
   escapeControl,
+  forEachProject,
   JSON_OPTION,
   palette,
   parseCommand,
@@ -19,6 +22,8 @@ import {
 } from "./common.js";
 import { CliError, EXIT, explain, usageError } from "./errors.js";
 import { writeMarker } from "./project.js";
+import { resolveCommand, resolveRun, runCommands } from "./refs.js";
+import { outcomeWords } from "./words.js";
 
 export interface Command {
   help: string;
@@ -29,9 +34,18 @@ const usage = (line: string, text: string, extra = "") => `Usage: ${line}\n\n${t
 
 const JSON_HELP = "  --json              print JSON instead of a table\n";
 
-/** `12 running`: a status as a word, next to its number. */
-export const entryStatus = (status: number) => `${entryStatusWord(status)} (${status})`;
-const runStatus = (status: number) => `${runStatusWord(status)} (${status})`;
+const REFS_HELP = `RUN is a run's name, its number (3 for run-3) or the start of its name; omitted, the
+project's latest run. CMD is a command of the run: its number (as spool show lists them),
+part of its path (make, turn_2/sh/npm) or the whole log path; omitted, the latest one.`;
+
+/** What a log entry's command is doing now, in words: a command still running is "running", never the accept's "done". */
+function commandState(log: { status: number; attributes: Record<string, unknown> }, channels: { status: number; attributes: Record<string, unknown> }[]) {
+  if (log.status !== ENTRY.done) return outcomeWords(log.status, log.attributes);
+  if (channels.some((c) => c.status === ENTRY.streaming)) return "running";
+  const ended = channels.find((c) => c.status !== ENTRY.streaming);
+  if (!ended) return "accepted";
+  return outcomeWords(ended.status, { ...log.attributes, ...ended.attributes });
+}
 
 /** Channel numbers people read: 1 stdout, 2 stderr. */
 export const channelName = (channel: unknown) =>
@@ -54,50 +68,104 @@ function positionals(command: string, given: string[], names: string[]): string[
 }
 
 export const RUNS: Command = {
-  help: usage("spool runs [--json]", "Lists the project's runs, newest first.", JSON_HELP),
+  help: usage(
+    "spool runs [--all] [--json | -q]",
+    "Lists the project's runs, newest first: name, state, title (what the run was asked first),\nmodel and when it last changed. With --all, or outside any project, every project's runs.",
+    `  --all               every project's runs, with their project\n  -q, --quiet         only the runs' names, one a line (scripts, tab completion)\n${JSON_HELP}`,
+  ),
   run: async (argv) => {
-    const { values, positionals: rest } = parseCommand("runs", argv, { ...CLIENT_OPTIONS, ...JSON_OPTION });
+    const { values, positionals: rest } = parseCommand("runs", argv, {
+      ...CLIENT_OPTIONS,
+      ...JSON_OPTION,
+      all: { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+    });
     if (values.help) return showHelp(RUNS.help);
     positionals("runs", rest, []);
-    await withClient(values, async (client) => {
-      const { runs } = await client.call("run/list", {});
-      printRows(
-        values.json
-          ? runs
-          : runs.map((r) => ({ run: r.alias, status: runStatus(r.status), model: r.model, mode: r.mode, turn: r.turn, updated: `${age(r.updatedAt)} ago` })),
-        ["run", "status", "model", "mode", "turn", "updated"],
-        values.json,
+    type Listed = ResultOf<"run/list">["runs"][number] & { project?: string };
+    const rows: Listed[] = [];
+    let across = Boolean(values.all);
+    let emptyHere: string | null = null;
+    if (!across) {
+      const { client, project, here } = await connectIfProject(values);
+      try {
+        if (project) rows.push(...(await client.call("run/list", {})).runs);
+        else if (!here) across = true;
+        else emptyHere = here.name ?? here.root ?? "";
+      } finally {
+        client.close();
+      }
+    }
+    if (across) {
+      await forEachProject(values, async (client, name) => {
+        rows.push(...(await client.call("run/list", {})).runs.map((r) => ({ project: name, ...r })));
+      });
+      rows.sort((a, b) => b.updatedAt - a.updatedAt);
+    }
+    if (values.json) {
+      printRows(rows, [], true);
+      return EXIT.ok;
+    }
+    if (values.quiet) {
+      for (const r of rows) process.stdout.write(`${r.alias}\n`);
+      return EXIT.ok;
+    }
+    if (rows.length === 0) {
+      process.stdout.write(
+        across
+          ? 'no runs on this server yet — start one in a project with `spool act "…" --model ALIAS`\n'
+          : `no runs in this project${emptyHere ? ` (${emptyHere})` : ""} yet — start one with \`spool act "…" --model ALIAS\`\n`,
       );
-    });
+      return EXIT.ok;
+    }
+    printRows(
+      rows.map((r) => ({
+        run: r.alias,
+        ...(across ? { project: r.project } : {}),
+        state: runStatusWord(r.status),
+        title: r.title ?? "",
+        model: r.model,
+        updated: `${age(r.updatedAt)} ago`,
+      })),
+      ["run", ...(across ? ["project"] : []), "state", "title", "model", "updated"],
+      false,
+    );
     return EXIT.ok;
   },
 };
 
 export const ENTRIES: Command = {
   help: usage(
-    "spool entries RUN [--pattern GLOB] [--json]",
-    "Lists a run's entries (proposals, output channels, errors), oldest first.",
+    "spool entries [RUN] [--pattern GLOB] [--json]",
+    `Lists a run's entries (proposals, output channels, errors), oldest first; each command is
+numbered (#) and its state is what it does now (running, done, exit 0, failed, exit 2, …).
+
+${REFS_HELP}`,
     `  --pattern GLOB      only paths matching it, e.g. 'sh://*'\n${JSON_HELP}`,
   ),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("entries", argv, { ...CLIENT_OPTIONS, ...JSON_OPTION, pattern: { type: "string" } });
     if (values.help) return showHelp(ENTRIES.help);
-    const [run] = positionals("entries", rest, ["RUN"]);
+    if (rest.length > 1) throw usageError(`spool entries: unexpected argument "${rest[1]}" (see \`spool help entries\`)`);
     await withClient(values, async (client) => {
-      const { entries } = await client.call("entry/list", { run: run!, ...(values.pattern ? { pattern: values.pattern } : {}) });
+      const run = await resolveRun(client, rest[0]);
+      const { entries } = await client.call("entry/list", { run, ...(values.pattern ? { pattern: values.pattern } : {}) });
+      if (values.json) return printRows(entries, [], true);
+      const all = values.pattern ? (await client.call("entry/list", { run })).entries : entries;
+      const numbers = new Map((await runCommands(client, run)).map((c) => [c.path, c.number]));
+      const channelsOf = (log: string) => all.filter((e) => e.attributes.log === log);
       printRows(
-        values.json
-          ? entries
-          : entries.map((e) => ({
-              path: e.path,
-              channel: channelName(e.attributes.channel),
-              status: entryStatus(e.status),
-              turn: e.turn,
-              bytes: e.bytes,
-              lines: e.lines,
-            })),
-        ["path", "channel", "status", "turn", "bytes", "lines"],
-        values.json,
+        entries.map((e) => ({
+          "#": numbers.get(e.path) ?? "",
+          path: e.path,
+          channel: channelName(e.attributes.channel),
+          state: e.path.startsWith("log://") ? commandState(e, channelsOf(e.path)) : outcomeWords(e.status, e.attributes),
+          turn: e.turn,
+          bytes: e.bytes,
+          lines: e.lines,
+        })),
+        ["#", "path", "channel", "state", "turn", "bytes", "lines"],
+        false,
       );
     });
     return EXIT.ok;
@@ -105,15 +173,32 @@ export const ENTRIES: Command = {
 };
 
 export const MODELS: Command = {
-  help: usage("spool models [--json]", "Lists the model aliases the server knows (SPOOL_MODEL_<alias>).", JSON_HELP),
+  help: usage(
+    "spool models [--json]",
+    'Lists the model aliases the server knows (SPOOL_MODEL_<alias> where it runs; "demo" with\nspool serve --demo-model). Needs no project.',
+    JSON_HELP,
+  ),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("models", argv, { ...CLIENT_OPTIONS, ...JSON_OPTION });
     if (values.help) return showHelp(MODELS.help);
     positionals("models", rest, []);
-    await withClient(values, async (client) => {
-      const { models } = await client.call("model/list", {});
-      printRows(models, ["alias", "provider", "model", "baseUrl"], values.json);
-    });
+    const client = await connectServer(values);
+    try {
+      const { models } = await Promise.race([client.call("model/list", {}), connectionLost(client, "while waiting for its answer")]);
+      if (models.length === 0 && !values.json) {
+        process.stdout.write(
+          "no models on this server — define one where it runs and restart it: SPOOL_MODEL_FAST=openai/gpt-4o-mini with\nOPENAI_API_KEY (or ollama/<model>), or try the built-in one: spool serve --demo-model\n",
+        );
+        return EXIT.ok;
+      }
+      printRows(
+        values.json ? models : models.map((m) => ({ ...m, model: m.provider === "demo" ? "builtin (no network)" : m.model })),
+        ["alias", "provider", "model", "baseUrl"],
+        values.json,
+      );
+    } finally {
+      client.close();
+    }
     return EXIT.ok;
   },
 };
@@ -130,13 +215,15 @@ export const RUNNERS: Command = {
     positionals("runners", rest, []);
     await withClient(values, async (client) => {
       const { runners } = await client.call("runner/list", {});
+      // With no default set, accepted commands go to the embedded runner: that is the default people see.
+      const defaultName = defaultRunnerName(runners);
       printRows(
         values.json
           ? runners
           : runners.map((r) => ({
               name: r.name,
               backend: r.backend,
-              default: r.default ? "yes" : "",
+              default: r.default || defaultName === r.name ? "yes" : "",
               sandbox: r.sandbox.readOnly ? "read-only" : "none",
               state: liveness(r),
               running: r.running,
@@ -157,39 +244,74 @@ function liveness(r: { embedded: boolean; attachedAt: number; state: "attached" 
   return `attached ${age(r.attachedAt)} ago`;
 }
 
+type Pending = ResultOf<"proposal/list">["proposals"][number];
+
+/** A project's pending proposals (a run's, with `run`), oldest first. */
+async function pendingIn(client: SpoolClient, run?: string): Promise<Pending[]> {
+  const proposals: Pending[] = [];
+  let after: number | undefined;
+  // Pages of 200; a person reads no more than a few pages, so 10 is the cap.
+  for (let page = 0; page < 10; page++) {
+    const reply = await client.call("proposal/list", { ...(run ? { run } : {}), limit: 200, ...(after ? { after } : {}) });
+    proposals.push(...reply.proposals);
+    if (reply.next === null) break;
+    after = reply.next;
+  }
+  return proposals;
+}
+
 export const PENDING: Command = {
   help: usage(
-    "spool pending [--run RUN] [--json]",
-    "Lists the project's pending proposals, oldest first: run, path and age, then what every client\nshows before a decision — tool, command, working directory, extra environment, terminal, runner,\nsandbox mode, background, time limit — with control characters shown escaped. Decide with\n`spool approve` or `spool reject`.",
-    `  --run RUN           only this run's\n${JSON_HELP}`,
+    "spool pending [--run RUN | --all] [--json]",
+    "Lists pending proposals, oldest first: the project's (every project's with --all, or outside any\nproject), with run, path and age, then what every client shows before a decision — tool, command,\nworking directory, extra environment, terminal, runner, sandbox mode, background, time limit — with\ncontrol characters shown escaped. Decide with `spool approve` or `spool reject` (alone when only\none is pending).",
+    `  --run RUN           only this run's\n  --all               every project's\n${JSON_HELP}`,
   ),
   run: async (argv) => {
-    const { values, positionals: rest } = parseCommand("pending", argv, { ...CLIENT_OPTIONS, ...JSON_OPTION, run: { type: "string" } });
+    const { values, positionals: rest } = parseCommand("pending", argv, {
+      ...CLIENT_OPTIONS,
+      ...JSON_OPTION,
+      run: { type: "string" },
+      all: { type: "boolean" },
+    });
     if (values.help) return showHelp(PENDING.help);
     positionals("pending", rest, []);
-    await withClient(values, async (client) => {
-      const proposals: Awaited<ReturnType<typeof client.call<"proposal/list">>>["proposals"] = [];
-      let after: number | undefined;
-      // Pages of 200; a person reads no more than a few pages, so 10 is the cap.
-      for (let page = 0; page < 10; page++) {
-        const reply = await client.call("proposal/list", { ...(values.run ? { run: values.run } : {}), limit: 200, ...(after ? { after } : {}) });
-        proposals.push(...reply.proposals);
-        if (reply.next === null) break;
-        after = reply.next;
+    if (values.all && values.run) throw usageError("--run and --all exclude each other: --run names a run of this project");
+    const groups: { project: string | null; proposals: Pending[]; defaultRunner: string | null }[] = [];
+    const collect = async (client: SpoolClient, project: string | null, run?: string) => {
+      const proposals = await pendingIn(client, run);
+      if (proposals.length === 0) return;
+      groups.push({ project, proposals, defaultRunner: defaultRunnerName((await client.call("runner/list", {})).runners) });
+    };
+    let across = Boolean(values.all);
+    if (values.run) {
+      await withClient(values, async (client) => collect(client, null, await resolveRun(client, values.run)));
+    } else if (!across) {
+      const { client, project, here } = await connectIfProject(values);
+      try {
+        if (project) await collect(client, null);
+        else if (!here) across = true;
+      } finally {
+        client.close();
       }
-      if (values.json || proposals.length === 0) {
-        printRows(proposals, [], values.json);
-        return;
-      }
-      const { runners } = await client.call("runner/list", {});
-      const defaultRunner = defaultRunnerName(runners);
-      const colours = palette();
-      const blocks = proposals.map(
+    }
+    if (across) await forEachProject(values, (client, name) => collect(client, name));
+    const all = groups.flatMap((g) => g.proposals.map((p) => ({ ...(g.project ? { project: g.project } : {}), ...p })));
+    if (values.json) {
+      printRows(all, [], true);
+      return EXIT.ok;
+    }
+    if (all.length === 0) {
+      process.stdout.write(`nothing is pending${across ? " in any project" : ""}\n`);
+      return EXIT.ok;
+    }
+    const colours = palette();
+    const blocks = groups.flatMap((g) =>
+      g.proposals.map(
         (p) =>
-          `${colours.bold(`${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(proposalFacts(p.attributes), { defaultRunner, indent: "  " })}\n`,
-      );
-      process.stdout.write(blocks.join("\n"));
-    });
+          `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(proposalFacts(p.attributes), { defaultRunner: g.defaultRunner, indent: "  " })}\n`,
+      ),
+    );
+    process.stdout.write(blocks.join("\n"));
     return EXIT.ok;
   },
 };
@@ -205,40 +327,101 @@ async function decidedAlready(client: SpoolClient, run: string, path: string, er
   throw new CliError(`${path} is no longer pending: it was ${word}${by}${reason}`, EXIT.failed);
 }
 
+/**
+ * The proposal `spool approve` / `spool reject` decide: RUN and CMD resolved as short references; with neither,
+ * the one pending proposal of the project (of every project outside one); with RUN alone, that run's only one.
+ */
+async function decide(
+  command: "approve" | "reject",
+  flags: ClientFlags,
+  refs: string[],
+  body: (client: SpoolClient, run: string, path: string) => Promise<number>,
+): Promise<number> {
+  if (refs.length > 2) throw usageError(`spool ${command}: unexpected argument "${refs[2]}" (see \`spool help ${command}\`)`);
+  if (refs.length > 0) {
+    return withClient(flags, async (client) => {
+      const run = await resolveRun(client, refs[0]);
+      const target = await resolveCommand(client, run, refs[1], { pending: refs[1] === undefined });
+      return body(client, run, target.path);
+    });
+  }
+  const found: { project: string | null; run: string; path: string }[] = [];
+  const { client, project, here } = await connectIfProject(flags);
+  try {
+    if (project) found.push(...(await pendingIn(client)).map((p) => ({ project: null, run: p.run, path: p.path })));
+  } finally {
+    client.close();
+  }
+  if (!here) {
+    await forEachProject(flags, async (c, name) => {
+      found.push(...(await pendingIn(c)).map((p) => ({ project: name, run: p.run, path: p.path })));
+    });
+  }
+  if (found.length === 0) throw new CliError(`nothing is pending${here ? " in this project" : ""}`, EXIT.notFound);
+  if (found.length > 1) {
+    throw new CliError(
+      `${found.length} proposals are pending; name one (\`spool pending\` shows them):\n${found
+        .map((f) => `  spool ${command} ${f.project ? `--project ${escapeControl(f.project)} ` : ""}${escapeControl(f.run)} ${escapeControl(f.path)}`)
+        .join("\n")}`,
+      EXIT.usage,
+    );
+  }
+  const only = found[0]!;
+  return withClient(only.project ? { ...flags, project: only.project } : flags, (c) => body(c, only.run, only.path));
+}
+
 export const APPROVE: Command = {
   help: usage(
-    "spool approve RUN PATH [--runner NAME]",
-    "Accepts a pending proposal (see spool pending); its runner starts the command.",
+    "spool approve [RUN [CMD]] [--runner NAME]",
+    `Accepts a pending proposal (see spool pending); its runner starts the command. Alone, it accepts
+the only pending proposal (an error naming them when there are several); with RUN alone, that
+run's only one.
+
+${REFS_HELP}`,
     "  --runner NAME       run it on this runner (default: the project's default runner)\n",
   ),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("approve", argv, { ...CLIENT_OPTIONS, runner: { type: "string" } });
     if (values.help) return showHelp(APPROVE.help);
-    const [run, path] = positionals("approve", rest, ["RUN", "PATH"]);
-    return withClient(values, async (client) => {
+    return decide("approve", values, rest, async (client, run, path) => {
       const reply = await client
-        .call("run/resolve", { run: run!, path: path!, decision: "accept", ...(values.runner ? { runner: values.runner } : {}) })
-        .catch((error: unknown) => decidedAlready(client, run!, path!, error));
-      process.stdout.write(`${palette().green("accepted")} ${path}: running on ${reply.runner ?? "?"}; follow it with \`spool tail ${run} ${path} -f\`\n`);
+        .call("run/resolve", { run, path, decision: "accept", ...(values.runner ? { runner: values.runner } : {}) })
+        .catch((error: unknown) => unknownRunner(client, values.runner, error))
+        .catch((error: unknown) => decidedAlready(client, run, path, error));
+      process.stdout.write(`${palette().green("accepted")} ${path}: running on ${reply.runner ?? "?"}; follow it with \`spool tail ${run} -f\`\n`);
       return EXIT.ok;
     });
   },
 };
 
+/** --runner naming no runner of the project: say which there are. */
+async function unknownRunner(client: SpoolClient, runner: string | undefined, error: unknown): Promise<never> {
+  if (!runner || !(error instanceof SpoolRpcError) || !["NO_RUNNER", "NOT_FOUND"].includes(error.errorCode ?? "")) throw error;
+  const { runners } = await client.call("runner/list", {});
+  if (runners.some((r) => r.name === runner)) throw error;
+  const names = runners.map((r) => r.name);
+  throw new CliError(
+    `the project has no runner "${escapeControl(runner)}"${names.length ? ` — it has: ${names.join(", ")} (spool runners)` : " — it has none; attach one with `spool runner`"}`,
+    EXIT.notFound,
+  );
+}
+
 export const REJECT: Command = {
   help: usage(
-    "spool reject RUN PATH [--reason TEXT]",
-    "Rejects a pending proposal (see spool pending); the model is told why.",
+    "spool reject [RUN [CMD]] [--reason TEXT]",
+    `Rejects a pending proposal (see spool pending); the model is told why. Alone, it rejects the only
+pending proposal; with RUN alone, that run's only one.
+
+${REFS_HELP}`,
     "  --reason TEXT       why (the model reads it)\n",
   ),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("reject", argv, { ...CLIENT_OPTIONS, reason: { type: "string" } });
     if (values.help) return showHelp(REJECT.help);
-    const [run, path] = positionals("reject", rest, ["RUN", "PATH"]);
-    return withClient(values, async (client) => {
+    return decide("reject", values, rest, async (client, run, path) => {
       await client
-        .call("run/resolve", { run: run!, path: path!, decision: "reject", reason: values.reason ?? "rejected from the spool CLI" })
-        .catch((error: unknown) => decidedAlready(client, run!, path!, error));
+        .call("run/resolve", { run, path, decision: "reject", reason: values.reason ?? "rejected from the spool CLI" })
+        .catch((error: unknown) => decidedAlready(client, run, path, error));
       process.stdout.write(`${palette().yellow("rejected")} ${path}\n`);
       return EXIT.ok;
     });
@@ -247,18 +430,123 @@ export const REJECT: Command = {
 
 export const CANCEL: Command = {
   help: usage(
-    "spool cancel RUN PATH [--reason TEXT]",
-    "Cancels a running producer (PATH is its log path); its runner kills the process.",
+    "spool cancel [RUN [CMD]] [--reason TEXT]",
+    `Cancels a running command; its runner kills the process.
+
+${REFS_HELP}`,
     "  --reason TEXT       why (kept in the channels' attributes)\n",
   ),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("cancel", argv, { ...CLIENT_OPTIONS, reason: { type: "string" } });
     if (values.help) return showHelp(CANCEL.help);
-    const [run, path] = positionals("cancel", rest, ["RUN", "PATH"]);
+    if (rest.length > 2) throw usageError(`spool cancel: unexpected argument "${rest[2]}" (see \`spool help cancel\`)`);
     return withClient(values, async (client) => {
-      const result = await client.call("stream/cancel", { run: run!, path: path!, ...(values.reason ? { reason: values.reason } : {}) });
+      const run = await resolveRun(client, rest[0]);
+      const { path } = await resolveCommand(client, run, rest[1]);
+      const result = await client.call("stream/cancel", { run, path, ...(values.reason ? { reason: values.reason } : {}) });
       const colours = palette();
-      process.stdout.write(result.changed ? `${colours.yellow("cancelled")} ${path}\n` : `${path} had already finished: ${entryStatus(result.status)}\n`);
+      if (result.changed) process.stdout.write(`${colours.yellow("cancelled")} ${path}\n`);
+      else {
+        const [log] = (await client.call("entry/list", { run, pattern: path })).entries;
+        process.stdout.write(`${path} had already finished: ${outcomeWords(result.status, log?.attributes ?? {})}\n`);
+      }
+      return EXIT.ok;
+    });
+  },
+};
+
+/** `spool abort RUN`: stops a run — its model call, its pending proposals, its running commands. */
+export const ABORT: Command = {
+  help: usage(
+    "spool abort [RUN] [--reason TEXT]",
+    `Aborts a run: stops its model, rejects its pending proposals and cancels its running commands.
+
+${REFS_HELP}`,
+    "  --reason TEXT       why (kept with the run)\n",
+  ),
+  run: async (argv) => {
+    const { values, positionals: rest } = parseCommand("abort", argv, { ...CLIENT_OPTIONS, reason: { type: "string" } });
+    if (values.help) return showHelp(ABORT.help);
+    if (rest.length > 1) throw usageError(`spool abort: unexpected argument "${rest[1]}" (see \`spool help abort\`)`);
+    return withClient(values, async (client) => {
+      const run = await resolveRun(client, rest[0]);
+      const result = await client.call("run/abort", { run, reason: values.reason ?? "aborted from the spool CLI" }).catch(async (error: unknown) => {
+        if (!(error instanceof SpoolRpcError) || error.errorCode !== "CONFLICT") throw error;
+        const { run: now } = await client.call("run/get", { run });
+        throw new CliError(`${run} is ${runStatusWord(now.status)}: nothing left to abort`, EXIT.failed);
+      });
+      const parts = [
+        result.rejected.length ? `rejected ${result.rejected.length} proposal${result.rejected.length === 1 ? "" : "s"}` : "",
+        result.cancelled.length ? `cancelled ${result.cancelled.length} command${result.cancelled.length === 1 ? "" : "s"}` : "",
+      ].filter(Boolean);
+      process.stdout.write(`${palette().yellow("aborted")} ${run}${parts.length ? `: ${parts.join(", ")}` : ""}\n`);
+      return EXIT.ok;
+    });
+  },
+};
+
+/** `spool show RUN`: the conversation and its commands, as `gh run view` shows a run. */
+export const SHOW: Command = {
+  help: usage(
+    "spool show [RUN] [--json]",
+    `Shows a run: its state, model and title, then the conversation — each prompt, the model's text,
+and every command it proposed, numbered, with how it ended (or that it waits or runs).
+
+${REFS_HELP}`,
+    JSON_HELP,
+  ),
+  run: async (argv) => {
+    const { values, positionals: rest } = parseCommand("show", argv, { ...CLIENT_OPTIONS, ...JSON_OPTION });
+    if (values.help) return showHelp(SHOW.help);
+    if (rest.length > 1) throw usageError(`spool show: unexpected argument "${rest[1]}" (see \`spool help show\`)`);
+    return withClient(values, async (client) => {
+      const alias = await resolveRun(client, rest[0]);
+      const { run } = await client.call("run/get", { run: alias });
+      const messages: ResultOf<"run/history">["messages"] = [];
+      let after: number | undefined;
+      for (let page = 0; page < 50; page++) {
+        const reply = await client.call("run/history", { run: alias, limit: 500, ...(after ? { after } : {}) });
+        messages.push(...reply.messages);
+        if (reply.next === null) break;
+        after = reply.next;
+      }
+      const commands = await runCommands(client, alias);
+      const { entries } = await client.call("entry/list", { run: alias });
+      if (values.json) {
+        printRows([{ run, messages, commands }], [], true);
+        return EXIT.ok;
+      }
+      const colours = palette();
+      const out: string[] = [
+        `${colours.bold(run.alias)}  ${runStatusWord(run.status)}${run.model ? `  model ${run.model}` : ""}  ${run.mode}  updated ${age(run.updatedAt)} ago`,
+      ];
+      if (run.title) out.push(escapeControl(run.title));
+      const shown = new Set<string>();
+      const commandLine = (c: (typeof commands)[number]) => {
+        shown.add(c.path);
+        const state = commandState(
+          c,
+          entries.filter((e) => e.attributes.log === c.path),
+        );
+        return `  ${colours.cyan(`#${c.number}`)} ${colours.bold(escapeControl(String(c.attributes.command ?? "")))}  ${colours.dim(`${c.path} · ${state}`)}`;
+      };
+      for (const m of messages) {
+        if (m.role === "user" && !m.note) out.push("", `${colours.bold("▌ prompt")} ${escapeControl(m.text ?? "")}`);
+        if (m.role === "assistant") {
+          if (m.text?.trim()) out.push(escapeControl(m.text.trim()).replace(/\\n/g, "\n"));
+          for (const call of m.toolCalls) {
+            const c = call.path ? commands.find((x) => x.path === call.path) : undefined;
+            if (c) out.push(commandLine(c));
+            else if (call.tool === "done") out.push(`${colours.green("✔ done:")} ${escapeControl(String(call.arguments.summary ?? ""))}`);
+            else out.push(colours.dim(`  (${call.tool}${call.arguments.path ? ` ${escapeControl(String(call.arguments.path))}` : ""})`));
+          }
+        }
+      }
+      // Commands a client proposed by hand are in no message.
+      const others = commands.filter((c) => !shown.has(c.path));
+      if (others.length) out.push("", colours.bold("commands proposed by clients"), ...others.map(commandLine));
+      process.stdout.write(`${out.join("\n")}\n`);
+      if (commands.length) process.stdout.write(colours.dim(`\noutput of a command: spool tail ${run.alias} N\n`));
       return EXIT.ok;
     });
   },
@@ -266,8 +554,14 @@ export const CANCEL: Command = {
 
 export const TAIL: Command = {
   help: usage(
-    "spool tail RUN PATH [-f [--after SEQ]] [--lines N]",
-    "Prints the output of a producer: PATH is its log path (log://turn_1/sh/…: stdout to stdout,\nstderr to stderr) or one of its channels (sh://turn_1/…_1). With -f it keeps printing until the\ncommand ends, waiting first for a pending proposal to be decided. Exits 0 when the command\nsucceeded, 1 when it failed, was cancelled or its proposal was rejected.",
+    "spool tail [RUN [CMD]] [-f [--after SEQ]] [--lines N]",
+    `Prints the output of a command: stdout to stdout, stderr to stderr (CMD may also be one channel's
+path, sh://turn_1/…_1). With -f it keeps printing until the command ends, waiting first (and
+saying so) for a pending proposal to be decided; how a command that did not succeed ended is
+said on stderr. Exits 0 when the command succeeded, 1 when it failed, was cancelled or its
+proposal was rejected.
+
+${REFS_HELP}`,
     "  -f, --follow        keep printing live output until it finishes\n  --after SEQ         with -f: start after this chunk number\n  --lines N           without -f: only the last N lines of each channel\n",
   ),
   run: async (argv) => {
@@ -278,14 +572,18 @@ export const TAIL: Command = {
       lines: { type: "string" },
     });
     if (values.help) return showHelp(TAIL.help);
-    const [run, path] = positionals("tail", rest, ["RUN", "PATH"]);
+    if (rest.length > 2) throw usageError(`spool tail: unexpected argument "${rest[2]}" (see \`spool help tail\`)`);
     if (values.after !== undefined && !values.follow) throw usageError("--after only works with -f (it says where following starts)");
     if (values.lines !== undefined && values.follow) throw usageError("--lines only works without -f");
     const after = values.after === undefined ? 0 : Number(values.after);
     if (!Number.isInteger(after) || after < 0) throw usageError(`--after must be a chunk number (0 or more), got "${values.after}"`);
     const lines = values.lines === undefined ? undefined : Number(values.lines);
     if (lines !== undefined && (!Number.isInteger(lines) || lines < 1)) throw usageError(`--lines must be a positive whole number, got "${values.lines}"`);
-    return withClient(values, (client) => tail(client, run!, path!, { follow: Boolean(values.follow), after, lines }));
+    return withClient(values, async (client) => {
+      const run = await resolveRun(client, rest[0]);
+      const { path } = await resolveCommand(client, run, rest[1]);
+      return tail(client, run, path, { follow: Boolean(values.follow), after, lines });
+    });
   },
 };
 
@@ -303,6 +601,7 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
         EXIT.failed,
       );
     }
+    process.stderr.write(`${path} waits for a decision (spool approve ${run} ${path}, or spool reject); following once it is accepted\n`);
     const decided = await waitForDecision(client, run, path);
     if (decided.decision === "reject")
       throw new CliError(`${path} was rejected${decided.by ? ` by ${escapeControl(decided.by)}` : ""}: ${escapeControl(decided.reason ?? "")}`);
@@ -325,7 +624,14 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
   );
   const ended = await watch.ended;
   if (!options.follow) await watch.close();
-  return outcome([...ended.values()].map((e) => e.status));
+  const code = outcome([...ended.values()].map((e) => e.status));
+  if (code !== EXIT.ok) {
+    // Not silent: how it ended, from the log entry (a cancel's reason, the exit code, the signal).
+    const [logEntry] = (await client.call("entry/list", { run, pattern: log })).entries;
+    const status = [...ended.values()].find((e) => e.status !== ENTRY.done)?.status ?? ENTRY.failed;
+    process.stderr.write(`${path}: ${outcomeWords(status, logEntry?.attributes ?? {})}\n`);
+  }
+  return code;
 }
 
 /** 0 when every channel finished well; 1 when one failed or was cancelled; 0 for one still running (tail without -f). */

@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import { loadConfig } from "../config.js";
+import { nearest } from "../protocol/nearest.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { SERVER_VERSION } from "../version.js";
 import { CliError, EXIT, type Target, usageError } from "./errors.js";
-import { findProject, type ProjectRef, requireProject, spoolHome } from "./project.js";
+import { findProject, type ProjectRef, requireProject } from "./project.js";
 
 /** Flags every client command takes (parseArgs options). */
 export const CLIENT_OPTIONS = {
@@ -17,8 +18,9 @@ export const CLIENT_OPTIONS = {
 
 export const JSON_OPTION = { json: { type: "boolean" } } as const;
 
-export const CLIENT_HELP = `Connection:
-  --server URL        the server          [$SPOOL_SERVER, default: ws://127.0.0.1:$SPOOL_PORT/, port 7420]
+export const CLIENT_HELP = `Connection (the same settings as spool serve: flag, environment, $SPOOL_HOME/config.json):
+  --server URL        the server          [$SPOOL_SERVER, default: ws://HOST:PORT/ from $SPOOL_HOST /
+                      $SPOOL_PORT / "host" and "port" in config.json, else 127.0.0.1:7420]
   --token-file PATH   its token           [$SPOOL_TOKEN_FILE, default: $SPOOL_HOME/token, ~/.spool/token]
   --project NAME      project             [$SPOOL_PROJECT, default: found from this directory
                       upwards: .spool/project.json (spool init), else a git repository's root]
@@ -39,17 +41,45 @@ export function parseCommand<O extends OptionSpec>(command: string, argv: string
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (error) {
     const message = error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, "") : String(error);
-    throw usageError(`${message} (see \`spool help ${command}\`)`);
+    const unknown = /^Unknown option '(-{1,2})([^']+)'/.exec(message);
+    const near = unknown ? nearest(unknown[2]!, Object.keys(options)) : null;
+    throw usageError(`${message}${near ? ` — did you mean --${near}?` : ""} (see \`spool help ${command}\`)`);
   }
 }
 
-/** Where the server is, from flags, then SPOOL_SERVER / SPOOL_HOME / SPOOL_PORT / SPOOL_HOST, then the defaults. */
+/**
+ * Where the server is: --server / --token-file, else SPOOL_SERVER, else the settings `spool serve` reads
+ * (src/config.ts: SPOOL_HOST / SPOOL_PORT / SPOOL_TOKEN_FILE, then "host" and "port" in $SPOOL_HOME/config.json,
+ * then the defaults). A server bound to every address is reached on loopback.
+ */
 export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): Target {
-  const home = spoolHome(env);
-  const host = env.SPOOL_HOST && env.SPOOL_HOST !== "0.0.0.0" ? env.SPOOL_HOST : "127.0.0.1";
-  const url = flags.server ?? env.SPOOL_SERVER ?? `ws://${host.includes(":") ? `[${host}]` : host}:${env.SPOOL_PORT ?? 7420}/`;
-  const tokenFile = flags["token-file"] ?? env.SPOOL_TOKEN_FILE ?? join(home, "token");
+  const given = flags.server ?? (env.SPOOL_SERVER || undefined);
+  if (given !== undefined) checkServerUrl(given, flags.server !== undefined ? "--server" : "SPOOL_SERVER");
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig({}, env);
+  } catch (error) {
+    // A setting spool serve would refuse: the same message, here too.
+    throw new CliError(error instanceof Error ? error.message : String(error), EXIT.usage);
+  }
+  const bound = config.host;
+  const host = bound === "0.0.0.0" || bound === "" ? "127.0.0.1" : bound === "::" ? "::1" : bound;
+  const url = given ?? `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`;
+  const tokenFile = flags["token-file"] ?? config.tokenFile;
   return { url, tokenFile };
+}
+
+/** A server address must be a ws:// or wss:// URL; anything else is a usage error, not a connection failure. */
+function checkServerUrl(value: string, where: string): void {
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    url = null;
+  }
+  if (!url || (url.protocol !== "ws:" && url.protocol !== "wss:")) {
+    throw usageError(`${where} must be a WebSocket URL such as ws://127.0.0.1:7420/, got "${value}"`);
+  }
 }
 
 /** The target the current command uses, for error messages (set by connect). */
@@ -103,7 +133,7 @@ export async function connectClient(flags: ClientFlags, options: { name?: string
 
 function projectError(error: unknown, ref: ProjectRef): unknown {
   if (!(error instanceof SpoolRpcError)) return error;
-  const what = ref.name ? `project "${ref.name}"` : `a project rooted at ${ref.root}`;
+  const what = ref.name ? `project "${ref.name}"` : `project rooted at ${ref.root}`;
   if (error.errorCode === "NOT_FOUND") {
     return new CliError(`the server has no ${what} yet — nothing has run here; start with \`spool act\` or \`spool init\``, EXIT.notFound);
   }
@@ -125,7 +155,53 @@ export function connectionLost(client: SpoolClient, what: string): Promise<never
   });
 }
 
-export { findProject };
+export { findProject, nearest };
+
+/**
+ * Connects and joins the project found here when the server knows it; `project` is null when no project is
+ * found from this directory, or the server has none there yet (reads then show nothing, or every project).
+ */
+export async function connectIfProject(flags: ClientFlags): Promise<{ client: SpoolClient; project: string | null; here: ProjectRef | null }> {
+  const here = findProject(workingDirectory(), flags);
+  const client = await connectServer(flags);
+  if (!here) return { client, project: null, here };
+  try {
+    const joined = await client.initialize(here.name, {
+      ...(here.root ? { root: here.root } : {}),
+      create: false,
+      client: { name: "spool-cli", version: SERVER_VERSION },
+    });
+    return { client, project: joined.project.name, here };
+  } catch (error) {
+    if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") {
+      // A connection that failed to join may join later; a fresh one keeps things simple.
+      client.close();
+      return { client: await connectServer(flags), project: null, here };
+    }
+    client.close();
+    throw projectError(error, here);
+  }
+}
+
+/** Runs `body` once per project of the server, each with a client joined to it (closed afterwards). */
+export async function forEachProject(flags: ClientFlags, body: (client: SpoolClient, project: string) => Promise<void>): Promise<void> {
+  const lister = await connectServer(flags);
+  let names: string[];
+  try {
+    names = (await lister.call("project/list", { limit: 1000 })).projects.map((p) => p.name);
+  } finally {
+    lister.close();
+  }
+  for (const name of names) {
+    const client = await connectServer(flags);
+    try {
+      await client.initialize(name, { create: false, client: { name: "spool-cli", version: SERVER_VERSION } });
+      await body(client, name);
+    } finally {
+      client.close();
+    }
+  }
+}
 
 /** Colours for a terminal; none when stdout is not one, or NO_COLOR is set. */
 export function palette(stream: NodeJS.WriteStream = process.stdout) {

@@ -2,15 +2,17 @@ import type { SpoolClient } from "../client/spool-client.js";
 import type { Command } from "./client-commands.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, parseCommand } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
+import { resolveCommand, resolveRun } from "./refs.js";
 
 /** Bytes per stream/input call when sending what this command reads on stdin (well under the server's default maxInputBytes). */
 export const INPUT_PART_BYTES = 16 * 1024;
 
-export const INPUT_HELP = `Usage: spool input RUN PATH TEXT [-n] [--eof]
-       spool input RUN PATH - [--eof]
+export const INPUT_HELP = `Usage: spool input RUN CMD TEXT [-n] [--eof]
+       spool input RUN CMD - [--eof]
 
-Types into a running command: sends TEXT and a newline to its input (PATH is its log
-path, log://turn_1/sh/…). Under a terminal the command reads it as keys. With - it sends
+Types into a running command: sends TEXT and a newline to its input (RUN and CMD as
+spool tail takes them: CMD a number, part of the path, or the log path
+log://turn_1/sh/…). Under a terminal the command reads it as keys. With - it sends
 what this command reads on its own standard input, as it comes. What is sent is kept as
 the command's channel 0 (stdin). Exits 1 when the command has finished.
 
@@ -32,12 +34,14 @@ export const INPUT: Command = {
       process.stdout.write(INPUT_HELP);
       return EXIT.ok;
     }
-    if (positionals.length < 3) throw usageError("spool input needs RUN, PATH and TEXT (or - to send standard input; see `spool help input`)");
+    if (positionals.length < 3) throw usageError("spool input needs RUN, CMD and TEXT (or - to send standard input; see `spool help input`)");
     if (positionals.length > 3) throw usageError(`spool input: unexpected argument "${positionals[3]}" (quote TEXT with spaces; see \`spool help input\`)`);
-    const [run, path, text] = positionals as [string, string, string];
+    const [runRef, commandRef, text] = positionals as [string, string, string];
     if (text === "-" && values["no-newline"]) throw usageError("-n only applies to TEXT, not to - (standard input is sent as it is)");
     const { client } = await connectClient(values);
     try {
+      const run = await resolveRun(client, runRef);
+      const { path } = await resolveCommand(client, run, commandRef);
       await Promise.race([send(client, run, path, text, Boolean(values["no-newline"]), Boolean(values.eof)), connectionLost(client, "while sending")]);
       return EXIT.ok;
     } finally {

@@ -1,5 +1,5 @@
 import { SERVER_VERSION } from "../version.js";
-import { currentTarget } from "./common.js";
+import { currentTarget, nearest } from "./common.js";
 import { EXIT, explain } from "./errors.js";
 
 /** A command's help and body, loaded when it runs (so `spool tail` never loads the server, Docker or SSH code). */
@@ -8,8 +8,9 @@ interface Loaded {
   run: (argv: string[]) => Promise<number>;
 }
 
-const clientCommand = (name: "INIT" | "PENDING" | "APPROVE" | "REJECT" | "TAIL" | "CANCEL" | "RUNS" | "ENTRIES" | "RUNNERS" | "MODELS") => async () =>
-  (await import("./client-commands.js"))[name];
+const clientCommand =
+  (name: "INIT" | "PENDING" | "APPROVE" | "REJECT" | "TAIL" | "CANCEL" | "ABORT" | "SHOW" | "RUNS" | "ENTRIES" | "RUNNERS" | "MODELS") => async () =>
+    (await import("./client-commands.js"))[name];
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }> = {
   serve: {
@@ -41,7 +42,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }>
   cancel: { summary: "cancel a running command", load: clientCommand("CANCEL") },
   input: { summary: "type into a running command (its stdin or terminal)", load: async () => (await import("./input.js")).INPUT },
   attach: { summary: "connect this terminal to a running command (Ctrl-] detaches)", load: async () => (await import("./attach.js")).ATTACH },
-  runs: { summary: "list the project's runs", load: clientCommand("RUNS") },
+  abort: { summary: "abort a run: its model, pending proposals and running commands", load: clientCommand("ABORT") },
+  runs: { summary: "list the project's runs (--all: every project's)", load: clientCommand("RUNS") },
+  show: { summary: "show a run: its conversation and its numbered commands", load: clientCommand("SHOW") },
   entries: { summary: "list a run's proposals, outputs and errors", load: clientCommand("ENTRIES") },
   runners: { summary: "list the project's runners", load: clientCommand("RUNNERS") },
   models: { summary: "list the configured models", load: clientCommand("MODELS") },
@@ -60,6 +63,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }>
     },
   },
   mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: () => import("./mcp.js").then((m) => ({ help: m.MCP_HELP, run: m.mcp })) },
+  completion: {
+    summary: "print a tab-completion script (bash, zsh, fish)",
+    load: async () => {
+      const m = await import("./completion.js");
+      return { help: m.COMPLETION_HELP, run: completion };
+    },
+  },
   open: {
     summary: "print (or open) a link that signs a browser into the web view",
     load: async () => {
@@ -76,7 +86,7 @@ ${Object.entries(COMMANDS)
   .map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`)
   .join("\n")}
 
-  help CMD  a command's options          --version  print the version
+  help CMD  a command's options          -v, --version  print the version
 
 Exit codes: 0 done, 1 failed, 2 usage error, 3 no server / connection lost,
 4 not found, 130 interrupted or aborted.
@@ -93,7 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (command === "--help" || command === "-h") return print(HELP);
-  if (command === "--version" || command === "-V" || command === "version") return print(`spool ${SERVER_VERSION}\n`);
+  if (command === "--version" || command === "-v" || command === "-V" || command === "version") return print(`spool ${SERVER_VERSION}\n`);
   if (command === "help") {
     const [topic, extra] = rest;
     if (!topic) return print(HELP);
@@ -125,25 +135,21 @@ function unknown(command: string): number {
 
 /** The command closest to a mistyped one: at most two edits away (or a prefix of it). */
 export function suggest(typed: string, names: string[]): string | null {
-  let best: { name: string; distance: number } | null = null;
-  for (const name of names) {
-    const distance = name.startsWith(typed) && typed.length >= 2 ? 1 : editDistance(typed.toLowerCase(), name);
-    if (distance <= 2 && (!best || distance < best.distance)) best = { name, distance };
-  }
-  return best?.name ?? null;
+  return nearest(typed, names);
 }
 
-/** Edits (insert, delete, replace, swap two neighbours) turning `a` into `b`. */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
-    }
+/** `spool completion SHELL`: the script, with each command's options read from its help. */
+async function completion(argv: string[]): Promise<number> {
+  const m = await import("./completion.js");
+  const [shell, extra] = argv;
+  if (shell === "--help" || shell === "-h") return print(m.COMPLETION_HELP);
+  if (extra !== undefined || !shell || !["bash", "zsh", "fish"].includes(shell)) {
+    process.stderr.write(`spool completion: name one shell: bash, zsh or fish\n${m.COMPLETION_HELP}`);
+    return EXIT.usage;
   }
-  return d[a.length]![b.length]!;
+  const commands: Record<string, string[]> = {};
+  for (const [name, entry] of Object.entries(COMMANDS)) commands[name] = name === "completion" ? [] : m.optionsOf((await entry.load()).help);
+  return print(m.completionScript(shell, commands)!);
 }
 
 /** `spool tail … | head`: once the reader is gone, there is nobody to tell; end quietly. */

@@ -13,9 +13,10 @@ import { BackendName } from "../runners/protocol.js";
 import { type CommandEvent, firstAnswering, RunnerClient } from "../runners/runner-client.js";
 import { SandboxMode, sandboxModes } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
+import { serverTarget } from "./common.js";
 import { CliError, explain } from "./errors.js";
 
-export const RUNNER_HELP = `Usage: spool runner --server URL --token-file PATH --project NAME --name NAME --backend local|docker|ssh [options]
+export const RUNNER_HELP = `Usage: spool runner --project NAME --name NAME --backend local|docker|ssh [--server URL] [--token-file PATH] [options]
 
 Attaches to a Spool server as a runner and executes the accepted commands it is
 given, streaming their output back. Reconnects when the connection drops.
@@ -27,10 +28,11 @@ Each command prints a line when it starts and one when it ends (time, run,
 log path, the command with control characters escaped; then how it ended).
 
 Options:
-  --server URL[,URL]    the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER]
+  --server URL[,URL]    the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER, else
+                        as every command: $SPOOL_HOST/$SPOOL_PORT, config.json, 7420]
                         (servers sharing one database: tried in turn,
                         also when the runner reconnects)
-  --token-file PATH     file holding the server's token               [$SPOOL_TOKEN_FILE]
+  --token-file PATH     file holding the server's token   [$SPOOL_TOKEN_FILE, $SPOOL_HOME/token]
   --project NAME        project to serve
   --name NAME           runner name, unique in the project
   --backend KIND        local, docker or ssh
@@ -209,8 +211,11 @@ export async function runner(argv: string[]): Promise<number> {
     process.stdout.write(RUNNER_HELP);
     return 0;
   }
-  const server = need("server", values.server ?? process.env.SPOOL_SERVER);
-  const tokenFile = need("token-file", values["token-file"] ?? process.env.SPOOL_TOKEN_FILE);
+  // The same defaults as every other command: the local server of $SPOOL_HOME.
+  const { SPOOL_SERVER: _list, ...settings } = process.env;
+  const target = serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings);
+  const server = values.server ?? process.env.SPOOL_SERVER ?? target.url;
+  const tokenFile = target.tokenFile;
   const token = readFlagFile("token-file", tokenFile).toString("utf8").trim();
   const labels = Object.fromEntries(
     (values.label ?? []).map((l) => {

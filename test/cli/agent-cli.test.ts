@@ -168,7 +168,8 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(cancel.stdout()).toContain(`cancelled ${path}`);
     expect(await follow.exit).toBe(1);
     expect(follow.stdout()).toBe("one\ntwo\n");
-    expect(follow.stderr()).toBe("warn\n");
+    // How it ended is said on stderr, after its output.
+    expect(follow.stderr()).toBe(`warn\n${path}: cancelled: enough\n`);
     const bad = spawnCli(["tail", "cli-live", "sh://nope", ...connection()]);
     expect(await bad.exit).toBe(4);
     expect(bad.stderr()).toContain("cli-live has no entry sh://nope");

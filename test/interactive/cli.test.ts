@@ -34,7 +34,7 @@ describe("spool input and spool attach", () => {
     expect(await missing.exit).toBe(4);
     const usage = cli(["input", "in", p.path]);
     expect(await usage.exit).toBe(2);
-    expect(usage.stderr()).toContain("spool input needs RUN, PATH and TEXT");
+    expect(usage.stderr()).toContain("spool input needs RUN, CMD and TEXT");
   }, 90_000);
 
   it("spool input - sends its own standard input", async () => {

@@ -1,0 +1,63 @@
+export const COMPLETION_HELP = `Usage: spool completion bash|zsh|fish
+
+Prints a tab-completion script for the shell: commands, each command's options, and
+the names of the project's runs where a command takes RUN. Load it with
+  bash:  source <(spool completion bash)          (or save it in ~/.bash_completion)
+  zsh:   source <(spool completion zsh)           (after compinit, e.g. in ~/.zshrc)
+  fish:  spool completion fish > ~/.config/fish/completions/spool.fish
+`;
+
+/** Commands whose first argument is a run (completed from `spool runs --quiet`). */
+const TAKES_RUN = ["tail", "cancel", "approve", "reject", "entries", "show", "abort", "attach", "input"];
+
+/** The options a command's help lists (`--name`, `-x`). */
+export function optionsOf(help: string): string[] {
+  return [...new Set([...help.matchAll(/(?:^|[\s[,])(--[a-z][a-z-]*|-[a-zA-Z])\b/gm)].map((m) => m[1]!))].sort();
+}
+
+export function completionScript(shell: string, commands: Record<string, string[]>): string | null {
+  const names = Object.keys(commands).join(" ");
+  const runs = "spool runs --quiet 2>/dev/null";
+  if (shell === "bash") {
+    const cases = Object.entries(commands)
+      .map(([name, options]) => `    ${name}) opts="${options.join(" ")}" ;;`)
+      .join("\n");
+    return `# spool completion for bash: source <(spool completion bash)
+_spool() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} cmd=\${COMP_WORDS[1]} opts=""
+  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "${names} help completion" -- "$cur")); return; fi
+  case "$cmd" in
+${cases}
+    help) COMPREPLY=($(compgen -W "${names}" -- "$cur")); return ;;
+    completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
+  esac
+  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); return; fi
+  case " ${TAKES_RUN.join(" ")} " in *" $cmd "*) [ "$COMP_CWORD" -eq 2 ] && COMPREPLY=($(compgen -W "$(${runs})" -- "$cur")) ;; esac
+}
+complete -o default -F _spool spool
+`;
+  }
+  if (shell === "zsh") {
+    return `#compdef spool
+# spool completion for zsh: source <(spool completion zsh)
+autoload -U +X bashcompinit && bashcompinit
+${completionScript("bash", commands)!.replace(/^# spool completion for bash.*\n/, "")}`;
+  }
+  if (shell === "fish") {
+    const lines = [
+      "# spool completion for fish: spool completion fish > ~/.config/fish/completions/spool.fish",
+      "complete -c spool -f",
+      `complete -c spool -n __fish_use_subcommand -a "${names} help completion"`,
+      `complete -c spool -n "__fish_seen_subcommand_from help" -a "${names}"`,
+      `complete -c spool -n "__fish_seen_subcommand_from completion" -a "bash zsh fish"`,
+      `complete -c spool -n "__fish_seen_subcommand_from ${TAKES_RUN.join(" ")}" -a "(${runs})"`,
+    ];
+    for (const [name, options] of Object.entries(commands)) {
+      for (const option of options.filter((o) => o.startsWith("--"))) {
+        lines.push(`complete -c spool -n "__fish_seen_subcommand_from ${name}" -l ${option.slice(2)}`);
+      }
+    }
+    return `${lines.join("\n")}\n`;
+  }
+  return null;
+}
