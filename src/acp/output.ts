@@ -1,6 +1,6 @@
 import { StringDecoder } from "node:string_decoder";
 import type { ToolCallStatus, ToolCallUpdate } from "@agentclientprotocol/sdk";
-import type { SpoolClient, StreamWatch } from "../client/spool-client.js";
+import { ConnectionClosedError, type SpoolClient, type StreamWatch } from "../client/spool-client.js";
 import { parseLogPath } from "../core/slug.js";
 import { ENTRY } from "../core/status.js";
 import type { Logger } from "../logger.js";
@@ -30,8 +30,13 @@ export interface OutputOptions {
   terminal: boolean;
   /** Queues an update of the tool call, in order with the session's others. */
   send(change: ToolChange): void;
+  /** Resolves once the connection to the server is back after a drop (false when it did not come back in time). */
+  reconnected(timeoutMs: number): Promise<boolean>;
   log: Logger;
 }
+
+/** How long the last update of a producer that ended waits for a dropped server connection to come back. */
+const ENDING_RECONNECT_MS = 60_000;
 
 /** The end of a producer as an editor shows it. */
 export interface Ending {
@@ -101,21 +106,27 @@ export class CommandOutput {
     const ending = await this.#ending(ended);
     if (this.#closed) return null;
     if (this.options.terminal) {
-      this.options.send({
-        status: ending.status,
-        rawOutput: { status: ending.entryStatus, exit_code: ending.exitCode, signal: ending.signal, reason: ending.reason, log: path },
-        _meta: { terminal_exit: { terminal_id: this.options.toolCallId, exit_code: ending.exitCode, signal: ending.signal } },
-      });
+      this.options.send(finalChange(ending, path, { terminalId: this.options.toolCallId }));
     } else {
       await this.#snapshotting;
-      const text = await this.#snapshot();
-      this.options.send({
-        status: ending.status,
-        content: [{ type: "content", content: { type: "text", text: `${text}\n${describeEnding(ending)}` } }],
-        rawOutput: { status: ending.entryStatus, exit_code: ending.exitCode, signal: ending.signal, reason: ending.reason, log: path },
-      });
+      // The tool call ends even when its output cannot be read (the entry keeps it).
+      const text = await this.#whenConnected(() => this.#snapshot()).catch(
+        (error: unknown) => `(the output could not be read: ${error instanceof Error ? error.message : String(error)}; Spool's entry ${path} keeps it)`,
+      );
+      if (this.#closed) return null;
+      this.options.send(finalChange(ending, path, { text }));
     }
     return ending;
+  }
+
+  /** Runs `read`; when the server connection dropped meanwhile (a restart), once more after it is back. */
+  async #whenConnected<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if (!(error instanceof ConnectionClosedError) || !(await this.options.reconnected(ENDING_RECONNECT_MS)) || this.#closed) throw error;
+      return read();
+    }
   }
 
   async close(): Promise<void> {
@@ -189,15 +200,16 @@ export class CommandOutput {
 
   async #ending(ended: Map<number, { status: number; exit_code?: number | null }>): Promise<Ending> {
     const first = ended.get(1) ?? [...ended.values()][0];
-    let entryStatus = first?.status ?? ENTRY.failed;
+    const entryStatus = first?.status ?? ENTRY.failed;
     let exitCode = first?.exit_code ?? null;
     let signal: string | null = null;
     let reason: string | null = null;
     try {
       // The log entry's attributes hold what the channel ending does not: the signal and a reason.
-      const log = await this.options.client.call("entry/get", { run: this.options.run, path: this.options.path });
+      const log = await this.#whenConnected(() => this.options.client.call("entry/get", { run: this.options.run, path: this.options.path }));
       const a = log.attributes;
-      if (typeof a.status === "number") entryStatus = a.status;
+      const known = endingOf(a);
+      if (known) return known;
       if (typeof a.exit_code === "number") exitCode = a.exit_code;
       if (typeof a.signal === "string") signal = a.signal;
       if (typeof a.reason === "string" && a.outcome !== "completed") reason = a.reason;
@@ -206,6 +218,35 @@ export class CommandOutput {
     }
     return { status: entryStatus === ENTRY.done ? "completed" : "failed", exitCode, signal, reason, entryStatus };
   }
+}
+
+/** How a producer ended, from its log entry's attributes; null while it has not ended. */
+export function endingOf(a: Record<string, unknown>): Ending | null {
+  if (typeof a.status !== "number") return null;
+  return {
+    status: a.status === ENTRY.done ? "completed" : "failed",
+    exitCode: typeof a.exit_code === "number" ? a.exit_code : null,
+    signal: typeof a.signal === "string" ? a.signal : null,
+    reason: typeof a.reason === "string" && a.outcome !== "completed" ? a.reason : null,
+    entryStatus: a.status,
+  };
+}
+
+/** A command's last update: its status, how it ended, and the terminal's exit or the last snapshot. */
+export function finalChange(ending: Ending, path: string, show: { terminalId: string } | { text: string }): ToolChange {
+  const rawOutput = { status: ending.entryStatus, exit_code: ending.exitCode, signal: ending.signal, reason: ending.reason, log: path };
+  if ("terminalId" in show) {
+    return {
+      status: ending.status,
+      rawOutput,
+      _meta: { terminal_exit: { terminal_id: show.terminalId, exit_code: ending.exitCode, signal: ending.signal } },
+    };
+  }
+  return {
+    status: ending.status,
+    content: [{ type: "content", content: { type: "text", text: `${show.text ? `${show.text}\n` : ""}${describeEnding(ending)}` } }],
+    rawOutput,
+  };
 }
 
 /** "exit 0", "exit 3", "killed by SIGTERM", "cancelled: reason". */

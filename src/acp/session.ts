@@ -16,7 +16,7 @@ import { ENTRY, OPEN_RUN, RUN } from "../core/status.js";
 import type { Logger } from "../logger.js";
 import { defaultRunnerName, factsText, type ProposalFacts, proposalFacts } from "../protocol/proposal-facts.js";
 import { fenced, isCommandTool, tail, toolLook } from "./content.js";
-import { CommandOutput, type ToolChange } from "./output.js";
+import { CommandOutput, endingOf, finalChange, type ToolChange } from "./output.js";
 
 /** What a session needs of the editor: its name, whether it shows terminals, and the two calls it makes. */
 export interface Editor {
@@ -373,8 +373,18 @@ export class AcpSession {
       // An accepted producer's log entry records its final status when it ends: without one, it still runs.
       const accepted = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.done });
       for (const log of accepted.entries) {
-        if (log.attributes.status !== undefined) continue;
-        const view = await this.#view(typeof log.attributes.toolCallId === "string" ? log.attributes.toolCallId : log.path, log.path, log.attributes);
+        const id = typeof log.attributes.toolCallId === "string" ? log.attributes.toolCallId : log.path;
+        const ending = endingOf(log.attributes);
+        if (ending) {
+          // Ended while this session was not following it (the server restarted, the connection dropped): the editor is told how.
+          const known = this.#tools.get(this.#byPath.get(log.path) ?? id);
+          if (known && !known.settled && !known.output) {
+            this.#markSettled(known);
+            await this.#change(known, finalChange(ending, log.path, this.editor.terminal ? { terminalId: known.id } : { text: "" }));
+          }
+          continue;
+        }
+        const view = await this.#view(id, log.path, log.attributes);
         if (view.settled || view.output) continue;
         view.resolved = true;
         await this.#change(view, { status: "in_progress" });
@@ -679,6 +689,7 @@ export class AcpSession {
       toolCallId: view.id,
       terminal: this.editor.terminal,
       send: (change) => this.#enqueue(() => this.#change(view, change)),
+      reconnected: (ms) => this.link.reconnected(ms),
       log: this.log,
     });
     view.output = output;

@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { SpoolClient } from "../../src/client/spool-client.js";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { spawnServe } from "../helpers/process.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { type AcpProcess, agentText, initialize, spawnAcp } from "./harness.js";
@@ -13,6 +15,7 @@ import { type AcpProcess, agentText, initialize, spawnAcp } from "./harness.js";
 const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" });
 
 type ToolUpdate = Extract<SessionUpdate, { sessionUpdate: "tool_call_update" }>;
+const isFinal = (u: ToolUpdate) => u.status === "completed" || u.status === "failed";
 const isUpdateOf =
   (id: string) =>
   (u: SessionUpdate): u is ToolUpdate =>
@@ -30,6 +33,17 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** The pid of the command a producer runs, once it has started. */
@@ -264,6 +278,56 @@ describe("session/list", () => {
       await ts.stop();
       await model.close();
       for (const root of roots) rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("spool acp when its Spool server restarts mid-command", () => {
+  it.each([
+    { how: "stopped (SIGTERM), the editor shown snapshots", signal: "SIGTERM" as const, terminal: false },
+    { how: "killed (SIGKILL), the editor shown a terminal", signal: "SIGKILL" as const, terminal: true },
+  ])("server $how and started again: the running command's tool call ends failed with the reason, and the turn ends", async ({ signal, terminal }) => {
+    const model = await ScriptedModel.start();
+    const home = tempDir("spool-acp-lost-");
+    const project = mkdtempSync(join(tmpdir(), "spool-acp-lost-project-"));
+    const port = await freePort();
+    // A short grace: a producer whose runner died with the server is lost soon after the restart.
+    const env = { SPOOL_HOME: home, SPOOL_RUNNER_GRACE_MS: "500", SPOOL_TOOL_YIELD_MS: "60000", ...modelEnv(model) };
+    let serve = await spawnServe(["--port", String(port)], env);
+    const acp = spawnAcp({ args: ["--server", serve.url], env: { SPOOL_HOME: home } });
+    let pid = 0;
+    try {
+      await initialize(acp, { name: "acpx", terminal });
+      const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+      model.reply({ tools: [{ id: "call_lost", name: "sh", arguments: { command: "echo started; sleep 300" } }] }, { text: "It was lost." });
+      const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "long" }] });
+      (await acp.permission()).answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+      const token = readFileSync(join(home, "token"), "utf8").trim();
+      const watcher = await SpoolClient.connect(serve.url, { token });
+      await watcher.initialize(undefined, { root: project });
+      const command = await commandPid(watcher, sessionId.split("/")[1]!);
+      pid = command.pid;
+      await eventually(async () => (await watcher.call("entry/list", { run: sessionId.split("/")[1]!, pattern: "sh://*" })).entries.some((e) => e.bytes > 0));
+      watcher.close();
+      await acp.update((u) => isUpdateOf("call_lost")(u) && u.status === "in_progress");
+
+      await serve.stop(signal);
+      serve = await spawnServe(["--port", String(port)], env);
+      const last = (await acp.update((u) => isUpdateOf("call_lost")(u) && isFinal(u), 0, 30_000)) as ToolUpdate;
+      expect(last.status).toBe("failed");
+      const raw = last.rawOutput as { status: number; reason: string | null; log: string };
+      expect(raw).toMatchObject({ status: 499, log: command.path });
+      expect(raw.reason).toEqual(expect.stringMatching(/./));
+      if (terminal) expect(last._meta).toMatchObject({ terminal_exit: { terminal_id: "call_lost" } });
+      else expect(textOf(last)).toContain(`started\n\`\`\`\ncancelled: ${raw.reason}`);
+      expect(await prompt).toEqual({ stopReason: "end_turn" });
+    } finally {
+      if (pid && alive(pid)) process.kill(pid, "SIGKILL");
+      await acp.stop("SIGKILL");
+      await serve.stop("SIGTERM");
+      await model.close();
+      rmSync(home, { recursive: true, force: true });
+      rmSync(project, { recursive: true, force: true });
     }
   });
 });
