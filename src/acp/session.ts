@@ -63,6 +63,8 @@ interface ToolView {
   /** The editor answered; its decision is on its way to the server. */
   deciding: boolean;
   output: CommandOutput | null;
+  /** The prompt turn it was first seen in (0: before any, e.g. replayed by a load). */
+  turn: number;
 }
 
 interface Turn {
@@ -135,6 +137,8 @@ export class AcpSession {
   /** The model's text in the current loop (any said) and in its latest reply, to tell whether a summary repeats it. */
   #loopText = { loop: -1, turn: -1, any: false, reply: "" };
   #turn: Turn | null = null;
+  /** Prompt turns so far. */
+  #turns = 0;
   /** The run's title as the editor was last told it. */
   #title: string | null = null;
   #closed = false;
@@ -215,6 +219,7 @@ export class AcpSession {
     let answered!: () => void;
     const turn: Turn = { loop: null, finish, answered: new Promise<void>((resolve) => (answered = resolve)) };
     this.#turn = turn;
+    this.#turns++;
     try {
       const reply = await this.link.client
         .call("run/prompt", { run: this.run, prompt: text, mode: this.mode, ...(this.model ? { model: this.model } : {}) })
@@ -270,12 +275,12 @@ export class AcpSession {
   async #settleCancelled(): Promise<void> {
     if (this.#closed) return;
     this.#enqueue(async () => {
-      for (const view of this.#tools.values()) if (!view.settled && !isCommandTool(view.tool)) await this.#settle(view, "failed", "cancelled");
+      for (const view of this.#tools.values()) if (this.#live(view) && !isCommandTool(view.tool)) await this.#settle(view, "failed", "cancelled");
     });
     await this.#untilSettled(CANCEL_SETTLE_MS);
     this.#enqueue(async () => {
       for (const view of this.#tools.values()) {
-        if (view.settled) continue;
+        if (!this.#live(view)) continue;
         this.#withdraw(view);
         const output = view.output;
         view.output = null;
@@ -289,9 +294,18 @@ export class AcpSession {
     });
   }
 
-  /** Waits (at most `ms`) until no tool call is left unsettled. */
+  /**
+   * A tool call whose end the editor is still to be shown: of this turn, or followed, or waiting on a
+   * decision. (One replayed by a load that Spool will say nothing more about is left as it was shown.)
+   */
+  #live(view: ToolView): boolean {
+    if (view.settled) return false;
+    return view.turn === this.#turns || view.output !== null || view.permission !== null || view.deciding || (view.path !== null && !view.resolved);
+  }
+
+  /** Waits (at most `ms`) until every live tool call has settled. */
   async #untilSettled(ms: number): Promise<void> {
-    const open = () => [...this.#tools.values()].some((v) => !v.settled);
+    const open = () => [...this.#tools.values()].some((v) => this.#live(v));
     if (!open()) return;
     let timer: NodeJS.Timeout | undefined;
     let wake!: () => void;
@@ -554,6 +568,7 @@ export class AcpSession {
         permission: null,
         deciding: false,
         output: null,
+        turn: this.#turns,
       };
       this.#tools.set(id, view);
       this.#forgetOld();
