@@ -29,6 +29,8 @@ const LIST_PAGE = 100;
 /** Runs `session/list` reaches per project (its newest; the most `run/list` answers), and projects it looks at. */
 const LIST_RUNS_PER_PROJECT = 1000;
 const LIST_PROJECTS = 1000;
+/** Projects `session/list` reads at once. */
+const LIST_CONCURRENCY = 4;
 /** Projects one bridge joins at most (one Spool connection each). */
 const MAX_PROJECTS = 32;
 
@@ -299,15 +301,19 @@ export class Bridge {
       }
     }
     const found: (SessionInfo & { createdAt: number })[] = [];
-    for (const project of projects) {
-      const limit = Math.min(LIST_RUNS_PER_PROJECT, project.runs ?? LIST_RUNS_PER_PROJECT);
-      const runs = await this.#runsOf(project, limit);
-      for (const run of runs) {
-        const session = { sessionId: sessionId(project.name, run.alias), createdAt: run.createdAt };
-        if (after && !isOlder(session, after)) continue;
-        found.push({ ...session, cwd: project.root, title: run.title ?? run.alias, updatedAt: new Date(run.updatedAt).toISOString() });
+    // A few projects at a time: one connection each for the projects this bridge has not joined.
+    const queue = [...projects];
+    const worker = async () => {
+      for (let project = queue.shift(); project; project = queue.shift()) {
+        const runs = await this.#runsOf(project, Math.min(LIST_RUNS_PER_PROJECT, project.runs ?? LIST_RUNS_PER_PROJECT));
+        for (const run of runs) {
+          const session = { sessionId: sessionId(project.name, run.alias), createdAt: run.createdAt };
+          if (after && !isOlder(session, after)) continue;
+          found.push({ ...session, cwd: project.root, title: run.title ?? run.alias, updatedAt: new Date(run.updatedAt).toISOString() });
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, projects.length) }, worker));
     found.sort((a, b) => (isOlder(a, b) ? 1 : isOlder(b, a) ? -1 : 0));
     const page = found.slice(0, LIST_PAGE);
     const last = page.at(-1);
