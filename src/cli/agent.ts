@@ -18,8 +18,10 @@ directory, extra environment, terminal, runner, sandbox mode, background, time
 limit, control characters shown as escapes) with a prompt to accept (y), reject
 (n) or always accept it in this run (a: the same command in the same directory
 with the same environment), and the live output of accepted commands (stderr
-apart from stdout). Proposals can also be decided from anywhere else (spool
-pending / approve / reject); the prompt then moves on.
+apart from stdout), then how it ended (done, exit 0 / failed, exit 2 /
+cancelled: why). Proposals can also be decided from anywhere else (spool
+pending / approve / reject, the web view): the prompt moves on, and a command
+accepted elsewhere is followed here all the same (Ctrl-C cancels it).
 
 On a terminal the prompt takes one key pressed after it appears: whatever was
 typed before (for a command, or ahead) is discarded, never taken as an answer.
@@ -33,11 +35,11 @@ pending and shows what the run does until it is idle.
 
 Ctrl-C cancels the running command; at a prompt, or a second time, it aborts
 the run. Exits 0 when the run finishes, 1 when it fails, 3 when the connection
-to the server is lost (the run goes on: follow it again with --run), 130 when
-it is aborted.
+to the server is lost (the run stays on the server: follow it again with --run
+once the server answers), 130 when it is aborted. A new run is named run-N.
 
 Options:
-  --model ALIAS       a model alias (spool models)
+  --model ALIAS       a model alias (spool models; "demo" with spool serve --demo-model)
   --run ALIAS         continue this run (created if it does not exist)
   --yes, -y           accept every proposal without asking
   --answers-from-stdin

@@ -153,7 +153,11 @@ async function completion(argv: string[]): Promise<number> {
 }
 
 /** `spool tail … | head`: once the reader is gone, there is nobody to tell; end quietly. */
+let quietInstalled = false;
 function quietOnClosedPipe(): void {
+  // Once per process (tests call main() many times).
+  if (quietInstalled) return;
+  quietInstalled = true;
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (error: NodeJS.ErrnoException) => {
       if (error.code === "EPIPE") process.exit(EXIT.ok);
