@@ -139,6 +139,32 @@ describe("spool acp tells the editor what happened, once and in order", () => {
     expect(agentText(updatesIn(acp, sessionId, from))).toBe("fresh");
   });
 
+  it("session/cancel while the model waits on a background command: both tool calls end before the prompt's answer", async () => {
+    const acp = start();
+    await initialize(acp, { name: "zed" });
+    const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    const watcher = await spool("watcher");
+    model.reply(
+      { tools: [{ id: "call_bg", name: "sh", arguments: { command: "sleep 300", background: true } }] },
+      { tools: [{ id: "call_wait", name: "wait", arguments: { path: "log://turn_1/sh/sleep-300", timeout_ms: 600_000 } }] },
+    );
+    const prompt = acp.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "wait" }] });
+    (await acp.permission()).answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    await acp.update((u) => u.sessionUpdate === "tool_call" && u.toolCallId === "call_wait");
+    pids.push((await commandPid(watcher, sessionId.split("/")[1]!)).pid);
+    await model.received(2);
+    await acp.connection.agent.notify("session/cancel", { sessionId });
+    const answeredAt = await prompt.then((r) => {
+      expect(r).toEqual({ stopReason: "cancelled" });
+      return acp.events.length;
+    });
+    const before = updatesIn(acp, sessionId, 0, answeredAt);
+    expect(before.filter(isUpdateOf("call_bg")).at(-1)).toMatchObject({ status: "failed" });
+    const wait = before.filter(isUpdateOf("call_wait")).at(-1)!;
+    expect(wait.status).toBe("failed");
+    expect(textOf(wait)).toBe("cancelled");
+  });
+
   it("session/close cancels the session's work: the command is killed, the prompt answers cancelled, the run ends 499", async () => {
     const acp = start();
     await initialize(acp, { name: "zed", terminal: true });
