@@ -45,6 +45,21 @@ describe("config.json", () => {
     expect(loadConfig({ home }, { SPOOL_TOOL_YIELD_MS: "1", SPOOL_OUTPUT_TOKENS: "2" }).agent).toMatchObject({ toolYieldMs: 1, outputBudgetTokens: 2 });
   });
 
+  it("the sandbox settings: sandbox (auto, workspace-write, full) and sandboxNetwork, from the file or SPOOL_SANDBOX / SPOOL_SANDBOX_NETWORK", () => {
+    expect(loadConfig({ home: tempDir("spool-config-") }, {})).toMatchObject({ sandbox: "auto", sandboxNetwork: true });
+    const { home } = homeWith({ sandbox: "full", sandboxNetwork: false });
+    expect(loadConfig({ home }, {})).toMatchObject({ sandbox: "full", sandboxNetwork: false });
+    expect(loadConfig({ home }, { SPOOL_SANDBOX: "workspace-write", SPOOL_SANDBOX_NETWORK: "on" })).toMatchObject({
+      sandbox: "workspace-write",
+      sandboxNetwork: true,
+    });
+    expect(problem({ sandbox: "none" })).toBe('FILE: "sandbox" must be "auto", "workspace-write" or "full", got "none"');
+    expect(problem({ sandboxNetwork: "off" })).toBe('FILE: "sandboxNetwork" must be true or false, got "off"');
+    expect(() => loadConfig({ home: tempDir("spool-config-") }, { SPOOL_SANDBOX: "danger" })).toThrow(
+      'SPOOL_SANDBOX must be auto, workspace-write or full, got "danger"',
+    );
+  });
+
   it("relative plugin paths: from config.json's directory for the file's, from the current directory for the flags'", () => {
     const { home } = homeWith({ plugins: ["./plugins/a.mjs", "../shared/b.mjs", "/abs/c.mjs", "pkg-d"] });
     const config = loadConfig({ home, plugins: ["./e.mjs", "pkg-f"] }, {});

@@ -93,6 +93,19 @@ describeWithBwrap("workspace-write on the embedded local runner", () => {
     expect((await client.request("entry/list", { run: "bad-mode" })).entries).toEqual([]);
   });
 
+  it('an "always allow" rule accepts the command again in its mode, but not the same command asking for full', async () => {
+    await client.request("run/create", { alias: "rule" });
+    const { path } = await client.request("proposal/create", { run: "rule", tool: "sh", command: "echo ruled" });
+    const first = await client.request("run/resolve", { run: "rule", path, decision: "accept", always: true });
+    expect(first.rule).toEqual(expect.any(Number));
+    const again = await client.request("proposal/create", { run: "rule", tool: "sh", command: "echo ruled" });
+    expect((await client.request("entry/get", { run: "rule", path: again.path })).attributes).toMatchObject({ sandbox: "workspace-write", decision: "accept" });
+    const full = await client.request("proposal/create", { run: "rule", tool: "sh", command: "echo ruled", sandbox: "full" });
+    const waiting = await client.request("entry/get", { run: "rule", path: full.path });
+    expect(waiting).toMatchObject({ status: 202, attributes: { sandbox: "full" } });
+    await client.request("run/resolve", { run: "rule", path: full.path, decision: "reject" });
+  });
+
   it("a workspace-write sh command writes in the project and nowhere else, does not see the server's process, and has its own /tmp", async () => {
     const done = await runTool(client, "ww", "sh", probes(outside, process.pid, "local"));
     expect(done.out).toBe(expected);
