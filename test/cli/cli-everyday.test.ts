@@ -95,6 +95,9 @@ describe("spool, every day", () => {
     // A command that runs: proposed (nobody answers here), accepted with a bare `spool approve`, shown running.
     const long = spawnCli(["act", "`echo started; sleep 60`", "--model", "demo"], env, { cwd: app });
     await long.waitFor(/waiting for a decision/);
+    // Following it before anyone decides says what it waits for, then follows it once accepted.
+    const follow = spawnCli(["tail", "2", "-f"], env, { cwd: app });
+    await follow.waitFor(/log:\/\/turn_1\/sh\/echo-started-sleep-60 waits for a decision \(spool approve run-2/, "stderr");
     const approve = await spool(["approve"]);
     expect(approve.code, approve.err).toBe(0);
     expect(approve.out).toMatch(/^accepted log:\/\/turn_1\/sh\/echo-started-sleep-60: running on local/);
@@ -104,8 +107,7 @@ describe("spool, every day", () => {
     const runners = await spool(["runners"]);
     expect(runners.out).toMatch(/local\s+local\s+yes/);
 
-    // Following it says nothing is wrong until it is cancelled; then it says how it ended.
-    const follow = spawnCli(["tail", "2", "-f"], env, { cwd: app });
+    // Cancelled: tail -f says how it ended.
     await follow.waitFor(/started/);
     const cancel = await spool(["cancel", "2"]);
     expect(cancel.code, cancel.err).toBe(0);

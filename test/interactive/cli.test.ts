@@ -59,6 +59,8 @@ describe("spool input and spool attach", () => {
     expect(await attach.exit).toBe(1);
     expect(attach.stdout()).toBe("first\ngot:one\ngot:two\nrest\n");
     expect(attach.stderr()).toContain(`attached to ${p.path}; Ctrl-] detaches`);
+    // Not silent when the command ends: how it ended.
+    expect(attach.stderr()).toContain(`${p.path} ended: failed, exit 4`);
     const { out } = await ended(client, "att", p.path, p.stdout);
     expect(out.attributes.exit_code).toBe(4);
   }, 90_000);
