@@ -7,9 +7,11 @@ import { SANDBOX_MODES, type SandboxModeName, SandboxModeName as SandboxModeName
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 
 /**
- * Where read-only work (the `env` tool, `ask` runs) runs on a backend
- * (SPEC §7 Runners, "Read-only sandbox"): somewhere writes fail, or nowhere —
- * then the runner says so at attach and the server refuses such work on it.
+ * Where a backend runs sandboxed work (SPEC §7 Runners, "Sandbox modes"):
+ * read-only work (the `env` tool, `ask` runs) where writes fail, sh commands
+ * in workspace-write where only the project is writable — or nowhere: then
+ * the runner says so at attach (its modes) and the server refuses such work
+ * on it.
  */
 export const SandboxKind = z.enum(["bwrap", "docker", "none"]);
 
@@ -44,7 +46,7 @@ export interface ExecSandbox {
   hide?: readonly string[];
 }
 
-/** How a runner picks its sandbox: `auto` uses one when the backend has it; `off` reports none (read-only work is refused); `require` refuses to start without one. */
+/** How a runner picks its sandbox (`spool runner --sandbox`): `auto` uses one when the backend has it; `off` reports none (only full work runs there); `require` refuses to start without one. */
 export const SandboxMode = z.enum(["auto", "off", "require"]);
 export type SandboxMode = z.output<typeof SandboxMode>;
 
