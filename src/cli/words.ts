@@ -3,7 +3,7 @@ import { escapeControl } from "../protocol/proposal-facts.js";
 
 /**
  * How a command ended, in the words people read (numbers stay in --json): `done, exit 0`, `failed, exit 2`,
- * `failed, killed by SIGKILL`, `cancelled: cancelled with Ctrl-C`, `aborted: runner lost`, `running`,
+ * `failed, killed by SIGKILL`, `cancelled by spool-act: cancelled with Ctrl-C`, `aborted: runner lost`, `running`,
  * `waiting for a decision`, `rejected by spool-cli: not now`. `attributes` are the log entry's or a channel's.
  */
 export function outcomeWords(status: number, attributes: Record<string, unknown>): string {
@@ -20,8 +20,11 @@ export function outcomeWords(status: number, attributes: Record<string, unknown>
       return `done${exit}`;
     case ENTRY.failed:
       return `failed${exit}`;
-    case ENTRY.cancelled:
-      return `${attributes.outcome === "aborted" ? "aborted" : "cancelled"}${reason}`;
+    case ENTRY.cancelled: {
+      if (attributes.outcome === "aborted") return `aborted${reason}`;
+      const who = attributes.cancelledBy ? ` by ${escapeControl(String(attributes.cancelledBy))}` : "";
+      return `cancelled${who}${reason}`;
+    }
     case ENTRY.streaming:
       return "running";
     case ENTRY.proposed:

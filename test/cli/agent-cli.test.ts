@@ -169,7 +169,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(await follow.exit).toBe(1);
     expect(follow.stdout()).toBe("one\ntwo\n");
     // How it ended is said on stderr, after its output.
-    expect(follow.stderr()).toBe(`warn\n${path}: cancelled: enough\n`);
+    expect(follow.stderr()).toBe(`warn\n${path}: cancelled by spool-cli: enough\n`);
     const bad = spawnCli(["tail", "cli-live", "sh://nope", ...connection()]);
     expect(await bad.exit).toBe(4);
     expect(bad.stderr()).toContain("cli-live has no entry sh://nope");
