@@ -83,10 +83,10 @@ const HELP = `Usage: spool <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
   .join("\n")}
 
-  help CMD  a command's options          -v, --version  print the version
+  help CMD   a command's options         -v, --version  print the version
 
 Exit codes: 0 done, 1 failed, 2 usage error, 3 no server / connection lost,
 4 not found, 130 interrupted or aborted.
