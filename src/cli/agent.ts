@@ -7,6 +7,7 @@ import { OPEN_RUN, RUN, runStatusWord } from "../core/status.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
+import { runCommands } from "./refs.js";
 import { outcomeWords } from "./words.js";
 
 export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes | --answers-from-stdin]
@@ -327,7 +328,10 @@ async function drive(
       );
     }
     if (answer === null && questions.source === "none") {
-      say(colours.dim(`  spool approve ${escapeControl(p.run)} ${escapeControl(p.path)}   or   spool reject ${escapeControl(p.run)} ${escapeControl(p.path)}`));
+      // The short reference: the command's number in the run (spool show numbers them the same way).
+      const number = (await runCommands(client, p.run).catch(() => [])).find((c) => c.path === p.path)?.number;
+      const ref = `${escapeControl(p.run)} ${number ?? escapeControl(p.path)}`;
+      say(colours.dim(`  spool approve ${ref}   or   spool reject ${ref}`));
     }
     while (answer === null || !/^[yna]$/i.test(answer)) {
       // Decided elsewhere while its facts were being shown: no question.

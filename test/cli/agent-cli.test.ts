@@ -66,7 +66,8 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(cli.stdout()).not.toContain("Accept?");
     const c = await ts.clientIn("cli");
     const [pending] = (await c.call("proposal/list", { run: "cli-pipe" })).proposals;
-    expect(cli.stdout()).toContain(`spool approve cli-pipe ${pending!.path}`);
+    // The short reference: the run and the command's number.
+    expect(cli.stdout()).toContain("spool approve cli-pipe 1   or   spool reject cli-pipe 1");
     expect((await c.call("entry/get", { run: "cli-pipe", path: pending!.path })).status).toBe(202);
     await c.call("run/resolve", { run: "cli-pipe", path: pending!.path, decision: "accept" });
     expect(await cli.exit).toBe(0);
