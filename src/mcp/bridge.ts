@@ -224,6 +224,9 @@ export class McpBridge {
     this.#registerTools();
     this.#registerResources();
     this.mcp.server.oninitialized = () => {
+      // Requests to the client are numbered from 0, and clients that test the id for truth (the SDK's own among them)
+      // ignore notifications/cancelled for request 0: a ping takes that number, so a withdrawn elicitation never has it.
+      this.mcp.server.ping().catch(() => undefined);
       void this.#ready().catch((error: unknown) => options.log.warn(`spool mcp: ${message(error)}`));
     };
   }
@@ -239,6 +242,11 @@ export class McpBridge {
       };
     });
     await this.mcp.connect(transport);
+    const onerror = transport.onerror;
+    transport.onerror = (error) => {
+      this.options.log.warn(`spool mcp: ${message(error)}`);
+      onerror?.(error);
+    };
     await closed;
   }
 
@@ -504,7 +512,8 @@ export class McpBridge {
       progress.say(`waiting for a decision on ${path} (Spool web view, spool approve, or an editor)`);
       heartbeat = setInterval(() => progress.say(`still waiting for a decision on ${path}`), HEARTBEAT_MS);
       if (this.mcp.server.getClientCapabilities()?.elicitation?.form) this.#elicit(session, path, shown, asked.signal);
-      return await decided;
+      const d = await decided;
+      return d;
     } finally {
       if (heartbeat) clearInterval(heartbeat);
       asked.abort(new Error("decided"));

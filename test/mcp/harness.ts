@@ -48,6 +48,16 @@ export async function startMcp(options: { args: string[]; env: Record<string, st
     );
   }
   await client.connect(transport);
+  client.onerror = (error) => (stderr += `[client error] ${error.message}\n`);
+  (transport as unknown as { _process?: import("node:child_process").ChildProcess })._process?.on(
+    "exit",
+    (code, signal) => (stderr += `[exit ${code} ${signal}]\n`),
+  );
+  const onclose = client.onclose;
+  client.onclose = () => {
+    stderr += "[client closed]\n";
+    onclose?.();
+  };
   let taken = 0;
   return {
     client,
@@ -72,5 +82,5 @@ export async function startMcp(options: { args: string[]; env: Record<string, st
 }
 
 /** The text of a tool result's content. */
-export const resultText = (result: { content?: unknown }) =>
-  ((result.content ?? []) as { type: string; text?: string }[]).map((c) => (c.type === "text" ? c.text : "")).join("\n");
+export const resultText = (result: object) =>
+  (((result as { content?: unknown }).content ?? []) as { type: string; text?: string }[]).map((c) => (c.type === "text" ? c.text : "")).join("\n");

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
@@ -141,5 +141,161 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     await eventually(() => !alive(pid), 10_000, "the process to die");
     const log = await web.call("entry/get", { run: p.run, path: p.path });
     expect(String(log.attributes.reason)).toContain("notifications/cancelled");
+  });
+
+  it("send_input types into a command running under a terminal", async () => {
+    const mcp = await start();
+    const web = await person();
+    const proposed = web.next("run/proposal", (p) => p.command.includes("Name?"), 20_000);
+    const progress: string[] = [];
+    const call = mcp.client.callTool(
+      { name: "run_command", arguments: { command: "printf 'Name? '; read name; echo \"hi $name\"", tty: true } },
+      CallToolResultSchema,
+      {
+        onprogress: (p) => progress.push(p.message ?? ""),
+        timeout: 60_000,
+      },
+    );
+    const p = await proposed;
+    expect(p.attributes.tty).toEqual({ cols: 120, rows: 40 });
+    await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    await eventually(() => progress.some((m) => m.includes("Name?")), 15_000, "the prompt as progress");
+    const sent = await mcp.client.callTool({ name: "send_input", arguments: { path: p.path, text: "Ada", keys: ["Enter"] } });
+    expect(sent.isError).toBeFalsy();
+    expect(resultText(sent)).toContain("sent 4 bytes");
+    const result = await call;
+    expect(resultText(result)).toContain("hi Ada");
+    expect(resultText(result)).toContain("exit 0");
+    // A key that is none is refused, and nothing is sent.
+    const bad = await mcp.client.callTool({ name: "send_input", arguments: { path: p.path, keys: ["Hyper"] } });
+    expect(bad.isError).toBe(true);
+    expect(resultText(bad)).toContain('unknown key "Hyper"');
+  });
+
+  it("background: true returns once accepted; read_output reads it later, list_commands shows it, cancel stops it", async () => {
+    const mcp = await start();
+    const web = await person();
+    const proposed = web.next("run/proposal", (p) => p.command.includes("tick"), 20_000);
+    const call = mcp.client.callTool({ name: "run_command", arguments: { command: "for i in 1 2 3; do echo tick $i; done; read never", background: true } });
+    const p = await proposed;
+    await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    const result = await call;
+    expect(result.isError).toBeFalsy();
+    expect(resultText(result)).toContain(`path: ${p.path}`);
+    expect(resultText(result)).toContain(`resource: spool://${p.run}/${p.path}`);
+    const running = await mcp.client.callTool({ name: "list_commands", arguments: { state: "running" } });
+    expect(resultText(running)).toContain(`${p.path}  running`);
+    let out = "";
+    await eventually(
+      async () => {
+        out = resultText(await mcp.client.callTool({ name: "read_output", arguments: { path: p.path, tail: 2 } }));
+        return out.includes("tick 3");
+      },
+      15_000,
+      "the output to be readable",
+    );
+    expect(out).toContain("tick 2\ntick 3");
+    expect(out).not.toContain("tick 1");
+    const cancelled = await mcp.client.callTool({ name: "cancel", arguments: { path: `spool://${p.run}/${p.path}` } });
+    expect(resultText(cancelled)).toContain("cancelled");
+    const finished = await mcp.client.callTool({ name: "list_commands", arguments: { state: "finished" } });
+    expect(resultText(finished)).toContain(`${p.path}  cancelled`);
+    const missing = await mcp.client.callTool({ name: "read_output", arguments: { path: "log://turn_9/sh/nothing" } });
+    expect(missing.isError).toBe(true);
+  });
+
+  it("resources: each command is spool://RUN/PATH; subscribe sends notifications/resources/updated as output arrives", async () => {
+    const mcp = await start();
+    const web = await person();
+    const updates: string[] = [];
+    let listChanged = 0;
+    mcp.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+    mcp.client.setNotificationHandler(ResourceListChangedNotificationSchema, () => void listChanged++);
+    const proposed = web.next("run/proposal", (p) => p.command.includes("line"), 20_000);
+    const call = mcp.client.callTool({ name: "run_command", arguments: { command: "echo line one; read go; echo line two", background: true } });
+    const p = await proposed;
+    await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    await call;
+    const uri = `spool://${p.run}/${p.path}`;
+    const { resources } = await mcp.client.listResources();
+    expect(resources.map((r) => r.uri)).toContain(uri);
+    await eventually(() => listChanged > 0, 10_000, "resources/list_changed");
+    await mcp.client.subscribeResource({ uri });
+    await eventually(() => updates.includes(uri), 10_000, "an update for the stored output");
+    const seen = updates.length;
+    await web.input(p.run, p.path, "go\n");
+    await eventually(() => updates.length > seen, 10_000, "an update for new output");
+    await eventually(
+      async () => {
+        const read = await mcp.client.readResource({ uri });
+        const body = String((read.contents[0] as { text?: string }).text);
+        return body.includes("line two") && body.includes("exit 0");
+      },
+      10_000,
+      "the resource to show the finished command",
+    );
+    await mcp.client.unsubscribeResource({ uri });
+    await expect(mcp.client.readResource({ uri: "https://example.com/x" })).rejects.toThrow(/not a Spool resource/);
+  });
+
+  it("elicitation: the approval is asked in the MCP client too, with every fact; its answer decides", async () => {
+    const mcp = await start({ elicitation: true, name: "codex" });
+    const call = mcp.client.callTool(
+      { name: "run_command", arguments: { command: "echo elicited", env: { GREETING: "hi\u001b[31m" }, cwd: "." } },
+      CallToolResultSchema,
+      { timeout: 60_000 },
+    );
+    const ask = await mcp.elicitation();
+    expect(ask.message).toContain("command     echo elicited");
+    expect(ask.message).toContain("env         GREETING=hi\\e[31m");
+    expect(ask.message).toMatch(/runner\s+default \(local\)/);
+    expect(ask.message).toMatch(/sandbox\s+/);
+    ask.answer({ action: "accept", content: { decision: "accept" } });
+    const result = await call;
+    expect(resultText(result)).toContain("accepted by codex (spool mcp)");
+    expect(resultText(result)).toContain("elicited");
+  });
+
+  it("elicitation: another client decides first and the elicitation is withdrawn; a decline rejects", async () => {
+    const mcp = await start({ elicitation: true });
+    const web = await person();
+    const proposed = web.next("run/proposal", (p) => p.command === "echo first wins", 20_000);
+    const call = mcp.client.callTool({ name: "run_command", arguments: { command: "echo first wins" } }, CallToolResultSchema, { timeout: 60_000 });
+    const ask = await mcp.elicitation();
+    const p = await proposed;
+    const withdrawn = new Promise<void>((resolve) => ask.signal.addEventListener("abort", () => resolve(), { once: true }));
+    await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    await withdrawn;
+    expect(resultText(await call)).toContain("accepted by web view");
+
+    const second = mcp.client.callTool({ name: "run_command", arguments: { command: "echo declined" } });
+    const ask2 = await mcp.elicitation(8000);
+    ask2.answer({ action: "decline" });
+    const rejected = await second;
+    expect(rejected.isError).toBe(true);
+    expect(resultText(rejected)).toContain("Rejected by test-agent (spool mcp): declined in test-agent");
+  });
+
+  it("closing the connection rejects the proposals still waiting and leaves background commands running", async () => {
+    const mcp = await start();
+    const web = await person();
+    const bg = web.next("run/proposal", (p) => p.command.includes("keep going"), 20_000);
+    const background = mcp.client.callTool({ name: "run_command", arguments: { command: "echo keep going; read forever", background: true } });
+    const b = await bg;
+    await web.call("run/resolve", { run: b.run, path: b.path, decision: "accept" });
+    await background;
+    const waiting = web.next("run/proposal", (p) => p.command === "echo never decided", 20_000);
+    void mcp.client.callTool({ name: "run_command", arguments: { command: "echo never decided" } }).catch(() => undefined);
+    const w = await waiting;
+    const rejected = web.next("run/resolved", (r) => r.path === w.path, 20_000);
+    await mcp.close();
+    const r = await rejected;
+    expect(r.decision).toBe("reject");
+    expect(r.reason).toContain("closed the connection");
+    const log = await web.call("entry/get", { run: b.run, path: b.path });
+    expect(log.attributes.status).toBeUndefined();
+    const channels = await web.call("entry/list", { run: b.run, status: 102 });
+    expect(channels.entries.some((e) => e.attributes.log === b.path)).toBe(true);
+    await web.call("stream/cancel", { run: b.run, path: b.path });
   });
 });
