@@ -524,6 +524,8 @@ export class Lifecycle {
     caller: ConnectionHandle,
     project: ProjectRef,
     params: { run: string; path: string; channel: number; data: Buffer; seq?: number | undefined },
+    /** Called once the chunk is queued for its commit, behind the chunks queued before it. */
+    queued?: () => void,
   ): Promise<{ channel: number; seq: number; bytes: number; duplicate: boolean }> {
     const key = `${project.id}\u0000${params.run}\u0000${params.path}\u0000${params.channel}`;
     let target = this.#targets.get(key);
@@ -542,7 +544,9 @@ export class Lifecycle {
       if (channel && channel.status !== ENTRY.streaming) throw streamClosed(params.channel, params.path, channel.status);
       throw notOwner(params.path, "stream");
     }
-    const outcome = await this.#repos.chunks.append(target.entryId, params.data, params.seq, ENTRY.streaming);
+    const appended = this.#repos.chunks.append(target.entryId, params.data, params.seq, ENTRY.streaming);
+    queued?.();
+    const outcome = await appended;
     switch (outcome.kind) {
       case "closed":
         throw streamClosed(params.channel, params.path, outcome.status);

@@ -48,6 +48,13 @@ function isResponseLike(message: unknown): message is JSONRPCResponse {
   return m.jsonrpc === "2.0" && !("method" in m) && ("result" in m || "error" in m);
 }
 
+/** The last ordered call with one key: when it was admitted (pipelined calls) and when it, and those before it, finished. */
+interface OrderTail {
+  pipelined: boolean;
+  admitted: Promise<unknown>;
+  done: Promise<unknown>;
+}
+
 /**
  * The server side of one client connection, over any transport.
  *
@@ -129,36 +136,51 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   }
 
   /** The last ordered call per order key while it runs, grouped by the key's first level (its producer). */
-  readonly #tails = new Map<string, Map<string, Promise<unknown>>>();
+  readonly #tails = new Map<string, Map<string, OrderTail>>();
 
   /**
    * Runs `work` after every earlier ordered call of this connection whose key
    * is the same as `key`, an ancestor of it or a descendant ("" conflicts with
    * everything). Keys have two levels (producer, channel), so only the calls
    * of the same producer are looked at: the cost does not grow with the
-   * number of producers a connection streams.
+   * number of producers a connection streams. A `pipelined` call after a
+   * pipelined call with the same key starts once that one is admitted (its
+   * work queued in order, `admit`), not finished; anything else waits for
+   * the earlier calls to finish.
    */
-  runOrdered<T>(key: string, work: () => Promise<T>): Promise<T> {
+  runOrdered<T>(key: string, work: (admit: () => void) => Promise<T>, pipelined = false): Promise<T> {
     const group = key.split(ORDER_SEP)[0]!;
     const before: Promise<unknown>[] = [];
+    let sameKey: OrderTail | undefined;
     const collect = (g: string, all: boolean) => {
-      for (const [other, tail] of this.#tails.get(g) ?? []) if (all || other === key || other === g || key === g) before.push(tail);
+      for (const [other, tail] of this.#tails.get(g) ?? []) {
+        if (other === key) sameKey = tail;
+        else if (all || other === g || key === g) before.push(tail.done);
+      }
     };
     if (key === "") for (const g of this.#tails.keys()) collect(g, true);
     else {
       collect(group, false);
       collect("", true);
     }
-    const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(work);
-    const tails = this.#tails.get(group) ?? new Map<string, Promise<unknown>>();
+    if (sameKey) before.push(pipelined && sameKey.pipelined ? sameKey.admitted : sameKey.done);
+    let admit!: () => void;
+    const admitted = new Promise<void>((resolve) => (admit = resolve));
+    const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(() => work(admit));
+    const settled = next.then(
+      () => admit(),
+      () => admit(),
+    );
+    const tails = this.#tails.get(group) ?? new Map<string, OrderTail>();
     this.#tails.set(group, tails);
-    const tail = next
-      .catch(() => undefined)
-      .then(() => {
-        if (tails.get(key) !== tail) return;
-        tails.delete(key);
-        if (tails.size === 0 && this.#tails.get(group) === tails) this.#tails.delete(group);
-      });
+    // Finished when it and every earlier call with its key have: the one entry per key stands for all of them.
+    const done: Promise<unknown> = sameKey ? Promise.allSettled([sameKey.done, settled]) : settled;
+    const tail: OrderTail = { pipelined, admitted: Promise.race([admitted, settled]), done };
+    void done.then(() => {
+      if (tails.get(key) !== tail) return;
+      tails.delete(key);
+      if (tails.size === 0 && this.#tails.get(group) === tails) this.#tails.delete(group);
+    });
     tails.set(key, tail);
     return next;
   }

@@ -7,6 +7,11 @@ export type MethodAccess = "none" | "initialized";
 export interface MethodContext extends ConnectionContext {
   /** Aborted when the connection closes or the server shuts down. */
   signal: AbortSignal;
+  /**
+   * For a `pipelined` method: says its work is queued, in order, where it will be done (a group commit);
+   * the next call with the same order key may start from then on. Calling it is optional; later calls are a no-op.
+   */
+  admit?: () => void;
 }
 
 export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, C extends MethodContext = MethodContext> {
@@ -24,6 +29,13 @@ export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.Z
    * for its channels.
    */
   ordered?: boolean | ((params: z.output<P>) => string);
+  /**
+   * An ordered call that queues its work in order (appends into the group commit): the next pipelined call
+   * with the same key starts once this one calls `ctx.admit()`, not once it has finished, so the chunks a
+   * producer has in flight on one channel share a commit. Calls with an ancestor or descendant key (a
+   * producer's finish) still wait for it to finish.
+   */
+  pipelined?: boolean;
   handler: (params: z.output<P>, ctx: C) => Promise<z.input<R>> | z.input<R>;
 }
 

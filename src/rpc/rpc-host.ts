@@ -251,9 +251,12 @@ export class RpcHost {
         notify: (method, params) => connection.notify(method, params),
         signal: connection.signal,
       };
-      const run = () => Promise.resolve(def.handler(parsed.data, ctx));
+      const run = (admit?: () => void) => {
+        if (admit && def.pipelined) ctx.admit = admit;
+        return Promise.resolve(def.handler(parsed.data, ctx));
+      };
       const key = typeof def.ordered === "function" ? def.ordered(parsed.data) : "";
-      const result = await (def.ordered ? connection.runOrdered(key, run) : run());
+      const result = await (def.ordered ? connection.runOrdered(key, run, def.pipelined === true) : run());
       const checked = def.result.safeParse(result);
       if (!checked.success) {
         this.log.error(`result of ${def.name} does not match its schema`, describeIssues(checked.error));

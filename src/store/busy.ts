@@ -19,8 +19,11 @@ export function isBusy(error: unknown): boolean {
 export interface BusyRetryOptions {
   /** Milliseconds after the first refusal past which the error is given up and thrown. */
   giveUpMs: number;
-  /** Told of each refusal as busy or locked (attempt from 1), retried or not: tests hook the precise moment here. */
-  onBusy?: (attempt: number, error: unknown) => void;
+  /**
+   * Told of each refusal as busy or locked (attempt from 1), retried or not, with the number of writes that wait
+   * on it (a group commit's appends): tests hook the precise moment here.
+   */
+  onBusy?: (attempt: number, error: unknown, waiting: number) => void;
 }
 
 /** The default: tried again for up to 30 s after the first refusal (each try also waits the busy timeout). */
@@ -42,7 +45,7 @@ export async function retryBusy<T>(call: () => T | Promise<T>, retriable: () => 
       return await call();
     } catch (error) {
       if (!isBusy(error) || !retriable()) throw error;
-      options.onBusy?.(attempt, error);
+      options.onBusy?.(attempt, error, 1);
       const now = Date.now();
       if (first === 0) first = now;
       if (now - first >= options.giveUpMs) throw error;

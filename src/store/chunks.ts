@@ -108,7 +108,7 @@ function flush(queue: AppendQueue): void {
       const now = Date.now();
       if (queue.busySince === 0) queue.busySince = now;
       queue.busyAttempts++;
-      queue.store.busyRetry.onBusy?.(queue.busyAttempts, error);
+      queue.store.busyRetry.onBusy?.(queue.busyAttempts, error, items.length);
       if (now - queue.busySince < queue.store.busyRetry.giveUpMs) {
         queue.pending = items.concat(queue.pending);
         queue.scheduled = true;

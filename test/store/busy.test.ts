@@ -22,7 +22,11 @@ function lockHolder(file: string) {
 
 const line = (i: number) => `chunk ${String(i).padStart(4, "0")} ${"x".repeat(200)}\n`;
 
-describe("a database momentarily locked by another connection", () => {
+// SQLite's locks: under SPOOL_TEST_STORE=postgres the servers here would not be on a SQLite file.
+const onPostgres = process.env.SPOOL_TEST_STORE === "postgres";
+if (onPostgres) console.log("test/store/busy.test.ts: skipped, SPOOL_TEST_STORE=postgres (these tests lock a SQLite file)");
+
+describe.skipIf(onPostgres)("a database momentarily locked by another connection", () => {
   it("appends and other writes wait and go through once the lock is released: none fails, no chunk is lost or doubled", async () => {
     let refusals = 0;
     let onRefused: () => void = () => undefined;
@@ -74,6 +78,42 @@ describe("a database momentarily locked by another connection", () => {
       expect(stdout).toMatchObject({ status: 200, lines: 5 });
       expect((await c.request("entry/get", { run: "r", path: stderr.path })).body).toBe("err\n");
       expect((await c.request("run/list", {})).runs.map((r: { alias: string }) => r.alias).sort()).toEqual(["r", "while-locked"]);
+    } finally {
+      lock.release();
+      lock.close();
+      await ts.stop();
+    }
+  }, 60_000);
+
+  it("the chunks a producer has in flight on one channel share one commit, in order; its finish waits for them", async () => {
+    let onRefused: (waiting: number) => void = () => undefined;
+    const ts = await startTestServer({
+      localRunner: false,
+      store: { busyTimeoutMs: 0, busyRetry: { giveUpMs: 60_000, onBusy: (_attempt, _error, waiting) => onRefused(waiting) } },
+    });
+    const lock = lockHolder(ts.server.config.dbFile);
+    try {
+      const c = await ts.clientIn("pipelined");
+      await c.request("run/create", { alias: "r" });
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "output" });
+      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      await c.request("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
+
+      // While the database is locked, the group commit waiting on it holds all four chunks sent on the channel.
+      lock.hold();
+      const allQueued = new Promise<void>((resolve) => (onRefused = (waiting) => waiting === 4 && resolve()));
+      const calls = [2, 3, 4, 5].map((seq) => c.request("stream", { run: "r", path, channel: 1, chunk: line(seq), seq }));
+      let finished = false;
+      const completed = c.request("stream/completed", { run: "r", path, exit_code: 0 }).finally(() => (finished = true));
+      await allQueued;
+      expect(finished).toBe(false);
+      onRefused = () => undefined;
+      lock.release();
+      expect((await Promise.all(calls)).map((r) => r.seq)).toEqual([2, 3, 4, 5]);
+      expect((await completed).status).toBe(200);
+      const out = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
+      expect(out).toMatchObject({ status: 200, lines: 5 });
+      expect((await c.request("entry/get", { run: "r", path: out.path })).body).toBe([1, 2, 3, 4, 5].map(line).join(""));
     } finally {
       lock.release();
       lock.close();

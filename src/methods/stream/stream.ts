@@ -27,6 +27,8 @@ export const stream = defineMethod({
   }),
   // Per channel: two channels of one producer (or many producers of one runner) append side by side.
   ordered: (p) => `${p.run}\u0000${p.path}${ORDER_SEP}${p.channel}`,
+  // The next chunk of the channel goes into the group commit as soon as this one is in it, not once it is committed.
+  pipelined: true,
   handler: (params, ctx) => {
     if (params.encoding === "base64" && !BASE64.test(params.chunk)) {
       throw new SpoolError("INVALID_PARAMS", "chunk is not valid base64", { issues: [{ path: "chunk", message: "not valid base64" }] });
@@ -36,6 +38,11 @@ export const stream = defineMethod({
     if (data.length > limit) {
       throw new SpoolError("PAYLOAD_TOO_LARGE", `Chunk of ${data.length} bytes is over the limit of ${limit}; split it`, { limit, bytes: data.length });
     }
-    return ctx.core.lifecycle.append(ctx.connection, ctx.project, { run: params.run, path: params.path, channel: params.channel, data, seq: params.seq });
+    return ctx.core.lifecycle.append(
+      ctx.connection,
+      ctx.project,
+      { run: params.run, path: params.path, channel: params.channel, data, seq: params.seq },
+      ctx.admit,
+    );
   },
 });
