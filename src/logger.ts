@@ -25,7 +25,7 @@ export function parseLogLevel(value: string, where: string): LogLevel {
  */
 export function createLogger(level?: LogLevel, options: { file?: string } = {}): Logger {
   const chosen = level ?? (process.env.SPOOL_LOG ? parseLogLevel(process.env.SPOOL_LOG, "SPOOL_LOG") : "info");
-  const threshold = ORDER[chosen];
+  const threshold = ORDER[chosen] ?? ORDER.info;
   const write = (lvl: Exclude<LogLevel, "silent">) => (message: string, extra?: unknown) => {
     if (ORDER[lvl] < threshold) return;
     const suffix = extra === undefined ? "" : ` ${extra instanceof Error ? (extra.stack ?? extra.message) : JSON.stringify(extra)}`;
