@@ -513,7 +513,7 @@ async function drive(
     const existing = alias ? await client.call("run/get", { run: alias }).catch(() => null) : null;
     if (!prompt) {
       if (!existing) throw new CliError(`the project has no run "${alias}" (see \`spool runs\`)`, EXIT.notFound);
-      say(colours.dim(`run ${alias}: ${runStatusWord(existing.run.status)} (${existing.run.status})`));
+      say(colours.dim(`run ${alias}: ${runStatusWord(existing.run.status)}`));
       const pending = await client.call("proposal/list", { run: alias!, limit: 200 });
       for (const p of pending.proposals) offer(p);
       if (!OPEN_RUN.includes(existing.run.status)) {

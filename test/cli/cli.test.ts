@@ -337,6 +337,8 @@ describe("the spool command line", () => {
       back.write("y\n");
       expect(await back.exit).toBe(0);
       expect(back.stdout()).toContain("All done.");
+      // Where the run was, in words.
+      expect(back.stdout()).toContain("run away: waiting\n");
       other.close();
     }, 90_000);
   });
