@@ -1,0 +1,189 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { type CliProcess, spawnCli } from "../helpers/process.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: raw JSON-RPC messages are checked field by field
+type Message = any;
+
+/**
+ * A second MCP client that is not the SDK: newline-delimited JSON-RPC written by hand to `spool mcp`'s
+ * stdin, every line of its stdout parsed as one message. It checks the raw shapes the SDK would hide.
+ */
+class RawClient {
+  readonly messages: Message[] = [];
+  #buffer = "";
+  #waiters: (() => void)[] = [];
+  #id = 0;
+
+  constructor(readonly cli: CliProcess) {
+    cli.child.stdout!.on("data", (d: Buffer) => {
+      this.#buffer += d.toString();
+      for (let nl = this.#buffer.indexOf("\n"); nl >= 0; nl = this.#buffer.indexOf("\n")) {
+        const line = this.#buffer.slice(0, nl);
+        this.#buffer = this.#buffer.slice(nl + 1);
+        // Nothing but JSON-RPC on stdout: a line that is not one fails the test here.
+        const message = JSON.parse(line);
+        expect(message.jsonrpc).toBe("2.0");
+        this.messages.push(message);
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  send(message: object): void {
+    this.cli.write(`${JSON.stringify({ jsonrpc: "2.0", ...message })}\n`);
+  }
+
+  request(method: string, params: object): number {
+    const id = ++this.#id;
+    this.send({ id, method, params });
+    return id;
+  }
+
+  /** Sends a request and resolves with its answer. */
+  call(method: string, params: object): Promise<Message> {
+    const id = this.request(method, params);
+    return this.next((m) => m.id === id && m.method === undefined);
+  }
+
+  /** The first message (from `from` on) that matches; the server's own requests (ping) are answered on the way. */
+  next(match: (m: Message) => boolean, from = 0, timeoutMs = 20_000): Promise<Message> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out; got:\n${JSON.stringify(this.messages, null, 1)}\n${this.cli.stderr()}`)), timeoutMs);
+      const look = () => {
+        for (const m of this.messages) {
+          if (m.method === "ping" && m.id !== undefined && !m.answered) {
+            m.answered = true;
+            this.send({ id: m.id, result: {} });
+          }
+        }
+        const found = this.messages.slice(from).find(match);
+        if (found) {
+          clearTimeout(timer);
+          resolve(found);
+        } else this.#waiters.push(look);
+      };
+      look();
+    });
+  }
+
+  async initialize(): Promise<Message> {
+    const id = this.request("initialize", { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw-agent", version: "0.1" } });
+    const reply = await this.next((m) => m.id === id);
+    this.send({ method: "notifications/initialized" });
+    return reply;
+  }
+}
+
+describe("spool mcp against a hand-written JSON-RPC client (not the SDK)", () => {
+  let ts: TestServer;
+  let project: string;
+  const procs: CliProcess[] = [];
+  const others: SpoolClient[] = [];
+  const person = async (): Promise<SpoolClient> => {
+    const c = await ts.client();
+    await c.initialize(undefined, { root: project, client: { name: "web view", version: "1.0" } });
+    others.push(c);
+    return c;
+  };
+  const spawn = (args: string[] = []) => {
+    const cli = spawnCli(["mcp", "--server", ts.server.url, "--project", project, ...args], { SPOOL_HOME: ts.home });
+    procs.push(cli);
+    return cli;
+  };
+
+  beforeAll(async () => {
+    ts = await startTestServer({});
+    project = mkdtempSync(join(tmpdir(), "spool-mcp-raw-"));
+  });
+  afterEach(async () => {
+    for (const p of procs.splice(0)) {
+      p.child.stdin!.end();
+      await p.exitsWithin(10_000);
+    }
+    for (const c of others.splice(0)) c.close();
+  });
+  afterAll(async () => {
+    await ts.stop();
+    rmSync(project, { recursive: true, force: true });
+  });
+
+  it("initialize, a tool result with progress before it, and notifications/cancelled — as raw messages", async () => {
+    const raw = new RawClient(spawn());
+    const init = await raw.initialize();
+    expect(init.result.serverInfo.name).toBe("spool");
+    expect(init.result.capabilities).toMatchObject({ tools: {}, resources: { subscribe: true, listChanged: true } });
+
+    const listed = await raw.call("tools/list", {});
+    const runCommand = listed.result.tools.find((t: Message) => t.name === "run_command");
+    expect(runCommand.inputSchema.type).toBe("object");
+    expect(runCommand.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
+
+    const web = await person();
+    const proposed = web.next("run/proposal", (p) => p.command === "echo raw one; echo raw two", 20_000);
+    const callId = raw.request("tools/call", { name: "run_command", arguments: { command: "echo raw one; echo raw two" }, _meta: { progressToken: "tok-1" } });
+    const p = await proposed;
+    await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    const result = await raw.next((m) => m.id === callId);
+    const progress = raw.messages.filter((m) => m.method === "notifications/progress");
+    expect(progress.length).toBeGreaterThan(0);
+    for (const n of progress) {
+      expect(n.params.progressToken).toBe("tok-1");
+      expect(typeof n.params.progress).toBe("number");
+      expect(typeof n.params.message).toBe("string");
+      expect(n.id).toBeUndefined();
+    }
+    // Rising numbers, and every one before the result.
+    expect(progress.map((n) => n.params.progress)).toEqual([...progress.map((n) => n.params.progress)].sort((a, b) => a - b));
+    expect(raw.messages.indexOf(progress.at(-1))).toBeLessThan(raw.messages.indexOf(result));
+    expect(result.error).toBeUndefined();
+    expect(result.result.content).toEqual([{ type: "text", text: expect.stringContaining("raw one\nraw two") }]);
+    expect(result.result.isError ?? false).toBe(false);
+
+    // notifications/cancelled: the producer is cancelled, and the request gets no answer.
+    const slow = web.next("run/proposal", (q) => q.command === "exec sleep 300", 20_000);
+    const slowId = raw.request("tools/call", { name: "run_command", arguments: { command: "exec sleep 300" }, _meta: { progressToken: 7 } });
+    const q = await slow;
+    const started = web.next("stream/started", (s) => s.path === q.path, 20_000);
+    await web.call("run/resolve", { run: q.run, path: q.path, decision: "accept" });
+    await started;
+    const finished = web.next("stream/finished", (f) => f.path === q.path, 20_000);
+    raw.send({ method: "notifications/cancelled", params: { requestId: slowId, reason: "raw client gave up" } });
+    expect((await finished).status).toBe(499);
+    // A later request is answered; the cancelled one never is.
+    const after = await raw.call("tools/call", { name: "list_commands", arguments: {} });
+    expect(after.result.content[0].text).toMatch(/exec sleep 300/);
+    expect(raw.messages.some((m) => m.id === slowId && (m.result || m.error))).toBe(false);
+    const cancelledProgress = raw.messages.filter((m) => m.method === "notifications/progress" && m.params.progressToken === 7);
+    expect(cancelledProgress.length).toBeGreaterThan(0);
+  });
+
+  it("bad input: an unknown tool, a missing command, an unknown path, a resource that is not Spool's", async () => {
+    const raw = new RawClient(spawn());
+    await raw.initialize();
+    const unknown = await raw.call("tools/call", { name: "rm_everything", arguments: {} });
+    expect(JSON.stringify(unknown)).toMatch(/rm_everything/);
+    const missing = await raw.call("tools/call", { name: "run_command", arguments: {} });
+    expect(JSON.stringify(missing)).toMatch(/command/);
+    expect(missing.error?.code === -32602 || missing.result?.isError === true).toBe(true);
+    const noPath = await raw.call("tools/call", { name: "read_output", arguments: { path: "log://turn_1/sh/none" } });
+    expect(noPath.result.isError).toBe(true);
+    const badUri = await raw.call("resources/read", { uri: "file:///etc/passwd" });
+    expect(badUri.error.code).toBe(-32602);
+  });
+
+  it("usage errors: a bad --mode and a --project that is no directory exit 2 with a message, before any MCP message", async () => {
+    const mode = spawnCli(["mcp", "--mode", "yolo"], { SPOOL_HOME: ts.home });
+    expect((await mode.exitsWithin(20_000)).code).toBe(2);
+    expect(mode.stderr()).toContain('--mode is ask or act, not "yolo"');
+    expect(mode.stdout()).toBe("");
+    const dir = spawnCli(["mcp", "--project", join(project, "missing")], { SPOOL_HOME: ts.home });
+    expect((await dir.exitsWithin(20_000)).code).toBe(2);
+    expect(dir.stderr()).toContain("no such directory");
+    expect(dir.stdout()).toBe("");
+  });
+});
