@@ -1,10 +1,11 @@
-import { posix } from "node:path";
+import { realpathSync } from "node:fs";
+import { posix, relative } from "node:path";
 import { type Duplex, PassThrough, type Readable } from "node:stream";
 import Docker from "dockerode";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import type { TtySize } from "./protocol.js";
-import { noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf } from "./sandbox.js";
+import { hiddenPaths, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, within } from "./sandbox.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -27,6 +28,8 @@ export interface DockerEngine {
     workspaceWrite?: boolean;
     /** Host directories bound into the container. */
     mounts?: BindMount[];
+    /** Empty read-only tmpfs mounts over these container paths (the server's state inside a mounted project). */
+    covers?: string[];
   }): Promise<{ id: string; stream: Duplex }>;
   /** Exit code of a container that has stopped (waits for it); null when the engine does not know. */
   waitContainer(id: string): Promise<number | null>;
@@ -109,7 +112,14 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
           ...(o.readOnly || o.workspaceWrite
             ? { ReadonlyRootfs: true, ReadonlyPaths: READ_ONLY_PATHS, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], IpcMode: "none" }
             : {}),
-          ...(o.workspaceWrite ? { Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" } } : {}),
+          ...(o.workspaceWrite || o.covers?.length
+            ? {
+                Tmpfs: {
+                  ...(o.workspaceWrite ? { "/tmp": "rw,nosuid,nodev,mode=1777" } : {}),
+                  ...Object.fromEntries((o.covers ?? []).map((path) => [path, "ro,nosuid,nodev,mode=755"])),
+                },
+              }
+            : {}),
         },
       });
       try {
@@ -361,7 +371,7 @@ export class DockerBackend implements Backend {
   }
 
   /** The project root's bind mount for a fresh container, and the directory to start in; null when nothing is mounted. */
-  #mount(spec: ExecSpec): { mount: BindMount; workdir: string } | null {
+  #mount(spec: ExecSpec): { mounts: BindMount[]; covers: string[]; workdir: string } | null {
     if (!this.options.mountProject) return null;
     if (!spec.project) {
       throw new StartError(
@@ -369,10 +379,23 @@ export class DockerBackend implements Backend {
       );
     }
     const target = this.options.mountAt ?? spec.project.root;
-    return {
-      mount: { source: spec.project.root, target, readOnly: sandboxOf(spec)?.mode === "read-only" },
-      workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target,
-    };
+    const sandbox = sandboxOf(spec);
+    const mounts: BindMount[] = [{ source: spec.project.root, target, readOnly: sandbox?.mode === "read-only" }];
+    const covers: string[] = [];
+    // The server's state inside the mounted project (a project rooted in the server's home): covered, as bubblewrap does.
+    if (sandbox?.hide?.length) {
+      let root: string;
+      try {
+        root = realpathSync(spec.project.root);
+      } catch {
+        root = spec.project.root;
+      }
+      const { hideFiles, hideDirs } = hiddenPaths(sandbox.hide);
+      const inside = (path: string) => path !== root && within(path, root);
+      for (const file of hideFiles.filter(inside)) mounts.push({ source: "/dev/null", target: posix.join(target, relative(root, file)), readOnly: true });
+      for (const dir of hideDirs.filter(inside)) covers.push(posix.join(target, relative(root, dir)));
+    }
+    return { mounts, covers, workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target };
   }
 
   start(spec: ExecSpec): Promise<Execution> {
@@ -404,7 +427,7 @@ export class DockerBackend implements Backend {
         cmd: ["/bin/sh", "-c", spec.command],
         env: envList(withTerm(spec)),
         ...(workdir ? { workdir } : {}),
-        ...(mounted ? { mounts: [mounted.mount] } : {}),
+        ...(mounted ? { mounts: mounted.mounts, ...(mounted.covers.length ? { covers: mounted.covers } : {}) } : {}),
         // Read-only work sends nothing anywhere: no network, whatever the runner's --network says; workspace-write keeps it unless cut.
         network,
         stdin,
