@@ -44,7 +44,9 @@ type LogEntry = ResultOf<"entry/get">;
 /** One MCP connection's Spool side: a connection to the server, joined to the project, and the run it works in. */
 interface Session {
   client: SpoolClient;
-  run: string;
+  /** The run, created at the first run_command (a connection that only looks adds no run to the project). */
+  run: string | null;
+  creating: Promise<string> | null;
   /** The MCP client's name, as decisions and reasons name it. */
   who: string;
 }
@@ -287,8 +289,7 @@ export class McpBridge {
         client: { name: `${who} (spool mcp)`, version: info?.version ?? "unknown" },
       },
     });
-    const created = await client.call("run/create", { title: who, mode: this.options.mode });
-    const session: Session = { client, run: created.run.alias, who };
+    const session: Session = { client, run: null, creating: null, who };
     client.on("run/resolved", (p: Resolved) => {
       if (p.run !== session.run) return;
       const waiter = this.#waiters.get(p.path);
@@ -303,17 +304,34 @@ export class McpBridge {
     client.onReconnect(() => {
       for (const path of this.#waiters.keys()) void this.#decidedAlready(session, path).then((n) => n && this.#waiters.get(path)?.(n));
     });
-    this.options.log.info(`spool mcp: ${who} works in run ${session.run}`);
     return session;
+  }
+
+  /** This connection's run, created the first time a command needs it (titled with the MCP client's name). */
+  #runOf(session: Session): Promise<string> {
+    session.creating ??= session.client.call("run/create", { title: session.who, mode: this.options.mode }).then((created) => {
+      session.run = created.run.alias;
+      this.options.log.info(`spool mcp: ${session.who} works in run ${session.run}`);
+      return session.run;
+    });
+    session.creating.catch(() => (session.creating = null));
+    return session.creating;
+  }
+
+  /** The run a path without a spool:// URI means: this connection's, once it ran a command. */
+  #ownRun(session: Session, given: string): string {
+    if (session.run === null)
+      throw new ToolFailure(`no command "${given}": this connection has run no command yet (another run's command is reached by its spool://RUN/PATH URI)`);
+    return session.run;
   }
 
   /** The decision recorded in a proposal's log entry, or null while it waits. */
   async #decidedAlready(session: Session, path: string): Promise<Resolved | null> {
-    const log = await session.client.call("entry/get", { run: session.run, path, limit: 1 }).catch(() => null);
+    const log = await session.client.call("entry/get", { run: session.run!, path, limit: 1 }).catch(() => null);
     if (!log || log.status === STATUS.proposed) return null;
     const a = log.attributes;
     return {
-      run: session.run,
+      run: session.run!,
       path,
       decision: log.status === STATUS.rejected ? "reject" : "accept",
       status: log.status,
@@ -330,7 +348,7 @@ export class McpBridge {
   /** A path argument as run and log path: a spool:// URI, a log path, or a channel path (its producer's log path). */
   async #target(session: Session, given: string): Promise<{ run: string; path: string; log: LogEntry }> {
     const parsed = parseResourceUri(given);
-    const run = parsed?.run ?? session.run;
+    const run = parsed?.run ?? this.#ownRun(session, given);
     const path = parsed?.path ?? given;
     let entry: LogEntry;
     try {
@@ -422,11 +440,12 @@ export class McpBridge {
 
   async #runCommand(args: z.infer<z.ZodObject<typeof RunCommandArgs>>, extra: Extra, session: Session): Promise<CallToolResult> {
     const progress = new Progress(extra);
+    const run = await this.#runOf(session);
     const tty = args.tty === true ? DEFAULT_TTY : args.tty === false || args.tty === undefined ? undefined : args.tty;
     let path: string;
     try {
       ({ path } = await session.client.call("proposal/create", {
-        run: session.run,
+        run,
         tool: this.options.mode === "ask" ? "env" : "sh",
         command: args.command,
         ...(args.cwd !== undefined ? { cwd: args.cwd } : {}),
@@ -439,7 +458,7 @@ export class McpBridge {
       throw error;
     }
     const decision = await this.#decision(session, path, extra, progress);
-    const uri = resourceUri(session.run, path);
+    const uri = resourceUri(run, path);
     if (decision === null) return failure(`Cancelled before a decision; the proposal ${path} was withdrawn. The command did not run.`);
     if (decision.decision === "reject") {
       return failure(
@@ -463,7 +482,7 @@ export class McpBridge {
     extra.signal.addEventListener("abort", onAbort, { once: true });
     const heartbeat = setInterval(() => progress.say("still running"), HEARTBEAT_MS);
     try {
-      watch = await session.client.watch({ run: session.run, path }, (chunk) => {
+      watch = await session.client.watch({ run, path }, (chunk) => {
         if (chunk.channel > 0) progress.output(decoder.decode(chunk.data, { stream: true }));
       });
       if (extra.signal.aborted) onAbort();
@@ -474,7 +493,7 @@ export class McpBridge {
       await watch?.close().catch(() => undefined);
     }
     progress.flush();
-    return this.#report(session, session.run, path, by);
+    return this.#report(session, run, path, by);
   }
 
   /**
@@ -492,7 +511,7 @@ export class McpBridge {
     const onAbort = () => {
       const why = this.#closing ? `the MCP client ${session.who} closed the connection` : `cancelled by ${session.who} (MCP notifications/cancelled)`;
       void session.client
-        .call("run/resolve", { run: session.run, path, decision: "reject", reason: why })
+        .call("run/resolve", { run: session.run!, path, decision: "reject", reason: why })
         .catch((error: unknown) => {
           if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.options.log.warn(`withdrawing ${path}: ${message(error)}`);
         })
@@ -505,7 +524,7 @@ export class McpBridge {
       const already = await this.#decidedAlready(session, path);
       if (already) return already;
       if (extra.signal.aborted) onAbort();
-      const log = await session.client.call("entry/get", { run: session.run, path, limit: 1 });
+      const log = await session.client.call("entry/get", { run: session.run!, path, limit: 1 });
       const facts = proposalFacts(log.attributes);
       const runners = facts.runner === null ? await session.client.call("runner/list", {}).catch(() => null) : null;
       const shown = factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
@@ -528,7 +547,7 @@ export class McpBridge {
       .elicitInput(
         {
           mode: "form",
-          message: `Spool: run this command? (run ${session.run}, ${path})\n\n${shown}\n\nAny Spool client can decide it too; the first decision counts.`,
+          message: `Spool: run this command? (run ${session.run!}, ${path})\n\n${shown}\n\nAny Spool client can decide it too; the first decision counts.`,
           requestedSchema: {
             type: "object",
             properties: {
@@ -555,8 +574,8 @@ export class McpBridge {
           .call(
             "run/resolve",
             accept
-              ? { run: session.run, path, decision: "accept", ...(reason ? { reason } : {}) }
-              : { run: session.run, path, decision: "reject", reason: reason ?? `declined in ${session.who}` },
+              ? { run: session.run!, path, decision: "accept", ...(reason ? { reason } : {}) }
+              : { run: session.run!, path, decision: "reject", reason: reason ?? `declined in ${session.who}` },
           )
           .catch((error: unknown) => {
             if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.options.log.warn(`deciding ${path}: ${message(error)}`);
@@ -569,7 +588,7 @@ export class McpBridge {
 
   /** Cancels a running producer (stream/cancel); one that already ended stays as it ended. */
   async #stop(session: Session, path: string, reason: string): Promise<void> {
-    await session.client.call("stream/cancel", { run: session.run, path, reason }).catch((error: unknown) => {
+    await session.client.call("stream/cancel", { run: session.run!, path, reason }).catch((error: unknown) => {
       this.options.log.warn(`cancelling ${path}: ${message(error)}`);
     });
   }
@@ -613,7 +632,7 @@ export class McpBridge {
 
   async #readOutput(args: z.infer<z.ZodObject<typeof ReadOutputArgs>>, session: Session): Promise<CallToolResult> {
     const parsed = parseResourceUri(args.path);
-    const run = parsed?.run ?? session.run;
+    const run = parsed?.run ?? this.#ownRun(session, args.path);
     const path = parsed?.path ?? args.path;
     const slice = {
       ...(args.tail !== undefined ? { tail: args.tail } : {}),
@@ -697,6 +716,7 @@ export class McpBridge {
   }
 
   async #list(args: z.infer<z.ZodObject<typeof ListCommandsArgs>>, session: Session): Promise<CallToolResult> {
+    if (session.run === null) return text("this connection has run no command yet");
     const { entries } = await session.client.call("entry/list", { run: session.run, pattern: "log://*", limit: LIST_LIMIT });
     const rows: string[] = [];
     for (const e of entries) {
@@ -730,13 +750,15 @@ export class McpBridge {
     server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
     server.setRequestHandler(ListResourcesRequestSchema, async (): Promise<ListResourcesResult> => {
       const session = await this.#ready();
-      const { entries } = await session.client.call("entry/list", { run: session.run, pattern: "log://*", status: STATUS.done, limit: LIST_LIMIT });
+      if (session.run === null) return { resources: [] };
+      const run = session.run;
+      const { entries } = await session.client.call("entry/list", { run, pattern: "log://*", status: STATUS.done, limit: LIST_LIMIT });
       return {
         resources: entries.map((e) => ({
-          uri: resourceUri(session.run, e.path),
+          uri: resourceUri(run, e.path),
           name: e.path,
           title: `$ ${escapeControl(String(e.attributes.command ?? ""))}`,
-          description: `Output of a command of run ${session.run} (${typeof e.attributes.status === "number" ? statusWord(e.attributes.status) : "running"})`,
+          description: `Output of a command of run ${run} (${typeof e.attributes.status === "number" ? statusWord(e.attributes.status) : "running"})`,
           mimeType: "text/plain",
         })),
       };

@@ -47,7 +47,9 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     rmSync(project, { recursive: true, force: true });
   });
 
-  it("lists its tools with schemas and truthful annotations", async () => {
+  it("lists its tools with schemas and truthful annotations; a connection that only looks adds no run", async () => {
+    const web = await person();
+    const before = (await web.call("run/list", {})).runs.length;
     const mcp = await start();
     const { tools } = await mcp.client.listTools();
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
@@ -60,6 +62,12 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(Object.keys(schema.properties).sort()).toEqual(["background", "command", "cwd", "env", "timeout_ms", "tty"]);
     expect(schema.required).toEqual(["command"]);
     expect(mcp.client.getServerCapabilities()?.resources).toMatchObject({ subscribe: true });
+    expect(resultText(await mcp.client.callTool({ name: "list_commands", arguments: {} }))).toBe("this connection has run no command yet");
+    expect((await mcp.client.listResources()).resources).toEqual([]);
+    const early = await mcp.client.callTool({ name: "read_output", arguments: { path: "log://turn_1/sh/ls" } });
+    expect(early.isError).toBe(true);
+    expect(resultText(early)).toContain("has run no command yet");
+    expect((await web.call("run/list", {})).runs.length).toBe(before);
   });
 
   it("run_command: approved from another Spool client; progress comes before the result, which holds the model view", async () => {
