@@ -84,15 +84,21 @@ export async function mcp(argv: string[]): Promise<number> {
   const stop = () => void transport.close();
   // The agent closing our stdin ends the connection (the SDK's transport does not watch for it).
   process.stdin.once("end", stop);
+  // An agent that runs us in its terminal's process group passes on a person's Ctrl-C: with stdin a pipe it is
+  // not meant for us (the agent sends notifications/cancelled for what it wants stopped).
+  const interrupt = () => {
+    if (process.stdin.isTTY) stop();
+    else log.info("spool mcp: SIGINT ignored (stdin is not a terminal; close stdin or send SIGTERM to end)");
+  };
   process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  process.on("SIGINT", interrupt);
   try {
     await bridge.serve(transport);
   } finally {
     await bridge.close();
     process.stdin.off("end", stop);
     process.off("SIGTERM", stop);
-    process.off("SIGINT", stop);
+    process.off("SIGINT", interrupt);
   }
   return 0;
 }

@@ -95,7 +95,10 @@ const RunCommandArgs = {
     .max(7 * 24 * 3600 * 1000)
     .optional()
     .describe("Kill it after this long (default: the server's command time limit)"),
-  background: z.boolean().optional().describe("Return as soon as it is accepted, with its path, instead of waiting for it to finish"),
+  background: z
+    .boolean()
+    .optional()
+    .describe("Return as soon as it is accepted, with its path, instead of waiting for it to finish (its time limit is still timeout_ms or the server's)"),
 };
 
 const ReadOutputArgs = {

@@ -186,4 +186,21 @@ describe("spool mcp against a hand-written JSON-RPC client (not the SDK)", () =>
     expect(dir.stderr()).toContain("no such directory");
     expect(dir.stdout()).toBe("");
   });
+
+  it("SIGINT with stdin a pipe is ignored (logged on stderr), closing stdin ends it with 0, SIGTERM too", async () => {
+    const cli = spawnCli(["mcp", "--server", ts.server.url, "--project", project], { SPOOL_HOME: ts.home, SPOOL_LOG: "info" });
+    const raw = new RawClient(cli);
+    await raw.initialize();
+    cli.child.kill("SIGINT");
+    await cli.waitFor(/SIGINT ignored/, "stderr");
+    const listed = await raw.call("tools/list", {});
+    expect(listed.result.tools.length).toBe(6);
+    cli.child.stdin!.end();
+    expect((await cli.exitsWithin(10_000)).code).toBe(0);
+
+    const other = spawnCli(["mcp", "--server", ts.server.url, "--project", project], { SPOOL_HOME: ts.home });
+    await new RawClient(other).initialize();
+    other.child.kill("SIGTERM");
+    expect((await other.exitsWithin(10_000)).code).toBe(0);
+  });
 });
