@@ -788,7 +788,7 @@ export class McpBridge {
         const body = result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
         return { contents: [{ uri: request.params.uri, mimeType: "text/plain", text: body }] };
       } catch (error) {
-        if (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS"))
+        if (error instanceof ToolFailure || (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS")))
           throw new McpError(-32002, `Resource not found: ${request.params.uri}`, { uri: request.params.uri });
         throw error;
       }

@@ -166,14 +166,19 @@ describe("spool mcp against a hand-written JSON-RPC client (not the SDK)", () =>
     const raw = new RawClient(spawn());
     await raw.initialize();
     const unknown = await raw.call("tools/call", { name: "rm_everything", arguments: {} });
-    expect(JSON.stringify(unknown)).toMatch(/rm_everything/);
+    expect(unknown.result.isError).toBe(true);
+    expect(unknown.result.content[0].text).toContain("Tool rm_everything not found");
     const missing = await raw.call("tools/call", { name: "run_command", arguments: {} });
-    expect(JSON.stringify(missing)).toMatch(/command/);
-    expect(missing.error?.code === -32602 || missing.result?.isError === true).toBe(true);
+    expect(missing.result.isError).toBe(true);
+    expect(missing.result.content[0].text).toMatch(/Input validation error.*command/s);
     const noPath = await raw.call("tools/call", { name: "read_output", arguments: { path: "log://turn_1/sh/none" } });
     expect(noPath.result.isError).toBe(true);
     const badUri = await raw.call("resources/read", { uri: "file:///etc/passwd" });
     expect(badUri.error.code).toBe(-32602);
+    const nothing = await raw.call("resources/read", { uri: "spool://run-404/sh://turn_1/none_1" });
+    expect(nothing.error.code).toBe(-32002);
+    const nothingLog = await raw.call("resources/subscribe", { uri: "spool://run-404/log://turn_1/sh/none" });
+    expect(nothingLog.error.code).toBe(-32002);
   });
 
   it("usage errors: a bad --mode and a --project that is no directory exit 2 with a message, before any MCP message", async () => {

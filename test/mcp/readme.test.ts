@@ -1,0 +1,24 @@
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
+import { expect, it } from "vitest";
+import { SPOOL_BIN } from "../helpers/process.js";
+
+it("README's MCP configurations (Claude Code, Codex CLI, Cursor / Claude Desktop) name a command line spool mcp takes", async () => {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const start = readme.indexOf("## Agents: Spool as an MCP server");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+  expect(section).toContain("claude mcp add spool -- spool mcp");
+  const toml = /```toml\n([\s\S]*?)```/.exec(section)![1]!;
+  expect(toml).toContain("[mcp_servers.spool]");
+  expect(toml).toContain('command = "spool"');
+  expect(toml).toContain('args = ["mcp"]');
+  const json = JSON.parse(/```json\n([\s\S]*?)```/.exec(section)![1]!) as { mcpServers: Record<string, { command: string; args: string[] }> };
+  const spool = json.mcpServers.spool!;
+  expect(spool.command).toBe("spool");
+  expect(spool.args.slice(0, 2)).toEqual(["mcp", "--project"]);
+  const { stdout } = await promisify(execFile)(process.execPath, [SPOOL_BIN, ...spool.args, "--help"]);
+  expect(stdout).toContain("Usage: spool mcp");
+  // Every tool the server lists is described in the section's table.
+  for (const tool of ["run_command", "read_output", "send_input", "signal", "cancel", "list_commands"]) expect(section).toContain(`| \`${tool}\` |`);
+});
