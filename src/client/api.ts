@@ -162,6 +162,8 @@ export interface SpoolMethods {
       };
       /** Kill the command after this long (default: the server's commandTimeoutMs) */
       timeout_ms?: number;
+      /** Long-running work (a dev server, a watcher): its time limit is the server's backgroundTimeoutMs unless timeout_ms says otherwise; recorded as the proposal's `background` attribute and shown before the decision */
+      background?: boolean;
       /** Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size) */
       tty?: {
         /** Columns */

@@ -98,7 +98,9 @@ const RunCommandArgs = {
   background: z
     .boolean()
     .optional()
-    .describe("Return as soon as it is accepted, with its path, instead of waiting for it to finish (its time limit is still timeout_ms or the server's)"),
+    .describe(
+      "Long-running work (a dev server, a watcher): return as soon as it is accepted, with its path, instead of waiting for it to finish; its time limit is the server's longer one for background work unless timeout_ms is given",
+    ),
 };
 
 const ReadOutputArgs = {
@@ -455,6 +457,7 @@ export class McpBridge {
         ...(args.env !== undefined ? { env: args.env } : {}),
         ...(args.timeout_ms !== undefined ? { timeout_ms: args.timeout_ms } : {}),
         ...(tty ? { tty } : {}),
+        ...(args.background ? { background: true } : {}),
       }));
     } catch (error) {
       if (error instanceof SpoolRpcError) return failure(`Spool refused the command: ${error.message}`);

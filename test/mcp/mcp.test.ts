@@ -186,10 +186,15 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     const proposed = web.next("run/proposal", (p) => p.command.includes("tick"), 20_000);
     const call = mcp.client.callTool({ name: "run_command", arguments: { command: "for i in 1 2 3; do echo tick $i; done; read never", background: true } });
     const p = await proposed;
+    // Proposed as background work: every client shows it, and it gets the longer time limit.
+    expect(p.attributes.background).toBe(true);
     await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
     const result = await call;
     expect(result.isError).toBeFalsy();
     expect(resultText(result)).toContain(`path: ${p.path}`);
+    await expect(web.call("proposal/create", { run: p.run, tool: "sh", command: "true", background: "yes" as never })).rejects.toMatchObject({
+      errorCode: "INVALID_PARAMS",
+    });
     expect(resultText(result)).toContain(`resource: spool://${p.run}/${p.path}`);
     const running = await mcp.client.callTool({ name: "list_commands", arguments: { state: "running" } });
     expect(resultText(running)).toContain(`${p.path}  running`);

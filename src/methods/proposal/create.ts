@@ -38,6 +38,12 @@ export const ProposalCreateParams = z.strictObject({
     .max(7 * 24 * 3600 * 1000)
     .optional()
     .describe("Kill the command after this long (default: the server's commandTimeoutMs)"),
+  background: z
+    .boolean()
+    .optional()
+    .describe(
+      "Long-running work (a dev server, a watcher): its time limit is the server's backgroundTimeoutMs unless timeout_ms says otherwise; recorded as the proposal's `background` attribute and shown before the decision",
+    ),
   tty: TtySize.optional().describe("Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size)"),
   sandbox: SandboxModeName.optional().describe(
     'The sandbox mode to run it in (read-only, workspace-write, full); default: the server\'s `sandbox` setting. Recorded as the proposal\'s `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only',
