@@ -1,9 +1,10 @@
-import { SANDBOX_MODE_WORDS, SANDBOX_MODES, type SandboxModeName } from "./sandbox.js";
+import { SANDBOX_MODE_WORDS } from "./sandbox.js";
+import { factsOf, type ProposalFacts, type SandboxFact } from "./views.js";
 
 /*
  * What a person must see before deciding a proposal, the same on every client (the CLI prompt and
  * `spool pending`, the web view's card, the ACP permission request): read once from the log entry's
- * loose attributes into a typed view, and written out by one formatter with one escaping function.
+ * loose attributes into a typed view (src/protocol/views.ts), and written out by one formatter with one escaping function.
  * Plain TypeScript with no Node imports: the web page bundles it.
  */
 
@@ -26,60 +27,13 @@ export function escapeControl(text: string): string {
 /** Whether escapeControl changes anything (a client then marks the text). */
 export const hasControl = (text: string) => escapeControl(text) !== text;
 
-/**
- * Where the command would run: a known mode, or `unknown` with the word the server sent (a newer server's
- * mode this client cannot describe — shown as it is, never taken for another).
- */
-export type SandboxFact = { mode: SandboxModeName } | { mode: "unknown"; given: string };
-
-/** A pending proposal's facts, unescaped (formatting escapes them). */
-export interface ProposalFacts {
-  tool: string;
-  command: string;
-  /** Relative to the project root; null: the root itself. */
-  cwd: string | null;
-  /** The variables it adds to the runner's environment, in the order proposed. */
-  env: [name: string, value: string][];
-  /** A pseudo-terminal of this size; null: plain pipes. */
-  tty: { cols: number; rows: number } | null;
-  /** The runner it was proposed for; null: the one the decision picks (the project's default unless told). */
-  runner: string | null;
-  /** Long-running work started in the background (its own, longer time limit). */
-  background: boolean;
-  /** Its time limit; null: the server's default for its kind. */
-  timeoutMs: number | null;
-  sandbox: SandboxFact;
-}
-
-const text = (value: unknown): string => (typeof value === "string" ? value : value === undefined || value === null ? "" : JSON.stringify(value));
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
-const isSize = (value: unknown) => Number.isInteger(value) && (value as number) > 0;
+export type { ProposalFacts, SandboxFact };
 
 /**
- * The facts of a proposal from its log entry's attributes (`run/proposal`'s `attributes`,
- * `proposal/list`, `entry/get` of its log path). The sandbox mode is the `sandbox` attribute; a log
- * entry written before modes existed has none and is `read-only` when `readOnly` is set, else `full`.
+ * The facts of a proposal from its log entry's attributes (`run/proposal`'s `attributes`, `proposal/list`,
+ * `entry/get` of its log path): the facts part of `producerView`.
  */
-export function proposalFacts(attributes: Record<string, unknown>): ProposalFacts {
-  const a = attributes;
-  const env: [string, string][] = isRecord(a.env) ? Object.entries(a.env).map(([name, value]) => [name, text(value)]) : [];
-  const tty = isRecord(a.tty) && isSize(a.tty.cols) && isSize(a.tty.rows) ? { cols: a.tty.cols as number, rows: a.tty.rows as number } : null;
-  let sandbox: SandboxFact;
-  if (a.sandbox === undefined || a.sandbox === null) sandbox = { mode: a.readOnly === true ? "read-only" : "full" };
-  else if ((SANDBOX_MODES as readonly unknown[]).includes(a.sandbox)) sandbox = { mode: a.sandbox as SandboxModeName };
-  else sandbox = { mode: "unknown", given: text(a.sandbox) };
-  return {
-    tool: text(a.tool),
-    command: text(a.command),
-    cwd: typeof a.cwd === "string" && a.cwd !== "" && a.cwd !== "." ? a.cwd : null,
-    env,
-    tty,
-    runner: typeof a.runner === "string" && a.runner !== "" ? a.runner : null,
-    background: a.background === true,
-    timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
-    sandbox,
-  };
-}
+export const proposalFacts = (attributes: Record<string, unknown>): ProposalFacts => factsOf(attributes);
 
 /** The labels, in the order every client shows them. */
 export const FACT_LABELS = ["tool", "command", "cwd", "env", "tty", "runner", "sandbox", "background", "timeout"] as const;

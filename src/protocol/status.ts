@@ -1,0 +1,61 @@
+/**
+ * Every status Spool writes, named once (DESIGN §4), with the words people read next to them. Part of the
+ * wire: the server writes these numbers, every client reads them (and the words) from here. Nothing outside
+ * src/core writes a status number; the store is told which ones to use.
+ */
+
+/** Entry statuses: log entries (proposals) and data channels. */
+export const ENTRY = {
+  /** A data channel that is being written. */
+  streaming: 102,
+  /** A finished channel (exit 0 or no exit code); an accepted proposal's log entry. */
+  done: 200,
+  /** A proposal waiting for a person. */
+  proposed: 202,
+  /** A rejected proposal. */
+  rejected: 403,
+  /** Aborted, cancelled, or its owner lost. */
+  cancelled: 499,
+  /** A non-zero exit or a signal. */
+  failed: 500,
+} as const;
+
+/** Run and loop statuses. */
+export const RUN = { queued: 100, running: 102, waiting: 202, done: 200, aborted: 499, failed: 500 } as const;
+
+/** Both groups: `STATUS.entry.proposed`, `STATUS.run.waiting`. */
+export const STATUS = { entry: ENTRY, run: RUN } as const;
+
+export type EntryStatus = (typeof ENTRY)[keyof typeof ENTRY];
+export type RunStatus = (typeof RUN)[keyof typeof RUN];
+
+/** Statuses of a run or loop that has not finished. */
+export const OPEN_RUN: readonly number[] = [RUN.queued, RUN.running, RUN.waiting];
+
+const ENTRY_WORDS: Record<number, string> = {
+  [ENTRY.streaming]: "running",
+  [ENTRY.done]: "done",
+  [ENTRY.proposed]: "proposed",
+  [ENTRY.rejected]: "rejected",
+  [ENTRY.cancelled]: "cancelled",
+  [ENTRY.failed]: "failed",
+};
+
+/** The word people read next to an entry status (CLI, web page, docs). */
+export function entryStatusWord(status: number): string {
+  return ENTRY_WORDS[status] ?? `status ${status}`;
+}
+
+const RUN_WORDS: Record<number, string> = {
+  [RUN.queued]: "queued",
+  [RUN.running]: "running",
+  [RUN.waiting]: "waiting",
+  [RUN.done]: "done",
+  [RUN.aborted]: "aborted",
+  [RUN.failed]: "failed",
+};
+
+/** The word people read next to a run or loop status (CLI, web page, docs). */
+export function runStatusWord(status: number): string {
+  return RUN_WORDS[status] ?? `status ${status}`;
+}

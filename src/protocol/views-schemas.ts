@@ -1,0 +1,119 @@
+import { z } from "zod";
+import { SandboxModeName } from "./sandbox.js";
+
+/*
+ * The zod schemas of the typed views (src/protocol/views.ts reads the wire into them): a run, a proposal,
+ * a producer and its channels, every field Spool itself sets named and typed. Apart from the functions so
+ * that a client using only those (the web page) bundles no zod: a top-level schema is a call the bundler
+ * keeps unless it can drop the whole module.
+ */
+
+const Size = z.object({ cols: z.number().int().min(1), rows: z.number().int().min(1) });
+
+/**
+ * Where the command runs: a known sandbox mode, or `unknown` with the word the server sent (a newer
+ * server's mode this client cannot describe — shown as it is, never taken for another).
+ */
+export const SandboxFact = z.union([z.object({ mode: SandboxModeName }), z.object({ mode: z.literal("unknown"), given: z.string() })]);
+export type SandboxFact = z.output<typeof SandboxFact>;
+
+/** What a person must see before deciding a proposal, the same on every client (unescaped; formatting escapes it). */
+export const ProposalFacts = z.object({
+  tool: z.string(),
+  command: z.string(),
+  cwd: z.string().nullable().describe("Relative to the project root; null: the root itself"),
+  env: z.array(z.tuple([z.string(), z.string()])).describe("The variables it adds to the runner's environment, in the order proposed"),
+  tty: Size.nullable().describe("A pseudo-terminal of this size; null: plain pipes"),
+  runner: z.string().nullable().describe("The runner it was proposed for, or that took it; null: the one the decision picks"),
+  background: z.boolean().describe("Long-running work started in the background (its own, longer time limit)"),
+  timeoutMs: z.number().int().nullable().describe("Its time limit; null: the server's default for its kind"),
+  sandbox: SandboxFact,
+});
+export type ProposalFacts = z.output<typeof ProposalFacts>;
+
+/** Where a started producer runs, as its runner reported it (`stream/started`). */
+export const ProcessPlace = z.object({
+  backend: z.string().nullable().describe("local, docker, ssh"),
+  pid: z.number().int().nullable(),
+  container: z.string().nullable(),
+  host: z.string().nullable(),
+});
+export type ProcessPlace = z.output<typeof ProcessPlace>;
+
+/** How a producer ended: its runner finished it (`completed`), gave up (`aborted`), or someone cancelled it. */
+export const Outcome = z.enum(["completed", "aborted", "cancelled"]);
+export type Outcome = z.output<typeof Outcome>;
+
+/**
+ * Where a producer stands, in the word every client shows: waiting for a decision (`proposed`), `rejected`,
+ * `accepted` (no output channel yet), `running`, or how it ended: `done`, `failed` (non-zero exit or a
+ * signal), `cancelled` (someone stopped it), `aborted` (its runner gave up or was lost).
+ */
+export const ProducerState = z.enum(["proposed", "rejected", "accepted", "running", "done", "failed", "cancelled", "aborted"]);
+export type ProducerState = z.output<typeof ProducerState>;
+
+/** One data channel of a producer (1 stdout, 2 stderr, 0 the input a client typed, higher for a producer's own). */
+export const Channel = z.object({
+  channel: z.number().int(),
+  name: z.string().describe("The producer's name for it (stdout, stderr, stdin…), else `channel N`"),
+  path: z.string(),
+  status: z.number().int(),
+  bytes: z.number().int(),
+  lines: z.number().int(),
+  lastSeq: z.number().int().nullable().describe("The last chunk's sequence number, when the message carrying it says"),
+  eofAt: z.number().int().nullable().describe("Input channel: when the end of input was sent (ms since the epoch)"),
+});
+export type Channel = z.output<typeof Channel>;
+
+/** A producer: its log entry's facts, its decision, where it ran, how it ended, and its channels. */
+export const Producer = ProposalFacts.extend({
+  path: z.string().describe("Its log entry, log://turn_N/{tool}/{slug}: what clients resolve, cancel and read"),
+  status: z.number().int().describe("The log entry's status: 202 proposed, 200 accepted, 403 rejected"),
+  state: ProducerState,
+  turn: z.number().int(),
+  slug: z.string().nullable(),
+  sandboxNetwork: z.boolean().nullable().describe("workspace-write: whether the network is on"),
+  sandboxReason: z.string().nullable().describe("Why the mode is not the configured one (auto with a runner without a sandbox)"),
+  proposedBy: z.string().nullable().describe("The client or model that proposed it"),
+  loop: z.number().int().nullable().describe("The loop whose model proposed it; null for a client's proposal"),
+  toolCallId: z.string().nullable().describe("The model's tool call it answers; null for a client's proposal"),
+  decision: z.enum(["accept", "reject"]).nullable(),
+  resolvedBy: z.string().nullable().describe("Who decided: a client's name, a rule, or run/abort"),
+  reason: z.string().nullable().describe("Why it was rejected, accepted, aborted or cancelled (the latest said)"),
+  process: ProcessPlace.nullable(),
+  outcome: Outcome.nullable(),
+  endStatus: z.number().int().nullable().describe("Its channels' terminal status once it ended"),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  durationMs: z.number().nullable(),
+  cancelledBy: z.string().nullable(),
+  modelSeen: z.record(z.string(), z.number()).nullable().describe("Lines of each channel the model has been shown"),
+  channels: z.array(Channel).describe("In channel order"),
+  extra: z.record(z.string(), z.unknown()).describe("Attributes a plugin set that Spool does not name"),
+});
+export type Producer = z.output<typeof Producer>;
+
+/** A run as `run/list`, `run/get` and `run/create` return it. */
+export const RunView = z.object({
+  alias: z.string(),
+  model: z.string().nullable(),
+  mode: z.enum(["ask", "act"]),
+  status: z.number().int(),
+  turn: z.number().int(),
+  title: z.string().nullable(),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+});
+export type RunView = z.output<typeof RunView>;
+
+/** A proposal waiting for a decision (`run/proposal`, `proposal/list`): which run, when, and its producer. */
+export const ProposalView = z.object({
+  run: z.string(),
+  path: z.string(),
+  turn: z.number().int(),
+  loop: z.number().int().nullable(),
+  toolCallId: z.string().nullable(),
+  createdAt: z.number().int().nullable(),
+  producer: Producer,
+});
+export type ProposalView = z.output<typeof ProposalView>;

@@ -1,0 +1,233 @@
+import { SANDBOX_MODES, type SandboxModeName } from "./sandbox.js";
+import { ENTRY } from "./status.js";
+import type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunView, SandboxFact } from "./views-schemas.js";
+
+export type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunView, SandboxFact };
+
+/*
+ * Typed views of what the wire carries about runs, proposals, producers and their channels. Today a
+ * producer crosses the wire as its log entry (and one entry per data channel) with a free-form
+ * `attributes` object; `producerView` reads that object once, here, into a `Producer` every client
+ * renders (the CLI, the web page, ACP). Every field Spool itself writes has a name and a type (the schemas
+ * are in views-schemas.ts); a plugin's own attributes stay in `extra`. Plain TypeScript, no Node imports and
+ * no zod at run time: the web page bundles this file.
+ */
+
+/** An entry as the wire carries it today (`entry/list`, `entry/get`, `proposal/list`): a log entry or a data channel. */
+export interface WireEntry {
+  path: string;
+  status: number;
+  turn: number;
+  attributes: Record<string, unknown>;
+  bytes?: number;
+  lines?: number;
+}
+
+/** Every outcome (a Record, so that a new one in the schema is a compile error here until it is listed). */
+const OUTCOMES: Record<Outcome, true> = { completed: true, aborted: true, cancelled: true };
+
+/** Log-entry attributes only the server reads (the owner's key) and the old spelling of the sandbox mode: never shown, never `extra`. */
+const INTERNAL = new Set(["ownerKey", "readOnly"]);
+
+/** Every attribute Spool writes on a log entry; the rest is a plugin's `extra`. */
+const NAMED = new Set([
+  ...INTERNAL,
+  "tool",
+  "command",
+  "cwd",
+  "env",
+  "tty",
+  "runner",
+  "background",
+  "timeoutMs",
+  "sandbox",
+  "sandboxNetwork",
+  "sandboxReason",
+  "slug",
+  "proposedBy",
+  "loop",
+  "toolCallId",
+  "decision",
+  "resolvedBy",
+  "reason",
+  "process",
+  "outcome",
+  "status",
+  "exit_code",
+  "signal",
+  "duration",
+  "cancelledBy",
+  "modelSeen",
+  "channels",
+  "log",
+  "channel",
+  "name",
+  "eof",
+]);
+
+const text = (value: unknown): string => (typeof value === "string" ? value : value === undefined || value === null ? "" : JSON.stringify(value));
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const isSize = (value: unknown) => Number.isInteger(value) && (value as number) > 0;
+const str = (value: unknown): string | null => (typeof value === "string" && value !== "" ? value : null);
+const int = (value: unknown): number | null => (Number.isInteger(value) ? (value as number) : null);
+const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
+
+/**
+ * The facts of a proposal from its log entry's attributes. The sandbox mode is the `sandbox` attribute; a log
+ * entry written before modes existed has none and is `read-only` when `readOnly` is set, else `full`.
+ */
+export function factsOf(a: Record<string, unknown>): ProposalFacts {
+  const env: [string, string][] = isRecord(a.env) ? Object.entries(a.env).map(([name, value]) => [name, text(value)]) : [];
+  const tty = isRecord(a.tty) && isSize(a.tty.cols) && isSize(a.tty.rows) ? { cols: a.tty.cols as number, rows: a.tty.rows as number } : null;
+  let sandbox: SandboxFact;
+  if (a.sandbox === undefined || a.sandbox === null) sandbox = { mode: a.readOnly === true ? "read-only" : "full" };
+  else if ((SANDBOX_MODES as readonly unknown[]).includes(a.sandbox)) sandbox = { mode: a.sandbox as SandboxModeName };
+  else sandbox = { mode: "unknown", given: text(a.sandbox) };
+  return {
+    tool: text(a.tool),
+    command: text(a.command),
+    cwd: typeof a.cwd === "string" && a.cwd !== "" && a.cwd !== "." ? a.cwd : null,
+    env,
+    tty,
+    runner: str(a.runner),
+    background: a.background === true,
+    timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
+    sandbox,
+  };
+}
+
+/** Whether an entry is a producer's log entry (the others are its data channels, or plain entries). */
+export const isLogEntry = (entry: { path: string }) => entry.path.startsWith("log://");
+
+/** The log entry a data channel belongs to; null for an entry that is no producer's channel. */
+export const channelLog = (entry: WireEntry): string | null => str(entry.attributes.log);
+
+/** A data channel entry as a typed `Channel`. */
+export function channelView(entry: WireEntry, lastSeq: number | null = null): Channel {
+  const a = entry.attributes;
+  const channel = int(a.channel) ?? -1;
+  return {
+    channel,
+    name: str(a.name) ?? `channel ${channel}`,
+    path: entry.path,
+    status: entry.status,
+    bytes: entry.bytes ?? 0,
+    lines: entry.lines ?? 0,
+    lastSeq,
+    eofAt: num(a.eof),
+  };
+}
+
+function processOf(value: unknown): ProcessPlace | null {
+  if (!isRecord(value)) return null;
+  return { backend: str(value.backend), pid: int(value.pid), container: str(value.container), host: str(value.host) };
+}
+
+function stateOf(status: number, outcome: Outcome | null, endStatus: number | null, channels: Channel[]): ProducerState {
+  if (status === ENTRY.proposed) return "proposed";
+  if (status === ENTRY.rejected) return "rejected";
+  const open = channels.some((c) => c.status === ENTRY.streaming);
+  if (open || outcome === null) return open || channels.length > 0 ? "running" : "accepted";
+  if (outcome === "aborted") return "aborted";
+  const end = endStatus ?? channels[0]?.status ?? status;
+  if (end === ENTRY.failed) return "failed";
+  if (end === ENTRY.cancelled) return "cancelled";
+  return "done";
+}
+
+/**
+ * A producer from its log entry as the wire carries it, with its channel entries when the caller has them
+ * (`entry/list`): the one place a client reads the attribute bag. Without channel entries, the channels are
+ * those the log entry's summary lists once the producer ended. Entries of other producers are ignored.
+ */
+export function producerView(log: WireEntry, channels: readonly WireEntry[] = []): Producer {
+  const a = log.attributes;
+  const own = channels.filter((c) => channelLog(c) === log.path).map((c) => channelView(c));
+  if (own.length === 0 && isRecord(a.channels)) {
+    for (const [n, summary] of Object.entries(a.channels)) {
+      if (!isRecord(summary)) continue;
+      own.push({
+        channel: Number(n),
+        name: `channel ${n}`,
+        path: text(summary.path),
+        status: int(a.status) ?? log.status,
+        bytes: int(summary.bytes) ?? 0,
+        lines: int(summary.lines) ?? 0,
+        lastSeq: null,
+        eofAt: null,
+      });
+    }
+  }
+  own.sort((x, y) => x.channel - y.channel);
+  const outcome = typeof a.outcome === "string" && Object.hasOwn(OUTCOMES, a.outcome) ? (a.outcome as Outcome) : null;
+  const endStatus = outcome === null ? null : int(a.status);
+  const modelSeen = isRecord(a.modelSeen)
+    ? Object.fromEntries(Object.entries(a.modelSeen).filter((e): e is [string, number] => typeof e[1] === "number"))
+    : null;
+  const extra = Object.fromEntries(Object.entries(a).filter(([key]) => !NAMED.has(key)));
+  return {
+    ...factsOf(a),
+    path: log.path,
+    status: log.status,
+    state: stateOf(log.status, outcome, endStatus, own),
+    turn: log.turn,
+    slug: str(a.slug),
+    sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,
+    sandboxReason: str(a.sandboxReason),
+    proposedBy: str(a.proposedBy),
+    loop: int(a.loop),
+    toolCallId: str(a.toolCallId),
+    decision: a.decision === "accept" || a.decision === "reject" ? a.decision : null,
+    resolvedBy: str(a.resolvedBy),
+    reason: str(a.reason),
+    process: processOf(a.process),
+    outcome,
+    endStatus,
+    exitCode: int(a.exit_code),
+    signal: str(a.signal),
+    durationMs: num(a.duration),
+    cancelledBy: str(a.cancelledBy),
+    modelSeen,
+    channels: own,
+    extra,
+  };
+}
+
+/** A pending proposal (`run/proposal`'s notice, or `proposal/list`'s item) as a typed view. */
+export function proposalView(notice: {
+  run: string;
+  path: string;
+  turn: number;
+  attributes: Record<string, unknown>;
+  loop?: number | null;
+  toolCallId?: string | null;
+  createdAt?: number | null;
+  status?: number;
+}): ProposalView {
+  const producer = producerView({ path: notice.path, status: notice.status ?? ENTRY.proposed, turn: notice.turn, attributes: notice.attributes });
+  return {
+    run: notice.run,
+    path: notice.path,
+    turn: notice.turn,
+    loop: notice.loop ?? producer.loop,
+    toolCallId: notice.toolCallId ?? producer.toolCallId,
+    createdAt: notice.createdAt ?? null,
+    producer,
+  };
+}
+
+/** A producer's log entry among a run's entries, with its channels: the run's producers, newest first. */
+export function producersOf(entries: readonly WireEntry[]): Producer[] {
+  const byLog = new Map<string, WireEntry[]>();
+  for (const e of entries) {
+    const log = channelLog(e);
+    if (log !== null && !isLogEntry(e)) byLog.set(log, [...(byLog.get(log) ?? []), e]);
+  }
+  return entries
+    .filter(isLogEntry)
+    .map((log) => producerView(log, byLog.get(log.path) ?? []))
+    .reverse();
+}
+
+/** Whether it has ended (or was rejected): nothing more will happen to it. */
+export const isFinished = (p: Producer) => p.state !== "proposed" && p.state !== "accepted" && p.state !== "running";
