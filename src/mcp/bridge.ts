@@ -61,6 +61,8 @@ const THROTTLE_MS = 200;
 const ELICITATION_TIMEOUT_MS = 24 * 3600 * 1000;
 /** Decisions remembered before anyone waits for them (they can arrive before proposal/create's reply). */
 const MAX_EARLY = 256;
+/** How long closing waits for the calls it cancels to be confirmed by the server. */
+const CLOSE_WAIT_MS = 10_000;
 /** Commands list_commands shows at most. */
 const LIST_LIMIT = 500;
 
@@ -223,7 +225,7 @@ export class McpBridge {
     this.mcp = new McpServer(
       { name: "spool", title: "Spool", version: options.version },
       {
-        capabilities: { tools: {}, logging: {} },
+        capabilities: { tools: {} },
         instructions:
           "Spool runs your shell commands after a person approves them (web view, spool approve, an editor). run_command waits for the decision and for the command; use background: true for servers and watchers, then read_output, send_input, signal and cancel by path.",
       },
@@ -268,7 +270,10 @@ export class McpBridge {
     const session = await this.#session?.catch(() => null);
     // Handlers aborted by the close reject their proposals; their calls are answered before the connection goes.
     await new Promise((resolve) => setImmediate(resolve));
-    await Promise.allSettled([...this.#inFlight]);
+    // Within reason: with the server unreachable, a cancel cannot be confirmed (the server's grace period ends it).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
     session?.client.close();
   }
 
