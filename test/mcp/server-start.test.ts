@@ -1,0 +1,62 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { eventually, tempDir } from "../helpers/server.js";
+import { resultText, startMcp } from "./harness.js";
+
+/** A port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+it("spool mcp starts a detached spool serve for its home when none answers; the server and the run outlive it", async () => {
+  const home = tempDir("spool-mcp-home-");
+  const project = mkdtempSync(join(tmpdir(), "spool-mcp-started-"));
+  const port = await freePort();
+  let serverPid = 0;
+  const mcp = await startMcp({ args: ["--project", project], env: { SPOOL_HOME: home, SPOOL_PORT: String(port) } });
+  try {
+    // The first tool call waits for the server it started.
+    expect(resultText(await mcp.client.callTool({ name: "list_commands", arguments: {} }))).toBe("this connection has run no command yet");
+    serverPid = (JSON.parse(readFileSync(join(home, "spool.lock"), "utf8")) as { pid: number }).pid;
+    expect(readFileSync(join(home, "serve.log"), "utf8")).toContain(`Spool listening on ws://127.0.0.1:${port}/`);
+    const person = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: readFileSync(join(home, "token"), "utf8").trim() });
+    await person.initialize(undefined, { root: project, client: { name: "web view", version: "1" } });
+    const proposed = person.next("run/proposal", (p) => p.command === "echo started here", 20_000);
+    const call = mcp.client.callTool({ name: "run_command", arguments: { command: "echo started here", background: true } });
+    const p = await proposed;
+    await person.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    await call;
+    await mcp.close();
+    expect(alive(serverPid)).toBe(true);
+    expect((await person.call("run/get", { run: p.run })).run.title).toBe("test-agent");
+    person.close();
+  } finally {
+    await mcp.close().catch(() => undefined);
+    if (serverPid && alive(serverPid)) {
+      process.kill(serverPid, "SIGTERM");
+      await eventually(() => !alive(serverPid), 20_000, "the started server to stop");
+    }
+    rmSync(home, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
+  }
+});
