@@ -3,13 +3,14 @@ import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERRORS } from "../../src/rpc/errors.js";
 import { spawnCli } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
- * spool/plugin and spool/client as another project sees them: a scratch directory outside the
+ * spool/plugin, spool/client and spool/protocol as another project sees them: a scratch directory outside the
  * repository whose node_modules/spool links to it, plain .mjs files run by node (no tsx, no
  * TypeScript), importing the package's built entry points (dist/, what package.json exports).
  */
@@ -130,6 +131,62 @@ client.close();
     const out = await node(dir, "client.mjs", { SPOOL_URL: ts.server.url, SPOOL_TOKEN: ts.server.token, PROJECT_ROOT: ts.home });
     expect(out).toBe("ping true\nproject consumer 1.0\nrun from-js 200\nerror true NOT_FOUND\n");
   });
+
+  it("spool/protocol: a typed producer view and the statuses in plain Node, type-checked by tsc, and bundled for a browser without Node built-ins", async () => {
+    const program = `import { ENTRY, STATUS, producerView, entryStatusWord } from "spool/protocol";
+import type { Producer } from "spool/protocol";
+
+const producer: Producer = producerView({
+  path: "log://turn_1/sh/ls",
+  status: STATUS.entry.done,
+  turn: 1,
+  attributes: { tool: "sh", command: "ls", outcome: "completed", status: 500, exit_code: 2, duration: 40, runner: "local" },
+});
+const exit: number | null = producer.exitCode;
+console.log(producer.state, exit, producer.durationMs, producer.runner, entryStatusWord(ENTRY.failed), STATUS.run.waiting);
+`;
+    writeFileSync(join(dir, "protocol.ts"), program);
+    // What a TypeScript project would check: the package's exports map and its declarations, no paths into src/.
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, skipLibCheck: false, types: [] },
+        files: ["protocol.ts"],
+      }),
+    );
+    const tsc = join(repo, "node_modules", "typescript", "bin", "tsc");
+    await run(process.execPath, [tsc, "-p", join(dir, "tsconfig.json")], { cwd: dir, timeout: 60_000 }).catch((error) => {
+      throw new Error(`tsc in the scratch project failed:\n${(error as { stdout?: string }).stdout ?? ""}`);
+    });
+    // A misspelt field is a compile error there too.
+    writeFileSync(join(dir, "protocol.ts"), program.replace("producer.exitCode", "producer.exit_code"));
+    const wrong = await run(process.execPath, [tsc, "-p", join(dir, "tsconfig.json")], { cwd: dir, timeout: 60_000 }).then(
+      () => "",
+      (error: { stdout?: string }) => error.stdout ?? "",
+    );
+    expect(wrong).toContain("Property 'exit_code' does not exist on type");
+    writeFileSync(
+      join(dir, "protocol.mjs"),
+      program
+        .replace('import type { Producer } from "spool/protocol";\n', "")
+        .replace("const producer: Producer =", "const producer =")
+        .replace("const exit: number | null =", "const exit ="),
+    );
+    expect(await node(dir, "protocol.mjs")).toBe("failed 2 40 local failed 202\n");
+    // A browser bundle: esbuild refuses any node: import or Node built-in on the browser platform, so a build that succeeds has none.
+    const bundle = await build({
+      stdin: { contents: "import { producerView, STATUS } from 'spool/protocol';\nconsole.log(producerView, STATUS);", resolveDir: dir, loader: "js" },
+      absWorkingDir: dir,
+      bundle: true,
+      platform: "browser",
+      format: "esm",
+      write: false,
+      logLevel: "silent",
+    });
+    const js = bundle.outputFiles[0]!.text;
+    expect(js).toContain("producerView");
+    expect(js).not.toMatch(/\brequire\(|from\s*["']node:/);
+  }, 120_000);
 
   it("spool serve loads plugins that import spool/plugin: from config.json (relative to it) and --plugin (relative to the current directory)", async () => {
     // The home inside the project, so the plugin there finds the project's node_modules (spool, zod).
