@@ -28,7 +28,14 @@ try {
 // Stale output of a source file that is gone would still be importable: start from nothing.
 rmSync(join(root, "dist"), { recursive: true, force: true });
 const result = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
-const missing = ["dist/plugin.js", "dist/plugin.d.ts", "dist/client/index.js", "dist/client/index.d.ts", "dist/protocol/index.js", "dist/protocol/index.d.ts"].filter((file) => !existsSync(join(root, file)));
+const missing = [
+  "dist/plugin.js",
+  "dist/plugin.d.ts",
+  "dist/client/index.js",
+  "dist/client/index.d.ts",
+  "dist/protocol/index.js",
+  "dist/protocol/index.d.ts",
+].filter((file) => !existsSync(join(root, file)));
 if (missing.length > 0) {
   process.stderr.write(
     `spool build: tsc -p tsconfig.build.json did not write ${missing.join(", ")} (${result.error?.message ?? `exit ${result.status ?? result.signal}`})\n`,
