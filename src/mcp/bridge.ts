@@ -484,7 +484,8 @@ export class McpBridge {
       );
     }
     progress.say(`${by}; running`);
-    const decoder = new TextDecoder();
+    // One decoder per channel: a character split between two chunks of one channel is decoded whole.
+    const decoders = new Map<number, TextDecoder>();
     let watch: StreamWatch | null = null;
     const onAbort = () => {
       if (this.#closing) return void this.#stop(session, path, `the MCP client ${session.who} closed the connection`);
@@ -494,7 +495,10 @@ export class McpBridge {
     const heartbeat = setInterval(() => progress.say("still running"), HEARTBEAT_MS);
     try {
       watch = await session.client.watch({ run, path }, (chunk) => {
-        if (chunk.channel > 0) progress.output(decoder.decode(chunk.data, { stream: true }));
+        if (chunk.channel <= 0) return;
+        let decoder = decoders.get(chunk.channel);
+        if (!decoder) decoders.set(chunk.channel, (decoder = new TextDecoder()));
+        progress.output(decoder.decode(chunk.data, { stream: true }));
       });
       if (extra.signal.aborted) onAbort();
       await watch.ended;
