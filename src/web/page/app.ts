@@ -3,13 +3,12 @@ import { fill, h } from "./dom.js";
 import { age, bytes, escapeControl, serverNow, setServerClock, statusClass } from "./format.js";
 import { TerminalInput } from "./input.js";
 import {
-  channelName,
   isOpen,
+  isRunning,
   type Message,
   type Producer,
   type Project,
   type Proposal,
-  producerState,
   producersOf,
   type Run,
   type Runner,
@@ -490,7 +489,7 @@ export class App {
     this.#entriesAt = Date.now();
     const { entries } = await rpc.call("entry/list", { run: run.alias, limit: MAX_ENTRIES });
     if (view !== this.#view || run.alias !== this.#run?.alias) return;
-    const states = (list: Producer[]) => list.map((p) => `${p.log.path} ${producerState(p).word}`).join("\n");
+    const states = (list: Producer[]) => list.map((p) => `${p.path} ${p.state}`).join("\n");
     const before = states(this.#producers);
     this.#producers = producersOf(entries);
     this.#renderProducers();
@@ -720,7 +719,7 @@ export class App {
       return;
     }
     const context = {
-      producers: new Map(this.#producers.map((p) => [p.log.path, p])),
+      producers: new Map(this.#producers.map((p) => [p.path, p])),
       tools: this.#tools,
       producerHref: (path: string) => routeHash({ ...this.#route, producer: path }),
     };
@@ -772,15 +771,15 @@ export class App {
   }
 
   #selectedProducer(): Producer | undefined {
-    return this.#producers.find((p) => p.log.path === this.#route.producer);
+    return this.#producers.find((p) => p.path === this.#route.producer);
   }
 
   /** Shows the chosen producer: facts and actions, and a terminal per channel subscribed from the start (or from where it was). */
   #renderDetail(): void {
     const producer = this.#selectedProducer();
-    const key = producer ? `${producer.log.path}\u0000${producer.channels.length}` : null;
+    const key = producer ? `${producer.path}\u0000${producer.channels.length}` : null;
     if (key !== this.#detailFor) {
-      if (this.#detailFor?.split("\u0000")[0] !== producer?.log.path) this.#teardownDetail();
+      if (this.#detailFor?.split("\u0000")[0] !== producer?.path) this.#teardownDetail();
       this.#detailFor = key;
       if (!producer) {
         fill(this.#runEl.detail, this.#producers.length > 0 ? h("p", { class: "dim pad" }, "Choose a command to see its output.") : null);
@@ -790,8 +789,8 @@ export class App {
       const focused = [...this.#terminals.values()].find((t) => t.element.contains(document.activeElement));
       const panes: HTMLElement[] = [];
       for (const c of producer.channels) {
-        const channel = Number(c.attributes.channel);
-        const terminal = this.#terminals.get(channel) ?? this.#openTerminal(channel, channelName(c), "live");
+        const channel = c.channel;
+        const terminal = this.#terminals.get(channel) ?? this.#openTerminal(channel, c.name, "live");
         panes.push(
           h(
             "div",
@@ -815,12 +814,12 @@ export class App {
     const cancel = h("button", { type: "button", class: "danger", "data-action": "cancel" }, "Cancel");
     cancel.addEventListener("click", () =>
       this.#act(cancel, "Cancel", () =>
-        this.#rpc!.call("stream/cancel", { run: this.#run!.alias, path: producer.log.path, reason: "cancelled from the web view" }),
+        this.#rpc!.call("stream/cancel", { run: this.#run!.alias, path: producer.path, reason: "cancelled from the web view" }),
       ),
     );
     fill(meta, ...producerFacts(producer, cancel));
     for (const c of producer.channels) {
-      const channel = Number(c.attributes.channel);
+      const channel = c.channel;
       const head = this.#runEl.detail.querySelector(`[data-head="${channel}"]`);
       const terminal = this.#terminals.get(channel);
       if (!head) continue;
@@ -835,10 +834,10 @@ export class App {
    */
   #syncInput(producer: Producer): void {
     const run = this.#run;
-    const path = producer.log.path;
+    const path = producer.path;
     const terminal = this.#terminals.get(1);
-    if (!run || producer.log.attributes.tty === undefined || producer.log.attributes.tty === null) return;
-    const running = producerState(producer).running && !this.#ended.has(1);
+    if (!run || producer.tty === null) return;
+    const running = isRunning(producer) && !this.#ended.has(1);
     if (!this.#input) {
       if (!running || !terminal) return;
       const input: TerminalInput = new TerminalInput(run.alias, path, () => this.#rpc, {
@@ -959,19 +958,19 @@ export class App {
    */
   #refreshSizes(): void {
     const producer = this.#selectedProducer();
-    const row = producer ? this.#runEl.producers.querySelector(`tr[data-producer="${CSS.escape(producer.log.path)}"]`) : null;
+    const row = producer ? this.#runEl.producers.querySelector(`tr[data-producer="${CSS.escape(producer.path)}"]`) : null;
     for (const [channel, terminal] of this.#terminals) {
       const size = this.#runEl.detail.querySelector(`[data-head="${channel}"] .size`);
       const shown = bytes(terminal.received);
       if (size && terminal.received > 0 && size.textContent !== shown && this.#ended.get(channel) === undefined) size.textContent = shown;
-      const entry = producer?.channels.find((c) => Number(c.attributes.channel) === channel);
+      const entry = producer?.channels.find((c) => c.channel === channel);
       const cell = row?.querySelector(`.size[data-channel="${channel}"]`);
       if (entry && cell) {
         const text = channelSize(entry, terminal.received);
         if (cell.textContent !== text) cell.textContent = text;
       }
     }
-    if (this.#producers.some((p) => producerState(p).running) && Date.now() - this.#entriesAt >= ENTRIES_EVERY_MS) this.#scheduleEntries();
+    if (this.#producers.some(isRunning) && Date.now() - this.#entriesAt >= ENTRIES_EVERY_MS) this.#scheduleEntries();
   }
 
   #refreshAges(): void {

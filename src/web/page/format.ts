@@ -1,4 +1,4 @@
-import { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord } from "../../core/status.js";
+import { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
 
 // One escaping function for every client, next to the proposal facts it shows.
 export { escapeControl, hasControl } from "../../protocol/proposal-facts.js";

@@ -1,6 +1,6 @@
 import { h } from "../dom.js";
 import { entryStatusWord, escapeControl, statusClass } from "../format.js";
-import { type Message, type Producer, producerState, type ToolNotice } from "../model.js";
+import type { Message, Producer, ToolNotice } from "../model.js";
 import { shown, since } from "./common.js";
 
 export interface ConversationContext {
@@ -34,7 +34,7 @@ export function messageView(m: Message, context: ConversationContext): HTMLEleme
     const live = context.tools.get(c.id);
     const path = c.path ?? live?.path ?? null;
     const producer = path ? context.producers.get(path) : undefined;
-    const word = producer ? producerState(producer).word : (live?.status ?? (c.status !== null ? entryStatusWord(c.status) : ""));
+    const word = producer ? producer.state : (live?.status ?? (c.status !== null ? entryStatusWord(c.status) : ""));
     const args = Object.entries(c.arguments)
       .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
       .join(", ");

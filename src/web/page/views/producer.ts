@@ -1,6 +1,6 @@
 import { h } from "../dom.js";
 import { bytes, duration, ENTRY, entryStatusWord, statusClass } from "../format.js";
-import { channelName, type Entry, type Producer, producerState } from "../model.js";
+import { type Channel, isRunning, type Producer } from "../model.js";
 import type { ChannelTerminal } from "../terminal.js";
 import { shown } from "./common.js";
 
@@ -9,19 +9,18 @@ import { shown } from "./common.js";
  * was cancelled or aborted, that word and who cancelled it (the reason in the title).
  */
 export function endOf(p: Producer): { text: string; title: string | null } {
-  const a = p.log.attributes;
-  if (a.signal) return { text: String(a.signal), title: null };
-  if (a.exit_code !== undefined && a.exit_code !== null) return { text: String(a.exit_code), title: null };
-  if (a.outcome === "cancelled" || a.outcome === "aborted") {
-    const by = typeof a.cancelledBy === "string" ? ` by ${a.cancelledBy}` : "";
-    return { text: `${a.outcome}${by}`, title: typeof a.reason === "string" ? a.reason : null };
+  if (p.signal !== null) return { text: p.signal, title: null };
+  if (p.exitCode !== null) return { text: String(p.exitCode), title: null };
+  if (p.outcome === "cancelled" || p.outcome === "aborted") {
+    const by = p.cancelledBy !== null ? ` by ${p.cancelledBy}` : "";
+    return { text: `${p.outcome}${by}`, title: p.reason };
   }
   return { text: "", title: null };
 }
 
 /** A channel's name and size in the table; `received` is what its terminal holds when it is shown, ahead of the stored size while it streams. */
-export function channelSize(c: Entry, received = 0): string {
-  return `${channelName(c)} ${bytes(Math.max(c.bytes, received))}`;
+export function channelSize(c: Channel, received = 0): string {
+  return `${c.name} ${bytes(Math.max(c.bytes, received))}`;
 }
 
 /**
@@ -35,27 +34,24 @@ export function producerTable(
   received: (path: string, channel: number) => number = () => 0,
 ): HTMLElement {
   const rows = producers.map((p) => {
-    const state = producerState(p);
-    const a = p.log.attributes;
     const end = endOf(p);
     const sizes: (Node | string)[] = [];
     for (const c of p.channels) {
-      const channel = Number(c.attributes.channel);
       if (sizes.length > 0) sizes.push(" · ");
-      sizes.push(h("span", { class: "size", "data-channel": channel }, channelSize(c, received(p.log.path, channel))));
+      sizes.push(h("span", { class: "size", "data-channel": c.channel }, channelSize(c, received(p.path, c.channel))));
     }
     const row = h(
       "tr",
-      { class: p.log.path === selected ? "selected" : "", "data-producer": p.log.path, tabindex: 0 },
-      h("td", null, h("span", { class: statusClass(state.word) }, state.word)),
-      h("td", { class: "cmd" }, shown(String(a.command ?? p.log.path))),
+      { class: p.path === selected ? "selected" : "", "data-producer": p.path, tabindex: 0 },
+      h("td", null, h("span", { class: statusClass(p.state) }, p.state)),
+      h("td", { class: "cmd" }, shown(p.command || p.path)),
       h("td", { class: "exit", title: end.title }, shown(end.text)),
-      h("td", { class: "time" }, typeof a.duration === "number" ? duration(a.duration) : ""),
+      h("td", { class: "time" }, p.durationMs !== null ? duration(p.durationMs) : ""),
       h("td", { class: "dim sizes" }, ...sizes),
     );
-    row.addEventListener("click", () => open(p.log.path));
+    row.addEventListener("click", () => open(p.path));
     row.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") open(p.log.path);
+      if (event.key === "Enter") open(p.path);
     });
     return row;
   });
@@ -65,23 +61,23 @@ export function producerTable(
 
 /** What is known of one producer: its command, then status, exit code, signal, reason, duration, runner, process, cwd. */
 export function producerFacts(producer: Producer, cancel: HTMLElement | null): HTMLElement[] {
-  const a = producer.log.attributes;
-  const state = producerState(producer);
-  const process = a.process && typeof a.process === "object" ? (a.process as Record<string, unknown>) : null;
-  const where = process ? [process.backend, process.host, process.container, process.pid ? `pid ${process.pid}` : null].filter(Boolean).join(" · ") : null;
+  const p = producer;
+  const where = p.process
+    ? [p.process.backend, p.process.host, p.process.container, p.process.pid !== null ? `pid ${p.process.pid}` : null].filter(Boolean).join(" · ")
+    : null;
   const facts: [string, Node | string | null][] = [
-    ["status", h("span", { class: statusClass(state.word), "data-producer-status": state.word }, state.word)],
-    ["exit code", a.exit_code !== undefined && a.exit_code !== null ? String(a.exit_code) : null],
-    ["signal", a.signal ? String(a.signal) : null],
-    ["cancelled by", typeof a.cancelledBy === "string" ? shown(a.cancelledBy) : null],
-    ["reason", typeof a.reason === "string" ? shown(a.reason) : null],
-    ["duration", typeof a.duration === "number" ? duration(a.duration) : null],
-    ["runner", typeof a.runner === "string" ? shown(a.runner) : null],
+    ["status", h("span", { class: statusClass(p.state), "data-producer-status": p.state }, p.state)],
+    ["exit code", p.exitCode !== null ? String(p.exitCode) : null],
+    ["signal", p.signal],
+    ["cancelled by", p.cancelledBy !== null ? shown(p.cancelledBy) : null],
+    ["reason", p.reason !== null ? shown(p.reason) : null],
+    ["duration", p.durationMs !== null ? duration(p.durationMs) : null],
+    ["runner", p.runner !== null ? shown(p.runner) : null],
     ["process", where ? shown(where) : null],
-    ["cwd", typeof a.cwd === "string" && a.cwd ? shown(a.cwd) : "project root"],
+    ["cwd", p.cwd !== null ? shown(p.cwd) : "project root"],
   ];
   return [
-    h("div", { class: "detail-title" }, h("pre", { class: "command" }, "$ ", shown(String(a.command ?? ""))), state.running ? cancel : null),
+    h("div", { class: "detail-title" }, h("pre", { class: "command" }, "$ ", shown(p.command)), isRunning(p) ? cancel : null),
     h("dl", { class: "facts inline" }, ...facts.filter(([, v]) => v !== null).map(([k, v]) => h("div", null, h("dt", null, k), h("dd", null, v)))),
   ];
 }
@@ -91,7 +87,7 @@ export type InputState = { live: true } | { live: false; reason: string };
 
 /** A channel pane's heading: name, size, lines, status, what was skipped, whether typing goes to the command, and the live / whole toggle. */
 export function channelHead(
-  c: Entry,
+  c: Channel,
   terminal: ChannelTerminal | undefined,
   endedStatus: number | undefined,
   toggle: () => void,
@@ -115,7 +111,7 @@ export function channelHead(
     : null;
   button?.addEventListener("click", toggle);
   return [
-    h("strong", null, channelName(c)),
+    h("strong", null, c.name),
     " ",
     h("span", { class: "size" }, bytes(size)),
     // The line count is the stored one: shown once the channel is finished, when it no longer moves.

@@ -1,4 +1,5 @@
-import { defaultRunnerName, envPair, factValue, proposalFacts } from "../../../protocol/proposal-facts.js";
+import { defaultRunnerName, envPair, factValue } from "../../../protocol/proposal-facts.js";
+import { proposalView } from "../../../protocol/views.js";
 import { h } from "../dom.js";
 import { escapeControl } from "../format.js";
 import type { Proposal, Runner } from "../model.js";
@@ -17,7 +18,7 @@ export interface ProposalActions {
  * escaped, not obeyed.
  */
 export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions): HTMLElement {
-  const facts = proposalFacts(p.attributes);
+  const facts = proposalView(p).producer;
   const fallback = defaultRunnerName(runners);
   const runnerSelect = h(
     "select",
