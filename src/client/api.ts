@@ -20,6 +20,8 @@ export interface SpoolMethods {
       view?: "raw" | "model";
       /** How `body` is encoded (default utf8; invalid UTF-8 becomes U+FFFD) */
       encoding?: "utf8" | "base64";
+      /** With view model and no tail, line or limit: a budget in tokens for the whole entry, as the agent's own tools read output — a big one is cut to a head and a tail, failure-looking lines of the middle kept with their line numbers, and a note says what was left out (no read limit applies) */
+      budget?: number;
     };
     result: {
       path: string;

@@ -61,6 +61,8 @@ const THROTTLE_MS = 200;
 const ELICITATION_TIMEOUT_MS = 24 * 3600 * 1000;
 /** Decisions remembered before anyone waits for them (they can arrive before proposal/create's reply). */
 const MAX_EARLY = 256;
+/** Tokens of output a run_command result shows at most (head, tail and failure lines of a big output). */
+const OUTPUT_BUDGET_TOKENS = 8000;
 /** How long closing waits for the calls it cancels to be confirmed by the server. */
 const CLOSE_WAIT_MS = 10_000;
 /** Commands list_commands shows at most. */
@@ -615,12 +617,17 @@ export class McpBridge {
     const channels = await this.#channels(session, run, log);
     const views: string[] = [];
     let state = STATUS.streaming as number;
+    // The budget is shared among the channels that hold something (as the agent's own tools share theirs).
+    const sizes = await Promise.all(channels.map((c) => session.client.call("entry/get", { run, path: c.path, tail: 1 })));
+    const share = Math.max(200, Math.floor(OUTPUT_BUDGET_TOKENS / Math.max(1, sizes.filter((e) => e.bytes > 0).length)));
     for (const c of channels) {
-      const view = await session.client.call("entry/get", { run, path: c.path, view: "model" });
+      const view = await session.client.call("entry/get", { run, path: c.path, view: "model", budget: share });
       state = view.status;
       const name = c.channel === 1 ? (a.tty ? "output" : "stdout") : c.channel === 2 ? "stderr" : `channel ${c.channel}`;
       if (view.body.trim() === "" && c.channel !== 1) continue;
-      views.push(`--- ${name} (${c.path}, ${view.lines} lines) ---\n${view.body.trimEnd() || "(empty)"}`);
+      // The note on what was left out names the model's get tool; here the same arguments go to read_output.
+      const body = view.body.replaceAll("read them with the get tool: ", "read them with read_output: ");
+      views.push(`--- ${name} (${c.path}, ${view.lines} lines) ---\n${body.trimEnd() || "(empty)"}`);
     }
     const outcome = typeof a.status === "number" ? a.status : state;
     const facts: string[] = [];

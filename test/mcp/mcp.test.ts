@@ -311,4 +311,33 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(channels.entries.some((e) => e.attributes.log === b.path)).toBe(true);
     await web.call("stream/cancel", { run: b.run, path: b.path });
   });
+
+  it("a big output comes back as the model sees it: head and tail, the failure from the middle with its line number, a note of what was left out", async () => {
+    const mcp = await start();
+    const web = await person();
+    const command =
+      'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); if [ $i -eq 15000 ]; then echo "error: disk quota exceeded at step $i"; else echo "step $i ok"; fi; done';
+    const proposed = web.next("run/proposal", (p) => p.command === command, 20_000);
+    const call = mcp.client.callTool({ name: "run_command", arguments: { command } }, CallToolResultSchema, { timeout: 120_000 });
+    const p = await proposed;
+    await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    const text = resultText(await call);
+    expect(text).toContain("exit 0");
+    expect(text).toContain("step 1 ok");
+    expect(text).toContain("step 30000 ok");
+    expect(text).toContain("[line 15000] error: disk quota exceeded at step 15000");
+    expect(text).toMatch(/left out \(30000 lines in all\); read them with read_output: \{"path": "sh:\/\/turn_1\/[^"]+_1", "line": \d+, "limit": 200\}/);
+    expect(text).not.toContain("step 14000 ok");
+    expect(text.length).toBeLessThan(60_000);
+    // The whole output stays readable by slices.
+    const slice = await mcp.client.callTool({ name: "read_output", arguments: { path: p.path, line: 14000, limit: 2 } });
+    expect(resultText(slice)).toContain("step 14000 ok\nstep 14001 ok");
+    // entry/get's budget is for the whole entry as the model sees it: with a slice, or the raw view, it is refused.
+    const stdout = `${p.path.replace(/^log:\/\/(turn_\d+)\/sh\//, "sh://$1/")}_1`;
+    for (const bad of [{ view: "model", budget: 500, tail: 5 }, { view: "raw", budget: 500 }, { budget: 500 }, { view: "model", budget: 10 }])
+      await expect(web.call("entry/get", { run: p.run, path: stdout, ...(bad as object) })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
+    const small = await web.call("entry/get", { run: p.run, path: stdout, view: "model", budget: 500 });
+    expect(small.body.length).toBeLessThan(4_000);
+    expect(small.body).toContain("[line 15000] error: disk quota exceeded");
+  });
 });

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Core } from "../../core/index.js";
 import { EntryPath, EntrySummary, RunAlias } from "../../core/schemas.js";
-import { renderOptionsFor } from "../../model/model-view.js";
+import { channelModelView, renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { lineCount } from "../../store/repositories.js";
@@ -18,6 +18,19 @@ export const EntryGetParams = z
     limit: z.number().int().min(1).optional().describe("Lines in the slice (default: to the end)"),
     view: z.enum(["raw", "model"]).optional().describe("raw (default): the bytes as stored; model: the text the model sees, as a terminal finally shows it"),
     encoding: z.enum(["utf8", "base64"]).optional().describe("How `body` is encoded (default utf8; invalid UTF-8 becomes U+FFFD)"),
+    budget: z
+      .number()
+      .int()
+      .min(50)
+      .max(1_000_000)
+      .optional()
+      .describe(
+        "With view model and no tail, line or limit: a budget in tokens for the whole entry, as the agent's own tools read output — a big one is cut to a head and a tail, failure-looking lines of the middle kept with their line numbers, and a note says what was left out (no read limit applies)",
+      ),
+  })
+  .refine((p) => p.budget === undefined || (p.view === "model" && p.tail === undefined && p.line === undefined && p.limit === undefined), {
+    message: "budget needs view model and no tail, line or limit",
+    path: ["budget"],
   })
   .refine((p) => !(p.tail !== undefined && (p.line !== undefined || p.limit !== undefined)), {
     message: "tail cannot be combined with line or limit",
@@ -69,6 +82,11 @@ export const entryGet = defineMethod({
     const row = await ctx.core.repos.entries.findEntry(run.id, params.path);
     if (!row) throw notFound(`Entry "${params.path}"`, { run: params.run, path: params.path });
     const summary = entrySummary(row);
+    if (params.budget !== undefined && row.streamed) {
+      const view = await channelModelView(ctx.core.repos.chunks.readLines, row, params.budget, { failurePatterns: ctx.core.config.agent.failurePatterns });
+      const text = (await ctx.core.applyFilter("entry:model-view", { text: view.text, path: row.path })).text;
+      return { ...summary, body: text, encoding: "utf8" as const, range: { line: 1, lines: lineCount(row) }, truncated: false };
+    }
     const total = row.streamed ? lineCount(row) : summary.lines;
     let start = 0;
     let count = Number.MAX_SAFE_INTEGER;
