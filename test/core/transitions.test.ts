@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SoloBus } from "../../src/cluster/bus.js";
 import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
+import { type Caller, OPERATIONS, type Operation, type ProducerState, STATE_STATUSES, stateOf, TRANSITIONS, transition } from "../../src/core/transitions.js";
 import { createLogger } from "../../src/logger.js";
 import type { ConnectionHandle, ProjectRef } from "../../src/rpc/connection-context.js";
 import { SpoolError } from "../../src/rpc/errors.js";
@@ -30,131 +31,41 @@ function connection(id: string): ConnectionHandle {
   };
 }
 
-type State = "proposed" | "streaming" | "done" | "failed" | "cancelled" | "rejected";
-type Op =
-  | "accept"
-  | "reject"
-  | "start"
-  | "append"
-  | "append by another"
-  | "complete"
-  | "complete by another"
-  | "abort"
-  | "cancel"
-  | "lose"
-  | "claim"
-  | "claim with a wrong token";
+/** The table's operations as the test calls them: by the owner, and (where the table tells callers apart) by another. */
+const CALLS = (Object.keys(OPERATIONS) as Operation[]).flatMap((operation) =>
+  (["owner", "other"] as Caller[])
+    .filter((caller) => caller === "owner" || Object.values(TRANSITIONS).some((row) => "owner" in row[operation]))
+    .map((caller) => ({
+      operation,
+      caller,
+      name: caller === "owner" ? operation : operation === "claim" ? "claim with a wrong token" : `${operation} by another`,
+    })),
+);
 
-/**
- * What each operation does from each state: the state afterwards (the same
- * state when nothing changes) or the error code. Every cell is checked, with
- * what was announced and hooked.
- */
-const TABLE: Record<State, Record<Op, State | `!${string}`>> = {
-  proposed: {
-    accept: "streaming",
-    reject: "rejected",
-    start: "proposed",
-    append: "!NOT_FOUND",
-    "append by another": "!NOT_FOUND",
-    complete: "!CONFLICT",
-    "complete by another": "!CONFLICT",
-    abort: "!CONFLICT",
-    cancel: "!CONFLICT",
-    lose: "!CONFLICT",
-    claim: "!NOT_OWNER",
-    "claim with a wrong token": "!NOT_OWNER",
-  },
-  streaming: {
-    accept: "!CONFLICT",
-    reject: "!CONFLICT",
-    start: "streaming",
-    append: "streaming",
-    "append by another": "!NOT_OWNER",
-    complete: "done",
-    "complete by another": "!NOT_OWNER",
-    abort: "cancelled",
-    cancel: "cancelled",
-    lose: "cancelled",
-    claim: "streaming",
-    "claim with a wrong token": "!NOT_OWNER",
-  },
-  done: {
-    accept: "!CONFLICT",
-    reject: "!CONFLICT",
-    start: "done",
-    append: "!STREAM_CLOSED",
-    "append by another": "!STREAM_CLOSED",
-    complete: "done",
-    "complete by another": "done",
-    abort: "done",
-    cancel: "done",
-    lose: "done",
-    claim: "done",
-    "claim with a wrong token": "!NOT_OWNER",
-  },
-  failed: {
-    accept: "!CONFLICT",
-    reject: "!CONFLICT",
-    start: "failed",
-    append: "!STREAM_CLOSED",
-    "append by another": "!STREAM_CLOSED",
-    complete: "failed",
-    "complete by another": "failed",
-    abort: "failed",
-    cancel: "failed",
-    lose: "failed",
-    claim: "failed",
-    "claim with a wrong token": "!NOT_OWNER",
-  },
-  cancelled: {
-    accept: "!CONFLICT",
-    reject: "!CONFLICT",
-    start: "cancelled",
-    append: "!STREAM_CLOSED",
-    "append by another": "!STREAM_CLOSED",
-    complete: "cancelled",
-    "complete by another": "cancelled",
-    abort: "cancelled",
-    cancel: "cancelled",
-    lose: "cancelled",
-    claim: "cancelled",
-    "claim with a wrong token": "!NOT_OWNER",
-  },
-  rejected: {
-    accept: "!CONFLICT",
-    reject: "!CONFLICT",
-    start: "rejected",
-    append: "!NOT_FOUND",
-    "append by another": "!NOT_FOUND",
-    complete: "!CONFLICT",
-    "complete by another": "!CONFLICT",
-    abort: "!CONFLICT",
-    cancel: "!CONFLICT",
-    lose: "!CONFLICT",
-    claim: "!NOT_OWNER",
-    "claim with a wrong token": "!NOT_OWNER",
-  },
-};
+/** The state an operation leads to; `complete` runs with exit 0 here, which picks the first of its two. */
+const target = (to: ProducerState | readonly ProducerState[]): ProducerState => (typeof to === "string" ? to : to[0]!);
 
-/** The (log, channel) statuses that make each state. */
-const STATUSES: Record<State, [number, number | null]> = {
-  proposed: [202, null],
-  streaming: [200, 102],
-  done: [200, 200],
-  failed: [200, 500],
-  cancelled: [200, 499],
-  rejected: [403, null],
-};
+describe("the transition table", () => {
+  it("has a cell for every operation from every state", () => {
+    for (const state of Object.keys(STATE_STATUSES) as ProducerState[]) {
+      expect(Object.keys(TRANSITIONS[state]).sort()).toEqual(Object.keys(OPERATIONS).sort());
+    }
+  });
 
-/** What a change of state announces to the project and hooks, exactly once each. */
-function expectedEvents(from: State, op: Op, to: State): { notices: string[]; hooks: string[] } {
-  if (op === "start" && from === "streaming") return { notices: ["stream/started"], hooks: ["producer:started"] };
-  if (from === to) return { notices: [], hooks: [] };
-  if (op === "accept" || op === "reject") return { notices: ["run/resolved"], hooks: ["entry:status"] };
-  const finished = op === "cancel" ? ["stream/cancelled", "stream/finished"] : ["stream/finished"];
-  return { notices: finished.sort(), hooks: ["entry:status", "entry:status"] };
-}
+  it("refuses every owner-only operation on a running producer to anybody else", () => {
+    for (const [operation, { by }] of Object.entries(OPERATIONS) as [Operation, { by: string }][]) {
+      const other = transition("streaming", operation, "other");
+      if (by === "owner") expect(other).toEqual({ error: "NOT_OWNER" });
+      else expect(other).toEqual(transition("streaming", operation, "owner"));
+    }
+  });
+
+  it("reads each state back from its statuses, and refuses a combination no operation makes", () => {
+    for (const [state, [log, channel]] of Object.entries(STATE_STATUSES)) expect(stateOf(log, channel === null ? [] : [channel])).toBe(state);
+    expect(stateOf(200, [200, 102])).toBe("streaming");
+    expect(() => stateOf(202, [102])).toThrow(/no known state/);
+  });
+});
 
 describe("the producer lifecycle, every operation from every state", () => {
   let home: string;
@@ -192,7 +103,7 @@ describe("the producer lifecycle, every operation from every state", () => {
   });
 
   /** A fresh producer in `state`, in its own run; returns what the operations need. */
-  async function producerIn(state: State) {
+  async function producerIn(state: ProducerState) {
     const run = await core.runs.create(project, { alias: `r${++counter}`, model: null, mode: "act" });
     const log = await core.lifecycle.propose(project, run, { tool: "sh", command: `cmd ${counter}`, proposedBy: "test" });
     const target = { run: run.alias, path: log.path };
@@ -205,22 +116,25 @@ describe("the producer lifecycle, every operation from every state", () => {
     return { run, log, target, token };
   }
 
-  async function stateOf(runId: number, path: string): Promise<State> {
+  /** The producer's state as the table's statuses name it, read from the database. */
+  async function stateIn(runId: number, path: string): Promise<ProducerState | string> {
     const log = (await core.repos.entries.findEntry(runId, path))!;
     const channel = (await core.repos.entries.listChannels(log.id))[0];
     const key: [number, number | null] = [log.status, channel?.status ?? null];
-    return (Object.entries(STATUSES).find(([, s]) => s[0] === key[0] && s[1] === key[1])?.[0] ?? `unknown ${key}`) as State;
+    return Object.entries(STATE_STATUSES).find(([, s]) => s[0] === key[0] && s[1] === key[1])?.[0] ?? `unknown ${key}`;
   }
 
-  for (const [from, row] of Object.entries(TABLE) as [State, Record<Op, string>][]) {
-    for (const [op, expected] of Object.entries(row) as [Op, string][]) {
-      it(`${from} · ${op} → ${expected.startsWith("!") ? expected.slice(1) : expected}`, async () => {
+  for (const from of Object.keys(TRANSITIONS) as ProducerState[]) {
+    for (const { operation, caller, name } of CALLS) {
+      const cell = transition(from, operation, caller);
+      it(`${from} · ${name} → ${"error" in cell ? cell.error : target(cell.to)}`, async () => {
         const p = await producerIn(from);
         notices.length = 0;
         hooks.length = 0;
         const lc = core.lifecycle;
+        const by = caller === "owner" ? owner : other;
         const act = async () => {
-          switch (op) {
+          switch (operation) {
             case "accept":
               return lc.accept(owner, project, p.target, { runner: "self" });
             case "reject":
@@ -228,40 +142,44 @@ describe("the producer lifecycle, every operation from every state", () => {
             case "start":
               return lc.start(project, p.run, p.log, "self", { backend: "local", pid: 1 });
             case "append":
-            case "append by another":
-              return lc.append(op === "append" ? owner : other, project, { ...p.target, channel: 1, data: Buffer.from("x"), seq: 1 });
+              return lc.append(by, project, { ...p.target, channel: 1, data: Buffer.from("x"), seq: 1 });
             case "complete":
-            case "complete by another":
-              return lc.finishByOwner(op === "complete" ? owner : other, project, p.target, { kind: "completed", exit_code: 0 });
+              return lc.finishByOwner(by, project, p.target, { kind: "completed", exit_code: 0 });
             case "abort":
-              return lc.finishByOwner(owner, project, p.target, { kind: "aborted", reason: "test" });
+              return lc.finishByOwner(by, project, p.target, { kind: "aborted", reason: "test" });
             case "cancel":
               return lc.cancel(project, p.target, "test");
             case "lose":
               return lc.lose(p.log.id, "owner lost");
             case "claim":
-              return lc.claim(other, project, p.target, p.token);
-            case "claim with a wrong token":
-              return lc.claim(other, project, p.target, "not-the-token-at-all-0123456789");
+              // The claim comes from a new connection; "other" shows a token that was never issued.
+              return lc.claim(other, project, p.target, caller === "owner" ? p.token : "not-the-token-at-all-0123456789");
           }
         };
-        if (expected.startsWith("!")) {
+        if ("error" in cell) {
           const error = await act().then(
             () => null,
             (e: unknown) => e,
           );
           expect(error).toBeInstanceOf(SpoolError);
-          expect((error as SpoolError).errorName).toBe(expected.slice(1));
-          expect(await stateOf(p.run.id, p.log.path)).toBe(from);
+          expect((error as SpoolError).errorName).toBe(cell.error);
+          expect(await stateIn(p.run.id, p.log.path)).toBe(from);
           expect({ notices, hooks }).toEqual({ notices: [], hooks: [] });
           return;
         }
         await act();
-        expect(await stateOf(p.run.id, p.log.path)).toBe(expected);
-        expect({ notices: [...notices].sort(), hooks }).toEqual(expectedEvents(from, op, expected as State));
+        expect(await stateIn(p.run.id, p.log.path)).toBe(target(cell.to));
+        expect({ notices: [...notices].sort(), hooks }).toEqual({ notices: [...cell.notices].sort(), hooks: [...cell.hooks] });
       });
     }
   }
+
+  it("a complete with a non-zero exit leads to the second state the table lists", async () => {
+    const p = await producerIn("streaming");
+    await core.lifecycle.finishByOwner(owner, project, p.target, { kind: "completed", exit_code: 3 });
+    const cell = transition("streaming", "complete", "owner");
+    expect("to" in cell && typeof cell.to !== "string" ? cell.to[1] : null).toBe(await stateIn(p.run.id, p.log.path));
+  });
 
   it("after a claim the new connection owns the producer and the old one does not", async () => {
     const p = await producerIn("streaming");

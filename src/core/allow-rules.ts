@@ -1,0 +1,35 @@
+import type { Repositories } from "../store/repositories.js";
+import type { AllowRuleRow } from "../store/schema.js";
+import type { ResolverOut } from "./deps.js";
+
+/*
+ * "Always allow" rules: an accept may store one for the proposal's tool, command, cwd and environment in
+ * its run; a later proposal that matches one exactly is accepted by the server, and nobody is asked.
+ */
+
+/** The environment as rules compare it: JSON with sorted keys. */
+export function canonicalEnv(env: Record<string, string> | undefined): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
+
+/** What a rule matches on. */
+export interface RuleSubject {
+  runId: number;
+  tool: string;
+  command: string;
+  cwd: string;
+  env: Record<string, string> | undefined;
+}
+
+const key = (s: RuleSubject) => ({ run_id: s.runId, tool: s.tool, command: s.command, cwd: s.cwd, env: canonicalEnv(s.env) });
+
+/** The run's rule that accepts exactly this proposal, if any. */
+export const matchingRule = (repos: Repositories, subject: RuleSubject) => repos.allowRules.findRule(key(subject));
+
+/** Stores the rule an accept asked for (`by`: who asked); the same rule twice is one row. */
+export const storeRule = (repos: Repositories, subject: RuleSubject, by: string) => repos.allowRules.insertRule({ ...key(subject), created_by: by });
+
+/** A rule as the resolver of the proposals it accepts. */
+export const ruleResolver = (rule: AllowRuleRow): ResolverOut => ({ kind: "rule", connectionId: null, client: rule.created_by, rule: rule.id });
+
+export const describeRule = (rule: AllowRuleRow) => `rule #${rule.id} (always allow, set by ${rule.created_by})`;

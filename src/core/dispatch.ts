@@ -1,0 +1,97 @@
+import { join, resolve } from "node:path";
+import type { SpoolConfig } from "../config.js";
+import type { ProjectRef } from "../rpc/connection-context.js";
+import { type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
+import { parseAttributes } from "../store/repositories.js";
+import type { EntryRow, RunRow } from "../store/schema.js";
+import type { AcceptResult, ForwardedAccept, ProducerTarget } from "./deps.js";
+import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
+
+/*
+ * Where accepted work goes: to a runner attached to this server (runner/exec), or, when the runner is
+ * attached to another server sharing the database, to that server, which accepts and dispatches it.
+ */
+
+/** The other servers sharing the database, as the lifecycle needs them (the cluster link provides it). */
+export interface OtherServers {
+  readonly shared: boolean;
+  /** The other server the runner named (null: the project's default) is attached to; null when none. */
+  runnerServer(projectId: number, name: string | null): Promise<number | null>;
+  /** Accept there, for the runner attached there. */
+  acceptElsewhere(server: number, project: ProjectRef, target: ProducerTarget, options: ForwardedAccept): Promise<AcceptResult>;
+}
+
+/** Whether the runner named (undefined: the project's default) is attached to this server, or is its embedded one. */
+function runnerHere(runners: RunnerRegistry, project: ProjectRef, name: string | undefined): boolean {
+  if (name === undefined) return runners.list(project.id).some((r) => r.default);
+  return runners.get(project.id, name) !== undefined || name === runners.embeddedName;
+}
+
+/** The other server an accept naming `runner` must be passed on to; null: it is decided here. */
+export async function acceptingServer(
+  others: OtherServers | null,
+  runners: RunnerRegistry,
+  project: ProjectRef,
+  runner: string | undefined,
+): Promise<number | null> {
+  if (!others?.shared || runner === "self" || runnerHere(runners, project, runner)) return null;
+  return others.runnerServer(project.id, runner ?? null);
+}
+
+/** The server's own state, which no sandboxed command may see: its home (token, database, config) and its token file and database wherever they are. */
+export function serverState(config: SpoolConfig): string[] {
+  const { home, tokenFile, dbFile, databaseUrl } = config;
+  const database = databaseUrl ? [] : [dbFile, `${dbFile}-wal`, `${dbFile}-shm`];
+  return [...new Set([home, tokenFile, join(home, "config.json"), join(home, "processes"), ...database])];
+}
+
+/** `runner/exec` for an accepted producer: what to run, where, for how long, in which sandbox. */
+export function execParams(
+  config: SpoolConfig,
+  project: ProjectRef,
+  run: RunRow,
+  log: EntryRow,
+  runner: AttachedRunner,
+  channels: { channel: number; name: string; path: string }[],
+  producerReadOnly: boolean,
+): RunnerExecParams {
+  const attributes = parseAttributes(log);
+  const tty = attributes.tty as { cols: number; rows: number } | undefined;
+  const defaultTimeout = attributes.background === true ? config.backgroundTimeoutMs : config.commandTimeoutMs;
+  const readOnly = attributes.readOnly === true || producerReadOnly;
+  const workspaceWrite = !readOnly && attributes.sandbox === "workspace-write";
+  return {
+    run: run.alias,
+    path: log.path,
+    command: String(attributes.command),
+    cwd: resolve(project.root, String(attributes.cwd ?? "")),
+    cwdRelative: String(attributes.cwd ?? ""),
+    env: (attributes.env as Record<string, string> | undefined) ?? {},
+    channels: channels.map(({ channel, name, path }) => ({ channel, name, path })),
+    timeoutMs: typeof attributes.timeoutMs === "number" ? attributes.timeoutMs : defaultTimeout,
+    readOnly,
+    // Runners from before sandbox modes refuse fields they do not know; they are never given workspace-write work.
+    ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: attributes.sandboxNetwork !== false } : {}),
+    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: serverState(config) } : {}),
+    passEnv: config.commandEnv,
+    ...(tty ? { tty } : {}),
+  };
+}
+
+/**
+ * Sends `runner/exec` to the runner: `started` with where the work runs, or `lost` with why it is not
+ * running (a runner that could not start it has already sent stream/aborted; this covers one that did not).
+ */
+export async function dispatch(
+  runner: AttachedRunner,
+  params: RunnerExecParams,
+  then: { started(target: Record<string, unknown>): Promise<unknown>; lost(reason: string): Promise<unknown> },
+): Promise<void> {
+  try {
+    const reply = RunnerExecResult.parse(await runner.connection.request("runner/exec", params, 30_000));
+    if (!reply.started) return void (await then.lost(`failed to start: ${reply.error ?? "unknown error"}`));
+    await then.started(reply.target ?? { backend: runner.backend });
+  } catch (error) {
+    await then.lost(`runner "${runner.name}" did not take the command: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

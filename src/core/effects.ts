@@ -1,0 +1,87 @@
+import type { z } from "zod";
+import type { ProjectRef } from "../rpc/connection-context.js";
+import { type Attributes, parseAttributes } from "../store/repositories.js";
+import type { EntryRow, RunRow } from "../store/schema.js";
+import type { CoreDeps } from "./deps.js";
+import type { FinishedNotice, ProposalNotice, ResolvedNotice } from "./schemas.js";
+import { ENTRY } from "./status.js";
+import type { Outcome } from "./summary.js";
+import type { WatcherHub } from "./watchers.js";
+
+/*
+ * What a change of a producer's state does besides the row it writes: the notifications to the project
+ * (on every server sharing the database), the hooks plugins listen to, and the watchers it ends. Each
+ * transition calls one of these once its store write has succeeded, so each effect happens exactly once.
+ */
+
+/** The loop and tool call of the model that made a proposal (null for a client's proposal). */
+function modelCall(attributes: Attributes): { loop: number | null; toolCallId: string | null } {
+  return {
+    loop: typeof attributes.loop === "number" ? attributes.loop : null,
+    toolCallId: typeof attributes.toolCallId === "string" ? attributes.toolCallId : null,
+  };
+}
+
+/** `run/proposal` for a proposal's log entry (also re-sent to connections that initialize while it waits). */
+export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof ProposalNotice> {
+  const attributes = parseAttributes(row);
+  return {
+    run: runAlias,
+    path: row.path,
+    tool: String(attributes.tool),
+    command: String(attributes.command),
+    attributes,
+    turn: row.turn,
+    ...modelCall(attributes),
+    createdAt: row.created_at,
+  };
+}
+
+export type ResolvedDetails = Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status" | "loop" | "toolCallId">;
+
+export class Effects {
+  constructor(
+    private readonly deps: CoreDeps,
+    private readonly watchers: WatcherHub,
+  ) {}
+
+  /** `entry:status` for one entry whose status changed (`previous` null: it is new). */
+  hookStatus(project: ProjectRef, run: RunRow, entry: EntryRow, previous: number | null): Promise<void> {
+    return this.deps.emit("entry:status", { projectId: project.id, run, entry, previous });
+  }
+
+  /** A proposal waits for a person: `run/proposal` to every connection of the project. */
+  announceProposal(project: ProjectRef, run: RunRow, log: EntryRow): void {
+    this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, log));
+  }
+
+  /** A proposal was accepted or rejected: `run/resolved`, then its status hook. */
+  async resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): Promise<void> {
+    const notice: z.input<typeof ResolvedNotice> = { run: run.alias, path: log.path, status: log.status, ...details, ...modelCall(parseAttributes(log)) };
+    this.deps.notifyProject(project.id, "run/resolved", notice);
+    await this.hookStatus(project, run, log, ENTRY.proposed);
+  }
+
+  /** The owner runs it: where (pid, container, host) is stored on the log entry, announced and hooked. */
+  async started(project: ProjectRef, run: RunRow, log: EntryRow, runner: string, process: Record<string, unknown>): Promise<void> {
+    await this.deps.repos.entries.setAttribute(log.id, "process", process);
+    this.deps.notifyProject(project.id, "stream/started", { run: run.alias, path: log.path, runner, process });
+    await this.deps.emit("producer:started", { projectId: project.id, run, log, runner, process });
+  }
+
+  /** Its channels ended at `status`: their watchers end, `stream/finished`, one status hook per channel. */
+  async finished(project: ProjectRef, run: RunRow, log: EntryRow, channels: EntryRow[], status: number, outcome: Outcome): Promise<void> {
+    const exit = outcome.kind === "completed" ? { exit_code: outcome.exit_code ?? null } : {};
+    for (const ch of channels) this.watchers.end(ch.id, { status: ch.status, ...exit });
+    const notice: z.input<typeof FinishedNotice> = { run: run.alias, path: log.path, status, outcome: outcome.kind, ...exit };
+    if (outcome.kind === "completed" && outcome.signal) notice.signal = outcome.signal;
+    if ("reason" in outcome) notice.reason = outcome.reason;
+    this.deps.notifyProject(project.id, "stream/finished", notice);
+    for (const ch of channels) await this.hookStatus(project, run, ch, ENTRY.streaming);
+  }
+
+  /** A cancel changed it: the owner, wherever it is connected, is told to kill the work. */
+  cancelled(project: ProjectRef, run: RunRow, log: EntryRow, reason: string): void {
+    this.deps.notifyProject(project.id, "stream/cancelled", { run: run.alias, path: log.path, reason });
+  }
+}

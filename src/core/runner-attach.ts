@@ -1,0 +1,91 @@
+import type { z } from "zod";
+import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
+import { conflict } from "../rpc/errors.js";
+import type { RunnerAttachParams, RunnerAttachResult } from "../runners/protocol.js";
+import { parseAttributes } from "../store/repositories.js";
+import type { EntryRow } from "../store/schema.js";
+import type { CoreDeps } from "./deps.js";
+import type { OtherServers } from "./dispatch.js";
+import type { Owners } from "./owners.js";
+import { notOwner } from "./refusals.js";
+import type { RunnerRegistry } from "./runner-registry.js";
+import { ENTRY } from "./status.js";
+import { tokenMatches } from "./tokens.js";
+
+/** What attaching a runner needs of the lifecycle around it. */
+export interface AttachContext {
+  deps: CoreDeps;
+  runners: RunnerRegistry;
+  owners: Owners;
+  others: OtherServers | null;
+  /** Makes `connection` the producer's owner (here, and in the database when it is shared). */
+  own(producerId: number, connection: ConnectionHandle, kind: "runner"): Promise<void>;
+}
+
+/**
+ * `runner/attach`: checks the name, the default and, for a re-attach, that every producer it resumes was
+ * dispatched to a runner holding the same resume token; only then attaches and takes them back. Any
+ * failure changes nothing.
+ */
+export async function attachRunner(
+  ctx: AttachContext,
+  connection: ConnectionHandle,
+  project: ProjectRef,
+  params: z.output<typeof RunnerAttachParams>,
+): Promise<z.input<typeof RunnerAttachResult>> {
+  const { deps, runners, owners, others } = ctx;
+  const repos = deps.repos;
+  runners.check(connection, project, params);
+  const claims: { ref: { run: string; path: string }; log: EntryRow | null; channels: EntryRow[] }[] = [];
+  for (const ref of params.resume ?? []) {
+    const run = await repos.runs.findRun(project.id, ref.run);
+    const log = (run && (await repos.entries.findEntry(run.id, ref.path))) ?? null;
+    if (log?.scheme !== "log") {
+      claims.push({ ref, log: null, channels: [] });
+      continue;
+    }
+    const attributes = parseAttributes(log);
+    if (attributes.runner !== params.name || !tokenMatches(params.resumeToken, attributes.ownerKey)) throw notOwner(ref.path, "runner/attach resume");
+    claims.push({ ref, log, channels: await repos.entries.listChannels(log.id) });
+  }
+  // One name (and one default) per project across the servers sharing the database.
+  const listed = others?.shared && params.name !== runners.embeddedName;
+  if (listed) {
+    const there = await others!.runnerServer(project.id, params.name);
+    if (there !== null)
+      throw conflict(`A runner named "${params.name}" is attached to another server of this database (server ${there})`, { name: params.name });
+    const defaultThere = params.default ? await others!.runnerServer(project.id, null) : null;
+    if (defaultThere !== null) {
+      throw conflict(`Project "${project.name}" has a default runner on another server of this database (server ${defaultThere}); attach without default`, {
+        name: params.name,
+      });
+    }
+  }
+  const { runner, token, replaced } = runners.attach(connection, project, params);
+  if (listed) await repos.cluster.placeRunner(project.id, runner.name, deps.bus.serverId, runner.default);
+  if (replaced && replaced.connection !== connection) {
+    // The same runner came back on a new connection before the old one was noticed dead.
+    for (const { id } of owners.release(replaced.connection)) owners.set(id, connection, "runner");
+    replaced.connection.close(4001, "replaced by a new attach of the same runner");
+  }
+  const resumed: z.input<typeof RunnerAttachResult>["resumed"] = [];
+  const finished: z.input<typeof RunnerAttachResult>["finished"] = [];
+  for (const { ref, log, channels } of claims) {
+    if (!log) finished.push({ ...ref, status: 404 });
+    else if (channels.some((c) => c.status === ENTRY.streaming)) {
+      await ctx.own(log.id, connection, "runner");
+      resumed.push({ ...ref, lastSeq: Object.fromEntries(channels.map((c) => [String(c.channel), c.last_seq])) });
+    } else finished.push({ ...ref, status: channels[0]?.status ?? log.status });
+  }
+  deps.log.info(`runner ${runner.name} (${runner.backend}) attached to project ${project.name}; resumed ${resumed.length}`);
+  return {
+    name: runner.name,
+    project: project.name,
+    resumed,
+    finished,
+    maxUnackedChunks: deps.config.limits.maxUnackedChunks,
+    resumeToken: token,
+    default: runner.default,
+    runnerGraceMs: deps.config.runnerGraceMs,
+  };
+}

@@ -1,0 +1,137 @@
+import type { ErrorName } from "../rpc/errors.js";
+import { ENTRY } from "./status.js";
+
+/*
+ * The producer lifecycle as data: for each state and each operation, the state afterwards (with what
+ * the change announces and hooks) or the error it is refused with. The lifecycle (lifecycle.ts) asks
+ * this table before it acts, and test/core/transitions.test.ts drives every cell through the real code
+ * against it, so the table is the one description of the state machine.
+ */
+
+/** A producer's state: its log entry's status and, once accepted, its data channels' status. */
+export type ProducerState = "proposed" | "streaming" | "done" | "failed" | "cancelled" | "rejected";
+
+export type Operation = "accept" | "reject" | "start" | "append" | "complete" | "abort" | "cancel" | "lose" | "claim";
+
+/**
+ * Who asks. `owner`: the producer's owner (for `claim`, a caller showing the right resume token);
+ * `other`: any other connection of the project (for `claim`, a wrong token).
+ */
+export type Caller = "owner" | "other";
+
+/** The statuses (log entry, data channels) that make each state; null: no channels yet (or ever). */
+export const STATE_STATUSES: Record<ProducerState, readonly [log: number, channels: number | null]> = {
+  proposed: [ENTRY.proposed, null],
+  streaming: [ENTRY.done, ENTRY.streaming],
+  done: [ENTRY.done, ENTRY.done],
+  failed: [ENTRY.done, ENTRY.failed],
+  cancelled: [ENTRY.done, ENTRY.cancelled],
+  rejected: [ENTRY.rejected, null],
+};
+
+/** Who may ask for each operation; `owner` ones answer another caller from their `other` cells. */
+export const OPERATIONS: Record<Operation, { by: "anyone" | "owner" | "server"; does: string }> = {
+  accept: { by: "anyone", does: "a person (or an always-allow rule) accepts the proposal; its runner, or the accepting connection, owns it" },
+  reject: { by: "anyone", does: "a person (or run/abort) rejects the proposal" },
+  start: { by: "server", does: "the runner's reply to runner/exec: where the work runs is recorded" },
+  append: { by: "owner", does: "one chunk of output into one channel" },
+  complete: { by: "owner", does: "the work ended: 200, or 500 on a non-zero exit or a signal" },
+  abort: { by: "owner", does: "the owner gave up on the work" },
+  cancel: { by: "anyone", does: "anyone in the project stops it; its owner kills the work" },
+  lose: { by: "server", does: "the owner never came back (or the server restarted, or dispatch failed)" },
+  claim: { by: "owner", does: "a connection showing the resume token becomes the owner" },
+};
+
+/** What an operation does: a new (or the same) state and what it announces and hooks, or a refusal. */
+export type Cell =
+  | {
+      /** The state afterwards; two for `complete`, whose outcome picks (exit 0 → done, else failed). */
+      to: ProducerState | readonly [ProducerState, ProducerState];
+      /** Notifications to the project, exactly once each, in any order. */
+      notices: readonly string[];
+      /** Hooks, in order. */
+      hooks: readonly string[];
+    }
+  | { error: ErrorName };
+
+/** The same cell for any caller, or one for the owner and one for everybody else. */
+export type Entry = Cell | { owner: Cell; other: Cell };
+
+const refuse = (error: ErrorName): Cell => ({ error });
+/** Nothing changes and nothing is said (idempotent finishing, claims of finished work). */
+const stay = (state: ProducerState): Cell => ({ to: state, notices: [], hooks: [] });
+const RESOLVED = { notices: ["run/resolved"], hooks: ["entry:status"] } as const;
+const FINISHED = { notices: ["stream/finished"], hooks: ["entry:status", "entry:status"] } as const;
+/** A finished producer: every finishing call reports it and changes nothing; it takes no more output. */
+const finished = (state: ProducerState): Record<Operation, Entry> => ({
+  accept: refuse("CONFLICT"),
+  reject: refuse("CONFLICT"),
+  start: stay(state),
+  append: refuse("STREAM_CLOSED"),
+  complete: stay(state),
+  abort: stay(state),
+  cancel: stay(state),
+  lose: stay(state),
+  claim: { owner: stay(state), other: refuse("NOT_OWNER") },
+});
+
+/** Every operation from every state (a proposal has no channels: nothing to append to, finish or claim). */
+export const TRANSITIONS: Record<ProducerState, Record<Operation, Entry>> = {
+  proposed: {
+    accept: { to: "streaming", ...RESOLVED },
+    reject: { to: "rejected", ...RESOLVED },
+    start: stay("proposed"),
+    append: refuse("NOT_FOUND"),
+    complete: refuse("CONFLICT"),
+    abort: refuse("CONFLICT"),
+    cancel: refuse("CONFLICT"),
+    lose: refuse("CONFLICT"),
+    claim: refuse("NOT_OWNER"),
+  },
+  streaming: {
+    accept: refuse("CONFLICT"),
+    reject: refuse("CONFLICT"),
+    start: { to: "streaming", notices: ["stream/started"], hooks: ["producer:started"] },
+    append: { owner: stay("streaming"), other: refuse("NOT_OWNER") },
+    complete: { owner: { to: ["done", "failed"], ...FINISHED }, other: refuse("NOT_OWNER") },
+    abort: { owner: { to: "cancelled", ...FINISHED }, other: refuse("NOT_OWNER") },
+    cancel: { to: "cancelled", notices: ["stream/cancelled", "stream/finished"], hooks: FINISHED.hooks },
+    lose: { to: "cancelled", ...FINISHED },
+    claim: { owner: stay("streaming"), other: refuse("NOT_OWNER") },
+  },
+  done: finished("done"),
+  failed: finished("failed"),
+  cancelled: finished("cancelled"),
+  rejected: {
+    accept: refuse("CONFLICT"),
+    reject: refuse("CONFLICT"),
+    start: stay("rejected"),
+    append: refuse("NOT_FOUND"),
+    complete: refuse("CONFLICT"),
+    abort: refuse("CONFLICT"),
+    cancel: refuse("CONFLICT"),
+    lose: refuse("CONFLICT"),
+    claim: refuse("NOT_OWNER"),
+  },
+};
+
+/** What `operation` by `caller` does from `state`. */
+export function transition(state: ProducerState, operation: Operation, caller: Caller = "owner"): Cell {
+  const entry = TRANSITIONS[state][operation];
+  return "owner" in entry ? entry[caller] : entry;
+}
+
+/** The error a cell refuses with; undefined when the operation goes ahead. */
+export const refusal = (cell: Cell): ErrorName | undefined => ("error" in cell ? cell.error : undefined);
+
+/**
+ * The state of a producer from its log entry's status and its channels' statuses: streaming while any
+ * channel is open. A combination no operation produces is an error, never taken for a state.
+ */
+export function stateOf(logStatus: number, channelStatuses: readonly number[]): ProducerState {
+  const channels = channelStatuses.includes(ENTRY.streaming) ? ENTRY.streaming : (channelStatuses[0] ?? null);
+  for (const [state, [log, channel]] of Object.entries(STATE_STATUSES) as [ProducerState, readonly [number, number | null]][]) {
+    if (log === logStatus && channel === channels) return state;
+  }
+  throw new Error(`a producer with its log at ${logStatus} and its channels at ${channelStatuses.join(", ") || "none"} is in no known state`);
+}
