@@ -1,7 +1,8 @@
 import type { BusHandlers, BusMessage } from "../cluster/bus.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { type ErrorName, SpoolError } from "../rpc/errors.js";
-import type { AcceptResult, CoreDeps, ForwardedAccept, Lifecycle, ProducerTarget } from "./lifecycle.js";
+import type { AcceptResult, CoreDeps, ForwardedAccept, ProducerTarget } from "./deps.js";
+import type { Lifecycle } from "./lifecycle.js";
 import type { WatcherHub } from "./watchers.js";
 
 /** Controls waiting for another server's answer, at most. */

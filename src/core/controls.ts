@@ -4,7 +4,8 @@ import type { ControlSignal, TtySize } from "../runners/protocol.js";
 import { parseAttributes } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type ClusterLink, RELAY_TIMEOUT_MS } from "./cluster.js";
-import type { CoreDeps, Lifecycle, ProducerTarget } from "./lifecycle.js";
+import type { CoreDeps, ProducerTarget } from "./deps.js";
+import type { Lifecycle } from "./lifecycle.js";
 import { ENTRY } from "./status.js";
 
 /** Controls one producer may have waiting for the ones before it, whatever their size. */

@@ -1,6 +1,7 @@
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
-import { type CoreDeps, Lifecycle } from "./lifecycle.js";
+import type { CoreDeps } from "./deps.js";
+import { Lifecycle } from "./lifecycle.js";
 import { Owners } from "./owners.js";
 import { ProducerRegistry } from "./producer-registry.js";
 import { RunnerRegistry } from "./runner-registry.js";
@@ -53,5 +54,5 @@ export function createCore(deps: CoreDeps): Core {
   };
 }
 
-export type { CoreDeps } from "./lifecycle.js";
+export type { CoreDeps } from "./deps.js";
 export { ENTRY, entryStatusWord, OPEN_RUN, RUN } from "./status.js";

@@ -3,7 +3,7 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 import { conflict } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
-import type { CoreDeps } from "./lifecycle.js";
+import type { CoreDeps } from "./deps.js";
 import type { RunStateNotice, ToolNotice } from "./schemas.js";
 import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 

@@ -3,7 +3,7 @@ import { basename, isAbsolute, resolve } from "node:path";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { SpoolError } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
-import type { CoreDeps } from "./lifecycle.js";
+import type { CoreDeps } from "./deps.js";
 import { nameCandidates, projectNameFrom } from "./project-name.js";
 
 /** Joining a project: found by name or by root, created on first use. */
