@@ -72,7 +72,7 @@ const TOOL_DESCRIPTIONS = {
   run_command:
     "Runs a shell command through Spool. It becomes a proposal that a person approves or rejects (in the Spool web view, `spool pending`/`spool approve`, an ACP editor, or here when this client supports elicitation) unless an 'always allow' rule of the run accepts it. Once accepted it runs on a Spool runner (local process, Docker or SSH; sandboxed where the runner can), its output streams as progress notifications, and the result is what a terminal would finally show (long output cut to a head and a tail, failure lines from the middle kept) with the exit code, signal, duration and the command's path. With background: true it returns as soon as the command is accepted; reach it later by its path with read_output, send_input, signal and cancel. A rejection comes back as an error result naming who rejected it and why.",
   read_output:
-    "Reads a command's output by its path (the log path run_command returned, one channel's path, or a spool:// resource URI): the whole output, the last `tail` lines, or `limit` lines from `line`; `view` model (default: as a terminal shows it) or raw (the bytes as text).",
+    "Reads a command's output by its path (the log path run_command returned, one channel's path, or a spool:// resource URI): all of it (a big output cut to a head and a tail with the failure lines of the middle, and a note on how to read the rest), the last `tail` lines, or `limit` lines from `line`; `view` model (default: as a terminal shows it) or raw (the bytes as text).",
   send_input:
     "Types into a running command: `text` as it is, then `keys` by name, then (with eof) ends its input. For a command started with tty, keys are what a terminal sends.",
   signal: "Sends a signal (INT, TERM, HUP, QUIT, USR1, USR2, WINCH, KILL) to a running command's process group. The command ends only if it does.",
@@ -661,6 +661,8 @@ export class McpBridge {
       ...(args.line !== undefined ? { line: args.line } : {}),
       ...(args.limit !== undefined ? { limit: args.limit } : {}),
       view: args.view ?? "model",
+      // All of it as the model sees it: within a budget (head, tail, failure lines, a note on the rest).
+      ...(args.view !== "raw" && args.tail === undefined && args.line === undefined && args.limit === undefined ? { budget: OUTPUT_BUDGET_TOKENS } : {}),
     } as const;
     if (!path.startsWith("log://")) {
       const entry = await this.#get(session, run, path, slice);
@@ -687,7 +689,12 @@ export class McpBridge {
     return text(parts.join("\n"));
   }
 
-  async #get(session: Session, run: string, path: string, slice: { tail?: number; line?: number; limit?: number; view: "model" | "raw" }): Promise<LogEntry> {
+  async #get(
+    session: Session,
+    run: string,
+    path: string,
+    slice: { tail?: number; line?: number; limit?: number; view: "model" | "raw"; budget?: number },
+  ): Promise<LogEntry> {
     try {
       return await session.client.call("entry/get", { run, path, ...slice });
     } catch (error) {

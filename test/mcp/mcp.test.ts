@@ -329,6 +329,9 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(text).toMatch(/left out \(30000 lines in all\); read them with read_output: \{"path": "sh:\/\/turn_1\/[^"]+_1", "line": \d+, "limit": 200\}/);
     expect(text).not.toContain("step 14000 ok");
     expect(text.length).toBeLessThan(60_000);
+    const all = resultText(await mcp.client.callTool({ name: "read_output", arguments: { path: p.path } }));
+    expect(all).toContain("[line 15000] error: disk quota exceeded");
+    expect(all.length).toBeLessThan(60_000);
     // The whole output stays readable by slices.
     const slice = await mcp.client.callTool({ name: "read_output", arguments: { path: p.path, line: 14000, limit: 2 } });
     expect(resultText(slice)).toContain("step 14000 ok\nstep 14001 ok");
