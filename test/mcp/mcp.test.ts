@@ -289,7 +289,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(resultText(rejected)).toContain("Rejected by test-agent (spool mcp): declined in test-agent");
   });
 
-  it("closing the connection rejects the proposals still waiting and leaves background commands running", async () => {
+  it("closing the connection rejects the proposals still waiting, cancels the commands it was waiting on, leaves background commands running", async () => {
     const mcp = await start();
     const web = await person();
     const bg = web.next("run/proposal", (p) => p.command.includes("keep going"), 20_000);
@@ -297,6 +297,13 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     const b = await bg;
     await web.call("run/resolve", { run: b.run, path: b.path, decision: "accept" });
     await background;
+    const fg = web.next("run/proposal", (p) => p.command === "echo in front; read x", 20_000);
+    void mcp.client.callTool({ name: "run_command", arguments: { command: "echo in front; read x" } }).catch(() => undefined);
+    const f = await fg;
+    const started = web.next("stream/started", (s) => s.path === f.path, 20_000);
+    await web.call("run/resolve", { run: f.run, path: f.path, decision: "accept" });
+    await started;
+    const foregroundEnded = web.next("stream/finished", (e) => e.path === f.path, 20_000);
     const waiting = web.next("run/proposal", (p) => p.command === "echo never decided", 20_000);
     void mcp.client.callTool({ name: "run_command", arguments: { command: "echo never decided" } }).catch(() => undefined);
     const w = await waiting;
@@ -305,6 +312,10 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     const r = await rejected;
     expect(r.decision).toBe("reject");
     expect(r.reason).toContain("closed the connection");
+    // The command the closed connection was waiting on is cancelled; the background one goes on.
+    const ended = await foregroundEnded;
+    expect(ended.status).toBe(499);
+    expect(ended.reason).toContain("closed the connection");
     const log = await web.call("entry/get", { run: b.run, path: b.path });
     expect(log.attributes.status).toBeUndefined();
     const channels = await web.call("entry/list", { run: b.run, status: 102 });
