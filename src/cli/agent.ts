@@ -3,12 +3,13 @@ import { createInterface, type Interface } from "node:readline";
 import type { ReadStream } from "node:tty";
 import type { SpoolNotifications } from "../client/api.js";
 import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
-import { OPEN_RUN, RUN, runStatusWord } from "../core/status.js";
-import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
+import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
+import { OPEN_RUN, RUN, runStatusWord } from "../protocol/status.js";
+import { type Producer, producerView, proposalView } from "../protocol/views.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { runCommands } from "./refs.js";
-import { outcomeWords } from "./words.js";
+import { endedWords } from "./words.js";
 
 export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes | --answers-from-stdin]
        spool ${mode} --run ALIAS          follow a run again (no PROMPT)
@@ -316,7 +317,7 @@ async function drive(
     if (stopping) return;
     // Decided before its turn here came (already reported): an accepted command is followed all the same.
     if (decidedElsewhere.has(p.path)) return followElsewhere(p);
-    await showProposal(p.path, p.attributes);
+    await showProposal(proposalView(p).producer);
     let answer: string | null = options.yes ? "y" : null;
     if (answer === "y") say(colours.dim("  accepting: --yes"));
     if (answer === null && questions.source === "none" && !toldNoAnswers) {
@@ -383,8 +384,8 @@ async function drive(
   };
 
   /** What every client shows before a decision (src/protocol/proposal-facts.ts), under a header naming the proposal. */
-  const showProposal = async (path: string, attributes: Record<string, unknown>) => {
-    const facts = proposalFacts(attributes);
+  const showProposal = async (facts: Producer) => {
+    const path = facts.path;
     const runners = facts.runner === null ? await client.call("runner/list", {}).catch(() => null) : null;
     say(`${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(facts.command))} ${colours.dim(`(${escapeControl(facts.tool)}, ${path})`)}`);
     say(factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null, indent: "  " }));
@@ -415,8 +416,7 @@ async function drive(
       .call("entry/list", { run: p.run, pattern: p.path })
       .then((r) => r.entries.find((e) => e.path === p.path))
       .catch(() => undefined);
-    const attributes = log?.attributes ?? (status ? { exit_code: status.exit_code } : {});
-    say(colours.dim(`  finished: ${status ? outcomeWords(status.status, attributes) : "?"}`));
+    say(colours.dim(`  finished: ${status ? endedWords(log, status.status, status.exit_code) : "?"}`));
   };
 
   const offer = (p: Proposal) => {
@@ -443,7 +443,7 @@ async function drive(
         queue = queue
           .then(async () => {
             const log = await client.call("entry/get", { run: p.run, path: p.path });
-            await showProposal(p.path, log.attributes);
+            await showProposal(producerView(log));
             say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${p.runner ?? "?"}`));
             if (!stopping) await follow(p);
           })

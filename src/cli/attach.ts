@@ -1,12 +1,13 @@
 import type { SpoolClient } from "../client/spool-client.js";
 import { SpoolRpcError } from "../client/spool-client.js";
-import { ENTRY } from "../core/status.js";
+import { ENTRY } from "../protocol/status.js";
+import { producerView } from "../protocol/views.js";
 import type { Command } from "./client-commands.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { INPUT_PART_BYTES } from "./input.js";
 import { resolveCommand, resolveRun } from "./refs.js";
-import { outcomeWords } from "./words.js";
+import { endedWords } from "./words.js";
 
 /** Ctrl-]: what detaches, as telnet has it. */
 const DETACH = 0x1d;
@@ -51,12 +52,12 @@ export const ATTACH: Command = {
 
 async function attach(client: SpoolClient, run: string, path: string): Promise<number> {
   if (!path.startsWith("log://")) throw usageError(`spool attach takes a command's log path (log://turn_N/sh/…), not ${path}`);
-  const log = await client.call("entry/get", { run, path, tail: 1 });
-  if (log.status === ENTRY.proposed) {
+  const log = producerView(await client.call("entry/get", { run, path, tail: 1 }));
+  if (log.state === "proposed") {
     throw new CliError(`${path} is a pending proposal: nothing runs yet — approve it first (\`spool approve ${run} ${path}\`)`, EXIT.failed);
   }
-  if (log.status === ENTRY.rejected) throw new CliError(`${path} was rejected: ${escapeControl(String(log.attributes.reason ?? ""))}`, EXIT.failed);
-  const tty = log.attributes.tty !== undefined && log.attributes.tty !== null;
+  if (log.state === "rejected") throw new CliError(`${path} was rejected: ${escapeControl(log.reason ?? "")}`, EXIT.failed);
+  const tty = log.tty !== null;
   const stdin = process.stdin;
   const raw = tty && stdin.isTTY === true;
 
@@ -103,9 +104,7 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     detach();
   };
   const onEnd = () => control(() => client.eof(run, path));
-  process.stderr.write(
-    `attached to ${path}${tty ? ` (a terminal ${String((log.attributes.tty as { cols?: number }).cols)}x${String((log.attributes.tty as { rows?: number }).rows)})` : ""}; Ctrl-] detaches\n`,
-  );
+  process.stderr.write(`attached to ${path}${log.tty ? ` (a terminal ${log.tty.cols}x${log.tty.rows})` : ""}; Ctrl-] detaches\n`);
   if (raw) {
     stdin.setRawMode(true);
     if (process.stdout.isTTY) {
@@ -128,7 +127,7 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     const ends = [...how.values()];
     const status = ends.find((end) => end.status !== ENTRY.done)?.status ?? ENTRY.done;
     const [entry] = (await client.call("entry/list", { run, pattern: path })).entries;
-    process.stderr.write(`${raw ? "\r\n" : ""}${path} ended: ${outcomeWords(status, entry?.attributes ?? {})}\n`);
+    process.stderr.write(`${raw ? "\r\n" : ""}${path} ended: ${endedWords(entry, status)}\n`);
     return status === ENTRY.done ? EXIT.ok : EXIT.failed;
   } finally {
     stdin.off("data", onData);

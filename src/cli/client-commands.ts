@@ -1,8 +1,9 @@
 import { rmSync } from "node:fs";
 import type { ResultOf } from "../client/api.js";
 import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
-import { ENTRY, entryStatusWord, runStatusWord } from "../core/status.js";
-import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
+import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
+import { ENTRY, entryStatusWord, runStatusWord } from "../protocol/status.js";
+import { channelLog, channelView, isLogEntry, producersOf, producerView, proposalView } from "../protocol/views.js";
 import {
   age,
   CLIENT_HELP,
@@ -23,7 +24,7 @@ import {
 import { CliError, EXIT, explain, usageError } from "./errors.js";
 import { writeMarker } from "./project.js";
 import { resolveCommand, resolveRun, runCommands } from "./refs.js";
-import { outcomeWords } from "./words.js";
+import { endedWords, outcomeWords } from "./words.js";
 
 export interface Command {
   help: string;
@@ -37,19 +38,6 @@ const JSON_HELP = "  --json              print JSON instead of a table\n";
 const REFS_HELP = `RUN is a run's name, its number (3 for run-3) or the start of its name; omitted, the
 project's latest run. CMD is a command of the run: its number (as spool show lists them),
 part of its path (make, turn_2/sh/npm) or the whole log path; omitted, the latest one.`;
-
-/** What a log entry's command is doing now, in words: a command still running is "running", never the accept's "done". */
-function commandState(log: { status: number; attributes: Record<string, unknown> }, channels: { status: number; attributes: Record<string, unknown> }[]) {
-  if (log.status !== ENTRY.done) return outcomeWords(log.status, log.attributes);
-  if (channels.some((c) => c.status === ENTRY.streaming)) return "running";
-  const ended = channels.find((c) => c.status !== ENTRY.streaming);
-  if (!ended) return "accepted";
-  return outcomeWords(ended.status, { ...log.attributes, ...ended.attributes });
-}
-
-/** Channel numbers people read: 1 stdout, 2 stderr. */
-export const channelName = (channel: unknown) =>
-  channel === 1 ? "stdout" : channel === 2 ? "stderr" : channel === 0 ? "stdin" : channel == null ? "" : `channel ${channel}`;
 
 /** Runs a command body with a client joined to the project, closing it afterwards. */
 async function withClient<T>(flags: ClientFlags, body: (client: SpoolClient) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
@@ -153,13 +141,19 @@ ${REFS_HELP}`,
       if (values.json) return printRows(entries, [], true);
       const all = values.pattern ? (await client.call("entry/list", { run })).entries : entries;
       const numbers = new Map((await runCommands(client, run)).map((c) => [c.path, c.number]));
-      const channelsOf = (log: string) => all.filter((e) => e.attributes.log === log);
+      // A command's state is what it does now (a command still running is "running", never the accept's "done"); a channel's is its command's.
+      const producers = new Map(producersOf(all).map((p) => [p.path, p]));
+      const state = (e: (typeof entries)[number]) => {
+        const producer = producers.get(isLogEntry(e) ? e.path : (channelLog(e) ?? ""));
+        if (!producer) return entryStatusWord(e.status);
+        return !isLogEntry(e) && e.status === ENTRY.streaming ? "running" : outcomeWords(producer);
+      };
       printRows(
         entries.map((e) => ({
           "#": numbers.get(e.path) ?? "",
           path: e.path,
-          channel: channelName(e.attributes.channel),
-          state: e.path.startsWith("log://") ? commandState(e, channelsOf(e.path)) : outcomeWords(e.status, e.attributes),
+          channel: isLogEntry(e) || channelLog(e) === null ? "" : channelView(e).name,
+          state: state(e),
           turn: e.turn,
           bytes: e.bytes,
           lines: e.lines,
@@ -308,7 +302,7 @@ export const PENDING: Command = {
     const blocks = groups.flatMap((g) =>
       g.proposals.map(
         (p) =>
-          `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(proposalFacts(p.attributes), { defaultRunner: g.defaultRunner, indent: "  " })}\n`,
+          `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(proposalView(p).producer, { defaultRunner: g.defaultRunner, indent: "  " })}\n`,
       ),
     );
     process.stdout.write(blocks.join("\n"));
@@ -320,10 +314,10 @@ export const PENDING: Command = {
 async function decidedAlready(client: SpoolClient, run: string, path: string, error: unknown): Promise<never> {
   if (!(error instanceof SpoolRpcError) || error.errorCode !== "CONFLICT") throw error;
   const [entry] = (await client.call("entry/list", { run, pattern: path })).entries;
-  const a = entry?.attributes ?? {};
-  const by = a.resolvedBy ? ` by ${escapeControl(String(a.resolvedBy))}` : "";
-  const reason = a.reason ? `: ${escapeControl(String(a.reason))}` : "";
-  const word = entry ? (entry.status === ENTRY.done ? "accepted" : entryStatusWord(entry.status)) : "decided";
+  const p = entry ? producerView(entry) : null;
+  const by = p?.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
+  const reason = p?.reason ? `: ${escapeControl(p.reason)}` : "";
+  const word = p ? (p.decision === "accept" ? "accepted" : p.state) : "decided";
   throw new CliError(`${path} is no longer pending: it was ${word}${by}${reason}`, EXIT.failed);
 }
 
@@ -448,7 +442,7 @@ ${REFS_HELP}`,
       if (result.changed) process.stdout.write(`${colours.yellow("cancelled")} ${path}\n`);
       else {
         const [log] = (await client.call("entry/list", { run, pattern: path })).entries;
-        process.stdout.write(`${path} had already finished: ${outcomeWords(result.status, log?.attributes ?? {})}\n`);
+        process.stdout.write(`${path} had already finished: ${endedWords(log, result.status)}\n`);
       }
       return EXIT.ok;
     });
@@ -524,11 +518,8 @@ ${REFS_HELP}`,
       const shown = new Set<string>();
       const commandLine = (c: (typeof commands)[number]) => {
         shown.add(c.path);
-        const state = commandState(
-          c,
-          entries.filter((e) => e.attributes.log === c.path),
-        );
-        return `  ${colours.cyan(`#${c.number}`)} ${colours.bold(escapeControl(String(c.attributes.command ?? "")))}  ${colours.dim(`${c.path} · ${state}`)}`;
+        const producer = producerView(c, entries);
+        return `  ${colours.cyan(`#${c.number}`)} ${colours.bold(escapeControl(producer.command))}  ${colours.dim(`${c.path} · ${outcomeWords(producer)}`)}`;
       };
       for (const m of messages) {
         if (m.role === "user" && !m.note) out.push("", `${colours.bold("▌ prompt")} ${escapeControl(m.text ?? "")}`);
@@ -590,9 +581,9 @@ ${REFS_HELP}`,
 async function tail(client: SpoolClient, run: string, path: string, options: { follow: boolean; after: number; lines: number | undefined }): Promise<number> {
   const [entry] = (await client.call("entry/list", { run, pattern: path })).entries.filter((e) => e.path === path);
   if (!entry) throw new CliError(`${run} has no entry ${path} (see \`spool entries ${run}\`)`, EXIT.notFound);
-  const isLog = path.startsWith("log://");
-  const log = isLog ? path : String(entry.attributes.log ?? "");
-  const channel = isLog ? undefined : Number(entry.attributes.channel);
+  const isLog = isLogEntry(entry);
+  const log = isLog ? path : (channelLog(entry) ?? "");
+  const channel = isLog ? undefined : channelView(entry).channel;
   if (!log || (!isLog && !Number.isInteger(channel))) throw new CliError(`${path} is not a command's output (see \`spool entries ${run}\`)`, EXIT.failed);
   if (isLog && entry.status === ENTRY.proposed) {
     if (!options.follow) {
@@ -606,16 +597,15 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
     if (decided.decision === "reject")
       throw new CliError(`${path} was rejected${decided.by ? ` by ${escapeControl(decided.by)}` : ""}: ${escapeControl(decided.reason ?? "")}`);
   } else if (isLog && entry.status === ENTRY.rejected) {
-    throw new CliError(
-      `${path} was rejected${entry.attributes.resolvedBy ? ` by ${escapeControl(String(entry.attributes.resolvedBy))}` : ""}: ${escapeControl(String(entry.attributes.reason ?? ""))}`,
-    );
+    const p = producerView(entry);
+    throw new CliError(`${path} was rejected${p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : ""}: ${escapeControl(p.reason ?? "")}`);
   }
   const out = (c: number, data: Buffer) => (c === 2 ? process.stderr : process.stdout).write(data);
   if (options.lines !== undefined) {
-    const channels = isLog ? (await client.call("entry/list", { run })).entries.filter((e) => e.attributes.log === log) : [entry];
+    const channels = isLog ? (await client.call("entry/list", { run })).entries.filter((e) => channelLog(e) === log) : [entry];
     for (const c of channels) {
       const got = await client.call("entry/get", { run, path: c.path, tail: options.lines, encoding: "base64" });
-      out(Number(c.attributes.channel), Buffer.from(got.body, "base64"));
+      out(channelView(c).channel, Buffer.from(got.body, "base64"));
     }
     return outcome(channels.map((c) => c.status));
   }
@@ -629,7 +619,7 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
     // Not silent: how it ended, from the log entry (a cancel's reason, the exit code, the signal).
     const [logEntry] = (await client.call("entry/list", { run, pattern: log })).entries;
     const status = [...ended.values()].find((e) => e.status !== ENTRY.done)?.status ?? ENTRY.failed;
-    process.stderr.write(`${path}: ${outcomeWords(status, logEntry?.attributes ?? {})}\n`);
+    process.stderr.write(`${path}: ${endedWords(logEntry, status)}\n`);
   }
   return code;
 }
@@ -653,11 +643,8 @@ function waitForDecision(client: SpoolClient, run: string, path: string): Promis
         const e = entries.find((x) => x.path === path);
         if (!e || e.status === ENTRY.proposed) return;
         off();
-        resolve({
-          decision: e.status === ENTRY.rejected ? "reject" : "accept",
-          by: e.attributes.resolvedBy ? String(e.attributes.resolvedBy) : undefined,
-          reason: e.attributes.reason ? String(e.attributes.reason) : null,
-        });
+        const p = producerView(e);
+        resolve({ decision: e.status === ENTRY.rejected ? "reject" : "accept", by: p.resolvedBy ?? undefined, reason: p.reason });
       })
       .catch(reject);
   });

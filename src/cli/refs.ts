@@ -1,5 +1,5 @@
 import type { SpoolClient } from "../client/spool-client.js";
-import { ENTRY } from "../core/status.js";
+import { ENTRY } from "../protocol/status.js";
 import { escapeControl } from "./common.js";
 import { CliError, EXIT } from "./errors.js";
 

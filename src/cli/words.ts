@@ -1,37 +1,41 @@
-import { ENTRY, entryStatusWord } from "../core/status.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
+import { entryStatusWord } from "../protocol/status.js";
+import { type Producer, producerView, type WireEntry } from "../protocol/views.js";
 
 /**
- * How a command ended, in the words people read (numbers stay in --json): `done, exit 0`, `failed, exit 2`,
- * `failed, killed by SIGKILL`, `cancelled by spool-act: cancelled with Ctrl-C`, `aborted: runner lost`, `running`,
- * `waiting for a decision`, `rejected by spool-cli: not now`. `attributes` are the log entry's or a channel's.
+ * How a command stands or ended, in the words people read (numbers stay in --json): `done, exit 0`,
+ * `failed, exit 2`, `failed, killed by SIGKILL`, `cancelled by spool-act: cancelled with Ctrl-C`,
+ * `aborted: runner lost`, `running`, `waiting for a decision`, `rejected by spool-cli: not now`. From the
+ * typed producer view (src/protocol/views.ts): a state this switch does not name is a compile error.
  */
-export function outcomeWords(status: number, attributes: Record<string, unknown>): string {
-  const reason = attributes.reason ? `: ${escapeControl(String(attributes.reason))}` : "";
-  const by = attributes.resolvedBy ? ` by ${escapeControl(String(attributes.resolvedBy))}` : "";
-  const exit =
-    attributes.signal != null && attributes.signal !== ""
-      ? `, killed by ${escapeControl(String(attributes.signal))}`
-      : attributes.exit_code != null
-        ? `, exit ${String(attributes.exit_code)}`
-        : "";
-  switch (status) {
-    case ENTRY.done:
-      return `done${exit}`;
-    case ENTRY.failed:
-      return `failed${exit}`;
-    case ENTRY.cancelled: {
-      if (attributes.outcome === "aborted") return `aborted${reason}`;
-      const who = attributes.cancelledBy ? ` by ${escapeControl(String(attributes.cancelledBy))}` : "";
-      return `cancelled${who}${reason}`;
-    }
-    case ENTRY.streaming:
-      return "running";
-    case ENTRY.proposed:
+export function outcomeWords(p: Producer): string {
+  const reason = p.reason !== null ? `: ${escapeControl(p.reason)}` : "";
+  const exit = p.signal !== null ? `, killed by ${escapeControl(p.signal)}` : p.exitCode !== null ? `, exit ${p.exitCode}` : "";
+  switch (p.state) {
+    case "proposed":
       return "waiting for a decision";
-    case ENTRY.rejected:
-      return `rejected${by}${reason}`;
-    default:
-      return entryStatusWord(status);
+    case "rejected":
+      return `rejected${p.resolvedBy !== null ? ` by ${escapeControl(p.resolvedBy)}` : ""}${reason}`;
+    case "accepted":
+      return "accepted";
+    case "running":
+      return "running";
+    case "done":
+      return `done${exit}`;
+    case "failed":
+      return `failed${exit}`;
+    case "cancelled":
+      return `cancelled${p.cancelledBy !== null ? ` by ${escapeControl(p.cancelledBy)}` : ""}${reason}`;
+    case "aborted":
+      return `aborted${reason}`;
   }
+}
+
+/**
+ * How a command ended once its channels did (`status`: the first that is not 200, else 200): from its log
+ * entry when it could be read, else the status word alone (with the exit code when the stream's end told it).
+ */
+export function endedWords(log: WireEntry | undefined, status: number, exitCode?: number | null): string {
+  if (log) return outcomeWords(producerView(log));
+  return `${entryStatusWord(status)}${exitCode !== undefined && exitCode !== null ? `, exit ${exitCode}` : ""}`;
 }
