@@ -270,7 +270,7 @@ export class McpBridge {
       await (await sub.watch)?.close().catch(() => undefined);
     }
     const session = await this.#session?.catch(() => null);
-    // Handlers aborted by the close reject their proposals; their calls are answered before the connection goes.
+    // The calls the close aborted reject their proposals and cancel their commands: let them reach the server.
     await new Promise((resolve) => setImmediate(resolve));
     // Within reason: with the server unreachable, a cancel cannot be confirmed (the server's grace period ends it).
     let timer: NodeJS.Timeout | undefined;
@@ -283,8 +283,15 @@ export class McpBridge {
 
   // ---- the Spool side ------------------------------------------------------------------------------
 
+  /** The Spool side, opened once; a failure (no server, a bad token) is reported to the call and tried again at the next. */
   #ready(): Promise<Session> {
-    this.#session ??= this.#open();
+    if (!this.#session) {
+      const opening = this.#open();
+      this.#session = opening;
+      opening.catch(() => {
+        if (this.#session === opening) this.#session = null;
+      });
+    }
     return this.#session;
   }
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { eventually, tempDir } from "../helpers/server.js";
+import { eventually, startTestServer, tempDir } from "../helpers/server.js";
 import { resultText, startMcp } from "./harness.js";
 
 /** A port nothing listens on right now. */
@@ -56,6 +56,26 @@ it("spool mcp starts a detached spool serve for its home when none answers; the 
       process.kill(serverPid, "SIGTERM");
       await eventually(() => !alive(serverPid), 20_000, "the started server to stop");
     }
+    rmSync(home, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
+  }
+});
+
+it("with --server and nothing answering there, a tool call is an error result saying so; the next call connects once a server answers", async () => {
+  const home = tempDir("spool-mcp-late-");
+  const project = mkdtempSync(join(tmpdir(), "spool-mcp-late-project-"));
+  const port = await freePort();
+  const mcp = await startMcp({ args: ["--server", `ws://127.0.0.1:${port}/`, "--project", project], env: { SPOOL_HOME: home } });
+  let ts: Awaited<ReturnType<typeof startTestServer>> | null = null;
+  try {
+    const refused = await mcp.client.callTool({ name: "list_commands", arguments: {} });
+    expect(refused.isError).toBe(true);
+    expect(resultText(refused)).toContain(`No Spool server answers at ws://127.0.0.1:${port}/`);
+    ts = await startTestServer({ home, port });
+    expect(resultText(await mcp.client.callTool({ name: "list_commands", arguments: {} }))).toBe("this connection has run no command yet");
+  } finally {
+    await mcp.close();
+    await ts?.stop();
     rmSync(home, { recursive: true, force: true });
     rmSync(project, { recursive: true, force: true });
   }
