@@ -1,21 +1,15 @@
+import { ENTRY, entryStatusWord } from "../protocol/status.js";
+
 /*
  * Small pieces of text `spool mcp` sends: the statuses as words, the newest lines of raw output for a
- * progress message, and the keys `send_input` names. No Spool internals: the numbers are the wire's.
+ * progress message, and the keys `send_input` names.
  */
 
-/** Entry statuses as the wire carries them (SPEC §4). */
-export const STATUS = { streaming: 102, done: 200, proposed: 202, rejected: 403, cancelled: 499, failed: 500 } as const;
+/** Entry statuses (src/protocol/status.ts), named as this bridge uses them. */
+export const STATUS = ENTRY;
 
-const WORDS: Record<number, string> = {
-  [STATUS.streaming]: "running",
-  [STATUS.done]: "done",
-  [STATUS.proposed]: "waiting for a decision",
-  [STATUS.rejected]: "rejected",
-  [STATUS.cancelled]: "cancelled",
-  [STATUS.failed]: "failed",
-};
-
-export const statusWord = (status: number) => WORDS[status] ?? `status ${status}`;
+/** The word for an entry status; a proposal "waits for a decision" (what the agent is told it waits on). */
+export const statusWord = (status: number) => (status === ENTRY.proposed ? "waiting for a decision" : entryStatusWord(status));
 
 /** Escape sequences and other controls a progress line must not carry (a terminal's colours, cursor moves). */
 const SEQUENCES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]/g;
