@@ -2,8 +2,9 @@ import { StringDecoder } from "node:string_decoder";
 import type { ToolCallStatus, ToolCallUpdate } from "@agentclientprotocol/sdk";
 import { ConnectionClosedError, type SpoolClient, type StreamWatch } from "../client/spool-client.js";
 import { parseLogPath } from "../core/slug.js";
-import { ENTRY } from "../core/status.js";
 import type { Logger } from "../logger.js";
+import { ENTRY } from "../protocol/status.js";
+import { channelView, type Producer, producerView } from "../protocol/views.js";
 import { fenced } from "./content.js";
 
 /** A tool call's update without its id (the session adds it). */
@@ -192,7 +193,7 @@ export class CommandOutput {
     for (const entry of entries) {
       if (entry.bytes === 0) continue;
       const view = await client.call("entry/get", { run, path: entry.path, view: "model", tail: SNAPSHOT_LINES });
-      const name = typeof entry.attributes.name === "string" ? entry.attributes.name : `channel ${String(entry.attributes.channel ?? "")}`;
+      const name = channelView(entry).name;
       blocks.push(`${entries.length > 1 ? `${name}:\n` : ""}${fenced(view.body.replace(/\n+$/, ""))}`);
     }
     return blocks.join("\n") || "(no output)";
@@ -205,14 +206,14 @@ export class CommandOutput {
     let signal: string | null = null;
     let reason: string | null = null;
     try {
-      // The log entry's attributes hold what the channel ending does not: the signal and a reason.
+      // The log entry holds what the channel ending does not: the signal and a reason.
       const log = await this.#whenConnected(() => this.options.client.call("entry/get", { run: this.options.run, path: this.options.path }));
-      const a = log.attributes;
-      const known = endingOf(a);
+      const p = producerView(log);
+      const known = endingOf(p);
       if (known) return known;
-      if (typeof a.exit_code === "number") exitCode = a.exit_code;
-      if (typeof a.signal === "string") signal = a.signal;
-      if (typeof a.reason === "string" && a.outcome !== "completed") reason = a.reason;
+      exitCode = p.exitCode ?? exitCode;
+      signal = p.signal;
+      if (p.outcome !== "completed") reason = p.reason;
     } catch (error) {
       this.options.log.warn(`reading ${this.options.path} failed: ${error instanceof Error ? error.message : String(error)}`);
     }
@@ -220,15 +221,15 @@ export class CommandOutput {
   }
 }
 
-/** How a producer ended, from its log entry's attributes; null while it has not ended. */
-export function endingOf(a: Record<string, unknown>): Ending | null {
-  if (typeof a.status !== "number") return null;
+/** How a producer ended, from its typed view; null while it has not ended. */
+export function endingOf(p: Producer): Ending | null {
+  if (p.endStatus === null) return null;
   return {
-    status: a.status === ENTRY.done ? "completed" : "failed",
-    exitCode: typeof a.exit_code === "number" ? a.exit_code : null,
-    signal: typeof a.signal === "string" ? a.signal : null,
-    reason: typeof a.reason === "string" && a.outcome !== "completed" ? a.reason : null,
-    entryStatus: a.status,
+    status: p.endStatus === ENTRY.done ? "completed" : "failed",
+    exitCode: p.exitCode,
+    signal: p.signal,
+    reason: p.outcome !== "completed" ? p.reason : null,
+    entryStatus: p.endStatus,
   };
 }
 

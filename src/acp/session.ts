@@ -12,9 +12,10 @@ import {
 } from "@agentclientprotocol/sdk";
 import type { ResultOf, SpoolNotifications } from "../client/api.js";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
-import { ENTRY, OPEN_RUN, RUN } from "../core/status.js";
 import type { Logger } from "../logger.js";
-import { defaultRunnerName, factsText, type ProposalFacts, proposalFacts } from "../protocol/proposal-facts.js";
+import { defaultRunnerName, factsText, type ProposalFacts } from "../protocol/proposal-facts.js";
+import { ENTRY, OPEN_RUN, RUN } from "../protocol/status.js";
+import { type Producer, type ProposalView, producerView, proposalView } from "../protocol/views.js";
 import { fenced, isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, endingOf, finalChange, type ToolChange } from "./output.js";
 
@@ -161,7 +162,7 @@ export class AcpSession {
       this.#off.push(link.client.on(method, (p: SpoolNotifications[N]) => (p as { run?: string }).run === run && !this.#closed && handle(p)));
     on("run/progress", (p) => this.#onText(p.loop, p.turn, p.delta));
     on("run/tool", (p) => this.#enqueue(() => this.#onTool(p)));
-    on("run/proposal", (p) => this.#enqueue(() => this.#onProposal(p)));
+    on("run/proposal", (p) => this.#enqueue(() => this.#onProposal(proposalView(p))));
     on("run/resolved", (p) => this.#enqueue(() => this.#onResolved(p)));
     on("run/state", (p) => this.#enqueue(() => this.#onState(p)));
   }
@@ -371,24 +372,13 @@ export class AcpSession {
   catchUp(): void {
     this.#enqueue(async () => {
       const pending = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.proposed });
-      for (const log of pending.entries) {
-        const a = log.attributes;
-        await this.#onProposal({
-          run: this.run,
-          path: log.path,
-          tool: String(a.tool),
-          command: String(a.command),
-          attributes: a,
-          turn: log.turn,
-          loop: typeof a.loop === "number" ? a.loop : null,
-          toolCallId: typeof a.toolCallId === "string" ? a.toolCallId : null,
-        });
-      }
+      for (const log of pending.entries) await this.#onProposal(proposalView({ ...log, run: this.run }));
       // An accepted producer's log entry records its final status when it ends: without one, it still runs.
       const accepted = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.done });
-      for (const log of accepted.entries) {
-        const id = typeof log.attributes.toolCallId === "string" ? log.attributes.toolCallId : log.path;
-        const ending = endingOf(log.attributes);
+      for (const entry of accepted.entries) {
+        const log = producerView(entry);
+        const id = log.toolCallId ?? log.path;
+        const ending = endingOf(log);
         if (ending) {
           // Ended while this session was not following it (the server restarted, the connection dropped): the editor is told how.
           const known = this.#tools.get(this.#byPath.get(log.path) ?? id);
@@ -398,7 +388,7 @@ export class AcpSession {
           }
           continue;
         }
-        const view = await this.#view(id, log.path, log.attributes);
+        const view = await this.#view(id, log.path, callArguments(log), log.tool);
         if (view.settled || view.output) continue;
         view.resolved = true;
         await this.#change(view, { status: "in_progress" });
@@ -485,12 +475,10 @@ export class AcpSession {
   }
 
   /** A proposal as announced, or as catchUp rebuilds it from its log entry (which does not need its time). */
-  async #onProposal(p: Omit<SpoolNotifications["run/proposal"], "createdAt">): Promise<void> {
-    const args: Record<string, unknown> = { command: p.command };
-    if (typeof p.attributes.cwd === "string" && p.attributes.cwd) args.cwd = p.attributes.cwd;
-    const view = await this.#view(p.toolCallId ?? p.path, p.path, args, p.tool);
+  async #onProposal(p: ProposalView): Promise<void> {
+    const view = await this.#view(p.toolCallId ?? p.path, p.path, callArguments(p.producer), p.producer.tool);
     if (view.resolved || view.permission || view.deciding || view.settled) return;
-    view.facts = proposalFacts(p.attributes);
+    view.facts = p.producer;
     // The runner a decision here picks, named in the request (its name only: the request goes out without it if the list fails).
     const runners = view.facts.runner === null ? await this.link.client.call("runner/list", {}).catch(() => null) : null;
     this.#ask(view, runners ? defaultRunnerName(runners.runners) : null);
@@ -501,8 +489,8 @@ export class AcpSession {
     let view = this.#tools.get(id);
     if (!view) {
       // Decided before this session saw it proposed (a rule, or before a load): its tool and command are in the log entry.
-      const log = await this.link.client.call("entry/get", { run: this.run, path: p.path });
-      view = await this.#view(id, p.path, log.attributes);
+      const log = producerView(await this.link.client.call("entry/get", { run: this.run, path: p.path }));
+      view = await this.#view(id, p.path, callArguments(log), log.tool);
     }
     this.#locate(view, p.path);
     if (view.resolved) return;
@@ -549,11 +537,6 @@ export class AcpSession {
     let view = this.#tools.get(id);
     if (!view) {
       const rawInput: Record<string, unknown> = { ...args };
-      if (rawInput.tool !== undefined) {
-        // From a log entry's attributes: keep what describes the call.
-        for (const key of Object.keys(rawInput))
-          if (!["command", "cwd", "env", "path", "tail", "line", "limit", "timeout_ms"].includes(key)) delete rawInput[key];
-      }
       const look = toolLook(tool, rawInput);
       view = {
         id,
@@ -796,4 +779,14 @@ export class AcpSession {
       this.#dropped = 0;
     }
   }
+}
+
+/** What describes a command's tool call, from its producer (a call the editor learns of from its log entry): as the model would pass it. */
+function callArguments(p: Producer): Record<string, unknown> {
+  return {
+    command: p.command,
+    ...(p.cwd !== null ? { cwd: p.cwd } : {}),
+    ...(p.env.length > 0 ? { env: Object.fromEntries(p.env) } : {}),
+    ...(p.timeoutMs !== null ? { timeout_ms: p.timeoutMs } : {}),
+  };
 }
