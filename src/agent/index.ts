@@ -13,7 +13,7 @@ import { definePlugin } from "../plugins/plugin.js";
 import { serviceKey } from "../plugins/services.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { SpoolError } from "../rpc/errors.js";
-import { parseAttributes } from "../store/repositories.js";
+import { producerFromRow } from "../store/producer-row.js";
 import type { RunRow } from "../store/schema.js";
 import { AgentDriver, type ModelTarget } from "./loop.js";
 import { AGENT_LOOP, type AgentLoop } from "./service.js";
@@ -152,7 +152,7 @@ export const agentPlugin = definePlugin({
 
     // A proposal the model made was resolved (from any connection): continue its run.
     app.on("entry:status", ({ run, entry }) => {
-      if (entry.scheme === "log" && run.model && parseAttributes(entry).toolCallId) driver.kick(run.id);
+      if (entry.scheme === "log" && run.model && producerFromRow(entry).toolCallId) driver.kick(run.id);
     });
     // Another server sharing the database asks this one (holding the run's lease) to look at a run, or one that stopped left it here.
     core.cluster.onKick((runId) => driver.kick(runId));

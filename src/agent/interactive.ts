@@ -3,7 +3,8 @@ import { ENTRY } from "../core/status.js";
 import { renderTerminalText } from "../model/terminal.js";
 import { SpoolError } from "../rpc/errors.js";
 import type { ControlSignal } from "../runners/protocol.js";
-import { lineCount, parseAttributes } from "../store/repositories.js";
+import { channelFromRow, producerFromRow } from "../store/producer-row.js";
+import { lineCount } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
 import type { ToolContext } from "./tool-context.js";
 
@@ -108,12 +109,12 @@ export async function awaitAnswer(core: Core, log: EntryRow, ms: number, signal:
  * Marks it seen.
  */
 export async function newOutput(ctx: Pick<ToolContext, "core" | "budgetTokens">, log: EntryRow, channels: EntryRow[]): Promise<string> {
-  const seen = (parseAttributes(log).modelSeen ?? {}) as Record<string, number>;
+  const seen = producerFromRow(log).modelSeen;
   const lines: string[] = [];
   const next: Record<string, number> = { ...seen };
   const budget = ctx.budgetTokens * 4;
   for (const channel of outputChannels(channels)) {
-    const name = String(parseAttributes(channel).name ?? `channel ${channel.channel}`);
+    const { name } = channelFromRow(channel);
     const total = lineCount(channel);
     const from = Math.min(seen[String(channel.channel)] ?? 0, channel.newlines);
     next[String(channel.channel)] = channel.newlines;
@@ -143,11 +144,11 @@ export async function markSeen(core: Core, log: EntryRow, channels: EntryRow[]):
 export function statusLines(log: EntryRow, channels: EntryRow[]): string[] {
   const open = running(channels);
   const first = outputChannels(channels)[0];
-  const attributes = first ? parseAttributes(first) : {};
+  const ended = first ? channelFromRow(first) : null;
   const lines = [`status: ${open ? `${ENTRY.streaming} still running` : (first?.status ?? log.status)}`, `log: ${log.path}`];
-  if (!open && attributes.exit_code !== undefined && attributes.exit_code !== null) lines.push(`exit code: ${String(attributes.exit_code)}`);
-  if (!open && attributes.signal) lines.push(`signal: ${String(attributes.signal)}`);
-  if (!open && attributes.reason) lines.push(`reason: ${String(attributes.reason)}`);
+  if (!open && ended?.exitCode != null) lines.push(`exit code: ${ended.exitCode}`);
+  if (!open && ended?.signal) lines.push(`signal: ${ended.signal}`);
+  if (!open && ended?.reason) lines.push(`reason: ${ended.reason}`);
   return lines;
 }
 
@@ -192,16 +193,16 @@ export async function listJobs(ctx: Pick<ToolContext, "core" | "run">): Promise<
   for (const id of ids) {
     const log = await ctx.core.repos.entries.findEntryById(id);
     if (!log) continue;
-    const attributes = parseAttributes(log);
+    const producer = producerFromRow(log);
     const channels = await ctx.core.repos.entries.listChannels(id);
     const since = Math.min(...channels.map((c) => c.created_at));
-    const sizes = channels.map((c) => `${String(parseAttributes(c).name ?? `channel ${c.channel}`)} ${c.bytes} bytes`).join(", ");
+    const sizes = channels.map((c) => `${channelFromRow(c).name} ${c.bytes} bytes`).join(", ");
     const traits = [
-      attributes.background ? "background" : null,
-      attributes.tty ? `terminal ${(attributes.tty as { cols: number }).cols}x${(attributes.tty as { rows: number }).rows}` : null,
-      `runner ${String(attributes.runner)}`,
+      producer.background ? "background" : null,
+      producer.tty ? `terminal ${producer.tty.cols}x${producer.tty.rows}` : null,
+      `runner ${String(producer.runner)}`,
     ].filter(Boolean);
-    lines.push(`- ${log.path}: $ ${String(attributes.command)} — running for ${age(now - since)}; ${sizes} (${traits.join(", ")})`);
+    lines.push(`- ${log.path}: $ ${producer.command} — running for ${age(now - since)}; ${sizes} (${traits.join(", ")})`);
   }
   return lines.join("\n");
 }

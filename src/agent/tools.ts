@@ -5,7 +5,8 @@ import { channelModelView, renderOptionsFor } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
 import { ControlSignal } from "../runners/protocol.js";
-import { lineCount, parseAttributes } from "../store/repositories.js";
+import { channelFromRow, producerFromRow } from "../store/producer-row.js";
+import { lineCount } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
 import {
   awaitAnswer,
@@ -135,20 +136,19 @@ async function settle(core: Core, log: EntryRow, ms: number, signal: AbortSignal
 
 /** A producer's result as the model reads it: status, exit code, then each channel's model view. */
 export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetTokens">, log: EntryRow, channels: EntryRow[]): Promise<string> {
-  const attributes = parseAttributes(log);
-  if (log.status === ENTRY.rejected) return `status: ${ENTRY.rejected} rejected\nlog: ${log.path}\nreason: ${String(attributes.reason ?? "rejected")}`;
+  if (log.status === ENTRY.rejected) return `status: ${ENTRY.rejected} rejected\nlog: ${log.path}\nreason: ${producerFromRow(log).reason ?? "rejected"}`;
   if (log.status === ENTRY.proposed) return `status: ${ENTRY.proposed} waiting for a person to accept or reject it\nlog: ${log.path}`;
   const status = channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : (channels[0]?.status ?? log.status);
-  const first = channels[0] ? parseAttributes(channels[0]) : {};
+  const first = channels[0] ? channelFromRow(channels[0]) : null;
   const lines = [`status: ${status}${status === ENTRY.streaming ? " still running (use wait or get for more)" : ""}`, `log: ${log.path}`];
-  if (first.exit_code !== undefined && first.exit_code !== null) lines.push(`exit code: ${String(first.exit_code)}`);
-  if (first.signal) lines.push(`signal: ${String(first.signal)}`);
-  if (first.reason) lines.push(`reason: ${String(first.reason)}`);
+  if (first?.exitCode != null) lines.push(`exit code: ${first.exitCode}`);
+  if (first?.signal) lines.push(`signal: ${first.signal}`);
+  if (first?.reason) lines.push(`reason: ${first.reason}`);
   // Share the budget between the channels that have output.
   const withOutput = channels.filter((c) => c.bytes > 0);
   const share = Math.max(100, Math.floor(ctx.budgetTokens / Math.max(1, withOutput.length)));
   for (const channel of channels) {
-    const name = String(parseAttributes(channel).name ?? `channel ${channel.channel}`);
+    const { name } = channelFromRow(channel);
     if (channel.bytes === 0) {
       lines.push(`--- ${name} (${channel.path}): empty`);
       continue;
@@ -237,7 +237,7 @@ async function runCommand(
   }
   if (log.status === ENTRY.proposed) return { kind: "waiting", path: log.path };
   // Background work is not waited for: the turn goes on at once with its path.
-  const background = parseAttributes(log).background === true;
+  const { background } = producerFromRow(log);
   const channels = log.status === ENTRY.done ? await settle(ctx.core, log, background ? 0 : ctx.yieldMs, ctx.signal) : [];
   const fresh = (await ctx.core.repos.entries.findEntry(ctx.run.id, log.path)) ?? log;
   const failed = fresh.status === ENTRY.rejected || channels.some((c) => c.status === ENTRY.cancelled || c.status === ENTRY.failed);
@@ -258,7 +258,7 @@ async function writeTool(ctx: ToolContext, args: z.output<typeof ToolArgs.write>
   if (!log || log.status !== ENTRY.done) return { kind: "result", content: `error: no accepted command "${args.path}" in this run`, failed: true };
   let channels = await ctx.core.repos.entries.listChannels(log.id);
   const open = channels.some((c) => c.status === ENTRY.streaming);
-  const parts = writeParts(args.input, Boolean(parseAttributes(log).tty));
+  const parts = writeParts(args.input, producerFromRow(log).tty !== null);
   if (parts.length > 0 && !open) {
     return {
       kind: "result",

@@ -1,7 +1,7 @@
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { conflict, type ErrorName, SpoolError } from "../rpc/errors.js";
 import type { ControlSignal, TtySize } from "../runners/protocol.js";
-import { parseAttributes } from "../store/repositories.js";
+import { channelFromRow, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type ClusterLink, RELAY_TIMEOUT_MS } from "./cluster.js";
 import type { CoreDeps, ProducerTarget } from "./deps.js";
@@ -59,7 +59,7 @@ export class ProducerControls {
 
   async #input(run: RunRow, log: EntryRow, data: Buffer, seq: number | undefined): Promise<InputResult> {
     const channel = await this.#inputChannel(log);
-    if (parseAttributes(channel).eof !== undefined) {
+    if (channelFromRow(channel).eofAt !== null) {
       throw new SpoolError("STREAM_CLOSED", `The input of "${log.path}" was ended with stream/eof`, { status: channel.status, path: channel.path });
     }
     if (seq !== undefined && seq <= channel.last_seq) {
@@ -83,13 +83,13 @@ export class ProducerControls {
    */
   async eof(project: ProjectRef, target: ProducerTarget): Promise<{ path: string; changed: boolean }> {
     const { run, log } = await this.#open(project, target);
-    if (parseAttributes(log).tty) {
+    if (producerFromRow(log).tty) {
       const typed = await this.#serially(log.id, 1, () => this.#input(run, log, CONTROL_D, undefined));
       return { path: typed.path, changed: true };
     }
     return this.#serially(log.id, 0, async () => {
       const channel = await this.#inputChannel(log);
-      if (parseAttributes(channel).eof !== undefined) return { path: channel.path, changed: false };
+      if (channelFromRow(channel).eofAt !== null) return { path: channel.path, changed: false };
       await this.#relay(log, "producer/eof", { run: run.alias, path: log.path }, "end of input");
       await this.deps.repos.entries.setAttribute(channel.id, "eof", Date.now());
       return { path: channel.path, changed: true };
@@ -106,7 +106,7 @@ export class ProducerControls {
   /** Resizes the producer's terminal; the log's `tty` attribute keeps the size it has now. */
   async resize(project: ProjectRef, target: ProducerTarget, size: TtySize): Promise<{ path: string } & TtySize> {
     const { run, log } = await this.#open(project, target);
-    if (!parseAttributes(log).tty) {
+    if (!producerFromRow(log).tty) {
       throw new SpoolError("UNSUPPORTED", `"${log.path}" does not run under a terminal; only a proposal made with tty can be resized`, { path: log.path });
     }
     await this.#serially(log.id, 0, async () => {
@@ -166,8 +166,8 @@ export class ProducerControls {
   /** Asks the producer's live owner to apply a control; its refusal comes back as the caller's error. */
   async #relay(log: EntryRow, method: string, params: Record<string, unknown>, what: string): Promise<void> {
     const owner = this.lifecycle.ownerOf(log.id);
-    const attributes = parseAttributes(log);
-    const who = attributes.runner === "self" ? 'the client that accepted it with runner "self"' : `runner "${String(attributes.runner)}"`;
+    const { runner } = producerFromRow(log);
+    const who = runner === "self" ? 'the client that accepted it with runner "self"' : `runner "${String(runner)}"`;
     // The owner may be connected to another server sharing the database: that server relays it.
     const elsewhere = owner ? null : await this.cluster.ownerServer(log.id);
     if (!owner && elsewhere === null) {

@@ -2,7 +2,7 @@ import { join, resolve } from "node:path";
 import type { SpoolConfig } from "../config.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
-import { parseAttributes } from "../store/repositories.js";
+import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { AcceptResult, ForwardedAccept, ProducerTarget } from "./deps.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
@@ -55,26 +55,25 @@ export function execParams(
   channels: { channel: number; name: string; path: string }[],
   producerReadOnly: boolean,
 ): RunnerExecParams {
-  const attributes = parseAttributes(log);
-  const tty = attributes.tty as { cols: number; rows: number } | undefined;
-  const defaultTimeout = attributes.background === true ? config.backgroundTimeoutMs : config.commandTimeoutMs;
-  const readOnly = attributes.readOnly === true || producerReadOnly;
-  const workspaceWrite = !readOnly && attributes.sandbox === "workspace-write";
+  const producer = producerFromRow(log);
+  const defaultTimeout = producer.background ? config.backgroundTimeoutMs : config.commandTimeoutMs;
+  const readOnly = producer.readOnly || producerReadOnly;
+  const workspaceWrite = !readOnly && producer.sandbox === "workspace-write";
   return {
     run: run.alias,
     path: log.path,
-    command: String(attributes.command),
-    cwd: resolve(project.root, String(attributes.cwd ?? "")),
-    cwdRelative: String(attributes.cwd ?? ""),
-    env: (attributes.env as Record<string, string> | undefined) ?? {},
+    command: producer.command,
+    cwd: resolve(project.root, producer.cwd),
+    cwdRelative: producer.cwd,
+    env: producer.env,
     channels: channels.map(({ channel, name, path }) => ({ channel, name, path })),
-    timeoutMs: typeof attributes.timeoutMs === "number" ? attributes.timeoutMs : defaultTimeout,
+    timeoutMs: producer.timeoutMs ?? defaultTimeout,
     readOnly,
     // Runners from before sandbox modes refuse fields they do not know; they are never given workspace-write work.
-    ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: attributes.sandboxNetwork !== false } : {}),
+    ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: producer.sandboxNetwork !== false } : {}),
     ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: serverState(config) } : {}),
     passEnv: config.commandEnv,
-    ...(tty ? { tty } : {}),
+    ...(producer.tty ? { tty: producer.tty } : {}),
   };
 }
 

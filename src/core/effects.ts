@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import { type Attributes, parseAttributes } from "../store/repositories.js";
+import { wireAttributes } from "../store/entries.js";
+import { type Producer, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
 import type { FinishedNotice, ProposalNotice, ResolvedNotice } from "./schemas.js";
@@ -15,24 +16,21 @@ import type { WatcherHub } from "./watchers.js";
  */
 
 /** The loop and tool call of the model that made a proposal (null for a client's proposal). */
-function modelCall(attributes: Attributes): { loop: number | null; toolCallId: string | null } {
-  return {
-    loop: typeof attributes.loop === "number" ? attributes.loop : null,
-    toolCallId: typeof attributes.toolCallId === "string" ? attributes.toolCallId : null,
-  };
+function modelCall(producer: Producer): { loop: number | null; toolCallId: string | null } {
+  return { loop: producer.loop, toolCallId: producer.toolCallId };
 }
 
 /** `run/proposal` for a proposal's log entry (also re-sent to connections that initialize while it waits). */
 export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof ProposalNotice> {
-  const attributes = parseAttributes(row);
+  const producer = producerFromRow(row);
   return {
     run: runAlias,
     path: row.path,
-    tool: String(attributes.tool),
-    command: String(attributes.command),
-    attributes,
+    tool: producer.tool,
+    command: producer.command,
+    attributes: wireAttributes(row),
     turn: row.turn,
-    ...modelCall(attributes),
+    ...modelCall(producer),
     createdAt: row.created_at,
   };
 }
@@ -57,7 +55,7 @@ export class Effects {
 
   /** A proposal was accepted or rejected: `run/resolved`, then its status hook. */
   async resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): Promise<void> {
-    const notice: z.input<typeof ResolvedNotice> = { run: run.alias, path: log.path, status: log.status, ...details, ...modelCall(parseAttributes(log)) };
+    const notice: z.input<typeof ResolvedNotice> = { run: run.alias, path: log.path, status: log.status, ...details, ...modelCall(producerFromRow(log)) };
     this.deps.notifyProject(project.id, "run/resolved", notice);
     await this.hookStatus(project, run, log, ENTRY.proposed);
   }

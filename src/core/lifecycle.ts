@@ -3,7 +3,8 @@ import { loaderVariables, loaderVariablesMessage } from "../protocol/sandbox.js"
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, type ErrorName, notFound, SpoolError } from "../rpc/errors.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../runners/protocol.js";
-import { type Attributes, lineCount, parseAttributes, type Repositories } from "../store/repositories.js";
+import { producerFromRow } from "../store/producer-row.js";
+import { type Attributes, lineCount, type Repositories } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { describeRule, matchingRule, ruleResolver, storeRule } from "./allow-rules.js";
 import { confineCwd } from "./cwd.js";
@@ -252,44 +253,36 @@ export class Lifecycle {
       return this.#others!.acceptElsewhere(server, project, target, { runner, reason, always, resolver, resolvedBy });
     }
     const { run, log } = await this.#requirePending(project, target.run, target.path, "accept");
-    const attributes = parseAttributes(log);
-    const tool = String(attributes.tool);
+    const proposal = producerFromRow(log);
+    const tool = proposal.tool;
     const producer = this.producers.get(tool);
     if (!producer) throw new SpoolError("UNSUPPORTED", `The "${tool}" producer is no longer loaded`);
     // Read-only work (the env producer, and so every command of an ask run) only goes to a runner with a read-only sandbox.
-    const readOnly = producer.readOnly === true || attributes.readOnly === true;
+    const readOnly = producer.readOnly === true || proposal.readOnly;
     // The mode recorded at proposal time (none recorded: a proposal from before sandbox modes, which ran without one).
-    const mode = readOnly ? "read-only" : attributes.sandbox === "workspace-write" ? "workspace-write" : "full";
+    const mode = readOnly ? "read-only" : proposal.sandbox === "workspace-write" ? "workspace-write" : "full";
     if (options.runner === "self" && !options.self) throw conflict('a rule cannot accept with runner "self"');
     const owner = await this.runners.select(project, options.runner, { readOnly, mode });
     const selfToken = owner === "self" ? newResumeToken() : undefined;
     const runnerName = owner === "self" ? "self" : owner.name;
     const { resolvedBy, resolver } = options;
-    const slug = String(attributes.slug);
     const plan = Object.entries(producer.channels).map(([n, name]) => ({
       channel: Number(n),
-      path: channelPath(tool, log.turn, slug, Number(n)),
-      attributes: { command: attributes.command, channel: Number(n), name, log: log.path },
+      path: channelPath(tool, log.turn, proposal.slug, Number(n)),
+      attributes: { command: proposal.command, channel: Number(n), name, log: log.path },
     }));
-    const next = {
-      ...attributes,
+    const decision = {
       decision: "accept",
       runner: runnerName,
       ownerKey: owner === "self" ? tokenKey(selfToken!) : owner.tokenKey,
       resolvedBy,
       ...(options.reason ? { reason: options.reason } : {}),
     };
-    const rows = await this.#repos.producers.openChannels(log, { from: ENTRY.proposed, to: ENTRY.done, attributes: next }, plan, ENTRY.streaming);
-    if (!rows) throw conflict(`"${target.path}" was resolved by someone else`);
-    const accepted: EntryRow = { ...log, status: ENTRY.done, attributes: JSON.stringify(next) };
+    const opened = await this.#repos.producers.openChannels(log, { from: ENTRY.proposed, to: ENTRY.done, set: decision }, plan, ENTRY.streaming);
+    if (!opened) throw conflict(`"${target.path}" was resolved by someone else`);
+    const { log: accepted, channels: rows } = opened;
     await this.#own(log.id, owner === "self" ? options.self! : owner.connection, owner === "self" ? "self" : "runner");
-    const subject = {
-      runId: run.id,
-      tool,
-      command: String(attributes.command),
-      cwd: String(attributes.cwd ?? ""),
-      env: attributes.env as Record<string, string> | undefined,
-    };
+    const subject = { runId: run.id, tool, command: proposal.command, cwd: proposal.cwd, env: proposal.env };
     const rule = options.always === undefined ? undefined : await storeRule(this.#repos, subject, options.always);
     const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
     await this.#effects.resolved(project, run, accepted, {
@@ -321,10 +314,8 @@ export class Lifecycle {
   async reject(project: ProjectRef, target: ProducerTarget, options: { by: string; resolver?: ResolverOut; reason?: string | undefined }): Promise<EntryRow> {
     const { run, log } = await this.#requirePending(project, target.run, target.path, "reject");
     const reason = options.reason ?? "rejected";
-    const next = { ...parseAttributes(log), decision: "reject", reason, resolvedBy: options.by };
-    if (!(await this.#repos.producers.moveStatus(log.id, ENTRY.proposed, ENTRY.rejected, next)))
-      throw conflict(`"${target.path}" was resolved by someone else`);
-    const rejected: EntryRow = { ...log, status: ENTRY.rejected, attributes: JSON.stringify(next) };
+    const rejected = await this.#repos.producers.moveStatus(log, ENTRY.proposed, ENTRY.rejected, { decision: "reject", reason, resolvedBy: options.by });
+    if (!rejected) throw conflict(`"${target.path}" was resolved by someone else`);
     await this.#effects.resolved(project, run, rejected, {
       decision: "reject",
       runner: null,
@@ -418,11 +409,11 @@ export class Lifecycle {
    */
   async openInput(log: EntryRow): Promise<EntryRow | null> {
     requireAccepted(log);
-    const attributes = parseAttributes(log);
-    const path = channelPath(String(attributes.tool), log.turn, String(attributes.slug), INPUT_CHANNEL);
+    const producer = producerFromRow(log);
+    const path = channelPath(producer.tool, log.turn, producer.slug, INPUT_CHANNEL);
     return this.#repos.producers.openChannel(
       log,
-      { channel: INPUT_CHANNEL, path, attributes: { command: attributes.command, channel: INPUT_CHANNEL, name: "stdin", log: log.path } },
+      { channel: INPUT_CHANNEL, path, attributes: { command: producer.command, channel: INPUT_CHANNEL, name: "stdin", log: log.path } },
       ENTRY.streaming,
     );
   }
@@ -484,19 +475,18 @@ export class Lifecycle {
   async #finish(project: ProjectRef, run: RunRow, log: EntryRow, outcome: Outcome): Promise<FinishResult> {
     const status = outcomeStatus(outcome);
     const details = outcomeAttributes(outcome);
-    const logAttributes = parseAttributes(log);
+    const { command } = producerFromRow(log);
     const { changed, channels } = await this.#repos.producers.closeChannels(log, {
       open: ENTRY.streaming,
       status,
       channelAttributes: details,
       log: (rows) => ({
-        attributes: {
-          ...logAttributes,
+        set: {
           ...details,
           status,
           channels: Object.fromEntries(rows.map((r) => [String(r.channel), { path: r.path, bytes: r.bytes, lines: lineCount(r) }])),
         },
-        body: summaryLine(String(logAttributes.command), outcome, rows),
+        body: summaryLine(command, outcome, rows),
       }),
     });
     if (changed) {
@@ -537,7 +527,7 @@ export class Lifecycle {
   async claim(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, token: string): Promise<ClaimResult> {
     const { log } = await this.requireLog(project, target.run, target.path);
     const { state, channels } = await this.#state(log);
-    const holder = log.status === ENTRY.done && tokenMatches(token, parseAttributes(log).ownerKey);
+    const holder = log.status === ENTRY.done && tokenMatches(token, producerFromRow(log).ownerKey);
     this.#follow(state, "claim", holder ? "owner" : "other", () => notOwner(target.path, METHOD.claim!));
     const open = state === "streaming";
     if (open) await this.#own(log.id, caller, this.runners.runnerOf(caller) ? "runner" : "self");

@@ -1,4 +1,5 @@
-import { parseAttributes, type Repositories } from "../store/repositories.js";
+import { channelFromRow, type ProducerChannel } from "../store/producer-row.js";
+import type { Repositories } from "../store/repositories.js";
 import { ENTRY } from "./status.js";
 import type { Subscription, WatcherHub } from "./watchers.js";
 
@@ -6,8 +7,8 @@ import type { Subscription, WatcherHub } from "./watchers.js";
 const MAX_PAGE = 32;
 const PAGE_BYTES = 1024 * 1024;
 
-function exitCode(attributes: Record<string, unknown>): { exit_code?: number | null } {
-  return attributes.outcome === "completed" ? { exit_code: (attributes.exit_code as number | null) ?? null } : {};
+function exitCode(channel: ProducerChannel): { exit_code?: number | null } {
+  return channel.outcome === "completed" ? { exit_code: channel.exitCode } : {};
 }
 
 /**
@@ -51,7 +52,7 @@ export async function replay(repos: Repositories, hub: WatcherHub, sub: Subscrip
           hub.sendChunk(sub, entryId, chunk.seq, chunk.data);
         }
       }
-      const ended = row.status === ENTRY.streaming ? null : { status: row.status, ...exitCode(parseAttributes(row)) };
+      const ended = row.status === ENTRY.streaming ? null : { status: row.status, ...exitCode(channelFromRow(row)) };
       hub.finishReplay(sub, entryId, ended);
       return true;
     });

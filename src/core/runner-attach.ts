@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict } from "../rpc/errors.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../runners/protocol.js";
-import { parseAttributes } from "../store/repositories.js";
+import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
 import type { OtherServers } from "./dispatch.js";
@@ -44,8 +44,8 @@ export async function attachRunner(
       claims.push({ ref, log: null, channels: [] });
       continue;
     }
-    const attributes = parseAttributes(log);
-    if (attributes.runner !== params.name || !tokenMatches(params.resumeToken, attributes.ownerKey)) throw notOwner(ref.path, "runner/attach resume");
+    const producer = producerFromRow(log);
+    if (producer.runner !== params.name || !tokenMatches(params.resumeToken, producer.ownerKey)) throw notOwner(ref.path, "runner/attach resume");
     claims.push({ ref, log, channels: await repos.entries.listChannels(log.id) });
   }
   // One name (and one default) per project across the servers sharing the database.

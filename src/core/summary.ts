@@ -1,4 +1,5 @@
-import { lineCount, parseAttributes } from "../store/repositories.js";
+import { channelFromRow } from "../store/producer-row.js";
+import { lineCount } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
 import { ENTRY } from "./status.js";
 
@@ -45,8 +46,6 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 /** The log entry's one-line summary: command, outcome, duration, size of each channel. */
 export function summaryLine(command: string, outcome: Outcome, channels: EntryRow[]): string {
   const duration = "duration" in outcome && outcome.duration !== undefined ? ` in ${outcome.duration} ms` : "";
-  const sizes = channels
-    .map((c) => `${String(parseAttributes(c).name ?? `channel ${c.channel}`)} ${plural(c.bytes, "byte")}/${plural(lineCount(c), "line")}`)
-    .join(", ");
+  const sizes = channels.map((c) => `${channelFromRow(c).name} ${plural(c.bytes, "byte")}/${plural(lineCount(c), "line")}`).join(", ");
   return `$ ${command} → ${describeOutcome(outcome)}${duration}; ${sizes}`;
 }

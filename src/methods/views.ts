@@ -1,5 +1,5 @@
 import type { EntrySummaryOut, RunOut } from "../core/schemas.js";
-import { countNewlines, lineCount, parseAttributes } from "../store/repositories.js";
+import { countNewlines, lineCount, wireAttributes } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 
 /** Wire shapes of rows: what methods return for runs and entries. */
@@ -23,7 +23,7 @@ export function entrySummary(row: EntryRow): EntrySummaryOut {
       path: row.path,
       status: row.status,
       turn: row.turn,
-      attributes: parseAttributes(row),
+      attributes: wireAttributes(row),
       bytes: row.bytes,
       lines: lineCount(row),
       streamed: true,
@@ -34,7 +34,7 @@ export function entrySummary(row: EntryRow): EntrySummaryOut {
     path: row.path,
     status: row.status,
     turn: row.turn,
-    attributes: parseAttributes(row),
+    attributes: wireAttributes(row),
     bytes: body.length,
     lines: countLines(body),
     streamed: false,

@@ -5,7 +5,11 @@ import type { Database, EntryRow, EntryUpdate, NewEntry } from "./schema.js";
 
 export type Attributes = Record<string, unknown>;
 
-export function parseAttributes(row: Pick<EntryRow, "attributes">): Attributes {
+/**
+ * An entry's stored attributes, untouched: only for the wire, which carries them as they are (entry/get,
+ * entry/list, run/proposal). Server code reads a producer's through producer-row.ts's typed mapping.
+ */
+export function wireAttributes(row: Pick<EntryRow, "attributes">): Attributes {
   return JSON.parse(row.attributes) as Attributes;
 }
 

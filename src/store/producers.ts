@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { jsonText } from "./dialect.js";
-import type { Attributes } from "./entries.js";
+import { type Attributes, wireAttributes } from "./entries.js";
 import type { Database, EntryRow } from "./schema.js";
 
 /**
@@ -8,27 +8,39 @@ import type { Database, EntryRow } from "./schema.js";
  * numbers: the lifecycle core (src/core) passes the ones it means.
  */
 
-/** Moves an entry from one status to another; false when it was no longer at `from` (someone else moved it first). */
-export async function moveStatus(db: Kysely<Database>, id: number, from: number, to: number, attributes: Attributes): Promise<boolean> {
+/** The row's attributes with `set` written over them, as the column stores them. */
+const merged = (row: Pick<EntryRow, "attributes">, set: Attributes) => JSON.stringify({ ...wireAttributes(row), ...set });
+
+/**
+ * Moves a producer's log entry from one status to another, writing `set` over its attributes; the row as
+ * it is now, or null when it was no longer at `from` (someone else moved it first).
+ */
+export async function moveStatus(db: Kysely<Database>, log: EntryRow, from: number, to: number, set: Attributes): Promise<EntryRow | null> {
+  const now = Date.now();
+  const attributes = merged(log, set);
   const changed = await db
     .updateTable("entries")
-    .set({ status: to, attributes: JSON.stringify(attributes), updated_at: Date.now() })
-    .where("id", "=", id)
+    .set({ status: to, attributes, updated_at: now })
+    .where("id", "=", log.id)
     .where("status", "=", from)
     .executeTakeFirst();
-  return Number(changed.numUpdatedRows) > 0;
+  return Number(changed.numUpdatedRows) > 0 ? { ...log, status: to, attributes, updated_at: now } : null;
 }
 
-/** Moves the log entry `from` → `to` and creates its data channels at `channelStatus`, in one transaction; null when it had moved already. */
+/**
+ * Moves the log entry `from` → `to` (writing `set` over its attributes) and creates its data channels at
+ * `channelStatus`, in one transaction; null when it had moved already.
+ */
 export async function openChannels(
   db: Kysely<Database>,
   log: EntryRow,
-  move: { from: number; to: number; attributes: Attributes },
+  move: { from: number; to: number; set: Attributes },
   channels: { channel: number; path: string; attributes: Attributes }[],
   channelStatus: number,
-): Promise<EntryRow[] | null> {
+): Promise<{ log: EntryRow; channels: EntryRow[] } | null> {
   return db.transaction().execute(async (trx) => {
-    if (!(await moveStatus(trx, log.id, move.from, move.to, move.attributes))) return null;
+    const moved = await moveStatus(trx, log, move.from, move.to, move.set);
+    if (!moved) return null;
     const now = Date.now();
     const rows: EntryRow[] = [];
     for (const ch of channels) {
@@ -52,7 +64,7 @@ export async function openChannels(
           .executeTakeFirstOrThrow(),
       );
     }
-    return rows;
+    return { log: moved, channels: rows };
   });
 }
 
@@ -99,8 +111,8 @@ export interface FinishPlan {
   status: number;
   /** Merged into every channel's attributes. */
   channelAttributes: Attributes;
-  /** Builds the log entry's new attributes and one-line body from the channels as finished. */
-  log: (channels: EntryRow[]) => { attributes: Attributes; body: string };
+  /** Builds what is written over the log entry's attributes, and its one-line body, from the channels as finished. */
+  log: (channels: EntryRow[]) => { set: Attributes; body: string };
 }
 
 /**
@@ -115,20 +127,16 @@ export async function closeChannels(db: Kysely<Database>, log: EntryRow, plan: F
     if (open.length === 0) return { changed: false, channels };
     const now = Date.now();
     for (const ch of open) {
-      const attributes = { ...(JSON.parse(ch.attributes) as Attributes), ...plan.channelAttributes };
-      await trx
-        .updateTable("entries")
-        .set({ status: plan.status, attributes: JSON.stringify(attributes), updated_at: now })
-        .where("id", "=", ch.id)
-        .execute();
+      const attributes = merged(ch, plan.channelAttributes);
+      await trx.updateTable("entries").set({ status: plan.status, attributes, updated_at: now }).where("id", "=", ch.id).execute();
       ch.status = plan.status;
-      ch.attributes = JSON.stringify(attributes);
+      ch.attributes = attributes;
       ch.updated_at = now;
     }
     const summary = plan.log(channels);
     await trx
       .updateTable("entries")
-      .set({ body: summary.body, attributes: JSON.stringify(summary.attributes), updated_at: now })
+      .set({ body: summary.body, attributes: merged(log, summary.set), updated_at: now })
       .where("id", "=", log.id)
       .execute();
     return { changed: true, channels };

@@ -51,5 +51,5 @@ export function createRepositories(store: Store) {
 
 export type Repositories = ReturnType<typeof createRepositories>;
 export { type AppendOutcome, countNewlines, type LineRead } from "./chunks.js";
-export { type Attributes, lineCount, parseAttributes } from "./entries.js";
+export { type Attributes, lineCount, wireAttributes } from "./entries.js";
 export { UniqueViolation } from "./errors.js";

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Core } from "../../core/index.js";
 import { Attributes, RunAlias, Status } from "../../core/schemas.js";
 import { ENTRY } from "../../core/status.js";
-import { parseAttributes } from "../../store/repositories.js";
+import { channelFromRow } from "../../store/producer-row.js";
 import type { RunRow } from "../../store/schema.js";
 import { defineMethod } from "../define.js";
 
@@ -50,8 +50,7 @@ async function producerOf(core: Core, run: RunRow, callId: string): Promise<{ pa
   if (log.status !== ENTRY.done) return { path: log.path, status: log.status, exitCode: null };
   const channels = await core.repos.entries.listChannels(log.id);
   const status = channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : (channels[0]?.status ?? log.status);
-  const exit = channels[0] ? parseAttributes(channels[0]).exit_code : undefined;
-  return { path: log.path, status, exitCode: typeof exit === "number" ? exit : null };
+  return { path: log.path, status, exitCode: channels[0] ? channelFromRow(channels[0]).exitCode : null };
 }
 
 export const runHistory = defineMethod({

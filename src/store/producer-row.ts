@@ -1,0 +1,189 @@
+import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
+import { type Attributes, wireAttributes } from "./entries.js";
+import type { EntryRow } from "./schema.js";
+
+/*
+ * A producer's rows as the server's code reads them: its log entry (`producerFromRow`) and its data
+ * channels (`channelFromRow`). The attributes column is JSON that Spool and plugins write into; this is the
+ * one place that reads it into named, typed fields, so no caller picks at the JSON. The fields carry the
+ * names of the wire's typed view (protocol's Producer) where both have one.
+ */
+
+/** How a producer ended, as its rows record it. */
+export type ProducerOutcome = "completed" | "aborted" | "cancelled";
+
+/** What a producer's log entry holds: its proposal, its decision, where it ran and how it ended. */
+export interface Producer {
+  id: number;
+  runId: number;
+  path: string;
+  /** The log entry's status: 202 proposed, 200 accepted, 403 rejected. */
+  status: number;
+  turn: number;
+  createdAt: number;
+  tool: string;
+  command: string;
+  /** Relative to the project root, as confined at proposal time; "" is the root. */
+  cwd: string;
+  /** The variables it adds to the runner's environment. */
+  env: Record<string, string>;
+  /** A pseudo-terminal of this size (its size now, after resizes); null: plain pipes. */
+  tty: { cols: number; rows: number } | null;
+  background: boolean;
+  /** Its own time limit; null: the server's default for its kind. */
+  timeoutMs: number | null;
+  slug: string;
+  /** The sandbox mode recorded at proposal time; null: none recorded (a proposal from before modes). */
+  sandbox: SandboxModeName | null;
+  /** Recorded read-only (the attribute from before sandbox modes, still written). */
+  readOnly: boolean;
+  /** workspace-write: whether the network is on; null when not recorded. */
+  sandboxNetwork: boolean | null;
+  sandboxReason: string | null;
+  proposedBy: string | null;
+  /** The loop and tool call of the model that proposed it; null for a client's proposal. */
+  loop: number | null;
+  toolCallId: string | null;
+  decision: "accept" | "reject" | null;
+  /** The runner that took it ("self": the connection that accepted it); null before the decision. */
+  runner: string | null;
+  /** The key of the owner's resume token; null before an accept. */
+  ownerKey: string | null;
+  resolvedBy: string | null;
+  /** Why it was rejected, accepted, aborted or cancelled (the latest said). */
+  reason: string | null;
+  /** Where it runs, as its runner reported it. */
+  process: Record<string, unknown> | null;
+  outcome: ProducerOutcome | null;
+  exitCode: number | null;
+  signal: string | null;
+  durationMs: number | null;
+  cancelledBy: string | null;
+  /** Complete lines of each channel the model has been shown. */
+  modelSeen: Record<string, number>;
+  /** Attributes a plugin (or the agent loop) set that Spool does not name here. */
+  extra: Attributes;
+}
+
+/** One data channel of a producer (0 the input clients sent, 1 stdout, 2 stderr, higher a producer's own). */
+export interface ProducerChannel {
+  id: number;
+  channel: number;
+  /** The producer's name for it (stdout, stderr, stdin…), else `channel N`. */
+  name: string;
+  path: string;
+  status: number;
+  /** When the end of input was sent (input channel); null while it is open. */
+  eofAt: number | null;
+  outcome: ProducerOutcome | null;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string | null;
+}
+
+const NAMED = new Set([
+  "tool",
+  "command",
+  "cwd",
+  "env",
+  "tty",
+  "background",
+  "timeoutMs",
+  "slug",
+  "sandbox",
+  "readOnly",
+  "sandboxNetwork",
+  "sandboxReason",
+  "proposedBy",
+  "loop",
+  "toolCallId",
+  "decision",
+  "runner",
+  "ownerKey",
+  "resolvedBy",
+  "reason",
+  "process",
+  "outcome",
+  "status",
+  "exit_code",
+  "signal",
+  "duration",
+  "cancelledBy",
+  "modelSeen",
+  "channels",
+]);
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
+const int = (value: unknown): number | null => (Number.isInteger(value) ? (value as number) : null);
+const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
+const outcomeOf = (value: unknown): ProducerOutcome | null => (value === "completed" || value === "aborted" || value === "cancelled" ? value : null);
+
+function sandboxOf(value: unknown, path: string): SandboxModeName | null {
+  if (value === undefined || value === null) return null;
+  if ((SANDBOX_MODES as readonly unknown[]).includes(value)) return value as SandboxModeName;
+  // Only a server that knows more modes writes one this server does not know (servers sharing a database).
+  throw new Error(`the producer ${path} was proposed in sandbox mode ${JSON.stringify(value)}, which this server does not know; upgrade it`);
+}
+
+/** A producer from its log entry. */
+export function producerFromRow(row: EntryRow): Producer {
+  const a = wireAttributes(row);
+  const tty = isRecord(a.tty) && int(a.tty.cols) !== null && int(a.tty.rows) !== null ? { cols: a.tty.cols as number, rows: a.tty.rows as number } : null;
+  const env = isRecord(a.env) ? Object.fromEntries(Object.entries(a.env).map(([k, v]) => [k, String(v)])) : {};
+  const modelSeen = isRecord(a.modelSeen) ? Object.fromEntries(Object.entries(a.modelSeen).filter((e): e is [string, number] => typeof e[1] === "number")) : {};
+  return {
+    id: row.id,
+    runId: row.run_id,
+    path: row.path,
+    status: row.status,
+    turn: row.turn,
+    createdAt: row.created_at,
+    tool: String(a.tool),
+    command: String(a.command),
+    cwd: str(a.cwd) ?? "",
+    env,
+    tty,
+    background: a.background === true,
+    timeoutMs: num(a.timeoutMs),
+    slug: String(a.slug),
+    sandbox: sandboxOf(a.sandbox, row.path),
+    readOnly: a.readOnly === true,
+    sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,
+    sandboxReason: str(a.sandboxReason),
+    proposedBy: str(a.proposedBy),
+    loop: num(a.loop),
+    toolCallId: str(a.toolCallId),
+    decision: a.decision === "accept" || a.decision === "reject" ? a.decision : null,
+    runner: str(a.runner),
+    ownerKey: str(a.ownerKey),
+    resolvedBy: str(a.resolvedBy),
+    reason: str(a.reason),
+    process: isRecord(a.process) ? a.process : null,
+    outcome: outcomeOf(a.outcome),
+    exitCode: int(a.exit_code),
+    signal: str(a.signal),
+    durationMs: num(a.duration),
+    cancelledBy: str(a.cancelledBy),
+    modelSeen,
+    extra: Object.fromEntries(Object.entries(a).filter(([key]) => !NAMED.has(key))),
+  };
+}
+
+/** A data channel from its entry. */
+export function channelFromRow(row: EntryRow): ProducerChannel {
+  const a = wireAttributes(row);
+  const channel = row.channel ?? int(a.channel) ?? -1;
+  return {
+    id: row.id,
+    channel,
+    name: str(a.name) ?? `channel ${channel}`,
+    path: row.path,
+    status: row.status,
+    eofAt: a.eof === undefined ? null : (num(a.eof) ?? 0),
+    outcome: outcomeOf(a.outcome),
+    exitCode: int(a.exit_code),
+    signal: str(a.signal),
+    reason: str(a.reason),
+  };
+}
