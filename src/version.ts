@@ -4,5 +4,5 @@ const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url),
 
 export const SERVER_NAME = pkg.name;
 export const SERVER_VERSION = pkg.version;
-/** The wire protocol version; clients must send the same major number. */
-export const PROTOCOL_VERSION = "1.0";
+// Part of the wire (src/protocol), re-exported for the server's code.
+export { PROTOCOL_VERSION } from "./protocol/version.js";

@@ -1,10 +1,19 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: `request` and untyped listeners are the client's deliberate escape hatch for extension methods and tests of bad input
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
-import { ENTRY } from "../core/status.js";
+import { ENTRY } from "../protocol/status.js";
+import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Transport } from "../rpc/transport.js";
-import { PROTOCOL_VERSION } from "../version.js";
 import type { MethodName, NotificationName, ParamsOf, ResultOf, SpoolNotifications } from "./api.js";
-import { connectWebSocket, type WebSocketOptions } from "./ws-transport.js";
+import type { WebSocketOptions } from "./ws-transport.js";
+
+/**
+ * The Node WebSocket transport (the `ws` package, Node's crypto and net), loaded when `connect` or `open`
+ * first needs it. Named through a variable so that a bundler building for a browser does not follow it:
+ * the web page runs this client over its own transport (browser-transport.ts) and never calls them.
+ */
+const NODE_TRANSPORT = "./ws-transport.js";
+const connectWebSocket = async (url: string, options: WebSocketOptions): Promise<Transport> =>
+  ((await import(NODE_TRANSPORT)) as typeof import("./ws-transport.js")).connectWebSocket(url, options);
 
 /** An error response from the server, with the catalogue's string code. */
 export class SpoolRpcError extends Error {
@@ -297,10 +306,7 @@ export class SpoolClient {
 
   /** Sends text (as UTF-8) or bytes to a running producer's stdin or terminal (`stream/input`); `seq` makes a retry safe. */
   input(run: string, path: string, data: string | Uint8Array, options: { seq?: number } = {}): Promise<ResultOf<"stream/input">> {
-    const payload =
-      typeof data === "string"
-        ? { data }
-        : { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64"), encoding: "base64" as const };
+    const payload = typeof data === "string" ? { data } : { data: base64(data), encoding: "base64" as const };
     return this.call("stream/input", { run, path, ...payload, ...(options.seq !== undefined ? { seq: options.seq } : {}) });
   }
 
@@ -380,4 +386,12 @@ export class SpoolClient {
     }
     if (!this.#closed) this.#transport.send(JSON.stringify(reply));
   }
+}
+
+/** Bytes as base64 without Node's Buffer (this client also runs in a browser). */
+function base64(bytes: Uint8Array): string {
+  let text = "";
+  // In slices: String.fromCharCode takes its characters as arguments, and arguments are limited.
+  for (let at = 0; at < bytes.length; at += 0x8000) text += String.fromCharCode(...bytes.subarray(at, at + 0x8000));
+  return btoa(text);
 }

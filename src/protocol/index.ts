@@ -6,6 +6,7 @@ export * from "./nearest.js";
 export * from "./proposal-facts.js";
 export * from "./sandbox.js";
 export * from "./status.js";
+export * from "./version.js";
 export * from "./views.js";
 // The schemas under the types' names (a value and a type each, as zod's habit is).
 export { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunView, SandboxFact } from "./views-schemas.js";
