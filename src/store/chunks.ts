@@ -1,9 +1,9 @@
 import type { Kysely } from "kysely";
 import { busyDelay, isBusy } from "./busy.js";
-import type { SqliteStore } from "./database.js";
 import { lineCount } from "./entries.js";
 import { storeError } from "./errors.js";
 import type { ChunkRow, Database, EntryRow } from "./schema.js";
+import type { AppendOutcome, SqliteStore } from "./store.js";
 
 export function countNewlines(data: Buffer): number {
   let count = 0;
@@ -11,13 +11,7 @@ export function countNewlines(data: Buffer): number {
   return count;
 }
 
-export type AppendOutcome =
-  | { kind: "appended"; seq: number; bytes: number; lines: number; entry: EntryRow }
-  | { kind: "duplicate"; seq: number; bytes: number; lines: number; entry: EntryRow }
-  /** The seq is stored already, with other bytes: a forgery or a confused producer. */
-  | { kind: "mismatch"; seq: number }
-  | { kind: "closed"; status: number }
-  | { kind: "gap"; expected: number };
+export type { AppendOutcome } from "./store.js";
 
 interface QueuedAppend {
   entryId: number;

@@ -5,30 +5,13 @@ import { Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
 import { Kysely, type SqliteDatabase } from "kysely";
 import { type BusyRetryOptions, DEFAULT_BUSY_RETRY } from "./busy.js";
-import { type AppendOutcome, appendChunk } from "./chunks.js";
+import { appendChunk } from "./chunks.js";
 import { storeError } from "./errors.js";
 import { FifoSqliteDialect } from "./fifo-dialect.js";
 import type { Database } from "./schema.js";
+import type { SqliteStore } from "./store.js";
 
-/** A database Spool keeps its state in: SQLite (the default) or PostgreSQL. */
-export interface Store {
-  readonly kind: "sqlite" | "postgres";
-  readonly db: Kysely<Database>;
-  /** Where it is, for people: the SQLite file, or the PostgreSQL URL without its password. */
-  readonly location: string;
-  /** Appends one chunk to a streamed entry (see chunks.ts): O(chunk), group-committed. */
-  appendChunk(entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome>;
-  close(): Promise<void>;
-}
-
-export interface SqliteStore extends Store {
-  readonly kind: "sqlite";
-  /** The raw handle, for the migrator and for synchronous hot paths inside one transaction. */
-  readonly sqlite: SQLite.Database;
-  readonly file: string;
-  /** How a write refused as busy or locked is tried again (group commits and Kysely's statements alike). */
-  readonly busyRetry: BusyRetryOptions;
-}
+export type { AppendOutcome, SqliteStore, Store } from "./store.js";
 
 export interface StoreOptions {
   /**

@@ -1,0 +1,39 @@
+import type SQLite from "better-sqlite3";
+import type { Kysely } from "kysely";
+import type { BusyRetryOptions } from "./busy.js";
+import type { Database, EntryRow } from "./schema.js";
+
+/**
+ * The store's shape, apart from how it is opened: database.ts opens a SQLite
+ * store, postgres.ts a PostgreSQL one, and chunks.ts appends to either's
+ * SQLite form. Kept here so that those modules need not import each other.
+ */
+
+/** What one append did (see chunks.ts). */
+export type AppendOutcome =
+  | { kind: "appended"; seq: number; bytes: number; lines: number; entry: EntryRow }
+  | { kind: "duplicate"; seq: number; bytes: number; lines: number; entry: EntryRow }
+  /** The seq is stored already, with other bytes: a forgery or a confused producer. */
+  | { kind: "mismatch"; seq: number }
+  | { kind: "closed"; status: number }
+  | { kind: "gap"; expected: number };
+
+/** A database Spool keeps its state in: SQLite (the default) or PostgreSQL. */
+export interface Store {
+  readonly kind: "sqlite" | "postgres";
+  readonly db: Kysely<Database>;
+  /** Where it is, for people: the SQLite file, or the PostgreSQL URL without its password. */
+  readonly location: string;
+  /** Appends one chunk to a streamed entry (see chunks.ts): O(chunk), group-committed. */
+  appendChunk(entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome>;
+  close(): Promise<void>;
+}
+
+export interface SqliteStore extends Store {
+  readonly kind: "sqlite";
+  /** The raw handle, for the migrator and for synchronous hot paths inside one transaction. */
+  readonly sqlite: SQLite.Database;
+  readonly file: string;
+  /** How a write refused as busy or locked is tried again (group commits and Kysely's statements alike). */
+  readonly busyRetry: BusyRetryOptions;
+}
