@@ -4,7 +4,7 @@ import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js"
 import { conflict, type ErrorName, notFound, SpoolError } from "../rpc/errors.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../runners/protocol.js";
 import { producerFromRow } from "../store/producer-row.js";
-import { type Attributes, lineCount, type Repositories } from "../store/repositories.js";
+import { lineCount, type Repositories } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { describeRule, matchingRule, ruleResolver, storeRule } from "./allow-rules.js";
 import { confineCwd } from "./cwd.js";
@@ -26,11 +26,9 @@ import { type Caller, type Cell, type Operation, type ProducerState, refusal, st
 import type { WatcherHub } from "./watchers.js";
 
 // The handlers, plugins and the agent loop import these from here.
-export { canonicalEnv } from "./allow-rules.js";
 export type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput } from "./deps.js";
 export { proposalNotice } from "./effects.js";
 export { ABORT_RESOLVER, connectionResolver, describeCaller } from "./resolvers.js";
-export type { Attributes };
 
 /** The channel that holds what clients sent to a producer's stdin. */
 export const INPUT_CHANNEL = 0;
