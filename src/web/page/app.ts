@@ -1,4 +1,6 @@
 import type { ResultOf, SpoolNotifications } from "../../client/api.js";
+import { connectBrowserWebSocket } from "../../client/browser-transport.js";
+import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
 import { fill, h } from "./dom.js";
 import { age, bytes, escapeControl, serverNow, setServerClock, statusClass } from "./format.js";
 import { TerminalInput } from "./input.js";
@@ -16,7 +18,6 @@ import {
   type ToolNotice,
 } from "./model.js";
 import { codeIn, type Route, readRoute, routeHash } from "./route.js";
-import { Rpc, RpcError } from "./rpc.js";
 import { ChannelTerminal, type TerminalMode } from "./terminal.js";
 import { since } from "./views/common.js";
 import { messageView } from "./views/conversation.js";
@@ -25,6 +26,12 @@ import { proposalCard } from "./views/proposal.js";
 import { overview, projectItems, runItems } from "./views/sidebar.js";
 
 const CLIENT = { name: "spool-web", version: "1" };
+
+/**
+ * The typed client over the page's WebSocket (the browser sends the session cookie with the upgrade; nothing
+ * here holds a token). One connection joins one project; the app opens a new one to change project.
+ */
+const connect = async (url: string) => new SpoolClient(await connectBrowserWebSocket(url));
 /** Messages of a run's conversation the page keeps (the oldest are dropped beyond it). */
 const MAX_MESSAGES = 2000;
 /** Entries of a run listed (logs and their channels). */
@@ -44,13 +51,13 @@ const JUMP_BACK_CHUNKS = 16;
 export class App {
   readonly #root: HTMLElement;
   /** Requests and the project's notifications. */
-  #rpc: Rpc | null = null;
+  #rpc: SpoolClient | null = null;
   /**
    * Output: terminals subscribe on a connection of their own. A connection whose reader is behind gets
    * nothing more made for it until it catches up (SPEC §1), so a page busy drawing a flood of output must
    * not make its clicks wait behind that output.
    */
-  #data: Rpc | null = null;
+  #data: SpoolClient | null = null;
   #route: Route = readRoute();
   #projects: Project[] = [];
   #runs = new Map<string, Run>();
@@ -192,7 +199,7 @@ export class App {
     clearTimeout(this.#retryTimer);
     const conn = ++this.#conn;
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
-    const opened = await Promise.allSettled([Rpc.connect(url), Rpc.connect(url)]);
+    const opened = await Promise.allSettled([connect(url), connect(url)]);
     const [rpc, data] = opened.map((o) => (o.status === "fulfilled" ? o.value : null));
     if (!rpc || !data || conn !== this.#conn) {
       rpc?.close();
@@ -246,7 +253,7 @@ export class App {
   }
 
   /** Lists the projects, joins the chosen one and loads what is in view. */
-  async #join(rpc: Rpc, data: Rpc): Promise<void> {
+  async #join(rpc: SpoolClient, data: SpoolClient): Promise<void> {
     const view = ++this.#view;
     // Ages are told from the server's times: this browser's clock may be off, so the page reads the server's once.
     const sent = Date.now();
@@ -278,8 +285,8 @@ export class App {
       return;
     }
     this.#proposals.clear();
-    const joined = await rpc.call("initialize", { project: name, create: false, client: CLIENT, protocolVersion: "1.0" });
-    await data.call("initialize", { project: name, create: false, client: CLIENT, protocolVersion: "1.0" });
+    const joined = await rpc.initialize(name, { create: false, client: CLIENT });
+    await data.initialize(name, { create: false, client: CLIENT });
     this.#serverVersion = joined.server.version;
     this.#connectionId = joined.connectionId;
     this.#state = "open";
@@ -290,7 +297,7 @@ export class App {
     await this.#openRun(view, this.#run !== null && this.#run.alias === this.#route.run);
   }
 
-  #listen(rpc: Rpc, data: Rpc): void {
+  #listen(rpc: SpoolClient, data: SpoolClient): void {
     rpc.on("run/proposal", (p) => {
       this.#proposals.set(`${p.run}\u0000${p.path}`, p);
       if (!this.#runs.has(p.run)) this.#scheduleRunsReload();
@@ -373,14 +380,14 @@ export class App {
     this.#renderProjects();
   }
 
-  async #loadRuns(rpc: Rpc, view: number): Promise<void> {
+  async #loadRuns(rpc: SpoolClient, view: number): Promise<void> {
     const { runs } = await rpc.call("run/list", { limit: 500 });
     if (view !== this.#view) return;
     this.#runs = new Map(runs.map((r) => [r.alias, r]));
     this.#renderRuns();
   }
 
-  async #loadRunners(rpc: Rpc): Promise<void> {
+  async #loadRunners(rpc: SpoolClient): Promise<void> {
     this.#runners = (await rpc.call("runner/list", {})).runners;
     // Cards made before the runners were known offer them now.
     this.#cards.clear();
@@ -436,7 +443,7 @@ export class App {
     try {
       got = await rpc.call("run/get", { run: alias });
     } catch (error) {
-      if (error instanceof RpcError && error.code === "NOT_FOUND") {
+      if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") {
         this.#toast(`No run "${alias}" in this project`, "error");
         return this.#navigate({ project: this.#route.project, run: null, producer: null }, true);
       }
@@ -557,7 +564,7 @@ export class App {
         });
       } catch (error) {
         // Someone decided first: the page learns how from run/resolved; the card goes.
-        if (error instanceof RpcError && error.code === "CONFLICT") {
+        if (error instanceof SpoolRpcError && error.errorCode === "CONFLICT") {
           this.#proposals.delete(`${p.run}\u0000${p.path}`);
           this.#renderProposals();
           this.#toast(`Already decided elsewhere: ${p.path}`);

@@ -1,4 +1,4 @@
-import { type Rpc, RpcError } from "./rpc.js";
+import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
 
 /** Bytes typed (or pasted) that may wait to be sent; what comes past it is dropped, saying so. */
 const MAX_PENDING_BYTES = 64 * 1024;
@@ -38,7 +38,7 @@ function join(a: Uint8Array, b: Uint8Array): Uint8Array {
  * a dropped connection lost is sent again with the same seq after the reconnect and is not typed twice.
  */
 export class TerminalInput {
-  readonly #rpc: () => Rpc | null;
+  readonly #rpc: () => SpoolClient | null;
   readonly #events: InputEvents;
   #queue: Control[] = [];
   #queuedBytes = 0;
@@ -53,7 +53,7 @@ export class TerminalInput {
   constructor(
     readonly run: string,
     readonly path: string,
-    rpc: () => Rpc | null,
+    rpc: () => SpoolClient | null,
     events: InputEvents,
   ) {
     this.#rpc = rpc;
@@ -128,7 +128,7 @@ export class TerminalInput {
     }
   }
 
-  async #send(rpc: Rpc, control: Control): Promise<void> {
+  async #send(rpc: SpoolClient, control: Control): Promise<void> {
     if (control.kind === "resize") {
       await rpc.call("stream/resize", { run: this.run, path: this.path, cols: control.cols, rows: control.rows });
       return;
@@ -144,7 +144,7 @@ export class TerminalInput {
         if (!sent.duplicate || control.tries > 1 || control.tries >= MAX_TRIES) return;
       } catch (error) {
         // Another client's input took this seq (CONFLICT), or this page's count is off (SEQ_GAP): ask again, send again.
-        const taken = error instanceof RpcError && (error.code === "CONFLICT" || error.code === "SEQ_GAP");
+        const taken = error instanceof SpoolRpcError && (error.errorCode === "CONFLICT" || error.errorCode === "SEQ_GAP");
         if (!taken || rpc.closed || control.tries >= MAX_TRIES) throw error;
         this.#last = null;
       }
@@ -153,19 +153,19 @@ export class TerminalInput {
   }
 
   /** Channel 0's last seq: what a subscription to it reports (nothing is replayed after the largest seq); 0 before any input. */
-  async #lastSeq(rpc: Rpc): Promise<number> {
+  async #lastSeq(rpc: SpoolClient): Promise<number> {
     try {
       const { subscription, channels } = await rpc.call("stream/subscribe", { run: this.run, path: this.path, channel: 0, after: Number.MAX_SAFE_INTEGER });
       void rpc.call("stream/unsubscribe", { subscription }).catch(() => {});
       return channels[0]?.lastSeq ?? 0;
     } catch (error) {
-      if (error instanceof RpcError && error.code === "NOT_FOUND" && !rpc.closed) return 0;
+      if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND" && !rpc.closed) return 0;
       throw error;
     }
   }
 
   #refused(control: Control, error: unknown): void {
-    const code = error instanceof RpcError ? error.code : undefined;
+    const code = error instanceof SpoolRpcError ? error.errorCode : undefined;
     const text = error instanceof Error ? error.message : String(error);
     if (code === "STREAM_CLOSED") {
       this.close();
