@@ -2,12 +2,13 @@ import type { Transport } from "../rpc/transport.js";
 
 /**
  * The client's transport over a browser's WebSocket, for the web page: `new SpoolClient(await
- * connectBrowserWebSocket(url))`. The browser sends its cookies with the upgrade (the page's session);
- * nothing here holds a token. No Node imports: the page bundles it.
+ * connectBrowserWebSocket(url))`. The page's browser sends its session cookie with the upgrade; another
+ * browser client, which cannot set headers, passes `protocols` (`["spool", "spool.bearer.<token>"]`).
+ * No Node imports: the page bundles it.
  */
-export function connectBrowserWebSocket(url: string): Promise<Transport> {
+export function connectBrowserWebSocket(url: string, protocols?: string[]): Promise<Transport> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, protocols);
     const failed = () => reject(new Error(`could not connect to ${url}`));
     socket.addEventListener("error", failed, { once: true });
     socket.addEventListener(
