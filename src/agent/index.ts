@@ -1,7 +1,5 @@
-import { z } from "zod";
 import type { ModelConfig } from "../config.js";
 import { ABORT_RESOLVER } from "../core/lifecycle.js";
-import { RunStateNotice, ToolNotice } from "../core/schemas.js";
 import { ENTRY, OPEN_RUN, RUN } from "../core/status.js";
 import { modelList } from "../methods/model/list.js";
 import { runAbort } from "../methods/run/abort.js";
@@ -11,6 +9,7 @@ import { DemoProvider } from "../model/demo.js";
 import { type ModelProvider, OpenAiCompatibleProvider } from "../model/provider.js";
 import { definePlugin } from "../plugins/plugin.js";
 import { serviceKey } from "../plugins/services.js";
+import { notifications } from "../protocol/notifications.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { SpoolError } from "../rpc/errors.js";
 import { producerFromRow } from "../store/producer-row.js";
@@ -125,26 +124,10 @@ export const agentPlugin = definePlugin({
     };
     app.provide(AGENT_LOOP, loop);
 
-    app.notification({
-      name: "run/state",
-      description: "A run's status changed, or a step happened (model reply, tool call). Sent to every connection of the project.",
-      direction: "server",
-      params: RunStateNotice,
-    });
-    app.notification({
-      name: "run/progress",
-      description: "The model's text as it streams, a delta at a time.",
-      direction: "server",
-      params: z.object({ run: z.string(), turn: z.number().int(), loop: z.number().int(), delta: z.string() }),
-    });
-    app.notification({
-      name: "run/tool",
-      description:
-        "One of the model's tool calls: running, waiting on its proposal (with the log path), then completed or failed with what the model was answered. Sent to every connection of the project.",
-      direction: "server",
-      params: ToolNotice,
-    });
     app.scheme({ name: "error", description: "Why a run's loop failed (provider error, context too long, too many steps).", streamed: false });
+    app.notification(notifications["run/state"]);
+    app.notification(notifications["run/progress"]);
+    app.notification(notifications["run/tool"]);
     app.method(modelList);
     app.method(runPrompt);
     app.method(runAbort);

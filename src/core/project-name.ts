@@ -1,7 +1,6 @@
 /** Project names: what they may hold, and a safe one derived from any directory name. */
 
-export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-export const PROJECT_NAME_RULE = "a project name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit";
+export { PROJECT_NAME, PROJECT_NAME_RULE } from "../protocol/common.js";
 
 /**
  * A valid project name from a directory's base name: accents dropped ("ünï" → "uni"), every run of

@@ -2,8 +2,25 @@
 // runs, proposals, producers and channels, the proposal facts every client shows, sandbox modes. zod and
 // plain TypeScript only, no Node imports: it runs in Node and bundles for the browser.
 
+// Every request and notification as a descriptor (name, description, params, result or direction), the
+// shapes they share, the error catalogue and the runner messages.
+export * from "./common.js";
+export * from "./define.js";
+export * from "./errors.js";
+export * from "./methods/entry.js";
+export * from "./methods/index.js";
+export * from "./methods/model.js";
+export * from "./methods/project.js";
+export * from "./methods/proposal.js";
+export * from "./methods/rpc.js";
+export * from "./methods/run.js";
+export * from "./methods/runner.js";
+export * from "./methods/session.js";
+export * from "./methods/stream.js";
 export * from "./nearest.js";
+export * from "./notifications.js";
 export * from "./proposal-facts.js";
+export * from "./runner.js";
 export * from "./sandbox.js";
 export * from "./status.js";
 export * from "./version.js";

@@ -3,29 +3,11 @@ import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
-import { SANDBOX_MODES, type SandboxModeName, SandboxModeName as SandboxModeNameSchema } from "../protocol/sandbox.js";
+import type { SandboxInfo } from "../protocol/runner.js";
+import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 
-/**
- * Where a backend runs sandboxed work (SPEC §7 Runners, "Sandbox modes"):
- * read-only work (the `env` tool, `ask` runs) where writes fail, sh commands
- * in workspace-write where only the project is writable — or nowhere: then
- * the runner says so at attach (its modes) and the server refuses such work
- * on it.
- */
-export const SandboxKind = z.enum(["bwrap", "docker", "none"]);
-
-export const SandboxInfo = z.strictObject({
-  kind: SandboxKind.describe("bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none"),
-  readOnly: z.boolean().describe("Whether read-only commands run where writes fail; false: the server refuses read-only work on this runner"),
-  detail: z.string().max(500).describe("What the sandbox is, or why there is none"),
-  modes: z
-    .array(SandboxModeNameSchema)
-    .max(SANDBOX_MODES.length)
-    .optional()
-    .describe("The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full"),
-});
-export type SandboxInfo = z.output<typeof SandboxInfo>;
+export { SandboxInfo, SandboxKind } from "../protocol/runner.js";
 
 /** The modes a runner offers, also for one that attached without saying (older runners: read-only when it has that sandbox, and full). */
 export function sandboxModes(info: SandboxInfo): SandboxModeName[] {
@@ -238,9 +220,10 @@ export function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<{
 }
 
 /**
- * How a sandboxed command ended, told as it would be without the sandbox: bwrap exits 128+N when the
- * command was killed by signal N, so such an exit is given as that signal (an `exit 143` of the command's
- * own reads as SIGTERM, as a shell's `$?` would leave it unclear).
+ * How a command ended, told as it would be without what stands between the runner and it: bwrap (and Docker,
+ * for a container's or an exec's status) report a command killed by signal N as exit 128+N, so such an exit
+ * is given as that signal (an `exit 143` of the command's own reads as SIGTERM, as a shell's `$?` would leave
+ * it unclear).
  */
 export function sandboxResult<R extends { exitCode: number | null; signal: string | null }>(result: R): R {
   const code = result.exitCode;

@@ -1,26 +1,9 @@
-import { z } from "zod";
 import { ENTRY, OPEN_RUN } from "../../core/status.js";
+import { methods } from "../../protocol/methods/index.js";
 import { defineMethod } from "../define.js";
 
-export const ProjectSummary = z.object({
-  name: z.string(),
-  root: z.string(),
-  createdAt: z.number().int(),
-  runs: z.number().int().describe("Runs in the project"),
-  open: z.number().int().describe("Runs that have not finished (queued, running, waiting)"),
-  waiting: z.number().int().describe("Runs with a proposal waiting for a decision (not those whose accepted command runs)"),
-  updatedAt: z.number().int().nullable().describe("When a run of the project last changed; null without runs"),
-});
-
 export const projectList = defineMethod({
-  name: "project/list",
-  description:
-    "The server's projects by name, with their runs counted. Works before `initialize`: the token grants every project of the server, so a client can choose one to join.",
-  access: "none",
-  params: z.strictObject({
-    limit: z.number().int().min(1).max(1000).optional().describe("At most this many (default 200)"),
-  }),
-  result: z.object({ projects: z.array(ProjectSummary) }),
+  ...methods["project/list"],
   handler: async (params, ctx) => {
     const rows = await ctx.core.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, params.limit ?? 200);
     return {

@@ -1,61 +1,9 @@
-import { z } from "zod";
 import { describeCaller } from "../../core/lifecycle.js";
-import { RunAlias } from "../../core/schemas.js";
-import { SandboxModeName } from "../../protocol/sandbox.js";
-import { TtySize } from "../../runners/protocol.js";
+import { methods } from "../../protocol/methods/index.js";
 import { defineMethod } from "../define.js";
 
-/** A process's arguments, directory and environment are C strings: a NUL byte would cut them short, so it is refused up front. */
-const withoutNul = (what: string) => [(value: string) => !value.includes("\0"), `${what} must not contain NUL bytes`] as const;
-
-export const ProposalCreateParams = z.strictObject({
-  run: RunAlias,
-  tool: z.string().min(1).describe("A registered producer: sh, env, …"),
-  command: z
-    .string()
-    .min(1)
-    .max(64 * 1024)
-    .refine(...withoutNul("a command"))
-    .describe("The shell command (no NUL bytes)"),
-  cwd: z
-    .string()
-    .min(1)
-    .max(4096)
-    .refine(...withoutNul("a directory"))
-    .optional()
-    .describe("Working directory, relative to the project root (default: the root); it may not lead outside the root, symbolic links included"),
-  env: z
-    .record(
-      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name is letters, digits and '_', not starting with a digit"),
-      z.string().refine(...withoutNul("a value")),
-    )
-    .optional()
-    .describe("Extra environment variables (no NUL bytes)"),
-  timeout_ms: z
-    .number()
-    .int()
-    .min(1)
-    .max(7 * 24 * 3600 * 1000)
-    .optional()
-    .describe("Kill the command after this long (default: the server's commandTimeoutMs)"),
-  background: z
-    .boolean()
-    .optional()
-    .describe(
-      "Long-running work (a dev server, a watcher): its time limit is the server's backgroundTimeoutMs unless timeout_ms says otherwise; recorded as the proposal's `background` attribute and shown before the decision",
-    ),
-  tty: TtySize.optional().describe("Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size)"),
-  sandbox: SandboxModeName.optional().describe(
-    'The sandbox mode to run it in (read-only, workspace-write, full); default: the server\'s `sandbox` setting. Recorded as the proposal\'s `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only',
-  ),
-});
-
 export const proposalCreate = defineMethod({
-  name: "proposal/create",
-  description:
-    "Proposes a command for a run, exactly as the model would: the log entry is written at 202 (its attributes say the sandbox mode it will run in) and `run/proposal` goes to every connection of the project. An env naming loader variables (LD_*, DYLD_*, GCONV_PATH, GLIBC_TUNABLES and the like) is refused.",
-  params: ProposalCreateParams,
-  result: z.object({ path: z.string(), turn: z.number().int() }),
+  ...methods["proposal/create"],
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     const row = await ctx.core.lifecycle.propose(ctx.project, run, { ...params, proposedBy: describeCaller(ctx.connection) });

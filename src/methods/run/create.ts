@@ -1,23 +1,11 @@
-import { z } from "zod";
 import { AGENT_LOOP } from "../../agent/service.js";
-import { Run, RunAlias } from "../../core/schemas.js";
+import { methods } from "../../protocol/methods/index.js";
 import { conflict, SpoolError } from "../../rpc/errors.js";
 import { defineMethod } from "../define.js";
 import { runView } from "../views.js";
 
-export const RunCreateParams = z.strictObject({
-  alias: RunAlias.optional(),
-  model: z.string().min(1).max(200).optional().describe("Model alias; without one the run is idle and fed by clients"),
-  mode: z.enum(["ask", "act"]).optional().describe("ask: read-only tools only; act (default): all tools"),
-  prompt: z.string().min(1).optional().describe("First prompt; needs a model"),
-  title: z.string().min(1).max(200).optional().describe("What lists show (default: the first line of the first prompt)"),
-});
-
 export const runCreate = defineMethod({
-  name: "run/create",
-  description: "Creates a run in the caller's project. Without `model` the run is idle (status 200) and clients feed it by hand.",
-  params: RunCreateParams,
-  result: z.object({ run: Run, loop: z.number().int().optional().describe("With `prompt`: the number of the loop it became") }),
+  ...methods["run/create"],
   handler: async (params, ctx) => {
     const { core, project } = ctx;
     const agent = ctx.services.find(AGENT_LOOP);

@@ -1,31 +1,11 @@
-import { z } from "zod";
+import type { z } from "zod";
 import type { Core } from "../../core/index.js";
-import { Attributes, RunAlias, Status } from "../../core/schemas.js";
 import { ENTRY } from "../../core/status.js";
+import { methods } from "../../protocol/methods/index.js";
+import type { HistoryMessage } from "../../protocol/methods/run.js";
 import { channelFromRow } from "../../store/producer-row.js";
 import type { RunRow } from "../../store/schema.js";
 import { defineMethod } from "../define.js";
-
-const HistoryToolCall = z.object({
-  id: z.string(),
-  tool: z.string(),
-  arguments: Attributes.describe("The call's arguments ({} when they were not one JSON object)"),
-  path: z.string().nullable().describe("The log entry of the proposal it made (sh, env)"),
-  status: Status.nullable().describe("That producer's status now: 202 proposed, 403 rejected, then its channels' 102/200/499/500"),
-  exitCode: z.number().int().nullable(),
-});
-
-export const HistoryMessage = z.object({
-  id: z.number().int().describe("Message id: pass the last one as `after` for the next page"),
-  loop: z.number().int().nullable().describe("The loop (its number) the message belongs to"),
-  turn: z.number().int(),
-  role: z.enum(["user", "assistant", "tool"]),
-  text: z.string().nullable().describe("The prompt, the model's text, or what a tool call was answered"),
-  note: z.boolean().describe("A note Spool wrote to the model, not a person's prompt"),
-  toolCalls: z.array(HistoryToolCall).describe("The model's tool calls (assistant messages)"),
-  toolCallId: z.string().nullable().describe("The call a tool message answers"),
-  createdAt: z.number().int(),
-});
 
 type StoredMessage = {
   role: string;
@@ -54,18 +34,7 @@ async function producerOf(core: Core, run: RunRow, callId: string): Promise<{ pa
 }
 
 export const runHistory = defineMethod({
-  name: "run/history",
-  description:
-    "A run's conversation, a page at a time: the prompts, the model's text and tool calls (with the producer each made and its status now), and what each call was answered.",
-  params: z.strictObject({
-    run: RunAlias,
-    after: z.number().int().min(0).optional().describe("Only messages after this id (the last id of the previous page)"),
-    limit: z.number().int().min(1).max(500).optional().describe("At most this many messages (default 100)"),
-  }),
-  result: z.object({
-    messages: z.array(HistoryMessage),
-    next: z.number().int().nullable().describe("Pass as `after` for the next page; null at the end"),
-  }),
+  ...methods["run/history"],
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     const limit = params.limit ?? 100;

@@ -1,29 +1,12 @@
-import { z } from "zod";
 import { AGENT_LOOP } from "../../agent/service.js";
-import { Run, RunAlias } from "../../core/schemas.js";
 import { OPEN_RUN } from "../../core/status.js";
+import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
 import { defineMethod } from "../define.js";
 import { runView } from "../views.js";
 
 export const runPrompt = defineMethod({
-  name: "run/prompt",
-  description:
-    "Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish. `run/state` events name the loop they are about by this number.",
-  params: z.strictObject({
-    run: RunAlias,
-    prompt: z
-      .string()
-      .min(1)
-      .max(256 * 1024),
-    mode: z.enum(["ask", "act"]).optional(),
-    model: z.string().min(1).max(200).optional().describe("Switch the run to this model alias, for this loop and the next ones"),
-  }),
-  result: z.object({
-    run: Run,
-    loop: z.number().int().describe("The number of the loop this prompt became"),
-    queued: z.number().int().describe("Loops waiting before and including this one"),
-  }),
+  ...methods["run/prompt"],
   handler: async (params, ctx) => {
     const { core } = ctx;
     let run = await core.lifecycle.requireRun(ctx.project, params.run);

@@ -1,14 +1,11 @@
-import { z } from "zod";
+import type { z } from "zod";
 import type { AttachedRunner } from "../../core/runner-registry.js";
-import { RunnerInfo } from "../../runners/protocol.js";
+import { methods } from "../../protocol/methods/index.js";
+import type { RunnerInfo } from "../../runners/protocol.js";
 import { defineMethod } from "../define.js";
 
 export const runnerList = defineMethod({
-  name: "runner/list",
-  description:
-    "The project's runners: attached ones, ones that went away while they had work (`disconnected`, their name held for them until `heldUntil`), and the embedded local runner when the server runs one. Each entry's `sandbox.modes` lists the sandbox modes (read-only, workspace-write, full) it can run a command in.",
-  params: z.strictObject({}),
-  result: z.object({ runners: z.array(RunnerInfo) }),
+  ...methods["runner/list"],
   handler: async (_params, ctx) => {
     const { core, project } = ctx;
     const info = (r: AttachedRunner, state: "attached" | "disconnected", heldUntil: number | null): z.input<typeof RunnerInfo> => ({

@@ -1,11 +1,7 @@
-import { z } from "zod";
+import { methods } from "../../protocol/methods/index.js";
 import { defineMethod } from "../define.js";
 
 export const ping = defineMethod({
-  name: "ping",
-  description: "Liveness check; works before `initialize`.",
-  access: "none",
-  params: z.strictObject({}),
-  result: z.object({ pong: z.literal(true), time: z.number().int().describe("Server time, ms since the epoch") }),
+  ...methods.ping,
   handler: () => ({ pong: true as const, time: Date.now() }),
 });

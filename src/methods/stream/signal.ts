@@ -1,14 +1,9 @@
-import { z } from "zod";
-import { ControlSignal } from "../../runners/protocol.js";
+import { methods } from "../../protocol/methods/index.js";
 import { defineMethod } from "../define.js";
-import { ProducerParams, producerOrder } from "./finish-result.js";
+import { producerOrder } from "./finish-result.js";
 
 export const streamSignal = defineMethod({
-  name: "stream/signal",
-  description:
-    "Anyone in the project sends a signal to a running producer's process group (INT, TERM, HUP, QUIT, USR1, USR2, WINCH, KILL), relayed to its owner. The producer ends only if the command does.",
-  params: z.strictObject({ ...ProducerParams, signal: ControlSignal.describe("The signal's name without SIG") }),
-  result: z.object({ path: z.string(), signal: ControlSignal }),
+  ...methods["stream/signal"],
   ordered: producerOrder,
   handler: (params, ctx) => ctx.core.controls.signal(ctx.project, params, params.signal),
 });

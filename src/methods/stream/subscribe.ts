@@ -1,32 +1,10 @@
-import { z } from "zod";
 import { replay } from "../../core/replay.js";
-import { EntryPath, RunAlias, Status } from "../../core/schemas.js";
+import { methods } from "../../protocol/methods/index.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { defineMethod } from "../define.js";
 
 export const streamSubscribe = defineMethod({
-  name: "stream/subscribe",
-  description:
-    "Watches a producer's channels (or one): replays stored chunks after `after` as `stream/data`, then pushes new ones live, then `stream/end` per channel.",
-  params: z.strictObject({
-    run: RunAlias,
-    path: EntryPath.describe("The producer's log entry path"),
-    channel: z.number().int().min(0).optional().describe("Only this channel (default: all); 0 is the input clients sent, once there is some"),
-    after: z.number().int().min(0).optional().describe("Replay chunks with seq greater than this (default 0: everything)"),
-    encoding: z.enum(["utf8", "base64"]).optional().describe("How `stream/data` carries chunks: utf8 (default) or base64 for exact bytes"),
-  }),
-  result: z.object({
-    subscription: z.string(),
-    channels: z.array(
-      z.object({
-        channel: z.number().int(),
-        path: z.string(),
-        status: Status,
-        lastSeq: z.number().int(),
-        bytes: z.number().int().describe("Bytes the channel held up to lastSeq (read together with it)"),
-      }),
-    ),
-  }),
+  ...methods["stream/subscribe"],
   handler: async (params, ctx) => {
     const { core } = ctx;
     const { run, log } = await core.lifecycle.requireLog(ctx.project, params.run, params.path);

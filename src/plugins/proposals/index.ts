@@ -1,9 +1,9 @@
 import { proposalNotice } from "../../core/lifecycle.js";
-import { ProposalNotice, ResolvedNotice } from "../../core/schemas.js";
 import { ENTRY } from "../../core/status.js";
 import { proposalCreate } from "../../methods/proposal/create.js";
 import { proposalList } from "../../methods/proposal/list.js";
 import { runResolve } from "../../methods/run/resolve.js";
+import { notifications } from "../../protocol/notifications.js";
 import { definePlugin } from "../plugin.js";
 
 /** Pending proposals re-sent per page on `initialize` (a proposal's notice is at most about 130 KiB: its command twice). */
@@ -14,19 +14,8 @@ export const proposalsPlugin = definePlugin({
   name: "proposals",
   dependencies: ["entries"],
   setup(app) {
-    app.notification({
-      name: "run/proposal",
-      description:
-        "A proposal waits for a decision. Sent to every connection of the project, and re-sent for each pending proposal when a connection initializes.",
-      direction: "server",
-      params: ProposalNotice,
-    });
-    app.notification({
-      name: "run/resolved",
-      description: "A proposal was accepted or rejected (by any connection, or by run/abort), with who decided and why.",
-      direction: "server",
-      params: ResolvedNotice,
-    });
+    app.notification(notifications["run/proposal"]);
+    app.notification(notifications["run/resolved"]);
     app.method(proposalCreate);
     app.method(proposalList);
     app.method(runResolve);

@@ -1,6 +1,6 @@
 import { runnerAttach } from "../../methods/runner/attach.js";
 import { runnerList } from "../../methods/runner/list.js";
-import { RunnerExecParams, RunnerExecResult } from "../../runners/protocol.js";
+import { notifications } from "../../protocol/notifications.js";
 import { definePlugin } from "../plugin.js";
 
 /**
@@ -12,14 +12,7 @@ export const runnersPlugin = definePlugin({
   name: "runners",
   dependencies: ["proposals", "stream"],
   setup(app) {
-    app.notification({
-      name: "runner/exec",
-      description:
-        "Asks the runner to execute an accepted proposal it now owns: stream stdout and stderr into `channels` with seq, then stream/completed or stream/aborted. The reply comes once the process has started (or failed to).",
-      direction: "server",
-      params: RunnerExecParams,
-      reply: RunnerExecResult,
-    });
+    app.notification(notifications["runner/exec"]);
     app.method(runnerAttach);
     app.method(runnerList);
   },

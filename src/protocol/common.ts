@@ -1,0 +1,155 @@
+// Shapes several requests and notifications share: run aliases, entry paths, statuses, durations, a run,
+// an entry, the notices. zod only, no Node imports.
+import { z } from "zod";
+
+/** Project names: what they may hold. */
+export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const PROJECT_NAME_RULE = "a project name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit";
+
+/** Schemas shared by several methods; each method file builds its params from these. */
+export const RunAlias = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "a run alias is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+  .describe("Run alias, unique within the project");
+
+export const EntryPath = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\0]*$/, "an entry path looks like scheme://rest")
+  .describe("Entry path, e.g. log://turn_1/sh/ls or sh://turn_1/ls_1");
+
+export const Status = z.number().int().min(100).max(599).describe("HTTP-like status code");
+
+export const Attributes = z.record(z.string(), z.unknown()).describe("Free-form JSON attributes");
+
+export const Run = z.object({
+  alias: z.string(),
+  model: z.string().nullable(),
+  mode: z.enum(["ask", "act"]),
+  status: Status,
+  turn: z.number().int(),
+  title: z.string().nullable().describe("What lists show: given at run/create, else the first line of the first prompt"),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+});
+
+export const EntrySummary = z.object({
+  path: z.string(),
+  status: Status,
+  turn: z.number().int(),
+  attributes: Attributes,
+  bytes: z.number().int(),
+  lines: z.number().int(),
+  streamed: z.boolean(),
+});
+
+export type RunOut = z.output<typeof Run>;
+export type EntrySummaryOut = z.output<typeof EntrySummary>;
+
+export const ResolvedChannel = z.object({ channel: z.number().int(), name: z.string(), path: z.string(), status: Status });
+
+/** `run/proposal`: a proposal waits for a decision. */
+export const ProposalNotice = z.object({
+  run: z.string(),
+  path: z.string(),
+  tool: z.string(),
+  command: z.string(),
+  attributes: Attributes,
+  turn: z.number().int(),
+  loop: z.number().int().nullable().describe("The loop (its number) whose model made the proposal; null for a client's proposal"),
+  toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
+  createdAt: z.number().int().describe("When it was proposed, by the server's clock (ms since the epoch)"),
+});
+
+/** Who resolved a proposal: a client's connection, an "always allow" rule, or run/abort. */
+export const Resolver = z.object({
+  kind: z.enum(["connection", "rule", "abort"]),
+  connectionId: z.string().nullable().describe("The deciding connection (kind connection)"),
+  client: z.string().nullable().describe("Its client name, or the name of whoever set the rule"),
+  rule: z.number().int().nullable().describe("The rule's id (kind rule)"),
+});
+
+/** `run/resolved`: a proposal was accepted or rejected. */
+export const ResolvedNotice = z.object({
+  run: z.string(),
+  path: z.string(),
+  decision: z.enum(["accept", "reject"]),
+  status: Status,
+  runner: z.string().nullable(),
+  resolvedBy: z.string().describe("Who decided: a client's name, a connection, a rule, or run/abort"),
+  resolver: Resolver,
+  reason: z.string().nullable(),
+  channels: z.array(ResolvedChannel),
+  loop: z.number().int().nullable().describe("The loop whose model made the proposal; null for a client's proposal"),
+  toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
+});
+
+/** `run/tool`: one of the model's tool calls started, waits on a proposal, or was answered. */
+export const ToolNotice = z.object({
+  run: z.string(),
+  loop: z.number().int().describe("The loop the call belongs to"),
+  turn: z.number().int(),
+  id: z.string().describe("The tool call's id, unique in the run"),
+  tool: z.string(),
+  arguments: Attributes.describe("The call's arguments ({} when they were not one JSON object)"),
+  status: z
+    .enum(["running", "waiting", "completed", "failed"])
+    .describe("running: being run; waiting: its proposal waits for a decision; completed / failed: the model has its answer"),
+  path: z.string().nullable().describe("The producer's log entry (sh, env, wait), when there is one"),
+  result: z.string().nullable().describe("What the model was answered (completed / failed)"),
+});
+
+/** `stream/started`: the owner began executing an accepted producer. */
+export const StartedNotice = z.object({
+  run: z.string(),
+  path: z.string(),
+  runner: z.string(),
+  process: z.record(z.string(), z.unknown()).describe("Where it runs: backend, pid, container, host"),
+});
+
+/** `stream/cancelled`: someone asked to stop a producer; its owner kills the work. */
+export const CancelledNotice = z.object({ run: z.string(), path: z.string(), reason: z.string() });
+
+/** `stream/finished`: a producer ended (completed, aborted, cancelled, or its owner was lost). */
+export const FinishedNotice = z.object({
+  run: z.string(),
+  path: z.string(),
+  status: Status,
+  outcome: z.enum(["completed", "aborted", "cancelled"]),
+  exit_code: z.number().int().nullable().optional(),
+  signal: z.string().nullable().optional(),
+  reason: z.string().optional(),
+});
+
+/** `run/state`: a run's status changed or a step happened. */
+export const RunStateNotice = z
+  .object({
+    run: z.string(),
+    status: Status,
+    turn: z.number().int(),
+    loop: z
+      .object({ seq: z.number().int(), status: Status })
+      .nullable()
+      .describe("The loop the event is about (for run-wide events, the oldest open loop); null when none is"),
+    event: z.string(),
+  })
+  .passthrough();
+
+const DURATION_UNITS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+const DURATION_STRING = /^(?:\d+(?:\.\d+)?(?:ms|h|m|s))+$/;
+
+/** Milliseconds from a human-readable duration such as "1.2s", "350ms" or "1m30s". */
+export function parseDuration(text: string): number {
+  let total = 0;
+  for (const [, value, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) total += Number(value) * DURATION_UNITS[unit!]!;
+  return Math.round(total);
+}
+
+/** How long a producer ran: milliseconds, or the earlier runtime's readable string ("1.2s"); stored as milliseconds. */
+export const Duration = z
+  .union([
+    z.number().int().min(0),
+    z.string().max(64).regex(DURATION_STRING, 'a duration is milliseconds or a string like "1.2s", "350ms", "1m30s"').transform(parseDuration),
+  ])
+  .describe('Milliseconds the producer ran, or a readable duration such as "1.2s"');

@@ -1,0 +1,42 @@
+import type { z } from "zod";
+
+/** Access a method needs: `none` works before `initialize` (ping, discovery). */
+export type MethodAccess = "none" | "initialized";
+
+/**
+ * One request as both ends see it: its name, what it does, its params (strict: unknown fields are refused)
+ * and its result. The server binds a handler to it; the client, the docs and `rpc.discover` read it.
+ */
+export interface RequestDescriptor<N extends string = string, P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+  name: N;
+  description: string;
+  params: P;
+  result: R;
+  access?: MethodAccess;
+}
+
+/** One notification (or, with `reply`, a server → client request): its name, direction, params and description. */
+export interface NotificationDescriptor<N extends string = string, P extends z.ZodType = z.ZodType, R extends z.ZodType | undefined = z.ZodType | undefined> {
+  name: N;
+  description: string;
+  /** `server` notifications go server → client; `client` ones are sent by clients. */
+  direction: "server" | "client";
+  params: P;
+  /** Set for a server → client *request*: the reply the client must send. */
+  reply?: R;
+}
+
+export function request<const N extends string, P extends z.ZodType, R extends z.ZodType>(descriptor: RequestDescriptor<N, P, R>): RequestDescriptor<N, P, R> {
+  return descriptor;
+}
+
+export function notification<const N extends string, P extends z.ZodType, R extends z.ZodType | undefined = undefined>(
+  descriptor: NotificationDescriptor<N, P, R>,
+): NotificationDescriptor<N, P, R> {
+  return descriptor;
+}
+
+/** A record of descriptors keyed by their names. */
+export function byName<const D extends readonly { name: string }[]>(list: D): { [K in D[number] as K["name"]]: K } {
+  return Object.fromEntries(list.map((d) => [d.name, d])) as { [K in D[number] as K["name"]]: K };
+}

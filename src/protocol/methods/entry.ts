@@ -1,0 +1,61 @@
+import { z } from "zod";
+import { EntryPath, EntrySummary, RunAlias, Status } from "../common.js";
+import { request } from "../define.js";
+
+export const EntryGetParams = z
+  .strictObject({
+    run: RunAlias,
+    path: EntryPath,
+    tail: z.number().int().min(1).optional().describe("Only the last N lines"),
+    line: z.number().int().min(1).optional().describe("First line of a slice (1-based)"),
+    limit: z.number().int().min(1).optional().describe("Lines in the slice (default: to the end)"),
+    view: z.enum(["raw", "model"]).optional().describe("raw (default): the bytes as stored; model: the text the model sees, as a terminal finally shows it"),
+    encoding: z.enum(["utf8", "base64"]).optional().describe("How `body` is encoded (default utf8; invalid UTF-8 becomes U+FFFD)"),
+    budget: z
+      .number()
+      .int()
+      .min(50)
+      .max(1_000_000)
+      .optional()
+      .describe(
+        "With view model and no tail, line or limit: a budget in tokens for the whole entry, as the agent's own tools read output — a big one is cut to a head and a tail, failure-looking lines of the middle kept with their line numbers, and a note says what was left out (no read limit applies)",
+      ),
+  })
+  .refine((p) => p.budget === undefined || (p.view === "model" && p.tail === undefined && p.line === undefined && p.limit === undefined), {
+    message: "budget needs view model and no tail, line or limit",
+    path: ["budget"],
+  })
+  .refine((p) => !(p.tail !== undefined && (p.line !== undefined || p.limit !== undefined)), {
+    message: "tail cannot be combined with line or limit",
+    path: ["tail"],
+  })
+  .refine((p) => !(p.view === "model" && p.encoding === "base64"), {
+    message: "the model view is text; use encoding utf8",
+    path: ["encoding"],
+  });
+
+export const EntryGetResult = EntrySummary.extend({
+  body: z.string(),
+  encoding: z.enum(["utf8", "base64"]),
+  range: z.object({ line: z.number().int().describe("First line returned (1-based)"), lines: z.number().int() }),
+  truncated: z.boolean().describe("True when maxReadBytes cut the body short"),
+});
+
+export const entryGet = request({
+  name: "entry/get",
+  description: "Reads an entry: its whole body, the last N lines (`tail`), or a line slice (`line`, `limit`), raw or as the model sees it.",
+  params: EntryGetParams,
+  result: EntryGetResult,
+});
+
+export const entryList = request({
+  name: "entry/list",
+  description: "Entries of a run, oldest first, optionally filtered by a path glob (`*`, `?`) and a status.",
+  params: z.strictObject({
+    run: RunAlias,
+    pattern: z.string().min(1).max(1024).optional().describe("Glob over paths, e.g. sh://turn_2/*"),
+    status: Status.optional(),
+    limit: z.number().int().min(1).max(10_000).optional().describe("At most this many (default 1000)"),
+  }),
+  result: z.object({ entries: z.array(EntrySummary) }),
+});

@@ -1,0 +1,66 @@
+import type { z } from "zod";
+import { byName } from "../define.js";
+import { entryGet, entryList } from "./entry.js";
+import { modelList } from "./model.js";
+import { projectList } from "./project.js";
+import { proposalCreate, proposalList } from "./proposal.js";
+import { rpcDiscover } from "./rpc.js";
+import { runAbort, runCreate, runGet, runHistory, runList, runPrompt, runResolve } from "./run.js";
+import { runnerAttach, runnerList } from "./runner.js";
+import { initialize, ping } from "./session.js";
+import {
+  stream,
+  streamAborted,
+  streamCancel,
+  streamClaim,
+  streamCompleted,
+  streamEof,
+  streamInput,
+  streamResize,
+  streamSignal,
+  streamSubscribe,
+  streamUnsubscribe,
+} from "./stream.js";
+
+/** Every request a client may send, one descriptor each. */
+export const METHODS = [
+  ping,
+  initialize,
+  rpcDiscover,
+  projectList,
+  modelList,
+  runCreate,
+  runGet,
+  runList,
+  runPrompt,
+  runAbort,
+  runHistory,
+  runResolve,
+  proposalCreate,
+  proposalList,
+  entryGet,
+  entryList,
+  runnerAttach,
+  runnerList,
+  stream,
+  streamCompleted,
+  streamAborted,
+  streamCancel,
+  streamClaim,
+  streamSubscribe,
+  streamUnsubscribe,
+  streamInput,
+  streamEof,
+  streamSignal,
+  streamResize,
+] as const;
+
+/** Every request keyed by its name: `methods["run/create"].params`. */
+export const methods = byName(METHODS);
+
+export type Methods = typeof methods;
+export type MethodName = keyof Methods;
+/** What a caller passes (defaults not applied yet). */
+export type ParamsOf<M extends MethodName> = z.input<Methods[M]["params"]>;
+/** What a caller gets back, as the result schema reads it. */
+export type ResultOf<M extends MethodName> = z.output<Methods[M]["result"]>;

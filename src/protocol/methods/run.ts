@@ -1,0 +1,146 @@
+import { z } from "zod";
+import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, Status } from "../common.js";
+import { request } from "../define.js";
+
+export const RunCreateParams = z.strictObject({
+  alias: RunAlias.optional(),
+  model: z.string().min(1).max(200).optional().describe("Model alias; without one the run is idle and fed by clients"),
+  mode: z.enum(["ask", "act"]).optional().describe("ask: read-only tools only; act (default): all tools"),
+  prompt: z.string().min(1).optional().describe("First prompt; needs a model"),
+  title: z.string().min(1).max(200).optional().describe("What lists show (default: the first line of the first prompt)"),
+});
+
+export const runCreate = request({
+  name: "run/create",
+  description: "Creates a run in the caller's project. Without `model` the run is idle (status 200) and clients feed it by hand.",
+  params: RunCreateParams,
+  result: z.object({ run: Run, loop: z.number().int().optional().describe("With `prompt`: the number of the loop it became") }),
+});
+
+const Tokens = {
+  promptTokens: z.number().int(),
+  completionTokens: z.number().int(),
+  totalTokens: z.number().int(),
+};
+
+/** The tokens the model server reported for a run: totals, and per turn (turns it reported nothing for are absent). */
+export const RunUsage = z.object({
+  ...Tokens,
+  turns: z.array(z.object({ turn: z.number().int(), ...Tokens })),
+});
+
+export const runGet = request({
+  name: "run/get",
+  description: "One run of the caller's project, with the token usage its model calls reported.",
+  params: z.strictObject({ run: RunAlias }),
+  result: z.object({ run: Run, usage: RunUsage }),
+});
+
+export const runList = request({
+  name: "run/list",
+  description: "Runs of the caller's project, newest first.",
+  params: z.strictObject({
+    status: Status.optional(),
+    limit: z.number().int().min(1).max(1000).optional().describe("At most this many (default 100)"),
+  }),
+  result: z.object({ runs: z.array(Run) }),
+});
+
+export const runPrompt = request({
+  name: "run/prompt",
+  description:
+    "Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish. `run/state` events name the loop they are about by this number.",
+  params: z.strictObject({
+    run: RunAlias,
+    prompt: z
+      .string()
+      .min(1)
+      .max(256 * 1024),
+    mode: z.enum(["ask", "act"]).optional(),
+    model: z.string().min(1).max(200).optional().describe("Switch the run to this model alias, for this loop and the next ones"),
+  }),
+  result: z.object({
+    run: Run,
+    loop: z.number().int().describe("The number of the loop this prompt became"),
+    queued: z.number().int().describe("Loops waiting before and including this one"),
+  }),
+});
+
+export const runAbort = request({
+  name: "run/abort",
+  description:
+    "Stops a run: the model call in flight, its queued loops, its pending proposals (rejected) and its running commands (cancelled; runners kill them), including commands started in the background by a turn that has ended. The run ends 499. A run with nothing left to stop is CONFLICT.",
+  params: z.strictObject({ run: RunAlias, reason: z.string().max(4096).optional() }),
+  result: z.object({ run: Run, rejected: z.array(z.string()), cancelled: z.array(z.string()) }),
+});
+
+const HistoryToolCall = z.object({
+  id: z.string(),
+  tool: z.string(),
+  arguments: Attributes.describe("The call's arguments ({} when they were not one JSON object)"),
+  path: z.string().nullable().describe("The log entry of the proposal it made (sh, env)"),
+  status: Status.nullable().describe("That producer's status now: 202 proposed, 403 rejected, then its channels' 102/200/499/500"),
+  exitCode: z.number().int().nullable(),
+});
+
+export const HistoryMessage = z.object({
+  id: z.number().int().describe("Message id: pass the last one as `after` for the next page"),
+  loop: z.number().int().nullable().describe("The loop (its number) the message belongs to"),
+  turn: z.number().int(),
+  role: z.enum(["user", "assistant", "tool"]),
+  text: z.string().nullable().describe("The prompt, the model's text, or what a tool call was answered"),
+  note: z.boolean().describe("A note Spool wrote to the model, not a person's prompt"),
+  toolCalls: z.array(HistoryToolCall).describe("The model's tool calls (assistant messages)"),
+  toolCallId: z.string().nullable().describe("The call a tool message answers"),
+  createdAt: z.number().int(),
+});
+
+export const runHistory = request({
+  name: "run/history",
+  description:
+    "A run's conversation, a page at a time: the prompts, the model's text and tool calls (with the producer each made and its status now), and what each call was answered.",
+  params: z.strictObject({
+    run: RunAlias,
+    after: z.number().int().min(0).optional().describe("Only messages after this id (the last id of the previous page)"),
+    limit: z.number().int().min(1).max(500).optional().describe("At most this many messages (default 100)"),
+  }),
+  result: z.object({
+    messages: z.array(HistoryMessage),
+    next: z.number().int().nullable().describe("Pass as `after` for the next page; null at the end"),
+  }),
+});
+
+export const RunResolveParams = z
+  .strictObject({
+    run: RunAlias,
+    path: EntryPath.describe("The proposal's log entry path"),
+    decision: z.enum(["accept", "reject"]),
+    reason: z.string().max(4096).optional(),
+    runner: z.string().min(1).max(200).optional().describe(
+        'Runner to execute it (default: the runner the proposal named, else the project\'s default); naming another runner than the proposal named is CONFLICT. "self" = the accepting connection owns the producer and streams its output',
+      ),
+    always: z
+      .boolean()
+      .optional()
+      .describe(
+        'With accept: also store an "always allow" rule in the run, so the server itself accepts later proposals of the same tool with the identical command, cwd and env',
+      ),
+  })
+  .refine((p) => !(p.always && p.decision !== "accept"), { message: "always is only for accept", path: ["always"] });
+
+export const RunResolveResult = z.object({
+  path: z.string(),
+  status: Status.describe("The log entry's new status: 200 accepted, 403 rejected"),
+  runner: z.string().nullable(),
+  channels: z.array(ResolvedChannel),
+  resumeToken: z.string().optional().describe('Accepted with runner "self": show it with stream/claim to own the producer again from a new connection'),
+  rule: z.number().int().optional().describe("The id of the rule stored with `always`"),
+});
+
+export const runResolve = request({
+  name: "run/resolve",
+  description:
+    'Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102 and makes the chosen runner (or, with "self", this connection) the producer\'s owner; reject sets the log entry to 403. `always` also stores an "always allow" rule for the run.',
+  params: RunResolveParams,
+  result: RunResolveResult,
+});

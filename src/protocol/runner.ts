@@ -1,0 +1,162 @@
+import { z } from "zod";
+import { SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
+
+/**
+ * Where a backend runs sandboxed work (SPEC §7 Runners, "Sandbox modes"):
+ * read-only work (the `env` tool, `ask` runs) where writes fail, sh commands
+ * in workspace-write where only the project is writable — or nowhere: then
+ * the runner says so at attach (its modes) and the server refuses such work
+ * on it.
+ */
+export const SandboxKind = z.enum(["bwrap", "docker", "none"]);
+
+export const SandboxInfo = z.strictObject({
+  kind: SandboxKind.describe("bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none"),
+  readOnly: z.boolean().describe("Whether read-only commands run where writes fail; false: the server refuses read-only work on this runner"),
+  detail: z.string().max(500).describe("What the sandbox is, or why there is none"),
+  modes: z
+    .array(SandboxModeName)
+    .max(SANDBOX_MODES.length)
+    .optional()
+    .describe("The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full"),
+});
+export type SandboxInfo = z.output<typeof SandboxInfo>;
+
+/**
+ * The runner messages, shared by the server side (`runners` plugin) and the
+ * runner side (`RunnerClient`): one schema each for validation, types and docs.
+ */
+
+export const BackendName = z.enum(["local", "docker", "ssh"]);
+
+export const RunnerName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "a runner name is 1-64 lowercase letters, digits, '.', '_' or '-'")
+  .refine((name) => name !== "self", { message: '"self" is reserved: it means the accepting client streams the output itself' })
+  .describe("Runner name, unique among the project's attached runners");
+
+export const ProducerRef = z.strictObject({ run: z.string(), path: z.string() });
+
+export const RunnerAttachParams = z.strictObject({
+  name: RunnerName,
+  backend: BackendName,
+  description: z.string().max(500).optional().describe("Where it runs commands, for runner/list"),
+  labels: z.record(z.string(), z.string()).optional(),
+  default: z.boolean().optional().describe("Receive accepted proposals that name no runner; one runner at most is the project's default"),
+  replaceDefault: z.boolean().optional().describe("With default: take the default from the runner that has it instead of being refused"),
+  resume: z.array(ProducerRef).max(1024).optional().describe("Producers this runner is still executing (after a reconnect); needs resumeToken"),
+  resumeToken: z.string().min(16).max(200).optional().describe("The token an earlier runner/attach of this runner returned: proves it is the same runner"),
+  sandbox: SandboxInfo.optional().describe(
+    "Where this runner runs read-only work and which sandbox modes it offers; without it (or readOnly false) the server refuses read-only work on it, and without modes workspace-write",
+  ),
+});
+
+export const ResumedProducer = ProducerRef.extend({
+  lastSeq: z.record(z.string(), z.number().int()).describe("Last stored seq per channel number: resend what follows"),
+});
+
+export const RunnerAttachResult = z.object({
+  name: z.string(),
+  project: z.string(),
+  resumed: z.array(ResumedProducer).describe("Producers still open: continue streaming them"),
+  finished: z.array(ProducerRef.extend({ status: z.number().int() })).describe("Producers already finished (cancelled, lost): kill them"),
+  maxUnackedChunks: z.number().int().describe("Unanswered stream and finishing calls this connection may have at once"),
+  resumeToken: z.string().describe("Keep it: re-attach with it after a reconnect to take this runner's producers back"),
+  runnerGraceMs: z
+    .number()
+    .int()
+    .describe("How long the server waits for a dropped runner (or, after a restart, for any owner) to come back; the runner reconnects well within it"),
+  default: z.boolean().describe("Whether this runner is the project's default"),
+});
+
+export const RunnerInfo = z.object({
+  name: z.string(),
+  backend: BackendName,
+  description: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  default: z.boolean(),
+  embedded: z.boolean(),
+  attachedAt: z.number().int(),
+  running: z.number().int().describe("Producers this runner is executing"),
+  sandbox: SandboxInfo.describe(
+    "Its sandbox: where it runs read-only work (env, ask runs; readOnly false: such work is refused on it) and the modes (read-only, workspace-write, full) it can run a command in",
+  ),
+  state: z.enum(["attached", "disconnected"]).describe("disconnected: it went away while it had work; only it can take its name back"),
+  heldUntil: z.number().int().nullable().describe("For a disconnected runner: when its name and producers are given up (ms since the epoch)"),
+});
+
+export const ExecTarget = z.object({
+  backend: BackendName,
+  pid: z.number().int().optional(),
+  container: z.string().optional(),
+  host: z.string().optional(),
+});
+
+/** A terminal's size in character cells. */
+export const TtySize = z.strictObject({
+  cols: z.number().int().min(1).max(1000).describe("Columns"),
+  rows: z.number().int().min(1).max(1000).describe("Rows"),
+});
+
+/** The signals a client may send to a running producer (without the SIG prefix). */
+export const ControlSignal = z.enum(["INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "KILL"]);
+
+export const RunnerExecParams = z.strictObject({
+  run: z.string(),
+  path: z.string().describe("The producer's log entry"),
+  command: z.string(),
+  cwd: z.string().describe("Absolute working directory on the server's machine (project root + the proposal's cwd)"),
+  cwdRelative: z.string().describe('The same, relative to the project root ("" = the root), for runners that map the root elsewhere'),
+  env: z.record(z.string(), z.string()),
+  channels: z.array(z.object({ channel: z.number().int(), name: z.string(), path: z.string() })),
+  timeoutMs: z.number().int().min(0).describe("Kill the command after this long; 0 = no limit"),
+  readOnly: z.boolean().optional().describe("Read-only work (env, ask runs): run it in the runner's read-only sandbox, or refuse it"),
+  sandbox: SandboxModeName.optional().describe(
+    'The sandbox mode to run it in (SPEC §7 Runners, "Sandbox modes"); absent: read-only with readOnly, else full. Sent only to runners whose sandbox lists modes',
+  ),
+  network: z.boolean().optional().describe("workspace-write: false cuts the command off the network (the server's sandboxNetwork)"),
+  hide: z
+    .array(z.string().min(1).max(4096))
+    .max(64)
+    .optional()
+    .describe(
+      "Paths of the server's own state (home, token file, database) a sandboxed command must not see; the runner covers those that exist where it runs, besides its own",
+    ),
+  passEnv: z
+    .array(z.string())
+    .optional()
+    .describe("Names (or `*` patterns) of the runner's environment variables the command also gets (the server's commandEnv); see SPEC §7 Environment"),
+  tty: TtySize.optional().describe("Run the command under a pseudo-terminal of this size: its output all comes on channel 1"),
+});
+
+export const RunnerExecResult = z.object({
+  started: z.boolean().describe("False when the command could not be started; the runner has sent stream/aborted"),
+  target: ExecTarget.optional().describe("Where the process runs (for logs, and for tests that check it is gone)"),
+  error: z.string().optional(),
+});
+
+export type RunnerExecParams = z.output<typeof RunnerExecParams>;
+export type RunnerExecResult = z.output<typeof RunnerExecResult>;
+export type RunnerAttachResult = z.output<typeof RunnerAttachResult>;
+
+/**
+ * What the server relays to a producer's owner (a runner, or the client that
+ * accepted it with runner "self") when a client calls stream/input,
+ * stream/eof, stream/signal or stream/resize. The owner applies it and
+ * answers, or answers an error (UNSUPPORTED with the reason, STREAM_CLOSED,
+ * LIMIT_EXCEEDED); an owner without a handler answers METHOD_NOT_FOUND,
+ * which the caller gets as UNSUPPORTED.
+ */
+export const ProducerInputParams = z.strictObject({
+  ...ProducerRef.shape,
+  data: z.string().describe("The bytes for the command's stdin (or terminal), base64"),
+  seq: z.number().int().min(1).describe("Channel 0's chunk number: a repeat of one already applied is acknowledged without writing again"),
+});
+export const ProducerEofParams = ProducerRef;
+export const ProducerSignalParams = z.strictObject({ ...ProducerRef.shape, signal: ControlSignal });
+export const ProducerResizeParams = z.strictObject({ ...ProducerRef.shape, ...TtySize.shape });
+export const ProducerControlResult = z.object({ applied: z.literal(true) });
+
+export type TtySize = z.output<typeof TtySize>;
+export type ControlSignal = z.output<typeof ControlSignal>;
+
