@@ -18,7 +18,8 @@ export function percentile(sorted: number[], p: number): number {
 /** Starts `spool serve` as its own process on a free port with a fresh home. */
 export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
   const home = mkdtempSync(join(tmpdir(), "spool-bench-"));
-  const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
+  // SPOOL_BENCH_BIN runs another tree's server (a git worktree of an older commit) under the same client.
+  const bin = extraEnv.SPOOL_BENCH_BIN ?? process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
   const child = spawn(
     process.execPath,
     [...(process.env.SPOOL_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), bin, "serve", "--port", "0", "--home", home],
@@ -57,7 +58,7 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
 
 /** Starts `spool runner` against a bench server and resolves once it has attached; kill it with SIGTERM. */
 export async function startRunnerProcess(server: { url: string; tokenFile: string }, project: string, name: string, flags: string[]) {
-  const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
+  const bin = process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
   const runner = spawn(
     process.execPath,
     [bin, "runner", "--server", server.url, "--token-file", server.tokenFile, "--project", project, "--name", name, ...flags],

@@ -6,6 +6,8 @@
 // while it ingested, and its peak RSS. Each round runs every path once, in turn; the load average is printed
 // with every round.
 // Usage: npx tsx bench/compare.ts [MB per path, default 256] [rounds, default 2]
+// SPOOL_BENCH_TREES="a=/tmp/old,b=/work/main" runs each round once per tree (A B A B: the same client, each
+// tree's bin/spool.js as the server); SPOOL_BENCH_PATHS=stream,embedded leaves the other paths out.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -154,8 +156,8 @@ interface SpoolFigures {
 }
 
 /** One producer streaming into a fresh `spool serve`, then reads of 20 lines on its channel. */
-async function spoolStream(): Promise<SpoolFigures> {
-  const server = await startServerProcess();
+async function spoolStream(bin: string | undefined): Promise<SpoolFigures> {
+  const server = await startServerProcess(bin ? { SPOOL_BENCH_BIN: bin } : {});
   try {
     const client = await server.connect();
     await client.initialize("bench", { root: server.home });
@@ -189,9 +191,9 @@ async function spoolStream(): Promise<SpoolFigures> {
   }
 }
 
-/** The embedded runner: a local process's output, accept → channel at 200. */
-async function embeddedRunner(): Promise<number> {
-  const server = await startServerProcess();
+/** The embedded runner: a local process's output, accept → channel at 200; MB/s and the server's CPU s per GB. */
+async function embeddedRunner(bin: string | undefined): Promise<{ mbps: number; cpuPerGb: number }> {
+  const server = await startServerProcess(bin ? { SPOOL_BENCH_BIN: bin } : {});
   try {
     const client = await server.connect();
     await client.initialize("bench", { root: server.home });
@@ -203,14 +205,16 @@ async function embeddedRunner(): Promise<number> {
       command: `yes 'spool runner throughput line of text' | head -c ${bytes}`,
     });
     const start = performance.now();
+    const cpu0 = cpuSeconds(server.pid);
     const resolved = await client.request("run/resolve", { run: "e", path, decision: "accept", runner: "local" });
     const channel = resolved.channels[0].path;
     let entry: { status: number; bytes: number };
     while ((entry = await client.request("entry/get", { run: "e", path: channel, tail: 1 })).status === 102) await new Promise((r) => setTimeout(r, 10));
     const seconds = (performance.now() - start) / 1000;
+    const cpu = cpuSeconds(server.pid) - cpu0;
     if (entry.bytes !== bytes || entry.status !== 200) throw new Error(`expected ${bytes} bytes at 200, got ${entry.bytes} at ${entry.status}`);
     client.close();
-    return mb / seconds;
+    return { mbps: mb / seconds, cpuPerGb: (cpu * 1024) / mb };
   } finally {
     await server.stop();
   }
@@ -229,33 +233,44 @@ console.log(
   "MB/s: bare ws echo vs one spool stream, raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running)",
 );
 console.log(
-  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw",
+  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw  cpu_emb",
 );
+const trees = (process.env.SPOOL_BENCH_TREES ?? "")
+  .split(",")
+  .filter(Boolean)
+  .map((t) => {
+    const [label, root] = t.split("=");
+    return { label: label!, bin: join(root!, "bin", "spool.js") };
+  });
+const paths = new Set((process.env.SPOOL_BENCH_PATHS ?? "stream,embedded").split(","));
+const skipped = { mbps: Number.NaN, cpuPerGb: Number.NaN };
 for (let round = 1; round <= rounds; round++) {
-  const at = load();
-  const bare = await bareEcho();
-  const s = await spoolStream();
-  const raw = rawSqlite();
-  const embedded = await embeddedRunner();
-  const ms = (xs: number[]) => `${percentile(xs, 50).toFixed(2)}/${xs[xs.length - 1]!.toFixed(2)}`;
-  console.log(
-    [
-      String(round).padEnd(5),
-      at.padEnd(15),
-      bare.mbps.toFixed(1).padStart(5),
-      s.mbps.toFixed(1).padStart(6),
-      (s.mbps / bare.mbps).toFixed(2).padStart(5),
-      bare.cpuPerGb.toFixed(1).padStart(8),
-      ((s.cpu * 1024) / mb).toFixed(1).padStart(10),
-      `${s.cpu.toFixed(1)}/${s.runq.toFixed(1)}/${s.wall.toFixed(1)}`.padStart(19),
-      `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(18),
-      ms(s.tail).padStart(17),
-      ms(s.slice).padStart(18),
-      raw.mbps.toFixed(1).padStart(5),
-      embedded.toFixed(1).padStart(8),
-      (embedded / raw.mbps).toFixed(2).padStart(5),
-      raw.cpuPerGb.toFixed(1).padStart(7),
-    ].join("  "),
-  );
+  for (const tree of trees.length ? trees : [{ label: String(round), bin: undefined }]) {
+    const at = load();
+    const bare = paths.has("stream") ? await bareEcho() : skipped;
+    const s = paths.has("stream") ? await spoolStream(tree.bin) : undefined;
+    const raw = paths.has("embedded") ? rawSqlite() : skipped;
+    const embedded = paths.has("embedded") ? await embeddedRunner(tree.bin) : skipped;
+    const ms = (xs: number[]) => `${percentile(xs, 50).toFixed(2)}/${xs[xs.length - 1]!.toFixed(2)}`;
+    console.log(
+      [
+        tree.label.padEnd(5),
+        at.padEnd(15),
+        bare.mbps.toFixed(1).padStart(5),
+        (s?.mbps ?? Number.NaN).toFixed(1).padStart(6),
+        ((s?.mbps ?? Number.NaN) / bare.mbps).toFixed(2).padStart(5),
+        bare.cpuPerGb.toFixed(1).padStart(8),
+        s ? ((s.cpu * 1024) / mb).toFixed(1).padStart(10) : "-".padStart(10),
+        s ? `${s.cpu.toFixed(1)}/${s.runq.toFixed(1)}/${s.wall.toFixed(1)}`.padStart(19) : "-".padStart(19),
+        s ? `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(18) : "-".padStart(18),
+        s ? ms(s.tail).padStart(17) : "-".padStart(17),
+        s ? ms(s.slice).padStart(18) : "-".padStart(18),
+        raw.mbps.toFixed(1).padStart(5),
+        embedded.mbps.toFixed(1).padStart(8),
+        (embedded.mbps / raw.mbps).toFixed(2).padStart(5),
+        raw.cpuPerGb.toFixed(1).padStart(7),
+        embedded.cpuPerGb.toFixed(1).padStart(7),
+      ].join("  "),
+    );
+  }
 }
-console.log(`load at the end: ${load()}`);

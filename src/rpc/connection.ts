@@ -48,6 +48,20 @@ function isResponseLike(message: unknown): message is JSONRPCResponse {
   return m.jsonrpc === "2.0" && !("method" in m) && ("result" in m || "error" in m);
 }
 
+/** What a message received as a value holds, roughly: its Buffers' bytes and its strings' length, one level into params. */
+function valueSize(message: object): number {
+  let size = 64;
+  const params = (message as { params?: unknown }).params;
+  if (typeof params === "object" && params !== null) {
+    for (const value of Object.values(params)) {
+      if (typeof value === "string") size += value.length;
+      else if (value instanceof Uint8Array) size += value.byteLength;
+      else size += 16;
+    }
+  }
+  return size;
+}
+
 /** The last ordered call with one key: when it was admitted (pipelined calls) and when it, and those before it, finished. */
 interface OrderTail {
   pipelined: boolean;
@@ -114,6 +128,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
       this.#send(request);
     });
     transport.onMessage((text) => void this.#receive(text));
+    // In process (the embedded runner): messages come as values, their chunks as Buffers, and are answered the same way.
+    transport.onValue?.((message) => void this.#receive(message, true));
     transport.onClose(() => this.#handleClose());
   }
 
@@ -281,17 +297,19 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.closeFor(1013, "server memory budget reached; try again later", detail);
   }
 
-  async #receive(text: string): Promise<void> {
-    // The message is held (as text, then parsed) until it is answered.
-    const size = text.length;
+  async #receive(received: string | object, asValue = false): Promise<void> {
+    // The message is held (as text, then parsed; or as the value it came as) until it is answered.
+    const size = typeof received === "string" ? received.length : valueSize(received);
     this.hold(size);
     try {
-      let message: unknown;
-      try {
-        message = JSON.parse(text);
-      } catch {
-        this.#send({ jsonrpc: "2.0", id: null, error: rpcError("PARSE_ERROR", "Parse error: the message is not valid JSON") });
-        return;
+      let message: unknown = received;
+      if (typeof received === "string") {
+        try {
+          message = JSON.parse(received);
+        } catch {
+          this.#send({ jsonrpc: "2.0", id: null, error: rpcError("PARSE_ERROR", "Parse error: the message is not valid JSON") });
+          return;
+        }
       }
       if (isResponseLike(message)) {
         this.#client.receive(message);
@@ -300,7 +318,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
       const replied = this.host.dispatch(message, this);
       this.#flow();
       const reply = await replied;
-      if (reply !== null) this.#sendText(reply);
+      if (reply !== null) this.#sendText(reply, asValue);
     } finally {
       this.hold(-size);
     }
@@ -318,7 +336,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   }
 
   /** Sends one message unless that would take the output the peer has not read past the budget. */
-  #sendText(text: string): void {
+  #sendText(text: string, asValue = false): void {
     if (this.#closed || this.#closing || this.#gone) return;
     const size = Buffer.byteLength(text);
     const waiting = this.bufferedAmount();
@@ -336,7 +354,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     if (this.#closing) return;
     let flushed = false;
     try {
-      this.transport.send(text, (error) => {
+      const done = (error?: Error) => {
         if (flushed) return;
         flushed = true;
         this.#queued -= size;
@@ -344,7 +362,10 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
         // A write that failed means the socket is gone (its close event follows): nothing more goes out.
         if (error) this.#broken();
         else if (this.#drainWaiters.length) this.#wakeDrained(false);
-      });
+      };
+      // A reply to a message that came as a value goes back the same way (the value is its JSON text).
+      if (asValue && this.transport.sendValue) this.transport.sendValue(text, done);
+      else this.transport.send(text, done);
     } catch {
       // The socket went away between our check and the write; the close handler cleans up.
     }

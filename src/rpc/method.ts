@@ -12,6 +12,8 @@ export interface MethodContext extends ConnectionContext {
    * the next call with the same order key may start from then on. Calling it is optional; later calls are a no-op.
    */
   admit?: () => void;
+  /** For a method with a `bytes` field: the Buffer an in-process caller passed in that field (see MethodDefinition.bytes). */
+  bytes?: Buffer;
 }
 
 export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, C extends MethodContext = MethodContext> {
@@ -36,6 +38,13 @@ export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.Z
    * producer's finish) still wait for it to finish.
    */
   pipelined?: boolean;
+  /**
+   * The name of a string param that an in-process caller (a transport's `sendValue`: the embedded runner)
+   * may fill with a Buffer instead: the params are then validated with the empty string in its place and
+   * the handler gets the Buffer as `ctx.bytes`, with no text encoding in between. Over JSON a Buffer
+   * cannot arrive, so other callers are unaffected.
+   */
+  bytes?: string;
   handler: (params: z.output<P>, ctx: C) => Promise<z.input<R>> | z.input<R>;
 }
 

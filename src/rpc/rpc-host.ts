@@ -238,7 +238,14 @@ export class RpcHost {
       if (def.access !== "none" && !connection.project) {
         throw new SpoolError("NOT_INITIALIZED", `Call "initialize" before "${def.name}"`);
       }
-      const parsed = def.params.safeParse(request.params ?? {});
+      let params: unknown = request.params ?? {};
+      let bytes: Buffer | undefined;
+      const field = def.bytes;
+      if (field !== undefined && typeof params === "object" && params !== null && Buffer.isBuffer((params as Record<string, unknown>)[field])) {
+        bytes = (params as Record<string, Buffer>)[field];
+        params = { ...params, [field]: "" };
+      }
+      const parsed = def.params.safeParse(params);
       if (!parsed.success) {
         return respond({
           error: rpcError("INVALID_PARAMS", `Invalid params for ${def.name}`, { issues: describeIssues(parsed.error) }),
@@ -250,6 +257,7 @@ export class RpcHost {
         project: connection.project!,
         notify: (method, params) => connection.notify(method, params),
         signal: connection.signal,
+        ...(bytes ? { bytes } : {}),
       };
       const run = (admit?: () => void) => {
         if (admit && def.pipelined) ctx.admit = admit;

@@ -13,6 +13,14 @@ export interface Transport {
   pause?(): void;
   resume?(): void;
   onMessage(listener: (text: string) => void): void;
+  /**
+   * In-process transports only: sends `message` as the value it is, not as
+   * JSON text, so a Buffer in it reaches the peer as that Buffer. Messages
+   * sent with `send` and `sendValue` arrive in the order they were sent.
+   */
+  sendValue?(message: object | string, flushed?: (error?: Error) => void): void;
+  /** Listens to what the peer sent with `sendValue`. */
+  onValue?(listener: (message: object | string) => void): void;
   onClose(listener: (code: number, reason: string) => void): void;
   /** Bytes queued but not yet written to the peer; drives backpressure for watchers. */
   bufferedAmount(): number;
@@ -20,16 +28,20 @@ export interface Transport {
 
 /** Two linked transports: what one sends, the other receives (asynchronously, like a socket). */
 export function createMemoryTransportPair(): [Transport, Transport] {
+  /** What arrives: JSON text (`send`) or a value as it was sent (`sendValue`). */
+  type Arrival = { text: string } | { value: object | string };
   const make = () => {
     const messageListeners: ((text: string) => void)[] = [];
+    const valueListeners: ((message: object | string) => void)[] = [];
     const closeListeners: ((code: number, reason: string) => void)[] = [];
     let closed = false;
     return {
       messageListeners,
+      valueListeners,
       closeListeners,
       paused: false,
       /** Messages that arrived while paused, delivered on resume. */
-      backlog: [] as string[],
+      backlog: [] as Arrival[],
       get closed() {
         return closed;
       },
@@ -40,24 +52,40 @@ export function createMemoryTransportPair(): [Transport, Transport] {
   };
   const a = make();
   const b = make();
+  const deliver = (to: ReturnType<typeof make>, arrival: Arrival) => {
+    if ("text" in arrival) for (const l of to.messageListeners) l(arrival.text);
+    else if (to.valueListeners.length > 0) for (const l of to.valueListeners) l(arrival.value);
+    // A peer that takes no values cannot answer this one: the pair is closed rather than the message lost unseen.
+    else close(1011, "a value was sent to a peer that takes none");
+  };
+  const close = (code: number, reason: string) => {
+    if (a.closed && b.closed) return;
+    a.closed = true;
+    b.closed = true;
+    setImmediate(() => {
+      for (const l of a.closeListeners) l(code, reason);
+      for (const l of b.closeListeners) l(code, reason);
+    });
+  };
   const transport = (self: ReturnType<typeof make>, peer: ReturnType<typeof make>): Transport => {
+    const post = (arrival: Arrival, flushed?: (error?: Error) => void) => {
+      if (self.closed) throw new Error("transport is closed");
+      setImmediate(() => {
+        if (peer.paused) peer.backlog.push(arrival);
+        else if (!peer.closed) deliver(peer, arrival);
+        flushed?.();
+      });
+    };
     const t: Transport = {
       send(text, flushed) {
-        if (self.closed) throw new Error("transport is closed");
-        setImmediate(() => {
-          if (peer.paused) peer.backlog.push(text);
-          else if (!peer.closed) for (const l of peer.messageListeners) l(text);
-          flushed?.();
-        });
+        post({ text }, flushed);
+      },
+      sendValue(value, flushed) {
+        post({ value }, flushed);
       },
       close(code = 1000, reason = "") {
         if (self.closed) return;
-        self.closed = true;
-        peer.closed = true;
-        setImmediate(() => {
-          for (const l of self.closeListeners) l(code, reason);
-          for (const l of peer.closeListeners) l(code, reason);
-        });
+        close(code, reason);
       },
       terminate() {
         t.close(1006, "");
@@ -67,13 +95,13 @@ export function createMemoryTransportPair(): [Transport, Transport] {
       },
       resume() {
         self.paused = false;
-        while (!self.paused && !self.closed && self.backlog.length) {
-          const text = self.backlog.shift()!;
-          for (const l of self.messageListeners) l(text);
-        }
+        while (!self.paused && !self.closed && self.backlog.length) deliver(self, self.backlog.shift()!);
       },
       onMessage(listener) {
         self.messageListeners.push(listener);
+      },
+      onValue(listener) {
+        self.valueListeners.push(listener);
       },
       onClose(listener) {
         self.closeListeners.push(listener);

@@ -3,7 +3,7 @@ import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js"
 
 /** The connection a sender streams through: null while the runner is reconnecting. */
 export interface StreamLink {
-  current(): { request<T = unknown>(method: string, params: object): Promise<T> } | null;
+  current(): { request<T = unknown>(method: string, params: object): Promise<T>; readonly bytes?: boolean } | null;
   /** Takes one of the connection's slots for an unacknowledged call, if one is free. */
   tryAcquire(): boolean;
   release(): void;
@@ -78,12 +78,20 @@ export function incompleteUtf8Tail(data: Buffer): number {
   return 0;
 }
 
+/** A chunk as `stream` params take it: the Buffer itself over a link that takes bytes, else utf8 text or base64. */
+function encoded(chunk: Buffer, bytes: boolean): { chunk: Buffer | string; encoding?: "base64" } {
+  if (bytes) return { chunk };
+  return isUtf8(chunk) ? { chunk: chunk.toString("utf8") } : { chunk: chunk.toString("base64"), encoding: "base64" };
+}
+
 /**
  * Streams one data channel: cuts buffered output into chunks, numbers them
  * with `seq`, keeps at most `window` unacknowledged (and never more than the
  * connection's free slots), and after a reconnect resends whatever the server
- * had not stored, in order. Text goes as utf8 (never split inside a
- * character), anything else as base64.
+ * had not stored, in order. Chunks are never split inside a character.
+ * Over a link that takes bytes (the embedded runner's, in process) a chunk
+ * goes as the Buffer it is; over JSON, text goes as utf8 and anything else
+ * as base64.
  */
 export class ChannelSender {
   #buffered: Buffer[] = [];
@@ -91,7 +99,7 @@ export class ChannelSender {
   #ended = false;
   #refused = false;
   #nextSeq = 1;
-  readonly #unacked = new Map<number, { chunk: string; encoding: "utf8" | "base64" }>();
+  readonly #unacked = new Map<number, Buffer>();
   /** Unacknowledged chunks to send again, in seq order (after a reconnect). */
   #resend: number[] = [];
   #inFlight = 0;
@@ -229,8 +237,7 @@ export class ChannelSender {
           break;
         }
         seq = this.#nextSeq++;
-        const encoding = isUtf8(chunk) ? "utf8" : "base64";
-        this.#unacked.set(seq, { chunk: chunk.toString(encoding), encoding });
+        this.#unacked.set(seq, chunk);
       }
       this.#send(seq);
     }
@@ -260,7 +267,7 @@ export class ChannelSender {
     const generation = this.#generation;
     this.#inFlight++;
     const { run, path, channel } = this.target;
-    client.request("stream", { run, path, channel, seq, chunk: payload.chunk, ...(payload.encoding === "base64" ? { encoding: "base64" } : {}) }).then(
+    client.request("stream", { run, path, channel, seq, ...encoded(payload, client.bytes === true) }).then(
       () => {
         if (generation !== this.#generation) return;
         this.#settled();

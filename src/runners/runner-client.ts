@@ -17,6 +17,7 @@ import {
   RunnerExecParams,
   type RunnerExecResult,
 } from "./protocol.js";
+import { ValueLink } from "./value-link.js";
 
 export interface RunnerClientOptions {
   /** Opens a fresh connection to the server (WebSocket, or in-process for the embedded runner). */
@@ -102,6 +103,8 @@ const REFUSALS: Record<ControlError["kind"], Refusal> = { unsupported: "UNSUPPOR
  */
 export class RunnerClient {
   #client: SpoolClient | null = null;
+  /** Per transport: its value link when it is in process (chunks go as Buffers), else null (JSON text through the client). */
+  readonly #valueLinks = new WeakMap<object, ValueLink | null>();
   #stopping = false;
   #reconnecting: Promise<void> | null = null;
   readonly #jobs = new Map<string, Job>();
@@ -154,6 +157,19 @@ export class RunnerClient {
     this.#client = null;
     this.#wakeConnected();
     await this.options.backend.close();
+  }
+
+  /** What chunks are sent through: the connection's value link in process, else its client. */
+  #streamVia(): ValueLink | SpoolClient | null {
+    const client = this.#client;
+    if (!client) return null;
+    const transport = client.transport;
+    let link = this.#valueLinks.get(transport);
+    if (link === undefined) {
+      link = ValueLink.over(transport);
+      this.#valueLinks.set(transport, link);
+    }
+    return link ?? client;
   }
 
   async #connect(): Promise<RunnerAttachResult> {
@@ -398,7 +414,7 @@ export class RunnerClient {
         c.channel,
         new ChannelSender(
           {
-            current: () => this.#client,
+            current: () => this.#streamVia(),
             tryAcquire: () => this.#slots.tryAcquire(),
             release: () => this.#slots.release(),
             whenFree: (wake) => this.#slots.whenFree(wake),

@@ -29,11 +29,16 @@ export const stream = defineMethod({
   ordered: (p) => `${p.run}\u0000${p.path}${ORDER_SEP}${p.channel}`,
   // The next chunk of the channel goes into the group commit as soon as this one is in it, not once it is committed.
   pipelined: true,
+  // The embedded runner, in process, passes the chunk as the Buffer it read from the process.
+  bytes: "chunk",
   handler: (params, ctx) => {
+    if (ctx.bytes && params.encoding !== undefined) {
+      throw new SpoolError("INVALID_PARAMS", "a chunk passed as bytes takes no encoding", { issues: [{ path: "encoding", message: "not with bytes" }] });
+    }
     if (params.encoding === "base64" && !BASE64.test(params.chunk)) {
       throw new SpoolError("INVALID_PARAMS", "chunk is not valid base64", { issues: [{ path: "chunk", message: "not valid base64" }] });
     }
-    const data = Buffer.from(params.chunk, params.encoding ?? "utf8");
+    const data = ctx.bytes ?? Buffer.from(params.chunk, params.encoding ?? "utf8");
     const limit = ctx.core.config.limits.maxChunkBytes;
     if (data.length > limit) {
       throw new SpoolError("PAYLOAD_TOO_LARGE", `Chunk of ${data.length} bytes is over the limit of ${limit}; split it`, { limit, bytes: data.length });
