@@ -149,6 +149,21 @@ describeWithBrowser("the web view in Chromium", () => {
     expect(await text(page, '.pane[data-pane="1"] .pane-head')).toMatch(/stdout \d+(\.\d)? KiB · 2000 lines/);
   });
 
+  it("says a command its runner gave up on was aborted, with the reason, not cancelled", async () => {
+    const client = await ts.clientIn("gave-up");
+    await client.request("run/create", { alias: "job" });
+    const producer = await selfProducer(client, "job", "make deploy");
+    await producer.write("starting\n");
+    await client.request("stream/aborted", { run: "job", path: producer.path, reason: "runner lost" });
+    const page = await open("gave-up", ["job", producer.path]);
+    await page.waitForSelector('[data-producer-status="aborted"]');
+    const row = `.producer-list tr[data-producer="${producer.path}"]`;
+    expect(await text(page, `${row} td:first-child`)).toBe("aborted");
+    expect(await text(page, `${row} td.exit`)).toBe("aborted");
+    expect(await page.$eval(`${row} td.exit`, (el) => el.getAttribute("title"))).toBe("runner lost");
+    expect(await text(page, ".producer-detail .facts")).toContain("reasonrunner lost");
+  });
+
   it("resumes a producer's output after the last seq it had when the connection drops: nothing twice, nothing missing", async () => {
     const client = await ts.clientIn("resume");
     await client.request("run/create", { alias: "flaky" });
