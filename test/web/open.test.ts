@@ -63,7 +63,7 @@ describe("spool open", () => {
     const bad = spawnCli(["open", "--server", "ftp://x/"], env, { cwd });
     const extra = spawnCli(["open", "now"], env, { cwd });
     expect(await Promise.all([bad.exit, extra.exit])).toEqual([2, 2]);
-    expect(bad.stderr()).toMatch(/--server must be a ws:\/\/ or wss:\/\/ URL/);
+    expect(bad.stderr()).toMatch(/--server must be a WebSocket URL such as ws:\/\/127\.0\.0\.1:7420\//);
     expect(extra.stderr()).toMatch(/unexpected argument "now"/);
   });
 });
