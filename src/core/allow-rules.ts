@@ -3,8 +3,10 @@ import type { AllowRuleRow } from "../store/schema.js";
 import type { ResolverOut } from "./deps.js";
 
 /*
- * "Always allow" rules: an accept may store one for the proposal's tool, command, cwd and environment in
- * its run; a later proposal that matches one exactly is accepted by the server, and nobody is asked.
+ * "Always allow" rules: an accept may store one for the proposal's tool, command, cwd, environment and
+ * proposed runner (none named is a value of its own) in its run; a later proposal that matches one exactly
+ * is accepted by the server, and nobody is asked. The runner is part of what the person saw, so a rule
+ * stored for one runner accepts nothing proposed for another.
  */
 
 /** The environment as rules compare it: JSON with sorted keys. */
@@ -19,9 +21,11 @@ export interface RuleSubject {
   command: string;
   cwd: string;
   env: Record<string, string> | undefined;
+  /** The runner the proposal named; null: none (the decision picks it). */
+  runner: string | null;
 }
 
-const key = (s: RuleSubject) => ({ run_id: s.runId, tool: s.tool, command: s.command, cwd: s.cwd, env: canonicalEnv(s.env) });
+const key = (s: RuleSubject) => ({ run_id: s.runId, tool: s.tool, command: s.command, cwd: s.cwd, env: canonicalEnv(s.env), runner: s.runner ?? "" });
 
 /** The run's rule that accepts exactly this proposal, if any. */
 export const matchingRule = (repos: Repositories, subject: RuleSubject) => repos.allowRules.findRule(key(subject));

@@ -34,6 +34,8 @@ export interface ProposalInput {
   background?: boolean | undefined;
   /** The sandbox mode asked for (proposal/create's `sandbox`); default: the configured one. The model's tools never set it. */
   sandbox?: SandboxModeName | undefined;
+  /** The runner it is proposed for (shown before the decision; an accept naming none uses it, one naming another is refused). */
+  runner?: string | undefined;
   proposedBy: string;
   /** More attributes for the log entry (the agent loop records its tool call here). */
   extra?: Record<string, unknown>;

@@ -3,6 +3,7 @@ import { loaderVariables, loaderVariablesMessage } from "../protocol/sandbox.js"
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, type ErrorName, notFound, SpoolError } from "../rpc/errors.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../runners/protocol.js";
+import type { SandboxInfo } from "../runners/sandbox.js";
 import { producerFromRow } from "../store/producer-row.js";
 import { lineCount, type Repositories } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
@@ -16,7 +17,7 @@ import type { ProducerRegistry } from "./producer-registry.js";
 import { invalid, noChannel, notAccepted, notOwner, notPending, requireAccepted, streamClosed } from "./refusals.js";
 import { connectionResolver, describeCaller } from "./resolvers.js";
 import { attachRunner } from "./runner-attach.js";
-import type { RunnerRegistry } from "./runner-registry.js";
+import { type RunnerRegistry, refuseSandbox } from "./runner-registry.js";
 import { sandboxFor } from "./sandbox-mode.js";
 import { channelPath, insertUnderFreeSlug } from "./slug.js";
 import { ENTRY } from "./status.js";
@@ -143,12 +144,22 @@ export class Lifecycle {
         issues: [{ path: "env", message: loaderVariablesMessage(loader) }],
         names: loader,
       });
-    const sandbox = await sandboxFor(this.deps.config, this.runners, project, producer, input.sandbox);
+    const proposed = input.runner === undefined ? undefined : await this.#proposedRunner(project, input.runner);
+    const sandbox = await sandboxFor(this.deps.config, this.runners, project, producer, input.sandbox, proposed);
+    // Proposed for a runner that could never run it in its mode: it could only be rejected (an accept may not pick another runner).
+    if (proposed?.sandbox) refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode });
     // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
     const ruleApplies = !(input.sandbox === "full" && this.deps.config.sandbox !== "full");
     const rule = !ruleApplies
       ? undefined
-      : await matchingRule(this.#repos, { runId: run.id, tool: producer.tool, command: filtered.command, cwd, env: filtered.env });
+      : await matchingRule(this.#repos, {
+          runId: run.id,
+          tool: producer.tool,
+          command: filtered.command,
+          cwd,
+          env: filtered.env,
+          runner: proposed?.name ?? null,
+        });
     const now = Date.now();
     const row = await insertUnderFreeSlug(this.#repos.entries, run, producer.tool, filtered.command, (slug) => ({
       run_id: run.id,
@@ -163,6 +174,7 @@ export class Lifecycle {
         ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
         ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
         ...(input.background ? { background: true } : {}),
+        ...(proposed ? { runner: proposed.name } : {}),
         slug,
         readOnly: sandbox.mode === "read-only",
         sandbox: sandbox.mode,
@@ -192,6 +204,36 @@ export class Lifecycle {
     this.#effects.announceProposal(project, run, row);
     await this.#effects.hookStatus(project, run, row, null);
     return row;
+  }
+
+  /**
+   * The runner a proposal names: attached here (or the embedded one), or to another server sharing the
+   * database (its sandbox is not known here: null). Anything else, another project's runners included, is NO_RUNNER.
+   */
+  async #proposedRunner(project: ProjectRef, name: string): Promise<{ name: string; sandbox: SandboxInfo | null }> {
+    if (name === "self")
+      throw invalid("runner", 'a proposal cannot name "self": it is the accepting connection, chosen by whoever accepts a proposal that names no runner');
+    const here = await this.runners.named(project.id, name);
+    if (here) return here;
+    if (this.#others?.shared && (await this.#others.runnerServer(project.id, name)) !== null) return { name, sandbox: null };
+    const names = this.runners.names(project.id);
+    throw new SpoolError(
+      "NO_RUNNER",
+      `No runner named "${name}" is attached to project "${project.name}" (${names.length > 0 ? `attached: ${names.join(", ")}` : "none is attached"}); propose it for one of them, or for none`,
+      { runner: name, runners: names },
+    );
+  }
+
+  /**
+   * The runner an accept uses: the one it names, else the one the proposal named. Naming another runner than
+   * the proposal did is a CONFLICT: the person deciding saw the proposed one.
+   */
+  #acceptRunner(path: string, proposed: string | null, named: string | undefined): string | undefined {
+    if (proposed === null || named === undefined || named === proposed) return named ?? proposed ?? undefined;
+    throw conflict(
+      `"${path}" was proposed for runner "${proposed}", and that is the runner everyone was shown; accept it without a runner (or with "${proposed}"), or reject it and propose it again for "${named}"`,
+      { runner: proposed, requested: named },
+    );
   }
 
   /** The run and log of a proposal `operation` (accept or reject) may decide, as the table says. */
@@ -244,14 +286,16 @@ export class Lifecycle {
       forwarded?: boolean;
     },
   ): Promise<AcceptResult> {
-    // A runner attached to another server sharing the database: that server accepts it and dispatches it.
-    const server = options.forwarded ? null : await acceptingServer(this.#others, this.runners, project, options.runner);
-    if (server !== null) {
-      const { runner, reason, always, resolver, resolvedBy } = options;
-      return this.#others!.acceptElsewhere(server, project, target, { runner, reason, always, resolver, resolvedBy });
-    }
     const { run, log } = await this.#requirePending(project, target.run, target.path, "accept");
     const proposal = producerFromRow(log);
+    // At the pending stage the log's `runner` is the proposed one (the decision overwrites it with the one that took it).
+    const requested = this.#acceptRunner(target.path, proposal.runner, options.runner);
+    // A runner attached to another server sharing the database: that server accepts it and dispatches it.
+    const server = options.forwarded ? null : await acceptingServer(this.#others, this.runners, project, requested);
+    if (server !== null) {
+      const { reason, always, resolver, resolvedBy } = options;
+      return this.#others!.acceptElsewhere(server, project, target, { runner: requested, reason, always, resolver, resolvedBy });
+    }
     const tool = proposal.tool;
     const producer = this.producers.get(tool);
     if (!producer) throw new SpoolError("UNSUPPORTED", `The "${tool}" producer is no longer loaded`);
@@ -259,8 +303,8 @@ export class Lifecycle {
     const readOnly = producer.readOnly === true || proposal.readOnly;
     // The mode recorded at proposal time (none recorded: a proposal from before sandbox modes, which ran without one).
     const mode = readOnly ? "read-only" : proposal.sandbox === "workspace-write" ? "workspace-write" : "full";
-    if (options.runner === "self" && !options.self) throw conflict('a rule cannot accept with runner "self"');
-    const owner = await this.runners.select(project, options.runner, { readOnly, mode });
+    if (requested === "self" && !options.self) throw conflict('a rule cannot accept with runner "self"');
+    const owner = await this.runners.select(project, requested, { readOnly, mode });
     const selfToken = owner === "self" ? newResumeToken() : undefined;
     const runnerName = owner === "self" ? "self" : owner.name;
     const { resolvedBy, resolver } = options;
@@ -280,7 +324,7 @@ export class Lifecycle {
     if (!opened) throw conflict(`"${target.path}" was resolved by someone else`);
     const { log: accepted, channels: rows } = opened;
     await this.#own(log.id, owner === "self" ? options.self! : owner.connection, owner === "self" ? "self" : "runner");
-    const subject = { runId: run.id, tool, command: proposal.command, cwd: proposal.cwd, env: proposal.env };
+    const subject = { runId: run.id, tool, command: proposal.command, cwd: proposal.cwd, env: proposal.env, runner: proposal.runner };
     const rule = options.always === undefined ? undefined : await storeRule(this.#repos, subject, options.always);
     const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
     await this.#effects.resolved(project, run, accepted, {

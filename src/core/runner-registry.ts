@@ -179,21 +179,26 @@ export class RunnerRegistry {
     options: { readOnly?: boolean; mode?: SandboxModeName } = {},
   ): Promise<"self" | AttachedRunner> {
     const runner = await this.#choose(project, requested);
-    if (options.mode === "workspace-write" && runner !== "self" && !sandboxModes(runner.sandbox).includes("workspace-write")) {
-      throw new SpoolError(
-        "NO_RUNNER",
-        `Runner "${runner.name}" cannot run this command in the workspace-write sandbox it was proposed in (${runner.sandbox.detail}); accept it on a runner whose runner/list entry lists workspace-write in sandbox.modes, or propose it again with sandbox "full" (or set "sandbox": "full" in config.json) to run it without a sandbox`,
-        { runner: runner.name, sandbox: "workspace-write", modes: sandboxModes(runner.sandbox) },
-      );
-    }
-    if (options.readOnly && runner !== "self" && !runner.sandbox.readOnly) {
-      throw new SpoolError(
-        "NO_RUNNER",
-        `Runner "${runner.name}" has no read-only sandbox (${runner.sandbox.detail}), so it refuses read-only work (the env tool, ask runs); pick a runner whose runner/list entry shows sandbox.readOnly, or install bubblewrap on its machine`,
-        { runner: runner.name, readOnly: true, sandbox: runner.sandbox },
-      );
-    }
+    if (runner !== "self") refuseSandbox(runner, options);
     return runner;
+  }
+
+  /**
+   * The runner a proposal names, as an accept here would find it (attached, or the embedded one, which is
+   * not started for this), with its sandbox; undefined when neither. Another project's runner is not found.
+   */
+  async named(projectId: number, name: string): Promise<{ name: string; sandbox: SandboxInfo } | undefined> {
+    const attached = this.get(projectId, name);
+    if (attached) return { name, sandbox: attached.sandbox };
+    if (this.#embedded && name === this.#embedded.name) return { name, sandbox: await this.#embedded.sandbox() };
+    return undefined;
+  }
+
+  /** The names an accept here can pick: the attached runners and the embedded one, sorted. */
+  names(projectId: number): string[] {
+    const names = new Set(this.list(projectId).map((r) => r.name));
+    if (this.#embedded) names.add(this.#embedded.name);
+    return [...names].sort();
   }
 
   /**
@@ -238,6 +243,27 @@ export class RunnerRegistry {
     for (const { timer } of this.#reserved.values()) clearTimeout(timer);
     this.#reserved.clear();
     await this.#embedded?.stopAll();
+  }
+}
+
+/**
+ * Throws NO_RUNNER when the runner cannot run work in the mode it was proposed in: workspace-write without
+ * that sandbox, or read-only work without a read-only sandbox (it is never run unprotected).
+ */
+export function refuseSandbox(runner: { name: string; sandbox: SandboxInfo }, options: { readOnly?: boolean; mode?: SandboxModeName }): void {
+  if (options.mode === "workspace-write" && !sandboxModes(runner.sandbox).includes("workspace-write")) {
+    throw new SpoolError(
+      "NO_RUNNER",
+      `Runner "${runner.name}" cannot run this command in the workspace-write sandbox it was proposed in (${runner.sandbox.detail}); accept it on a runner whose runner/list entry lists workspace-write in sandbox.modes, or propose it again with sandbox "full" (or set "sandbox": "full" in config.json) to run it without a sandbox`,
+      { runner: runner.name, sandbox: "workspace-write", modes: sandboxModes(runner.sandbox) },
+    );
+  }
+  if (options.readOnly && !runner.sandbox.readOnly) {
+    throw new SpoolError(
+      "NO_RUNNER",
+      `Runner "${runner.name}" has no read-only sandbox (${runner.sandbox.detail}), so it refuses read-only work (the env tool, ask runs); pick a runner whose runner/list entry shows sandbox.readOnly, or install bubblewrap on its machine`,
+      { runner: runner.name, readOnly: true, sandbox: runner.sandbox },
+    );
   }
 }
 

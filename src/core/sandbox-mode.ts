@@ -1,15 +1,17 @@
 import type { SpoolConfig } from "../config.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import { sandboxModes } from "../runners/sandbox.js";
+import { type SandboxInfo, sandboxModes } from "../runners/sandbox.js";
 import { invalid } from "./refusals.js";
 import type { RunnerRegistry } from "./runner-registry.js";
 
 /**
  * The sandbox mode a proposal runs in, decided at proposal time so that every client shows it before the
  * decision: read-only for read-only producers; else the mode asked for, or the configured one. With
- * "auto", workspace-write, unless the runner a plain accept would pick here cannot give it: then full,
- * with the reason recorded. An accept on a runner that cannot give the recorded mode is refused.
+ * "auto", workspace-write, unless the runner the proposal names (`proposed`), or else the one a plain
+ * accept would pick here, cannot give it: then full, with the reason recorded. A proposed runner attached
+ * to another server (`proposed.sandbox` null: its sandbox is not known here) gets workspace-write. An
+ * accept on a runner that cannot give the recorded mode is refused.
  */
 export async function sandboxFor(
   config: SpoolConfig,
@@ -17,6 +19,7 @@ export async function sandboxFor(
   project: ProjectRef,
   producer: { tool: string; readOnly?: boolean | undefined },
   requested: SandboxModeName | undefined,
+  proposed?: { name: string; sandbox: SandboxInfo | null },
 ): Promise<{ mode: SandboxModeName; reason?: string }> {
   if (producer.readOnly) {
     if (requested && requested !== "read-only") throw invalid("sandbox", `the ${producer.tool} tool runs read-only; it cannot run in ${requested}`);
@@ -25,8 +28,8 @@ export async function sandboxFor(
   const configured = config.sandbox;
   if (requested) return { mode: requested };
   if (configured !== "auto") return { mode: configured };
-  const fallback = await runners.defaultSandbox(project.id);
-  if (fallback && !sandboxModes(fallback.sandbox).includes("workspace-write")) {
+  const fallback = proposed ?? (await runners.defaultSandbox(project.id));
+  if (fallback?.sandbox && !sandboxModes(fallback.sandbox).includes("workspace-write")) {
     return {
       mode: "full",
       reason: `runner "${fallback.name}" has no workspace-write sandbox (${fallback.sandbox.detail}); set "sandbox": "workspace-write" in config.json to refuse such runners instead`,

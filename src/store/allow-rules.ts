@@ -8,6 +8,8 @@ export interface RuleKey {
   cwd: string;
   /** The environment as JSON with sorted keys. */
   env: string;
+  /** The runner the proposal named; "" when it named none. */
+  runner: string;
 }
 
 /** Stores a rule; the same rule stored twice is the one row (returned either way). */
@@ -21,7 +23,7 @@ export async function insertRule(db: Kysely<Database>, rule: RuleKey & { created
   return (await findRule(db, rule))!;
 }
 
-/** The rule with exactly this tool, command, directory and environment. */
+/** The rule with exactly this tool, command, directory, environment and proposed runner. */
 export function findRule(db: Kysely<Database>, key: RuleKey): Promise<AllowRuleRow | undefined> {
   return db
     .selectFrom("allow_rules")
@@ -31,6 +33,7 @@ export function findRule(db: Kysely<Database>, key: RuleKey): Promise<AllowRuleR
     .where("command", "=", key.command)
     .where("cwd", "=", key.cwd)
     .where("env", "=", key.env)
+    .where("runner", "=", key.runner)
     .executeTakeFirst();
 }
 

@@ -45,7 +45,7 @@ export interface Producer {
   loop: number | null;
   toolCallId: string | null;
   decision: "accept" | "reject" | null;
-  /** The runner that took it ("self": the connection that accepted it); null before the decision. */
+  /** Before the decision, the runner it was proposed for (null: none named); after an accept, the runner that took it ("self": the connection that accepted it). */
   runner: string | null;
   /** The key of the owner's resume token; null before an accept. */
   ownerKey: string | null;

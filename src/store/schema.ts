@@ -96,6 +96,8 @@ export interface AllowRuleTable {
   command: string;
   cwd: string;
   env: string;
+  /** The runner the proposal named; "" when it named none. */
+  runner: string;
   created_by: string;
   created_at: number;
 }

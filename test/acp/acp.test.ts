@@ -184,7 +184,8 @@ describe("spool acp driven by the ACP SDK's client", () => {
     mkdirSync(join(project, "sub"), { recursive: true });
     const phone = await spool("phone");
     const env = { HOOK: "./x\u001b[8m.sh", MODE: "fast" };
-    const { path } = await phone.call("proposal/create", { run, tool: "sh", command: "ls", cwd: "sub", env, tty: { cols: 100, rows: 30 } });
+    // Proposed for a runner by name: that runner is shown, not "default".
+    const { path } = await phone.call("proposal/create", { run, tool: "sh", command: "ls", cwd: "sub", env, tty: { cols: 100, rows: 30 }, runner: "local" });
     const ask = await acp.permission();
     const call = ask.params.toolCall;
     expect(call).toMatchObject({ title: "ls", kind: "execute", status: "pending" });
@@ -195,7 +196,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     expect(shown).toContain("cwd         sub");
     expect(shown).toContain("env         HOOK=./x\\e[8m.sh MODE=fast");
     expect(shown).toContain("tty         100×30");
-    expect(shown).toContain("runner      default (local)");
+    expect(shown).toContain("runner      local\n");
     expect(shown).not.toContain("\u001b");
     const { attributes } = await phone.call("entry/get", { run, path });
     const facts = proposalFacts(attributes);
@@ -209,11 +210,12 @@ describe("spool acp driven by the ACP SDK's client", () => {
       cwd: "sub",
       env,
       tty: { cols: 100, rows: 30 },
-      runner: null,
-      defaultRunner: "local",
+      runner: "local",
       sandbox: facts.sandbox.mode,
       background: false,
     });
+    // Only a proposal that names no runner says which one a decision would pick.
+    expect(call.rawInput).not.toHaveProperty("defaultRunner");
     ask.answer({ outcome: { outcome: "selected", optionId: "reject_once" } });
     await eventually(async () => (await phone.call("entry/get", { run, path })).status === 403, 20_000, "the rejection");
     expect(acp.stderr()).toBe("");

@@ -166,7 +166,7 @@ describe("the spool command line", () => {
     it("pending lists proposals with cwd, env and escaped command; approve runs one, reject tells why, a second decision says who decided", async () => {
       mkdirSync(join(dir, "sub"), { recursive: true });
       const evil = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo PWNED > f #\r\u001b[2Kls -la", cwd: "sub", env: { MODE: "x" } });
-      const good = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo out; echo err >&2" });
+      const good = await person.call("proposal/create", { run: "d", tool: "sh", command: "echo out; echo err >&2", runner: "local" });
       const pending = cli(["pending"], dir);
       expect(await pending.exit).toBe(0);
       const listed = pending.stdout();
@@ -178,6 +178,8 @@ describe("the spool command line", () => {
       expect(listed).toContain("  env         MODE=x\n  tty         none\n  runner      default (local)\n");
       expect(listed).not.toContain("\r");
       expect(listed).toContain(`d  ${good.path}`);
+      // A proposal that names its runner shows that runner, not the default.
+      expect(listed.slice(listed.indexOf(`d  ${good.path}`))).toContain("  tty         none\n  runner      local\n");
 
       const reject = cli(["reject", "d", evil.path, "--reason", "not that"], dir);
       expect(await reject.exit).toBe(0);

@@ -138,6 +138,29 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect((await entry(onA, "two", "sh://turn_1/echo-up-sleep-60_1")).status).toBe(ENTRY.cancelled);
   }, 60_000);
 
+  it("proposed on B for the runner attached to A: B records that runner; an accept on B naming none is passed on to A and runs there", async () => {
+    const onA = await clientOf(a, "client-a5");
+    const onB = await clientOf(b, "client-b5");
+    await runnerOn(a, b, "yonder");
+    await onB.request("run/create", { alias: "proposed-far" });
+    await expect(onB.request("proposal/create", { run: "proposed-far", tool: "sh", command: "true", runner: "nowhere" })).rejects.toMatchObject({
+      data: { code: "NO_RUNNER", runner: "nowhere" },
+    });
+    const { path } = await onB.request("proposal/create", { run: "proposed-far", tool: "sh", command: "echo yonder", runner: "yonder" });
+    expect((await entry(onA, "proposed-far", path)).attributes.runner).toBe("yonder");
+    await expect(onB.request("run/resolve", { run: "proposed-far", path, decision: "accept", runner: "local" })).rejects.toMatchObject({
+      data: { code: "CONFLICT" },
+    });
+    const accepted = await onB.request("run/resolve", { run: "proposed-far", path, decision: "accept" });
+    expect(accepted).toMatchObject({ runner: "yonder", status: ENTRY.done });
+    await eventually(
+      async () => (await entry(onB, "proposed-far", `${path.replace(/^log:\/\/(turn_\d+)\/sh\//, "sh://$1/")}_1`)).status === ENTRY.done,
+      15_000,
+      "the command to finish",
+    );
+    expect((await entry(onB, "proposed-far", `${path.replace(/^log:\/\/(turn_\d+)\/sh\//, "sh://$1/")}_1`)).body).toBe("yonder\n");
+  }, 60_000);
+
   it("a hand-made accept row with a wrong MAC, or none, is dropped and logged: the proposal stays pending and nothing runs; a real accept still does", async () => {
     const onA = await clientOf(a, "client-a-forge");
     const onB = await clientOf(b, "client-b-forge");
