@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { producerView } from "../protocol/views.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { wireAttributes } from "../store/entries.js";
 import { type Producer, producerFromRow } from "../store/producer-row.js";
@@ -29,6 +30,7 @@ export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof
     tool: producer.tool,
     command: producer.command,
     attributes: wireAttributes(row),
+    producer: producerView({ path: row.path, status: row.status, turn: row.turn, attributes: wireAttributes(row) }),
     turn: row.turn,
     ...modelCall(producer),
     createdAt: row.created_at,

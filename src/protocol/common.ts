@@ -1,6 +1,7 @@
 // Shapes several requests and notifications share: run aliases, entry paths, statuses, durations, a run,
 // an entry, the notices. zod only, no Node imports.
 import { z } from "zod";
+import { Producer } from "./views-schemas.js";
 
 /** Project names: what they may hold. */
 export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -55,7 +56,8 @@ export const ProposalNotice = z.object({
   path: z.string(),
   tool: z.string(),
   command: z.string(),
-  attributes: Attributes,
+  attributes: Attributes.describe("The log entry's attributes as stored (the same facts, typed, are in `producer`)"),
+  producer: Producer.describe("The proposal's producer, every field Spool sets named and typed"),
   turn: z.number().int(),
   loop: z.number().int().nullable().describe("The loop (its number) whose model made the proposal; null for a client's proposal"),
   toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
@@ -105,7 +107,14 @@ export const StartedNotice = z.object({
   run: z.string(),
   path: z.string(),
   runner: z.string(),
-  process: z.record(z.string(), z.unknown()).describe("Where it runs: backend, pid, container, host"),
+  process: z
+    .object({
+      backend: z.string().describe("local, docker, ssh"),
+      pid: z.number().int().optional(),
+      container: z.string().optional(),
+      host: z.string().optional(),
+    })
+    .describe("Where it runs, as its runner reported it"),
 });
 
 /** `stream/cancelled`: someone asked to stop a producer; its owner kills the work. */

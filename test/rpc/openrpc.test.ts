@@ -78,6 +78,28 @@ describe("rpc.discover is a valid OpenRPC document", () => {
     expect(notifications).toEqual([...registry.notifications.keys()].sort((a, b) => a.localeCompare(b)));
   });
 
+  it("shows a proposal's producer and a started producer's place with their fields typed, not as an open attribute bag", () => {
+    const resolve = (schema: Doc): Doc => {
+      const ref = schema.$ref as string | undefined;
+      if (!ref) return schema;
+      return ref.split("/").slice(1).reduce<Doc>((node, key) => node[key] as Doc, doc);
+    };
+    const param = (notification: string, name: string) => {
+      const note = (doc["x-notifications"] as Doc[]).find((n) => n.name === notification)!;
+      return resolve((note.params as Doc[]).find((p) => p.name === name)!.schema as Doc);
+    };
+    const producer = param("run/proposal", "producer");
+    const fields = producer.properties as Record<string, Doc>;
+    for (const field of ["command", "cwd", "env", "tty", "runner", "sandbox", "exitCode", "signal", "durationMs", "resolvedBy", "channels"]) {
+      expect(fields[field], field).toBeDefined();
+    }
+    expect(resolve(fields.exitCode!)).toEqual(expect.objectContaining({ anyOf: expect.arrayContaining([expect.objectContaining({ type: "integer" })]) }));
+    expect(producer.additionalProperties).not.toBe(true);
+    const place = param("stream/started", "process");
+    expect(Object.keys(place.properties as Doc).sort()).toEqual(["backend", "container", "host", "pid"]);
+    expect(place.additionalProperties).not.toEqual({});
+  });
+
   it("describes params by name with one content descriptor per field, and every $ref resolves", () => {
     for (const method of doc.methods as Doc[]) {
       expect(method.paramStructure).toBe("by-name");
