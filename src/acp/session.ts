@@ -10,9 +10,10 @@ import {
   type ToolCallStatus,
   type ToolKind,
 } from "@agentclientprotocol/sdk";
-import type { ResultOf, SpoolNotifications } from "../client/api.js";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
+import type { ResultOf } from "../protocol/methods/index.js";
+import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, factsText, type ProposalFacts } from "../protocol/proposal-facts.js";
 import { ENTRY, OPEN_RUN, RUN } from "../protocol/status.js";
 import { type Producer, type ProposalView, producerView, proposalView } from "../protocol/views.js";

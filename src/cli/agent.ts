@@ -1,8 +1,8 @@
 import { closeSync, constants, openSync, readlinkSync, readSync } from "node:fs";
 import { createInterface, type Interface } from "node:readline";
 import type { ReadStream } from "node:tty";
-import type { SpoolNotifications } from "../client/api.js";
 import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../protocol/status.js";
 import { type Producer, producerView, proposalView } from "../protocol/views.js";

@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
-import type { ResultOf } from "../client/api.js";
 import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import type { ResultOf } from "../protocol/methods/index.js";
 import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
 import { ENTRY, entryStatusWord, runStatusWord } from "../protocol/status.js";
 import { channelLog, channelView, isLogEntry, producersOf, producerView, proposalView } from "../protocol/views.js";

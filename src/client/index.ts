@@ -1,6 +1,7 @@
 // The typed client for editor plugins, scripts and runners: `import { SpoolClient } from "spool/client"`.
 
-export type { MethodName, NotificationName, ParamsOf, ResultOf, SpoolMethods, SpoolNotifications } from "./api.js";
+export type { MethodName, ParamsOf, ResultOf, SpoolMethods } from "../protocol/methods/index.js";
+export type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
 export { browserTransport, connectBrowserWebSocket } from "./browser-transport.js";
 export { ConnectionClosedError, type ReconnectOptions, SpoolClient, SpoolRpcError, type StreamChunk, type StreamWatch } from "./spool-client.js";
 export { ConnectError, connectWebSocket, type WebSocketOptions } from "./ws-transport.js";

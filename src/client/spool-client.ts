@@ -1,9 +1,10 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: `request` and untyped listeners are the client's deliberate escape hatch for extension methods and tests of bad input
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
+import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
+import type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
 import { ENTRY } from "../protocol/status.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Transport } from "../rpc/transport.js";
-import type { MethodName, NotificationName, ParamsOf, ResultOf, SpoolNotifications } from "./api.js";
 import type { WebSocketOptions } from "./ws-transport.js";
 
 /**

@@ -3,7 +3,9 @@ import { z } from "zod";
 import { LimitsSchema } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import { ERRORS } from "../rpc/errors.js";
-import type { MethodRegistry } from "../rpc/registry.js";
+import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
+import { METHODS } from "../protocol/methods/index.js";
+import { NOTIFICATIONS } from "../protocol/notifications.js";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
@@ -83,15 +85,29 @@ function resolveRoot(json: JsonSchema): JsonSchema {
   return isObject(target) ? target : json;
 }
 
-export function methodTable(registry: MethodRegistry): string {
-  const rows = [...registry.methods.values()]
+/** Requests and notifications with their schemas: the protocol's descriptors, or a server's registry (plugins' methods too). */
+export interface DescribedApi {
+  methods: ReadonlyMap<string, RequestDescriptor>;
+  notifications: ReadonlyMap<string, NotificationDescriptor>;
+}
+
+/** The protocol's own requests and notifications, read from src/protocol without starting a server. */
+export function protocolApi(): DescribedApi {
+  return {
+    methods: new Map(METHODS.map((m): [string, RequestDescriptor] => [m.name, m])),
+    notifications: new Map(NOTIFICATIONS.map((n): [string, NotificationDescriptor] => [n.name, n])),
+  };
+}
+
+export function methodTable(api: DescribedApi): string {
+  const rows = [...api.methods.values()]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((m) => `| \`${m.name}\` | ${fieldList(m.params)} | ${fieldList(m.result)} | ${m.access === "none" ? "no" : "yes"} | ${cell(m.description)} |`);
   return ["| method | params | result | needs initialize | description |", "|---|---|---|---|---|", ...rows].join("\n");
 }
 
-export function notificationTable(registry: MethodRegistry): string {
-  const rows = [...registry.notifications.values()]
+export function notificationTable(api: DescribedApi): string {
+  const rows = [...api.notifications.values()]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((n) => {
       const direction = n.direction === "server" ? "server → client" : "client → server";
@@ -130,11 +146,11 @@ export function fillGenerated(text: string, sections: Record<string, string>): s
   return out;
 }
 
-export function docSections(registry: MethodRegistry): Record<string, Record<string, string>> {
+export function docSections(api: DescribedApi = protocolApi()): Record<string, Record<string, string>> {
   return {
     "SPEC.md": {
-      methods: methodTable(registry),
-      notifications: notificationTable(registry),
+      methods: methodTable(api),
+      notifications: notificationTable(api),
       errors: errorTable(),
       limits: limitsTable(),
     },

@@ -126,3 +126,5 @@ export const NOTIFICATIONS = [
 /** Every notification keyed by its name. */
 export const notifications = byName(NOTIFICATIONS);
 export type NotificationName = keyof typeof notifications;
+/** Every notification (and server → client request) with the params it carries. */
+export type SpoolNotifications = { [N in NotificationName]: z.output<(typeof notifications)[N]["params"]> };

@@ -159,4 +159,3 @@ export const ProducerControlResult = z.object({ applied: z.literal(true) });
 
 export type TtySize = z.output<typeof TtySize>;
 export type ControlSignal = z.output<typeof ControlSignal>;
-

@@ -1,30 +1,12 @@
-import { z } from "zod";
-import { EntryPath, RunAlias } from "../../core/schemas.js";
+import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
 import { ORDER_SEP } from "../../rpc/method.js";
 import { defineMethod } from "../define.js";
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-export const StreamParams = z.strictObject({
-  run: RunAlias,
-  path: EntryPath.describe("The producer's log entry path"),
-  channel: z.number().int().min(1).describe("1 stdout, 2 stderr, higher for producer-specific streams"),
-  chunk: z.string().describe("The bytes to append, encoded as `encoding` says"),
-  seq: z.number().int().min(1).optional().describe("The channel's chunk number, from 1; a repeat with the same bytes is acknowledged without appending"),
-  encoding: z.enum(["utf8", "base64"]).optional().describe("utf8 (default) or base64 for binary data"),
-});
-
 export const stream = defineMethod({
-  name: "stream",
-  description: "Appends a chunk to one data channel of an accepted producer; only the producer's owner may. Costs the same whatever the channel already holds.",
-  params: StreamParams,
-  result: z.object({
-    channel: z.number().int(),
-    seq: z.number().int().describe("The seq this chunk was stored (or had been stored) under"),
-    bytes: z.number().int().describe("Bytes the channel holds after the call"),
-    duplicate: z.boolean().describe("True when this seq had already been appended with the same bytes; nothing was written"),
-  }),
+  ...methods.stream,
   // Per channel: two channels of one producer (or many producers of one runner) append side by side.
   ordered: (p) => `${p.run}\u0000${p.path}${ORDER_SEP}${p.channel}`,
   // The next chunk of the channel goes into the group commit as soon as this one is in it, not once it is committed.

@@ -64,3 +64,5 @@ export type MethodName = keyof Methods;
 export type ParamsOf<M extends MethodName> = z.input<Methods[M]["params"]>;
 /** What a caller gets back, as the result schema reads it. */
 export type ResultOf<M extends MethodName> = z.output<Methods[M]["result"]>;
+/** Every method: what to send, what comes back. */
+export type SpoolMethods = { [M in MethodName]: { params: ParamsOf<M>; result: ResultOf<M> } };

@@ -1,6 +1,7 @@
-import type { ResultOf, SpoolNotifications } from "../../client/api.js";
 import { connectBrowserWebSocket } from "../../client/browser-transport.js";
 import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import type { ResultOf } from "../../protocol/methods/index.js";
+import type { SpoolNotifications } from "../../protocol/notifications.js";
 import { fill, h } from "./dom.js";
 import { age, bytes, escapeControl, serverNow, setServerClock, statusClass } from "./format.js";
 import { TerminalInput } from "./input.js";

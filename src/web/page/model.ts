@@ -1,4 +1,5 @@
-import type { ResultOf, SpoolNotifications } from "../../client/api.js";
+import type { ResultOf } from "../../protocol/methods/index.js";
+import type { SpoolNotifications } from "../../protocol/notifications.js";
 import type { Channel, Producer } from "../../protocol/views.js";
 import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "./format.js";
 
