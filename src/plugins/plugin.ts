@@ -3,11 +3,11 @@ import type { SpoolConfig } from "../config.js";
 import type { Core } from "../core/index.js";
 import type { ProducerDefinition } from "../core/producer-registry.js";
 import type { Logger } from "../logger.js";
-import type { SpoolMethod } from "../methods/define.js";
 import type { ServerConnection } from "../rpc/connection.js";
 import type { NotificationDefinition } from "../rpc/method.js";
 import type { MethodRegistry } from "../rpc/registry.js";
 import type { Transport } from "../rpc/transport.js";
+import type { SpoolMethod } from "./define-method.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "./hooks.js";
 import type { ServiceKey, Services } from "./services.js";
 

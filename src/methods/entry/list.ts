@@ -1,6 +1,6 @@
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { defineMethod } from "../define.js";
-import { entrySummary } from "../views.js";
+import { entrySummary } from "../../store/views.js";
 
 export const entryList = defineMethod({
   ...methods["entry/list"],

@@ -1,6 +1,6 @@
 import { ENTRY, OPEN_RUN } from "../../core/status.js";
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { defineMethod } from "../define.js";
 
 export const projectList = defineMethod({
   ...methods["project/list"],

@@ -1,7 +1,7 @@
 import { proposalNotice } from "../../core/lifecycle.js";
 import { ENTRY } from "../../core/status.js";
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { defineMethod } from "../define.js";
 
 export const proposalList = defineMethod({
   ...methods["proposal/list"],

@@ -1,6 +1,6 @@
+import { defineMethod } from "../../plugins/define-method.js";
 import { serviceKey } from "../../plugins/services.js";
 import { methods } from "../../protocol/methods/index.js";
-import { defineMethod } from "../define.js";
 
 /** Builds the OpenRPC document (the session plugin provides it: it sees the registry and the filters). */
 export const DISCOVERY = serviceKey<() => Promise<Record<string, unknown>>>("discovery");

@@ -1,6 +1,6 @@
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { defineMethod } from "../define.js";
-import { runView } from "../views.js";
+import { runView } from "../../store/views.js";
 
 export const runList = defineMethod({
   ...methods["run/list"],

@@ -1,6 +1,6 @@
 import { connectionResolver, describeCaller } from "../../core/lifecycle.js";
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { defineMethod } from "../define.js";
 
 export const runResolve = defineMethod({
   ...methods["run/resolve"],

@@ -1,7 +1,7 @@
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
 import { PROTOCOL_VERSION, SERVER_NAME, SERVER_VERSION } from "../../version.js";
-import { defineMethod } from "../define.js";
 
 export const initialize = defineMethod({
   ...methods.initialize,

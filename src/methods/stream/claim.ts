@@ -1,5 +1,5 @@
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { defineMethod } from "../define.js";
 
 export const streamClaim = defineMethod({
   ...methods["stream/claim"],

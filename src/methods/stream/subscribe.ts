@@ -1,7 +1,7 @@
 import { replay } from "../../core/replay.js";
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
-import { defineMethod } from "../define.js";
 
 export const streamSubscribe = defineMethod({
   ...methods["stream/subscribe"],

@@ -1,6 +1,6 @@
+import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { notFound } from "../../rpc/errors.js";
-import { defineMethod } from "../define.js";
 
 export const streamUnsubscribe = defineMethod({
   ...methods["stream/unsubscribe"],

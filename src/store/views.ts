@@ -1,6 +1,6 @@
-import type { EntrySummaryOut, RunOut } from "../core/schemas.js";
-import { countNewlines, lineCount, wireAttributes } from "../store/repositories.js";
-import type { EntryRow, RunRow } from "../store/schema.js";
+import type { EntrySummaryOut, RunOut } from "../protocol/common.js";
+import { countNewlines, lineCount, wireAttributes } from "./repositories.js";
+import type { EntryRow, RunRow } from "./schema.js";
 
 /** Wire shapes of rows: what methods return for runs and entries. */
 

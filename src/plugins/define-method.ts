@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Core } from "../core/index.js";
-import type { Services } from "../plugins/services.js";
 import { defineMethod as defineRpcMethod, type MethodContext, type MethodDefinition } from "../rpc/method.js";
+import type { Services } from "./services.js";
 
 /** What every Spool handler gets: the connection's context, the core, and the plugins' services. */
 export interface HandlerContext extends MethodContext {
