@@ -10,7 +10,7 @@ import { workingDirectory } from "./common.js";
 import { usageError } from "./errors.js";
 import { findProject } from "./project.js";
 
-export const MCP_HELP = `Usage: spool mcp [--project DIR] [--mode ask|act] [--server URL] [--home DIR]
+export const MCP_HELP = `Usage: spool mcp [--project DIR] [--runner NAME] [--mode ask|act] [--server URL] [--home DIR]
 
 A Model Context Protocol server on stdin/stdout, so any MCP agent (Claude Code,
 Codex CLI, Cursor, Claude Desktop, …) runs its shell commands through Spool:
@@ -29,6 +29,10 @@ Options:
   --project DIR       the project's directory   [default: found from the current
                       directory upwards like git (.spool/project.json, .git),
                       else the current directory]
+  --runner NAME       propose every command for this runner (spool runners lists
+                      them), shown before each decision; a run_command's own
+                      runner argument overrides it   [default: the one the
+                      decision picks: the project's default runner]
   --mode MODE         act: commands with side effects (sh, default);
                       ask: every command runs read-only (env)
   --server URL        use this server (never started here)   [$SPOOL_SERVER]
@@ -52,12 +56,13 @@ function projectOf(dir: string): { root?: string; name?: string } {
 }
 
 export async function mcp(argv: string[]): Promise<number> {
-  let values: { project?: string; mode?: string; server?: string; "token-file"?: string; home?: string; help?: boolean };
+  let values: { project?: string; runner?: string; mode?: string; server?: string; "token-file"?: string; home?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
         project: { type: "string" },
+        runner: { type: "string" },
         mode: { type: "string" },
         server: { type: "string" },
         "token-file": { type: "string" },
@@ -75,11 +80,13 @@ export async function mcp(argv: string[]): Promise<number> {
   }
   const mode = values.mode ?? "act";
   if (mode !== "ask" && mode !== "act") throw usageError(`--mode is ask or act, not "${mode}"`);
+  if (values.runner !== undefined && (values.runner === "" || values.runner === "self"))
+    throw usageError(`--runner names an attached runner (spool runners lists them), not "${values.runner}"`);
   const project = projectOf(resolve(values.project ?? workingDirectory()));
   const log = createLogger((process.env.SPOOL_LOG as never) ?? "warn");
   // The home's configuration is read up front: a broken one is an error before the agent waits on us.
   const location = locateServer(values);
-  const bridge = new McpBridge({ server: () => ensureServer(location, log), project, mode, version: SERVER_VERSION, log });
+  const bridge = new McpBridge({ server: () => ensureServer(location, log), project, mode, runner: values.runner, version: SERVER_VERSION, log });
   const transport = new StdioServerTransport();
   const stop = () => void transport.close();
   // The agent closing our stdin ends the connection (the SDK's transport does not watch for it).

@@ -33,6 +33,8 @@ export interface McpBridgeOptions {
   project: { root?: string | undefined; name?: string | undefined };
   /** ask: every command runs read-only (the env tool); act: commands with side effects (sh). */
   mode: "ask" | "act";
+  /** The runner this connection's commands are proposed for (a run_command's `runner` overrides it); none: the decision picks it. */
+  runner?: string | undefined;
   version: string;
   log: BridgeLog;
 }
@@ -70,7 +72,7 @@ const LIST_LIMIT = 500;
 
 const TOOL_DESCRIPTIONS = {
   run_command:
-    "Runs a shell command through Spool. It becomes a proposal that a person approves or rejects (in the Spool web view, `spool pending`/`spool approve`, an ACP editor, or here when this client supports elicitation) unless an 'always allow' rule of the run accepts it. Once accepted it runs on a Spool runner (local process, Docker or SSH; sandboxed where the runner can), its output streams as progress notifications, and the result is what a terminal would finally show (long output cut to a head and a tail, failure lines from the middle kept) with the exit code, signal, duration and the command's path. With background: true it returns as soon as the command is accepted; reach it later by its path with read_output, send_input, signal and cancel. A rejection comes back as an error result naming who rejected it and why.",
+    "Runs a shell command through Spool. It becomes a proposal that a person approves or rejects (in the Spool web view, `spool pending`/`spool approve`, an ACP editor, or here when this client supports elicitation) unless an 'always allow' rule of the run accepts it. Once accepted it runs on a Spool runner (local process, Docker or SSH; sandboxed where the runner can), its output streams as progress notifications, and the result is what a terminal would finally show (long output cut to a head and a tail, failure lines from the middle kept) with the exit code, signal, duration and the command's path. It runs on the runner named by `runner` (or the one spool mcp was started with), which the person deciding is shown. With background: true it returns as soon as the command is accepted; reach it later by its path with read_output, send_input, signal and cancel. A rejection comes back as an error result naming who rejected it and why.",
   read_output:
     "Reads a command's output by its path (the log path run_command returned, one channel's path, or a spool:// resource URI): all of it (a big output cut to a head and a tail with the failure lines of the middle, and a note on how to read the rest), the last `tail` lines, or `limit` lines from `line`; `view` model (default: as a terminal shows it) or raw (the bytes as text).",
   send_input:
@@ -104,6 +106,14 @@ const RunCommandArgs = {
     .optional()
     .describe(
       "Long-running work (a dev server, a watcher): return as soon as it is accepted, with its path, instead of waiting for it to finish; its time limit is the server's longer one for background work unless timeout_ms is given",
+    ),
+  runner: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe(
+      "The Spool runner to run it on (a name from `spool runners`: the local machine, a Docker container, an SSH host), shown to the person who decides; default: the one spool mcp was started with (--runner), else the one the decision picks. An unknown name is refused before anything is proposed",
     ),
 };
 
@@ -472,6 +482,7 @@ export class McpBridge {
         ...(args.timeout_ms !== undefined ? { timeout_ms: args.timeout_ms } : {}),
         ...(tty ? { tty } : {}),
         ...(args.background ? { background: true } : {}),
+        ...((args.runner ?? this.options.runner) ? { runner: args.runner ?? this.options.runner } : {}),
       }));
     } catch (error) {
       if (error instanceof SpoolRpcError) return failure(`Spool refused the command: ${error.message}`);

@@ -1,9 +1,12 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CallToolResultSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { SpoolClient } from "../../src/client/spool-client.js";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { createLogger } from "../../src/logger.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { type CommandEvent, RunnerClient } from "../../src/runners/runner-client.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 import { type McpProcess, resultText, startMcp } from "./harness.js";
 
@@ -22,7 +25,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
   const running: McpProcess[] = [];
   const others: SpoolClient[] = [];
   const start = async (options: { name?: string; elicitation?: boolean; args?: string[] } = {}) => {
-    const mcp = await startMcp({ args: ["--server", ts.server.url, "--project", project, ...(options.args ?? [])], env: { SPOOL_HOME: ts.home }, ...options });
+    const mcp = await startMcp({ ...options, args: ["--server", ts.server.url, "--project", project, ...(options.args ?? [])], env: { SPOOL_HOME: ts.home } });
     running.push(mcp);
     return mcp;
   };
@@ -59,7 +62,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(byName.list_commands!.annotations).toMatchObject({ readOnlyHint: true });
     for (const name of ["send_input", "signal", "cancel"]) expect(byName[name]!.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
     const schema = byName.run_command!.inputSchema as { properties: Record<string, unknown>; required: string[] };
-    expect(Object.keys(schema.properties).sort()).toEqual(["background", "command", "cwd", "env", "timeout_ms", "tty"]);
+    expect(Object.keys(schema.properties).sort()).toEqual(["background", "command", "cwd", "env", "runner", "timeout_ms", "tty"]);
     expect(schema.required).toEqual(["command"]);
     expect(mcp.client.getServerCapabilities()?.resources).toMatchObject({ subscribe: true });
     expect(resultText(await mcp.client.callTool({ name: "list_commands", arguments: {} }))).toBe("this connection has run no command yet");
@@ -267,6 +270,59 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     const result = await call;
     expect(resultText(result)).toContain("accepted by codex (spool mcp)");
     expect(resultText(result)).toContain("elicited");
+  });
+
+  it("--runner NAME: every command is proposed for that runner, shown as such (elicitation included), and runs there; run_command's runner overrides it", async () => {
+    const web = await person();
+    const { projects } = await web.call("project/list", {});
+    const name = projects.find((p) => realpathSync(p.root) === realpathSync(project))!.name;
+    const events: CommandEvent[] = [];
+    const second = new RunnerClient({
+      connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+      project: name,
+      name: "second",
+      backend: new LocalBackend(),
+      log: createLogger("silent"),
+      onCommand: (event) => events.push(event),
+    });
+    await second.start();
+    try {
+      const mcp = await start({ elicitation: true, args: ["--runner", "second"] });
+      const proposed = web.next("run/proposal", (p) => p.command === "echo where", 20_000);
+      const call = mcp.client.callTool({ name: "run_command", arguments: { command: "echo where" } }, CallToolResultSchema, { timeout: 60_000 });
+      const p = await proposed;
+      expect(p.attributes.runner).toBe("second");
+      const ask = await mcp.elicitation();
+      expect(ask.message).toMatch(/^runner +second$/m);
+      ask.answer({ action: "accept", content: { decision: "accept" } });
+      const text = resultText(await call);
+      expect(text).toContain("runs on second");
+      expect(text).toContain("where");
+      expect((await web.call("entry/get", { run: p.run, path: p.path })).attributes.runner).toBe("second");
+      expect(events).toContainEqual(expect.objectContaining({ kind: "started", path: p.path, command: "echo where" }));
+      // A run_command's own runner wins over --runner; accepting it on another runner than shown is refused.
+      const local = web.next("run/proposal", (q) => q.command === "echo here", 20_000);
+      const call2 = mcp.client.callTool({ name: "run_command", arguments: { command: "echo here", runner: "local" } }, CallToolResultSchema, {
+        timeout: 60_000,
+      });
+      const q = await local;
+      expect(q.attributes.runner).toBe("local");
+      expect((await mcp.elicitation()).message).toMatch(/^runner +local$/m);
+      await expect(web.call("run/resolve", { run: q.run, path: q.path, decision: "accept", runner: "second" })).rejects.toMatchObject({
+        errorCode: "CONFLICT",
+      });
+      expect((await web.call("run/resolve", { run: q.run, path: q.path, decision: "accept" })).runner).toBe("local");
+      expect(resultText(await call2)).toContain("runs on local");
+      expect(events.some((e) => e.path === q.path)).toBe(false);
+      // An unknown runner: an error result, and nothing is proposed.
+      const before = (await web.call("proposal/list", {})).proposals.length;
+      const unknown = await mcp.client.callTool({ name: "run_command", arguments: { command: "echo nowhere", runner: "nope" } });
+      expect(unknown.isError).toBe(true);
+      expect(resultText(unknown)).toMatch(/No runner named "nope".*attached: local, second/);
+      expect((await web.call("proposal/list", {})).proposals.length).toBe(before);
+    } finally {
+      await second.stop();
+    }
   });
 
   it("elicitation: another client decides first and the elicitation is withdrawn; a decline rejects", async () => {
