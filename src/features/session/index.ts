@@ -1,10 +1,10 @@
-import { projectList } from "../../methods/project/list.js";
-import { DISCOVERY, rpcDiscover } from "../../methods/rpc/discover.js";
-import { initialize } from "../../methods/session/initialize.js";
-import { ping } from "../../methods/session/ping.js";
+import { definePlugin } from "../../plugins/plugin.js";
 import { buildOpenRpcDocument } from "../../rpc/discovery.js";
 import { SERVER_NAME, SERVER_VERSION } from "../../version.js";
-import { definePlugin } from "../plugin.js";
+import { DISCOVERY, rpcDiscover } from "./discover.js";
+import { initialize } from "./initialize.js";
+import { ping } from "./ping.js";
+import { projectList } from "./project-list.js";
 
 /** Connection basics: ping, initialize (project binding), discovery and the list of projects to choose from. */
 export const sessionPlugin = definePlugin({
