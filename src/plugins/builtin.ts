@@ -1,11 +1,11 @@
 import { agentPlugin } from "../agent/index.js";
+import { runsPlugin } from "../features/runs/index.js";
 import { sessionPlugin } from "../features/session/index.js";
 import { entriesPlugin } from "./entries/index.js";
 import { envPlugin } from "./env/index.js";
 import type { Plugin } from "./plugin.js";
 import { proposalsPlugin } from "./proposals/index.js";
 import { runnersPlugin } from "./runners/index.js";
-import { runsPlugin } from "./runs/index.js";
 import { shPlugin } from "./sh/index.js";
 import { streamPlugin } from "./stream/index.js";
 

@@ -1,7 +1,7 @@
-import { runCreate } from "../../methods/run/create.js";
-import { runGet } from "../../methods/run/get.js";
-import { runList } from "../../methods/run/list.js";
-import { definePlugin } from "../plugin.js";
+import { definePlugin } from "../../plugins/plugin.js";
+import { runCreate } from "./create.js";
+import { runGet } from "./get.js";
+import { runList } from "./list.js";
 
 /** Runs: create, get, list. The agent loop plugin drives their status. */
 export const runsPlugin = definePlugin({
