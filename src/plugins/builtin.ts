@@ -1,7 +1,7 @@
 import { agentPlugin } from "../agent/index.js";
+import { entriesPlugin } from "../features/entries/index.js";
 import { runsPlugin } from "../features/runs/index.js";
 import { sessionPlugin } from "../features/session/index.js";
-import { entriesPlugin } from "./entries/index.js";
 import { envPlugin } from "./env/index.js";
 import type { Plugin } from "./plugin.js";
 import { proposalsPlugin } from "./proposals/index.js";

@@ -1,6 +1,6 @@
-import { entryGet } from "../../methods/entry/get.js";
-import { entryList } from "../../methods/entry/list.js";
-import { definePlugin } from "../plugin.js";
+import { definePlugin } from "../../plugins/plugin.js";
+import { entryGet } from "./get.js";
+import { entryList } from "./list.js";
 
 /** Reading entries, and the `log` scheme every producer's audit record uses. */
 export const entriesPlugin = definePlugin({
