@@ -1,4 +1,4 @@
-import { definePlugin } from "../plugin.js";
+import { definePlugin } from "../../plugins/plugin.js";
 
 /** `sh`: shell commands that may change things; stdout on channel 1, stderr on 2. */
 export const shPlugin = definePlugin({

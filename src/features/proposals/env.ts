@@ -1,4 +1,4 @@
-import { definePlugin } from "../plugin.js";
+import { definePlugin } from "../../plugins/plugin.js";
 
 /** `env`: read-only commands that inspect the environment (the only tool in `ask` mode). */
 export const envPlugin = definePlugin({
