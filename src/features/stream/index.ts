@@ -1,16 +1,16 @@
-import { streamAborted } from "../../methods/stream/aborted.js";
-import { streamCancel } from "../../methods/stream/cancel.js";
-import { streamClaim } from "../../methods/stream/claim.js";
-import { streamCompleted } from "../../methods/stream/completed.js";
-import { streamEof } from "../../methods/stream/eof.js";
-import { streamInput } from "../../methods/stream/input.js";
-import { streamResize } from "../../methods/stream/resize.js";
-import { streamSignal } from "../../methods/stream/signal.js";
-import { stream } from "../../methods/stream/stream.js";
-import { streamSubscribe } from "../../methods/stream/subscribe.js";
-import { streamUnsubscribe } from "../../methods/stream/unsubscribe.js";
+import { definePlugin } from "../../plugins/plugin.js";
 import { notifications } from "../../protocol/notifications.js";
-import { definePlugin } from "../plugin.js";
+import { streamAborted } from "./aborted.js";
+import { streamCancel } from "./cancel.js";
+import { streamClaim } from "./claim.js";
+import { streamCompleted } from "./completed.js";
+import { streamEof } from "./eof.js";
+import { streamInput } from "./input.js";
+import { streamResize } from "./resize.js";
+import { streamSignal } from "./signal.js";
+import { stream } from "./stream.js";
+import { streamSubscribe } from "./subscribe.js";
+import { streamUnsubscribe } from "./unsubscribe.js";
 
 /** The four stream RPCs of the mission, claims, and watching. The lifecycle itself is the core's. */
 export const streamPlugin = definePlugin({

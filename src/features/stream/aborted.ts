@@ -1,6 +1,6 @@
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { producerOrder } from "./finish-result.js";
+import { producerOrder } from "./order.js";
 
 export const streamAborted = defineMethod({
   ...methods["stream/aborted"],
