@@ -1,7 +1,7 @@
-import { runnerAttach } from "../../methods/runner/attach.js";
-import { runnerList } from "../../methods/runner/list.js";
+import { definePlugin } from "../../plugins/plugin.js";
 import { notifications } from "../../protocol/notifications.js";
-import { definePlugin } from "../plugin.js";
+import { runnerAttach } from "./attach.js";
+import { runnerList } from "./list.js";
 
 /**
  * Runners: `runner/attach`, `runner/list` and the `runner/exec` request. The
