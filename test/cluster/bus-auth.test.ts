@@ -162,6 +162,28 @@ describeWithInfra("postgres", "the cluster bus acts only on rows a server holdin
     expect(drops[0]).toContain("SPOOL_TOKEN_FILE");
   });
 
+  it("the model's progress goes inside the NOTIFY, signed: it arrives in order with no row stored, and a forged or replayed one is dropped", async () => {
+    const rowsBefore = (await rowsOf(101)).length;
+    const start = received.length;
+    const progress: BusMessage = { t: "notify", project: 1, method: "run/progress", params: { run: "r", turn: 1, loop: 1, delta: "hello: world" } };
+    one.publish(progress);
+    one.publish({ t: "kick", to: 102, run: 4 });
+    await taken(start + 2);
+    expect(received.slice(start).map((r) => r.message)).toEqual([progress, { t: "kick", to: 102, run: 4 }]);
+    // Only the kick was stored.
+    expect((await rowsOf(101)).length).toBe(rowsBefore + 1);
+    const droppedBefore = two.dropped;
+    const body = JSON.stringify({ t: "notify", project: 1, method: "run/progress", params: { run: "r", turn: 1, loop: 1, delta: "forged" } });
+    await writer.query("SELECT pg_notify('spool_cluster', $1)", [`i:101:*:5000:${Date.now()}:${"00".repeat(32)}:${body}`]);
+    // Signed with the right key but under a seq already taken: a replay.
+    const replay = { server_id: 101, seq: 1, body, created_at: Date.now() };
+    await writer.query("SELECT pg_notify('spool_cluster', $1)", [`i:101:*:1:${replay.created_at}:${signEvent(busKey(TOKEN), replay)}:${body}`]);
+    one.publish({ t: "kick", to: 102, run: 5 });
+    await taken(start + 3);
+    expect(received.at(-1)!.message).toEqual({ t: "kick", to: 102, run: 5 });
+    expect(two.dropped).toBe(droppedBefore + 2);
+  });
+
   it("a server that starts later takes none of the rows stored before it listened, even notified to it", async () => {
     const lateLog: string[] = [];
     const late = await bus(103, logger(lateLog));
