@@ -1,7 +1,7 @@
 // The plugin API, published as `spool/plugin`: `import { definePlugin, defineMethod } from "spool/plugin"`.
 // It loads only what a plugin module needs at import time (a few small modules); the server hands the rest to setup(app).
 
-import type { ModelProviders } from "./agent/index.js";
+import type { ModelProviders } from "./agent/providers.js";
 import { type ServiceKey, serviceKey } from "./plugins/services.js";
 
 export { AGENT_LOOP, type AgentLoop } from "./agent/service.js";

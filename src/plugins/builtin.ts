@@ -1,4 +1,4 @@
-import { agentPlugin } from "../agent/index.js";
+import { agentPlugin } from "../features/agent/index.js";
 import { entriesPlugin } from "../features/entries/index.js";
 import { envPlugin } from "../features/proposals/env.js";
 import { proposalsPlugin } from "../features/proposals/index.js";

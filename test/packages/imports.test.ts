@@ -105,7 +105,10 @@ console.log(ENTRY.proposed, ENTRY.done, RUN.running, serviceKey("mine").name, AG
   });
 
   it("the plugin API's MODEL_PROVIDERS is the key the agent plugin provides", async () => {
-    const [{ MODEL_PROVIDERS: published }, { MODEL_PROVIDERS: provided }] = await Promise.all([import("spool/plugin"), import("../../src/agent/index.js")]);
+    const [{ MODEL_PROVIDERS: published }, { MODEL_PROVIDERS: provided }] = await Promise.all([
+      import("spool/plugin"),
+      import("../../src/features/agent/index.js"),
+    ]);
     expect(published.name).toBe(provided.name);
   });
 

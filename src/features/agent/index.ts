@@ -1,43 +1,23 @@
-import type { ModelConfig } from "../config.js";
-import { ABORT_RESOLVER } from "../core/lifecycle.js";
-import { ENTRY, OPEN_RUN, RUN } from "../core/status.js";
-import { modelList } from "../methods/model/list.js";
-import { runAbort } from "../methods/run/abort.js";
-import { runHistory } from "../methods/run/history.js";
-import { runPrompt } from "../methods/run/prompt.js";
-import { DemoProvider } from "../model/demo.js";
-import { type ModelProvider, OpenAiCompatibleProvider } from "../model/provider.js";
-import { definePlugin } from "../plugins/plugin.js";
-import { serviceKey } from "../plugins/services.js";
-import { notifications } from "../protocol/notifications.js";
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { SpoolError } from "../rpc/errors.js";
-import { producerFromRow } from "../store/producer-row.js";
-import type { RunRow } from "../store/schema.js";
-import { AgentDriver, type ModelTarget } from "./loop.js";
-import { AGENT_LOOP, type AgentLoop } from "./service.js";
+import { AgentDriver, type ModelTarget } from "../../agent/loop.js";
+import { MODEL_PROVIDERS, ModelProviders } from "../../agent/providers.js";
+import { AGENT_LOOP, type AgentLoop } from "../../agent/service.js";
+import type { ModelConfig } from "../../config.js";
+import { OPEN_RUN, RUN } from "../../core/status.js";
+import { DemoProvider } from "../../model/demo.js";
+import { OpenAiCompatibleProvider } from "../../model/provider.js";
+import { definePlugin } from "../../plugins/plugin.js";
+import { notifications } from "../../protocol/notifications.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { SpoolError } from "../../rpc/errors.js";
+import { producerFromRow } from "../../store/producer-row.js";
+import type { RunRow } from "../../store/schema.js";
+import { runAbort } from "./abort.js";
+import { runHistory } from "./history.js";
+import { modelList } from "./model-list.js";
+import { runPrompt } from "./prompt.js";
+import { abortRun } from "./stop.js";
 
-/** Provider factories by the prefix of SPOOL_MODEL_<alias> values; another plugin can add its own. */
-export class ModelProviders {
-  readonly #factories = new Map<string, (model: ModelConfig) => ModelProvider>();
-
-  register(prefix: string, factory: (model: ModelConfig) => ModelProvider): void {
-    this.#factories.set(prefix, factory);
-  }
-
-  has(prefix: string): boolean {
-    return this.#factories.has(prefix);
-  }
-
-  create(model: ModelConfig): ModelProvider {
-    const factory = this.#factories.get(model.provider);
-    if (!factory) throw new Error(`No provider "${model.provider}" for model alias "${model.alias}"`);
-    return factory(model);
-  }
-}
-
-/** The service under which the agent plugin shares its provider factories, so another plugin can register one. */
-export const MODEL_PROVIDERS = serviceKey<ModelProviders>("model-providers");
+export { MODEL_PROVIDERS, ModelProviders };
 
 /**
  * The agent loop: runs with a model, prompts queued as loops, tools (sh, env,
@@ -91,36 +71,7 @@ export const agentPlugin = definePlugin({
         driver.kick(run.id);
         return loop;
       },
-      async abort(project, run, reason) {
-        const after = await core.runs.change(
-          { ...run, attributes: JSON.stringify({ ...JSON.parse(run.attributes), abortReason: reason }) },
-          project,
-          RUN.aborted,
-          "aborted",
-          { reason },
-        );
-        await core.repos.runs.updateRun(run.id, { attributes: after.attributes });
-        await core.runs.finishOpenLoops(run.id, RUN.aborted);
-        driver.interrupt(run.id, reason);
-        core.cluster.interruptElsewhere(run.id, reason);
-        const rejected: string[] = [];
-        const cancelled: string[] = [];
-        for (const log of await core.repos.entries.listLogsIn(run.id, [ENTRY.proposed, ENTRY.done])) {
-          const target = { run: run.alias, path: log.path };
-          try {
-            if (log.status === ENTRY.proposed) {
-              await core.lifecycle.reject(project, target, { by: "run/abort", resolver: ABORT_RESOLVER, reason });
-              rejected.push(log.path);
-            } else if ((await core.lifecycle.cancel(project, target, reason)).changed) {
-              cancelled.push(log.path);
-            }
-          } catch (error) {
-            // Someone else decided or finished it a moment ago: nothing left to stop.
-            if (!(error instanceof SpoolError && error.errorName === "CONFLICT")) throw error;
-          }
-        }
-        return { run: (await core.repos.runs.findRunById(run.id)) ?? after, rejected, cancelled };
-      },
+      abort: (project, run, reason) => abortRun(core, project, run, reason, (id, why) => driver.interrupt(id, why)),
     };
     app.provide(AGENT_LOOP, loop);
 
