@@ -20,6 +20,7 @@ import {
   sandboxOf,
   sandboxResult,
 } from "./sandbox.js";
+import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
 export interface LocalBackendOptions {
@@ -108,7 +109,9 @@ export class LocalBackend implements Backend {
     const base = { ...localBaseEnvironment(this.#environ), ...(spec.tty ? { TERM: TTY_TERM } : {}) };
     let env: Record<string, string> = { ...base, ...spec.env };
     let file = "/bin/sh";
-    let args = ["-c", spec.command];
+    // The last simple command takes the shell's place where that changes nothing else (shell.ts): no shell dies of a ^C its program handled.
+    const script = shellScript(spec.command);
+    let args = ["-c", script];
     const sandbox = sandboxOf(spec);
     if (sandbox) {
       const probed = await this.#sandbox();
@@ -129,7 +132,7 @@ export class LocalBackend implements Backend {
         cwd: realCwd,
         ...hiddenPaths(sandbox.hide ?? []),
         env,
-        command: spec.command,
+        command: script,
         resetSignals: probed.resetSignals ?? null,
       });
       ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals)));

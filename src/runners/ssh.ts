@@ -20,6 +20,7 @@ import {
   sandboxOf,
   sandboxResult,
 } from "./sandbox.js";
+import { shellScript } from "./shell.js";
 import { PidLine, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -353,7 +354,10 @@ export class SshBackend implements Backend {
     }
     // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
     const channel = await this.#shell.exec(
-      remoteScript(spec.command, spec.cwd, spec.env, { ...(sandbox ? { sandbox } : {}), ...(spec.workspace ? { workspace: spec.workspace } : {}) }),
+      remoteScript(shellScript(spec.command), spec.cwd, spec.env, {
+        ...(sandbox ? { sandbox } : {}),
+        ...(spec.workspace ? { workspace: spec.workspace } : {}),
+      }),
       spec.tty ? { pty: { ...spec.tty, term: spec.env.TERM ?? TTY_TERM } } : {},
     );
     // Interactive work keeps stdin open for stream/input; otherwise it gets its bytes, or nothing, and ends.
