@@ -4,8 +4,9 @@ import { type Duplex, PassThrough, type Readable } from "node:stream";
 import Docker from "dockerode";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
-import type { TtySize } from "./protocol.js";
-import { hiddenPaths, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, within } from "./sandbox.js";
+import type { ControlSignal, TtySize } from "./protocol.js";
+import { hiddenPaths, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
+import { shellScript } from "./shell.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -424,7 +425,7 @@ export class DockerBackend implements Backend {
       // The container's environment is the image's (PATH, HOME as Docker sets it…) plus what the runner was given; never the runner's own.
       run = await this.#engine.runContainer({
         image,
-        cmd: ["/bin/sh", "-c", spec.command],
+        cmd: ["/bin/sh", "-c", shellScript(spec.command)],
         env: envList(withTerm(spec)),
         ...(workdir ? { workdir } : {}),
         ...(mounted ? { mounts: mounted.mounts, ...(mounted.covers.length ? { covers: mounted.covers } : {}) } : {}),
@@ -456,7 +457,7 @@ export class DockerBackend implements Backend {
         ? streamControl(
             stream,
             {
-              signal: (name) => this.#engine.killContainer(id, signalName(name)).catch(ignore),
+              signal: (name) => this.#signalContainerGroup(id, name),
               ...(spec.tty ? { resize: (size: TtySize) => this.#engine.resize(id, size, false) } : {}),
             },
             { tty: Boolean(spec.tty) },
@@ -468,10 +469,29 @@ export class DockerBackend implements Backend {
       const exitCode = await this.#engine.waitContainer(id).catch(() => null);
       control.done();
       await this.#engine.removeContainer(id).catch(ignore);
-      return { exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+      // The engine gives a command killed by signal N (docker-init exits so) as status 128+N: told as that signal.
+      return sandboxResult({ exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut });
     })();
     const describe = (): ExecutionTarget => ({ backend: "docker", container: id });
     return { ...output, result, describe, located: Promise.resolve(describe()), ...(interactive ? { control: interactive } : {}) };
+  }
+
+  /**
+   * stream/signal in a fresh container: to the command's process group, as on the other backends. docker-init
+   * passes a signal to its child alone (a shell waiting for a program would get it, the program not), so a second
+   * exec signals the group of each child of PID 1 (docker-init puts its child in a group of its own); where that
+   * cannot be done (no /proc children list, no exec), `docker kill --signal` as before.
+   */
+  async #signalContainerGroup(id: string, name: ControlSignal): Promise<void> {
+    const script = `c=$(cat /proc/1/task/1/children 2>/dev/null) && [ -n "$c" ] && for p in $c; do kill -${name} -$p 2>/dev/null || kill -${name} $p; done`;
+    const kill = await this.#engine.exec(id, { cmd: ["/bin/sh", "-c", script], env: [], stdin: false }).catch(() => null);
+    if (kill) {
+      kill.stream.resume();
+      await ended(kill.stream);
+      const { exitCode } = await this.#engine.inspectExec(kill.id).catch(() => ({ exitCode: null }));
+      if (exitCode === 0) return;
+    }
+    await this.#engine.killContainer(id, signalName(name)).catch(ignore);
   }
 
   async #startExec(spec: ExecSpec, container: string): Promise<Execution> {
@@ -482,7 +502,7 @@ export class DockerBackend implements Backend {
     let run: { id: string; stream: Duplex };
     try {
       run = await this.#engine.exec(container, {
-        cmd: ["/bin/sh", "-c", wrapperScript(spec.command, undefined, {})],
+        cmd: ["/bin/sh", "-c", wrapperScript(shellScript(spec.command), undefined, {})],
         env: envList(withTerm(spec)),
         ...(spec.cwd ? { workdir: spec.cwd } : {}),
         stdin,
@@ -537,7 +557,14 @@ export class DockerBackend implements Backend {
         info = await this.#engine.inspectExec(id).catch(() => ({ running: false, exitCode: null }));
       }
       control.done();
-      return { exitCode: info.exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
+      // A command killed by signal N has ExitCode 128+N: told as that signal.
+      return sandboxResult({
+        exitCode: info.exitCode,
+        signal: null,
+        durationMs: Date.now() - started,
+        cancelled: control.cancelled,
+        timedOut: control.timedOut,
+      });
     })();
     return { stdout: pidLine, stderr: output.stderr, result, describe, located, ...(interactive ? { control: interactive } : {}) };
   }

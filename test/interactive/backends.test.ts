@@ -22,7 +22,9 @@ interface Case {
 }
 
 const cases: Case[] = [
+  // Sandboxed by default (workspace-write in bubblewrap where the machine has it), and without a sandbox.
   { name: "local", kind: "local", make: () => new LocalBackend({ killGraceMs: 1000 }) },
+  { name: "local (no sandbox)", kind: "local", make: () => new LocalBackend({ killGraceMs: 1000, sandbox: "off" }) },
   { name: "docker (fresh container)", kind: "docker", make: () => new DockerBackend({ image: infra.dockerImage!, killGraceMs: 1000 }) },
   {
     name: "docker (exec in a running container)",
@@ -109,6 +111,69 @@ for (const c of cases) {
       const { out } = await ended(client, "trap", p.path, p.stdout);
       expect(out.body).toBe("ready\ntrapped\n");
       expect(out.attributes.exit_code).toBe(3);
+    });
+
+    /**
+     * A program that handles SIGINT, then reads one more line and exits 0: python3 where the backend has it,
+     * else a shell with a trap (busybox has no python; its own sh already replaces itself with the last command).
+     */
+    const handler = async (run: string): Promise<string> => {
+      const probe = await start(`${run}-probe`, "command -v python3");
+      const { out } = await ended(client, `${run}-probe`, probe.path, probe.stdout);
+      if (out.attributes.exit_code === 0) {
+        // "ready" is printed inside the try: a ^C that comes right after it is still the REPL's to handle.
+        return `python3 -c 'import sys\ntry:\n    print("ready", flush=True)\n    line = sys.stdin.readline()\nexcept KeyboardInterrupt:\n    print("caught", flush=True)\n    line = sys.stdin.readline()\nprint("got", line.strip())'`;
+      }
+      return `sh -c 'trap "echo caught" INT; echo ready; read x || read x; echo got $x'`;
+    };
+
+    it("^C typed into the terminal of a program that handles it: the program goes on, and its exit 0 is the command's", async () => {
+      const p = await start("ctrl-c", await handler("ctrl-c"), { cols: 80, rows: 24 });
+      await p.output.until("ready");
+      await client.input("ctrl-c", p.path, "\u0003");
+      await p.output.until("caught");
+      await client.input("ctrl-c", p.path, "after\n");
+      const { out, log } = await ended(client, "ctrl-c", p.path, p.stdout);
+      expect(out.body).toMatch(/caught\r\n(?:after\r\n)?got after\r\n$/);
+      expect(out.status).toBe(200);
+      expect(out.attributes.exit_code).toBe(0);
+      expect(out.attributes.signal ?? null).toBeNull();
+      expect(log.body).not.toContain("SIGINT");
+    });
+
+    it("stream/signal INT to a program that handles it: the program goes on, and its exit 0 is the command's", async () => {
+      const p = await start("sigint", await handler("sigint"));
+      await p.output.until("ready\n");
+      await client.signal("sigint", p.path, "INT");
+      await p.output.until("caught\n");
+      await client.input("sigint", p.path, "after\n");
+      const { out } = await ended(client, "sigint", p.path, p.stdout);
+      expect(out.body).toBe("ready\ncaught\ngot after\n");
+      expect(out.status).toBe(200);
+      expect(out.attributes.exit_code).toBe(0);
+      expect(out.attributes.signal ?? null).toBeNull();
+    });
+
+    it("a program that does not handle SIGINT still ends by it, alone or with a shell waiting for it, typed or sent", async () => {
+      // "ready" comes from a running shell: a ^C sent while a shell is still starting its next program (between fork
+      // and exec) can be lost in that shell (dash), whatever the runner does.
+      for (const [run, command] of [
+        ["sleep-alone", "echo ready; sleep 100"],
+        ["sleep-list", "sh -c 'echo ready; exec sleep 100'; echo after"],
+      ] as const) {
+        for (const typed of [false, true]) {
+          const name = `${run}${typed ? "-typed" : ""}`;
+          const p = await start(name, command, typed ? { cols: 80, rows: 24 } : undefined);
+          await p.output.until("ready");
+          if (typed) await client.input(name, p.path, "\u0003");
+          else await client.signal(name, p.path, "INT");
+          const { out } = await ended(client, name, p.path, p.stdout);
+          expect(out.body, name).not.toContain("after");
+          expect(out.status, name).toBe(500);
+          expect(out.attributes, name).toMatchObject({ signal: "SIGINT" });
+          expect(out.attributes.exit_code ?? null, name).toBeNull();
+        }
+      }
     });
 
     it("under a terminal, the command sees the size stream/resize set (123 columns)", async () => {
