@@ -7,7 +7,9 @@
 // with every round.
 // Usage: npx tsx bench/compare.ts [MB per path, default 256] [rounds, default 2]
 // SPOOL_BENCH_TREES="a=/tmp/old,b=/work/main" runs each round once per tree (A B A B: the same client, each
-// tree's bin/spool.js as the server); SPOOL_BENCH_PATHS=stream,embedded leaves the other paths out.
+// tree's bin/spool.js as the server; "label=root?NAME=value&…" also sets environment variables of that server);
+// SPOOL_BENCH_PATHS=stream,embedded,start picks the paths (start: 20 short `sh` commands one after another on
+// the embedded runner, accept → every channel ended, in ms).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -156,8 +158,8 @@ interface SpoolFigures {
 }
 
 /** One producer streaming into a fresh `spool serve`, then reads of 20 lines on its channel. */
-async function spoolStream(bin: string | undefined): Promise<SpoolFigures> {
-  const server = await startServerProcess(bin ? { SPOOL_BENCH_BIN: bin } : {});
+async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {}): Promise<SpoolFigures> {
+  const server = await startServerProcess({ ...(bin ? { SPOOL_BENCH_BIN: bin } : {}), ...env });
   try {
     const client = await server.connect();
     await client.initialize("bench", { root: server.home });
@@ -192,8 +194,8 @@ async function spoolStream(bin: string | undefined): Promise<SpoolFigures> {
 }
 
 /** The embedded runner: a local process's output, accept → channel at 200; MB/s and the server's CPU s per GB. */
-async function embeddedRunner(bin: string | undefined): Promise<{ mbps: number; cpuPerGb: number }> {
-  const server = await startServerProcess(bin ? { SPOOL_BENCH_BIN: bin } : {});
+async function embeddedRunner(bin: string | undefined, env: NodeJS.ProcessEnv = {}): Promise<{ mbps: number; cpuPerGb: number }> {
+  const server = await startServerProcess({ ...(bin ? { SPOOL_BENCH_BIN: bin } : {}), ...env });
   try {
     const client = await server.connect();
     await client.initialize("bench", { root: server.home });
@@ -220,6 +222,37 @@ async function embeddedRunner(bin: string | undefined): Promise<{ mbps: number; 
   }
 }
 
+/** Per-command start latency: `true` on the embedded runner, accept → both channels ended (stream/end), 20 times. */
+async function startLatency(env: NodeJS.ProcessEnv): Promise<number[]> {
+  const server = await startServerProcess(env);
+  try {
+    const client = await server.connect();
+    await client.initialize("bench", { root: server.home });
+    await client.request("run/create", { alias: "t" });
+    const times: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const { path } = await client.request("proposal/create", { run: "t", tool: "sh", command: "true" });
+      let ends = 0;
+      let done!: () => void;
+      const ended = new Promise<void>((resolve) => (done = resolve));
+      const off = client.on("stream/end", (p: { path: string }) => {
+        if (p.path === path && ++ends === 2) done();
+      });
+      const start = performance.now();
+      await client.request("run/resolve", { run: "t", path, decision: "accept", runner: "local" });
+      await client.request("stream/subscribe", { run: "t", path });
+      await ended;
+      off();
+      // The first command also starts the embedded runner: left out.
+      if (i > 0) times.push(performance.now() - start);
+    }
+    client.close();
+    return times.sort((a, b) => a - b);
+  } finally {
+    await server.stop();
+  }
+}
+
 const commit = (() => {
   try {
     return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" }).trim();
@@ -233,24 +266,27 @@ console.log(
   "MB/s: bare ws echo vs one spool stream, raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running)",
 );
 console.log(
-  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw  cpu_emb",
+  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
 );
 const trees = (process.env.SPOOL_BENCH_TREES ?? "")
   .split(",")
   .filter(Boolean)
   .map((t) => {
-    const [label, root] = t.split("=");
-    return { label: label!, bin: join(root!, "bin", "spool.js") };
+    const [label, rest] = t.split(/=(.*)/s) as [string, string];
+    const [root, query] = rest.split("?");
+    const env: NodeJS.ProcessEnv = Object.fromEntries(new URLSearchParams(query ?? ""));
+    return { label, bin: join(root!, "bin", "spool.js"), env };
   });
 const paths = new Set((process.env.SPOOL_BENCH_PATHS ?? "stream,embedded").split(","));
 const skipped = { mbps: Number.NaN, cpuPerGb: Number.NaN };
 for (let round = 1; round <= rounds; round++) {
-  for (const tree of trees.length ? trees : [{ label: String(round), bin: undefined }]) {
+  for (const tree of trees.length ? trees : [{ label: String(round), bin: undefined, env: {} }]) {
     const at = load();
     const bare = paths.has("stream") ? await bareEcho() : skipped;
-    const s = paths.has("stream") ? await spoolStream(tree.bin) : undefined;
+    const s = paths.has("stream") ? await spoolStream(tree.bin, tree.env) : undefined;
     const raw = paths.has("embedded") ? rawSqlite() : skipped;
-    const embedded = paths.has("embedded") ? await embeddedRunner(tree.bin) : skipped;
+    const embedded = paths.has("embedded") ? await embeddedRunner(tree.bin, tree.env) : skipped;
+    const starts = paths.has("start") ? await startLatency({ ...(tree.bin ? { SPOOL_BENCH_BIN: tree.bin } : {}), ...tree.env }) : undefined;
     const ms = (xs: number[]) => `${percentile(xs, 50).toFixed(2)}/${xs[xs.length - 1]!.toFixed(2)}`;
     console.log(
       [
@@ -270,6 +306,7 @@ for (let round = 1; round <= rounds; round++) {
         (embedded.mbps / raw.mbps).toFixed(2).padStart(5),
         raw.cpuPerGb.toFixed(1).padStart(7),
         embedded.cpuPerGb.toFixed(1).padStart(7),
+        starts ? `${percentile(starts, 50).toFixed(1)}/${starts[starts.length - 1]!.toFixed(1)}`.padStart(16) : "",
       ].join("  "),
     );
   }
