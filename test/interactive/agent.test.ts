@@ -155,8 +155,8 @@ describe("the model drives interactive commands (scripted model)", () => {
 
   it("under a terminal, a Python REPL answers, C-c interrupts it and C-d ends it", async () => {
     const a = await ts.clientIn("agent-io");
-    // exec: a shell in between would see the ^C too and end itself by SIGINT once python has exited.
-    const command = "exec python3 -q";
+    // No exec needed: the runner's shell gives its place to python3, so the ^C is the REPL's alone (issue 26, item 3).
+    const command = "python3 -q";
     const log = logOf(command);
     model.reply(
       { tools: [{ id: "call_tty", name: "sh", arguments: { command, tty: true } }] },

@@ -2,6 +2,7 @@
 import { spawn as spawnPty } from "node-pty";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { findProgram } from "../../src/runners/sandbox.js";
 import { SPOOL_BIN, spawnCli } from "../helpers/process.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 import { ended, startProducer } from "./helpers.js";
@@ -64,6 +65,38 @@ describe("spool input and spool attach", () => {
     const { out } = await ended(client, "att", p.path, p.stdout);
     expect(out.attributes.exit_code).toBe(4);
   }, 90_000);
+
+  it.skipIf(!findProgram("python3", process.env.PATH))(
+    "spool attach in a terminal: Ctrl-C interrupts a Python REPL, which goes on; exit() ends the command done, exit 0",
+    async () => {
+      const p = await startProducer(client, "repl", "python3 -q", { tty: { cols: 80, rows: 24 } });
+      await p.output.until(">>> ");
+      const term = spawnPty(process.execPath, [SPOOL_BIN, "attach", "repl", p.path], {
+        cols: 80,
+        rows: 24,
+        cwd: ts.home,
+        env: { ...process.env, SPOOL_LOG: "warn", ...env() } as Record<string, string>,
+      });
+      let screen = "";
+      term.onData((data) => {
+        screen += data;
+      });
+      const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+      await eventually(() => screen.includes("Ctrl-] detaches"), 60_000, "spool attach to start");
+      term.write("\u0003");
+      await eventually(() => screen.includes("KeyboardInterrupt"), 15_000, "the REPL to print KeyboardInterrupt");
+      term.write("print(6 * 7)\r");
+      await eventually(() => /\b42\r+\n/.test(screen), 15_000, "the REPL to answer after the Ctrl-C");
+      term.write("exit()\r");
+      expect(await exited).toBe(0);
+      expect(screen).toContain(`${p.path} ended: done`);
+      expect(screen).not.toContain("SIGINT");
+      const { out } = await ended(client, "repl", p.path, p.stdout);
+      expect(out.status).toBe(200);
+      expect(out.attributes.exit_code).toBe(0);
+    },
+    90_000,
+  );
 
   it("spool attach in a terminal: raw keys, this terminal's size, Ctrl-] detaches and the command keeps running", async () => {
     const p = await startProducer(client, "raw", 'echo ready; read _; tput cols; read line; echo "line:$line"; sleep 300', { tty: { cols: 80, rows: 24 } });
