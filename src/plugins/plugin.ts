@@ -26,7 +26,7 @@ export interface App extends Services {
   readonly core: Core;
   readonly config: SpoolConfig;
   readonly log: Logger;
-  /** Registers a method defined with `defineMethod` (src/methods): its handler gets the core and the services on its context. */
+  /** Registers a method defined with `defineMethod` (the built-in ones are in src/features): its handler gets the core and the services on its context. */
   method<P extends z.ZodType, R extends z.ZodType>(def: SpoolMethod<P, R>): void;
   notification<P extends z.ZodType>(def: NotificationDefinition<P>): void;
   on<H extends HookName>(hook: H, handler: (payload: HookPayloads[H]) => void | Promise<void>): void;
