@@ -1,8 +1,8 @@
 import type { Core } from "../core/index.js";
 import { ENTRY } from "../core/status.js";
 import { renderTerminalText } from "../model/terminal.js";
+import type { ControlSignal } from "../protocol/runner.js";
 import { SpoolError } from "../rpc/errors.js";
-import type { ControlSignal } from "../runners/protocol.js";
 import { channelFromRow, producerFromRow } from "../store/producer-row.js";
 import { lineCount } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";

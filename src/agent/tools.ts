@@ -4,7 +4,7 @@ import { ENTRY } from "../core/status.js";
 import { channelModelView, renderOptionsFor } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
-import { ControlSignal } from "../runners/protocol.js";
+import { ControlSignal } from "../protocol/runner.js";
 import { channelFromRow, producerFromRow } from "../store/producer-row.js";
 import { lineCount } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";

@@ -1,6 +1,6 @@
+import type { ControlSignal, TtySize } from "../protocol/runner.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { conflict, type ErrorName, SpoolError } from "../rpc/errors.js";
-import type { ControlSignal, TtySize } from "../runners/protocol.js";
 import { channelFromRow, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type ClusterLink, RELAY_TIMEOUT_MS } from "./cluster.js";

@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import type { SpoolConfig } from "../config.js";
+import { type RunnerExecParams, RunnerExecResult } from "../protocol/runner.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import { type RunnerExecParams, RunnerExecResult } from "../runners/protocol.js";
 import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { AcceptResult, ForwardedAccept, ProducerTarget } from "./deps.js";

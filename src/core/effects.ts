@@ -1,11 +1,11 @@
 import type { z } from "zod";
+import type { FinishedNotice, ProposalNotice, ResolvedNotice } from "../protocol/common.js";
 import { producerView } from "../protocol/views.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { wireAttributes } from "../store/entries.js";
 import { type Producer, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
-import type { FinishedNotice, ProposalNotice, ResolvedNotice } from "./schemas.js";
 import { ENTRY } from "./status.js";
 import type { Outcome } from "./summary.js";
 import type { WatcherHub } from "./watchers.js";

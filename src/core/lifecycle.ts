@@ -1,8 +1,8 @@
 import type { z } from "zod";
+import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.js";
 import { loaderVariables, loaderVariablesMessage } from "../protocol/sandbox.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, type ErrorName, notFound, SpoolError } from "../rpc/errors.js";
-import type { RunnerAttachParams, RunnerAttachResult } from "../runners/protocol.js";
 import type { SandboxInfo } from "../runners/sandbox.js";
 import { producerFromRow } from "../store/producer-row.js";
 import { lineCount, type Repositories } from "../store/repositories.js";

@@ -1,7 +1,7 @@
 import type { z } from "zod";
+import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict } from "../rpc/errors.js";
-import type { RunnerAttachParams, RunnerAttachResult } from "../runners/protocol.js";
 import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";

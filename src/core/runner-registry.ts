@@ -1,8 +1,8 @@
 import type { z } from "zod";
+import type { RunnerAttachParams } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
-import type { RunnerAttachParams } from "../runners/protocol.js";
 import { noSandbox, type SandboxInfo, sandboxModes } from "../runners/sandbox.js";
 import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
 

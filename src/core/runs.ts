@@ -1,10 +1,10 @@
 import type { z } from "zod";
+import type { RunStateNotice, ToolNotice } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { conflict } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
-import type { RunStateNotice, ToolNotice } from "./schemas.js";
 import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 
 /** Run and loop status changes: stored, announced (`run/state`) and hooked (`run:status`) in one place. */

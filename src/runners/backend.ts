@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { ControlSignal, TtySize } from "./protocol.js";
+import type { ControlSignal, TtySize } from "../protocol/runner.js";
 import type { ExecSandbox, SandboxInfo } from "./sandbox.js";
 
 /** What to run. Every backend runs `command` with `/bin/sh -c`. */

@@ -1,6 +1,6 @@
 import type { Writable } from "node:stream";
+import type { ControlSignal, TtySize } from "../protocol/runner.js";
 import { ControlError, type ExecutionControl, MAX_PENDING_INPUT_BYTES } from "./backend.js";
-import type { ControlSignal, TtySize } from "./protocol.js";
 
 /** The terminal type commands under a pseudo-terminal see, unless the proposal's env names another. */
 export const TTY_TERM = "xterm-256color";

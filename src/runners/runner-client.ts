@@ -2,12 +2,6 @@ import { isAbsolute, join } from "node:path";
 import type { Readable } from "node:stream";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
-import { loaderVariables, loaderVariablesMessage } from "../protocol/sandbox.js";
-import { ERRORS } from "../rpc/errors.js";
-import { SERVER_VERSION } from "../version.js";
-import { type Backend, ControlError, type ExecResult, type ExecutionControl, StartError } from "./backend.js";
-import { ChannelSender, Slots } from "./channel-sender.js";
-import { commandVariables } from "./environment.js";
 import {
   ProducerEofParams,
   ProducerInputParams,
@@ -16,7 +10,13 @@ import {
   type RunnerAttachResult,
   RunnerExecParams,
   type RunnerExecResult,
-} from "./protocol.js";
+} from "../protocol/runner.js";
+import { loaderVariables, loaderVariablesMessage } from "../protocol/sandbox.js";
+import { ERRORS } from "../rpc/errors.js";
+import { SERVER_VERSION } from "../version.js";
+import { type Backend, ControlError, type ExecResult, type ExecutionControl, StartError } from "./backend.js";
+import { ChannelSender, Slots } from "./channel-sender.js";
+import { commandVariables } from "./environment.js";
 import { ValueLink } from "./value-link.js";
 
 export interface RunnerClientOptions {

@@ -4,10 +4,10 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { Client, type ClientChannel } from "ssh2";
+import type { TtySize } from "../protocol/runner.js";
 import { SANDBOX_MODES } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { streamControl, TTY_TERM } from "./control.js";
-import type { TtySize } from "./protocol.js";
 import {
   BWRAP_DETAIL,
   bwrapCommand,

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { AttachedRunner } from "../../core/runner-registry.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import type { RunnerInfo } from "../../runners/protocol.js";
+import type { RunnerInfo } from "../../protocol/runner.js";
 
 export const runnerList = defineMethod({
   ...methods["runner/list"],
