@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { acceptedProducer } from "../helpers/stream.js";
 
 /**
  * A runner played by hand over a real WebSocket: it attaches, records each
@@ -65,7 +65,7 @@ describe("a producer has one owner", () => {
 
   it("a repeated seq is acknowledged only with the same bytes; other bytes are CONFLICT and change nothing", async () => {
     const c = await ts.clientIn("seq");
-    const { path } = await acceptedProducer(c, c, "r", "echo hi");
+    const { path } = await proposeAndAccept(c, c, "r", "echo hi", { runner: "self" });
     await c.request("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 });
     expect(await c.request("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: true, bytes: 5 });
     await expect(c.request("stream", { run: "r", path, channel: 1, chunk: "fake\n", seq: 1 })).rejects.toMatchObject({ data: { code: "CONFLICT", seq: 1 } });
@@ -91,8 +91,8 @@ describe("a producer has one owner", () => {
     const watcher = await ts.clientIn("vanish");
     const gone = await ts.clientIn("vanish");
     const back = await ts.clientIn("vanish");
-    const { path: lost } = await acceptedProducer(watcher, gone, "r", "lost one");
-    const { path: kept, resolved } = await acceptedProducer(watcher, back, "r", "kept one");
+    const { path: lost } = await proposeAndAccept(watcher, gone, "r", "lost one", { runner: "self" });
+    const { path: kept, resolved } = await proposeAndAccept(watcher, back, "r", "kept one", { runner: "self" });
     await gone.request("stream", { run: "r", path: lost, channel: 1, chunk: "a\n", seq: 1 });
     await back.request("stream", { run: "r", path: kept, channel: 1, chunk: "a\n", seq: 1 });
     const ended = watcher.next("stream/finished", (p) => p.path === lost);
@@ -203,7 +203,7 @@ describe("a producer has one owner", () => {
 
   it("finishing calls take the earlier runtime's readable duration; a malformed one is INVALID_PARAMS and changes nothing", async () => {
     const c: SpoolClient = await ts.clientIn("duration");
-    const { path } = await acceptedProducer(c, c, "r", "true");
+    const { path } = await proposeAndAccept(c, c, "r", "true", { runner: "self" });
     await expect(c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "fast" })).rejects.toMatchObject(code("INVALID_PARAMS"));
     expect((await c.request("entry/get", { run: "r", path: "sh://turn_1/true_1" })).status).toBe(102);
     expect(await c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "1m2.5s" })).toMatchObject({ status: 200 });

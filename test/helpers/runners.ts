@@ -1,22 +1,27 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
+import { type ProposeOptions, proposeAndAccept } from "./proposals.js";
 import { eventually } from "./server.js";
 
-/** Proposes `command` in `run` and accepts it (for `runner`, or the default/embedded one); returns the paths. */
-export async function acceptCommand(proposer: SpoolClient, acceptor: SpoolClient, run: string, command: string, runner?: string) {
-  await proposer.request("run/create", { alias: run }).catch(() => undefined);
-  const { path } = await proposer.request("proposal/create", { run, tool: "sh", command });
-  const resolved = await acceptor.request("run/resolve", { run, path, decision: "accept", ...(runner ? { runner } : {}) });
-  const [stdout, stderr] = resolved.channels.map((c: { path: string }) => c.path) as [string, string];
-  return { path, stdout, stderr, resolved };
+/** Waits until the producer's stdout channel has stopped streaming (its last entry leaves ENTRY.streaming). */
+export async function untilFinished(client: SpoolClient, run: string, path: string, stdout: string, timeoutMs = 30_000): Promise<void> {
+  await eventually(async () => (await client.call("entry/get", { run, path: stdout, tail: 1 })).status !== ENTRY.streaming, timeoutMs, `${path} to finish`);
 }
 
-/** Waits until the producer's channels have left 102; returns each channel's entry (body as base64) and the log. */
+/** Waits until the producer has finished; returns each channel's entry (body as base64) and the log. */
 export async function finished(client: SpoolClient, run: string, paths: { path: string; stdout: string; stderr: string }, timeoutMs = 30_000) {
-  await eventually(async () => (await client.request("entry/get", { run, path: paths.stdout, tail: 1 })).status !== 102, timeoutMs, `${paths.path} to finish`);
-  const get = (path: string) => client.request("entry/get", { run, path, encoding: "base64" });
-  const [log, stdout, stderr] = await Promise.all([client.request("entry/get", { run, path: paths.path }), get(paths.stdout), get(paths.stderr)]);
+  await untilFinished(client, run, paths.path, paths.stdout, timeoutMs);
+  const get = (path: string) => client.call("entry/get", { run, path, encoding: "base64" });
+  const [log, stdout, stderr] = await Promise.all([client.call("entry/get", { run, path: paths.path }), get(paths.stdout), get(paths.stderr)]);
   return { log, stdout, stderr, out: Buffer.from(stdout.body, "base64"), err: Buffer.from(stderr.body, "base64") };
+}
+
+/** Proposes `command` with `tool`, accepts it (on `options.runner`, else the default runner) and waits for it to finish. */
+export async function runTool(client: SpoolClient, run: string, tool: "sh" | "env", command: string, options: Omit<ProposeOptions, "tool"> = {}) {
+  const paths = await proposeAndAccept(client, client, run, command, { ...options, tool });
+  const done = await finished(client, run, paths);
+  return { ...done, path: paths.path, resolved: paths.resolved, out: done.out.toString(), err: done.err.toString() };
 }
 
 /** Waits until the runner has reported where the process runs (log attribute `process`). */
@@ -24,7 +29,7 @@ export async function processOf(client: SpoolClient, run: string, path: string):
   let target: any;
   await eventually(
     async () => {
-      target = (await client.request("entry/get", { run, path })).attributes.process;
+      target = (await client.call("entry/get", { run, path })).attributes.process;
       return Boolean(target && (target.pid || target.container));
     },
     15_000,

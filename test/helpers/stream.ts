@@ -1,14 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import type { SpoolClient } from "../../src/client/spool-client.js";
 
-/** Creates a run and an accepted `sh` proposal streamed by the accepting side; returns its paths. */
-export async function acceptedProducer(proposer: SpoolClient, acceptor: SpoolClient, run: string, command = "echo hello") {
-  await proposer.request("run/create", { alias: run }).catch(() => undefined);
-  const { path } = await proposer.request("proposal/create", { run, tool: "sh", command });
-  const resolved = await acceptor.request("run/resolve", { run, path, decision: "accept", runner: "self" });
-  return { path, resolved };
-}
-
 /**
  * Collects `stream/data` and `stream/end` for one subscription. Notifications
  * can arrive in the same socket read as the subscribe reply, before the caller

@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { eventually } from "../helpers/server.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { untilFinished } from "../helpers/runners.js";
 
 /** A producer's output as it arrives (channels 1 and 2 apart), with a way to wait for what a step should print. */
 export class LiveOutput {
@@ -39,23 +40,21 @@ export class LiveOutput {
   }
 }
 
-/** Proposes `command` (with `tty` when given) in `run` and accepts it for `runner`; returns the log path and channels. */
+/** Proposes and accepts `command` (with `tty` when given, for `runner`) and watches its output; returns the log path and channels. */
 export async function startProducer(
   client: SpoolClient,
   run: string,
   command: string,
   options: { runner?: string; tty?: { cols: number; rows: number } } = {},
 ) {
-  await client.request("run/create", { alias: run }).catch(() => undefined);
-  const { path } = await client.request("proposal/create", { run, tool: "sh", command, ...(options.tty ? { tty: options.tty } : {}) });
-  const resolved = await client.request("run/resolve", { run, path, decision: "accept", ...(options.runner ? { runner: options.runner } : {}) });
+  const { path, resolved, stdout, stderr } = await proposeAndAccept(client, client, run, command, options);
   const output = await LiveOutput.watch(client, run, path);
-  return { path, resolved, output, stdout: resolved.channels[0].path as string };
+  return { path, resolved, output, stdout, stderr };
 }
 
 /** Waits for the producer to finish; returns its stdout channel entry and the log. */
 export async function ended(client: SpoolClient, run: string, path: string, stdout: string, timeoutMs = 30_000) {
-  await eventually(async () => (await client.request("entry/get", { run, path: stdout, tail: 1 })).status !== 102, timeoutMs, `${path} to finish`);
-  const [log, out] = await Promise.all([client.request("entry/get", { run, path }), client.request("entry/get", { run, path: stdout })]);
+  await untilFinished(client, run, path, stdout, timeoutMs);
+  const [log, out] = await Promise.all([client.call("entry/get", { run, path }), client.call("entry/get", { run, path: stdout })]);
   return { log, out } as { log: any; out: any };
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { cleanTerminalText } from "../../src/model/terminal-text.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { acceptedProducer } from "../helpers/stream.js";
 
 describe("reading entries", () => {
   let ts: TestServer;
@@ -11,7 +11,7 @@ describe("reading entries", () => {
   beforeAll(async () => {
     ts = await startTestServer();
     c = await ts.clientIn("read");
-    const { path } = await acceptedProducer(c, c, "r", "build");
+    const { path } = await proposeAndAccept(c, c, "r", "build", { runner: "self" });
     // Lines split across chunks on purpose, and a last line without its newline.
     for (const [seq, chunk] of ["one\ntw", "o\nthree\n", "four\nfi", "ve"].entries()) {
       await c.request("stream", { run: "r", path, channel: 1, chunk, seq: seq + 1 });
@@ -62,7 +62,7 @@ describe("reading entries", () => {
   });
 
   it("the model view strips ANSI and collapses carriage-return progress lines", async () => {
-    const { path } = await acceptedProducer(c, c, "m", "progress");
+    const { path } = await proposeAndAccept(c, c, "m", "progress", { runner: "self" });
     const raw = "\u001b[32mok\u001b[0m start\n 10%\r 50%\r100%\ndone \u001b]0;title\u0007x\r\nab\bc\n";
     await c.request("stream", { run: "m", path, channel: 1, chunk: raw, seq: 1 });
     const model = await c.request("entry/get", { run: "m", path: "sh://turn_1/progress_1", view: "model" });

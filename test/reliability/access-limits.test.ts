@@ -3,7 +3,8 @@ import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ConnectError } from "../../src/client/ws-transport.js";
-import { acceptCommand, finished } from "../helpers/runners.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { finished } from "../helpers/runners.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 describe("projects are walled off from each other", () => {
@@ -63,7 +64,7 @@ describe("projects are walled off from each other", () => {
     await expect(other.call("run/resolve", { run: "r", path, decision: "accept", runner: "box" })).rejects.toMatchObject({ data: { code: "NO_RUNNER" } });
     expect((await other.call("runner/list", {})).runners).toEqual([]);
     // In its own project it does get work.
-    await acceptCommand(a, a, "mine", "true", "box");
+    await proposeAndAccept(a, a, "mine", "true", { runner: "box" });
     await new Promise((r) => setTimeout(r, 200));
     expect(received).toHaveLength(1);
     expect(received[0]).toMatchObject({ run: "mine" });

@@ -10,8 +10,8 @@ import type { ServerConnection } from "../../src/rpc/connection.js";
 import { DEFAULT_CONCURRENCY } from "../../src/rpc/connection.js";
 import { DRAINED_BYTES } from "../../src/rpc/connection-context.js";
 import { defineMethod } from "../../src/rpc/method.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { acceptedProducer } from "../helpers/stream.js";
 
 const MiB = 1024 * 1024;
 
@@ -201,8 +201,8 @@ describe("batches", () => {
   it("a batch's reply stays within limits.maxOutboundBytes: the calls past it get PAYLOAD_TOO_LARGE, single calls still work", async () => {
     const ts = await start({ maxOutboundBytes: MiB });
     const c = await ts.clientIn("budget");
-    const { path, resolved } = await acceptedProducer(c, c, "r", "big");
-    const channel = resolved.channels[0].path;
+    const { path, stdout } = await proposeAndAccept(c, c, "r", "big", { runner: "self" });
+    const channel = stdout;
     await c.request("stream", { run: "r", path, channel: 1, chunk: `${"z".repeat(299)}\n`.repeat(1000), seq: 1 });
     const raw = await rawClient(ts);
     await raw.initialize("budget");
@@ -247,8 +247,8 @@ describe("one connection's output", () => {
   it("requests of a connection that does not collect its replies stop running: it holds one reply and what is unread, never the rest", async () => {
     const ts = await start();
     const c = await ts.clientIn("reads");
-    const { path, resolved } = await acceptedProducer(c, c, "r", "big");
-    const channel = resolved.channels[0].path;
+    const { path, stdout } = await proposeAndAccept(c, c, "r", "big", { runner: "self" });
+    const channel = stdout;
     const line = `${"q".repeat(1023)}\n`;
     for (let seq = 1; seq <= 2; seq++) await c.request("stream", { run: "r", path, channel: 1, chunk: line.repeat(1024), seq });
     const raw = await rawClient(ts);
@@ -345,7 +345,7 @@ describe("the server's budget", () => {
   it("watchers that stop reading cost nothing while they sit: their replays wait on the connection's writes, no timer polls, each holds about a page", async () => {
     const ts = await start();
     const c = await ts.clientIn("watch");
-    const { path } = await acceptedProducer(c, c, "r", "big");
+    const { path } = await proposeAndAccept(c, c, "r", "big", { runner: "self" });
     const chunk = `${"w".repeat(1023)}\n`.repeat(1024);
     for (let seq = 1; seq <= 8; seq++) await c.request("stream", { run: "r", path, channel: 1, chunk, seq });
     await c.request("stream/completed", { run: "r", path, exit_code: 0 });

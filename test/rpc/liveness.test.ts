@@ -7,7 +7,8 @@ import type { SpoolClient } from "../../src/client/spool-client.js";
 import { loadConfig } from "../../src/config.js";
 import { watchLiveness } from "../../src/rpc/liveness.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
-import { acceptCommand, finished, processOf } from "../helpers/runners.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { finished, processOf } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 const TIMEOUT = 1_000;
@@ -247,7 +248,7 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
     const client = await ts.clientIn(project);
     runner = await startRunner();
     const runnerPid = runner.child.pid!;
-    const paths = await acceptCommand(client, client, "run-1", "echo started; sleep 30", name);
+    const paths = await proposeAndAccept(client, client, "run-1", "echo started; sleep 30", { runner: name });
     commandPid = (await processOf(client, "run-1", paths.path)).pid!;
     await eventually(async () => (await client.request("entry/get", { run: "run-1", path: paths.stdout })).bytes > 0, 10_000, "the command's output");
     expect((await client.request("entry/get", { run: "run-1", path: paths.stdout })).status).toBe(102);

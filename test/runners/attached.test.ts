@@ -5,7 +5,8 @@ import type { SpoolClient } from "../../src/client/spool-client.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
-import { acceptCommand, finished, processOf } from "../helpers/runners.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { finished, processOf } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
 type Target = { backend: string; pid?: number; container?: string };
@@ -114,7 +115,7 @@ for (const c of cases) {
 
     it("runs the accepted command: stdout and stderr apart, in order, intact, with the exit code", async () => {
       const command = "for i in 1 2 3; do echo out$i; echo err$i >&2; done; yes spool-output-line | head -c 1000000; printf '\\303\\251\\000\\377'; exit 3";
-      const paths = await acceptCommand(proposer, acceptor, "run-1", command, name);
+      const paths = await proposeAndAccept(proposer, acceptor, "run-1", command, { runner: name });
       const done = await finished(proposer, "run-1", paths);
       const expected = Buffer.concat([
         Buffer.from("out1\nout2\nout3\n"),
@@ -131,14 +132,14 @@ for (const c of cases) {
     }, 60_000);
 
     it("exit 127 for a missing command", async () => {
-      const paths = await acceptCommand(proposer, acceptor, "run-2", "no-such-command-anywhere", name);
+      const paths = await proposeAndAccept(proposer, acceptor, "run-2", "no-such-command-anywhere", { runner: name });
       const done = await finished(proposer, "run-2", paths);
       expect(done.stdout.attributes.exit_code).toBe(127);
       expect(done.stdout.status).toBe(500);
     });
 
     it("stream/cancel from a client that neither proposed nor accepted kills the process; channels end 499", async () => {
-      const paths = await acceptCommand(proposer, acceptor, "run-3", "echo started; sleep 300; echo never", name);
+      const paths = await proposeAndAccept(proposer, acceptor, "run-3", "echo started; sleep 300; echo never", { runner: name });
       const target = await processOf(proposer, "run-3", paths.path);
       await eventually(async () => (await proposer.request("entry/get", { run: "run-3", path: paths.stdout })).bytes > 0, 10_000, "output");
       expect(await c.alive(target)).toBe(true);
@@ -152,7 +153,7 @@ for (const c of cases) {
     }, 30_000);
 
     it('a runner killed mid-stream ends its channels as 499 "runner lost" after the grace', async () => {
-      const paths = await acceptCommand(proposer, acceptor, "run-4", "while true; do echo tick; sleep 0.05; done", name);
+      const paths = await proposeAndAccept(proposer, acceptor, "run-4", "while true; do echo tick; sleep 0.05; done", { runner: name });
       const target = await processOf(proposer, "run-4", paths.path);
       await eventually(async () => (await proposer.request("entry/get", { run: "run-4", path: paths.stdout })).bytes > 0, 10_000, "output");
       await runner.stop("SIGKILL");

@@ -9,7 +9,7 @@ import { projectRoot } from "../../src/runners/runner-client.js";
 import { fingerprint } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnCli, spawnRunner } from "../helpers/process.js";
-import { finished } from "../helpers/runners.js";
+import { runTool } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -163,15 +163,6 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
   const runners: RunnerProcess[] = [];
   const base = (name: string) => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "check-docker", "--name", name];
 
-  /** Proposes `command` with `tool` (optionally in `cwd`), accepts it on `runner` and waits for it to finish. */
-  async function runTool(run: string, tool: "sh" | "env", command: string, runner: string, cwd?: string) {
-    await client.request("run/create", { alias: run }).catch(() => undefined);
-    const { path } = await client.request("proposal/create", { run, tool, command, ...(cwd ? { cwd } : {}) });
-    const resolved = await client.request("run/resolve", { run, path, decision: "accept", runner });
-    const done = await finished(client, run, { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
-    return { ...done, path, out: done.out.toString(), err: done.err.toString() };
-  }
-
   beforeAll(async () => {
     ts = await startTestServer({ localRunner: false });
     root = realpathSync(tempDir("spool-mount-"));
@@ -209,7 +200,7 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
   });
 
   it("an sh command writes into the mounted project root, starting in its cwd there; the file is on the host", async () => {
-    const sh = await runTool("m1", "sh", "pwd; cat seen.txt; echo made-in-docker > ../made-by-sh.txt", "fresh", "sub");
+    const sh = await runTool(client, "m1", "sh", "pwd; cat seen.txt; echo made-in-docker > ../made-by-sh.txt", { runner: "fresh", cwd: "sub" });
     expect(sh.err).toBe("");
     expect(sh.out).toBe(`${join(root, "sub")}\nfrom the host\n`);
     expect(sh.stdout.status).toBe(200);
@@ -217,19 +208,19 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
   });
 
   it("an env command sees the root but cannot write there", async () => {
-    const env = await runTool("m2", "env", 'cat sub/seen.txt; touch made-by-env; echo "touch=$?"', "fresh");
+    const env = await runTool(client, "m2", "env", 'cat sub/seen.txt; touch made-by-env; echo "touch=$?"', { runner: "fresh" });
     expect(env.out).toBe("from the host\ntouch=1\n");
     expect(env.err).toMatch(/Read-only file system/);
     expect(existsSync(join(root, "made-by-env"))).toBe(false);
   });
 
   it("--no-mount: the container starts in the image's directory and does not see the root", async () => {
-    const sh = await runTool("m3", "sh", `pwd; ls ${root} 2>&1 >/dev/null | wc -l`, "unmounted");
+    const sh = await runTool(client, "m3", "sh", `pwd; ls ${root} 2>&1 >/dev/null | wc -l`, { runner: "unmounted" });
     expect(sh.out).toBe("/\n1\n");
   });
 
   it("the runner prints a line as each command starts and another as it ends", async () => {
-    const sh = await runTool("lines", "sh", "echo one\necho two; exit 3", "fresh");
+    const sh = await runTool(client, "lines", "sh", "echo one\necho two; exit 3", { runner: "fresh" });
     expect(sh.out).toBe("one\ntwo\n");
     const output = () => runners[0]!.output();
     const at = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ";

@@ -6,7 +6,8 @@ import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
-import { acceptCommand, finished } from "../helpers/runners.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { finished } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
 const quiet = createLogger("silent");
@@ -33,7 +34,7 @@ describe("dispatch to the embedded local runner", () => {
   it("an accept that names no runner runs on the embedded runner, in the project root", async () => {
     const a = await ts.clientIn("embedded");
     const b = await ts.clientIn("embedded");
-    const paths = await acceptCommand(a, b, "e1", "pwd; echo to-stderr >&2; exit 3");
+    const paths = await proposeAndAccept(a, b, "e1", "pwd; echo to-stderr >&2; exit 3");
     expect(paths.resolved.runner).toBe("local");
     const done = await finished(a, "e1", paths);
     expect(done.out.toString()).toBe(`${realpathSync(ts.home)}\n`);
@@ -73,7 +74,7 @@ describe("dispatch to the embedded local runner", () => {
     const c = await ts.client();
     await c.initialize("vanishing-root", { root });
     rmSync(root, { recursive: true });
-    const paths = await acceptCommand(c, c, "e4", "true");
+    const paths = await proposeAndAccept(c, c, "e4", "true");
     const done = await finished(c, "e4", paths);
     expect(done.stdout.status).toBe(499);
     expect(String(done.stdout.attributes.reason)).toMatch(/^failed to start: Cannot start the command: .*cwd/);
@@ -110,8 +111,8 @@ describe("attached runners", () => {
     agents.push(named, fallback);
     await named.start();
     await fallback.start();
-    const toNamed = await acceptCommand(a, a, "p1", "echo one", "named");
-    const toDefault = await acceptCommand(a, a, "p2", "echo two");
+    const toNamed = await proposeAndAccept(a, a, "p1", "echo one", { runner: "named" });
+    const toDefault = await proposeAndAccept(a, a, "p2", "echo two");
     expect(toNamed.resolved.runner).toBe("named");
     expect(toDefault.resolved.runner).toBe("fallback");
     expect((await finished(a, "p1", toNamed)).out.toString()).toBe("one\n");
@@ -151,7 +152,7 @@ describe("attached runners", () => {
     await agent.start();
     // About 2 MB of numbered lines, written slowly enough that the drop lands mid-stream.
     const command = "i=0; while [ $i -lt 40 ]; do seq $((i*1000)) $((i*1000+999)) | sed 's/$/ spool-resume-line/'; i=$((i+1)); sleep 0.02; done";
-    const paths = await acceptCommand(a, a, "r1", command, "flaky");
+    const paths = await proposeAndAccept(a, a, "r1", command, { runner: "flaky" });
     await eventually(async () => (await a.request("entry/get", { run: "r1", path: paths.stdout, tail: 1 })).bytes > 100_000, 10_000, "some output");
     const runnerConnection = [...ts.server.rpc.connections].find((c) => c.clientInfo?.name === "spool-runner/flaky");
     expect(runnerConnection).toBeDefined();

@@ -3,10 +3,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { commandVariables, isSensitiveName, passedVariables } from "../../src/runners/environment.js";
 import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner, spawnServe } from "../helpers/process.js";
-import { finished } from "../helpers/runners.js";
+import { runTool } from "../helpers/runners.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -45,12 +46,9 @@ function parseEnv(output: string): Record<string, string> {
 
 /** Runs `env` (printing one NAME=value a line, values without newlines) as a sh proposal and returns what it printed. */
 async function envOf(client: SpoolClient, run: string, runner?: string): Promise<Record<string, string>> {
-  await client.request("run/create", { alias: run }).catch(() => undefined);
-  const { path } = await client.request("proposal/create", { run, tool: "sh", command: "env", env: PROPOSAL_ENV });
-  const resolved = await client.request("run/resolve", { run, path, decision: "accept", ...(runner ? { runner } : {}) });
-  const done = await finished(client, run, { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
-  expect(done.stdout.status, done.err.toString()).toBe(200);
-  return parseEnv(done.out.toString());
+  const done = await runTool(client, run, "sh", "env", { env: PROPOSAL_ENV, runner });
+  expect(done.stdout.status, done.err).toBe(ENTRY.done);
+  return parseEnv(done.out);
 }
 
 function expectNoSecrets(vars: Record<string, string>): void {

@@ -3,8 +3,9 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ValueLink } from "../../src/runners/value-link.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { acceptedProducer, collect } from "../helpers/stream.js";
+import { collect } from "../helpers/stream.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -36,7 +37,7 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
   it("stores the Buffer's bytes as they are, acknowledges a repeat once, refuses a gap, and watchers get every chunk once in order", async () => {
     const { client, link } = await inProcess("values");
     const watcher = await ts.clientIn("values");
-    const { path, resolved } = await acceptedProducer(client, client, "v", "generate");
+    const { path, stdout } = await proposeAndAccept(client, client, "v", "generate", { runner: "self" });
     let sub: string | undefined;
     const seen = collect(watcher, () => sub, 2);
     sub = (await watcher.request("stream/subscribe", { run: "v", path, encoding: "base64" })).subscription;
@@ -55,7 +56,7 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
     await client.request("stream/completed", { run: "v", path, exit_code: 0 });
     await seen.finished;
 
-    const stored = await storedChunks(ts, resolved.channels[0].path);
+    const stored = await storedChunks(ts, stdout);
     expect(stored.map((c) => c.seq)).toEqual(chunks.map((_, i) => i + 1));
     expect(sha(Buffer.concat(stored.map((c) => c.data)))).toBe(sha(Buffer.concat(chunks)));
     expect(seen.chunks.filter((c) => c.channel === 1).map((c) => c.seq)).toEqual(chunks.map((_, i) => i + 1));
@@ -65,7 +66,7 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
   it("keeps the checks: a non-owner gets NOT_OWNER, bytes with an encoding or an oversized chunk are refused, and nothing is stored", async () => {
     const owner = await inProcess("checks");
     const other = await inProcess("checks");
-    const { path, resolved } = await acceptedProducer(owner.client, owner.client, "c", "check-this");
+    const { path, stdout } = await proposeAndAccept(owner.client, owner.client, "c", "check-this", { runner: "self" });
     const target = { run: "c", path, channel: 1 };
     await expect(other.link.request("stream", { ...target, seq: 1, chunk: Buffer.from("x") })).rejects.toMatchObject({ data: { code: "NOT_OWNER" } });
     await expect(owner.link.request("stream", { ...target, seq: 1, chunk: Buffer.from("x"), encoding: "base64" })).rejects.toMatchObject({
@@ -77,21 +78,21 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
     });
     // A Buffer where a method declares no bytes field is a wrong type, as over JSON.
     await expect(owner.link.request("run/get", { run: Buffer.from("c") })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    expect(await storedChunks(ts, resolved.channels[0].path)).toEqual([]);
+    expect(await storedChunks(ts, stdout)).toEqual([]);
     await owner.link.request("stream", { ...target, seq: 1, chunk: Buffer.from("ok\n") });
-    expect((await storedChunks(ts, resolved.channels[0].path)).map((c) => c.data.toString())).toEqual(["ok\n"]);
+    expect((await storedChunks(ts, stdout)).map((c) => c.data.toString())).toEqual(["ok\n"]);
   });
 
   it("calls sent as values and as text arrive in the order they were sent: a finish sent after chunks waits for them", async () => {
     const { client, link } = await inProcess("order");
-    const { path, resolved } = await acceptedProducer(client, client, "o", "order-this");
+    const { path, stdout } = await proposeAndAccept(client, client, "o", "order-this", { runner: "self" });
     const appends = Array.from({ length: 20 }, (_, i) =>
       link.request<any>("stream", { run: "o", path, channel: 1, seq: i + 1, chunk: Buffer.from(`line ${i}\n`) }),
     );
     const finished = await client.request("stream/completed", { run: "o", path, exit_code: 0 });
     expect(finished).toMatchObject({ status: 200 });
     expect((await Promise.all(appends)).map((r) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    expect((await storedChunks(ts, resolved.channels[0].path)).length).toBe(20);
+    expect((await storedChunks(ts, stdout)).length).toBe(20);
   });
 
   it("the embedded runner streams a process's binary output through it: every byte once, in order", async () => {

@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { StartError } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
-import { bwrapCommand, PROBE_COMMAND } from "../../src/runners/sandbox.js";
 import { SshBackend } from "../../src/runners/ssh.js";
-import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRunnerFlags } from "../helpers/infra.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
-import { finished } from "../helpers/runners.js";
+import { finished, runTool } from "../helpers/runners.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -21,38 +21,6 @@ import { eventually, startTestServer, type TestServer, tempDir } from "../helper
  * a sandbox says so and is refused such work. Every test checks the file
  * system afterwards.
  */
-
-/** Why bubblewrap cannot sandbox here, or null when it can (scripts/test-infra.sh installs it). */
-function bwrapMissing(): string | null {
-  const probe = spawnSync("bwrap", bwrapCommand("/", PROBE_COMMAND), { encoding: "utf8" });
-  if (probe.error) return `bwrap is not installed (${probe.error.message}); run scripts/test-infra.sh up`;
-  if (probe.status !== 0) return `bwrap cannot build its sandbox here: ${probe.stderr.trim()}`;
-  return null;
-}
-
-/** A describe block that needs bubblewrap on this machine: skipped with the reason without it, failed under SPOOL_TEST_INFRA=required. */
-function describeWithBwrap(name: string, body: () => void): void {
-  const missing = bwrapMissing();
-  if (missing && infraRequired) {
-    describe(name, () =>
-      it("needs bubblewrap", () => {
-        throw new Error(`SPOOL_TEST_INFRA=required but bubblewrap is missing: ${missing}`);
-      }),
-    );
-  } else if (missing) {
-    console.warn(`skipping "${name}": ${missing}`);
-    describe.skip(name, body);
-  } else describe(name, body);
-}
-
-/** Proposes `command` with `tool`, accepts it (on `runner`, else the default one) and waits for it to finish. */
-async function runTool(client: SpoolClient, run: string, tool: "sh" | "env", command: string, runner?: string, sandbox?: "full") {
-  await client.request("run/create", { alias: run }).catch(() => undefined);
-  const { path } = await client.request("proposal/create", { run, tool, command, ...(sandbox ? { sandbox } : {}) });
-  const resolved = await client.request("run/resolve", { run, path, decision: "accept", ...(runner ? { runner } : {}) });
-  const done = await finished(client, run, { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
-  return { ...done, path, out: done.out.toString(), err: done.err.toString() };
-}
 
 /** Expects the proposal to be refused at accept (NO_RUNNER, nothing started) and to stay pending. */
 async function expectRefused(client: SpoolClient, run: string, command: string, runner?: string) {
@@ -217,7 +185,7 @@ describe("a local runner without a sandbox says so, and read-only work is refuse
     expect(error.message).toMatch(/cannot run this command in the workspace-write sandbox.*"sandbox": "full"/);
     expect((await client.request("entry/get", { run: "n-ww", path })).status).toBe(202);
     expect(existsSync(join(root, "refused-probe"))).toBe(false);
-    const sh = await runTool(client, "n-sh", "sh", "echo still-works", "no-bwrap", "full");
+    const sh = await runTool(client, "n-sh", "sh", "echo still-works", { runner: "no-bwrap", sandbox: "full" });
     expect(sh.out).toBe("still-works\n");
     expect(sh.log.attributes).toMatchObject({ sandbox: "full", readOnly: false });
   });
@@ -328,16 +296,16 @@ describeWithInfra("docker", "read-only on Docker (spool runner processes)", () =
   it("a fresh container: touch anywhere fails (root, /tmp, /dev), no network even with --network host; sh still writes", async () => {
     const client = await ts.clientIn("ro-docker");
     const command = `touch /probe; echo "root=$?"; touch /tmp/probe; echo "tmp=$?"; touch /dev/probe; echo "dev=$?"; echo x > /dev/null; echo "null=$?"; ip link 2>/dev/null | grep -c "^[0-9]"`;
-    const env = await runTool(client, "d1", "env", command, "fresh");
+    const env = await runTool(client, "d1", "env", command, { runner: "fresh" });
     expect(env.out).toBe("root=1\ntmp=1\ndev=1\nnull=0\n1\n");
     expect(env.err).toMatch(/Read-only file system/);
-    const sh = await runTool(client, "d1", "sh", "touch /probe && ls /probe", "fresh", "full");
+    const sh = await runTool(client, "d1", "sh", "touch /probe && ls /probe", { runner: "fresh", sandbox: "full" });
     expect(sh.out).toBe("/probe\n");
   });
 
   it("exec in a read-only container: touch fails and leaves no file; a writable container is refused", async () => {
     const client = await ts.clientIn("ro-docker");
-    const env = await runTool(client, "d2", "env", "touch /probe", "exec-ro");
+    const env = await runTool(client, "d2", "env", "touch /probe", { runner: "exec-ro" });
     expect(env.stdout.status).toBe(500);
     expect(env.err).toMatch(/Read-only file system/);
     expect(spawnSync("docker", ["exec", ro, "ls", "/probe"]).status).not.toBe(0);
@@ -394,12 +362,12 @@ describeWithInfra("ssh", "read-only over SSH (bubblewrap on the remote host)", (
       ["remote", "bwrap", true],
       ["remote-off", "none", false],
     ]);
-    const env = await runTool(client, "s1", "env", `touch ${probe}; echo "tmp=$?"; touch ~/probe; echo "home=$?"`, "remote");
+    const env = await runTool(client, "s1", "env", `touch ${probe}; echo "tmp=$?"; touch ~/probe; echo "home=$?"`, { runner: "remote" });
     expect(env.out).toBe("tmp=1\nhome=1\n");
     expect(existsSync(probe)).toBe(false);
     await expectRefused(client, "s2", `touch ${probe}`, "remote-off");
     expect(existsSync(probe)).toBe(false);
-    const sh = await runTool(client, "s3", "sh", `touch ${probe} && echo made`, "remote", "full");
+    const sh = await runTool(client, "s3", "sh", `touch ${probe} && echo made`, { runner: "remote", sandbox: "full" });
     expect(sh.out).toBe("made\n");
     expect(existsSync(probe)).toBe(true);
   });

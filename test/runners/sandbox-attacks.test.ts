@@ -8,7 +8,8 @@ import { createMemoryTransportPair } from "../../src/rpc/transport.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { type ServeProcess, spawnServe } from "../helpers/process.js";
-import { describeWithBwrap, runTool } from "../helpers/sandbox.js";
+import { runTool } from "../helpers/runners.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**

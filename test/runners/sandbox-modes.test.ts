@@ -9,8 +9,8 @@ import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
-import { finished } from "../helpers/runners.js";
-import { describeWithBwrap, runTool } from "../helpers/sandbox.js";
+import { finished, runTool } from "../helpers/runners.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**

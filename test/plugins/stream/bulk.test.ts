@@ -1,8 +1,9 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { proposeAndAccept } from "../../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
-import { acceptedProducer, collect, streamBuffer } from "../../helpers/stream.js";
+import { collect, streamBuffer } from "../../helpers/stream.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -15,7 +16,7 @@ describe("bulk and binary streams over WebSocket", () => {
 
   it("a 100 MB stream is stored byte for byte, and tail/slice reads come from the counters", async () => {
     const c = await ts.clientIn("bulk");
-    const { path, resolved } = await acceptedProducer(c, c, "big", "generate");
+    const { path, stdout } = await proposeAndAccept(c, c, "big", "generate", { runner: "self" });
     // Lines of 100 bytes, so line slices are checkable by arithmetic.
     const line = (i: number) => `${String(i).padStart(8, "0")} ${"x".repeat(90)}\n`;
     const lines = 1_048_576;
@@ -25,7 +26,7 @@ describe("bulk and binary streams over WebSocket", () => {
     expect(lastSeq).toBe(1600);
     await c.request("stream/completed", { run: "big", path, exit_code: 0 });
 
-    const entryPath = resolved.channels[0].path;
+    const entryPath = stdout;
     const db = ts.server.store.db;
     const row = await db.selectFrom("entries").select(["id", "bytes", "newlines", "last_seq"]).where("path", "=", entryPath).executeTakeFirstOrThrow();
     expect(row).toMatchObject({ bytes: data.length, newlines: lines, last_seq: 1600 });
@@ -47,7 +48,7 @@ describe("bulk and binary streams over WebSocket", () => {
   it("binary bytes round-trip through stream, entry/get and watchers in base64", async () => {
     const c = await ts.clientIn("bin");
     const w = await ts.clientIn("bin");
-    const { path, resolved } = await acceptedProducer(c, c, "bin", "cat /dev/urandom");
+    const { path, stdout } = await proposeAndAccept(c, c, "bin", "cat /dev/urandom", { runner: "self" });
     const data = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(200_000)]);
     let sub: string | undefined;
     const seen = collect(w, () => sub, 2);
@@ -57,13 +58,13 @@ describe("bulk and binary streams over WebSocket", () => {
     await c.request("stream/completed", { run: "bin", path, exit_code: 0 });
     await seen.finished;
     expect(sha(seen.bytes(1))).toBe(sha(data));
-    const stored = await c.request("entry/get", { run: "bin", path: resolved.channels[0].path, encoding: "base64" });
+    const stored = await c.request("entry/get", { run: "bin", path: stdout, encoding: "base64" });
     expect(sha(Buffer.from(stored.body, "base64"))).toBe(sha(data));
   });
 
   it("several watchers get identical bytes in identical order, live and replayed", async () => {
     const c = await ts.clientIn("many");
-    const { path } = await acceptedProducer(c, c, "many", "seq 1 100000");
+    const { path } = await proposeAndAccept(c, c, "many", "seq 1 100000", { runner: "self" });
     const data = Buffer.from(Array.from({ length: 100_000 }, (_, i) => `${i}\n`).join(""));
     const half = data.length >> 1;
     await streamBuffer(c, { run: "many", path, channel: 1 }, data.subarray(0, half), { chunkSize: 1000, encoding: "utf8" });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../../src/client/spool-client.js";
+import { proposeAndAccept } from "../../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
-import { acceptedProducer } from "../../helpers/stream.js";
 
 describe("stream and proposal errors change nothing", () => {
   let ts: TestServer;
@@ -12,7 +12,7 @@ describe("stream and proposal errors change nothing", () => {
   beforeAll(async () => {
     ts = await startTestServer({ limits: { maxChunkBytes: 1024, maxSubscriptionsPerConnection: 2 } });
     c = await ts.clientIn("errs");
-    ({ path } = await acceptedProducer(c, c, "s", "cat"));
+    ({ path } = await proposeAndAccept(c, c, "s", "cat", { runner: "self" }));
     await c.request("stream", { run: "s", path, channel: 1, chunk: "a", seq: 1 });
   });
   afterAll(() => ts.stop());

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { proposeAndAccept } from "../../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
-import { acceptedProducer, collect } from "../../helpers/stream.js";
+import { collect } from "../../helpers/stream.js";
 
 describe("a producer's lifecycle across four WebSocket clients", () => {
   let ts: TestServer;
@@ -132,7 +133,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     const proposer = await ts.clientIn("cancel");
     const producer = await ts.clientIn("cancel");
     const bystander = await ts.clientIn("cancel");
-    const { path } = await acceptedProducer(proposer, producer, "c1", "sleep 100");
+    const { path } = await proposeAndAccept(proposer, producer, "c1", "sleep 100", { runner: "self" });
     await producer.request("stream", { run: "c1", path, channel: 1, chunk: "tick\n", seq: 1 });
     const told = Promise.all([proposer, producer].map((c) => c.next("stream/cancelled", (p) => p.path === path)));
     const result = await bystander.request("stream/cancel", { run: "c1", path, reason: "taking too long" });
@@ -154,7 +155,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
       ["e1", { exit_code: 3 }, { exit_code: 3, signal: null }],
       ["e2", { signal: "SIGKILL" }, { exit_code: null, signal: "SIGKILL" }],
     ] as const) {
-      const { path } = await acceptedProducer(a, a, run, "false");
+      const { path } = await proposeAndAccept(a, a, run, "false", { runner: "self" });
       const r = await a.request("stream/completed", { run, path, ...finish });
       expect(r.status).toBe(500);
       const ch = await a.request("entry/get", { run, path: "sh://turn_1/false_2" });
@@ -165,7 +166,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
 
   it("stream/aborted ends channels 499 with the reason", async () => {
     const a = await ts.clientIn("abort");
-    const { path } = await acceptedProducer(a, a, "a1", "sleep 5");
+    const { path } = await proposeAndAccept(a, a, "a1", "sleep 5", { runner: "self" });
     const r = await a.request("stream/aborted", { run: "a1", path, reason: "timed out", duration: 5000 });
     expect(r).toMatchObject({ status: 499, changed: true });
     const log = await a.request("entry/get", { run: "a1", path });

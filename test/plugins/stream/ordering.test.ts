@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { proposeAndAccept } from "../../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
-import { acceptedProducer } from "../../helpers/stream.js";
 
 describe("ordering of stream calls on one connection", () => {
   let ts: TestServer;
@@ -11,7 +11,7 @@ describe("ordering of stream calls on one connection", () => {
 
   it("appends to one channel apply in arrival order, two channels side by side, and a finish waits for both", async () => {
     const c = await ts.clientIn("ordering");
-    const { path } = await acceptedProducer(c, c, "o", "two channels");
+    const { path } = await proposeAndAccept(c, c, "o", "two channels", { runner: "self" });
     // Nothing is awaited until the end: the server alone keeps the order.
     const calls: Promise<unknown>[] = [];
     for (let i = 1; i <= 20; i++) {

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../../src/client/spool-client.js";
 import { type App, definePlugin } from "../../../src/plugins/plugin.js";
 import { createMemoryTransportPair } from "../../../src/rpc/transport.js";
+import { proposeAndAccept } from "../../helpers/proposals.js";
 import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
-import { acceptedProducer, collect } from "../../helpers/stream.js";
+import { collect } from "../../helpers/stream.js";
 
 describe("watchers", () => {
   let ts: TestServer;
@@ -17,7 +18,7 @@ describe("watchers", () => {
 
   it("a watcher that disconnects is removed, and the producer carries on", async () => {
     const c = await ts.clientIn("gone");
-    const { path } = await acceptedProducer(c, c, "gone", "yes");
+    const { path } = await proposeAndAccept(c, c, "gone", "yes", { runner: "self" });
     const w = await ts.clientIn("gone");
     const { subscription } = await w.request("stream/subscribe", { run: "gone", path });
     expect(streams.hub.get(subscription)).toBeDefined();
@@ -28,7 +29,7 @@ describe("watchers", () => {
 
   it("a slow watcher is told it lagged and dropped, never slowing the producer; it resubscribes from its last seq", async () => {
     const c = await ts.clientIn("slow");
-    const { path } = await acceptedProducer(c, c, "slow", "yes");
+    const { path } = await proposeAndAccept(c, c, "slow", "yes", { runner: "self" });
     // A connection whose socket reports a full send buffer, as a stuck client's would.
     const [serverSide, clientSide] = createMemoryTransportPair();
     let backlog = 0;
@@ -67,8 +68,8 @@ describe("restart", () => {
     const c = await first.clientIn("restart");
     await c.request("run/create", { alias: "r" });
     const { path: pending } = await c.request("proposal/create", { run: "r", tool: "sh", command: "wait for me" });
-    const { path: silent } = await acceptedProducer(c, c, "r", "silent one");
-    const { path: resumes, resolved } = await acceptedProducer(c, c, "r", "resumes");
+    const { path: silent } = await proposeAndAccept(c, c, "r", "silent one", { runner: "self" });
+    const { path: resumes, resolved } = await proposeAndAccept(c, c, "r", "resumes", { runner: "self" });
     await c.request("stream", { run: "r", path: silent, channel: 1, chunk: "before\n", seq: 1 });
     await c.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 });
     await first.server.stop();
