@@ -9,7 +9,8 @@
  *
  * The rewrite is done only where it cannot change what the command does: a list of simple commands joined by
  * `;`, newlines, `&&` or `||`, made of plain words, quoted strings without expansions, and redirections; none of
- * them a shell keyword, `trap`, `.`, `source`, `eval` or `exec` (the shell could have an EXIT trap left to run).
+ * them a shell keyword, `trap`, `.`, `source`, `eval` or `exec` (the shell could have an EXIT trap left to run), nor
+ * a `set -x` or `-v` (the shell would trace what is added).
  * The last one, LAST, whose first word is NAME, becomes (on one line)
  *
  *     if [the shell finds NAME as a path to a regular, executable file (`command -v`, `[ -f ]`, `[ -x ]`)]
@@ -137,6 +138,8 @@ export function shellScript(command: string): string {
       continue;
     }
     if (first.kind !== "word" || RESERVED.has(first.text) || SHELL_CODE.has(first.text)) return command;
+    // Under set -x or -v the shell would print the added test to stderr.
+    if (first.text === "set" && simple.some((token, i) => i > 0 && /^(?:[-+][A-Za-z]*[xv]|xtrace|verbose)$/.test(token.text))) return command;
   }
   let last = commands.length - 1;
   while (last >= 0 && commands[last]!.length === 0) last--;

@@ -18,6 +18,7 @@ describe("shellScript", () => {
     expect(shellScript("set -e\nexport A=1 B='x y'\n\nnode \"app.js\" < in")).toBe(`set -e\nexport A=1 B='x y'\n\n${execLine('node "app.js" < in')}`);
     expect(shellScript("cd sub &&\n  'my tool' --x")).toBe(`cd sub &&\n  ${execLine("'my tool' --x", "'my tool'")}`);
     expect(shellScript("echo hi")).toBe(execLine("echo hi"));
+    expect(shellScript("set -eu -o pipefail; python3")).toBe(`set -eu -o pipefail; ${execLine("python3")}`);
   });
 
   it("leaves alone what it cannot rewrite without changing it", () => {
@@ -56,6 +57,9 @@ describe("shellScript", () => {
       "python3 >",
       "time python3",
       "python3 é",
+      "set -ex; python3",
+      "set -o xtrace\npython3",
+      "set +v; python3",
     ]) {
       expect(shellScript(command), command).toBe(command);
     }
