@@ -1,8 +1,8 @@
 import type { z } from "zod";
+import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import type { ConnectionContext } from "./connection-context.js";
 
-/** Access a method needs: `none` works before `initialize` (ping, discovery). */
-export type MethodAccess = "none" | "initialized";
+export type { MethodAccess } from "../protocol/define.js";
 
 export interface MethodContext extends ConnectionContext {
   /** Aborted when the connection closes or the server shuts down. */
@@ -16,12 +16,9 @@ export interface MethodContext extends ConnectionContext {
   bytes?: Buffer;
 }
 
-export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, C extends MethodContext = MethodContext> {
-  name: string;
-  description: string;
-  params: P;
-  result: R;
-  access?: MethodAccess;
+/** A method as the server runs it: the protocol's request descriptor (name, description, params, result, access) and how to run it. */
+export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, C extends MethodContext = MethodContext>
+  extends RequestDescriptor<string, P, R> {
   /**
    * Ordered calls run in arrival order per connection. `true` orders the call
    * against every other ordered call of the connection; a function gives it
@@ -48,15 +45,8 @@ export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.Z
   handler: (params: z.output<P>, ctx: C) => Promise<z.input<R>> | z.input<R>;
 }
 
-export interface NotificationDefinition<P extends z.ZodType = z.ZodType> {
-  name: string;
-  description: string;
-  params: P;
-  /** `server` notifications go server → client; `client` ones are sent by clients. */
-  direction: "server" | "client";
-  /** Set for a server → client *request*: the reply the client must send. */
-  reply?: z.ZodType;
-}
+/** A notification as the registry keeps it: the protocol's descriptor (src/protocol/notifications.ts for the built-in ones). */
+export type NotificationDefinition<P extends z.ZodType = z.ZodType> = NotificationDescriptor<string, P>;
 
 /** Separates the levels of an order key: `run\u0000path` is the producer, `run\u0000path\u0001channel` one channel. */
 export const ORDER_SEP = "\u0001";
