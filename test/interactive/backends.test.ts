@@ -184,7 +184,7 @@ for (const c of cases) {
       const { out, log } = await ended(client, "tty", p.path, p.stdout);
       expect(out.body).toMatch(/^ready\r\n\r\n123\r\n$/);
       expect(log.attributes.tty).toEqual({ cols: 123, rows: 40 });
-      const stderr = await client.request("entry/get", { run: "tty", path: p.resolved.channels[1].path });
+      const stderr = await client.request("entry/get", { run: "tty", path: p.stderr });
       expect(stderr.bytes).toBe(0);
       const view = await client.request("entry/get", { run: "tty", path: p.stdout, view: "model" });
       expect(view.body).toBe("ready\n\n123\n");
