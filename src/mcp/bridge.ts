@@ -15,8 +15,9 @@ import {
   UnsubscribeRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import type { ResultOf, SpoolNotifications } from "../client/api.js";
 import { ConnectionClosedError, SpoolClient, SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
+import type { ResultOf } from "../protocol/methods/index.js";
+import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, escapeControl, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import { KEY_NAMES, keyBytes, newestLines, STATUS, statusWord } from "./text.js";
 

@@ -1,5 +1,5 @@
-import type { ParamsOf } from "../../src/client/api.js";
 import { type SpoolClient, SpoolRpcError } from "../../src/client/spool-client.js";
+import type { ParamsOf } from "../../src/protocol/methods/index.js";
 
 /** Creates run `alias` unless the project already has it (a CONFLICT); any other error fails the test. */
 export async function ensureRun(client: SpoolClient, alias: string): Promise<void> {
