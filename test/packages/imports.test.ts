@@ -135,9 +135,9 @@ client.close();
     expect(out).toBe("ping true\nproject consumer 1.0\nrun from-js 200\nerror true NOT_FOUND\n");
   });
 
-  it("spool/protocol: a typed producer view and the statuses in plain Node, type-checked by tsc, and bundled for a browser without Node built-ins", async () => {
-    const program = `import { ENTRY, STATUS, producerView, entryStatusWord } from "spool/protocol";
-import type { Producer } from "spool/protocol";
+  it("spool/protocol: a typed producer view, the statuses and the request descriptors in plain Node, type-checked by tsc, and bundled for a browser without Node built-ins", async () => {
+    const program = `import { ENTRY, STATUS, methods, producerView, entryStatusWord } from "spool/protocol";
+import type { ParamsOf, Producer } from "spool/protocol";
 
 const producer: Producer = producerView({
   path: "log://turn_1/sh/ls",
@@ -147,6 +147,8 @@ const producer: Producer = producerView({
 });
 const exit: number | null = producer.exitCode;
 console.log(producer.state, exit, producer.durationMs, producer.runner, entryStatusWord(ENTRY.failed), STATUS.run.waiting);
+const params: ParamsOf<"run/create"> = { alias: "scratch", mode: "ask" };
+console.log(methods["run/create"].params.safeParse(params).success, methods["run/create"].params.safeParse({ ...params, bogus: 1 }).success);
 `;
     writeFileSync(join(dir, "protocol.ts"), program);
     // What a TypeScript project would check: the package's exports map and its declarations, no paths into src/.
@@ -171,14 +173,15 @@ console.log(producer.state, exit, producer.durationMs, producer.runner, entrySta
     writeFileSync(
       join(dir, "protocol.mjs"),
       program
-        .replace('import type { Producer } from "spool/protocol";\n', "")
+        .replace('import type { ParamsOf, Producer } from "spool/protocol";\n', "")
+        .replace('const params: ParamsOf<"run/create"> =', "const params =")
         .replace("const producer: Producer =", "const producer =")
         .replace("const exit: number | null =", "const exit ="),
     );
-    expect(await node(dir, "protocol.mjs")).toBe("failed 2 40 local failed 202\n");
+    expect(await node(dir, "protocol.mjs")).toBe("failed 2 40 local failed 202\ntrue false\n");
     // A browser bundle: esbuild refuses any node: import or Node built-in on the browser platform, so a build that succeeds has none.
     const bundle = await build({
-      stdin: { contents: "import { producerView, STATUS } from 'spool/protocol';\nconsole.log(producerView, STATUS);", resolveDir: dir, loader: "js" },
+      stdin: { contents: "import { methods, producerView, STATUS } from 'spool/protocol';\nconsole.log(producerView, STATUS, methods['run/create'].params.safeParse({}).success);", resolveDir: dir, loader: "js" },
       absWorkingDir: dir,
       bundle: true,
       platform: "browser",
