@@ -6,6 +6,7 @@ import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { factLines, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { type AcpProcess, agentText, initialize, spawnAcp } from "./harness.js";
@@ -171,7 +172,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     // The editor answers anyway, late: nothing changes and nothing is reported.
     ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
     expect(await prompt).toEqual({ stopReason: "end_turn" });
-    expect((await phone.call("entry/get", { run, path: proposals[0]!.path })).status).toBe(403);
+    expect((await phone.call("entry/get", { run, path: proposals[0]!.path })).status).toBe(ENTRY.rejected);
     await phone.call("ping", {});
     expect(acp.stderr()).toBe("");
   });
@@ -217,7 +218,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     // Only a proposal that names no runner says which one a decision would pick.
     expect(call.rawInput).not.toHaveProperty("defaultRunner");
     ask.answer({ outcome: { outcome: "selected", optionId: "reject_once" } });
-    await eventually(async () => (await phone.call("entry/get", { run, path })).status === 403, 20_000, "the rejection");
+    await eventually(async () => (await phone.call("entry/get", { run, path })).status === ENTRY.rejected, 20_000, "the rejection");
     expect(acp.stderr()).toBe("");
   });
 
@@ -243,7 +244,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     await acp.connection.agent.notify("session/cancel", { sessionId });
     expect(await prompt).toEqual({ stopReason: "cancelled" });
     await eventually(() => !alive(pid), 10_000, "the command's process to be gone");
-    expect((await watcher.call("run/get", { run })).run.status).toBe(499);
+    expect((await watcher.call("run/get", { run })).run.status).toBe(RUN.aborted);
     const last = await acp.update((u) => isUpdateOf("call_long")(u) && u.status === "failed");
     expect(meta(last).terminal_exit).toMatchObject({ terminal_id: "call_long" });
   });
@@ -264,7 +265,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     await first.stop("SIGKILL");
 
     const watcher = await spool("watcher");
-    expect((await watcher.call("run/get", { run })).run.status).toBe(202);
+    expect((await watcher.call("run/get", { run })).run.status).toBe(RUN.waiting);
     const second = start();
     await initialize(second, { name: "zed" });
     const { sessions } = await second.connection.agent.request("session/list", { cwd: project });
@@ -286,7 +287,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     expect(ask.params.toolCall).toMatchObject({ toolCallId: "call_wait", title: "echo after-restart" });
     ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
     await second.update((u) => isUpdateOf("call_wait")(u) && u.status === "completed");
-    await eventually(async () => (await watcher.call("run/get", { run })).run.status === 200, 20_000, "the run to finish");
+    await eventually(async () => (await watcher.call("run/get", { run })).run.status === RUN.done, 20_000, "the run to finish");
     expect(toolResult(model.requests.at(-1)!, "call_wait")).toContain("after-restart");
   });
 
@@ -304,7 +305,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
       code: -32002,
     });
     const watcher = await spool("watcher");
-    expect((await watcher.call("run/get", { run: sessionId.split("/")[1]! })).run.status).toBe(500);
+    expect((await watcher.call("run/get", { run: sessionId.split("/")[1]! })).run.status).toBe(RUN.failed);
     // Resuming brings it back without a replay.
     const from = acp.events.length;
     await acp.connection.agent.request("session/resume", { sessionId, cwd: project });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { spawnServe } from "../helpers/process.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -179,8 +180,8 @@ describe("spool acp tells the editor what happened, once and in order", () => {
     pids.push(pid);
     await acp.connection.agent.request("session/close", { sessionId });
     expect(await prompt).toEqual({ stopReason: "cancelled" });
-    expect((await watcher.call("run/get", { run })).run.status).toBe(499);
-    expect((await watcher.call("entry/get", { run, path })).attributes.status).toBe(499);
+    expect((await watcher.call("run/get", { run })).run.status).toBe(RUN.aborted);
+    expect((await watcher.call("entry/get", { run, path })).attributes.status).toBe(ENTRY.cancelled);
     await eventually(() => !alive(pid), 10_000, "the command's process to be gone");
   });
 
@@ -199,8 +200,8 @@ describe("spool acp tells the editor what happened, once and in order", () => {
     const { proposals } = await watcher.call("proposal/list", { run });
     expect(proposals).toEqual([]);
     const { entries } = await watcher.call("entry/list", { run, pattern: "log://*" });
-    expect(entries.map((e) => e.status)).toEqual([403]);
-    expect((await watcher.call("run/get", { run })).run.status).toBe(499);
+    expect(entries.map((e) => e.status)).toEqual([ENTRY.rejected]);
+    expect((await watcher.call("run/get", { run })).run.status).toBe(RUN.aborted);
   });
 
   it("a permission request the editor answers cancelled on its own rejects that proposal, and the turn goes on", async () => {
@@ -247,7 +248,7 @@ describe("spool acp and SIGINT from the terminal its editor runs in", () => {
       await new Promise((resolve) => setTimeout(resolve, 1));
       await acp.connection.agent.notify("session/cancel", { sessionId });
       expect(await prompt).toEqual({ stopReason: "cancelled" });
-      expect((await watcher.call("entry/get", { run, path: command.path })).attributes.status).toBe(499);
+      expect((await watcher.call("entry/get", { run, path: command.path })).attributes.status).toBe(ENTRY.cancelled);
       await eventually(() => !alive(pid), 10_000, "the command's process to be gone");
 
       acp.child.kill("SIGINT");
@@ -342,7 +343,7 @@ describe("spool acp when its Spool server restarts mid-command", () => {
       const last = (await acp.update((u) => isUpdateOf("call_lost")(u) && isFinal(u), 0, 30_000)) as ToolUpdate;
       expect(last.status).toBe("failed");
       const raw = last.rawOutput as { status: number; reason: string | null; log: string };
-      expect(raw).toMatchObject({ status: 499, log: command.path });
+      expect(raw).toMatchObject({ status: ENTRY.cancelled, log: command.path });
       expect(raw.reason).toEqual(expect.stringMatching(/./));
       if (terminal) expect(last._meta).toMatchObject({ terminal_exit: { terminal_id: "call_lost" } });
       else expect(textOf(last)).toContain(`started\n\`\`\`\ncancelled: ${raw.reason}`);

@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -130,14 +131,14 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     const notice = await byRule;
     expect(notice).toMatchObject({ path: again.path, decision: "accept", resolver: { kind: "rule", rule: accepted.rule, client: "editor" } });
     expect(notice.resolvedBy).toContain(`rule #${accepted.rule}`);
-    expect((await a.request("entry/get", { run: "rules", path: again.path })).status).toBe(200);
+    expect((await a.request("entry/get", { run: "rules", path: again.path })).status).toBe(ENTRY.done);
 
     // Another env, another cwd, another tool: each one waits for a person.
     const otherEnv = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { A: "1" } });
     const otherCwd = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo same", cwd: "sub", env: { A: "1", B: "2" } });
     const otherTool = await a.request("proposal/create", { run: "rules", tool: "env", command: "echo same", env: { A: "1", B: "2" } });
     for (const { path } of [otherEnv, otherCwd, otherTool]) {
-      expect((await a.request("entry/get", { run: "rules", path })).status).toBe(202);
+      expect((await a.request("entry/get", { run: "rules", path })).status).toBe(ENTRY.proposed);
     }
     await eventually(() => proposals.length === 3);
     expect(proposals).toEqual([otherEnv.path, otherCwd.path, otherTool.path]);
@@ -145,7 +146,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     // Rules belong to their run.
     await a.request("run/create", { alias: "rules-other" });
     const elsewhere = await a.request("proposal/create", { run: "rules-other", tool: "sh", command: "echo same", env: { A: "1", B: "2" } });
-    expect((await a.request("entry/get", { run: "rules-other", path: elsewhere.path })).status).toBe(202);
+    expect((await a.request("entry/get", { run: "rules-other", path: elsewhere.path })).status).toBe(ENTRY.proposed);
   });
 
   it("always with reject is refused and changes nothing", async () => {
@@ -158,10 +159,10 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     await expect(a.request("run/resolve", { run: "bad-always", path, decision: "accept", always: "yes" })).rejects.toMatchObject({
       data: { code: "INVALID_PARAMS" },
     });
-    expect((await a.request("entry/get", { run: "bad-always", path })).status).toBe(202);
+    expect((await a.request("entry/get", { run: "bad-always", path })).status).toBe(ENTRY.proposed);
     // No rule was stored: the same command proposed again still waits.
     const again = await a.request("proposal/create", { run: "bad-always", tool: "sh", command: "echo x" });
-    expect((await a.request("entry/get", { run: "bad-always", path: again.path })).status).toBe(202);
+    expect((await a.request("entry/get", { run: "bad-always", path: again.path })).status).toBe(ENTRY.proposed);
   });
 
   it("a model's proposal matching a rule runs without asking, and the model gets its output", async () => {
@@ -195,7 +196,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     expect(messages[0]).toMatchObject({ loop: 1, text: "What does it do?\nsecond line", note: false, toolCalls: [] });
     expect(messages[1]).toMatchObject({
       text: "Looking. ",
-      toolCalls: [{ id: "call_hist", tool: "sh", arguments: { command: "echo hist; exit 4" }, status: 500, exitCode: 4 }],
+      toolCalls: [{ id: "call_hist", tool: "sh", arguments: { command: "echo hist; exit 4" }, status: ENTRY.failed, exitCode: 4 }],
     });
     expect(messages[1].toolCalls[0].path).toMatch(/^log:\/\/turn_1\/sh\//);
     expect(messages[2]).toMatchObject({ toolCallId: "call_hist" });
@@ -237,7 +238,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     const { client: a } = await named(ts, "editor");
     await a.request("run/create", { alias: "switch" });
     await expect(a.request("run/prompt", { run: "switch", prompt: "x", model: "nope" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    expect((await a.request("run/get", { run: "switch" })).run).toMatchObject({ model: null, status: 200 });
+    expect((await a.request("run/get", { run: "switch" })).run).toMatchObject({ model: null, status: RUN.done });
     model.reply({ text: "switched" });
     const reply = await a.request("run/prompt", { run: "switch", prompt: "x", model: "test" });
     expect(reply).toMatchObject({ loop: 1, run: { model: "test" } });
@@ -277,7 +278,7 @@ describe("rules across a restart", () => {
       try {
         const { client: b } = await named(second, "other", "restart-rules");
         const again = await b.request("proposal/create", { run: "kept", tool: "sh", command: "echo kept" });
-        expect((await b.request("entry/get", { run: "kept", path: again.path })).status).toBe(200);
+        expect((await b.request("entry/get", { run: "kept", path: again.path })).status).toBe(ENTRY.done);
       } finally {
         await second.stop();
       }

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -69,19 +70,19 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     expect(result).not.toContain("\u001b[");
     expect(result).toContain("oops");
     const after = await a.request("run/get", { run: "r1" });
-    expect(after.run.status).toBe(200);
+    expect(after.run.status).toBe(RUN.done);
     await eventually(() => states.at(-1)?.event === "idle");
     expect(states).toEqual([
-      { status: 200, event: "created" },
-      { status: 100, event: "prompt queued" },
-      { status: 102, event: "loop started" },
-      { status: 102, event: "model replied" },
-      { status: 202, event: "waiting on a proposal", tool: "sh" },
-      { status: 102, event: "tool call", tool: "sh" },
-      { status: 102, event: "model replied" },
-      { status: 102, event: "tool call", tool: "done" },
-      { status: 102, event: "loop finished" },
-      { status: 200, event: "idle" },
+      { status: RUN.done, event: "created" },
+      { status: RUN.queued, event: "prompt queued" },
+      { status: RUN.running, event: "loop started" },
+      { status: RUN.running, event: "model replied" },
+      { status: RUN.waiting, event: "waiting on a proposal", tool: "sh" },
+      { status: RUN.running, event: "tool call", tool: "sh" },
+      { status: RUN.running, event: "model replied" },
+      { status: RUN.running, event: "tool call", tool: "done" },
+      { status: RUN.running, event: "loop finished" },
+      { status: RUN.done, event: "idle" },
     ]);
   });
 
@@ -109,7 +110,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     await eventually(async () => Boolean((pid = (await a.request("entry/get", { run: "r3", path: notice.path })).attributes.process?.pid)));
     await eventually(async () => (await a.request("entry/get", { run: "r3", path: channels[0].path })).bytes > 0);
     const aborted = await a.request("run/abort", { run: "r3", reason: "enough" });
-    expect(aborted.run.status).toBe(499);
+    expect(aborted.run.status).toBe(RUN.aborted);
     expect(aborted.cancelled).toEqual([notice.path]);
     await eventually(
       () => {
@@ -123,7 +124,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
       5_000,
       "the process to be killed",
     );
-    expect((await a.request("entry/get", { run: "r3", path: channels[0].path })).status).toBe(499);
+    expect((await a.request("entry/get", { run: "r3", path: channels[0].path })).status).toBe(ENTRY.cancelled);
     await expect(a.request("run/abort", { run: "r3" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
     expect(model.requests).toHaveLength(1); // the model is not called again
   });
@@ -138,9 +139,9 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const aborted = await a.request("run/abort", { run: "r3b" });
     expect(aborted).toMatchObject({ rejected: [notice.path], cancelled: [] });
     const log = await a.request("entry/get", { run: "r3b", path: notice.path });
-    expect(log.status).toBe(403);
+    expect(log.status).toBe(ENTRY.rejected);
     await expect(a.request("run/resolve", { run: "r3b", path: notice.path, decision: "accept" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
-    expect((await a.request("run/get", { run: "r3b" })).run.status).toBe(499);
+    expect((await a.request("run/get", { run: "r3b" })).run.status).toBe(RUN.aborted);
   });
 
   it("a 20 MB output reaches the model cut to a head and a tail with a note; clients still read every byte", async () => {
@@ -246,7 +247,7 @@ describe("the agent loop across a restart", () => {
     const second = await startTestServer({ home, env });
     try {
       const b = await second.clientIn("restart");
-      expect((await b.request("run/get", { run: "rr" })).run.status).toBe(202);
+      expect((await b.request("run/get", { run: "rr" })).run.status).toBe(RUN.waiting);
       await b.request("run/resolve", { run: "rr", path: notice.path, decision: "accept" });
       await runStatus(b, "rr", 200);
       expect(toolResult(model.requests[1]!, "call_echo")).toContain("after-restart");

@@ -1,5 +1,6 @@
 import { spawn as spawnPty } from "node-pty";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { SPOOL_BIN } from "../helpers/process.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
@@ -72,7 +73,7 @@ describe("spool act in a terminal", () => {
       // A key that is no answer: asked again. By then anything buffered would have answered; it is still pending.
       term.write("x");
       await eventually(() => prompts() === 3, 30_000, "the question asked again");
-      expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).status).toBe(202);
+      expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).status).toBe(ENTRY.proposed);
       term.write("y");
       expect(await exited).toBe(0);
       expect(screen).toContain("second-ran");
@@ -121,9 +122,9 @@ describe("spool act in a terminal", () => {
       await eventually(() => (screen.match(/Accept\?/g)?.length ?? 0) === 2, 30_000, "the second Accept?");
       term.write("\u0003");
       expect(await exited).toBe(130);
-      expect((await client.call("run/get", { run: "pty-keys" })).run.status).toBe(499);
+      expect((await client.call("run/get", { run: "pty-keys" })).run.status).toBe(RUN.aborted);
       const logs = (await client.call("entry/list", { run: "pty-keys", pattern: "log://*" })).entries;
-      expect(logs.map((e) => e.status)).toEqual([403, 403]);
+      expect(logs.map((e) => e.status)).toEqual([ENTRY.rejected, ENTRY.rejected]);
     } finally {
       term.kill();
       client.close();

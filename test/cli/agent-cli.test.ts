@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { spawnCli } from "../helpers/process.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
@@ -68,7 +69,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     const [pending] = (await c.call("proposal/list", { run: "cli-pipe" })).proposals;
     // The short reference: the run and the command's number.
     expect(cli.stdout()).toContain("spool approve cli-pipe 1   or   spool reject cli-pipe 1");
-    expect((await c.call("entry/get", { run: "cli-pipe", path: pending!.path })).status).toBe(202);
+    expect((await c.call("entry/get", { run: "cli-pipe", path: pending!.path })).status).toBe(ENTRY.proposed);
     await c.call("run/resolve", { run: "cli-pipe", path: pending!.path, decision: "accept" });
     expect(await cli.exit).toBe(0);
     expect(cli.stdout()).toMatch(/was accepted by/);
@@ -90,7 +91,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(cli.stdout()).toContain("It was cancelled.");
     const c = await ts.clientIn("cli");
     const { entries } = await c.call("entry/list", { run: "cli-sigint", pattern: "sh://*_1" });
-    expect(entries[0]!.status).toBe(499);
+    expect(entries[0]!.status).toBe(ENTRY.cancelled);
     const log = await c.call("entry/list", { run: "cli-sigint", pattern: "log://*" });
     const pid = (await c.call("entry/get", { run: "cli-sigint", path: log.entries[0]!.path })).attributes.process as { pid: number };
     await eventually(() => {
@@ -111,7 +112,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     cli.child.kill("SIGINT");
     expect(await cli.exit).toBe(130);
     const c = await ts.clientIn("cli");
-    expect((await c.call("run/get", { run: "cli-abort" })).run.status).toBe(499);
+    expect((await c.call("run/get", { run: "cli-abort" })).run.status).toBe(RUN.aborted);
     c.close();
   });
 
@@ -145,7 +146,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     const entries = spawnCli(["entries", "cli-act", "--pattern", "sh://*", "--json", ...connection()]);
     expect(await entries.exit).toBe(0);
     const listed = JSON.parse(entries.stdout()) as { path: string; status: number }[];
-    expect(listed.map((e) => e.status)).toEqual([200, 200]);
+    expect(listed.map((e) => e.status)).toEqual([ENTRY.done, ENTRY.done]);
     const models = spawnCli(["models", ...connection()]);
     expect(await models.exit).toBe(0);
     expect(models.stdout()).toMatch(/alias\s+provider\s+model\s+baseUrl\ntest\s+openai\s+test-model/);

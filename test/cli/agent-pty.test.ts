@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RUN } from "../../src/protocol/status.js";
 import { spoolInTerminal } from "../helpers/pty.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
@@ -64,7 +65,7 @@ describe("spool ask / act on a terminal screen", () => {
       screen = await term.screen();
       expect(screen).toContain("cancelling the running command");
       expect(screen).toContain("Stopped as asked.");
-      expect((await other.call("run/get", { run: "act-elsewhere" })).run.status).toBe(200);
+      expect((await other.call("run/get", { run: "act-elsewhere" })).run.status).toBe(RUN.done);
       await eventually(async () => (await other.call("entry/get", { run: "act-elsewhere", path: second!.path })).attributes.outcome === "cancelled");
     } finally {
       term.kill();

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { suggest } from "../../src/cli/main.js";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { RUN } from "../../src/protocol/status.js";
 import { SPOOL_BIN, spawnCli, spawnServe } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -313,7 +314,7 @@ describe("the spool command line", () => {
       expect(ms).toBeLessThan(5_000);
       const c = await ts.client();
       await c.initialize(undefined, { root: dir, create: false });
-      expect((await c.call("run/get", { run: "sig" })).run.status).toBe(499);
+      expect((await c.call("run/get", { run: "sig" })).run.status).toBe(RUN.aborted);
     }, 90_000);
 
     it("a proposal decided elsewhere moves the prompt on; act --run offers again what was pending", async () => {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { HomeLocked, LOCK_FILE, processStartTicks } from "../../src/home-lock.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { SPOOL_BIN, spawnCli, spawnServe } from "../helpers/process.js";
 import { eventually, startTestServer, tempDir } from "../helpers/server.js";
 
@@ -109,11 +110,11 @@ describe("one server per Spool home", () => {
       // server that had opened the database would have reaped the streaming producer at once with a grace of 0).
       expect(lockOf(home)).toMatchObject({ pid: first.child.pid });
       await new Promise((r) => setTimeout(r, 300));
-      expect((await client.request("entry/get", { run: "r", path: pending.path })).status).toBe(202);
+      expect((await client.request("entry/get", { run: "r", path: pending.path })).status).toBe(ENTRY.proposed);
       await client.request("stream", { run: "r", path: running.path, channel: 1, chunk: "two\n", seq: 2 });
-      expect((await client.request("stream/completed", { run: "r", path: running.path, exit_code: 0 })).status).toBe(200);
+      expect((await client.request("stream/completed", { run: "r", path: running.path, exit_code: 0 })).status).toBe(ENTRY.done);
       const out = (await client.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
-      expect(out).toMatchObject({ status: 200, bytes: 8, lines: 2 });
+      expect(out).toMatchObject({ status: ENTRY.done, bytes: 8, lines: 2 });
       client.close();
     } finally {
       expect(await first.stop()).toBe(0);

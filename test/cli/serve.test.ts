@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -60,7 +61,7 @@ describe("spool serve", () => {
     const after = await spawnServe(["--port", "0", "--home", home]);
     const { client: again } = await names(after);
     const channel = await again.request("entry/get", { run: "long", path: channels[0].path });
-    expect(channel.status).toBe(499);
+    expect(channel.status).toBe(ENTRY.cancelled);
     expect(channel.attributes.reason).toBe("server shutting down");
     again.close();
     await after.stop();

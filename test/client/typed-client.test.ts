@@ -1,5 +1,6 @@
 import { SpoolClient, SpoolRpcError } from "spool/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRY } from "../../src/protocol/status.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 describe("the typed client (spool/client)", () => {
@@ -47,7 +48,7 @@ describe("the typed client (spool/client)", () => {
     for (let seq = 11; seq <= 12; seq++) await producer.call("stream", { run: "watched", path, channel: 1, chunk: `a${seq}\n`, seq });
     await producer.call("stream/completed", { run: "watched", path, exit_code: 0 });
     const ended = await watch.ended;
-    expect(ended.get(1)?.status).toBe(200);
+    expect(ended.get(1)?.status).toBe(ENTRY.done);
     expect(got.join("")).toBe(Array.from({ length: 12 }, (_, i) => `a${i + 1}\n`).join(""));
     expect(watch.lastSeq.get(1)).toBe(12);
     watcher.close();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -48,19 +49,22 @@ describe("a producer has one owner", () => {
     // The person who accepted is not the owner either: the runner is.
     await expect(person.request("stream", { run: "r", path, channel: 1, chunk: "x", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
     const stdout = "sh://turn_1/npm-test_1";
-    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: 102, body: "", bytes: 0 });
+    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: ENTRY.streaming, body: "", bytes: 0 });
 
     expect(await runner.client.request("stream", { run: "r", path, channel: 1, chunk: "3 failed\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: false });
-    expect(await runner.client.request("stream/completed", { run: "r", path, exit_code: 1, duration: "1.2s" })).toMatchObject({ status: 500, changed: true });
+    expect(await runner.client.request("stream/completed", { run: "r", path, exit_code: 1, duration: "1.2s" })).toMatchObject({
+      status: ENTRY.failed,
+      changed: true,
+    });
     expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({
-      status: 500,
+      status: ENTRY.failed,
       body: "3 failed\n",
       attributes: { exit_code: 1, duration: 1200 },
     });
     const log = await person.request("entry/get", { run: "r", path });
     expect(log.body).toBe("$ npm test → exit 1 in 1200 ms; stdout 9 bytes/1 line, stderr 0 bytes/0 lines");
     // Once finished, a forged completion reports what is there and changes nothing.
-    expect(await forger.request("stream/completed", { run: "r", path, exit_code: 0 })).toMatchObject({ status: 500, changed: false });
+    expect(await forger.request("stream/completed", { run: "r", path, exit_code: 0 })).toMatchObject({ status: ENTRY.failed, changed: false });
   });
 
   it("a repeated seq is acknowledged only with the same bytes; other bytes are CONFLICT and change nothing", async () => {
@@ -81,10 +85,10 @@ describe("a producer has one owner", () => {
     await bystander.request("run/resolve", { run: "r", path, decision: "accept", runner: "worker" });
     await exec;
     const told = runner.client.next("stream/cancelled", (p) => p.path === path);
-    expect(await bystander.request("stream/cancel", { run: "r", path, reason: "enough" })).toMatchObject({ status: 499, changed: true });
+    expect(await bystander.request("stream/cancel", { run: "r", path, reason: "enough" })).toMatchObject({ status: ENTRY.cancelled, changed: true });
     expect(await told).toEqual({ run: "r", path, reason: "enough" });
     await expect(runner.client.request("stream", { run: "r", path, channel: 1, chunk: "late", seq: 1 })).rejects.toMatchObject(code("STREAM_CLOSED"));
-    expect(await runner.client.request("stream/aborted", { run: "r", path, reason: "killed" })).toMatchObject({ status: 499, changed: false });
+    expect(await runner.client.request("stream/aborted", { run: "r", path, reason: "killed" })).toMatchObject({ status: ENTRY.cancelled, changed: false });
   });
 
   it("a self-streamer that vanishes ends 499 owner lost after the grace; one that claims in time keeps its producer", async () => {
@@ -100,17 +104,17 @@ describe("a producer has one owner", () => {
     back.close();
     const again = await ts.clientIn("vanish");
     expect(await again.request("stream/claim", { run: "r", path: kept, token: resolved.resumeToken })).toMatchObject({
-      status: 102,
+      status: ENTRY.streaming,
       channels: [{ lastSeq: 1 }, { lastSeq: 0 }],
     });
     await again.request("stream", { run: "r", path: kept, channel: 1, chunk: "b\n", seq: 2 });
-    expect(await ended).toMatchObject({ status: 499, outcome: "aborted", reason: "owner lost" });
+    expect(await ended).toMatchObject({ status: ENTRY.cancelled, outcome: "aborted", reason: "owner lost" });
     expect(await watcher.request("entry/get", { run: "r", path: "sh://turn_1/lost-one_1" })).toMatchObject({
-      status: 499,
+      status: ENTRY.cancelled,
       body: "a\n",
       attributes: { reason: "owner lost" },
     });
-    expect(await again.request("stream/completed", { run: "r", path: kept, exit_code: 0 })).toMatchObject({ status: 200, changed: true });
+    expect(await again.request("stream/completed", { run: "r", path: kept, exit_code: 0 })).toMatchObject({ status: ENTRY.done, changed: true });
     // A token does not open someone else's producer, and a wrong one opens nothing.
     await expect(again.request("stream/claim", { run: "r", path: lost, token: resolved.resumeToken })).rejects.toMatchObject(code("NOT_OWNER"));
   });
@@ -150,7 +154,7 @@ describe("a producer has one owner", () => {
     expect(again).toMatchObject({ resumeToken: token, resumed: [{ run: "r", path, lastSeq: { 1: 1, 2: 0 } }], finished: [] });
     await back.request("stream", { run: "r", path, channel: 1, chunk: "two\n", seq: 2 });
     await back.request("stream/completed", { run: "r", path, exit_code: 0 });
-    expect(await person.request("entry/get", { run: "r", path: "sh://turn_1/make_1" })).toMatchObject({ status: 200, body: "one\ntwo\n" });
+    expect(await person.request("entry/get", { run: "r", path: "sh://turn_1/make_1" })).toMatchObject({ status: ENTRY.done, body: "one\ntwo\n" });
   });
 
   it("after the grace a vanished runner's producers end 499 runner lost and its name is free", async () => {
@@ -163,7 +167,7 @@ describe("a producer has one owner", () => {
     await exec;
     const ended = person.next("stream/finished", (p) => p.path === path);
     runner.client.close();
-    expect(await ended).toMatchObject({ status: 499, reason: "runner lost" });
+    expect(await ended).toMatchObject({ status: ENTRY.cancelled, reason: "runner lost" });
     const newcomer = await ts.clientIn("free");
     expect(await newcomer.request("runner/attach", { name: "gone", backend: "local" })).toMatchObject({ name: "gone", resumed: [], finished: [] });
   });
@@ -205,8 +209,8 @@ describe("a producer has one owner", () => {
     const c: SpoolClient = await ts.clientIn("duration");
     const { path } = await proposeAndAccept(c, c, "r", "true", { runner: "self" });
     await expect(c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "fast" })).rejects.toMatchObject(code("INVALID_PARAMS"));
-    expect((await c.request("entry/get", { run: "r", path: "sh://turn_1/true_1" })).status).toBe(102);
-    expect(await c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "1m2.5s" })).toMatchObject({ status: 200 });
+    expect((await c.request("entry/get", { run: "r", path: "sh://turn_1/true_1" })).status).toBe(ENTRY.streaming);
+    expect(await c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "1m2.5s" })).toMatchObject({ status: ENTRY.done });
     expect((await c.request("entry/get", { run: "r", path })).attributes.duration).toBe(62_500);
   });
 });

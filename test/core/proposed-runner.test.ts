@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { finished } from "../helpers/runners.js";
@@ -79,7 +80,7 @@ describe("a proposal names its runner", () => {
       });
     }
     const log = await a.request("entry/get", { run: "other", path });
-    expect(log.status).toBe(202);
+    expect(log.status).toBe(ENTRY.proposed);
     expect(log.attributes.runner).toBe("beta");
     expect(log.attributes.decision).toBeUndefined();
     expect((await a.request("entry/list", { run: "other" })).entries.map((e: any) => e.path)).toEqual([path]);
@@ -134,9 +135,9 @@ describe("a proposal names its runner", () => {
       const log = await a.request("entry/get", { run: "rules", path });
       return { status: log.status, runner: log.attributes.runner ?? null, resolvedBy: log.attributes.resolvedBy ?? null };
     };
-    expect(await status("alpha")).toEqual({ status: 202, runner: "alpha", resolvedBy: null });
-    expect(await status()).toEqual({ status: 202, runner: null, resolvedBy: null });
-    expect(await status("beta")).toEqual({ status: 200, runner: "beta", resolvedBy: expect.stringContaining(`rule #${first.rule}`) });
+    expect(await status("alpha")).toEqual({ status: ENTRY.proposed, runner: "alpha", resolvedBy: null });
+    expect(await status()).toEqual({ status: ENTRY.proposed, runner: null, resolvedBy: null });
+    expect(await status("beta")).toEqual({ status: ENTRY.done, runner: "beta", resolvedBy: expect.stringContaining(`rule #${first.rule}`) });
   });
 });
 

@@ -4,6 +4,7 @@ import { writeParts } from "../../src/agent/interactive.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { logPath, slugFromCommand } from "../../src/core/slug.js";
 import { createLogger } from "../../src/logger.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
@@ -117,7 +118,7 @@ describe("the model drives interactive commands (scripted model)", () => {
     expect(killed).toContain("signal: SIGTERM");
     expect(toolResult(model.requests[4]!, "call_jobs2")).toBe("no command of this run is running");
     const out = await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" });
-    expect(out).toMatchObject({ body: "serving\n", status: 500 });
+    expect(out).toMatchObject({ body: "serving\n", status: ENTRY.failed });
     // A command of the same runner without background gets the default limit.
     await a.request("run/create", { alias: "fg" });
     const { path } = await a.request("proposal/create", { run: "fg", tool: "sh", command: "true" });
@@ -140,17 +141,21 @@ describe("the model drives interactive commands (scripted model)", () => {
     await accepted;
     await runStatus(a, "bga", 200);
     const out = `sh://turn_1/${slugFromCommand(command)}_1`;
-    expect((await a.request("entry/get", { run: "bga", path: out })).status).toBe(102);
+    expect((await a.request("entry/get", { run: "bga", path: out })).status).toBe(ENTRY.streaming);
     const aborted = await a.request("run/abort", { run: "bga", reason: "closing the day" });
     expect(aborted.cancelled).toEqual([log]);
-    expect(aborted.run.status).toBe(499);
-    await eventually(async () => (await a.request("entry/get", { run: "bga", path: out })).status === 499, 15_000, "the background command to end 499");
+    expect(aborted.run.status).toBe(RUN.aborted);
+    await eventually(
+      async () => (await a.request("entry/get", { run: "bga", path: out })).status === ENTRY.cancelled,
+      15_000,
+      "the background command to end 499",
+    );
     // Nothing is left to stop now: a second abort is refused and changes nothing.
-    await expect(a.request("run/abort", { run: "bga" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: 499 } });
+    await expect(a.request("run/abort", { run: "bga" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: RUN.aborted } });
     // An idle run with nothing open is refused the same way.
     await a.request("run/create", { alias: "bga-idle" });
-    await expect(a.request("run/abort", { run: "bga-idle" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: 200 } });
-    expect((await a.request("run/get", { run: "bga-idle" })).run.status).toBe(200);
+    await expect(a.request("run/abort", { run: "bga-idle" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: RUN.done } });
+    expect((await a.request("run/get", { run: "bga-idle" })).run.status).toBe(RUN.done);
   });
 
   it("under a terminal, a Python REPL answers, C-c interrupts it and C-d ends it", async () => {

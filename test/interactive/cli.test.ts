@@ -2,6 +2,7 @@
 import { spawn as spawnPty } from "node-pty";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { findProgram } from "../../src/runners/sandbox.js";
 import { SPOOL_BIN, spawnCli } from "../helpers/process.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
@@ -92,7 +93,7 @@ describe("spool input and spool attach", () => {
       expect(screen).toContain(`${p.path} ended: done`);
       expect(screen).not.toContain("SIGINT");
       const { out } = await ended(client, "repl", p.path, p.stdout);
-      expect(out.status).toBe(200);
+      expect(out.status).toBe(ENTRY.done);
       expect(out.attributes.exit_code).toBe(0);
     },
     90_000,
@@ -124,7 +125,7 @@ describe("spool input and spool attach", () => {
     expect(await exited).toBe(0);
     expect(screen).toContain(`detached from ${p.path}; it keeps running`);
     const log = await client.request("entry/get", { run: "raw", path: p.stdout });
-    expect(log.status).toBe(102);
+    expect(log.status).toBe(ENTRY.streaming);
     const stdin = await client.request("entry/get", { run: "raw", path: p.stdout.replace(/_1$/, "_0") });
     expect(stdin.body).toBe("\rhello\r");
     await client.request("stream/cancel", { run: "raw", path: p.path });

@@ -1,5 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRY } from "../../src/protocol/status.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 import { ended, startProducer } from "./helpers.js";
 
@@ -17,9 +18,9 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     expect(sent).toMatchObject({ path: "sh://turn_1/read-x-echo-got-x_0", seq: 1, bytes: 6, duplicate: false });
     const { log, out } = await ended(c, "read", p.path, p.stdout);
     expect(out.body).toBe("got:hello\n");
-    expect(out.status).toBe(200);
+    expect(out.status).toBe(ENTRY.done);
     const stdin = await c.request("entry/get", { run: "read", path: sent.path });
-    expect(stdin).toMatchObject({ body: "hello\n", status: 200, attributes: { channel: 0, name: "stdin", log: p.path } });
+    expect(stdin).toMatchObject({ body: "hello\n", status: ENTRY.done, attributes: { channel: 0, name: "stdin", log: p.path } });
     expect(log.body).toMatch(/; stdin 6 bytes\/1 line, stdout 10 bytes\/1 line, stderr 0 bytes\/0 lines$/);
   });
 
@@ -57,7 +58,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     await c.eof("repl", p.path);
     const { out } = await ended(c, "repl", p.path, p.stdout);
     expect(out.body).toBe("42\nbye 6\n");
-    expect(out.status).toBe(200);
+    expect(out.status).toBe(ENTRY.done);
   });
 
   it("a repeated seq is acknowledged once; another payload under it is CONFLICT, a gap SEQ_GAP", async () => {
@@ -95,11 +96,11 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     const c = await ts.clientIn("wire");
     await c.request("run/create", { alias: "states" });
     const { path } = await c.request("proposal/create", { run: "states", tool: "sh", command: "true" });
-    await expect(c.input("states", path, "x")).rejects.toMatchObject({ data: { code: "CONFLICT", status: 202 } });
+    await expect(c.input("states", path, "x")).rejects.toMatchObject({ data: { code: "CONFLICT", status: ENTRY.proposed } });
     const resolved = await c.request("run/resolve", { run: "states", path, decision: "accept" });
     await ended(c, "states", path, resolved.channels[0].path);
     for (const call of [() => c.input("states", path, "x"), () => c.eof("states", path), () => c.signal("states", path, "TERM")]) {
-      await expect(call()).rejects.toMatchObject({ data: { code: "STREAM_CLOSED", status: 200 } });
+      await expect(call()).rejects.toMatchObject({ data: { code: "STREAM_CLOSED", status: ENTRY.done } });
     }
   });
 
@@ -112,7 +113,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     await expect(stranger.signal("private", p.path, "KILL")).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
     await c.eof("private", p.path);
     const { out } = await ended(c, "private", p.path, p.stdout);
-    expect(out).toMatchObject({ body: "", status: 200 });
+    expect(out).toMatchObject({ body: "", status: ENTRY.done });
   });
 
   it("another client of the project watches what is typed on channel 0", async () => {
@@ -124,7 +125,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     const watch = await watcher.watch({ run: "watched", path: p.path, channel: 0 }, (chunk) => typed.push(chunk.data.toString()));
     await c.input("watched", p.path, "live\n");
     await c.eof("watched", p.path);
-    expect(await watch.ended).toEqual(new Map([[0, { status: 200, exit_code: 0 }]]));
+    expect(await watch.ended).toEqual(new Map([[0, { status: ENTRY.done, exit_code: 0 }]]));
     expect(typed).toEqual(["seen\n", "live\n"]);
     expect(first.path).toBe("sh://turn_1/cat_0");
   });

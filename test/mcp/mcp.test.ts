@@ -5,6 +5,7 @@ import { CallToolResultSchema, ResourceListChangedNotificationSchema, ResourceUp
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { type CommandEvent, RunnerClient } from "../../src/runners/runner-client.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
@@ -95,7 +96,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(run.title).toBe("claude-code");
     await eventually(() => progress.some((e) => e.message?.includes("waiting for a decision")), 10_000, "a waiting progress message");
     const resolved = await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
-    expect(resolved.status).toBe(200);
+    expect(resolved.status).toBe(ENTRY.done);
     await eventually(() => progress.some((e) => e.message?.includes("step two")), 15_000, "the output as progress");
     await web.input(p.run, p.path, "hello\n");
     const { result, at } = await call;
@@ -147,7 +148,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     controller.abort("the agent gave up");
     expect(await call).toBeInstanceOf(Error);
     const f = await finished;
-    expect(f.status).toBe(499);
+    expect(f.status).toBe(ENTRY.cancelled);
     expect(f.outcome).toBe("cancelled");
     await eventually(() => !alive(pid), 10_000, "the process to die");
     const log = await web.call("entry/get", { run: p.run, path: p.path });
@@ -370,11 +371,11 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(r.reason).toContain("closed the connection");
     // The command the closed connection was waiting on is cancelled; the background one goes on.
     const ended = await foregroundEnded;
-    expect(ended.status).toBe(499);
+    expect(ended.status).toBe(ENTRY.cancelled);
     expect(ended.reason).toContain("closed the connection");
     const log = await web.call("entry/get", { run: b.run, path: b.path });
     expect(log.attributes.status).toBeUndefined();
-    const channels = await web.call("entry/list", { run: b.run, status: 102 });
+    const channels = await web.call("entry/list", { run: b.run, status: ENTRY.streaming });
     expect(channels.entries.some((e) => e.attributes.log === b.path)).toBe(true);
     await web.call("stream/cancel", { run: b.run, path: b.path });
   });

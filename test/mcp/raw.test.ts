@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { type CliProcess, spawnCli } from "../helpers/process.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -153,7 +154,7 @@ describe("spool mcp against a hand-written JSON-RPC client (not the SDK)", () =>
     await started;
     const finished = web.next("stream/finished", (f) => f.path === q.path, 20_000);
     raw.send({ method: "notifications/cancelled", params: { requestId: slowId, reason: "raw client gave up" } });
-    expect((await finished).status).toBe(499);
+    expect((await finished).status).toBe(ENTRY.cancelled);
     // A later request is answered; the cancelled one never is.
     const after = await raw.call("tools/call", { name: "list_commands", arguments: {} });
     expect(after.result.content[0].text).toMatch(/exec sleep 300/);

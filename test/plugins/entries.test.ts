@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { cleanTerminalText } from "../../src/model/terminal-text.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -57,7 +58,7 @@ describe("reading entries", () => {
   it("entry/list filters by glob and status", async () => {
     const all = await c.request("entry/list", { run: "r" });
     expect(all.entries.map((e: { path: string }) => e.path)).toEqual(["log://turn_1/sh/build", "sh://turn_1/build_1", "sh://turn_1/build_2"]);
-    const streaming = await c.request("entry/list", { run: "r", status: 102, pattern: "sh://turn_1/*_1" });
+    const streaming = await c.request("entry/list", { run: "r", status: ENTRY.streaming, pattern: "sh://turn_1/*_1" });
     expect(streaming.entries.map((e: { path: string }) => e.path)).toEqual(["sh://turn_1/build_1"]);
   });
 

@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ConnectError } from "../../src/client/ws-transport.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished } from "../helpers/runners.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -42,9 +43,9 @@ describe("projects are walled off from each other", () => {
     }
     expect((await intruder.call("run/list", {})).runs).toEqual([]);
     const log = await owner.call("entry/get", { run: "secret", path: pending.path });
-    expect(log.status).toBe(202);
+    expect(log.status).toBe(ENTRY.proposed);
     const channel = await owner.call("entry/list", { run: "secret", pattern: "sh://*_1" });
-    expect(channel.entries[0]).toMatchObject({ status: 102, bytes: 8 });
+    expect(channel.entries[0]).toMatchObject({ status: ENTRY.streaming, bytes: 8 });
   });
 
   it("a runner only receives work for its own project", async () => {

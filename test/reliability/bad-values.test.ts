@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLoopback } from "../../src/auth.js";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
+import { RUN } from "../../src/protocol/status.js";
 import { finished } from "../helpers/runners.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -125,7 +126,7 @@ describe("bad values fail fast and change nothing", () => {
       const notices: unknown[] = [];
       c.on("run/proposal", (p) => notices.push(p));
       await c.request("run/create", { alias: "a", model: "test", prompt: "read it" });
-      await eventually(async () => (await c.request("run/get", { run: "a" })).run.status === 200, 15_000, "the run to finish");
+      await eventually(async () => (await c.request("run/get", { run: "a" })).run.status === RUN.done, 15_000, "the run to finish");
       for (const id of ["call_sh", "call_cwd", "call_env"]) expect(toolResult(model.requests[1]!, id), id).toMatch(/must not contain NUL bytes/);
       expect(notices).toEqual([]);
       const { entries } = await c.request("entry/list", { run: "a", pattern: "log://*" });

@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -101,25 +102,25 @@ describe("crash safety", () => {
 
       // The runner reconnects by itself and finishes its command: every line once, in order.
       await eventually(
-        async () => (await after.call("entry/get", { run: "crash", path: slowChannels[0]!.path, tail: 1 })).status !== 102,
+        async () => (await after.call("entry/get", { run: "crash", path: slowChannels[0]!.path, tail: 1 })).status !== ENTRY.streaming,
         20_000,
         "the runner's command to finish",
       );
       const slowOut = await after.call("entry/get", { run: "crash", path: slowChannels[0]!.path });
-      expect(slowOut.status).toBe(200);
+      expect(slowOut.status).toBe(ENTRY.done);
       expect(slowOut.body).toBe(Array.from({ length: 60 }, (_, i) => `line ${i + 1}\n`).join(""));
 
       // The silent ones end 499 "interrupted" after the grace.
       for (const p of producers.slice(1)) {
         await eventually(
-          async () => (await after.call("entry/get", { run: "crash", path: p.channel, tail: 1 })).status === 499,
+          async () => (await after.call("entry/get", { run: "crash", path: p.channel, tail: 1 })).status === ENTRY.cancelled,
           10_000,
           `producer ${p.k} to be reaped`,
         );
         expect((await after.call("entry/get", { run: "crash", path: p.channel, tail: 1 })).attributes.reason).toBe("interrupted");
       }
-      expect((await after.call("entry/get", { run: "crash", path: p0.channel, tail: 1 })).status).toBe(200);
-      expect((await after.call("entry/get", { run: "crash", path: pending.path })).status).toBe(202);
+      expect((await after.call("entry/get", { run: "crash", path: p0.channel, tail: 1 })).status).toBe(ENTRY.done);
+      expect((await after.call("entry/get", { run: "crash", path: pending.path })).status).toBe(ENTRY.proposed);
       after.close();
     } finally {
       await runner.stop();

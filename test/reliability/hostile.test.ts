@@ -6,6 +6,7 @@ import type { SpoolClient } from "../../src/client/spool-client.js";
 import type { Limits } from "../../src/config.js";
 import type { Logger } from "../../src/logger.js";
 import { definePlugin } from "../../src/plugins/plugin.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import type { ServerConnection } from "../../src/rpc/connection.js";
 import { DEFAULT_CONCURRENCY } from "../../src/rpc/connection.js";
 import { DRAINED_BYTES } from "../../src/rpc/connection-context.js";
@@ -240,7 +241,7 @@ describe("one connection's output", () => {
     await eventually(() => seen === created, 10_000, "every proposal at the reading client");
     expect(ts.server.rpc.memory!.total).toBeLessThan(256 * 1024);
     expect(await c.request("ping")).toMatchObject({ pong: true });
-    const pending = await c.request("entry/list", { run: "r", status: 202 });
+    const pending = await c.request("entry/list", { run: "r", status: ENTRY.proposed });
     expect(pending.entries).toHaveLength(created);
   });
 
@@ -373,7 +374,7 @@ describe("the server's budget", () => {
       }),
     );
     w.ws.resume();
-    expect(await ended).toMatchObject({ lastSeq: 8, status: 200 });
+    expect(await ended).toMatchObject({ lastSeq: 8, status: ENTRY.done });
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     for (const x of watchers) x.ws.terminate();
     await eventually(() => ts.server.rpc.memory!.total === 0, 5_000, "the server to let go of the watchers");

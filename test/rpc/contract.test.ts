@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { definePlugin } from "../../src/plugins/plugin.js";
+import { RUN } from "../../src/protocol/status.js";
 import { defineMethod } from "../../src/rpc/method.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { normalize, outcome } from "../helpers/normalize.js";
@@ -140,7 +141,7 @@ const scenarios: Scenario[] = [
       };
     },
     check: (out) => {
-      expect(out.created.result.run).toMatchObject({ alias: "first", status: 200, model: null, mode: "act", turn: 1 });
+      expect(out.created.result.run).toMatchObject({ alias: "first", status: RUN.done, model: null, mode: "act", turn: 1 });
       expect(out.auto.result.run.alias).toBe("run-1"); // "first" was named by its client: not counted
       expect(out.again.error.data.code).toBe("CONFLICT");
       expect(out.withModel.error.data).toMatchObject({ code: "INVALID_PARAMS", model: "gpt" }); // no model alias is configured here

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { loadConfig } from "../../src/config.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { watchLiveness } from "../../src/rpc/liveness.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
@@ -251,8 +252,10 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
     const paths = await proposeAndAccept(client, client, "run-1", "echo started; sleep 30", { runner: name });
     commandPid = (await processOf(client, "run-1", paths.path)).pid!;
     await eventually(async () => (await client.request("entry/get", { run: "run-1", path: paths.stdout })).bytes > 0, 10_000, "the command's output");
-    expect((await client.request("entry/get", { run: "run-1", path: paths.stdout })).status).toBe(102);
-    expect((await client.request("entry/list", { run: "run-1" })).entries.filter((e: { status: number }) => e.status === 102).length).toBeGreaterThanOrEqual(2);
+    expect((await client.request("entry/get", { run: "run-1", path: paths.stdout })).status).toBe(ENTRY.streaming);
+    expect(
+      (await client.request("entry/list", { run: "run-1" })).entries.filter((e: { status: number }) => e.status === ENTRY.streaming).length,
+    ).toBeGreaterThanOrEqual(2);
 
     // While the runner is attached its name is taken.
     const other = await ts.clientIn(project);
@@ -262,15 +265,15 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
     process.kill(runnerPid, "SIGSTOP");
     const done = await finished(client, "run-1", paths, 15_000);
     const endedAfter = Date.now() - frozenAt;
-    expect(done.stdout.status).toBe(499);
+    expect(done.stdout.status).toBe(ENTRY.cancelled);
     expect(done.stdout.attributes.reason).toBe("runner lost");
-    expect(done.stderr.status).toBe(499);
+    expect(done.stderr.status).toBe(ENTRY.cancelled);
     expect(done.out.toString()).toBe("started\n");
     // Silence (its last pong may predate the freeze by up to one ping interval, TIMEOUT / 4), then the grace.
     expect(endedAfter).toBeGreaterThanOrEqual(0.75 * TIMEOUT + 500 - 50);
     expect(warnings.some((w) => /nothing received for \d+ ms \(livenessTimeoutMs 1000\); taken for dead/.test(w))).toBe(true);
     const listed = (await client.request("entry/list", { run: "run-1" })).entries;
-    expect(listed.filter((e: { status: number }) => e.status === 102)).toEqual([]);
+    expect(listed.filter((e: { status: number }) => e.status === ENTRY.streaming)).toEqual([]);
 
     // The name is free again; the stopped runner's command keeps running meanwhile.
     const attached = await other.request("runner/attach", { name, backend: "local" });

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
@@ -124,7 +125,7 @@ for (const c of cases) {
       ]);
       expect(createHash("sha256").update(done.out).digest("hex")).toBe(createHash("sha256").update(expected).digest("hex"));
       expect(done.err.toString()).toBe("err1\nerr2\nerr3\n");
-      expect(done.stdout.status).toBe(500);
+      expect(done.stdout.status).toBe(ENTRY.failed);
       expect(done.stdout.attributes.exit_code).toBe(3);
       expect(done.log.body).toMatch(/→ exit 3/);
       const listed = (await proposer.request("runner/list", {})).runners;
@@ -135,7 +136,7 @@ for (const c of cases) {
       const paths = await proposeAndAccept(proposer, acceptor, "run-2", "no-such-command-anywhere", { runner: name });
       const done = await finished(proposer, "run-2", paths);
       expect(done.stdout.attributes.exit_code).toBe(127);
-      expect(done.stdout.status).toBe(500);
+      expect(done.stdout.status).toBe(ENTRY.failed);
     });
 
     it("stream/cancel from a client that neither proposed nor accepted kills the process; channels end 499", async () => {
@@ -144,11 +145,11 @@ for (const c of cases) {
       await eventually(async () => (await proposer.request("entry/get", { run: "run-3", path: paths.stdout })).bytes > 0, 10_000, "output");
       expect(await c.alive(target)).toBe(true);
       const cancelled = await canceller.request("stream/cancel", { run: "run-3", path: paths.path, reason: "changed my mind" });
-      expect(cancelled.status).toBe(499);
+      expect(cancelled.status).toBe(ENTRY.cancelled);
       await eventually(async () => !(await c.alive(target)), 5_000, "the process to be gone");
       const done = await finished(proposer, "run-3", paths);
       expect(done.out.toString()).toBe("started\n");
-      expect(done.stdout.status).toBe(499);
+      expect(done.stdout.status).toBe(ENTRY.cancelled);
       expect(done.stdout.attributes.reason).toBe("changed my mind");
     }, 30_000);
 
@@ -159,7 +160,7 @@ for (const c of cases) {
       await runner.stop("SIGKILL");
       try {
         const done = await finished(proposer, "run-4", paths, 15_000);
-        expect(done.stdout.status).toBe(499);
+        expect(done.stdout.status).toBe(ENTRY.cancelled);
         expect(done.stdout.attributes.reason).toBe("runner lost");
         expect(done.out.toString()).toMatch(/^(tick\n)+$/);
       } finally {

@@ -5,6 +5,7 @@ import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandLine, escapeControls } from "../../src/cli/runner.js";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { projectRoot } from "../../src/runners/runner-client.js";
 import { fingerprint } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
@@ -203,7 +204,7 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
     const sh = await runTool(client, "m1", "sh", "pwd; cat seen.txt; echo made-in-docker > ../made-by-sh.txt", { runner: "fresh", cwd: "sub" });
     expect(sh.err).toBe("");
     expect(sh.out).toBe(`${join(root, "sub")}\nfrom the host\n`);
-    expect(sh.stdout.status).toBe(200);
+    expect(sh.stdout.status).toBe(ENTRY.done);
     expect(readFileSync(join(root, "made-by-sh.txt"), "utf8")).toBe("made-in-docker\n");
   });
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
@@ -39,7 +40,7 @@ describe("dispatch to the embedded local runner", () => {
     const done = await finished(a, "e1", paths);
     expect(done.out.toString()).toBe(`${realpathSync(ts.home)}\n`);
     expect(done.err.toString()).toBe("to-stderr\n");
-    expect(done.stdout.status).toBe(500);
+    expect(done.stdout.status).toBe(ENTRY.failed);
     expect(done.stdout.attributes).toMatchObject({ exit_code: 3 });
     expect(done.log.body).toMatch(/→ exit 3 in \d+ ms; stdout \d+ bytes\/1 line, stderr 10 bytes\/1 line/);
     const { runners } = await a.request("runner/list", {});
@@ -53,7 +54,7 @@ describe("dispatch to the embedded local runner", () => {
     const resolved = await a.request("run/resolve", { run: "e2", path, decision: "accept", runner: "local" });
     const done = await finished(a, "e2", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
     expect(done.out.toString()).toBe(`hi from ${realpathSync(ts.home)}\n`);
-    expect(done.stdout.status).toBe(200);
+    expect(done.stdout.status).toBe(ENTRY.done);
   });
 
   it("a command over its timeout is killed and ends 499", async () => {
@@ -63,7 +64,7 @@ describe("dispatch to the embedded local runner", () => {
     const resolved = await a.request("run/resolve", { run: "e3", path, decision: "accept" });
     const done = await finished(a, "e3", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
     expect(done.out.toString()).toBe("started\n");
-    expect(done.stdout.status).toBe(499);
+    expect(done.stdout.status).toBe(ENTRY.cancelled);
     expect(done.stdout.attributes.reason).toBe("timed out after 300 ms");
   });
 
@@ -76,7 +77,7 @@ describe("dispatch to the embedded local runner", () => {
     rmSync(root, { recursive: true });
     const paths = await proposeAndAccept(c, c, "e4", "true");
     const done = await finished(c, "e4", paths);
-    expect(done.stdout.status).toBe(499);
+    expect(done.stdout.status).toBe(ENTRY.cancelled);
     expect(String(done.stdout.attributes.reason)).toMatch(/^failed to start: Cannot start the command: .*cwd/);
   });
 });
@@ -160,7 +161,7 @@ describe("attached runners", () => {
     const done = await finished(a, "r1", paths);
     let expected = "";
     for (let i = 0; i < 40; i++) for (let n = i * 1000; n <= i * 1000 + 999; n++) expected += `${n} spool-resume-line\n`;
-    expect(done.stdout.status).toBe(200);
+    expect(done.stdout.status).toBe(ENTRY.done);
     expect(createHash("sha256").update(done.out).digest("hex")).toBe(createHash("sha256").update(expected).digest("hex"));
     // It is attached again under the same name.
     expect((await a.request("runner/list", {})).runners.map((r: { name: string }) => r.name)).toContain("flaky");

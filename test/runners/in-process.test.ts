@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { ValueLink } from "../../src/runners/value-link.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
@@ -90,7 +91,7 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
       link.request<any>("stream", { run: "o", path, channel: 1, seq: i + 1, chunk: Buffer.from(`line ${i}\n`) }),
     );
     const finished = await client.request("stream/completed", { run: "o", path, exit_code: 0 });
-    expect(finished).toMatchObject({ status: 200 });
+    expect(finished).toMatchObject({ status: ENTRY.done });
     expect((await Promise.all(appends)).map((r) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect((await storedChunks(ts, stdout)).length).toBe(20);
   });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { bootId, type ProcessRecord, ProcessRegistry, reapLeftovers } from "../../src/runners/orphans.js";
 import { type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
@@ -194,7 +195,11 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const after = await SpoolClient.connect(second.url, { token });
     clients.push(after);
     await after.initialize("orphans");
-    await eventually(async () => (await after.call("entry/get", { run: "o", path: channels[0]!.path })).status === 499, 10_000, "the producer to be reaped");
+    await eventually(
+      async () => (await after.call("entry/get", { run: "o", path: channels[0]!.path })).status === ENTRY.cancelled,
+      10_000,
+      "the producer to be reaped",
+    );
     expect((await after.call("entry/get", { run: "o", path: channels[0]!.path })).attributes.reason).toBe("interrupted");
   }, 90_000);
 

@@ -4,6 +4,7 @@ import { existsSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { StartError } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
@@ -30,7 +31,7 @@ async function expectRefused(client: SpoolClient, run: string, command: string, 
   expect(error.data).toMatchObject({ code: "NO_RUNNER", readOnly: true, sandbox: { readOnly: false } });
   expect(error.message).toMatch(/no read-only sandbox/);
   const log = await client.request("entry/get", { run, path });
-  expect(log.status).toBe(202);
+  expect(log.status).toBe(ENTRY.proposed);
   expect(await client.request("entry/list", { run, pattern: "env://*" })).toEqual({ entries: [] });
   return path;
 }
@@ -62,13 +63,13 @@ describeWithBwrap("read-only on the embedded local runner (bubblewrap)", () => {
     const env = await runTool(client, "r1", "env", command);
     expect(env.out).toBe("root=1\ntmp=1\nshm=1\nnull=0\n0\nsock=1\n");
     expect(env.err).toMatch(/touch: cannot touch 'ro-probe': Read-only file system/);
-    expect(env.stdout.status).toBe(200);
+    expect(env.stdout.status).toBe(ENTRY.done);
     expect(env.log.attributes).toMatchObject({ readOnly: true, runner: "local", tool: "env" });
     expect(existsSync(join(root, "ro-probe"))).toBe(false);
     expect(existsSync(outside)).toBe(false);
 
     const failing = await runTool(client, "r1", "env", "touch ro-probe-2");
-    expect(failing.stdout.status).toBe(500);
+    expect(failing.stdout.status).toBe(ENTRY.failed);
     expect(failing.stdout.attributes).toMatchObject({ exit_code: 1 });
     expect(existsSync(join(root, "ro-probe-2"))).toBe(false);
 
@@ -100,7 +101,7 @@ describeWithBwrap("read-only on the embedded local runner (bubblewrap)", () => {
     });
     await client.request("stream/cancel", { run: "r3", path, reason: "enough" });
     const done = await finished(client, "r3", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
-    expect(done.stdout.status).toBe(499);
+    expect(done.stdout.status).toBe(ENTRY.cancelled);
     // Nothing of the group is left: bwrap, its init and both sleeps.
     await eventually(() => spawnSync("pgrep", ["-g", String(pid)]).status === 1, 10_000, "the sandbox's process group to be gone");
   });
@@ -132,7 +133,7 @@ describeWithBwrap("ask runs are read-only (embedded local runner)", () => {
     const notice = await proposal;
     expect(notice.attributes).toMatchObject({ tool: "env", readOnly: true });
     await client.request("run/resolve", { run: "ask1", path: notice.path, decision: "accept" });
-    await eventually(async () => (await client.request("run/get", { run: "ask1" })).run.status === 200, 20_000, "the ask run to finish");
+    await eventually(async () => (await client.request("run/get", { run: "ask1" })).run.status === RUN.done, 20_000, "the ask run to finish");
     expect(toolResult(model.requests[1]!, "call_touch")).toMatch(/exit code: 1[\s\S]*Read-only file system/);
     expect(existsSync(join(realpathSync(ts.home), "asked-to-write"))).toBe(false);
   });
@@ -183,7 +184,7 @@ describe("a local runner without a sandbox says so, and read-only work is refuse
     const error = await client.request("run/resolve", { run: "n-ww", path, decision: "accept", runner: "no-bwrap" }).catch((e: any) => e);
     expect(error.data).toMatchObject({ code: "NO_RUNNER", sandbox: "workspace-write", modes: ["full"] });
     expect(error.message).toMatch(/cannot run this command in the workspace-write sandbox.*"sandbox": "full"/);
-    expect((await client.request("entry/get", { run: "n-ww", path })).status).toBe(202);
+    expect((await client.request("entry/get", { run: "n-ww", path })).status).toBe(ENTRY.proposed);
     expect(existsSync(join(root, "refused-probe"))).toBe(false);
     const sh = await runTool(client, "n-sh", "sh", "echo still-works", { runner: "no-bwrap", sandbox: "full" });
     expect(sh.out).toBe("still-works\n");
@@ -242,7 +243,7 @@ describeWithBwrap("read-only on a spool runner process (local backend, bubblewra
     expect(runner.output()).toMatch(/Read-only sandbox: bubblewrap/);
     const client = await ts.clientIn("ro-runner");
     const env = await runTool(client, "p1", "env", "touch runner-probe");
-    expect(env.stdout.status).toBe(500);
+    expect(env.stdout.status).toBe(ENTRY.failed);
     expect(env.err).toMatch(/Read-only file system/);
     expect(existsSync(join(root, "runner-probe"))).toBe(false);
     expect(env.log.attributes).toMatchObject({ runner: "box", readOnly: true });
@@ -306,7 +307,7 @@ describeWithInfra("docker", "read-only on Docker (spool runner processes)", () =
   it("exec in a read-only container: touch fails and leaves no file; a writable container is refused", async () => {
     const client = await ts.clientIn("ro-docker");
     const env = await runTool(client, "d2", "env", "touch /probe", { runner: "exec-ro" });
-    expect(env.stdout.status).toBe(500);
+    expect(env.stdout.status).toBe(ENTRY.failed);
     expect(env.err).toMatch(/Read-only file system/);
     expect(spawnSync("docker", ["exec", ro, "ls", "/probe"]).status).not.toBe(0);
     await expectRefused(client, "d3", "touch /probe", "exec-rw");

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { createMemoryTransportPair } from "../../src/rpc/transport.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
@@ -95,7 +96,7 @@ describeWithBwrap("a runner refuses loader variables itself (defence in depth)",
     }));
     server.handle("stream/aborted", async (params: any) => {
       aborted.push(params);
-      return { path: params.path, status: 499, changed: true, channels: [] };
+      return { path: params.path, status: ENTRY.cancelled, changed: true, channels: [] };
     });
     const runner = new RunnerClient({
       connect: async () => new SpoolClient(runnerSide),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
@@ -102,7 +103,7 @@ describeWithBwrap("workspace-write on the embedded local runner", () => {
     expect((await client.request("entry/get", { run: "rule", path: again.path })).attributes).toMatchObject({ sandbox: "workspace-write", decision: "accept" });
     const full = await client.request("proposal/create", { run: "rule", tool: "sh", command: "echo ruled", sandbox: "full" });
     const waiting = await client.request("entry/get", { run: "rule", path: full.path });
-    expect(waiting).toMatchObject({ status: 202, attributes: { sandbox: "full" } });
+    expect(waiting).toMatchObject({ status: ENTRY.proposed, attributes: { sandbox: "full" } });
     await client.request("run/resolve", { run: "rule", path: full.path, decision: "reject" });
   });
 
@@ -214,7 +215,7 @@ describeWithBwrap("the sandbox settings: sandboxNetwork false, sandbox full, and
     const error = await client.request("run/resolve", { run: "strict", path, decision: "accept" }).catch((e: any) => e);
     expect(error.data).toMatchObject({ code: "NO_RUNNER", runner: "bare", sandbox: "workspace-write", modes: ["full"] });
     const log = await client.request("entry/get", { run: "strict", path });
-    expect(log).toMatchObject({ status: 202, attributes: { sandbox: "workspace-write" } });
+    expect(log).toMatchObject({ status: ENTRY.proposed, attributes: { sandbox: "workspace-write" } });
     expect(log.attributes.runner).toBeUndefined();
     expect(await client.request("entry/list", { run: "strict", pattern: "sh://*" })).toEqual({ entries: [] });
     expect(existsSync(join(root, "strict-probe"))).toBe(false);

@@ -4,6 +4,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { describe, expect, it } from "vitest";
+import { ENTRY } from "../../src/protocol/status.js";
 import { eventually, startTestServer } from "../helpers/server.js";
 
 /**
@@ -75,7 +76,7 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
       const [stdout, stderr] = (await c.request("entry/list", { run: "r", pattern: "sh://*" })).entries.sort((a: any, b: any) => a.path.localeCompare(b.path));
       const body = (await c.request("entry/get", { run: "r", path: stdout.path })).body;
       expect(body).toBe([1, 2, 3, 4, 5].map(line).join(""));
-      expect(stdout).toMatchObject({ status: 200, lines: 5 });
+      expect(stdout).toMatchObject({ status: ENTRY.done, lines: 5 });
       expect((await c.request("entry/get", { run: "r", path: stderr.path })).body).toBe("err\n");
       expect((await c.request("run/list", {})).runs.map((r: { alias: string }) => r.alias).sort()).toEqual(["r", "while-locked"]);
     } finally {
@@ -110,9 +111,9 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
       onRefused = () => undefined;
       lock.release();
       expect((await Promise.all(calls)).map((r) => r.seq)).toEqual([2, 3, 4, 5]);
-      expect((await completed).status).toBe(200);
+      expect((await completed).status).toBe(ENTRY.done);
       const out = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
-      expect(out).toMatchObject({ status: 200, lines: 5 });
+      expect(out).toMatchObject({ status: ENTRY.done, lines: 5 });
       expect((await c.request("entry/get", { run: "r", path: out.path })).body).toBe([1, 2, 3, 4, 5].map(line).join(""));
     } finally {
       lock.release();
@@ -162,9 +163,9 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
       onRefused = () => undefined;
       lock.release();
 
-      await eventually(async () => (await stdoutPath())?.status !== 102, 20_000, "the producer to finish");
+      await eventually(async () => (await stdoutPath())?.status !== ENTRY.streaming, 20_000, "the producer to finish");
       const stdout = await stdoutPath();
-      expect(stdout.status).toBe(200);
+      expect(stdout.status).toBe(ENTRY.done);
       const expected = `first\n${Array.from({ length: 300 }, (_, i) => `line ${i}\n`).join("")}`;
       expect((await c.request("entry/get", { run: "r", path: stdout.path })).body).toBe(expected);
       expect(refusals).toBeGreaterThanOrEqual(1);

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENTRY } from "../../src/core/status.js";
+import { RUN } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
@@ -25,7 +26,8 @@ function clusterSuite(open: () => Promise<{ store: Store; close(): Promise<void>
     const project = await repos.projects.createProject("cluster", "/tmp");
     projectId = project.id;
     const now = Date.now();
-    runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r", model: null, mode: "act", status: 200, created_at: now, updated_at: now })).id;
+    runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r", model: null, mode: "act", status: RUN.done, created_at: now, updated_at: now }))
+      .id;
   });
   afterAll(() => close());
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { DEFAULT_WAL_BUSY_LIMIT, openStore } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
@@ -92,10 +93,10 @@ describe("the WAL after a burst", () => {
       // No more writes: the checkpoint worker copies the rest and truncates the file.
       await eventually(() => statSync(wal).size <= limit, 10_000, "the WAL to shrink");
       const channel = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
-      expect(channel).toMatchObject({ bytes: 64 * chunk.length, lines: 64, status: 102 });
+      expect(channel).toMatchObject({ bytes: 64 * chunk.length, lines: 64, status: ENTRY.streaming });
       expect((await c.request("entry/get", { run: "r", path: channel.path, tail: 1 })).body).toBe(chunk);
       await c.request("stream", { run: "r", path, channel: 1, chunk: "after\n", seq: 65 });
-      expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(200);
+      expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
     } finally {
       await ts.stop();
     }
@@ -140,12 +141,12 @@ async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Pro
   for (const outcome of both) expect(outcome).toMatchObject({ status: "rejected", reason: { data: { code: "STORAGE_FULL" } } });
 
   // Reads keep working, from this connection and a new one; nothing half-written shows.
-  expect(await c.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: 102, body: "first\n" });
-  expect(await c.request("entry/get", { run: "r", path: stderr })).toMatchObject({ status: 102, body: "" });
+  expect(await c.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: ENTRY.streaming, body: "first\n" });
+  expect(await c.request("entry/get", { run: "r", path: stderr })).toMatchObject({ status: ENTRY.streaming, body: "" });
   const reader = await ts.client();
   await reader.initialize("full");
   expect((await reader.request("run/list", {})).runs.map((r: { alias: string }) => r.alias)).toEqual(["r"]);
-  expect((await reader.request("entry/get", { run: "r", path: pending.path })).status).toBe(202);
+  expect((await reader.request("entry/get", { run: "r", path: pending.path })).status).toBe(ENTRY.proposed);
   expect((await reader.request("ping", {})).pong).toBe(true);
   const watched: string[] = [];
   reader.on("stream/data", (d) => watched.push(d.chunk));
@@ -158,9 +159,9 @@ async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Pro
   expect(retried).toMatchObject({ seq: 2, bytes: 6 + big.length });
   expect(retried.duplicate).toBeFalsy();
   await c.request("stream", { run: "r", path, channel: 2, chunk: "err\n", seq: 1 });
-  expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(200);
+  expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
   const out = await c.request("entry/get", { run: "r", path: stdout });
-  expect(out).toMatchObject({ status: 200, bytes: 6 + big.length, lines: 2 });
+  expect(out).toMatchObject({ status: ENTRY.done, bytes: 6 + big.length, lines: 2 });
   expect(out.body).toBe(`first\n${big}`);
   await eventually(() => watched.join("") === `first\n${big}`, 5_000, "the watcher to see the retried chunk");
   await c.request("run/create", { alias: "after" });

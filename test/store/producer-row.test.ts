@@ -5,6 +5,7 @@ import { SoloBus } from "../../src/cluster/bus.js";
 import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
 import { createLogger } from "../../src/logger.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import type { ConnectionHandle, ProjectRef } from "../../src/rpc/connection-context.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
@@ -77,7 +78,7 @@ describe("a producer's rows as typed objects", () => {
     expect(producerFromRow(log)).toMatchObject({
       id: log.id,
       path: `log://turn_${run.turn}/sh/make-test`,
-      status: 202,
+      status: ENTRY.proposed,
       tool: "sh",
       command: "make test",
       cwd: "",
@@ -106,7 +107,7 @@ describe("a producer's rows as typed objects", () => {
     await core.lifecycle.accept(client, project, target, { runner: "self", reason: "looks fine" });
     await core.lifecycle.finishByOwner(client, project, target, { kind: "completed", exit_code: 3, duration: 42 });
     const producer = producerFromRow(await reread(run.id, log.path));
-    expect(producer).toMatchObject({ status: 200, decision: "accept", runner: "self", resolvedBy: "tester", reason: "looks fine" });
+    expect(producer).toMatchObject({ status: ENTRY.done, decision: "accept", runner: "self", resolvedBy: "tester", reason: "looks fine" });
     expect(producer).toMatchObject({ outcome: "completed", exitCode: 3, signal: null, durationMs: 42, cancelledBy: null });
     expect(producer.ownerKey).toMatch(/\S/);
     const channels = (await core.repos.entries.listChannels(log.id)).map(channelFromRow);
@@ -127,7 +128,7 @@ describe("a producer's rows as typed objects", () => {
     });
     const rejected = await propose();
     await core.lifecycle.reject(project, rejected.target, { by: "tester", reason: "no" });
-    expect(producerFromRow(await reread(rejected.run.id, rejected.log.path))).toMatchObject({ status: 403, decision: "reject", reason: "no" });
+    expect(producerFromRow(await reread(rejected.run.id, rejected.log.path))).toMatchObject({ status: ENTRY.rejected, decision: "reject", reason: "no" });
   });
 
   it("refuses a sandbox mode this server does not know, naming it, rather than running it in another", async () => {

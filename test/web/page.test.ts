@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { describeWithBrowser, launchBrowser, signedInPage, signInLink, terminalText } from "./browser.js";
@@ -89,7 +90,7 @@ describeWithBrowser("the web view in Chromium", () => {
     await first.click(`${card(path)} button.approve`);
     // The other page sees it decided, and both follow its output.
     await second.waitForFunction((selector) => !document.querySelector(selector), {}, card(path));
-    expect((await client.request("entry/get", { run: "build", path })).status).toBe(200);
+    expect((await client.request("entry/get", { run: "build", path })).status).toBe(ENTRY.done);
     expect(resolvers).toEqual(["spool-web"]);
     await waitTerminal(first, 1, "tick 3");
     await waitTerminal(first, 2, "warn 3");
@@ -103,7 +104,7 @@ describeWithBrowser("the web view in Chromium", () => {
     await first.click('[data-action="cancel"]');
     for (const page of [first, second]) await page.waitForSelector('[data-producer-status="cancelled"]');
     const channels = (await client.request("entry/list", { run: "build", pattern: "sh://*" })).entries;
-    expect(channels.map((c: { status: number }) => c.status)).toEqual([499, 499]);
+    expect(channels.map((c: { status: number }) => c.status)).toEqual([ENTRY.cancelled, ENTRY.cancelled]);
     await first.waitForFunction(() => document.querySelector(".producer-detail .facts")?.textContent?.includes("cancelled from the web view"));
   }, 90_000);
 
@@ -118,7 +119,7 @@ describeWithBrowser("the web view in Chromium", () => {
     const watcher = await ts.clientIn("arrivals");
     const created = watcher.next("run/state", (s) => s.run === "nightly" && s.event === "created");
     await client.request("run/create", { alias: "nightly", title: "the nightly build" });
-    expect(await created).toMatchObject({ run: "nightly", status: 200, turn: 1, loop: null, event: "created" });
+    expect(await created).toMatchObject({ run: "nightly", status: RUN.done, turn: 1, loop: null, event: "created" });
     await page.waitForSelector('.runs [data-run="nightly"]');
     expect(await text(page, '.runs [data-run="nightly"]')).toContain("the nightly build");
     await page.waitForFunction(() => document.querySelector('.projects [data-project="arrivals"]')?.textContent?.includes("2 runs"));
@@ -205,7 +206,7 @@ describeWithBrowser("the web view in Chromium", () => {
     await page.click('[data-action="abort"]');
     await page.waitForSelector('[data-run-status="aborted"]');
     await page.waitForFunction(() => !document.querySelector('.proposal[data-run="talk"]'));
-    expect((await client.request("run/get", { run: "talk" })).run.status).toBe(499);
+    expect((await client.request("run/get", { run: "talk" })).run.status).toBe(RUN.aborted);
     expect(model.requests[0]!.messages.at(-1)!.content).toBe("Why does the build fail?");
   });
 
@@ -227,7 +228,7 @@ describeWithBrowser("the web view in Chromium", () => {
     await waitWritten(page, 1, 2_000_000);
     await page.click(`${card(other.path)} button.reject`);
     await page.waitForFunction((selector) => !document.querySelector(selector), {}, card(other.path));
-    expect((await client.request("entry/get", { run: "flood", path: other.path })).status).toBe(403);
+    expect((await client.request("entry/get", { run: "flood", path: other.path })).status).toBe(ENTRY.rejected);
     // The click was handled while the output was still coming.
     expect(await text(page, "[data-producer-status]")).toBe("running");
     const before = await drawnOrSkipped(page, 1);

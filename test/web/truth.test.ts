@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { RUN } from "../../src/protocol/status.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 import { describeWithBrowser, launchBrowser, signInLink } from "./browser.js";
@@ -125,7 +126,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.click(`${card(path)} button.approve`);
     await page.waitForFunction(() => document.querySelector('.term[data-channel="1"] .xterm-rows')?.textContent?.includes("started"));
     // The turn waits for the command (the run is still 202), but no proposal waits for anyone.
-    expect((await client.request("run/get", { run: "agent" })).run.status).toBe(202);
+    expect((await client.request("run/get", { run: "agent" })).run.status).toBe(RUN.waiting);
     await waitBadges(page, "badges", { waiting: null, open: "1" });
     expect((await client.request("project/list", {})).projects.find((p: { name: string }) => p.name === "badges")).toMatchObject({
       waiting: 0,
@@ -136,7 +137,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
 
     // The command is cancelled, the model answers, the run ends: the badges go, with no reload.
     await page.click('[data-action="cancel"]');
-    await eventually(async () => (await client.request("run/get", { run: "agent" })).run.status === 200, 20_000, "the run to end");
+    await eventually(async () => (await client.request("run/get", { run: "agent" })).run.status === RUN.done, 20_000, "the run to end");
     await waitBadges(page, "badges", { waiting: null, open: null });
     expect(await badges(page, "badges")).toEqual({ waiting: null, open: null });
   }, 90_000);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../../src/client/spool-client.js";
+import { ENTRY } from "../../../src/protocol/status.js";
 import { proposeAndAccept } from "../../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
 
@@ -69,8 +70,10 @@ describe("stream and proposal errors change nothing", () => {
 
   it("finishing a proposal that was never accepted is CONFLICT", async () => {
     const { path: pending } = await c.request("proposal/create", { run: "s", tool: "sh", command: "never accepted" });
-    await expect(c.request("stream/completed", { run: "s", path: pending, exit_code: 0 })).rejects.toMatchObject({ data: { code: "CONFLICT", status: 202 } });
-    expect((await c.request("entry/get", { run: "s", path: pending })).status).toBe(202);
+    await expect(c.request("stream/completed", { run: "s", path: pending, exit_code: 0 })).rejects.toMatchObject({
+      data: { code: "CONFLICT", status: ENTRY.proposed },
+    });
+    expect((await c.request("entry/get", { run: "s", path: pending })).status).toBe(ENTRY.proposed);
   });
 
   it("proposal/create refuses unknown tools and a cwd outside the project root", async () => {
@@ -91,7 +94,7 @@ describe("stream and proposal errors change nothing", () => {
       data: { code: "NOT_FOUND" },
     });
     await expect(c.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" })).rejects.toMatchObject({
-      data: { code: "CONFLICT", status: 200 },
+      data: { code: "CONFLICT", status: ENTRY.done },
     });
   });
 
@@ -109,6 +112,6 @@ describe("stream and proposal errors change nothing", () => {
     await expect(other.request("stream", { run: "s", path, channel: 1, chunk: "x" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
     await expect(other.request("stream/cancel", { run: "s", path })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
     await expect(other.request("stream/subscribe", { run: "s", path })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
-    expect((await stdout()).status).toBe(102);
+    expect((await stdout()).status).toBe(ENTRY.streaming);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRY } from "../../../src/protocol/status.js";
 import { proposeAndAccept } from "../../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
 import { collect } from "../../helpers/stream.js";
@@ -29,26 +30,26 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
       expect(notice).toMatchObject({ run: "r1", path, tool: "sh", command: "npm test -- --watch=false", turn: 1 });
     }
     const logBefore = await watcher.request("entry/get", { run: "r1", path });
-    expect(logBefore.status).toBe(202);
+    expect(logBefore.status).toBe(ENTRY.proposed);
     expect(logBefore.attributes.command).toBe("npm test -- --watch=false");
 
     const resolved = await acceptor.request("run/resolve", { run: "r1", path, decision: "accept", runner: "self" });
     expect(resolved).toEqual({
       resumeToken: expect.any(String),
       path,
-      status: 200,
+      status: ENTRY.done,
       runner: "self",
       channels: [
-        { channel: 1, name: "stdout", path: "sh://turn_1/npm-test-watch-false_1", status: 102 },
-        { channel: 2, name: "stderr", path: "sh://turn_1/npm-test-watch-false_2", status: 102 },
+        { channel: 1, name: "stdout", path: "sh://turn_1/npm-test-watch-false_1", status: ENTRY.streaming },
+        { channel: 2, name: "stderr", path: "sh://turn_1/npm-test-watch-false_2", status: ENTRY.streaming },
       ],
     });
     const ch1 = await watcher.request("entry/get", { run: "r1", path: resolved.channels[0].path });
-    expect(ch1).toMatchObject({ status: 102, attributes: { command: "npm test -- --watch=false", channel: 1 } });
+    expect(ch1).toMatchObject({ status: ENTRY.streaming, attributes: { command: "npm test -- --watch=false", channel: 1 } });
 
     // The acceptor owns the producer; it hands the resume token to the process that streams, which claims it.
     await expect(producer.request("stream", { run: "r1", path, channel: 1, chunk: "forged\n", seq: 1 })).rejects.toMatchObject({ data: { code: "NOT_OWNER" } });
-    expect(await producer.request("stream/claim", { run: "r1", path, token: resolved.resumeToken })).toMatchObject({ status: 102 });
+    expect(await producer.request("stream/claim", { run: "r1", path, token: resolved.resumeToken })).toMatchObject({ status: ENTRY.streaming });
 
     // The producer streams a first chunk before anyone watches: the watcher gets it by replay.
     expect(await producer.request("stream", { run: "r1", path, channel: 1, chunk: "line 1\n", seq: 1 })).toEqual({
@@ -66,7 +67,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     await producer.request("stream", { run: "r1", path, channel: 2, chunk: "warning\n", seq: 1 });
     await producer.request("stream", { run: "r1", path, channel: 1, chunk: "line 2\n", seq: 2 });
     const done = await producer.request("stream/completed", { run: "r1", path, exit_code: 0, duration: 1234 });
-    expect(done).toMatchObject({ path, status: 200, changed: true });
+    expect(done).toMatchObject({ path, status: ENTRY.done, changed: true });
     await seen.finished;
 
     expect(seen.bytes(1).toString()).toBe("line 1\nline 2\n");
@@ -76,11 +77,11 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
       [2, 200, 0],
     ]);
     const log = await proposer.request("entry/get", { run: "r1", path });
-    expect(log.status).toBe(200);
+    expect(log.status).toBe(ENTRY.done);
     expect(log.body).toBe("$ npm test -- --watch=false → exit 0 in 1234 ms; stdout 14 bytes/2 lines, stderr 8 bytes/1 line");
-    expect(log.attributes).toMatchObject({ exit_code: 0, duration: 1234, outcome: "completed", status: 200 });
+    expect(log.attributes).toMatchObject({ exit_code: 0, duration: 1234, outcome: "completed", status: ENTRY.done });
     const stdout = await proposer.request("entry/get", { run: "r1", path: "sh://turn_1/npm-test-watch-false_1" });
-    expect(stdout).toMatchObject({ status: 200, body: "line 1\nline 2\n", bytes: 14, lines: 2, attributes: { exit_code: 0 } });
+    expect(stdout).toMatchObject({ status: ENTRY.done, body: "line 1\nline 2\n", bytes: 14, lines: 2, attributes: { exit_code: 0 } });
     expect(outsiderSaw).toEqual([]);
   });
 
@@ -90,11 +91,11 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     await a.request("run/create", { alias: "r2" });
     const { path } = await a.request("proposal/create", { run: "r2", tool: "env", command: "git status" });
     const rejected = await b.request("run/resolve", { run: "r2", path, decision: "reject", reason: "not now" });
-    expect(rejected).toEqual({ path, status: 403, runner: null, channels: [] });
+    expect(rejected).toEqual({ path, status: ENTRY.rejected, runner: null, channels: [] });
     const log = await a.request("entry/get", { run: "r2", path });
-    expect(log).toMatchObject({ status: 403, attributes: { reason: "not now", decision: "reject" } });
+    expect(log).toMatchObject({ status: ENTRY.rejected, attributes: { reason: "not now", decision: "reject" } });
     await expect(a.request("run/resolve", { run: "r2", path, decision: "accept", runner: "self" })).rejects.toMatchObject({
-      data: { code: "CONFLICT", status: 403 },
+      data: { code: "CONFLICT", status: ENTRY.rejected },
     });
     await expect(a.request("stream", { run: "r2", path, channel: 1, chunk: "x" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
   });
@@ -107,7 +108,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     await expect(a.request("run/resolve", { run: "r3", path, decision: "accept", runner: "gpu-box" })).rejects.toMatchObject({
       data: { code: "NO_RUNNER", runner: "gpu-box" },
     });
-    expect((await a.request("entry/get", { run: "r3", path })).status).toBe(202);
+    expect((await a.request("entry/get", { run: "r3", path })).status).toBe(ENTRY.proposed);
   });
 
   it("slugs are unique within a turn and channel paths never overlap", async () => {
@@ -137,15 +138,15 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     await producer.request("stream", { run: "c1", path, channel: 1, chunk: "tick\n", seq: 1 });
     const told = Promise.all([proposer, producer].map((c) => c.next("stream/cancelled", (p) => p.path === path)));
     const result = await bystander.request("stream/cancel", { run: "c1", path, reason: "taking too long" });
-    expect(result).toMatchObject({ status: 499, changed: true });
+    expect(result).toMatchObject({ status: ENTRY.cancelled, changed: true });
     for (const notice of await told) expect(notice).toEqual({ run: "c1", path, reason: "taking too long" });
     const ch = await bystander.request("entry/get", { run: "c1", path: "sh://turn_1/sleep-100_1" });
-    expect(ch).toMatchObject({ status: 499, body: "tick\n", attributes: { reason: "taking too long", outcome: "cancelled" } });
+    expect(ch).toMatchObject({ status: ENTRY.cancelled, body: "tick\n", attributes: { reason: "taking too long", outcome: "cancelled" } });
     // Finishing again changes nothing and reports what is there.
     const again = await producer.request("stream/completed", { run: "c1", path, exit_code: 0 });
-    expect(again).toMatchObject({ status: 499, changed: false });
+    expect(again).toMatchObject({ status: ENTRY.cancelled, changed: false });
     await expect(producer.request("stream", { run: "c1", path, channel: 1, chunk: "late", seq: 2 })).rejects.toMatchObject({
-      data: { code: "STREAM_CLOSED", status: 499 },
+      data: { code: "STREAM_CLOSED", status: ENTRY.cancelled },
     });
   });
 
@@ -157,9 +158,9 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     ] as const) {
       const { path } = await proposeAndAccept(a, a, run, "false", { runner: "self" });
       const r = await a.request("stream/completed", { run, path, ...finish });
-      expect(r.status).toBe(500);
+      expect(r.status).toBe(ENTRY.failed);
       const ch = await a.request("entry/get", { run, path: "sh://turn_1/false_2" });
-      expect(ch.status).toBe(500);
+      expect(ch.status).toBe(ENTRY.failed);
       expect(ch.attributes).toMatchObject(expected);
     }
   });
@@ -168,7 +169,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     const a = await ts.clientIn("abort");
     const { path } = await proposeAndAccept(a, a, "a1", "sleep 5", { runner: "self" });
     const r = await a.request("stream/aborted", { run: "a1", path, reason: "timed out", duration: 5000 });
-    expect(r).toMatchObject({ status: 499, changed: true });
+    expect(r).toMatchObject({ status: ENTRY.cancelled, changed: true });
     const log = await a.request("entry/get", { run: "a1", path });
     expect(log.body).toBe("$ sleep 5 → aborted: timed out in 5000 ms; stdout 0 bytes/0 lines, stderr 0 bytes/0 lines");
   });

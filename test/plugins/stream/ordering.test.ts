@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENTRY } from "../../../src/protocol/status.js";
 import { proposeAndAccept } from "../../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
 
@@ -21,12 +22,12 @@ describe("ordering of stream calls on one connection", () => {
     const finished = c.call("stream/completed", { run: "o", path, exit_code: 0 });
     const late = c.call("stream", { run: "o", path, channel: 1, chunk: "too late\n" });
     await Promise.all(calls);
-    expect((await finished).status).toBe(200);
+    expect((await finished).status).toBe(ENTRY.done);
     await expect(late).rejects.toMatchObject({ data: { code: "STREAM_CLOSED" } });
     const out = await c.call("entry/get", { run: "o", path: "sh://turn_1/two-channels_1" });
     const err = await c.call("entry/get", { run: "o", path: "sh://turn_1/two-channels_2" });
     expect(out.body).toBe(Array.from({ length: 20 }, (_, i) => `out ${i + 1}\n`).join(""));
     expect(err.body).toBe(Array.from({ length: 20 }, (_, i) => `err ${i + 1}\n`).join(""));
-    expect([out.status, err.status]).toEqual([200, 200]);
+    expect([out.status, err.status]).toEqual([ENTRY.done, ENTRY.done]);
   });
 });

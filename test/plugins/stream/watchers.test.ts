@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../../src/client/spool-client.js";
 import { type App, definePlugin } from "../../../src/plugins/plugin.js";
+import { ENTRY } from "../../../src/protocol/status.js";
 import { createMemoryTransportPair } from "../../../src/rpc/transport.js";
 import { proposeAndAccept } from "../../helpers/proposals.js";
 import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
@@ -85,7 +86,7 @@ describe("restart", () => {
         data: { code: "NOT_OWNER" },
       });
       expect(await late.request("stream/claim", { run: "r", path: resumes, token: resolved.resumeToken })).toMatchObject({
-        status: 102,
+        status: ENTRY.streaming,
         channels: [
           { channel: 1, lastSeq: 1 },
           { channel: 2, lastSeq: 0 },
@@ -94,12 +95,12 @@ describe("restart", () => {
       // The resuming producer retries seq 1 (acknowledged, not duplicated) and goes on.
       expect(await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 })).toMatchObject({ duplicate: true });
       await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 });
-      await eventually(async () => (await late.request("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" })).status === 499, 5_000);
+      await eventually(async () => (await late.request("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" })).status === ENTRY.cancelled, 5_000);
       const silentCh = await late.request("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" });
-      expect(silentCh).toMatchObject({ status: 499, body: "before\n", attributes: { reason: "interrupted" } });
+      expect(silentCh).toMatchObject({ status: ENTRY.cancelled, body: "before\n", attributes: { reason: "interrupted" } });
       const resumed = await late.request("entry/get", { run: "r", path: "sh://turn_1/resumes_1" });
-      expect(resumed).toMatchObject({ status: 102, body: "before\nafter\n" });
-      expect((await late.request("entry/get", { run: "r", path: pending })).status).toBe(202);
+      expect(resumed).toMatchObject({ status: ENTRY.streaming, body: "before\nafter\n" });
+      expect((await late.request("entry/get", { run: "r", path: pending })).status).toBe(ENTRY.proposed);
     } finally {
       await second.stop();
     }
