@@ -92,6 +92,17 @@ describeWithInfra("postgres", "the cluster bus acts only on rows a server holdin
       )
     ).rows.map((r) => ({ server_id: Number(r.server_id), seq: Number(r.seq), body: r.body, created_at: Number(r.created_at), mac: r.mac }));
 
+  /** Waits (up to 10 s) until `server`'s stored rows hold what `pick` looks for, and returns it. */
+  const stored = async <T>(server: number, pick: (rows: Awaited<ReturnType<typeof rowsOf>>) => T | undefined): Promise<T> => {
+    const until = Date.now() + 10_000;
+    for (;;) {
+      const found = pick(await rowsOf(server));
+      if (found !== undefined) return found;
+      if (Date.now() > until) throw new Error(`no stored row of server ${server} matched`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
   beforeAll(async () => {
     db = await freshDatabase();
     store = await openPostgresStore(db.url);
@@ -130,15 +141,11 @@ describeWithInfra("postgres", "the cluster bus acts only on rows a server holdin
     await forge({ ...row, seq: 1001, mac: "" }, 101, 102);
     await forge({ ...row, seq: 1002, mac: signEvent(busKey("another-token-0123456789abcdef"), { ...row, seq: 1002 }) }, 101, 102);
     // A genuine row of 101's written again and notified again: its seq was taken already.
-    const [genuine] = await rowsOf(101);
-    await forge(genuine!, 101, 102);
+    const genuine = await stored(101, (rows) => rows[0]);
+    await forge(genuine, 101, 102);
     // A genuine row addressed to server 103, notified to 102.
     one.publish({ t: "kick", to: 103, run: 2 });
-    await new Promise<void>((resolve) => {
-      const look = async () => ((await rowsOf(101)).length >= 3 ? resolve() : setTimeout(look, 20));
-      void look();
-    });
-    const elsewhere = (await rowsOf(101)).find((r) => r.body.includes('"to":103'))!;
+    const elsewhere = await stored(101, (rows) => rows.find((r) => r.body.includes('"to":103')));
     await forge(elsewhere, 101, 102);
     // A row signed well but notified as another server's.
     const mine = { server_id: 101, seq: 2000, body: JSON.stringify({ t: "kick", to: 102, run: 9 }), created_at: Date.now() };
