@@ -1,10 +1,10 @@
 import type { z } from "zod";
 import type { FinishedNotice, ProposalNotice, ResolvedNotice } from "../protocol/common.js";
-import { producerView } from "../protocol/views.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { wireAttributes } from "../store/entries.js";
 import { type Producer, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
+import { producerWire } from "../store/views.js";
 import type { CoreDeps } from "./deps.js";
 import { ENTRY } from "./status.js";
 import type { Outcome } from "./summary.js";
@@ -30,7 +30,7 @@ export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof
     tool: producer.tool,
     command: producer.command,
     attributes: wireAttributes(row),
-    producer: producerView({ path: row.path, status: row.status, turn: row.turn, attributes: wireAttributes(row) }),
+    producer: producerWire(row, []),
     turn: row.turn,
     ...modelCall(producer),
     createdAt: row.created_at,

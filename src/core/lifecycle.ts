@@ -23,7 +23,7 @@ import { channelPath, insertUnderFreeSlug } from "./slug.js";
 import { ENTRY } from "./status.js";
 import { type Outcome, outcomeAttributes, outcomeStatus, summaryLine } from "./summary.js";
 import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
-import { type Caller, type Cell, type Operation, type ProducerState, refusal, stateOf, transition } from "./transitions.js";
+import { type Caller, type Cell, type Operation, refusal, stateOf, type TransitionState, transition } from "./transitions.js";
 import type { WatcherHub } from "./watchers.js";
 
 // The handlers, plugins and the agent loop import these from here.
@@ -97,7 +97,7 @@ export class Lifecycle {
   }
 
   /** The producer's state and its channels (none are read before it is accepted). */
-  async #state(log: EntryRow): Promise<{ state: ProducerState; channels: EntryRow[] }> {
+  async #state(log: EntryRow): Promise<{ state: TransitionState; channels: EntryRow[] }> {
     const channels = log.status === ENTRY.done ? await this.#repos.entries.listChannels(log.id) : [];
     return {
       state: stateOf(
@@ -109,7 +109,7 @@ export class Lifecycle {
   }
 
   /** What the table says `operation` by `caller` does from `state`; a refusal is thrown as `refused` words it. */
-  #follow(state: ProducerState, operation: Operation, caller: Caller, refused: (error: ErrorName) => Error): Extract<Cell, { to: unknown }> {
+  #follow(state: TransitionState, operation: Operation, caller: Caller, refused: (error: ErrorName) => Error): Extract<Cell, { to: unknown }> {
     const cell = transition(state, operation, caller);
     const error = refusal(cell);
     if (error) throw refused(error);

@@ -8,8 +8,11 @@ import { ENTRY } from "./status.js";
  * against it, so the table is the one description of the state machine.
  */
 
-/** A producer's state: its log entry's status and, once accepted, its data channels' status. */
-export type ProducerState = "proposed" | "streaming" | "done" | "failed" | "cancelled" | "rejected";
+/**
+ * A producer's state as the transition table knows it: its log entry's status and, once accepted, its data
+ * channels' status. Not the wire's ProducerState (src/protocol), the finer word clients show.
+ */
+export type TransitionState = "proposed" | "streaming" | "done" | "failed" | "cancelled" | "rejected";
 
 export type Operation = "accept" | "reject" | "start" | "append" | "complete" | "abort" | "cancel" | "lose" | "claim";
 
@@ -20,7 +23,7 @@ export type Operation = "accept" | "reject" | "start" | "append" | "complete" | 
 export type Caller = "owner" | "other";
 
 /** The statuses (log entry, data channels) that make each state; null: no channels yet (or ever). */
-export const STATE_STATUSES: Record<ProducerState, readonly [log: number, channels: number | null]> = {
+export const STATE_STATUSES: Record<TransitionState, readonly [log: number, channels: number | null]> = {
   proposed: [ENTRY.proposed, null],
   streaming: [ENTRY.done, ENTRY.streaming],
   done: [ENTRY.done, ENTRY.done],
@@ -46,7 +49,7 @@ export const OPERATIONS: Record<Operation, { by: "anyone" | "owner" | "server"; 
 export type Cell =
   | {
       /** The state afterwards; two for `complete`, whose outcome picks (exit 0 → done, else failed). */
-      to: ProducerState | readonly [ProducerState, ProducerState];
+      to: TransitionState | readonly [TransitionState, TransitionState];
       /** Notifications to the project, exactly once each, in any order. */
       notices: readonly string[];
       /** Hooks, in order. */
@@ -59,11 +62,11 @@ export type Entry = Cell | { owner: Cell; other: Cell };
 
 const refuse = (error: ErrorName): Cell => ({ error });
 /** Nothing changes and nothing is said (idempotent finishing, claims of finished work). */
-const stay = (state: ProducerState): Cell => ({ to: state, notices: [], hooks: [] });
+const stay = (state: TransitionState): Cell => ({ to: state, notices: [], hooks: [] });
 const RESOLVED = { notices: ["run/resolved"], hooks: ["entry:status"] } as const;
 const FINISHED = { notices: ["stream/finished"], hooks: ["entry:status", "entry:status"] } as const;
 /** A finished producer: every finishing call reports it and changes nothing; it takes no more output. */
-const finished = (state: ProducerState): Record<Operation, Entry> => ({
+const finished = (state: TransitionState): Record<Operation, Entry> => ({
   accept: refuse("CONFLICT"),
   reject: refuse("CONFLICT"),
   start: stay(state),
@@ -76,7 +79,7 @@ const finished = (state: ProducerState): Record<Operation, Entry> => ({
 });
 
 /** Every operation from every state (a proposal has no channels: nothing to append to, finish or claim). */
-export const TRANSITIONS: Record<ProducerState, Record<Operation, Entry>> = {
+export const TRANSITIONS: Record<TransitionState, Record<Operation, Entry>> = {
   proposed: {
     accept: { to: "streaming", ...RESOLVED },
     reject: { to: "rejected", ...RESOLVED },
@@ -116,7 +119,7 @@ export const TRANSITIONS: Record<ProducerState, Record<Operation, Entry>> = {
 };
 
 /** What `operation` by `caller` does from `state`. */
-export function transition(state: ProducerState, operation: Operation, caller: Caller = "owner"): Cell {
+export function transition(state: TransitionState, operation: Operation, caller: Caller = "owner"): Cell {
   const entry = TRANSITIONS[state][operation];
   return "owner" in entry ? entry[caller] : entry;
 }
@@ -128,9 +131,9 @@ export const refusal = (cell: Cell): ErrorName | undefined => ("error" in cell ?
  * The state of a producer from its log entry's status and its channels' statuses: streaming while any
  * channel is open. A combination no operation produces is an error, never taken for a state.
  */
-export function stateOf(logStatus: number, channelStatuses: readonly number[]): ProducerState {
+export function stateOf(logStatus: number, channelStatuses: readonly number[]): TransitionState {
   const channels = channelStatuses.includes(ENTRY.streaming) ? ENTRY.streaming : (channelStatuses[0] ?? null);
-  for (const [state, [log, channel]] of Object.entries(STATE_STATUSES) as [ProducerState, readonly [number, number | null]][]) {
+  for (const [state, [log, channel]] of Object.entries(STATE_STATUSES) as [TransitionState, readonly [number, number | null]][]) {
     if (log === logStatus && channel === channels) return state;
   }
   throw new Error(`a producer with its log at ${logStatus} and its channels at ${channelStatuses.join(", ") || "none"} is in no known state`);

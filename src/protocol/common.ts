@@ -1,7 +1,7 @@
 // Shapes several requests and notifications share: run aliases, entry paths, statuses, durations, a run,
 // an entry, the notices. zod only, no Node imports.
 import { z } from "zod";
-import { Producer } from "./views-schemas.js";
+import { Channel, Producer } from "./views-schemas.js";
 
 /** Project names: what they may hold. */
 export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -39,7 +39,13 @@ export const EntrySummary = z.object({
   path: z.string(),
   status: Status,
   turn: z.number().int(),
-  attributes: Attributes,
+  attributes: Attributes.describe(
+    "The entry's attributes as stored; for a producer's log entry or channel the same facts, typed, are in `producer` or `channel` (read those; a plugin's own attributes are also in `producer.extra`)",
+  ),
+  producer: Producer.nullable().describe(
+    "A producer's log entry (log://…): its producer, every field Spool sets named and typed, with its channels; null for other entries",
+  ),
+  channel: Channel.nullable().describe("A producer's data channel: its typed view; null for other entries"),
   bytes: z.number().int(),
   lines: z.number().int(),
   streamed: z.boolean(),

@@ -27,10 +27,13 @@ export interface WireEntry {
 const OUTCOMES: Record<Outcome, true> = { completed: true, aborted: true, cancelled: true };
 
 /** Log-entry attributes only the server reads (the owner's key) and the old spelling of the sandbox mode: never shown, never `extra`. */
-const INTERNAL = new Set(["ownerKey", "readOnly"]);
+const INTERNAL = ["ownerKey", "readOnly"] as const;
 
-/** Every attribute Spool writes on a log entry; the rest is a plugin's `extra`. */
-const NAMED = new Set([
+/**
+ * Every attribute Spool writes on a producer's log entry or its channels; the rest is a plugin's `extra`.
+ * The server's row mapping (src/store/producer-row.ts) uses the same list.
+ */
+export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   ...INTERNAL,
   "tool",
   "command",
@@ -123,7 +126,8 @@ function processOf(value: unknown): ProcessPlace | null {
   return { backend: str(value.backend), pid: int(value.pid), container: str(value.container), host: str(value.host) };
 }
 
-function stateOf(status: number, outcome: Outcome | null, endStatus: number | null, channels: Channel[]): ProducerState {
+/** Where a producer stands, from its log entry's status, how it ended and its channels' statuses. */
+export function producerState(status: number, outcome: Outcome | null, endStatus: number | null, channels: readonly Pick<Channel, "status">[]): ProducerState {
   if (status === ENTRY.proposed) return "proposed";
   if (status === ENTRY.rejected) return "rejected";
   const open = channels.some((c) => c.status === ENTRY.streaming);
@@ -164,12 +168,12 @@ export function producerView(log: WireEntry, channels: readonly WireEntry[] = []
   const modelSeen = isRecord(a.modelSeen)
     ? Object.fromEntries(Object.entries(a.modelSeen).filter((e): e is [string, number] => typeof e[1] === "number"))
     : null;
-  const extra = Object.fromEntries(Object.entries(a).filter(([key]) => !NAMED.has(key)));
+  const extra = Object.fromEntries(Object.entries(a).filter(([key]) => !SPOOL_ATTRIBUTES.has(key)));
   return {
     ...factsOf(a),
     path: log.path,
     status: log.status,
-    state: stateOf(log.status, outcome, endStatus, own),
+    state: producerState(log.status, outcome, endStatus, own),
     turn: log.turn,
     slug: str(a.slug),
     sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,

@@ -62,6 +62,12 @@ export function listChannels(db: Kysely<Database>, producerId: number): Promise<
   return db.selectFrom("entries").selectAll().where("producer_id", "=", producerId).orderBy("channel").execute();
 }
 
+/** The data channels of several producers (log entries) at once, by producer then channel number. */
+export function listChannelsOf(db: Kysely<Database>, producerIds: readonly number[]): Promise<EntryRow[]> {
+  if (producerIds.length === 0) return Promise.resolve([]);
+  return db.selectFrom("entries").selectAll().where("producer_id", "in", producerIds).orderBy("producer_id").orderBy("channel").execute();
+}
+
 export interface EntryFilter {
   /** Glob over the path: `*` matches any run of characters, `?` one character. */
   pattern?: string | undefined;

@@ -1,4 +1,5 @@
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
+import { SPOOL_ATTRIBUTES } from "../protocol/views.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { EntryRow } from "./schema.js";
 
@@ -55,6 +56,8 @@ export interface Producer {
   /** Where it runs, as its runner reported it. */
   process: Record<string, unknown> | null;
   outcome: ProducerOutcome | null;
+  /** Its channels' terminal status as the summary recorded it once it ended; null before. */
+  endStatus: number | null;
   exitCode: number | null;
   signal: string | null;
   durationMs: number | null;
@@ -80,38 +83,6 @@ export interface ProducerChannel {
   signal: string | null;
   reason: string | null;
 }
-
-const NAMED = new Set([
-  "tool",
-  "command",
-  "cwd",
-  "env",
-  "tty",
-  "background",
-  "timeoutMs",
-  "slug",
-  "sandbox",
-  "readOnly",
-  "sandboxNetwork",
-  "sandboxReason",
-  "proposedBy",
-  "loop",
-  "toolCallId",
-  "decision",
-  "runner",
-  "ownerKey",
-  "resolvedBy",
-  "reason",
-  "process",
-  "outcome",
-  "status",
-  "exit_code",
-  "signal",
-  "duration",
-  "cancelledBy",
-  "modelSeen",
-  "channels",
-]);
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
@@ -161,12 +132,13 @@ export function producerFromRow(row: EntryRow): Producer {
     reason: str(a.reason),
     process: isRecord(a.process) ? a.process : null,
     outcome: outcomeOf(a.outcome),
+    endStatus: outcomeOf(a.outcome) === null ? null : int(a.status),
     exitCode: int(a.exit_code),
     signal: str(a.signal),
     durationMs: num(a.duration),
     cancelledBy: str(a.cancelledBy),
     modelSeen,
-    extra: Object.fromEntries(Object.entries(a).filter(([key]) => !NAMED.has(key))),
+    extra: Object.fromEntries(Object.entries(a).filter(([key]) => !SPOOL_ATTRIBUTES.has(key))),
   };
 }
 

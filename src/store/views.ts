@@ -1,8 +1,11 @@
 import type { EntrySummaryOut, RunOut } from "../protocol/common.js";
+import type { SandboxFact } from "../protocol/views.js";
+import { type Channel, type ProcessPlace, type Producer, producerState } from "../protocol/views.js";
+import { channelFromRow, producerFromRow } from "./producer-row.js";
 import { countNewlines, lineCount, wireAttributes } from "./repositories.js";
 import type { EntryRow, RunRow } from "./schema.js";
 
-/** Wire shapes of rows: what methods return for runs and entries. */
+/** Wire shapes of rows: what methods return for runs, entries, producers and their channels. */
 
 export function runView(row: RunRow): RunOut {
   return {
@@ -17,13 +20,97 @@ export function runView(row: RunRow): RunOut {
   };
 }
 
-export function entrySummary(row: EntryRow): EntrySummaryOut {
+/** A data channel's entry as the wire's typed `Channel`. */
+export function channelWire(row: EntryRow): Channel {
+  const channel = channelFromRow(row);
+  return {
+    channel: channel.channel,
+    name: channel.name,
+    path: row.path,
+    status: row.status,
+    bytes: row.streamed ? row.bytes : Buffer.byteLength(row.body, "utf8"),
+    lines: row.streamed ? lineCount(row) : countLines(Buffer.from(row.body, "utf8")),
+    lastSeq: null,
+    eofAt: channel.eofAt,
+  };
+}
+
+const text = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value));
+const nonEmpty = (value: string | null): string | null => (value === null || value === "" ? null : value);
+
+function placeOf(process: Record<string, unknown> | null): ProcessPlace | null {
+  if (process === null) return null;
+  const str = (value: unknown) => (typeof value === "string" && value !== "" ? value : null);
+  return {
+    backend: str(process.backend),
+    pid: Number.isInteger(process.pid) ? (process.pid as number) : null,
+    container: str(process.container),
+    host: str(process.host),
+  };
+}
+
+/**
+ * A producer's log entry and its channel entries as the wire's typed `Producer`, built on the row mapping
+ * (producerFromRow, channelFromRow): the server reads the attributes once, and every client gets the same
+ * fields. Only the wire's spelling differs: the project root is a null cwd, env is name/value pairs in the
+ * order proposed, the sandbox is a fact, nothing the server alone reads (owner key, ids) goes out.
+ */
+export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): Producer {
+  const p = producerFromRow(log);
+  const channels = channelRows.map(channelWire).sort((x, y) => x.channel - y.channel);
+  const sandbox: SandboxFact = { mode: p.sandbox ?? (p.readOnly ? "read-only" : "full") };
+  return {
+    tool: p.tool,
+    command: p.command,
+    cwd: p.cwd === "" || p.cwd === "." ? null : p.cwd,
+    env: Object.entries(p.env).map(([name, value]) => [name, text(value)]),
+    tty: p.tty,
+    runner: nonEmpty(p.runner),
+    background: p.background,
+    timeoutMs: p.timeoutMs !== null && p.timeoutMs > 0 ? p.timeoutMs : null,
+    sandbox,
+    path: p.path,
+    status: p.status,
+    state: producerState(p.status, p.outcome, p.endStatus, channels),
+    turn: p.turn,
+    slug: nonEmpty(p.slug),
+    sandboxNetwork: p.sandboxNetwork,
+    sandboxReason: nonEmpty(p.sandboxReason),
+    proposedBy: nonEmpty(p.proposedBy),
+    loop: p.loop,
+    toolCallId: nonEmpty(p.toolCallId),
+    decision: p.decision,
+    resolvedBy: nonEmpty(p.resolvedBy),
+    reason: nonEmpty(p.reason),
+    process: placeOf(p.process),
+    outcome: p.outcome,
+    endStatus: p.endStatus,
+    exitCode: p.exitCode,
+    signal: nonEmpty(p.signal),
+    durationMs: p.durationMs,
+    cancelledBy: nonEmpty(p.cancelledBy),
+    modelSeen: Object.keys(p.modelSeen).length === 0 ? null : p.modelSeen,
+    channels,
+    extra: p.extra,
+  };
+}
+
+/**
+ * An entry as entry/get and entry/list return it: with the typed `producer` for a producer's log entry
+ * (`channels`: its channel entries) and the typed `channel` for one of its data channels.
+ */
+export function entrySummary(row: EntryRow, channels: readonly EntryRow[] = []): EntrySummaryOut {
+  const typed = {
+    producer: row.scheme === "log" ? producerWire(row, channels) : null,
+    channel: row.producer_id !== null ? channelWire(row) : null,
+  };
   if (row.streamed) {
     return {
       path: row.path,
       status: row.status,
       turn: row.turn,
       attributes: wireAttributes(row),
+      ...typed,
       bytes: row.bytes,
       lines: lineCount(row),
       streamed: true,
@@ -35,12 +122,12 @@ export function entrySummary(row: EntryRow): EntrySummaryOut {
     status: row.status,
     turn: row.turn,
     attributes: wireAttributes(row),
+    ...typed,
     bytes: body.length,
     lines: countLines(body),
     streamed: false,
   };
 }
-
 export function countLines(data: Buffer): number {
   if (data.length === 0) return 0;
   return countNewlines(data) + (data[data.length - 1] === 10 ? 0 : 1);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SoloBus } from "../../src/cluster/bus.js";
 import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
-import { type Caller, OPERATIONS, type Operation, type ProducerState, STATE_STATUSES, stateOf, TRANSITIONS, transition } from "../../src/core/transitions.js";
+import { type Caller, OPERATIONS, type Operation, STATE_STATUSES, stateOf, TRANSITIONS, type TransitionState, transition } from "../../src/core/transitions.js";
 import { createLogger } from "../../src/logger.js";
 import type { ConnectionHandle, ProjectRef } from "../../src/rpc/connection-context.js";
 import { SpoolError } from "../../src/rpc/errors.js";
@@ -43,11 +43,11 @@ const CALLS = (Object.keys(OPERATIONS) as Operation[]).flatMap((operation) =>
 );
 
 /** The state an operation leads to; `complete` runs with exit 0 here, which picks the first of its two. */
-const target = (to: ProducerState | readonly ProducerState[]): ProducerState => (typeof to === "string" ? to : to[0]!);
+const target = (to: TransitionState | readonly TransitionState[]): TransitionState => (typeof to === "string" ? to : to[0]!);
 
 describe("the transition table", () => {
   it("has a cell for every operation from every state", () => {
-    for (const state of Object.keys(STATE_STATUSES) as ProducerState[]) {
+    for (const state of Object.keys(STATE_STATUSES) as TransitionState[]) {
       expect(Object.keys(TRANSITIONS[state]).sort()).toEqual(Object.keys(OPERATIONS).sort());
     }
   });
@@ -103,7 +103,7 @@ describe("the producer lifecycle, every operation from every state", () => {
   });
 
   /** A fresh producer in `state`, in its own run; returns what the operations need. */
-  async function producerIn(state: ProducerState) {
+  async function producerIn(state: TransitionState) {
     const run = await core.runs.create(project, { alias: `r${++counter}`, model: null, mode: "act" });
     const log = await core.lifecycle.propose(project, run, { tool: "sh", command: `cmd ${counter}`, proposedBy: "test" });
     const target = { run: run.alias, path: log.path };
@@ -117,14 +117,14 @@ describe("the producer lifecycle, every operation from every state", () => {
   }
 
   /** The producer's state as the table's statuses name it, read from the database. */
-  async function stateIn(runId: number, path: string): Promise<ProducerState | string> {
+  async function stateIn(runId: number, path: string): Promise<TransitionState | string> {
     const log = (await core.repos.entries.findEntry(runId, path))!;
     const channel = (await core.repos.entries.listChannels(log.id))[0];
     const key: [number, number | null] = [log.status, channel?.status ?? null];
     return Object.entries(STATE_STATUSES).find(([, s]) => s[0] === key[0] && s[1] === key[1])?.[0] ?? `unknown ${key}`;
   }
 
-  for (const from of Object.keys(TRANSITIONS) as ProducerState[]) {
+  for (const from of Object.keys(TRANSITIONS) as TransitionState[]) {
     for (const { operation, caller, name } of CALLS) {
       const cell = transition(from, operation, caller);
       it(`${from} · ${name} → ${"error" in cell ? cell.error : target(cell.to)}`, async () => {

@@ -82,7 +82,10 @@ describe("rpc.discover is a valid OpenRPC document", () => {
     const resolve = (schema: Doc): Doc => {
       const ref = schema.$ref as string | undefined;
       if (!ref) return schema;
-      return ref.split("/").slice(1).reduce<Doc>((node, key) => node[key] as Doc, doc);
+      return ref
+        .split("/")
+        .slice(1)
+        .reduce<Doc>((node, key) => node[key] as Doc, doc);
     };
     const param = (notification: string, name: string) => {
       const note = (doc["x-notifications"] as Doc[]).find((n) => n.name === notification)!;
@@ -98,6 +101,35 @@ describe("rpc.discover is a valid OpenRPC document", () => {
     const place = param("stream/started", "process");
     expect(Object.keys(place.properties as Doc).sort()).toEqual(["backend", "container", "host", "pid"]);
     expect(place.additionalProperties).not.toEqual({});
+  });
+
+  it("shows entry/get's and entry/list's producer and channel with their fields typed, besides the attributes", () => {
+    const resolve = (schema: Doc): Doc => {
+      const ref = schema.$ref as string | undefined;
+      if (!ref) return schema;
+      return ref
+        .split("/")
+        .slice(1)
+        .reduce<Doc>((node, key) => node[key] as Doc, doc);
+    };
+    const result = (name: string) => resolve((doc.methods as Doc[]).find((m) => m.name === name)!.result.schema as Doc);
+    const typed = (entry: Doc, field: string) => {
+      const schema = resolve(entry.properties[field] as Doc);
+      const object = (schema.anyOf as Doc[] | undefined)?.map(resolve).find((s) => s.type === "object") ?? schema;
+      return object as Doc;
+    };
+    const listed = resolve(result("entry/list").properties.entries.items as Doc);
+    for (const entry of [result("entry/get"), listed]) {
+      expect(entry.required).toEqual(expect.arrayContaining(["producer", "channel", "attributes"]));
+      const producer = typed(entry, "producer");
+      const fields = producer.properties as Record<string, Doc>;
+      for (const field of ["command", "cwd", "env", "state", "exitCode", "signal", "durationMs", "channels", "extra"])
+        expect(fields[field], field).toBeDefined();
+      expect(resolve(fields.state!).enum).toContain("running");
+      expect(producer.additionalProperties).not.toBe(true);
+      const channel = typed(entry, "channel");
+      expect(Object.keys(channel.properties as Doc)).toEqual(expect.arrayContaining(["channel", "name", "path", "status", "bytes", "lines"]));
+    }
   });
 
   it("describes params by name with one content descriptor per field, and every $ref resolves", () => {

@@ -38,7 +38,7 @@ export const entryGet = defineMethod({
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     const row = await ctx.core.repos.entries.findEntry(run.id, params.path);
     if (!row) throw notFound(`Entry "${params.path}"`, { run: params.run, path: params.path });
-    const summary = entrySummary(row);
+    const summary = entrySummary(row, row.scheme === "log" ? await ctx.core.repos.entries.listChannels(row.id) : []);
     if (params.budget !== undefined && row.streamed) {
       const view = await channelModelView(ctx.core.repos.chunks.readLines, row, params.budget, { failurePatterns: ctx.core.config.agent.failurePatterns });
       const text = (await ctx.core.applyFilter("entry:model-view", { text: view.text, path: row.path })).text;

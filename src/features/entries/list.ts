@@ -1,5 +1,6 @@
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
+import type { EntryRow } from "../../store/schema.js";
 import { entrySummary } from "../../store/views.js";
 
 export const entryList = defineMethod({
@@ -7,6 +8,12 @@ export const entryList = defineMethod({
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     const rows = await ctx.core.repos.entries.listEntries(run.id, { pattern: params.pattern, status: params.status, limit: params.limit ?? 1000 });
-    return { entries: rows.map(entrySummary) };
+    // Each log entry's producer carries all its channels, listed or not: one query for all of them.
+    const logs = rows.filter((row) => row.scheme === "log").map((row) => row.id);
+    const channels = new Map<number, EntryRow[]>();
+    for (const c of await ctx.core.repos.entries.listChannelsOf(logs)) {
+      if (c.producer_id !== null) channels.set(c.producer_id, [...(channels.get(c.producer_id) ?? []), c]);
+    }
+    return { entries: rows.map((row) => entrySummary(row, channels.get(row.id) ?? [])) };
   },
 });
