@@ -25,16 +25,16 @@ describe("spool runner", () => {
     );
     await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile, "--backend", "ssh"])).rejects.toThrow(/--ssh-host is required/);
     const client = await ts.clientIn("cli");
-    expect((await client.request("runner/list", {})).runners).toEqual([]);
+    expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 
   it("attaches, shows in runner/list, and detaches on SIGTERM", async () => {
     const runner = await spawnRunner([...base(), "--token-file", ts.server.config.tokenFile, "--backend", "local", "--label", "gpu=none", "--default"]);
     const client = await ts.clientIn("cli");
-    const { runners } = await client.request("runner/list", {});
+    const { runners } = await client.call("runner/list", {});
     expect(runners).toEqual([expect.objectContaining({ name: "cli-box", backend: "local", default: true, labels: { gpu: "none" } })]);
     expect(await runner.stop("SIGTERM")).toBe(0);
     expect(runner.output()).toContain("stopping the runner");
-    expect((await client.request("runner/list", {})).runners).toEqual([]);
+    expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 });

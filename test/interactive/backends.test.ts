@@ -184,9 +184,9 @@ for (const c of cases) {
       const { out, log } = await ended(client, "tty", p.path, p.stdout);
       expect(out.body).toMatch(/^ready\r\n\r\n123\r\n$/);
       expect(log.attributes.tty).toEqual({ cols: 123, rows: 40 });
-      const stderr = await client.request("entry/get", { run: "tty", path: p.stderr });
+      const stderr = await client.call("entry/get", { run: "tty", path: p.stderr });
       expect(stderr.bytes).toBe(0);
-      const view = await client.request("entry/get", { run: "tty", path: p.stdout, view: "model" });
+      const view = await client.call("entry/get", { run: "tty", path: p.stdout, view: "model" });
       expect(view.body).toBe("ready\n\n123\n");
     });
 
@@ -211,7 +211,7 @@ for (const c of cases) {
       expect(await client.eof("tty-cat", p.path)).toMatchObject({ changed: true });
       const { out } = await ended(client, "tty-cat", p.path, p.stdout);
       expect(out.body).toMatch(/done\r\n$/);
-      const stdin = await client.request("entry/get", { run: "tty-cat", path: p.stdout.replace(/_1$/, "_0"), encoding: "base64" });
+      const stdin = await client.call("entry/get", { run: "tty-cat", path: p.stdout.replace(/_1$/, "_0"), encoding: "base64" });
       expect(Buffer.from(stdin.body, "base64").toString()).toBe("hello\n\u0004");
     });
 

@@ -15,17 +15,17 @@ describe("producerView: a producer and its channels from the wire", () => {
   beforeAll(async () => {
     ts = await startTestServer({ localRunner: false });
     client = await ts.clientIn("views");
-    await client.request("run/create", { alias: "r" });
+    await client.call("run/create", { alias: "r" });
   });
   afterAll(() => ts?.stop());
 
-  const entries = async () => (await client.request("entry/list", { run: "r" })).entries;
+  const entries = async () => (await client.call("entry/list", { run: "r" })).entries;
   const producer = async (path: string) => producersOf(await entries()).find((p) => p.path === path)!;
 
   it("a proposal: its facts, who proposed it, state proposed, no decision yet", async () => {
     const notices: Parameters<typeof proposalView>[0][] = [];
     client.on("run/proposal", (p) => notices.push(p));
-    const { path } = await client.request("proposal/create", {
+    const { path } = await client.call("proposal/create", {
       run: "r",
       tool: "sh",
       command: "printf hi",
@@ -66,8 +66,8 @@ describe("producerView: a producer and its channels from the wire", () => {
   });
 
   it("accepted, streaming, then ended: decision, runner, channels with names and sizes, exit code, duration", async () => {
-    const { path } = await client.request("proposal/create", { run: "r", tool: "sh", command: "false" });
-    const resolved = await client.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "false" });
+    const resolved = await client.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
     let p = await producer(path);
     expect(p).toMatchObject({ status: ENTRY.done, state: "running", decision: "accept", runner: "self", outcome: null });
     expect(p.resolvedBy).toBeTruthy();
@@ -75,8 +75,8 @@ describe("producerView: a producer and its channels from the wire", () => {
       [1, "stdout", ENTRY.streaming],
       [2, "stderr", ENTRY.streaming],
     ]);
-    await client.request("stream", { run: "r", path, channel: 1, chunk: "one\ntwo\n", seq: 1 });
-    await client.request("stream/completed", { run: "r", path, exit_code: 3, duration: 1200 });
+    await client.call("stream", { run: "r", path, channel: 1, chunk: "one\ntwo\n", seq: 1 });
+    await client.call("stream/completed", { run: "r", path, exit_code: 3, duration: 1200 });
     p = await producer(path);
     expect(p).toMatchObject({ state: "failed", outcome: "completed", endStatus: ENTRY.failed, exitCode: 3, signal: null, durationMs: 1200 });
     expect(p.channels.map((c) => ({ channel: c.channel, path: c.path, bytes: c.bytes, lines: c.lines, status: c.status }))).toEqual([
@@ -86,7 +86,7 @@ describe("producerView: a producer and its channels from the wire", () => {
     // The owner's key is the server's business: neither a field nor `extra`.
     expect(p.extra).toEqual({});
     // The log entry alone (entry/get) still tells its channels' sizes, from the summary it keeps once ended.
-    const log = await client.request("entry/get", { run: "r", path });
+    const log = await client.call("entry/get", { run: "r", path });
     expect(producerView(log).channels.map((c) => [c.channel, c.bytes, c.lines, c.status])).toEqual([
       [1, 8, 2, ENTRY.failed],
       [2, 0, 0, ENTRY.failed],
@@ -94,16 +94,16 @@ describe("producerView: a producer and its channels from the wire", () => {
   });
 
   it("rejected: who decided and why", async () => {
-    const { path } = await client.request("proposal/create", { run: "r", tool: "sh", command: "rm -rf build" });
-    await client.request("run/resolve", { run: "r", path, decision: "reject", reason: "not now" });
+    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "rm -rf build" });
+    await client.call("run/resolve", { run: "r", path, decision: "reject", reason: "not now" });
     expect(await producer(path)).toMatchObject({ status: ENTRY.rejected, state: "rejected", decision: "reject", reason: "not now" });
     expect((await producer(path)).resolvedBy).toBeTruthy();
   });
 
   it("cancelled: who cancelled it and why, and how long it ran", async () => {
-    const { path } = await client.request("proposal/create", { run: "r", tool: "sh", command: "sleep 100" });
-    await client.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
-    await client.request("stream/cancel", { run: "r", path, reason: "enough" });
+    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "sleep 100" });
+    await client.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+    await client.call("stream/cancel", { run: "r", path, reason: "enough" });
     const p = await producer(path);
     expect(p).toMatchObject({ state: "cancelled", outcome: "cancelled", endStatus: ENTRY.cancelled, reason: "enough", exitCode: null });
     expect(p.cancelledBy).toBeTruthy();
@@ -111,9 +111,9 @@ describe("producerView: a producer and its channels from the wire", () => {
   });
 
   it("aborted by its owner is aborted, not cancelled", async () => {
-    const { path } = await client.request("proposal/create", { run: "r", tool: "sh", command: "true" });
-    await client.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
-    await client.request("stream/aborted", { run: "r", path, reason: "runner gave up" });
+    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "true" });
+    await client.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+    await client.call("stream/aborted", { run: "r", path, reason: "runner gave up" });
     expect(await producer(path)).toMatchObject({ state: "aborted", outcome: "aborted", reason: "runner gave up", endStatus: ENTRY.cancelled });
   });
 });

@@ -95,7 +95,7 @@ describe("liveness of WebSocket connections (server pings, silence closes)", () 
     expect(after).toBeLessThan(TIMEOUT + 2_000);
 
     expect(quiet.closed).toBe(false);
-    expect((await quiet.request("ping")).pong).toBe(true);
+    expect((await quiet.call("ping", {})).pong).toBe(true);
   });
 
   it("counts any inbound message as life: a client that never pongs but keeps calling stays open", async () => {
@@ -226,7 +226,7 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
       { SPOOL_LOG: "info" },
     );
   const attachedRunners = async (client: SpoolClient) =>
-    (await client.request("runner/list", {})).runners.filter((r: { name: string }) => r.name === name) as { attachedAt: number }[];
+    (await client.call("runner/list", {})).runners.filter((r: { name: string }) => r.name === name) as { attachedAt: number }[];
 
   beforeAll(async () => {
     const quiet = () => undefined;
@@ -251,15 +251,15 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
     const runnerPid = runner.child.pid!;
     const paths = await proposeAndAccept(client, client, "run-1", "echo started; sleep 30", { runner: name });
     commandPid = (await processOf(client, "run-1", paths.path)).pid!;
-    await eventually(async () => (await client.request("entry/get", { run: "run-1", path: paths.stdout })).bytes > 0, 10_000, "the command's output");
-    expect((await client.request("entry/get", { run: "run-1", path: paths.stdout })).status).toBe(ENTRY.streaming);
+    await eventually(async () => (await client.call("entry/get", { run: "run-1", path: paths.stdout })).bytes > 0, 10_000, "the command's output");
+    expect((await client.call("entry/get", { run: "run-1", path: paths.stdout })).status).toBe(ENTRY.streaming);
     expect(
-      (await client.request("entry/list", { run: "run-1" })).entries.filter((e: { status: number }) => e.status === ENTRY.streaming).length,
+      (await client.call("entry/list", { run: "run-1" })).entries.filter((e: { status: number }) => e.status === ENTRY.streaming).length,
     ).toBeGreaterThanOrEqual(2);
 
     // While the runner is attached its name is taken.
     const other = await ts.clientIn(project);
-    await expect(other.request("runner/attach", { name, backend: "local" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    await expect(other.call("runner/attach", { name, backend: "local" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
 
     const frozenAt = Date.now();
     process.kill(runnerPid, "SIGSTOP");
@@ -272,11 +272,11 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
     // Silence (its last pong may predate the freeze by up to one ping interval, TIMEOUT / 4), then the grace.
     expect(endedAfter).toBeGreaterThanOrEqual(0.75 * TIMEOUT + 500 - 50);
     expect(warnings.some((w) => /nothing received for \d+ ms \(livenessTimeoutMs 1000\); taken for dead/.test(w))).toBe(true);
-    const listed = (await client.request("entry/list", { run: "run-1" })).entries;
+    const listed = (await client.call("entry/list", { run: "run-1" })).entries;
     expect(listed.filter((e: { status: number }) => e.status === ENTRY.streaming)).toEqual([]);
 
     // The name is free again; the stopped runner's command keeps running meanwhile.
-    const attached = await other.request("runner/attach", { name, backend: "local" });
+    const attached = await other.call("runner/attach", { name, backend: "local" });
     expect(attached.name).toBe(name);
     expect(groupAlive(commandPid)).toBe(true);
     other.close();
@@ -304,6 +304,6 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
     expect(warnings.filter((w) => /taken for dead/.test(w))).toEqual([]);
     expect(await attachedRunners(client)).toEqual([before]);
     expect(runner.output()).not.toMatch(/connection lost/);
-    expect((await client.request("ping")).pong).toBe(true);
+    expect((await client.call("ping", {})).pong).toBe(true);
   }, 30_000);
 });

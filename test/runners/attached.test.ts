@@ -128,7 +128,7 @@ for (const c of cases) {
       expect(done.stdout.status).toBe(ENTRY.failed);
       expect(done.stdout.attributes.exit_code).toBe(3);
       expect(done.log.body).toMatch(/→ exit 3/);
-      const listed = (await proposer.request("runner/list", {})).runners;
+      const listed = (await proposer.call("runner/list", {})).runners;
       expect(listed).toEqual([expect.objectContaining({ name, backend: c.kind, embedded: false })]);
     }, 60_000);
 
@@ -142,9 +142,9 @@ for (const c of cases) {
     it("stream/cancel from a client that neither proposed nor accepted kills the process; channels end 499", async () => {
       const paths = await proposeAndAccept(proposer, acceptor, "run-3", "echo started; sleep 300; echo never", { runner: name });
       const target = await processOf(proposer, "run-3", paths.path);
-      await eventually(async () => (await proposer.request("entry/get", { run: "run-3", path: paths.stdout })).bytes > 0, 10_000, "output");
+      await eventually(async () => (await proposer.call("entry/get", { run: "run-3", path: paths.stdout })).bytes > 0, 10_000, "output");
       expect(await c.alive(target)).toBe(true);
-      const cancelled = await canceller.request("stream/cancel", { run: "run-3", path: paths.path, reason: "changed my mind" });
+      const cancelled = await canceller.call("stream/cancel", { run: "run-3", path: paths.path, reason: "changed my mind" });
       expect(cancelled.status).toBe(ENTRY.cancelled);
       await eventually(async () => !(await c.alive(target)), 5_000, "the process to be gone");
       const done = await finished(proposer, "run-3", paths);
@@ -156,7 +156,7 @@ for (const c of cases) {
     it('a runner killed mid-stream ends its channels as 499 "runner lost" after the grace', async () => {
       const paths = await proposeAndAccept(proposer, acceptor, "run-4", "while true; do echo tick; sleep 0.05; done", { runner: name });
       const target = await processOf(proposer, "run-4", paths.path);
-      await eventually(async () => (await proposer.request("entry/get", { run: "run-4", path: paths.stdout })).bytes > 0, 10_000, "output");
+      await eventually(async () => (await proposer.call("entry/get", { run: "run-4", path: paths.stdout })).bytes > 0, 10_000, "output");
       await runner.stop("SIGKILL");
       try {
         const done = await finished(proposer, "run-4", paths, 15_000);

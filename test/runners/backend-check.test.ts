@@ -95,7 +95,7 @@ describe("spool runner (local) before attaching", () => {
     expect(failed.stderr).toBe(`spool runner: local: ${missing} is not a directory — create it, or name another project root with --root DIR\n`);
     expect(failed.stdout).not.toMatch(/attached/);
     const client = await ts.clientIn("check-local");
-    expect((await client.request("runner/list", {})).runners).toEqual([]);
+    expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 });
 
@@ -119,7 +119,7 @@ describeWithInfra("ssh", "spool runner (ssh) before attaching", () => {
     );
     expect(failed.stderr.trim().split("\n")).toHaveLength(1);
     expect(failed.stdout).not.toMatch(/attached/);
-    expect((await client.request("runner/list", {})).runners).toEqual([]);
+    expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 
   it("a known_hosts file with another key for the host, or none: the same, naming the file", async () => {
@@ -137,7 +137,7 @@ describeWithInfra("ssh", "spool runner (ssh) before attaching", () => {
     expect(none.stderr).toBe(
       `spool runner: ssh ${host}:${port}: no key for this host in ${knownHosts} — add it to ${knownHosts} or pass --ssh-host-key FILE\n`,
     );
-    expect((await client.request("runner/list", {})).runners).toEqual([]);
+    expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 
   it("a user the host does not let in: login refused, at once", async () => {
@@ -150,7 +150,7 @@ describeWithInfra("ssh", "spool runner (ssh) before attaching", () => {
   it("the right key: attaches (after running a trivial command there)", async () => {
     const runner = await spawnRunner([...base(), ...sshRunnerFlags()]);
     try {
-      expect((await client.request("runner/list", {})).runners).toEqual([expect.objectContaining({ name: "ssh-check", backend: "ssh" })]);
+      expect((await client.call("runner/list", {})).runners).toEqual([expect.objectContaining({ name: "ssh-check", backend: "ssh" })]);
     } finally {
       await runner.stop();
     }
@@ -187,7 +187,7 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
     expect(failed.stderr).toMatch(new RegExp(`^spool runner: docker: image ${image} not found and could not be pulled: .*connection refused`));
     expect(failed.stderr.trim().split("\n")).toHaveLength(1);
     expect(failed.stdout).toBe(`docker: image ${image} is not here; pulling it\n`);
-    const names = (await client.request("runner/list", {})).runners.map((r: any) => r.name);
+    const names = (await client.call("runner/list", {})).runners.map((r: any) => r.name);
     expect(names).not.toContain("no-image");
   });
 

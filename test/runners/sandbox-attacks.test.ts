@@ -54,7 +54,7 @@ describeWithBwrap("a proposal cannot choose what starts the sandbox", () => {
   });
 
   it("loader variables in a proposal's env are INVALID_PARAMS naming them, and nothing is stored", async () => {
-    await client.request("run/create", { alias: "loader" });
+    await client.call("run/create", { alias: "loader" });
     const attempts: [Record<string, string>, string][] = [
       [{ LD_PRELOAD: join(root, "x.so") }, "LD_PRELOAD"],
       [{ LD_LIBRARY_PATH: root, FOO: "1" }, "LD_LIBRARY_PATH"],
@@ -63,13 +63,13 @@ describeWithBwrap("a proposal cannot choose what starts the sandbox", () => {
     ];
     for (const tool of ["env", "sh"]) {
       for (const [env, names] of attempts) {
-        const error = await client.request("proposal/create", { run: "loader", tool, command: "ls", env }).catch((e: any) => e);
+        const error = await client.call("proposal/create", { run: "loader", tool, command: "ls", env }).catch((e: any) => e);
         expect(error.code).toBe(-32602);
         expect(error.message).toContain(`env may not set ${names}`);
         expect(error.data.names).toEqual(names.split(", "));
       }
     }
-    expect((await client.request("entry/list", { run: "loader" })).entries).toEqual([]);
+    expect((await client.call("entry/list", { run: "loader" })).entries).toEqual([]);
     // An ordinary variable still goes through.
     const ok = await runTool(client, "loader", "sh", 'echo "$GREETING"', { env: { GREETING: "hello" } });
     expect(ok.out).toBe("hello\n");

@@ -24,7 +24,7 @@ describe("bulk and binary streams over WebSocket", () => {
     for (let i = 0; i < lines; i++) data.write(line(i), i * 100, "latin1");
     const lastSeq = await streamBuffer(c, { run: "big", path, channel: 1 }, data, { encoding: "utf8" });
     expect(lastSeq).toBe(1600);
-    await c.request("stream/completed", { run: "big", path, exit_code: 0 });
+    await c.call("stream/completed", { run: "big", path, exit_code: 0 });
 
     const entryPath = stdout;
     const db = ts.server.store.db;
@@ -37,12 +37,12 @@ describe("bulk and binary streams over WebSocket", () => {
     }
     expect(hash.digest("hex")).toBe(sha(data));
 
-    const tail = await c.request("entry/get", { run: "big", path: entryPath, tail: 3 });
+    const tail = await c.call("entry/get", { run: "big", path: entryPath, tail: 3 });
     expect(tail).toMatchObject({ lines: lines, bytes: data.length, range: { line: lines - 2, lines: 3 } });
     expect(tail.body).toBe(line(lines - 3) + line(lines - 2) + line(lines - 1));
-    const slice = await c.request("entry/get", { run: "big", path: entryPath, line: 500_001, limit: 2 });
+    const slice = await c.call("entry/get", { run: "big", path: entryPath, line: 500_001, limit: 2 });
     expect(slice.body).toBe(line(500_000) + line(500_001));
-    await expect(c.request("entry/get", { run: "big", path: entryPath })).rejects.toMatchObject({ data: { code: "PAYLOAD_TOO_LARGE" } });
+    await expect(c.call("entry/get", { run: "big", path: entryPath })).rejects.toMatchObject({ data: { code: "PAYLOAD_TOO_LARGE" } });
   }, 120_000);
 
   it("binary bytes round-trip through stream, entry/get and watchers in base64", async () => {
@@ -52,13 +52,13 @@ describe("bulk and binary streams over WebSocket", () => {
     const data = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(200_000)]);
     let sub: string | undefined;
     const seen = collect(w, () => sub, 2);
-    sub = (await w.request("stream/subscribe", { run: "bin", path, encoding: "base64" })).subscription;
+    sub = (await w.call("stream/subscribe", { run: "bin", path, encoding: "base64" })).subscription;
     seen.recheck();
     await streamBuffer(c, { run: "bin", path, channel: 1 }, data, { chunkSize: 7777 });
-    await c.request("stream/completed", { run: "bin", path, exit_code: 0 });
+    await c.call("stream/completed", { run: "bin", path, exit_code: 0 });
     await seen.finished;
     expect(sha(seen.bytes(1))).toBe(sha(data));
-    const stored = await c.request("entry/get", { run: "bin", path: stdout, encoding: "base64" });
+    const stored = await c.call("entry/get", { run: "bin", path: stdout, encoding: "base64" });
     expect(sha(Buffer.from(stored.body, "base64"))).toBe(sha(data));
   });
 
@@ -72,15 +72,15 @@ describe("bulk and binary streams over WebSocket", () => {
     const subs: (string | undefined)[] = [];
     const seen = watchers.map((w, i) => collect(w, () => subs[i], 2));
     for (const [i, w] of watchers.entries()) {
-      subs[i] = (await w.request("stream/subscribe", { run: "many", path, after: i === 2 ? 10 : 0 })).subscription;
+      subs[i] = (await w.call("stream/subscribe", { run: "many", path, after: i === 2 ? 10 : 0 })).subscription;
       seen[i]!.recheck();
     }
     const rest = data.subarray(half);
     let seq = Math.ceil(half / 1000);
     for (let off = 0; off < rest.length; off += 1000) {
-      await c.request("stream", { run: "many", path, channel: 1, chunk: rest.subarray(off, off + 1000).toString(), seq: ++seq });
+      await c.call("stream", { run: "many", path, channel: 1, chunk: rest.subarray(off, off + 1000).toString(), seq: ++seq });
     }
-    await c.request("stream/completed", { run: "many", path, exit_code: 0 });
+    await c.call("stream/completed", { run: "many", path, exit_code: 0 });
     await Promise.all(seen.map((s) => s.finished));
     expect(seen[0]!.bytes(1).equals(data)).toBe(true);
     expect(seen[1]!.chunks.map((x) => x.seq)).toEqual(seen[0]!.chunks.map((x) => x.seq));
