@@ -1,12 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY, RUN } from "../../src/protocol/status.js";
-import { spawnServe } from "../helpers/process.js";
+import { alive, freePort, spawnServe } from "../helpers/process.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { type AcpProcess, agentText, initialize, spawnAcp } from "./harness.js";
@@ -26,26 +25,6 @@ const textOf = (u: ToolUpdate) => (u.content ?? []).map((c) => (c.type === "cont
 /** The updates of a session among the editor's events `from` to `to` (indexes of `events`, which also hold permission requests). */
 const updatesIn = (acp: AcpProcess, sessionId: string, from: number, to?: number): SessionUpdate[] =>
   acp.events.slice(from, to).flatMap((e) => (e.kind === "update" && e.sessionId === sessionId ? [e.update] : []));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The pid of the command a producer runs, once it has started. */
 async function commandPid(client: SpoolClient, run: string): Promise<{ pid: number; path: string }> {

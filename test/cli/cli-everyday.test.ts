@@ -1,9 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServeProcess, SPOOL_BIN, spawnCli, spawnRunner, spawnServe } from "../helpers/process.js";
+import { freePort, type ServeProcess, SPOOL_BIN, spawnCli, spawnRunner, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
 /** A project directory (a git repository) in a fresh place. */
@@ -13,14 +12,6 @@ function gitProject(name: string): string {
   execFileSync("git", ["init", "-q", dir]);
   writeFileSync(join(dir, "notes.txt"), "one\ntwo\nthree\n");
   return dir;
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /**

@@ -10,7 +10,7 @@ import { LocalBackend } from "../../src/runners/local.js";
 import { firstAnswering, RunnerClient } from "../../src/runners/runner-client.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
-import { type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
+import { alive, type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -264,12 +264,3 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect(JSON.stringify(model.requests.at(-1))).toContain("from-the-model");
   }, 120_000);
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -8,17 +8,9 @@ import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { type CommandEvent, RunnerClient } from "../../src/runners/runner-client.js";
+import { alive } from "../helpers/process.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 import { type McpProcess, resultText, startMcp } from "./harness.js";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
   let ts: TestServer;

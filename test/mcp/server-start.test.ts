@@ -1,33 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { alive, freePort } from "../helpers/process.js";
 import { eventually, startTestServer, tempDir } from "../helpers/server.js";
 import { resultText, startMcp } from "./harness.js";
 
 /** A port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 it("spool mcp starts a detached spool serve for its home when none answers; the server and the run outlive it", async () => {
   const home = tempDir("spool-mcp-home-");
   const project = mkdtempSync(join(tmpdir(), "spool-mcp-started-"));

@@ -1,19 +1,10 @@
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
+import { freePort, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const line = (k: number, seq: number) => `producer-${k} chunk ${seq}\n`;
 
