@@ -4,7 +4,7 @@ import { ConnectionClosedError, type SpoolClient, type StreamWatch } from "../cl
 import { parseLogPath } from "../core/slug.js";
 import type { Logger } from "../logger.js";
 import { ENTRY } from "../protocol/status.js";
-import { channelView, type Producer, producerView } from "../protocol/views.js";
+import { type Producer, producerOf } from "../protocol/views.js";
 import { fenced } from "./content.js";
 
 /** A tool call's update without its id (the session adds it). */
@@ -193,7 +193,7 @@ export class CommandOutput {
     for (const entry of entries) {
       if (entry.bytes === 0) continue;
       const view = await client.call("entry/get", { run, path: entry.path, view: "model", tail: SNAPSHOT_LINES });
-      const name = channelView(entry).name;
+      const name = entry.channel?.name ?? entry.path;
       blocks.push(`${entries.length > 1 ? `${name}:\n` : ""}${fenced(view.body.replace(/\n+$/, ""))}`);
     }
     return blocks.join("\n") || "(no output)";
@@ -208,7 +208,7 @@ export class CommandOutput {
     try {
       // The log entry holds what the channel ending does not: the signal and a reason.
       const log = await this.#whenConnected(() => this.options.client.call("entry/get", { run: this.options.run, path: this.options.path }));
-      const p = producerView(log);
+      const p = producerOf(log);
       const known = endingOf(p);
       if (known) return known;
       exitCode = p.exitCode ?? exitCode;

@@ -16,7 +16,7 @@ import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, factsText, type ProposalFacts } from "../protocol/proposal-facts.js";
 import { ENTRY, OPEN_RUN, RUN } from "../protocol/status.js";
-import { type Producer, type ProposalView, producerView, proposalView } from "../protocol/views.js";
+import { type Producer, type ProposalView, producerOf, proposalView } from "../protocol/views.js";
 import { fenced, isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, endingOf, finalChange, type ToolChange } from "./output.js";
 
@@ -373,11 +373,11 @@ export class AcpSession {
   catchUp(): void {
     this.#enqueue(async () => {
       const pending = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.proposed });
-      for (const log of pending.entries) await this.#onProposal(proposalView({ ...log, run: this.run }));
+      for (const log of pending.entries) await this.#onProposal(proposalView({ ...log, run: this.run, producer: producerOf(log) }));
       // An accepted producer's log entry records its final status when it ends: without one, it still runs.
       const accepted = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.done });
       for (const entry of accepted.entries) {
-        const log = producerView(entry);
+        const log = producerOf(entry);
         const id = log.toolCallId ?? log.path;
         const ending = endingOf(log);
         if (ending) {
@@ -490,7 +490,7 @@ export class AcpSession {
     let view = this.#tools.get(id);
     if (!view) {
       // Decided before this session saw it proposed (a rule, or before a load): its tool and command are in the log entry.
-      const log = producerView(await this.link.client.call("entry/get", { run: this.run, path: p.path }));
+      const log = producerOf(await this.link.client.call("entry/get", { run: this.run, path: p.path }));
       view = await this.#view(id, p.path, callArguments(log), log.tool);
     }
     this.#locate(view, p.path);

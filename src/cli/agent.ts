@@ -5,7 +5,7 @@ import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../protocol/status.js";
-import { type Producer, producerView, proposalView } from "../protocol/views.js";
+import { type Producer, producerOf } from "../protocol/views.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { runCommands } from "./refs.js";
@@ -317,7 +317,7 @@ async function drive(
     if (stopping) return;
     // Decided before its turn here came (already reported): an accepted command is followed all the same.
     if (decidedElsewhere.has(p.path)) return followElsewhere(p);
-    await showProposal(proposalView(p).producer);
+    await showProposal(p.producer);
     let answer: string | null = options.yes ? "y" : null;
     if (answer === "y") say(colours.dim("  accepting: --yes"));
     if (answer === null && questions.source === "none" && !toldNoAnswers) {
@@ -443,7 +443,7 @@ async function drive(
         queue = queue
           .then(async () => {
             const log = await client.call("entry/get", { run: p.run, path: p.path });
-            await showProposal(producerView(log));
+            await showProposal(producerOf(log));
             say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${p.runner ?? "?"}`));
             if (!stopping) await follow(p);
           })

@@ -1,7 +1,7 @@
 import type { SpoolClient } from "../client/spool-client.js";
 import { SpoolRpcError } from "../client/spool-client.js";
 import { ENTRY } from "../protocol/status.js";
-import { producerView } from "../protocol/views.js";
+import { producerOf } from "../protocol/views.js";
 import type { Command } from "./client-commands.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
@@ -52,7 +52,7 @@ export const ATTACH: Command = {
 
 async function attach(client: SpoolClient, run: string, path: string): Promise<number> {
   if (!path.startsWith("log://")) throw usageError(`spool attach takes a command's log path (log://turn_N/sh/…), not ${path}`);
-  const log = producerView(await client.call("entry/get", { run, path, tail: 1 }));
+  const log = producerOf(await client.call("entry/get", { run, path, tail: 1 }));
   if (log.state === "proposed") {
     throw new CliError(`${path} is a pending proposal: nothing runs yet — approve it first (\`spool approve ${run} ${path}\`)`, EXIT.failed);
   }

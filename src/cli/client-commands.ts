@@ -3,7 +3,7 @@ import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
 import { ENTRY, entryStatusWord, runStatusWord } from "../protocol/status.js";
-import { channelLog, channelView, isLogEntry, producersOf, producerView, proposalView } from "../protocol/views.js";
+import { isLogEntry, producerOf, producerPath, producersOf } from "../protocol/views.js";
 import {
   age,
   CLIENT_HELP,
@@ -144,7 +144,7 @@ ${REFS_HELP}`,
       // A command's state is what it does now (a command still running is "running", never the accept's "done"); a channel's is its command's.
       const producers = new Map(producersOf(all).map((p) => [p.path, p]));
       const state = (e: (typeof entries)[number]) => {
-        const producer = producers.get(isLogEntry(e) ? e.path : (channelLog(e) ?? ""));
+        const producer = producers.get(producerPath(e) ?? "");
         if (!producer) return entryStatusWord(e.status);
         return !isLogEntry(e) && e.status === ENTRY.streaming ? "running" : outcomeWords(producer);
       };
@@ -152,7 +152,7 @@ ${REFS_HELP}`,
         entries.map((e) => ({
           "#": numbers.get(e.path) ?? "",
           path: e.path,
-          channel: isLogEntry(e) || channelLog(e) === null ? "" : channelView(e).name,
+          channel: e.channel?.name ?? "",
           state: state(e),
           turn: e.turn,
           bytes: e.bytes,
@@ -302,7 +302,7 @@ export const PENDING: Command = {
     const blocks = groups.flatMap((g) =>
       g.proposals.map(
         (p) =>
-          `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(proposalView(p).producer, { defaultRunner: g.defaultRunner, indent: "  " })}\n`,
+          `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(p.producer, { defaultRunner: g.defaultRunner, indent: "  " })}\n`,
       ),
     );
     process.stdout.write(blocks.join("\n"));
@@ -314,7 +314,7 @@ export const PENDING: Command = {
 async function decidedAlready(client: SpoolClient, run: string, path: string, error: unknown): Promise<never> {
   if (!(error instanceof SpoolRpcError) || error.errorCode !== "CONFLICT") throw error;
   const [entry] = (await client.call("entry/list", { run, pattern: path })).entries;
-  const p = entry ? producerView(entry) : null;
+  const p = entry?.producer ?? null;
   const by = p?.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
   const reason = p?.reason ? `: ${escapeControl(p.reason)}` : "";
   const word = p ? (p.decision === "accept" ? "accepted" : p.state) : "decided";
@@ -505,7 +505,6 @@ ${REFS_HELP}`,
         after = reply.next;
       }
       const commands = await runCommands(client, alias);
-      const { entries } = await client.call("entry/list", { run: alias });
       if (values.json) {
         printRows([{ run, messages, commands }], [], true);
         return EXIT.ok;
@@ -518,7 +517,7 @@ ${REFS_HELP}`,
       const shown = new Set<string>();
       const commandLine = (c: (typeof commands)[number]) => {
         shown.add(c.path);
-        const producer = producerView(c, entries);
+        const producer = producerOf(c);
         return `  ${colours.cyan(`#${c.number}`)} ${colours.bold(escapeControl(producer.command))}  ${colours.dim(`${c.path} · ${outcomeWords(producer)}`)}`;
       };
       for (const m of messages) {
@@ -582,8 +581,8 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
   const [entry] = (await client.call("entry/list", { run, pattern: path })).entries.filter((e) => e.path === path);
   if (!entry) throw new CliError(`${run} has no entry ${path} (see \`spool entries ${run}\`)`, EXIT.notFound);
   const isLog = isLogEntry(entry);
-  const log = isLog ? path : (channelLog(entry) ?? "");
-  const channel = isLog ? undefined : channelView(entry).channel;
+  const log = isLog ? path : (entry.channel?.log ?? "");
+  const channel = isLog ? undefined : entry.channel?.channel;
   if (!log || (!isLog && !Number.isInteger(channel))) throw new CliError(`${path} is not a command's output (see \`spool entries ${run}\`)`, EXIT.failed);
   if (isLog && entry.status === ENTRY.proposed) {
     if (!options.follow) {
@@ -597,15 +596,15 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
     if (decided.decision === "reject")
       throw new CliError(`${path} was rejected${decided.by ? ` by ${escapeControl(decided.by)}` : ""}: ${escapeControl(decided.reason ?? "")}`);
   } else if (isLog && entry.status === ENTRY.rejected) {
-    const p = producerView(entry);
+    const p = producerOf(entry);
     throw new CliError(`${path} was rejected${p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : ""}: ${escapeControl(p.reason ?? "")}`);
   }
   const out = (c: number, data: Buffer) => (c === 2 ? process.stderr : process.stdout).write(data);
   if (options.lines !== undefined) {
-    const channels = isLog ? (await client.call("entry/list", { run })).entries.filter((e) => channelLog(e) === log) : [entry];
+    const channels = isLog ? (await client.call("entry/list", { run })).entries.filter((e) => e.channel?.log === log) : [entry];
     for (const c of channels) {
       const got = await client.call("entry/get", { run, path: c.path, tail: options.lines, encoding: "base64" });
-      out(channelView(c).channel, Buffer.from(got.body, "base64"));
+      out(c.channel?.channel ?? 1, Buffer.from(got.body, "base64"));
     }
     return outcome(channels.map((c) => c.status));
   }
@@ -643,7 +642,7 @@ function waitForDecision(client: SpoolClient, run: string, path: string): Promis
         const e = entries.find((x) => x.path === path);
         if (!e || e.status === ENTRY.proposed) return;
         off();
-        const p = producerView(e);
+        const p = producerOf(e);
         resolve({ decision: e.status === ENTRY.rejected ? "reject" : "accept", by: p.resolvedBy ?? undefined, reason: p.reason });
       })
       .catch(reject);

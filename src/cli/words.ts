@@ -1,6 +1,6 @@
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { entryStatusWord } from "../protocol/status.js";
-import { type Producer, producerView, type WireEntry } from "../protocol/views.js";
+import { type Producer, producerOf, type TypedEntry } from "../protocol/views.js";
 
 /**
  * How a command stands or ended, in the words people read (numbers stay in --json): `done, exit 0`,
@@ -35,7 +35,7 @@ export function outcomeWords(p: Producer): string {
  * How a command ended once its channels did (`status`: the first that is not 200, else 200): from its log
  * entry when it could be read, else the status word alone (with the exit code when the stream's end told it).
  */
-export function endedWords(log: WireEntry | undefined, status: number, exitCode?: number | null): string {
-  if (log) return outcomeWords(producerView(log));
+export function endedWords(log: Pick<TypedEntry, "path" | "producer"> | undefined, status: number, exitCode?: number | null): string {
+  if (log) return outcomeWords(producerOf(log));
   return `${entryStatusWord(status)}${exitCode !== undefined && exitCode !== null ? `, exit ${exitCode}` : ""}`;
 }

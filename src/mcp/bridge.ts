@@ -18,7 +18,8 @@ import { z } from "zod";
 import { ConnectionClosedError, SpoolClient, SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
-import { defaultRunnerName, escapeControl, factsText, proposalFacts } from "../protocol/proposal-facts.js";
+import { defaultRunnerName, escapeControl, factsText } from "../protocol/proposal-facts.js";
+import { producerOf } from "../protocol/views.js";
 import { KEY_NAMES, keyBytes, newestLines, STATUS, statusWord } from "./text.js";
 
 /** What the bridge logs (to stderr: stdout carries MCP messages only). */
@@ -359,16 +360,16 @@ export class McpBridge {
   async #decidedAlready(session: Session, path: string): Promise<Resolved | null> {
     const log = await session.client.call("entry/get", { run: session.run!, path, limit: 1 }).catch(() => null);
     if (!log || log.status === STATUS.proposed) return null;
-    const a = log.attributes;
+    const p = producerOf(log);
     return {
       run: session.run!,
       path,
       decision: log.status === STATUS.rejected ? "reject" : "accept",
       status: log.status,
-      runner: typeof a.runner === "string" ? a.runner : null,
-      resolvedBy: typeof a.resolvedBy === "string" ? a.resolvedBy : "someone",
+      runner: p.runner,
+      resolvedBy: p.resolvedBy ?? "someone",
       resolver: { kind: "connection", connectionId: null, client: null, rule: null },
-      reason: typeof a.reason === "string" ? a.reason : null,
+      reason: p.reason,
       channels: [],
       loop: null,
       toolCallId: null,
@@ -389,26 +390,16 @@ export class McpBridge {
       throw error;
     }
     if (path.startsWith("log://")) return { run, path, log: entry };
-    const logPath = entry.attributes.log;
-    if (typeof logPath !== "string") throw new ToolFailure(`"${given}" is not a command's output (no producer is recorded for it)`);
+    const logPath = entry.channel?.log;
+    if (!logPath) throw new ToolFailure(`"${given}" is not a command's output (no producer is recorded for it)`);
     return { run, path: logPath, log: await session.client.call("entry/get", { run, path: logPath, limit: 1 }) };
   }
 
-  /** A producer's output channels (stdout 1, stderr 2, …), from its log entry. */
-  async #channels(session: Session, run: string, log: LogEntry): Promise<{ channel: number; path: string }[]> {
-    const recorded = log.attributes.channels;
-    if (recorded && typeof recorded === "object") {
-      return Object.entries(recorded as Record<string, { path: string }>)
-        .map(([n, c]) => ({ channel: Number(n), path: c.path }))
-        .filter((c) => c.channel > 0)
-        .sort((a, b) => a.channel - b.channel);
-    }
-    const tool = String(log.attributes.tool ?? "sh");
-    const { entries } = await session.client.call("entry/list", { run, pattern: `${tool}://turn_${log.turn}/*` });
-    return entries
-      .filter((e) => e.attributes.log === log.path && Number(e.attributes.channel) > 0)
-      .map((e) => ({ channel: Number(e.attributes.channel), path: e.path }))
-      .sort((a, b) => a.channel - b.channel);
+  /** A producer's output channels (stdout 1, stderr 2, …), from its log entry's typed producer. */
+  #channels(log: LogEntry): { channel: number; path: string }[] {
+    return producerOf(log)
+      .channels.filter((c) => c.channel > 0)
+      .map((c) => ({ channel: c.channel, path: c.path }));
   }
 
   // ---- tools ---------------------------------------------------------------------------------------
@@ -561,7 +552,7 @@ export class McpBridge {
       if (already) return already;
       if (extra.signal.aborted) onAbort();
       const log = await session.client.call("entry/get", { run: session.run!, path, limit: 1 });
-      const facts = proposalFacts(log.attributes);
+      const facts = producerOf(log);
       const runners = facts.runner === null ? await session.client.call("runner/list", {}).catch(() => null) : null;
       const shown = factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
       progress.say(`waiting for a decision on ${path} (Spool web view, spool approve, or an editor)`);
@@ -632,8 +623,8 @@ export class McpBridge {
   /** The result of a finished (or still running) command: how it ended and each channel as the model sees it. */
   async #report(session: Session, run: string, path: string, by: string | null): Promise<CallToolResult> {
     const log = await session.client.call("entry/get", { run, path, limit: 1 });
-    const a = log.attributes;
-    const channels = await this.#channels(session, run, log);
+    const p = producerOf(log);
+    const channels = this.#channels(log);
     const views: string[] = [];
     let state = STATUS.streaming as number;
     // The budget is shared among the channels that hold something (as the agent's own tools share theirs).
@@ -642,32 +633,32 @@ export class McpBridge {
     for (const c of channels) {
       const view = await session.client.call("entry/get", { run, path: c.path, view: "model", budget: share });
       state = view.status;
-      const name = c.channel === 1 ? (a.tty ? "output" : "stdout") : c.channel === 2 ? "stderr" : `channel ${c.channel}`;
+      const name = c.channel === 1 ? (p.tty ? "output" : "stdout") : c.channel === 2 ? "stderr" : `channel ${c.channel}`;
       if (view.body.trim() === "" && c.channel !== 1) continue;
       // The note on what was left out names the model's get tool; here the same arguments go to read_output.
       const body = view.body.replaceAll("read them with the get tool: ", "read them with read_output: ");
       views.push(`--- ${name} (${c.path}, ${view.lines} lines) ---\n${body.trimEnd() || "(empty)"}`);
     }
-    const outcome = typeof a.status === "number" ? a.status : state;
+    const outcome = p.endStatus ?? state;
     const facts: string[] = [];
-    if (a.outcome === "completed") {
-      facts.push(a.signal ? `killed by ${String(a.signal)}` : `exit ${a.exit_code === null || a.exit_code === undefined ? "unknown" : String(a.exit_code)}`);
-    } else if (a.outcome === "cancelled" || a.outcome === "aborted") {
-      facts.push(`${String(a.outcome)}${a.reason ? `: ${String(a.reason)}` : ""}`);
+    if (p.outcome === "completed") {
+      facts.push(p.signal ? `killed by ${p.signal}` : `exit ${p.exitCode === null ? "unknown" : String(p.exitCode)}`);
+    } else if (p.outcome === "cancelled" || p.outcome === "aborted") {
+      facts.push(`${p.outcome}${p.reason ? `: ${p.reason}` : ""}`);
     } else facts.push(statusWord(outcome));
-    if (a.duration !== undefined) facts.push(typeof a.duration === "number" ? `${a.duration} ms` : String(a.duration));
+    if (p.durationMs !== null) facts.push(`${p.durationMs} ms`);
     if (by) facts.push(by);
     const header = [
-      `$ ${escapeControl(String(a.command ?? ""))}`,
+      `$ ${escapeControl(p.command)}`,
       facts.join(" · "),
-      `exit_code: ${a.exit_code === undefined ? "null" : JSON.stringify(a.exit_code)}`,
-      `signal: ${a.signal === undefined ? "null" : JSON.stringify(a.signal)}`,
-      `duration_ms: ${typeof a.duration === "number" ? a.duration : "null"}`,
+      `exit_code: ${JSON.stringify(p.exitCode)}`,
+      `signal: ${JSON.stringify(p.signal)}`,
+      `duration_ms: ${p.durationMs ?? "null"}`,
       `status: ${outcome} (${statusWord(outcome)})`,
       `path: ${path}`,
     ].join("\n");
     const result = text(`${header}\n${views.join("\n")}`);
-    if (a.outcome === "cancelled" || a.outcome === "aborted") result.isError = true;
+    if (p.outcome === "cancelled" || p.outcome === "aborted") result.isError = true;
     return result;
   }
 
@@ -691,10 +682,11 @@ export class McpBridge {
     }
     const { log } = await this.#target(session, args.path);
     if (log.status === STATUS.proposed || log.status === STATUS.rejected) {
-      return text(`${path}: ${statusWord(log.status)}; it has no output\n$ ${escapeControl(String(log.attributes.command ?? ""))}`);
+      return text(`${path}: ${statusWord(log.status)}; it has no output\n$ ${escapeControl(producerOf(log).command)}`);
     }
-    const parts: string[] = [`$ ${escapeControl(String(log.attributes.command ?? ""))}`];
-    for (const c of await this.#channels(session, run, log)) {
+    const p = producerOf(log);
+    const parts: string[] = [`$ ${escapeControl(p.command)}`];
+    for (const c of this.#channels(log)) {
       const entry = await this.#get(session, run, c.path, slice);
       if (entry.lines === 0 && c.channel !== 1) continue;
       const last = entry.range.line + entry.range.lines - 1;
@@ -702,9 +694,7 @@ export class McpBridge {
         `--- ${c.path} (${statusWord(entry.status)}, lines ${entry.range.lines ? `${entry.range.line}-${last}` : "none"} of ${entry.lines}) ---\n${entry.body.trimEnd()}`,
       );
     }
-    const a = log.attributes;
-    if (typeof a.status === "number")
-      parts.push(`ended: ${statusWord(a.status)}${a.exit_code !== undefined && a.exit_code !== null ? `, exit ${String(a.exit_code)}` : ""}`);
+    if (p.endStatus !== null) parts.push(`ended: ${statusWord(p.endStatus)}${p.exitCode !== null ? `, exit ${p.exitCode}` : ""}`);
     return text(parts.join("\n"));
   }
 
@@ -768,21 +758,21 @@ export class McpBridge {
     const { entries } = await session.client.call("entry/list", { run: session.run, pattern: "log://*", limit: LIST_LIMIT });
     const rows: string[] = [];
     for (const e of entries) {
-      const a = e.attributes;
+      const p = producerOf(e);
       const state =
         e.status === STATUS.proposed
           ? "pending"
           : e.status === STATUS.rejected
             ? "rejected"
-            : typeof a.status === "number"
-              ? a.status === STATUS.done
+            : p.endStatus !== null
+              ? p.endStatus === STATUS.done
                 ? "done"
-                : statusWord(a.status)
+                : statusWord(p.endStatus)
               : "running";
       const group = state === "pending" ? "pending" : state === "running" ? "running" : "finished";
       if (args.state && args.state !== "all" && args.state !== group) continue;
-      const exit = typeof a.exit_code === "number" ? ` exit ${a.exit_code}` : "";
-      rows.push(`${e.path}  ${state}${exit}  $ ${escapeControl(String(a.command ?? ""))}`);
+      const exit = p.exitCode !== null ? ` exit ${p.exitCode}` : "";
+      rows.push(`${e.path}  ${state}${exit}  $ ${escapeControl(p.command)}`);
     }
     return text(
       rows.length
@@ -802,13 +792,16 @@ export class McpBridge {
       const run = session.run;
       const { entries } = await session.client.call("entry/list", { run, pattern: "log://*", status: STATUS.done, limit: LIST_LIMIT });
       return {
-        resources: entries.map((e) => ({
-          uri: resourceUri(run, e.path),
-          name: e.path,
-          title: `$ ${escapeControl(String(e.attributes.command ?? ""))}`,
-          description: `Output of a command of run ${run} (${typeof e.attributes.status === "number" ? statusWord(e.attributes.status) : "running"})`,
-          mimeType: "text/plain",
-        })),
+        resources: entries.map((e) => {
+          const { command, endStatus } = producerOf(e);
+          return {
+            uri: resourceUri(run, e.path),
+            name: e.path,
+            title: `$ ${escapeControl(command)}`,
+            description: `Output of a command of run ${run} (${endStatus !== null ? statusWord(endStatus) : "running"})`,
+            mimeType: "text/plain",
+          };
+        }),
       };
     });
     server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({

@@ -57,6 +57,7 @@ export const Channel = z.object({
   channel: z.number().int(),
   name: z.string().describe("The producer's name for it (stdout, stderr, stdin…), else `channel N`"),
   path: z.string(),
+  log: z.string().describe("Its producer's log entry"),
   status: z.number().int(),
   bytes: z.number().int(),
   lines: z.number().int(),

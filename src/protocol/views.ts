@@ -5,15 +5,15 @@ import type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalF
 export type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunView, SandboxFact };
 
 /*
- * Typed views of what the wire carries about runs, proposals, producers and their channels. Today a
- * producer crosses the wire as its log entry (and one entry per data channel) with a free-form
- * `attributes` object; `producerView` reads that object once, here, into a `Producer` every client
- * renders (the CLI, the web page, ACP). Every field Spool itself writes has a name and a type (the schemas
- * are in views-schemas.ts); a plugin's own attributes stay in `extra`. Plain TypeScript, no Node imports and
- * no zod at run time: the web page bundles this file.
+ * Typed views of what the wire carries about runs, proposals, producers and their channels. The server
+ * reads a producer's stored attributes once (src/store/views.ts) and sends the typed `Producer` and
+ * `Channel` next to them; every client (the CLI, the web page, ACP, MCP) renders those, through the helpers
+ * here. Every field Spool itself writes has a name and a type (the schemas are in views-schemas.ts); a
+ * plugin's own attributes stay in `extra`. Plain TypeScript, no Node imports and no zod at run time: the
+ * web page bundles this file.
  */
 
-/** An entry as the wire carries it today (`entry/list`, `entry/get`, `proposal/list`): a log entry or a data channel. */
+/** An entry with its stored attributes (`entry/list`, `entry/get`): a log entry or a data channel. */
 export interface WireEntry {
   path: string;
   status: number;
@@ -113,6 +113,7 @@ export function channelView(entry: WireEntry, lastSeq: number | null = null): Ch
     channel,
     name: str(a.name) ?? `channel ${channel}`,
     path: entry.path,
+    log: str(a.log) ?? "",
     status: entry.status,
     bytes: entry.bytes ?? 0,
     lines: entry.lines ?? 0,
@@ -140,8 +141,10 @@ export function producerState(status: number, outcome: Outcome | null, endStatus
 }
 
 /**
- * A producer from its log entry as the wire carries it, with its channel entries when the caller has them
- * (`entry/list`): the one place a client reads the attribute bag. Without channel entries, the channels are
+ * A producer from its log entry's stored attributes, with its channel entries when the caller has them. The
+ * server sends every producer typed (`producer` in entry/get, entry/list, run/proposal, proposal/list, built
+ * by src/store/views.ts), so clients read that; this reads a bag that came without it (a database copy, a
+ * test checking the server's mapping against the stored attributes). Without channel entries, the channels are
  * those the log entry's summary lists once the producer ended. Entries of other producers are ignored.
  */
 export function producerView(log: WireEntry, channels: readonly WireEntry[] = []): Producer {
@@ -154,6 +157,7 @@ export function producerView(log: WireEntry, channels: readonly WireEntry[] = []
         channel: Number(n),
         name: `channel ${n}`,
         path: text(summary.path),
+        log: log.path,
         status: int(a.status) ?? log.status,
         bytes: int(summary.bytes) ?? 0,
         lines: int(summary.lines) ?? 0,
@@ -197,18 +201,17 @@ export function producerView(log: WireEntry, channels: readonly WireEntry[] = []
   };
 }
 
-/** A pending proposal (`run/proposal`'s notice, or `proposal/list`'s item) as a typed view. */
+/** A pending proposal (`run/proposal`'s notice, or `proposal/list`'s item) as a typed view: its producer as the server typed it. */
 export function proposalView(notice: {
   run: string;
   path: string;
   turn: number;
-  attributes: Record<string, unknown>;
+  producer: Producer;
   loop?: number | null;
   toolCallId?: string | null;
   createdAt?: number | null;
-  status?: number;
 }): ProposalView {
-  const producer = producerView({ path: notice.path, status: notice.status ?? ENTRY.proposed, turn: notice.turn, attributes: notice.attributes });
+  const { producer } = notice;
   return {
     run: notice.run,
     path: notice.path,
@@ -220,17 +223,25 @@ export function proposalView(notice: {
   };
 }
 
-/** A producer's log entry among a run's entries, with its channels: the run's producers, newest first. */
-export function producersOf(entries: readonly WireEntry[]): Producer[] {
-  const byLog = new Map<string, WireEntry[]>();
-  for (const e of entries) {
-    const log = channelLog(e);
-    if (log !== null && !isLogEntry(e)) byLog.set(log, [...(byLog.get(log) ?? []), e]);
-  }
-  return entries
-    .filter(isLogEntry)
-    .map((log) => producerView(log, byLog.get(log.path) ?? []))
-    .reverse();
+/** An entry as entry/get and entry/list return it: the typed producer of a log entry, the typed channel of a data channel. */
+export interface TypedEntry {
+  path: string;
+  producer: Producer | null;
+  channel: Channel | null;
+}
+
+/** The producer of a log entry as the server sent it; an entry that is no producer's log entry is an error. */
+export function producerOf(entry: Pick<TypedEntry, "path" | "producer">): Producer {
+  if (entry.producer === null) throw new Error(`${entry.path} is not a producer's log entry`);
+  return entry.producer;
+}
+
+/** The producer a log entry or one of its channels belongs to, as a path; null for other entries. */
+export const producerPath = (entry: Pick<TypedEntry, "producer" | "channel">): string | null => entry.producer?.path ?? entry.channel?.log ?? null;
+
+/** A run's producers among entry/list's entries (each log entry carries its own, with all its channels), newest first. */
+export function producersOf(entries: readonly Pick<TypedEntry, "producer">[]): Producer[] {
+  return entries.flatMap((e) => (e.producer ? [e.producer] : [])).reverse();
 }
 
 /** Whether it has ended (or was rejected): nothing more will happen to it. */

@@ -75,6 +75,8 @@ export interface ProducerChannel {
   /** The producer's name for it (stdout, stderr, stdin…), else `channel N`. */
   name: string;
   path: string;
+  /** Its producer's log entry. */
+  log: string;
   status: number;
   /** When the end of input was sent (input channel); null while it is open. */
   eofAt: number | null;
@@ -151,6 +153,7 @@ export function channelFromRow(row: EntryRow): ProducerChannel {
     channel,
     name: str(a.name) ?? `channel ${channel}`,
     path: row.path,
+    log: str(a.log) ?? "",
     status: row.status,
     eofAt: a.eof === undefined ? null : (num(a.eof) ?? 0),
     outcome: outcomeOf(a.outcome),

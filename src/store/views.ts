@@ -27,6 +27,7 @@ export function channelWire(row: EntryRow): Channel {
     channel: channel.channel,
     name: channel.name,
     path: row.path,
+    log: channel.log,
     status: row.status,
     bytes: row.streamed ? row.bytes : Buffer.byteLength(row.body, "utf8"),
     lines: row.streamed ? lineCount(row) : countLines(Buffer.from(row.body, "utf8")),

@@ -56,6 +56,7 @@ describe("entry/get and entry/list carry a producer typed by the server", () => 
       channel: 1,
       name: "stdout",
       path: stdout,
+      log,
       status: ENTRY.failed,
       bytes: 8,
       lines: 2,

@@ -1,5 +1,4 @@
 import { defaultRunnerName, envPair, factValue } from "../../../protocol/proposal-facts.js";
-import { proposalView } from "../../../protocol/views.js";
 import { h } from "../dom.js";
 import { escapeControl } from "../format.js";
 import type { Proposal, Runner } from "../model.js";
@@ -18,7 +17,7 @@ export interface ProposalActions {
  * escaped, not obeyed.
  */
 export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions): HTMLElement {
-  const facts = proposalView(p).producer;
+  const facts = p.producer;
   const fallback = defaultRunnerName(runners);
   const runnerSelect = h(
     "select",
