@@ -6,13 +6,13 @@ import { eventually, startTestServer, type TestServer } from "../helpers/server.
 const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" });
 
 async function runStatus(client: SpoolClient, run: string, status: number, timeoutMs = 30_000) {
-  await eventually(async () => (await client.request("run/get", { run })).run.status === status, timeoutMs, `run ${run} at ${status}`);
+  await eventually(async () => (await client.call("run/get", { run })).run.status === status, timeoutMs, `run ${run} at ${status}`);
 }
 
 async function errorEntry(client: SpoolClient, run: string): Promise<string> {
-  const { entries } = await client.request("entry/list", { run, pattern: "error://*" });
+  const { entries } = await client.call("entry/list", { run, pattern: "error://*" });
   expect(entries).toHaveLength(1);
-  return (await client.request("entry/get", { run, path: entries[0].path })).body as string;
+  return (await client.call("entry/get", { run, path: entries[0]!.path })).body as string;
 }
 
 /**
@@ -57,14 +57,14 @@ describe("the agent loop against real model-server shapes", () => {
       { toolShape: "no-id", tools: [{ name: "get", arguments: { path: "sh://turn_1/nothing" } }] },
       { toolShape: "no-id", tools: [{ name: "done", arguments: { summary: "looked" } }] },
     );
-    await a.request("run/create", { alias: "ids", model: "test", prompt: "look" });
+    await a.call("run/create", { alias: "ids", model: "test", prompt: "look" });
     await runStatus(a, "ids", 200);
     expect(model.requests).toHaveLength(2);
     const calls = model.requests[1]!.messages.flatMap((m) => m.tool_calls ?? []);
     expect(calls).toHaveLength(1);
     expect(calls[0]!.id).toMatch(/^call_\d+_1_0$/);
     expect(toolResult(model.requests[1]!, calls[0]!.id)).toContain('no entry "sh://turn_1/nothing"');
-    const states = await a.request("entry/list", { run: "ids", pattern: "error://*" });
+    const states = await a.call("entry/list", { run: "ids", pattern: "error://*" });
     expect(states.entries).toEqual([]);
   });
 
@@ -75,7 +75,7 @@ describe("the agent loop against real model-server shapes", () => {
       { tools: [{ id: "call_0", name: "get", arguments: { path: "sh://turn_2/nothing" } }] },
       { tools: [{ id: "call_0", name: "done", arguments: { summary: "three turns" } }] },
     );
-    await a.request("run/create", { alias: "same-ids", model: "test", prompt: "look twice" });
+    await a.call("run/create", { alias: "same-ids", model: "test", prompt: "look twice" });
     await runStatus(a, "same-ids", 200);
     expect(model.requests).toHaveLength(3);
     const ids = model.requests[2]!.messages.flatMap((m) => m.tool_calls ?? []).map((c) => c.id);
@@ -95,7 +95,7 @@ describe("the agent loop against real model-server shapes", () => {
       },
       { text: "Neither exists." },
     );
-    await a.request("run/create", { alias: "ollama", model: "test", prompt: "read a and b" });
+    await a.call("run/create", { alias: "ollama", model: "test", prompt: "read a and b" });
     await runStatus(a, "ollama", 200);
     const second = model.requests[1]!;
     const calls = second.messages.flatMap((m) => m.tool_calls ?? []);
@@ -111,7 +111,7 @@ describe("the agent loop against real model-server shapes", () => {
       strict({ tools: [{ id: "call_fixed", name: "get", arguments: { path: "sh://turn_1/x" } }] }),
       strict({ tools: [{ id: "call_done", name: "done", arguments: { summary: "recovered" } }] }),
     );
-    await a.request("run/create", { alias: "bad-args", model: "test", prompt: "list" });
+    await a.call("run/create", { alias: "bad-args", model: "test", prompt: "list" });
     await runStatus(a, "bad-args", 200);
     expect(model.requests).toHaveLength(3);
     const second = model.requests[1]!;
@@ -121,7 +121,7 @@ describe("the agent loop against real model-server shapes", () => {
     expect(answer).toContain("not one JSON object");
     expect(answer).toContain('They were: {"command": "ls -la');
     // Nothing was proposed for it.
-    expect((await a.request("entry/list", { run: "bad-args", pattern: "log://*" })).entries).toEqual([]);
+    expect((await a.call("entry/list", { run: "bad-args", pattern: "log://*" })).entries).toEqual([]);
     // Spool's own bookkeeping never reaches the server.
     expect(JSON.stringify(model.requests)).not.toContain('"spool"');
   });
@@ -129,7 +129,7 @@ describe("the agent loop against real model-server shapes", () => {
   it("a string error event fails the loop with the server's message and the provider's name in the error entry", async () => {
     const a = await ts.clientIn("shapes");
     model.reply({ raw: ['data: {"error": "Model test-model is not loaded"}\n\n'] });
-    await a.request("run/create", { alias: "err", model: "test", prompt: "hi" });
+    await a.call("run/create", { alias: "err", model: "test", prompt: "hi" });
     await runStatus(a, "err", 500);
     expect(await errorEntry(a, "err")).toBe("openai/test-model: the server reported an error: Model test-model is not loaded");
   });
@@ -142,7 +142,7 @@ describe("the agent loop against real model-server shapes", () => {
       { text: "The first part of a long", finishReason: "length" },
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "whole story" } }] },
     );
-    await a.request("run/create", { alias: "long", model: "test", prompt: "tell me everything" });
+    await a.call("run/create", { alias: "long", model: "test", prompt: "tell me everything" });
     await runStatus(a, "long", 200);
     expect(model.requests).toHaveLength(2);
     const messages = model.requests[1]!.messages;
@@ -157,7 +157,7 @@ describe("the agent loop against real model-server shapes", () => {
     const a = await ts.clientIn("shapes");
     const cut: Reply = { text: "and on and on", finishReason: "length" };
     model.reply(cut, cut, cut, cut); // a fifth request would get a plain answer and end the run 200
-    await a.request("run/create", { alias: "longer", model: "test", prompt: "tell me everything" });
+    await a.call("run/create", { alias: "longer", model: "test", prompt: "tell me everything" });
     await runStatus(a, "longer", 500);
     expect(model.requests).toHaveLength(4);
     expect(await errorEntry(a, "longer")).toMatch(/cut at its output token limit \(finish_reason "length"\) 4 times in a row/);
@@ -177,26 +177,26 @@ describe("the agent loop against real model-server shapes", () => {
     });
     const full = "The build fails because the linker cannot find libfoo.";
     model.reply({ text: full, cutAfter: 4 }, { text: full });
-    await a.request("run/create", { alias: "cut", model: "test", prompt: "why?" });
+    await a.call("run/create", { alias: "cut", model: "test", prompt: "why?" });
     await runStatus(a, "cut", 200);
     await eventually(() => summaries.length === 1);
     expect(deltas.join("")).toBe(full);
     expect(summaries).toEqual([full]);
     expect(retries).toEqual([expect.stringMatching(/connection was cut/)]);
-    expect((await a.request("entry/list", { run: "cut", pattern: "error://*" })).entries).toEqual([]);
+    expect((await a.call("entry/list", { run: "cut", pattern: "error://*" })).entries).toEqual([]);
   });
 
   it("a server that never answers: the loop fails after SPOOL_MODEL_TIMEOUT_MS with an error naming the URL", async () => {
     const a = await ts.clientIn("shapes");
     model.reply({ hang: true });
-    await a.request("run/create", { alias: "hang", model: "test", prompt: "hello?" });
+    await a.call("run/create", { alias: "hang", model: "test", prompt: "hello?" });
     await runStatus(a, "hang", 500);
     expect(await errorEntry(a, "hang")).toBe(`openai/test-model: ${model.baseUrl}/chat/completions did not answer within 0.7 s (SPOOL_MODEL_TIMEOUT_MS)`);
   });
 
   it("usage is stored per turn and shown by run/get; max_tokens comes from SPOOL_MODEL_<ALIAS>_MAX_TOKENS", async () => {
     const a = await ts.clientIn("shapes");
-    expect((await a.request("model/list", {})).models.map((m: { alias: string }) => m.alias)).toEqual(["test"]);
+    expect((await a.call("model/list", {})).models.map((m: { alias: string }) => m.alias)).toEqual(["test"]);
     model.reply(
       {
         tools: [{ id: "call_u1", name: "get", arguments: { path: "sh://turn_1/x" } }],
@@ -204,10 +204,10 @@ describe("the agent loop against real model-server shapes", () => {
       },
       { text: "Done.", usage: { prompt_tokens: 150, completion_tokens: 5, total_tokens: 155 } },
     );
-    await a.request("run/create", { alias: "usage", model: "test", prompt: "count" });
+    await a.call("run/create", { alias: "usage", model: "test", prompt: "count" });
     await runStatus(a, "usage", 200);
     expect(model.requests.map((r) => r.max_tokens)).toEqual([256, 256]);
-    const { usage } = await a.request("run/get", { run: "usage" });
+    const { usage } = await a.call("run/get", { run: "usage" });
     expect(usage).toEqual({
       promptTokens: 250,
       completionTokens: 25,
@@ -217,7 +217,7 @@ describe("the agent loop against real model-server shapes", () => {
         { turn: 2, promptTokens: 150, completionTokens: 5, totalTokens: 155 },
       ],
     });
-    await a.request("run/create", { alias: "no-usage" });
-    expect((await a.request("run/get", { run: "no-usage" })).usage).toEqual({ promptTokens: 0, completionTokens: 0, totalTokens: 0, turns: [] });
+    await a.call("run/create", { alias: "no-usage" });
+    expect((await a.call("run/get", { run: "no-usage" })).usage).toEqual({ promptTokens: 0, completionTokens: 0, totalTokens: 0, turns: [] });
   });
 });

@@ -66,14 +66,14 @@ describe("one server per Spool home", () => {
         await client.initialize("zombies", { root: home });
         // What the rounds before stored is all there.
         for (let earlier = 0; earlier < round; earlier++) {
-          const out = (await client.request("entry/list", { run: `r${earlier}`, pattern: "sh://*_1" })).entries[0];
-          expect((await client.request("entry/get", { run: `r${earlier}`, path: out.path })).body).toBe("one\ntwo\n");
+          const out = (await client.call("entry/list", { run: `r${earlier}`, pattern: "sh://*_1" })).entries[0];
+          expect((await client.call("entry/get", { run: `r${earlier}`, path: out!.path })).body).toBe("one\ntwo\n");
         }
-        await client.request("run/create", { alias: `r${round}` });
-        const { path } = await client.request("proposal/create", { run: `r${round}`, tool: "sh", command: "streams" });
-        await client.request("run/resolve", { run: `r${round}`, path, decision: "accept", runner: "self" });
-        await client.request("stream", { run: `r${round}`, path, channel: 1, chunk: "one\n", seq: 1 });
-        await client.request("stream", { run: `r${round}`, path, channel: 1, chunk: "two\n", seq: 2 });
+        await client.call("run/create", { alias: `r${round}` });
+        const { path } = await client.call("proposal/create", { run: `r${round}`, tool: "sh", command: "streams" });
+        await client.call("run/resolve", { run: `r${round}`, path, decision: "accept", runner: "self" });
+        await client.call("stream", { run: `r${round}`, path, channel: 1, chunk: "one\n", seq: 1 });
+        await client.call("stream", { run: `r${round}`, path, channel: 1, chunk: "two\n", seq: 2 });
         // Killed mid-stream, the producer still open.
         process.kill(server.pid, "SIGKILL");
         client.close();
@@ -94,11 +94,11 @@ describe("one server per Spool home", () => {
       expect(lockOf(home)).toMatchObject({ pid: first.child.pid });
       const client = await SpoolClient.connect(first.url, { token: tokenOf(home) });
       await client.initialize("locked", { root: home });
-      await client.request("run/create", { alias: "r" });
-      const pending = await client.request("proposal/create", { run: "r", tool: "sh", command: "waits" });
-      const running = await client.request("proposal/create", { run: "r", tool: "sh", command: "streams" });
-      await client.request("run/resolve", { run: "r", path: running.path, decision: "accept", runner: "self" });
-      await client.request("stream", { run: "r", path: running.path, channel: 1, chunk: "one\n", seq: 1 });
+      await client.call("run/create", { alias: "r" });
+      const pending = await client.call("proposal/create", { run: "r", tool: "sh", command: "waits" });
+      const running = await client.call("proposal/create", { run: "r", tool: "sh", command: "streams" });
+      await client.call("run/resolve", { run: "r", path: running.path, decision: "accept", runner: "self" });
+      await client.call("stream", { run: "r", path: running.path, channel: 1, chunk: "one\n", seq: 1 });
 
       const second = spawnCli(["serve", "--port", "0", "--home", home], { SPOOL_RUNNER_GRACE_MS: "0" });
       expect(await second.exit).toBe(1);
@@ -110,10 +110,10 @@ describe("one server per Spool home", () => {
       // server that had opened the database would have reaped the streaming producer at once with a grace of 0).
       expect(lockOf(home)).toMatchObject({ pid: first.child.pid });
       await new Promise((r) => setTimeout(r, 300));
-      expect((await client.request("entry/get", { run: "r", path: pending.path })).status).toBe(ENTRY.proposed);
-      await client.request("stream", { run: "r", path: running.path, channel: 1, chunk: "two\n", seq: 2 });
-      expect((await client.request("stream/completed", { run: "r", path: running.path, exit_code: 0 })).status).toBe(ENTRY.done);
-      const out = (await client.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
+      expect((await client.call("entry/get", { run: "r", path: pending.path })).status).toBe(ENTRY.proposed);
+      await client.call("stream", { run: "r", path: running.path, channel: 1, chunk: "two\n", seq: 2 });
+      expect((await client.call("stream/completed", { run: "r", path: running.path, exit_code: 0 })).status).toBe(ENTRY.done);
+      const out = (await client.call("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
       expect(out).toMatchObject({ status: ENTRY.done, bytes: 8, lines: 2 });
       client.close();
     } finally {
@@ -130,7 +130,7 @@ describe("one server per Spool home", () => {
     const killed = await spawnServe(["--port", "0", "--home", home, "--no-local-runner"]);
     const client = await SpoolClient.connect(killed.url, { token: tokenOf(home) });
     await client.initialize("stale", { root: home });
-    await client.request("run/create", { alias: "survivor" });
+    await client.call("run/create", { alias: "survivor" });
     client.close();
     await killed.stop("SIGKILL");
     expect(lockOf(home)).toMatchObject({ pid: killed.child.pid });
@@ -140,7 +140,7 @@ describe("one server per Spool home", () => {
       expect(lockOf(home)).toMatchObject({ pid: next.child.pid });
       const again = await SpoolClient.connect(next.url, { token: tokenOf(home) });
       await again.initialize("stale");
-      expect((await again.request("run/get", { run: "survivor" })).run.alias).toBe("survivor");
+      expect((await again.call("run/get", { run: "survivor" })).run.alias).toBe("survivor");
       again.close();
     } finally {
       expect(await next.stop()).toBe(0);
@@ -172,7 +172,7 @@ describe("one server per Spool home", () => {
     const refused = await startTestServer({ home }).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(HomeLocked);
     expect((refused as HomeLocked).owner.pid).toBe(process.pid);
-    expect((await (await first.clientIn("same")).request("ping", {})).pong).toBe(true);
+    expect((await (await first.clientIn("same")).call("ping", {})).pong).toBe(true);
     await first.stop();
 
     // A live process (not a server, but alive and the one the lock names): refused, naming it.

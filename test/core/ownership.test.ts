@@ -18,7 +18,7 @@ async function handRunner(ts: TestServer, project: string, name: string, extra: 
     else execs.push(p);
     return { started: true, target: { backend: "local", pid: process.pid } };
   });
-  const attached = await client.request("runner/attach", { name, backend: "local", ...extra });
+  const attached = await client.call("runner/attach", { name, backend: "local", ...extra });
   const nextExec = () => (execs.length ? Promise.resolve(execs.shift()!) : new Promise<{ run: string; path: string }>((r) => waiters.push(r)));
   return { client, attached, nextExec };
 }
@@ -37,10 +37,10 @@ describe("a producer has one owner", () => {
     const runner = await handRunner(ts, "forge", "builder");
     const person = await ts.clientIn("forge");
     const forger = await ts.clientIn("forge");
-    await person.request("run/create", { alias: "r" });
-    const { path } = await person.request("proposal/create", { run: "r", tool: "sh", command: "npm test" });
+    await person.call("run/create", { alias: "r" });
+    const { path } = await person.call("proposal/create", { run: "r", tool: "sh", command: "npm test" });
     const exec = runner.nextExec();
-    await person.request("run/resolve", { run: "r", path, decision: "accept", runner: "builder" });
+    await person.call("run/resolve", { run: "r", path, decision: "accept", runner: "builder" });
     expect((await exec).path).toBe(path);
 
     await expect(forger.request("stream", { run: "r", path, channel: 1, chunk: "ALL 120 TESTS PASSED\n", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
@@ -49,46 +49,46 @@ describe("a producer has one owner", () => {
     // The person who accepted is not the owner either: the runner is.
     await expect(person.request("stream", { run: "r", path, channel: 1, chunk: "x", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
     const stdout = "sh://turn_1/npm-test_1";
-    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({ status: ENTRY.streaming, body: "", bytes: 0 });
+    expect(await person.call("entry/get", { run: "r", path: stdout })).toMatchObject({ status: ENTRY.streaming, body: "", bytes: 0 });
 
-    expect(await runner.client.request("stream", { run: "r", path, channel: 1, chunk: "3 failed\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: false });
-    expect(await runner.client.request("stream/completed", { run: "r", path, exit_code: 1, duration: "1.2s" })).toMatchObject({
+    expect(await runner.client.call("stream", { run: "r", path, channel: 1, chunk: "3 failed\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: false });
+    expect(await runner.client.call("stream/completed", { run: "r", path, exit_code: 1, duration: "1.2s" })).toMatchObject({
       status: ENTRY.failed,
       changed: true,
     });
-    expect(await person.request("entry/get", { run: "r", path: stdout })).toMatchObject({
+    expect(await person.call("entry/get", { run: "r", path: stdout })).toMatchObject({
       status: ENTRY.failed,
       body: "3 failed\n",
       attributes: { exit_code: 1, duration: 1200 },
     });
-    const log = await person.request("entry/get", { run: "r", path });
+    const log = await person.call("entry/get", { run: "r", path });
     expect(log.body).toBe("$ npm test → exit 1 in 1200 ms; stdout 9 bytes/1 line, stderr 0 bytes/0 lines");
     // Once finished, a forged completion reports what is there and changes nothing.
-    expect(await forger.request("stream/completed", { run: "r", path, exit_code: 0 })).toMatchObject({ status: ENTRY.failed, changed: false });
+    expect(await forger.call("stream/completed", { run: "r", path, exit_code: 0 })).toMatchObject({ status: ENTRY.failed, changed: false });
   });
 
   it("a repeated seq is acknowledged only with the same bytes; other bytes are CONFLICT and change nothing", async () => {
     const c = await ts.clientIn("seq");
     const { path } = await proposeAndAccept(c, c, "r", "echo hi", { runner: "self" });
-    await c.request("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 });
-    expect(await c.request("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: true, bytes: 5 });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 });
+    expect(await c.call("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: true, bytes: 5 });
     await expect(c.request("stream", { run: "r", path, channel: 1, chunk: "fake\n", seq: 1 })).rejects.toMatchObject({ data: { code: "CONFLICT", seq: 1 } });
-    expect(await c.request("entry/get", { run: "r", path: "sh://turn_1/echo-hi_1" })).toMatchObject({ body: "real\n", bytes: 5 });
+    expect(await c.call("entry/get", { run: "r", path: "sh://turn_1/echo-hi_1" })).toMatchObject({ body: "real\n", bytes: 5 });
   });
 
   it("anyone in the project may cancel; the owner is told and its later writes are refused", async () => {
     const runner = await handRunner(ts, "cancel", "worker");
     const bystander = await ts.clientIn("cancel");
-    await bystander.request("run/create", { alias: "r" });
-    const { path } = await bystander.request("proposal/create", { run: "r", tool: "sh", command: "sleep 100" });
+    await bystander.call("run/create", { alias: "r" });
+    const { path } = await bystander.call("proposal/create", { run: "r", tool: "sh", command: "sleep 100" });
     const exec = runner.nextExec();
-    await bystander.request("run/resolve", { run: "r", path, decision: "accept", runner: "worker" });
+    await bystander.call("run/resolve", { run: "r", path, decision: "accept", runner: "worker" });
     await exec;
     const told = runner.client.next("stream/cancelled", (p) => p.path === path);
-    expect(await bystander.request("stream/cancel", { run: "r", path, reason: "enough" })).toMatchObject({ status: ENTRY.cancelled, changed: true });
+    expect(await bystander.call("stream/cancel", { run: "r", path, reason: "enough" })).toMatchObject({ status: ENTRY.cancelled, changed: true });
     expect(await told).toEqual({ run: "r", path, reason: "enough" });
     await expect(runner.client.request("stream", { run: "r", path, channel: 1, chunk: "late", seq: 1 })).rejects.toMatchObject(code("STREAM_CLOSED"));
-    expect(await runner.client.request("stream/aborted", { run: "r", path, reason: "killed" })).toMatchObject({ status: ENTRY.cancelled, changed: false });
+    expect(await runner.client.call("stream/aborted", { run: "r", path, reason: "killed" })).toMatchObject({ status: ENTRY.cancelled, changed: false });
   });
 
   it("a self-streamer that vanishes ends 499 owner lost after the grace; one that claims in time keeps its producer", async () => {
@@ -97,24 +97,24 @@ describe("a producer has one owner", () => {
     const back = await ts.clientIn("vanish");
     const { path: lost } = await proposeAndAccept(watcher, gone, "r", "lost one", { runner: "self" });
     const { path: kept, resolved } = await proposeAndAccept(watcher, back, "r", "kept one", { runner: "self" });
-    await gone.request("stream", { run: "r", path: lost, channel: 1, chunk: "a\n", seq: 1 });
-    await back.request("stream", { run: "r", path: kept, channel: 1, chunk: "a\n", seq: 1 });
+    await gone.call("stream", { run: "r", path: lost, channel: 1, chunk: "a\n", seq: 1 });
+    await back.call("stream", { run: "r", path: kept, channel: 1, chunk: "a\n", seq: 1 });
     const ended = watcher.next("stream/finished", (p) => p.path === lost);
     gone.close();
     back.close();
     const again = await ts.clientIn("vanish");
-    expect(await again.request("stream/claim", { run: "r", path: kept, token: resolved.resumeToken })).toMatchObject({
+    expect(await again.call("stream/claim", { run: "r", path: kept, token: resolved.resumeToken! })).toMatchObject({
       status: ENTRY.streaming,
       channels: [{ lastSeq: 1 }, { lastSeq: 0 }],
     });
-    await again.request("stream", { run: "r", path: kept, channel: 1, chunk: "b\n", seq: 2 });
+    await again.call("stream", { run: "r", path: kept, channel: 1, chunk: "b\n", seq: 2 });
     expect(await ended).toMatchObject({ status: ENTRY.cancelled, outcome: "aborted", reason: "owner lost" });
-    expect(await watcher.request("entry/get", { run: "r", path: "sh://turn_1/lost-one_1" })).toMatchObject({
+    expect(await watcher.call("entry/get", { run: "r", path: "sh://turn_1/lost-one_1" })).toMatchObject({
       status: ENTRY.cancelled,
       body: "a\n",
       attributes: { reason: "owner lost" },
     });
-    expect(await again.request("stream/completed", { run: "r", path: kept, exit_code: 0 })).toMatchObject({ status: ENTRY.done, changed: true });
+    expect(await again.call("stream/completed", { run: "r", path: kept, exit_code: 0 })).toMatchObject({ status: ENTRY.done, changed: true });
     // A token does not open someone else's producer, and a wrong one opens nothing.
     await expect(again.request("stream/claim", { run: "r", path: lost, token: resolved.resumeToken })).rejects.toMatchObject(code("NOT_OWNER"));
   });
@@ -123,12 +123,12 @@ describe("a producer has one owner", () => {
     const runner = await handRunner(ts, "steal", "ci");
     const token = runner.attached.resumeToken as string;
     const person = await ts.clientIn("steal");
-    await person.request("run/create", { alias: "r" });
-    const { path } = await person.request("proposal/create", { run: "r", tool: "sh", command: "make" });
+    await person.call("run/create", { alias: "r" });
+    const { path } = await person.call("proposal/create", { run: "r", tool: "sh", command: "make" });
     const exec = runner.nextExec();
-    await person.request("run/resolve", { run: "r", path, decision: "accept", runner: "ci" });
+    await person.call("run/resolve", { run: "r", path, decision: "accept", runner: "ci" });
     await exec;
-    await runner.client.request("stream", { run: "r", path, channel: 1, chunk: "one\n", seq: 1 });
+    await runner.client.call("stream", { run: "r", path, channel: 1, chunk: "one\n", seq: 1 });
     const closed = new Promise<void>((r) => runner.client.onClose(() => r()));
     runner.client.close();
     await closed;
@@ -137,7 +137,7 @@ describe("a producer has one owner", () => {
     await eventually(
       async () => {
         try {
-          await thief.request("runner/attach", { name: "ci", backend: "local", resume: [{ run: "r", path }] });
+          await thief.call("runner/attach", { name: "ci", backend: "local", resume: [{ run: "r", path }] });
           return false;
         } catch (error) {
           return (error as { data?: { code?: string } }).data?.code === "NOT_OWNER";
@@ -150,26 +150,26 @@ describe("a producer has one owner", () => {
     await expect(thief.request("stream", { run: "r", path, channel: 1, chunk: "forged\n", seq: 2 })).rejects.toMatchObject(code("NOT_OWNER"));
 
     const back = await ts.clientIn("steal");
-    const again = await back.request("runner/attach", { name: "ci", backend: "local", resumeToken: token, resume: [{ run: "r", path }] });
+    const again = await back.call("runner/attach", { name: "ci", backend: "local", resumeToken: token, resume: [{ run: "r", path }] });
     expect(again).toMatchObject({ resumeToken: token, resumed: [{ run: "r", path, lastSeq: { 1: 1, 2: 0 } }], finished: [] });
-    await back.request("stream", { run: "r", path, channel: 1, chunk: "two\n", seq: 2 });
-    await back.request("stream/completed", { run: "r", path, exit_code: 0 });
-    expect(await person.request("entry/get", { run: "r", path: "sh://turn_1/make_1" })).toMatchObject({ status: ENTRY.done, body: "one\ntwo\n" });
+    await back.call("stream", { run: "r", path, channel: 1, chunk: "two\n", seq: 2 });
+    await back.call("stream/completed", { run: "r", path, exit_code: 0 });
+    expect(await person.call("entry/get", { run: "r", path: "sh://turn_1/make_1" })).toMatchObject({ status: ENTRY.done, body: "one\ntwo\n" });
   });
 
   it("after the grace a vanished runner's producers end 499 runner lost and its name is free", async () => {
     const runner = await handRunner(ts, "free", "gone");
     const person = await ts.clientIn("free");
-    await person.request("run/create", { alias: "r" });
-    const { path } = await person.request("proposal/create", { run: "r", tool: "sh", command: "sleep 9" });
+    await person.call("run/create", { alias: "r" });
+    const { path } = await person.call("proposal/create", { run: "r", tool: "sh", command: "sleep 9" });
     const exec = runner.nextExec();
-    await person.request("run/resolve", { run: "r", path, decision: "accept", runner: "gone" });
+    await person.call("run/resolve", { run: "r", path, decision: "accept", runner: "gone" });
     await exec;
     const ended = person.next("stream/finished", (p) => p.path === path);
     runner.client.close();
     expect(await ended).toMatchObject({ status: ENTRY.cancelled, reason: "runner lost" });
     const newcomer = await ts.clientIn("free");
-    expect(await newcomer.request("runner/attach", { name: "gone", backend: "local" })).toMatchObject({ name: "gone", resumed: [], finished: [] });
+    expect(await newcomer.call("runner/attach", { name: "gone", backend: "local" })).toMatchObject({ name: "gone", resumed: [], finished: [] });
   });
 
   it("two runners cannot both be the default: the second is refused naming the first unless it says replaceDefault", async () => {
@@ -181,27 +181,27 @@ describe("a producer has one owner", () => {
       message: expect.stringContaining('"alpha"'),
     });
     // The refused attach changed nothing: the connection can attach again, and alpha is still the default.
-    const list = async () => (await first.client.request("runner/list", {})).runners.map((r: { name: string; default: boolean }) => [r.name, r.default]);
+    const list = async () => (await first.client.call("runner/list", {})).runners.map((r: { name: string; default: boolean }) => [r.name, r.default]);
     expect(await list()).toEqual([["alpha", true]]);
     const person = await ts.clientIn("defaults");
-    await person.request("run/create", { alias: "r" });
-    const p1 = await person.request("proposal/create", { run: "r", tool: "sh", command: "one" });
+    await person.call("run/create", { alias: "r" });
+    const p1 = await person.call("proposal/create", { run: "r", tool: "sh", command: "one" });
     const toAlpha = first.nextExec();
-    expect((await person.request("run/resolve", { run: "r", path: p1.path, decision: "accept" })).runner).toBe("alpha");
+    expect((await person.call("run/resolve", { run: "r", path: p1.path, decision: "accept" })).runner).toBe("alpha");
     await toAlpha;
 
-    expect(await second.request("runner/attach", { name: "beta", backend: "local", default: true, replaceDefault: true })).toMatchObject({ default: true });
+    expect(await second.call("runner/attach", { name: "beta", backend: "local", default: true, replaceDefault: true })).toMatchObject({ default: true });
     expect(await list()).toEqual([
       ["alpha", false],
       ["beta", true],
     ]);
-    const p2 = await person.request("proposal/create", { run: "r", tool: "sh", command: "two" });
+    const p2 = await person.call("proposal/create", { run: "r", tool: "sh", command: "two" });
     second.handle("runner/exec", () => ({ started: true }));
-    expect((await person.request("run/resolve", { run: "r", path: p2.path, decision: "accept" })).runner).toBe("beta");
+    expect((await person.call("run/resolve", { run: "r", path: p2.path, decision: "accept" })).runner).toBe("beta");
     // A named runner is still picked by name.
-    const p3 = await person.request("proposal/create", { run: "r", tool: "sh", command: "three" });
+    const p3 = await person.call("proposal/create", { run: "r", tool: "sh", command: "three" });
     const named = first.nextExec();
-    expect((await person.request("run/resolve", { run: "r", path: p3.path, decision: "accept", runner: "alpha" })).runner).toBe("alpha");
+    expect((await person.call("run/resolve", { run: "r", path: p3.path, decision: "accept", runner: "alpha" })).runner).toBe("alpha");
     expect((await named).path).toBe(p3.path);
   });
 
@@ -209,8 +209,8 @@ describe("a producer has one owner", () => {
     const c: SpoolClient = await ts.clientIn("duration");
     const { path } = await proposeAndAccept(c, c, "r", "true", { runner: "self" });
     await expect(c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "fast" })).rejects.toMatchObject(code("INVALID_PARAMS"));
-    expect((await c.request("entry/get", { run: "r", path: "sh://turn_1/true_1" })).status).toBe(ENTRY.streaming);
-    expect(await c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "1m2.5s" })).toMatchObject({ status: ENTRY.done });
-    expect((await c.request("entry/get", { run: "r", path })).attributes.duration).toBe(62_500);
+    expect((await c.call("entry/get", { run: "r", path: "sh://turn_1/true_1" })).status).toBe(ENTRY.streaming);
+    expect(await c.call("stream/completed", { run: "r", path, exit_code: 0, duration: "1m2.5s" })).toMatchObject({ status: ENTRY.done });
+    expect((await c.call("entry/get", { run: "r", path })).attributes.duration).toBe(62_500);
   });
 });

@@ -95,19 +95,19 @@ describe("proposal/list", () => {
   it("lists pending proposals of the project, by run, a page at a time; decided ones and other projects' are not listed", async () => {
     const person = await ts.clientIn("pending");
     const other = await ts.clientIn("pending-other");
-    await person.request("run/create", { alias: "r1" });
-    await person.request("run/create", { alias: "r2" });
-    await other.request("run/create", { alias: "r1" });
+    await person.call("run/create", { alias: "r1" });
+    await person.call("run/create", { alias: "r2" });
+    await other.call("run/create", { alias: "r1" });
     const made: string[] = [];
     for (const [run, command] of [
       ["r1", "make a"],
       ["r2", "make b"],
       ["r1", "make c"],
     ] as const) {
-      made.push((await person.request("proposal/create", { run, tool: "sh", command, cwd: "sub", env: { A: "1" } })).path);
+      made.push((await person.call("proposal/create", { run, tool: "sh", command, cwd: "sub", env: { A: "1" } })).path);
     }
-    await other.request("proposal/create", { run: "r1", tool: "sh", command: "elsewhere" });
-    await person.request("run/resolve", { run: "r1", path: made[2], decision: "reject", reason: "no" });
+    await other.call("proposal/create", { run: "r1", tool: "sh", command: "elsewhere" });
+    await person.call("run/resolve", { run: "r1", path: made[2]!, decision: "reject", reason: "no" });
 
     const all = await person.call("proposal/list", {});
     expect(all.proposals.map((p) => [p.run, p.command])).toEqual([

@@ -19,7 +19,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     const { log, out } = await ended(c, "read", p.path, p.stdout);
     expect(out.body).toBe("got:hello\n");
     expect(out.status).toBe(ENTRY.done);
-    const stdin = await c.request("entry/get", { run: "read", path: sent.path });
+    const stdin = await c.call("entry/get", { run: "read", path: sent.path });
     expect(stdin).toMatchObject({ body: "hello\n", status: ENTRY.done, attributes: { channel: 0, name: "stdin", log: p.path } });
     expect(log.body).toMatch(/; stdin 6 bytes\/1 line, stdout 10 bytes\/1 line, stderr 0 bytes\/0 lines$/);
   });
@@ -86,7 +86,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     await expect(c.resize("bad", p.path, { cols: 100, rows: 30 })).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });
     await expect(c.input("bad", "log://turn_1/sh/nothing", "x")).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
     // Nothing of it reached the command or the record: no input channel was opened.
-    const { entries } = await c.request("entry/list", { run: "bad", pattern: "sh://*_0" });
+    const { entries } = await c.call("entry/list", { run: "bad", pattern: "sh://*_0" });
     expect(entries).toEqual([]);
     await c.eof("bad", p.path);
     expect((await ended(c, "bad", p.path, p.stdout)).out.body).toBe("");
@@ -94,11 +94,11 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
 
   it("input to a pending proposal is CONFLICT, to a finished producer STREAM_CLOSED", async () => {
     const c = await ts.clientIn("wire");
-    await c.request("run/create", { alias: "states" });
-    const { path } = await c.request("proposal/create", { run: "states", tool: "sh", command: "true" });
+    await c.call("run/create", { alias: "states" });
+    const { path } = await c.call("proposal/create", { run: "states", tool: "sh", command: "true" });
     await expect(c.input("states", path, "x")).rejects.toMatchObject({ data: { code: "CONFLICT", status: ENTRY.proposed } });
-    const resolved = await c.request("run/resolve", { run: "states", path, decision: "accept" });
-    await ended(c, "states", path, resolved.channels[0].path);
+    const resolved = await c.call("run/resolve", { run: "states", path, decision: "accept" });
+    await ended(c, "states", path, resolved.channels[0]!.path);
     for (const call of [() => c.input("states", path, "x"), () => c.eof("states", path), () => c.signal("states", path, "TERM")]) {
       await expect(call()).rejects.toMatchObject({ data: { code: "STREAM_CLOSED", status: ENTRY.done } });
     }
@@ -133,9 +133,9 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
   it("a producer streamed by its accepting client ('self') gets producer/input; one that does not handle it answers UNSUPPORTED", async () => {
     const owner = await ts.clientIn("wire");
     const other = await ts.clientIn("wire");
-    await owner.request("run/create", { alias: "self" });
-    const { path } = await owner.request("proposal/create", { run: "self", tool: "sh", command: "my repl" });
-    await owner.request("run/resolve", { run: "self", path, decision: "accept", runner: "self" });
+    await owner.call("run/create", { alias: "self" });
+    const { path } = await owner.call("proposal/create", { run: "self", tool: "sh", command: "my repl" });
+    await owner.call("run/resolve", { run: "self", path, decision: "accept", runner: "self" });
     await expect(other.input("self", path, "1+1\n")).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });
     const got: any[] = [];
     owner.handle("producer/input", (p: any) => {
@@ -145,14 +145,14 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     expect(await other.input("self", path, "1+1\n")).toMatchObject({ seq: 1, duplicate: false });
     expect(got).toEqual([{ run: "self", path, data: "1+1\n", seq: 1 }]);
     await expect(other.signal("self", path, "INT")).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });
-    await owner.request("stream/completed", { run: "self", path, exit_code: 0 });
+    await owner.call("stream/completed", { run: "self", path, exit_code: 0 });
   });
 
   it("controls of one producer are bounded: past maxQueuedInputBytes waiting for the owner, LIMIT_EXCEEDED", async () => {
     const owner = await ts.clientIn("wire");
-    await owner.request("run/create", { alias: "slow" });
-    const { path } = await owner.request("proposal/create", { run: "slow", tool: "sh", command: "slow reader" });
-    await owner.request("run/resolve", { run: "slow", path, decision: "accept", runner: "self" });
+    await owner.call("run/create", { alias: "slow" });
+    const { path } = await owner.call("proposal/create", { run: "slow", tool: "sh", command: "slow reader" });
+    await owner.call("run/resolve", { run: "slow", path, decision: "accept", runner: "self" });
     let release!: () => void;
     const gate = new Promise<void>((r) => {
       release = r;
@@ -173,6 +173,6 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     await expect(senders[4]!.input("slow", path, "y".repeat(1000))).rejects.toMatchObject({ data: { code: "LIMIT_EXCEEDED", limit: 4096 } });
     release();
     expect((await Promise.all(sends)).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
-    await owner.request("stream/completed", { run: "slow", path, exit_code: 0 });
+    await owner.call("stream/completed", { run: "slow", path, exit_code: 0 });
   });
 });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { DEFAULT_FAILURE_PATTERNS, failureRegex, looksLikeFailure } from "../../src/model/failures.js";
 import { channelModelView } from "../../src/model/model-view.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
@@ -149,13 +150,21 @@ describe("through the store: a 50,000-line build log failing at line 25,000", ()
     repos = createRepositories(store);
     const project = await repos.projects.createProject("p", "/tmp");
     const now = Date.now();
-    const run = await repos.runs.insertRun({ project_id: project.id, alias: "r", model: null, mode: "act", status: 102, created_at: now, updated_at: now });
+    const run = await repos.runs.insertRun({
+      project_id: project.id,
+      alias: "r",
+      model: null,
+      mode: "act",
+      status: RUN.running,
+      created_at: now,
+      updated_at: now,
+    });
     const created = await repos.entries.insertEntry({
       run_id: run.id,
       path: "sh://turn_1/make_1",
       scheme: "sh",
       turn: 1,
-      status: 102,
+      status: ENTRY.streaming,
       streamed: 1,
       created_at: now,
       updated_at: now,

@@ -58,21 +58,21 @@ describeWithBrowser("the web view in Chromium", () => {
 
   /** A producer this test owns (runner "self"): it writes the output itself, chunk by chunk. */
   async function selfProducer(client: SpoolClient, run: string, command: string) {
-    const { path } = await client.request("proposal/create", { run, tool: "sh", command });
-    await client.request("run/resolve", { run, path, decision: "accept", runner: "self" });
+    const { path } = await client.call("proposal/create", { run, tool: "sh", command });
+    await client.call("run/resolve", { run, path, decision: "accept", runner: "self" });
     let seq = 0;
     return {
       path,
-      write: (text: string) => client.request("stream", { run, path, channel: 1, chunk: text, seq: ++seq }),
-      complete: (exitCode: number) => client.request("stream/completed", { run, path, exit_code: exitCode, duration: 1234 }),
+      write: (text: string) => client.call("stream", { run, path, channel: 1, chunk: text, seq: ++seq }),
+      complete: (exitCode: number) => client.call("stream/completed", { run, path, exit_code: exitCode, duration: 1234 }),
     };
   }
 
   it("shows a proposal made over RPC; Approve starts it, its output appears live, Cancel ends it 499; a second page sees the same", async () => {
     const client = await ts.clientIn("live");
-    await client.request("run/create", { alias: "build", title: "the nightly build" });
+    await client.call("run/create", { alias: "build", title: "the nightly build" });
     const command = 'i=0; while [ $i -lt 1200 ]; do i=$((i+1)); echo "tick $i"; echo "warn $i" >&2; sleep 0.05; done';
-    const { path } = await client.request("proposal/create", { run: "build", tool: "sh", command, env: { GREETING: "hi\u001b[31m" }, cwd: "." });
+    const { path } = await client.call("proposal/create", { run: "build", tool: "sh", command, env: { GREETING: "hi\u001b[31m" }, cwd: "." });
 
     const resolvers: (string | null)[] = [];
     client.on("run/resolved", (r) => resolvers.push(r.resolver.client));
@@ -90,7 +90,7 @@ describeWithBrowser("the web view in Chromium", () => {
     await first.click(`${card(path)} button.approve`);
     // The other page sees it decided, and both follow its output.
     await second.waitForFunction((selector) => !document.querySelector(selector), {}, card(path));
-    expect((await client.request("entry/get", { run: "build", path })).status).toBe(ENTRY.done);
+    expect((await client.call("entry/get", { run: "build", path })).status).toBe(ENTRY.done);
     expect(resolvers).toEqual(["spool-web"]);
     await waitTerminal(first, 1, "tick 3");
     await waitTerminal(first, 2, "warn 3");
@@ -103,14 +103,14 @@ describeWithBrowser("the web view in Chromium", () => {
 
     await first.click('[data-action="cancel"]');
     for (const page of [first, second]) await page.waitForSelector('[data-producer-status="cancelled"]');
-    const channels = (await client.request("entry/list", { run: "build", pattern: "sh://*" })).entries;
+    const channels = (await client.call("entry/list", { run: "build", pattern: "sh://*" })).entries;
     expect(channels.map((c: { status: number }) => c.status)).toEqual([ENTRY.cancelled, ENTRY.cancelled]);
     await first.waitForFunction(() => document.querySelector(".producer-detail .facts")?.textContent?.includes("cancelled from the web view"));
   }, 90_000);
 
   it("lists a run another client creates as it is created, without a reload; other projects are not told", async () => {
     const client = await ts.clientIn("arrivals");
-    await client.request("run/create", { alias: "first" });
+    await client.call("run/create", { alias: "first" });
     const page = await open("arrivals");
     await page.waitForSelector('.runs [data-run="first"]');
     const elsewhere = await ts.clientIn("elsewhere");
@@ -118,19 +118,19 @@ describeWithBrowser("the web view in Chromium", () => {
     elsewhere.on("run/state", (s) => told.push({ run: s.run, event: s.event }));
     const watcher = await ts.clientIn("arrivals");
     const created = watcher.next("run/state", (s) => s.run === "nightly" && s.event === "created");
-    await client.request("run/create", { alias: "nightly", title: "the nightly build" });
+    await client.call("run/create", { alias: "nightly", title: "the nightly build" });
     expect(await created).toMatchObject({ run: "nightly", status: RUN.done, turn: 1, loop: null, event: "created" });
     await page.waitForSelector('.runs [data-run="nightly"]');
     expect(await text(page, '.runs [data-run="nightly"]')).toContain("the nightly build");
     await page.waitForFunction(() => document.querySelector('.projects [data-project="arrivals"]')?.textContent?.includes("2 runs"));
     // A round trip on the other project's connection: anything sent to it before has arrived.
-    await elsewhere.request("run/list", {});
+    await elsewhere.call("run/list", {});
     expect(told).toEqual([]);
   });
 
   it("replays a finished producer's output from the start when it is opened late, with its exit code, duration and sizes", async () => {
     const client = await ts.clientIn("late");
-    await client.request("run/create", { alias: "old" });
+    await client.call("run/create", { alias: "old" });
     const producer = await selfProducer(client, "old", "make all");
     let total = 0;
     for (let i = 1; i <= 40; i++) {
@@ -152,10 +152,10 @@ describeWithBrowser("the web view in Chromium", () => {
 
   it("says a command its runner gave up on was aborted, with the reason, not cancelled", async () => {
     const client = await ts.clientIn("gave-up");
-    await client.request("run/create", { alias: "job" });
+    await client.call("run/create", { alias: "job" });
     const producer = await selfProducer(client, "job", "make deploy");
     await producer.write("starting\n");
-    await client.request("stream/aborted", { run: "job", path: producer.path, reason: "runner lost" });
+    await client.call("stream/aborted", { run: "job", path: producer.path, reason: "runner lost" });
     const page = await open("gave-up", ["job", producer.path]);
     await page.waitForSelector('[data-producer-status="aborted"]');
     const row = `.producer-list tr[data-producer="${producer.path}"]`;
@@ -167,7 +167,7 @@ describeWithBrowser("the web view in Chromium", () => {
 
   it("resumes a producer's output after the last seq it had when the connection drops: nothing twice, nothing missing", async () => {
     const client = await ts.clientIn("resume");
-    await client.request("run/create", { alias: "flaky" });
+    await client.call("run/create", { alias: "flaky" });
     const producer = await selfProducer(client, "flaky", "long job");
     await producer.write("first\n");
     const page = await open("resume", ["flaky", producer.path]);
@@ -191,7 +191,7 @@ describeWithBrowser("the web view in Chromium", () => {
 
   it("prompts a run, shows the model's text as it streams and its tool call, and aborts the run", async () => {
     const client = await ts.clientIn("chat");
-    await client.request("run/create", { alias: "talk", model: "test" });
+    await client.call("run/create", { alias: "talk", model: "test" });
     model.reply({ text: "Let me look at the build first. ", delayMs: 150, tools: [{ name: "sh", arguments: { command: "make check" } }] });
     const page = await open("chat", ["talk"]);
     page.on("dialog", (dialog) => void dialog.accept());
@@ -206,7 +206,7 @@ describeWithBrowser("the web view in Chromium", () => {
     await page.click('[data-action="abort"]');
     await page.waitForSelector('[data-run-status="aborted"]');
     await page.waitForFunction(() => !document.querySelector('.proposal[data-run="talk"]'));
-    expect((await client.request("run/get", { run: "talk" })).run.status).toBe(RUN.aborted);
+    expect((await client.call("run/get", { run: "talk" })).run.status).toBe(RUN.aborted);
     expect(model.requests[0]!.messages.at(-1)!.content).toBe("Why does the build fail?");
   });
 
@@ -216,19 +216,19 @@ describeWithBrowser("the web view in Chromium", () => {
     const stop = join(ts.home, "stop-flood");
     const line = "0123456789 the quick brown fox jumps over the lazy dog, compiling module\n";
     writeFileSync(blob, line.repeat(Math.ceil(1_000_000 / line.length)));
-    await client.request("run/create", { alias: "flood" });
+    await client.call("run/create", { alias: "flood" });
     // It floods until the test says stop (at most 200 MB): the click below certainly lands mid-stream.
     const command = `for i in $(seq 200); do [ -e ${stop} ] && break; cat ${blob}; sleep 0.05; done; echo the end`;
-    const { path } = await client.request("proposal/create", { run: "flood", tool: "sh", command });
-    const other = await client.request("proposal/create", { run: "flood", tool: "sh", command: "echo later" });
+    const { path } = await client.call("proposal/create", { run: "flood", tool: "sh", command });
+    const other = await client.call("proposal/create", { run: "flood", tool: "sh", command: "echo later" });
     const page = await open("fast", ["flood"]);
     await page.waitForSelector(card(other.path));
-    await client.request("run/resolve", { run: "flood", path, decision: "accept" });
+    await client.call("run/resolve", { run: "flood", path, decision: "accept" });
     await go(page, ["fast", "flood", path]);
     await waitWritten(page, 1, 2_000_000);
     await page.click(`${card(other.path)} button.reject`);
     await page.waitForFunction((selector) => !document.querySelector(selector), {}, card(other.path));
-    expect((await client.request("entry/get", { run: "flood", path: other.path })).status).toBe(ENTRY.rejected);
+    expect((await client.call("entry/get", { run: "flood", path: other.path })).status).toBe(ENTRY.rejected);
     // The click was handled while the output was still coming.
     expect(await text(page, "[data-producer-status]")).toBe("running");
     const before = await drawnOrSkipped(page, 1);
@@ -238,7 +238,7 @@ describeWithBrowser("the web view in Chromium", () => {
     // Live: the end is shown, and every byte was drawn or counted as skipped.
     await page.waitForSelector('[data-producer-status="done"]');
     await waitTerminal(page, 1, "the end");
-    const total = (await client.request("entry/list", { run: "flood", pattern: "sh://*_1" })).entries[0].bytes as number;
+    const total = (await client.call("entry/list", { run: "flood", pattern: "sh://*_1" })).entries[0]!.bytes as number;
     await page.waitForFunction(
       (n) =>
         Number(document.querySelector<HTMLElement>('.term[data-channel="1"]')?.dataset.written ?? 0) +

@@ -81,13 +81,13 @@ describeWithBrowser("the web view tells what the server knows", () => {
 
   it("shows a proposal's age from when the server made it, also on a browser whose clock is an hour ahead", async () => {
     const client = await ts.clientIn("ages");
-    await client.request("run/create", { alias: "old" });
+    await client.call("run/create", { alias: "old" });
     const notice = client.next("run/proposal", (p) => p.run === "old");
-    const { path } = await client.request("proposal/create", { run: "old", tool: "sh", command: "echo made-35-seconds-ago" });
+    const { path } = await client.call("proposal/create", { run: "old", tool: "sh", command: "echo made-35-seconds-ago" });
     const announced = await notice;
     expect(Math.abs(announced.createdAt - Date.now())).toBeLessThan(5_000);
     // 35 s old by the server's clock (as if proposed before the pages opened).
-    const run = (await client.request("run/get", { run: "old" })).run;
+    const run = (await client.call("run/get", { run: "old" })).run;
     const row = await ts.server.store.db
       .selectFrom("entries")
       .innerJoin("runs", "runs.id", "entries.run_id")
@@ -102,7 +102,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
       .set({ created_at: Date.now() - 35_000 })
       .where("id", "=", row.id)
       .execute();
-    expect((await client.request("proposal/list", { run: "old" })).proposals[0].createdAt).toBeLessThan(Date.now() - 34_000);
+    expect((await client.call("proposal/list", { run: "old" })).proposals[0]!.createdAt).toBeLessThan(Date.now() - 34_000);
     for (const page of [await open("ages"), await open("ages", CLOCK_AHEAD)]) {
       await page.waitForSelector(card(path));
       const age = await text(page, `${card(path)} time[data-since]`);
@@ -116,7 +116,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
     model.reply({ tools: [{ name: "sh", arguments: { command: "echo started; sleep 60" } }] }, { text: "It was cancelled." });
     const client = await ts.clientIn("badges");
     const proposed = client.next("run/proposal", (p) => p.run === "agent");
-    await client.request("run/create", { alias: "agent", model: "test", prompt: "run it" });
+    await client.call("run/create", { alias: "agent", model: "test", prompt: "run it" });
     const { path } = await proposed;
     const page = await open("badges");
     await page.waitForSelector(card(path));
@@ -126,9 +126,9 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.click(`${card(path)} button.approve`);
     await page.waitForFunction(() => document.querySelector('.term[data-channel="1"] .xterm-rows')?.textContent?.includes("started"));
     // The turn waits for the command (the run is still 202), but no proposal waits for anyone.
-    expect((await client.request("run/get", { run: "agent" })).run.status).toBe(RUN.waiting);
+    expect((await client.call("run/get", { run: "agent" })).run.status).toBe(RUN.waiting);
     await waitBadges(page, "badges", { waiting: null, open: "1" });
-    expect((await client.request("project/list", {})).projects.find((p: { name: string }) => p.name === "badges")).toMatchObject({
+    expect((await client.call("project/list", {})).projects.find((p: { name: string }) => p.name === "badges")).toMatchObject({
       waiting: 0,
       open: 1,
     });
@@ -137,16 +137,16 @@ describeWithBrowser("the web view tells what the server knows", () => {
 
     // The command is cancelled, the model answers, the run ends: the badges go, with no reload.
     await page.click('[data-action="cancel"]');
-    await eventually(async () => (await client.request("run/get", { run: "agent" })).run.status === RUN.done, 20_000, "the run to end");
+    await eventually(async () => (await client.call("run/get", { run: "agent" })).run.status === RUN.done, 20_000, "the run to end");
     await waitBadges(page, "badges", { waiting: null, open: null });
     expect(await badges(page, "badges")).toEqual({ waiting: null, open: null });
   }, 90_000);
 
   it("keeps the producers table's sizes with the output as it streams, and shows how a cancelled command ended", async () => {
     const client = await ts.clientIn("sizes");
-    await client.request("run/create", { alias: "job" });
-    const shown = await client.request("proposal/create", { run: "job", tool: "sh", command: "head -c 172 /dev/zero | tr '\\0' x; sleep 60" });
-    const other = await client.request("proposal/create", { run: "job", tool: "sh", command: "printf abc; sleep 60" });
+    await client.call("run/create", { alias: "job" });
+    const shown = await client.call("proposal/create", { run: "job", tool: "sh", command: "head -c 172 /dev/zero | tr '\\0' x; sleep 60" });
+    const other = await client.call("proposal/create", { run: "job", tool: "sh", command: "printf abc; sleep 60" });
     const page = await open("sizes");
     await page.waitForSelector(card(shown.path));
     await page.click(`${card(shown.path)} button.approve`);
@@ -158,12 +158,12 @@ describeWithBrowser("the web view tells what the server knows", () => {
       {},
       `${row(shown.path)} .size[data-channel="1"]`,
     );
-    await client.request("run/resolve", { run: "job", path: other.path, decision: "accept" });
+    await client.call("run/resolve", { run: "job", path: other.path, decision: "accept" });
     await page.waitForFunction((selector) => document.querySelector(selector)?.textContent === "stdout 3 B", {}, `${row(other.path)} .size[data-channel="1"]`);
 
     await page.click('[data-action="cancel"]');
     await page.waitForSelector('[data-producer-status="cancelled"]');
-    const log = await client.request("entry/get", { run: "job", path: shown.path });
+    const log = await client.call("entry/get", { run: "job", path: shown.path });
     expect(log.attributes).toMatchObject({ outcome: "cancelled", cancelledBy: "spool-web", reason: "cancelled from the web view" });
     expect(log.attributes.duration).toBeGreaterThan(0);
     expect(log.body).toMatch(/→ cancelled by spool-web: cancelled from the web view in \d+ ms; stdout 172 bytes\/1 line/);
@@ -178,16 +178,16 @@ describeWithBrowser("the web view tells what the server knows", () => {
     expect(facts).toMatch(/duration\d+(\.\d+)? (ms|s)/);
 
     // Cancelled by another client: its name shows in that row once the table reads it.
-    await client.request("stream/cancel", { run: "job", path: other.path, reason: "enough" });
+    await client.call("stream/cancel", { run: "job", path: other.path, reason: "enough" });
     await page.waitForFunction((selector) => document.querySelector(selector)?.textContent?.startsWith("cancelled by"), {}, `${row(other.path)} td.exit`);
     expect(await text(page, `${row(other.path)} .size[data-channel="1"]`)).toBe("stdout 3 B");
   }, 90_000);
 
   it("types lines into a terminal from the page and the model reads them as typed: print(6*7) then exit(), not exit()6*7)", async () => {
     const client = await ts.clientIn("typing-lines");
-    await client.request("run/create", { alias: "repl" });
+    await client.call("run/create", { alias: "repl" });
     if (!HAS_PYTHON) console.warn("no python3: typing into a shell loop that reads lines instead");
-    const { path } = await client.request("proposal/create", { run: "repl", tool: "sh", command: REPL.command, tty: { cols: 80, rows: 24 } });
+    const { path } = await client.call("proposal/create", { run: "repl", tool: "sh", command: REPL.command, tty: { cols: 80, rows: 24 } });
     const page = await open("typing-lines");
     await page.waitForSelector(card(path));
     await page.click(`${card(path)} button.approve`);
@@ -207,10 +207,10 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.keyboard.press("Enter");
     await page.waitForSelector('[data-producer-status="done"]');
 
-    const input = (await client.request("entry/list", { run: "repl", pattern: "sh://*_0" })).entries as { path: string }[];
+    const input = (await client.call("entry/list", { run: "repl", pattern: "sh://*_0" })).entries as { path: string }[];
     const stdin = input[0]!.path;
-    expect((await client.request("entry/get", { run: "repl", path: stdin })).body).toBe("prinnt\u007f\u007ft(6*7)\rexit()\r");
-    const seen = (await client.request("entry/get", { run: "repl", path: stdin, view: "model" })).body as string;
+    expect((await client.call("entry/get", { run: "repl", path: stdin })).body).toBe("prinnt\u007f\u007ft(6*7)\rexit()\r");
+    const seen = (await client.call("entry/get", { run: "repl", path: stdin, view: "model" })).body as string;
     expect(seen.split("\n").filter((line) => line !== "")).toEqual(["print(6*7)", "exit()"]);
     // The page's stdin pane shows the same lines.
     await page.waitForFunction(() => document.querySelector('.term[data-channel="0"] .xterm-rows')?.textContent?.includes("exit()"));

@@ -21,11 +21,11 @@ describe("watchers", () => {
     const c = await ts.clientIn("gone");
     const { path } = await proposeAndAccept(c, c, "gone", "yes", { runner: "self" });
     const w = await ts.clientIn("gone");
-    const { subscription } = await w.request("stream/subscribe", { run: "gone", path });
+    const { subscription } = await w.call("stream/subscribe", { run: "gone", path });
     expect(streams.hub.get(subscription)).toBeDefined();
     w.close();
     await eventually(() => streams.hub.get(subscription) === undefined, 5_000, "subscription removal");
-    expect(await c.request("stream", { run: "gone", path, channel: 1, chunk: "y\n", seq: 1 })).toMatchObject({ seq: 1 });
+    expect(await c.call("stream", { run: "gone", path, channel: 1, chunk: "y\n", seq: 1 })).toMatchObject({ seq: 1 });
   });
 
   it("a slow watcher is told it lagged and dropped, never slowing the producer; it resubscribes from its last seq", async () => {
@@ -38,12 +38,12 @@ describe("watchers", () => {
     const slow = new SpoolClient(clientSide);
     await slow.initialize("slow");
     const lagged = slow.next("stream/lagged");
-    const { subscription } = await slow.request("stream/subscribe", { run: "slow", path });
-    await c.request("stream", { run: "slow", path, channel: 1, chunk: "1\n", seq: 1 });
+    const { subscription } = await slow.call("stream/subscribe", { run: "slow", path });
+    await c.call("stream", { run: "slow", path, channel: 1, chunk: "1\n", seq: 1 });
     await eventually(async () => (await slow.request("ping")) && true);
     backlog = 10 * 1024 * 1024;
     const started = Date.now();
-    for (let seq = 2; seq <= 50; seq++) await c.request("stream", { run: "slow", path, channel: 1, chunk: `${seq}\n`, seq });
+    for (let seq = 2; seq <= 50; seq++) await c.call("stream", { run: "slow", path, channel: 1, chunk: `${seq}\n`, seq });
     expect(Date.now() - started).toBeLessThan(5_000);
     const notice = await lagged;
     expect(notice).toMatchObject({ subscription, run: "slow", path });
@@ -53,9 +53,9 @@ describe("watchers", () => {
     backlog = 0;
     let sub2: string | undefined;
     const seen = collect(slow, () => sub2, 2);
-    sub2 = (await slow.request("stream/subscribe", { run: "slow", path, after: notice.lastSeq["1"] })).subscription;
+    sub2 = (await slow.call("stream/subscribe", { run: "slow", path, after: notice.lastSeq["1"] })).subscription;
     seen.recheck();
-    await c.request("stream/completed", { run: "slow", path, exit_code: 0 });
+    await c.call("stream/completed", { run: "slow", path, exit_code: 0 });
     await seen.finished;
     expect(seen.chunks[0]!.seq).toBe(notice.lastSeq["1"]! + 1);
     expect(seen.chunks.at(-1)!.seq).toBe(50);
@@ -67,12 +67,12 @@ describe("restart", () => {
     const first = await startTestServer({ runnerGraceMs: 400 });
     const home = first.home;
     const c = await first.clientIn("restart");
-    await c.request("run/create", { alias: "r" });
-    const { path: pending } = await c.request("proposal/create", { run: "r", tool: "sh", command: "wait for me" });
+    await c.call("run/create", { alias: "r" });
+    const { path: pending } = await c.call("proposal/create", { run: "r", tool: "sh", command: "wait for me" });
     const { path: silent } = await proposeAndAccept(c, c, "r", "silent one", { runner: "self" });
     const { path: resumes, resolved } = await proposeAndAccept(c, c, "r", "resumes", { runner: "self" });
-    await c.request("stream", { run: "r", path: silent, channel: 1, chunk: "before\n", seq: 1 });
-    await c.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 });
+    await c.call("stream", { run: "r", path: silent, channel: 1, chunk: "before\n", seq: 1 });
+    await c.call("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 });
     await first.server.stop();
 
     const second = await startTestServer({ home, runnerGraceMs: 400 });
@@ -85,7 +85,7 @@ describe("restart", () => {
       await expect(late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 })).rejects.toMatchObject({
         data: { code: "NOT_OWNER" },
       });
-      expect(await late.request("stream/claim", { run: "r", path: resumes, token: resolved.resumeToken })).toMatchObject({
+      expect(await late.call("stream/claim", { run: "r", path: resumes, token: resolved.resumeToken! })).toMatchObject({
         status: ENTRY.streaming,
         channels: [
           { channel: 1, lastSeq: 1 },
@@ -93,14 +93,14 @@ describe("restart", () => {
         ],
       });
       // The resuming producer retries seq 1 (acknowledged, not duplicated) and goes on.
-      expect(await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 })).toMatchObject({ duplicate: true });
-      await late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 });
-      await eventually(async () => (await late.request("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" })).status === ENTRY.cancelled, 5_000);
-      const silentCh = await late.request("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" });
+      expect(await late.call("stream", { run: "r", path: resumes, channel: 1, chunk: "before\n", seq: 1 })).toMatchObject({ duplicate: true });
+      await late.call("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 });
+      await eventually(async () => (await late.call("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" })).status === ENTRY.cancelled, 5_000);
+      const silentCh = await late.call("entry/get", { run: "r", path: "sh://turn_1/silent-one_1" });
       expect(silentCh).toMatchObject({ status: ENTRY.cancelled, body: "before\n", attributes: { reason: "interrupted" } });
-      const resumed = await late.request("entry/get", { run: "r", path: "sh://turn_1/resumes_1" });
+      const resumed = await late.call("entry/get", { run: "r", path: "sh://turn_1/resumes_1" });
       expect(resumed).toMatchObject({ status: ENTRY.streaming, body: "before\nafter\n" });
-      expect((await late.request("entry/get", { run: "r", path: pending })).status).toBe(ENTRY.proposed);
+      expect((await late.call("entry/get", { run: "r", path: pending })).status).toBe(ENTRY.proposed);
     } finally {
       await second.stop();
     }
