@@ -10,8 +10,8 @@ import { openStore, type Store } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories, type Repositories } from "../../src/store/repositories.js";
 import type { EntryRow } from "../../src/store/schema.js";
+import { memoryChannel } from "../helpers/memory-channel.js";
 import { tempDir } from "../helpers/server.js";
-import { memoryChannel } from "./helpers.js";
 
 /** A build log of `total` lines: compiler progress noise, one error at line `failAt` (1-based). */
 function buildLog(total: number, failAt: number[]): string {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { channelModelView } from "../../src/model/model-view.js";
 import { renderTerminal, renderTerminalText } from "../../src/model/terminal.js";
-import { memoryChannel } from "./helpers.js";
+import { memoryChannel } from "../helpers/memory-channel.js";
 
 /** A channel of a producer: 0 is its stdin (what was typed), 1 its output. */
 function channel(data: string, number: number) {

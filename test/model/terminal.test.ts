@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { channelModelView } from "../../src/model/model-view.js";
 import { renderTerminal, renderTerminalText } from "../../src/model/terminal.js";
-import { inOrder, memoryChannel } from "./helpers.js";
+import { inOrder, memoryChannel } from "../helpers/memory-channel.js";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
 const NAMES = ["npm", "cargo", "vitest", "docker", "tqdm", "plain"] as const;

@@ -181,7 +181,12 @@ console.log(methods["run/create"].params.safeParse(params).success, methods["run
     expect(await node(dir, "protocol.mjs")).toBe("failed 2 40 local failed 202\ntrue false\n");
     // A browser bundle: esbuild refuses any node: import or Node built-in on the browser platform, so a build that succeeds has none.
     const bundle = await build({
-      stdin: { contents: "import { methods, producerView, STATUS } from 'spool/protocol';\nconsole.log(producerView, STATUS, methods['run/create'].params.safeParse({}).success);", resolveDir: dir, loader: "js" },
+      stdin: {
+        contents:
+          "import { methods, producerView, STATUS } from 'spool/protocol';\nconsole.log(producerView, STATUS, methods['run/create'].params.safeParse({}).success);",
+        resolveDir: dir,
+        loader: "js",
+      },
       absWorkingDir: dir,
       bundle: true,
       platform: "browser",

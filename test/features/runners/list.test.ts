@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
 
 describe("runner/list shows liveness", () => {
   let ts: TestServer;

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { findProgram } from "../../src/runners/sandbox.js";
+import { ended, startProducer } from "../helpers/live-output.js";
 import { SPOOL_BIN, spawnCli } from "../helpers/process.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { ended, startProducer } from "./helpers.js";
 
 describe("spool input and spool attach", () => {
   let ts: TestServer;

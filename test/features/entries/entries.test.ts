@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SpoolClient } from "../../src/client/spool-client.js";
-import { cleanTerminalText } from "../../src/model/terminal-text.js";
-import { ENTRY } from "../../src/protocol/status.js";
-import { proposeAndAccept } from "../helpers/proposals.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { SpoolClient } from "../../../src/client/spool-client.js";
+import { cleanTerminalText } from "../../../src/model/terminal-text.js";
+import { ENTRY } from "../../../src/protocol/status.js";
+import { proposeAndAccept } from "../../helpers/proposals.js";
+import { startTestServer, type TestServer } from "../../helpers/server.js";
 
 describe("reading entries", () => {
   let ts: TestServer;

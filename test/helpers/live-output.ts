@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { proposeAndAccept } from "../helpers/proposals.js";
-import { untilFinished } from "../helpers/runners.js";
+import { proposeAndAccept } from "./proposals.js";
+import { untilFinished } from "./runners.js";
 
 /** A producer's output as it arrives (channels 1 and 2 apart), with a way to wait for what a step should print. */
 export class LiveOutput {

@@ -8,8 +8,8 @@ import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
+import { ended, startProducer } from "../helpers/live-output.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { ended, startProducer } from "./helpers.js";
 
 const EXEC_CONTAINER = `spool-test-interactive-${process.pid}`;
 

@@ -1,14 +1,14 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SpoolClient } from "../../src/client/spool-client.js";
-import { createLogger } from "../../src/logger.js";
-import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
-import { ENTRY } from "../../src/protocol/status.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { RunnerClient } from "../../src/runners/runner-client.js";
-import { finished } from "../helpers/runners.js";
-import { describeWithBwrap } from "../helpers/sandbox.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import { SpoolClient } from "../../../src/client/spool-client.js";
+import { createLogger } from "../../../src/logger.js";
+import { factsText, proposalFacts } from "../../../src/protocol/proposal-facts.js";
+import { ENTRY } from "../../../src/protocol/status.js";
+import { LocalBackend } from "../../../src/runners/local.js";
+import { RunnerClient } from "../../../src/runners/runner-client.js";
+import { finished } from "../../helpers/runners.js";
+import { describeWithBwrap } from "../../helpers/sandbox.js";
+import { startTestServer, type TestServer } from "../../helpers/server.js";
 
 /**
  * A proposal that names its runner (proposal/create `runner`): every client is shown that runner before

@@ -1,8 +1,8 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENTRY } from "../../src/protocol/status.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { ended, startProducer } from "./helpers.js";
+import { ENTRY } from "../../../src/protocol/status.js";
+import { ended, startProducer } from "../../helpers/live-output.js";
+import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
 
 describe("stream/input, stream/eof, stream/signal on the embedded local runner", () => {
   let ts: TestServer;
