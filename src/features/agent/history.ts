@@ -1,11 +1,11 @@
 import type { z } from "zod";
 import type { Core } from "../../core/index.js";
 import { ENTRY } from "../../core/status.js";
+import type { RunRow } from "../../core/views.js";
+import { channelFromRow } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import type { HistoryMessage } from "../../protocol/methods/run.js";
-import { channelFromRow } from "../../store/producer-row.js";
-import type { RunRow } from "../../store/schema.js";
 
 type StoredMessage = {
   role: string;

@@ -1,9 +1,9 @@
 import { AGENT_LOOP } from "../../agent/service.js";
 import { OPEN_RUN } from "../../core/status.js";
+import { runView } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
-import { runView } from "../../store/views.js";
 
 export const runPrompt = defineMethod({
   ...methods["run/prompt"],

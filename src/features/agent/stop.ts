@@ -1,9 +1,9 @@
 import type { Core } from "../../core/index.js";
 import { ABORT_RESOLVER } from "../../core/lifecycle.js";
 import { ENTRY, RUN } from "../../core/status.js";
+import type { RunRow } from "../../core/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
-import type { RunRow } from "../../store/schema.js";
 
 /**
  * run/abort's change of state: the run ends 499 (the reason kept in its attributes), its open loops end, the

@@ -1,12 +1,11 @@
 import type { Core } from "../../core/index.js";
+import type { EntryRow } from "../../core/views.js";
+import { countLines, entrySummary, lineCount, sliceLines } from "../../core/views.js";
 import { channelModelView, renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
-import { lineCount } from "../../store/repositories.js";
-import type { EntryRow } from "../../store/schema.js";
-import { countLines, entrySummary, sliceLines } from "../../store/views.js";
 
 interface Slice {
   data: Buffer;

@@ -1,7 +1,7 @@
+import type { EntryRow } from "../../core/views.js";
+import { entrySummary } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import type { EntryRow } from "../../store/schema.js";
-import { entrySummary } from "../../store/views.js";
 
 export const entryList = defineMethod({
   ...methods["entry/list"],

@@ -1,8 +1,8 @@
 import { AGENT_LOOP } from "../../agent/service.js";
+import { runView } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { conflict, SpoolError } from "../../rpc/errors.js";
-import { runView } from "../../store/views.js";
 
 export const runCreate = defineMethod({
   ...methods["run/create"],

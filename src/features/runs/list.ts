@@ -1,6 +1,6 @@
+import { runView } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { runView } from "../../store/views.js";
 
 export const runList = defineMethod({
   ...methods["run/list"],
