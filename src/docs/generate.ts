@@ -2,10 +2,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 import { LimitsSchema } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
-import { ERRORS } from "../rpc/errors.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import { METHODS } from "../protocol/methods/index.js";
 import { NOTIFICATIONS } from "../protocol/notifications.js";
+import { ERRORS } from "../rpc/errors.js";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
