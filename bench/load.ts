@@ -155,6 +155,13 @@ try {
     }
   }
   console.log(`errors: ${errors.length}; producers not complete: ${notDone}; watchers with lost lines: ${lost}; out-of-order or duplicated lines: ${disorder}`);
+  if (notDone) {
+    // How the incomplete channels ended: status and line count, with how many ended so.
+    const ends = new Map<string, number>();
+    for (const e of entries.filter((e) => e.status !== 200 || e.lines !== LINES))
+      ends.set(`${e.status}/${e.lines}`, (ends.get(`${e.status}/${e.lines}`) ?? 0) + 1);
+    console.log(`  not complete (status/lines × n): ${[...ends].map(([k, n]) => `${k} × ${n}`).join(", ")}`);
+  }
   console.log(`server peak memory (VmHWM${SERVERS > 1 ? ", the larger of the two" : ""}): ${peak.toFixed(0)} MB`);
   for (const e of errors.slice(0, 5)) console.log(`  ${e}`);
   for (const c of [admin, ...watchers, ...pollers]) c.close();
