@@ -16,13 +16,25 @@ const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "
  * are written as escapes, so nothing can hide part of what would run.
  */
 export function escapeControl(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => {
+  return text.replace(HIDDEN, (c) => {
     const named = NAMED[c];
     if (named) return named;
-    const code = c.charCodeAt(0);
+    const code = c.codePointAt(0)!;
     return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
   });
 }
+
+/**
+ * What escapeControl writes as escapes: C0 and C1 controls, DEL, the soft hyphen, the combining grapheme joiner,
+ * the Arabic letter mark, the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0), the Khmer invisible vowels,
+ * the Mongolian free variation selectors and vowel separator, zero-width characters and direction marks,
+ * line/paragraph separators, the bidi embeddings, overrides and isolates (U+202A-202E, U+2066-2069),
+ * invisible operators, variation selectors (U+FE00-FE0F, U+E0100-E01EF), the byte order mark, interlinear
+ * annotation controls and the tag characters (U+E0000-E007F). The `u` flag makes astral ones one match each.
+ */
+const HIDDEN =
+  // biome-ignore lint/suspicious/noMisleadingCharacterClass: combining marks are matched alone on purpose, to be shown as escapes
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu;
 
 /** Whether escapeControl changes anything (a client then marks the text). */
 export const hasControl = (text: string) => escapeControl(text) !== text;

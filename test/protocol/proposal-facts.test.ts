@@ -88,6 +88,19 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     );
   });
 
+  it("escapeControl also writes tag characters, Hangul fillers, variation selectors and every bidi control as \\u{…}", () => {
+    // A tag sequence hides text entirely; fillers and selectors render as nothing or as blank space.
+    expect(escapeControl("rm\u{e0072}\u{e006d}\u{e007f} -rf")).toBe("rm\\u{e0072}\\u{e006d}\\u{e007f} -rf");
+    expect(escapeControl("a\u115fb\u1160c\u3164d\uffa0e\u180ef\ufe00g\ufe0fh\u{e0100}i")).toBe(
+      "a\\u{115f}b\\u{1160}c\\u{3164}d\\u{ffa0}e\\u{180e}f\\u{fe00}g\\u{fe0f}h\\u{e0100}i",
+    );
+    for (const code of [0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c]) {
+      expect(escapeControl(`x${String.fromCodePoint(code)}y`)).toBe(`x\\u{${code.toString(16)}}y`);
+    }
+    // Visible text outside the BMP (an emoji) stays as it is; a lone astral character is one escape, not two halves.
+    expect(escapeControl("ok 😀")).toBe("ok 😀");
+  });
+
   it("the default runner: the project's default, else the embedded one, else none", () => {
     const r = (name: string, d = false, embedded = false) => ({ name, default: d, embedded });
     expect(defaultRunnerName([r("local", false, true), r("gpu", true)])).toBe("gpu");
