@@ -358,7 +358,8 @@ export class SshBackend implements Backend {
         ...(sandbox ? { sandbox } : {}),
         ...(spec.workspace ? { workspace: spec.workspace } : {}),
       }),
-      spec.tty ? { pty: { ...spec.tty, term: spec.env.TERM ?? TTY_TERM } } : {},
+      // The pty's type reaches sshd and the login shell, outside any sandbox: always ours; the proposal's TERM is set inside.
+      spec.tty ? { pty: { ...spec.tty, term: TTY_TERM } } : {},
     );
     // Interactive work keeps stdin open for stream/input; otherwise it gets its bytes, or nothing, and ends.
     const interactive = (spec.interactive || spec.tty) && !spec.stdin;

@@ -6,8 +6,11 @@ import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { createMemoryTransportPair } from "../../src/rpc/transport.js";
+import { TTY_TERM } from "../../src/runners/control.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
+import { type RemoteShell, SshBackend, ssh2Shell } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
 import { type ServeProcess, spawnServe } from "../helpers/process.js";
 import { runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
@@ -241,5 +244,38 @@ describeWithBwrap("an ordinary sh command does not read the server's environment
     const done = await runTool(client, "proc-full", "sh", scan, { sandbox: "full" });
     expect(done.log.attributes.sandbox).toBe("full");
     expect(done.out).toContain(secret);
+  });
+});
+
+describeWithInfra("ssh", "a proposal's TERM does not reach the SSH login outside the sandbox (issue 23 review, finding 3)", () => {
+  it("the pty sshd allocates is always of Spool's type; the proposal's TERM applies inside the command", async () => {
+    const terms: string[] = [];
+    const options = { host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() };
+    const real = ssh2Shell(options);
+    // The real connection to sshd, noting the terminal type each session asks sshd (and so the login shell) for.
+    const shell: RemoteShell = {
+      exec: (line, opts) => {
+        if (opts?.pty) terms.push(opts.pty.term);
+        return real.exec(line, opts);
+      },
+      close: () => real.close(),
+    };
+    const backend = new SshBackend({ ...options, shell, sandbox: "off" });
+    try {
+      const execution = await backend.start({
+        command: 'echo "TERM=$TERM"',
+        env: { TERM: "evil-term" },
+        tty: { cols: 80, rows: 24 },
+        signal: new AbortController().signal,
+      });
+      const chunks: Buffer[] = [];
+      execution.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+      execution.stderr.resume();
+      await execution.result;
+      expect(Buffer.concat(chunks).toString()).toContain("TERM=evil-term");
+      expect(terms).toEqual([TTY_TERM]);
+    } finally {
+      await backend.close();
+    }
   });
 });
