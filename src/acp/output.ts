@@ -1,8 +1,8 @@
 import { StringDecoder } from "node:string_decoder";
 import type { ToolCallStatus, ToolCallUpdate } from "@agentclientprotocol/sdk";
 import { ConnectionClosedError, type SpoolClient, type StreamWatch } from "../client/spool-client.js";
-import { parseLogPath } from "../core/slug.js";
 import type { Logger } from "../logger.js";
+import { parseLogPath } from "../protocol/paths.js";
 import { ENTRY } from "../protocol/status.js";
 import { type Producer, producerOf } from "../protocol/views.js";
 import { fenced } from "./content.js";

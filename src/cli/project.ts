@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { PROJECT_NAME, PROJECT_NAME_RULE, projectNameFrom } from "../core/project-name.js";
+import { PROJECT_NAME, PROJECT_NAME_RULE, projectNameFrom } from "../protocol/project-name.js";
 import { CliError, EXIT } from "./errors.js";
 
 /** The marker `spool init` writes: `<root>/.spool/project.json` holding `{"name": …}`. */

@@ -19,6 +19,8 @@ export * from "./methods/session.js";
 export * from "./methods/stream.js";
 export * from "./nearest.js";
 export * from "./notifications.js";
+export * from "./paths.js";
+export * from "./project-name.js";
 export * from "./proposal-facts.js";
 export * from "./runner.js";
 export * from "./sandbox.js";
