@@ -1,4 +1,5 @@
 import { type ContentBlock, RequestError, type ToolKind } from "@agentclientprotocol/sdk";
+import { escapeControl } from "../protocol/proposal-facts.js";
 
 /**
  * The prompt text a run gets from an editor's content blocks: text as it is, a link to a resource as a
@@ -30,11 +31,30 @@ export function promptText(blocks: ContentBlock[]): string {
   return text;
 }
 
-/** The first line of a command (a title is one line), cut to a readable length. */
-function oneLine(text: string, max = 200): string {
+/**
+ * The first line of a command as a title (a title is one line): escaped like every fact (escapeControl), so no
+ * control, invisible or reordering character can hide the rest, and cut to `max` characters of escaped text with
+ * the cut marked plainly: "…" and how many characters of the first line and how many further lines are not shown.
+ */
+export function titleLine(text: string, max = 200): string {
   const lines = text.split("\n");
-  const first = lines[0]!.length > max ? `${lines[0]!.slice(0, max - 1)}…` : lines[0]!;
-  return lines.length > 1 ? `${first} …` : first;
+  const chars = [...lines[0]!];
+  let shown = "";
+  let kept = 0;
+  for (const c of chars) {
+    const piece = escapeControl(c);
+    if (shown.length + piece.length > max) break;
+    shown += piece;
+    kept++;
+  }
+  const moreChars = chars.length - kept;
+  const moreLines = lines.length - 1;
+  if (moreChars === 0 && moreLines === 0) return shown;
+  const left = [
+    moreChars ? `+${moreChars} more character${moreChars === 1 ? "" : "s"}` : "",
+    moreLines ? `+${moreLines} more line${moreLines === 1 ? "" : "s"}` : "",
+  ].filter(Boolean);
+  return `${shown}${moreChars ? "" : " "}… (${left.join(", ")})`;
 }
 
 /** How an editor shows one of the model's tool calls: its title and kind. */
@@ -43,15 +63,15 @@ export function toolLook(tool: string, args: Record<string, unknown>): { title: 
   const path = typeof args.path === "string" ? args.path : "";
   switch (tool) {
     case "sh":
-      return { title: oneLine(command || "sh"), kind: "execute" };
+      return { title: titleLine(command || "sh"), kind: "execute" };
     case "env":
-      return { title: oneLine(command || "env"), kind: "read" };
+      return { title: titleLine(command || "env"), kind: "read" };
     case "get":
-      return { title: `get ${path}`, kind: "read" };
+      return { title: `get ${titleLine(path)}`, kind: "read" };
     case "wait":
-      return { title: `wait ${path}`, kind: "other" };
+      return { title: `wait ${titleLine(path)}`, kind: "other" };
     default:
-      return { title: tool, kind: "other" };
+      return { title: titleLine(tool), kind: "other" };
   }
 }
 
