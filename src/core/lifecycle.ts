@@ -7,7 +7,7 @@ import type { SandboxInfo } from "../runners/sandbox.js";
 import { producerFromRow } from "../store/producer-row.js";
 import { lineCount, type Repositories } from "../store/repositories.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
-import { describeRule, matchingRule, ruleResolver, storeRule } from "./allow-rules.js";
+import { describeRule, matchingRule, type RuleSubject, ruleResolver, storeRule } from "./allow-rules.js";
 import { confineCwd } from "./cwd.js";
 import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "./deps.js";
 import { acceptingServer, dispatch, execParams, type OtherServers } from "./dispatch.js";
@@ -159,6 +159,7 @@ export class Lifecycle {
           cwd,
           env: filtered.env,
           runner: proposed?.name ?? null,
+          sandbox: sandbox.mode,
         });
     const now = Date.now();
     const row = await insertUnderFreeSlug(this.#repos.entries, run, producer.tool, filtered.command, (slug) => ({
@@ -324,7 +325,15 @@ export class Lifecycle {
     if (!opened) throw conflict(`"${target.path}" was resolved by someone else`);
     const { log: accepted, channels: rows } = opened;
     await this.#own(log.id, owner === "self" ? options.self! : owner.connection, owner === "self" ? "self" : "runner");
-    const subject = { runId: run.id, tool, command: proposal.command, cwd: proposal.cwd, env: proposal.env, runner: proposal.runner };
+    const subject: RuleSubject = {
+      runId: run.id,
+      tool,
+      command: proposal.command,
+      cwd: proposal.cwd,
+      env: proposal.env,
+      runner: proposal.runner,
+      sandbox: mode,
+    };
     const rule = options.always === undefined ? undefined : await storeRule(this.#repos, subject, options.always);
     const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
     await this.#effects.resolved(project, run, accepted, {

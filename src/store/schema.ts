@@ -98,6 +98,8 @@ export interface AllowRuleTable {
   env: string;
   /** The runner the proposal named; "" when it named none. */
   runner: string;
+  /** The sandbox mode it was accepted in (migration 010); null: a rule from before, which matches any mode but full. */
+  sandbox: "read-only" | "workspace-write" | "full" | null;
   created_by: string;
   created_at: number;
 }

@@ -207,6 +207,31 @@ describeWithBwrap("the sandbox settings: sandboxNetwork false, sandbox full, and
     expect(done.out.toString()).toBe("ran\n");
   });
 
+  it('an "always allow" rule made in workspace-write does not accept the command once it would run in full; one made in full does', async () => {
+    const { ts, client } = await serve({}, "ww-widen");
+    await client.request("run/create", { alias: "widen" });
+    const command = "echo widened";
+    const { path } = await client.request("proposal/create", { run: "widen", tool: "sh", command });
+    const resolved = await client.request("run/resolve", { run: "widen", path, decision: "accept", always: true });
+    expect(resolved.rule).toEqual(expect.any(Number));
+    await finished(client, "widen", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
+    expect((await client.request("entry/get", { run: "widen", path })).attributes).toMatchObject({ sandbox: "workspace-write" });
+    // A runner without a sandbox becomes the default: "auto" now records full for the same command.
+    await bare(ts, "ww-widen", "bare", true);
+    const wider = await client.request("proposal/create", { run: "widen", tool: "sh", command });
+    const waiting = await client.request("entry/get", { run: "widen", path: wider.path });
+    expect(waiting).toMatchObject({ status: ENTRY.proposed, attributes: { sandbox: "full" } });
+    expect(waiting.attributes.decision).toBeUndefined();
+    // Accepted by a person in full with "always": that rule accepts the command in full from then on.
+    const second = await client.request("run/resolve", { run: "widen", path: wider.path, decision: "accept", always: true });
+    expect(second.rule).not.toBe(resolved.rule);
+    await finished(client, "widen", { path: wider.path, stdout: second.channels[0].path, stderr: second.channels[1].path });
+    const again = await client.request("proposal/create", { run: "widen", tool: "sh", command });
+    const ruled = await client.request("entry/get", { run: "widen", path: again.path });
+    expect(ruled.attributes).toMatchObject({ sandbox: "full", decision: "accept", runner: "bare" });
+    expect(ruled.attributes.resolvedBy).toContain(`rule #${second.rule}`);
+  });
+
   it('"workspace-write" in the configuration: recorded whatever the runner, and an accept on one that cannot give it is refused, changing nothing', async () => {
     const { ts, client } = await serve({ localRunner: false, sandbox: "workspace-write" }, "ww-strict");
     await bare(ts, "ww-strict", "bare", true);
@@ -363,5 +388,86 @@ describeWithInfra("docker", "workspace-write on Docker: only the project is moun
     } finally {
       await second.stop();
     }
+  });
+});
+
+// Issue 23 review, finding 1: sshd and the login shell run ~/.ssh/rc, ~/.profile, ~/.bashrc outside any sandbox.
+describeWithBwrap("workspace-write never writes what a login runs", () => {
+  let ts: TestServer;
+  let client: SpoolClient;
+  let base: string;
+  const runners: RunnerClient[] = [];
+  /** A local runner whose user's home ($HOME) is `home`, the default of `project` (rooted at `root`). */
+  const runnerWithHome = async (project: string, root: string, home: string) => {
+    const c = await ts.client();
+    await c.initialize(project, { root });
+    const runner = new RunnerClient({
+      connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+      project,
+      name: `home-${project}`,
+      backend: new LocalBackend({ environ: { ...process.env, HOME: home } }),
+      default: true,
+      log: createLogger("silent"),
+    });
+    runners.push(runner);
+    await runner.start();
+    return c;
+  };
+  beforeAll(async () => {
+    ts = await startTestServer({ localRunner: false });
+    base = realpathSync(tempDir("spool-ww-home-"));
+  });
+  afterAll(async () => {
+    for (const r of runners) await r.stop();
+    client?.close();
+    await ts.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const attack = 'echo "echo pwned" >> .bashrc; mkdir -p .ssh; echo "touch /tmp/pwned" > .ssh/rc; echo x > made';
+
+  for (const [what, rootOf] of [
+    ["the project root is the runner user's home", (home: string) => home],
+    ["the project root holds the runner user's home", (home: string) => join(home, "..")],
+  ] as const) {
+    it(`${what}: workspace-write is refused with the reason (naming --root), nothing runs`, async () => {
+      const home = join(base, what.includes("holds") ? "holder/user" : "user");
+      mkdirSync(home, { recursive: true });
+      writeFileSync(join(home, ".bashrc"), "# login\n");
+      const project = what.includes("holds") ? "ww-home-above" : "ww-home";
+      client = await runnerWithHome(project, rootOf(home), home);
+      const done = await runTool(client, "home", "sh", attack);
+      expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write" });
+      expect(done.stdout.status).toBe(ENTRY.cancelled);
+      expect(JSON.stringify(done.log)).toMatch(/runner user's home directory .*--root DIR/);
+      expect(readFileSync(join(home, ".bashrc"), "utf8")).toBe("# login\n");
+      expect(existsSync(join(home, ".ssh"))).toBe(false);
+      expect(existsSync(join(home, "made"))).toBe(false);
+      client.close();
+    });
+  }
+
+  it("in a project that has them, the dotfiles and directories a login runs are read-only; the rest is writable", async () => {
+    const root = join(base, "project");
+    const home = join(base, "elsewhere");
+    mkdirSync(join(root, ".ssh"), { recursive: true });
+    mkdirSync(join(root, ".config", "systemd"), { recursive: true });
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(root, ".bashrc"), "# login\n");
+    writeFileSync(join(root, ".profile"), "# login\n");
+    client = await runnerWithHome("ww-dotfiles", root, home);
+    const command = [
+      'echo "echo pwned" >> .bashrc 2>/dev/null; echo "bashrc=$?"',
+      'echo x > .profile 2>/dev/null; echo "profile=$?"',
+      'echo x > .ssh/rc 2>/dev/null; echo "ssh-rc=$?"',
+      'echo x > .config/systemd/a.service 2>/dev/null; echo "systemd=$?"',
+      'echo x > made; echo "made=$?"',
+    ].join("; ");
+    const done = await runTool(client, "dotfiles", "sh", command);
+    expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write" });
+    expect(done.out).toBe("bashrc=1\nprofile=1\nssh-rc=1\nsystemd=1\nmade=0\n");
+    expect(readFileSync(join(root, ".bashrc"), "utf8")).toBe("# login\n");
+    expect(existsSync(join(root, ".ssh", "rc"))).toBe(false);
+    client.close();
   });
 });

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logger.js";
 import { MIGRATIONS_DIR, startServer } from "../../src/server.js";
+import { findRule, insertRule } from "../../src/store/allow-rules.js";
 import { openStore } from "../../src/store/database.js";
 import { MIGRATION_TABLE, migrateToLatest, migrationFiles } from "../../src/store/migrator.js";
 import { nextRunNumber } from "../../src/store/runs.js";
@@ -75,6 +76,30 @@ describe("SQL-file migrations", () => {
     expect(await nextRunNumber(store.db, 2)).toBe(3);
     expect(await nextRunNumber(store.db, 3)).toBe(1);
     expect(await nextRunNumber(store.db, 3)).toBe(2);
+    await store.close();
+  });
+  it('"always allow" rules from before sandbox modes were recorded match any mode but full; new ones match their mode and narrower', async () => {
+    const dir = join(tempDir(), "migrations");
+    mkdirSync(dir);
+    for (const file of migrationFiles(MIGRATIONS_DIR).filter((f) => f < "010")) copyFileSync(join(MIGRATIONS_DIR, file), join(dir, file));
+    const store = openStore(join(tempDir(), "spool.db"));
+    await migrateToLatest(store, dir);
+    store.sqlite.exec(`INSERT INTO projects (id, name, root, created_at) VALUES (1, 'a', '/a', 0);
+      INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'run-1', 200, 0, 0);
+      INSERT INTO allow_rules (run_id, tool, command, cwd, env, runner, created_by, created_at) VALUES (1, 'sh', 'make', '/a', '{}', '', 'alice', 0);`);
+    expect((await migrateToLatest(store, MIGRATIONS_DIR)).map((r) => r.migrationName)).toContain("010_allow_rule_sandbox.sql");
+    const key = { run_id: 1, tool: "sh", command: "make", cwd: "/a", env: "{}", runner: "" };
+    const old = await findRule(store.db, { ...key, sandbox: "workspace-write" });
+    expect(old).toMatchObject({ created_by: "alice", sandbox: null });
+    expect(await findRule(store.db, { ...key, sandbox: "read-only" })).toEqual(old);
+    expect(await findRule(store.db, { ...key, sandbox: "full" })).toBeUndefined();
+    const narrow = await insertRule(store.db, { ...key, command: "test", sandbox: "read-only", created_by: "bob" });
+    expect(await findRule(store.db, { ...key, command: "test", sandbox: "read-only" })).toEqual(narrow);
+    expect(await findRule(store.db, { ...key, command: "test", sandbox: "workspace-write" })).toBeUndefined();
+    const full = await insertRule(store.db, { ...key, sandbox: "full", created_by: "bob" });
+    expect(await findRule(store.db, { ...key, sandbox: "full" })).toEqual(full);
+    // Both match a workspace-write proposal: the narrower (the old rule) is the one that accepts it.
+    expect(await findRule(store.db, { ...key, sandbox: "workspace-write" })).toEqual(old);
     await store.close();
   });
 });
