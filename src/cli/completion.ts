@@ -16,7 +16,8 @@ export function optionsOf(help: string): string[] {
 }
 
 export function completionScript(shell: string, commands: Record<string, string[]>): string | null {
-  const names = Object.keys(commands).join(" ");
+  // help and completion may already be in the table: each name once.
+  const names = [...new Set([...Object.keys(commands), "help", "completion"])].join(" ");
   const runs = "spool runs --quiet 2>/dev/null";
   if (shell === "bash") {
     const cases = Object.entries(commands)
@@ -25,7 +26,7 @@ export function completionScript(shell: string, commands: Record<string, string[
     return `# spool completion for bash: source <(spool completion bash)
 _spool() {
   local cur=\${COMP_WORDS[COMP_CWORD]} cmd=\${COMP_WORDS[1]} opts=""
-  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "${names} help completion" -- "$cur")); return; fi
+  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "${names}" -- "$cur")); return; fi
   case "$cmd" in
 ${cases}
     help) COMPREPLY=($(compgen -W "${names}" -- "$cur")); return ;;
@@ -47,7 +48,7 @@ ${completionScript("bash", commands)!.replace(/^# spool completion for bash.*\n/
     const lines = [
       "# spool completion for fish: spool completion fish > ~/.config/fish/completions/spool.fish",
       "complete -c spool -f",
-      `complete -c spool -n __fish_use_subcommand -a "${names} help completion"`,
+      `complete -c spool -n __fish_use_subcommand -a "${names}"`,
       `complete -c spool -n "__fish_seen_subcommand_from help" -a "${names}"`,
       `complete -c spool -n "__fish_seen_subcommand_from completion" -a "bash zsh fish"`,
       `complete -c spool -n "__fish_seen_subcommand_from ${TAKES_RUN.join(" ")}" -a "(${runs})"`,

@@ -145,6 +145,8 @@ describe("spool, every day", () => {
         { cwd: app, env: { ...process.env, ...env, PATH: `${bin}:${process.env.PATH}` }, encoding: "utf8" },
       ).trim();
     expect(complete(["spool", "ta"])).toBe("tail");
+    // Each command is offered once (help and completion were listed twice).
+    expect(complete(["spool", "co"])).toBe("completion");
     expect(complete(["spool", "runs", "--a"])).toBe("--all");
     await eventually(async () => (await spool(["runs", "-q"])).out.length > 0, 20_000, "a run");
     expect(complete(["spool", "show", "run-"]).split(" ")).toContain("run-1");
