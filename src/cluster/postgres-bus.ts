@@ -28,6 +28,9 @@ const EVENT_TTL_MS = 5 * 60_000;
 /** Rows dropped for failing authentication are logged at most this often (with how many since). */
 const DROP_LOG_MS = 60_000;
 
+/** The only messages sent in a NOTIFY rather than a row: the model's `run/progress` deltas. */
+const isInlineMessage = (message: BusMessage) => message.t === "notify" && message.method === "run/progress";
+
 export interface PostgresBusOptions {
   /** The key rows are signed and checked with (busKey of the token the servers share). */
   key: Buffer;
@@ -152,7 +155,7 @@ export class PostgresBus implements Bus {
     // Numbered when queued: rows go out one at a time in this order, so a server's seqs rise with its rows.
     const seq = ++this.#seq;
     const body = JSON.stringify(message);
-    if (message.t === "notify" && message.method === "run/progress") {
+    if (isInlineMessage(message)) {
       // The model's deltas: small, many, and of no use later. Signed like a row but sent in the NOTIFY itself,
       // so the others need no read of cluster_events for each (nor this server an INSERT), when it fits.
       const row = { server_id: this.serverId, seq, body, created_at: Date.now() };
@@ -243,7 +246,11 @@ export class PostgresBus implements Bus {
     }
   }
 
-  /** A message sent in its NOTIFY (`i:server:to:seq:created_at:mac:body`): checked as a row would be, in order with the others. */
+  /**
+   * A message sent in its NOTIFY (`i:server:to:seq:created_at:mac:body`): checked as a row would be, in order with
+   * the others. Only `run/progress` notifications travel this way; an inline payload is stored nowhere, so a server
+   * started later has no seq to refuse a captured one by, and anything else inline is dropped.
+   */
   #receivedInline(payload: string): void {
     const fields: string[] = [];
     let at = 2;
@@ -260,14 +267,14 @@ export class PostgresBus implements Bus {
     const row: ClusterEvent = { id: 0, server_id: from, seq: Number(seq), created_at: Number(createdAt), mac, body: payload.slice(at) };
     if (!Number.isSafeInteger(row.seq) || !Number.isSafeInteger(row.created_at)) return;
     this.#enqueueIn(async () => {
-      const message = this.#authentic(row, from);
+      const message = this.#authentic(row, from, true);
       if (message) await this.#handlers!.message(message, row.server_id);
     });
   }
 
   /** The row's message if this server may act on it; otherwise null, and the drop is logged (at most once a minute). */
-  #authentic(row: ClusterEvent, notifiedBy: number): BusMessage | null {
-    const checked = this.#check(row, notifiedBy);
+  #authentic(row: ClusterEvent, notifiedBy: number, inline = false): BusMessage | null {
+    const checked = this.#check(row, notifiedBy, inline);
     if (typeof checked !== "string") {
       this.#lastSeq.set(row.server_id, row.seq);
       return checked;
@@ -286,8 +293,8 @@ export class PostgresBus implements Bus {
     return null;
   }
 
-  /** The row's message, or why it may not be acted on. */
-  #check(row: ClusterEvent, notifiedBy: number): BusMessage | string {
+  /** The row's message, or why it may not be acted on (`inline`: it came in a NOTIFY, not a row). */
+  #check(row: ClusterEvent, notifiedBy: number, inline: boolean): BusMessage | string {
     if (!verifyEvent(this.options.key, row, row.mac)) return row.mac ? "wrong MAC" : "no MAC";
     if (row.server_id === this.serverId) return "this server's own row, notified again";
     if (row.server_id !== notifiedBy) return `notified as server ${notifiedBy}'s`;
@@ -303,6 +310,7 @@ export class PostgresBus implements Bus {
     if ("to" in message && message.to !== this.serverId) return `addressed to server ${message.to}`;
     if ("from" in message && message.from !== row.server_id) return `a message naming server ${message.from} as its sender`;
     if (message.t === "owned" && message.server !== row.server_id) return `a claim for server ${message.server}`;
+    if (inline && !isInlineMessage(message)) return `a "${message.t}" message sent inline (only run/progress notifications are)`;
     return message;
   }
 

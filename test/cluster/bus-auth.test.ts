@@ -191,6 +191,23 @@ describeWithInfra("postgres", "the cluster bus acts only on rows a server holdin
     expect(two.dropped).toBe(droppedBefore + 2);
   });
 
+  it("only run/progress notifications are taken inline: another message in a NOTIFY, even signed and fresh, is dropped (counted like any drop)", async () => {
+    const start = received.length;
+    const droppedBefore = two.dropped;
+    const key = busKey(TOKEN);
+    // Inline payloads are stored nowhere: a server started later could not tell a captured one by its seq.
+    const inline = (seq: number, message: BusMessage) => {
+      const row = { server_id: 101, seq, body: JSON.stringify(message), created_at: Date.now() };
+      return `i:101:*:${seq}:${row.created_at}:${signEvent(key, row)}:${row.body}`;
+    };
+    await writer.query("SELECT pg_notify('spool_cluster', $1)", [inline(50_000, { t: "kick", to: 102, run: 77 })]);
+    await writer.query("SELECT pg_notify('spool_cluster', $1)", [inline(50_001, { t: "notify", project: 1, method: "run/resolved", params: { run: "r" } })]);
+    one.publish({ t: "kick", to: 102, run: 6 });
+    await taken(start + 1);
+    expect(received.slice(start).map((r) => r.message)).toEqual([{ t: "kick", to: 102, run: 6 }]);
+    expect(two.dropped).toBe(droppedBefore + 2);
+  });
+
   it("a server that starts later takes none of the rows stored before it listened, even notified to it", async () => {
     const lateLog: string[] = [];
     const late = await bus(103, logger(lateLog));
