@@ -1,4 +1,3 @@
-import { closeSync, constants, openSync, readlinkSync, readSync } from "node:fs";
 import { createInterface, type Interface } from "node:readline";
 import type { ReadStream } from "node:tty";
 import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
@@ -9,6 +8,7 @@ import { type Producer, producerOf } from "../protocol/views.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { runCommands } from "./refs.js";
+import { TypedInput } from "./typed-input.js";
 import { endedWords } from "./words.js";
 
 export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes | --answers-from-stdin]
@@ -71,8 +71,7 @@ class Questions {
   #closed = false;
   #stopKeys: (() => void) | null = null;
   /** A second, non-blocking handle on the terminal, to empty its input queue before each question. */
-  #drainFd: number | null = null;
-  #drainWarned = false;
+  #typed = new TypedInput((text) => this.note(text));
 
   constructor(
     readonly source: AnswerSource,
@@ -104,7 +103,7 @@ class Questions {
     const stdin = process.stdin as ReadStream;
     // Raw mode first: a line typed without Enter (held by the terminal until now) becomes readable, and is discarded with the rest.
     stdin.setRawMode(true);
-    const dropped = this.#discardTyped(stdin);
+    const dropped = this.#typed.discard(stdin);
     if (dropped > 0) this.note(`  (ignored ${dropped} ${dropped === 1 ? "byte" : "bytes"} typed before this question)`);
     process.stdout.write(question);
     return new Promise((resolve) => {
@@ -136,41 +135,6 @@ class Questions {
     });
   }
 
-  /** Throws away input that arrived before the question: what this process read already, then what the terminal holds. */
-  #discardTyped(stdin: ReadStream): number {
-    let dropped = 0;
-    for (let chunk = stdin.read() as Buffer | null; chunk !== null; chunk = stdin.read() as Buffer | null) dropped += chunk.length;
-    if (this.#drainFd === null) {
-      try {
-        // The terminal stdin is (libuv reads it through a handle of its own), opened again without blocking.
-        let path = "/dev/tty";
-        try {
-          const link = readlinkSync("/proc/self/fd/0");
-          if (link.startsWith("/dev/")) path = link;
-        } catch {
-          // No /proc (macOS): the controlling terminal, which stdin is when a person runs act.
-        }
-        this.#drainFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-      } catch (error) {
-        if (!this.#drainWarned) this.note(`  (cannot empty the terminal's input before questions: ${error instanceof Error ? error.message : String(error)})`);
-        this.#drainWarned = true;
-        return dropped;
-      }
-    }
-    const buffer = Buffer.alloc(4096);
-    for (;;) {
-      try {
-        const n = readSync(this.#drainFd, buffer, 0, buffer.length, null);
-        if (n <= 0) break;
-        dropped += n;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EAGAIN" && (error as NodeJS.ErrnoException).code !== "EWOULDBLOCK") throw error;
-        break;
-      }
-    }
-    return dropped;
-  }
-
   /** Whether a question waits for its answer. */
   get asking(): boolean {
     return this.#waiting !== null;
@@ -193,8 +157,7 @@ class Questions {
     this.#stopKeys?.();
     this.#stopKeys = null;
     this.#rl?.close();
-    if (this.#drainFd !== null) closeSync(this.#drainFd);
-    this.#drainFd = null;
+    this.#typed.close();
   }
 }
 

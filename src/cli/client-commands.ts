@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { ResultOf } from "../protocol/methods/index.js";
-import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
+import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
 import { ENTRY, entryStatusWord, runStatusWord } from "../protocol/status.js";
 import { isLogEntry, producerOf, producerPath, producersOf } from "../protocol/views.js";
 import {
@@ -24,6 +24,7 @@ import {
 import { CliError, EXIT, explain, usageError } from "./errors.js";
 import { writeMarker } from "./project.js";
 import { resolveCommand, resolveRun, runCommands } from "./refs.js";
+import { confirmKey } from "./typed-input.js";
 import { endedWords, outcomeWords } from "./words.js";
 
 export interface Command {
@@ -324,6 +325,8 @@ async function decidedAlready(client: SpoolClient, run: string, path: string, er
 /**
  * The proposal `spool approve` / `spool reject` decide: RUN and CMD resolved as short references; with neither,
  * the one pending proposal of the project (of every project outside one); with RUN alone, that run's only one.
+ * A proposal not named exactly (see `exactly`) is shown before it is decided (issue 23: what runs is what a
+ * person saw): approve asks for one key on a terminal and refuses without one; reject shows what it rejects.
  */
 async function decide(
   command: "approve" | "reject",
@@ -336,6 +339,7 @@ async function decide(
     return withClient(flags, async (client) => {
       const run = await resolveRun(client, refs[0]);
       const target = await resolveCommand(client, run, refs[1], { pending: refs[1] === undefined });
+      if (!exactly(refs, run, target.path)) await showUnnamed(command, client, null, run, target.path);
       return body(client, run, target.path);
     });
   }
@@ -361,7 +365,48 @@ async function decide(
     );
   }
   const only = found[0]!;
-  return withClient(only.project ? { ...flags, project: only.project } : flags, (c) => body(c, only.run, only.path));
+  return withClient(only.project ? { ...flags, project: only.project } : flags, async (c) => {
+    await showUnnamed(command, c, only.project, only.run, only.path);
+    return body(c, only.run, only.path);
+  });
+}
+
+/**
+ * Whether RUN CMD name one proposal whatever else arrives: RUN its whole name (or N for run-N) and CMD its
+ * number in the run or its whole path. A prefix, a part of a path or an omitted CMD is resolved among what is
+ * there now, and a proposal arriving meanwhile could be the one it finds.
+ */
+function exactly(refs: string[], run: string, path: string): boolean {
+  const [runRef, cmdRef] = refs;
+  const runExact = runRef === run || (runRef !== undefined && /^\d+$/.test(runRef) && run === `run-${Number(runRef)}`);
+  return runExact && cmdRef !== undefined && (cmdRef === path || /^\d+$/.test(cmdRef));
+}
+
+/**
+ * A proposal found rather than named: its facts, as `spool pending` shows them. Approve then asks for one key
+ * pressed now (input typed before is thrown away); without a terminal to ask on it refuses, naming the exact
+ * reference to give. Reject goes on (rejecting runs nothing). A proposal no longer pending goes on too: deciding
+ * it fails with what happened to it.
+ */
+async function showUnnamed(command: "approve" | "reject", client: SpoolClient, project: string | null, run: string, path: string): Promise<void> {
+  const entry = await client.call("entry/get", { run, path }).catch(() => null);
+  if (!entry || entry.status !== ENTRY.proposed) return;
+  const { runners } = await client.call("runner/list", {});
+  const facts = factsText(proposalFacts(entry.attributes), { defaultRunner: defaultRunnerName(runners), indent: "  " });
+  const number = (await runCommands(client, run)).find((c) => c.path === path)?.number;
+  const where = `${project ? `${escapeControl(project)}  ` : ""}${escapeControl(run)}  ${escapeControl(path)}`;
+  if (command === "reject") {
+    process.stdout.write(`${palette().bold(where)}\n${facts}\n`);
+    return;
+  }
+  const exact = `spool approve ${project ? `--project ${escapeControl(project)} ` : ""}${escapeControl(run)} ${number ?? escapeControl(path)}`;
+  if (!process.stdin.isTTY) {
+    throw usageError(
+      `spool approve: the proposal was not named exactly, so it is not accepted unseen (another may have arrived since you looked):\n${where}\n${facts}\nto accept this one, name it: \`${exact}\` (or its whole path)`,
+    );
+  }
+  process.stdout.write(`${palette().bold(where)}\n${facts}\n`);
+  if (!(await confirmKey("Accept this command? [y/N] "))) throw new CliError(`not accepted; \`${exact}\` accepts it`, EXIT.failed);
 }
 
 export const APPROVE: Command = {
@@ -369,7 +414,9 @@ export const APPROVE: Command = {
     "spool approve [RUN [CMD]] [--runner NAME]",
     `Accepts a pending proposal (see spool pending); its runner starts the command. Alone, it accepts
 the only pending proposal (an error naming them when there are several); with RUN alone, that
-run's only one.
+run's only one. A proposal not named exactly (RUN's whole name or number and CMD's number or whole
+path) is shown first and accepted only when you press y on the terminal; without a terminal it is
+refused, naming the exact reference to give (another proposal may have arrived since you looked).
 
 ${REFS_HELP}`,
     "  --runner NAME       run it on this runner (default: the project's default runner)\n",
@@ -404,7 +451,8 @@ export const REJECT: Command = {
   help: usage(
     "spool reject [RUN [CMD]] [--reason TEXT]",
     `Rejects a pending proposal (see spool pending); the model is told why. Alone, it rejects the only
-pending proposal; with RUN alone, that run's only one.
+pending proposal; with RUN alone, that run's only one. A proposal not named exactly is shown as it is
+rejected.
 
 ${REFS_HELP}`,
     "  --reason TEXT       why (the model reads it)\n",

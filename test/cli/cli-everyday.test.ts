@@ -83,13 +83,17 @@ describe("spool, every day", () => {
     expect(show.out).toMatch(/#1 wc -l notes\.txt {2}log:\/\/turn_1\/sh\/wc-l-notes-txt · done, exit 0/);
     expect(show.out).toContain("exited 0. Its output ends with:");
 
-    // A command that runs: proposed (nobody answers here), accepted with a bare `spool approve`, shown running.
+    // A command that runs: proposed (nobody answers here), accepted by its exact reference (a bare `spool approve`
+    // without a terminal shows it and refuses: test/cli/approve-unseen.test.ts), shown running.
     const long = spawnCli(["act", "`echo started; sleep 60`", "--model", "demo"], env, { cwd: app });
     await long.waitFor(/waiting for a decision/);
     // Following it before anyone decides says what it waits for, then follows it once accepted.
     const follow = spawnCli(["tail", "2", "-f"], env, { cwd: app });
     await follow.waitFor(/log:\/\/turn_1\/sh\/echo-started-sleep-60 waits for a decision \(spool approve run-2/, "stderr");
-    const approve = await spool(["approve"]);
+    const unseen = await spool(["approve"]);
+    expect(unseen.code).toBe(2);
+    expect(unseen.err).toContain("to accept this one, name it: `spool approve run-2 1`");
+    const approve = await spool(["approve", "run-2", "1"]);
     expect(approve.code, approve.err).toBe(0);
     expect(approve.out).toMatch(/^accepted log:\/\/turn_1\/sh\/echo-started-sleep-60: running on local/);
     await long.waitFor(/started/);
@@ -170,7 +174,8 @@ describe("spool, every day", () => {
     expect(model.err).toContain("SPOOL_MODEL_FATS=openai/<model-id>");
     const waiting = spawnCli(["act", "`echo on-nosuch`", "--model", "demo"], env, { cwd: app });
     await waiting.waitFor(/waiting for a decision/);
-    const runner = await spool(["approve", "--runner", "nosuch"]);
+    const [waitingOne] = JSON.parse((await spool(["pending", "--json"])).out) as { run: string; path: string }[];
+    const runner = await spool(["approve", waitingOne!.run, waitingOne!.path, "--runner", "nosuch"]);
     expect(runner.code).toBe(4);
     expect(runner.err).toContain('the project has no runner "nosuch" — it has: local (spool runners)');
     expect(runner.err).not.toContain('runner "self"');

@@ -148,7 +148,7 @@ describe("the README's CLI tour", () => {
         if (line === "spool show") expect(out).toMatch(/#1 ls {2}log:\/\/turn_1\/env\/ls · done, exit 0/);
         if (line === "spool tail 1") expect(out).toMatch(/\d+\s+\d+\s+\d+ README\.md/);
         if (line === "spool pending") expect(out).toContain('read name; echo "hello $name"');
-        if (line === "spool approve") expect(out).toMatch(/^accepted log:\/\/turn_1\/sh\/read-name/);
+        if (line === "spool approve 3 1") expect(out).toMatch(/^accepted log:\/\/turn_1\/sh\/read-name/);
         if (line.startsWith("spool input")) {
           const greet = bg(/Greet me/);
           expect(await greet.exit, greet.out()).toBe(0);
