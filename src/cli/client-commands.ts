@@ -389,8 +389,8 @@ function exactly(refs: string[], run: string, path: string): boolean {
  * it fails with what happened to it.
  */
 async function showUnnamed(command: "approve" | "reject", client: SpoolClient, project: string | null, run: string, path: string): Promise<void> {
-  const entry = await client.call("entry/get", { run, path }).catch(() => null);
-  if (!entry || entry.status !== ENTRY.proposed) return;
+  const entry = await client.call("entry/get", { run, path });
+  if (entry.status !== ENTRY.proposed) return;
   const { runners } = await client.call("runner/list", {});
   const facts = factsText(proposalFacts(entry.attributes), { defaultRunner: defaultRunnerName(runners), indent: "  " });
   const number = (await runCommands(client, run)).find((c) => c.path === path)?.number;
