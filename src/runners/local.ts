@@ -1,5 +1,7 @@
-import { constants, realpathSync } from "node:fs";
+import { constants, existsSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { join } from "node:path";
 import { execa } from "execa";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
@@ -9,7 +11,9 @@ import type { ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
 import {
   bwrapArgs,
+  cwdHiddenMessage,
   hiddenPaths,
+  LOGIN_FILES,
   launcher,
   noSandbox,
   once,
@@ -19,6 +23,7 @@ import {
   type SandboxMode,
   sandboxOf,
   sandboxResult,
+  within,
 } from "./sandbox.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -81,6 +86,20 @@ export class LocalBackend implements Backend {
     return this.options.environ ?? process.env;
   }
 
+  /** The runner user's home directories, as real paths: the account's and $HOME where it names another. */
+  #homes(): string[] {
+    const homes = new Set<string>();
+    for (const home of [userInfo().homedir, this.#environ.HOME]) {
+      if (!home) continue;
+      try {
+        homes.add(realpathSync(home));
+      } catch {
+        // A home that does not exist holds nothing a login would run.
+      }
+    }
+    return [...homes];
+  }
+
   async sandbox(): Promise<SandboxInfo> {
     return (await this.#sandbox()).info;
   }
@@ -123,14 +142,22 @@ export class LocalBackend implements Backend {
           throw new StartError(`Cannot start the command: ${what} ${path} is not there (${firstLine(error)})`);
         }
       };
+      // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
       const realCwd = real("cwd", cwd);
+      const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
+      const hidden = hiddenPaths(sandbox.hide ?? []);
+      // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
+      const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
+      if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
       // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
       const sandboxed = sandboxArgs({
         mode: sandbox.mode,
         network: sandbox.network ?? true,
-        workspace: spec.workspace ? real("the project root", spec.workspace) : realCwd,
+        workspace,
         cwd: realCwd,
-        ...hiddenPaths(sandbox.hide ?? []),
+        homes: this.#homes(),
+        protect: LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realpathSync(join(workspace, name))] : [])),
+        ...hidden,
         env,
         command: script,
         resetSignals: probed.resetSignals ?? null,

@@ -68,6 +68,13 @@ export interface BwrapPlan {
   /** The project root: writable in workspace-write, and visible in both modes even under /tmp. */
   workspace: string;
   cwd: string;
+  /**
+   * The runner user's home directories (real paths: the account's and $HOME): workspace-write refuses a workspace that is one
+   * of them or holds one, where a command could write what a login runs outside the sandbox (~/.ssh/rc, ~/.profile).
+   */
+  homes?: readonly string[];
+  /** Existing paths inside the workspace that a login runs (`LOGIN_FILES`): bound again read-only in workspace-write. */
+  protect?: readonly string[];
   /** Existing files to cover with /dev/null and directories to cover with an empty tmpfs (see `hiddenPaths`). */
   hideFiles: readonly string[];
   hideDirs: readonly string[];
@@ -95,6 +102,41 @@ export function launcher(bwrap: string, args: string[], resetSignals: boolean): 
   return { file: "/bin/sh", args: ["-c", `trap '' ${SANDBOX_SIGNALS.join(" ")}; exec "$0" "$@"`, bwrap, ...args] };
 }
 
+/**
+ * The files and directories under a home that a login (sshd, a login or interactive shell, a desktop session) runs or
+ * trusts: a workspace-write command must not write them (SPEC §7 "Sandbox modes"), so those present in the workspace
+ * are bound read-only inside it.
+ */
+export const LOGIN_FILES = [
+  ".ssh",
+  ".bashrc",
+  ".bash_profile",
+  ".bash_login",
+  ".bash_logout",
+  ".profile",
+  ".zshrc",
+  ".zprofile",
+  ".zshenv",
+  ".zlogin",
+  ".config/autostart",
+  ".config/systemd",
+] as const;
+
+/** Why workspace-write is refused when the workspace is the runner user's home or holds it; `home` names it. */
+export function homeWorkspaceMessage(workspace: string, home: string): string {
+  return `workspace-write is refused with ${workspace} as the project root: it is or holds the runner user's home directory ${home}, where a command could write what a login runs outside the sandbox (~/.ssh, ~/.profile, ~/.bashrc); start the runner with --root DIR naming a project directory (below the home), or choose a project directory as the project root`;
+}
+
+/** Why a command is refused when its directory (as the runner resolves it now) is not where the proposal said. */
+export function cwdOutsideMessage(cwd: string, workspace: string): string {
+  return `the command's directory resolves to ${cwd}, outside the project root ${workspace} (a symbolic link changed since the proposal?); nothing was run`;
+}
+
+/** Why a command is refused when its directory lies inside a path the sandbox hides (the server's home, its token or database). */
+export function cwdHiddenMessage(cwd: string, hidden: string): string {
+  return `the command's directory ${cwd} is inside ${hidden}, which the sandbox hides (the server's home, token or database); nothing was run`;
+}
+
 /** Whether `path` is `dir` or lies under it. */
 export function within(path: string, dir: string): boolean {
   return dir === "/" || path === dir || path.startsWith(`${dir}/`);
@@ -109,8 +151,16 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
     // Everything is the workspace: nothing to bind again read-only; writable, nothing would be left read-only.
     if (!readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
   } else args.push(readOnly ? "--ro-bind" : "--bind", plan.workspace, plan.workspace);
-  if (!within(plan.cwd, plan.workspace)) args.push("--ro-bind", plan.cwd, plan.cwd);
-  const covering = plan.hideDirs.filter((dir) => !within(plan.workspace, dir) && !within(plan.cwd, dir));
+  if (!readOnly) {
+    const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
+    if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home));
+    for (const path of plan.protect ?? []) if (within(path, plan.workspace)) args.push("--ro-bind", path, path);
+  }
+  if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
+  // A hidden directory that holds the command's directory is never left uncovered for it: the command is refused.
+  const around = plan.hideDirs.find((dir) => within(plan.cwd, dir) && !within(plan.workspace, dir));
+  if (around) throw new Error(cwdHiddenMessage(plan.cwd, around));
+  const covering = plan.hideDirs.filter((dir) => !within(plan.workspace, dir));
   // What a covered directory holds is hidden with it (a mount point inside it would show as an empty entry).
   const dirs = covering.filter((dir) => !covering.some((other) => other !== dir && within(dir, other)));
   for (const file of plan.hideFiles) if (!dirs.some((dir) => within(file, dir))) args.push("--ro-bind", "/dev/null", file);

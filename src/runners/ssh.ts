@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { Client, type ClientChannel } from "ssh2";
 import type { TtySize } from "../protocol/runner.js";
 import { SANDBOX_MODES } from "../protocol/sandbox.js";
@@ -366,6 +367,14 @@ export class SshBackend implements Backend {
     if (!interactive) channel.stdin.end(spec.stdin ?? undefined);
     const pidLine = new PidLine();
     channel.stdout.pipe(pidLine);
+    // A sandboxed command the wrapper refused (its directory or workspace, as they resolve now): nothing ran, the reason follows.
+    if (sandbox && (await pidLine.pid) === null && pidLine.refused) {
+      const said: Buffer[] = [];
+      pidLine.on("data", (chunk: Buffer) => said.push(chunk));
+      channel.stderr.on("data", (chunk: Buffer) => said.push(chunk));
+      await Promise.all([channel.closed, finished(channel.stderr).catch(() => undefined), finished(pidLine).catch(() => undefined)]);
+      throw new StartError(`Cannot start the command: ${Buffer.concat(said).toString().trim() || "the runner refused it"}`);
+    }
     let pid: number | null = null;
     const describe = (): ExecutionTarget => ({ backend: "ssh", host: this.options.host, ...(pid !== null ? { pid } : {}) });
     const located = pidLine.pid.then((p) => {

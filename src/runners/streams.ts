@@ -1,6 +1,9 @@
 import { PassThrough, Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
-import { type ExecSandbox, SANDBOX_SIGNALS } from "./sandbox.js";
+import { cwdHiddenMessage, cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, LOGIN_FILES, SANDBOX_SIGNALS } from "./sandbox.js";
+
+/** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
+export const REFUSED = "spool-refused";
 
 /**
  * Splits Docker's multiplexed attach/exec stream (8-byte frame headers: type,
@@ -50,6 +53,8 @@ export class DockerDemuxer extends Writable {
  */
 export class PidLine extends Transform {
   readonly pid: Promise<number | null>;
+  /** Whether the first line was REFUSED (the wrapper started nothing); known once `pid` resolves. */
+  refused = false;
   #resolve!: (pid: number | null) => void;
   #head: Buffer | null = Buffer.alloc(0);
 
@@ -77,6 +82,7 @@ export class PidLine extends Transform {
       .subarray(0, newline === -1 ? 0 : newline)
       .toString()
       .replace(/\r$/, "");
+    this.refused = line === REFUSED;
     this.#resolve(/^\d+$/.test(line) ? Number(line) : null);
     this.#head = null;
     callback(null, newline === -1 ? joined : joined.subarray(newline + 1));
@@ -125,7 +131,10 @@ export interface RemoteSandbox extends ExecSandbox {
  * and the command's variables are set inside it; the workspace is `workspace`
  * (default the login directory); what is hidden is `sandbox.hide` and the
  * remote login's own Spool home (`$SPOOL_HOME`, else `~/.spool`), where they
- * exist there.
+ * exist there. Before its pid line it checks, as the paths resolve now: the
+ * command's directory inside the workspace, not inside a hidden directory, and
+ * for workspace-write a workspace that is not the login's home nor holds it;
+ * otherwise it prints REFUSED (the reason on stderr) and runs nothing.
  */
 export function remoteScript(
   command: string,
@@ -149,27 +158,42 @@ export function remoteScript(
     return parts.join(" && ");
   }
   const readOnly = sandbox.mode === "read-only";
+  // The checks come before the pid line: a refused command prints REFUSED there instead, its reason on stderr, and nothing runs.
+  parts.shift();
+  const refuse = (message: string) => `{ echo ${REFUSED}; printf '%s\\n' "${message}" >&2; exit 1; }`;
   parts.push("C=$(pwd -P)", `W=$(cd -- ${options.workspace ? shellQuote(options.workspace) : '"$R"'} && pwd -P)`);
+  // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
+  parts.push(`case "$C/" in "\${W%/}"/*) ;; *) ${refuse(cwdOutsideMessage("$C", "$W"))} ;; esac`);
+  if (!readOnly) {
+    parts.push(`{ [ "$W" != / ] || ${refuse("a workspace-write sandbox cannot have / as its project root")}; }`);
+    // The login's home (or one above it) as the workspace: a command could write what sshd and the login shell run outside the sandbox.
+    parts.push('H=$( (cd -- "$HOME" && pwd -P) 2>/dev/null || :)');
+    parts.push(`{ [ -z "$H" ] || case "$H/" in "\${W%/}"/*) ${refuse(homeWorkspaceMessage("$W", "$H"))} ;; esac; }`);
+  }
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
+  const hidden = [...(sandbox.hide ?? []).map(shellQuote), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
+  // A hidden directory that holds the command's directory (and not the workspace) is never left uncovered for it: refused.
+  parts.push(
+    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) ${refuse(cwdHiddenMessage("$C", "$p"))} ;; esac; fi; done`,
+  );
+  parts.push("echo $$");
   parts.push(
     ["set -- --ro-bind / / --dev /dev", readOnly ? "--remount-ro /dev" : "", "--proc /proc --tmpfs /run --remount-ro /run --tmpfs /tmp"]
       .filter(Boolean)
       .join(" "),
   );
   // Everything is the workspace when it is /: nothing to bind again read-only; writable, nothing would be left read-only.
-  parts.push(
-    readOnly
-      ? 'if [ "$W" != / ]; then set -- "$@" --ro-bind "$W" "$W"; fi'
-      : '{ [ "$W" != / ] || { echo "a workspace-write sandbox cannot have / as its project root" >&2; exit 1; }; } && set -- "$@" --bind "$W" "$W"',
-  );
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
-  parts.push('case "$C/" in "${W%/}"/*) ;; *) set -- "$@" --ro-bind "$C" "$C" ;; esac');
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
-  const hidden = [...(sandbox.hide ?? []).map(shellQuote), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
+  parts.push(readOnly ? 'if [ "$W" != / ]; then set -- "$@" --ro-bind "$W" "$W"; fi' : 'set -- "$@" --bind "$W" "$W"');
+  // What a login runs, where the workspace has it, read-only again inside it (defence in depth: the home itself is refused above).
+  if (!readOnly) {
+    const files = LOGIN_FILES.map((name) => shellQuote(name)).join(" ");
+    parts.push(`for p in ${files}; do if [ -e "$W/$p" ] && [ ! -L "$W/$p" ]; then set -- "$@" --ro-bind "$W/$p" "$W/$p"; fi; done`);
+  }
   parts.push(`for p in ${hidden}; do if [ -f "$p" ]; then set -- "$@" --ro-bind /dev/null "$p"; fi; done`);
-  // A directory that holds the workspace or the command's directory is not covered (its files are named one by one);
-  // one the login cannot enter is out of the command's reach already.
+  // A directory that holds the workspace is not covered (its files are named one by one); one that holds only the
+  // command's directory was refused above; one the login cannot enter is out of the command's reach already.
   const dirs = (action: string) =>
-    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) continue ;; esac; set -- "$@" ${action} "$p"; fi; done`;
+    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; set -- "$@" ${action} "$p"; fi; done`;
   parts.push(dirs("--tmpfs"), dirs("--remount-ro"));
   if (readOnly) parts.push('set -- "$@" --remount-ro /tmp');
   const unshare = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || sandbox.network === false ? ["--unshare-net"] : []), "--cap-drop", "ALL"];

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { describe, it } from "vitest";
 
 /** The sshd and Docker engine that scripts/test-infra.sh starts (and .ci/run exports). */
@@ -71,10 +71,24 @@ export function sshHostKeys(): string[] {
     .filter((l) => l.trim());
 }
 
-/** `spool runner` flags for an SSH runner on the test sshd. */
-export function sshRunnerFlags(): string[] {
+/**
+ * A project directory for an SSH runner's --root: one the login (another user of this machine) may write, outside /tmp
+ * (which a sandbox has its own of); removed when the test process ends. Without --root the workspace would be the
+ * login's home, where workspace-write is refused (SPEC §7 "Sandbox modes").
+ */
+export function sshRoot(): string {
+  const dir = mkdtempSync("/var/tmp/spool-ssh-root-");
+  chmodSync(dir, 0o777);
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** `spool runner` flags for an SSH runner on the test sshd, its project at `root` (default a fresh `sshRoot()`). */
+export function sshRunnerFlags(root: string = sshRoot()): string[] {
   const ssh = infra.ssh!;
   return [
+    "--root",
+    root,
     "--backend",
     "ssh",
     "--ssh-host",

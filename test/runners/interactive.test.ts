@@ -7,7 +7,7 @@ import { DockerBackend } from "../../src/runners/docker.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { SshBackend } from "../../src/runners/ssh.js";
-import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
 import { ended, startProducer } from "../helpers/live-output.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -17,6 +17,8 @@ interface Case {
   name: string;
   kind: "local" | "docker" | "ssh";
   make: () => Backend;
+  /** The runner's --root, where the backend's default directory would not do (an SSH login's home refuses workspace-write). */
+  root?: () => string;
   before?: () => void;
   after?: () => void;
 }
@@ -49,6 +51,7 @@ const cases: Case[] = [
         hostKeys: sshHostKeys(),
         killGraceMs: 1000,
       }),
+    root: () => sshRoot(),
   },
 ];
 
@@ -70,6 +73,7 @@ for (const c of cases) {
         project,
         name: "it",
         backend: c.make(),
+        ...(c.root ? { root: c.root() } : {}),
         // The default runner: proposals are recorded in the sandbox mode it can give (full for an exec in a writable container).
         default: true,
         log: createLogger("silent"),

@@ -1,18 +1,19 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { createMemoryTransportPair } from "../../src/rpc/transport.js";
+import { StartError } from "../../src/runners/backend.js";
 import { TTY_TERM } from "../../src/runners/control.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { type RemoteShell, SshBackend, ssh2Shell } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
 import { type ServeProcess, spawnServe } from "../helpers/process.js";
-import { runTool } from "../helpers/runners.js";
+import { finished, runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -55,6 +56,32 @@ describeWithBwrap("a proposal cannot choose what starts the sandbox", () => {
     }
     expect(existsSync(join(root, "inside-probe"))).toBe(true); // the sh one, in workspace-write
   });
+
+  // Issue 23 review, finding 2: the cwd was judged at proposal time only.
+  for (const [target, where] of [
+    ["the server's home", () => ts.server.config.home],
+    ["a directory outside the project", () => realpathSync(tempDir("spool-attack-elsewhere-"))],
+  ] as const) {
+    for (const tool of ["sh", "env"] as const) {
+      it(`${tool}: a cwd swapped for a link to ${target} after the proposal is refused at the start (499 with the reason), nothing runs`, async () => {
+        const dir = realpathSync(where());
+        const sub = `moved-${tool}-${target.length}`;
+        mkdirSync(join(root, sub));
+        const run = `moved-${tool}-${target.length}`;
+        await client.call("run/create", { alias: run });
+        const { path } = await client.call("proposal/create", { run, tool, command: "touch moved-probe; ls", cwd: sub });
+        rmSync(join(root, sub), { recursive: true });
+        symlinkSync(dir, join(root, sub));
+        const resolved = await client.call("run/resolve", { run, path, decision: "accept" });
+        const [stdout, stderr] = resolved.channels.map((c: any) => c.path) as [string, string];
+        const done = await finished(client, run, { path, stdout, stderr });
+        expect(done.stdout.status).toBe(ENTRY.cancelled);
+        expect(JSON.stringify(done.log)).toMatch(/outside the project root/);
+        expect(done.out.toString()).toBe("");
+        expect(existsSync(join(dir, "moved-probe"))).toBe(false);
+      });
+    }
+  }
 
   it("loader variables in a proposal's env are INVALID_PARAMS naming them, and nothing is stored", async () => {
     await client.call("run/create", { alias: "loader" });
@@ -279,3 +306,65 @@ describeWithInfra("ssh", "a proposal's TERM does not reach the SSH login outside
     }
   });
 });
+
+// The SSH host is this machine (scripts/test-infra.sh), with its bubblewrap; the login is another user of it.
+describeWithBwrap("SSH: workspace-write never has the login's home as its workspace; a moved cwd is refused (issue 23 review, findings 1-2)", () =>
+  describeWithInfra("ssh", "bubblewrap on the remote host", () => {
+    const options = () => ({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+    let backend: SshBackend;
+    let root: string;
+    let outside: string;
+    beforeAll(() => {
+      backend = new SshBackend(options());
+      root = mkdtempSync("/var/tmp/spool-ssh-ww-");
+      outside = mkdtempSync("/var/tmp/spool-ssh-out-");
+      chmodSync(root, 0o777);
+      chmodSync(outside, 0o777);
+    });
+    afterAll(async () => {
+      await backend.close();
+      rmSync(root, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    });
+    const start = (command: string, extra: { cwd?: string; workspace?: string }) =>
+      backend.start({ command, env: {}, sandbox: { mode: "workspace-write" }, signal: new AbortController().signal, ...extra });
+    const output = async (execution: Awaited<ReturnType<typeof start>>) => {
+      const chunks: Buffer[] = [];
+      execution.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+      execution.stderr.resume();
+      await execution.result;
+      return Buffer.concat(chunks).toString();
+    };
+
+    it("no --root (the workspace is the login directory, its home): refused before anything runs, naming --root", async () => {
+      const refused = await start(`touch ~/spool-home-probe-${process.pid}`, {}).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(StartError);
+      expect((refused as Error).message).toMatch(/runner user's home directory .*--root DIR/);
+      const check = await backend.start({ command: `[ -e ~/spool-home-probe-${process.pid} ]; echo $?`, env: {}, signal: new AbortController().signal });
+      expect(await output(check)).toBe("1\n");
+    });
+
+    it("a workspace that has them: the dotfiles a login runs are read-only inside it", async () => {
+      writeFileSync(join(root, ".profile"), "# login\n", { mode: 0o666 });
+      chmodSync(join(root, ".profile"), 0o666);
+      mkdirSync(join(root, ".ssh"), { mode: 0o777 });
+      chmodSync(join(root, ".ssh"), 0o777);
+      const done = await output(
+        await start(
+          "{ echo x >> .profile; } 2>/dev/null && echo profile=written || echo profile=refused; { echo x > .ssh/rc; } 2>/dev/null && echo rc=written || echo rc=refused; echo x > made && echo made=written",
+          { workspace: root, cwd: root },
+        ),
+      );
+      expect(done).toBe("profile=refused\nrc=refused\nmade=written\n");
+      expect(readFileSync(join(root, ".profile"), "utf8")).toBe("# login\n");
+    });
+
+    it("a cwd swapped for a symbolic link that leads out of the workspace: refused, nothing runs", async () => {
+      symlinkSync(outside, join(root, "sub"));
+      const refused = await start(`touch moved-probe`, { workspace: root, cwd: join(root, "sub") }).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(StartError);
+      expect((refused as Error).message).toMatch(/outside the project root/);
+      expect(existsSync(join(outside, "moved-probe"))).toBe(false);
+    });
+  }),
+);

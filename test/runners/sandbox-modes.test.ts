@@ -283,9 +283,7 @@ describeWithBwrap("workspace-write over SSH", () =>
         "--name",
         "remote",
         "--default",
-        "--root",
-        root,
-        ...sshRunnerFlags(),
+        ...sshRunnerFlags(root),
       ]);
       client = await ts.clientIn("ww-ssh");
     }, 60_000);
@@ -456,16 +454,17 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     writeFileSync(join(root, ".bashrc"), "# login\n");
     writeFileSync(join(root, ".profile"), "# login\n");
     client = await runnerWithHome("ww-dotfiles", root, home);
-    const command = [
-      'echo "echo pwned" >> .bashrc 2>/dev/null; echo "bashrc=$?"',
-      'echo x > .profile 2>/dev/null; echo "profile=$?"',
-      'echo x > .ssh/rc 2>/dev/null; echo "ssh-rc=$?"',
-      'echo x > .config/systemd/a.service 2>/dev/null; echo "systemd=$?"',
-      'echo x > made; echo "made=$?"',
-    ].join("; ");
+    const tries: [string, string][] = [
+      ["bashrc", 'echo "echo pwned" >> .bashrc'],
+      ["profile", "echo x > .profile"],
+      ["ssh-rc", "echo x > .ssh/rc"],
+      ["systemd", "echo x > .config/systemd/a.service"],
+      ["made", "echo x > made"],
+    ];
+    const command = tries.map(([name, write]) => `{ ${write}; } 2>/dev/null && echo "${name}=written" || echo "${name}=refused"`).join("; ");
     const done = await runTool(client, "dotfiles", "sh", command);
     expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write" });
-    expect(done.out).toBe("bashrc=1\nprofile=1\nssh-rc=1\nsystemd=1\nmade=0\n");
+    expect(done.out).toBe("bashrc=refused\nprofile=refused\nssh-rc=refused\nsystemd=refused\nmade=written\n");
     expect(readFileSync(join(root, ".bashrc"), "utf8")).toBe("# login\n");
     expect(existsSync(join(root, ".ssh", "rc"))).toBe(false);
     client.close();
