@@ -44,7 +44,8 @@ export interface DockerEngine {
   /** Exit code of an exec; null when unknown (still running, or the engine does not know). */
   inspectExec(id: string): Promise<{ running: boolean; exitCode: number | null }>;
   /** Whether a container's root is read-only, and the mount points (volumes, binds, tmpfs) it may write to. */
-  inspectContainer(name: string): Promise<{ readOnlyRoot: boolean; writableMounts: string[]; running: boolean; status: string }>;
+  /** `networkMode`: HostConfig.NetworkMode (`none`, `bridge`, `default`, `host`, `container:…`). */
+  inspectContainer(name: string): Promise<{ readOnlyRoot: boolean; writableMounts: string[]; networkMode: string; running: boolean; status: string }>;
   /** Resolves when the engine answers; rejects saying where it was looked for and why it did not answer. */
   ping(): Promise<void>;
   /** Whether the engine has the image (false only when it says "no such image"). */
@@ -171,6 +172,7 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
       return {
         readOnlyRoot: Boolean(info.HostConfig.ReadonlyRootfs),
         writableMounts,
+        networkMode: info.HostConfig.NetworkMode ?? "default",
         running: Boolean(info.State?.Running),
         status: info.State?.Status ?? "unknown",
       };
@@ -308,9 +310,12 @@ export class DockerBackend implements Backend {
     return this.#execSandbox(this.options.container!);
   }
 
-  /** An exec runs in the container as it was created: read-only only when its root and every mount are. */
+  /**
+   * An exec runs in the container as it was created: read-only only when its root and every mount are, and it has
+   * no network (read-only promises none; an exec keeps the container's).
+   */
   async #execSandbox(container: string): Promise<SandboxInfo> {
-    let info: { readOnlyRoot: boolean; writableMounts: string[] };
+    let info: { readOnlyRoot: boolean; writableMounts: string[]; networkMode: string };
     try {
       info = await this.#engine.inspectContainer(container);
     } catch (error) {
@@ -318,10 +323,15 @@ export class DockerBackend implements Backend {
     }
     if (!info.readOnlyRoot) return noSandbox(`docker: container ${container} has a writable root (create it with --read-only for read-only work)`);
     if (info.writableMounts.length > 0) return noSandbox(`docker: container ${container} has writable mounts: ${info.writableMounts.join(", ")}`);
+    if (info.networkMode !== "none") {
+      return noSandbox(
+        `docker: container ${container} has a network (network mode ${info.networkMode}), which an exec keeps, and read-only work has none (create it with --network none for read-only work)`,
+      );
+    }
     return {
       kind: "docker",
       readOnly: true,
-      detail: `docker: container ${container} has a read-only root and only read-only mounts`,
+      detail: `docker: container ${container} has a read-only root, only read-only mounts and no network`,
       modes: ["read-only", "full"],
     };
   }

@@ -255,6 +255,7 @@ describeWithInfra("docker", "read-only on Docker (spool runner processes)", () =
   const runners: RunnerProcess[] = [];
   const rw = `spool-test-rw-${process.pid}`;
   const ro = `spool-test-ro-${process.pid}`;
+  const roNet = `spool-test-ro-net-${process.pid}`;
   const flags = (name: string) => [
     "--server",
     ts.server.url,
@@ -273,13 +274,16 @@ describeWithInfra("docker", "read-only on Docker (spool runner processes)", () =
     const image = infra.dockerImage!;
     execFileSync("docker", ["run", "-d", "--init", "--rm", "--network", "none", "--name", rw, image, "sleep", "100000"]);
     execFileSync("docker", ["run", "-d", "--init", "--rm", "--network", "none", "--read-only", "--name", ro, image, "sleep", "100000"]);
+    // Read-only but with the default network: an exec keeps it, so the container is no read-only sandbox (issue 23 review, finding 5).
+    execFileSync("docker", ["run", "-d", "--init", "--rm", "--read-only", "--name", roNet, image, "sleep", "100000"]);
     runners.push(await spawnRunner([...flags("fresh"), "--image", image, "--network", "host"]));
     runners.push(await spawnRunner([...flags("exec-ro"), "--container", ro]));
     runners.push(await spawnRunner([...flags("exec-rw"), "--container", rw]));
+    runners.push(await spawnRunner([...flags("exec-ro-net"), "--container", roNet]));
   }, 90_000);
   afterAll(async () => {
     for (const r of runners) await r.stop();
-    execFileSync("docker", ["rm", "-f", rw, ro], { stdio: "ignore" });
+    execFileSync("docker", ["rm", "-f", rw, ro, roNet], { stdio: "ignore" });
     await ts?.stop();
   });
 
@@ -288,10 +292,13 @@ describeWithInfra("docker", "read-only on Docker (spool runner processes)", () =
     const { runners: listed } = await client.request("runner/list", {});
     expect(Object.fromEntries(listed.map((r: any) => [r.name, [r.sandbox.kind, r.sandbox.readOnly]]))).toEqual({
       "exec-ro": ["docker", true],
+      "exec-ro-net": ["none", false],
       "exec-rw": ["none", false],
       fresh: ["docker", true],
     });
     expect(listed.find((r: any) => r.name === "exec-rw").sandbox.detail).toMatch(/writable root/);
+    expect(listed.find((r: any) => r.name === "exec-ro-net").sandbox.detail).toMatch(/has a network \(network mode \w+\), which an exec keeps/);
+    expect(listed.find((r: any) => r.name === "exec-ro-net").sandbox.modes).toEqual(["full"]);
   });
 
   it("a fresh container: touch anywhere fails (root, /tmp, /dev), no network even with --network host; sh still writes", async () => {
