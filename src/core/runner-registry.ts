@@ -170,8 +170,8 @@ export class RunnerRegistry {
    * Who executes an accepted proposal: "self", the named runner, the
    * project's default, or the embedded runner (started when first needed).
    * Throws NO_RUNNER when there is none, and for read-only work when the
-   * chosen runner has no read-only sandbox (it is never run unprotected;
-   * "self" streams it itself, outside the server's control).
+   * chosen runner has no read-only sandbox, and for runner "self" ("self" streams it itself, outside the server's
+   * control, with no sandbox): read-only work is never run unprotected.
    */
   async select(
     project: ProjectRef,
@@ -180,6 +180,7 @@ export class RunnerRegistry {
   ): Promise<"self" | AttachedRunner> {
     const runner = await this.#choose(project, requested);
     if (runner !== "self") refuseSandbox(runner, options);
+    else refuseSelf(options);
     return runner;
   }
 
@@ -265,6 +266,20 @@ export function refuseSandbox(runner: { name: string; sandbox: SandboxInfo }, op
       { runner: runner.name, readOnly: true, sandbox: runner.sandbox },
     );
   }
+}
+
+/**
+ * Throws NO_RUNNER for runner "self" on read-only work: the person decided on a command shown as read-only, and
+ * "self" streams it from the accepting client with no sandbox. (A workspace-write proposal is still taken by "self";
+ * SPEC §7 "Sandbox modes", Accept.)
+ */
+export function refuseSelf(options: { readOnly?: boolean; mode?: SandboxModeName }): void {
+  if (!options.readOnly && options.mode !== "read-only") return;
+  throw new SpoolError(
+    "NO_RUNNER",
+    'This command was proposed to run read-only, and runner "self" runs it with no sandbox (the accepting client streams it itself); accept it on a runner whose runner/list entry shows sandbox.readOnly',
+    { runner: "self", sandbox: "read-only" },
+  );
 }
 
 const reservationKey = (projectId: number, name: string) => `${projectId}\u0000${name}`;

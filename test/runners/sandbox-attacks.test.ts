@@ -83,6 +83,20 @@ describeWithBwrap("a proposal cannot choose what starts the sandbox", () => {
     }
   }
 
+  // Issue 23 review, finding 4: "self" streams a command with no sandbox while the log showed read-only.
+  it('a read-only proposal accepted with runner "self" is NO_RUNNER: it stays pending, no channel opens, nothing runs', async () => {
+    await client.call("run/create", { alias: "self-ro" });
+    const { path } = await client.call("proposal/create", { run: "self-ro", tool: "env", command: "touch self-probe" });
+    await expect(client.call("run/resolve", { run: "self-ro", path, decision: "accept", runner: "self" })).rejects.toMatchObject({
+      data: { code: "NO_RUNNER", runner: "self", sandbox: "read-only" },
+    });
+    const log = await client.call("entry/get", { run: "self-ro", path });
+    expect(log.status).toBe(ENTRY.proposed);
+    expect(log.attributes.decision).toBeUndefined();
+    expect((await client.call("entry/list", { run: "self-ro" })).entries.map((e: any) => e.path)).toEqual([path]);
+    expect(existsSync(join(root, "self-probe"))).toBe(false);
+  });
+
   it("loader variables in a proposal's env are INVALID_PARAMS naming them, and nothing is stored", async () => {
     await client.call("run/create", { alias: "loader" });
     const attempts: [Record<string, string>, string][] = [
