@@ -256,7 +256,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     );
     const ask = await mcp.elicitation();
     expect(ask.message).toContain("command     echo elicited");
-    expect(ask.message).toContain("env         GREETING=hi\\e[31m");
+    expect(ask.message).toContain("env         GREETING='hi\\e[31m'");
     expect(ask.message).toMatch(/runner\s+default \(local\)/);
     expect(ask.message).toMatch(/sandbox\s+/);
     ask.answer({ action: "accept", content: { decision: "accept" } });

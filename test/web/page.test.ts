@@ -82,7 +82,7 @@ describeWithBrowser("the web view in Chromium", () => {
       await page.waitForSelector(card(path));
       const shown = await text(page, card(path));
       expect(shown).toContain(`$ ${command}`);
-      expect(shown).toContain("GREETING=hi\\e[31m"); // the escape character is shown, not obeyed
+      expect(shown).toContain("GREETING='hi\\e[31m'"); // the escape character is shown, not obeyed
       expect(shown).toContain("default (local)");
       expect(await page.$(`${card(path)} .escaped`)).not.toBeNull();
     }
