@@ -184,9 +184,11 @@ export class ChannelSender {
    * retries are used up.
    */
   #retryLater(seq: number, error: SpoolRpcError): boolean {
-    // Chunks sent after a refused one meet a gap where it should be: they wait for it and go again after it.
-    const first = this.#unacked.keys().next();
-    const gapBehindRetry = error.errorCode === "SEQ_GAP" && this.#retries > 0 && !first.done && first.value < seq;
+    // Chunks sent after a refused one meet a gap where it should be: they wait for it and go again after it. The
+    // gap is one this sender can fill when the seq the server expects is an earlier chunk it still holds (whatever
+    // was acknowledged meanwhile: an earlier chunk's acknowledgement may come after the refusal of a later one).
+    const expected = (error.data as { expected?: unknown } | undefined)?.expected;
+    const gapBehindRetry = error.errorCode === "SEQ_GAP" && typeof expected === "number" && expected < seq && this.#unacked.has(expected);
     if (!retriableStreamError(error) && !gapBehindRetry) return false;
     if (!this.#unacked.has(seq)) return true;
     const at = this.#resend.findIndex((r) => r > seq);

@@ -1,0 +1,67 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: a fake server's untyped params
+import { describe, expect, it } from "vitest";
+import { SpoolRpcError } from "../../src/client/spool-client.js";
+import { ChannelSender, Slots } from "../../src/runners/channel-sender.js";
+
+/** A channel on a server that stores chunks in seq order, as the store does; the test answers the first calls itself. */
+function fakeServer() {
+  const stored: string[] = [];
+  const held = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void; chunk: string }>();
+  let holding = true;
+  const store = (seq: number, chunk: string) => {
+    if (seq <= stored.length) return { seq, duplicate: true };
+    if (seq !== stored.length + 1) throw new SpoolRpcError("gap", -32011, { code: "SEQ_GAP", expected: stored.length + 1 });
+    stored.push(chunk);
+    return { seq, duplicate: false };
+  };
+  const slots = new Slots(16);
+  const link = {
+    current: () => ({
+      request: (_method: string, p: any) =>
+        holding ? new Promise((resolve, reject) => held.set(p.seq, { resolve, reject, chunk: p.chunk })) : Promise.resolve().then(() => store(p.seq, p.chunk)),
+    }),
+    tryAcquire: () => slots.tryAcquire(),
+    release: () => slots.release(),
+    whenFree: (wake: () => void) => slots.whenFree(wake),
+  };
+  const settle = async (seq: number, how: "store" | "internal") => {
+    const call = held.get(seq)!;
+    held.delete(seq);
+    if (how === "internal") call.reject(new SpoolRpcError("Internal error", -32603, { code: "INTERNAL_ERROR" }));
+    else {
+      try {
+        call.resolve(store(seq, call.chunk));
+      } catch (error) {
+        call.reject(error);
+      }
+    }
+    // Let the sender take the answer in.
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { stored, held, link, settle, answerAll: () => (holding = false) };
+}
+
+describe("a runner's channel sender", () => {
+  it("a chunk refused as retriable, answered before an earlier chunk's acknowledgement, is sent again with the ones behind it: nothing is given up", async () => {
+    const server = fakeServer();
+    const refused: SpoolRpcError[] = [];
+    const sender = new ChannelSender(
+      server.link as never,
+      { run: "r", path: "p", channel: 1 },
+      { window: 4, maxChunkBytes: 2, highWaterBytes: 1024, onRefused: (e) => refused.push(e), retryDelay: () => 1 },
+    );
+    await sender.push(Buffer.from("aabbcc"));
+    const ended = sender.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([...server.held.keys()]).toEqual([1, 2, 3]);
+    // Chunk 2 fails at once (an internal error), while chunk 1 still waits for its commit; chunk 3 then meets the gap.
+    await server.settle(2, "internal");
+    await server.settle(1, "store");
+    server.answerAll();
+    await server.settle(3, "store");
+    await ended;
+    expect(refused).toEqual([]);
+    expect(sender.refused).toBe(false);
+    expect(server.stored).toEqual(["aa", "bb", "cc"]);
+  });
+});
