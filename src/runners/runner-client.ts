@@ -465,7 +465,8 @@ export class RunnerClient {
     const finish = () =>
       outcome.timedOut
         ? this.#reliably("stream/aborted", { run, path, reason: `timed out after ${job.params.timeoutMs} ms`, duration })
-        : outcome.cancelled
+        : // A channel given up lost output, even when the process had exited before: never "completed".
+          outcome.cancelled || [...job.senders.values()].some((sender) => sender.refused)
           ? this.#reliably("stream/aborted", { run, path, reason: job.stoppedBecause ?? "cancelled by the runner", duration })
           : this.#reliably("stream/completed", { run, path, exit_code: outcome.exitCode, signal: outcome.signal, duration });
     // Finishing is idempotent on the server: a failure the server may get over (its store busy or full, an internal

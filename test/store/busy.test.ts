@@ -175,4 +175,52 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
       await ts.stop();
     }
   }, 60_000);
+  it("a runner that gives a channel up (its chunk refused past the retries) ends the producer aborted, not completed without that output", async (ctx) => {
+    let refusals = 0;
+    let lock: ReturnType<typeof lockHolder> | undefined;
+    const ts = await startTestServer({
+      store: {
+        busyTimeoutMs: 0,
+        // The store gives up at once: each refusal reaches the runner as INTERNAL_ERROR, and the runner tries the
+        // chunk 1 + 8 times. At the last refusal the lock goes, so what the runner says next is stored.
+        busyRetry: {
+          giveUpMs: 0,
+          onBusy: () => {
+            if (++refusals === 9) lock?.release();
+          },
+        },
+      },
+    });
+    lock = lockHolder(ts.server.config.dbFile);
+    try {
+      const fifo = join(ts.home, "go");
+      try {
+        execFileSync("mkfifo", [fifo]);
+      } catch {
+        ctx.skip();
+        return;
+      }
+      const c = await ts.clientIn("busy-runner");
+      await c.request("run/create", { alias: "r" });
+      // The command prints a line, waits for the fifo, prints one more and exits at once: long before the runner gives up.
+      const command = `printf 'first\\n'; read x < ${fifo}; echo last`;
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command });
+      await c.request("run/resolve", { run: "r", path, decision: "accept" });
+      const stdoutOf = async () => (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
+      await eventually(async () => (await stdoutOf())?.bytes === 6, 10_000, "the first line");
+
+      lock.hold();
+      writeFileSync(fifo, "\n");
+      await eventually(async () => (await stdoutOf())?.status !== ENTRY.streaming, 40_000, "the producer to end");
+      const stdout = await stdoutOf();
+      // "last" was never stored: the producer must not read as completed with its output whole.
+      expect((await c.request("entry/get", { run: "r", path: stdout.path })).body).toBe("first\n");
+      expect(refusals).toBeGreaterThanOrEqual(9);
+      expect(stdout.status).not.toBe(ENTRY.done);
+    } finally {
+      lock.release();
+      lock.close();
+      await ts.stop();
+    }
+  }, 60_000);
 });
