@@ -95,7 +95,8 @@ describe("the README's CLI tour", () => {
           continue;
         }
         if (line.endsWith("&")) {
-          const child = spawn("sh", ["-c", line.slice(0, -1).trim()], { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+          // Its own process group: the shell may not exec the command, and the server it starts must go with it.
+          const child = spawn("sh", ["-c", line.slice(0, -1).trim()], { cwd, env, stdio: ["pipe", "pipe", "pipe"], detached: true });
           let out = "";
           child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
           child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
@@ -181,7 +182,7 @@ describe("the README's CLI tour", () => {
     } finally {
       for (const b of background.reverse()) {
         if (b.child.exitCode === null) {
-          b.child.kill("SIGTERM");
+          process.kill(-b.child.pid!, "SIGTERM");
           await b.exit;
         }
       }
