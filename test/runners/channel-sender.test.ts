@@ -8,6 +8,7 @@ function fakeServer() {
   const stored: string[] = [];
   const held = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void; chunk: string }>();
   let holding = true;
+  const sent = new Set<number>();
   const store = (seq: number, chunk: string) => {
     if (seq <= stored.length) return { seq, duplicate: true };
     if (seq !== stored.length + 1) throw new SpoolRpcError("gap", -32011, { code: "SEQ_GAP", expected: stored.length + 1 });
@@ -18,7 +19,13 @@ function fakeServer() {
   const link = {
     current: () => ({
       request: (_method: string, p: any) =>
-        holding ? new Promise((resolve, reject) => held.set(p.seq, { resolve, reject, chunk: p.chunk })) : Promise.resolve().then(() => store(p.seq, p.chunk)),
+        // Only a seq's first call waits for the test: a retry (its timer may fire between the test's steps) is answered as the store would.
+        holding && !sent.has(p.seq)
+          ? new Promise((resolve, reject) => {
+              sent.add(p.seq);
+              held.set(p.seq, { resolve, reject, chunk: p.chunk });
+            })
+          : Promise.resolve().then(() => store(p.seq, p.chunk)),
     }),
     tryAcquire: () => slots.tryAcquire(),
     release: () => slots.release(),
