@@ -1,3 +1,4 @@
+import { ENTRY } from "../protocol/status.js";
 import type { ChatMessage, ChatOptions, ChatRequest, ChatResponse, ModelProvider, ToolCall } from "./provider.js";
 
 /**
@@ -48,14 +49,16 @@ export function demoAnswer(messages: ChatMessage[], tools: string[]): { text: st
   }
   const content = result.content;
   const log = /^log: (\S+)/m.exec(content)?.[1];
-  if (/^status: 102\b/m.test(content) && log && tools.includes("wait")) {
+  // The tool result's "status: N" line, read with the protocol's names rather than bare numbers.
+  const status = Number(/^status: (\d+)\b/m.exec(content)?.[1]);
+  if (status === ENTRY.streaming && log && tools.includes("wait")) {
     return { text: "[demo model] It is still running; I will wait for it. ", call: { name: "wait", arguments: { path: log } } };
   }
-  if (/^status: 403\b/m.test(content)) {
+  if (status === ENTRY.rejected) {
     const reason = /^reason: (.*)$/m.exec(content)?.[1] ?? "no reason given";
     return { text: `[demo model] \`${command}\` was rejected (${reason}), so I stop here.` };
   }
-  if (/^status: 202\b/m.test(content)) return { text: `[demo model] \`${command}\` is still waiting for a decision; I stop here.` };
+  if (status === ENTRY.proposed) return { text: `[demo model] \`${command}\` is still waiting for a decision; I stop here.` };
   const exit = /^exit code: (-?\d+)/m.exec(content)?.[1];
   const signal = /^signal: (\S+)/m.exec(content)?.[1];
   const outcome = signal ? `ended by ${signal}` : exit !== undefined ? `exited ${exit}` : "ended";
