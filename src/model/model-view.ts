@@ -1,4 +1,4 @@
-import type { LineRead } from "../store/chunks.js";
+import type { LineRead } from "../store/chunk-reads.js";
 import { lineCount } from "../store/entries.js";
 import type { EntryRow } from "../store/schema.js";
 import { failureRegex, looksLikeFailure, scanFailureLines } from "./failures.js";

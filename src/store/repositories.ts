@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import * as allowRules from "./allow-rules.js";
-import * as chunks from "./chunks.js";
+import * as chunkReads from "./chunk-reads.js";
 import * as cluster from "./cluster.js";
 import type { Store } from "./database.js";
 import * as entries from "./entries.js";
@@ -42,7 +42,7 @@ export function createRepositories(store: Store) {
     allowRules: bind(db, allowRules),
     cluster: bind(db, cluster),
     chunks: {
-      ...bind(db, { readChunksAfter: chunks.readChunksAfter, readLines: chunks.readLines }),
+      ...bind(db, { readChunksAfter: chunkReads.readChunksAfter, readLines: chunkReads.readLines }),
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */
       append: (entryId: number, data: Buffer, seq: number | undefined, open: number) => store.appendChunk(entryId, data, seq, open),
     },
@@ -50,6 +50,7 @@ export function createRepositories(store: Store) {
 }
 
 export type Repositories = ReturnType<typeof createRepositories>;
-export { type AppendOutcome, countNewlines, type LineRead } from "./chunks.js";
+export type { LineRead } from "./chunk-reads.js";
+export { type AppendOutcome, countNewlines } from "./chunks.js";
 export { type Attributes, lineCount, wireAttributes } from "./entries.js";
 export { UniqueViolation } from "./errors.js";
