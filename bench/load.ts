@@ -77,6 +77,8 @@ try {
 
   // Watchers subscribe before anything runs, so they see every line live.
   const latencies: number[] = [];
+  /** [write time, latency] of every line, to tell when in the run the slow ones were written. */
+  const timeline: [number, number][] = [];
   /** With two servers: latencies of watchers on the server of the producer's runner, and on the other one. */
   const sameServer: number[] = [];
   const otherServer: number[] = [];
@@ -101,6 +103,7 @@ try {
           for (const line of lines) {
             const [stamp, counter] = line.split(" ");
             latencies.push(now - Number(stamp));
+            timeline.push([Number(stamp), now - Number(stamp)]);
             (across ? otherServer : sameServer).push(now - Number(stamp));
             const n = Number(counter);
             if (n !== (seen.get(path) ?? 0) + 1) disorder++;
@@ -144,6 +147,24 @@ try {
   );
   console.log(
     `write → watcher latency: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`,
+  );
+  // The p99 of each second of the run (by write time): a tail made at start-up or at the end shows as one bad second.
+  const first = Math.min(...timeline.map(([t]) => t));
+  const perSecond = new Map<number, number[]>();
+  for (const [t, l] of timeline) {
+    const s = Math.floor((t - first) / 1000);
+    const set = perSecond.get(s);
+    if (set) set.push(l);
+    else perSecond.set(s, [l]);
+  }
+  const seconds_ = [...perSecond.keys()].sort((a, b) => a - b);
+  console.log(
+    `  p99 per second of writes: ${seconds_
+      .map((s) => {
+        const set = perSecond.get(s)!.sort((a, b) => a - b);
+        return percentile(set, 99).toFixed(0);
+      })
+      .join(" ")} ms`,
   );
   if (SERVERS > 1) {
     for (const [label, set] of [
