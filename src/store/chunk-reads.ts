@@ -1,26 +1,36 @@
+import type SQLite from "better-sqlite3";
 import type { Kysely } from "kysely";
 import { countNewlines } from "./chunks.js";
 import type { ChunkRow, Database } from "./schema.js";
+import type { Store } from "./store.js";
+import { sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sync-reads.js";
+
+/**
+ * Reads of streamed entries' chunks: synchronous on SQLite where they may be
+ * (sync-reads.ts), through Kysely on PostgreSQL. A read of a few lines fetches
+ * the chunk holding its first line, then the following ones only while it
+ * needs them, never a page of chunks to cut a few lines out of the first.
+ */
+
+/** Chunk rows fetched by the line reads (readLines), for tests: a read of 20 lines fetches O(1) of them. */
+export const chunkReadStats = { rows: 0, bytes: 0 };
 
 /** Chunks with seq in (after, after + limit], in order. */
 export function readChunksAfter(db: Kysely<Database>, entryId: number, after: number, limit: number): Promise<ChunkRow[]> {
   return db.selectFrom("chunks").selectAll().where("entry_id", "=", entryId).where("seq", ">", after).orderBy("seq").limit(limit).execute();
 }
 
-/** The chunk holding the start of line `line` (0-based): an index lookup, never a scan. */
-async function chunkStartingLine(db: Kysely<Database>, entryId: number, line: number): Promise<{ seq: number; skipNewlines: number } | undefined> {
-  if (line === 0) return { seq: 0, skipNewlines: 0 };
-  // The line starts after the line-th newline; it lies in the last chunk with fewer newlines before it.
-  const row = await db
-    .selectFrom("chunks")
-    .select(["seq", "line_offset"])
-    .where("entry_id", "=", entryId)
-    .where("line_offset", "<", line)
-    .orderBy("line_offset", "desc")
-    .orderBy("seq", "desc")
-    .limit(1)
-    .executeTakeFirst();
-  return row ? { seq: row.seq - 1, skipNewlines: line - row.line_offset } : undefined;
+/** What a line read needs of a chunk. */
+interface ChunkPart {
+  seq: number;
+  newlines: number;
+  data: Buffer;
+}
+
+/** The chunk holding the start of 0-based line `line`, and the newlines of it before that line. */
+interface Start {
+  chunk: ChunkPart;
+  skip: number;
 }
 
 export interface LineRead {
@@ -31,59 +41,214 @@ export interface LineRead {
   truncated: boolean;
 }
 
-/**
- * Reads `count` lines starting at 0-based `line` from a streamed entry, reading
- * only the chunks that hold them.
- */
-export async function readLines(db: Kysely<Database>, entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> {
-  const start = await chunkStartingLine(db, entryId, line);
-  if (!start || count <= 0) return { data: Buffer.alloc(0), lines: 0, truncated: false };
-  const parts: Buffer[] = [];
-  let size = 0;
-  let toSkip = start.skipNewlines;
-  let remaining = count;
-  let after = start.seq;
-  let truncated = false;
-  outer: for (;;) {
-    const page = await readChunksAfter(db, entryId, after, 16);
-    if (page.length === 0) break;
-    for (const chunk of page) {
-      after = chunk.seq;
-      let piece = chunk.data;
-      while (toSkip > 0) {
-        const nl = piece.indexOf(10);
-        if (nl === -1) {
-          piece = Buffer.alloc(0);
-          break;
-        }
-        piece = piece.subarray(nl + 1);
-        toSkip--;
-      }
-      if (toSkip > 0 || piece.length === 0) continue;
-      let end = 0;
-      while (remaining > 0) {
-        const nl = piece.indexOf(10, end);
-        if (nl === -1) {
-          end = piece.length;
-          break;
-        }
-        end = nl + 1;
-        remaining--;
-      }
-      if (remaining === 0 && end === 0) break outer;
-      piece = piece.subarray(0, end);
-      if (size + piece.length > maxBytes) {
-        parts.push(piece.subarray(0, maxBytes - size));
-        size = maxBytes;
-        truncated = true;
-        break outer;
-      }
-      parts.push(piece);
-      size += piece.length;
-      if (remaining === 0) break outer;
-    }
+const EMPTY: LineRead = Object.freeze({ data: Buffer.alloc(0), lines: 0, truncated: false }) as LineRead;
+
+/** Offset just past the `n`-th newline (from 1) of `data[from..]`, which holds `total` of them (n <= total): searched from the nearer end. */
+function afterNewline(data: Buffer, from: number, n: number, total: number): number {
+  let at: number;
+  if (n <= total - n) {
+    at = from - 1;
+    for (let i = 0; i < n; i++) at = data.indexOf(10, at + 1);
+  } else {
+    // The n-th from the start is the (total - n + 1)-th from the end.
+    at = data.length;
+    for (let i = total - n; i >= 0 && at > from; i--) at = data.lastIndexOf(10, at - 1);
   }
-  const data = Buffer.concat(parts, size);
-  const partial = data.length > 0 && data[data.length - 1] !== 10 ? 1 : 0;
-  return { data, lines: countNewlines(data) + partial, truncated };
+  return at + 1;
+}
+
+/**
+ * Cuts `count` lines, after skipping `skip` newlines, out of chunks given in
+ * order: the pieces are views of the chunks, copied once into the result.
+ * Uses each chunk's stored newline count to take or skip it whole, and to
+ * search for the line boundaries from its nearer end.
+ */
+class LineCutter {
+  readonly #parts: Buffer[] = [];
+  #size = 0;
+  /** Newlines in the pieces (known from the stored counts unless maxBytes cut one). */
+  #newlines = 0;
+  #truncated = false;
+  #skip: number;
+  #remaining: number;
+
+  constructor(
+    skip: number,
+    count: number,
+    private readonly maxBytes: number,
+  ) {
+    this.#skip = skip;
+    this.#remaining = count;
+  }
+
+  /** Takes the next chunk; true once the read is complete (no later chunk is needed). */
+  take({ data, newlines }: ChunkPart): boolean {
+    let from = 0;
+    let left = newlines;
+    if (this.#skip > 0) {
+      if (this.#skip > newlines) {
+        // Every newline of the chunk is skipped; its bytes after the last one belong to the skipped line too.
+        this.#skip -= newlines;
+        return false;
+      }
+      from = afterNewline(data, 0, this.#skip, newlines);
+      left = newlines - this.#skip;
+      this.#skip = 0;
+    }
+    if (from === data.length) return false;
+    let end: number;
+    if (this.#remaining > left) {
+      // The whole rest of the chunk, its last line included even without its newline (the next chunk continues it).
+      end = data.length;
+      this.#remaining -= left;
+      this.#newlines += left;
+    } else {
+      end = afterNewline(data, from, this.#remaining, left);
+      this.#newlines += this.#remaining;
+      this.#remaining = 0;
+    }
+    if (this.#size + (end - from) > this.maxBytes) {
+      this.#parts.push(data.subarray(from, from + this.maxBytes - this.#size));
+      this.#size = this.maxBytes;
+      this.#truncated = true;
+      return true;
+    }
+    this.#parts.push(data.subarray(from, end));
+    this.#size += end - from;
+    return this.#remaining === 0;
+  }
+
+  result(): LineRead {
+    if (this.#size === 0) return { data: Buffer.alloc(0), lines: 0, truncated: this.#truncated };
+    const data = Buffer.concat(this.#parts, this.#size);
+    const partial = data[data.length - 1] !== 10 ? 1 : 0;
+    return { data, lines: (this.#truncated ? countNewlines(data) : this.#newlines) + partial, truncated: this.#truncated };
+  }
+}
+
+/** The chunk holding the start of line `line` through Kysely (PostgreSQL, or SQLite inside a transaction), with its data: one query. */
+async function startOf(db: Kysely<Database>, entryId: number, line: number): Promise<Start | undefined> {
+  const columns = ["seq", "line_offset", "newlines", "data"] as const;
+  if (line === 0) {
+    const row = await db.selectFrom("chunks").select(columns).where("entry_id", "=", entryId).where("seq", ">", 0).orderBy("seq").limit(1).executeTakeFirst();
+    return row && { chunk: row, skip: 0 };
+  }
+  // The line starts after the line-th newline; it lies in the last chunk with fewer newlines before it.
+  const row = await db
+    .selectFrom("chunks")
+    .select(columns)
+    .where("entry_id", "=", entryId)
+    .where("line_offset", "<", line)
+    .orderBy("line_offset", "desc")
+    .orderBy("seq", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  return row && { chunk: row, skip: line - row.line_offset };
+}
+
+/** Up to `limit` chunks after `after` through Kysely. */
+function partsAfter(db: Kysely<Database>, entryId: number, after: number, limit: number): Promise<ChunkPart[]> {
+  return db
+    .selectFrom("chunks")
+    .select(["seq", "newlines", "data"])
+    .where("entry_id", "=", entryId)
+    .where("seq", ">", after)
+    .orderBy("seq")
+    .limit(limit)
+    .execute();
+}
+
+/** The chunk reads' statements of one SQLite connection. */
+const chunkStatements = (sqlite: SQLite.Database) => ({
+  first: sqlite.prepare<[number], ChunkPart>("SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > 0 ORDER BY seq LIMIT 1"),
+  // chunks_by_line (entry_id, line_offset, seq), walked backwards from `line`: one index lookup.
+  atLine: sqlite.prepare<[number, number], ChunkPart & { line_offset: number }>(
+    "SELECT seq, line_offset, newlines, data FROM chunks WHERE entry_id = ? AND line_offset < ? ORDER BY line_offset DESC, seq DESC LIMIT 1",
+  ),
+  next: sqlite.prepare<[number, number], ChunkPart>("SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq LIMIT 1"),
+  after: sqlite.prepare<[number, number, number], ChunkRow>("SELECT * FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
+});
+
+type Statements = ReturnType<typeof chunkStatements>;
+
+/** A synchronous read over the chunk statements (see sync-reads.ts), or VIA_KYSELY. */
+function sync<T>(sqlite: SQLite.Database | undefined, read: (statements: Statements) => T): T | typeof VIA_KYSELY {
+  return syncRead(sqlite, () => read(statementsFor(sqlite!, chunkStatements)));
+}
+
+/** Bytes a read fetches synchronously before it lets the event loop run (Kysely's pages are as large). */
+const SYNC_SLICE_BYTES = 1024 * 1024;
+
+/**
+ * Reads `count` lines starting at 0-based `line` from a streamed entry,
+ * fetching the chunk that holds its first line (an index lookup) and then the
+ * following ones only while they are needed: one at a time on SQLite, in
+ * pages of 1, 2, 4… up to 16 through Kysely.
+ */
+async function linesOf(
+  db: Kysely<Database>,
+  sqlite: SQLite.Database | undefined,
+  entryId: number,
+  line: number,
+  count: number,
+  maxBytes: number,
+): Promise<LineRead> {
+  if (count <= 0) return { ...EMPTY };
+  let start = sync(sqlite, (s): Start | undefined => {
+    if (line === 0) {
+      const row = s.first.get(entryId);
+      return row && { chunk: row, skip: 0 };
+    }
+    const row = s.atLine.get(entryId, line);
+    return row && { chunk: row, skip: line - row.line_offset };
+  });
+  if (start === VIA_KYSELY) start = await startOf(db, entryId, line);
+  if (!start) return { ...EMPTY };
+  const cutter = new LineCutter(start.skip, count, maxBytes);
+  let queue: ChunkPart[] = [start.chunk];
+  let at = 0;
+  let page = 1;
+  let sinceYield = 0;
+  for (;;) {
+    const chunk = queue[at++]!;
+    chunkReadStats.rows++;
+    chunkReadStats.bytes += chunk.data.length;
+    if (cutter.take(chunk)) return cutter.result();
+    if (at < queue.length) continue;
+    sinceYield += chunk.data.length;
+    if (sqlite && sinceYield >= SYNC_SLICE_BYTES) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sinceYield = 0;
+    }
+    const next = sync(sqlite, (s) => s.next.get(entryId, chunk.seq));
+    if (next === VIA_KYSELY) {
+      queue = await partsAfter(db, entryId, chunk.seq, page);
+      page = Math.min(16, page * 2);
+    } else queue = next ? [next] : [];
+    if (queue.length === 0) return cutter.result();
+    at = 0;
+  }
+}
+
+/**
+ * Reads `count` lines starting at 0-based `line` from a streamed entry through
+ * Kysely, fetching only the chunks that hold them.
+ */
+export function readLines(db: Kysely<Database>, entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> {
+  return linesOf(db, undefined, entryId, line, count, maxBytes);
+}
+
+/** The chunk reads of one store: SQLite's synchronous ones where they may run, Kysely's otherwise. */
+export function chunkReads(store: Store) {
+  const db = store.db;
+  const sqlite = sqliteOf(store);
+  return {
+    /** Chunks with seq in (after, after + limit], in order. */
+    readChunksAfter: (entryId: number, after: number, limit: number): Promise<ChunkRow[]> => {
+      const rows = sync(sqlite, (s) => s.after.all(entryId, after, limit));
+      return rows === VIA_KYSELY ? readChunksAfter(db, entryId, after, limit) : Promise.resolve(rows);
+    },
+    /** Reads `count` lines starting at 0-based `line` (see linesOf). */
+    readLines: (entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> => linesOf(db, sqlite, entryId, line, count, maxBytes),
+  };
 }

@@ -10,6 +10,7 @@ import * as producers from "./producers.js";
 import * as projects from "./projects.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
+import { entryReads } from "./sync-reads.js";
 import * as usage from "./usage.js";
 
 /** A repository function with its database argument already given. */
@@ -34,7 +35,7 @@ export function createRepositories(store: Store) {
   return {
     projects: bind(db, projects),
     runs: bind(db, runs),
-    entries: bind(db, entries),
+    entries: { ...bind(db, entries), ...entryReads(store) },
     loops: bind(db, loops),
     messages: bind(db, messages),
     producers: bind(db, producers),
@@ -42,7 +43,7 @@ export function createRepositories(store: Store) {
     allowRules: bind(db, allowRules),
     cluster: bind(db, cluster),
     chunks: {
-      ...bind(db, { readChunksAfter: chunkReads.readChunksAfter, readLines: chunkReads.readLines }),
+      ...chunkReads.chunkReads(store),
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */
       append: (entryId: number, data: Buffer, seq: number | undefined, open: number) => store.appendChunk(entryId, data, seq, open),
     },

@@ -1,0 +1,68 @@
+import type SQLite from "better-sqlite3";
+import { isBusy } from "./busy.js";
+import * as entries from "./entries.js";
+import { storeError } from "./errors.js";
+import type { EntryRow } from "./schema.js";
+import type { SqliteStore, Store } from "./store.js";
+
+/**
+ * Reads on the hot paths (entry/get, replay) that SQLite answers
+ * synchronously, over statements prepared once per connection: no query
+ * building, no promise per statement, no wait in Kysely's queue for the
+ * connection. better-sqlite3 runs Kysely's statements synchronously too, so
+ * nothing blocks longer than it did. A read goes through Kysely instead while a
+ * transaction of the Kysely side is open on the connection (it would see that
+ * transaction's uncommitted rows; Kysely's queue waits for it), and after the
+ * database refused it as busy (Kysely's statements are retried).
+ */
+
+/** The read must go through Kysely this time. */
+export const VIA_KYSELY = Symbol("via Kysely");
+
+/** Runs `read` on the store's connection, or says why not (VIA_KYSELY); other errors are the store's typed ones. */
+export function syncRead<T>(sqlite: SQLite.Database | undefined, read: () => T): T | typeof VIA_KYSELY {
+  if (!sqlite || sqlite.inTransaction) return VIA_KYSELY;
+  try {
+    return read();
+  } catch (error) {
+    if (isBusy(error)) return VIA_KYSELY;
+    throw storeError(error);
+  }
+}
+
+/** The SQLite connection of a store, when it has one. */
+export function sqliteOf(store: Store): SQLite.Database | undefined {
+  return store.kind === "sqlite" ? (store as SqliteStore).sqlite : undefined;
+}
+
+/** Statements prepared once per connection and per set (`make` is the set's key). */
+const prepared = new WeakMap<SQLite.Database, Map<unknown, unknown>>();
+
+export function statementsFor<S>(sqlite: SQLite.Database, make: (sqlite: SQLite.Database) => S): S {
+  let sets = prepared.get(sqlite);
+  if (!sets) prepared.set(sqlite, (sets = new Map()));
+  let statements = sets.get(make) as S | undefined;
+  if (statements === undefined) sets.set(make, (statements = make(sqlite)));
+  return statements;
+}
+
+const entryStatements = (sqlite: SQLite.Database) => ({
+  byPath: sqlite.prepare<[number, string], EntryRow>('SELECT * FROM "entries" WHERE "run_id" = ? AND "path" = ?'),
+  byId: sqlite.prepare<[number], EntryRow>('SELECT * FROM "entries" WHERE "id" = ?'),
+});
+
+/** entries.ts's lookups of one entry, synchronous on SQLite (the same rows). */
+export function entryReads(store: Store) {
+  const { db } = store;
+  const sqlite = sqliteOf(store);
+  return {
+    findEntry(runId: number, path: string): Promise<EntryRow | undefined> {
+      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).byPath.get(runId, path));
+      return row === VIA_KYSELY ? entries.findEntry(db, runId, path) : Promise.resolve(row);
+    },
+    findEntryById(id: number): Promise<EntryRow | undefined> {
+      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).byId.get(id));
+      return row === VIA_KYSELY ? entries.findEntryById(db, id) : Promise.resolve(row);
+    },
+  };
+}
