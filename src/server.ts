@@ -27,6 +27,7 @@ import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
+import { isBinaryFrame } from "./protocol/binary-frame.js";
 import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
@@ -67,17 +68,36 @@ export interface SpoolServer {
   stop(): Promise<void>;
 }
 
-function wsTransport(socket: WebSocket): Transport {
+function wsTransport(socket: WebSocket, raw: Socket): Transport {
+  // What is sent in one turn of the event loop (the acknowledgements one group commit settles) leaves in one write.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    raw.uncork();
+  };
   return {
     // ws calls back once the frame is written to the socket (or with an error when the socket is gone).
-    send: (text, flushed) => socket.send(text, flushed),
+    send: (text, flushed) => {
+      if (!corked && !raw.destroyed) {
+        corked = true;
+        raw.cork();
+        process.nextTick(uncork);
+      }
+      socket.send(text, flushed);
+    },
     close: (code, reason) => socket.close(code, reason),
     terminate: () => socket.terminate(),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     onMessage: (listener) =>
       socket.on("message", (data, isBinary) => {
-        listener(isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString());
+        if (!isBinary) listener(data.toString());
+        // JSON text sent in a binary message is taken as text; a binary frame goes to onBinary.
+        else if (!isBinaryFrame(data as Buffer)) listener((data as Buffer).toString("utf8"));
+      }),
+    onBinary: (listener) =>
+      socket.on("message", (data, isBinary) => {
+        if (isBinary && isBinaryFrame(data as Buffer)) listener(data as Buffer);
       }),
     onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
     bufferedAmount: () => socket.bufferedAmount,
@@ -209,7 +229,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
             `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
           ),
       });
-      rpc.accept(wsTransport(ws));
+      rpc.accept(wsTransport(ws, socket));
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: `request` and untyped listeners are the client's deliberate escape hatch for extension methods and tests of bad input
 import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
+import { BINARY_FRAME_VERSION, encodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
 import type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
 import { ENTRY } from "../protocol/status.js";
@@ -73,7 +74,8 @@ export interface StreamWatch {
  * watches from their last seq.
  */
 export class SpoolClient {
-  readonly #rpc: JSONRPCClient;
+  /** A request's raw bytes, when it goes as a binary frame. */
+  readonly #rpc: JSONRPCClient<{ bytes: Uint8Array } | undefined>;
   readonly #listeners = new Map<string, Set<(params: any) => void>>();
   readonly #handlers = new Map<string, RequestHandler>();
   readonly #closeListeners: ((code: number, reason: string) => void)[] = [];
@@ -83,11 +85,14 @@ export class SpoolClient {
   #closed = false;
   #closing = false;
   #reconnect: { open: () => Promise<Transport>; options: ReconnectOptions } | null = null;
+  /** Per method, the params field a binary frame's bytes fill, as this connection's server advertised at initialize. */
+  #binary: Readonly<Record<string, string>> = {};
 
   constructor(transport: Transport) {
     this.#transport = transport;
-    this.#rpc = new JSONRPCClient((request) => {
-      this.#transport.send(JSON.stringify(request));
+    this.#rpc = new JSONRPCClient((request, frame) => {
+      if (frame) this.#transport.sendBinary!(encodeBinaryFrame(request, frame.bytes));
+      else this.#transport.send(JSON.stringify(request));
     });
     this.#attach(transport);
   }
@@ -116,7 +121,22 @@ export class SpoolClient {
     return this.#transport;
   }
 
+  /**
+   * The params field of `method` that may be a Uint8Array, sent raw in a binary frame: set when the server
+   * advertised binary frames for the method at initialize and this transport sends binary messages (WebSocket).
+   */
+  binaryField(method: string): string | undefined {
+    return this.#transport.sendBinary ? this.#binary[method] : undefined;
+  }
+
+  /** A `stream` chunk may be passed as bytes (a binary frame); else it goes as utf8 or base64 text. */
+  get bytes(): boolean {
+    return this.binaryField("stream") !== undefined;
+  }
+
   #attach(transport: Transport): void {
+    // What the server takes is learnt again at the next initialize.
+    this.#binary = {};
     transport.onMessage((text) => this.#receive(text));
     transport.onClose((code, reason) => {
       if (transport !== this.#transport) return;
@@ -162,7 +182,7 @@ export class SpoolClient {
   async request<T = any>(method: string, params: object = {}, options: { signal?: AbortSignal } = {}): Promise<T> {
     if (this.#closed) throw new ConnectionClosedError("connection closed");
     options.signal?.throwIfAborted();
-    const call = Promise.resolve(this.#rpc.request(method, params as Record<string, unknown>));
+    const call = Promise.resolve(this.#send(method, params));
     // An aborted call's reply (or its rejection at close) is no longer awaited by anyone.
     if (options.signal) call.catch(() => undefined);
     try {
@@ -181,13 +201,28 @@ export class SpoolClient {
     }
   }
 
+  /** Sends one request: as a binary frame when its bytes field holds a Uint8Array, else as JSON text. */
+  #send(method: string, params: object): PromiseLike<unknown> {
+    const field = this.#binary[method];
+    const bytes = field === undefined ? undefined : (params as Record<string, unknown>)[field];
+    if (bytes instanceof Uint8Array) {
+      if (!this.#transport.sendBinary) throw new TypeError(`${method}: ${field} is bytes, and this transport sends no binary frames`);
+      const { [field!]: _bytes, ...rest } = params as Record<string, unknown>;
+      return this.#rpc.request(method, rest, { bytes });
+    }
+    return this.#rpc.request(method, params as Record<string, unknown>, undefined);
+  }
+
   /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */
-  initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string } } = {}) {
-    return this.call("initialize", { ...(project !== undefined ? { project } : {}), protocolVersion: PROTOCOL_VERSION, ...extra });
+  async initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string } } = {}) {
+    const result = await this.call("initialize", { ...(project !== undefined ? { project } : {}), protocolVersion: PROTOCOL_VERSION, ...extra });
+    // A server that takes no binary frames (an older one) answers without `binaryFrames`: everything goes as JSON text.
+    if (result.binaryFrames?.version === BINARY_FRAME_VERSION) this.#binary = { ...result.binaryFrames.methods };
+    return result;
   }
 
   notify(method: string, params: object = {}): void {
-    this.#rpc.notify(method, params as Record<string, unknown>);
+    this.#rpc.notify(method, params as Record<string, unknown>, undefined);
   }
 
   /** Listens to a server notification; returns a function that stops listening. */

@@ -48,6 +48,8 @@ export function connectWebSocket(url: string, options: WebSocketOptions): Promis
       });
       resolve({
         send: (text) => socket.send(text),
+        // A Uint8Array goes as one binary message (a binary frame, src/protocol/binary-frame.ts).
+        sendBinary: (data) => socket.send(data),
         close: (code, reason) => socket.close(code, reason),
         onMessage: (listener) => socket.on("message", (data) => listener(data.toString())),
         onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),

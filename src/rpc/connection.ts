@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { JSONRPCClient, type JSONRPCResponse } from "json-rpc-2.0";
+import { decodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { ClientMemory, MemoryHolder } from "./budget.js";
 import { type ConnectionHandle, DRAINED_BYTES, type ProjectRef } from "./connection-context.js";
 import { rpcError, SpoolError } from "./errors.js";
@@ -8,8 +9,11 @@ import { RequestQueue, TurnScheduler } from "./scheduler.js";
 import type { Transport } from "./transport.js";
 
 export interface ConnectionHost {
-  /** Handles one parsed request or batch; resolves to the serialized reply (or null when there is none). */
-  dispatch(message: unknown, connection: ServerConnection): Promise<string | null>;
+  /**
+   * Handles one parsed request or batch; resolves to the serialized reply (or null when there is none).
+   * `bytes`: the raw bytes a binary frame carried for the request's bytes field (MethodDefinition.bytes).
+   */
+  dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | null>;
   connectionClosed(connection: ServerConnection): void;
 }
 
@@ -130,6 +134,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     transport.onMessage((text) => void this.#receive(text));
     // In process (the embedded runner): messages come as values, their chunks as Buffers, and are answered the same way.
     transport.onValue?.((message) => void this.#receive(message, true));
+    // Over WebSocket: binary frames, a request with its chunk as raw bytes (src/protocol/binary-frame.ts).
+    transport.onBinary?.((frame) => void this.#receiveFrame(frame));
     transport.onClose(() => this.#handleClose());
   }
 
@@ -321,6 +327,26 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
       if (reply !== null) this.#sendText(reply, asValue);
     } finally {
       this.hold(-size);
+    }
+  }
+
+  /** A binary frame: its header is the request, its bytes fill the method's bytes field; answered with JSON text. */
+  async #receiveFrame(frame: Uint8Array): Promise<void> {
+    this.hold(frame.byteLength);
+    try {
+      const decoded = decodeBinaryFrame(frame);
+      if (!decoded.ok) {
+        const code = decoded.id === null ? "PARSE_ERROR" : "INVALID_REQUEST";
+        this.#send({ jsonrpc: "2.0", id: decoded.id, error: rpcError(code, `Bad binary frame: ${decoded.reason}`) });
+        return;
+      }
+      const bytes = Buffer.isBuffer(decoded.bytes) ? decoded.bytes : Buffer.from(decoded.bytes.buffer, decoded.bytes.byteOffset, decoded.bytes.byteLength);
+      const replied = this.host.dispatch(decoded.request, this, bytes);
+      this.#flow();
+      const reply = await replied;
+      if (reply !== null) this.#sendText(reply);
+    } finally {
+      this.hold(-frame.byteLength);
     }
   }
 

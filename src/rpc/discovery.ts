@@ -22,7 +22,7 @@ import type { MethodRegistry } from "./registry.js";
  *   stable string code (`data.code`) and the area.
  * - `x-` extensions are used only where the spec allows Specification
  *   Extensions: the document root (`x-notifications`) and Method Objects
- *   (`x-requires-initialize`, `x-plugin`). Inside `x-notifications` the shape is
+ *   (`x-requires-initialize`, `x-plugin`, `x-binary-frame`). Inside `x-notifications` the shape is
  *   free; its entries mirror Method Objects.
  */
 
@@ -214,6 +214,8 @@ export function buildOpenRpcDocument(registry: MethodRegistry, info: { title: st
       result: { name: "result", schema: schemas.convert(def.result, "output", `${def.name}.result`) },
       "x-requires-initialize": def.access !== "none",
       "x-plugin": def.plugin,
+      // Takes a binary frame over WebSocket, its raw bytes filling this params field (SPEC §1 Binary frames).
+      ...(def.bytes ? { "x-binary-frame": { field: def.bytes } } : {}),
     }));
   const notifications = [...registry.notifications.values()]
     .sort((a, b) => a.name.localeCompare(b.name))

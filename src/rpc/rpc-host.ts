@@ -96,7 +96,7 @@ export class RpcHost {
     const connection = new ServerConnection(
       transport,
       {
-        dispatch: (message, conn) => this.#dispatch(message, conn),
+        dispatch: (message, conn, bytes) => this.#dispatch(message, conn, bytes),
         connectionClosed: (conn) => {
           this.connections.delete(conn);
           this.events.connectionClosed(conn);
@@ -139,8 +139,8 @@ export class RpcHost {
     });
   }
 
-  async #dispatch(message: unknown, connection: ServerConnection): Promise<string | null> {
-    if (!Array.isArray(message)) return this.#single(message, connection);
+  async #dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | null> {
+    if (!Array.isArray(message)) return this.#single(message, connection, undefined, bytes);
     if (message.length === 0) return JSON.stringify(invalidRequest(null));
     const maxBatch = this.events.maxBatchSize ?? Number.POSITIVE_INFINITY;
     if (message.length > maxBatch) {
@@ -180,7 +180,7 @@ export class RpcHost {
   }
 
   /** One request: refused at once when it cannot be taken, else queued on its connection and answered when it has run. */
-  #single(message: unknown, connection: ServerConnection, batch?: { over: boolean; budget: number }): Promise<string | null> {
+  #single(message: unknown, connection: ServerConnection, batch?: { over: boolean; budget: number }, bytes?: Buffer): Promise<string | null> {
     const problem = requestProblem(message);
     if (problem) return Promise.resolve(JSON.stringify(problem));
     const request = message as JSONRPCRequest;
@@ -210,7 +210,7 @@ export class RpcHost {
         try {
           // A batch whose reply is already over the budget: what has not started is not run.
           if (batch?.over) return request.id === undefined ? null : JSON.stringify(replyTooLarge(request.id, batch.budget));
-          const reply = await this.#call(def, request, connection);
+          const reply = await this.#call(def, request, connection, bytes);
           return reply ? JSON.stringify(reply) : null;
         } finally {
           if (def.ordered) connection.orderedPending--;
@@ -222,16 +222,17 @@ export class RpcHost {
     );
   }
 
-  async #call(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection): Promise<JSONRPCResponse | null> {
+  async #call(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection, frameBytes?: Buffer): Promise<JSONRPCResponse | null> {
     this.#inFlight++;
     try {
-      return await this.#invoke(def, request, connection);
+      return await this.#invoke(def, request, connection, frameBytes);
     } finally {
       if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
     }
   }
 
-  async #invoke(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection): Promise<JSONRPCResponse | null> {
+  /** `frameBytes`: the raw bytes of a binary frame, for the method's bytes field. */
+  async #invoke(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection, frameBytes?: Buffer): Promise<JSONRPCResponse | null> {
     const respond = (body: { result: unknown } | { error: RpcErrorObject }): JSONRPCResponse | null =>
       request.id === undefined ? null : ({ jsonrpc: "2.0", id: request.id, ...body } as JSONRPCResponse);
     try {
@@ -241,7 +242,17 @@ export class RpcHost {
       let params: unknown = request.params ?? {};
       let bytes: Buffer | undefined;
       const field = def.bytes;
-      if (field !== undefined && typeof params === "object" && params !== null && Buffer.isBuffer((params as Record<string, unknown>)[field])) {
+      if (frameBytes !== undefined) {
+        // A binary frame: its bytes take the place of the bytes field, and everything else is checked as for JSON text.
+        if (field === undefined) throw new SpoolError("INVALID_PARAMS", `${def.name} takes no binary frame; send it as JSON text`);
+        if (field in (params as object)) {
+          throw new SpoolError("INVALID_PARAMS", `A binary frame carries ${field} as its bytes: leave it out of the header's params`, {
+            issues: [{ path: field, message: "in the header of a binary frame" }],
+          });
+        }
+        bytes = frameBytes;
+        params = { ...(params as object), [field]: "" };
+      } else if (field !== undefined && typeof params === "object" && params !== null && Buffer.isBuffer((params as Record<string, unknown>)[field])) {
         bytes = (params as Record<string, Buffer>)[field];
         params = { ...params, [field]: "" };
       }

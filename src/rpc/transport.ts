@@ -21,6 +21,13 @@ export interface Transport {
   sendValue?(message: object | string, flushed?: (error?: Error) => void): void;
   /** Listens to what the peer sent with `sendValue`. */
   onValue?(listener: (message: object | string) => void): void;
+  /** WebSocket only: sends one binary message (a binary frame, src/protocol/binary-frame.ts). */
+  sendBinary?(data: Uint8Array, flushed?: (error?: Error) => void): void;
+  /**
+   * WebSocket only: listens to binary messages that are binary frames (their first byte is the layout
+   * version); JSON text that arrives in a binary message still comes through `onMessage`.
+   */
+  onBinary?(listener: (data: Uint8Array) => void): void;
   onClose(listener: (code: number, reason: string) => void): void;
   /** Bytes queued but not yet written to the peer; drives backpressure for watchers. */
   bufferedAmount(): number;

@@ -78,7 +78,7 @@ export function incompleteUtf8Tail(data: Buffer): number {
   return 0;
 }
 
-/** A chunk as `stream` params take it: the Buffer itself over a link that takes bytes, else utf8 text or base64. */
+/** A chunk as `stream` params take it: the Buffer itself over a link that takes bytes (a value, or a binary frame), else utf8 text or base64. */
 function encoded(chunk: Buffer, bytes: boolean): { chunk: Buffer | string; encoding?: "base64" } {
   if (bytes) return { chunk };
   return isUtf8(chunk) ? { chunk: chunk.toString("utf8") } : { chunk: chunk.toString("base64"), encoding: "base64" };
@@ -89,9 +89,10 @@ function encoded(chunk: Buffer, bytes: boolean): { chunk: Buffer | string; encod
  * with `seq`, keeps at most `window` unacknowledged (and never more than the
  * connection's free slots), and after a reconnect resends whatever the server
  * had not stored, in order. Chunks are never split inside a character.
- * Over a link that takes bytes (the embedded runner's, in process) a chunk
- * goes as the Buffer it is; over JSON, text goes as utf8 and anything else
- * as base64.
+ * Over a link that takes bytes (the embedded runner's, in process; a
+ * WebSocket whose server advertised binary frames for `stream`) a chunk goes
+ * as the Buffer it is; over JSON text, text goes as utf8 and anything else as
+ * base64.
  */
 export class ChannelSender {
   #buffered: Buffer[] = [];

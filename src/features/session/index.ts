@@ -1,7 +1,8 @@
 import { definePlugin } from "../../plugins/plugin.js";
+import { BINARY_FRAME_VERSION, type BinaryFrames } from "../../protocol/binary-frame.js";
 import { buildOpenRpcDocument } from "../../rpc/discovery.js";
 import { SERVER_NAME, SERVER_VERSION } from "../../version.js";
-import { DISCOVERY, rpcDiscover } from "./discover.js";
+import { BINARY_FRAMES, DISCOVERY, rpcDiscover } from "./discover.js";
 import { initialize } from "./initialize.js";
 import { ping } from "./ping.js";
 import { projectList } from "./project-list.js";
@@ -11,6 +12,14 @@ export const sessionPlugin = definePlugin({
   name: "session",
   setup(app) {
     app.provide(DISCOVERY, () => app.applyFilter("rpc:discover", buildOpenRpcDocument(app.registry(), { title: SERVER_NAME, version: SERVER_VERSION })));
+    let binaryFrames: BinaryFrames | undefined;
+    app.provide(BINARY_FRAMES, () => {
+      binaryFrames ??= {
+        version: BINARY_FRAME_VERSION,
+        methods: Object.fromEntries([...app.registry().methods.values()].flatMap((m) => (m.bytes ? [[m.name, m.bytes]] : []))),
+      };
+      return binaryFrames;
+    });
     app.method(ping);
     app.method(initialize);
     app.method(rpcDiscover);

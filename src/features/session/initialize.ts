@@ -2,6 +2,7 @@ import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
 import { PROTOCOL_VERSION, SERVER_NAME, SERVER_VERSION } from "../../version.js";
+import { BINARY_FRAMES } from "./discover.js";
 
 export const initialize = defineMethod({
   ...methods.initialize,
@@ -23,6 +24,7 @@ export const initialize = defineMethod({
       projectId: project.id,
       project: { name: project.name, root: project.root },
       connectionId: ctx.connection.id,
+      binaryFrames: ctx.services.use(BINARY_FRAMES)(),
     };
   },
 });

@@ -25,12 +25,21 @@ export const InitializeParams = z
   })
   .refine((p) => p.project !== undefined || p.root !== undefined, { message: "name a project, or its root", path: ["project"] });
 
+/** What `initialize` answers about binary frames (src/protocol/binary-frame.ts has the layout). */
+export const BinaryFramesInfo = z
+  .object({
+    version: z.number().int().describe("The frame layout's version (1)"),
+    methods: z.record(z.string(), z.string()).describe("Methods that take a binary frame, each with the params field its raw bytes fill"),
+  })
+  .describe("Binary frames this server takes over WebSocket (SPEC §1 Binary frames)");
+
 export const InitializeResult = z.object({
   protocolVersion: z.string(),
   server: z.object({ name: z.string(), version: z.string() }),
   projectId: z.number().int(),
   project: z.object({ name: z.string(), root: z.string() }).describe("The project joined"),
   connectionId: z.string(),
+  binaryFrames: BinaryFramesInfo.optional().describe("Binary frames this server takes over WebSocket; absent on servers that take JSON text only"),
 });
 
 export const initialize = request({
