@@ -15,19 +15,27 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/**
+ * The node flags a tree's bin/spool.js gives itself in its shebang (`#!/usr/bin/env -S node --max-semi-space-size=2`),
+ * so a server started here runs as `spool serve` does; SPOOL_BENCH_NODE_ARGS (the bench's, or a tree's in compare.ts)
+ * replaces them.
+ */
+export function binNodeArgs(bin: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  const given = env.SPOOL_BENCH_NODE_ARGS ?? process.env.SPOOL_BENCH_NODE_ARGS;
+  if (given !== undefined) return given.split(" ").filter(Boolean);
+  const shebang = /^#!\S*env -S node((?: +-\S+)*)[ \t]*$/m.exec(readFileSync(bin, "utf8").split("\n", 1)[0]!);
+  return shebang?.[1]?.split(" ").filter(Boolean) ?? [];
+}
+
 /** Starts `spool serve` as its own process on a free port with a fresh home. */
 export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
   const home = mkdtempSync(join(tmpdir(), "spool-bench-"));
   // SPOOL_BENCH_BIN runs another tree's server (a git worktree of an older commit) under the same client.
   const bin = extraEnv.SPOOL_BENCH_BIN ?? process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
-  const child = spawn(
-    process.execPath,
-    [...(process.env.SPOOL_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), bin, "serve", "--port", "0", "--home", home],
-    {
-      env: { ...process.env, SPOOL_LOG: "warn", ...extraEnv },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
+  const child = spawn(process.execPath, [...binNodeArgs(bin, extraEnv), bin, "serve", "--port", "0", "--home", home], {
+    env: { ...process.env, SPOOL_LOG: "warn", ...extraEnv },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
@@ -61,7 +69,7 @@ export async function startRunnerProcess(server: { url: string; tokenFile: strin
   const bin = process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
   const runner = spawn(
     process.execPath,
-    [bin, "runner", "--server", server.url, "--token-file", server.tokenFile, "--project", project, "--name", name, ...flags],
+    [...binNodeArgs(bin), bin, "runner", "--server", server.url, "--token-file", server.tokenFile, "--project", project, "--name", name, ...flags],
     {
       stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, SPOOL_LOG: "warn" },

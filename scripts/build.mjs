@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Builds spool/plugin, spool/client and spool/protocol into dist/ (JavaScript and declarations) with TypeScript's
-// native tsc: `npm run build`, and `prepare` on every npm install / npm ci. Offline, a few seconds.
+// Builds dist/ with TypeScript's native tsc: all of src as JavaScript (the CLI and the server, which bin/spool.js
+// runs from dist/ when it is a build of the sources present), the declarations of spool/plugin, spool/client and
+// spool/protocol, and the web page bundled by esbuild. `npm run build`, and `prepare` on every npm install /
+// npm ci. Offline, a few seconds.
 // Plain JavaScript on purpose: it runs before anything else is built, without tsx.
-import { spawnSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { STAMP_FILE, sourceStamp } from "./source-stamp.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const prepare = process.argv.includes("--prepare");
@@ -15,8 +18,9 @@ let tsc;
 try {
   tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc");
 } catch {
-  const message = "TypeScript is not installed (an install with --omit=dev?), so spool/plugin, spool/client and spool/protocol cannot be built";
-  // An install without dev dependencies still runs the CLI (it needs no build): say why the packages are missing, do not fail it.
+  const message =
+    "TypeScript is not installed (an install with --omit=dev?), so dist/ (spool/plugin, spool/client, spool/protocol, the compiled CLI) cannot be built";
+  // An install without dev dependencies still runs the CLI (from the sources, through tsx): say why the packages are missing, do not fail it.
   if (prepare) {
     process.stderr.write(`spool: ${message}; run \`npm install\` with dev dependencies, then \`npm run build\`\n`);
     process.exit(0);
@@ -25,26 +29,74 @@ try {
   process.exit(1);
 }
 
-// Stale output of a source file that is gone would still be importable: start from nothing.
-rmSync(join(root, "dist"), { recursive: true, force: true });
-const result = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
-const missing = [
-  "dist/plugin.js",
-  "dist/plugin.d.ts",
-  "dist/client/index.js",
-  "dist/client/index.d.ts",
-  "dist/protocol/index.js",
-  "dist/protocol/index.d.ts",
-].filter((file) => !existsSync(join(root, file)));
-if (missing.length > 0) {
-  process.stderr.write(
-    `spool build: tsc -p tsconfig.build.json did not write ${missing.join(", ")} (${result.error?.message ?? `exit ${result.status ?? result.signal}`})\n`,
-  );
+// The stamp of the sources is taken before tsc reads them: a file edited while the build runs makes the stamp
+// stale, never the build.
+const stamp = sourceStamp(join(root, "src"));
+
+// Built into a directory of its own, then put in place: a CLI starting meanwhile (tests spawn bin/spool.js while
+// another test builds) finds the old dist/ or none (and runs the sources), never a half-written one. Starting from
+// nothing also means no stale output of a source file that is gone.
+const out = join(root, `.dist-build-${process.pid}`);
+rmSync(out, { recursive: true, force: true });
+
+function tscRun(project) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [tsc, "-p", join(root, project), "--outDir", out], { cwd: root, stdio: "inherit" });
+    child.once("error", (error) => resolve({ error, status: null }));
+    child.once("exit", (status, signal) => resolve({ status, signal }));
+  });
+}
+const results = await Promise.all([tscRun("tsconfig.build.json"), tscRun("tsconfig.types.json")]);
+
+function fail(message) {
+  rmSync(out, { recursive: true, force: true });
+  process.stderr.write(`spool build: ${message}\n`);
   process.exit(1);
 }
-if (result.status !== 0) {
-  // tsc writes its output despite type errors. An install should not fail over them (the CLI runs from the sources);
-  // an explicit build, and the package tests that run it, do.
+
+const missing = ["cli/main.js", "plugin.js", "plugin.d.ts", "client/index.js", "client/index.d.ts", "protocol/index.js", "protocol/index.d.ts"].filter(
+  (file) => !existsSync(join(out, file)),
+);
+if (missing.length > 0) {
+  const why = results.map((r) => r.error?.message ?? `exit ${r.status ?? r.signal}`).join(", ");
+  fail(`tsc -p tsconfig.build.json / tsconfig.types.json did not write ${missing.map((f) => `dist/${f}`).join(", ")} (${why})`);
+}
+
+// The web page, bundled now (a server running from dist/ serves these files and loads no esbuild), by the same
+// function that bundles it at run time from the sources.
+try {
+  const { bundlePage } = await import(pathToFileURL(join(out, "web", "assets.js")).href);
+  const page = join(root, "src", "web", "page");
+  const { js, css } = await bundlePage(page);
+  mkdirSync(join(out, "web", "page"), { recursive: true });
+  writeFileSync(join(out, "web", "page", "spool.js"), js);
+  writeFileSync(join(out, "web", "page", "spool.css"), css);
+  for (const file of ["index.html", "favicon.svg"]) copyFileSync(join(page, file), join(out, "web", "page", file));
+} catch (error) {
+  fail(`bundling the web page failed: ${error instanceof Error ? error.message : String(error)}`);
+}
+
+// tsc writes its output despite type errors, and that output is the sources as they are (what tsx would run): the
+// build is stamped either way, so an install runs the compiled CLI.
+writeFileSync(join(out, STAMP_FILE), `${stamp}\n`);
+const dist = join(root, "dist");
+const old = join(root, `.dist-old-${process.pid}`);
+try {
+  renameSync(dist, old);
+} catch (error) {
+  if (error.code !== "ENOENT") fail(`cannot move the previous dist/ aside: ${error.message}`);
+}
+try {
+  renameSync(out, dist);
+} catch (error) {
+  // Another build put its dist/ in place meanwhile (same sources or newer): keep it.
+  if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") fail(`cannot put dist/ in place: ${error.message}`);
+  rmSync(out, { recursive: true, force: true });
+}
+rmSync(old, { recursive: true, force: true });
+
+if (results.some((r) => r.status !== 0)) {
+  // An install should not fail over type errors; an explicit build, and the package tests that run it, do.
   const message = "tsc reported type errors (above); dist/ was written anyway";
   if (prepare) {
     process.stderr.write(`spool: ${message} — see \`npm run typecheck\`\n`);

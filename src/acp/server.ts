@@ -50,6 +50,12 @@ async function probe(location: ServerLocation): Promise<string> {
 
 const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
 
+/** The node flags bin/spool.js's shebang gives itself (a small young generation): the server started here runs as `spool serve` does. */
+function serverNodeFlags(): string[] {
+  const shebang = readFileSync(SPOOL_BIN, "utf8").split("\n", 1)[0] ?? "";
+  return /^#!\S*env -S node((?: +-\S+)*)\s*$/.exec(shebang)?.[1]?.split(" ").filter(Boolean) ?? [];
+}
+
 /** How long a server started here has to answer. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -75,7 +81,7 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
   const fd = openSync(logFile, "a", 0o600);
   let exit: { code: number | null } | null = null;
   try {
-    const child = spawn(process.execPath, [SPOOL_BIN, "serve", "--home", location.home], {
+    const child = spawn(process.execPath, [...serverNodeFlags(), SPOOL_BIN, "serve", "--home", location.home], {
       detached: true,
       stdio: ["ignore", fd, fd],
       env: process.env,

@@ -181,12 +181,25 @@ export class PluginHost implements Services {
   }
 }
 
+let typeScriptLoader: Promise<unknown> | null = null;
+
+/**
+ * A plugin written in TypeScript needs tsx's loader. Running from sources (bin/spool.js through tsx, vitest) it is
+ * there already; running from the compiled dist/ it is registered on the first such plugin, and only then.
+ */
+function loadTypeScript(target: string): Promise<unknown> | null {
+  if (!import.meta.url.endsWith(".js") || !/\.[cm]?tsx?$/.test(target)) return null;
+  typeScriptLoader ??= import("tsx/esm/api").then((tsx) => tsx.register());
+  return typeScriptLoader;
+}
+
 /** Loads an external plugin from a path (absolute, or relative to `base`) or a package name. */
 export async function importPlugin(spec: string, base: string): Promise<Plugin> {
   const looksLikePath = spec.startsWith(".") || spec.startsWith("/") || isAbsolute(spec);
   const target = looksLikePath ? pathToFileURL(resolve(base, spec)).href : spec;
   let mod: Record<string, unknown>;
   try {
+    await loadTypeScript(target);
     mod = (await import(target)) as Record<string, unknown>;
   } catch (error) {
     throw new Error(`Cannot load plugin "${spec}": ${error instanceof Error ? error.message : String(error)}`);

@@ -60,6 +60,9 @@ function restrictModes(file: string): void {
   }
 }
 
+/** The page cache of the server's connection, in KiB. */
+const SQLITE_CACHE_KIB = 2048;
+
 /** Opens (creating if needed) the SQLite database in WAL mode. */
 export function openStore(file: string, options: StoreOptions = {}): SqliteStore {
   const walSizeLimit = options.walSizeLimit ?? DEFAULT_WAL_SIZE_LIMIT;
@@ -78,6 +81,10 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   // NORMAL in WAL mode: a committed transaction survives a process crash; only an OS crash may lose the last ones.
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
+  // A 2 MB page cache (better-sqlite3 builds SQLite with 16 MB): appends write each page once and never read it
+  // again, reads of recent output find it here or in the OS's cache of the WAL, so a bigger one only fills up while
+  // ingesting (14 MB more peak memory for nothing the benches could see; bench/README.md).
+  sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
   // A short blocking wait for a lock; past it the store retries asynchronously (busy.ts), so the event loop goes on.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 1000}`);
   // The writer cuts the WAL back to this size when it restarts it after a checkpoint (a generous bound: below it
@@ -161,6 +168,8 @@ const { statSync } = require("node:fs");
 const SQLite = require(workerData.driver);
 const db = new SQLite(workerData.file);
 db.pragma("busy_timeout = 0");
+// Checkpoints copy WAL frames without the page cache: keep it small.
+db.pragma("cache_size = -256");
 const walSize = () => {
   try {
     return statSync(workerData.file + "-wal").size;

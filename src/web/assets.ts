@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { build, type Plugin } from "esbuild";
+import type { Plugin } from "esbuild";
 
 /** One file the page is made of, ready to send. */
 export interface Asset {
@@ -23,7 +24,13 @@ export interface PageAssets {
   gzipBytes: number;
 }
 
+/**
+ * Beside this module: the page's sources (src/web/page/, bundled on first use), or, when this module is the
+ * compiled dist/web/assets.js, the bundle `npm run build` made of them (dist/web/page/: spool.js, spool.css,
+ * index.html, favicon.svg), so a server running from dist/ loads no esbuild.
+ */
 const PAGE_DIR = fileURLToPath(new URL("./page/", import.meta.url));
+const FROM_SOURCES = import.meta.url.endsWith(".ts");
 
 function asset(path: string, type: string, body: Buffer, immutable: boolean): Asset {
   const hash = createHash("sha256").update(body).digest("base64url").slice(0, 16);
@@ -47,14 +54,11 @@ const pureProtocolSchemas: Plugin = {
 
 const hashOf = (body: Uint8Array) => createHash("sha256").update(body).digest("hex").slice(0, 12);
 
-/**
- * Builds the page: its TypeScript sources and @xterm/xterm bundled by esbuild (already installed with
- * tsx) into one script and one stylesheet, with nothing fetched from elsewhere. Built once per process,
- * on first use.
- */
-async function buildPage(): Promise<PageAssets> {
+/** The page's script and stylesheet bundled from its sources in `pageDir` (src/web/page/). */
+export async function bundlePage(pageDir: string): Promise<{ js: Uint8Array; css: Uint8Array }> {
+  const { build } = await import("esbuild");
   const result = await build({
-    entryPoints: [`${PAGE_DIR}main.ts`, `${PAGE_DIR}style.css`],
+    entryPoints: [join(pageDir, "main.ts"), join(pageDir, "style.css")],
     bundle: true,
     format: "esm",
     platform: "browser",
@@ -69,8 +73,20 @@ async function buildPage(): Promise<PageAssets> {
   const js = result.outputFiles.find((f) => f.path.endsWith(".js"));
   const css = result.outputFiles.find((f) => f.path.endsWith(".css"));
   if (!js || !css) throw new Error("building the web page produced no script or no stylesheet");
-  const script = asset(`/assets/spool.${hashOf(js.contents)}.js`, "text/javascript; charset=utf-8", Buffer.from(js.contents), true);
-  const style = asset(`/assets/spool.${hashOf(css.contents)}.css`, "text/css; charset=utf-8", Buffer.from(css.contents), true);
+  return { js: js.contents, css: css.contents };
+}
+
+/**
+ * The page: its TypeScript sources and @xterm/xterm bundled by esbuild (already installed with tsx) into one
+ * script and one stylesheet, with nothing fetched from elsewhere, or that bundle as `npm run build` wrote it.
+ * Built once per process, on first use.
+ */
+async function buildPage(): Promise<PageAssets> {
+  const { js, css } = FROM_SOURCES
+    ? await bundlePage(PAGE_DIR)
+    : { js: readFileSync(join(PAGE_DIR, "spool.js")), css: readFileSync(join(PAGE_DIR, "spool.css")) };
+  const script = asset(`/assets/spool.${hashOf(js)}.js`, "text/javascript; charset=utf-8", Buffer.from(js), true);
+  const style = asset(`/assets/spool.${hashOf(css)}.css`, "text/css; charset=utf-8", Buffer.from(css), true);
   const iconBody = readFileSync(`${PAGE_DIR}favicon.svg`);
   const icon = asset(`/assets/favicon.${hashOf(iconBody)}.svg`, "image/svg+xml", iconBody, true);
   const html = readFileSync(`${PAGE_DIR}index.html`, "utf8").replace("%SCRIPT%", script.path).replace("%STYLE%", style.path).replace("%ICON%", icon.path);

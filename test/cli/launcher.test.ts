@@ -1,0 +1,135 @@
+import { execFile } from "node:child_process";
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STAMP_FILE, sourceStamp } from "../../scripts/source-stamp.mjs";
+import { tempDir } from "../helpers/server.js";
+
+/**
+ * bin/spool.js chooses between dist/ (compiled by `npm run build`) and src/ (through tsx): a scratch copy of the
+ * launcher with a stand-in CLI on each side, each saying which it is, so the choice is seen, not guessed.
+ */
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const run = promisify(execFile);
+
+/** What the launcher gives node: a small young generation, and V8's memory-saving heuristics (bench/README.md). */
+const FLAGS = "--max-semi-space-size=2 --optimize-for-size";
+
+const SOURCE_MAIN = `export async function main(argv: string[]): Promise<number> {
+  const from: string = "source";
+  process.stdout.write(\`\${from} \${process.pid} \${argv.join(" ")} \${process.execArgv.join(" ")}\\n\`);
+  return 3;
+}
+`;
+const DIST_MAIN = `export async function main(argv) {
+  process.stdout.write(\`dist \${process.pid} \${argv.join(" ")} \${process.execArgv.join(" ")}\\n\`);
+  return 4;
+}
+`;
+
+describe("bin/spool.js runs dist/ only when it is a build of the sources present", () => {
+  let dir: string;
+  const src = () => join(dir, "src");
+  const dist = () => join(dir, "dist");
+  /** What `npm run build` leaves: dist/ with the stamp of the sources as they are now. */
+  const stampNow = () => writeFileSync(join(dist(), STAMP_FILE), `${sourceStamp(src())}\n`);
+
+  /** Runs the launcher as `node bin/spool.js …`; resolves with what the chosen CLI printed and its exit code. */
+  async function spool(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ from: string; code: number; line: string }> {
+    const child = run(process.execPath, [join(dir, "bin", "spool.js"), ...args], { env: { ...process.env, SPOOL_FROM_SOURCE: "", ...env } });
+    const code = await child.then(
+      () => 0,
+      (error: { code?: number }) => error.code ?? -1,
+    );
+    const { stdout } = await child.catch((error: { stdout: string }) => ({ stdout: error.stdout }));
+    return { from: stdout.split(" ")[0]!, code, line: stdout.trim() };
+  }
+
+  beforeAll(() => {
+    dir = tempDir("spool-launcher-");
+    mkdirSync(join(dir, "bin"));
+    mkdirSync(join(dir, "scripts"));
+    mkdirSync(join(src(), "cli"), { recursive: true });
+    mkdirSync(join(dist(), "cli"), { recursive: true });
+    copyFileSync(join(repo, "bin", "spool.js"), join(dir, "bin", "spool.js"));
+    copyFileSync(join(repo, "scripts", "source-stamp.mjs"), join(dir, "scripts", "source-stamp.mjs"));
+    symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"), "dir");
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "spool-launcher-scratch", private: true, type: "module" }));
+    writeFileSync(join(src(), "cli", "main.ts"), SOURCE_MAIN);
+    writeFileSync(join(src(), "cli", "words.ts"), "export const WORDS = 1;\n");
+    writeFileSync(join(dist(), "cli", "main.js"), DIST_MAIN);
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a fresh build runs from dist/, with the arguments and exit code passed through", async () => {
+    stampNow();
+    expect(await spool(["serve", "--port", "0"])).toMatchObject({ from: "dist", code: 4 });
+    expect((await spool(["serve", "--port", "0"])).line).toMatch(/^dist \d+ serve --port 0/);
+  });
+
+  it("a source file edited since the build runs the sources", async () => {
+    stampNow();
+    appendFileSync(join(src(), "cli", "words.ts"), "// edited\n");
+    expect(await spool(["--version"])).toMatchObject({ from: "source", code: 3 });
+    stampNow();
+    expect((await spool(["--version"])).from).toBe("dist");
+  });
+
+  it("a source file whose modification time alone changed runs the sources", async () => {
+    stampNow();
+    const later = new Date(Date.now() + 5_000);
+    utimesSync(join(src(), "cli", "words.ts"), later, later);
+    expect((await spool([])).from).toBe("source");
+  });
+
+  it("a source file added or removed since the build runs the sources", async () => {
+    stampNow();
+    writeFileSync(join(src(), "cli", "new.ts"), "export {};\n");
+    expect((await spool([])).from).toBe("source");
+    stampNow();
+    expect((await spool([])).from).toBe("dist");
+    rmSync(join(src(), "cli", "new.ts"));
+    expect((await spool([])).from).toBe("source");
+  });
+
+  it("no stamp (a build that did not finish, or an older one) or no dist/ at all runs the sources", async () => {
+    stampNow();
+    rmSync(join(dist(), STAMP_FILE));
+    expect((await spool([])).from).toBe("source");
+    writeFileSync(join(dist(), STAMP_FILE), "not a stamp\n");
+    expect((await spool([])).from).toBe("source");
+    rmSync(dist(), { recursive: true });
+    expect((await spool([])).from).toBe("source");
+    mkdirSync(join(dist(), "cli"), { recursive: true });
+    writeFileSync(join(dist(), "cli", "main.js"), DIST_MAIN);
+  });
+
+  it("SPOOL_FROM_SOURCE=1 runs the sources over a fresh build; empty or 0 does not", async () => {
+    stampNow();
+    expect((await spool([], { SPOOL_FROM_SOURCE: "1" })).from).toBe("source");
+    expect((await spool([], { SPOOL_FROM_SOURCE: "0" })).from).toBe("dist");
+    expect((await spool([], { SPOOL_FROM_SOURCE: "" })).from).toBe("dist");
+  });
+
+  it("run as a program, it is node itself (no wrapper process) with the shebang's small young generation", async () => {
+    stampNow();
+    const child = run(join(dir, "bin", "spool.js"), ["serve"], { env: { ...process.env, SPOOL_FROM_SOURCE: "" } });
+    const pid = child.child.pid;
+    const { stdout } = await child.catch((error: { stdout: string }) => ({ stdout: error.stdout }));
+    expect(stdout.trim()).toBe(`dist ${pid} serve ${FLAGS}`);
+  });
+
+  it("`npm start` gives node the same flags as the shebang", () => {
+    const shebang = readFileSync(join(repo, "bin", "spool.js"), "utf8").split("\n", 1)[0]!;
+    const flags = /^#!\/usr\/bin\/env -S node((?: -\S+)*)$/.exec(shebang)?.[1]?.trim();
+    expect(flags).toBe(FLAGS);
+    const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe(`node ${flags} bin/spool.js serve`);
+    expect(pkg.scripts.spool).toBe(`node ${flags} bin/spool.js`);
+  });
+});
