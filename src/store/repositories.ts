@@ -10,7 +10,7 @@ import * as producers from "./producers.js";
 import * as projects from "./projects.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
-import { entryReads } from "./sync-reads.js";
+import { entryReads, runReads } from "./sync-reads.js";
 import * as usage from "./usage.js";
 
 /** A repository function with its database argument already given. */
@@ -34,7 +34,7 @@ export function createRepositories(store: Store) {
   const db = store.db;
   return {
     projects: bind(db, projects),
-    runs: bind(db, runs),
+    runs: { ...bind(db, runs), ...runReads(store) },
     entries: { ...bind(db, entries), ...entryReads(store) },
     loops: bind(db, loops),
     messages: bind(db, messages),

@@ -2,11 +2,12 @@ import type SQLite from "better-sqlite3";
 import { isBusy } from "./busy.js";
 import * as entries from "./entries.js";
 import { storeError } from "./errors.js";
-import type { EntryRow } from "./schema.js";
+import * as runs from "./runs.js";
+import type { EntryRow, RunRow } from "./schema.js";
 import type { SqliteStore, Store } from "./store.js";
 
 /**
- * Reads on the hot paths (entry/get, replay) that SQLite answers
+ * Reads on the hot paths (entry/get: its run and entry, the lines; replay) that SQLite answers
  * synchronously, over statements prepared once per connection: no query
  * building, no promise per statement, no wait in Kysely's queue for the
  * connection. better-sqlite3 runs Kysely's statements synchronously too, so
@@ -63,6 +64,22 @@ export function entryReads(store: Store) {
     findEntryById(id: number): Promise<EntryRow | undefined> {
       const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).byId.get(id));
       return row === VIA_KYSELY ? entries.findEntryById(db, id) : Promise.resolve(row);
+    },
+  };
+}
+
+const runStatements = (sqlite: SQLite.Database) => ({
+  byAlias: sqlite.prepare<[number, string], RunRow>('SELECT * FROM "runs" WHERE "project_id" = ? AND "alias" = ?'),
+});
+
+/** runs.ts's lookup of a run by alias (every call naming a run makes it), synchronous on SQLite (the same row). */
+export function runReads(store: Store) {
+  const { db } = store;
+  const sqlite = sqliteOf(store);
+  return {
+    findRun(projectId: number, alias: string): Promise<RunRow | undefined> {
+      const row = syncRead(sqlite, () => statementsFor(sqlite!, runStatements).byAlias.get(projectId, alias));
+      return row === VIA_KYSELY ? runs.findRun(db, projectId, alias) : Promise.resolve(row);
     },
   };
 }

@@ -172,12 +172,14 @@ describe("SQLite's synchronous reads and a transaction of the Kysely side", () =
   let repos: Repositories;
   let entryId: number;
   let runId: number;
+  let projectId: number;
 
   beforeAll(async () => {
     store = openStore(join(tempDir(), "spool.db"));
     await migrateToLatest(store, MIGRATIONS_DIR);
     repos = createRepositories(store);
     const project = await repos.projects.createProject("trx", "/tmp");
+    projectId = project.id;
     const now = Date.now();
     runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r", model: null, mode: "act", status: RUN.done, created_at: now, updated_at: now }))
       .id;
@@ -231,11 +233,14 @@ describe("SQLite's synchronous reads and a transaction of the Kysely side", () =
     expect(read[1].map((c) => c.seq)).toEqual([1]);
   });
 
-  it("an entry looked up while the transaction is open is the committed one", async () => {
+  it("an entry or a run looked up while the transaction is open is the committed one", async () => {
     const found = await whileRolledBack(
-      (trx) => trx.updateTable("entries").set({ bytes: 999 }).where("id", "=", entryId).execute(),
-      () => Promise.all([repos.entries.findEntry(runId, "sh://turn_1/x_1"), repos.entries.findEntryById(entryId)]),
+      async (trx) => {
+        await trx.updateTable("entries").set({ bytes: 999 }).where("id", "=", entryId).execute();
+        await trx.updateTable("runs").set({ status: RUN.failed }).where("id", "=", runId).execute();
+      },
+      () => Promise.all([repos.entries.findEntry(runId, "sh://turn_1/x_1"), repos.entries.findEntryById(entryId), repos.runs.findRun(projectId, "r")]),
     );
-    expect(found.map((row) => row?.bytes)).toEqual([8, 8]);
+    expect([found[0]?.bytes, found[1]?.bytes, found[2]?.status]).toEqual([8, 8, RUN.done]);
   });
 });
