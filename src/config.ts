@@ -55,6 +55,15 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(64 * 1024 * 1024),
+  /**
+   * Bytes of reads in flight for all clients together: data read from the store (entry/get bodies, replay pages) and not
+   * yet written to the client's socket. A read that would pass it waits its turn; at least maxReadBytes and maxChunkBytes.
+   */
+  maxReadBytesInFlight: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   /** Let `proposal/create` use a cwd outside the project root (off: such a cwd is INVALID_PARAMS). */
   allowCwdOutsideRoot: z.boolean().default(false),
   /** Largest decoded `stream/input` message, in bytes (PAYLOAD_TOO_LARGE above). */
@@ -379,6 +388,18 @@ function envSandbox(env: NodeJS.ProcessEnv): SandboxSetting | undefined {
   return raw as SandboxSetting;
 }
 
+/** Limits that must agree with each other: a read the server allows must fit the cap on reads in flight. */
+function checkedLimits(file: string, limits: Limits): Limits {
+  for (const other of ["maxReadBytes", "maxChunkBytes"] as const) {
+    if (limits.maxReadBytesInFlight < limits[other]) {
+      throw new Error(
+        `${file}: "limits.maxReadBytesInFlight" must be at least limits.${other} (${limits[other]}): a read of that size could never go, got ${limits.maxReadBytesInFlight}`,
+      );
+    }
+  }
+  return limits;
+}
+
 /**
  * Defaults < $SPOOL_HOME/config.json < environment < explicit overrides (flags). Plugins add up: the
  * file's, then the overrides'; a relative path resolves from config.json's directory for the file's,
@@ -415,7 +436,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     tokenFile: env.SPOOL_TOKEN_FILE ? resolve(env.SPOOL_TOKEN_FILE) : join(home, "token"),
     allowedOrigins: overrides.allowedOrigins ?? envOrigins ?? file.allowedOrigins ?? [],
     plugins: [...pluginsFrom(file.plugins ?? [], dirname(configPath)), ...pluginsFrom(overrides.plugins ?? [], process.cwd())],
-    limits: LimitsSchema.parse({ ...file.limits, ...overrides.limits }),
+    limits: checkedLimits(configPath, LimitsSchema.parse({ ...file.limits, ...overrides.limits })),
     runnerGraceMs: overrides.runnerGraceMs ?? envNumber(env, "SPOOL_RUNNER_GRACE_MS") ?? file.runnerGraceMs ?? 30_000,
     defaultRoot: process.cwd(),
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,

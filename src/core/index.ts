@@ -1,3 +1,4 @@
+import { ReadCap } from "../rpc/read-cap.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
 import type { CoreDeps } from "./deps.js";
@@ -23,6 +24,8 @@ export interface Core {
   readonly producers: ProducerRegistry;
   readonly runners: RunnerRegistry;
   readonly watchers: WatcherHub;
+  /** The server-wide cap on bytes of reads in flight (limits.maxReadBytesInFlight): entry/get bodies and replay pages take their bytes from it. */
+  readonly reads: ReadCap;
   /** This server among the servers sharing its database (with SQLite, alone). */
   readonly cluster: ClusterLink;
   /** Reads (and the writes that carry no status) of every table. */
@@ -35,7 +38,9 @@ export interface Core {
 export function createCore(deps: CoreDeps): Core {
   const producers = new ProducerRegistry();
   const runners = new RunnerRegistry();
-  const watchers = new WatcherHub(deps.config.limits.maxWatcherBufferBytes);
+  // A holder whose peer has read nothing for a quarter of the liveness timeout (one ping interval) is closed while reads wait.
+  const reads = new ReadCap(deps.config.limits.maxReadBytesInFlight, { stallMs: deps.config.livenessTimeoutMs / 4 });
+  const watchers = new WatcherHub(deps.config.limits.maxWatcherBufferBytes, { reads, maxChunkBytes: deps.config.limits.maxChunkBytes });
   const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
   const cluster = new ClusterLink(deps, lifecycle, watchers);
   lifecycle.useCluster(cluster);
@@ -48,6 +53,7 @@ export function createCore(deps: CoreDeps): Core {
     producers,
     runners,
     watchers,
+    reads,
     repos: deps.repos,
     config: deps.config,
     applyFilter: (name, value) => deps.applyFilter(name, value),

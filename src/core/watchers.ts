@@ -1,4 +1,5 @@
 import type { ConnectionHandle } from "../rpc/connection-context.js";
+import type { ReadCap } from "../rpc/read-cap.js";
 
 export type WatchEncoding = "utf8" | "base64";
 
@@ -43,7 +44,18 @@ export class WatcherHub {
   readonly #byConnection = new Map<ConnectionHandle, Set<Subscription>>();
   #nextId = 1;
 
-  constructor(private readonly maxBufferBytes: number) {}
+  /** The server-wide cap on reads in flight that replay pages take their bytes from (none: pages are not capped). */
+  readonly reads: ReadCap | undefined;
+  /** The largest chunk a channel holds (limits.maxChunkBytes): a replay page asks the cap for at least this much. */
+  readonly maxChunkBytes: number;
+
+  constructor(
+    private readonly maxBufferBytes: number,
+    options: { reads?: ReadCap; maxChunkBytes?: number } = {},
+  ) {
+    this.reads = options.reads;
+    this.maxChunkBytes = options.maxChunkBytes ?? 1024 * 1024;
+  }
 
   /**
    * Output a watcher's connection may have unsent before the watcher is
@@ -211,6 +223,11 @@ export class WatcherHub {
     if (watch.pendingBytes) sub.connection.hold?.(-watch.pendingBytes);
     watch.pending = [];
     watch.pendingBytes = 0;
+  }
+
+  /** Drops a watcher that cannot be served now (`stream/lagged`, with the last seq it got per channel): it may subscribe again with `after`. */
+  lagged(sub: Subscription): void {
+    this.#lag(sub);
   }
 
   #lag(sub: Subscription): void {

@@ -108,6 +108,10 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   /** Everything this connection holds, `#queued` included. */
   #held = 0;
   #drainWaiters: DrainWaiter[] = [];
+  /** Running totals of bytes handed to the transport and of bytes whose write completed (the read cap's flush marks). */
+  #sentBytes = 0;
+  #flushedBytes = 0;
+  #flushWaiters: { mark: number; resolve: (flushed: boolean) => void }[] = [];
   #terminateTimer: NodeJS.Timeout | null = null;
   readonly #maxRequests: number;
   /** Reading is paused: too many requests of this connection are unanswered. */
@@ -239,6 +243,23 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     return new Promise((resolve) => this.#drainWaiters.push({ below, resolve }));
   }
 
+  /** Bytes handed to the transport so far (a running total). */
+  get sentBytes(): number {
+    return this.#sentBytes;
+  }
+
+  /** Bytes whose write to the socket completed so far (a running total). */
+  get flushedBytes(): number {
+    return this.#flushedBytes;
+  }
+
+  /** Resolves true once the first `mark` bytes ever sent have been written to the socket, false if the connection goes first. */
+  whenFlushed(mark: number): Promise<boolean> {
+    if (this.#flushedBytes >= mark) return Promise.resolve(true);
+    if (this.#closed || this.#gone) return Promise.resolve(false);
+    return new Promise((resolve) => this.#flushWaiters.push({ mark, resolve }));
+  }
+
   /** Runs server-side work for this connection in its turn (see ConnectionHandle.schedule). */
   schedule<T>(kind: string, work: () => Promise<T>): Promise<T | undefined> {
     return this.requests.run(kind, work, undefined);
@@ -251,7 +272,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
 
   /** Whether something for this connection (its next request, a replay page, re-sent proposals) waits for its peer to read. */
   get waitingForPeer(): boolean {
-    return this.#drainWaiters.length > 0;
+    return this.#drainWaiters.length > 0 || this.#flushWaiters.length > 0;
   }
 
   /** Counts `bytes` (negative: gives them back) held for this connection against the server's budget. */
@@ -375,6 +396,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
       return;
     }
     this.#queued += size;
+    this.#sentBytes += size;
     this.hold(size);
     // Counting it may have made the server close this connection to stay in its budget.
     if (this.#closing) return;
@@ -384,7 +406,9 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
         if (flushed) return;
         flushed = true;
         this.#queued -= size;
+        this.#flushedBytes += size;
         this.hold(-size);
+        this.#wakeFlushed(false);
         // A write that failed means the socket is gone (its close event follows): nothing more goes out.
         if (error) this.#broken();
         else if (this.#drainWaiters.length) this.#wakeDrained(false);
@@ -425,6 +449,14 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.#gone = true;
     this.requests.close();
     this.#wakeDrained(true);
+    this.#wakeFlushed(true);
+  }
+
+  /** Wakes the flush waiters whose mark is reached (all of them, with false, when the connection is gone). */
+  #wakeFlushed(gone: boolean): void {
+    while (this.#flushWaiters.length && (gone || this.#flushWaiters[0]!.mark <= this.#flushedBytes)) {
+      this.#flushWaiters.shift()!.resolve(!gone);
+    }
   }
 
   #wakeDrained(all: boolean): void {
@@ -458,6 +490,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.#detach();
     this.requests.close();
     this.#wakeDrained(true);
+    this.#wakeFlushed(true);
     this.#abort.abort(new Error("connection closed"));
     this.#client.rejectAllPendingRequests("connection closed");
     for (const listener of this.#closeListeners.splice(0)) {

@@ -11,6 +11,7 @@ import type { ServerConnection } from "../../src/rpc/connection.js";
 import { DEFAULT_CONCURRENCY } from "../../src/rpc/connection.js";
 import { DRAINED_BYTES } from "../../src/rpc/connection-context.js";
 import { defineMethod } from "../../src/rpc/method.js";
+import type { ReadCap } from "../../src/rpc/read-cap.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -131,7 +132,7 @@ afterEach(async () => {
   ts = null;
 });
 
-async function start(limits: Partial<Limits> = {}, extra: { plugin?: ReturnType<typeof probePlugin>; logger?: Logger } = {}) {
+async function start(limits: Partial<Limits> = {}, extra: { plugin?: Pick<ReturnType<typeof probePlugin>, "plugin">; logger?: Logger } = {}) {
   ts = await startTestServer({
     limits,
     livenessTimeoutMs: 0,
@@ -344,7 +345,8 @@ describe("the server's budget", () => {
   });
 
   it("watchers that stop reading cost nothing while they sit: their replays wait on the connection's writes, no timer polls, each holds about a page", async () => {
-    const ts = await start();
+    let reads!: ReadCap;
+    const ts = await start({}, { plugin: { plugin: definePlugin({ name: "test-reads", setup: (app) => void (reads = app.core.reads) }) } });
     const c = await ts.clientIn("watch");
     const { path } = await proposeAndAccept(c, c, "r", "big", { runner: "self" });
     const chunk = `${"w".repeat(1023)}\n`.repeat(1024);
@@ -360,22 +362,30 @@ describe("the server's budget", () => {
       w.ws.pause();
       w.send({ jsonrpc: "2.0", id: "s", method: "stream/subscribe", params: { run: "r", path } });
     }
-    await eventually(() => sides.every((s) => s.waitingForPeer), 20_000, "every replay to wait for its watcher");
+    // Each replay waits for its watcher to read, or for room under the server's cap on reads in flight (held by the others).
+    await eventually(() => sides.every((s) => s.waitingForPeer || reads.waitingFor(s) > 0), 20_000, "every replay to wait for its watcher or the cap");
     expect(timers() - before).toBeLessThanOrEqual(2);
     for (const s of sides) expect(s.held).toBeLessThan(DRAINED_BYTES + 2 * 1.5 * MiB);
 
-    // A watcher that reads again gets every chunk, in order, and the end.
-    const w = watchers[0]!;
-    const seqs: number[] = [];
-    const ended = new Promise<any>((resolve) =>
-      w.onMessage((m) => {
-        if (m.method === "stream/data") seqs.push(m.params.seq);
-        if (m.method === "stream/end") resolve(m.params);
-      }),
-    );
-    w.ws.resume();
-    expect(await ended).toMatchObject({ lastSeq: 8, status: ENTRY.done });
-    expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(reads.peak).toBeLessThanOrEqual(reads.limit);
+
+    // Watchers that read again get every chunk, once, in order, and the end (those the cap held back too).
+    const runs = watchers.map((w) => {
+      const seqs: number[] = [];
+      const ended = new Promise<any>((resolve) =>
+        w.onMessage((m) => {
+          if (m.method === "stream/data") seqs.push(m.params.seq);
+          if (m.method === "stream/end") resolve(m.params);
+        }),
+      );
+      return { seqs, ended };
+    });
+    for (const w of watchers) w.ws.resume();
+    for (const run of runs) {
+      expect(await run.ended).toMatchObject({ lastSeq: 8, status: ENTRY.done });
+      expect(run.seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+    await eventually(() => reads.inFlight === 0, 5_000, "every replay page to be let go");
     for (const x of watchers) x.ws.terminate();
     await eventually(() => ts.server.rpc.memory!.total === 0, 5_000, "the server to let go of the watchers");
   });

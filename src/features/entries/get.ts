@@ -1,20 +1,32 @@
 import type { Core } from "../../core/index.js";
+import { ENTRY } from "../../core/status.js";
 import type { EntryRow } from "../../core/views.js";
 import { countLines, entrySummary, lineCount, sliceLines } from "../../core/views.js";
 import { channelModelView, renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
+import type { ConnectionHandle } from "../../rpc/connection-context.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
+import type { ReadGrant } from "../../rpc/read-cap.js";
 
 interface Slice {
   data: Buffer;
   firstLine: number;
   lines: number;
   truncated: boolean;
+  /** The bytes it holds under the read cap (streamed entries). */
+  grant?: ReadGrant;
 }
 
-async function readStreamed(core: Core, row: EntryRow, start: number, count: number, whole: boolean): Promise<Slice> {
+/**
+ * Reads lines of a streamed entry once the server's cap on reads in flight
+ * has room for them (limits.maxReadBytesInFlight): as many bytes as the read
+ * may return at most (the entry's bytes once it is finished, else
+ * maxReadBytes), cut to what it returned. The caller gives the grant back
+ * once the reply has left the process.
+ */
+async function readStreamed(core: Core, connection: ConnectionHandle, row: EntryRow, start: number, count: number, whole: boolean): Promise<Slice> {
   const limit = core.config.limits.maxReadBytes;
   if (whole && row.bytes > limit) {
     throw new SpoolError("PAYLOAD_TOO_LARGE", `Entry holds ${row.bytes} bytes, over the read limit of ${limit}; read it with tail or line/limit`, {
@@ -22,8 +34,15 @@ async function readStreamed(core: Core, row: EntryRow, start: number, count: num
       bytes: row.bytes,
     });
   }
-  const read = await core.repos.chunks.readLines(row.id, start, count, limit);
-  return { data: read.data, firstLine: start + 1, lines: read.lines, truncated: read.truncated };
+  const grant = await core.reads.acquire(connection, row.status === ENTRY.streaming ? limit : Math.min(limit, row.bytes));
+  try {
+    const read = await core.repos.chunks.readLines(row.id, start, count, limit);
+    grant.shrink(read.data.length);
+    return { data: read.data, firstLine: start + 1, lines: read.lines, truncated: read.truncated, grant };
+  } catch (error) {
+    grant.release();
+    throw error;
+  }
 }
 
 function readInline(row: EntryRow, start: number, count: number): Slice {
@@ -50,16 +69,24 @@ export const entryGet = defineMethod({
     if (params.line !== undefined) start = params.line - 1;
     if (params.limit !== undefined) count = params.limit;
     const whole = params.tail === undefined && params.line === undefined && params.limit === undefined;
-    const slice = row.streamed ? await readStreamed(ctx.core, row, start, count, whole) : readInline(row, start, count);
-    let body: string;
-    const encoding = params.encoding ?? "utf8";
-    if (params.view === "model") {
-      // What a terminal finally shows of the slice (rendered by a terminal emulator; the whole body within maxReadBytes).
-      const cleaned = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(row));
-      body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
-    } else {
-      body = slice.data.toString(encoding);
+    const slice = row.streamed ? await readStreamed(ctx.core, ctx.connection, row, start, count, whole) : readInline(row, start, count);
+    try {
+      let body: string;
+      const encoding = params.encoding ?? "utf8";
+      if (params.view === "model") {
+        // What a terminal finally shows of the slice (rendered by a terminal emulator; the whole body within maxReadBytes).
+        const cleaned = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(row));
+        body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
+      } else {
+        body = slice.data.toString(encoding);
+      }
+      // The reply is sent once this returns (before the next turn of the loop): its bytes count until they have left the process.
+      const grant = slice.grant;
+      if (grant) setImmediate(() => grant.releaseWhenFlushed());
+      return { ...summary, body, encoding, range: { line: slice.firstLine, lines: slice.lines }, truncated: slice.truncated };
+    } catch (error) {
+      slice.grant?.release();
+      throw error;
     }
-    return { ...summary, body, encoding, range: { line: slice.firstLine, lines: slice.lines }, truncated: slice.truncated };
   },
 });
