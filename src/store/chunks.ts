@@ -35,7 +35,22 @@ interface AppendQueue {
 
 const queues = new WeakMap<SqliteStore, AppendQueue>();
 
-/** Builds the group-commit transaction once per store, over prepared statements. */
+/** A channel's row as the group being committed leaves it: read once per group, written back once. */
+interface GroupEntry {
+  entry: EntryRow;
+  /** Chunks of this group appended to it: its row needs the UPDATE. */
+  changed: boolean;
+}
+
+/**
+ * Builds the group-commit transaction once per store, over prepared statements.
+ *
+ * Each channel's row is read once per group (its counters, last_seq and status) and written back once, after the
+ * group's last chunk for it, instead of a SELECT and an UPDATE per chunk. That is safe because the group is one
+ * synchronous transaction on the server's only connection: no other write (a close, a cancel) can come between
+ * two of its chunks, so what the first read saw holds for the whole group, and a chunk sees the counters the
+ * chunks before it in the group left, as it did when each wrote them to the row.
+ */
 function queueFor(store: SqliteStore): AppendQueue {
   const cached = queues.get(store);
   if (cached) return cached;
@@ -47,14 +62,21 @@ function queueFor(store: SqliteStore): AppendQueue {
     "UPDATE entries SET bytes = ?, newlines = ?, ends_with_newline = ?, last_seq = ?, updated_at = ? WHERE id = ?",
   );
   const stored = store.sqlite.prepare<[number, number], { data: Buffer }>("SELECT data FROM chunks WHERE entry_id = ? AND seq = ?");
-  const appendOne = ({ entryId, data, seq, open }: QueuedAppend): AppendOutcome => {
-    const entry = select.get(entryId);
-    if (!entry) throw new Error(`entry ${entryId} vanished`);
+  const appendOne = (rows: Map<number, GroupEntry>, { entryId, data, seq, open }: QueuedAppend, now: number): AppendOutcome => {
+    let row = rows.get(entryId);
+    if (!row) {
+      const read = select.get(entryId);
+      if (!read) throw new Error(`entry ${entryId} vanished`);
+      row = { entry: read, changed: false };
+      rows.set(entryId, row);
+    }
+    const entry = row.entry;
     if (seq !== undefined && seq <= entry.last_seq) {
-      // A retry is acknowledged only with the bytes already stored under its seq (one chunk read, O(chunk)).
+      // A retry is acknowledged only with the bytes already stored under its seq (one chunk read, O(chunk)); a seq
+      // stored earlier in this same group is read back from it.
       const previous = stored.get(entryId, seq);
       if (!previous?.data.equals(data)) return { kind: "mismatch", seq };
-      return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
+      return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry: { ...entry } };
     }
     if (entry.status !== open) return { kind: "closed", status: entry.status };
     const next = entry.last_seq + 1;
@@ -67,12 +89,21 @@ function queueFor(store: SqliteStore): AppendQueue {
       newlines: entry.newlines + newlines,
       ends_with_newline: data.length > 0 ? Number(data[data.length - 1] === 10) : entry.ends_with_newline,
       last_seq: next,
-      updated_at: Date.now(),
+      updated_at: now,
     };
-    update.run(updated.bytes, updated.newlines, updated.ends_with_newline, next, updated.updated_at, entryId);
+    row.entry = updated;
+    row.changed = true;
     return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
   };
-  const txn = store.sqlite.transaction((items: QueuedAppend[]) => items.map(appendOne));
+  const txn = store.sqlite.transaction((items: QueuedAppend[]) => {
+    const rows = new Map<number, GroupEntry>();
+    const now = Date.now();
+    const outcomes = items.map((item) => appendOne(rows, item, now));
+    for (const [entryId, { entry, changed }] of rows) {
+      if (changed) update.run(entry.bytes, entry.newlines, entry.ends_with_newline, entry.last_seq, entry.updated_at, entryId);
+    }
+    return outcomes;
+  });
   const queue: AppendQueue = { store, run: (items) => txn.immediate(items), pending: [], scheduled: false, busySince: 0, busyAttempts: 0 };
   queues.set(store, queue);
   return queue;
@@ -122,8 +153,8 @@ function flush(queue: AppendQueue): void {
 }
 
 /**
- * Appends one chunk to a streamed entry: one INSERT and one UPDATE of the
- * counters, whatever the entry already holds. `seq` numbers the entry's
+ * Appends one chunk to a streamed entry: one INSERT, whatever the entry
+ * already holds; its counters are updated once per group commit. `seq` numbers the entry's
  * chunks from 1; a repeated one with the same bytes is acknowledged without
  * writing, with other bytes it is a mismatch. `open` is the status of a
  * channel that still takes appends.
