@@ -184,7 +184,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     const [serverSide, clientSide] = createMemoryTransportPair();
     return { transport: clientSide, connectionId: rpc.accept(serverSide).id };
   };
-  if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log, processes));
+  if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log, processes, { maxChunkBytes: config.limits.maxChunkBytes }));
   plugins = new PluginHost(rpc, core, config, log, connectInProcess, notifyProject);
   try {
     const external = await Promise.all(config.plugins.map((spec) => importPlugin(spec, config.home)));

@@ -11,6 +11,22 @@ import type { SandboxInfo } from "./sandbox.js";
 export const EMBEDDED_RUNNER = "local";
 
 /**
+ * Unacknowledged chunks per channel of the embedded runner. Its chunks are acknowledged after the group commit
+ * they went into; while two wait for theirs, the process's output gathers in the channel's buffer and goes as
+ * one larger chunk once one is acknowledged (up to `maxChunkBytes`). Output that trickles still goes at once,
+ * a read at a time: nothing waits for a buffer to fill. Fewer, larger chunks cost fewer rows, commits and calls
+ * per MB when the process writes faster than the store keeps up (bench/README.md).
+ */
+export const EMBEDDED_WINDOW = 2;
+/** The embedded runner's largest chunk, at most: under the server's `limits.maxChunkBytes` when that is lower. */
+export const EMBEDDED_MAX_CHUNK_BYTES = 1024 * 1024;
+
+export interface EmbeddedRunnerOptions {
+  /** The server's `limits.maxChunkBytes`: a larger chunk would be refused. */
+  maxChunkBytes?: number;
+}
+
+/**
  * The embedded local runner of `spool serve`: one in-process runner
  * connection per project, opened when a proposal is first dispatched to it.
  * It attaches and streams like any other runner. With `processes` (the
@@ -27,6 +43,7 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
     private readonly connectInProcess: () => { transport: Transport; connectionId: string },
     private readonly log: Logger,
     private readonly processes?: ProcessRecorder,
+    private readonly options: EmbeddedRunnerOptions = {},
   ) {}
 
   #sandbox: Promise<SandboxInfo> | null = null;
@@ -61,6 +78,8 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
       name: EMBEDDED_RUNNER,
       backend: new LocalBackend({ defaultCwd: project.root, processes: this.processes }),
       log: this.log,
+      window: EMBEDDED_WINDOW,
+      maxChunkBytes: Math.min(EMBEDDED_MAX_CHUNK_BYTES, this.options.maxChunkBytes ?? EMBEDDED_MAX_CHUNK_BYTES),
     });
     await runner.start();
     return runner;
