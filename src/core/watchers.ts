@@ -148,6 +148,8 @@ export class WatcherHub {
 
   /** A chunk was committed to a channel. */
   publish(entryId: number, seq: number, data: Buffer): void {
+    // The chunk is encoded and escaped into JSON once per encoding, however many watch the channel.
+    const texts = new Map<WatchEncoding, string>();
     for (const sub of this.#byEntry.get(entryId) ?? []) {
       const watch = sub.channels.get(entryId)!;
       const limit = this.lagLimit(sub.connection);
@@ -162,7 +164,7 @@ export class WatcherHub {
         this.#lag(sub);
         continue;
       }
-      this.sendChunk(sub, watch.entryId, seq, data);
+      this.sendChunk(sub, watch.entryId, seq, data, texts);
     }
   }
 
@@ -175,11 +177,27 @@ export class WatcherHub {
     }
   }
 
-  /** Sends one chunk if it is the next one for this watcher (replay and live never duplicate). */
-  sendChunk(sub: Subscription, entryId: number, seq: number, data: Buffer): void {
+  /**
+   * Sends one chunk if it is the next one for this watcher (replay and live never duplicate). `texts` keeps the
+   * chunk's JSON string per encoding for the other watchers of the same chunk.
+   */
+  sendChunk(sub: Subscription, entryId: number, seq: number, data: Buffer, texts?: Map<WatchEncoding, string>): void {
     const watch = sub.channels.get(entryId);
     if (!watch || sub.closed || seq <= watch.lastSent) return;
     watch.lastSent = seq;
+    if (sub.connection.sendSerialized) {
+      let chunk = texts?.get(sub.encoding);
+      if (chunk === undefined) {
+        chunk = JSON.stringify(data.toString(sub.encoding));
+        texts?.set(sub.encoding, chunk);
+      }
+      // The same text JSON.stringify makes of the notification below, the chunk's part not made again.
+      const s = JSON.stringify;
+      sub.connection.sendSerialized(
+        `{"jsonrpc":"2.0","method":"stream/data","params":{"subscription":${s(sub.id)},"run":${s(sub.run)},"path":${s(sub.path)},"channel":${watch.channel},"seq":${seq},"chunk":${chunk},"encoding":${s(sub.encoding)}}}`,
+      );
+      return;
+    }
     sub.connection.notify("stream/data", {
       subscription: sub.id,
       run: sub.run,
