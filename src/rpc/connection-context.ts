@@ -39,6 +39,14 @@ export interface ConnectionHandle {
   bufferedAmount(): number;
   /** Resolves true once at most `below` bytes wait to be flushed (false if the connection closes first); woken by completed writes, never by polling. */
   whenDrained?(below: number): Promise<boolean>;
+  /** Bytes handed to the transport so far, a running total: with `whenFlushed`, tells when a reply sent has left the process (the read cap). */
+  readonly sentBytes?: number;
+  /** Resolves true once the first `mark` bytes ever sent have been written to the socket (false if the connection goes first). */
+  whenFlushed?(mark: number): Promise<boolean>;
+  /** Bytes whose write to the socket completed so far, a running total (whether its peer reads at all). */
+  readonly flushedBytes?: number;
+  /** Closes it for the server's sake (1013, try again later), logged with `detail`. */
+  evict?(detail: string): void;
   /**
    * Runs server-side work for this connection (a replay page, a page of
    * re-sent proposals) in its turn: in the connection's queue with its
