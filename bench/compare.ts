@@ -206,10 +206,18 @@ async function embeddedRunner(bin: string | undefined, env: NodeJS.ProcessEnv = 
       tool: "sh",
       command: `yes 'spool runner throughput line of text' | head -c ${bytes}`,
     });
+    // The end is the producer's stream/finished (every connection of the project gets it), not polling: entry/get
+    // every 10 ms cost the server CPU in proportion to the wall time, so a round slowed by the machine's load
+    // counted more CPU per GB for the polls alone.
+    let finished!: () => void;
+    const ended = new Promise<void>((resolve) => (finished = resolve));
+    const off = client.on("stream/finished", (n: { path: string }) => n.path === path && finished());
     const start = performance.now();
     const cpu0 = cpuSeconds(server.pid);
     const resolved = await client.request("run/resolve", { run: "e", path, decision: "accept", runner: "local" });
     const channel = resolved.channels[0].path;
+    await ended;
+    off();
     let entry: { status: number; bytes: number };
     while ((entry = await client.request("entry/get", { run: "e", path: channel, tail: 1 })).status === 102) await new Promise((r) => setTimeout(r, 10));
     const seconds = (performance.now() - start) / 1000;

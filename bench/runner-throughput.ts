@@ -23,9 +23,15 @@ try {
     const run = `throughput-${mode}`;
     await client.request("run/create", { alias: run });
     const { path } = await client.request("proposal/create", { run, tool: "sh", command: `yes 'spool runner throughput line of text' | head -c ${bytes}` });
+    // The end is the producer's stream/finished, not polling (entry/get calls would cost the server CPU meanwhile).
+    let finished!: () => void;
+    const ended = new Promise<void>((resolve) => (finished = resolve));
+    const off = client.on("stream/finished", (n: { path: string }) => n.path === path && finished());
     const start = performance.now();
     const resolved = await client.request("run/resolve", { run, path, decision: "accept", runner: name });
     const channel = resolved.channels[0].path;
+    await ended;
+    off();
     let entry: { status: number; bytes: number };
     while ((entry = await client.request("entry/get", { run, path: channel, tail: 1 })).status === 102) await new Promise((r) => setTimeout(r, 20));
     const seconds = (performance.now() - start) / 1000;
