@@ -186,6 +186,31 @@ describe("the server-wide cap on reads in flight (limits.maxReadBytesInFlight)",
     expect(reads.peak).toBeLessThanOrEqual(reads.limit);
   });
 
+  it("a tail or slice asks the cap for a few times its share of the entry's bytes, and still returns lines longer than that whole", async () => {
+    const { ts, reads } = await start({});
+    const c = await ts.clientIn("lines");
+    const { path, stdout } = await proposeAndAccept(c, c, "r", "lines", { runner: "self" });
+    const short = Array.from({ length: 2000 }, (_, i) => `line ${i}\n`).join("");
+    const long = `${"L".repeat(3 * MiB)}\n`;
+    await c.request("stream", { run: "r", path, channel: 1, chunk: short, seq: 1 });
+    await c.request("stream", { run: "r", path, channel: 1, chunk: long.slice(0, MiB), seq: 2 });
+    await c.request("stream", { run: "r", path, channel: 1, chunk: long.slice(MiB, 2 * MiB), seq: 3 });
+    await c.request("stream", { run: "r", path, channel: 1, chunk: long.slice(2 * MiB, 3 * MiB), seq: 4 });
+    await c.request("stream", { run: "r", path, channel: 1, chunk: "\nlast\n", seq: 5 });
+
+    // While the channel is still streaming, a tail of two short lines asks for little.
+    reads.resetPeak();
+    const small = await c.request("entry/get", { run: "r", path: stdout, line: 10, limit: 2 });
+    expect(small).toMatchObject({ body: "line 9\nline 10\n", truncated: false });
+    expect(reads.peak).toBeLessThan(MiB);
+    // A tail whose lines are far longer than the entry's average is read again with room for maxReadBytes, whole.
+    const tail = await c.request("entry/get", { run: "r", path: stdout, tail: 2 });
+    expect(tail.body === `${long}last\n`).toBe(true);
+    expect(tail.truncated).toBe(false);
+    expect(reads.peak).toBeLessThanOrEqual(reads.limit);
+    await eventually(() => reads.inFlight === 0, 5_000, "every read to be let go");
+  });
+
   it("a cap smaller than one read the server allows, or not a positive integer, is refused at start with the key named", () => {
     const home = mkdtempSync(join(tmpdir(), "spool-read-cap-"));
     try {

@@ -34,9 +34,21 @@ async function readStreamed(core: Core, connection: ConnectionHandle, row: Entry
       bytes: row.bytes,
     });
   }
-  const grant = await core.reads.acquire(connection, row.status === ENTRY.streaming ? limit : Math.min(limit, row.bytes));
+  // At most what the read may return: the entry's bytes once it is finished, else maxReadBytes.
+  const most = row.status === ENTRY.streaming ? limit : Math.min(limit, row.bytes);
+  // A few lines of a large entry (a tail, a slice) ask for a few times their share of its bytes, not for `most`;
+  // a read that turns out longer is made again with `most`.
+  const total = lineCount(row);
+  const wanted = Math.min(count, Math.max(0, total - start));
+  const guess = total > 0 ? Math.ceil((row.bytes / total) * wanted * 4) + FEW_LINES_BYTES : FEW_LINES_BYTES;
+  let grant = await core.reads.acquire(connection, Math.min(most, guess));
   try {
-    const read = await core.repos.chunks.readLines(row.id, start, count, limit);
+    let read = await core.repos.chunks.readLines(row.id, start, count, Math.min(limit, grant.bytes));
+    if (read.truncated && grant.bytes < limit) {
+      grant.release();
+      grant = await core.reads.acquire(connection, limit);
+      read = await core.repos.chunks.readLines(row.id, start, count, limit);
+    }
     grant.shrink(read.data.length);
     return { data: read.data, firstLine: start + 1, lines: read.lines, truncated: read.truncated, grant };
   } catch (error) {
@@ -44,6 +56,9 @@ async function readStreamed(core: Core, connection: ConnectionHandle, row: Entry
     throw error;
   }
 }
+
+/** What a read of a few lines asks the cap for besides its share of the entry's bytes. */
+const FEW_LINES_BYTES = 64 * 1024;
 
 function readInline(row: EntryRow, start: number, count: number): Slice {
   const data = sliceLines(Buffer.from(row.body, "utf8"), start, count);
