@@ -31,6 +31,8 @@ const texts = Array.from({ length: 64 }, (_, i) => {
   const line = `chunk ${String(i).padStart(6, "0")} ${"abcdefghijklmnopqrstuvwxyz".repeat(3)}\n`;
   return `${line.repeat(Math.ceil(CHUNK / line.length)).slice(0, CHUNK - 1)}\n`;
 });
+/** The same chunks as bytes: what a runner reads from a process and sends as binary frames when the server takes them. */
+const buffers = texts.map((t) => Buffer.from(t));
 
 const load = () =>
   loadavg()
@@ -155,10 +157,16 @@ interface SpoolFigures {
   rssStart: number;
   tail: number[];
   slice: number[];
+  /** The chunks went as binary frames (else JSON text). */
+  binary: boolean;
 }
 
-/** One producer streaming into a fresh `spool serve`, then reads of 20 lines on its channel. */
-async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {}): Promise<SpoolFigures> {
+/**
+ * One producer streaming into a fresh `spool serve`, then reads of 20 lines on its channel. The chunks go as a
+ * runner sends them: Buffers in binary frames when the server advertises them (`binary` in the figures), else
+ * JSON text; `json` sends JSON text whatever the server takes.
+ */
+async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {}, json = false): Promise<SpoolFigures> {
   const server = await startServerProcess({ ...(bin ? { SPOOL_BENCH_BIN: bin } : {}), ...env });
   try {
     const client = await server.connect();
@@ -169,7 +177,8 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {})
     const rssStart = rssMb(server.pid, "VmRSS");
     const cpu0 = cpuSeconds(server.pid);
     const runq0 = runQueueSeconds(server.pid);
-    const wall = await pump(client, (i) => ({ run: "s", path, channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
+    const binary = !json && client.bytes;
+    const wall = await pump(client, (i) => ({ run: "s", path, channel: 1, chunk: (binary ? buffers : texts)[i % texts.length], seq: i + 1 }));
     const cpu = cpuSeconds(server.pid) - cpu0;
     const runq = runQueueSeconds(server.pid) - runq0;
     const rss = rssMb(server.pid, "VmHWM");
@@ -187,7 +196,7 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {})
       slice.push(performance.now() - t);
     }
     client.close();
-    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail: tail.sort((a, b) => a - b), slice: slice.sort((a, b) => a - b) };
+    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail: tail.sort((a, b) => a - b), slice: slice.sort((a, b) => a - b), binary };
   } finally {
     await server.stop();
   }
@@ -271,10 +280,10 @@ const commit = (() => {
 console.log(`machine: ${machine()}; load ${load()}; HEAD ${commit}`);
 console.log(`${mb} MB per path, 64 KiB chunks, ${WINDOW} in flight; ${rounds} round(s)`);
 console.log(
-  "MB/s: bare ws echo vs one spool stream, raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running)",
+  "MB/s: bare ws echo (JSON text, JSON.parse) vs one spool stream as a runner sends it (bin: binary frames where the server takes them, json: JSON text) and as JSON text (json), raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running)",
 );
 console.log(
-  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
+  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  json_text  ratio  cpu_json  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
 );
 const trees = (process.env.SPOOL_BENCH_TREES ?? "")
   .split(",")
@@ -292,6 +301,8 @@ for (let round = 1; round <= rounds; round++) {
     const at = load();
     const bare = paths.has("stream") ? await bareEcho() : skipped;
     const s = paths.has("stream") ? await spoolStream(tree.bin, tree.env) : undefined;
+    // Where the chunks went as binary frames, JSON text is measured too (on a server that takes only JSON text, it was).
+    const j = s?.binary ? await spoolStream(tree.bin, tree.env, true) : s;
     const raw = paths.has("embedded") ? rawSqlite() : skipped;
     const embedded = paths.has("embedded") ? await embeddedRunner(tree.bin, tree.env) : skipped;
     const starts = paths.has("start") ? await startLatency({ ...(tree.bin ? { SPOOL_BENCH_BIN: tree.bin } : {}), ...tree.env }) : undefined;
@@ -304,7 +315,10 @@ for (let round = 1; round <= rounds; round++) {
         (s?.mbps ?? Number.NaN).toFixed(1).padStart(6),
         ((s?.mbps ?? Number.NaN) / bare.mbps).toFixed(2).padStart(5),
         bare.cpuPerGb.toFixed(1).padStart(8),
-        s ? ((s.cpu * 1024) / mb).toFixed(1).padStart(10) : "-".padStart(10),
+        s ? `${s.binary ? "bin " : "json "}${((s.cpu * 1024) / mb).toFixed(1)}`.padStart(10) : "-".padStart(10),
+        (j?.mbps ?? Number.NaN).toFixed(1).padStart(9),
+        ((j?.mbps ?? Number.NaN) / bare.mbps).toFixed(2).padStart(5),
+        j ? ((j.cpu * 1024) / mb).toFixed(1).padStart(8) : "-".padStart(8),
         s ? `${s.cpu.toFixed(1)}/${s.runq.toFixed(1)}/${s.wall.toFixed(1)}`.padStart(19) : "-".padStart(19),
         s ? `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(18) : "-".padStart(18),
         s ? ms(s.tail).padStart(17) : "-".padStart(17),

@@ -1,13 +1,16 @@
 // Streams 1 MB, 16 MB, 256 MB and 1 GB into one channel in 64 KiB chunks over
 // loopback WebSocket and prints throughput and the per-chunk latency (call →
 // acknowledgement) of the first and last 10% of chunks. Like a runner, the
-// producer keeps up to WINDOW unacknowledged chunks in flight.
-// Usage: npx tsx bench/stream-ingest.ts [sizes in MB, comma-separated] [window]
+// producer keeps up to WINDOW unacknowledged chunks in flight and, like a runner, sends each chunk as raw bytes
+// in a binary frame when the server advertises them (else as JSON text); `json` as the third argument sends
+// JSON text whatever the server takes.
+// Usage: npx tsx bench/stream-ingest.ts [sizes in MB, comma-separated] [window] [json]
 import { machine, percentile, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
 const sizesMb = (process.argv[2] ?? "1,16,256,1024").split(",").map(Number);
 const WINDOW = Number(process.argv[3] ?? 4);
+const JSON_TEXT = process.argv[4] === "json";
 
 function chunkText(i: number): string {
   // Printable, newline-terminated lines; each chunk differs so nothing is trivially deduplicated.
@@ -17,11 +20,12 @@ function chunkText(i: number): string {
 
 const server = await startServerProcess();
 console.log(`machine: ${machine()}`);
-console.log(`chunk: ${CHUNK} bytes, utf8, up to ${WINDOW} unacknowledged chunk(s) in flight`);
-console.log("size_mb  MB/s    first10%_p50_ms  first10%_p99_ms  last10%_p50_ms  last10%_p99_ms  last/first(p50)");
 try {
   const client = await server.connect();
   await client.initialize("bench", { root: server.home });
+  const binary = client.bytes && !JSON_TEXT;
+  console.log(`chunk: ${CHUNK} bytes, ${binary ? "raw bytes in binary frames" : "utf8 JSON text"}, up to ${WINDOW} unacknowledged chunk(s) in flight`);
+  console.log("size_mb  MB/s    first10%_p50_ms  first10%_p99_ms  last10%_p50_ms  last10%_p99_ms  last/first(p50)");
   for (const [index, mb] of sizesMb.entries()) {
     const run = `ingest-${index}`;
     await client.request("run/create", { alias: run });
@@ -33,7 +37,8 @@ try {
     const inFlight = new Set<Promise<void>>();
     for (let i = 0; i < chunks; i++) {
       const t = performance.now();
-      const call: Promise<void> = client.request("stream", { run, path, channel: 1, chunk: chunkText(i), seq: i + 1 }).then(() => {
+      const text = chunkText(i);
+      const call: Promise<void> = client.request("stream", { run, path, channel: 1, chunk: binary ? Buffer.from(text) : text, seq: i + 1 }).then(() => {
         latencies[i] = performance.now() - t;
         inFlight.delete(call);
       });
