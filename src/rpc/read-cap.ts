@@ -100,7 +100,8 @@ export class ReadGrant {
  * not go before one that has one. One connection holds at most `share`
  * bytes at once (a single read larger than that still goes, alone): a peer
  * that stops reading keeps what it holds until it reads or is closed (by
- * liveness or the memory budget), and the others go on with the rest.
+ * liveness, the memory budget, or `stallMs` below while others wait), and
+ * the others go on with the rest.
  */
 export class ReadCap {
   #inFlight = 0;
