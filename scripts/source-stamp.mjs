@@ -1,7 +1,8 @@
 // What a build of src/ was made from: every file under src/ with its size and modification time, hashed.
 // scripts/build.mjs writes it into dist/ (taken before tsc reads the sources); bin/spool.js runs dist/ only when
 // the sources present still give the same stamp, so an edited, added or removed source file means running src/
-// through tsx, never stale JavaScript. Stats only (no file is read): about a millisecond for src/'s files.
+// through tsx, never stale JavaScript. Stats only (no file is read): 5-10 ms of CPU at a cold start for src/'s ~220
+// files, 1-2 ms warm (tsx's loader, which it spares, costs ~300 ms).
 // Plain JavaScript, no dependencies: the launcher loads it before anything else.
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
