@@ -11,15 +11,13 @@ import type { SandboxInfo } from "./sandbox.js";
 export const EMBEDDED_RUNNER = "local";
 
 /**
- * Unacknowledged chunks per channel of the embedded runner. Its chunks are acknowledged after the group commit
- * they went into; while two wait for theirs, the process's output gathers in the channel's buffer and goes as
- * one larger chunk once one is acknowledged (up to `maxChunkBytes`). Output that trickles still goes at once,
- * a read at a time: nothing waits for a buffer to fill. Fewer, larger chunks cost fewer rows, commits and calls
- * per MB when the process writes faster than the store keeps up (bench/README.md).
+ * The embedded runner's largest chunk: one read of a local process's pipe, under the server's
+ * `limits.maxChunkBytes` when that is lower. Larger chunks were tried (two in flight per channel, what gathered
+ * meanwhile sent as one chunk of up to 1 MiB): fewer rows and calls on the main thread, but every byte copied
+ * once more to join the reads, and the server's CPU per GB over all its threads (GC included) came out higher,
+ * not lower (bench/README.md, issue 24 session 3).
  */
-export const EMBEDDED_WINDOW = 2;
-/** The embedded runner's largest chunk, at most: under the server's `limits.maxChunkBytes` when that is lower. */
-export const EMBEDDED_MAX_CHUNK_BYTES = 1024 * 1024;
+export const EMBEDDED_MAX_CHUNK_BYTES = 64 * 1024;
 
 export interface EmbeddedRunnerOptions {
   /** The server's `limits.maxChunkBytes`: a larger chunk would be refused. */
@@ -78,7 +76,6 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
       name: EMBEDDED_RUNNER,
       backend: new LocalBackend({ defaultCwd: project.root, processes: this.processes }),
       log: this.log,
-      window: EMBEDDED_WINDOW,
       maxChunkBytes: Math.min(EMBEDDED_MAX_CHUNK_BYTES, this.options.maxChunkBytes ?? EMBEDDED_MAX_CHUNK_BYTES),
     });
     await runner.start();

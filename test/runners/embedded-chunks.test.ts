@@ -1,24 +1,16 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import SQLite from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { EMBEDDED_MAX_CHUNK_BYTES } from "../../src/runners/embedded.js";
 import { ended, startProducer } from "../helpers/live-output.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /**
- * How the embedded runner cuts a process's output into chunks: while its chunks wait for their commit, what the
- * process writes meanwhile goes as one larger chunk (up to the server's limits.maxChunkBytes), in order and whole;
- * output that trickles goes at once, never waiting for a buffer to fill.
+ * How the embedded runner cuts a process's output into chunks: never over the server's limits.maxChunkBytes
+ * (nor EMBEDDED_MAX_CHUNK_BYTES), every byte once and in order; output that trickles goes at once, never waiting
+ * for a buffer to fill.
  */
-
-// The store is held back with SQLite's write lock: these tests need the SQLite store.
-const onPostgres = process.env.SPOOL_TEST_STORE === "postgres";
-if (onPostgres) console.log("test/runners/embedded-chunks.test.ts: skipped, SPOOL_TEST_STORE=postgres (these tests lock a SQLite file)");
-
-/** One pipe read of a local process: what a chunk held at most before. */
-const PIPE_READ = 64 * 1024;
 const LINE = "spool embedded chunk line\n";
 const expectedOutput = (bytes: number) => LINE.repeat(Math.ceil(bytes / LINE.length)).slice(0, bytes);
 
@@ -35,45 +27,7 @@ async function storedChunks(ts: TestServer, path: string): Promise<{ seq: number
   return rows.map((r) => ({ seq: Number(r.seq), data: Buffer.from(r.data) }));
 }
 
-/** A command that waits for the file `name` in the project root, then writes `bytes` of lines and creates `name.done`. */
-const writeWhenTold = (name: string, bytes: number) =>
-  `while [ ! -e ${name} ]; do sleep 0.01; done; yes '${LINE.trimEnd()}' | head -c ${bytes}; touch ${name}.done`;
-
-describe.skipIf(onPostgres)("the embedded runner's chunks", () => {
-  it("output written while the store holds its chunks back goes as chunks larger than a pipe read, every byte once and in order", async () => {
-    let refusals = 0;
-    const ts = await startTestServer({ store: { busyTimeoutMs: 0, busyRetry: { giveUpMs: 60_000, onBusy: () => void refusals++ } } });
-    servers.push(ts);
-    const client = await ts.clientIn("gather");
-    const bytes = 200 * 1024;
-    const p = await startProducer(client, "g", writeWhenTold("go", bytes), { runner: "local" });
-    // Another connection takes the write lock: the group commit is refused as busy and retried, so no chunk is
-    // acknowledged while the process writes.
-    const other = new SQLite(ts.server.config.dbFile);
-    other.pragma("busy_timeout = 0");
-    try {
-      other.exec("BEGIN IMMEDIATE");
-      writeFileSync(join(ts.home, "go"), "");
-      // The process wrote everything (all but the pipe's last 64 KiB read by the runner) ...
-      await eventually(() => existsSync(join(ts.home, "go.done")), 15_000, "the process to write its output");
-      // ... and the runner's loop has polled the pipe since: two more refused retries are two later turns.
-      const seen = refusals;
-      await eventually(() => refusals >= seen + 2, 15_000, "two more busy retries");
-    } finally {
-      if (other.inTransaction) other.exec("COMMIT");
-      other.close();
-    }
-    const { out } = await ended(client, "g", p.path, p.stdout);
-    expect(out.status).toBe(200);
-    expect(out.body).toBe(expectedOutput(bytes));
-    const chunks = await storedChunks(ts, p.stdout);
-    expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i + 1));
-    expect(Buffer.concat(chunks.map((c) => c.data)).toString()).toBe(expectedOutput(bytes));
-    // What gathered while the first chunks waited went as one chunk (64 KiB at most before).
-    expect(Math.max(...chunks.map((c) => c.data.length))).toBeGreaterThan(PIPE_READ);
-    expect(Math.max(...chunks.map((c) => c.data.length))).toBeLessThanOrEqual(EMBEDDED_MAX_CHUNK_BYTES);
-  });
-
+describe("the embedded runner's chunks", () => {
   it("never sends a chunk over the server's limits.maxChunkBytes: a lower limit cuts the output smaller, and all of it is stored", async () => {
     const limit = 16 * 1024;
     const ts = await startTestServer({ limits: { maxChunkBytes: limit } });
@@ -86,6 +40,20 @@ describe.skipIf(onPostgres)("the embedded runner's chunks", () => {
     expect(out.body).toBe(expectedOutput(bytes));
     const chunks = await storedChunks(ts, p.stdout);
     expect(Math.max(...chunks.map((c) => c.data.length))).toBeLessThanOrEqual(limit);
+    expect(Buffer.concat(chunks.map((c) => c.data)).toString()).toBe(expectedOutput(bytes));
+  });
+
+  it("under the default limit a chunk is at most one pipe read (EMBEDDED_MAX_CHUNK_BYTES), and the output is whole and in order", async () => {
+    const ts = await startTestServer();
+    servers.push(ts);
+    const client = await ts.clientIn("default");
+    const bytes = 1024 * 1024 + 7;
+    const p = await startProducer(client, "d", `yes '${LINE.trimEnd()}' | head -c ${bytes}`, { runner: "local" });
+    const { out } = await ended(client, "d", p.path, p.stdout);
+    expect(out.body).toBe(expectedOutput(bytes));
+    const chunks = await storedChunks(ts, p.stdout);
+    expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i + 1));
+    expect(Math.max(...chunks.map((c) => c.data.length))).toBeLessThanOrEqual(EMBEDDED_MAX_CHUNK_BYTES);
   });
 
   it("output that trickles is stored as it comes: a line printed before the process waits is there while it waits", async () => {
