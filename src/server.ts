@@ -85,6 +85,15 @@ function wsTransport(socket: WebSocket, raw: Socket): Transport {
       }
       socket.send(text, flushed);
     },
+    // A reply built as bytes: ws frames the Buffer as it is (a header written before it, no copy).
+    sendUtf8: (data, flushed) => {
+      if (!corked && !raw.destroyed) {
+        corked = true;
+        raw.cork();
+        process.nextTick(uncork);
+      }
+      socket.send(data, { binary: false }, flushed);
+    },
     close: (code, reason) => socket.close(code, reason),
     terminate: () => socket.terminate(),
     pause: () => socket.pause(),

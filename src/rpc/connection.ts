@@ -5,6 +5,7 @@ import type { ClientMemory, MemoryHolder } from "./budget.js";
 import { type ConnectionHandle, DRAINED_BYTES, type ProjectRef } from "./connection-context.js";
 import { rpcError, SpoolError } from "./errors.js";
 import { ORDER_SEP } from "./method.js";
+import type { OutgoingReply } from "./reply-bytes.js";
 import { RequestQueue, TurnScheduler } from "./scheduler.js";
 import type { Transport } from "./transport.js";
 
@@ -13,7 +14,7 @@ export interface ConnectionHost {
    * Handles one parsed request or batch; resolves to the serialized reply (or null when there is none).
    * `bytes`: the raw bytes a binary frame carried for the request's bytes field (MethodDefinition.bytes).
    */
-  dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | null>;
+  dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | OutgoingReply | null>;
   connectionClosed(connection: ServerConnection): void;
 }
 
@@ -345,7 +346,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
       const replied = this.host.dispatch(message, this);
       this.#flow();
       const reply = await replied;
-      if (reply !== null) this.#sendText(reply, asValue);
+      if (reply !== null) this.#sendReply(reply, asValue);
     } finally {
       this.hold(-size);
     }
@@ -365,7 +366,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
       const replied = this.host.dispatch(decoded.request, this, bytes);
       this.#flow();
       const reply = await replied;
-      if (reply !== null) this.#sendText(reply);
+      if (reply !== null) this.#sendReply(reply);
     } finally {
       this.hold(-frame.byteLength);
     }
@@ -382,10 +383,20 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.#sendText(text);
   }
 
-  /** Sends one message unless that would take the output the peer has not read past the budget. */
-  #sendText(text: string, asValue = false): void {
+  /** A reply: JSON text, or bytes with work to run once they are handed over (or dropped). */
+  #sendReply(reply: string | OutgoingReply, asValue = false): void {
+    if (typeof reply === "string") {
+      this.#sendText(reply, asValue);
+      return;
+    }
+    this.#sendText(reply.data, asValue);
+    reply.done();
+  }
+
+  /** Sends one message (JSON text, or its UTF-8 bytes) unless that would take the output the peer has not read past the budget. */
+  #sendText(text: string | Buffer, asValue = false): void {
     if (this.#closed || this.#closing || this.#gone) return;
-    const size = Buffer.byteLength(text);
+    const size = typeof text === "string" ? Buffer.byteLength(text) : text.length;
     const waiting = this.bufferedAmount();
     if (waiting > 0 && waiting + size > this.maxOutboundBytes) {
       this.closeFor(
@@ -414,7 +425,12 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
         else if (this.#drainWaiters.length) this.#wakeDrained(false);
       };
       // A reply to a message that came as a value goes back the same way (the value is its JSON text).
-      if (asValue && this.transport.sendValue) this.transport.sendValue(text, done);
+      if (typeof text !== "string") {
+        // Bytes go out as they are where the transport takes them (WebSocket: one text frame, no copy).
+        if (this.transport.sendUtf8 && !(asValue && this.transport.sendValue)) this.transport.sendUtf8(text, done);
+        else if (asValue && this.transport.sendValue) this.transport.sendValue(text.toString("utf8"), done);
+        else this.transport.send(text.toString("utf8"), done);
+      } else if (asValue && this.transport.sendValue) this.transport.sendValue(text, done);
       else this.transport.send(text, done);
     } catch {
       // The socket went away between our check and the write; the close handler cleans up.

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import type { ConnectionContext } from "./connection-context.js";
+import type { ReplyParts } from "./reply-bytes.js";
 
 export type { MethodAccess } from "../protocol/define.js";
 
@@ -14,6 +15,11 @@ export interface MethodContext extends ConnectionContext {
   admit?: () => void;
   /** For a method with a `bytes` field: the Buffer an in-process caller passed in that field (see MethodDefinition.bytes). */
   bytes?: Buffer;
+  /**
+   * Set by the RPC host: a string field of the result sent from bytes the handler holds (a large body, not
+   * made into a string), and work to run once the message carrying the reply has been handed to the connection.
+   */
+  reply?: ReplyParts;
 }
 
 /** A method as the server runs it: the protocol's request descriptor (name, description, params, result, access) and how to run it. */

@@ -76,6 +76,23 @@ export class ReadGrant {
   }
 
   /**
+   * For a reply that waits for others before it is sent (a batch's): gives
+   * the bytes back now, so the batch's other reads do not wait for them, and
+   * returns what to call once the message carrying it is handed to the
+   * connection: the bytes count again from then (at once, past the cap if
+   * need be: the reply exists already) until it is flushed.
+   */
+  defer(): () => void {
+    const bytes = this.#bytes;
+    const { cap, state } = this;
+    this.release();
+    return () => {
+      if (state.holder.closed || bytes <= 0) return;
+      cap._charge(state, bytes).releaseWhenFlushed();
+    };
+  }
+
+  /**
    * Gives the bytes back once everything the connection has sent until now
    * (the reply carrying this read included) has been written to its socket,
    * or when the connection closes. Call it after the reply was sent.
@@ -185,6 +202,11 @@ export class ReadCap {
       this.#admit();
       this.#watchStalls();
     });
+  }
+
+  /** @internal Counts `bytes` of `state` at once, without waiting for room (a batch's reply, already made). */
+  _charge(state: HolderState, bytes: number): ReadGrant {
+    return this.#grant(state, bytes);
   }
 
   /** @internal Bytes given back by a grant of `state`. */

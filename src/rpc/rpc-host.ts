@@ -6,6 +6,7 @@ import { DEFAULT_CONCURRENCY, ServerConnection } from "./connection.js";
 import { type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
 import type { MethodContext, MethodDefinition } from "./method.js";
 import { MethodRegistry } from "./registry.js";
+import { OutgoingReply, ReplyParts, serializeWithField } from "./reply-bytes.js";
 import { TurnScheduler } from "./scheduler.js";
 import type { Transport } from "./transport.js";
 
@@ -139,7 +140,7 @@ export class RpcHost {
     });
   }
 
-  async #dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | null> {
+  async #dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | OutgoingReply | null> {
     if (!Array.isArray(message)) return this.#single(message, connection, undefined, bytes);
     if (message.length === 0) return JSON.stringify(invalidRequest(null));
     const maxBatch = this.events.maxBatchSize ?? Number.POSITIVE_INFINITY;
@@ -159,10 +160,18 @@ export class RpcHost {
     const budget = this.events.maxOutboundBytes ?? Number.POSITIVE_INFINITY;
     const batch = { bytes: 2, over: false, budget };
     let held = 0;
+    // What the replies built as bytes run once the batch's reply is handed over (a read's bytes go back when it is flushed).
+    const hooks: (() => void)[] = [];
     const parts = await Promise.all(
       message.map(async (element) => {
-        let text = await this.#single(element, connection, batch);
-        if (text === null) return null;
+        const reply = await this.#single(element, connection, batch);
+        if (reply === null) return null;
+        let text: string | Buffer;
+        if (typeof reply === "string") text = reply;
+        else {
+          hooks.push(...reply.sent);
+          text = reply.data;
+        }
         // Small replies (errors, acknowledgements) always fit: past the budget by at most the batch's length in KiB.
         if (batch.bytes + text.length + 1 > budget && text.length > SMALL_REPLY) {
           batch.over = true;
@@ -176,11 +185,28 @@ export class RpcHost {
     );
     connection.hold(-held);
     const present = parts.filter((p) => p !== null);
-    return present.length ? `[${present.join(",")}]` : null;
+    if (present.length === 0) {
+      new OutgoingReply("", hooks).done();
+      return null;
+    }
+    if (present.every((p) => typeof p === "string")) {
+      const text = `[${present.join(",")}]`;
+      return hooks.length ? new OutgoingReply(text, hooks) : text;
+    }
+    // A reply built as bytes among them: the batch's reply is bytes too, the texts encoded into it.
+    const size = present.reduce((sum, p) => sum + (typeof p === "string" ? Buffer.byteLength(p) : p.length), 1 + present.length);
+    const out = Buffer.allocUnsafe(size);
+    let pos = 0;
+    present.forEach((p, i) => {
+      out[pos++] = i === 0 ? 0x5b : 0x2c;
+      pos += typeof p === "string" ? out.write(p, pos, "utf8") : p.copy(out, pos);
+    });
+    out[pos] = 0x5d;
+    return new OutgoingReply(out, hooks);
   }
 
   /** One request: refused at once when it cannot be taken, else queued on its connection and answered when it has run. */
-  #single(message: unknown, connection: ServerConnection, batch?: { over: boolean; budget: number }, bytes?: Buffer): Promise<string | null> {
+  #single(message: unknown, connection: ServerConnection, batch?: { over: boolean; budget: number }, bytes?: Buffer): Promise<string | OutgoingReply | null> {
     const problem = requestProblem(message);
     if (problem) return Promise.resolve(JSON.stringify(problem));
     const request = message as JSONRPCRequest;
@@ -210,8 +236,8 @@ export class RpcHost {
         try {
           // A batch whose reply is already over the budget: what has not started is not run.
           if (batch?.over) return request.id === undefined ? null : JSON.stringify(replyTooLarge(request.id, batch.budget));
-          const reply = await this.#call(def, request, connection, bytes);
-          return reply ? JSON.stringify(reply) : null;
+          const parts = new ReplyParts(batch !== undefined);
+          return serialize(await this.#call(def, request, connection, bytes, parts), parts);
         } finally {
           if (def.ordered) connection.orderedPending--;
         }
@@ -222,17 +248,29 @@ export class RpcHost {
     );
   }
 
-  async #call(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection, frameBytes?: Buffer): Promise<JSONRPCResponse | null> {
+  async #call(
+    def: MethodDefinition,
+    request: JSONRPCRequest,
+    connection: ServerConnection,
+    frameBytes: Buffer | undefined,
+    parts: ReplyParts,
+  ): Promise<JSONRPCResponse | null> {
     this.#inFlight++;
     try {
-      return await this.#invoke(def, request, connection, frameBytes);
+      return await this.#invoke(def, request, connection, frameBytes, parts);
     } finally {
       if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
     }
   }
 
   /** `frameBytes`: the raw bytes of a binary frame, for the method's bytes field. */
-  async #invoke(def: MethodDefinition, request: JSONRPCRequest, connection: ServerConnection, frameBytes?: Buffer): Promise<JSONRPCResponse | null> {
+  async #invoke(
+    def: MethodDefinition,
+    request: JSONRPCRequest,
+    connection: ServerConnection,
+    frameBytes: Buffer | undefined,
+    parts: ReplyParts,
+  ): Promise<JSONRPCResponse | null> {
     const respond = (body: { result: unknown } | { error: RpcErrorObject }): JSONRPCResponse | null =>
       request.id === undefined ? null : ({ jsonrpc: "2.0", id: request.id, ...body } as JSONRPCResponse);
     try {
@@ -268,6 +306,7 @@ export class RpcHost {
         project: connection.project!,
         notify: (method, params) => connection.notify(method, params),
         signal: connection.signal,
+        reply: parts,
         ...(bytes ? { bytes } : {}),
       };
       const run = (admit?: () => void) => {
@@ -286,6 +325,25 @@ export class RpcHost {
       return respond({ error: toRpcError(error, (msg, err) => this.log.error(`${msg} (${def.name})`, err)) });
     }
   }
+}
+
+/**
+ * A call's reply as it goes out: JSON text, or bytes when the handler gave a field as bytes (ReplyParts),
+ * with the handler's hooks to run once it is handed to the connection (at once when there is no reply).
+ */
+function serialize(reply: JSONRPCResponse | null, parts: ReplyParts): string | OutgoingReply | null {
+  const hooks = parts.takeHooks();
+  if (reply === null) {
+    new OutgoingReply("", hooks).done();
+    return null;
+  }
+  const field = parts.field;
+  const result = "result" in reply ? (reply.result as unknown) : undefined;
+  const data =
+    field && typeof result === "object" && result !== null && Object.hasOwn(result, field.name)
+      ? serializeWithField(reply as unknown as Record<string, unknown>, field)
+      : JSON.stringify(reply);
+  return typeof data === "string" && hooks.length === 0 ? data : new OutgoingReply(data, hooks);
 }
 
 /** A reply this short is sent whatever the batch's reply already holds. */

@@ -6,6 +6,8 @@ export interface Transport {
    * went away first; the server counts what is sent and not yet flushed.
    */
   send(text: string, flushed?: (error?: Error) => void): void;
+  /** Sends one text message given as its UTF-8 bytes, without decoding them (WebSocket: framed around the Buffer). Else `send` gets them as a string. */
+  sendUtf8?(data: Buffer, flushed?: (error?: Error) => void): void;
   close(code?: number, reason?: string): void;
   /** Drops the connection at once, without a closing handshake (that a peer which does not read would never finish). */
   terminate?(): void;

@@ -9,6 +9,7 @@ import { methods } from "../../protocol/methods/index.js";
 import type { ConnectionHandle } from "../../rpc/connection-context.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import type { ReadGrant } from "../../rpc/read-cap.js";
+import { JsonStringBytes } from "../../rpc/reply-bytes.js";
 
 interface Slice {
   data: Buffer;
@@ -57,6 +58,9 @@ async function readStreamed(core: Core, connection: ConnectionHandle, row: Entry
   }
 }
 
+/** A body from this many bytes up is sent as bytes (src/rpc/reply-bytes.ts); a smaller one as a string. */
+export const BODY_AS_BYTES = 16 * 1024;
+
 /** What a read of a few lines asks the cap for besides its share of the entry's bytes. */
 const FEW_LINES_BYTES = 64 * 1024;
 
@@ -92,12 +96,21 @@ export const entryGet = defineMethod({
         // What a terminal finally shows of the slice (rendered by a terminal emulator; the whole body within maxReadBytes).
         const cleaned = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(row));
         body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
+      } else if (ctx.reply && slice.data.length >= BODY_AS_BYTES) {
+        // A large body goes into the reply's bytes from the Buffer it was read into: no string of it, nor of the reply.
+        ctx.reply.setField("body", new JsonStringBytes(slice.data, encoding));
+        body = "";
       } else {
         body = slice.data.toString(encoding);
       }
-      // The reply is sent once this returns (before the next turn of the loop): its bytes count until they have left the process.
+      // Its bytes count until the message carrying the reply has left the process. In a batch they are let go
+      // while the batch's other calls run (which may read too) and count again from when the batch's reply is sent.
       const grant = slice.grant;
-      if (grant) setImmediate(() => grant.releaseWhenFlushed());
+      if (grant) {
+        if (ctx.reply?.batched) ctx.reply.onSent(grant.defer());
+        else if (ctx.reply) ctx.reply.onSent(() => grant.releaseWhenFlushed());
+        else setImmediate(() => grant.releaseWhenFlushed());
+      }
       return { ...summary, body, encoding, range: { line: slice.firstLine, lines: slice.lines }, truncated: slice.truncated };
     } catch (error) {
       slice.grant?.release();
