@@ -53,23 +53,28 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     getTypeParser: (oid: number, format?: "text" | "binary") =>
       NUMERIC_TYPES.includes(oid) ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text"),
   };
-  const pool = new pg.Pool({
+  const config: pg.PoolConfig = {
     connectionString: url,
-    max: options.poolSize ?? 10,
     types: types as pg.CustomTypesConfig,
     // pg-pool waits for the promise before the connection is used (its type says void).
     onConnect: (client) => client.query(LZ4_TOAST),
-  });
+  };
+  const pool = new pg.Pool({ ...config, max: options.poolSize ?? 10 });
+  // Appends have a connection of their own (they write one batch at a time): a stream's chunks never wait for a
+  // connection behind the other queries (at the end of a run, hundreds of producers completing at once).
+  const appendPool = new pg.Pool({ ...config, max: 1, idleTimeoutMillis: 0 });
   // A dropped idle connection must not crash the server; the pool replaces it.
   pool.on("error", () => undefined);
+  appendPool.on("error", () => undefined);
   // Fail at start-up, with the server's own message, when the database cannot be reached.
   const probe = await pool.connect().catch(async (error: unknown) => {
     await pool.end().catch(() => undefined);
+    await appendPool.end().catch(() => undefined);
     throw new Error(`Cannot connect to PostgreSQL at ${redactUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
   });
   probe.release();
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const appends = new AppendBatcher(pool);
+  const appends = new AppendBatcher(appendPool);
   let closed = false;
   return {
     kind: "postgres",
@@ -81,6 +86,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       if (closed) return;
       closed = true;
       await appends.drain();
+      await appendPool.end();
       // destroy() ends the pool once pending queries finish.
       await db.destroy();
     },
