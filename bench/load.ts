@@ -41,6 +41,14 @@ const peakMemory = (pid: number) => {
 const admin_ = process.env.SPOOL_BENCH_POSTGRES_URL;
 const SERVERS = admin_ ? Number(process.env.SPOOL_BENCH_SERVERS ?? 1) : 1;
 
+/** Drops a database freshDatabase made (each run's is a few hundred MB). */
+async function dropDatabase(url: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS ${new URL(database).pathname.slice(1)} WITH (FORCE)`);
+  await client.end();
+}
+
 async function freshDatabase(url: string): Promise<string> {
   const name = `spool_bench_${randomBytes(4).toString("hex")}`;
   const client = new pg.Client({ connectionString: url });
@@ -189,4 +197,5 @@ try {
 } finally {
   for (const r of runners) r.kill("SIGTERM");
   await Promise.all(servers.map((s) => s.stop()));
+  if (admin_ && shared.SPOOL_DATABASE_URL) await dropDatabase(admin_, shared.SPOOL_DATABASE_URL);
 }
