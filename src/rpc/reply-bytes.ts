@@ -39,18 +39,25 @@ const BASE64_STEP = 3 * 16 * 1024;
  */
 export class JsonStringBytes {
   readonly length: number;
-  readonly #data: Buffer;
+  readonly #data: readonly Buffer[];
   readonly #encoding: "utf8" | "base64";
   /** Set when the text is not valid UTF-8: its JSON made the old way. */
   readonly #fallback: Buffer | null = null;
 
-  constructor(data: Buffer, encoding: "utf8" | "base64") {
-    this.#data = data;
+  /**
+   * @param data the bytes, or the bytes in pieces (views of the rows they were read from): text valid in
+   * every piece is escaped piece by piece, anything else (base64, a character cut between pieces) is joined first.
+   */
+  constructor(data: Buffer | readonly Buffer[], encoding: "utf8" | "base64") {
     this.#encoding = encoding;
-    if (encoding === "base64") this.length = 4 * Math.ceil(data.length / 3) + 2;
-    else if (isUtf8(data)) this.length = data.length + escapedExtra(data) + 2;
+    let pieces = Buffer.isBuffer(data) ? [data] : data;
+    if (pieces.length > 1 && (encoding === "base64" || !pieces.every((piece) => isUtf8(piece)))) pieces = [Buffer.concat(pieces)];
+    this.#data = pieces;
+    const bytes = pieces.reduce((sum, piece) => sum + piece.length, 0);
+    if (encoding === "base64") this.length = 4 * Math.ceil(bytes / 3) + 2;
+    else if (pieces.length > 1 || isUtf8(pieces[0]!)) this.length = bytes + pieces.reduce((sum, piece) => sum + escapedExtra(piece), 0) + 2;
     else {
-      this.#fallback = Buffer.from(JSON.stringify(data.toString("utf8")), "utf8");
+      this.#fallback = Buffer.from(JSON.stringify(pieces[0]!.toString("utf8")), "utf8");
       this.length = this.#fallback.length;
     }
   }
@@ -58,14 +65,15 @@ export class JsonStringBytes {
   /** Writes the `length` bytes at `offset` of `target`; returns the offset after them. */
   writeTo(target: Buffer, offset: number): number {
     if (this.#fallback) return offset + this.#fallback.copy(target, offset);
-    const data = this.#data;
     let pos = offset;
     target[pos++] = QUOTE;
     if (this.#encoding === "base64") {
+      // One piece (joined in the constructor).
+      const data = this.#data[0]!;
       for (let start = 0; start < data.length; start += BASE64_STEP) {
         pos += target.write(data.toString("base64", start, Math.min(data.length, start + BASE64_STEP)), pos, "latin1");
       }
-    } else pos = writeEscaped(data, target, pos);
+    } else for (const piece of this.#data) pos = writeEscaped(piece, target, pos);
     target[pos++] = QUOTE;
     return pos;
   }

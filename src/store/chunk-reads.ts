@@ -35,6 +35,8 @@ interface Start {
 
 export interface LineRead {
   data: Buffer;
+  /** The same bytes as views of the rows read, in order, when `data` is joined only if asked for (a large read sent as bytes needs no joined copy). */
+  parts?: readonly Buffer[];
   /** Lines in `data` (the last may lack its newline). */
   lines: number;
   /** True when `maxBytes` stopped the read before `count` lines. */
@@ -120,9 +122,27 @@ class LineCutter {
 
   result(): LineRead {
     if (this.#size === 0) return { data: Buffer.alloc(0), lines: 0, truncated: this.#truncated };
-    const data = Buffer.concat(this.#parts, this.#size);
-    const partial = data[data.length - 1] !== 10 ? 1 : 0;
-    return { data, lines: (this.#truncated ? countNewlines(data) : this.#newlines) + partial, truncated: this.#truncated };
+    const parts = this.#parts;
+    const size = this.#size;
+    if (this.#truncated || parts.length === 1) {
+      const data = Buffer.concat(parts, size);
+      const partial = data[data.length - 1] !== 10 ? 1 : 0;
+      return { data, lines: (this.#truncated ? countNewlines(data) : this.#newlines) + partial, truncated: this.#truncated };
+    }
+    // Not truncated: every piece holds bytes (an empty one is never taken).
+    const last = parts[parts.length - 1]!;
+    const partial = last[last.length - 1] !== 10 ? 1 : 0;
+    // Joined when first asked for; `parts` is not enumerable, so the read looks (and compares) as before.
+    let joined: Buffer | undefined;
+    const read: LineRead = {
+      get data() {
+        joined ??= Buffer.concat(parts, size);
+        return joined;
+      },
+      lines: this.#newlines + partial,
+      truncated: false,
+    };
+    return Object.defineProperty(read, "parts", { value: parts });
   }
 }
 

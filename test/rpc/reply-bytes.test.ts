@@ -48,6 +48,24 @@ describe("replies built as bytes (src/rpc/reply-bytes.ts)", () => {
       }
     }
   });
+
+  it("a body given in pieces (views of the rows read) gives the same bytes, whatever the pieces cut (a character, an escape's byte, base64's groups)", () => {
+    const data = Buffer.concat([EVERY_CASE, INVALID, EVERY_CASE]);
+    for (let cut = 1; cut < data.length; cut += 7) {
+      for (const pieces of [
+        [data.subarray(0, cut), data.subarray(cut)],
+        [data.subarray(0, cut >> 1), data.subarray(cut >> 1, cut), data.subarray(cut)],
+      ]) {
+        for (const bytes of [pieces, [EVERY_CASE.subarray(0, cut % EVERY_CASE.length), EVERY_CASE.subarray(cut % EVERY_CASE.length)]]) {
+          for (const encoding of ["utf8", "base64"] as const) {
+            const response = { jsonrpc: "2.0", id: 1, result: { body: "", encoding } };
+            const got = serializeWithField(response, { name: "body", value: new JsonStringBytes(bytes, encoding) });
+            expect(got.toString("utf8")).toBe(JSON.stringify({ ...response, result: { body: Buffer.concat(bytes).toString(encoding), encoding } }));
+          }
+        }
+      }
+    }
+  });
 });
 
 let ts: TestServer | null = null;

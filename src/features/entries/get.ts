@@ -13,6 +13,9 @@ import { JsonStringBytes } from "../../rpc/reply-bytes.js";
 
 interface Slice {
   data: Buffer;
+  /** The bytes in pieces, when `data` is joined only if asked for (LineRead.parts). */
+  parts?: readonly Buffer[];
+  bytes: number;
   firstLine: number;
   lines: number;
   truncated: boolean;
@@ -50,8 +53,20 @@ async function readStreamed(core: Core, connection: ConnectionHandle, row: Entry
       grant = await core.reads.acquire(connection, limit);
       read = await core.repos.chunks.readLines(row.id, start, count, limit);
     }
-    grant.shrink(read.data.length);
-    return { data: read.data, firstLine: start + 1, lines: read.lines, truncated: read.truncated, grant };
+    const bytes = read.parts ? read.parts.reduce((sum, part) => sum + part.length, 0) : read.data.length;
+    grant.shrink(bytes);
+    return {
+      // Joined when asked for: a body sent as bytes never is.
+      get data() {
+        return read.data;
+      },
+      parts: read.parts,
+      bytes,
+      firstLine: start + 1,
+      lines: read.lines,
+      truncated: read.truncated,
+      grant,
+    };
   } catch (error) {
     grant.release();
     throw error;
@@ -66,7 +81,7 @@ const FEW_LINES_BYTES = 64 * 1024;
 
 function readInline(row: EntryRow, start: number, count: number): Slice {
   const data = sliceLines(Buffer.from(row.body, "utf8"), start, count);
-  return { data, firstLine: start + 1, lines: countLines(data), truncated: false };
+  return { data, bytes: data.length, firstLine: start + 1, lines: countLines(data), truncated: false };
 }
 
 export const entryGet = defineMethod({
@@ -96,9 +111,9 @@ export const entryGet = defineMethod({
         // What a terminal finally shows of the slice (rendered by a terminal emulator; the whole body within maxReadBytes).
         const cleaned = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(row));
         body = (await ctx.core.applyFilter("entry:model-view", { text: cleaned, path: row.path })).text;
-      } else if (ctx.reply && slice.data.length >= BODY_AS_BYTES) {
-        // A large body goes into the reply's bytes from the Buffer it was read into: no string of it, nor of the reply.
-        ctx.reply.setField("body", new JsonStringBytes(slice.data, encoding));
+      } else if (ctx.reply && slice.bytes >= BODY_AS_BYTES) {
+        // A large body goes into the reply's bytes from the rows it was read from: no joined copy, no string of it nor of the reply.
+        ctx.reply.setField("body", new JsonStringBytes(slice.parts ?? slice.data, encoding));
         body = "";
       } else {
         body = slice.data.toString(encoding);
