@@ -1,4 +1,4 @@
-import pg from "pg";
+import type pg from "pg";
 import type { Logger } from "../logger.js";
 import {
   aliveServers,
@@ -112,6 +112,7 @@ export class PostgresBus implements Bus {
 
   /** The listening connection: it holds this server's liveness lock and receives the others' payloads. */
   async #listen(): Promise<void> {
+    const { default: pg } = await import("pg");
     const client = new pg.Client({ connectionString: this.url, application_name: `spool-server-${this.serverId}` });
     client.on("error", (error) => {
       if (this.#closed) return;

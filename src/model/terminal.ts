@@ -1,6 +1,11 @@
-import xterm from "@xterm/headless";
+import { createRequire } from "node:module";
+import type { Terminal } from "@xterm/headless";
 
-const { Terminal } = xterm;
+/**
+ * xterm.js, loaded on the first rendering: ~2 MB of heap that `spool serve` need not hold until a model view is
+ * asked for. Required (its CommonJS build), as `import` resolves it differently under tsx (no default export).
+ */
+const loadXterm = () => createRequire(import.meta.url)("@xterm/headless") as typeof import("@xterm/headless");
 
 /**
  * The terminal the model view is rendered on. Wide enough that ordinary
@@ -69,6 +74,7 @@ const isLineFeed = (code: number) => code === 10 || code === 11 || code === 12;
  */
 export async function renderTerminal(text: string, options: RenderOptions = {}): Promise<Rendering> {
   if (options.input) text = typedLines(text);
+  const { Terminal } = loadXterm();
   const term = new Terminal({
     cols: TERMINAL_COLS,
     rows: TERMINAL_ROWS,

@@ -2,7 +2,6 @@ import { constants, existsSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { localBaseEnvironment } from "./environment.js";
@@ -170,6 +169,8 @@ export class LocalBackend implements Backend {
       const tty = await startLocalTty({ ...spec, tty: spec.tty }, { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup });
       return sandbox ? { ...tty, result: tty.result.then(sandboxResult) } : tty;
     }
+    // execa is loaded by the first command (~2 MB of heap a server whose commands all run elsewhere never holds).
+    const { execa } = await import("execa");
     const subprocess = execa(file, args, {
       cwd,
       env,

@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from "kysely";
-import pg from "pg";
+// pg is loaded when a PostgreSQL store is opened: a server on SQLite never holds it (~2 MB of heap).
+import type pg from "pg";
 import { type AppendOutcome, countNewlines } from "./chunks.js";
 import type { Store } from "./database.js";
 import { lineCount } from "./entries.js";
@@ -49,6 +50,7 @@ export interface PostgresStore extends Store {
  * lock on its entry, one INSERT and one UPDATE: O(chunk), whatever the entry holds.
  */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const { default: pg } = await import("pg");
   const types = {
     getTypeParser: (oid: number, format?: "text" | "binary") =>
       NUMERIC_TYPES.includes(oid) ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text"),
