@@ -16,15 +16,19 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /**
- * The node flags a tree's bin/spool.js gives itself in its shebang (`#!/usr/bin/env -S node --max-semi-space-size=2`),
- * so a server started here runs as `spool serve` does; SPOOL_BENCH_NODE_ARGS (the bench's, or a tree's in compare.ts)
- * replaces them.
+ * The environment assignments and node flags a tree's bin/spool.js gives itself in its shebang
+ * (`#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2`), so a server started here runs as `spool serve`
+ * does; SPOOL_BENCH_NODE_ARGS (the bench's, or a tree's in compare.ts) replaces both (a tree's query sets variables).
  */
-export function binNodeArgs(bin: string, env: NodeJS.ProcessEnv = process.env): string[] {
+export function binLaunch(bin: string, env: NodeJS.ProcessEnv = process.env): { args: string[]; env: Record<string, string> } {
   const given = env.SPOOL_BENCH_NODE_ARGS ?? process.env.SPOOL_BENCH_NODE_ARGS;
-  if (given !== undefined) return given.split(" ").filter(Boolean);
-  const shebang = /^#!\S*env -S node((?: +-\S+)*)[ \t]*$/m.exec(readFileSync(bin, "utf8").split("\n", 1)[0]!);
-  return shebang?.[1]?.split(" ").filter(Boolean) ?? [];
+  if (given !== undefined) return { args: given.split(" ").filter(Boolean), env: {} };
+  const shebang = /^#!\S*env -S((?: +[A-Za-z_][A-Za-z0-9_]*=\S*)*) node((?: +-\S+)*)[ \t]*$/m.exec(readFileSync(bin, "utf8").split("\n", 1)[0]!);
+  const vars = (shebang?.[1] ?? "").split(" ").filter(Boolean);
+  return {
+    args: shebang?.[2]?.split(" ").filter(Boolean) ?? [],
+    env: Object.fromEntries(vars.map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])),
+  };
 }
 
 /** Starts `spool serve` as its own process on a free port with a fresh home. */
@@ -32,8 +36,9 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
   const home = mkdtempSync(join(tmpdir(), "spool-bench-"));
   // SPOOL_BENCH_BIN runs another tree's server (a git worktree of an older commit) under the same client.
   const bin = extraEnv.SPOOL_BENCH_BIN ?? process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
-  const child = spawn(process.execPath, [...binNodeArgs(bin, extraEnv), bin, "serve", "--port", "0", "--home", home], {
-    env: { ...process.env, SPOOL_LOG: "warn", ...extraEnv },
+  const launch = binLaunch(bin, extraEnv);
+  const child = spawn(process.execPath, [...launch.args, bin, "serve", "--port", "0", "--home", home], {
+    env: { ...process.env, ...launch.env, SPOOL_LOG: "warn", ...extraEnv },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -67,12 +72,13 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
 /** Starts `spool runner` against a bench server and resolves once it has attached; kill it with SIGTERM. */
 export async function startRunnerProcess(server: { url: string; tokenFile: string }, project: string, name: string, flags: string[]) {
   const bin = process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
+  const launch = binLaunch(bin);
   const runner = spawn(
     process.execPath,
-    [...binNodeArgs(bin), bin, "runner", "--server", server.url, "--token-file", server.tokenFile, "--project", project, "--name", name, ...flags],
+    [...launch.args, bin, "runner", "--server", server.url, "--token-file", server.tokenFile, "--project", project, "--name", name, ...flags],
     {
       stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, SPOOL_LOG: "warn" },
+      env: { ...process.env, ...launch.env, SPOOL_LOG: "warn" },
     },
   );
   await new Promise<void>((resolve, reject) => {

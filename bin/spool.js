@@ -1,12 +1,14 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --optimize-for-size
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072 node --max-semi-space-size=2
 // The spool CLI. It runs the compiled JavaScript in dist/ when dist/ is a build of the sources present (its stamp,
 // written by `npm run build` and by `prepare` on npm install / npm ci, matches src/'s file sizes and modification
 // times), else src/ through tsx's loader, so an edited source never runs stale code. SPOOL_FROM_SOURCE=1 runs the
 // sources anyway. Compiled, `spool serve` needs ~55 MB less memory (no loader thread, no esbuild process).
-// The shebang's flags keep V8's heap small: 2 MiB semi-spaces for the young generation (instead of 16) and V8's
-// memory-saving heuristics for the old one; while ingesting, `spool serve` peaks ~110 MB instead of ~180 for ~10%
-// more CPU per GB (bench/README.md). They apply when this file is run as a program (`spool`, `./bin/spool.js`);
-// `npm start` and `npm run spool` pass the same flags to node, and so does `spool acp` for the server it starts.
+// The shebang keeps the memory small: 2 MiB semi-spaces for V8's young generation (instead of 16), and glibc's
+// malloc with one arena for all threads (instead of up to 8 per core) that gives freed memory back above 128 KiB of
+// slack (a fixed threshold; glibc would otherwise raise it as far as 64 MB). Ingesting 1 GB, `spool serve` peaks
+// ~111-115 MB instead of ~177 with no flags; --optimize-for-size (which also forces 1 MiB semi-spaces) saved as much
+// but cost ~40% more CPU per GB on the embedded runner's path (bench/README.md). They apply when this file is run as a program (`spool`, `./bin/spool.js`);
+// `npm start` and `npm run spool` pass the same to node, and so does `spool acp` for the server it starts.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isFreshBuild } from "../scripts/source-stamp.mjs";

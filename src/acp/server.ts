@@ -50,10 +50,18 @@ async function probe(location: ServerLocation): Promise<string> {
 
 const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
 
-/** The node flags bin/spool.js's shebang gives itself (a small young generation): the server started here runs as `spool serve` does. */
-function serverNodeFlags(): string[] {
+/**
+ * The variables and node flags bin/spool.js's shebang gives itself (glibc malloc settings, a small young generation):
+ * the server started here runs as `spool serve` does.
+ */
+function serverLaunch(): { flags: string[]; env: Record<string, string> } {
   const shebang = readFileSync(SPOOL_BIN, "utf8").split("\n", 1)[0] ?? "";
-  return /^#!\S*env -S node((?: +-\S+)*)\s*$/.exec(shebang)?.[1]?.split(" ").filter(Boolean) ?? [];
+  const m = /^#!\S*env -S((?: +[A-Za-z_][A-Za-z0-9_]*=\S*)*) node((?: +-\S+)*)\s*$/.exec(shebang);
+  const vars = (m?.[1] ?? "").split(" ").filter(Boolean);
+  return {
+    flags: m?.[2]?.split(" ").filter(Boolean) ?? [],
+    env: Object.fromEntries(vars.map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])),
+  };
 }
 
 /** How long a server started here has to answer. */
@@ -81,10 +89,11 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
   const fd = openSync(logFile, "a", 0o600);
   let exit: { code: number | null } | null = null;
   try {
-    const child = spawn(process.execPath, [...serverNodeFlags(), SPOOL_BIN, "serve", "--home", location.home], {
+    const launch = serverLaunch();
+    const child = spawn(process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home], {
       detached: true,
       stdio: ["ignore", fd, fd],
-      env: process.env,
+      env: { ...process.env, ...launch.env },
     });
     child.once("exit", (code) => (exit = { code }));
     child.unref();

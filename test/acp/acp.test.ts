@@ -336,6 +336,9 @@ describe("spool acp and its server", () => {
       const { sessionId } = await acp.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
       serverPid = (JSON.parse(readFileSync(join(home, "spool.lock"), "utf8")) as { pid: number }).pid;
       expect(serverPid).not.toBe(acp.child.pid);
+      // It runs as `spool serve` does: with the node flags and the malloc variables of bin/spool.js's shebang.
+      expect(readFileSync(`/proc/${serverPid}/cmdline`, "utf8").split("\0")).toContain("--max-semi-space-size=2");
+      expect(readFileSync(`/proc/${serverPid}/environ`, "utf8").split("\0")).toContain("MALLOC_ARENA_MAX=1");
       expect(readFileSync(join(home, "serve.log"), "utf8")).toContain(`Spool listening on ws://127.0.0.1:${port}/`);
       expect(await acp.stop("SIGTERM")).toBe(0);
       expect(alive(serverPid)).toBe(true);

@@ -15,8 +15,10 @@ import { tempDir } from "../helpers/server.js";
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const run = promisify(execFile);
 
-/** What the launcher gives node: a small young generation, and V8's memory-saving heuristics (bench/README.md). */
-const FLAGS = "--max-semi-space-size=2 --optimize-for-size";
+/** What the launcher gives node: a small young generation (bench/README.md). */
+const FLAGS = "--max-semi-space-size=2";
+/** And glibc's malloc: one arena, freed memory given back above 128 KiB of slack. */
+const MALLOC = "MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072";
 
 const SOURCE_MAIN = `export async function main(argv: string[]): Promise<number> {
   const from: string = "source";
@@ -25,7 +27,7 @@ const SOURCE_MAIN = `export async function main(argv: string[]): Promise<number>
 }
 `;
 const DIST_MAIN = `export async function main(argv) {
-  process.stdout.write(\`dist \${process.pid} \${argv.join(" ")} \${process.execArgv.join(" ")}\\n\`);
+  process.stdout.write(\`dist \${process.pid} \${argv.join(" ")} \${process.execArgv.join(" ")} MALLOC_ARENA_MAX=\${process.env.MALLOC_ARENA_MAX} MALLOC_TRIM_THRESHOLD_=\${process.env.MALLOC_TRIM_THRESHOLD_}\\n\`);
   return 4;
 }
 `;
@@ -116,20 +118,24 @@ describe("bin/spool.js runs dist/ only when it is a build of the sources present
     expect((await spool([], { SPOOL_FROM_SOURCE: "" })).from).toBe("dist");
   });
 
-  it("run as a program, it is node itself (no wrapper process) with the shebang's small young generation", async () => {
+  it("run as a program, it is node itself (no wrapper process) with the shebang's small young generation and malloc settings", async () => {
     stampNow();
-    const child = run(join(dir, "bin", "spool.js"), ["serve"], { env: { ...process.env, SPOOL_FROM_SOURCE: "" } });
+    const env: NodeJS.ProcessEnv = { ...process.env, SPOOL_FROM_SOURCE: "" };
+    delete env.MALLOC_ARENA_MAX;
+    delete env.MALLOC_TRIM_THRESHOLD_;
+    const child = run(join(dir, "bin", "spool.js"), ["serve"], { env });
     const pid = child.child.pid;
     const { stdout } = await child.catch((error: { stdout: string }) => ({ stdout: error.stdout }));
-    expect(stdout.trim()).toBe(`dist ${pid} serve ${FLAGS}`);
+    expect(stdout.trim()).toBe(`dist ${pid} serve ${FLAGS} ${MALLOC}`);
   });
 
-  it("`npm start` gives node the same flags as the shebang", () => {
+  it("`npm start` gives node the same variables and flags as the shebang", () => {
     const shebang = readFileSync(join(repo, "bin", "spool.js"), "utf8").split("\n", 1)[0]!;
-    const flags = /^#!\/usr\/bin\/env -S node((?: -\S+)*)$/.exec(shebang)?.[1]?.trim();
-    expect(flags).toBe(FLAGS);
+    const m = /^#!\/usr\/bin\/env -S((?: [A-Za-z_]\w*=\S*)*) node((?: -\S+)*)$/.exec(shebang);
+    const [vars, flags] = [m?.[1]?.trim(), m?.[2]?.trim()];
+    expect([vars, flags]).toEqual([MALLOC, FLAGS]);
     const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { scripts: Record<string, string> };
-    expect(pkg.scripts.start).toBe(`node ${flags} bin/spool.js serve`);
-    expect(pkg.scripts.spool).toBe(`node ${flags} bin/spool.js`);
+    expect(pkg.scripts.start).toBe(`${vars} node ${flags} bin/spool.js serve`);
+    expect(pkg.scripts.spool).toBe(`${vars} node ${flags} bin/spool.js`);
   });
 });
