@@ -176,7 +176,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
    * the earlier calls to finish.
    */
   runOrdered<T>(key: string, work: (admit: () => void) => Promise<T>, pipelined = false): Promise<T> {
-    const group = key.split(ORDER_SEP)[0]!;
+    const sep = key.indexOf(ORDER_SEP);
+    const group = sep === -1 ? key : key.slice(0, sep);
     const before: Promise<unknown>[] = [];
     let sameKey: OrderTail | undefined;
     const collect = (g: string, all: boolean) => {

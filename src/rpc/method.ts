@@ -48,6 +48,12 @@ export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.Z
    * cannot arrive, so other callers are unaffected.
    */
   bytes?: string;
+  /**
+   * A fast check for the method's common params shape, allocating nothing: the params themselves when they are
+   * certainly valid as `params` would parse them (same values; its copy is not needed), else undefined, and the
+   * schema decides (its errors for bad input). For the hottest calls (`stream`: one per chunk).
+   */
+  quickParams?: (params: unknown) => z.output<P> | undefined;
   handler: (params: z.output<P>, ctx: C) => Promise<z.input<R>> | z.input<R>;
 }
 

@@ -294,7 +294,8 @@ export class RpcHost {
         bytes = (params as Record<string, Buffer>)[field];
         params = { ...params, [field]: "" };
       }
-      const parsed = def.params.safeParse(params);
+      const quick = def.quickParams?.(params);
+      const parsed = quick !== undefined ? { success: true as const, data: quick } : def.params.safeParse(params);
       if (!parsed.success) {
         return respond({
           error: rpcError("INVALID_PARAMS", `Invalid params for ${def.name}`, { issues: describeIssues(parsed.error) }),
