@@ -29,10 +29,10 @@ describe("watcher fan-out", () => {
     for (const sub of subs) hub.finishReplay(sub, 7, null);
     const data = Buffer.from('line "one"\n\u0001 é\n');
     let escapes = 0;
-    const toString = data.toString.bind(data);
+    const originalToString = data.toString.bind(data);
     data.toString = ((encoding?: BufferEncoding) => {
       escapes++;
-      return toString(encoding);
+      return originalToString(encoding);
     }) as typeof data.toString;
     hub.publish(7, 1, data);
     // Two encodings among three watchers: two encodings made, not three.
@@ -43,7 +43,7 @@ describe("watcher fan-out", () => {
       const expected = {
         jsonrpc: "2.0",
         method: "stream/data",
-        params: { subscription: subs[i]!.id, run: 'r"1', path: "sh://turn_1/x_1", channel: 1, seq: 1, chunk: toString(w.encoding), encoding: w.encoding },
+        params: { subscription: subs[i]!.id, run: 'r"1', path: "sh://turn_1/x_1", channel: 1, seq: 1, chunk: originalToString(w.encoding), encoding: w.encoding },
       };
       // Byte for byte what serialising the notification object gives.
       expect(w.texts[0]).toBe(JSON.stringify(expected));
