@@ -43,7 +43,15 @@ describe("watcher fan-out", () => {
       const expected = {
         jsonrpc: "2.0",
         method: "stream/data",
-        params: { subscription: subs[i]!.id, run: 'r"1', path: "sh://turn_1/x_1", channel: 1, seq: 1, chunk: originalToString(w.encoding), encoding: w.encoding },
+        params: {
+          subscription: subs[i]!.id,
+          run: 'r"1',
+          path: "sh://turn_1/x_1",
+          channel: 1,
+          seq: 1,
+          chunk: originalToString(w.encoding),
+          encoding: w.encoding,
+        },
       };
       // Byte for byte what serialising the notification object gives.
       expect(w.texts[0]).toBe(JSON.stringify(expected));
