@@ -54,6 +54,11 @@ export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.Z
    * schema decides (its errors for bad input). For the hottest calls (`stream`: one per chunk).
    */
   quickParams?: (params: unknown) => z.output<P> | undefined;
+  /**
+   * A fast check of the handler's result: true only when it is valid and already what `result` would parse it to
+   * (the same keys, in the schema's order, nothing else), so it is sent as it is (the same JSON); else the schema checks it.
+   */
+  quickResult?: (result: unknown) => boolean;
   handler: (params: z.output<P>, ctx: C) => Promise<z.input<R>> | z.input<R>;
 }
 

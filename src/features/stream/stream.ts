@@ -30,6 +30,16 @@ function quickStreamParams(p: unknown): boolean {
   );
 }
 
+/** True only when the result is an ack exactly as the result schema gives it: channel, seq, bytes, duplicate, in that order. */
+function quickStreamResult(r: unknown): boolean {
+  if (typeof r !== "object" || r === null || Object.getPrototypeOf(r) !== Object.prototype) return false;
+  let i = 0;
+  for (const key in r) if (key !== ACK_KEYS[i++]) return false;
+  const { channel, seq, bytes, duplicate } = r as Record<string, unknown>;
+  return i === ACK_KEYS.length && Number.isSafeInteger(channel) && Number.isSafeInteger(seq) && Number.isSafeInteger(bytes) && typeof duplicate === "boolean";
+}
+const ACK_KEYS = ["channel", "seq", "bytes", "duplicate"];
+
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export const stream = defineMethod({
@@ -42,6 +52,7 @@ export const stream = defineMethod({
   bytes: "chunk",
   // A chunk's params as runners send them, checked without zod's copy (~1.6 KB per chunk); anything else goes to the schema.
   quickParams: (p) => (quickStreamParams(p) ? (p as StreamParamsOutput) : undefined),
+  quickResult: quickStreamResult,
   handler: (params, ctx) => {
     if (ctx.bytes && params.encoding !== undefined) {
       throw new SpoolError("INVALID_PARAMS", "a chunk passed as bytes takes no encoding", { issues: [{ path: "encoding", message: "not with bytes" }] });

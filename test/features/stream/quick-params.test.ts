@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { stream } from "../../../src/features/stream/stream.js";
-import { StreamParams } from "../../../src/protocol/methods/stream.js";
+import { StreamParams, stream as streamRequest } from "../../../src/protocol/methods/stream.js";
 
 // stream's quickParams skips zod's parse for a chunk's usual params: it must never accept what the schema refuses,
 // and what it accepts must be what the schema would give.
@@ -55,5 +55,35 @@ describe("stream's quick params check", () => {
   it("takes a chunk's usual params without the schema's copy", () => {
     expect(stream.quickParams!(good)).toBe(good);
     expect(stream.quickParams!({ ...good, channel: 0 })).toBeUndefined();
+  });
+});
+
+// quickResult lets an ack go out without the result schema's parse: only when the parse would give the same JSON.
+const ack = { channel: 1, seq: 2, bytes: 300, duplicate: false };
+const results: unknown[] = [
+  ack,
+  { ...ack, duplicate: true },
+  { seq: 2, channel: 1, bytes: 300, duplicate: false },
+  { ...ack, extra: 1 },
+  { channel: 1, seq: 2, bytes: 300 },
+  { ...ack, seq: 1.5 },
+  { ...ack, bytes: "300" },
+  { ...ack, duplicate: 0 },
+  Object.assign(Object.create({ inherited: 1 }), ack),
+  null,
+  [1, 2, 3, 4],
+];
+
+describe("stream's quick result check", () => {
+  it.each(results.map((r, i) => [i, r]))("result %i: sent as the schema would give it", (_i, result) => {
+    const parsed = streamRequest.result.safeParse(result);
+    if (!stream.quickResult!(result)) return;
+    expect(parsed.success).toBe(true);
+    expect(JSON.stringify(result)).toBe(JSON.stringify(parsed.data));
+  });
+
+  it("takes the handler's acks as they are", () => {
+    expect(stream.quickResult!(ack)).toBe(true);
+    expect(stream.quickResult!({ ...ack, duplicate: true })).toBe(true);
   });
 });
