@@ -85,19 +85,34 @@ function isSameProcess(pid: number, startTime: number): boolean {
  * that started no earlier than the recorded leader count.
  */
 export function liveMembers(record: Pick<ProcessRecord, "pgid" | "startTime">): number[] {
-  const leader = readProcStat(record.pgid);
-  if (leader && leader.startTime !== record.startTime) return [];
-  const members: number[] = [];
+  return liveMembersOf([record]).get(record.pgid) ?? [];
+}
+
+/**
+ * liveMembers for several records with one pass over /proc (a read per
+ * process): the live members of each record's group, by group id.
+ */
+export function liveMembersOf(records: readonly Pick<ProcessRecord, "pgid" | "startTime">[]): Map<number, number[]> {
+  const members = new Map<number, number[]>();
+  const wanted = new Map<number, number>();
+  for (const record of records) {
+    members.set(record.pgid, []);
+    const leader = readProcStat(record.pgid);
+    if (!leader || leader.startTime === record.startTime) wanted.set(record.pgid, record.startTime);
+  }
+  if (wanted.size === 0) return members;
   let names: string[];
   try {
     names = readdirSync(PROC);
   } catch {
-    return [];
+    return members;
   }
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     const stat = readProcStat(Number(name));
-    if (alive(stat) && stat.pgrp === record.pgid && stat.startTime >= record.startTime) members.push(Number(name));
+    if (!alive(stat)) continue;
+    const startTime = wanted.get(stat.pgrp);
+    if (startTime !== undefined && stat.startTime >= startTime) members.get(stat.pgrp)!.push(Number(name));
   }
   return members;
 }
@@ -237,7 +252,11 @@ export class ProcessRegistry implements ProcessRecorder {
   constructor(
     readonly dir: string,
     private readonly log: Logger,
-    private readonly options: { lingerCheckMs?: number } = {},
+    private readonly options: {
+      lingerCheckMs?: number;
+      /** Told each time the registry reads /proc, with the number of groups that one scan checks (for tests). */
+      onProcScan?: (groups: number) => void;
+    } = {},
   ) {
     const self = readProcStat("self");
     this.#owner = self && this.#boot ? { pid: process.pid, startTime: self.startTime } : null;
@@ -274,7 +293,10 @@ export class ProcessRegistry implements ProcessRecorder {
     const entry = this.#files.get(pid);
     if (!entry) return;
     this.#files.delete(pid);
-    if (!groupExists(pid) || liveMembers(entry.record).length === 0) {
+    // One kill(2); a group still there (often only members being reaped) waits for the next check, which
+    // reads /proc once for all such groups: a scan per exit stalled a runner whose hundreds of commands
+    // ended together for seconds.
+    if (!groupExists(pid)) {
       this.#forget(entry.file);
       return;
     }
@@ -291,14 +313,30 @@ export class ProcessRegistry implements ProcessRecorder {
     if (this.#timer || this.#lingering.size === 0) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      for (const [pid, entry] of this.#lingering) {
-        if (groupExists(pid) && liveMembers(entry.record).length > 0) continue;
-        this.#lingering.delete(pid);
-        this.#forget(entry.file);
-      }
+      this.#check();
       this.#schedule();
     }, this.options.lingerCheckMs ?? 5_000);
     this.#timer.unref();
+  }
+
+  /** Forgets the lingering groups that are gone: a kill(2) each, then one /proc scan for those still there. */
+  #check(): void {
+    const left: { file: string; record: ProcessRecord }[] = [];
+    for (const [pid, entry] of this.#lingering) {
+      if (groupExists(pid)) left.push(entry);
+      else {
+        this.#lingering.delete(pid);
+        this.#forget(entry.file);
+      }
+    }
+    if (left.length === 0) return;
+    this.options.onProcScan?.(left.length);
+    const members = liveMembersOf(left.map((e) => e.record));
+    for (const { file, record } of left) {
+      if ((members.get(record.pgid) ?? []).length > 0) continue;
+      this.#lingering.delete(record.pgid);
+      this.#forget(file);
+    }
   }
 
   #forget(file: string): void {

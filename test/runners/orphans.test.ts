@@ -120,6 +120,32 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     await backend.close();
   });
 
+  it("commands ending leave /proc unread at their exit; a check reads it once for all groups still there, and forgets each group with its last member", async () => {
+    const dir = join(tempDir(), "processes");
+    const scans: number[] = [];
+    const registry = new ProcessRegistry(dir, silent, { lingerCheckMs: 100, onProcScan: (n) => scans.push(n) });
+    const backend = new LocalBackend({ processes: registry });
+    const signal = new AbortController().signal;
+    // Four leaders exit at once, each leaving a background sleep in its group.
+    const runs = await Promise.all([0, 1, 2, 3].map(() => backend.start({ command: "sleep 1.5 >/dev/null 2>&1 & echo started", env: {}, signal })));
+    const leaders = runs.map((r) => r.describe().pid!);
+    groups.push(...leaders);
+    for (const r of runs) {
+      r.stdout.resume();
+      r.stderr.resume();
+    }
+    await Promise.all(runs.map((r) => r.result));
+    expect(recordsIn(dir)).toHaveLength(4);
+    await eventually(() => scans.length > 0, 5_000, "a linger check");
+    // The first scan checked all four groups at once; none was scanned apart.
+    expect(scans[0]).toBe(4);
+    expect(recordsIn(dir)).toHaveLength(4);
+    await eventually(() => recordsIn(dir).length === 0, 10_000, "the records to go with the groups' last members");
+    for (const leader of leaders) expect(groupMembers(leader)).toEqual([]);
+    expect(registry.recorded).toEqual([]);
+    await backend.close();
+  });
+
   it("reapLeftovers TERMs a dead runner's groups, KILLs those that ignore TERM after the grace, and removes their records", async () => {
     const dir = tempDir();
     const polite = startGroup("sleep 300");
