@@ -135,6 +135,17 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.waitForFunction(() => document.querySelector('.runs [data-run="agent"] .status')?.textContent === "running");
     expect(await page.$eval("[data-run-status]", (el) => el.textContent)).toBe("running");
 
+    // The abort and cancel buttons stay the same elements when the page draws the run again (a button replaced
+    // between a press and its release loses the click): another proposal in the run redraws both.
+    await page.evaluate(() => {
+      (window as unknown as { kept: Element[] }).kept = [...document.querySelectorAll('[data-action="abort"], [data-action="cancel"]')];
+    });
+    const extra = await client.call("proposal/create", { run: "agent", tool: "sh", command: "true" });
+    await page.waitForSelector(`.producer-list tr[data-producer="${extra.path}"]`);
+    expect(await page.evaluate(() => (window as unknown as { kept: Element[] }).kept.map((b) => b.isConnected))).toEqual([true, true]);
+    await client.call("run/resolve", { run: "agent", path: extra.path, decision: "reject" });
+    await waitBadges(page, "badges", { waiting: null, open: "1" });
+
     // The command is cancelled, the model answers, the run ends: the badges go, with no reload.
     await page.click('[data-action="cancel"]');
     await eventually(async () => (await client.call("run/get", { run: "agent" })).run.status === RUN.done, 20_000, "the run to end");

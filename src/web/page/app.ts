@@ -90,6 +90,8 @@ export class App {
   #subscriptions = new Map<string, ChannelTerminal>();
   #ended = new Map<number, SpoolNotifications["stream/end"]>();
   #detailFor: string | null = null;
+  /** The kept abort and cancel buttons, one of each, for the run and producer shown (see #actionButton). */
+  #actionButtons = new Map<"abort" | "cancel", { key: string; button: HTMLButtonElement }>();
   /** What is typed into the chosen producer's terminal, when it has one and runs; its state for the pane's heading. */
   #input: TerminalInput | null = null;
   #inputState: InputState | null = null;
@@ -542,6 +544,20 @@ export class App {
 
   // ── actions ─────────────────────────────────────────────────────────────
 
+  /**
+   * The run's abort button and the shown producer's cancel button are made once per run/producer and kept across
+   * re-renders (which come with every streamed chunk): a button replaced between a press and its release loses
+   * the click, in a browser as in a test driving one.
+   */
+  #actionButton(action: "abort" | "cancel", key: string, label: string, onClick: (button: HTMLButtonElement) => unknown): HTMLButtonElement {
+    const kept = this.#actionButtons.get(action);
+    if (kept?.key === key) return kept.button;
+    const button = h("button", { type: "button", class: "danger", "data-action": action }, label);
+    button.addEventListener("click", () => void onClick(button));
+    this.#actionButtons.set(action, { key, button });
+    return button;
+  }
+
   async #act(button: HTMLButtonElement | null, what: string, action: () => Promise<unknown>): Promise<void> {
     if (button) button.disabled = true;
     try {
@@ -667,10 +683,9 @@ export class App {
     if (!run) return;
     const current = this.#runs.get(run.alias) ?? run;
     const word = runWord(current, this.#pendingOf(run.alias));
-    const abort = h("button", { type: "button", class: "danger", "data-action": "abort" }, "Abort run");
-    abort.addEventListener("click", () => {
+    const abort = this.#actionButton("abort", `abort\u0000${run.alias}`, "Abort run", (button) => {
       if (!confirm(`Abort run ${run.alias}? Its model call stops, pending proposals are rejected and running commands cancelled.`)) return;
-      void this.#act(abort, "Abort", () => this.#rpc!.call("run/abort", { run: run.alias, reason: "aborted from the web view" }));
+      void this.#act(button, "Abort", () => this.#rpc!.call("run/abort", { run: run.alias, reason: "aborted from the web view" }));
     });
     const usage = this.#usage && this.#usage.totalTokens > 0 ? `${this.#usage.totalTokens} tokens` : null;
     fill(
@@ -819,11 +834,9 @@ export class App {
     const meta = this.#runEl.detail.querySelector(".detail-meta");
     if (!producer || !meta) return;
     this.#syncInput(producer);
-    const cancel = h("button", { type: "button", class: "danger", "data-action": "cancel" }, "Cancel");
-    cancel.addEventListener("click", () =>
-      this.#act(cancel, "Cancel", () =>
-        this.#rpc!.call("stream/cancel", { run: this.#run!.alias, path: producer.path, reason: "cancelled from the web view" }),
-      ),
+    const run = this.#run!.alias;
+    const cancel = this.#actionButton("cancel", `cancel\u0000${run}\u0000${producer.path}`, "Cancel", (button) =>
+      this.#act(button, "Cancel", () => this.#rpc!.call("stream/cancel", { run, path: producer.path, reason: "cancelled from the web view" })),
     );
     fill(meta, ...producerFacts(producer, cancel));
     for (const c of producer.channels) {
