@@ -248,8 +248,11 @@ describeWithBrowser("the web view in Chromium", () => {
       total,
     );
     // Whole output: every byte, from the start.
-    await page.click('[data-action="whole"]');
+    const toggle = await page.waitForSelector('[data-action="whole"]');
+    await toggle!.click();
     await page.waitForSelector('[data-action="live"]');
+    // The same button, now pointing the other way: the pane's heading keeps it when drawn again.
+    expect(await toggle!.evaluate((el) => el.isConnected && (el as HTMLElement).dataset.action)).toBe("live");
     await waitWritten(page, 1, total);
     expect(await written(page, 1)).toBe(total);
     expect(await page.$eval('.term[data-channel="1"]', (el) => (el as HTMLElement).dataset.skipped)).toBeUndefined();

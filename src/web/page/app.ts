@@ -92,6 +92,8 @@ export class App {
   #detailFor: string | null = null;
   /** The kept abort and cancel buttons, one of each, for the run and producer shown (see #actionButton). */
   #actionButtons = new Map<"abort" | "cancel", { key: string; button: HTMLButtonElement }>();
+  /** The shown producer's panes' live / whole toggles, by channel (see #toggleButton). */
+  #toggles = new Map<number, HTMLButtonElement>();
   /** What is typed into the chosen producer's terminal, when it has one and runs; its state for the pane's heading. */
   #input: TerminalInput | null = null;
   #inputState: InputState | null = null;
@@ -544,6 +546,17 @@ export class App {
 
   // ── actions ─────────────────────────────────────────────────────────────
 
+  /** A pane's live / whole toggle, kept across re-renders like the abort and cancel buttons (see #actionButton). */
+  #toggleButton(channel: number): HTMLButtonElement {
+    let button = this.#toggles.get(channel);
+    if (!button) {
+      button = h("button", { type: "button" });
+      button.addEventListener("click", () => this.#reopen(channel, this.#terminals.get(channel)?.mode === "whole" ? "live" : "whole"));
+      this.#toggles.set(channel, button);
+    }
+    return button;
+  }
+
   /**
    * The run's abort button and the shown producer's cancel button are made once per run/producer and kept across
    * re-renders (which come with every streamed chunk): a button replaced between a press and its release loses
@@ -786,6 +799,7 @@ export class App {
     this.#subscriptions.clear();
     for (const terminal of this.#terminals.values()) terminal.dispose();
     this.#terminals.clear();
+    this.#toggles.clear();
     this.#ended.clear();
     this.#detailFor = null;
     this.#input?.close();
@@ -844,8 +858,7 @@ export class App {
       const head = this.#runEl.detail.querySelector(`[data-head="${channel}"]`);
       const terminal = this.#terminals.get(channel);
       if (!head) continue;
-      const toggle = () => this.#reopen(channel, terminal?.mode === "whole" ? "live" : "whole");
-      fill(head, ...channelHead(c, terminal, this.#ended.get(channel)?.status, toggle, channel === 1 ? this.#inputState : null));
+      fill(head, ...channelHead(c, terminal, this.#ended.get(channel)?.status, this.#toggleButton(channel), channel === 1 ? this.#inputState : null));
     }
   }
 

@@ -85,31 +85,28 @@ export function producerFacts(producer: Producer, cancel: HTMLElement | null): H
 /** Whether what is typed into a channel's terminal goes to the command: `live`, or why it no longer does. */
 export type InputState = { live: true } | { live: false; reason: string };
 
+/** Points a pane's live / whole toggle at the mode it switches to (the same button is kept across re-renders). */
+export function setToggle(button: HTMLButtonElement, terminal: ChannelTerminal): HTMLButtonElement {
+  // Live skips what the browser cannot draw in time; whole draws every byte, however long it takes.
+  const live = terminal.mode !== "whole";
+  button.className = "quiet small";
+  button.dataset.action = live ? "whole" : "live";
+  button.title = live ? "draw every byte from the start, however long it takes" : "follow the end, skipping what cannot be drawn in time";
+  button.textContent = live ? "whole output" : "live view";
+  return button;
+}
+
 /** A channel pane's heading: name, size, lines, status, what was skipped, whether typing goes to the command, and the live / whole toggle. */
 export function channelHead(
   c: Channel,
   terminal: ChannelTerminal | undefined,
   endedStatus: number | undefined,
-  toggle: () => void,
+  toggle: HTMLButtonElement | null,
   input: InputState | null = null,
 ): (Node | string | null)[] {
   const status = endedStatus ?? c.status;
   const size = Math.max(c.bytes, terminal?.received ?? 0);
-  // Live skips what the browser cannot draw in time; whole draws every byte, however long it takes.
-  const live = terminal?.mode !== "whole";
-  const button = terminal
-    ? h(
-        "button",
-        {
-          type: "button",
-          class: "quiet small",
-          "data-action": live ? "whole" : "live",
-          title: live ? "draw every byte from the start, however long it takes" : "follow the end, skipping what cannot be drawn in time",
-        },
-        live ? "whole output" : "live view",
-      )
-    : null;
-  button?.addEventListener("click", toggle);
+  const button = terminal && toggle ? setToggle(toggle, terminal) : null;
   return [
     h("strong", null, c.name),
     " ",
