@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statfsSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -231,8 +231,23 @@ describe("a full disk", () => {
       await fullDisk(
         ts,
         () => {
-          const { bavail, bsize } = statfsSync(mountpoint);
-          writeFileSync(filler, Buffer.alloc(Number(bavail) * Number(bsize)));
+          // Fill every free block; the server's threads may take a block between statfs and the write, so a write
+          // refused with ENOSPC is tried again smaller until nothing fits.
+          const fd = openSync(filler, "w");
+          try {
+            const free = () => Number(statfsSync(mountpoint).bavail) * Number(statfsSync(mountpoint).bsize);
+            for (let size = free(); size > 0; ) {
+              try {
+                writeSync(fd, Buffer.alloc(size));
+                size = free();
+              } catch (error) {
+                if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+                size = Math.floor(size / 2);
+              }
+            }
+          } finally {
+            closeSync(fd);
+          }
           expect(statfsSync(mountpoint).bavail).toBe(0);
         },
         () => unlinkSync(filler),
