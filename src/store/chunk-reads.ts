@@ -3,7 +3,7 @@ import type { Kysely } from "kysely";
 import { countNewlines } from "./chunks.js";
 import type { ChunkRow, Database } from "./schema.js";
 import type { Store } from "./store.js";
-import { sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sync-reads.js";
+import { prepareEarly, sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sync-reads.js";
 
 /**
  * Reads of streamed entries' chunks: synchronous on SQLite where they may be
@@ -146,6 +146,16 @@ class LineCutter {
   }
 }
 
+/**
+ * Cuts `count` lines, after skipping `skip` newlines, out of chunks held in memory, as a read of the store does
+ * (the server's warm-up runs the cutter once at start with it, so the first read after a start does not compile it).
+ */
+export function cutLines(chunks: readonly { newlines: number; data: Buffer }[], skip: number, count: number, maxBytes: number): LineRead {
+  const cutter = new LineCutter(skip, count, maxBytes);
+  for (const chunk of chunks) if (cutter.take({ seq: 0, ...chunk })) break;
+  return cutter.result();
+}
+
 /** The chunk holding the start of line `line` through Kysely (PostgreSQL, or SQLite inside a transaction), with its data: one query. */
 async function startOf(db: Kysely<Database>, entryId: number, line: number): Promise<Start | undefined> {
   const columns = ["seq", "line_offset", "newlines", "data"] as const;
@@ -262,6 +272,7 @@ export function readLines(db: Kysely<Database>, entryId: number, line: number, c
 export function chunkReads(store: Store) {
   const db = store.db;
   const sqlite = sqliteOf(store);
+  prepareEarly(sqlite, chunkStatements);
   return {
     /** Chunks with seq in (after, after + limit], in order. */
     readChunksAfter: (entryId: number, after: number, limit: number): Promise<ChunkRow[]> => {

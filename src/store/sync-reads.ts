@@ -39,12 +39,32 @@ export function sqliteOf(store: Store): SQLite.Database | undefined {
 /** Statements prepared once per connection and per set (`make` is the set's key). */
 const prepared = new WeakMap<SQLite.Database, Map<unknown, unknown>>();
 
+/** Sets of statements prepared so far (every connection), for tests: the reads prepare none of their own. */
+export const preparedStats = { sets: 0 };
+
 export function statementsFor<S>(sqlite: SQLite.Database, make: (sqlite: SQLite.Database) => S): S {
   let sets = prepared.get(sqlite);
   if (!sets) prepared.set(sqlite, (sets = new Map()));
   let statements = sets.get(make) as S | undefined;
-  if (statements === undefined) sets.set(make, (statements = make(sqlite)));
+  if (statements === undefined) {
+    sets.set(make, (statements = make(sqlite)));
+    preparedStats.sets++;
+  }
   return statements;
+}
+
+/**
+ * Prepares a set of statements now, when the repositories are made (after the migrations), so the first read
+ * does not pay for it (~0.25 ms of the first tail after a start). On a connection whose tables are not there yet
+ * (a store not migrated), the set is prepared on first use instead.
+ */
+export function prepareEarly(sqlite: SQLite.Database | undefined, make: (sqlite: SQLite.Database) => unknown): void {
+  if (!sqlite) return;
+  try {
+    statementsFor(sqlite, make);
+  } catch {
+    // no such table yet: statementsFor prepares it on first use (and throws the store's error then, if any)
+  }
 }
 
 const entryStatements = (sqlite: SQLite.Database) => ({
@@ -56,6 +76,7 @@ const entryStatements = (sqlite: SQLite.Database) => ({
 export function entryReads(store: Store) {
   const { db } = store;
   const sqlite = sqliteOf(store);
+  prepareEarly(sqlite, entryStatements);
   return {
     findEntry(runId: number, path: string): Promise<EntryRow | undefined> {
       const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).byPath.get(runId, path));
@@ -76,6 +97,7 @@ const runStatements = (sqlite: SQLite.Database) => ({
 export function runReads(store: Store) {
   const { db } = store;
   const sqlite = sqliteOf(store);
+  prepareEarly(sqlite, runStatements);
   return {
     findRun(projectId: number, alias: string): Promise<RunRow | undefined> {
       const row = syncRead(sqlite, () => statementsFor(sqlite!, runStatements).byAlias.get(projectId, alias));

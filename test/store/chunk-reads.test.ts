@@ -4,12 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENTRY } from "../../src/core/status.js";
 import { RUN } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
-import { chunkReadStats, type LineRead, readLines } from "../../src/store/chunk-reads.js";
+import { chunkReadStats, cutLines, type LineRead, readLines } from "../../src/store/chunk-reads.js";
 import { openStore, type SqliteStore, type Store } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
 import { openPostgresStore } from "../../src/store/postgres.js";
 import { createRepositories, type Repositories } from "../../src/store/repositories.js";
 import type { Database } from "../../src/store/schema.js";
+import { preparedStats } from "../../src/store/sync-reads.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { tempDir } from "../helpers/server.js";
@@ -242,5 +243,76 @@ describe("SQLite's synchronous reads and a transaction of the Kysely side", () =
       () => Promise.all([repos.entries.findEntry(runId, "sh://turn_1/x_1"), repos.entries.findEntryById(entryId), repos.runs.findRun(projectId, "r")]),
     );
     expect([found[0]?.bytes, found[1]?.bytes, found[2]?.status]).toEqual([8, 8, RUN.done]);
+  });
+});
+
+describe("the read statements on SQLite", () => {
+  it("are prepared when the repositories are made, so no read prepares a statement; a store not yet migrated prepares them on first use", async () => {
+    const store = openStore(join(tempDir(), "spool.db"));
+    try {
+      // Not migrated: no table to prepare against; making the repositories does not fail.
+      const early = createRepositories(store);
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      const project = await early.projects.createProject("prep", "/tmp");
+      const now = Date.now();
+      const run = await early.runs.insertRun({
+        project_id: project.id,
+        alias: "r",
+        model: null,
+        mode: "act",
+        status: RUN.done,
+        created_at: now,
+        updated_at: now,
+      });
+      // Prepared on first use on the store made before the migrations: the same rows as the Kysely side.
+      expect((await early.runs.findRun(project.id, "r"))?.id).toBe(run.id);
+
+      const other = openStore(store.file);
+      try {
+        const before = preparedStats.sets;
+        const repos = createRepositories(other);
+        // The run lookup, the entry lookups and the chunk reads: three sets, prepared now.
+        expect(preparedStats.sets - before).toBe(3);
+        const entry = await repos.entries.insertEntry({
+          run_id: run.id,
+          path: "sh://turn_1/prep_1",
+          scheme: "sh",
+          turn: 1,
+          status: ENTRY.streaming,
+          streamed: 1,
+          created_at: now,
+          updated_at: now,
+        });
+        await repos.chunks.append(entry.id, Buffer.from("one\ntwo\nthree\n"), 1, ENTRY.streaming);
+        const made = preparedStats.sets;
+        expect((await repos.runs.findRun(project.id, "r"))?.id).toBe(run.id);
+        expect((await repos.entries.findEntry(run.id, "sh://turn_1/prep_1"))?.id).toBe(entry.id);
+        expect((await repos.entries.findEntryById(entry.id))?.path).toBe("sh://turn_1/prep_1");
+        expect((await repos.chunks.readLines(entry.id, 1, 20, 1024)).data.toString()).toBe("two\nthree\n");
+        expect((await repos.chunks.readLines(entry.id, 0, 1, 1024)).data.toString()).toBe("one\n");
+        expect(await repos.chunks.readChunksAfter(entry.id, 0, 10)).toHaveLength(1);
+        expect(preparedStats.sets).toBe(made);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("cutLines (the cutter the server warms at start)", () => {
+  it("cuts from chunks in memory exactly what a read of the store returns", () => {
+    const chunks = awkwardChunks().map((data) => ({ data, newlines: data.filter((b) => b === 10).length }));
+    const all = Buffer.concat(chunks.map((c) => c.data));
+    for (let line = 0; line < 40; line++) {
+      for (const [count, maxBytes] of [
+        [1, 10_000],
+        [20, 10_000],
+        [20, 7],
+      ] as const) {
+        expect(cutLines(chunks, line, count, maxBytes), `line ${line} count ${count} maxBytes ${maxBytes}`).toEqual(expected(all, line, count, maxBytes));
+      }
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { definePlugin } from "../../plugins/plugin.js";
-import { entryGet } from "./get.js";
+import { entryGet, warmEntryGet } from "./get.js";
 import { entryList } from "./list.js";
 
 /** Reading entries, and the `log` scheme every producer's audit record uses. */
@@ -10,5 +10,7 @@ export const entriesPlugin = definePlugin({
     app.scheme({ name: "log", description: "Audit records: one per proposal, rewritten to a one-line summary when its producer finishes.", streamed: false });
     app.method(entryGet);
     app.method(entryList);
+    // The first tail or slice after a start compiles nothing (see warmEntryGet); after the start's own work.
+    app.on("server:started", () => void setImmediate(warmEntryGet));
   },
 });
