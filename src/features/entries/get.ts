@@ -8,7 +8,7 @@ import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import type { ConnectionHandle } from "../../rpc/connection-context.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
-import type { ReadGrant } from "../../rpc/read-cap.js";
+import { ReadCap, type ReadGrant } from "../../rpc/read-cap.js";
 import { JsonStringBytes } from "../../rpc/reply-bytes.js";
 import { cutLines } from "../../store/chunk-reads.js";
 
@@ -85,54 +85,6 @@ function readInline(row: EntryRow, start: number, count: number): Slice {
   return { data, bytes: data.length, firstLine: start + 1, lines: countLines(data), truncated: false };
 }
 
-/**
- * Runs, on made-up values, what the first tail or slice after a start would otherwise run for the first time:
- * zod compiles a schema's parser on its first parse (entry/get's params and result: ~1.5 ms of the first read's
- * ~4 ms of CPU after a 1 GB ingest; bench/README.md "Issue 24, the first read after a start"), and V8 compiles a
- * function on its first call (the line cutter, the summary). The store's read statements are prepared when the
- * repositories are made (sync-reads.ts). The server runs this once it listens (entries plugin); true when every
- * sample was valid (a test holds them to the schemas, so they take the paths real reads take).
- */
-export function warmEntryGet(): boolean {
-  const { params, result } = methods["entry/get"];
-  const tail = params.safeParse({ run: "warm", path: "sh://turn_1/warm_1", tail: 20 });
-  const slice = params.safeParse({ run: "warm", path: "sh://turn_1/warm_1", line: 3, limit: 20 });
-  const data = Buffer.from("warm 1\nwarm 2\nwarm 3\n");
-  const parts = [
-    { newlines: 3, data },
-    { newlines: 3, data },
-  ];
-  const read = cutLines(parts, 2, 3, 1024);
-  const one = cutLines(parts, 0, 2, 1024);
-  const row: EntryRow = {
-    id: 0,
-    run_id: 0,
-    path: "sh://turn_1/warm_1",
-    scheme: "sh",
-    turn: 1,
-    status: ENTRY.done,
-    attributes: JSON.stringify({ channel: 1, name: "stdout", log: "log://turn_1/warm" }),
-    body: "",
-    streamed: 1,
-    producer_id: 0,
-    channel: 1,
-    bytes: data.length * 2,
-    newlines: 6,
-    ends_with_newline: 1,
-    last_seq: 2,
-    created_at: 0,
-    updated_at: 0,
-  };
-  const reply = {
-    ...entrySummary(row),
-    body: read.data.toString("utf8") + one.data.toString("utf8"),
-    encoding: "utf8" as const,
-    range: { line: 3, lines: read.lines },
-    truncated: read.truncated,
-  };
-  return tail.success && slice.success && result.safeParse(reply).success && lineCount(row) === 6;
-}
-
 export const entryGet = defineMethod({
   ...methods["entry/get"],
   handler: async (params, ctx) => {
@@ -182,3 +134,68 @@ export const entryGet = defineMethod({
     }
   },
 });
+
+/**
+ * Runs, on made-up values, what the first tail or slice after a start would otherwise run for the first time: V8
+ * compiles a function on its first call and zod compiles a schema's parser on its first parse (together ~3 ms of
+ * server CPU on the first read after an ingest, against ~0.2-0.5 for the next ones; bench/README.md "Issue 24,
+ * the first read after a start"). It parses entry/get's params, runs this handler on a stand-in context (a
+ * made-up channel of two chunks cut by the store's line cutter, a read cap of its own, no store), parses its
+ * result, and makes the store's own line read on an entry id that no entry has (ids start at 1). The server runs
+ * it once it listens (entries plugin); the store's read statements are prepared when its repositories are made.
+ * True when every sample was valid and the reads held the lines expected (a test holds it to that, so the warm-up
+ * takes the paths real reads take).
+ */
+export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean> {
+  const { params, result } = methods["entry/get"];
+  const data = Buffer.from("warm 1\nwarm 2\nwarm 3\n");
+  const chunks = [
+    { newlines: 3, data },
+    { newlines: 3, data },
+  ];
+  const row: EntryRow = {
+    id: 0,
+    run_id: 0,
+    path: "sh://turn_1/warm_1",
+    scheme: "sh",
+    turn: 1,
+    status: ENTRY.done,
+    attributes: JSON.stringify({ channel: 1, name: "stdout", log: "log://turn_1/warm" }),
+    body: "",
+    streamed: 1,
+    producer_id: 0,
+    channel: 1,
+    bytes: data.length * 2,
+    newlines: 6,
+    ends_with_newline: 1,
+    last_seq: 2,
+    created_at: 0,
+    updated_at: 0,
+  };
+  const holder = { id: "warm", closed: false, state: new Map(), onClose() {} };
+  const stand = {
+    project: { id: 0 },
+    connection: holder,
+    core: {
+      config: { limits: { maxReadBytes: 1024 * 1024 } },
+      reads: new ReadCap(4 * 1024 * 1024),
+      lifecycle: { requireRun: async () => ({ id: 0 }) },
+      repos: {
+        entries: { findEntry: async () => row, listChannels: async () => [] },
+        chunks: { readLines: async (_id: number, line: number, count: number, maxBytes: number) => cutLines(chunks, line, count, maxBytes) },
+      },
+    },
+  } as unknown as Parameters<typeof entryGet.handler>[1];
+  let valid = true;
+  for (const [sample, body] of [
+    [{ run: "warm", path: row.path, tail: 2 }, "warm 2\nwarm 3\n"],
+    [{ run: "warm", path: row.path, line: 3, limit: 2 }, "warm 3\nwarm 1\n"],
+  ] as const) {
+    const parsed = params.safeParse(sample);
+    if (!parsed.success) return false;
+    const reply = await entryGet.handler(parsed.data, stand);
+    valid &&= result.safeParse(reply).success && reply.body === body;
+  }
+  const none = await core?.repos.chunks.readLines(0, 3, 20, 1024);
+  return valid && (none === undefined || none.lines === 0);
+}

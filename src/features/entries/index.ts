@@ -10,7 +10,8 @@ export const entriesPlugin = definePlugin({
     app.scheme({ name: "log", description: "Audit records: one per proposal, rewritten to a one-line summary when its producer finishes.", streamed: false });
     app.method(entryGet);
     app.method(entryList);
-    // The first tail or slice after a start compiles nothing (see warmEntryGet); after the start's own work.
-    app.on("server:started", () => void setImmediate(warmEntryGet));
+    // The first tail or slice after a start compiles nothing (see warmEntryGet); after the start's own work. A
+    // warm-up that fails only leaves that work to the first read.
+    app.on("server:started", () => void setImmediate(() => void warmEntryGet(app.core).catch(() => {})));
   },
 });
