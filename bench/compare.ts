@@ -155,6 +155,7 @@ interface SpoolFigures {
   rss: number;
   /** RSS before the stream: what the server holds once started (modules, the TypeScript loader). */
   rssStart: number;
+  /** Wall ms of each read, in the order made (the first right after the ingest). */
   tail: number[];
   slice: number[];
   /** The chunks went as binary frames (else JSON text). */
@@ -196,7 +197,7 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {},
       slice.push(performance.now() - t);
     }
     client.close();
-    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail: tail.sort((a, b) => a - b), slice: slice.sort((a, b) => a - b), binary };
+    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail, slice, binary };
   } finally {
     await server.stop();
   }
@@ -283,7 +284,7 @@ console.log(
   "MB/s: bare ws echo (JSON text, JSON.parse) vs one spool stream as a runner sends it (bin: binary frames where the server takes them, json: JSON text) and as JSON text (json), raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running)",
 );
 console.log(
-  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  json_text  ratio  cpu_json  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max_ms  slice20_p50/max_ms   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
+  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  json_text  ratio  cpu_json  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max@read_ms  slice20_p50/max@read_ms   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
 );
 const trees = (process.env.SPOOL_BENCH_TREES ?? "")
   .split(",")
@@ -306,7 +307,14 @@ for (let round = 1; round <= rounds; round++) {
     const raw = paths.has("embedded") ? rawSqlite() : skipped;
     const embedded = paths.has("embedded") ? await embeddedRunner(tree.bin, tree.env) : skipped;
     const starts = paths.has("start") ? await startLatency({ ...(tree.bin ? { SPOOL_BENCH_BIN: tree.bin } : {}), ...tree.env }) : undefined;
-    const ms = (xs: number[]) => `${percentile(xs, 50).toFixed(2)}/${xs[xs.length - 1]!.toFixed(2)}`;
+    // p50/max, and which read (0: the first after the ingest) was the slowest.
+    const ms = (xs: number[]) => {
+      const max = Math.max(...xs);
+      return `${percentile(
+        [...xs].sort((a, b) => a - b),
+        50,
+      ).toFixed(2)}/${max.toFixed(2)}@${xs.indexOf(max)}`;
+    };
     console.log(
       [
         tree.label.padEnd(5),
@@ -321,8 +329,8 @@ for (let round = 1; round <= rounds; round++) {
         j ? ((j.cpu * 1024) / mb).toFixed(1).padStart(8) : "-".padStart(8),
         s ? `${s.cpu.toFixed(1)}/${s.runq.toFixed(1)}/${s.wall.toFixed(1)}`.padStart(19) : "-".padStart(19),
         s ? `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(18) : "-".padStart(18),
-        s ? ms(s.tail).padStart(17) : "-".padStart(17),
-        s ? ms(s.slice).padStart(18) : "-".padStart(18),
+        s ? ms(s.tail).padStart(22) : "-".padStart(22),
+        s ? ms(s.slice).padStart(23) : "-".padStart(23),
         raw.mbps.toFixed(1).padStart(5),
         embedded.mbps.toFixed(1).padStart(8),
         (embedded.mbps / raw.mbps).toFixed(2).padStart(5),
