@@ -11,6 +11,8 @@
 // and major/minor page faults during it, the CPU of the server's other threads during it (by thread name: the
 // checkpoint worker, libuv's pool, V8's GC helpers), and the event loop's largest delay since the previous read
 // (a preload in the server, perf_hooks.monitorEventLoopDelay at 1 ms, read out on SIGUSR2 into a file).
+// SPOOL_BENCH_READS_AFTER_MS=N waits N ms after the ingest before the first read (the checkpoint of the ingest's
+// WAL done, or not: what is owed to the time since the burst against what is owed to the read's index).
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -178,6 +180,7 @@ async function round(bin: string | undefined, env: NodeJS.ProcessEnv): Promise<{
     await pump(client, (i) => ({ run: "s", path, channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
     await client.request("stream/completed", { run: "s", path, exit_code: 0 });
     const end = performance.now();
+    await new Promise((r) => setTimeout(r, Number(process.env.SPOOL_BENCH_READS_AFTER_MS ?? 0)));
     const channel = (await client.request("entry/list", { run: "s", pattern: "sh://*_1" })).entries[0];
     if (channel.bytes !== chunks * CHUNK) throw new Error(`stored ${channel.bytes} bytes, expected ${chunks * CHUNK}`);
     const tail = (_i: number) => ({ run: "s", path: channel.path, tail: 20 });
