@@ -242,4 +242,4 @@ for (let r = 1; r <= rounds; r++) {
     console.log([tree.label.padEnd(5), at.padEnd(15), tw!.padStart(20), tc!.padStart(16), sw!.padStart(21), sc!.padStart(18)].join("  "));
   }
 }
-if (sequence) rmSync(eldPreload, { force: true });
+if (sequence) for (const file of [eldPreload, eldFile]) rmSync(file, { force: true });
