@@ -20,9 +20,10 @@ export interface StoreOptions {
    */
   walSizeLimit?: number;
   /**
-   * The writer's own bound (`PRAGMA journal_size_limit`) while writes go on: when it starts the WAL over
-   * from its beginning it cuts a file over this size back to it. Larger than `walSizeLimit`, so a busy
-   * writer reuses the WAL it has instead of truncating and regrowing it.
+   * The WAL's bound while writes go on: once it is over this size the checkpoint worker, right after a checkpoint
+   * that caught up, has SQLite start it over (`wal_checkpoint(RESTART)`), so the writer's next commit writes from
+   * the file's beginning instead of growing it. The file is reused, not truncated: only the worker truncates it,
+   * once writes are quiet (`walSizeLimit`).
    */
   walBusyLimit?: number;
   /** Milliseconds without a commit before the worker truncates the WAL. */
@@ -35,8 +36,8 @@ export interface StoreOptions {
 
 /** The WAL's size once writes are quiet, by default: a burst may grow it, it does not stay grown. */
 export const DEFAULT_WAL_SIZE_LIMIT = 64 * 1024 * 1024;
-/** The WAL's bound while writes go on, by default. */
-export const DEFAULT_WAL_BUSY_LIMIT = 512 * 1024 * 1024;
+/** The WAL's bound while writes go on, by default (it is passed by what comes in during one checkpoint round). */
+export const DEFAULT_WAL_BUSY_LIMIT = 64 * 1024 * 1024;
 /** Quiet time before the WAL is truncated, by default. */
 export const DEFAULT_WAL_QUIET_MS = 1000;
 
@@ -66,7 +67,7 @@ const SQLITE_CACHE_KIB = 2048;
 /** Opens (creating if needed) the SQLite database in WAL mode. */
 export function openStore(file: string, options: StoreOptions = {}): SqliteStore {
   const walSizeLimit = options.walSizeLimit ?? DEFAULT_WAL_SIZE_LIMIT;
-  const walBusyLimit = Math.max(walSizeLimit, options.walBusyLimit ?? DEFAULT_WAL_BUSY_LIMIT);
+  const walBusyLimit = options.walBusyLimit ?? DEFAULT_WAL_BUSY_LIMIT;
   const busyRetry = options.busyRetry ?? DEFAULT_BUSY_RETRY;
   if (file !== ":memory:") {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -87,14 +88,15 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
   // A short blocking wait for a lock; past it the store retries asynchronously (busy.ts), so the event loop goes on.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 1000}`);
-  // The writer cuts the WAL back to this size when it restarts it after a checkpoint (a generous bound: below it
-  // the WAL is reused, not truncated and regrown under the writer); the worker cuts it further once writes are quiet.
-  sqlite.pragma(`journal_size_limit = ${walBusyLimit}`);
+  // The writer never truncates the WAL when it starts it over (on this thread, freeing a few hundred MB took
+  // 80-200 ms on an ext4 mounted with discard): it reuses the file, and the worker cuts it once writes are quiet.
+  sqlite.pragma("journal_size_limit = -1");
   // Checkpoints (copying the WAL into the database, then an fsync) run on a worker thread, so the
   // event loop never stalls on them; the connection's own automatic checkpoint is only a backstop
-  // for a worker that cannot keep up (every 1 GB of WAL).
-  const checkpointer = file === ":memory:" ? null : startCheckpointer(file, walSizeLimit, options.walQuietMs ?? DEFAULT_WAL_QUIET_MS);
-  sqlite.pragma(`wal_autocheckpoint = ${checkpointer ? 65536 : 16384}`);
+  // for a worker that cannot keep up (every 256 MiB of WAL at 16 KiB pages): it bounds the file the
+  // worker may have to truncate once quiet.
+  const checkpointer = file === ":memory:" ? null : startCheckpointer(file, walSizeLimit, walBusyLimit, options.walQuietMs ?? DEFAULT_WAL_QUIET_MS);
+  sqlite.pragma("wal_autocheckpoint = 16384");
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
   if (file !== ":memory:") restrictModes(file);
   // Queries wait for the one connection first come, first served; a release wakes one waiter, not all of them.
@@ -156,11 +158,20 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
 
 /**
  * What the checkpoint worker runs: a PASSIVE checkpoint every `intervalMs`, which copies the WAL into the
- * database without ever taking the writer's lock. A TRUNCATE checkpoint takes that lock, and truncating a
- * large file takes long (hundreds of milliseconds for a GB), so it runs only once no commit has come for
+ * database without ever taking the writer's lock.
+ *
+ * While commits come, such a checkpoint never leaves the WAL wholly copied when the writer begins its next
+ * transaction, and only then does SQLite write from the WAL's start again; so once the WAL in use is over
+ * `walBusyLimit` and a checkpoint caught up with it, the worker copies what came meanwhile and runs a RESTART
+ * checkpoint: it takes the writer's lock (giving up at once if a writer is there), copies the few frames left,
+ * and returns once no reader uses the WAL, so the writer's next commit starts it over. The writer waits for that
+ * lock at most the time those frames take (bench/README.md).
+ *
+ * A TRUNCATE checkpoint also takes that lock, and truncating a large file takes long (tens of milliseconds for
+ * 64 MiB, hundreds for a GB on an ext4 mounted with discard), so it runs only once no commit has come for
  * `quietMs` (`PRAGMA data_version` unchanged), the whole WAL is in the database and the file is over
  * `walSizeLimit`, and it gives up at once if a writer is there: the disk space comes back after a burst
- * even when no write follows, and a running writer is never held off by it.
+ * even when no write follows, and a running writer is not held off by it.
  */
 const CHECKPOINT_WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -177,20 +188,32 @@ const walSize = () => {
     return 0;
   }
 };
+const caughtUp = (result) => result && result.busy === 0 && result.log === result.checkpointed;
+// Bytes of WAL in use: its header and \`log\` frames of a page each (the file stays larger once started over).
+const frameBytes = db.pragma("page_size", { simple: true }) + 24;
+const inUse = (result) => 32 + result.log * frameBytes;
 let version = -1;
 let quietSince = Date.now();
 const timer = setInterval(() => {
   try {
-    const [result] = db.pragma("wal_checkpoint(PASSIVE)");
+    let [result] = db.pragma("wal_checkpoint(PASSIVE)");
     const now = Date.now();
     const current = db.pragma("data_version", { simple: true });
     if (current !== version) {
       version = current;
       quietSince = now;
+      if (caughtUp(result) && inUse(result) > workerData.walBusyLimit) {
+        // Writes go on and the WAL is large: copy what came during that checkpoint (little), then RESTART, so the
+        // writer's next transaction writes from the WAL's start instead of growing it. A second PASSIVE first
+        // makes the rest to copy under the writer's lock smaller still.
+        [result] = db.pragma("wal_checkpoint(PASSIVE)");
+        if (!caughtUp(result)) return;
+        db.pragma("wal_checkpoint(RESTART)");
+      }
       return;
     }
     if (now - quietSince < workerData.quietMs) return;
-    if (result && result.busy === 0 && result.log === result.checkpointed && walSize() > workerData.walSizeLimit) {
+    if (caughtUp(result) && walSize() > workerData.walSizeLimit) {
       db.pragma("wal_checkpoint(TRUNCATE)");
     }
   } catch {
@@ -205,11 +228,11 @@ parentPort.on("message", () => {
 `;
 
 /** Starts the checkpoint worker for a database file. */
-function startCheckpointer(file: string, walSizeLimit: number, quietMs: number, intervalMs = 200) {
+function startCheckpointer(file: string, walSizeLimit: number, walBusyLimit: number, quietMs: number, intervalMs = 200) {
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");
   // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
   const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
-  const worker = new Worker(CHECKPOINT_WORKER, { eval: true, resourceLimits, workerData: { file, driver, intervalMs, walSizeLimit, quietMs } });
+  const worker = new Worker(CHECKPOINT_WORKER, { eval: true, resourceLimits, workerData: { file, driver, intervalMs, walSizeLimit, walBusyLimit, quietMs } });
   worker.unref();
   let stopping: Promise<void> | null = null;
   return {

@@ -1,13 +1,27 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statfsSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
-import { DEFAULT_WAL_BUSY_LIMIT, openStore } from "../../src/store/database.js";
+import { openStore } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
 import { SPOOL_BIN } from "../helpers/process.js";
 import { eventually, sqliteOf, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -75,8 +89,8 @@ describe("the WAL after a burst", () => {
     const ts = await startTestServer({ localRunner: false, store: { walSizeLimit: limit, walBusyLimit: 8 * 1024 * 1024 } });
     const wal = `${ts.server.config.dbFile}-wal`;
     try {
-      // The writer's own bound while busy is the larger one; the worker cuts the WAL to `limit` once writes stop.
-      expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(8 * 1024 * 1024);
+      // The writer never cuts the WAL itself; the worker cuts it to `limit` once writes stop.
+      expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(-1);
       const c = await ts.clientIn("wal");
       await c.request("run/create", { alias: "r" });
       const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "burst" });
@@ -102,14 +116,61 @@ describe("the WAL after a burst", () => {
     }
   }, 60_000);
 
-  it("the default busy limit is set on a normal server", async () => {
+  it("a normal server's writer never truncates the WAL itself (no journal_size_limit)", async () => {
     const ts = await startTestServer({ localRunner: false });
     try {
-      expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(DEFAULT_WAL_BUSY_LIMIT);
+      expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(-1);
     } finally {
       await ts.stop();
     }
   });
+});
+
+/** The WAL header's checkpoint sequence number: SQLite adds one each time a writer starts the WAL over from its beginning. */
+function walRestarts(wal: string): number {
+  const fd = openSync(wal, "r");
+  try {
+    const header = Buffer.alloc(16);
+    return readSync(fd, header, 0, 16, 0) === 16 ? header.readUInt32BE(12) : 0;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe("the WAL while writes go on", () => {
+  it("is started over from its beginning once past walBusyLimit, so it stays small under steady appends; the writer never truncates it; none fails; once quiet it is cut back", async () => {
+    const busyLimit = 1024 * 1024;
+    const limit = 256 * 1024;
+    const ts = await startTestServer({ localRunner: false, store: { walSizeLimit: limit, walBusyLimit: busyLimit } });
+    const wal = `${ts.server.config.dbFile}-wal`;
+    try {
+      // The writer's connection never truncates the WAL (no ftruncate on the event loop); the worker does, once quiet.
+      expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(-1);
+      const c = await ts.clientIn("wal");
+      await c.request("run/create", { alias: "r" });
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "steady" });
+      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      const chunk = "y".repeat(16 * 1024 - 1).concat("\n");
+      // Steady appends, one after another (each acknowledged, so stored), until the WAL has been started over a few
+      // times: here after ~2.3 MB of chunks (~13 MB of WAL). Before, the writer started it over only when a PASSIVE
+      // checkpoint happened to catch up between two commits, or at SQLite's backstop: after ~160 MB of chunks here.
+      const first = walRestarts(wal);
+      let seq = 0;
+      while (walRestarts(wal) < first + 3) {
+        expect(seq * chunk.length, "appended without the WAL being started over").toBeLessThan(32 * 1024 * 1024);
+        const ack = await c.request("stream", { run: "r", path, channel: 1, chunk, seq: ++seq });
+        expect(ack).toMatchObject({ seq });
+      }
+      // Writes stop: the worker cuts it back (a TRUNCATE checkpoint); every acknowledged chunk is stored.
+      await eventually(() => statSync(wal).size <= limit, 10_000, "the WAL to be cut back");
+      const channel = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
+      expect(channel).toMatchObject({ bytes: seq * chunk.length, lines: seq });
+      expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
+      expect((await c.request("entry/get", { run: "r", path: channel.path, tail: 1 })).body).toBe(chunk);
+    } finally {
+      await ts.stop();
+    }
+  }, 120_000);
 });
 
 /**
