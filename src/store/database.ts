@@ -192,6 +192,8 @@ const caughtUp = (result) => result && result.busy === 0 && result.log === resul
 // Bytes of WAL in use: its header and \`log\` frames of a page each (the file stays larger once started over).
 const frameBytes = db.pragma("page_size", { simple: true }) + 24;
 const inUse = (result) => 32 + result.log * frameBytes;
+// A RESTART follows a PASSIVE that had at most this many new frames (1 MiB at 16 KiB pages) to copy.
+const RESTART_AFTER_FRAMES = 64;
 let version = -1;
 let quietSince = Date.now();
 const timer = setInterval(() => {
@@ -203,12 +205,18 @@ const timer = setInterval(() => {
       version = current;
       quietSince = now;
       if (caughtUp(result) && inUse(result) > workerData.walBusyLimit) {
-        // Writes go on and the WAL is large: copy what came during that checkpoint (little), then RESTART, so the
-        // writer's next transaction writes from the WAL's start instead of growing it. A second PASSIVE first
-        // makes the rest to copy under the writer's lock smaller still.
-        [result] = db.pragma("wal_checkpoint(PASSIVE)");
-        if (!caughtUp(result)) return;
-        db.pragma("wal_checkpoint(RESTART)");
+        // Writes go on and the WAL is large: copy what came during that checkpoint, again until a round found
+        // little new (at most a few rounds), then RESTART, so the writer's next transaction writes from the WAL's
+        // start instead of growing it. What RESTART copies under the writer's lock is what came since: little.
+        for (let round = 0; round < 4; round++) {
+          const before = result.log;
+          [result] = db.pragma("wal_checkpoint(PASSIVE)");
+          if (!caughtUp(result)) return;
+          if (result.log - before <= RESTART_AFTER_FRAMES) {
+            db.pragma("wal_checkpoint(RESTART)");
+            return;
+          }
+        }
       }
       return;
     }
