@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: `request` and untyped listeners are the client's deliberate escape hatch for extension methods and tests of bad input
-import { JSONRPCClient, JSONRPCErrorException } from "json-rpc-2.0";
+import { JSONRPCErrorException, type JSONRPCResponse } from "json-rpc-2.0";
 import { BINARY_FRAME_VERSION, encodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
 import type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
@@ -38,6 +38,12 @@ export class ConnectionClosedError extends Error {
   override readonly name = "ConnectionClosedError";
 }
 
+/** A request waiting for its response. */
+interface Pending {
+  resolve(result: unknown): void;
+  reject(error: unknown): void;
+}
+
 type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] : any) => void;
 type RequestHandler = (params: any) => unknown;
 
@@ -74,8 +80,9 @@ export interface StreamWatch {
  * watches from their last seq.
  */
 export class SpoolClient {
-  /** A request's raw bytes, when it goes as a binary frame. */
-  readonly #rpc: JSONRPCClient<{ bytes: Uint8Array } | undefined>;
+  /** Requests sent and not answered, by id. */
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 0;
   readonly #listeners = new Map<string, Set<(params: any) => void>>();
   readonly #handlers = new Map<string, RequestHandler>();
   readonly #closeListeners: ((code: number, reason: string) => void)[] = [];
@@ -90,10 +97,6 @@ export class SpoolClient {
 
   constructor(transport: Transport) {
     this.#transport = transport;
-    this.#rpc = new JSONRPCClient((request, frame) => {
-      if (frame) this.#transport.sendBinary!(encodeBinaryFrame(request, frame.bytes));
-      else this.#transport.send(JSON.stringify(request));
-    });
     this.#attach(transport);
   }
 
@@ -140,7 +143,7 @@ export class SpoolClient {
     transport.onMessage((text) => this.#receive(text));
     transport.onClose((code, reason) => {
       if (transport !== this.#transport) return;
-      this.#rpc.rejectAllPendingRequests(`connection closed (${code}${reason ? `: ${reason}` : ""})`);
+      this.#rejectPending(`connection closed (${code}${reason ? `: ${reason}` : ""})`);
       if (this.#reconnect && !this.#closing) {
         void this.#reconnectLoop();
         return;
@@ -201,16 +204,55 @@ export class SpoolClient {
     }
   }
 
-  /** Sends one request: as a binary frame when its bytes field holds a Uint8Array, else as JSON text. */
-  #send(method: string, params: object): PromiseLike<unknown> {
+  /**
+   * Sends one request: as a binary frame when its bytes field holds a Uint8Array, else as JSON text. Settles with
+   * the result, or rejects with a JSONRPCErrorException (the error response; code 0 without data when the
+   * request could not be sent or the connection closed first), as json-rpc-2.0's client did, without its
+   * per-call generators and promise chains (a runner sends one request per chunk it reads).
+   */
+  #send(method: string, params: object): Promise<unknown> {
     const field = this.#binary[method];
     const bytes = field === undefined ? undefined : (params as Record<string, unknown>)[field];
+    let frame: Uint8Array | undefined;
     if (bytes instanceof Uint8Array) {
       if (!this.#transport.sendBinary) throw new TypeError(`${method}: ${field} is bytes, and this transport sends no binary frames`);
       const { [field!]: _bytes, ...rest } = params as Record<string, unknown>;
-      return this.#rpc.request(method, rest, { bytes });
+      params = rest;
+      frame = bytes;
     }
-    return this.#rpc.request(method, params as Record<string, unknown>, undefined);
+    const id = ++this.#nextId;
+    const request = { jsonrpc: "2.0" as const, method, params, id };
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      try {
+        if (frame) this.#transport.sendBinary!(encodeBinaryFrame(request, frame));
+        else this.#transport.send(JSON.stringify(request));
+      } catch (error) {
+        this.#pending.delete(id);
+        reject(new JSONRPCErrorException((error as Error | undefined)?.message || "Failed to send a request", 0));
+      }
+    });
+  }
+
+  /** A response from the server: settles the request it answers (one answered already, or never sent, is ignored). */
+  #settle(response: JSONRPCResponse): void {
+    const pending = this.#pending.get(response.id as number);
+    if (!pending) return;
+    this.#pending.delete(response.id as number);
+    if ("error" in response && response.error && (response as { result?: unknown }).result === undefined) {
+      pending.reject(new JSONRPCErrorException(response.error.message, response.error.code, response.error.data));
+    } else if ((response as { result?: unknown }).result !== undefined && !(response as { error?: unknown }).error) {
+      pending.resolve((response as { result: unknown }).result);
+    } else {
+      pending.reject(new Error("An unexpected error occurred"));
+    }
+  }
+
+  /** The connection closed: every request waiting for its answer fails (code 0, no data). */
+  #rejectPending(message: string): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(new JSONRPCErrorException(message, 0));
   }
 
   /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */
@@ -222,7 +264,11 @@ export class SpoolClient {
   }
 
   notify(method: string, params: object = {}): void {
-    this.#rpc.notify(method, params as Record<string, unknown>, undefined);
+    try {
+      this.#transport.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
+    } catch {
+      // A notification has no answer to fail: one that cannot be sent is dropped.
+    }
   }
 
   /** Listens to a server notification; returns a function that stops listening. */
@@ -395,7 +441,7 @@ export class SpoolClient {
           void this.#answer(m.id, m.method, m.params);
         }
       } else {
-        this.#rpc.receive(m);
+        if (m && (typeof m.id === "number" || typeof m.id === "string")) this.#settle(m);
       }
     }
   }

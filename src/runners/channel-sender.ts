@@ -124,12 +124,19 @@ export class ChannelSender {
     return this.#refused;
   }
 
-  /** Queues output; resolves when there is room for more (the process's pipe waits meanwhile). */
-  async push(data: Buffer): Promise<void> {
-    if (this.#refused || data.length === 0) return;
+  /**
+   * Queues output. Returns undefined while there is room for more, else a promise that resolves once there is
+   * (the process's pipe waits meanwhile): a chunk read with room to spare costs no promise.
+   */
+  push(data: Buffer): Promise<void> | undefined {
+    if (this.#refused || data.length === 0) return undefined;
     this.#buffered.push(data);
     this.#bufferedBytes += data.length;
     this.#pump();
+    return !this.#refused && this.#bufferedBytes >= this.options.highWaterBytes ? this.#room() : undefined;
+  }
+
+  async #room(): Promise<void> {
     while (!this.#refused && this.#bufferedBytes >= this.options.highWaterBytes) await this.#changed();
   }
 

@@ -1,5 +1,6 @@
 import { isAbsolute, join } from "node:path";
 import type { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
 import {
@@ -448,11 +449,19 @@ export class RunnerClient {
   }
 
   async #pump(job: Job, stdout: Readable, stderr: Readable, result: Promise<ExecResult>): Promise<void> {
+    // Read with 'data' events, paused only while the sender has no room: an async iterator would cost a few
+    // promises per chunk read, and a runner reads one chunk per line of a line-buffered command.
     const drain = async (channel: number, stream: Readable) => {
       const sender = job.senders.get(channel);
-      for await (const chunk of stream) {
-        if (sender && !sender.refused) await sender.push(chunk as Buffer);
-      }
+      const read = finished(stream);
+      stream.on("data", (chunk: Buffer) => {
+        const room = sender && !sender.refused ? sender.push(chunk) : undefined;
+        if (room) {
+          stream.pause();
+          void room.then(() => stream.resume());
+        }
+      });
+      await read;
       await sender?.end();
     };
     await Promise.all([drain(1, stdout), drain(2, stderr)]);

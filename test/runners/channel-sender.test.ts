@@ -71,4 +71,26 @@ describe("a runner's channel sender", () => {
     expect(sender.refused).toBe(false);
     expect(server.stored).toEqual(["aa", "bb", "cc"]);
   });
+
+  it("push answers at once while there is room (no promise per chunk), and with a promise past the high-water mark that resolves once the bytes are sent", async () => {
+    const server = fakeServer();
+    const sender = new ChannelSender(
+      server.link as never,
+      { run: "r", path: "p", channel: 1 },
+      { window: 1, maxChunkBytes: 4, highWaterBytes: 8, onRefused: () => undefined },
+    );
+    // The first chunk goes out at once (window 1); the next bytes stay buffered, under the mark.
+    expect(sender.push(Buffer.from("aaaa"))).toBeUndefined();
+    expect(sender.push(Buffer.from("bbbb"))).toBeUndefined();
+    const full = sender.push(Buffer.from("cccc"));
+    expect(full).toBeInstanceOf(Promise);
+    let room = false;
+    void full!.then(() => (room = true));
+    await server.settle(1, "store");
+    expect(room).toBe(true);
+    server.answerAll();
+    await server.settle(2, "store");
+    await sender.end();
+    expect(server.stored.join("")).toBe("aaaabbbbcccc");
+  });
 });
