@@ -203,7 +203,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.#tails.set(group, tails);
     // Finished when it and every earlier call with its key have: the one entry per key stands for all of them.
     const done: Promise<unknown> = sameKey ? Promise.allSettled([sameKey.done, settled]) : settled;
-    const tail: OrderTail = { pipelined, admitted: Promise.race([admitted, settled]), done };
+    // `settled` admits whatever happened, so `admitted` resolves by then at the latest (no race needed).
+    const tail: OrderTail = { pipelined, admitted, done };
     void done.then(() => {
       if (tails.get(key) !== tail) return;
       tails.delete(key);

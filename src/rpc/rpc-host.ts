@@ -289,7 +289,10 @@ export class RpcHost {
           });
         }
         bytes = frameBytes;
-        params = { ...(params as object), [field]: "" };
+        // The header's params were parsed for this call alone: filled in place, not copied (a copy with a computed
+        // key is a slow object for every check after it).
+        if (typeof params === "object" && params !== null) (params as Record<string, unknown>)[field] = "";
+        else params = { [field]: "" };
       } else if (field !== undefined && typeof params === "object" && params !== null && Buffer.isBuffer((params as Record<string, unknown>)[field])) {
         bytes = (params as Record<string, Buffer>)[field];
         params = { ...params, [field]: "" };

@@ -218,7 +218,7 @@ function settledOrWaiting(work: Promise<unknown>): Promise<void> {
 interface Job {
   kind: string;
   overlaps: boolean;
-  start(): Promise<void>;
+  start(): Promise<unknown>;
   drop(): void;
 }
 
@@ -274,10 +274,7 @@ export class RequestQueue {
         start: () => {
           const running = work();
           running.then(resolve, reject);
-          return running.then(
-            () => undefined,
-            () => undefined,
-          );
+          return running;
         },
         drop: () => resolve(dropped),
       });
@@ -324,14 +321,16 @@ export class RequestQueue {
     }
   }
 
+  /** Starts a job; the promise settles (never rejects) once it has finished and the queue took note. */
   #start(job: Job): Promise<void> {
     if (job.overlaps) this.#overlapping++;
     else this.#running++;
-    return job.start().finally(() => {
+    const finish = () => {
       if (job.overlaps) this.#overlapping--;
       else this.#running--;
       if (!this.#pumping && this.#queue.size > 0) void this.#pump();
       this.finished();
-    });
+    };
+    return job.start().then(finish, finish);
   }
 }
