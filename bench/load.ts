@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import pg from "pg";
 import { machine, percentile, startRunnerProcess, startServerProcess } from "./common.js";
 
@@ -104,7 +105,8 @@ try {
       const across = Math.floor(w / 2) % SERVERS !== (i % RUNNERS) % SERVERS;
       watches.push(
         await client.watch({ run: "load", path, channel: 1 }, (chunk) => {
-          const now = Date.now();
+          // To the microsecond, as perl stamps the line (Date.now() would floor to the millisecond: ~0.5 ms short).
+          const now = performance.timeOrigin + performance.now();
           const text = partial + chunk.data.toString();
           const lines = text.split("\n");
           partial = lines.pop()!;
@@ -122,6 +124,9 @@ try {
     }
   }
   const started = Date.now();
+  // This process's own event-loop delay while it takes the watchers' lines: what it adds to the latencies it measures.
+  const clientLoop = monitorEventLoopDelay({ resolution: 1 });
+  clientLoop.enable();
   await new Promise((r) => setTimeout(r, 0));
   const pollers = await Promise.all(Array.from({ length: Q }, (_, q) => serverOf(q).connect()));
   let polls = 0;
@@ -183,6 +188,10 @@ try {
       console.log(`  watchers on ${label}: ${set.length} lines, p50 ${percentile(set, 50).toFixed(1)} ms, p99 ${percentile(set, 99).toFixed(1)} ms`);
     }
   }
+  clientLoop.disable();
+  console.log(
+    `  bench client's own event-loop delay (one process for all watchers and pollers): p50 ${(clientLoop.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(clientLoop.percentile(99) / 1e6).toFixed(1)} ms, max ${(clientLoop.max / 1e6).toFixed(0)} ms`,
+  );
   console.log(`errors: ${errors.length}; producers not complete: ${notDone}; watchers with lost lines: ${lost}; out-of-order or duplicated lines: ${disorder}`);
   if (notDone) {
     // How the incomplete channels ended: status and line count, with how many ended so.
