@@ -62,9 +62,9 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     onConnect: (client) => client.query(LZ4_TOAST),
   };
   const pool = new pg.Pool({ ...config, max: options.poolSize ?? 10 });
-  // Appends have a connection of their own (they write one batch at a time): a stream's chunks never wait for a
+  // Appends have connections of their own (one per batch on its way): a stream's chunks never wait for a
   // connection behind the other queries (at the end of a run, hundreds of producers completing at once).
-  const appendPool = new pg.Pool({ ...config, max: 1, idleTimeoutMillis: 0 });
+  const appendPool = new pg.Pool({ ...config, max: APPEND_CONNECTIONS, idleTimeoutMillis: 0 });
   // A dropped idle connection must not crash the server; the pool replaces it.
   pool.on("error", () => undefined);
   appendPool.on("error", () => undefined);
@@ -155,10 +155,17 @@ const FAST_APPEND = {
   RETURNING entry_id`,
 };
 
+/** Batches on their way at once, each on a connection of its own (a channel is in one of them at most). */
+const APPEND_CONNECTIONS = 4;
+
 /**
- * Group commit for PostgreSQL: appends that arrive while a batch is on its
- * way share the next one. One batch at a time, so chunks of one channel are
- * written in the order they came.
+ * Group commit for PostgreSQL: appends that arrive while batches are on
+ * their way share the next one. Up to APPEND_CONNECTIONS batches are
+ * written at once, each on its own connection, so a batch never waits for
+ * the answer to another (a round trip, and the server's event loop getting
+ * to it) before it is sent; a channel is in one of them at most, and its
+ * appends that come meanwhile wait for that batch, so the chunks of one
+ * channel are written in the order they came.
  *
  * A channel this server appended to last (the common case: its owner
  * streaming) takes the fast path, FAST_APPEND: one round trip for the whole
@@ -166,11 +173,16 @@ const FAST_APPEND = {
  * gap, a closed channel, a channel another server wrote meanwhile) takes
  * the locked path, writeBatch, which reads the rows under `FOR UPDATE` and
  * decides from what is stored. Both are single transactions: an append is
- * acknowledged after its commit.
+ * acknowledged after its commit. Batches on their way together hold
+ * different channels, so they never wait for each other's row locks.
  */
 class AppendBatcher {
   #pending: Pending[] = [];
-  #running: Promise<void> | null = null;
+  /** Channels in a batch on its way. */
+  readonly #busy = new Set<number>();
+  #inFlight = 0;
+  #scheduled = false;
+  #idle: (() => void)[] = [];
   /**
    * Per channel, its row as this server's last commit left it. Only a guess: FAST_APPEND checks the counters
    * and the status against the row, and a channel whose row says otherwise goes the locked path.
@@ -182,27 +194,68 @@ class AppendBatcher {
   append(entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ entryId, data, seq, open, resolve, reject });
-      this.#running ??= this.#loop();
+      this.#schedule();
     });
   }
 
-  async drain(): Promise<void> {
-    await this.#running;
+  /** Resolves once every append queued so far is settled. */
+  drain(): Promise<void> {
+    if (this.#pending.length === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  async #loop(): Promise<void> {
-    // Let the appends of this turn of the event loop join the first batch.
-    await new Promise((r) => setImmediate(r));
-    while (this.#pending.length > 0) {
-      let count = 0;
-      let bytes = 0;
-      while (count < this.#pending.length && count < MAX_BATCH && (count === 0 || bytes + this.#pending[count]!.data.length <= MAX_BATCH_BYTES)) {
-        bytes += this.#pending[count]!.data.length;
-        count++;
-      }
-      await this.#write(this.#pending.splice(0, count));
+  /** Starts the next batch after this turn of the event loop, so the appends of the turn join it. */
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight >= APPEND_CONNECTIONS) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#start();
+    });
+  }
+
+  /** Sends batches while a connection is free and appends wait whose channel is in no batch on its way. */
+  #start(): void {
+    while (this.#inFlight < APPEND_CONNECTIONS && this.#pending.length > 0) {
+      const batch = this.#take();
+      if (batch.length === 0) break;
+      this.#inFlight++;
+      for (const item of batch) this.#busy.add(item.entryId);
+      void this.#write(batch)
+        // #write settles every append itself; anything it did not foresee still settles them.
+        .catch((error: unknown) => {
+          for (const item of batch) item.reject(storeError(error));
+        })
+        .finally(() => {
+          this.#inFlight--;
+          for (const item of batch) this.#busy.delete(item.entryId);
+          if (this.#pending.length > 0) this.#start();
+          if (this.#pending.length === 0 && this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+        });
     }
-    this.#running = null;
+  }
+
+  /**
+   * The next batch: waiting appends in the order they came, at most MAX_BATCH of them and MAX_BATCH_BYTES (a larger
+   * chunk goes alone), leaving those of a channel in a batch on its way, and every later one of a channel left.
+   */
+  #take(): Pending[] {
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    const left = new Set<number>();
+    let bytes = 0;
+    for (const item of this.#pending) {
+      const fits = batch.length < MAX_BATCH && (batch.length === 0 || bytes + item.data.length <= MAX_BATCH_BYTES);
+      if (!fits || left.has(item.entryId) || this.#busy.has(item.entryId)) {
+        left.add(item.entryId);
+        rest.push(item);
+        continue;
+      }
+      bytes += item.data.length;
+      batch.push(item);
+    }
+    this.#pending = rest;
+    return batch;
   }
 
   /** Writes a batch; settles every append in it. */

@@ -7,6 +7,7 @@ import { openPostgresStore, type PostgresStore } from "../../src/store/postgres.
 import type { AppendOutcome } from "../../src/store/store.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
+import { eventually } from "../helpers/server.js";
 
 // Grouped appends on PostgreSQL, at the store: many channels at once, retries, mismatches, gaps, closed channels,
 // and a second server (another store on the same database) writing to a channel this one wrote last.
@@ -208,6 +209,47 @@ describeWithInfra("postgres", "PostgreSQL appends", () => {
     expect(statements.filter((s) => !s.startsWith("DO ")).length).toBe(5);
     expect(statements.some((s) => /^\s*(BEGIN|COMMIT)/i.test(s))).toBe(false);
     await expectStored(id, ["first\n", ...[2, 3, 4, 5, 6, 7, 8].map((i) => `line ${i}\n`)]);
+  });
+
+  it("a batch on its way does not hold up appends to other channels; the held channel's later appends follow in order", async () => {
+    const held = await channel();
+    const free = await channel();
+    expect(await append(store, held, "h1\n", 1)).toMatchObject({ kind: "appended" });
+    expect(await append(store, free, "f1\n", 1)).toMatchObject({ kind: "appended" });
+    // Another connection holds the row of one channel: the batch writing to it waits for that lock.
+    const other = new pg.Client({ connectionString: database.url });
+    await other.connect();
+    try {
+      await other.query("BEGIN");
+      await other.query("SELECT * FROM entries WHERE id = $1 FOR UPDATE", [held]);
+      const settled: string[] = [];
+      const track = (name: string, outcome: Promise<AppendOutcome>) =>
+        outcome.then((o) => {
+          settled.push(name);
+          return o;
+        });
+      const first = track("h2", append(store, held, "h2\n", 2));
+      // Once that batch is on its way (the server shows its statement waiting for the lock), more appends come.
+      await eventually(async () => {
+        const { rows } = await store.pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        );
+        return rows[0].n > 0;
+      });
+      const later = track("h3", append(store, held, "h3\n", 3));
+      // The other channel's appends are written meanwhile, while the held one's wait.
+      expect(await append(store, free, "f2\n", 2)).toMatchObject({ kind: "appended", seq: 2 });
+      expect(await append(store, free, "f3\n")).toMatchObject({ kind: "appended", seq: 3 });
+      expect(settled).toEqual([]);
+      await other.query("COMMIT");
+      expect(await first).toMatchObject({ kind: "appended", seq: 2 });
+      expect(await later).toMatchObject({ kind: "appended", seq: 3 });
+      expect(settled).toEqual(["h2", "h3"]);
+    } finally {
+      await other.end();
+    }
+    await expectStored(held, ["h1\n", "h2\n", "h3\n"]);
+    await expectStored(free, ["f1\n", "f2\n", "f3\n"]);
   });
 
   it("chunks are compressed with lz4 where the server has it", async () => {
