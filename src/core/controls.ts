@@ -37,6 +37,8 @@ export interface InputResult {
  */
 export class ProducerControls {
   readonly #queues = new Map<number, { tail: Promise<unknown>; bytes: number; calls: number }>();
+  /** Per producer named (project, run, path): the lookup of its last control (#open). */
+  readonly #lookups = new Map<string, Promise<{ run: RunRow; log: EntryRow }>>();
 
   constructor(
     private readonly lifecycle: Lifecycle,
@@ -116,8 +118,28 @@ export class ProducerControls {
     return { path: log.path, cols: size.cols, rows: size.rows };
   }
 
+  /**
+   * #lookup, one control of a producer after the other in the order they came: its queries may answer out of
+   * order (on PostgreSQL each goes to a pooled connection), and each caller enters the producer's queue
+   * (#serially) as soon as its lookup is done, before the next lookup starts (a caller's `await` on the promise
+   * returned here runs before the next lookup chained to it). So controls are applied, and counted against the
+   * bound, in the order they came.
+   */
+  #open(project: ProjectRef, target: ProducerTarget): Promise<{ run: RunRow; log: EntryRow }> {
+    const key = `${project.id}\u0000${target.run}\u0000${target.path}`;
+    const before = this.#lookups.get(key);
+    const lookup = () => this.#lookup(project, target);
+    const opened = before ? before.then(lookup, lookup) : lookup();
+    this.#lookups.set(key, opened);
+    const done = () => {
+      if (this.#lookups.get(key) === opened) this.#lookups.delete(key);
+    };
+    void opened.then(done, done);
+    return opened;
+  }
+
   /** The run and log of an accepted producer that is still running; STREAM_CLOSED once it has finished. */
-  async #open(project: ProjectRef, target: ProducerTarget): Promise<{ run: RunRow; log: EntryRow }> {
+  async #lookup(project: ProjectRef, target: ProducerTarget): Promise<{ run: RunRow; log: EntryRow }> {
     const { run, log } = await this.lifecycle.requireLog(project, target.run, target.path);
     if (log.status !== ENTRY.done) {
       throw conflict(`"${log.path}" is not running: it is ${log.status === ENTRY.proposed ? "still a pending proposal" : `at status ${log.status}`}`, {
