@@ -19,7 +19,6 @@ import {
 } from "./auth.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
 import { busKey } from "./cluster/bus-auth.js";
-import { PostgresBus } from "./cluster/postgres-bus.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
 import { createCore } from "./core/index.js";
 import { builtinPlugins } from "./features/index.js";
@@ -35,7 +34,7 @@ import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
 import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
-import { openPostgresStore, type PostgresStore } from "./store/postgres.js";
+import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
 import { createWebHandler } from "./web/http.js";
 import { WebSessions } from "./web/sessions.js";
@@ -137,7 +136,11 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const token = ensureToken(config.tokenFile);
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
-  const store: Store = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : openStore(config.dbFile, options.store);
+  // The PostgreSQL store and bus are loaded only for a PostgreSQL database: a SQLite server never runs them, and every
+  // module loaded stays in V8's heap (its source text and functions), which the old generation's growth multiplies.
+  const store: Store = config.databaseUrl
+    ? await (await import("./store/postgres.js")).openPostgresStore(config.databaseUrl)
+    : openStore(config.dbFile, options.store);
   let migrations: string[];
   try {
     const results = await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR);
@@ -159,7 +162,9 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   // Its rows are signed with a key derived from the token, which the servers sharing the database share.
   const bus: Bus =
     store.kind === "postgres"
-      ? new PostgresBus(config.databaseUrl!, (store as PostgresStore).pool, serverId, log, { key: busKey(token) })
+      ? new (await import("./cluster/postgres-bus.js")).PostgresBus(config.databaseUrl!, (store as PostgresStore).pool, serverId, log, {
+          key: busKey(token),
+        })
       : new SoloBus(serverId);
   let plugins!: PluginHost;
   const notifyProject = (projectId: number, method: string, params: unknown) => {
