@@ -121,6 +121,8 @@ export const ConfigFileSchema = z.strictObject({
   modelInput: z.enum(["accepted", "off"]).optional(),
   /** Close a WebSocket connection that has sent nothing (not even a pong to the server's pings) for this many milliseconds; 0 = never. */
   livenessTimeoutMs: z.number().int().nonnegative().optional(),
+  /** MB of binary frames received between two young-generation collections, which free the chunks' buffers (src/scavenger.ts); 0 = V8 alone decides. */
+  scavengeEveryMb: z.number().int().nonnegative().optional(),
   /** Variables of the runner's environment that commands get besides the base (PATH, HOME, LANG, TERM): names, or patterns with `*` (which never match SPOOL_* or secret-looking names). */
   commandEnv: z.array(z.string().regex(COMMAND_ENV_ENTRY, "a variable name, or a pattern with *")).optional(),
   /**
@@ -160,6 +162,7 @@ const MUST: Record<string, string> = {
   backgroundTimeoutMs: MILLISECONDS,
   modelInput: '"accepted" or "off"',
   livenessTimeoutMs: MILLISECONDS,
+  scavengeEveryMb: "a whole number of MB, 0 or more",
   commandEnv: "a list of variable names or patterns with *",
   "commandEnv[]": "a variable name or a pattern with *",
   toolYieldMs: MILLISECONDS,
@@ -265,6 +268,8 @@ export interface SpoolConfig {
   backgroundTimeoutMs: number;
   /** Silence after which a WebSocket connection is taken for dead and closed (the server pings meanwhile); 0 = never. */
   livenessTimeoutMs: number;
+  /** MB of binary frames received between two young-generation collections the server asks for; 0 = none. */
+  scavengeEveryMb: number;
   /** Names (or `*` patterns) of the runner's environment variables passed to commands besides the base; see SPEC §7 Environment. */
   commandEnv: string[];
   /** The sandbox mode of sh commands: auto (workspace-write where the default runner has it, else full), workspace-write, or full. */
@@ -443,6 +448,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
     backgroundTimeoutMs: overrides.backgroundTimeoutMs ?? envNumber(env, "SPOOL_BACKGROUND_TIMEOUT_MS") ?? file.backgroundTimeoutMs ?? 24 * 60 * 60 * 1000,
     livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
+    scavengeEveryMb: envNumber(env, "SPOOL_SCAVENGE_EVERY_MB") ?? file.scavengeEveryMb ?? 2,
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     sandbox: overrides.sandbox ?? envSandbox(env) ?? file.sandbox ?? "auto",
     sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,

@@ -32,6 +32,7 @@ import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
+import { Scavenger } from "./scavenger.js";
 import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
@@ -67,7 +68,7 @@ export interface SpoolServer {
   stop(): Promise<void>;
 }
 
-function wsTransport(socket: WebSocket, raw: Socket): Transport {
+function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger): Transport {
   // What is sent in one turn of the event loop (the acknowledgements one group commit settles) leaves in one write.
   let corked = false;
   const uncork = () => {
@@ -105,7 +106,10 @@ function wsTransport(socket: WebSocket, raw: Socket): Transport {
       }),
     onBinary: (listener) =>
       socket.on("message", (data, isBinary) => {
-        if (isBinary && isBinaryFrame(data as Buffer)) listener(data as Buffer);
+        if (isBinary && isBinaryFrame(data as Buffer)) {
+          scavenger.received((data as Buffer).length);
+          listener(data as Buffer);
+        }
       }),
     onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
     bufferedAmount: () => socket.bufferedAmount,
@@ -209,6 +213,9 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   }
   rpc.install();
   plugins.markStarted();
+  // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
+  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
+  const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
 
   // A browser client sending its token as a subprotocol also offers "spool", which the server answers with (never the token).
   const wss = new WebSocketServer({
@@ -243,7 +250,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
             `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
           ),
       });
-      rpc.accept(wsTransport(ws, socket));
+      rpc.accept(wsTransport(ws, socket, scavenger));
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -45,6 +45,15 @@ describe("config.json", () => {
     expect(loadConfig({ home }, { SPOOL_TOOL_YIELD_MS: "1", SPOOL_OUTPUT_TOKENS: "2" }).agent).toMatchObject({ toolYieldMs: 1, outputBudgetTokens: 2 });
   });
 
+  it("scavengeEveryMb: 2 by default, from the file or SPOOL_SCAVENGE_EVERY_MB, 0 turns it off; a bad value is refused", () => {
+    expect(loadConfig({ home: tempDir("spool-config-") }, {}).scavengeEveryMb).toBe(2);
+    const { home } = homeWith({ scavengeEveryMb: 0 });
+    expect(loadConfig({ home }, {}).scavengeEveryMb).toBe(0);
+    expect(loadConfig({ home }, { SPOOL_SCAVENGE_EVERY_MB: "8" }).scavengeEveryMb).toBe(8);
+    expect(problem({ scavengeEveryMb: -1 })).toBe('FILE: "scavengeEveryMb" must be a whole number of MB, 0 or more, got -1');
+    expect(problem({}, { SPOOL_SCAVENGE_EVERY_MB: "lots" })).toBe('SPOOL_SCAVENGE_EVERY_MB must be a non-negative integer, got "lots"');
+  });
+
   it("the sandbox settings: sandbox (auto, workspace-write, full) and sandboxNetwork, from the file or SPOOL_SANDBOX / SPOOL_SANDBOX_NETWORK", () => {
     expect(loadConfig({ home: tempDir("spool-config-") }, {})).toMatchObject({ sandbox: "auto", sandboxNetwork: true });
     const { home } = homeWith({ sandbox: "full", sandboxNetwork: false });
