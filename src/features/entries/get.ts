@@ -1,7 +1,7 @@
 import type { Core } from "../../core/index.js";
 import { ENTRY } from "../../core/status.js";
 import type { EntryRow } from "../../core/views.js";
-import { countLines, entrySummary, lineCount, sliceLines } from "../../core/views.js";
+import { countLines, cutLines, entrySummary, lineCount, sliceLines } from "../../core/views.js";
 import { channelModelView, renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
 import { defineMethod } from "../../plugins/define-method.js";
@@ -10,7 +10,6 @@ import type { ConnectionHandle } from "../../rpc/connection-context.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { ReadCap, type ReadGrant } from "../../rpc/read-cap.js";
 import { JsonStringBytes } from "../../rpc/reply-bytes.js";
-import { cutLines } from "../../store/chunk-reads.js";
 
 interface Slice {
   data: Buffer;
