@@ -195,7 +195,8 @@ const chunkStatements = (sqlite: SQLite.Database) => ({
   atLine: sqlite.prepare<[number, number], ChunkPart & { line_offset: number }>(
     "SELECT seq, line_offset, newlines, data FROM chunks WHERE entry_id = ? AND line_offset < ? ORDER BY line_offset DESC, seq DESC LIMIT 1",
   ),
-  next: sqlite.prepare<[number, number], ChunkPart>("SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq LIMIT 1"),
+  // The chunks after one, walked with one statement (iterate): a read of n chunks seeks the index once, not n times.
+  rest: sqlite.prepare<[number, number], ChunkPart>("SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq"),
   after: sqlite.prepare<[number, number, number], ChunkRow>("SELECT * FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
 });
 
@@ -235,28 +236,38 @@ async function linesOf(
   if (start === VIA_KYSELY) start = await startOf(db, entryId, line);
   if (!start) return { ...EMPTY };
   const cutter = new LineCutter(start.skip, count, maxBytes);
-  let queue: ChunkPart[] = [start.chunk];
-  let at = 0;
-  let page = 1;
-  let sinceYield = 0;
-  for (;;) {
-    const chunk = queue[at++]!;
+  /** The last chunk taken. */
+  let last = start.chunk.seq;
+  const take = (chunk: ChunkPart): boolean => {
+    last = chunk.seq;
     chunkReadStats.rows++;
     chunkReadStats.bytes += chunk.data.length;
-    if (cutter.take(chunk)) return cutter.result();
-    if (at < queue.length) continue;
-    sinceYield += chunk.data.length;
-    if (sqlite && sinceYield >= SYNC_SLICE_BYTES) {
+    return cutter.take(chunk);
+  };
+  if (take(start.chunk)) return cutter.result();
+  let page = 1;
+  for (;;) {
+    // On SQLite, the following chunks come from one statement walked until the read is complete, the entry's end,
+    // or SYNC_SLICE_BYTES (then the event loop runs and the walk starts again after the last chunk taken).
+    const walked = sync(sqlite, (s): "done" | "end" | "more" => {
+      let bytes = 0;
+      for (const chunk of s.rest.iterate(entryId, last)) {
+        // Leaving the loop (return) resets the statement, so the connection is free for the next one.
+        if (take(chunk)) return "done";
+        bytes += chunk.data.length;
+        if (bytes >= SYNC_SLICE_BYTES) return "more";
+      }
+      return "end";
+    });
+    if (walked === "done" || walked === "end") return cutter.result();
+    if (walked === "more") {
       await new Promise((resolve) => setImmediate(resolve));
-      sinceYield = 0;
+      continue;
     }
-    const next = sync(sqlite, (s) => s.next.get(entryId, chunk.seq));
-    if (next === VIA_KYSELY) {
-      queue = await partsAfter(db, entryId, chunk.seq, page);
-      page = Math.min(16, page * 2);
-    } else queue = next ? [next] : [];
+    const queue = await partsAfter(db, entryId, last, page);
+    page = Math.min(16, page * 2);
     if (queue.length === 0) return cutter.result();
-    at = 0;
+    for (const chunk of queue) if (take(chunk)) return cutter.result();
   }
 }
 
