@@ -34,6 +34,13 @@ const START_DELAY = Math.max(2, Math.ceil(P / 60));
 const commandFor = (i: number) =>
   `perl -MTime::HiRes=time,sleep -e '$|=1; sleep(${START_DELAY + (i % 40) * 0.05}); for my $i (1..${LINES}) { printf "%.3f %06d %s\\n", time()*1000, $i, "x" x ${LINE_BYTES - 30}; sleep(${1 / RATE}); }'`;
 
+/** CPU seconds a process (all its threads) or, given `thread`, one of its threads (the main thread: `pid` again) has used. */
+const cpuSeconds = (pid: number, thread?: number) => {
+  const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+};
+
 const peakMemory = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
@@ -124,6 +131,15 @@ try {
     }
   }
   const started = Date.now();
+  // The servers' CPU from the first line (START_DELAY) to the last stream/end: all threads, and the main thread alone
+  // (the event loop's busy time: it blocks on nothing, so its CPU over the wall time is its utilisation). Steadier
+  // than the latency tail.
+  let cpuAt: number[][] = [];
+  let cpuFrom = 0;
+  const cpuStart = setTimeout(() => {
+    cpuAt = servers.map((s) => [cpuSeconds(s.pid), cpuSeconds(s.pid, s.pid)]);
+    cpuFrom = Date.now();
+  }, START_DELAY * 1000);
   // This process's own event-loop delay while it takes the watchers' lines: what it adds to the latencies it measures.
   const clientLoop = monitorEventLoopDelay({ resolution: 1 });
   clientLoop.enable();
@@ -144,6 +160,9 @@ try {
   const memory = () => Math.max(...servers.map((s) => peakMemory(s.pid)));
   const sampler = setInterval(() => (peak = Math.max(peak, memory())), 500);
   await Promise.all(watches.map((w) => w.ended));
+  clearTimeout(cpuStart);
+  const cpu = servers.map((s, i) => [cpuSeconds(s.pid) - (cpuAt[i]?.[0] ?? 0), cpuSeconds(s.pid, s.pid) - (cpuAt[i]?.[1] ?? 0)]);
+  const wall = (Date.now() - (cpuFrom || started)) / 1000;
   const seconds = (Date.now() - started) / 1000 - START_DELAY - 1;
   polling = false;
   await Promise.all(pollLoops);
@@ -200,6 +219,9 @@ try {
       ends.set(`${e.status}/${e.lines}`, (ends.get(`${e.status}/${e.lines}`) ?? 0) + 1);
     console.log(`  not complete (status/lines × n): ${[...ends].map(([k, n]) => `${k} × ${n}`).join(", ")}`);
   }
+  console.log(
+    `server CPU from the first line to the last end (${wall.toFixed(1)} s): ${cpu.map(([all, main]) => `${all!.toFixed(1)} s (main thread ${main!.toFixed(1)} s, ${((main! / wall) * 100).toFixed(0)} % of the wall time)`).join("; ")}, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / latencies.length) * 1e6).toFixed(0)} µs a line`,
+  );
   console.log(`server peak memory (VmHWM${SERVERS > 1 ? ", the larger of the two" : ""}): ${peak.toFixed(0)} MB`);
   for (const e of errors.slice(0, 5)) console.log(`  ${e}`);
   for (const c of [admin, ...watchers, ...pollers]) c.close();
