@@ -4,14 +4,17 @@
 // per-producer row: a few 16 KiB pages). Prints per tree the commit time on the event loop (p50/p99/max, commits
 // over 20 and 50 ms), the worst per-second p99, the WAL's largest size and how often it was started over (seen
 // every 200 commits), then the process's CPU seconds (the checkpoint worker's included). A B A B: the trees take turns, each round on a fresh file.
-// Usage: SPOOL_BENCH_TREES="before=/tmp/base25,after=/work/main" npx tsx bench/wal.ts [seconds=15] [commits/s=2000] [rounds=2]
+// commits/s 0 is a flood: commits back to back, one event-loop turn (setImmediate) between two, as the server's group
+// commits come when it cannot keep up; trees that report it print the checkpoint worker's RESTARTs (forced: after
+// the catch-up rounds gave up) and its longest RESTART.
+// Usage: SPOOL_BENCH_TREES="before=/tmp/base25,after=/work/main" npx tsx bench/wal.ts [seconds=15] [commits/s=2000] [rounds=2] [row bytes=1024]
 // (each tree's dist/ must be built: `node scripts/build.mjs` in it)
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { percentile } from "./common.js";
 
-const [SECONDS, RATE, ROUNDS] = [15, 2000, 2].map((d, i) => Number(process.argv[2 + i] ?? d)) as [number, number, number];
+const [SECONDS, RATE, ROUNDS, ROW] = [15, 2000, 2, 1024].map((d, i) => Number(process.argv[2 + i] ?? d)) as [number, number, number, number];
 const trees = (process.env.SPOOL_BENCH_TREES ?? `this=${new URL("..", import.meta.url).pathname}`).split(",").map((t) => t.split("=") as [string, string]);
 const PRODUCERS = 200;
 const load = () =>
@@ -40,7 +43,7 @@ const walRestarts = (wal: string) => {
 };
 
 async function run(label: string, root: string) {
-  const { openStore } = await import(join(root, "dist/store/database.js"));
+  const { openStore, checkpointStats } = await import(join(root, "dist/store/database.js"));
   const dir = mkdtempSync(join(tmpdir(), "spool-bench-wal-"));
   const file = join(dir, "spool.db");
   const store = openStore(file);
@@ -54,7 +57,7 @@ async function run(label: string, root: string) {
   const update = db.prepare("UPDATE entries SET bytes = bytes + ?, seq = ? WHERE id = ?");
   const begin = db.prepare("BEGIN IMMEDIATE");
   const commit = db.prepare("COMMIT");
-  const data = Buffer.alloc(1024, 120);
+  const data = Buffer.alloc(ROW, 120);
   const wal = `${file}-wal`;
   const restarts0 = walRestarts(wal);
   const durations: number[] = [];
@@ -65,20 +68,26 @@ async function run(label: string, root: string) {
   const cpu0 = process.cpuUsage();
   const start = performance.now();
   let n = 0;
+  // In a flood, the longest time between two commits: the event loop held by something else (a forced RESTART).
+  let stall = 0;
+  let lastEnd = 0;
   while (performance.now() - start < SECONDS * 1000) {
     // Paced: commit while behind the schedule, else let the event loop turn.
-    if (n >= ((performance.now() - start) / 1000) * RATE) {
+    if (RATE === 0) await new Promise((r) => setImmediate(r));
+    else if (n >= ((performance.now() - start) / 1000) * RATE) {
       await new Promise((r) => setImmediate(r));
       continue;
     }
     const t0 = performance.now();
+    if (RATE === 0 && n > 0) stall = Math.max(stall, t0 - lastEnd);
     begin.run();
     const producer = n % PRODUCERS;
     const seq = Math.floor(n / PRODUCERS) + 1;
     insert.run(producer, seq, data);
     update.run(data.length, seq, producer);
     commit.run();
-    const took = performance.now() - t0;
+    lastEnd = performance.now();
+    const took = lastEnd - t0;
     durations.push(took);
     const second = Math.floor((t0 - start) / 1000);
     (perSecond[second] ??= []).push(took);
@@ -91,6 +100,7 @@ async function run(label: string, root: string) {
     }
   }
   const cpu = process.cpuUsage(cpu0);
+  const worker = checkpointStats?.(store) as { restarts: number; forcedRestarts: number; longestForcedMs: number } | null | undefined;
   biggest = Math.max(biggest, walSize(wal));
   durations.sort((a, b) => a - b);
   const worstSecond = Math.max(
@@ -105,11 +115,12 @@ async function run(label: string, root: string) {
   console.log(
     `${label.padEnd(8)} load ${load()}  ${(n / SECONDS).toFixed(0)} commits/s  commit p50 ${fmt(percentile(durations, 50))} p99 ${fmt(percentile(durations, 99))} max ${fmt(durations.at(-1)!)} ms` +
       `  >20ms ${durations.filter((d) => d > 20).length} >50ms ${durations.filter((d) => d > 50).length}  worst 1s p99 ${fmt(worstSecond)} ms` +
-      `  WAL max ${(biggest / 2 ** 20).toFixed(0)} MiB, started over ≥${restarts}×  cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s`,
+      `${RATE === 0 ? `  longest between commits ${fmt(stall)} ms` : ""}  WAL max ${(biggest / 2 ** 20).toFixed(0)} MiB, started over ≥${restarts}×  cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s` +
+      (worker ? `  RESTARTs ${worker.restarts} (forced ${worker.forcedRestarts}, longest ${fmt(worker.longestForcedMs)} ms)` : ""),
   );
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 }
 
-console.log(`${SECONDS} s of ${RATE} commits/s per tree and round, ${ROUNDS} rounds`);
+console.log(`${SECONDS} s of ${RATE || "back-to-back"} commits/s of a ${ROW}-byte row per tree and round, ${ROUNDS} rounds`);
 for (let round = 0; round < ROUNDS; round++) for (const [label, root] of trees) await run(label, root);

@@ -41,6 +41,26 @@ export const DEFAULT_WAL_BUSY_LIMIT = 64 * 1024 * 1024;
 /** Quiet time before the WAL is truncated, by default. */
 export const DEFAULT_WAL_QUIET_MS = 1000;
 
+/** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
+export interface CheckpointStats {
+  /** RESTART checkpoints that got the writer's lock and left the WAL to be started over (the worker's and forced ones). */
+  restarts: number;
+  /**
+   * Of those, the ones the server's connection ran at the worker's request, the catch-up rounds having given up
+   * (commits came faster than the rounds copied them) with the WAL far past walBusyLimit.
+   */
+  forcedRestarts: number;
+  /** The longest of those: how long the event loop waited for one. */
+  longestForcedMs: number;
+}
+
+const checkpointers = new WeakMap<SqliteStore, { stats: () => CheckpointStats }>();
+
+/** The checkpoint worker's figures for a store opened by openStore (null for an in-memory database). */
+export function checkpointStats(store: SqliteStore): CheckpointStats | null {
+  return checkpointers.get(store)?.stats() ?? null;
+}
+
 /** The database and the files SQLite keeps beside it. */
 const SIDE_FILES = ["", "-wal", "-shm", "-journal"];
 
@@ -95,7 +115,7 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   // event loop never stalls on them; the connection's own automatic checkpoint is only a backstop
   // for a worker that cannot keep up (every 256 MiB of WAL at 16 KiB pages): it bounds the file the
   // worker may have to truncate once quiet.
-  const checkpointer = file === ":memory:" ? null : startCheckpointer(file, walSizeLimit, walBusyLimit, options.walQuietMs ?? DEFAULT_WAL_QUIET_MS);
+  const checkpointer = file === ":memory:" ? null : startCheckpointer(sqlite, file, walSizeLimit, walBusyLimit, options.walQuietMs ?? DEFAULT_WAL_QUIET_MS);
   sqlite.pragma("wal_autocheckpoint = 16384");
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
   if (file !== ":memory:") restrictModes(file);
@@ -121,6 +141,7 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
       await db.destroy();
     },
   };
+  if (checkpointer) checkpointers.set(store, checkpointer);
   return store;
 }
 
@@ -194,9 +215,19 @@ const frameBytes = db.pragma("page_size", { simple: true }) + 24;
 const inUse = (result) => 32 + result.log * frameBytes;
 // A RESTART follows a PASSIVE that had at most this many new frames (1 MiB at 16 KiB pages) to copy.
 const RESTART_AFTER_FRAMES = 64;
+// Past this many times walBusyLimit in use, the WAL is started over after the last round whatever it found new.
+const FORCE_AFTER = 2;
+// RESTARTs that succeeded here (tests and bench/wal.ts read it).
+const stats = new Int32Array(workerData.stats);
+// Set while the server's connection restarts the WAL at this worker's request: no checkpoint here meanwhile (it
+// would take the checkpoint lock the RESTART needs).
+let handedOver = 0;
 let version = -1;
 let quietSince = Date.now();
 const timer = setInterval(() => {
+  // The server's connection answers at once between two transactions; a second is a safe bound if it never does.
+  if (handedOver && Date.now() - handedOver < 1000) return;
+  handedOver = 0;
   try {
     let [result] = db.pragma("wal_checkpoint(PASSIVE)");
     const now = Date.now();
@@ -208,14 +239,32 @@ const timer = setInterval(() => {
         // Writes go on and the WAL is large: copy what came during that checkpoint, again until a round found
         // little new (at most a few rounds), then RESTART, so the writer's next transaction writes from the WAL's
         // start instead of growing it. What RESTART copies under the writer's lock is what came since: little.
-        for (let round = 0; round < 4; round++) {
+        let log = result.log;
+        for (let round = 0, came = Infinity; round < 4; round++) {
           const before = result.log;
           [result] = db.pragma("wal_checkpoint(PASSIVE)");
           if (!caughtUp(result)) return;
-          if (result.log - before <= RESTART_AFTER_FRAMES) {
-            db.pragma("wal_checkpoint(RESTART)");
-            return;
+          log = result.log;
+          if (log - before <= RESTART_AFTER_FRAMES) {
+            [result] = db.pragma("wal_checkpoint(RESTART)");
+            if (result && result.busy === 0) {
+              Atomics.add(stats, 0, 1);
+              return;
+            }
+            break;
           }
+          // More came during this round than during the one before: the rounds do not converge.
+          if (log - before >= came) break;
+          came = log - before;
+        }
+        // Commits came faster than the rounds copied them, or the writer held its lock at the RESTART (a flood: each
+        // transaction follows the last within a turn of the event loop). Once the WAL is far past its bound, the
+        // server's connection is asked to RESTART between two of its transactions: it copies what came since the
+        // last round (the event loop waits that long, bench/README.md) and starts the WAL over with its next
+        // commit, long before SQLite's backstop would at 256 MiB.
+        if (inUse({ log }) > FORCE_AFTER * workerData.walBusyLimit) {
+          handedOver = now;
+          parentPort.postMessage("restart");
         }
       }
       return;
@@ -228,7 +277,11 @@ const timer = setInterval(() => {
     // busy, locked or full: the next round catches up
   }
 }, workerData.intervalMs);
-parentPort.on("message", () => {
+parentPort.on("message", (message) => {
+  if (message === "restarted") {
+    handedOver = 0;
+    return;
+  }
   clearInterval(timer);
   db.close();
   parentPort.postMessage("stopped");
@@ -236,18 +289,60 @@ parentPort.on("message", () => {
 `;
 
 /** Starts the checkpoint worker for a database file. */
-function startCheckpointer(file: string, walSizeLimit: number, walBusyLimit: number, quietMs: number, intervalMs = 200) {
+function startCheckpointer(sqlite: SQLite.Database, file: string, walSizeLimit: number, walBusyLimit: number, quietMs: number, intervalMs = 200) {
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");
   // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
   const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
-  const worker = new Worker(CHECKPOINT_WORKER, { eval: true, resourceLimits, workerData: { file, driver, intervalMs, walSizeLimit, walBusyLimit, quietMs } });
+  const stats = new SharedArrayBuffer(4);
+  const worker = new Worker(CHECKPOINT_WORKER, {
+    eval: true,
+    resourceLimits,
+    workerData: { file, driver, intervalMs, walSizeLimit, walBusyLimit, quietMs, stats },
+  });
   worker.unref();
   let stopping: Promise<void> | null = null;
+  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestForcedMs: 0 };
+  // The worker's request to start a flooded WAL over: a RESTART on this connection, outside any transaction (one
+  // open across awaits is waited for, a turn at a time), with no busy wait: no other connection writes, and a reader
+  // of another process in the WAL makes it give up at once (the worker asks again a round later).
+  const restartHere = (turns: number) => {
+    if (stopping || !sqlite.open) return;
+    if (sqlite.inTransaction) {
+      if (turns < 1000) setImmediate(restartHere, turns + 1);
+      else worker.postMessage("restarted");
+      return;
+    }
+    const t0 = performance.now();
+    const busyTimeout = sqlite.pragma("busy_timeout", { simple: true }) as number;
+    try {
+      sqlite.pragma("busy_timeout = 0");
+      const [result] = sqlite.pragma("wal_checkpoint(RESTART)") as { busy: number }[];
+      if (result?.busy === 0) {
+        figures.forcedRestarts++;
+        figures.longestForcedMs = Math.max(figures.longestForcedMs, performance.now() - t0);
+      }
+    } catch {
+      // busy, a statement still iterating, or full: the worker asks again a round later
+    } finally {
+      sqlite.pragma(`busy_timeout = ${busyTimeout}`);
+    }
+    worker.postMessage("restarted");
+  };
+  worker.on("message", (message) => {
+    if (message === "restart") restartHere(0);
+  });
   return {
+    stats: (): CheckpointStats => ({
+      restarts: Atomics.load(figures.restarts, 0) + figures.forcedRestarts,
+      forcedRestarts: figures.forcedRestarts,
+      longestForcedMs: figures.longestForcedMs,
+    }),
     stop: () =>
       (stopping ??= new Promise<void>((resolve) => {
         const done = () => resolve();
-        worker.once("message", () => void worker.terminate().then(done, done));
+        worker.on("message", (message) => {
+          if (message === "stopped") void worker.terminate().then(done, done);
+        });
         worker.once("exit", done);
         worker.once("error", done);
         worker.postMessage("stop");
