@@ -313,8 +313,10 @@ function startCheckpointer(sqlite: SQLite.Database, file: string, walSizeLimit: 
       return;
     }
     const t0 = performance.now();
-    const busyTimeout = sqlite.pragma("busy_timeout", { simple: true }) as number;
+    let busyTimeout: number | null = null;
     try {
+      // Throws, changing nothing, while a statement is still being walked: the worker then asks again a round later.
+      busyTimeout = sqlite.pragma("busy_timeout", { simple: true }) as number;
       sqlite.pragma("busy_timeout = 0");
       const [result] = sqlite.pragma("wal_checkpoint(RESTART)") as { busy: number }[];
       if (result?.busy === 0) {
@@ -324,7 +326,7 @@ function startCheckpointer(sqlite: SQLite.Database, file: string, walSizeLimit: 
     } catch {
       // busy, a statement still iterating, or full: the worker asks again a round later
     } finally {
-      sqlite.pragma(`busy_timeout = ${busyTimeout}`);
+      if (busyTimeout !== null) sqlite.pragma(`busy_timeout = ${busyTimeout}`);
     }
     worker.postMessage("restarted");
   };
