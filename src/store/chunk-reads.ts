@@ -156,12 +156,63 @@ export function cutLines(chunks: readonly { newlines: number; data: Buffer }[], 
   return cutter.result();
 }
 
-/** The chunk holding the start of line `line` through Kysely (PostgreSQL, or SQLite inside a transaction), with its data: one query. */
-async function startOf(db: Kysely<Database>, entryId: number, line: number): Promise<Start | undefined> {
+/**
+ * The search for the chunk holding the start of line `line` (> 0): the last chunk with fewer than `line` newlines
+ * before it. A chunk's line_offset never decreases with its seq, so the search runs over seq on the (entry_id, seq)
+ * key, between 0 (no such chunk) and `high`, the channel's last seq: galloping down from the last chunk (a tail's
+ * start is in one of the last: one or two lookups), then halving the gap (a slice anywhere: ~2·log2(chunks)). The
+ * driver answers each seq yielded with the first chunk at or after it (a gap in the seqs is stepped over).
+ * SQLite has no chunks_by_line index (migration 012: each append wrote a leaf of it per channel and group commit).
+ */
+function* lastChunkBefore(line: number, high: number): Generator<number, number, { seq: number; line_offset: number } | undefined> {
+  let low = 0;
+  for (let span = 1; low < high; span *= 2) {
+    const at = Math.max(low + 1, high - span + 1);
+    const row = yield at;
+    if (row && row.line_offset < line) {
+      low = row.seq;
+      break;
+    }
+    high = at - 1;
+  }
+  while (low < high) {
+    const mid = low + Math.ceil((high - low) / 2);
+    const row = yield mid;
+    if (row && row.line_offset < line) low = row.seq;
+    else high = mid - 1;
+  }
+  return low;
+}
+
+/**
+ * The chunk holding the start of line `line` through Kysely (PostgreSQL, or SQLite inside a transaction), with its
+ * data: on PostgreSQL one query over chunks_by_line, on SQLite (`bySeq`) the search above.
+ */
+async function startOf(db: Kysely<Database>, entryId: number, line: number, bySeq: boolean): Promise<Start | undefined> {
   const columns = ["seq", "line_offset", "newlines", "data"] as const;
   if (line === 0) {
     const row = await db.selectFrom("chunks").select(columns).where("entry_id", "=", entryId).where("seq", ">", 0).orderBy("seq").limit(1).executeTakeFirst();
     return row && { chunk: row, skip: 0 };
+  }
+  if (bySeq) {
+    const last = await db.selectFrom("chunks").select("seq").where("entry_id", "=", entryId).orderBy("seq", "desc").limit(1).executeTakeFirst();
+    if (!last) return undefined;
+    const search = lastChunkBefore(line, last.seq);
+    let step = search.next();
+    while (!step.done) {
+      const probe = await db
+        .selectFrom("chunks")
+        .select(["seq", "line_offset"])
+        .where("entry_id", "=", entryId)
+        .where("seq", ">=", step.value)
+        .orderBy("seq")
+        .limit(1)
+        .executeTakeFirst();
+      step = search.next(probe);
+    }
+    if (step.value === 0) return undefined;
+    const row = await db.selectFrom("chunks").select(columns).where("entry_id", "=", entryId).where("seq", "=", step.value).executeTakeFirst();
+    return row && { chunk: row, skip: line - row.line_offset };
   }
   // The line starts after the line-th newline; it lies in the last chunk with fewer newlines before it.
   const row = await db
@@ -191,9 +242,14 @@ function partsAfter(db: Kysely<Database>, entryId: number, after: number, limit:
 /** The chunk reads' statements of one SQLite connection. */
 const chunkStatements = (sqlite: SQLite.Database) => ({
   first: sqlite.prepare<[number], ChunkPart>("SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > 0 ORDER BY seq LIMIT 1"),
-  // chunks_by_line (entry_id, line_offset, seq), walked backwards from `line`: one index lookup.
-  atLine: sqlite.prepare<[number, number], ChunkPart & { line_offset: number }>(
-    "SELECT seq, line_offset, newlines, data FROM chunks WHERE entry_id = ? AND line_offset < ? ORDER BY line_offset DESC, seq DESC LIMIT 1",
+  // The search for a line's chunk (lastChunkBefore): the channel's last seq, then the first chunk at or after
+  // each seq it tries, then the chunk it found; each one lookup on the (entry_id, seq) key.
+  last: sqlite.prepare<[number], { seq: number }>("SELECT seq FROM chunks WHERE entry_id = ? ORDER BY seq DESC LIMIT 1"),
+  probe: sqlite.prepare<[number, number], { seq: number; line_offset: number }>(
+    "SELECT seq, line_offset FROM chunks WHERE entry_id = ? AND seq >= ? ORDER BY seq LIMIT 1",
+  ),
+  atSeq: sqlite.prepare<[number, number], ChunkPart & { line_offset: number }>(
+    "SELECT seq, line_offset, newlines, data FROM chunks WHERE entry_id = ? AND seq = ?",
   ),
   // The chunks after one, walked with one statement (iterate): a read of n chunks seeks the index once, not n times.
   rest: sqlite.prepare<[number, number], ChunkPart>("SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq"),
@@ -230,10 +286,15 @@ async function linesOf(
       const row = s.first.get(entryId);
       return row && { chunk: row, skip: 0 };
     }
-    const row = s.atLine.get(entryId, line);
+    const last = s.last.get(entryId);
+    if (!last) return undefined;
+    const search = lastChunkBefore(line, last.seq);
+    let step = search.next();
+    while (!step.done) step = search.next(s.probe.get(entryId, step.value));
+    const row = step.value === 0 ? undefined : s.atSeq.get(entryId, step.value);
     return row && { chunk: row, skip: line - row.line_offset };
   });
-  if (start === VIA_KYSELY) start = await startOf(db, entryId, line);
+  if (start === VIA_KYSELY) start = await startOf(db, entryId, line, sqlite !== undefined);
   if (!start) return { ...EMPTY };
   const cutter = new LineCutter(start.skip, count, maxBytes);
   /** The last chunk taken. */
