@@ -42,7 +42,19 @@ export class ConnectionClosedError extends Error {
 interface Pending {
   resolve(result: unknown): void;
   reject(error: unknown): void;
+  /** The binary frame the request went in: reusable once the request is answered (the server read all of it). */
+  frame?: Uint8Array;
 }
+
+/**
+ * Binary frames kept for reuse, at most this many, each at most FRAME_POOL_MAX_BYTES: a runner sends one frame
+ * per chunk, and a fresh 64 KiB buffer per chunk counts as external memory to V8, which then runs a major GC
+ * every few dozen MB (bench/README.md, the CPU budget of one stream).
+ */
+const FRAME_POOL_SIZE = 8;
+const FRAME_POOL_MAX_BYTES = 1024 * 1024 + 64 * 1024;
+/** Pooled frames are allocated in steps of this many bytes, so chunks of nearby sizes share them. */
+const FRAME_STEP = 16 * 1024;
 
 type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] : any) => void;
 type RequestHandler = (params: any) => unknown;
@@ -82,6 +94,8 @@ export interface StreamWatch {
 export class SpoolClient {
   /** Requests sent and not answered, by id. */
   readonly #pending = new Map<number, Pending>();
+  /** Frames of answered requests, free for the next ones (see FRAME_POOL_SIZE). */
+  readonly #frames: Uint8Array[] = [];
   #nextId = 0;
   readonly #listeners = new Map<string, Set<(params: any) => void>>();
   readonly #handlers = new Map<string, RequestHandler>();
@@ -223,10 +237,13 @@ export class SpoolClient {
     const id = ++this.#nextId;
     const request = { jsonrpc: "2.0" as const, method, params, id };
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      const pending: Pending = { resolve, reject };
+      this.#pending.set(id, pending);
       try {
-        if (frame) this.#transport.sendBinary!(encodeBinaryFrame(request, frame));
-        else this.#transport.send(JSON.stringify(request));
+        if (frame) {
+          pending.frame = encodeBinaryFrame(request, frame, this.#allocateFrame);
+          this.#transport.sendBinary!(pending.frame);
+        } else this.#transport.send(JSON.stringify(request));
       } catch (error) {
         this.#pending.delete(id);
         reject(new JSONRPCErrorException((error as Error | undefined)?.message || "Failed to send a request", 0));
@@ -234,11 +251,24 @@ export class SpoolClient {
     });
   }
 
+  /** A frame's memory: a kept frame large enough, else a new one (in FRAME_STEP steps when it may be kept). */
+  readonly #allocateFrame = (size: number): Uint8Array => {
+    const i = this.#frames.findIndex((f) => f.byteLength >= size);
+    if (i !== -1) return this.#frames.splice(i, 1)[0]!.subarray(0, size);
+    if (size > FRAME_POOL_MAX_BYTES) return new Uint8Array(size);
+    return new Uint8Array(Math.ceil(size / FRAME_STEP) * FRAME_STEP).subarray(0, size);
+  };
+
   /** A response from the server: settles the request it answers (one answered already, or never sent, is ignored). */
   #settle(response: JSONRPCResponse): void {
     const pending = this.#pending.get(response.id as number);
     if (!pending) return;
     this.#pending.delete(response.id as number);
+    // Answered, so the server has read the whole frame: it left this process's socket and may be written again.
+    const frame = pending.frame;
+    if (frame && frame.buffer.byteLength <= FRAME_POOL_MAX_BYTES && this.#frames.length < FRAME_POOL_SIZE) {
+      this.#frames.push(new Uint8Array(frame.buffer, 0, frame.buffer.byteLength));
+    }
     if ("error" in response && response.error && (response as { result?: unknown }).result === undefined) {
       pending.reject(new JSONRPCErrorException(response.error.message, response.error.code, response.error.data));
     } else if ((response as { result?: unknown }).result !== undefined && !(response as { error?: unknown }).error) {

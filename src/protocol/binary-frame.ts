@@ -50,11 +50,18 @@ export function isBinaryFrame(message: Uint8Array): boolean {
   return message.length > 0 && message[0] === BINARY_FRAME_VERSION;
 }
 
-/** One message holding `request` (its params without the bytes field) and `bytes`: the one copy of the bytes. */
-export function encodeBinaryFrame(request: { jsonrpc: "2.0"; id: string | number; method: string; params: object }, bytes: Uint8Array): Uint8Array {
+/**
+ * One message holding `request` (its params without the bytes field) and `bytes`: the one copy of the bytes.
+ * `allocate` gives the frame's memory (every byte of it is written), e.g. a frame kept from an answered request.
+ */
+export function encodeBinaryFrame(
+  request: { jsonrpc: "2.0"; id: string | number; method: string; params: object },
+  bytes: Uint8Array,
+  allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
+): Uint8Array {
   const header = encoder.encode(JSON.stringify(request));
   if (header.length > BINARY_FRAME_MAX_HEADER) throw new RangeError(`binary frame header of ${header.length} bytes is over ${BINARY_FRAME_MAX_HEADER}`);
-  const frame = new Uint8Array(BINARY_FRAME_PREFIX + header.length + bytes.length);
+  const frame = allocate(BINARY_FRAME_PREFIX + header.length + bytes.length);
   frame[0] = BINARY_FRAME_VERSION;
   new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(1, header.length);
   frame.set(header, BINARY_FRAME_PREFIX);
