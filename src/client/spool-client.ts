@@ -53,7 +53,7 @@ interface Pending {
  */
 const FRAME_POOL_SIZE = 8;
 const FRAME_POOL_MAX_BYTES = 1024 * 1024 + 64 * 1024;
-/** Pooled frames are allocated in steps of this many bytes, so chunks of nearby sizes share them. */
+/** Kept frames are allocated in steps of this many bytes, so chunks of nearby sizes share them; smaller ones are not kept. */
 const FRAME_STEP = 16 * 1024;
 
 type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] : any) => void;
@@ -255,7 +255,8 @@ export class SpoolClient {
   readonly #allocateFrame = (size: number): Uint8Array => {
     const i = this.#frames.findIndex((f) => f.byteLength >= size);
     if (i !== -1) return this.#frames.splice(i, 1)[0]!.subarray(0, size);
-    if (size > FRAME_POOL_MAX_BYTES) return new Uint8Array(size);
+    // Small frames cost V8 little and are neither rounded up nor kept; frames over the bound are not kept either.
+    if (size < FRAME_STEP || size > FRAME_POOL_MAX_BYTES) return new Uint8Array(size);
     return new Uint8Array(Math.ceil(size / FRAME_STEP) * FRAME_STEP).subarray(0, size);
   };
 
@@ -266,8 +267,9 @@ export class SpoolClient {
     this.#pending.delete(response.id as number);
     // Answered, so the server has read the whole frame: it left this process's socket and may be written again.
     const frame = pending.frame;
-    if (frame && frame.buffer.byteLength <= FRAME_POOL_MAX_BYTES && this.#frames.length < FRAME_POOL_SIZE) {
-      this.#frames.push(new Uint8Array(frame.buffer, 0, frame.buffer.byteLength));
+    const kept = frame?.buffer.byteLength ?? 0;
+    if (kept >= FRAME_STEP && kept <= FRAME_POOL_MAX_BYTES && this.#frames.length < FRAME_POOL_SIZE) {
+      this.#frames.push(new Uint8Array(frame!.buffer, 0, kept));
     }
     if ("error" in response && response.error && (response as { result?: unknown }).result === undefined) {
       pending.reject(new JSONRPCErrorException(response.error.message, response.error.code, response.error.data));

@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { WebSocketServer } from "ws";
 import { SpoolClient } from "../../../src/client/spool-client.js";
 import { connectWebSocket } from "../../../src/client/ws-transport.js";
@@ -110,7 +110,9 @@ describe("binary frames for stream chunks", () => {
   });
 
   it("a client reuses the frame of an answered request, never one still waiting: every chunk is stored byte for byte", async () => {
-    const c = await ts.clientIn("reuse");
+    const large = await startTestServer({ localRunner: false, limits: { maxChunkBytes: 64 * 1024, maxMessageBytes: 256 * 1024 } });
+    onTestFinished(() => large.stop());
+    const c = await large.clientIn("reuse");
     const { path, stdout } = await proposeAndAccept(c, c, "x", "reuse", { runner: "self" });
     const memory = new Set<ArrayBufferLike>();
     const t = c.transport;
@@ -119,8 +121,9 @@ describe("binary frames for stream chunks", () => {
       memory.add(data.buffer);
       sendBinary(data, flushed);
     };
-    // 40 distinct chunks of the server's largest size (and a few shorter ones), up to 6 unanswered at a time.
-    const chunks = Array.from({ length: 40 }, (_, i) => Buffer.alloc(i % 7 === 3 ? 500 + i : 1024, i + 1));
+    // 40 distinct chunks of the server's largest size (a frame of 16 KiB or more is kept; smaller ones are not),
+    // and a few shorter ones, up to 6 unanswered at a time.
+    const chunks = Array.from({ length: 40 }, (_, i) => Buffer.alloc(i % 7 === 3 ? 20_000 + i : 32 * 1024, i + 1));
     const inFlight = new Set<Promise<unknown>>();
     for (const [i, chunk] of chunks.entries()) {
       const call: Promise<unknown> = c.request("stream", { run: "x", path, channel: 1, seq: i + 1, chunk }).then(() => inFlight.delete(call));
@@ -130,6 +133,15 @@ describe("binary frames for stream chunks", () => {
     await Promise.all(inFlight);
     // Frames went in far fewer buffers than chunks: the answered ones were written again.
     expect(memory.size).toBeLessThanOrEqual(14);
+    // Small frames are not kept.
+    const small = new Set<ArrayBufferLike>();
+    t.sendBinary = (data, flushed) => {
+      small.add(data.buffer);
+      sendBinary(data, flushed);
+    };
+    for (let i = 0; i < 5; i++) await c.request("stream", { run: "x", path, channel: 1, seq: 41 + i, chunk: Buffer.alloc(100, 200 + i) });
+    expect(small.size).toBe(5);
+    chunks.push(...Array.from({ length: 5 }, (_, i) => Buffer.alloc(100, 200 + i)));
     const stored = await body(c, "x", stdout);
     expect(stored.bytes.equals(Buffer.concat(chunks))).toBe(true);
   });
