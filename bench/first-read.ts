@@ -5,9 +5,9 @@
 // a read waiting for a lock sleeps (voluntary switches beyond the one epoll wait, wall » CPU + run queue), a read
 // waiting for a CPU shows run-queue time; another server thread's CPU during a read (the checkpoint worker, V8's
 // helpers) is printed beside it; the server's GCs from 100 ms before the burst's end are listed with their time.
-// Usage: [SPOOL_BENCH_TREES="a=/tree,b=/tree"] npx tsx bench/first-read.ts [MB=1024] [rounds=1]
+// Usage: [SPOOL_BENCH_TREES="a=/tree,b=/tree?NAME=value"] npx tsx bench/first-read.ts [MB=1024] [rounds=1]
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { SpoolClient } from "../src/client/spool-client.js";
@@ -17,7 +17,12 @@ const MB = Number(process.argv[2] ?? 1024);
 const ROUNDS = Number(process.argv[3] ?? 1);
 const CHUNK = 64 * 1024;
 const chunks = Math.round((MB * 2 ** 20) / CHUNK);
-const trees = (process.env.SPOOL_BENCH_TREES ?? `this=${new URL("..", import.meta.url).pathname}`).split(",").map((t) => t.split("=") as [string, string]);
+// "label=root" or "label=root?NAME=value&…" (environment variables of that server), as in bench/compare.ts.
+const trees = (process.env.SPOOL_BENCH_TREES ?? `this=${new URL("..", import.meta.url).pathname}`).split(",").map((t) => {
+  const [label, rest] = t.split(/=(.*)/s) as [string, string];
+  const [root, query] = rest.split("?") as [string, string | undefined];
+  return { label, root, env: Object.fromEntries(new URLSearchParams(query ?? "")) as Record<string, string> };
+});
 const texts = Array.from({ length: 64 }, (_, i) => {
   const line = `chunk ${String(i).padStart(6, "0")} ${"abcdefghijklmnopqrstuvwxyz".repeat(3)}\n`;
   return Buffer.from(`${line.repeat(Math.ceil(CHUNK / line.length)).slice(0, CHUNK - 1)}\n`);
@@ -50,13 +55,13 @@ const delta = (a: Map<string, ThreadSample>, b: Map<string, ThreadSample>) =>
     voluntary: x.voluntary - (a.get(tid)?.voluntary ?? 0),
   }));
 
-async function run(label: string, root: string) {
+async function run(label: string, root: string, env: Record<string, string>) {
   const bin = join(root, "bin", "spool.js");
   const home = mkdtempSync(join(tmpdir(), "spool-bench-first-read-"));
   const launch = binLaunch(bin);
   const gcs: [number, string][] = [];
   const child = spawn(process.execPath, ["--trace-gc", ...launch.args, bin, "serve", "--port", "0", "--home", home], {
-    env: { ...process.env, ...launch.env, SPOOL_LOG: "warn" },
+    env: { ...process.env, ...launch.env, SPOOL_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -79,7 +84,11 @@ async function run(label: string, root: string) {
     const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: "produce" });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     const inFlight = new Set<Promise<void>>();
+    const wal = join(home, "spool.db-wal");
+    let walMax = 0;
+    const streamStart = performance.now();
     for (let i = 0; i < chunks; i++) {
+      if (i % 64 === 0) walMax = Math.max(walMax, existsSync(wal) ? statSync(wal).size : 0);
       const call: Promise<void> = client
         .request("stream", { run: "s", path, channel: 1, chunk: texts[i % 64], seq: i + 1 })
         .then(() => void inFlight.delete(call));
@@ -88,10 +97,15 @@ async function run(label: string, root: string) {
     }
     await Promise.all(inFlight);
     const end = performance.now();
+    walMax = Math.max(walMax, statSync(wal).size);
     const atEnd = threads(pid);
     await client.request("stream/completed", { run: "s", path, exit_code: 0 });
     const channel = (await client.request("entry/list", { run: "s", pattern: "sh://*_1" })).entries[0];
-    const lines = [`${label} load ${loadavg()[0]!.toFixed(2)}, ${MB} MB streamed`];
+    const walls: number[] = [];
+    let othersCpu = 0;
+    const lines = [
+      `${label} load ${loadavg()[0]!.toFixed(2)}, ${MB} MB streamed at ${(MB / ((end - streamStart) / 1000)).toFixed(1)} MB/s, the WAL's largest size ${(walMax / 2 ** 20).toFixed(0)} MiB`,
+    ];
     const before = delta(atEnd, threads(pid)).filter((x) => x.cpu > 0.05);
     lines.push(
       `  burst end → first read (${(performance.now() - end).toFixed(1)} ms): ${before.map((x) => `${x.tid === String(pid) ? "main" : x.tid} cpu ${x.cpu.toFixed(2)} runq ${x.runq.toFixed(2)}`).join("; ")}`,
@@ -112,12 +126,17 @@ async function run(label: string, root: string) {
         const mine = delta(me, threads(process.pid)).reduce((sum, x) => sum + x.runq, 0);
         const main = server.find((x) => x.tid === String(pid))!;
         const others = server.filter((x) => x.tid !== String(pid) && x.cpu > 0.05);
+        walls.push(wall);
+        othersCpu += others.reduce((sum, x) => sum + x.cpu, 0);
         lines.push(
           `  ${kind}${i} +${(t - end).toFixed(0)} ms: wall ${wall.toFixed(2)}  main cpu ${main.cpu.toFixed(2)} runq ${main.runq.toFixed(2)} vcs ${main.voluntary}  client runq ${mine.toFixed(2)}` +
             (others.length ? `  other threads: ${others.map((x) => `${x.tid} cpu ${x.cpu.toFixed(2)}`).join(", ")}` : ""),
         );
       }
     }
+    lines.push(
+      `  summary: first read ${walls[0]!.toFixed(2)} ms, max of the first 4 ${Math.max(...walls.slice(0, 4)).toFixed(2)}, max ${Math.max(...walls).toFixed(2)} @${walls.indexOf(Math.max(...walls))}, other server threads' CPU during the reads ${othersCpu.toFixed(1)} ms`,
+    );
     for (const [at, l] of gcs) if (at > end - 100) lines.push(`  GC seen +${(at - end).toFixed(1)} ms: ${l.replace(/^\[[^\]]*\]\s*/, "").slice(0, 100)}`);
     console.log(lines.join("\n"));
     client.close();
@@ -128,4 +147,4 @@ async function run(label: string, root: string) {
   }
 }
 
-for (let round = 0; round < ROUNDS; round++) for (const [label, root] of trees) await run(label, root);
+for (let round = 0; round < ROUNDS; round++) for (const { label, root, env } of trees) await run(label, root, env);
