@@ -99,6 +99,8 @@ try {
   const sameServer: number[] = [];
   const otherServer: number[] = [];
   const seen = new Map<string, number>(); // path → last counter seen
+  /** stream/data notifications the watchers got: the chunks stored (a starved runner reads several lines into one). */
+  let chunks = 0;
   let disorder = 0;
   const watchers = await Promise.all(Array.from({ length: W }, (_, w) => serverOf(Math.floor(w / 2)).connect()));
   const watches = [];
@@ -114,6 +116,7 @@ try {
         await client.watch({ run: "load", path, channel: 1 }, (chunk) => {
           // To the microsecond, as perl stamps the line (Date.now() would floor to the millisecond: ~0.5 ms short).
           const now = performance.timeOrigin + performance.now();
+          chunks++;
           const text = partial + chunk.data.toString();
           const lines = text.split("\n");
           partial = lines.pop()!;
@@ -220,7 +223,7 @@ try {
     console.log(`  not complete (status/lines × n): ${[...ends].map(([k, n]) => `${k} × ${n}`).join(", ")}`);
   }
   console.log(
-    `server CPU from the first line to the last end (${wall.toFixed(1)} s): ${cpu.map(([all, main]) => `${all!.toFixed(1)} s (main thread ${main!.toFixed(1)} s, ${((main! / wall) * 100).toFixed(0)} % of the wall time)`).join("; ")}, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / latencies.length) * 1e6).toFixed(0)} µs a line`,
+    `server CPU from the first line to the last end (${wall.toFixed(1)} s): ${cpu.map(([all, main]) => `${all!.toFixed(1)} s (main thread ${main!.toFixed(1)} s, ${((main! / wall) * 100).toFixed(0)} % of the wall time)`).join("; ")}, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / latencies.length) * 1e6).toFixed(0)} µs a line, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / chunks) * 1e6).toFixed(0)} µs a chunk (${chunks} chunks)`,
   );
   console.log(`server peak memory (VmHWM${SERVERS > 1 ? ", the larger of the two" : ""}): ${peak.toFixed(0)} MB`);
   for (const e of errors.slice(0, 5)) console.log(`  ${e}`);
