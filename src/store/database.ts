@@ -333,6 +333,8 @@ function startCheckpointer(sqlite: SQLite.Database, file: string, walSizeLimit: 
   worker.on("message", (message) => {
     if (message === "restart") restartHere(0);
   });
+  // A 'message' listener refs the worker's port again: the worker must not keep the process alive.
+  worker.unref();
   return {
     stats: (): CheckpointStats => ({
       restarts: Atomics.load(figures.restarts, 0) + figures.forcedRestarts,
@@ -347,6 +349,8 @@ function startCheckpointer(sqlite: SQLite.Database, file: string, walSizeLimit: 
         });
         worker.once("exit", done);
         worker.once("error", done);
+        // Kept alive until the worker has closed its connection (the listener above does not ref it: one is there).
+        worker.ref();
         worker.postMessage("stop");
       })),
   };

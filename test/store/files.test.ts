@@ -13,6 +13,7 @@ import {
   statfsSync,
   statSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -344,6 +345,31 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
       await store.close();
     }
   }, 120_000);
+});
+
+describe("the checkpoint worker and the process", () => {
+  it("does not keep a process alive that opened a store and never closed it (its listener for the worker's requests is unref'd too)", async () => {
+    const dir = tempDir();
+    const script = join(dir, "open.mjs");
+    writeFileSync(
+      script,
+      `const { openStore } = await import(${JSON.stringify(new URL("../../src/store/database.ts", import.meta.url).pathname)});
+      openStore(${JSON.stringify(join(dir, "spool.db"))}).sqlite.exec("CREATE TABLE t (x)"); console.log("opened");`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      // A process still alive after 30 s is the failure (it would never exit); it normally exits within a second or two.
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(out).toContain("opened");
+    expect(code).toBe(0);
+  }, 60_000);
 });
 
 describe("a full disk", () => {
