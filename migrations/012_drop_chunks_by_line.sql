@@ -1,5 +1,5 @@
--- The chunk holding a line is found by a search over seq (galloping from the
--- last chunk, then halving) on the
+-- The chunk holding a line is found by a search over seq (from where even
+-- chunks would put it, galloping, then halving) on the
 -- (entry_id, seq) key (a chunk's line_offset never decreases with its seq;
 -- src/store/chunk-reads.ts), so this index is no longer read on SQLite, yet
 -- every append wrote one of its leaves per channel and group commit: about a

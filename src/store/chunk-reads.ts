@@ -156,29 +156,60 @@ export function cutLines(chunks: readonly { newlines: number; data: Buffer }[], 
   return cutter.result();
 }
 
+/** A chunk's place in its channel's lines, as the search for a line's chunk reads it. */
+interface LinePlace {
+  seq: number;
+  line_offset: number;
+  newlines: number;
+}
+
 /**
  * The search for the chunk holding the start of line `line` (> 0): the last chunk with fewer than `line` newlines
  * before it. A chunk's line_offset never decreases with its seq, so the search runs over seq on the (entry_id, seq)
- * key, between 0 (no such chunk) and `high`, the channel's last seq: galloping down from the last chunk (a tail's
- * start is in one of the last: one or two lookups), then halving the gap (a slice anywhere: ~2·log2(chunks)). The
- * driver answers each seq yielded with the first chunk at or after it (a gap in the seqs is stepped over).
+ * key, given the channel's `last` chunk: that one when the line starts in it (a tail: no lookup more), else from
+ * the seq the line would be in if the chunks held as many lines each (the channel's lines over its chunks), it
+ * gallops up or down (spans 1, 2, 4…) past the line's chunk and then halves the gap: a few lookups for chunks of
+ * even sizes, ~2·log2(chunks) at worst. The driver answers each seq yielded with the first chunk at or after it (a
+ * gap in the seqs is stepped over).
  * SQLite has no chunks_by_line index (migration 012: each append wrote a leaf of it per channel and group commit).
  */
-function* lastChunkBefore(line: number, high: number): Generator<number, number, { seq: number; line_offset: number } | undefined> {
+function* lastChunkBefore(line: number, last: LinePlace): Generator<number, number, LinePlace | undefined> {
+  if (last.line_offset < line) return last.seq;
+  const before = (row: LinePlace | undefined): row is LinePlace => row !== undefined && row.line_offset < line;
+  /** The search's bounds: the chunk at `low` starts before the line (0: none does), none after `high` does. */
   let low = 0;
-  for (let span = 1; low < high; span *= 2) {
-    const at = Math.max(low + 1, high - span + 1);
-    const row = yield at;
-    if (row && row.line_offset < line) {
+  let high = last.seq - 1;
+  const lines = last.line_offset + last.newlines;
+  const guess = lines > 0 ? Math.min(high, Math.max(1, Math.ceil((line * last.seq) / lines))) : high;
+  if (high < 1) return 0;
+  const first = yield guess;
+  if (before(first)) {
+    low = first.seq;
+    for (let span = 1; low < high; span *= 2) {
+      const at = Math.min(high, low + span);
+      const row = yield at;
+      if (!before(row)) {
+        high = at - 1;
+        break;
+      }
       low = row.seq;
-      break;
     }
-    high = at - 1;
+  } else {
+    high = guess - 1;
+    for (let span = 1; low < high; span *= 2) {
+      const at = Math.max(low + 1, high - span + 1);
+      const row = yield at;
+      if (before(row)) {
+        low = row.seq;
+        break;
+      }
+      high = at - 1;
+    }
   }
   while (low < high) {
     const mid = low + Math.ceil((high - low) / 2);
     const row = yield mid;
-    if (row && row.line_offset < line) low = row.seq;
+    if (before(row)) low = row.seq;
     else high = mid - 1;
   }
   return low;
@@ -195,14 +226,20 @@ async function startOf(db: Kysely<Database>, entryId: number, line: number, bySe
     return row && { chunk: row, skip: 0 };
   }
   if (bySeq) {
-    const last = await db.selectFrom("chunks").select("seq").where("entry_id", "=", entryId).orderBy("seq", "desc").limit(1).executeTakeFirst();
+    const last = await db
+      .selectFrom("chunks")
+      .select(["seq", "line_offset", "newlines"])
+      .where("entry_id", "=", entryId)
+      .orderBy("seq", "desc")
+      .limit(1)
+      .executeTakeFirst();
     if (!last) return undefined;
-    const search = lastChunkBefore(line, last.seq);
+    const search = lastChunkBefore(line, last);
     let step = search.next();
     while (!step.done) {
       const probe = await db
         .selectFrom("chunks")
-        .select(["seq", "line_offset"])
+        .select(["seq", "line_offset", "newlines"])
         .where("entry_id", "=", entryId)
         .where("seq", ">=", step.value)
         .orderBy("seq")
@@ -244,10 +281,8 @@ const chunkStatements = (sqlite: SQLite.Database) => ({
   first: sqlite.prepare<[number], ChunkPart>("SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > 0 ORDER BY seq LIMIT 1"),
   // The search for a line's chunk (lastChunkBefore): the channel's last seq, then the first chunk at or after
   // each seq it tries, then the chunk it found; each one lookup on the (entry_id, seq) key.
-  last: sqlite.prepare<[number], { seq: number }>("SELECT seq FROM chunks WHERE entry_id = ? ORDER BY seq DESC LIMIT 1"),
-  probe: sqlite.prepare<[number, number], { seq: number; line_offset: number }>(
-    "SELECT seq, line_offset FROM chunks WHERE entry_id = ? AND seq >= ? ORDER BY seq LIMIT 1",
-  ),
+  last: sqlite.prepare<[number], LinePlace>("SELECT seq, line_offset, newlines FROM chunks WHERE entry_id = ? ORDER BY seq DESC LIMIT 1"),
+  probe: sqlite.prepare<[number, number], LinePlace>("SELECT seq, line_offset, newlines FROM chunks WHERE entry_id = ? AND seq >= ? ORDER BY seq LIMIT 1"),
   atSeq: sqlite.prepare<[number, number], ChunkPart & { line_offset: number }>(
     "SELECT seq, line_offset, newlines, data FROM chunks WHERE entry_id = ? AND seq = ?",
   ),
@@ -288,7 +323,7 @@ async function linesOf(
     }
     const last = s.last.get(entryId);
     if (!last) return undefined;
-    const search = lastChunkBefore(line, last.seq);
+    const search = lastChunkBefore(line, last);
     let step = search.next();
     while (!step.done) step = search.next(s.probe.get(entryId, step.value));
     const row = step.value === 0 ? undefined : s.atSeq.get(entryId, step.value);

@@ -10,7 +10,7 @@ import { tempDir } from "../helpers/server.js";
 
 /**
  * Every index on `chunks` is written by every append (a B-tree leaf per channel in each group commit's WAL), so on
- * SQLite the table keeps only its (entry_id, seq) key: the chunk holding a line is found by a search over seq (galloping down from the last chunk, then halving)
+ * SQLite the table keeps only its (entry_id, seq) key: the chunk holding a line is found by a search over seq (from where even chunks would put it, galloping, then halving)
  * (chunk-reads.ts). Each read of the chunks (the statements of src/store/chunk-reads.ts and chunks.ts) still finds
  * its rows through the key, never a scan; the search's Kysely twin (a read made while a transaction of the Kysely
  * side is open) finds the same chunks.
@@ -31,8 +31,8 @@ async function migrated(): Promise<SqliteStore> {
 /** The chunk reads' SQL, as src/store/chunk-reads.ts and chunks.ts prepare it. */
 const READS = [
   "SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > 0 ORDER BY seq LIMIT 1",
-  "SELECT seq FROM chunks WHERE entry_id = ? ORDER BY seq DESC LIMIT 1",
-  "SELECT seq, line_offset FROM chunks WHERE entry_id = ? AND seq >= ? ORDER BY seq LIMIT 1",
+  "SELECT seq, line_offset, newlines FROM chunks WHERE entry_id = ? ORDER BY seq DESC LIMIT 1",
+  "SELECT seq, line_offset, newlines FROM chunks WHERE entry_id = ? AND seq >= ? ORDER BY seq LIMIT 1",
   "SELECT seq, line_offset, newlines, data FROM chunks WHERE entry_id = ? AND seq = ?",
   "SELECT seq, newlines, data FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq",
   "SELECT * FROM chunks WHERE entry_id = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -66,27 +66,39 @@ describe("the indexes of chunks", () => {
 });
 
 describe("the search for a line's chunk on SQLite", () => {
+  /** Channels whose lines are spread unevenly over their chunks, so the search's first guess falls short, far, and right. */
+  const shapes: Record<string, Buffer[]> = {
+    // Chunks of 0 to 5 newlines, some empty, some without a newline, lines spanning several chunks.
+    mixed: Array.from({ length: 300 }, (_, i) => {
+      const pieces = ["", "a", "b\n", "\n\n", "cc", "d\ne\nf", "\n", "ggg\nhh\n\n\n\n", ""];
+      return Buffer.from(pieces[(i * 7) % pieces.length]! + (i % 11 === 0 ? "" : `${i}\n`));
+    }),
+    // 150 chunks of one long line's pieces, then 150 of 10 lines: the guess lands far before the line's chunk.
+    "dense last": Array.from({ length: 300 }, (_, i) => Buffer.from(i < 150 ? `x${i}` : `${i}\n`.repeat(10))),
+    // 150 chunks of 10 lines, then 150 without a newline: far after it.
+    "dense first": Array.from({ length: 300 }, (_, i) => Buffer.from(i < 150 ? `${i}\n`.repeat(10) : `y${i}`)),
+    one: [Buffer.from("only\nchunk\n")],
+    "no newline": Array.from({ length: 5 }, (_, i) => Buffer.from(`z${i}`)),
+  };
+
   it("finds, for every line, the chunk a read starts in — synchronously, and through Kysely while a transaction is open", async () => {
     const store = await migrated();
     store.sqlite.exec(
       "INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0)",
     );
-    store.sqlite
-      .prepare(
-        "INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/x_1', 'sh', 1, ?, 1, 0, 0)",
-      )
-      .run(ENTRY.streaming);
-    // Chunks of 0 to 5 newlines, some empty, some without a newline, lines spanning several chunks; 1 to 300 of them.
-    const pieces = ["", "a", "b\n", "\n\n", "cc", "d\ne\nf", "\n", "ggg\nhh\n\n\n\n", ""];
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < 300; i++) chunks.push(Buffer.from(pieces[(i * 7) % pieces.length]! + (i % 11 === 0 ? "" : `${i}\n`)));
-    const all = Buffer.concat(chunks);
-    const lines = all.toString().split("\n");
     const reads = chunkReads(store);
-    for (let i = 0; i < chunks.length; i++) await store.appendChunk(1, chunks[i]!, i + 1, ENTRY.streaming);
-    for (let line = 0; line <= lines.length; line++) {
-      const want = lines.slice(line, line + 2).join("\n") + (line + 2 < lines.length ? "\n" : "");
-      expect((await reads.readLines(1, line, 2, 1 << 20)).data.toString(), `line ${line}`).toBe(want);
+    const channels = Object.entries(shapes).map(([name, chunks], i) => ({ name, id: i + 1, lines: Buffer.concat(chunks).toString().split("\n") }));
+    for (const [i, chunks] of Object.values(shapes).entries()) {
+      store.sqlite
+        .prepare("INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (?, 1, ?, 'sh', 1, ?, 1, 0, 0)")
+        .run(i + 1, `sh://turn_1/x_${i + 1}`, ENTRY.streaming);
+      for (const [j, data] of chunks.entries()) await store.appendChunk(i + 1, data, j + 1, ENTRY.streaming);
+    }
+    const want = (lines: string[], line: number) => lines.slice(line, line + 2).join("\n") + (line + 2 < lines.length ? "\n" : "");
+    for (const { name, id, lines } of channels) {
+      for (let line = 0; line <= lines.length; line++) {
+        expect((await reads.readLines(id, line, 2, 1 << 20)).data.toString(), `${name}: line ${line}`).toBe(want(lines, line));
+      }
     }
     // While a transaction of the Kysely side is open, reads go through Kysely (queued behind it): the same search.
     let release!: () => void;
@@ -100,12 +112,11 @@ describe("the search for a line's chunk on SQLite", () => {
     });
     await inside;
     expect(store.sqlite.inTransaction).toBe(true);
-    const during = Array.from({ length: lines.length + 1 }, (_, line) => reads.readLines(1, line, 2, 1 << 20));
+    const during = channels.map(({ id, lines }) => Array.from({ length: lines.length + 1 }, (_, line) => reads.readLines(id, line, 2, 1 << 20)));
     release();
     await transaction;
-    for (const [line, read] of during.entries()) {
-      const want = lines.slice(line, line + 2).join("\n") + (line + 2 < lines.length ? "\n" : "");
-      expect((await read).data.toString(), `kysely: line ${line}`).toBe(want);
+    for (const [c, { name, lines }] of channels.entries()) {
+      for (const [line, read] of during[c]!.entries()) expect((await read).data.toString(), `kysely, ${name}: line ${line}`).toBe(want(lines, line));
     }
   });
 });
