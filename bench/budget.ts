@@ -10,7 +10,6 @@
 // Usage: npx tsx bench/budget.ts [MB, default 1024] [rounds, default 2]
 // SPOOL_BENCH_TREES="a=/tree,b=/tree?VAR=value" as for compare.ts (each tree's bin/spool.js, A B A B).
 import "./thread-names.cjs";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
@@ -19,7 +18,7 @@ import { constants, PerformanceObserver, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import SQLite from "better-sqlite3";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { binLaunch, machine, percentile, startServerProcess } from "./common.js";
+import { binLaunch, machine, percentile, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
 const WINDOW = 4;
@@ -163,18 +162,8 @@ wss.on("connection", (ws) => ws.on("message", (data) => {
 async function bare(): Promise<Run> {
   const ws = createRequire(import.meta.url).resolve("ws");
   const eluFile = join(tmpdir(), `spool-bench-elu-${process.pid}-bare`);
-  const child = spawn(process.execPath, ["--require", PRELOAD, "-e", BARE_SERVER, ws], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, SPOOL_BENCH_ELU_FILE: eluFile },
-  });
+  const { child, port } = await spawnListening(["--require", PRELOAD, "-e", BARE_SERVER, ws], { ...process.env, SPOOL_BENCH_ELU_FILE: eluFile });
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout!.on("data", (d: Buffer) => {
-        const m = /listening (\d+)/.exec(d.toString());
-        if (m) resolve(Number(m[1]));
-      });
-      child.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
-    });
     const client = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: "none" });
     const run = await measured(child.pid!, eluFile, () =>
       pump(client, (i) => ({ run: "r", path: "log://turn_1/sh/x", channel: 1, chunk: texts[i % texts.length], seq: i + 1 })),

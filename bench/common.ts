@@ -87,3 +87,21 @@ export async function startRunnerProcess(server: { url: string; tokenFile: strin
   });
   return runner;
 }
+
+/** Starts `node <nodeArgs>` that prints `listening <port>` once it serves; the child and its port (it is killed on failure). */
+export async function spawnListening(nodeArgs: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(process.execPath, nodeArgs, { stdio: ["ignore", "pipe", "inherit"], env });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        const m = /listening (\d+)/.exec(d.toString());
+        if (m) resolve(Number(m[1]));
+      });
+      child.once("exit", (code) => reject(new Error(`server ${nodeArgs.join(" ").slice(0, 40)}… exited with ${code}`)));
+    });
+    return { child, port };
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+}

@@ -10,7 +10,7 @@
 // tree's bin/spool.js as the server; "label=root?NAME=value&…" also sets environment variables of that server);
 // SPOOL_BENCH_PATHS=stream,embedded,start picks the paths (start: 20 short `sh` commands one after another on
 // the embedded runner, accept → every channel ended, in ms).
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import SQLite from "better-sqlite3";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { machine, percentile, startServerProcess } from "./common.js";
+import { machine, percentile, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
 const WINDOW = 4;
@@ -74,15 +74,8 @@ interface Rate {
 
 async function bareEcho(): Promise<Rate> {
   const ws = createRequire(import.meta.url).resolve("ws");
-  const child = spawn(process.execPath, ["-e", BARE_SERVER, ws], { stdio: ["ignore", "pipe", "inherit"] });
+  const { child, port } = await spawnListening(["-e", BARE_SERVER, ws]);
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout!.on("data", (d: Buffer) => {
-        const m = /listening (\d+)/.exec(d.toString());
-        if (m) resolve(Number(m[1]));
-      });
-      child.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
-    });
     const client = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: "none" });
     const cpu0 = cpuSeconds(child.pid!);
     const seconds = await pump(client, (i) => ({ run: "r", path: "log://turn_1/sh/x", channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
