@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
 import { Kysely, type SqliteDatabase } from "kysely";
+import { activityClock, noteActivity, READ, WROTE } from "./activity.js";
 import { type BusyRetryOptions, DEFAULT_BUSY_RETRY } from "./busy.js";
 import { appendChunk } from "./chunks.js";
 import { storeError } from "./errors.js";
@@ -28,6 +29,11 @@ export interface StoreOptions {
   walBusyLimit?: number;
   /** Milliseconds without a commit before the worker truncates the WAL. */
   walQuietMs?: number;
+  /**
+   * Once writes have stopped, the worker's copy of the WAL (and the quiet-time truncation) waits while the server
+   * reads, for at most this many milliseconds (SPEC.md, the WAL): a steady reader does not put it off for ever.
+   */
+  walYieldMaxMs?: number;
   /** SQLite's busy timeout for the server's connection: how long a statement waits, blocking, for a lock. */
   busyTimeoutMs?: number;
   /** How writes refused as busy or locked after that are tried again, asynchronously. */
@@ -40,6 +46,8 @@ export const DEFAULT_WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_WAL_BUSY_LIMIT = 64 * 1024 * 1024;
 /** Quiet time before the WAL is truncated, by default. */
 export const DEFAULT_WAL_QUIET_MS = 1000;
+/** How long the worker's copy waits for reads once writes have stopped, at most, by default. */
+export const DEFAULT_WAL_YIELD_MAX_MS = 2000;
 
 /** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
 export interface CheckpointStats {
@@ -52,6 +60,8 @@ export interface CheckpointStats {
   forcedRestarts: number;
   /** The longest of those: how long the event loop waited for one. */
   longestForcedMs: number;
+  /** Rounds the worker skipped because writes had stopped and the server was reading. */
+  yielded: number;
 }
 
 const checkpointers = new WeakMap<SqliteStore, { stats: () => CheckpointStats }>();
@@ -115,7 +125,17 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   // event loop never stalls on them; the connection's own automatic checkpoint is only a backstop
   // for a worker that cannot keep up (every 256 MiB of WAL at 16 KiB pages): it bounds the file the
   // worker may have to truncate once quiet.
-  const checkpointer = file === ":memory:" ? null : startCheckpointer(sqlite, file, walSizeLimit, walBusyLimit, options.walQuietMs ?? DEFAULT_WAL_QUIET_MS);
+  // When the connection last wrote and read, for the worker: its copy waits for reads once writes have stopped.
+  const activity = activityClock(sqlite);
+  const checkpointer =
+    file === ":memory:"
+      ? null
+      : startCheckpointer(sqlite, file, activity, {
+          walSizeLimit,
+          walBusyLimit,
+          quietMs: options.walQuietMs ?? DEFAULT_WAL_QUIET_MS,
+          yieldMaxMs: options.walYieldMaxMs ?? DEFAULT_WAL_YIELD_MAX_MS,
+        });
   sqlite.pragma("wal_autocheckpoint = 16384");
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
   if (file !== ":memory:") restrictModes(file);
@@ -132,7 +152,10 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
     file,
     busyRetry,
     location: file,
-    appendChunk: (entryId, data, seq, open) => appendChunk(store, entryId, data, seq, open),
+    appendChunk: (entryId, data, seq, open) => {
+      Atomics.store(activity, WROTE, Date.now() | 0);
+      return appendChunk(store, entryId, data, seq, open);
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -167,6 +190,8 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
       if (/^\s*rollback\s*$/i.test(sql) && !sqlite.inTransaction)
         return { reader: false, all: () => [], run: () => ({ changes: 0, lastInsertRowid: 0 }), iterate: () => [][Symbol.iterator]() };
       const statement = guard((text: string) => sqlite.prepare(text))(sql);
+      // Kysely prepares each statement it runs: a read, or a write (BEGIN and COMMIT count as writes).
+      noteActivity(sqlite, statement.reader ? READ : WROTE);
       return {
         reader: statement.reader,
         all: guard((parameters: readonly unknown[]) => statement.all(...parameters)),
@@ -193,6 +218,12 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
  * `quietMs` (`PRAGMA data_version` unchanged), the whole WAL is in the database and the file is over
  * `walSizeLimit`, and it gives up at once if a writer is there: the disk space comes back after a burst
  * even when no write follows, and a running writer is not held off by it.
+ *
+ * Once writes have stopped (none for WRITES_STOPPED_MS) while the server reads (a read within READS_QUIET_MS),
+ * nothing is urgent: the WAL does not grow. The round is skipped then, so what is left to copy after a burst
+ * (tens of MB, ~100 ms of a core) does not compete for the CPU with the first reads; it is copied once the reads
+ * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over walBusyLimit.
+ * The server's thread publishes its last write and read in `activity` (activity.ts).
  */
 const CHECKPOINT_WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -217,8 +248,15 @@ const inUse = (result) => 32 + result.log * frameBytes;
 const RESTART_AFTER_FRAMES = 64;
 // Past this many times walBusyLimit in use, the WAL is started over after the last round whatever it found new.
 const FORCE_AFTER = 2;
-// RESTARTs that succeeded here (tests and bench/wal.ts read it).
+// RESTARTs that succeeded here, and rounds skipped for readers (tests and bench/wal.ts read them).
 const stats = new Int32Array(workerData.stats);
+// When the server's connection last wrote and read: Date.now()'s low 32 bits (activity.ts).
+const activity = new Int32Array(workerData.activity);
+const age = (slot) => ((Date.now() | 0) - Atomics.load(activity, slot)) | 0;
+const WRITES_STOPPED_MS = 10;
+const READS_QUIET_MS = 100;
+let yieldingSince = 0;
+let lastInUse = 0;
 // Set while the server's connection restarts the WAL at this worker's request: no checkpoint here meanwhile (it
 // would take the checkpoint lock the RESTART needs).
 let handedOver = 0;
@@ -228,8 +266,20 @@ const timer = setInterval(() => {
   // The server's connection answers at once between two transactions; a second is a safe bound if it never does.
   if (handedOver && Date.now() - handedOver < 1000) return;
   handedOver = 0;
+  if (age(${WROTE}) >= WRITES_STOPPED_MS && age(${READ}) < READS_QUIET_MS && lastInUse <= workerData.walBusyLimit) {
+    // Writes have stopped and the server reads: the copy waits for the reads, up to yieldMaxMs.
+    const start = Date.now();
+    if (yieldingSince === 0) yieldingSince = start;
+    if (start - yieldingSince < workerData.yieldMaxMs) {
+      Atomics.add(stats, 1, 1);
+      return;
+    }
+  } else {
+    yieldingSince = 0;
+  }
   try {
     let [result] = db.pragma("wal_checkpoint(PASSIVE)");
+    if (result) lastInUse = inUse(result);
     const now = Date.now();
     const current = db.pragma("data_version", { simple: true });
     if (current !== version) {
@@ -289,15 +339,21 @@ parentPort.on("message", (message) => {
 `;
 
 /** Starts the checkpoint worker for a database file. */
-function startCheckpointer(sqlite: SQLite.Database, file: string, walSizeLimit: number, walBusyLimit: number, quietMs: number, intervalMs = 200) {
+function startCheckpointer(
+  sqlite: SQLite.Database,
+  file: string,
+  activity: Int32Array,
+  limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number },
+  intervalMs = 200,
+) {
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");
   // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
   const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
-  const stats = new SharedArrayBuffer(4);
+  const stats = new SharedArrayBuffer(8);
   const worker = new Worker(CHECKPOINT_WORKER, {
     eval: true,
     resourceLimits,
-    workerData: { file, driver, intervalMs, walSizeLimit, walBusyLimit, quietMs, stats },
+    workerData: { file, driver, intervalMs, ...limits, stats, activity: activity.buffer },
   });
   worker.unref();
   let stopping: Promise<void> | null = null;
@@ -338,6 +394,7 @@ function startCheckpointer(sqlite: SQLite.Database, file: string, walSizeLimit: 
   return {
     stats: (): CheckpointStats => ({
       restarts: Atomics.load(figures.restarts, 0) + figures.forcedRestarts,
+      yielded: Atomics.load(figures.restarts, 1),
       forcedRestarts: figures.forcedRestarts,
       longestForcedMs: figures.longestForcedMs,
     }),

@@ -1,4 +1,5 @@
 import type SQLite from "better-sqlite3";
+import { noteActivity, READ } from "./activity.js";
 import { isBusy } from "./busy.js";
 import * as entries from "./entries.js";
 import { storeError } from "./errors.js";
@@ -23,6 +24,7 @@ export const VIA_KYSELY = Symbol("via Kysely");
 /** Runs `read` on the store's connection, or says why not (VIA_KYSELY); other errors are the store's typed ones. */
 export function syncRead<T>(sqlite: SQLite.Database | undefined, read: () => T): T | typeof VIA_KYSELY {
   if (!sqlite || sqlite.inTransaction) return VIA_KYSELY;
+  noteActivity(sqlite, READ);
   try {
     return read();
   } catch (error) {

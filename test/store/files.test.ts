@@ -18,12 +18,14 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
+import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { checkpointStats, openStore } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
+import { entryReads } from "../../src/store/sync-reads.js";
 import { SPOOL_BIN } from "../helpers/process.js";
 import { eventually, sqliteOf, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -341,6 +343,83 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
       expect(biggest, "the WAL's largest size").toBeLessThan(96 * 1024 * 1024);
       const stored = db.prepare("SELECT count(*) AS n, count(DISTINCT seq) AS distinct_seqs, sum(length(data)) AS bytes FROM flood").get();
       expect(stored).toEqual({ n: total, distinct_seqs: total, bytes: total * row.length });
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+});
+
+/** The WAL's frames in use and how many of them are in the database, from the wal-index (SQLite's -shm file). */
+function walFrames(store: { file: string }): { frames: number; copied: number } {
+  const index = readFileSync(`${store.file}-shm`);
+  // WalIndexHdr.mxFrame at byte 16, WalCkptInfo.nBackfill at byte 96; native byte order (little-endian here).
+  return { frames: index.readUInt32LE(16), copied: index.readUInt32LE(96) };
+}
+
+/**
+ * A burst of Kysely commits (the store notes each write), then the server's synchronous reads one a turn: returns
+ * once the worker skipped a round for them with frames left to copy (a few bursts if its round copied them all
+ * first: one may come within 10 ms of the last write), or null if it never did.
+ */
+async function burstThenRead(store: ReturnType<typeof openStore>, read: () => Promise<unknown>) {
+  const row = Buffer.alloc(64 * 1024, 120);
+  for (let attempt = 0; attempt < 8; attempt++) {
+    for (let i = 0; i < 256; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
+    const yielded = checkpointStats(store)!.yielded ?? 0;
+    const left = () => walFrames(store).copied < walFrames(store).frames;
+    while ((checkpointStats(store)!.yielded ?? 0) === yielded && left()) {
+      await read();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if ((checkpointStats(store)!.yielded ?? 0) > yielded && left()) return { ...walFrames(store), bursts: attempt + 1 };
+  }
+  return null;
+}
+
+describe("the checkpoint worker once writes stop", () => {
+  it("does not copy the WAL while the server reads; copies it and cuts it back once the reads stop", async () => {
+    const limit = 256 * 1024;
+    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: limit, walQuietMs: 100, walYieldMaxMs: 600_000 });
+    const wal = `${store.file}-wal`;
+    try {
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const reads = entryReads(store);
+      const read = () => reads.findEntryById(1);
+      // Before, the worker's next round copied the rest of the burst whatever the server did (it never skipped one).
+      const skipped = await burstThenRead(store, read);
+      expect(skipped, "a round skipped for the reads with frames left to copy").not.toBeNull();
+      const { bursts, ...start } = skipped!;
+      const yielded = checkpointStats(store)!.yielded;
+      while (checkpointStats(store)!.yielded < yielded + 3) {
+        await read();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // Three more rounds came while the reads went on: none copied a frame.
+      expect(walFrames(store), "frames in use and copied while reads go on").toEqual(start);
+      expect(statSync(wal).size).toBeGreaterThan(limit);
+      // Reads stop: the worker copies the rest and, writes being quiet, truncates the WAL.
+      await eventually(() => statSync(wal).size <= limit, 20_000, "the WAL to be copied and cut back");
+      expect((await sql<{ n: number }>`SELECT count(*) AS n FROM burst`.execute(store.db)).rows[0]!.n).toBe(256 * bursts);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+
+  it("copies it all the same after walYieldMaxMs when the reads never stop", async () => {
+    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: 256 * 1024, walQuietMs: 100, walYieldMaxMs: 500 });
+    try {
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const reads = entryReads(store);
+      const read = () => reads.findEntryById(1);
+      expect(await burstThenRead(store, read), "a round skipped for the reads with frames left to copy").not.toBeNull();
+      // The reads go on, one a turn, until the worker has copied every frame: it stops waiting for them.
+      while (walFrames(store).copied < walFrames(store).frames) {
+        await read();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(walFrames(store).copied).toBe(walFrames(store).frames);
     } finally {
       await store.close();
     }
