@@ -222,7 +222,7 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
  * Once writes have stopped (none for WRITES_STOPPED_MS) while the server reads (a read within READS_QUIET_MS),
  * nothing is urgent: the WAL does not grow. The round is skipped then, so what is left to copy after a burst
  * (tens of MB, ~100 ms of a core) does not compete for the CPU with the first reads; it is copied once the reads
- * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over walBusyLimit.
+ * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over 4 × walBusyLimit.
  * The server's thread publishes its last write and read in `activity` (activity.ts).
  */
 const CHECKPOINT_WORKER = `
@@ -255,6 +255,9 @@ const activity = new Int32Array(workerData.activity);
 const age = (slot) => ((Date.now() | 0) - Atomics.load(activity, slot)) | 0;
 const WRITES_STOPPED_MS = 10;
 const READS_QUIET_MS = 100;
+// Not while more than this many times walBusyLimit was in use at the last round (SQLite's backstop size at the
+// default): a 1 GB burst at 150-200 MB/s ends with 15-150 MiB in use, and what is in use does not grow meanwhile.
+const YIELD_UNDER = 4;
 let yieldingSince = 0;
 let lastInUse = 0;
 // Set while the server's connection restarts the WAL at this worker's request: no checkpoint here meanwhile (it
@@ -266,7 +269,7 @@ const timer = setInterval(() => {
   // The server's connection answers at once between two transactions; a second is a safe bound if it never does.
   if (handedOver && Date.now() - handedOver < 1000) return;
   handedOver = 0;
-  if (age(${WROTE}) >= WRITES_STOPPED_MS && age(${READ}) < READS_QUIET_MS && lastInUse <= workerData.walBusyLimit) {
+  if (age(${WROTE}) >= WRITES_STOPPED_MS && age(${READ}) < READS_QUIET_MS && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
     // Writes have stopped and the server reads: the copy waits for the reads, up to yieldMaxMs.
     const start = Date.now();
     if (yieldingSince === 0) yieldingSince = start;
