@@ -219,7 +219,8 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
  * `walSizeLimit`, and it gives up at once if a writer is there: the disk space comes back after a burst
  * even when no write follows, and a running writer is not held off by it.
  *
- * Once writes have stopped (none for WRITES_STOPPED_MS) while the server reads (a read within READS_QUIET_MS),
+ * Once writes have stopped (none for WRITES_STOPPED_MS) while the server reads (a read since the last write and
+ * within READS_QUIET_MS; a stream call reads before it appends, so a commit slow under load is not taken for that),
  * nothing is urgent: the WAL does not grow. The round is skipped then, so what is left to copy after a burst
  * (tens of MB, ~100 ms of a core) does not compete for the CPU with the first reads; it is copied once the reads
  * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over 4 × walBusyLimit.
@@ -269,7 +270,9 @@ const timer = setInterval(() => {
   // The server's connection answers at once between two transactions; a second is a safe bound if it never does.
   if (handedOver && Date.now() - handedOver < 1000) return;
   handedOver = 0;
-  if (age(${WROTE}) >= WRITES_STOPPED_MS && age(${READ}) < READS_QUIET_MS && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
+  const sinceWrite = age(${WROTE});
+  const sinceRead = age(${READ});
+  if (sinceWrite >= WRITES_STOPPED_MS && sinceRead < READS_QUIET_MS && sinceRead < sinceWrite && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
     // Writes have stopped and the server reads: the copy waits for the reads, up to yieldMaxMs.
     const start = Date.now();
     if (yieldingSince === 0) yieldingSince = start;
