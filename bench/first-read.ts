@@ -47,6 +47,15 @@ function threads(pid: number): Map<string, ThreadSample> {
   }
   return out;
 }
+/** A thread's name (bench/thread-names.cjs, preloaded into the server, names the checkpoint worker `ckpt`). */
+const comm = (pid: number, tid: string) => {
+  try {
+    return `(${readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim()})`;
+  } catch {
+    return "";
+  }
+};
+const PRELOAD = new URL("./thread-names.cjs", import.meta.url).pathname;
 const delta = (a: Map<string, ThreadSample>, b: Map<string, ThreadSample>) =>
   [...b].map(([tid, x]) => ({
     tid,
@@ -60,7 +69,7 @@ async function run(label: string, root: string, env: Record<string, string>) {
   const home = mkdtempSync(join(tmpdir(), "spool-bench-first-read-"));
   const launch = binLaunch(bin);
   const gcs: [number, string][] = [];
-  const child = spawn(process.execPath, ["--trace-gc", ...launch.args, bin, "serve", "--port", "0", "--home", home], {
+  const child = spawn(process.execPath, ["--trace-gc", "--require", PRELOAD, ...launch.args, bin, "serve", "--port", "0", "--home", home], {
     env: { ...process.env, ...launch.env, SPOOL_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -108,7 +117,7 @@ async function run(label: string, root: string, env: Record<string, string>) {
     ];
     const before = delta(atEnd, threads(pid)).filter((x) => x.cpu > 0.05);
     lines.push(
-      `  burst end → first read (${(performance.now() - end).toFixed(1)} ms): ${before.map((x) => `${x.tid === String(pid) ? "main" : x.tid} cpu ${x.cpu.toFixed(2)} runq ${x.runq.toFixed(2)}`).join("; ")}`,
+      `  burst end → first read (${(performance.now() - end).toFixed(1)} ms): ${before.map((x) => `${x.tid === String(pid) ? "main" : x.tid + comm(pid, x.tid)} cpu ${x.cpu.toFixed(2)} runq ${x.runq.toFixed(2)}`).join("; ")}`,
     );
     for (let i = 0; i < 8; i++) {
       for (const kind of ["tail", "slice"] as const) {
@@ -130,7 +139,7 @@ async function run(label: string, root: string, env: Record<string, string>) {
         othersCpu += others.reduce((sum, x) => sum + x.cpu, 0);
         lines.push(
           `  ${kind}${i} +${(t - end).toFixed(0)} ms: wall ${wall.toFixed(2)}  main cpu ${main.cpu.toFixed(2)} runq ${main.runq.toFixed(2)} vcs ${main.voluntary}  client runq ${mine.toFixed(2)}` +
-            (others.length ? `  other threads: ${others.map((x) => `${x.tid} cpu ${x.cpu.toFixed(2)}`).join(", ")}` : ""),
+            (others.length ? `  other threads: ${others.map((x) => `${x.tid}${comm(pid, x.tid)} cpu ${x.cpu.toFixed(2)}`).join(", ")}` : ""),
         );
       }
     }
