@@ -75,10 +75,29 @@ export async function startRunnerProcess(server: { url: string; tokenFile: strin
   const launch = binLaunch(bin);
   const runner = spawn(
     process.execPath,
-    [...launch.args, bin, "runner", "--server", server.url, "--token-file", server.tokenFile, "--project", project, "--name", name, ...flags],
+    // SPOOL_BENCH_RUNNER_NODE_ARGS: node flags for the runners alone (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+    [
+      ...(process.env.SPOOL_BENCH_RUNNER_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+      ...launch.args,
+      bin,
+      "runner",
+      "--server",
+      server.url,
+      "--token-file",
+      server.tokenFile,
+      "--project",
+      project,
+      "--name",
+      name,
+      ...flags,
+    ],
     {
       stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, ...launch.env, SPOOL_LOG: "warn" },
+      env: {
+        ...process.env,
+        ...launch.env,
+        SPOOL_LOG: "warn",
+      },
     },
   );
   await new Promise<void>((resolve, reject) => {

@@ -41,6 +41,12 @@ const cpuSeconds = (pid: number, thread?: number) => {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
 };
 
+/** The kernel's part of cpuSeconds (stime). */
+const systemSeconds = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[12]) / 100;
+};
+
 const peakMemory = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
@@ -138,9 +144,13 @@ try {
   // (the event loop's busy time: it blocks on nothing, so its CPU over the wall time is its utilisation). Steadier
   // than the latency tail.
   let cpuAt: number[][] = [];
+  let runnerCpuAt: number[] = [];
+  let runnerSysAt: number[] = [];
   let cpuFrom = 0;
   const cpuStart = setTimeout(() => {
     cpuAt = servers.map((s) => [cpuSeconds(s.pid), cpuSeconds(s.pid, s.pid)]);
+    runnerCpuAt = runners.map((r) => cpuSeconds(r.pid!));
+    runnerSysAt = runners.map((r) => systemSeconds(r.pid!));
     cpuFrom = Date.now();
   }, START_DELAY * 1000);
   // This process's own event-loop delay while it takes the watchers' lines: what it adds to the latencies it measures.
@@ -166,6 +176,8 @@ try {
   clearTimeout(cpuStart);
   const cpu = servers.map((s, i) => [cpuSeconds(s.pid) - (cpuAt[i]?.[0] ?? 0), cpuSeconds(s.pid, s.pid) - (cpuAt[i]?.[1] ?? 0)]);
   const wall = (Date.now() - (cpuFrom || started)) / 1000;
+  const runnerCpu = runners.map((r, i) => cpuSeconds(r.pid!) - (runnerCpuAt[i] ?? 0));
+  const runnerSys = runners.map((r, i) => systemSeconds(r.pid!) - (runnerSysAt[i] ?? 0));
   const seconds = (Date.now() - started) / 1000 - START_DELAY - 1;
   polling = false;
   await Promise.all(pollLoops);
@@ -224,6 +236,9 @@ try {
   }
   console.log(
     `server CPU from the first line to the last end (${wall.toFixed(1)} s): ${cpu.map(([all, main]) => `${all!.toFixed(1)} s (main thread ${main!.toFixed(1)} s, ${((main! / wall) * 100).toFixed(0)} % of the wall time)`).join("; ")}, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / latencies.length) * 1e6).toFixed(0)} µs a line, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / chunks) * 1e6).toFixed(0)} µs a chunk (${chunks} chunks)`,
+  );
+  console.log(
+    `runner CPU from the first line to the last end: ${runnerCpu.map((c, i) => `${c.toFixed(2)} s (kernel ${runnerSys[i]!.toFixed(2)} s)`).join(", ")}, ${((runnerCpu.reduce((sum, c) => sum + c, 0) / (P * LINES)) * 1e6).toFixed(0)} µs a line written`,
   );
   console.log(`server peak memory (VmHWM${SERVERS > 1 ? ", the larger of the two" : ""}): ${peak.toFixed(0)} MB`);
   for (const e of errors.slice(0, 5)) console.log(`  ${e}`);
