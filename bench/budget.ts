@@ -18,7 +18,7 @@ import { constants, PerformanceObserver, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import SQLite from "better-sqlite3";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { binLaunch, machine, percentile, spawnListening, startServerProcess } from "./common.js";
+import { BARE_SERVER, binLaunch, machine, percentile, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
 const WINDOW = 4;
@@ -147,17 +147,6 @@ async function measured(pid: number, eluFile: string, go: () => Promise<{ second
   const mean = latencies.reduce((a, b) => a + b, 0) / latencies.length;
   return { mbps: mb / seconds, serverLoop, clientLoop, gc, server, client, mean, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
-
-const BARE_SERVER = `
-const { WebSocketServer } = require(process.argv[1]);
-const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, maxPayload: 16 * 1024 * 1024 });
-wss.on("listening", () => console.log("listening " + wss.address().port));
-wss.on("connection", (ws) => ws.on("message", (data) => {
-  const m = JSON.parse(data.toString());
-  const p = m.params || {};
-  ws.send(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { channel: p.channel, seq: p.seq, bytes: 0, duplicate: false } }));
-}));
-`;
 
 async function bare(): Promise<Run> {
   const ws = createRequire(import.meta.url).resolve("ws");

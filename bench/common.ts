@@ -124,3 +124,15 @@ export async function spawnListening(nodeArgs: string[], env: NodeJS.ProcessEnv 
     throw error;
   }
 }
+
+/** The transport's limit: a `ws` server in its own process that JSON.parses each message and answers it. */
+export const BARE_SERVER = `
+const { WebSocketServer } = require(process.argv[1]);
+const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, maxPayload: 16 * 1024 * 1024 });
+wss.on("listening", () => console.log("listening " + wss.address().port));
+wss.on("connection", (ws) => ws.on("message", (data) => {
+  const m = JSON.parse(data.toString());
+  const p = m.params || {};
+  ws.send(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { channel: p.channel, seq: p.seq, bytes: 0, duplicate: false } }));
+}));
+`;

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import SQLite from "better-sqlite3";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { machine, percentile, spawnListening, startServerProcess } from "./common.js";
+import { BARE_SERVER, machine, percentile, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
 const WINDOW = 4;
@@ -53,18 +53,6 @@ async function pump(client: SpoolClient, params: (i: number) => object): Promise
   await Promise.all(inFlight);
   return (performance.now() - start) / 1000;
 }
-
-/** The transport's limit: a `ws` server in its own process that JSON.parses each message and answers it. */
-const BARE_SERVER = `
-const { WebSocketServer } = require(process.argv[1]);
-const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, maxPayload: 16 * 1024 * 1024 });
-wss.on("listening", () => console.log("listening " + wss.address().port));
-wss.on("connection", (ws) => ws.on("message", (data) => {
-  const m = JSON.parse(data.toString());
-  const p = m.params || {};
-  ws.send(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { channel: p.channel, seq: p.seq, bytes: 0, duplicate: false } }));
-}));
-`;
 
 /** MB/s and the server's CPU seconds per GB. */
 interface Rate {
