@@ -6,8 +6,12 @@
 // waiting for a CPU shows run-queue time; another server thread's CPU during a read (the checkpoint worker, V8's
 // helpers) is printed beside it; the server's GCs from 100 ms before the burst's end are listed with their time.
 // Usage: [SPOOL_BENCH_TREES="a=/tree,b=/tree?NAME=value"] npx tsx bench/first-read.ts [MB=1024] [rounds=1]
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+// SPOOL_BENCH_PERF=DIR: `perf record -e cpu-clock -g -k monotonic` on the server from the last 64 chunks of the burst
+// to the end of the reads (DIR/<label>-<round>.data), and each read's start and end on the same clock
+// (DIR/<label>-<round>.reads.json); bench/perf-reads.py splits the samples by read. Give the server
+// --perf-basic-prof (SPOOL_BENCH_NODE_ARGS, or the tree's query) to name its JavaScript frames.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { SpoolClient } from "../src/client/spool-client.js";
@@ -64,10 +68,13 @@ const delta = (a: Map<string, ThreadSample>, b: Map<string, ThreadSample>) =>
     voluntary: x.voluntary - (a.get(tid)?.voluntary ?? 0),
   }));
 
-async function run(label: string, root: string, env: Record<string, string>) {
+const PERF = process.env.SPOOL_BENCH_PERF;
+const monotonic = () => Number(process.hrtime.bigint()) / 1e9;
+
+async function run(label: string, root: string, env: Record<string, string>, round: number) {
   const bin = join(root, "bin", "spool.js");
   const home = mkdtempSync(join(tmpdir(), "spool-bench-first-read-"));
-  const launch = binLaunch(bin);
+  const launch = binLaunch(bin, { ...process.env, ...env });
   const gcs: [number, string][] = [];
   const child = spawn(process.execPath, ["--trace-gc", "--require", PRELOAD, ...launch.args, bin, "serve", "--port", "0", "--home", home], {
     env: { ...process.env, ...launch.env, SPOOL_LOG: "warn", ...env },
@@ -95,8 +102,52 @@ async function run(label: string, root: string, env: Record<string, string>) {
     const inFlight = new Set<Promise<void>>();
     const wal = join(home, "spool.db-wal");
     let walMax = 0;
+    let perf: ReturnType<typeof spawn> | undefined;
+    const perfOut = PERF ? join(PERF, `${label}-${round}`) : "";
+    const readTimes: { kind: string; i: number; start: number; end: number }[] = [];
+    /** perf's control FIFOs: the command written, then its "ack" read back. */
+    let control = (_command: string) => {};
+    if (PERF) {
+      mkdirSync(PERF, { recursive: true });
+      for (const f of ["ctl", "ack"]) {
+        rmSync(`${perfOut}.${f}`, { force: true });
+        execFileSync("mkfifo", [`${perfOut}.${f}`]);
+      }
+      // Attached (which takes a while on a loaded machine) but counting nothing until enabled.
+      perf = spawn(
+        "perf",
+        [
+          "record",
+          "-q",
+          "-e",
+          "cpu-clock",
+          "-F",
+          "20000",
+          "-g",
+          "-k",
+          "monotonic",
+          "-D",
+          "-1",
+          "--control",
+          `fifo:${perfOut}.ctl,${perfOut}.ack`,
+          "-p",
+          String(child.pid),
+          "-o",
+          `${perfOut}.data`,
+        ],
+        { stdio: "ignore" },
+      );
+      const ctl = openSync(`${perfOut}.ctl`, "w");
+      const ack = openSync(`${perfOut}.ack`, "r");
+      control = (command) => {
+        writeSync(ctl, `${command}\n`);
+        readSync(ack, Buffer.alloc(5));
+      };
+      control("ping");
+    }
     const streamStart = performance.now();
     for (let i = 0; i < chunks; i++) {
+      if (i === Math.max(0, chunks - 64)) control("enable");
       if (i % 64 === 0) walMax = Math.max(walMax, existsSync(wal) ? statSync(wal).size : 0);
       const call: Promise<void> = client
         .request("stream", { run: "s", path, channel: 1, chunk: texts[i % 64], seq: i + 1 })
@@ -124,6 +175,7 @@ async function run(label: string, root: string, env: Record<string, string>) {
         const a = threads(pid);
         const me = threads(process.pid);
         const t = performance.now();
+        const t0 = monotonic();
         await client.request(
           "entry/get",
           kind === "tail"
@@ -131,6 +183,7 @@ async function run(label: string, root: string, env: Record<string, string>) {
             : { run: "s", path: channel.path, line: Math.floor((channel.lines * (i + 1)) / 22), limit: 20 },
         );
         const wall = performance.now() - t;
+        readTimes.push({ kind, i, start: t0, end: monotonic() });
         const server = delta(a, threads(pid));
         const mine = delta(me, threads(process.pid)).reduce((sum, x) => sum + x.runq, 0);
         const main = server.find((x) => x.tid === String(pid))!;
@@ -146,6 +199,12 @@ async function run(label: string, root: string, env: Record<string, string>) {
     lines.push(
       `  summary: first read ${walls[0]!.toFixed(2)} ms, max of the first 4 ${Math.max(...walls.slice(0, 4)).toFixed(2)}, max ${Math.max(...walls).toFixed(2)} @${walls.indexOf(Math.max(...walls))}, other server threads' CPU during the reads ${othersCpu.toFixed(1)} ms`,
     );
+    if (perf) {
+      control("disable");
+      perf.kill("SIGINT");
+      await new Promise((resolve) => perf!.once("exit", resolve));
+      writeFileSync(`${perfOut}.reads.json`, JSON.stringify({ pid: child.pid, burstEnd: monotonic() - (performance.now() - end) / 1000, reads: readTimes }));
+    }
     for (const [at, l] of gcs) if (at > end - 100) lines.push(`  GC seen +${(at - end).toFixed(1)} ms: ${l.replace(/^\[[^\]]*\]\s*/, "").slice(0, 100)}`);
     console.log(lines.join("\n"));
     client.close();
@@ -156,4 +215,4 @@ async function run(label: string, root: string, env: Record<string, string>) {
   }
 }
 
-for (let round = 0; round < ROUNDS; round++) for (const { label, root, env } of trees) await run(label, root, env);
+for (let round = 0; round < ROUNDS; round++) for (const { label, root, env } of trees) await run(label, root, env, round);

@@ -1,4 +1,4 @@
-import type SQLite from "better-sqlite3";
+import SQLite from "better-sqlite3";
 import type { Kysely } from "kysely";
 import { countNewlines } from "./chunks.js";
 import type { ChunkRow, Database } from "./schema.js";
@@ -373,6 +373,37 @@ async function linesOf(
  */
 export function readLines(db: Kysely<Database>, entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> {
   return linesOf(db, undefined, entryId, line, count, maxBytes);
+}
+
+/**
+ * Line reads over a private in-memory SQLite database holding one channel, entry 1, of `chunks`: the same code as a
+ * store's reads (linesOf, the search for a line's chunk, the cutter, the walk of the chunks after it) over the same
+ * statements on a table of the same shape. The server's warm-up reads through it at start (features/entries/get.ts):
+ * the first tail or slice on the store then compiles none of that code and finds its call sites' feedback there
+ * (bench/README.md, "Issue 24, what the first reads after a burst spend their CPU on"). Nothing of the store is read.
+ */
+export function memoryLineReads(chunks: readonly { newlines: number; data: Buffer }[]) {
+  const sqlite = new SQLite(":memory:");
+  sqlite.exec(
+    "CREATE TABLE chunks (id INTEGER PRIMARY KEY, entry_id INTEGER NOT NULL, seq INTEGER NOT NULL, byte_offset INTEGER NOT NULL, " +
+      "line_offset INTEGER NOT NULL, newlines INTEGER NOT NULL, data BLOB NOT NULL, UNIQUE (entry_id, seq))",
+  );
+  const insert = sqlite.prepare("INSERT INTO chunks (entry_id, seq, byte_offset, line_offset, newlines, data) VALUES (1, ?, ?, ?, ?, ?)");
+  let bytes = 0;
+  let lines = 0;
+  for (const [i, { newlines, data }] of chunks.entries()) {
+    insert.run(i + 1, bytes, lines, newlines, data);
+    bytes += data.length;
+    lines += newlines;
+  }
+  return {
+    // No transaction is ever open on it and nothing else uses it: the reads never go through Kysely.
+    readLines: (entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> =>
+      linesOf(undefined as unknown as Kysely<Database>, sqlite, entryId, line, count, maxBytes),
+    close: (): void => {
+      sqlite.close();
+    },
+  };
 }
 
 /** The chunk reads of one store: SQLite's synchronous ones where they may run, Kysely's otherwise. */
