@@ -6,6 +6,7 @@ import { channelModelView, renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
+import { ServerConnection } from "../../rpc/connection.js";
 import type { ConnectionHandle } from "../../rpc/connection-context.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { ReadCap, type ReadGrant } from "../../rpc/read-cap.js";
@@ -142,7 +143,7 @@ export const entryGet = defineMethod({
  * the first read after a start"). It parses entry/get's params, runs this handler on a stand-in context (a
  * made-up channel of eight chunks in a private in-memory SQLite database, read by the store's own line reads —
  * the search for a line's chunk, the walk of the chunks after it, the cutter —, a read cap of its own and a
- * connection whose replies are flushed at once, the reply's hooks run as a connection runs them), a tail and
+ * ServerConnection over a transport that carries nothing, the reply's hooks run as a connection runs them), a tail and
  * slices at the channel's start, middle and across two chunks, each a few times (WARM_ROUNDS), parses its result,
  * and makes the store's own line read on an entry id that no entry has (ids start at 1). The server runs it once
  * it listens (entries plugin); the store's read statements are prepared when its repositories are made. True when
@@ -174,8 +175,12 @@ export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean>
     created_at: 0,
     updated_at: 0,
   };
-  // A connection as the read cap sees one: its replies count as flushed at once.
-  const holder = { id: "warm", closed: false, state: new Map(), sentBytes: 0, flushedBytes: 0, whenFlushed: async () => true, onClose() {} };
+  // A connection of the server's own class (the read cap asks it what it sent and flushed) over a transport that
+  // carries nothing: nothing is sent on it, so its replies count as flushed at once.
+  const holder = new ServerConnection(
+    { send() {}, close() {}, onMessage() {}, onClose() {}, bufferedAmount: () => 0 },
+    { dispatch: async () => null, connectionClosed() {} },
+  );
   const stand = {
     project: { id: 0 },
     connection: holder,

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { warmEntryGet } from "../../../src/features/entries/get.js";
 import { entriesPlugin } from "../../../src/features/entries/index.js";
 import { MIGRATIONS_DIR } from "../../../src/server.js";
+import { chunkReadStats, memoryLineReads } from "../../../src/store/chunk-reads.js";
 import { openStore } from "../../../src/store/database.js";
 import { migrateToLatest } from "../../../src/store/migrator.js";
 import { createRepositories } from "../../../src/store/repositories.js";
@@ -19,6 +20,37 @@ describe("the warm-up of entry/get at start", () => {
       expect(await store.db.selectFrom("entries").select("id").execute()).toEqual([]);
     } finally {
       await store.close();
+    }
+  });
+
+  it("reads its made-up channel through the store's own line reads, each kind of read more than once", async () => {
+    const rows = chunkReadStats.rows;
+    expect(await warmEntryGet()).toBe(true);
+    // A tail (1 chunk), slices across two chunks (2 each) and at the start (1), WARM_ROUNDS (4) times: not the cutter alone.
+    expect(chunkReadStats.rows - rows).toBe(4 * (1 + 2 + 2 + 1));
+  });
+
+  it("has line reads over a private in-memory channel that answer as a store's do", async () => {
+    const data = Buffer.from("a\nb\nc");
+    const memory = memoryLineReads([
+      { newlines: 2, data },
+      { newlines: 0, data: Buffer.from("d") },
+      { newlines: 2, data: Buffer.from("e\nf\n") },
+    ]);
+    try {
+      const text = async (line: number, count: number, maxBytes = 1024) => {
+        const read = await memory.readLines(1, line, count, maxBytes);
+        return [read.data.toString(), read.lines, read.truncated];
+      };
+      expect(await text(0, 2)).toEqual(["a\nb\n", 2, false]);
+      // Line 2 is "c" + "d" + "e": it spans three chunks.
+      expect(await text(2, 1)).toEqual(["cde\n", 1, false]);
+      expect(await text(3, 5)).toEqual(["f\n", 1, false]);
+      expect(await text(1, 3, 4)).toEqual(["b\ncd", 2, true]);
+      expect(await text(9, 2)).toEqual(["", 0, false]);
+      expect((await memory.readLines(2, 0, 2, 1024)).lines).toBe(0);
+    } finally {
+      memory.close();
     }
   });
 
