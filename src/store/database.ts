@@ -60,6 +60,13 @@ export interface CheckpointStats {
   forcedRestarts: number;
   /** The longest of those: how long the event loop waited for one. */
   longestForcedMs: number;
+  /** The worker's requests for such a RESTART. */
+  restartRequests: number;
+  /**
+   * Of those, the ones not run because writes had stopped when the request was handled (none for
+   * WRITES_STOPPED_MS): the WAL no longer grew, and the worker's own rounds copy the rest off the event loop.
+   */
+  restartsNotNeeded: number;
   /** Rounds the worker skipped because writes had stopped and the server was reading. */
   yielded: number;
 }
@@ -90,6 +97,12 @@ function restrictModes(file: string): void {
     }
   }
 }
+
+/**
+ * Milliseconds without a write on the server's connection after which writes count as stopped (the worker's copy
+ * then waits for reads, and a forced RESTART it asked for is not run).
+ */
+const WRITES_STOPPED_MS = 10;
 
 /** The page cache of the server's connection, in KiB. */
 const SQLITE_CACHE_KIB = 2048;
@@ -254,7 +267,7 @@ const stats = new Int32Array(workerData.stats);
 // When the server's connection last wrote and read: Date.now()'s low 32 bits (activity.ts).
 const activity = new Int32Array(workerData.activity);
 const age = (slot) => ((Date.now() | 0) - Atomics.load(activity, slot)) | 0;
-const WRITES_STOPPED_MS = 10;
+const WRITES_STOPPED_MS = ${WRITES_STOPPED_MS};
 const READS_QUIET_MS = 100;
 // Not while more than this many times walBusyLimit was in use at the last round (SQLite's backstop size at the
 // default): a 1 GB burst at 150-200 MB/s ends with 15-150 MiB in use, and what is in use does not grow meanwhile.
@@ -363,12 +376,20 @@ function startCheckpointer(
   });
   worker.unref();
   let stopping: Promise<void> | null = null;
-  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestForcedMs: 0 };
+  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestForcedMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
   // The worker's request to start a flooded WAL over: a RESTART on this connection, outside any transaction (one
   // open across awaits is waited for, a turn at a time), with no busy wait: no other connection writes, and a reader
   // of another process in the WAL makes it give up at once (the worker asks again a round later).
   const restartHere = (turns: number) => {
     if (stopping || !sqlite.open) return;
+    // Writes have stopped since the worker asked (a burst ended): the WAL no longer grows, and a RESTART here would
+    // copy what the worker's last rounds left, with its fsyncs, on the event loop while reads come (traced: 55 ms of
+    // CPU and 180 ms of wall in one read after a 1 GB burst; bench/README.md). The worker copies it on its thread.
+    if ((((Date.now() | 0) - Atomics.load(activity, WROTE)) | 0) >= WRITES_STOPPED_MS) {
+      figures.restartsNotNeeded++;
+      worker.postMessage("restarted");
+      return;
+    }
     if (sqlite.inTransaction) {
       if (turns < 1000) setImmediate(restartHere, turns + 1);
       else worker.postMessage("restarted");
@@ -393,7 +414,9 @@ function startCheckpointer(
     worker.postMessage("restarted");
   };
   worker.on("message", (message) => {
-    if (message === "restart") restartHere(0);
+    if (message !== "restart") return;
+    figures.restartRequests++;
+    restartHere(0);
   });
   // A 'message' listener refs the worker's port again: the worker must not keep the process alive.
   worker.unref();
@@ -403,6 +426,8 @@ function startCheckpointer(
       yielded: Atomics.load(figures.restarts, 1),
       forcedRestarts: figures.forcedRestarts,
       longestForcedMs: figures.longestForcedMs,
+      restartRequests: figures.restartRequests,
+      restartsNotNeeded: figures.restartsNotNeeded,
     }),
     stop: () =>
       (stopping ??= new Promise<void>((resolve) => {

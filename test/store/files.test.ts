@@ -23,6 +23,7 @@ import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
+import { noteActivity, WROTE } from "../../src/store/activity.js";
 import { checkpointStats, openStore } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
 import { entryReads } from "../../src/store/sync-reads.js";
@@ -332,6 +333,8 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
       let biggest = 0;
       for (let seq = 1; seq <= total; seq++) {
         db.exec("BEGIN IMMEDIATE");
+        // The store notes its writes (appends, Kysely's statements); these raw ones are noted as they would be.
+        noteActivity(db, WROTE);
         insert.run(seq, row);
         await new Promise((resolve) => setTimeout(resolve, 1));
         db.exec("COMMIT");
@@ -347,6 +350,31 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
       await store.close();
     }
   }, 120_000);
+
+  it("is not started over by the store once writes have stopped: a request that comes after a burst is left to the worker", async () => {
+    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024 });
+    // Another process's reader in the WAL: the worker's RESTART finds it there (busy) and, the WAL past twice its
+    // bound, asks the store to start it over.
+    const reader = new SQLite(store.file);
+    try {
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const row = Buffer.alloc(64 * 1024, 98);
+      for (let i = 0; i < 64; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
+      reader.exec("BEGIN");
+      expect(reader.prepare("SELECT count(*) AS n FROM burst").get()).toEqual({ n: 64 });
+      // Writes stop here; the worker's next round (every 200 ms) sees the burst and asks.
+      await eventually(() => checkpointStats(store)!.restartRequests >= 1, 10_000, "the worker's request");
+      reader.exec("COMMIT");
+      const stats = checkpointStats(store)!;
+      expect(stats.restartsNotNeeded, "requests left to the worker").toBe(stats.restartRequests);
+      expect(stats.forcedRestarts, "RESTARTs run on the store's connection").toBe(0);
+      // The worker copies the rest itself: every frame ends up in the database.
+      await eventually(() => walFrames(store).copied === walFrames(store).frames, 10_000, "the WAL copied");
+    } finally {
+      reader.close();
+      await store.close();
+    }
+  }, 60_000);
 });
 
 /** The WAL's frames in use and how many of them are in the database, from the wal-index (SQLite's -shm file). */
