@@ -10,7 +10,7 @@ import { ServerConnection } from "../../rpc/connection.js";
 import type { ConnectionHandle } from "../../rpc/connection-context.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { ReadCap, type ReadGrant } from "../../rpc/read-cap.js";
-import { JsonStringBytes, ReplyParts } from "../../rpc/reply-bytes.js";
+import { JsonStringBytes, OutgoingReply, ReplyParts } from "../../rpc/reply-bytes.js";
 import { memoryLineReads } from "../../store/chunk-reads.js";
 
 interface Slice {
@@ -140,15 +140,16 @@ export const entryGet = defineMethod({
  * Runs, on made-up values, what the first tail or slice after a start would otherwise run for the first time: V8
  * compiles a function on its first call and zod compiles a schema's parser on its first parse (together ~3 ms of
  * server CPU on the first read after an ingest, against ~0.2-0.5 for the next ones; bench/README.md "Issue 24,
- * the first read after a start"). It parses entry/get's params, runs this handler on a stand-in context (a
- * made-up channel of eight chunks in a private in-memory SQLite database, read by the store's own line reads —
- * the search for a line's chunk, the walk of the chunks after it, the cutter —, a read cap of its own and a
- * ServerConnection over a transport that carries nothing, the reply's hooks run as a connection runs them), a tail and
- * slices at the channel's start, middle and across two chunks, each a few times (WARM_ROUNDS), parses its result,
- * and makes the store's own line read on an entry id that no entry has (ids start at 1). The server runs it once
- * it listens (entries plugin); the store's read statements are prepared when its repositories are made. True when
- * every sample was valid and the reads held the lines expected (a test holds it to that, so the warm-up takes the
- * paths real reads take).
+ * the first read after a start" and "… what the first reads after a burst spend their CPU on"). Its calls go in as
+ * text messages through a ServerConnection over a transport that carries nothing (its receive and reply paths, the
+ * flush marks the read cap waits for), to a host that parses entry/get's params, runs this handler on a stand-in
+ * context and parses its result: a made-up channel of eight chunks in a private in-memory SQLite database, read by
+ * the store's own line reads (the search for a line's chunk, the walk of the chunks after it, the cutter), and a
+ * read cap of its own; a tail and slices at the channel's start, middle and across two chunks, each a few times
+ * (WARM_ROUNDS). Then it makes the store's own line read on an entry id that no entry has (ids start at 1). The
+ * server runs it once it listens (entries plugin); the store's read statements are prepared when its repositories
+ * are made. True when every reply held the lines expected and the read cap holds nothing afterwards (a test holds
+ * it to that, so the warm-up takes the paths real reads take).
  */
 export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean> {
   const { params, result } = methods["entry/get"];
@@ -175,15 +176,40 @@ export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean>
     created_at: 0,
     updated_at: 0,
   };
-  // A connection of the server's own class (the read cap asks it what it sent and flushed) over a transport that
-  // carries nothing: nothing is sent on it, so its replies count as flushed at once.
-  const holder = new ServerConnection(
-    { send() {}, close() {}, onMessage() {}, onClose() {}, bufferedAmount: () => 0 },
-    { dispatch: async () => null, connectionClosed() {} },
+  // A connection of the server's own class over a transport that carries nothing: a call goes in as a text message,
+  // is answered by a host that runs this method (params and result parsed by its schemas), and its reply, written at
+  // once, counts as flushed a turn later, as a socket's write completes (the read cap then gives its bytes back).
+  let deliver: (text: string) => void = () => {};
+  let answered: (text: string) => void = () => {};
+  const connection: ServerConnection = new ServerConnection(
+    {
+      send(text, flushed) {
+        setImmediate(() => flushed?.());
+        answered(text);
+      },
+      close() {},
+      onMessage(listener) {
+        deliver = listener;
+      },
+      onClose() {},
+      bufferedAmount: () => 0,
+    },
+    {
+      async dispatch(message) {
+        const { id, params: sample } = message as { id: number; params: unknown };
+        const parsed = params.safeParse(sample);
+        if (!parsed.success) return JSON.stringify({ jsonrpc: "2.0", id, result: null });
+        const reply = new ReplyParts();
+        const answer = await entryGet.handler(parsed.data, { ...stand, connection, reply });
+        const valid = result.safeParse(answer).success;
+        return new OutgoingReply(JSON.stringify({ jsonrpc: "2.0", id, result: valid ? answer : null }), reply.takeHooks());
+      },
+      connectionClosed() {},
+    },
   );
   const stand = {
     project: { id: 0 },
-    connection: holder,
+    connection,
     core: {
       config: { limits: { maxReadBytes: 1024 * 1024 } },
       reads: new ReadCap(4 * 1024 * 1024),
@@ -195,9 +221,10 @@ export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean>
     },
   } as unknown as Parameters<typeof entryGet.handler>[1];
   let valid = true;
+  let id = 0;
   try {
-    // Each kind of read a few times, as a connection's call would (its reply's hooks run once it is sent): V8 gives
-    // a function its feedback after some runs, not at the first (bench/README.md).
+    // Each kind of read a few times: V8 gives a function its feedback after some runs, not at the first
+    // (bench/README.md).
     for (let round = 0; round < WARM_ROUNDS; round++) {
       for (const [sample, body] of [
         [{ run: "warm", path: row.path, tail: 2 }, "warm 2\nwarm 3\n"],
@@ -205,14 +232,17 @@ export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean>
         [{ run: "warm", path: row.path, line: 12, limit: 2 }, "warm 3\nwarm 1\n"],
         [{ run: "warm", path: row.path, line: 1, limit: 2 }, "warm 1\nwarm 2\n"],
       ] as const) {
-        const parsed = params.safeParse(sample);
-        if (!parsed.success) return false;
-        const reply = new ReplyParts();
-        const answer = await entryGet.handler(parsed.data, { ...stand, reply });
-        for (const hook of reply.takeHooks()) hook();
-        valid &&= result.safeParse(answer).success && answer.body === body;
+        const text = await new Promise<string>((resolve) => {
+          answered = resolve;
+          deliver(JSON.stringify({ jsonrpc: "2.0", id: ++id, method: "entry/get", params: sample }));
+        });
+        valid &&= (JSON.parse(text) as { result: { body: string } | null }).result?.body === body;
       }
     }
+    // Once the last reply is flushed, the reads hold nothing.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    valid &&= stand.core.reads.heldBy(connection) === 0;
   } finally {
     memory.close();
   }
