@@ -1,7 +1,7 @@
-import { PassThrough, type Readable } from "node:stream";
+import { Readable } from "node:stream";
 
 /**
- * Passes a process's output stream through, and can stop waiting for it.
+ * Passes a process's output stream on, and can stop waiting for it.
  *
  * A background grandchild can keep a pipe open long after the command itself
  * exited, so "the stream ended" may never come. After the process has ended,
@@ -14,33 +14,65 @@ import { PassThrough, type Readable } from "node:stream";
  * and not across an event loop that has not polled the pipe since (timers run
  * before the loop reads pipes, so a busy loop would otherwise take its own
  * delay for silence and cut output the process already wrote).
+ *
+ * Each chunk read is pushed straight into `output` (a plain Readable: no
+ * Writable side, no transform), and the source is paused while `output`
+ * holds `highWaterMark` bytes its consumer has not taken: a runner reads one
+ * chunk per line of a line-buffered command, and a PassThrough's write path
+ * cost more per chunk than the rest of the read (bench/README.md, issue 24 session 6).
  */
 export class OutputPipe {
-  readonly output = new PassThrough({ highWaterMark: 64 * 1024 });
+  readonly output: Readable;
   #lastData = Date.now();
+  /** The source is paused because `output` is full: its consumer is behind. */
+  #paused = false;
+  /** `output` has been ended (the source ended, or settle() let it go). */
+  #ended = false;
   readonly #ends: Promise<void>;
 
   constructor(private readonly source: Readable) {
-    const touch = () => {
-      this.#lastData = Date.now();
-    };
-    source.on("data", touch);
-    // The consumer took what was held back: the source is read again from now.
-    this.output.on("drain", touch);
+    this.output = new Readable({
+      highWaterMark: 64 * 1024,
+      // The consumer wants more: read the source again, and count quiet from now.
+      read: () => {
+        if (!this.#paused) return;
+        this.#paused = false;
+        this.#lastData = Date.now();
+        this.source.resume();
+      },
+    });
+    source.on("data", this.#onData);
     this.#ends = new Promise((resolve) => {
-      source.once("end", () => resolve());
+      source.once("end", () => {
+        this.#end();
+        resolve();
+      });
       source.once("close", () => resolve());
       source.once("error", (error) => {
+        this.#ended = true;
         this.output.destroy(error);
         resolve();
       });
     });
-    source.pipe(this.output);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#lastData = Date.now();
+    if (!this.output.push(chunk)) {
+      this.#paused = true;
+      this.source.pause();
+    }
+  };
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.output.push(null);
   }
 
   /** Output the source holds, or could hold, that is not passed on yet: the source is not being read meanwhile. */
   #heldBack(): boolean {
-    return this.output.writableNeedDrain || this.source.readableLength > 0 || this.source.readableFlowing === false;
+    return this.#paused || this.source.readableLength > 0 || this.source.readableFlowing === false;
   }
 
   /** Resolves when the output has ended: at the source's end, or after the quiet period once the process is gone. */
@@ -68,10 +100,10 @@ export class OutputPipe {
     await Promise.race([this.#ends, quiet]);
     clearTimeout(timer);
     clearImmediate(immediate);
-    if (!this.output.writableEnded && !this.output.destroyed) {
-      this.source.unpipe(this.output);
+    if (!this.#ended && !this.output.destroyed) {
+      this.source.off("data", this.#onData);
       this.source.destroy();
-      this.output.end();
+      this.#end();
     }
   }
 }
