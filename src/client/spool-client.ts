@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: `request` and untyped listeners are the client's deliberate escape hatch for extension methods and tests of bad input
-import { JSONRPCErrorException, type JSONRPCResponse } from "json-rpc-2.0";
+import type { JSONRPCResponse } from "json-rpc-2.0";
 import { BINARY_FRAME_VERSION, encodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
 import type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
@@ -196,33 +196,37 @@ export class SpoolClient {
   }
 
   /** Calls any method by name, untyped (for extensions and tests of bad input). */
-  async request<T = any>(method: string, params: object = {}, options: { signal?: AbortSignal } = {}): Promise<T> {
-    if (this.#closed) throw new ConnectionClosedError("connection closed");
-    options.signal?.throwIfAborted();
-    const call = Promise.resolve(this.#send(method, params));
-    // An aborted call's reply (or its rejection at close) is no longer awaited by anyone.
-    if (options.signal) call.catch(() => undefined);
+  request<T = any>(method: string, params: object = {}, options: { signal?: AbortSignal } = {}): Promise<T> {
+    // Not an async function: a runner makes one call per chunk it reads, and this adds no promise of its own to #send's.
+    if (this.#closed) return Promise.reject(new ConnectionClosedError("connection closed"));
+    const signal = options.signal;
+    let call: Promise<T>;
     try {
-      if (!options.signal) return (await call) as T;
-      return (await Promise.race([
-        call,
-        new Promise((_, reject) => options.signal!.addEventListener("abort", () => reject(options.signal!.reason), { once: true })),
-      ])) as T;
+      signal?.throwIfAborted();
+      call = this.#send(method, params) as Promise<T>;
     } catch (error) {
-      if (error instanceof JSONRPCErrorException) {
-        // Pending calls are rejected without error data when the connection closes.
-        if (error.data === undefined && (this.#closed || /connection closed/.test(error.message))) throw new ConnectionClosedError(error.message);
-        throw new SpoolRpcError(error.message, error.code, error.data as never);
-      }
-      throw error;
+      return Promise.reject(error);
     }
+    if (!signal) return call;
+    // An aborted call's reply (or its rejection at close) is no longer awaited by anyone.
+    call.catch(() => undefined);
+    return Promise.race([call, new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }))]);
+  }
+
+  /**
+   * The error a call rejects with: SpoolRpcError for an error response, ConnectionClosedError when the
+   * connection closed before the answer (code 0 without data, as json-rpc-2.0's client reported it).
+   */
+  #failure(message: string, code: number, data: unknown): Error {
+    if (data === undefined && (this.#closed || /connection closed/.test(message))) return new ConnectionClosedError(message);
+    return new SpoolRpcError(message, code, data as never);
   }
 
   /**
    * Sends one request: as a binary frame when its bytes field holds a Uint8Array, else as JSON text. Settles with
-   * the result, or rejects with a JSONRPCErrorException (the error response; code 0 without data when the
-   * request could not be sent or the connection closed first), as json-rpc-2.0's client did, without its
-   * per-call generators and promise chains (a runner sends one request per chunk it reads).
+   * the result, or rejects with the error `#failure` makes (an error response; code 0 without data when the
+   * request could not be sent or the connection closed first), without json-rpc-2.0's per-call generators and
+   * promise chains (a runner sends one request per chunk it reads).
    */
   #send(method: string, params: object): Promise<unknown> {
     const field = this.#binary[method];
@@ -246,7 +250,7 @@ export class SpoolClient {
         } else this.#transport.send(JSON.stringify(request));
       } catch (error) {
         this.#pending.delete(id);
-        reject(new JSONRPCErrorException((error as Error | undefined)?.message || "Failed to send a request", 0));
+        reject(this.#failure((error as Error | undefined)?.message || "Failed to send a request", 0, undefined));
       }
     });
   }
@@ -272,7 +276,7 @@ export class SpoolClient {
       this.#frames.push(new Uint8Array(frame!.buffer, 0, kept));
     }
     if ("error" in response && response.error && (response as { result?: unknown }).result === undefined) {
-      pending.reject(new JSONRPCErrorException(response.error.message, response.error.code, response.error.data));
+      pending.reject(this.#failure(response.error.message, response.error.code, response.error.data));
     } else if ((response as { result?: unknown }).result !== undefined && !(response as { error?: unknown }).error) {
       pending.resolve((response as { result: unknown }).result);
     } else {
@@ -284,7 +288,7 @@ export class SpoolClient {
   #rejectPending(message: string): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const p of pending) p.reject(new JSONRPCErrorException(message, 0));
+    for (const p of pending) p.reject(this.#failure(message, 0, undefined));
   }
 
   /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */

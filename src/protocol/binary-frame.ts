@@ -50,22 +50,33 @@ export function isBinaryFrame(message: Uint8Array): boolean {
   return message.length > 0 && message[0] === BINARY_FRAME_VERSION;
 }
 
+/** Where a frame's header is encoded before the frame is allocated (frames are encoded one at a time: one for the module). */
+const scratch = new Uint8Array(BINARY_FRAME_MAX_HEADER + 4);
+
 /**
  * One message holding `request` (its params without the bytes field) and `bytes`: the one copy of the bytes.
  * `allocate` gives the frame's memory (every byte of it is written), e.g. a frame kept from an answered request.
+ * The header is encoded into a buffer kept for it (no new array a frame), then copied into the frame before the bytes.
  */
 export function encodeBinaryFrame(
   request: { jsonrpc: "2.0"; id: string | number; method: string; params: object },
   bytes: Uint8Array,
   allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
 ): Uint8Array {
-  const header = encoder.encode(JSON.stringify(request));
-  if (header.length > BINARY_FRAME_MAX_HEADER) throw new RangeError(`binary frame header of ${header.length} bytes is over ${BINARY_FRAME_MAX_HEADER}`);
-  const frame = allocate(BINARY_FRAME_PREFIX + header.length + bytes.length);
+  const text = JSON.stringify(request);
+  const { read, written } = encoder.encodeInto(text, scratch);
+  if (read < text.length || written > BINARY_FRAME_MAX_HEADER) {
+    throw new RangeError(`binary frame header of ${encoder.encode(text).length} bytes is over ${BINARY_FRAME_MAX_HEADER}`);
+  }
+  const frame = allocate(BINARY_FRAME_PREFIX + written + bytes.length);
   frame[0] = BINARY_FRAME_VERSION;
-  new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(1, header.length);
-  frame.set(header, BINARY_FRAME_PREFIX);
-  frame.set(bytes, BINARY_FRAME_PREFIX + header.length);
+  // The header's length, big-endian.
+  frame[1] = written >>> 24;
+  frame[2] = (written >>> 16) & 0xff;
+  frame[3] = (written >>> 8) & 0xff;
+  frame[4] = written & 0xff;
+  frame.set(scratch.subarray(0, written), BINARY_FRAME_PREFIX);
+  frame.set(bytes, BINARY_FRAME_PREFIX + written);
   return frame;
 }
 

@@ -67,10 +67,10 @@ export function retriableStreamError(error: unknown): boolean {
   return error instanceof SpoolRpcError && (error.code === -32603 || (error.data as { retriable?: unknown } | undefined)?.retriable === true);
 }
 
-/** Length of an incomplete UTF-8 sequence at the end of `data` (0 when it ends on a boundary). */
-export function incompleteUtf8Tail(data: Buffer): number {
-  for (let back = 1; back <= Math.min(3, data.length); back++) {
-    const byte = data[data.length - back]!;
+/** Length of an incomplete UTF-8 sequence at the end of `data`'s first `end` bytes (0 when they end on a boundary). */
+export function incompleteUtf8Tail(data: Uint8Array, end = data.length): number {
+  for (let back = 1; back <= Math.min(3, end); back++) {
+    const byte = data[end - back]!;
     if ((byte & 0xc0) === 0x80) continue; // continuation byte: keep looking for the lead
     const needed = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
     return needed > back ? back : 0;
@@ -78,10 +78,13 @@ export function incompleteUtf8Tail(data: Buffer): number {
   return 0;
 }
 
-/** A chunk as `stream` params take it: the Buffer itself over a link that takes bytes (a value, or a binary frame), else utf8 text or base64. */
-function encoded(chunk: Buffer, bytes: boolean): { chunk: Buffer | string; encoding?: "base64" } {
-  if (bytes) return { chunk };
-  return isUtf8(chunk) ? { chunk: chunk.toString("utf8") } : { chunk: chunk.toString("base64"), encoding: "base64" };
+/** `stream` params for one chunk: the Buffer itself over a link that takes bytes (a value, or a binary frame), else utf8 text or base64. */
+function streamParams(target: { run: string; path: string; channel: number }, seq: number, chunk: Buffer, bytes: boolean): object {
+  const { run, path, channel } = target;
+  if (bytes) return { run, path, channel, seq, chunk };
+  return isUtf8(chunk)
+    ? { run, path, channel, seq, chunk: chunk.toString("utf8") }
+    : { run, path, channel, seq, chunk: chunk.toString("base64"), encoding: "base64" };
 }
 
 /**
@@ -258,10 +261,16 @@ export class ChannelSender {
   #cut(): Buffer | null {
     const all = this.#buffered.length === 1 ? this.#buffered[0]! : Buffer.concat(this.#buffered);
     let size = Math.min(all.length, this.options.maxChunkBytes);
-    if (!(this.#ended && size === all.length)) size -= incompleteUtf8Tail(all.subarray(0, size));
+    if (!(this.#ended && size === all.length)) size -= incompleteUtf8Tail(all, size);
     if (size <= 0) return null;
+    // The whole buffer, most often (one read a chunk): no views of it to make.
+    if (size === all.length) {
+      this.#buffered = [];
+      this.#bufferedBytes = 0;
+      return all;
+    }
     const rest = all.subarray(size);
-    this.#buffered = rest.length ? [rest] : [];
+    this.#buffered = [rest];
     this.#bufferedBytes = rest.length;
     return all.subarray(0, size);
   }
@@ -276,8 +285,7 @@ export class ChannelSender {
     }
     const generation = this.#generation;
     this.#inFlight++;
-    const { run, path, channel } = this.target;
-    client.request("stream", { run, path, channel, seq, ...encoded(payload, client.bytes === true) }).then(
+    client.request("stream", streamParams(this.target, seq, payload, client.bytes === true)).then(
       () => {
         if (generation !== this.#generation) return;
         this.#settled();

@@ -72,7 +72,7 @@ describe("SpoolClient over a browser WebSocket", () => {
       logLevel: "silent",
     });
     const js = bundle.outputFiles[0]!.text;
-    expect(js).toContain("JSONRPC");
+    expect(js).toContain("SpoolRpcError");
     expect(js).not.toMatch(/from\s*["']node:|\brequire\(["'](ws|node:)/);
     expect(ENTRY.streaming).toBe(102);
   });
