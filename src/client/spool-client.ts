@@ -55,6 +55,12 @@ const FRAME_POOL_SIZE = 8;
 const FRAME_POOL_MAX_BYTES = 1024 * 1024 + 64 * 1024;
 /** Kept frames are allocated in steps of this many bytes, so chunks of nearby sizes share them; smaller ones are not kept. */
 const FRAME_STEP = 16 * 1024;
+/**
+ * Frames smaller than FRAME_STEP are cut one after another from a slab of this many bytes: one allocation for
+ * dozens of frames (a line-buffered command's chunk is one line). A slab is never written twice: it goes when
+ * its last frame does.
+ */
+const FRAME_SLAB_BYTES = 64 * 1024;
 
 type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] : any) => void;
 type RequestHandler = (params: any) => unknown;
@@ -96,6 +102,9 @@ export class SpoolClient {
   readonly #pending = new Map<number, Pending>();
   /** Frames of answered requests, free for the next ones (see FRAME_POOL_SIZE). */
   readonly #frames: Uint8Array[] = [];
+  /** The slab small frames are cut from (FRAME_SLAB_BYTES), and where its free part starts. */
+  #slab = new Uint8Array(0);
+  #slabAt = 0;
   #nextId = 0;
   readonly #listeners = new Map<string, Set<(params: any) => void>>();
   readonly #handlers = new Map<string, RequestHandler>();
@@ -255,12 +264,22 @@ export class SpoolClient {
     });
   }
 
-  /** A frame's memory: a kept frame large enough, else a new one (in FRAME_STEP steps when it may be kept). */
+  /** A frame's memory: the next part of the slab for a small one, else a kept frame large enough, else a new one (in FRAME_STEP steps when it may be kept). */
   readonly #allocateFrame = (size: number): Uint8Array => {
-    const i = this.#frames.findIndex((f) => f.byteLength >= size);
-    if (i !== -1) return this.#frames.splice(i, 1)[0]!.subarray(0, size);
-    // Small frames cost V8 little and are neither rounded up nor kept; frames over the bound are not kept either.
-    if (size < FRAME_STEP || size > FRAME_POOL_MAX_BYTES) return new Uint8Array(size);
+    if (size < FRAME_STEP) {
+      if (this.#slabAt + size > this.#slab.length) {
+        this.#slab = new Uint8Array(FRAME_SLAB_BYTES);
+        this.#slabAt = 0;
+      }
+      const frame = this.#slab.subarray(this.#slabAt, this.#slabAt + size);
+      this.#slabAt += (size + 7) & ~7;
+      return frame;
+    }
+    for (let i = 0; i < this.#frames.length; i++) {
+      if (this.#frames[i]!.byteLength >= size) return this.#frames.splice(i, 1)[0]!.subarray(0, size);
+    }
+    // Frames over the bound are not kept.
+    if (size > FRAME_POOL_MAX_BYTES) return new Uint8Array(size);
     return new Uint8Array(Math.ceil(size / FRAME_STEP) * FRAME_STEP).subarray(0, size);
   };
 
@@ -271,7 +290,8 @@ export class SpoolClient {
     this.#pending.delete(response.id as number);
     // Answered, so the server has read the whole frame: it left this process's socket and may be written again.
     const frame = pending.frame;
-    const kept = frame?.buffer.byteLength ?? 0;
+    // A small frame's memory is part of a slab, never kept.
+    const kept = frame && frame.byteLength >= FRAME_STEP ? frame.buffer.byteLength : 0;
     if (kept >= FRAME_STEP && kept <= FRAME_POOL_MAX_BYTES && this.#frames.length < FRAME_POOL_SIZE) {
       this.#frames.push(new Uint8Array(frame!.buffer, 0, kept));
     }
