@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { constants } from "node:os";
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { type IPty, spawn } from "node-pty";
 import { ControlError, type ExecResult, type ExecSpec, type Execution, type ExecutionControl, firstLine, StartError } from "./backend.js";
 import { signalName, TTY_EOF, TTY_TERM } from "./control.js";
@@ -49,15 +49,25 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
   }
   const pid = pty.pid;
   options.processes?.started(pid, spec.command);
-  const stdout = new PassThrough({ highWaterMark: 64 * 1024 });
+  // The terminal's output is pushed straight into a plain Readable (no PassThrough's write path a chunk); the
+  // terminal is paused while 64 KiB wait for the consumer, and read again once it asks for more.
+  let paused = false;
+  const stdout = new Readable({
+    highWaterMark: 64 * 1024,
+    read() {
+      if (!paused) return;
+      paused = false;
+      pty.resume();
+    },
+  });
   const stderr = new PassThrough();
   stderr.end();
   let ended = false;
   // With encoding null, node-pty hands over Buffers (its typings say string).
   pty.onData((data: string | Buffer) => {
-    if (!stdout.write(data)) {
+    if (!stdout.push(data) && !paused) {
+      paused = true;
       pty.pause();
-      stdout.once("drain", () => pty.resume());
     }
   });
   // node-pty reports the exit once the terminal has delivered its last output.
@@ -68,7 +78,7 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
     ended = true;
     options.processes?.exited(pid);
     supervision.done({ keepKill: true });
-    stdout.end();
+    stdout.push(null);
     const name = signal ? (SIGNAL_NAMES.get(signal) ?? `SIG${signal}`) : null;
     return {
       exitCode: name ? null : exitCode,

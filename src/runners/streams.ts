@@ -1,18 +1,46 @@
-import { PassThrough, Transform, type TransformCallback, Writable } from "node:stream";
+import { Readable, Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { cwdHiddenMessage, cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, LOGIN_FILES, SANDBOX_SIGNALS } from "./sandbox.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
 
+/** One of DockerDemuxer's outputs: frames' payloads are pushed into it; `room()` waits until its consumer asks for more. */
+class DemuxOutput extends Readable {
+  #waiting: (() => void) | null = null;
+
+  constructor() {
+    super({ highWaterMark: 64 * 1024 });
+  }
+
+  override _read(): void {
+    const wake = this.#waiting;
+    this.#waiting = null;
+    wake?.();
+  }
+
+  room(): Promise<void> {
+    return new Promise((resolve) => {
+      const before = this.#waiting;
+      this.#waiting = before
+        ? () => {
+            before();
+            resolve();
+          }
+        : resolve;
+    });
+  }
+}
+
 /**
  * Splits Docker's multiplexed attach/exec stream (8-byte frame headers: type,
  * 0, 0, 0, big-endian length) into stdout and stderr, with backpressure: a
- * frame is not taken until the output it goes to has room.
+ * frame is not taken until the output it goes to has room. Payloads are
+ * pushed straight into the outputs (plain Readables, no PassThrough).
  */
 export class DockerDemuxer extends Writable {
-  readonly stdout = new PassThrough({ highWaterMark: 64 * 1024 });
-  readonly stderr = new PassThrough({ highWaterMark: 64 * 1024 });
+  readonly stdout = new DemuxOutput();
+  readonly stderr = new DemuxOutput();
   #pending: Buffer = Buffer.alloc(0);
 
   constructor() {
@@ -22,8 +50,9 @@ export class DockerDemuxer extends Writable {
   }
 
   #endOutputs(): void {
-    if (!this.stdout.writableEnded) this.stdout.end();
-    if (!this.stderr.writableEnded) this.stderr.end();
+    // A second end is nothing to a Readable.
+    if (!this.stdout.destroyed) this.stdout.push(null);
+    if (!this.stderr.destroyed) this.stderr.push(null);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -37,15 +66,15 @@ export class DockerDemuxer extends Writable {
       buffer = buffer.subarray(8 + length);
       // 1 stdout, 2 stderr; 0 (stdin echo) is not output.
       const target = type === 1 ? this.stdout : type === 2 ? this.stderr : null;
-      if (target && payload.length > 0 && !target.write(payload)) {
-        waits.push(new Promise((resolve) => target.once("drain", resolve)));
-      }
+      if (target && payload.length > 0 && !target.push(payload)) waits.push(target.room());
     }
-    this.#pending = Buffer.from(buffer);
+    this.#pending = buffer.length ? Buffer.from(buffer) : EMPTY;
     if (waits.length === 0) callback();
     else void Promise.all(waits).then(() => callback());
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Takes the first line of a stream as the process id that a wrapper printed

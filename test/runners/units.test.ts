@@ -80,6 +80,31 @@ describe("runner building blocks", () => {
     expect(Buffer.concat(err).toString()).toBe("err-1\n");
   });
 
+  it("Docker's demuxer takes no more frames while an output's reader is behind, and all of them once it reads", async () => {
+    const frame = (type: number, payload: Buffer) => {
+      const header = Buffer.alloc(8);
+      header[0] = type;
+      header.writeUInt32BE(payload.length, 4);
+      return Buffer.concat([header, payload]);
+    };
+    const demux = new DockerDemuxer();
+    // 100 KiB of stdout in 4 writes, and nobody reading: the outputs hold 64 KiB.
+    const payloads = Array.from({ length: 4 }, (_, i) => Buffer.alloc(25 * 1024, 97 + i));
+    const taken: number[] = [];
+    for (const [i, payload] of payloads.entries()) demux.write(frame(1, payload), () => taken.push(i));
+    demux.end();
+    // The write that filled stdout waits for its reader; the ones after it are not taken meanwhile.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(taken).toEqual([0, 1]);
+    expect(demux.stdout.readableLength).toBe(75 * 1024);
+    const out: Buffer[] = [];
+    demux.stdout.on("data", (d) => out.push(d));
+    await new Promise((r) => demux.stdout.on("end", r));
+    expect(taken).toEqual([0, 1, 2, 3]);
+    expect(Buffer.concat(out).equals(Buffer.concat(payloads))).toBe(true);
+  });
+
   it("the remote wrapper reports its pid first and quotes everything else", async () => {
     expect(wrapperScript("echo 'hi'", "/tmp/a b", { A: "x'y" })).toBe(
       `echo $$ && cd -- '/tmp/a b' && export A='x'\\''y' && exec /bin/sh -c 'echo '\\''hi'\\'''`,
