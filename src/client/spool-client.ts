@@ -489,16 +489,20 @@ export class SpoolClient {
     } catch {
       return;
     }
-    for (const m of Array.isArray(message) ? message : [message]) {
-      if (m && typeof m.method === "string") {
-        if (m.id === undefined || m.id === null) {
-          for (const l of this.#listeners.get(m.method) ?? []) l(m.params);
-        } else {
-          void this.#answer(m.id, m.method, m.params);
-        }
+    if (Array.isArray(message)) for (const m of message) this.#take(m);
+    else this.#take(message);
+  }
+
+  /** One message: a notification, a request to answer, or the response to one of ours. */
+  #take(m: any): void {
+    if (m && typeof m.method === "string") {
+      if (m.id === undefined || m.id === null) {
+        for (const l of this.#listeners.get(m.method) ?? []) l(m.params);
       } else {
-        if (m && (typeof m.id === "number" || typeof m.id === "string")) this.#settle(m);
+        void this.#answer(m.id, m.method, m.params);
       }
+    } else {
+      if (m && (typeof m.id === "number" || typeof m.id === "string")) this.#settle(m);
     }
   }
 

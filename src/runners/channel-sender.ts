@@ -179,6 +179,8 @@ export class ChannelSender {
   }
 
   #wake(): void {
+    // Called at every pump: nobody waiting is the rule, and costs no new array.
+    if (this.#waiters.length === 0) return;
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w();
