@@ -267,7 +267,7 @@ export class ChannelSender {
     if (size <= 0) return null;
     // The whole buffer, most often (one read a chunk): no views of it to make.
     if (size === all.length) {
-      this.#buffered = [];
+      this.#buffered.length = 0;
       this.#bufferedBytes = 0;
       return all;
     }

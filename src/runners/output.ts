@@ -42,6 +42,12 @@ export class OutputPipe {
       },
     });
     source.on("data", this.#onData);
+    // A consumer that destroyed the output takes nothing more: the source is read on (and what it says dropped) to its end.
+    this.output.once("close", () => {
+      if (!this.#paused) return;
+      this.#paused = false;
+      this.source.resume();
+    });
     this.#ends = new Promise((resolve) => {
       source.once("end", () => {
         this.#end();
@@ -58,7 +64,7 @@ export class OutputPipe {
 
   readonly #onData = (chunk: Buffer): void => {
     this.#lastData = Date.now();
-    if (!this.output.push(chunk)) {
+    if (!this.output.push(chunk) && !this.output.destroyed) {
       this.#paused = true;
       this.source.pause();
     }

@@ -40,4 +40,16 @@ describe("a process's output after it exited", () => {
     await new Promise<void>((resolve) => (pipe.output.readableEnded ? resolve() : pipe.output.once("end", () => resolve())));
     expect(received).toBe(total);
   });
+
+  it("lets the process write to its end when the consumer destroyed the output it had held back", async () => {
+    const child = spawn(process.execPath, ["-e", "process.stdout.write(Buffer.alloc(1_000_000, 120))"], { stdio: ["ignore", "pipe", "inherit"] });
+    const pipe = new OutputPipe(child.stdout);
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // Nobody reads: the output fills and the source is paused.
+    while (pipe.output.readableLength < pipe.output.readableHighWaterMark) await new Promise((resolve) => setImmediate(resolve));
+    pipe.output.destroy();
+    // The process could not write the rest of its megabyte while the source stayed paused.
+    await exited;
+    await pipe.settle(50);
+  });
 });
