@@ -65,6 +65,24 @@ async function rawSocket(ts: TestServer, project: string) {
 const frame = (id: number, params: object, bytes: Uint8Array | string) =>
   encodeBinaryFrame({ jsonrpc: "2.0", id, method: "stream", params }, typeof bytes === "string" ? Buffer.from(bytes) : bytes);
 
+describe("the frame's layout", () => {
+  it("is the version byte, the header's UTF-8 length big-endian, the header, then the bytes; one frame after another leaves none of the last", () => {
+    const layout = (request: object, bytes: Buffer) => {
+      const header = Buffer.from(JSON.stringify(request));
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(header.length);
+      return Buffer.concat([Buffer.from([BINARY_FRAME_VERSION]), length, header, bytes]);
+    };
+    const long = { jsonrpc: "2.0" as const, id: 7, method: "stream", params: { run: "é✓😀".repeat(50), path: "p", channel: 1, seq: 3 } };
+    const short = { jsonrpc: "2.0" as const, id: "8", method: "stream", params: { run: "r", path: "q", channel: 2, seq: 4 } };
+    expect(Buffer.from(encodeBinaryFrame(long, Buffer.from([0, 1, 255])))).toEqual(layout(long, Buffer.from([0, 1, 255])));
+    expect(Buffer.from(encodeBinaryFrame(short, Buffer.alloc(0)))).toEqual(layout(short, Buffer.alloc(0)));
+    // A header over the limit (in bytes, not characters) is refused.
+    const over = { jsonrpc: "2.0" as const, id: 9, method: "stream", params: { run: "é".repeat(8200) } };
+    expect(() => encodeBinaryFrame(over, Buffer.from("x"))).toThrow(RangeError);
+  });
+});
+
 describe("binary frames for stream chunks", () => {
   let ts: TestServer;
   beforeAll(async () => {
