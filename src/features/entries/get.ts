@@ -1,7 +1,7 @@
 import type { Core } from "../../core/index.js";
 import { ENTRY } from "../../core/status.js";
 import type { EntryRow } from "../../core/views.js";
-import { countLines, entrySummary, lineCount, sliceLines } from "../../core/views.js";
+import { countLines, entrySummary, lineCount, memoryLineReads, sliceLines } from "../../core/views.js";
 import { channelModelView, renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
 import { defineMethod } from "../../plugins/define-method.js";
@@ -11,7 +11,6 @@ import type { ConnectionHandle } from "../../rpc/connection-context.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
 import { ReadCap, type ReadGrant } from "../../rpc/read-cap.js";
 import { JsonStringBytes, OutgoingReply, ReplyParts } from "../../rpc/reply-bytes.js";
-import { memoryLineReads } from "../../store/chunk-reads.js";
 
 interface Slice {
   data: Buffer;
