@@ -325,7 +325,7 @@ class AppendBatcher {
       const newlines = countNewlines(data);
       inserts.push({ entryId, seq: next, byteOffset: entry.bytes, lineOffset: entry.newlines, newlines, data });
       entry = advance(entry, data, newlines, next);
-      outcomes.push({ kind: "appended", seq: next, bytes: entry.bytes, lines: lineCount(entry), entry });
+      outcomes.push({ kind: "appended", seq: next, bytes: entry.bytes, lines: lineCount(entry) });
     }
     return { was, final: entry, items, inserts, outcomes };
   }
@@ -433,7 +433,7 @@ async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<{ ou
     if (seq !== undefined && seq <= entry.last_seq) {
       const previous = stored.get(`${entryId}:${seq}`) ?? inserts.find((i) => i.entryId === entryId && i.seq === seq)?.data;
       if (!previous?.equals(data)) return { kind: "mismatch", seq };
-      return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry), entry };
+      return { kind: "duplicate", seq, bytes: entry.bytes, lines: lineCount(entry) };
     }
     if (entry.status !== open) return { kind: "closed", status: entry.status };
     const next = entry.last_seq + 1;
@@ -442,7 +442,7 @@ async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<{ ou
     inserts.push({ entryId, seq: next, byteOffset: entry.bytes, lineOffset: entry.newlines, newlines, data });
     const updated = advance(entry, data, newlines, next);
     entries.set(entryId, updated);
-    return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated), entry: updated };
+    return { kind: "appended", seq: next, bytes: updated.bytes, lines: lineCount(updated) };
   });
   if (inserts.length === 0) return { outcomes, rows: [...entries.values()] };
   // One multi-row INSERT with a parameter per value: node-postgres sends a Buffer parameter as binary, where a

@@ -1,7 +1,7 @@
 import type SQLite from "better-sqlite3";
 import type { Kysely } from "kysely";
 import type { BusyRetryOptions } from "./busy.js";
-import type { Database, EntryRow } from "./schema.js";
+import type { Database } from "./schema.js";
 
 /**
  * The store's shape, apart from how it is opened: database.ts opens a SQLite
@@ -11,8 +11,8 @@ import type { Database, EntryRow } from "./schema.js";
 
 /** What one append did (see chunks.ts). */
 export type AppendOutcome =
-  | { kind: "appended"; seq: number; bytes: number; lines: number; entry: EntryRow }
-  | { kind: "duplicate"; seq: number; bytes: number; lines: number; entry: EntryRow }
+  | { kind: "appended"; seq: number; bytes: number; lines: number }
+  | { kind: "duplicate"; seq: number; bytes: number; lines: number }
   /** The seq is stored already, with other bytes: a forgery or a confused producer. */
   | { kind: "mismatch"; seq: number }
   | { kind: "closed"; status: number }
