@@ -1,11 +1,14 @@
 import type { ConnectionHandle } from "../rpc/connection-context.js";
 import type { ReadCap } from "../rpc/read-cap.js";
+import { JsonStringBytes } from "../rpc/reply-bytes.js";
 
 export type WatchEncoding = "utf8" | "base64";
 
 interface ChannelWatch {
   entryId: number;
   channel: number;
+  /** The UTF-8 bytes of this watch's stream/data notifications up to their seq (the same for each chunk), made at the first. */
+  head: Buffer | null;
   lastSent: number;
   replaying: boolean;
   /** Live chunks that arrived during replay, sent once replay catches up. */
@@ -94,6 +97,7 @@ export class WatcherHub {
       sub.channels.set(ch.entryId, {
         entryId: ch.entryId,
         channel: ch.channel,
+        head: null,
         lastSent: ch.after,
         replaying: true,
         pending: [],
@@ -149,7 +153,7 @@ export class WatcherHub {
   /** A chunk was committed to a channel. */
   publish(entryId: number, seq: number, data: Buffer): void {
     // The chunk is encoded and escaped into JSON once per encoding, however many watch the channel.
-    const texts = new Map<WatchEncoding, string>();
+    const texts = new Map<WatchEncoding, JsonStringBytes>();
     for (const sub of this.#byEntry.get(entryId) ?? []) {
       const watch = sub.channels.get(entryId)!;
       const limit = this.lagLimit(sub.connection);
@@ -181,21 +185,24 @@ export class WatcherHub {
    * Sends one chunk if it is the next one for this watcher (replay and live never duplicate). `texts` keeps the
    * chunk's JSON string per encoding for the other watchers of the same chunk.
    */
-  sendChunk(sub: Subscription, entryId: number, seq: number, data: Buffer, texts?: Map<WatchEncoding, string>): void {
+  sendChunk(sub: Subscription, entryId: number, seq: number, data: Buffer, texts?: Map<WatchEncoding, JsonStringBytes>): void {
     const watch = sub.channels.get(entryId);
     if (!watch || sub.closed || seq <= watch.lastSent) return;
     watch.lastSent = seq;
     if (sub.connection.sendSerialized) {
+      // The chunk's JSON string is escaped from its bytes once per encoding (no string made of it), and the
+      // notification is written as UTF-8 bytes: byte for byte what JSON.stringify makes of the object below.
       let chunk = texts?.get(sub.encoding);
       if (chunk === undefined) {
-        chunk = JSON.stringify(data.toString(sub.encoding));
+        chunk = new JsonStringBytes(data, sub.encoding);
         texts?.set(sub.encoding, chunk);
       }
-      // The same text JSON.stringify makes of the notification below, the chunk's part not made again.
+      // The part before the seq is the same for each chunk of the watch: made once.
       const s = JSON.stringify;
-      sub.connection.sendSerialized(
-        `{"jsonrpc":"2.0","method":"stream/data","params":{"subscription":${s(sub.id)},"run":${s(sub.run)},"path":${s(sub.path)},"channel":${watch.channel},"seq":${seq},"chunk":${chunk},"encoding":${s(sub.encoding)}}}`,
+      watch.head ??= Buffer.from(
+        `{"jsonrpc":"2.0","method":"stream/data","params":{"subscription":${s(sub.id)},"run":${s(sub.run)},"path":${s(sub.path)},"channel":${watch.channel},"seq":`,
       );
+      sub.connection.sendSerialized(dataMessage(watch.head, seq, chunk, sub.encoding));
       return;
     }
     sub.connection.notify("stream/data", {
@@ -254,4 +261,20 @@ export class WatcherHub {
     this.remove(sub);
     sub.connection.notify("stream/lagged", { subscription: sub.id, run: sub.run, path: sub.path, lastSeq });
   }
+}
+
+const CHUNK_FIELD = Buffer.from(',"chunk":');
+const TAILS: Record<WatchEncoding, Buffer> = { utf8: Buffer.from(',"encoding":"utf8"}}'), base64: Buffer.from(',"encoding":"base64"}}') };
+
+/** A stream/data notification as UTF-8 bytes: the watch's `head`, the seq, `,"chunk":`, the chunk's JSON string, the encoding. */
+function dataMessage(head: Buffer, seq: number, chunk: JsonStringBytes, encoding: WatchEncoding): Buffer {
+  const digits = String(seq);
+  const tail = TAILS[encoding];
+  const out = Buffer.allocUnsafe(head.length + digits.length + CHUNK_FIELD.length + chunk.length + tail.length);
+  let at = head.copy(out, 0);
+  at += out.write(digits, at, "latin1");
+  at += CHUNK_FIELD.copy(out, at);
+  at = chunk.writeTo(out, at);
+  tail.copy(out, at);
+  return out;
 }

@@ -31,8 +31,8 @@ export interface ConnectionHandle {
   /** Binds the connection to a project (what `initialize` does); a second call throws. */
   join(project: ProjectRef, clientInfo: { name: string; version: string } | null): void;
   notify(method: string, params: unknown): void;
-  /** Sends a notification already serialized as JSON text (one text made once for many connections, or many watchers). */
-  sendSerialized?(text: string): void;
+  /** Sends a notification already serialized as JSON text, or as that text's UTF-8 bytes (one text made once for many connections, or many watchers). */
+  sendSerialized?(text: string | Buffer): void;
   /** Server → client request (used by runners); rejects when the connection closes. */
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
   /** Bytes sent to the peer and not yet flushed to it. */

@@ -268,8 +268,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     return this.requests.run(kind, work, undefined);
   }
 
-  /** Sends an already serialized notification (one text for every connection of a project). */
-  sendSerialized(text: string): void {
+  /** Sends an already serialized notification (one text for every connection of a project), as JSON text or its UTF-8 bytes. */
+  sendSerialized(text: string | Buffer): void {
     this.#sendText(text);
   }
 

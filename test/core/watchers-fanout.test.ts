@@ -13,7 +13,7 @@ function recorder(id: string) {
     state: new Map(),
     join: () => undefined,
     notify: (method: string, params: unknown) => notified.push({ jsonrpc: "2.0", method, params }),
-    sendSerialized: (text: string) => texts.push(text),
+    sendSerialized: (text: string | Buffer) => texts.push(typeof text === "string" ? text : text.toString("utf8")),
     request: () => Promise.resolve(null),
     bufferedAmount: () => 0,
     onClose: () => undefined,
@@ -35,8 +35,9 @@ describe("watcher fan-out", () => {
       return originalToString(encoding);
     }) as typeof data.toString;
     hub.publish(7, 1, data);
-    // Two encodings among three watchers: two encodings made, not three.
-    expect(escapes).toBe(2);
+    // Two encodings among three watchers: the utf8 JSON string is escaped from the bytes (no string made of them),
+    // the base64 one made once for its watcher.
+    expect(escapes).toBe(1);
     for (const [i, w] of watchers.entries()) {
       expect(w.notified).toEqual([]);
       expect(w.texts).toHaveLength(1);
@@ -64,5 +65,44 @@ describe("watcher fan-out", () => {
       [1, 2],
       [1, 2],
     ]);
+  });
+
+  it("a notification made as bytes is byte for byte the JSON of the notification object: every byte value, invalid UTF-8, both encodings", () => {
+    const hub = new WatcherHub(1 << 20);
+    const watchers = (["utf8", "base64"] as const).map((encoding) => {
+      const w = recorder(encoding);
+      const sub = hub.add(w.connection, "r", 'sh://turn_1/"q"_1', encoding, [{ entryId: 3, channel: 2, after: 0 }]);
+      hub.finishReplay(sub, 3, null);
+      return { ...w, sub, encoding };
+    });
+    const chunks = [
+      Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+      Buffer.from(Array.from({ length: 128 }, (_, i) => i)),
+      Buffer.from("plain line, no escapes"),
+      Buffer.alloc(0),
+      Buffer.from('"\\\n\r\t\b\f\u0000\u001f\u007f \u2028 é ✓ 😀'),
+      Buffer.from([0x61, 0xc3, 0x0a, 0xe2, 0x82]),
+      Buffer.from("x".repeat(70_000)),
+    ];
+    for (const [i, data] of chunks.entries()) hub.publish(3, i + 1, data);
+    for (const w of watchers) {
+      expect(w.texts).toEqual(
+        chunks.map((data, i) =>
+          JSON.stringify({
+            jsonrpc: "2.0",
+            method: "stream/data",
+            params: {
+              subscription: w.sub.id,
+              run: "r",
+              path: 'sh://turn_1/"q"_1',
+              channel: 2,
+              seq: i + 1,
+              chunk: data.toString(w.encoding),
+              encoding: w.encoding,
+            },
+          }),
+        ),
+      );
+    }
   });
 });
