@@ -178,31 +178,37 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   runOrdered<T>(key: string, work: (admit: () => void) => Promise<T>, pipelined = false): Promise<T> {
     const sep = key.indexOf(ORDER_SEP);
     const group = sep === -1 ? key : key.slice(0, sep);
+    // What this call waits for: promises that never reject (an earlier call's admission or its finish).
     const before: Promise<unknown>[] = [];
     let sameKey: OrderTail | undefined;
-    const collect = (g: string, all: boolean) => {
-      for (const [other, tail] of this.#tails.get(g) ?? []) {
-        if (other === key) sameKey = tail;
-        else if (all || other === g || key === g) before.push(tail.done);
+    if (key === "") {
+      for (const tails of this.#tails.values()) {
+        for (const [other, tail] of tails) {
+          if (other === key) sameKey = tail;
+          else before.push(tail.done);
+        }
       }
-    };
-    if (key === "") for (const g of this.#tails.keys()) collect(g, true);
-    else {
-      collect(group, false);
-      collect("", true);
+    } else {
+      const mine = this.#tails.get(group);
+      if (mine) {
+        for (const [other, tail] of mine) {
+          if (other === key) sameKey = tail;
+          else if (other === group || key === group) before.push(tail.done);
+        }
+      }
+      const unkeyed = this.#tails.get("");
+      if (unkeyed) for (const tail of unkeyed.values()) before.push(tail.done);
     }
     if (sameKey) before.push(pipelined && sameKey.pipelined ? sameKey.admitted : sameKey.done);
     let admit!: () => void;
     const admitted = new Promise<void>((resolve) => (admit = resolve));
-    const next = (before.length ? Promise.allSettled(before) : Promise.resolve()).then(() => work(admit));
-    const settled = next.then(
-      () => admit(),
-      () => admit(),
-    );
+    const waited = before.length === 0 ? Promise.resolve() : before.length === 1 ? before[0]! : Promise.all(before);
+    const next = waited.then(() => work(admit));
+    const settled = next.then(admit, admit);
     const tails = this.#tails.get(group) ?? new Map<string, OrderTail>();
     this.#tails.set(group, tails);
     // Finished when it and every earlier call with its key have: the one entry per key stands for all of them.
-    const done: Promise<unknown> = sameKey ? Promise.allSettled([sameKey.done, settled]) : settled;
+    const done: Promise<unknown> = sameKey ? sameKey.done.then(() => settled) : settled;
     // `settled` admits whatever happened, so `admitted` resolves by then at the latest (no race needed).
     const tail: OrderTail = { pipelined, admitted, done };
     void done.then(() => {

@@ -76,6 +76,8 @@ export class RpcHost {
   readonly memory: ClientMemory | undefined;
   readonly #scheduler = new TurnScheduler();
   #installed = false;
+  /** The fields every handler's context gets from `events.context`, made at the first call (after start-up). */
+  #context: Record<string, unknown> | undefined;
   #inFlight = 0;
   #idleWaiters: (() => void)[] = [];
 
@@ -140,8 +142,11 @@ export class RpcHost {
     });
   }
 
-  async #dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | OutgoingReply | null> {
-    if (!Array.isArray(message)) return this.#single(message, connection, undefined, bytes);
+  #dispatch(message: unknown, connection: ServerConnection, bytes?: Buffer): Promise<string | OutgoingReply | null> {
+    return Array.isArray(message) ? this.#batch(message, connection) : this.#single(message, connection, undefined, bytes);
+  }
+
+  async #batch(message: unknown[], connection: ServerConnection): Promise<string | OutgoingReply | null> {
     if (message.length === 0) return JSON.stringify(invalidRequest(null));
     const maxBatch = this.events.maxBatchSize ?? Number.POSITIVE_INFINITY;
     if (message.length > maxBatch) {
@@ -237,7 +242,12 @@ export class RpcHost {
           // A batch whose reply is already over the budget: what has not started is not run.
           if (batch?.over) return request.id === undefined ? null : JSON.stringify(replyTooLarge(request.id, batch.budget));
           const parts = new ReplyParts(batch !== undefined);
-          return serialize(await this.#call(def, request, connection, bytes, parts), parts);
+          this.#inFlight++;
+          try {
+            return serialize(await this.#invoke(def, request, connection, bytes, parts), parts);
+          } finally {
+            if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+          }
         } finally {
           if (def.ordered) connection.orderedPending--;
         }
@@ -246,21 +256,6 @@ export class RpcHost {
       // Ordered calls (appends) overlap: capped by maxOrderedInFlight and cheap to start, they share group commits.
       Boolean(def.ordered),
     );
-  }
-
-  async #call(
-    def: MethodDefinition,
-    request: JSONRPCRequest,
-    connection: ServerConnection,
-    frameBytes: Buffer | undefined,
-    parts: ReplyParts,
-  ): Promise<JSONRPCResponse | null> {
-    this.#inFlight++;
-    try {
-      return await this.#invoke(def, request, connection, frameBytes, parts);
-    } finally {
-      if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
-    }
   }
 
   /** `frameBytes`: the raw bytes of a binary frame, for the method's bytes field. */
@@ -305,7 +300,7 @@ export class RpcHost {
         });
       }
       const ctx: MethodContext = {
-        ...this.events.context?.(),
+        ...(this.#context ??= this.events.context?.()),
         connection,
         project: connection.project!,
         notify: (method, params) => connection.notify(method, params),

@@ -267,6 +267,14 @@ export class RequestQueue {
    */
   run<T, D>(kind: string, work: () => Promise<T>, dropped: D, overlaps = false): Promise<T | D> {
     if (this.#closed) return Promise.resolve(dropped);
+    if (overlaps && !this.#pumping && this.#queue.size === 0 && this.ready() === null) {
+      // Nothing queued ahead of it and the peer reads: started here as the pump would start it now, without a
+      // job, its closures and a promise around the work (one per stream chunk).
+      this.#overlapping++;
+      const running = work();
+      running.then(this.#overlapFinished, this.#overlapFinished);
+      return running;
+    }
     return new Promise<T | D>((resolve, reject) => {
       this.#queue.push({
         kind,
@@ -320,6 +328,13 @@ export class RequestQueue {
       this.#pumping = false;
     }
   }
+
+  /** An overlapping request started by `run` itself has finished. */
+  readonly #overlapFinished = (): void => {
+    this.#overlapping--;
+    if (!this.#pumping && this.#queue.size > 0) void this.#pump();
+    this.finished();
+  };
 
   /** Starts a job; the promise settles (never rejects) once it has finished and the queue took note. */
   #start(job: Job): Promise<void> {
