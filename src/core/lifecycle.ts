@@ -37,6 +37,21 @@ export const INPUT_CHANNEL = 0;
 /** The method each operation is called through, as refusals name it. */
 const METHOD: Partial<Record<Operation, string>> = { append: "stream", complete: "stream/completed", abort: "stream/aborted", claim: "stream/claim" };
 
+/** Where a channel's appends go, kept while it is open. */
+interface AppendTarget {
+  projectId: number;
+  run: string;
+  channel: number;
+  entryId: number;
+  producerId: number;
+}
+
+/** The target of (project, run, channel) among those of one path. */
+function findTarget(targets: AppendTarget[] | undefined, projectId: number, run: string, channel: number): AppendTarget | undefined {
+  if (targets) for (const t of targets) if (t.projectId === projectId && t.run === run && t.channel === channel) return t;
+  return undefined;
+}
+
 /**
  * The one owner of the producer lifecycle. Every status change of a proposal
  * or a data channel happens here, each stored, announced and hooked exactly
@@ -51,9 +66,13 @@ const METHOD: Partial<Record<Operation, string>> = { append: "stream", complete:
  * connection in `Owners`.
  */
 export class Lifecycle {
-  /** Channel lookups for appends, per (project, run, path, channel); dropped when the producer finishes. */
-  readonly #targets = new Map<string, { entryId: number; producerId: number }>();
-  readonly #targetKeys = new Map<number, string[]>();
+  /**
+   * Channel lookups for appends, by path (the string a chunk's params already hold: no key made per chunk), then
+   * (project, run, channel); dropped when the producer finishes.
+   */
+  readonly #targets = new Map<string, AppendTarget[]>();
+  /** The paths of each producer's targets. */
+  readonly #targetPaths = new Map<number, string[]>();
   /** The other servers sharing the database (set once the cluster link exists). */
   #others: OtherServers | null = null;
   readonly #effects: Effects;
@@ -402,10 +421,9 @@ export class Lifecycle {
     /** Called once the chunk is queued for its commit, behind the chunks queued before it. */
     queued?: () => void,
   ): Promise<{ channel: number; seq: number; bytes: number; duplicate: boolean }> {
-    const key = `${project.id}\u0000${params.run}\u0000${params.path}\u0000${params.channel}`;
-    let target = this.#targets.get(key);
+    let target = findTarget(this.#targets.get(params.path), project.id, params.run, params.channel);
     // The owner of a channel it has written before goes straight to the store; anything else asks the table.
-    if (!target || !this.owners.isOwner(target.producerId, caller)) target = await this.#appendTarget(caller, project, params, key);
+    if (!target || !this.owners.isOwner(target.producerId, caller)) target = await this.#appendTarget(caller, project, params);
     const appended = this.#repos.chunks.append(target.entryId, params.data, params.seq, ENTRY.streaming);
     queued?.();
     const outcome = await appended;
@@ -426,12 +444,7 @@ export class Lifecycle {
   }
 
   /** The channel an append goes to, once the table lets `caller` append there; kept for the next appends while it is open. */
-  async #appendTarget(
-    caller: ConnectionHandle,
-    project: ProjectRef,
-    params: { run: string; path: string; channel: number },
-    key: string,
-  ): Promise<{ entryId: number; producerId: number }> {
+  async #appendTarget(caller: ConnectionHandle, project: ProjectRef, params: { run: string; path: string; channel: number }): Promise<AppendTarget> {
     const { log } = await this.requireLog(project, params.run, params.path);
     const { state, channels } = await this.#state(log);
     const channel = channels.find((c) => c.channel === params.channel);
@@ -443,10 +456,11 @@ export class Lifecycle {
           ? notOwner(params.path, METHOD.append!)
           : noChannel(params.run, params.path, params.channel),
     );
-    const target = { entryId: channel.id, producerId: log.id };
-    if (channel.status === ENTRY.streaming && !this.#targets.has(key)) {
-      this.#targets.set(key, target);
-      this.#targetKeys.set(log.id, [...(this.#targetKeys.get(log.id) ?? []), key]);
+    const target: AppendTarget = { projectId: project.id, run: params.run, channel: params.channel, entryId: channel.id, producerId: log.id };
+    const same = this.#targets.get(params.path);
+    if (channel.status === ENTRY.streaming && !findTarget(same, project.id, params.run, params.channel)) {
+      this.#targets.set(params.path, [...(same ?? []), target]);
+      this.#targetPaths.set(log.id, [...(this.#targetPaths.get(log.id) ?? []), params.path]);
     }
     return target;
   }
@@ -565,8 +579,12 @@ export class Lifecycle {
 
   #forget(producerId: number): void {
     this.owners.forget(producerId);
-    for (const key of this.#targetKeys.get(producerId) ?? []) this.#targets.delete(key);
-    this.#targetKeys.delete(producerId);
+    for (const path of this.#targetPaths.get(producerId) ?? []) {
+      const kept = (this.#targets.get(path) ?? []).filter((t) => t.producerId !== producerId);
+      if (kept.length > 0) this.#targets.set(path, kept);
+      else this.#targets.delete(path);
+    }
+    this.#targetPaths.delete(producerId);
   }
 
   /** Another server finished the producer: nobody here owns it any more. */

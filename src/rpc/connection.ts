@@ -230,6 +230,9 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.#send({ jsonrpc: "2.0", method, params });
   }
 
+  /** `notify` as a function of its own (a handler's `ctx.notify`), made once per connection. */
+  readonly notifier = (method: string, params: unknown): void => this.notify(method, params);
+
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown> {
     if (this.#closed || this.#closing) return Promise.reject(new Error("connection closed"));
     const requester = timeoutMs ? this.#client.timeout(timeoutMs) : this.#client;

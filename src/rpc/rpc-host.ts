@@ -266,8 +266,8 @@ export class RpcHost {
     frameBytes: Buffer | undefined,
     parts: ReplyParts,
   ): Promise<JSONRPCResponse | null> {
-    const respond = (body: { result: unknown } | { error: RpcErrorObject }): JSONRPCResponse | null =>
-      request.id === undefined ? null : ({ jsonrpc: "2.0", id: request.id, ...body } as JSONRPCResponse);
+    // Built for the fewest objects a call: one per stream chunk (no closures over the call, no { success, data } wrappers).
+    const id = request.id;
     try {
       if (def.access !== "none" && !connection.project) {
         throw new SpoolError("NOT_INITIALIZED", `Call "initialize" before "${def.name}"`);
@@ -292,38 +292,57 @@ export class RpcHost {
         bytes = (params as Record<string, Buffer>)[field];
         params = { ...params, [field]: "" };
       }
-      const quick = def.quickParams?.(params);
-      const parsed = quick !== undefined ? { success: true as const, data: quick } : def.params.safeParse(params);
-      if (!parsed.success) {
-        return respond({
-          error: rpcError("INVALID_PARAMS", `Invalid params for ${def.name}`, { issues: describeIssues(parsed.error) }),
-        });
+      let data = def.quickParams?.(params);
+      if (data === undefined) {
+        const parsed = def.params.safeParse(params);
+        if (!parsed.success) {
+          return failed(id, rpcError("INVALID_PARAMS", `Invalid params for ${def.name}`, { issues: describeIssues(parsed.error) }));
+        }
+        data = parsed.data;
       }
+      // One shape for every call (`bytes` undefined when there are none): the shared fields first, then the call's.
       const ctx: MethodContext = {
         ...(this.#context ??= this.events.context?.()),
         connection,
         project: connection.project!,
-        notify: (method, params) => connection.notify(method, params),
+        notify: connection.notifier,
         signal: connection.signal,
         reply: parts,
-        ...(bytes ? { bytes } : {}),
+        bytes,
       };
-      const run = (admit?: () => void) => {
-        if (admit && def.pipelined) ctx.admit = admit;
-        return Promise.resolve(def.handler(parsed.data, ctx));
-      };
-      const key = typeof def.ordered === "function" ? def.ordered(parsed.data) : "";
-      const result = await (def.ordered ? connection.runOrdered(key, run, def.pipelined === true) : run());
-      const checked = def.quickResult?.(result) ? { success: true as const, data: result } : def.result.safeParse(result);
+      const result = await (def.ordered
+        ? connection.runOrdered(
+            typeof def.ordered === "function" ? def.ordered(data) : "",
+            (admit) => {
+              if (def.pipelined) ctx.admit = admit;
+              return Promise.resolve(def.handler(data, ctx));
+            },
+            def.pipelined === true,
+          )
+        : def.handler(data, ctx));
+      if (def.quickResult?.(result)) return succeeded(id, result);
+      const checked = def.result.safeParse(result);
       if (!checked.success) {
         this.log.error(`result of ${def.name} does not match its schema`, describeIssues(checked.error));
-        return respond({ error: rpcError("INTERNAL_ERROR", "Internal error") });
+        return failed(id, rpcError("INTERNAL_ERROR", "Internal error"));
       }
-      return respond({ result: checked.data });
+      return succeeded(id, checked.data);
     } catch (error) {
-      return respond({ error: toRpcError(error, (msg, err) => this.log.error(`${msg} (${def.name})`, err)) });
+      return failed(
+        id,
+        toRpcError(error, (msg, err) => this.log.error(`${msg} (${def.name})`, err)),
+      );
     }
   }
+}
+
+/** The reply to a request (none for a notification: no id). */
+function succeeded(id: JSONRPCRequest["id"], result: unknown): JSONRPCResponse | null {
+  return id === undefined ? null : ({ jsonrpc: "2.0", id, result } as JSONRPCResponse);
+}
+
+function failed(id: JSONRPCRequest["id"], error: RpcErrorObject): JSONRPCResponse | null {
+  return id === undefined ? null : ({ jsonrpc: "2.0", id, error } as JSONRPCResponse);
 }
 
 /**
