@@ -204,7 +204,11 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     const admitted = new Promise<void>((resolve) => (admit = resolve));
     const waited = before.length === 0 ? Promise.resolve() : before.length === 1 ? before[0]! : Promise.all(before);
     const next = waited.then(() => work(admit));
-    const settled = next.then(admit, admit);
+    // Admitted whatever happened (its outcome is not handed to `admit`: a result that is a thenable is not followed).
+    const settled = next.then(
+      () => admit(),
+      () => admit(),
+    );
     const tails = this.#tails.get(group) ?? new Map<string, OrderTail>();
     this.#tails.set(group, tails);
     // Finished when it and every earlier call with its key have: the one entry per key stands for all of them.
