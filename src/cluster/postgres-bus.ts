@@ -21,6 +21,8 @@ const CHANNEL = "spool_cluster";
 const MAX_PAYLOAD = 7000;
 /** Messages waiting to be sent, or received and waiting to be handled, at most. */
 const MAX_QUEUED = 10_000;
+/** Channels whose last chunk mark a server alone on the database keeps unsent, at most (the channels appended to last). */
+const HELD_MARKS = 4096;
 /** Channels whose new chunks are read at the same time when marks come in. */
 const MARK_READERS = 8;
 /** Announcements older than this are pruned, and not acted on (a row's time is under its MAC). */
@@ -53,12 +55,22 @@ export interface PostgresBusOptions {
  * its sender and addressee agree with the row. Others are dropped and logged.
  * Chunk marks are not rows and carry no MAC: all they make a server do is
  * read committed chunks of a channel its watchers watch.
+ *
+ * A server alone on the database sends no chunk marks (nobody would read them; on the load bench they were a
+ * NOTIFY per turn of the event loop with appends): it keeps the last one per channel, for the HELD_MARKS channels
+ * appended to last, and sends those as soon as another server is known to be alive, so that server's watchers
+ * read what was committed before it was known. A server says `h:<id>` when it starts listening, so the others
+ * know it at once rather than at their next look at the servers alive (pollMs).
  */
 export class PostgresBus implements Bus {
   readonly shared = true;
   #client: pg.Client | null = null;
   #handlers: BusHandlers | null = null;
   #known = new Set<number>();
+  /** Another server is alive (as #known says, or it said hello since the last look began): chunk marks go out. */
+  #others = false;
+  /** When the last hello of another server came (performance.now()). */
+  #helloAt = Number.NEGATIVE_INFINITY;
   #poll: NodeJS.Timeout | null = null;
   #prune: NodeJS.Timeout | null = null;
   #closed = false;
@@ -100,6 +112,7 @@ export class PostgresBus implements Bus {
     for (const [server, seq] of await lastEventSeqs(this.pool)) this.#lastSeq.set(server, seq);
     await this.#listen();
     this.#known = new Set(await this.alive());
+    this.#others = [...this.#known].some((id) => id !== this.serverId);
     const pollMs = this.options.pollMs ?? 1000;
     this.#poll = setInterval(
       () => void this.#look().catch((error: unknown) => this.log.warn(`cluster: could not look at the servers alive: ${String(error)}`)),
@@ -135,6 +148,8 @@ export class PostgresBus implements Bus {
     });
     await listen(client, CHANNEL);
     this.#client = client;
+    // The others send their chunk marks from now on (a server alone holds them back).
+    this.#enqueueOut(() => notify(client, CHANNEL, `h:${this.serverId}`));
   }
 
   async alive(): Promise<number[]> {
@@ -144,9 +159,12 @@ export class PostgresBus implements Bus {
   }
 
   async #look(): Promise<void> {
+    const asked = performance.now();
     const now = new Set(await this.alive());
     const gone = [...this.#known].filter((id) => !now.has(id));
     this.#known = now;
+    // A hello that came while the database was asked may be from a server the answer does not show yet.
+    this.#setOthers([...now].some((id) => id !== this.serverId) || this.#helloAt >= asked);
     if (gone.length) this.#enqueueIn(() => this.#handlers!.gone(gone));
   }
 
@@ -173,14 +191,28 @@ export class PostgresBus implements Bus {
   }
 
   chunk(entryId: number, seq: number): void {
+    if (!this.#others) {
+      // Alone: held, the channel's mark moved to the back (the least recently appended go first past the bound).
+      this.#marks.delete(entryId);
+      this.#marks.set(entryId, seq);
+      if (this.#marks.size > HELD_MARKS) this.#marks.delete(this.#marks.keys().next().value!);
+      return;
+    }
     this.#marks.set(entryId, seq);
     this.#markFlush ??= setImmediate(() => this.#flushMarks());
+  }
+
+  /** Whether another server is alive; once one is, the marks held while alone go out. */
+  #setOthers(others: boolean): void {
+    const joined = others && !this.#others;
+    this.#others = others;
+    if (joined) this.#flushMarks();
   }
 
   #flushMarks(): void {
     if (this.#markFlush) clearImmediate(this.#markFlush);
     this.#markFlush = null;
-    if (this.#marks.size === 0) return;
+    if (this.#marks.size === 0 || !this.#others) return;
     const payloads: string[] = [];
     let current = `c:${this.serverId}:`;
     let empty = true;
@@ -220,6 +252,14 @@ export class PostgresBus implements Bus {
   #received(payload: string): void {
     if (payload.startsWith("i:")) {
       this.#receivedInline(payload);
+      return;
+    }
+    if (payload.startsWith("h:")) {
+      // Unsigned, like the marks: all a hello does is make this server send its chunk marks until its next look.
+      if (Number(payload.slice(2)) !== this.serverId) {
+        this.#helloAt = performance.now();
+        this.#setOthers(true);
+      }
       return;
     }
     const [kind, origin, rest, to] = payload.split(":");
