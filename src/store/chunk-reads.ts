@@ -12,8 +12,11 @@ import { prepareEarly, sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./s
  * needs them, never a page of chunks to cut a few lines out of the first.
  */
 
-/** Chunk rows fetched by the line reads (readLines), for tests: a read of 20 lines fetches O(1) of them. */
-export const chunkReadStats = { rows: 0, bytes: 0 };
+/**
+ * Chunk rows taken by the line reads (readLines), for tests: a read of 20 lines fetches O(1) of them; and, through
+ * Kysely, the pages of chunks after the first fetched and their rows.
+ */
+export const chunkReadStats = { rows: 0, bytes: 0, pages: 0, fetched: 0 };
 
 /** Chunks with seq in (after, after + limit], in order. */
 export function readChunksAfter(db: Kysely<Database>, entryId: number, after: number, limit: number): Promise<ChunkRow[]> {
@@ -29,7 +32,8 @@ interface ChunkPart {
 
 /** The chunk holding the start of 0-based line `line`, and the newlines of it before that line. */
 interface Start {
-  chunk: ChunkPart;
+  /** With its byte_offset when read through Kysely. */
+  chunk: ChunkPart & { byte_offset?: number };
   skip: number;
 }
 
@@ -220,7 +224,7 @@ function* lastChunkBefore(line: number, last: LinePlace): Generator<number, numb
  * data: on PostgreSQL one query over chunks_by_line, on SQLite (`bySeq`) the search above.
  */
 async function startOf(db: Kysely<Database>, entryId: number, line: number, bySeq: boolean): Promise<Start | undefined> {
-  const columns = ["seq", "line_offset", "newlines", "data"] as const;
+  const columns = ["seq", "line_offset", "byte_offset", "newlines", "data"] as const;
   if (line === 0) {
     const row = await db.selectFrom("chunks").select(columns).where("entry_id", "=", entryId).where("seq", ">", 0).orderBy("seq").limit(1).executeTakeFirst();
     return row && { chunk: row, skip: 0 };
@@ -264,16 +268,19 @@ async function startOf(db: Kysely<Database>, entryId: number, line: number, bySe
   return row && { chunk: row, skip: line - row.line_offset };
 }
 
-/** Up to `limit` chunks after `after` through Kysely. */
-function partsAfter(db: Kysely<Database>, entryId: number, after: number, limit: number): Promise<ChunkPart[]> {
-  return db
-    .selectFrom("chunks")
-    .select(["seq", "newlines", "data"])
-    .where("entry_id", "=", entryId)
-    .where("seq", ">", after)
+/** Up to `limit` chunks after `after` through Kysely; given `bound`, only those starting before line `lineEnd` and at or before byte `byteEnd`. */
+function partsAfter(db: Kysely<Database>, entryId: number, after: number, limit: number, bound?: { lineEnd: number; byteEnd: number }): Promise<ChunkPart[]> {
+  let query = db.selectFrom("chunks").select(["seq", "newlines", "data"]).where("entry_id", "=", entryId).where("seq", ">", after);
+  if (bound) query = query.where("line_offset", "<", bound.lineEnd).where("byte_offset", "<=", bound.byteEnd);
+  chunkReadStats.pages++;
+  return query
     .orderBy("seq")
     .limit(limit)
-    .execute();
+    .execute()
+    .then((rows) => {
+      chunkReadStats.fetched += rows.length;
+      return rows;
+    });
 }
 
 /** The chunk reads' statements of one SQLite connection. */
@@ -298,14 +305,20 @@ function sync<T>(sqlite: SQLite.Database | undefined, read: (statements: Stateme
   return syncRead(sqlite, () => read(statementsFor(sqlite!, chunkStatements)));
 }
 
+/** Chunks a bounded Kysely page fetches at most (the bounds keep it to what the read takes, and one chunk more). */
+const BOUNDED_PAGE = 64;
+
 /** Bytes a read fetches synchronously before it lets the event loop run (Kysely's pages are as large). */
 const SYNC_SLICE_BYTES = 1024 * 1024;
 
 /**
  * Reads `count` lines starting at 0-based `line` from a streamed entry,
  * fetching the chunk that holds its first line (an index lookup) and then the
- * following ones only while they are needed: one at a time on SQLite, in
- * pages of 1, 2, 4… up to 16 through Kysely.
+ * following ones only while they are needed: one at a time on SQLite; through
+ * Kysely (PostgreSQL) in pages of 64 of the chunks that start within the lines
+ * asked for and within maxBytes of the first one (a tail of 20 short lines: one
+ * round trip, not five), or, where the first chunk's byte offset is not known,
+ * in pages of 1, 2, 4… up to 16.
  */
 async function linesOf(
   db: Kysely<Database>,
@@ -341,7 +354,12 @@ async function linesOf(
     return cutter.take(chunk);
   };
   if (take(start.chunk)) return cutter.result();
-  let page = 1;
+  // Every chunk after the first that the read can need starts before line `line + count` and at most maxBytes past
+  // the first chunk's end (the next one is needed to tell the read was truncated).
+  const lineEnd = line + count;
+  const byteEnd = start.chunk.byte_offset === undefined ? Number.NaN : start.chunk.byte_offset + start.chunk.data.length + maxBytes;
+  const bound = Number.isSafeInteger(lineEnd) && Number.isSafeInteger(byteEnd) ? { lineEnd, byteEnd } : undefined;
+  let page = bound ? BOUNDED_PAGE : 1;
   for (;;) {
     // On SQLite, the following chunks come from one statement walked until the read is complete, the entry's end,
     // or SYNC_SLICE_BYTES (then the event loop runs and the walk starts again after the last chunk taken).
@@ -360,10 +378,12 @@ async function linesOf(
       await new Promise((resolve) => setImmediate(resolve));
       continue;
     }
-    const queue = await partsAfter(db, entryId, last, page);
-    page = Math.min(16, page * 2);
+    const queue = await partsAfter(db, entryId, last, page, bound);
+    if (!bound) page = Math.min(16, page * 2);
     if (queue.length === 0) return cutter.result();
     for (const chunk of queue) if (take(chunk)) return cutter.result();
+    // A bounded page that came back short held every chunk the read can take (the entry ends before its bounds).
+    if (bound && queue.length < page) return cutter.result();
   }
 }
 

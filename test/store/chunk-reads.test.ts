@@ -145,6 +145,33 @@ function readSuite(open: () => Promise<{ store: Store; close(): Promise<void> }>
       }
     }
   });
+
+  it("through Kysely, the chunks after the first come in one page, and none past the lines asked for and maxBytes but one", async () => {
+    // 300 chunks of one 10-byte line each: a tail of 20 lines is 20 chunks.
+    const { id, all, lines } = await channel(
+      "one_line_1",
+      Array.from({ length: 300 }, (_, i) => Buffer.from(`line ${String(i).padStart(4, "0")}\n`)),
+    );
+    for (const [line, count, maxBytes] of [
+      [lines - 20, 20, 1 << 20],
+      [0, 20, 1 << 20],
+      [150, 20, 1 << 20],
+      [150, 20, 35],
+      [150, 20, 40],
+      [150, 60, 1 << 20],
+      [290, 20, 1 << 20],
+    ] as const) {
+      const before = { ...chunkReadStats };
+      expect(await readLines(store.db, id, line, count, maxBytes), `line ${line} count ${count} maxBytes ${maxBytes}`).toEqual(
+        expected(all, line, count, maxBytes),
+      );
+      const taken = chunkReadStats.rows - before.rows;
+      expect(chunkReadStats.pages - before.pages, `line ${line} count ${count} maxBytes ${maxBytes}`).toBeLessThanOrEqual(1);
+      // Taken: the first chunk, then those fetched after it (all of them, or all but one).
+      expect(chunkReadStats.fetched - before.fetched).toBeGreaterThanOrEqual(taken - 1);
+      expect(chunkReadStats.fetched - before.fetched).toBeLessThanOrEqual(taken);
+    }
+  });
 }
 
 describe("line reads on SQLite", () => {
