@@ -268,10 +268,17 @@ async function startOf(db: Kysely<Database>, entryId: number, line: number, bySe
   return row && { chunk: row, skip: line - row.line_offset };
 }
 
-/** Up to `limit` chunks after `after` through Kysely; given `bound`, only those starting before line `lineEnd` and at or before byte `byteEnd`. */
-function partsAfter(db: Kysely<Database>, entryId: number, after: number, limit: number, bound?: { lineEnd: number; byteEnd: number }): Promise<ChunkPart[]> {
+/** Up to `limit` chunks after `after` through Kysely; given `bound`, only those starting before line `lineEnd` and at or before byte `byteEnd` (each when given). */
+function partsAfter(
+  db: Kysely<Database>,
+  entryId: number,
+  after: number,
+  limit: number,
+  bound?: { lineEnd: number | undefined; byteEnd: number | undefined },
+): Promise<ChunkPart[]> {
   let query = db.selectFrom("chunks").select(["seq", "newlines", "data"]).where("entry_id", "=", entryId).where("seq", ">", after);
-  if (bound) query = query.where("line_offset", "<", bound.lineEnd).where("byte_offset", "<=", bound.byteEnd);
+  if (bound?.lineEnd !== undefined) query = query.where("line_offset", "<", bound.lineEnd);
+  if (bound?.byteEnd !== undefined) query = query.where("byte_offset", "<=", bound.byteEnd);
   chunkReadStats.pages++;
   return query
     .orderBy("seq")
@@ -358,7 +365,11 @@ async function linesOf(
   // the first chunk's end (the next one is needed to tell the read was truncated).
   const lineEnd = line + count;
   const byteEnd = start.chunk.byte_offset === undefined ? Number.NaN : start.chunk.byte_offset + start.chunk.data.length + maxBytes;
-  const bound = Number.isSafeInteger(lineEnd) && Number.isSafeInteger(byteEnd) ? { lineEnd, byteEnd } : undefined;
+  // Either bound alone keeps the pages to what the read takes and one chunk more (a read to the end has no line bound).
+  const bound =
+    Number.isSafeInteger(lineEnd) || Number.isSafeInteger(byteEnd)
+      ? { lineEnd: Number.isSafeInteger(lineEnd) ? lineEnd : undefined, byteEnd: Number.isSafeInteger(byteEnd) ? byteEnd : undefined }
+      : undefined;
   let page = bound ? BOUNDED_PAGE : 1;
   for (;;) {
     // On SQLite, the following chunks come from one statement walked until the read is complete, the entry's end,

@@ -160,6 +160,9 @@ function readSuite(open: () => Promise<{ store: Store; close(): Promise<void> }>
       [150, 20, 40],
       [150, 60, 1 << 20],
       [290, 20, 1 << 20],
+      // To the end (entry/get's tail): bounded by maxBytes alone.
+      [lines - 20, Number.MAX_SAFE_INTEGER, 1 << 20],
+      [150, Number.MAX_SAFE_INTEGER, 35],
     ] as const) {
       const before = { ...chunkReadStats };
       expect(await readLines(store.db, id, line, count, maxBytes), `line ${line} count ${count} maxBytes ${maxBytes}`).toEqual(
