@@ -3,13 +3,17 @@
 // CPU s per GB (user and kernel), the chunks sent, and V8's major GCs (mark-compacts), per tree, A B A B: what the
 // runner costs on the embedded runner's path (bench/compare.ts `embedded` measures the whole server with SQLite).
 // Usage: SPOOL_BENCH_TREES="base=/tmp/old,new=/tmp/wt" npx tsx bench/runner-read.ts [MB per run, default 1024] [rounds, default 3]
-// Each run is its own `node` process importing the tree's dist/ (build it first); the command is compare.ts's:
+// Each run is its own `node` process importing the tree's dist/ (build it first), with the node flags and environment
+// the tree's bin/spool.js gives `spool serve` in its shebang (`--max-semi-space-size=2`, malloc's settings; as compare.ts's
+// servers run; SPOOL_BENCH_NODE_ARGS replaces them): V8's young generation and heap limits decide how often it
+// marks the whole heap, so a process with the default 16 MiB semi-spaces counts GCs the server does not have
+// (bench/README.md, issue 24 session 6, "the embedded runner's GC"). The command is compare.ts's:
 // `yes 'spool runner throughput line of text' | head -c BYTES`.
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
-import { machine } from "./common.js";
+import { binLaunch, machine } from "./common.js";
 
 interface Run {
   bytes: number;
@@ -84,13 +88,19 @@ const trees = (process.env.SPOOL_BENCH_TREES ?? `this=${new URL("..", import.met
 });
 console.log(`machine: ${machine()}`);
 console.log(`${mb} MB a run; columns: CPU s per GB (kernel), chunks sent, major GCs`);
+for (const tree of trees) {
+  const launch = binLaunch(`${tree.root}/bin/spool.js`);
+  const vars = Object.entries(launch.env).map(([k, v]) => `${k}=${v}`);
+  console.log(`${tree.label}: node ${[...launch.args, ...vars].join(" ") || "(no flags)"}`);
+}
 for (let round = 1; round <= rounds; round++) {
   for (const tree of trees) {
     const load = loadavg()
       .map((l) => l.toFixed(2))
       .join(" ");
-    const out = spawnSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, String(mb)], {
-      env: { ...process.env, SPOOL_BENCH_RUNNER_READ_CHILD: tree.root },
+    const launch = binLaunch(`${tree.root}/bin/spool.js`);
+    const out = spawnSync(process.execPath, [...process.execArgv, ...launch.args, new URL(import.meta.url).pathname, String(mb)], {
+      env: { ...process.env, ...launch.env, SPOOL_BENCH_RUNNER_READ_CHILD: tree.root },
       encoding: "utf8",
     });
     const line = out.stdout.trim().split("\n").pop() ?? "";
