@@ -119,7 +119,8 @@ export class ReplyParts {
   constructor(readonly batched = false) {}
 
   #field: { name: string; value: JsonStringBytes } | null = null;
-  #sent: (() => void)[] = [];
+  /** Made at the first hook (most calls have none). */
+  #sent: (() => void)[] | null = null;
 
   /** `result[name]` (the handler puts "" there) goes out as `value`'s JSON string. */
   setField(name: string, value: JsonStringBytes): void {
@@ -132,12 +133,12 @@ export class ReplyParts {
 
   /** Runs `hook` once the reply has been handed to the connection, or will not be sent. */
   onSent(hook: () => void): void {
-    this.#sent.push(hook);
+    (this.#sent ??= []).push(hook);
   }
 
   /** @internal The hooks, for the message that carries this reply. */
   takeHooks(): (() => void)[] {
-    return this.#sent.splice(0);
+    return this.#sent ? this.#sent.splice(0) : [];
   }
 }
 

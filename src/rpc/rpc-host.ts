@@ -215,14 +215,14 @@ export class RpcHost {
     const problem = requestProblem(message);
     if (problem) return Promise.resolve(JSON.stringify(problem));
     const request = message as JSONRPCRequest;
-    const refuse = (error: RpcErrorObject) => Promise.resolve(request.id === undefined ? null : JSON.stringify({ jsonrpc: "2.0", id: request.id, error }));
     const def = this.#installed ? this.registry.methods.get(request.method) : undefined;
-    if (!def) return refuse(rpcError("METHOD_NOT_FOUND", `Method not found: ${String(request.method)}`));
+    if (!def) return refused(request.id, rpcError("METHOD_NOT_FOUND", `Method not found: ${String(request.method)}`));
     // A connection stops reading at maxRequestsInFlight; what one socket read already brought past it still
     // queues. Over a transport that cannot pause, requests past it are refused.
     const maxRequests = this.events.maxRequestsInFlight ?? Number.POSITIVE_INFINITY;
     if (!connection.canPauseReading && connection.requests.size >= maxRequests) {
-      return refuse(
+      return refused(
+        request.id,
         rpcError("LIMIT_EXCEEDED", `This connection already has ${maxRequests} requests unanswered (limits.maxRequestsInFlight); wait for their replies`, {
           limit: maxRequests,
         }),
@@ -230,7 +230,8 @@ export class RpcHost {
     }
     const maxOrdered = this.events.maxOrderedInFlight ?? Number.POSITIVE_INFINITY;
     if (def.ordered && connection.project && connection.orderedPending >= maxOrdered) {
-      return refuse(
+      return refused(
+        request.id,
         rpcError("LIMIT_EXCEEDED", `This connection already has ${maxOrdered} unacknowledged ${def.name} calls; wait for their replies`, { limit: maxOrdered }),
       );
     }
@@ -336,6 +337,11 @@ export class RpcHost {
       );
     }
   }
+}
+
+/** A request refused before it ran, as its reply's text (none for a notification). */
+function refused(id: JSONRPCRequest["id"], error: RpcErrorObject): Promise<string | null> {
+  return Promise.resolve(id === undefined ? null : JSON.stringify({ jsonrpc: "2.0", id, error }));
 }
 
 /** The reply to a request (none for a notification: no id). */
