@@ -96,9 +96,7 @@ describe("the WAL after a burst", () => {
       // The writer never cuts the WAL itself; the worker cuts it to `limit` once writes stop.
       expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(-1);
       const c = await ts.clientIn("wal");
-      await c.request("run/create", { alias: "r" });
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "burst" });
-      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      const path = await acceptedProducer(c, "burst");
       // A long reader pins its snapshot: checkpoints cannot finish, and the burst piles up in the WAL.
       const reader = new SQLite(ts.server.config.dbFile, { readonly: true });
       reader.exec("BEGIN");
@@ -130,6 +128,24 @@ describe("the WAL after a burst", () => {
   });
 });
 
+type Client = Awaited<ReturnType<TestServer["clientIn"]>>;
+
+/** A producer of `command` in run "r", accepted onto the client's own connection (runner "self"): its path. */
+async function acceptedProducer(c: Client, command: string): Promise<string> {
+  await c.request("run/create", { alias: "r" });
+  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command });
+  await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+  return path;
+}
+
+/** Channel 1 holds `count` copies of the one-line `chunk` (its last line is that chunk); then the producer completes. */
+async function expectStoredThenDone(c: Client, path: string, count: number, chunk: string): Promise<void> {
+  const channel = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
+  expect(channel).toMatchObject({ bytes: count * chunk.length, lines: count });
+  expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
+  expect((await c.request("entry/get", { run: "r", path: channel.path, tail: 1 })).body).toBe(chunk);
+}
+
 /** The WAL header's checkpoint sequence number: SQLite adds one each time a writer starts the WAL over from its beginning. */
 function walRestarts(wal: string): number {
   const fd = openSync(wal, "r");
@@ -151,9 +167,7 @@ describe("the WAL while writes go on", () => {
       // The writer's connection never truncates the WAL (no ftruncate on the event loop); the worker does, once quiet.
       expect(sqliteOf(ts.server).pragma("journal_size_limit", { simple: true })).toBe(-1);
       const c = await ts.clientIn("wal");
-      await c.request("run/create", { alias: "r" });
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "steady" });
-      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      const path = await acceptedProducer(c, "steady");
       const chunk = "y".repeat(16 * 1024 - 1).concat("\n");
       // Steady appends, one after another (each acknowledged, so stored), until the WAL has been started over a few
       // times: here after ~2.3 MB of chunks (~13 MB of WAL). Before, the writer started it over only when a PASSIVE
@@ -171,10 +185,7 @@ describe("the WAL while writes go on", () => {
       }
       // Writes stop: the worker cuts it back (a TRUNCATE checkpoint); every acknowledged chunk is stored.
       await eventually(() => statSync(wal).size <= limit, 10_000, "the WAL to be cut back");
-      const channel = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
-      expect(channel).toMatchObject({ bytes: seq * chunk.length, lines: seq });
-      expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
-      expect((await c.request("entry/get", { run: "r", path: channel.path, tail: 1 })).body).toBe(chunk);
+      await expectStoredThenDone(c, path, seq, chunk);
     } finally {
       await ts.stop();
     }
@@ -188,9 +199,7 @@ describe("the WAL under a flood of commits", () => {
     const wal = `${ts.server.config.dbFile}-wal`;
     try {
       const c = await ts.clientIn("flood");
-      await c.request("run/create", { alias: "r" });
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "flood" });
-      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      const path = await acceptedProducer(c, "flood");
       // 64 KiB chunks, 8 in flight, each sent as soon as one is acknowledged: group commits back to back. In a CI run
       // of the whole suite such a flood outran the worker's catch-up rounds and its RESTART kept giving up; the WAL
       // then grew towards SQLite's backstop. A slow fsync under load may let it grow by tens of MB before the
@@ -218,10 +227,7 @@ describe("the WAL under a flood of commits", () => {
       }
       expect(walRestarts(wal), "the WAL started over during the flood").toBeGreaterThanOrEqual(first + 3);
       expect(biggest, "the WAL's largest size during 128 MiB of appends").toBeLessThan(96 * 1024 * 1024);
-      const channel = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
-      expect(channel).toMatchObject({ bytes: total * chunk.length, lines: total });
-      expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
-      expect((await c.request("entry/get", { run: "r", path: channel.path, tail: 1 })).body).toBe(chunk);
+      await expectStoredThenDone(c, path, total, chunk);
     } finally {
       await ts.stop();
     }
