@@ -19,6 +19,12 @@ class DemuxOutput extends Readable {
     wake?.();
   }
 
+  // A consumer that destroyed this output takes nothing more: the demuxer's waiting write goes on (what it says is dropped).
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this._read();
+    callback(error);
+  }
+
   room(): Promise<void> {
     return new Promise((resolve) => {
       const before = this.#waiting;
@@ -66,7 +72,7 @@ export class DockerDemuxer extends Writable {
       buffer = buffer.subarray(8 + length);
       // 1 stdout, 2 stderr; 0 (stdin echo) is not output.
       const target = type === 1 ? this.stdout : type === 2 ? this.stderr : null;
-      if (target && payload.length > 0 && !target.push(payload)) waits.push(target.room());
+      if (target && payload.length > 0 && !target.destroyed && !target.push(payload)) waits.push(target.room());
     }
     this.#pending = buffer.length ? Buffer.from(buffer) : EMPTY;
     if (waits.length === 0) callback();

@@ -105,6 +105,32 @@ describe("runner building blocks", () => {
     expect(Buffer.concat(out).equals(Buffer.concat(payloads))).toBe(true);
   });
 
+  it("Docker's demuxer goes on taking frames once a consumer destroyed the output it was waiting on (the other output still gets its own)", async () => {
+    const frame = (type: number, payload: Buffer) => {
+      const header = Buffer.alloc(8);
+      header[0] = type;
+      header.writeUInt32BE(payload.length, 4);
+      return Buffer.concat([header, payload]);
+    };
+    const demux = new DockerDemuxer();
+    const taken: number[] = [];
+    // stdout full (nobody reads it), then frames for both outputs.
+    demux.write(frame(1, Buffer.alloc(80 * 1024, 97)), () => taken.push(0));
+    demux.write(frame(1, Buffer.alloc(1024, 98)), () => taken.push(1));
+    demux.write(frame(2, Buffer.from("err\n")), () => taken.push(2));
+    demux.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(taken).toEqual([]);
+    const err: Buffer[] = [];
+    demux.stderr.on("data", (d) => err.push(d));
+    const ended = new Promise((r) => demux.stderr.on("end", r));
+    // Before, the write waited for a read that never came: nothing after it was taken, stderr never ended.
+    demux.stdout.destroy();
+    await ended;
+    expect(taken).toEqual([0, 1, 2]);
+    expect(Buffer.concat(err).toString()).toBe("err\n");
+  });
+
   it("the remote wrapper reports its pid first and quotes everything else", async () => {
     expect(wrapperScript("echo 'hi'", "/tmp/a b", { A: "x'y" })).toBe(
       `echo $$ && cd -- '/tmp/a b' && export A='x'\\''y' && exec /bin/sh -c 'echo '\\''hi'\\'''`,
