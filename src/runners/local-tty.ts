@@ -60,12 +60,18 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
       pty.resume();
     },
   });
+  // A consumer that destroyed the output takes nothing more: the terminal is read on (what it says dropped) to its end.
+  stdout.once("close", () => {
+    if (!paused) return;
+    paused = false;
+    pty.resume();
+  });
   const stderr = new PassThrough();
   stderr.end();
   let ended = false;
   // With encoding null, node-pty hands over Buffers (its typings say string).
   pty.onData((data: string | Buffer) => {
-    if (!stdout.push(data) && !paused) {
+    if (!stdout.destroyed && !stdout.push(data) && !paused) {
       paused = true;
       pty.pause();
     }
