@@ -1,10 +1,11 @@
 import { stat } from "node:fs/promises";
 import { constants } from "node:os";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { type IPty, spawn } from "node-pty";
 import { ControlError, type ExecResult, type ExecSpec, type Execution, type ExecutionControl, firstLine, StartError } from "./backend.js";
 import { signalName, TTY_EOF, TTY_TERM } from "./control.js";
 import type { ProcessRecorder } from "./orphans.js";
+import { HeldOutput } from "./output.js";
 import { supervise } from "./supervise.js";
 
 export interface LocalTtyOptions {
@@ -49,32 +50,14 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
   }
   const pid = pty.pid;
   options.processes?.started(pid, spec.command);
-  // The terminal's output is pushed straight into a plain Readable (no PassThrough's write path a chunk); the
-  // terminal is paused while 64 KiB wait for the consumer, and read again once it asks for more.
-  let paused = false;
-  const stdout = new Readable({
-    highWaterMark: 64 * 1024,
-    read() {
-      if (!paused) return;
-      paused = false;
-      pty.resume();
-    },
-  });
-  // A consumer that destroyed the output takes nothing more: the terminal is read on (what it says dropped) to its end.
-  stdout.once("close", () => {
-    if (!paused) return;
-    paused = false;
-    pty.resume();
-  });
+  // The terminal's output, paused while 64 KiB wait for the consumer, read again once it wants more (or destroyed it).
+  const stdout = new HeldOutput(() => pty.resume());
   const stderr = new PassThrough();
   stderr.end();
   let ended = false;
   // With encoding null, node-pty hands over Buffers (its typings say string).
   pty.onData((data: string | Buffer) => {
-    if (!stdout.destroyed && !stdout.push(data) && !paused) {
-      paused = true;
-      pty.pause();
-    }
+    if (!stdout.offer(data as Buffer)) pty.pause();
   });
   // node-pty reports the exit once the terminal has delivered its last output.
   const exited = new Promise<{ exitCode: number; signal?: number }>((resolve) => pty.onExit(resolve));

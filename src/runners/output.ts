@@ -1,6 +1,46 @@
 import { Readable } from "node:stream";
 
 /**
+ * A process's output as its consumer reads it: the source pushes each chunk it reads with `offer`, and holds off
+ * (pauses) when that says so, until `wanted` runs — when the consumer wants more, or once it destroyed the output
+ * (it takes nothing more: what the source says then is dropped, so the process can write to its end). A plain
+ * Readable: no PassThrough's write path a chunk (a runner reads one chunk a line of a line-buffered command).
+ */
+export class HeldOutput extends Readable {
+  #held = false;
+  readonly #wanted: () => void;
+
+  /** `wanted`: the source may go on (resume it). */
+  constructor(wanted: () => void) {
+    super({ highWaterMark: 64 * 1024 });
+    this.#wanted = wanted;
+  }
+
+  /** Whether the source holds off: the consumer is behind. */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** Passes a chunk on; false when the source should hold off until `wanted`. */
+  offer(chunk: Buffer): boolean {
+    if (this.destroyed || this.push(chunk)) return true;
+    this.#held = true;
+    return false;
+  }
+
+  override _read(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#wanted();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this._read();
+    callback(error);
+  }
+}
+
+/**
  * Passes a process's output stream on, and can stop waiting for it.
  *
  * A background grandchild can keep a pipe open long after the command itself
@@ -15,39 +55,25 @@ import { Readable } from "node:stream";
  * before the loop reads pipes, so a busy loop would otherwise take its own
  * delay for silence and cut output the process already wrote).
  *
- * Each chunk read is pushed straight into `output` (a plain Readable: no
- * Writable side, no transform), and the source is paused while `output`
- * holds `highWaterMark` bytes its consumer has not taken: a runner reads one
- * chunk per line of a line-buffered command, and a PassThrough's write path
- * cost more per chunk than the rest of the read (bench/README.md, issue 24 session 6).
+ * Each chunk read goes straight into `output` (a HeldOutput), and the source
+ * is paused while `output` holds `highWaterMark` bytes its consumer has not
+ * taken (bench/README.md, issue 24 session 6: a PassThrough cost more per
+ * chunk than the rest of the read).
  */
 export class OutputPipe {
-  readonly output: Readable;
+  readonly output: HeldOutput;
   #lastData = Date.now();
-  /** The source is paused because `output` is full: its consumer is behind. */
-  #paused = false;
   /** `output` has been ended (the source ended, or settle() let it go). */
   #ended = false;
   readonly #ends: Promise<void>;
 
   constructor(private readonly source: Readable) {
-    this.output = new Readable({
-      highWaterMark: 64 * 1024,
-      // The consumer wants more: read the source again, and count quiet from now.
-      read: () => {
-        if (!this.#paused) return;
-        this.#paused = false;
-        this.#lastData = Date.now();
-        this.source.resume();
-      },
-    });
-    source.on("data", this.#onData);
-    // A consumer that destroyed the output takes nothing more: the source is read on (and what it says dropped) to its end.
-    this.output.once("close", () => {
-      if (!this.#paused) return;
-      this.#paused = false;
+    // The consumer wants more (or destroyed the output): read the source again, and count quiet from now.
+    this.output = new HeldOutput(() => {
+      this.#lastData = Date.now();
       this.source.resume();
     });
+    source.on("data", this.#onData);
     this.#ends = new Promise((resolve) => {
       source.once("end", () => {
         this.#end();
@@ -64,10 +90,7 @@ export class OutputPipe {
 
   readonly #onData = (chunk: Buffer): void => {
     this.#lastData = Date.now();
-    if (!this.output.push(chunk) && !this.output.destroyed) {
-      this.#paused = true;
-      this.source.pause();
-    }
+    if (!this.output.offer(chunk)) this.source.pause();
   };
 
   #end(): void {
@@ -78,7 +101,7 @@ export class OutputPipe {
 
   /** Output the source holds, or could hold, that is not passed on yet: the source is not being read meanwhile. */
   #heldBack(): boolean {
-    return this.#paused || this.source.readableLength > 0 || this.source.readableFlowing === false;
+    return this.output.held || this.source.readableLength > 0 || this.source.readableFlowing === false;
   }
 
   /** Resolves when the output has ended: at the source's end, or after the quiet period once the process is gone. */

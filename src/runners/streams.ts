@@ -1,40 +1,23 @@
-import { Readable, Transform, type TransformCallback, Writable } from "node:stream";
+import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
+import { HeldOutput } from "./output.js";
 import { cwdHiddenMessage, cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, LOGIN_FILES, SANDBOX_SIGNALS } from "./sandbox.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
 
-/** One of DockerDemuxer's outputs: frames' payloads are pushed into it; `room()` waits until its consumer asks for more. */
-class DemuxOutput extends Readable {
-  #waiting: (() => void) | null = null;
+/** One of DockerDemuxer's outputs: `room()` waits until its consumer wants more (or destroyed it). */
+class DemuxOutput extends HeldOutput {
+  readonly #waiters: (() => void)[] = [];
 
   constructor() {
-    super({ highWaterMark: 64 * 1024 });
-  }
-
-  override _read(): void {
-    const wake = this.#waiting;
-    this.#waiting = null;
-    wake?.();
-  }
-
-  // A consumer that destroyed this output takes nothing more: the demuxer's waiting write goes on (what it says is dropped).
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this._read();
-    callback(error);
+    super(() => {
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
   }
 
   room(): Promise<void> {
-    return new Promise((resolve) => {
-      const before = this.#waiting;
-      this.#waiting = before
-        ? () => {
-            before();
-            resolve();
-          }
-        : resolve;
-    });
+    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }
 
@@ -72,7 +55,7 @@ export class DockerDemuxer extends Writable {
       buffer = buffer.subarray(8 + length);
       // 1 stdout, 2 stderr; 0 (stdin echo) is not output.
       const target = type === 1 ? this.stdout : type === 2 ? this.stderr : null;
-      if (target && payload.length > 0 && !target.destroyed && !target.push(payload)) waits.push(target.room());
+      if (target && payload.length > 0 && !target.offer(payload)) waits.push(target.room());
     }
     this.#pending = buffer.length ? Buffer.from(buffer) : EMPTY;
     if (waits.length === 0) callback();
