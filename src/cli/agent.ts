@@ -388,8 +388,17 @@ async function drive(
     // One proposal at a time, in order: questions never interleave.
     queue = queue.then(() => onProposal(p)).catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
   };
-  /** Until run/create names a new run (run-N), what the server says is kept, then replayed: nothing is missed. */
-  let early: (() => void)[] | null = alias === undefined ? [] : null;
+  /**
+   * Until the run's first line ("run NAME") is printed, what the server says about runs is kept, then
+   * replayed: nothing is missed, and nothing is printed above that line (a fast model streams before
+   * run/create answers). A new run's name (run-N) is known only from run/create's answer.
+   */
+  let early: (() => void)[] | null = [];
+  const release = () => {
+    const held = early ?? [];
+    early = null;
+    for (const replay of held) replay();
+  };
   const onRun =
     <T>(handler: (p: T) => void) =>
     (p: T) => {
@@ -477,6 +486,7 @@ async function drive(
     if (!prompt) {
       if (!existing) throw new CliError(`the project has no run "${alias}" (see \`spool runs\`)`, EXIT.notFound);
       say(colours.dim(`run ${alias}: ${runStatusWord(existing.run.status)}`));
+      release();
       const pending = await client.call("proposal/list", { run: alias!, limit: 200 });
       for (const p of pending.proposals) offer(p);
       if (!OPEN_RUN.includes(existing.run.status)) {
@@ -486,6 +496,7 @@ async function drive(
       }
     } else if (existing) {
       say(colours.dim(`run ${alias}`));
+      release();
       await client.call("run/prompt", { run: alias!, prompt, mode });
     } else {
       if (!options.model) throw usageError(`spool ${mode} needs --model ALIAS for a new run (see \`spool models\`)`);
@@ -495,9 +506,7 @@ async function drive(
         .catch((error: unknown) => unknownModel(client, options.model!, error));
       alias = created.run.alias;
       say(colours.dim(`run ${alias}`));
-      const held = early ?? [];
-      early = null;
-      for (const replay of held) replay();
+      release();
     }
     const lost = connectionLost(
       client,

@@ -1,9 +1,56 @@
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RawData, WebSocket, WebSocketServer } from "ws";
 import { spawnCli } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const count = (text: string, part: string) => text.split(part).length - 1;
+
+/**
+ * A WebSocket proxy in front of the server that holds back run/create's answer until a run/progress
+ * notification has passed: the order a fast model gives when the server is busy.
+ */
+async function progressFirstProxy(upstream: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((resolve) => wss.once("listening", resolve));
+  wss.on("connection", (client, request) => {
+    const server = new WebSocket(upstream, { headers: { authorization: request.headers.authorization ?? "" } });
+    const toServer: [RawData, boolean][] = [];
+    let createId: unknown;
+    let held: [RawData, boolean] | null = null;
+    let progressed = false;
+    client.on("message", (data, binary) => {
+      if (!binary) {
+        const message = JSON.parse(data.toString());
+        if (message.method === "run/create") createId = message.id;
+      }
+      if (server.readyState === WebSocket.OPEN) server.send(data, { binary });
+      else toServer.push([data, binary]);
+    });
+    server.on("open", () => {
+      for (const [data, binary] of toServer.splice(0)) server.send(data, { binary });
+    });
+    server.on("message", (data, binary) => {
+      const message = binary ? null : JSON.parse(data.toString());
+      if (message && createId !== undefined && message.id === createId && !progressed) {
+        held = [data, binary];
+        return;
+      }
+      client.send(data, { binary });
+      if (message?.method === "run/progress" && !progressed) {
+        progressed = true;
+        if (held) client.send(held[0], { binary: held[1] });
+      }
+    });
+    client.on("close", () => server.close());
+    server.on("close", () => client.close());
+  });
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => wss.close(() => resolve())),
+  };
+}
 
 describe("spool ask / act print the model's final text once", () => {
   let model: ScriptedModel;
@@ -42,5 +89,18 @@ describe("spool ask / act print the model's final text once", () => {
     const cli = spawnCli(["ask", "status?", "--model", "test", "--run", "text-cut", ...connection()]);
     expect(await cli.exit).toBe(0);
     expect(count(cli.stdout(), answer)).toBe(1);
+  }, 120_000);
+
+  it("the run's first line comes before the model's text, even when the text arrives before run/create's answer", async () => {
+    const answer = "Nothing to build: the project is a single script.";
+    model.reply({ text: answer });
+    const proxy = await progressFirstProxy(ts.server.url);
+    try {
+      const cli = spawnCli(["ask", "build?", "--model", "test", "--run", "text-early", ...connection().slice(2), "--server", proxy.url]);
+      expect(await cli.exit).toBe(0);
+      expect(cli.stdout()).toBe(`run text-early\n${answer}\n✔ done\n`);
+    } finally {
+      await proxy.close();
+    }
   }, 120_000);
 });
