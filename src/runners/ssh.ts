@@ -411,6 +411,9 @@ export class SshBackend implements Backend {
       : undefined;
     const result = (async (): Promise<ExecResult> => {
       const exit = await channel.closed;
+      // The channel closes once sshd sent everything; the output is delivered once both streams ended (what a
+      // consumer awaiting the result may rely on, as with the other backends).
+      await Promise.all([finished(pidLine).catch(() => undefined), finished(channel.stderr).catch(() => undefined)]);
       control.done();
       const ended = { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
       return sandbox ? sandboxResult(ended) : ended;
