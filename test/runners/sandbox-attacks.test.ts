@@ -344,10 +344,14 @@ describeWithBwrap("SSH: workspace-write never has the login's home as its worksp
       backend.start({ command, env: {}, sandbox: { mode: "workspace-write" }, signal: new AbortController().signal, ...extra });
     const output = async (execution: Awaited<ReturnType<typeof start>>) => {
       const chunks: Buffer[] = [];
+      const errors: Buffer[] = [];
       execution.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
-      execution.stderr.resume();
-      await execution.result;
-      return Buffer.concat(chunks).toString();
+      execution.stderr.on("data", (chunk: Buffer) => errors.push(chunk));
+      const result = await execution.result;
+      const text = Buffer.concat(chunks).toString();
+      // Nothing on stdout: say what the command's end and stderr were, so a failure names its cause.
+      if (text === "") return `(no output; exit ${result.exitCode}, signal ${result.signal}, stderr ${JSON.stringify(Buffer.concat(errors).toString())})`;
+      return text;
     };
 
     it("no --root (the workspace is the login directory, its home): refused before anything runs, naming --root", async () => {
