@@ -5,6 +5,14 @@ import { ChannelSender, incompleteUtf8Tail, Slots } from "../../src/runners/chan
 import { knownHostKeys } from "../../src/runners/ssh.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "../../src/runners/streams.js";
 
+/** One frame of Docker's multiplexed stream: type (1 stdout, 2 stderr), three zero bytes, the length, the payload. */
+function dockerFrame(type: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header[0] = type;
+  header.writeUInt32BE(payload.length, 4);
+  return Buffer.concat([header, payload]);
+}
+
 describe("runner building blocks", () => {
   it("finds an incomplete UTF-8 character at the end of a buffer", () => {
     const check = Buffer.from("✓", "utf8"); // e2 9c 93
@@ -60,13 +68,7 @@ describe("runner building blocks", () => {
   });
 
   it("Docker's multiplexed stream splits into stdout and stderr across frame boundaries", async () => {
-    const frame = (type: number, text: string) => {
-      const payload = Buffer.from(text);
-      const header = Buffer.alloc(8);
-      header[0] = type;
-      header.writeUInt32BE(payload.length, 4);
-      return Buffer.concat([header, payload]);
-    };
+    const frame = (type: number, text: string) => dockerFrame(type, Buffer.from(text));
     const all = Buffer.concat([frame(1, "out-1\n"), frame(2, "err-1\n"), frame(1, "out-2\n")]);
     const demux = new DockerDemuxer();
     const out: Buffer[] = [];
@@ -81,17 +83,11 @@ describe("runner building blocks", () => {
   });
 
   it("Docker's demuxer takes no more frames while an output's reader is behind, and all of them once it reads", async () => {
-    const frame = (type: number, payload: Buffer) => {
-      const header = Buffer.alloc(8);
-      header[0] = type;
-      header.writeUInt32BE(payload.length, 4);
-      return Buffer.concat([header, payload]);
-    };
     const demux = new DockerDemuxer();
     // 100 KiB of stdout in 4 writes, and nobody reading: the outputs hold 64 KiB.
     const payloads = Array.from({ length: 4 }, (_, i) => Buffer.alloc(25 * 1024, 97 + i));
     const taken: number[] = [];
-    for (const [i, payload] of payloads.entries()) demux.write(frame(1, payload), () => taken.push(i));
+    for (const [i, payload] of payloads.entries()) demux.write(dockerFrame(1, payload), () => taken.push(i));
     demux.end();
     // The write that filled stdout waits for its reader; the ones after it are not taken meanwhile.
     await new Promise((resolve) => setImmediate(resolve));
@@ -106,18 +102,12 @@ describe("runner building blocks", () => {
   });
 
   it("Docker's demuxer goes on taking frames once a consumer destroyed the output it was waiting on (the other output still gets its own)", async () => {
-    const frame = (type: number, payload: Buffer) => {
-      const header = Buffer.alloc(8);
-      header[0] = type;
-      header.writeUInt32BE(payload.length, 4);
-      return Buffer.concat([header, payload]);
-    };
     const demux = new DockerDemuxer();
     const taken: number[] = [];
     // stdout full (nobody reads it), then frames for both outputs.
-    demux.write(frame(1, Buffer.alloc(80 * 1024, 97)), () => taken.push(0));
-    demux.write(frame(1, Buffer.alloc(1024, 98)), () => taken.push(1));
-    demux.write(frame(2, Buffer.from("err\n")), () => taken.push(2));
+    demux.write(dockerFrame(1, Buffer.alloc(80 * 1024, 97)), () => taken.push(0));
+    demux.write(dockerFrame(1, Buffer.alloc(1024, 98)), () => taken.push(1));
+    demux.write(dockerFrame(2, Buffer.from("err\n")), () => taken.push(2));
     demux.end();
     await new Promise((resolve) => setImmediate(resolve));
     expect(taken).toEqual([]);
