@@ -134,6 +134,8 @@ export const ConfigFileSchema = z.strictObject({
   sandboxNetwork: z.boolean().optional(),
   /** How long a turn waits for an accepted command before the model sees its output so far, in milliseconds. */
   toolYieldMs: z.number().int().nonnegative().optional(),
+  /** How long the model's `kill` waits for the command to end after its signal, in milliseconds. */
+  toolKillWaitMs: z.number().int().nonnegative().optional(),
   /** Tokens of command output the model sees per tool result before head/tail cutting. */
   outputTokens: z.number().int().positive().optional(),
   /** Offer the built-in demo model as the alias "demo" (no network, no key; src/model/demo.ts). */
@@ -166,6 +168,7 @@ const MUST: Record<string, string> = {
   commandEnv: "a list of variable names or patterns with *",
   "commandEnv[]": "a variable name or a pattern with *",
   toolYieldMs: MILLISECONDS,
+  toolKillWaitMs: MILLISECONDS,
   outputTokens: "a positive integer",
   sandbox: '"auto", "workspace-write" or "full"',
   sandboxNetwork: "true or false",
@@ -295,6 +298,8 @@ export interface AgentConfig {
   models: ModelConfig[];
   /** How long a turn waits for an accepted command before the model sees its output so far. */
   toolYieldMs: number;
+  /** How long the model's `kill` waits for the command to end after its signal. */
+  toolKillWaitMs: number;
   /** Tokens of command output the model sees per tool result before head/tail cutting. */
   outputBudgetTokens: number;
   /** Patterns of failure-looking lines kept from the left-out middle of a long output (config.json failurePatterns; default DEFAULT_FAILURE_PATTERNS). */
@@ -455,6 +460,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     agent: {
       models: withDemo(modelsFromEnv(env, file.modelMaxTokens), overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,
+      toolKillWaitMs: overrides.agent?.toolKillWaitMs ?? envNumber(env, "SPOOL_TOOL_KILL_WAIT_MS") ?? file.toolKillWaitMs ?? 3_000,
       outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? file.outputTokens ?? 4_000,
       failurePatterns: overrides.agent?.failurePatterns ?? file.failurePatterns ?? [...DEFAULT_FAILURE_PATTERNS],
       maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,

@@ -14,6 +14,7 @@ export interface ModelTarget {
 
 export interface AgentSettings {
   toolYieldMs: number;
+  toolKillWaitMs: number;
   outputBudgetTokens: number;
   maxStepsPerLoop: number;
 }
@@ -379,6 +380,7 @@ export class AgentDriver {
                   loopSeq: loop.seq,
                   mode: loop.mode,
                   yieldMs: this.settings.toolYieldMs,
+                  killWaitMs: this.settings.toolKillWaitMs,
                   budgetTokens: this.settings.outputBudgetTokens,
                   signal: controller.signal,
                   announce: (status, path) => this.#announce(project, run, loop, call, status, path),

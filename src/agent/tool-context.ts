@@ -14,6 +14,8 @@ export interface ToolContext {
   /** Tells clients (`run/tool`) that the call is being run, or waits on its proposal. */
   announce(status: "running" | "waiting", path: string | null): void;
   yieldMs: number;
+  /** How long `kill` waits for the command to end after its signal. */
+  killWaitMs: number;
   budgetTokens: number;
   signal: AbortSignal;
 }

@@ -288,7 +288,7 @@ async function killTool(ctx: ToolContext, args: z.output<typeof ToolArgs.kill>):
   }
   const error = await sendParts(ctx, log, [{ kind: "signal", signal }]);
   if (error) return { kind: "result", content: error, path: log.path, failed: true };
-  const channels = await settle(ctx.core, log, 3000, ctx.signal);
+  const channels = await settle(ctx.core, log, ctx.killWaitMs, ctx.signal);
   const fresh = (await ctx.core.repos.entries.findEntryById(log.id)) ?? log;
   const still = channels.some((c) => c.status === ENTRY.streaming) ? [`it is still running after SIG${signal}; kill it with signal KILL if it must stop`] : [];
   return {

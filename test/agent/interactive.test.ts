@@ -32,7 +32,13 @@ describe("the model drives interactive commands (scripted model)", () => {
   beforeAll(async () => {
     model = await ScriptedModel.start();
     // A short yield, so a command waiting for input comes back to the model still running; background work gets its own time limit.
-    ts = await startTestServer({ env: modelEnv(model), agent: { toolYieldMs: 500 }, commandTimeoutMs: 60_000, backgroundTimeoutMs: 600_000 });
+    // kill waits for the end it causes (however loaded the machine), not a fixed 3 s.
+    ts = await startTestServer({
+      env: modelEnv(model),
+      agent: { toolYieldMs: 500, toolKillWaitMs: 60_000 },
+      commandTimeoutMs: 60_000,
+      backgroundTimeoutMs: 600_000,
+    });
   });
   afterAll(async () => {
     await ts.stop();

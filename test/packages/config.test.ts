@@ -37,12 +37,16 @@ describe("config.json", () => {
   });
 
   it("the other settings too: toolYieldMs, outputTokens, timeouts, limits", () => {
-    const { home } = homeWith({ toolYieldMs: 250, outputTokens: 900, commandTimeoutMs: 0, runnerGraceMs: 5, limits: { maxBatchSize: 7 } });
+    const { home } = homeWith({ toolYieldMs: 250, toolKillWaitMs: 40, outputTokens: 900, commandTimeoutMs: 0, runnerGraceMs: 5, limits: { maxBatchSize: 7 } });
     const config = loadConfig({ home }, {});
-    expect(config.agent).toMatchObject({ toolYieldMs: 250, outputBudgetTokens: 900 });
+    expect(config.agent).toMatchObject({ toolYieldMs: 250, toolKillWaitMs: 40, outputBudgetTokens: 900 });
     expect(config).toMatchObject({ commandTimeoutMs: 0, runnerGraceMs: 5 });
     expect(config.limits.maxBatchSize).toBe(7);
-    expect(loadConfig({ home }, { SPOOL_TOOL_YIELD_MS: "1", SPOOL_OUTPUT_TOKENS: "2" }).agent).toMatchObject({ toolYieldMs: 1, outputBudgetTokens: 2 });
+    expect(loadConfig({ home }, { SPOOL_TOOL_YIELD_MS: "1", SPOOL_TOOL_KILL_WAIT_MS: "3", SPOOL_OUTPUT_TOKENS: "2" }).agent).toMatchObject({
+      toolYieldMs: 1,
+      toolKillWaitMs: 3,
+      outputBudgetTokens: 2,
+    });
   });
 
   it("scavengeEveryMb: 2 by default, from the file or SPOOL_SCAVENGE_EVERY_MB, 0 turns it off; a bad value is refused", () => {
