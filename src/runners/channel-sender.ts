@@ -259,22 +259,44 @@ export class ChannelSender {
     this.#wake();
   }
 
-  /** Takes up to maxChunkBytes from the buffer; a character cut in two waits for its other bytes unless the output ended. */
+  /**
+   * Takes up to maxChunkBytes from the buffer; a character cut in two waits for its other bytes unless the output ended.
+   * A chunk within the first read is a view of it; one made of several reads is a copy of its own bytes alone, not
+   * of everything buffered: with the window full the buffer holds up to highWaterBytes of short pipe reads, and
+   * joining all of them for each chunk copied (and allocated) that much for every maxChunkBytes sent, and kept
+   * the whole copy alive while the chunk was unacknowledged.
+   */
   #cut(): Buffer | null {
-    const all = this.#buffered.length === 1 ? this.#buffered[0]! : Buffer.concat(this.#buffered);
-    let size = Math.min(all.length, this.options.maxChunkBytes);
-    if (!(this.#ended && size === all.length)) size -= incompleteUtf8Tail(all, size);
-    if (size <= 0) return null;
-    // The whole buffer, most often (one read a chunk): no views of it to make.
-    if (size === all.length) {
-      this.#buffered.length = 0;
-      this.#bufferedBytes = 0;
-      return all;
+    const pieces = this.#buffered;
+    const first = pieces[0]!;
+    let size = Math.min(this.#bufferedBytes, this.options.maxChunkBytes);
+    const last = this.#ended && size === this.#bufferedBytes;
+    let chunk: Buffer;
+    if (first.length >= size) {
+      if (!last) size -= incompleteUtf8Tail(first, size);
+      if (size <= 0) return null;
+      chunk = size === first.length ? first : first.subarray(0, size);
+    } else {
+      const joined = Buffer.allocUnsafe(size);
+      let at = 0;
+      for (let i = 0; at < size; i++) at += pieces[i]!.copy(joined, at, 0, Math.min(pieces[i]!.length, size - at));
+      if (!last) size -= incompleteUtf8Tail(joined, size);
+      if (size <= 0) return null;
+      chunk = size === joined.length ? joined : joined.subarray(0, size);
     }
-    const rest = all.subarray(size);
-    this.#buffered = [rest];
-    this.#bufferedBytes = rest.length;
-    return all.subarray(0, size);
+    this.#take(size);
+    return chunk;
+  }
+
+  /** Drops the first `size` bytes of the buffer (whole reads, then the front of a read). */
+  #take(size: number): void {
+    this.#bufferedBytes -= size;
+    const pieces = this.#buffered;
+    let whole = 0;
+    while (whole < pieces.length && pieces[whole]!.length <= size) size -= pieces[whole++]!.length;
+    if (whole === pieces.length) pieces.length = 0;
+    else if (whole > 0) pieces.splice(0, whole);
+    if (size > 0) pieces[0] = pieces[0]!.subarray(size);
   }
 
   /** Sends one chunk; the caller holds a slot, which this gives back when the call settles. */

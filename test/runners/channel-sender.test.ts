@@ -93,4 +93,46 @@ describe("a runner's channel sender", () => {
     await sender.end();
     expect(server.stored.join("")).toBe("aaaabbbbcccc");
   });
+  it("a chunk joined from several reads holds its own bytes alone, not a copy of everything buffered; chunks are whole, in order, and never split a character", async () => {
+    // A link that takes bytes (the embedded runner's, a binary-frame WebSocket) and answers when told.
+    const sent: { seq: number; chunk: Buffer; answer(): void }[] = [];
+    const slots = new Slots(16);
+    const link = {
+      current: () => ({
+        bytes: true,
+        request: (_method: string, p: any) => new Promise((resolve) => sent.push({ seq: p.seq, chunk: p.chunk, answer: () => resolve({}) })),
+      }),
+      tryAcquire: () => slots.tryAcquire(),
+      release: () => slots.release(),
+      whenFree: (wake: () => void) => slots.whenFree(wake),
+    };
+    const sender = new ChannelSender(
+      link as never,
+      { run: "r", path: "p", channel: 1 },
+      { window: 1, maxChunkBytes: 8192, highWaterBytes: 1 << 20, onRefused: () => undefined },
+    );
+    // Reads of 4 KiB (one ending inside "é"), pushed while chunk 1 waits for its answer.
+    const reads = ["a", "b", "c", "d"].map((c) => Buffer.from(c.repeat(4096)));
+    reads.push(
+      Buffer.concat([Buffer.from("e".repeat(4095)), Buffer.from("é").subarray(0, 1)]),
+      Buffer.concat([Buffer.from("é").subarray(1), Buffer.from("f".repeat(100))]),
+    );
+    for (const read of reads) sender.push(read);
+    const ended = sender.end();
+    for (let i = 0; i < 10 && sent.some((s) => s.answer !== undefined); i++) {
+      const next = sent.find((s) => s.answer !== undefined)!;
+      const answer = next.answer;
+      next.answer = undefined as never;
+      answer();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await ended;
+    expect(sent.map((s) => s.seq)).toEqual([1, 2, 3, 4]);
+    expect(sent.map((s) => s.chunk.length)).toEqual([4096, 8192, 8191, 102]);
+    // The character cut between two reads went whole with the chunk after it.
+    expect(sent[3]!.chunk.toString("utf8").startsWith("éf")).toBe(true);
+    expect(Buffer.concat(sent.map((s) => s.chunk)).equals(Buffer.concat(reads))).toBe(true);
+    // Chunk 2 was cut from four reads buffered (16 KiB): its memory is its 8 KiB, not a view of a 16 KiB copy.
+    expect(sent[1]!.chunk.buffer.byteLength).toBe(8192);
+  });
 });
