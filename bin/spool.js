@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072 node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072 node --max-semi-space-size=2 --no-concurrent-array-buffer-sweeping
 // The spool CLI. It runs the compiled JavaScript in dist/ when dist/ is a build of the sources present (its stamp,
 // written by `npm run build` and by `prepare` on npm install / npm ci, matches src/'s file sizes and modification
 // times), else src/ through tsx's loader, so an edited source never runs stale code. SPOOL_FROM_SOURCE=1 runs the
@@ -7,7 +7,10 @@
 // malloc with one arena for all threads (instead of up to 8 per core) that gives freed memory back above 128 KiB of
 // slack (a fixed threshold; glibc would otherwise raise it as far as 64 MB). Ingesting 1 GB, `spool serve` peaks
 // ~111-115 MB instead of ~177 with no flags; --optimize-for-size (which also forces 1 MiB semi-spaces) saved as much
-// but cost ~40% more CPU per GB on the embedded runner's path (bench/README.md). They apply when this file is run as a program (`spool`, `./bin/spool.js`);
+// but cost ~40% more CPU per GB on the embedded runner's path (bench/README.md). V8 sweeps dead ArrayBuffers (every
+// chunk's Buffer) on the main thread at each scavenge instead of in a background job: on a busy machine that job
+// lagged, the chunks' bytes stayed counted against the old generation's limit and started a mark-compact every
+// 10-15 MB streamed (60-75 a GB; 3 with this flag), which cost the server more CPU than the rest of the path. They apply when this file is run as a program (`spool`, `./bin/spool.js`);
 // `npm start` and `npm run spool` pass the same to node, and so does `spool acp` for the server it starts.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
