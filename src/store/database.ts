@@ -69,6 +69,11 @@ export interface CheckpointStats {
   restartsNotNeeded: number;
   /** Rounds the worker skipped because writes had stopped and the server was reading. */
   yielded: number;
+  /**
+   * Rounds that left their catch-up loop, before another PASSIVE round or the RESTART, because writes had stopped
+   * and the server was reading meanwhile (a round begun while a burst went on): the next rounds copy the rest.
+   */
+  leftForReads: number;
 }
 
 const checkpointers = new WeakMap<SqliteStore, { stats: () => CheckpointStats }>();
@@ -237,6 +242,11 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
  * nothing is urgent: the WAL does not grow. The round is skipped then, so what is left to copy after a burst
  * (tens of MB, ~100 ms of a core) does not compete for the CPU with the first reads; it is copied once the reads
  * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over 4 × walBusyLimit.
+ * A round begun while writes went on looks again before each further PASSIVE round and before its RESTART: once
+ * writes have stopped and the server reads, it leaves there (the WAL no longer grows, and a writer starts a copied
+ * WAL over by itself), so its catch-up rounds do not hold a core while the first reads after a burst come (on two
+ * cores the read's thread waited behind them for the CPU: bench/README.md). What is left is copied by the next
+ * rounds as above.
  * The server's thread publishes its last write and read in `activity` (activity.ts).
  */
 const CHECKPOINT_WORKER = `
@@ -262,7 +272,7 @@ const inUse = (result) => 32 + result.log * frameBytes;
 const RESTART_AFTER_FRAMES = 64;
 // Past this many times walBusyLimit in use, the WAL is started over after the last round whatever it found new.
 const FORCE_AFTER = 2;
-// RESTARTs that succeeded here, and rounds skipped for readers (tests and bench/wal.ts read them).
+// RESTARTs that succeeded here, rounds skipped for readers, catch-up loops left for them (tests and bench/wal.ts).
 const stats = new Int32Array(workerData.stats);
 // When the server's connection last wrote and read: Date.now()'s low 32 bits (activity.ts).
 const activity = new Int32Array(workerData.activity);
@@ -279,13 +289,21 @@ let lastInUse = 0;
 let handedOver = 0;
 let version = -1;
 let quietSince = Date.now();
+// Writes have stopped and the server reads (a read since the last write, and a recent one).
+const readsGoOn = () => {
+  const sinceWrite = age(${WROTE});
+  const sinceRead = age(${READ});
+  return sinceWrite >= WRITES_STOPPED_MS && sinceRead < READS_QUIET_MS && sinceRead < sinceWrite;
+};
+// Leaves a round's catch-up loop for the reads (counted for tests and bench/wal.ts).
+const leaveForReads = () => {
+  Atomics.add(stats, 2, 1);
+};
 const timer = setInterval(() => {
   // The server's connection answers at once between two transactions; a second is a safe bound if it never does.
   if (handedOver && Date.now() - handedOver < 1000) return;
   handedOver = 0;
-  const sinceWrite = age(${WROTE});
-  const sinceRead = age(${READ});
-  if (sinceWrite >= WRITES_STOPPED_MS && sinceRead < READS_QUIET_MS && sinceRead < sinceWrite && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
+  if (readsGoOn() && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
     // Writes have stopped and the server reads: the copy waits for the reads, up to yieldMaxMs.
     const start = Date.now();
     if (yieldingSince === 0) yieldingSince = start;
@@ -308,13 +326,17 @@ const timer = setInterval(() => {
         // Writes go on and the WAL is large: copy what came during that checkpoint, again until a round found
         // little new (at most a few rounds), then RESTART, so the writer's next transaction writes from the WAL's
         // start instead of growing it. What RESTART copies under the writer's lock is what came since: little.
+        // Writes that stop while this round copies make the rest of it needless: once the server reads, it leaves
+        // (whatever the WAL's size: it no longer grows), before each round and before the RESTART.
         let log = result.log;
         for (let round = 0, came = Infinity; round < 4; round++) {
+          if (readsGoOn()) return leaveForReads();
           const before = result.log;
           [result] = db.pragma("wal_checkpoint(PASSIVE)");
           if (!caughtUp(result)) return;
           log = result.log;
           if (log - before <= RESTART_AFTER_FRAMES) {
+            if (readsGoOn()) return leaveForReads();
             [result] = db.pragma("wal_checkpoint(RESTART)");
             if (result && result.busy === 0) {
               Atomics.add(stats, 0, 1);
@@ -368,7 +390,8 @@ function startCheckpointer(
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");
   // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
   const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
-  const stats = new SharedArrayBuffer(8);
+  // Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads.
+  const stats = new SharedArrayBuffer(12);
   const worker = new Worker(CHECKPOINT_WORKER, {
     eval: true,
     resourceLimits,
@@ -424,6 +447,7 @@ function startCheckpointer(
     stats: (): CheckpointStats => ({
       restarts: Atomics.load(figures.restarts, 0) + figures.forcedRestarts,
       yielded: Atomics.load(figures.restarts, 1),
+      leftForReads: Atomics.load(figures.restarts, 2),
       forcedRestarts: figures.forcedRestarts,
       longestForcedMs: figures.longestForcedMs,
       restartRequests: figures.restartRequests,

@@ -460,6 +460,55 @@ describe("the checkpoint worker once writes stop", () => {
   }, 120_000);
 });
 
+describe("the checkpoint worker when writes stop during its round", () => {
+  it("leaves the round's catch-up loop, before another PASSIVE or the RESTART, once writes have stopped and the server reads", async () => {
+    // A RESTART loop at 1 MiB; no quiet-time truncation and no end to yielding within the test.
+    const store = openStore(join(tempDir(), "spool.db"), { walBusyLimit: 1024 * 1024, walQuietMs: 600_000, walYieldMaxMs: 600_000 });
+    const other = new SQLite(store.file);
+    try {
+      other.pragma("busy_timeout = 10000");
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const row = Buffer.alloc(64 * 1024, 121);
+      // A first burst, one transaction of the store's (noted writes): ~10 MiB of WAL in use, over 4 × walBusyLimit, so
+      // the worker's rounds do not skip for reads while that much is in use (what they found last).
+      await store.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < 128; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(trx);
+      });
+      // No reads yet: the worker copies it, runs its RESTART loop and starts the WAL over.
+      await eventually(() => checkpointStats(store)!.restarts >= 1, 20_000, "the worker's RESTART after the first burst");
+      const stats = () => checkpointStats(store)!;
+      const read = () => sql`SELECT id FROM burst WHERE id = 1`.execute(store.db);
+      await read();
+      // A second burst, ~3 MiB, by another connection (the store notes only its own writes): the server's last write
+      // is long past (writes have stopped) and it reads, one read a turn, from here on. The worker's next round copies
+      // the burst (it does not skip it: what was in use when it last looked is over 4 MiB) and, the WAL in use over
+      // walBusyLimit, enters its catch-up loop: there it finds the reads and leaves. Before, it ran another PASSIVE
+      // round and the RESTART (or, its RESTART finding a read under way, asked the store for one).
+      const before = { ...stats(), leftForReads: stats().leftForReads ?? 0 };
+      other.transaction(() => {
+        const insert = other.prepare("INSERT INTO burst (data) VALUES (?)");
+        for (let i = 0; i < 40; i++) insert.run(row);
+      })();
+      const acted = () => stats().restarts + stats().restartRequests + (stats().leftForReads ?? 0);
+      const start = acted();
+      while (acted() === start) {
+        await read();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(stats().restarts, "RESTARTs").toBe(before.restarts);
+      expect(stats().restartRequests, "RESTARTs asked of the store").toBe(before.restartRequests);
+      expect(stats().leftForReads ?? 0, "catch-up loops left for the reads").toBe(before.leftForReads + 1);
+      // The burst was copied all the same (the round's first PASSIVE), and the store writes on.
+      expect(walFrames(store).copied).toBe(walFrames(store).frames);
+      await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
+      expect((await sql<{ n: number }>`SELECT count(*) AS n FROM burst`.execute(store.db)).rows[0]!.n).toBe(128 + 40 + 1);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  }, 120_000);
+});
+
 describe("the checkpoint worker and the process", () => {
   it("does not keep a process alive that opened a store and never closed it (its listener for the worker's requests is unref'd too)", async () => {
     const dir = tempDir();
