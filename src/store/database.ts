@@ -34,6 +34,12 @@ export interface StoreOptions {
    * reads, for at most this many milliseconds (SPEC.md, the WAL): a steady reader does not put it off for ever.
    */
   walYieldMaxMs?: number;
+  /**
+   * Once writes have stopped, the worker's copy waits this many milliseconds after the last write even with no read
+   * yet (the reads that follow a burst come a few milliseconds after its end): a round that falls between the two
+   * does not begin a copy of tens of MB just before them. Reads make it wait longer, as above.
+   */
+  walSettleMs?: number;
   /** SQLite's busy timeout for the server's connection: how long a statement waits, blocking, for a lock. */
   busyTimeoutMs?: number;
   /** How writes refused as busy or locked after that are tried again, asynchronously. */
@@ -48,6 +54,8 @@ export const DEFAULT_WAL_BUSY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_WAL_QUIET_MS = 1000;
 /** How long the worker's copy waits for reads once writes have stopped, at most, by default. */
 export const DEFAULT_WAL_YIELD_MAX_MS = 2000;
+/** How long after the last write the worker's copy waits for reads to come, by default (one round). */
+export const DEFAULT_WAL_SETTLE_MS = 200;
 
 /** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
 export interface CheckpointStats {
@@ -153,6 +161,7 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
           walBusyLimit,
           quietMs: options.walQuietMs ?? DEFAULT_WAL_QUIET_MS,
           yieldMaxMs: options.walYieldMaxMs ?? DEFAULT_WAL_YIELD_MAX_MS,
+          settleMs: options.walSettleMs ?? DEFAULT_WAL_SETTLE_MS,
         });
   sqlite.pragma("wal_autocheckpoint = 16384");
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
@@ -239,7 +248,9 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
  *
  * Once writes have stopped (none for WRITES_STOPPED_MS) while the server reads (a read since the last write and
  * within READS_QUIET_MS; a stream call reads before it appends, so a commit slow under load is not taken for that),
- * nothing is urgent: the WAL does not grow. The round is skipped then, so what is left to copy after a burst
+ * nothing is urgent: the WAL does not grow. The round is skipped then, and also in the first `settleMs` after the
+ * last write with no read yet (the reads after a burst come a few ms after its end: a round that fell between the
+ * two began a copy of tens of MB just before them, bench/README.md), so what is left to copy after a burst
  * (tens of MB, ~100 ms of a core) does not compete for the CPU with the first reads; it is copied once the reads
  * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over 4 × walBusyLimit.
  * A round begun while writes went on looks again before each further PASSIVE round and before its RESTART: once
@@ -303,8 +314,11 @@ const timer = setInterval(() => {
   // The server's connection answers at once between two transactions; a second is a safe bound if it never does.
   if (handedOver && Date.now() - handedOver < 1000) return;
   handedOver = 0;
-  if (readsGoOn() && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
-    // Writes have stopped and the server reads: the copy waits for the reads, up to yieldMaxMs.
+  // Writes have stopped just now (within settleMs), no read yet: the reads that follow a burst are about to come.
+  const sinceWrite = age(${WROTE});
+  const settling = sinceWrite >= WRITES_STOPPED_MS && sinceWrite < workerData.settleMs;
+  if ((readsGoOn() || settling) && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
+    // Writes have stopped and the server reads (or may read at once): the copy waits for the reads, up to yieldMaxMs.
     const start = Date.now();
     if (yieldingSince === 0) yieldingSince = start;
     if (start - yieldingSince < workerData.yieldMaxMs) {
@@ -384,7 +398,7 @@ function startCheckpointer(
   sqlite: SQLite.Database,
   file: string,
   activity: Int32Array,
-  limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number },
+  limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number },
   intervalMs = 200,
 ) {
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");

@@ -440,6 +440,34 @@ describe("the checkpoint worker once writes stop", () => {
     }
   }, 120_000);
 
+  it("waits walSettleMs after the last write even with no read yet, then copies it (here after walYieldMaxMs)", async () => {
+    // The reads that follow a burst come a few ms after its end: a round in between does not begin the copy.
+    const store = openStore(join(tempDir(), "spool.db"), { walSettleMs: 600_000, walYieldMaxMs: 1000, walQuietMs: 600_000 });
+    try {
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const row = Buffer.alloc(64 * 1024, 122);
+      const left = () => walFrames(store).copied < walFrames(store).frames;
+      // A burst of the store's writes, then no statement at all (the WAL's state is read from the -shm file): a
+      // round skips with frames left to copy. A round within 10 ms of the last write still counts it as going on
+      // and may copy the lot first: then another burst. Before, the first round after a burst copied it.
+      let skipped = false;
+      let bursts = 0;
+      while (!skipped && bursts < 8) {
+        bursts++;
+        for (let i = 0; i < 64; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
+        const yielded = checkpointStats(store)!.yielded;
+        await eventually(() => checkpointStats(store)!.yielded > yielded || !left(), 20_000, "a round after the burst");
+        skipped = checkpointStats(store)!.yielded > yielded && left();
+      }
+      expect(skipped, "a round skipped with frames left and no read").toBe(true);
+      // No read comes: after walYieldMaxMs of skipping the worker copies the rest.
+      await eventually(() => !left(), 20_000, "the WAL copied after walYieldMaxMs");
+      expect((await sql<{ n: number }>`SELECT count(*) AS n FROM burst`.execute(store.db)).rows[0]!.n).toBe(64 * bursts);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+
   it("copies it all the same after walYieldMaxMs when the reads never stop", async () => {
     const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: 256 * 1024, walQuietMs: 100, walYieldMaxMs: 500 });
     try {
