@@ -421,16 +421,30 @@ describe("the checkpoint worker once writes stop", () => {
       const reads = entryReads(store);
       const read = () => reads.findEntryById(1);
       // Before, the worker's next round copied the rest of the burst whatever the server did (it never skipped one).
-      const skipped = await burstThenRead(store, read);
-      expect(skipped, "a round skipped for the reads with frames left to copy").not.toBeNull();
-      const { bursts, ...start } = skipped!;
-      const yielded = checkpointStats(store)!.yielded;
-      while (checkpointStats(store)!.yielded < yielded + 3) {
-        await read();
-        await new Promise((resolve) => setImmediate(resolve));
+      let bursts = 0;
+      let start: { frames: number; copied: number } | null = null;
+      for (let attempt = 0; attempt < 5 && !start; attempt++) {
+        const skipped = await burstThenRead(store, read);
+        expect(skipped, "a round skipped for the reads with frames left to copy").not.toBeNull();
+        const { bursts: more, ...frames } = skipped!;
+        bursts += more;
+        const yielded = checkpointStats(store)!.yielded;
+        // The longest time between two reads: a loaded machine can stall this process past the worker's 100 ms
+        // (READS_QUIET_MS), and then the reads did stop for it and it copies, rightly: such a try starts over.
+        let gap = 0;
+        let last = Date.now();
+        while (checkpointStats(store)!.yielded < yielded + 3) {
+          await read();
+          await new Promise((resolve) => setImmediate(resolve));
+          gap = Math.max(gap, Date.now() - last);
+          last = Date.now();
+        }
+        // Three more rounds came while the reads went on: none copied a frame, unless the reads stopped for 100 ms.
+        const now = walFrames(store);
+        if (now.frames === frames.frames && now.copied === frames.copied) start = frames;
+        else expect(gap, "the reads' longest gap, a round having copied frames while they went on").toBeGreaterThanOrEqual(90);
       }
-      // Three more rounds came while the reads went on: none copied a frame.
-      expect(walFrames(store), "frames in use and copied while reads go on").toEqual(start);
+      expect(start, "three rounds that copied nothing while reads went on").not.toBeNull();
       expect(statSync(wal).size).toBeGreaterThan(limit);
       // Reads stop: the worker copies the rest and, writes being quiet, truncates the WAL.
       await eventually(() => statSync(wal).size <= limit, 20_000, "the WAL to be copied and cut back");
