@@ -100,7 +100,7 @@ async function run(label: string, root: string) {
     }
   }
   const cpu = process.cpuUsage(cpu0);
-  const worker = checkpointStats?.(store) as { restarts: number; forcedRestarts: number; longestForcedMs: number } | null | undefined;
+  const worker = checkpointStats?.(store) as { restarts: number; forcedRestarts: number; longestHeldMs?: number; longestForcedMs?: number } | null | undefined;
   biggest = Math.max(biggest, walSize(wal));
   durations.sort((a, b) => a - b);
   const worstSecond = Math.max(
@@ -116,7 +116,9 @@ async function run(label: string, root: string) {
     `${label.padEnd(8)} load ${load()}  ${(n / SECONDS).toFixed(0)} commits/s  commit p50 ${fmt(percentile(durations, 50))} p99 ${fmt(percentile(durations, 99))} max ${fmt(durations.at(-1)!)} ms` +
       `  >20ms ${durations.filter((d) => d > 20).length} >50ms ${durations.filter((d) => d > 50).length}  worst 1s p99 ${fmt(worstSecond)} ms` +
       `${RATE === 0 ? `  longest between commits ${fmt(stall)} ms` : ""}  WAL max ${(biggest / 2 ** 20).toFixed(0)} MiB, started over ≥${restarts}×  cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s` +
-      (worker ? `  RESTARTs ${worker.restarts} (forced ${worker.forcedRestarts}, longest ${fmt(worker.longestForcedMs)} ms)` : ""),
+      (worker
+        ? `  RESTARTs ${worker.restarts} (forced ${worker.forcedRestarts}, longest ${fmt(worker.longestHeldMs ?? worker.longestForcedMs ?? Number.NaN)} ms)`
+        : ""),
   );
   await store.close();
   rmSync(dir, { recursive: true, force: true });

@@ -115,6 +115,13 @@ function flush(queue: AppendQueue): void {
   queue.scheduled = false;
   if (queue.pending.length === 0) return;
   const { sqlite } = queue.store;
+  // The checkpoint worker restarts the WAL and holds the writer's lock meanwhile: go on once it is done.
+  const held = queue.store.appendsHeld?.();
+  if (held) {
+    queue.scheduled = true;
+    void held.then(() => flush(queue));
+    return;
+  }
   if (sqlite.inTransaction) {
     // A transaction of the Kysely side is open across an await: joining it would tie acknowledged chunks to its
     // fate (better-sqlite3 would nest ours as a savepoint). Go after it.

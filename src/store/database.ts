@@ -59,20 +59,23 @@ export const DEFAULT_WAL_SETTLE_MS = 200;
 
 /** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
 export interface CheckpointStats {
-  /** RESTART checkpoints that got the writer's lock and left the WAL to be started over (the worker's and forced ones). */
+  /**
+   * RESTART checkpoints that got the writer's lock and left the WAL to be started over. The worker runs every one,
+   * with the server's group commit held at its request (never on the server's thread).
+   */
   restarts: number;
   /**
-   * Of those, the ones the server's connection ran at the worker's request, the catch-up rounds having given up
-   * (commits came faster than the rounds copied them) with the WAL far past walBusyLimit.
+   * Of those, the ones run after the catch-up rounds gave up (commits came faster than the rounds copied them)
+   * with the WAL far past walBusyLimit.
    */
   forcedRestarts: number;
-  /** The longest of those: how long the event loop waited for one. */
-  longestForcedMs: number;
-  /** The worker's requests for such a RESTART. */
+  /** The longest time the group commit was held for one RESTART (its appends waited that long, the event loop did not). */
+  longestHeldMs: number;
+  /** The worker's requests to hold the group commit for a RESTART. */
   restartRequests: number;
   /**
-   * Of those, the ones not run because writes had stopped when the request was handled (none for
-   * WRITES_STOPPED_MS): the WAL no longer grew, and the worker's own rounds copy the rest off the event loop.
+   * Of those, the ones refused because writes had stopped when the request was handled (none for
+   * WRITES_STOPPED_MS): the WAL no longer grew, and the worker's own rounds copy the rest without the writer's lock.
    */
   restartsNotNeeded: number;
   /** Rounds the worker skipped because writes had stopped and the server was reading. */
@@ -179,6 +182,7 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
     file,
     busyRetry,
     location: file,
+    appendsHeld: checkpointer?.appendsHeld,
     appendChunk: (entryId, data, seq, open) => {
       Atomics.store(activity, WROTE, Date.now() | 0);
       return appendChunk(store, entryId, data, seq, open);
@@ -236,9 +240,10 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
  * While commits come, such a checkpoint never leaves the WAL wholly copied when the writer begins its next
  * transaction, and only then does SQLite write from the WAL's start again; so once the WAL in use is over
  * `walBusyLimit` and a checkpoint caught up with it, the worker copies what came meanwhile and runs a RESTART
- * checkpoint: it takes the writer's lock (giving up at once if a writer is there), copies the few frames left,
- * and returns once no reader uses the WAL, so the writer's next commit starts it over. The writer waits for that
- * lock at most the time those frames take (bench/README.md).
+ * checkpoint: it takes the writer's lock, copies the few frames left, and returns once no reader uses the WAL, so
+ * the writer's next commit starts it over. The server's group commit is held meanwhile at the worker's request
+ * (`restartHeld`): its appends wait that long (bench/README.md) and go on at the worker's message, the event loop
+ * is never blocked by a checkpoint, and the writer never sleeps in SQLite's busy handler for it.
  *
  * A TRUNCATE checkpoint also takes that lock, and truncating a large file takes long (tens of milliseconds for
  * 64 MiB, hundreds for a GB on an ext4 mounted with discard), so it runs only once no commit has come for
@@ -295,9 +300,33 @@ const READS_QUIET_MS = 100;
 const YIELD_UNDER = 4;
 let yieldingSince = 0;
 let lastInUse = 0;
-// Set while the server's connection restarts the WAL at this worker's request: no checkpoint here meanwhile (it
-// would take the checkpoint lock the RESTART needs).
-let handedOver = 0;
+// A RESTART here takes the writer's lock: the server's group commit is held meanwhile, at this worker's request, so
+// it waits for a wake-up ("released") instead of sleeping in SQLite's busy handler, and no checkpoint ever runs on
+// the server's thread. Asked (ASKED and a message), the server's thread answers between two of its transactions:
+// HELD, or FREE when the RESTART is not needed (writes have stopped) or the store is closing.
+const hold = new Int32Array(workerData.hold);
+const FREE = 0;
+const ASKED = 1;
+const HELD = 2;
+const restartHeld = (forced) => {
+  Atomics.store(hold, 0, ASKED);
+  parentPort.postMessage("hold");
+  const deadline = Date.now() + 1000;
+  for (let left = 1000; Atomics.load(hold, 0) === ASKED && left > 0; left = deadline - Date.now()) Atomics.wait(hold, 0, ASKED, left);
+  // Not answered within a second (a transaction open across awaits all that time): withdrawn, unless held just now.
+  if (Atomics.compareExchange(hold, 0, ASKED, FREE) !== HELD) return false;
+  const start = Date.now();
+  let done = false;
+  try {
+    const [result] = db.pragma("wal_checkpoint(RESTART)");
+    done = !!result && result.busy === 0;
+    if (done) Atomics.add(stats, 0, 1);
+    return done;
+  } finally {
+    Atomics.store(hold, 0, FREE);
+    parentPort.postMessage({ released: Date.now() - start, forced: done && forced });
+  }
+};
 let version = -1;
 let quietSince = Date.now();
 // Writes have stopped and the server reads (a read since the last write, and a recent one).
@@ -311,9 +340,6 @@ const leaveForReads = () => {
   Atomics.add(stats, 2, 1);
 };
 const timer = setInterval(() => {
-  // The server's connection answers at once between two transactions; a second is a safe bound if it never does.
-  if (handedOver && Date.now() - handedOver < 1000) return;
-  handedOver = 0;
   // Writes have stopped just now (within settleMs), no read yet: the reads that follow a burst are about to come.
   const sinceWrite = age(${WROTE});
   const settling = sinceWrite >= WRITES_STOPPED_MS && sinceWrite < workerData.settleMs;
@@ -351,26 +377,18 @@ const timer = setInterval(() => {
           log = result.log;
           if (log - before <= RESTART_AFTER_FRAMES) {
             if (readsGoOn()) return leaveForReads();
-            [result] = db.pragma("wal_checkpoint(RESTART)");
-            if (result && result.busy === 0) {
-              Atomics.add(stats, 0, 1);
-              return;
-            }
+            if (restartHeld(false)) return;
             break;
           }
           // More came during this round than during the one before: the rounds do not converge.
           if (log - before >= came) break;
           came = log - before;
         }
-        // Commits came faster than the rounds copied them, or the writer held its lock at the RESTART (a flood: each
-        // transaction follows the last within a turn of the event loop). Once the WAL is far past its bound, the
-        // server's connection is asked to RESTART between two of its transactions: it copies what came since the
-        // last round (the event loop waits that long, bench/README.md) and starts the WAL over with its next
-        // commit, long before SQLite's backstop would at 256 MiB.
-        if (inUse({ log }) > FORCE_AFTER * workerData.walBusyLimit) {
-          handedOver = now;
-          parentPort.postMessage("restart");
-        }
+        // Commits came faster than the rounds copied them (a flood: each transaction follows the last within a
+        // turn of the event loop). Once the WAL is far past its bound, it is started over all the same: the RESTART
+        // copies what came since the last round with the group commit held (the appends wait that long; the event
+        // loop goes on), long before SQLite's backstop would at 256 MiB.
+        if (inUse({ log }) > FORCE_AFTER * workerData.walBusyLimit) restartHeld(true);
       }
       return;
     }
@@ -382,11 +400,7 @@ const timer = setInterval(() => {
     // busy, locked or full: the next round catches up
   }
 }, workerData.intervalMs);
-parentPort.on("message", (message) => {
-  if (message === "restarted") {
-    handedOver = 0;
-    return;
-  }
+parentPort.on("message", () => {
   clearInterval(timer);
   db.close();
   parentPort.postMessage("stopped");
@@ -406,64 +420,71 @@ function startCheckpointer(
   const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
   // Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads.
   const stats = new SharedArrayBuffer(12);
+  const hold = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(CHECKPOINT_WORKER, {
     eval: true,
     resourceLimits,
-    workerData: { file, driver, intervalMs, ...limits, stats, activity: activity.buffer },
+    workerData: { file, driver, intervalMs, ...limits, stats, activity: activity.buffer, hold: hold.buffer },
   });
   worker.unref();
   let stopping: Promise<void> | null = null;
-  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestForcedMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
-  // The worker's request to start a flooded WAL over: a RESTART on this connection, outside any transaction (one
-  // open across awaits is waited for, a turn at a time), with no busy wait: no other connection writes, and a reader
-  // of another process in the WAL makes it give up at once (the worker asks again a round later).
-  const restartHere = (turns: number) => {
-    if (stopping || !sqlite.open) return;
-    // Writes have stopped since the worker asked (a burst ended): the WAL no longer grows, and a RESTART here would
-    // copy what the worker's last rounds left, with its fsyncs, on the event loop while reads come (traced: 55 ms of
-    // CPU and 180 ms of wall in one read after a 1 GB burst; bench/README.md). The worker copies it on its thread.
+  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
+  // The worker's request to hold the group commit while its RESTART has the writer's lock: granted between two
+  // transactions (one open across awaits is waited for, a turn at a time), the commits that come meanwhile wait for
+  // its "released" message. No checkpoint runs on this thread: its copy and fsyncs stay on the worker's.
+  let held: Promise<void> | null = null;
+  let release = () => {};
+  const refuse = () => {
+    Atomics.compareExchange(hold, 0, 1, 0);
+    Atomics.notify(hold, 0);
+  };
+  const holdHere = (turns: number) => {
+    if (stopping || !sqlite.open) return refuse();
+    // Writes have stopped since the worker asked (a burst ended): the WAL no longer grows, and the worker's rounds
+    // copy the rest without the writer's lock; the next writer starts a wholly copied WAL over itself.
     if ((((Date.now() | 0) - Atomics.load(activity, WROTE)) | 0) >= WRITES_STOPPED_MS) {
       figures.restartsNotNeeded++;
-      worker.postMessage("restarted");
-      return;
+      return refuse();
     }
     if (sqlite.inTransaction) {
-      if (turns < 1000) setImmediate(restartHere, turns + 1);
-      else worker.postMessage("restarted");
+      if (turns < 1000) setImmediate(holdHere, turns + 1);
+      else refuse();
       return;
     }
-    const t0 = performance.now();
-    let busyTimeout: number | null = null;
-    try {
-      // Throws, changing nothing, while a statement is still being walked: the worker then asks again a round later.
-      busyTimeout = sqlite.pragma("busy_timeout", { simple: true }) as number;
-      sqlite.pragma("busy_timeout = 0");
-      const [result] = sqlite.pragma("wal_checkpoint(RESTART)") as { busy: number }[];
-      if (result?.busy === 0) {
-        figures.forcedRestarts++;
-        figures.longestForcedMs = Math.max(figures.longestForcedMs, performance.now() - t0);
-      }
-    } catch {
-      // busy, a statement still iterating, or full: the worker asks again a round later
-    } finally {
-      if (busyTimeout !== null) sqlite.pragma(`busy_timeout = ${busyTimeout}`);
-    }
-    worker.postMessage("restarted");
+    // The worker may have withdrawn its request meanwhile (unanswered for a second).
+    if (Atomics.compareExchange(hold, 0, 1, 2) !== 1) return;
+    held = new Promise((resolve) => {
+      release = resolve;
+    });
+    Atomics.notify(hold, 0);
   };
-  worker.on("message", (message) => {
-    if (message !== "restart") return;
-    figures.restartRequests++;
-    restartHere(0);
+  worker.on("message", (message: "hold" | { released: number; forced: boolean }) => {
+    if (message === "hold") {
+      figures.restartRequests++;
+      holdHere(0);
+      return;
+    }
+    if (typeof message !== "object" || !("released" in message)) return;
+    if (message.forced) figures.forcedRestarts++;
+    figures.longestHeldMs = Math.max(figures.longestHeldMs, message.released);
+    held = null;
+    release();
+  });
+  // A worker gone while it held the group commit (it never is, short of a crash) does not keep the appends waiting.
+  worker.once("exit", () => {
+    held = null;
+    release();
   });
   // A 'message' listener refs the worker's port again: the worker must not keep the process alive.
   worker.unref();
   return {
+    appendsHeld: () => held,
     stats: (): CheckpointStats => ({
-      restarts: Atomics.load(figures.restarts, 0) + figures.forcedRestarts,
+      restarts: Atomics.load(figures.restarts, 0),
       yielded: Atomics.load(figures.restarts, 1),
       leftForReads: Atomics.load(figures.restarts, 2),
       forcedRestarts: figures.forcedRestarts,
-      longestForcedMs: figures.longestForcedMs,
+      longestHeldMs: figures.longestHeldMs,
       restartRequests: figures.restartRequests,
       restartsNotNeeded: figures.restartsNotNeeded,
     }),

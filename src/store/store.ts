@@ -36,4 +36,9 @@ export interface SqliteStore extends Store {
   readonly file: string;
   /** How a write refused as busy or locked is tried again (group commits and Kysely's statements alike). */
   readonly busyRetry: BusyRetryOptions;
+  /**
+   * While the checkpoint worker starts the WAL over with the group commit held at its request: a promise that
+   * resolves when the worker is done (the group commit waits for it instead of sleeping in SQLite's busy handler).
+   */
+  readonly appendsHeld?: () => Promise<void> | null;
 }
