@@ -313,9 +313,10 @@ const HELD = 2;
 // RESTART's sync, with the appends held (40-300 ms, bench/README.md). Written back here first, and what came
 // meanwhile copied (a few times at most: each pass leaves less to sync when the disk writes faster than appends
 // come), the RESTART under the hold syncs only the last pass's pages. Not past WRITE_BACK_UNDER × walBusyLimit in
-// use: the WAL grows meanwhile, and SQLite's backstop (a checkpoint on the server's thread) is not far above.
+// use (128 MiB at the default): the WAL grows meanwhile (a pass under load took 100-300 ms), and SQLite's backstop
+// (a checkpoint on the server's thread, at 256 MiB) must stay out of reach.
 const database = openSync(workerData.file, "r");
-const WRITE_BACK_UNDER = 3;
+const WRITE_BACK_UNDER = 2;
 const writeBack = (checkpointed, log) => {
   for (let pass = 0; pass < 3 && inUse({ log }) <= WRITE_BACK_UNDER * workerData.walBusyLimit; pass++) {
     fdatasyncSync(database);
