@@ -71,7 +71,7 @@ export interface CheckpointStats {
   forcedRestarts: number;
   /** The longest time the group commit was held for one RESTART (its appends waited that long, the event loop did not). */
   longestHeldMs: number;
-  /** The worker's requests to hold the group commit for a RESTART. */
+  /** The worker's requests to hold the group commit for a forced RESTART (its own, after converging rounds, are not counted). */
   restartRequests: number;
   /**
    * Of those, the ones refused because writes had stopped when the request was handled (none for
@@ -303,7 +303,7 @@ let lastInUse = 0;
 // A RESTART here takes the writer's lock: the server's group commit is held meanwhile, at this worker's request, so
 // it waits for a wake-up ("released") instead of sleeping in SQLite's busy handler, and no checkpoint ever runs on
 // the server's thread. Asked (ASKED and a message), the server's thread answers between two of its transactions:
-// HELD, or FREE when the RESTART is not needed (writes have stopped) or the store is closing.
+// HELD, or FREE when the store is closing or, for a forced one, when writes have stopped (it is not needed then).
 const hold = new Int32Array(workerData.hold);
 const FREE = 0;
 const ASKED = 1;
@@ -318,7 +318,7 @@ const HELD = 2;
 const database = openSync(workerData.file, "r");
 const WRITE_BACK_UNDER = 2;
 const writeBack = (checkpointed, log) => {
-  for (let pass = 0; pass < 3 && inUse({ log }) <= WRITE_BACK_UNDER * workerData.walBusyLimit; pass++) {
+  for (let pass = 0; pass < 3 && inUse({ log }) <= WRITE_BACK_UNDER * workerData.walBusyLimit && !readsGoOn(); pass++) {
     fdatasyncSync(database);
     const [result] = db.pragma("wal_checkpoint(PASSIVE)");
     if (!result || result.busy !== 0) return;
@@ -329,9 +329,10 @@ const writeBack = (checkpointed, log) => {
   }
 };
 const restartHeld = (forced, result) => {
-  writeBack(result.checkpointed, result.log);
+  // Not once writes have stopped: the server's thread refuses the hold then, and the copy would meet the reads.
+  if (age(${WROTE}) < WRITES_STOPPED_MS) writeBack(result.checkpointed, result.log);
   Atomics.store(hold, 0, ASKED);
-  parentPort.postMessage("hold");
+  parentPort.postMessage(forced ? "hold-forced" : "hold");
   const deadline = Date.now() + 1000;
   for (let left = 1000; Atomics.load(hold, 0) === ASKED && left > 0; left = deadline - Date.now()) Atomics.wait(hold, 0, ASKED, left);
   // Not answered within a second (a transaction open across awaits all that time): withdrawn, unless held just now.
@@ -460,16 +461,16 @@ function startCheckpointer(
     Atomics.compareExchange(hold, 0, 1, 0);
     Atomics.notify(hold, 0);
   };
-  const holdHere = (turns: number) => {
+  const holdHere = (forced: boolean, turns: number) => {
     if (stopping || !sqlite.open) return refuse();
-    // Writes have stopped since the worker asked (a burst ended): the WAL no longer grows, and the worker's rounds
-    // copy the rest without the writer's lock; the next writer starts a wholly copied WAL over itself.
-    if ((((Date.now() | 0) - Atomics.load(activity, WROTE)) | 0) >= WRITES_STOPPED_MS) {
+    // Writes have stopped since the worker asked for a forced RESTART (a burst ended): the WAL no longer grows, and
+    // the worker's rounds copy the rest without the writer's lock; the next writer starts a wholly copied WAL over.
+    if (forced && (((Date.now() | 0) - Atomics.load(activity, WROTE)) | 0) >= WRITES_STOPPED_MS) {
       figures.restartsNotNeeded++;
       return refuse();
     }
     if (sqlite.inTransaction) {
-      if (turns < 1000) setImmediate(holdHere, turns + 1);
+      if (turns < 1000) setImmediate(holdHere, forced, turns + 1);
       else refuse();
       return;
     }
@@ -480,10 +481,10 @@ function startCheckpointer(
     });
     Atomics.notify(hold, 0);
   };
-  worker.on("message", (message: "hold" | { released: number; forced: boolean }) => {
-    if (message === "hold") {
-      figures.restartRequests++;
-      holdHere(0);
+  worker.on("message", (message: "hold" | "hold-forced" | { released: number; forced: boolean }) => {
+    if (message === "hold" || message === "hold-forced") {
+      if (message === "hold-forced") figures.restartRequests++;
+      holdHere(message === "hold-forced", 0);
       return;
     }
     if (typeof message !== "object" || !("released" in message)) return;

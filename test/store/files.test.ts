@@ -365,7 +365,8 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
       expect(walRestarts(wal) - first, "WAL start-overs within 128 MiB of commits").toBeGreaterThanOrEqual(3);
-      expect(checkpointStats(store)?.forcedRestarts, "RESTARTs with the store's writes held at the worker's request").toBeGreaterThanOrEqual(3);
+      // Held, the worker's own RESTART gets the lock too: some of them need not be forced.
+      expect(checkpointStats(store)?.restarts, "RESTARTs with the store's writes held at the worker's request").toBeGreaterThanOrEqual(3);
       expect(onStore, "checkpoints on the store's connection").toEqual([]);
       expect(biggest, "the WAL's largest size").toBeLessThan(96 * 1024 * 1024);
       const stored = db.prepare("SELECT count(*) AS n, count(DISTINCT seq) AS distinct_seqs, sum(length(data)) AS bytes FROM flood").get();
