@@ -9,7 +9,7 @@
 // the catch-up rounds gave up) and its longest RESTART.
 // Usage: SPOOL_BENCH_TREES="before=/tmp/base25,after=/work/main" npx tsx bench/wal.ts [seconds=15] [commits/s=2000] [rounds=2] [row bytes=1024]
 // (each tree's dist/ must be built: `node scripts/build.mjs` in it)
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { percentile } from "./common.js";
@@ -44,6 +44,9 @@ const walRestarts = (wal: string) => {
 
 async function run(label: string, root: string) {
   const { openStore, checkpointStats } = await import(join(root, "dist/store/database.js"));
+  // The server's group commit notes each write for the checkpoint worker (activity.ts; trees since session 5) and
+  // waits while the worker holds it for a RESTART (appendsHeld; since session 7): these commits do the same.
+  const activity = existsSync(join(root, "dist/store/activity.js")) ? await import(join(root, "dist/store/activity.js")) : null;
   const dir = mkdtempSync(join(tmpdir(), "spool-bench-wal-"));
   const file = join(dir, "spool.db");
   const store = openStore(file);
@@ -68,7 +71,7 @@ async function run(label: string, root: string) {
   const cpu0 = process.cpuUsage();
   const start = performance.now();
   let n = 0;
-  // In a flood, the longest time between two commits: the event loop held by something else (a forced RESTART).
+  // In a flood, the longest time between two commits: the event loop held by something else, or the commits held for the worker's RESTART.
   let stall = 0;
   let lastEnd = 0;
   while (performance.now() - start < SECONDS * 1000) {
@@ -78,6 +81,8 @@ async function run(label: string, root: string) {
       await new Promise((r) => setImmediate(r));
       continue;
     }
+    const held = store.appendsHeld?.();
+    if (held) await held;
     const t0 = performance.now();
     if (RATE === 0 && n > 0) stall = Math.max(stall, t0 - lastEnd);
     begin.run();
@@ -86,6 +91,7 @@ async function run(label: string, root: string) {
     insert.run(producer, seq, data);
     update.run(data.length, seq, producer);
     commit.run();
+    activity?.noteActivity(db, activity.WROTE);
     lastEnd = performance.now();
     const took = lastEnd - t0;
     durations.push(took);
