@@ -479,6 +479,9 @@ function startCheckpointer(
     held = new Promise((resolve) => {
       release = resolve;
     });
+    // Appends wait for the worker's "released": until then the worker keeps the process alive (a process with
+    // nothing else to wait on, a script or a CLI command, would otherwise end with its appends unwritten).
+    worker.ref();
     Atomics.notify(hold, 0);
   };
   worker.on("message", (message: "hold" | "hold-forced" | { released: number; forced: boolean }) => {
@@ -491,6 +494,7 @@ function startCheckpointer(
     if (message.forced) figures.forcedRestarts++;
     figures.longestHeldMs = Math.max(figures.longestHeldMs, message.released);
     held = null;
+    worker.unref();
     release();
   });
   // A worker gone while it held the group commit (it never is, short of a crash) does not keep the appends waiting.

@@ -571,6 +571,44 @@ describe("the checkpoint worker when writes stop during its round", () => {
 });
 
 describe("the checkpoint worker and the process", () => {
+  it("keeps a process alive while its appends wait for the worker's RESTART: a script that only appends ends with all of them stored", async () => {
+    const dir = tempDir();
+    const script = join(dir, "flood.mjs");
+    const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
+    // Appends through the store's group commit and nothing else alive (no socket, no timer): while the worker holds
+    // the appends for a RESTART, only the worker can keep the process running. Before, it was unref'd then and the
+    // process ended with the append pending (exit 13, an unsettled top-level await), the rest never written.
+    writeFileSync(
+      script,
+      `const { openStore, checkpointStats } = await import(${src("store/database.ts")});
+      const { migrateToLatest } = await import(${src("store/migrator.ts")});
+      const { MIGRATIONS_DIR } = await import(${src("server.ts")});
+      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024 });
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");
+      const data = Buffer.alloc(64 * 1024, 120);
+      let seq = 0;
+      // Until the worker held the appends a few times (each RESTART it runs is held), at most 256 MiB. A timer turn
+      // between appends lets the worker's rounds catch up (its own RESTART, held); during an append nothing is alive.
+      while (checkpointStats(store).restarts < 3 && seq < 4096) {
+        await store.appendChunk(1, data, ++seq, 102);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      console.log("appended " + seq + " restarts " + checkpointStats(store).restarts);
+      console.log("stored " + store.sqlite.prepare("SELECT count(*) AS n FROM chunks WHERE entry_id = 1").get().n);
+      await store.close();`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(0);
+    const appended = /appended (\d+) restarts (\d+)/.exec(out);
+    expect(appended, out).not.toBeNull();
+    expect(Number(appended![2])).toBeGreaterThanOrEqual(3);
+    expect(out).toContain(`stored ${appended![1]}`);
+  }, 120_000);
+
   it("does not keep a process alive that opened a store and never closed it (its listener for the worker's requests is unref'd too)", async () => {
     const dir = tempDir();
     const script = join(dir, "open.mjs");
