@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { SpoolRpcError } from "../../src/client/spool-client.js";
 import { ChannelSender, Slots } from "../../src/runners/channel-sender.js";
+import { senderLink } from "../helpers/sender-link.js";
 
 /** A channel on a server that stores chunks in seq order, as the store does; the test answers the first calls itself. */
 function fakeServer() {
@@ -16,21 +17,16 @@ function fakeServer() {
     return { seq, duplicate: false };
   };
   const slots = new Slots(16);
-  const link = {
-    current: () => ({
-      request: (_method: string, p: any) =>
-        // Only a seq's first call waits for the test: a retry (its timer may fire between the test's steps) is answered as the store would.
-        holding && !sent.has(p.seq)
-          ? new Promise((resolve, reject) => {
-              sent.add(p.seq);
-              held.set(p.seq, { resolve, reject, chunk: p.chunk });
-            })
-          : Promise.resolve().then(() => store(p.seq, p.chunk)),
-    }),
-    tryAcquire: () => slots.tryAcquire(),
-    release: () => slots.release(),
-    whenFree: (wake: () => void) => slots.whenFree(wake),
-  };
+  const link = senderLink(slots, () => ({
+    request: (_method: string, p: any) =>
+      // Only a seq's first call waits for the test: a retry (its timer may fire between the test's steps) is answered as the store would.
+      holding && !sent.has(p.seq)
+        ? new Promise((resolve, reject) => {
+            sent.add(p.seq);
+            held.set(p.seq, { resolve, reject, chunk: p.chunk });
+          })
+        : Promise.resolve().then(() => store(p.seq, p.chunk)),
+  }));
   const settle = async (seq: number, how: "store" | "internal") => {
     const call = held.get(seq)!;
     held.delete(seq);
@@ -97,15 +93,10 @@ describe("a runner's channel sender", () => {
     // A link that takes bytes (the embedded runner's, a binary-frame WebSocket) and answers when told.
     const sent: { seq: number; chunk: Buffer; answer(): void }[] = [];
     const slots = new Slots(16);
-    const link = {
-      current: () => ({
-        bytes: true,
-        request: (_method: string, p: any) => new Promise((resolve) => sent.push({ seq: p.seq, chunk: p.chunk, answer: () => resolve({}) })),
-      }),
-      tryAcquire: () => slots.tryAcquire(),
-      release: () => slots.release(),
-      whenFree: (wake: () => void) => slots.whenFree(wake),
-    };
+    const link = senderLink(slots, () => ({
+      bytes: true,
+      request: (_method: string, p: any) => new Promise((resolve) => sent.push({ seq: p.seq, chunk: p.chunk, answer: () => resolve({}) })),
+    }));
     const sender = new ChannelSender(
       link as never,
       { run: "r", path: "p", channel: 1 },

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ChannelSender, incompleteUtf8Tail, Slots } from "../../src/runners/channel-sender.js";
 import { knownHostKeys } from "../../src/runners/ssh.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "../../src/runners/streams.js";
+import { senderLink } from "../helpers/sender-link.js";
 
 /** One frame of Docker's multiplexed stream: type (1 stdout, 2 stderr), three zero bytes, the length, the payload. */
 function dockerFrame(type: number, payload: Buffer): Buffer {
@@ -26,12 +27,7 @@ describe("runner building blocks", () => {
   it("a channel sender never splits a character, numbers chunks from 1, and sends binary as base64", async () => {
     const sent: { seq: number; chunk: string; encoding?: string }[] = [];
     const slots = new Slots(2);
-    const link = {
-      current: () => ({ request: async (_m: string, p: any) => void sent.push(p) }),
-      tryAcquire: () => slots.tryAcquire(),
-      release: () => slots.release(),
-      whenFree: (wake: () => void) => slots.whenFree(wake),
-    };
+    const link = senderLink(slots, () => ({ request: async (_m: string, p: any) => void sent.push(p) }));
     const sender = new ChannelSender(
       link as never,
       { run: "r", path: "p", channel: 1 },
