@@ -98,40 +98,44 @@ describe("the model drives interactive commands (scripted model)", () => {
       log: createLogger("silent"),
     });
     await runner.start();
-    const command = "echo serving; while :; do sleep 1; done";
-    const log = logOf(command);
-    model.reply(
-      { tools: [{ id: "call_bg", name: "sh", arguments: { command, background: true } }] },
-      { tools: [{ id: "call_jobs", name: "jobs", arguments: {} }] },
-      { tools: [{ id: "call_kill", name: "kill", arguments: { path: log } }] },
-      { tools: [{ id: "call_jobs2", name: "jobs", arguments: {} }] },
-      { tools: [{ id: "call_done", name: "done", arguments: { summary: "stopped it" } }] },
-    );
-    const accepted = acceptNext(a, "bg");
-    await a.request("run/create", { alias: "bg", model: "test", prompt: "Start the server, then stop it." });
-    expect((await accepted).attributes).toMatchObject({ background: true });
-    await runStatus(a, "bg", 200);
-    const started = toolResult(model.requests[1]!, "call_bg")!;
-    expect(started).toMatch(/^running in the background: jobs lists it/);
-    expect(started).toContain("status: 102");
-    const jobs = toolResult(model.requests[2]!, "call_jobs")!;
-    expect(jobs).toMatch(
-      /^1 command of this run still running:\n- log:\/\/turn_1\/sh\/echo-serving-while-do-sleep-1-done: \$ echo serving; while :; do sleep 1; done — running for \d+s; stdout \d+ bytes, stderr 0 bytes \(background, runner rec\)$/,
-    );
-    const killed = toolResult(model.requests[3]!, "call_kill")!;
-    expect(killed).toContain("sent SIGTERM");
-    expect(killed).toContain("status: 500");
-    expect(killed).toContain("signal: SIGTERM");
-    expect(toolResult(model.requests[4]!, "call_jobs2")).toBe("no command of this run is running");
-    const out = await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" });
-    expect(out).toMatchObject({ body: "serving\n", status: ENTRY.failed });
-    // A command of the same runner without background gets the default limit.
-    await a.request("run/create", { alias: "fg" });
-    const { path } = await a.request("proposal/create", { run: "fg", tool: "sh", command: "true" });
-    await a.request("run/resolve", { run: "fg", path, decision: "accept" });
-    await eventually(() => specs.length === 2, 10_000, "the second command to start");
-    expect(specs.map((spec) => spec.timeoutMs)).toEqual([600_000, 60_000]);
-    await runner.stop();
+    // Stopped whatever the assertions say: a failed one left the background command running after the test.
+    try {
+      const command = "echo serving; while :; do sleep 1; done";
+      const log = logOf(command);
+      model.reply(
+        { tools: [{ id: "call_bg", name: "sh", arguments: { command, background: true } }] },
+        { tools: [{ id: "call_jobs", name: "jobs", arguments: {} }] },
+        { tools: [{ id: "call_kill", name: "kill", arguments: { path: log } }] },
+        { tools: [{ id: "call_jobs2", name: "jobs", arguments: {} }] },
+        { tools: [{ id: "call_done", name: "done", arguments: { summary: "stopped it" } }] },
+      );
+      const accepted = acceptNext(a, "bg");
+      await a.request("run/create", { alias: "bg", model: "test", prompt: "Start the server, then stop it." });
+      expect((await accepted).attributes).toMatchObject({ background: true });
+      await runStatus(a, "bg", 200);
+      const started = toolResult(model.requests[1]!, "call_bg")!;
+      expect(started).toMatch(/^running in the background: jobs lists it/);
+      expect(started).toContain("status: 102");
+      const jobs = toolResult(model.requests[2]!, "call_jobs")!;
+      expect(jobs).toMatch(
+        /^1 command of this run still running:\n- log:\/\/turn_1\/sh\/echo-serving-while-do-sleep-1-done: \$ echo serving; while :; do sleep 1; done — running for \d+s; stdout \d+ bytes, stderr 0 bytes \(background, runner rec\)$/,
+      );
+      const killed = toolResult(model.requests[3]!, "call_kill")!;
+      expect(killed).toContain("sent SIGTERM");
+      expect(killed).toContain("status: 500");
+      expect(killed).toContain("signal: SIGTERM");
+      expect(toolResult(model.requests[4]!, "call_jobs2")).toBe("no command of this run is running");
+      const out = await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" });
+      expect(out).toMatchObject({ body: "serving\n", status: ENTRY.failed });
+      // A command of the same runner without background gets the default limit.
+      await a.request("run/create", { alias: "fg" });
+      const { path } = await a.request("proposal/create", { run: "fg", tool: "sh", command: "true" });
+      await a.request("run/resolve", { run: "fg", path, decision: "accept" });
+      await eventually(() => specs.length === 2, 10_000, "the second command to start");
+      expect(specs.map((spec) => spec.timeoutMs)).toEqual([600_000, 60_000]);
+    } finally {
+      await runner.stop();
+    }
   });
 
   it("background work outlives its turn and ends with the run's abort, even once the run is idle", async () => {
