@@ -119,6 +119,8 @@ function restrictModes(file: string): void {
  * then waits for reads, and a forced RESTART it asked for is not run).
  */
 const WRITES_STOPPED_MS = 10;
+/** The hold slot the worker and the server's thread share: free, asked for by the worker, held by the server's thread. */
+const HOLD = { FREE: 0, ASKED: 1, HELD: 2 } as const;
 
 /** The page cache of the server's connection, in KiB. */
 const SQLITE_CACHE_KIB = 2048;
@@ -305,9 +307,9 @@ let lastInUse = 0;
 // the server's thread. Asked (ASKED and a message), the server's thread answers between two of its transactions:
 // HELD, or FREE when the store is closing or, for a forced one, when writes have stopped (it is not needed then).
 const hold = new Int32Array(workerData.hold);
-const FREE = 0;
-const ASKED = 1;
-const HELD = 2;
+const FREE = ${HOLD.FREE};
+const ASKED = ${HOLD.ASKED};
+const HELD = ${HOLD.HELD};
 // SQLite syncs the database file only after a round that copied the whole WAL, which a flood never lets a round do:
 // the pages the rounds since the last RESTART copied (up to the whole WAL in use) would be written back by the
 // RESTART's sync, with the appends held (40-300 ms, bench/README.md). Written back here first, and what came
@@ -458,7 +460,7 @@ function startCheckpointer(
   let held: Promise<void> | null = null;
   let release = () => {};
   const refuse = () => {
-    Atomics.compareExchange(hold, 0, 1, 0);
+    Atomics.compareExchange(hold, 0, HOLD.ASKED, HOLD.FREE);
     Atomics.notify(hold, 0);
   };
   const holdHere = (forced: boolean, turns: number) => {
@@ -475,7 +477,7 @@ function startCheckpointer(
       return;
     }
     // The worker may have withdrawn its request meanwhile (unanswered for a second).
-    if (Atomics.compareExchange(hold, 0, 1, 2) !== 1) return;
+    if (Atomics.compareExchange(hold, 0, HOLD.ASKED, HOLD.HELD) !== HOLD.ASKED) return;
     held = new Promise((resolve) => {
       release = resolve;
     });
