@@ -153,8 +153,11 @@ export class ProducerControls {
 
   async #inputChannel(log: EntryRow): Promise<EntryRow> {
     const channel = await this.lifecycle.openInput(log);
-    if (!channel || channel.status !== ENTRY.streaming) throw closed(log.path, channel?.status ?? ENTRY.done);
-    return channel;
+    if (channel?.status === ENTRY.streaming) return channel;
+    if (channel) throw closed(log.path, channel.status);
+    // None opened: the producer finished since the lookup. Its status is its output channels' (the log's stays 200).
+    const channels = await this.deps.repos.entries.listChannels(log.id);
+    throw closed(log.path, channels[0]?.status ?? log.status);
   }
 
   /** Runs the producer's controls one at a time, in order; refuses past the bound of bytes or calls waiting. */
