@@ -237,15 +237,17 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
 
 /**
  * What the checkpoint worker runs: a PASSIVE checkpoint every `intervalMs`, which copies the WAL into the
- * database without ever taking the writer's lock.
+ * database without ever taking the writer's lock; while writes go on, sooner: once the WAL has grown by about a
+ * quarter of `walBusyLimit` at the rate since the last round (every 10 ms at the soonest).
  *
  * While commits come, such a checkpoint never leaves the WAL wholly copied when the writer begins its next
  * transaction, and only then does SQLite write from the WAL's start again; so once the WAL in use is over
- * `walBusyLimit` and a checkpoint caught up with it, the worker copies what came meanwhile and runs a RESTART
- * checkpoint: it takes the writer's lock, copies the few frames left, and returns once no reader uses the WAL, so
- * the writer's next commit starts it over. The server's group commit is held meanwhile at the worker's request
- * (`restartHeld`): its appends wait that long (bench/README.md) and go on at the worker's message, the event loop
- * is never blocked by a checkpoint, and the writer never sleeps in SQLite's busy handler for it.
+ * `walBusyLimit` and a checkpoint caught up with it, the worker writes the database file back (fdatasync) and
+ * copies what came meanwhile, a few passes at most, then runs a RESTART checkpoint: it takes the writer's lock,
+ * copies and syncs what is left, and returns once no reader uses the WAL, so the writer's next commit starts it
+ * over. The server's group commit is held meanwhile at the worker's request (`restartHeld`): its appends wait that
+ * long (bench/README.md) and go on at the worker's message, the event loop is never blocked by a checkpoint, and
+ * the writer never sleeps in SQLite's busy handler for it.
  *
  * A TRUNCATE checkpoint also takes that lock, and truncating a large file takes long (tens of milliseconds for
  * 64 MiB, hundreds for a GB on an ext4 mounted with discard), so it runs only once no commit has come for
@@ -260,9 +262,9 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
  * two began a copy of tens of MB just before them, bench/README.md), so what is left to copy after a burst
  * (tens of MB, ~100 ms of a core) does not compete for the CPU with the first reads; it is copied once the reads
  * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over 4 × walBusyLimit.
- * A round begun while writes went on looks again before each further PASSIVE round and before its RESTART: once
+ * A round begun while writes went on looks again before each write-back pass and before its RESTART: once
  * writes have stopped and the server reads, it leaves there (the WAL no longer grows, and a writer starts a copied
- * WAL over by itself), so its catch-up rounds do not hold a core while the first reads after a burst come (on two
+ * WAL over by itself), so its write-back passes do not hold a core while the first reads after a burst come (on two
  * cores the read's thread waited behind them for the CPU: bench/README.md). What is left is copied by the next
  * rounds as above.
  * The server's thread publishes its last write and read in `activity` (activity.ts).
@@ -286,9 +288,10 @@ const caughtUp = (result) => result && result.busy === 0 && result.log === resul
 // Bytes of WAL in use: its header and \`log\` frames of a page each (the file stays larger once started over).
 const frameBytes = db.pragma("page_size", { simple: true }) + 24;
 const inUse = (result) => 32 + result.log * frameBytes;
-// A RESTART follows a PASSIVE that had at most this many new frames (1 MiB at 16 KiB pages) to copy.
-const RESTART_AFTER_FRAMES = 64;
-// Past this many times walBusyLimit in use, the WAL is started over after the last round whatever it found new.
+// A RESTART follows a write-back pass whose PASSIVE found at most this many new frames (4 MiB at 16 KiB pages): the
+// RESTART copies and syncs about that much with the appends held (3-6 ms here, bench/README.md).
+const RESTART_AFTER_FRAMES = 256;
+// Past this many times walBusyLimit in use, a RESTART that failed (a reader in the WAL) is asked for again, forced.
 const FORCE_AFTER = 2;
 // RESTARTs that succeeded here, rounds skipped for readers, catch-up loops left for them (tests and bench/wal.ts).
 const stats = new Int32Array(workerData.stats);
@@ -319,20 +322,27 @@ const HELD = ${HOLD.HELD};
 // (a checkpoint on the server's thread, at 256 MiB) must stay out of reach.
 const database = openSync(workerData.file, "r");
 const WRITE_BACK_UNDER = 2;
+// "caught-up" once a pass's PASSIVE found little new; "reads" once writes have stopped and the server reads (the WAL
+// no longer grows, and the copy would meet the reads); "behind" when the passes did not catch up (a flood outran
+// them, a pass was busy, or the WAL went past WRITE_BACK_UNDER × walBusyLimit).
 const writeBack = (checkpointed, log) => {
-  for (let pass = 0; pass < 3 && inUse({ log }) <= WRITE_BACK_UNDER * workerData.walBusyLimit && !readsGoOn(); pass++) {
+  for (let pass = 0; pass < 3; pass++) {
+    if (readsGoOn()) return "reads";
+    if (inUse({ log }) > WRITE_BACK_UNDER * workerData.walBusyLimit) return "behind";
     fdatasyncSync(database);
     const [result] = db.pragma("wal_checkpoint(PASSIVE)");
-    if (!result || result.busy !== 0) return;
+    if (!result || result.busy !== 0) return "behind";
     const copied = result.checkpointed - checkpointed;
     checkpointed = result.checkpointed;
     log = result.log;
-    if (copied >= 0 && copied <= RESTART_AFTER_FRAMES) return;
+    if (copied >= 0 && copied <= RESTART_AFTER_FRAMES) return "caught-up";
   }
+  return "behind";
 };
-const restartHeld = (forced, result) => {
-  // Not once writes have stopped: the server's thread refuses the hold then, and the copy would meet the reads.
-  if (age(${WROTE}) < WRITES_STOPPED_MS) writeBack(result.checkpointed, result.log);
+// Starts the WAL over with the group commit held. A forced one (asked though the copy did not catch up) is refused by
+// the server's thread once writes have stopped: the WAL no longer grows, the next rounds copy the rest without the
+// writer's lock, and the next writer starts it over.
+const restartHeld = (forced) => {
   Atomics.store(hold, 0, ASKED);
   parentPort.postMessage(forced ? "hold-forced" : "hold");
   const deadline = Date.now() + 1000;
@@ -344,7 +354,12 @@ const restartHeld = (forced, result) => {
   try {
     const [result] = db.pragma("wal_checkpoint(RESTART)");
     done = !!result && result.busy === 0;
-    if (done) Atomics.add(stats, 0, 1);
+    if (done) {
+      Atomics.add(stats, 0, 1);
+      // The writer's next commit starts the WAL over: the next round's pace counts from here.
+      paceLog = 0;
+      paceAt = Date.now();
+    }
     return done;
   } finally {
     Atomics.store(hold, 0, FREE);
@@ -363,7 +378,27 @@ const readsGoOn = () => {
 const leaveForReads = () => {
   Atomics.add(stats, 2, 1);
 };
-const timer = setInterval(() => {
+// While writes go on, the next round comes once the WAL has grown by about PACE_STEP of walBusyLimit at the rate
+// since the last round: between PACE_MIN_MS and intervalMs. With rounds only every intervalMs, a flood at 250 MB/s
+// grew the WAL by ~50 MB between two rounds: it was started over only past 2 × walBusyLimit (140-185 MiB at the
+// default), with most of that left for the RESTART to copy and sync while the appends were held (60-100 ms).
+const PACE_MIN_MS = 10;
+const PACE_STEP = 4;
+let paceLog = 0;
+let paceAt = Date.now();
+const paced = (log, now) => {
+  // Frames written since the last round: at least what is in use now if the WAL was started over meanwhile.
+  const grown = log >= paceLog ? log - paceLog : log;
+  const elapsed = Math.max(1, now - paceAt);
+  paceLog = log;
+  paceAt = now;
+  if (grown === 0) return workerData.intervalMs;
+  const step = workerData.walBusyLimit / PACE_STEP / frameBytes;
+  return Math.min(workerData.intervalMs, Math.max(PACE_MIN_MS, Math.round((step * elapsed) / grown)));
+};
+let next = workerData.intervalMs;
+const round = () => {
+  next = workerData.intervalMs;
   // Writes have stopped just now (within settleMs), no read yet: the reads that follow a burst are about to come.
   const sinceWrite = age(${WROTE});
   const settling = sinceWrite >= WRITES_STOPPED_MS && sinceWrite < workerData.settleMs;
@@ -383,36 +418,22 @@ const timer = setInterval(() => {
     if (result) lastInUse = inUse(result);
     const now = Date.now();
     const current = db.pragma("data_version", { simple: true });
+    // Every round notes the WAL's size for the pace (after a quiet spell, the rate counts from the last round).
+    const pace = result && result.log >= 0 ? paced(result.log, now) : workerData.intervalMs;
     if (current !== version) {
+      next = pace;
       version = current;
       quietSince = now;
       if (caughtUp(result) && inUse(result) > workerData.walBusyLimit) {
-        // Writes go on and the WAL is large: copy what came during that checkpoint, again until a round found
-        // little new (at most a few rounds), then RESTART, so the writer's next transaction writes from the WAL's
-        // start instead of growing it. What RESTART copies under the writer's lock is what came since: little.
-        // Writes that stop while this round copies make the rest of it needless: once the server reads, it leaves
-        // (whatever the WAL's size: it no longer grows), before each round and before the RESTART.
-        let log = result.log;
-        for (let round = 0, came = Infinity; round < 4; round++) {
-          if (readsGoOn()) return leaveForReads();
-          const before = result.log;
-          [result] = db.pragma("wal_checkpoint(PASSIVE)");
-          if (!caughtUp(result)) return;
-          log = result.log;
-          if (log - before <= RESTART_AFTER_FRAMES) {
-            if (readsGoOn()) return leaveForReads();
-            if (restartHeld(false, result)) return;
-            break;
-          }
-          // More came during this round than during the one before: the rounds do not converge.
-          if (log - before >= came) break;
-          came = log - before;
-        }
-        // Commits came faster than the rounds copied them (a flood: each transaction follows the last within a
-        // turn of the event loop). Once the WAL is far past its bound, it is started over all the same: the RESTART
-        // copies what came since the last round with the group commit held (the appends wait that long; the event
-        // loop goes on), long before SQLite's backstop would at 256 MiB.
-        if (inUse({ log }) > FORCE_AFTER * workerData.walBusyLimit) restartHeld(true, result);
+        // Writes go on and the WAL is large: it is started over (the writer's next transaction writes from its
+        // start instead of growing it), the database file written back first, so the RESTART under the writer's
+        // lock copies and syncs little. Writes that stop meanwhile make it needless: once the server reads, the
+        // worker leaves (whatever the WAL's size: it no longer grows), before each write-back pass and the RESTART.
+        if (readsGoOn()) return leaveForReads();
+        const state = age(${WROTE}) < WRITES_STOPPED_MS ? writeBack(result.checkpointed, result.log) : "caught-up";
+        if (state === "reads") return leaveForReads();
+        if (restartHeld(state === "behind")) return;
+        if (state !== "behind" && inUse(result) > FORCE_AFTER * workerData.walBusyLimit) restartHeld(true);
       }
       return;
     }
@@ -423,9 +444,19 @@ const timer = setInterval(() => {
   } catch {
     // busy, locked or full: the next round catches up
   }
-}, workerData.intervalMs);
+};
+let stopped = false;
+const tick = () => {
+  try {
+    round();
+  } finally {
+    if (!stopped) timer = setTimeout(tick, next);
+  }
+};
+let timer = setTimeout(tick, workerData.intervalMs);
 parentPort.on("message", () => {
-  clearInterval(timer);
+  stopped = true;
+  clearTimeout(timer);
   closeSync(database);
   db.close();
   parentPort.postMessage("stopped");

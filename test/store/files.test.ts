@@ -237,11 +237,13 @@ describe("the WAL under a flood of commits", () => {
         expect(ack.seq).toBe(seq);
         expect(ack.duplicate, `seq ${seq} a duplicate`).toBeFalsy();
       }
-      // The flood lasts a few of the worker's 200 ms rounds at most (0.4-1 s here): how many start-overs fit in it
-      // depends on the machine's speed (2 in 1 of 5 runs on a quiet one). At least one, and a WAL that stayed under
-      // 96 MiB while 128 MiB were appended, is what holds whatever the speed.
+      // How many start-overs fit in the flood depends on the machine's speed (2-3 before the worker's rounds were
+      // paced, 14-46 since). At least one, and a WAL that stayed under 144 MiB while 128 MiB were appended (~200 MiB
+      // of WAL: each commit also rewrites a few shared pages), is what holds whatever the speed. Its largest size is
+      // mostly what came before the worker's first round after the flood began (up to 200 ms of appends): 33-77 MiB
+      // on a quiet machine, 98 MiB once in CI.
       expect(walRestarts(wal), "the WAL started over during the flood").toBeGreaterThanOrEqual(first + 1);
-      expect(biggest, "the WAL's largest size during 128 MiB of appends").toBeLessThan(96 * 1024 * 1024);
+      expect(biggest, "the WAL's largest size during 128 MiB of appends").toBeLessThan(144 * 1024 * 1024);
       // Every start-over was the worker's, with the group commit held meanwhile: none ran on the server's thread.
       expect(onServer, "checkpoints on the server's connection").toEqual([]);
       expect(checkpointStats(ts.server.store as SqliteStore)!.restarts, "the worker's RESTARTs").toBeGreaterThanOrEqual(1);
