@@ -73,7 +73,9 @@ export class ProducerControls {
     if (seq !== undefined && seq !== next) throw new SpoolError("SEQ_GAP", `seq ${seq} skips ahead; the next expected is ${next}`, { expected: next });
     await this.#relay(log, "producer/input", { run: run.alias, path: log.path, data: data.toString("base64"), seq: next }, "input");
     const outcome = await this.deps.repos.chunks.append(channel.id, data, next, ENTRY.streaming);
-    if (outcome.kind === "closed") throw closed(log.path, outcome.status);
+    // The owner took the bytes and the producer ended before they were stored (a command that exits on the line it
+    // read: its channels closed meanwhile). They were sent: not an error, but channel 0 no longer takes them.
+    if (outcome.kind === "closed") return { path: channel.path, seq: next, bytes: channel.bytes + data.length, duplicate: false };
     if (outcome.kind !== "appended") throw conflict(`input seq ${next} of "${log.path}" could not be stored (${outcome.kind})`);
     this.lifecycle.watchers.publish(channel.id, outcome.seq, data);
     return { path: channel.path, seq: outcome.seq, bytes: outcome.bytes, duplicate: false };

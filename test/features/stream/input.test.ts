@@ -148,6 +148,26 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     await owner.call("stream/completed", { run: "self", path, exit_code: 0 });
   });
 
+  it("input the owner took just before the producer ended is sent, not STREAM_CLOSED: its channels closed before it could be stored", async () => {
+    const owner = await ts.clientIn("wire");
+    const other = await ts.clientIn("wire");
+    await owner.call("run/create", { alias: "last" });
+    const { path } = await owner.call("proposal/create", { run: "last", tool: "sh", command: "read x; echo got:$x" });
+    await owner.call("run/resolve", { run: "last", path, decision: "accept", runner: "self" });
+    // The command reads the line and exits: its owner says so before it answers the relay (as a runner whose
+    // command ended at once may, on another server). Before, the caller got STREAM_CLOSED for input that was sent.
+    const got: string[] = [];
+    owner.handle("producer/input", async (p: any) => {
+      got.push(Buffer.from(p.data, "base64").toString());
+      await owner.call("stream/completed", { run: "last", path, exit_code: 0 });
+      return { applied: true };
+    });
+    expect(await other.input("last", path, "hello\n")).toMatchObject({ seq: 1, duplicate: false });
+    expect(got).toEqual(["hello\n"]);
+    // Later input finds it finished.
+    await expect(other.input("last", path, "again\n")).rejects.toMatchObject({ data: { code: "STREAM_CLOSED" } });
+  });
+
   it("controls of one producer are bounded: past maxQueuedInputBytes waiting for the owner, LIMIT_EXCEEDED", async () => {
     const owner = await ts.clientIn("wire");
     await owner.call("run/create", { alias: "slow" });
