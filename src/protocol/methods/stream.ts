@@ -124,7 +124,7 @@ export const streamInput = request({
   }),
   result: z.object({
     path: z.string().describe("The producer's input channel (channel 0)"),
-    seq: z.number().int().describe("The seq this input was stored (or had been stored) under; sent under it but not stored when the producer ended right after its owner took it"),
+    seq: z.number().int().describe("The seq this input was stored (or had been stored) under; only sent if the producer ended as its owner took it"),
     bytes: z.number().int().describe("Bytes of input the producer has been sent in all"),
     duplicate: z.boolean().describe("True when this seq had already been sent with the same bytes; nothing was sent again"),
   }),
