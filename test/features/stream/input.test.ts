@@ -133,9 +133,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
   it("a producer streamed by its accepting client ('self') gets producer/input; one that does not handle it answers UNSUPPORTED", async () => {
     const owner = await ts.clientIn("wire");
     const other = await ts.clientIn("wire");
-    await owner.call("run/create", { alias: "self" });
-    const { path } = await owner.call("proposal/create", { run: "self", tool: "sh", command: "my repl" });
-    await owner.call("run/resolve", { run: "self", path, decision: "accept", runner: "self" });
+    const path = await acceptedBySelf(owner, "self", "my repl");
     await expect(other.input("self", path, "1+1\n")).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });
     const got: any[] = [];
     owner.handle("producer/input", (p: any) => {
@@ -151,9 +149,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
   it("input the owner took just before the producer ended is sent, not STREAM_CLOSED: its channels closed before it could be stored", async () => {
     const owner = await ts.clientIn("wire");
     const other = await ts.clientIn("wire");
-    await owner.call("run/create", { alias: "last" });
-    const { path } = await owner.call("proposal/create", { run: "last", tool: "sh", command: "read x; echo got:$x" });
-    await owner.call("run/resolve", { run: "last", path, decision: "accept", runner: "self" });
+    const path = await acceptedBySelf(owner, "last", "read x; echo got:$x");
     // The command reads the line and exits: its owner says so before it answers the relay (as a runner whose
     // command ended at once may, on another server). Before, the caller got STREAM_CLOSED for input that was sent.
     const got: string[] = [];
@@ -170,9 +166,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
 
   it("controls of one producer are bounded: past maxQueuedInputBytes waiting for the owner, LIMIT_EXCEEDED", async () => {
     const owner = await ts.clientIn("wire");
-    await owner.call("run/create", { alias: "slow" });
-    const { path } = await owner.call("proposal/create", { run: "slow", tool: "sh", command: "slow reader" });
-    await owner.call("run/resolve", { run: "slow", path, decision: "accept", runner: "self" });
+    const path = await acceptedBySelf(owner, "slow", "slow reader");
     let release!: () => void;
     const gate = new Promise<void>((r) => {
       release = r;
@@ -196,3 +190,11 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     await owner.call("stream/completed", { run: "slow", path, exit_code: 0 });
   });
 });
+
+/** A new run's proposal accepted by `owner` with runner "self": the owner streams it and gets its controls. */
+async function acceptedBySelf(owner: Awaited<ReturnType<TestServer["clientIn"]>>, alias: string, command: string): Promise<string> {
+  await owner.call("run/create", { alias });
+  const { path } = await owner.call("proposal/create", { run: alias, tool: "sh", command });
+  await owner.call("run/resolve", { run: alias, path, decision: "accept", runner: "self" });
+  return path;
+}
