@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SandboxModeName } from "./sandbox.js";
+import { ENTRY } from "./status.js";
 
 /*
  * The zod schemas of the typed views (src/protocol/views.ts reads the wire into them): a run, a proposal,
@@ -69,7 +70,7 @@ export type Channel = z.output<typeof Channel>;
 /** A producer: its log entry's facts, its decision, where it ran, how it ended, and its channels. */
 export const Producer = ProposalFacts.extend({
   path: z.string().describe("Its log entry, log://turn_N/{tool}/{slug}: what clients resolve, cancel and read"),
-  status: z.number().int().describe("The log entry's status: 202 proposed, 200 accepted, 403 rejected"),
+  status: z.number().int().describe(`The log entry's status: ${ENTRY.proposed} proposed, ${ENTRY.done} accepted, ${ENTRY.rejected} rejected`),
   state: ProducerState,
   turn: z.number().int(),
   slug: z.string().nullable(),

@@ -18,7 +18,7 @@ export interface Producer {
   id: number;
   runId: number;
   path: string;
-  /** The log entry's status: 202 proposed, 200 accepted, 403 rejected. */
+  /** The log entry's status: ENTRY.proposed, ENTRY.done (accepted) or ENTRY.rejected. */
   status: number;
   turn: number;
   createdAt: number;

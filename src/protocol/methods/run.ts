@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, Status } from "../common.js";
 import { request } from "../define.js";
+import { ENTRY } from "../status.js";
 
 export const RunCreateParams = z.strictObject({
   alias: RunAlias.optional(),
@@ -79,7 +80,9 @@ const HistoryToolCall = z.object({
   tool: z.string(),
   arguments: Attributes.describe("The call's arguments ({} when they were not one JSON object)"),
   path: z.string().nullable().describe("The log entry of the proposal it made (sh, env)"),
-  status: Status.nullable().describe("That producer's status now: 202 proposed, 403 rejected, then its channels' 102/200/499/500"),
+  status: Status.nullable().describe(
+    `That producer's status now: ${ENTRY.proposed} proposed, ${ENTRY.rejected} rejected, then its channels' ${ENTRY.streaming}/${ENTRY.done}/${ENTRY.cancelled}/${ENTRY.failed}`,
+  ),
   exitCode: z.number().int().nullable(),
 });
 
@@ -135,7 +138,7 @@ export const RunResolveParams = z
 
 export const RunResolveResult = z.object({
   path: z.string(),
-  status: Status.describe("The log entry's new status: 200 accepted, 403 rejected"),
+  status: Status.describe(`The log entry's new status: ${ENTRY.done} accepted, ${ENTRY.rejected} rejected`),
   runner: z.string().nullable(),
   channels: z.array(ResolvedChannel),
   resumeToken: z.string().optional().describe('Accepted with runner "self": show it with stream/claim to own the producer again from a new connection'),

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Duration, EntryPath, RunAlias, Status } from "../common.js";
 import { request } from "../define.js";
 import { ControlSignal, TtySize } from "../runner.js";
+import { ENTRY } from "../status.js";
 
 /** The params every call about one producer starts with. */
 export const ProducerParams = { run: RunAlias, path: EntryPath.describe("The producer's log entry path") };
@@ -75,7 +76,7 @@ export const streamClaim = request({
   params: z.strictObject({ ...ProducerParams, token: z.string().min(16).max(200).describe("The resume token run/resolve returned") }),
   result: z.object({
     path: z.string(),
-    status: Status.describe("102 while the producer is open (you now own it); its terminal status otherwise"),
+    status: Status.describe(`${ENTRY.streaming} while the producer is open (you now own it); its terminal status otherwise`),
     channels: z.array(z.object({ channel: z.number().int(), path: z.string(), status: Status, lastSeq: z.number().int() })),
   }),
 });
