@@ -149,7 +149,7 @@ export class ProducerControls {
       });
     }
     const channels = await this.deps.repos.entries.listChannels(log.id);
-    if (!channels.some((c) => c.status === ENTRY.streaming)) throw closed(log.path, channels[0]?.status ?? log.status);
+    if (!channels.some((c) => c.status === ENTRY.streaming)) throw finished(log, channels);
     return { run, log };
   }
 
@@ -157,9 +157,8 @@ export class ProducerControls {
     const channel = await this.lifecycle.openInput(log);
     if (channel?.status === ENTRY.streaming) return channel;
     if (channel) throw closed(log.path, channel.status);
-    // None opened: the producer finished since the lookup. Its status is its output channels' (the log's stays 200).
-    const channels = await this.deps.repos.entries.listChannels(log.id);
-    throw closed(log.path, channels[0]?.status ?? log.status);
+    // None opened: the producer finished since the lookup.
+    throw finished(log, await this.deps.repos.entries.listChannels(log.id));
   }
 
   /** Runs the producer's controls one at a time, in order; refuses past the bound of bytes or calls waiting. */
@@ -223,3 +222,5 @@ export class ProducerControls {
 }
 
 const closed = (path: string, status: number) => new SpoolError("STREAM_CLOSED", `"${path}" has finished (status ${status})`, { status });
+/** A finished producer's STREAM_CLOSED: its status is its output channels' (an accepted log's stays at done). */
+const finished = (log: EntryRow, channels: readonly EntryRow[]) => closed(log.path, channels[0]?.status ?? log.status);

@@ -445,17 +445,16 @@ const round = () => {
     // busy, locked or full: the next round catches up
   }
 };
-let stopped = false;
+// A round runs whole between two messages: the stop message finds the next round's timer set, and clears it.
 const tick = () => {
   try {
     round();
   } finally {
-    if (!stopped) timer = setTimeout(tick, next);
+    timer = setTimeout(tick, next);
   }
 };
 let timer = setTimeout(tick, workerData.intervalMs);
 parentPort.on("message", () => {
-  stopped = true;
   clearTimeout(timer);
   closeSync(database);
   db.close();
