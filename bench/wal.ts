@@ -106,7 +106,10 @@ async function run(label: string, root: string) {
     }
   }
   const cpu = process.cpuUsage(cpu0);
-  const worker = checkpointStats?.(store) as { restarts: number; forcedRestarts: number; longestHeldMs?: number; longestForcedMs?: number } | null | undefined;
+  const worker = checkpointStats?.(store) as
+    | { restarts: number; forcedRestarts: number; longestHeldMs?: number; longestForcedMs?: number; heldMs?: number }
+    | null
+    | undefined;
   biggest = Math.max(biggest, walSize(wal));
   durations.sort((a, b) => a - b);
   const worstSecond = Math.max(
@@ -123,7 +126,7 @@ async function run(label: string, root: string) {
       `  >20ms ${durations.filter((d) => d > 20).length} >50ms ${durations.filter((d) => d > 50).length}  worst 1s p99 ${fmt(worstSecond)} ms` +
       `${RATE === 0 ? `  longest between commits ${fmt(stall)} ms` : ""}  WAL max ${(biggest / 2 ** 20).toFixed(0)} MiB, started over ≥${restarts}×  cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s` +
       (worker
-        ? `  RESTARTs ${worker.restarts} (forced ${worker.forcedRestarts}, longest ${fmt(worker.longestHeldMs ?? worker.longestForcedMs ?? Number.NaN)} ms)`
+        ? `  RESTARTs ${worker.restarts} (forced ${worker.forcedRestarts}, longest ${fmt(worker.longestHeldMs ?? worker.longestForcedMs ?? Number.NaN)} ms${worker.heldMs === undefined ? "" : `, held ${fmt(worker.heldMs)} ms in all`})`
         : ""),
   );
   await store.close();

@@ -71,6 +71,8 @@ export interface CheckpointStats {
   forcedRestarts: number;
   /** The longest time the group commit was held for one RESTART (its appends waited that long, the event loop did not). */
   longestHeldMs: number;
+  /** The time the group commit was held for RESTARTs, in all. */
+  heldMs: number;
   /** The worker's requests to hold the group commit for a forced RESTART (its own, after converging rounds, are not counted). */
   restartRequests: number;
   /**
@@ -339,10 +341,28 @@ const writeBack = (checkpointed, log) => {
   }
   return "behind";
 };
+// The WAL's own file, for its write-back before a hold (opened once it exists: SQLite makes it at the first write).
+let wal = -1;
+const syncWal = () => {
+  if (wal < 0) {
+    try {
+      wal = openSync(workerData.file + "-wal", "r");
+    } catch {
+      return;
+    }
+  }
+  fdatasyncSync(wal);
+};
 // Starts the WAL over with the group commit held. A forced one (asked though the copy did not catch up) is refused by
 // the server's thread once writes have stopped: the WAL no longer grows, the next rounds copy the rest without the
 // writer's lock, and the next writer starts it over.
+// The RESTART syncs the WAL's frames it has not synced yet, copies what the last PASSIVE left and syncs the database
+// file, all with the appends held: both files are written back here first, so under the hold it syncs only what
+// came while the request was answered and what it copies itself (the appends were held 200-250 ms a GB at 400 MB/s,
+// half that since; bench/README.md).
 const restartHeld = (forced) => {
+  fdatasyncSync(database);
+  syncWal();
   Atomics.store(hold, 0, ASKED);
   parentPort.postMessage(forced ? "hold-forced" : "hold");
   const deadline = Date.now() + 1000;
@@ -378,12 +398,15 @@ const readsGoOn = () => {
 const leaveForReads = () => {
   Atomics.add(stats, 2, 1);
 };
-// While writes go on, the next round comes once the WAL has grown by about PACE_STEP of walBusyLimit at the rate
+// While writes go on, the next round comes once the WAL has grown by about 1/PACE_STEP of walBusyLimit at the rate
 // since the last round: between PACE_MIN_MS and intervalMs. With rounds only every intervalMs, a flood at 250 MB/s
 // grew the WAL by ~50 MB between two rounds: it was started over only past 2 × walBusyLimit (140-185 MiB at the
-// default), with most of that left for the RESTART to copy and sync while the appends were held (60-100 ms).
+// default), with most of that left for the RESTART to copy and sync while the appends were held (60-100 ms). At a
+// sixteenth (4 MiB at the default) a round's PASSIVE copies a few milliseconds' worth: the copy before a RESTART
+// leaves less behind, and a round that began just before a burst ended is over before the first reads after it
+// (at a quarter, one of 40-50 ms met them: bench/README.md).
 const PACE_MIN_MS = 10;
-const PACE_STEP = 4;
+const PACE_STEP = 16;
 let paceLog = 0;
 let paceAt = Date.now();
 const paced = (log, now) => {
@@ -457,6 +480,7 @@ let timer = setTimeout(tick, workerData.intervalMs);
 parentPort.on("message", () => {
   clearTimeout(timer);
   closeSync(database);
+  if (wal >= 0) closeSync(wal);
   db.close();
   parentPort.postMessage("stopped");
 });
@@ -483,7 +507,7 @@ function startCheckpointer(
   });
   worker.unref();
   let stopping: Promise<void> | null = null;
-  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
+  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, heldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
   // The worker's request to hold the group commit while its RESTART has the writer's lock: granted between two
   // transactions (one open across awaits is waited for, a turn at a time), the commits that come meanwhile wait for
   // its "released" message. No checkpoint runs on this thread: its copy and fsyncs stay on the worker's.
@@ -525,6 +549,7 @@ function startCheckpointer(
     if (typeof message !== "object" || !("released" in message)) return;
     if (message.forced) figures.forcedRestarts++;
     figures.longestHeldMs = Math.max(figures.longestHeldMs, message.released);
+    figures.heldMs += message.released;
     held = null;
     worker.unref();
     release();
@@ -544,6 +569,7 @@ function startCheckpointer(
       leftForReads: Atomics.load(figures.restarts, 2),
       forcedRestarts: figures.forcedRestarts,
       longestHeldMs: figures.longestHeldMs,
+      heldMs: figures.heldMs,
       restartRequests: figures.restartRequests,
       restartsNotNeeded: figures.restartsNotNeeded,
     }),
