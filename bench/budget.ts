@@ -9,8 +9,13 @@
 // the window, Little's law: rate ≈ window × 64 KiB / mean answer time.
 // Usage: npx tsx bench/budget.ts [MB, default 1024] [rounds, default 2]
 // SPOOL_BENCH_TREES="a=/tree,b=/tree?VAR=value" as for compare.ts (each tree's bin/spool.js, A B A B).
+// SPOOL_BENCH_PERF=DIR: `perf record -e cpu-clock -g` of each Spool server while it streams (not its start-up or
+// stop), into DIR/<label>-<round>.data with the MB it took in DIR/<label>-<round>.json; `python3
+// bench/perf-stream.py DIR/*.data` says where each MB's milliseconds go. Give the servers --perf-basic-prof
+// through SPOOL_BENCH_EXTRA_NODE_ARGS to name their JavaScript frames.
 import "./thread-names.cjs";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +31,43 @@ const mb = Number(process.argv[2] ?? 1024);
 const rounds = Number(process.argv[3] ?? 2);
 const chunks = Math.round((mb * 2 ** 20) / CHUNK);
 const PRELOAD = fileURLToPath(new URL("./thread-names.cjs", import.meta.url));
+const PERF = process.env.SPOOL_BENCH_PERF;
+
+/**
+ * `perf record` attached to a process but counting nothing until `enable` (its control FIFOs: a command written, its
+ * "ack" read back); `stop` ends it and waits for its file.
+ */
+function perfRecorder(pid: number, out: string) {
+  mkdirSync(PERF!, { recursive: true });
+  for (const f of ["ctl", "ack"]) {
+    rmSync(`${out}.${f}`, { force: true });
+    execFileSync("mkfifo", [`${out}.${f}`]);
+  }
+  const perf: ChildProcess = spawn(
+    "perf",
+    ["record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-D", "-1", "--control", `fifo:${out}.ctl,${out}.ack`, "-p", String(pid), "-o", `${out}.data`],
+    { stdio: "ignore" },
+  );
+  const ctl = openSync(`${out}.ctl`, "w");
+  const ack = openSync(`${out}.ack`, "r");
+  const control = (command: string) => {
+    writeSync(ctl, `${command}\n`);
+    readSync(ack, Buffer.alloc(5));
+  };
+  control("ping");
+  return {
+    enable: () => control("enable"),
+    disable: () => control("disable"),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        perf.once("exit", () => {
+          for (const f of ["ctl", "ack"]) rmSync(`${out}.${f}`, { force: true });
+          resolve();
+        });
+        perf.kill("SIGINT");
+      }),
+  };
+}
 
 const texts = Array.from({ length: 64 }, (_, i) => {
   const line = `chunk ${String(i).padStart(6, "0")} ${"abcdefghijklmnopqrstuvwxyz".repeat(3)}\n`;
@@ -165,7 +207,7 @@ async function bare(): Promise<Run> {
   }
 }
 
-async function spool(bin: string, env: NodeJS.ProcessEnv): Promise<Run & { binary: boolean }> {
+async function spool(bin: string, env: NodeJS.ProcessEnv, label: string, round: number): Promise<Run & { binary: boolean }> {
   const launch = binLaunch(bin, env);
   const eluFile = join(tmpdir(), `spool-bench-elu-${process.pid}-spool`);
   const server = await startServerProcess({
@@ -183,9 +225,20 @@ async function spool(bin: string, env: NodeJS.ProcessEnv): Promise<Run & { binar
     const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     const binary = client.bytes;
-    const run = await measured(server.pid, eluFile, () =>
-      pump(client, (i) => ({ run: "s", path, channel: 1, chunk: (binary ? buffers : texts)[i % texts.length], seq: i + 1 })),
-    );
+    const out = PERF ? join(PERF, `${label}-${round}`) : "";
+    const perf = PERF ? perfRecorder(server.pid, out) : undefined;
+    const run = await measured(server.pid, eluFile, async () => {
+      perf?.enable();
+      try {
+        return await pump(client, (i) => ({ run: "s", path, channel: 1, chunk: (binary ? buffers : texts)[i % texts.length], seq: i + 1 }));
+      } finally {
+        perf?.disable();
+      }
+    });
+    if (perf) {
+      await perf.stop();
+      writeFileSync(`${out}.json`, JSON.stringify({ mb, seconds: mb / run.mbps, pid: server.pid }));
+    }
     client.close();
     return { ...run, binary };
   } finally {
@@ -272,7 +325,7 @@ for (let round = 1; round <= rounds; round++) {
   const b = await bare();
   print("bare", b);
   for (const tree of trees) {
-    const s = await spool(tree.bin, tree.env);
+    const s = await spool(tree.bin, tree.env, tree.label, round);
     print(tree.label, s, ` (${s.binary ? "bin" : "json"}, ratio ${(s.mbps / b.mbps).toFixed(2)})`);
   }
   const r = raw(true);
