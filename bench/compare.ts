@@ -118,7 +118,13 @@ function cpuSeconds(pid: number): number {
  * processes' doing, not the server waiting on something.
  */
 function runQueueSeconds(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e9;
+  return schedstat(pid)[1] / 1e9;
+}
+
+/** The main thread's nanoseconds on a CPU and runnable waiting for one (/proc/<pid>/task/<pid>/schedstat). */
+function schedstat(pid: number): [number, number] {
+  const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ");
+  return [Number(run), Number(wait)];
 }
 
 /** The process's peak resident memory (VmHWM) or its current one (VmRSS), in MB. */
@@ -139,6 +145,12 @@ interface SpoolFigures {
   /** Wall ms of each read, in the order made (the first right after the ingest). */
   tail: number[];
   slice: number[];
+  /**
+   * The server's event loop during each read, in ms: on a CPU, and runnable but waiting for one (schedstat), so a
+   * slow read says whether the server worked or waited for a CPU other threads or processes had.
+   */
+  tailServer: [number, number][];
+  sliceServer: [number, number][];
   /** The chunks went as binary frames (else JSON text). */
   binary: boolean;
 }
@@ -169,16 +181,23 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {},
     if (channel.bytes !== chunks * CHUNK) throw new Error(`stored ${channel.bytes} bytes, expected ${chunks * CHUNK}`);
     const tail: number[] = [];
     const slice: number[] = [];
+    const tailServer: [number, number][] = [];
+    const sliceServer: [number, number][] = [];
+    const timed = async (params: object, walls: number[], server: [number, number][]) => {
+      const s0 = schedstat(serverPid);
+      const t = performance.now();
+      await client.request("entry/get", params);
+      walls.push(performance.now() - t);
+      const s1 = schedstat(serverPid);
+      server.push([(s1[0] - s0[0]) / 1e6, (s1[1] - s0[1]) / 1e6]);
+    };
+    const serverPid = server.pid;
     for (let i = 0; i < 20; i++) {
-      let t = performance.now();
-      await client.request("entry/get", { run: "s", path: channel.path, tail: 20 });
-      tail.push(performance.now() - t);
-      t = performance.now();
-      await client.request("entry/get", { run: "s", path: channel.path, line: Math.floor((channel.lines * (i + 1)) / 22), limit: 20 });
-      slice.push(performance.now() - t);
+      await timed({ run: "s", path: channel.path, tail: 20 }, tail, tailServer);
+      await timed({ run: "s", path: channel.path, line: Math.floor((channel.lines * (i + 1)) / 22), limit: 20 }, slice, sliceServer);
     }
     client.close();
-    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail, slice, binary };
+    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail, slice, tailServer, sliceServer, binary };
   } finally {
     await server.stop();
   }
@@ -262,10 +281,10 @@ const commit = (() => {
 console.log(`machine: ${machine()}; load ${load()}; HEAD ${commit}`);
 console.log(`${mb} MB per path, 64 KiB chunks, ${WINDOW} in flight; ${rounds} round(s)`);
 console.log(
-  "MB/s: bare ws echo (JSON text, JSON.parse) vs one spool stream as a runner sends it (bin: binary frames where the server takes them, json: JSON text) and as JSON text (json), raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running)",
+  "MB/s: bare ws echo (JSON text, JSON.parse) vs one spool stream as a runner sends it (bin: binary frames where the server takes them, json: JSON text) and as JSON text (json), raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running); srv_tail/srv_slice: the server's event loop during the slowest read, ms on a CPU + ms runnable waiting for one, / the most CPU any of the 20 reads took",
 );
 console.log(
-  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  json_text  ratio  cpu_json  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max@read_ms  slice20_p50/max@read_ms   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
+  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  json_text  ratio  cpu_json  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max@read_ms  slice20_p50/max@read_ms  srv_tail_ms(max)  srv_slice_ms(max)   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
 );
 const trees = (process.env.SPOOL_BENCH_TREES ?? "")
   .split(",")
@@ -296,6 +315,11 @@ for (let round = 1; round <= rounds; round++) {
         50,
       ).toFixed(2)}/${max.toFixed(2)}@${xs.indexOf(max)}`;
     };
+    // The server's event loop during the slowest read (on a CPU + waiting for one), and the most CPU any read took.
+    const server = (xs: number[], cpu: [number, number][]) => {
+      const [run, wait] = cpu[xs.indexOf(Math.max(...xs))]!;
+      return `${run.toFixed(2)}+${wait.toFixed(2)}/${Math.max(...cpu.map((c) => c[0])).toFixed(2)}`;
+    };
     console.log(
       [
         tree.label.padEnd(5),
@@ -312,6 +336,8 @@ for (let round = 1; round <= rounds; round++) {
         s ? `${s.rssStart.toFixed(0)}/${s.rss.toFixed(0)}`.padStart(18) : "-".padStart(18),
         s ? ms(s.tail).padStart(22) : "-".padStart(22),
         s ? ms(s.slice).padStart(23) : "-".padStart(23),
+        s ? server(s.tail, s.tailServer).padStart(16) : "-".padStart(16),
+        s ? server(s.slice, s.sliceServer).padStart(17) : "-".padStart(17),
         raw.mbps.toFixed(1).padStart(5),
         embedded.mbps.toFixed(1).padStart(8),
         (embedded.mbps / raw.mbps).toFixed(2).padStart(5),
