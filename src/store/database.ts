@@ -358,8 +358,8 @@ const syncWal = () => {
 // writer's lock, and the next writer starts it over.
 // The RESTART syncs the WAL's frames it has not synced yet, copies what the last PASSIVE left and syncs the database
 // file, all with the appends held: both files are written back here first, so under the hold it syncs only what
-// came while the request was answered and what it copies itself (the appends were held 200-250 ms a GB at 400 MB/s,
-// half that since; bench/README.md).
+// came while the request was answered and what it copies itself (a GB at 400 MB/s held the appends 180-250 ms in
+// all, 80-130 since; bench/README.md).
 const restartHeld = (forced) => {
   fdatasyncSync(database);
   syncWal();
@@ -403,8 +403,8 @@ const leaveForReads = () => {
 // grew the WAL by ~50 MB between two rounds: it was started over only past 2 × walBusyLimit (140-185 MiB at the
 // default), with most of that left for the RESTART to copy and sync while the appends were held (60-100 ms). At a
 // sixteenth (4 MiB at the default) a round's PASSIVE copies a few milliseconds' worth: the copy before a RESTART
-// leaves less behind, and a round that began just before a burst ended is over before the first reads after it
-// (at a quarter, one of 40-50 ms met them: bench/README.md).
+// leaves less behind, and a round that began just before a burst ended meets the first reads after it for less
+// long (10-20 ms against up to 55 at a quarter: bench/README.md).
 const PACE_MIN_MS = 10;
 const PACE_STEP = 16;
 let paceLog = 0;

@@ -359,6 +359,7 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
       const onStore = checkpointsOn(db);
       const total = 2048;
       let biggest = 0;
+      const floodStart = performance.now();
       for (let seq = 1; seq <= total; seq++) {
         db.exec("BEGIN IMMEDIATE");
         // The store notes its writes (appends, Kysely's statements); these raw ones are noted as they would be.
@@ -372,6 +373,10 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
       expect(walRestarts(wal) - first, "WAL start-overs within 128 MiB of commits").toBeGreaterThanOrEqual(3);
       // Held, the worker's own RESTART gets the lock too: some of them need not be forced.
       expect(checkpointStats(store)?.restarts, "RESTARTs with the store's writes held at the worker's request").toBeGreaterThanOrEqual(3);
+      // The holds in all: at least the longest one, and no more than the time the commits took.
+      const { heldMs, longestHeldMs } = checkpointStats(store)!;
+      expect(heldMs, "the holds in all").toBeGreaterThanOrEqual(longestHeldMs);
+      expect(heldMs, "the holds in all").toBeLessThanOrEqual(performance.now() - floodStart);
       expect(onStore, "checkpoints on the store's connection").toEqual([]);
       expect(biggest, "the WAL's largest size").toBeLessThan(96 * 1024 * 1024);
       const stored = db.prepare("SELECT count(*) AS n, count(DISTINCT seq) AS distinct_seqs, sum(length(data)) AS bytes FROM flood").get();
