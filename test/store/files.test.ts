@@ -16,7 +16,9 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
@@ -533,11 +535,11 @@ describe("the checkpoint worker once writes stop", () => {
 
 describe("the checkpoint worker when writes stop during its round", () => {
   it("leaves the round's catch-up loop, before another PASSIVE or the RESTART, once writes have stopped and the server reads", async () => {
-    // A RESTART loop at 1 MiB; no quiet-time truncation and no end to yielding within the test.
-    const store = openStore(join(tempDir(), "spool.db"), { walBusyLimit: 1024 * 1024, walQuietMs: 600_000, walYieldMaxMs: 600_000 });
-    const other = new SQLite(store.file);
+    // A RESTART loop at 1 MiB; no quiet-time truncation within the test. A round that finds the second burst's WAL
+    // not yet committed (started over, nothing in use) skips the next ones for the reads, for walYieldMaxMs; then it
+    // copies the burst and meets the reads as below.
+    const store = openStore(join(tempDir(), "spool.db"), { walBusyLimit: 1024 * 1024, walQuietMs: 600_000, walYieldMaxMs: 2_000 });
     try {
-      other.pragma("busy_timeout = 10000");
       await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
       const row = Buffer.alloc(64 * 1024, 121);
       // A first burst, one transaction of the store's (noted writes): ~10 MiB of WAL in use, over 4 × walBusyLimit, so
@@ -550,22 +552,36 @@ describe("the checkpoint worker when writes stop during its round", () => {
       const stats = () => checkpointStats(store)!;
       const read = () => sql`SELECT id FROM burst WHERE id = 1`.execute(store.db);
       await read();
-      // A second burst, ~3 MiB, by another connection (the store notes only its own writes): the server's last write
-      // is long past (writes have stopped) and it reads, one read a turn, from here on. The worker's next round copies
-      // the burst (it does not skip it: what was in use when it last looked is over 4 MiB) and, the WAL in use over
-      // walBusyLimit, enters its catch-up loop: there it finds the reads and leaves. Before, it ran another PASSIVE
-      // round and the RESTART (or, its RESTART finding a read under way, asked the store for one).
+      // A second burst, ~3 MiB, by another connection on a thread of its own (the store notes only its own writes):
+      // the server's last write is long past (writes have stopped) and it reads, one read a turn, from before the
+      // burst on, so no round finds the reads stopped meanwhile (with the burst made on this thread, a round could find
+      // no read in the last 100 ms and run the RESTART: CI saw it once). The worker's round copies the burst and, the
+      // WAL in use over walBusyLimit, enters its catch-up loop: there it finds the reads and leaves. Before, it ran
+      // another PASSIVE round and the RESTART (or, its RESTART finding a read under way, asked the store for one).
       const before = { ...stats(), leftForReads: stats().leftForReads ?? 0 };
-      other.transaction(() => {
-        const insert = other.prepare("INSERT INTO burst (data) VALUES (?)");
-        for (let i = 0; i < 40; i++) insert.run(row);
-      })();
       const acted = () => stats().restarts + stats().restartRequests + (stats().leftForReads ?? 0);
       const start = acted();
-      while (acted() === start) {
+      let burst = "";
+      const other = new Worker(
+        `const { parentPort, workerData } = require("node:worker_threads");
+        const db = new (require(workerData.driver))(workerData.file);
+        db.pragma("busy_timeout = 10000");
+        const row = Buffer.alloc(64 * 1024, 121);
+        db.transaction(() => {
+          const insert = db.prepare("INSERT INTO burst (data) VALUES (?)");
+          for (let i = 0; i < 40; i++) insert.run(row);
+        })();
+        db.close();
+        parentPort.postMessage("committed");`,
+        { eval: true, workerData: { file: store.file, driver: createRequire(import.meta.url).resolve("better-sqlite3") } },
+      );
+      other.once("message", (message: string) => (burst = message));
+      other.once("error", (error) => (burst = String(error)));
+      while (burst === "" || acted() === start) {
         await read();
         await new Promise((resolve) => setImmediate(resolve));
       }
+      expect(burst, "the second burst").toBe("committed");
       expect(stats().restarts, "RESTARTs").toBe(before.restarts);
       expect(stats().restartRequests, "RESTARTs asked of the store").toBe(before.restartRequests);
       expect(stats().leftForReads ?? 0, "catch-up loops left for the reads").toBe(before.leftForReads + 1);
@@ -574,7 +590,6 @@ describe("the checkpoint worker when writes stop during its round", () => {
       await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
       expect((await sql<{ n: number }>`SELECT count(*) AS n FROM burst`.execute(store.db)).rows[0]!.n).toBe(128 + 40 + 1);
     } finally {
-      other.close();
       await store.close();
     }
   }, 120_000);
