@@ -14,8 +14,7 @@
 // bench/perf-stream.py DIR/*.data` says where each MB's milliseconds go. Give the servers --perf-basic-prof
 // through SPOOL_BENCH_EXTRA_NODE_ARGS to name their JavaScript frames.
 import "./thread-names.cjs";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +22,7 @@ import { constants, PerformanceObserver, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import SQLite from "better-sqlite3";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { BARE_SERVER, binLaunch, machine, percentile, spawnListening, startServerProcess } from "./common.js";
+import { BARE_SERVER, binLaunch, machine, percentile, perfRecorder, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
 const WINDOW = 4;
@@ -32,42 +31,6 @@ const rounds = Number(process.argv[3] ?? 2);
 const chunks = Math.round((mb * 2 ** 20) / CHUNK);
 const PRELOAD = fileURLToPath(new URL("./thread-names.cjs", import.meta.url));
 const PERF = process.env.SPOOL_BENCH_PERF;
-
-/**
- * `perf record` attached to a process but counting nothing until `enable` (its control FIFOs: a command written, its
- * "ack" read back); `stop` ends it and waits for its file.
- */
-function perfRecorder(pid: number, out: string) {
-  mkdirSync(PERF!, { recursive: true });
-  for (const f of ["ctl", "ack"]) {
-    rmSync(`${out}.${f}`, { force: true });
-    execFileSync("mkfifo", [`${out}.${f}`]);
-  }
-  const perf: ChildProcess = spawn(
-    "perf",
-    ["record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-D", "-1", "--control", `fifo:${out}.ctl,${out}.ack`, "-p", String(pid), "-o", `${out}.data`],
-    { stdio: "ignore" },
-  );
-  const ctl = openSync(`${out}.ctl`, "w");
-  const ack = openSync(`${out}.ack`, "r");
-  const control = (command: string) => {
-    writeSync(ctl, `${command}\n`);
-    readSync(ack, Buffer.alloc(5));
-  };
-  control("ping");
-  return {
-    enable: () => control("enable"),
-    disable: () => control("disable"),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        perf.once("exit", () => {
-          for (const f of ["ctl", "ack"]) rmSync(`${out}.${f}`, { force: true });
-          resolve();
-        });
-        perf.kill("SIGINT");
-      }),
-  };
-}
 
 const texts = Array.from({ length: 64 }, (_, i) => {
   const line = `chunk ${String(i).padStart(6, "0")} ${"abcdefghijklmnopqrstuvwxyz".repeat(3)}\n`;
@@ -226,7 +189,7 @@ async function spool(bin: string, env: NodeJS.ProcessEnv, label: string, round: 
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     const binary = client.bytes;
     const out = PERF ? join(PERF, `${label}-${round}`) : "";
-    const perf = PERF ? perfRecorder(server.pid, out) : undefined;
+    const perf = PERF ? perfRecorder(server.pid, out, ["-F", "2000"]) : undefined;
     const run = await measured(server.pid, eluFile, async () => {
       perf?.enable();
       try {

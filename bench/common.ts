@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../src/client/spool-client.js";
 
@@ -136,3 +136,41 @@ wss.on("connection", (ws) => ws.on("message", (data) => {
   ws.send(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { channel: p.channel, seq: p.seq, bytes: 0, duplicate: false } }));
 }));
 `;
+
+/**
+ * `perf record -e cpu-clock -g` attached to a process but counting nothing until `enable` (through its control FIFOs:
+ * a command written, its "ack" read back), into `${out}.data`; `stop` ends it and resolves once the file is written.
+ * `args`: perf's further options (its frequency, its clock).
+ */
+export function perfRecorder(pid: number, out: string, args: string[]) {
+  mkdirSync(dirname(out), { recursive: true });
+  for (const f of ["ctl", "ack"]) {
+    rmSync(`${out}.${f}`, { force: true });
+    execFileSync("mkfifo", [`${out}.${f}`]);
+  }
+  const perf = spawn(
+    "perf",
+    ["record", "-q", "-e", "cpu-clock", "-g", ...args, "-D", "-1", "--control", `fifo:${out}.ctl,${out}.ack`, "-p", String(pid), "-o", `${out}.data`],
+    { stdio: "ignore" },
+  );
+  const ctl = openSync(`${out}.ctl`, "w");
+  const ack = openSync(`${out}.ack`, "r");
+  const control = (command: string) => {
+    writeSync(ctl, `${command}\n`);
+    readSync(ack, Buffer.alloc(5));
+  };
+  // Attached (which takes a while on a loaded machine) once it answers.
+  control("ping");
+  return {
+    enable: () => control("enable"),
+    disable: () => control("disable"),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        perf.once("exit", () => {
+          for (const f of ["ctl", "ack"]) rmSync(`${out}.${f}`, { force: true });
+          resolve();
+        });
+        perf.kill("SIGINT");
+      }),
+  };
+}

@@ -183,15 +183,14 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {},
     const slice: number[] = [];
     const tailServer: [number, number][] = [];
     const sliceServer: [number, number][] = [];
-    const timed = async (params: object, walls: number[], server: [number, number][]) => {
-      const s0 = schedstat(serverPid);
+    const timed = async (params: object, walls: number[], during: [number, number][]) => {
+      const s0 = schedstat(server.pid);
       const t = performance.now();
       await client.request("entry/get", params);
       walls.push(performance.now() - t);
-      const s1 = schedstat(serverPid);
-      server.push([(s1[0] - s0[0]) / 1e6, (s1[1] - s0[1]) / 1e6]);
+      const s1 = schedstat(server.pid);
+      during.push([(s1[0] - s0[0]) / 1e6, (s1[1] - s0[1]) / 1e6]);
     };
-    const serverPid = server.pid;
     for (let i = 0; i < 20; i++) {
       await timed({ run: "s", path: channel.path, tail: 20 }, tail, tailServer);
       await timed({ run: "s", path: channel.path, line: Math.floor((channel.lines * (i + 1)) / 22), limit: 20 }, slice, sliceServer);

@@ -10,12 +10,12 @@
 // to the end of the reads (DIR/<label>-<round>.data), and each read's start and end on the same clock
 // (DIR/<label>-<round>.reads.json); bench/perf-reads.py splits the samples by read. Give the server
 // --perf-basic-prof (SPOOL_BENCH_NODE_ARGS, or the tree's query) to name its JavaScript frames.
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { binLaunch } from "./common.js";
+import { binLaunch, perfRecorder } from "./common.js";
 
 const MB = Number(process.argv[2] ?? 1024);
 const ROUNDS = Number(process.argv[3] ?? 1);
@@ -102,52 +102,12 @@ async function run(label: string, root: string, env: Record<string, string>, rou
     const inFlight = new Set<Promise<void>>();
     const wal = join(home, "spool.db-wal");
     let walMax = 0;
-    let perf: ReturnType<typeof spawn> | undefined;
     const perfOut = PERF ? join(PERF, `${label}-${round}`) : "";
     const readTimes: { kind: string; i: number; start: number; end: number }[] = [];
-    /** perf's control FIFOs: the command written, then its "ack" read back. */
-    let control = (_command: string) => {};
-    if (PERF) {
-      mkdirSync(PERF, { recursive: true });
-      for (const f of ["ctl", "ack"]) {
-        rmSync(`${perfOut}.${f}`, { force: true });
-        execFileSync("mkfifo", [`${perfOut}.${f}`]);
-      }
-      // Attached (which takes a while on a loaded machine) but counting nothing until enabled.
-      perf = spawn(
-        "perf",
-        [
-          "record",
-          "-q",
-          "-e",
-          "cpu-clock",
-          "-F",
-          "20000",
-          "-g",
-          "-k",
-          "monotonic",
-          "-D",
-          "-1",
-          "--control",
-          `fifo:${perfOut}.ctl,${perfOut}.ack`,
-          "-p",
-          String(child.pid),
-          "-o",
-          `${perfOut}.data`,
-        ],
-        { stdio: "ignore" },
-      );
-      const ctl = openSync(`${perfOut}.ctl`, "w");
-      const ack = openSync(`${perfOut}.ack`, "r");
-      control = (command) => {
-        writeSync(ctl, `${command}\n`);
-        readSync(ack, Buffer.alloc(5));
-      };
-      control("ping");
-    }
+    const perf = PERF ? perfRecorder(child.pid!, perfOut, ["-F", "20000", "-k", "monotonic"]) : undefined;
     const streamStart = performance.now();
     for (let i = 0; i < chunks; i++) {
-      if (i === Math.max(0, chunks - 64)) control("enable");
+      if (i === Math.max(0, chunks - 64)) perf?.enable();
       if (i % 64 === 0) walMax = Math.max(walMax, existsSync(wal) ? statSync(wal).size : 0);
       const call: Promise<void> = client
         .request("stream", { run: "s", path, channel: 1, chunk: texts[i % 64], seq: i + 1 })
@@ -200,9 +160,8 @@ async function run(label: string, root: string, env: Record<string, string>, rou
       `  summary: first read ${walls[0]!.toFixed(2)} ms, max of the first 4 ${Math.max(...walls.slice(0, 4)).toFixed(2)}, max ${Math.max(...walls).toFixed(2)} @${walls.indexOf(Math.max(...walls))}, other server threads' CPU during the reads ${othersCpu.toFixed(1)} ms`,
     );
     if (perf) {
-      control("disable");
-      perf.kill("SIGINT");
-      await new Promise((resolve) => perf!.once("exit", resolve));
+      perf.disable();
+      await perf.stop();
       writeFileSync(`${perfOut}.reads.json`, JSON.stringify({ pid: child.pid, burstEnd: monotonic() - (performance.now() - end) / 1000, reads: readTimes }));
     }
     for (const [at, l] of gcs) if (at > end - 100) lines.push(`  GC seen +${(at - end).toFixed(1)} ms: ${l.replace(/^\[[^\]]*\]\s*/, "").slice(0, 100)}`);
