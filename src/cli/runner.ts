@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SpoolClient } from "../client/spool-client.js";
 import { createLogger } from "../logger.js";
+import { escapeControl } from "../protocol/proposal-facts.js";
 import { BackendName } from "../protocol/runner.js";
 import type { Backend } from "../runners/backend.js";
 import { DockerBackend } from "../runners/docker.js";
@@ -94,16 +95,8 @@ function readFlagFile(name: string, path: string): Buffer {
   }
 }
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-
-/** Control characters (and the invisible ones that reorder text) as escapes, so a command prints on one honest line. */
-export function escapeControls(text: string): string {
-  return text.replace(
-    CONTROL,
-    (c) => NAMED[c] ?? (c.charCodeAt(0) < 0x100 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`),
-  );
-}
+/** Control and invisible characters as escapes, so a command prints on one honest line: the formatter every client uses. */
+export const escapeControls = escapeControl;
 
 const MAX_COMMAND_CHARS = 300;
 

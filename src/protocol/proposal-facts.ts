@@ -12,8 +12,8 @@ const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "
 
 /**
  * Text from elsewhere (a command, an environment value, a path) as it must be shown before someone
- * approves it: control characters, DEL, C1 controls and the invisible or direction-changing characters
- * are written as escapes, so nothing can hide part of what would run.
+ * approves it: control characters, DEL, C1 controls and the invisible, unassigned or direction-changing
+ * characters (HIDDEN below) are written as escapes, so nothing can hide part of what would run.
  */
 export function escapeControl(text: string): string {
   return text.replace(HIDDEN, (c) => {
@@ -25,16 +25,18 @@ export function escapeControl(text: string): string {
 }
 
 /**
- * What escapeControl writes as escapes: C0 and C1 controls, DEL, the soft hyphen, the combining grapheme joiner,
- * the Arabic letter mark, the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0), the Khmer invisible vowels,
- * the Mongolian free variation selectors and vowel separator, zero-width characters and direction marks,
- * line/paragraph separators, the bidi embeddings, overrides and isolates (U+202A-202E, U+2066-2069),
- * invisible operators, variation selectors (U+FE00-FE0F, U+E0100-E01EF), the byte order mark, interlinear
- * annotation controls and the tag characters (U+E0000-E007F). The `u` flag makes astral ones one match each.
+ * What escapeControl writes as escapes, by Unicode property rather than by a list kept by hand: every
+ * Default_Ignorable_Code_Point (zero-width characters, joiners, bidi marks and controls, variation selectors,
+ * Hangul fillers, tag characters, the shorthand format controls U+1BCA0-1BCA3, the musical symbol format
+ * controls U+1D173-1D17A, the reserved U+E0080-E0FFF…), and the general categories Cc (C0, DEL, C1), Cf (other
+ * format characters), Co (private use), Cn (unassigned, U+FFF0-FFF8 among them: a later Unicode may make them
+ * invisible), Cs (a lone surrogate) and the line and paragraph separators Zl, Zp. The tables are the ICU data Node ships
+ * (`process.versions.unicode`; 17.0 on Node 20.20). Letters, marks, digits, punctuation, symbols and spaces are kept:
+ * an emoji and its skin tone stay as they are, but the joiner (U+200D) and the variation selector (U+FE0F) of an
+ * emoji sequence are shown, since they are invisible and two such sequences can look the same. The `u` flag makes
+ * astral ones one match each.
  */
-const HIDDEN =
-  // biome-ignore lint/suspicious/noMisleadingCharacterClass: combining marks are matched alone on purpose, to be shown as escapes
-  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu;
+const HIDDEN = /\p{Default_Ignorable_Code_Point}|\p{Cc}|\p{Cf}|\p{Co}|\p{Cn}|\p{Cs}|\p{Zl}|\p{Zp}/gu;
 
 /** Whether escapeControl changes anything (a client then marks the text). */
 export const hasControl = (text: string) => escapeControl(text) !== text;

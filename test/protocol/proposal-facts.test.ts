@@ -101,6 +101,28 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     expect(escapeControl("ok 😀")).toBe("ok 😀");
   });
 
+  it("escapeControl goes by Unicode property: the format controls, unassigned and reserved ranges a hand list missed are escapes", () => {
+    // Shorthand format controls, musical symbol format controls, unassigned specials, reserved default-ignorables.
+    for (const [from, to] of [
+      [0x1bca0, 0x1bca3],
+      [0x1d173, 0x1d17a],
+      [0xfff0, 0xfff8],
+      [0xe0080, 0xe0fff],
+    ] as const) {
+      for (let code = from; code <= to; code++) expect(escapeControl(`a${String.fromCodePoint(code)}b`)).toBe(`a\\u{${code.toString(16)}}b`);
+    }
+    // Private use, a line and a paragraph separator, a lone surrogate, an unassigned astral code point.
+    expect(escapeControl("\ue000\u2028\u2029\ud800\u{10ffff}")).toBe("\\u{e000}\\u{2028}\\u{2029}\\u{d800}\\u{10ffff}");
+  });
+
+  it("escapeControl keeps ordinary text: letters of every script, combining accents, CJK, emoji and skin tones; a ZWJ inside an emoji sequence is shown", () => {
+    const plain = "héllo e\u0301 Ωμέγα привет 中文字 한국어 العربية עברית ✓ 😀 👍🏽 ½ — “quotes” \u00a0nbsp";
+    expect(escapeControl(plain)).toBe(plain);
+    // The joiner is invisible: two sequences that look alike could differ by it alone.
+    expect(escapeControl("👩\u200d💻")).toBe("👩\\u{200d}💻");
+    expect(escapeControl("❤\ufe0f")).toBe("❤\\u{fe0f}");
+  });
+
   it("an environment value that holds a space, =, a quote or nothing is single-quoted, so it cannot pass for another variable", () => {
     const env = (e: Record<string, string>) => byLabel(factLines(proposalFacts({ env: e }))).env;
     // Unquoted, this read "PATH=/p/fakebin:/usr/bin Z=x PATH=/usr/bin": two PATHs, the harmless one last.

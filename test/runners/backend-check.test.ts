@@ -55,7 +55,7 @@ function withFlag(flags: string[], flag: string, value: string): string[] {
 
 describe("runner lines and project roots", () => {
   it("escapes control characters and the invisible ones that reorder text", () => {
-    expect(escapeControls("echo one\necho two\t\u001b[31mred\r\u0000\u007f\u009b\u202e")).toBe("echo one\\necho two\\t\\x1b[31mred\\r\\x00\\x7f\\x9b\\u202e");
+    expect(escapeControls("echo one\necho two\t\u001b[31mred\r\u0000\u007f\u009b\u202e")).toBe("echo one\\necho two\\t\\e[31mred\\r\\x00\\x7f\\x9b\\u{202e}");
     expect(escapeControls("plain ü ✓ \\n stays")).toBe("plain ü ✓ \\n stays");
   });
 
