@@ -8,6 +8,7 @@ import { type Producer, producerOf } from "../protocol/views.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { runCommands } from "./refs.js";
+import { TerminalWriter } from "./terminal-writer.js";
 import { TypedInput } from "./typed-input.js";
 import { endedWords } from "./words.js";
 
@@ -76,11 +77,13 @@ class Questions {
   constructor(
     readonly source: AnswerSource,
     private readonly note: (text: string) => void,
+    /** Spool's own text on the terminal; `sameLine`: an answer echoed after its question. */
+    private readonly write: (text: string, sameLine?: boolean) => void,
   ) {}
 
   ask(question: string): Promise<string | null> {
     if (this.source === "keys") return this.#askKey(question);
-    process.stdout.write(question);
+    this.write(question);
     if (this.source === "none") return new Promise((resolve) => (this.#waiting = resolve));
     if (!this.#rl) {
       this.#rl = createInterface({ input: process.stdin });
@@ -105,24 +108,24 @@ class Questions {
     stdin.setRawMode(true);
     const dropped = this.#typed.discard(stdin);
     if (dropped > 0) this.note(`  (ignored ${dropped} ${dropped === 1 ? "byte" : "bytes"} typed before this question)`);
-    process.stdout.write(question);
+    this.write(question);
     return new Promise((resolve) => {
       this.#waiting = resolve;
       const onData = (chunk: Buffer) => {
         const keys = chunk.toString("utf8").replace(/[\r\n]+$/, "");
         if (keys.includes("\u0003")) {
-          process.stdout.write("^C\n");
+          this.write("^C\n", true);
           process.emit("SIGINT");
           return;
         }
         if (keys === "\u0004") {
-          process.stdout.write("^D\n");
+          this.write("^D\n", true);
           this.#answer("n");
           return;
         }
         // One key, pressed now; a paste or an escape sequence is not an answer.
         const key = /^[yna]$/i.test(keys) ? keys.toLowerCase() : "?";
-        process.stdout.write(`${key === "?" ? "" : key}\n`);
+        this.write(`${key === "?" ? "" : key}\n`, true);
         this.#answer(key);
       };
       stdin.on("data", onData);
@@ -228,7 +231,7 @@ async function unknownModel(client: SpoolClient, model: string, error: unknown):
   const known = (await client.call("model/list", {}).catch(() => ({ models: [] }))).models.map((m) => m.alias);
   const name = model.toUpperCase().replace(/-/g, "_");
   throw new CliError(
-    `the server has no model "${escapeControl(model)}" (${known.length ? `it has: ${known.join(", ")}` : "it has none"}). ` +
+    `the server has no model "${escapeControl(model)}" (${known.length ? `it has: ${known.map(escapeControl).join(", ")}` : "it has none"}). ` +
       `Define it where the server runs, then restart it: SPOOL_MODEL_${name}=openai/<model-id> with OPENAI_API_KEY ` +
       `(or ollama/<model>), or start it with \`spool serve --demo-model\` for the built-in "demo"`,
     EXIT.usage,
@@ -246,9 +249,14 @@ async function drive(
 ): Promise<number> {
   const colours = palette();
   const errColours = palette(process.stderr);
-  let atLineStart = true;
-  const spin = spinner(Boolean(process.stderr.isTTY), () => atLineStart);
-  const questions = new Questions(options.answers, (text) => say(colours.dim(text)));
+  /** Every byte to the terminal: the model's text and the commands' output made safe, each in a block of its own, under a gutter. */
+  const screen = new TerminalWriter(process.stdout, process.stderr, { colour: (gutter) => (colours.on ? `\u001b[2m${gutter}\u001b[22m` : gutter) });
+  const spin = spinner(Boolean(process.stderr.isTTY), () => screen.lineClear);
+  const questions = new Questions(
+    options.answers,
+    (text) => say(colours.dim(text)),
+    (text, sameLine) => screen.own(text, { sameLine }),
+  );
   /** Told once: typing while a command runs goes nowhere; told once: nothing here answers (stdin is not a terminal). */
   let toldTyping = false;
   let toldNoAnswers = false;
@@ -265,9 +273,7 @@ async function drive(
   let lastReply: string | null = null;
   const say = (text: string) => {
     spin.stop();
-    if (!atLineStart) process.stdout.write("\n");
-    process.stdout.write(`${text}\n`);
-    atLineStart = true;
+    screen.own(`${text}\n`);
   };
 
   let settle!: (code: number) => void;
@@ -300,8 +306,9 @@ async function drive(
     while (answer === null || !/^[yna]$/i.test(answer)) {
       // Decided elsewhere while its facts were being shown: no question.
       if (decidedElsewhere.has(p.path)) return followElsewhere(p);
-      // The question stays on its line: whatever is said next (a decision made elsewhere) starts a new one.
-      atLineStart = questions.source === "none";
+      // Asked again (a key that is no answer) or after text arrived: the terminal's state is reset again first.
+      spin.stop();
+      screen.reset();
       answer = await questions.ask(
         questions.source === "none"
           ? "  waiting for a decision…\n"
@@ -312,7 +319,6 @@ async function drive(
       if (answer === null) answer = "n"; // stdin closed: nobody can accept
       answer = answer.trim().toLowerCase().slice(0, 1) || "?";
     }
-    atLineStart = true;
     mine.add(p.path);
     const decided = await client
       .call("run/resolve", {
@@ -335,7 +341,7 @@ async function drive(
       say(colours.yellow("  rejected"));
       return;
     }
-    say(colours.green(`  accepted, running on ${decided.runner ?? "?"}`));
+    say(colours.green(`  accepted, running on ${escapeControl(decided.runner ?? "?")}`));
     await follow(p);
   };
 
@@ -350,6 +356,9 @@ async function drive(
   const showProposal = async (facts: Producer) => {
     const path = facts.path;
     const runners = facts.runner === null ? await client.call("runner/list", {}).catch(() => null) : null;
+    // Whatever a model or a command left the terminal in, the facts are drawn on a reset screen.
+    spin.stop();
+    screen.reset();
     say(`${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(facts.command))} ${colours.dim(`(${escapeControl(facts.tool)}, ${path})`)}`);
     say(factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null, indent: "  " }));
   };
@@ -367,9 +376,8 @@ async function drive(
     }
     const watch = await client.watch({ run: p.run, path: p.path }, (chunk) => {
       spin.stop();
-      if (chunk.channel === 2) process.stderr.write(errColours.on ? errColours.red(chunk.data.toString()) : chunk.data);
-      else process.stdout.write(chunk.data);
-      atLineStart = chunk.data.at(-1) === 10;
+      if (chunk.channel === 2) screen.untrusted(chunk.data, { kind: "output", stream: "err", ...(errColours.on ? { colour: errColours.red } : {}) });
+      else screen.untrusted(chunk.data, { kind: "output" });
     });
     const ended = await watch.ended;
     streaming = null;
@@ -386,7 +394,9 @@ async function drive(
     if (p.run !== alias || offered.has(p.path)) return;
     offered.add(p.path);
     // One proposal at a time, in order: questions never interleave.
-    queue = queue.then(() => onProposal(p)).catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
+    queue = queue
+      .then(() => onProposal(p))
+      .catch((error) => say(errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`)));
   };
   /**
    * Until the run's first line ("run NAME") is printed, what the server says about runs is kept, then
@@ -416,10 +426,10 @@ async function drive(
           .then(async () => {
             const log = await client.call("entry/get", { run: p.run, path: p.path });
             await showProposal(producerOf(log));
-            say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${p.runner ?? "?"}`));
+            say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${escapeControl(p.runner ?? "?")}`));
             if (!stopping) await follow(p);
           })
-          .catch((error) => say(errColours.red(`error: ${error instanceof Error ? error.message : String(error)}`)));
+          .catch((error) => say(errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`)));
         return;
       }
       if (p.run !== alias || !offered.has(p.path) || mine.has(p.path)) return;
@@ -438,8 +448,7 @@ async function drive(
     onRun((p: SpoolNotifications["run/progress"]) => {
       if (p.run !== alias) return;
       spin.stop();
-      process.stdout.write(p.delta);
-      atLineStart = p.delta.endsWith("\n");
+      screen.untrusted(p.delta, { kind: "model" });
     }),
   );
   client.on(
@@ -451,10 +460,17 @@ async function drive(
       if (p.event === "model replied") lastReply = typeof p.text === "string" ? p.text : null;
       if (p.event === "loop finished" && p.summary) {
         // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
-        if (lastReply !== null && String(p.summary).trim() === lastReply.trim()) say(colours.green("✔ done"));
-        else say(`${colours.green("✔ done:")} ${String(p.summary)}`);
+        const summary = String(p.summary);
+        if (lastReply !== null && summary.trim() === lastReply.trim()) say(colours.green("✔ done"));
+        else if (!summary.trim().includes("\n")) say(`${colours.green("✔ done:")} ${escapeControl(summary.trim())}`);
+        else {
+          // The model's words: a block of untrusted text under the line, as its streamed text is.
+          say(colours.green("✔ done:"));
+          screen.untrusted(summary.trim(), { kind: "model" });
+          screen.endBlock();
+        }
       }
-      if (p.event === "loop failed") say(errColours.red(`✖ failed: ${String(p.error)}`));
+      if (p.event === "loop failed") say(errColours.red(`✖ failed: ${escapeControl(String(p.error))}`));
       if (p.status === RUN.done && p.event === "idle") settle(EXIT.ok);
       if (p.status === RUN.failed) settle(EXIT.failed);
       if (p.status === RUN.aborted) settle(EXIT.interrupted);
@@ -516,7 +532,7 @@ async function drive(
     // The last proposal's output is shown, unless we are leaving on an abort.
     if (!stopping) await Promise.race([queue, lost]);
     spin.stop();
-    if (!atLineStart) process.stdout.write("\n");
+    screen.endLine();
     return code;
   } finally {
     process.off("SIGINT", onSigint);

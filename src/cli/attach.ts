@@ -7,6 +7,7 @@ import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeContr
 import { CliError, EXIT, usageError } from "./errors.js";
 import { INPUT_PART_BYTES } from "./input.js";
 import { resolveCommand, resolveRun } from "./refs.js";
+import { resetTerminal } from "./terminal-writer.js";
 import { endedWords } from "./words.js";
 
 /** Ctrl-]: what detaches, as telnet has it. */
@@ -137,5 +138,7 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     if (raw) stdin.setRawMode(false);
     stdin.pause();
     await watch.close();
+    // The command's output went raw (its own screen): whatever state it left the terminal in ends with the attach.
+    resetTerminal();
   }
 }

@@ -24,6 +24,7 @@ import {
 import { CliError, EXIT, explain, usageError } from "./errors.js";
 import { writeMarker } from "./project.js";
 import { resolveCommand, resolveRun, runCommands } from "./refs.js";
+import { commandOutput, resetTerminal } from "./terminal-writer.js";
 import { confirmKey } from "./typed-input.js";
 import { endedWords, outcomeWords } from "./words.js";
 
@@ -300,6 +301,8 @@ export const PENDING: Command = {
       return EXIT.ok;
     }
     const colours = palette();
+    // Facts are drawn on a reset terminal: nothing printed before (a command's output) sets how they show.
+    resetTerminal();
     const blocks = groups.flatMap((g) =>
       g.proposals.map(
         (p) =>
@@ -395,6 +398,7 @@ async function showUnnamed(command: "approve" | "reject", client: SpoolClient, p
   const facts = factsText(proposalFacts(entry.attributes), { defaultRunner: defaultRunnerName(runners), indent: "  " });
   const number = (await runCommands(client, run)).find((c) => c.path === path)?.number;
   const where = `${project ? `${escapeControl(project)}  ` : ""}${escapeControl(run)}  ${escapeControl(path)}`;
+  resetTerminal();
   if (command === "reject") {
     process.stdout.write(`${palette().bold(where)}\n${facts}\n`);
     return;
@@ -647,13 +651,16 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
     const p = producerOf(entry);
     throw new CliError(`${path} was rejected${p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : ""}: ${escapeControl(p.reason ?? "")}`);
   }
-  const out = (c: number, data: Buffer) => (c === 2 ? process.stderr : process.stdout).write(data);
+  // On a terminal the output is made safe (src/cli/terminal-writer.ts); to a file or a pipe it goes byte for byte.
+  const output = commandOutput();
+  const out = (c: number, data: Buffer) => output.write(c, data);
   if (options.lines !== undefined) {
     const channels = isLog ? (await client.call("entry/list", { run })).entries.filter((e) => e.channel?.log === log) : [entry];
     for (const c of channels) {
       const got = await client.call("entry/get", { run, path: c.path, tail: options.lines, encoding: "base64" });
       out(c.channel?.channel ?? 1, Buffer.from(got.body, "base64"));
     }
+    output.end();
     return outcome(channels.map((c) => c.status));
   }
   const watch = await client.watch({ run, path: log, ...(channel ? { channel } : {}), after: options.after, snapshot: !options.follow }, (chunk) =>
@@ -661,6 +668,7 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
   );
   const ended = await watch.ended;
   if (!options.follow) await watch.close();
+  output.end();
   const code = outcome([...ended.values()].map((e) => e.status));
   if (code !== EXIT.ok) {
     // Not silent: how it ended, from the log entry (a cancel's reason, the exit code, the signal).

@@ -1,5 +1,6 @@
 import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 import { ConnectError } from "../client/ws-transport.js";
+import { screenSafe } from "./terminal-writer.js";
 
 /** Exit codes of every `spool` command (README "Exit codes"). */
 export const EXIT = {
@@ -57,7 +58,11 @@ export function explain(error: unknown, target: Target | null): { message: strin
   if (error instanceof ConnectionClosedError) {
     return { message: "lost the connection to the server before it answered; check it with `spool runs`", code: EXIT.connection };
   }
-  if (error instanceof SpoolRpcError) return rpcMessage(error);
+  // The server's words (which may quote names and text from anyone) reach the terminal made safe.
+  if (error instanceof SpoolRpcError) {
+    const { message, code } = rpcMessage(error);
+    return { message: screenSafe(message), code };
+  }
   if (isParseArgsError(error)) return { message: `${(error as Error).message}`, code: EXIT.usage };
   const sys = error as NodeJS.ErrnoException & { address?: string; port?: number };
   if (sys?.code === "EADDRINUSE") {
@@ -72,7 +77,7 @@ export function explain(error: unknown, target: Target | null): { message: strin
       code: EXIT.failed,
     };
   }
-  return { message: error instanceof Error ? error.message : String(error), code: EXIT.failed };
+  return { message: screenSafe(error instanceof Error ? error.message : String(error)), code: EXIT.failed };
 }
 
 function rpcMessage(error: SpoolRpcError): { message: string; code: number } {

@@ -9,6 +9,11 @@ export interface SpoolTerminal {
   raw(): string;
   /** The screen as a person sees it now (escapes applied: carriage returns, erases), one string per line, trailing blanks trimmed. */
   screen(): Promise<string>;
+  /**
+   * Only what is on the terminal's visible rows now (not the scrollback), one entry per line: a row the terminal
+   * wrapped is joined to the row it continues, trailing blanks trimmed.
+   */
+  visible(): Promise<string[]>;
   /** Waits until the raw output matches. */
   waitFor(pattern: RegExp | string, what?: string, timeoutMs?: number): Promise<void>;
   type(keys: string): void;
@@ -17,10 +22,22 @@ export interface SpoolTerminal {
 }
 
 /** `spool ARGS` in a real terminal (node-pty), its output also fed to a terminal emulator to read the screen. */
-export function spoolInTerminal(args: string[], options: { cwd: string; env?: Record<string, string>; cols?: number; rows?: number }): SpoolTerminal {
+export function spoolInTerminal(args: string[], options: TerminalOptions): SpoolTerminal {
+  return inTerminal(process.execPath, [SPOOL_BIN, ...args], options);
+}
+
+export interface TerminalOptions {
+  cwd: string;
+  env?: Record<string, string>;
+  cols?: number;
+  rows?: number;
+}
+
+/** Any program (a shell running several spool commands) in a real terminal, read as spoolInTerminal reads it. */
+export function inTerminal(file: string, args: string[], options: TerminalOptions): SpoolTerminal {
   const cols = options.cols ?? 160;
   const rows = options.rows ?? 200;
-  const pty = spawnPty(process.execPath, [SPOOL_BIN, ...args], {
+  const pty = spawnPty(file, args, {
     cols,
     rows,
     cwd: options.cwd,
@@ -43,6 +60,18 @@ export function spoolInTerminal(args: string[], options: { cwd: string; env?: Re
       const lines: string[] = [];
       for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? "");
       return lines.join("\n").replace(/\n+$/, "");
+    },
+    async visible() {
+      await written;
+      const buffer = emulator.buffer.active;
+      const lines: string[] = [];
+      for (let i = buffer.viewportY; i < buffer.viewportY + rows; i++) {
+        const line = buffer.getLine(i);
+        const text = line?.translateToString(false) ?? "";
+        if (line?.isWrapped && lines.length > 0) lines[lines.length - 1] += text;
+        else lines.push(text);
+      }
+      return lines.map((l) => l.trimEnd());
     },
     waitFor: (pattern, what = String(pattern), timeoutMs = 30_000) =>
       eventually(() => (typeof pattern === "string" ? raw.includes(pattern) : pattern.test(raw)), timeoutMs, `${what} in:\n${raw}`),
