@@ -23,7 +23,7 @@ import {
 } from "./common.js";
 import { CliError, EXIT, explain, usageError } from "./errors.js";
 import { writeMarker } from "./project.js";
-import { resolveCommand, resolveRun, runCommands } from "./refs.js";
+import { resolveCommand, resolveRun, resolveRunRef, runCommands } from "./refs.js";
 import { commandOutput, resetTerminal } from "./terminal-writer.js";
 import { confirmKey } from "./typed-input.js";
 import { endedWords, outcomeWords } from "./words.js";
@@ -340,9 +340,10 @@ async function decide(
   if (refs.length > 2) throw usageError(`spool ${command}: unexpected argument "${refs[2]}" (see \`spool help ${command}\`)`);
   if (refs.length > 0) {
     return withClient(flags, async (client) => {
-      const run = await resolveRun(client, refs[0]);
+      // A run picked among several at a terminal was not named by RUN: its proposal is shown before it is decided.
+      const { alias: run, chosen } = await resolveRunRef(client, refs[0]);
       const target = await resolveCommand(client, run, refs[1], { pending: refs[1] === undefined });
-      if (!exactly(refs, run, target.path)) await showUnnamed(command, client, null, run, target.path);
+      if (chosen || !exactly(refs, run, target.path)) await showUnnamed(command, client, null, run, target.path);
       return body(client, run, target.path);
     });
   }

@@ -1,7 +1,10 @@
 import type { SpoolClient } from "../client/spool-client.js";
-import { ENTRY } from "../protocol/status.js";
-import { escapeControl } from "./common.js";
+import type { ResultOf } from "../protocol/methods/index.js";
+import { ENTRY, runStatusWord } from "../protocol/status.js";
+import { age, escapeControl } from "./common.js";
 import { CliError, EXIT } from "./errors.js";
+import { resetTerminal } from "./terminal-writer.js";
+import { chooseKey } from "./typed-input.js";
 
 /**
  * Short references, as git, gh and kubectl take them.
@@ -12,12 +15,58 @@ import { CliError, EXIT } from "./errors.js";
  * A command of a run: its log path (log://turn_1/sh/make) or a channel path (sh://turn_1/make_1); a number N
  * (the run's Nth command, as `spool show` and `spool entries` number them); or part of its path (`make`,
  * `turn_2/sh/npm`), unique among the run's commands. Omitted: the run's latest command.
+ *
+ * A number that is both a run's whole name and the number of another (a run named "1", and run-1) names neither:
+ * on a terminal the candidates are shown and the person picks one; without one it is an error listing them.
  */
 export async function resolveRun(client: SpoolClient, ref: string | undefined): Promise<string> {
+  return (await resolveRunRef(client, ref)).alias;
+}
+
+type RunView = ResultOf<"run/get">["run"];
+
+/** resolveRun, saying whether the run was picked among several at a terminal (`chosen`: the reference alone named none). */
+export async function resolveRunRef(client: SpoolClient, ref: string | undefined): Promise<{ alias: string; chosen: boolean }> {
   if (ref !== undefined) {
     const exact = await client.call("run/get", { run: ref }).catch(() => null);
-    if (exact) return exact.run.alias;
+    const numbered = /^\d+$/.test(ref) && `run-${Number(ref)}` !== ref ? await client.call("run/get", { run: `run-${Number(ref)}` }).catch(() => null) : null;
+    if (exact && numbered && exact.run.alias !== numbered.run.alias) return { alias: await pickRun(ref, numbered.run, exact.run), chosen: true };
+    if (exact) return { alias: exact.run.alias, chosen: false };
+    if (numbered) return { alias: numbered.run.alias, chosen: false };
   }
+  return { alias: await resolveLoose(client, ref), chosen: false };
+}
+
+/**
+ * `ref` is run-N's number and another run's whole name: which one is meant is asked on a terminal (one key
+ * pressed after the question), and is an error without one, so a run made to look like the one a person
+ * reviewed (issue 36: a run named "1" next to run-1) is never taken for it.
+ */
+async function pickRun(ref: string, numbered: RunView, named: RunView): Promise<string> {
+  const candidates = [
+    { run: numbered, why: `run number ${Number(ref)}` },
+    { run: named, why: `named "${escapeControl(ref)}"` },
+  ];
+  const line = (c: (typeof candidates)[number], i: number) =>
+    `  ${i + 1}  ${escapeControl(c.run.alias)}  (${c.why})  ${runStatusWord(c.run.status)}${c.run.title ? `  "${escapeControl(c.run.title)}"` : ""}  updated ${age(c.run.updatedAt)} ago`;
+  const listed = candidates.map(line).join("\n");
+  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+    throw new CliError(
+      `"${escapeControl(ref)}" names ${candidates.length} runs, so it names none:\n${listed}\nname run-${Number(ref)} by its whole name, or run the command on a terminal to choose`,
+      EXIT.usage,
+    );
+  }
+  resetTerminal();
+  process.stdout.write(`"${escapeControl(ref)}" names ${candidates.length} runs:\n${listed}\n`);
+  const keys = candidates.map((_, i) => String(i + 1));
+  const key = await chooseKey(`Which run? [${keys.join("/")}, anything else: neither] `, keys, "");
+  const picked = candidates[Number(key) - 1];
+  if (!picked) throw new CliError(`no run chosen for "${escapeControl(ref)}": nothing done`, EXIT.failed);
+  return picked.run.alias;
+}
+
+/** A number (run-N), the start of one alias, or the latest run. */
+async function resolveLoose(client: SpoolClient, ref: string | undefined): Promise<string> {
   const { runs } = await client.call("run/list", { limit: 1000 });
   if (ref === undefined) {
     const latest = runs[0];

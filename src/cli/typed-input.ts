@@ -58,6 +58,15 @@ export class TypedInput {
  * counted): "y" or "n"; Ctrl-D, Enter alone, a paste or an escape sequence count as no. Ctrl-C interrupts.
  */
 export async function confirmKey(question: string): Promise<boolean> {
+  return (await chooseKey(question, ["y", "n"], "n")) === "y";
+}
+
+/**
+ * Asks `question` on the terminal and takes one key pressed after it, input typed before discarded and counted:
+ * one of `keys` (letters in any case), else `otherwise` (Ctrl-D, Enter alone, a paste or an escape sequence
+ * too); the key taken is echoed. Ctrl-C interrupts (SIGINT) and answers `otherwise`.
+ */
+export async function chooseKey(question: string, keys: string[], otherwise: string): Promise<string> {
   const stdin = process.stdin as ReadStream;
   const typed = new TypedInput((text) => process.stderr.write(`${text}\n`));
   // Raw mode first: a line typed without Enter (held by the terminal until now) becomes readable, and is discarded with the rest.
@@ -66,18 +75,18 @@ export async function confirmKey(question: string): Promise<boolean> {
     const dropped = typed.discard(stdin);
     if (dropped > 0) process.stderr.write(`  (ignored ${dropped} ${dropped === 1 ? "byte" : "bytes"} typed before this question)\n`);
     process.stdout.write(question);
-    const keys = await new Promise<string>((resolve) => {
+    const pressed = await new Promise<string>((resolve) => {
       stdin.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8")));
       stdin.resume();
     });
-    if (keys.includes("\u0003")) {
+    if (pressed.includes("\u0003")) {
       process.stdout.write("^C\n");
       process.kill(process.pid, "SIGINT");
-      return false;
+      return otherwise;
     }
-    const yes = /^y$/i.test(keys);
-    process.stdout.write(`${yes ? "y" : "n"}\n`);
-    return yes;
+    const key = keys.find((k) => k.toLowerCase() === pressed.toLowerCase()) ?? otherwise;
+    process.stdout.write(`${key}\n`);
+    return key;
   } finally {
     stdin.pause();
     stdin.setRawMode(false);
