@@ -269,6 +269,8 @@ async function drive(
   let streaming: { path: string } | null = null;
   let interrupts = 0;
   let stopping = false;
+  /** Whether the run's end (done, failed, aborted) has had its final line. */
+  let ended = false;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
   let lastReply: string | null = null;
   const say = (text: string) => {
@@ -318,6 +320,8 @@ async function drive(
       if (decidedElsewhere.has(p.path)) return followElsewhere(p);
       if (answer === null) answer = "n"; // stdin closed: nobody can accept
       answer = answer.trim().toLowerCase().slice(0, 1) || "?";
+      // Not an answer: said so, then asked again (never a silent redraw).
+      if (!/^[yna]$/.test(answer)) say(colours.dim("  that is no answer: y accepts, n rejects, a always accepts this command in this run"));
     }
     mine.add(p.path);
     const decided = await client
@@ -435,6 +439,12 @@ async function drive(
       if (p.run !== alias || !offered.has(p.path) || mine.has(p.path)) return;
       if (decidedElsewhere.has(p.path)) return;
       decidedElsewhere.set(p.path, p);
+      if (p.resolver.kind === "abort") {
+        // Not a person's rejection: the run's final line ("✖ aborted: why") says it, once the run has it.
+        if (!ended) say(colours.yellow(`  ${p.path} was not run: the run is being aborted`));
+        if (questions.asking) questions.withdraw();
+        return;
+      }
       const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
       const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
       say(
@@ -456,10 +466,12 @@ async function drive(
     onRun((p: SpoolNotifications["run/state"]) => {
       if (p.run !== alias) return;
       if (p.event === "model call" || p.event === "loop started" || p.event === "tool call") spin.start();
+      if (p.event === "loop started") ended = false;
       if (p.event === "model replied" || p.event === "waiting on a proposal") spin.stop();
       if (p.event === "model replied") lastReply = typeof p.text === "string" ? p.text : null;
       if (p.event === "loop finished" && p.summary) {
         // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
+        ended = true;
         const summary = String(p.summary);
         if (lastReply !== null && summary.trim() === lastReply.trim()) say(colours.green("✔ done"));
         else if (!summary.trim().includes("\n")) say(`${colours.green("✔ done:")} ${escapeControl(summary.trim())}`);
@@ -470,17 +482,30 @@ async function drive(
           screen.endBlock();
         }
       }
-      if (p.event === "loop failed") say(errColours.red(`✖ failed: ${escapeControl(String(p.error))}`));
-      if (p.status === RUN.done && p.event === "idle") settle(EXIT.ok);
+      if (p.event === "loop failed") {
+        ended = true;
+        say(errColours.red(`✖ failed: ${escapeControl(String(p.error))}`));
+      }
+      // One final line for every way a run ends: done, failed (above), aborted (here or anywhere else).
+      if (p.status === RUN.done && p.event === "idle") {
+        if (!ended) say(colours.green("✔ done"));
+        ended = true;
+        settle(EXIT.ok);
+      }
       if (p.status === RUN.failed) settle(EXIT.failed);
-      if (p.status === RUN.aborted) settle(EXIT.interrupted);
+      if (p.status === RUN.aborted) {
+        if (!ended) say(errColours.red(`✖ aborted${typeof p.reason === "string" && p.reason ? `: ${escapeControl(p.reason)}` : ""}`));
+        ended = true;
+        settle(EXIT.interrupted);
+      }
     }),
   );
 
   const abort = () => {
     stopping = true;
     if (questions.asking) questions.withdraw();
-    say(colours.yellow("^C aborting the run"));
+    // "\r": over the ^C the terminal echoed, not after it.
+    say(colours.yellow("\raborting the run"));
     if (!alias) return settle(EXIT.interrupted);
     void client.call("run/abort", { run: alias, reason: "aborted with Ctrl-C" }).catch(() => settle(EXIT.interrupted));
     // The run's "aborted" state ends the wait; should it not come, leave anyway.
@@ -489,7 +514,7 @@ async function drive(
   const onSigint = () => {
     interrupts++;
     if (interrupts === 1 && streaming) {
-      say(colours.yellow("^C cancelling the running command (Ctrl-C again aborts the run)"));
+      say(colours.yellow("\rcancelling the running command (Ctrl-C again aborts the run)"));
       void client.call("stream/cancel", { run: alias!, path: streaming.path, reason: "cancelled with Ctrl-C" }).catch(() => undefined);
       return;
     }
