@@ -23,6 +23,20 @@ export const SandboxInfo = z.strictObject({
 export type SandboxInfo = z.output<typeof SandboxInfo>;
 
 /**
+ * What holds a command's processes on a runner (SPEC §7 "Stopped means stopped"): a cgroup v2 or a PID namespace
+ * of its own per command, which nothing inside can leave and which is killed on cancel, timeout and restart; or
+ * none, where a daemonised process escapes them.
+ */
+export const ContainerInfo = z.strictObject({
+  kind: z.enum(["cgroup", "pid-namespace", "none"]).describe("cgroup (a cgroup v2 per command), pid-namespace (a PID namespace per command), or none"),
+  diesWithRunner: z
+    .boolean()
+    .describe("Whether a command dies with the runner process (killed, crashed); false: a lost runner's producers may still be running until its next start"),
+  detail: z.string().max(500).describe("What the container is, or why there is none"),
+});
+export type ContainerInfo = z.output<typeof ContainerInfo>;
+
+/**
  * The runner messages, shared by the server side (`runners` plugin) and the
  * runner side (`RunnerClient`): one schema each for validation, types and docs.
  */
