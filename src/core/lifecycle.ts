@@ -630,7 +630,9 @@ export class Lifecycle {
     if (owned.length === 0) return;
     const who = runner ? `runner ${runner.name}` : `connection ${connection.id}`;
     this.deps.log.warn(`${who} went away owning ${owned.length} producer(s); they have ${grace} ms for it to come back`);
-    for (const { id, kind } of owned) this.#graceThenLose(id, kind === "runner" ? "runner lost" : "owner lost");
+    // A runner whose commands do not die with it (it said so at attach) may have left them running: its producers say so.
+    const lost = runner?.container?.diesWithRunner === false ? "runner lost, may still be running" : "runner lost";
+    for (const { id, kind } of owned) this.#graceThenLose(id, kind === "runner" ? lost : "owner lost");
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { RunnerAttachParams } from "../protocol/runner.js";
+import type { ContainerInfo, RunnerAttachParams } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
@@ -20,6 +20,8 @@ export interface AttachedRunner {
   tokenKey: string;
   /** Where it runs read-only work, as it said at attach; a runner that said nothing has none. */
   sandbox: SandboxInfo;
+  /** What holds its commands' processes, as it said at attach (undefined: it did not say). */
+  container?: ContainerInfo;
 }
 
 export const UNREPORTED_SANDBOX = "the runner did not report a read-only sandbox";
@@ -143,6 +145,7 @@ export class RunnerRegistry {
       projectId: project.id,
       tokenKey: tokenKey(token),
       sandbox: params.sandbox ?? noSandbox(UNREPORTED_SANDBOX),
+      ...(params.container ? { container: params.container } : {}),
     };
     runners.set(params.name, runner);
     this.#byConnection.set(connection, runner);

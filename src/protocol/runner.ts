@@ -63,6 +63,9 @@ export const RunnerAttachParams = z.strictObject({
   sandbox: SandboxInfo.optional().describe(
     "Where this runner runs read-only work and which sandbox modes it offers; without it (or readOnly false) the server refuses read-only work on it, and without modes workspace-write",
   ),
+  container: ContainerInfo.optional().describe(
+    'What holds each command\'s processes (SPEC §7 "Stopped means stopped"); diesWithRunner false: a lost runner\'s producers end 499 "runner lost, may still be running"',
+  ),
 });
 
 export const ResumedProducer = ProducerRef.extend({
@@ -95,6 +98,7 @@ export const RunnerInfo = z.object({
   sandbox: SandboxInfo.describe(
     "Its sandbox: where it runs read-only work (env, ask runs; readOnly false: such work is refused on it) and the modes (read-only, workspace-write, full) it can run a command in",
   ),
+  container: ContainerInfo.optional().describe("What holds each command's processes on it, as it said at attach (absent: it did not say)"),
   state: z.enum(["attached", "disconnected"]).describe("disconnected: it went away while it had work; only it can take its name back"),
   heldUntil: z.number().int().nullable().describe("For a disconnected runner: when its name and producers are given up (ms since the epoch)"),
 });
