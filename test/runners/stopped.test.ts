@@ -3,6 +3,8 @@ import { afterEach, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { type ContainerChoice, containment } from "../../src/runners/container.js";
 import { LocalBackend } from "../../src/runners/local.js";
+import { SshBackend } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
 import { killMarked, marker, processesWith } from "../helpers/marked.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { eventually, tempDir } from "../helpers/server.js";
@@ -117,5 +119,60 @@ describeWithBwrap("stopped means stopped: a command's daemons die with its cance
     controller.abort();
     expect((await execution.result).cancelled).toBe(true);
     expect(processesWith(`sleep ${daemon}`)).toEqual([]);
+  });
+});
+
+describeWithInfra("ssh", "stopped means stopped on an SSH host: a full command's daemons die with its cancel and timeout", () => {
+  const ssh = () =>
+    new SshBackend({
+      host: infra.ssh!.host,
+      port: infra.ssh!.port,
+      username: infra.ssh!.username,
+      privateKey: sshKey(),
+      hostKeys: sshHostKeys(),
+      killGraceMs: 500,
+    });
+
+  it("the runner's facts: a PID namespace on the remote host (bwrap there), no cgroup", async () => {
+    const backend = ssh();
+    expect(await backend.container()).toMatchObject({ kind: "pid-namespace", diesWithRunner: true, detail: expect.stringMatching(/cgroups are not used/) });
+    await backend.close();
+  });
+
+  for (const [what, extra] of [
+    ["a cancel", {}],
+    ["a timeout", { timeoutMs: 1500 }],
+    ["a cancel under a terminal", { tty: { cols: 80, rows: 24 } }],
+  ] as const) {
+    it(`full mode: ${what} kills the setsid daemon too`, async () => {
+      const backend = ssh();
+      const daemon = mark();
+      const controller = new AbortController();
+      const execution = await backend.start({ command: daemonised(daemon, mark()), env: {}, signal: controller.signal, ...extra });
+      drain(execution.stdout);
+      drain(execution.stderr);
+      // The sshd on 127.0.0.1 runs on this machine: the remote processes are seen here.
+      await eventually(() => processesWith(`sleep ${daemon}`, true).length > 0, 10_000, `sleep ${daemon} to run`);
+      if (!("timeoutMs" in extra)) controller.abort();
+      const result = await execution.result;
+      expect("timeoutMs" in extra ? result.timedOut : result.cancelled).toBe(true);
+      await eventually(() => processesWith(`sleep ${daemon}`).length === 0, 5_000, "the daemon to be gone");
+      await backend.close();
+    });
+  }
+
+  it("full mode in the remote PID namespace: exit code, a signal's end and the environment come through as without one", async () => {
+    const backend = ssh();
+    const run = async (command: string) => {
+      const execution = await backend.start({ command, env: { MARK: "m1" }, signal: new AbortController().signal });
+      const out: Buffer[] = [];
+      execution.stdout.on("data", (chunk: Buffer) => out.push(chunk));
+      drain(execution.stderr);
+      return { result: await execution.result, stdout: Buffer.concat(out).toString() };
+    };
+    expect((await run("exit 7")).result).toMatchObject({ exitCode: 7, signal: null });
+    expect((await run("kill -TERM $$")).result).toMatchObject({ exitCode: null, signal: "SIGTERM" });
+    expect((await run('echo "$MARK $$"')).stdout).toBe("m1 2\n");
+    await backend.close();
   });
 });
