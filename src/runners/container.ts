@@ -41,8 +41,15 @@ export interface CommandCgroup {
 /** The shell that joins a cgroup ($0 names its cgroup.procs) and becomes the command. */
 const JOIN = 'echo $$ > "$0" || exit 126; exec "$@"';
 
-/** Where the cgroup v2 hierarchy is mounted (hybrid machines mount it at /sys/fs/cgroup/unified); null when it is not. */
+let mountPoint: string | null | undefined;
+
+/** Where the cgroup v2 hierarchy is mounted (hybrid machines mount it at /sys/fs/cgroup/unified); null when it is not. Read once. */
 function cgroup2Mount(): string | null {
+  if (mountPoint === undefined) mountPoint = readCgroup2Mount();
+  return mountPoint;
+}
+
+function readCgroup2Mount(): string | null {
   let text: string;
   try {
     text = readFileSync("/proc/self/mountinfo", "utf8");

@@ -106,6 +106,12 @@ describeWithBwrap("a runner killed alone takes its commands with it (local)", ()
   }, 60_000);
 });
 
+it("--contain with an unknown value: the runner refuses to start, saying which values it takes", async () => {
+  await expect(runner("death-bad", ["--backend", "local", "--contain", "cgroups-please"])).rejects.toThrow(
+    /--contain must be auto, pid-namespace or none, got "cgroups-please"/,
+  );
+});
+
 describeWithInfra("ssh", "a runner killed alone takes its commands with it (ssh: the remote host's PID namespace)", () => {
   for (const sandbox of ["full", "workspace-write"] as const) {
     it(`${sandbox}: kill -9 of the runner ends the remote counter and its daemon; the channel says 499 runner lost`, async () => {

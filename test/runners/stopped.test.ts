@@ -1,7 +1,10 @@
+import { spawn } from "node:child_process";
+import { mkdirSync, rmdirSync } from "node:fs";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterEach, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
-import { type ContainerChoice, containment } from "../../src/runners/container.js";
+import { type ContainerChoice, containment, killCgroup } from "../../src/runners/container.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
@@ -91,6 +94,38 @@ describeWithBwrap("stopped means stopped: a command's daemons die with its cance
       expect(processesWith(`sleep ${daemon}`)).toEqual([]);
     });
   }
+
+  it("a record cannot make the runner kill another cgroup: only a command's cgroup inside a runner's directory is killed", async () => {
+    const box = await containment();
+    if (box.kind !== "cgroup") throw new Error("needs the cgroup this machine gives (root)");
+    // This process's own cgroup directory, where the runner makes its own: a sibling there is someone else's.
+    const dir = box.info.detail.match(/under (\S+),/)![1]!;
+    const other = join(dir, `not-spool-${process.pid}`);
+    mkdirSync(other);
+    const daemon = mark();
+    const child = spawn("/bin/sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec sleep "$1"', other, daemon], { stdio: "ignore", detached: true });
+    try {
+      await eventually(() => processesWith(`sleep ${daemon}`, true).length > 0, 10_000, "the sleep in the other cgroup");
+      expect(await killCgroup(other)).toBe(false);
+      expect(await killCgroup(`${dir}/spool-1-1/../not-spool-${process.pid}`)).toBe(false);
+      expect(processesWith(`sleep ${daemon}`, true)).toHaveLength(1);
+    } finally {
+      child.kill("SIGKILL");
+      await eventually(() => processesWith(`sleep ${daemon}`).length === 0, 5_000, "the sleep to go");
+      await eventually(
+        () => {
+          try {
+            rmdirSync(other);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        5_000,
+        "the other cgroup to be removed",
+      );
+    }
+  });
 
   it("full mode in a PID namespace: the command's exit code, a signal's end and its environment come through as without one", async () => {
     const backend = new LocalBackend({ container: "pid-namespace" });
