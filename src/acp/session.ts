@@ -619,7 +619,7 @@ export class AcpSession {
       env: Object.fromEntries(facts.env),
       tty: facts.tty,
       runner: facts.runner,
-      ...(facts.runner === null ? { defaultRunner } : {}),
+      ...(facts.runner === null ? { defaultRunner: facts.defaultRunner ?? defaultRunner } : {}),
       sandbox: facts.sandbox.mode === "unknown" ? facts.sandbox.given : facts.sandbox.mode,
       background: facts.background,
       timeout_ms: facts.timeoutMs,

@@ -96,10 +96,21 @@ const DESCRIPTIONS: Record<ToolName, string> = {
   done: "Finish this task with a summary for the person.",
 };
 
-export function toolSpecs(mode: "ask" | "act", modelInput: "accepted" | "off" = "accepted"): ToolSpec[] {
+/**
+ * What an `ask` loop may call: read-only tools only. No `sh`, and nothing that reaches a command already
+ * running (`write` types into it, `kill` signals it), even one an earlier `act` loop of the run left going.
+ */
+const ASK_TOOLS: ReadonlySet<ToolName> = new Set(["env", "get", "wait", "jobs", "done"]);
+
+/** The tools a loop in `mode` is offered (and may call). */
+export function toolNames(mode: "ask" | "act", modelInput: "accepted" | "off" = "accepted"): ToolName[] {
   const control: ToolName[] = modelInput === "off" ? ["jobs"] : ["jobs", "write", "kill"];
-  const names: ToolName[] = [...(mode === "ask" ? ["env" as const] : ["sh" as const, "env" as const]), "get", "wait", ...control, "done"];
-  return names.map((name) => {
+  const names: ToolName[] = ["sh", "env", "get", "wait", ...control, "done"];
+  return mode === "ask" ? names.filter((name) => ASK_TOOLS.has(name)) : names;
+}
+
+export function toolSpecs(mode: "ask" | "act", modelInput: "accepted" | "off" = "accepted"): ToolSpec[] {
+  return toolNames(mode, modelInput).map((name) => {
     const { $schema: _ignored, ...parameters } = z.toJSONSchema(ToolArgs[name]) as Record<string, unknown>;
     return { type: "function", function: { name, description: DESCRIPTIONS[name], parameters } };
   });
@@ -177,7 +188,11 @@ function argsOf<N extends ToolName>(name: N, call: ToolCall): z.output<(typeof T
 export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOutcome> {
   const name = call.function.name as ToolName;
   if (!(name in ToolArgs)) return { kind: "result", content: `error: unknown tool "${call.function.name}"` };
-  if (ctx.mode === "ask" && name === "sh") return { kind: "result", content: "error: sh is not available in ask mode; use env for read-only commands" };
+  // A tool the loop was not offered is refused before its arguments are read: an ask loop changes nothing.
+  if (ctx.mode === "ask" && !ASK_TOOLS.has(name)) {
+    const instead = name === "sh" ? "use env for read-only commands" : "it reaches a running command, and ask mode only reads";
+    return { kind: "result", content: `error: ${name} is not available in ask mode; ${instead}`, failed: true };
+  }
   const args = argsOf(name, call);
   if (typeof args === "string") return { kind: "result", content: args };
   switch (name) {

@@ -7,6 +7,7 @@ import { createLogger } from "../logger.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { BackendName } from "../protocol/runner.js";
 import type { Backend } from "../runners/backend.js";
+import type { ContainerChoice } from "../runners/container.js";
 import { DockerBackend } from "../runners/docker.js";
 import { PASS_ENV_ENTRY } from "../runners/environment.js";
 import { LocalBackend } from "../runners/local.js";
@@ -53,6 +54,11 @@ Options:
   --pass-env NAME       a variable of this runner's environment that commands
                         also get (a name, or a pattern with *); repeatable.
                         Commands start with PATH, HOME, LANG, TERM only.
+  --contain MODE        what holds each command's processes, killed on cancel,
+                        timeout, the command's end and the runner's: auto (a
+                        cgroup v2 per command where this user may create one,
+                        else a PID namespace), pid-namespace, none (local)
+                                                                      [auto]
   --state-dir DIR       where the local backend records the process groups it
                         starts; at start-up the runner kills those a previous
                         runner left there when it died without stopping them
@@ -123,7 +129,13 @@ export function backendFromFlags(values: Record<string, string | boolean | strin
   const sandbox = sandboxMode(values.sandbox) === "off" ? ("off" as const) : ("auto" as const);
   switch (kind.data) {
     case "local":
-      return new LocalBackend({ killGraceMs, processes: extra.processes, sandbox, ...(values.root ? { defaultCwd: values.root as string } : {}) });
+      return new LocalBackend({
+        killGraceMs,
+        processes: extra.processes,
+        sandbox,
+        container: containChoice(values.contain),
+        ...(values.root ? { defaultCwd: values.root as string } : {}),
+      });
     case "docker": {
       const image = values.image as string | undefined;
       const container = values.container as string | undefined;
@@ -161,6 +173,13 @@ export function backendFromFlags(values: Record<string, string | boolean | strin
   }
 }
 
+/** `--contain`: auto (default), pid-namespace or none. */
+function containChoice(raw: unknown): ContainerChoice {
+  if (raw === undefined) return "auto";
+  if (raw === "auto" || raw === "pid-namespace" || raw === "none") return raw;
+  throw new Error(`--contain must be auto, pid-namespace or none, got "${String(raw)}"`);
+}
+
 function sandboxMode(raw: unknown): SandboxMode {
   const mode = SandboxMode.safeParse(raw ?? "auto");
   if (!mode.success) throw new Error(`--sandbox must be auto, off or require, got "${String(raw)}"`);
@@ -183,6 +202,7 @@ export async function runner(argv: string[]): Promise<number> {
       window: { type: "string" },
       "kill-grace": { type: "string" },
       sandbox: { type: "string" },
+      contain: { type: "string" },
       "pass-env": { type: "string", multiple: true },
       "state-dir": { type: "string" },
       image: { type: "string" },
@@ -235,6 +255,7 @@ export async function runner(argv: string[]): Promise<number> {
     throw error;
   }
   const sandbox = await backend.sandbox();
+  const container = await backend.container?.();
   if (sandboxMode(values.sandbox) === "require" && !sandbox.readOnly) {
     await backend.close();
     throw new Error(`--sandbox require: this backend has no read-only sandbox (${sandbox.detail})`);
@@ -284,7 +305,8 @@ export async function runner(argv: string[]): Promise<number> {
       ? `Read-only sandbox: ${sandbox.detail}`
       : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
     const modes = `Sandbox modes: ${sandboxModes(sandbox).join(", ")}`;
-    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n${modes}\n`);
+    const contained = container ? `\nCommand container: ${container.kind}: ${container.detail}` : "";
+    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n${modes}${contained}\n`);
   });
   return 0;
 }

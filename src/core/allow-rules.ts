@@ -1,48 +1,50 @@
-import type { SandboxModeName } from "../protocol/sandbox.js";
+import type { ProposalFacts } from "../protocol/views.js";
 import type { Repositories } from "../store/repositories.js";
 import type { AllowRuleRow } from "../store/schema.js";
 import type { ResolverOut } from "./deps.js";
 
 /*
- * "Always allow" rules: an accept may store one for the proposal's tool, command, cwd, environment and
- * proposed runner (none named is a value of its own) in its run; a later proposal that matches one exactly
- * is accepted by the server, and nobody is asked. The runner is part of what the person saw, so a rule
- * stored for one runner accepts nothing proposed for another. The sandbox mode is part of it too: a rule
- * made in one mode accepts a later proposal only in that mode or a narrower one (read-only <
- * workspace-write < full), so a rule set for a sandboxed command does not let it run without one when, say,
- * a runner without a sandbox becomes the default. Rules from before modes were recorded match any mode
- * but full.
+ * "Always allow" rules: an accept may store one in its run for the proposal as everyone was shown it; a
+ * later proposal of the run whose every shown fact is equal is accepted by the server, and nobody is asked.
+ * The facts are the typed ones every client shows before a decision (src/protocol/proposal-facts.ts): tool,
+ * command, cwd, env, tty, background, timeout (an explicit one is not the server default), the sandbox mode,
+ * and the runner the command goes to, resolved (the one a rule-accept would send it to, never "default"). A
+ * fact that differs — a tty, background, another time limit, another runner become the default, another
+ * sandbox mode — is a proposal nobody decided on, so it is asked about.
  */
 
-/** The environment as rules compare it: JSON with sorted keys. */
-export function canonicalEnv(env: Record<string, string> | undefined): string {
-  return JSON.stringify(Object.fromEntries(Object.entries(env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
-}
-
-/** What a rule matches on. */
+/** What a rule matches on: the run, the proposal's shown facts, and the runner it goes to. */
 export interface RuleSubject {
   runId: number;
-  tool: string;
-  command: string;
-  cwd: string;
-  env: Record<string, string> | undefined;
-  /** The runner the proposal named; null: none (the decision picks it). */
-  runner: string | null;
-  /** The sandbox mode recorded on the proposal (for a rule being stored: the mode it was accepted in). */
-  sandbox: SandboxModeName;
+  facts: ProposalFacts;
+  /** The runner the command goes to: the one it was proposed for, else the one recorded as its default. */
+  runner: string;
 }
 
-const key = (s: RuleSubject) => ({
-  run_id: s.runId,
-  tool: s.tool,
-  command: s.command,
-  cwd: s.cwd,
-  env: canonicalEnv(s.env),
-  runner: s.runner ?? "",
-  sandbox: s.sandbox,
-});
+/**
+ * The facts with no column of their own, as one canonical JSON text (stored in the rules' `env` column, which
+ * held the environment alone before: such rules match nothing now). The environment is sorted by name: the
+ * same variables in another order are the same environment.
+ */
+function otherFacts(facts: ProposalFacts): string {
+  const env = [...facts.env].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs });
+}
 
-/** The run's rule that accepts this proposal (same key, made in its mode or a wider one), if any. */
+function key(s: RuleSubject) {
+  if (s.facts.sandbox.mode === "unknown") throw new Error(`a rule cannot hold sandbox mode "${s.facts.sandbox.given}"`);
+  return {
+    run_id: s.runId,
+    tool: s.facts.tool,
+    command: s.facts.command,
+    cwd: s.facts.cwd ?? "",
+    env: otherFacts(s.facts),
+    runner: s.runner,
+    sandbox: s.facts.sandbox.mode,
+  };
+}
+
+/** The run's rule that accepts this proposal (every fact equal), if any. */
 export const matchingRule = (repos: Repositories, subject: RuleSubject) => repos.allowRules.findRule(key(subject));
 
 /** Stores the rule an accept asked for (`by`: who asked); the same rule twice is one row. */

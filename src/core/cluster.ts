@@ -210,6 +210,13 @@ export class ClusterLink {
     return found && found.server_id !== this.serverId ? found.server_id : null;
   }
 
+  /** The name of the project's default runner when another living server has it attached. */
+  async defaultRunnerName(projectId: number): Promise<string | null> {
+    if (!this.shared) return null;
+    const found = await this.deps.repos.cluster.findRunner(projectId, null, await this.deps.bus.alive());
+    return found && found.server_id !== this.serverId ? found.name : null;
+  }
+
   /** The living server (not this one) whose connection owns the producer, or null. */
   async ownerServer(producerId: number): Promise<number | null> {
     if (!this.shared) return null;

@@ -17,6 +17,8 @@ export interface OtherServers {
   readonly shared: boolean;
   /** The other server the runner named (null: the project's default) is attached to; null when none. */
   runnerServer(projectId: number, name: string | null): Promise<number | null>;
+  /** The name of the project's default runner when it is attached to another living server; null when not. */
+  defaultRunnerName(projectId: number): Promise<string | null>;
   /** Accept there, for the runner attached there. */
   acceptElsewhere(server: number, project: ProjectRef, target: ProducerTarget, options: ForwardedAccept): Promise<AcceptResult>;
 }

@@ -24,6 +24,7 @@ import { ENTRY } from "./status.js";
 import { type Outcome, outcomeAttributes, outcomeStatus, summaryLine } from "./summary.js";
 import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
 import { type Caller, type Cell, type Operation, refusal, stateOf, type TransitionState, transition } from "./transitions.js";
+import { producerWire } from "./views.js";
 import type { WatcherHub } from "./watchers.js";
 
 // The handlers, plugins and the agent loop import these from here.
@@ -167,19 +168,8 @@ export class Lifecycle {
     const sandbox = await sandboxFor(this.deps.config, this.runners, project, producer, input.sandbox, proposed);
     // Proposed for a runner that could never run it in its mode: it could only be rejected (an accept may not pick another runner).
     if (proposed?.sandbox) refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode });
-    // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
-    const ruleApplies = !(input.sandbox === "full" && this.deps.config.sandbox !== "full");
-    const rule = !ruleApplies
-      ? undefined
-      : await matchingRule(this.#repos, {
-          runId: run.id,
-          tool: producer.tool,
-          command: filtered.command,
-          cwd,
-          env: filtered.env,
-          runner: proposed?.name ?? null,
-          sandbox: sandbox.mode,
-        });
+    // Named none: the runner a plain accept (or a rule) sends it to is resolved now, recorded and shown (SPEC §5, "always allow").
+    const defaultRunner = proposed ? null : await this.#defaultRunner(project);
     const now = Date.now();
     const row = await insertUnderFreeSlug(this.#repos.entries, run, producer.tool, filtered.command, (slug) => ({
       run_id: run.id,
@@ -194,7 +184,7 @@ export class Lifecycle {
         ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
         ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
         ...(input.background ? { background: true } : {}),
-        ...(proposed ? { runner: proposed.name } : {}),
+        ...(proposed ? { runner: proposed.name } : defaultRunner !== null ? { defaultRunner } : {}),
         slug,
         readOnly: sandbox.mode === "read-only",
         sandbox: sandbox.mode,
@@ -206,6 +196,10 @@ export class Lifecycle {
       created_at: now,
       updated_at: now,
     }));
+    // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
+    const ruleApplies = !(input.sandbox === "full" && this.deps.config.sandbox !== "full");
+    const goesTo = proposed?.name ?? defaultRunner;
+    const rule = ruleApplies && goesTo !== null ? await matchingRule(this.#repos, { runId: run.id, facts: producerWire(row, []), runner: goesTo }) : undefined;
     if (rule) {
       // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
       await this.#effects.hookStatus(project, run, row, null);
@@ -242,6 +236,18 @@ export class Lifecycle {
       `No runner named "${name}" is attached to project "${project.name}" (${names.length > 0 ? `attached: ${names.join(", ")}` : "none is attached"}); propose it for one of them, or for none`,
       { runner: name, runners: names },
     );
+  }
+
+  /**
+   * The runner a plain accept of a proposal naming none goes to, as resolved when it is proposed: the project's
+   * default runner (attached here, else to another server sharing the database), else the embedded one; null when
+   * there is none.
+   */
+  async #defaultRunner(project: ProjectRef): Promise<string | null> {
+    const here = this.runners.list(project.id).find((r) => r.default);
+    if (here) return here.name;
+    const there = this.#others?.shared ? await this.#others.defaultRunnerName(project.id) : null;
+    return there ?? this.runners.embeddedName;
   }
 
   /**
@@ -309,7 +315,8 @@ export class Lifecycle {
     const { run, log } = await this.#requirePending(project, target.run, target.path, "accept");
     const proposal = producerFromRow(log);
     // At the pending stage the log's `runner` is the proposed one (the decision overwrites it with the one that took it).
-    const requested = this.#acceptRunner(target.path, proposal.runner, options.runner);
+    // Named by neither: the runner recorded (and shown) when it was proposed, even if the project's default changed since.
+    const requested = this.#acceptRunner(target.path, proposal.runner, options.runner) ?? proposal.defaultRunner ?? undefined;
     // A runner attached to another server sharing the database: that server accepts it and dispatches it.
     const server = options.forwarded ? null : await acceptingServer(this.#others, this.runners, project, requested);
     if (server !== null) {
@@ -344,15 +351,8 @@ export class Lifecycle {
     if (!opened) throw conflict(`"${target.path}" was resolved by someone else`);
     const { log: accepted, channels: rows } = opened;
     await this.#own(log.id, owner === "self" ? options.self! : owner.connection, owner === "self" ? "self" : "runner");
-    const subject: RuleSubject = {
-      runId: run.id,
-      tool,
-      command: proposal.command,
-      cwd: proposal.cwd,
-      env: proposal.env,
-      runner: proposal.runner,
-      sandbox: mode,
-    };
+    // The rule holds the facts everyone was shown (the pending log entry's) and the runner the command went to.
+    const subject: RuleSubject = { runId: run.id, facts: producerWire(log, []), runner: runnerName };
     const rule = options.always === undefined ? undefined : await storeRule(this.#repos, subject, options.always);
     const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
     await this.#effects.resolved(project, run, accepted, {
@@ -630,7 +630,9 @@ export class Lifecycle {
     if (owned.length === 0) return;
     const who = runner ? `runner ${runner.name}` : `connection ${connection.id}`;
     this.deps.log.warn(`${who} went away owning ${owned.length} producer(s); they have ${grace} ms for it to come back`);
-    for (const { id, kind } of owned) this.#graceThenLose(id, kind === "runner" ? "runner lost" : "owner lost");
+    // A runner whose commands do not die with it (it said so at attach) may have left them running: its producers say so.
+    const lost = runner?.container?.diesWithRunner === false ? "runner lost, may still be running" : "runner lost";
+    for (const { id, kind } of owned) this.#graceThenLose(id, kind === "runner" ? lost : "owner lost");
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { RunnerAttachParams } from "../protocol/runner.js";
+import type { ContainerInfo, RunnerAttachParams } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
@@ -20,6 +20,8 @@ export interface AttachedRunner {
   tokenKey: string;
   /** Where it runs read-only work, as it said at attach; a runner that said nothing has none. */
   sandbox: SandboxInfo;
+  /** What holds its commands' processes, as it said at attach (undefined: it did not say). */
+  container?: ContainerInfo;
 }
 
 export const UNREPORTED_SANDBOX = "the runner did not report a read-only sandbox";
@@ -143,6 +145,7 @@ export class RunnerRegistry {
       projectId: project.id,
       tokenKey: tokenKey(token),
       sandbox: params.sandbox ?? noSandbox(UNREPORTED_SANDBOX),
+      ...(params.container ? { container: params.container } : {}),
     };
     runners.set(params.name, runner);
     this.#byConnection.set(connection, runner);
@@ -170,8 +173,9 @@ export class RunnerRegistry {
    * Who executes an accepted proposal: "self", the named runner, the
    * project's default, or the embedded runner (started when first needed).
    * Throws NO_RUNNER when there is none, and for read-only work when the
-   * chosen runner has no read-only sandbox, and for runner "self" ("self" streams it itself, outside the server's
-   * control, with no sandbox): read-only work is never run unprotected.
+   * chosen runner has no read-only sandbox, and for runner "self" on anything not proposed in mode full ("self"
+   * streams it itself, outside the server's control, with no sandbox): a command shown as sandboxed never runs
+   * without one.
    */
   async select(
     project: ProjectRef,
@@ -180,8 +184,20 @@ export class RunnerRegistry {
   ): Promise<"self" | AttachedRunner> {
     const runner = await this.#choose(project, requested);
     if (runner !== "self") refuseSandbox(runner, options);
-    else refuseSelf(options);
+    else {
+      // Unsaid, the mode is the narrowest the work could need.
+      const mode = options.readOnly ? "read-only" : (options.mode ?? "read-only");
+      if (mode !== "full") refuseSelf(mode, await this.#giving(project.id, mode));
+    }
     return runner;
+  }
+
+  /** The names of the runners an accept here can pick that run commands in `mode`, sorted. */
+  async #giving(projectId: number, mode: SandboxModeName): Promise<string[]> {
+    const names = new Set<string>();
+    for (const r of this.list(projectId)) if (sandboxModes(r.sandbox).includes(mode)) names.add(r.name);
+    if (this.#embedded && sandboxModes(await this.#embedded.sandbox()).includes(mode)) names.add(this.#embedded.name);
+    return [...names].sort();
   }
 
   /**
@@ -269,16 +285,17 @@ export function refuseSandbox(runner: { name: string; sandbox: SandboxInfo }, op
 }
 
 /**
- * Throws NO_RUNNER for runner "self" on read-only work: the person decided on a command shown as read-only, and
- * "self" streams it from the accepting client with no sandbox. (A workspace-write proposal is still taken by "self";
- * SPEC §7 "Sandbox modes", Accept.)
+ * Throws NO_RUNNER for runner "self" on a command proposed in any mode but full: the person decided on a
+ * command shown as sandboxed, and "self" streams it from the accepting client with no sandbox. Names the
+ * runners that give the mode shown (`giving`). SPEC §7 "Sandbox modes", Accept.
  */
-export function refuseSelf(options: { readOnly?: boolean; mode?: SandboxModeName }): void {
-  if (!options.readOnly && options.mode !== "read-only") return;
+export function refuseSelf(mode: Exclude<SandboxModeName, "full">, giving: readonly string[]): never {
+  const where =
+    giving.length > 0 ? `accept it on ${giving.map((n) => `"${n}"`).join(", ")}` : `no runner attached to the project gives ${mode}; attach one that does`;
   throw new SpoolError(
     "NO_RUNNER",
-    'This command was proposed to run read-only, and runner "self" runs it with no sandbox (the accepting client streams it itself); accept it on a runner whose runner/list entry shows sandbox.readOnly',
-    { runner: "self", sandbox: "read-only" },
+    `This command was proposed to run in the ${mode} sandbox, and runner "self" runs it with no sandbox (the accepting client streams it itself); ${where}, or propose it again with sandbox "full"`,
+    { runner: "self", sandbox: mode, runners: giving },
   );
 }
 

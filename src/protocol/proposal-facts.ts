@@ -60,7 +60,7 @@ export interface FactLine {
 }
 
 export interface FactOptions {
-  /** The name of the runner a decision without one picks (shown next to "default"). */
+  /** The name of the runner a decision without one picks (shown next to "default") when the proposal recorded none. */
   defaultRunner?: string | null;
 }
 
@@ -85,9 +85,12 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
       return facts.env.length === 0 ? "none added" : facts.env.map(envPair).join(" ");
     case "tty":
       return facts.tty ? `${facts.tty.cols}×${facts.tty.rows}` : "none";
-    case "runner":
+    case "runner": {
       if (facts.runner !== null) return escapeControl(facts.runner);
-      return options.defaultRunner ? `default (${escapeControl(options.defaultRunner)})` : "default";
+      // The runner recorded when it was proposed is the one a plain accept uses; a client's own guess only for older proposals.
+      const fallback = facts.defaultRunner ?? options.defaultRunner;
+      return fallback ? `default (${escapeControl(fallback)})` : "default";
+    }
     case "sandbox":
       return sandboxText(facts.sandbox);
     case "background":

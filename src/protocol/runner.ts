@@ -23,6 +23,20 @@ export const SandboxInfo = z.strictObject({
 export type SandboxInfo = z.output<typeof SandboxInfo>;
 
 /**
+ * What holds a command's processes on a runner (SPEC §7 "Stopped means stopped"): a cgroup v2 or a PID namespace
+ * of its own per command, which nothing inside can leave and which is killed on cancel, timeout and restart; or
+ * none, where a daemonised process escapes them.
+ */
+export const ContainerInfo = z.strictObject({
+  kind: z.enum(["cgroup", "pid-namespace", "none"]).describe("cgroup (a cgroup v2 per command), pid-namespace (a PID namespace per command), or none"),
+  diesWithRunner: z
+    .boolean()
+    .describe("Whether a command dies with the runner process (killed, crashed); false: a lost runner's producers may still be running until its next start"),
+  detail: z.string().max(500).describe("What the container is, or why there is none"),
+});
+export type ContainerInfo = z.output<typeof ContainerInfo>;
+
+/**
  * The runner messages, shared by the server side (`runners` plugin) and the
  * runner side (`RunnerClient`): one schema each for validation, types and docs.
  */
@@ -48,6 +62,9 @@ export const RunnerAttachParams = z.strictObject({
   resumeToken: z.string().min(16).max(200).optional().describe("The token an earlier runner/attach of this runner returned: proves it is the same runner"),
   sandbox: SandboxInfo.optional().describe(
     "Where this runner runs read-only work and which sandbox modes it offers; without it (or readOnly false) the server refuses read-only work on it, and without modes workspace-write",
+  ),
+  container: ContainerInfo.optional().describe(
+    'What holds each command\'s processes (SPEC §7 "Stopped means stopped"); diesWithRunner false: a lost runner\'s producers end 499 "runner lost, may still be running"',
   ),
 });
 
@@ -81,6 +98,7 @@ export const RunnerInfo = z.object({
   sandbox: SandboxInfo.describe(
     "Its sandbox: where it runs read-only work (env, ask runs; readOnly false: such work is refused on it) and the modes (read-only, workspace-write, full) it can run a command in",
   ),
+  container: ContainerInfo.optional().describe("What holds each command's processes on it, as it said at attach (absent: it did not say)"),
   state: z.enum(["attached", "disconnected"]).describe("disconnected: it went away while it had work; only it can take its name back"),
   heldUntil: z.number().int().nullable().describe("For a disconnected runner: when its name and producers are given up (ms since the epoch)"),
 });

@@ -26,6 +26,12 @@ export const ProposalFacts = z.object({
   env: z.array(z.tuple([z.string(), z.string()])).describe("The variables it adds to the runner's environment, in the order proposed"),
   tty: Size.nullable().describe("A pseudo-terminal of this size; null: plain pipes"),
   runner: z.string().nullable().describe("The runner it was proposed for, or that took it; null: the one the decision picks"),
+  defaultRunner: z
+    .string()
+    .nullable()
+    .describe(
+      "A proposal naming no runner: the runner a decision naming none sends it to, resolved when it was proposed (the project's default, else the embedded one); null: none was attached then",
+    ),
   background: z.boolean().describe("Long-running work started in the background (its own, longer time limit)"),
   timeoutMs: z.number().int().nullable().describe("Its time limit; null: the server's default for its kind"),
   sandbox: SandboxFact,

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { ControlSignal, TtySize } from "../protocol/runner.js";
+import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
 import type { ExecSandbox, SandboxInfo } from "./sandbox.js";
 
 /** What to run. Every backend runs `command` with `/bin/sh -c`. */
@@ -131,6 +131,8 @@ export interface Backend {
   start(spec: ExecSpec): Promise<Execution>;
   /** Where read-only work would run: probed once (the first call), then the same answer. */
   sandbox(): Promise<SandboxInfo>;
+  /** What holds each command's processes (container.ts), for the runner's facts; a backend without it says nothing. */
+  container?(): Promise<ContainerInfo>;
   /** Releases connections; running executions are cancelled. */
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { constants } from "node:os";
 import { PassThrough } from "node:stream";
 import { type IPty, spawn } from "node-pty";
 import { ControlError, type ExecResult, type ExecSpec, type Execution, type ExecutionControl, firstLine, StartError } from "./backend.js";
+import type { CommandCgroup } from "./container.js";
 import { signalName, TTY_EOF, TTY_TERM } from "./control.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { HeldOutput } from "./output.js";
@@ -18,6 +19,8 @@ export interface LocalTtyOptions {
   closing: AbortSignal;
   processes?: ProcessRecorder | undefined;
   signalGroup(pgid: number, signal: NodeJS.Signals): void;
+  /** The command's cgroup (container.ts): a cancel signals all of it, and it is killed when the command ends. */
+  cgroup?: CommandCgroup | undefined;
 }
 
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name]));
@@ -49,7 +52,7 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
     throw new StartError(`Cannot start the command: ${firstLine(error)}`);
   }
   const pid = pty.pid;
-  options.processes?.started(pid, spec.command);
+  options.processes?.started(pid, spec.command, options.cgroup?.path);
   // The terminal's output, paused while 64 KiB wait for the consumer, read again once it wants more (or destroyed it).
   const stdout = new HeldOutput(() => pty.resume());
   const stderr = new PassThrough();
@@ -61,10 +64,21 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
   });
   // node-pty reports the exit once the terminal has delivered its last output.
   const exited = new Promise<{ exitCode: number; signal?: number }>((resolve) => pty.onExit(resolve));
-  const supervision = supervise(spec, (signal) => options.signalGroup(pid, signal), { killGraceMs: options.killGraceMs, closing: options.closing });
+  const supervision = supervise(
+    spec,
+    (signal) => {
+      options.cgroup?.signal(signal, pid);
+      options.signalGroup(pid, signal);
+    },
+    {
+      killGraceMs: options.killGraceMs,
+      closing: options.closing,
+    },
+  );
   const result = (async (): Promise<ExecResult> => {
     const { exitCode, signal } = await exited;
     ended = true;
+    await options.cgroup?.kill();
     options.processes?.exited(pid);
     supervision.done({ keepKill: true });
     stdout.push(null);

@@ -3,6 +3,7 @@ import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
+import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { localBaseEnvironment } from "./environment.js";
 import { startLocalTty } from "./local-tty.js";
@@ -41,6 +42,8 @@ export interface LocalBackendOptions {
   environ?: NodeJS.ProcessEnv;
   /** Told of each process group started and of its leader's exit, so a runner that dies unannounced can have its leftovers killed (orphans.ts). */
   processes?: ProcessRecorder;
+  /** What holds each command's processes (container.ts): `auto` (default) a cgroup where this process may make one, else a PID namespace. */
+  container?: ContainerChoice;
 }
 
 /** bwrap's arguments; a plan it cannot build is a StartError. */
@@ -101,6 +104,11 @@ export class LocalBackend implements Backend {
 
   async sandbox(): Promise<SandboxInfo> {
     return (await this.#sandbox()).info;
+  }
+
+  /** What holds each command's processes here: a cgroup, a PID namespace, or nothing (and why). */
+  async container(): Promise<ContainerInfo> {
+    return (await containment(this.#environ, this.options.container)).info;
   }
 
   describe(): string {
@@ -164,10 +172,32 @@ export class LocalBackend implements Backend {
       ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals)));
       env = base;
     }
+    // Its container (SPEC §7 "Stopped means stopped"): a sandbox has a PID namespace already; a full command gets one where no cgroup holds it.
+    const box = await containment(this.#environ, this.options.container);
+    if (!sandbox && box.kind === "pid-namespace") {
+      ({ file, args } = launcher(box.bwrap, pidNamespaceArgs({ env, cwd, command: script, resetSignals: box.resetSignals }), Boolean(box.resetSignals)));
+      env = base;
+    }
+    let cgroup: CommandCgroup | undefined;
+    if (box.kind === "cgroup") {
+      try {
+        cgroup = box.open();
+      } catch (error) {
+        throw new StartError(`Cannot start the command: cannot create its cgroup (${firstLine(error)})`);
+      }
+      ({ file, args } = cgroup.wrap(file, args));
+    }
+    const contained = !sandbox && box.kind === "pid-namespace";
     if (spec.tty) {
       const { killGraceMs, processes } = this.options;
-      const tty = await startLocalTty({ ...spec, tty: spec.tty }, { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup });
-      return sandbox ? { ...tty, result: tty.result.then(sandboxResult) } : tty;
+      const tty = await startLocalTty(
+        { ...spec, tty: spec.tty },
+        { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup, cgroup },
+      ).catch(async (error: unknown) => {
+        await cgroup?.kill();
+        throw error;
+      });
+      return sandbox || contained ? { ...tty, result: tty.result.then(sandboxResult) } : tty;
     }
     // execa is loaded by the first command (~2 MB of heap a server whose commands all run elsewhere never holds).
     const { execa } = await import("execa");
@@ -193,21 +223,32 @@ export class LocalBackend implements Backend {
       subprocess.once("error", (error) => resolve(error));
     });
     if (spawnError || subprocess.pid === undefined) {
+      await cgroup?.kill();
       const result = await settled;
       const detail = ("originalMessage" in result && result.originalMessage ? result.originalMessage : spawnError?.message)?.split("\n")[0];
       throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
     }
     const pid = subprocess.pid;
-    this.options.processes?.started(pid, spec.command);
+    this.options.processes?.started(pid, spec.command, cgroup?.path);
     const stdout = new OutputPipe(subprocess.stdout!);
     const stderr = new OutputPipe(subprocess.stderr!);
 
-    const supervision = supervise(spec, (signal) => signalGroup(pid, signal), {
-      killGraceMs: this.options.killGraceMs,
-      closing: this.#closing.signal,
-    });
+    // A cancel's TERM and KILL reach the whole container, daemons that left the process group included.
+    const supervision = supervise(
+      spec,
+      (signal) => {
+        cgroup?.signal(signal, pid);
+        signalGroup(pid, signal);
+      },
+      {
+        killGraceMs: this.options.killGraceMs,
+        closing: this.#closing.signal,
+      },
+    );
     const result = (async (): Promise<ExecResult> => {
       const { code, signal } = await exited;
+      // What the command left running ends with it, as in a PID namespace of its own.
+      await cgroup?.kill();
       this.options.processes?.exited(pid);
       // Input nobody will read any more: let go of the pipe.
       if (spec.interactive) subprocess.stdin?.destroy();
@@ -217,7 +258,7 @@ export class LocalBackend implements Backend {
       await Promise.all([stdout.settle(quietMs), stderr.settle(quietMs)]);
       await settled;
       const ended = { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
-      return sandbox ? sandboxResult(ended) : ended;
+      return sandbox || contained ? sandboxResult(ended) : ended;
     })();
     const control =
       spec.interactive && !spec.stdin

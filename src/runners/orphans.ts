@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../logger.js";
+import { killCgroup } from "./container.js";
 
 /**
  * Told by a backend about the process groups it starts and sees end, so that
@@ -8,8 +9,8 @@ import type { Logger } from "../logger.js";
  * its next incarnation can act on.
  */
 export interface ProcessRecorder {
-  /** `pid` was just started as the leader of its own process group (its parent has not reaped it yet). */
-  started(pid: number, command: string): void;
+  /** `pid` was just started as the leader of its own process group (its parent has not reaped it yet), in the cgroup `cgroup` when it has one. */
+  started(pid: number, command: string, cgroup?: string): void;
   /** The leader `pid` has exited (and been reaped). */
   exited(pid: number): void;
 }
@@ -34,6 +35,8 @@ export interface ProcessRecord {
   bootId: string;
   /** The runner process that started the group: a record whose owner still runs is left alone. */
   owner: { pid: number; startTime: number };
+  /** The command's cgroup (container.ts), when it has one: everything in it is killed, daemons that left the group too. */
+  cgroup?: string;
   command: string;
   recordedAt: string;
 }
@@ -142,6 +145,7 @@ function parseRecord(text: string): ProcessRecord | null {
     const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0;
     if (r.version !== 1 || !int(r.pgid) || !Number.isSafeInteger(r.startTime) || typeof r.bootId !== "string") return null;
     if (!r.owner || !int(r.owner.pid) || !Number.isSafeInteger(r.owner.startTime)) return null;
+    if (r.cgroup !== undefined && (typeof r.cgroup !== "string" || !r.cgroup.startsWith("/"))) return null;
     return r as ProcessRecord;
   } catch {
     return null;
@@ -198,6 +202,14 @@ export async function reapLeftovers(dir: string, log: Logger, options: { killGra
     }
     if (isSameProcess(record.owner.pid, record.owner.startTime)) {
       result.kept++;
+      continue;
+    }
+    // A command's cgroup holds all it started: killed whole (no TERM first: its runner is gone, and nothing inside can leave it).
+    if (record.cgroup && (await killCgroup(record.cgroup, options.killGraceMs ?? 2000, { parent: true }))) {
+      log.warn(`killed the cgroup ${record.cgroup} of ${record.command}, left running by runner process ${record.owner.pid} that ended without stopping it`);
+      if (liveMembers(record).length > 0) signalGroup(record.pgid, "SIGKILL");
+      forget(name);
+      result.killed.push(record);
       continue;
     }
     if (liveMembers(record).length === 0) {
@@ -262,7 +274,7 @@ export class ProcessRegistry implements ProcessRecorder {
     this.#owner = self && this.#boot ? { pid: process.pid, startTime: self.startTime } : null;
   }
 
-  started(pid: number, command: string): void {
+  started(pid: number, command: string, cgroup?: string): void {
     if (!this.#owner || !this.#boot) return;
     const stat = readProcStat(pid);
     // Only our own unreaped child: after a reap the pid could already be someone else's.
@@ -273,6 +285,7 @@ export class ProcessRegistry implements ProcessRecorder {
       startTime: stat.startTime,
       bootId: this.#boot,
       owner: this.#owner,
+      ...(cgroup ? { cgroup } : {}),
       command: command.length > 200 ? `${command.slice(0, 199)}…` : command,
       recordedAt: new Date().toISOString(),
     };

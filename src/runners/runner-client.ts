@@ -215,6 +215,7 @@ export class RunnerClient {
         ...(this.#resumeToken ? { resumeToken: this.#resumeToken } : {}),
         resume: [...this.#jobs.values()].map((j) => ({ run: j.params.run, path: j.params.path })),
         sandbox: await this.options.backend.sandbox(),
+        ...(this.options.backend.container ? { container: await this.options.backend.container() } : {}),
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;

@@ -169,6 +169,8 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   for (const dir of dirs) args.push("--remount-ro", dir);
   if (readOnly) args.push("--remount-ro", "/tmp");
   args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network ? ["--unshare-net"] : []), "--cap-drop", "ALL");
+  // The runner's death kills the sandbox and everything in it (SPEC §7 "Stopped means stopped").
+  args.push("--die-with-parent");
   args.push("--clearenv");
   for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
   args.push("--chdir", plan.cwd, "--");

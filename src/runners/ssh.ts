@@ -8,6 +8,7 @@ import { Client, type ClientChannel } from "ssh2";
 import type { TtySize } from "../protocol/runner.js";
 import { SANDBOX_MODES } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
+import { type ContainerInfo, pidNamespaceArgs } from "./container.js";
 import { streamControl, TTY_TERM } from "./control.js";
 import {
   BWRAP_DETAIL,
@@ -22,7 +23,7 @@ import {
   sandboxResult,
 } from "./sandbox.js";
 import { shellScript } from "./shell.js";
-import { PidLine, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
+import { PidLine, type RemoteContainer, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
 /** One remote command as this backend sees it; `ssh2Transport` provides it over ssh2. */
@@ -270,6 +271,66 @@ export class SshBackend implements Backend {
     return (await this.#sandbox()).info;
   }
 
+  /** The remote PID namespace a full command runs in: probed once, again only when the host could not be reached. */
+  #containerProbe: Promise<{ info: ContainerInfo; contain?: RemoteContainer; unreachable?: boolean }> | null = null;
+
+  #container(): Promise<{ info: ContainerInfo; contain?: RemoteContainer }> {
+    return (this.#containerProbe ??= this.#probeContainer().then((answer) => {
+      if (answer.unreachable) this.#containerProbe = null;
+      return answer;
+    }));
+  }
+
+  async container(): Promise<ContainerInfo> {
+    return (await this.#container()).info;
+  }
+
+  /**
+   * Whether bwrap on the remote host makes a PID namespace for the login user with the whole filesystem bound
+   * through (SPEC §7 "Stopped means stopped"). cgroups are not used on an SSH host: without bwrap there, nothing
+   * holds a command's processes, and the runner says so.
+   */
+  async #probeContainer(): Promise<{ info: ContainerInfo; contain?: RemoteContainer; unreachable?: boolean }> {
+    const host = `${this.options.username}@${this.options.host}`;
+    const none = (why: string): ContainerInfo => ({
+      kind: "none",
+      diesWithRunner: false,
+      detail:
+        `no container for commands on ${host} (${why}): a process that leaves the command's process group escapes a cancel, and commands may outlive a runner that is killed`.slice(
+          0,
+          500,
+        ),
+    });
+    const probe = [
+      'b=$(command -v bwrap) || { echo "missing"; exit 0; }',
+      `env -i "$b" ${pidNamespaceArgs({ env: {}, cwd: "/", command: "true" }).map(shellQuote).join(" ")} 2>&1 && echo "ok=$b"`,
+      `e=$(command -v env) && "$e" --default-signal=${SANDBOX_SIGNALS.join(",")} /bin/sh -c true 2>/dev/null && echo "env=$e"`,
+    ].join("; ");
+    let output = "";
+    try {
+      const channel = await this.#shell.exec(probe);
+      channel.stdin.end();
+      channel.stderr.resume();
+      for await (const chunk of channel.stdout) output += String(chunk);
+      await channel.closed;
+    } catch (error) {
+      return { info: none(`could not look for bubblewrap: ${firstLine(error)}`), unreachable: true };
+    }
+    const lines = output.trim().split("\n");
+    if (lines[0] === "missing") return { info: none("bubblewrap is not installed there") };
+    const bwrap = lines.find((line) => line.startsWith("ok=/"))?.slice(3);
+    if (!bwrap) return { info: none(`bubblewrap cannot make a PID namespace there: ${lines[0] ?? "it failed"}`) };
+    const resetSignals = lines.find((line) => line.startsWith("env=/"))?.slice(4);
+    return {
+      info: {
+        kind: "pid-namespace",
+        diesWithRunner: true,
+        detail: `every command in a PID namespace of its own on ${host} (bubblewrap, --die-with-parent): its processes die with the command, its cancel and the runner's SSH session; cgroups are not used on SSH hosts`,
+      },
+      contain: { bwrap, ...(resetSignals ? { resetSignals } : {}) },
+    };
+  }
+
   /** Spool controls nothing on the remote host but what it runs: read-only work needs bubblewrap there, working for the login user. */
   async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; unreachable?: boolean }> {
     if (this.options.sandbox === "off") return { info: noSandbox(SANDBOX_OFF) };
@@ -353,10 +414,13 @@ export class SshBackend implements Backend {
       if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);
       sandbox = { ...wanted, bwrap: probed.bwrap, ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}) };
     }
+    // A full command's container: a PID namespace of its own on the remote host, where bwrap there can make one.
+    const contain = sandbox ? undefined : (await this.#container()).contain;
     // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
     const channel = await this.#shell.exec(
       remoteScript(shellScript(spec.command), spec.cwd, spec.env, {
         ...(sandbox ? { sandbox } : {}),
+        ...(contain ? { contain } : {}),
         ...(spec.workspace ? { workspace: spec.workspace } : {}),
       }),
       // The pty's type reaches sshd and the login shell, outside any sandbox: always ours; the proposal's TERM is set inside.
@@ -416,7 +480,7 @@ export class SshBackend implements Backend {
       await Promise.all([finished(pidLine).catch(() => undefined), finished(channel.stderr).catch(() => undefined)]);
       control.done();
       const ended = { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
-      return sandbox ? sandboxResult(ended) : ended;
+      return sandbox || contain ? sandboxResult(ended) : ended;
     })();
     return { stdout: pidLine, stderr: channel.stderr, result, describe, located, ...(poke ? { control: poke } : {}) };
   }

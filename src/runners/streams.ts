@@ -139,6 +139,12 @@ export interface RemoteSandbox extends ExecSandbox {
   resetSignals?: string;
 }
 
+/** A PID namespace for a `full` command on the remote host (container.ts): bwrap's path there, and an env that resets signals. */
+export interface RemoteContainer {
+  bwrap: string;
+  resetSignals?: string;
+}
+
 /**
  * The shell line the SSH backend runs: like `wrapperScript`, but the command
  * starts with a clean environment (`env -i`): PATH, HOME, LANG and TERM of
@@ -153,12 +159,17 @@ export interface RemoteSandbox extends ExecSandbox {
  * command's directory inside the workspace, not inside a hidden directory, and
  * for workspace-write a workspace that is not the login's home nor holds it;
  * otherwise it prints REFUSED (the reason on stderr) and runs nothing.
+ *
+ * With `contain` and no sandbox, the command runs in a PID namespace of its own on the remote host (bwrap with the
+ * whole filesystem bound through, nothing else restricted): what it starts, a setsid daemon too, dies with it,
+ * with its process group's KILL, and with the SSH session (`--die-with-parent`: sshd's session process ends when
+ * the runner's connection does).
  */
 export function remoteScript(
   command: string,
   cwd: string | undefined,
   env: Record<string, string>,
-  options: { sandbox?: RemoteSandbox; workspace?: string } = {},
+  options: { sandbox?: RemoteSandbox; workspace?: string; contain?: RemoteContainer } = {},
 ): string {
   const parts = ["echo $$", "R=$PWD"];
   if (cwd) parts.push(`cd -- ${shellQuote(cwd)}`);
@@ -170,6 +181,20 @@ export function remoteScript(
   };
   const base = Object.entries(defaults).map(([name, value]) => `"${name}="${value}`);
   const sandbox = options.sandbox;
+  const contain = options.contain;
+  if (!sandbox && contain) {
+    const inside = Object.entries({ ...defaults, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, shellQuote(v)])) }).flatMap(([name, value]) => [
+      "--setenv",
+      shellQuote(name),
+      value,
+    ]);
+    const reset = contain.resetSignals ? [shellQuote(contain.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
+    // bwrap's waiting process ignores the signals a client may send; the command gets them back at their defaults (see `launcher`).
+    if (contain.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
+    const args = ["--dev-bind / / --proc /proc --unshare-pid --die-with-parent --clearenv", ...inside, '--chdir "$PWD" --', ...reset];
+    parts.push(["exec env -i", ...base, shellQuote(contain.bwrap), ...args, "/bin/sh -c", shellQuote(command)].join(" "));
+    return parts.join(" && ");
+  }
   if (!sandbox) {
     const vars = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
     parts.push(["exec env -i", ...base, ...vars, "/bin/sh -c", shellQuote(command)].join(" "));
@@ -222,7 +247,8 @@ export function remoteScript(
   ]);
   const reset = sandbox.resetSignals ? [shellQuote(sandbox.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
   if (sandbox.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
-  const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--clearenv", ...inside, '--chdir "$C" --', ...reset];
+  // --die-with-parent: the sandbox ends with sshd's session process, so with the runner's connection (SPEC §7 "Stopped means stopped").
+  const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--die-with-parent", "--clearenv", ...inside, '--chdir "$C" --', ...reset];
   parts.push(["exec env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(command)].join(" "));
   return parts.join(" && ");
 }

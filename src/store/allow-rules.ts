@@ -1,18 +1,20 @@
 import type { Kysely } from "kysely";
 import type { AllowRuleRow, Database } from "./schema.js";
 
-/** Sandbox modes, narrowest first. */
-export const RULE_MODES = ["read-only", "workspace-write", "full"] as const;
-export type RuleMode = (typeof RULE_MODES)[number];
+/** The sandbox modes a rule is made in (NULL in the table: a rule from before modes were recorded, which matches nothing now). */
+export type RuleMode = "read-only" | "workspace-write" | "full";
 
 export interface RuleKey {
   run_id: number;
   tool: string;
   command: string;
   cwd: string;
-  /** The environment as JSON with sorted keys. */
+  /**
+   * The shown facts without a column of their own (environment, tty, background, time limit) as canonical JSON
+   * (src/core/allow-rules.ts); a rule stored before they were compared holds the environment alone, and matches nothing.
+   */
   env: string;
-  /** The runner the proposal named; "" when it named none. */
+  /** The runner the command goes to (resolved at proposal time). */
   runner: string;
 }
 
@@ -37,14 +39,9 @@ export async function insertRule(db: Kysely<Database>, rule: RuleKey & { sandbox
     .executeTakeFirst())!;
 }
 
-/**
- * A rule with exactly this tool, command, directory, environment and proposed runner that was made in
- * `sandbox` mode or a wider one (read-only < workspace-write < full); a rule without a mode (stored before
- * modes were recorded) matches any mode but full. The narrowest such rule, the oldest first.
- */
+/** The oldest rule with exactly this key: every fact of the proposal, its runner and its sandbox mode equal. */
 export async function findRule(db: Kysely<Database>, key: RuleKey & { sandbox: RuleMode }): Promise<AllowRuleRow | undefined> {
-  const wider = RULE_MODES.slice(RULE_MODES.indexOf(key.sandbox));
-  const rules = await db
+  return db
     .selectFrom("allow_rules")
     .selectAll()
     .where("run_id", "=", key.run_id)
@@ -53,11 +50,9 @@ export async function findRule(db: Kysely<Database>, key: RuleKey & { sandbox: R
     .where("cwd", "=", key.cwd)
     .where("env", "=", key.env)
     .where("runner", "=", key.runner)
-    .where((eb) => (key.sandbox === "full" ? eb("sandbox", "in", wider) : eb.or([eb("sandbox", "in", wider), eb("sandbox", "is", null)])))
+    .where("sandbox", "=", key.sandbox)
     .orderBy("id")
-    .execute();
-  const rank = (r: AllowRuleRow) => (r.sandbox === null ? RULE_MODES.indexOf("workspace-write") : RULE_MODES.indexOf(r.sandbox));
-  return rules.sort((a, b) => rank(a) - rank(b))[0];
+    .executeTakeFirst();
 }
 
 /** A run's rules, oldest first. */

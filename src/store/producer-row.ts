@@ -48,6 +48,8 @@ export interface Producer {
   decision: "accept" | "reject" | null;
   /** Before the decision, the runner it was proposed for (null: none named); after an accept, the runner that took it ("self": the connection that accepted it). */
   runner: string | null;
+  /** Proposed for no runner: the one a decision naming none sends it to, resolved at proposal time; null: none was attached. */
+  defaultRunner: string | null;
   /** The key of the owner's resume token; null before an accept. */
   ownerKey: string | null;
   resolvedBy: string | null;
@@ -129,6 +131,7 @@ export function producerFromRow(row: EntryRow): Producer {
     toolCallId: str(a.toolCallId),
     decision: a.decision === "accept" || a.decision === "reject" ? a.decision : null,
     runner: str(a.runner),
+    defaultRunner: str(a.defaultRunner),
     ownerKey: str(a.ownerKey),
     resolvedBy: str(a.resolvedBy),
     reason: str(a.reason),

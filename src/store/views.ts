@@ -67,6 +67,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     env: Object.entries(p.env).map(([name, value]) => [name, text(value)]),
     tty: p.tty,
     runner: nonEmpty(p.runner),
+    defaultRunner: nonEmpty(p.defaultRunner),
     background: p.background,
     timeoutMs: p.timeoutMs !== null && p.timeoutMs > 0 ? p.timeoutMs : null,
     sandbox,

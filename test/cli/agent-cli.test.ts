@@ -157,7 +157,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     // Follow a live producer from another process, then cancel it from a third.
     const c = await ts.clientIn("cli");
     await c.call("run/create", { alias: "cli-live" });
-    const { path } = await c.call("proposal/create", { run: "cli-live", tool: "sh", command: "live" });
+    const { path } = await c.call("proposal/create", { run: "cli-live", tool: "sh", sandbox: "full", command: "live" });
     await c.call("run/resolve", { run: "cli-live", path, decision: "accept", runner: "self" });
     await c.call("stream", { run: "cli-live", path, channel: 1, chunk: "one\n", seq: 1 });
     const follow = spawnCli(["tail", "cli-live", path, "--follow", ...connection()]);

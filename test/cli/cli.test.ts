@@ -238,7 +238,7 @@ describe("the spool command line", () => {
     }, 90_000);
 
     it("tail -f | head ends quietly when head has read enough", async () => {
-      const p = await person.call("proposal/create", { run: "d", tool: "sh", command: "streamed by hand" });
+      const p = await person.call("proposal/create", { run: "d", tool: "sh", sandbox: "full", command: "streamed by hand" });
       await person.call("run/resolve", { run: "d", path: p.path, decision: "accept", runner: "self" });
       await person.call("stream", { run: "d", path: p.path, channel: 1, chunk: "first\n", seq: 1 });
       const shell = spawn("sh", ["-c", `"${process.execPath}" "${SPOOL_BIN}" tail d '${p.path}' -f | head -n 1; echo "status:$?"`], {

@@ -70,7 +70,7 @@ describe("one server per Spool home", () => {
           expect((await client.call("entry/get", { run: `r${earlier}`, path: out!.path })).body).toBe("one\ntwo\n");
         }
         await client.call("run/create", { alias: `r${round}` });
-        const { path } = await client.call("proposal/create", { run: `r${round}`, tool: "sh", command: "streams" });
+        const { path } = await client.call("proposal/create", { run: `r${round}`, tool: "sh", sandbox: "full", command: "streams" });
         await client.call("run/resolve", { run: `r${round}`, path, decision: "accept", runner: "self" });
         await client.call("stream", { run: `r${round}`, path, channel: 1, chunk: "one\n", seq: 1 });
         await client.call("stream", { run: `r${round}`, path, channel: 1, chunk: "two\n", seq: 2 });
@@ -96,7 +96,7 @@ describe("one server per Spool home", () => {
       await client.initialize("locked", { root: home });
       await client.call("run/create", { alias: "r" });
       const pending = await client.call("proposal/create", { run: "r", tool: "sh", command: "waits" });
-      const running = await client.call("proposal/create", { run: "r", tool: "sh", command: "streams" });
+      const running = await client.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "streams" });
       await client.call("run/resolve", { run: "r", path: running.path, decision: "accept", runner: "self" });
       await client.call("stream", { run: "r", path: running.path, channel: 1, chunk: "one\n", seq: 1 });
 

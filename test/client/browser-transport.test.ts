@@ -35,7 +35,7 @@ describe("SpoolClient over a browser WebSocket", () => {
     expect(init.project.name).toBe("browser");
     await client.call("run/create", { alias: "b" });
     const proposed = client.next("run/proposal", (p) => p.run === "b");
-    const { path } = await client.call("proposal/create", { run: "b", tool: "sh", command: "cat" });
+    const { path } = await client.call("proposal/create", { run: "b", tool: "sh", sandbox: "full", command: "cat" });
     expect(proposalView(await proposed).producer).toMatchObject({ path, command: "cat", state: "proposed" });
     const error = await client.call("run/get", { run: "nope" }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SpoolRpcError);

@@ -28,7 +28,7 @@ describe("the typed client (spool/client)", () => {
   it("reconnects by itself and resumes a live watch from its last seq: no chunk lost or repeated", async () => {
     const producer = await ts.clientIn("typed");
     await producer.call("run/create", { alias: "watched" });
-    const { path } = await producer.call("proposal/create", { run: "watched", tool: "sh", command: "produce" });
+    const { path } = await producer.call("proposal/create", { run: "watched", tool: "sh", sandbox: "full", command: "produce" });
     await producer.call("run/resolve", { run: "watched", path, decision: "accept", runner: "self" });
     const watcher = await SpoolClient.open(ts.server.url, {
       token: ts.server.token,

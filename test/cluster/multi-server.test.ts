@@ -228,7 +228,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const counting = await onA.request("proposal/create", { run: "three", tool: "sh", command: "for i in $(seq 1 60); do echo $i; sleep 0.05; done" });
     await onA.request("run/resolve", { run: "three", path: counting.path, decision: "accept", runner: "mover" });
     // A producer owned by a client of A (runner "self") that never comes back.
-    const orphan = await onA.request("proposal/create", { run: "three", tool: "sh", command: "orphaned" });
+    const orphan = await onA.request("proposal/create", { run: "three", tool: "sh", sandbox: "full", command: "orphaned" });
     const self = await onA.request("run/resolve", { run: "three", path: orphan.path, decision: "accept", runner: "self" });
     await onA.request("stream", { run: "three", path: orphan.path, channel: 1, chunk: "partial\n" });
     // A model run that waits on a proposal made through A.

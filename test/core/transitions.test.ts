@@ -105,7 +105,7 @@ describe("the producer lifecycle, every operation from every state", () => {
   /** A fresh producer in `state`, in its own run; returns what the operations need. */
   async function producerIn(state: TransitionState) {
     const run = await core.runs.create(project, { alias: `r${++counter}`, model: null, mode: "act" });
-    const log = await core.lifecycle.propose(project, run, { tool: "sh", command: `cmd ${counter}`, proposedBy: "test" });
+    const log = await core.lifecycle.propose(project, run, { tool: "sh", command: `cmd ${counter}`, sandbox: "full", proposedBy: "test" });
     const target = { run: run.alias, path: log.path };
     let token = "a-token-that-was-never-issued";
     if (state === "rejected") await core.lifecycle.reject(project, target, { by: "test" });

@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { describe, it } from "vitest";
+import { type RemoteShell, ssh2Shell } from "../../src/runners/ssh.js";
 
 /** The sshd and Docker engine that scripts/test-infra.sh starts (and .ci/run exports). */
 export const infra = {
@@ -102,4 +103,25 @@ export function sshRunnerFlags(root: string = sshRoot()): string[] {
     "--ssh-host-key",
     ssh.hostKeyFile,
   ];
+}
+
+let rawShell: RemoteShell | null = null;
+
+/**
+ * Runs `command` on the test sshd as its login runs it, outside any container the SSH backend would give it (a
+ * full command has a PID namespace of its own there, where `kill -0` of another pid sees nothing); its exit code.
+ */
+export async function sshOutside(command: string): Promise<number | null> {
+  rawShell ??= ssh2Shell({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+  const channel = await rawShell.exec(command);
+  channel.stdin.end();
+  channel.stdout.resume();
+  channel.stderr.resume();
+  return (await channel.closed).exitCode;
+}
+
+/** Closes sshOutside's connection. */
+export function closeSshOutside(): void {
+  rawShell?.close();
+  rawShell = null;
 }

@@ -30,6 +30,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       ],
       tty: { cols: 120, rows: 40 },
       runner: "build\tbox",
+      defaultRunner: null,
       background: true,
       timeoutMs: 300_000,
       sandbox: { mode: "workspace-write" },

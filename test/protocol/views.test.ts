@@ -66,7 +66,7 @@ describe("producerView: a producer and its channels from the wire", () => {
   });
 
   it("accepted, streaming, then ended: decision, runner, channels with names and sizes, exit code, duration", async () => {
-    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "false" });
+    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "false" });
     const resolved = await client.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
     let p = await producer(path);
     expect(p).toMatchObject({ status: ENTRY.done, state: "running", decision: "accept", runner: "self", outcome: null });
@@ -101,7 +101,7 @@ describe("producerView: a producer and its channels from the wire", () => {
   });
 
   it("cancelled: who cancelled it and why, and how long it ran", async () => {
-    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "sleep 100" });
+    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "sleep 100" });
     await client.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
     await client.call("stream/cancel", { run: "r", path, reason: "enough" });
     const p = await producer(path);
@@ -111,7 +111,7 @@ describe("producerView: a producer and its channels from the wire", () => {
   });
 
   it("aborted by its owner is aborted, not cancelled", async () => {
-    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "true" });
+    const { path } = await client.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "true" });
     await client.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
     await client.call("stream/aborted", { run: "r", path, reason: "runner gave up" });
     expect(await producer(path)).toMatchObject({ state: "aborted", outcome: "aborted", reason: "runner gave up", endStatus: ENTRY.cancelled });

@@ -22,7 +22,7 @@ describe("projects are walled off from each other", () => {
     await intruder.initialize("intruder", { root: tempDir() });
     await owner.call("run/create", { alias: "secret" });
     const pending = await owner.call("proposal/create", { run: "secret", tool: "sh", command: "make secret" });
-    const streaming = await owner.call("proposal/create", { run: "secret", tool: "sh", command: "tail secret" });
+    const streaming = await owner.call("proposal/create", { run: "secret", tool: "sh", sandbox: "full", command: "tail secret" });
     await owner.call("run/resolve", { run: "secret", path: streaming.path, decision: "accept", runner: "self" });
     await owner.call("stream", { run: "secret", path: streaming.path, channel: 1, chunk: "private\n", seq: 1 });
     const attempts: [string, object][] = [
@@ -122,7 +122,7 @@ describe("configurable limits", () => {
     try {
       const c = await ts.clientIn("unacked");
       await c.call("run/create", { alias: "r" });
-      const { path } = await c.call("proposal/create", { run: "r", tool: "sh", command: "burst" });
+      const { path } = await c.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "burst" });
       await c.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
       const calls = Array.from({ length: 40 }, (_, i) =>
         c.call("stream", { run: "r", path, channel: 1, chunk: `${i}\n` }).then(

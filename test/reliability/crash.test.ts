@@ -42,7 +42,7 @@ describe("crash safety", () => {
       [0, 1, 2, 3].map(async (k) => {
         const client = await SpoolClient.connect(server.url, { token });
         await client.initialize("crash");
-        const { path } = await client.call("proposal/create", { run: "crash", tool: "sh", command: `producer ${k}` });
+        const { path } = await client.call("proposal/create", { run: "crash", tool: "sh", sandbox: "full", command: `producer ${k}` });
         const { channels, resumeToken } = await client.call("run/resolve", { run: "crash", path, decision: "accept", runner: "self" });
         return { k, client, path, token: resumeToken!, channel: channels[0]!.path as string, acked: 0, sent: 0 };
       }),

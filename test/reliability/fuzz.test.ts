@@ -24,7 +24,7 @@ describe("hostile input", () => {
     ts = await startTestServer({ localRunner: false });
     const c = await ts.clientIn("fuzz");
     await c.call("run/create", { alias: "fuzz-run" });
-    log = (await c.call("proposal/create", { run: "fuzz-run", tool: "sh", command: "target" })).path;
+    log = (await c.call("proposal/create", { run: "fuzz-run", tool: "sh", sandbox: "full", command: "target" })).path;
     await c.call("run/resolve", { run: "fuzz-run", path: log, decision: "accept", runner: "self" });
     await c.call("proposal/create", { run: "fuzz-run", tool: "sh", command: "pending" });
     c.close();

@@ -3,8 +3,7 @@ import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { SshBackend } from "../../src/runners/ssh.js";
-import { describeWithInfra, infra, sshHostKeys, sshKey, sshRunnerFlags } from "../helpers/infra.js";
+import { closeSshOutside, describeWithInfra, infra, sshOutside, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished, processOf } from "../helpers/runners.js";
@@ -21,14 +20,6 @@ interface Case {
 }
 
 const docker = new Docker();
-let ssh: SshBackend | null = null;
-async function sshRun(command: string): Promise<number | null> {
-  ssh ??= new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
-  const execution = await ssh.start({ command, env: {}, signal: new AbortController().signal });
-  execution.stdout.resume();
-  execution.stderr.resume();
-  return (await execution.result).exitCode;
-}
 
 const localAlive = async ({ pid }: Target) => {
   try {
@@ -72,9 +63,10 @@ const cases: Case[] = [
   {
     kind: "ssh",
     flags: () => sshRunnerFlags(),
-    alive: async ({ pid }) => (await sshRun(`kill -0 ${pid} 2>/dev/null`)) === 0,
+    // Asked outside the backend's commands: each has a PID namespace of its own there.
+    alive: async ({ pid }) => (await sshOutside(`kill -0 ${pid} 2>/dev/null`)) === 0,
     reap: async ({ pid }) => {
-      await sshRun(`kill -KILL -- -${pid} 2>/dev/null || true`);
+      await sshOutside(`kill -KILL -- -${pid} 2>/dev/null || true`);
     },
   },
 ];
@@ -171,6 +163,6 @@ for (const c of cases) {
   });
 }
 
-afterAll(async () => {
-  await ssh?.close();
+afterAll(() => {
+  closeSshOutside();
 });

@@ -7,7 +7,7 @@ import { type Backend, BackendUnavailable } from "../../src/runners/backend.js";
 import { DockerBackend } from "../../src/runners/docker.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
-import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
+import { closeSshOutside, describeWithInfra, infra, sshHostKeys, sshKey, sshOutside } from "../helpers/infra.js";
 
 const MB50 = 50 * 1024 * 1024;
 
@@ -95,20 +95,20 @@ const cases: Case[] = [
         hostKeys: sshHostKeys(),
         killGraceMs: 1000,
       }),
-    alive: async ({ pid }) => {
-      const probe = await run(sshProbe!, `kill -0 ${pid} 2>/dev/null`);
-      return probe.result.exitCode === 0;
-    },
+    // Asked outside the backend's commands: each has a PID namespace of its own there.
+    alive: async ({ pid }) => (await sshOutside(`kill -0 ${pid} 2>/dev/null`)) === 0,
   },
 ];
-let sshProbe: Backend | null = null;
+
+afterAll(() => {
+  closeSshOutside();
+});
 
 for (const c of cases) {
   describeWithInfra(c.kind, `backend: ${c.name}`, () => {
     let backend: Backend;
     beforeAll(async () => {
       backend = await c.make();
-      if (c.kind === "ssh") sshProbe = backend;
     });
     afterAll(async () => {
       await backend?.close();

@@ -96,7 +96,7 @@ describe("attached runners", () => {
   it("without the embedded runner and with nothing attached, accept is NO_RUNNER; self still works", async () => {
     const a = await ts.clientIn("none");
     await a.request("run/create", { alias: "n1" });
-    const { path } = await a.request("proposal/create", { run: "n1", tool: "sh", command: "true" });
+    const { path } = await a.request("proposal/create", { run: "n1", tool: "sh", sandbox: "full", command: "true" });
     await expect(a.request("run/resolve", { run: "n1", path, decision: "accept" })).rejects.toMatchObject({ data: { code: "NO_RUNNER" } });
     await expect(a.request("run/resolve", { run: "n1", path, decision: "accept", runner: "local" })).rejects.toMatchObject({
       data: { code: "NO_RUNNER", runner: "local" },

@@ -7,6 +7,7 @@ import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { bootId, type ProcessRecord, ProcessRegistry, reapLeftovers } from "../../src/runners/orphans.js";
+import { watcherOf } from "../helpers/marked.js";
 import { type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -91,7 +92,8 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
   it("the local backend records each group while it runs and forgets it when it ends; a group outliving its leader keeps its record until it is empty", async () => {
     const dir = join(tempDir(), "processes");
     const registry = new ProcessRegistry(dir, silent, { lingerCheckMs: 50 });
-    const backend = new LocalBackend({ processes: registry });
+    // No container: a group outlives its leader only where no cgroup or PID namespace ends it with the command.
+    const backend = new LocalBackend({ processes: registry, container: "none" });
     const signal = new AbortController().signal;
 
     const plain = await backend.start({ command: "sleep 0.3", env: {}, signal });
@@ -124,7 +126,7 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const dir = join(tempDir(), "processes");
     const scans: number[] = [];
     const registry = new ProcessRegistry(dir, silent, { lingerCheckMs: 100, onProcScan: (n) => scans.push(n) });
-    const backend = new LocalBackend({ processes: registry });
+    const backend = new LocalBackend({ processes: registry, container: "none" });
     const signal = new AbortController().signal;
     // Four leaders exit at once, each leaving a background sleep in its group.
     const runs = await Promise.all([0, 1, 2, 3].map(() => backend.start({ command: "sleep 1.5 >/dev/null 2>&1 & echo started", env: {}, signal })));
@@ -192,7 +194,8 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const home = tempDir();
     const root = tempDir();
     const args = ["--port", "0", "--home", home];
-    const env = { SPOOL_RUNNER_GRACE_MS: "1000" };
+    // Full: a sandboxed command would die with the server (bubblewrap's --die-with-parent) before any restart.
+    const env = { SPOOL_RUNNER_GRACE_MS: "1000", SPOOL_SANDBOX: "full" };
     const first = await spawnServe(args, env);
     servers.push(first);
     const token = readFileSync(join(home, "token"), "utf8").trim();
@@ -208,6 +211,8 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const processes = join(home, "processes");
     expect(recordsIn(processes)).toEqual([`${pid}-${stat(pid!)!.startTime}.json`]);
 
+    // Its cgroup watcher killed first: the restart is what is left to kill the command.
+    process.kill(watcherOf(first.child.pid!)!, "SIGKILL");
     await first.stop("SIGKILL");
     client.close();
     // Nothing stopped it: without the fix it would run on under init.
@@ -230,7 +235,7 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
   }, 90_000);
 
   it("SIGKILL of `spool runner`: the next runner on the same --state-dir kills what the dead one left running", async () => {
-    const ts = await startTestServer({ localRunner: false });
+    const ts = await startTestServer({ localRunner: false, sandbox: "full" });
     testServers.push(ts);
     const stateDir = join(tempDir(), "state");
     const base = ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "orph", "--backend", "local", "--state-dir", stateDir];
@@ -246,6 +251,7 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     groups.push(pid!);
     expect(recordsIn(stateDir)).toHaveLength(1);
 
+    process.kill(watcherOf(first.child.pid!)!, "SIGKILL");
     await first.stop("SIGKILL");
     expect(groupMembers(pid!).length).toBeGreaterThan(0);
 

@@ -48,7 +48,7 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
     try {
       const c = await ts.clientIn("busy");
       await c.request("run/create", { alias: "r" });
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "output" });
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "output" });
       await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
       await c.request("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
 
@@ -96,7 +96,7 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
     try {
       const c = await ts.clientIn("pipelined");
       await c.request("run/create", { alias: "r" });
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "output" });
+      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "output" });
       await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
       await c.request("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
 

@@ -135,7 +135,7 @@ type Client = Awaited<ReturnType<TestServer["clientIn"]>>;
 /** A producer of `command` in run "r", accepted onto the client's own connection (runner "self"): its path. */
 async function acceptedProducer(c: Client, command: string): Promise<string> {
   await c.request("run/create", { alias: "r" });
-  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command });
+  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command });
   await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
   return path;
 }
@@ -263,7 +263,7 @@ describe("the WAL under a flood of commits", () => {
 async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Promise<void> {
   const c = await ts.clientIn("full");
   await c.request("run/create", { alias: "r" });
-  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command: "big output" });
+  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "big output" });
   const resolved = await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
   const [stdout, stderr] = resolved.channels.map((ch: { path: string }) => ch.path);
   await c.request("stream", { run: "r", path, channel: 1, chunk: "first\n", seq: 1 });

@@ -78,7 +78,7 @@ describe("SQL-file migrations", () => {
     expect(await nextRunNumber(store.db, 3)).toBe(2);
     await store.close();
   });
-  it('"always allow" rules from before sandbox modes were recorded match any mode but full; new ones match their mode and narrower', async () => {
+  it('"always allow" rules from before every shown fact was compared match nothing; a rule matches its exact key only', async () => {
     const dir = join(tempDir(), "migrations");
     mkdirSync(dir);
     for (const file of migrationFiles(MIGRATIONS_DIR).filter((f) => f < "010")) copyFileSync(join(MIGRATIONS_DIR, file), join(dir, file));
@@ -88,18 +88,20 @@ describe("SQL-file migrations", () => {
       INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'run-1', 200, 0, 0);
       INSERT INTO allow_rules (run_id, tool, command, cwd, env, runner, created_by, created_at) VALUES (1, 'sh', 'make', '/a', '{}', '', 'alice', 0);`);
     expect((await migrateToLatest(store, MIGRATIONS_DIR)).map((r) => r.migrationName)).toContain("010_allow_rule_sandbox.sql");
+    // A rule stored before modes (sandbox NULL) holds neither a mode nor the other facts: it accepts nothing.
     const key = { run_id: 1, tool: "sh", command: "make", cwd: "/a", env: "{}", runner: "" };
-    const old = await findRule(store.db, { ...key, sandbox: "workspace-write" });
-    expect(old).toMatchObject({ created_by: "alice", sandbox: null });
-    expect(await findRule(store.db, { ...key, sandbox: "read-only" })).toEqual(old);
-    expect(await findRule(store.db, { ...key, sandbox: "full" })).toBeUndefined();
-    const narrow = await insertRule(store.db, { ...key, command: "test", sandbox: "read-only", created_by: "bob" });
-    expect(await findRule(store.db, { ...key, command: "test", sandbox: "read-only" })).toEqual(narrow);
-    expect(await findRule(store.db, { ...key, command: "test", sandbox: "workspace-write" })).toBeUndefined();
-    const full = await insertRule(store.db, { ...key, sandbox: "full", created_by: "bob" });
-    expect(await findRule(store.db, { ...key, sandbox: "full" })).toEqual(full);
-    // Both match a workspace-write proposal: the narrower (the old rule) is the one that accepts it.
-    expect(await findRule(store.db, { ...key, sandbox: "workspace-write" })).toEqual(old);
+    for (const sandbox of ["read-only", "workspace-write", "full"] as const) expect(await findRule(store.db, { ...key, sandbox })).toBeUndefined();
+    const facts = JSON.stringify({ env: [], tty: null, background: false, timeoutMs: null });
+    const boxed = await insertRule(store.db, { ...key, env: facts, runner: "local", sandbox: "workspace-write", created_by: "bob" });
+    expect(await findRule(store.db, { ...key, env: facts, runner: "local", sandbox: "workspace-write" })).toEqual(boxed);
+    // Another mode, even a narrower one, another runner or other facts: not what the person was shown.
+    expect(await findRule(store.db, { ...key, env: facts, runner: "local", sandbox: "read-only" })).toBeUndefined();
+    expect(await findRule(store.db, { ...key, env: facts, runner: "other", sandbox: "workspace-write" })).toBeUndefined();
+    expect(
+      await findRule(store.db, { ...key, env: facts.replace('"tty":null', '"tty":{"cols":80,"rows":24}'), runner: "local", sandbox: "workspace-write" }),
+    ).toBeUndefined();
+    // The same rule twice is the one row.
+    expect(await insertRule(store.db, { ...key, env: facts, runner: "local", sandbox: "workspace-write", created_by: "carol" })).toEqual(boxed);
     await store.close();
   });
 });

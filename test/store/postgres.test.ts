@@ -24,7 +24,7 @@ describeWithInfra("postgres", "the PostgreSQL store", () => {
   it("stores a proposal, its acceptance and streamed output, and reads it back by glob, tail and whole", async () => {
     const c = await ts.clientIn("p");
     await c.call("run/create", { alias: "r" });
-    const { path } = await c.call("proposal/create", { run: "r", tool: "sh", command: "x", env: { A: "1" } });
+    const { path } = await c.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "x", env: { A: "1" } });
     const accepted = await c.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
     await c.call("stream", { run: "r", path, channel: 1, chunk: "a\nb\n", seq: 1 });
     await c.call("stream", { run: "r", path, channel: 1, chunk: "c\n", seq: 2 });

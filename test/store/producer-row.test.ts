@@ -103,7 +103,7 @@ describe("a producer's rows as typed objects", () => {
   });
 
   it("reads the decision, the owner's key and how it ended from the log, and the same ending from each channel", async () => {
-    const { run, log, target } = await propose();
+    const { run, log, target } = await propose({ sandbox: "full" });
     await core.lifecycle.accept(client, project, target, { runner: "self", reason: "looks fine" });
     await core.lifecycle.finishByOwner(client, project, target, { kind: "completed", exit_code: 3, duration: 42 });
     const producer = producerFromRow(await reread(run.id, log.path));
@@ -118,7 +118,7 @@ describe("a producer's rows as typed objects", () => {
   });
 
   it("reads who cancelled it and why, and a rejection's reason", async () => {
-    const cancelled = await propose();
+    const cancelled = await propose({ sandbox: "full" });
     await core.lifecycle.accept(client, project, cancelled.target, { runner: "self" });
     await core.lifecycle.cancel(project, cancelled.target, "too slow", "someone");
     expect(producerFromRow(await reread(cancelled.run.id, cancelled.log.path))).toMatchObject({

@@ -119,7 +119,7 @@ describeWithBrowser("typing into a command from the web view", () => {
   it("sends input again after a dropped connection under the same seq: the command gets it once", async () => {
     const client = await ts.clientIn("again");
     await client.request("run/create", { alias: "drop" });
-    const { path } = await client.request("proposal/create", { run: "drop", tool: "sh", command: "a shell", tty: { cols: 80, rows: 24 } });
+    const { path } = await client.request("proposal/create", { run: "drop", tool: "sh", sandbox: "full", command: "a shell", tty: { cols: 80, rows: 24 } });
     await client.request("run/resolve", { run: "drop", path, decision: "accept", runner: "self" });
     await client.request("stream", { run: "drop", path, channel: 1, chunk: "$ ", seq: 1 });
     // This client owns the producer: it takes the resize, and holds the first input until the page's connection is gone.
@@ -161,7 +161,7 @@ describeWithBrowser("typing into a command from the web view", () => {
     const client = await ts.clientIn("refusing");
     await client.request("run/create", { alias: "self" });
     // Accepted with runner "self" by a client that handles no producer/* request: resize and input are UNSUPPORTED.
-    const { path } = await client.request("proposal/create", { run: "self", tool: "sh", command: "a REPL", tty: { cols: 80, rows: 24 } });
+    const { path } = await client.request("proposal/create", { run: "self", tool: "sh", sandbox: "full", command: "a REPL", tty: { cols: 80, rows: 24 } });
     await client.request("run/resolve", { run: "self", path, decision: "accept", runner: "self" });
     await client.request("stream", { run: "self", path, channel: 1, chunk: "> ", seq: 1 });
     const page = await open("refusing");

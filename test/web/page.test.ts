@@ -58,7 +58,7 @@ describeWithBrowser("the web view in Chromium", () => {
 
   /** A producer this test owns (runner "self"): it writes the output itself, chunk by chunk. */
   async function selfProducer(client: SpoolClient, run: string, command: string) {
-    const { path } = await client.call("proposal/create", { run, tool: "sh", command });
+    const { path } = await client.call("proposal/create", { run, tool: "sh", sandbox: "full", command });
     await client.call("run/resolve", { run, path, decision: "accept", runner: "self" });
     let seq = 0;
     return {

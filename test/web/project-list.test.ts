@@ -30,7 +30,7 @@ describe("project/list", () => {
     // Runs fed by hand stay idle (200) while a client's proposal waits: a pending proposal is what counts.
     const first = await client.request("proposal/create", { run: "fed", tool: "sh", command: "true" });
     await client.request("proposal/create", { run: "fed", tool: "sh", command: "false" });
-    const other = await client.request("proposal/create", { run: "other", tool: "sh", command: "sleep 30" });
+    const other = await client.request("proposal/create", { run: "other", tool: "sh", sandbox: "full", command: "sleep 30" });
     const counts = async () => {
       const { projects } = await client.request("project/list", {});
       const p = projects.find((x: { name: string }) => x.name === "deciding");

@@ -18,6 +18,7 @@ export const runnerList = defineMethod({
       attachedAt: r.attachedAt,
       running: 0,
       sandbox: r.sandbox,
+      ...(r.container ? { container: r.container } : {}),
       state,
       heldUntil,
     });

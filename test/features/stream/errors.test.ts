@@ -85,7 +85,7 @@ describe("stream and proposal errors change nothing", () => {
       code: -32602,
       data: { issues: [{ path: "cwd" }] },
     });
-    const ok = await c.request("proposal/create", { run: "s", tool: "sh", command: "pwd", cwd: "sub/dir" });
+    const ok = await c.request("proposal/create", { run: "s", tool: "sh", sandbox: "full", command: "pwd", cwd: "sub/dir" });
     expect((await c.request("entry/get", { run: "s", path: ok.path })).attributes.cwd).toBe("sub/dir");
   });
 

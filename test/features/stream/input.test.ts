@@ -194,7 +194,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
 /** A new run's proposal accepted by `owner` with runner "self": the owner streams it and gets its controls. */
 async function acceptedBySelf(owner: Awaited<ReturnType<TestServer["clientIn"]>>, alias: string, command: string): Promise<string> {
   await owner.call("run/create", { alias });
-  const { path } = await owner.call("proposal/create", { run: alias, tool: "sh", command });
+  const { path } = await owner.call("proposal/create", { run: alias, tool: "sh", sandbox: "full", command });
   await owner.call("run/resolve", { run: alias, path, decision: "accept", runner: "self" });
   return path;
 }

@@ -23,7 +23,7 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
 
     await proposer.request("run/create", { alias: "r1" });
     const proposals = Promise.all([acceptor, producer, watcher].map((c) => c.next("run/proposal", (p) => p.run === "r1")));
-    const { path, turn } = await proposer.request("proposal/create", { run: "r1", tool: "sh", command: "npm test -- --watch=false" });
+    const { path, turn } = await proposer.request("proposal/create", { run: "r1", tool: "sh", sandbox: "full", command: "npm test -- --watch=false" });
     expect(path).toBe("log://turn_1/sh/npm-test-watch-false");
     expect(turn).toBe(1);
     for (const notice of await proposals) {

@@ -1,0 +1,151 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../../src/client/spool-client.js";
+import { createLogger } from "../../../src/logger.js";
+import { factsText, proposalFacts } from "../../../src/protocol/proposal-facts.js";
+import { ENTRY } from "../../../src/protocol/status.js";
+import { EMBEDDED_RUNNER } from "../../../src/runners/embedded.js";
+import { LocalBackend } from "../../../src/runners/local.js";
+import { RunnerClient } from "../../../src/runners/runner-client.js";
+import { finished } from "../../helpers/runners.js";
+import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
+
+/**
+ * What a person was shown before a decision is what a decision (theirs, or an "always allow" rule's) does:
+ * a rule accepts only a proposal whose every shown fact is equal, the runner it goes to included; the runner
+ * a proposal naming none goes to is resolved and recorded when it is proposed, and stays that one; runner
+ * "self" (no sandbox) takes only commands shown as running in mode full. A real server with its embedded
+ * local runner, real WebSocket clients and runners.
+ */
+
+const quiet = createLogger("silent");
+const COMMAND = "sleep 1; echo ruled";
+
+/** A second local runner, attached to `project` (as its default when asked). */
+function secondRunner(ts: TestServer, project: string, name: string, options: { default?: boolean } = {}) {
+  return new RunnerClient({
+    connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+    project,
+    name,
+    backend: new LocalBackend(),
+    log: quiet,
+    backoffMs: { min: 20, max: 200 },
+    ...(options.default ? { default: true } : {}),
+  });
+}
+
+describe("decisions follow what was shown", () => {
+  let ts: TestServer;
+  const agents: RunnerClient[] = [];
+  const embedded = EMBEDDED_RUNNER;
+  beforeAll(async () => {
+    ts = await startTestServer({ sandbox: "full" });
+  });
+  afterAll(async () => {
+    for (const agent of agents) await agent.stop();
+    await ts.stop();
+  });
+
+  async function attach(project: string, name: string, options: { default?: boolean } = {}) {
+    const agent = secondRunner(ts, project, name, options);
+    agents.push(agent);
+    await agent.start();
+    return agent;
+  }
+
+  it('an "always allow" rule accepts only a proposal whose every shown fact is equal, the runner it goes to included', async () => {
+    const a = await ts.clientIn("rules");
+    await a.request("run/create", { alias: "r" });
+    const seed = await a.request("proposal/create", { run: "r", tool: "sh", command: COMMAND });
+    const seedLog = await a.request("entry/get", { run: "r", path: seed.path });
+    // Shown as going to the embedded runner, by name, before the decision.
+    expect(seedLog.attributes.defaultRunner).toBe(embedded);
+    expect(factsText(proposalFacts(seedLog.attributes))).toMatch(new RegExp(`^runner +default \\(${embedded}\\)$`, "m"));
+    const first = await a.request("run/resolve", { run: "r", path: seed.path, decision: "accept", always: true });
+    expect(first.rule).toEqual(expect.any(Number));
+    await finished(a, "r", { path: seed.path, stdout: first.channels[0].path, stderr: first.channels[1].path });
+
+    const propose = async (extra: Record<string, unknown> = {}) => {
+      const { path } = await a.request("proposal/create", { run: "r", tool: "sh", command: COMMAND, ...extra });
+      const log = await a.request("entry/get", { run: "r", path });
+      return { path, status: log.status, runner: log.attributes.runner ?? null, resolvedBy: log.attributes.resolvedBy ?? null };
+    };
+    // The same command, with a fact the person did not see: asked about, each one.
+    for (const extra of [{ background: true }, { tty: { cols: 80, rows: 24 } }, { timeout_ms: 86_400_000 }, { env: { EXTRA: "1" } }, { cwd: "sub" }]) {
+      const shown = await propose(extra);
+      expect({ extra, status: shown.status, resolvedBy: shown.resolvedBy }).toEqual({ extra, status: ENTRY.proposed, resolvedBy: null });
+      await a.request("run/resolve", { run: "r", path: shown.path, decision: "reject" });
+    }
+    // Every fact equal: the rule accepts it, on the runner shown.
+    const same = await propose();
+    expect(same).toMatchObject({ status: ENTRY.done, runner: embedded, resolvedBy: expect.stringContaining(`rule #${first.rule}`) });
+
+    // Another runner becomes the project's default: the same command would go there, which nobody decided on.
+    await attach("rules", "second", { default: true });
+    const elsewhere = await propose();
+    expect(elsewhere).toMatchObject({ status: ENTRY.proposed, resolvedBy: null });
+    const log = await a.request("entry/get", { run: "r", path: elsewhere.path });
+    expect(log.attributes.defaultRunner).toBe("second");
+    expect(factsText(proposalFacts(log.attributes))).toMatch(/^runner +default \(second\)$/m);
+  });
+
+  it("a proposal keeps the runner recorded when it was proposed, after the project's default changed", async () => {
+    const a = await ts.clientIn("recorded");
+    await a.request("run/create", { alias: "k" });
+    const notice = a.next("run/proposal", (p: any) => p.run === "k");
+    const { path } = await a.request("proposal/create", { run: "k", tool: "sh", command: "echo kept" });
+    const shown = await notice;
+    expect(shown.producer.defaultRunner).toBe(embedded);
+    expect(shown.producer.runner).toBeNull();
+    // A runner attached as the default after the proposal was shown.
+    await attach("recorded", "late", { default: true });
+    expect((await a.request("runner/list", {})).runners.find((r: any) => r.name === "late").default).toBe(true);
+    const resolved = await a.request("run/resolve", { run: "k", path, decision: "accept" });
+    expect(resolved.runner).toBe(embedded);
+    const done = await finished(a, "k", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
+    expect(done.out.toString()).toBe("kept\n");
+    expect(done.log.attributes.runner).toBe(embedded);
+  });
+
+  it("a recorded runner that left is NO_RUNNER at the accept, naming it, and nothing changes", async () => {
+    const a = await ts.clientIn("gone");
+    await a.request("run/create", { alias: "g" });
+    const brief = await attach("gone", "brief", { default: true });
+    const { path } = await a.request("proposal/create", { run: "g", tool: "sh", command: "echo nowhere" });
+    expect((await a.request("entry/get", { run: "g", path })).attributes.defaultRunner).toBe("brief");
+    await brief.stop();
+    await eventually(async () => !(await a.request("runner/list", {})).runners.some((r: any) => r.name === "brief"), 5_000, "brief to leave");
+    await expect(a.request("run/resolve", { run: "g", path, decision: "accept" })).rejects.toMatchObject({ data: { code: "NO_RUNNER", runner: "brief" } });
+    const log = await a.request("entry/get", { run: "g", path });
+    expect(log.status).toBe(ENTRY.proposed);
+    expect(log.attributes.decision).toBeUndefined();
+  });
+
+  it('runner "self" takes only a command shown as running in mode full; anything else is NO_RUNNER naming the runners that give its mode', async () => {
+    const a = await ts.clientIn("self");
+    await a.request("run/create", { alias: "s" });
+    const { runners } = await a.request("runner/list", {});
+    const giving = (mode: string) =>
+      runners
+        .filter((r: any) => (r.sandbox.modes ?? (r.sandbox.readOnly ? ["read-only", "full"] : ["full"])).includes(mode))
+        .map((r: any) => r.name)
+        .sort();
+    for (const [tool, sandbox, mode] of [
+      ["sh", "workspace-write", "workspace-write"],
+      ["sh", "read-only", "read-only"],
+      ["env", undefined, "read-only"],
+    ] as const) {
+      const { path } = await a.request("proposal/create", { run: "s", tool, command: "echo boxed", ...(sandbox ? { sandbox } : {}) });
+      await expect(a.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" })).rejects.toMatchObject({
+        data: { code: "NO_RUNNER", runner: "self", sandbox: mode, runners: giving(mode) },
+        message: expect.stringContaining(`proposed to run in the ${mode} sandbox`),
+      });
+      const log = await a.request("entry/get", { run: "s", path });
+      expect(log.status).toBe(ENTRY.proposed);
+      expect((await a.request("entry/list", { run: "s" })).entries.filter((e: any) => e.attributes.log === path)).toEqual([]);
+    }
+    const { path } = await a.request("proposal/create", { run: "s", tool: "sh", command: "echo unboxed", sandbox: "full" });
+    const taken = await a.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
+    expect(taken).toMatchObject({ runner: "self", resumeToken: expect.any(String) });
+  });
+});
