@@ -1,8 +1,9 @@
 import type { ConnectionHandle } from "../rpc/connection-context.js";
 import type { ResolverOut } from "./deps.js";
 
-/** Who a connection is, in words: its client's name, else its id. */
-export const describeCaller = (connection: ConnectionHandle) => connection.clientInfo?.name ?? `connection ${connection.id}`;
+/** Who a connection is, in words: its principal's name, with its client's name (else its id). */
+export const describeCaller = (connection: ConnectionHandle) =>
+  `${connection.principal.name} via ${connection.clientInfo?.name ?? `connection ${connection.id}`}`;
 
 /** A client's connection as the resolver of a proposal. */
 export const connectionResolver = (connection: ConnectionHandle): ResolverOut => ({

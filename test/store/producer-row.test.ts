@@ -6,7 +6,7 @@ import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import type { ConnectionHandle, ProjectRef } from "../../src/rpc/connection-context.js";
+import { type ConnectionHandle, HOME_PRINCIPAL, type ProjectRef } from "../../src/rpc/connection-context.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
@@ -18,6 +18,7 @@ const client: ConnectionHandle = {
   id: "c1",
   project: null,
   clientInfo: { name: "tester", version: "1" },
+  principal: HOME_PRINCIPAL,
   state: new Map(),
   join() {},
   notify() {},
@@ -107,7 +108,7 @@ describe("a producer's rows as typed objects", () => {
     await core.lifecycle.accept(client, project, target, { runner: "self", reason: "looks fine" });
     await core.lifecycle.finishByOwner(client, project, target, { kind: "completed", exit_code: 3, duration: 42 });
     const producer = producerFromRow(await reread(run.id, log.path));
-    expect(producer).toMatchObject({ status: ENTRY.done, decision: "accept", runner: "self", resolvedBy: "tester", reason: "looks fine" });
+    expect(producer).toMatchObject({ status: ENTRY.done, decision: "accept", runner: "self", resolvedBy: "admin via tester", reason: "looks fine" });
     expect(producer).toMatchObject({ outcome: "completed", exitCode: 3, signal: null, durationMs: 42, cancelledBy: null });
     expect(producer.ownerKey).toMatch(/\S/);
     const channels = (await core.repos.entries.listChannels(log.id)).map(channelFromRow);
