@@ -3,6 +3,7 @@ import type { JSONRPCResponse } from "json-rpc-2.0";
 import { BINARY_FRAME_VERSION, encodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
 import type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
+import type { Role } from "../protocol/roles.js";
 import { ENTRY } from "../protocol/status.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Transport } from "../rpc/transport.js";
@@ -312,7 +313,7 @@ export class SpoolClient {
   }
 
   /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */
-  async initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string } } = {}) {
+  async initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string }; role?: Role } = {}) {
     const result = await this.call("initialize", { ...(project !== undefined ? { project } : {}), protocolVersion: PROTOCOL_VERSION, ...extra });
     // A server that takes no binary frames (an older one) answers without `binaryFrames`: everything goes as JSON text.
     if (result.binaryFrames?.version === BINARY_FRAME_VERSION) this.#binary = { ...result.binaryFrames.methods };
