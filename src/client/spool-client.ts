@@ -71,6 +71,8 @@ export interface ReconnectOptions {
   project?: string;
   root?: string;
   client?: { name: string; version: string };
+  /** The role to act with (at most the credential's), asked at every initialize. */
+  role?: Role;
   /** Delays between attempts: doubling from `minMs` up to `maxMs`. */
   minMs?: number;
   maxMs?: number;
@@ -136,6 +138,7 @@ export class SpoolClient {
     await client.initialize(options.reconnect.project, {
       ...(options.reconnect.root ? { root: options.reconnect.root } : {}),
       ...(options.reconnect.client ? { client: options.reconnect.client } : {}),
+      ...(options.reconnect.role ? { role: options.reconnect.role } : {}),
     });
     return client;
   }
@@ -189,7 +192,11 @@ export class SpoolClient {
         this.#transport = transport;
         this.#attach(transport);
         this.#closed = false;
-        await this.initialize(options.project, { ...(options.root ? { root: options.root } : {}), ...(options.client ? { client: options.client } : {}) });
+        await this.initialize(options.project, {
+          ...(options.root ? { root: options.root } : {}),
+          ...(options.client ? { client: options.client } : {}),
+          ...(options.role ? { role: options.role } : {}),
+        });
         for (const watch of this.#watches) await watch.resubscribe();
         for (const l of this.#reconnectListeners) l();
         return;

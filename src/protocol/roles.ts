@@ -43,3 +43,6 @@ export const PrincipalName = z
 
 /** The principal of the home's token file (and of in-process connections): an admin of every project. */
 export const HOME_PRINCIPAL_NAME = "admin";
+
+/** The notifications a connection acting as a runner gets: what it must act on, nothing it could read the project by. */
+export const RUNNER_NOTIFICATIONS: ReadonlySet<string> = new Set(["stream/cancelled"]);

@@ -1,7 +1,7 @@
 import type { JSONRPCRequest, JSONRPCResponse } from "json-rpc-2.0";
 import type { z } from "zod";
 import type { Logger } from "../logger.js";
-import { type PrincipalRef, roleAllows } from "../protocol/roles.js";
+import { type PrincipalRef, RUNNER_NOTIFICATIONS, roleAllows } from "../protocol/roles.js";
 import { ClientMemory } from "./budget.js";
 import { DEFAULT_CONCURRENCY, ServerConnection } from "./connection.js";
 import { forbidden, type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
@@ -132,6 +132,8 @@ export class RpcHost {
     let text: string | null = null;
     for (const connection of this.connections) {
       if (connection.project?.id !== projectId) continue;
+      // A runner's credential reads nothing of the project: it hears only what it must act on.
+      if (connection.principal.role === "runner" && !RUNNER_NOTIFICATIONS.has(method)) continue;
       // Serialized once, however many connections the project has.
       text ??= JSON.stringify({ jsonrpc: "2.0", method, params });
       connection.sendSerialized(text);

@@ -100,7 +100,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     await b.request("run/resolve", { run: "who", path: first.path, decision: "reject", reason: "not now" });
     expect(await resolved).toMatchObject({
       decision: "reject",
-      resolvedBy: "admin via phone",
+      resolvedBy: "phone",
       reason: "not now",
       resolver: { kind: "connection", connectionId: bId, client: "phone", rule: null },
       loop: null,

@@ -98,7 +98,14 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     await admin.call("run/create", { alias: "victim" });
     const { path } = await admin.call("proposal/create", { run: "victim", tool: "sh", command: "echo pending" });
     const runner = await as(tokens.runner);
+    const heard: string[] = [];
+    runner.on("run/proposal", (p: { path: string }) => heard.push(p.path));
     await expect(runner.call("runner/attach", { name: "copied", backend: "local" })).resolves.toMatchObject({ name: "copied" });
+    // It hears nothing it could read the project by: a proposal made now reaches it neither re-sent nor live
+    // (a notification sent to it would arrive before the answer to its next call).
+    await admin.call("proposal/create", { run: "victim", tool: "sh", command: "echo second" });
+    await runner.call("ping", {});
+    expect(heard).toEqual([]);
     await expect(runner.call("proposal/create", { run: "victim", tool: "sh", command: "cat ~/.ssh/id_rsa", sandbox: "full" })).rejects.toMatchObject({
       data: { code: "FORBIDDEN", role: "agent" },
     });
@@ -108,7 +115,7 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     await expect(runner.call("run/create", { alias: "mine" })).rejects.toMatchObject({ data: { code: "FORBIDDEN" } });
     expect((await admin.call("entry/get", { run: "victim", path })).status).toBe(ENTRY.proposed);
     const { entries } = await admin.call("entry/list", { run: "victim", pattern: "log://*" });
-    expect(entries).toHaveLength(1);
+    expect(entries).toHaveLength(2);
   });
 
   it("an agent proposes and cancels in its own runs, never accepts, and cannot touch a person's run", async () => {
@@ -143,6 +150,9 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     await alice.call("stream/cancel", { run: "alices", path, reason: "enough" });
     const log = await admin.call("entry/get", { run: "alices", path });
     expect(log.attributes).toMatchObject({ proposedBy: "alice via test-client", resolvedBy: "alice via test-client", cancelledBy: "alice via test-client" });
+    // The home's token file names the client alone, as before principals existed.
+    const { path: mine } = await admin.call("proposal/create", { run: "alices", tool: "sh", command: "echo admin" });
+    expect((await admin.call("entry/get", { run: "alices", path: mine })).attributes.proposedBy).toMatch(/^connection [0-9a-f]+$/);
   });
 
   it("a scoped credential joins only its projects, and project/list shows only them", async () => {

@@ -175,7 +175,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.click('[data-action="cancel"]');
     await page.waitForSelector('[data-producer-status="cancelled"]');
     const log = await client.call("entry/get", { run: "job", path: shown.path });
-    expect(log.attributes).toMatchObject({ outcome: "cancelled", cancelledBy: "admin via spool-web", reason: "cancelled from the web view" });
+    expect(log.attributes).toMatchObject({ outcome: "cancelled", cancelledBy: "spool-web", reason: "cancelled from the web view" });
     expect(log.attributes.duration).toBeGreaterThan(0);
     expect(log.body).toMatch(/→ cancelled by spool-web: cancelled from the web view in \d+ ms; stdout 172 bytes\/1 line/);
     await page.waitForFunction((selector) => document.querySelector(selector)?.textContent?.startsWith("cancelled"), {}, `${row(shown.path)} td:first-child`);
