@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { connectWebSocket } from "../../src/client/ws-transport.js";
 import { METHODS } from "../../src/protocol/methods/index.js";
@@ -197,6 +198,35 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     const closed = new Promise<number>((resolve) => live.onClose((code) => resolve(code)));
     expect(await closed).toBe(1008);
     await expect(connectWebSocket(ts.server.url, { token })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("the web page's sign-in makes a session for the principal whose credential minted the code", async () => {
+    const base = ts.server.url.replace(/^ws:/, "http:");
+    const origin = base.replace(/\/$/, "");
+    const minted = await fetch(`${base}session/code`, { method: "POST", headers: { Authorization: `Bearer ${tokens.viewer}` } });
+    expect(minted.status).toBe(201);
+    const { code } = (await minted.json()) as { code: string };
+    const signedIn = await fetch(`${base}session`, {
+      method: "POST",
+      headers: { Origin: origin, "Content-Type": "application/json" },
+      body: JSON.stringify({ code }),
+    });
+    expect(signedIn.status).toBe(204);
+    const cookie = signedIn.headers.get("set-cookie")!.split(";")[0]!;
+    const socket = new WebSocket(ts.server.url, { headers: { Cookie: cookie, Origin: origin } });
+    await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
+    let id = 0;
+    const rpc = (method: string, params: unknown) =>
+      new Promise<{ result?: Record<string, unknown>; error?: { data?: Record<string, unknown> } }>((resolve) => {
+        socket.once("message", (data) => resolve(JSON.parse(data.toString())));
+        socket.send(JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params }));
+      });
+    const joined = await rpc("initialize", { project: "alpha", protocolVersion: "1.0" });
+    expect(joined.result?.principal).toEqual({ name: "the-viewer", role: "viewer", projects: null });
+    expect((await rpc("run/create", {})).error?.data).toMatchObject({ code: "FORBIDDEN", role: "agent", held: "viewer" });
+    // A wrong credential mints nothing.
+    expect((await fetch(`${base}session/code`, { method: "POST", headers: { Authorization: "Bearer spool_0000000000000000_x" } })).status).toBe(401);
+    socket.close();
   });
 
   it("token/create refuses a taken name, the home's name, a past expiry and a malformed role, and changes nothing", async () => {
