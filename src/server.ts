@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -21,12 +21,15 @@ import { type Bus, SoloBus } from "./cluster/bus.js";
 import { busKey } from "./cluster/bus-auth.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
 import { createCore } from "./core/index.js";
+import type { Authenticated } from "./core/principals.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
+import type { ServerConnection } from "./rpc/connection.js";
+import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
 import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
@@ -116,6 +119,16 @@ function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger): Tran
   };
 }
 
+/** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
+function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {
+  const timer = setTimeout(
+    () => connection.closeFor(1008, "credential expired", "its credential expired"),
+    Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1),
+  );
+  timer.unref();
+  connection.onClose(() => clearTimeout(timer));
+}
+
 function refuse(socket: Socket, status: number, message: string, body = message): void {
   socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
@@ -192,6 +205,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     maxOutboundBytes: config.limits.maxOutboundBytes,
     maxClientMemoryBytes: config.limits.maxClientMemoryBytes,
     context: () => ({ core, services: plugins }),
+    authorizeOwnRun: (def, params, connection) => core.principals.requireOwnRun(def.name, params, connection),
     connectionOpened: (connection) => void plugins.emit("connection:opened", { connection }),
     connectionClosed: (connection) => {
       core.lifecycle.connectionClosed(connection);
@@ -228,16 +242,49 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const trustedHosts = [config.host];
   let port = config.port;
   const cookieName = () => sessionCookieName(port);
-  const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log }));
+  // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
+  const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
+    tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null } : await core.principals.authenticate(presented);
+  // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
+  core.principals.onRevoked((name) => {
+    let closed = 0;
+    for (const connection of rpc.connections) {
+      if (connection.principal.name !== name || connection.principal === HOME_PRINCIPAL) continue;
+      connection.closeFor(1008, "credential revoked", `principal "${name}" was revoked`);
+      closed++;
+    }
+    sessions.endPrincipal(name);
+    return closed;
+  });
+  const http: HttpServer = createServer(
+    createWebHandler({
+      sessions,
+      authenticate: async (presented) => (await authenticate(presented))?.principal ?? null,
+      allowedOrigins: config.allowedOrigins,
+      trustedHosts,
+      cookieName,
+      log,
+    }),
+  );
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
-    const byToken = tokensMatch(token, presentedToken(request, { subprotocol: true }));
+    void upgrade(request, socket, head).catch((error: unknown) => {
+      log.error("websocket upgrade failed", error);
+      if (!socket.destroyed) refuse(socket, 500, "Internal Server Error");
+    });
+  });
+  const upgrade = async (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
     const session = byToken ? null : cookieValue(request, cookieName());
-    if (!byToken && !sessions.check(session)) return refuse(socket, 401, "Unauthorized");
+    const signedIn = byToken ? null : sessions.check(session);
+    if (!byToken && !signedIn) return refuse(socket, 401, "Unauthorized");
     // The cookie is good only for the server's own page.
     if (session !== null && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
+    if (socket.destroyed) return;
+    // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
+    const principal = byToken?.principal ?? signedIn!.principal;
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (session !== null) ws.once("close", sessions.attach(session, ws));
       // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
@@ -250,9 +297,10 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
             `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
           ),
       });
-      rpc.accept(wsTransport(ws, socket, scavenger));
+      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal);
+      if (byToken?.expiresAt != null) closeAtExpiry(connection, byToken.expiresAt);
     });
-  });
+  };
   await new Promise<void>((resolve, reject) => {
     http.once("error", reject);
     http.listen(config.port, config.host, () => resolve());

@@ -89,6 +89,8 @@ function rpcMessage(error: SpoolRpcError): { message: string; code: number } {
     }
     case "NOT_FOUND":
       return { message: error.message, code: EXIT.notFound };
+    case "FORBIDDEN":
+      return { message: `${error.message} — ask an admin for a credential that may (spool token create NAME --role ROLE)`, code: EXIT.failed };
     case "UNAUTHORIZED":
       return { message: "wrong token — the server's token is in $SPOOL_HOME/token", code: EXIT.connection };
     default:

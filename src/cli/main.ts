@@ -63,6 +63,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }>
     },
   },
   mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: () => import("./mcp.js").then((m) => ({ help: m.MCP_HELP, run: m.mcp })) },
+  token: {
+    summary: "create, list and revoke credentials (roles: runner, viewer, agent, person, admin)",
+    load: async () => {
+      const m = await import("./token.js");
+      return { help: m.TOKEN_HELP, run: m.token };
+    },
+  },
   completion: {
     summary: "print a tab-completion script (bash, zsh, fish)",
     load: async () => {

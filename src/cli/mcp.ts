@@ -10,14 +10,14 @@ import { workingDirectory } from "./common.js";
 import { usageError } from "./errors.js";
 import { findProject } from "./project.js";
 
-export const MCP_HELP = `Usage: spool mcp [--project DIR] [--runner NAME] [--mode ask|act] [--server URL] [--home DIR]
+export const MCP_HELP = `Usage: spool mcp [--project DIR] [--runner NAME] [--mode ask|act] [--role agent|person] [--server URL] [--home DIR]
 
 A Model Context Protocol server on stdin/stdout, so any MCP agent (Claude Code,
 Codex CLI, Cursor, Claude Desktop, …) runs its shell commands through Spool:
 each run_command is a proposal a person approves in any Spool client (web view,
-spool approve, an editor) or in the agent itself when it supports elicitation;
-output streams as MCP progress and stays in Spool. One MCP connection is one
-Spool run, titled with the client's name. Tools: run_command, read_output,
+spool approve, an editor) or, with --role person, in the agent itself when it
+supports elicitation; output streams as MCP progress and stays in Spool. One
+MCP connection is one Spool run, titled with the client's name. Tools: run_command, read_output,
 send_input, signal, cancel, list_commands; each command is also a resource
 spool://RUN/PATH. Nothing but MCP messages goes to stdout; logs go to stderr.
 
@@ -35,8 +35,13 @@ Options:
                       decision picks: the project's default runner]
   --mode MODE         act: commands with side effects (sh, default);
                       ask: every command runs read-only (env)
+  --role ROLE         agent: the connection proposes, cancels and withdraws in
+                      its own run and never decides; person: the MCP client's
+                      elicitation may also accept (the credential must be a
+                      person's or an admin's)   [default: agent]
   --server URL        use this server (never started here)   [$SPOOL_SERVER]
-  --token-file PATH   its token               [default: $SPOOL_HOME/token]
+  --token-file PATH   its credential: best an agent's (spool token create NAME
+                      --role agent)   [default: $SPOOL_HOME/token]
   --home DIR          Spool home              [$SPOOL_HOME, ~/.spool]
   -h, --help          show this help
 `;
@@ -56,7 +61,7 @@ function projectOf(dir: string): { root?: string; name?: string } {
 }
 
 export async function mcp(argv: string[]): Promise<number> {
-  let values: { project?: string; runner?: string; mode?: string; server?: string; "token-file"?: string; home?: string; help?: boolean };
+  let values: { project?: string; runner?: string; mode?: string; role?: string; server?: string; "token-file"?: string; home?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -64,6 +69,7 @@ export async function mcp(argv: string[]): Promise<number> {
         project: { type: "string" },
         runner: { type: "string" },
         mode: { type: "string" },
+        role: { type: "string" },
         server: { type: "string" },
         "token-file": { type: "string" },
         home: { type: "string" },
@@ -80,13 +86,15 @@ export async function mcp(argv: string[]): Promise<number> {
   }
   const mode = values.mode ?? "act";
   if (mode !== "ask" && mode !== "act") throw usageError(`--mode is ask or act, not "${mode}"`);
+  const role = values.role ?? "agent";
+  if (role !== "agent" && role !== "person") throw usageError(`--role is agent or person, not "${role}"`);
   if (values.runner !== undefined && (values.runner === "" || values.runner === "self"))
     throw usageError(`--runner names an attached runner (spool runners lists them), not "${values.runner}"`);
   const project = projectOf(resolve(values.project ?? workingDirectory()));
   const log = createLogger((process.env.SPOOL_LOG as never) ?? "warn");
   // The home's configuration is read up front: a broken one is an error before the agent waits on us.
   const location = locateServer(values);
-  const bridge = new McpBridge({ server: () => ensureServer(location, log), project, mode, runner: values.runner, version: SERVER_VERSION, log });
+  const bridge = new McpBridge({ server: () => ensureServer(location, log), project, mode, role, runner: values.runner, version: SERVER_VERSION, log });
   const transport = new StdioServerTransport();
   const stop = () => void transport.close();
   // The agent closing our stdin ends the connection (the SDK's transport does not watch for it).

@@ -3,6 +3,7 @@ import type { JSONRPCResponse } from "json-rpc-2.0";
 import { BINARY_FRAME_VERSION, encodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
 import type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
+import type { Role } from "../protocol/roles.js";
 import { ENTRY } from "../protocol/status.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Transport } from "../rpc/transport.js";
@@ -70,6 +71,8 @@ export interface ReconnectOptions {
   project?: string;
   root?: string;
   client?: { name: string; version: string };
+  /** The role to act with (at most the credential's), asked at every initialize. */
+  role?: Role;
   /** Delays between attempts: doubling from `minMs` up to `maxMs`. */
   minMs?: number;
   maxMs?: number;
@@ -135,6 +138,7 @@ export class SpoolClient {
     await client.initialize(options.reconnect.project, {
       ...(options.reconnect.root ? { root: options.reconnect.root } : {}),
       ...(options.reconnect.client ? { client: options.reconnect.client } : {}),
+      ...(options.reconnect.role ? { role: options.reconnect.role } : {}),
     });
     return client;
   }
@@ -188,7 +192,11 @@ export class SpoolClient {
         this.#transport = transport;
         this.#attach(transport);
         this.#closed = false;
-        await this.initialize(options.project, { ...(options.root ? { root: options.root } : {}), ...(options.client ? { client: options.client } : {}) });
+        await this.initialize(options.project, {
+          ...(options.root ? { root: options.root } : {}),
+          ...(options.client ? { client: options.client } : {}),
+          ...(options.role ? { role: options.role } : {}),
+        });
         for (const watch of this.#watches) await watch.resubscribe();
         for (const l of this.#reconnectListeners) l();
         return;
@@ -312,7 +320,7 @@ export class SpoolClient {
   }
 
   /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */
-  async initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string } } = {}) {
+  async initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string }; role?: Role } = {}) {
     const result = await this.call("initialize", { ...(project !== undefined ? { project } : {}), protocolVersion: PROTOCOL_VERSION, ...extra });
     // A server that takes no binary frames (an older one) answers without `binaryFrames`: everything goes as JSON text.
     if (result.binaryFrames?.version === BINARY_FRAME_VERSION) this.#binary = { ...result.binaryFrames.methods };

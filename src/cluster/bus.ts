@@ -28,7 +28,9 @@ export type BusMessage =
   /** The run was aborted: whichever server is calling its model stops. */
   | { t: "interrupt"; run: number; reason: string }
   /** Server `server` owns the producer now (a claim, a runner that came back there): the others let go of it. */
-  | { t: "owned"; producer: number; server: number };
+  | { t: "owned"; producer: number; server: number }
+  /** The principal of that name was revoked: every server closes its connections. */
+  | { t: "revoked"; name: string };
 
 export interface BusHandlers {
   message(message: BusMessage, from: number): Promise<void>;

@@ -31,6 +31,7 @@ export class ClusterLink {
   /** Per watched channel: the last seq handed to this server's watchers from another server's appends. */
   readonly #cursor = new Map<number, number>();
   #kick: ((runId: number) => void) | null = null;
+  #revoked: ((name: string) => void) | null = null;
   #interrupt: ((runId: number, reason: string) => void) | null = null;
   /** Lease releases on their way, so a new lease of the same run waits for them. */
   readonly #releasing = new Map<number, Promise<void>>();
@@ -50,6 +51,11 @@ export class ClusterLink {
   }
 
   /** Who drives runs here (the agent loop): told when another server asks this one to take a run's next steps. */
+  /** Called when another server revoked a principal. */
+  onRevoked(revoked: (name: string) => void): void {
+    this.#revoked = revoked;
+  }
+
   onKick(kick: (runId: number) => void): void {
     this.#kick = kick;
   }
@@ -103,6 +109,9 @@ export class ClusterLink {
         return;
       case "owned":
         this.lifecycle.ownedElsewhere(message.producer);
+        return;
+      case "revoked":
+        this.#revoked?.(message.name);
         return;
       default:
         this.deps.log.warn(`cluster: server ${from} sent a message this server does not know: ${JSON.stringify(message).slice(0, 200)}`);

@@ -4,6 +4,7 @@ import { ProducerControls } from "./controls.js";
 import type { CoreDeps } from "./deps.js";
 import { Lifecycle } from "./lifecycle.js";
 import { Owners } from "./owners.js";
+import { Principals } from "./principals.js";
 import { ProducerRegistry } from "./producer-registry.js";
 import { RunnerRegistry } from "./runner-registry.js";
 import { RunStates } from "./runs.js";
@@ -21,6 +22,8 @@ export interface Core {
   readonly controls: ProducerControls;
   readonly runs: RunStates;
   readonly sessions: Sessions;
+  /** Credentials other than the home's token file: who they name, their roles and scopes. */
+  readonly principals: Principals;
   readonly producers: ProducerRegistry;
   readonly runners: RunnerRegistry;
   readonly watchers: WatcherHub;
@@ -50,6 +53,7 @@ export function createCore(deps: CoreDeps): Core {
     cluster,
     runs: new RunStates(deps),
     sessions: new Sessions(deps),
+    principals: new Principals(deps, cluster),
     producers,
     runners,
     watchers,

@@ -23,10 +23,22 @@ export class RunStates {
   }
 
   /** Creates a run (idle: done until a prompt queues a loop) and announces it (`run/state` "created"); an alias the project uses is CONFLICT. */
-  async create(project: ProjectRef, input: { alias: string; model: string | null; mode: "ask" | "act"; title?: string | null }): Promise<RunRow> {
+  async create(
+    project: ProjectRef,
+    input: { alias: string; model: string | null; mode: "ask" | "act"; title?: string | null; createdBy?: string },
+  ): Promise<RunRow> {
     const now = Date.now();
+    const { createdBy, ...fields } = input;
     try {
-      const run = await this.deps.repos.runs.insertRun({ project_id: project.id, ...input, status: RUN.done, created_at: now, updated_at: now });
+      const run = await this.deps.repos.runs.insertRun({
+        project_id: project.id,
+        ...fields,
+        // Who created it: an agent acts only in the runs its principal created (src/core/principals.ts).
+        ...(createdBy !== undefined ? { attributes: JSON.stringify({ createdBy }) } : {}),
+        status: RUN.done,
+        created_at: now,
+        updated_at: now,
+      });
       const notice: z.input<typeof RunStateNotice> = { run: run.alias, status: run.status, turn: run.turn, loop: null, event: "created" };
       this.deps.notifyProject(project.id, "run/state", notice);
       await this.deps.emit("run:created", { project, run });

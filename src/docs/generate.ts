@@ -5,6 +5,7 @@ import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import { METHODS } from "../protocol/methods/index.js";
 import { NOTIFICATIONS } from "../protocol/notifications.js";
+import { ROLE_SUMMARY, ROLES } from "../protocol/roles.js";
 import { ERRORS } from "../rpc/errors.js";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
@@ -102,8 +103,22 @@ export function protocolApi(): DescribedApi {
 export function methodTable(api: DescribedApi): string {
   const rows = [...api.methods.values()]
     .sort((a, b) => a.name.localeCompare(b.name))
-    .map((m) => `| \`${m.name}\` | ${fieldList(m.params)} | ${fieldList(m.result)} | ${m.access === "none" ? "no" : "yes"} | ${cell(m.description)} |`);
-  return ["| method | params | result | needs initialize | description |", "|---|---|---|---|---|", ...rows].join("\n");
+    .map(
+      (m) =>
+        `| \`${m.name}\` | ${fieldList(m.params)} | ${fieldList(m.result)} | ${m.access === "none" ? "no" : "yes"} | ${roleCell(m)} | ${cell(m.description)} |`,
+    );
+  return ["| method | params | result | needs initialize | least role | description |", "|---|---|---|---|---|---|", ...rows].join("\n");
+}
+
+const roleCell = (m: RequestDescriptor) => `${m.role}${m.ownRuns ? " (own runs; person: any)" : ""}`;
+
+/** Each role: what it may do, and the methods it is the least role of (every role above may call them too). */
+export function roleTable(api: DescribedApi): string {
+  const rows = ROLES.map((role) => {
+    const own = [...api.methods.values()].filter((m) => m.role === role).map((m) => `\`${m.name}\`${m.ownRuns ? "\u00b9" : ""}`);
+    return `| \`${role}\` | ${cell(ROLE_SUMMARY[role])} | ${own.sort().join(", ") || "—"} |`;
+  });
+  return ["| role | may | methods it is the least role of |", "|---|---|---|", ...rows].join("\n");
 }
 
 export function notificationTable(api: DescribedApi): string {
@@ -150,6 +165,7 @@ export function docSections(api: DescribedApi = protocolApi()): Record<string, R
   return {
     "SPEC.md": {
       methods: methodTable(api),
+      roles: roleTable(api),
       notifications: notificationTable(api),
       errors: errorTable(),
       limits: limitsTable(),

@@ -1,6 +1,7 @@
 import type { Plugin } from "../plugins/plugin.js";
 import { agentPlugin } from "./agent/index.js";
 import { entriesPlugin } from "./entries/index.js";
+import { principalsPlugin } from "./principals/index.js";
 import { envPlugin } from "./proposals/env.js";
 import { proposalsPlugin } from "./proposals/index.js";
 import { shPlugin } from "./proposals/sh.js";
@@ -20,4 +21,5 @@ export const builtinPlugins: readonly Plugin[] = [
   streamPlugin,
   runnersPlugin,
   agentPlugin,
+  principalsPlugin,
 ];

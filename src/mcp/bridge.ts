@@ -38,6 +38,11 @@ export interface McpBridgeOptions {
   mode: "ask" | "act";
   /** The runner this connection's commands are proposed for (a run_command's `runner` overrides it); none: the decision picks it. */
   runner?: string | undefined;
+  /**
+   * The role its connection acts with (at most its credential's): `agent` (the default) proposes, cancels and
+   * withdraws in its own run and never decides; `person` also lets the MCP client's elicitation decide.
+   */
+  role?: "agent" | "person";
   version: string;
   log: BridgeLog;
 }
@@ -318,6 +323,7 @@ export class McpBridge {
         ...(project.name ? { project: project.name } : {}),
         ...(project.root ? { root: project.root } : {}),
         client: { name: `${who} (spool mcp)`, version: info?.version ?? "unknown" },
+        role: this.options.role ?? "agent",
       },
     });
     const session: Session = { client, run: null, creating: null, who };
@@ -557,7 +563,8 @@ export class McpBridge {
       const shown = factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
       progress.say(`waiting for a decision on ${path} (Spool web view, spool approve, or an editor)`);
       heartbeat = setInterval(() => progress.say(`still waiting for a decision on ${path}`), HEARTBEAT_MS);
-      if (this.mcp.server.getClientCapabilities()?.elicitation?.form) this.#elicit(session, path, shown, asked.signal);
+      // Elicitation decides: only a person's credential may (an agent's never accepts).
+      if (this.options.role === "person" && this.mcp.server.getClientCapabilities()?.elicitation?.form) this.#elicit(session, path, shown, asked.signal);
       const d = await decided;
       return d;
     } finally {

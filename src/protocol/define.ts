@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import type { Role } from "./roles.js";
 
 /** Access a method needs: `none` works before `initialize` (ping, discovery). */
 export type MethodAccess = "none" | "initialized";
@@ -13,6 +14,13 @@ export interface RequestDescriptor<N extends string = string, P extends z.ZodTyp
   params: P;
   result: R;
   access?: MethodAccess;
+  /** The least role a caller needs (src/protocol/roles.ts); a caller below it gets FORBIDDEN and nothing changes. */
+  role: Role;
+  /**
+   * Set where a caller below `person` may act only on runs its own principal created (the `run` param):
+   * an agent prompts, proposes, sends input to and cancels in its own runs, a person in every run.
+   */
+  ownRuns?: boolean;
 }
 
 /** One notification (or, with `reply`, a server → client request): its name, direction, params and description. */

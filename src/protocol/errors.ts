@@ -21,6 +21,12 @@ export const ERRORS = {
   UNAUTHORIZED: { code: -32001, area: "session", summary: "Missing or wrong token (also HTTP 401 at the WebSocket upgrade)." },
   NOT_INITIALIZED: { code: -32002, area: "session", summary: "The method needs `initialize` first." },
   ALREADY_INITIALIZED: { code: -32003, area: "session", summary: "`initialize` was already called on this connection." },
+  FORBIDDEN: {
+    code: -32005,
+    area: "session",
+    summary:
+      "The caller's credential may not do this: its role is below the one the method needs (`data.role`, what it holds: `data.held`), or the project or run is outside its scope (`data.project`, `data.run`). Nothing changed.",
+  },
   UNSUPPORTED: { code: -32004, area: "session", summary: "The operation or protocol version is not supported by this server." },
   // Resources
   NOT_FOUND: { code: -32010, area: "resource", summary: "The run, entry, channel or subscription does not exist in the caller's project." },

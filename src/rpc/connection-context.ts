@@ -1,3 +1,8 @@
+import { HOME_PRINCIPAL_NAME, type PrincipalRef } from "../protocol/roles.js";
+
+/** Who the home's token file (and an in-process connection) acts as. */
+export const HOME_PRINCIPAL: PrincipalRef = Object.freeze({ name: HOME_PRINCIPAL_NAME, role: "admin", projects: null });
+
 /**
  * Output a connection may have waiting to be flushed before more is made for
  * it: its next request does not start, a replay does not read its next chunk,
@@ -26,6 +31,8 @@ export interface ConnectionHandle {
   readonly id: string;
   readonly project: ProjectRef | null;
   readonly clientInfo: { name: string; version: string } | null;
+  /** Who it acts as: its credential's principal (name, role, scope); `initialize` may lower the role. */
+  principal: PrincipalRef;
   /** Per-connection state owned by plugins, keyed by plugin-chosen symbols or names. */
   readonly state: Map<string | symbol, unknown>;
   /** Binds the connection to a project (what `initialize` does); a second call throws. */

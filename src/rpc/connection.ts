@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { JSONRPCClient, type JSONRPCResponse } from "json-rpc-2.0";
 import { decodeBinaryFrame } from "../protocol/binary-frame.js";
+import type { PrincipalRef } from "../protocol/roles.js";
 import type { ClientMemory, MemoryHolder } from "./budget.js";
-import { type ConnectionHandle, DRAINED_BYTES, type ProjectRef } from "./connection-context.js";
+import { type ConnectionHandle, DRAINED_BYTES, HOME_PRINCIPAL, type ProjectRef } from "./connection-context.js";
 import { rpcError, SpoolError } from "./errors.js";
 import { ORDER_SEP } from "./method.js";
 import type { OutgoingReply } from "./reply-bytes.js";
@@ -31,6 +32,8 @@ export interface ConnectionOptions {
   maxRequestsInFlight?: number;
   /** Where closings for a limit are logged. */
   warn?: (message: string) => void;
+  /** Who the connection acts as (its credential's principal); in-process connections act as the home's admin. */
+  principal?: PrincipalRef;
 }
 
 interface DrainWaiter {
@@ -89,6 +92,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   readonly id = randomBytes(6).toString("hex");
   project: ProjectRef | null = null;
   clientInfo: { name: string; version: string } | null = null;
+  /** Who it acts as; `initialize` may lower its role (never raise it). */
+  principal: PrincipalRef;
   readonly state = new Map<string | symbol, unknown>();
   /** Requests received from this connection: FIFO, a bounded number running at once. */
   readonly requests: RequestQueue;
@@ -126,6 +131,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     options: ConnectionOptions = {},
   ) {
     this.maxOutboundBytes = options.maxOutboundBytes ?? Number.POSITIVE_INFINITY;
+    this.principal = options.principal ?? HOME_PRINCIPAL;
     this.#memory = options.memory;
     this.#memory?.add(this);
     this.#warn = options.warn ?? (() => undefined);

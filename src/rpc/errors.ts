@@ -3,6 +3,7 @@ import { isStorageFull } from "../store/errors.js";
 export { ERRORS, type ErrorName } from "../protocol/errors.js";
 
 import { ERRORS, type ErrorName } from "../protocol/errors.js";
+import type { Role } from "../protocol/roles.js";
 
 const SPOOL_ERROR = Symbol.for("spool.SpoolError");
 
@@ -32,6 +33,10 @@ export class SpoolError extends Error {
 }
 
 export const notFound = (what: string, details: Record<string, unknown> = {}) => new SpoolError("NOT_FOUND", `${what} not found`, details);
+
+/** The refusal of a call the caller's role is below: it names the role needed (`data.role`), and nothing has run. */
+export const forbidden = (method: string, role: Role, held: Role) =>
+  new SpoolError("FORBIDDEN", `${method} needs the ${role} role; this credential acts as ${held}`, { role, held, method });
 
 export const conflict = (message: string, details: Record<string, unknown> = {}) => new SpoolError("CONFLICT", message, details);
 

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
+import type { Role } from "../protocol/roles.js";
 import type { ConnectionContext } from "./connection-context.js";
 import type { ReplyParts } from "./reply-bytes.js";
 
@@ -24,7 +25,9 @@ export interface MethodContext extends ConnectionContext {
 
 /** A method as the server runs it: the protocol's request descriptor (name, description, params, result, access) and how to run it. */
 export interface MethodDefinition<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, C extends MethodContext = MethodContext>
-  extends RequestDescriptor<string, P, R> {
+  extends Omit<RequestDescriptor<string, P, R>, "role"> {
+  /** The least role a caller needs; a plugin's method that declares none needs `admin`. */
+  role?: Role;
   /**
    * Ordered calls run in arrival order per connection. `true` orders the call
    * against every other ordered call of the connection; a function gives it

@@ -1,8 +1,9 @@
+import type { Role } from "../protocol/roles.js";
 import type { MethodDefinition, NotificationDefinition } from "./method.js";
 
 /** All methods and notifications of a server; frozen once the server starts. */
 export class MethodRegistry {
-  readonly methods = new Map<string, MethodDefinition & { plugin: string }>();
+  readonly methods = new Map<string, MethodDefinition & { plugin: string; role: Role }>();
   readonly notifications = new Map<string, NotificationDefinition & { plugin: string }>();
   #frozen = false;
 
@@ -12,7 +13,8 @@ export class MethodRegistry {
     if (existing) {
       throw new Error(`Method "${def.name}" registered by plugin "${plugin}" is already registered by plugin "${existing.plugin}"`);
     }
-    this.methods.set(def.name, { ...def, plugin });
+    // A method that says nothing of who may call it is for admins only: nothing opens up by being left out.
+    this.methods.set(def.name, { ...def, role: def.role ?? "admin", plugin });
   }
 
   addNotification(def: NotificationDefinition, plugin: string): void {

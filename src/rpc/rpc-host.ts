@@ -1,9 +1,10 @@
 import type { JSONRPCRequest, JSONRPCResponse } from "json-rpc-2.0";
 import type { z } from "zod";
 import type { Logger } from "../logger.js";
+import { type PrincipalRef, RUNNER_NOTIFICATIONS, roleAllows } from "../protocol/roles.js";
 import { ClientMemory } from "./budget.js";
 import { DEFAULT_CONCURRENCY, ServerConnection } from "./connection.js";
-import { type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
+import { forbidden, type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
 import type { MethodContext, MethodDefinition } from "./method.js";
 import { MethodRegistry } from "./registry.js";
 import { OutgoingReply, ReplyParts, serializeWithField } from "./reply-bytes.js";
@@ -23,6 +24,11 @@ export interface RpcHostEvents {
   maxClientMemoryBytes?: number;
   /** Requests of one connection that run at once. */
   concurrency?: number;
+  /**
+   * For a method with `ownRuns` called by a connection below `person`: throws FORBIDDEN unless the run it names
+   * was created by the connection's principal (the server asks the core).
+   */
+  authorizeOwnRun?(def: MethodDefinition, params: unknown, connection: ServerConnection): Promise<void>;
   /** Fields every handler's context gets besides the connection's (the core, the services). */
   context?: () => Record<string, unknown>;
   connectionOpened(connection: ServerConnection): void;
@@ -95,7 +101,8 @@ export class RpcHost {
     this.registry.freeze();
   }
 
-  accept(transport: Transport): ServerConnection {
+  /** Takes a connection that acts as `principal` (in-process ones, with none, act as the home's admin). */
+  accept(transport: Transport, principal?: PrincipalRef): ServerConnection {
     const connection = new ServerConnection(
       transport,
       {
@@ -112,6 +119,7 @@ export class RpcHost {
         concurrency: this.events.concurrency ?? DEFAULT_CONCURRENCY,
         maxRequestsInFlight: this.events.maxRequestsInFlight,
         warn: (message) => this.log.warn(message),
+        principal,
       },
     );
     this.connections.add(connection);
@@ -124,6 +132,8 @@ export class RpcHost {
     let text: string | null = null;
     for (const connection of this.connections) {
       if (connection.project?.id !== projectId) continue;
+      // A runner's credential reads nothing of the project: it hears only what it must act on.
+      if (connection.principal.role === "runner" && !RUNNER_NOTIFICATIONS.has(method)) continue;
       // Serialized once, however many connections the project has.
       text ??= JSON.stringify({ jsonrpc: "2.0", method, params });
       connection.sendSerialized(text);
@@ -270,6 +280,8 @@ export class RpcHost {
     // Built for the fewest objects a call: one per stream chunk (no closures over the call, no { success, data } wrappers).
     const id = request.id;
     try {
+      const role = def.role ?? "admin";
+      if (!roleAllows(connection.principal.role, role)) throw forbidden(def.name, role, connection.principal.role);
       if (def.access !== "none" && !connection.project) {
         throw new SpoolError("NOT_INITIALIZED", `Call "initialize" before "${def.name}"`);
       }
@@ -301,6 +313,7 @@ export class RpcHost {
         }
         data = parsed.data;
       }
+      if (def.ownRuns && !roleAllows(connection.principal.role, "person")) await this.events.authorizeOwnRun?.(def, data, connection);
       // One shape for every call (`bytes` undefined when there are none): the call's fields, then the shared ones it
       // does not set. Copied key by key: a spread of them in front of the call's fields cost ~2.3 KB a call.
       const ctx: MethodContext = {

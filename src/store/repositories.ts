@@ -6,6 +6,7 @@ import type { Store } from "./database.js";
 import * as entries from "./entries.js";
 import * as loops from "./loops.js";
 import * as messages from "./messages.js";
+import * as principals from "./principals.js";
 import * as producers from "./producers.js";
 import * as projects from "./projects.js";
 import * as runs from "./runs.js";
@@ -41,6 +42,7 @@ export function createRepositories(store: Store) {
     producers: bind(db, producers),
     usage: bind(db, usage),
     allowRules: bind(db, allowRules),
+    principals: bind(db, principals),
     cluster: bind(db, cluster),
     chunks: {
       ...chunkReads.chunkReads(store),

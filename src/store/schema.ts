@@ -104,6 +104,21 @@ export interface AllowRuleTable {
   created_at: number;
 }
 
+/** Migration 013: a credential's principal; the token itself is never stored, only sha256 of its secret. */
+export interface PrincipalTable {
+  id: Generated<number>;
+  name: string;
+  role: "runner" | "viewer" | "agent" | "person" | "admin";
+  /** JSON array of project names; null: every project. */
+  projects: string | null;
+  token_id: string;
+  secret_hash: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   projects: ProjectTable;
   runs: RunTable;
@@ -113,6 +128,7 @@ export interface Database {
   messages: MessageTable;
   model_usage: ModelUsageTable;
   allow_rules: AllowRuleTable;
+  principals: PrincipalTable;
   servers: ServerTable;
   producer_owners: ProducerOwnerTable;
   run_leases: RunLeaseTable;
@@ -121,6 +137,8 @@ export interface Database {
 }
 
 export type ProjectRow = Selectable<ProjectTable>;
+export type PrincipalRow = Selectable<PrincipalTable>;
+export type NewPrincipal = Insertable<PrincipalTable>;
 export type RunRow = Selectable<RunTable>;
 export type NewRun = Insertable<RunTable>;
 export type RunUpdate = Updateable<RunTable>;

@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { cookieValue, originAllowed, ownOrigin, presentedToken, TOKEN_IN_URL, tokenInUrl, tokensMatch } from "../auth.js";
+import { cookieValue, originAllowed, ownOrigin, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
 import type { Logger } from "../logger.js";
+import type { PrincipalRef } from "../protocol/roles.js";
 import { pageAssets } from "./assets.js";
 import type { WebSessions } from "./sessions.js";
 
 export interface WebOptions {
   sessions: WebSessions;
-  token: string;
+  /** Who a presented credential names (the home's token file, or a principal's token); null when nobody. */
+  authenticate(presented: string | null): Promise<PrincipalRef | null>;
   allowedOrigins: readonly string[];
   /** Host names besides IP addresses and localhost under which the page is the server's own (the configured host). */
   trustedHosts: readonly string[];
@@ -66,7 +68,7 @@ export function createWebHandler(options: WebOptions): (request: IncomingMessage
 async function handle(options: WebOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = new URL(request.url ?? "/", "http://localhost").pathname;
   const method = request.method ?? "GET";
-  if (path === "/session/code") return mintCode(options, request, response, method);
+  if (path === "/session/code") return await mintCode(options, request, response, method);
   if (path === "/session") return session(options, request, response, method);
   const assets = await pageAssets();
   const asset = assets.byPath.get(path);
@@ -91,13 +93,14 @@ async function handle(options: WebOptions, request: IncomingMessage, response: S
   response.writeHead(200, headers).end(method === "HEAD" ? undefined : body);
 }
 
-/** POST /session/code with the token (Authorization header only): a one-time code for `spool open`'s link. */
-function mintCode(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): void {
+/** POST /session/code with a credential (Authorization header only): a one-time code for `spool open`'s link, for its principal. */
+async function mintCode(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): Promise<void> {
   allow(method, ["POST"]);
   if (!originAllowed(request, options.allowedOrigins, options.trustedHosts)) throw new HttpError(403, "Origin not allowed");
   if (tokenInUrl(request)) throw new HttpError(401, TOKEN_IN_URL, { "WWW-Authenticate": "Bearer" });
-  if (!tokensMatch(options.token, presentedToken(request))) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
-  const { code, expiresAt } = options.sessions.mintCode();
+  const principal = await options.authenticate(presentedToken(request));
+  if (!principal) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
+  const { code, expiresAt } = options.sessions.mintCode(principal);
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs });
 }
 

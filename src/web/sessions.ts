@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import type { PrincipalRef } from "../protocol/roles.js";
 
 export interface WebSessionOptions {
   /** How long a one-time code may wait to be exchanged. */
@@ -27,6 +28,8 @@ export interface SessionSocket {
 interface Session {
   expiresAt: number;
   sockets: Set<SessionSocket>;
+  /** Who signed the page in: the principal whose credential minted the code (`spool open`). */
+  principal: PrincipalRef;
 }
 
 /** Secrets are kept only as their SHA-256: the maps never hold what a browser presents. */
@@ -41,7 +44,7 @@ const secret = () => randomBytes(32).toString("base64url");
  * Everything lives in memory: a restarted server has no sessions and pages sign in again.
  */
 export class WebSessions {
-  readonly #codes = new Map<string, number>();
+  readonly #codes = new Map<string, { expiresAt: number; principal: PrincipalRef }>();
   readonly #sessions = new Map<string, Session>();
   readonly #options: Required<Omit<WebSessionOptions, "now">>;
   readonly #now: () => number;
@@ -64,32 +67,32 @@ export class WebSessions {
     return this.#options.idleMs;
   }
 
-  /** A new one-time code; the caller has proved it holds the token. */
-  mintCode(): { code: string; expiresAt: number } {
+  /** A new one-time code for `principal`, whose credential the caller has proved it holds: the session it becomes acts as it. */
+  mintCode(principal: PrincipalRef): { code: string; expiresAt: number } {
     this.#prune();
     while (this.#codes.size >= this.#options.maxCodes) this.#codes.delete(this.#codes.keys().next().value!);
     const code = secret();
     const expiresAt = this.#now() + this.#options.codeTtlMs;
-    this.#codes.set(digest(code), expiresAt);
+    this.#codes.set(digest(code), { expiresAt, principal });
     return { code, expiresAt };
   }
 
   /** Exchanges a code for a session id; null when the code is unknown, used or expired. A code works once, even when it fails. */
   redeem(code: string): { id: string; expiresAt: number } | null {
     const key = digest(code);
-    const expiresAt = this.#codes.get(key);
+    const minted = this.#codes.get(key);
     this.#codes.delete(key);
-    if (expiresAt === undefined || expiresAt <= this.#now()) return null;
+    if (minted === undefined || minted.expiresAt <= this.#now()) return null;
     this.#prune();
     while (this.#sessions.size >= this.#options.maxSessions) this.#endKey(this.#sessions.keys().next().value!, "signed out: too many sessions");
     const id = secret();
-    const session: Session = { expiresAt: this.#now() + this.#options.idleMs, sockets: new Set() };
+    const session: Session = { expiresAt: this.#now() + this.#options.idleMs, sockets: new Set(), principal: minted.principal };
     this.#sessions.set(digest(id), session);
     return { id, expiresAt: session.expiresAt };
   }
 
   /** Whether `id` names a live session; using it extends its life. */
-  check(id: string | null): { expiresAt: number } | null {
+  check(id: string | null): { expiresAt: number; principal: PrincipalRef } | null {
     if (!id) return null;
     const key = digest(id);
     const session = this.#sessions.get(key);
@@ -99,7 +102,7 @@ export class WebSessions {
       return null;
     }
     this.#touch(key, session);
-    return { expiresAt: session.expiresAt };
+    return { expiresAt: session.expiresAt, principal: session.principal };
   }
 
   /** Ties a page's connection to its session: it is closed when the session ends, and the session lives while it is open. */
@@ -120,6 +123,14 @@ export class WebSessions {
   /** Signs a session out: its id stops working and its page connections close. */
   end(id: string | null): boolean {
     return id !== null && this.#endKey(digest(id), "signed out");
+  }
+
+  /** Signs out every session of a principal (it was revoked): their page connections close. */
+  endPrincipal(name: string): number {
+    let ended = 0;
+    for (const [key, session] of this.#sessions) if (session.principal.name === name && this.#endKey(key, "signed out: credential revoked")) ended++;
+    for (const [key, code] of this.#codes) if (code.principal.name === name) this.#codes.delete(key);
+    return ended;
   }
 
   get size(): { codes: number; sessions: number } {
@@ -144,7 +155,7 @@ export class WebSessions {
 
   #prune(): void {
     const now = this.#now();
-    for (const [key, expiresAt] of this.#codes) if (expiresAt <= now) this.#codes.delete(key);
+    for (const [key, code] of this.#codes) if (code.expiresAt <= now) this.#codes.delete(key);
     for (const [key, session] of this.#sessions) if (session.sockets.size === 0 && session.expiresAt <= now) this.#sessions.delete(key);
   }
 }

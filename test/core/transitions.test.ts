@@ -6,7 +6,7 @@ import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
 import { type Caller, OPERATIONS, type Operation, STATE_STATUSES, stateOf, TRANSITIONS, type TransitionState, transition } from "../../src/core/transitions.js";
 import { createLogger } from "../../src/logger.js";
-import type { ConnectionHandle, ProjectRef } from "../../src/rpc/connection-context.js";
+import { type ConnectionHandle, HOME_PRINCIPAL, type ProjectRef } from "../../src/rpc/connection-context.js";
 import { SpoolError } from "../../src/rpc/errors.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
@@ -20,6 +20,7 @@ function connection(id: string): ConnectionHandle {
     id,
     project: null,
     clientInfo: { name: id, version: "1" },
+    principal: HOME_PRINCIPAL,
     state: new Map(),
     join() {},
     notify() {},

@@ -18,7 +18,13 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
   const running: McpProcess[] = [];
   const others: SpoolClient[] = [];
   const start = async (options: { name?: string; elicitation?: boolean; args?: string[] } = {}) => {
-    const mcp = await startMcp({ ...options, args: ["--server", ts.server.url, "--project", project, ...(options.args ?? [])], env: { SPOOL_HOME: ts.home } });
+    // Its elicitation decides only with a person's power: spool mcp asks for an agent's unless told --role person.
+    const role = options.elicitation ? ["--role", "person"] : [];
+    const mcp = await startMcp({
+      ...options,
+      args: ["--server", ts.server.url, "--project", project, ...role, ...(options.args ?? [])],
+      env: { SPOOL_HOME: ts.home },
+    });
     running.push(mcp);
     return mcp;
   };

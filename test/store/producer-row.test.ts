@@ -6,7 +6,7 @@ import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import type { ConnectionHandle, ProjectRef } from "../../src/rpc/connection-context.js";
+import { type ConnectionHandle, HOME_PRINCIPAL, type ProjectRef } from "../../src/rpc/connection-context.js";
 import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
@@ -18,6 +18,7 @@ const client: ConnectionHandle = {
   id: "c1",
   project: null,
   clientInfo: { name: "tester", version: "1" },
+  principal: HOME_PRINCIPAL,
   state: new Map(),
   join() {},
   notify() {},

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { describe, expect, it } from "vitest";
 import { cookieValue, originAllowed, ownOrigin } from "../../src/auth.js";
+import { HOME_PRINCIPAL } from "../../src/rpc/connection-context.js";
 import { WebSessions } from "../../src/web/sessions.js";
 
 function clock(start = 1_000_000) {
@@ -13,7 +14,7 @@ const request = (headers: Record<string, string>) => ({ headers }) as unknown as
 describe("web sessions", () => {
   it("a code becomes a session once; a second exchange of the same code gets nothing", () => {
     const sessions = new WebSessions();
-    const { code } = sessions.mintCode();
+    const { code } = sessions.mintCode(HOME_PRINCIPAL);
     const first = sessions.redeem(code);
     expect(first?.id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(sessions.redeem(code)).toBeNull();
@@ -23,7 +24,7 @@ describe("web sessions", () => {
   it("a code is refused once its minute has passed, and an unknown code is refused", () => {
     const time = clock();
     const sessions = new WebSessions({ now: time.now, codeTtlMs: 60_000 });
-    const { code } = sessions.mintCode();
+    const { code } = sessions.mintCode(HOME_PRINCIPAL);
     time.advance(60_000);
     expect(sessions.redeem(code)).toBeNull();
     expect(sessions.redeem("made-up")).toBeNull();
@@ -32,9 +33,9 @@ describe("web sessions", () => {
 
   it("keeps at most maxCodes codes: minting another drops the oldest", () => {
     const sessions = new WebSessions({ maxCodes: 2 });
-    const oldest = sessions.mintCode().code;
-    const middle = sessions.mintCode().code;
-    const newest = sessions.mintCode().code;
+    const oldest = sessions.mintCode(HOME_PRINCIPAL).code;
+    const middle = sessions.mintCode(HOME_PRINCIPAL).code;
+    const newest = sessions.mintCode(HOME_PRINCIPAL).code;
     expect(sessions.size.codes).toBe(2);
     expect(sessions.redeem(oldest)).toBeNull();
     expect(sessions.redeem(middle)).not.toBeNull();
@@ -44,8 +45,8 @@ describe("web sessions", () => {
   it("a session idle longer than idleMs is gone; using it keeps it alive", () => {
     const time = clock();
     const sessions = new WebSessions({ now: time.now, idleMs: 1_000 });
-    const kept = sessions.redeem(sessions.mintCode().code)!.id;
-    const idle = sessions.redeem(sessions.mintCode().code)!.id;
+    const kept = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
+    const idle = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
     for (let i = 0; i < 3; i++) {
       time.advance(600);
       expect(sessions.check(kept)).not.toBeNull();
@@ -56,7 +57,7 @@ describe("web sessions", () => {
   it("a session with an open page connection does not expire, and lives idleMs after it closes", () => {
     const time = clock();
     const sessions = new WebSessions({ now: time.now, idleMs: 1_000 });
-    const id = sessions.redeem(sessions.mintCode().code)!.id;
+    const id = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
     const detach = sessions.attach(id, { close: () => {} });
     time.advance(5_000);
     expect(sessions.check(id)).not.toBeNull();
@@ -69,12 +70,12 @@ describe("web sessions", () => {
 
   it("keeps at most maxSessions: a new one signs out the one used longest ago, closing its connections", () => {
     const sessions = new WebSessions({ maxSessions: 2 });
-    const a = sessions.redeem(sessions.mintCode().code)!.id;
-    const b = sessions.redeem(sessions.mintCode().code)!.id;
+    const a = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
+    const b = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
     const closed: string[] = [];
     sessions.attach(b, { close: (_code, reason) => closed.push(reason) });
     sessions.check(a); // a is now the most recently used
-    const c = sessions.redeem(sessions.mintCode().code)!.id;
+    const c = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
     expect(sessions.check(b)).toBeNull();
     expect(closed).toEqual(["signed out: too many sessions"]);
     expect(sessions.check(a)).not.toBeNull();
@@ -83,7 +84,7 @@ describe("web sessions", () => {
 
   it("signing out ends the session and closes its page connections with 1008", () => {
     const sessions = new WebSessions();
-    const id = sessions.redeem(sessions.mintCode().code)!.id;
+    const id = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
     const closed: number[] = [];
     sessions.attach(id, { close: (code) => closed.push(code) });
     expect(sessions.end(id)).toBe(true);

@@ -13,6 +13,8 @@ export const RESEND_PAGE = 8;
  * and takes its fair share of the event loop. Stops when the connection closes.
  */
 export async function resendPendingProposals(core: Core, connection: ConnectionHandle, project: ProjectRef): Promise<void> {
+  // A runner's credential reads nothing of the project (src/protocol/roles.ts RUNNER_NOTIFICATIONS).
+  if (connection.principal.role === "runner") return;
   let afterId = 0;
   const page = async () => {
     const rows = await core.repos.entries.listProjectLogsAt(project.id, ENTRY.proposed, { afterId, limit: RESEND_PAGE });

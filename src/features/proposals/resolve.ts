@@ -1,6 +1,8 @@
 import { connectionResolver, describeCaller } from "../../core/lifecycle.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
+import { roleAllows } from "../../protocol/roles.js";
+import { forbidden } from "../../rpc/errors.js";
 
 export const runResolve = defineMethod({
   ...methods["run/resolve"],
@@ -14,6 +16,8 @@ export const runResolve = defineMethod({
       });
       return { path: log.path, status: log.status, runner: null, channels: [] };
     }
+    // An agent may withdraw (reject) a proposal of its own runs; accepting is a decision, a person's.
+    if (!roleAllows(ctx.connection.principal.role, "person")) throw forbidden("run/resolve (accept)", "person", ctx.connection.principal.role);
     return ctx.core.lifecycle.accept(ctx.connection, ctx.project, target, { runner: params.runner, reason: params.reason, always: params.always });
   },
 });

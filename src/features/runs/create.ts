@@ -26,7 +26,13 @@ export const runCreate = defineMethod({
       throw conflict(`Run alias "${params.alias}" is already used in project "${project.name}"`, { run: params.alias });
     }
     const alias = params.alias ?? (await core.runs.freeAlias(project));
-    const row = await core.runs.create(project, { alias, model: params.model ?? null, mode: params.mode ?? "act", title: params.title ?? null });
+    const row = await core.runs.create(project, {
+      alias,
+      model: params.model ?? null,
+      mode: params.mode ?? "act",
+      title: params.title ?? null,
+      createdBy: ctx.connection.principal.name,
+    });
     if (params.prompt === undefined || !agent) return { run: runView(row) };
     const loop = await agent.prompt(project, row, params.prompt, params.mode ?? "act");
     return { run: runView((await core.repos.runs.findRunById(row.id)) ?? row), loop: loop.seq };

@@ -1,6 +1,8 @@
+import { inScope } from "../../core/principals.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
-import { SpoolError } from "../../rpc/errors.js";
+import { lesserRole, type PrincipalRef, roleAllows } from "../../protocol/roles.js";
+import { forbidden, SpoolError } from "../../rpc/errors.js";
 import { PROTOCOL_VERSION, SERVER_NAME, SERVER_VERSION } from "../../version.js";
 import { BINARY_FRAMES } from "./discover.js";
 
@@ -16,7 +18,15 @@ export const initialize = defineMethod({
         supported: PROTOCOL_VERSION,
       });
     }
-    const project = await ctx.core.sessions.openProject({ name: params.project, root: params.root, create: params.create });
+    const held = ctx.connection.principal;
+    if (params.role !== undefined && !roleAllows(held.role, params.role)) throw forbidden(`initialize with role ${params.role}`, params.role, held.role);
+    // A scoped credential joins only its projects: named ones are checked before anything is created; a project
+    // found by root alone must exist, and is checked by its name.
+    if (params.project !== undefined && !inScope(held, params.project)) throw outOfScope(held, params.project);
+    const create = held.projects === null || params.project !== undefined ? params.create : false;
+    const project = await ctx.core.sessions.openProject({ name: params.project, root: params.root, create });
+    if (!inScope(held, project.name)) throw outOfScope(held, project.name);
+    if (params.role !== undefined) ctx.connection.principal = { ...held, role: lesserRole(held.role, params.role) };
     ctx.core.sessions.join(ctx.connection, project, params.client ?? null);
     return {
       protocolVersion: PROTOCOL_VERSION,
@@ -25,6 +35,14 @@ export const initialize = defineMethod({
       project: { name: project.name, root: project.root },
       connectionId: ctx.connection.id,
       binaryFrames: ctx.services.use(BINARY_FRAMES)(),
+      principal: ctx.connection.principal,
     };
   },
 });
+
+function outOfScope(principal: PrincipalRef, project: string): SpoolError {
+  return new SpoolError("FORBIDDEN", `"${principal.name}" may not join project "${project}": its credential is for ${principal.projects!.join(", ")}`, {
+    project,
+    held: principal.role,
+  });
+}

@@ -43,6 +43,7 @@ export const EntryGetResult = EntrySummary.extend({
 
 export const entryGet = request({
   name: "entry/get",
+  role: "viewer",
   description: "Reads an entry: its whole body, the last N lines (`tail`), or a line slice (`line`, `limit`), raw or as the model sees it.",
   params: EntryGetParams,
   result: EntryGetResult,
@@ -50,6 +51,7 @@ export const entryGet = request({
 
 export const entryList = request({
   name: "entry/list",
+  role: "viewer",
   description: "Entries of a run, oldest first, optionally filtered by a path glob (`*`, `?`) and a status.",
   params: z.strictObject({
     run: RunAlias,

@@ -21,6 +21,7 @@ import {
   streamSubscribe,
   streamUnsubscribe,
 } from "./stream.js";
+import { tokenCreate, tokenList, tokenRevoke } from "./token.js";
 
 /** Every request a client may send, one descriptor each. */
 export const METHODS = [
@@ -53,6 +54,9 @@ export const METHODS = [
   streamEof,
   streamSignal,
   streamResize,
+  tokenCreate,
+  tokenList,
+  tokenRevoke,
 ] as const;
 
 /** Every request keyed by its name: `methods["run/create"].params`. */

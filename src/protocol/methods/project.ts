@@ -13,6 +13,7 @@ export const ProjectSummary = z.object({
 
 export const projectList = request({
   name: "project/list",
+  role: "viewer",
   description:
     "The server's projects by name, with their runs counted. Works before `initialize`: the token grants every project of the server, so a client can choose one to join.",
   access: "none",

@@ -59,6 +59,8 @@ export const ProposalCreateParams = z.strictObject({
 
 export const proposalCreate = request({
   name: "proposal/create",
+  role: "agent",
+  ownRuns: true,
   description:
     "Proposes a command for a run, exactly as the model would: the log entry is written at 202 (its attributes say the sandbox mode it will run in) and `run/proposal` goes to every connection of the project. An env naming loader variables (LD_*, DYLD_*, GCONV_PATH, GLIBC_TUNABLES and the like) is refused.",
   params: ProposalCreateParams,
@@ -73,6 +75,7 @@ export const ProposalListParams = z.strictObject({
 
 export const proposalList = request({
   name: "proposal/list",
+  role: "viewer",
   description:
     "Lists the project's pending proposals (still proposed), oldest first, a page at a time: what `run/proposal` announced and nobody has decided yet.",
   params: ProposalListParams,

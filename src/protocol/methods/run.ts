@@ -13,6 +13,7 @@ export const RunCreateParams = z.strictObject({
 
 export const runCreate = request({
   name: "run/create",
+  role: "agent",
   description: "Creates a run in the caller's project. Without `model` the run is idle (status 200) and clients feed it by hand.",
   params: RunCreateParams,
   result: z.object({ run: Run, loop: z.number().int().optional().describe("With `prompt`: the number of the loop it became") }),
@@ -32,6 +33,7 @@ export const RunUsage = z.object({
 
 export const runGet = request({
   name: "run/get",
+  role: "viewer",
   description: "One run of the caller's project, with the token usage its model calls reported.",
   params: z.strictObject({ run: RunAlias }),
   result: z.object({ run: Run, usage: RunUsage }),
@@ -39,6 +41,7 @@ export const runGet = request({
 
 export const runList = request({
   name: "run/list",
+  role: "viewer",
   description: "Runs of the caller's project, newest first.",
   params: z.strictObject({
     status: Status.optional(),
@@ -49,6 +52,8 @@ export const runList = request({
 
 export const runPrompt = request({
   name: "run/prompt",
+  role: "agent",
+  ownRuns: true,
   description:
     "Queues a prompt as the run's next loop (FIFO); it starts when the loops before it finish. `run/state` events name the loop they are about by this number.",
   params: z.strictObject({
@@ -69,6 +74,7 @@ export const runPrompt = request({
 
 export const runAbort = request({
   name: "run/abort",
+  role: "person",
   description:
     "Stops a run: the model call in flight, its queued loops, its pending proposals (rejected) and its running commands (cancelled; runners kill them), including commands started in the background by a turn that has ended. The run ends 499. A run with nothing left to stop is CONFLICT.",
   params: z.strictObject({ run: RunAlias, reason: z.string().max(4096).optional() }),
@@ -100,6 +106,7 @@ export const HistoryMessage = z.object({
 
 export const runHistory = request({
   name: "run/history",
+  role: "viewer",
   description:
     "A run's conversation, a page at a time: the prompts, the model's text and tool calls (with the producer each made and its status now), and what each call was answered.",
   params: z.strictObject({
@@ -147,6 +154,8 @@ export const RunResolveResult = z.object({
 
 export const runResolve = request({
   name: "run/resolve",
+  role: "agent",
+  ownRuns: true,
   description:
     'Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102 and makes the chosen runner (or, with "self", this connection) the producer\'s owner; reject sets the log entry to 403. `always` also stores an "always allow" rule for the run.',
   params: RunResolveParams,

@@ -1,9 +1,11 @@
 import { z } from "zod";
 import { PROJECT_NAME, PROJECT_NAME_RULE } from "../common.js";
 import { request } from "../define.js";
+import { PrincipalRef, RoleName } from "../roles.js";
 
 export const ping = request({
   name: "ping",
+  role: "runner",
   description: "Liveness check; works before `initialize`.",
   access: "none",
   params: z.strictObject({}),
@@ -22,6 +24,9 @@ export const InitializeParams = z
     create: z.boolean().optional().describe("Create the project when it does not exist (default true; false answers NOT_FOUND instead)"),
     client: z.strictObject({ name: z.string().max(200), version: z.string().max(100) }).optional(),
     protocolVersion: z.string().regex(/^\d+\.\d+$/, "protocolVersion looks like 1.0"),
+    role: RoleName.optional().describe(
+      "Act with at most this role on this connection (e.g. `spool mcp` asks for agent); more than the credential holds is FORBIDDEN",
+    ),
   })
   .refine((p) => p.project !== undefined || p.root !== undefined, { message: "name a project, or its root", path: ["project"] });
 
@@ -40,10 +45,12 @@ export const InitializeResult = z.object({
   project: z.object({ name: z.string(), root: z.string() }).describe("The project joined"),
   connectionId: z.string(),
   binaryFrames: BinaryFramesInfo.optional().describe("Binary frames this server takes over WebSocket; absent on servers that take JSON text only"),
+  principal: PrincipalRef.optional().describe("Who this connection acts as: its credential's principal, with the role it acts with"),
 });
 
 export const initialize = request({
   name: "initialize",
+  role: "runner",
   description:
     "Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping`, `rpc.discover`, `project/list` and `model/list`.",
   access: "none",

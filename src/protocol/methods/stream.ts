@@ -26,6 +26,7 @@ export const StreamParams = z.strictObject({
 
 export const stream = request({
   name: "stream",
+  role: "runner",
   description: "Appends a chunk to one data channel of an accepted producer; only the producer's owner may. Costs the same whatever the channel already holds.",
   params: StreamParams,
   result: z.object({
@@ -38,6 +39,7 @@ export const stream = request({
 
 export const streamCompleted = request({
   name: "stream/completed",
+  role: "runner",
   description:
     "The owner reports the producer finished: every channel becomes 200 (exit 0 or no exit code) or 500 (non-zero exit or a signal). Idempotent: once finished, it reports the status and changes nothing.",
   params: z.strictObject({
@@ -56,6 +58,7 @@ export const streamCompleted = request({
 
 export const streamAborted = request({
   name: "stream/aborted",
+  role: "runner",
   description: "The owner gave up (killed, timed out, failed to start): channels become 499 with the reason. Idempotent.",
   params: z.strictObject({ ...ProducerParams, reason: z.string().max(4096).optional(), duration: Duration.optional() }),
   result: FinishResult,
@@ -63,6 +66,8 @@ export const streamAborted = request({
 
 export const streamCancel = request({
   name: "stream/cancel",
+  role: "agent",
+  ownRuns: true,
   description:
     "Anyone in the project asks to stop a producer: channels become 499 at once (the log records who cancelled, `cancelledBy`, the reason and the duration since it was accepted) and `stream/cancelled` goes to every connection of the project, so the owner kills the work. Idempotent.",
   params: z.strictObject({ ...ProducerParams, reason: z.string().max(4096).optional() }),
@@ -71,6 +76,7 @@ export const streamCancel = request({
 
 export const streamClaim = request({
   name: "stream/claim",
+  role: "runner",
   description:
     'Takes ownership of a producer with its resume token (from run/resolve with runner "self"), e.g. after a reconnect or a server restart; the reply has each channel\'s last stored seq, to resend what follows.',
   params: z.strictObject({ ...ProducerParams, token: z.string().min(16).max(200).describe("The resume token run/resolve returned") }),
@@ -83,6 +89,7 @@ export const streamClaim = request({
 
 export const streamSubscribe = request({
   name: "stream/subscribe",
+  role: "viewer",
   description:
     "Watches a producer's channels (or one): replays stored chunks after `after` as `stream/data`, then pushes new ones live, then `stream/end` per channel.",
   params: z.strictObject({
@@ -108,6 +115,7 @@ export const streamSubscribe = request({
 
 export const streamUnsubscribe = request({
   name: "stream/unsubscribe",
+  role: "viewer",
   description: "Stops a subscription of this connection.",
   params: z.strictObject({ subscription: z.string().min(1) }),
   result: z.object({ unsubscribed: z.literal(true) }),
@@ -115,6 +123,8 @@ export const streamUnsubscribe = request({
 
 export const streamInput = request({
   name: "stream/input",
+  role: "agent",
+  ownRuns: true,
   description:
     "Anyone in the project sends bytes to a running producer's stdin (or terminal): the server relays them to the producer's owner, then stores them as its channel 0. Ordered per producer; a repeated `seq` with the same bytes is acknowledged without sending them again.",
   params: z.strictObject({
@@ -133,6 +143,8 @@ export const streamInput = request({
 
 export const streamEof = request({
   name: "stream/eof",
+  role: "agent",
+  ownRuns: true,
   description:
     "Anyone in the project ends a running producer's input: its stdin pipe is closed (later input is STREAM_CLOSED); under a terminal it types ^D. Relayed to the producer's owner.",
   params: z.strictObject(ProducerParams),
@@ -144,6 +156,8 @@ export const streamEof = request({
 
 export const streamSignal = request({
   name: "stream/signal",
+  role: "agent",
+  ownRuns: true,
   description:
     "Anyone in the project sends a signal to a running producer's process group (INT, TERM, HUP, QUIT, USR1, USR2, WINCH, KILL), relayed to its owner. The producer ends only if the command does.",
   params: z.strictObject({ ...ProducerParams, signal: ControlSignal.describe("The signal's name without SIG") }),
@@ -152,6 +166,8 @@ export const streamSignal = request({
 
 export const streamResize = request({
   name: "stream/resize",
+  role: "agent",
+  ownRuns: true,
   description:
     "Anyone in the project resizes the terminal of a producer proposed with `tty` (UNSUPPORTED for one without), relayed to its owner; the log's `tty` attribute keeps the size.",
   params: z.strictObject({ ...ProducerParams, ...TtySize.shape }),

@@ -1,0 +1,121 @@
+import { ROLE_SUMMARY, ROLES, type Role } from "../protocol/roles.js";
+import { age, CLIENT_HELP, CLIENT_OPTIONS, connectionLost, connectServer, JSON_OPTION, parseCommand, printRows } from "./common.js";
+import { EXIT, usageError } from "./errors.js";
+
+export const TOKEN_HELP = `Usage: spool token create NAME --role ROLE [--project NAME]... [--expires DURATION]
+       spool token list [--json] [--revoked]
+       spool token revoke NAME
+
+Manages credentials (admin only: the home's token file is the admin). Every
+credential names a principal: what proposals, decisions and cancellations record
+as who made them. create prints the new token as its only line on stdout; the
+server keeps only its hash, so it is shown this once. revoke stops the token and
+closes its open connections.
+
+Roles, each able to do everything the ones before it can:
+${ROLES.map((r) => `  ${r.padEnd(8)} ${ROLE_SUMMARY[r]}`).join("\n")}
+
+Options:
+  --role ROLE         the principal's role (create; required)
+  --project NAME      a project it may join; repeat for more   [default: every project]
+  --expires DURATION  when the token stops working: 30m, 12h, 7d, 4w   [default: never]
+  --revoked           list revoked principals too
+  --json              print JSON instead of a table
+${CLIENT_HELP}`;
+
+const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `7d` → milliseconds; anything else is a usage error. */
+export function parseDuration(text: string): number {
+  const match = /^(\d{1,6})([smhdw])$/.exec(text.trim());
+  if (!match || Number(match[1]) === 0) throw usageError(`--expires takes a duration like 30m, 12h, 7d or 4w, not "${text}"`);
+  return Number(match[1]) * UNITS[match[2]!]!;
+}
+
+export async function token(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    process.stdout.write(TOKEN_HELP);
+    return sub === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const { values, positionals } = parseCommand(`token ${sub}`, rest, {
+    ...CLIENT_OPTIONS,
+    ...JSON_OPTION,
+    role: { type: "string" },
+    project: { type: "string", multiple: true },
+    expires: { type: "string" },
+    revoked: { type: "boolean" },
+  } as const);
+  if (values.help) {
+    process.stdout.write(TOKEN_HELP);
+    return EXIT.ok;
+  }
+  const only = (names: string[]) => {
+    if (positionals.length !== names.length)
+      throw usageError(`spool token ${sub} takes ${names.length ? names.join(" ") : "no argument"} (see \`spool help token\`)`);
+  };
+  const request = async <T>(call: (client: Awaited<ReturnType<typeof connectServer>>) => Promise<T>): Promise<T> => {
+    // The server and credential only: --project here is the new principal's scope, not the project to join.
+    const client = await connectServer({ server: values.server, "token-file": values["token-file"] });
+    try {
+      return await Promise.race([call(client), connectionLost(client, "while waiting for its answer")]);
+    } finally {
+      client.close();
+    }
+  };
+  switch (sub) {
+    case "create": {
+      only(["NAME"]);
+      const role = values.role;
+      if (role === undefined) throw usageError(`spool token create needs --role (${ROLES.join(", ")})`);
+      if (!(ROLES as readonly string[]).includes(role)) throw usageError(`--role is one of ${ROLES.join(", ")}, not "${role}"`);
+      const expiresAt = values.expires !== undefined ? Date.now() + parseDuration(values.expires) : undefined;
+      const created = await request((c) =>
+        c.call("token/create", {
+          name: positionals[0]!,
+          role: role as Role,
+          ...(values.project ? { projects: values.project } : {}),
+          ...(expiresAt !== undefined ? { expiresAt } : {}),
+        }),
+      );
+      process.stdout.write(`${created.token}\n`);
+      const scope = created.principal.projects ? `projects ${created.principal.projects.join(", ")}` : "every project";
+      const until = created.principal.expiresAt ? `, until ${new Date(created.principal.expiresAt).toISOString()}` : "";
+      process.stderr.write(`created ${created.principal.name} (${created.principal.role}, ${scope}${until}); the token above is not shown again\n`);
+      return EXIT.ok;
+    }
+    case "list": {
+      only([]);
+      const { principals } = await request((c) => c.call("token/list", { revoked: values.revoked ?? false }));
+      if (values.json) {
+        printRows(principals, [], true);
+        return EXIT.ok;
+      }
+      if (principals.length === 0) {
+        process.stdout.write("no principals besides the home's token file (admin) — spool token create NAME --role ROLE makes one\n");
+        return EXIT.ok;
+      }
+      printRows(
+        principals.map((p) => ({
+          name: p.name,
+          role: p.role,
+          projects: p.projects ? p.projects.join(",") : "*",
+          created: `${age(p.createdAt)} by ${p.createdBy}`,
+          expires: p.expiresAt === null ? "never" : new Date(p.expiresAt).toISOString(),
+          ...(values.revoked ? { revoked: p.revokedAt === null ? "" : age(p.revokedAt) } : {}),
+        })),
+        ["name", "role", "projects", "created", "expires", ...(values.revoked ? ["revoked"] : [])],
+        false,
+      );
+      return EXIT.ok;
+    }
+    case "revoke": {
+      only(["NAME"]);
+      const { principal, closed } = await request((c) => c.call("token/revoke", { name: positionals[0]! }));
+      process.stdout.write(`revoked ${principal.name}${closed ? ` (closed ${closed} connection${closed === 1 ? "" : "s"})` : ""}\n`);
+      return EXIT.ok;
+    }
+    default:
+      throw usageError(`spool token: unknown subcommand "${sub}" (create, list or revoke)`);
+  }
+}

@@ -1,0 +1,145 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { z } from "zod";
+import type { PrincipalView } from "../protocol/methods/token.js";
+import { HOME_PRINCIPAL_NAME, type PrincipalRef, type Role } from "../protocol/roles.js";
+import type { ConnectionHandle } from "../rpc/connection-context.js";
+import { conflict, notFound, SpoolError } from "../rpc/errors.js";
+import { UniqueViolation } from "../store/repositories.js";
+import type { PrincipalRow, RunRow } from "../store/schema.js";
+import type { ClusterLink } from "./cluster.js";
+import type { CoreDeps } from "./deps.js";
+
+/** A token is `spool_<id>_<secret>`: the id (hex) finds the row, the secret is compared as its SHA-256. */
+const TOKEN = /^spool_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+const sha256 = (secret: string) => createHash("sha256").update(secret).digest();
+
+/** A principal's credential as a client presented it, checked: who it names, until when. */
+export interface Authenticated {
+  principal: PrincipalRef;
+  expiresAt: number | null;
+}
+
+function refOf(row: PrincipalRow): PrincipalRef {
+  return { name: row.name, role: row.role, projects: row.projects === null ? null : (JSON.parse(row.projects) as string[]) };
+}
+
+export function principalView(row: PrincipalRow): z.input<typeof PrincipalView> {
+  return { ...refOf(row), createdAt: row.created_at, createdBy: row.created_by, expiresAt: row.expires_at, revokedAt: row.revoked_at };
+}
+
+/**
+ * Principals: credentials other than the home's token file, each with a name, a role and a scope. The token is
+ * shown once, at creation; the store keeps its id and the hash of its secret. A revocation closes the principal's
+ * connections on every server sharing the database (`onRevoked` listeners, the cluster bus).
+ */
+export class Principals {
+  readonly #listeners: ((name: string) => number)[] = [];
+
+  constructor(
+    private readonly deps: CoreDeps,
+    cluster: ClusterLink,
+  ) {
+    cluster.onRevoked((name) => void this.#tell(name));
+  }
+
+  /** Who a presented token names; null when it is not one, unknown, revoked or expired. */
+  async authenticate(presented: string | null, now = Date.now()): Promise<Authenticated | null> {
+    const match = presented === null ? null : TOKEN.exec(presented);
+    if (!match) return null;
+    const row = await this.deps.repos.principals.findPrincipalByTokenId(match[1]!);
+    // The hash is compared even for an unknown id, so the time taken says nothing of which ids exist.
+    const expected = row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32);
+    const same = timingSafeEqual(expected, sha256(match[2]!));
+    if (!row || !same || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
+    return { principal: refOf(row), expiresAt: row.expires_at };
+  }
+
+  /** Creates a principal and its token (returned once, never stored). */
+  async create(
+    by: PrincipalRef,
+    input: { name: string; role: Role; projects?: string[] | undefined; expiresAt?: number | undefined },
+  ): Promise<{ token: string; row: PrincipalRow }> {
+    if (input.name === HOME_PRINCIPAL_NAME)
+      throw conflict(`"${HOME_PRINCIPAL_NAME}" is the home's token file's principal; choose another name`, { name: input.name });
+    const now = Date.now();
+    if (input.expiresAt !== undefined && input.expiresAt <= now) {
+      throw new SpoolError("INVALID_PARAMS", "expiresAt is in the past: give a time to come", { issues: [{ path: "expiresAt", message: "in the past" }] });
+    }
+    const id = randomBytes(8).toString("hex");
+    const secret = randomBytes(32).toString("base64url");
+    try {
+      const row = await this.deps.repos.principals.insertPrincipal({
+        name: input.name,
+        role: input.role,
+        projects: input.projects ? JSON.stringify([...new Set(input.projects)]) : null,
+        token_id: id,
+        secret_hash: sha256(secret).toString("hex"),
+        created_by: by.name,
+        created_at: now,
+        expires_at: input.expiresAt ?? null,
+        revoked_at: null,
+      });
+      return { token: `spool_${id}_${secret}`, row };
+    } catch (error) {
+      if (error instanceof UniqueViolation)
+        throw conflict(`A principal named "${input.name}" exists; revoke it first or choose another name`, { name: input.name });
+      throw error;
+    }
+  }
+
+  list(options: { revoked: boolean }): Promise<PrincipalRow[]> {
+    return this.deps.repos.principals.listPrincipals(options);
+  }
+
+  /** Revokes the live principal of that name: its token stops working and its connections close, here and on the other servers. */
+  async revoke(name: string): Promise<{ row: PrincipalRow; closed: number }> {
+    const row = await this.deps.repos.principals.revokePrincipal(name, Date.now());
+    if (!row) throw notFound(`Principal "${name}"`, { name });
+    const closed = this.#tell(name);
+    if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name });
+    return { row, closed };
+  }
+
+  /**
+   * For a caller below `person` on a method marked `ownRuns`: the run it names must be one its principal created
+   * (a run it cannot see is left to the handler's NOT_FOUND). Else FORBIDDEN, naming the role that may.
+   */
+  async requireOwnRun(method: string, params: unknown, connection: ConnectionHandle): Promise<void> {
+    const alias = (params as { run?: unknown }).run;
+    if (typeof alias !== "string" || !connection.project) return;
+    const run = await this.deps.repos.runs.findRun(connection.project.id, alias);
+    if (!run || runCreator(run) === connection.principal.name) return;
+    throw new SpoolError(
+      "FORBIDDEN",
+      `${method} on run "${alias}" needs the person role: as ${connection.principal.role}, "${connection.principal.name}" acts only in the runs it created`,
+      { role: "person", held: connection.principal.role, method, run: alias },
+    );
+  }
+
+  /** Called with a principal's name when it is revoked (on this server or another): closes its connections, says how many. */
+  onRevoked(listener: (name: string) => number): void {
+    this.#listeners.push(listener);
+  }
+
+  #tell(name: string): number {
+    let closed = 0;
+    for (const listener of this.#listeners) closed += listener(name);
+    return closed;
+  }
+}
+
+/** The principal that created a run (recorded in its attributes by run/create), or null. */
+export function runCreator(run: RunRow): string | null {
+  try {
+    const createdBy = (JSON.parse(run.attributes) as { createdBy?: unknown }).createdBy;
+    return typeof createdBy === "string" ? createdBy : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a connection acting as `principal` may join the project of that name. */
+export function inScope(principal: PrincipalRef, project: string): boolean {
+  return principal.projects === null || principal.projects.includes(project);
+}

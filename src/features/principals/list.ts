@@ -1,0 +1,8 @@
+import { principalView } from "../../core/principals.js";
+import { defineMethod } from "../../plugins/define-method.js";
+import { methods } from "../../protocol/methods/index.js";
+
+export const tokenList = defineMethod({
+  ...methods["token/list"],
+  handler: async (params, ctx) => ({ principals: (await ctx.core.principals.list({ revoked: params.revoked ?? false })).map(principalView) }),
+});

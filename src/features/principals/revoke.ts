@@ -1,0 +1,11 @@
+import { principalView } from "../../core/principals.js";
+import { defineMethod } from "../../plugins/define-method.js";
+import { methods } from "../../protocol/methods/index.js";
+
+export const tokenRevoke = defineMethod({
+  ...methods["token/revoke"],
+  handler: async (params, ctx) => {
+    const { row, closed } = await ctx.core.principals.revoke(params.name);
+    return { principal: principalView(row), closed };
+  },
+});

@@ -1,0 +1,48 @@
+import { z } from "zod";
+
+/** The roles a credential may hold, least power first: each may do everything the ones before it may. */
+export const ROLES = ["runner", "viewer", "agent", "person", "admin"] as const;
+
+export type Role = (typeof ROLES)[number];
+
+export const RoleName = z.enum(ROLES);
+
+/** What each role may do, in words (SPEC.md and `spool token --help` show these). */
+export const ROLE_SUMMARY: Record<Role, string> = {
+  runner: "attaches as a runner, runs what is dispatched to it and writes its own producers' output; nothing else",
+  viewer: "a runner's power, and reads projects, runs, entries and output",
+  agent: "a viewer that also creates runs, and proposes, prompts, withdraws, sends input to and cancels in the runs it created; never accepts",
+  person: "an agent that also decides (accepts), cancels, aborts and prompts in every run of its scope",
+  admin: "everything, in every project, and manages principals (token/create, token/list, token/revoke)",
+};
+
+const RANK: Record<Role, number> = { runner: 0, viewer: 1, agent: 2, person: 3, admin: 4 };
+
+/** Whether a holder of `held` may do what needs `needed`. */
+export function roleAllows(held: Role, needed: Role): boolean {
+  return RANK[held] >= RANK[needed];
+}
+
+/** The lesser of two roles (what a connection that asks for less than its credential holds acts with). */
+export function lesserRole(a: Role, b: Role): Role {
+  return RANK[a] <= RANK[b] ? a : b;
+}
+
+/** Who a connection acts as: a principal's name, its role and its scope (null: every project). */
+export const PrincipalRef = z.object({
+  name: z.string(),
+  role: RoleName,
+  projects: z.array(z.string()).nullable().describe("The projects it may join; null: every project"),
+});
+export type PrincipalRef = z.infer<typeof PrincipalRef>;
+
+/** A principal's name: what proposals, decisions and cancellations record as who. */
+export const PrincipalName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/i, "a principal's name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+
+/** The principal of the home's token file (and of in-process connections): an admin of every project. */
+export const HOME_PRINCIPAL_NAME = "admin";
+
+/** The notifications a connection acting as a runner gets: what it must act on, nothing it could read the project by. */
+export const RUNNER_NOTIFICATIONS: ReadonlySet<string> = new Set(["stream/cancelled"]);

@@ -1,0 +1,30 @@
+import type { Kysely } from "kysely";
+import { uniquely } from "./errors.js";
+import type { Database, NewPrincipal, PrincipalRow } from "./schema.js";
+
+/** Stores a principal; a name a live (unrevoked) principal holds is a UniqueViolation. */
+export function insertPrincipal(db: Kysely<Database>, row: NewPrincipal): Promise<PrincipalRow> {
+  return uniquely("principals", () => db.insertInto("principals").values(row).returningAll().executeTakeFirstOrThrow());
+}
+
+/** The principal a token's id names (revoked or not: the caller decides). */
+export function findPrincipalByTokenId(db: Kysely<Database>, tokenId: string): Promise<PrincipalRow | undefined> {
+  return db.selectFrom("principals").selectAll().where("token_id", "=", tokenId).executeTakeFirst();
+}
+
+/** The live principal of that name. */
+export function findLivePrincipal(db: Kysely<Database>, name: string): Promise<PrincipalRow | undefined> {
+  return db.selectFrom("principals").selectAll().where("name", "=", name).where("revoked_at", "is", null).executeTakeFirst();
+}
+
+/** Principals, oldest first; revoked ones only when asked. */
+export function listPrincipals(db: Kysely<Database>, options: { revoked: boolean }): Promise<PrincipalRow[]> {
+  let query = db.selectFrom("principals").selectAll();
+  if (!options.revoked) query = query.where("revoked_at", "is", null);
+  return query.orderBy("id").execute();
+}
+
+/** Marks the live principal of that name revoked; the row revoked, or undefined when none was live. */
+export function revokePrincipal(db: Kysely<Database>, name: string, at: number): Promise<PrincipalRow | undefined> {
+  return db.updateTable("principals").set({ revoked_at: at }).where("name", "=", name).where("revoked_at", "is", null).returningAll().executeTakeFirst();
+}
