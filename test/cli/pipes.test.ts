@@ -9,7 +9,8 @@ import { tempDir } from "../helpers/server.js";
 function socketInodes(pid: number): Set<string> {
   const inodes = new Set<string>();
   try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    // Not its stdio: Node gives a child its pipes as socket pairs.
+    for (const fd of readdirSync(`/proc/${pid}/fd`).filter((fd) => Number(fd) > 2)) {
       const target = (() => {
         try {
           return readlinkSync(`/proc/${pid}/fd/${fd}`);
