@@ -28,5 +28,5 @@ if (!fromSource && isFreshBuild(join(root, "dist"), join(root, "src"))) {
 }
 const code = await main(process.argv.slice(2));
 // A command is over when main returns: nothing left open (a socket, a timer, stdin) may keep it alive.
-// Writes to pipes and files are synchronous here, so exiting loses no output.
+// main returns once its output has been written (to a slow pipe too), so exiting loses none of it.
 process.exit(code);

@@ -64,6 +64,10 @@ function serverLaunch(): { flags: string[]; env: Record<string, string> } {
   };
 }
 
+/** Starts the command given as JSON in argv[1] in a session of its own, its output where the launcher's goes, and exits. */
+const LAUNCHER = `const [command, args] = JSON.parse(process.argv[1]);
+require("node:child_process").spawn(command, args, { detached: true, stdio: ["ignore", "inherit", "inherit"] }).unref();`;
+
 /** How long a server started here has to answer. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -90,12 +94,21 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
   let exit: { code: number | null } | null = null;
   try {
     const launch = serverLaunch();
-    const child = spawn(process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home], {
-      detached: true,
-      stdio: ["ignore", fd, fd],
-      env: { ...process.env, ...launch.env },
+    // Started by a launcher that exits at once: the server is no child (nor descendant) of this process and in a
+    // session and process group of its own, so a client that ends its agent's whole process tree (acpx walks the
+    // children) or group does not end the server the README says goes on.
+    const child = spawn(
+      process.execPath,
+      ["-e", LAUNCHER, JSON.stringify([process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home]])],
+      {
+        detached: true,
+        stdio: ["ignore", fd, fd],
+        env: { ...process.env, ...launch.env },
+      },
+    );
+    child.once("exit", (code) => {
+      if (code !== 0) exit = { code };
     });
-    child.once("exit", (code) => (exit = { code }));
     child.unref();
   } finally {
     closeSync(fd);
@@ -108,7 +121,7 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
     } catch (error) {
       // A server another bridge started at the same moment holds the home: ours exits, theirs answers soon.
       if (Date.now() > deadline) {
-        const why = exit ? `spool serve exited with ${(exit as { code: number | null }).code}` : "it did not answer";
+        const why = exit ? `its launcher exited with ${(exit as { code: number | null }).code}` : "it did not answer";
         throw new Error(
           `Started spool serve for ${location.home}, but ${why} within ${START_TIMEOUT_MS / 1000} s (see ${logFile}): ${error instanceof Error ? error.message : String(error)}`,
         );

@@ -4,6 +4,7 @@ import { ENTRY } from "../core/status.js";
 import { channelModelView, renderOptionsFor } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
+import { TYPED_LABEL, transcript } from "../model/transcript.js";
 import { ControlSignal } from "../protocol/runner.js";
 import { channelFromRow, producerFromRow } from "../store/producer-row.js";
 import { lineCount } from "../store/repositories.js";
@@ -155,6 +156,20 @@ export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetToke
   if (first?.exitCode != null) lines.push(`exit code: ${first.exitCode}`);
   if (first?.signal) lines.push(`signal: ${first.signal}`);
   if (first?.reason) lines.push(`reason: ${first.reason}`);
+  // What was typed and what it printed, in the order it happened, when that fits the budget (else each channel alone).
+  const typed = channels.some((c) => c.channel === 0 && c.bytes > 0);
+  const allBytes = channels.reduce((sum, c) => sum + c.bytes, 0);
+  if (typed && allBytes <= ctx.budgetTokens * 4) {
+    const input = new Set(channels.filter((c) => c.channel === 0).map((c) => c.id));
+    const read = await ctx.core.repos.chunks.readInOrder(
+      channels.map((c) => c.id),
+      allBytes,
+    );
+    const text = await renderTerminalText(transcript(read.chunks.map((c) => ({ input: input.has(c.entryId), data: c.data }))));
+    lines.push(`--- output and input, in order (lines typed to it start with "${TYPED_LABEL.trim()}"; ${channels.map((c) => c.path).join(", ")}) ---`);
+    lines.push(text.replace(/\n$/, ""));
+    return lines.join("\n");
+  }
   // Share the budget between the channels that have output.
   const withOutput = channels.filter((c) => c.bytes > 0);
   const share = Math.max(100, Math.floor(ctx.budgetTokens / Math.max(1, withOutput.length)));

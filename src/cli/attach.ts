@@ -95,7 +95,10 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     chain = chain.then(action).catch(failed);
   };
 
-  const watch = await client.watch({ run, path }, (chunk) => (chunk.channel === 2 ? process.stderr : process.stdout).write(chunk.data));
+  // The command's output only: what was typed to it (channel 0, replayed too) is no output of it.
+  const watch = await client.watch({ run, path }, (chunk) => {
+    if (chunk.channel !== 0) (chunk.channel === 2 ? process.stderr : process.stdout).write(chunk.data);
+  });
   const onResize = () => control(() => client.resize(run, path, { cols: process.stdout.columns, rows: process.stdout.rows }));
   const onInterrupt = () => control(() => client.signal(run, path, "INT"));
   const onData = (data: Buffer) => {

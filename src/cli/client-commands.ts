@@ -597,15 +597,15 @@ ${REFS_HELP}`,
 
 export const TAIL: Command = {
   help: usage(
-    "spool tail [RUN [CMD]] [-f [--after SEQ]] [--lines N]",
+    "spool tail [RUN [CMD]] [-f [--after SEQ] | --lines N | --input]",
     `Prints the output of a command: stdout to stdout, stderr to stderr (CMD may also be one channel's
-path, sh://turn_1/…_1). With -f it keeps printing until the command ends, waiting first (and
-saying so) for a pending proposal to be decided; how a command that did not succeed ended is
-said on stderr. Exits 0 when the command succeeded, 1 when it failed, was cancelled or its
-proposal was rejected.
+path, sh://turn_1/…_1); what was typed to it only with --input. With -f it keeps printing until
+the command ends, waiting first (and saying so) for a pending proposal to be decided; how a
+command that did not succeed ended is said on stderr. Exits 0 when the command succeeded, 1 when
+it failed, was cancelled or its proposal was rejected.
 
 ${REFS_HELP}`,
-    "  -f, --follow        keep printing live output until it finishes\n  --after SEQ         with -f: start after this chunk number\n  --lines N           without -f: only the last N lines of each channel\n",
+    "  -f, --follow        keep printing live output until it finishes\n  --after SEQ         with -f: start after this chunk number\n  --lines N           without -f: only the last N lines of each channel\n  --input             without -f: its output and the lines typed to it, in the order it happened,\n                      each typed line after [typed]\n",
   ),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("tail", argv, {
@@ -613,11 +613,14 @@ ${REFS_HELP}`,
       follow: { type: "boolean", short: "f" },
       after: { type: "string" },
       lines: { type: "string" },
+      input: { type: "boolean" },
     });
     if (values.help) return showHelp(TAIL.help);
     if (rest.length > 2) throw usageError(`spool tail: unexpected argument "${rest[2]}" (see \`spool help tail\`)`);
     if (values.after !== undefined && !values.follow) throw usageError("--after only works with -f (it says where following starts)");
     if (values.lines !== undefined && values.follow) throw usageError("--lines only works without -f");
+    if (values.input && (values.follow || values.lines !== undefined))
+      throw usageError("--input prints what is stored so far, in order: without -f or --lines (spool attach shows typing live)");
     const after = values.after === undefined ? 0 : Number(values.after);
     if (!Number.isInteger(after) || after < 0) throw usageError(`--after must be a chunk number (0 or more), got "${values.after}"`);
     const lines = values.lines === undefined ? undefined : Number(values.lines);
@@ -625,12 +628,17 @@ ${REFS_HELP}`,
     return withClient(values, async (client) => {
       const run = await resolveRun(client, rest[0]);
       const { path } = await resolveCommand(client, run, rest[1]);
-      return tail(client, run, path, { follow: Boolean(values.follow), after, lines });
+      return tail(client, run, path, { follow: Boolean(values.follow), after, lines, input: Boolean(values.input) });
     });
   },
 };
 
-async function tail(client: SpoolClient, run: string, path: string, options: { follow: boolean; after: number; lines: number | undefined }): Promise<number> {
+async function tail(
+  client: SpoolClient,
+  run: string,
+  path: string,
+  options: { follow: boolean; after: number; lines: number | undefined; input: boolean },
+): Promise<number> {
   const [entry] = (await client.call("entry/list", { run, pattern: path })).entries.filter((e) => e.path === path);
   if (!entry) throw new CliError(`${run} has no entry ${path} (see \`spool entries ${run}\`)`, EXIT.notFound);
   const isLog = isLogEntry(entry);
@@ -654,12 +662,24 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
   }
   // On a terminal the output is made safe (src/cli/terminal-writer.ts); to a file or a pipe it goes byte for byte.
   const output = commandOutput();
-  const out = (c: number, data: Buffer) => output.write(c, data);
+  // stdout carries the command's stdout only: what was typed to it (channel 0) is shown with --input alone.
+  // (The input channel named by its own path is what was asked for.)
+  const out = (c: number, data: Uint8Array) =>
+    c === 0 && isLog ? true : output.write(c, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  if (options.input) {
+    const got = await client.call("entry/get", { run, path: log, view: "transcript" });
+    await drained(out(1, Buffer.from(got.body)), 1);
+    output.end();
+    if (got.truncated) process.stderr.write(`${path}: the transcript stops at the server's read limit; spool tail without --input prints all the output\n`);
+    const channels = (await client.call("entry/list", { run })).entries.filter((e) => e.channel?.log === log && e.channel.channel !== 0);
+    return outcome(channels.map((c) => c.status));
+  }
   if (options.lines !== undefined) {
-    const channels = isLog ? (await client.call("entry/list", { run })).entries.filter((e) => e.channel?.log === log) : [entry];
+    const channels = isLog ? (await client.call("entry/list", { run })).entries.filter((e) => e.channel?.log === log && e.channel.channel !== 0) : [entry];
     for (const c of channels) {
-      const got = await client.call("entry/get", { run, path: c.path, tail: options.lines, encoding: "base64" });
-      out(c.channel?.channel ?? 1, Buffer.from(got.body, "base64"));
+      const channel = c.channel?.channel ?? 1;
+      // Page by page, each written before the next is read (a slow reader slows the reading).
+      await client.readLines(run, c.path, (bytes) => drained(out(channel, bytes), channel), { from: Math.max(1, c.lines - options.lines + 1) });
     }
     output.end();
     return outcome(channels.map((c) => c.status));
@@ -678,6 +698,16 @@ async function tail(client: SpoolClient, run: string, path: string, options: { f
     process.stderr.write(`${path}: ${endedWords(logEntry, status)}\n`);
   }
   return code;
+}
+
+/** Resolves once stdout (stderr for channel 2) has room again, when the write that returned `ok` filled it. */
+function drained(ok: boolean, channel: number): Promise<void> | undefined {
+  if (ok) return undefined;
+  const stream = channel === 2 ? process.stderr : process.stdout;
+  return new Promise((resolve) => {
+    stream.once("drain", resolve);
+    stream.once("close", resolve);
+  });
 }
 
 /** 0 when every channel finished well; 1 when one failed or was cancelled; 0 for one still running (tail without -f). */

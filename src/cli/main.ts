@@ -102,7 +102,28 @@ Exit codes: 0 done, 1 failed, 2 usage error, 3 no server / connection lost,
 /** Commands that keep running until stopped; they deal with their own output. */
 const SERVICES = new Set(["serve", "runner"]);
 
+/**
+ * Runs one command; resolves with its exit code once everything it wrote has left the process. A pipe is written
+ * asynchronously in Node (at its reader's pace, past the 64 KiB the kernel holds): whoever exits after main
+ * returns loses nothing.
+ */
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await command(argv);
+  } finally {
+    await written(process.stdout);
+    await written(process.stderr);
+  }
+}
+
+/** Resolves once what was written to `stream` so far has been handed to the system (at once when nothing waits). */
+function written(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.writableLength === 0 || stream.destroyed || stream.writableEnded) return Promise.resolve();
+  // Writes leave in order: the callback of an empty one runs once every earlier one has gone.
+  return new Promise((resolve) => stream.write("", () => resolve()));
+}
+
+async function command(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!SERVICES.has(command ?? "")) quietOnClosedPipe();
   if (!command) {

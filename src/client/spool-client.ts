@@ -450,6 +450,54 @@ export class SpoolClient {
     };
   }
 
+  /**
+   * Reads an entry's lines byte-exact, a page at a time (each at most the server's read limit): from line `from`
+   * (1-based, default 1), `count` of them (default: to the end). A page ends after a whole line; a line longer than
+   * the limit comes in parts (`offset`). `onBytes` gets the bytes in order and is awaited, so a slow consumer slows
+   * the reading instead of piling pages up. Resolves with the lines and bytes read.
+   */
+  async readLines(
+    run: string,
+    path: string,
+    onBytes: (bytes: Uint8Array) => void | Promise<void>,
+    options: { from?: number; count?: number } = {},
+  ): Promise<{ lines: number; bytes: number }> {
+    let line = options.from ?? 1;
+    let left = options.count ?? Number.MAX_SAFE_INTEGER;
+    let offset: number | undefined;
+    let lines = 0;
+    let bytes = 0;
+    while (left > 0) {
+      const page = await this.call("entry/get", {
+        run,
+        path,
+        line,
+        encoding: "base64",
+        ...(offset !== undefined ? { offset } : left < Number.MAX_SAFE_INTEGER ? { limit: left } : {}),
+      });
+      const data = fromBase64(page.body);
+      bytes += data.length;
+      if (data.length > 0) await onBytes(data);
+      if (page.part) {
+        if (!page.part.end && page.part.bytes === 0) throw new Error(`entry/get returned an empty part of line ${line} of ${path}`);
+        if (!page.part.end) {
+          offset = page.part.offset + page.part.bytes;
+          continue;
+        }
+        offset = undefined;
+        line++;
+        left--;
+        lines++;
+        continue;
+      }
+      lines += page.range.lines;
+      if (!page.truncated || page.range.lines === 0) break;
+      line += page.range.lines;
+      left -= page.range.lines;
+    }
+    return { lines, bytes };
+  }
+
   /** Sends text (as UTF-8) or bytes to a running producer's stdin or terminal (`stream/input`); `seq` makes a retry safe. */
   input(run: string, path: string, data: string | Uint8Array, options: { seq?: number } = {}): Promise<ResultOf<"stream/input">> {
     const payload = typeof data === "string" ? { data } : { data: base64(data), encoding: "base64" as const };
@@ -536,6 +584,15 @@ export class SpoolClient {
     }
     if (!this.#closed) this.#transport.send(JSON.stringify(reply));
   }
+}
+
+/** Base64 as bytes: Node's Buffer where there is one, else atob (this client also runs in a browser). */
+function fromBase64(text: string): Uint8Array {
+  if (typeof Buffer !== "undefined") return Buffer.from(text, "base64");
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
 /** Bytes as base64 without Node's Buffer (this client also runs in a browser). */

@@ -2,7 +2,7 @@
  * What features get from the store, through core (DESIGN §2: features call core, never store): the row
  * types core hands them, the typed reading of a producer's rows, and the row → wire views they return.
  */
-export { cutLines, memoryLineReads } from "../store/chunk-reads.js";
+export { cutLines, type LineReadOptions, memoryLineReads, OffsetPastLine } from "../store/chunk-reads.js";
 export { channelFromRow, producerFromRow } from "../store/producer-row.js";
 export { lineCount } from "../store/repositories.js";
 export type { EntryRow, RunRow } from "../store/schema.js";

@@ -129,6 +129,12 @@ const ReadOutputArgs = {
   tail: z.number().int().min(1).optional().describe("Only the last N lines"),
   line: z.number().int().min(1).optional().describe("First line of a slice (1-based)"),
   limit: z.number().int().min(1).optional().describe("Lines in the slice"),
+  offset: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe("With line (and no limit): the rest of that one line from this byte — the next part of a line longer than one read returns"),
   view: z.enum(["model", "raw"]).optional().describe("model (default): as a terminal finally shows it; raw: the bytes as text"),
 };
 
@@ -160,13 +166,39 @@ const message = (error: unknown) => (error instanceof Error ? error.message : St
 /** A `spool://RUN/PATH` URI of a producer (PATH is its log path, e.g. log://turn_1/sh/ls). */
 export const resourceUri = (run: string, path: string) => `spool://${run}/${path}`;
 
-/** RUN and PATH of a `spool://RUN/PATH` URI; null for anything else. */
+/**
+ * RUN and PATH of a `spool://RUN/PATH` URI; null for anything else. PATH is taken as the URI's readers pass it
+ * on: percent-encoded (`log%3A%2F%2Fturn_1…`), with the scheme's `//` folded to `/` by URL normalisation
+ * (`log:/turn_1/sh/ls`), or without a scheme (`turn_1/sh/ls`: a log path, as a URI's path reads best).
+ */
 export function parseResourceUri(uri: string): { run: string; path: string } | null {
   if (!uri.startsWith("spool://")) return null;
   const rest = uri.slice("spool://".length);
   const slash = rest.indexOf("/");
   if (slash <= 0 || slash === rest.length - 1) return null;
-  return { run: rest.slice(0, slash), path: rest.slice(slash + 1) };
+  let path = rest.slice(slash + 1);
+  if (path.includes("%")) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      // Not percent-encoding after all: the path as given.
+    }
+  }
+  const scheme = /^([a-z][a-z0-9+.-]*):\/*/i.exec(path);
+  if (scheme) path = `${scheme[1]}://${path.slice(scheme[0].length)}`;
+  else if (/^turn_\d+\//.test(path)) path = `log://${path}`;
+  return { run: rest.slice(0, slash), path };
+}
+
+/** Which lines a read returned, and where the next read goes on when the read limit cut it (or it is part of a line). */
+function linesRead(entry: LogEntry): string {
+  const { line, lines } = entry.range;
+  if (entry.part) {
+    const { offset, bytes, end } = entry.part;
+    return `part of line ${line} of ${entry.lines}: bytes ${offset}-${offset + bytes}${end ? ", its end" : `; the rest: line ${line}, offset ${offset + bytes}`}`;
+  }
+  const shown = `lines ${lines ? `${line}-${line + lines - 1}` : "none"} of ${entry.lines}`;
+  return entry.truncated ? `${shown}; cut at the read limit, the rest from line ${line + lines}` : shown;
 }
 
 /** Progress of one tool call: `notifications/progress` with the client's token, a rising count, and a message. */
@@ -673,19 +705,22 @@ export class McpBridge {
     const parsed = parseResourceUri(args.path);
     const run = parsed?.run ?? this.#ownRun(session, args.path);
     const path = parsed?.path ?? args.path;
+    if (args.offset !== undefined && (args.line === undefined || args.limit !== undefined))
+      throw new ToolFailure("offset goes with line, and reads the rest of that one line: give line and no limit");
+    // Paths this result names, as read_output takes them back: another run's as spool://RUN/PATH.
+    const address = (p: string) => (parsed ? resourceUri(run, p) : p);
     const slice = {
       ...(args.tail !== undefined ? { tail: args.tail } : {}),
       ...(args.line !== undefined ? { line: args.line } : {}),
       ...(args.limit !== undefined ? { limit: args.limit } : {}),
+      ...(args.offset !== undefined ? { offset: args.offset } : {}),
       view: args.view ?? "model",
       // All of it as the model sees it: within a budget (head, tail, failure lines, a note on the rest).
       ...(args.view !== "raw" && args.tail === undefined && args.line === undefined && args.limit === undefined ? { budget: OUTPUT_BUDGET_TOKENS } : {}),
     } as const;
     if (!path.startsWith("log://")) {
       const entry = await this.#get(session, run, path, slice);
-      return text(
-        `${path} (${statusWord(entry.status)}, lines ${entry.range.line}-${entry.range.line + entry.range.lines - 1} of ${entry.lines})\n${entry.body}`,
-      );
+      return text(`${address(path)} (${statusWord(entry.status)}, ${linesRead(entry)})\n${entry.body}`);
     }
     const { log } = await this.#target(session, args.path);
     if (log.status === STATUS.proposed || log.status === STATUS.rejected) {
@@ -696,10 +731,7 @@ export class McpBridge {
     for (const c of this.#channels(log)) {
       const entry = await this.#get(session, run, c.path, slice);
       if (entry.lines === 0 && c.channel !== 1) continue;
-      const last = entry.range.line + entry.range.lines - 1;
-      parts.push(
-        `--- ${c.path} (${statusWord(entry.status)}, lines ${entry.range.lines ? `${entry.range.line}-${last}` : "none"} of ${entry.lines}) ---\n${entry.body.trimEnd()}`,
-      );
+      parts.push(`--- ${address(c.path)} (${statusWord(entry.status)}, ${linesRead(entry)}) ---\n${entry.body.trimEnd()}`);
     }
     if (p.endStatus !== null) parts.push(`ended: ${statusWord(p.endStatus)}${p.exitCode !== null ? `, exit ${p.exitCode}` : ""}`);
     return text(parts.join("\n"));
@@ -709,7 +741,7 @@ export class McpBridge {
     session: Session,
     run: string,
     path: string,
-    slice: { tail?: number; line?: number; limit?: number; view: "model" | "raw"; budget?: number },
+    slice: { tail?: number; line?: number; limit?: number; offset?: number; view: "model" | "raw"; budget?: number },
   ): Promise<LogEntry> {
     try {
       return await session.client.call("entry/get", { run, path, ...slice });

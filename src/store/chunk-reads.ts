@@ -45,6 +45,29 @@ export interface LineRead {
   lines: number;
   /** True when `maxBytes` stopped the read before `count` lines. */
   truncated: boolean;
+  /**
+   * With `wholeLines`: the body is part of one line (longer than `maxBytes`, or read from `offset` into it) — its
+   * bytes `offset` to `offset + bytes`; `end` when they reach the line's end (its newline, or the channel's end).
+   */
+  part?: { offset: number; bytes: number; end: boolean };
+}
+
+/** How a line read cuts: the options entry/get reads with (other readers keep the bytes up to maxBytes). */
+export interface LineReadOptions {
+  /**
+   * A read cut by maxBytes ends after its last whole line; one whose first line alone is longer comes back as the
+   * first maxBytes bytes of it, marked as a `part`.
+   */
+  wholeLines?: boolean;
+  /** Bytes of the first line to skip: the read is the rest of that line from there, as a `part` (wholeLines). */
+  offset?: number;
+}
+
+/** A line read whose `offset` lies past its line's end: the line holds `lineBytes` bytes (its newline counted). */
+export class OffsetPastLine extends Error {
+  constructor(readonly lineBytes: number) {
+    super(`the line holds ${lineBytes} bytes`);
+  }
 }
 
 const EMPTY: LineRead = Object.freeze({ data: Buffer.alloc(0), lines: 0, truncated: false }) as LineRead;
@@ -77,14 +100,24 @@ class LineCutter {
   #truncated = false;
   #skip: number;
   #remaining: number;
+  /** Bytes of the first line still to skip (LineReadOptions.offset), and how many were skipped. */
+  #skipBytes: number;
+  #skipped = 0;
+  readonly #wholeLines: boolean;
+  readonly #offset: number | undefined;
 
   constructor(
     skip: number,
     count: number,
     private readonly maxBytes: number,
+    options: LineReadOptions = {},
   ) {
     this.#skip = skip;
-    this.#remaining = count;
+    this.#wholeLines = options.wholeLines === true || options.offset !== undefined;
+    this.#offset = options.offset;
+    this.#skipBytes = options.offset ?? 0;
+    // From an offset, the read is the rest of one line.
+    this.#remaining = options.offset === undefined ? count : 1;
   }
 
   /** Takes the next chunk; true once the read is complete (no later chunk is needed). */
@@ -100,6 +133,20 @@ class LineCutter {
       from = afterNewline(data, 0, this.#skip, newlines);
       left = newlines - this.#skip;
       this.#skip = 0;
+    }
+    if (this.#skipBytes > 0) {
+      // Within the line: its bytes in this chunk, its newline counted.
+      const newline = data.indexOf(10, from);
+      const span = (newline === -1 ? data.length : newline + 1) - from;
+      if (this.#skipBytes >= span) {
+        if (newline !== -1) throw new OffsetPastLine(this.#skipped + span);
+        this.#skipBytes -= span;
+        this.#skipped += span;
+        return false;
+      }
+      from += this.#skipBytes;
+      this.#skipped += this.#skipBytes;
+      this.#skipBytes = 0;
     }
     if (from === data.length) return false;
     let end: number;
@@ -125,9 +172,22 @@ class LineCutter {
   }
 
   result(): LineRead {
+    // An offset past the end of the channel's last line (one without its newline).
+    if (this.#skipBytes > 0) throw new OffsetPastLine(this.#skipped);
+    if (this.#offset !== undefined) {
+      const data = Buffer.concat(this.#parts, this.#size);
+      const end = !this.#truncated;
+      return { data, lines: 0, truncated: this.#truncated, part: { offset: this.#offset, bytes: data.length, end } };
+    }
     if (this.#size === 0) return { data: Buffer.alloc(0), lines: 0, truncated: this.#truncated };
+    if (this.#truncated && this.#wholeLines) this.#toLastNewline();
     const parts = this.#parts;
     const size = this.#size;
+    if (this.#truncated && this.#wholeLines && this.#newlines === -1) {
+      // Its first line alone is longer than maxBytes: the first maxBytes bytes of it.
+      const data = Buffer.concat(parts, size);
+      return { data, lines: 0, truncated: true, part: { offset: 0, bytes: size, end: false } };
+    }
     if (this.#truncated || parts.length === 1) {
       const data = Buffer.concat(parts, size);
       const partial = data[data.length - 1] !== 10 ? 1 : 0;
@@ -148,14 +208,34 @@ class LineCutter {
     };
     return Object.defineProperty(read, "parts", { value: parts });
   }
+
+  /** Cuts the pieces of a truncated read after their last newline (none: #newlines becomes -1, the pieces stay). */
+  #toLastNewline(): void {
+    for (let i = this.#parts.length - 1; i >= 0; i--) {
+      const piece = this.#parts[i]!;
+      const at = piece.lastIndexOf(10);
+      if (at === -1) continue;
+      this.#parts.length = i + 1;
+      this.#parts[i] = piece.subarray(0, at + 1);
+      this.#size = this.#parts.reduce((sum, p) => sum + p.length, 0);
+      return;
+    }
+    this.#newlines = -1;
+  }
 }
 
 /**
  * Cuts `count` lines, after skipping `skip` newlines, out of chunks held in memory, as a read of the store does
  * (the server's warm-up runs the cutter once at start with it, so the first read after a start does not compile it).
  */
-export function cutLines(chunks: readonly { newlines: number; data: Buffer }[], skip: number, count: number, maxBytes: number): LineRead {
-  const cutter = new LineCutter(skip, count, maxBytes);
+export function cutLines(
+  chunks: readonly { newlines: number; data: Buffer }[],
+  skip: number,
+  count: number,
+  maxBytes: number,
+  options: LineReadOptions = {},
+): LineRead {
+  const cutter = new LineCutter(skip, count, maxBytes, options);
   for (const chunk of chunks) if (cutter.take({ seq: 0, ...chunk })) break;
   return cutter.result();
 }
@@ -334,6 +414,7 @@ async function linesOf(
   line: number,
   count: number,
   maxBytes: number,
+  options: LineReadOptions = {},
 ): Promise<LineRead> {
   if (count <= 0) return { ...EMPTY };
   let start = sync(sqlite, (s): Start | undefined => {
@@ -350,8 +431,11 @@ async function linesOf(
     return row && { chunk: row, skip: line - row.line_offset };
   });
   if (start === VIA_KYSELY) start = await startOf(db, entryId, line, sqlite !== undefined);
-  if (!start) return { ...EMPTY };
-  const cutter = new LineCutter(start.skip, count, maxBytes);
+  if (!start) {
+    if (options.offset) throw new OffsetPastLine(0);
+    return options.offset === undefined ? { ...EMPTY } : { ...EMPTY, part: { offset: 0, bytes: 0, end: true } };
+  }
+  const cutter = new LineCutter(start.skip, count, maxBytes, options);
   /** The last chunk taken. */
   let last = start.chunk.seq;
   const take = (chunk: ChunkPart): boolean => {
@@ -402,8 +486,8 @@ async function linesOf(
  * Reads `count` lines starting at 0-based `line` from a streamed entry through
  * Kysely, fetching only the chunks that hold them.
  */
-export function readLines(db: Kysely<Database>, entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> {
-  return linesOf(db, undefined, entryId, line, count, maxBytes);
+export function readLines(db: Kysely<Database>, entryId: number, line: number, count: number, maxBytes: number, options?: LineReadOptions): Promise<LineRead> {
+  return linesOf(db, undefined, entryId, line, count, maxBytes, options);
 }
 
 /**
@@ -429,12 +513,48 @@ export function memoryLineReads(chunks: readonly { newlines: number; data: Buffe
   }
   return {
     // No transaction is ever open on it and nothing else uses it: the reads never go through Kysely.
-    readLines: (entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> =>
-      linesOf(undefined as unknown as Kysely<Database>, sqlite, entryId, line, count, maxBytes),
+    readLines: (entryId: number, line: number, count: number, maxBytes: number, options?: LineReadOptions): Promise<LineRead> =>
+      linesOf(undefined as unknown as Kysely<Database>, sqlite, entryId, line, count, maxBytes, options),
     close: (): void => {
       sqlite.close();
     },
   };
+}
+
+/** Chunks a read in stored order fetches per query. */
+const ORDER_PAGE = 256;
+
+/**
+ * The chunks of several channels of one producer in the order they were stored (their row ids: a producer's
+ * chunks are appended one after another), from the first, until `maxBytes` (the chunk that passes it is left
+ * out; `truncated` says so). How a command's typed input (channel 0) and its output interleaved.
+ */
+export async function readInOrder(
+  db: Kysely<Database>,
+  entryIds: readonly number[],
+  maxBytes: number,
+): Promise<{ chunks: { entryId: number; data: Buffer }[]; truncated: boolean }> {
+  const chunks: { entryId: number; data: Buffer }[] = [];
+  if (entryIds.length === 0) return { chunks, truncated: false };
+  let after = 0;
+  let bytes = 0;
+  for (;;) {
+    const rows = await db
+      .selectFrom("chunks")
+      .select(["id", "entry_id", "data"])
+      .where("entry_id", "in", [...entryIds])
+      .where("id", ">", after)
+      .orderBy("id")
+      .limit(ORDER_PAGE)
+      .execute();
+    for (const row of rows) {
+      if (bytes + row.data.length > maxBytes) return { chunks, truncated: true };
+      bytes += row.data.length;
+      chunks.push({ entryId: row.entry_id, data: row.data });
+    }
+    if (rows.length < ORDER_PAGE) return { chunks, truncated: false };
+    after = rows[rows.length - 1]!.id;
+  }
 }
 
 /** The chunk reads of one store: SQLite's synchronous ones where they may run, Kysely's otherwise. */
@@ -448,7 +568,10 @@ export function chunkReads(store: Store) {
       const rows = sync(sqlite, (s) => s.after.all(entryId, after, limit));
       return rows === VIA_KYSELY ? readChunksAfter(db, entryId, after, limit) : Promise.resolve(rows);
     },
+    /** Chunks of a producer's channels in stored order (see readInOrder). */
+    readInOrder: (entryIds: readonly number[], maxBytes: number) => readInOrder(db, entryIds, maxBytes),
     /** Reads `count` lines starting at 0-based `line` (see linesOf). */
-    readLines: (entryId: number, line: number, count: number, maxBytes: number): Promise<LineRead> => linesOf(db, sqlite, entryId, line, count, maxBytes),
+    readLines: (entryId: number, line: number, count: number, maxBytes: number, options?: LineReadOptions): Promise<LineRead> =>
+      linesOf(db, sqlite, entryId, line, count, maxBytes, options),
   };
 }

@@ -1,9 +1,10 @@
 import type { Core } from "../../core/index.js";
 import { ENTRY } from "../../core/status.js";
 import type { EntryRow } from "../../core/views.js";
-import { countLines, entrySummary, lineCount, memoryLineReads, sliceLines } from "../../core/views.js";
+import { countLines, entrySummary, type LineReadOptions, lineCount, memoryLineReads, OffsetPastLine, sliceLines } from "../../core/views.js";
 import { channelModelView, renderOptionsFor } from "../../model/model-view.js";
 import { renderTerminalText } from "../../model/terminal.js";
+import { transcript } from "../../model/transcript.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { ServerConnection } from "../../rpc/connection.js";
@@ -14,6 +15,8 @@ import { JsonStringBytes, OutgoingReply, ReplyParts } from "../../rpc/reply-byte
 
 interface Slice {
   data: Buffer;
+  /** The body is part of line `firstLine` (LineRead.part). */
+  part?: { offset: number; bytes: number; end: boolean };
   /** The bytes in pieces, when `data` is joined only if asked for (LineRead.parts). */
   parts?: readonly Buffer[];
   bytes: number;
@@ -31,7 +34,15 @@ interface Slice {
  * maxReadBytes), cut to what it returned. The caller gives the grant back
  * once the reply has left the process.
  */
-async function readStreamed(core: Core, connection: ConnectionHandle, row: EntryRow, start: number, count: number, whole: boolean): Promise<Slice> {
+async function readStreamed(
+  core: Core,
+  connection: ConnectionHandle,
+  row: EntryRow,
+  start: number,
+  count: number,
+  whole: boolean,
+  offset: number | undefined,
+): Promise<Slice> {
   const limit = core.config.limits.maxReadBytes;
   if (whole && row.bytes > limit) {
     throw new SpoolError("PAYLOAD_TOO_LARGE", `Entry holds ${row.bytes} bytes, over the read limit of ${limit}; read it with tail or line/limit`, {
@@ -47,12 +58,14 @@ async function readStreamed(core: Core, connection: ConnectionHandle, row: Entry
   const wanted = Math.min(count, Math.max(0, total - start));
   const guess = total > 0 ? Math.ceil((row.bytes / total) * wanted * 4) + FEW_LINES_BYTES : FEW_LINES_BYTES;
   let grant = await core.reads.acquire(connection, Math.min(most, guess));
+  // A slice cut by the limit ends after a whole line; a line longer than the limit comes in parts (offset).
+  const options = { wholeLines: true, ...(offset !== undefined ? { offset } : {}) };
   try {
-    let read = await core.repos.chunks.readLines(row.id, start, count, Math.min(limit, grant.bytes));
+    let read = await readLinesOf(core, row, start, count, Math.min(limit, grant.bytes), options);
     if (read.truncated && grant.bytes < limit) {
       grant.release();
       grant = await core.reads.acquire(connection, limit);
-      read = await core.repos.chunks.readLines(row.id, start, count, limit);
+      read = await readLinesOf(core, row, start, count, limit, options);
     }
     const bytes = read.parts ? read.parts.reduce((sum, part) => sum + part.length, 0) : read.data.length;
     grant.shrink(bytes);
@@ -66,11 +79,40 @@ async function readStreamed(core: Core, connection: ConnectionHandle, row: Entry
       firstLine: start + 1,
       lines: read.lines,
       truncated: read.truncated,
+      ...(read.part ? { part: read.part } : {}),
       grant,
     };
   } catch (error) {
     grant.release();
     throw error;
+  }
+}
+
+/** A command's output and what was typed to it, in stored order (view "transcript"), within maxReadBytes. */
+async function transcriptOf(core: Core, row: EntryRow, encoding: "utf8" | "base64") {
+  if (row.scheme !== "log")
+    throw new SpoolError("INVALID_PARAMS", `view "transcript" reads a command's log path (log://…), not ${row.path}`, { path: row.path });
+  const channels = await core.repos.entries.listChannels(row.id);
+  const input = new Set(channels.filter((c) => c.channel === 0).map((c) => c.id));
+  const read = await core.repos.chunks.readInOrder(
+    channels.map((c) => c.id),
+    core.config.limits.maxReadBytes,
+  );
+  const text = transcript(read.chunks.map((c) => ({ input: input.has(c.entryId), data: c.data })));
+  const body = encoding === "base64" ? Buffer.from(text).toString("base64") : text;
+  return { body, encoding, range: { line: 1, lines: countLines(Buffer.from(text)) }, truncated: read.truncated };
+}
+
+/** The store's line read; an offset past its line's end is the caller's mistake, said as such. */
+async function readLinesOf(core: Core, row: EntryRow, start: number, count: number, maxBytes: number, options: LineReadOptions) {
+  try {
+    return await core.repos.chunks.readLines(row.id, start, count, maxBytes, options);
+  } catch (error) {
+    if (!(error instanceof OffsetPastLine)) throw error;
+    throw new SpoolError("INVALID_PARAMS", `offset ${options.offset} is past the end of line ${start + 1}: it holds ${error.lineBytes} bytes`, {
+      line: start + 1,
+      lineBytes: error.lineBytes,
+    });
   }
 }
 
@@ -80,7 +122,18 @@ export const BODY_AS_BYTES = 16 * 1024;
 /** What a read of a few lines asks the cap for besides its share of the entry's bytes. */
 const FEW_LINES_BYTES = 64 * 1024;
 
-function readInline(row: EntryRow, start: number, count: number): Slice {
+function readInline(row: EntryRow, start: number, count: number, offset: number | undefined): Slice {
+  if (offset !== undefined) {
+    const line = sliceLines(Buffer.from(row.body, "utf8"), start, 1);
+    if (offset > 0 && offset >= line.length) {
+      throw new SpoolError("INVALID_PARAMS", `offset ${offset} is past the end of line ${start + 1}: it holds ${line.length} bytes`, {
+        line: start + 1,
+        lineBytes: line.length,
+      });
+    }
+    const data = line.subarray(offset);
+    return { data, bytes: data.length, firstLine: start + 1, lines: 0, truncated: false, part: { offset, bytes: data.length, end: true } };
+  }
   const data = sliceLines(Buffer.from(row.body, "utf8"), start, count);
   return { data, bytes: data.length, firstLine: start + 1, lines: countLines(data), truncated: false };
 }
@@ -97,6 +150,7 @@ export const entryGet = defineMethod({
       const text = (await ctx.core.applyFilter("entry:model-view", { text: view.text, path: row.path })).text;
       return { ...summary, body: text, encoding: "utf8" as const, range: { line: 1, lines: lineCount(row) }, truncated: false };
     }
+    if (params.view === "transcript") return { ...summary, ...(await transcriptOf(ctx.core, row, params.encoding ?? "utf8")) };
     const total = row.streamed ? lineCount(row) : summary.lines;
     let start = 0;
     let count = Number.MAX_SAFE_INTEGER;
@@ -104,7 +158,9 @@ export const entryGet = defineMethod({
     if (params.line !== undefined) start = params.line - 1;
     if (params.limit !== undefined) count = params.limit;
     const whole = params.tail === undefined && params.line === undefined && params.limit === undefined;
-    const slice = row.streamed ? await readStreamed(ctx.core, ctx.connection, row, start, count, whole) : readInline(row, start, count);
+    const slice = row.streamed
+      ? await readStreamed(ctx.core, ctx.connection, row, start, count, whole, params.offset)
+      : readInline(row, start, count, params.offset);
     try {
       let body: string;
       const encoding = params.encoding ?? "utf8";
@@ -127,7 +183,14 @@ export const entryGet = defineMethod({
         else if (ctx.reply) ctx.reply.onSent(() => grant.releaseWhenFlushed());
         else setImmediate(() => grant.releaseWhenFlushed());
       }
-      return { ...summary, body, encoding, range: { line: slice.firstLine, lines: slice.lines }, truncated: slice.truncated };
+      return {
+        ...summary,
+        body,
+        encoding,
+        range: { line: slice.firstLine, lines: slice.lines },
+        truncated: slice.truncated,
+        ...(slice.part ? { part: slice.part } : {}),
+      };
     } catch (error) {
       slice.grant?.release();
       throw error;

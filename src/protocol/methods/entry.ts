@@ -9,7 +9,18 @@ export const EntryGetParams = z
     tail: z.number().int().min(1).optional().describe("Only the last N lines"),
     line: z.number().int().min(1).optional().describe("First line of a slice (1-based)"),
     limit: z.number().int().min(1).optional().describe("Lines in the slice (default: to the end)"),
-    view: z.enum(["raw", "model"]).optional().describe("raw (default): the bytes as stored; model: the text the model sees, as a terminal finally shows it"),
+    offset: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("With `line`: the rest of that one line from this byte of it (the next `part` of a line longer than the read limit)"),
+    view: z
+      .enum(["raw", "model", "transcript"])
+      .optional()
+      .describe(
+        "raw (default): the bytes as stored; model: the text the model sees, as a terminal finally shows it; transcript (a command's log path): its output with the lines typed to it, in the order it happened, each typed line after `[typed] `",
+      ),
     encoding: z.enum(["utf8", "base64"]).optional().describe("How `body` is encoded (default utf8; invalid UTF-8 becomes U+FFFD)"),
     budget: z
       .number()
@@ -29,6 +40,14 @@ export const EntryGetParams = z
     message: "tail cannot be combined with line or limit",
     path: ["tail"],
   })
+  .refine((p) => p.offset === undefined || (p.line !== undefined && p.limit === undefined && p.budget === undefined), {
+    message: "offset needs line, and reads the rest of that one line: no limit",
+    path: ["offset"],
+  })
+  .refine((p) => p.view !== "transcript" || (p.tail === undefined && p.line === undefined && p.limit === undefined && p.offset === undefined), {
+    message: "a transcript is read whole (within maxReadBytes): no tail, line, limit or offset",
+    path: ["view"],
+  })
   .refine((p) => !(p.view === "model" && p.encoding === "base64"), {
     message: "the model view is text; use encoding utf8",
     path: ["encoding"],
@@ -37,8 +56,19 @@ export const EntryGetParams = z
 export const EntryGetResult = EntrySummary.extend({
   body: z.string(),
   encoding: z.enum(["utf8", "base64"]),
-  range: z.object({ line: z.number().int().describe("First line returned (1-based)"), lines: z.number().int() }),
-  truncated: z.boolean().describe("True when maxReadBytes cut the body short"),
+  range: z.object({
+    line: z.number().int().describe("First line returned (1-based)"),
+    lines: z.number().int().describe("Lines that came back whole (0 for a part of one)"),
+  }),
+  truncated: z.boolean().describe("True when maxReadBytes cut the body short (it then ends after a whole line, or is a part of one)"),
+  part: z
+    .object({
+      offset: z.number().int().describe("First byte of the line `range.line` returned"),
+      bytes: z.number().int(),
+      end: z.boolean().describe("True when the part reaches the line's end"),
+    })
+    .optional()
+    .describe("Present when the body is part of one line: a line longer than maxReadBytes, or a read with offset"),
 });
 
 export const entryGet = request({

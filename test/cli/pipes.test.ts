@@ -1,0 +1,169 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ServeProcess, SPOOL_BIN, spawnCli, spawnServe } from "../helpers/process.js";
+import { tempDir } from "../helpers/server.js";
+
+/** The sockets process `pid` holds open (the CLI's only one is its connection to the server). */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  try {
+    // Not its stdio: Node gives a child its pipes as socket pairs.
+    for (const fd of readdirSync(`/proc/${pid}/fd`).filter((fd) => Number(fd) > 2)) {
+      const target = (() => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      })();
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m) inodes.add(m[1]!);
+    }
+  } catch {
+    // Gone.
+  }
+  return inodes;
+}
+
+interface Piped {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/**
+ * Runs `spool ARGS` with stdout a pipe nobody reads until the CLI has finished its work — it exited, or it has
+ * closed its connection to the server (everything it prints is written by then) — and then reads it all. A CLI
+ * that exits with writes still queued for the pipe leaves the reader 64 KiB (what the kernel holds) and the rest lost.
+ */
+async function slowlyRead(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Piped> {
+  const child = spawn(process.execPath, [SPOOL_BIN, ...args], { env: { ...process.env, SPOOL_LOG: "warn", ...env }, cwd, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout!.pause();
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  let exited = false;
+  void exit.then(() => (exited = true));
+  // The gate: the CLI exited, or it connected, has since closed the connection and is still there 3 s later (a CLI
+  // that cuts its output short exits right after closing it). A CLI so quick that it was never seen connected is
+  // read after 60 s: one that cuts its output short has exited by then.
+  let seen = false;
+  let closedAt = 0;
+  const since = Date.now();
+  for (;;) {
+    if (exited || (!seen && Date.now() - since > 60_000) || (closedAt && Date.now() - closedAt > 3_000)) break;
+    if (socketInodes(child.pid!).size > 0) {
+      seen = true;
+      closedAt = 0;
+    } else if (seen && !closedAt) closedAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  const parts: Buffer[] = [];
+  child.stdout!.on("data", (d: Buffer) => parts.push(d));
+  const closed = new Promise((resolve) => child.stdout!.once("close", resolve));
+  child.stdout!.resume();
+  const ended = await exit;
+  await closed;
+  return { ...ended, stdout: Buffer.concat(parts), stderr };
+}
+
+/** Runs `spool ARGS` with stdout a file (written synchronously: never cut short), and returns what it holds. */
+async function intoFile(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Buffer> {
+  const file = join(tempDir("spool-out-"), "out");
+  const fd = openSync(file, "w");
+  const child: ChildProcess = spawn(process.execPath, [SPOOL_BIN, ...args], {
+    env: { ...process.env, SPOOL_LOG: "warn", ...env },
+    cwd,
+    stdio: ["ignore", fd, "inherit"],
+  });
+  closeSync(fd);
+  const code = await new Promise((resolve) => child.once("exit", resolve));
+  expect(code, `spool ${args.join(" ")}`).toBe(0);
+  return readFileSync(file);
+}
+
+describe("spool's output through a pipe (issue 38, point 1)", () => {
+  let serve: ServeProcess;
+  let env: NodeJS.ProcessEnv;
+  let project: string;
+  /** Bytes of the stored stdout channel of run-1's command. */
+  let stored: number;
+  const SEQ = 300_000;
+  // A prompt longer than a pipe holds, so `show --json` prints more than 64 KiB too.
+  const PROMPT = `Count: \`seq 1 ${SEQ}\` ${"and say so ".repeat(8000)}`;
+  const expectedSeq = Buffer.from(`${Array.from({ length: SEQ }, (_, i) => i + 1).join("\n")}\n`);
+
+  beforeAll(async () => {
+    const base = tempDir("spool-pipes-");
+    const home = join(base, "home");
+    project = join(base, "app");
+    mkdirSync(project);
+    execFileSync("git", ["init", "-q", project]);
+    serve = await spawnServe(["--port", "0", "--home", home, "--demo-model"]);
+    env = { SPOOL_HOME: home, SPOOL_SERVER: serve.url };
+    const act = spawnCli(["act", PROMPT, "--model", "demo", "--yes"], env, { cwd: project });
+    expect((await act.exitsWithin(60_000)).code, act.stderr()).toBe(0);
+    const entries = JSON.parse((await intoFile(["entries", "1", "--json"], env, project)).toString()) as {
+      path: string;
+      bytes: number;
+      channel: { name: string } | null;
+    }[];
+    stored = entries.find((e) => e.channel?.name === "stdout")!.bytes;
+    expect(stored).toBe(expectedSeq.length);
+  }, 120_000);
+  afterAll(async () => {
+    await serve?.stop();
+  });
+
+  for (const args of [
+    ["tail", "1"],
+    ["tail", "1", "-f"],
+    ["attach", "1"],
+  ]) {
+    it(`spool ${args.join(" ")} writes the whole channel to a pipe read only after it is done`, async () => {
+      const got = await slowlyRead(args, env, project);
+      expect(got.code, got.stderr).toBe(0);
+      expect(got.stdout.length).toBe(stored);
+      expect(got.stdout.equals(expectedSeq)).toBe(true);
+    }, 90_000);
+  }
+
+  it("spool act --yes writes every line of the command's output and its final line to a slow pipe", async () => {
+    const got = await slowlyRead(["act", `Count: \`seq 1 ${SEQ}\``, "--model", "demo", "--yes"], env, project);
+    expect(got.code, got.stderr).toBe(0);
+    const text = got.stdout.toString();
+    expect(text).toContain(expectedSeq.toString());
+    expect(text).toContain("finished: done, exit 0");
+    expect(text).toMatch(/✔ done\n$/);
+  }, 90_000);
+
+  for (const args of [["show", "1", "--json"]]) {
+    it(`spool ${args.join(" ")} writes as much to a slow pipe as to a file`, async () => {
+      const file = await intoFile(args, env, project);
+      expect(file.length).toBeGreaterThan(64 * 1024);
+      const got = await slowlyRead(args, env, project);
+      expect(got.code, got.stderr).toBe(0);
+      expect(got.stdout.length).toBe(file.length);
+    }, 120_000);
+  }
+
+  it("a reader that stops early (| head -1) ends the CLI quietly: exit 0, nothing on stderr", async () => {
+    const child = spawn(process.execPath, [SPOOL_BIN, "tail", "1"], {
+      env: { ...process.env, SPOOL_LOG: "warn", ...env },
+      cwd: project,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    await new Promise((resolve) => child.stdout!.once("data", resolve));
+    child.stdout!.destroy();
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("exit", (c, s) => resolve([c, s])));
+    expect(signal === "SIGPIPE" || code === 0 || code === 141, `${code} ${signal}`).toBe(true);
+    expect(stderr).toBe("");
+  }, 60_000);
+});
