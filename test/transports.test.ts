@@ -6,7 +6,7 @@ import { ConnectError } from "../src/client/ws-transport.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 /** A TCP listener that records every byte it is sent and answers nothing: someone else's process on a port. */
-export function listenerThatRecords(): Promise<{ server: Server; port: number; received: () => string }> {
+function listenerThatRecords(): Promise<{ server: Server; port: number; received: () => string }> {
   let received = "";
   const server = createServer((socket) => socket.on("data", (d) => (received += d.toString("latin1"))));
   return new Promise((resolve) =>
