@@ -124,7 +124,8 @@ describe("the web view over HTTP", () => {
   });
 
   it("any exchange attempt spends its code, a refused one too (issue 37): the right page after a foreign one gets 401", async () => {
-    for (const refused of [{ Origin: "http://evil.example" }, { Origin: "http://localhost:5173" }, { "Content-Type": "text/plain" }]) {
+    const refusals: Record<string, string>[] = [{ Origin: "http://evil.example" }, { Origin: "http://localhost:5173" }, { "Content-Type": "text/plain" }];
+    for (const refused of refusals) {
       const one = await code();
       expect((await exchange({ code: one }, refused)).status).toBeGreaterThanOrEqual(403);
       expect((await exchange({ code: one })).status).toBe(401);
