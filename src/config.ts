@@ -29,6 +29,12 @@ export const LimitsSchema = z.strictObject({
     .default(8 * 1024 * 1024),
   /** Concurrent WebSocket connections; more are refused with HTTP 503. */
   maxConnections: z.number().int().positive().default(512),
+  /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §3 "Bounded before authentication"). */
+  maxUnauthenticatedConnections: z.number().int().positive().default(64),
+  /** Of them, from one address (every Unix socket connection counts as one address). */
+  maxUnauthenticatedPerAddress: z.number().int().positive().default(32),
+  /** Milliseconds a connection may stay unauthenticated (the web page's plain HTTP requests included) before it is closed. */
+  authDeadlineMs: z.number().int().positive().default(10_000),
   /** Live stream subscriptions per connection (LIMIT_EXCEEDED above). */
   maxSubscriptionsPerConnection: z.number().int().positive().default(64),
   /** Bytes a watcher's connection may have unsent before the watcher is dropped as lagging (`stream/lagged`); at most half of maxOutboundBytes counts. */
@@ -252,6 +258,8 @@ export interface SpoolConfig {
   host: string;
   port: number;
   dbFile: string;
+  /** The Unix socket local clients reach the server on (SPEC §3 "Transports"): spool.sock in the home. */
+  socketPath: string;
   /** A PostgreSQL URL: when set, the store is that database and dbFile is not used. */
   databaseUrl: string | null;
   tokenFile: string;
@@ -441,6 +449,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     host: overrides.host ?? env.SPOOL_HOST ?? file.host ?? "127.0.0.1",
     port,
     dbFile: join(home, "spool.db"),
+    socketPath: join(home, "spool.sock"),
     databaseUrl: overrides.database || env.SPOOL_DATABASE_URL || file.database || null,
     // Servers sharing one database accept one token: each may name the same file.
     tokenFile: env.SPOOL_TOKEN_FILE ? resolve(env.SPOOL_TOKEN_FILE) : join(home, "token"),

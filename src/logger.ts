@@ -29,7 +29,7 @@ export function createLogger(level?: LogLevel, options: { file?: string } = {}):
   const write = (lvl: Exclude<LogLevel, "silent">) => (message: string, extra?: unknown) => {
     if (ORDER[lvl] < threshold) return;
     const suffix = extra === undefined ? "" : ` ${extra instanceof Error ? (extra.stack ?? extra.message) : JSON.stringify(extra)}`;
-    if (options.file) appendFileSync(options.file, `${new Date().toISOString()} ${lvl}: ${message}${suffix}\n`);
+    if (options.file) appendFileSync(options.file, `${new Date().toISOString()} ${lvl}: ${message}${suffix}\n`, { mode: 0o600 });
     else process.stderr.write(`[spool] ${lvl}: ${message}${suffix}\n`);
   };
   return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };

@@ -1,3 +1,4 @@
+import { chmodSync, statSync } from "node:fs";
 import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
@@ -17,6 +18,8 @@ import {
   tokenInUrl,
   tokensMatch,
 } from "./auth.js";
+import { credentialId, tokenVerifier } from "./client/server-proof.js";
+import { unixSocketUrl } from "./client/ws-transport.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
 import { busKey } from "./cluster/bus-auth.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
@@ -40,6 +43,7 @@ import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
+import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate } from "./transports.js";
 import { createWebHandler } from "./web/http.js";
 import { WebSessions } from "./web/sessions.js";
 
@@ -58,7 +62,10 @@ export interface StartOptions extends ConfigOverrides {
 
 export interface SpoolServer {
   readonly config: SpoolConfig;
+  /** The TCP URL (ws://HOST:PORT/): browsers, and clients that name it (the server proves itself there first). */
   readonly url: string;
+  /** The home's Unix socket as a URL (ws+unix://…/spool.sock:/), local clients' default; null when the home has none. */
+  readonly localUrl: string | null;
   readonly port: number;
   readonly token: string;
   readonly store: Store;
@@ -150,6 +157,11 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
 
 async function startLocked(options: StartOptions, config: SpoolConfig, lock: HomeLock): Promise<SpoolServer> {
   const log = options.logger ?? createLogger();
+  // The home holds the token, the database and the socket: its owner's alone.
+  if ((statSync(config.home).mode & 0o077) !== 0) {
+    chmodSync(config.home, 0o700);
+    log.warn(`made ${config.home} private (0700): the Spool home holds the token, the database and the server's socket`);
+  }
   const token = ensureToken(config.tokenFile);
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
@@ -256,16 +268,29 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     sessions.endPrincipal(name);
     return closed;
   });
-  const http: HttpServer = createServer(
-    createWebHandler({
-      sessions,
-      authenticate: async (presented) => (await authenticate(presented))?.principal ?? null,
-      allowedOrigins: config.allowedOrigins,
-      trustedHosts,
-      cookieName,
-      log,
-    }),
+  const web = createWebHandler({
+    sessions,
+    authenticate: async (presented) => (await authenticate(presented))?.principal ?? null,
+    allowedOrigins: config.allowedOrigins,
+    trustedHosts,
+    cookieName,
+    log,
+  });
+  // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
+  const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
+  const http: HttpServer = createServer((request, response) => {
+    if (request.url === PROOF_PATH) answerProof(request, response, (id) => verifiers.get(id) ?? null);
+    else web(request, response);
+  });
+  const gate = new PreAuthGate(
+    {
+      total: config.limits.maxUnauthenticatedConnections,
+      perAddress: config.limits.maxUnauthenticatedPerAddress,
+      deadlineMs: config.limits.authDeadlineMs,
+    },
+    log,
   );
+  http.on("connection", (socket: Socket) => gate.admit(socket));
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
@@ -283,6 +308,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     if (session !== null && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
     if (socket.destroyed) return;
+    gate.authenticated(socket);
     // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
     const principal = byToken?.principal ?? signedIn!.principal;
     wss.handleUpgrade(request, socket, head, (ws) => {
@@ -306,6 +332,8 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     http.listen(config.port, config.host, () => resolve());
   });
   port = (http.address() as AddressInfo).port;
+  const unix = await listenUnix(http, config.socketPath, log);
+  const localUrl = unix ? unixSocketUrl(config.socketPath) : null;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `ws://${hostForUrl}:${port}/`;
   if (!isLoopback(config.host)) {
@@ -320,6 +348,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const stop = () =>
     (stopping ??= (async () => {
       http.close();
+      closeUnix(unix, config.socketPath);
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
@@ -335,6 +364,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   return {
     config,
     url,
+    localUrl,
     port,
     token,
     store,

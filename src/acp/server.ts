@@ -1,14 +1,18 @@
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../client/spool-client.js";
+import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 
 /** Where the Spool server of the bridge is, and whether `--server` named it (then nothing is started). */
 export interface ServerLocation {
+  /** The server named, or the home's over TCP ("" when it listens on a port chosen at start); see `serverUrl`. */
   url: string;
+  /** The home's Unix socket, used whenever it is there unless a server was named. */
+  socketPath: string;
   tokenFile: string;
   home: string;
   explicit: boolean;
@@ -25,10 +29,22 @@ export function locateServer(flags: ServerFlags, env: NodeJS.ProcessEnv = proces
   const config = loadConfig(flags.home ? { home: flags.home } : {}, env);
   const explicit = flags.server ?? env.SPOOL_SERVER;
   const tokenFile = flags["token-file"] ?? env.SPOOL_TOKEN_FILE ?? config.tokenFile;
-  if (explicit) return { url: explicit, tokenFile, home: config.home, explicit: true };
-  if (config.port === 0) throw new Error(`The server of ${config.home} listens on a port chosen at start (port 0); pass --server URL`);
+  if (explicit) return { url: explicit, socketPath: config.socketPath, tokenFile, home: config.home, explicit: true };
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-  return { url: `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`, tokenFile, home: config.home, explicit: false };
+  const url = config.port === 0 ? "" : `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`;
+  return { url, socketPath: config.socketPath, tokenFile, home: config.home, explicit: false };
+}
+
+/**
+ * Where to connect now: the named server, else the home's Unix socket when it is there (SPEC §3 "Transports"), else
+ * the home's TCP port (where the server proves it holds the token before it is sent). Asked at every connection, so
+ * a bridge reconnecting to a restarted server finds its socket.
+ */
+export function serverUrl(location: ServerLocation): string {
+  if (location.explicit) return location.url;
+  if (existsSync(location.socketPath)) return unixSocketUrl(location.socketPath);
+  if (location.url === "") throw new Error(`The server of ${location.home} listens on a port chosen at start (port 0) and has no socket; pass --server URL`);
+  return location.url;
 }
 
 /** Connects once and pings: the server answers with this token. */
@@ -39,7 +55,7 @@ async function probe(location: ServerLocation): Promise<string> {
   } catch {
     throw new Error(`cannot read the token file ${location.tokenFile}`);
   }
-  const client = await SpoolClient.connect(location.url, { token });
+  const client = await SpoolClient.connect(serverUrl(location), { token });
   try {
     await client.request("ping", {});
   } finally {
@@ -80,7 +96,8 @@ const START_TIMEOUT_MS = 30_000;
 export async function ensureServer(location: ServerLocation, log: Logger): Promise<{ url: string; token: string }> {
   let firstError: unknown;
   try {
-    return { url: location.url, token: await probe(location) };
+    const token = await probe(location);
+    return { url: serverUrl(location), token };
   } catch (error) {
     if (location.explicit) throw new Error(`No Spool server answers at ${location.url}: ${error instanceof Error ? error.message : String(error)}`);
     firstError = error;
@@ -88,7 +105,7 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
   mkdirSync(location.home, { recursive: true, mode: 0o700 });
   const logFile = join(location.home, "serve.log");
   log.info(
-    `no server answers at ${location.url} (${firstError instanceof Error ? firstError.message : String(firstError)}); starting spool serve, output in ${logFile}`,
+    `no server answers at ${location.url || location.socketPath} (${firstError instanceof Error ? firstError.message : String(firstError)}); starting spool serve, output in ${logFile}`,
   );
   const fd = openSync(logFile, "a", 0o600);
   let exit: { code: number | null } | null = null;
@@ -117,7 +134,8 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
   let delay = 50;
   for (;;) {
     try {
-      return { url: location.url, token: await probe(location) };
+      const token = await probe(location);
+      return { url: serverUrl(location), token };
     } catch (error) {
       // A server another bridge started at the same moment holds the home: ours exits, theirs answers soon.
       if (Date.now() > deadline) {

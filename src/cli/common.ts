@@ -1,6 +1,7 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig } from "../config.js";
 import { nearest } from "../protocol/nearest.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
@@ -19,8 +20,10 @@ export const CLIENT_OPTIONS = {
 export const JSON_OPTION = { json: { type: "boolean" } } as const;
 
 export const CLIENT_HELP = `Connection (the same settings as spool serve: flag, environment, $SPOOL_HOME/config.json):
-  --server URL        the server          [$SPOOL_SERVER, default: ws://HOST:PORT/ from $SPOOL_HOST /
-                      $SPOOL_PORT / "host" and "port" in config.json, else 127.0.0.1:7420]
+  --server URL        the server          [$SPOOL_SERVER, default: the home's Unix socket
+                      $SPOOL_HOME/spool.sock when it is there, else ws://HOST:PORT/ from
+                      $SPOOL_HOST / $SPOOL_PORT / "host" and "port" in config.json, else
+                      127.0.0.1:7420, where the server must prove it holds the token first]
   --token-file PATH   its token           [$SPOOL_TOKEN_FILE, default: $SPOOL_HOME/token, ~/.spool/token]
   --project NAME      project             [$SPOOL_PROJECT, default: found from this directory
                       upwards: .spool/project.json (spool init), else a git repository's root]
@@ -48,11 +51,12 @@ export function parseCommand<O extends OptionSpec>(command: string, argv: string
 }
 
 /**
- * Where the server is: --server / --token-file, else SPOOL_SERVER, else the settings `spool serve` reads
- * (src/config.ts: SPOOL_HOST / SPOOL_PORT / SPOOL_TOKEN_FILE, then "host" and "port" in $SPOOL_HOME/config.json,
- * then the defaults). A server bound to every address is reached on loopback.
+ * Where the server is: --server / --token-file, else SPOOL_SERVER, else the home's server: its Unix socket when the
+ * socket is there (SPEC §3 "Transports"), else TCP from the settings `spool serve` reads (src/config.ts: SPOOL_HOST /
+ * SPOOL_PORT / SPOOL_TOKEN_FILE, then "host" and "port" in $SPOOL_HOME/config.json, then the defaults). A server
+ * bound to every address is reached on loopback. `tcpUrl` is the TCP address either way (a browser's page).
  */
-export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): Target {
+export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): Target & { tcpUrl: string } {
   const given = flags.server ?? (env.SPOOL_SERVER || undefined);
   if (given !== undefined) checkServerUrl(given, flags.server !== undefined ? "--server" : "SPOOL_SERVER");
   let config: ReturnType<typeof loadConfig>;
@@ -64,9 +68,11 @@ export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = proces
   }
   const bound = config.host;
   const host = bound === "0.0.0.0" || bound === "" ? "127.0.0.1" : bound === "::" ? "::1" : bound;
-  const url = given ?? `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`;
+  const homeTcp = `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`;
+  const tcpUrl = given !== undefined && !given.startsWith("ws+unix:") ? given : homeTcp;
+  const url = given ?? (existsSync(config.socketPath) ? unixSocketUrl(config.socketPath) : tcpUrl);
   const tokenFile = flags["token-file"] ?? config.tokenFile;
-  return { url, tokenFile };
+  return { url, tokenFile, tcpUrl };
 }
 
 /** A server address must be a ws:// or wss:// URL; anything else is a usage error, not a connection failure. */
@@ -77,8 +83,8 @@ function checkServerUrl(value: string, where: string): void {
   } catch {
     url = null;
   }
-  if (!url || (url.protocol !== "ws:" && url.protocol !== "wss:")) {
-    throw usageError(`${where} must be a WebSocket URL such as ws://127.0.0.1:7420/, got "${value}"`);
+  if (!url || (url.protocol !== "ws:" && url.protocol !== "wss:" && url.protocol !== "ws+unix:")) {
+    throw usageError(`${where} must be a WebSocket URL such as ws://127.0.0.1:7420/ (or ws+unix:///path/spool.sock:/), got "${value}"`);
   }
 }
 

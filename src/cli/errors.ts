@@ -53,6 +53,7 @@ export function explain(error: unknown, target: Target | null): { message: strin
     if (error.status === HTTP_FORBIDDEN)
       return { message: `${url} refused this client (HTTP ${HTTP_FORBIDDEN}: its Origin is not allowed)`, code: EXIT.connection };
     if (error.status !== undefined) return { message: `${url} refused the connection (HTTP ${error.status})`, code: EXIT.connection };
+    if (error.unproven) return { message: error.message, code: EXIT.connection };
     return { message: `no server at ${url} — start one with \`spool serve\` (or pass --server URL)`, code: EXIT.connection };
   }
   if (error instanceof ConnectionClosedError) {

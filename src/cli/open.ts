@@ -1,5 +1,9 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Socket } from "node:net";
+import { provenConnection, ServerProofError } from "../client/server-proof.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, parseCommand, serverTarget, workingDirectory } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { findProject } from "./project.js";
@@ -36,7 +40,7 @@ export async function open(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw usageError(`spool open: unexpected argument "${positionals[0]}" (see \`spool help open\`)`);
   const target = serverTarget(values);
-  const base = pageUrl(target.url);
+  const base = pageUrl(target.tcpUrl);
   let token: string;
   try {
     token = readFileSync(target.tokenFile, "utf8").trim();
@@ -46,7 +50,7 @@ export async function open(argv: string[]): Promise<number> {
       EXIT.connection,
     );
   }
-  const code = await mintCode(base, token, target.tokenFile);
+  const code = await mintCode(base, target.url, token, target.tokenFile);
   const fragment = new URLSearchParams({ code });
   const project = findProject(workingDirectory(), values);
   if (project?.name) fragment.set("project", project.name);
@@ -61,26 +65,58 @@ export async function open(argv: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-/** Asks the server for a one-time code with the token (POST /session/code). */
-async function mintCode(base: URL, token: string, tokenFile: string): Promise<string> {
-  let response: Response;
+/**
+ * Asks the server for a one-time code with the token (POST /session/code): over the home's Unix socket when the
+ * client uses it, else over TCP once the server has proved it holds the token (src/client/server-proof.ts).
+ */
+async function mintCode(base: URL, via: string, token: string, tokenFile: string): Promise<string> {
+  let connection: Socket | null = null;
+  const unix = via.startsWith("ws+unix:") ? new URL(via).pathname.replace(/:\/?$/, "") : null;
+  if (!unix && base.protocol === "http:") {
+    try {
+      connection = await provenConnection(base.hostname.replace(/^\[|\]$/g, ""), Number(base.port || 80), token);
+    } catch (error) {
+      if (error instanceof ServerProofError && error.status === 401) throw wrongToken(base, tokenFile);
+      if (error instanceof ServerProofError) throw new CliError(error.message, EXIT.connection);
+      throw new CliError(`no server at ${base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
+    }
+  }
+  let response: { status: number; body: string };
   try {
-    response = await fetch(new URL("/session/code", base), { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    response = await new Promise((resolve, reject) => {
+      // Over TLS (wss://) the certificate proves the server, as for the WebSocket.
+      const req = (base.protocol === "https:" && !unix ? httpsRequest : httpRequest)(
+        {
+          ...(unix ? { socketPath: unix } : { host: base.hostname.replace(/^\[|\]$/g, ""), port: Number(base.port || 80) }),
+          ...(connection ? { createConnection: () => connection.resume() } : {}),
+          path: "/session/code",
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}`, "Content-Length": "0" },
+        },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.once("error", reject);
+      req.end();
+    });
   } catch {
-    throw new CliError(`no server at ${base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
+    throw new CliError(`no server at ${unix ?? base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
   }
-  if (response.status === 401) {
-    throw new CliError(
-      `wrong token for ${base.href} — the server's token is in its home's token file ($SPOOL_HOME/token; used: ${tokenFile})`,
-      EXIT.connection,
-    );
-  }
+  if (response.status === 401) throw wrongToken(base, tokenFile);
   if (response.status === 404) throw new CliError(`${base.href} has no web view (an older Spool server?)`, EXIT.connection);
-  if (!response.ok) throw new CliError(`${base.href} refused to make a sign-in code (HTTP ${response.status})`, EXIT.connection);
-  const body = (await response.json()) as { code?: unknown };
+  if (response.status < 200 || response.status >= 300)
+    throw new CliError(`${base.href} refused to make a sign-in code (HTTP ${response.status})`, EXIT.connection);
+  const body = JSON.parse(response.body) as { code?: unknown };
   if (typeof body.code !== "string") throw new CliError(`${base.href} answered without a code`, EXIT.failed);
   return body.code;
 }
+
+const wrongToken = (base: URL, tokenFile: string) =>
+  new CliError(`wrong token for ${base.href} — the server's token is in its home's token file ($SPOOL_HOME/token; used: ${tokenFile})`, EXIT.connection);
 
 /** Starts the person's browser on the link: $BROWSER, else the desktop's opener. */
 function openBrowser(link: string): Promise<void> {

@@ -227,7 +227,10 @@ export async function runner(argv: string[]): Promise<number> {
   // The same defaults as every other command: the local server of $SPOOL_HOME.
   const { SPOOL_SERVER: _list, ...settings } = process.env;
   const target = serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings);
-  const server = values.server ?? process.env.SPOOL_SERVER ?? target.url;
+  const explicit = values.server ?? (process.env.SPOOL_SERVER || undefined);
+  // The home's server is looked for at each connection: its Unix socket once it is there (a restarted server's too).
+  const homeUrl = () => serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings).url;
+  const server = explicit ?? target.url;
   const tokenFile = target.tokenFile;
   const token = readFlagFile("token-file", tokenFile).toString("utf8").trim();
   const labels = Object.fromEntries(
@@ -263,13 +266,16 @@ export async function runner(argv: string[]): Promise<number> {
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   const runnerClient = new RunnerClient({
-    connect: firstAnswering(
-      server
-        .split(",")
-        .map((url) => url.trim())
-        .filter(Boolean),
-      (url) => SpoolClient.connect(url, { token }),
-    ),
+    connect:
+      explicit === undefined
+        ? () => SpoolClient.connect(homeUrl(), { token })
+        : firstAnswering(
+            explicit
+              .split(",")
+              .map((url) => url.trim())
+              .filter(Boolean),
+            (url) => SpoolClient.connect(url, { token }),
+          ),
     project,
     name,
     backend,

@@ -1,4 +1,4 @@
-import { appendFileSync } from "node:fs";
+import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
 import { createLogger, LOG_LEVELS, type LogLevel, parseLogLevel } from "../logger.js";
 import { startServer } from "../server.js";
@@ -81,7 +81,9 @@ export async function serve(argv: string[]): Promise<number> {
   const logFile = values["log-file"] === undefined ? undefined : resolve(values["log-file"]);
   if (logFile !== undefined) {
     try {
-      appendFileSync(logFile, "");
+      // The log holds command text: the owner's alone, also when it was there before (0644 from an older Spool).
+      appendFileSync(logFile, "", { mode: 0o600 });
+      chmodSync(logFile, 0o600);
     } catch (error) {
       throw usageError(`--log-file ${logFile}: cannot write to it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
@@ -117,6 +119,7 @@ export async function serve(argv: string[]): Promise<number> {
     const models = server.config.agent.models.map((m) => (m.provider === "demo" ? `${m.alias} (built-in demo)` : m.alias));
     process.stdout.write(
       `Spool listening on ${server.url}\n` +
+        `  socket:     ${server.localUrl ? `${server.config.socketPath} (local clients' default)` : "none (the home's path is too long for a Unix socket)"}\n` +
         `  token file: ${server.config.tokenFile}\n` +
         `  database:   ${server.store.location}${migrated}\n` +
         `  models:     ${models.length ? models.join(", ") : "none (set SPOOL_MODEL_<ALIAS>=openai/<model-id>, or --demo-model)"}\n` +

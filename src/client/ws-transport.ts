@@ -1,6 +1,8 @@
+import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { isLoopback, SUBPROTOCOL, SUBPROTOCOL_TOKEN_PREFIX } from "../auth.js";
 import type { Transport } from "../rpc/transport.js";
+import { provenConnection, ServerProofError } from "./server-proof.js";
 
 export interface WebSocketOptions {
   token: string;
@@ -18,14 +20,37 @@ export class ConnectError extends Error {
   constructor(
     message: string,
     readonly status?: number,
+    /** The server did not prove it holds the token (a TCP URL): nothing was sent to it. */
+    readonly unproven = false,
   ) {
     super(message);
   }
 }
 
-/** Opens a WebSocket to a Spool server and resolves once it is open (rejects on 401/403/…). */
-export function connectWebSocket(url: string, options: WebSocketOptions): Promise<Transport> {
+/** A Unix socket URL: `ws+unix:///path/to/spool.sock:/` (the path, then `:` and the request path). */
+export function unixSocketUrl(path: string): string {
+  return `ws+unix://${path}:/`;
+}
+
+/**
+ * Opens a WebSocket to a Spool server and resolves once it is open (rejects on 401/403/…). Over a Unix socket
+ * (`ws+unix:`, the home's own, which only its owner can reach) and over TLS (`wss:`, the certificate checked) the
+ * token goes with the upgrade; over plain TCP (`ws:`) the server first proves, on the same connection, that it holds
+ * the token's verifier (src/client/server-proof.ts), and a server that does not gets nothing.
+ */
+export async function connectWebSocket(url: string, options: WebSocketOptions): Promise<Transport> {
   const target = new URL(url);
+  const unix = target.protocol === "ws+unix:";
+  let proven: Socket | null = null;
+  if (target.protocol === "ws:") {
+    const host = target.hostname.replace(/^\[|\]$/g, "");
+    try {
+      proven = await provenConnection(host, Number(target.port || 80), options.token);
+    } catch (error) {
+      if (error instanceof ServerProofError) throw new ConnectError(error.message, error.status, error.status === undefined);
+      throw new ConnectError(`Cannot connect to ${url}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
   const protocols = options.tokenInSubprotocol ? [SUBPROTOCOL, `${SUBPROTOCOL_TOKEN_PREFIX}${options.token}`] : [];
   const socket = new WebSocket(target, protocols, {
     headers: options.tokenInSubprotocol ? {} : { Authorization: `Bearer ${options.token}` },
@@ -34,7 +59,16 @@ export function connectWebSocket(url: string, options: WebSocketOptions): Promis
     // Frame masking protects HTTP intermediaries from script-controlled bytes; a loopback
     // connection has none, so it sends a zero mask, which both ends of ws skip (no XOR pass over
     // every byte of every chunk).
-    ...(isLoopback(target.hostname.replace(/^\[|\]$/g, "")) ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
+    ...(unix || isLoopback(target.hostname.replace(/^\[|\]$/g, "")) ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
+    // The upgrade goes on the connection the server proved itself on.
+    ...(proven
+      ? {
+          createConnection: () => {
+            proven.resume();
+            return proven;
+          },
+        }
+      : {}),
   });
   return new Promise((resolve, reject) => {
     socket.once("unexpected-response", (_req, res) => {

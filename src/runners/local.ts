@@ -19,12 +19,14 @@ import {
   once,
   probeBwrap,
   SANDBOX_OFF,
+  SANDBOX_SIGNALS,
   type SandboxInfo,
   type SandboxMode,
   sandboxOf,
   sandboxResult,
   within,
 } from "./sandbox.js";
+import { networkLauncher } from "./sandbox-network.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
 
@@ -78,7 +80,7 @@ export class LocalBackend implements Backend {
 
   /** What the sandbox gives and bwrap's absolute path (null: no sandbox), probed once. */
   readonly #sandbox = once(
-    (): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null }> =>
+    (): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null; slirp?: string | null }> =>
       this.options.sandbox === "off" ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null }) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
   );
 
@@ -157,9 +159,12 @@ export class LocalBackend implements Backend {
       const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
       if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
       // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
+      // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
+      const ownNetwork = sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
       const sandboxed = sandboxArgs({
         mode: sandbox.mode,
         network: sandbox.network ?? true,
+        ownNetwork,
         workspace,
         cwd: realCwd,
         homes: this.#homes(),
@@ -171,6 +176,11 @@ export class LocalBackend implements Backend {
       });
       ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals)));
       env = base;
+      if (ownNetwork) {
+        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : []);
+        ({ file, args } = launch);
+        env = { ...base, ...launch.env };
+      }
     }
     // Its container (SPEC §7 "Stopped means stopped"): a sandbox has a PID namespace already; a full command gets one where no cgroup holds it.
     const box = await containment(this.#environ, this.options.container);

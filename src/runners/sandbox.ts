@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
+import { probeNetwork } from "./sandbox-network.js";
 
 export { SandboxInfo, SandboxKind } from "../protocol/runner.js";
 
@@ -65,6 +66,8 @@ export interface BwrapPlan {
   mode: Exclude<SandboxModeName, "full">;
   /** workspace-write: keep the machine's network. */
   network: boolean;
+  /** workspace-write with the network: in a namespace of its own, which the launcher connects (src/runners/sandbox-network.ts). */
+  ownNetwork?: boolean;
   /** The project root: writable in workspace-write, and visible in both modes even under /tmp. */
   workspace: string;
   cwd: string;
@@ -168,7 +171,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   // Remounted read-only last: mount points under them were made while they were writable.
   for (const dir of dirs) args.push("--remount-ro", dir);
   if (readOnly) args.push("--remount-ro", "/tmp");
-  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network ? ["--unshare-net"] : []), "--cap-drop", "ALL");
+  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork ? ["--unshare-net"] : []), "--cap-drop", "ALL");
   // The runner's death kills the sandbox and everything in it (SPEC §7 "Stopped means stopped").
   args.push("--die-with-parent");
   args.push("--clearenv");
@@ -252,7 +255,10 @@ function signalResetter(environ: NodeJS.ProcessEnv): Promise<string | null> {
  * sandbox, with the reason. The answer carries the absolute path every
  * sandboxed command is then started with.
  */
-export function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null }> {
+export function probeBwrap(
+  bwrap: string,
+  environ: NodeJS.ProcessEnv,
+): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null; slirp?: string | null }> {
   const path = findProgram(bwrap, environ.PATH || DEFAULT_PATH);
   if (!path) {
     return Promise.resolve({
@@ -262,8 +268,17 @@ export function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<{
   }
   return new Promise((done) => {
     execFile(path, bwrapCommand("/", PROBE_COMMAND), { env: localBaseEnvironment(environ), timeout: 10_000 }, async (error, _stdout, stderr) => {
-      if (!error)
-        return done({ info: { kind: "bwrap", readOnly: true, detail: BWRAP_DETAIL, modes: ALL_MODES }, path, resetSignals: await signalResetter(environ) });
+      if (!error) {
+        // And whether workspace-write commands get a network of their own (else they keep the machine's, as the detail says).
+        const network = await probeNetwork(path, bwrapCommand("/", "true"), environ);
+        const detail = `${BWRAP_DETAIL}; ${network.detail}`.slice(0, 500);
+        return done({
+          info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES },
+          path,
+          resetSignals: await signalResetter(environ),
+          slirp: network.slirp,
+        });
+      }
       const code = (error as NodeJS.ErrnoException).code;
       const why = String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : error.message.split("\n")[0]);
       done({ info: noSandbox(`bubblewrap (${path}) cannot build the sandbox here: ${why}`), path: null });

@@ -113,26 +113,38 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
     if (!live) throw new HttpError(401, "Not signed in: run `spool open` for a link");
     return send(response, 200, { expiresAt: live.expiresAt, idleMs: options.sessions.idleMs });
   }
+  // Any exchange attempt spends the code it carries, a refused one too: a code another page got to see works for no one.
+  const attempted = method === "POST" ? codeIn(await readBody(request)) : null;
+  const spend = () => attempted !== null && options.sessions.spend(attempted);
   // Only the server's own page may sign in or out (a form or script elsewhere cannot, even on the same site).
   const own = ownOrigin(request, options.trustedHosts);
-  if (own === null || request.headers.origin !== own) throw new HttpError(403, "Only the server's own page may do this");
+  if (own === null || request.headers.origin !== own) {
+    spend();
+    throw new HttpError(403, "Only the server's own page may do this");
+  }
   if (method === "DELETE") {
     options.sessions.end(cookieValue(request, name));
     return send(response, 204, null, { "Set-Cookie": `${name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0` });
   }
-  if (!/^application\/json\b/.test(String(request.headers["content-type"] ?? ""))) throw new HttpError(415, "Send the code as application/json");
-  const body = await readBody(request);
-  let code: unknown;
-  try {
-    code = (JSON.parse(body) as { code?: unknown }).code;
-  } catch {
-    throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
+  if (!/^application\/json\b/.test(String(request.headers["content-type"] ?? ""))) {
+    spend();
+    throw new HttpError(415, "Send the code as application/json");
   }
-  if (typeof code !== "string" || code.length === 0 || code.length > 200) throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
-  const signed = options.sessions.redeem(code);
+  if (attempted === null) throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
+  const signed = options.sessions.redeem(attempted);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
   options.log.info(`web view: a page signed in from ${request.socket.remoteAddress}`);
   send(response, 204, null, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
+}
+
+/** The code a sign-in body carries (`{"code": "…"}`), or null. */
+function codeIn(body: string): string | null {
+  try {
+    const code = (JSON.parse(body) as { code?: unknown } | null)?.code;
+    return typeof code === "string" && code.length > 0 && code.length <= 200 ? code : null;
+  } catch {
+    return null;
+  }
 }
 
 function allow(method: string, methods: string[]): void {

@@ -77,6 +77,11 @@ export class WebSessions {
     return { code, expiresAt };
   }
 
+  /** Spends a code without a session (an exchange refused for another reason): it works no more. */
+  spend(code: string): boolean {
+    return this.#codes.delete(digest(code));
+  }
+
   /** Exchanges a code for a session id; null when the code is unknown, used or expired. A code works once, even when it fails. */
   redeem(code: string): { id: string; expiresAt: number } | null {
     const key = digest(code);

@@ -1,9 +1,13 @@
 import { createHash } from "node:crypto";
 import { createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
+import { endpoint, PROOF_PATH, serverProof, tokenVerifier } from "../../src/client/server-proof.js";
 import { connectWebSocket } from "../../src/client/ws-transport.js";
 
-/** A bare TCP server that completes the WebSocket handshake and hands back the raw bytes of the first frame. */
+/**
+ * A bare TCP server that proves it holds the token "t" (src/client/server-proof.ts), completes the WebSocket
+ * handshake and hands back the raw bytes of the first frame.
+ */
 async function captureFirstFrame(host: string, send: (transport: Awaited<ReturnType<typeof connectWebSocket>>) => void) {
   let socket: Socket | undefined;
   const frame = new Promise<Buffer>((resolve) => {
@@ -16,6 +20,13 @@ async function captureFirstFrame(host: string, send: (transport: Awaited<ReturnT
         if (!upgraded) {
           const end = buffered.indexOf("\r\n\r\n");
           if (end === -1) return;
+          const head = buffered.subarray(0, end).toString();
+          if (head.startsWith(`GET ${PROOF_PATH} `)) {
+            const nonce = /spool-nonce: (\S+)/i.exec(head)![1]!;
+            s.write(`HTTP/1.1 204 No Content\r\nSpool-Proof: ${serverProof(tokenVerifier("t"), nonce, endpoint(s.localAddress, s.localPort))}\r\n\r\n`);
+            buffered = buffered.subarray(end + 4);
+            return;
+          }
           const key = /sec-websocket-key: (\S+)/i.exec(buffered.subarray(0, end).toString())![1]!;
           const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
           s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);

@@ -117,10 +117,15 @@ describeWithBwrap("workspace-write on the embedded local runner", () => {
     expect(existsSync("/tmp/spool-own-local")).toBe(false);
   });
 
-  it("the network is on in workspace-write: the command reaches the Spool server's port (read-only does not)", async () => {
+  it("the network is on in workspace-write, in a namespace of its own: an interface besides loopback, and the Spool server's port out of reach (read-only: no network)", async () => {
     const connect = `${process.execPath} -e 'require("net").connect(${ts.server.port}, "127.0.0.1").on("connect", () => { console.log("connected"); process.exit(0) }).on("error", (e) => { console.log(e.code); process.exit(0) })'`;
-    expect((await runTool(client, "net", "sh", connect)).out).toBe("connected\n");
+    const own = (await client.call("runner/list", {})).runners.find((r) => r.name === "local")?.sandbox?.detail?.includes("a network namespace of their own");
+    const interfaces = "grep -c -v -e '^ *lo:' -e '|' /proc/net/dev";
+    // Where slirp4netns is missing, workspace-write commands keep the machine's network (and runner/list says so).
+    expect((await runTool(client, "net", "sh", connect)).out).toBe(own ? "ECONNREFUSED\n" : "connected\n");
+    expect((await runTool(client, "net", "sh", interfaces)).out).not.toBe("0\n");
     expect((await runTool(client, "net", "env", connect)).out).toBe("ECONNREFUSED\n");
+    expect((await runTool(client, "net", "env", interfaces)).out).toBe("0\n");
   });
 
   it("under a terminal the command runs in the sandbox too: it has a terminal, writes in the project, not outside", async () => {

@@ -116,15 +116,20 @@ describe("the web view over HTTP", () => {
   });
 
   it("exchanges only from the server's own page, as JSON, with a code in it", async () => {
-    const one = await code();
-    expect((await exchange({ code: one }, { Origin: "http://evil.example" })).status).toBe(403);
-    expect((await exchange({ code: one }, { Origin: "http://localhost:5173" })).status).toBe(403);
-    expect((await exchange({ code: one }, { "Content-Type": "text/plain" })).status).toBe(415);
     expect((await exchange("{not json")).status).toBe(400);
     expect((await exchange({ code: 42 })).status).toBe(400);
     expect((await exchange({ code: "x".repeat(5000) })).status).toBe(413);
-    // None of those used the code up.
-    expect((await exchange({ code: one })).status).toBe(204);
+    expect((await exchange({ code: await code() }, { Origin: "http://evil.example" })).status).toBe(403);
+    expect((await exchange({ code: await code() }, { "Content-Type": "text/plain" })).status).toBe(415);
+  });
+
+  it("any exchange attempt spends its code, a refused one too (issue 37): the right page after a foreign one gets 401", async () => {
+    const refusals: Record<string, string>[] = [{ Origin: "http://evil.example" }, { Origin: "http://localhost:5173" }, { "Content-Type": "text/plain" }];
+    for (const refused of refusals) {
+      const one = await code();
+      expect((await exchange({ code: one }, refused)).status).toBeGreaterThanOrEqual(403);
+      expect((await exchange({ code: one })).status).toBe(401);
+    }
   });
 
   it("tells a page whether its cookie is good (GET /session)", async () => {

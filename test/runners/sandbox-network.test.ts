@@ -1,0 +1,74 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { infraRequired } from "../helpers/infra.js";
+import { freePort, type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { finished } from "../helpers/runners.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
+import { tempDir } from "../helpers/server.js";
+
+const slirpMissing = spawnSync("slirp4netns", ["--version"]).error ? "slirp4netns is not installed (scripts/test-infra.sh installs it)" : null;
+if (slirpMissing && !infraRequired) console.warn(`skipping the sandbox network tests: ${slirpMissing}`);
+
+/**
+ * Issue 37, point 1: a workspace-write command on a real `spool runner` tried to take the server's TCP port (and
+ * to reach it). In a network namespace of its own it binds a port of its own namespace, and the host's loopback is
+ * out of reach.
+ */
+describeWithBwrap("a sandboxed command has a network of its own (slirp4netns)", () => {
+  let home: string;
+  let project: string;
+  let port: number;
+  let serve: ServeProcess;
+  let runner: RunnerProcess;
+  let client: SpoolClient;
+  beforeAll(async () => {
+    if (slirpMissing && infraRequired) throw new Error(`SPOOL_TEST_INFRA=required: ${slirpMissing}`);
+    home = tempDir();
+    project = realpathSync(tempDir("spool-project-"));
+    mkdirSync(join(project, ".git"));
+    port = await freePort();
+    const env = { SPOOL_HOME: home, SPOOL_SERVER: "", SPOOL_TOKEN_FILE: "", SPOOL_PORT: String(port), SPOOL_LOCAL_RUNNER: "off" };
+    serve = await spawnServe(["--home", home], env);
+    client = await SpoolClient.connect(`ws+unix://${join(home, "spool.sock")}:/`, { token: readFileSync(join(home, "token"), "utf8").trim() });
+    await client.initialize("net", { root: project });
+    runner = await spawnRunner(["--project", "net", "--name", "box", "--backend", "local", "--default", "--root", project], env);
+  });
+  afterAll(async () => {
+    client?.close();
+    await runner?.stop();
+    await serve?.stop();
+    rmSync(home, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
+  });
+
+  it.skipIf(slirpMissing !== null && !infraRequired)("runner/list says workspace-write commands get a network namespace of their own", async () => {
+    const { runners } = await client.call("runner/list", {});
+    expect(runners[0]!.sandbox?.detail).toContain("a network namespace of their own (slirp4netns");
+  });
+
+  it.skipIf(slirpMissing !== null && !infraRequired)(
+    "it binds the server's port in its own namespace, cannot connect to the host's, and the server keeps it",
+    async () => {
+      const script = [
+        "const net = require('net');",
+        `const port = ${port};`,
+        "const c = net.connect({ host: '127.0.0.1', port });",
+        "c.on('connect', () => { console.log('reached the host port'); c.destroy(); bind(); });",
+        "c.on('error', (e) => { console.log('connect: ' + e.code); bind(); });",
+        "function bind() { const s = net.createServer(); s.on('error', (e) => { console.log('bind: ' + e.code); }); s.listen(port, '127.0.0.1', () => { console.log('bound'); s.close(); }); }",
+      ].join(" ");
+      const paths = await proposeAndAccept(client, client, "squat", `${process.execPath} -e "${script}"`, { sandbox: "workspace-write" });
+      const done = await finished(client, "squat", paths);
+      expect(done.log.attributes.sandbox).toBe("workspace-write");
+      expect(done.out.toString()).toBe("connect: ECONNREFUSED\nbound\n");
+      // The server still has its port, and answers there.
+      const again = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: readFileSync(join(home, "token"), "utf8").trim() });
+      expect(await again.request("ping", {})).toMatchObject({ pong: true });
+      again.close();
+    },
+  );
+});
