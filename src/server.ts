@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -24,6 +24,7 @@ import { createCore } from "./core/index.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
+import { type McpCaller, McpHttpEndpoint } from "./mcp/http.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -37,6 +38,7 @@ import { openStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
+import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
 import { WebSessions } from "./web/sessions.js";
 
@@ -114,6 +116,28 @@ function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger): Tran
     onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
     bufferedAmount: () => socket.bufferedAmount,
   };
+}
+
+/**
+ * Who an HTTP request's bearer credential names (today the server's token, which may do everything); null for
+ * none or a wrong one. The one place /mcp asks, so that principals with roles replace it here.
+ */
+export function authenticate(request: IncomingMessage, token: string): McpCaller | null {
+  if (tokenInUrl(request)) return null;
+  const presented = presentedToken(request);
+  if (presented === null || !tokensMatch(token, presented)) return null;
+  return { name: "token", role: "admin", credential: presented };
+}
+
+/**
+ * Why a request's Host or Origin is refused: a Host that is not an IP address, localhost or the configured host
+ * (DNS rebinding: a page's name pointed at this server), or an Origin that is neither allowed nor the server's own.
+ */
+export function refusedOrigin(request: IncomingMessage, allowedOrigins: readonly string[], trustedHosts: readonly string[]): string | null {
+  if (ownOrigin(request, trustedHosts) === null)
+    return `Host ${JSON.stringify(request.headers.host ?? "")} is not this server's (an IP address, localhost or the configured host)`;
+  if (!originAllowed(request, allowedOrigins, trustedHosts)) return `Origin ${request.headers.origin} is not allowed (allowedOrigins)`;
+  return null;
 }
 
 function refuse(socket: Socket, status: number, message: string, body = message): void {
@@ -228,7 +252,18 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const trustedHosts = [config.host];
   let port = config.port;
   const cookieName = () => sessionCookieName(port);
-  const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log }));
+  // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
+  let url = "";
+  const mcp = new McpHttpEndpoint({
+    authenticate: (request) => authenticate(request, token),
+    refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+    serverUrl: () => url,
+    version: SERVER_VERSION,
+    log,
+  });
+  const http: HttpServer = createServer(
+    createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log, mcp: (req, res) => mcp.handle(req, res) }),
+  );
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
@@ -259,7 +294,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   });
   port = (http.address() as AddressInfo).port;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `ws://${hostForUrl}:${port}/`;
+  url = `ws://${hostForUrl}:${port}/`;
   if (!isLoopback(config.host)) {
     log.warn(`listening on ${config.host}, which is not a loopback address: anyone who can reach it and holds the token can run commands`);
   }
@@ -272,6 +307,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const stop = () =>
     (stopping ??= (async () => {
       http.close();
+      await mcp.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
