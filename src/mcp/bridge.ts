@@ -244,12 +244,24 @@ export class McpBridge {
   /** Resource subscriptions: URI → the watch that sends `notifications/resources/updated`. */
   readonly #subscriptions = new Map<string, { watch: Promise<StreamWatch | null>; timer: NodeJS.Timeout | null }>();
 
+  /** What the bridge logs goes to its own log and, as MCP log messages (at the level the client set), to the client. */
+  readonly #log: BridgeLog = {
+    info: (text) => {
+      this.options.log.info(text);
+      this.mcp.server.sendLoggingMessage({ level: "info", logger: "spool", data: text }).catch(() => undefined);
+    },
+    warn: (text) => {
+      this.options.log.warn(text);
+      this.mcp.server.sendLoggingMessage({ level: "warning", logger: "spool", data: text }).catch(() => undefined);
+    },
+  };
+
   constructor(private readonly options: McpBridgeOptions) {
     this.mcp = new McpServer(
       { name: "spool", title: "Spool", version: options.version },
       {
         // Tasks (2025-11-25): run_command may run as one, and each task is a Spool producer (src/mcp/tasks.ts).
-        capabilities: { tools: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+        capabilities: { tools: {}, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
         taskStore: new SpoolTaskStore({
           session: () => this.#ready(),
           taskRuns: () => this.#taskRuns(),
@@ -266,7 +278,7 @@ export class McpBridge {
       // Requests to the client are numbered from 0, and clients that test the id for truth (the SDK's own among them)
       // ignore notifications/cancelled for request 0: a ping takes that number, so a withdrawn elicitation never has it.
       this.mcp.server.ping().catch(() => undefined);
-      void this.#ready().catch((error: unknown) => options.log.warn(`spool mcp: ${message(error)}`));
+      void this.#ready().catch((error: unknown) => this.#log.warn(`spool mcp: ${message(error)}`));
     };
   }
 
@@ -288,7 +300,7 @@ export class McpBridge {
     await this.mcp.connect(transport);
     const onerror = transport.onerror;
     transport.onerror = (error) => {
-      this.options.log.warn(`spool mcp: ${message(error)}`);
+      this.#log.warn(`spool mcp: ${message(error)}`);
       onerror?.(error);
     };
     return { closed };
@@ -363,7 +375,7 @@ export class McpBridge {
   #runOf(session: Session): Promise<string> {
     session.creating ??= session.client.call("run/create", { title: session.who, mode: this.options.mode }).then((created) => {
       session.run = created.run.alias;
-      this.options.log.info(`spool mcp: ${session.who} works in run ${session.run}`);
+      this.#log.info(`spool mcp: ${session.who} works in run ${session.run}`);
       return session.run;
     });
     session.creating.catch(() => (session.creating = null));
@@ -617,7 +629,7 @@ export class McpBridge {
       void session.client
         .call("run/resolve", { run: session.run!, path, decision: "reject", reason: why })
         .catch((error: unknown) => {
-          if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.options.log.warn(`withdrawing ${path}: ${message(error)}`);
+          if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.#log.warn(`withdrawing ${path}: ${message(error)}`);
         })
         .finally(() => settle(null));
     };
@@ -682,18 +694,18 @@ export class McpBridge {
               : { run: session.run!, path, decision: "reject", reason: reason ?? `declined in ${session.who}` },
           )
           .catch((error: unknown) => {
-            if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.options.log.warn(`deciding ${path}: ${message(error)}`);
+            if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.#log.warn(`deciding ${path}: ${message(error)}`);
           });
       })
       .catch((error: unknown) => {
-        if (!signal.aborted) this.options.log.warn(`elicitation for ${path} failed: ${message(error)}`);
+        if (!signal.aborted) this.#log.warn(`elicitation for ${path} failed: ${message(error)}`);
       });
   }
 
   /** Cancels a running producer (stream/cancel); one that already ended stays as it ended. */
   async #stop(session: Session, path: string, reason: string): Promise<void> {
     await session.client.call("stream/cancel", { run: session.run!, path, reason }).catch((error: unknown) => {
-      this.options.log.warn(`cancelling ${path}: ${message(error)}`);
+      this.#log.warn(`cancelling ${path}: ${message(error)}`);
     });
   }
 
@@ -943,7 +955,7 @@ export class McpBridge {
           return watch;
         })
         .catch((error: unknown) => {
-          this.options.log.warn(`following ${uri}: ${message(error)}`);
+          this.#log.warn(`following ${uri}: ${message(error)}`);
           return null;
         });
       await sub.watch;
