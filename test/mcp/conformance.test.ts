@@ -92,11 +92,12 @@ describe("the official MCP conformance suite against /mcp", () => {
       context.skip(reason);
       return;
     }
+    const { node, cli } = suite;
     const url = `http://localhost:${proxy!.port}/mcp?root=${encodeURIComponent(project)}`;
     const output = tempDir("spool-conformance-results-");
     const conformance = async (extra: string[]) => {
       try {
-        const { stdout } = await run(suite.node, [suite.cli, "server", "--url", url, "--expected-failures", EXPECTED, "-o", output, ...extra], {
+        const { stdout } = await run(node, [cli, "server", "--url", url, "--expected-failures", EXPECTED, "-o", output, ...extra], {
           timeout: 300_000,
           maxBuffer: 16 * 1024 * 1024,
         });
