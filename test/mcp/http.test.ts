@@ -82,6 +82,50 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     }
   });
 
+  it("README's mcpServers entry for /mcp, with this server's port and token, connects an SDK client; the run it starts shows in spool runs", async () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const entry = (
+      JSON.parse(/```json mcp-http\n([\s\S]*?)```/.exec(readme)![1]!) as {
+        mcpServers: { spool: { type: string; url: string; headers: Record<string, string> } };
+      }
+    ).mcpServers.spool;
+    expect(entry.type).toBe("http");
+    const url = new URL(entry.url.replace("127.0.0.1:7420", `127.0.0.1:${port}`));
+    // The README's project is by name; this test's project is its directory.
+    url.searchParams.delete("project");
+    url.searchParams.set("root", project);
+    const headers = { Authorization: entry.headers.Authorization!.replace("YOUR-SPOOL-TOKEN", token) };
+    const client = new Client({ name: "readme-agent", version: "1.0.0" }, { capabilities: {} });
+    await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
+    try {
+      const call = client.callTool({ name: "run_command", arguments: { command: "echo from the readme" } });
+      let line = "";
+      await eventually(
+        async () => {
+          const pending = cli(["pending"]);
+          await pending.exit;
+          line =
+            pending
+              .stdout()
+              .split("\n")
+              .find((l) => l.includes("echo-from-the-readme")) ?? "";
+          return line !== "";
+        },
+        20_000,
+        "the proposal to be pending",
+      );
+      const ref = /(\S+)\s+(log:\/\/\S+)/.exec(line)!;
+      const approve = cli(["approve", ref[1]!, ref[2]!]);
+      expect(await approve.exit, approve.stderr()).toBe(0);
+      expect(text(await call)).toContain("from the readme");
+      const runs = cli(["runs"]);
+      expect(await runs.exit).toBe(0);
+      expect(runs.stdout()).toContain("readme-agent");
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
   it("a run_command task outlives its client and a server restart; a person approves it with spool approve, and a new client reads its result", async () => {
     const first = await connect();
     const task = await startTask(first, "echo hello from a task");
