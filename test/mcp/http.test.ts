@@ -26,8 +26,8 @@ function processWith(argv: string[]): number {
   return 0;
 }
 
-const text = (result: { content?: unknown }) =>
-  ((result.content ?? []) as { type: string; text?: string }[])
+const text = (result: unknown) =>
+  (((result as { content?: unknown }).content ?? []) as { type: string; text?: string }[])
     .filter((c) => c.type === "text")
     .map((c) => c.text)
     .join("\n");
