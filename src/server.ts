@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -24,7 +24,7 @@ import { createCore } from "./core/index.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
-import { type McpCaller, McpHttpEndpoint } from "./mcp/http.js";
+import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -253,16 +253,30 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   let port = config.port;
   const cookieName = () => sessionCookieName(port);
   // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
+  // Loaded at the first request (the MCP SDK's modules would otherwise sit in every server's heap, used or not).
   let url = "";
-  const mcp = new McpHttpEndpoint({
-    authenticate: (request) => authenticate(request, token),
-    refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
-    serverUrl: () => url,
-    version: SERVER_VERSION,
-    log,
-  });
+  let mcp: Promise<McpHttpEndpoint> | null = null;
+  const mcpEndpoint = () =>
+    (mcp ??= import("./mcp/http.js").then(
+      ({ McpHttpEndpoint }) =>
+        new McpHttpEndpoint({
+          authenticate: (request) => authenticate(request, token),
+          refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+          serverUrl: () => url,
+          version: SERVER_VERSION,
+          log,
+        }),
+    ));
+  const mcpHandler = (request: IncomingMessage, response: ServerResponse) =>
+    void mcpEndpoint().then(
+      (endpoint) => endpoint.handle(request, response),
+      (error: unknown) => {
+        log.error("mcp: the /mcp endpoint could not load", error);
+        response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
+      },
+    );
   const http: HttpServer = createServer(
-    createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log, mcp: (req, res) => mcp.handle(req, res) }),
+    createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log, mcp: mcpHandler }),
   );
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
@@ -307,7 +321,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const stop = () =>
     (stopping ??= (async () => {
       http.close();
-      await mcp.close();
+      await (await mcp?.catch(() => null))?.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
