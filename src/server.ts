@@ -1,5 +1,5 @@
 import { chmodSync, statSync } from "node:fs";
-import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,7 @@ import type { Authenticated } from "./core/principals.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
+import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -44,6 +45,7 @@ import { migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
 import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate } from "./transports.js";
+import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
 import { WebSessions } from "./web/sessions.js";
 
@@ -134,6 +136,17 @@ function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {
   );
   timer.unref();
   connection.onClose(() => clearTimeout(timer));
+}
+
+/**
+ * Why a request's Host or Origin is refused: a Host that is not an IP address, localhost or the configured host
+ * (DNS rebinding: a page's name pointed at this server), or an Origin that is neither allowed nor the server's own.
+ */
+export function refusedOrigin(request: IncomingMessage, allowedOrigins: readonly string[], trustedHosts: readonly string[]): string | null {
+  if (ownOrigin(request, trustedHosts) === null)
+    return `Host ${JSON.stringify(request.headers.host ?? "")} is not this server's (an IP address, localhost or the configured host)`;
+  if (!originAllowed(request, allowedOrigins, trustedHosts)) return `Origin ${request.headers.origin} is not allowed (allowedOrigins)`;
+  return null;
 }
 
 function refuse(socket: Socket, status: number, message: string, body = message): void {
@@ -268,6 +281,37 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     sessions.endPrincipal(name);
     return closed;
   });
+  // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
+  const mcpCaller = async (request: IncomingMessage): Promise<McpCaller | null> => {
+    if (tokenInUrl(request)) return null;
+    const presented = presentedToken(request);
+    const found = await authenticate(presented);
+    return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented } : null;
+  };
+  // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
+  // Loaded at the first request (the MCP SDK's modules would otherwise sit in every server's heap, used or not).
+  let url = "";
+  let localUrl: string | null = null;
+  let mcp: Promise<McpHttpEndpoint> | null = null;
+  const mcpEndpoint = () =>
+    (mcp ??= import("./mcp/http.js").then(
+      ({ McpHttpEndpoint }) =>
+        new McpHttpEndpoint({
+          authenticate: mcpCaller,
+          refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+          serverUrl: () => localUrl ?? url,
+          version: SERVER_VERSION,
+          log,
+        }),
+    ));
+  const mcpHandler = (request: IncomingMessage, response: ServerResponse) =>
+    void mcpEndpoint().then(
+      (endpoint) => endpoint.handle(request, response),
+      (error: unknown) => {
+        log.error("mcp: the /mcp endpoint could not load", error);
+        response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
+      },
+    );
   const web = createWebHandler({
     sessions,
     authenticate: async (presented) => (await authenticate(presented))?.principal ?? null,
@@ -275,6 +319,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     trustedHosts,
     cookieName,
     log,
+    mcp: mcpHandler,
   });
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
@@ -333,9 +378,9 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   });
   port = (http.address() as AddressInfo).port;
   const unix = await listenUnix(http, config.socketPath, log);
-  const localUrl = unix ? unixSocketUrl(config.socketPath) : null;
+  localUrl = unix ? unixSocketUrl(config.socketPath) : null;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `ws://${hostForUrl}:${port}/`;
+  url = `ws://${hostForUrl}:${port}/`;
   if (!isLoopback(config.host)) {
     log.warn(`listening on ${config.host}, which is not a loopback address: anyone who can reach it and holds the token can run commands`);
   }
@@ -349,6 +394,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     (stopping ??= (async () => {
       http.close();
       closeUnix(unix, config.socketPath);
+      await (await mcp?.catch(() => null))?.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");

@@ -664,8 +664,7 @@ async function tail(
   const output = commandOutput();
   // stdout carries the command's stdout only: what was typed to it (channel 0) is shown with --input alone.
   // (The input channel named by its own path is what was asked for.)
-  const out = (c: number, data: Uint8Array) =>
-    c === 0 && isLog ? true : output.write(c, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  const out = (c: number, data: Uint8Array) => (c === 0 && isLog ? true : output.write(c, Buffer.from(data.buffer, data.byteOffset, data.byteLength)));
   if (options.input) {
     const got = await client.call("entry/get", { run, path: log, view: "transcript" });
     await drained(out(1, Buffer.from(got.body)), 1);

@@ -2,11 +2,13 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
+  CallToolRequestSchema,
   type CallToolResult,
   ErrorCode,
   ListResourcesRequestSchema,
   type ListResourcesResult,
   ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
   McpError,
   ReadResourceRequestSchema,
   type ServerNotification,
@@ -21,6 +23,7 @@ import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, escapeControl, factsText } from "../protocol/proposal-facts.js";
 import { ENTRY } from "../protocol/status.js";
 import { producerOf } from "../protocol/views.js";
+import { SpoolTaskStore, TASK_POLL_MS } from "./tasks.js";
 import { KEY_NAMES, keyBytes, newestLines, STATUS, statusWord } from "./text.js";
 
 /** What the bridge logs (to stderr: stdout carries MCP messages only). */
@@ -272,27 +275,51 @@ export class McpBridge {
   /** Resource subscriptions: URI → the watch that sends `notifications/resources/updated`. */
   readonly #subscriptions = new Map<string, { watch: Promise<StreamWatch | null>; timer: NodeJS.Timeout | null }>();
 
+  /** What the bridge logs goes to its own log and, as MCP log messages (at the level the client set), to the client. */
+  readonly #log: BridgeLog = {
+    info: (text) => {
+      this.options.log.info(text);
+      this.mcp.server.sendLoggingMessage({ level: "info", logger: "spool", data: text }).catch(() => undefined);
+    },
+    warn: (text) => {
+      this.options.log.warn(text);
+      this.mcp.server.sendLoggingMessage({ level: "warning", logger: "spool", data: text }).catch(() => undefined);
+    },
+  };
+
   constructor(private readonly options: McpBridgeOptions) {
     this.mcp = new McpServer(
       { name: "spool", title: "Spool", version: options.version },
       {
-        capabilities: { tools: {} },
+        // Tasks (2025-11-25): run_command may run as one, and each task is a Spool producer (src/mcp/tasks.ts).
+        capabilities: { tools: {}, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+        taskStore: new SpoolTaskStore({
+          session: () => this.#ready(),
+          taskRuns: () => this.#taskRuns(),
+          report: async (run, path, by) => this.#report(await this.#ready(), run, path, by),
+        }),
         instructions:
           "Spool runs your shell commands after a person approves them (web view, spool approve, an editor). run_command waits for the decision and for the command; use background: true for servers and watchers, then read_output, send_input, signal and cancel by path.",
       },
     );
     this.#registerTools();
+    this.#registerTaskCalls();
     this.#registerResources();
     this.mcp.server.oninitialized = () => {
       // Requests to the client are numbered from 0, and clients that test the id for truth (the SDK's own among them)
       // ignore notifications/cancelled for request 0: a ping takes that number, so a withdrawn elicitation never has it.
       this.mcp.server.ping().catch(() => undefined);
-      void this.#ready().catch((error: unknown) => options.log.warn(`spool mcp: ${message(error)}`));
+      void this.#ready().catch((error: unknown) => this.#log.warn(`spool mcp: ${message(error)}`));
     };
   }
 
   /** Serves one MCP connection over `transport`; resolves when it closes. */
   async serve(transport: Transport): Promise<void> {
+    await (await this.connect(transport)).closed;
+  }
+
+  /** Connects the MCP server to `transport` (stdio, or one Streamable HTTP session); `closed` resolves when it closes. */
+  async connect(transport: Transport): Promise<{ closed: Promise<void> }> {
     const closed = new Promise<void>((resolve) => {
       const previous = transport.onclose;
       transport.onclose = () => {
@@ -304,10 +331,10 @@ export class McpBridge {
     await this.mcp.connect(transport);
     const onerror = transport.onerror;
     transport.onerror = (error) => {
-      this.options.log.warn(`spool mcp: ${message(error)}`);
+      this.#log.warn(`spool mcp: ${message(error)}`);
       onerror?.(error);
     };
-    await closed;
+    return { closed };
   }
 
   /** After the MCP connection closed: rejects the proposals still waiting, stops following, closes the Spool connection. */
@@ -380,7 +407,7 @@ export class McpBridge {
   #runOf(session: Session): Promise<string> {
     session.creating ??= session.client.call("run/create", { title: session.who, mode: this.options.mode }).then((created) => {
       session.run = created.run.alias;
-      this.options.log.info(`spool mcp: ${session.who} works in run ${session.run}`);
+      this.#log.info(`spool mcp: ${session.who} works in run ${session.run}`);
       return session.run;
     });
     session.creating.catch(() => (session.creating = null));
@@ -497,13 +524,12 @@ export class McpBridge {
     tool("list_commands", "List this connection's commands", ListCommandsArgs, { readOnlyHint: true, openWorldHint: false }, (a, _e, s) => this.#list(a, s));
   }
 
-  async #runCommand(args: z.infer<z.ZodObject<typeof RunCommandArgs>>, extra: Extra, session: Session): Promise<CallToolResult> {
-    const progress = new Progress(extra);
+  /** Proposes a run_command's command in this connection's run: its run and log path, or the refusal as a tool error. */
+  async #propose(args: z.infer<z.ZodObject<typeof RunCommandArgs>>, session: Session): Promise<{ run: string; path: string } | CallToolResult> {
     const run = await this.#runOf(session);
     const tty = args.tty === true ? DEFAULT_TTY : args.tty === false || args.tty === undefined ? undefined : args.tty;
-    let path: string;
     try {
-      ({ path } = await session.client.call("proposal/create", {
+      const { path } = await session.client.call("proposal/create", {
         run,
         tool: this.options.mode === "ask" ? "env" : "sh",
         command: args.command,
@@ -513,11 +539,19 @@ export class McpBridge {
         ...(tty ? { tty } : {}),
         ...(args.background ? { background: true } : {}),
         ...((args.runner ?? this.options.runner) ? { runner: args.runner ?? this.options.runner } : {}),
-      }));
+      });
+      return { run, path };
     } catch (error) {
       if (error instanceof SpoolRpcError) return failure(`Spool refused the command: ${error.message}`);
       throw error;
     }
+  }
+
+  async #runCommand(args: z.infer<z.ZodObject<typeof RunCommandArgs>>, extra: Extra, session: Session): Promise<CallToolResult> {
+    const progress = new Progress(extra);
+    const proposed = await this.#propose(args, session);
+    if ("content" in proposed) return proposed;
+    const { run, path } = proposed;
     const decision = await this.#decision(session, path, extra, progress);
     const uri = resourceUri(run, path);
     if (decision === null) return failure(`Cancelled before a decision; the proposal ${path} was withdrawn. The command did not run.`);
@@ -561,6 +595,55 @@ export class McpBridge {
     return this.#report(session, run, path, by);
   }
 
+  // ---- tasks ---------------------------------------------------------------------------------------
+
+  /**
+   * run_command as a task (tools/call with `task`): the proposal is made and the call answers at once with the
+   * task, which is that producer (src/mcp/tasks.ts): it waits for a person, runs and ends in Spool whether or not
+   * this client stays. McpServer sends every task-augmented call to a registerToolTask handler, and would then
+   * poll for plain calls too (no progress, no cancel-by-notification); so tools/call and tools/list are wrapped
+   * here instead: a plain run_command stays the call it was, and tools/list says it may run as a task.
+   */
+  #registerTaskCalls(): void {
+    const server = this.mcp.server;
+    // The handlers McpServer registered (the SDK keeps them in this map; its version is pinned in package.json).
+    const handlers = (server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
+    const call = handlers.get("tools/call");
+    const list = handlers.get("tools/list");
+    if (!call || !list) throw new Error("spool mcp: the MCP SDK registered no tools handlers (an SDK change: see src/mcp/bridge.ts)");
+    server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
+      const listed = (await list(request, extra)) as { tools: { name: string; execution?: object }[] };
+      for (const tool of listed.tools) if (tool.name === "run_command") tool.execution = { taskSupport: "optional" };
+      return listed as never;
+    });
+    server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+      if (request.params.name !== "run_command" || !request.params.task) return (await call(request, extra)) as never;
+      const args = z
+        .object(RunCommandArgs)
+        .strict()
+        .safeParse(request.params.arguments ?? {});
+      if (!args.success)
+        throw new McpError(
+          ErrorCode.InvalidParams,
+          `run_command: ${args.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`,
+        );
+      if (!extra.taskStore) throw new McpError(ErrorCode.InternalError, "no task store");
+      const session = await this.#ready();
+      const proposed = await this.#propose(args.data, session);
+      // Refused before anything was proposed: there is no task, the refusal is the error.
+      if ("content" in proposed) throw new McpError(ErrorCode.InvalidParams, proposed.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
+      const task = await extra.taskStore.createTask({ ttl: null, pollInterval: TASK_POLL_MS, context: proposed });
+      return { task } as never;
+    });
+  }
+
+  /** The runs tasks/list shows: this client's (by its name, as its runs are titled) in the project, and this session's. */
+  async #taskRuns(): Promise<{ alias: string; createdAt: number; updatedAt: number }[]> {
+    const session = await this.#ready();
+    const { runs } = await session.client.call("run/list", { limit: 100 });
+    return runs.filter((r) => r.alias === session.run || r.title === session.who);
+  }
+
   /**
    * Waits for the decision on a proposal (from any client, a rule, or this client's elicitation), telling the
    * MCP client what it waits for. Null when the call was cancelled first (the proposal is then rejected).
@@ -578,7 +661,7 @@ export class McpBridge {
       void session.client
         .call("run/resolve", { run: session.run!, path, decision: "reject", reason: why })
         .catch((error: unknown) => {
-          if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.options.log.warn(`withdrawing ${path}: ${message(error)}`);
+          if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.#log.warn(`withdrawing ${path}: ${message(error)}`);
         })
         .finally(() => settle(null));
     };
@@ -644,18 +727,18 @@ export class McpBridge {
               : { run: session.run!, path, decision: "reject", reason: reason ?? `declined in ${session.who}` },
           )
           .catch((error: unknown) => {
-            if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.options.log.warn(`deciding ${path}: ${message(error)}`);
+            if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) this.#log.warn(`deciding ${path}: ${message(error)}`);
           });
       })
       .catch((error: unknown) => {
-        if (!signal.aborted) this.options.log.warn(`elicitation for ${path} failed: ${message(error)}`);
+        if (!signal.aborted) this.#log.warn(`elicitation for ${path} failed: ${message(error)}`);
       });
   }
 
   /** Cancels a running producer (stream/cancel); one that already ended stays as it ended. */
   async #stop(session: Session, path: string, reason: string): Promise<void> {
     await session.client.call("stream/cancel", { run: session.run!, path, reason }).catch((error: unknown) => {
-      this.options.log.warn(`cancelling ${path}: ${message(error)}`);
+      this.#log.warn(`cancelling ${path}: ${message(error)}`);
     });
   }
 
@@ -905,7 +988,7 @@ export class McpBridge {
           return watch;
         })
         .catch((error: unknown) => {
-          this.options.log.warn(`following ${uri}: ${message(error)}`);
+          this.#log.warn(`following ${uri}: ${message(error)}`);
           return null;
         });
       await sub.watch;

@@ -15,6 +15,8 @@ export interface WebOptions {
   /** The session cookie's name (it carries the port, known once the server listens). */
   cookieName: () => string;
   log: Logger;
+  /** MCP over Streamable HTTP (src/mcp/http.ts): answers requests to /mcp; its own authentication. */
+  mcp?: (request: IncomingMessage, response: ServerResponse) => void;
 }
 
 /** Largest request body read (a code exchange is a few dozen bytes). */
@@ -68,6 +70,7 @@ export function createWebHandler(options: WebOptions): (request: IncomingMessage
 async function handle(options: WebOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = new URL(request.url ?? "/", "http://localhost").pathname;
   const method = request.method ?? "GET";
+  if (path === "/mcp" && options.mcp) return options.mcp(request, response);
   if (path === "/session/code") return await mintCode(options, request, response, method);
   if (path === "/session") return session(options, request, response, method);
   const assets = await pageAssets();

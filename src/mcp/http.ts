@@ -1,0 +1,282 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { PROJECT_NAME } from "../protocol/project-name.js";
+import { type BridgeLog, McpBridge } from "./bridge.js";
+import { SessionEventStore } from "./event-store.js";
+
+/*
+ * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
+ * tools, resources and tasks as `spool mcp` on stdio) on the SDK's StreamableHTTPServerTransport, a client of
+ * this server over its WebSocket with the caller's own credential, so the server's checks of that credential
+ * apply to every call it makes.
+ */
+
+/** Who called, as the server's authentication found it. */
+export interface McpCaller {
+  /** The principal's name (shown as who proposed). */
+  name: string;
+  /** Its role: only `person` and `admin` may decide a proposal from the MCP client (elicitation). */
+  role: string;
+  /** The bearer credential it presented, which its Spool connection presents in turn. */
+  credential: string;
+}
+
+export interface McpHttpLimits {
+  /** MCP sessions open at once (across callers). */
+  maxSessions: number;
+  /** Largest POST body. */
+  maxBodyBytes: number;
+  /** Requests one session holds open at once (SSE streams: the GET stream and POST responses). */
+  maxStreamsPerSession: number;
+  /** A session with nothing open and no request for this long is closed (its tasks go on in Spool). */
+  idleMs: number;
+}
+
+export const DEFAULT_MCP_LIMITS: McpHttpLimits = { maxSessions: 64, maxBodyBytes: 1024 * 1024, maxStreamsPerSession: 16, idleMs: 30 * 60_000 };
+
+export interface McpHttpOptions {
+  /** The caller of a request, from its bearer credential; null when it presented none that is good. */
+  authenticate(request: IncomingMessage): Promise<McpCaller | null>;
+  /** Why a request's Host or Origin is refused (DNS rebinding, a foreign page); null when both are fine. */
+  refusedOrigin(request: IncomingMessage): string | null;
+  /** The server's own WebSocket URL, which each session's Spool connection opens. */
+  serverUrl(): string;
+  version: string;
+  log: BridgeLog;
+  limits?: Partial<McpHttpLimits>;
+}
+
+interface Session {
+  id: string;
+  caller: McpCaller;
+  transport: StreamableHTTPServerTransport;
+  /** Requests of this session being answered (SSE streams stay open). */
+  open: number;
+  lastSeen: number;
+}
+
+/** An HTTP error answered as JSON-RPC (clients of Streamable HTTP read the body as such). */
+class McpHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    readonly code = -32600,
+  ) {
+    super(message);
+  }
+}
+
+export const MCP_PATH = "/mcp";
+
+/** The /mcp endpoint: `handle` answers a request whose path is /mcp; `close` ends every session. */
+export class McpHttpEndpoint {
+  readonly #sessions = new Map<string, Session>();
+  /** Sessions being initialized (counted against maxSessions before they have an id). */
+  #starting = 0;
+  readonly #limits: McpHttpLimits;
+  readonly #sweep: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(private readonly options: McpHttpOptions) {
+    this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
+    this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
+  }
+
+  /** Open sessions (for tests and the server's figures). */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  handle(request: IncomingMessage, response: ServerResponse): void {
+    this.#handle(request, response).catch((error: unknown) => {
+      if (error instanceof McpHttpError) return answer(response, error.status, error.message, error.headers, error.code);
+      this.options.log.warn(`mcp: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      answer(response, 500, "Internal error", {}, -32603);
+    });
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    // Checked before anything is read: a foreign page's request, or one without a credential, costs nothing.
+    const refused = this.options.refusedOrigin(request);
+    if (refused) throw new McpHttpError(403, refused);
+    const caller = await this.options.authenticate(request);
+    if (!caller) throw new McpHttpError(401, "Missing or wrong credential: send Authorization: Bearer <token>", { "WWW-Authenticate": "Bearer" });
+    if (this.#closed) throw new McpHttpError(503, "The server is shutting down");
+    const method = request.method ?? "GET";
+    if (method !== "POST" && method !== "GET" && method !== "DELETE")
+      throw new McpHttpError(405, `Method ${method} not allowed on ${MCP_PATH}`, { Allow: "GET, POST, DELETE" });
+    const id = request.headers["mcp-session-id"];
+    if (Array.isArray(id)) throw new McpHttpError(400, "One Mcp-Session-Id header, please");
+    if (id === undefined) {
+      if (method !== "POST") throw new McpHttpError(400, "No Mcp-Session-Id: start a session with an initialize request (POST)");
+      return this.#start(request, response, caller);
+    }
+    const session = this.#sessions.get(id);
+    // Another credential's session is not shown to exist.
+    if (!session || session.caller.credential !== caller.credential)
+      throw new McpHttpError(404, "No such MCP session (it ended or the server restarted): initialize a new one", {}, -32001);
+    const body = method === "POST" ? await readJson(request, this.#limits.maxBodyBytes) : undefined;
+    await this.#serve(session, request, response, body);
+  }
+
+  /** A new session: an initialize request opens a bridge of its own. */
+  async #start(request: IncomingMessage, response: ServerResponse, caller: McpCaller): Promise<void> {
+    const target = projectOf(request);
+    if (this.#sessions.size + this.#starting >= this.#limits.maxSessions)
+      throw new McpHttpError(503, `Too many MCP sessions (${this.#limits.maxSessions}); end one (DELETE) or wait for idle ones to close`, {
+        "Retry-After": "30",
+      });
+    this.#starting += 1;
+    let counted = true;
+    const uncount = () => {
+      if (counted) this.#starting -= 1;
+      counted = false;
+    };
+    try {
+      const body = await readJson(request, this.#limits.maxBodyBytes);
+      if (!isInitializeRequest(body)) throw new McpHttpError(400, "No Mcp-Session-Id: the first request of a session is initialize");
+      const bridge = new McpBridge({
+        server: async () => ({ url: this.options.serverUrl(), token: caller.credential }),
+        project: target.project,
+        mode: target.mode,
+        runner: target.runner,
+        version: this.options.version,
+        log: this.options.log,
+        // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
+        role: caller.role === "person" || caller.role === "admin" ? "person" : "agent",
+      });
+      let session: Session | undefined;
+      const transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        eventStore: new SessionEventStore(),
+        onsessioninitialized: (sid) => {
+          session = { id: sid, caller, transport, open: 0, lastSeen: Date.now() };
+          this.#sessions.set(sid, session);
+          uncount();
+        },
+      });
+      const { closed } = await bridge.connect(transport);
+      void closed
+        .then(() => bridge.close())
+        .catch((error: unknown) => this.options.log.warn(`mcp: closing a session: ${error instanceof Error ? error.message : String(error)}`))
+        .finally(() => {
+          if (transport.sessionId) this.#sessions.delete(transport.sessionId);
+        });
+      // The initialize's answer is one message: its response is not counted among the session's open ones.
+      await transport.handleRequest(request, response, body);
+      // An initialize the transport refused made no session: nothing is left behind.
+      if (!session) await transport.close();
+    } finally {
+      uncount();
+    }
+  }
+
+  async #serve(session: Session, request: IncomingMessage, response: ServerResponse, body: unknown): Promise<void> {
+    if (session.open >= this.#limits.maxStreamsPerSession)
+      throw new McpHttpError(429, `This session holds ${session.open} requests open already (at most ${this.#limits.maxStreamsPerSession})`, {
+        "Retry-After": "1",
+      });
+    session.open += 1;
+    session.lastSeen = Date.now();
+    response.once("close", () => {
+      session.open = Math.max(0, session.open - 1);
+      session.lastSeen = Date.now();
+    });
+    await session.transport.handleRequest(request, response, body);
+  }
+
+  #closeIdle(): void {
+    const now = Date.now();
+    for (const session of this.#sessions.values()) {
+      if (session.open === 0 && now - session.lastSeen > this.#limits.idleMs) {
+        this.options.log.info(`mcp: session ${session.id} of ${session.caller.name} idle for ${now - session.lastSeen} ms: closed`);
+        this.#sessions.delete(session.id);
+        void session.transport.close();
+      }
+    }
+  }
+
+  /** Ends every session (the server stops); their tasks go on in Spool's store. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.allSettled(sessions.map((s) => s.transport.close()));
+  }
+}
+
+/** The project, mode and runner a session works with, from /mcp's query: ?project=NAME or ?root=/abs/dir, &mode=, &runner=. */
+function projectOf(request: IncomingMessage): { project: { name?: string; root?: string }; mode: "ask" | "act"; runner?: string } {
+  const query = new URL(request.url ?? "/", "http://localhost").searchParams;
+  for (const key of query.keys()) {
+    if (!["project", "root", "mode", "runner"].includes(key))
+      throw new McpHttpError(400, `Unknown parameter "${key}" in ${MCP_PATH}'s query (project, root, mode, runner)`);
+  }
+  const name = query.get("project") ?? undefined;
+  const root = query.get("root") ?? undefined;
+  if (name === undefined && root === undefined) throw new McpHttpError(400, `Name the project: ${MCP_PATH}?project=NAME (or ?root=/its/absolute/dir)`);
+  if (name !== undefined && !PROJECT_NAME.test(name)) throw new McpHttpError(400, `Not a project name: "${name}"`);
+  if (root !== undefined && !root.startsWith("/")) throw new McpHttpError(400, `root is an absolute directory, not "${root}"`);
+  const mode = query.get("mode") ?? "act";
+  if (mode !== "ask" && mode !== "act") throw new McpHttpError(400, `mode is ask or act, not "${mode}"`);
+  const runner = query.get("runner") ?? undefined;
+  if (runner !== undefined && (runner === "" || runner === "self")) throw new McpHttpError(400, `runner names an attached runner, not "${runner}"`);
+  return {
+    project: { ...(name !== undefined ? { name } : {}), ...(root !== undefined ? { root } : {}) },
+    mode,
+    ...(runner !== undefined ? { runner } : {}),
+  };
+}
+
+/** A POST body as JSON, at most `max` bytes. */
+function readJson(request: IncomingMessage, max: number): Promise<unknown> {
+  const type = String(request.headers["content-type"] ?? "");
+  if (!/^application\/json\b/i.test(type)) return Promise.reject(new McpHttpError(415, "Send JSON-RPC as application/json"));
+  const declared = Number(request.headers["content-length"] ?? 0);
+  if (declared > max) return Promise.reject(new McpHttpError(413, `The body is over ${max} bytes`));
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    request.on("data", (part: Buffer) => {
+      size += part.length;
+      // Past the limit the rest is read and dropped, so the answer reaches the client.
+      if (size > max) {
+        over = true;
+        parts.length = 0;
+        return;
+      }
+      parts.push(part);
+    });
+    request.on("end", () => {
+      if (over) return reject(new McpHttpError(413, `The body is over ${max} bytes`));
+      try {
+        resolve(JSON.parse(Buffer.concat(parts).toString("utf8")));
+      } catch {
+        reject(new McpHttpError(400, "Parse error: the body is not JSON", {}, -32700));
+      }
+    });
+    request.on("error", reject);
+  });
+}
+
+function answer(response: ServerResponse, status: number, message: string, headers: Record<string, string>, code: number): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const text = `${JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null })}\n`;
+  response
+    .writeHead(status, {
+      "Content-Type": "application/json; charset=utf-8",
+      "Content-Length": String(Buffer.byteLength(text)),
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+      ...headers,
+    })
+    .end(text);
+}

@@ -1,0 +1,172 @@
+import type { CreateTaskOptions, TaskStore } from "@modelcontextprotocol/sdk/experimental/tasks/interfaces.js";
+import type { CallToolResult, Request, RequestId, Result, Task } from "@modelcontextprotocol/sdk/types.js";
+import type { SpoolClient } from "../client/spool-client.js";
+import { SpoolRpcError } from "../client/spool-client.js";
+import type { Producer } from "../protocol/views.js";
+import { producerOf } from "../protocol/views.js";
+
+/*
+ * MCP tasks (protocol 2025-11-25) over Spool's own store. A task is a Spool producer: its id names the run and
+ * the log path, so everything else (its state, its result, its cancellation) is read from or sent to the Spool
+ * server, which keeps producers across the MCP client's disconnect and its own restarts. Nothing is held here.
+ */
+
+/** What the task store needs of the bridge: its Spool connection, and a finished command's result. */
+export interface TaskHost {
+  /** The Spool connection (opened on first use) and this MCP session's run, if it has one yet. */
+  session(): Promise<{ client: SpoolClient; run: string | null }>;
+  /** The runs whose tasks tasks/list shows (this client's, in its project), newest first. */
+  taskRuns(): Promise<{ alias: string; createdAt: number; updatedAt: number }[]>;
+  /** A command's result as run_command returns it (how it ended, its output as the model sees it). */
+  report(run: string, path: string, by: string | null): Promise<CallToolResult>;
+}
+
+/** The reason a proposal withdrawn by tasks/cancel carries (read back to tell a cancel from a person's rejection). */
+export const TASK_CANCEL_REASON = "task cancelled by the MCP client (tasks/cancel)";
+/** How often a client should poll tasks/get (the spec's pollInterval): a person's decision takes seconds. */
+export const TASK_POLL_MS = 1000;
+/** tasks/list's page size. */
+const PAGE = 50;
+const PREFIX = "spool-";
+
+/** A task's id: the run and log path of its producer, opaque to the client. */
+export function taskIdOf(run: string, path: string): string {
+  return PREFIX + Buffer.from(JSON.stringify([run, path]), "utf8").toString("base64url");
+}
+
+/** The run and path a task id names; null for anything that is not one. */
+export function parseTaskId(taskId: string): { run: string; path: string } | null {
+  if (!taskId.startsWith(PREFIX) || taskId.length > 4096) return null;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(taskId.slice(PREFIX.length), "base64url").toString("utf8"));
+    if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== "string" || typeof value[1] !== "string") return null;
+    if (value[0] === "" || !value[1].startsWith("log://")) return null;
+    return { run: value[0], path: value[1] };
+  } catch {
+    return null;
+  }
+}
+
+/** A producer's task status and the message that goes with it (who must act, how it ended). */
+export function taskStatusOf(p: Producer): { status: Task["status"]; statusMessage: string } {
+  switch (p.state) {
+    case "proposed":
+      // The requestor cannot answer it (decisions come from people's clients), so it is working, and says on whom it waits.
+      return { status: "working", statusMessage: `waiting for a person to approve or reject it (the Spool web view, spool approve, an editor): ${p.path}` };
+    case "accepted":
+    case "running":
+      return { status: "working", statusMessage: `running${p.runner ? ` on ${p.runner}` : ""}` };
+    case "done":
+    case "failed":
+      return {
+        status: "completed",
+        statusMessage: p.signal ? `killed by ${p.signal}` : `exit ${p.exitCode === null ? "unknown" : String(p.exitCode)}`,
+      };
+    case "cancelled":
+      return { status: "cancelled", statusMessage: `cancelled${p.cancelledBy ? ` by ${p.cancelledBy}` : ""}${p.reason ? `: ${p.reason}` : ""}` };
+    case "aborted":
+      return { status: "failed", statusMessage: `aborted${p.reason ? `: ${p.reason}` : ""}` };
+    case "rejected":
+      return p.reason === TASK_CANCEL_REASON
+        ? { status: "cancelled", statusMessage: "withdrawn before a decision (tasks/cancel); it did not run" }
+        : { status: "failed", statusMessage: `rejected by ${p.resolvedBy ?? "someone"}${p.reason ? `: ${p.reason}` : ""}; it did not run` };
+  }
+}
+
+/** The SDK's TaskStore, each task a Spool producer read through the bridge's Spool connection. */
+export class SpoolTaskStore implements TaskStore {
+  constructor(private readonly host: TaskHost) {}
+
+  /** Called by run_command once its proposal exists: the task is that producer (context carries its run and path). */
+  async createTask(params: CreateTaskOptions, _requestId: RequestId, _request: Request): Promise<Task> {
+    const run = params.context?.run;
+    const path = params.context?.path;
+    if (typeof run !== "string" || typeof path !== "string") throw new Error("a Spool task is created by run_command, with its run and path");
+    const task = await this.getTask(taskIdOf(run, path));
+    if (!task) throw new Error(`no command ${path} in run ${run}`);
+    return task;
+  }
+
+  async getTask(taskId: string): Promise<Task | null> {
+    const found = await this.#producer(taskId);
+    if (!found) return null;
+    return this.#task(taskId, found.producer, found.times);
+  }
+
+  /** The result is the producer's output, read from the Spool store when asked: nothing to keep here. */
+  async storeTaskResult(): Promise<void> {}
+
+  async getTaskResult(taskId: string): Promise<Result> {
+    const found = await this.#producer(taskId);
+    if (!found) throw new Error(`no task ${taskId}`);
+    const { run, path, producer: p } = found;
+    if (p.state === "rejected") {
+      const why =
+        p.reason === TASK_CANCEL_REASON
+          ? "Withdrawn before a decision (tasks/cancel)"
+          : `Rejected by ${p.resolvedBy ?? "someone"}${p.reason ? `: ${p.reason}` : ""}`;
+      return { content: [{ type: "text", text: `${why}. The command did not run.\n$ ${p.command}\n(${path})` }], isError: true };
+    }
+    const by = p.resolvedBy ? `accepted by ${p.resolvedBy}${p.runner ? `, ran on ${p.runner}` : ""}` : null;
+    return this.host.report(run, path, by);
+  }
+
+  /** Only `cancelled` acts: a proposal still waiting is withdrawn, a running command is cancelled (its process killed). */
+  async updateTaskStatus(taskId: string, status: Task["status"]): Promise<void> {
+    if (status !== "cancelled") return;
+    const found = await this.#producer(taskId);
+    if (!found) throw new Error(`no task ${taskId}`);
+    const { client } = await this.host.session();
+    const { run, path, producer: p } = found;
+    try {
+      if (p.state === "proposed") await client.call("run/resolve", { run, path, decision: "reject", reason: TASK_CANCEL_REASON });
+      else await client.call("stream/cancel", { run, path, reason: TASK_CANCEL_REASON });
+    } catch (error) {
+      // Decided or ended meanwhile: the task shows how.
+      if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) throw error;
+    }
+  }
+
+  async listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
+    const start = cursor === undefined ? 0 : Number(cursor);
+    if (!Number.isInteger(start) || start < 0) throw new Error(`not a tasks/list cursor: ${cursor}`);
+    const { client } = await this.host.session();
+    const tasks: Task[] = [];
+    for (const run of await this.host.taskRuns()) {
+      const { entries } = await client.call("entry/list", { run: run.alias, pattern: "log://*" });
+      for (const e of [...entries].reverse()) {
+        if (e.producer) tasks.push(this.#task(taskIdOf(run.alias, e.path), e.producer, run));
+      }
+      if (tasks.length > start + PAGE) break;
+    }
+    const page = tasks.slice(start, start + PAGE);
+    return { tasks: page, ...(tasks.length > start + PAGE ? { nextCursor: String(start + PAGE) } : {}) };
+  }
+
+  #task(taskId: string, p: Producer, times: { createdAt: number; updatedAt: number }): Task {
+    return {
+      taskId,
+      ...taskStatusOf(p),
+      // Kept as long as the run is: Spool's store decides when a run goes.
+      ttl: null,
+      // Entries carry no clock of their own on the wire: the run's is the nearest (its start, its last change).
+      createdAt: new Date(times.createdAt).toISOString(),
+      lastUpdatedAt: new Date(Math.max(times.updatedAt, times.createdAt)).toISOString(),
+      pollInterval: TASK_POLL_MS,
+    };
+  }
+
+  async #producer(taskId: string): Promise<{ run: string; path: string; producer: Producer; times: { createdAt: number; updatedAt: number } } | null> {
+    const id = parseTaskId(taskId);
+    if (!id) return null;
+    const { client } = await this.host.session();
+    try {
+      const [log, { run }] = await Promise.all([client.call("entry/get", { ...id, limit: 1 }), client.call("run/get", { run: id.run })]);
+      if (!log.producer) return null;
+      return { ...id, producer: producerOf(log), times: run };
+    } catch (error) {
+      if (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS")) return null;
+      throw error;
+    }
+  }
+}
