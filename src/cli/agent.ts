@@ -25,6 +25,9 @@ apart from stdout), then how it ended (done, exit 0 / failed, exit 2 /
 cancelled: why). Proposals can also be decided from anywhere else (spool
 pending / approve / reject, the web view): the prompt moves on, and a command
 accepted elsewhere is followed here all the same (Ctrl-C cancels it).
+On a terminal the model's text and a command's output are drawn under a │
+gutter, their colours kept and any other terminal control shown as text
+(^[[2J), never obeyed; each proposal is drawn on a reset terminal.
 
 On a terminal the prompt takes one key pressed after it appears: whatever was
 typed before (for a command, or ahead) is discarded, never taken as an answer.

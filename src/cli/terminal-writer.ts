@@ -60,7 +60,10 @@ export class ScreenText {
   #col = 0;
   /** Whether `#col` is exact (only ASCII and Latin text since the line started): a backspace is kept only then. */
   #exact = true;
-  /** Whether the last character written ended a line (or nothing was written yet). */
+  /**
+   * Whether nothing is on the current line: nothing written since the last newline (a carriage return goes back
+   * to its start but leaves what is on it, so what Spool writes next starts a new line).
+   */
   #atLineStart = true;
   /**
    * The SGR sequences in force (since the last full reset `ESC[0m`): the gutter is drawn with attributes off, so
@@ -70,7 +73,7 @@ export class ScreenText {
 
   constructor(private readonly options: ScreenTextOptions = {}) {}
 
-  /** Where the cursor is after what was returned so far: at the start of a line. */
+  /** Whether the cursor is at the start of an empty line after what was returned so far. */
   get atLineStart(): boolean {
     return this.#atLineStart && this.#held === "";
   }
@@ -82,7 +85,7 @@ export class ScreenText {
         const held = this.#held + c;
         if (/^\u001b\[[0-9;:]*m$/.test(held) && held.length <= MAX_SGR) {
           this.#held = "";
-          this.#sgr = /^\u001b\[0*m$/.test(held) ? "" : (this.#sgr + held).slice(-MAX_SGR * 8);
+          this.#sgr = /^\u001b\[0*m$/.test(held) ? "" : keepLast(this.#sgr + held);
           out += held;
           continue;
         }
@@ -152,7 +155,6 @@ export class ScreenText {
       this.#lineOpen = false;
       this.#col = 0;
       this.#exact = true;
-      this.#atLineStart = true;
       return "\r";
     }
     if (c === "\t") {
@@ -208,6 +210,13 @@ export class ScreenText {
     if (width === null || width <= 0) return null;
     return Math.max(8, width - (this.options.gutterCells ?? 0) - 1);
   }
+}
+
+/** The latest whole SGR sequences of `sgr`, at most 8 × MAX_SGR characters of them (the oldest dropped whole). */
+function keepLast(sgr: string): string {
+  if (sgr.length <= MAX_SGR * 8) return sgr;
+  const from = sgr.indexOf("\u001b", sgr.length - MAX_SGR * 8);
+  return from === -1 ? "" : sgr.slice(from);
 }
 
 /**

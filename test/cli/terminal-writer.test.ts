@@ -123,6 +123,22 @@ describe("ScreenText on a terminal: a gutter on every line, wrapped before the m
     expect(t.atLineStart).toBe(true);
   });
 
+  it("a line left after a carriage return is not empty: what follows it starts on a new line, and the spinner may not draw there", () => {
+    const t = gutterText(40);
+    expect(t.push("progress 50% FAKE\r")).toBe("│ progress 50% FAKE\r");
+    expect(t.atLineStart).toBe(false);
+    expect(t.endLine()).toBe("\n");
+  });
+
+  it("the colours replayed after the gutter are whole sequences, however many came", () => {
+    const t = gutterText(40);
+    let out = t.push(`${ESC}[1m${ESC}[38;5;1m`.repeat(200));
+    out += t.push("\nx");
+    const replayed = out.slice(out.lastIndexOf("│ ") + 2, -1);
+    expect(replayed.startsWith(ESC)).toBe(true);
+    expect(replayed).toMatch(/^(\u001b\[[0-9;]*m)+$/);
+  });
+
   it("a line longer than the terminal is broken by Spool before the last column, the next part behind the gutter", async () => {
     const t = gutterText(20);
     const out = t.push("▶ proposal ".repeat(6));
