@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { ContainerInfo } from "../protocol/runner.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
@@ -135,7 +135,7 @@ export function containment(environ: NodeJS.ProcessEnv = process.env, choice: Co
 }
 
 /** The process's cgroup directory and its watcher, made by the first command (none made before one runs). */
-let runnerCgroup: { dir: string; watcher: ChildProcess } | null = null;
+let runnerCgroup: { dir: string; watcher: ChildProcess | null } | null = null;
 let commandCount = 0;
 
 async function probeContainment(environ: NodeJS.ProcessEnv, choice: ContainerChoice): Promise<Containment> {
@@ -144,6 +144,7 @@ async function probeContainment(environ: NodeJS.ProcessEnv, choice: ContainerCho
   const cgroup = choice === "auto" ? probeCgroup() : { why: "skipped for this runner" };
   if (typeof cgroup === "string") {
     const base = cgroup;
+    await sweepDeadRunners(base);
     return {
       kind: "cgroup",
       info: {
@@ -175,6 +176,34 @@ async function probeContainment(environ: NodeJS.ProcessEnv, choice: ContainerCho
       detail: `no container for commands: no cgroup to create (${cgroup.why}) and no PID namespace (${pidns.why}); a process that leaves the command's process group escapes a cancel, and a runner that is killed leaves its commands running until its next start`,
     },
   };
+}
+
+/**
+ * Kills and removes the cgroup directories under `base` of runner processes that are gone (`spool-PID-START` whose
+ * PID no longer runs with that start time): their watcher was killed with them, and no record named them.
+ */
+async function sweepDeadRunners(base: string): Promise<void> {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const owner = RUNNER_DIR.exec(name);
+    if (!owner || startTimeOf(Number(owner[1])) === Number(owner[2])) continue;
+    const dir = join(base, name);
+    let commands: string[] = [];
+    try {
+      commands = readdirSync(dir, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name);
+    } catch {}
+    for (const command of commands) await killCgroup(join(dir, command));
+    try {
+      rmdirSync(dir);
+    } catch {}
+  }
 }
 
 /** The directory under which this process may create cgroups and kill them (its own cgroup), or why not. */
@@ -247,8 +276,17 @@ export function pidNamespaceArgs(plan: { env: Record<string, string>; cwd: strin
 /** A new cgroup for one command, in this process's directory (made, with its watcher, by the first command). */
 function openCommandCgroup(base: string): CommandCgroup {
   const runner = ensureRunnerCgroup(base);
-  const path = join(runner, `command-${++commandCount}`);
-  mkdirSync(path, { recursive: true });
+  // A cgroup of its own, never one another command has (made afresh: EEXIST moves on to the next name).
+  let path = join(runner, `command-${++commandCount}`);
+  for (;;) {
+    try {
+      mkdirSync(path);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      path = join(runner, `command-${++commandCount}`);
+    }
+  }
   let killed: Promise<void> | null = null;
   return {
     path,
@@ -278,9 +316,9 @@ function openCommandCgroup(base: string): CommandCgroup {
  * any means; the watcher then kills every command's cgroup and removes them.
  */
 function ensureRunnerCgroup(base: string): string {
-  if (runnerCgroup) return runnerCgroup.dir;
-  const start = ownStartTime();
-  const dir = join(base, `spool-${process.pid}-${start}`);
+  if (runnerCgroup?.watcher) return runnerCgroup.dir;
+  // The first command, or the watcher was killed: (again) one for the directory, which keeps its commands' cgroups.
+  const dir = runnerCgroup?.dir ?? join(base, `spool-${process.pid}-${ownStartTime()}`);
   mkdirSync(dir, { recursive: true });
   const script = [
     "read -r _",
@@ -292,6 +330,9 @@ function ensureRunnerCgroup(base: string): string {
   ].join("\n");
   const watcher = spawn("/bin/sh", ["-c", script, dir], { stdio: ["pipe", "ignore", "ignore"], detached: true, env: { PATH: DEFAULT_PATH } });
   watcher.on("error", () => undefined);
+  watcher.once("exit", () => {
+    if (runnerCgroup?.watcher === watcher) runnerCgroup.watcher = null;
+  });
   watcher.stdin!.on("error", () => undefined);
   watcher.unref();
   (watcher.stdin as unknown as { unref?: () => void }).unref?.();
@@ -311,15 +352,16 @@ function processGroup(pid: number): number | null {
 
 /** This process's start time in ticks since boot (/proc/self/stat field 22; orphans.ts reads it the same way), 0 when unknown. */
 function ownStartTime(): number {
-  try {
-    const text = readFileSync("/proc/self/stat", "utf8");
-    return Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[19]) || 0;
-  } catch {
-    return 0;
-  }
+  return startTimeOf("self") ?? 0;
 }
 
-/** The pid of this process's cgroup watcher, when it has one (for tests: killing it with the runner leaves the restart to kill). */
-export function watcherPid(): number | null {
-  return runnerCgroup?.watcher.pid ?? null;
+/** When process `pid` started (ticks since boot); null when it is gone or a zombie. */
+function startTimeOf(pid: number | "self"): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return fields[0] === "Z" ? null : Number(fields[19]) || null;
+  } catch {
+    return null;
+  }
 }

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterEach, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import { type ContainerChoice, containment, killCgroup } from "../../src/runners
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
-import { killMarked, marker, processesWith } from "../helpers/marked.js";
+import { killMarked, marker, processesWith, watcherOf } from "../helpers/marked.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -94,6 +94,26 @@ describeWithBwrap("stopped means stopped: a command's daemons die with its cance
       expect(processesWith(`sleep ${daemon}`)).toEqual([]);
     });
   }
+
+  it("a watcher killed while the runner lives is replaced by the next command's start", async () => {
+    const backend = new LocalBackend();
+    const run = async () => {
+      const execution = await backend.start({ command: "true", env: {}, signal: new AbortController().signal });
+      drain(execution.stdout);
+      drain(execution.stderr);
+      await execution.result;
+    };
+    await run();
+    const first = watcherOf(process.pid);
+    expect(first).not.toBeNull();
+    process.kill(first!, "SIGKILL");
+    // Reaped (not only dead): this process has heard of its end.
+    await eventually(() => !existsSync(`/proc/${first}`), 5_000, "the watcher to be reaped");
+    await run();
+    const second = watcherOf(process.pid);
+    expect(second).not.toBeNull();
+    expect(second).not.toBe(first);
+  });
 
   it("a record cannot make the runner kill another cgroup: only a command's cgroup inside a runner's directory is killed", async () => {
     const box = await containment();
