@@ -1,3 +1,4 @@
+import { runnerShown } from "../../../protocol/shown-state.js";
 import { h } from "../dom.js";
 import { escapeControl, statusClass } from "../format.js";
 import { isOpen, type Project, type Run, type Runner, runWord } from "../model.js";
@@ -48,16 +49,17 @@ export function runItems(runs: Iterable<Run>, pending: Map<string, number>, rout
 
 /** What the page shows of a project before a run is chosen: its root and its runners. */
 export function overview(project: Project | undefined, name: string, runCount: number, runners: Runner[]): HTMLElement {
-  const items = runners.map((r) =>
-    h(
+  const items = runners.map((r) => {
+    const shown = runnerShown(r, runners);
+    return h(
       "li",
       null,
-      h("span", { class: statusClass(r.state === "attached" ? "done" : "waiting") }, r.state),
+      h("span", { class: statusClass(shown.state === "disconnected" ? "waiting" : "done") }, shown.state),
       " ",
       h("strong", null, escapeControl(r.name)),
-      ` ${r.backend}${r.default ? " · default" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${r.sandbox.kind} · ${r.running} running`,
-    ),
-  );
+      ` ${r.backend}${shown.default ? " · default" : shown.fallback ? " · fallback (plain accepts go here)" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${shown.sandboxWord} · ${r.running} running`,
+    );
+  });
   return h(
     "div",
     { class: "overview" },
