@@ -129,4 +129,64 @@ describeWithBrowser("one shown state on every client", () => {
     const after = await check();
     expect(after.find((r: any) => r.name === "boss")).toMatchObject({ default: true });
   }, 90_000);
+
+  it("the page: a run's own proposals first and others marked, runners' running counts live, ages that tick, labelled badges", async () => {
+    const project = (await client.call("project/list", {})).projects.find((p: any) => p.root === dir)!.name;
+    await client.call("run/create", { alias: "older" });
+    await client.call("run/create", { alias: "mine" });
+    const theirs = await client.call("proposal/create", { run: "older", tool: "sh", command: "rm -rf build" });
+    const own = await client.call("proposal/create", { run: "mine", tool: "sh", command: "echo mine" });
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on("pageerror", (error) => errors.push(String(error)));
+    pages.push(page);
+    await page.goto(await signInLink(ts.server, { project }));
+    await page.waitForSelector(".conn-open");
+    await page.evaluate((name) => (location.hash = `#/${encodeURIComponent(name)}/mine`), project);
+    await page.waitForFunction(() => document.querySelector("[data-run-status]") !== null);
+    await page.waitForFunction((path) => document.querySelector(`.proposal[data-path="${path}"][data-run="older"].other-run`) !== null, {}, theirs.path);
+    // On run "mine", its own proposal is the first card, though the other run's is older; the other says whose it is.
+    const cards = await page.$$eval(".cards .proposal", (els) =>
+      els.map((el) => ({
+        run: (el as HTMLElement).dataset.run,
+        other: el.classList.contains("other-run"),
+        note: !(el.querySelector(".other-run-note") as HTMLElement).hidden,
+      })),
+    );
+    expect(cards).toEqual([
+      { run: "mine", other: false, note: false },
+      { run: "older", other: true, note: true },
+    ]);
+    expect(await page.$eval(".proposals h2", (el) => el.textContent)).toBe("Waiting for a decision: 1 in this run, 1 in other runs");
+    // Badges say what they count.
+    const badge = await page.$eval(`.projects [data-project="${project}"] .badge.waiting`, (el) => el.textContent);
+    expect(badge).toBe("2 waiting");
+    // Ages tick: the sidebar's "Ns" of a run changes within a few seconds, not after ten.
+    const first = await page.$eval('.runs [data-run="mine"] time[data-since]', (el) => el.textContent);
+    await page.waitForFunction((was) => document.querySelector('.runs [data-run="mine"] time[data-since]')?.textContent !== was, { timeout: 4_000 }, first);
+    await client.call("run/resolve", { run: "older", path: theirs.path, decision: "reject" });
+
+    // The project's overview: the runner's "N running" follows a command that starts and ends, with no reload.
+    await page.evaluate((name) => (location.hash = `#/${encodeURIComponent(name)}`), project);
+    const resolved = await client.call("run/resolve", { run: "mine", path: own.path, decision: "accept" });
+    const runner = resolved.runner!;
+    const line = (want: string) =>
+      page.waitForFunction(
+        (r, w) =>
+          [...document.querySelectorAll(".runners li")].some(
+            (li) => (li.querySelector("strong")?.textContent ?? "") === r && (li.textContent ?? "").endsWith(w),
+          ),
+        { timeout: 20_000 },
+        runner,
+        want,
+      );
+    expect(runner).toBeTruthy();
+    const sleeper = await client.call("proposal/create", { run: "mine", tool: "sh", command: "sleep 30" });
+    const started = await client.call("run/resolve", { run: "mine", path: sleeper.path, decision: "accept" });
+    expect(started.runner).toBe(runner);
+    await line("· 1 running");
+    await client.call("stream/cancel", { run: "mine", path: sleeper.path });
+    await line("· 0 running");
+  }, 90_000);
 });

@@ -17,8 +17,8 @@ export function projectItems(projects: Project[], selected: string | null): HTML
         "data-project": p.name,
       },
       h("span", { class: "name" }, p.name),
-      p.waiting > 0 ? h("span", { class: "badge waiting", title: "runs with a proposal waiting for a decision" }, String(p.waiting)) : null,
-      p.open > 0 ? h("span", { class: "badge open", title: "open runs" }, String(p.open)) : null,
+      p.waiting > 0 ? h("span", { class: "badge waiting", title: "runs with a proposal waiting for a decision" }, `${p.waiting} waiting`) : null,
+      p.open > 0 ? h("span", { class: "badge open", title: "open runs" }, `${p.open} open`) : null,
       h("span", { class: "dim" }, `${p.runs} run${p.runs === 1 ? "" : "s"}`),
     ),
   );
@@ -40,7 +40,7 @@ export function runItems(runs: Iterable<Run>, pending: Map<string, number>, rout
       },
       h("span", { class: statusClass(word) }, word),
       h("span", { class: "name" }, escapeControl(r.alias)),
-      waiting > 0 ? h("span", { class: "badge waiting", title: "proposals waiting for a decision" }, String(waiting)) : null,
+      waiting > 0 ? h("span", { class: "badge waiting", title: "proposals waiting for a decision" }, `${waiting} to decide`) : null,
       since(r.updatedAt),
       r.title ? h("span", { class: "title" }, escapeControl(r.title)) : null,
     );
