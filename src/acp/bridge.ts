@@ -12,6 +12,7 @@ import {
 } from "@agentclientprotocol/sdk";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
+import { runState } from "../protocol/shown-state.js";
 import { SERVER_VERSION } from "../version.js";
 import { promptText } from "./content.js";
 import { AcpSession, acpError, type Editor, type Model, type ProjectLink } from "./session.js";
@@ -309,7 +310,9 @@ export class Bridge {
         for (const run of runs) {
           const session = { sessionId: sessionId(project.name, run.alias), createdAt: run.createdAt };
           if (after && !isOlder(session, after)) continue;
-          found.push({ ...session, cwd: project.root, title: run.title ?? run.alias, updatedAt: new Date(run.updatedAt).toISOString() });
+          // The run's state in the words every client shows (runState), for editors that show more than the title.
+          const _meta = { spool: { state: runState(run), pending: run.pending } };
+          found.push({ ...session, cwd: project.root, title: run.title ?? run.alias, updatedAt: new Date(run.updatedAt).toISOString(), _meta });
         }
       }
     };

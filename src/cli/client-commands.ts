@@ -2,6 +2,7 @@ import { rmSync } from "node:fs";
 import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../protocol/proposal-facts.js";
+import { type RunnerShown, runnerShown, runState } from "../protocol/shown-state.js";
 import { ENTRY, entryStatusWord, runStatusWord } from "../protocol/status.js";
 import { isLogEntry, producerOf, producerPath, producersOf } from "../protocol/views.js";
 import {
@@ -112,7 +113,7 @@ export const RUNS: Command = {
       rows.map((r) => ({
         run: r.alias,
         ...(across ? { project: r.project } : {}),
-        state: runStatusWord(r.status),
+        state: runState(r),
         title: r.title ?? "",
         model: r.model,
         updated: `${age(r.updatedAt)} ago`,
@@ -202,7 +203,7 @@ export const MODELS: Command = {
 export const RUNNERS: Command = {
   help: usage(
     "spool runners [--json]",
-    "Lists the runners of the project: backend, whether it is the default, its read-only sandbox,\nwhether it is attached or disconnected (its name held for it), and what it is running.",
+    "Lists the runners of the project: backend, whether it is the default (fallback: plain accepts go to\nit as no runner is the default), the sandbox modes it gives, whether it is attached or disconnected\n(its name held for it), and what it is running.",
     JSON_HELP,
   ),
   run: async (argv) => {
@@ -211,20 +212,22 @@ export const RUNNERS: Command = {
     positionals("runners", rest, []);
     await withClient(values, async (client) => {
       const { runners } = await client.call("runner/list", {});
-      // With no default set, accepted commands go to the embedded runner: that is the default people see.
-      const defaultName = defaultRunnerName(runners);
       printRows(
         values.json
           ? runners
-          : runners.map((r) => ({
-              name: r.name,
-              backend: r.backend,
-              default: r.default || defaultName === r.name ? "yes" : "",
-              sandbox: r.sandbox.readOnly ? "read-only" : "none",
-              state: liveness(r),
-              running: r.running,
-              description: r.description,
-            })),
+          : runners.map((r) => {
+              // The words every client uses (src/protocol/shown-state.ts): default yes only when it is; fallback when plain accepts go to it.
+              const shown = runnerShown(r, runners);
+              return {
+                name: r.name,
+                backend: r.backend,
+                default: shown.defaultWord,
+                sandbox: shown.sandboxWord,
+                state: liveness(r, shown.state),
+                running: r.running,
+                description: r.description,
+              };
+            }),
         ["name", "backend", "default", "sandbox", "state", "running", "description"],
         values.json,
       );
@@ -233,10 +236,9 @@ export const RUNNERS: Command = {
   },
 };
 
-function liveness(r: { embedded: boolean; attachedAt: number; state: "attached" | "disconnected"; heldUntil: number | null }): string {
-  if (r.state === "disconnected")
-    return r.heldUntil ? `disconnected (name held ${Math.max(0, Math.ceil((r.heldUntil - Date.now()) / 1000))}s)` : "disconnected";
-  if (r.embedded && r.attachedAt === 0) return "starts on first use";
+function liveness(r: { attachedAt: number; heldUntil: number | null }, state: RunnerShown["state"]): string {
+  if (state === "disconnected") return r.heldUntil ? `disconnected (name held ${Math.max(0, Math.ceil((r.heldUntil - Date.now()) / 1000))}s)` : "disconnected";
+  if (state === "starts on first use") return state;
   return `attached ${age(r.attachedAt)} ago`;
 }
 
@@ -564,7 +566,7 @@ ${REFS_HELP}`,
       }
       const colours = palette();
       const out: string[] = [
-        `${colours.bold(run.alias)}  ${runStatusWord(run.status)}${run.model ? `  model ${run.model}` : ""}  ${run.mode}  updated ${age(run.updatedAt)} ago`,
+        `${colours.bold(run.alias)}  ${runState(run)}${run.model ? `  model ${run.model}` : ""}  ${run.mode}  updated ${age(run.updatedAt)} ago`,
       ];
       if (run.title) out.push(escapeControl(run.title));
       const shown = new Set<string>();

@@ -21,6 +21,7 @@ import { ConnectionClosedError, SpoolClient, SpoolRpcError, type StreamWatch } f
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, escapeControl, factsText } from "../protocol/proposal-facts.js";
+import { runState } from "../protocol/shown-state.js";
 import { ENTRY } from "../protocol/status.js";
 import { producerOf } from "../protocol/views.js";
 import { SpoolTaskStore, TASK_POLL_MS } from "./tasks.js";
@@ -896,11 +897,10 @@ export class McpBridge {
       const exit = p.exitCode !== null ? ` exit ${p.exitCode}` : "";
       rows.push(`${e.path}  ${state}${exit}  $ ${escapeControl(p.command)}`);
     }
-    return text(
-      rows.length
-        ? `run ${session.run}:\n${rows.join("\n")}`
-        : `run ${session.run}: no commands${args.state && args.state !== "all" ? ` (${args.state})` : ""}`,
-    );
+    // The run's state in the words every client shows (runState): waiting while a command of it waits for a decision.
+    const { run } = await session.client.call("run/get", { run: session.run });
+    const head = `run ${session.run} (${runState(run)})`;
+    return text(rows.length ? `${head}:\n${rows.join("\n")}` : `${head}: no commands${args.state && args.state !== "all" ? ` (${args.state})` : ""}`);
   }
 
   // ---- resources -----------------------------------------------------------------------------------

@@ -31,6 +31,12 @@ export const Run = z.object({
   status: Status,
   turn: z.number().int(),
   title: z.string().nullable().describe("What lists show: given at run/create, else the first line of the first prompt"),
+  pending: z
+    .number()
+    .int()
+    .describe(
+      "Its proposals waiting for a decision, whoever made them (its model or a client); runState (spool/protocol) turns it and `status` into the word every client shows",
+    ),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });

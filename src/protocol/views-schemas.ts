@@ -109,6 +109,12 @@ export const RunView = z.object({
   status: z.number().int(),
   turn: z.number().int(),
   title: z.string().nullable(),
+  pending: z
+    .number()
+    .int()
+    .describe(
+      "Its proposals waiting for a decision, whoever made them (its model or a client); runState (spool/protocol) turns it and `status` into the word every client shows",
+    ),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });

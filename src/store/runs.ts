@@ -26,6 +26,21 @@ export function listRuns(
   return query.orderBy("id", "desc").limit(filter.limit).execute();
 }
 
+/** How many log entries at `proposed` (proposals waiting for a decision) each of these runs has; runs with none are absent. */
+export async function pendingProposals(db: Kysely<Database>, runIds: readonly number[], proposed: number): Promise<Map<number, number>> {
+  if (runIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom("entries")
+    .select(["run_id"])
+    .select((eb) => eb.fn.countAll<number>().as("pending"))
+    .where("run_id", "in", [...runIds])
+    .where("scheme", "=", "log")
+    .where("status", "=", proposed)
+    .groupBy("run_id")
+    .execute();
+  return new Map(rows.map((r) => [r.run_id, Number(r.pending)]));
+}
+
 export async function updateRun(db: Kysely<Database>, id: number, update: RunUpdate): Promise<void> {
   await db
     .updateTable("runs")

@@ -7,7 +7,8 @@ import type { EntryRow, RunRow } from "./schema.js";
 
 /** Wire shapes of rows: what methods return for runs, entries, producers and their channels. */
 
-export function runView(row: RunRow): RunOut {
+/** A run as the wire has it; `pending`: how many of its proposals wait for a decision (pendingProposals). */
+export function runView(row: RunRow, pending: number): RunOut {
   return {
     alias: row.alias,
     model: row.model,
@@ -15,6 +16,7 @@ export function runView(row: RunRow): RunOut {
     status: row.status,
     turn: row.turn,
     title: row.title,
+    pending,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -271,8 +271,8 @@ describe("the spool command line", () => {
       const runners = cli(["runners"], dir);
       expect(await runners.exit).toBe(0);
       expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+state\s+running/);
-      // With no default set, the embedded runner takes accepted commands: it is the default shown.
-      expect(runners.stdout()).toMatch(/local\s+local\s+yes\s+(read-only|none)\s+(attached \d+\w ago|starts on first use)/);
+      // With no default set, the embedded runner takes plain accepts (fallback), and is not called the default (--json says false).
+      expect(runners.stdout()).toMatch(/local\s+local\s+fallback\s+(read-only, workspace-write, full|full)\s+(attached \d+\w ago|starts on first use)/);
     }, 60_000);
   });
 

@@ -120,14 +120,14 @@ describeWithBrowser("the web view tells what the server knows", () => {
     const { path } = await proposed;
     const page = await open("badges");
     await page.waitForSelector(card(path));
-    await waitBadges(page, "badges", { waiting: "1", open: "1" });
+    await waitBadges(page, "badges", { waiting: "1 waiting", open: "1 open" });
     expect(await text(page, '.runs [data-run="agent"] .status')).toBe("waiting");
 
     await page.click(`${card(path)} button.approve`);
     await page.waitForFunction(() => document.querySelector('.term[data-channel="1"] .xterm-rows')?.textContent?.includes("started"));
     // The turn waits for the command (the run is still 202), but no proposal waits for anyone.
     expect((await client.call("run/get", { run: "agent" })).run.status).toBe(RUN.waiting);
-    await waitBadges(page, "badges", { waiting: null, open: "1" });
+    await waitBadges(page, "badges", { waiting: null, open: "1 open" });
     expect((await client.call("project/list", {})).projects.find((p: { name: string }) => p.name === "badges")).toMatchObject({
       waiting: 0,
       open: 1,
@@ -144,7 +144,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.waitForSelector(`.producer-list tr[data-producer="${extra.path}"]`);
     expect(await page.evaluate(() => (window as unknown as { kept: Element[] }).kept.map((b) => b.isConnected))).toEqual([true, true]);
     await client.call("run/resolve", { run: "agent", path: extra.path, decision: "reject" });
-    await waitBadges(page, "badges", { waiting: null, open: "1" });
+    await waitBadges(page, "badges", { waiting: null, open: "1 open" });
 
     // The command is cancelled, the model answers, the run ends: the badges go, with no reload.
     await page.click('[data-action="cancel"]');

@@ -1,5 +1,5 @@
 import { AGENT_LOOP } from "../../agent/service.js";
-import { runView } from "../../core/views.js";
+import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { conflict } from "../../rpc/errors.js";
@@ -12,6 +12,6 @@ export const runAbort = defineMethod({
       throw conflict(`Run "${run.alias}" is not running and has no command or proposal left to stop (status ${run.status})`, { status: run.status });
     }
     const result = await ctx.services.use(AGENT_LOOP).abort(ctx.project, run, params.reason ?? "run aborted");
-    return { run: runView(result.run), rejected: result.rejected, cancelled: result.cancelled };
+    return { run: await runViewOf(ctx.core.repos, result.run), rejected: result.rejected, cancelled: result.cancelled };
   },
 });

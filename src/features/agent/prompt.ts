@@ -1,6 +1,6 @@
 import { AGENT_LOOP } from "../../agent/service.js";
 import { OPEN_RUN } from "../../core/status.js";
-import { runView } from "../../core/views.js";
+import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
@@ -21,6 +21,6 @@ export const runPrompt = defineMethod({
     if (!run.model) throw new SpoolError("UNSUPPORTED", `Run "${run.alias}" has no model; create a run with a model to prompt it`, { run: run.alias });
     const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode);
     const queued = await core.repos.loops.countLoopsIn(run.id, OPEN_RUN);
-    return { run: runView((await core.repos.runs.findRunById(run.id))!), loop: loop.seq, queued };
+    return { run: await runViewOf(core.repos, (await core.repos.runs.findRunById(run.id))!), loop: loop.seq, queued };
   },
 });

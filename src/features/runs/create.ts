@@ -1,5 +1,5 @@
 import { AGENT_LOOP } from "../../agent/service.js";
-import { runView } from "../../core/views.js";
+import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { conflict, SpoolError } from "../../rpc/errors.js";
@@ -33,8 +33,8 @@ export const runCreate = defineMethod({
       title: params.title ?? null,
       createdBy: ctx.connection.principal.name,
     });
-    if (params.prompt === undefined || !agent) return { run: runView(row) };
+    if (params.prompt === undefined || !agent) return { run: await runViewOf(core.repos, row) };
     const loop = await agent.prompt(project, row, params.prompt, params.mode ?? "act");
-    return { run: runView((await core.repos.runs.findRunById(row.id)) ?? row), loop: loop.seq };
+    return { run: await runViewOf(core.repos, (await core.repos.runs.findRunById(row.id)) ?? row), loop: loop.seq };
   },
 });

@@ -1,4 +1,4 @@
-import { runView } from "../../core/views.js";
+import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 
@@ -9,7 +9,7 @@ export const runGet = defineMethod({
     const turns = await ctx.core.repos.usage.usageByTurn(run.id);
     const sum = (key: keyof (typeof turns)[number]) => turns.reduce((total, t) => total + t[key], 0);
     return {
-      run: runView(run),
+      run: await runViewOf(ctx.core.repos, run),
       usage: { promptTokens: sum("promptTokens"), completionTokens: sum("completionTokens"), totalTokens: sum("totalTokens"), turns },
     };
   },

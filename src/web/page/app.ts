@@ -21,7 +21,7 @@ import {
 import { codeIn, type Route, readRoute, routeHash } from "./route.js";
 import { ChannelTerminal, type TerminalMode } from "./terminal.js";
 import { since } from "./views/common.js";
-import { messageView } from "./views/conversation.js";
+import { callWords, messageView } from "./views/conversation.js";
 import { channelHead, channelSize, type InputState, producerFacts, producerTable } from "./views/producer.js";
 import { proposalCard } from "./views/proposal.js";
 import { overview, projectItems, runItems } from "./views/sidebar.js";
@@ -143,7 +143,8 @@ export class App {
     window.addEventListener("hashchange", () => {
       if (!codeIn(location.hash)) this.#navigate(readRoute(), false);
     });
-    setInterval(() => this.#refreshAges(), 10_000);
+    // Ages in seconds change every second: "0s" must not stand for ten.
+    setInterval(() => this.#refreshAges(), 1_000);
     setInterval(() => this.#refreshSizes(), 1_000);
     // Other projects' runs notify only their own connections: their counts are read again now and then.
     setInterval(() => {
@@ -357,6 +358,8 @@ export class App {
     for (const method of ["stream/started", "stream/finished", "stream/cancelled"] as const) {
       rpc.on(method, (n) => {
         if (n.run === this.#run?.alias) this.#scheduleEntries();
+        // What each runner is running changed: the overview's "N running" follows it.
+        this.#scheduleRunners();
       });
     }
     data.on("stream/data", (d) => this.#subscriptions.get(d.subscription)?.push(d.seq, d.chunk));
@@ -390,6 +393,23 @@ export class App {
     if (view !== this.#view) return;
     this.#runs = new Map(runs.map((r) => [r.alias, r]));
     this.#renderRuns();
+  }
+
+  #runnersTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Reads the runners again soon (one read for a burst of notices), and redraws the overview that lists them. */
+  #scheduleRunners(): void {
+    if (this.#runnersTimer !== null) return;
+    this.#runnersTimer = setTimeout(() => {
+      this.#runnersTimer = null;
+      const rpc = this.#rpc;
+      if (!rpc) return;
+      void this.#loadRunners(rpc)
+        .then(() => {
+          if (this.#route.run === null && this.#route.project !== null) this.#renderOverview();
+        })
+        .catch(() => {});
+    }, 150);
   }
 
   async #loadRunners(rpc: SpoolClient): Promise<void> {
@@ -533,6 +553,8 @@ export class App {
       this.#renderStatus();
       void this.#connect();
     } else if (route.run !== before.run) {
+      // Which cards are this run's, and which another's, changed.
+      this.#renderProposals();
       void this.#openRun(++this.#view).catch((error) => this.#toast(message(error), "error"));
     } else if (route.producer !== before.producer) {
       this.#renderProducers();
@@ -637,17 +659,30 @@ export class App {
   /** Cards already shown are kept (with what was typed in them); only new ones are made. */
   #cards = new Map<string, HTMLElement>();
 
+  /**
+   * On a run's page its own proposals come first, and every other run's card says whose it is (a person approving
+   * "the first card" there approves one of this run's); on the project's page, oldest first.
+   */
   #renderProposals(): void {
-    const list = [...this.#proposals.entries()].sort(([, a], [, b]) => a.createdAt - b.createdAt);
+    const here = this.#route.run;
+    const list = [...this.#proposals.entries()].sort(([, a], [, b]) => Number(b.run === here) - Number(a.run === here) || a.createdAt - b.createdAt);
     const cards = new Map<string, HTMLElement>();
-    for (const [key, p] of list)
-      cards.set(key, this.#cards.get(key) ?? proposalCard(p, this.#route.project, this.#runners, { resolve: (...args) => void this.#resolve(...args) }));
+    for (const [key, p] of list) {
+      const card = this.#cards.get(key) ?? proposalCard(p, this.#route.project, this.#runners, { resolve: (...args) => void this.#resolve(...args) });
+      markOtherRun(card, here !== null && p.run !== here);
+      cards.set(key, card);
+    }
     this.#cards = cards;
     if (list.length === 0) {
       fill(this.#el.proposals);
       return;
     }
-    fill(this.#el.proposals, h("h2", null, `Waiting for a decision (${list.length})`), h("div", { class: "cards" }, ...cards.values()));
+    const own = here === null ? list.length : list.filter(([, p]) => p.run === here).length;
+    const heading =
+      here === null || own === list.length
+        ? `Waiting for a decision (${list.length})`
+        : `Waiting for a decision: ${own} in this run, ${list.length - own} in other runs`;
+    fill(this.#el.proposals, h("h2", null, heading), h("div", { class: "cards" }, ...cards.values()));
   }
 
   #renderOverview(): void {
@@ -679,7 +714,7 @@ export class App {
           this.#runEl.conversation,
           this.#runEl.prompt,
         ),
-        h("section", { class: "col producers-col", "aria-label": "Producers" }, h("h2", null, "Producers"), this.#runEl.producers, this.#runEl.detail),
+        h("section", { class: "col producers-col", "aria-label": "Commands" }, h("h2", null, "Commands"), this.#runEl.producers, this.#runEl.detail),
       ),
     );
     fill(this.#runEl.conversation);
@@ -758,6 +793,7 @@ export class App {
       producers: new Map(this.#producers.map((p) => [p.path, p])),
       tools: this.#tools,
       producerHref: (path: string) => routeHash({ ...this.#route, producer: path }),
+      calls: new Map(this.#messages.flatMap((m) => m.toolCalls.map((c) => [c.id, callWords(c)] as const))),
     };
     const items = this.#messages.map((m) => messageView(m, context));
     fill(box, ...items, this.#runEl.live);
@@ -1013,6 +1049,13 @@ export class App {
       if (!el.textContent?.endsWith(text)) el.textContent = text;
     }
   }
+}
+
+/** Marks a proposal's card as another run's (on a run's page), or not: a class and a visible note in its head. */
+function markOtherRun(card: HTMLElement, other: boolean): void {
+  card.classList.toggle("other-run", other);
+  const note = card.querySelector<HTMLElement>(".other-run-note");
+  if (note) note.hidden = !other;
 }
 
 function message(error: unknown): string {

@@ -1,7 +1,8 @@
 import type { ResultOf } from "../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
+import { runState } from "../../protocol/shown-state.js";
 import type { Channel, Producer } from "../../protocol/views.js";
-import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "./format.js";
+import { ENTRY, OPEN_RUN } from "./format.js";
 
 export { producersOf } from "../../protocol/views.js";
 export type { Channel, Producer };
@@ -18,14 +19,12 @@ export type ToolNotice = SpoolNotifications["run/tool"];
 export const isOpen = (status: number) => OPEN_RUN.includes(status);
 
 /**
- * A run's status as a word; a run without a model at 200 is idle (fed by hand), not finished. With the
- * number of its proposals waiting for a decision (`pending`), a run at 202 with none waits on no one: the
- * command it accepted runs while its turn waits for the result, so it is running.
+ * A run's state as every client words it (runState, src/protocol/shown-state.ts): `pending` is how many of its
+ * proposals the page knows to wait for a decision (it follows run/proposal and run/resolved live), else the
+ * count the run came with.
  */
 export function runWord(run: Run, pending?: number): string {
-  if (run.model === null && run.status === RUN.done) return "idle";
-  if (run.status === RUN.waiting && pending === 0) return runStatusWord(RUN.running);
-  return runStatusWord(run.status);
+  return runState(run, pending ?? run.pending);
 }
 
 /** Whether a producer's output is still being written (a channel at 102). */

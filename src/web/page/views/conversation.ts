@@ -10,6 +10,14 @@ export interface ConversationContext {
   tools: Map<string, ToolNotice>;
   /** The page's link to a producer's output. */
   producerHref(path: string): string;
+  /** What each tool call of the conversation was, by its id, as a person reads it (`sh: make test`). */
+  calls?: Map<string, string>;
+}
+
+/** A tool call as a person reads it: the tool, and its command or path when it has one. */
+export function callWords(c: { tool: string; arguments: Record<string, unknown> }): string {
+  const what = c.arguments.command ?? c.arguments.path ?? c.arguments.summary;
+  return typeof what === "string" ? `${c.tool}: ${what.length > 80 ? `${what.slice(0, 80)}…` : what}` : c.tool;
 }
 
 /** One message of a run's conversation: a prompt, the model's text and tool calls, or a call's answer. */
@@ -26,7 +34,8 @@ export function messageView(m: Message, context: ConversationContext): HTMLEleme
     return h(
       "details",
       { class: "msg tool-result" },
-      h("summary", null, `answer to ${m.toolCallId ?? "a call"}`, " ", since(m.createdAt)),
+      // The call it answers as a person reads it, never the model's internal call id.
+      h("summary", null, "answer to ", shown((m.toolCallId && context.calls?.get(m.toolCallId)) || "a tool call"), " ", since(m.createdAt)),
       h("pre", null, escapeControl(m.text ?? "")),
     );
   }

@@ -112,7 +112,7 @@ export function channelHead(
     " ",
     h("span", { class: "size" }, bytes(size)),
     // The line count is the stored one: shown once the channel is finished, when it no longer moves.
-    c.lines && status !== ENTRY.streaming ? ` · ${c.lines} lines` : "",
+    c.lines && status !== ENTRY.streaming ? ` · ${c.lines} line${c.lines === 1 ? "" : "s"}` : "",
     " ",
     h("span", { class: statusClass(entryStatusWord(status)) }, entryStatusWord(status)),
     terminal && terminal.skipped > 0 ? h("span", { class: "dim" }, ` · ${bytes(terminal.skipped)} skipped to keep up`) : null,

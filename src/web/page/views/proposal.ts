@@ -47,6 +47,7 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
         { class: `badge sandbox-${mode}${mode === "read-only" ? " ro" : ""}`, title: factValue(facts, "sandbox") },
         mode === "full" ? "no sandbox" : mode,
       ),
+      h("span", { class: "other-run-note badge", hidden: true, title: "this proposal belongs to another run than the one shown" }, "another run:"),
       h("a", { href: routeHash({ project, run: p.run, producer: null }) }, escapeControl(p.run)),
       h("span", { class: "dim path" }, escapeControl(p.path)),
       since(p.createdAt),

@@ -1,3 +1,4 @@
+import { runnerShown } from "../../../protocol/shown-state.js";
 import { h } from "../dom.js";
 import { escapeControl, statusClass } from "../format.js";
 import { isOpen, type Project, type Run, type Runner, runWord } from "../model.js";
@@ -16,8 +17,8 @@ export function projectItems(projects: Project[], selected: string | null): HTML
         "data-project": p.name,
       },
       h("span", { class: "name" }, p.name),
-      p.waiting > 0 ? h("span", { class: "badge waiting", title: "runs with a proposal waiting for a decision" }, String(p.waiting)) : null,
-      p.open > 0 ? h("span", { class: "badge open", title: "open runs" }, String(p.open)) : null,
+      p.waiting > 0 ? h("span", { class: "badge waiting", title: "runs with a proposal waiting for a decision" }, `${p.waiting} waiting`) : null,
+      p.open > 0 ? h("span", { class: "badge open", title: "open runs" }, `${p.open} open`) : null,
       h("span", { class: "dim" }, `${p.runs} run${p.runs === 1 ? "" : "s"}`),
     ),
   );
@@ -39,7 +40,7 @@ export function runItems(runs: Iterable<Run>, pending: Map<string, number>, rout
       },
       h("span", { class: statusClass(word) }, word),
       h("span", { class: "name" }, escapeControl(r.alias)),
-      waiting > 0 ? h("span", { class: "badge waiting", title: "proposals waiting for a decision" }, String(waiting)) : null,
+      waiting > 0 ? h("span", { class: "badge waiting", title: "proposals waiting for a decision" }, `${waiting} to decide`) : null,
       since(r.updatedAt),
       r.title ? h("span", { class: "title" }, escapeControl(r.title)) : null,
     );
@@ -48,16 +49,17 @@ export function runItems(runs: Iterable<Run>, pending: Map<string, number>, rout
 
 /** What the page shows of a project before a run is chosen: its root and its runners. */
 export function overview(project: Project | undefined, name: string, runCount: number, runners: Runner[]): HTMLElement {
-  const items = runners.map((r) =>
-    h(
+  const items = runners.map((r) => {
+    const shown = runnerShown(r, runners);
+    return h(
       "li",
       null,
-      h("span", { class: statusClass(r.state === "attached" ? "done" : "waiting") }, r.state),
+      h("span", { class: statusClass(shown.state === "disconnected" ? "waiting" : "done") }, shown.state),
       " ",
       h("strong", null, escapeControl(r.name)),
-      ` ${r.backend}${r.default ? " · default" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${r.sandbox.kind} · ${r.running} running`,
-    ),
-  );
+      ` ${r.backend}${shown.default ? " · default" : shown.fallback ? " · fallback (plain accepts go here)" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${shown.sandboxWord} · ${r.running} running`,
+    );
+  });
   return h(
     "div",
     { class: "overview" },

@@ -1,0 +1,78 @@
+import type { z } from "zod";
+import type { RunnerInfo } from "./runner.js";
+import type { SandboxModeName } from "./sandbox.js";
+import { RUN, runStatusWord } from "./status.js";
+import type { RunView } from "./views-schemas.js";
+
+/*
+ * The state of a run and of a runner as every client shows it (`spool runs`, `spool show`, `spool runners`,
+ * the web page, `spool acp`, `spool mcp`), derived here once from the typed views the server sends, so no two
+ * clients tell a person different things. Plain TypeScript with no Node imports and no zod at run time: the
+ * web page bundles it.
+ */
+
+/** What a person reads for a run: `waiting` for a decision, `queued`, `running`, `idle` (fed by hand), `done`, `aborted`, `failed`. */
+export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "aborted" | "failed";
+
+/**
+ * A run's state. `pending` is how many of its proposals wait for a decision: the run view's own count
+ * (`run/list`, `run/get`), or what a client counts from `run/proposal` and `run/resolved` when it follows
+ * them live. A run with one is `waiting`, whoever proposed it (its model, or a client such as an MCP agent
+ * on a run with no model). A run at 202 without one is `running`: its turn waits on a command already
+ * accepted, not on a person. A run with no model at 200 is `idle` (clients feed it by hand), not finished.
+ */
+export function runState(run: Pick<RunView, "model" | "status" | "pending">, pending: number = run.pending): RunState {
+  if (pending > 0) return "waiting";
+  switch (run.status) {
+    case RUN.queued:
+      return "queued";
+    case RUN.running:
+    case RUN.waiting:
+      return "running";
+    case RUN.done:
+      return run.model === null ? "idle" : "done";
+    case RUN.aborted:
+      return "aborted";
+    case RUN.failed:
+      return "failed";
+  }
+  // A status this client does not know: the word the status table has for it (`status N`).
+  return runStatusWord(run.status) as RunState;
+}
+
+/** A runner as a person reads it: the facts `runner/list` gives, in the words every client uses. */
+export interface RunnerShown {
+  /** `attached`, `disconnected`, or `starts on first use` (the embedded runner before its first command). */
+  state: "attached" | "disconnected" | "starts on first use";
+  /** Attached as the project's default (`runner/list`'s `default`). */
+  default: boolean;
+  /** Not the default, but a plain accept goes to it, as no runner is the default (the embedded one). */
+  fallback: boolean;
+  /** The sandbox modes it runs commands in, narrowest first. */
+  modes: SandboxModeName[];
+  /** `default`, `fallback` (plain accepts go to it) or `no`: the default column. */
+  defaultWord: "yes" | "fallback" | "no";
+  /** The modes as one phrase: `read-only, workspace-write, full`. */
+  sandboxWord: string;
+}
+
+type Runner = z.output<typeof RunnerInfo>;
+
+/** The modes a runner gives: its `sandbox.modes`; a runner older than modes gives read-only when it says readOnly, and full. */
+export function runnerModes(sandbox: Runner["sandbox"]): SandboxModeName[] {
+  return sandbox.modes ?? (sandbox.readOnly ? ["read-only", "full"] : ["full"]);
+}
+
+/** A runner's state among the project's runners (`all`, to tell whether it takes plain accepts as no runner is the default). */
+export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown {
+  const fallback = !runner.default && runner.embedded && !all.some((r) => r.default);
+  const modes = runnerModes(runner.sandbox);
+  return {
+    state: runner.state === "disconnected" ? "disconnected" : runner.embedded && runner.attachedAt === 0 ? "starts on first use" : "attached",
+    default: runner.default,
+    fallback,
+    modes,
+    defaultWord: runner.default ? "yes" : fallback ? "fallback" : "no",
+    sandboxWord: modes.join(", "),
+  };
+}
