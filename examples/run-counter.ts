@@ -13,6 +13,7 @@ export default definePlugin({
       defineMethod({
         name: "runCounter/get",
         description: "Runs created in the caller's project since the server started.",
+        role: "viewer",
         params: z.strictObject({}),
         result: z.object({ created: z.number().int() }),
         handler: (_params, ctx) => ({ created: counts.get(ctx.project.id) ?? 0 }),

@@ -100,11 +100,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
 
     expect(await prompt).toEqual({ stopReason: "end_turn" });
-    expect(await resolved).toMatchObject({
-      decision: "accept",
-      resolvedBy: "admin via zed (spool acp)",
-      resolver: { kind: "connection", client: "zed (spool acp)" },
-    });
+    expect(await resolved).toMatchObject({ decision: "accept", resolvedBy: "zed (spool acp)", resolver: { kind: "connection", client: "zed (spool acp)" } });
     const updates = acp.updates(session.sessionId).filter(isUpdateOf("call_run"));
     expect(updates[0]).toMatchObject({ status: "in_progress" });
     expect(updates.map((u) => meta(u).terminal_output?.data ?? "").join("")).toBe("one\ntwo\n");

@@ -52,6 +52,19 @@ describe("spool token", () => {
     expect((await spool(["runs", "--project", "alpha", "--token-file", file])).code).toBe(3);
   }, 60_000);
 
+  it("spool show names the principal that rejected a command", async () => {
+    const admin = await ts.clientIn("alpha");
+    const { token } = await admin.call("token/create", { name: "alice", role: "person" });
+    const file = join(tempDir("spool-token-alice-"), "alice.token");
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    await admin.call("run/create", { alias: "shown" });
+    await admin.call("proposal/create", { run: "shown", tool: "sh", command: "echo no" });
+    const rejected = await spool(["reject", "shown", "--project", "alpha", "--token-file", file, "--reason", "not now"]);
+    expect(rejected.code).toBe(0);
+    const shown = await spool(["show", "shown", "--project", "alpha"]);
+    expect(shown.out).toContain("rejected by alice via spool-cli");
+  }, 60_000);
+
   it("refuses bad input with a usage error and creates nothing", async () => {
     for (const args of [
       ["token", "create", "x", "--role", "root"],

@@ -6,11 +6,14 @@ import { methods } from "../../protocol/methods/index.js";
 export const projectList = defineMethod({
   ...methods["project/list"],
   handler: async (params, ctx) => {
-    const rows = await ctx.core.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, params.limit ?? 200);
-    // A scoped credential sees only its projects.
+    const limit = params.limit ?? 200;
+    const principal = ctx.connection.principal;
+    // A scoped credential sees only its projects: read as many as the list may hold (its projects are among them), then cut.
+    const rows = await ctx.core.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, principal.projects === null ? limit : 1000);
     return {
       projects: rows
-        .filter((r) => inScope(ctx.connection.principal, r.name))
+        .filter((r) => inScope(principal, r.name))
+        .slice(0, limit)
         .map((r) => ({
           name: r.name,
           root: r.root,

@@ -15,7 +15,7 @@ export const projectList = request({
   name: "project/list",
   role: "viewer",
   description:
-    "The server's projects by name, with their runs counted. Works before `initialize`: the token grants every project of the server, so a client can choose one to join.",
+    "The server's projects by name, with their runs counted: those the caller's credential may join (every one, or its scope's). Works before `initialize`, so a client can choose one to join.",
   access: "none",
   params: z.strictObject({
     limit: z.number().int().min(1).max(1000).optional().describe("At most this many (default 200)"),
