@@ -127,7 +127,7 @@ async function command(argv: string[]): Promise<number> {
   if (command === "--version" || command === "-v" || command === "-V" || command === "version") return print(`spool ${SERVER_VERSION}\n`);
   if (command === "help") {
     const [topic, extra] = rest;
-    if (!topic) return print(HELP);
+    if (!topic || topic === "--help" || topic === "-h" || topic === "help") return print(HELP);
     const entry = COMMANDS[topic];
     if (!entry || extra !== undefined) return unknown(topic);
     return print((await entry.load()).help);
@@ -138,7 +138,8 @@ async function command(argv: string[]): Promise<number> {
     return await (await entry.load()).run(rest);
   } catch (error) {
     const { message, code } = explain(error, currentTarget);
-    process.stderr.write(`spool ${command}: ${message}\n`);
+    // Said once: a message that names the command already ("spool act needs a PROMPT") gets no prefix.
+    process.stderr.write(new RegExp(`^spool ${command}[ :]`).test(message) ? `${message}\n` : `spool ${command}: ${message}\n`);
     return code;
   }
 }
