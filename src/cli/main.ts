@@ -1,3 +1,4 @@
+import { Writable } from "node:stream";
 import { SERVER_VERSION } from "../version.js";
 import { currentTarget, nearest } from "./common.js";
 import { EXIT, explain } from "./errors.js";
@@ -112,8 +113,9 @@ export async function main(argv: string[]): Promise<number> {
 /** Resolves once what was written to `stream` so far has been handed to the system (at once when nothing waits). */
 function written(stream: NodeJS.WriteStream): Promise<void> {
   if (stream.writableLength === 0 || stream.destroyed || stream.writableEnded) return Promise.resolve();
-  // Writes leave in order: the callback of an empty one runs once every earlier one has gone.
-  return new Promise((resolve) => stream.write("", () => resolve()));
+  // Writes leave in order: the callback of an empty one runs once every earlier one has gone. (The stream's own
+  // write: a test that replaces process.stdout.write to capture a command's text never calls callbacks.)
+  return new Promise((resolve) => Writable.prototype.write.call(stream, "", "utf8", () => resolve()));
 }
 
 async function command(argv: string[]): Promise<number> {
