@@ -26,6 +26,8 @@ command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 # slirp4netns: a workspace-write command's network namespace of its own (src/runners/sandbox-network.ts)
 command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# zsh: test/cli/completion runs the zsh completion script in it.
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -232,7 +232,10 @@ export class Bridge {
     const model = this.options.model ?? models[0]?.alias;
     if (!model) throw new RequestError(-32603, "The Spool server has no model configured: set SPOOL_MODEL_<ALIAS>=openai/<model> where it runs");
     if (!models.some((m) => m.alias === model)) {
-      throw new RequestError(-32603, `Model "${model}" is not configured on the Spool server; configured: ${models.map((m) => m.alias).join(", ")}`);
+      throw new RequestError(
+        -32603,
+        `Model "${model}" is not configured on the Spool server; ${models.length ? `configured: ${models.map((m) => m.alias).join(", ")}` : "it has none"} — define one where it runs and restart it (SPOOL_MODEL_${model.toUpperCase().replace(/[^A-Z0-9]/g, "_")}=openai/<model>), or try spool serve --demo-model`,
+      );
     }
     let created: { run: { alias: string; mode: "ask" | "act" } } | undefined;
     for (let attempt = 0; !created; attempt++) {

@@ -3,7 +3,7 @@ import type { ToolCallStatus, ToolCallUpdate } from "@agentclientprotocol/sdk";
 import { ConnectionClosedError, type SpoolClient, type StreamWatch } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
 import { parseLogPath } from "../protocol/paths.js";
-import { ENTRY } from "../protocol/status.js";
+import { ENTRY, entryStatusWord } from "../protocol/status.js";
 import { type Producer, producerOf } from "../protocol/views.js";
 import { fenced } from "./content.js";
 
@@ -235,7 +235,8 @@ export function endingOf(p: Producer): Ending | null {
 
 /** A command's last update: its status, how it ended, and the terminal's exit or the last snapshot. */
 export function finalChange(ending: Ending, path: string, show: { terminalId: string } | { text: string }): ToolChange {
-  const rawOutput = { status: ending.entryStatus, exit_code: ending.exitCode, signal: ending.signal, reason: ending.reason, log: path };
+  // Words, not the store's status numbers: a client shows rawOutput as it is.
+  const rawOutput = { status: entryStatusWord(ending.entryStatus), exit_code: ending.exitCode, signal: ending.signal, reason: ending.reason, log: path };
   if ("terminalId" in show) {
     return {
       status: ending.status,

@@ -38,6 +38,10 @@ const usage = (line: string, text: string, extra = "") => `Usage: ${line}\n\n${t
 
 const JSON_HELP = "  --json              print JSON instead of a table\n";
 
+/** For commands that take RUN alone. */
+const RUN_HELP = `RUN is a run's name, its number (3 for run-3) or the start of its name; omitted, the
+project's latest run.`;
+
 const REFS_HELP = `RUN is a run's name, its number (3 for run-3) or the start of its name; omitted, the
 project's latest run. CMD is a command of the run: its number (as spool show lists them),
 part of its path (make, turn_2/sh/npm) or the whole log path; omitted, the latest one.`;
@@ -131,7 +135,7 @@ export const ENTRIES: Command = {
     `Lists a run's entries (proposals, output channels, errors), oldest first; each command is
 numbered (#) and its state is what it does now (running, done, exit 0, failed, exit 2, …).
 
-${REFS_HELP}`,
+${RUN_HELP}`,
     `  --pattern GLOB      only paths matching it, e.g. 'sh://*'\n${JSON_HELP}`,
   ),
   run: async (argv) => {
@@ -510,7 +514,7 @@ export const ABORT: Command = {
     "spool abort [RUN] [--reason TEXT]",
     `Aborts a run: stops its model, rejects its pending proposals and cancels its running commands.
 
-${REFS_HELP}`,
+${RUN_HELP}`,
     "  --reason TEXT       why (kept with the run)\n",
   ),
   run: async (argv) => {
@@ -541,7 +545,7 @@ export const SHOW: Command = {
     `Shows a run: its state, model and title, then the conversation — each prompt, the model's text,
 and every command it proposed, numbered, with how it ended (or that it waits or runs).
 
-${REFS_HELP}`,
+${RUN_HELP}`,
     JSON_HELP,
   ),
   run: async (argv) => {
@@ -599,7 +603,7 @@ ${REFS_HELP}`,
 
 export const TAIL: Command = {
   help: usage(
-    "spool tail [RUN [CMD]] [-f [--after SEQ] | --lines N | --input]",
+    "spool tail [RUN [CMD]] [-f [--after SEQ] | -n N | --input]",
     `Prints the output of a command: stdout to stdout, stderr to stderr (CMD may also be one channel's
 path, sh://turn_1/…_1); what was typed to it only with --input. With -f it keeps printing until
 the command ends, waiting first (and saying so) for a pending proposal to be decided; how a
@@ -607,14 +611,15 @@ command that did not succeed ended is said on stderr. Exits 0 when the command s
 it failed, was cancelled or its proposal was rejected.
 
 ${REFS_HELP}`,
-    "  -f, --follow        keep printing live output until it finishes\n  --after SEQ         with -f: start after this chunk number\n  --lines N           without -f: only the last N lines of each channel\n  --input             without -f: its output and the lines typed to it, in the order it happened,\n                      each typed line after [typed]\n",
+    "  -f, --follow        keep printing live output until it finishes\n  --after SEQ         with -f: start after this chunk number\n  -n, --lines N       without -f: only the last N lines of each channel\n  --input             without -f: its output and the lines typed to it, in the order it happened,\n                      each typed line after [typed]\n",
   ),
   run: async (argv) => {
     const { values, positionals: rest } = parseCommand("tail", argv, {
       ...CLIENT_OPTIONS,
       follow: { type: "boolean", short: "f" },
       after: { type: "string" },
-      lines: { type: "string" },
+      // -n as tail(1) has it.
+      lines: { type: "string", short: "n" },
       input: { type: "boolean" },
     });
     if (values.help) return showHelp(TAIL.help);

@@ -45,7 +45,12 @@ export function parseCommand<O extends OptionSpec>(command: string, argv: string
   } catch (error) {
     const message = error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, "") : String(error);
     const unknown = /^Unknown option '(-{1,2})([^']+)'/.exec(message);
-    const near = unknown ? nearest(unknown[2]!, Object.keys(options)) : null;
+    // A short option (-n) is matched by its letter to the long ones (--lines), a long one by spelling.
+    const near = !unknown
+      ? null
+      : unknown[1] === "-"
+        ? (Object.keys(options).find((name) => name.startsWith(unknown[2]!) && !(options[name] as { short?: string }).short) ?? null)
+        : nearest(unknown[2]!, Object.keys(options));
     throw usageError(`${message}${near ? ` — did you mean --${near}?` : ""} (see \`spool help ${command}\`)`);
   }
 }

@@ -10,9 +10,18 @@ the names of the project's runs where a command takes RUN. Load it with
 /** Commands whose first argument is a run (completed from `spool runs --quiet`). */
 const TAKES_RUN = ["tail", "cancel", "approve", "reject", "entries", "show", "abort", "attach", "input"];
 
-/** The options a command's help lists (`--name`, `-x`). */
+/**
+ * The options a command takes, as its help's option lines define them (`  -f, --follow  …`, `  --lines N  …`):
+ * an option only named in a sentence (`spool serve --demo-model`) is another command's.
+ */
 export function optionsOf(help: string): string[] {
-  return [...new Set([...help.matchAll(/(?:^|[\s[,])(--[a-z][a-z-]*|-[a-zA-Z])\b/gm)].map((m) => m[1]!))].sort();
+  const found = new Set<string>();
+  for (const line of help.split("\n")) {
+    const m = /^ {2,}((?:-[a-zA-Z], )?--[a-z][a-z-]*|-[a-zA-Z])(?=[ ,=]|$)/.exec(line);
+    if (!m) continue;
+    for (const option of m[1]!.split(", ")) found.add(option);
+  }
+  return [...found].sort();
 }
 
 export function completionScript(shell: string, commands: Record<string, string[]>): string | null {
@@ -20,7 +29,9 @@ export function completionScript(shell: string, commands: Record<string, string[
   const names = [...new Set([...Object.keys(commands), "help", "completion"])].join(" ");
   const runs = "spool runs --quiet 2>/dev/null";
   if (shell === "bash") {
+    // help and completion complete words of their own (below): no case of the table may shadow theirs.
     const cases = Object.entries(commands)
+      .filter(([name]) => name !== "help" && name !== "completion")
       .map(([name, options]) => `    ${name}) opts="${options.join(" ")}" ;;`)
       .join("\n");
     return `# spool completion for bash: source <(spool completion bash)

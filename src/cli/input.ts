@@ -42,7 +42,10 @@ export const INPUT: Command = {
     try {
       const run = await resolveRun(client, runRef);
       const { path } = await resolveCommand(client, run, commandRef);
-      await Promise.race([send(client, run, path, text, Boolean(values["no-newline"]), Boolean(values.eof)), connectionLost(client, "while sending")]);
+      const eof = Boolean(values.eof);
+      const bytes = await Promise.race([send(client, run, path, text, Boolean(values["no-newline"]), eof), connectionLost(client, "while sending")]);
+      // Said, not silent: what went where (a command that already finished is an error instead).
+      process.stdout.write(`sent ${bytes} byte${bytes === 1 ? "" : "s"} to ${path}${eof ? ", then the end of its input" : ""}\n`);
       return EXIT.ok;
     } finally {
       client.close();
@@ -50,15 +53,20 @@ export const INPUT: Command = {
   },
 };
 
-async function send(client: SpoolClient, run: string, path: string, text: string, noNewline: boolean, eof: boolean): Promise<void> {
+/** Sends TEXT (or standard input) and, with `eof`, the end of input; resolves with the bytes sent. */
+async function send(client: SpoolClient, run: string, path: string, text: string, noNewline: boolean, eof: boolean): Promise<number> {
+  let bytes = 0;
   if (text === "-") {
     for await (const chunk of process.stdin) {
       const data = chunk as Buffer;
       for (let at = 0; at < data.length; at += INPUT_PART_BYTES) await client.input(run, path, data.subarray(at, at + INPUT_PART_BYTES));
+      bytes += data.length;
     }
   } else {
     const line = noNewline ? text : `${text}\n`;
     if (line !== "") await client.input(run, path, line);
+    bytes = Buffer.byteLength(line);
   }
   if (eof) await client.eof(run, path);
+  return bytes;
 }

@@ -1,3 +1,4 @@
+import { Writable } from "node:stream";
 import { SERVER_VERSION } from "../version.js";
 import { currentTarget, nearest } from "./common.js";
 import { EXIT, explain } from "./errors.js";
@@ -119,8 +120,9 @@ export async function main(argv: string[]): Promise<number> {
 /** Resolves once what was written to `stream` so far has been handed to the system (at once when nothing waits). */
 function written(stream: NodeJS.WriteStream): Promise<void> {
   if (stream.writableLength === 0 || stream.destroyed || stream.writableEnded) return Promise.resolve();
-  // Writes leave in order: the callback of an empty one runs once every earlier one has gone.
-  return new Promise((resolve) => stream.write("", () => resolve()));
+  // Writes leave in order: the callback of an empty one runs once every earlier one has gone. (The stream's own
+  // write: a test that replaces process.stdout.write to capture a command's text never calls callbacks.)
+  return new Promise((resolve) => Writable.prototype.write.call(stream, "", "utf8", () => resolve()));
 }
 
 async function command(argv: string[]): Promise<number> {
@@ -134,7 +136,7 @@ async function command(argv: string[]): Promise<number> {
   if (command === "--version" || command === "-v" || command === "-V" || command === "version") return print(`spool ${SERVER_VERSION}\n`);
   if (command === "help") {
     const [topic, extra] = rest;
-    if (!topic) return print(HELP);
+    if (!topic || topic === "--help" || topic === "-h" || topic === "help") return print(HELP);
     const entry = COMMANDS[topic];
     if (!entry || extra !== undefined) return unknown(topic);
     return print((await entry.load()).help);
@@ -145,7 +147,8 @@ async function command(argv: string[]): Promise<number> {
     return await (await entry.load()).run(rest);
   } catch (error) {
     const { message, code } = explain(error, currentTarget);
-    process.stderr.write(`spool ${command}: ${message}\n`);
+    // Said once: a message that names the command already ("spool act needs a PROMPT") gets no prefix.
+    process.stderr.write(new RegExp(`^spool ${command}[ :]`).test(message) ? `${message}\n` : `spool ${command}: ${message}\n`);
     return code;
   }
 }

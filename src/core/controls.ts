@@ -6,7 +6,7 @@ import type { EntryRow, RunRow } from "../store/schema.js";
 import { type ClusterLink, RELAY_TIMEOUT_MS } from "./cluster.js";
 import type { CoreDeps, ProducerTarget } from "./deps.js";
 import type { Lifecycle } from "./lifecycle.js";
-import { ENTRY } from "./status.js";
+import { ENTRY, entryStatusWord } from "./status.js";
 
 /** Controls one producer may have waiting for the ones before it, whatever their size. */
 const MAX_QUEUED_CONTROLS = 256;
@@ -221,6 +221,6 @@ export class ProducerControls {
   }
 }
 
-const closed = (path: string, status: number) => new SpoolError("STREAM_CLOSED", `"${path}" has finished (status ${status})`, { status });
+const closed = (path: string, status: number) => new SpoolError("STREAM_CLOSED", `"${path}" has finished: ${entryStatusWord(status)}`, { status });
 /** A finished producer's STREAM_CLOSED: its status is its output channels' (an accepted log's stays at done). */
 const finished = (log: EntryRow, channels: readonly EntryRow[]) => closed(log.path, channels[0]?.status ?? log.status);

@@ -90,7 +90,7 @@ const TOOL_DESCRIPTIONS = {
   send_input:
     "Types into a running command: `text` as it is, then `keys` by name, then (with eof) ends its input. For a command started with tty, keys are what a terminal sends.",
   signal: "Sends a signal (INT, TERM, HUP, QUIT, USR1, USR2, WINCH, KILL) to a running command's process group. The command ends only if it does.",
-  cancel: `Stops a command: a running one is cancelled (its process is killed, its output kept, status ${ENTRY.cancelled}); a proposal still waiting for a decision is withdrawn (rejected).`,
+  cancel: `Stops a command: a running one is cancelled (its process is killed, its output kept); a proposal still waiting for a decision is withdrawn (rejected).`,
   list_commands: "Lists this connection's commands (its Spool run): path, state (pending, running, done, failed, cancelled, rejected), exit code and command.",
 } as const;
 
@@ -777,7 +777,7 @@ export class McpBridge {
       `exit_code: ${JSON.stringify(p.exitCode)}`,
       `signal: ${JSON.stringify(p.signal)}`,
       `duration_ms: ${p.durationMs ?? "null"}`,
-      `status: ${outcome} (${statusWord(outcome)})`,
+      `status: ${statusWord(outcome)}`,
       `path: ${path}`,
     ].join("\n");
     const result = text(`${header}\n${views.join("\n")}`);
@@ -871,9 +871,7 @@ export class McpBridge {
     }
     if (log.status === STATUS.rejected) return text(`${path} was rejected; nothing runs`);
     const reply = await session.client.call("stream/cancel", { run, path, reason });
-    return text(
-      reply.changed ? `cancelled ${path} (status ${reply.status}); its process is being killed` : `${path} had already ended (${statusWord(reply.status)})`,
-    );
+    return text(reply.changed ? `cancelled ${path}; its process is being killed` : `${path} had already ended (${statusWord(reply.status)})`);
   }
 
   async #list(args: z.infer<z.ZodObject<typeof ListCommandsArgs>>, session: Session): Promise<CallToolResult> {

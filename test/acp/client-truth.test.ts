@@ -321,8 +321,8 @@ describe("spool acp when its Spool server restarts mid-command", () => {
       serve = await spawnServe(["--port", String(port)], env);
       const last = (await acp.update((u) => isUpdateOf("call_lost")(u) && isFinal(u), 0, 30_000)) as ToolUpdate;
       expect(last.status).toBe("failed");
-      const raw = last.rawOutput as { status: number; reason: string | null; log: string };
-      expect(raw).toMatchObject({ status: ENTRY.cancelled, log: command.path });
+      const raw = last.rawOutput as { status: string; reason: string | null; log: string };
+      expect(raw).toMatchObject({ status: "cancelled", log: command.path });
       expect(raw.reason).toEqual(expect.stringMatching(/./));
       if (terminal) expect(last._meta).toMatchObject({ terminal_exit: { terminal_id: "call_lost" } });
       else expect(textOf(last)).toContain(`started\n\`\`\`\ncancelled: ${raw.reason}`);

@@ -33,6 +33,8 @@ describe("typed input and a command's output", () => {
     await act.waitFor(/running on/, "stdout", 60_000);
     const first = await spool(["input", "1", "1", "first"]);
     expect(first.code, first.err).toBe(0);
+    // Not silent on success (issue 38, point 8).
+    expect(first.out).toMatch(/^sent 6 bytes to log:\/\/turn_1\/sh\/\S+\n$/);
     await act.waitFor(/got first/, "stdout", 30_000);
     const second = await spool(["input", "1", "1", "second"]);
     expect(second.code, second.err).toBe(0);
@@ -61,6 +63,18 @@ describe("typed input and a command's output", () => {
     const attach = await spool(["attach", "1"]);
     expect(attach.code, attach.err).toBe(0);
     expect(attach.out).toBe("got first\ngot second\n");
+  }, 60_000);
+
+  it("words, not numbers or a doubled prefix: a finished command's input, a missing PROMPT", async () => {
+    const late = await spool(["input", "1", "1", "late"]);
+    expect(late.code).toBe(1);
+    expect(late.err).toContain("has finished: done");
+    expect(late.err).not.toMatch(/status \d{3}|\(\d{3}\)/);
+    const bare = await spool(["act"]);
+    expect(bare.code).toBe(2);
+    expect(bare.err).toMatch(/^spool act needs a PROMPT/);
+    const extra = await spool(["runs", "extra"]);
+    expect(extra.err).toMatch(/^spool runs: unexpected argument "extra"/);
   }, 60_000);
 
   it("the model reads the typing and the output in order", () => {

@@ -1,4 +1,5 @@
 import { AGENT_LOOP } from "../../agent/service.js";
+import { runStatusWord } from "../../core/status.js";
 import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
@@ -9,7 +10,9 @@ export const runAbort = defineMethod({
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     if (!ctx.core.runs.isOpen(run) && !(await ctx.core.runs.hasOpenWork(run.id))) {
-      throw conflict(`Run "${run.alias}" is not running and has no command or proposal left to stop (status ${run.status})`, { status: run.status });
+      throw conflict(`Run "${run.alias}" is not running and has no command or proposal left to stop (it is ${runStatusWord(run.status)})`, {
+        status: run.status,
+      });
     }
     const result = await ctx.services.use(AGENT_LOOP).abort(ctx.project, run, params.reason ?? "run aborted");
     return { run: await runViewOf(ctx.core.repos, result.run), rejected: result.rejected, cancelled: result.cancelled };
