@@ -11,6 +11,7 @@ import { OutputPipe } from "./output.js";
 import {
   bwrapArgs,
   cwdHiddenMessage,
+  cwdOutsideMessage,
   hiddenPaths,
   LOGIN_FILES,
   launcher,
@@ -173,6 +174,17 @@ export class LocalBackend implements Backend {
         ({ file, args } = launch);
         env = { ...base, ...launch.env };
       }
+    }
+    if (!sandbox && spec.workspace) {
+      // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
+      let realCwd: string;
+      let workspace: string;
+      try {
+        [realCwd, workspace] = [realpathSync(cwd), realpathSync(spec.workspace)];
+      } catch (error) {
+        throw new StartError(`Cannot start the command: its directory ${cwd} or the project root is not there (${firstLine(error)})`);
+      }
+      if (!within(realCwd, workspace)) throw new StartError(cwdOutsideMessage(realCwd, workspace));
     }
     if (spec.tty) {
       const { killGraceMs, processes } = this.options;
