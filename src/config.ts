@@ -29,7 +29,7 @@ export const LimitsSchema = z.strictObject({
     .default(8 * 1024 * 1024),
   /** Concurrent WebSocket connections; more are refused with HTTP 503. */
   maxConnections: z.number().int().positive().default(512),
-  /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §3 "Bounded before authentication"). */
+  /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §2c "Bounded before authentication"). */
   maxUnauthenticatedConnections: z.number().int().positive().default(64),
   /** Of them, from one address (every Unix socket connection counts as one address). */
   maxUnauthenticatedPerAddress: z.number().int().positive().default(32),
@@ -258,7 +258,7 @@ export interface SpoolConfig {
   host: string;
   port: number;
   dbFile: string;
-  /** The Unix socket local clients reach the server on (SPEC §3 "Transports"): spool.sock in the home. */
+  /** The Unix socket local clients reach the server on (SPEC §2c): spool.sock in the home. */
   socketPath: string;
   /** A PostgreSQL URL: when set, the store is that database and dbFile is not used. */
   databaseUrl: string | null;

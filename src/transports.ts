@@ -10,7 +10,7 @@ export { PROOF_PATH } from "./client/server-proof.js";
 const MAX_SOCKET_PATH_BYTES = 107;
 
 /**
- * Listens on the home's Unix socket as well (SPEC §3 "Transports"): the connections it accepts are served by `http`
+ * Listens on the home's Unix socket as well (SPEC §2c): the connections it accepts are served by `http`
  * like TCP ones. The home is the server's (its lock is held), so a socket file left there is a dead server's and goes.
  * The socket is made 0600 (in a 0700 home): only the home's owner reaches it. Null, with a warning, when the path is
  * too long for a socket address (clients then use TCP, where the server proves itself before they send the token).
@@ -70,7 +70,7 @@ export interface PreAuthLimits {
 }
 
 /**
- * The connections that have not authenticated yet (SPEC §3 "Bounded before authentication"): at most `perAddress`
+ * The connections that have not authenticated yet (SPEC §2c "Bounded before authentication"): at most `perAddress`
  * from one address and `total` in all, each for at most `deadlineMs`. A new connection past a cap closes the oldest
  * waiting one (of its address, else of all) rather than being refused: a client that authenticates at once gets in
  * while idle connections pile up, and authenticated connections are never counted.

@@ -36,7 +36,7 @@ export function locateServer(flags: ServerFlags, env: NodeJS.ProcessEnv = proces
 }
 
 /**
- * Where to connect now: the named server, else the home's Unix socket when it is there (SPEC §3 "Transports"), else
+ * Where to connect now: the named server, else the home's Unix socket when it is there (SPEC §2c), else
  * the home's TCP port (where the server proves it holds the token before it is sent). Asked at every connection, so
  * a bridge reconnecting to a restarted server finds its socket.
  */

@@ -57,7 +57,7 @@ export function parseCommand<O extends OptionSpec>(command: string, argv: string
 
 /**
  * Where the server is: --server / --token-file, else SPOOL_SERVER, else the home's server: its Unix socket when the
- * socket is there (SPEC §3 "Transports"), else TCP from the settings `spool serve` reads (src/config.ts: SPOOL_HOST /
+ * socket is there (SPEC §2c), else TCP from the settings `spool serve` reads (src/config.ts: SPOOL_HOST /
  * SPOOL_PORT / SPOOL_TOKEN_FILE, then "host" and "port" in $SPOOL_HOME/config.json, then the defaults). A server
  * bound to every address is reached on loopback. `tcpUrl` is the TCP address either way (a browser's page).
  */

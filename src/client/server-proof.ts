@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypt
 import { connect, type Socket } from "node:net";
 
 /**
- * The server's proof over TCP (SPEC §3 "Transports"). Before a client sends its bearer token over a TCP connection,
+ * The server's proof over TCP (SPEC §2c). Before a client sends its bearer token over a TCP connection,
  * the server shows, on that same connection, that it holds the token's verifier:
  *
  *   client → `GET PROOF_PATH` with `Spool-Credential: <id>` and `Spool-Nonce: <32 random bytes>`

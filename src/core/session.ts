@@ -1,5 +1,5 @@
-import { existsSync, statSync } from "node:fs";
-import { basename, isAbsolute, resolve } from "node:path";
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { SpoolError } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
@@ -26,6 +26,7 @@ export class Sessions {
           project: existing.name,
         });
       }
+      this.#checkNotServers(existing.root);
       return { id: existing.id, name: existing.name, root: existing.root };
     }
     if (want.create === false) {
@@ -36,6 +37,7 @@ export class Sessions {
       });
     }
     const dir = root ?? this.#checkRoot(this.deps.config.defaultRoot);
+    this.#checkNotServers(dir);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new SpoolError("NOT_FOUND", `Project root ${dir} is not an existing directory`, { root: dir });
     const name = want.name ?? (await this.#freeName(projectNameFrom(basename(dir))));
     try {
@@ -45,6 +47,26 @@ export class Sessions {
       // Two connections created it at once: the other one won, use it.
       if (error instanceof UniqueViolation) return this.openProject(want);
       throw error;
+    }
+  }
+
+  /**
+   * The server's own files are out of every project (issue 37): a root that is the Spool home, lies inside it, or holds
+   * it (or the token file, database, socket or a plugin the server loads at start) is refused, since a command writes
+   * in its project and the server reads those at its next start. Judged by real paths (a link to the home is the home).
+   */
+  #checkNotServers(root: string): void {
+    const { home, tokenFile, dbFile, socketPath, plugins } = this.deps.config;
+    const real = realRoot(root);
+    const realHome = realRoot(home);
+    const inside = (path: string, dir: string) => dir === "/" || path === dir || path.startsWith(`${dir}/`);
+    const held = [home, tokenFile, dbFile, socketPath, ...plugins.filter((p) => isAbsolute(p))].map(realRoot).find((path) => inside(path, real));
+    if (inside(real, realHome) || held !== undefined) {
+      throw new SpoolError(
+        "INVALID_PARAMS",
+        `Project root ${root} is refused: it ${inside(real, realHome) ? `is or lies inside the Spool home ${home}` : `holds ${held}`}, the server's own files (its configuration, plugins, token and database, read at its next start), which a command must not be able to write; choose a project directory apart from the home`,
+        { root },
+      );
     }
   }
 
@@ -66,5 +88,18 @@ export class Sessions {
   join(connection: ConnectionHandle, project: ProjectRef, client: { name: string; version: string } | null): void {
     connection.join(project, client);
     setImmediate(() => void this.deps.emit("connection:initialized", { connection, project }));
+  }
+}
+
+/** The real path of `path`: its deepest existing ancestor resolved through links, then the names not there yet. */
+function realRoot(path: string): string {
+  const missing: string[] = [];
+  for (let current = resolve(path); ; current = dirname(current)) {
+    try {
+      return join(realpathSync.native(current), ...missing);
+    } catch {
+      if (dirname(current) === current) return resolve(path);
+      missing.unshift(basename(current));
+    }
   }
 }

@@ -33,6 +33,28 @@ export function isSensitiveName(name: string): boolean {
     .some((word) => SECRET_WORDS.has(word));
 }
 
+/**
+ * Values that carry a credential whatever the variable is called: a URL with a password (`scheme://user:pass@`,
+ * `redis://:pass@`), and the shapes of well-known tokens (OpenAI and Anthropic `sk-…`, GitHub `ghp_…`/`gho_…`/
+ * `github_pat_…`, Slack `xox?-…`, AWS access key ids, GitLab `glpat-…`, a JWT, a PEM private key).
+ */
+const CREDENTIAL_VALUES = [
+  /[a-z][a-z0-9+.-]*:\/\/[^/@\s:]*:[^/@\s]+@/i,
+  /\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}/,
+  /\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}/,
+  /\bgithub_pat_[A-Za-z0-9_]{20,}/,
+  /\bxox[abposr]-[A-Za-z0-9-]{10,}/,
+  /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/,
+  /\bglpat-[A-Za-z0-9_-]{20,}/,
+  /\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+/,
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+];
+
+/** Whether a value looks like it carries a credential (CREDENTIAL_VALUES), whatever its variable's name. */
+export function carriesCredential(value: string): boolean {
+  return CREDENTIAL_VALUES.some((shape) => shape.test(value));
+}
+
 /** A valid entry of `commandEnv`: a variable name, or a pattern with `*` (any run of characters). */
 export const PASS_ENV_ENTRY = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
 
@@ -43,10 +65,12 @@ function globRegExp(pattern: string): RegExp {
 /**
  * The variables of `source` that `allowed` lets through. An exact name is
  * passed whatever it is called (that is configuring it by name); a pattern
- * with `*` never matches Spool's own variables or names that look like
- * secrets (`isSensitiveName`).
+ * with `*` never matches Spool's own variables, names that look like
+ * secrets (`isSensitiveName`), nor values that carry a credential
+ * (`carriesCredential`, issue 37): those are withheld, and `withheld` hears
+ * their names (never their values).
  */
-export function passedVariables(source: NodeJS.ProcessEnv, allowed: readonly string[]): Record<string, string> {
+export function passedVariables(source: NodeJS.ProcessEnv, allowed: readonly string[], withheld?: (names: string[]) => void): Record<string, string> {
   const passed: Record<string, string> = {};
   const patterns: RegExp[] = [];
   for (const entry of allowed) {
@@ -58,12 +82,16 @@ export function passedVariables(source: NodeJS.ProcessEnv, allowed: readonly str
     const value = source[entry];
     if (value !== undefined) passed[entry] = value;
   }
+  const held: string[] = [];
   if (patterns.length > 0) {
     for (const [name, value] of Object.entries(source)) {
       if (value === undefined || name in passed || isSensitiveName(name)) continue;
-      if (patterns.some((p) => p.test(name))) passed[name] = value;
+      if (!patterns.some((p) => p.test(name))) continue;
+      if (carriesCredential(value)) held.push(name);
+      else passed[name] = value;
     }
   }
+  if (held.length > 0) withheld?.(held.sort());
   return passed;
 }
 
@@ -82,6 +110,11 @@ export function localBaseEnvironment(source: NodeJS.ProcessEnv): Record<string, 
  * environment that the configuration lets through, then the proposal's `env`
  * (which wins).
  */
-export function commandVariables(source: NodeJS.ProcessEnv, allowed: readonly string[], proposal: Record<string, string>): Record<string, string> {
-  return { ...passedVariables(source, allowed), ...proposal };
+export function commandVariables(
+  source: NodeJS.ProcessEnv,
+  allowed: readonly string[],
+  proposal: Record<string, string>,
+  withheld?: (names: string[]) => void,
+): Record<string, string> {
+  return { ...passedVariables(source, allowed, withheld), ...proposal };
 }

@@ -12,6 +12,7 @@ import { OutputPipe } from "./output.js";
 import {
   bwrapArgs,
   cwdHiddenMessage,
+  cwdOutsideMessage,
   hiddenPaths,
   LOGIN_FILES,
   launcher,
@@ -181,6 +182,17 @@ export class LocalBackend implements Backend {
         ({ file, args } = launch);
         env = { ...base, ...launch.env };
       }
+    }
+    if (!sandbox && spec.workspace) {
+      // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
+      let realCwd: string;
+      let workspace: string;
+      try {
+        [realCwd, workspace] = [realpathSync(cwd), realpathSync(spec.workspace)];
+      } catch (error) {
+        throw new StartError(`Cannot start the command: its directory ${cwd} or the project root is not there (${firstLine(error)})`);
+      }
+      if (!within(realCwd, workspace)) throw new StartError(cwdOutsideMessage(realCwd, workspace));
     }
     // Its container (SPEC §7 "Stopped means stopped"): a sandbox has a PID namespace already; a full command gets one where no cgroup holds it.
     const box = await containment(this.#environ, this.options.container);

@@ -374,7 +374,11 @@ export class RunnerClient {
         ...(cwd !== undefined ? { cwd } : {}),
         ...(project ? { project } : {}),
         // Only what the server's commandEnv and this runner's passEnv name, and the proposal's env: never the runner's whole environment.
-        env: commandVariables(this.options.environ ?? process.env, [...(params.passEnv ?? []), ...(this.options.passEnv ?? [])], params.env),
+        env: commandVariables(this.options.environ ?? process.env, [...(params.passEnv ?? []), ...(this.options.passEnv ?? [])], params.env, (names) =>
+          this.options.log.warn(
+            `runner ${this.options.name}: withheld from the command: ${names.join(", ")} (their values carry credentials; name them exactly in commandEnv or --pass-env to pass them)`,
+          ),
+        ),
         ...(params.readOnly ? { readOnly: true } : {}),
         ...(sandbox !== "full"
           ? {

@@ -11,7 +11,7 @@ const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-mod
 
 async function named(ts: TestServer, name: string, project = "additions"): Promise<{ client: SpoolClient; connectionId: string }> {
   const client = await ts.client();
-  const reply = await client.initialize(project, { root: ts.home, client: { name, version: "1.0" } });
+  const reply = await client.initialize(project, { root: ts.root, client: { name, version: "1.0" } });
   return { client, connectionId: reply.connectionId };
 }
 

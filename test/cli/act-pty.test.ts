@@ -42,7 +42,7 @@ describe("spool act in a terminal", () => {
         "--project",
         "pty",
       ],
-      { cols: 200, rows: 50, cwd: ts.home, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
+      { cols: 200, rows: 50, cwd: ts.root, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
     );
     let screen = "";
     term.onData((data) => {
@@ -107,7 +107,7 @@ describe("spool act in a terminal", () => {
         "--project",
         "pty",
       ],
-      { cols: 200, rows: 50, cwd: ts.home, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
+      { cols: 200, rows: 50, cwd: ts.root, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
     );
     let screen = "";
     term.onData((data) => {

@@ -22,7 +22,7 @@ describe("spool ask / act on a terminal screen", () => {
   it("ask: the spinner never draws over nor erases the model's streamed answer (a line without a newline)", async () => {
     // The answer ends without a newline, then the model calls a tool: that used to start the spinner over the line and erase it.
     model.reply({ text: "The answer is forty-two, from src/main.ts", delayMs: 30, tools: [{ name: "done", arguments: { summary: "answered" } }] });
-    const term = spoolInTerminal(["ask", "what is the answer?", "--model", "test", "--run", "ask-screen", ...connection()], { cwd: ts.home });
+    const term = spoolInTerminal(["ask", "what is the answer?", "--model", "test", "--run", "ask-screen", ...connection()], { cwd: ts.root });
     try {
       expect(await term.exited).toBe(0);
       const screen = await term.screen();
@@ -39,7 +39,7 @@ describe("spool ask / act on a terminal screen", () => {
       { tools: [{ id: "call_long", name: "sh", arguments: { command: "echo long-started; sleep 60; echo never" } }] },
       { text: "Stopped as asked." },
     );
-    const term = spoolInTerminal(["act", "list", "--model", "test", "--run", "act-elsewhere", ...connection()], { cwd: ts.home });
+    const term = spoolInTerminal(["act", "list", "--model", "test", "--run", "act-elsewhere", ...connection()], { cwd: ts.root });
     const other = await ts.clientIn("screen");
     try {
       await term.waitFor("Accept?", "the first Accept?");

@@ -13,7 +13,7 @@ describe("spool input and spool attach", () => {
   let client: SpoolClient;
   const project = "cli-io";
   const env = () => ({ SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: ts.server.config.tokenFile, SPOOL_HOME: ts.home, SPOOL_PROJECT: project });
-  const cli = (args: string[]) => spawnCli(args, env(), { cwd: ts.home });
+  const cli = (args: string[]) => spawnCli(args, env(), { cwd: ts.root });
 
   beforeAll(async () => {
     ts = await startTestServer();
@@ -75,7 +75,7 @@ describe("spool input and spool attach", () => {
       const term = spawnPty(process.execPath, [SPOOL_BIN, "attach", "repl", p.path], {
         cols: 80,
         rows: 24,
-        cwd: ts.home,
+        cwd: ts.root,
         env: { ...process.env, SPOOL_LOG: "warn", ...env() } as Record<string, string>,
       });
       let screen = "";
@@ -105,7 +105,7 @@ describe("spool input and spool attach", () => {
     const term = spawnPty(process.execPath, [SPOOL_BIN, "attach", "raw", p.path], {
       cols: 97,
       rows: 31,
-      cwd: ts.home,
+      cwd: ts.root,
       env: { ...process.env, SPOOL_LOG: "warn", ...env() } as Record<string, string>,
     });
     let screen = "";

@@ -53,6 +53,7 @@ function serveUnreaped(home: string): Promise<{ pid: number; url: string; parent
 describe("one server per Spool home", () => {
   it("a server killed mid-stream and started again at once on its home starts, while the killed one is still exiting or a zombie; several rounds", async () => {
     const home = tempDir();
+    const root = tempDir("spool-root-");
     const parents: ChildProcess[] = [];
     try {
       let previous: { pid: number } | null = null;
@@ -63,7 +64,7 @@ describe("one server per Spool home", () => {
         if (previous) expect(procState(previous.pid)).toBe("Z");
         expect(lockOf(home)).toMatchObject({ pid: server.pid });
         const client = await SpoolClient.connect(server.url, { token: tokenOf(home) });
-        await client.initialize("zombies", { root: home });
+        await client.initialize("zombies", { root });
         // What the rounds before stored is all there.
         for (let earlier = 0; earlier < round; earlier++) {
           const out = (await client.call("entry/list", { run: `r${earlier}`, pattern: "sh://*_1" })).entries[0];
@@ -93,7 +94,7 @@ describe("one server per Spool home", () => {
     try {
       expect(lockOf(home)).toMatchObject({ pid: first.child.pid });
       const client = await SpoolClient.connect(first.url, { token: tokenOf(home) });
-      await client.initialize("locked", { root: home });
+      await client.initialize("locked", { root: tempDir("spool-root-") });
       await client.call("run/create", { alias: "r" });
       const pending = await client.call("proposal/create", { run: "r", tool: "sh", command: "waits" });
       const running = await client.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "streams" });
@@ -129,7 +130,7 @@ describe("one server per Spool home", () => {
     const home = tempDir();
     const killed = await spawnServe(["--port", "0", "--home", home, "--no-local-runner"]);
     const client = await SpoolClient.connect(killed.url, { token: tokenOf(home) });
-    await client.initialize("stale", { root: home });
+    await client.initialize("stale", { root: tempDir("spool-root-") });
     await client.call("run/create", { alias: "survivor" });
     client.close();
     await killed.stop("SIGKILL");

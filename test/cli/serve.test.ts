@@ -16,7 +16,7 @@ describe("spool serve", () => {
     expect(first.output()).toContain(`database:   ${join(home, "spool.db")}`);
     const token = readFileSync(join(home, "token"), "utf8").trim();
     const client = await SpoolClient.connect(first.url, { token });
-    await client.initialize("persist", { root: home });
+    await client.initialize("persist", { root: tempDir("spool-root-") });
     await client.request("run/create", { alias: "kept" });
     expect(await first.stop("SIGTERM")).toBe(0);
     expect(first.output()).toContain("Spool stopped");
@@ -32,9 +32,10 @@ describe("spool serve", () => {
   it("embeds the local runner unless --no-local-runner or SPOOL_LOCAL_RUNNER=off; a SIGTERM aborts its running work", async () => {
     const home = tempDir();
     const token = () => readFileSync(join(home, "token"), "utf8").trim();
+    const root = tempDir("spool-root-");
     const names = async (server: { url: string }) => {
       const client = await SpoolClient.connect(server.url, { token: token() });
-      await client.initialize("runners", { root: home });
+      await client.initialize("runners", { root });
       const { runners } = await client.request("runner/list", {});
       return { client, names: runners.map((r: { name: string }) => r.name) };
     };

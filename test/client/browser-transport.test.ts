@@ -31,7 +31,7 @@ describe("SpoolClient over a browser WebSocket", () => {
 
   it("initializes, calls typed methods, hears notifications, gets typed errors, sends bytes as input and reports the close", async () => {
     const client = await open();
-    const init = await client.initialize("browser", { root: ts.home });
+    const init = await client.initialize("browser", { root: ts.root });
     expect(init.project.name).toBe("browser");
     await client.call("run/create", { alias: "b" });
     const proposed = client.next("run/proposal", (p) => p.run === "b");

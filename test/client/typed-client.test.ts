@@ -12,7 +12,7 @@ describe("the typed client (spool/client)", () => {
 
   it("calls methods with typed params and results, and aborts a call with an AbortSignal", async () => {
     const client = await SpoolClient.connect(ts.server.url, { token: ts.server.token });
-    const init = await client.initialize("typed", { root: ts.home });
+    const init = await client.initialize("typed", { root: ts.root });
     expect(init.protocolVersion).toBe("1.0");
     const { run } = await client.call("run/create", { alias: "typed-run" });
     expect(run.alias).toBe("typed-run");

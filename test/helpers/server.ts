@@ -16,6 +16,8 @@ export function tempDir(prefix = "spool-test-"): string {
 export interface TestServer {
   server: SpoolServer;
   home: string;
+  /** The projects' root (`clientIn`): a directory apart from the home, which a project may not be (issue 37). */
+  root: string;
   /** A connected (not yet initialized) client over the given transport. */
   client(kind?: TransportKind): Promise<SpoolClient>;
   /** A client initialized into `project`. */
@@ -31,6 +33,7 @@ const homeDatabases = new Map<string, Awaited<ReturnType<typeof freshDatabase>>>
  */
 export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
   const home = options.home ?? tempDir();
+  const root = tempDir("spool-root-");
   // A home's database lives as long as the home: a restart on the same home finds its state.
   let database = options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres" ? (homeDatabases.get(home) ?? null) : null;
   if (!database && options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres") homeDatabases.set(home, (database = await freshDatabase()));
@@ -44,15 +47,17 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   return {
     server,
     home,
+    root,
     client,
     async clientIn(project, kind = "websocket") {
       const c = await client(kind);
-      await c.initialize(project, { root: home });
+      await c.initialize(project, { root });
       return c;
     },
     async stop() {
       for (const c of clients) if (!c.closed) c.close();
       await server.stop();
+      rmSync(root, { recursive: true, force: true });
       if (!options.home) {
         await database?.drop();
         homeDatabases.delete(home);

@@ -131,7 +131,7 @@ try {
 client.close();
 `,
     );
-    const out = await node(dir, "client.mjs", { SPOOL_URL: ts.server.url, SPOOL_TOKEN: ts.server.token, PROJECT_ROOT: ts.home });
+    const out = await node(dir, "client.mjs", { SPOOL_URL: ts.server.url, SPOOL_TOKEN: ts.server.token, PROJECT_ROOT: ts.root });
     expect(out).toBe("ping true\nproject consumer 1.0\nrun from-js 200\nerror true NOT_FOUND\n");
   });
 

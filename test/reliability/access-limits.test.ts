@@ -91,7 +91,7 @@ describe("configurable limits", () => {
         const { path } = await attempt;
         const resolved = await c.call("run/resolve", { run: "r", path, decision: "accept" });
         const done = await finished(c, "r", { path, stdout: resolved.channels[0]!.path, stderr: resolved.channels[1]!.path });
-        expect(done.out.toString()).toBe(`${dirname(realpathSync(ts.home))}\n`);
+        expect(done.out.toString()).toBe(`${dirname(realpathSync(ts.root))}\n`);
       }
     } finally {
       await strict.stop();

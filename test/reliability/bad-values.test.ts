@@ -68,7 +68,7 @@ describe("bad values fail fast and change nothing", () => {
   });
 
   it("a symbolic link inside the root cannot lead the cwd outside it, nor can a dangling one; links within the root are followed", async () => {
-    const root = ts.home;
+    const root = ts.root;
     const outside = tempDir("spool-outside-");
     mkdirSync(join(root, "real", "deep"), { recursive: true });
     symlinkSync(outside, join(root, "escape"));

@@ -17,7 +17,7 @@ describe("crash safety", () => {
     let server: ServeProcess = await spawnServe(args, env);
     const token = readFileSync(join(home, "token"), "utf8").trim();
     const admin = await SpoolClient.connect(server.url, { token });
-    await admin.initialize("crash", { root: home });
+    await admin.initialize("crash", { root: tempDir("spool-root-") });
     await admin.call("run/create", { alias: "crash" });
     const pending = await admin.call("proposal/create", { run: "crash", tool: "sh", command: "wait for me" });
 

@@ -110,7 +110,7 @@ async function rawClient(ts: TestServer) {
       client.send({ jsonrpc: "2.0", id, method, params });
       return client.reply(id);
     },
-    initialize: (project: string) => client.call("init", "initialize", { project, root: ts.home, protocolVersion: "1.0" }),
+    initialize: (project: string) => client.call("init", "initialize", { project, root: ts.root, protocolVersion: "1.0" }),
     /** The server's side of this connection. */
     server: (id: string) => [...ts.server.rpc.connections].find((c) => c.id === id) as ServerConnection,
   };
@@ -274,7 +274,7 @@ describe("one connection's output", () => {
     const probe = probePlugin();
     const ts = await start({ maxRequestsInFlight: 8 }, { plugin: probe });
     const raw = await rawClient(ts);
-    const { result } = await raw.call("init", "initialize", { project: "pipe", root: ts.home, protocolVersion: "1.0" });
+    const { result } = await raw.call("init", "initialize", { project: "pipe", root: ts.root, protocolVersion: "1.0" });
     const conn = raw.server(result.connectionId);
     // 200 requests of 64 KiB: more than the socket buffers hold, so the client's own send buffer fills while the server does not read.
     const pad = "p".repeat(64 * 1024);
@@ -298,7 +298,7 @@ describe("one connection's output", () => {
 
     const paused = await rawClient(ts);
     paused.ws.pause();
-    paused.send({ jsonrpc: "2.0", id: "init", method: "initialize", params: { project: "joiners", root: ts.home, protocolVersion: "1.0" } });
+    paused.send({ jsonrpc: "2.0", id: "init", method: "initialize", params: { project: "joiners", root: ts.root, protocolVersion: "1.0" } });
     await eventually(() => [...ts.server.rpc.connections].some((x) => x.project && x.waitingForPeer), 10_000, "the re-send to wait for the joiner");
     const joiner = [...ts.server.rpc.connections].find((x) => x.project && x.waitingForPeer)!;
     expect(joiner.held).toBeLessThan(DRAINED_BYTES + 8 * 130 * 1024 + 64 * 1024);

@@ -46,7 +46,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: "initialize binds the connection to a project and reports the protocol",
-    run: async (ts, kind) => outcome((await ts.client(kind)).initialize("alpha", { root: ts.home, client: { name: "test", version: "1" } })),
+    run: async (ts, kind) => outcome((await ts.client(kind)).initialize("alpha", { root: ts.root, client: { name: "test", version: "1" } })),
     check: (out) => {
       expect(out.result.protocolVersion).toBe("1.0");
       expect(out.result.server.name).toBe("spool");
@@ -57,7 +57,7 @@ const scenarios: Scenario[] = [
     name: "a second initialize on one connection is ALREADY_INITIALIZED",
     run: async (ts, kind) => {
       const c = await ts.clientIn("alpha", kind);
-      return outcome(c.initialize("beta", { root: ts.home }));
+      return outcome(c.initialize("beta", { root: ts.root }));
     },
     check: (out) => expect(out.error.data.code).toBe("ALREADY_INITIALIZED"),
   },
@@ -71,7 +71,7 @@ const scenarios: Scenario[] = [
     run: async (ts, kind) => {
       const c = await ts.client(kind);
       const before = await outcome(c.request("run/list"));
-      await c.initialize("alpha", { root: ts.home });
+      await c.initialize("alpha", { root: ts.root });
       const after = await outcome(c.request("run/list"));
       return { before, after };
     },

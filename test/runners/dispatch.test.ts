@@ -38,7 +38,7 @@ describe("dispatch to the embedded local runner", () => {
     const paths = await proposeAndAccept(a, b, "e1", "pwd; echo to-stderr >&2; exit 3");
     expect(paths.resolved.runner).toBe("local");
     const done = await finished(a, "e1", paths);
-    expect(done.out.toString()).toBe(`${realpathSync(ts.home)}\n`);
+    expect(done.out.toString()).toBe(`${realpathSync(ts.root)}\n`);
     expect(done.err.toString()).toBe("to-stderr\n");
     expect(done.stdout.status).toBe(ENTRY.failed);
     expect(done.stdout.attributes).toMatchObject({ exit_code: 3 });
@@ -53,7 +53,7 @@ describe("dispatch to the embedded local runner", () => {
     const { path } = await a.request("proposal/create", { run: "e2", tool: "sh", command: 'echo "$GREETING from $(pwd)"', cwd: ".", env: { GREETING: "hi" } });
     const resolved = await a.request("run/resolve", { run: "e2", path, decision: "accept", runner: "local" });
     const done = await finished(a, "e2", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
-    expect(done.out.toString()).toBe(`hi from ${realpathSync(ts.home)}\n`);
+    expect(done.out.toString()).toBe(`hi from ${realpathSync(ts.root)}\n`);
     expect(done.stdout.status).toBe(ENTRY.done);
   });
 
@@ -70,7 +70,7 @@ describe("dispatch to the embedded local runner", () => {
 
   it("a command that cannot start ends 499 with the reason", async () => {
     // The project root is removed after the project was created, so the process cannot start there.
-    const root = join(ts.home, "vanishing");
+    const root = join(ts.root, "vanishing");
     mkdirSync(root);
     const c = await ts.client();
     await c.initialize("vanishing-root", { root });

@@ -66,7 +66,7 @@ describe("the embedded runner's chunks", () => {
     await p.output.until("first\n");
     const stored = await client.request<any>("entry/get", { run: "t", path: p.stdout });
     expect(stored).toMatchObject({ status: 102, body: "first\n" });
-    writeFileSync(join(ts.home, "go"), "");
+    writeFileSync(join(ts.root, "go"), "");
     const { out } = await ended(client, "t", p.path, p.stdout);
     expect(out.body).toBe("first\nsecond\n");
   });

@@ -138,11 +138,55 @@ describe("spool serve (a real server process with secrets in its environment)", 
     });
     try {
       const client = await SpoolClient.connect(server.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
-      await client.initialize("env-serve", { root: home });
+      await client.initialize("env-serve", { root: tempDir("spool-root-") });
       const vars = await envOf(client, "s1");
       expectNoSecrets(vars);
       expect(Object.keys(vars).sort()).toEqual(["FROM_PROPOSAL", "HOME", "LANG", "PATH", "PWD", "TERM", ...Object.keys(ALLOWED)].sort());
       expect(vars).toMatchObject({ ...ALLOWED, ...PROPOSAL_ENV });
+      client.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("commandEnv withholds values that carry credentials, whatever their names (issue 37)", () => {
+  it("unit: URLs with a password and known token shapes are withheld from patterns and named; exact names still pass", () => {
+    const source = {
+      DATABASE_URL: "postgres://admin:pw@db.internal:5432/app",
+      REDIS_URL: "redis://:pw@127.0.0.1:6379",
+      PLAIN_URL: "https://example.org/path",
+      APP_OPENAI: "sk-proj-abcdefghijklmnop1234",
+      APP_GH: `ghp_${"a".repeat(36)}`,
+      APP_SLACK: "xoxb-1234567890-abcdef",
+      APP_AWS: "AKIAIOSFODNN7EXAMPLE",
+      APP_COLOR: "blue",
+    };
+    let named: string[] = [];
+    const passed = passedVariables(source, ["*", "APP_GH"], (names) => (named = names));
+    expect(Object.keys(passed).sort()).toEqual(["APP_COLOR", "APP_GH", "PLAIN_URL"]);
+    expect(named).toEqual(["APP_AWS", "APP_OPENAI", "APP_SLACK", "DATABASE_URL", "REDIS_URL"]);
+  });
+
+  it('spool serve with commandEnv "*": env on its runner shows none of them, and the log names what was withheld', async () => {
+    const home = tempDir();
+    const server = await spawnServe(["--port", "0", "--home", home], {
+      DATABASE_URL: "postgres://admin:pw@127.0.0.1:5432/app",
+      REDIS_URL: "redis://:pw@127.0.0.1:6379",
+      APP_COLOR: "blue",
+      SPOOL_COMMAND_ENV: "*",
+    });
+    try {
+      const client = await SpoolClient.connect(server.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
+      await client.initialize("env-creds", { root: tempDir("spool-root-") });
+      const done = await runTool(client, "c1", "sh", "env");
+      const vars = parseEnv(done.out);
+      expect(vars).toMatchObject({ APP_COLOR: "blue" });
+      expect(vars).not.toHaveProperty("DATABASE_URL");
+      expect(vars).not.toHaveProperty("REDIS_URL");
+      expect(done.out).not.toContain(":pw@");
+      expect(server.output()).toMatch(/withheld from the command: .*DATABASE_URL, REDIS_URL/);
+      expect(server.output()).not.toContain(":pw@");
       client.close();
     } finally {
       await server.stop();

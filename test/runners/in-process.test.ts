@@ -31,7 +31,7 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
     const link = ValueLink.over(transport);
     expect(link).not.toBeNull();
     const client = new SpoolClient(transport);
-    await client.initialize(project, { root: ts.home });
+    await client.initialize(project, { root: ts.root });
     return { client, link: link! };
   }
 

@@ -369,28 +369,9 @@ describeWithInfra("docker", "workspace-write on Docker: only the project is moun
     expect(existsSync(join(root, "made-in-docker"))).toBe(true);
   });
 
-  it("a project rooted in the server's home: its token, database and runner records are covered in the container too", async () => {
-    const { tokenFile, dbFile } = ts.server.config;
+  it("a project rooted in the server's home is refused (issue 37): the server's own files are in no project", async () => {
     const home = await ts.client();
-    await home.initialize("ww-docker-home", { root: ts.home });
-    const second = await spawnRunner([
-      ...["--server", ts.server.url, "--token-file", tokenFile, "--project", "ww-docker-home", "--name", "fresh-home", "--default"],
-      ...["--backend", "docker", "--image", infra.dockerImage!],
-    ]);
-    try {
-      for (const tool of ["sh", "env"] as const) {
-        const done = await runTool(
-          home,
-          `dh-${tool}`,
-          tool,
-          `cat ${tokenFile} | wc -c; head -c 15 ${dbFile} | wc -c; ls -A ${ts.home}/processes 2>/dev/null | wc -l`,
-        );
-        expect(done.out).not.toContain(ts.server.token);
-        expect(done.out.split(/\s+/).filter(Boolean)).toEqual(["0", "0", "0"]);
-      }
-    } finally {
-      await second.stop();
-    }
+    await expect(home.initialize("ww-docker-home", { root: ts.home })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
   });
 });
 

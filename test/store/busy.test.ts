@@ -140,7 +140,7 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
     });
     const lock = lockHolder(ts.server.config.dbFile);
     try {
-      const fifo = join(ts.home, "go");
+      const fifo = join(ts.root, "go");
       try {
         execFileSync("mkfifo", [fifo]);
       } catch {
@@ -193,7 +193,7 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
     });
     lock = lockHolder(ts.server.config.dbFile);
     try {
-      const fifo = join(ts.home, "go");
+      const fifo = join(ts.root, "go");
       try {
         execFileSync("mkfifo", [fifo]);
       } catch {

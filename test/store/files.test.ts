@@ -70,7 +70,7 @@ describe("file modes", () => {
     const first = await serveWithOpenUmask(home);
     const token = readFileSync(join(home, "token"), "utf8").trim();
     const client = await SpoolClient.connect(first.url, { token });
-    await client.initialize("modes", { root: home });
+    await client.initialize("modes", { root: tempDir("spool-root-") });
     await client.request("run/create", { alias: "kept" });
     for (const file of files) expect(mode(file), file).toBe("600");
     client.close();

@@ -48,7 +48,7 @@ describeWithInfra("postgres", "spool serve on PostgreSQL", () => {
       try {
         expect(serve.output()).toContain(`database:   ${db.url}`);
         const client = await SpoolClient.connect(serve.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
-        await client.initialize("pg", { root: home });
+        await client.initialize("pg", { root: tempDir("spool-root-") });
         await client.call("run/create", { alias: "kept" });
         client.close();
       } finally {

@@ -212,8 +212,8 @@ describeWithBrowser("the web view in Chromium", () => {
 
   it("stays responsive while a producer streams fast: a click is handled mid-stream, the end is shown, and whole output draws every byte", async () => {
     const client = await ts.clientIn("fast");
-    const blob = join(ts.home, "blob.txt");
-    const stop = join(ts.home, "stop-flood");
+    const blob = join(ts.root, "blob.txt");
+    const stop = join(ts.root, "stop-flood");
     const line = "0123456789 the quick brown fox jumps over the lazy dog, compiling module\n";
     writeFileSync(blob, line.repeat(Math.ceil(1_000_000 / line.length)));
     await client.call("run/create", { alias: "flood" });

@@ -16,7 +16,7 @@ describe("project/list", () => {
     const fresh = await ts.client();
     const { projects } = await fresh.request("project/list", {});
     expect(projects.map((p: { name: string }) => p.name)).toEqual(["alpha", "beta"]);
-    expect(projects[0]).toMatchObject({ name: "alpha", root: ts.home, runs: 2, open: 0, waiting: 0 });
+    expect(projects[0]).toMatchObject({ name: "alpha", root: ts.root, runs: 2, open: 0, waiting: 0 });
     expect(projects[0].updatedAt).toBeGreaterThan(0);
     expect(projects[1]).toMatchObject({ runs: 0, updatedAt: null });
     // It is still there once the connection has joined a project.

@@ -11,7 +11,7 @@ const out = resolve(process.argv[2] ?? "docs");
 mkdirSync(out, { recursive: true });
 const model = await ScriptedModel.start();
 const ts = await startTestServer({ env: { SPOOL_MODEL_SONNET: "openai/claude-sonnet", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 3_000 } });
-const root = join(ts.home, "webshop");
+const root = join(ts.root, "webshop");
 mkdirSync(root);
 
 const script = (name: string, body: string) => {

@@ -57,7 +57,7 @@ async function rawSocket(ts: TestServer, project: string) {
     closed = { code, reason };
   });
   const next = () => (replies.length ? Promise.resolve(replies.shift()) : new Promise<any>((r) => waiting.push(r)));
-  transport.send(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { project, root: ts.home, protocolVersion: "1.0" } }));
+  transport.send(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { project, root: ts.root, protocolVersion: "1.0" } }));
   const init = await next();
   return { transport, next, init, closed: () => closed };
 }
@@ -92,7 +92,7 @@ describe("binary frames for stream chunks", () => {
 
   it("the server advertises them at initialize and in rpc.discover", async () => {
     const c = await ts.client();
-    const init = await c.initialize("advertised", { root: ts.home });
+    const init = await c.initialize("advertised", { root: ts.root });
     expect(init.binaryFrames).toEqual({ version: BINARY_FRAME_VERSION, methods: { stream: "chunk" } });
     expect(c.bytes).toBe(true);
     const doc: any = await c.request("rpc.discover", {});
