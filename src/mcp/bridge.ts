@@ -49,6 +49,8 @@ export interface McpBridgeOptions {
    * person who started the agent holds the home's token).
    */
   elicit?: boolean;
+  /** How the agent came, in its Spool connection's name (what decisions and lists show): default "spool mcp". */
+  via?: string;
 }
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -350,7 +352,7 @@ export class McpBridge {
       reconnect: {
         ...(project.name ? { project: project.name } : {}),
         ...(project.root ? { root: project.root } : {}),
-        client: { name: `${who} (spool mcp)`, version: info?.version ?? "unknown" },
+        client: { name: `${who} (${this.options.via ?? "spool mcp"})`, version: info?.version ?? "unknown" },
       },
     });
     const session: Session = { client, run: null, creating: null, who };

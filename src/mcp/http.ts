@@ -146,6 +146,7 @@ export class McpHttpEndpoint {
         version: this.options.version,
         log: this.options.log,
         elicit: caller.role === "person" || caller.role === "admin",
+        via: `MCP over HTTP, ${caller.name}`,
       });
       let session: Session | undefined;
       const transport = new StreamableHTTPServerTransport({
