@@ -576,7 +576,8 @@ export class McpBridge {
    */
   #registerTaskCalls(): void {
     const server = this.mcp.server;
-    // The handlers McpServer registered (the SDK keeps them in this map; its version is pinned in package.json).
+    // The handlers McpServer registered, from the map the SDK keeps them in (not a public API: package-lock.json fixes
+    // the SDK's version, and the error below and test/mcp/http.test.ts's tools/list test say when an update moves it).
     const handlers = (server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
     const call = handlers.get("tools/call");
     const list = handlers.get("tools/list");
