@@ -49,6 +49,8 @@ export interface McpBridgeOptions {
   role?: "agent" | "person";
   version: string;
   log: BridgeLog;
+  /** How the agent came, in its Spool connection's name (what decisions and lists show): default "spool mcp". */
+  via?: string;
 }
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -382,7 +384,7 @@ export class McpBridge {
       reconnect: {
         ...(project.name ? { project: project.name } : {}),
         ...(project.root ? { root: project.root } : {}),
-        client: { name: `${who} (spool mcp)`, version: info?.version ?? "unknown" },
+        client: { name: `${who} (${this.options.via ?? "spool mcp"})`, version: info?.version ?? "unknown" },
         role: this.options.role ?? "agent",
       },
     });
@@ -607,7 +609,8 @@ export class McpBridge {
    */
   #registerTaskCalls(): void {
     const server = this.mcp.server;
-    // The handlers McpServer registered (the SDK keeps them in this map; its version is pinned in package.json).
+    // The handlers McpServer registered, from the map the SDK keeps them in (not a public API: package-lock.json fixes
+    // the SDK's version, and the error below and test/mcp/http.test.ts's tools/list test say when an update moves it).
     const handlers = (server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
     const call = handlers.get("tools/call");
     const list = handlers.get("tools/list");

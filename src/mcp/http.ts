@@ -147,6 +147,7 @@ export class McpHttpEndpoint {
         log: this.options.log,
         // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
         role: caller.role === "person" || caller.role === "admin" ? "person" : "agent",
+        via: `MCP over HTTP, ${caller.name}`,
       });
       let session: Session | undefined;
       const transport = new StreamableHTTPServerTransport({

@@ -18,7 +18,8 @@ describe("the /mcp endpoint's bounds", () => {
   let http: Server;
   let endpoint: McpHttpEndpoint;
   let port = 0;
-  const limits: Partial<McpHttpLimits> = { maxSessions: 2, maxStreamsPerSession: 1, idleMs: 400 };
+  // No session goes idle during the first test, however slow the machine; the second has an endpoint of its own.
+  const limits: Partial<McpHttpLimits> = { maxSessions: 2, maxStreamsPerSession: 1, idleMs: 3_600_000 };
 
   beforeAll(async () => {
     ts = await startTestServer();
@@ -76,6 +77,13 @@ describe("the /mcp endpoint's bounds", () => {
   });
 
   it("a session holds one request open at most here: with its GET stream open, a POST is 429; an idle session is closed, then 404", async () => {
+    await endpoint.close();
+    http.closeAllConnections();
+    http.close();
+    endpoint = new McpHttpEndpoint({ ...options(), limits: { ...limits, idleMs: 3_000 } });
+    http = createServer((request, response) => endpoint.handle(request, response));
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    port = (http.address() as { port: number }).port;
     const { id } = await open();
     const session = { ...headers(), "Mcp-Session-Id": id!, "Mcp-Protocol-Version": LATEST_PROTOCOL_VERSION };
     await fetch(url(), { method: "POST", headers: session, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) }).then((r) =>
@@ -91,7 +99,7 @@ describe("the /mcp endpoint's bounds", () => {
     const busy = await fetch(url(), { method: "POST", headers: session, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" }) });
     expect(busy.status).toBe(429);
     stream.destroy();
-    await eventually(() => endpoint.sessions === 0, 10_000, "the idle session to be closed");
+    await eventually(() => endpoint.sessions === 0, 20_000, "the idle session to be closed");
     const gone = await fetch(url(), { method: "POST", headers: session, body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "ping" }) });
     expect(gone.status).toBe(404);
   });

@@ -218,11 +218,22 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     }
   });
 
-  it("an unknown task id is an error (-32602), never another principal's or another project's task", async () => {
-    const client = await connect();
+  it("an unknown task id is an error (-32602); a task call with bad arguments proposes nothing", async () => {
+    const client = await connect("careful-agent");
     try {
       await expect(client.experimental.tasks.getTask("spool-not-a-task")).rejects.toThrow(/Task not found/);
       await expect(client.experimental.tasks.getTask("elsewhere")).rejects.toThrow(/Task not found/);
+      // A task call with bad arguments is refused before anything is proposed.
+      await expect(
+        client.request({ method: "tools/call", params: { name: "run_command", arguments: {}, task: { ttl: 1000 } } }, CreateTaskResultSchema),
+      ).rejects.toThrow(/command/);
+      await expect(
+        client.request(
+          { method: "tools/call", params: { name: "run_command", arguments: { command: "true", colour: "red" }, task: { ttl: 1000 } } },
+          CreateTaskResultSchema,
+        ),
+      ).rejects.toThrow(/colour/);
+      expect((await client.experimental.tasks.listTasks()).tasks).toEqual([]);
     } finally {
       await client.close();
     }
