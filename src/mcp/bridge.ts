@@ -22,7 +22,6 @@ import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, escapeControl, factsText } from "../protocol/proposal-facts.js";
 import { runState } from "../protocol/shown-state.js";
-import { ENTRY } from "../protocol/status.js";
 import { producerOf } from "../protocol/views.js";
 import { SpoolTaskStore, TASK_POLL_MS } from "./tasks.js";
 import { KEY_NAMES, keyBytes, newestLines, STATUS, statusWord } from "./text.js";
