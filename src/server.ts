@@ -324,7 +324,12 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
   const http: HttpServer = createServer((request, response) => {
-    if (request.url === PROOF_PATH) answerProof(request, response, (id) => verifiers.get(id) ?? null);
+    if (request.url === PROOF_PATH)
+      void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null)).catch((error: unknown) => {
+        log.error("server proof: failed", error);
+        if (!response.headersSent) response.writeHead(500, { "Content-Length": "0" });
+        response.end();
+      });
     else web(request, response);
   });
   const gate = new PreAuthGate(

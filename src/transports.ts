@@ -47,10 +47,15 @@ export function closeUnix(server: NetServer | null, path: string): void {
  * `GET PROOF_PATH`: proves to a TCP client that this server holds its token's verifier (src/client/server-proof.ts),
  * bound to this end of the connection. An unknown credential gets 401 and no proof.
  */
-export function answerProof(request: IncomingMessage, response: ServerResponse, verifierOf: (id: string) => Buffer | null): void {
+export async function answerProof(
+  request: IncomingMessage,
+  response: ServerResponse,
+  verifierOf: (id: string) => Buffer | null | Promise<Buffer | null>,
+): Promise<void> {
   const id = String(request.headers["spool-credential"] ?? "");
   const nonce = String(request.headers["spool-nonce"] ?? "");
-  const verifier = /^[0-9a-f]{32}$/.test(id) ? verifierOf(id) : null;
+  // 32 hex digits: the home's token; 16: a principal's id.
+  const verifier = /^(?:[0-9a-f]{32}|[0-9a-f]{16})$/.test(id) ? await verifierOf(id) : null;
   if (request.method !== "GET" || !/^[0-9a-f]{64}$/.test(nonce) || verifier === null) {
     response.writeHead(verifier === null ? 401 : 400, { "Content-Length": "0" });
     response.end();

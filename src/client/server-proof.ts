@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { connect, type Socket } from "node:net";
+import { PRINCIPAL_TOKEN } from "../protocol/roles.js";
 
 /**
  * The server's proof over TCP (SPEC §2c). Before a client sends its bearer token over a TCP connection,
@@ -18,14 +19,22 @@ export const PROOF_PATH = "/.well-known/spool-proof";
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest();
 
-/** What a server keeps to prove it knows a token: its SHA-256. */
+/**
+ * What a server keeps to prove it knows a token: the SHA-256 of a principal's secret (`spool_<id>_<secret>`, the
+ * hash its store holds), else of the whole token (the home's token file).
+ */
 export function tokenVerifier(token: string): Buffer {
-  return sha256(token);
+  const principal = PRINCIPAL_TOKEN.exec(token);
+  return sha256(principal ? principal[2]! : token);
 }
 
-/** A name for a token that reveals nothing of it or of its verifier (a different hash). */
+/**
+ * A name for a token that reveals nothing of its secret or of its verifier: a principal's id (16 hex digits), else
+ * another hash of the token (32 hex digits).
+ */
 export function credentialId(token: string): string {
-  return sha256(`spool-credential-id\n${token}`).toString("hex").slice(0, 32);
+  const principal = PRINCIPAL_TOKEN.exec(token);
+  return principal ? principal[1]! : sha256(`spool-credential-id\n${token}`).toString("hex").slice(0, 32);
 }
 
 /** `ip:port` of one end of a TCP connection, an IPv4-mapped IPv6 address as its IPv4 form. */

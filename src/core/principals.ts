@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { z } from "zod";
 import type { PrincipalView } from "../protocol/methods/token.js";
-import { HOME_PRINCIPAL_NAME, type PrincipalRef, type Role } from "../protocol/roles.js";
+import { HOME_PRINCIPAL_NAME, PRINCIPAL_TOKEN, type PrincipalRef, type Role } from "../protocol/roles.js";
 import type { ConnectionHandle } from "../rpc/connection-context.js";
 import { conflict, notFound, SpoolError } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
@@ -10,7 +10,7 @@ import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps } from "./deps.js";
 
 /** A token is `spool_<id>_<secret>`: the id (hex) finds the row, the secret is compared as its SHA-256. */
-const TOKEN = /^spool_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+const TOKEN = PRINCIPAL_TOKEN;
 
 const sha256 = (secret: string) => createHash("sha256").update(secret).digest();
 
@@ -53,6 +53,16 @@ export class Principals {
     const same = timingSafeEqual(expected, sha256(match[2]!));
     if (!row || !same || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
     return { principal: refOf(row), expiresAt: row.expires_at };
+  }
+
+  /**
+   * The verifier of a live principal's credential named by its id (the SHA-256 of its secret, what the store keeps):
+   * what the server proves it holds to a TCP client before the client sends the credential (src/client/server-proof.ts).
+   */
+  async verifier(tokenId: string, now = Date.now()): Promise<Buffer | null> {
+    const row = await this.deps.repos.principals.findPrincipalByTokenId(tokenId);
+    if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
+    return Buffer.from(row.secret_hash, "hex");
   }
 
   /** Creates a principal and its token (returned once, never stored). */

@@ -16,6 +16,12 @@ export const ROLE_SUMMARY: Record<Role, string> = {
   admin: "everything, in every project, and manages principals (token/create, token/list, token/revoke)",
 };
 
+/**
+ * A principal's credential: `spool_<id>_<secret>`. The id (16 hex digits) names it; a server keeps only the SHA-256
+ * of the secret (its verifier). The home's token file holds a credential of another shape (64 hex digits).
+ */
+export const PRINCIPAL_TOKEN = /^spool_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
 const RANK: Record<Role, number> = { runner: 0, viewer: 1, agent: 2, person: 3, admin: 4 };
 
 /** Whether a holder of `held` may do what needs `needed`. */
