@@ -70,6 +70,19 @@ describe("transports: the home's Unix socket, and the server's proof over TCP", 
     expect(relayed).not.toContain(ts.server.token);
   });
 
+  it("a principal's credential gets the proof over TCP (its id, the hash of its secret), and a revoked one does not", async () => {
+    const admin = await SpoolClient.connect(ts.server.url, { token: ts.server.token });
+    const { token } = await admin.call("token/create", { name: "tcp-viewer", role: "viewer" });
+    const viewer = await SpoolClient.connect(ts.server.url, { token });
+    expect(await viewer.request("ping", {})).toMatchObject({ pong: true });
+    viewer.close();
+    await admin.call("token/revoke", { name: "tcp-viewer" });
+    admin.close();
+    const error = await SpoolClient.connect(ts.server.url, { token }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).status).toBe(401);
+  });
+
   it("a wrong token is refused before anything replayable is sent (401, no proof)", async () => {
     const error = await SpoolClient.connect(ts.server.url, { token: "f".repeat(64) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConnectError);
