@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { containment } from "../../src/runners/container.js";
 
 /**
  * A unique `sleep` duration to mark a test's processes (`sleep 3011.4821` is nobody else's): found again by
@@ -40,4 +41,13 @@ export function killMarked(text: string): void {
  */
 export function watcherOf(pid: number): number | null {
   return processesWith(`/spool-${pid}-`)[0] ?? null;
+}
+
+/**
+ * Why runners started by this test process's user get no cgroup per command here (no cgroup2, no delegation: they
+ * use a PID namespace instead), printed once by the caller; null when they do (root, or a delegated cgroup).
+ */
+export async function cgroupMissing(): Promise<string | null> {
+  const box = await containment();
+  return box.kind === "cgroup" ? null : `no cgroup per command for this user here: ${box.info.detail}`;
 }

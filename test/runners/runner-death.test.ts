@@ -68,7 +68,7 @@ const allGone = (mark: string, daemon: string | null) => () => processesWith(mar
 
 describeWithBwrap("a runner killed alone takes its commands with it (local)", () => {
   for (const [what, flags, options] of [
-    ["full mode, a cgroup per command", ["--backend", "local"], { sandbox: "full" }],
+    ["full mode, --contain auto (a cgroup where the runner may make one)", ["--backend", "local"], { sandbox: "full" }],
     ["full mode, a PID namespace per command", ["--backend", "local", "--contain", "pid-namespace"], { sandbox: "full" }],
     ["workspace-write (bubblewrap)", ["--backend", "local"], { sandbox: "workspace-write" }],
   ] as const) {
