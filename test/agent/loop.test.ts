@@ -201,7 +201,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     await runStatus(a, "r7", 200);
     await eventually(() => model.requests.length === 2);
     expect(model.requests.map((r) => r.messages.filter((m) => m.role === "user").at(-1)!.content)).toEqual(["one", "two"]);
-    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "jobs", "write", "kill", "done"]);
+    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "jobs", "done"]);
     await expect(a.request("run/prompt", { run: "r7", prompt: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     await a.request("run/create", { alias: "idle" });
     await expect(a.request("run/prompt", { run: "idle", prompt: "x" })).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });

@@ -189,4 +189,32 @@ describeWithBrowser("one shown state on every client", () => {
     await client.call("stream/cancel", { run: "mine", path: sleeper.path });
     await line("· 0 running");
   }, 90_000);
+
+  it("the page: signed out, the server's `commands` are code, not backticks; a finished command's empty channel is one line; 1 line; a Commands column", async () => {
+    const out = await (await browser.createBrowserContext()).newPage();
+    pages.push(out);
+    await out.goto(ts.server.url.replace(/^ws/, "http"));
+    await out.waitForSelector(".signed-out .reason");
+    expect(await out.$eval(".signed-out .reason", (el) => el.textContent)).not.toContain("`");
+    expect(await out.$$eval(".signed-out .reason code", (els) => els.map((el) => el.textContent))).toContain("spool open");
+
+    const project = (await client.call("project/list", {})).projects.find((p: any) => p.root === dir)!.name;
+    await client.call("run/create", { alias: "quiet" });
+    const { path } = await client.call("proposal/create", { run: "quiet", tool: "sh", command: "echo one" });
+    const resolved = await client.call("run/resolve", { run: "quiet", path, decision: "accept" });
+    const stdout = resolved.channels.find((c: any) => c.channel === 1).path;
+    await eventually(async () => (await client.call("entry/get", { run: "quiet", path: stdout })).status !== 102, 20_000, "echo to end");
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on("pageerror", (error) => errors.push(String(error)));
+    pages.push(page);
+    await page.goto(await signInLink(ts.server, { project }));
+    await page.waitForSelector(".conn-open");
+    await page.evaluate((name, p) => (location.hash = `#/${encodeURIComponent(name)}/quiet/${encodeURIComponent(p)}`), project, path);
+    await page.waitForSelector('.pane.empty[data-pane="2"]');
+    expect(await page.$eval('.pane[data-pane="1"]', (el) => el.classList.contains("empty"))).toBe(false);
+    await page.waitForFunction(() => document.querySelector('[data-head="1"]')?.textContent?.includes("· 1 line "));
+    expect(await page.$eval(".producers-col h2", (el) => el.textContent)).toBe("Commands");
+  }, 90_000);
 });

@@ -3,7 +3,7 @@ import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
 import { fill, h } from "./dom.js";
-import { age, bytes, escapeControl, serverNow, setServerClock, statusClass } from "./format.js";
+import { age, bytes, ENTRY, escapeControl, serverNow, setServerClock, statusClass } from "./format.js";
 import { TerminalInput } from "./input.js";
 import {
   isOpen,
@@ -167,7 +167,7 @@ export class App {
         "div",
         { class: "signed-out" },
         h("h1", null, "Spool"),
-        h("p", null, reason || "This page is not signed in."),
+        h("p", { class: "reason" }, ...withCode(reason || "This page is not signed in.")),
         h(
           "p",
           null,
@@ -894,6 +894,9 @@ export class App {
       const head = this.#runEl.detail.querySelector(`[data-head="${channel}"]`);
       const terminal = this.#terminals.get(channel);
       if (!head) continue;
+      // A channel that ended with nothing in it is one line ("no output"), not an empty terminal.
+      const empty = c.status !== ENTRY.streaming && c.bytes === 0 && (terminal?.received ?? 0) === 0;
+      head.parentElement?.classList.toggle("empty", empty);
       fill(head, ...channelHead(c, terminal, this.#ended.get(channel)?.status, this.#toggleButton(channel), channel === 1 ? this.#inputState : null));
     }
   }
@@ -1049,6 +1052,11 @@ export class App {
       if (!el.textContent?.endsWith(text)) el.textContent = text;
     }
   }
+}
+
+/** The server's words with `…` spans as code elements (the server writes commands that way), never as literal backticks. */
+function withCode(text: string): (string | HTMLElement)[] {
+  return text.split("`").map((part, i) => (i % 2 === 1 ? h("code", null, part) : part));
 }
 
 /** Marks a proposal's card as another run's (on a run's page), or not: a class and a visible note in its head. */
