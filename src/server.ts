@@ -271,7 +271,10 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
     tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null } : await core.principals.authenticate(presented);
   // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
+  // When, per name: a connection whose credential was checked before a revocation and opened after it closes too.
+  const revokedAt = new Map<string, number>();
   core.principals.onRevoked((name) => {
+    revokedAt.set(name, performance.now());
     let closed = 0;
     for (const connection of rpc.connections) {
       if (connection.principal.name !== name || connection.principal === HOME_PRINCIPAL) continue;
@@ -350,6 +353,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     });
   });
   const upgrade = async (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    const checkedAt = performance.now();
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
     const session = byToken ? null : cookieValue(request, cookieName());
     const signedIn = byToken ? null : sessions.check(session);
@@ -375,6 +379,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       });
       const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal);
       if (byToken?.expiresAt != null) closeAtExpiry(connection, byToken.expiresAt);
+      if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
     });
   };
   await new Promise<void>((resolve, reject) => {

@@ -34,7 +34,9 @@ Options:
                         as every command: $SPOOL_HOST/$SPOOL_PORT, config.json, 7420]
                         (servers sharing one database: tried in turn,
                         also when the runner reconnects)
-  --token-file PATH     file holding the server's token   [$SPOOL_TOKEN_FILE, $SPOOL_HOME/token]
+  --token-file PATH     file holding its credential: best a runner's (spool token
+                        create NAME --role runner), which can run what it is
+                        given and nothing else   [$SPOOL_TOKEN_FILE, $SPOOL_HOME/token]
   --project NAME        project to serve
   --name NAME           runner name, unique in the project
   --backend KIND        local, docker or ssh
