@@ -183,7 +183,7 @@ async function spool(bin: string, env: NodeJS.ProcessEnv, label: string, round: 
   });
   try {
     const client = await server.connect();
-    await client.initialize("bench", { root: server.home });
+    await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "s" });
     const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });

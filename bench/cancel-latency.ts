@@ -71,7 +71,7 @@ console.log(`machine: ${machine()}`);
 console.log(`rounds: ${rounds}; each: start "sleep 300", wait until it runs, stream/cancel, poll until the process is gone`);
 console.log("backend  p50_ms  p99_ms  max_ms");
 const client = await server.connect();
-await client.initialize("bench", { root: server.home });
+await client.initialize("bench", { root: server.root });
 try {
   for (const kind of kinds) {
     const name = kind === "local" ? "local" : `${kind}-bench`;

@@ -34,6 +34,8 @@ export function binLaunch(bin: string, env: NodeJS.ProcessEnv = process.env): { 
 /** Starts `spool serve` as its own process on a free port with a fresh home. */
 export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
   const home = mkdtempSync(join(tmpdir(), "spool-bench-"));
+  // The projects' root: apart from the home, which a project may not be (issue 37).
+  const root = mkdtempSync(join(tmpdir(), "spool-bench-root-"));
   // SPOOL_BENCH_BIN runs another tree's server (a git worktree of an older commit) under the same client.
   const bin = extraEnv.SPOOL_BENCH_BIN ?? process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
   const launch = binLaunch(bin, extraEnv);
@@ -58,13 +60,16 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
     token,
     tokenFile,
     home,
+    root,
     pid: child.pid!,
-    connect: () => SpoolClient.connect(url, { token }),
+    // SPOOL_BENCH_SOCKET=1: over the home's Unix socket, as local clients connect by default (else TCP, the server's proof first).
+    connect: () => SpoolClient.connect(process.env.SPOOL_BENCH_SOCKET === "1" ? `ws+unix://${join(home, "spool.sock")}:/` : url, { token }),
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
       await exited;
       rmSync(home, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
     },
   };
 }

@@ -164,7 +164,7 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {},
   const server = await startServerProcess({ ...(bin ? { SPOOL_BENCH_BIN: bin } : {}), ...env });
   try {
     const client = await server.connect();
-    await client.initialize("bench", { root: server.home });
+    await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "s" });
     const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
@@ -207,7 +207,7 @@ async function embeddedRunner(bin: string | undefined, env: NodeJS.ProcessEnv = 
   const server = await startServerProcess({ ...(bin ? { SPOOL_BENCH_BIN: bin } : {}), ...env });
   try {
     const client = await server.connect();
-    await client.initialize("bench", { root: server.home });
+    await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "e" });
     const bytes = chunks * CHUNK;
     const { path } = await client.request("proposal/create", {
@@ -244,7 +244,7 @@ async function startLatency(env: NodeJS.ProcessEnv): Promise<number[]> {
   const server = await startServerProcess(env);
   try {
     const client = await server.connect();
-    await client.initialize("bench", { root: server.home });
+    await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "t" });
     const times: number[] = [];
     for (let i = 0; i < 21; i++) {

@@ -95,7 +95,7 @@ async function run(label: string, root: string, env: Record<string, string>, rou
     });
     const pid = child.pid!;
     const client = await SpoolClient.connect(url, { token: readFileSync(join(home, "token"), "utf8").trim() });
-    await client.initialize("bench", { root: home });
+    await client.initialize("bench", { root: mkdtempSync(join(tmpdir(), "spool-bench-root-")) });
     await client.request("run/create", { alias: "s" });
     const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: "produce" });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });

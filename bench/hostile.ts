@@ -33,6 +33,8 @@ const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** `spool serve` in its own process with a fresh home; stderr is kept to count what it logged. */
 async function startServer(config: Record<string, unknown> = {}) {
   const home = mkdtempSync(join(tmpdir(), "spool-hostile-"));
+  // The projects' root: apart from the home, which a project may not be (issue 37).
+  const root = mkdtempSync(join(tmpdir(), "spool-hostile-root-"));
   writeFileSync(join(home, "config.json"), JSON.stringify({ localRunner: false, ...config }));
   const bin = fileURLToPath(new URL("../bin/spool.js", import.meta.url));
   const child = spawn(
@@ -71,6 +73,7 @@ async function startServer(config: Record<string, unknown> = {}) {
     url,
     token,
     home,
+    root,
     pid: child.pid!,
     get log() {
       return log;
@@ -99,7 +102,7 @@ async function startServer(config: Record<string, unknown> = {}) {
     },
     client: async (project: string) => {
       const c = await SpoolClient.connect(url, { token });
-      await c.initialize(project, { root: home });
+      await c.initialize(project, { root });
       return c;
     },
     async stop() {
@@ -126,7 +129,7 @@ function raw(server: Server): Promise<WebSocket> {
 }
 const rpc = (id: number | string, method: string, params: object = {}) => ({ jsonrpc: "2.0", id, method, params });
 const init = (project: string, server: Server, id: number | string = "init") =>
-  JSON.stringify(rpc(id, "initialize", { project, root: server.home, protocolVersion: "1.0" }));
+  JSON.stringify(rpc(id, "initialize", { project, root: server.root, protocolVersion: "1.0" }));
 /** The next message whose id is `id` (other messages are skipped); null when the socket closes first. */
 function reply(ws: WebSocket, id: number | string | null, timeoutMs: number): Promise<{ text: string; ms: number } | null> {
   const started = performance.now();
@@ -385,7 +388,7 @@ async function pausedJoiners(server: Server): Promise<Result> {
     });
   });
   const t0 = performance.now();
-  await reader.initialize("hostile", { root: server.home });
+  await reader.initialize("hostile", { root: server.root });
   await Promise.race([all, delay(30_000)]);
   const readMs = performance.now() - t0;
   reader.close();

@@ -32,7 +32,7 @@ async function round(name: string, tree: string): Promise<void> {
   const server = await startServerProcess({ SPOOL_BENCH_BIN: `${tree}/bin/spool.js`, SPOOL_LOCAL_RUNNER: "off" });
   try {
     const producers = await Promise.all(Array.from({ length: PRODUCERS }, () => server.connect()));
-    await producers[0]!.initialize("cost", { root: server.home });
+    await producers[0]!.initialize("cost", { root: server.root });
     for (const p of producers.slice(1)) await p.initialize("cost");
     await producers[0]!.request("run/create", { alias: "cost" });
     const channels: { client: (typeof producers)[number]; path: string; seq: number }[] = [];

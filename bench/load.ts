@@ -88,7 +88,7 @@ console.log(`machine: ${machine()}`);
 console.log(`store: ${admin_ ? "PostgreSQL" : "SQLite"}, ${SERVERS} server${SERVERS > 1 ? "s" : ""}`);
 console.log(`${P} producers (${RATE} lines/s of ${LINE_BYTES} bytes for ${SECONDS} s, through ${RUNNERS} attached runners), ${W} watchers, ${Q} pollers`);
 const admin = await server.connect();
-await admin.initialize("load", { root: server.home });
+await admin.initialize("load", { root: server.root });
 const runners = await Promise.all(Array.from({ length: RUNNERS }, (_, i) => startRunnerProcess(serverOf(i), "load", `runner-${i}`, ["--backend", "local"])));
 const errors: string[] = [];
 const fail = (where: string) => (e: unknown) => void errors.push(`${where}: ${e instanceof Error ? e.message : String(e)}`);

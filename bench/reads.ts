@@ -173,7 +173,7 @@ async function round(bin: string | undefined, env: NodeJS.ProcessEnv): Promise<{
   const server = await startServerProcess({ ...(bin ? { SPOOL_BENCH_BIN: bin } : {}), ...preload, ...env });
   try {
     const client = await server.connect();
-    await client.initialize("bench", { root: server.home });
+    await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "s" });
     const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });

@@ -15,7 +15,7 @@ console.log(`machine: ${machine()}`);
 console.log(`${mb} MB of text lines from \`yes | head -c\` into one stored channel`);
 console.log("runner     MB/s    seconds  stored_bytes");
 const client = await server.connect();
-await client.initialize("bench", { root: server.home });
+await client.initialize("bench", { root: server.root });
 try {
   for (const mode of modes) {
     const name = mode === "attached" ? "attached-local" : "local";

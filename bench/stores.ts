@@ -71,7 +71,7 @@ async function ingest(label: string, env: NodeJS.ProcessEnv, database?: string):
   const server = await startServerProcess(env);
   try {
     const client = await server.connect();
-    await client.initialize("bench", { root: server.home });
+    await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "ingest" });
     const { path } = await client.request("proposal/create", { run: "ingest", tool: "sh", command: `produce ${mb} MB` });
     await client.request("run/resolve", { run: "ingest", path, decision: "accept", runner: "self" });

@@ -22,7 +22,7 @@ const server = await startServerProcess();
 console.log(`machine: ${machine()}`);
 try {
   const client = await server.connect();
-  await client.initialize("bench", { root: server.home });
+  await client.initialize("bench", { root: server.root });
   const binary = client.bytes && !JSON_TEXT;
   console.log(`chunk: ${CHUNK} bytes, ${binary ? "raw bytes in binary frames" : "utf8 JSON text"}, up to ${WINDOW} unacknowledged chunk(s) in flight`);
   console.log("size_mb  MB/s    first10%_p50_ms  first10%_p99_ms  last10%_p50_ms  last10%_p99_ms  last/first(p50)");

@@ -43,7 +43,7 @@ document.addEventListener("click", (event) => { if (event.target.id === "bench-p
 console.log(`machine: ${machine()}, ${chromium}`);
 const server = await startServerProcess();
 const client = await server.connect();
-await client.initialize("bench", { root: server.home });
+await client.initialize("bench", { root: server.root });
 const writer = join(server.home, "writer.cjs");
 writeFileSync(writer, WRITER);
 const port = new URL(server.url).port;

@@ -1,6 +1,8 @@
 import { statSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { locateServer, serverUrl } from "../src/acp/server.js";
 import { SpoolClient } from "../src/client/spool-client.js";
 import { ConnectError } from "../src/client/ws-transport.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -81,6 +83,15 @@ describe("transports: the home's Unix socket, and the server's proof over TCP", 
     const error = await SpoolClient.connect(ts.server.url, { token }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).status).toBe(401);
+  });
+
+  it("the ACP and MCP bridges look for the home's socket at every connection: TCP only while there is none", async () => {
+    const location = locateServer({}, { SPOOL_HOME: ts.home, SPOOL_PORT: "7999" });
+    expect(serverUrl(location)).toBe(`ws+unix://${ts.server.config.socketPath}:/`);
+    const elsewhere = locateServer({}, { SPOOL_HOME: join(ts.home, "no-server-here"), SPOOL_PORT: "7999" });
+    expect(serverUrl(elsewhere)).toBe("ws://127.0.0.1:7999/");
+    // --server names the server: never the socket.
+    expect(serverUrl(locateServer({ server: ts.server.url }, { SPOOL_HOME: ts.home }))).toBe(ts.server.url);
   });
 
   it("a wrong token is refused before anything replayable is sent (401, no proof)", async () => {
