@@ -193,62 +193,59 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     for (const g of [mine, reused, rebooted]) expect(groupMembers(g.pgid)).toContain(g.pgid);
   });
 
-  it.skipIf(noCgroup !== null)(
-    "SIGKILL of `spool serve` while `sleep 300` runs on the embedded runner: the restarted server kills it before it listens, and the producer ends 499 interrupted",
-    async () => {
-      const home = tempDir();
-      const root = tempDir();
-      const args = ["--port", "0", "--home", home];
-      // Full: a sandboxed command would die with the server (bubblewrap's --die-with-parent) before any restart.
-      const env = { SPOOL_RUNNER_GRACE_MS: "1000", SPOOL_SANDBOX: "full" };
-      const first = await spawnServe(args, env);
-      servers.push(first);
-      const token = readFileSync(join(home, "token"), "utf8").trim();
-      const client = await SpoolClient.connect(first.url, { token });
-      clients.push(client);
-      await client.initialize("orphans", { root });
-      await client.call("run/create", { alias: "o" });
-      const { path } = await client.call("proposal/create", { run: "o", tool: "sh", command: "sleep 300" });
-      const { channels } = await client.call("run/resolve", { run: "o", path, decision: "accept" });
-      let pid: number | undefined;
-      await eventually(async () => Boolean((pid = (await client.request("entry/get", { run: "o", path })).attributes.process?.pid)), 10_000, "the pid");
-      groups.push(pid!);
-      const processes = join(home, "processes");
-      expect(recordsIn(processes)).toEqual([`${pid}-${stat(pid!)!.startTime}.json`]);
+  it("SIGKILL of `spool serve` while `sleep 300` runs on the embedded runner: the restarted server kills it before it listens, and the producer ends 499 interrupted", async ({
+    skip,
+  }) => {
+    if (noCgroup) skip();
+    const home = tempDir();
+    const root = tempDir();
+    const args = ["--port", "0", "--home", home];
+    // Full: a sandboxed command would die with the server (bubblewrap's --die-with-parent) before any restart.
+    const env = { SPOOL_RUNNER_GRACE_MS: "1000", SPOOL_SANDBOX: "full" };
+    const first = await spawnServe(args, env);
+    servers.push(first);
+    const token = readFileSync(join(home, "token"), "utf8").trim();
+    const client = await SpoolClient.connect(first.url, { token });
+    clients.push(client);
+    await client.initialize("orphans", { root });
+    await client.call("run/create", { alias: "o" });
+    const { path } = await client.call("proposal/create", { run: "o", tool: "sh", command: "sleep 300" });
+    const { channels } = await client.call("run/resolve", { run: "o", path, decision: "accept" });
+    let pid: number | undefined;
+    await eventually(async () => Boolean((pid = (await client.request("entry/get", { run: "o", path })).attributes.process?.pid)), 10_000, "the pid");
+    groups.push(pid!);
+    const processes = join(home, "processes");
+    expect(recordsIn(processes)).toEqual([`${pid}-${stat(pid!)!.startTime}.json`]);
 
-      // Its cgroup watcher killed first: the restart is what is left to kill the command.
-      process.kill(watcherOf(first.child.pid!)!, "SIGKILL");
-      await first.stop("SIGKILL");
-      client.close();
-      // Nothing stopped it: without the fix it would run on under init.
-      expect(groupMembers(pid!).length).toBeGreaterThan(0);
+    // Its cgroup watcher killed first: the restart is what is left to kill the command.
+    process.kill(watcherOf(first.child.pid!)!, "SIGKILL");
+    await first.stop("SIGKILL");
+    client.close();
+    // Nothing stopped it: without the fix it would run on under init.
+    expect(groupMembers(pid!).length).toBeGreaterThan(0);
 
-      const second = await spawnServe(args, env);
-      servers.push(second);
-      expect(groupMembers(pid!)).toEqual([]);
-      expect(recordsIn(processes)).toEqual([]);
+    const second = await spawnServe(args, env);
+    servers.push(second);
+    expect(groupMembers(pid!)).toEqual([]);
+    expect(recordsIn(processes)).toEqual([]);
 
-      const after = await SpoolClient.connect(second.url, { token });
-      clients.push(after);
-      await after.initialize("orphans");
-      await eventually(
-        async () => (await after.call("entry/get", { run: "o", path: channels[0]!.path })).status === ENTRY.cancelled,
-        10_000,
-        "the producer to be reaped",
-      );
-      expect((await after.call("entry/get", { run: "o", path: channels[0]!.path })).attributes.reason).toBe("interrupted");
-    },
-    90_000,
-  );
+    const after = await SpoolClient.connect(second.url, { token });
+    clients.push(after);
+    await after.initialize("orphans");
+    await eventually(
+      async () => (await after.call("entry/get", { run: "o", path: channels[0]!.path })).status === ENTRY.cancelled,
+      10_000,
+      "the producer to be reaped",
+    );
+    expect((await after.call("entry/get", { run: "o", path: channels[0]!.path })).attributes.reason).toBe("interrupted");
+  }, 90_000);
 
   it("SIGKILL of `spool runner`: the next runner on the same --state-dir kills what the dead one left running", async () => {
     const ts = await startTestServer({ localRunner: false, sandbox: "full" });
     testServers.push(ts);
     const stateDir = join(tempDir(), "state");
-    const base = [
-      ...["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "orph", "--backend", "local", "--state-dir", stateDir],
-      ...(noCgroup ? ["--contain", "none"] : []),
-    ];
+    const base = ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "orph", "--backend", "local", "--state-dir", stateDir];
+    if (noCgroup) base.push("--contain", "none");
     const first = await spawnRunner([...base, "--name", "box-1"]);
     runners.push(first);
     const client = await ts.client();
