@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -182,6 +182,12 @@ function containChoice(raw: unknown): ContainerChoice {
   throw new Error(`--contain must be auto, pid-namespace or none, got "${String(raw)}"`);
 }
 
+/** `dir`, created (0700) when it is not there. */
+function ensureDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
 function sandboxMode(raw: unknown): SandboxMode {
   const mode = SandboxMode.safeParse(raw ?? "auto");
   if (!mode.success) throw new Error(`--sandbox must be auto, off or require, got "${String(raw)}"`);
@@ -287,8 +293,10 @@ export async function runner(argv: string[]): Promise<number> {
     ...(values.root ? { root: values.root } : {}),
     window: positiveInt("window", values.window, 8),
     passEnv,
-    // This runner's own state is as out of a sandboxed command's sight as the server's.
-    hide: [process.env.SPOOL_HOME ?? join(homedir(), ".spool"), tokenFile, stateDir],
+    // This runner's own state is as out of a sandboxed command's sight as the server's. The home and the state
+    // directory are made now when missing (0700): a path that is not there cannot be covered, and what a server
+    // started later writes there would be in sight (issue 37).
+    hide: [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir)],
     log,
     onCommand: (event) => process.stdout.write(`${commandLine(event)}\n`),
   });
