@@ -24,6 +24,7 @@ import { createCore } from "./core/index.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
+import { opsRoutes } from "./ops/routes.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -228,7 +229,8 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const trustedHosts = [config.host];
   let port = config.port;
   const cookieName = () => sessionCookieName(port);
-  const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log }));
+  const routes = opsRoutes({ readiness: { store, migrationsDir: options.migrationsDir ?? MIGRATIONS_DIR, lock }, log });
+  const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log, routes }));
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { cookieValue, originAllowed, ownOrigin, presentedToken, TOKEN_IN_URL, tokenInUrl, tokensMatch } from "../auth.js";
 import type { Logger } from "../logger.js";
+import type { Route } from "../ops/routes.js";
 import { pageAssets } from "./assets.js";
 import type { WebSessions } from "./sessions.js";
 
@@ -13,6 +14,8 @@ export interface WebOptions {
   /** The session cookie's name (it carries the port, known once the server listens). */
   cookieName: () => string;
   log: Logger;
+  /** Routes served before the page's files (the operator's /healthz, /readyz, /metrics), by path. */
+  routes?: ReadonlyMap<string, Route>;
 }
 
 /** Largest request body read (a code exchange is a few dozen bytes). */
@@ -68,6 +71,8 @@ async function handle(options: WebOptions, request: IncomingMessage, response: S
   const method = request.method ?? "GET";
   if (path === "/session/code") return mintCode(options, request, response, method);
   if (path === "/session") return session(options, request, response, method);
+  const route = options.routes?.get(path);
+  if (route) return route(request, response);
   const assets = await pageAssets();
   const asset = assets.byPath.get(path);
   if (!asset) throw new HttpError(404, `Not found: ${path}; the page is at /`);

@@ -1,0 +1,59 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "../logger.js";
+import { notReadyBecause, type ReadinessSources } from "./health.js";
+
+/** One HTTP route of `spool serve` outside the web view: it writes its own answer. */
+export type Route = (request: IncomingMessage, response: ServerResponse) => void | Promise<void>;
+
+export interface OpsRouteOptions {
+  readiness: ReadinessSources;
+  log: Logger;
+}
+
+/**
+ * The operator's routes: /healthz (the process answers) and /readyz (the store answers within a bound, the
+ * migrations are applied, the home lock is still this server's). Unauthenticated, so they say nothing but
+ * "ok" or "not ready" (the reason goes to the log, once per change).
+ */
+export function opsRoutes(options: OpsRouteOptions): Map<string, Route> {
+  let lastReason: string | null = null;
+  return new Map<string, Route>([
+    ["/healthz", (request, response) => plain(request, response, 200, "ok")],
+    [
+      "/readyz",
+      async (request, response) => {
+        if (!allowed(request, response)) return;
+        const reason = await notReadyBecause(options.readiness);
+        if (reason !== lastReason) {
+          if (reason !== null) options.log.warn(`/readyz: not ready: ${reason}`);
+          else if (lastReason !== null) options.log.info("/readyz: ready again");
+          lastReason = reason;
+        }
+        plain(request, response, reason === null ? 200 : 503, reason === null ? "ok" : "not ready");
+      },
+    ],
+  ]);
+}
+
+function allowed(request: IncomingMessage, response: ServerResponse): boolean {
+  const method = request.method ?? "GET";
+  if (method === "GET" || method === "HEAD") return true;
+  response
+    .writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" })
+    .end(`Method ${method} not allowed\n`);
+  return false;
+}
+
+/** A short text answer, never cached. */
+export function plain(request: IncomingMessage, response: ServerResponse, status: number, text: string): void {
+  if (!allowed(request, response)) return;
+  const body = `${text}\n`;
+  response
+    .writeHead(status, {
+      "Content-Type": "text/plain; charset=utf-8",
+      "Content-Length": String(Buffer.byteLength(body)),
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+    })
+    .end(request.method === "HEAD" ? undefined : body);
+}
