@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -24,7 +24,9 @@ import { createCore } from "./core/index.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
-import { opsRoutes } from "./ops/routes.js";
+import { Meter } from "./ops/meter.js";
+import { createMetrics } from "./ops/metrics.js";
+import { type Authenticated, opsRoutes } from "./ops/routes.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -34,7 +36,7 @@ import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
 import { Scavenger } from "./scavenger.js";
-import { openStore, type Store, type StoreOptions } from "./store/database.js";
+import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
@@ -176,7 +178,11 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     rpc.notifyProject(projectId, method, params);
     if (bus.shared) bus.publish({ t: "notify", project: projectId, method, params });
   };
+  // Counted on the core's path in O(1); everything else /metrics reports is read when it is scraped.
+  const meter = new Meter();
+  if (store.kind === "sqlite") onCheckpointHold(store as SqliteStore, (ms) => meter.held(ms));
   const core = createCore({
+    observer: meter,
     repos,
     config,
     log,
@@ -229,16 +235,36 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const trustedHosts = [config.host];
   let port = config.port;
   const cookieName = () => sessionCookieName(port);
-  const routes = opsRoutes({ readiness: { store, migrationsDir: options.migrationsDir ?? MIGRATIONS_DIR, lock }, log });
-  const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log, routes }));
-  http.on("upgrade", (request, socket: Socket, head) => {
-    if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
-    if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
+  /**
+   * Who sent a request, by the WebSocket's rules (the upgrade and /metrics ask the same): the token (Authorization:
+   * Bearer, or a browser's subprotocol), or a live session cookie from the server's own page; else why not.
+   */
+  const authenticate = (request: IncomingMessage): Authenticated => {
+    if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
+    if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
     const byToken = tokensMatch(token, presentedToken(request, { subprotocol: true }));
     const session = byToken ? null : cookieValue(request, cookieName());
-    if (!byToken && !sessions.check(session)) return refuse(socket, 401, "Unauthorized");
+    if (!byToken && !sessions.check(session)) return { refused: 401 };
     // The cookie is good only for the server's own page.
-    if (session !== null && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
+    if (session !== null && request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
+    return { session };
+  };
+  const metrics = createMetrics({
+    meter,
+    store,
+    connections: function* () {
+      for (const connection of rpc.connections) yield connection.clientInfo?.name ?? null;
+    },
+    runners: function* () {
+      for (const runner of core.runners.attached()) yield runner.backend;
+    },
+  });
+  const routes = opsRoutes({ readiness: { store, migrationsDir: options.migrationsDir ?? MIGRATIONS_DIR, lock }, log, metrics, authenticate });
+  const http: HttpServer = createServer(createWebHandler({ sessions, token, allowedOrigins: config.allowedOrigins, trustedHosts, cookieName, log, routes }));
+  http.on("upgrade", (request, socket: Socket, head) => {
+    const who = authenticate(request);
+    if ("refused" in who) return refuse(socket, who.refused, who.refused === 403 ? "Forbidden" : "Unauthorized", who.body);
+    const session = who.session;
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (session !== null) ws.once("close", sessions.attach(session, ws));

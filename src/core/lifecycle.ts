@@ -206,6 +206,7 @@ export class Lifecycle {
       created_at: now,
       updated_at: now,
     }));
+    this.deps.observer?.proposed(project, run, row, input.traceparent);
     if (rule) {
       // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
       await this.#effects.hookStatus(project, run, row, null);
@@ -365,6 +366,7 @@ export class Lifecycle {
     });
     if (owner !== "self") {
       const params = execParams(this.deps.config, project, run, accepted, owner, channels, this.producers.get(tool)?.readOnly === true);
+      this.deps.observer?.dispatched(accepted, owner.name);
       void dispatch(owner, params, {
         started: (where) => this.start(project, run, accepted, owner.name, where),
         lost: (reason) => this.lose(log.id, reason),
@@ -424,6 +426,8 @@ export class Lifecycle {
     let target = findTarget(this.#targets.get(params.path), project.id, params.run, params.channel);
     // The owner of a channel it has written before goes straight to the store; anything else asks the table.
     if (!target || !this.owners.isOwner(target.producerId, caller)) target = await this.#appendTarget(caller, project, params);
+    const observer = this.deps.observer;
+    const arrived = observer ? performance.now() : 0;
     const appended = this.#repos.chunks.append(target.entryId, params.data, params.seq, ENTRY.streaming);
     queued?.();
     const outcome = await appended;
@@ -437,7 +441,9 @@ export class Lifecycle {
       case "duplicate":
         return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: true };
       case "appended":
+        if (observer) observer.appended(params.data.length, (performance.now() - arrived) / 1000);
         this.watchers.publish(target.entryId, outcome.seq, params.data);
+        if (observer && this.watchers.watching(target.entryId)) observer.delivered((performance.now() - arrived) / 1000);
         this.deps.bus.chunk(target.entryId, outcome.seq);
         return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: false };
     }

@@ -1,24 +1,47 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Registry } from "prom-client";
 import type { Logger } from "../logger.js";
 import { notReadyBecause, type ReadinessSources } from "./health.js";
 
 /** One HTTP route of `spool serve` outside the web view: it writes its own answer. */
 export type Route = (request: IncomingMessage, response: ServerResponse) => void | Promise<void>;
 
+/** What the server's authentication made of a request (the same function decides WebSocket upgrades). */
+export type Authenticated = { session: string | null } | { refused: 401 | 403; body?: string };
+
 export interface OpsRouteOptions {
   readiness: ReadinessSources;
   log: Logger;
+  metrics: Registry;
+  authenticate: (request: IncomingMessage) => Authenticated;
 }
 
 /**
  * The operator's routes: /healthz (the process answers) and /readyz (the store answers within a bound, the
- * migrations are applied, the home lock is still this server's). Unauthenticated, so they say nothing but
- * "ok" or "not ready" (the reason goes to the log, once per change).
+ * migrations are applied, the home lock is still this server's), unauthenticated, so they say nothing but
+ * "ok" or "not ready" (the reason goes to the log, once per change); /metrics for whoever the WebSocket would let in.
  */
 export function opsRoutes(options: OpsRouteOptions): Map<string, Route> {
   let lastReason: string | null = null;
   return new Map<string, Route>([
     ["/healthz", (request, response) => plain(request, response, 200, "ok")],
+    [
+      "/metrics",
+      async (request, response) => {
+        if (!allowed(request, response)) return;
+        // Prometheus's `authorization: {credentials_file: …}` sends the token as a bearer token.
+        const who = options.authenticate(request);
+        if ("refused" in who) {
+          const body = `${who.body ?? (who.refused === 401 ? "Missing or wrong token: send Authorization: Bearer <token>" : "Origin not allowed")}\n`;
+          response.writeHead(who.refused, { "Content-Type": "text/plain; charset=utf-8", "WWW-Authenticate": "Bearer", "Cache-Control": "no-store" }).end(body);
+          return;
+        }
+        const text = await options.metrics.metrics();
+        response
+          .writeHead(200, { "Content-Type": options.metrics.contentType, "Content-Length": String(Buffer.byteLength(text)), "Cache-Control": "no-store" })
+          .end(request.method === "HEAD" ? undefined : text);
+      },
+    ],
     [
       "/readyz",
       async (request, response) => {
