@@ -215,7 +215,11 @@ export class Lifecycle {
         return (await this.#repos.entries.findEntryById(row.id)) ?? row;
       } catch (error) {
         // No runner can take it now (or it was decided meanwhile): it waits for a person like any other proposal.
-        this.deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`);
+        this.deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`, {
+          project: project.name,
+          run: run.alias,
+          path: row.path,
+        });
         const current = await this.#repos.entries.findEntryById(row.id);
         if (current?.status !== ENTRY.proposed) return current ?? row;
         this.#effects.announceProposal(project, run, current);
