@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Tracer } from "@opentelemetry/api";
 import { type WebSocket, WebSocketServer } from "ws";
 import {
   cookieValue,
@@ -24,9 +25,10 @@ import { createCore } from "./core/index.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
-import { Meter } from "./ops/meter.js";
+import { Meter, observeAll } from "./ops/meter.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type Authenticated, opsRoutes } from "./ops/routes.js";
+import { startTracing, type Tracing } from "./ops/tracing-setup.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -54,6 +56,11 @@ export interface StartOptions extends ConfigOverrides {
   migrationsDir?: string;
   /** Storage tuning (the WAL's size after checkpoints); tests make it small. */
   store?: StoreOptions;
+  /**
+   * Traces each proposal with this tracer (tests: the SDK's in-memory exporter). Without it, a tracer is set up
+   * only when the environment asks for one (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER): src/ops/tracing-setup.ts.
+   */
+  tracer?: Tracer;
 }
 
 export interface SpoolServer {
@@ -181,8 +188,23 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   // Counted on the core's path in O(1); everything else /metrics reports is read when it is scraped.
   const meter = new Meter();
   if (store.kind === "sqlite") onCheckpointHold(store as SqliteStore, (ms) => meter.held(ms));
+  // Traces only when asked for: the SDK, the exporter and the tracer's module are not even loaded otherwise.
+  const env = options.env ?? process.env;
+  let tracing: Tracing | null = null;
+  try {
+    tracing = options.tracer ? null : await startTracing(env);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const tracer = options.tracer ?? tracing?.tracer;
+  const proposalTracer = tracer
+    ? new (await import("./ops/tracing.js")).ProposalTracer(tracer, {
+        commandText: ["1", "on", "true", "yes"].includes((env.SPOOL_TRACE_COMMANDS ?? "").toLowerCase()),
+      })
+    : null;
   const core = createCore({
-    observer: meter,
+    observer: observeAll(proposalTracer ? [meter, proposalTracer] : [meter]),
     repos,
     config,
     log,
@@ -308,6 +330,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       core.cluster.stop();
       await bus.close();
       await store.close();
+      await tracing?.shutdown().catch((error: unknown) => log.warn("traces: the exporter's last flush failed", error));
       lock.release();
       http.closeAllConnections?.();
     })());

@@ -2,12 +2,17 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { Outcome } from "./summary.js";
 
+/** Where a connection keeps the traceparent its `initialize` sent (ConnectionHandle.state). */
+export const CONNECTION_TRACEPARENT = Symbol.for("spool.traceparent");
+
 /** What the observer is told of a decision (a part of `run/resolved`). */
 export interface DecisionFacts {
   decision: "accept" | "reject";
   runner: string | null;
   resolvedBy: string;
   resolver: { kind: "connection" | "rule" | "abort" };
+  /** The channels an accept opened. */
+  channels: readonly { channel: number; path: string }[];
 }
 
 /**

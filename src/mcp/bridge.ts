@@ -16,6 +16,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { ConnectionClosedError, SpoolClient, SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
+import { Traceparent } from "../protocol/common.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, escapeControl, factsText } from "../protocol/proposal-facts.js";
@@ -153,6 +154,12 @@ const failure = (value: string): CallToolResult => ({ content: [{ type: "text", 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** A `spool://RUN/PATH` URI of a producer (PATH is its log path, e.g. log://turn_1/sh/ls). */
+/** The W3C traceparent an agent sent in the tool call's `_meta` (MCP's place for it), when it is one: the command's trace continues the call's. */
+function traceparentOf(extra: { _meta?: Record<string, unknown> | undefined }): { traceparent?: string } {
+  const value = extra._meta?.traceparent;
+  return typeof value === "string" && Traceparent.safeParse(value).success ? { traceparent: value } : {};
+}
+
 export const resourceUri = (run: string, path: string) => `spool://${run}/${path}`;
 
 /** RUN and PATH of a `spool://RUN/PATH` URI; null for anything else. */
@@ -475,6 +482,7 @@ export class McpBridge {
         ...(tty ? { tty } : {}),
         ...(args.background ? { background: true } : {}),
         ...((args.runner ?? this.options.runner) ? { runner: args.runner ?? this.options.runner } : {}),
+        ...traceparentOf(extra),
       }));
     } catch (error) {
       if (error instanceof SpoolRpcError) return failure(`Spool refused the command: ${error.message}`);

@@ -1,3 +1,4 @@
+import { CONNECTION_TRACEPARENT } from "../../core/observer.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
@@ -18,6 +19,7 @@ export const initialize = defineMethod({
     }
     const project = await ctx.core.sessions.openProject({ name: params.project, root: params.root, create: params.create });
     ctx.core.sessions.join(ctx.connection, project, params.client ?? null);
+    if (params.traceparent) ctx.connection.state.set(CONNECTION_TRACEPARENT, params.traceparent);
     return {
       protocolVersion: PROTOCOL_VERSION,
       server: { name: SERVER_NAME, version: SERVER_VERSION },

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PROJECT_NAME, PROJECT_NAME_RULE } from "../common.js";
+import { PROJECT_NAME, PROJECT_NAME_RULE, Traceparent } from "../common.js";
 import { request } from "../define.js";
 
 export const ping = request({
@@ -22,6 +22,9 @@ export const InitializeParams = z
     create: z.boolean().optional().describe("Create the project when it does not exist (default true; false answers NOT_FOUND instead)"),
     client: z.strictObject({ name: z.string().max(200), version: z.string().max(100) }).optional(),
     protocolVersion: z.string().regex(/^\d+\.\d+$/, "protocolVersion looks like 1.0"),
+    traceparent: Traceparent.optional().describe(
+      "The caller's W3C trace context: the traces of the proposals this connection makes continue it (a proposal's own traceparent wins)",
+    ),
   })
   .refine((p) => p.project !== undefined || p.root !== undefined, { message: "name a project, or its root", path: ["project"] });
 
