@@ -204,7 +204,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       })
     : null;
   const core = createCore({
-    observer: observeAll(proposalTracer ? [meter, proposalTracer] : [meter]),
+    observer: observeAll(meter, proposalTracer),
     repos,
     config,
     log,

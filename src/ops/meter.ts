@@ -76,30 +76,25 @@ export class Meter implements CoreObserver {
   }
 }
 
-/** Tells every observer, in order (metrics, then traces). */
-export function observeAll(observers: readonly CoreObserver[]): CoreObserver | undefined {
-  if (observers.length <= 1) return observers[0];
+/**
+ * The core's one observer: the meter alone, or the meter and the tracer. A chunk's steps (appended, delivered) go
+ * to the meter only, bound once: a tracer adds nothing to the stream's path, only to a producer's few steps.
+ */
+export function observeAll(meter: Meter, tracer: CoreObserver | null): CoreObserver {
+  if (!tracer) return meter;
   return {
-    proposed: (...args) => {
-      for (const o of observers) o.proposed(...args);
+    proposed: (project, run, log, traceparent) => {
+      meter.proposed();
+      tracer.proposed(project, run, log, traceparent);
     },
-    resolved: (...args) => {
-      for (const o of observers) o.resolved(...args);
+    resolved: (project, run, log, details) => {
+      meter.resolved(project, run, log, details);
+      tracer.resolved(project, run, log, details);
     },
-    dispatched: (...args) => {
-      for (const o of observers) o.dispatched(...args);
-    },
-    started: (...args) => {
-      for (const o of observers) o.started(...args);
-    },
-    finished: (...args) => {
-      for (const o of observers) o.finished(...args);
-    },
-    appended: (...args) => {
-      for (const o of observers) o.appended(...args);
-    },
-    delivered: (...args) => {
-      for (const o of observers) o.delivered(...args);
-    },
+    dispatched: (log, runner) => tracer.dispatched(log, runner),
+    started: (log, runner) => tracer.started(log, runner),
+    finished: (log, channels, status, outcome) => tracer.finished(log, channels, status, outcome),
+    appended: meter.appended.bind(meter),
+    delivered: meter.delivered.bind(meter),
   };
 }
