@@ -31,7 +31,6 @@ const MAX_CLIENT_LABELS = 20;
  */
 export function createMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   const { meter } = sources;
   const add = (name: string, help: string, type: "gauge" | "counter" | "histogram", read: () => Value[] | Promise<Value[]>) => {
     const metric = {
@@ -107,7 +106,18 @@ export function createMetrics(sources: MetricSources): Registry {
     for (const backend of sources.runners()) counts.set(backend, (counts.get(backend) ?? 0) + 1);
     return [...counts].map(([backend, value]) => ({ value, labels: { backend } }));
   });
-  return registry;
+  return Registry.merge([processMetrics(), registry]);
+}
+
+let processRegistry: Registry | null = null;
+
+/** prom-client's process metrics, set up once a process (their event-loop monitor and GC observer run for good). */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
 }
 
 /** A Buckets' figures as Prometheus's cumulative buckets, sum and count. */
