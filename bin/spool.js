@@ -2,7 +2,7 @@
 // The spool CLI. It runs the compiled JavaScript in dist/ when dist/ is a build of the sources present (its stamp,
 // written by `npm run build` and by `prepare` on npm install / npm ci, matches src/'s file sizes and modification
 // times), else src/ through tsx's loader, so an edited source never runs stale code. SPOOL_FROM_SOURCE=1 runs the
-// sources anyway. Compiled, `spool serve` needs ~55 MB less memory (no loader thread, no esbuild process).
+// sources anyway. The npm package ships dist/ without src/ (package.json "files"): there dist/ is what runs. Compiled, `spool serve` needs ~55 MB less memory (no loader thread, no esbuild process).
 // The shebang keeps the memory small: 2 MiB semi-spaces for V8's young generation (instead of 16), and glibc's
 // malloc with one arena for all threads (instead of up to 8 per core) that gives freed memory back above 128 KiB of
 // slack (a fixed threshold; glibc would otherwise raise it as far as 64 MB). Ingesting 1 GB, `spool serve` peaks
@@ -12,14 +12,21 @@
 // lagged, the chunks' bytes stayed counted against the old generation's limit and started a mark-compact every
 // 10-15 MB streamed (60-75 a GB; 3 with this flag), which cost the server more CPU than the rest of the path. They apply when this file is run as a program (`spool`, `./bin/spool.js`);
 // `npm start` and `npm run spool` pass the same to node, and so does `spool acp` for the server it starts.
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isFreshBuild } from "../scripts/source-stamp.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const fromSource = Boolean(process.env.SPOOL_FROM_SOURCE) && process.env.SPOOL_FROM_SOURCE !== "0";
+// An installed package: no sources to be stale against.
+const packaged = !existsSync(join(root, "src")) && existsSync(join(root, "dist", "cli", "main.js"));
 let main;
-if (!fromSource && isFreshBuild(join(root, "dist"), join(root, "src"))) {
+if (packaged && fromSource) {
+  process.stderr.write("spool: SPOOL_FROM_SOURCE is set, but this installation has no src/ (an npm package ships dist/ only)\n");
+  process.exit(2);
+}
+if (packaged || (!fromSource && isFreshBuild(join(root, "dist"), join(root, "src")))) {
   ({ main } = await import("../dist/cli/main.js"));
 } else {
   const { register } = await import("tsx/esm/api");

@@ -9,10 +9,13 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync 
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { STAMP_FILE, sourceStamp } from "./source-stamp.mjs";
+import { isFreshBuild, STAMP_FILE, sourceStamp } from "./source-stamp.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const prepare = process.argv.includes("--prepare");
+
+// `npm pack` runs prepack (a build) and then prepare: a dist/ that is already a build of these sources is kept.
+if (prepare && isFreshBuild(join(root, "dist"), join(root, "src"))) process.exit(0);
 
 let tsc;
 try {

@@ -3,7 +3,7 @@
 # are root: a private sshd on 127.0.0.1 (key auth, non-root user), a Docker
 # engine with a tiny local busybox image (no image registry is reachable),
 # bubblewrap, the read-only sandbox of the local runner and of the SSH host,
-# and Chromium, the browser the web view's tests drive.
+# Chromium, the browser the web view's tests drive, and Prometheus (started by its test).
 # Usage: scripts/test-infra.sh up|down   (state under $SPOOL_INFRA_DIR)
 # `up` prints SPOOL_TEST_* variables for the tests on stdout.
 set -euo pipefail
@@ -28,10 +28,14 @@ command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # zsh: test/cli/completion runs the zsh completion script in it.
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
+# Prometheus, which test/ops/prometheus.test.ts starts itself on a loopback port (the package's service stays off).
+command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Debian starts the prometheus service it installs (on :9090, where systemd runs): the tests want their own.
+if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus 2>/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 
 # --- sshd on 127.0.0.1:2222, key auth, a non-root user (OpenSSH ignores
 # channel signals for root sessions, so signal tests need a normal user).

@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Tracer } from "@opentelemetry/api";
 import { type WebSocket, WebSocketServer } from "ws";
 import {
   cookieValue,
@@ -29,6 +30,10 @@ import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
+import { Meter, observeAll } from "./ops/meter.js";
+import { createMetrics } from "./ops/metrics.js";
+import { type OpsCaller, opsRoutes } from "./ops/routes.js";
+import { startTracing, type Tracing } from "./ops/tracing-setup.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -40,7 +45,7 @@ import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
 import { Scavenger } from "./scavenger.js";
-import { openStore, type Store, type StoreOptions } from "./store/database.js";
+import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "./store/database.js";
 import { migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
@@ -60,6 +65,11 @@ export interface StartOptions extends ConfigOverrides {
   migrationsDir?: string;
   /** Storage tuning (the WAL's size after checkpoints); tests make it small. */
   store?: StoreOptions;
+  /**
+   * Traces each proposal with this tracer (tests: the SDK's in-memory exporter). Without it, a tracer is set up
+   * only when the environment asks for one (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER): src/ops/tracing-setup.ts.
+   */
+  tracer?: Tracer;
 }
 
 export interface SpoolServer {
@@ -213,7 +223,26 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     rpc.notifyProject(projectId, method, params);
     if (bus.shared) bus.publish({ t: "notify", project: projectId, method, params });
   };
+  // Counted on the core's path in O(1); everything else /metrics reports is read when it is scraped.
+  const meter = new Meter();
+  if (store.kind === "sqlite") onCheckpointHold(store as SqliteStore, (ms) => meter.held(ms));
+  // Traces only when asked for: the SDK, the exporter and the tracer's module are not even loaded otherwise.
+  const env = options.env ?? process.env;
+  let tracing: Tracing | null = null;
+  try {
+    tracing = options.tracer ? null : await startTracing(env);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const tracer = options.tracer ?? tracing?.tracer;
+  const proposalTracer = tracer
+    ? new (await import("./ops/tracing.js")).ProposalTracer(tracer, {
+        commandText: ["1", "on", "true", "yes"].includes((env.SPOOL_TRACE_COMMANDS ?? "").toLowerCase()),
+      })
+    : null;
   const core = createCore({
+    observer: observeAll(meter, proposalTracer),
     repos,
     config,
     log,
@@ -315,6 +344,35 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
         response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
       },
     );
+  // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
+  const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
+    if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
+    if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
+    const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
+    if (byToken) return { role: byToken.principal.role };
+    const session = cookieValue(request, cookieName());
+    const signedIn = sessions.check(session);
+    if (!signedIn) return { refused: 401 };
+    // The cookie is good only for the server's own page.
+    if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
+    return { role: signedIn.principal.role };
+  };
+  const metrics = createMetrics({
+    meter,
+    store,
+    connections: function* () {
+      for (const connection of rpc.connections) yield connection.clientInfo?.name ?? null;
+    },
+    runners: function* () {
+      for (const runner of core.runners.attached()) yield runner.backend;
+    },
+  });
+  const routes = opsRoutes({
+    readiness: { store, migrationsDir: options.migrationsDir ?? MIGRATIONS_DIR, lock },
+    log,
+    metrics,
+    authenticate: opsCaller,
+  });
   const web = createWebHandler({
     sessions,
     authenticate: async (presented) => (await authenticate(presented))?.principal ?? null,
@@ -323,6 +381,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     cookieName,
     log,
     mcp: mcpHandler,
+    routes,
   });
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
@@ -413,6 +472,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       core.cluster.stop();
       await bus.close();
       await store.close();
+      await tracing?.shutdown().catch((error: unknown) => log.warn("traces: the exporter's last flush failed", error));
       lock.release();
       http.closeAllConnections?.();
     })());

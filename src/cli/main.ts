@@ -78,6 +78,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }>
       return { help: m.COMPLETION_HELP, run: completion };
     },
   },
+  doctor: {
+    summary: "check what this machine gives Spool, with the fix for each problem",
+    load: async () => {
+      const m = await import("./doctor.js");
+      return { help: m.DOCTOR_HELP, run: (argv) => m.doctor(argv) };
+    },
+  },
   open: {
     summary: "print (or open) a link that signs a browser into the web view",
     load: async () => {

@@ -1,6 +1,6 @@
 import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
-import { createLogger, LOG_LEVELS, type LogLevel, parseLogLevel } from "../logger.js";
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../logger.js";
 import { startServer } from "../server.js";
 import { parseCommand } from "./common.js";
 import { usageError } from "./errors.js";
@@ -29,7 +29,10 @@ config.json key, else the default):
                                        [$SPOOL_DEMO_MODEL=on, "demoModel": true]
   --log-level LEVEL ${LOG_LEVELS.join(", ")}  [$SPOOL_LOG, default: warn on
                     the terminal, info with --log-file]
-  --log-file FILE   append the log to FILE instead of stderr
+  --log-file FILE   append the log to FILE instead of stderr (made 0600)
+  --log-format F    ${LOG_FORMATS.join(" or ")}: json writes one object a line (time, level,
+                    message, and principal, project, run, path where they
+                    apply)                         [$SPOOL_LOG_FORMAT, text]
   -h, --help        show this help
 
 By default the server prints its address once and then only warnings and
@@ -56,6 +59,7 @@ export async function serve(argv: string[]): Promise<number> {
     "demo-model": { type: "boolean" },
     "log-level": { type: "string" },
     "log-file": { type: "string" },
+    "log-format": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (positionals.length > 0) throw usageError(`spool serve: unexpected argument "${positionals[0]}" (see \`spool help serve\`)`);
@@ -72,7 +76,10 @@ export async function serve(argv: string[]): Promise<number> {
     throw usageError(`--database must be a PostgreSQL URL (postgres://user@host:port/db), got "${values.database}"`);
   }
   let level: LogLevel | undefined;
+  let format: LogFormat = "text";
   try {
+    if (values["log-format"] !== undefined) format = parseLogFormat(values["log-format"], "--log-format");
+    else if (process.env.SPOOL_LOG_FORMAT) format = parseLogFormat(process.env.SPOOL_LOG_FORMAT, "SPOOL_LOG_FORMAT");
     if (values["log-level"] !== undefined) level = parseLogLevel(values["log-level"], "--log-level");
     else if (process.env.SPOOL_LOG) level = parseLogLevel(process.env.SPOOL_LOG, "SPOOL_LOG");
   } catch (error) {
@@ -89,7 +96,7 @@ export async function serve(argv: string[]): Promise<number> {
     }
   }
   // Quiet on the terminal a person also types into; everything worth keeping in a file.
-  const logger = createLogger(level ?? (logFile ? "info" : "warn"), logFile ? { file: logFile } : {});
+  const logger = createLogger(level ?? (logFile ? "info" : "warn"), { ...(logFile ? { file: logFile } : {}), format });
   // Whoever reads our output may go away first (a pipe closed at shutdown): that must not crash the server.
   process.stdout.on("error", () => undefined);
   const server = await startServer({

@@ -320,7 +320,10 @@ export class SpoolClient {
   }
 
   /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */
-  async initialize(project: string | undefined, extra: { root?: string; create?: boolean; client?: { name: string; version: string }; role?: Role } = {}) {
+  async initialize(
+    project: string | undefined,
+    extra: { root?: string; create?: boolean; client?: { name: string; version: string }; role?: Role; traceparent?: string } = {},
+  ) {
     const result = await this.call("initialize", { ...(project !== undefined ? { project } : {}), protocolVersion: PROTOCOL_VERSION, ...extra });
     // A server that takes no binary frames (an older one) answers without `binaryFrames`: everything goes as JSON text.
     if (result.binaryFrames?.version === BINARY_FRAME_VERSION) this.#binary = { ...result.binaryFrames.methods };

@@ -6,6 +6,7 @@ import type { FilterName, FilterValues, HookName, HookPayloads } from "../plugin
 import type { ResolvedChannel, Resolver } from "../protocol/common.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { Repositories } from "../store/repositories.js";
+import type { CoreObserver } from "./observer.js";
 
 /** What the core needs from the server around it (wired once at start-up). */
 export interface CoreDeps {
@@ -20,6 +21,8 @@ export interface CoreDeps {
   bus: Bus;
   emit<H extends HookName>(hook: H, payload: HookPayloads[H]): Promise<void>;
   applyFilter<F extends FilterName>(name: F, value: FilterValues[F]): Promise<FilterValues[F]>;
+  /** The server's metrics and traces (src/ops), told of each step of a producer's life; none: nothing is measured. */
+  observer?: CoreObserver | undefined;
 }
 
 export interface ProposalInput {
@@ -37,6 +40,8 @@ export interface ProposalInput {
   /** The runner it is proposed for (shown before the decision; an accept naming none uses it, one naming another is refused). */
   runner?: string | undefined;
   proposedBy: string;
+  /** The caller's W3C trace context (`traceparent`), which the proposal's trace continues. */
+  traceparent?: string | undefined;
   /** More attributes for the log entry (the agent loop records its tool call here). */
   extra?: Record<string, unknown>;
 }

@@ -59,11 +59,13 @@ export class Effects {
   async resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): Promise<void> {
     const notice: z.input<typeof ResolvedNotice> = { run: run.alias, path: log.path, status: log.status, ...details, ...modelCall(producerFromRow(log)) };
     this.deps.notifyProject(project.id, "run/resolved", notice);
+    this.deps.observer?.resolved(project, run, log, details);
     await this.hookStatus(project, run, log, ENTRY.proposed);
   }
 
   /** The owner runs it: where (pid, container, host) is stored on the log entry, announced and hooked. */
   async started(project: ProjectRef, run: RunRow, log: EntryRow, runner: string, process: Record<string, unknown>): Promise<void> {
+    this.deps.observer?.started(log, runner);
     await this.deps.repos.entries.setAttribute(log.id, "process", process);
     this.deps.notifyProject(project.id, "stream/started", { run: run.alias, path: log.path, runner, process });
     await this.deps.emit("producer:started", { projectId: project.id, run, log, runner, process });
@@ -77,6 +79,7 @@ export class Effects {
     if (outcome.kind === "completed" && outcome.signal) notice.signal = outcome.signal;
     if ("reason" in outcome) notice.reason = outcome.reason;
     this.deps.notifyProject(project.id, "stream/finished", notice);
+    this.deps.observer?.finished(log, channels, status, outcome);
     for (const ch of channels) await this.hookStatus(project, run, ch, ENTRY.streaming);
   }
 

@@ -196,6 +196,7 @@ export class Lifecycle {
       created_at: now,
       updated_at: now,
     }));
+    this.deps.observer?.proposed(project, run, row, input.traceparent);
     // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
     const ruleApplies = !(input.sandbox === "full" && this.deps.config.sandbox !== "full");
     const goesTo = proposed?.name ?? defaultRunner;
@@ -208,7 +209,11 @@ export class Lifecycle {
         return (await this.#repos.entries.findEntryById(row.id)) ?? row;
       } catch (error) {
         // No runner can take it now (or it was decided meanwhile): it waits for a person like any other proposal.
-        this.deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`);
+        this.deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`, {
+          project: project.name,
+          run: run.alias,
+          path: row.path,
+        });
         const current = await this.#repos.entries.findEntryById(row.id);
         if (current?.status !== ENTRY.proposed) return current ?? row;
         this.#effects.announceProposal(project, run, current);
@@ -365,6 +370,7 @@ export class Lifecycle {
     });
     if (owner !== "self") {
       const params = execParams(this.deps.config, project, run, accepted, owner, channels, this.producers.get(tool)?.readOnly === true);
+      this.deps.observer?.dispatched(accepted, owner.name);
       void dispatch(owner, params, {
         started: (where) => this.start(project, run, accepted, owner.name, where),
         lost: (reason) => this.lose(log.id, reason),
@@ -424,6 +430,8 @@ export class Lifecycle {
     let target = findTarget(this.#targets.get(params.path), project.id, params.run, params.channel);
     // The owner of a channel it has written before goes straight to the store; anything else asks the table.
     if (!target || !this.owners.isOwner(target.producerId, caller)) target = await this.#appendTarget(caller, project, params);
+    const observer = this.deps.observer;
+    const arrived = observer ? performance.now() : 0;
     const appended = this.#repos.chunks.append(target.entryId, params.data, params.seq, ENTRY.streaming);
     queued?.();
     const outcome = await appended;
@@ -437,7 +445,9 @@ export class Lifecycle {
       case "duplicate":
         return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: true };
       case "appended":
+        if (observer) observer.appended(params.data.length, (performance.now() - arrived) / 1000);
         this.watchers.publish(target.entryId, outcome.seq, params.data);
+        if (observer && this.watchers.watching(target.entryId)) observer.delivered((performance.now() - arrived) / 1000);
         this.deps.bus.chunk(target.entryId, outcome.seq);
         return { channel: params.channel, seq: outcome.seq, bytes: outcome.bytes, duplicate: false };
     }

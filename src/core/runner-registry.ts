@@ -80,6 +80,11 @@ export class RunnerRegistry {
     return this.#of(projectId).get(name);
   }
 
+  /** Every runner attached to this server, of every project (the server's metrics). */
+  attached(): IterableIterator<AttachedRunner> {
+    return this.#byConnection.values();
+  }
+
   list(projectId: number): AttachedRunner[] {
     return [...this.#of(projectId).values()];
   }

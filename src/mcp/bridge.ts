@@ -18,6 +18,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { ConnectionClosedError, SpoolClient, SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
+import { Traceparent } from "../protocol/common.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName, escapeControl, factsText } from "../protocol/proposal-facts.js";
@@ -167,6 +168,12 @@ const ListCommandsArgs = {
 const text = (value: string): CallToolResult => ({ content: [{ type: "text", text: value }] });
 const failure = (value: string): CallToolResult => ({ content: [{ type: "text", text: value }], isError: true });
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** The W3C traceparent an agent sent in the tool call's `_meta` (MCP's place for it), when it is one: the command's trace continues the call's. */
+function traceparentOf(extra: { _meta?: Record<string, unknown> | undefined }): { traceparent?: string } {
+  const value = extra._meta?.traceparent;
+  return typeof value === "string" && Traceparent.safeParse(value).success ? { traceparent: value } : {};
+}
 
 /** A `spool://RUN/PATH` URI of a producer (PATH is its log path, e.g. log://turn_1/sh/ls). */
 export const resourceUri = (run: string, path: string) => `spool://${run}/${path}`;
@@ -527,7 +534,11 @@ export class McpBridge {
   }
 
   /** Proposes a run_command's command in this connection's run: its run and log path, or the refusal as a tool error. */
-  async #propose(args: z.infer<z.ZodObject<typeof RunCommandArgs>>, session: Session): Promise<{ run: string; path: string } | CallToolResult> {
+  async #propose(
+    args: z.infer<z.ZodObject<typeof RunCommandArgs>>,
+    session: Session,
+    extra: { _meta?: Record<string, unknown> | undefined },
+  ): Promise<{ run: string; path: string } | CallToolResult> {
     const run = await this.#runOf(session);
     const tty = args.tty === true ? DEFAULT_TTY : args.tty === false || args.tty === undefined ? undefined : args.tty;
     try {
@@ -541,6 +552,7 @@ export class McpBridge {
         ...(tty ? { tty } : {}),
         ...(args.background ? { background: true } : {}),
         ...((args.runner ?? this.options.runner) ? { runner: args.runner ?? this.options.runner } : {}),
+        ...traceparentOf(extra),
       });
       return { run, path };
     } catch (error) {
@@ -551,7 +563,7 @@ export class McpBridge {
 
   async #runCommand(args: z.infer<z.ZodObject<typeof RunCommandArgs>>, extra: Extra, session: Session): Promise<CallToolResult> {
     const progress = new Progress(extra);
-    const proposed = await this.#propose(args, session);
+    const proposed = await this.#propose(args, session, extra);
     if ("content" in proposed) return proposed;
     const { run, path } = proposed;
     const decision = await this.#decision(session, path, extra, progress);
@@ -632,7 +644,7 @@ export class McpBridge {
         );
       if (!extra.taskStore) throw new McpError(ErrorCode.InternalError, "no task store");
       const session = await this.#ready();
-      const proposed = await this.#propose(args.data, session);
+      const proposed = await this.#propose(args.data, session, request.params);
       // Refused before anything was proposed: there is no task, the refusal is the error.
       if ("content" in proposed) throw new McpError(ErrorCode.InvalidParams, proposed.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
       const task = await extra.taskStore.createTask({ ttl: null, pollInterval: TASK_POLL_MS, context: proposed });

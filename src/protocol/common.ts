@@ -174,3 +174,9 @@ export const Duration = z
     z.string().max(64).regex(DURATION_STRING, 'a duration is milliseconds or a string like "1.2s", "350ms", "1m30s"').transform(parseDuration),
   ])
   .describe('Milliseconds the producer ran, or a readable duration such as "1.2s"');
+
+/** A W3C trace context (`traceparent`, version 00): the caller's span, which the work it asks for continues (SPEC §15 Traces). */
+export const Traceparent = z
+  .string()
+  .regex(/^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/, "a W3C traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>")
+  .describe("The caller's W3C trace context: the proposal's trace continues it");

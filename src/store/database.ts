@@ -89,11 +89,16 @@ export interface CheckpointStats {
   leftForReads: number;
 }
 
-const checkpointers = new WeakMap<SqliteStore, { stats: () => CheckpointStats }>();
+const checkpointers = new WeakMap<SqliteStore, { stats: () => CheckpointStats; onHold: (listener: (ms: number) => void) => void }>();
 
 /** The checkpoint worker's figures for a store opened by openStore (null for an in-memory database). */
 export function checkpointStats(store: SqliteStore): CheckpointStats | null {
   return checkpointers.get(store)?.stats() ?? null;
+}
+
+/** Calls `listener` with the milliseconds of each hold of the appends the checkpoint worker asks for (the server's metrics). */
+export function onCheckpointHold(store: SqliteStore, listener: (ms: number) => void): void {
+  checkpointers.get(store)?.onHold(listener);
 }
 
 /** The database and the files SQLite keeps beside it. */
@@ -508,6 +513,7 @@ function startCheckpointer(
   worker.unref();
   let stopping: Promise<void> | null = null;
   const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, heldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
+  let holdListener: ((ms: number) => void) | null = null;
   // The worker's request to hold the group commit while its RESTART has the writer's lock: granted between two
   // transactions (one open across awaits is waited for, a turn at a time), the commits that come meanwhile wait for
   // its "released" message. No checkpoint runs on this thread: its copy and fsyncs stay on the worker's.
@@ -550,6 +556,7 @@ function startCheckpointer(
     if (message.forced) figures.forcedRestarts++;
     figures.longestHeldMs = Math.max(figures.longestHeldMs, message.released);
     figures.heldMs += message.released;
+    holdListener?.(message.released);
     held = null;
     worker.unref();
     release();
@@ -563,6 +570,9 @@ function startCheckpointer(
   worker.unref();
   return {
     appendsHeld: () => held,
+    onHold: (listener: (ms: number) => void) => {
+      holdListener = listener;
+    },
     stats: (): CheckpointStats => ({
       restarts: Atomics.load(figures.restarts, 0),
       yielded: Atomics.load(figures.restarts, 1),

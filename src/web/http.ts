@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { cookieValue, originAllowed, ownOrigin, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
 import type { Logger } from "../logger.js";
+import type { Route } from "../ops/routes.js";
 import type { PrincipalRef } from "../protocol/roles.js";
 import { pageAssets } from "./assets.js";
 import type { WebSessions } from "./sessions.js";
@@ -17,6 +18,8 @@ export interface WebOptions {
   log: Logger;
   /** MCP over Streamable HTTP (src/mcp/http.ts): answers requests to /mcp; its own authentication. */
   mcp?: (request: IncomingMessage, response: ServerResponse) => void;
+  /** Routes served before the page's files (the operator's /healthz, /readyz, /metrics), by path. */
+  routes?: ReadonlyMap<string, Route>;
 }
 
 /** Largest request body read (a code exchange is a few dozen bytes). */
@@ -73,6 +76,8 @@ async function handle(options: WebOptions, request: IncomingMessage, response: S
   if (path === "/mcp" && options.mcp) return options.mcp(request, response);
   if (path === "/session/code") return await mintCode(options, request, response, method);
   if (path === "/session") return session(options, request, response, method);
+  const route = options.routes?.get(path);
+  if (route) return route(request, response);
   const assets = await pageAssets();
   const asset = assets.byPath.get(path);
   if (!asset) throw new HttpError(404, `Not found: ${path}; the page is at /`);

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -116,6 +116,23 @@ describe("bin/spool.js runs dist/ only when it is a build of the sources present
     expect((await spool([], { SPOOL_FROM_SOURCE: "1" })).from).toBe("source");
     expect((await spool([], { SPOOL_FROM_SOURCE: "0" })).from).toBe("dist");
     expect((await spool([], { SPOOL_FROM_SOURCE: "" })).from).toBe("dist");
+  });
+
+  it("an installed package (dist/ and no src/) runs dist/ whatever its stamp; SPOOL_FROM_SOURCE there is an error", async () => {
+    rmSync(join(dist(), STAMP_FILE), { force: true });
+    const moved = join(dir, "src-away");
+    renameSync(src(), moved);
+    try {
+      expect(await spool(["--version"])).toMatchObject({ from: "dist", code: 4 });
+      const refused = await run(process.execPath, [join(dir, "bin", "spool.js")], { env: { ...process.env, SPOOL_FROM_SOURCE: "1" } }).catch(
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(refused).toMatchObject({ code: 2 });
+      expect((refused as { stderr: string }).stderr).toContain("has no src/");
+    } finally {
+      renameSync(moved, src());
+    }
+    expect((await spool([])).from).toBe("source");
   });
 
   it("run as a program, it is node itself (no wrapper process) with the shebang's small young generation and malloc settings", async () => {

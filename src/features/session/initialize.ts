@@ -1,3 +1,4 @@
+import { CONNECTION_TRACEPARENT } from "../../core/observer.js";
 import { inScope } from "../../core/principals.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
@@ -28,6 +29,7 @@ export const initialize = defineMethod({
     if (!inScope(held, project.name)) throw outOfScope(held, project.name);
     if (params.role !== undefined) ctx.connection.principal = { ...held, role: lesserRole(held.role, params.role) };
     ctx.core.sessions.join(ctx.connection, project, params.client ?? null);
+    if (params.traceparent) ctx.connection.state.set(CONNECTION_TRACEPARENT, params.traceparent);
     return {
       protocolVersion: PROTOCOL_VERSION,
       server: { name: SERVER_NAME, version: SERVER_VERSION },

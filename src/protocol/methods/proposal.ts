@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ProposalNotice, RunAlias } from "../common.js";
+import { ProposalNotice, RunAlias, Traceparent } from "../common.js";
 import { request } from "../define.js";
 import { TtySize } from "../runner.js";
 import { SandboxModeName } from "../sandbox.js";
@@ -55,6 +55,7 @@ export const ProposalCreateParams = z.strictObject({
   sandbox: SandboxModeName.optional().describe(
     'The sandbox mode to run it in (read-only, workspace-write, full); default: the server\'s `sandbox` setting. Recorded as the proposal\'s `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only',
   ),
+  traceparent: Traceparent.optional(),
 });
 
 export const proposalCreate = request({

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PROJECT_NAME, PROJECT_NAME_RULE } from "../common.js";
+import { PROJECT_NAME, PROJECT_NAME_RULE, Traceparent } from "../common.js";
 import { request } from "../define.js";
 import { PrincipalRef, RoleName } from "../roles.js";
 
@@ -26,6 +26,9 @@ export const InitializeParams = z
     protocolVersion: z.string().regex(/^\d+\.\d+$/, "protocolVersion looks like 1.0"),
     role: RoleName.optional().describe(
       "Act with at most this role on this connection (e.g. `spool mcp` asks for agent); more than the credential holds is FORBIDDEN",
+    ),
+    traceparent: Traceparent.optional().describe(
+      "The caller's W3C trace context: the traces of the proposals this connection makes continue it (a proposal's own traceparent wins)",
     ),
   })
   .refine((p) => p.project !== undefined || p.root !== undefined, { message: "name a project, or its root", path: ["project"] });

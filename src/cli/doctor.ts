@@ -1,0 +1,59 @@
+import { loadConfig } from "../config.js";
+import { type Check, type CheckStatus, runChecks } from "../ops/doctor.js";
+import { parseCommand } from "./common.js";
+import { EXIT, usageError } from "./errors.js";
+
+export const DOCTOR_HELP = `Usage: spool doctor [options]
+
+Checks what this machine gives Spool, and says how to fix each problem: the
+Node version, the home's and the token file's modes, the database (its size
+and WAL), the transport, user namespaces and whether bubblewrap builds the
+sandbox for this user (and so which sandbox modes commands get), passt/pasta
+or slirp4netns, a reachable Docker engine and its images, the configured
+models, and the view of the server running on this home, if one does.
+Nothing is changed, and no model is called unless --models.
+
+Options:
+  --home DIR   Spool home to check        [$SPOOL_HOME, ~/.spool]
+  --models     ask each configured model's server for its model list
+  --json       print the checks as JSON: {"ok": bool, "checks": [{name, status, detail, fix?, data?}]}
+  -h, --help   show this help
+
+Exit status: 0 when nothing the configuration asks for is missing or unsafe
+(a "fail"), 1 otherwise; warnings and missing extras do not count.
+`;
+
+const MARK: Record<CheckStatus, string> = { ok: "ok  ", info: "--  ", warn: "WARN", fail: "FAIL" };
+
+export async function doctor(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { values, positionals } = parseCommand("doctor", argv, {
+    home: { type: "string" },
+    models: { type: "boolean" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    process.stdout.write(DOCTOR_HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length > 0) throw usageError(`spool doctor: unexpected argument "${positionals[0]}" (see \`spool help doctor\`)`);
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(values.home === undefined ? {} : { home: values.home }, env);
+  } catch (error) {
+    throw usageError(error instanceof Error ? error.message : String(error));
+  }
+  const checks = await runChecks({ config, env, models: values.models === true });
+  const ok = !checks.some((c) => c.status === "fail");
+  process.stdout.write(values.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : human(checks, ok));
+  return ok ? EXIT.ok : EXIT.failed;
+}
+
+function human(checks: Check[], ok: boolean): string {
+  const width = Math.max(...checks.map((c) => c.name.length));
+  const lines = checks.map(
+    (c) => `${MARK[c.status]}  ${c.name.padEnd(width)}  ${c.detail}${c.fix && c.status !== "ok" ? `\n${" ".repeat(width + 8)}fix: ${c.fix}` : ""}`,
+  );
+  const failed = checks.filter((c) => c.status === "fail").length;
+  return `${lines.join("\n")}\n\n${ok ? "Nothing the configuration asks for is missing." : `${failed} problem${failed === 1 ? "" : "s"} to fix (FAIL above).`}\n`;
+}

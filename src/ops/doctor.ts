@@ -1,0 +1,354 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { SpoolConfig } from "../config.js";
+import { ownerAlive } from "../home-lock.js";
+import { probeBwrap } from "../runners/sandbox.js";
+
+/** ok: fine; info: not set up, and nothing asks for it; warn: works, but not as it should; fail: the configuration asks for it and it is missing, or it is unsafe. */
+export type CheckStatus = "ok" | "info" | "warn" | "fail";
+
+export interface Check {
+  name: string;
+  status: CheckStatus;
+  /** What was found. */
+  detail: string;
+  /** What to do about it (every warn and fail has one). */
+  fix?: string;
+  data?: Record<string, unknown>;
+}
+
+export interface DoctorOptions {
+  config: SpoolConfig;
+  /** The environment the checks look at (PATH for programs, DOCKER_HOST, API keys). */
+  env: NodeJS.ProcessEnv;
+  /** Ask each configured model's server for its model list (otherwise none is called). */
+  models?: boolean;
+}
+
+const MIN_NODE = [20, 19] as const;
+
+/** Every check, in the order people read them; none changes anything. */
+export async function runChecks(options: DoctorOptions): Promise<Check[]> {
+  const { config, env } = options;
+  const checks: Check[] = [nodeCheck(), homeCheck(config), tokenCheck(config), databaseCheck(config), transportCheck(config)];
+  checks.push(...(await sandboxChecks(config, env)));
+  checks.push(await dockerCheck(env));
+  checks.push(sshCheck());
+  checks.push(...(await modelChecks(config, options.models === true)));
+  checks.push(await serverCheck(config));
+  return checks;
+}
+
+function nodeCheck(): Check {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  const good = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+  return good
+    ? { name: "node", status: "ok", detail: `Node ${process.versions.node}` }
+    : {
+        name: "node",
+        status: "fail",
+        detail: `Node ${process.versions.node} is older than ${MIN_NODE.join(".")}`,
+        fix: `install Node ${MIN_NODE.join(".")} or later (nodejs.org, or your distribution's nodejs 20+)`,
+      };
+}
+
+const mode = (path: string) => statSync(path).mode & 0o777;
+const octal = (bits: number) => `0${bits.toString(8)}`;
+
+function homeCheck(config: SpoolConfig): Check {
+  if (!existsSync(config.home))
+    return {
+      name: "home",
+      status: "info",
+      detail: `${config.home} does not exist yet: the first \`spool serve\` creates it (0700)`,
+      data: { path: config.home },
+    };
+  const bits = mode(config.home);
+  const data = { path: config.home, mode: octal(bits) };
+  if ((bits & 0o077) !== 0)
+    return {
+      name: "home",
+      status: "fail",
+      detail: `${config.home} is mode ${octal(bits)}: other users may read or change the token, the database and the lock`,
+      fix: `chmod 700 ${config.home}`,
+      data,
+    };
+  return { name: "home", status: "ok", detail: `${config.home} (mode ${octal(bits)})`, data };
+}
+
+function tokenCheck(config: SpoolConfig): Check {
+  const file = config.tokenFile;
+  if (!existsSync(file))
+    return { name: "token", status: "info", detail: `${file} does not exist yet: the first \`spool serve\` creates it (0600)`, data: { path: file } };
+  const bits = mode(file);
+  const data = { path: file, mode: octal(bits) };
+  if ((bits & 0o077) !== 0)
+    return { name: "token", status: "fail", detail: `${file} is mode ${octal(bits)}: other users may read the token`, fix: `chmod 600 ${file}`, data };
+  const length = readFileSync(file, "utf8").trim().length;
+  if (length < 16) return { name: "token", status: "fail", detail: `${file} holds no usable token`, fix: `rm ${file} (the next start writes a new one)`, data };
+  return { name: "token", status: "ok", detail: `${file} (mode ${octal(bits)})`, data };
+}
+
+function databaseCheck(config: SpoolConfig): Check {
+  if (config.databaseUrl) {
+    const shown = config.databaseUrl.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
+    return {
+      name: "database",
+      status: "ok",
+      detail: `PostgreSQL at ${shown} (not connected to: the server's view below says whether it answers)`,
+      data: { url: shown },
+    };
+  }
+  const file = config.dbFile;
+  if (!existsSync(file))
+    return { name: "database", status: "info", detail: `${file} does not exist yet: the first \`spool serve\` creates it`, data: { path: file } };
+  const size = statSync(file).size;
+  const wal = existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0;
+  const bits = mode(file);
+  const data = { path: file, bytes: size, walBytes: wal, mode: octal(bits) };
+  const detail = `${file}: ${mb(size)}, WAL ${mb(wal)} (mode ${octal(bits)})`;
+  if ((bits & 0o077) !== 0)
+    return { name: "database", status: "fail", detail: `${detail}: other users may read the commands' output`, fix: `chmod 600 ${file}*`, data };
+  return { name: "database", status: "ok", detail, data };
+}
+
+const mb = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+
+function transportCheck(config: SpoolConfig): Check {
+  const loopback = /^(127\.|::1$|localhost$|\[::1\]$)/.test(config.host);
+  const address = `ws://${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}/`;
+  const data = { host: config.host, port: config.port, loopback, tls: false };
+  if (loopback) return { name: "transport", status: "ok", detail: `WebSocket on ${address} (loopback only; no TLS, none needed there)`, data };
+  return {
+    name: "transport",
+    status: "warn",
+    detail: `WebSocket on ${address}, not a loopback address and without TLS: the token crosses the network in clear`,
+    fix: 'listen on 127.0.0.1 ("host" in config.json, SPOOL_HOST) and reach it over SSH forwarding, or put a TLS proxy in front',
+    data,
+  };
+}
+
+/** Whether a program is on PATH (an executable file of that name in one of its directories). */
+function onPath(program: string, env: NodeJS.ProcessEnv): string | null {
+  for (const dir of (env.PATH ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue;
+    const file = join(dir, program);
+    try {
+      if (statSync(file).isFile() && (statSync(file).mode & 0o111) !== 0) return file;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+}
+
+function readNumber(file: string): number | null {
+  try {
+    return Number(readFileSync(file, "utf8").trim());
+  } catch {
+    return null;
+  }
+}
+
+async function sandboxChecks(config: SpoolConfig, env: NodeJS.ProcessEnv): Promise<Check[]> {
+  const checks: Check[] = [];
+  // User namespaces: what bubblewrap needs without setuid.
+  const maxNamespaces = readNumber("/proc/sys/user/max_user_namespaces");
+  const unprivileged = readNumber("/proc/sys/kernel/unprivileged_userns_clone");
+  const apparmor = readNumber("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+  const userns = maxNamespaces !== 0 && unprivileged !== 0 && apparmor !== 1;
+  checks.push(
+    userns
+      ? {
+          name: "user namespaces",
+          status: "ok",
+          detail: `available (user.max_user_namespaces ${maxNamespaces ?? "unknown"})`,
+          data: { maxNamespaces, unprivileged, apparmor },
+        }
+      : {
+          name: "user namespaces",
+          status: "warn",
+          detail: `unprivileged user namespaces are off (max_user_namespaces ${maxNamespaces}, unprivileged_userns_clone ${unprivileged}, apparmor_restrict_unprivileged_userns ${apparmor})`,
+          fix: "sysctl -w user.max_user_namespaces=15000 kernel.unprivileged_userns_clone=1 (or an AppArmor profile for bwrap); in a container, run it with a seccomp profile that allows them",
+          data: { maxNamespaces, unprivileged, apparmor },
+        },
+  );
+  const { info, path } = await probeBwrap("bwrap", { ...env, PATH: env.PATH ?? "" });
+  const asked = config.sandbox === "workspace-write";
+  checks.push(
+    info.kind === "bwrap"
+      ? {
+          name: "bubblewrap",
+          status: "ok",
+          detail: `${path} builds the sandbox for ${process.getuid?.() === 0 ? "root" : "this user"}: modes ${(info.modes ?? []).join(", ")}`,
+          data: { path, modes: info.modes },
+        }
+      : {
+          name: "bubblewrap",
+          status: asked ? "fail" : "warn",
+          detail: `${info.detail}: only the full mode (no sandbox)${asked ? `, and the configuration asks for workspace-write` : ""}`,
+          fix:
+            path === null && !/cannot build/.test(info.detail)
+              ? "apt-get install bubblewrap (or your distribution's bubblewrap)"
+              : "enable unprivileged user namespaces (above)",
+          data: { path, modes: info.modes },
+        },
+  );
+  const networkers = ["pasta", "passt", "slirp4netns"].map((p) => [p, onPath(p, env)] as const).filter(([, file]) => file !== null);
+  checks.push(
+    networkers.length > 0
+      ? { name: "sandbox network", status: "ok", detail: `${networkers.map(([p, f]) => `${p} (${f})`).join(", ")}`, data: Object.fromEntries(networkers) }
+      : {
+          name: "sandbox network",
+          status: "info",
+          detail: "neither passt/pasta nor slirp4netns is installed: a sandboxed command with the network shares the machine's",
+          fix: "apt-get install passt (or slirp4netns) for a network namespace of its own",
+        },
+  );
+  return checks;
+}
+
+async function dockerCheck(env: NodeJS.ProcessEnv): Promise<Check> {
+  const host = env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
+  const socket = host.startsWith("unix://") ? host.slice("unix://".length) : null;
+  if (socket !== null && !existsSync(socket))
+    return {
+      name: "docker",
+      status: "info",
+      detail: `no Docker engine (${socket} does not exist): the docker runner backend is not available here`,
+      fix: "install Docker (or set DOCKER_HOST) to run commands in containers",
+      data: { host },
+    };
+  try {
+    const { default: Docker } = await import("dockerode");
+    const docker = socket !== null ? new Docker({ socketPath: socket, timeout: 5_000 }) : new Docker({ timeout: 5_000 });
+    const version = (await docker.version()) as { Version?: string };
+    const images = (await docker.listImages()).flatMap((i) => i.RepoTags ?? []).filter((t) => t !== "<none>:<none>");
+    return {
+      name: "docker",
+      status: "ok",
+      detail: `engine ${version.Version ?? "?"} at ${host}; ${images.length} image${images.length === 1 ? "" : "s"}${images.length > 0 ? ` (${images.slice(0, 5).join(", ")}${images.length > 5 ? ", …" : ""})` : ""}`,
+      data: { host, version: version.Version, images },
+    };
+  } catch (error) {
+    return {
+      name: "docker",
+      status: "warn",
+      detail: `${host} does not answer: ${error instanceof Error ? error.message : String(error)}`,
+      fix: "start the Docker engine, or add this user to the docker group",
+      data: { host },
+    };
+  }
+}
+
+function sshCheck(): Check {
+  // Runners are not configured on the server: each attaches itself (`spool runner --backend ssh …`).
+  return {
+    name: "ssh runners",
+    status: "info",
+    detail: "SSH runners attach themselves (`spool runner --backend ssh`); the server's view below counts those attached",
+  };
+}
+
+async function modelChecks(config: SpoolConfig, call: boolean): Promise<Check[]> {
+  const models = config.agent.models;
+  if (models.length === 0)
+    return [
+      {
+        name: "models",
+        status: "info",
+        detail: "none configured",
+        fix: 'set SPOOL_MODEL_<ALIAS>=openai/<model-id> (README "Agent runs"), or serve --demo-model',
+      },
+    ];
+  const checks: Check[] = [];
+  for (const model of models) {
+    const name = `model ${model.alias}`;
+    const where = `${model.provider}/${model.model} at ${model.baseUrl}`;
+    const local = /^https?:\/\/(127\.|localhost|\[::1\])/.test(model.baseUrl);
+    if (model.provider === "openai" && !model.apiKey && !local) {
+      checks.push({ name, status: "fail", detail: `${where}: no API key`, fix: `set SPOOL_MODEL_${model.alias.toUpperCase()}_API_KEY (or OPENAI_API_KEY)` });
+      continue;
+    }
+    if (!call || model.provider === "demo") {
+      checks.push({ name, status: "ok", detail: `${where}${call ? "" : " (not called; --models asks it)"}` });
+      continue;
+    }
+    try {
+      const response = await fetch(`${model.baseUrl.replace(/\/$/, "")}/models`, {
+        headers: model.apiKey ? { Authorization: `Bearer ${model.apiKey}` } : {},
+        signal: AbortSignal.timeout(10_000),
+      });
+      checks.push(
+        response.ok
+          ? { name, status: "ok", detail: `${where}: answers (GET /models ${response.status})` }
+          : { name, status: "fail", detail: `${where}: GET /models answered ${response.status}`, fix: "check the API key and the base URL" },
+      );
+    } catch (error) {
+      checks.push({
+        name,
+        status: "fail",
+        detail: `${where}: ${error instanceof Error ? error.message : String(error)}`,
+        fix: "check that the model's server runs and the base URL",
+      });
+    }
+  }
+  return checks;
+}
+
+/** The running server's own view: its lock's process, /readyz, and a few of its /metrics. */
+async function serverCheck(config: SpoolConfig): Promise<Check> {
+  let owner: { pid: number; startTicks: number | null; startedAt: string } | null = null;
+  try {
+    owner = JSON.parse(readFileSync(join(config.home, "spool.lock"), "utf8"));
+  } catch {
+    // no lock: no server
+  }
+  if (!owner || !ownerAlive({ ...owner, hostname: "", nonce: "" }))
+    return { name: "server", status: "info", detail: `no server runs on ${config.home}`, fix: "spool serve" };
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
+  const base = `http://${host}:${config.port}`;
+  const data: Record<string, unknown> = { pid: owner.pid, since: owner.startedAt, url: base };
+  try {
+    const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(5_000) });
+    data.ready = ready.status === 200;
+    let token = "";
+    try {
+      token = readFileSync(config.tokenFile, "utf8").trim();
+    } catch {
+      // unreadable: the metrics are not read
+    }
+    const metrics = token ? await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) }) : null;
+    const text = metrics?.ok ? await metrics.text() : "";
+    const sum = (prefix: string) =>
+      text
+        .split("\n")
+        .filter((l) => l.startsWith(prefix))
+        .reduce((total, l) => total + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+    Object.assign(data, {
+      runners: { local: sum('spool_runners{backend="local"}'), docker: sum('spool_runners{backend="docker"}'), ssh: sum('spool_runners{backend="ssh"}') },
+      connections: sum("spool_connections{"),
+      pending: sum("spool_proposals_pending{"),
+    });
+    const summary = text
+      ? `; ${sum("spool_connections{")} connections, runners local ${sum('spool_runners{backend="local"}')} / docker ${sum('spool_runners{backend="docker"}')} / ssh ${sum('spool_runners{backend="ssh"}')}, ${sum("spool_proposals_pending{")} proposals pending`
+      : "";
+    return ready.status === 200
+      ? { name: "server", status: "ok", detail: `pid ${owner.pid} at ${base}, ready${summary}`, data }
+      : {
+          name: "server",
+          status: "fail",
+          detail: `pid ${owner.pid} at ${base} answers /readyz ${ready.status}`,
+          fix: "see the server's log for why it is not ready",
+          data,
+        };
+  } catch (error) {
+    return {
+      name: "server",
+      status: "warn",
+      detail: `pid ${owner.pid} holds the home but ${base} does not answer (${error instanceof Error ? error.message : String(error)}): another port, or busy`,
+      fix: "check the server's --port and --host against this configuration",
+      data,
+    };
+  }
+}

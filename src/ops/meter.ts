@@ -1,0 +1,100 @@
+import type { CoreObserver, DecisionFacts } from "../core/observer.js";
+import type { ProjectRef } from "../rpc/connection-context.js";
+import type { EntryRow, RunRow } from "../store/schema.js";
+
+/**
+ * A histogram's running figures, kept as plain numbers: an observation is a few comparisons and additions (no
+ * allocation, no label lookup); /metrics turns them into Prometheus's cumulative buckets when it is scraped.
+ */
+export class Buckets {
+  /** Observations per bucket (not cumulative): counts[i] holds those ≤ bounds[i] and > bounds[i-1]. */
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length);
+  }
+
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]!) {
+        this.counts[i]!++;
+        return;
+      }
+    }
+  }
+}
+
+/** Seconds for work measured in milliseconds (an append's commit, a watcher's delivery, a checkpoint's hold). */
+export const FAST_BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Seconds a person takes to decide. */
+export const DECISION_BOUNDS = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400, 86400];
+
+/** Who decided, as the metric's `by` label: a person (a connection), a rule, or run/abort. */
+export type DecidedBy = "person" | "rule" | "abort";
+
+/** The counts /metrics reports that only the core sees happen; everything else is read when scraped. */
+export class Meter implements CoreObserver {
+  streamBytes = 0;
+  streamChunks = 0;
+  readonly append = new Buckets(FAST_BOUNDS);
+  readonly watcherLag = new Buckets(FAST_BOUNDS);
+  readonly checkpointHold = new Buckets(FAST_BOUNDS);
+  readonly proposalWait = new Buckets(DECISION_BOUNDS);
+  /** Decisions by `${outcome} ${by}`. */
+  readonly decisions = new Map<string, number>();
+
+  proposed(): void {}
+
+  resolved(_project: ProjectRef, _run: RunRow, log: EntryRow, details: DecisionFacts): void {
+    const by: DecidedBy = details.resolver.kind === "connection" ? "person" : details.resolver.kind;
+    const key = `${details.decision} ${by}`;
+    this.decisions.set(key, (this.decisions.get(key) ?? 0) + 1);
+    this.proposalWait.observe(Math.max(0, Date.now() - log.created_at) / 1000);
+  }
+
+  dispatched(): void {}
+  started(): void {}
+  finished(): void {}
+
+  appended(bytes: number, seconds: number): void {
+    this.streamBytes += bytes;
+    this.streamChunks++;
+    this.append.observe(seconds);
+  }
+
+  delivered(seconds: number): void {
+    this.watcherLag.observe(seconds);
+  }
+
+  /** The store's checkpoint worker held the appends for `ms` milliseconds. */
+  held(ms: number): void {
+    this.checkpointHold.observe(ms / 1000);
+  }
+}
+
+/**
+ * The core's one observer: the meter alone, or the meter and the tracer. A chunk's steps (appended, delivered) go
+ * to the meter only, bound once: a tracer adds nothing to the stream's path, only to a producer's few steps.
+ */
+export function observeAll(meter: Meter, tracer: CoreObserver | null): CoreObserver {
+  if (!tracer) return meter;
+  return {
+    proposed: (project, run, log, traceparent) => {
+      meter.proposed();
+      tracer.proposed(project, run, log, traceparent);
+    },
+    resolved: (project, run, log, details) => {
+      meter.resolved(project, run, log, details);
+      tracer.resolved(project, run, log, details);
+    },
+    dispatched: (log, runner) => tracer.dispatched(log, runner),
+    started: (log, runner) => tracer.started(log, runner),
+    finished: (log, channels, status, outcome) => tracer.finished(log, channels, status, outcome),
+    appended: meter.appended.bind(meter),
+    delivered: meter.delivered.bind(meter),
+  };
+}

@@ -1,0 +1,135 @@
+import { sql } from "kysely";
+import { collectDefaultMetrics, type Metric, Registry } from "prom-client";
+import { ENTRY } from "../core/status.js";
+import type { Store } from "../store/database.js";
+import type { Buckets, Meter } from "./meter.js";
+
+/** What /metrics reads when it is scraped (nothing of it is kept up to date between scrapes). */
+export interface MetricSources {
+  meter: Meter;
+  store: Store;
+  /** The client names of the open connections (`initialize`'s clientInfo.name; null before it). */
+  connections: () => Iterable<string | null>;
+  /** The backends of the runners attached to this server. */
+  runners: () => Iterable<string>;
+}
+
+type Labels = Record<string, string | number>;
+interface Value {
+  value: number;
+  labels: Labels;
+  metricName?: string;
+}
+
+/** At most this many distinct client names are labelled; the rest count as "other" (labels keep few values). */
+const MAX_CLIENT_LABELS = 20;
+
+/**
+ * The Prometheus registry of one server: prom-client's process metrics (CPU, RSS, heap, event-loop lag, GC) and
+ * Spool's, each read at scrape time from the Meter's counters, the store (pending proposals, producers) and the
+ * server's connections and runners. Names carry their unit; counters end in _total.
+ */
+export function createMetrics(sources: MetricSources): Registry {
+  const registry = new Registry();
+  const { meter } = sources;
+  const add = (name: string, help: string, type: "gauge" | "counter" | "histogram", read: () => Value[] | Promise<Value[]>) => {
+    const metric = {
+      name,
+      help,
+      type,
+      aggregator: "sum",
+      get: async () => ({ name, help, type, aggregator: "sum", values: await read() }),
+    };
+    registry.registerMetric(metric as unknown as Metric);
+  };
+
+  add("spool_proposals_pending", "Proposals waiting for a decision, by project", "gauge", async () => {
+    const projects = await sql<{ name: string }>`select name from projects`.execute(sources.store.db);
+    const pending = await sql<{ project: string; n: number | string }>`
+      select p.name as project, count(*) as n from entries e join runs r on r.id = e.run_id join projects p on p.id = r.project_id
+      where e.status in (${ENTRY.streaming}, ${ENTRY.proposed}) and e.status = ${ENTRY.proposed} and e.scheme = 'log' group by p.name`.execute(
+      sources.store.db,
+    );
+    const counts = new Map(pending.rows.map((r) => [r.project, Number(r.n)]));
+    return projects.rows.map((p) => ({ value: counts.get(p.name) ?? 0, labels: { project: p.name } }));
+  });
+  add(
+    "spool_producers",
+    "Producers (proposed commands) by state: proposed (waiting for a decision) or running (a channel still streaming)",
+    "gauge",
+    async () => {
+      const [row] = (
+        await sql<{ proposed: number | string; running: number | string }>`
+        select count(distinct case when status = ${ENTRY.proposed} and scheme = 'log' then id end) as proposed,
+               count(distinct case when status = ${ENTRY.streaming} and producer_id is not null then producer_id end) as running
+        from entries where status in (${ENTRY.streaming}, ${ENTRY.proposed})`.execute(sources.store.db)
+      ).rows;
+      return [
+        { value: Number(row?.proposed ?? 0), labels: { state: "proposed" } },
+        { value: Number(row?.running ?? 0), labels: { state: "running" } },
+      ];
+    },
+  );
+  add("spool_decisions_total", "Decisions on proposals, by outcome (accept, reject) and by whom (person, rule, abort)", "counter", () => {
+    const values: Value[] = [];
+    for (const outcome of ["accept", "reject"])
+      for (const by of ["person", "rule", "abort"]) values.push({ value: meter.decisions.get(`${outcome} ${by}`) ?? 0, labels: { outcome, by } });
+    return values;
+  });
+  add("spool_proposal_wait_seconds", "Seconds from a proposal to its decision", "histogram", () =>
+    histogram("spool_proposal_wait_seconds", meter.proposalWait),
+  );
+  add("spool_stream_bytes_total", "Bytes of output stored", "counter", () => [{ value: meter.streamBytes, labels: {} }]);
+  add("spool_stream_chunks_total", "Chunks of output stored", "counter", () => [{ value: meter.streamChunks, labels: {} }]);
+  add("spool_append_seconds", "Seconds from a chunk's arrival to its commit", "histogram", () => histogram("spool_append_seconds", meter.append));
+  add("spool_watcher_lag_seconds", "Seconds from a chunk's arrival to its sending to the channel's live watchers", "histogram", () =>
+    histogram("spool_watcher_lag_seconds", meter.watcherLag),
+  );
+  add("spool_checkpoint_hold_seconds", "Seconds the checkpoint worker held the appends while it started the WAL over", "histogram", () =>
+    histogram("spool_checkpoint_hold_seconds", meter.checkpointHold),
+  );
+  add("spool_connections", "Open connections, by the client name they initialized with (none: not yet)", "gauge", () => {
+    const counts = new Map<string, number>();
+    for (const name of sources.connections()) {
+      const label = name ?? "none";
+      const key = counts.has(label) || counts.size < MAX_CLIENT_LABELS ? label : "other";
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    return [...counts].map(([client, value]) => ({ value, labels: { client } }));
+  });
+  add("spool_runners", "Runners attached to this server, by backend", "gauge", () => {
+    const counts = new Map<string, number>([
+      ["local", 0],
+      ["docker", 0],
+      ["ssh", 0],
+    ]);
+    for (const backend of sources.runners()) counts.set(backend, (counts.get(backend) ?? 0) + 1);
+    return [...counts].map(([backend, value]) => ({ value, labels: { backend } }));
+  });
+  return Registry.merge([processMetrics(), registry]);
+}
+
+let processRegistry: Registry | null = null;
+
+/** prom-client's process metrics, set up once a process (their event-loop monitor and GC observer run for good). */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/** A Buckets' figures as Prometheus's cumulative buckets, sum and count. */
+function histogram(name: string, buckets: Buckets): Value[] {
+  const values: Value[] = [];
+  let cumulative = 0;
+  buckets.bounds.forEach((bound, i) => {
+    cumulative += buckets.counts[i]!;
+    values.push({ value: cumulative, labels: { le: bound }, metricName: `${name}_bucket` });
+  });
+  values.push({ value: buckets.count, labels: { le: "+Inf" }, metricName: `${name}_bucket` });
+  values.push({ value: buckets.sum, labels: {}, metricName: `${name}_sum` });
+  values.push({ value: buckets.count, labels: {}, metricName: `${name}_count` });
+  return values;
+}
