@@ -169,10 +169,20 @@ const text = (value: string): CallToolResult => ({ content: [{ type: "text", tex
 const failure = (value: string): CallToolResult => ({ content: [{ type: "text", text: value }], isError: true });
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** The W3C traceparent an agent sent in the tool call's `_meta` (MCP's place for it), when it is one: the command's trace continues the call's. */
-function traceparentOf(extra: { _meta?: Record<string, unknown> | undefined }): { traceparent?: string } {
-  const value = extra._meta?.traceparent;
-  return typeof value === "string" && Traceparent.safeParse(value).success ? { traceparent: value } : {};
+/** Where a tool call can carry the caller's trace: its `_meta` (MCP's place), or over HTTP the request's headers. */
+interface TraceCarrier {
+  _meta?: Record<string, unknown> | undefined;
+  requestInfo?: { headers?: Record<string, string | string[] | undefined> } | undefined;
+}
+
+/**
+ * The W3C traceparent an agent sent with the tool call, when it is one: `_meta.traceparent`, else (MCP over HTTP)
+ * the request's `traceparent` header. The command's trace continues the call's.
+ */
+function traceparentOf(call: TraceCarrier, transport?: TraceCarrier): { traceparent?: string } {
+  for (const value of [call._meta?.traceparent, transport?._meta?.traceparent, transport?.requestInfo?.headers?.traceparent])
+    if (typeof value === "string" && Traceparent.safeParse(value).success) return { traceparent: value };
+  return {};
 }
 
 /** A `spool://RUN/PATH` URI of a producer (PATH is its log path, e.g. log://turn_1/sh/ls). */
@@ -537,7 +547,8 @@ export class McpBridge {
   async #propose(
     args: z.infer<z.ZodObject<typeof RunCommandArgs>>,
     session: Session,
-    extra: { _meta?: Record<string, unknown> | undefined },
+    call: TraceCarrier,
+    transport?: TraceCarrier,
   ): Promise<{ run: string; path: string } | CallToolResult> {
     const run = await this.#runOf(session);
     const tty = args.tty === true ? DEFAULT_TTY : args.tty === false || args.tty === undefined ? undefined : args.tty;
@@ -552,7 +563,7 @@ export class McpBridge {
         ...(tty ? { tty } : {}),
         ...(args.background ? { background: true } : {}),
         ...((args.runner ?? this.options.runner) ? { runner: args.runner ?? this.options.runner } : {}),
-        ...traceparentOf(extra),
+        ...traceparentOf(call, transport),
       });
       return { run, path };
     } catch (error) {
@@ -563,7 +574,7 @@ export class McpBridge {
 
   async #runCommand(args: z.infer<z.ZodObject<typeof RunCommandArgs>>, extra: Extra, session: Session): Promise<CallToolResult> {
     const progress = new Progress(extra);
-    const proposed = await this.#propose(args, session, extra);
+    const proposed = await this.#propose(args, session, extra, extra);
     if ("content" in proposed) return proposed;
     const { run, path } = proposed;
     const decision = await this.#decision(session, path, extra, progress);
@@ -644,7 +655,7 @@ export class McpBridge {
         );
       if (!extra.taskStore) throw new McpError(ErrorCode.InternalError, "no task store");
       const session = await this.#ready();
-      const proposed = await this.#propose(args.data, session, request.params);
+      const proposed = await this.#propose(args.data, session, request.params, extra);
       // Refused before anything was proposed: there is no task, the refusal is the error.
       if ("content" in proposed) throw new McpError(ErrorCode.InvalidParams, proposed.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
       const task = await extra.taskStore.createTask({ ttl: null, pollInterval: TASK_POLL_MS, context: proposed });
