@@ -2,6 +2,8 @@ import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -79,7 +81,7 @@ describe("one trace per proposal", () => {
 
   it("a rejected proposal's trace ends at the decision; without a traceparent the proposal's trace takes the connection's from initialize", async () => {
     const client = await ts.client();
-    await client.initialize("traced", { root: ts.home, traceparent: traceparent("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331") });
+    await client.initialize("traced", { root: ts.root, traceparent: traceparent("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331") });
     await ensureRun(client, "r2");
     const { path } = await client.call("proposal/create", { run: "r2", tool: "sh", command: "false" });
     await client.call("run/resolve", { run: "r2", path, decision: "reject" });
@@ -117,7 +119,7 @@ describe("one trace per proposal", () => {
 
   it("across an MCP tool call: the agent's tools/call span (its _meta.traceparent) is the parent of the command's trace", async () => {
     // `spool mcp --project` names the project's directory; the person joins the same project by its root.
-    const root = join(ts.home, "mcp-project");
+    const root = join(ts.root, "mcp-project");
     mkdirSync(root, { recursive: true });
     const mcp = await startMcp({ args: ["--server", ts.server.url, "--project", root], env: { SPOOL_HOME: ts.home } });
     const person = await ts.client();
@@ -142,6 +144,29 @@ describe("one trace per proposal", () => {
       expect(spans().filter((s) => s.name === "spool.channel" && parentOf(s) === root!.spanContext().spanId)).toHaveLength(2);
     } finally {
       await mcp.close();
+    }
+  });
+
+  it("across a tool call over /mcp: the HTTP request's traceparent header is the parent when the call's _meta has none", async () => {
+    const root = join(ts.root, "mcp-http-project");
+    mkdirSync(root, { recursive: true });
+    const person = await ts.client();
+    await person.initialize(undefined, { root });
+    const endpoint = new URL(`${ts.server.url.replace(/^ws/, "http")}mcp?root=${encodeURIComponent(root)}`);
+    const headers = { Authorization: `Bearer ${ts.server.token}`, traceparent: traceparent(AGENT_TRACE, "0102030405060708") };
+    const client = new Client({ name: "traced-http-agent", version: "1.0.0" }, { capabilities: {} });
+    await client.connect(new StreamableHTTPClientTransport(endpoint, { requestInit: { headers } }));
+    try {
+      const proposed = person.next("run/proposal", (p) => p.command === "echo via-mcp-http", 20_000);
+      const call = client.callTool({ name: "run_command", arguments: { command: "echo via-mcp-http" } });
+      const p = await proposed;
+      await person.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+      expect((await call).isError).toBeFalsy();
+      await eventually(() => spans().some((s) => s.name === "spool.proposal" && parentOf(s) === "0102030405060708"), 10_000, "the /mcp command's span");
+      const [root0] = spans().filter((s) => s.name === "spool.proposal" && parentOf(s) === "0102030405060708");
+      expect(root0!.spanContext().traceId).toBe(AGENT_TRACE);
+    } finally {
+      await client.close();
     }
   });
 });
