@@ -202,7 +202,7 @@ describeWithBrowser("one shown state on every client", () => {
     await client.call("run/create", { alias: "quiet" });
     const { path } = await client.call("proposal/create", { run: "quiet", tool: "sh", command: "echo one" });
     const resolved = await client.call("run/resolve", { run: "quiet", path, decision: "accept" });
-    const stdout = resolved.channels.find((c: any) => c.channel === 1).path;
+    const stdout = resolved.channels.find((c: any) => c.channel === 1)!.path;
     await eventually(async () => (await client.call("entry/get", { run: "quiet", path: stdout })).status !== 102, 20_000, "echo to end");
     const context = await browser.createBrowserContext();
     const page = await context.newPage();
