@@ -25,6 +25,7 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+const homeRoots = new Map<string, string>();
 const homeDatabases = new Map<string, Awaited<ReturnType<typeof freshDatabase>>>();
 
 /**
@@ -33,7 +34,9 @@ const homeDatabases = new Map<string, Awaited<ReturnType<typeof freshDatabase>>>
  */
 export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
   const home = options.home ?? tempDir();
-  const root = tempDir("spool-root-");
+  // A home's projects keep their root as long as the home: a restart on the same home finds them where they were.
+  const root = homeRoots.get(home) ?? tempDir("spool-root-");
+  homeRoots.set(home, root);
   // A home's database lives as long as the home: a restart on the same home finds its state.
   let database = options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres" ? (homeDatabases.get(home) ?? null) : null;
   if (!database && options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres") homeDatabases.set(home, (database = await freshDatabase()));
@@ -57,8 +60,9 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
     async stop() {
       for (const c of clients) if (!c.closed) c.close();
       await server.stop();
-      rmSync(root, { recursive: true, force: true });
       if (!options.home) {
+        rmSync(root, { recursive: true, force: true });
+        homeRoots.delete(home);
         await database?.drop();
         homeDatabases.delete(home);
         rmSync(home, { recursive: true, force: true });

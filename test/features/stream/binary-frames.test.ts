@@ -1,7 +1,9 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { WebSocketServer } from "ws";
+import { credentialId, tokenVerifier } from "../../../src/client/server-proof.js";
 import { SpoolClient } from "../../../src/client/spool-client.js";
 import { connectWebSocket } from "../../../src/client/ws-transport.js";
 import { createLogger } from "../../../src/logger.js";
@@ -10,6 +12,7 @@ import { ENTRY } from "../../../src/protocol/status.js";
 import { ChannelSender, Slots } from "../../../src/runners/channel-sender.js";
 import { LocalBackend } from "../../../src/runners/local.js";
 import { RunnerClient } from "../../../src/runners/runner-client.js";
+import { answerProof } from "../../../src/transports.js";
 import { proposeAndAccept } from "../../helpers/proposals.js";
 import { finished } from "../../helpers/runners.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";
@@ -378,10 +381,14 @@ describe("runners stream through binary frames", () => {
 describe("a server that advertises no binary frames gets JSON text", () => {
   /** An older server: answers initialize without `binaryFrames`, acknowledges `stream` and records how each message came. */
   let wss: WebSocketServer;
+  let onClose = () => {};
   const received: { binary: boolean; message: any }[] = [];
   beforeAll(async () => {
-    wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-    await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
+    // It proves it holds the token "t" (src/client/server-proof.ts), as every Spool server does over TCP.
+    const http = createServer((request, response) => answerProof(request, response, (id) => (id === credentialId("t") ? tokenVerifier("t") : null)));
+    wss = new WebSocketServer({ server: http });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", () => resolve()));
+    onClose = () => http.close();
     wss.on("connection", (ws) =>
       ws.on("message", (data, isBinary) => {
         const message = isBinary ? null : JSON.parse(data.toString());
@@ -395,7 +402,10 @@ describe("a server that advertises no binary frames gets JSON text", () => {
       }),
     );
   });
-  afterAll(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  afterAll(async () => {
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+    onClose();
+  });
 
   it("the client and a runner's channel sender send chunks as utf8 or base64 text, never as frames", async () => {
     const client = await SpoolClient.connect(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, { token: "t" });
