@@ -1,6 +1,9 @@
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
+import { credentialId, tokenVerifier } from "../../src/client/server-proof.js";
+import { answerProof } from "../../src/transports.js";
 import { spawnCli } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
@@ -11,9 +14,11 @@ const count = (text: string, part: string) => text.split(part).length - 1;
  * A WebSocket proxy in front of the server that holds back run/create's answer until a run/progress
  * notification has passed: the order a fast model gives when the server is busy.
  */
-async function progressFirstProxy(upstream: string): Promise<{ url: string; close: () => Promise<void> }> {
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-  await new Promise((resolve) => wss.once("listening", resolve));
+async function progressFirstProxy(upstream: string, token: string): Promise<{ url: string; close: () => Promise<void> }> {
+  // A TCP client asks the server it dials to prove it holds the token first (src/client/server-proof.ts): this one does.
+  const http = createServer((request, response) => answerProof(request, response, (id) => (id === credentialId(token) ? tokenVerifier(token) : null)));
+  const wss = new WebSocketServer({ server: http });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", () => resolve()));
   wss.on("connection", (client, request) => {
     const server = new WebSocket(upstream, { headers: { authorization: request.headers.authorization ?? "" } });
     const toServer: [RawData, boolean][] = [];
@@ -48,7 +53,7 @@ async function progressFirstProxy(upstream: string): Promise<{ url: string; clos
   });
   return {
     url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
-    close: () => new Promise((resolve) => wss.close(() => resolve())),
+    close: () => new Promise((resolve) => wss.close(() => http.close(() => resolve()))),
   };
 }
 
@@ -94,7 +99,7 @@ describe("spool ask / act print the model's final text once", () => {
   it("the run's first line comes before the model's text, even when the text arrives before run/create's answer", async () => {
     const answer = "Nothing to build: the project is a single script.";
     model.reply({ text: answer });
-    const proxy = await progressFirstProxy(ts.server.url);
+    const proxy = await progressFirstProxy(ts.server.url, ts.server.token);
     try {
       const cli = spawnCli(["ask", "build?", "--model", "test", "--run", "text-early", ...connection().slice(2), "--server", proxy.url]);
       expect(await cli.exit).toBe(0);
