@@ -43,7 +43,7 @@ describe("the /mcp endpoint's bounds", () => {
     version: "test",
     log: silent,
   });
-  const url = () => `http://127.0.0.1:${port}/mcp?root=${encodeURIComponent(ts.home)}`;
+  const url = () => `http://127.0.0.1:${port}/mcp?root=${encodeURIComponent(ts.root)}`;
   const headers = () => ({ "Content-Type": "application/json", Accept: "application/json, text/event-stream", Authorization: `Bearer ${ts.server.token}` });
   const initialize = JSON.stringify({
     jsonrpc: "2.0",
@@ -112,7 +112,7 @@ describe("the /mcp endpoint's bounds", () => {
     const roomyUrl = url().replace(`:${port}/`, `:${(server.address() as { port: number }).port}/`);
     // A person's client in the project /mcp?root= names (found by its root, as the session's is).
     const person = await ts.client();
-    await person.initialize(undefined, { root: ts.home });
+    await person.initialize(undefined, { root: ts.root });
     const client = new Client({ name: "subscriber", version: "1" }, { capabilities: {} });
     await client.connect(new StreamableHTTPClientTransport(new URL(roomyUrl), { requestInit: { headers: { Authorization: `Bearer ${ts.server.token}` } } }));
     try {

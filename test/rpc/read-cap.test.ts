@@ -50,7 +50,7 @@ async function rawClient(server: TestServer, project: string) {
   });
   const reply = (id: unknown) => (replies.has(id) ? Promise.resolve(replies.get(id)) : new Promise<any>((resolve) => waiters.set(id, resolve)));
   const send = (id: unknown, method: string, params: object) => ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
-  send("init", "initialize", { project, root: server.home, protocolVersion: "1.0" });
+  send("init", "initialize", { project, root: server.root, protocolVersion: "1.0" });
   const { result } = await reply("init");
   const side = [...server.server.rpc.connections].find((c) => c.id === result.connectionId) as ServerConnection;
   return { ws, replies, notifications, reply, send, side };

@@ -93,7 +93,7 @@ async function rawClient(server: TestServer, project: string) {
     return texts[read++]!;
   };
   const send = (message: unknown) => ws.send(JSON.stringify(message));
-  send({ jsonrpc: "2.0", id: "init", method: "initialize", params: { project, root: server.home, protocolVersion: "1.0" } });
+  send({ jsonrpc: "2.0", id: "init", method: "initialize", params: { project, root: server.root, protocolVersion: "1.0" } });
   const init = JSON.parse(await next());
   const side = [...server.server.rpc.connections].find((c) => c.id === init.result.connectionId) as ServerConnection;
   return { ws, next, send, side };
