@@ -229,7 +229,10 @@ for (const plugin of ["from-config", "from-flag"]) {
 client.close();
 `,
       );
-      const out = await node(dir, "greet.mjs", { SPOOL_URL: url, TOKEN_FILE: join(home, "token"), PROJECT_ROOT: dir });
+      // The project's root apart from the home and the plugins (a root that holds them is refused).
+      const root = join(dir, "greetings");
+      mkdirSync(root, { recursive: true });
+      const out = await node(dir, "greet.mjs", { SPOOL_URL: url, TOKEN_FILE: join(home, "token"), PROJECT_ROOT: root });
       const notFound = `${ERRORS.NOT_FOUND.code} NOT_FOUND nobody to greet`;
       expect(out).toBe(`hello js from from-config\n${notFound}\nhello js from from-flag\n${notFound}\n`);
     } finally {
