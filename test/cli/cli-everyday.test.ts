@@ -161,7 +161,7 @@ describe("spool, every day", () => {
   it("small things: usage errors are usage errors, did-you-mean for options and settings, -v, spool runner's defaults", async () => {
     const badServer = await spool(["runs", "--server", "foo"]);
     expect(badServer.code).toBe(2);
-    expect(badServer.err).toContain('--server must be a WebSocket URL such as ws://127.0.0.1:7420/, got "foo"');
+    expect(badServer.err).toContain('--server must be a WebSocket URL such as ws://127.0.0.1:7420/ (or ws+unix:///path/spool.sock:/), got "foo"');
     const typo = await spool(["runs", "--jsn"]);
     expect(typo.code).toBe(2);
     expect(typo.err).toContain("did you mean --json?");
@@ -183,9 +183,9 @@ describe("spool, every day", () => {
     await waiting.exitsWithin(20_000);
     const help = await spool(["help", "serve"]);
     expect(help.out).toContain('README "Settings"');
-    // spool runner finds the server as every other command does: no --server, no --token-file.
+    // spool runner finds the server as every other command does: no --server, no --token-file (the home's Unix socket).
     const attached = await spawnRunner(["--project", "app", "--name", "extra", "--backend", "local"], { ...env, SPOOL_LOG: "warn" });
-    expect(attached.output()).toContain(`attached to ${serve.url}`);
+    expect(attached.output()).toContain(`attached to ws+unix://${join(home, "spool.sock")}:/`);
     await attached.stop();
     // A misspelt config.json key names the right one.
     const typoHome = tempDir("spool-typo-");
