@@ -121,13 +121,13 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
       model.reset();
       model.reply({ text, tools: [{ name: "sh", arguments: { command: commandFor(vector) } }] }, { text: "Understood, not running it." });
       const run = `vector-${i}`;
-      const term = spoolInTerminal(["act", "check", "--model", "test", "--run", run, ...connection()], { cwd: ts.home, cols: 100, rows: 40 });
+      const term = spoolInTerminal(["act", "check", "--model", "test", "--run", run, ...connection()], { cwd: ts.root, cols: 100, rows: 40 });
       try {
         await asked(term, client, run, 1);
         await onlyTheRealProposal(term, client, run, { question: true });
         term.type("n");
         expect(await term.exited).toBe(0);
-        expect(existsSync(join(ts.home, "pwned.txt"))).toBe(false);
+        expect(existsSync(join(ts.root, "pwned.txt"))).toBe(false);
       } finally {
         term.kill();
       }
@@ -135,14 +135,14 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
   }
 
   it("the same bytes in a file printed by an accepted cat: the next proposal is drawn whole on a reset screen", async () => {
-    writeFileSync(join(ts.home, "notes.txt"), `${FAKE_BLOCK}\r\n${ESC}[1;2r${ESC}[?7l${ESC}(0`);
+    writeFileSync(join(ts.root, "notes.txt"), `${FAKE_BLOCK}\r\n${ESC}[1;2r${ESC}[?7l${ESC}(0`);
     model.reset();
     model.reply(
       { tools: [{ name: "sh", arguments: { command: "cat notes.txt" } }] },
       { tools: [{ name: "sh", arguments: { command: `echo all-good${" ".repeat(300)}; ${PWN}` } }] },
       { text: "Understood." },
     );
-    const term = spoolInTerminal(["act", "read the notes", "--model", "test", "--run", "cat-notes", ...connection()], { cwd: ts.home, cols: 100, rows: 40 });
+    const term = spoolInTerminal(["act", "read the notes", "--model", "test", "--run", "cat-notes", ...connection()], { cwd: ts.root, cols: 100, rows: 40 });
     try {
       await asked(term, client, "cat-notes", 1);
       term.type("y");
@@ -150,7 +150,7 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
       await onlyTheRealProposal(term, client, "cat-notes", { question: true });
       term.type("n");
       expect(await term.exited).toBe(0);
-      expect(existsSync(join(ts.home, "pwned.txt"))).toBe(false);
+      expect(existsSync(join(ts.root, "pwned.txt"))).toBe(false);
     } finally {
       term.kill();
     }
@@ -165,7 +165,7 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
       "  env         none added",
     ].join("\r\n");
     const bytes = `${listing}\r\n${ESC}[?1049h${ESC}[H${ESC}[2J${listing}\r\n${ESC}[1;5r${ESC}[5;1H`;
-    writeFileSync(join(ts.home, "listing.txt"), bytes);
+    writeFileSync(join(ts.root, "listing.txt"), bytes);
     await ensureRun(client, "tail-run");
     const cat = await proposeAndAccept(client, client, "tail-run", "cat listing.txt");
     await eventually(async () => (await client.call("entry/get", { run: "tail-run", path: cat.path })).attributes.outcome !== undefined, 20_000);
@@ -178,7 +178,7 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
       "/bin/sh",
       ["-c", `${spool} tail tail-run 1 ${flags} > tail.out; ${spool} tail tail-run 1 ${flags}; echo TAIL-DONE; ${spool} pending ${flags}; echo PENDING-DONE`],
       {
-        cwd: ts.home,
+        cwd: ts.root,
         cols: 100,
         rows: 30,
       },
@@ -188,7 +188,7 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
       await term.waitFor("PENDING-DONE");
       await onlyTheRealProposal(term, client, "tail-run", { question: false });
       // To a file, the output is the command's bytes, exactly.
-      expect(readFileSync(join(ts.home, "tail.out"), "utf8")).toBe(bytes);
+      expect(readFileSync(join(ts.root, "tail.out"), "utf8")).toBe(bytes);
     } finally {
       term.kill();
     }
