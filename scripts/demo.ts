@@ -64,8 +64,11 @@ const model = createServer((req, res) => {
 await new Promise<void>((resolve) => model.listen(0, "127.0.0.1", () => resolve()));
 const modelUrl = `http://127.0.0.1:${(model.address() as AddressInfo).port}/v1`;
 
-const home = mkdtempSync(join(tmpdir(), "spool-demo-"));
-const project = join(home, "project");
+// The project beside the home, not in it: a project rooted in the Spool home is refused.
+const scratch = mkdtempSync(join(tmpdir(), "spool-demo-"));
+const home = join(scratch, "home");
+const project = join(scratch, "project");
+mkdirSync(home);
 mkdirSync(project);
 writeFileSync(join(project, "notes.txt"), "buy milk\nwrite the demo\nship it\n");
 writeFileSync(join(project, "README.md"), "# a demo project\n");
@@ -103,6 +106,6 @@ try {
 } finally {
   await server.stop();
   model.close();
-  rmSync(home, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
 }
 process.exitCode = code;

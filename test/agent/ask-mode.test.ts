@@ -65,7 +65,7 @@ describe("ask mode offers and runs read-only tools only", () => {
     await a.request("stream/input", { run: "rw", path: log, data: "echo SYNC\n" });
     await eventually(async () => (await a.request("entry/get", { run: "rw", path: stdout })).body.includes("SYNC"), 15_000, "the shell to echo");
     expect((await a.request("entry/get", { run: "rw", path: stdin })).body).toBe("echo SYNC\n");
-    expect(existsSync(join(ts.home, "askwrote.txt"))).toBe(false);
+    expect(existsSync(join(ts.root, "askwrote.txt"))).toBe(false);
     await a.request("stream/cancel", { run: "rw", path: log });
   });
 });

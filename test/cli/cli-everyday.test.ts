@@ -183,10 +183,9 @@ describe("spool, every day", () => {
     await waiting.exitsWithin(20_000);
     const help = await spool(["help", "serve"]);
     expect(help.out).toContain('README "Settings"');
-    // spool runner finds the server as every other command does: no --server, no --token-file.
+    // spool runner finds the server as every other command does: no --server, no --token-file (the home's Unix socket).
     const attached = await spawnRunner(["--project", "app", "--name", "extra", "--backend", "local"], { ...env, SPOOL_LOG: "warn" });
-    // The home's Unix socket, as every local client reaches the server (SPEC §2c).
-    expect(attached.output()).toContain(`attached to ws+unix://${join(env.SPOOL_HOME!, "spool.sock")}:/`);
+    expect(attached.output()).toContain(`attached to ws+unix://${join(home, "spool.sock")}:/`);
     await attached.stop();
     // A misspelt config.json key names the right one.
     const typoHome = tempDir("spool-typo-");

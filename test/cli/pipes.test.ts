@@ -44,11 +44,25 @@ async function slowlyRead(args: string[], env: NodeJS.ProcessEnv, cwd: string): 
   child.stdout!.pause();
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
+  const parts: Buffer[] = [];
+  const closed = new Promise((resolve) => child.stdout!.once("close", resolve));
+  let reading = false;
+  const read = () => {
+    if (reading) return;
+    reading = true;
+    child.stdout!.on("data", (d: Buffer) => parts.push(d));
+    child.stdout!.resume();
+  };
   let exited = false;
-  void exit.then(() => (exited = true));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => {
+      exited = true;
+      // Read from the exit event itself: on the next tick Node resumes a child's stdio streams that have no
+      // reader and throws away what the pipe still holds (the CLI is done, which is when this reader reads).
+      read();
+      resolve({ code, signal });
+    }),
+  );
   // The gate: the CLI exited, or it connected, has since closed the connection and is still there 3 s later (a CLI
   // that cuts its output short exits right after closing it). A CLI so quick that it was never seen connected is
   // read after 60 s: one that cuts its output short has exited by then.
@@ -63,10 +77,7 @@ async function slowlyRead(args: string[], env: NodeJS.ProcessEnv, cwd: string): 
     } else if (seen && !closedAt) closedAt = Date.now();
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
-  const parts: Buffer[] = [];
-  child.stdout!.on("data", (d: Buffer) => parts.push(d));
-  const closed = new Promise((resolve) => child.stdout!.once("close", resolve));
-  child.stdout!.resume();
+  read();
   const ended = await exit;
   await closed;
   return { ...ended, stdout: Buffer.concat(parts), stderr };

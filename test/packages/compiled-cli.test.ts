@@ -98,7 +98,10 @@ describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
 
       const client = await SpoolClient.connect(url, { token: readFileSync(join(home, "token"), "utf8").trim() });
       try {
-        await client.initialize("compiled", { root: dir });
+        // A root of its own: dir holds the home and the plugin, and a project root that holds them is refused.
+        const root = join(dir, "compiled");
+        mkdirSync(root, { recursive: true });
+        await client.initialize("compiled", { root });
         expect(await client.request("ts-greeter/hello", { who: "dist" })).toEqual({ text: "hello dist from TypeScript" });
       } finally {
         client.close();

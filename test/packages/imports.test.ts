@@ -229,10 +229,10 @@ for (const plugin of ["from-config", "from-flag"]) {
 client.close();
 `,
       );
-      // The Spool project apart from the home (a root that holds the home is refused).
-      const projectRoot = join(dir, "project");
-      mkdirSync(projectRoot, { recursive: true });
-      const out = await node(dir, "greet.mjs", { SPOOL_URL: url, TOKEN_FILE: join(home, "token"), PROJECT_ROOT: projectRoot });
+      // The project's root apart from the home and the plugins (a root that holds them is refused).
+      const root = join(dir, "greetings");
+      mkdirSync(root, { recursive: true });
+      const out = await node(dir, "greet.mjs", { SPOOL_URL: url, TOKEN_FILE: join(home, "token"), PROJECT_ROOT: root });
       const notFound = `${ERRORS.NOT_FOUND.code} NOT_FOUND nobody to greet`;
       expect(out).toBe(`hello js from from-config\n${notFound}\nhello js from from-flag\n${notFound}\n`);
     } finally {
