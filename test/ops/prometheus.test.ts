@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -128,7 +128,10 @@ describePrometheus("Prometheus scrapes spool serve", () => {
     await expectQuery('up{job="spool"}', 1);
     const client = await SpoolClient.connect(spoolUrl, { token: readFileSync(join(dir, "home", "token"), "utf8").trim() });
     try {
-      await client.initialize("scraped", { root: dir });
+      // The project's root apart from the home (a root that holds the home is refused).
+      const root = join(dir, "project");
+      mkdirSync(root, { recursive: true });
+      await client.initialize("scraped", { root });
       await ensureRun(client, "r");
       const { path } = await client.call("proposal/create", { run: "r", tool: "sh", command: "true" });
       await expectQuery('spool_proposals_pending{project="scraped"}', 1);
