@@ -105,7 +105,15 @@ describe("the model drives interactive commands (scripted model)", () => {
       model.reply(
         { tools: [{ id: "call_bg", name: "sh", arguments: { command, background: true } }] },
         { tools: [{ id: "call_jobs", name: "jobs", arguments: {} }] },
-        { tools: [{ id: "call_kill", name: "kill", arguments: { path: log } }] },
+        // The kill once "serving" is stored: a command in a container of its own starts a little later than the model's next call.
+        async () => {
+          await eventually(
+            async () => (await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" })).body === "serving\n",
+            20_000,
+            "serving to be stored",
+          );
+          return { tools: [{ id: "call_kill", name: "kill", arguments: { path: log } }] };
+        },
         { tools: [{ id: "call_jobs2", name: "jobs", arguments: {} }] },
         { tools: [{ id: "call_done", name: "done", arguments: { summary: "stopped it" } }] },
       );

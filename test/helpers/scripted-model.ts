@@ -57,7 +57,7 @@ export interface RecordedRequest {
 export class ScriptedModel {
   readonly requests: RecordedRequest[] = [];
   #server!: Server;
-  #script: ((request: RecordedRequest) => Reply)[] = [];
+  #script: ((request: RecordedRequest) => Reply | Promise<Reply>)[] = [];
   #waiters: { count: number; resolve: () => void }[] = [];
 
   static async start(): Promise<ScriptedModel> {
@@ -71,8 +71,8 @@ export class ScriptedModel {
     return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/v1`;
   }
 
-  /** Queues answers for the next requests, in order. */
-  reply(...replies: (Reply | ((request: RecordedRequest) => Reply))[]): void {
+  /** Queues answers for the next requests, in order (a function may wait for a condition before it answers). */
+  reply(...replies: (Reply | ((request: RecordedRequest) => Reply | Promise<Reply>))[]): void {
     this.#script.push(...replies.map((r) => (typeof r === "function" ? r : () => r)));
   }
 
@@ -104,7 +104,7 @@ export class ScriptedModel {
     this.requests.push(request);
     for (const w of this.#waiters.filter((w) => this.requests.length >= w.count)) w.resolve();
     const next = this.#script.shift();
-    const reply: Reply = next ? next(request) : { text: "(the script has no more answers)" };
+    const reply: Reply = next ? await next(request) : { text: "(the script has no more answers)" };
     if ("hang" in reply) return; // never answers; close() ends the connection
     if ("status" in reply) {
       res
