@@ -202,8 +202,13 @@ describeWithBrowser("one shown state on every client", () => {
     await client.call("run/create", { alias: "quiet" });
     const { path } = await client.call("proposal/create", { run: "quiet", tool: "sh", command: "echo one" });
     const resolved = await client.call("run/resolve", { run: "quiet", path, decision: "accept" });
-    const stdout = resolved.channels.find((c: any) => c.channel === 1)!.path;
-    await eventually(async () => (await client.call("entry/get", { run: "quiet", path: stdout })).status !== 102, 20_000, "echo to end");
+    // Both channels ended before the page opens (under load stderr can end after stdout; the empty pane is drawn for an ended channel).
+    for (const channel of resolved.channels)
+      await eventually(
+        async () => (await client.call("entry/get", { run: "quiet", path: channel.path })).status !== 102,
+        20_000,
+        `channel ${channel.channel} to end`,
+      );
     const context = await browser.createBrowserContext();
     const page = await context.newPage();
     page.setDefaultTimeout(20_000);
