@@ -185,7 +185,7 @@ async function spool(bin: string, env: NodeJS.ProcessEnv, label: string, round: 
     const client = await server.connect();
     await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "s" });
-    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
+    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB`, sandbox: "full" });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     const binary = client.bytes;
     const out = PERF ? join(PERF, `${label}-${round}`) : "";

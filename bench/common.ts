@@ -1,8 +1,8 @@
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { SpoolClient } from "../src/client/spool-client.js";
 
 export function machine(): string {
@@ -63,7 +63,16 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
     root,
     pid: child.pid!,
     // SPOOL_BENCH_SOCKET=1: over the home's Unix socket, as local clients connect by default (else TCP, the server's proof first).
-    connect: () => SpoolClient.connect(process.env.SPOOL_BENCH_SOCKET === "1" ? `ws+unix://${join(home, "spool.sock")}:/` : url, { token }),
+    connect: async (): Promise<SpoolClient> => {
+      // A tree from before the server's proof (issue 37) is connected to with its own client, which sends the token
+      // with the upgrade; this tree's client would refuse a server that gives no proof.
+      const treeClient = join(dirname(bin), "..", "dist", "client", "spool-client.js");
+      if (!existsSync(join(dirname(bin), "..", "dist", "client", "server-proof.js")) && existsSync(treeClient)) {
+        const old = (await import(pathToFileURL(treeClient).href)) as { SpoolClient: typeof SpoolClient };
+        return old.SpoolClient.connect(url, { token });
+      }
+      return SpoolClient.connect(process.env.SPOOL_BENCH_SOCKET === "1" ? `ws+unix://${join(home, "spool.sock")}:/` : url, { token });
+    },
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
@@ -133,8 +142,19 @@ export async function spawnListening(nodeArgs: string[], env: NodeJS.ProcessEnv 
 /** The transport's limit: a `ws` server in its own process that JSON.parses each message and answers it. */
 export const BARE_SERVER = `
 const { WebSocketServer } = require(process.argv[1]);
-const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, maxPayload: 16 * 1024 * 1024 });
-wss.on("listening", () => console.log("listening " + wss.address().port));
+const { createHash, createHmac } = require("node:crypto");
+const http = require("node:http");
+// Clients prove a TCP server before sending a token (src/client/server-proof.ts): this one holds the verifier of
+// the token "none" the benches connect with, and answers the proof on the same connection, as spool serve does.
+const verifier = createHash("sha256").update("none").digest();
+const server = http.createServer((req, res) => {
+  const address = req.socket.localAddress.replace(/^::ffff:/, "") + ":" + req.socket.localPort;
+  const proof = createHmac("sha256", verifier).update(["spool-server-proof", req.headers["spool-nonce"], address].join(String.fromCharCode(10))).digest("hex");
+  res.writeHead(204, { "Spool-Proof": proof });
+  res.end();
+});
+const wss = new WebSocketServer({ server, maxPayload: 16 * 1024 * 1024 });
+server.listen(0, "127.0.0.1", () => console.log("listening " + server.address().port));
 wss.on("connection", (ws) => ws.on("message", (data) => {
   const m = JSON.parse(data.toString());
   const p = m.params || {};

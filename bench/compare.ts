@@ -166,7 +166,7 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {},
     const client = await server.connect();
     await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "s" });
-    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
+    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB`, sandbox: "full" });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     const rssStart = rssMb(server.pid, "VmRSS");
     const cpu0 = cpuSeconds(server.pid);

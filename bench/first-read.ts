@@ -97,7 +97,7 @@ async function run(label: string, root: string, env: Record<string, string>, rou
     const client = await SpoolClient.connect(url, { token: readFileSync(join(home, "token"), "utf8").trim() });
     await client.initialize("bench", { root: mkdtempSync(join(tmpdir(), "spool-bench-root-")) });
     await client.request("run/create", { alias: "s" });
-    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: "produce" });
+    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: "produce", sandbox: "full" });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     const inFlight = new Set<Promise<void>>();
     const wal = join(home, "spool.db-wal");

@@ -237,7 +237,7 @@ const closedCount = (server: Server) => server.log.split("\n").filter((l) => /cl
 /** An idle run with one accepted producer holding `bytes` of output on channel 1, streamed by `c` itself. */
 async function channelOf(c: SpoolClient, bytes: number) {
   await c.request("run/create", { alias: "big" });
-  const { path } = await c.request("proposal/create", { run: "big", tool: "sh", command: "big output" });
+  const { path } = await c.request("proposal/create", { run: "big", tool: "sh", command: "big output", sandbox: "full" });
   await c.request("run/resolve", { run: "big", path, decision: "accept", runner: "self" });
   const line = `${"x".repeat(99)}\n`;
   const chunk = line.repeat(Math.floor(MB / line.length));

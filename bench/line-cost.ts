@@ -38,7 +38,7 @@ async function round(name: string, tree: string): Promise<void> {
     const channels: { client: (typeof producers)[number]; path: string; seq: number }[] = [];
     for (let i = 0; i < CHANNELS; i++) {
       const client = producers[i % PRODUCERS]!;
-      const { path } = await client.request("proposal/create", { run: "cost", tool: "sh", command: `produce ${i}` });
+      const { path } = await client.request("proposal/create", { run: "cost", tool: "sh", command: `produce ${i}`, sandbox: "full" });
       await client.request("run/resolve", { run: "cost", path, decision: "accept", runner: "self" });
       channels.push({ client, path, seq: 0 });
     }

@@ -175,7 +175,7 @@ async function round(bin: string | undefined, env: NodeJS.ProcessEnv): Promise<{
     const client = await server.connect();
     await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "s" });
-    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB` });
+    const { path } = await client.request("proposal/create", { run: "s", tool: "sh", command: `produce ${mb} MB`, sandbox: "full" });
     await client.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     await pump(client, (i) => ({ run: "s", path, channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
     await client.request("stream/completed", { run: "s", path, exit_code: 0 });

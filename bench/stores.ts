@@ -73,7 +73,7 @@ async function ingest(label: string, env: NodeJS.ProcessEnv, database?: string):
     const client = await server.connect();
     await client.initialize("bench", { root: server.root });
     await client.request("run/create", { alias: "ingest" });
-    const { path } = await client.request("proposal/create", { run: "ingest", tool: "sh", command: `produce ${mb} MB` });
+    const { path } = await client.request("proposal/create", { run: "ingest", tool: "sh", command: `produce ${mb} MB`, sandbox: "full" });
     await client.request("run/resolve", { run: "ingest", path, decision: "accept", runner: "self" });
     const chunks = Math.round((mb * 2 ** 20) / CHUNK);
     const line = `${"abcdefghijklmnopqrstuvwxyz".repeat(3)}\n`;

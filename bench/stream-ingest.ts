@@ -29,7 +29,7 @@ try {
   for (const [index, mb] of sizesMb.entries()) {
     const run = `ingest-${index}`;
     await client.request("run/create", { alias: run });
-    const { path } = await client.request("proposal/create", { run, tool: "sh", command: `produce ${mb} MB` });
+    const { path } = await client.request("proposal/create", { run, tool: "sh", command: `produce ${mb} MB`, sandbox: "full" });
     await client.request("run/resolve", { run, path, decision: "accept", runner: "self" });
     const chunks = Math.round((mb * 1024 * 1024) / CHUNK);
     const latencies = new Float64Array(chunks);
