@@ -1,7 +1,7 @@
 // Shapes several requests and notifications share: run aliases, entry paths, statuses, durations, a run,
 // an entry, the notices. zod only, no Node imports.
 import { z } from "zod";
-import { Channel, Producer } from "./views-schemas.js";
+import { Channel, Producer, RunView } from "./views-schemas.js";
 
 /** Project names: what they may hold. */
 export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -20,25 +20,17 @@ export const EntryPath = z
   .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\0]*$/, "an entry path looks like scheme://rest")
   .describe("Entry path, e.g. log://turn_1/sh/ls or sh://turn_1/ls_1");
 
+/** A runner as a request names it (a name from runner/list, or "self" where a method allows it). */
+export const RunnerRef = z.string().min(1).max(200);
+
 export const Status = z.number().int().min(100).max(599).describe("HTTP-like status code");
 
 export const Attributes = z.record(z.string(), z.unknown()).describe("Free-form JSON attributes");
 
-export const Run = z.object({
-  alias: z.string(),
-  model: z.string().nullable(),
-  mode: z.enum(["ask", "act"]),
+/** A run as the methods return it: the typed view (views-schemas.ts), its status and title described for the docs. */
+export const Run = RunView.extend({
   status: Status,
-  turn: z.number().int(),
   title: z.string().nullable().describe("What lists show: given at run/create, else the first line of the first prompt"),
-  pending: z
-    .number()
-    .int()
-    .describe(
-      "Its proposals waiting for a decision, whoever made them (its model or a client); runState (spool/protocol) turns it and `status` into the word every client shows",
-    ),
-  createdAt: z.number().int(),
-  updatedAt: z.number().int(),
 });
 
 export const EntrySummary = z.object({

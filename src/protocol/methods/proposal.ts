@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ProposalNotice, RunAlias, Traceparent } from "../common.js";
+import { ProposalNotice, RunAlias, RunnerRef, Traceparent } from "../common.js";
 import { request } from "../define.js";
 import { TtySize } from "../runner.js";
 import { SandboxModeName } from "../sandbox.js";
@@ -44,14 +44,9 @@ export const ProposalCreateParams = z.strictObject({
       "Long-running work (a dev server, a watcher): its time limit is the server's backgroundTimeoutMs unless timeout_ms says otherwise; recorded as the proposal's `background` attribute and shown before the decision",
     ),
   tty: TtySize.optional().describe("Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size)"),
-  runner: z
-    .string()
-    .min(1)
-    .max(200)
-    .optional()
-    .describe(
-      'The runner to run it on, recorded as the proposal\'s `runner` attribute and shown before the decision (its sandbox mode is the one that runner gives): an accept naming no runner uses it, one naming another is CONFLICT. Must be attached to the project (runner/list) or be the embedded one; else NO_RUNNER, and nothing is stored. Not "self"',
-    ),
+  runner: RunnerRef.optional().describe(
+    'The runner to run it on, recorded as the proposal\'s `runner` attribute and shown before the decision (its sandbox mode is the one that runner gives): an accept naming no runner uses it, one naming another is CONFLICT. Must be attached to the project (runner/list) or be the embedded one; else NO_RUNNER, and nothing is stored. Not "self"',
+  ),
   sandbox: SandboxModeName.optional().describe(
     'The sandbox mode to run it in (read-only, workspace-write, full); default: the server\'s `sandbox` setting. Recorded as the proposal\'s `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only',
   ),

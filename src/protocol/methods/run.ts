@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, Status } from "../common.js";
+import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, RunnerRef, Status } from "../common.js";
 import { request } from "../define.js";
 import { ENTRY } from "../status.js";
 
@@ -126,14 +126,9 @@ export const RunResolveParams = z
     path: EntryPath.describe("The proposal's log entry path"),
     decision: z.enum(["accept", "reject"]),
     reason: z.string().max(4096).optional(),
-    runner: z
-      .string()
-      .min(1)
-      .max(200)
-      .optional()
-      .describe(
-        'Runner to execute it (default: the runner the proposal named, else the project\'s default); naming another runner than the proposal named is CONFLICT. "self" = the accepting connection owns the producer and streams its output',
-      ),
+    runner: RunnerRef.optional().describe(
+      'Runner to execute it (default: the runner the proposal named, else the project\'s default); naming another runner than the proposal named is CONFLICT. "self" = the accepting connection owns the producer and streams its output',
+    ),
     always: z
       .boolean()
       .optional()
