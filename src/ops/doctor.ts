@@ -117,12 +117,16 @@ const mb = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 function transportCheck(config: SpoolConfig): Check {
   const loopback = /^(127\.|::1$|localhost$|\[::1\]$)/.test(config.host);
   const address = `ws://${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}/`;
-  const data = { host: config.host, port: config.port, loopback, tls: false };
-  if (loopback) return { name: "transport", status: "ok", detail: `WebSocket on ${address} (loopback only; no TLS, none needed there)`, data };
+  // Local clients use the home's socket; over TCP a client has the server prove it holds the credential's verifier
+  // before it sends the token (SPEC §2c). There is no TLS, so no certificate fingerprint to pin.
+  const socket = config.socketPath;
+  const data = { host: config.host, port: config.port, loopback, tls: false, socket, proof: true };
+  const both = `Unix socket ${socket} for local clients (0600 in the 0700 home); WebSocket on ${address}, where clients check the server's proof before sending a token`;
+  if (loopback) return { name: "transport", status: "ok", detail: `${both} (loopback only; no TLS, so no certificate to pin)`, data };
   return {
     name: "transport",
     status: "warn",
-    detail: `WebSocket on ${address}, not a loopback address and without TLS: the token crosses the network in clear`,
+    detail: `${both}; not a loopback address and without TLS: the token crosses the network in clear once the server has proved itself`,
     fix: 'listen on 127.0.0.1 ("host" in config.json, SPOOL_HOST) and reach it over SSH forwarding, or put a TLS proxy in front',
     data,
   };

@@ -68,6 +68,9 @@ describe("spool doctor", () => {
     expect(byName(report.checks, "home")).toMatchObject({ status: "ok", data: { mode: "0700" } });
     expect(byName(report.checks, "token")).toMatchObject({ status: "ok", data: { mode: "0600" } });
     expect(byName(report.checks, "database").data).toMatchObject({ path: join(dir, "spool.db") });
+    // The transports and what each proves: the home's socket, and TCP where the server proves itself (no TLS certificate).
+    expect(byName(report.checks, "transport")).toMatchObject({ status: "ok", data: { socket: join(dir, "spool.sock"), proof: true, tls: false } });
+    expect(byName(report.checks, "transport").detail).toContain("no certificate to pin");
     expect(byName(report.checks, "server")).toMatchObject({ status: "ok", data: { ready: true, runners: { local: 0, docker: 0, ssh: 0 } } });
 
     chmodSync(dir, 0o755);
