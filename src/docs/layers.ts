@@ -74,7 +74,7 @@ export const LAYERS: readonly Layer[] = [
     imports: ["protocol", "core", "plugins", "agent", "model", "rpc", "config.ts", "version.ts"],
     packages: "any",
     node: true,
-    never: [{ name: "repos", why: "the store's shape: features call core's services (`runs`, `entries`, `proposals`, `sessions`)" }],
+    never: [{ name: "repos", why: "the store's shape; they call core's services `runs`, `entries`, `proposals`, `sessions`" }],
   },
   {
     paths: ["model"],
