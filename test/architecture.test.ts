@@ -2,9 +2,11 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { LAYERS, type Layer } from "../src/docs/layers.js";
 
-// The layering rules of DESIGN §2, read from the sources' import statements (the same reading as
-// scripts/check-cycles.mjs): each rule names the folders a layer may import from.
+// The layout of src/ (src/docs/layers.ts, drawn in SPEC.md §16), held against the sources' import statements (the
+// same reading as scripts/check-cycles.mjs): each file imports only its row's own folders and files and what the
+// row lets it import, and uses none of the names the row forbids.
 const root = fileURLToPath(new URL("..", import.meta.url));
 const src = join(root, "src");
 
@@ -16,62 +18,85 @@ function sources(dir: string): string[] {
 }
 
 const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(?\s*)["']([^"']+)["']/g;
+const code = (file: string) => readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\/|^\s*\/\/.*$/gm, "");
 
-/** Every import of `file`: relative ones as `src/` paths (e.g. `src/store/runs.ts`), others as written (`node:fs`, `zod`). */
+/** Every import of `file` (a path under src/, e.g. `core/index.ts`): relative ones as paths under src/ (`store/runs.ts`), others as written (`node:fs`, `zod`). */
 function importsOf(file: string): string[] {
-  const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\/|^\s*\/\/.*$/gm, "");
-  return [...text.matchAll(SPECIFIER)].map(([, spec]) =>
-    spec!.startsWith(".") ? `src/${relative(src, resolve(dirname(file), spec!)).replace(/\.js$/, ".ts")}` : spec!,
+  return [...code(join(src, file)).matchAll(SPECIFIER)].map(([, spec]) =>
+    spec!.startsWith(".") ? relative(src, resolve(dirname(join(src, file)), spec!)).replace(/\.js$/, ".ts") : spec!,
   );
 }
 
-/** `file: import` for each import of a file under `layer` that `allowed` refuses. */
-function offenders(layer: string, allowed: (target: string, file: string) => boolean): string[] {
-  const files = sources(join(src, layer));
-  expect(files.length, `${layer} has sources`).toBeGreaterThan(0);
-  return files.flatMap((file) => importsOf(file).flatMap((target) => (allowed(target, file) ? [] : [`${relative(src, file)}: ${target}`])));
+const within = (path: string, place: string) => path === place || path.startsWith(`${place}/`);
+
+/** The row a file of src/ belongs to: the row naming it, else the row of its nearest folder. */
+function rowOf(file: string): Layer | undefined {
+  let best: { layer: Layer; length: number } | undefined;
+  for (const layer of LAYERS) {
+    for (const path of layer.paths) if (within(file, path) && path.length > (best?.length ?? -1)) best = { layer, length: path.length };
+  }
+  return best?.layer;
 }
 
-const within = (target: string, ...folders: string[]) => folders.some((f) => target === `src/${f}` || target.startsWith(`src/${f}/`));
-/** A package from node_modules (not a file of Spool's, not a Node built-in). */
-const isPackage = (target: string) => !target.startsWith("src/") && !target.startsWith("node:");
-const NODE = /^node:/;
+/** Whether a file of `layer` may import `target` (as importsOf gives it). */
+function allows(layer: Layer, target: string): boolean {
+  if (target.startsWith("node:")) return layer.node;
+  if (!/\.tsx?$/.test(target) || target.startsWith("..")) {
+    const name = target
+      .split("/")
+      .slice(0, target.startsWith("@") ? 2 : 1)
+      .join("/");
+    return layer.packages === "any" || layer.packages.includes(name);
+  }
+  if (layer.except?.some((path) => within(target, path))) return false;
+  return [...layer.paths, ...layer.imports].some((path) => within(target, path));
+}
 
-describe("the layers import only what DESIGN §2 lets them", () => {
-  it("protocol imports nothing of Spool outside itself and no Node built-in (it bundles for the browser)", () => {
-    expect(offenders("protocol", (t) => within(t, "protocol") || (!NODE.test(t) && t === "zod"))).toEqual([]);
+/** The names of the row's `never` that `text` uses. */
+const forbidden = (layer: Layer, text: string) => (layer.never ?? []).filter((n) => new RegExp(`\\b${n.name}\\b`).test(text)).map((n) => n.name);
+
+const files = sources(src).map((file) => relative(src, file));
+
+describe("src/ keeps the layout SPEC.md §16 draws (src/docs/layers.ts)", () => {
+  it("every source file belongs to a row", () => {
+    expect(files.length).toBeGreaterThan(100);
+    expect(files.filter((file) => !rowOf(file))).toEqual([]);
   });
 
-  it("store imports only the store and the protocol", () => {
-    expect(offenders("store", (t) => within(t, "store", "protocol") || isPackage(t) || NODE.test(t))).toEqual([]);
+  for (const layer of LAYERS) {
+    it(`${layer.paths.join(", ")} imports only ${[...layer.imports, ...(layer.packages === "any" ? [] : layer.packages)].join(", ") || "itself"}`, () => {
+      const own = files.filter((file) => rowOf(file) === layer);
+      expect(own.length, `${layer.paths.join(", ")} has sources`).toBeGreaterThan(0);
+      const offenders = own.flatMap((file) => importsOf(file).flatMap((target) => (allows(layer, target) ? [] : [`${file}: ${target}`])));
+      expect(offenders).toEqual([]);
+    });
+  }
+
+  it("features never name the repositories: they call core's services, which own the queries", () => {
+    expect(rowOf("features/index.ts")!.never?.map((n) => n.name)).toContain("repos");
+    expect(files.flatMap((file) => forbidden(rowOf(file)!, code(join(src, file))).map((name) => `${file}: ${name}`))).toEqual([]);
   });
 
-  it("model imports only the model, the store and the protocol", () => {
-    expect(offenders("model", (t) => within(t, "model", "store", "protocol") || isPackage(t) || NODE.test(t))).toEqual([]);
-  });
-
-  it("features call core, never store", () => {
-    expect(offenders("features", (t) => !within(t, "store"))).toEqual([]);
-  });
-
-  it("the people-facing clients (ACP, MCP, the web page) import the protocol and the client, never the server", () => {
-    // The settings reader (which server, which token), the logger and the version are shared with every command.
-    const client = (t: string) => within(t, "protocol", "client") || within(t, "config.ts", "logger.ts", "version.ts") || isPackage(t) || NODE.test(t);
-    expect(offenders("acp", (t) => within(t, "acp") || client(t))).toEqual([]);
-    expect(offenders("mcp", (t) => within(t, "mcp") || client(t))).toEqual([]);
-    expect(offenders("web/page", (t) => within(t, "web/page") || (within(t, "protocol", "client") && !t.endsWith("ws-transport.ts")) || isPackage(t))).toEqual(
-      [],
-    );
-  });
-
-  it("the CLI's client commands import the protocol and the client; only serve, runner, acp and mcp start what they host", () => {
-    const hosts = new Set(["cli/serve.ts", "cli/runner.ts", "cli/acp.ts", "cli/mcp.ts", "cli/main.ts", "cli/doctor.ts"]);
-    const client = (t: string, file: string) =>
-      hosts.has(relative(src, file)) ||
-      within(t, "cli", "protocol", "client") ||
-      within(t, "config.ts", "logger.ts", "version.ts") ||
-      isPackage(t) ||
-      NODE.test(t);
-    expect(offenders("cli", client)).toEqual([]);
+  it("refuses what a row does not allow (the rules can fail)", () => {
+    const features = rowOf("features/runs/list.ts")!;
+    expect(allows(features, "core/runs.ts")).toBe(true);
+    expect(allows(features, "store/runs.ts")).toBe(false);
+    expect(allows(features, "node:fs")).toBe(true);
+    const protocol = rowOf("protocol/common.ts")!;
+    expect([allows(protocol, "zod"), allows(protocol, "kysely"), allows(protocol, "node:fs"), allows(protocol, "rpc/errors.ts")]).toEqual([
+      true,
+      false,
+      false,
+      false,
+    ]);
+    const page = rowOf("web/page/app.ts")!;
+    expect([allows(page, "client/spool-client.ts"), allows(page, "client/ws-transport.ts")]).toEqual([true, false]);
+    // A file's own row wins over its folder's: the hosts may start the server, the client commands may not.
+    expect(allows(rowOf("cli/serve.ts")!, "server.ts")).toBe(true);
+    expect(allows(rowOf("cli/token.ts")!, "server.ts")).toBe(false);
+    expect(allows(rowOf("acp/session.ts")!, "mcp/bridge.ts")).toBe(false);
+    expect(forbidden(features, "const run = await ctx.core.repos.runs.findRun(1, 'a');")).toEqual(["repos"]);
+    expect(forbidden(features, "const { repos } = ctx.core;")).toEqual(["repos"]);
+    expect(forbidden(features, "const run = await ctx.core.runs.find(project, 'a');")).toEqual([]);
   });
 });

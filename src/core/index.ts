@@ -2,25 +2,32 @@ import { ReadCap } from "../rpc/read-cap.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
 import type { CoreDeps } from "./deps.js";
+import { Entries } from "./entries.js";
 import { Lifecycle } from "./lifecycle.js";
 import { Owners } from "./owners.js";
 import { Principals } from "./principals.js";
 import { ProducerRegistry } from "./producer-registry.js";
+import { Proposals } from "./proposals.js";
 import { RunnerRegistry } from "./runner-registry.js";
 import { RunStates } from "./runs.js";
 import { Sessions } from "./session.js";
 import { WatcherHub } from "./watchers.js";
 
 /**
- * The core: the producer lifecycle (with ownership, runners and watchers),
- * run statuses, and the repositories for reads. Built once at start-up;
- * handlers, plugins, the agent loop and the runners go through it.
+ * The core: the producer lifecycle (with ownership, runners and watchers), and the services that own the
+ * queries of runs, entries and proposals. Built once at start-up; handlers, plugins, the agent loop and the
+ * runners go through it.
  */
 export interface Core {
   readonly lifecycle: Lifecycle;
   /** Input, end of input, signals and resizes relayed to running producers' owners. */
   readonly controls: ProducerControls;
+  /** Runs: status changes, loops, history, and the reads of them. */
   readonly runs: RunStates;
+  /** Entries and their channels' bytes: found, listed, read by line or in stored order, replayed to watchers. */
+  readonly entries: Entries;
+  /** Pending proposals and what a model's tool calls became. */
+  readonly proposals: Proposals;
   readonly sessions: Sessions;
   /** Credentials other than the home's token file: who they name, their roles and scopes. */
   readonly principals: Principals;
@@ -31,7 +38,10 @@ export interface Core {
   readonly reads: ReadCap;
   /** This server among the servers sharing its database (with SQLite, alone). */
   readonly cluster: ClusterLink;
-  /** Reads (and the writes that carry no status) of every table. */
+  /**
+   * Every table's queries, for the agent loop, the server and operations. The handlers of src/features never
+   * use it: they call the services above (test/architecture.test.ts refuses `repos` under src/features).
+   */
   readonly repos: CoreDeps["repos"];
   readonly config: CoreDeps["config"];
   /** Runs a filter's registered functions over a value (entry:model-view, …). */
@@ -52,6 +62,8 @@ export function createCore(deps: CoreDeps): Core {
     controls: new ProducerControls(lifecycle, deps, cluster),
     cluster,
     runs: new RunStates(deps),
+    entries: new Entries(deps, watchers),
+    proposals: new Proposals(deps),
     sessions: new Sessions(deps),
     principals: new Principals(deps, cluster),
     producers,

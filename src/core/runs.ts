@@ -1,15 +1,87 @@
 import type { z } from "zod";
-import type { RunStateNotice, ToolNotice } from "../protocol/common.js";
+import type { RunOut, RunStateNotice, ToolNotice } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { conflict } from "../rpc/errors.js";
-import { UniqueViolation } from "../store/repositories.js";
+import { type Repositories, UniqueViolation } from "../store/repositories.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
+import type { TurnUsage } from "../store/usage.js";
+import { runView } from "../store/views.js";
 import type { CoreDeps } from "./deps.js";
 import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 
-/** Run and loop status changes: stored, announced (`run/state`) and hooked (`run:status`) in one place. */
+type Runs = Repositories["runs"];
+
+/**
+ * Runs: their status changes (stored, announced as `run/state` and hooked as `run:status` in one place), their
+ * loops and history, and the reads the handlers make of them.
+ */
 export class RunStates {
   constructor(private readonly deps: CoreDeps) {}
+
+  /** The project's run with this alias, if there is one (`lifecycle.requireRun` throws NOT_FOUND instead). */
+  find(project: ProjectRef, alias: string): Promise<RunRow | undefined> {
+    return this.deps.repos.runs.findRun(project.id, alias);
+  }
+
+  /** The run as it is stored now (as it was, should it be gone). */
+  async reload(run: RunRow): Promise<RunRow> {
+    return (await this.deps.repos.runs.findRunById(run.id)) ?? run;
+  }
+
+  /** The project's runs, newest first. */
+  list(project: ProjectRef, filter: Parameters<Runs["listRuns"]>[1]): Promise<RunRow[]> {
+    return this.deps.repos.runs.listRuns(project.id, filter);
+  }
+
+  /** Runs as the wire has them, each with how many of its proposals wait for a decision (one query for all). */
+  async views(rows: readonly RunRow[]): Promise<RunOut[]> {
+    const pending = await this.deps.repos.runs.pendingProposals(
+      rows.map((r) => r.id),
+      ENTRY.proposed,
+    );
+    return rows.map((row) => runView(row, pending.get(row.id) ?? 0));
+  }
+
+  /** One run as the wire has it (views). */
+  async view(row: RunRow): Promise<RunOut> {
+    return (await this.views([row]))[0]!;
+  }
+
+  /** The model's token usage of each turn of the run. */
+  usage(runId: number): Promise<TurnUsage[]> {
+    return this.deps.repos.usage.usageByTurn(runId);
+  }
+
+  /** Points the run at another configured model (its next prompt uses it). */
+  async setModel(run: RunRow, model: string): Promise<RunRow> {
+    await this.deps.repos.runs.updateRun(run.id, { model });
+    return { ...run, model };
+  }
+
+  /** Stores the run's attributes as `run` has them. */
+  saveAttributes(run: RunRow): Promise<void> {
+    return this.deps.repos.runs.updateRun(run.id, { attributes: run.attributes });
+  }
+
+  /** A prompt queued as the run's next loop (the agent driver takes it from there). */
+  queueLoop(run: RunRow, prompt: string, mode: "ask" | "act"): Promise<LoopRow> {
+    return this.deps.repos.loops.insertLoop({ run_id: run.id, prompt, mode, status: RUN.queued });
+  }
+
+  /** How many loops of the run are queued or running. */
+  openLoops(runId: number): Promise<number> {
+    return this.deps.repos.loops.countLoopsIn(runId, OPEN_RUN);
+  }
+
+  /** The runs of every project with a model whose loop was in the middle of something (to continue after a restart). */
+  openModelRuns(): Promise<number[]> {
+    return this.deps.repos.runs.listOpenModelRuns(OPEN_RUN);
+  }
+
+  /** A page of the run's conversation with its model, oldest first, after message `afterId`. */
+  history(runId: number, page: { afterId: number; limit: number }): ReturnType<Repositories["messages"]["listMessagePage"]> {
+    return this.deps.repos.messages.listMessagePage(runId, page);
+  }
 
   /**
    * A name for a run created without an alias: run-N, N counted per project (nothing of other projects shows

@@ -2,9 +2,11 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { SpoolError } from "../rpc/errors.js";
+import type { ProjectSummaryRow } from "../store/projects.js";
 import { UniqueViolation } from "../store/repositories.js";
 import type { CoreDeps } from "./deps.js";
 import { nameCandidates, projectNameFrom } from "./project-name.js";
+import { ENTRY, OPEN_RUN } from "./status.js";
 
 /** Joining a project: found by name or by root, created on first use. */
 export class Sessions {
@@ -82,6 +84,11 @@ export class Sessions {
       const free = candidates.find((c) => !taken.has(c));
       if (free) return free;
     }
+  }
+
+  /** Every project (at most `limit`), each with how many runs it has, how many are open and how many proposals wait. */
+  listProjects(limit: number): Promise<ProjectSummaryRow[]> {
+    return this.deps.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, limit);
   }
 
   /** Binds the connection to the project; plugins hear of it once the reply is on its way. */

@@ -7,6 +7,7 @@ import { METHODS } from "../protocol/methods/index.js";
 import { NOTIFICATIONS } from "../protocol/notifications.js";
 import { ROLE_SUMMARY, ROLES } from "../protocol/roles.js";
 import { ERRORS } from "../rpc/errors.js";
+import { LAYERS } from "./layers.js";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
@@ -150,6 +151,20 @@ export function limitsTable(): string {
   return ["| setting (config.json) | default | meaning |", "|---|---|---|", ...rows].join("\n");
 }
 
+/** The layout of src/ (src/docs/layers.ts): each row's folders and files, what they hold, and what they may import. */
+export function layoutTable(): string {
+  const code = (names: readonly string[]) => names.map((name) => `\`${name}\``).join(", ");
+  const rows = LAYERS.map((layer) => {
+    const spool = layer.imports.length > 0 ? code(layer.imports) : "nothing of Spool";
+    const except = layer.except ? ` (not ${code(layer.except)})` : "";
+    const packages = layer.packages === "any" ? "" : `; packages: ${code(layer.packages)} only`;
+    const node = layer.node ? "" : "; no Node built-ins";
+    const never = (layer.never ?? []).map((n) => `; never \`${n.name}\` (${n.why})`).join("");
+    return `| ${code(layer.paths.map((path) => `src/${path}`))} | ${cell(layer.purpose)} | ${cell(`${spool}${except}${packages}${node}${never}`)} |`;
+  });
+  return ["| folder or file | what it holds | may import, besides itself |", "|---|---|---|", ...rows].join("\n");
+}
+
 /** Replaces the text between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`. */
 export function fillGenerated(text: string, sections: Record<string, string>): string {
   let out = text;
@@ -169,6 +184,7 @@ export function docSections(api: DescribedApi = protocolApi()): Record<string, R
       notifications: notificationTable(api),
       errors: errorTable(),
       limits: limitsTable(),
+      layout: layoutTable(),
     },
     "PLUGINS.md": { hooks: hookTable() },
   };

@@ -4,7 +4,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SoloBus } from "../../src/cluster/bus.js";
 import { loadConfig } from "../../src/config.js";
 import { type Core, createCore } from "../../src/core/index.js";
-import { type Caller, OPERATIONS, type Operation, STATE_STATUSES, stateOf, TRANSITIONS, type TransitionState, transition } from "../../src/core/transitions.js";
+import {
+  type Caller,
+  OPERATIONS,
+  type Operation,
+  STATE_STATUSES,
+  stateOf,
+  TRANSITIONS,
+  type TransitionState,
+  transition,
+} from "../../src/core/lifecycle/transitions.js";
 import { createLogger } from "../../src/logger.js";
 import { type ConnectionHandle, HOME_PRINCIPAL, type ProjectRef } from "../../src/rpc/connection-context.js";
 import { SpoolError } from "../../src/rpc/errors.js";

@@ -1,6 +1,5 @@
 import { AGENT_LOOP } from "../../agent/service.js";
 import { runStatusWord } from "../../core/status.js";
-import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { conflict } from "../../rpc/errors.js";
@@ -15,6 +14,6 @@ export const runAbort = defineMethod({
       });
     }
     const result = await ctx.services.use(AGENT_LOOP).abort(ctx.project, run, params.reason ?? "run aborted");
-    return { run: await runViewOf(ctx.core.repos, result.run), rejected: result.rejected, cancelled: result.cancelled };
+    return { run: await ctx.core.runs.view(result.run), rejected: result.rejected, cancelled: result.cancelled };
   },
 });

@@ -1,8 +1,4 @@
 import type { z } from "zod";
-import type { Core } from "../../core/index.js";
-import { ENTRY } from "../../core/status.js";
-import type { RunRow } from "../../core/views.js";
-import { channelFromRow } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import type { HistoryMessage } from "../../protocol/methods/run.js";
@@ -24,21 +20,12 @@ function argumentsOf(text: string): Record<string, unknown> {
   }
 }
 
-async function producerOf(core: Core, run: RunRow, callId: string): Promise<{ path: string | null; status: number | null; exitCode: number | null }> {
-  const log = await core.repos.entries.findLogByAttribute(run.id, "toolCallId", callId);
-  if (!log) return { path: null, status: null, exitCode: null };
-  if (log.status !== ENTRY.done) return { path: log.path, status: log.status, exitCode: null };
-  const channels = await core.repos.entries.listChannels(log.id);
-  const status = channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : (channels[0]?.status ?? log.status);
-  return { path: log.path, status, exitCode: channels[0] ? channelFromRow(channels[0]).exitCode : null };
-}
-
 export const runHistory = defineMethod({
   ...methods["run/history"],
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     const limit = params.limit ?? 100;
-    const rows = await ctx.core.repos.messages.listMessagePage(run.id, { afterId: params.after ?? 0, limit });
+    const rows = await ctx.core.runs.history(run.id, { afterId: params.after ?? 0, limit });
     const messages: z.input<typeof HistoryMessage>[] = [];
     for (const row of rows) {
       if (row.role === "system") continue;
@@ -49,7 +36,7 @@ export const runHistory = defineMethod({
           id: call.id,
           tool: call.function.name,
           arguments: argumentsOf(call.function.arguments),
-          ...(await producerOf(ctx.core, run, call.id)),
+          ...(await ctx.core.proposals.ofToolCall(run.id, call.id)),
         });
       }
       messages.push({

@@ -2,7 +2,7 @@ import { AgentDriver, type ModelTarget } from "../../agent/loop.js";
 import { MODEL_PROVIDERS, ModelProviders } from "../../agent/providers.js";
 import { AGENT_LOOP, type AgentLoop } from "../../agent/service.js";
 import type { ModelConfig } from "../../config.js";
-import { OPEN_RUN, RUN } from "../../core/status.js";
+import { RUN } from "../../core/status.js";
 import type { RunRow } from "../../core/views.js";
 import { producerFromRow } from "../../core/views.js";
 import { DemoProvider } from "../../model/demo.js";
@@ -66,7 +66,7 @@ export const agentPlugin = definePlugin({
       },
       async prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act") {
         await core.runs.titleFrom(run, prompt);
-        const loop = await core.repos.loops.insertLoop({ run_id: run.id, prompt, mode, status: RUN.queued });
+        const loop = await core.runs.queueLoop(run, prompt, mode);
         if (!core.runs.isOpen(run)) await core.runs.change(run, project, RUN.queued, "prompt queued", {}, loop);
         driver.kick(run.id);
         return loop;
@@ -93,7 +93,7 @@ export const agentPlugin = definePlugin({
     core.cluster.onInterrupt((runId, reason) => driver.interrupt(runId, reason));
     // After a restart, every run that was in the middle of something continues from the store.
     app.on("server:started", async () => {
-      for (const id of await core.repos.runs.listOpenModelRuns(OPEN_RUN)) driver.kick(id);
+      for (const id of await core.runs.openModelRuns()) driver.kick(id);
     });
   },
 });

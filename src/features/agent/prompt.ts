@@ -1,6 +1,4 @@
 import { AGENT_LOOP } from "../../agent/service.js";
-import { OPEN_RUN } from "../../core/status.js";
-import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
@@ -14,13 +12,12 @@ export const runPrompt = defineMethod({
     if (params.model !== undefined) {
       agent.checkModel(params.model);
       if (params.model !== run.model) {
-        await core.repos.runs.updateRun(run.id, { model: params.model });
-        run = { ...run, model: params.model };
+        run = await core.runs.setModel(run, params.model);
       }
     }
     if (!run.model) throw new SpoolError("UNSUPPORTED", `Run "${run.alias}" has no model; create a run with a model to prompt it`, { run: run.alias });
     const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode);
-    const queued = await core.repos.loops.countLoopsIn(run.id, OPEN_RUN);
-    return { run: await runViewOf(core.repos, (await core.repos.runs.findRunById(run.id))!), loop: loop.seq, queued };
+    const queued = await core.runs.openLoops(run.id);
+    return { run: await core.runs.view(await core.runs.reload(run)), loop: loop.seq, queued };
   },
 });

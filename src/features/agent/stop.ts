@@ -24,13 +24,13 @@ export async function abortRun(
     "aborted",
     { reason },
   );
-  await core.repos.runs.updateRun(run.id, { attributes: after.attributes });
+  await core.runs.saveAttributes(after);
   await core.runs.finishOpenLoops(run.id, RUN.aborted);
   interrupt(run.id, reason);
   core.cluster.interruptElsewhere(run.id, reason);
   const rejected: string[] = [];
   const cancelled: string[] = [];
-  for (const log of await core.repos.entries.listLogsIn(run.id, [ENTRY.proposed, ENTRY.done])) {
+  for (const log of await core.proposals.undecidedOrAccepted(run.id)) {
     const target = { run: run.alias, path: log.path };
     try {
       if (log.status === ENTRY.proposed) {
@@ -44,5 +44,5 @@ export async function abortRun(
       if (!(error instanceof SpoolError && error.errorName === "CONFLICT")) throw error;
     }
   }
-  return { run: (await core.repos.runs.findRunById(run.id)) ?? after, rejected, cancelled };
+  return { run: await core.runs.reload(after), rejected, cancelled };
 }

@@ -92,9 +92,9 @@ async function readStreamed(
 async function transcriptOf(core: Core, row: EntryRow, encoding: "utf8" | "base64") {
   if (row.scheme !== "log")
     throw new SpoolError("INVALID_PARAMS", `view "transcript" reads a command's log path (log://…), not ${row.path}`, { path: row.path });
-  const channels = await core.repos.entries.listChannels(row.id);
+  const channels = await core.entries.channels(row.id);
   const input = new Set(channels.filter((c) => c.channel === 0).map((c) => c.id));
-  const read = await core.repos.chunks.readInOrder(
+  const read = await core.entries.readInOrder(
     channels.map((c) => c.id),
     core.config.limits.maxReadBytes,
   );
@@ -106,7 +106,7 @@ async function transcriptOf(core: Core, row: EntryRow, encoding: "utf8" | "base6
 /** The store's line read; an offset past its line's end is the caller's mistake, said as such. */
 async function readLinesOf(core: Core, row: EntryRow, start: number, count: number, maxBytes: number, options: LineReadOptions) {
   try {
-    return await core.repos.chunks.readLines(row.id, start, count, maxBytes, options);
+    return await core.entries.readLines(row.id, start, count, maxBytes, options);
   } catch (error) {
     if (!(error instanceof OffsetPastLine)) throw error;
     throw new SpoolError("INVALID_PARAMS", `offset ${options.offset} is past the end of line ${start + 1}: it holds ${error.lineBytes} bytes`, {
@@ -142,11 +142,11 @@ export const entryGet = defineMethod({
   ...methods["entry/get"],
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
-    const row = await ctx.core.repos.entries.findEntry(run.id, params.path);
+    const row = await ctx.core.entries.find(run.id, params.path);
     if (!row) throw notFound(`Entry "${params.path}"`, { run: params.run, path: params.path });
-    const summary = entrySummary(row, row.scheme === "log" ? await ctx.core.repos.entries.listChannels(row.id) : []);
+    const summary = entrySummary(row, row.scheme === "log" ? await ctx.core.entries.channels(row.id) : []);
     if (params.budget !== undefined && row.streamed) {
-      const view = await channelModelView(ctx.core.repos.chunks.readLines, row, params.budget, { failurePatterns: ctx.core.config.agent.failurePatterns });
+      const view = await channelModelView(ctx.core.entries.readLines, row, params.budget, { failurePatterns: ctx.core.config.agent.failurePatterns });
       const text = (await ctx.core.applyFilter("entry:model-view", { text: view.text, path: row.path })).text;
       return { ...summary, body: text, encoding: "utf8" as const, range: { line: 1, lines: lineCount(row) }, truncated: false };
     }
@@ -213,7 +213,7 @@ export const entryGet = defineMethod({
  * are made. True when every reply held the lines expected and the read cap holds nothing afterwards (a test holds
  * it to that, so the warm-up takes the paths real reads take).
  */
-export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean> {
+export async function warmEntryGet(store?: Pick<Core["entries"], "readLines">): Promise<boolean> {
   const { params, result } = methods["entry/get"];
   const data = Buffer.from("warm 1\nwarm 2\nwarm 3\n");
   // A channel of 8 chunks of 3 lines in a private in-memory database, read by the store's own line reads.
@@ -276,10 +276,7 @@ export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean>
       config: { limits: { maxReadBytes: 1024 * 1024 } },
       reads: new ReadCap(4 * 1024 * 1024),
       lifecycle: { requireRun: async () => ({ id: 0 }) },
-      repos: {
-        entries: { findEntry: async () => row, listChannels: async () => [] },
-        chunks: { readLines: memory.readLines },
-      },
+      entries: { find: async () => row, channels: async () => [], readLines: memory.readLines },
     },
   } as unknown as Parameters<typeof entryGet.handler>[1];
   let valid = true;
@@ -308,7 +305,7 @@ export async function warmEntryGet(core?: Pick<Core, "repos">): Promise<boolean>
   } finally {
     memory.close();
   }
-  const none = await core?.repos.chunks.readLines(0, 3, 20, 1024);
+  const none = await store?.readLines(0, 3, 20, 1024);
   return valid && (none === undefined || none.lines === 0);
 }
 

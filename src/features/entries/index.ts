@@ -12,6 +12,6 @@ export const entriesPlugin = definePlugin({
     app.method(entryList);
     // The first tail or slice after a start compiles nothing (see warmEntryGet); after the start's own work. A
     // warm-up that fails only leaves that work to the first read.
-    app.on("server:started", () => void setImmediate(() => void warmEntryGet(app.core).catch(() => {})));
+    app.on("server:started", () => void setImmediate(() => void warmEntryGet(app.core.entries).catch(() => {})));
   },
 });

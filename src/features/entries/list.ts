@@ -1,4 +1,3 @@
-import type { EntryRow } from "../../core/views.js";
 import { entrySummary } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
@@ -7,13 +6,10 @@ export const entryList = defineMethod({
   ...methods["entry/list"],
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
-    const rows = await ctx.core.repos.entries.listEntries(run.id, { pattern: params.pattern, status: params.status, limit: params.limit ?? 1000 });
+    const rows = await ctx.core.entries.list(run.id, { pattern: params.pattern, status: params.status, limit: params.limit ?? 1000 });
     // Each log entry's producer carries all its channels, listed or not: one query for all of them.
     const logs = rows.filter((row) => row.scheme === "log").map((row) => row.id);
-    const channels = new Map<number, EntryRow[]>();
-    for (const c of await ctx.core.repos.entries.listChannelsOf(logs)) {
-      if (c.producer_id !== null) channels.set(c.producer_id, [...(channels.get(c.producer_id) ?? []), c]);
-    }
+    const channels = await ctx.core.entries.channelsByLog(logs);
     return { entries: rows.map((row) => entrySummary(row, channels.get(row.id) ?? [])) };
   },
 });

@@ -1,6 +1,4 @@
 import type { Core } from "../../core/index.js";
-import { proposalNotice } from "../../core/lifecycle.js";
-import { ENTRY } from "../../core/status.js";
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 
 /** Pending proposals re-sent per page on `initialize` (a proposal's notice is at most about 130 KiB: its command twice). */
@@ -17,8 +15,8 @@ export async function resendPendingProposals(core: Core, connection: ConnectionH
   if (connection.principal.role === "runner") return;
   let afterId = 0;
   const page = async () => {
-    const rows = await core.repos.entries.listProjectLogsAt(project.id, ENTRY.proposed, { afterId, limit: RESEND_PAGE });
-    for (const row of rows) connection.notify("run/proposal", proposalNotice(row.alias, row));
+    const rows = await core.proposals.pending(project, { afterId, limit: RESEND_PAGE });
+    for (const row of rows) connection.notify("run/proposal", row.notice);
     afterId = rows.at(-1)?.id ?? afterId;
     return rows.length === RESEND_PAGE;
   };

@@ -1,5 +1,4 @@
 import { AGENT_LOOP } from "../../agent/service.js";
-import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { conflict, SpoolError } from "../../rpc/errors.js";
@@ -22,7 +21,7 @@ export const runCreate = defineMethod({
         issues: [{ path: "prompt", message: "needs model" }],
       });
     }
-    if (params.alias !== undefined && (await core.repos.runs.findRun(project.id, params.alias))) {
+    if (params.alias !== undefined && (await core.runs.find(project, params.alias))) {
       throw conflict(`Run alias "${params.alias}" is already used in project "${project.name}"`, { run: params.alias });
     }
     const alias = params.alias ?? (await core.runs.freeAlias(project));
@@ -33,8 +32,8 @@ export const runCreate = defineMethod({
       title: params.title ?? null,
       createdBy: ctx.connection.principal.name,
     });
-    if (params.prompt === undefined || !agent) return { run: await runViewOf(core.repos, row) };
+    if (params.prompt === undefined || !agent) return { run: await core.runs.view(row) };
     const loop = await agent.prompt(project, row, params.prompt, params.mode ?? "act");
-    return { run: await runViewOf(core.repos, (await core.repos.runs.findRunById(row.id)) ?? row), loop: loop.seq };
+    return { run: await core.runs.view(await core.runs.reload(row)), loop: loop.seq };
   },
 });

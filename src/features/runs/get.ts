@@ -1,4 +1,3 @@
-import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 
@@ -6,10 +5,10 @@ export const runGet = defineMethod({
   ...methods["run/get"],
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
-    const turns = await ctx.core.repos.usage.usageByTurn(run.id);
+    const turns = await ctx.core.runs.usage(run.id);
     const sum = (key: keyof (typeof turns)[number]) => turns.reduce((total, t) => total + t[key], 0);
     return {
-      run: await runViewOf(ctx.core.repos, run),
+      run: await ctx.core.runs.view(run),
       usage: { promptTokens: sum("promptTokens"), completionTokens: sum("completionTokens"), totalTokens: sum("totalTokens"), turns },
     };
   },

@@ -1,5 +1,4 @@
 import { inScope } from "../../core/principals.js";
-import { ENTRY, OPEN_RUN } from "../../core/status.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 
@@ -9,7 +8,7 @@ export const projectList = defineMethod({
     const limit = params.limit ?? 200;
     const principal = ctx.connection.principal;
     // A scoped credential sees only its projects: read as many as the list may hold (its projects are among them), then cut.
-    const rows = await ctx.core.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, principal.projects === null ? limit : 1000);
+    const rows = await ctx.core.sessions.listProjects(principal.projects === null ? limit : 1000);
     return {
       projects: rows
         .filter((r) => inScope(principal, r.name))

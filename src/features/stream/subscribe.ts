@@ -1,4 +1,3 @@
-import { replay } from "../../core/replay.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { notFound, SpoolError } from "../../rpc/errors.js";
@@ -8,7 +7,7 @@ export const streamSubscribe = defineMethod({
   handler: async (params, ctx) => {
     const { core } = ctx;
     const { run, log } = await core.lifecycle.requireLog(ctx.project, params.run, params.path);
-    let channels = await core.repos.entries.listChannels(log.id);
+    let channels = await core.entries.channels(log.id);
     if (params.channel !== undefined) channels = channels.filter((c) => c.channel === params.channel);
     if (channels.length === 0) {
       throw notFound(params.channel !== undefined ? `Channel ${params.channel} of "${params.path}"` : `Data channels of "${params.path}"`, {
@@ -30,7 +29,7 @@ export const streamSubscribe = defineMethod({
     );
     // Replay starts after the reply is sent, so the client knows the subscription id first.
     setImmediate(() => {
-      replay(core.repos, hub, sub, core.config.limits.maxWatcherBufferBytes).catch(() => hub.remove(sub));
+      core.entries.replay(sub).catch(() => hub.remove(sub));
     });
     return {
       subscription: sub.id,

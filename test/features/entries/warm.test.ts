@@ -16,7 +16,7 @@ describe("the warm-up of entry/get at start", () => {
     try {
       await migrateToLatest(store, MIGRATIONS_DIR);
       const repos = createRepositories(store);
-      expect(await warmEntryGet({ repos })).toBe(true);
+      expect(await warmEntryGet(repos.chunks)).toBe(true);
       expect(await store.db.selectFrom("entries").select("id").execute()).toEqual([]);
     } finally {
       await store.close();

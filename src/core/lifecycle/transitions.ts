@@ -1,11 +1,11 @@
-import type { ErrorName } from "../rpc/errors.js";
-import { ENTRY } from "./status.js";
+import type { ErrorName } from "../../rpc/errors.js";
+import { ENTRY } from "../status.js";
 
 /*
  * The producer lifecycle as data: for each state and each operation, the state afterwards (with what
- * the change announces and hooks) or the error it is refused with. The lifecycle (lifecycle.ts) asks
- * this table before it acts, and test/core/transitions.test.ts drives every cell through the real code
- * against it, so the table is the one description of the state machine.
+ * the change announces and hooks) or the error it is refused with. The lifecycle's stages (the files beside
+ * this one) ask this table before they act, and test/core/transitions.test.ts drives every cell through the
+ * real code against it, so the table is the one description of the state machine.
  */
 
 /**

@@ -1,0 +1,61 @@
+import type { Repositories } from "../store/repositories.js";
+import type { EntryRow } from "../store/schema.js";
+import type { CoreDeps } from "./deps.js";
+import { replay } from "./replay.js";
+import type { Subscription, WatcherHub } from "./watchers.js";
+
+type Stored = Repositories["entries"];
+type Chunks = Repositories["chunks"];
+
+/**
+ * The entries of a run and the bytes of their channels, as the handlers read them: found by path, listed, a
+ * producer's channels, lines of a streamed entry, a producer's chunks in stored order, and a subscription's replay.
+ */
+export class Entries {
+  /**
+   * Lines `line` … `line + count - 1` of a streamed entry within `maxBytes` (the store's own line read, passed on
+   * as it is: entry/get and the model view call it for every read).
+   */
+  readonly readLines: Chunks["readLines"];
+
+  constructor(
+    private readonly deps: CoreDeps,
+    private readonly watchers: WatcherHub,
+  ) {
+    this.readLines = deps.repos.chunks.readLines;
+  }
+
+  /** The run's entry at `path`, if there is one. */
+  find(runId: number, path: string): Promise<EntryRow | undefined> {
+    return this.deps.repos.entries.findEntry(runId, path);
+  }
+
+  /** The run's entries, oldest first, matching the filter (a glob over the path, a status). */
+  list(runId: number, filter: Parameters<Stored["listEntries"]>[1]): Promise<EntryRow[]> {
+    return this.deps.repos.entries.listEntries(runId, filter);
+  }
+
+  /** A producer's data channels (its log entry's id), by channel number. */
+  channels(logId: number): Promise<EntryRow[]> {
+    return this.deps.repos.entries.listChannels(logId);
+  }
+
+  /** The data channels of each of these producers, by log entry id (one query for all; a producer with none is absent). */
+  async channelsByLog(logIds: readonly number[]): Promise<Map<number, EntryRow[]>> {
+    const byLog = new Map<number, EntryRow[]>();
+    for (const c of await this.deps.repos.entries.listChannelsOf(logIds)) {
+      if (c.producer_id !== null) byLog.set(c.producer_id, [...(byLog.get(c.producer_id) ?? []), c]);
+    }
+    return byLog;
+  }
+
+  /** The chunks of these channels in the order they were stored, within `maxBytes` (a command's transcript). */
+  readInOrder(channelIds: readonly number[], maxBytes: number): ReturnType<Chunks["readInOrder"]> {
+    return this.deps.repos.chunks.readInOrder(channelIds, maxBytes);
+  }
+
+  /** Sends a new subscription the chunks stored after each of its channels' `after`, then hands it to live delivery (replay.ts). */
+  replay(subscription: Subscription): Promise<void> {
+    return replay(this.deps.repos, this.watchers, subscription, this.deps.config.limits.maxWatcherBufferBytes);
+  }
+}

@@ -1,0 +1,134 @@
+import { loaderVariables, loaderVariablesMessage } from "../../protocol/sandbox.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { SpoolError } from "../../rpc/errors.js";
+import type { SandboxInfo } from "../../runners/sandbox.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import { describeRule, matchingRule, ruleResolver } from "../allow-rules.js";
+import { confineCwd } from "../cwd.js";
+import type { ProposalInput } from "../deps.js";
+import { invalid } from "../refusals.js";
+import { refuseSandbox } from "../runner-registry.js";
+import { sandboxFor } from "../sandbox-mode.js";
+import { insertUnderFreeSlug } from "../slug.js";
+import { ENTRY } from "../status.js";
+import { producerWire } from "../views.js";
+import { acceptAs } from "./decide.js";
+import type { Stage } from "./stage.js";
+
+/** propose: the log entry at 202, `run/proposal` to every connection of the project. */
+export async function propose(stage: Stage, project: ProjectRef, run: RunRow, input: ProposalInput): Promise<EntryRow> {
+  const { deps, runners } = stage;
+  const producer = stage.producers.get(input.tool);
+  if (!producer)
+    throw invalid(
+      "tool",
+      `unknown tool "${input.tool}"; registered: ${stage.producers
+        .list()
+        .map((p) => p.tool)
+        .join(", ")}`,
+    );
+  const allowOutside = deps.config.limits.allowCwdOutsideRoot;
+  const filtered = await deps.applyFilter("proposal:create", {
+    tool: input.tool,
+    command: input.command,
+    cwd: confineCwd(project, input.cwd, allowOutside),
+    env: input.env ?? {},
+  });
+  const cwd = confineCwd(project, filtered.cwd ?? undefined, allowOutside);
+  // Nothing that makes the loader run code of the proposal's choosing, before any sandbox exists (or in none).
+  const loader = loaderVariables(filtered.env);
+  if (loader.length > 0)
+    throw new SpoolError("INVALID_PARAMS", `Invalid params: ${loaderVariablesMessage(loader)}`, {
+      issues: [{ path: "env", message: loaderVariablesMessage(loader) }],
+      names: loader,
+    });
+  const proposed = input.runner === undefined ? undefined : await proposedRunner(stage, project, input.runner);
+  const sandbox = await sandboxFor(deps.config, runners, project, producer, input.sandbox, proposed);
+  // Proposed for a runner that could never run it in its mode: it could only be rejected (an accept may not pick another runner).
+  if (proposed?.sandbox) refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode });
+  // Named none: the runner a plain accept (or a rule) sends it to is resolved now, recorded and shown (SPEC §5, "always allow").
+  const defaultRunner = proposed ? null : await projectDefaultRunner(stage, project);
+  const now = Date.now();
+  const row = await insertUnderFreeSlug(deps.repos.entries, run, producer.tool, filtered.command, (slug) => ({
+    run_id: run.id,
+    scheme: "log",
+    turn: run.turn,
+    status: ENTRY.proposed,
+    attributes: JSON.stringify({
+      tool: producer.tool,
+      command: filtered.command,
+      cwd,
+      env: filtered.env,
+      ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
+      ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
+      ...(input.background ? { background: true } : {}),
+      ...(proposed ? { runner: proposed.name } : defaultRunner !== null ? { defaultRunner } : {}),
+      slug,
+      readOnly: sandbox.mode === "read-only",
+      sandbox: sandbox.mode,
+      ...(sandbox.mode === "workspace-write" ? { sandboxNetwork: deps.config.sandboxNetwork } : {}),
+      ...(sandbox.reason ? { sandboxReason: sandbox.reason } : {}),
+      proposedBy: input.proposedBy,
+      ...input.extra,
+    }),
+    created_at: now,
+    updated_at: now,
+  }));
+  deps.observer?.proposed(project, run, row, input.traceparent);
+  // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
+  const ruleApplies = !(input.sandbox === "full" && deps.config.sandbox !== "full");
+  const goesTo = proposed?.name ?? defaultRunner;
+  const rule = ruleApplies && goesTo !== null ? await matchingRule(deps.repos, { runId: run.id, facts: producerWire(row, []), runner: goesTo }) : undefined;
+  if (rule) {
+    // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
+    await stage.effects.hookStatus(project, run, row, null);
+    try {
+      await acceptAs(stage, project, { run: run.alias, path: row.path }, { resolver: ruleResolver(rule), resolvedBy: describeRule(rule), self: null });
+      return (await deps.repos.entries.findEntryById(row.id)) ?? row;
+    } catch (error) {
+      // No runner can take it now (or it was decided meanwhile): it waits for a person like any other proposal.
+      deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`, {
+        project: project.name,
+        run: run.alias,
+        path: row.path,
+      });
+      const current = await deps.repos.entries.findEntryById(row.id);
+      if (current?.status !== ENTRY.proposed) return current ?? row;
+      stage.effects.announceProposal(project, run, current);
+      return current;
+    }
+  }
+  stage.effects.announceProposal(project, run, row);
+  await stage.effects.hookStatus(project, run, row, null);
+  return row;
+}
+
+/**
+ * The runner a proposal names: attached here (or the embedded one), or to another server sharing the
+ * database (its sandbox is not known here: null). Anything else, another project's runners included, is NO_RUNNER.
+ */
+async function proposedRunner(stage: Stage, project: ProjectRef, name: string): Promise<{ name: string; sandbox: SandboxInfo | null }> {
+  if (name === "self")
+    throw invalid("runner", 'a proposal cannot name "self": it is the accepting connection, chosen by whoever accepts a proposal that names no runner');
+  const here = await stage.runners.named(project.id, name);
+  if (here) return here;
+  if (stage.others?.shared && (await stage.others.runnerServer(project.id, name)) !== null) return { name, sandbox: null };
+  const names = stage.runners.names(project.id);
+  throw new SpoolError(
+    "NO_RUNNER",
+    `No runner named "${name}" is attached to project "${project.name}" (${names.length > 0 ? `attached: ${names.join(", ")}` : "none is attached"}); propose it for one of them, or for none`,
+    { runner: name, runners: names },
+  );
+}
+
+/**
+ * The runner a plain accept of a proposal naming none goes to, as resolved when it is proposed: the project's
+ * default runner (attached here, else to another server sharing the database), else the embedded one; null when
+ * there is none.
+ */
+async function projectDefaultRunner(stage: Stage, project: ProjectRef): Promise<string | null> {
+  const here = stage.runners.list(project.id).find((r) => r.default);
+  if (here) return here.name;
+  const there = stage.others?.shared ? await stage.others.defaultRunnerName(project.id) : null;
+  return there ?? stage.runners.embeddedName;
+}

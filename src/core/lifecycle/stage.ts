@@ -1,0 +1,70 @@
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { type ErrorName, notFound } from "../../rpc/errors.js";
+import type { Repositories } from "../../store/repositories.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { CoreDeps } from "../deps.js";
+import type { OtherServers } from "../dispatch.js";
+import type { Effects } from "../effects.js";
+import type { Owners } from "../owners.js";
+import type { ProducerRegistry } from "../producer-registry.js";
+import type { RunnerRegistry } from "../runner-registry.js";
+import { ENTRY } from "../status.js";
+import { type Caller, type Cell, type Operation, refusal, stateOf, type TransitionState, transition } from "./transitions.js";
+
+/*
+ * What every stage of the lifecycle starts from: the producer's state read from the store, and the table's
+ * answer for it (transitions.ts). Each operation is a file of stages beside this one: propose.ts, decide.ts
+ * (accept, reject, start), append.ts, finish.ts (complete, abort, cancel, lose), ownership.ts (own, claim) and
+ * grace.ts (owners that leave, orphans after a restart); ../lifecycle.ts puts them together.
+ */
+
+/** What the stages work with, made once by the Lifecycle. */
+export interface Stage {
+  readonly deps: CoreDeps;
+  readonly producers: ProducerRegistry;
+  readonly owners: Owners;
+  readonly runners: RunnerRegistry;
+  readonly effects: Effects;
+  /** The other servers sharing the database (null until the cluster link exists). */
+  others: OtherServers | null;
+  /** Drops the channel lookups of a producer's appends (append.ts), once it finished or is owned elsewhere. */
+  forgetTargets(producerId: number): void;
+}
+
+/** The method each operation is called through, as refusals name it. */
+export const METHOD: Partial<Record<Operation, string>> = { append: "stream", complete: "stream/completed", abort: "stream/aborted", claim: "stream/claim" };
+
+/** The run of the caller's project with this alias; another project's run is simply not found. */
+export async function requireRun(repos: Repositories, project: ProjectRef, alias: string): Promise<RunRow> {
+  const run = await repos.runs.findRun(project.id, alias);
+  if (!run) throw notFound(`Run "${alias}"`, { run: alias });
+  return run;
+}
+
+/** The run and a producer's log entry named by `{run, path}` in the caller's project. */
+export async function requireLog(repos: Repositories, project: ProjectRef, alias: string, path: string): Promise<{ run: RunRow; log: EntryRow }> {
+  const run = await requireRun(repos, project, alias);
+  const log = await repos.entries.findEntry(run.id, path);
+  if (log?.scheme !== "log") throw notFound(`Producer "${path}"`, { run: alias, path });
+  return { run, log };
+}
+
+/** The producer's state and its channels (none are read before it is accepted). */
+export async function producerState(repos: Repositories, log: EntryRow): Promise<{ state: TransitionState; channels: EntryRow[] }> {
+  const channels = log.status === ENTRY.done ? await repos.entries.listChannels(log.id) : [];
+  return {
+    state: stateOf(
+      log.status,
+      channels.map((c) => c.status),
+    ),
+    channels,
+  };
+}
+
+/** What the table says `operation` by `caller` does from `state`; a refusal is thrown as `refused` words it. */
+export function follow(state: TransitionState, operation: Operation, caller: Caller, refused: (error: ErrorName) => Error): Extract<Cell, { to: unknown }> {
+  const cell = transition(state, operation, caller);
+  const error = refusal(cell);
+  if (error) throw refused(error);
+  return cell as Extract<Cell, { to: unknown }>;
+}

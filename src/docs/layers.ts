@@ -1,0 +1,210 @@
+/**
+ * The layout of src/, as data: each folder (or file) with what it holds and the other folders and files of src/
+ * its files may import. test/architecture.test.ts holds every source file to its row; `npm run docs` draws the
+ * table in SPEC.md §16 from it. A file belongs to the row naming it, else to the row of its nearest folder.
+ */
+export interface Layer {
+  /** Folders and files of src/, relative to it (`cli/serve.ts`, `web/page`). */
+  paths: readonly string[];
+  /** What it holds, in one line. */
+  purpose: string;
+  /** The folders and files of src/ its files may import besides the row's own (a folder: any file in it). */
+  imports: readonly string[];
+  /** Files of those it may not import. */
+  except?: readonly string[];
+  /** Packages from node_modules it may import: any, or only these. */
+  packages: "any" | readonly string[];
+  /** Whether it may import Node's built-ins (`node:…`). */
+  node: boolean;
+  /** Names its files may not use at all, and why (read from the text, comments left out). */
+  never?: readonly { name: string; why: string }[];
+}
+
+/** The client-facing files every command shares: the settings reader (which server, which token), the logger, the version. */
+const SHARED = ["config.ts", "logger.ts", "version.ts"] as const;
+
+export const LAYERS: readonly Layer[] = [
+  {
+    paths: ["protocol"],
+    purpose:
+      "the wire and nothing else: one descriptor per request and notification, shared shapes, statuses, the error catalogue, roles, runner messages; published as `spool/protocol`",
+    imports: [],
+    packages: ["zod"],
+    node: false,
+  },
+  {
+    paths: ["store"],
+    purpose: "the database (SQLite or PostgreSQL), migrations, one repository per table, row → wire views; the only place that writes SQL",
+    imports: ["protocol"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["rpc"],
+    purpose: "JSON-RPC over any transport: connection, scheduler, method registry, `rpc.discover`, read cap, the error mapper",
+    imports: ["protocol", "store", "logger.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["cluster"],
+    purpose: "how servers sharing one PostgreSQL database talk: the bus and its authentication",
+    imports: ["store", "logger.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["core"],
+    purpose:
+      "the producer lifecycle (its transition table and the stages that follow it), ownership, watchers, runner registry, and the services that own the queries of runs, entries and proposals",
+    imports: ["protocol", "rpc", "store", "runners", "cluster", "plugins", "config.ts", "logger.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["plugins"],
+    purpose: "the plugin host and SDK: `definePlugin`, `defineMethod`, hooks, filters, services",
+    imports: ["core", "rpc", "store", "config.ts", "logger.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["features"],
+    purpose: "one module per built-in feature: handlers bound to the protocol's descriptors, and the plugin that registers them",
+    imports: ["protocol", "core", "plugins", "agent", "model", "rpc", "config.ts", "version.ts"],
+    packages: "any",
+    node: true,
+    never: [{ name: "repos", why: "the store's shape; they call core's services `runs`, `entries`, `proposals`, `sessions`" }],
+  },
+  {
+    paths: ["model"],
+    purpose: "model providers, and the model's view of output (a terminal emulator, failures)",
+    imports: ["protocol", "store"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["agent"],
+    purpose: "the agent loop: driver, tools, the provider registry",
+    imports: ["protocol", "core", "model", "store", "rpc", "plugins", "config.ts", "logger.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["runners"],
+    purpose: "where accepted commands run: the backend interface, local, Docker and SSH backends, sandboxes, the runner client",
+    imports: ["protocol", "rpc", "client", "core", "logger.ts", "version.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["ops"],
+    purpose: "operations: health, Prometheus metrics, OpenTelemetry traces, `spool doctor`'s checks",
+    imports: ["protocol", "core", "rpc", "runners", "store", "config.ts", "home-lock.ts", "logger.ts", "version.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["client"],
+    purpose: "`SpoolClient` over any transport (Node or browser WebSocket), published as `spool/client`",
+    imports: ["protocol", "rpc", "auth.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["web"],
+    purpose: "the web view's server side: its HTTP routes, assets and sign-in sessions",
+    imports: ["protocol", "ops", "auth.ts", "logger.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["web/page"],
+    purpose: "the web page, bundled for the browser",
+    imports: ["protocol", "client"],
+    except: ["client/ws-transport.ts"],
+    packages: "any",
+    node: false,
+  },
+  {
+    paths: ["acp"],
+    purpose: "editors over ACP (`spool acp`): a client of the server",
+    imports: ["protocol", "client", ...SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["mcp"],
+    purpose: "agents over MCP (`spool mcp`, and the tools `/mcp` serves): a client of the server",
+    imports: ["protocol", "client", ...SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["cli"],
+    purpose: "the `spool` command's client commands: clients of the server",
+    imports: ["protocol", "client", ...SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["cli/main.ts", "cli/serve.ts", "cli/runner.ts", "cli/acp.ts", "cli/mcp.ts", "cli/doctor.ts"],
+    purpose: "the commands that start what they host: the server, a runner, the ACP and MCP bridges, the doctor",
+    imports: ["cli", "protocol", "client", ...SHARED, "server.ts", "runners", "acp", "mcp", "ops"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["docs"],
+    purpose: "the generated parts of SPEC.md and PLUGINS.md (`npm run docs`), and this layout",
+    imports: ["protocol", "rpc", "plugins", "config.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["server.ts", "transports.ts", "scavenger.ts"],
+    purpose: "the server assembled: store, core, plugins, features, transports (WebSocket, Unix socket), HTTP routes",
+    imports: [
+      "protocol",
+      "store",
+      "rpc",
+      "cluster",
+      "core",
+      "plugins",
+      "features",
+      "runners",
+      "ops",
+      "client",
+      "web",
+      "mcp",
+      "auth.ts",
+      "config.ts",
+      "home-lock.ts",
+      "logger.ts",
+      "version.ts",
+    ],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["plugin.ts"],
+    purpose: "the plugin API as published (`spool/plugin`)",
+    imports: ["plugins", "core", "rpc", "agent", "model"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["config.ts"],
+    purpose: "config.json and the environment, read and checked",
+    imports: ["protocol", "model"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["auth.ts", "home-lock.ts", "logger.ts", "version.ts"],
+    purpose: "leaves every layer may share: the token, one server per home, the logger, the version",
+    imports: ["protocol"],
+    packages: "any",
+    node: true,
+  },
+];
