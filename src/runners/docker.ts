@@ -1,11 +1,12 @@
 import { realpathSync } from "node:fs";
 import { posix, relative } from "node:path";
 import type { Duplex } from "node:stream";
-import type { ControlSignal, TtySize } from "../protocol/runner.js";
+import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";
 import { ended, outputStreams } from "./docker-streams.js";
+import { diesWithRunner } from "./docker-watcher.js";
 import { hiddenPaths, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
 import { shellScript } from "./shell.js";
 import { PidLine, wrapperScript } from "./streams.js";
@@ -98,6 +99,31 @@ export class DockerBackend implements Backend {
       readOnly: true,
       detail: `docker: container ${container} has a read-only root, only read-only mounts and no network`,
       modes: ["read-only", "full"],
+    };
+  }
+
+  /**
+   * What holds each command's processes (SPEC §7 "Stopped means stopped"): a fresh container is the command's own
+   * PID namespace and cgroup, and killing it ends everything in it; with the engine of DOCKER_HOST, a watcher
+   * removes it when the runner process dies (docker-watcher.ts). An exec shares its container with whatever else
+   * runs there, and outlives a runner that is killed.
+   */
+  async container(): Promise<ContainerInfo> {
+    const { image, container, engine } = this.options;
+    if (image) {
+      const watched = !engine;
+      return {
+        kind: "pid-namespace",
+        diesWithRunner: watched,
+        detail: `every command in a fresh container of its own from ${image} (its PID namespace and cgroup: a cancel or time limit kills the container and every process in it); ${
+          watched ? "a watcher removes the runner's containers when the runner process ends" : "a runner that is killed leaves its containers running"
+        }`,
+      };
+    }
+    return {
+      kind: "none",
+      diesWithRunner: false,
+      detail: `no container per command: commands exec in container ${container}, where a process that leaves the command's process group escapes a cancel, and commands may outlive a runner that is killed`,
     };
   }
 
@@ -208,7 +234,8 @@ export class DockerBackend implements Backend {
         network,
         stdin,
         ...(spec.tty ? { tty: true } : {}),
-        labels: { "spool.runner": "1" },
+        // With the engine of DOCKER_HOST, a watcher removes the container if this runner process dies (docker-watcher.ts).
+        labels: { "spool.runner": "1", ...(this.options.engine ? {} : diesWithRunner()) },
         ...(mode === "read-only" ? { readOnly: true } : {}),
         ...(mode === "workspace-write" ? { workspaceWrite: true } : {}),
       });
