@@ -4,18 +4,8 @@ import { SANDBOX_MODES } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { type ContainerInfo, pidNamespaceArgs } from "./container.js";
 import { streamControl, TTY_TERM } from "./control.js";
-import {
-  BWRAP_DETAIL,
-  bwrapCommand,
-  noSandbox,
-  PROBE_COMMAND,
-  SANDBOX_OFF,
-  SANDBOX_SIGNALS,
-  type SandboxInfo,
-  type SandboxMode,
-  sandboxOf,
-  sandboxResult,
-} from "./sandbox.js";
+import type { SandboxInfo, SandboxMode } from "./sandbox.js";
+import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, SANDBOX_SIGNALS, sandboxOf, sandboxResult } from "./sandbox.js";
 import { shellScript } from "./shell.js";
 import { type RemoteShell, type SshOptions, ssh2Shell } from "./ssh-shell.js";
 import { PidLine, type RemoteContainer, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
