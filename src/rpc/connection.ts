@@ -1,11 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { JSONRPCClient, type JSONRPCResponse } from "json-rpc-2.0";
+import { JSONRPCClient } from "json-rpc-2.0";
 import { decodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { PrincipalRef } from "../protocol/roles.js";
 import type { ClientMemory, MemoryHolder } from "./budget.js";
 import { type ConnectionHandle, DRAINED_BYTES, HOME_PRINCIPAL, type ProjectRef } from "./connection-context.js";
+import type { ConnectionOptions } from "./connection-options.js";
 import { rpcError, SpoolError } from "./errors.js";
-import { ORDER_SEP } from "./method.js";
+import { isResponseLike, valueSize } from "./incoming.js";
+import { OrderedCalls } from "./ordered-calls.js";
+import { OutputWaiters } from "./output-waiters.js";
 import type { OutgoingReply } from "./reply-bytes.js";
 import { RequestQueue, TurnScheduler } from "./scheduler.js";
 import type { Transport } from "./transport.js";
@@ -19,28 +22,6 @@ export interface ConnectionHost {
   connectionClosed(connection: ServerConnection): void;
 }
 
-export interface ConnectionOptions {
-  /** Output not yet flushed to the peer past which the connection is closed (1008) rather than buffered further. */
-  maxOutboundBytes?: number;
-  /** The server-wide budget this connection's memory counts against. */
-  memory?: ClientMemory;
-  /** The event loop's slices, shared by every connection. */
-  scheduler?: TurnScheduler;
-  /** Requests of this connection that run at once. */
-  concurrency?: number;
-  /** Requests received and not answered past which the connection stops reading (its peer waits in TCP). */
-  maxRequestsInFlight?: number;
-  /** Where closings for a limit are logged. */
-  warn?: (message: string) => void;
-  /** Who the connection acts as (its credential's principal); in-process connections act as the home's admin. */
-  principal?: PrincipalRef;
-}
-
-interface DrainWaiter {
-  below: number;
-  resolve: (drained: boolean) => void;
-}
-
 /** How long a connection closed for a limit gets to finish the closing handshake before its socket is dropped. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -49,33 +30,6 @@ const STUCK_BYTES = 64 * 1024;
 
 /** Requests of one connection that run at once unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 16;
-
-function isResponseLike(message: unknown): message is JSONRPCResponse {
-  if (typeof message !== "object" || message === null || Array.isArray(message)) return false;
-  const m = message as Record<string, unknown>;
-  return m.jsonrpc === "2.0" && !("method" in m) && ("result" in m || "error" in m);
-}
-
-/** What a message received as a value holds, roughly: its Buffers' bytes and its strings' length, one level into params. */
-function valueSize(message: object): number {
-  let size = 64;
-  const params = (message as { params?: unknown }).params;
-  if (typeof params === "object" && params !== null) {
-    for (const value of Object.values(params)) {
-      if (typeof value === "string") size += value.length;
-      else if (value instanceof Uint8Array) size += value.byteLength;
-      else size += 16;
-    }
-  }
-  return size;
-}
-
-/** The last ordered call with one key: when it was admitted (pipelined calls) and when it, and those before it, finished. */
-interface OrderTail {
-  pipelined: boolean;
-  admitted: Promise<unknown>;
-  done: Promise<unknown>;
-}
 
 /**
  * The server side of one client connection, over any transport.
@@ -113,11 +67,11 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   #queued = 0;
   /** Everything this connection holds, `#queued` included. */
   #held = 0;
-  #drainWaiters: DrainWaiter[] = [];
+  /** Who waits for the peer to read (whenDrained, whenFlushed). */
+  readonly #waiters = new OutputWaiters();
   /** Running totals of bytes handed to the transport and of bytes whose write completed (the read cap's flush marks). */
   #sentBytes = 0;
   #flushedBytes = 0;
-  #flushWaiters: { mark: number; resolve: (flushed: boolean) => void }[] = [];
   #terminateTimer: NodeJS.Timeout | null = null;
   readonly #maxRequests: number;
   /** Reading is paused: too many requests of this connection are unanswered. */
@@ -168,66 +122,11 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     return this.#held;
   }
 
-  /** The last ordered call per order key while it runs, grouped by the key's first level (its producer). */
-  readonly #tails = new Map<string, Map<string, OrderTail>>();
+  readonly #ordered = new OrderedCalls();
 
-  /**
-   * Runs `work` after every earlier ordered call of this connection whose key
-   * is the same as `key`, an ancestor of it or a descendant ("" conflicts with
-   * everything). Keys have two levels (producer, channel), so only the calls
-   * of the same producer are looked at: the cost does not grow with the
-   * number of producers a connection streams. A `pipelined` call after a
-   * pipelined call with the same key starts once that one is admitted (its
-   * work queued in order, `admit`), not finished; anything else waits for
-   * the earlier calls to finish.
-   */
+  /** Runs `work` after the earlier ordered calls of this connection that it conflicts with (see OrderedCalls.run). */
   runOrdered<T>(key: string, work: (admit: () => void) => Promise<T>, pipelined = false): Promise<T> {
-    const sep = key.indexOf(ORDER_SEP);
-    const group = sep === -1 ? key : key.slice(0, sep);
-    // What this call waits for: promises that never reject (an earlier call's admission or its finish).
-    const before: Promise<unknown>[] = [];
-    let sameKey: OrderTail | undefined;
-    if (key === "") {
-      for (const tails of this.#tails.values()) {
-        for (const [other, tail] of tails) {
-          if (other === key) sameKey = tail;
-          else before.push(tail.done);
-        }
-      }
-    } else {
-      const mine = this.#tails.get(group);
-      if (mine) {
-        for (const [other, tail] of mine) {
-          if (other === key) sameKey = tail;
-          else if (other === group || key === group) before.push(tail.done);
-        }
-      }
-      const unkeyed = this.#tails.get("");
-      if (unkeyed) for (const tail of unkeyed.values()) before.push(tail.done);
-    }
-    if (sameKey) before.push(pipelined && sameKey.pipelined ? sameKey.admitted : sameKey.done);
-    let admit!: () => void;
-    const admitted = new Promise<void>((resolve) => (admit = resolve));
-    const waited = before.length === 0 ? Promise.resolve() : before.length === 1 ? before[0]! : Promise.all(before);
-    const next = waited.then(() => work(admit));
-    // Admitted whatever happened (its outcome is not handed to `admit`: a result that is a thenable is not followed).
-    const settled = next.then(
-      () => admit(),
-      () => admit(),
-    );
-    const tails = this.#tails.get(group) ?? new Map<string, OrderTail>();
-    this.#tails.set(group, tails);
-    // Finished when it and every earlier call with its key have: the one entry per key stands for all of them.
-    const done: Promise<unknown> = sameKey ? sameKey.done.then(() => settled) : settled;
-    // `settled` admits whatever happened, so `admitted` resolves by then at the latest (no race needed).
-    const tail: OrderTail = { pipelined, admitted, done };
-    void done.then(() => {
-      if (tails.get(key) !== tail) return;
-      tails.delete(key);
-      if (tails.size === 0 && this.#tails.get(group) === tails) this.#tails.delete(group);
-    });
-    tails.set(key, tail);
-    return next;
+    return this.#ordered.run(key, work, pipelined);
   }
 
   join(project: ProjectRef, clientInfo: { name: string; version: string } | null): void {
@@ -262,7 +161,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   whenDrained(below: number): Promise<boolean> {
     if (this.#closed || this.#closing || this.#gone) return Promise.resolve(false);
     if (this.bufferedAmount() <= below) return Promise.resolve(true);
-    return new Promise((resolve) => this.#drainWaiters.push({ below, resolve }));
+    return this.#waiters.drained(below);
   }
 
   /** Bytes handed to the transport so far (a running total). */
@@ -279,7 +178,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   whenFlushed(mark: number): Promise<boolean> {
     if (this.#flushedBytes >= mark) return Promise.resolve(true);
     if (this.#closed || this.#gone) return Promise.resolve(false);
-    return new Promise((resolve) => this.#flushWaiters.push({ mark, resolve }));
+    return this.#waiters.flushed(mark);
   }
 
   /** Runs server-side work for this connection in its turn (see ConnectionHandle.schedule). */
@@ -294,7 +193,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
 
   /** Whether something for this connection (its next request, a replay page, re-sent proposals) waits for its peer to read. */
   get waitingForPeer(): boolean {
-    return this.#drainWaiters.length > 0 || this.#flushWaiters.length > 0;
+    return this.#waiters.waiting;
   }
 
   /** Counts `bytes` (negative: gives them back) held for this connection against the server's budget. */
@@ -325,7 +224,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.#closing = true;
     this.#warn(`closing connection ${this.id}${this.clientInfo ? ` (${this.clientInfo.name})` : ""} with ${code}: ${detail}`);
     this.requests.close();
-    this.#wakeDrained(true);
+    this.#waiters.wakeDrained(null);
     const stuck = this.bufferedAmount() > STUCK_BYTES;
     try {
       this.transport.close(code, reason.slice(0, 120));
@@ -440,10 +339,10 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
         this.#queued -= size;
         this.#flushedBytes += size;
         this.hold(-size);
-        this.#wakeFlushed(false);
+        this.#waiters.wakeFlushed(this.#flushedBytes, false);
         // A write that failed means the socket is gone (its close event follows): nothing more goes out.
         if (error) this.#broken();
-        else if (this.#drainWaiters.length) this.#wakeDrained(false);
+        else if (this.#waiters.drainWaiting) this.#waiters.wakeDrained(this.bufferedAmount());
       };
       // A reply to a message that came as a value goes back the same way (the value is its JSON text).
       if (typeof text !== "string") {
@@ -485,30 +384,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     if (this.#gone) return;
     this.#gone = true;
     this.requests.close();
-    this.#wakeDrained(true);
-    this.#wakeFlushed(true);
-  }
-
-  /** Wakes the flush waiters whose mark is reached (all of them, with false, when the connection is gone). */
-  #wakeFlushed(gone: boolean): void {
-    while (this.#flushWaiters.length && (gone || this.#flushWaiters[0]!.mark <= this.#flushedBytes)) {
-      this.#flushWaiters.shift()!.resolve(!gone);
-    }
-  }
-
-  #wakeDrained(all: boolean): void {
-    if (!this.#drainWaiters.length) return;
-    if (all) {
-      for (const waiter of this.#drainWaiters.splice(0)) waiter.resolve(false);
-      return;
-    }
-    const buffered = this.bufferedAmount();
-    const still: DrainWaiter[] = [];
-    for (const waiter of this.#drainWaiters) {
-      if (buffered <= waiter.below) waiter.resolve(true);
-      else still.push(waiter);
-    }
-    this.#drainWaiters = still;
+    this.#waiters.wakeDrained(null);
+    this.#waiters.wakeFlushed(this.#flushedBytes, true);
   }
 
   /** Stops counting against the server's budget: what this connection held is let go with it. */
@@ -526,8 +403,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     if (this.#terminateTimer) clearTimeout(this.#terminateTimer);
     this.#detach();
     this.requests.close();
-    this.#wakeDrained(true);
-    this.#wakeFlushed(true);
+    this.#waiters.wakeDrained(null);
+    this.#waiters.wakeFlushed(this.#flushedBytes, true);
     this.#abort.abort(new Error("connection closed"));
     this.#client.rejectAllPendingRequests("connection closed");
     for (const listener of this.#closeListeners.splice(0)) {

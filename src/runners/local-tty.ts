@@ -8,6 +8,7 @@ import { signalName, TTY_EOF, TTY_TERM } from "./control.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { HeldOutput } from "./output.js";
 import { supervise } from "./supervise.js";
+import { TakenSignals } from "./taken-signals.js";
 
 export interface LocalTtyOptions {
   file: string;
@@ -19,6 +20,8 @@ export interface LocalTtyOptions {
   closing: AbortSignal;
   processes?: ProcessRecorder | undefined;
   signalGroup(pgid: number, signal: NodeJS.Signals): void;
+  /** The command is contained by bubblewrap: a client's signal waits until it can take it (taken-signals.ts). */
+  contained?: boolean;
   /** The command's cgroup (container.ts): a cancel signals all of it, and it is killed when the command ends. */
   cgroup?: CommandCgroup | undefined;
 }
@@ -94,6 +97,7 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
   const open = () => {
     if (ended) throw new ControlError("closed", "the command has ended");
   };
+  const signals = options.contained ? new TakenSignals(pid, options.signalGroup) : null;
   const control: ExecutionControl = {
     tty: true,
     write(data) {
@@ -104,7 +108,7 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
       open();
       pty.write(TTY_EOF);
     },
-    signal: async (name) => options.signalGroup(pid, signalName(name)),
+    signal: async (name) => (signals ? signals.signal(signalName(name)) : options.signalGroup(pid, signalName(name))),
     async resize({ cols, rows }) {
       open();
       pty.resize(cols, rows);

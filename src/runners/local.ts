@@ -30,6 +30,7 @@ import {
 import { networkLauncher } from "./sandbox-network.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
+import { TakenSignals } from "./taken-signals.js";
 
 export interface LocalBackendOptions {
   /** Directory for commands that name none (the project root, for the embedded runner). */
@@ -214,7 +215,7 @@ export class LocalBackend implements Backend {
       const { killGraceMs, processes } = this.options;
       const tty = await startLocalTty(
         { ...spec, tty: spec.tty },
-        { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup, cgroup },
+        { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup, cgroup, contained: Boolean(sandbox) || contained },
       ).catch(async (error: unknown) => {
         await cgroup?.kill();
         throw error;
@@ -282,9 +283,15 @@ export class LocalBackend implements Backend {
       const ended = { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
       return sandbox || contained ? sandboxResult(ended) : ended;
     })();
+    // A command bubblewrap contains ignores a client's signals until it runs inside: they wait for it (taken-signals.ts).
+    const signals = sandbox || contained ? new TakenSignals(pid, signalGroup) : null;
     const control =
       spec.interactive && !spec.stdin
-        ? streamControl(subprocess.stdin!, { signal: async (name) => signalGroup(pid, signalName(name)) }, { tty: false })
+        ? streamControl(
+            subprocess.stdin!,
+            { signal: async (name) => (signals ? signals.signal(signalName(name)) : signalGroup(pid, signalName(name))) },
+            { tty: false },
+          )
         : undefined;
     return {
       stdout: stdout.output,

@@ -1,99 +1,19 @@
-import { isAbsolute, join } from "node:path";
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
-import type { Logger } from "../logger.js";
-import {
-  ProducerEofParams,
-  ProducerInputParams,
-  ProducerResizeParams,
-  ProducerSignalParams,
-  type RunnerAttachResult,
-  RunnerExecParams,
-  type RunnerExecResult,
-} from "../protocol/runner.js";
-import { loaderVariables, loaderVariablesMessage } from "../protocol/sandbox.js";
-import { ERRORS } from "../rpc/errors.js";
+import { type RunnerAttachResult, RunnerExecParams, type RunnerExecResult } from "../protocol/runner.js";
 import { SERVER_VERSION } from "../version.js";
-import { type Backend, ControlError, type ExecResult, type ExecutionControl, StartError } from "./backend.js";
+import type { Backend, ExecResult, ExecutionControl } from "./backend.js";
 import { ChannelSender, Slots } from "./channel-sender.js";
-import { commandVariables } from "./environment.js";
+import { execSpec } from "./exec-spec.js";
+import { handleControls, refuse } from "./runner-controls.js";
+import { describeOutcome, FINISH_ATTEMPTS, type Job, jobKey } from "./runner-job.js";
+import type { RunnerClientOptions } from "./runner-options.js";
 import { ValueLink } from "./value-link.js";
 
-export interface RunnerClientOptions {
-  /** Opens a fresh connection to the server (WebSocket, or in-process for the embedded runner). */
-  connect: () => Promise<SpoolClient>;
-  project: string;
-  name: string;
-  backend: Backend;
-  default?: boolean;
-  /** With default: take the default from the runner that has it. */
-  replaceDefault?: boolean;
-  labels?: Record<string, string>;
-  /**
-   * Where the project root is on the backend. Without it, local runners use
-   * the server's absolute path and remote ones run relative to their default
-   * directory (container WORKDIR, login directory).
-   */
-  root?: string;
-  /** Unacknowledged chunks per channel. */
-  window?: number;
-  /** Unacknowledged calls on the whole connection (never more than the server allows). */
-  maxInFlight?: number;
-  maxChunkBytes?: number;
-  log: Logger;
-  /** Reconnect delays: doubles from `min` up to `max`. */
-  backoffMs?: { min: number; max: number };
-  /** Names (or `*` patterns) of this runner's environment variables that commands also get, besides those the server's commandEnv names. */
-  passEnv?: string[];
-  /** The runner's environment, where passed names take their values; default process.env. */
-  environ?: NodeJS.ProcessEnv;
-  /** Paths of this runner's own state (its home, token file) that sandboxed commands must not see, besides those the server names. */
-  hide?: string[];
-  /** Told when a command starts and when it ends (for the runner's one line per command). */
-  onCommand?: (event: CommandEvent) => void;
-}
-
-/** A command this runner took: when it started, and how it ended. */
-export type CommandEvent =
-  | { kind: "started"; run: string; path: string; command: string }
-  | {
-      kind: "ended";
-      run: string;
-      path: string;
-      /** How it ended, for people: "exit 0", "signal SIGKILL", "timed out after 1000 ms", "cancelled: …", "failed to start: …". */
-      outcome: string;
-      durationMs: number;
-    };
-
-interface Job {
-  params: RunnerExecParams;
-  controller: AbortController;
-  senders: Map<number, ChannelSender>;
-  /** The server finished the producer (cancel, runner lost): nothing more is sent for it. */
-  closedByServer: boolean;
-  /** Why the runner itself stopped the work, when it did. */
-  stoppedBecause?: string;
-  done: Promise<void>;
-  /** Input, signals and resizes for the running command (absent when its backend offers none). */
-  control?: ExecutionControl;
-  /** The last input seq written: a repeat (the server's relay retried after a reconnect) is acknowledged without writing again. */
-  inputSeq: number;
-  /** The command has ended: controls are refused as STREAM_CLOSED. */
-  ended: boolean;
-  /**
-   * Resolves once the process is located: a remote wrapper prints its pid first, and a terminal would
-   * echo input typed before that into the line the pid is read from.
-   */
-  located: Promise<unknown>;
-}
-
-type Refusal = "UNSUPPORTED" | "STREAM_CLOSED" | "LIMIT_EXCEEDED";
-
-/** An error reply the server passes on to the client that sent the control. */
-const refuse = (code: Refusal, message: string) => new SpoolRpcError(message, ERRORS[code].code, { code });
-
-const REFUSALS: Record<ControlError["kind"], Refusal> = { unsupported: "UNSUPPORTED", closed: "STREAM_CLOSED", busy: "LIMIT_EXCEEDED" };
+export { projectRoot } from "./exec-spec.js";
+export { firstAnswering } from "./first-answering.js";
+export type { CommandEvent, RunnerClientOptions } from "./runner-options.js";
 
 /**
  * A runner: a client connection that attaches under a name, executes the
@@ -178,32 +98,7 @@ export class RunnerClient {
     try {
       client.handle("runner/exec", (params: unknown) => this.#exec(RunnerExecParams.parse(params)));
       client.on("stream/cancelled", (p: { run: string; path: string }) => this.#serverFinished(p.run, p.path));
-      client.handle("producer/input", async (params: unknown) => {
-        const p = ProducerInputParams.parse(params);
-        const job = await this.#controlled(p.run, p.path);
-        if (p.seq <= job.inputSeq) return { applied: true };
-        this.#apply(() => job.control!.write(Buffer.from(p.data, "base64")));
-        job.inputSeq = p.seq;
-        return { applied: true };
-      });
-      client.handle("producer/eof", async (params: unknown) => {
-        const p = ProducerEofParams.parse(params);
-        const job = await this.#controlled(p.run, p.path);
-        this.#apply(() => job.control!.end());
-        return { applied: true };
-      });
-      client.handle("producer/signal", async (params: unknown) => {
-        const p = ProducerSignalParams.parse(params);
-        const job = await this.#controlled(p.run, p.path);
-        await this.#applyAsync(() => job.control!.signal(p.signal));
-        return { applied: true };
-      });
-      client.handle("producer/resize", async (params: unknown) => {
-        const p = ProducerResizeParams.parse(params);
-        const job = await this.#controlled(p.run, p.path);
-        await this.#applyAsync(() => job.control!.resize({ cols: p.cols, rows: p.rows }));
-        return { applied: true };
-      });
+      handleControls(client, (run, path) => this.#controlled(run, path));
       await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
       const attached = await client.request<RunnerAttachResult>("runner/attach", {
         name: this.options.name,
@@ -301,24 +196,6 @@ export class RunnerClient {
     return job as Job & { control: ExecutionControl };
   }
 
-  #apply(action: () => void): void {
-    try {
-      action();
-    } catch (error) {
-      if (error instanceof ControlError) throw refuse(REFUSALS[error.kind], error.message);
-      throw error;
-    }
-  }
-
-  async #applyAsync(action: () => Promise<void>): Promise<void> {
-    try {
-      await action();
-    } catch (error) {
-      if (error instanceof ControlError) throw refuse(REFUSALS[error.kind], error.message);
-      throw error;
-    }
-  }
-
   #serverFinished(run: string, path: string): void {
     const job = this.#jobs.get(jobKey(run, path));
     if (!job || job.closedByServer) return;
@@ -327,33 +204,11 @@ export class RunnerClient {
     job.controller.abort();
   }
 
-  /** The project root as the server sees it, when the command's directory is inside it (the server sends root + relative). */
-  #project(params: RunnerExecParams): { root: string; cwd: string } | undefined {
-    const root = projectRoot(params.cwd, params.cwdRelative);
-    return root === null ? undefined : { root, cwd: params.cwdRelative };
-  }
-
-  /** The project root on the backend: --root, else the server's path for a local backend; remote ones decide (the login directory). */
-  #workspace(project: { root: string } | undefined): string | undefined {
-    if (this.options.root) return this.options.root;
-    return this.options.backend.kind === "local" ? project?.root : undefined;
-  }
-
-  #cwd(params: RunnerExecParams): string | undefined {
-    const { root } = this.options;
-    if (root) return params.cwdRelative ? join(root, params.cwdRelative) : root;
-    if (this.options.backend.kind === "local") return params.cwd;
-    return params.cwdRelative ? params.cwdRelative : undefined;
-  }
-
   async #exec(params: RunnerExecParams): Promise<RunnerExecResult> {
     const key = jobKey(params.run, params.path);
     if (this.#jobs.has(key) || this.#starting.has(key)) return { started: true };
     if (this.#stopping) return { started: false, error: "the runner is stopping" };
     const controller = new AbortController();
-    const cwd = this.#cwd(params);
-    const project = this.#project(params);
-    const workspace = this.#workspace(project);
     const { run, path } = params;
     this.options.onCommand?.({ kind: "started", run, path, command: params.command });
     let started!: (job: Job | null) => void;
@@ -365,37 +220,7 @@ export class RunnerClient {
     );
     let execution: Awaited<ReturnType<Backend["start"]>>;
     try {
-      // Defence in depth: the server refuses these at proposal time already.
-      const loader = loaderVariables(params.env);
-      if (loader.length > 0) throw new StartError(loaderVariablesMessage(loader));
-      const sandbox = params.sandbox ?? (params.readOnly ? "read-only" : "full");
-      execution = await this.options.backend.start({
-        command: params.command,
-        ...(cwd !== undefined ? { cwd } : {}),
-        ...(project ? { project } : {}),
-        // Only what the server's commandEnv and this runner's passEnv name, and the proposal's env: never the runner's whole environment.
-        env: commandVariables(this.options.environ ?? process.env, [...(params.passEnv ?? []), ...(this.options.passEnv ?? [])], params.env, (names) =>
-          this.options.log.warn(
-            `runner ${this.options.name}: withheld from the command: ${names.join(", ")} (their values carry credentials; name them exactly in commandEnv or --pass-env to pass them)`,
-          ),
-        ),
-        ...(params.readOnly ? { readOnly: true } : {}),
-        ...(sandbox !== "full"
-          ? {
-              sandbox: {
-                mode: sandbox,
-                ...(params.network !== undefined ? { network: params.network } : {}),
-                hide: [...(params.hide ?? []), ...(this.options.hide ?? [])],
-              },
-            }
-          : {}),
-        ...(workspace !== undefined ? { workspace } : {}),
-        timeoutMs: params.timeoutMs,
-        signal: controller.signal,
-        // stdin stays open for stream/input until stream/eof or the command's exit.
-        interactive: true,
-        ...(params.tty ? { tty: params.tty } : {}),
-      });
+      execution = await this.options.backend.start(execSpec(params, this.options, controller.signal));
     } catch (error) {
       this.#starting.delete(key);
       started(null);
@@ -499,52 +324,4 @@ export class RunnerClient {
       }
     }
   }
-}
-
-/** Tries at finishing a producer when the server answers with an error it may get over (100 ms, 200 ms, … apart). */
-const FINISH_ATTEMPTS = 6;
-
-const jobKey = (run: string, path: string) => `${run}\u0000${path}`;
-
-function describeOutcome(outcome: ExecResult, job: Job): string {
-  if (outcome.timedOut) return `timed out after ${job.params.timeoutMs} ms`;
-  if (job.closedByServer) return "cancelled on the server";
-  if (outcome.cancelled) return `stopped: ${job.stoppedBecause ?? "cancelled by the runner"}`;
-  if (outcome.exitCode !== null) return `exit ${outcome.exitCode}`;
-  return outcome.signal ? `signal ${outcome.signal}` : "exit unknown";
-}
-
-/**
- * The project root from `runner/exec`'s absolute `cwd` and its `cwdRelative`; null when the
- * directory is outside the root (then the root cannot be told from it).
- */
-export function projectRoot(cwd: string, cwdRelative: string): string | null {
-  if (cwdRelative === "") return cwd;
-  if (isAbsolute(cwdRelative) || cwdRelative === ".." || cwdRelative.startsWith("../")) return null;
-  const suffix = `/${cwdRelative}`;
-  if (!cwd.endsWith(suffix)) return null;
-  return cwd.slice(0, -suffix.length) || "/";
-}
-
-/**
- * A `connect` for servers sharing one database: tries each URL in turn, starting with the one that answered
- * last, so a runner whose server died reconnects to another and resumes there.
- */
-export function firstAnswering(urls: readonly string[], connect: (url: string) => Promise<SpoolClient>): () => Promise<SpoolClient> {
-  if (urls.length === 0) throw new Error("no server URL to connect to");
-  let at = 0;
-  return async () => {
-    let last: unknown;
-    for (let i = 0; i < urls.length; i++) {
-      const index = (at + i) % urls.length;
-      try {
-        const client = await connect(urls[index]!);
-        at = index;
-        return client;
-      } catch (error) {
-        last = error;
-      }
-    }
-    throw last;
-  };
 }

@@ -1,22 +1,15 @@
 import type { Kysely } from "kysely";
-import type { AllowRuleRow, Database } from "./schema.js";
+import type { AllowRuleRow, AllowRuleTable, Database } from "./schema.js";
 
 /** The sandbox modes a rule is made in (NULL in the table: a rule from before modes were recorded, which matches nothing now). */
 export type RuleMode = "read-only" | "workspace-write" | "full";
 
-export interface RuleKey {
-  run_id: number;
-  tool: string;
-  command: string;
-  cwd: string;
-  /**
-   * The shown facts without a column of their own (environment, tty, background, time limit) as canonical JSON
-   * (src/core/allow-rules.ts); a rule stored before they were compared holds the environment alone, and matches nothing.
-   */
-  env: string;
-  /** The runner the command goes to (resolved at proposal time). */
-  runner: string;
-}
+/**
+ * What makes a rule, besides its mode. `env`: the shown facts without a column of their own (environment, tty,
+ * background, time limit) as canonical JSON (src/core/allow-rules.ts); a rule stored before they were compared holds
+ * the environment alone, and matches nothing. `runner`: the runner the command goes to (resolved at proposal time).
+ */
+export type RuleKey = Pick<AllowRuleTable, "run_id" | "tool" | "command" | "cwd" | "env" | "runner">;
 
 /** Stores a rule made in `sandbox` mode; the same rule stored twice is the one row (returned either way). */
 export async function insertRule(db: Kysely<Database>, rule: RuleKey & { sandbox: RuleMode; created_by: string }): Promise<AllowRuleRow> {
@@ -26,17 +19,8 @@ export async function insertRule(db: Kysely<Database>, rule: RuleKey & { sandbox
     // No conflict target: PostgreSQL's unique index is over hashes of the long columns (an index row has a size limit).
     .onConflict((oc) => oc.doNothing())
     .execute();
-  return (await db
-    .selectFrom("allow_rules")
-    .selectAll()
-    .where("run_id", "=", rule.run_id)
-    .where("tool", "=", rule.tool)
-    .where("command", "=", rule.command)
-    .where("cwd", "=", rule.cwd)
-    .where("env", "=", rule.env)
-    .where("runner", "=", rule.runner)
-    .where("sandbox", "=", rule.sandbox)
-    .executeTakeFirst())!;
+  // The row stored now, or the one stored before (a rule's key is unique).
+  return (await findRule(db, rule))!;
 }
 
 /** The oldest rule with exactly this key: every fact of the proposal, its runner and its sandbox mode equal. */

@@ -11,7 +11,7 @@ export function countNewlines(data: Buffer): number {
 
 export type { AppendOutcome } from "./store.js";
 
-interface QueuedAppend {
+export interface QueuedAppend {
   entryId: number;
   data: Buffer;
   seq: number | undefined;

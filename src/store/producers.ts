@@ -27,6 +27,34 @@ export async function moveStatus(db: Kysely<Database>, log: EntryRow, from: numb
   return Number(changed.numUpdatedRows) > 0 ? { ...log, status: to, attributes, updated_at: now } : null;
 }
 
+/** A data channel to create: its number, path and attributes. */
+interface NewChannel {
+  channel: number;
+  path: string;
+  attributes: Attributes;
+}
+
+/** Creates a data channel of the producer whose log entry is `log`, at `status`. */
+function insertChannel(db: Kysely<Database>, log: EntryRow, ch: NewChannel, status: number, now: number): Promise<EntryRow> {
+  return db
+    .insertInto("entries")
+    .values({
+      run_id: log.run_id,
+      path: ch.path,
+      scheme: ch.path.slice(0, ch.path.indexOf(":")),
+      turn: log.turn,
+      status,
+      attributes: JSON.stringify(ch.attributes),
+      streamed: 1,
+      producer_id: log.id,
+      channel: ch.channel,
+      created_at: now,
+      updated_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
 /**
  * Moves the log entry `from` → `to` (writing `set` over its attributes) and creates its data channels at
  * `channelStatus`, in one transaction; null when it had moved already.
@@ -35,7 +63,7 @@ export async function openChannels(
   db: Kysely<Database>,
   log: EntryRow,
   move: { from: number; to: number; set: Attributes },
-  channels: { channel: number; path: string; attributes: Attributes }[],
+  channels: NewChannel[],
   channelStatus: number,
 ): Promise<{ log: EntryRow; channels: EntryRow[] } | null> {
   return db.transaction().execute(async (trx) => {
@@ -43,27 +71,7 @@ export async function openChannels(
     if (!moved) return null;
     const now = Date.now();
     const rows: EntryRow[] = [];
-    for (const ch of channels) {
-      rows.push(
-        await trx
-          .insertInto("entries")
-          .values({
-            run_id: log.run_id,
-            path: ch.path,
-            scheme: ch.path.slice(0, ch.path.indexOf(":")),
-            turn: log.turn,
-            status: channelStatus,
-            attributes: JSON.stringify(ch.attributes),
-            streamed: 1,
-            producer_id: log.id,
-            channel: ch.channel,
-            created_at: now,
-            updated_at: now,
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow(),
-      );
-    }
+    for (const ch of channels) rows.push(await insertChannel(trx, log, ch, channelStatus, now));
     return { log: moved, channels: rows };
   });
 }
@@ -73,35 +81,13 @@ export async function openChannels(
  * input), in one transaction with the check that the producer still has a channel at `open`: null when it
  * has finished. A channel that exists already is returned as it is.
  */
-export async function openChannel(
-  db: Kysely<Database>,
-  log: EntryRow,
-  channel: { channel: number; path: string; attributes: Attributes },
-  open: number,
-): Promise<EntryRow | null> {
+export async function openChannel(db: Kysely<Database>, log: EntryRow, channel: NewChannel, open: number): Promise<EntryRow | null> {
   return db.transaction().execute(async (trx) => {
     const channels = await trx.selectFrom("entries").selectAll().where("producer_id", "=", log.id).execute();
     const existing = channels.find((c) => c.channel === channel.channel);
     if (existing) return existing;
     if (!channels.some((c) => c.status === open)) return null;
-    const now = Date.now();
-    return trx
-      .insertInto("entries")
-      .values({
-        run_id: log.run_id,
-        path: channel.path,
-        scheme: channel.path.slice(0, channel.path.indexOf(":")),
-        turn: log.turn,
-        status: open,
-        attributes: JSON.stringify(channel.attributes),
-        streamed: 1,
-        producer_id: log.id,
-        channel: channel.channel,
-        created_at: now,
-        updated_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    return insertChannel(trx, log, channel, open, Date.now());
   });
 }
 

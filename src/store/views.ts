@@ -108,28 +108,17 @@ export function entrySummary(row: EntryRow, channels: readonly EntryRow[] = []):
     producer: row.scheme === "log" ? producerWire(row, channels) : null,
     channel: row.producer_id !== null ? channelWire(row) : null,
   };
-  if (row.streamed) {
-    return {
-      path: row.path,
-      status: row.status,
-      turn: row.turn,
-      attributes: wireAttributes(row),
-      ...typed,
-      bytes: row.bytes,
-      lines: lineCount(row),
-      streamed: true,
-    };
-  }
-  const body = Buffer.from(row.body, "utf8");
+  // A streamed entry's size is kept with its row; a short entry's is that of its body.
+  const body = row.streamed ? null : Buffer.from(row.body, "utf8");
   return {
     path: row.path,
     status: row.status,
     turn: row.turn,
     attributes: wireAttributes(row),
     ...typed,
-    bytes: body.length,
-    lines: countLines(body),
-    streamed: false,
+    bytes: body ? body.length : row.bytes,
+    lines: body ? countLines(body) : lineCount(row),
+    streamed: body === null,
   };
 }
 export function countLines(data: Buffer): number {

@@ -1,8 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { describeWithInfra, sshRunnerFlags } from "../helpers/infra.js";
+import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
 import { killMarked, marker, processesWith } from "../helpers/marked.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { type ProposeOptions, proposeAndAccept } from "../helpers/proposals.js";
@@ -126,4 +127,27 @@ describeWithInfra("ssh", "a runner killed alone takes its commands with it (ssh:
       expect(done.stdout.attributes.reason).toBe("runner lost");
     }, 60_000);
   }
+});
+
+/** The containers of runner process `pid` (their `spool.runner.process` label), running or not. */
+const containersOf = (pid: number) =>
+  execFileSync("docker", ["ps", "-a", "--filter", "label=spool.runner.process", "--format", '{{.ID}} {{.Label "spool.runner.process"}}'], { encoding: "utf8" })
+    .split("\n")
+    .filter((line) => line.split(" ")[1]?.startsWith(`${pid}-`));
+
+describeWithInfra("docker", "a runner killed alone takes its commands with it (docker --image: a watcher removes its containers)", () => {
+  it("kill -9 of the runner removes the counter's container; the channel says 499 runner lost", async () => {
+    const project = "death-docker";
+    const { runner: r, name } = await runner(project, ["--backend", "docker", "--image", infra.dockerImage!]);
+    expect(r.output()).toMatch(/Command container: pid-namespace/);
+    const listed = (await client.call("runner/list", {})).runners.find((x: { name: string }) => x.name === name);
+    expect(listed?.container).toMatchObject({ kind: "pid-namespace", diesWithRunner: true });
+    const { run, paths, mark } = await startCounter(name, { sandbox: "full" }, false);
+    expect(containersOf(r.child.pid!)).toHaveLength(1);
+    r.child.kill("SIGKILL");
+    // Before: the engine kept the container, and the counter in it, running.
+    await eventually(() => containersOf(r.child.pid!).length === 0 && processesWith(mark).length === 0, 15_000, "the counter's container to be removed");
+    const done = await finished(client, run, paths, 15_000);
+    expect(done.stdout.attributes.reason).toBe("runner lost");
+  }, 60_000);
 });
