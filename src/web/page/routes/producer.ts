@@ -153,8 +153,10 @@ export class ProducerView {
       const head = this.element.querySelector(`[data-head="${channel}"]`);
       const terminal = this.#terminals.get(channel);
       if (!head) continue;
-      // A channel that ended with nothing in it is one line ("no output"), not an empty terminal.
-      const empty = c.status !== ENTRY.streaming && c.bytes === 0 && (terminal?.received ?? 0) === 0;
+      // A channel that ended with nothing in it is one line ("no output"), not an empty terminal: drawn so as its
+      // end comes (nothing stored under any seq), in the drawing that says it ended, not once the entries are read again.
+      const ended = this.#ended.get(channel);
+      const empty = ended ? ended.lastSeq === 0 : c.status !== ENTRY.streaming && c.bytes === 0 && (terminal?.received ?? 0) === 0;
       head.parentElement?.classList.toggle("empty", empty);
       fill(head, ...channelHead(c, terminal, this.#ended.get(channel)?.status, this.#toggleButton(channel), channel === 1 ? this.#inputState : null));
     }
