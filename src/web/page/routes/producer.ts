@@ -1,3 +1,5 @@
+import type { SpoolClient } from "../../../client/spool-client.js";
+import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { act, KeptButton, message, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
@@ -169,10 +171,11 @@ export class ProducerView {
   refreshSizes(row: Element | null): void {
     const producer = this.selected();
     for (const [channel, terminal] of this.#terminals) {
-      const size = this.element.querySelector(`[data-head="${channel}"] .size`);
-      const shown = bytes(terminal.received);
-      if (size && terminal.received > 0 && size.textContent !== shown && this.#ended.get(channel) === undefined) size.textContent = shown;
       const entry = producer?.channels.find((c) => c.channel === channel);
+      const size = this.element.querySelector(`[data-head="${channel}"] .size`);
+      // The channel's size as stored, or what the terminal received when that is ahead: never less (whole output catching up).
+      const shown = bytes(Math.max(entry?.bytes ?? 0, terminal.received));
+      if (size && terminal.received > 0 && size.textContent !== shown && this.#ended.get(channel) === undefined) size.textContent = shown;
       const cell = row?.querySelector(`.size[data-channel="${channel}"]`);
       if (entry && cell) {
         const text = channelSize(entry, terminal.received);
@@ -253,50 +256,40 @@ export class ProducerView {
 
   /** Subscribes a terminal's channel after the last seq it holds. */
   async #subscribe(terminal: ChannelTerminal): Promise<void> {
-    const rpc = this.#page.data;
-    const run = this.#host.run();
-    const path = this.#page.route.producer;
-    if (!rpc || !run || !path || this.#terminals.get(terminal.info.channel) !== terminal) return;
-    try {
-      const { subscription } = await rpc.call("stream/subscribe", {
-        run: run.alias,
-        path,
-        channel: terminal.info.channel,
-        after: terminal.lastSeq,
-        encoding: "base64",
-      });
-      if (this.#terminals.get(terminal.info.channel) !== terminal) {
-        void rpc.call("stream/unsubscribe", { subscription }).catch(() => {});
-        return;
-      }
-      this.#subscriptions.set(subscription, terminal);
-    } catch (error) {
-      if (!rpc.closed) this.#page.toast(`Output of ${path}: ${message(error)}`, "error");
+    const got = await this.#subscribeAfter(terminal, terminal.lastSeq);
+    if (!got) return;
+    const { subscription } = got.reply;
+    if (this.#terminals.get(terminal.info.channel) !== terminal) {
+      void got.rpc.call("stream/unsubscribe", { subscription }).catch(() => {});
+      return;
     }
+    this.#subscriptions.set(subscription, terminal);
   }
 
   /** A live terminal the server dropped as lagging: it learns where the channel ends, then subscribes from a few chunks before. */
   async #jumpToEnd(terminal: ChannelTerminal): Promise<void> {
+    // Subscribing after the end replays nothing; its answer says where the end is (seq and bytes, read together).
+    const probe = await this.#subscribeAfter(terminal, Number.MAX_SAFE_INTEGER);
+    if (probe) {
+      void probe.rpc.call("stream/unsubscribe", { subscription: probe.reply.subscription }).catch(() => {});
+      const end = probe.reply.channels[0];
+      if (end) terminal.jump(Math.max(terminal.lastSeq, end.lastSeq - JUMP_BACK_CHUNKS), end.lastSeq, end.bytes);
+    }
+    await this.#subscribe(terminal);
+  }
+
+  /** `stream/subscribe` to the terminal's channel after `after` while the terminal is shown; null when it is not, when not connected, or on a failure (shown). */
+  async #subscribeAfter(terminal: ChannelTerminal, after: number): Promise<{ rpc: SpoolClient; reply: ResultOf<"stream/subscribe"> } | null> {
     const rpc = this.#page.data;
     const run = this.#host.run();
     const path = this.#page.route.producer;
-    if (!rpc || !run || !path || this.#terminals.get(terminal.info.channel) !== terminal) return;
+    if (!rpc || !run || !path || this.#terminals.get(terminal.info.channel) !== terminal) return null;
     try {
-      // Subscribing after the end replays nothing; its answer says where the end is (seq and bytes, read together).
-      const probe = await rpc.call("stream/subscribe", {
-        run: run.alias,
-        path,
-        channel: terminal.info.channel,
-        after: Number.MAX_SAFE_INTEGER,
-        encoding: "base64",
-      });
-      void rpc.call("stream/unsubscribe", { subscription: probe.subscription }).catch(() => {});
-      const end = probe.channels[0];
-      if (end) terminal.jump(Math.max(terminal.lastSeq, end.lastSeq - JUMP_BACK_CHUNKS), end.lastSeq, end.bytes);
+      return { rpc, reply: await rpc.call("stream/subscribe", { run: run.alias, path, channel: terminal.info.channel, after, encoding: "base64" }) };
     } catch (error) {
       if (!rpc.closed) this.#page.toast(`Output of ${path}: ${message(error)}`, "error");
+      return null;
     }
-    await this.#subscribe(terminal);
   }
 
   /** The terminal is too far behind: stop its subscription until it has drawn what it holds. */
