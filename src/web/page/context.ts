@@ -1,0 +1,61 @@
+import type { SpoolClient } from "../../client/spool-client.js";
+import { h } from "./dom.js";
+import type { Route } from "./route.js";
+
+/**
+ * What the page's routes share with the app that holds them: where the page is, its two connections, which
+ * view is current, and how to move and to tell the person something. The app implements it (src/web/page/app.ts).
+ */
+export interface PageContext {
+  /** Where the page is (#/project/run/path). */
+  readonly route: Route;
+  /** Requests and the project's notifications; null while not connected. */
+  readonly rpc: SpoolClient | null;
+  /** Output: terminals subscribe on a connection of their own (see App); null while not connected. */
+  readonly data: SpoolClient | null;
+  /** Bumped whenever what is shown changes (connection, run): late answers for an older view are dropped. */
+  readonly view: number;
+  navigate(route: Route, push: boolean): void;
+  /** Moves to the route with `patch` applied, as a new history entry. */
+  go(patch: Partial<Route>): void;
+  toast(text: string, kind?: "info" | "error"): void;
+}
+
+/** Runs an action a button started: the button is disabled meanwhile, a failure is a toast saying `what` failed. */
+export async function act(page: PageContext, button: HTMLButtonElement | null, what: string, action: () => Promise<unknown>): Promise<void> {
+  if (button) button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    page.toast(`${what}: ${message(error)}`, "error");
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+export function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The run's abort button and the shown producer's cancel button are made once per run/producer and kept across
+ * re-renders (which come with every streamed chunk): a button replaced between a press and its release loses
+ * the click, in a browser as in a test driving one.
+ */
+export class KeptButton {
+  #kept: { key: string; button: HTMLButtonElement } | null = null;
+
+  constructor(
+    readonly action: "abort" | "cancel",
+    readonly label: string,
+  ) {}
+
+  /** The button for `key` (a run, or a run's producer): the one made before for the same key, else a new one. */
+  for(key: string, onClick: (button: HTMLButtonElement) => unknown): HTMLButtonElement {
+    if (this.#kept?.key === key) return this.#kept.button;
+    const button = h("button", { type: "button", class: "danger", "data-action": this.action }, this.label);
+    button.addEventListener("click", () => void onClick(button));
+    this.#kept = { key, button };
+    return button;
+  }
+}
