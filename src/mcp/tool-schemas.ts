@@ -1,9 +1,10 @@
 import { z } from "zod";
+import { EntryGetParams } from "../protocol/methods/entry.js";
 import { ProposalCreateParams } from "../protocol/methods/proposal.js";
 import { KEY_NAMES } from "./text.js";
 
 /*
- * The tools spool mcp offers, as tools/list shows them: each one's description and the zod shape of its
+ * The tools spool mcp offers, as tools/list shows them: each one's description, title and annotations, and the zod shape of its
  * arguments (the SDK turns it into the JSON Schema a client reads, and checks a call's arguments with it).
  */
 
@@ -21,6 +22,27 @@ export const TOOL_DESCRIPTIONS = {
   cancel: `Stops a command: a running one is cancelled (its process is killed, its output kept); a proposal still waiting for a decision is withdrawn (rejected).`,
   list_commands: "Lists this connection's commands (its Spool run): path, state (pending, running, done, failed, cancelled, rejected), exit code and command.",
 } as const;
+
+export type ToolName = keyof typeof TOOL_DESCRIPTIONS;
+
+/** Each tool's title and what it does to the world (MCP's annotations), as tools/list shows them. */
+export const TOOL_TRAITS: Record<
+  ToolName,
+  { title: string; annotations: { readOnlyHint: boolean; destructiveHint?: boolean; idempotentHint?: boolean; openWorldHint?: boolean } }
+> = {
+  run_command: {
+    title: "Run a shell command (after a person approves it)",
+    annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  },
+  read_output: { title: "Read a command's output", annotations: { readOnlyHint: true, openWorldHint: false } },
+  send_input: {
+    title: "Type into a running command",
+    annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  },
+  signal: { title: "Signal a running command", annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false } },
+  cancel: { title: "Cancel a command", annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false } },
+  list_commands: { title: "List this connection's commands", annotations: { readOnlyHint: true, openWorldHint: false } },
+};
 
 /** A zod schema of a tool's input shape (the SDK turns it into the JSON Schema `tools/list` shows). */
 const PathArg = z.string().min(1).describe("A command's log path (log://turn_N/sh/slug), one of its channels, or its spool://RUN/PATH resource URI");
@@ -45,15 +67,13 @@ export const RunCommandArgs = {
 
 export const ReadOutputArgs = {
   path: PathArg,
-  tail: z.number().int().min(1).optional().describe("Only the last N lines"),
-  line: z.number().int().min(1).optional().describe("First line of a slice (1-based)"),
-  limit: z.number().int().min(1).optional().describe("Lines in the slice"),
-  offset: z
-    .number()
-    .int()
-    .min(0)
-    .optional()
-    .describe("With line (and no limit): the rest of that one line from this byte — the next part of a line longer than one read returns"),
+  // The bounds entry/get checks, said for this tool.
+  tail: EntryGetParams.shape.tail.describe("Only the last N lines"),
+  line: EntryGetParams.shape.line.describe("First line of a slice (1-based)"),
+  limit: EntryGetParams.shape.limit.describe("Lines in the slice"),
+  offset: EntryGetParams.shape.offset.describe(
+    "With line (and no limit): the rest of that one line from this byte — the next part of a line longer than one read returns",
+  ),
   view: z.enum(["model", "raw"]).optional().describe("model (default): as a terminal finally shows it; raw: the bytes as text"),
 };
 

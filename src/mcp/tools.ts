@@ -9,7 +9,18 @@ import { readOutput } from "./output.js";
 import { runCommand } from "./run-command.js";
 import { type Extra, LIST_LIMIT, type Session, type SpoolSide } from "./spool-side.js";
 import { failure, KEY_NAMES, keyBytes, STATUS, statusWord, ToolFailure, text } from "./text.js";
-import { type ArgsOf, CancelArgs, ListCommandsArgs, ReadOutputArgs, RunCommandArgs, SendInputArgs, SignalArgs, TOOL_DESCRIPTIONS } from "./tool-schemas.js";
+import {
+  type ArgsOf,
+  CancelArgs,
+  ListCommandsArgs,
+  ReadOutputArgs,
+  RunCommandArgs,
+  SendInputArgs,
+  SignalArgs,
+  TOOL_DESCRIPTIONS,
+  TOOL_TRAITS,
+  type ToolName,
+} from "./tool-schemas.js";
 
 /*
  * The MCP tools of spool mcp: run_command (src/mcp/run-command.ts), read_output (src/mcp/output.ts), and here
@@ -19,12 +30,11 @@ import { type ArgsOf, CancelArgs, ListCommandsArgs, ReadOutputArgs, RunCommandAr
 /** Registers the tools on `mcp`: each call runs on the Spool side, and a refusal is an error result the model reads. */
 export function registerTools(mcp: McpServer, side: SpoolSide): void {
   const tool = <A extends z.ZodRawShape>(
-    name: keyof typeof TOOL_DESCRIPTIONS,
-    title: string,
+    name: ToolName,
     inputSchema: A,
-    annotations: { readOnlyHint: boolean; destructiveHint?: boolean; idempotentHint?: boolean; openWorldHint?: boolean },
     run: (args: z.infer<z.ZodObject<A>>, extra: Extra, session: Session) => Promise<CallToolResult>,
   ) => {
+    const { title, annotations } = TOOL_TRAITS[name];
     mcp.registerTool(name, { title, description: TOOL_DESCRIPTIONS[name], inputSchema, annotations: { title, ...annotations } }, (async (
       args: z.infer<z.ZodObject<A>>,
       extra: Extra,
@@ -44,32 +54,12 @@ export function registerTools(mcp: McpServer, side: SpoolSide): void {
       return work;
     }) as never);
   };
-  tool(
-    "run_command",
-    "Run a shell command (after a person approves it)",
-    RunCommandArgs,
-    { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
-    (a, e, s) => runCommand(side, a, e, s),
-  );
-  tool("read_output", "Read a command's output", ReadOutputArgs, { readOnlyHint: true, openWorldHint: false }, (a, _e, s) => readOutput(side, a, s));
-  tool(
-    "send_input",
-    "Type into a running command",
-    SendInputArgs,
-    { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
-    (a, _e, s) => sendInput(side, a, s),
-  );
-  tool(
-    "signal",
-    "Signal a running command",
-    SignalArgs,
-    { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
-    (a, _e, s) => signal(side, a, s),
-  );
-  tool("cancel", "Cancel a command", CancelArgs, { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false }, (a, _e, s) =>
-    cancel(side, a, s),
-  );
-  tool("list_commands", "List this connection's commands", ListCommandsArgs, { readOnlyHint: true, openWorldHint: false }, (a, _e, s) => list(a, s));
+  tool("run_command", RunCommandArgs, (a, e, s) => runCommand(side, a, e, s));
+  tool("read_output", ReadOutputArgs, (a, _e, s) => readOutput(side, a, s));
+  tool("send_input", SendInputArgs, (a, _e, s) => sendInput(side, a, s));
+  tool("signal", SignalArgs, (a, _e, s) => signal(side, a, s));
+  tool("cancel", CancelArgs, (a, _e, s) => cancel(side, a, s));
+  tool("list_commands", ListCommandsArgs, (a, _e, s) => list(a, s));
 }
 
 async function sendInput(side: SpoolSide, args: ArgsOf<typeof SendInputArgs>, session: Session): Promise<CallToolResult> {
