@@ -1,5 +1,5 @@
 import type { Core } from "../core/index.js";
-import { ENTRY } from "../core/status.js";
+import { ENTRY, entryStatusWord } from "../core/status.js";
 import { renderTerminalText } from "../model/terminal.js";
 import type { ControlSignal } from "../protocol/runner.js";
 import { SpoolError } from "../rpc/errors.js";
@@ -140,12 +140,19 @@ export async function markSeen(core: Core, log: EntryRow, channels: EntryRow[]):
   await core.repos.entries.setAttribute(log.id, "modelSeen", Object.fromEntries(outputChannels(channels).map((c) => [String(c.channel), c.newlines])));
 }
 
+/** An entry's status as the model reads it: in words ("still running", "done", "failed"…), never the protocol's number. */
+export function statusText(status: number): string {
+  if (status === ENTRY.streaming) return "still running";
+  if (status === ENTRY.proposed) return "waiting for a person to accept or reject it";
+  return entryStatusWord(status);
+}
+
 /** The status lines of a producer for write and kill answers. */
 export function statusLines(log: EntryRow, channels: EntryRow[]): string[] {
   const open = running(channels);
   const first = outputChannels(channels)[0];
   const ended = first ? channelFromRow(first) : null;
-  const lines = [`status: ${open ? `${ENTRY.streaming} still running` : (first?.status ?? log.status)}`, `log: ${log.path}`];
+  const lines = [`status: ${statusText(open ? ENTRY.streaming : (first?.status ?? log.status))}`, `log: ${log.path}`];
   if (!open && ended?.exitCode != null) lines.push(`exit code: ${ended.exitCode}`);
   if (!open && ended?.signal) lines.push(`signal: ${ended.signal}`);
   if (!open && ended?.reason) lines.push(`reason: ${ended.reason}`);

@@ -20,6 +20,7 @@ import {
   producerOf,
   sendParts,
   statusLines,
+  statusText,
   writeParts,
 } from "./interactive.js";
 import type { ToolContext } from "./tool-context.js";
@@ -146,13 +147,15 @@ async function settle(core: Core, log: EntryRow, ms: number, signal: AbortSignal
   }
 }
 
-/** A producer's result as the model reads it: status, exit code, then each channel's model view. */
+/** A producer's result as the model reads it: status (in words), exit code, then each channel's model view. */
 export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetTokens">, log: EntryRow, channels: EntryRow[]): Promise<string> {
-  if (log.status === ENTRY.rejected) return `status: ${ENTRY.rejected} rejected\nlog: ${log.path}\nreason: ${producerFromRow(log).reason ?? "rejected"}`;
-  if (log.status === ENTRY.proposed) return `status: ${ENTRY.proposed} waiting for a person to accept or reject it\nlog: ${log.path}`;
+  if (log.status === ENTRY.rejected || log.status === ENTRY.proposed) {
+    const reason = log.status === ENTRY.rejected ? `\nreason: ${producerFromRow(log).reason ?? "rejected"}` : "";
+    return `status: ${statusText(log.status)}\nlog: ${log.path}${reason}`;
+  }
   const status = channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : (channels[0]?.status ?? log.status);
   const first = channels[0] ? channelFromRow(channels[0]) : null;
-  const lines = [`status: ${status}${status === ENTRY.streaming ? " still running (use wait or get for more)" : ""}`, `log: ${log.path}`];
+  const lines = [`status: ${statusText(status)}${status === ENTRY.streaming ? " (use wait or get for more)" : ""}`, `log: ${log.path}`];
   if (first?.exitCode != null) lines.push(`exit code: ${first.exitCode}`);
   if (first?.signal) lines.push(`signal: ${first.signal}`);
   if (first?.reason) lines.push(`reason: ${first.reason}`);
@@ -340,5 +343,5 @@ async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): 
   const slice = await ctx.core.repos.chunks.readLines(entry.id, start, count, budget * 8);
   let text = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(entry));
   if (text.length > budget) text = `${text.slice(0, budget)}\n[… cut at the budget; ask for fewer lines]`;
-  return `${entry.path}: lines ${start + 1}-${start + slice.lines} of ${total} (status ${entry.status})\n${text}`;
+  return `${entry.path}: lines ${start + 1}-${start + slice.lines} of ${total} (${statusText(entry.status)})\n${text}`;
 }

@@ -144,7 +144,7 @@ export class ProducerControls {
   async #lookup(project: ProjectRef, target: ProducerTarget): Promise<{ run: RunRow; log: EntryRow }> {
     const { run, log } = await this.lifecycle.requireLog(project, target.run, target.path);
     if (log.status !== ENTRY.done) {
-      throw conflict(`"${log.path}" is not running: it is ${log.status === ENTRY.proposed ? "still a pending proposal" : `at status ${log.status}`}`, {
+      throw conflict(`"${log.path}" is not running: it is ${log.status === ENTRY.proposed ? "still a pending proposal" : entryStatusWord(log.status)}`, {
         status: log.status,
       });
     }

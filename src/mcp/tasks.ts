@@ -1,9 +1,23 @@
 import type { CreateTaskOptions, TaskStore } from "@modelcontextprotocol/sdk/experimental/tasks/interfaces.js";
-import type { CallToolResult, Request, RequestId, Result, Task } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type Request,
+  type RequestId,
+  type Result,
+  type Task,
+} from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
 import type { SpoolClient } from "../client/spool-client.js";
 import { SpoolRpcError } from "../client/spool-client.js";
 import type { Producer } from "../protocol/views.js";
 import { producerOf } from "../protocol/views.js";
+import { propose } from "./run-command.js";
+import type { SpoolSide } from "./spool-side.js";
+import { RunCommandArgs } from "./tool-schemas.js";
 
 /*
  * MCP tasks (protocol 2025-11-25) over Spool's own store. A task is a Spool producer: its id names the run and
@@ -169,4 +183,52 @@ export class SpoolTaskStore implements TaskStore {
       throw error;
     }
   }
+}
+
+/**
+ * run_command as a task (tools/call with `task`): the proposal is made and the call answers at once with the
+ * task, which is that producer (SpoolTaskStore, above): it waits for a person, runs and ends in Spool whether or not
+ * this client stays. McpServer sends every task-augmented call to a registerToolTask handler, and would then
+ * poll for plain calls too (no progress, no cancel-by-notification); so tools/call and tools/list are wrapped
+ * here instead: a plain run_command stays the call it was, and tools/list says it may run as a task.
+ */
+export function registerTaskCalls(side: SpoolSide): void {
+  const server = side.server;
+  // The handlers McpServer registered, from the map the SDK keeps them in (not a public API: package-lock.json fixes
+  // the SDK's version, and the error below and test/mcp/http.test.ts's tools/list test say when an update moves it).
+  const handlers = (server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
+  const call = handlers.get("tools/call");
+  const list = handlers.get("tools/list");
+  if (!call || !list) throw new Error("spool mcp: the MCP SDK registered no tools handlers (an SDK change: see src/mcp/tasks.ts)");
+  server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
+    const listed = (await list(request, extra)) as { tools: { name: string; execution?: object }[] };
+    for (const tool of listed.tools) if (tool.name === "run_command") tool.execution = { taskSupport: "optional" };
+    return listed as never;
+  });
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    if (request.params.name !== "run_command" || !request.params.task) return (await call(request, extra)) as never;
+    const args = z
+      .object(RunCommandArgs)
+      .strict()
+      .safeParse(request.params.arguments ?? {});
+    if (!args.success)
+      throw new McpError(
+        ErrorCode.InvalidParams,
+        `run_command: ${args.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`,
+      );
+    if (!extra.taskStore) throw new McpError(ErrorCode.InternalError, "no task store");
+    const session = await side.ready();
+    const proposed = await propose(side, args.data, session, request.params, extra);
+    // Refused before anything was proposed: there is no task, the refusal is the error.
+    if ("content" in proposed) throw new McpError(ErrorCode.InvalidParams, proposed.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
+    const task = await extra.taskStore.createTask({ ttl: null, pollInterval: TASK_POLL_MS, context: proposed });
+    return { task } as never;
+  });
+}
+
+/** The runs tasks/list shows: this client's (by its name, as its runs are titled) in the project, and this session's. */
+export async function taskRuns(side: SpoolSide): Promise<{ alias: string; createdAt: number; updatedAt: number }[]> {
+  const session = await side.ready();
+  const { runs } = await session.client.call("run/list", { limit: 100 });
+  return runs.filter((r) => r.alias === session.run || r.title === session.who);
 }

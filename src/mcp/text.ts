@@ -1,8 +1,9 @@
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { ENTRY, entryStatusWord } from "../protocol/status.js";
 
 /*
  * Small pieces of text `spool mcp` sends: the statuses as words, the newest lines of raw output for a
- * progress message, and the keys `send_input` names.
+ * progress message, the keys `send_input` names, and tool results of text.
  */
 
 /** Entry statuses (src/protocol/status.ts), named as this bridge uses them. */
@@ -65,3 +66,15 @@ export function keyBytes(name: string): string | null {
 
 /** What the key names in `send_input`'s description list. */
 export const KEY_NAMES = `${Object.keys(KEYS).join(", ")}, C-a … C-z (Ctrl and a letter; C-c interrupts, C-d ends input on a terminal)`;
+
+/** A tool result of text. */
+export const text = (value: string): CallToolResult => ({ content: [{ type: "text", text: value }] });
+
+/** A tool error result (isError) of text: what the model reads, not a protocol error. */
+export const failure = (value: string): CallToolResult => ({ content: [{ type: "text", text: value }], isError: true });
+
+/** An error's message, whatever was thrown. */
+export const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** A tool call that cannot be done as asked: an error result (isError) with this message, not a protocol error. */
+export class ToolFailure extends Error {}

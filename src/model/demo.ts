@@ -1,4 +1,4 @@
-import { ENTRY } from "../protocol/status.js";
+import { ENTRY, entryStatusWord } from "../protocol/status.js";
 import type { ChatMessage, ChatOptions, ChatRequest, ChatResponse, ModelProvider, ToolCall } from "./provider.js";
 
 /**
@@ -49,16 +49,16 @@ export function demoAnswer(messages: ChatMessage[], tools: string[]): { text: st
   }
   const content = result.content;
   const log = /^log: (\S+)/m.exec(content)?.[1];
-  // The tool result's "status: N" line, read with the protocol's names rather than bare numbers.
-  const status = Number(/^status: (\d+)\b/m.exec(content)?.[1]);
-  if (status === ENTRY.streaming && log && tools.includes("wait")) {
+  // The tool result's "status: …" line, in the words the agent's tools write (src/agent/interactive.ts statusText).
+  const status = /^status: (.*)$/m.exec(content)?.[1] ?? "";
+  if (status.startsWith("still running") && log && tools.includes("wait")) {
     return { text: "[demo model] It is still running; I will wait for it. ", call: { name: "wait", arguments: { path: log } } };
   }
-  if (status === ENTRY.rejected) {
+  if (status === entryStatusWord(ENTRY.rejected)) {
     const reason = /^reason: (.*)$/m.exec(content)?.[1] ?? "no reason given";
     return { text: `[demo model] \`${command}\` was rejected (${reason}), so I stop here.` };
   }
-  if (status === ENTRY.proposed) return { text: `[demo model] \`${command}\` is still waiting for a decision; I stop here.` };
+  if (status.startsWith("waiting for")) return { text: `[demo model] \`${command}\` is still waiting for a decision; I stop here.` };
   const exit = /^exit code: (-?\d+)/m.exec(content)?.[1];
   const signal = /^signal: (\S+)/m.exec(content)?.[1];
   const outcome = signal ? `ended by ${signal}` : exit !== undefined ? `exited ${exit}` : "ended";

@@ -64,14 +64,14 @@ describe("the model drives interactive commands (scripted model)", () => {
     await runStatus(a, "io", 200);
     expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "write", "kill", "done"]);
     const asked = toolResult(model.requests[1]!, "call_ask")!;
-    expect(asked).toContain("status: 102 still running");
+    expect(asked).toContain("status: still running");
     // Whether "Name? " had arrived when the yield ran out depends on the machine; the write's answer shows it either way.
     const name = toolResult(model.requests[2]!, "call_name")!;
     expect(name).toContain('sent: "Ada\\n"');
-    expect(name).toContain("status: 102 still running");
+    expect(name).toContain("status: still running");
     expect(name).toMatch(/new since your last look, lines 1-1 of 1 ---\nName\? Age\?\n--- stderr/);
     const age = toolResult(model.requests[3]!, "call_age")!;
-    expect(age).toContain("status: 200");
+    expect(age).toContain("status: done");
     expect(age).toContain("exit code: 0");
     expect(age).toContain("Ada is 36");
     // What the model typed is on record as the command's input.
@@ -123,14 +123,15 @@ describe("the model drives interactive commands (scripted model)", () => {
       await runStatus(a, "bg", 200);
       const started = toolResult(model.requests[1]!, "call_bg")!;
       expect(started).toMatch(/^running in the background: jobs lists it/);
-      expect(started).toContain("status: 102");
+      expect(started).toContain("status: still running");
       const jobs = toolResult(model.requests[2]!, "call_jobs")!;
       expect(jobs).toMatch(
         /^1 command of this run still running:\n- log:\/\/turn_1\/sh\/echo-serving-while-do-sleep-1-done: \$ echo serving; while :; do sleep 1; done — running for \d+s; stdout \d+ bytes, stderr 0 bytes \(background, runner rec\)$/,
       );
       const killed = toolResult(model.requests[3]!, "call_kill")!;
       expect(killed).toContain("sent SIGTERM");
-      expect(killed).toContain("status: 500");
+      expect(killed).toContain("status: failed");
+      expect(killed).not.toMatch(/status:? \d/);
       expect(killed).toContain("signal: SIGTERM");
       expect(toolResult(model.requests[4]!, "call_jobs2")).toBe("no command of this run is running");
       const out = await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" });
@@ -195,7 +196,7 @@ describe("the model drives interactive commands (scripted model)", () => {
     expect(toolResult(model.requests[2]!, "call_line")).toMatch(/>>> print\(6 \* 7\)\n42\n>>>/);
     expect(toolResult(model.requests[3]!, "call_stop")).toContain("KeyboardInterrupt");
     const end = toolResult(model.requests[4]!, "call_end")!;
-    expect(end).toContain("status: 200");
+    expect(end).toContain("status: done");
     expect(end).toContain("exit code: 0");
   });
 

@@ -64,7 +64,9 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     expect(first.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "write", "kill", "done"]);
     expect(first.messages.at(-1)).toMatchObject({ role: "user", content: "What does the script do?" });
     const result = toolResult(model.requests[1]!, "call_ls")!;
-    expect(result).toContain("status: 500");
+    expect(result).toContain("status: failed");
+    // The state in words: no HTTP-like number reaches the model (issue 38).
+    expect(result).not.toMatch(/status:? \d/);
     expect(result).toContain("exit code: 3");
     expect(result).toContain("green");
     expect(result).not.toContain("\u001b[");
@@ -95,7 +97,8 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     await a.request("run/resolve", { run: "r2", path: notice.path, decision: "reject", reason: "keep the build" });
     await runStatus(a, "r2", 200);
     const result = toolResult(model.requests[1]!, "call_rm")!;
-    expect(result).toContain("403");
+    expect(result).toContain("status: rejected");
+    expect(result).not.toContain("403");
     expect(result).toContain("keep the build");
   });
 
@@ -279,14 +282,14 @@ describe("the tool yield", () => {
       await a.request("run/resolve", { run: "y1", path: (await proposal).path, decision: "accept" });
       await runStatus(a, "y1", 200);
       const first = toolResult(model.requests[1]!, "call_slow")!;
-      expect(first).toContain("status: 102 still running");
+      expect(first).toContain("status: still running (use wait or get for more)");
       expect(first).toContain("partial");
       expect(first).not.toMatch(/^end$/m);
       const waited = toolResult(model.requests[2]!, "call_wait")!;
-      expect(waited).toContain("status: 200");
+      expect(waited).toContain("status: done");
       expect(waited).toContain("exit code: 0");
       expect(waited).toContain("partial\nend");
-      expect(toolResult(model.requests[3]!, "call_get")).toMatch(/lines 2-2 of 2 \(status 200\)\nend/);
+      expect(toolResult(model.requests[3]!, "call_get")).toMatch(/lines 2-2 of 2 \(done\)\nend/);
       expect((await a.request("run/get", { run: "y1" })).run.turn).toBe(4);
     } finally {
       await ts.stop();

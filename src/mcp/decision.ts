@@ -1,0 +1,104 @@
+import { SpoolRpcError } from "../client/spool-client.js";
+import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
+import { producerOf } from "../protocol/views.js";
+import { HEARTBEAT_MS, type Progress } from "./progress.js";
+import type { Extra, Resolved, Session, SpoolSide } from "./spool-side.js";
+import { message } from "./text.js";
+
+/*
+ * The decision on a run_command's proposal: whoever makes it (any Spool client, an always-allow rule, or this
+ * MCP client's user through elicitation), the call waits for it and says so; a cancelled call withdraws it.
+ */
+
+/** An elicitation stays open this long at most (a person may be away); the proposal waits on after it. */
+const ELICITATION_TIMEOUT_MS = 24 * 3600 * 1000;
+
+/**
+ * Waits for the decision on a proposal (from any client, a rule, or this client's elicitation), telling the
+ * MCP client what it waits for. Null when the call was cancelled first (the proposal is then rejected).
+ */
+export async function awaitDecision(side: SpoolSide, session: Session, path: string, extra: Extra, progress: Progress): Promise<Resolved | null> {
+  let settle!: (notice: Resolved | null) => void;
+  const decided = new Promise<Resolved | null>((resolve) => (settle = resolve));
+  const early = side.takeEarly(path);
+  if (early) return early;
+  side.waiters.set(path, (notice) => settle(notice));
+  const asked = new AbortController();
+  const onAbort = () => {
+    const why = side.closing ? `the MCP client ${session.who} closed the connection` : `cancelled by ${session.who} (MCP notifications/cancelled)`;
+    void session.client
+      .call("run/resolve", { run: session.run!, path, decision: "reject", reason: why })
+      .catch((error: unknown) => {
+        if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) side.log.warn(`withdrawing ${path}: ${message(error)}`);
+      })
+      .finally(() => settle(null));
+  };
+  extra.signal.addEventListener("abort", onAbort, { once: true });
+  let heartbeat: NodeJS.Timeout | null = null;
+  try {
+    // A rule may have accepted it before the reply, or the decision came before this waiter.
+    const already = await side.decidedAlready(session, path);
+    if (already) return already;
+    if (extra.signal.aborted) onAbort();
+    const log = await session.client.call("entry/get", { run: session.run!, path, limit: 1 });
+    const facts = producerOf(log);
+    const runners = facts.runner === null ? await session.client.call("runner/list", {}).catch(() => null) : null;
+    const shown = factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
+    progress.say(`waiting for a decision on ${path} (Spool web view, spool approve, or an editor)`);
+    heartbeat = setInterval(() => progress.say(`still waiting for a decision on ${path}`), HEARTBEAT_MS);
+    // Elicitation decides: only a person's credential may (an agent's never accepts).
+    if (side.options.role === "person" && side.server.getClientCapabilities()?.elicitation?.form) elicit(side, session, path, shown, asked.signal);
+    const d = await decided;
+    return d;
+  } finally {
+    if (heartbeat) clearInterval(heartbeat);
+    asked.abort(new Error("decided"));
+    extra.signal.removeEventListener("abort", onAbort);
+    side.waiters.delete(path);
+  }
+}
+
+/** Asks the MCP client's user (`elicitation/create`); withdrawn (notifications/cancelled) once anyone decides. */
+function elicit(side: SpoolSide, session: Session, path: string, shown: string, signal: AbortSignal): void {
+  side.server
+    .elicitInput(
+      {
+        mode: "form",
+        message: `Spool: run this command? (run ${session.run!}, ${path})\n\n${shown}\n\nAny Spool client can decide it too; the first decision counts.`,
+        requestedSchema: {
+          type: "object",
+          properties: {
+            decision: {
+              type: "string",
+              title: "Decision",
+              enum: ["accept", "reject"],
+              enumNames: ["Accept: run it", "Reject: do not run it"],
+            },
+            reason: { type: "string", title: "Reason (recorded with a rejection)" },
+          },
+          required: ["decision"],
+        },
+      },
+      { signal, timeout: ELICITATION_TIMEOUT_MS },
+    )
+    .then(async (answer) => {
+      if (signal.aborted) return;
+      // Dismissed without a choice: the proposal waits for another client.
+      if (answer.action === "cancel") return;
+      const accept = answer.action === "accept" && answer.content?.decision === "accept";
+      const reason = typeof answer.content?.reason === "string" && answer.content.reason ? answer.content.reason : undefined;
+      await session.client
+        .call(
+          "run/resolve",
+          accept
+            ? { run: session.run!, path, decision: "accept", ...(reason ? { reason } : {}) }
+            : { run: session.run!, path, decision: "reject", reason: reason ?? `declined in ${session.who}` },
+        )
+        .catch((error: unknown) => {
+          if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) side.log.warn(`deciding ${path}: ${message(error)}`);
+        });
+    })
+    .catch((error: unknown) => {
+      if (!signal.aborted) side.log.warn(`elicitation for ${path} failed: ${message(error)}`);
+    });
+}

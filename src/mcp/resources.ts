@@ -1,0 +1,141 @@
+import {
+  ErrorCode,
+  ListResourcesRequestSchema,
+  type ListResourcesResult,
+  ListResourceTemplatesRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+import { SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
+import { escapeControl } from "../protocol/proposal-facts.js";
+import { producerOf } from "../protocol/views.js";
+import { readOutput, report } from "./output.js";
+import { THROTTLE_MS } from "./progress.js";
+import { parseResourceUri, resourceUri } from "./resource-uri.js";
+import { LIST_LIMIT, type SpoolSide } from "./spool-side.js";
+import { message, STATUS, statusWord, ToolFailure } from "./text.js";
+
+/*
+ * MCP resources: each command's output is one, at spool://RUN/PATH (src/mcp/resource-uri.ts); resources/list
+ * shows this connection's commands, and a subscription follows one until it ends.
+ */
+
+/** A followed resource: its watch, and the timer that holds back its next update. */
+interface Subscription {
+  watch: Promise<StreamWatch | null>;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * Registers the resources (a command's output at spool://RUN/PATH, listed for this connection's run) and their
+ * subscriptions; `close` stops following them all.
+ */
+export function registerResources(side: SpoolSide): { close(): Promise<void> } {
+  const server = side.server;
+  /** Resource subscriptions: URI → the watch that sends `notifications/resources/updated`. */
+  const subscriptions = new Map<string, Subscription>();
+  const unsubscribe = async (uri: string, sub: Subscription) => {
+    subscriptions.delete(uri);
+    if (sub.timer) clearTimeout(sub.timer);
+    await (await sub.watch)?.close().catch(() => undefined);
+  };
+  server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
+  server.setRequestHandler(ListResourcesRequestSchema, async (): Promise<ListResourcesResult> => {
+    const session = await side.ready();
+    if (session.run === null) return { resources: [] };
+    const run = session.run;
+    const { entries } = await session.client.call("entry/list", { run, pattern: "log://*", status: STATUS.done, limit: LIST_LIMIT });
+    return {
+      resources: entries.map((e) => {
+        const { command, endStatus } = producerOf(e);
+        return {
+          uri: resourceUri(run, e.path),
+          name: e.path,
+          title: `$ ${escapeControl(command)}`,
+          description: `Output of a command of run ${run} (${endStatus !== null ? statusWord(endStatus) : "running"})`,
+          mimeType: "text/plain",
+        };
+      }),
+    };
+  });
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
+    resourceTemplates: [
+      {
+        uriTemplate: "spool://{run}/{path}",
+        name: "command-output",
+        title: "A command's output",
+        description: "The output of the command at PATH (its log path, e.g. log://turn_1/sh/ls, or one channel's path) in run RUN of this project",
+        mimeType: "text/plain",
+      },
+    ],
+  }));
+  server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
+    const session = await side.ready();
+    const parsed = parseResourceUri(request.params.uri);
+    if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${request.params.uri} (spool://RUN/PATH)`);
+    try {
+      const result = parsed.path.startsWith("log://")
+        ? await report(session, parsed.run, parsed.path, null)
+        : await readOutput(side, { path: request.params.uri }, session);
+      const body = result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+      return { contents: [{ uri: request.params.uri, mimeType: "text/plain", text: body }] };
+    } catch (error) {
+      if (error instanceof ToolFailure || (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS")))
+        throw new McpError(-32002, `Resource not found: ${request.params.uri}`, { uri: request.params.uri });
+      throw error;
+    }
+  });
+  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+    const session = await side.ready();
+    const uri = request.params.uri;
+    const parsed = parseResourceUri(uri);
+    if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH)`);
+    if (subscriptions.has(uri)) return {};
+    let target: { run: string; path: string };
+    try {
+      target = await side.target(session, uri);
+    } catch (error) {
+      if (error instanceof ToolFailure) throw new McpError(-32002, `Resource not found: ${uri}`, { uri });
+      throw error;
+    }
+    const sub: Subscription = { watch: Promise.resolve<StreamWatch | null>(null), timer: null };
+    const updated = () => {
+      if (sub.timer || subscriptions.get(uri) !== sub) return;
+      sub.timer = setTimeout(() => {
+        sub.timer = null;
+        if (subscriptions.get(uri) === sub) server.sendResourceUpdated({ uri }).catch(() => undefined);
+      }, THROTTLE_MS);
+    };
+    subscriptions.set(uri, sub);
+    sub.watch = session.client
+      .watch({ run: target.run, path: target.path }, () => updated())
+      .then((watch) => {
+        // Its end is an update too (the status line changes), sent once its last output went out.
+        void watch.ended.then(() => {
+          if (subscriptions.get(uri) !== sub) return;
+          if (sub.timer) clearTimeout(sub.timer);
+          sub.timer = null;
+          server.sendResourceUpdated({ uri }).catch(() => undefined);
+        });
+        return watch;
+      })
+      .catch((error: unknown) => {
+        side.log.warn(`following ${uri}: ${message(error)}`);
+        return null;
+      });
+    await sub.watch;
+    return {};
+  });
+  server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
+    const sub = subscriptions.get(request.params.uri);
+    if (sub) await unsubscribe(request.params.uri, sub);
+    return {};
+  });
+  return {
+    async close() {
+      for (const [uri, sub] of subscriptions) await unsubscribe(uri, sub);
+    },
+  };
+}
