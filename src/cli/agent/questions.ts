@@ -21,6 +21,8 @@ export class Questions {
   #waiting: ((line: string | null) => void) | null = null;
   #closed = false;
   #stopKeys: (() => void) | null = null;
+  /** Bytes typed while a command ran (read to notice them, so the next question counts them as ignored). */
+  #typedWhileRunning = 0;
   /** A second, non-blocking handle on the terminal, to empty its input queue before each question. */
   #typed = new TypedInput((text) => this.note(text));
 
@@ -56,7 +58,8 @@ export class Questions {
     const stdin = process.stdin as ReadStream;
     // Raw mode first: a line typed without Enter (held by the terminal until now) becomes readable, and is discarded with the rest.
     stdin.setRawMode(true);
-    const dropped = this.#typed.discard(stdin);
+    const dropped = this.#typed.discard(stdin) + this.#typedWhileRunning;
+    this.#typedWhileRunning = 0;
     if (dropped > 0) this.note(`  (ignored ${dropped} ${dropped === 1 ? "byte" : "bytes"} typed before this question)`);
     this.write(question);
     return new Promise((resolve) => {
@@ -88,6 +91,39 @@ export class Questions {
     });
   }
 
+  /**
+   * While a command runs: keys typed on the terminal (which never reach the command) are read, not echoed, so
+   * `typed` can tell the person so once they type; Ctrl-C stays an interrupt. Returns what ends the watch.
+   */
+  watchTyping(typed: () => void): () => void {
+    const stdin = process.stdin as ReadStream;
+    if (!stdin.isTTY || this.#stopKeys) return () => undefined;
+    stdin.setRawMode(true);
+    const onData = (chunk: Buffer) => {
+      if (chunk.includes(3)) {
+        process.emit("SIGINT");
+        return;
+      }
+      this.#typedWhileRunning += chunk.length;
+      typed();
+    };
+    stdin.on("data", onData);
+    stdin.resume();
+    let stopped = false;
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      stdin.off("data", onData);
+      stdin.pause();
+      stdin.setRawMode(false);
+      if (this.#stopTyping === stop) this.#stopTyping = null;
+    };
+    this.#stopTyping = stop;
+    return stop;
+  }
+
+  #stopTyping: (() => void) | null = null;
+
   /** Whether a question waits for its answer. */
   get asking(): boolean {
     return this.#waiting !== null;
@@ -107,6 +143,7 @@ export class Questions {
   }
 
   close(): void {
+    this.#stopTyping?.();
     this.#stopKeys?.();
     this.#stopKeys = null;
     this.#rl?.close();

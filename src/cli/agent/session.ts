@@ -7,7 +7,7 @@ import { connectionLost, escapeControl, palette } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
 import { runCommands } from "../refs.js";
 import { TerminalWriter } from "../terminal-writer.js";
-import { endedWords } from "../words.js";
+import { Endings } from "./endings.js";
 import { type AnswerSource, Questions } from "./questions.js";
 import { spinner } from "./spinner.js";
 
@@ -47,7 +47,7 @@ export async function drive(
     (text) => say(colours.dim(text)),
     (text, sameLine) => screen.own(text, { sameLine }),
   );
-  /** Told once: typing while a command runs goes nowhere; told once: nothing here answers (stdin is not a terminal). */
+  /** Told once, when a key is typed while a command runs: it goes nowhere; told once: nothing here answers (stdin is not a terminal). */
   let toldTyping = false;
   let toldNoAnswers = false;
   const offered = new Set<string>();
@@ -63,6 +63,8 @@ export async function drive(
   let ended = false;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
   let lastReply: string | null = null;
+  /** How followed commands ended, as their entries record it. */
+  const endings = new Endings(client, (run, path) => run === alias && followed.has(path));
   const say = (text: string) => {
     spin.stop();
     screen.own(`${text}\n`);
@@ -160,28 +162,25 @@ export async function drive(
   const follow = async (p: { run: string; path: string }) => {
     followed.add(p.path);
     streaming = { path: p.path };
-    if (!toldTyping && process.stdin.isTTY) {
+    // Keys typed while it runs do not reach it: said once, when one is typed (nothing is said to a person who types nothing).
+    const stopTyping = questions.watchTyping(() => {
+      if (toldTyping) return;
       toldTyping = true;
       say(
         colours.dim(
           `  (keys typed here do not reach the command; to answer it: spool attach ${escapeControl(p.run)} ${p.path}, or spool input ${escapeControl(p.run)} ${p.path} TEXT)`,
         ),
       );
-    }
+    });
     const watch = await client.watch({ run: p.run, path: p.path }, (chunk) => {
       spin.stop();
       if (chunk.channel === 2) screen.untrusted(chunk.data, { kind: "output", stream: "err", ...(errColours.on ? { colour: errColours.red } : {}) });
       else screen.untrusted(chunk.data, { kind: "output" });
     });
-    const ended = await watch.ended;
+    const ended = await watch.ended.finally(stopTyping);
     streaming = null;
     const status = [...ended.values()][0];
-    // The log entry holds how it ended (exit code, signal, the reason of a cancel); the words come from it.
-    const log = await client
-      .call("entry/list", { run: p.run, pattern: p.path })
-      .then((r) => r.entries.find((e) => e.path === p.path))
-      .catch(() => undefined);
-    say(colours.dim(`  finished: ${status ? endedWords(log, status.status, status.exit_code) : "?"}`));
+    say(colours.dim(`  finished: ${await endings.of(p.run, p.path, status)}`));
   };
 
   const offer = (p: Proposal) => {
