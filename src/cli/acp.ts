@@ -1,13 +1,14 @@
 import { Readable, Writable } from "node:stream";
-import { parseArgs } from "node:util";
 import { ndJsonStream } from "@agentclientprotocol/sdk";
 import { Bridge } from "../acp/bridge.js";
 import { ensureServer, locateServer } from "../acp/server.js";
 import { createLogger } from "../logger.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 
-export const ACP_HELP = `Usage: spool acp [--model ALIAS] [--server URL] [--home DIR]
-
-Speaks the Agent Client Protocol (ACP v1) on stdin/stdout, so an editor that
+export const ACP_SPEC = defineCommand({
+  name: "acp",
+  usage: "spool acp [--model ALIAS] [--server URL] [--home DIR]",
+  about: `Speaks the Agent Client Protocol (ACP v1) on stdin/stdout, so an editor that
 runs ACP agents (Zed, JetBrains IDEs, Neovim and Emacs plugins) drives Spool
 runs: a session is a run, a prompt is a loop, each proposal is a permission
 request that any other Spool client can also answer. Logs go to stderr only.
@@ -18,32 +19,21 @@ after the editor quits, with the runs.
 
 It ends when the editor closes its stdin, or on SIGTERM. SIGINT ends it only
 when stdin is a terminal: an editor running it in a terminal's process group
-passes on Ctrl-C, and the session/cancel that follows must still be handled.
+passes on Ctrl-C, and the session/cancel that follows must still be handled.`,
+  options: {
+    model: { type: "string", arg: "ALIAS", help: "model of new sessions   [$SPOOL_ACP_MODEL, default: the server's first]" },
+    server: { type: "string", arg: "URL", help: "use this server (never started here)   [$SPOOL_SERVER]" },
+    "token-file": { type: "string", arg: "PATH", help: "its token               [default: $SPOOL_HOME/token]" },
+    home: { type: "string", arg: "DIR", help: "Spool home              [$SPOOL_HOME, ~/.spool]" },
+  },
+});
 
-Options:
-  --model ALIAS       model of new sessions   [$SPOOL_ACP_MODEL, default: the server's first]
-  --server URL        use this server (never started here)   [$SPOOL_SERVER]
-  --token-file PATH   its token               [default: $SPOOL_HOME/token]
-  --home DIR          Spool home              [$SPOOL_HOME, ~/.spool]
-  -h, --help          show this help
-`;
+export const ACP: Command = { spec: ACP_SPEC, run: (argv) => acp(argv) };
 
 export async function acp(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string" },
-      server: { type: "string" },
-      "token-file": { type: "string" },
-      home: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(ACP_HELP);
-    return 0;
-  }
+  const { values, positionals: rest } = parseSpec(ACP_SPEC, argv);
+  if (values.help) return showHelp(ACP_SPEC);
+  positionals("acp", rest, []);
   const log = createLogger((process.env.SPOOL_LOG as never) ?? "warn");
   // The home's configuration is read once, up front: a broken one is an error before the editor waits on us.
   const location = locateServer(values);

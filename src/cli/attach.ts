@@ -2,8 +2,8 @@ import type { SpoolClient } from "../client/spool-client.js";
 import { SpoolRpcError } from "../client/spool-client.js";
 import { ENTRY } from "../protocol/status.js";
 import { producerOf } from "../protocol/views.js";
-import type { Command } from "./client-commands.js";
-import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, parseCommand } from "./common.js";
+import { commandOf, defineCommand } from "./command-spec.js";
+import { connectClient, connectionLost, escapeControl } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { INPUT_PART_BYTES } from "./input.js";
 import { resolveCommand, resolveRun } from "./refs.js";
@@ -16,9 +16,10 @@ const DETACH = 0x1d;
 /** Input read from the terminal and not yet taken by the server; past it, reading pauses. */
 const MAX_PENDING_BYTES = 256 * 1024;
 
-export const ATTACH_HELP = `Usage: spool attach [RUN [CMD]]
-
-Connects this terminal to a running command (RUN and CMD as spool tail takes them; alone,
+const ATTACH_SPEC = defineCommand({
+  name: "attach",
+  usage: "spool attach [RUN [CMD]]",
+  about: `Connects this terminal to a running command (RUN and CMD as spool tail takes them; alone,
 the latest command of the latest run):
 prints its output so far and then live, and sends what you type to its input. A command
 proposed with a terminal (tty) gets your keys as you press them (raw mode: Ctrl-C goes
@@ -27,29 +28,22 @@ sent as you finish them, Ctrl-D ends its input and Ctrl-C sends it SIGINT.
 
 Ctrl-] detaches (without a terminal of the command: Ctrl-] then Enter); the command
 keeps running. When the command ends, says how, and exits: 0 when it succeeded, 1
-otherwise.
+otherwise.`,
+  connects: true,
+  maxArgs: 2,
+  options: {},
+});
 
-${CLIENT_HELP}`;
-
-export const ATTACH: Command = {
-  help: ATTACH_HELP,
-  run: async (argv) => {
-    const { values, positionals } = parseCommand("attach", argv, { ...CLIENT_OPTIONS });
-    if (values.help) {
-      process.stdout.write(ATTACH_HELP);
-      return EXIT.ok;
-    }
-    if (positionals.length > 2) throw usageError(`spool attach: unexpected argument "${positionals[2]}" (see \`spool help attach\`)`);
-    const { client } = await connectClient(values);
-    try {
-      const run = await resolveRun(client, positionals[0]);
-      const { path } = await resolveCommand(client, run, positionals[1]);
-      return await Promise.race([attach(client, run, path), connectionLost(client, "while attached")]);
-    } finally {
-      client.close();
-    }
-  },
-};
+export const ATTACH = commandOf(ATTACH_SPEC, async (values, positionals) => {
+  const { client } = await connectClient(values);
+  try {
+    const run = await resolveRun(client, positionals[0]);
+    const { path } = await resolveCommand(client, run, positionals[1]);
+    return await Promise.race([attach(client, run, path), connectionLost(client, "while attached")]);
+  } finally {
+    client.close();
+  }
+});
 
 async function attach(client: SpoolClient, run: string, path: string): Promise<number> {
   if (!path.startsWith("log://")) throw usageError(`spool attach takes a command's log path (log://turn_N/sh/…), not ${path}`);

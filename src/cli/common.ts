@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig } from "../config.js";
@@ -9,50 +8,10 @@ import { SERVER_VERSION } from "../version.js";
 import { CliError, EXIT, type Target, usageError } from "./errors.js";
 import { findProject, type ProjectRef, requireProject } from "./project.js";
 
-/** Flags every client command takes (parseArgs options). */
-export const CLIENT_OPTIONS = {
-  server: { type: "string" },
-  "token-file": { type: "string" },
-  project: { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-export const JSON_OPTION = { json: { type: "boolean" } } as const;
-
-export const CLIENT_HELP = `Connection (the same settings as spool serve: flag, environment, $SPOOL_HOME/config.json):
-  --server URL        the server          [$SPOOL_SERVER, default: the home's Unix socket
-                      $SPOOL_HOME/spool.sock when it is there, else ws://HOST:PORT/ from
-                      $SPOOL_HOST / $SPOOL_PORT / "host" and "port" in config.json, else
-                      127.0.0.1:7420, where the server must prove it holds the token first]
-  --token-file PATH   its token           [$SPOOL_TOKEN_FILE, default: $SPOOL_HOME/token, ~/.spool/token]
-  --project NAME      project             [$SPOOL_PROJECT, default: found from this directory
-                      upwards: .spool/project.json (spool init), else a git repository's root]
-  -h, --help          show this help
-`;
-
 export interface ClientFlags {
   server?: string;
   "token-file"?: string;
   project?: string;
-}
-
-type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
-
-/** Parses a command's arguments strictly; a mistake is a usage error naming the command's help. */
-export function parseCommand<O extends OptionSpec>(command: string, argv: string[], options: O) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    const message = error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, "") : String(error);
-    const unknown = /^Unknown option '(-{1,2})([^']+)'/.exec(message);
-    // A short option (-n) is matched by its letter to the long ones (--lines), a long one by spelling.
-    const near = !unknown
-      ? null
-      : unknown[1] === "-"
-        ? (Object.keys(options).find((name) => name.startsWith(unknown[2]!) && !(options[name] as { short?: string }).short) ?? null)
-        : nearest(unknown[2]!, Object.keys(options));
-    throw usageError(`${message}${near ? ` — did you mean --${near}?` : ""} (see \`spool help ${command}\`)`);
-  }
 }
 
 /**
@@ -99,20 +58,23 @@ export let currentTarget: Target | null = null;
 /** The directory the person typed the command in (`npm run spool -- …` runs in the package's folder; INIT_CWD is theirs). */
 export const workingDirectory = () => (process.env.npm_lifecycle_event === "spool" && process.env.INIT_CWD) || process.cwd();
 
+/** The token in `tokenFile`, or a connection error saying where the server writes it. */
+export function readToken(tokenFile: string): string {
+  try {
+    return readFileSync(tokenFile, "utf8").trim();
+  } catch {
+    throw new CliError(
+      `no token file at ${tokenFile} — start the server with \`spool serve\` (it writes its token there), or pass --token-file PATH`,
+      EXIT.connection,
+    );
+  }
+}
+
 /** Connects to the server; does not join a project. */
 export async function connectServer(flags: ClientFlags): Promise<SpoolClient> {
   const target = serverTarget(flags);
   currentTarget = target;
-  let token: string;
-  try {
-    token = readFileSync(target.tokenFile, "utf8").trim();
-  } catch {
-    throw new CliError(
-      `no token file at ${target.tokenFile} — start the server with \`spool serve\` (it writes its token there), or pass --token-file PATH`,
-      EXIT.connection,
-    );
-  }
-  return SpoolClient.connect(target.url, { token });
+  return SpoolClient.connect(target.url, { token: readToken(target.tokenFile) });
 }
 
 export interface Connected {

@@ -1,42 +1,36 @@
 import { loadConfig } from "../config.js";
 import { type Check, type CheckStatus, runChecks } from "../ops/doctor.js";
-import { parseCommand } from "./common.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { EXIT, usageError } from "./errors.js";
 
-export const DOCTOR_HELP = `Usage: spool doctor [options]
-
-Checks what this machine gives Spool, and says how to fix each problem: the
+export const DOCTOR_SPEC = defineCommand({
+  name: "doctor",
+  usage: "spool doctor [options]",
+  about: `Checks what this machine gives Spool, and says how to fix each problem: the
 Node version, the home's and the token file's modes, the database (its size
 and WAL), the transport, user namespaces and whether bubblewrap builds the
 sandbox for this user (and so which sandbox modes commands get), passt/pasta
 or slirp4netns, a reachable Docker engine and its images, the configured
 models, and the view of the server running on this home, if one does.
-Nothing is changed, and no model is called unless --models.
+Nothing is changed, and no model is called unless --models.`,
+  width: 13,
+  options: {
+    home: { type: "string", arg: "DIR", help: "Spool home to check        [$SPOOL_HOME, ~/.spool]" },
+    models: { type: "boolean", help: "ask each configured model's server for its model list" },
+    json: { type: "boolean", help: 'print the checks as JSON: {"ok": bool, "checks": [{name, status, detail, fix?, data?}]}' },
+  },
+  epilogue: `Exit status: 0 when nothing the configuration asks for is missing or unsafe
+(a "fail"), 1 otherwise; warnings and missing extras do not count.`,
+});
 
-Options:
-  --home DIR   Spool home to check        [$SPOOL_HOME, ~/.spool]
-  --models     ask each configured model's server for its model list
-  --json       print the checks as JSON: {"ok": bool, "checks": [{name, status, detail, fix?, data?}]}
-  -h, --help   show this help
-
-Exit status: 0 when nothing the configuration asks for is missing or unsafe
-(a "fail"), 1 otherwise; warnings and missing extras do not count.
-`;
+export const DOCTOR: Command = { spec: DOCTOR_SPEC, run: (argv) => doctor(argv) };
 
 const MARK: Record<CheckStatus, string> = { ok: "ok  ", info: "--  ", warn: "WARN", fail: "FAIL" };
 
 export async function doctor(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, positionals } = parseCommand("doctor", argv, {
-    home: { type: "string" },
-    models: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help) {
-    process.stdout.write(DOCTOR_HELP);
-    return EXIT.ok;
-  }
-  if (positionals.length > 0) throw usageError(`spool doctor: unexpected argument "${positionals[0]}" (see \`spool help doctor\`)`);
+  const { values, positionals: rest } = parseSpec(DOCTOR_SPEC, argv);
+  if (values.help) return showHelp(DOCTOR_SPEC);
+  positionals("doctor", rest, []);
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(values.home === undefined ? {} : { home: values.home }, env);

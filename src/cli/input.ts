@@ -1,57 +1,46 @@
 import type { SpoolClient } from "../client/spool-client.js";
-import type { Command } from "./client-commands.js";
-import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, parseCommand } from "./common.js";
+import { commandOf, defineCommand } from "./command-spec.js";
+import { connectClient, connectionLost } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
 import { resolveCommand, resolveRun } from "./refs.js";
 
 /** Bytes per stream/input call when sending what this command reads on stdin (well under the server's default maxInputBytes). */
 export const INPUT_PART_BYTES = 16 * 1024;
 
-export const INPUT_HELP = `Usage: spool input RUN CMD TEXT [-n] [--eof]
-       spool input RUN CMD - [--eof]
-
-Types into a running command: sends TEXT and a newline to its input (RUN and CMD as
+const INPUT_SPEC = defineCommand({
+  name: "input",
+  usage: `spool input RUN CMD TEXT [-n] [--eof]
+       spool input RUN CMD - [--eof]`,
+  about: `Types into a running command: sends TEXT and a newline to its input (RUN and CMD as
 spool tail takes them: CMD a number, part of the path, or the log path
 log://turn_1/sh/…). Under a terminal the command reads it as keys. With - it sends
 what this command reads on its own standard input, as it comes. What is sent is kept as
-the command's channel 0 (stdin). Exits 1 when the command has finished.
-
-Options:
-  -n, --no-newline    send TEXT as it is, without the newline
-  --eof               then end the command's input (a pipe closes; a terminal gets ^D)
-
-${CLIENT_HELP}`;
-
-export const INPUT: Command = {
-  help: INPUT_HELP,
-  run: async (argv) => {
-    const { values, positionals } = parseCommand("input", argv, {
-      ...CLIENT_OPTIONS,
-      "no-newline": { type: "boolean", short: "n" },
-      eof: { type: "boolean" },
-    });
-    if (values.help) {
-      process.stdout.write(INPUT_HELP);
-      return EXIT.ok;
-    }
-    if (positionals.length < 3) throw usageError("spool input needs RUN, CMD and TEXT (or - to send standard input; see `spool help input`)");
-    if (positionals.length > 3) throw usageError(`spool input: unexpected argument "${positionals[3]}" (quote TEXT with spaces; see \`spool help input\`)`);
-    const [runRef, commandRef, text] = positionals as [string, string, string];
-    if (text === "-" && values["no-newline"]) throw usageError("-n only applies to TEXT, not to - (standard input is sent as it is)");
-    const { client } = await connectClient(values);
-    try {
-      const run = await resolveRun(client, runRef);
-      const { path } = await resolveCommand(client, run, commandRef);
-      const eof = Boolean(values.eof);
-      const bytes = await Promise.race([send(client, run, path, text, Boolean(values["no-newline"]), eof), connectionLost(client, "while sending")]);
-      // Said, not silent: what went where (a command that already finished is an error instead).
-      process.stdout.write(`sent ${bytes} byte${bytes === 1 ? "" : "s"} to ${path}${eof ? ", then the end of its input" : ""}\n`);
-      return EXIT.ok;
-    } finally {
-      client.close();
-    }
+the command's channel 0 (stdin). Exits 1 when the command has finished.`,
+  connects: true,
+  options: {
+    "no-newline": { type: "boolean", short: "n", help: "send TEXT as it is, without the newline" },
+    eof: { type: "boolean", help: "then end the command's input (a pipe closes; a terminal gets ^D)" },
   },
-};
+});
+
+export const INPUT = commandOf(INPUT_SPEC, async (values, positionals) => {
+  if (positionals.length < 3) throw usageError("spool input needs RUN, CMD and TEXT (or - to send standard input; see `spool help input`)");
+  if (positionals.length > 3) throw usageError(`spool input: unexpected argument "${positionals[3]}" (quote TEXT with spaces; see \`spool help input\`)`);
+  const [runRef, commandRef, text] = positionals as [string, string, string];
+  if (text === "-" && values["no-newline"]) throw usageError("-n only applies to TEXT, not to - (standard input is sent as it is)");
+  const { client } = await connectClient(values);
+  try {
+    const run = await resolveRun(client, runRef);
+    const { path } = await resolveCommand(client, run, commandRef);
+    const eof = Boolean(values.eof);
+    const bytes = await Promise.race([send(client, run, path, text, Boolean(values["no-newline"]), eof), connectionLost(client, "while sending")]);
+    // Said, not silent: what went where (a command that already finished is an error instead).
+    process.stdout.write(`sent ${bytes} byte${bytes === 1 ? "" : "s"} to ${path}${eof ? ", then the end of its input" : ""}\n`);
+    return EXIT.ok;
+  } finally {
+    client.close();
+  }
+});
 
 /** Sends TEXT (or standard input) and, with `eof`, the end of input; resolves with the bytes sent. */
 async function send(client: SpoolClient, run: string, path: string, text: string, noNewline: boolean, eof: boolean): Promise<number> {

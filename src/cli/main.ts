@@ -1,97 +1,48 @@
 import { Writable } from "node:stream";
 import { SERVER_VERSION } from "../version.js";
+import { type Command, type CommandSpec, completionWords, helpText, parseSpec, takesRun } from "./command-spec.js";
 import { currentTarget, nearest } from "./common.js";
+import type { Completed } from "./completion.js";
 import { EXIT, explain } from "./errors.js";
 
-/** A command's help and body, loaded when it runs (so `spool tail` never loads the server, Docker or SSH code). */
-interface Loaded {
-  help: string;
-  run: (argv: string[]) => Promise<number>;
-}
-
-const clientCommand =
-  (name: "INIT" | "PENDING" | "APPROVE" | "REJECT" | "TAIL" | "CANCEL" | "ABORT" | "SHOW" | "RUNS" | "ENTRIES" | "RUNNERS" | "MODELS") => async () =>
-    (await import("./client-commands.js"))[name];
-
-const COMMANDS: Record<string, { summary: string; load: () => Promise<Loaded> }> = {
-  serve: {
-    summary: "start the server with its database and embedded local runner",
-    load: async () => {
-      const m = await import("./serve.js");
-      return { help: m.SERVE_HELP, run: m.serve };
-    },
-  },
-  init: { summary: "mark this directory as a Spool project's root", load: clientCommand("INIT") },
-  ask: {
-    summary: "ask a model about the project (read-only tools)",
-    load: async () => {
-      const m = await import("./agent.js");
-      return { help: m.agentHelp("ask"), run: m.agentCommand("ask") };
-    },
-  },
+/** The command table's index: each command's row and body are loaded when it runs (so `spool tail` never loads the server, Docker or SSH code). */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  serve: { summary: "start the server with its database and embedded local runner", load: async () => (await import("./serve.js")).SERVE },
+  init: { summary: "mark this directory as a Spool project's root", load: async () => (await import("./commands/init.js")).INIT },
+  ask: { summary: "ask a model about the project (read-only tools)", load: async () => (await import("./agent/command.js")).agentCommand("ask") },
   act: {
     summary: "give a model a task: it proposes commands you accept or reject",
-    load: async () => {
-      const m = await import("./agent.js");
-      return { help: m.agentHelp("act"), run: m.agentCommand("act") };
-    },
+    load: async () => (await import("./agent/command.js")).agentCommand("act"),
   },
-  pending: { summary: "list proposals waiting for a decision", load: clientCommand("PENDING") },
-  approve: { summary: "accept a pending proposal", load: clientCommand("APPROVE") },
-  reject: { summary: "reject a pending proposal", load: clientCommand("REJECT") },
-  tail: { summary: "print a command's output, or follow it live", load: clientCommand("TAIL") },
-  cancel: { summary: "cancel a running command", load: clientCommand("CANCEL") },
+  pending: { summary: "list proposals waiting for a decision", load: async () => (await import("./commands/decide.js")).PENDING },
+  approve: { summary: "accept a pending proposal", load: async () => (await import("./commands/decide.js")).APPROVE },
+  reject: { summary: "reject a pending proposal", load: async () => (await import("./commands/decide.js")).REJECT },
+  tail: { summary: "print a command's output, or follow it live", load: async () => (await import("./commands/tail.js")).TAIL },
+  cancel: { summary: "cancel a running command", load: async () => (await import("./commands/control.js")).CANCEL },
   input: { summary: "type into a running command (its stdin or terminal)", load: async () => (await import("./input.js")).INPUT },
   attach: { summary: "connect this terminal to a running command (Ctrl-] detaches)", load: async () => (await import("./attach.js")).ATTACH },
-  abort: { summary: "abort a run: its model, pending proposals and running commands", load: clientCommand("ABORT") },
-  runs: { summary: "list the project's runs (--all: every project's)", load: clientCommand("RUNS") },
-  show: { summary: "show a run: its conversation and its numbered commands", load: clientCommand("SHOW") },
-  entries: { summary: "list a run's proposals, outputs and errors", load: clientCommand("ENTRIES") },
-  runners: { summary: "list the project's runners", load: clientCommand("RUNNERS") },
-  models: { summary: "list the configured models", load: clientCommand("MODELS") },
-  runner: {
-    summary: "attach a runner (local, docker, ssh) to a server",
-    load: async () => {
-      const m = await import("./runner.js");
-      return { help: m.RUNNER_HELP, run: m.runner };
-    },
+  abort: {
+    summary: "abort a run: its model, pending proposals and running commands",
+    load: async () => (await import("./commands/control.js")).ABORT,
   },
-  acp: {
-    summary: "serve an editor over the Agent Client Protocol (stdio)",
-    load: async () => {
-      const m = await import("./acp.js");
-      return { help: m.ACP_HELP, run: m.acp };
-    },
-  },
-  mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: () => import("./mcp.js").then((m) => ({ help: m.MCP_HELP, run: m.mcp })) },
+  runs: { summary: "list the project's runs (--all: every project's)", load: async () => (await import("./commands/lists.js")).RUNS },
+  show: { summary: "show a run: its conversation and its numbered commands", load: async () => (await import("./commands/show.js")).SHOW },
+  entries: { summary: "list a run's proposals, outputs and errors", load: async () => (await import("./commands/lists.js")).ENTRIES },
+  runners: { summary: "list the project's runners", load: async () => (await import("./commands/lists.js")).RUNNERS },
+  models: { summary: "list the configured models", load: async () => (await import("./commands/lists.js")).MODELS },
+  runner: { summary: "attach a runner (local, docker, ssh) to a server", load: async () => (await import("./runner.js")).RUNNER },
+  acp: { summary: "serve an editor over the Agent Client Protocol (stdio)", load: async () => (await import("./acp.js")).ACP },
+  mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: async () => (await import("./mcp.js")).MCP },
   token: {
     summary: "create, list and revoke credentials (roles: runner, viewer, agent, person, admin)",
-    load: async () => {
-      const m = await import("./token.js");
-      return { help: m.TOKEN_HELP, run: m.token };
-    },
+    load: async () => (await import("./token.js")).TOKEN,
   },
   completion: {
     summary: "print a tab-completion script (bash, zsh, fish)",
-    load: async () => {
-      const m = await import("./completion.js");
-      return { help: m.COMPLETION_HELP, run: completion };
-    },
+    load: async () => ({ spec: (await import("./completion.js")).COMPLETION_SPEC, run: completion }),
   },
-  doctor: {
-    summary: "check what this machine gives Spool, with the fix for each problem",
-    load: async () => {
-      const m = await import("./doctor.js");
-      return { help: m.DOCTOR_HELP, run: (argv) => m.doctor(argv) };
-    },
-  },
-  open: {
-    summary: "print (or open) a link that signs a browser into the web view",
-    load: async () => {
-      const m = await import("./open.js");
-      return { help: m.OPEN_HELP, run: m.open };
-    },
-  },
+  doctor: { summary: "check what this machine gives Spool, with the fix for each problem", load: async () => (await import("./doctor.js")).DOCTOR },
+  open: { summary: "print (or open) a link that signs a browser into the web view", load: async () => (await import("./open.js")).OPEN },
 };
 
 const HELP = `Usage: spool <command> [options]
@@ -146,7 +97,7 @@ async function command(argv: string[]): Promise<number> {
     if (!topic || topic === "--help" || topic === "-h" || topic === "help") return print(HELP);
     const entry = COMMANDS[topic];
     if (!entry || extra !== undefined) return unknown(topic);
-    return print((await entry.load()).help);
+    return print(helpText((await entry.load()).spec));
   }
   const entry = COMMANDS[command];
   if (!entry) return unknown(command);
@@ -176,18 +127,26 @@ export function suggest(typed: string, names: string[]): string | null {
   return nearest(typed, names);
 }
 
-/** `spool completion SHELL`: the script, with each command's options read from its help. */
+/** `spool completion SHELL`: the script, each command's options read from the table that parses them. */
 async function completion(argv: string[]): Promise<number> {
   const m = await import("./completion.js");
-  const [shell, extra] = argv;
-  if (shell === "--help" || shell === "-h") return print(m.COMPLETION_HELP);
+  const { values, positionals } = parseSpec(m.COMPLETION_SPEC, argv);
+  if (values.help) return print(helpText(m.COMPLETION_SPEC));
+  const [shell, extra] = positionals;
   if (extra !== undefined || !shell || !["bash", "zsh", "fish"].includes(shell)) {
-    process.stderr.write(`spool completion: name one shell: bash, zsh or fish\n${m.COMPLETION_HELP}`);
+    process.stderr.write(`spool completion: name one shell: bash, zsh or fish\n${helpText(m.COMPLETION_SPEC)}`);
     return EXIT.usage;
   }
-  const commands: Record<string, string[]> = {};
-  for (const [name, entry] of Object.entries(COMMANDS)) commands[name] = name === "completion" ? [] : m.optionsOf((await entry.load()).help);
+  const commands: Record<string, Completed> = {};
+  for (const [name, spec] of Object.entries(await commandTable())) commands[name] = { options: completionWords(spec), takesRun: takesRun(spec) };
   return print(m.completionScript(shell, commands)!);
+}
+
+/** Every command's row of the table, loaded: what completion is written from (and what test/cli/command-table checks). */
+export async function commandTable(): Promise<Record<string, CommandSpec>> {
+  const table: Record<string, CommandSpec> = {};
+  for (const [name, entry] of Object.entries(COMMANDS)) table[name] = (await entry.load()).spec;
+  return table;
 }
 
 /** `spool tail … | head`: once the reader is gone, there is nobody to tell; end quietly. */

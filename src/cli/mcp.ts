@@ -1,18 +1,19 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { ensureServer, locateServer } from "../acp/server.js";
 import { createLogger } from "../logger.js";
 import { McpBridge } from "../mcp/bridge.js";
 import { SERVER_VERSION } from "../version.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { workingDirectory } from "./common.js";
 import { usageError } from "./errors.js";
 import { findProject } from "./project.js";
 
-export const MCP_HELP = `Usage: spool mcp [--project DIR] [--runner NAME] [--mode ask|act] [--role agent|person] [--server URL] [--home DIR]
-
-A Model Context Protocol server on stdin/stdout, so any MCP agent (Claude Code,
+export const MCP_SPEC = defineCommand({
+  name: "mcp",
+  usage: "spool mcp [--project DIR] [--runner NAME] [--mode ask|act] [--role agent|person] [--server URL] [--home DIR]",
+  about: `A Model Context Protocol server on stdin/stdout, so any MCP agent (Claude Code,
 Codex CLI, Cursor, Claude Desktop, …) runs its shell commands through Spool:
 each run_command is a proposal a person approves in any Spool client (web view,
 spool approve, an editor) or, with --role person, in the agent itself when it
@@ -23,28 +24,43 @@ spool://RUN/PATH. Nothing but MCP messages goes to stdout; logs go to stderr.
 
 It is a client of the Spool server of the home; when none answers it starts
 one (spool serve, detached, output in $SPOOL_HOME/serve.log) that goes on
-after the agent quits, with the runs.
+after the agent quits, with the runs.`,
+  options: {
+    project: {
+      type: "string",
+      arg: "DIR",
+      help: `the project's directory   [default: found from the current
+directory upwards like git (.spool/project.json, .git),
+else the current directory]`,
+    },
+    runner: {
+      type: "string",
+      arg: "NAME",
+      help: `propose every command for this runner (spool runners lists
+them), shown before each decision; a run_command's own
+runner argument overrides it   [default: the one the
+decision picks: the project's default runner]`,
+    },
+    mode: { type: "string", arg: "MODE", help: "act: commands with side effects (sh, default);\nask: every command runs read-only (env)" },
+    role: {
+      type: "string",
+      arg: "ROLE",
+      help: `agent: the connection proposes, cancels and withdraws in
+its own run and never decides; person: the MCP client's
+elicitation may also accept (the credential must be a
+person's or an admin's)   [default: agent]`,
+    },
+    server: { type: "string", arg: "URL", help: "use this server (never started here)   [$SPOOL_SERVER]" },
+    "token-file": {
+      type: "string",
+      arg: "PATH",
+      help: "its credential: best an agent's (spool token create NAME\n--role agent)   [default: $SPOOL_HOME/token]",
+    },
+    home: { type: "string", arg: "DIR", help: "Spool home              [$SPOOL_HOME, ~/.spool]" },
+  },
+});
 
-Options:
-  --project DIR       the project's directory   [default: found from the current
-                      directory upwards like git (.spool/project.json, .git),
-                      else the current directory]
-  --runner NAME       propose every command for this runner (spool runners lists
-                      them), shown before each decision; a run_command's own
-                      runner argument overrides it   [default: the one the
-                      decision picks: the project's default runner]
-  --mode MODE         act: commands with side effects (sh, default);
-                      ask: every command runs read-only (env)
-  --role ROLE         agent: the connection proposes, cancels and withdraws in
-                      its own run and never decides; person: the MCP client's
-                      elicitation may also accept (the credential must be a
-                      person's or an admin's)   [default: agent]
-  --server URL        use this server (never started here)   [$SPOOL_SERVER]
-  --token-file PATH   its credential: best an agent's (spool token create NAME
-                      --role agent)   [default: $SPOOL_HOME/token]
-  --home DIR          Spool home              [$SPOOL_HOME, ~/.spool]
-  -h, --help          show this help
-`;
+export const MCP: Command = { spec: MCP_SPEC, run: (argv) => mcp(argv) };
 
 /** The project of a directory: a marker or a git repository at or above it, else the directory itself. */
 function projectOf(dir: string): { root?: string; name?: string } {
@@ -61,29 +77,9 @@ function projectOf(dir: string): { root?: string; name?: string } {
 }
 
 export async function mcp(argv: string[]): Promise<number> {
-  let values: { project?: string; runner?: string; mode?: string; role?: string; server?: string; "token-file"?: string; home?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        project: { type: "string" },
-        runner: { type: "string" },
-        mode: { type: "string" },
-        role: { type: "string" },
-        server: { type: "string" },
-        "token-file": { type: "string" },
-        home: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    throw usageError(`${error instanceof Error ? error.message : String(error)} (see \`spool help mcp\`)`);
-  }
-  if (values.help) {
-    process.stdout.write(MCP_HELP);
-    return 0;
-  }
+  const { values, positionals: rest } = parseSpec(MCP_SPEC, argv);
+  if (values.help) return showHelp(MCP_SPEC);
+  positionals("mcp", rest, []);
   const mode = values.mode ?? "act";
   if (mode !== "ask" && mode !== "act") throw usageError(`--mode is ask or act, not "${mode}"`);
   const role = values.role ?? "agent";

@@ -1,24 +1,23 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { provenConnection, ServerProofError } from "../client/server-proof.js";
-import { CLIENT_HELP, CLIENT_OPTIONS, parseCommand, serverTarget, workingDirectory } from "./common.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
+import { readToken, serverTarget, workingDirectory } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { findProject } from "./project.js";
 
-export const OPEN_HELP = `Usage: spool open [--browser] [options]
-
-Prints a link to the server's web view that signs one browser in: the code in
+export const OPEN_SPEC = defineCommand({
+  name: "open",
+  usage: "spool open [--browser] [options]",
+  about: `Prints a link to the server's web view that signs one browser in: the code in
 it works once, within a minute, and the page trades it for a session cookie
 (the token itself never reaches the browser). Run in a project, the page opens
-on that project.
-
-Options:
-  --browser           also open the link in the default browser ($BROWSER, else
-                      xdg-open or open)
-${CLIENT_HELP}`;
+on that project.`,
+  connects: true,
+  options: { browser: { type: "boolean", help: "also open the link in the default browser ($BROWSER, else\nxdg-open or open)" } },
+});
 
 /** `ws://host:port/` → `http://host:port/`: the web view is served on the WebSocket's port. */
 export function pageUrl(serverUrl: string): URL {
@@ -33,23 +32,12 @@ export function pageUrl(serverUrl: string): URL {
 }
 
 export async function open(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand("open", argv, { ...CLIENT_OPTIONS, browser: { type: "boolean" } });
-  if (values.help) {
-    process.stdout.write(OPEN_HELP);
-    return EXIT.ok;
-  }
-  if (positionals.length > 0) throw usageError(`spool open: unexpected argument "${positionals[0]}" (see \`spool help open\`)`);
+  const { values, positionals: rest } = parseSpec(OPEN_SPEC, argv);
+  if (values.help) return showHelp(OPEN_SPEC);
+  positionals("open", rest, []);
   const target = serverTarget(values);
   const base = pageUrl(target.tcpUrl);
-  let token: string;
-  try {
-    token = readFileSync(target.tokenFile, "utf8").trim();
-  } catch {
-    throw new CliError(
-      `no token file at ${target.tokenFile} — start the server with \`spool serve\` (it writes its token there), or pass --token-file PATH`,
-      EXIT.connection,
-    );
-  }
+  const token = readToken(target.tokenFile);
   const code = await mintCode(base, target.url, token, target.tokenFile);
   const fragment = new URLSearchParams({ code });
   const project = findProject(workingDirectory(), values);
@@ -139,3 +127,5 @@ function openBrowser(link: string): Promise<void> {
     });
   });
 }
+
+export const OPEN: Command = { spec: OPEN_SPEC, run: open };

@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { SpoolClient } from "../client/spool-client.js";
 import { createLogger } from "../logger.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
@@ -15,72 +14,119 @@ import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../runners
 import { type CommandEvent, firstAnswering, RunnerClient } from "../runners/runner-client.js";
 import { SandboxMode, sandboxModes } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { serverTarget } from "./common.js";
 import { CliError, explain } from "./errors.js";
 
-export const RUNNER_HELP = `Usage: spool runner --project NAME --name NAME --backend local|docker|ssh [--server URL] [--token-file PATH] [options]
-
-Attaches to a Spool server as a runner and executes the accepted commands it is
+export const RUNNER_SPEC = defineCommand({
+  name: "runner",
+  usage: "spool runner --project NAME --name NAME --backend local|docker|ssh [--server URL] [--token-file PATH] [options]",
+  about: `Attaches to a Spool server as a runner and executes the accepted commands it is
 given, streaming their output back. Reconnects when the connection drops.
 
 The backend is checked first (ssh: the host key, the login and a trivial
 command; docker: the engine, and the image, pulled when missing, or the running
 container); when it fails the runner says why and exits 1 without attaching.
 Each command prints a line when it starts and one when it ends (time, run,
-log path, the command with control characters escaped; then how it ended).
-
-Options:
-  --server URL[,URL]    the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER, else
-                        as every command: $SPOOL_HOST/$SPOOL_PORT, config.json, 7420]
-                        (servers sharing one database: tried in turn,
-                        also when the runner reconnects)
-  --token-file PATH     file holding its credential: best a runner's (spool token
-                        create NAME --role runner), which can run what it is
-                        given and nothing else   [$SPOOL_TOKEN_FILE, $SPOOL_HOME/token]
-  --project NAME        project to serve
-  --name NAME           runner name, unique in the project
-  --backend KIND        local, docker or ssh
-  --default             also take accepted proposals that name no runner (refused
-                        when another runner is the project's default)
-  --replace-default     with --default: take the default from the runner that has it
-  --root DIR            where the project root is on the backend (default: the
-                        server's path for local and docker --image, the login
-                        directory for ssh, the container's for docker --container)
-  --label K=V           a label shown by runner/list; repeatable
-  --window N            unacknowledged chunks per channel              [8]
-  --kill-grace MS       TERM → KILL grace when cancelling             [2000]
-  --sandbox MODE        the sandbox (read-only for env commands and ask runs,
-                        workspace-write for sh): auto (use one when the backend
-                        has it), off (none: only commands proposed full run
-                        here), require (do not start without one)     [auto]
-  --pass-env NAME       a variable of this runner's environment that commands
-                        also get (a name, or a pattern with *); repeatable.
-                        Commands start with PATH, HOME, LANG, TERM only.
-  --contain MODE        what holds each command's processes, killed on cancel,
-                        timeout, the command's end and the runner's: auto (a
-                        cgroup v2 per command where this user may create one,
-                        else a PID namespace), pid-namespace, none (local)
-                                                                      [auto]
-  --state-dir DIR       where the local backend records the process groups it
-                        starts; at start-up the runner kills those a previous
-                        runner left there when it died without stopping them
-                                              [$SPOOL_HOME/runners/NAME]
- docker:
-  --image IMAGE         a fresh container per command (removed afterwards); the
-                        project root is mounted into it at the same path (or at
-                        --root): read-write for sh, read-only for env commands
-  --no-mount            do not mount the project root (commands start in the
-                        image's WORKDIR, or in --root)
-  --container NAME      or exec inside this running container (it keeps its own
-                        mounts)
-  --network NAME        network for fresh containers                  [none]
- ssh:
-  --ssh-host HOST  --ssh-port PORT [22]  --ssh-user USER  --ssh-key PATH
-  --ssh-host-key PATH   accepted host public key (default: ~/.ssh/known_hosts)
-  --ssh-known-hosts PATH
-  --ssh-insecure        do not check the host key (tests, throwaway hosts only)
-  -h, --help            show this help
-`;
+log path, the command with control characters escaped; then how it ended).`,
+  width: 22,
+  options: {
+    server: {
+      type: "string",
+      arg: "URL[,URL]",
+      help: `the server, e.g. ws://127.0.0.1:7420/        [$SPOOL_SERVER, else
+as every command: $SPOOL_HOST/$SPOOL_PORT, config.json, 7420]
+(servers sharing one database: tried in turn,
+also when the runner reconnects)`,
+    },
+    "token-file": {
+      type: "string",
+      arg: "PATH",
+      help: `file holding its credential: best a runner's (spool token
+create NAME --role runner), which can run what it is
+given and nothing else   [$SPOOL_TOKEN_FILE, $SPOOL_HOME/token]`,
+    },
+    project: { type: "string", arg: "NAME", help: "project to serve" },
+    name: { type: "string", arg: "NAME", help: "runner name, unique in the project" },
+    backend: { type: "string", arg: "KIND", help: "local, docker or ssh" },
+    default: {
+      type: "boolean",
+      help: `also take accepted proposals that name no runner (refused
+when another runner is the project's default)`,
+    },
+    "replace-default": { type: "boolean", help: "with --default: take the default from the runner that has it" },
+    root: {
+      type: "string",
+      arg: "DIR",
+      help: `where the project root is on the backend (default: the
+server's path for local and docker --image, the login
+directory for ssh, the container's for docker --container)`,
+    },
+    label: { type: "string", multiple: true, arg: "K=V", help: "a label shown by runner/list; repeatable" },
+    window: { type: "string", arg: "N", help: "unacknowledged chunks per channel              [8]" },
+    "kill-grace": { type: "string", arg: "MS", help: "TERM → KILL grace when cancelling             [2000]" },
+    sandbox: {
+      type: "string",
+      arg: "MODE",
+      help: `the sandbox (read-only for env commands and ask runs,
+workspace-write for sh): auto (use one when the backend
+has it), off (none: only commands proposed full run
+here), require (do not start without one)     [auto]`,
+    },
+    "pass-env": {
+      type: "string",
+      multiple: true,
+      arg: "NAME",
+      help: `a variable of this runner's environment that commands
+also get (a name, or a pattern with *); repeatable.
+Commands start with PATH, HOME, LANG, TERM only.`,
+    },
+    contain: {
+      type: "string",
+      arg: "MODE",
+      help: `what holds each command's processes, killed on cancel,
+timeout, the command's end and the runner's: auto (a
+cgroup v2 per command where this user may create one,
+else a PID namespace), pid-namespace, none (local)
+                                              [auto]`,
+    },
+    "state-dir": {
+      type: "string",
+      arg: "DIR",
+      help: `where the local backend records the process groups it
+starts; at start-up the runner kills those a previous
+runner left there when it died without stopping them
+                      [$SPOOL_HOME/runners/NAME]`,
+    },
+    image: {
+      type: "string",
+      arg: "IMAGE",
+      help: `a fresh container per command (removed afterwards); the
+project root is mounted into it at the same path (or at
+--root): read-write for sh, read-only for env commands`,
+      heading: " docker:",
+    },
+    "no-mount": {
+      type: "boolean",
+      help: `do not mount the project root (commands start in the
+image's WORKDIR, or in --root)`,
+    },
+    container: {
+      type: "string",
+      arg: "NAME",
+      help: `or exec inside this running container (it keeps its own
+mounts)`,
+    },
+    network: { type: "string", arg: "NAME", help: "network for fresh containers                  [none]" },
+    "ssh-host": { type: "string", arg: "HOST", help: "the SSH server", heading: " ssh:" },
+    "ssh-port": { type: "string", arg: "PORT", help: "its port                                       [22]" },
+    "ssh-user": { type: "string", arg: "USER", help: "the login" },
+    "ssh-key": { type: "string", arg: "PATH", help: "the private key" },
+    "ssh-host-key": { type: "string", arg: "PATH", help: "accepted host public key (default: ~/.ssh/known_hosts)" },
+    "ssh-known-hosts": { type: "string", arg: "PATH", help: "the known_hosts file to check it in (default: ~/.ssh/known_hosts)" },
+    "ssh-insecure": { type: "boolean", help: "do not check the host key (tests, throwaway hosts only)" },
+  },
+});
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -195,43 +241,9 @@ function sandboxMode(raw: unknown): SandboxMode {
 }
 
 export async function runner(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      server: { type: "string" },
-      "token-file": { type: "string" },
-      project: { type: "string" },
-      name: { type: "string" },
-      backend: { type: "string" },
-      default: { type: "boolean" },
-      "replace-default": { type: "boolean" },
-      root: { type: "string" },
-      label: { type: "string", multiple: true },
-      window: { type: "string" },
-      "kill-grace": { type: "string" },
-      sandbox: { type: "string" },
-      contain: { type: "string" },
-      "pass-env": { type: "string", multiple: true },
-      "state-dir": { type: "string" },
-      image: { type: "string" },
-      "no-mount": { type: "boolean" },
-      container: { type: "string" },
-      network: { type: "string" },
-      "ssh-host": { type: "string" },
-      "ssh-port": { type: "string" },
-      "ssh-user": { type: "string" },
-      "ssh-key": { type: "string" },
-      "ssh-host-key": { type: "string" },
-      "ssh-known-hosts": { type: "string" },
-      "ssh-insecure": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(RUNNER_HELP);
-    return 0;
-  }
+  const { values, positionals: rest } = parseSpec(RUNNER_SPEC, argv);
+  if (values.help) return showHelp(RUNNER_SPEC);
+  positionals("runner", rest, []);
   // The same defaults as every other command: the local server of $SPOOL_HOME.
   const { SPOOL_SERVER: _list, ...settings } = process.env;
   const target = serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings);
@@ -326,3 +338,5 @@ export async function runner(argv: string[]): Promise<number> {
   });
   return 0;
 }
+
+export const RUNNER: Command = { spec: RUNNER_SPEC, run: (argv) => runner(argv) };

@@ -2,40 +2,69 @@ import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../logger.js";
 import { startServer } from "../server.js";
-import { parseCommand } from "./common.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { usageError } from "./errors.js";
 
-export const SERVE_HELP = `Usage: spool serve [options]
-
-Starts the Spool server: JSON-RPC over WebSocket, its state in the home's SQLite
-database (or in PostgreSQL with --database).
-
-Options (each setting: the flag, else the environment variable, else the
-config.json key, else the default):
-  --home DIR        Spool home (database, token, config.json)   [$SPOOL_HOME, ~/.spool]
-  --host HOST       address to bind                    [$SPOOL_HOST, "host", 127.0.0.1]
-  --port PORT       port to listen on; 0 picks a free one    [$SPOOL_PORT, "port", 7420]
-  --database URL    keep the state in PostgreSQL (postgres://user@host:port/db)
-                    instead of $SPOOL_HOME/spool.db  [$SPOOL_DATABASE_URL, "database"]
-  --plugin SPEC     load an external plugin: a path (./x.ts, relative to the current
-                    directory) or a package name; repeatable, added to "plugins"
-  --allow-origin O  allow a browser Origin; repeatable
-                                       [$SPOOL_ALLOWED_ORIGINS, "allowedOrigins", none]
-  --no-local-runner do not embed the local runner "local"
-                                       [$SPOOL_LOCAL_RUNNER=off, "localRunner": false]
-  --demo-model      offer the built-in demo model as the alias "demo": no network,
-                    no key; it proposes the command the prompt names between
-                    backticks (else ls) and answers from its output
-                                       [$SPOOL_DEMO_MODEL=on, "demoModel": true]
-  --log-level LEVEL ${LOG_LEVELS.join(", ")}  [$SPOOL_LOG, default: warn on
-                    the terminal, info with --log-file]
-  --log-file FILE   append the log to FILE instead of stderr (made 0600)
-  --log-format F    ${LOG_FORMATS.join(" or ")}: json writes one object a line (time, level,
-                    message, and principal, project, run, path where they
-                    apply)                         [$SPOOL_LOG_FORMAT, text]
-  -h, --help        show this help
-
-By default the server prints its address once and then only warnings and
+export const SERVE_SPEC = defineCommand({
+  name: "serve",
+  usage: "spool serve [options]",
+  about: `Starts the Spool server: JSON-RPC over WebSocket, its state in the home's SQLite
+database (or in PostgreSQL with --database).`,
+  optionsTitle: `Options (each setting: the flag, else the environment variable, else the
+config.json key, else the default):`,
+  width: 18,
+  options: {
+    home: { type: "string", arg: "DIR", help: "Spool home (database, token, config.json)   [$SPOOL_HOME, ~/.spool]" },
+    host: { type: "string", arg: "HOST", help: 'address to bind                    [$SPOOL_HOST, "host", 127.0.0.1]' },
+    port: { type: "string", arg: "PORT", help: 'port to listen on; 0 picks a free one    [$SPOOL_PORT, "port", 7420]' },
+    database: {
+      type: "string",
+      arg: "URL",
+      help: `keep the state in PostgreSQL (postgres://user@host:port/db)
+instead of $SPOOL_HOME/spool.db  [$SPOOL_DATABASE_URL, "database"]`,
+    },
+    plugin: {
+      type: "string",
+      multiple: true,
+      arg: "SPEC",
+      help: `load an external plugin: a path (./x.ts, relative to the current
+directory) or a package name; repeatable, added to "plugins"`,
+    },
+    "allow-origin": {
+      type: "string",
+      multiple: true,
+      arg: "O",
+      help: `allow a browser Origin; repeatable
+                   [$SPOOL_ALLOWED_ORIGINS, "allowedOrigins", none]`,
+    },
+    "no-local-runner": {
+      type: "boolean",
+      help: `do not embed the local runner "local"
+                   [$SPOOL_LOCAL_RUNNER=off, "localRunner": false]`,
+    },
+    "demo-model": {
+      type: "boolean",
+      help: `offer the built-in demo model as the alias "demo": no network,
+no key; it proposes the command the prompt names between
+backticks (else ls) and answers from its output
+                   [$SPOOL_DEMO_MODEL=on, "demoModel": true]`,
+    },
+    "log-level": {
+      type: "string",
+      arg: "LEVEL",
+      help: `${LOG_LEVELS.join(", ")}  [$SPOOL_LOG, default: warn on
+the terminal, info with --log-file]`,
+    },
+    "log-file": { type: "string", arg: "FILE", help: "append the log to FILE instead of stderr (made 0600)" },
+    "log-format": {
+      type: "string",
+      arg: "F",
+      help: `${LOG_FORMATS.join(" or ")}: json writes one object a line (time, level,
+message, and principal, project, run, path where they
+apply)                         [$SPOOL_LOG_FORMAT, text]`,
+    },
+  },
+  epilogue: `By default the server prints its address once and then only warnings and
 errors, so it can share a terminal with \`spool act\`.
 
 $SPOOL_HOME/config.json holds these and the other settings (README "Settings");
@@ -44,29 +73,13 @@ stops the server with the file and the key, e.g.
   ~/.spool/config.json: "port" must be an integer 0-65535, got "abc"
 
 One server per home: a second one on the same home refuses to start and names
-the process holding its lock (spool.lock).
-`;
+the process holding its lock (spool.lock).`,
+});
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand("serve", argv, {
-    home: { type: "string" },
-    host: { type: "string" },
-    port: { type: "string" },
-    database: { type: "string" },
-    plugin: { type: "string", multiple: true },
-    "allow-origin": { type: "string", multiple: true },
-    "no-local-runner": { type: "boolean" },
-    "demo-model": { type: "boolean" },
-    "log-level": { type: "string" },
-    "log-file": { type: "string" },
-    "log-format": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (positionals.length > 0) throw usageError(`spool serve: unexpected argument "${positionals[0]}" (see \`spool help serve\`)`);
-  if (values.help) {
-    process.stdout.write(SERVE_HELP);
-    return 0;
-  }
+  const { values, positionals: rest } = parseSpec(SERVE_SPEC, argv);
+  if (values.help) return showHelp(SERVE_SPEC);
+  positionals("serve", rest, []);
   let port: number | undefined;
   if (values.port !== undefined) {
     port = Number(values.port);
@@ -136,3 +149,5 @@ export async function serve(argv: string[]): Promise<number> {
   process.stdout.write("Spool stopped\n");
   return 0;
 }
+
+export const SERVE: Command = { spec: SERVE_SPEC, run: serve };

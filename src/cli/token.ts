@@ -1,27 +1,30 @@
 import { ROLE_SUMMARY, ROLES, type Role } from "../protocol/roles.js";
-import { age, CLIENT_HELP, CLIENT_OPTIONS, connectionLost, connectServer, JSON_OPTION, parseCommand, printRows } from "./common.js";
+import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
+import { age, connectionLost, connectServer, printRows } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
 
-export const TOKEN_HELP = `Usage: spool token create NAME --role ROLE [--project NAME]... [--expires DURATION]
+export const TOKEN_SPEC = defineCommand({
+  name: "token",
+  usage: `spool token create NAME --role ROLE [--project NAME]... [--expires DURATION]
        spool token list [--json] [--revoked]
-       spool token revoke NAME
-
-Manages credentials (admin only: the home's token file is the admin). Every
+       spool token revoke NAME`,
+  about: `Manages credentials (admin only: the home's token file is the admin). Every
 credential names a principal: what proposals, decisions and cancellations record
 as who made them. create prints the new token as its only line on stdout; the
 server keeps only its hash, so it is shown this once. revoke stops the token and
 closes its open connections.
 
 Roles, each able to do everything the ones before it can:
-${ROLES.map((r) => `  ${r.padEnd(8)} ${ROLE_SUMMARY[r]}`).join("\n")}
-
-Options:
-  --role ROLE         the principal's role (create; required)
-  --project NAME      a project it may join; repeat for more   [default: every project]
-  --expires DURATION  when the token stops working: 30m, 12h, 7d, 4w   [default: never]
-  --revoked           list revoked principals too
-  --json              print JSON instead of a table
-${CLIENT_HELP}`;
+${ROLES.map((r) => `  ${r.padEnd(8)} ${ROLE_SUMMARY[r]}`).join("\n")}`,
+  connects: true,
+  options: {
+    role: { type: "string", arg: "ROLE", help: "the principal's role (create; required)" },
+    project: { type: "string", multiple: true, arg: "NAME", help: "a project it may join; repeat for more   [default: every project]" },
+    expires: { type: "string", arg: "DURATION", help: "when the token stops working: 30m, 12h, 7d, 4w   [default: never]" },
+    revoked: { type: "boolean", help: "list revoked principals too" },
+    ...JSON_OPTION,
+  },
+});
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -35,21 +38,11 @@ export function parseDuration(text: string): number {
 export async function token(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    process.stdout.write(TOKEN_HELP);
+    showHelp(TOKEN_SPEC);
     return sub === undefined ? EXIT.usage : EXIT.ok;
   }
-  const { values, positionals } = parseCommand(`token ${sub}`, rest, {
-    ...CLIENT_OPTIONS,
-    ...JSON_OPTION,
-    role: { type: "string" },
-    project: { type: "string", multiple: true },
-    expires: { type: "string" },
-    revoked: { type: "boolean" },
-  } as const);
-  if (values.help) {
-    process.stdout.write(TOKEN_HELP);
-    return EXIT.ok;
-  }
+  const { values, positionals } = parseCommand(`token ${sub}`, rest, optionsOf(TOKEN_SPEC));
+  if (values.help) return showHelp(TOKEN_SPEC);
   const only = (names: string[]) => {
     if (positionals.length !== names.length)
       throw usageError(`spool token ${sub} takes ${names.length ? names.join(" ") : "no argument"} (see \`spool help token\`)`);
@@ -119,3 +112,5 @@ export async function token(argv: string[]): Promise<number> {
       throw usageError(`spool token: unknown subcommand "${sub}" (create, list or revoke)`);
   }
 }
+
+export const TOKEN: Command = { spec: TOKEN_SPEC, run: token };

@@ -1,5 +1,6 @@
+import type { SpoolNotifications } from "../protocol/notifications.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
-import { entryStatusWord } from "../protocol/status.js";
+import { ENTRY, entryStatusWord } from "../protocol/status.js";
 import { type Producer, producerOf, type TypedEntry } from "../protocol/views.js";
 
 /**
@@ -29,6 +30,17 @@ export function outcomeWords(p: Producer): string {
     case "aborted":
       return `aborted${reason}`;
   }
+}
+
+/** The states a producer ends in. */
+export const ENDED: readonly Producer["state"][] = ["done", "failed", "cancelled", "aborted"];
+
+/** How a producer ended, as its `stream/finished` says it (the words outcomeWords gives for the state it ended in). */
+export function finishedWords(p: SpoolNotifications["stream/finished"]): string {
+  const reason = p.reason ? `: ${escapeControl(p.reason)}` : "";
+  if (p.outcome !== "completed") return `${p.outcome}${reason}`;
+  const exit = p.signal ? `, killed by ${escapeControl(p.signal)}` : p.exit_code !== undefined && p.exit_code !== null ? `, exit ${p.exit_code}` : "";
+  return `${p.status === ENTRY.done ? "done" : "failed"}${exit}`;
 }
 
 /**

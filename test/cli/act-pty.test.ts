@@ -55,14 +55,13 @@ describe("spool act in a terminal", () => {
       await eventually(() => prompts() === 1, 30_000, "the first Accept?");
       term.write("y\r");
       await eventually(() => screen.includes("your-name? "), 30_000, "the command's question");
-      // act says, once, where typing goes and how to reach the command.
       const [first] = (await client.call("entry/list", { run: "pty-act", pattern: "log://*" })).entries;
-      expect(screen).toContain(
-        `keys typed here do not reach the command; to answer it: spool attach pty-act ${first!.path}, or spool input pty-act ${first!.path} TEXT`,
-      );
       // The person answers the command's question here: a whole line, then a key without Enter.
       term.write("y\r");
       term.write("y");
+      // act says, once a key is typed, where typing goes and how to reach the command.
+      const note = `keys typed here do not reach the command; to answer it: spool attach pty-act ${first!.path}, or spool input pty-act ${first!.path} TEXT`;
+      await eventually(() => screen.includes(note), 30_000, "the note on typing");
       // The command gets its answer the way act said.
       await client.input("pty-act", first!.path, "bob\n");
       await eventually(() => screen.includes("got:bob"), 30_000, "the command's answer");

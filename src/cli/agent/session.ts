@@ -1,230 +1,17 @@
-import { createInterface, type Interface } from "node:readline";
-import type { ReadStream } from "node:tty";
-import { type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
-import type { SpoolNotifications } from "../protocol/notifications.js";
-import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
-import { OPEN_RUN, RUN, runStatusWord } from "../protocol/status.js";
-import { type Producer, producerOf } from "../protocol/views.js";
-import { CLIENT_HELP, CLIENT_OPTIONS, connectClient, connectionLost, escapeControl, palette, parseCommand } from "./common.js";
-import { CliError, EXIT, usageError } from "./errors.js";
-import { runCommands } from "./refs.js";
-import { TerminalWriter } from "./terminal-writer.js";
-import { TypedInput } from "./typed-input.js";
-import { endedWords } from "./words.js";
-
-export const agentHelp = (mode: "ask" | "act") => `Usage: spool ${mode} "PROMPT" --model ALIAS [--run ALIAS] [--yes | --answers-from-stdin]
-       spool ${mode} --run ALIAS          follow a run again (no PROMPT)
-
-${mode === "ask" ? "Asks a model about the project with read-only tools (env, get, wait)." : "Gives a model a task; it proposes shell commands that you accept or reject."}
-Shows the model's text as it streams, each proposal (tool, command, working
-directory, extra environment, terminal, runner, sandbox mode, background, time
-limit, control characters shown as escapes) with a prompt to accept (y), reject
-(n) or always accept it in this run (a: the same command in the same directory
-with the same environment), and the live output of accepted commands (stderr
-apart from stdout), then how it ended (done, exit 0 / failed, exit 2 /
-cancelled: why). Proposals can also be decided from anywhere else (spool
-pending / approve / reject, the web view): the prompt moves on, and a command
-accepted elsewhere is followed here all the same (Ctrl-C cancels it).
-On a terminal the model's text and a command's output are drawn under a │
-gutter, their colours kept and any other terminal control shown as text
-(^[[2J), never obeyed; each proposal is drawn on a reset terminal.
-
-On a terminal the prompt takes one key pressed after it appears: whatever was
-typed before (for a command, or ahead) is discarded, never taken as an answer.
-Typing while a command runs does not reach it: answer it with spool attach RUN
-PATH or spool input RUN PATH TEXT. When stdin is not a terminal nothing is read
-from it: proposals wait for a decision from another client, unless --yes or
---answers-from-stdin says otherwise.
-
-Without a PROMPT, --run follows that run again: it offers the proposals still
-pending and shows what the run does until it is idle.
-
-Ctrl-C cancels the running command; at a prompt, or a second time, it aborts
-the run. Exits 0 when the run finishes, 1 when it fails, 3 when the connection
-to the server is lost (the run stays on the server: follow it again with --run
-once the server answers), 130 when it is aborted. A new run is named run-N.
-
-Options:
-  --model ALIAS       a model alias (spool models; "demo" with spool serve --demo-model)
-  --run ALIAS         continue this run (created if it does not exist)
-  --yes, -y           accept every proposal without asking
-  --answers-from-stdin
-                      stdin is not a terminal and holds the answers: one line
-                      (y, n or a) per proposal, in order; its end rejects
-${CLIENT_HELP}`;
+import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import type { SpoolNotifications } from "../../protocol/notifications.js";
+import { defaultRunnerName, factsText } from "../../protocol/proposal-facts.js";
+import { OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
+import { type Producer, producerOf } from "../../protocol/views.js";
+import { connectionLost, escapeControl, palette } from "../common.js";
+import { CliError, EXIT, usageError } from "../errors.js";
+import { runCommands } from "../refs.js";
+import { TerminalWriter } from "../terminal-writer.js";
+import { Endings } from "./endings.js";
+import { type AnswerSource, Questions } from "./questions.js";
+import { spinner } from "./spinner.js";
 
 type Proposal = SpoolNotifications["run/proposal"];
-
-/**
- * Where answers to "Accept?" come from:
- * - `keys`: stdin is a terminal. Each question discards whatever was typed before it was drawn (in this
- *   process's buffer and in the terminal's), then takes one key pressed after it: keys typed for a command,
- *   or ahead of a question, never answer a question the person has not seen.
- * - `lines`: `--answers-from-stdin` (stdin not a terminal): one line per question, in order; end of input
- *   answers no.
- * - `none`: stdin is not a terminal and no flag says it holds answers: nothing is read; proposals wait for
- *   a decision from another client.
- */
-type AnswerSource = "keys" | "lines" | "none";
-
-/** One answer per question (null: no answer will come here). Ctrl-C at a question becomes SIGINT. */
-class Questions {
-  #rl: Interface | null = null;
-  #lines: string[] = [];
-  #waiting: ((line: string | null) => void) | null = null;
-  #closed = false;
-  #stopKeys: (() => void) | null = null;
-  /** A second, non-blocking handle on the terminal, to empty its input queue before each question. */
-  #typed = new TypedInput((text) => this.note(text));
-
-  constructor(
-    readonly source: AnswerSource,
-    private readonly note: (text: string) => void,
-    /** Spool's own text on the terminal; `sameLine`: an answer echoed after its question. */
-    private readonly write: (text: string, sameLine?: boolean) => void,
-  ) {}
-
-  ask(question: string): Promise<string | null> {
-    if (this.source === "keys") return this.#askKey(question);
-    this.write(question);
-    if (this.source === "none") return new Promise((resolve) => (this.#waiting = resolve));
-    if (!this.#rl) {
-      this.#rl = createInterface({ input: process.stdin });
-      this.#rl.on("line", (line) => {
-        if (this.#waiting) this.#answer(line);
-        else this.#lines.push(line);
-      });
-      this.#rl.on("close", () => {
-        this.#closed = true;
-        this.#answer(null);
-      });
-    }
-    const queued = this.#lines.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    if (this.#closed) return Promise.resolve(null);
-    return new Promise((resolve) => (this.#waiting = resolve));
-  }
-
-  #askKey(question: string): Promise<string | null> {
-    const stdin = process.stdin as ReadStream;
-    // Raw mode first: a line typed without Enter (held by the terminal until now) becomes readable, and is discarded with the rest.
-    stdin.setRawMode(true);
-    const dropped = this.#typed.discard(stdin);
-    if (dropped > 0) this.note(`  (ignored ${dropped} ${dropped === 1 ? "byte" : "bytes"} typed before this question)`);
-    this.write(question);
-    return new Promise((resolve) => {
-      this.#waiting = resolve;
-      const onData = (chunk: Buffer) => {
-        const keys = chunk.toString("utf8").replace(/[\r\n]+$/, "");
-        if (keys.includes("\u0003")) {
-          this.write("^C\n", true);
-          process.emit("SIGINT");
-          return;
-        }
-        if (keys === "\u0004") {
-          this.write("^D\n", true);
-          this.#answer("n");
-          return;
-        }
-        // One key, pressed now; a paste or an escape sequence is not an answer.
-        const key = /^[yna]$/i.test(keys) ? keys.toLowerCase() : "?";
-        this.write(`${key === "?" ? "" : key}\n`, true);
-        this.#answer(key);
-      };
-      stdin.on("data", onData);
-      stdin.resume();
-      this.#stopKeys = () => {
-        stdin.off("data", onData);
-        stdin.pause();
-        stdin.setRawMode(false);
-      };
-    });
-  }
-
-  /** Whether a question waits for its answer. */
-  get asking(): boolean {
-    return this.#waiting !== null;
-  }
-
-  /** Ends the question being asked: it is answered null (nobody will answer it here). */
-  withdraw(): void {
-    this.#answer(null);
-  }
-
-  #answer(line: string | null): void {
-    this.#stopKeys?.();
-    this.#stopKeys = null;
-    const waiting = this.#waiting;
-    this.#waiting = null;
-    waiting?.(line);
-  }
-
-  close(): void {
-    this.#stopKeys?.();
-    this.#stopKeys = null;
-    this.#rl?.close();
-    this.#typed.close();
-  }
-}
-
-/**
- * A spinner on stderr while the model thinks; only on a terminal, and only on an empty line: a line of the
- * model's text that has not ended yet is never drawn over nor erased (`atLineStart` says where the cursor is).
- */
-function spinner(enabled: boolean, atLineStart: () => boolean) {
-  const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-  let timer: NodeJS.Timeout | null = null;
-  let drawn = false;
-  let i = 0;
-  return {
-    start() {
-      if (!enabled || timer) return;
-      timer = setInterval(() => {
-        if (!drawn && !atLineStart()) return;
-        drawn = true;
-        process.stderr.write(`\r${frames[i++ % frames.length]} thinking…`);
-      }, 80);
-    },
-    stop() {
-      if (!timer) return;
-      clearInterval(timer);
-      timer = null;
-      // Erase only what the spinner drew, on its own line.
-      if (drawn) process.stderr.write("\r\u001b[K");
-      drawn = false;
-    },
-  };
-}
-
-export function agentCommand(mode: "ask" | "act") {
-  return async (argv: string[]): Promise<number> => {
-    const { values, positionals } = parseCommand(mode, argv, {
-      ...CLIENT_OPTIONS,
-      model: { type: "string" },
-      run: { type: "string" },
-      yes: { type: "boolean", short: "y" },
-      "answers-from-stdin": { type: "boolean" },
-    });
-    if (values.help) {
-      process.stdout.write(agentHelp(mode));
-      return EXIT.ok;
-    }
-    const prompt = positionals.join(" ").trim();
-    if (!prompt && !values.run) throw usageError(`spool ${mode} needs a PROMPT, or --run ALIAS to follow a run again (see \`spool help ${mode}\`)`);
-    if (!prompt && values.model) throw usageError("--model needs a PROMPT: it chooses the model of a new run");
-    const fromStdin = Boolean(values["answers-from-stdin"]);
-    if (fromStdin && values.yes) throw usageError("--yes and --answers-from-stdin exclude each other: --yes accepts everything, the other reads answers");
-    if (fromStdin && process.stdin.isTTY)
-      throw usageError("--answers-from-stdin is for answers piped in; on a terminal each prompt takes a key pressed after it appears");
-    const answers: AnswerSource = values.yes ? "none" : fromStdin ? "lines" : process.stdin.isTTY ? "keys" : "none";
-    const { client } = await connectClient(values, { name: `spool-${mode}`, create: Boolean(prompt) });
-    try {
-      return await drive(client, mode, prompt, { model: values.model, run: values.run, yes: Boolean(values.yes), answers });
-    } finally {
-      client.close();
-    }
-  };
-}
 
 /** An unknown --model, told with the aliases there are and how to define one. */
 async function unknownModel(client: SpoolClient, model: string, error: unknown): Promise<never> {
@@ -244,7 +31,7 @@ async function unknownModel(client: SpoolClient, model: string, error: unknown):
 /** How long to wait for the server to confirm an abort before leaving anyway. */
 const ABORT_WAIT_MS = 3_000;
 
-async function drive(
+export async function drive(
   client: SpoolClient,
   mode: "ask" | "act",
   prompt: string,
@@ -260,7 +47,7 @@ async function drive(
     (text) => say(colours.dim(text)),
     (text, sameLine) => screen.own(text, { sameLine }),
   );
-  /** Told once: typing while a command runs goes nowhere; told once: nothing here answers (stdin is not a terminal). */
+  /** Told once, when a key is typed while a command runs: it goes nowhere; told once: nothing here answers (stdin is not a terminal). */
   let toldTyping = false;
   let toldNoAnswers = false;
   const offered = new Set<string>();
@@ -276,6 +63,8 @@ async function drive(
   let ended = false;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
   let lastReply: string | null = null;
+  /** How followed commands ended, as their entries record it. */
+  const endings = new Endings(client, (run, path) => run === alias && followed.has(path));
   const say = (text: string) => {
     spin.stop();
     screen.own(`${text}\n`);
@@ -373,28 +162,25 @@ async function drive(
   const follow = async (p: { run: string; path: string }) => {
     followed.add(p.path);
     streaming = { path: p.path };
-    if (!toldTyping && process.stdin.isTTY) {
+    // Keys typed while it runs do not reach it: said once, when one is typed (nothing is said to a person who types nothing).
+    const stopTyping = questions.watchTyping(() => {
+      if (toldTyping) return;
       toldTyping = true;
       say(
         colours.dim(
           `  (keys typed here do not reach the command; to answer it: spool attach ${escapeControl(p.run)} ${p.path}, or spool input ${escapeControl(p.run)} ${p.path} TEXT)`,
         ),
       );
-    }
+    });
     const watch = await client.watch({ run: p.run, path: p.path }, (chunk) => {
       spin.stop();
       if (chunk.channel === 2) screen.untrusted(chunk.data, { kind: "output", stream: "err", ...(errColours.on ? { colour: errColours.red } : {}) });
       else screen.untrusted(chunk.data, { kind: "output" });
     });
-    const ended = await watch.ended;
+    const ended = await watch.ended.finally(stopTyping);
     streaming = null;
     const status = [...ended.values()][0];
-    // The log entry holds how it ended (exit code, signal, the reason of a cancel); the words come from it.
-    const log = await client
-      .call("entry/list", { run: p.run, pattern: p.path })
-      .then((r) => r.entries.find((e) => e.path === p.path))
-      .catch(() => undefined);
-    say(colours.dim(`  finished: ${status ? endedWords(log, status.status, status.exit_code) : "?"}`));
+    say(colours.dim(`  finished: ${await endings.of(p.run, p.path, status)}`));
   };
 
   const offer = (p: Proposal) => {
