@@ -1,4 +1,5 @@
 import { AGENT_LOOP } from "../../agent/service.js";
+import { CONNECTION_TRACEPARENT } from "../../core/observer.js";
 import { OPEN_RUN } from "../../core/status.js";
 import { runViewOf } from "../../core/views.js";
 import { defineMethod } from "../../plugins/define-method.js";
@@ -19,7 +20,8 @@ export const runPrompt = defineMethod({
       }
     }
     if (!run.model) throw new SpoolError("UNSUPPORTED", `Run "${run.alias}" has no model; create a run with a model to prompt it`, { run: run.alias });
-    const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode);
+    const traceparent = params.traceparent ?? (ctx.connection.state.get(CONNECTION_TRACEPARENT) as string | undefined);
+    const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode, traceparent);
     const queued = await core.repos.loops.countLoopsIn(run.id, OPEN_RUN);
     return { run: await runViewOf(core.repos, (await core.repos.runs.findRunById(run.id))!), loop: loop.seq, queued };
   },
