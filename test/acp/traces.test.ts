@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { SpoolRpcError } from "../../src/client/spool-client.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 import { type AcpProcess, initialize, spawnAcp } from "./harness.js";
@@ -97,6 +98,16 @@ describe("spool acp: the editor's traceparent is the parent of its commands' tra
       expect(root!.spanContext().traceId).toBe(trace);
       expect(parentOf(root!)).toBe("b7ad6b7169203331");
     }
+  });
+
+  it("run/prompt with a traceparent that is not one is refused as invalid params, and no loop is queued", async () => {
+    const client = await ts.client();
+    await client.initialize(undefined, { root: project });
+    const { run } = await client.call("run/create", { model: "test", mode: "act" });
+    const refused = await client.call("run/prompt", { run: run.alias, prompt: "hi", traceparent: "00-xyz" }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SpoolRpcError);
+    expect((refused as SpoolRpcError).code).toBe(-32602);
+    expect((await client.call("run/history", { run: run.alias })).messages).toEqual([]);
   });
 
   it("no traceparent anywhere: the proposal's trace is a root of its own", async () => {
