@@ -12,10 +12,13 @@ import {
 } from "@agentclientprotocol/sdk";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
+import { Traceparent } from "../protocol/common.js";
 import { runState } from "../protocol/shown-state.js";
 import { SERVER_VERSION } from "../version.js";
 import { promptText } from "./content.js";
-import { AcpSession, acpError, type Editor, type Model, type ProjectLink } from "./session.js";
+import { acpError, type ProjectLink } from "./scope.js";
+import { AcpSession, type Model } from "./session.js";
+import type { Editor } from "./updates.js";
 
 export interface BridgeOptions {
   /** The server to use (started when none answers): its URL and token. */
@@ -57,6 +60,8 @@ export class Bridge {
   #editor: AgentContext | null = null;
   #editorName = "editor";
   #terminal = false;
+  /** The trace context the editor's `initialize` sent: the traces of a prompt without its own continue it. */
+  #traceparent: string | undefined;
   readonly #links = new Map<string, Promise<ProjectLink>>();
   readonly #sessions = new Map<string, AcpSession>();
   #server: Promise<{ url: string; token: string }> | null = null;
@@ -100,7 +105,7 @@ export class Bridge {
       })
       .onRequest("session/prompt", async ({ params }) => {
         const session = this.#session(params.sessionId);
-        return { stopReason: await session.prompt(promptText(params.prompt)) };
+        return { stopReason: await session.prompt(promptText(params.prompt), traceparentOf(params._meta) ?? this.#traceparent) };
       })
       .onNotification("session/cancel", async ({ params }) => {
         await this.#sessions.get(params.sessionId)?.cancel();
@@ -129,6 +134,7 @@ export class Bridge {
   #initialize(params: InitializeRequest): InitializeResponse {
     this.#editorName = params.clientInfo?.name || "editor";
     this.#terminal = params.clientCapabilities?._meta?.terminal_output === true;
+    this.#traceparent = traceparentOf(params._meta);
     // Connect (or start the server) while the editor gets ready; a failure is reported at the first session.
     this.#server ??= this.options.server();
     this.#server.catch(() => undefined);
@@ -348,6 +354,16 @@ export class Bridge {
       throw acpError(error);
     }
   }
+}
+
+/**
+ * The W3C trace context an editor sent with a request (`_meta.traceparent`, a root key of `_meta` as ACP's
+ * meta-propagation RFD names it, the same as MCP's), when it is one:
+ * the traces of the proposals the request leads to continue the editor's span. Anything else is left out.
+ */
+function traceparentOf(meta: { [key: string]: unknown } | null | undefined): string | undefined {
+  const value = meta?.traceparent;
+  return typeof value === "string" && Traceparent.safeParse(value).success ? value : undefined;
 }
 
 /** Sessions are ordered newest first by creation, then by id: whether `a` comes after `b`. */

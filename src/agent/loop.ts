@@ -21,6 +21,8 @@ export interface AgentSettings {
 
 /** Replies cut at the output token limit (finish_reason "length") the loop continues in a row before it fails. */
 export const MAX_LENGTH_CONTINUATIONS = 3;
+/** Loops whose prompt's trace context is remembered (the newest). */
+const MAX_TRACED = 1024;
 
 /**
  * What Spool keeps beside a stored message (in `messages.body`, under
@@ -100,6 +102,8 @@ export class AgentDriver {
   readonly #driving = new Set<number>();
   readonly #again = new Set<number>();
   readonly #calls = new Map<number, AbortController>();
+  /** The W3C trace context each loop's prompt came with (by loop id; the newest MAX_TRACED, in this process only). */
+  readonly #traces = new Map<number, string>();
 
   constructor(
     private readonly core: Core,
@@ -133,6 +137,12 @@ export class AgentDriver {
         if (leased) this.core.cluster.release(runId);
       }
     })();
+  }
+
+  /** The traces of the loop's proposals continue `traceparent` (a caller's span). */
+  traceLoop(loopId: number, traceparent: string): void {
+    this.#traces.set(loopId, traceparent);
+    if (this.#traces.size > MAX_TRACED) this.#traces.delete(this.#traces.keys().next().value!);
   }
 
   /** Stops the model call in flight for a run (abort). */
@@ -379,6 +389,7 @@ export class AgentDriver {
                   loopId: loop.id,
                   loopSeq: loop.seq,
                   mode: loop.mode,
+                  traceparent: this.#traces.get(loop.id),
                   yieldMs: this.settings.toolYieldMs,
                   killWaitMs: this.settings.toolKillWaitMs,
                   budgetTokens: this.settings.outputBudgetTokens,

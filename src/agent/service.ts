@@ -6,8 +6,11 @@ import type { LoopRow, RunRow } from "../store/schema.js";
 export interface AgentLoop {
   /** Throws a clear error for an unknown model alias or one whose provider is not loaded. */
   checkModel(alias: string): void;
-  /** Queues `prompt` as the run's next loop and starts driving it; an untitled run takes its title from it. */
-  prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act"): Promise<LoopRow>;
+  /**
+   * Queues `prompt` as the run's next loop and starts driving it; an untitled run takes its title from it.
+   * `traceparent`: the caller's W3C trace context, which the traces of the loop's proposals continue.
+   */
+  prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act", traceparent?: string): Promise<LoopRow>;
   /** Stops the run: model call, queued loops, pending proposals (rejected), running producers (cancelled). */
   abort(project: ProjectRef, run: RunRow, reason: string): Promise<{ run: RunRow; rejected: string[]; cancelled: string[] }>;
 }

@@ -11,6 +11,8 @@ export interface ToolContext {
   /** The loop's number in the run (what clients see). */
   loopSeq: number;
   mode: "ask" | "act";
+  /** The W3C trace context the loop's prompt came with: the traces of its proposals continue it. */
+  traceparent?: string | undefined;
   /** Tells clients (`run/tool`) that the call is being run, or waits on its proposal. */
   announce(status: "running" | "waiting", path: string | null): void;
   yieldMs: number;

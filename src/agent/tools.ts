@@ -257,6 +257,7 @@ async function runCommand(
         ...(args.tty ? { tty: MODEL_TTY } : {}),
         ...(args.background ? { background: true } : {}),
         proposedBy: `model (${ctx.run.model})`,
+        traceparent: ctx.traceparent,
         extra: { toolCallId: call.id, loop: ctx.loopSeq },
       });
     } catch (error) {

@@ -368,8 +368,9 @@ export class SpoolClient {
 
   /**
    * Watches a producer's channels: replays what is stored after `after`, then
-   * live chunks, until every channel ends. After a reconnect it subscribes
-   * again from the last seq it received, so nothing is lost or repeated.
+   * live chunks, until every channel ends. After a reconnect, or when the
+   * server drops it as too slow (`stream/lagged`), it subscribes again from
+   * the last seq it received, so nothing is lost or repeated.
    * With `snapshot`, `ended` resolves once what was stored when it subscribed
    * has been delivered (a running channel then reports ENTRY.streaming).
    */
@@ -406,8 +407,14 @@ export class SpoolClient {
       stored.delete(p.channel);
       settleWhenDone();
     };
+    // Dropped by the server as too slow: its channels again, each from the last chunk that arrived.
+    const lagged = (p: any) => {
+      if (!ids.delete(p.subscription)) return void early.push({ ...p, lagged: true });
+      for (const c of Object.keys(p.lastSeq).map(Number)) if (!endings.has(c)) void subscribe(c, lastSeq.get(c) ?? 0).catch(() => undefined);
+    };
     const offData = this.on("stream/data", deliver);
     const offEnd = this.on("stream/end", finish);
+    const offLag = this.on("stream/lagged", lagged);
     const subscribe = async (channel: number | undefined, after: number) => {
       const reply = await this.call("stream/subscribe", {
         run: target.run,
@@ -418,7 +425,7 @@ export class SpoolClient {
       });
       ids.add(reply.subscription);
       // Notifications can arrive in the same read as the reply, before the id is known.
-      for (const p of early.splice(0)) (p.end ? finish : deliver)(p);
+      for (const p of early.splice(0)) (p.end ? finish : p.lagged ? lagged : deliver)(p);
       return reply;
     };
     const first = await subscribe(target.channel, target.after ?? 0);
@@ -448,6 +455,7 @@ export class SpoolClient {
         this.#watches.delete(watch);
         offData();
         offEnd();
+        offLag();
         for (const id of ids) await this.call("stream/unsubscribe", { subscription: id }).catch(() => undefined);
       },
     };

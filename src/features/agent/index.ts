@@ -64,9 +64,10 @@ export const agentPlugin = definePlugin({
           );
         }
       },
-      async prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act") {
+      async prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act", traceparent?: string) {
         await core.runs.titleFrom(run, prompt);
         const loop = await core.runs.queueLoop(run, prompt, mode);
+        if (traceparent) driver.traceLoop(loop.id, traceparent);
         if (!core.runs.isOpen(run)) await core.runs.change(run, project, RUN.queued, "prompt queued", {}, loop);
         driver.kick(run.id);
         return loop;

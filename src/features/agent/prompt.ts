@@ -1,4 +1,5 @@
 import { AGENT_LOOP } from "../../agent/service.js";
+import { CONNECTION_TRACEPARENT } from "../../core/observer.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
@@ -16,7 +17,8 @@ export const runPrompt = defineMethod({
       }
     }
     if (!run.model) throw new SpoolError("UNSUPPORTED", `Run "${run.alias}" has no model; create a run with a model to prompt it`, { run: run.alias });
-    const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode);
+    const traceparent = params.traceparent ?? (ctx.connection.state.get(CONNECTION_TRACEPARENT) as string | undefined);
+    const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode, traceparent);
     const queued = await core.runs.openLoops(run.id);
     return { run: await core.runs.view(await core.runs.reload(run)), loop: loop.seq, queued };
   },

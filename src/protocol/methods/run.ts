@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, RunnerRef, Status } from "../common.js";
+import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, RunnerRef, Status, Traceparent } from "../common.js";
 import { request } from "../define.js";
 import { ENTRY } from "../status.js";
 
@@ -64,6 +64,9 @@ export const runPrompt = request({
       .max(256 * 1024),
     mode: z.enum(["ask", "act"]).optional(),
     model: z.string().min(1).max(200).optional().describe("Switch the run to this model alias, for this loop and the next ones"),
+    traceparent: Traceparent.optional().describe(
+      "The caller's W3C trace context: the traces of the proposals this loop's model makes continue it (else the connection's, from initialize)",
+    ),
   }),
   result: z.object({
     run: Run,

@@ -1,0 +1,103 @@
+import type { RequestPermissionRequest, ToolCallContent } from "@agentclientprotocol/sdk";
+import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
+import { factsText } from "../protocol/proposal-facts.js";
+import { fenced, isCommandTool } from "./content.js";
+import type { SessionScope, ToolView } from "./scope.js";
+
+/** An editor's answer given while the server connection is down is sent this many times at most… */
+const RESOLVE_ATTEMPTS = 5;
+/** …each after waiting this long at most for the connection to come back. */
+const RECONNECT_WAIT_MS = 60_000;
+
+const PERMISSION_OPTIONS: RequestPermissionRequest["options"] = [
+  { optionId: "allow_once", name: "Allow", kind: "allow_once" },
+  { optionId: "allow_always", name: "Always allow this command in this session", kind: "allow_always" },
+  { optionId: "reject_once", name: "Reject", kind: "reject_once" },
+];
+
+const isDecided = (error: unknown) => error instanceof SpoolRpcError && (error.errorCode === "CONFLICT" || error.errorCode === "NOT_FOUND");
+
+/**
+ * A proposal becomes `session/request_permission`; the editor's answer resolves it, unless someone decided
+ * first. The request carries every fact a person must see (src/protocol/proposal-facts.ts): as text in
+ * the tool call's content (escaped, in a code block so nothing in it reads as Markdown; before the
+ * terminal when the editor shows one), and as values in its rawInput.
+ */
+export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: string | null): void {
+  const controller = new AbortController();
+  view.permission = controller;
+  const path = view.path!;
+  const facts = view.facts!;
+  const { editor, log } = scope;
+  const content: ToolCallContent[] = [{ type: "content", content: { type: "text", text: fenced(factsText(facts, { defaultRunner })) } }];
+  if (editor.terminal && isCommandTool(view.tool)) content.push({ type: "terminal", terminalId: view.id });
+  const rawInput = {
+    ...view.rawInput,
+    tool: facts.tool,
+    command: facts.command,
+    cwd: facts.cwd ?? "",
+    env: Object.fromEntries(facts.env),
+    tty: facts.tty,
+    runner: facts.runner,
+    ...(facts.runner === null ? { defaultRunner: facts.defaultRunner ?? defaultRunner } : {}),
+    sandbox: facts.sandbox.mode === "unknown" ? facts.sandbox.given : facts.sandbox.mode,
+    background: facts.background,
+    timeout_ms: facts.timeoutMs,
+  };
+  editor
+    .requestPermission(
+      {
+        sessionId: scope.id,
+        toolCall: { toolCallId: view.id, title: view.title, kind: view.kind, status: "pending", content, rawInput },
+        options: PERMISSION_OPTIONS,
+      },
+      controller.signal,
+    )
+    .then(async (response) => {
+      if (view.permission === controller) view.permission = null;
+      // Withdrawn (someone else decided, or the turn was cancelled): a late answer changes nothing.
+      if (controller.signal.aborted || scope.updates.closed) return;
+      // Cancelled by the editor on its own (no session/cancel: e.g. it cannot ask anyone): that proposal is refused.
+      const option = response.outcome.outcome === "selected" ? response.outcome.optionId : null;
+      const params =
+        option === "allow_once" || option === "allow_always"
+          ? { run: scope.run, path, decision: "accept" as const, ...(option === "allow_always" ? { always: true } : {}) }
+          : {
+              run: scope.run,
+              path,
+              decision: "reject" as const,
+              reason: option === null ? `${editor.name} cancelled the permission request` : `rejected in ${editor.name}`,
+            };
+      view.deciding = true;
+      try {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await scope.link.client.call("run/resolve", params);
+            return;
+          } catch (error) {
+            // The server connection is down (a restart): the answer is kept and sent once it is back.
+            if (error instanceof ConnectionClosedError && attempt < RESOLVE_ATTEMPTS && (await scope.link.reconnected(RECONNECT_WAIT_MS))) continue;
+            if (!isDecided(error)) log.warn(`resolving ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
+            return;
+          }
+        }
+      } finally {
+        view.deciding = false;
+      }
+    })
+    .catch((error: unknown) => {
+      if (view.permission === controller) view.permission = null;
+      if (!controller.signal.aborted && !scope.updates.closed)
+        log.warn(`permission request for ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
+    });
+}
+
+/**
+ * Withdraws an open permission request (`$/cancel_request`): someone decided elsewhere, or the turn was
+ * cancelled. ACP has no outcome for "decided elsewhere": the editor answers `cancelled`, which changes
+ * nothing here, and the tool call's updates then show what happened to the command.
+ */
+export function withdraw(view: ToolView): void {
+  view.permission?.abort(new Error("decided elsewhere"));
+  view.permission = null;
+}

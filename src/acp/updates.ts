@@ -1,0 +1,100 @@
+import type { RequestPermissionRequest, RequestPermissionResponse, SessionUpdate } from "@agentclientprotocol/sdk";
+import type { Logger } from "../logger.js";
+
+/** What a session needs of the editor: its name, whether it shows terminals, and the two calls it makes. */
+export interface Editor {
+  readonly name: string;
+  readonly terminal: boolean;
+  update(sessionId: string, update: SessionUpdate): Promise<void>;
+  requestPermission(params: RequestPermissionRequest, signal: AbortSignal): Promise<RequestPermissionResponse>;
+}
+
+/** Updates waiting for the editor; past it, new ones are dropped (with one warning) rather than held without bound. */
+const MAX_QUEUED = 10_000;
+
+/**
+ * The ordered queue of a session's `session/update`s: each task runs after the ones queued before it, so the
+ * editor sees text, tool calls, permission requests and command output in the order Spool reported them.
+ * Consecutive text chunks still waiting join into one update.
+ */
+export class UpdateQueue {
+  readonly #queue: (() => Promise<void>)[] = [];
+  #draining = false;
+  #dropped = 0;
+  /** The last queued task when it is a text chunk: more text joins it until it is sent. */
+  #text: { text: string; sent: boolean } | null = null;
+  #closed = false;
+
+  constructor(
+    private readonly sessionId: string,
+    private readonly editor: Editor,
+    private readonly log: Logger,
+  ) {}
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends one update now (a task of the queue calls it to keep its place). */
+  send(update: SessionUpdate): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.editor.update(this.sessionId, update);
+  }
+
+  /** Runs `task` after every task queued before it. */
+  enqueue(task: () => Promise<void>): void {
+    if (this.#closed) return;
+    if (this.#queue.length >= MAX_QUEUED) {
+      if (this.#dropped++ === 0) this.log.warn(`session ${this.sessionId}: the editor is not reading; updates are dropped until it catches up`);
+      return;
+    }
+    this.#text = null;
+    this.#queue.push(task);
+    if (!this.#draining) void this.#drain();
+  }
+
+  /** The model's text, as an `agent_message_chunk` (joined to the chunk before it when that one is still waiting). */
+  text(delta: string): void {
+    if (this.#text && !this.#text.sent) {
+      this.#text.text += delta;
+      return;
+    }
+    const chunk = { text: delta, sent: false };
+    this.enqueue(async () => {
+      chunk.sent = true;
+      await this.send({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: chunk.text } });
+    });
+    this.#text = chunk;
+  }
+
+  /** Resolves once every update queued so far is out (at once when the queue is full or closed). */
+  flushed(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      if (this.#queue.length >= MAX_QUEUED) return resolve();
+      this.enqueue(async () => resolve());
+    });
+  }
+
+  /** Nothing more goes out; what waits is dropped. */
+  close(): void {
+    this.#closed = true;
+    this.#queue.length = 0;
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      for (let task = this.#queue.shift(); task; task = this.#queue.shift()) {
+        try {
+          await task();
+        } catch (error) {
+          if (!this.#closed) this.log.warn(`session ${this.sessionId}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    } finally {
+      this.#draining = false;
+      this.#dropped = 0;
+    }
+  }
+}
