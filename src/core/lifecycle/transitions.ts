@@ -78,18 +78,23 @@ const finished = (state: TransitionState): Record<Operation, Entry> => ({
   claim: { owner: stay(state), other: refuse("NOT_OWNER") },
 });
 
+/** What a producer without channels (proposed, or rejected) answers to the operations on channels. */
+const NO_CHANNELS = {
+  append: refuse("NOT_FOUND"),
+  complete: refuse("CONFLICT"),
+  abort: refuse("CONFLICT"),
+  cancel: refuse("CONFLICT"),
+  lose: refuse("CONFLICT"),
+  claim: refuse("NOT_OWNER"),
+} as const;
+
 /** Every operation from every state (a proposal has no channels: nothing to append to, finish or claim). */
 export const TRANSITIONS: Record<TransitionState, Record<Operation, Entry>> = {
   proposed: {
     accept: { to: "streaming", ...RESOLVED },
     reject: { to: "rejected", ...RESOLVED },
     start: stay("proposed"),
-    append: refuse("NOT_FOUND"),
-    complete: refuse("CONFLICT"),
-    abort: refuse("CONFLICT"),
-    cancel: refuse("CONFLICT"),
-    lose: refuse("CONFLICT"),
-    claim: refuse("NOT_OWNER"),
+    ...NO_CHANNELS,
   },
   streaming: {
     accept: refuse("CONFLICT"),
@@ -109,12 +114,7 @@ export const TRANSITIONS: Record<TransitionState, Record<Operation, Entry>> = {
     accept: refuse("CONFLICT"),
     reject: refuse("CONFLICT"),
     start: stay("rejected"),
-    append: refuse("NOT_FOUND"),
-    complete: refuse("CONFLICT"),
-    abort: refuse("CONFLICT"),
-    cancel: refuse("CONFLICT"),
-    lose: refuse("CONFLICT"),
-    claim: refuse("NOT_OWNER"),
+    ...NO_CHANNELS,
   },
 };
 
