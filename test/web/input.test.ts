@@ -1,7 +1,7 @@
-import type { Browser, Page } from "puppeteer-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signInLink, terminalText } from "./browser.js";
+import type { Page } from "puppeteer-core";
+import { expect, it } from "vitest";
+import { card, describeWithBrowser, go, terminalText, useBrowser, waitTerminal } from "../helpers/browser.js";
+import { eventually } from "../helpers/server.js";
 
 /** Installed before the page's script: the methods the page sends over its WebSockets, in order. */
 const SPY = `
@@ -13,44 +13,13 @@ WebSocket.prototype.send = function (data) {
 };`;
 
 describeWithBrowser("typing into a command from the web view", () => {
-  let ts: TestServer;
-  let browser: Browser;
-  const pages: Page[] = [];
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    ts = await startTestServer();
-    browser = await launchBrowser();
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await ts?.stop();
-  });
-  afterEach(async () => {
-    for (const page of pages.splice(0)) await page.browserContext().close();
-    expect(errors.splice(0)).toEqual([]);
-  });
-
+  const web = useBrowser();
   /** A signed-in page on a project whose sent methods are recorded. */
-  const open = async (project: string): Promise<Page> => {
-    const context = await browser.createBrowserContext();
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => errors.push(String(error)));
-    pages.push(page);
-    await page.evaluateOnNewDocument(SPY);
-    await page.goto(await signInLink(ts.server, { project }));
-    await page.waitForSelector(".conn-open");
-    return page;
-  };
-  const go = (page: Page, route: string[]) => page.evaluate((hash) => (location.hash = hash), `#/${route.map(encodeURIComponent).join("/")}`);
+  const open = (project: string) => web.open(project, { before: SPY });
   const sent = (page: Page) => page.evaluate(() => (window as unknown as { __sent: string[] }).__sent.slice());
-  const waitTerminal = (page: Page, channel: number, needle: string) =>
-    page.waitForFunction((ch, s) => document.querySelector(`.term[data-channel="${ch}"] .xterm-rows`)?.textContent?.includes(s), {}, channel, needle);
-  const card = (path: string) => `.proposal[data-path="${path}"]`;
 
   it("types into a command run under a terminal: its size and the keys go to it, its answer shows, and input stops when it ends", async () => {
-    const client = await ts.clientIn("typing");
+    const client = await web.ts.clientIn("typing");
     await client.request("run/create", { alias: "ask" });
     const command = "printf 'name? '; read x; echo got:$x";
     const { path } = await client.request("proposal/create", { run: "ask", tool: "sh", command, tty: { cols: 80, rows: 24 } });
@@ -95,7 +64,7 @@ describeWithBrowser("typing into a command from the web view", () => {
   }, 60_000);
 
   it("sends nothing from the terminal of a command without one: it stays read-only", async () => {
-    const client = await ts.clientIn("piped");
+    const client = await web.ts.clientIn("piped");
     await client.request("run/create", { alias: "plain" });
     const { path } = await client.request("proposal/create", { run: "plain", tool: "sh", command: "echo ready; read x; echo got:$x" });
     await client.request("run/resolve", { run: "plain", path, decision: "accept" });
@@ -117,7 +86,7 @@ describeWithBrowser("typing into a command from the web view", () => {
   }, 60_000);
 
   it("sends input again after a dropped connection under the same seq: the command gets it once", async () => {
-    const client = await ts.clientIn("again");
+    const client = await web.ts.clientIn("again");
     await client.request("run/create", { alias: "drop" });
     const { path } = await client.request("proposal/create", { run: "drop", tool: "sh", sandbox: "full", command: "a shell", tty: { cols: 80, rows: 24 } });
     await client.request("run/resolve", { run: "drop", path, decision: "accept", runner: "self" });
@@ -141,7 +110,7 @@ describeWithBrowser("typing into a command from the web view", () => {
     await page.click('.term[data-channel="1"]');
     await page.keyboard.type("x");
     await first;
-    for (const connection of ts.server.rpc.connections) {
+    for (const connection of web.ts.server.rpc.connections) {
       if (connection.clientInfo?.name === "spool-web" && connection.project?.name === "again") connection.close(1011, "dropped by the test");
     }
     await page.waitForSelector(".conn-reconnecting");
@@ -158,7 +127,7 @@ describeWithBrowser("typing into a command from the web view", () => {
   }, 60_000);
 
   it("shows what the server refuses: an owner that takes neither a resize nor input", async () => {
-    const client = await ts.clientIn("refusing");
+    const client = await web.ts.clientIn("refusing");
     await client.request("run/create", { alias: "self" });
     // Accepted with runner "self" by a client that handles no producer/* request: resize and input are UNSUPPORTED.
     const { path } = await client.request("proposal/create", { run: "self", tool: "sh", sandbox: "full", command: "a REPL", tty: { cols: 80, rows: 24 } });

@@ -3,9 +3,9 @@
 //   npx tsx test/web/screenshots.ts [out-dir]        (default docs/)
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { launchBrowser, signedInPage } from "../helpers/browser.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer } from "../helpers/server.js";
-import { launchBrowser, signedInPage } from "./browser.js";
 
 const out = resolve(process.argv[2] ?? "docs");
 mkdirSync(out, { recursive: true });
