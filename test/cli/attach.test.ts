@@ -116,10 +116,10 @@ describe("spool input and spool attach", () => {
     term.type("\u001d");
     expect(await exited).toBe(0);
     expect(term.raw()).toContain(`detached from ${p.path}; it keeps running`);
-    const log = await client.request("entry/get", { run: "raw", path: p.stdout });
+    const log = await client.call("entry/get", { run: "raw", path: p.stdout });
     expect(log.status).toBe(ENTRY.streaming);
-    const stdin = await client.request("entry/get", { run: "raw", path: p.stdout.replace(/_1$/, "_0") });
+    const stdin = await client.call("entry/get", { run: "raw", path: p.stdout.replace(/_1$/, "_0") });
     expect(stdin.body).toBe("\rhello\r");
-    await client.request("stream/cancel", { run: "raw", path: p.path });
+    await client.call("stream/cancel", { run: "raw", path: p.path });
   }, 90_000);
 });
