@@ -130,7 +130,10 @@ export function useBrowser(options: BrowserHarnessOptions = {}): BrowserHarness 
     await model?.close();
   });
   afterEach(async () => {
-    for (const page of pages.splice(0)) await page.browserContext().close();
+    for (const page of pages.splice(0)) {
+      // A test may have closed its page's context itself.
+      if (!page.browserContext().closed) await page.browserContext().close();
+    }
     model?.reset();
     expect(errors.splice(0)).toEqual([]);
   });
