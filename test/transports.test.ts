@@ -35,7 +35,7 @@ describe("transports: the home's Unix socket, and the server's proof over TCP", 
     expect(statSync(ts.server.config.socketPath).mode & 0o777).toBe(0o600);
     expect(statSync(ts.home).mode & 0o777).toBe(0o700);
     const client = await SpoolClient.connect(ts.server.localUrl!, { token: ts.server.token });
-    expect(await client.request("ping", {})).toMatchObject({ pong: true });
+    expect(await client.call("ping", {})).toMatchObject({ pong: true });
     client.close();
   });
 
@@ -76,7 +76,7 @@ describe("transports: the home's Unix socket, and the server's proof over TCP", 
     const admin = await SpoolClient.connect(ts.server.url, { token: ts.server.token });
     const { token } = await admin.call("token/create", { name: "tcp-viewer", role: "viewer" });
     const viewer = await SpoolClient.connect(ts.server.url, { token });
-    expect(await viewer.request("ping", {})).toMatchObject({ pong: true });
+    expect(await viewer.call("ping", {})).toMatchObject({ pong: true });
     viewer.close();
     await admin.call("token/revoke", { name: "tcp-viewer" });
     admin.close();
@@ -126,9 +126,9 @@ describe("transports: connections that have not authenticated", () => {
       idle.push(socket);
     }
     const fresh = await SpoolClient.connect(ts.server.url, { token: ts.server.token });
-    expect(await fresh.request("ping", {})).toMatchObject({ pong: true });
+    expect(await fresh.call("ping", {})).toMatchObject({ pong: true });
     // The one authenticated before the flood was never counted, and is still served.
-    expect(await already.request("ping", {})).toMatchObject({ pong: true });
+    expect(await already.call("ping", {})).toMatchObject({ pong: true });
     // Of the 40 idle ones, at most the per-address cap is left waiting.
     await thirtySixClosed;
     expect(idle.filter((s) => !s.destroyed && !closed.includes(s)).length).toBeLessThanOrEqual(4);

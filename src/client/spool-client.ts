@@ -4,10 +4,18 @@ import { BINARY_FRAME_VERSION, encodeBinaryFrame } from "../protocol/binary-fram
 import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
 import type { NotificationName, SpoolNotifications } from "../protocol/notifications.js";
 import type { Role } from "../protocol/roles.js";
-import { ENTRY } from "../protocol/status.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Transport } from "../rpc/transport.js";
+import { answer, type RequestHandler } from "./answer.js";
+import { base64 } from "./base64.js";
+import { ConnectionClosedError, SpoolRpcError } from "./errors.js";
+import { FramePool } from "./frame-pool.js";
+import { readLines } from "./read-lines.js";
+import { type Resubscribe, type StreamChunk, type StreamWatch, type WatchTarget, watchStream } from "./stream-watch.js";
 import type { WebSocketOptions } from "./ws-transport.js";
+
+export { ConnectionClosedError, SpoolRpcError } from "./errors.js";
+export type { StreamChunk, StreamWatch, WatchTarget } from "./stream-watch.js";
 
 /**
  * The Node WebSocket transport (the `ws` package, Node's crypto and net), loaded when `connect` or `open`
@@ -18,27 +26,6 @@ const NODE_TRANSPORT = "./ws-transport.js";
 const connectWebSocket = async (url: string, options: WebSocketOptions): Promise<Transport> =>
   ((await import(NODE_TRANSPORT)) as typeof import("./ws-transport.js")).connectWebSocket(url, options);
 
-/** An error response from the server, with the catalogue's string code. */
-export class SpoolRpcError extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-    readonly data: { code?: string; [key: string]: unknown } | undefined,
-  ) {
-    super(message);
-  }
-
-  /** The catalogue name (`NOT_FOUND`, `SEQ_GAP`, …). */
-  get errorCode(): string | undefined {
-    return this.data?.code;
-  }
-}
-
-/** The connection closed before the server answered: the call may or may not have taken effect. */
-export class ConnectionClosedError extends Error {
-  override readonly name = "ConnectionClosedError";
-}
-
 /** A request waiting for its response. */
 interface Pending {
   resolve(result: unknown): void;
@@ -47,24 +34,7 @@ interface Pending {
   frame?: Uint8Array;
 }
 
-/**
- * Binary frames kept for reuse, at most this many, each at most FRAME_POOL_MAX_BYTES: a runner sends one frame
- * per chunk, and a fresh 64 KiB buffer per chunk counts as external memory to V8, which then runs a major GC
- * every few dozen MB (bench/README.md, the CPU budget of one stream).
- */
-const FRAME_POOL_SIZE = 8;
-const FRAME_POOL_MAX_BYTES = 1024 * 1024 + 64 * 1024;
-/** Kept frames are allocated in steps of this many bytes, so chunks of nearby sizes share them; smaller ones are not kept. */
-const FRAME_STEP = 16 * 1024;
-/**
- * Frames smaller than FRAME_STEP are cut one after another from a slab of this many bytes: one allocation for
- * dozens of frames (a line-buffered command's chunk is one line). A slab is never written twice: it goes when
- * its last frame does.
- */
-const FRAME_SLAB_BYTES = 64 * 1024;
-
 type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] : any) => void;
-type RequestHandler = (params: any) => unknown;
 
 export interface ReconnectOptions {
   /** Project to initialize into, again after every reconnect (by name, or by `root` alone). */
@@ -78,21 +48,6 @@ export interface ReconnectOptions {
   maxMs?: number;
 }
 
-export interface StreamChunk {
-  channel: number;
-  seq: number;
-  data: Buffer;
-}
-
-/** A live watch of a producer's channels that survives reconnects (it resumes after the last seq it saw). */
-export interface StreamWatch {
-  /** Last seq received per channel. */
-  readonly lastSeq: ReadonlyMap<number, number>;
-  /** Resolves when every watched channel has ended, with each channel's terminal status. */
-  readonly ended: Promise<Map<number, { status: number; exit_code?: number | null }>>;
-  close(): Promise<void>;
-}
-
 /**
  * A typed JSON-RPC client for Spool over any transport: `call` with the
  * method's params and result types, typed notifications, server → client
@@ -103,17 +58,14 @@ export interface StreamWatch {
 export class SpoolClient {
   /** Requests sent and not answered, by id. */
   readonly #pending = new Map<number, Pending>();
-  /** Frames of answered requests, free for the next ones (see FRAME_POOL_SIZE). */
-  readonly #frames: Uint8Array[] = [];
-  /** The slab small frames are cut from (FRAME_SLAB_BYTES), and where its free part starts. */
-  #slab = new Uint8Array(0);
-  #slabAt = 0;
+  /** The memory binary frames are written in, reused once their requests are answered. */
+  readonly #frames = new FramePool();
   #nextId = 0;
   readonly #listeners = new Map<string, Set<(params: any) => void>>();
   readonly #handlers = new Map<string, RequestHandler>();
   readonly #closeListeners: ((code: number, reason: string) => void)[] = [];
   readonly #reconnectListeners: (() => void)[] = [];
-  readonly #watches = new Set<{ resubscribe(): Promise<void> }>();
+  readonly #watches = new Set<Resubscribe>();
   #transport: Transport;
   #closed = false;
   #closing = false;
@@ -262,7 +214,7 @@ export class SpoolClient {
       this.#pending.set(id, pending);
       try {
         if (frame) {
-          pending.frame = encodeBinaryFrame(request, frame, this.#allocateFrame);
+          pending.frame = encodeBinaryFrame(request, frame, this.#frames.allocate);
           this.#transport.sendBinary!(pending.frame);
         } else this.#transport.send(JSON.stringify(request));
       } catch (error) {
@@ -272,37 +224,13 @@ export class SpoolClient {
     });
   }
 
-  /** A frame's memory: the next part of the slab for a small one, else a kept frame large enough, else a new one (in FRAME_STEP steps when it may be kept). */
-  readonly #allocateFrame = (size: number): Uint8Array => {
-    if (size < FRAME_STEP) {
-      if (this.#slabAt + size > this.#slab.length) {
-        this.#slab = new Uint8Array(FRAME_SLAB_BYTES);
-        this.#slabAt = 0;
-      }
-      const frame = this.#slab.subarray(this.#slabAt, this.#slabAt + size);
-      this.#slabAt += (size + 7) & ~7;
-      return frame;
-    }
-    for (let i = 0; i < this.#frames.length; i++) {
-      if (this.#frames[i]!.byteLength >= size) return this.#frames.splice(i, 1)[0]!.subarray(0, size);
-    }
-    // Frames over the bound are not kept.
-    if (size > FRAME_POOL_MAX_BYTES) return new Uint8Array(size);
-    return new Uint8Array(Math.ceil(size / FRAME_STEP) * FRAME_STEP).subarray(0, size);
-  };
-
   /** A response from the server: settles the request it answers (one answered already, or never sent, is ignored). */
   #settle(response: JSONRPCResponse): void {
     const pending = this.#pending.get(response.id as number);
     if (!pending) return;
     this.#pending.delete(response.id as number);
     // Answered, so the server has read the whole frame: it left this process's socket and may be written again.
-    const frame = pending.frame;
-    // A small frame's memory is part of a slab, never kept.
-    const kept = frame && frame.byteLength >= FRAME_STEP ? frame.buffer.byteLength : 0;
-    if (kept >= FRAME_STEP && kept <= FRAME_POOL_MAX_BYTES && this.#frames.length < FRAME_POOL_SIZE) {
-      this.#frames.push(new Uint8Array(frame!.buffer, 0, kept));
-    }
+    if (pending.frame) this.#frames.release(pending.frame);
     if ("error" in response && response.error && (response as { result?: unknown }).result === undefined) {
       pending.reject(this.#failure(response.error.message, response.error.code, response.error.data));
     } else if ((response as { result?: unknown }).result !== undefined && !(response as { error?: unknown }).error) {
@@ -368,97 +296,13 @@ export class SpoolClient {
 
   /**
    * Watches a producer's channels: replays what is stored after `after`, then
-   * live chunks, until every channel ends. After a reconnect, or when the
-   * server drops it as too slow (`stream/lagged`), it subscribes again from
-   * the last seq it received, so nothing is lost or repeated.
+   * live chunks, until every channel ends. After a reconnect it subscribes
+   * again from the last seq it received, so nothing is lost or repeated.
    * With `snapshot`, `ended` resolves once what was stored when it subscribed
    * has been delivered (a running channel then reports ENTRY.streaming).
    */
-  async watch(
-    target: { run: string; path: string; channel?: number; after?: number; snapshot?: boolean },
-    onData: (chunk: StreamChunk) => void,
-  ): Promise<StreamWatch> {
-    const lastSeq = new Map<number, number>();
-    const endings = new Map<number, { status: number; exit_code?: number | null }>();
-    const ids = new Set<string>();
-    let channels: number[] = [];
-    let resolveEnded!: (value: Map<number, { status: number; exit_code?: number | null }>) => void;
-    const ended = new Promise<Map<number, { status: number; exit_code?: number | null }>>((r) => (resolveEnded = r));
-    const early: any[] = [];
-    const deliver = (p: any) => {
-      if (!ids.has(p.subscription)) return void early.push(p);
-      if (p.seq <= (lastSeq.get(p.channel) ?? 0)) return;
-      lastSeq.set(p.channel, p.seq);
-      onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding) });
-      if (stored.has(p.channel) && p.seq >= stored.get(p.channel)!) {
-        stored.delete(p.channel);
-        if (!endings.has(p.channel)) endings.set(p.channel, { status: ENTRY.streaming });
-        settleWhenDone();
-      }
-    };
-    /** With `snapshot`: per channel, the seq stored when it subscribed, until it is delivered. */
-    const stored = new Map<number, number>();
-    const settleWhenDone = () => {
-      if (channels.length && channels.every((c) => endings.has(c))) resolveEnded(endings);
-    };
-    const finish = (p: any) => {
-      if (!ids.has(p.subscription)) return void early.push({ ...p, end: true });
-      endings.set(p.channel, { status: p.status, ...(p.exit_code !== undefined ? { exit_code: p.exit_code } : {}) });
-      stored.delete(p.channel);
-      settleWhenDone();
-    };
-    // Dropped by the server as too slow: its channels again, each from the last chunk that arrived.
-    const lagged = (p: any) => {
-      if (!ids.delete(p.subscription)) return void early.push({ ...p, lagged: true });
-      for (const c of Object.keys(p.lastSeq).map(Number)) if (!endings.has(c)) void subscribe(c, lastSeq.get(c) ?? 0).catch(() => undefined);
-    };
-    const offData = this.on("stream/data", deliver);
-    const offEnd = this.on("stream/end", finish);
-    const offLag = this.on("stream/lagged", lagged);
-    const subscribe = async (channel: number | undefined, after: number) => {
-      const reply = await this.call("stream/subscribe", {
-        run: target.run,
-        path: target.path,
-        ...(channel !== undefined ? { channel } : {}),
-        after,
-        encoding: "base64",
-      });
-      ids.add(reply.subscription);
-      // Notifications can arrive in the same read as the reply, before the id is known.
-      for (const p of early.splice(0)) (p.end ? finish : p.lagged ? lagged : deliver)(p);
-      return reply;
-    };
-    const first = await subscribe(target.channel, target.after ?? 0);
-    channels = first.channels.map((c) => c.channel);
-    if (target.snapshot) {
-      for (const c of first.channels) {
-        if (endings.has(c.channel)) continue;
-        if (c.lastSeq <= Math.max(target.after ?? 0, lastSeq.get(c.channel) ?? 0)) endings.set(c.channel, { status: c.status });
-        else stored.set(c.channel, c.lastSeq);
-      }
-    }
-    for (const c of channels) if (!lastSeq.has(c)) lastSeq.set(c, target.after ?? 0);
-    if (channels.every((c) => endings.has(c))) resolveEnded(endings);
-    const watch = {
-      resubscribe: async () => {
-        ids.clear();
-        // One subscription per unfinished channel, each from its own last seq.
-        for (const c of channels.filter((c) => !endings.has(c))) await subscribe(c, lastSeq.get(c) ?? 0);
-      },
-    };
-    this.#watches.add(watch);
-    void ended.then(() => this.#watches.delete(watch));
-    return {
-      lastSeq,
-      ended,
-      close: async () => {
-        this.#watches.delete(watch);
-        offData();
-        offEnd();
-        offLag();
-        for (const id of ids) await this.call("stream/unsubscribe", { subscription: id }).catch(() => undefined);
-      },
-    };
+  watch(target: WatchTarget, onData: (chunk: StreamChunk) => void): Promise<StreamWatch> {
+    return watchStream(this, this.#watches, target, onData);
   }
 
   /**
@@ -467,46 +311,13 @@ export class SpoolClient {
    * the limit comes in parts (`offset`). `onBytes` gets the bytes in order and is awaited, so a slow consumer slows
    * the reading instead of piling pages up. Resolves with the lines and bytes read.
    */
-  async readLines(
+  readLines(
     run: string,
     path: string,
     onBytes: (bytes: Uint8Array) => void | Promise<void>,
     options: { from?: number; count?: number } = {},
   ): Promise<{ lines: number; bytes: number }> {
-    let line = options.from ?? 1;
-    let left = options.count ?? Number.MAX_SAFE_INTEGER;
-    let offset: number | undefined;
-    let lines = 0;
-    let bytes = 0;
-    while (left > 0) {
-      const page = await this.call("entry/get", {
-        run,
-        path,
-        line,
-        encoding: "base64",
-        ...(offset !== undefined ? { offset } : left < Number.MAX_SAFE_INTEGER ? { limit: left } : {}),
-      });
-      const data = fromBase64(page.body);
-      bytes += data.length;
-      if (data.length > 0) await onBytes(data);
-      if (page.part) {
-        if (!page.part.end && page.part.bytes === 0) throw new Error(`entry/get returned an empty part of line ${line} of ${path}`);
-        if (!page.part.end) {
-          offset = page.part.offset + page.part.bytes;
-          continue;
-        }
-        offset = undefined;
-        line++;
-        left--;
-        lines++;
-        continue;
-      }
-      lines += page.range.lines;
-      if (!page.truncated || page.range.lines === 0) break;
-      line += page.range.lines;
-      left -= page.range.lines;
-    }
-    return { lines, bytes };
+    return readLines(this, run, path, onBytes, options);
   }
 
   /** Sends text (as UTF-8) or bytes to a running producer's stdin or terminal (`stream/input`); `seq` makes a retry safe. */
@@ -574,42 +385,7 @@ export class SpoolClient {
   }
 
   async #answer(id: string | number, method: string, params: unknown): Promise<void> {
-    const handler = this.#handlers.get(method);
-    let reply: object;
-    if (!handler) {
-      reply = { jsonrpc: "2.0", id, error: { code: -32601, message: `Method not found: ${method}`, data: { code: "METHOD_NOT_FOUND" } } };
-    } else {
-      try {
-        reply = { jsonrpc: "2.0", id, result: (await handler(params)) ?? null };
-      } catch (error) {
-        // A handler refuses with a SpoolRpcError to send its code (UNSUPPORTED, STREAM_CLOSED, …); anything else is an internal error.
-        reply = {
-          jsonrpc: "2.0",
-          id,
-          error:
-            error instanceof SpoolRpcError
-              ? { code: error.code, message: error.message, data: error.data ?? {} }
-              : { code: -32603, message: error instanceof Error ? error.message : String(error), data: { code: "INTERNAL_ERROR" } },
-        };
-      }
-    }
+    const reply = await answer(this.#handlers.get(method), id, method, params);
     if (!this.#closed) this.#transport.send(JSON.stringify(reply));
   }
-}
-
-/** Base64 as bytes: Node's Buffer where there is one, else atob (this client also runs in a browser). */
-function fromBase64(text: string): Uint8Array {
-  if (typeof Buffer !== "undefined") return Buffer.from(text, "base64");
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-/** Bytes as base64 without Node's Buffer (this client also runs in a browser). */
-function base64(bytes: Uint8Array): string {
-  let text = "";
-  // In slices: String.fromCharCode takes its characters as arguments, and arguments are limited.
-  for (let at = 0; at < bytes.length; at += 0x8000) text += String.fromCharCode(...bytes.subarray(at, at + 0x8000));
-  return btoa(text);
 }

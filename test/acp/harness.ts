@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { Readable, Writable } from "node:stream";
 import {
   type ClientConnection,
@@ -10,7 +10,7 @@ import {
   type SessionNotification,
   type SessionUpdate,
 } from "@agentclientprotocol/sdk";
-import { SPOOL_BIN } from "../helpers/process.js";
+import { spawnSpoolChild } from "../helpers/process.js";
 
 /** A permission request the editor received; the test answers it (or sees it withdrawn). */
 export interface PermissionAsk {
@@ -49,13 +49,9 @@ export interface AcpOptions {
 }
 
 export function spawnAcp(options: AcpOptions = {}): AcpProcess {
-  const child = spawn(process.execPath, [SPOOL_BIN, "acp", ...(options.args ?? [])], {
-    env: { ...process.env, SPOOL_LOG: "warn", ...options.env },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // stdout is the ACP connection's: the SDK reads it.
+  const acp = spawnSpoolChild(["acp", ...(options.args ?? [])], options.env, { readStdout: false });
+  const { child, exit } = acp;
   const events: Event[] = [];
   const waiters: (() => void)[] = [];
   const changed = () => {
@@ -65,7 +61,7 @@ export function spawnAcp(options: AcpOptions = {}): AcpProcess {
   const waitFor = <T>(find: () => T | undefined, timeoutMs: number, what: string): Promise<T> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`timed out waiting for ${what}; events:\n${JSON.stringify(events, null, 1).slice(-6000)}\nstderr:\n${stderr}`)),
+        () => reject(new Error(`timed out waiting for ${what}; events:\n${JSON.stringify(events, null, 1).slice(-6000)}\nstderr:\n${acp.stderr()}`)),
         timeoutMs,
       );
       const look = () => {
@@ -115,12 +111,9 @@ export function spawnAcp(options: AcpOptions = {}): AcpProcess {
         timeoutMs,
         "a permission request",
       ),
-    stderr: () => stderr,
+    stderr: acp.stderr,
     exit,
-    stop: (signal = "SIGTERM") => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exit;
-    },
+    stop: acp.stop,
   };
 }
 

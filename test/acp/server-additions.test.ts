@@ -16,7 +16,7 @@ async function named(ts: TestServer, name: string, project = "additions"): Promi
 }
 
 async function runStatus(client: SpoolClient, run: string, status: number) {
-  await eventually(async () => (await client.request("run/get", { run })).run.status === status, 15_000, `run ${run} at ${status}`);
+  await eventually(async () => (await client.call("run/get", { run })).run.status === status, 15_000, `run ${run} at ${status}`);
 }
 
 describe("loops, tool calls, resolvers and history over WebSocket", () => {
@@ -37,10 +37,10 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     const events: { event: string; loop: number | null }[] = [];
     a.on("run/state", (p) => p.run === "loops" && events.push({ event: p.event, loop: p.loop?.seq ?? null }));
     model.reply({ text: "first answer" }, { text: "second answer" });
-    const created = await a.request("run/create", { alias: "loops", model: "test", prompt: "one" });
+    const created = await a.call("run/create", { alias: "loops", model: "test", prompt: "one" });
     expect(created.loop).toBe(1);
     await runStatus(a, "loops", 200);
-    const second = await a.request("run/prompt", { run: "loops", prompt: "two" });
+    const second = await a.call("run/prompt", { run: "loops", prompt: "two" });
     expect(second.loop).toBe(2);
     await eventually(() => events.filter((e) => e.event === "idle").length === 2, 15_000, "two idle events");
     expect(events.filter((e) => e.event === "loop finished")).toEqual([
@@ -55,7 +55,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     const { client: a } = await named(ts, "editor");
     const failed = a.next("run/state", (p) => p.run === "fails" && p.event === "loop failed", 15_000);
     model.reply({ status: 400, body: { error: { message: "bad request for this test" } } });
-    await a.request("run/create", { alias: "fails", model: "test", prompt: "break" });
+    await a.call("run/create", { alias: "fails", model: "test", prompt: "break" });
     expect((await failed).loop).toMatchObject({ seq: 1 });
   });
 
@@ -75,10 +75,10 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "ok" } }] },
     );
     const proposal = a.next("run/proposal", (p) => p.run === "tools", 15_000);
-    await a.request("run/create", { alias: "tools", model: "test", prompt: "echo" });
+    await a.call("run/create", { alias: "tools", model: "test", prompt: "echo" });
     const notice = await proposal;
     expect(notice).toMatchObject({ loop: 1, toolCallId: "call_echo" });
-    await a.request("run/resolve", { run: "tools", path: notice.path, decision: "accept" });
+    await a.call("run/resolve", { run: "tools", path: notice.path, decision: "accept" });
     await runStatus(a, "tools", 200);
     await eventually(() => tools.some((t) => t.id === "call_done" && t.status === "completed"));
     expect(order.slice(0, 3)).toEqual(["tool running", "proposal", "tool waiting"]);
@@ -94,10 +94,10 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
   it("run/resolved names the deciding connection and its client, or run/abort", async () => {
     const { client: a } = await named(ts, "editor");
     const { client: b, connectionId: bId } = await named(ts, "phone");
-    await a.request("run/create", { alias: "who" });
-    const first = await a.request("proposal/create", { run: "who", tool: "sh", command: "echo accepted" });
+    await a.call("run/create", { alias: "who" });
+    const first = await a.call("proposal/create", { run: "who", tool: "sh", command: "echo accepted" });
     const resolved = a.next("run/resolved", (p) => p.path === first.path);
-    await b.request("run/resolve", { run: "who", path: first.path, decision: "reject", reason: "not now" });
+    await b.call("run/resolve", { run: "who", path: first.path, decision: "reject", reason: "not now" });
     expect(await resolved).toMatchObject({
       decision: "reject",
       resolvedBy: "phone",
@@ -109,73 +109,73 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
 
     model.reply({ tools: [{ id: "call_wait", name: "sh", arguments: { command: "echo never" } }] });
     const proposal = a.next("run/proposal", (p) => p.run === "aborted", 15_000);
-    await a.request("run/create", { alias: "aborted", model: "test", prompt: "x" });
+    await a.call("run/create", { alias: "aborted", model: "test", prompt: "x" });
     const pending = await proposal;
     const byAbort = a.next("run/resolved", (p) => p.path === pending.path && p.run === "aborted");
-    await b.request("run/abort", { run: "aborted", reason: "stop" });
+    await b.call("run/abort", { run: "aborted", reason: "stop" });
     expect(await byAbort).toMatchObject({ decision: "reject", resolver: { kind: "abort", connectionId: null }, loop: 1, toolCallId: "call_wait" });
   });
 
   it("an always-allow rule accepts later identical proposals itself; other commands, directories or environments still ask", async () => {
     const { client: a } = await named(ts, "editor");
-    await a.request("run/create", { alias: "rules" });
-    const first = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { B: "2", A: "1" } });
-    const accepted = await a.request("run/resolve", { run: "rules", path: first.path, decision: "accept", always: true });
+    await a.call("run/create", { alias: "rules" });
+    const first = await a.call("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { B: "2", A: "1" } });
+    const accepted = await a.call("run/resolve", { run: "rules", path: first.path, decision: "accept", always: true });
     expect(accepted.rule).toEqual(expect.any(Number));
 
     const proposals: string[] = [];
     a.on("run/proposal", (p) => p.run === "rules" && proposals.push(p.path));
     const byRule = a.next("run/resolved", (p) => p.run === "rules" && p.resolver.kind === "rule");
     // Same command and environment (keys in another order): the server accepts it.
-    const again = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { A: "1", B: "2" } });
+    const again = await a.call("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { A: "1", B: "2" } });
     const notice = await byRule;
     expect(notice).toMatchObject({ path: again.path, decision: "accept", resolver: { kind: "rule", rule: accepted.rule, client: "editor" } });
     expect(notice.resolvedBy).toContain(`rule #${accepted.rule}`);
-    expect((await a.request("entry/get", { run: "rules", path: again.path })).status).toBe(ENTRY.done);
+    expect((await a.call("entry/get", { run: "rules", path: again.path })).status).toBe(ENTRY.done);
 
     // Another env, another cwd, another tool: each one waits for a person.
-    const otherEnv = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { A: "1" } });
-    const otherCwd = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo same", cwd: "sub", env: { A: "1", B: "2" } });
-    const otherTool = await a.request("proposal/create", { run: "rules", tool: "env", command: "echo same", env: { A: "1", B: "2" } });
+    const otherEnv = await a.call("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { A: "1" } });
+    const otherCwd = await a.call("proposal/create", { run: "rules", tool: "sh", command: "echo same", cwd: "sub", env: { A: "1", B: "2" } });
+    const otherTool = await a.call("proposal/create", { run: "rules", tool: "env", command: "echo same", env: { A: "1", B: "2" } });
     for (const { path } of [otherEnv, otherCwd, otherTool]) {
-      expect((await a.request("entry/get", { run: "rules", path })).status).toBe(ENTRY.proposed);
+      expect((await a.call("entry/get", { run: "rules", path })).status).toBe(ENTRY.proposed);
     }
     await eventually(() => proposals.length === 3);
     expect(proposals).toEqual([otherEnv.path, otherCwd.path, otherTool.path]);
 
     // Rules belong to their run.
-    await a.request("run/create", { alias: "rules-other" });
-    const elsewhere = await a.request("proposal/create", { run: "rules-other", tool: "sh", command: "echo same", env: { A: "1", B: "2" } });
-    expect((await a.request("entry/get", { run: "rules-other", path: elsewhere.path })).status).toBe(ENTRY.proposed);
+    await a.call("run/create", { alias: "rules-other" });
+    const elsewhere = await a.call("proposal/create", { run: "rules-other", tool: "sh", command: "echo same", env: { A: "1", B: "2" } });
+    expect((await a.call("entry/get", { run: "rules-other", path: elsewhere.path })).status).toBe(ENTRY.proposed);
   });
 
   it("always with reject is refused and changes nothing", async () => {
     const { client: a } = await named(ts, "editor");
-    await a.request("run/create", { alias: "bad-always" });
-    const { path } = await a.request("proposal/create", { run: "bad-always", tool: "sh", command: "echo x" });
-    await expect(a.request("run/resolve", { run: "bad-always", path, decision: "reject", always: true })).rejects.toMatchObject({
+    await a.call("run/create", { alias: "bad-always" });
+    const { path } = await a.call("proposal/create", { run: "bad-always", tool: "sh", command: "echo x" });
+    await expect(a.call("run/resolve", { run: "bad-always", path, decision: "reject", always: true })).rejects.toMatchObject({
       data: { code: "INVALID_PARAMS" },
     });
     await expect(a.request("run/resolve", { run: "bad-always", path, decision: "accept", always: "yes" })).rejects.toMatchObject({
       data: { code: "INVALID_PARAMS" },
     });
-    expect((await a.request("entry/get", { run: "bad-always", path })).status).toBe(ENTRY.proposed);
+    expect((await a.call("entry/get", { run: "bad-always", path })).status).toBe(ENTRY.proposed);
     // No rule was stored: the same command proposed again still waits.
-    const again = await a.request("proposal/create", { run: "bad-always", tool: "sh", command: "echo x" });
-    expect((await a.request("entry/get", { run: "bad-always", path: again.path })).status).toBe(ENTRY.proposed);
+    const again = await a.call("proposal/create", { run: "bad-always", tool: "sh", command: "echo x" });
+    expect((await a.call("entry/get", { run: "bad-always", path: again.path })).status).toBe(ENTRY.proposed);
   });
 
   it("a model's proposal matching a rule runs without asking, and the model gets its output", async () => {
     const { client: a } = await named(ts, "editor");
-    await a.request("run/create", { alias: "ruled", model: "test" });
-    const seed = await a.request("proposal/create", { run: "ruled", tool: "sh", command: "echo ruled-output" });
-    await a.request("run/resolve", { run: "ruled", path: seed.path, decision: "accept", always: true });
+    await a.call("run/create", { alias: "ruled", model: "test" });
+    const seed = await a.call("proposal/create", { run: "ruled", tool: "sh", command: "echo ruled-output" });
+    await a.call("run/resolve", { run: "ruled", path: seed.path, decision: "accept", always: true });
     const asked: string[] = [];
     a.on("run/proposal", (p) => p.run === "ruled" && asked.push(p.path));
     const states: number[] = [];
     a.on("run/state", (p) => p.run === "ruled" && states.push(p.status));
     model.reply({ tools: [{ id: "call_ruled", name: "sh", arguments: { command: "echo ruled-output" } }] }, { text: "done" });
-    await a.request("run/prompt", { run: "ruled", prompt: "run it" });
+    await a.call("run/prompt", { run: "ruled", prompt: "run it" });
     await model.received(2);
     await runStatus(a, "ruled", 200);
     expect(toolResult(model.requests[1]!, "call_ruled")).toContain("ruled-output");
@@ -187,8 +187,8 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     const { client: a } = await named(ts, "editor");
     model.reply({ text: "Looking. ", tools: [{ id: "call_hist", name: "sh", arguments: { command: "echo hist; exit 4" } }] }, { text: "It exits 4." });
     const proposal = a.next("run/proposal", (p) => p.run === "hist", 15_000);
-    await a.request("run/create", { alias: "hist", model: "test", prompt: "What does it do?\nsecond line" });
-    await a.request("run/resolve", { run: "hist", path: (await proposal).path, decision: "accept" });
+    await a.call("run/create", { alias: "hist", model: "test", prompt: "What does it do?\nsecond line" });
+    await a.call("run/resolve", { run: "hist", path: (await proposal).path, decision: "accept" });
     await runStatus(a, "hist", 200);
     const { messages, next } = await a.request("run/history", { run: "hist" });
     expect(next).toBeNull();
@@ -203,7 +203,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     expect(messages[2].text).toContain("exit code: 4");
     expect(messages[3]).toMatchObject({ text: "It exits 4.", loop: 1 });
 
-    const page = await a.request("run/history", { run: "hist", limit: 2 });
+    const page = await a.call("run/history", { run: "hist", limit: 2 });
     expect(page.next).toEqual(expect.any(Number));
     const rest = await a.request("run/history", { run: "hist", after: page.next });
     expect([...page.messages, ...rest.messages].map((m: { id: number }) => m.id)).toEqual(messages.map((m: { id: number }) => m.id));
@@ -211,36 +211,36 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
 
   it("run/history refuses bad input", async () => {
     const { client: a } = await named(ts, "editor");
-    await expect(a.request("run/history", { run: "missing" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
-    await a.request("run/create", { alias: "hist-bad" });
+    await expect(a.call("run/history", { run: "missing" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+    await a.call("run/create", { alias: "hist-bad" });
     for (const params of [{}, { run: "hist-bad", limit: 0 }, { run: "hist-bad", after: -1 }, { run: "hist-bad", extra: 1 }, { run: "hist-bad", limit: "5" }]) {
       await expect(a.request("run/history", params)).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     }
-    expect((await a.request("run/history", { run: "hist-bad" })).messages).toEqual([]);
+    expect((await a.call("run/history", { run: "hist-bad" })).messages).toEqual([]);
   });
 
   it("runs get a title: given at run/create, else the first line of the first prompt", async () => {
     const { client: a } = await named(ts, "editor");
     model.reply({ text: "a" }, { text: "b" });
-    await a.request("run/create", { alias: "titled", model: "test", prompt: "\n  Fix the flaky test in ci  \nwith details", title: undefined });
-    await a.request("run/create", { alias: "given", title: "Given title" });
+    await a.call("run/create", { alias: "titled", model: "test", prompt: "\n  Fix the flaky test in ci  \nwith details", title: undefined });
+    await a.call("run/create", { alias: "given", title: "Given title" });
     await runStatus(a, "titled", 200);
-    await a.request("run/prompt", { run: "titled", prompt: "a later prompt does not rename it" });
-    expect((await a.request("run/get", { run: "titled" })).run.title).toBe("Fix the flaky test in ci");
-    expect((await a.request("run/get", { run: "given" })).run.title).toBe("Given title");
+    await a.call("run/prompt", { run: "titled", prompt: "a later prompt does not rename it" });
+    expect((await a.call("run/get", { run: "titled" })).run.title).toBe("Fix the flaky test in ci");
+    expect((await a.call("run/get", { run: "given" })).run.title).toBe("Given title");
     const { runs } = await a.request("run/list", {});
     expect(runs.find((r: { alias: string }) => r.alias === "given").title).toBe("Given title");
-    await expect(a.request("run/create", { alias: "empty-title", title: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    await expect(a.request("run/get", { run: "empty-title" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+    await expect(a.call("run/create", { alias: "empty-title", title: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+    await expect(a.call("run/get", { run: "empty-title" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
   });
 
   it("run/prompt can switch the run's model; an unknown one is refused and changes nothing", async () => {
     const { client: a } = await named(ts, "editor");
-    await a.request("run/create", { alias: "switch" });
-    await expect(a.request("run/prompt", { run: "switch", prompt: "x", model: "nope" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    expect((await a.request("run/get", { run: "switch" })).run).toMatchObject({ model: null, status: RUN.done });
+    await a.call("run/create", { alias: "switch" });
+    await expect(a.call("run/prompt", { run: "switch", prompt: "x", model: "nope" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+    expect((await a.call("run/get", { run: "switch" })).run).toMatchObject({ model: null, status: RUN.done });
     model.reply({ text: "switched" });
-    const reply = await a.request("run/prompt", { run: "switch", prompt: "x", model: "test" });
+    const reply = await a.call("run/prompt", { run: "switch", prompt: "x", model: "test" });
     expect(reply).toMatchObject({ loop: 1, run: { model: "test" } });
     await runStatus(a, "switch", 200);
   });
@@ -249,10 +249,10 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     const { client: a } = await named(ts, "editor");
     model.reply({ tools: [{ id: "call_left", name: "sh", arguments: { command: "echo left" } }] }, { text: "fine" });
     const proposal = a.next("run/proposal", (p) => p.run === "reprompt", 15_000);
-    await a.request("run/create", { alias: "reprompt", model: "test", prompt: "first" });
+    await a.call("run/create", { alias: "reprompt", model: "test", prompt: "first" });
     await proposal;
-    await a.request("run/abort", { run: "reprompt" });
-    const second = await a.request("run/prompt", { run: "reprompt", prompt: "second" });
+    await a.call("run/abort", { run: "reprompt" });
+    const second = await a.call("run/prompt", { run: "reprompt", prompt: "second" });
     expect(second.loop).toBe(2);
     await model.received(2);
     await runStatus(a, "reprompt", 200);
@@ -270,15 +270,15 @@ describe("rules across a restart", () => {
     try {
       const first = await startTestServer({ home });
       const { client: a } = await named(first, "editor", "restart-rules");
-      await a.request("run/create", { alias: "kept" });
-      const seed = await a.request("proposal/create", { run: "kept", tool: "sh", command: "echo kept" });
-      await a.request("run/resolve", { run: "kept", path: seed.path, decision: "accept", always: true });
+      await a.call("run/create", { alias: "kept" });
+      const seed = await a.call("proposal/create", { run: "kept", tool: "sh", command: "echo kept" });
+      await a.call("run/resolve", { run: "kept", path: seed.path, decision: "accept", always: true });
       await first.stop();
       const second = await startTestServer({ home });
       try {
         const { client: b } = await named(second, "other", "restart-rules");
-        const again = await b.request("proposal/create", { run: "kept", tool: "sh", command: "echo kept" });
-        expect((await b.request("entry/get", { run: "kept", path: again.path })).status).toBe(ENTRY.done);
+        const again = await b.call("proposal/create", { run: "kept", tool: "sh", command: "echo kept" });
+        expect((await b.call("entry/get", { run: "kept", path: again.path })).status).toBe(ENTRY.done);
       } finally {
         await second.stop();
       }

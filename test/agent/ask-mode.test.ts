@@ -37,10 +37,10 @@ describe("ask mode offers and runs read-only tools only", () => {
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "a shell is running" } }] },
     );
     const proposal = a.next("run/proposal", (p: any) => p.run === "rw", 15_000);
-    await a.request("run/create", { alias: "rw", model: "test", prompt: "Start a shell in the background." });
+    await a.call("run/create", { alias: "rw", model: "test", prompt: "Start a shell in the background." });
     const { channels } = await a.request("run/resolve", { run: "rw", path: (await proposal).path, decision: "accept" });
     const stdout = channels.find((c: any) => c.channel === 1).path;
-    await eventually(async () => (await a.request("run/get", { run: "rw" })).run.status === 200, 30_000, "the act loop to end");
+    await eventually(async () => (await a.call("run/get", { run: "rw" })).run.status === 200, 30_000, "the act loop to end");
     const actRequests = model.requests.length;
 
     model.reply(
@@ -48,9 +48,9 @@ describe("ask mode offers and runs read-only tools only", () => {
       { tools: [{ id: "call_kill", name: "kill", arguments: { path: log, signal: "KILL" } }] },
       { tools: [{ id: "call_done2", name: "done", arguments: { summary: "looked" } }] },
     );
-    await a.request("run/prompt", { run: "rw", prompt: "What is running?", mode: "ask" });
+    await a.call("run/prompt", { run: "rw", prompt: "What is running?", mode: "ask" });
     await model.received(actRequests + 3);
-    await eventually(async () => (await a.request("run/get", { run: "rw" })).run.status === 200, 30_000, "the ask loop to end");
+    await eventually(async () => (await a.call("run/get", { run: "rw" })).run.status === 200, 30_000, "the ask loop to end");
 
     const ask = model.requests[actRequests]!;
     expect(ask.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "jobs", "done"]);
@@ -61,11 +61,11 @@ describe("ask mode offers and runs read-only tools only", () => {
     const shellLog = await a.request("entry/get", { run: "rw", path: log });
     expect(shellLog.producer.state).toBe("running");
     const stdin = `sh://turn_1/${slugFromCommand(shell)}_0`;
-    expect((await a.request("entry/list", { run: "rw" })).entries.map((e: any) => e.path)).not.toContain(stdin);
-    await a.request("stream/input", { run: "rw", path: log, data: "echo SYNC\n" });
-    await eventually(async () => (await a.request("entry/get", { run: "rw", path: stdout })).body.includes("SYNC"), 15_000, "the shell to echo");
-    expect((await a.request("entry/get", { run: "rw", path: stdin })).body).toBe("echo SYNC\n");
+    expect((await a.call("entry/list", { run: "rw" })).entries.map((e: any) => e.path)).not.toContain(stdin);
+    await a.call("stream/input", { run: "rw", path: log, data: "echo SYNC\n" });
+    await eventually(async () => (await a.call("entry/get", { run: "rw", path: stdout })).body.includes("SYNC"), 15_000, "the shell to echo");
+    expect((await a.call("entry/get", { run: "rw", path: stdin })).body).toBe("echo SYNC\n");
     expect(existsSync(join(ts.root, "askwrote.txt"))).toBe(false);
-    await a.request("stream/cancel", { run: "rw", path: log });
+    await a.call("stream/cancel", { run: "rw", path: log });
   });
 });

@@ -17,12 +17,12 @@ const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-mod
 const logOf = (command: string) => logPath(1, "sh", slugFromCommand(command));
 
 const runStatus = (client: SpoolClient, run: string, status: number) =>
-  eventually(async () => (await client.request("run/get", { run })).run.status === status, 45_000, `run ${run} at ${status}`);
+  eventually(async () => (await client.call("run/get", { run })).run.status === status, 45_000, `run ${run} at ${status}`);
 
 /** Accepts the next proposal the model makes in `run`. */
 async function acceptNext(client: SpoolClient, run: string) {
   const proposal = await client.next("run/proposal", (p) => p.run === run, 15_000);
-  await client.request("run/resolve", { run, path: proposal.path, decision: "accept" });
+  await client.call("run/resolve", { run, path: proposal.path, decision: "accept" });
   return proposal;
 }
 
@@ -59,7 +59,7 @@ describe("the model drives interactive commands (scripted model)", () => {
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "answered both questions" } }] },
     );
     const accepted = acceptNext(a, "io");
-    await a.request("run/create", { alias: "io", model: "test", prompt: "Answer the questions." });
+    await a.call("run/create", { alias: "io", model: "test", prompt: "Answer the questions." });
     expect((await accepted).path).toBe(log);
     await runStatus(a, "io", 200);
     expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "write", "kill", "done"]);
@@ -75,7 +75,7 @@ describe("the model drives interactive commands (scripted model)", () => {
     expect(age).toContain("exit code: 0");
     expect(age).toContain("Ada is 36");
     // What the model typed is on record as the command's input.
-    const stdin = await a.request("entry/get", { run: "io", path: `sh://turn_1/${slugFromCommand(command)}_0` });
+    const stdin = await a.call("entry/get", { run: "io", path: `sh://turn_1/${slugFromCommand(command)}_0` });
     expect(stdin.body).toBe("Ada\n36\n");
   });
 
@@ -108,7 +108,7 @@ describe("the model drives interactive commands (scripted model)", () => {
         // The kill once "serving" is stored: a command in a container of its own starts a little later than the model's next call.
         async () => {
           await eventually(
-            async () => (await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" })).body === "serving\n",
+            async () => (await a.call("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" })).body === "serving\n",
             20_000,
             "serving to be stored",
           );
@@ -118,7 +118,7 @@ describe("the model drives interactive commands (scripted model)", () => {
         { tools: [{ id: "call_done", name: "done", arguments: { summary: "stopped it" } }] },
       );
       const accepted = acceptNext(a, "bg");
-      await a.request("run/create", { alias: "bg", model: "test", prompt: "Start the server, then stop it." });
+      await a.call("run/create", { alias: "bg", model: "test", prompt: "Start the server, then stop it." });
       expect((await accepted).attributes).toMatchObject({ background: true });
       await runStatus(a, "bg", 200);
       const started = toolResult(model.requests[1]!, "call_bg")!;
@@ -134,12 +134,12 @@ describe("the model drives interactive commands (scripted model)", () => {
       expect(killed).not.toMatch(/status:? \d/);
       expect(killed).toContain("signal: SIGTERM");
       expect(toolResult(model.requests[4]!, "call_jobs2")).toBe("no command of this run is running");
-      const out = await a.request("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" });
+      const out = await a.call("entry/get", { run: "bg", path: "sh://turn_1/echo-serving-while-do-sleep-1-done_1" });
       expect(out).toMatchObject({ body: "serving\n", status: ENTRY.failed });
       // A command of the same runner without background gets the default limit.
-      await a.request("run/create", { alias: "fg" });
-      const { path } = await a.request("proposal/create", { run: "fg", tool: "sh", command: "true" });
-      await a.request("run/resolve", { run: "fg", path, decision: "accept" });
+      await a.call("run/create", { alias: "fg" });
+      const { path } = await a.call("proposal/create", { run: "fg", tool: "sh", command: "true" });
+      await a.call("run/resolve", { run: "fg", path, decision: "accept" });
       await eventually(() => specs.length === 2, 10_000, "the second command to start");
       expect(specs.map((spec) => spec.timeoutMs)).toEqual([600_000, 60_000]);
     } finally {
@@ -156,25 +156,25 @@ describe("the model drives interactive commands (scripted model)", () => {
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "left it running" } }] },
     );
     const accepted = acceptNext(a, "bga");
-    await a.request("run/create", { alias: "bga", model: "test", prompt: "Start the server and leave it running." });
+    await a.call("run/create", { alias: "bga", model: "test", prompt: "Start the server and leave it running." });
     await accepted;
     await runStatus(a, "bga", 200);
     const out = `sh://turn_1/${slugFromCommand(command)}_1`;
-    expect((await a.request("entry/get", { run: "bga", path: out })).status).toBe(ENTRY.streaming);
-    const aborted = await a.request("run/abort", { run: "bga", reason: "closing the day" });
+    expect((await a.call("entry/get", { run: "bga", path: out })).status).toBe(ENTRY.streaming);
+    const aborted = await a.call("run/abort", { run: "bga", reason: "closing the day" });
     expect(aborted.cancelled).toEqual([log]);
     expect(aborted.run.status).toBe(RUN.aborted);
     await eventually(
-      async () => (await a.request("entry/get", { run: "bga", path: out })).status === ENTRY.cancelled,
+      async () => (await a.call("entry/get", { run: "bga", path: out })).status === ENTRY.cancelled,
       15_000,
       "the background command to end 499",
     );
     // Nothing is left to stop now: a second abort is refused and changes nothing.
-    await expect(a.request("run/abort", { run: "bga" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: RUN.aborted } });
+    await expect(a.call("run/abort", { run: "bga" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: RUN.aborted } });
     // An idle run with nothing open is refused the same way.
-    await a.request("run/create", { alias: "bga-idle" });
-    await expect(a.request("run/abort", { run: "bga-idle" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: RUN.done } });
-    expect((await a.request("run/get", { run: "bga-idle" })).run.status).toBe(RUN.done);
+    await a.call("run/create", { alias: "bga-idle" });
+    await expect(a.call("run/abort", { run: "bga-idle" })).rejects.toMatchObject({ data: { code: "CONFLICT", status: RUN.done } });
+    expect((await a.call("run/get", { run: "bga-idle" })).run.status).toBe(RUN.done);
   });
 
   it("under a terminal, a Python REPL answers, C-c interrupts it and C-d ends it", async () => {
@@ -190,7 +190,7 @@ describe("the model drives interactive commands (scripted model)", () => {
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "done" } }] },
     );
     const accepted = acceptNext(a, "tty");
-    await a.request("run/create", { alias: "tty", model: "test", prompt: "Drive it." });
+    await a.call("run/create", { alias: "tty", model: "test", prompt: "Drive it." });
     expect((await accepted).attributes.tty).toEqual({ cols: 120, rows: 40 });
     await runStatus(a, "tty", 200);
     expect(toolResult(model.requests[2]!, "call_line")).toMatch(/>>> print\(6 \* 7\)\n42\n>>>/);
@@ -212,7 +212,7 @@ describe("the model drives interactive commands (scripted model)", () => {
       },
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "nothing to do" } }] },
     );
-    await a.request("run/create", { alias: "none", model: "test", prompt: "Poke." });
+    await a.call("run/create", { alias: "none", model: "test", prompt: "Poke." });
     await runStatus(a, "none", 200);
     expect(toolResult(model.requests[1]!, "call_a")).toBe('error: no accepted command "log://turn_1/sh/nothing" in this run');
     expect(toolResult(model.requests[1]!, "call_b")).toMatch(/^error: invalid arguments for kill: signal/);
@@ -238,7 +238,7 @@ describe("modelInput off", () => {
       { tools: [{ id: "call_w", name: "write", arguments: { path: "log://turn_1/sh/x", input: "y" } }] },
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "ok" } }] },
     );
-    await a.request("run/create", { alias: "off", model: "test", prompt: "Try." });
+    await a.call("run/create", { alias: "off", model: "test", prompt: "Try." });
     await runStatus(a, "off", 200);
     expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "done"]);
     expect(toolResult(model.requests[1]!, "call_w")).toMatch(/modelInput is "off"/);

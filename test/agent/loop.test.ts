@@ -7,7 +7,7 @@ import { eventually, startTestServer, type TestServer, tempDir } from "../helper
 const modelEnv = (model: ScriptedModel) => ({ SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" });
 
 async function runStatus(client: SpoolClient, run: string, status: number, timeoutMs = 15_000) {
-  await eventually(async () => (await client.request("run/get", { run })).run.status === status, timeoutMs, `run ${run} at ${status}`);
+  await eventually(async () => (await client.call("run/get", { run })).run.status === status, timeoutMs, `run ${run} at ${status}`);
 }
 
 /** Waits for the proposal the model made in `run` and returns its notice. */
@@ -33,10 +33,10 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
 
   it("lists models and refuses an unknown alias at run/create", async () => {
     const a = await ts.clientIn("agent");
-    expect((await a.request("model/list", {})).models).toEqual([{ alias: "test", provider: "openai", model: "test-model", baseUrl: model.baseUrl }]);
-    await expect(a.request("run/create", { model: "nope", prompt: "hi" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS", model: "nope" } });
-    await expect(a.request("run/create", { prompt: "hi" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    expect((await a.request("run/list", {})).runs).toEqual([]);
+    expect((await a.call("model/list", {})).models).toEqual([{ alias: "test", provider: "openai", model: "test-model", baseUrl: model.baseUrl }]);
+    await expect(a.call("run/create", { model: "nope", prompt: "hi" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS", model: "nope" } });
+    await expect(a.call("run/create", { prompt: "hi" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+    expect((await a.call("run/list", {})).runs).toEqual([]);
   });
 
   it("model proposes sh, a second client accepts, the local runner runs it, the next request carries exit code and cleaned output", async () => {
@@ -49,12 +49,12 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const states: { status: number; event: string; tool?: string }[] = [];
     b.on("run/state", (p) => p.run === "r1" && states.push({ status: p.status, event: p.event, ...(p.tool ? { tool: String(p.tool) } : {}) }));
     const proposal = nextProposal(b, "r1");
-    const { run } = await a.request("run/create", { alias: "r1", model: "test", prompt: "What does the script do?" });
+    const { run } = await a.call("run/create", { alias: "r1", model: "test", prompt: "What does the script do?" });
     expect(run.model).toBe("test");
     const notice = await proposal;
     expect(notice.tool).toBe("sh");
     await runStatus(a, "r1", 202);
-    const resolved = await b.request("run/resolve", { run: "r1", path: notice.path, decision: "accept" });
+    const resolved = await b.call("run/resolve", { run: "r1", path: notice.path, decision: "accept" });
     expect(resolved.runner).toBe("local");
     await runStatus(a, "r1", 200);
     expect(model.requests).toHaveLength(2);
@@ -71,7 +71,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     expect(result).toContain("green");
     expect(result).not.toContain("\u001b[");
     expect(result).toContain("oops");
-    const after = await a.request("run/get", { run: "r1" });
+    const after = await a.call("run/get", { run: "r1" });
     expect(after.run.status).toBe(RUN.done);
     await eventually(() => states.at(-1)?.event === "idle");
     expect(states).toEqual([
@@ -92,9 +92,9 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const a = await ts.clientIn("agent");
     model.reply({ tools: [{ id: "call_rm", name: "sh", arguments: { command: "rm -rf build" } }] }, { text: "Understood, I will not delete it." });
     const proposal = nextProposal(a, "r2");
-    await a.request("run/create", { alias: "r2", model: "test", prompt: "clean up" });
+    await a.call("run/create", { alias: "r2", model: "test", prompt: "clean up" });
     const notice = await proposal;
-    await a.request("run/resolve", { run: "r2", path: notice.path, decision: "reject", reason: "keep the build" });
+    await a.call("run/resolve", { run: "r2", path: notice.path, decision: "reject", reason: "keep the build" });
     await runStatus(a, "r2", 200);
     const result = toolResult(model.requests[1]!, "call_rm")!;
     expect(result).toContain("status: rejected");
@@ -106,7 +106,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const a = await ts.clientIn("agent");
     model.reply({ tools: [{ id: "call_loop", name: "sh", arguments: { command: "while true; do echo tick; sleep 0.05; done" } }] });
     const proposal = nextProposal(a, "r3");
-    await a.request("run/create", { alias: "r3", model: "test", prompt: "watch" });
+    await a.call("run/create", { alias: "r3", model: "test", prompt: "watch" });
     const notice = await proposal;
     const { channels } = await a.request("run/resolve", { run: "r3", path: notice.path, decision: "accept" });
     let pid: number | undefined;
@@ -128,7 +128,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
       "the process to be killed",
     );
     expect((await a.request("entry/get", { run: "r3", path: channels[0].path })).status).toBe(ENTRY.cancelled);
-    await expect(a.request("run/abort", { run: "r3" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    await expect(a.call("run/abort", { run: "r3" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
     expect(model.requests).toHaveLength(1); // the model is not called again
   });
 
@@ -136,22 +136,22 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const a = await ts.clientIn("agent");
     model.reply({ tools: [{ id: "call_wait_abort", name: "sh", arguments: { command: "make deploy" } }] });
     const proposal = nextProposal(a, "r3b");
-    await a.request("run/create", { alias: "r3b", model: "test", prompt: "deploy" });
+    await a.call("run/create", { alias: "r3b", model: "test", prompt: "deploy" });
     const notice = await proposal;
     await runStatus(a, "r3b", 202);
-    const aborted = await a.request("run/abort", { run: "r3b" });
+    const aborted = await a.call("run/abort", { run: "r3b" });
     expect(aborted).toMatchObject({ rejected: [notice.path], cancelled: [] });
-    const log = await a.request("entry/get", { run: "r3b", path: notice.path });
+    const log = await a.call("entry/get", { run: "r3b", path: notice.path });
     expect(log.status).toBe(ENTRY.rejected);
-    await expect(a.request("run/resolve", { run: "r3b", path: notice.path, decision: "accept" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
-    expect((await a.request("run/get", { run: "r3b" })).run.status).toBe(RUN.aborted);
+    await expect(a.call("run/resolve", { run: "r3b", path: notice.path, decision: "accept" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    expect((await a.call("run/get", { run: "r3b" })).run.status).toBe(RUN.aborted);
   });
 
   it("a 20 MB output reaches the model cut to a head and a tail with a note; clients still read every byte", async () => {
     const a = await ts.clientIn("agent");
     model.reply({ tools: [{ id: "call_big", name: "sh", arguments: { command: "seq 1 2600000" } }] }, { text: "Big." });
     const proposal = nextProposal(a, "r4");
-    await a.request("run/create", { alias: "r4", model: "test", prompt: "count" });
+    await a.call("run/create", { alias: "r4", model: "test", prompt: "count" });
     const notice = await proposal;
     const { channels } = await a.request("run/resolve", { run: "r4", path: notice.path, decision: "accept" });
     await runStatus(a, "r4", 200, 30_000);
@@ -172,9 +172,9 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const command = "for p in 10 50 100; do printf '\\r\\033[1;34m[%3d%%]\\033[0m downloading' $p; done; printf '\\n\\033[31mdone\\033[0m\\n'";
     model.reply({ tools: [{ id: "call_bar", name: "sh", arguments: { command } }] }, { text: "ok" });
     const proposal = nextProposal(a, "r5");
-    await a.request("run/create", { alias: "r5", model: "test", prompt: "download" });
+    await a.call("run/create", { alias: "r5", model: "test", prompt: "download" });
     const notice = await proposal;
-    await a.request("run/resolve", { run: "r5", path: notice.path, decision: "accept" });
+    await a.call("run/resolve", { run: "r5", path: notice.path, decision: "accept" });
     await runStatus(a, "r5", 200);
     const result = toolResult(model.requests[1]!, "call_bar")!;
     expect(result).toContain("[100%] downloading\ndone");
@@ -189,7 +189,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const deltas: string[] = [];
     watcher.on("run/progress", (p) => p.run === "r6" && deltas.push(p.delta));
     model.reply({ text: "Hello there, this streams word by word.", delayMs: 10 });
-    await a.request("run/create", { alias: "r6", model: "test", prompt: "say hello" });
+    await a.call("run/create", { alias: "r6", model: "test", prompt: "say hello" });
     await runStatus(a, "r6", 200);
     expect(deltas.length).toBeGreaterThan(3);
     expect(deltas.join("")).toBe("Hello there, this streams word by word.");
@@ -198,16 +198,16 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
   it("prompts queue FIFO per run, and ask mode offers only read-only tools", async () => {
     const a = await ts.clientIn("agent");
     model.reply({ text: "first answer", delayMs: 20 }, { text: "second answer" });
-    await a.request("run/create", { alias: "r7", model: "test", prompt: "one", mode: "ask" });
-    const queued = await a.request("run/prompt", { run: "r7", prompt: "two" });
+    await a.call("run/create", { alias: "r7", model: "test", prompt: "one", mode: "ask" });
+    const queued = await a.call("run/prompt", { run: "r7", prompt: "two" });
     expect(queued.queued).toBeGreaterThanOrEqual(1);
     await runStatus(a, "r7", 200);
     await eventually(() => model.requests.length === 2);
     expect(model.requests.map((r) => r.messages.filter((m) => m.role === "user").at(-1)!.content)).toEqual(["one", "two"]);
     expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "jobs", "done"]);
-    await expect(a.request("run/prompt", { run: "r7", prompt: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    await a.request("run/create", { alias: "idle" });
-    await expect(a.request("run/prompt", { run: "idle", prompt: "x" })).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });
+    await expect(a.call("run/prompt", { run: "r7", prompt: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+    await a.call("run/create", { alias: "idle" });
+    await expect(a.call("run/prompt", { run: "idle", prompt: "x" })).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });
   });
 
   it("retries 429 and 5xx; a context-length refusal ends the loop with an error entry", async () => {
@@ -217,12 +217,12 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
       { status: 503, body: "busy" },
       { text: "made it" },
     );
-    await a.request("run/create", { alias: "r8", model: "test", prompt: "retry please" });
+    await a.call("run/create", { alias: "r8", model: "test", prompt: "retry please" });
     await runStatus(a, "r8", 200, 20_000);
     expect(model.requests).toHaveLength(3);
     model.requests.length = 0;
     model.reply({ status: 400, body: { error: { message: "This model's maximum context length is 8192 tokens", code: "context_length_exceeded" } } });
-    await a.request("run/create", { alias: "r9", model: "test", prompt: "too long" });
+    await a.call("run/create", { alias: "r9", model: "test", prompt: "too long" });
     await runStatus(a, "r9", 500);
     expect(model.requests).toHaveLength(1); // no retry loop
     const { entries } = await a.request("entry/list", { run: "r9", pattern: "error://*" });
@@ -241,7 +241,7 @@ describe("the agent loop across a restart", () => {
     const first = await startTestServer({ home, env });
     const a = await first.clientIn("restart");
     const proposal = nextProposal(a, "rr");
-    await a.request("run/create", { alias: "rr", model: "test", prompt: "echo something" });
+    await a.call("run/create", { alias: "rr", model: "test", prompt: "echo something" });
     const notice = await proposal;
     await runStatus(a, "rr", 202);
     await first.stop();
@@ -250,8 +250,8 @@ describe("the agent loop across a restart", () => {
     const second = await startTestServer({ home, env });
     try {
       const b = await second.clientIn("restart");
-      expect((await b.request("run/get", { run: "rr" })).run.status).toBe(RUN.waiting);
-      await b.request("run/resolve", { run: "rr", path: notice.path, decision: "accept" });
+      expect((await b.call("run/get", { run: "rr" })).run.status).toBe(RUN.waiting);
+      await b.call("run/resolve", { run: "rr", path: notice.path, decision: "accept" });
       await runStatus(b, "rr", 200);
       expect(toolResult(model.requests[1]!, "call_echo")).toContain("after-restart");
     } finally {
@@ -278,8 +278,8 @@ describe("the tool yield", () => {
         { tools: [{ id: "call_done", name: "done", arguments: { summary: "saw it end" } }] },
       );
       const proposal = nextProposal(a, "y1");
-      await a.request("run/create", { alias: "y1", model: "test", prompt: "slow one" });
-      await a.request("run/resolve", { run: "y1", path: (await proposal).path, decision: "accept" });
+      await a.call("run/create", { alias: "y1", model: "test", prompt: "slow one" });
+      await a.call("run/resolve", { run: "y1", path: (await proposal).path, decision: "accept" });
       await runStatus(a, "y1", 200);
       const first = toolResult(model.requests[1]!, "call_slow")!;
       expect(first).toContain("status: still running (use wait or get for more)");
@@ -290,7 +290,7 @@ describe("the tool yield", () => {
       expect(waited).toContain("exit code: 0");
       expect(waited).toContain("partial\nend");
       expect(toolResult(model.requests[3]!, "call_get")).toMatch(/lines 2-2 of 2 \(done\)\nend/);
-      expect((await a.request("run/get", { run: "y1" })).run.turn).toBe(4);
+      expect((await a.call("run/get", { run: "y1" })).run.turn).toBe(4);
     } finally {
       await ts.stop();
       await model.close();

@@ -1,7 +1,6 @@
-import { spawn as spawnPty } from "node-pty";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENTRY, RUN } from "../../src/protocol/status.js";
-import { SPOOL_BIN } from "../helpers/process.js";
+import { spoolInTerminal } from "../helpers/pty.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -25,57 +24,38 @@ describe("spool act in a terminal", () => {
       { tools: [{ id: "call_second", name: "sh", arguments: { command: "echo second-ran" } }] },
       { text: "Both ran." },
     );
-    const term = spawnPty(
-      process.execPath,
-      [
-        SPOOL_BIN,
-        "act",
-        "ask my name",
-        "--model",
-        "test",
-        "--run",
-        "pty-act",
-        "--server",
-        ts.server.url,
-        "--token-file",
-        ts.server.config.tokenFile,
-        "--project",
-        "pty",
-      ],
-      { cols: 200, rows: 50, cwd: ts.root, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
+    const term = spoolInTerminal(
+      ["act", "ask my name", "--model", "test", "--run", "pty-act", "--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "pty"],
+      { cols: 200, rows: 50, cwd: ts.root },
     );
-    let screen = "";
-    term.onData((data) => {
-      screen += data;
-    });
-    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
-    const prompts = () => screen.match(/Accept\?/g)?.length ?? 0;
+    const exited = term.exited;
+    const prompts = () => term.raw().match(/Accept\?/g)?.length ?? 0;
     const client = await ts.clientIn("pty");
     try {
       await eventually(() => prompts() === 1, 30_000, "the first Accept?");
-      term.write("y\r");
-      await eventually(() => screen.includes("your-name? "), 30_000, "the command's question");
+      term.type("y\r");
+      await eventually(() => term.raw().includes("your-name? "), 30_000, "the command's question");
       const [first] = (await client.call("entry/list", { run: "pty-act", pattern: "log://*" })).entries;
       // The person answers the command's question here: a whole line, then a key without Enter.
-      term.write("y\r");
-      term.write("y");
+      term.type("y\r");
+      term.type("y");
       // act says, once a key is typed, where typing goes and how to reach the command.
       const note = `keys typed here do not reach the command; to answer it: spool attach pty-act ${first!.path}, or spool input pty-act ${first!.path} TEXT`;
-      await eventually(() => screen.includes(note), 30_000, "the note on typing");
+      await eventually(() => term.raw().includes(note), 30_000, "the note on typing");
       // The command gets its answer the way act said.
       await client.input("pty-act", first!.path, "bob\n");
-      await eventually(() => screen.includes("got:bob"), 30_000, "the command's answer");
+      await eventually(() => term.raw().includes("got:bob"), 30_000, "the command's answer");
       await eventually(() => prompts() === 2, 30_000, "the second Accept?");
-      expect(screen).toMatch(/\(ignored \d+ bytes typed before this question\)/);
+      expect(term.raw()).toMatch(/\(ignored \d+ bytes typed before this question\)/);
       const second = (await client.call("proposal/list", { run: "pty-act" })).proposals;
       expect(second.map((p) => p.command)).toEqual(["echo second-ran"]);
       // A key that is no answer: asked again. By then anything buffered would have answered; it is still pending.
-      term.write("x");
+      term.type("x");
       await eventually(() => prompts() === 3, 30_000, "the question asked again");
       expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).status).toBe(ENTRY.proposed);
-      term.write("y");
+      term.type("y");
       expect(await exited).toBe(0);
-      expect(screen).toContain("second-ran");
+      expect(term.raw()).toContain("second-ran");
       expect(toolResult(model.requests[1]!, "call_read")).toContain("got:bob");
       expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).attributes.resolvedBy).toBe("spool-act");
     } finally {
@@ -89,37 +69,18 @@ describe("spool act in a terminal", () => {
       { tools: [{ id: "call_one", name: "sh", arguments: { command: "echo one" } }] },
       { tools: [{ id: "call_two", name: "sh", arguments: { command: "echo two" } }] },
     );
-    const term = spawnPty(
-      process.execPath,
-      [
-        SPOOL_BIN,
-        "act",
-        "two",
-        "--model",
-        "test",
-        "--run",
-        "pty-keys",
-        "--server",
-        ts.server.url,
-        "--token-file",
-        ts.server.config.tokenFile,
-        "--project",
-        "pty",
-      ],
-      { cols: 200, rows: 50, cwd: ts.root, env: { ...process.env, SPOOL_LOG: "warn", NO_COLOR: "1" } as Record<string, string> },
+    const term = spoolInTerminal(
+      ["act", "two", "--model", "test", "--run", "pty-keys", "--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "pty"],
+      { cols: 200, rows: 50, cwd: ts.root },
     );
-    let screen = "";
-    term.onData((data) => {
-      screen += data;
-    });
-    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    const exited = term.exited;
     const client = await ts.clientIn("pty");
     try {
-      await eventually(() => screen.includes("Accept?"), 30_000, "the first Accept?");
-      term.write("\u0004");
-      await eventually(() => screen.includes("rejected"), 30_000, "the rejection");
-      await eventually(() => (screen.match(/Accept\?/g)?.length ?? 0) === 2, 30_000, "the second Accept?");
-      term.write("\u0003");
+      await eventually(() => term.raw().includes("Accept?"), 30_000, "the first Accept?");
+      term.type("\u0004");
+      await eventually(() => term.raw().includes("rejected"), 30_000, "the rejection");
+      await eventually(() => (term.raw().match(/Accept\?/g)?.length ?? 0) === 2, 30_000, "the second Accept?");
+      term.type("\u0003");
       expect(await exited).toBe(130);
       expect((await client.call("run/get", { run: "pty-keys" })).run.status).toBe(RUN.aborted);
       const logs = (await client.call("entry/list", { run: "pty-keys", pattern: "log://*" })).entries;

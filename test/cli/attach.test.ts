@@ -1,11 +1,11 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
-import { spawn as spawnPty } from "node-pty";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { findProgram } from "../../src/runners/sandbox.js";
 import { ended, startProducer } from "../helpers/live-output.js";
-import { SPOOL_BIN, spawnCli } from "../helpers/process.js";
+import { spawnCli } from "../helpers/process.js";
+import { spoolInTerminal } from "../helpers/pty.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
 describe("spool input and spool attach", () => {
@@ -72,26 +72,22 @@ describe("spool input and spool attach", () => {
     async () => {
       const p = await startProducer(client, "repl", "python3 -q", { tty: { cols: 80, rows: 24 } });
       await p.output.until(">>> ");
-      const term = spawnPty(process.execPath, [SPOOL_BIN, "attach", "repl", p.path], {
+      const term = spoolInTerminal(["attach", "repl", p.path], {
         cols: 80,
         rows: 24,
         cwd: ts.root,
-        env: { ...process.env, SPOOL_LOG: "warn", ...env() } as Record<string, string>,
+        env: env(),
       });
-      let screen = "";
-      term.onData((data) => {
-        screen += data;
-      });
-      const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
-      await eventually(() => screen.includes("Ctrl-] detaches"), 60_000, "spool attach to start");
-      term.write("\u0003");
-      await eventually(() => screen.includes("KeyboardInterrupt"), 15_000, "the REPL to print KeyboardInterrupt");
-      term.write("print(6 * 7)\r");
-      await eventually(() => /\b42\r+\n/.test(screen), 15_000, "the REPL to answer after the Ctrl-C");
-      term.write("exit()\r");
+      const exited = term.exited;
+      await eventually(() => term.raw().includes("Ctrl-] detaches"), 60_000, "spool attach to start");
+      term.type("\u0003");
+      await eventually(() => term.raw().includes("KeyboardInterrupt"), 15_000, "the REPL to print KeyboardInterrupt");
+      term.type("print(6 * 7)\r");
+      await eventually(() => /\b42\r+\n/.test(term.raw()), 15_000, "the REPL to answer after the Ctrl-C");
+      term.type("exit()\r");
       expect(await exited).toBe(0);
-      expect(screen).toContain(`${p.path} ended: done`);
-      expect(screen).not.toContain("SIGINT");
+      expect(term.raw()).toContain(`${p.path} ended: done`);
+      expect(term.raw()).not.toContain("SIGINT");
       const { out } = await ended(client, "repl", p.path, p.stdout);
       expect(out.status).toBe(ENTRY.done);
       expect(out.attributes.exit_code).toBe(0);
@@ -102,32 +98,28 @@ describe("spool input and spool attach", () => {
   it("spool attach in a terminal: raw keys, this terminal's size, Ctrl-] detaches and the command keeps running", async () => {
     const p = await startProducer(client, "raw", 'echo ready; read _; tput cols; read line; echo "line:$line"; sleep 300', { tty: { cols: 80, rows: 24 } });
     await p.output.until("ready");
-    const term = spawnPty(process.execPath, [SPOOL_BIN, "attach", "raw", p.path], {
+    const term = spoolInTerminal(["attach", "raw", p.path], {
       cols: 97,
       rows: 31,
       cwd: ts.root,
-      env: { ...process.env, SPOOL_LOG: "warn", ...env() } as Record<string, string>,
+      env: env(),
     });
-    let screen = "";
-    term.onData((data) => {
-      screen += data;
-    });
-    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
-    await eventually(() => screen.includes("Ctrl-] detaches"), 60_000, "spool attach to start");
+    const exited = term.exited;
+    await eventually(() => term.raw().includes("Ctrl-] detaches"), 60_000, "spool attach to start");
     // The command's terminal takes this one's size as soon as the attach starts.
     await eventually(async () => (await client.request("entry/get", { run: "raw", path: p.path })).attributes.tty.cols === 97, 15_000, "the resize");
-    term.write("\r");
+    term.type("\r");
     // This terminal adds its own \r to the command's \r\n (raw mode keeps output processing).
-    await eventually(() => /\b97\r+\n/.test(screen), 15_000, "tput cols to print 97");
-    term.write("hello\r");
-    await eventually(() => screen.includes("line:hello"), 15_000, "the typed line to come back");
-    term.write("\u001d");
+    await eventually(() => /\b97\r+\n/.test(term.raw()), 15_000, "tput cols to print 97");
+    term.type("hello\r");
+    await eventually(() => term.raw().includes("line:hello"), 15_000, "the typed line to come back");
+    term.type("\u001d");
     expect(await exited).toBe(0);
-    expect(screen).toContain(`detached from ${p.path}; it keeps running`);
-    const log = await client.request("entry/get", { run: "raw", path: p.stdout });
+    expect(term.raw()).toContain(`detached from ${p.path}; it keeps running`);
+    const log = await client.call("entry/get", { run: "raw", path: p.stdout });
     expect(log.status).toBe(ENTRY.streaming);
-    const stdin = await client.request("entry/get", { run: "raw", path: p.stdout.replace(/_1$/, "_0") });
+    const stdin = await client.call("entry/get", { run: "raw", path: p.stdout.replace(/_1$/, "_0") });
     expect(stdin.body).toBe("\rhello\r");
-    await client.request("stream/cancel", { run: "raw", path: p.path });
+    await client.call("stream/cancel", { run: "raw", path: p.path });
   }, 90_000);
 });

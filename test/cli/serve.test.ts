@@ -17,14 +17,14 @@ describe("spool serve", () => {
     const token = readFileSync(join(home, "token"), "utf8").trim();
     const client = await SpoolClient.connect(first.url, { token });
     await client.initialize("persist", { root: tempDir("spool-root-") });
-    await client.request("run/create", { alias: "kept" });
+    await client.call("run/create", { alias: "kept" });
     expect(await first.stop("SIGTERM")).toBe(0);
     expect(first.output()).toContain("Spool stopped");
 
     const second = await spawnServe(["--port", "0"], { SPOOL_HOME: home });
     const again = await SpoolClient.connect(second.url, { token });
     await again.initialize("persist");
-    expect((await again.request("run/get", { run: "kept" })).run.alias).toBe("kept");
+    expect((await again.call("run/get", { run: "kept" })).run.alias).toBe("kept");
     again.close();
     expect(await second.stop("SIGINT")).toBe(0);
   });
@@ -36,7 +36,7 @@ describe("spool serve", () => {
     const names = async (server: { url: string }) => {
       const client = await SpoolClient.connect(server.url, { token: token() });
       await client.initialize("runners", { root });
-      const { runners } = await client.request("runner/list", {});
+      const { runners } = await client.call("runner/list", {});
       return { client, names: runners.map((r: { name: string }) => r.name) };
     };
     for (const [args, env] of [
@@ -52,8 +52,8 @@ describe("spool serve", () => {
     const server = await spawnServe(["--port", "0", "--home", home]);
     const { client, names: listed } = await names(server);
     expect(listed).toEqual(["local"]);
-    await client.request("run/create", { alias: "long" });
-    const { path } = await client.request("proposal/create", { run: "long", tool: "sh", command: "sleep 300" });
+    await client.call("run/create", { alias: "long" });
+    const { path } = await client.call("proposal/create", { run: "long", tool: "sh", command: "sleep 300" });
     const { channels } = await client.request("run/resolve", { run: "long", path, decision: "accept" });
     let pid: number | undefined;
     await eventually(async () => Boolean((pid = (await client.request("entry/get", { run: "long", path })).attributes.process?.pid)));

@@ -81,13 +81,13 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
   it("a proposal made on A is announced on B and accepted there; its output reaches a watcher on A live", async () => {
     const onA = await clientOf(a, "client-a");
     const onB = await clientOf(b, "client-b");
-    await onA.request("run/create", { alias: "one" });
+    await onA.call("run/create", { alias: "one" });
     const announced = onB.next("run/proposal", (p: any) => p.run === "one", 15_000);
     const command = "printf 'first\\n'; sleep 0.5; printf 'second\\n'";
-    const { path } = await onA.request("proposal/create", { run: "one", tool: "sh", command });
+    const { path } = await onA.call("proposal/create", { run: "one", tool: "sh", command });
     expect((await announced).path).toBe(path);
     const resolvedOnA = onA.next("run/resolved", (p: any) => p.path === path, 15_000);
-    await onB.request("run/resolve", { run: "one", path, decision: "accept" });
+    await onB.call("run/resolve", { run: "one", path, decision: "accept" });
     expect((await resolvedOnA).resolvedBy).toBe("client-b");
     // Watched from A while B's runner writes it: the first line arrives before the command ends.
     const chunks: string[] = [];
@@ -112,7 +112,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const twin = await SpoolClient.connect(b.url, { token });
     clients.push(twin);
     await twin.initialize("team", { root });
-    await expect(twin.request("runner/attach", { name: "far", backend: "local" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    await expect(twin.call("runner/attach", { name: "far", backend: "local" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
     await onA.request("run/create", { alias: "two" });
     // Accepted on B, naming the runner attached to A: A dispatches it.
     const asks = await onA.request("proposal/create", { run: "two", tool: "sh", command: "read x; echo got:$x" });
@@ -133,7 +133,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     await onA.request("run/resolve", { run: "two", path: long.path, decision: "accept", runner: "far" });
     await eventually(async () => (await entry(onB, "two", long.path)).attributes.process?.pid !== undefined, 15_000, "the long command to start");
     const pid = (await entry(onB, "two", long.path)).attributes.process.pid as number;
-    await onB.request("stream/cancel", { run: "two", path: long.path, reason: "from B" });
+    await onB.call("stream/cancel", { run: "two", path: long.path, reason: "from B" });
     await eventually(() => !alive(pid), 10_000, "the process on A's runner to die");
     expect((await entry(onA, "two", "sh://turn_1/echo-up-sleep-60_1")).status).toBe(ENTRY.cancelled);
   }, 60_000);
@@ -142,16 +142,16 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const onA = await clientOf(a, "client-a5");
     const onB = await clientOf(b, "client-b5");
     await runnerOn(a, b, "yonder");
-    await onB.request("run/create", { alias: "proposed-far" });
-    await expect(onB.request("proposal/create", { run: "proposed-far", tool: "sh", command: "true", runner: "nowhere" })).rejects.toMatchObject({
+    await onB.call("run/create", { alias: "proposed-far" });
+    await expect(onB.call("proposal/create", { run: "proposed-far", tool: "sh", command: "true", runner: "nowhere" })).rejects.toMatchObject({
       data: { code: "NO_RUNNER", runner: "nowhere" },
     });
-    const { path } = await onB.request("proposal/create", { run: "proposed-far", tool: "sh", command: "echo yonder", runner: "yonder" });
+    const { path } = await onB.call("proposal/create", { run: "proposed-far", tool: "sh", command: "echo yonder", runner: "yonder" });
     expect((await entry(onA, "proposed-far", path)).attributes.runner).toBe("yonder");
-    await expect(onB.request("run/resolve", { run: "proposed-far", path, decision: "accept", runner: "local" })).rejects.toMatchObject({
+    await expect(onB.call("run/resolve", { run: "proposed-far", path, decision: "accept", runner: "local" })).rejects.toMatchObject({
       data: { code: "CONFLICT" },
     });
-    const accepted = await onB.request("run/resolve", { run: "proposed-far", path, decision: "accept" });
+    const accepted = await onB.call("run/resolve", { run: "proposed-far", path, decision: "accept" });
     expect(accepted).toMatchObject({ runner: "yonder", status: ENTRY.done });
     await eventually(
       async () => (await entry(onB, "proposed-far", `${path.replace(/^log:\/\/(turn_\d+)\/sh\//, "sh://$1/")}_1`)).status === ENTRY.done,
@@ -165,8 +165,8 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const onA = await clientOf(a, "client-a-forge");
     const onB = await clientOf(b, "client-b-forge");
     await runnerOn(a, b, "forge-target");
-    await onB.request("run/create", { alias: "forged" });
-    const asks = await onB.request("proposal/create", { run: "forged", tool: "sh", command: "echo ran" });
+    await onB.call("run/create", { alias: "forged" });
+    const asks = await onB.call("proposal/create", { run: "forged", tool: "sh", command: "echo ran" });
     const sql = new pg.Client({ connectionString: db.url });
     await sql.connect();
     try {
@@ -201,13 +201,13 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect(a.output()).toMatch(/dropped a row of cluster_events unread \(last: id \d+, said to be from server \d+: wrong MAC\)/);
     expect(b.output()).toMatch(/dropped a row of cluster_events unread \(last: id \d+, said to be from server \d+: no MAC\)/);
     for (const client of [onA, onB]) expect((await entry(client, "forged", asks.path)).status).toBe(ENTRY.proposed);
-    expect((await onA.request("proposal/list", {})).proposals.map((p: any) => p.path)).toContain(asks.path);
+    expect((await onA.call("proposal/list", {})).proposals.map((p: any) => p.path)).toContain(asks.path);
     // Nothing ran: no output channel was made.
-    expect((await onA.request("entry/list", { run: "forged", pattern: "sh://*" })).entries).toEqual([]);
+    expect((await onA.call("entry/list", { run: "forged", pattern: "sh://*" })).entries).toEqual([]);
     // Accepted for real on B, naming the runner on A: forwarded with a good MAC, it runs there.
     const resolved = onA.next("run/resolved", (p: any) => p.path === asks.path, 15_000);
     const finished = onA.next("stream/finished", (p: any) => p.path === asks.path, 15_000);
-    const accepted = await onB.request("run/resolve", { run: "forged", path: asks.path, decision: "accept", runner: "forge-target" });
+    const accepted = await onB.call("run/resolve", { run: "forged", path: asks.path, decision: "accept", runner: "forge-target" });
     expect(accepted).toMatchObject({ runner: "forge-target", status: ENTRY.done });
     expect((await resolved).resolvedBy).toBe("client-b-forge");
     expect(await finished).toMatchObject({ status: ENTRY.done, exit_code: 0 });
@@ -223,18 +223,18 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
       { SPOOL_LOG: "info" },
     );
     processes.push(mover);
-    await onA.request("run/create", { alias: "three" });
+    await onA.call("run/create", { alias: "three" });
     // A command that counts for a while on the runner attached to A.
-    const counting = await onA.request("proposal/create", { run: "three", tool: "sh", command: "for i in $(seq 1 60); do echo $i; sleep 0.05; done" });
-    await onA.request("run/resolve", { run: "three", path: counting.path, decision: "accept", runner: "mover" });
+    const counting = await onA.call("proposal/create", { run: "three", tool: "sh", command: "for i in $(seq 1 60); do echo $i; sleep 0.05; done" });
+    await onA.call("run/resolve", { run: "three", path: counting.path, decision: "accept", runner: "mover" });
     // A producer owned by a client of A (runner "self") that never comes back.
-    const orphan = await onA.request("proposal/create", { run: "three", tool: "sh", sandbox: "full", command: "orphaned" });
-    const self = await onA.request("run/resolve", { run: "three", path: orphan.path, decision: "accept", runner: "self" });
-    await onA.request("stream", { run: "three", path: orphan.path, channel: 1, chunk: "partial\n" });
+    const orphan = await onA.call("proposal/create", { run: "three", tool: "sh", sandbox: "full", command: "orphaned" });
+    const self = await onA.call("run/resolve", { run: "three", path: orphan.path, decision: "accept", runner: "self" });
+    await onA.call("stream", { run: "three", path: orphan.path, channel: 1, chunk: "partial\n" });
     // A model run that waits on a proposal made through A.
     model.reply({ tools: [{ id: "call_1", name: "sh", arguments: { command: "echo from-the-model" } }] }, { text: "done" });
     const proposed = onB.next("run/proposal", (p: any) => p.run === "agent", 15_000);
-    await onA.request("run/create", { alias: "agent", model: "test", prompt: "Say something." });
+    await onA.call("run/create", { alias: "agent", model: "test", prompt: "Say something." });
     const proposal = await proposed;
     await eventually(
       async () => (await entry(onB, "three", counting.path.replace("log://turn_1/sh/", "sh://turn_1/").concat("_1"))).bytes > 0,
@@ -259,8 +259,8 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect(finishedOnB.filter((p) => p.path === orphan.path)).toEqual([expect.objectContaining({ status: ENTRY.cancelled, outcome: "aborted" })]);
     expect((await entry(onB, "three", "sh://turn_1/orphaned_1")).body).toBe("partial\n");
     // The run that waited on a proposal continues on B once it is accepted there.
-    await onB.request("run/resolve", { run: "agent", path: proposal.path, decision: "accept" });
-    await eventually(async () => (await onB.request("run/get", { run: "agent" })).run.status === RUN.done, 30_000, "the agent run to finish on B");
+    await onB.call("run/resolve", { run: "agent", path: proposal.path, decision: "accept" });
+    await eventually(async () => (await onB.call("run/get", { run: "agent" })).run.status === RUN.done, 30_000, "the agent run to finish on B");
     expect(JSON.stringify(model.requests.at(-1))).toContain("from-the-model");
   }, 120_000);
 });

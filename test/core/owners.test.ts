@@ -43,11 +43,11 @@ describe("a producer has one owner", () => {
     await person.call("run/resolve", { run: "r", path, decision: "accept", runner: "builder" });
     expect((await exec).path).toBe(path);
 
-    await expect(forger.request("stream", { run: "r", path, channel: 1, chunk: "ALL 120 TESTS PASSED\n", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
-    await expect(forger.request("stream/completed", { run: "r", path, exit_code: 0 })).rejects.toMatchObject(code("NOT_OWNER"));
-    await expect(forger.request("stream/aborted", { run: "r", path, reason: "forged" })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(forger.call("stream", { run: "r", path, channel: 1, chunk: "ALL 120 TESTS PASSED\n", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(forger.call("stream/completed", { run: "r", path, exit_code: 0 })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(forger.call("stream/aborted", { run: "r", path, reason: "forged" })).rejects.toMatchObject(code("NOT_OWNER"));
     // The person who accepted is not the owner either: the runner is.
-    await expect(person.request("stream", { run: "r", path, channel: 1, chunk: "x", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(person.call("stream", { run: "r", path, channel: 1, chunk: "x", seq: 1 })).rejects.toMatchObject(code("NOT_OWNER"));
     const stdout = "sh://turn_1/npm-test_1";
     expect(await person.call("entry/get", { run: "r", path: stdout })).toMatchObject({ status: ENTRY.streaming, body: "", bytes: 0 });
 
@@ -72,7 +72,7 @@ describe("a producer has one owner", () => {
     const { path } = await proposeAndAccept(c, c, "r", "echo hi", { runner: "self" });
     await c.call("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 });
     expect(await c.call("stream", { run: "r", path, channel: 1, chunk: "real\n", seq: 1 })).toMatchObject({ seq: 1, duplicate: true, bytes: 5 });
-    await expect(c.request("stream", { run: "r", path, channel: 1, chunk: "fake\n", seq: 1 })).rejects.toMatchObject({ data: { code: "CONFLICT", seq: 1 } });
+    await expect(c.call("stream", { run: "r", path, channel: 1, chunk: "fake\n", seq: 1 })).rejects.toMatchObject({ data: { code: "CONFLICT", seq: 1 } });
     expect(await c.call("entry/get", { run: "r", path: "sh://turn_1/echo-hi_1" })).toMatchObject({ body: "real\n", bytes: 5 });
   });
 
@@ -87,7 +87,7 @@ describe("a producer has one owner", () => {
     const told = runner.client.next("stream/cancelled", (p) => p.path === path);
     expect(await bystander.call("stream/cancel", { run: "r", path, reason: "enough" })).toMatchObject({ status: ENTRY.cancelled, changed: true });
     expect(await told).toEqual({ run: "r", path, reason: "enough" });
-    await expect(runner.client.request("stream", { run: "r", path, channel: 1, chunk: "late", seq: 1 })).rejects.toMatchObject(code("STREAM_CLOSED"));
+    await expect(runner.client.call("stream", { run: "r", path, channel: 1, chunk: "late", seq: 1 })).rejects.toMatchObject(code("STREAM_CLOSED"));
     expect(await runner.client.call("stream/aborted", { run: "r", path, reason: "killed" })).toMatchObject({ status: ENTRY.cancelled, changed: false });
   });
 
@@ -146,8 +146,8 @@ describe("a producer has one owner", () => {
       2_000,
       "the name to be held for its runner",
     );
-    await expect(thief.request("runner/attach", { name: "ci", backend: "local", resumeToken: "x".repeat(32) })).rejects.toMatchObject(code("NOT_OWNER"));
-    await expect(thief.request("stream", { run: "r", path, channel: 1, chunk: "forged\n", seq: 2 })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(thief.call("runner/attach", { name: "ci", backend: "local", resumeToken: "x".repeat(32) })).rejects.toMatchObject(code("NOT_OWNER"));
+    await expect(thief.call("stream", { run: "r", path, channel: 1, chunk: "forged\n", seq: 2 })).rejects.toMatchObject(code("NOT_OWNER"));
 
     const back = await ts.clientIn("steal");
     const again = await back.call("runner/attach", { name: "ci", backend: "local", resumeToken: token, resume: [{ run: "r", path }] });
@@ -176,7 +176,7 @@ describe("a producer has one owner", () => {
     const first = await handRunner(ts, "defaults", "alpha", { default: true });
     expect(first.attached.default).toBe(true);
     const second = await ts.clientIn("defaults");
-    await expect(second.request("runner/attach", { name: "beta", backend: "local", default: true })).rejects.toMatchObject({
+    await expect(second.call("runner/attach", { name: "beta", backend: "local", default: true })).rejects.toMatchObject({
       data: { code: "CONFLICT", default: "alpha" },
       message: expect.stringContaining('"alpha"'),
     });
@@ -208,7 +208,7 @@ describe("a producer has one owner", () => {
   it("finishing calls take the earlier runtime's readable duration; a malformed one is INVALID_PARAMS and changes nothing", async () => {
     const c: SpoolClient = await ts.clientIn("duration");
     const { path } = await proposeAndAccept(c, c, "r", "true", { runner: "self" });
-    await expect(c.request("stream/completed", { run: "r", path, exit_code: 0, duration: "fast" })).rejects.toMatchObject(code("INVALID_PARAMS"));
+    await expect(c.call("stream/completed", { run: "r", path, exit_code: 0, duration: "fast" })).rejects.toMatchObject(code("INVALID_PARAMS"));
     expect((await c.call("entry/get", { run: "r", path: "sh://turn_1/true_1" })).status).toBe(ENTRY.streaming);
     expect(await c.call("stream/completed", { run: "r", path, exit_code: 0, duration: "1m2.5s" })).toMatchObject({ status: ENTRY.done });
     expect((await c.call("entry/get", { run: "r", path })).attributes.duration).toBe(62_500);

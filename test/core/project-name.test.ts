@@ -80,7 +80,7 @@ describe("projects found by root", () => {
     expect(refused.data).toEqual({ code: "CONFLICT", project: "named" });
     expect(JSON.stringify({ message: refused.message, data: refused.data })).not.toContain("named-secret-root");
     await expect((await ts.client()).initialize(undefined, { root: "relative/dir" })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
-    await expect((await ts.client()).request("initialize", { protocolVersion: "1.0" })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
+    await expect((await ts.client()).call("initialize", { protocolVersion: "1.0" })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
     await expect((await ts.client()).initialize("My App", { root: dir("x") })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
   });
 });

@@ -1,8 +1,141 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { afterAll } from "vitest";
 
 export const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
+
+/**
+ * Every subprocess and terminal a test file started and that has not ended yet: stopped after the file's tests,
+ * also when a test failed before its own `stop` (issue 41: one subprocess harness, always stopped).
+ */
+const live = new Set<{ stop(): Promise<unknown> }>();
+afterAll(async () => {
+  for (const running of [...live]) await running.stop();
+});
+
+/** Keeps `running` in the file's list of live processes until `ended` settles. */
+export function stoppedAfterTheFile(running: { stop(): Promise<unknown> }, ended: Promise<unknown>): void {
+  live.add(running);
+  void ended.finally(() => live.delete(running));
+}
+
+/** Calls `stop`; calls `kill` if `stop` has not finished after `ms`. */
+export async function stopWithin(ms: number, stop: () => Promise<unknown>, kill: () => void): Promise<void> {
+  const timer = setTimeout(kill, ms);
+  try {
+    await stop();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A `spool` subprocess with pipes: its output read as text, waited on line by line, always stopped. */
+export interface SpoolChild {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** stdout and stderr together, in the order they came. */
+  output: () => string;
+  /** Resolves with the first match of `pattern` in stdout (or stderr); rejects when the process closes its output first, or after `timeoutMs`. */
+  waitFor(pattern: RegExp, stream?: "stdout" | "stderr", timeoutMs?: number): Promise<RegExpExecArray>;
+  write(text: string): void;
+  exit: Promise<number | null>;
+  /** Milliseconds from now until it exits (killed, and rejects, after `withinMs`). */
+  exitsWithin(withinMs: number): Promise<{ code: number | null; ms: number }>;
+  /** Sends a signal (SIGTERM) unless it has exited, and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SpoolChildOptions {
+  cwd?: string;
+  /** stdin a pipe (`write`), or nothing (default: a pipe). */
+  stdin?: "pipe" | "ignore";
+  /** false: stdout is left to the caller to read (a protocol on stdio), and `stdout()` stays empty. */
+  readStdout?: boolean;
+}
+
+/** Runs `spool <args>` (a client, `serve`, `runner`, `acp`) as a subprocess with pipes: no terminal, no colour. */
+export function spawnSpoolChild(args: string[], env: NodeJS.ProcessEnv = {}, options: SpoolChildOptions = {}): SpoolChild {
+  const child = spawn(process.execPath, [SPOOL_BIN, ...args], {
+    env: { ...process.env, SPOOL_LOG: "warn", ...env },
+    stdio: [options.stdin ?? "pipe", "pipe", "pipe"],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
+  const out = { stdout: "", stderr: "", output: "" };
+  let closed = false;
+  const watchers: { pattern: RegExp; stream: "stdout" | "stderr"; settle: (match: RegExpExecArray | null) => void }[] = [];
+  const check = () => {
+    for (const w of [...watchers]) {
+      const match = w.pattern.exec(out[w.stream]);
+      if (match || closed) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.settle(match);
+      }
+    }
+  };
+  const read = (stream: "stdout" | "stderr") => (d: Buffer) => {
+    const text = d.toString();
+    out[stream] += text;
+    out.output += text;
+    check();
+  };
+  if (options.readStdout !== false) child.stdout!.on("data", read("stdout"));
+  child.stderr!.on("data", read("stderr"));
+  child.once("close", () => {
+    closed = true;
+    check();
+  });
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const told = () => `--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`;
+  const stop = (signal: NodeJS.Signals = "SIGTERM") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exit;
+  };
+  const running: SpoolChild = {
+    child,
+    stdout: () => out.stdout,
+    stderr: () => out.stderr,
+    output: () => out.output,
+    waitFor: (pattern, stream = "stdout", timeoutMs = 20_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          watchers.splice(watchers.indexOf(watcher), 1);
+          reject(new Error(`timed out waiting for ${pattern} in ${stream} of spool ${args[0]}:\n${told()}`));
+        }, timeoutMs);
+        const watcher = {
+          pattern,
+          stream,
+          settle: (match: RegExpExecArray | null) => {
+            clearTimeout(timer);
+            if (match) resolve(match);
+            else reject(new Error(`spool ${args[0]} ended (exit ${child.exitCode ?? child.signalCode}) before ${pattern} in ${stream}:\n${told()}`));
+          },
+        };
+        watchers.push(watcher);
+        check();
+      }),
+    write: (text) => child.stdin!.write(text),
+    exit,
+    exitsWithin: (withinMs) => {
+      const started = Date.now();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          reject(new Error(`still running after ${withinMs} ms:\n${told()}`));
+        }, withinMs);
+        void exit.then((code) => {
+          clearTimeout(timer);
+          resolve({ code, ms: Date.now() - started });
+        });
+      });
+    },
+    stop,
+  };
+  // Left running by its test: SIGTERM, then SIGKILL if it is still there 10 s later.
+  stoppedAfterTheFile({ stop: () => stopWithin(10_000, stop, () => child.kill("SIGKILL")) }, exit);
+  return running;
+}
 
 export interface ServeProcess {
   child: ChildProcess;
@@ -12,45 +145,14 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-interface SpoolProcess {
-  child: ChildProcess;
-  /** The first match of `ready` in stdout. */
-  match: RegExpExecArray;
-  output: () => string;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
 /** Starts `spool <command>` as a real subprocess and waits until its stdout matches `ready`. */
-function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<SpoolProcess> {
-  const child = spawn(process.execPath, [SPOOL_BIN, command, ...args], {
-    env: { ...process.env, SPOOL_LOG: "warn", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+async function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp) {
+  const running = spawnSpoolChild([command, ...args], env, { stdin: "ignore" });
+  const match = await running.waitFor(ready, "stdout", 60_000).catch(async (error: unknown) => {
+    await running.stop("SIGKILL");
+    throw error;
   });
-  let out = "";
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`spool ${command} did not get ready:\n${out}`)), 60_000);
-    child.stdout!.on("data", (data: Buffer) => {
-      out += data.toString();
-      const match = ready.exec(out);
-      if (!match) return;
-      clearTimeout(timer);
-      resolve({
-        child,
-        match,
-        output: () => out,
-        stop: (signal = "SIGTERM") => {
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-          return exited;
-        },
-      });
-    });
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`spool ${command} exited with ${code}:\n${out}`));
-    });
-  });
+  return { child: running.child, match, output: running.output, stop: running.stop };
 }
 
 /** Starts `spool serve` as a real subprocess and waits for its "listening" line. */
@@ -70,80 +172,11 @@ export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}): Promis
   return spawnSpool("runner", args, env, /Runner \S+ attached/);
 }
 
-export interface CliProcess {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** Resolves once stdout (or stderr) matches `pattern`. */
-  waitFor(pattern: RegExp, stream?: "stdout" | "stderr", timeoutMs?: number): Promise<void>;
-  write(text: string): void;
-  exit: Promise<number | null>;
-  /** Milliseconds from now until it exits (rejects after `withinMs`). */
-  exitsWithin(withinMs: number): Promise<{ code: number | null; ms: number }>;
-}
+export type CliProcess = SpoolChild;
 
 /** Runs `spool <args>` as a subprocess with pipes for stdin, stdout and stderr (no terminal: no colour). */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): CliProcess {
-  const child = spawn(process.execPath, [SPOOL_BIN, ...args], {
-    env: { ...process.env, SPOOL_LOG: "warn", ...env },
-    stdio: ["pipe", "pipe", "pipe"],
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-  });
-  const out = { stdout: "", stderr: "" };
-  const watchers: { pattern: RegExp; stream: "stdout" | "stderr"; resolve: () => void }[] = [];
-  const check = () => {
-    for (const w of [...watchers]) {
-      if (w.pattern.test(out[w.stream])) {
-        watchers.splice(watchers.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  };
-  child.stdout!.on("data", (d: Buffer) => {
-    out.stdout += d.toString();
-    check();
-  });
-  child.stderr!.on("data", (d: Buffer) => {
-    out.stderr += d.toString();
-    check();
-  });
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return {
-    child,
-    stdout: () => out.stdout,
-    stderr: () => out.stderr,
-    waitFor: (pattern, stream = "stdout", timeoutMs = 20_000) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`timed out waiting for ${pattern} in ${stream}:\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`)),
-          timeoutMs,
-        );
-        watchers.push({
-          pattern,
-          stream,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-        check();
-      }),
-    write: (text) => child.stdin!.write(text),
-    exit,
-    exitsWithin: (withinMs) => {
-      const started = Date.now();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          child.kill("SIGKILL");
-          reject(new Error(`still running after ${withinMs} ms:\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`));
-        }, withinMs);
-        void exit.then((code) => {
-          clearTimeout(timer);
-          resolve({ code, ms: Date.now() - started });
-        });
-      });
-    },
-  };
+  return spawnSpoolChild(args, env, options);
 }
 
 /** A TCP port on 127.0.0.1 that nothing listens on at the moment of asking (for a server a test starts itself). */

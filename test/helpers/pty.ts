@@ -1,6 +1,6 @@
 import { Terminal } from "@xterm/headless";
 import { type IPty, spawn as spawnPty } from "node-pty";
-import { SPOOL_BIN } from "./process.js";
+import { SPOOL_BIN, stoppedAfterTheFile, stopWithin } from "./process.js";
 import { eventually } from "./server.js";
 
 export interface SpoolTerminal {
@@ -51,6 +51,19 @@ export function inTerminal(file: string, args: string[], options: TerminalOption
     written = written.then(() => new Promise<void>((resolve) => emulator.write(data, resolve)));
   });
   const exited = new Promise<number>((resolve) => pty.onExit(({ exitCode }) => resolve(exitCode)));
+  const kill = (signal?: string) => {
+    try {
+      pty.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
+  // A terminal its test left open: SIGHUP (a closed terminal), then SIGKILL if it is still there 10 s later.
+  const hangUp = () => {
+    kill();
+    return exited;
+  };
+  stoppedAfterTheFile({ stop: () => stopWithin(10_000, hangUp, () => kill("SIGKILL")) }, exited);
   return {
     pty,
     raw: () => raw,
@@ -77,12 +90,6 @@ export function inTerminal(file: string, args: string[], options: TerminalOption
       eventually(() => (typeof pattern === "string" ? raw.includes(pattern) : pattern.test(raw)), timeoutMs, `${what} in:\n${raw}`),
     type: (keys) => pty.write(keys),
     exited,
-    kill: () => {
-      try {
-        pty.kill();
-      } catch {
-        // already gone
-      }
-    },
+    kill: () => kill(),
   };
 }

@@ -56,7 +56,7 @@ export async function streamBuffer(
   for (let offset = 0; offset < data.length; offset += size) {
     seq++;
     const chunk = data.subarray(offset, offset + size).toString(encoding);
-    const call: Promise<unknown> = client.request("stream", { ...target, chunk, seq, encoding }).finally(() => inFlight.delete(call));
+    const call: Promise<unknown> = client.call("stream", { ...target, chunk, seq, encoding }).finally(() => inFlight.delete(call));
     inFlight.add(call);
     if (inFlight.size >= (options.window ?? 8)) await Promise.race(inFlight);
   }

@@ -1,7 +1,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ElicitRequestSchema, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
-import { SPOOL_BIN } from "../helpers/process.js";
+import { SPOOL_BIN, stoppedAfterTheFile } from "../helpers/process.js";
 
 /** An elicitation `spool mcp` sent; the test answers it or sees it withdrawn. */
 export interface Elicitation {
@@ -54,10 +54,15 @@ export async function startMcp(options: { args: string[]; env: Record<string, st
     (code, signal) => (stderr += `[exit ${code} ${signal}]\n`),
   );
   const onclose = client.onclose;
+  let closed!: () => void;
+  const ended = new Promise<void>((resolve) => (closed = resolve));
   client.onclose = () => {
     stderr += "[client closed]\n";
     onclose?.();
+    closed();
   };
+  // A `spool mcp` its test left running is closed after the file's tests (closing the transport ends the process).
+  stoppedAfterTheFile({ stop: () => client.close() }, ended);
   let taken = 0;
   return {
     client,

@@ -118,13 +118,13 @@ console.log(ENTRY.proposed, ENTRY.done, RUN.running, serviceKey("mine").name, AG
       `import { SpoolClient, SpoolRpcError } from "spool/client";
 
 const client = await SpoolClient.connect(process.env.SPOOL_URL, { token: process.env.SPOOL_TOKEN });
-console.log("ping", (await client.request("ping", {})).pong);
+console.log("ping", (await client.call("ping", {})).pong);
 const init = await client.initialize("consumer", { root: process.env.PROJECT_ROOT });
 console.log("project", init.project.name, init.protocolVersion);
-const { run } = await client.request("run/create", { alias: "from-js" });
+const { run } = await client.call("run/create", { alias: "from-js" });
 console.log("run", run.alias, run.status);
 try {
-  await client.request("run/get", { run: "no-such-run" });
+  await client.call("run/get", { run: "no-such-run" });
 } catch (error) {
   console.log("error", error instanceof SpoolRpcError, error.errorCode);
 }
@@ -222,9 +222,9 @@ import { SpoolClient } from "spool/client";
 const client = await SpoolClient.connect(process.env.SPOOL_URL, { token: readFileSync(process.env.TOKEN_FILE, "utf8").trim() });
 await client.initialize("greetings", { root: process.env.PROJECT_ROOT });
 for (const plugin of ["from-config", "from-flag"]) {
-  console.log((await client.request(plugin + "/hello", { who: "js" })).text);
+  console.log((await client.call(plugin + "/hello", { who: "js" })).text);
   // A SpoolError from the plugin's copy of the API is still the error it means, not an internal error.
-  await client.request(plugin + "/hello", { who: "" }).catch((error) => console.log(error.code, error.errorCode, error.message));
+  await client.call(plugin + "/hello", { who: "" }).catch((error) => console.log(error.code, error.errorCode, error.message));
 }
 client.close();
 `,

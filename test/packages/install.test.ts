@@ -106,7 +106,7 @@ describeInstall("the npm package, installed globally", () => {
       ).toEqual([]);
       const client = await SpoolClient.connect(url, { token: readFileSync(join(home, "token"), "utf8").trim() });
       try {
-        expect(await client.request("ping", {})).toMatchObject({ pong: true });
+        expect(await client.call("ping", {})).toMatchObject({ pong: true });
       } finally {
         client.close();
       }

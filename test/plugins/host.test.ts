@@ -69,9 +69,9 @@ describe("plugin host", () => {
     const ts = await startTestServer({ extraPlugins: [plugin] });
     try {
       const c = await ts.clientIn("p");
-      await c.request("run/create", { alias: "x" });
+      await c.call("run/create", { alias: "x" });
       expect(events).toEqual(["created x"]);
-      expect((await c.request("rpc.discover")).order).toEqual(["early", "late"]);
+      expect((await c.call("rpc.discover", {})).order).toEqual(["early", "late"]);
     } finally {
       await ts.stop();
     }

@@ -9,9 +9,9 @@ describe("the PLUGINS.md example plugin", () => {
     try {
       const a = await ts.clientIn("a");
       const b = await ts.clientIn("b");
-      await a.request("run/create", {});
-      await a.request("run/create", {});
-      await b.request("run/create", {});
+      await a.call("run/create", {});
+      await a.call("run/create", {});
+      await b.call("run/create", {});
       expect(await a.request("runCounter/get")).toEqual({ created: 2 });
       expect(await b.request("runCounter/get")).toEqual({ created: 1 });
       expect(ts.server.plugins.loaded).toContain("run-counter");

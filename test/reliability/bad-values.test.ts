@@ -22,8 +22,8 @@ async function refusal(call: Promise<unknown>): Promise<{ code: number; data: an
 
 /** Every entry of a run and every proposal notice seen: what a refused call must not have changed. */
 async function snapshot(client: SpoolClient, run: string) {
-  const { entries } = await client.request("entry/list", { run });
-  const { run: row } = await client.request("run/get", { run });
+  const { entries } = await client.call("entry/list", { run });
+  const { run: row } = await client.call("run/get", { run });
   return { entries: entries.map((e: any) => [e.path, e.status]), turn: row.turn, status: row.status };
 }
 
@@ -37,7 +37,7 @@ describe("bad values fail fast and change nothing", () => {
     client = await ts.clientIn("bad-values");
     watcher = await ts.clientIn("bad-values");
     watcher.on("run/proposal", (p) => proposals.push(p));
-    await client.request("run/create", { alias: "r" });
+    await client.call("run/create", { alias: "r" });
   });
   afterAll(() => ts.stop());
 
@@ -57,12 +57,12 @@ describe("bad values fail fast and change nothing", () => {
       expect(error.data.issues.map((i: { path: string }) => i.path)).toContain(field);
     }
     // The same for the read-only tool.
-    expect((await refusal(client.request("proposal/create", { run: "r", tool: "env", command: "ls\u0000" }))).code).toBe(-32602);
+    expect((await refusal(client.call("proposal/create", { run: "r", tool: "env", command: "ls\u0000" }))).code).toBe(-32602);
     // Nothing was written, nobody was told about a proposal, and the server goes on serving.
     expect(await snapshot(client, "r")).toEqual(before);
     expect(proposals).toEqual([]);
-    expect((await client.request("ping", {})).pong).toBe(true);
-    const ok = await client.request("proposal/create", { run: "r", tool: "sh", command: "echo fine", env: { SAFE: "x y" } });
+    expect((await client.call("ping", {})).pong).toBe(true);
+    const ok = await client.call("proposal/create", { run: "r", tool: "sh", command: "echo fine", env: { SAFE: "x y" } });
     await eventually(() => proposals.length === 1);
     expect(proposals[0]).toMatchObject({ path: ok.path, command: "echo fine" });
   });
@@ -75,11 +75,11 @@ describe("bad values fail fast and change nothing", () => {
     symlinkSync(join(outside, "not-yet"), join(root, "dangling"));
     symlinkSync(join(root, "real"), join(root, "inside"));
     symlinkSync("../../..", join(root, "real", "deep", "up2"));
-    await client.request("run/create", { alias: "links" });
+    await client.call("run/create", { alias: "links" });
     const before = await snapshot(client, "links");
     const seen = proposals.length;
     for (const cwd of ["escape", "escape/sub/new", "dangling", "dangling/new", "real/deep/up2", "inside/deep/up2/new", "inside/../escape"]) {
-      const error = await refusal(client.request("proposal/create", { run: "links", tool: "sh", command: "pwd", cwd })).catch((e: Error) => {
+      const error = await refusal(client.call("proposal/create", { run: "links", tool: "sh", command: "pwd", cwd })).catch((e: Error) => {
         throw new Error(`cwd ${cwd}: ${e.message}`);
       });
       expect(error.data, cwd).toMatchObject({ code: "INVALID_PARAMS", issues: [{ path: "cwd" }] });
@@ -88,22 +88,22 @@ describe("bad values fail fast and change nothing", () => {
     expect(proposals.length).toBe(seen);
 
     // A link that stays inside is fine: the recorded cwd is where it really leads, and the command runs there.
-    const { path } = await client.request("proposal/create", { run: "links", tool: "sh", command: "pwd", cwd: "inside/deep" });
-    const log = await client.request("entry/get", { run: "links", path });
+    const { path } = await client.call("proposal/create", { run: "links", tool: "sh", command: "pwd", cwd: "inside/deep" });
+    const log = await client.call("entry/get", { run: "links", path });
     expect(log.attributes.cwd).toBe(join("real", "deep"));
     const resolved = await client.request("run/resolve", { run: "links", path, decision: "accept" });
     const done = await finished(client, "links", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
     expect(done.out.toString()).toBe(`${realpathSync(join(root, "real", "deep"))}\n`);
 
     // A directory that does not exist yet is judged by its deepest existing ancestor.
-    const fresh = await client.request("proposal/create", { run: "links", tool: "sh", command: "true", cwd: "inside/new/dir" });
-    expect((await client.request("entry/get", { run: "links", path: fresh.path })).attributes.cwd).toBe(join("real", "new", "dir"));
+    const fresh = await client.call("proposal/create", { run: "links", tool: "sh", command: "true", cwd: "inside/new/dir" });
+    expect((await client.call("entry/get", { run: "links", path: fresh.path })).attributes.cwd).toBe(join("real", "new", "dir"));
     // A name that merely starts with two dots is inside.
-    const dotted = await client.request("proposal/create", { run: "links", tool: "sh", command: "true", cwd: "..hidden" });
-    expect((await client.request("entry/get", { run: "links", path: dotted.path })).attributes.cwd).toBe("..hidden");
+    const dotted = await client.call("proposal/create", { run: "links", tool: "sh", command: "true", cwd: "..hidden" });
+    expect((await client.call("entry/get", { run: "links", path: dotted.path })).attributes.cwd).toBe("..hidden");
     // ".." is taken by name before links are followed (as `cd` does): "real/deep/up2/.." is real/deep, and that is what runs.
-    const named = await client.request("proposal/create", { run: "links", tool: "sh", command: "true", cwd: "real/deep/up2/.." });
-    expect((await client.request("entry/get", { run: "links", path: named.path })).attributes.cwd).toBe(join("real", "deep"));
+    const named = await client.call("proposal/create", { run: "links", tool: "sh", command: "true", cwd: "real/deep/up2/.." });
+    expect((await client.call("entry/get", { run: "links", path: named.path })).attributes.cwd).toBe(join("real", "deep"));
   });
 
   it("the agent's sh and env tools refuse a NUL byte: the model is told, nothing is proposed", async () => {
@@ -125,11 +125,11 @@ describe("bad values fail fast and change nothing", () => {
       const c = await agent.clientIn("agent-nul");
       const notices: unknown[] = [];
       c.on("run/proposal", (p) => notices.push(p));
-      await c.request("run/create", { alias: "a", model: "test", prompt: "read it" });
-      await eventually(async () => (await c.request("run/get", { run: "a" })).run.status === RUN.done, 15_000, "the run to finish");
+      await c.call("run/create", { alias: "a", model: "test", prompt: "read it" });
+      await eventually(async () => (await c.call("run/get", { run: "a" })).run.status === RUN.done, 15_000, "the run to finish");
       for (const id of ["call_sh", "call_cwd", "call_env"]) expect(toolResult(model.requests[1]!, id), id).toMatch(/must not contain NUL bytes/);
       expect(notices).toEqual([]);
-      const { entries } = await c.request("entry/list", { run: "a", pattern: "log://*" });
+      const { entries } = await c.call("entry/list", { run: "a", pattern: "log://*" });
       expect(entries).toEqual([]);
     } finally {
       await agent.stop();
@@ -180,7 +180,7 @@ describe("isLoopback parses addresses", () => {
     try {
       expect(ts.server.url).toMatch(/^ws:\/\/\[::ffff:127\.0\.0\.1\]:\d+\/$/);
       const c = await ts.clientIn("loopback");
-      expect((await c.request("ping", {})).pong).toBe(true);
+      expect((await c.call("ping", {})).pong).toBe(true);
       expect(warnings.filter((w) => w.includes("not a loopback address"))).toEqual([]);
     } finally {
       await ts.stop();

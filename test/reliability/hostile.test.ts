@@ -124,7 +124,7 @@ async function serverSideOf(raw: Awaited<ReturnType<typeof rawClient>>, project:
 
 /** Creates a proposal with a command of `size` bytes: its run/proposal notice carries it twice. */
 const bigProposal = (c: SpoolClient, run: string, i: number, size = 60 * 1024) =>
-  c.request("proposal/create", { run, tool: "sh", command: `echo ${i} ${"y".repeat(size)}` });
+  c.call("proposal/create", { run, tool: "sh", command: `echo ${i} ${"y".repeat(size)}` });
 
 let ts: TestServer | null = null;
 afterEach(async () => {
@@ -205,7 +205,7 @@ describe("batches", () => {
     const c = await ts.clientIn("budget");
     const { path, stdout } = await proposeAndAccept(c, c, "r", "big", { runner: "self" });
     const channel = stdout;
-    await c.request("stream", { run: "r", path, channel: 1, chunk: `${"z".repeat(299)}\n`.repeat(1000), seq: 1 });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: `${"z".repeat(299)}\n`.repeat(1000), seq: 1 });
     const raw = await rawClient(ts);
     await raw.initialize("budget");
     raw.send(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "entry/get", params: { run: "r", path: channel } })));
@@ -226,7 +226,7 @@ describe("one connection's output", () => {
     const { logger, warnings } = recordingLogger();
     const ts = await start({ maxOutboundBytes: MiB }, { logger });
     const c = await ts.clientIn("unread");
-    await c.request("run/create", { alias: "r" });
+    await c.call("run/create", { alias: "r" });
     let seen = 0;
     c.on("run/proposal", () => void seen++);
     const raw = await rawClient(ts);
@@ -241,8 +241,8 @@ describe("one connection's output", () => {
     // The server holds nothing more for it, still serves, and the client that reads got every proposal.
     await eventually(() => seen === created, 10_000, "every proposal at the reading client");
     expect(ts.server.rpc.memory!.total).toBeLessThan(256 * 1024);
-    expect(await c.request("ping")).toMatchObject({ pong: true });
-    const pending = await c.request("entry/list", { run: "r", status: ENTRY.proposed });
+    expect(await c.call("ping", {})).toMatchObject({ pong: true });
+    const pending = await c.call("entry/list", { run: "r", status: ENTRY.proposed });
     expect(pending.entries).toHaveLength(created);
   });
 
@@ -252,7 +252,7 @@ describe("one connection's output", () => {
     const { path, stdout } = await proposeAndAccept(c, c, "r", "big", { runner: "self" });
     const channel = stdout;
     const line = `${"q".repeat(1023)}\n`;
-    for (let seq = 1; seq <= 2; seq++) await c.request("stream", { run: "r", path, channel: 1, chunk: line.repeat(1024), seq });
+    for (let seq = 1; seq <= 2; seq++) await c.call("stream", { run: "r", path, channel: 1, chunk: line.repeat(1024), seq });
     const raw = await rawClient(ts);
     const reader = await serverSideOf(raw, "reads");
     raw.ws.pause();
@@ -264,7 +264,7 @@ describe("one connection's output", () => {
     expect(ts.server.rpc.memory!.total).toBeLessThanOrEqual(reader.held + 64 * 1024);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * MiB);
     // Others are served meanwhile.
-    expect((await c.request("entry/get", { run: "r", path: channel, tail: 1 })).body).toBe(line);
+    expect((await c.call("entry/get", { run: "r", path: channel, tail: 1 })).body).toBe(line);
     raw.ws.terminate();
     await eventually(() => !ts.server.rpc.connections.has(reader), 5_000, "the connection to go");
     expect(ts.server.rpc.memory!.total).toBe(0);
@@ -291,7 +291,7 @@ describe("one connection's output", () => {
   it("initialize re-sends pending proposals a page at a time: a joiner that does not read holds about a page, one that reads gets every one", async () => {
     const ts = await start();
     const c = await ts.clientIn("joiners");
-    await c.request("run/create", { alias: "r" });
+    await c.call("run/create", { alias: "r" });
     const COUNT = 300; // about 36 MB of notices
     for (let i = 0; i < COUNT; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => bigProposal(c, "r", i + k)));
     c.close();
@@ -323,7 +323,7 @@ describe("the server's budget", () => {
     const { logger, warnings } = recordingLogger();
     const ts = await start({ maxClientMemoryBytes: 3 * MiB }, { logger });
     const c = await ts.clientIn("crowd");
-    await c.request("run/create", { alias: "r" });
+    await c.call("run/create", { alias: "r" });
     let seen = 0;
     c.on("run/proposal", () => void seen++);
     const paused = await Promise.all(Array.from({ length: 3 }, () => rawClient(ts)));
@@ -340,7 +340,7 @@ describe("the server's budget", () => {
     expect(ts.server.rpc.memory!.total).toBeLessThanOrEqual(3 * MiB + 256 * 1024);
     // The reading client is never the one closed, and got everything.
     await eventually(() => seen === created, 10_000, "every proposal at the reading client");
-    expect(await c.request("ping")).toMatchObject({ pong: true });
+    expect(await c.call("ping", {})).toMatchObject({ pong: true });
     for (const p of paused) p.ws.terminate();
   });
 
@@ -350,8 +350,8 @@ describe("the server's budget", () => {
     const c = await ts.clientIn("watch");
     const { path } = await proposeAndAccept(c, c, "r", "big", { runner: "self" });
     const chunk = `${"w".repeat(1023)}\n`.repeat(1024);
-    for (let seq = 1; seq <= 8; seq++) await c.request("stream", { run: "r", path, channel: 1, chunk, seq });
-    await c.request("stream/completed", { run: "r", path, exit_code: 0 });
+    for (let seq = 1; seq <= 8; seq++) await c.call("stream", { run: "r", path, channel: 1, chunk, seq });
+    await c.call("stream/completed", { run: "r", path, exit_code: 0 });
 
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
     const before = timers();

@@ -30,7 +30,7 @@ describe("access at the WebSocket upgrade", () => {
   it("accepts the token in the Authorization header or as the subprotocol spool.bearer.<token> (answered with spool)", async () => {
     for (const tokenInSubprotocol of [false, true]) {
       const c = new SpoolClient(await connectWebSocket(ts.server.url, { token: ts.server.token, tokenInSubprotocol }));
-      expect((await c.request("ping")).pong).toBe(true);
+      expect((await c.call("ping", {})).pong).toBe(true);
       c.close();
     }
     const socket = new WebSocket(ts.server.url, ["spool", `spool.bearer.${ts.server.token}`]);
@@ -68,7 +68,7 @@ describe("access at the WebSocket upgrade", () => {
 
   it("accepts an explicitly allowed Origin", async () => {
     const c = new SpoolClient(await connectWebSocket(ts.server.url, { token: ts.server.token, origin: "http://localhost:5173" }));
-    expect((await c.request("ping")).pong).toBe(true);
+    expect((await c.call("ping", {})).pong).toBe(true);
     c.close();
   });
 
@@ -83,9 +83,9 @@ describe("access at the WebSocket upgrade", () => {
     const closed = new Promise<number>((r) => socket.once("close", (code) => r(code)));
     socket.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping", params: { pad: "x".repeat(100 * 1024) } }));
     expect(await closed).toBe(1009);
-    expect((await other.request("run/list")).runs).toEqual([]);
+    expect((await other.call("run/list", {})).runs).toEqual([]);
     const fresh = await ts.clientIn("alpha");
-    expect((await fresh.request("ping")).pong).toBe(true);
+    expect((await fresh.call("ping", {})).pong).toBe(true);
   });
 
   it("answers plain HTTP with the web view's page only, which holds no data (other paths 404)", async () => {

@@ -41,7 +41,7 @@ type Scenario = { name: string; run: (ts: TestServer, kind: TransportKind) => Pr
 const scenarios: Scenario[] = [
   {
     name: "ping works before initialize",
-    run: async (ts, kind) => outcome((await ts.client(kind)).request("ping")),
+    run: async (ts, kind) => outcome((await ts.client(kind)).call("ping", {})),
     check: (out) => expect(out.result.pong).toBe(true),
   },
   {
@@ -63,16 +63,16 @@ const scenarios: Scenario[] = [
   },
   {
     name: "an unsupported protocol version is refused with UNSUPPORTED",
-    run: async (ts, kind) => outcome((await ts.client(kind)).request("initialize", { project: "alpha", protocolVersion: "9.0" })),
+    run: async (ts, kind) => outcome((await ts.client(kind)).call("initialize", { project: "alpha", protocolVersion: "9.0" })),
     check: (out) => expect(out.error.data).toMatchObject({ code: "UNSUPPORTED", supported: "1.0" }),
   },
   {
     name: "a method before initialize is NOT_INITIALIZED and the connection keeps working",
     run: async (ts, kind) => {
       const c = await ts.client(kind);
-      const before = await outcome(c.request("run/list"));
+      const before = await outcome(c.call("run/list", {}));
       await c.initialize("alpha", { root: ts.root });
-      const after = await outcome(c.request("run/list"));
+      const after = await outcome(c.call("run/list", {}));
       return { before, after };
     },
     check: (out) => {
@@ -85,7 +85,7 @@ const scenarios: Scenario[] = [
     run: async (ts, kind) => {
       const c = await ts.clientIn("alpha", kind);
       const reply = await rawExchange(c.transport, '{"jsonrpc":"2.0","id":1,"method":');
-      return { reply, after: await outcome(c.request("ping")) };
+      return { reply, after: await outcome(c.call("ping", {})) };
     },
     check: (out) => {
       expect(out.reply).toMatchObject({ jsonrpc: "2.0", id: null, error: { code: -32700, data: { code: "PARSE_ERROR" } } });
@@ -115,7 +115,7 @@ const scenarios: Scenario[] = [
         unknown: await outcome(c.request("run/create", { alias: "a", colour: "red" })),
         mistyped: await outcome(c.request("run/get", { run: 42 })),
         missing: await outcome(c.request("run/get", {})),
-        runs: await outcome(c.request("run/list")),
+        runs: await outcome(c.call("run/list", {})),
       };
     },
     check: (out) => {
@@ -132,12 +132,12 @@ const scenarios: Scenario[] = [
     run: async (ts, kind) => {
       const c = await ts.clientIn("alpha", kind);
       return {
-        created: await outcome(c.request("run/create", { alias: "first" })),
-        auto: await outcome(c.request("run/create", {})),
-        again: await outcome(c.request("run/create", { alias: "first" })),
-        withModel: await outcome(c.request("run/create", { model: "gpt" })),
-        got: await outcome(c.request("run/get", { run: "first" })),
-        list: await outcome(c.request("run/list")),
+        created: await outcome(c.call("run/create", { alias: "first" })),
+        auto: await outcome(c.call("run/create", {})),
+        again: await outcome(c.call("run/create", { alias: "first" })),
+        withModel: await outcome(c.call("run/create", { model: "gpt" })),
+        got: await outcome(c.call("run/get", { run: "first" })),
+        list: await outcome(c.call("run/list", {})),
       };
     },
     check: (out) => {
@@ -154,13 +154,13 @@ const scenarios: Scenario[] = [
     run: async (ts, kind) => {
       const a = await ts.clientIn("alpha", kind);
       const b = await ts.clientIn("beta", kind);
-      await a.request("run/create", { alias: "secret" });
+      await a.call("run/create", { alias: "secret" });
       return {
-        get: await outcome(b.request("run/get", { run: "secret" })),
-        entries: await outcome(b.request("entry/list", { run: "secret" })),
-        list: await outcome(b.request("run/list")),
-        sameAliasInB: await outcome(b.request("run/create", { alias: "secret" })),
-        owner: await outcome(a.request("run/get", { run: "secret" })),
+        get: await outcome(b.call("run/get", { run: "secret" })),
+        entries: await outcome(b.call("entry/list", { run: "secret" })),
+        list: await outcome(b.call("run/list", {})),
+        sameAliasInB: await outcome(b.call("run/create", { alias: "secret" })),
+        owner: await outcome(a.call("run/get", { run: "secret" })),
       };
     },
     check: (out) => {
@@ -176,7 +176,7 @@ const scenarios: Scenario[] = [
     run: async (ts, kind) => {
       const a = await ts.clientIn("numbered-a", kind);
       const b = await ts.clientIn("numbered-b", kind);
-      const alias = async (c: typeof a, params: Record<string, unknown> = {}) => (await c.request("run/create", params)).run.alias as string;
+      const alias = async (c: typeof a, params: Record<string, unknown> = {}) => (await c.call("run/create", params)).run.alias as string;
       return {
         a: [await alias(a), await alias(a, { alias: "run-3" }), await alias(a), await alias(a)],
         b: [await alias(b), await alias(b)],
@@ -191,11 +191,11 @@ const scenarios: Scenario[] = [
     name: "entries of a new run: empty list, unknown path NOT_FOUND",
     run: async (ts, kind) => {
       const c = await ts.clientIn("alpha", kind);
-      await c.request("run/create", { alias: "r" });
+      await c.call("run/create", { alias: "r" });
       return {
-        list: await outcome(c.request("entry/list", { run: "r" })),
-        get: await outcome(c.request("entry/get", { run: "r", path: "log://turn_1/sh/nope" })),
-        badPath: await outcome(c.request("entry/get", { run: "r", path: "../etc/passwd" })),
+        list: await outcome(c.call("entry/list", { run: "r" })),
+        get: await outcome(c.call("entry/get", { run: "r", path: "log://turn_1/sh/nope" })),
+        badPath: await outcome(c.call("entry/get", { run: "r", path: "../etc/passwd" })),
       };
     },
     check: (out) => {
@@ -236,16 +236,16 @@ const scenarios: Scenario[] = [
       a2.on("test/echoed", (p) => seen.push(`a2:${p.text}`));
       b.on("test/echoed", (p) => seen.push(`b:${p.text}`));
       await a1.request("test/echo", { text: "hi" });
-      await b.request("ping"); // a round trip on b, after which a stray notification would have arrived
-      await a2.request("ping");
-      await a1.request("ping");
+      await b.call("ping", {}); // a round trip on b, after which a stray notification would have arrived
+      await a2.call("ping", {});
+      await a1.call("ping", {});
       return seen.sort();
     },
     check: (out) => expect(out).toEqual(["a1:hi", "a2:hi"]),
   },
   {
     name: "rpc.discover describes every method and notification from its schema",
-    run: async (ts, kind) => outcome((await ts.client(kind)).request("rpc.discover")),
+    run: async (ts, kind) => outcome((await ts.client(kind)).call("rpc.discover", {})),
     check: (out) => {
       const doc = out.result;
       expect(doc.openrpc).toMatch(/^1\./);

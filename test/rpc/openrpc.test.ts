@@ -60,7 +60,7 @@ describe("rpc.discover is a valid OpenRPC document", () => {
   beforeAll(async () => {
     ts = await startTestServer();
     const client = await ts.client("websocket");
-    doc = (await client.request("rpc.discover")) as Doc;
+    doc = (await client.call("rpc.discover", {})) as Doc;
   });
   afterAll(() => ts?.stop());
 

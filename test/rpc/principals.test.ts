@@ -62,7 +62,7 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     for (const method of METHODS) {
       for (const role of ROLES) {
         if (roleAllows(role, method.role)) continue;
-        await expect(clients[role].request(method.name, {}), `${method.name} as ${role}`).rejects.toMatchObject({
+        await expect(clients[role].call(method.name, {}), `${method.name} as ${role}`).rejects.toMatchObject({
           data: { code: "FORBIDDEN", role: method.role, held: role },
         });
         refused.push(`${method.name}:${role}`);
@@ -76,7 +76,7 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     for (const method of METHODS) {
       for (const role of ROLES) {
         if (!roleAllows(role, method.role)) continue;
-        const outcome = await clients[role].request(method.name, {}).then(
+        const outcome = await clients[role].call(method.name, {}).then(
           () => "ok",
           (error: { data?: { code?: string } }) => error.data?.code,
         );
@@ -263,7 +263,7 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     await expect(admin.call("token/create", { name: "admin", role: "viewer" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
     await expect(admin.call("token/create", { name: "late", role: "viewer", expiresAt: 1000 })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     await expect(admin.request("token/create", { name: "x", role: "root" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    await expect(admin.request("token/create", { name: "bad name!", role: "viewer" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+    await expect(admin.call("token/create", { name: "bad name!", role: "viewer" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     expect(await snapshot(ts)).toEqual(before);
   });
 });

@@ -64,9 +64,9 @@ async function channel(c: SpoolClient, chunks: number, size: number) {
     const line = `chunk ${String(seq).padStart(6, "0")} `;
     const part = `${line}${"x".repeat(size - line.length - 1)}\n`;
     parts.push(part);
-    await c.request("stream", { run: "r", path, channel: 1, chunk: part, seq });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: part, seq });
   }
-  await c.request("stream/completed", { run: "r", path, exit_code: 0 });
+  await c.call("stream/completed", { run: "r", path, exit_code: 0 });
   return { path, stdout, body: parts.join("") };
 }
 
@@ -85,7 +85,7 @@ describe("the server-wide cap on reads in flight (limits.maxReadBytesInFlight)",
     // Both have a read admitted whose reply their peer does not take.
     await eventually(() => sitters.every((s) => reads.heldBy(s.side) > 0), 20_000, "each sitter to hold a read");
 
-    const got = await c.request("entry/get", { run: "r", path: stdout });
+    const got = await c.call("entry/get", { run: "r", path: stdout });
     expect(got.body.length).toBe(body.length);
     expect(got.body === body).toBe(true);
     expect(sitters.every((s) => s.ws.readyState === WebSocket.OPEN && !s.side.closed)).toBe(true);
@@ -175,7 +175,7 @@ describe("the server-wide cap on reads in flight (limits.maxReadBytesInFlight)",
     }
     await eventually(() => reads.inFlight === reads.limit, 20_000, "the sitters to hold the whole cap");
 
-    const got = await c.request("entry/get", { run: "r", path: stdout });
+    const got = await c.call("entry/get", { run: "r", path: stdout });
     expect(got.body === body).toBe(true);
     // Only as many as the waiting read needs room from are closed: here one of the two.
     expect(sitters.filter((s) => s.side.closed || s.side.closing)).toHaveLength(1);
@@ -192,19 +192,19 @@ describe("the server-wide cap on reads in flight (limits.maxReadBytesInFlight)",
     const { path, stdout } = await proposeAndAccept(c, c, "r", "lines", { runner: "self" });
     const short = Array.from({ length: 2000 }, (_, i) => `line ${i}\n`).join("");
     const long = `${"L".repeat(3 * MiB)}\n`;
-    await c.request("stream", { run: "r", path, channel: 1, chunk: short, seq: 1 });
-    await c.request("stream", { run: "r", path, channel: 1, chunk: long.slice(0, MiB), seq: 2 });
-    await c.request("stream", { run: "r", path, channel: 1, chunk: long.slice(MiB, 2 * MiB), seq: 3 });
-    await c.request("stream", { run: "r", path, channel: 1, chunk: long.slice(2 * MiB, 3 * MiB), seq: 4 });
-    await c.request("stream", { run: "r", path, channel: 1, chunk: "\nlast\n", seq: 5 });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: short, seq: 1 });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: long.slice(0, MiB), seq: 2 });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: long.slice(MiB, 2 * MiB), seq: 3 });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: long.slice(2 * MiB, 3 * MiB), seq: 4 });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: "\nlast\n", seq: 5 });
 
     // While the channel is still streaming, a tail of two short lines asks for little.
     reads.resetPeak();
-    const small = await c.request("entry/get", { run: "r", path: stdout, line: 10, limit: 2 });
+    const small = await c.call("entry/get", { run: "r", path: stdout, line: 10, limit: 2 });
     expect(small).toMatchObject({ body: "line 9\nline 10\n", truncated: false });
     expect(reads.peak).toBeLessThan(MiB);
     // A tail whose lines are far longer than the entry's average is read again with room for maxReadBytes, whole.
-    const tail = await c.request("entry/get", { run: "r", path: stdout, tail: 2 });
+    const tail = await c.call("entry/get", { run: "r", path: stdout, tail: 2 });
     expect(tail.body === `${long}last\n`).toBe(true);
     expect(tail.truncated).toBe(false);
     expect(reads.peak).toBeLessThanOrEqual(reads.limit);

@@ -104,9 +104,9 @@ async function channel(c: SpoolClient, data: Buffer) {
   const { path, stdout } = await proposeAndAccept(c, c, "r", "bytes", { runner: "self" });
   const step = 256 * 1024;
   for (let at = 0, seq = 1; at < data.length; at += step, seq++) {
-    await c.request("stream", { run: "r", path, channel: 1, chunk: data.subarray(at, at + step).toString("base64"), encoding: "base64", seq });
+    await c.call("stream", { run: "r", path, channel: 1, chunk: data.subarray(at, at + step).toString("base64"), encoding: "base64", seq });
   }
-  await c.request("stream/completed", { run: "r", path, exit_code: 0 });
+  await c.call("stream/completed", { run: "r", path, exit_code: 0 });
   const got = await c.request("entry/get", { run: "r", path: stdout, encoding: "base64" });
   const stored = Buffer.from(got.body, "base64");
   expect([stored.length, stored.equals(data), got.truncated, got.error]).toEqual([data.length, true, false, undefined]);

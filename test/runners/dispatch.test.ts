@@ -43,14 +43,14 @@ describe("dispatch to the embedded local runner", () => {
     expect(done.stdout.status).toBe(ENTRY.failed);
     expect(done.stdout.attributes).toMatchObject({ exit_code: 3 });
     expect(done.log.body).toMatch(/→ exit 3 in \d+ ms; stdout \d+ bytes\/1 line, stderr 10 bytes\/1 line/);
-    const { runners } = await a.request("runner/list", {});
+    const { runners } = await a.call("runner/list", {});
     expect(runners).toEqual([expect.objectContaining({ name: "local", backend: "local", embedded: true, running: 0 })]);
   });
 
   it("a proposal's cwd and env reach the command", async () => {
     const a = await ts.clientIn("embedded");
-    await a.request("run/create", { alias: "e2" });
-    const { path } = await a.request("proposal/create", { run: "e2", tool: "sh", command: 'echo "$GREETING from $(pwd)"', cwd: ".", env: { GREETING: "hi" } });
+    await a.call("run/create", { alias: "e2" });
+    const { path } = await a.call("proposal/create", { run: "e2", tool: "sh", command: 'echo "$GREETING from $(pwd)"', cwd: ".", env: { GREETING: "hi" } });
     const resolved = await a.request("run/resolve", { run: "e2", path, decision: "accept", runner: "local" });
     const done = await finished(a, "e2", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
     expect(done.out.toString()).toBe(`hi from ${realpathSync(ts.root)}\n`);
@@ -59,8 +59,8 @@ describe("dispatch to the embedded local runner", () => {
 
   it("a command over its timeout is killed and ends 499", async () => {
     const a = await ts.clientIn("embedded");
-    await a.request("run/create", { alias: "e3" });
-    const { path } = await a.request("proposal/create", { run: "e3", tool: "sh", command: "echo started; sleep 30", timeout_ms: 300 });
+    await a.call("run/create", { alias: "e3" });
+    const { path } = await a.call("proposal/create", { run: "e3", tool: "sh", command: "echo started; sleep 30", timeout_ms: 300 });
     const resolved = await a.request("run/resolve", { run: "e3", path, decision: "accept" });
     const done = await finished(a, "e3", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
     expect(done.out.toString()).toBe("started\n");
@@ -95,14 +95,14 @@ describe("attached runners", () => {
 
   it("without the embedded runner and with nothing attached, accept is NO_RUNNER; self still works", async () => {
     const a = await ts.clientIn("none");
-    await a.request("run/create", { alias: "n1" });
-    const { path } = await a.request("proposal/create", { run: "n1", tool: "sh", sandbox: "full", command: "true" });
-    await expect(a.request("run/resolve", { run: "n1", path, decision: "accept" })).rejects.toMatchObject({ data: { code: "NO_RUNNER" } });
-    await expect(a.request("run/resolve", { run: "n1", path, decision: "accept", runner: "local" })).rejects.toMatchObject({
+    await a.call("run/create", { alias: "n1" });
+    const { path } = await a.call("proposal/create", { run: "n1", tool: "sh", sandbox: "full", command: "true" });
+    await expect(a.call("run/resolve", { run: "n1", path, decision: "accept" })).rejects.toMatchObject({ data: { code: "NO_RUNNER" } });
+    await expect(a.call("run/resolve", { run: "n1", path, decision: "accept", runner: "local" })).rejects.toMatchObject({
       data: { code: "NO_RUNNER", runner: "local" },
     });
-    expect((await a.request("run/resolve", { run: "n1", path, decision: "accept", runner: "self" })).runner).toBe("self");
-    expect((await a.request("runner/list", {})).runners).toEqual([]);
+    expect((await a.call("run/resolve", { run: "n1", path, decision: "accept", runner: "self" })).runner).toBe("self");
+    expect((await a.call("runner/list", {})).runners).toEqual([]);
   });
 
   it("accept goes to the named runner, else the default one", async () => {
@@ -118,12 +118,12 @@ describe("attached runners", () => {
     expect(toDefault.resolved.runner).toBe("fallback");
     expect((await finished(a, "p1", toNamed)).out.toString()).toBe("one\n");
     expect((await finished(a, "p2", toDefault)).out.toString()).toBe("two\n");
-    const { runners } = await a.request("runner/list", {});
+    const { runners } = await a.call("runner/list", {});
     expect(runners.map((r: { name: string; default: boolean }) => [r.name, r.default])).toEqual([
       ["fallback", true],
       ["named", false],
     ]);
-    await expect(a.request("run/resolve", { run: "p1", path: toNamed.path, decision: "accept" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    await expect(a.call("run/resolve", { run: "p1", path: toNamed.path, decision: "accept" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
   });
 
   it("runner/attach rejects bad input and taken names, and changes nothing", async () => {
@@ -140,10 +140,10 @@ describe("attached runners", () => {
     ] as const) {
       await expect(c.request("runner/attach", params)).rejects.toMatchObject({ data: { code } });
     }
-    const { runners } = await c.request("runner/list", {});
+    const { runners } = await c.call("runner/list", {});
     expect(runners.map((r: { name: string }) => r.name)).toEqual(["box"]);
     const unauthenticated = await ts.client();
-    await expect(unauthenticated.request("runner/attach", { name: "y", backend: "local" })).rejects.toMatchObject({ data: { code: "NOT_INITIALIZED" } });
+    await expect(unauthenticated.call("runner/attach", { name: "y", backend: "local" })).rejects.toMatchObject({ data: { code: "NOT_INITIALIZED" } });
   });
 
   it("a runner whose connection drops reconnects and resumes from the last acknowledged seq", async () => {
@@ -154,7 +154,7 @@ describe("attached runners", () => {
     // About 2 MB of numbered lines, written slowly enough that the drop lands mid-stream.
     const command = "i=0; while [ $i -lt 40 ]; do seq $((i*1000)) $((i*1000+999)) | sed 's/$/ spool-resume-line/'; i=$((i+1)); sleep 0.02; done";
     const paths = await proposeAndAccept(a, a, "r1", command, { runner: "flaky" });
-    await eventually(async () => (await a.request("entry/get", { run: "r1", path: paths.stdout, tail: 1 })).bytes > 100_000, 10_000, "some output");
+    await eventually(async () => (await a.call("entry/get", { run: "r1", path: paths.stdout, tail: 1 })).bytes > 100_000, 10_000, "some output");
     const runnerConnection = [...ts.server.rpc.connections].find((c) => c.clientInfo?.name === "spool-runner/flaky");
     expect(runnerConnection).toBeDefined();
     runnerConnection!.close(1012, "test drops the runner");
@@ -164,6 +164,6 @@ describe("attached runners", () => {
     expect(done.stdout.status).toBe(ENTRY.done);
     expect(createHash("sha256").update(done.out).digest("hex")).toBe(createHash("sha256").update(expected).digest("hex"));
     // It is attached again under the same name.
-    expect((await a.request("runner/list", {})).runners.map((r: { name: string }) => r.name)).toContain("flaky");
+    expect((await a.call("runner/list", {})).runners.map((r: { name: string }) => r.name)).toContain("flaky");
   });
 });

@@ -64,7 +64,7 @@ describe("the embedded runner's chunks", () => {
     // The process is still running (it waits for a file only the test creates): nothing but the line itself
     // could have sent it.
     await p.output.until("first\n");
-    const stored = await client.request<any>("entry/get", { run: "t", path: p.stdout });
+    const stored = await client.call("entry/get", { run: "t", path: p.stdout });
     expect(stored).toMatchObject({ status: 102, body: "first\n" });
     writeFileSync(join(ts.root, "go"), "");
     const { out } = await ended(client, "t", p.path, p.stdout);

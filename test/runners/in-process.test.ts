@@ -41,7 +41,7 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
     const { path, stdout } = await proposeAndAccept(client, client, "v", "generate", { runner: "self" });
     let sub: string | undefined;
     const seen = collect(watcher, () => sub, 2);
-    sub = (await watcher.request("stream/subscribe", { run: "v", path, encoding: "base64" })).subscription;
+    sub = (await watcher.call("stream/subscribe", { run: "v", path, encoding: "base64" })).subscription;
     seen.recheck();
     // Not UTF-8 (every byte value, a cut character), so no text encoding could carry it unchanged.
     const chunks = Array.from({ length: 40 }, (_, i) =>
@@ -54,7 +54,7 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
     await expect(link.request("stream", { run: "v", path, channel: 1, seq: 3, chunk: chunks[2] })).resolves.toMatchObject({ seq: 3, duplicate: true });
     await expect(link.request("stream", { run: "v", path, channel: 1, seq: 3, chunk: chunks[4] })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
     await expect(link.request("stream", { run: "v", path, channel: 1, seq: 45, chunk: chunks[0] })).rejects.toMatchObject({ data: { code: "SEQ_GAP" } });
-    await client.request("stream/completed", { run: "v", path, exit_code: 0 });
+    await client.call("stream/completed", { run: "v", path, exit_code: 0 });
     await seen.finished;
 
     const stored = await storedChunks(ts, stdout);
@@ -98,10 +98,10 @@ describe("in-process streaming: chunks passed as Buffers (the embedded runner's 
 
   it("the embedded runner streams a process's binary output through it: every byte once, in order", async () => {
     const c = await ts.clientIn("embedded-bytes");
-    await c.request("run/create", { alias: "e" });
+    await c.call("run/create", { alias: "e" });
     // 3 MB of every byte value, cut mid-character at each 64 KiB boundary the runner might choose.
     const command = `perl -e 'binmode STDOUT; my $b = join("", map { chr } 0..255); print $b x 12288'`;
-    const { path } = await c.request("proposal/create", { run: "e", tool: "sh", command });
+    const { path } = await c.call("proposal/create", { run: "e", tool: "sh", command });
     const resolved = await c.request("run/resolve", { run: "e", path, decision: "accept" });
     expect(resolved.runner).toBe("local");
     let sub: string | undefined;

@@ -25,14 +25,14 @@ import { eventually, startTestServer, type TestServer, tempDir } from "../helper
 
 /** Expects the proposal to be refused at accept (NO_RUNNER, nothing started) and to stay pending. */
 async function expectRefused(client: SpoolClient, run: string, command: string, runner?: string) {
-  await client.request("run/create", { alias: run }).catch(() => undefined);
-  const { path } = await client.request("proposal/create", { run, tool: "env", command });
-  const error = await client.request("run/resolve", { run, path, decision: "accept", ...(runner ? { runner } : {}) }).catch((e: any) => e);
+  await client.call("run/create", { alias: run }).catch(() => undefined);
+  const { path } = await client.call("proposal/create", { run, tool: "env", command });
+  const error = await client.call("run/resolve", { run, path, decision: "accept", ...(runner ? { runner } : {}) }).catch((e: any) => e);
   expect(error.data).toMatchObject({ code: "NO_RUNNER", readOnly: true, sandbox: { readOnly: false } });
   expect(error.message).toMatch(/no read-only sandbox/);
-  const log = await client.request("entry/get", { run, path });
+  const log = await client.call("entry/get", { run, path });
   expect(log.status).toBe(ENTRY.proposed);
-  expect(await client.request("entry/list", { run, pattern: "env://*" })).toEqual({ entries: [] });
+  expect(await client.call("entry/list", { run, pattern: "env://*" })).toEqual({ entries: [] });
   return path;
 }
 
@@ -93,8 +93,8 @@ describeWithBwrap("read-only on the embedded local runner (bubblewrap)", () => {
 
   it("a read-only command is cancelled like any other: the sandbox and what runs in it are gone", async () => {
     const client = await ts.clientIn("ro-embedded");
-    await client.request("run/create", { alias: "r3" });
-    const { path } = await client.request("proposal/create", { run: "r3", tool: "env", command: "sleep 300 & sleep 301; echo never" });
+    await client.call("run/create", { alias: "r3" });
+    const { path } = await client.call("proposal/create", { run: "r3", tool: "env", command: "sleep 300 & sleep 301; echo never" });
     const resolved = await client.request("run/resolve", { run: "r3", path, decision: "accept" });
     let pid = 0;
     await eventually(async () => {
@@ -131,11 +131,11 @@ describeWithBwrap("ask runs are read-only (embedded local runner)", () => {
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "could not write" } }] },
     );
     const proposal = client.next("run/proposal", (p) => p.run === "ask1", 15_000);
-    await client.request("run/create", { alias: "ask1", model: "test", prompt: "write a file", mode: "ask" });
+    await client.call("run/create", { alias: "ask1", model: "test", prompt: "write a file", mode: "ask" });
     const notice = await proposal;
     expect(notice.attributes).toMatchObject({ tool: "env", readOnly: true });
-    await client.request("run/resolve", { run: "ask1", path: notice.path, decision: "accept" });
-    await eventually(async () => (await client.request("run/get", { run: "ask1" })).run.status === RUN.done, 20_000, "the ask run to finish");
+    await client.call("run/resolve", { run: "ask1", path: notice.path, decision: "accept" });
+    await eventually(async () => (await client.call("run/get", { run: "ask1" })).run.status === RUN.done, 20_000, "the ask run to finish");
     expect(toolResult(model.requests[1]!, "call_touch")).toMatch(/exit code: 1[\s\S]*Read-only file system/);
     expect(existsSync(join(realpathSync(ts.root), "asked-to-write"))).toBe(false);
   });
@@ -180,13 +180,13 @@ describe("a local runner without a sandbox says so, and read-only work is refuse
     for (const runner of ["no-bwrap", "off-box"]) await expectRefused(client, `n-${runner}`, "touch refused-probe", runner);
     expect(existsSync(join(root, "refused-probe"))).toBe(false);
     // sh is proposed in workspace-write (the server's default runner is unknown here): refused there, nothing runs; proposed full, it runs.
-    await client.request("run/create", { alias: "n-ww" });
-    const { path } = await client.request("proposal/create", { run: "n-ww", tool: "sh", command: "touch refused-probe" });
-    expect((await client.request("entry/get", { run: "n-ww", path })).attributes.sandbox).toBe("workspace-write");
-    const error = await client.request("run/resolve", { run: "n-ww", path, decision: "accept", runner: "no-bwrap" }).catch((e: any) => e);
+    await client.call("run/create", { alias: "n-ww" });
+    const { path } = await client.call("proposal/create", { run: "n-ww", tool: "sh", command: "touch refused-probe" });
+    expect((await client.call("entry/get", { run: "n-ww", path })).attributes.sandbox).toBe("workspace-write");
+    const error = await client.call("run/resolve", { run: "n-ww", path, decision: "accept", runner: "no-bwrap" }).catch((e: any) => e);
     expect(error.data).toMatchObject({ code: "NO_RUNNER", sandbox: "workspace-write", modes: ["full"] });
     expect(error.message).toMatch(/cannot run this command in the workspace-write sandbox.*"sandbox": "full"/);
-    expect((await client.request("entry/get", { run: "n-ww", path })).status).toBe(ENTRY.proposed);
+    expect((await client.call("entry/get", { run: "n-ww", path })).status).toBe(ENTRY.proposed);
     expect(existsSync(join(root, "refused-probe"))).toBe(false);
     const sh = await runTool(client, "n-sh", "sh", "echo still-works", { runner: "no-bwrap", sandbox: "full" });
     expect(sh.out).toBe("still-works\n");
@@ -367,7 +367,7 @@ describeWithInfra("ssh", "read-only over SSH (bubblewrap on the remote host)", (
     });
     await backend.close();
     const client = await ts.clientIn("ro-ssh");
-    const { runners: listed } = await client.request("runner/list", {});
+    const { runners: listed } = await client.call("runner/list", {});
     expect(listed.map((r: any) => [r.name, r.sandbox.kind, r.sandbox.readOnly])).toEqual([
       ["remote", "bwrap", true],
       ["remote-off", "none", false],

@@ -60,14 +60,14 @@ describeWithBwrap("workspace-write on the embedded local runner", () => {
   });
 
   it("runner/list shows the modes the embedded runner offers", async () => {
-    const { runners } = await client.request("runner/list", {});
+    const { runners } = await client.call("runner/list", {});
     expect(runners).toEqual([
       expect.objectContaining({ name: "local", sandbox: expect.objectContaining({ modes: ["read-only", "workspace-write", "full"] }) }),
     ]);
   });
 
   it("each proposal records its mode before the decision: sh workspace-write, env read-only, full or read-only when asked", async () => {
-    await client.request("run/create", { alias: "modes" });
+    await client.call("run/create", { alias: "modes" });
     const shown = async (params: Record<string, unknown>) => {
       const notice = client.next("run/proposal", (p: any) => p.run === "modes");
       await client.request("proposal/create", { run: "modes", ...params });
@@ -80,7 +80,7 @@ describeWithBwrap("workspace-write on the embedded local runner", () => {
   });
 
   it("a mode that is not one, or an env command asked to run outside read-only, is INVALID_PARAMS and stores nothing", async () => {
-    await client.request("run/create", { alias: "bad-mode" });
+    await client.call("run/create", { alias: "bad-mode" });
     const bad = [
       { tool: "sh", sandbox: "danger-full-access" },
       { tool: "env", sandbox: "full" },
@@ -91,20 +91,20 @@ describeWithBwrap("workspace-write on the embedded local runner", () => {
       expect(error.code).toBe(-32602);
       expect(error.data.issues).toEqual([expect.objectContaining({ path: "sandbox" })]);
     }
-    expect((await client.request("entry/list", { run: "bad-mode" })).entries).toEqual([]);
+    expect((await client.call("entry/list", { run: "bad-mode" })).entries).toEqual([]);
   });
 
   it('an "always allow" rule accepts the command again in its mode, but not the same command asking for full', async () => {
-    await client.request("run/create", { alias: "rule" });
-    const { path } = await client.request("proposal/create", { run: "rule", tool: "sh", command: "echo ruled" });
-    const first = await client.request("run/resolve", { run: "rule", path, decision: "accept", always: true });
+    await client.call("run/create", { alias: "rule" });
+    const { path } = await client.call("proposal/create", { run: "rule", tool: "sh", command: "echo ruled" });
+    const first = await client.call("run/resolve", { run: "rule", path, decision: "accept", always: true });
     expect(first.rule).toEqual(expect.any(Number));
-    const again = await client.request("proposal/create", { run: "rule", tool: "sh", command: "echo ruled" });
-    expect((await client.request("entry/get", { run: "rule", path: again.path })).attributes).toMatchObject({ sandbox: "workspace-write", decision: "accept" });
-    const full = await client.request("proposal/create", { run: "rule", tool: "sh", command: "echo ruled", sandbox: "full" });
-    const waiting = await client.request("entry/get", { run: "rule", path: full.path });
+    const again = await client.call("proposal/create", { run: "rule", tool: "sh", command: "echo ruled" });
+    expect((await client.call("entry/get", { run: "rule", path: again.path })).attributes).toMatchObject({ sandbox: "workspace-write", decision: "accept" });
+    const full = await client.call("proposal/create", { run: "rule", tool: "sh", command: "echo ruled", sandbox: "full" });
+    const waiting = await client.call("entry/get", { run: "rule", path: full.path });
     expect(waiting).toMatchObject({ status: ENTRY.proposed, attributes: { sandbox: "full" } });
-    await client.request("run/resolve", { run: "rule", path: full.path, decision: "reject" });
+    await client.call("run/resolve", { run: "rule", path: full.path, decision: "reject" });
   });
 
   it("a workspace-write sh command writes in the project and nowhere else, does not see the server's process, and has its own /tmp", async () => {
@@ -129,8 +129,8 @@ describeWithBwrap("workspace-write on the embedded local runner", () => {
   });
 
   it("under a terminal the command runs in the sandbox too: it has a terminal, writes in the project, not outside", async () => {
-    await client.request("run/create", { alias: "tty" });
-    const { path } = await client.request("proposal/create", {
+    await client.call("run/create", { alias: "tty" });
+    const { path } = await client.call("proposal/create", {
       run: "tty",
       tool: "sh",
       command: `[ -t 0 ] && echo "tty=yes"; touch tty-made; echo "project=$?"; touch ${outside}/tty-probe 2>/dev/null; echo "outside=$?"`,
@@ -199,9 +199,9 @@ describeWithBwrap("the sandbox settings: sandboxNetwork false, sandbox full, and
   it('"auto" with a default runner that has no sandbox: the proposal says full and why, before the decision', async () => {
     const { ts, client } = await serve({ localRunner: false }, "ww-auto");
     await bare(ts, "ww-auto", "bare", true);
-    await client.request("run/create", { alias: "auto" });
+    await client.call("run/create", { alias: "auto" });
     const notice = client.next("run/proposal", (p: any) => p.run === "auto");
-    await client.request("proposal/create", { run: "auto", tool: "sh", command: "echo ran" });
+    await client.call("proposal/create", { run: "auto", tool: "sh", command: "echo ran" });
     const { attributes, path } = await notice;
     expect(attributes).toMatchObject({ sandbox: "full", readOnly: false });
     expect(attributes.sandboxReason).toMatch(
@@ -214,25 +214,25 @@ describeWithBwrap("the sandbox settings: sandboxNetwork false, sandbox full, and
 
   it('an "always allow" rule made in workspace-write does not accept the command once it would run in full; one made in full does', async () => {
     const { ts, client } = await serve({}, "ww-widen");
-    await client.request("run/create", { alias: "widen" });
+    await client.call("run/create", { alias: "widen" });
     const command = "echo widened";
-    const { path } = await client.request("proposal/create", { run: "widen", tool: "sh", command });
+    const { path } = await client.call("proposal/create", { run: "widen", tool: "sh", command });
     const resolved = await client.request("run/resolve", { run: "widen", path, decision: "accept", always: true });
     expect(resolved.rule).toEqual(expect.any(Number));
     await finished(client, "widen", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
-    expect((await client.request("entry/get", { run: "widen", path })).attributes).toMatchObject({ sandbox: "workspace-write" });
+    expect((await client.call("entry/get", { run: "widen", path })).attributes).toMatchObject({ sandbox: "workspace-write" });
     // A runner without a sandbox becomes the default: "auto" now records full for the same command.
     await bare(ts, "ww-widen", "bare", true);
-    const wider = await client.request("proposal/create", { run: "widen", tool: "sh", command });
-    const waiting = await client.request("entry/get", { run: "widen", path: wider.path });
+    const wider = await client.call("proposal/create", { run: "widen", tool: "sh", command });
+    const waiting = await client.call("entry/get", { run: "widen", path: wider.path });
     expect(waiting).toMatchObject({ status: ENTRY.proposed, attributes: { sandbox: "full" } });
     expect(waiting.attributes.decision).toBeUndefined();
     // Accepted by a person in full with "always": that rule accepts the command in full from then on.
     const second = await client.request("run/resolve", { run: "widen", path: wider.path, decision: "accept", always: true });
     expect(second.rule).not.toBe(resolved.rule);
     await finished(client, "widen", { path: wider.path, stdout: second.channels[0].path, stderr: second.channels[1].path });
-    const again = await client.request("proposal/create", { run: "widen", tool: "sh", command });
-    const ruled = await client.request("entry/get", { run: "widen", path: again.path });
+    const again = await client.call("proposal/create", { run: "widen", tool: "sh", command });
+    const ruled = await client.call("entry/get", { run: "widen", path: again.path });
     expect(ruled.attributes).toMatchObject({ sandbox: "full", decision: "accept", runner: "bare" });
     expect(ruled.attributes.resolvedBy).toContain(`rule #${second.rule}`);
   });
@@ -240,14 +240,14 @@ describeWithBwrap("the sandbox settings: sandboxNetwork false, sandbox full, and
   it('"workspace-write" in the configuration: recorded whatever the runner, and an accept on one that cannot give it is refused, changing nothing', async () => {
     const { ts, client } = await serve({ localRunner: false, sandbox: "workspace-write" }, "ww-strict");
     await bare(ts, "ww-strict", "bare", true);
-    await client.request("run/create", { alias: "strict" });
-    const { path } = await client.request("proposal/create", { run: "strict", tool: "sh", command: "touch strict-probe" });
-    const error = await client.request("run/resolve", { run: "strict", path, decision: "accept" }).catch((e: any) => e);
+    await client.call("run/create", { alias: "strict" });
+    const { path } = await client.call("proposal/create", { run: "strict", tool: "sh", command: "touch strict-probe" });
+    const error = await client.call("run/resolve", { run: "strict", path, decision: "accept" }).catch((e: any) => e);
     expect(error.data).toMatchObject({ code: "NO_RUNNER", runner: "bare", sandbox: "workspace-write", modes: ["full"] });
-    const log = await client.request("entry/get", { run: "strict", path });
+    const log = await client.call("entry/get", { run: "strict", path });
     expect(log).toMatchObject({ status: ENTRY.proposed, attributes: { sandbox: "workspace-write" } });
     expect(log.attributes.runner).toBeUndefined();
-    expect(await client.request("entry/list", { run: "strict", pattern: "sh://*" })).toEqual({ entries: [] });
+    expect(await client.call("entry/list", { run: "strict", pattern: "sh://*" })).toEqual({ entries: [] });
     expect(existsSync(join(root, "strict-probe"))).toBe(false);
   });
 });

@@ -67,7 +67,7 @@ describeWithBwrap("a sandboxed command has a network of its own (slirp4netns)", 
       expect(done.out.toString()).toBe("connect: ECONNREFUSED\nbound\n");
       // The server still has its port, and answers there.
       const again = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: readFileSync(join(home, "token"), "utf8").trim() });
-      expect(await again.request("ping", {})).toMatchObject({ pong: true });
+      expect(await again.call("ping", {})).toMatchObject({ pong: true });
       again.close();
     },
   );

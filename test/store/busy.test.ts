@@ -47,17 +47,17 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
     const lock = lockHolder(ts.server.config.dbFile);
     try {
       const c = await ts.clientIn("busy");
-      await c.request("run/create", { alias: "r" });
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "output" });
-      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
-      await c.request("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
+      await c.call("run/create", { alias: "r" });
+      const { path } = await c.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "output" });
+      await c.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      await c.call("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
 
       lock.hold();
       const firstRefusal = new Promise<void>((resolve) => (onRefused = resolve));
       // Four appends in flight on stdout, one on stderr, a transaction (run/create) and a write outside one.
-      const calls: Promise<any>[] = [2, 3, 4, 5].map((seq) => c.request("stream", { run: "r", path, channel: 1, chunk: line(seq), seq }));
-      calls.push(c.request("stream", { run: "r", path, channel: 2, chunk: "err\n", seq: 1 }));
-      calls.push(c.request("run/create", { alias: "while-locked" }));
+      const calls: Promise<any>[] = [2, 3, 4, 5].map((seq) => c.call("stream", { run: "r", path, channel: 1, chunk: line(seq), seq }));
+      calls.push(c.call("stream", { run: "r", path, channel: 2, chunk: "err\n", seq: 1 }));
+      calls.push(c.call("run/create", { alias: "while-locked" }));
       await firstRefusal;
       // Refused and retried several times while the lock is held, then the lock goes.
       await new Promise<void>((resolve) => {
@@ -71,14 +71,14 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
       expect(refusals).toBeGreaterThanOrEqual(6);
 
       // A resend of a stored seq is acknowledged as a duplicate, never stored twice.
-      expect(await c.request("stream", { run: "r", path, channel: 1, chunk: line(5), seq: 5 })).toMatchObject({ seq: 5, duplicate: true });
-      await c.request("stream/completed", { run: "r", path, exit_code: 0 });
+      expect(await c.call("stream", { run: "r", path, channel: 1, chunk: line(5), seq: 5 })).toMatchObject({ seq: 5, duplicate: true });
+      await c.call("stream/completed", { run: "r", path, exit_code: 0 });
       const [stdout, stderr] = (await c.request("entry/list", { run: "r", pattern: "sh://*" })).entries.sort((a: any, b: any) => a.path.localeCompare(b.path));
       const body = (await c.request("entry/get", { run: "r", path: stdout.path })).body;
       expect(body).toBe([1, 2, 3, 4, 5].map(line).join(""));
       expect(stdout).toMatchObject({ status: ENTRY.done, lines: 5 });
       expect((await c.request("entry/get", { run: "r", path: stderr.path })).body).toBe("err\n");
-      expect((await c.request("run/list", {})).runs.map((r: { alias: string }) => r.alias).sort()).toEqual(["r", "while-locked"]);
+      expect((await c.call("run/list", {})).runs.map((r: { alias: string }) => r.alias).sort()).toEqual(["r", "while-locked"]);
     } finally {
       lock.release();
       lock.close();
@@ -95,17 +95,17 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
     const lock = lockHolder(ts.server.config.dbFile);
     try {
       const c = await ts.clientIn("pipelined");
-      await c.request("run/create", { alias: "r" });
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "output" });
-      await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
-      await c.request("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
+      await c.call("run/create", { alias: "r" });
+      const { path } = await c.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "output" });
+      await c.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+      await c.call("stream", { run: "r", path, channel: 1, chunk: line(1), seq: 1 });
 
       // While the database is locked, the group commit waiting on it holds all four chunks sent on the channel.
       lock.hold();
       const allQueued = new Promise<void>((resolve) => (onRefused = (waiting) => waiting === 4 && resolve()));
-      const calls = [2, 3, 4, 5].map((seq) => c.request("stream", { run: "r", path, channel: 1, chunk: line(seq), seq }));
+      const calls = [2, 3, 4, 5].map((seq) => c.call("stream", { run: "r", path, channel: 1, chunk: line(seq), seq }));
       let finished = false;
-      const completed = c.request("stream/completed", { run: "r", path, exit_code: 0 }).finally(() => (finished = true));
+      const completed = c.call("stream/completed", { run: "r", path, exit_code: 0 }).finally(() => (finished = true));
       await allQueued;
       expect(finished).toBe(false);
       onRefused = () => undefined;
@@ -148,11 +148,11 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
         return;
       }
       const c = await ts.clientIn("busy-runner");
-      await c.request("run/create", { alias: "r" });
+      await c.call("run/create", { alias: "r" });
       // The command prints a line, waits until the test writes to the fifo, then prints 300 more lines.
       const command = `printf 'first\\n'; read x < ${fifo}; i=0; while [ $i -lt 300 ]; do echo "line $i"; i=$((i+1)); done`;
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command });
-      await c.request("run/resolve", { run: "r", path, decision: "accept" });
+      const { path } = await c.call("proposal/create", { run: "r", tool: "sh", command });
+      await c.call("run/resolve", { run: "r", path, decision: "accept" });
       const stdoutPath = async () => (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
       await eventually(async () => (await stdoutPath())?.bytes === 6, 10_000, "the first line");
 
@@ -201,11 +201,11 @@ describe.skipIf(onPostgres)("a database momentarily locked by another connection
         return;
       }
       const c = await ts.clientIn("busy-runner");
-      await c.request("run/create", { alias: "r" });
+      await c.call("run/create", { alias: "r" });
       // The command prints a line, waits for the fifo, prints one more and exits at once: long before the runner gives up.
       const command = `printf 'first\\n'; read x < ${fifo}; echo last`;
-      const { path } = await c.request("proposal/create", { run: "r", tool: "sh", command });
-      await c.request("run/resolve", { run: "r", path, decision: "accept" });
+      const { path } = await c.call("proposal/create", { run: "r", tool: "sh", command });
+      await c.call("run/resolve", { run: "r", path, decision: "accept" });
       const stdoutOf = async () => (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
       await eventually(async () => (await stdoutOf())?.bytes === 6, 10_000, "the first line");
 

@@ -71,7 +71,7 @@ describe("file modes", () => {
     const token = readFileSync(join(home, "token"), "utf8").trim();
     const client = await SpoolClient.connect(first.url, { token });
     await client.initialize("modes", { root: tempDir("spool-root-") });
-    await client.request("run/create", { alias: "kept" });
+    await client.call("run/create", { alias: "kept" });
     for (const file of files) expect(mode(file), file).toBe("600");
     client.close();
     expect(await first.stop()).toBe(0);
@@ -81,8 +81,8 @@ describe("file modes", () => {
     const second = await serveWithOpenUmask(home);
     const again = await SpoolClient.connect(second.url, { token });
     await again.initialize("modes");
-    expect((await again.request("run/get", { run: "kept" })).run.alias).toBe("kept");
-    await again.request("run/create", { alias: "more" });
+    expect((await again.call("run/get", { run: "kept" })).run.alias).toBe("kept");
+    await again.call("run/create", { alias: "more" });
     for (const file of files) expect(mode(file), file).toBe("600");
     again.close();
     expect(await second.stop()).toBe(0);
@@ -104,7 +104,7 @@ describe("the WAL after a burst", () => {
       reader.exec("BEGIN");
       reader.prepare("SELECT count(*) FROM entries").get();
       const chunk = "x".repeat(64 * 1024 - 1).concat("\n");
-      for (let seq = 1; seq <= 64; seq++) await c.request("stream", { run: "r", path, channel: 1, chunk, seq });
+      for (let seq = 1; seq <= 64; seq++) await c.call("stream", { run: "r", path, channel: 1, chunk, seq });
       expect(statSync(wal).size).toBeGreaterThan(4 * 1024 * 1024);
       reader.exec("COMMIT");
       reader.close();
@@ -113,8 +113,8 @@ describe("the WAL after a burst", () => {
       const channel = (await c.request("entry/list", { run: "r", pattern: "sh://*_1" })).entries[0];
       expect(channel).toMatchObject({ bytes: 64 * chunk.length, lines: 64, status: ENTRY.streaming });
       expect((await c.request("entry/get", { run: "r", path: channel.path, tail: 1 })).body).toBe(chunk);
-      await c.request("stream", { run: "r", path, channel: 1, chunk: "after\n", seq: 65 });
-      expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
+      await c.call("stream", { run: "r", path, channel: 1, chunk: "after\n", seq: 65 });
+      expect((await c.call("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
     } finally {
       await ts.stop();
     }
@@ -134,9 +134,9 @@ type Client = Awaited<ReturnType<TestServer["clientIn"]>>;
 
 /** A producer of `command` in run "r", accepted onto the client's own connection (runner "self"): its path. */
 async function acceptedProducer(c: Client, command: string): Promise<string> {
-  await c.request("run/create", { alias: "r" });
-  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command });
-  await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+  await c.call("run/create", { alias: "r" });
+  const { path } = await c.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command });
+  await c.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
   return path;
 }
 
@@ -189,7 +189,7 @@ describe("the WAL while writes go on", () => {
       let seq = 0;
       while (walRestarts(wal) < first + 3) {
         expect(seq * chunk.length, "appended without the WAL being started over").toBeLessThan(32 * 1024 * 1024);
-        const ack = await c.request("stream", { run: "r", path, channel: 1, chunk, seq: ++seq });
+        const ack = await c.call("stream", { run: "r", path, channel: 1, chunk, seq: ++seq });
         expect(ack).toMatchObject({ seq });
         // A steady producer, not a flood: at most one chunk per timer turn (≤ ~16 MB/s). Back to back on a loaded
         // machine (the whole suite in parallel), commits came faster than the worker's catch-up rounds could settle,
@@ -228,7 +228,7 @@ describe("the WAL under a flood of commits", () => {
       const send = async (): Promise<void> => {
         while (sent < total) {
           const seq = ++sent;
-          acks.set(seq, await c.request("stream", { run: "r", path, channel: 1, chunk, seq }));
+          acks.set(seq, await c.call("stream", { run: "r", path, channel: 1, chunk, seq }));
           biggest = Math.max(biggest, statSync(wal).size);
         }
       };
@@ -262,16 +262,16 @@ describe("the WAL under a flood of commits", () => {
  */
 async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Promise<void> {
   const c = await ts.clientIn("full");
-  await c.request("run/create", { alias: "r" });
-  const { path } = await c.request("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "big output" });
-  const resolved = await c.request("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
+  await c.call("run/create", { alias: "r" });
+  const { path } = await c.call("proposal/create", { run: "r", tool: "sh", sandbox: "full", command: "big output" });
+  const resolved = await c.call("run/resolve", { run: "r", path, decision: "accept", runner: "self" });
   const [stdout, stderr] = resolved.channels.map((ch: { path: string }) => ch.path);
-  await c.request("stream", { run: "r", path, channel: 1, chunk: "first\n", seq: 1 });
-  const pending = await c.request("proposal/create", { run: "r", tool: "sh", command: "waits" });
+  await c.call("stream", { run: "r", path, channel: 1, chunk: "first\n", seq: 1 });
+  const pending = await c.call("proposal/create", { run: "r", tool: "sh", command: "waits" });
 
   fill();
   const big = `${"y".repeat(900 * 1024 - 1)}\n`;
-  const refused = await c.request("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 }).then(
+  const refused = await c.call("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 }).then(
     () => null,
     (error: { code: number; data: any; message: string }) => error,
   );
@@ -279,8 +279,8 @@ async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Pro
   expect(refused!.message).not.toMatch(/SQLITE|at \w+ \(/); // no driver text, no stack
   // Concurrent writers in one group commit all hear it; the other channel stored nothing either.
   const both = await Promise.allSettled([
-    c.request("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 }),
-    c.request("stream", { run: "r", path, channel: 2, chunk: big, seq: 1 }),
+    c.call("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 }),
+    c.call("stream", { run: "r", path, channel: 2, chunk: big, seq: 1 }),
   ]);
   for (const outcome of both) expect(outcome).toMatchObject({ status: "rejected", reason: { data: { code: "STORAGE_FULL" } } });
 
@@ -289,26 +289,26 @@ async function fullDisk(ts: TestServer, fill: () => void, free: () => void): Pro
   expect(await c.request("entry/get", { run: "r", path: stderr })).toMatchObject({ status: ENTRY.streaming, body: "" });
   const reader = await ts.client();
   await reader.initialize("full");
-  expect((await reader.request("run/list", {})).runs.map((r: { alias: string }) => r.alias)).toEqual(["r"]);
-  expect((await reader.request("entry/get", { run: "r", path: pending.path })).status).toBe(ENTRY.proposed);
-  expect((await reader.request("ping", {})).pong).toBe(true);
+  expect((await reader.call("run/list", {})).runs.map((r: { alias: string }) => r.alias)).toEqual(["r"]);
+  expect((await reader.call("entry/get", { run: "r", path: pending.path })).status).toBe(ENTRY.proposed);
+  expect((await reader.call("ping", {})).pong).toBe(true);
   const watched: string[] = [];
   reader.on("stream/data", (d) => watched.push(d.chunk));
-  await reader.request("stream/subscribe", { run: "r", path, channel: 1 });
+  await reader.call("stream/subscribe", { run: "r", path, channel: 1 });
   await eventually(() => watched.join("") === "first\n", 5_000, "the replay");
 
   // Room again: the very same call goes through (appended, not a duplicate), and the producer finishes normally.
   free();
-  const retried = await c.request("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 });
+  const retried = await c.call("stream", { run: "r", path, channel: 1, chunk: big, seq: 2 });
   expect(retried).toMatchObject({ seq: 2, bytes: 6 + big.length });
   expect(retried.duplicate).toBeFalsy();
-  await c.request("stream", { run: "r", path, channel: 2, chunk: "err\n", seq: 1 });
-  expect((await c.request("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
+  await c.call("stream", { run: "r", path, channel: 2, chunk: "err\n", seq: 1 });
+  expect((await c.call("stream/completed", { run: "r", path, exit_code: 0 })).status).toBe(ENTRY.done);
   const out = await c.request("entry/get", { run: "r", path: stdout });
   expect(out).toMatchObject({ status: ENTRY.done, bytes: 6 + big.length, lines: 2 });
   expect(out.body).toBe(`first\n${big}`);
   await eventually(() => watched.join("") === `first\n${big}`, 5_000, "the watcher to see the retried chunk");
-  await c.request("run/create", { alias: "after" });
+  await c.call("run/create", { alias: "after" });
 }
 
 describe("transactions and the checkpoint worker", () => {

@@ -1,7 +1,7 @@
-import type { Browser, Page } from "puppeteer-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signInLink, terminalText } from "./browser.js";
+import type { Page } from "puppeteer-core";
+import { expect, it } from "vitest";
+import { card, describeWithBrowser, go, terminalText, useBrowser, waitTerminal } from "../helpers/browser.js";
+import { eventually } from "../helpers/server.js";
 
 /** Installed before the page's script: the methods the page sends over its WebSockets, in order. */
 const SPY = `
@@ -13,47 +13,16 @@ WebSocket.prototype.send = function (data) {
 };`;
 
 describeWithBrowser("typing into a command from the web view", () => {
-  let ts: TestServer;
-  let browser: Browser;
-  const pages: Page[] = [];
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    ts = await startTestServer();
-    browser = await launchBrowser();
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await ts?.stop();
-  });
-  afterEach(async () => {
-    for (const page of pages.splice(0)) await page.browserContext().close();
-    expect(errors.splice(0)).toEqual([]);
-  });
-
+  const web = useBrowser();
   /** A signed-in page on a project whose sent methods are recorded. */
-  const open = async (project: string): Promise<Page> => {
-    const context = await browser.createBrowserContext();
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => errors.push(String(error)));
-    pages.push(page);
-    await page.evaluateOnNewDocument(SPY);
-    await page.goto(await signInLink(ts.server, { project }));
-    await page.waitForSelector(".conn-open");
-    return page;
-  };
-  const go = (page: Page, route: string[]) => page.evaluate((hash) => (location.hash = hash), `#/${route.map(encodeURIComponent).join("/")}`);
+  const open = (project: string) => web.open(project, { before: SPY });
   const sent = (page: Page) => page.evaluate(() => (window as unknown as { __sent: string[] }).__sent.slice());
-  const waitTerminal = (page: Page, channel: number, needle: string) =>
-    page.waitForFunction((ch, s) => document.querySelector(`.term[data-channel="${ch}"] .xterm-rows`)?.textContent?.includes(s), {}, channel, needle);
-  const card = (path: string) => `.proposal[data-path="${path}"]`;
 
   it("types into a command run under a terminal: its size and the keys go to it, its answer shows, and input stops when it ends", async () => {
-    const client = await ts.clientIn("typing");
-    await client.request("run/create", { alias: "ask" });
+    const client = await web.ts.clientIn("typing");
+    await client.call("run/create", { alias: "ask" });
     const command = "printf 'name? '; read x; echo got:$x";
-    const { path } = await client.request("proposal/create", { run: "ask", tool: "sh", command, tty: { cols: 80, rows: 24 } });
+    const { path } = await client.call("proposal/create", { run: "ask", tool: "sh", command, tty: { cols: 80, rows: 24 } });
     const page = await open("typing");
     await page.waitForSelector(card(path));
     await page.click(`${card(path)} button.approve`);
@@ -66,7 +35,7 @@ describeWithBrowser("typing into a command from the web view", () => {
     const [cols, rows] = size.split("x").map(Number);
     expect(cols).toBeGreaterThan(20);
     await eventually(
-      async () => JSON.stringify((await client.request("entry/get", { run: "ask", path })).attributes.tty) === JSON.stringify({ cols, rows }),
+      async () => JSON.stringify((await client.call("entry/get", { run: "ask", path })).attributes.tty) === JSON.stringify({ cols, rows }),
       10_000,
       "the page's size on the log",
     );
@@ -78,7 +47,7 @@ describeWithBrowser("typing into a command from the web view", () => {
     await page.waitForSelector('[data-producer-status="done"]');
     const channels = (await client.request("entry/list", { run: "ask", pattern: "sh://*" })).entries as { path: string; attributes: { channel: number } }[];
     const body = async (channel: number) =>
-      (await client.request("entry/get", { run: "ask", path: channels.find((c) => c.attributes.channel === channel)!.path })).body as string;
+      (await client.call("entry/get", { run: "ask", path: channels.find((c) => c.attributes.channel === channel)!.path })).body as string;
     expect(await body(1)).toContain("got:hello");
     // Typed once: the seq each input carried made nothing go twice.
     expect(await body(0)).toBe("hello\r");
@@ -95,10 +64,10 @@ describeWithBrowser("typing into a command from the web view", () => {
   }, 60_000);
 
   it("sends nothing from the terminal of a command without one: it stays read-only", async () => {
-    const client = await ts.clientIn("piped");
-    await client.request("run/create", { alias: "plain" });
-    const { path } = await client.request("proposal/create", { run: "plain", tool: "sh", command: "echo ready; read x; echo got:$x" });
-    await client.request("run/resolve", { run: "plain", path, decision: "accept" });
+    const client = await web.ts.clientIn("piped");
+    await client.call("run/create", { alias: "plain" });
+    const { path } = await client.call("proposal/create", { run: "plain", tool: "sh", command: "echo ready; read x; echo got:$x" });
+    await client.call("run/resolve", { run: "plain", path, decision: "accept" });
     const page = await open("piped");
     await go(page, ["piped", "plain", path]);
     await waitTerminal(page, 1, "ready");
@@ -110,18 +79,18 @@ describeWithBrowser("typing into a command from the web view", () => {
     expect(await page.$("[data-input-hint]")).toBeNull();
     expect(await page.$('.term[data-input="live"]')).toBeNull();
     // Another client's input is all the command got.
-    await client.request("stream/input", { run: "plain", path, data: "from the client\n" });
+    await client.call("stream/input", { run: "plain", path, data: "from the client\n" });
     await waitTerminal(page, 1, "got:from the client");
-    const input = (await client.request("entry/list", { run: "plain", pattern: "sh://*_0" })).entries as { path: string }[];
-    expect((await client.request("entry/get", { run: "plain", path: input[0]!.path })).body).toBe("from the client\n");
+    const input = (await client.call("entry/list", { run: "plain", pattern: "sh://*_0" })).entries as { path: string }[];
+    expect((await client.call("entry/get", { run: "plain", path: input[0]!.path })).body).toBe("from the client\n");
   }, 60_000);
 
   it("sends input again after a dropped connection under the same seq: the command gets it once", async () => {
-    const client = await ts.clientIn("again");
-    await client.request("run/create", { alias: "drop" });
-    const { path } = await client.request("proposal/create", { run: "drop", tool: "sh", sandbox: "full", command: "a shell", tty: { cols: 80, rows: 24 } });
-    await client.request("run/resolve", { run: "drop", path, decision: "accept", runner: "self" });
-    await client.request("stream", { run: "drop", path, channel: 1, chunk: "$ ", seq: 1 });
+    const client = await web.ts.clientIn("again");
+    await client.call("run/create", { alias: "drop" });
+    const { path } = await client.call("proposal/create", { run: "drop", tool: "sh", sandbox: "full", command: "a shell", tty: { cols: 80, rows: 24 } });
+    await client.call("run/resolve", { run: "drop", path, decision: "accept", runner: "self" });
+    await client.call("stream", { run: "drop", path, channel: 1, chunk: "$ ", seq: 1 });
     // This client owns the producer: it takes the resize, and holds the first input until the page's connection is gone.
     const typed: string[] = [];
     let release!: () => void;
@@ -141,7 +110,7 @@ describeWithBrowser("typing into a command from the web view", () => {
     await page.click('.term[data-channel="1"]');
     await page.keyboard.type("x");
     await first;
-    for (const connection of ts.server.rpc.connections) {
+    for (const connection of web.ts.server.rpc.connections) {
       if (connection.clientInfo?.name === "spool-web" && connection.project?.name === "again") connection.close(1011, "dropped by the test");
     }
     await page.waitForSelector(".conn-reconnecting");
@@ -152,18 +121,18 @@ describeWithBrowser("typing into a command from the web view", () => {
     await page.keyboard.type("y");
     await eventually(() => typed.length === 2, 10_000, "the second key at the owner");
     expect(typed).toEqual(["x", "y"]);
-    const input = (await client.request("entry/list", { run: "drop", pattern: "sh://*_0" })).entries as { path: string }[];
-    expect((await client.request("entry/get", { run: "drop", path: input[0]!.path })).body).toBe("xy");
-    await client.request("stream/completed", { run: "drop", path, exit_code: 0 });
+    const input = (await client.call("entry/list", { run: "drop", pattern: "sh://*_0" })).entries as { path: string }[];
+    expect((await client.call("entry/get", { run: "drop", path: input[0]!.path })).body).toBe("xy");
+    await client.call("stream/completed", { run: "drop", path, exit_code: 0 });
   }, 60_000);
 
   it("shows what the server refuses: an owner that takes neither a resize nor input", async () => {
-    const client = await ts.clientIn("refusing");
-    await client.request("run/create", { alias: "self" });
+    const client = await web.ts.clientIn("refusing");
+    await client.call("run/create", { alias: "self" });
     // Accepted with runner "self" by a client that handles no producer/* request: resize and input are UNSUPPORTED.
-    const { path } = await client.request("proposal/create", { run: "self", tool: "sh", sandbox: "full", command: "a REPL", tty: { cols: 80, rows: 24 } });
-    await client.request("run/resolve", { run: "self", path, decision: "accept", runner: "self" });
-    await client.request("stream", { run: "self", path, channel: 1, chunk: "> ", seq: 1 });
+    const { path } = await client.call("proposal/create", { run: "self", tool: "sh", sandbox: "full", command: "a REPL", tty: { cols: 80, rows: 24 } });
+    await client.call("run/resolve", { run: "self", path, decision: "accept", runner: "self" });
+    await client.call("stream", { run: "self", path, channel: 1, chunk: "> ", seq: 1 });
     const page = await open("refusing");
     await go(page, ["refusing", "self", path]);
     await waitTerminal(page, 1, ">");
@@ -175,6 +144,6 @@ describeWithBrowser("typing into a command from the web view", () => {
     await page.waitForSelector('[data-input-hint="closed"]');
     expect(await page.$eval('[data-input-hint="closed"]', (el) => el.textContent)).toContain("takes no input");
     expect(await page.$('.term[data-channel="1"][data-input]')).toBeNull();
-    await client.request("stream/completed", { run: "self", path, exit_code: 0 });
+    await client.call("stream/completed", { run: "self", path, exit_code: 0 });
   }, 60_000);
 });

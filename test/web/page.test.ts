@@ -1,46 +1,15 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Browser, Page } from "puppeteer-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { Page } from "puppeteer-core";
+import { expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY, RUN } from "../../src/protocol/status.js";
-import { ScriptedModel } from "../helpers/scripted-model.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signedInPage, signInLink, terminalText } from "./browser.js";
+import { card, describeWithBrowser, go, signInLink, terminalText, text, useBrowser, waitTerminal } from "../helpers/browser.js";
 
 describeWithBrowser("the web view in Chromium", () => {
-  let ts: TestServer;
-  let model: ScriptedModel;
-  let browser: Browser;
-  const pages: Page[] = [];
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    model = await ScriptedModel.start();
-    ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 500 } });
-    browser = await launchBrowser();
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await ts?.stop();
-    await model?.close();
-  });
-  afterEach(async () => {
-    for (const page of pages.splice(0)) await page.browserContext().close();
-    expect(errors.splice(0)).toEqual([]);
-  });
-
-  /** A signed-in page on `hash` (#/project/run/path), its script errors collected. */
-  const open = async (project: string, route: string[] = []): Promise<Page> => {
-    const page = await signedInPage(browser, ts.server, { project });
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => errors.push(String(error)));
-    pages.push(page);
-    if (route.length > 0) await go(page, [project, ...route]);
-    return page;
-  };
-  const go = (page: Page, route: string[]) => page.evaluate((hash) => (location.hash = hash), `#/${route.map(encodeURIComponent).join("/")}`);
-  const text = (page: Page, selector: string) => page.$eval(selector, (el) => el.textContent ?? "");
+  const web = useBrowser({ model: true, server: { agent: { toolYieldMs: 500 } } });
+  /** A signed-in page on `project`, at `route` (run, path) when given. */
+  const open = (project: string, route: string[] = []) => web.open(project, { route });
   const written = (page: Page, channel: number) =>
     page.$eval(`.term[data-channel="${channel}"]`, (el) => Number((el as HTMLElement).dataset.written ?? 0)).catch(() => 0);
   const drawnOrSkipped = (page: Page, channel: number) =>
@@ -52,9 +21,6 @@ describeWithBrowser("the web view in Chromium", () => {
       channel,
       bytes,
     );
-  const waitTerminal = (page: Page, channel: number, needle: string) =>
-    page.waitForFunction((ch, s) => document.querySelector(`.term[data-channel="${ch}"] .xterm-rows`)?.textContent?.includes(s), {}, channel, needle);
-  const card = (path: string) => `.proposal[data-path="${path}"]`;
 
   /** A producer this test owns (runner "self"): it writes the output itself, chunk by chunk. */
   async function selfProducer(client: SpoolClient, run: string, command: string) {
@@ -69,7 +35,7 @@ describeWithBrowser("the web view in Chromium", () => {
   }
 
   it("shows a proposal made over RPC; Approve starts it, its output appears live, Cancel ends it 499; a second page sees the same", async () => {
-    const client = await ts.clientIn("live");
+    const client = await web.ts.clientIn("live");
     await client.call("run/create", { alias: "build", title: "the nightly build" });
     const command = 'i=0; while [ $i -lt 1200 ]; do i=$((i+1)); echo "tick $i"; echo "warn $i" >&2; sleep 0.05; done';
     const { path } = await client.call("proposal/create", { run: "build", tool: "sh", command, env: { GREETING: "hi\u001b[31m" }, cwd: "." });
@@ -109,14 +75,14 @@ describeWithBrowser("the web view in Chromium", () => {
   }, 90_000);
 
   it("lists a run another client creates as it is created, without a reload; other projects are not told", async () => {
-    const client = await ts.clientIn("arrivals");
+    const client = await web.ts.clientIn("arrivals");
     await client.call("run/create", { alias: "first" });
     const page = await open("arrivals");
     await page.waitForSelector('.runs [data-run="first"]');
-    const elsewhere = await ts.clientIn("elsewhere");
+    const elsewhere = await web.ts.clientIn("elsewhere");
     const told: { run: string; event: string }[] = [];
     elsewhere.on("run/state", (s) => told.push({ run: s.run, event: s.event }));
-    const watcher = await ts.clientIn("arrivals");
+    const watcher = await web.ts.clientIn("arrivals");
     const created = watcher.next("run/state", (s) => s.run === "nightly" && s.event === "created");
     await client.call("run/create", { alias: "nightly", title: "the nightly build" });
     expect(await created).toMatchObject({ run: "nightly", status: RUN.done, turn: 1, loop: null, event: "created" });
@@ -129,7 +95,7 @@ describeWithBrowser("the web view in Chromium", () => {
   });
 
   it("replays a finished producer's output from the start when it is opened late, with its exit code, duration and sizes", async () => {
-    const client = await ts.clientIn("late");
+    const client = await web.ts.clientIn("late");
     await client.call("run/create", { alias: "old" });
     const producer = await selfProducer(client, "old", "make all");
     let total = 0;
@@ -151,7 +117,7 @@ describeWithBrowser("the web view in Chromium", () => {
   });
 
   it("says a command its runner gave up on was aborted, with the reason, not cancelled", async () => {
-    const client = await ts.clientIn("gave-up");
+    const client = await web.ts.clientIn("gave-up");
     await client.call("run/create", { alias: "job" });
     const producer = await selfProducer(client, "job", "make deploy");
     await producer.write("starting\n");
@@ -166,13 +132,13 @@ describeWithBrowser("the web view in Chromium", () => {
   });
 
   it("resumes a producer's output after the last seq it had when the connection drops: nothing twice, nothing missing", async () => {
-    const client = await ts.clientIn("resume");
+    const client = await web.ts.clientIn("resume");
     await client.call("run/create", { alias: "flaky" });
     const producer = await selfProducer(client, "flaky", "long job");
     await producer.write("first\n");
     const page = await open("resume", ["flaky", producer.path]);
     await waitTerminal(page, 1, "first");
-    for (const connection of ts.server.rpc.connections) {
+    for (const connection of web.ts.server.rpc.connections) {
       if (connection.clientInfo?.name === "spool-web" && connection.project?.name === "resume") connection.close(1011, "dropped by the test");
     }
     await page.waitForSelector(".conn-reconnecting");
@@ -190,9 +156,9 @@ describeWithBrowser("the web view in Chromium", () => {
   });
 
   it("prompts a run, shows the model's text as it streams and its tool call, and aborts the run", async () => {
-    const client = await ts.clientIn("chat");
+    const client = await web.ts.clientIn("chat");
     await client.call("run/create", { alias: "talk", model: "test" });
-    model.reply({ text: "Let me look at the build first. ", delayMs: 150, tools: [{ name: "sh", arguments: { command: "make check" } }] });
+    web.model.reply({ text: "Let me look at the build first. ", delayMs: 150, tools: [{ name: "sh", arguments: { command: "make check" } }] });
     const page = await open("chat", ["talk"]);
     page.on("dialog", (dialog) => void dialog.accept());
     await page.type(".prompt textarea", "Why does the build fail?");
@@ -207,13 +173,13 @@ describeWithBrowser("the web view in Chromium", () => {
     await page.waitForSelector('[data-run-status="aborted"]');
     await page.waitForFunction(() => !document.querySelector('.proposal[data-run="talk"]'));
     expect((await client.call("run/get", { run: "talk" })).run.status).toBe(RUN.aborted);
-    expect(model.requests[0]!.messages.at(-1)!.content).toBe("Why does the build fail?");
+    expect(web.model.requests[0]!.messages.at(-1)!.content).toBe("Why does the build fail?");
   });
 
   it("stays responsive while a producer streams fast: a click is handled mid-stream, the end is shown, and whole output draws every byte", async () => {
-    const client = await ts.clientIn("fast");
-    const blob = join(ts.root, "blob.txt");
-    const stop = join(ts.root, "stop-flood");
+    const client = await web.ts.clientIn("fast");
+    const blob = join(web.ts.root, "blob.txt");
+    const stop = join(web.ts.root, "stop-flood");
     const line = "0123456789 the quick brown fox jumps over the lazy dog, compiling module\n";
     writeFileSync(blob, line.repeat(Math.ceil(1_000_000 / line.length)));
     await client.call("run/create", { alias: "flood" });
@@ -259,44 +225,39 @@ describeWithBrowser("the web view in Chromium", () => {
   }, 180_000);
 
   it("gives a page without a valid session nothing: no code, a used code, or after signing out", async () => {
-    const context = await browser.createBrowserContext();
-    const page = await context.newPage();
-    page.on("pageerror", (error) => errors.push(String(error)));
-    try {
-      await page.goto(`http://127.0.0.1:${ts.server.port}/`);
-      await page.waitForSelector(".signed-out");
-      expect(await text(page, ".signed-out")).toContain("spool open");
-      const socket = await page.evaluate(
-        () =>
-          new Promise<string>((resolve) => {
-            const ws = new WebSocket(`ws://${location.host}/`);
-            ws.onopen = () => resolve("open");
-            ws.onclose = (event) => resolve(`closed ${event.code}`);
-          }),
-      );
-      expect(socket).toBe("closed 1006");
-      expect(await page.evaluate(async () => (await fetch("/session")).status)).toBe(401);
+    const page = await web.blank();
+    const context = page.browserContext();
+    await page.goto(`http://127.0.0.1:${web.ts.server.port}/`);
+    await page.waitForSelector(".signed-out");
+    expect(await text(page, ".signed-out")).toContain("spool open");
+    const socket = await page.evaluate(
+      () =>
+        new Promise<string>((resolve) => {
+          const ws = new WebSocket(`ws://${location.host}/`);
+          ws.onopen = () => resolve("open");
+          ws.onclose = (event) => resolve(`closed ${event.code}`);
+        }),
+    );
+    expect(socket).toBe("closed 1006");
+    expect(await page.evaluate(async () => (await fetch("/session")).status)).toBe(401);
 
-      const link = await signInLink(ts.server);
-      await page.goto(link);
-      await page.waitForSelector(".conn-open");
-      expect(page.url()).not.toContain("code=");
-      expect(await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie)).toBe("{}{}");
-      const reused = await context.newPage();
-      const other = await browser.createBrowserContext();
-      const stranger = await other.newPage();
-      await stranger.goto(link);
-      await stranger.waitForSelector(".signed-out");
-      expect(await text(stranger, ".signed-out")).toContain("expired or was already used");
-      await other.close();
-      await reused.close();
+    const link = await signInLink(web.ts.server);
+    await page.goto(link);
+    await page.waitForSelector(".conn-open");
+    expect(page.url()).not.toContain("code=");
+    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie)).toBe("{}{}");
+    const reused = await context.newPage();
+    const other = await web.browser.createBrowserContext();
+    const stranger = await other.newPage();
+    await stranger.goto(link);
+    await stranger.waitForSelector(".signed-out");
+    expect(await text(stranger, ".signed-out")).toContain("expired or was already used");
+    await other.close();
+    await reused.close();
 
-      await page.click(".top button.quiet");
-      await page.waitForSelector(".signed-out");
-      await page.reload();
-      await page.waitForSelector(".signed-out");
-    } finally {
-      await context.close();
-    }
+    await page.click(".top button.quiet");
+    await page.waitForSelector(".signed-out");
+    await page.reload();
+    await page.waitForSelector(".signed-out");
   });
 });

@@ -1,25 +1,14 @@
-import type { Browser } from "puppeteer-core";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { defaultRunnerName, FACT_LABELS, factLines, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { describeWithBrowser, useBrowser } from "../helpers/browser.js";
 import { spawnCli } from "../helpers/process.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signedInPage } from "./browser.js";
 
 /** `spool pending` and the web view's card show the same facts of a proposal, both from src/protocol/proposal-facts.ts. */
 describeWithBrowser("the same facts in spool pending and on the web card", () => {
-  let ts: TestServer;
-  let browser: Browser;
-  beforeAll(async () => {
-    ts = await startTestServer();
-    browser = await launchBrowser();
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await ts?.stop();
-  });
+  const harness = useBrowser();
 
   it("every labelled fact reads the same in both, escaped, and as the shared formatter writes it", async () => {
-    const client = await ts.clientIn("facts");
+    const client = await harness.ts.clientIn("facts");
     await client.call("run/create", { alias: "same" });
     const { path } = await client.call("proposal/create", {
       run: "same",
@@ -42,14 +31,13 @@ describeWithBrowser("the same facts in spool pending and on the web card", () =>
       timeout: "90 s",
     });
 
-    const pending = spawnCli(["pending", "--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "facts"]);
+    const pending = spawnCli(["pending", "--server", harness.ts.server.url, "--token-file", harness.ts.server.config.tokenFile, "--project", "facts"]);
     expect(await pending.exit).toBe(0);
     const block = pending.stdout().split("\n\n")[0]!.split("\n");
     expect(block[0]).toMatch(new RegExp(`^same  ${path.replace(/[/.]/g, "\\$&")}  proposed \\d+s ago$`));
     const cli = Object.fromEntries(block.slice(1).map((line) => [line.slice(2, 12).trim(), line.slice(14)]));
 
-    const page = await signedInPage(browser, ts.server, { project: "facts" });
-    page.setDefaultTimeout(20_000);
+    const page = await harness.open("facts");
     const card = `.proposal[data-path="${path}"]`;
     await page.waitForSelector(card);
     const web = await page.$eval(card, (el) => {

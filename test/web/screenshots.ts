@@ -3,9 +3,9 @@
 //   npx tsx test/web/screenshots.ts [out-dir]        (default docs/)
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { launchBrowser, signedInPage } from "../helpers/browser.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer } from "../helpers/server.js";
-import { launchBrowser, signedInPage } from "./browser.js";
 
 const out = resolve(process.argv[2] ?? "docs");
 mkdirSync(out, { recursive: true });
@@ -56,32 +56,32 @@ model.reply(
     delayMs: 15,
   },
 );
-await webshop.request("run/create", {
+await webshop.call("run/create", {
   alias: "fix-tests",
   model: "sonnet",
   prompt: "Run the tests and tell me why the invoice test fails",
   title: "Why does the invoice test fail?",
 });
 const first = await new Promise<{ path: string }>((r) => webshop.on("run/proposal", (p: { run: string; path: string }) => p.run === "fix-tests" && r(p)));
-await webshop.request("run/resolve", { run: "fix-tests", path: first.path, decision: "accept" });
-await eventually(async () => (await webshop.request("run/get", { run: "fix-tests" })).run.status === 200, 30_000, "the run to finish");
+await webshop.call("run/resolve", { run: "fix-tests", path: first.path, decision: "accept" });
+await eventually(async () => (await webshop.call("run/get", { run: "fix-tests" })).run.status === 200, 30_000, "the run to finish");
 
 // A long build, live.
-await webshop.request("run/create", { alias: "nightly", title: "Nightly build" });
-const build = await webshop.request("proposal/create", { run: "nightly", tool: "sh", command: "./build.sh" });
-await webshop.request("run/resolve", { run: "nightly", path: build.path, decision: "accept" });
+await webshop.call("run/create", { alias: "nightly", title: "Nightly build" });
+const build = await webshop.call("proposal/create", { run: "nightly", tool: "sh", command: "./build.sh" });
+await webshop.call("run/resolve", { run: "nightly", path: build.path, decision: "accept" });
 
 // Proposals waiting for a decision, one with an escape sequence hidden in its environment.
-await webshop.request("run/create", { alias: "release", title: "Release 2.4 to staging" });
-await webshop.request("proposal/create", {
+await webshop.call("run/create", { alias: "release", title: "Release 2.4 to staging" });
+await webshop.call("proposal/create", {
   run: "release",
   tool: "sh",
   command: "./deploy.sh --env staging --tag v2.4.0",
   cwd: ".",
   env: { DEPLOY_REGION: "eu-west-1", NOTE: "ok\u001b[2K\rrm -rf /" },
 });
-await webshop.request("proposal/create", { run: "nightly", tool: "sh", command: "du -sh build/ && ls -la build/obj | head -20" });
-await client.request("run/create", { alias: "scratch" });
+await webshop.call("proposal/create", { run: "nightly", tool: "sh", command: "du -sh build/ && ls -la build/obj | head -20" });
+await client.call("run/create", { alias: "scratch" });
 
 const browser = await launchBrowser();
 const page = await signedInPage(browser, ts.server, { project: "webshop-app" });

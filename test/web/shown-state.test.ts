@@ -1,15 +1,14 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and CLI JSON
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Browser, Page } from "puppeteer-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
+import { describeWithBrowser, useBrowser } from "../helpers/browser.js";
 import { spawnCli } from "../helpers/process.js";
-import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signInLink } from "./browser.js";
+import { eventually, tempDir } from "../helpers/server.js";
 
 /**
  * Every client tells the same state (src/protocol/shown-state.ts): a run with a proposal waiting for a decision
@@ -27,14 +26,11 @@ function table(text: string): Record<string, string>[] {
 }
 
 describeWithBrowser("one shown state on every client", () => {
-  let ts: TestServer;
-  let browser: Browser;
+  const web = useBrowser();
   let dir: string;
   let client: SpoolClient;
-  const pages: Page[] = [];
-  const errors: string[] = [];
   const agents: RunnerClient[] = [];
-  const env = () => ({ SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: ts.server.config.tokenFile, SPOOL_HOME: ts.home, SPOOL_PROJECT: "" });
+  const env = () => ({ SPOOL_SERVER: web.ts.server.url, SPOOL_TOKEN_FILE: web.ts.server.config.tokenFile, SPOOL_HOME: web.ts.home, SPOOL_PROJECT: "" });
   const cli = async (args: string[]) => {
     const run = spawnCli(args, env(), { cwd: dir });
     expect(await run.exit, `spool ${args.join(" ")}: ${run.stderr()}`).toBe(0);
@@ -42,21 +38,13 @@ describeWithBrowser("one shown state on every client", () => {
   };
 
   beforeAll(async () => {
-    ts = await startTestServer();
-    browser = await launchBrowser();
     dir = join(tempDir("spool-shown-"), "shown");
     mkdirSync(join(dir, ".git"), { recursive: true });
-    client = await ts.client();
+    client = await web.ts.client();
     await client.initialize(undefined, { root: dir });
   }, 60_000);
   afterAll(async () => {
     for (const agent of agents) await agent.stop();
-    await browser?.close();
-    await ts?.stop();
-  });
-  afterEach(async () => {
-    for (const page of pages.splice(0)) await page.browserContext().close();
-    expect(errors.splice(0)).toEqual([]);
   });
 
   it("a run with a client's proposal and no model loop is waiting on the web page, in spool runs and spool show; idle once decided", async () => {
@@ -66,13 +54,7 @@ describeWithBrowser("one shown state on every client", () => {
     expect(run).toMatchObject({ model: null, status: 200, pending: 1 });
 
     const project = (await client.call("project/list", {})).projects.find((p: any) => p.root === dir)!.name;
-    const context = await browser.createBrowserContext();
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => errors.push(String(error)));
-    pages.push(page);
-    await page.goto(await signInLink(ts.server, { project }));
-    await page.waitForSelector(".conn-open");
+    const page = await web.open(project);
     await page.waitForFunction(() => document.querySelector('.runs [data-run="byhand"] .status')?.textContent === "waiting");
     await page.evaluate((name) => (location.hash = `#/${encodeURIComponent(name)}/byhand`), project);
     await page.waitForFunction(() => document.querySelector("[data-run-status]")?.textContent === "waiting");
@@ -90,7 +72,7 @@ describeWithBrowser("one shown state on every client", () => {
 
   it("spool runners says what runner/list --json says: default yes only for the default, the sandbox modes each gives", async () => {
     const second = new RunnerClient({
-      connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+      connect: () => SpoolClient.connect(web.ts.server.url, { token: web.ts.server.token }),
       project: (await client.call("project/list", {})).projects.find((p: any) => p.root === dir)!.name,
       name: "second",
       backend: new LocalBackend(),
@@ -117,7 +99,7 @@ describeWithBrowser("one shown state on every client", () => {
     await second.stop();
     await eventually(async () => !(await client.call("runner/list", {})).runners.some((r: any) => r.name === "second"), 10_000, "second to leave");
     const boss = new RunnerClient({
-      connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+      connect: () => SpoolClient.connect(web.ts.server.url, { token: web.ts.server.token }),
       project: (await client.call("project/list", {})).projects.find((p: any) => p.root === dir)!.name,
       name: "boss",
       default: true,
@@ -136,13 +118,7 @@ describeWithBrowser("one shown state on every client", () => {
     await client.call("run/create", { alias: "mine" });
     const theirs = await client.call("proposal/create", { run: "older", tool: "sh", command: "rm -rf build" });
     const own = await client.call("proposal/create", { run: "mine", tool: "sh", command: "echo mine" });
-    const context = await browser.createBrowserContext();
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => errors.push(String(error)));
-    pages.push(page);
-    await page.goto(await signInLink(ts.server, { project }));
-    await page.waitForSelector(".conn-open");
+    const page = await web.open(project);
     await page.evaluate((name) => (location.hash = `#/${encodeURIComponent(name)}/mine`), project);
     await page.waitForFunction(() => document.querySelector("[data-run-status]") !== null);
     await page.waitForFunction((path) => document.querySelector(`.proposal[data-path="${path}"][data-run="older"].other-run`) !== null, {}, theirs.path);
@@ -191,9 +167,8 @@ describeWithBrowser("one shown state on every client", () => {
   }, 90_000);
 
   it("the page: signed out, the server's `commands` are code, not backticks; a finished command's empty channel is one line; 1 line; a Commands column", async () => {
-    const out = await (await browser.createBrowserContext()).newPage();
-    pages.push(out);
-    await out.goto(ts.server.url.replace(/^ws/, "http"));
+    const out = await web.blank();
+    await out.goto(web.ts.server.url.replace(/^ws/, "http"));
     await out.waitForSelector(".signed-out .reason");
     expect(await out.$eval(".signed-out .reason", (el) => el.textContent)).not.toContain("`");
     expect(await out.$$eval(".signed-out .reason code", (els) => els.map((el) => el.textContent))).toContain("spool open");
@@ -209,13 +184,7 @@ describeWithBrowser("one shown state on every client", () => {
         20_000,
         `channel ${channel.channel} to end`,
       );
-    const context = await browser.createBrowserContext();
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => errors.push(String(error)));
-    pages.push(page);
-    await page.goto(await signInLink(ts.server, { project }));
-    await page.waitForSelector(".conn-open");
+    const page = await web.open(project);
     await page.evaluate((name, p) => (location.hash = `#/${encodeURIComponent(name)}/quiet/${encodeURIComponent(p)}`), project, path);
     await page.waitForSelector('.pane.empty[data-pane="2"]');
     expect(await page.$eval('.pane[data-pane="1"]', (el) => el.classList.contains("empty"))).toBe(false);

@@ -1,10 +1,9 @@
 import { spawnSync } from "node:child_process";
-import type { Browser, Page } from "puppeteer-core";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { Page } from "puppeteer-core";
+import { expect, it } from "vitest";
 import { RUN } from "../../src/protocol/status.js";
-import { ScriptedModel } from "../helpers/scripted-model.js";
-import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signInLink } from "./browser.js";
+import { card, describeWithBrowser, text, useBrowser } from "../helpers/browser.js";
+import { eventually } from "../helpers/server.js";
 
 /** A REPL to type into: python3, or where it is missing a shell loop that reads lines the same way. */
 const HAS_PYTHON = spawnSync("python3", ["--version"]).status === 0;
@@ -18,42 +17,9 @@ const realNow = Date.now.bind(Date);
 Date.now = () => realNow() + 3_600_000;`;
 
 describeWithBrowser("the web view tells what the server knows", () => {
-  let ts: TestServer;
-  let model: ScriptedModel;
-  let browser: Browser;
-  const pages: Page[] = [];
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    model = await ScriptedModel.start();
-    // A turn waits up to a minute for the command it accepted: meanwhile its run stays at 202.
-    ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 60_000 } });
-    browser = await launchBrowser();
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await ts?.stop();
-    await model?.close();
-  });
-  afterEach(async () => {
-    for (const page of pages.splice(0)) await page.browserContext().close();
-    model.reset();
-    expect(errors.splice(0)).toEqual([]);
-  });
-
-  const open = async (project: string, before?: string): Promise<Page> => {
-    const context = await browser.createBrowserContext();
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => errors.push(String(error)));
-    pages.push(page);
-    if (before) await page.evaluateOnNewDocument(before);
-    await page.goto(await signInLink(ts.server, { project }));
-    await page.waitForSelector(".conn-open");
-    return page;
-  };
-  const text = (page: Page, selector: string) => page.$eval(selector, (el) => el.textContent ?? "");
-  const card = (path: string) => `.proposal[data-path="${path}"]`;
+  // A turn waits up to a minute for the command it accepted: meanwhile its run stays at 202.
+  const web = useBrowser({ model: true, server: { agent: { toolYieldMs: 60_000 } } });
+  const open = (project: string, before?: string) => web.open(project, before ? { before } : {});
   const badges = (page: Page, project: string) =>
     page.$eval(`.projects [data-project="${project}"]`, (el) => ({
       waiting: el.querySelector(".badge.waiting")?.textContent ?? null,
@@ -80,7 +46,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
     );
 
   it("shows a proposal's age from when the server made it, also on a browser whose clock is an hour ahead", async () => {
-    const client = await ts.clientIn("ages");
+    const client = await web.ts.clientIn("ages");
     await client.call("run/create", { alias: "old" });
     const notice = client.next("run/proposal", (p) => p.run === "old");
     const { path } = await client.call("proposal/create", { run: "old", tool: "sh", command: "echo made-35-seconds-ago" });
@@ -88,7 +54,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
     expect(Math.abs(announced.createdAt - Date.now())).toBeLessThan(5_000);
     // 35 s old by the server's clock (as if proposed before the pages opened).
     const run = (await client.call("run/get", { run: "old" })).run;
-    const row = await ts.server.store.db
+    const row = await web.ts.server.store.db
       .selectFrom("entries")
       .innerJoin("runs", "runs.id", "entries.run_id")
       .innerJoin("projects", "projects.id", "runs.project_id")
@@ -97,7 +63,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
       .where("runs.alias", "=", run.alias)
       .where("entries.path", "=", path)
       .executeTakeFirstOrThrow();
-    await ts.server.store.db
+    await web.ts.server.store.db
       .updateTable("entries")
       .set({ created_at: Date.now() - 35_000 })
       .where("id", "=", row.id)
@@ -113,8 +79,8 @@ describeWithBrowser("the web view tells what the server knows", () => {
   }, 60_000);
 
   it("keeps the project's badges true: a run whose accepted command runs waits on no one, and an ended run leaves them without a reload", async () => {
-    model.reply({ tools: [{ name: "sh", arguments: { command: "echo started; sleep 60" } }] }, { text: "It was cancelled." });
-    const client = await ts.clientIn("badges");
+    web.model.reply({ tools: [{ name: "sh", arguments: { command: "echo started; sleep 60" } }] }, { text: "It was cancelled." });
+    const client = await web.ts.clientIn("badges");
     const proposed = client.next("run/proposal", (p) => p.run === "agent");
     await client.call("run/create", { alias: "agent", model: "test", prompt: "run it" });
     const { path } = await proposed;
@@ -154,7 +120,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
   }, 90_000);
 
   it("keeps the producers table's sizes with the output as it streams, and shows how a cancelled command ended", async () => {
-    const client = await ts.clientIn("sizes");
+    const client = await web.ts.clientIn("sizes");
     await client.call("run/create", { alias: "job" });
     const shown = await client.call("proposal/create", { run: "job", tool: "sh", command: "head -c 172 /dev/zero | tr '\\0' x; sleep 60" });
     const other = await client.call("proposal/create", { run: "job", tool: "sh", command: "printf abc; sleep 60" });
@@ -195,7 +161,7 @@ describeWithBrowser("the web view tells what the server knows", () => {
   }, 90_000);
 
   it("types lines into a terminal from the page and the model reads them as typed: print(6*7) then exit(), not exit()6*7)", async () => {
-    const client = await ts.clientIn("typing-lines");
+    const client = await web.ts.clientIn("typing-lines");
     await client.call("run/create", { alias: "repl" });
     if (!HAS_PYTHON) console.warn("no python3: typing into a shell loop that reads lines instead");
     const { path } = await client.call("proposal/create", { run: "repl", tool: "sh", command: REPL.command, tty: { cols: 80, rows: 24 } });

@@ -42,7 +42,7 @@ describe("reading entries", () => {
   });
 
   it("tail with line is refused as invalid params", async () => {
-    await expect(c.request("entry/get", { run: "r", path: out, tail: 1, line: 1 })).rejects.toMatchObject({
+    await expect(c.call("entry/get", { run: "r", path: out, tail: 1, line: 1 })).rejects.toMatchObject({
       code: -32602,
       data: { issues: [{ path: "tail" }] },
     });

@@ -80,6 +80,6 @@ describe("a line slice cut by the read limit (issue 38, point 2)", () => {
     await expect(c.call("entry/get", { run: "long", path, line: 3, offset: 6 })).rejects.toMatchObject({
       data: { code: "INVALID_PARAMS", lineBytes: 6 },
     });
-    await expect(c.request("entry/get", { run: "long", path, line: 3, offset: 1, limit: 2 })).rejects.toMatchObject({ code: -32602 });
+    await expect(c.call("entry/get", { run: "long", path, line: 3, offset: 1, limit: 2 })).rejects.toMatchObject({ code: -32602 });
   }, 60_000);
 });

@@ -54,15 +54,15 @@ describe("a proposal names its runner", () => {
 
   it("run/proposal and proposal/list show the proposed runner; an accept naming none runs it there", async () => {
     const watcher = await ts.clientIn("named");
-    await a.request("run/create", { alias: "to-beta" });
+    await a.call("run/create", { alias: "to-beta" });
     const notice = watcher.next("run/proposal", (p: any) => p.run === "to-beta");
-    const { path } = await a.request("proposal/create", { run: "to-beta", tool: "sh", command: "echo on-beta", runner: "beta" });
+    const { path } = await a.call("proposal/create", { run: "to-beta", tool: "sh", command: "echo on-beta", runner: "beta" });
     const shown = await notice;
     expect(shown.attributes.runner).toBe("beta");
     expect(proposalFacts(shown.attributes).runner).toBe("beta");
     // What the CLI, the web card, ACP and spool mcp print: the runner, not "default".
     expect(factsText(proposalFacts(shown.attributes), { defaultRunner: "alpha" })).toMatch(/^runner +beta$/m);
-    const { proposals } = await watcher.request("proposal/list", { run: "to-beta" });
+    const { proposals } = await watcher.call("proposal/list", { run: "to-beta" });
     expect(proposals.map((p: any) => [p.path, p.attributes.runner])).toEqual([[path, "beta"]]);
     const resolved = await watcher.request("run/resolve", { run: "to-beta", path, decision: "accept" });
     expect(resolved.runner).toBe("beta");
@@ -72,35 +72,35 @@ describe("a proposal names its runner", () => {
   });
 
   it("an accept naming another runner than proposed is CONFLICT and changes nothing; naming the same one runs it", async () => {
-    await a.request("run/create", { alias: "other" });
-    const { path } = await a.request("proposal/create", { run: "other", tool: "sh", command: "echo same", runner: "beta" });
+    await a.call("run/create", { alias: "other" });
+    const { path } = await a.call("proposal/create", { run: "other", tool: "sh", command: "echo same", runner: "beta" });
     for (const other of ["alpha", "self"]) {
-      await expect(a.request("run/resolve", { run: "other", path, decision: "accept", runner: other })).rejects.toMatchObject({
+      await expect(a.call("run/resolve", { run: "other", path, decision: "accept", runner: other })).rejects.toMatchObject({
         data: { code: "CONFLICT", runner: "beta", requested: other },
       });
     }
-    const log = await a.request("entry/get", { run: "other", path });
+    const log = await a.call("entry/get", { run: "other", path });
     expect(log.status).toBe(ENTRY.proposed);
     expect(log.attributes.runner).toBe("beta");
     expect(log.attributes.decision).toBeUndefined();
-    expect((await a.request("entry/list", { run: "other" })).entries.map((e: any) => e.path)).toEqual([path]);
-    expect((await a.request("proposal/list", { run: "other" })).proposals).toHaveLength(1);
+    expect((await a.call("entry/list", { run: "other" })).entries.map((e: any) => e.path)).toEqual([path]);
+    expect((await a.call("proposal/list", { run: "other" })).proposals).toHaveLength(1);
     const resolved = await a.request("run/resolve", { run: "other", path, decision: "accept", runner: "beta" });
     expect(resolved.runner).toBe("beta");
     await finished(a, "other", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
   });
 
   it("a proposal naming no runner may still be accepted on any runner", async () => {
-    await a.request("run/create", { alias: "open" });
-    const { path } = await a.request("proposal/create", { run: "open", tool: "sh", command: "echo anywhere" });
-    expect((await a.request("entry/get", { run: "open", path })).attributes.runner).toBeUndefined();
+    await a.call("run/create", { alias: "open" });
+    const { path } = await a.call("proposal/create", { run: "open", tool: "sh", command: "echo anywhere" });
+    expect((await a.call("entry/get", { run: "open", path })).attributes.runner).toBeUndefined();
     const resolved = await a.request("run/resolve", { run: "open", path, decision: "accept", runner: "beta" });
     expect(resolved.runner).toBe("beta");
     await finished(a, "open", { path, stdout: resolved.channels[0].path, stderr: resolved.channels[1].path });
   });
 
   it("an unknown runner, another project's runner or self is refused at proposal time and nothing is stored", async () => {
-    await a.request("run/create", { alias: "unknown" });
+    await a.call("run/create", { alias: "unknown" });
     const none = a
       .next("run/proposal", (p: any) => p.run === "unknown", 500)
       .then(
@@ -108,31 +108,31 @@ describe("a proposal names its runner", () => {
         () => "silent",
       );
     for (const name of ["gamma", "delta"]) {
-      await expect(a.request("proposal/create", { run: "unknown", tool: "sh", command: "true", runner: name })).rejects.toMatchObject({
+      await expect(a.call("proposal/create", { run: "unknown", tool: "sh", command: "true", runner: name })).rejects.toMatchObject({
         data: { code: "NO_RUNNER", runner: name, runners: ["alpha", "beta"] },
         message: expect.stringContaining("attached: alpha, beta"),
       });
     }
-    await expect(a.request("proposal/create", { run: "unknown", tool: "sh", command: "true", runner: "self" })).rejects.toMatchObject({
+    await expect(a.call("proposal/create", { run: "unknown", tool: "sh", command: "true", runner: "self" })).rejects.toMatchObject({
       code: -32602,
       data: { issues: [expect.objectContaining({ path: "runner" })] },
     });
     for (const runnerParam of ["", 7, "x".repeat(201)]) {
       await expect(a.request("proposal/create", { run: "unknown", tool: "sh", command: "true", runner: runnerParam })).rejects.toMatchObject({ code: -32602 });
     }
-    expect((await a.request("entry/list", { run: "unknown" })).entries).toEqual([]);
+    expect((await a.call("entry/list", { run: "unknown" })).entries).toEqual([]);
     expect(await none).toBe("silent");
   });
 
   it('an "always allow" rule stored for one runner accepts nothing proposed for another (or for none)', async () => {
-    await a.request("run/create", { alias: "rules" });
-    const seed = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo ruled", runner: "beta" });
+    await a.call("run/create", { alias: "rules" });
+    const seed = await a.call("proposal/create", { run: "rules", tool: "sh", command: "echo ruled", runner: "beta" });
     const first = await a.request("run/resolve", { run: "rules", path: seed.path, decision: "accept", always: true });
     expect(first.rule).toEqual(expect.any(Number));
     await finished(a, "rules", { path: seed.path, stdout: first.channels[0].path, stderr: first.channels[1].path });
     const status = async (runnerName?: string) => {
-      const { path } = await a.request("proposal/create", { run: "rules", tool: "sh", command: "echo ruled", ...(runnerName ? { runner: runnerName } : {}) });
-      const log = await a.request("entry/get", { run: "rules", path });
+      const { path } = await a.call("proposal/create", { run: "rules", tool: "sh", command: "echo ruled", ...(runnerName ? { runner: runnerName } : {}) });
+      const log = await a.call("entry/get", { run: "rules", path });
       return { status: log.status, runner: log.attributes.runner ?? null, resolvedBy: log.attributes.resolvedBy ?? null };
     };
     expect(await status("alpha")).toEqual({ status: ENTRY.proposed, runner: "alpha", resolvedBy: null });
@@ -153,7 +153,7 @@ describeWithBwrap("the sandbox mode of a proposal is the one its proposed runner
       agents.push(agent);
       await agent.start();
     }
-    await a.request("run/create", { alias: "m" });
+    await a.call("run/create", { alias: "m" });
   });
   afterAll(async () => {
     for (const agent of agents) await agent.stop();
@@ -162,8 +162,8 @@ describeWithBwrap("the sandbox mode of a proposal is the one its proposed runner
 
   it("auto records workspace-write for the sandboxed default and full (with the reason) for a bare proposed runner", async () => {
     const attributes = async (params: Record<string, unknown>) => {
-      const { path } = await a.request("proposal/create", { run: "m", tool: "sh", command: "true", ...params });
-      return (await a.request("entry/get", { run: "m", path })).attributes;
+      const { path } = await a.call("proposal/create", { run: "m", tool: "sh", command: "true", ...params });
+      return (await a.call("entry/get", { run: "m", path })).attributes;
     };
     expect(await attributes({})).toMatchObject({ sandbox: "workspace-write" });
     expect(await attributes({ runner: "boxed" })).toMatchObject({ sandbox: "workspace-write", runner: "boxed" });
@@ -173,13 +173,13 @@ describeWithBwrap("the sandbox mode of a proposal is the one its proposed runner
   });
 
   it("work the proposed runner could never run in its mode is NO_RUNNER at proposal time", async () => {
-    const before = (await a.request("entry/list", { run: "m" })).entries.length;
+    const before = (await a.call("entry/list", { run: "m" })).entries.length;
     for (const params of [
       { tool: "env", command: "true", runner: "bare" },
       { tool: "sh", command: "true", runner: "bare", sandbox: "workspace-write" },
     ]) {
       await expect(a.request("proposal/create", { run: "m", ...params })).rejects.toMatchObject({ data: { code: "NO_RUNNER", runner: "bare" } });
     }
-    expect((await a.request("entry/list", { run: "m" })).entries.length).toBe(before);
+    expect((await a.call("entry/list", { run: "m" })).entries.length).toBe(before);
   });
 });

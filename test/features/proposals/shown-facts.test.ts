@@ -55,9 +55,9 @@ describe("decisions follow what was shown", () => {
 
   it('an "always allow" rule accepts only a proposal whose every shown fact is equal, the runner it goes to included', async () => {
     const a = await ts.clientIn("rules");
-    await a.request("run/create", { alias: "r" });
-    const seed = await a.request("proposal/create", { run: "r", tool: "sh", command: COMMAND });
-    const seedLog = await a.request("entry/get", { run: "r", path: seed.path });
+    await a.call("run/create", { alias: "r" });
+    const seed = await a.call("proposal/create", { run: "r", tool: "sh", command: COMMAND });
+    const seedLog = await a.call("entry/get", { run: "r", path: seed.path });
     // Shown as going to the embedded runner, by name, before the decision.
     expect(seedLog.attributes.defaultRunner).toBe(embedded);
     expect(factsText(proposalFacts(seedLog.attributes))).toMatch(new RegExp(`^runner +default \\(${embedded}\\)$`, "m"));
@@ -109,22 +109,22 @@ describe("decisions follow what was shown", () => {
 
   it("a recorded runner that left is NO_RUNNER at the accept, naming it, and nothing changes", async () => {
     const a = await ts.clientIn("gone");
-    await a.request("run/create", { alias: "g" });
+    await a.call("run/create", { alias: "g" });
     const brief = await attach("gone", "brief", { default: true });
-    const { path } = await a.request("proposal/create", { run: "g", tool: "sh", command: "echo nowhere" });
-    expect((await a.request("entry/get", { run: "g", path })).attributes.defaultRunner).toBe("brief");
+    const { path } = await a.call("proposal/create", { run: "g", tool: "sh", command: "echo nowhere" });
+    expect((await a.call("entry/get", { run: "g", path })).attributes.defaultRunner).toBe("brief");
     await brief.stop();
-    await eventually(async () => !(await a.request("runner/list", {})).runners.some((r: any) => r.name === "brief"), 5_000, "brief to leave");
-    await expect(a.request("run/resolve", { run: "g", path, decision: "accept" })).rejects.toMatchObject({ data: { code: "NO_RUNNER", runner: "brief" } });
-    const log = await a.request("entry/get", { run: "g", path });
+    await eventually(async () => !(await a.call("runner/list", {})).runners.some((r: any) => r.name === "brief"), 5_000, "brief to leave");
+    await expect(a.call("run/resolve", { run: "g", path, decision: "accept" })).rejects.toMatchObject({ data: { code: "NO_RUNNER", runner: "brief" } });
+    const log = await a.call("entry/get", { run: "g", path });
     expect(log.status).toBe(ENTRY.proposed);
     expect(log.attributes.decision).toBeUndefined();
   });
 
   it('runner "self" takes only a command shown as running in mode full; anything else is NO_RUNNER naming the runners that give its mode', async () => {
     const a = await ts.clientIn("self");
-    await a.request("run/create", { alias: "s" });
-    const { runners } = await a.request("runner/list", {});
+    await a.call("run/create", { alias: "s" });
+    const { runners } = await a.call("runner/list", {});
     const giving = (mode: string) =>
       runners
         .filter((r: any) => (r.sandbox.modes ?? (r.sandbox.readOnly ? ["read-only", "full"] : ["full"])).includes(mode))
@@ -135,17 +135,17 @@ describe("decisions follow what was shown", () => {
       ["sh", "read-only", "read-only"],
       ["env", undefined, "read-only"],
     ] as const) {
-      const { path } = await a.request("proposal/create", { run: "s", tool, command: "echo boxed", ...(sandbox ? { sandbox } : {}) });
-      await expect(a.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" })).rejects.toMatchObject({
+      const { path } = await a.call("proposal/create", { run: "s", tool, command: "echo boxed", ...(sandbox ? { sandbox } : {}) });
+      await expect(a.call("run/resolve", { run: "s", path, decision: "accept", runner: "self" })).rejects.toMatchObject({
         data: { code: "NO_RUNNER", runner: "self", sandbox: mode, runners: giving(mode) },
         message: expect.stringContaining(`proposed to run in the ${mode} sandbox`),
       });
-      const log = await a.request("entry/get", { run: "s", path });
+      const log = await a.call("entry/get", { run: "s", path });
       expect(log.status).toBe(ENTRY.proposed);
-      expect((await a.request("entry/list", { run: "s" })).entries.filter((e: any) => e.attributes.log === path)).toEqual([]);
+      expect((await a.call("entry/list", { run: "s" })).entries.filter((e: any) => e.attributes.log === path)).toEqual([]);
     }
-    const { path } = await a.request("proposal/create", { run: "s", tool: "sh", command: "echo unboxed", sandbox: "full" });
-    const taken = await a.request("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
+    const { path } = await a.call("proposal/create", { run: "s", tool: "sh", command: "echo unboxed", sandbox: "full" });
+    const taken = await a.call("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     expect(taken).toMatchObject({ runner: "self", resumeToken: expect.any(String) });
   });
 });

@@ -98,7 +98,7 @@ describe("binary frames for stream chunks", () => {
     const init = await c.initialize("advertised", { root: ts.root });
     expect(init.binaryFrames).toEqual({ version: BINARY_FRAME_VERSION, methods: { stream: "chunk" } });
     expect(c.bytes).toBe(true);
-    const doc: any = await c.request("rpc.discover", {});
+    const doc: any = await c.call("rpc.discover", {});
     const methods = new Map(doc.methods.map((m: any) => [m.name, m]));
     expect((methods.get("stream") as any)["x-binary-frame"]).toEqual({ field: "chunk" });
     expect((methods.get("entry/get") as any)["x-binary-frame"]).toBeUndefined();
@@ -117,7 +117,7 @@ describe("binary frames for stream chunks", () => {
     // A runner that lost the acknowledgements sends seq 2-4 again, as bytes and as JSON text: nothing is appended twice.
     const retries = await Promise.all([
       c.request("stream", { run: "x", path, channel: 1, seq: 2, chunk: chunks[1] }),
-      c.request("stream", { run: "x", path, channel: 1, seq: 3, chunk: chunks[2]!.toString("base64"), encoding: "base64" }),
+      c.call("stream", { run: "x", path, channel: 1, seq: 3, chunk: chunks[2]!.toString("base64"), encoding: "base64" }),
       c.request("stream", { run: "x", path, channel: 1, seq: 4, chunk: chunks[3] }),
     ]);
     expect(retries.map((r) => r.duplicate)).toEqual([true, true, true]);

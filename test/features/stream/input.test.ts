@@ -77,12 +77,12 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
     const c = await ts.clientIn("wire");
     const p = await startProducer(c, "bad", "cat");
     await expect(c.input("bad", p.path, "x".repeat(1025))).rejects.toMatchObject({ data: { code: "PAYLOAD_TOO_LARGE", limit: 1024 } });
-    await expect(c.request("stream/input", { run: "bad", path: p.path, data: "%%%", encoding: "base64" })).rejects.toMatchObject({
+    await expect(c.call("stream/input", { run: "bad", path: p.path, data: "%%%", encoding: "base64" })).rejects.toMatchObject({
       data: { code: "INVALID_PARAMS" },
     });
-    await expect(c.request("stream/input", { run: "bad", path: p.path, data: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+    await expect(c.call("stream/input", { run: "bad", path: p.path, data: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     await expect(c.request("stream/signal", { run: "bad", path: p.path, signal: "SEGV" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
-    await expect(c.request("stream/resize", { run: "bad", path: p.path, cols: 0, rows: 10 })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+    await expect(c.call("stream/resize", { run: "bad", path: p.path, cols: 0, rows: 10 })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     await expect(c.resize("bad", p.path, { cols: 100, rows: 30 })).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });
     await expect(c.input("bad", "log://turn_1/sh/nothing", "x")).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
     // Nothing of it reached the command or the record: no input channel was opened.
@@ -107,7 +107,7 @@ describe("stream/input, stream/eof, stream/signal on the embedded local runner",
   it("a connection of another project gets NOT_FOUND and cannot reach the producer", async () => {
     const c = await ts.clientIn("wire");
     const stranger = await ts.clientIn("elsewhere");
-    await stranger.request("run/create", { alias: "private" }).catch(() => undefined);
+    await stranger.call("run/create", { alias: "private" }).catch(() => undefined);
     const p = await startProducer(c, "private", "cat");
     await expect(stranger.input("private", p.path, "x\n")).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
     await expect(stranger.signal("private", p.path, "KILL")).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });

@@ -40,7 +40,7 @@ describe("watchers", () => {
     const lagged = slow.next("stream/lagged");
     const { subscription } = await slow.call("stream/subscribe", { run: "slow", path });
     await c.call("stream", { run: "slow", path, channel: 1, chunk: "1\n", seq: 1 });
-    await eventually(async () => (await slow.request("ping")) && true);
+    await eventually(async () => (await slow.call("ping", {})) && true);
     backlog = 10 * 1024 * 1024;
     const started = Date.now();
     for (let seq = 2; seq <= 50; seq++) await c.call("stream", { run: "slow", path, channel: 1, chunk: `${seq}\n`, seq });
@@ -82,7 +82,7 @@ describe("restart", () => {
       await late.initialize("restart");
       expect(await proposal).toMatchObject({ run: "r", command: "wait for me" });
       // Before it claims the producer with its resume token, a new connection is nobody's owner.
-      await expect(late.request("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 })).rejects.toMatchObject({
+      await expect(late.call("stream", { run: "r", path: resumes, channel: 1, chunk: "after\n", seq: 2 })).rejects.toMatchObject({
         data: { code: "NOT_OWNER" },
       });
       expect(await late.call("stream/claim", { run: "r", path: resumes, token: resolved.resumeToken! })).toMatchObject({

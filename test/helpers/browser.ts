@@ -1,0 +1,173 @@
+import { existsSync } from "node:fs";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { StartOptions } from "../../src/server.js";
+import { infraRequired } from "./infra.js";
+import { ScriptedModel } from "./scripted-model.js";
+import { startTestServer, type TestServer } from "./server.js";
+
+/** The system's Chromium (Debian's `chromium` package); SPOOL_TEST_CHROMIUM points elsewhere. */
+export const CHROMIUM = process.env.SPOOL_TEST_CHROMIUM ?? "/usr/bin/chromium";
+
+export function browserMissing(): string | null {
+  return existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set SPOOL_TEST_CHROMIUM)`;
+}
+
+/** A describe block that needs a browser: skipped with the reason printed when none is installed, failing under SPOOL_TEST_INFRA=required. */
+export function describeWithBrowser(name: string, body: () => void): void {
+  const missing = browserMissing();
+  if (missing && infraRequired) {
+    describe(name, () =>
+      it("needs Chromium", () => {
+        throw new Error(`SPOOL_TEST_INFRA=required but ${missing}`);
+      }),
+    );
+    return;
+  }
+  if (missing) {
+    console.warn(`skipping "${name}": ${missing}`);
+    describe.skip(name, body);
+    return;
+  }
+  describe(name, body);
+}
+
+export function launchBrowser(): Promise<Browser> {
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Chromium's sandbox refuses to run as root (CI containers); anywhere else it stays on.
+    args: [...(process.getuid?.() === 0 ? ["--no-sandbox"] : []), "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,900"],
+    defaultViewport: { width: 1440, height: 900 },
+  });
+}
+
+/** What `spool open` does: a one-time code from the server (with the token), in the page's link. */
+export async function signInLink(server: { port: number; token: string }, extra: Record<string, string> = {}): Promise<string> {
+  const base = `http://127.0.0.1:${server.port}/`;
+  const response = await fetch(`${base}session/code`, { method: "POST", headers: { Authorization: `Bearer ${server.token}` } });
+  if (response.status !== 201) throw new Error(`minting a code failed: HTTP ${response.status}`);
+  const { code } = (await response.json()) as { code: string };
+  return `${base}#${new URLSearchParams({ code, ...extra })}`;
+}
+
+/** A page in a fresh browser context (its own cookies: another person, another screen), signed in. */
+export async function signedInPage(browser: Browser, server: { port: number; token: string }, extra: Record<string, string> = {}): Promise<Page> {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  await page.goto(await signInLink(server, extra));
+  await page.waitForSelector(".conn-open");
+  return page;
+}
+
+/** Text of the visible rows of a channel's terminal. */
+export function terminalText(page: Page, channel: number): Promise<string> {
+  return page.$eval(`.term[data-channel="${channel}"] .xterm-rows`, (rows) => rows.textContent ?? "");
+}
+
+/** Navigates a signed-in page to `#/project/run/path…` (each part URI-encoded). */
+export function go(page: Page, route: string[]): Promise<string> {
+  return page.evaluate((hash) => (location.hash = hash), `#/${route.map(encodeURIComponent).join("/")}`);
+}
+
+/** The text of the first element matching `selector`. */
+export function text(page: Page, selector: string): Promise<string> {
+  return page.$eval(selector, (el) => el.textContent ?? "");
+}
+
+/** The selector of a proposal's card. */
+export const card = (path: string) => `.proposal[data-path="${path}"]`;
+
+/** Waits until a channel's terminal shows `needle` on its rows. */
+export function waitTerminal(page: Page, channel: number, needle: string): Promise<unknown> {
+  return page.waitForFunction((ch, s) => document.querySelector(`.term[data-channel="${ch}"] .xterm-rows`)?.textContent?.includes(s), {}, channel, needle);
+}
+
+export interface BrowserHarnessOptions {
+  /** A scripted model (a real HTTP server), which the server knows as the model `test`; reset after every test. */
+  model?: boolean;
+  /** How the server starts; `env` adds to the model's. */
+  server?: StartOptions;
+}
+
+/** One Spool server, one Chromium and (when asked) one scripted model for a describe block; pages per test. */
+export interface BrowserHarness {
+  readonly ts: TestServer;
+  readonly browser: Browser;
+  /** The scripted model (BrowserHarnessOptions.model). */
+  readonly model: ScriptedModel;
+  /**
+   * A page in a fresh browser context (its own cookies: another person, another screen), signed in on `project`:
+   * `before` runs in it ahead of the page's own script, `route` is where it goes once connected. Its script errors
+   * fail the test; it closes after the test.
+   */
+  open(project: string, options?: { before?: string; route?: string[] }): Promise<Page>;
+  /** A page in a fresh browser context, not signed in, watched and closed like `open`'s. */
+  blank(): Promise<Page>;
+}
+
+/**
+ * The browser harness (issue 41): call it inside a `describeWithBrowser` block. It starts the model, the server and
+ * Chromium before the block's tests and stops them after; after each test it closes that test's pages, resets the
+ * model, and fails the test if a page threw.
+ */
+export function useBrowser(options: BrowserHarnessOptions = {}): BrowserHarness {
+  let ts: TestServer | undefined;
+  let browser: Browser | undefined;
+  let model: ScriptedModel | undefined;
+  const pages: Page[] = [];
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    if (options.model) model = await ScriptedModel.start();
+    const modelEnv = model ? { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl } : {};
+    ts = await startTestServer({ ...options.server, env: { ...modelEnv, ...options.server?.env } });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await ts?.stop();
+    await model?.close();
+  });
+  afterEach(async () => {
+    for (const page of pages.splice(0)) {
+      // A test may have closed its page's context itself.
+      if (!page.browserContext().closed) await page.browserContext().close();
+    }
+    model?.reset();
+    expect(errors.splice(0)).toEqual([]);
+  });
+
+  const started = <T>(what: string, value: T | undefined): T => {
+    if (value === undefined) throw new Error(`the browser harness has no ${what} (before its beforeAll, or not asked for)`);
+    return value;
+  };
+  const blank = async (): Promise<Page> => {
+    const context = await started("browser", browser).createBrowserContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on("pageerror", (error) => errors.push(String(error)));
+    pages.push(page);
+    return page;
+  };
+  return {
+    get ts() {
+      return started("server", ts);
+    },
+    get browser() {
+      return started("browser", browser);
+    },
+    get model() {
+      return started("scripted model", model);
+    },
+    blank,
+    async open(project, { before, route } = {}) {
+      const page = await blank();
+      if (before) await page.evaluateOnNewDocument(before);
+      await page.goto(await signInLink(started("server", ts).server, { project }));
+      await page.waitForSelector(".conn-open");
+      if (route && route.length > 0) await go(page, [project, ...route]);
+      return page;
+    },
+  };
+}
