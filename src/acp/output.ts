@@ -29,8 +29,11 @@ export interface OutputOptions {
   toolCallId: string;
   /** The editor declared `_meta.terminal_output`: raw output as terminal content; else snapshots in a code block. */
   terminal: boolean;
-  /** Queues an update of the tool call, in order with the session's others. */
-  send(change: ToolChange): void;
+  /**
+   * Queues an update of the tool call, in order with the session's others; `output`: the characters of command
+   * output it carries. False when the queue refused it (the editor is not reading).
+   */
+  send(change: ToolChange, output?: number): boolean;
   /** Resolves once the connection to the server is back after a drop (false when it did not come back in time). */
   reconnected(timeoutMs: number): Promise<boolean>;
   log: Logger;
@@ -101,7 +104,7 @@ export class CommandOutput {
     const ended = await this.#watch.ended;
     this.finishing = true;
     if (this.#closed) return null;
-    this.#flushTerminal();
+    this.#flushTerminal(true);
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const ending = await this.#ending(ended);
@@ -161,15 +164,23 @@ export class CommandOutput {
     else this.#timer ??= setTimeout(() => this.#flushTerminal(), TERMINAL_FLUSH_MS);
   }
 
-  #flushTerminal(): void {
+  /** Sends what waits; when the editor is not reading, keeps it for later, or at the `last` flush says what it missed. */
+  #flushTerminal(last = false): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (!this.#pending && !this.#dropped) return;
-    const note = this.#dropped ? `\r\n[… ${this.#dropped} characters not shown here; Spool's entry ${this.options.path} keeps all of them]\r\n` : "";
-    const data = note + this.#pending;
-    this.#pending = "";
-    this.#dropped = 0;
-    this.options.send({ _meta: { terminal_output: { terminal_id: this.options.toolCallId, data } } });
+    const note = (dropped: number) => `\r\n[… ${dropped} characters not shown here; Spool's entry ${this.options.path} keeps all of them]\r\n`;
+    const data = (this.#dropped ? note(this.#dropped) : "") + this.#pending;
+    const terminal = (data: string) => ({ _meta: { terminal_output: { terminal_id: this.options.toolCallId, data } } });
+    if (this.options.send(terminal(data), this.#pending.length)) {
+      this.#pending = "";
+      this.#dropped = 0;
+    } else if (last) {
+      // The note alone, small enough to be taken: the editor learns what it did not get.
+      this.options.send(terminal(note(this.#dropped + this.#pending.length)));
+      this.#pending = "";
+      this.#dropped = 0;
+    } else this.#timer = setTimeout(() => this.#flushTerminal(), TERMINAL_FLUSH_MS);
   }
 
   async #sendSnapshot(): Promise<void> {

@@ -158,7 +158,7 @@ export class ToolCalls {
       path: view.path,
       toolCallId: view.id,
       terminal: this.scope.editor.terminal,
-      send: (change) => updates.enqueue(() => this.change(view, change)),
+      send: (change, output) => updates.enqueue(() => this.change(view, change), output),
       reconnected: (ms) => link.reconnected(ms),
       log,
     });

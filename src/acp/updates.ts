@@ -11,6 +11,8 @@ export interface Editor {
 
 /** Updates waiting for the editor; past it, new ones are dropped (with one warning) rather than held without bound. */
 const MAX_QUEUED = 10_000;
+/** The command output among them, in characters; past it, output is refused (its sender keeps it or says what it left out). */
+const MAX_QUEUED_OUTPUT = 16 * 1024 * 1024;
 
 /**
  * The ordered queue of a session's `session/update`s: each task runs after the ones queued before it, so the
@@ -18,7 +20,8 @@ const MAX_QUEUED = 10_000;
  * Consecutive text chunks still waiting join into one update.
  */
 export class UpdateQueue {
-  readonly #queue: (() => Promise<void>)[] = [];
+  readonly #queue: { task: () => Promise<void>; output: number }[] = [];
+  #output = 0;
   #draining = false;
   #dropped = 0;
   /** The last queued task when it is a text chunk: more text joins it until it is sent. */
@@ -41,16 +44,21 @@ export class UpdateQueue {
     return this.editor.update(this.sessionId, update);
   }
 
-  /** Runs `task` after every task queued before it. */
-  enqueue(task: () => Promise<void>): void {
-    if (this.#closed) return;
-    if (this.#queue.length >= MAX_QUEUED) {
+  /**
+   * Runs `task` after every task queued before it; false when it was refused (closed, or the editor is not reading).
+   * `output`: the characters of command output it carries, refused past MAX_QUEUED_OUTPUT waiting.
+   */
+  enqueue(task: () => Promise<void>, output = 0): boolean {
+    if (this.#closed) return false;
+    if (this.#queue.length >= MAX_QUEUED || (output > 0 && this.#output + output > MAX_QUEUED_OUTPUT)) {
       if (this.#dropped++ === 0) this.log.warn(`session ${this.sessionId}: the editor is not reading; updates are dropped until it catches up`);
-      return;
+      return false;
     }
     this.#text = null;
-    this.#queue.push(task);
+    this.#queue.push({ task, output });
+    this.#output += output;
     if (!this.#draining) void this.#drain();
+    return true;
   }
 
   /** The model's text, as an `agent_message_chunk` (joined to the chunk before it when that one is still waiting). */
@@ -80,14 +88,16 @@ export class UpdateQueue {
   close(): void {
     this.#closed = true;
     this.#queue.length = 0;
+    this.#output = 0;
   }
 
   async #drain(): Promise<void> {
     this.#draining = true;
     try {
-      for (let task = this.#queue.shift(); task; task = this.#queue.shift()) {
+      for (let next = this.#queue.shift(); next; next = this.#queue.shift()) {
+        this.#output -= next.output;
         try {
-          await task();
+          await next.task();
         } catch (error) {
           if (!this.#closed) this.log.warn(`session ${this.sessionId}: ${error instanceof Error ? error.message : String(error)}`);
         }
