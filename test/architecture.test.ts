@@ -46,6 +46,10 @@ describe("the layers import only what DESIGN §2 lets them", () => {
     expect(offenders("store", (t) => within(t, "store", "protocol") || isPackage(t) || NODE.test(t))).toEqual([]);
   });
 
+  it("the migrations (the top-level migrations/, a tsc project of their own with rootDir migrations) import only kysely and each other", () => {
+    expect(offenders("../migrations", (t) => t === "kysely" || t.startsWith("src/../migrations/"))).toEqual([]);
+  });
+
   it("model imports only the model, the store and the protocol", () => {
     expect(offenders("model", (t) => within(t, "model", "store", "protocol") || isPackage(t) || NODE.test(t))).toEqual([]);
   });
