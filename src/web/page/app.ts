@@ -318,7 +318,7 @@ export class App {
     rpc.on("run/resolved", (r) => {
       const key = `${r.run}\u0000${r.path}`;
       if (this.#proposals.delete(key) && r.resolver.connectionId !== this.#connectionId) {
-        const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : (r.resolver.client ?? r.resolvedBy);
+        const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
         this.#toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(who)}: ${r.run} ${r.path}`);
       }
       this.#renderProposals();
