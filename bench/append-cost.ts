@@ -6,7 +6,7 @@
 // CPU, so steadier than the load bench on a shared machine.
 // SPOOL_BENCH_TREES="before=/tmp/old,after=/work/main" runs each round once per tree (A B A B) from its dist/.
 // Usage: npx tsx bench/append-cost.ts [G=4] [rounds=2]
-import { mkdtempSync, openSync, readSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,7 +35,8 @@ async function round(tree: string): Promise<string> {
   const file = join(dir, "spool.db");
   const store = openStore(file);
   try {
-    await migrateToLatest(store, join(tree, "migrations"));
+    // A tree's compiled migrations (dist/migrations), or the .sql folder of a tree from before they were TypeScript.
+    await migrateToLatest(store, existsSync(join(tree, "dist/migrations")) ? join(tree, "dist/migrations") : join(tree, "migrations"));
     store.sqlite.exec(
       "INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0)",
     );

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds dist/ with TypeScript's native tsc: all of src as JavaScript (the CLI and the server, which bin/spool.js
-// runs from dist/ when it is a build of the sources present), the declarations of spool/plugin, spool/client and
+// runs from dist/ when it is a build of the sources present), the schema's migrations (migrations/, into
+// dist/migrations, where the compiled server loads them), the declarations of spool/plugin, spool/client and
 // spool/protocol, and the web page bundled by esbuild. `npm run build`, and `prepare` on every npm install /
 // npm ci. Offline, a few seconds.
 // Plain JavaScript on purpose: it runs before anything else is built, without tsx.
@@ -42,14 +43,15 @@ const stamp = sourceStamp(join(root, "src"));
 const out = join(root, `.dist-build-${process.pid}`);
 rmSync(out, { recursive: true, force: true });
 
-function tscRun(project) {
+function tscRun(project, outDir = out) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [tsc, "-p", join(root, project), "--outDir", out], { cwd: root, stdio: "inherit" });
+    const child = spawn(process.execPath, [tsc, "-p", join(root, project), "--outDir", outDir], { cwd: root, stdio: "inherit" });
     child.once("error", (error) => resolve({ error, status: null }));
     child.once("exit", (status, signal) => resolve({ status, signal }));
   });
 }
-const results = await Promise.all([tscRun("tsconfig.build.json"), tscRun("tsconfig.types.json")]);
+// Three projects: src/ (rootDir src), the migrations (rootDir migrations, a folder of dist/ of their own), the declarations.
+const results = await Promise.all([tscRun("tsconfig.build.json"), tscRun("tsconfig.migrations.json", join(out, "migrations")), tscRun("tsconfig.types.json")]);
 
 function fail(message) {
   rmSync(out, { recursive: true, force: true });
@@ -57,12 +59,19 @@ function fail(message) {
   process.exit(1);
 }
 
-const missing = ["cli/main.js", "plugin.js", "plugin.d.ts", "client/index.js", "client/index.d.ts", "protocol/index.js", "protocol/index.d.ts"].filter(
-  (file) => !existsSync(join(out, file)),
-);
+const missing = [
+  "cli/main.js",
+  "migrations/index.js",
+  "plugin.js",
+  "plugin.d.ts",
+  "client/index.js",
+  "client/index.d.ts",
+  "protocol/index.js",
+  "protocol/index.d.ts",
+].filter((file) => !existsSync(join(out, file)));
 if (missing.length > 0) {
   const why = results.map((r) => r.error?.message ?? `exit ${r.status ?? r.signal}`).join(", ");
-  fail(`tsc -p tsconfig.build.json / tsconfig.types.json did not write ${missing.map((f) => `dist/${f}`).join(", ")} (${why})`);
+  fail(`tsc -p tsconfig.build.json / tsconfig.migrations.json / tsconfig.types.json did not write ${missing.map((f) => `dist/${f}`).join(", ")} (${why})`);
 }
 
 // The web page, bundled now (a server running from dist/ serves these files and loads no esbuild), by the same

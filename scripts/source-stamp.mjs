@@ -1,34 +1,40 @@
-// What a build of src/ was made from: every file under src/ with its size and modification time, hashed.
+// What a build of src/ was made from: every file under src/ and under migrations/ (the schema's migrations, which the
+// build compiles into dist/migrations) with its size and modification time, hashed.
 // scripts/build.mjs writes it into dist/ (taken before tsc reads the sources); bin/spool.js runs dist/ only when
 // the sources present still give the same stamp, so an edited, added or removed source file means running src/
 // through tsx, never stale JavaScript. Stats only (no file is read): 5-10 ms of CPU at a cold start for src/'s ~220
 // files, 1-2 ms warm (tsx's loader, which it spares, costs ~300 ms).
 // Plain JavaScript, no dependencies: the launcher loads it before anything else.
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
 
 /** The file in dist/ holding the stamp of the sources it was built from. */
 export const STAMP_FILE = ".source-stamp";
 
-/** The stamp of the sources under `srcDir` now. */
+/** The folders next to src/ that a build compiles too (tsconfig.migrations.json). */
+const SIBLINGS = ["migrations"];
+
+/** The stamp of the sources under `srcDir` and its siblings (`migrations/` next to it) now. */
 export function sourceStamp(srcDir) {
   const lines = [];
+  const base = dirname(srcDir);
   const walk = (dir) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
       else {
         const stat = statSync(path);
-        lines.push(`${relative(srcDir, path)}\0${stat.size}\0${stat.mtimeMs}`);
+        lines.push(`${relative(base, path)}\0${stat.size}\0${stat.mtimeMs}`);
       }
     }
   };
   walk(srcDir);
+  for (const sibling of SIBLINGS) if (existsSync(join(base, sibling))) walk(join(base, sibling));
   return createHash("sha256").update(lines.sort().join("\n")).digest("hex");
 }
 
-/** Whether `distDir` holds a build of exactly the sources under `srcDir` (false when either is missing). */
+/** Whether `distDir` holds a build of exactly the sources under `srcDir` and its siblings (false when either is missing). */
 export function isFreshBuild(distDir, srcDir) {
   let stamp;
   try {

@@ -3,7 +3,6 @@ import { createServer, type Server as HttpServer, type IncomingMessage, type Ser
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Tracer } from "@opentelemetry/api";
 import { type WebSocket, WebSocketServer } from "ws";
 import {
@@ -46,7 +45,7 @@ import { EmbeddedRunners } from "./runners/embedded.js";
 import { openProcessRegistry } from "./runners/orphans.js";
 import { Scavenger } from "./scavenger.js";
 import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "./store/database.js";
-import { migrateToLatest } from "./store/migrator.js";
+import { loadMigrations, type MigrationSet, migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
 import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate } from "./transports.js";
@@ -54,7 +53,7 @@ import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
 import { WebSessions } from "./web/sessions.js";
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
+export { MIGRATIONS_DIR } from "./store/migrator.js";
 
 export interface StartOptions extends ConfigOverrides {
   /** Plugins added after the built-in ones and those named in the configuration. */
@@ -62,7 +61,8 @@ export interface StartOptions extends ConfigOverrides {
   extraPlugins?: Plugin[];
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
-  migrationsDir?: string;
+  /** The schema's migrations (those of migrations/, compiled into dist/migrations) unless given: tests give broken ones. */
+  migrations?: MigrationSet;
   /** Storage tuning (the WAL's size after checkpoints); tests make it small. */
   store?: StoreOptions;
   /**
@@ -194,8 +194,10 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     ? await (await import("./store/postgres.js")).openPostgresStore(config.databaseUrl)
     : openStore(config.dbFile, options.store);
   let migrations: string[];
+  let schema: MigrationSet;
   try {
-    const results = await migrateToLatest(store, options.migrationsDir ?? MIGRATIONS_DIR);
+    schema = options.migrations ?? (await loadMigrations());
+    const results = await migrateToLatest(store, schema);
     migrations = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
     // One line, however many: a first start applies them all.
     if (migrations.length > 0)
@@ -368,7 +370,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     },
   });
   const routes = opsRoutes({
-    readiness: { store, migrationsDir: options.migrationsDir ?? MIGRATIONS_DIR, lock },
+    readiness: { store, migrations: Object.keys(schema), lock },
     log,
     metrics,
     authenticate: opsCaller,

@@ -99,4 +99,15 @@ describe("src/ keeps the layout SPEC.md §16 draws (src/docs/layers.ts)", () => 
     expect(forbidden(features, "const { repos } = ctx.core;")).toEqual(["repos"]);
     expect(forbidden(features, "const run = await ctx.core.runs.find(project, 'a');")).toEqual([]);
   });
+
+  it("the migrations (the top-level migrations/, a tsc project of their own with rootDir migrations) import only kysely and each other", () => {
+    const migrations = sources(join(root, "migrations"));
+    expect(migrations.length).toBeGreaterThan(10);
+    const offenders = migrations.flatMap((file) =>
+      importsOf(file)
+        .filter((target) => target !== "kysely" && !target.startsWith("src/../migrations/"))
+        .map((target) => `${relative(root, file)}: ${target}`),
+    );
+    expect(offenders).toEqual([]);
+  });
 });

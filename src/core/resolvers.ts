@@ -1,16 +1,13 @@
-import { HOME_PRINCIPAL_NAME } from "../protocol/roles.js";
 import type { ConnectionHandle } from "../rpc/connection-context.js";
 import type { ResolverOut } from "./deps.js";
 
 /**
- * Who a connection is, in words: its client's name (else its id), after its principal's name when it acts with a
- * principal's credential (`alice via spool-cli`). The home's token file (the admin of one person's machine) adds
- * no name, as before principals existed.
+ * Who a connection is, in words: its principal's name, then its client's name (else its id): `alice via spool-cli`.
+ * The home's token file is the principal `admin` (HOME_PRINCIPAL_NAME, a name no other credential may take), so
+ * every decision and cancellation names a principal, whichever credential made it.
  */
-export const describeCaller = (connection: ConnectionHandle) => {
-  const client = connection.clientInfo?.name ?? `connection ${connection.id}`;
-  return connection.principal.name === HOME_PRINCIPAL_NAME ? client : `${connection.principal.name} via ${client}`;
-};
+export const describeCaller = (connection: ConnectionHandle) =>
+  `${connection.principal.name} via ${connection.clientInfo?.name ?? `connection ${connection.id}`}`;
 
 /** A client's connection as the resolver of a proposal. */
 export const connectionResolver = (connection: ConnectionHandle): ResolverOut => ({

@@ -2,14 +2,15 @@ import { readFileSync } from "node:fs";
 import { sql } from "kysely";
 import type { HomeLock } from "../home-lock.js";
 import type { Store } from "../store/database.js";
-import { MIGRATION_TABLE, migrationFiles, SqlFileMigrationProvider } from "../store/migrator.js";
+import { MIGRATION_TABLE } from "../store/migrator.js";
 
 /** How long /readyz waits for the store before calling the server not ready. */
 export const READY_STORE_BOUND_MS = 1_000;
 
 export interface ReadinessSources {
   store: Store;
-  migrationsDir: string;
+  /** The names of the migrations the server started with: each must be recorded in the database. */
+  migrations: readonly string[];
   lock: HomeLock;
 }
 
@@ -26,9 +27,8 @@ export async function notReadyBecause(sources: ReadinessSources, boundMs = READY
       late,
     ]);
     if (applied === "late") return `the store did not answer within ${boundMs} ms`;
-    const wanted = migrationFiles(SqlFileMigrationProvider.folderFor(sources.store, sources.migrationsDir));
     const have = new Set(applied);
-    const missing = wanted.filter((name) => !have.has(name));
+    const missing = sources.migrations.filter((name) => !have.has(name));
     if (missing.length > 0) return `migrations not applied: ${missing.join(", ")}`;
     return null;
   } catch (error) {

@@ -83,7 +83,9 @@ export const ResolvedNotice = z.object({
   decision: z.enum(["accept", "reject"]),
   status: Status,
   runner: z.string().nullable(),
-  resolvedBy: z.string().describe("Who decided: a client's name, a connection, a rule, or run/abort"),
+  resolvedBy: z
+    .string()
+    .describe("Who decided: a principal's name and its client's (`alice via spool-cli`; the home's token file is `admin`), a rule, or run/abort"),
   resolver: Resolver,
   reason: z.string().nullable(),
   channels: z.array(ResolvedChannel),

@@ -86,7 +86,7 @@ export const Producer = ProposalFacts.extend({
   loop: z.number().int().nullable().describe("The loop whose model proposed it; null for a client's proposal"),
   toolCallId: z.string().nullable().describe("The model's tool call it answers; null for a client's proposal"),
   decision: z.enum(["accept", "reject"]).nullable(),
-  resolvedBy: z.string().nullable().describe("Who decided: a client's name, a rule, or run/abort"),
+  resolvedBy: z.string().nullable().describe("Who decided: a principal's name and its client's (`alice via spool-cli`), a rule, or run/abort"),
   reason: z.string().nullable().describe("Why it was rejected, accepted, aborted or cancelled (the latest said)"),
   process: ProcessPlace.nullable(),
   outcome: Outcome.nullable(),

@@ -16,6 +16,8 @@ import {
   hiddenPaths,
   LOGIN_FILES,
   launcher,
+  missingHiddenInside,
+  missingHiddenMessage,
   noSandbox,
   once,
   probeBwrap,
@@ -160,6 +162,9 @@ export class LocalBackend implements Backend {
       // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
       const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
       if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
+      // What is hidden is covered only where it exists: one not there yet inside the writable workspace is refused.
+      const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside(sandbox.hide ?? [], workspace) : undefined;
+      if (creatable) throw new StartError(`Cannot start the command: ${missingHiddenMessage(creatable, workspace)}`);
       // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
       // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
       const ownNetwork = sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);

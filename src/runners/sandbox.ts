@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
-import { accessSync, constants, realpathSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, realpathSync, statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { join, resolve as resolvePath } from "node:path";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import type { SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
@@ -202,6 +202,31 @@ export function hiddenPaths(paths: readonly string[]): { hideFiles: string[]; hi
     else if (stat) hideFiles.add(real);
   }
   return { hideFiles: [...hideFiles].sort(), hideDirs: [...hideDirs].sort() };
+}
+
+/**
+ * The first path to hide that is not there yet and would lie inside `workspace` (judged by its deepest existing
+ * ancestor's real path), or undefined. bubblewrap covers only what exists, so a workspace-write command could create
+ * such a path (a token file, a database's WAL) on the host, and the server would read it at its next start.
+ */
+export function missingHiddenInside(paths: readonly string[], workspace: string): string | undefined {
+  for (const path of paths) {
+    const missing: string[] = [];
+    let current = resolvePath(path);
+    while (!existsSync(current) && dirname(current) !== current) {
+      missing.unshift(basename(current));
+      current = dirname(current);
+    }
+    if (missing.length === 0) continue;
+    const real = join(realpathSync(current), ...missing);
+    if (within(real, workspace)) return real;
+  }
+  return undefined;
+}
+
+/** Why a workspace-write command is refused when a path the sandbox must hide is not there yet inside its writable workspace. */
+export function missingHiddenMessage(path: string, workspace: string): string {
+  return `${path}, which the sandbox must hide (the server's or the runner's home, token or database), is not there yet and lies inside the writable workspace ${workspace}: a command could create it and the server would read it at its next start; nothing was run`;
 }
 
 export const BWRAP_DETAIL =

@@ -2,7 +2,7 @@ import type SQLite from "better-sqlite3";
 
 /**
  * When the server's connection last wrote and last read, in a SharedArrayBuffer the checkpoint worker reads
- * (database.ts): once writes have stopped, its copy of the WAL waits while reads go on (SPEC.md, the WAL).
+ * (checkpoint-worker.ts): once writes have stopped, its copy of the WAL waits while reads go on (SPEC.md, the WAL).
  * Each slot holds Date.now()'s low 32 bits (one Atomics.store a write or a read: nothing next to a statement);
  * an age is the difference modulo 2^32, right for anything under 24 days.
  */

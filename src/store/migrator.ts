@@ -1,52 +1,58 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type Migration, type MigrationProvider, type MigrationResult, Migrator, sql } from "kysely";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { Kysely, Migration, MigrationProvider, MigrationResult } from "kysely";
+import { Migrator } from "kysely";
 import type { SqliteStore, Store } from "./database.js";
 
 export const MIGRATION_TABLE = "spool_migrations";
-const FILE_PATTERN = /^\d{3,}_[a-z0-9_-]+\.sql$/i;
 
 /**
- * Kysely's file provider only loads .js/.ts modules; this one runs plain .sql
- * files: SQLite's from `folder` with better-sqlite3's exec(), inside the
- * start-up transaction; PostgreSQL's twins from `folder/postgres` as one
- * multi-statement query each, inside the transaction Kysely's PostgreSQL
- * migrator holds (under its advisory lock, so servers starting together
- * migrate once).
+ * The folder of the schema's migrations: the top-level `migrations/` (TypeScript) when this module runs from the
+ * sources (through tsx or vitest), `dist/migrations/` (the same compiled by `npm run build`, next to this module's
+ * folder) when it runs from dist/ — the package ships dist/ only.
  */
-export class SqlFileMigrationProvider implements MigrationProvider {
-  constructor(
-    private readonly store: Store,
-    private readonly folder: string,
-  ) {}
+export const MIGRATIONS_DIR = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../../migrations" : "../migrations", import.meta.url));
 
-  /** The folder holding this store's migrations. */
-  static folderFor(store: Store, folder: string): string {
-    return store.kind === "postgres" ? join(folder, "postgres") : folder;
-  }
-
-  async getMigrations(): Promise<Record<string, Migration>> {
-    const migrations: Record<string, Migration> = {};
-    const folder = SqlFileMigrationProvider.folderFor(this.store, this.folder);
-    for (const file of migrationFiles(folder)) {
-      const text = readFileSync(join(folder, file), "utf8");
-      const store = this.store;
-      migrations[file] = {
-        up: async (db) => {
-          if (store.kind === "sqlite") (store as SqliteStore).sqlite.exec(text);
-          else await sql.raw(text).execute(db);
-        },
-      };
-    }
-    return migrations;
-  }
+/**
+ * One migration of the schema, written once for both databases (migrations/columns.ts declares the same shape for
+ * the migrations themselves; `npm run typecheck` checks they match, test/store/migrator.test.ts).
+ */
+export interface SchemaMigration {
+  // biome-ignore lint/suspicious/noExplicitAny: a migration sees the database as it is at its point in history, not today's typed schema
+  up(db: Kysely<any>, dialect: Store["kind"]): Promise<void>;
 }
 
-/** The migration files of a folder, in the order they run. */
-export function migrationFiles(folder: string): string[] {
-  return readdirSync(folder)
-    .filter((f) => FILE_PATTERN.test(f))
-    .sort();
+/** A list of migrations by the name each is recorded under, run in the order of their names. */
+export type MigrationSet = Readonly<Record<string, SchemaMigration>>;
+
+/**
+ * The migrations of a folder: its `index.ts` (sources) or `index.js` (compiled), whose `SCHEMA_MIGRATIONS` lists
+ * them. Loaded at run time, not imported: tsc compiles src/ and migrations/ into dist/ as two projects.
+ */
+export async function loadMigrations(folder: string = MIGRATIONS_DIR): Promise<MigrationSet> {
+  const index = ["index.js", "index.ts"].map((file) => join(folder, file)).find((file) => existsSync(file));
+  if (!index) throw new Error(`no migrations in ${folder} (index.js or index.ts): a build without dist/migrations? run \`npm run build\``);
+  const module = (await import(pathToFileURL(index).href)) as { SCHEMA_MIGRATIONS?: MigrationSet };
+  if (!module.SCHEMA_MIGRATIONS) throw new Error(`${index} exports no SCHEMA_MIGRATIONS`);
+  return module.SCHEMA_MIGRATIONS;
+}
+
+/**
+ * Hands Kysely's migrator one list of migrations for both databases, each told which database it is writing:
+ * SQLite's run inside the start-up transaction, PostgreSQL's inside the transaction Kysely's PostgreSQL migrator
+ * holds (under its advisory lock, so servers starting together migrate once).
+ */
+class SchemaMigrationProvider implements MigrationProvider {
+  constructor(
+    private readonly store: Store,
+    private readonly migrations: MigrationSet,
+  ) {}
+
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const dialect = this.store.kind;
+    return Object.fromEntries(Object.entries(this.migrations).map(([name, m]) => [name, { up: (db) => m.up(db, dialect) }]));
+  }
 }
 
 export class MigrationFailedError extends Error {
@@ -59,15 +65,16 @@ export class MigrationFailedError extends Error {
 }
 
 /**
- * Applies pending migrations in order; returns one result per migration run,
- * throws naming the failing file. Kysely's SQLite adapter runs migrations
- * without a transaction, so start-up wraps them in one: a failure rolls back
- * the files and their records together, leaving the database as it was.
+ * Applies pending migrations in order (those of a folder, by default the schema's, or a list); returns one result
+ * per migration run, throws naming the failing one. Kysely's SQLite adapter runs migrations without a transaction,
+ * so start-up wraps them in one: a failure rolls back the migrations and their records together, leaving the
+ * database as it was.
  */
-export async function migrateToLatest(store: Store, folder: string): Promise<MigrationResult[]> {
+export async function migrateToLatest(store: Store, source: string | MigrationSet = MIGRATIONS_DIR): Promise<MigrationResult[]> {
+  const migrations = typeof source === "string" ? await loadMigrations(source) : source;
   const migrator = new Migrator({
     db: store.db,
-    provider: new SqlFileMigrationProvider(store, folder),
+    provider: new SchemaMigrationProvider(store, migrations),
     migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: `${MIGRATION_TABLE}_lock`,
   });

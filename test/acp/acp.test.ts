@@ -100,7 +100,11 @@ describe("spool acp driven by the ACP SDK's client", () => {
     ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
 
     expect(await prompt).toEqual({ stopReason: "end_turn" });
-    expect(await resolved).toMatchObject({ decision: "accept", resolvedBy: "zed (spool acp)", resolver: { kind: "connection", client: "zed (spool acp)" } });
+    expect(await resolved).toMatchObject({
+      decision: "accept",
+      resolvedBy: "admin via zed (spool acp)",
+      resolver: { kind: "connection", client: "zed (spool acp)" },
+    });
     const updates = acp.updates(session.sessionId).filter(isUpdateOf("call_run"));
     expect(updates[0]).toMatchObject({ status: "in_progress" });
     expect(updates.map((u) => meta(u).terminal_output?.data ?? "").join("")).toBe("one\ntwo\n");
@@ -148,7 +152,7 @@ describe("spool acp driven by the ACP SDK's client", () => {
     await phone.call("run/resolve", { run, path: proposals[0]!.path, decision: "reject", reason: "not on a Friday" });
     await new Promise<void>((resolve) => (ask.signal.aborted ? resolve() : ask.signal.addEventListener("abort", () => resolve(), { once: true })));
     const rejected = await acp.update((u) => isUpdateOf("call_rm")(u) && u.status === "failed");
-    expect(textOf(rejected as ToolUpdate)).toBe("rejected by phone: not on a Friday");
+    expect(textOf(rejected as ToolUpdate)).toBe("rejected by admin via phone: not on a Friday");
     // The editor answers anyway, late: nothing changes and nothing is reported.
     ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
     expect(await prompt).toEqual({ stopReason: "end_turn" });

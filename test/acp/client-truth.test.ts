@@ -195,7 +195,7 @@ describe("spool acp tells the editor what happened, once and in order", () => {
     expect(await prompt).toEqual({ stopReason: "end_turn" });
     const failed = acp.updates(sessionId).filter(isUpdateOf("call_refused")).at(-1)!;
     expect(failed.status).toBe("failed");
-    expect(textOf(failed)).toBe("rejected by acpx (spool acp): acpx cancelled the permission request");
+    expect(textOf(failed)).toBe("rejected by admin via acpx (spool acp): acpx cancelled the permission request");
     const { entries } = await watcher.call("entry/list", { run, pattern: "log://*" });
     expect(entries.map((e) => [e.status, e.attributes.reason])).toEqual([[403, "acpx cancelled the permission request"]]);
     expect(toolResult(model.requests[1]!, "call_refused")).toContain("acpx cancelled the permission request");

@@ -100,7 +100,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     await b.call("run/resolve", { run: "who", path: first.path, decision: "reject", reason: "not now" });
     expect(await resolved).toMatchObject({
       decision: "reject",
-      resolvedBy: "phone",
+      resolvedBy: "admin via phone",
       reason: "not now",
       resolver: { kind: "connection", connectionId: bId, client: "phone", rule: null },
       loop: null,
@@ -129,7 +129,7 @@ describe("loops, tool calls, resolvers and history over WebSocket", () => {
     // Same command and environment (keys in another order): the server accepts it.
     const again = await a.call("proposal/create", { run: "rules", tool: "sh", command: "echo same", env: { A: "1", B: "2" } });
     const notice = await byRule;
-    expect(notice).toMatchObject({ path: again.path, decision: "accept", resolver: { kind: "rule", rule: accepted.rule, client: "editor" } });
+    expect(notice).toMatchObject({ path: again.path, decision: "accept", resolver: { kind: "rule", rule: accepted.rule, client: "admin via editor" } });
     expect(notice.resolvedBy).toContain(`rule #${accepted.rule}`);
     expect((await a.call("entry/get", { run: "rules", path: again.path })).status).toBe(ENTRY.done);
 

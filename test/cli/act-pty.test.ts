@@ -57,7 +57,7 @@ describe("spool act in a terminal", () => {
       expect(await exited).toBe(0);
       expect(term.raw()).toContain("second-ran");
       expect(toolResult(model.requests[1]!, "call_read")).toContain("got:bob");
-      expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).attributes.resolvedBy).toBe("spool-act");
+      expect((await client.call("entry/get", { run: "pty-act", path: second[0]!.path })).attributes.resolvedBy).toBe("admin via spool-act");
     } finally {
       term.kill();
       client.close();

@@ -52,7 +52,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     cli.write("a\n");
     expect(await cli.exit).toBe(0);
     expect(cli.stdout().match(/Accept\?/g)).toHaveLength(2);
-    expect(cli.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by spool-act\)/);
+    expect(cli.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by admin via spool-act\)/);
     const answered = model.requests.map((r) => toolResult(r, "call_r")).find(Boolean);
     expect(answered).toContain("403");
   });
@@ -171,7 +171,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(await follow.exit).toBe(1);
     expect(follow.stdout()).toBe("one\ntwo\n");
     // How it ended is said on stderr, after its output.
-    expect(follow.stderr()).toBe(`warn\n${path}: cancelled by spool-cli: enough\n`);
+    expect(follow.stderr()).toBe(`warn\n${path}: cancelled by admin via spool-cli: enough\n`);
     const bad = spawnCli(["tail", "cli-live", "sh://nope", ...connection()]);
     expect(await bad.exit).toBe(4);
     expect(bad.stderr()).toContain("cli-live has no entry sh://nope");

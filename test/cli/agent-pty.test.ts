@@ -60,7 +60,7 @@ describe("spool ask / act on a terminal screen", () => {
       await other.call("run/resolve", { run: "act-elsewhere", path: second!.path, decision: "accept" });
       await term.waitFor("long-started", "the second command's output");
       term.type("\u0003");
-      await term.waitFor(/finished: cancelled by spool-act: cancelled with Ctrl-C/, "the cancelled command's finished line");
+      await term.waitFor(/finished: cancelled by admin via spool-act: cancelled with Ctrl-C/, "the cancelled command's finished line");
       expect(await term.exited).toBe(0);
       screen = await term.screen();
       expect(screen).toContain("cancelling the running command");

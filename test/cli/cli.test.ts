@@ -186,7 +186,7 @@ describe("the spool command line", () => {
       expect(await reject.exit).toBe(0);
       const again = cli(["approve", "d", evil.path], dir);
       expect(await again.exit).toBe(1);
-      expect(again.stderr()).toContain(`${evil.path} is no longer pending: it was rejected by spool-cli: not that`);
+      expect(again.stderr()).toContain(`${evil.path} is no longer pending: it was rejected by admin via spool-cli: not that`);
 
       const approve = cli(["approve", "d", good.path], dir);
       expect(await approve.exit).toBe(0);
@@ -298,7 +298,7 @@ describe("the spool command line", () => {
       await act.waitFor(/cwd {9}sub\n[\s\S]*Accept\?/);
       // The third (same command, same directory) was accepted without asking; the fourth (another directory) asks.
       expect(act.stdout().match(/Accept\?/g)).toHaveLength(3);
-      expect(act.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by spool-act\)/);
+      expect(act.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by admin via spool-act\)/);
       act.write("y\n");
       expect(await act.exit).toBe(0);
     }, 90_000);

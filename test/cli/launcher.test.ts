@@ -99,6 +99,18 @@ describe("bin/spool.js runs dist/ only when it is a build of the sources present
     expect((await spool([])).from).toBe("source");
   });
 
+  it("a migration (migrations/, compiled into dist/ too) added or edited since the build runs the sources", async () => {
+    stampNow();
+    mkdirSync(join(dir, "migrations"), { recursive: true });
+    writeFileSync(join(dir, "migrations", "index.ts"), "export const SCHEMA_MIGRATIONS = {};\n");
+    expect((await spool([])).from).toBe("source");
+    stampNow();
+    expect((await spool([])).from).toBe("dist");
+    appendFileSync(join(dir, "migrations", "index.ts"), "// edited\n");
+    expect((await spool([])).from).toBe("source");
+    rmSync(join(dir, "migrations"), { recursive: true });
+  });
+
   it("no stamp (a build that did not finish, or an older one) or no dist/ at all runs the sources", async () => {
     stampNow();
     rmSync(join(dist(), STAMP_FILE));

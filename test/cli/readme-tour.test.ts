@@ -159,7 +159,7 @@ describe("the README's CLI tour", () => {
         if (line.startsWith("spool reject")) {
           const nap = bg(/Nap/);
           expect(await nap.exit, nap.out()).toBe(0);
-          expect(nap.out()).toContain("was rejected by spool-cli: not now");
+          expect(nap.out()).toContain("was rejected by admin via spool-cli: not now");
         }
         if (line === "spool cancel") {
           expect(out).toMatch(/^cancelled log:\/\/turn_1\/sh\/for-i-in/);

@@ -88,7 +88,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect((await announced).path).toBe(path);
     const resolvedOnA = onA.next("run/resolved", (p: any) => p.path === path, 15_000);
     await onB.call("run/resolve", { run: "one", path, decision: "accept" });
-    expect((await resolvedOnA).resolvedBy).toBe("client-b");
+    expect((await resolvedOnA).resolvedBy).toBe("admin via client-b");
     // Watched from A while B's runner writes it: the first line arrives before the command ends.
     const chunks: string[] = [];
     let firstBeforeEnd = false;
@@ -209,7 +209,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const finished = onA.next("stream/finished", (p: any) => p.path === asks.path, 15_000);
     const accepted = await onB.call("run/resolve", { run: "forged", path: asks.path, decision: "accept", runner: "forge-target" });
     expect(accepted).toMatchObject({ runner: "forge-target", status: ENTRY.done });
-    expect((await resolved).resolvedBy).toBe("client-b-forge");
+    expect((await resolved).resolvedBy).toBe("admin via client-b-forge");
     expect(await finished).toMatchObject({ status: ENTRY.done, exit_code: 0 });
     expect((await entry(onA, "forged", "sh://turn_1/echo-ran_1")).body).toBe("ran\n");
   }, 60_000);

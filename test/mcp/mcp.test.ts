@@ -105,7 +105,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(text).toContain("exit 3");
     expect(text).toContain("exit_code: 3");
     expect(text).toContain(`path: ${p.path}`);
-    expect(text).toContain("accepted by web view");
+    expect(text).toContain("accepted by admin via web view");
     // The model view: what a terminal shows ("half" overwritten by the carriage return).
     const stdout = text.slice(text.indexOf("\n", text.indexOf("--- stdout")), text.indexOf("--- stderr"));
     expect(stdout).toContain("step one\nstep two\ngot hello");
@@ -122,7 +122,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     await cli.call("run/resolve", { run: p.run, path: p.path, decision: "reject", reason: "not now" });
     const result = await call;
     expect(result.isError).toBe(true);
-    expect(resultText(result)).toMatch(/^Rejected by spool-cli: not now\. The command did not run\./);
+    expect(resultText(result)).toMatch(/^Rejected by admin via spool-cli: not now\. The command did not run\./);
   });
 
   it("notifications/cancelled cancels the producer: the process is gone and the channels are 499", async () => {
@@ -267,7 +267,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(ask.message).toMatch(/sandbox\s+/);
     ask.answer({ action: "accept", content: { decision: "accept" } });
     const result = await call;
-    expect(resultText(result)).toContain("accepted by codex (spool mcp)");
+    expect(resultText(result)).toContain("accepted by admin via codex (spool mcp)");
     expect(resultText(result)).toContain("elicited");
   });
 
@@ -334,14 +334,14 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     const withdrawn = new Promise<void>((resolve) => ask.signal.addEventListener("abort", () => resolve(), { once: true }));
     await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
     await withdrawn;
-    expect(resultText(await call)).toContain("accepted by web view");
+    expect(resultText(await call)).toContain("accepted by admin via web view");
 
     const second = mcp.client.callTool({ name: "run_command", arguments: { command: "echo declined" } });
     const ask2 = await mcp.elicitation(8000);
     ask2.answer({ action: "decline" });
     const rejected = await second;
     expect(rejected.isError).toBe(true);
-    expect(resultText(rejected)).toContain("Rejected by test-agent (spool mcp): declined in test-agent");
+    expect(resultText(rejected)).toContain("Rejected by admin via test-agent (spool mcp): declined in test-agent");
   });
 
   it("closing the connection rejects the proposals still waiting, cancels the commands it was waiting on, leaves background commands running", async () => {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SCHEMA_MIGRATIONS } from "../../migrations/index.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { tempDir } from "../helpers/server.js";
 
@@ -69,12 +70,18 @@ describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
       "web/page/spool.css",
       "web/page/index.html",
       "web/page/favicon.svg",
+      "migrations/index.js",
+      "migrations/001_core.js",
       ".source-stamp",
     ]) {
       expect(() => readFileSync(join(repo, "dist", file)), file).not.toThrow();
     }
     // Browser code is bundled, not compiled file by file.
     expect(readdirSync(join(repo, "dist", "web", "page")).sort()).toEqual(["favicon.svg", "index.html", "spool.css", "spool.js"]);
+    // The top-level migrations/ compiled next to src's output (tsconfig.migrations.json): JavaScript only.
+    const compiled = readdirSync(join(repo, "dist", "migrations"));
+    expect(compiled.filter((f) => !f.endsWith(".js"))).toEqual([]);
+    expect(compiled.length).toBe(readdirSync(join(repo, "migrations")).length);
   });
 
   it("serves: migrations applied, the prebuilt web page, a TypeScript plugin loaded", async () => {
@@ -84,7 +91,8 @@ describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
     const compiled = spawnCompiled(["serve", "--home", home, "--port", "0", "--no-local-runner", "--plugin", "./greeter.ts"], dir);
     try {
       const url = await compiled.listening;
-      const migrations = readdirSync(join(repo, "migrations")).filter((f) => f.endsWith(".sql")).length;
+      // migrations/, compiled into dist/migrations and loaded from there.
+      const migrations = Object.keys(SCHEMA_MIGRATIONS).length;
       expect(compiled.output()).toContain(`(${migrations} migrations applied)`);
 
       const http = url.replace(/^ws:/, "http:");

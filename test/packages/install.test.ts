@@ -57,7 +57,7 @@ describeInstall("the npm package, installed globally", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("the tarball holds dist/, the web bundle, migrations and the documents, and no sources, tests, benches or fixtures", () => {
+  it("the tarball holds dist/ (with the compiled migrations), the web bundle and the documents, and no sources, tests, benches or fixtures", () => {
     for (const file of [
       "bin/spool.js",
       "dist/cli/main.js",
@@ -65,8 +65,9 @@ describeInstall("the npm package, installed globally", () => {
       "dist/web/page/spool.js",
       "dist/web/page/index.html",
       "dist/plugin.d.ts",
-      "migrations/001_core.sql",
-      "migrations/postgres/001_core.sql",
+      // The schema's migrations compiled (migrations/ holds their TypeScript, not shipped).
+      "dist/migrations/index.js",
+      "dist/migrations/001_core.js",
       "README.md",
       "SPEC.md",
       "PLUGINS.md",
@@ -75,7 +76,7 @@ describeInstall("the npm package, installed globally", () => {
     ]) {
       expect(files, file).toContain(file);
     }
-    const unwanted = files.filter((f) => /^(src|test|bench|scripts\/(?!source-stamp)|docs|\.ci)\/|fixture|\.test\.|\.db$/.test(f));
+    const unwanted = files.filter((f) => /^(src|migrations|test|bench|scripts\/(?!source-stamp)|docs|\.ci)\/|fixture|\.test\.|\.db$|\.sql$/.test(f));
     expect(unwanted).toEqual([]);
     expect(files.length).toBeLessThan(443);
   });

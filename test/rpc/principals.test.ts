@@ -178,9 +178,15 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     await alice.call("stream/cancel", { run: "alices", path, reason: "enough" });
     const log = await admin.call("entry/get", { run: "alices", path });
     expect(log.attributes).toMatchObject({ proposedBy: "alice via test-client", resolvedBy: "alice via test-client", cancelledBy: "alice via test-client" });
-    // The home's token file names the client alone, as before principals existed.
-    const { path: mine } = await admin.call("proposal/create", { run: "alices", tool: "sh", command: "echo admin" });
-    expect((await admin.call("entry/get", { run: "alices", path: mine })).attributes.proposedBy).toMatch(/^connection [0-9a-f]+$/);
+    // The home's token file is the principal admin: its decisions and cancellations name it too.
+    const { path: mine } = await admin.call("proposal/create", { run: "alices", tool: "sh", command: "sleep 30" });
+    await admin.call("run/resolve", { run: "alices", path: mine, decision: "accept" });
+    await admin.call("stream/cancel", { run: "alices", path: mine, reason: "enough" });
+    expect((await admin.call("entry/get", { run: "alices", path: mine })).attributes).toMatchObject({
+      proposedBy: expect.stringMatching(/^admin via connection [0-9a-f]+$/),
+      resolvedBy: expect.stringMatching(/^admin via connection [0-9a-f]+$/),
+      cancelledBy: expect.stringMatching(/^admin via connection [0-9a-f]+$/),
+    });
   });
 
   it("a scoped credential joins only its projects, and project/list shows only them", async () => {

@@ -2,9 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { MIGRATIONS_DIR } from "../../src/server.js";
 import { globToRegex } from "../../src/store/dialect.js";
-import { migrationFiles } from "../../src/store/migrator.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { spawnCli, spawnServe } from "../helpers/process.js";
@@ -75,10 +73,6 @@ describeWithInfra("postgres", "spool serve on PostgreSQL", () => {
 });
 
 describe("migrations", () => {
-  it("every SQLite migration has a PostgreSQL twin of the same name, and no other", () => {
-    expect(migrationFiles(join(MIGRATIONS_DIR, "postgres"))).toEqual(migrationFiles(MIGRATIONS_DIR));
-  });
-
   it("SQLite's glob patterns become the same matches as PostgreSQL regular expressions", () => {
     const cases: [string, string, boolean][] = [
       ["sh://*", "sh://turn_1/make_1", true],

@@ -108,7 +108,7 @@ describe("a producer's rows as typed objects", () => {
     await core.lifecycle.accept(client, project, target, { runner: "self", reason: "looks fine" });
     await core.lifecycle.finishByOwner(client, project, target, { kind: "completed", exit_code: 3, duration: 42 });
     const producer = producerFromRow(await reread(run.id, log.path));
-    expect(producer).toMatchObject({ status: ENTRY.done, decision: "accept", runner: "self", resolvedBy: "tester", reason: "looks fine" });
+    expect(producer).toMatchObject({ status: ENTRY.done, decision: "accept", runner: "self", resolvedBy: "admin via tester", reason: "looks fine" });
     expect(producer).toMatchObject({ outcome: "completed", exitCode: 3, signal: null, durationMs: 42, cancelledBy: null });
     expect(producer.ownerKey).toMatch(/\S/);
     const channels = (await core.repos.entries.listChannels(log.id)).map(channelFromRow);

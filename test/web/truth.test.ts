@@ -141,16 +141,16 @@ describeWithBrowser("the web view tells what the server knows", () => {
     await page.click('[data-action="cancel"]');
     await page.waitForSelector('[data-producer-status="cancelled"]');
     const log = await client.call("entry/get", { run: "job", path: shown.path });
-    expect(log.attributes).toMatchObject({ outcome: "cancelled", cancelledBy: "spool-web", reason: "cancelled from the web view" });
+    expect(log.attributes).toMatchObject({ outcome: "cancelled", cancelledBy: "admin via spool-web", reason: "cancelled from the web view" });
     expect(log.attributes.duration).toBeGreaterThan(0);
-    expect(log.body).toMatch(/→ cancelled by spool-web: cancelled from the web view in \d+ ms; stdout 172 bytes\/1 line/);
+    expect(log.body).toMatch(/→ cancelled by admin via spool-web: cancelled from the web view in \d+ ms; stdout 172 bytes\/1 line/);
     await page.waitForFunction((selector) => document.querySelector(selector)?.textContent?.startsWith("cancelled"), {}, `${row(shown.path)} td:first-child`);
-    expect(await text(page, `${row(shown.path)} td.exit`)).toBe("cancelled by spool-web");
+    expect(await text(page, `${row(shown.path)} td.exit`)).toBe("cancelled by admin via spool-web");
     expect(await page.$eval(`${row(shown.path)} td.exit`, (el) => el.getAttribute("title"))).toBe("cancelled from the web view");
     expect(await text(page, `${row(shown.path)} td.time`)).toMatch(/^\d+(\.\d+)? (ms|s)$/);
     expect(await text(page, `${row(shown.path)} .size[data-channel="1"]`)).toBe("stdout 172 B");
     const facts = await text(page, ".producer-detail .facts");
-    expect(facts).toContain("cancelled byspool-web");
+    expect(facts).toContain("cancelled byadmin via spool-web");
     expect(facts).toContain("reasoncancelled from the web view");
     expect(facts).toMatch(/duration\d+(\.\d+)? (ms|s)/);
 

@@ -277,7 +277,7 @@ export class App implements PageContext {
     rpc.on("run/resolved", (r) => {
       const key = `${r.run}\u0000${r.path}`;
       if (project.proposals.delete(key) && r.resolver.connectionId !== this.#connectionId) {
-        const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : (r.resolver.client ?? r.resolvedBy);
+        const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
         this.toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(who)}: ${r.run} ${r.path}`);
       }
       project.renderProposals();

@@ -1,0 +1,39 @@
+import { core } from "./001_core.js";
+import { agent } from "./002_agent.js";
+import { dropTurns } from "./003_drop_turns.js";
+import { usage } from "./004_usage.js";
+import { titlesAndAllowRules } from "./005_titles_and_allow_rules.js";
+import { cluster } from "./006_cluster.js";
+import { runNumbers } from "./007_run_numbers.js";
+import { clusterEventMacs } from "./008_cluster_event_macs.js";
+import { allowRuleRunner } from "./009_allow_rule_runner.js";
+import { allowRuleSandbox } from "./010_allow_rule_sandbox.js";
+import { dropChunksByByte } from "./011_drop_chunks_by_byte.js";
+import { dropChunksByLine } from "./012_drop_chunks_by_line.js";
+import { principals } from "./013_principals.js";
+import type { SchemaMigration } from "./columns.js";
+
+export type { Dialect, SchemaMigration } from "./columns.js";
+
+/**
+ * The schema's migrations, in the order they run, by the name each is recorded under in `spool_migrations`. The
+ * names keep the `.sql` of the files these migrations were until they became TypeScript: a database those files
+ * made has them recorded so, and upgrades in place (a name it does not know would stop the migrator).
+ * src/store/migrator.ts loads this module at start: from here through tsx or vitest, compiled from dist/migrations
+ * (scripts/build.mjs, tsconfig.migrations.json) otherwise. A new migration is a file here and a line below.
+ */
+export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
+  "001_core.sql": core,
+  "002_agent.sql": agent,
+  "003_drop_turns.sql": dropTurns,
+  "004_usage.sql": usage,
+  "005_titles_and_allow_rules.sql": titlesAndAllowRules,
+  "006_cluster.sql": cluster,
+  "007_run_numbers.sql": runNumbers,
+  "008_cluster_event_macs.sql": clusterEventMacs,
+  "009_allow_rule_runner.sql": allowRuleRunner,
+  "010_allow_rule_sandbox.sql": allowRuleSandbox,
+  "011_drop_chunks_by_byte.sql": dropChunksByByte,
+  "012_drop_chunks_by_line.sql": dropChunksByLine,
+  "013_principals.sql": principals,
+};

@@ -1,0 +1,165 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import type SQLite from "better-sqlite3";
+import { WROTE } from "./activity.js";
+import { CHECKPOINT_WORKER, HOLD, WRITES_STOPPED_MS } from "./checkpoint-worker.js";
+import type { SqliteStore } from "./store.js";
+
+/** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
+export interface CheckpointStats {
+  /**
+   * RESTART checkpoints that got the writer's lock and left the WAL to be started over. The worker runs every one,
+   * with the server's group commit held at its request (never on the server's thread).
+   */
+  restarts: number;
+  /**
+   * Of those, the ones run after the catch-up rounds gave up (commits came faster than the rounds copied them)
+   * with the WAL far past walBusyLimit.
+   */
+  forcedRestarts: number;
+  /** The longest time the group commit was held for one RESTART (its appends waited that long, the event loop did not). */
+  longestHeldMs: number;
+  /** The time the group commit was held for RESTARTs, in all. */
+  heldMs: number;
+  /** The worker's requests to hold the group commit for a forced RESTART (its own, after converging rounds, are not counted). */
+  restartRequests: number;
+  /**
+   * Of those, the ones refused because writes had stopped when the request was handled (none for
+   * WRITES_STOPPED_MS): the WAL no longer grew, and the worker's own rounds copy the rest without the writer's lock.
+   */
+  restartsNotNeeded: number;
+  /** Rounds the worker skipped because writes had stopped and the server was reading. */
+  yielded: number;
+  /**
+   * Rounds that left their catch-up loop, before another PASSIVE round or the RESTART, because writes had stopped
+   * and the server was reading meanwhile (a round begun while a burst went on): the next rounds copy the rest.
+   */
+  leftForReads: number;
+}
+
+const checkpointers = new WeakMap<SqliteStore, { stats: () => CheckpointStats; onHold: (listener: (ms: number) => void) => void }>();
+
+/** The checkpoint worker's figures for a store opened by openStore (null for an in-memory database). */
+export function checkpointStats(store: SqliteStore): CheckpointStats | null {
+  return checkpointers.get(store)?.stats() ?? null;
+}
+
+/** Calls `listener` with the milliseconds of each hold of the appends the checkpoint worker asks for (the server's metrics). */
+export function onCheckpointHold(store: SqliteStore, listener: (ms: number) => void): void {
+  checkpointers.get(store)?.onHold(listener);
+}
+
+/** Makes a store's checkpoint worker the one checkpointStats and onCheckpointHold answer for. */
+export function trackCheckpointer(store: SqliteStore, checkpointer: Checkpointer): void {
+  checkpointers.set(store, checkpointer);
+}
+
+/** A running checkpoint worker, as openStore holds it. */
+export type Checkpointer = ReturnType<typeof startCheckpointer>;
+
+/** Starts the checkpoint worker for a database file. */
+export function startCheckpointer(
+  sqlite: SQLite.Database,
+  file: string,
+  activity: Int32Array,
+  limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number },
+  intervalMs = 200,
+) {
+  const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+  // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
+  const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
+  // Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads.
+  const stats = new SharedArrayBuffer(12);
+  const hold = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(CHECKPOINT_WORKER, {
+    eval: true,
+    resourceLimits,
+    workerData: { file, driver, intervalMs, ...limits, stats, activity: activity.buffer, hold: hold.buffer },
+  });
+  worker.unref();
+  let stopping: Promise<void> | null = null;
+  const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, heldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
+  let holdListener: ((ms: number) => void) | null = null;
+  // The worker's request to hold the group commit while its RESTART has the writer's lock: granted between two
+  // transactions (one open across awaits is waited for, a turn at a time), the commits that come meanwhile wait for
+  // its "released" message. No checkpoint runs on this thread: its copy and fsyncs stay on the worker's.
+  let held: Promise<void> | null = null;
+  let release = () => {};
+  const refuse = () => {
+    Atomics.compareExchange(hold, 0, HOLD.ASKED, HOLD.FREE);
+    Atomics.notify(hold, 0);
+  };
+  const holdHere = (forced: boolean, turns: number) => {
+    if (stopping || !sqlite.open) return refuse();
+    // Writes have stopped since the worker asked for a forced RESTART (a burst ended): the WAL no longer grows, and
+    // the worker's rounds copy the rest without the writer's lock; the next writer starts a wholly copied WAL over.
+    if (forced && (((Date.now() | 0) - Atomics.load(activity, WROTE)) | 0) >= WRITES_STOPPED_MS) {
+      figures.restartsNotNeeded++;
+      return refuse();
+    }
+    if (sqlite.inTransaction) {
+      if (turns < 1000) setImmediate(holdHere, forced, turns + 1);
+      else refuse();
+      return;
+    }
+    // The worker may have withdrawn its request meanwhile (unanswered for a second).
+    if (Atomics.compareExchange(hold, 0, HOLD.ASKED, HOLD.HELD) !== HOLD.ASKED) return;
+    held = new Promise((resolve) => {
+      release = resolve;
+    });
+    // Appends wait for the worker's "released": until then the worker keeps the process alive (a process with
+    // nothing else to wait on, a script or a CLI command, would otherwise end with its appends unwritten).
+    worker.ref();
+    Atomics.notify(hold, 0);
+  };
+  worker.on("message", (message: "hold" | "hold-forced" | { released: number; forced: boolean }) => {
+    if (message === "hold" || message === "hold-forced") {
+      if (message === "hold-forced") figures.restartRequests++;
+      holdHere(message === "hold-forced", 0);
+      return;
+    }
+    if (typeof message !== "object" || !("released" in message)) return;
+    if (message.forced) figures.forcedRestarts++;
+    figures.longestHeldMs = Math.max(figures.longestHeldMs, message.released);
+    figures.heldMs += message.released;
+    holdListener?.(message.released);
+    held = null;
+    worker.unref();
+    release();
+  });
+  // A worker gone while it held the group commit (it never is, short of a crash) does not keep the appends waiting.
+  worker.once("exit", () => {
+    held = null;
+    release();
+  });
+  // A 'message' listener refs the worker's port again: the worker must not keep the process alive.
+  worker.unref();
+  return {
+    appendsHeld: () => held,
+    onHold: (listener: (ms: number) => void) => {
+      holdListener = listener;
+    },
+    stats: (): CheckpointStats => ({
+      restarts: Atomics.load(figures.restarts, 0),
+      yielded: Atomics.load(figures.restarts, 1),
+      leftForReads: Atomics.load(figures.restarts, 2),
+      forcedRestarts: figures.forcedRestarts,
+      longestHeldMs: figures.longestHeldMs,
+      heldMs: figures.heldMs,
+      restartRequests: figures.restartRequests,
+      restartsNotNeeded: figures.restartsNotNeeded,
+    }),
+    stop: () =>
+      (stopping ??= new Promise<void>((resolve) => {
+        const done = () => resolve();
+        worker.on("message", (message) => {
+          if (message === "stopped") void worker.terminate().then(done, done);
+        });
+        worker.once("exit", done);
+        worker.once("error", done);
+        // Kept alive until the worker has closed its connection (the listener above does not ref it: one is there).
+        worker.ref();
+        worker.postMessage("stop");
+      })),
+  };
+}
