@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect } from "kysely";
 // pg is loaded when a PostgreSQL store is opened: a server on SQLite never holds it (~2 MB of heap).
 import type pg from "pg";
-import { type AppendOutcome, countNewlines } from "./chunks.js";
+import { type AppendOutcome, countNewlines, type QueuedAppend } from "./chunks.js";
 import type { Store } from "./database.js";
 import { lineCount } from "./entries.js";
 import { storeError } from "./errors.js";
@@ -95,14 +95,8 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   };
 }
 
-interface Pending {
-  entryId: number;
-  data: Buffer;
-  seq: number | undefined;
-  open: number;
-  resolve(outcome: AppendOutcome): void;
-  reject(error: unknown): void;
-}
+/** An append waiting for the next batch: the same as SQLite's queue holds. */
+type Pending = QueuedAppend;
 
 /** At most this many appends share one batch, and at most this many bytes of chunks (a larger chunk goes alone). */
 const MAX_BATCH = 256;
