@@ -11,8 +11,12 @@ export interface Editor {
 
 /** Updates waiting for the editor; past it, new ones are dropped (with one warning) rather than held without bound. */
 const MAX_QUEUED = 10_000;
-/** The command output among them, in characters; past it, output is refused (its sender keeps it or says what it left out). */
-const MAX_QUEUED_OUTPUT = 16 * 1024 * 1024;
+/**
+ * The command output among them, in characters; past it, output is refused (its sender keeps it or says what it left
+ * out). Large enough that an editor reading at its own pace gets a 100 MiB command's output whole; this memory is
+ * the `spool acp` process's (the editor's own), not the server's.
+ */
+const MAX_QUEUED_OUTPUT = 128 * 1024 * 1024;
 
 /**
  * The ordered queue of a session's `session/update`s: each task runs after the ones queued before it, so the

@@ -210,6 +210,8 @@ export function hiddenPaths(paths: readonly string[]): { hideFiles: string[]; hi
  * such a path (a token file, a database's WAL) on the host, and the server would read it at its next start.
  */
 export function missingHiddenInside(paths: readonly string[], workspace: string): string | undefined {
+  // A path inside a hidden directory that exists (the home) is covered by hiding that directory.
+  const covered = paths.filter((path) => existsSync(path)).map((path) => realpathSync(path));
   for (const path of paths) {
     const missing: string[] = [];
     let current = resolvePath(path);
@@ -218,7 +220,9 @@ export function missingHiddenInside(paths: readonly string[], workspace: string)
       current = dirname(current);
     }
     if (missing.length === 0) continue;
-    const real = join(realpathSync(current), ...missing);
+    const ancestor = realpathSync(current);
+    if (covered.some((hidden) => within(ancestor, hidden))) continue;
+    const real = join(ancestor, ...missing);
     if (within(real, workspace)) return real;
   }
   return undefined;

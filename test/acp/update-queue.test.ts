@@ -18,7 +18,7 @@ function stalledEditor(): Editor & { updates: number } {
 }
 
 describe("a session's update queue when the editor does not read", () => {
-  it("holds at most 16 MiB of command output, then refuses output but still takes small updates", () => {
+  it("holds at most 128 MiB of command output, then refuses output but still takes small updates", () => {
     const warnings: string[] = [];
     const note = (message: string) => void warnings.push(message);
     const log: Logger = { debug: note, info: note, warn: note, error: note };
@@ -27,8 +27,8 @@ describe("a session's update queue when the editor does not read", () => {
     let taken = 0;
     while (queue.enqueue(async () => {}, chunk)) taken++;
     // The first task went out at once (and never came back); the rest wait, up to the cap.
-    expect(taken * chunk).toBeGreaterThanOrEqual(16 * 1024 * 1024);
-    expect(taken * chunk).toBeLessThanOrEqual(16 * 1024 * 1024 + chunk);
+    expect(taken * chunk).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+    expect(taken * chunk).toBeLessThanOrEqual(128 * 1024 * 1024 + chunk);
     expect(queue.enqueue(async () => {}, chunk)).toBe(false);
     // A tool call's status (no output) still gets in line.
     expect(queue.enqueue(async () => {})).toBe(true);

@@ -54,7 +54,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(cli.stdout().match(/Accept\?/g)).toHaveLength(2);
     expect(cli.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by admin via spool-act\)/);
     const answered = model.requests.map((r) => toolResult(r, "call_r")).find(Boolean);
-    expect(answered).toContain("403");
+    expect(answered).toContain("status: rejected");
   });
 
   it("act with stdin not a terminal and no flag: what it holds is no answer; the proposal waits for another client's decision", async () => {

@@ -17,7 +17,7 @@ describe("spool runner", () => {
     const bad = join(tempDir(), "token");
     writeFileSync(bad, "not-the-token\n");
     await expect(spawnRunner([...base(), "--token-file", bad, "--backend", "local"])).rejects.toThrow(
-      /exited with 3[\s\S]*wrong token for ws:\/\/127\.0\.0\.1:\d+\/ .*used: .*token/,
+      /\(exit 3\)[\s\S]*wrong token for ws:\/\/127\.0\.0\.1:\d+\/ .*used: .*token/,
     );
     await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile])).rejects.toThrow(/--backend must be local, docker or ssh/);
     await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile, "--backend", "docker"])).rejects.toThrow(

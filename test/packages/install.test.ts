@@ -78,7 +78,9 @@ describeInstall("the npm package, installed globally", () => {
     }
     const unwanted = files.filter((f) => /^(src|migrations|test|bench|scripts\/(?!source-stamp)|docs|\.ci)\/|fixture|\.test\.|\.db$|\.sql$/.test(f));
     expect(unwanted).toEqual([]);
-    expect(files.length).toBeLessThan(443);
+    // The compiled program only: 443 files shipped before, tests and benches among them; dist/ alone (one .js and
+    // one .d.ts a source file) stays under 700.
+    expect(files.length).toBeLessThan(700);
   });
 
   it("`spool --version` from the prefix prints the package's version", async () => {
