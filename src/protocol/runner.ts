@@ -10,6 +10,10 @@ import { SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
  */
 export const SandboxKind = z.enum(["bwrap", "docker", "none"]);
 
+/** A sandboxed command's network: a namespace of its own (outbound only), the runner machine's, or none. */
+export const NetworkKind = z.enum(["own", "shared", "none"]);
+export type NetworkKind = z.output<typeof NetworkKind>;
+
 export const SandboxInfo = z.strictObject({
   kind: SandboxKind.describe("bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none"),
   readOnly: z.boolean().describe("Whether read-only commands run where writes fail; false: the server refuses read-only work on this runner"),
@@ -19,6 +23,9 @@ export const SandboxInfo = z.strictObject({
     .max(SANDBOX_MODES.length)
     .optional()
     .describe("The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full"),
+  network: NetworkKind.optional().describe(
+    "A workspace-write command's network: own (a namespace of its own, outbound only: it cannot reach or bind the host's loopback), shared (the runner machine's), none; absent: not said",
+  ),
 });
 export type SandboxInfo = z.output<typeof SandboxInfo>;
 
