@@ -24,7 +24,7 @@ export const SandboxInfo = z.strictObject({
     .optional()
     .describe("The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full"),
   network: NetworkKind.optional().describe(
-    "A workspace-write command's network: own (a namespace of its own, outbound only: it cannot reach or bind the host's loopback), shared (the runner machine's), none; absent: not said",
+    "A workspace-write command's network (on a Docker runner, a full one's too): own (a namespace of its own, outbound only: it cannot reach or bind the host's loopback), shared (the runner machine's), none; absent: not said",
   ),
 });
 export type SandboxInfo = z.output<typeof SandboxInfo>;

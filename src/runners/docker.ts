@@ -100,6 +100,7 @@ export class DockerBackend implements Backend {
       readOnly: true,
       detail: `docker: container ${container} has a read-only root, only read-only mounts and no network`,
       modes: ["read-only", "full"],
+      network: "none",
     };
   }
 
