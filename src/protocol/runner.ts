@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
+import { NetworkKind, SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
 
 /**
  * Where a backend runs sandboxed work (SPEC §7 Runners, "Sandbox modes"):
@@ -9,10 +9,6 @@ import { SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
  * on it.
  */
 export const SandboxKind = z.enum(["bwrap", "docker", "none"]);
-
-/** A sandboxed command's network: a namespace of its own (outbound only), the runner machine's, or none. */
-export const NetworkKind = z.enum(["own", "shared", "none"]);
-export type NetworkKind = z.output<typeof NetworkKind>;
 
 export const SandboxInfo = z.strictObject({
   kind: SandboxKind.describe("bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none"),

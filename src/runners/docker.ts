@@ -1,7 +1,8 @@
 import { realpathSync } from "node:fs";
 import { posix, relative } from "node:path";
 import type { Duplex } from "node:stream";
-import type { ContainerInfo, ControlSignal, NetworkKind, TtySize } from "../protocol/runner.js";
+import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
+import type { NetworkKind } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";

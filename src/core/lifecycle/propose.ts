@@ -1,5 +1,4 @@
-import type { NetworkKind } from "../../protocol/runner.js";
-import { loaderVariables, loaderVariablesMessage, type SandboxModeName } from "../../protocol/sandbox.js";
+import { loaderVariables, loaderVariablesMessage, type NetworkKind, type SandboxModeName } from "../../protocol/sandbox.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";
