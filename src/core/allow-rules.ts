@@ -8,7 +8,7 @@ import type { ResolverOut } from "./deps.js";
  * later proposal of the run whose every shown fact is equal is accepted by the server, and nobody is asked.
  * The facts are the typed ones every client shows before a decision (src/protocol/proposal-facts.ts): tool,
  * command, cwd, env, tty, background, timeout (an explicit one is not the server default), the sandbox mode,
- * and the runner the command goes to, resolved (the one a rule-accept would send it to, never "default"). A
+ * the command's network, and the runner the command goes to, resolved (the one a rule-accept would send it to, never "default"). A
  * fact that differs — a tty, background, another time limit, another runner become the default, another
  * sandbox mode — is a proposal nobody decided on, so it is asked about.
  */
@@ -28,7 +28,7 @@ export interface RuleSubject {
  */
 function otherFacts(facts: ProposalFacts): string {
   const env = [...facts.env].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs });
+  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs, network: facts.network });
 }
 
 function key(s: RuleSubject) {

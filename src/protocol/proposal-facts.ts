@@ -50,7 +50,7 @@ export type { ProposalFacts, SandboxFact };
 export const proposalFacts = (attributes: Record<string, unknown>): ProposalFacts => factsOf(attributes);
 
 /** The labels, in the order every client shows them. */
-export const FACT_LABELS = ["tool", "command", "cwd", "env", "tty", "runner", "sandbox", "background", "timeout"] as const;
+export const FACT_LABELS = ["tool", "command", "cwd", "env", "tty", "runner", "sandbox", "network", "background", "timeout"] as const;
 export type FactLabel = (typeof FACT_LABELS)[number];
 
 /** One labelled line; `value` is escaped and ready to show. */
@@ -63,6 +63,12 @@ export interface FactOptions {
   /** The name of the runner a decision without one picks (shown next to "default") when the proposal recorded none. */
   defaultRunner?: string | null;
 }
+
+const NETWORK_WORDS: Record<NonNullable<ProposalFacts["network"]>, string> = {
+  own: "own (outbound only; it cannot reach or bind the host's loopback ports)",
+  shared: "shared with the runner's machine (a command can reach and bind its loopback ports)",
+  none: "none",
+};
 
 /** "90 s", "5 min", "2 h" (a time limit as a person reads it). */
 function limit(ms: number): string {
@@ -93,6 +99,8 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
     }
     case "sandbox":
       return sandboxText(facts.sandbox);
+    case "network":
+      return facts.network === null ? "unknown" : NETWORK_WORDS[facts.network];
     case "background":
       return facts.background ? "yes" : "no";
     case "timeout":

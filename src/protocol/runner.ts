@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
+import { NetworkKind, SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
 
 /**
  * Where a backend runs sandboxed work (SPEC §7 Runners, "Sandbox modes"):
@@ -19,6 +19,9 @@ export const SandboxInfo = z.strictObject({
     .max(SANDBOX_MODES.length)
     .optional()
     .describe("The sandbox modes this runner can run a command in; absent (a runner older than sandbox modes): read-only when readOnly, and full"),
+  network: NetworkKind.optional().describe(
+    "A workspace-write command's network (on a Docker runner, a full one's too): own (a namespace of its own, outbound only: it cannot reach or bind the host's loopback), shared (the runner machine's), none; absent: not said",
+  ),
 });
 export type SandboxInfo = z.output<typeof SandboxInfo>;
 

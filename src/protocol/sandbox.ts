@@ -16,6 +16,10 @@ export const SANDBOX_MODES = ["read-only", "workspace-write", "full"] as const;
 export const SandboxModeName = z.enum(SANDBOX_MODES);
 export type SandboxModeName = z.output<typeof SandboxModeName>;
 
+/** A sandboxed command's network: a namespace of its own (outbound only), the runner machine's, or none. */
+export const NetworkKind = z.enum(["own", "shared", "none"]);
+export type NetworkKind = z.output<typeof NetworkKind>;
+
 /** One line a person reads next to the mode's name. */
 export const SANDBOX_MODE_WORDS: Record<SandboxModeName, string> = {
   "read-only": "read-only sandbox: nothing can be written, no network",

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { SandboxModeName } from "./sandbox.js";
+import { NetworkKind, SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
 
 /*
@@ -35,6 +35,9 @@ export const ProposalFacts = z.object({
   background: z.boolean().describe("Long-running work started in the background (its own, longer time limit)"),
   timeoutMs: z.number().int().nullable().describe("Its time limit; null: the server's default for its kind"),
   sandbox: SandboxFact,
+  network: NetworkKind.nullable().describe(
+    "The command's network where it runs: own (outbound only), shared (the runner machine's, its loopback ports too), none; null: not recorded",
+  ),
 });
 export type ProposalFacts = z.output<typeof ProposalFacts>;
 

@@ -47,6 +47,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "sandbox",
   "sandboxNetwork",
   "sandboxReason",
+  "network",
   "slug",
   "proposedBy",
   "loop",
@@ -76,6 +77,9 @@ const str = (value: unknown): string | null => (typeof value === "string" && val
 const int = (value: unknown): number | null => (Number.isInteger(value) ? (value as number) : null);
 const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
+/** The `network` attribute as the fact: own, shared, none; null for anything else (not recorded). */
+export const networkOf = (value: unknown): ProposalFacts["network"] => (value === "own" || value === "shared" || value === "none" ? value : null);
+
 /**
  * The facts of a proposal from its log entry's attributes. The sandbox mode is the `sandbox` attribute; a log
  * entry written before modes existed has none and is `read-only` when `readOnly` is set, else `full`.
@@ -98,6 +102,7 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
     background: a.background === true,
     timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
     sandbox,
+    network: networkOf(a.network),
   };
 }
 

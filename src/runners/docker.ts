@@ -2,6 +2,7 @@ import { realpathSync } from "node:fs";
 import { posix, relative } from "node:path";
 import type { Duplex } from "node:stream";
 import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
+import type { NetworkKind } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";
@@ -71,6 +72,7 @@ export class DockerBackend implements Backend {
         readOnly: true,
         detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges; workspace-write: the same with ${writable}, a private /tmp and the runner's network`,
         modes: ["read-only", "workspace-write", "full"],
+        network: dockerNetwork(this.options.network),
       };
     }
     return this.#execSandbox(this.options.container!);
@@ -99,6 +101,7 @@ export class DockerBackend implements Backend {
       readOnly: true,
       detail: `docker: container ${container} has a read-only root, only read-only mounts and no network`,
       modes: ["read-only", "full"],
+      network: "none",
     };
   }
 
@@ -375,3 +378,6 @@ export class DockerBackend implements Backend {
     this.#closing.abort();
   }
 }
+
+/** What a container's network mode gives a command: none, the host's (shared), or a network namespace of the container's own. */
+const dockerNetwork = (mode = "none"): NetworkKind => (mode === "none" ? "none" : mode === "host" ? "shared" : "own");

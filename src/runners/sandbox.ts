@@ -302,7 +302,7 @@ export function probeBwrap(
         const network = await probeNetwork(path, bwrapCommand("/", "true"), environ);
         const detail = `${BWRAP_DETAIL}; ${network.detail}`.slice(0, 500);
         return done({
-          info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES },
+          info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared" },
           path,
           resetSignals: await signalResetter(environ),
           slirp: network.slirp,

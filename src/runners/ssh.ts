@@ -124,7 +124,7 @@ export class SshBackend implements Backend {
       return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
     }
     return {
-      info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}`, modes: [...SANDBOX_MODES] },
+      info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}`, modes: [...SANDBOX_MODES], network: "shared" },
       bwrap: path,
       ...(resetter ? { resetSignals: resetter } : {}),
     };

@@ -1,5 +1,5 @@
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
-import { SPOOL_ATTRIBUTES } from "../protocol/views.js";
+import { networkOf, type ProposalFacts, SPOOL_ATTRIBUTES } from "../protocol/views.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { EntryRow } from "./schema.js";
 
@@ -41,6 +41,8 @@ export interface Producer {
   /** workspace-write: whether the network is on; null when not recorded. */
   sandboxNetwork: boolean | null;
   sandboxReason: string | null;
+  /** The command's network where it goes (own, shared, none); null when not recorded. */
+  network: ProposalFacts["network"];
   proposedBy: string | null;
   /** The loop and tool call of the model that proposed it; null for a client's proposal. */
   loop: number | null;
@@ -126,6 +128,7 @@ export function producerFromRow(row: EntryRow): Producer {
     readOnly: a.readOnly === true,
     sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,
     sandboxReason: str(a.sandboxReason),
+    network: networkOf(a.network),
     proposedBy: str(a.proposedBy),
     loop: num(a.loop),
     toolCallId: str(a.toolCallId),

@@ -73,6 +73,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     background: p.background,
     timeoutMs: p.timeoutMs !== null && p.timeoutMs > 0 ? p.timeoutMs : null,
     sandbox,
+    network: p.network,
     path: p.path,
     status: p.status,
     state: producerState(p.status, p.outcome, p.endStatus, channels),

@@ -34,6 +34,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       background: true,
       timeoutMs: 300_000,
       sandbox: { mode: "workspace-write" },
+      network: null,
     });
     expect(factLines(facts)).toEqual([
       { label: "tool", value: "sh" },
@@ -43,11 +44,12 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       { label: "tty", value: "120×40" },
       { label: "runner", value: "build\\tbox" },
       { label: "sandbox", value: "workspace-write (sandbox: only the project directory is writable)" },
+      { label: "network", value: "unknown" },
       { label: "background", value: "yes" },
       { label: "timeout", value: "5 min" },
     ]);
     const text = factsText(facts, { indent: "  " });
-    expect(text.split("\n")).toHaveLength(9);
+    expect(text.split("\n")).toHaveLength(10);
     expect(text).toContain("  env         HOOK='./x\\e[8m.sh' MODE=fast");
     expect(text).not.toMatch(/[\r\u001b\t\u202e]/);
   });
@@ -62,6 +64,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       tty: "none",
       runner: "default",
       sandbox: "full (no sandbox: the command can do anything the runner's user can)",
+      network: "unknown",
       background: "no",
       timeout: "server default",
     });
@@ -81,6 +84,16 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     const unknown = proposalFacts({ readOnly: true, sandbox: "jail\u001b[2K" });
     expect(unknown.sandbox).toEqual({ mode: "unknown", given: "jail\u001b[2K" });
     expect(byLabel(factLines(unknown)).sandbox).toBe('unknown mode "jail\\e[2K" (this client cannot tell what it allows)');
+  });
+
+  it("the network: own, shared with the runner's machine, or none, as recorded; anything else is not known", () => {
+    const shared = proposalFacts({ tool: "sh", command: "ls", sandbox: "full", network: "shared" });
+    expect(shared.network).toBe("shared");
+    expect(byLabel(factLines(shared)).network).toBe("shared with the runner's machine (a command can reach and bind its loopback ports)");
+    expect(factsText(shared)).toMatch(/^network +shared with the runner's machine/m);
+    expect(byLabel(factLines(proposalFacts({ network: "own" }))).network).toBe("own (outbound only; it cannot reach or bind the host's loopback ports)");
+    expect(byLabel(factLines(proposalFacts({ network: "none" }))).network).toBe("none");
+    for (const odd of [undefined, "host", true, null]) expect(proposalFacts({ network: odd }).network).toBeNull();
   });
 
   it("escapeControl writes controls, DEL, C1 and invisible or reordering characters as escapes and leaves the rest", () => {

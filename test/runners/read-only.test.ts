@@ -364,6 +364,8 @@ describeWithInfra("ssh", "read-only over SSH (bubblewrap on the remote host)", (
       kind: "bwrap",
       readOnly: true,
       detail: expect.stringContaining(`${infra.ssh!.username}@${infra.ssh!.host}`),
+      // bwrap over SSH starts no slirp4netns: a workspace-write command keeps the host's network.
+      network: "shared",
     });
     await backend.close();
     const client = await ts.clientIn("ro-ssh");

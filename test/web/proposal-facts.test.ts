@@ -52,6 +52,7 @@ describeWithBrowser("the same facts in spool pending and on the web card", () =>
         tty: text("tty"),
         runner: select?.selectedOptions[0]?.textContent ?? "",
         sandbox: text("sandbox"),
+        network: text("network"),
         background: text("background"),
         timeout: text("timeout"),
       };

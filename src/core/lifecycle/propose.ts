@@ -1,4 +1,4 @@
-import { loaderVariables, loaderVariablesMessage } from "../../protocol/sandbox.js";
+import { loaderVariables, loaderVariablesMessage, type NetworkKind, type SandboxModeName } from "../../protocol/sandbox.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";
@@ -48,6 +48,8 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   if (proposed?.sandbox) refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode });
   // Named none: the runner a plain accept (or a rule) sends it to is resolved now, recorded and shown (SPEC §5, "always allow").
   const defaultRunner = proposed ? null : await projectDefaultRunner(stage, project);
+  const goesToInfo = proposed ? proposed.sandbox : defaultRunner !== null ? ((await stage.runners.named(project.id, defaultRunner))?.sandbox ?? null) : null;
+  const network = networkFact(sandbox.mode, deps.config.sandboxNetwork, goesToInfo);
   const now = Date.now();
   const row = await insertUnderFreeSlug(deps.repos.entries, run, producer.tool, filtered.command, (slug) => ({
     run_id: run.id,
@@ -68,6 +70,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       sandbox: sandbox.mode,
       ...(sandbox.mode === "workspace-write" ? { sandboxNetwork: deps.config.sandboxNetwork } : {}),
       ...(sandbox.reason ? { sandboxReason: sandbox.reason } : {}),
+      ...(network ? { network } : {}),
       proposedBy: input.proposedBy,
       ...input.extra,
     }),
@@ -131,4 +134,16 @@ async function projectDefaultRunner(stage: Stage, project: ProjectRef): Promise<
   if (here) return here.name;
   const there = stage.others?.shared ? await stage.others.defaultRunnerName(project.id) : null;
   return there ?? stage.runners.embeddedName;
+}
+
+/**
+ * The command's network as its runner says (the `network` fact): none in read-only or with the network cut; in
+ * workspace-write what the runner gives; in full a Docker runner's container network, else the machine's. Undefined: not known
+ * (a runner of another server, or one that does not say).
+ */
+function networkFact(mode: SandboxModeName, networkOn: boolean, info: SandboxInfo | null): NetworkKind | undefined {
+  if (mode === "read-only" || (mode === "workspace-write" && !networkOn)) return "none";
+  if (!info) return undefined;
+  if (mode === "workspace-write" || info.kind === "docker") return info.network;
+  return "shared";
 }

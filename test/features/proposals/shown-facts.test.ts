@@ -1,4 +1,5 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../../src/client/spool-client.js";
 import { createLogger } from "../../../src/logger.js";
@@ -147,5 +148,28 @@ describe("decisions follow what was shown", () => {
     const { path } = await a.call("proposal/create", { run: "s", tool: "sh", command: "echo unboxed", sandbox: "full" });
     const taken = await a.call("run/resolve", { run: "s", path, decision: "accept", runner: "self" });
     expect(taken).toMatchObject({ runner: "self", resumeToken: expect.any(String) });
+  });
+
+  it("the network fact: what the runner the proposal goes to gives a command in its mode, recorded and shown before the decision", async () => {
+    const a = await ts.clientIn("network");
+    await a.call("run/create", { alias: "n" });
+    const { runners } = await a.call("runner/list", {});
+    const given = runners.find((r: any) => r.name === embedded)?.sandbox.network;
+    // The embedded local runner says what a workspace-write command gets: own with slirp4netns (this machine has it), else the machine's.
+    expect(given).toBe(process.env.PATH?.split(":").some((d) => existsSync(`${d}/slirp4netns`)) ? "own" : "shared");
+    const shown = async (extra: Record<string, unknown>) => {
+      const notice = a.next("run/proposal", (p: any) => p.run === "n");
+      const { path } = await a.call("proposal/create", { run: "n", tool: "sh", command: "echo net", ...extra });
+      const { producer } = await notice;
+      const log = await a.call("entry/get", { run: "n", path });
+      expect(proposalFacts(log.attributes).network).toBe(producer.network);
+      await a.call("run/resolve", { run: "n", path, decision: "reject" });
+      return { network: producer.network, text: factsText(proposalFacts(log.attributes)) };
+    };
+    const boxed = await shown({ sandbox: "workspace-write" });
+    expect(boxed.network).toBe(given);
+    expect(boxed.text).toMatch(given === "own" ? /^network +own \(outbound only/m : /^network +shared with the runner's machine/m);
+    expect(await shown({ sandbox: "read-only" })).toMatchObject({ network: "none" });
+    expect(await shown({ sandbox: "full" })).toMatchObject({ network: "shared" });
   });
 });

@@ -64,6 +64,7 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       ...fact("tty", facts.tty ? factValue(facts, "tty") : dim(factValue(facts, "tty"))),
       ...fact("runner", runnerSelect),
       ...fact("sandbox", factValue(facts, "sandbox")),
+      ...fact("network", facts.network === null ? dim(factValue(facts, "network")) : factValue(facts, "network")),
       ...fact("background", factValue(facts, "background")),
       ...fact("timeout", factValue(facts, "timeout")),
     ),
