@@ -1,0 +1,57 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { matchingRule, storeRule } from "../../src/core/allow-rules.js";
+import type { ProposalFacts } from "../../src/protocol/views.js";
+import { MIGRATIONS_DIR } from "../../src/server.js";
+import { openStore, type Store } from "../../src/store/database.js";
+import { migrateToLatest } from "../../src/store/migrator.js";
+import { createRepositories, type Repositories } from "../../src/store/repositories.js";
+import { tempDir } from "../helpers/server.js";
+
+/** The facts a person was shown for `sleep 1; echo ruled` on a workspace-write runner with a network of its own. */
+const shown: ProposalFacts = {
+  tool: "sh",
+  command: "sleep 1; echo ruled",
+  cwd: null,
+  env: [],
+  tty: null,
+  runner: null,
+  defaultRunner: "local",
+  background: false,
+  timeoutMs: null,
+  sandbox: { mode: "workspace-write" },
+  network: "own",
+};
+
+describe("an always-allow rule, in a real SQLite store", () => {
+  let home: string;
+  let store: Store;
+  let repos: Repositories;
+  let runId: number;
+
+  beforeAll(async () => {
+    home = tempDir();
+    store = openStore(join(home, "spool.db"));
+    await migrateToLatest(store, MIGRATIONS_DIR);
+    repos = createRepositories(store);
+    const project = await repos.projects.createProject("rules", home);
+    const now = Date.now();
+    runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r1", model: null, mode: "act", status: 200, created_at: now, updated_at: now })).id;
+  });
+  afterAll(async () => {
+    await store.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it("matches the proposal it was set on, and not one whose only difference is the command's network", async () => {
+    const rule = await storeRule(repos, { runId, facts: shown, runner: "local" }, "admin via test");
+    expect((await matchingRule(repos, { runId, facts: { ...shown }, runner: "local" }))?.id).toBe(rule.id);
+    // The same command where it would share the host's network (or have none): a proposal nobody decided on.
+    for (const network of ["shared", "none"] as const) {
+      expect(await matchingRule(repos, { runId, facts: { ...shown, network }, runner: "local" })).toBeUndefined();
+    }
+    // A proposal from before the fact (no network recorded) is not the one decided on either.
+    expect(await matchingRule(repos, { runId, facts: { ...shown, network: null }, runner: "local" })).toBeUndefined();
+  });
+});
