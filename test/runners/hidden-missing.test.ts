@@ -51,6 +51,17 @@ describeWithBwrap("workspace-write and the paths to hide that are not there yet"
     await expect(run("true", [join(link, "token")])).rejects.toThrow(StartError);
   });
 
+  it("a missing path inside a hidden directory that exists (the home's config.json) is covered by hiding that directory", async () => {
+    const home = join(workspace, "home");
+    mkdirSync(home, { recursive: true });
+    const config = join(home, "config.json");
+    const { code, out } = await run(`echo forged > ${config} 2>/dev/null; echo "config=$?"`, [home, config]);
+    expect(code).toBe(0);
+    // Written, if at all, into the empty directory the sandbox put over the home: never on the host.
+    expect(out).toMatch(/^config=\d+\n$/);
+    expect(existsSync(config)).toBe(false);
+  });
+
   it("the same path once there is covered (the command reads nothing of it), and a missing one outside the workspace stays unwritable", async () => {
     const present = join(workspace, "present-token");
     writeFileSync(present, "secret-token\n");
