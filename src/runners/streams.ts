@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { HeldOutput } from "./output.js";
-import { cwdHiddenMessage, cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, LOGIN_FILES, SANDBOX_SIGNALS } from "./sandbox.js";
+import { cwdHiddenMessage, cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, LOGIN_FILES, missingHiddenMessage, SANDBOX_SIGNALS } from "./sandbox.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
@@ -219,6 +219,14 @@ export function remoteScript(
   parts.push(
     `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) ${refuse(cwdHiddenMessage("$C", "$p"))} ;; esac; fi; done`,
   );
+  if (!readOnly) {
+    // bubblewrap hides only what exists: a path to hide that is not there yet inside the writable workspace (judged by
+    // its deepest existing ancestor's real path) could be created by the command for the server to read: refused,
+    // unless that ancestor lies in a hidden directory that exists (hidden with it).
+    parts.push(
+      `for p in ${hidden}; do [ -e "$p" ] && continue; d=$p; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done; r=$(cd -- "$d" 2>/dev/null && pwd -P) || continue; k=; for q in ${hidden}; do if [ -d "$q" ]; then q=$(cd -- "$q" 2>/dev/null && pwd -P) || continue; case "$r/" in "\${q%/}"/*) k=1 ;; esac; fi; done; [ -n "$k" ] && continue; case "$r/" in "\${W%/}"/*) ${refuse(missingHiddenMessage("$p", "$W"))} ;; esac; done`,
+    );
+  }
   parts.push("echo $$");
   parts.push(
     ["set -- --ro-bind / / --dev /dev", readOnly ? "--remount-ro /dev" : "", "--proc /proc --tmpfs /run --remount-ro /run --tmpfs /tmp"]

@@ -385,6 +385,39 @@ describeWithBwrap("SSH: workspace-write never has the login's home as its worksp
       expect(readFileSync(join(root, ".profile"), "utf8")).toBe("# login\n");
     });
 
+    it("a path to hide that is not there yet inside the workspace: refused, nothing created; inside a hidden directory that exists: covered (issue 37)", async () => {
+      const token = join(root, "token");
+      const refused = await backend
+        .start({
+          command: `echo forged > ${token}`,
+          env: {},
+          sandbox: { mode: "workspace-write", hide: [token] },
+          signal: new AbortController().signal,
+          workspace: root,
+          cwd: root,
+        })
+        .catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(StartError);
+      expect((refused as Error).message).toContain(`${token}, which the sandbox must hide`);
+      expect(existsSync(token)).toBe(false);
+      const home = join(root, "home");
+      mkdirSync(home, { mode: 0o777 });
+      chmodSync(home, 0o777);
+      const config = join(home, "config.json");
+      const ran = await output(
+        await backend.start({
+          command: `echo forged > ${config} 2>/dev/null; echo ran`,
+          env: {},
+          sandbox: { mode: "workspace-write", hide: [home, config] },
+          signal: new AbortController().signal,
+          workspace: root,
+          cwd: root,
+        }),
+      );
+      expect(ran).toBe("ran\n");
+      expect(existsSync(config)).toBe(false);
+    });
+
     it("a cwd swapped for a symbolic link that leads out of the workspace: refused, nothing runs", async () => {
       symlinkSync(outside, join(root, "sub"));
       const refused = await start(`touch moved-probe`, { workspace: root, cwd: join(root, "sub") }).catch((error: unknown) => error);
