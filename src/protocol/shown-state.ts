@@ -54,6 +54,8 @@ export interface RunnerShown {
   defaultWord: "yes" | "fallback" | "no";
   /** The modes as one phrase: `read-only, workspace-write, full`. */
   sandboxWord: string;
+  /** A workspace-write command's network there: `own` (outbound only), `shared` (the runner machine's), `none`, or `not said`. */
+  networkWord: string;
 }
 
 type Runner = z.output<typeof RunnerInfo>;
@@ -74,5 +76,6 @@ export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown
     modes,
     defaultWord: runner.default ? "yes" : fallback ? "fallback" : "no",
     sandboxWord: modes.join(", "),
+    networkWord: runner.sandbox.network ?? "not said",
   };
 }

@@ -90,6 +90,7 @@ describeWithBrowser("one shown state on every client", () => {
         expect(row.default, r.name).toBe(r.default ? "yes" : r.embedded && noDefault ? "fallback" : "no");
         const modes = r.sandbox.modes ?? (r.sandbox.readOnly ? ["read-only", "full"] : ["full"]);
         expect(row.sandbox, r.name).toBe(modes.join(", "));
+        expect(row.network, r.name).toBe(r.sandbox.network ?? "not said");
       }
       return listed;
     };
