@@ -87,8 +87,9 @@ export class Sessions {
   }
 
   /** Every project (at most `limit`), each with how many runs it has, how many are open and how many proposals wait. */
-  listProjects(limit: number): Promise<ProjectSummaryRow[]> {
-    return this.deps.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, limit);
+  /** The projects with their counts, by name; `names`: only those (a scoped credential's), null: all. */
+  listProjects(limit: number, names: readonly string[] | null = null): Promise<ProjectSummaryRow[]> {
+    return this.deps.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, limit, names);
   }
 
   /** Binds the connection to the project; plugins hear of it once the reply is on its way. */

@@ -41,7 +41,15 @@ export interface ProjectSummaryRow {
  * proposal (with a log entry at `proposed`: a run whose accepted command runs waits on no one, and an idle
  * run fed by hand may wait on a client's proposal), and when a run last changed.
  */
-export async function listProjects(db: Kysely<Database>, open: readonly number[], proposed: number, limit: number): Promise<ProjectSummaryRow[]> {
+export async function listProjects(
+  db: Kysely<Database>,
+  open: readonly number[],
+  proposed: number,
+  limit: number,
+  /** Only these projects (a scoped credential's); null: all. */
+  names: readonly string[] | null = null,
+): Promise<ProjectSummaryRow[]> {
+  if (names !== null && names.length === 0) return [];
   const rows = await db
     .selectFrom("projects")
     .leftJoin("runs", "runs.project_id", "projects.id")
@@ -79,6 +87,7 @@ export async function listProjects(db: Kysely<Database>, open: readonly number[]
         .as("waiting"),
       eb.fn.max("runs.updated_at").as("updated_at"),
     ])
+    .$if(names !== null, (qb) => qb.where("projects.name", "in", [...names!]))
     .groupBy("projects.id")
     .orderBy("projects.name")
     .limit(limit)

@@ -7,12 +7,11 @@ export const projectList = defineMethod({
   handler: async (params, ctx) => {
     const limit = params.limit ?? 200;
     const principal = ctx.connection.principal;
-    // A scoped credential sees only its projects: read as many as the list may hold (its projects are among them), then cut.
-    const rows = await ctx.core.sessions.listProjects(principal.projects === null ? limit : 1000);
+    // A scoped credential sees only its projects: the query reads those alone.
+    const rows = await ctx.core.sessions.listProjects(limit, principal.projects);
     return {
       projects: rows
         .filter((r) => inScope(principal, r.name))
-        .slice(0, limit)
         .map((r) => ({
           name: r.name,
           root: r.root,
