@@ -267,12 +267,14 @@ describe("the spool command line", () => {
       await person.call("stream/completed", { run: "d", path: p.path, exit_code: 0 });
     }, 90_000);
 
-    it("runners lists backend, default, sandbox and state", async () => {
+    it("runners lists backend, default, sandbox, network and state", async () => {
       const runners = cli(["runners"], dir);
       expect(await runners.exit).toBe(0);
-      expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+state\s+running/);
+      expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+network\s+state\s+running/);
       // With no default set, the embedded runner takes plain accepts (fallback), and is not called the default (--json says false).
-      expect(runners.stdout()).toMatch(/local\s+local\s+fallback\s+(read-only, workspace-write, full|full)\s+(attached \d+\w ago|starts on first use)/);
+      expect(runners.stdout()).toMatch(
+        /local\s+local\s+fallback\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+(attached \d+\w ago|starts on first use)/,
+      );
     }, 60_000);
   });
 
