@@ -31,7 +31,7 @@ export interface SignedIn {
 }
 
 /**
- * Whether the signed-in principal's role may do what needs `needed` (run/resolve needs person; cancel, abort, prompt
+ * Whether the signed-in principal's role may do what needs `needed` (deciding and aborting need person; cancel, prompt
  * and input need agent): a control it may not use is not drawn. The server refuses it anyway; this only spares a click.
  */
 export function may(page: PageContext, needed: Role): boolean {

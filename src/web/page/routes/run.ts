@@ -234,7 +234,7 @@ export class RunView {
         " ago",
       ),
       h("span", { class: "spacer" }),
-      isOpen(current.status) && may(this.#page, "agent") ? abort : null,
+      isOpen(current.status) && may(this.#page, "person") ? abort : null,
     );
   }
 
