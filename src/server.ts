@@ -294,7 +294,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     maxPayload: config.limits.maxMessageBytes,
     handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
-  // The web view: its page over plain HTTP, and pages signed in with a session cookie instead of the token.
+  // The web view: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key) instead of the token.
   const sessions = new WebSessions();
   const trustedHosts = [config.host];
   let port = config.port;
