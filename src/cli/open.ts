@@ -114,7 +114,7 @@ async function mintCode(base: URL, via: string, token: string, tokenFile: string
   if (typeof body.code !== "string") throw new CliError(`${where} answered without a code`, EXIT.failed);
   if (base.protocol === "https:" && !unix) return { code: body.code, page: base };
   const page = typeof body.url === "string" && URL.canParse(body.url) ? new URL(body.url) : null;
-  if (!page || page.protocol !== "http:") throw new CliError(`${where} did not say the address of its page (an older Spool server?)`, EXIT.failed);
+  if (page?.protocol !== "http:") throw new CliError(`${where} did not say the address of its page (an older Spool server?)`, EXIT.failed);
   return { code: body.code, page };
 }
 

@@ -75,7 +75,10 @@ describe("spool open's link goes to the server that made its code", () => {
     expect(cli.stdout()).toBe("");
     expect(cli.stderr()).toMatch(/refused a sign-in link: "builder" is a runner credential: it attaches runners and cannot sign a page in/);
     // Asked directly, the server says the same.
-    const minted = await fetch(new URL("/session/code", server.url.replace(/^ws:/, "http:")), { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    const minted = await fetch(new URL("/session/code", server.url.replace(/^ws:/, "http:")), {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}` },
+    });
     expect(minted.status).toBe(403);
   }, 60_000);
 });
