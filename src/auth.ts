@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import type { IncomingMessage } from "node:http";
 import { BlockList, isIP } from "node:net";
 import { dirname } from "node:path";
+import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "./protocol/page-session.js";
 
 /** Reads the bearer token, creating it (mode 0600) on first start. */
 export function ensureToken(file: string): string {
@@ -81,9 +82,24 @@ export function ownOrigin(request: IncomingMessage, trustedHosts: readonly strin
   return trusted ? url.origin : null;
 }
 
-/** A page's session cookie: named after the port, since browsers share a host's cookies between its ports. */
+/**
+ * A page's session cookie: named after the port, since browsers share a host's cookies between its ports (so a
+ * page on another port gets it too: it is half a session, useless without the page's key, see presentedSessionKey).
+ */
 export function sessionCookieName(port: number): string {
   return `spool_session_${port}`;
+}
+
+/** The page's session key a request presents: the header, or (WebSocket upgrades, where a page cannot set headers) the subprotocol. */
+export function presentedSessionKey(request: IncomingMessage, options: { subprotocol?: boolean } = {}): string | null {
+  const header = request.headers[SESSION_KEY_HEADER];
+  if (typeof header === "string" && header.length > 0) return header.trim();
+  if (!options.subprotocol) return null;
+  for (const offered of String(request.headers["sec-websocket-protocol"] ?? "").split(",")) {
+    const protocol = offered.trim();
+    if (protocol.startsWith(SUBPROTOCOL_SESSION_PREFIX)) return protocol.slice(SUBPROTOCOL_SESSION_PREFIX.length);
+  }
+  return null;
 }
 
 /** The value of one cookie of a request, or null. */

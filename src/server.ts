@@ -11,6 +11,7 @@ import {
   isLoopback,
   originAllowed,
   ownOrigin,
+  presentedSessionKey,
   presentedToken,
   SUBPROTOCOL,
   sessionCookieName,
@@ -293,10 +294,14 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     maxPayload: config.limits.maxMessageBytes,
     handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
-  // The web view: its page over plain HTTP, and pages signed in with a session cookie instead of the token.
+  // The web view: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key) instead of the token.
   const sessions = new WebSessions();
   const trustedHosts = [config.host];
   let port = config.port;
+  // A wildcard listening address is no address to browse to: its loopback stands for it in a link.
+  const hostForLink = ((h) => (h.includes(":") ? `[${h}]` : h))(
+    config.host === "0.0.0.0" || config.host === "" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host,
+  );
   const cookieName = () => sessionCookieName(port);
   // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
@@ -352,8 +357,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
     if (byToken) return { role: byToken.principal.role };
-    const session = cookieValue(request, cookieName());
-    const signedIn = sessions.check(session);
+    const signedIn = sessions.check(cookieValue(request, cookieName()), presentedSessionKey(request));
     if (!signedIn) return { refused: 401 };
     // The cookie is good only for the server's own page.
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
@@ -377,7 +381,15 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   });
   const web = createWebHandler({
     sessions,
-    authenticate: async (presented) => (await authenticate(presented))?.principal ?? null,
+    authenticate: async (presented) => {
+      const found = await authenticate(presented);
+      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt };
+    },
+    // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
+    pageUrl: (request) => {
+      const reached = request.socket.remoteAddress !== undefined ? ownOrigin(request, trustedHosts) : null;
+      return `${reached ?? `http://${hostForLink}:${port}`}/`;
+    },
     allowedOrigins: config.allowedOrigins,
     trustedHosts,
     cookieName,
@@ -416,18 +428,20 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const upgrade = async (request: IncomingMessage, socket: Socket, head: Buffer) => {
     const checkedAt = performance.now();
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
+    // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
     const session = byToken ? null : cookieValue(request, cookieName());
-    const signedIn = byToken ? null : sessions.check(session);
+    const signedIn = byToken ? null : sessions.check(session, presentedSessionKey(request, { subprotocol: true }));
     if (!byToken && !signedIn) return refuse(socket, 401, "Unauthorized");
     // The cookie is good only for the server's own page.
-    if (session !== null && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
+    if (signedIn && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
     if (socket.destroyed) return;
     gate.authenticated(socket);
     // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
     const principal = byToken?.principal ?? signedIn!.principal;
     wss.handleUpgrade(request, socket, head, (ws) => {
-      if (session !== null) ws.once("close", sessions.attach(session, ws));
+      // The session closes it when it ends: signed out, its credential expired or revoked.
+      if (signedIn && session !== null) ws.once("close", sessions.attach(session, ws));
       // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
       ws.on("error", (error) => log.warn(`websocket error: ${error.message}`));
       watchLiveness(ws, {
@@ -464,6 +478,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const stop = () =>
     (stopping ??= (async () => {
       http.close();
+      sessions.clear();
       closeUnix(unix, config.socketPath);
       await (await mcp?.catch(() => null))?.close();
       await plugins.emit("server:stopping", {});

@@ -11,10 +11,12 @@ import { findProject } from "./project.js";
 export const OPEN_SPEC = defineCommand({
   name: "open",
   usage: "spool open [--browser] [options]",
-  about: `Prints a link to the server's web view that signs one browser in: the code in
-it works once, within a minute, and the page trades it for a session cookie
-(the token itself never reaches the browser). Run in a project, the page opens
-on that project.`,
+  about: `Prints a link to the web view of the server that makes its code, at the
+address that server serves on; the link signs one browser in. The code works
+once, within a minute, and the page trades it for a session of the credential
+that made it (the token itself never reaches the browser), which ends when
+the credential expires or is revoked. Run in a project, the page opens on
+that project. A runner's credential gets no link.`,
   connects: true,
   options: { browser: { type: "boolean", help: "also open the link in the default browser ($BROWSER, else\nxdg-open or open)" } },
 });
@@ -38,12 +40,12 @@ export async function open(argv: string[]): Promise<number> {
   const target = serverTarget(values);
   const base = pageUrl(target.tcpUrl);
   const token = readToken(target.tokenFile);
-  const code = await mintCode(base, target.url, token, target.tokenFile);
+  const { code, page } = await mintCode(base, target.url, token, target.tokenFile);
   const fragment = new URLSearchParams({ code });
   const project = findProject(workingDirectory(), values);
   if (project?.name) fragment.set("project", project.name);
   else if (project?.root) fragment.set("root", project.root);
-  const link = `${base.href}#${fragment}`;
+  const link = `${page.href}#${fragment}`;
   process.stdout.write(`${link}\n`);
   if (!values.browser) {
     process.stderr.write("The link signs one browser in, once, within a minute (spool open --browser opens it here).\n");
@@ -55,9 +57,12 @@ export async function open(argv: string[]): Promise<number> {
 
 /**
  * Asks the server for a one-time code with the token (POST /session/code): over the home's Unix socket when the
- * client uses it, else over TCP once the server has proved it holds the token (src/client/server-proof.ts).
+ * client uses it, else over TCP once the server has proved it holds the token (src/client/server-proof.ts). The
+ * link goes to the page of the server that made the code, at the address it says it serves on (its real port,
+ * whatever the configuration says); over TLS, where the server sits behind whatever terminates it, the address
+ * the client reached it by.
  */
-async function mintCode(base: URL, via: string, token: string, tokenFile: string): Promise<string> {
+async function mintCode(base: URL, via: string, token: string, tokenFile: string): Promise<{ code: string; page: URL }> {
   let connection: Socket | null = null;
   const unix = via.startsWith("ws+unix:") ? new URL(via).pathname.replace(/:\/?$/, "") : null;
   if (!unix && base.protocol === "http:") {
@@ -94,13 +99,34 @@ async function mintCode(base: URL, via: string, token: string, tokenFile: string
   } catch {
     throw new CliError(`no server at ${unix ?? base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
   }
+  const where = unix ? `the server at ${unix}` : base.href;
   if (response.status === 401) throw wrongToken(base, tokenFile);
-  if (response.status === 404) throw new CliError(`${base.href} has no web view (an older Spool server?)`, EXIT.connection);
-  if (response.status < 200 || response.status >= 300)
-    throw new CliError(`${base.href} refused to make a sign-in code (HTTP ${response.status})`, EXIT.connection);
-  const body = JSON.parse(response.body) as { code?: unknown };
-  if (typeof body.code !== "string") throw new CliError(`${base.href} answered without a code`, EXIT.failed);
-  return body.code;
+  if (response.status === 404) throw new CliError(`${where} has no web view (an older Spool server?)`, EXIT.connection);
+  // A credential the server will not sign a page in with (a runner's): its words say why.
+  if (response.status === 403) throw new CliError(`${where} refused a sign-in link: ${errorIn(response.body)}`, EXIT.failed);
+  if (response.status < 200 || response.status >= 300) throw new CliError(`${where} refused to make a sign-in code (HTTP ${response.status})`, EXIT.connection);
+  let body: { code?: unknown; url?: unknown };
+  try {
+    body = JSON.parse(response.body) as typeof body;
+  } catch {
+    throw new CliError(`${where} answered without a code`, EXIT.failed);
+  }
+  if (typeof body.code !== "string") throw new CliError(`${where} answered without a code`, EXIT.failed);
+  if (base.protocol === "https:" && !unix) return { code: body.code, page: base };
+  const page = typeof body.url === "string" && URL.canParse(body.url) ? new URL(body.url) : null;
+  if (page?.protocol !== "http:") throw new CliError(`${where} did not say the address of its page (an older Spool server?)`, EXIT.failed);
+  return { code: body.code, page };
+}
+
+/** The server's words in an error answer (`{"error": "…"}`), else the body as it came (bounded). */
+function errorIn(body: string): string {
+  try {
+    const error = (JSON.parse(body) as { error?: unknown }).error;
+    if (typeof error === "string") return error;
+  } catch {
+    // not JSON: the body itself
+  }
+  return body.slice(0, 500);
 }
 
 const wrongToken = (base: URL, tokenFile: string) =>

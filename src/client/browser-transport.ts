@@ -2,8 +2,9 @@ import type { Transport } from "../rpc/transport.js";
 
 /**
  * The client's transport over a browser's WebSocket, for the web page: `new SpoolClient(await
- * connectBrowserWebSocket(url))`. The page's browser sends its session cookie with the upgrade; another
- * browser client, which cannot set headers, passes `protocols` (`["spool", "spool.bearer.<token>"]`).
+ * connectBrowserWebSocket(url))`. The page's browser sends its session cookie with the upgrade and the page
+ * passes its session's key (`["spool", "spool.session.<key>"]`); another browser client, which cannot set
+ * headers, passes its token (`["spool", "spool.bearer.<token>"]`).
  * No Node imports: the page bundles it.
  */
 export function connectBrowserWebSocket(url: string, protocols?: string[]): Promise<Transport> {

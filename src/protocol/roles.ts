@@ -1,9 +1,8 @@
 import { z } from "zod";
 
-/** The roles a credential may hold, least power first: each may do everything the ones before it may. */
-export const ROLES = ["runner", "viewer", "agent", "person", "admin"] as const;
+import { ROLES, type Role } from "./role-rank.js";
 
-export type Role = (typeof ROLES)[number];
+export { lesserRole, ROLES, type Role, roleAllows } from "./role-rank.js";
 
 export const RoleName = z.enum(ROLES);
 
@@ -21,18 +20,6 @@ export const ROLE_SUMMARY: Record<Role, string> = {
  * of the secret (its verifier). The home's token file holds a credential of another shape (64 hex digits).
  */
 export const PRINCIPAL_TOKEN = /^spool_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
-
-const RANK: Record<Role, number> = { runner: 0, viewer: 1, agent: 2, person: 3, admin: 4 };
-
-/** Whether a holder of `held` may do what needs `needed`. */
-export function roleAllows(held: Role, needed: Role): boolean {
-  return RANK[held] >= RANK[needed];
-}
-
-/** The lesser of two roles (what a connection that asks for less than its credential holds acts with). */
-export function lesserRole(a: Role, b: Role): Role {
-  return RANK[a] <= RANK[b] ? a : b;
-}
 
 /** Who a connection acts as: a principal's name, its role and its scope (null: every project). */
 export const PrincipalRef = z.object({

@@ -1,15 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { cookieValue, originAllowed, ownOrigin, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
+import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
 import type { Logger } from "../logger.js";
 import type { Route } from "../ops/routes.js";
-import type { PrincipalRef } from "../protocol/roles.js";
 import { pageAssets } from "./assets.js";
-import type { WebSessions } from "./sessions.js";
+import type { SessionGrant, WebSessions } from "./sessions.js";
 
 export interface WebOptions {
   sessions: WebSessions;
-  /** Who a presented credential names (the home's token file, or a principal's token); null when nobody. */
-  authenticate(presented: string | null): Promise<PrincipalRef | null>;
+  /** Who a presented credential names (the home's token file, or a principal's token) and until when; null when nobody. */
+  authenticate(presented: string | null): Promise<SessionGrant | null>;
+  /**
+   * The page's address on this server, for the sign-in link of a code minted by `request`: the address the request
+   * reached it by (over TCP), or the one it listens on (over its Unix socket) — never one derived from defaults.
+   */
+  pageUrl(request: IncomingMessage): string;
   allowedOrigins: readonly string[];
   /** Host names besides IP addresses and localhost under which the page is the server's own (the configured host). */
   trustedHosts: readonly string[];
@@ -58,7 +62,7 @@ class HttpError extends Error {
 
 /**
  * The web view over plain HTTP: the page and its assets (public: they hold no data), and the sign-in
- * endpoints. Data only ever flows over the WebSocket, which needs the token or a session cookie.
+ * endpoints. Data only ever flows over the WebSocket, which needs a credential or a page session (its cookie and its key).
  */
 export function createWebHandler(options: WebOptions): (request: IncomingMessage, response: ServerResponse) => void {
   return (request, response) => {
@@ -106,20 +110,33 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
   allow(method, ["POST"]);
   if (!originAllowed(request, options.allowedOrigins, options.trustedHosts)) throw new HttpError(403, "Origin not allowed");
   if (tokenInUrl(request)) throw new HttpError(401, TOKEN_IN_URL, { "WWW-Authenticate": "Bearer" });
-  const principal = await options.authenticate(presentedToken(request));
-  if (!principal) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
-  const { code, expiresAt } = options.sessions.mintCode(principal);
-  send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs });
+  const grant = await options.authenticate(presentedToken(request));
+  if (!grant) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
+  // A runner's credential reads nothing a page shows: a link would sign a browser in to an empty page that refuses everything.
+  if (grant.principal.role === "runner")
+    throw new HttpError(
+      403,
+      `"${grant.principal.name}" is a runner credential: it attaches runners and cannot sign a page in — use a viewer, agent, person or admin credential (spool token create NAME --role viewer)`,
+    );
+  const { code, expiresAt } = options.sessions.mintCode(grant);
+  send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs, url: options.pageUrl(request) });
 }
 
-/** /session: POST exchanges a code for the session cookie, GET tells whether the cookie is good, DELETE signs out. */
+/** /session: POST exchanges a code for a session (cookie + key), GET tells whether the session is good and whose, DELETE signs out. */
 async function session(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): Promise<void> {
   allow(method, ["GET", "POST", "DELETE"]);
   const name = options.cookieName();
+  const live = () => options.sessions.check(cookieValue(request, name), presentedSessionKey(request));
   if (method === "GET") {
-    const live = options.sessions.check(cookieValue(request, name));
-    if (!live) throw new HttpError(401, "Not signed in: run `spool open` for a link");
-    return send(response, 200, { expiresAt: live.expiresAt, idleMs: options.sessions.idleMs });
+    const session = live();
+    if (!session) throw new HttpError(401, "Not signed in: run `spool open` for a link");
+    const { name: who, role } = session.principal;
+    return send(response, 200, {
+      expiresAt: session.expiresAt,
+      credentialExpiresAt: session.credentialExpiresAt,
+      idleMs: options.sessions.idleMs,
+      principal: { name: who, role },
+    });
   }
   // Any exchange attempt spends the code it carries, a refused one too: a code another page got to see works for no one.
   const attempted = method === "POST" ? codeIn(await readBody(request)) : null;
@@ -131,7 +148,8 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
     throw new HttpError(403, "Only the server's own page may do this");
   }
   if (method === "DELETE") {
-    options.sessions.end(cookieValue(request, name));
+    // Only the page holding both halves signs its session out.
+    if (live()) options.sessions.end(cookieValue(request, name));
     return send(response, 204, null, { "Set-Cookie": `${name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0` });
   }
   if (!/^application\/json\b/.test(String(request.headers["content-type"] ?? ""))) {
@@ -142,7 +160,8 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
   const signed = options.sessions.redeem(attempted);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
   options.log.info(`web view: a page signed in from ${request.socket.remoteAddress}`);
-  send(response, 204, null, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
+  // The cookie is one half; the key, which the page keeps in its origin's storage and sends itself, is the other.
+  send(response, 200, { key: signed.key, expiresAt: signed.expiresAt }, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
 }
 
 /** The code a sign-in body carries (`{"code": "…"}`), or null. */

@@ -245,9 +245,10 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
       headers: { Origin: origin, "Content-Type": "application/json" },
       body: JSON.stringify({ code }),
     });
-    expect(signedIn.status).toBe(204);
+    expect(signedIn.status).toBe(200);
     const cookie = signedIn.headers.get("set-cookie")!.split(";")[0]!;
-    const socket = new WebSocket(ts.server.url, { headers: { Cookie: cookie, Origin: origin } });
+    const { key } = (await signedIn.json()) as { key: string };
+    const socket = new WebSocket(ts.server.url, ["spool", `spool.session.${key}`], { headers: { Cookie: cookie, Origin: origin } });
     await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
     let id = 0;
     const rpc = (method: string, params: unknown) =>

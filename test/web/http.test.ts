@@ -23,15 +23,17 @@ describe("the web view over HTTP", () => {
       headers: { Origin: origin, "Content-Type": "application/json", ...headers },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
-  /** Signs in like the page does; returns the Cookie header to send. */
+  /** Signs in like the page does; returns the Cookie header to send, and the key the page keeps. */
   const signIn = async () => {
     const response = await exchange({ code: await code() });
-    expect(response.status).toBe(204);
-    return response.headers.get("set-cookie")!.split(";")[0]!;
+    expect(response.status).toBe(200);
+    const { key } = (await response.json()) as { key: string };
+    return { cookie: response.headers.get("set-cookie")!.split(";")[0]!, key };
   };
-  const upgrade = (headers: Record<string, string>) =>
+  /** An upgrade with these headers, offering the subprotocols `spool` and the page's key when given. */
+  const upgrade = (headers: Record<string, string>, key?: string) =>
     new Promise<{ status: number; socket?: WebSocket }>((resolve) => {
-      const socket = new WebSocket(ts.server.url, { headers });
+      const socket = new WebSocket(ts.server.url, key === undefined ? [] : ["spool", `spool.session.${key}`], { headers });
       socket.once("open", () => resolve({ status: 101, socket }));
       socket.once("unexpected-response", (_req, res) => resolve({ status: res.statusCode ?? 0 }));
       socket.once("error", () => resolve({ status: 0 }));
@@ -103,13 +105,18 @@ describe("the web view over HTTP", () => {
     }
   });
 
-  it("trades a code for an HttpOnly, SameSite=Strict session cookie once; the same code again is 401", async () => {
-    const one = await code();
+  it("trades a code for an HttpOnly, SameSite=Strict session cookie and the page's key once; the same code again is 401", async () => {
+    const minted = (await (await mint()).json()) as { code: string; url: string };
+    expect(minted.url).toBe(base);
+    const one = minted.code;
     const first = await exchange({ code: one });
-    expect(first.status).toBe(204);
+    expect(first.status).toBe(200);
     const cookie = first.headers.get("set-cookie")!;
     expect(cookie).toMatch(new RegExp(`^spool_session_${ts.server.port}=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Strict$`));
     expect(cookie).not.toContain(ts.server.token);
+    const { key } = (await first.json()) as { key: string };
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(cookie).not.toContain(key);
     const again = await exchange({ code: one });
     expect(again.status).toBe(401);
     expect(((await again.json()) as { error: string }).error).toMatch(/spool open/);
@@ -132,32 +139,40 @@ describe("the web view over HTTP", () => {
     }
   });
 
-  it("tells a page whether its cookie is good (GET /session)", async () => {
-    const cookie = await signIn();
-    const good = await fetch(`${base}session`, { headers: { Cookie: cookie } });
+  it("tells a page whether its session is good and whose (GET /session): the cookie and the key together, never one alone", async () => {
+    const { cookie, key } = await signIn();
+    const good = await fetch(`${base}session`, { headers: { Cookie: cookie, "Spool-Session-Key": key } });
     expect(good.status).toBe(200);
-    expect(((await good.json()) as { expiresAt: number }).expiresAt).toBeGreaterThan(Date.now());
+    const body = (await good.json()) as { expiresAt: number; credentialExpiresAt: number | null; principal: unknown };
+    expect(body.expiresAt).toBeGreaterThan(Date.now());
+    expect(body).toMatchObject({ credentialExpiresAt: null, principal: { name: "admin", role: "admin" } });
     expect((await fetch(`${base}session`)).status).toBe(401);
-    expect((await fetch(`${base}session`, { headers: { Cookie: `spool_session_${ts.server.port}=forged` } })).status).toBe(401);
+    expect((await fetch(`${base}session`, { headers: { Cookie: cookie } })).status).toBe(401);
+    expect((await fetch(`${base}session`, { headers: { Cookie: cookie, Origin: origin } })).status).toBe(401);
+    expect((await fetch(`${base}session`, { headers: { "Spool-Session-Key": key } })).status).toBe(401);
+    expect((await fetch(`${base}session`, { headers: { Cookie: `spool_session_${ts.server.port}=forged`, "Spool-Session-Key": key } })).status).toBe(401);
   });
 
   it("opens the WebSocket with the cookie from the server's own origin, and serves the project list before initialize", async () => {
     await ts.clientIn("listed");
-    const cookie = await signIn();
-    const { status, socket } = await upgrade({ Cookie: cookie, Origin: origin });
+    const { cookie, key } = await signIn();
+    const { status, socket } = await upgrade({ Cookie: cookie, Origin: origin }, key);
     expect(status).toBe(101);
+    expect(socket!.protocol).toBe("spool");
     const reply = (await rpc(socket!, "project/list")) as { result: { projects: { name: string; runs: number }[] } };
     expect(reply.result.projects.find((p) => p.name === "listed")).toMatchObject({ runs: 0, open: 0, waiting: 0, updatedAt: null });
     socket!.close();
   });
 
-  it("refuses the cookie without the own Origin (403), and no cookie or a forged one (401)", async () => {
-    const cookie = await signIn();
-    expect((await upgrade({ Cookie: cookie, Origin: "http://evil.example" })).status).toBe(403);
-    expect((await upgrade({ Cookie: cookie, Origin: "http://localhost:5173" })).status).toBe(403);
-    expect((await upgrade({ Cookie: cookie })).status).toBe(403);
-    expect((await upgrade({ Origin: origin })).status).toBe(401);
-    expect((await upgrade({ Cookie: `spool_session_${ts.server.port}=forged`, Origin: origin })).status).toBe(401);
+  it("refuses the session without the own Origin (403), and no cookie, a forged one, or the cookie without its key (401)", async () => {
+    const { cookie, key } = await signIn();
+    expect((await upgrade({ Cookie: cookie, Origin: "http://evil.example" }, key)).status).toBe(403);
+    expect((await upgrade({ Cookie: cookie, Origin: "http://localhost:5173" }, key)).status).toBe(403);
+    expect((await upgrade({ Cookie: cookie }, key)).status).toBe(403);
+    expect((await upgrade({ Origin: origin }, key)).status).toBe(401);
+    expect((await upgrade({ Cookie: `spool_session_${ts.server.port}=forged`, Origin: origin }, key)).status).toBe(401);
+    expect((await upgrade({ Cookie: cookie, Origin: origin })).status).toBe(401);
+    expect((await upgrade({ Cookie: cookie, Origin: origin }, "forged")).status).toBe(401);
     // The token still works from the own page's origin, as from any allowed one.
     const byToken = await upgrade({ Authorization: `Bearer ${ts.server.token}`, Origin: origin });
     expect(byToken.status).toBe(101);
@@ -165,15 +180,19 @@ describe("the web view over HTTP", () => {
   });
 
   it("signing out closes the session's connections with 1008 and the cookie stops working", async () => {
-    const cookie = await signIn();
-    const { socket } = await upgrade({ Cookie: cookie, Origin: origin });
+    const { cookie, key } = await signIn();
+    const { socket } = await upgrade({ Cookie: cookie, Origin: origin }, key);
     const closed = new Promise<number>((resolve) => socket!.once("close", (code) => resolve(code)));
-    expect((await fetch(`${base}session`, { method: "DELETE", headers: { Cookie: cookie } })).status).toBe(403);
-    const out = await fetch(`${base}session`, { method: "DELETE", headers: { Cookie: cookie, Origin: origin } });
+    const withKey = { Cookie: cookie, "Spool-Session-Key": key };
+    expect((await fetch(`${base}session`, { method: "DELETE", headers: withKey })).status).toBe(403);
+    // The cookie alone (what any server on the host gets) signs nobody out.
+    expect((await fetch(`${base}session`, { method: "DELETE", headers: { Cookie: cookie, Origin: origin } })).status).toBe(204);
+    expect((await fetch(`${base}session`, { headers: withKey })).status).toBe(200);
+    const out = await fetch(`${base}session`, { method: "DELETE", headers: { ...withKey, Origin: origin } });
     expect(out.status).toBe(204);
     expect(out.headers.get("set-cookie")).toContain("Max-Age=0");
     expect(await closed).toBe(1008);
-    expect((await upgrade({ Cookie: cookie, Origin: origin })).status).toBe(401);
-    expect((await fetch(`${base}session`, { headers: { Cookie: cookie } })).status).toBe(401);
+    expect((await upgrade({ Cookie: cookie, Origin: origin }, key)).status).toBe(401);
+    expect((await fetch(`${base}session`, { headers: withKey })).status).toBe(401);
   });
 });

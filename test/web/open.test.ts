@@ -31,7 +31,7 @@ describe("spool open", () => {
     expect(link).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${ts.server.port}/#code=[A-Za-z0-9_-]{43}&project=alpha$`));
     expect(link).not.toContain(ts.server.token);
     expect(cli.stderr()).toMatch(/once, within a minute/);
-    expect((await exchange(link)).status).toBe(204);
+    expect((await exchange(link)).status).toBe(200);
     expect((await exchange(link)).status).toBe(401);
   });
 

@@ -245,7 +245,10 @@ describeWithBrowser("the web view in Chromium", () => {
     await page.goto(link);
     await page.waitForSelector(".conn-open");
     expect(page.url()).not.toContain("code=");
-    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie)).toBe("{}{}");
+    // Script reads no token and no cookie: only the session's key (its other half is the HttpOnly cookie).
+    const stored = await page.evaluate(() => ({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie }));
+    expect({ ...stored, local: Object.keys(stored.local) }).toEqual({ local: ["spool.session.key"], session: {}, cookie: "" });
+    expect(JSON.stringify(stored)).not.toContain(web.ts.server.token);
     const reused = await context.newPage();
     const other = await web.browser.createBrowserContext();
     const stranger = await other.newPage();

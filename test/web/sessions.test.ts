@@ -9,22 +9,43 @@ function clock(start = 1_000_000) {
   return { now: () => now, advance: (ms: number) => (now += ms) };
 }
 
+/** The home's token: a credential that never expires. */
+const HOME = { principal: HOME_PRINCIPAL, credentialExpiresAt: null };
+
+/** A signed-in page: both halves of its session. */
+const signIn = (sessions: WebSessions, grant: { principal: typeof HOME_PRINCIPAL; credentialExpiresAt: number | null } = HOME) => {
+  const signed = sessions.redeem(sessions.mintCode(grant).code)!;
+  return { id: signed.id, key: signed.key, check: () => sessions.check(signed.id, signed.key) };
+};
+
 const request = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
 
 describe("web sessions", () => {
   it("a code becomes a session once; a second exchange of the same code gets nothing", () => {
     const sessions = new WebSessions();
-    const { code } = sessions.mintCode(HOME_PRINCIPAL);
+    const { code } = sessions.mintCode(HOME);
     const first = sessions.redeem(code);
     expect(first?.id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(first?.key).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(sessions.redeem(code)).toBeNull();
-    expect(sessions.check(first!.id)).not.toBeNull();
+    expect(sessions.check(first!.id, first!.key)).not.toBeNull();
+  });
+
+  it("a session is its cookie and its page's key together: either alone, or with another's, opens nothing", () => {
+    const sessions = new WebSessions();
+    const a = signIn(sessions);
+    const b = signIn(sessions);
+    expect(sessions.check(a.id, null)).toBeNull();
+    expect(sessions.check(null, a.key)).toBeNull();
+    expect(sessions.check(a.id, b.key)).toBeNull();
+    expect(sessions.check(a.id, a.id)).toBeNull();
+    expect(a.check()?.principal).toEqual(HOME_PRINCIPAL);
   });
 
   it("a code is refused once its minute has passed, and an unknown code is refused", () => {
     const time = clock();
     const sessions = new WebSessions({ now: time.now, codeTtlMs: 60_000 });
-    const { code } = sessions.mintCode(HOME_PRINCIPAL);
+    const { code } = sessions.mintCode(HOME);
     time.advance(60_000);
     expect(sessions.redeem(code)).toBeNull();
     expect(sessions.redeem("made-up")).toBeNull();
@@ -33,9 +54,9 @@ describe("web sessions", () => {
 
   it("keeps at most maxCodes codes: minting another drops the oldest", () => {
     const sessions = new WebSessions({ maxCodes: 2 });
-    const oldest = sessions.mintCode(HOME_PRINCIPAL).code;
-    const middle = sessions.mintCode(HOME_PRINCIPAL).code;
-    const newest = sessions.mintCode(HOME_PRINCIPAL).code;
+    const oldest = sessions.mintCode(HOME).code;
+    const middle = sessions.mintCode(HOME).code;
+    const newest = sessions.mintCode(HOME).code;
     expect(sessions.size.codes).toBe(2);
     expect(sessions.redeem(oldest)).toBeNull();
     expect(sessions.redeem(middle)).not.toBeNull();
@@ -45,52 +66,74 @@ describe("web sessions", () => {
   it("a session idle longer than idleMs is gone; using it keeps it alive", () => {
     const time = clock();
     const sessions = new WebSessions({ now: time.now, idleMs: 1_000 });
-    const kept = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
-    const idle = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
+    const kept = signIn(sessions);
+    const idle = signIn(sessions);
     for (let i = 0; i < 3; i++) {
       time.advance(600);
-      expect(sessions.check(kept)).not.toBeNull();
+      expect(kept.check()).not.toBeNull();
     }
-    expect(sessions.check(idle)).toBeNull();
+    expect(idle.check()).toBeNull();
   });
 
   it("a session with an open page connection does not expire, and lives idleMs after it closes", () => {
     const time = clock();
     const sessions = new WebSessions({ now: time.now, idleMs: 1_000 });
-    const id = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
-    const detach = sessions.attach(id, { close: () => {} });
+    const page = signIn(sessions);
+    const detach = sessions.attach(page.id, { close: () => {} });
     time.advance(5_000);
-    expect(sessions.check(id)).not.toBeNull();
+    expect(page.check()).not.toBeNull();
     detach();
     time.advance(999);
-    expect(sessions.check(id)).not.toBeNull();
+    expect(page.check()).not.toBeNull();
     time.advance(1_000);
-    expect(sessions.check(id)).toBeNull();
+    expect(page.check()).toBeNull();
+  });
+
+  it("ends at its credential's expiry: use and open connections never extend it past that", () => {
+    const time = clock();
+    const sessions = new WebSessions({ now: time.now, idleMs: 60_000 });
+    const page = signIn(sessions, { principal: HOME_PRINCIPAL, credentialExpiresAt: time.now() + 10_000 });
+    const closed: string[] = [];
+    sessions.attach(page.id, { close: (_code, reason) => closed.push(reason) });
+    time.advance(9_000);
+    expect(page.check()?.expiresAt).toBe(time.now() + 1_000);
+    time.advance(1_000);
+    expect(page.check()).toBeNull();
+    expect(closed).toEqual(["signed out: session expired"]);
+  });
+
+  it("a code lives no longer than its credential", () => {
+    const time = clock();
+    const sessions = new WebSessions({ now: time.now });
+    const { code, expiresAt } = sessions.mintCode({ principal: HOME_PRINCIPAL, credentialExpiresAt: time.now() + 5_000 });
+    expect(expiresAt).toBe(time.now() + 5_000);
+    time.advance(5_000);
+    expect(sessions.redeem(code)).toBeNull();
   });
 
   it("keeps at most maxSessions: a new one signs out the one used longest ago, closing its connections", () => {
     const sessions = new WebSessions({ maxSessions: 2 });
-    const a = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
-    const b = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
+    const a = signIn(sessions);
+    const b = signIn(sessions);
     const closed: string[] = [];
-    sessions.attach(b, { close: (_code, reason) => closed.push(reason) });
-    sessions.check(a); // a is now the most recently used
-    const c = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
-    expect(sessions.check(b)).toBeNull();
+    sessions.attach(b.id, { close: (_code, reason) => closed.push(reason) });
+    a.check(); // a is now the most recently used
+    const c = signIn(sessions);
+    expect(b.check()).toBeNull();
     expect(closed).toEqual(["signed out: too many sessions"]);
-    expect(sessions.check(a)).not.toBeNull();
-    expect(sessions.check(c)).not.toBeNull();
+    expect(a.check()).not.toBeNull();
+    expect(c.check()).not.toBeNull();
   });
 
   it("signing out ends the session and closes its page connections with 1008", () => {
     const sessions = new WebSessions();
-    const id = sessions.redeem(sessions.mintCode(HOME_PRINCIPAL).code)!.id;
+    const page = signIn(sessions);
     const closed: number[] = [];
-    sessions.attach(id, { close: (code) => closed.push(code) });
-    expect(sessions.end(id)).toBe(true);
+    sessions.attach(page.id, { close: (code) => closed.push(code) });
+    expect(sessions.end(page.id)).toBe(true);
     expect(closed).toEqual([1008]);
-    expect(sessions.check(id)).toBeNull();
-    expect(sessions.end(id)).toBe(false);
+    expect(page.check()).toBeNull();
+    expect(sessions.end(page.id)).toBe(false);
   });
 
   it("a connection attached to a session that is gone is closed at once", () => {

@@ -1,6 +1,7 @@
 import { connectBrowserWebSocket } from "../../client/browser-transport.js";
 import { SpoolClient } from "../../client/spool-client.js";
-import { message, type PageContext } from "./context.js";
+import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "../../protocol/page-session.js";
+import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
 import { age, escapeControl, serverNow, setServerClock } from "./format.js";
 import { codeIn, type Route, readRoute, routeHash } from "./route.js";
@@ -10,10 +11,38 @@ import { RunView } from "./routes/run.js";
 const CLIENT = { name: "spool-web", version: "1" };
 
 /**
- * The typed client over the page's WebSocket (the browser sends the session cookie with the upgrade; nothing
- * here holds a token). One connection joins one project; the app opens a new one to change project.
+ * Where the page keeps its session's key: its origin's storage (scheme, host and port), which no page served on
+ * another port can read, unlike the session cookie, which a browser sends to every port of the host (SPEC §2).
  */
-const connect = async (url: string) => new SpoolClient(await connectBrowserWebSocket(url));
+const KEY_ITEM = "spool.session.key";
+
+const sessionKey = (): string | null => {
+  try {
+    return localStorage.getItem(KEY_ITEM);
+  } catch {
+    return null;
+  }
+};
+
+const keepKey = (key: string | null): void => {
+  try {
+    if (key === null) localStorage.removeItem(KEY_ITEM);
+    else localStorage.setItem(KEY_ITEM, key);
+  } catch {
+    // Storage refused (a private mode's quota): the page works until it is reloaded.
+  }
+};
+
+/** A request to /session with the page's key (its half of the session; the browser adds the cookie). */
+const sessionRequest = (init: RequestInit = {}) =>
+  fetch("/session", { cache: "no-store", ...init, headers: { ...(init.headers as Record<string, string>), [SESSION_KEY_HEADER]: sessionKey() ?? "" } });
+
+/**
+ * The typed client over the page's WebSocket: the browser sends the session cookie with the upgrade, the page offers
+ * its key as a subprotocol (a page cannot set headers there); nothing here holds a token. One connection joins one
+ * project; the app opens a new one to change project.
+ */
+const connect = async (url: string) => new SpoolClient(await connectBrowserWebSocket(url, ["spool", `${SUBPROTOCOL_SESSION_PREFIX}${sessionKey() ?? ""}`]));
 
 /**
  * The web view: one WebSocket joined to the chosen project (a new one when the project changes), the
@@ -45,6 +74,8 @@ export class App implements PageContext {
   #view = 0;
   /** A sign-in link's project root: the project to open once the list is read. */
   #pendingRoot: string | null = null;
+  /** Who the page is signed in as (GET /session). */
+  #principal: SignedIn = { name: "", role: "viewer" };
 
   // Regions of the page.
   readonly #el = {
@@ -78,6 +109,10 @@ export class App implements PageContext {
     return this.#view;
   }
 
+  get principal(): SignedIn {
+    return this.#principal;
+  }
+
   /** Signs in with the fragment's one-time code when there is one, then connects. */
   async start(): Promise<void> {
     // A sign-in link pasted into a tab already on the page only changes the fragment: start over with it.
@@ -94,9 +129,12 @@ export class App implements PageContext {
       this.#pendingRoot = fragment.get("root");
       const response = await fetch("/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
       if (!response.ok) return this.#signedOut(await errorText(response));
+      keepKey(String(((await response.json()) as { key?: unknown }).key ?? ""));
     }
-    const session = await fetch("/session", { cache: "no-store" });
+    const session = await sessionRequest();
     if (!session.ok) return this.#signedOut(code ? "" : await errorText(session));
+    const { principal } = (await session.json()) as { principal: SignedIn };
+    this.#principal = principal;
     this.#layout();
     window.addEventListener("hashchange", () => {
       if (!codeIn(location.hash)) this.navigate(readRoute(), false);
@@ -116,6 +154,7 @@ export class App implements PageContext {
 
   #signedOut(reason: string): void {
     this.#state = "signed-out";
+    keepKey(null);
     this.#closeConnection();
     fill(
       this.#root,
@@ -137,10 +176,16 @@ export class App implements PageContext {
 
   #layout(): void {
     const signOut = h("button", { class: "quiet", type: "button", onclick: () => void this.#signOut() }, "Sign out");
+    const { name, role } = this.#principal;
+    const who = h(
+      "span",
+      { class: "who", "data-principal": name, "data-role": role, title: `signed in as ${name}, role ${role}` },
+      `${escapeControl(name)} · ${role}`,
+    );
     const body = h(
       "div",
       { class: "shell" },
-      h("header", { class: "top" }, h("a", { class: "brand", href: "#/" }, "Spool"), this.#el.status, h("span", { class: "spacer" }), signOut),
+      h("header", { class: "top" }, h("a", { class: "brand", href: "#/" }, "Spool"), this.#el.status, h("span", { class: "spacer" }), who, signOut),
       h("aside", { class: "side" }, h("h2", null, "Projects"), this.#el.projects, h("h2", null, "Runs"), this.#el.runs),
       h("main", { class: "main" }, this.#el.proposals, this.#el.main),
       this.#el.toasts,
@@ -151,7 +196,7 @@ export class App implements PageContext {
   }
 
   async #signOut(): Promise<void> {
-    await fetch("/session", { method: "DELETE" });
+    await sessionRequest({ method: "DELETE" });
     this.#signedOut("Signed out.");
   }
 
@@ -195,7 +240,7 @@ export class App implements PageContext {
     this.#state = "reconnecting";
     this.#renderStatus();
     this.#runView.producer.lost();
-    const session = await fetch("/session", { cache: "no-store" }).catch(() => null);
+    const session = await sessionRequest().catch(() => null);
     if (session?.status === 401) return this.#signedOut(await errorText(session));
     if (this.#state !== "reconnecting") return;
     this.#retryTimer = window.setTimeout(() => void this.#connect(), this.#retryMs);

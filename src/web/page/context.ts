@@ -1,4 +1,5 @@
 import type { SpoolClient } from "../../client/spool-client.js";
+import { type Role, roleAllows } from "../../protocol/role-rank.js";
 import { h } from "./dom.js";
 import type { Route } from "./route.js";
 
@@ -15,10 +16,26 @@ export interface PageContext {
   readonly data: SpoolClient | null;
   /** Bumped whenever what is shown changes (connection, run): late answers for an older view are dropped. */
   readonly view: number;
+  /** Who the page is signed in as (GET /session): the controls its role cannot use are not shown. */
+  readonly principal: SignedIn;
   navigate(route: Route, push: boolean): void;
   /** Moves to the route with `patch` applied, as a new history entry. */
   go(patch: Partial<Route>): void;
   toast(text: string, kind?: "info" | "error"): void;
+}
+
+/** Who signed the page in: the principal of the credential that minted its code (`spool open`). */
+export interface SignedIn {
+  name: string;
+  role: Role;
+}
+
+/**
+ * Whether the signed-in principal's role may do what needs `needed` (deciding and aborting need person; cancel, prompt
+ * and input need agent): a control it may not use is not drawn. The server refuses it anyway; this only spares a click.
+ */
+export function may(page: PageContext, needed: Role): boolean {
+  return roleAllows(page.principal.role, needed);
 }
 
 /** Runs an action a button started: the button is disabled meanwhile, a failure is a toast saying `what` failed. */

@@ -1,7 +1,7 @@
 import type { SpoolClient } from "../../../client/spool-client.js";
 import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
-import { act, KeptButton, message, type PageContext } from "../context.js";
+import { act, KeptButton, may, message, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { bytes, ENTRY } from "../format.js";
 import { TerminalInput } from "../input.js";
@@ -149,7 +149,8 @@ export class ProducerView {
     const cancel = this.#cancel.for(`cancel\u0000${run}\u0000${producer.path}`, (button) =>
       act(this.#page, button, "Cancel", () => this.#page.rpc!.call("stream/cancel", { run, path: producer.path, reason: "cancelled from the web view" })),
     );
-    fill(meta, ...producerFacts(producer, cancel));
+    // A viewer cannot cancel: no button for it.
+    fill(meta, ...producerFacts(producer, may(this.#page, "agent") ? cancel : null));
     for (const c of producer.channels) {
       const channel = c.channel;
       const head = this.element.querySelector(`[data-head="${channel}"]`);
@@ -203,7 +204,8 @@ export class ProducerView {
     const run = this.#host.run();
     const path = producer.path;
     const terminal = this.#terminals.get(1);
-    if (!run || producer.tty === null) return;
+    // A viewer sends no input: its terminals only show.
+    if (!run || producer.tty === null || !may(this.#page, "agent")) return;
     const running = isRunning(producer) && !this.#ended.has(1);
     if (!this.#input) {
       if (!running || !terminal) return;

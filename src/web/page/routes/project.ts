@@ -1,8 +1,8 @@
 import { type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
-import { act, type PageContext } from "../context.js";
+import { act, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import type { Project, Proposal, Run, Runner } from "../model.js";
-import { proposalCard } from "../views/proposal.js";
+import { type ProposalActions, proposalCard } from "../views/proposal.js";
 import { overview, projectItems, runItems } from "../views/sidebar.js";
 
 /** The page's regions the project view draws. */
@@ -163,7 +163,9 @@ export class ProjectView {
     const list = [...this.proposals.entries()].sort(([, a], [, b]) => Number(b.run === here) - Number(a.run === here) || a.createdAt - b.createdAt);
     const cards = new Map<string, HTMLElement>();
     for (const [key, p] of list) {
-      const card = this.#cards.get(key) ?? proposalCard(p, this.#page.route.project, this.#runners, { resolve: (...args) => void this.#resolve(...args) });
+      // A principal whose role may not decide (viewer, agent) sees the card without Approve and Reject.
+      const actions = may(this.#page, "person") ? { resolve: (...args: Parameters<ProposalActions["resolve"]>) => void this.#resolve(...args) } : null;
+      const card = this.#cards.get(key) ?? proposalCard(p, this.#page.route.project, this.#runners, actions);
       markOtherRun(card, here !== null && p.run !== here);
       cards.set(key, card);
     }

@@ -1,7 +1,7 @@
 import { SpoolRpcError } from "../../../client/spool-client.js";
 import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
-import { act, KeptButton, type PageContext } from "../context.js";
+import { act, KeptButton, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { escapeControl, statusClass } from "../format.js";
 import { isOpen, isRunning, type Message, type Producer, producersOf, type Run, runWord, type ToolNotice } from "../model.js";
@@ -234,7 +234,7 @@ export class RunView {
         " ago",
       ),
       h("span", { class: "spacer" }),
-      isOpen(current.status) ? abort : null,
+      isOpen(current.status) && may(this.#page, "person") ? abort : null,
     );
   }
 
@@ -243,6 +243,11 @@ export class RunView {
     if (!run) return;
     if (!run.model) {
       fill(this.#el.prompt, h("p", { class: "dim" }, "This run has no model: it is fed by hand, with proposals from clients."));
+      return;
+    }
+    // A viewer reads runs; it does not prompt them.
+    if (!may(this.#page, "agent")) {
+      fill(this.#el.prompt);
       return;
     }
     if (this.#el.prompt.querySelector("textarea")) return;

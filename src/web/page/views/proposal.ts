@@ -16,7 +16,7 @@ export interface ProposalActions {
  * sandbox mode, whether it runs in the background and its time limit — each with control characters shown
  * escaped, not obeyed.
  */
-export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions): HTMLElement {
+export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions | null): HTMLElement {
   const facts = p.producer;
   const fallback = defaultRunnerName(runners);
   const runnerSelect = h(
@@ -30,8 +30,8 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
   const reason = h("input", { type: "text", placeholder: "reason (optional)", "aria-label": "reason", maxlength: 500 });
   const approve = h("button", { type: "button", class: "approve" }, "Approve");
   const reject = h("button", { type: "button", class: "reject" }, "Reject");
-  approve.addEventListener("click", () => actions.resolve(p, "accept", approve, runnerSelect.value, ""));
-  reject.addEventListener("click", () => actions.resolve(p, "reject", reject, "", reason.value.trim()));
+  approve.addEventListener("click", () => actions?.resolve(p, "accept", approve, runnerSelect.value, ""));
+  reject.addEventListener("click", () => actions?.resolve(p, "reject", reject, "", reason.value.trim()));
   const mode = facts.sandbox.mode;
   const fact = (label: string, value: HTMLElement | string) => [h("dt", null, label), h("dd", { "data-fact": label }, value)];
   const dim = (text: string) => h("span", { class: "dim" }, text);
@@ -68,7 +68,8 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       ...fact("background", factValue(facts, "background")),
       ...fact("timeout", factValue(facts, "timeout")),
     ),
-    h("div", { class: "actions" }, approve, reject, reason),
+    // No actions for a principal that may not decide (null): its card shows the facts only.
+    actions ? h("div", { class: "actions" }, approve, reject, reason) : null,
   );
 }
 
