@@ -111,4 +111,16 @@ describe("src/ keeps the layout SPEC.md §16 draws (src/docs/layers.ts)", () => 
     );
     expect(offenders).toEqual([]);
   });
+
+  it("no program hides in a string: no template literal of src/ holds JavaScript that a worker or a process runs", () => {
+    const offenders = files.filter((file) => programsIn(readFileSync(join(src, file), "utf8")).length > 0);
+    expect(offenders).toEqual([]);
+    // The check can fail: the checkpoint worker as it was kept (a template string a Worker evaluated).
+    expect(programsIn("const WORKER = `\nconst { parentPort } = require(\"node:worker_threads\");\nparentPort.on(\"message\", () => {});\n`;")).toHaveLength(1);
+  });
 });
+
+/** The template literals of `text` that read like a JavaScript program: a require() or an import over several lines. */
+function programsIn(text: string): string[] {
+  return [...text.matchAll(/`(?:[^`\\]|\\.)*`/gs)].map(([literal]) => literal).filter((literal) => literal.includes("\n") && /\brequire\(|^\s*import\s/m.test(literal));
+}
