@@ -116,11 +116,13 @@ describe("src/ keeps the layout SPEC.md §16 draws (src/docs/layers.ts)", () => 
     const offenders = files.filter((file) => programsIn(readFileSync(join(src, file), "utf8")).length > 0);
     expect(offenders).toEqual([]);
     // The check can fail: the checkpoint worker as it was kept (a template string a Worker evaluated).
-    expect(programsIn("const WORKER = `\nconst { parentPort } = require(\"node:worker_threads\");\nparentPort.on(\"message\", () => {});\n`;")).toHaveLength(1);
+    expect(programsIn('const WORKER = `\nconst { parentPort } = require("node:worker_threads");\nparentPort.on("message", () => {});\n`;')).toHaveLength(1);
   });
 });
 
 /** The template literals of `text` that read like a JavaScript program: a require() or an import over several lines. */
 function programsIn(text: string): string[] {
-  return [...text.matchAll(/`(?:[^`\\]|\\.)*`/gs)].map(([literal]) => literal).filter((literal) => literal.includes("\n") && /\brequire\(|^\s*import\s/m.test(literal));
+  return [...text.matchAll(/`(?:[^`\\]|\\.)*`/gs)]
+    .map(([literal]) => literal)
+    .filter((literal) => literal.includes("\n") && /\brequire\(|^\s*import\s/m.test(literal));
 }
