@@ -1,5 +1,4 @@
 import type { JSONRPCRequest, JSONRPCResponse } from "json-rpc-2.0";
-import type { z } from "zod";
 import type { Logger } from "../logger.js";
 import { type PrincipalRef, RUNNER_NOTIFICATIONS, roleAllows } from "../protocol/roles.js";
 import { ClientMemory } from "./budget.js";
