@@ -72,8 +72,9 @@ describe("src/ keeps the layout SPEC.md §16 draws (src/docs/layers.ts)", () => 
     });
   }
 
-  it("features never name the repositories: they call core's services, which own the queries", () => {
+  it("features and the agent never name the repositories: they call core's services, which own the queries", () => {
     expect(rowOf("features/index.ts")!.never?.map((n) => n.name)).toContain("repos");
+    expect(rowOf("agent/loop.ts")!.never?.map((n) => n.name)).toContain("repos");
     expect(files.flatMap((file) => forbidden(rowOf(file)!, code(join(src, file))).map((name) => `${file}: ${name}`))).toEqual([]);
   });
 
@@ -110,5 +111,36 @@ describe("src/ keeps the layout SPEC.md §16 draws (src/docs/layers.ts)", () => 
         .map((target) => `${relative(root, file)}: ${target}`),
     );
     expect(offenders).toEqual([]);
+  });
+
+  it("no program hides in a string: no template literal of src/ holds JavaScript that a worker or a process runs", () => {
+    const offenders = files.filter((file) => programsIn(readFileSync(join(src, file), "utf8")).length > 0);
+    expect(offenders).toEqual([]);
+    // The check can fail: the checkpoint worker as it was kept (a template string a Worker evaluated).
+    expect(programsIn('const WORKER = `\nconst { parentPort } = require("node:worker_threads");\nparentPort.on("message", () => {});\n`;')).toHaveLength(1);
+  });
+});
+
+/** The template literals of `text` that read like a JavaScript program: a require() or an import over several lines. */
+function programsIn(text: string): string[] {
+  return [...text.matchAll(/`(?:[^`\\]|\\.)*`/gs)]
+    .map(([literal]) => literal)
+    .filter((literal) => literal.includes("\n") && /\brequire\(|^\s*import\s/m.test(literal));
+}
+
+describe("each method's handler lives in the feature folder of its name", () => {
+  // run/… in features/runs, token/… in features/token, rpc.discover, initialize and ping in features/session.
+  const folderOf = (method: string) => {
+    const namespace = method.includes("/") ? method.split("/")[0]! : "session";
+    return ["run", "entry", "proposal", "runner"].includes(namespace) ? `${namespace === "entry" ? "entrie" : namespace}s` : namespace;
+  };
+  it("every features/ file binding methods[…] is in that method's folder", () => {
+    const bound = files
+      .filter((file) => file.startsWith("features/"))
+      .flatMap((file) => [...readFileSync(join(src, file), "utf8").matchAll(/\.\.\.methods\["([^"]+)"\]/g)].map(([, method]) => ({ file, method: method! })));
+    expect(bound.length).toBeGreaterThan(25);
+    expect(bound.filter(({ file, method }) => file.split("/")[1] !== folderOf(method)).map(({ file, method }) => `${method} in ${file}`)).toEqual([]);
+    // The rule can fail: run/resolve where it was.
+    expect(folderOf("run/resolve")).not.toBe("proposals");
   });
 });

@@ -1,11 +1,9 @@
 import type { Core } from "../core/index.js";
 import { ENTRY, entryStatusWord } from "../core/status.js";
+import { channelFromRow, type EntryRow, lineCount, producerFromRow } from "../core/views.js";
 import { renderTerminalText } from "../model/terminal.js";
 import type { ControlSignal } from "../protocol/runner.js";
 import { SpoolError } from "../rpc/errors.js";
-import { channelFromRow, producerFromRow } from "../store/producer-row.js";
-import { lineCount } from "../store/repositories.js";
-import type { EntryRow } from "../store/schema.js";
 import type { ToolContext } from "./tool-context.js";
 
 /** The terminal a model's `sh` with `tty` gets. */
@@ -74,33 +72,39 @@ export function inputRefusal(core: Core): string | null {
 
 /** The log entry of a producer of this run, named by its log path or one of its channel paths. */
 export async function producerOf(ctx: Pick<ToolContext, "core" | "run">, path: string): Promise<EntryRow | null> {
-  const entry = await ctx.core.repos.entries.findEntry(ctx.run.id, path);
+  const entry = await ctx.core.entries.find(ctx.run.id, path);
   if (!entry) return null;
   if (entry.scheme === "log") return entry;
-  return entry.producer_id === null ? null : ((await ctx.core.repos.entries.findEntryById(entry.producer_id)) ?? null);
+  return entry.producer_id === null ? null : ((await ctx.core.entries.findById(entry.producer_id)) ?? null);
 }
 
 const outputChannels = (channels: EntryRow[]) => channels.filter((c) => (c.channel ?? 0) >= 1);
 const running = (channels: EntryRow[]) => channels.some((c) => c.status === ENTRY.streaming);
 
-/** Waits until the producer ends, or its output has been quiet for a moment after something new came, or `ms` pass. */
+/**
+ * Waits until the producer ends, or its output has been quiet for a moment after something new came, or `ms` pass:
+ * on the channels' events (a chunk, an end), reading the store only at an end and when it returns.
+ */
 export async function awaitAnswer(core: Core, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
   const deadline = Date.now() + ms;
-  const size = (channels: EntryRow[]) => outputChannels(channels).reduce((sum, c) => sum + c.bytes, 0);
-  let channels = await core.repos.entries.listChannels(log.id);
-  const before = size(channels);
-  let last = before;
+  let channels = await core.entries.channels(log.id);
   let changedAt = 0;
+  let stale = false;
   while (running(channels) && Date.now() < deadline && !signal.aborted) {
-    if (changedAt && Date.now() - changedAt >= QUIET_MS) break;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
-    channels = await core.repos.entries.listChannels(log.id);
-    if (size(channels) !== last) {
-      last = size(channels);
+    const quietLeft = changedAt ? QUIET_MS - (Date.now() - changedAt) : Number.POSITIVE_INFINITY;
+    if (quietLeft <= 0) break;
+    // Output channels only: what was typed (channel 0) is not an answer.
+    const change = await core.entries.nextChange(outputChannels(channels), Math.min(deadline - Date.now(), quietLeft), { signal }).changed;
+    if (change === "data") {
       changedAt = Date.now();
+      stale = true;
+      continue;
     }
+    if (change === null) break;
+    channels = await core.entries.channels(log.id);
+    stale = false;
   }
-  return channels;
+  return stale ? core.entries.channels(log.id) : channels;
 }
 
 /**
@@ -123,21 +127,21 @@ export async function newOutput(ctx: Pick<ToolContext, "core" | "budgetTokens">,
       continue;
     }
     const start = Math.max(from, total - NEW_LINES);
-    const read = await ctx.core.repos.chunks.readLines(channel.id, start, total - start, budget * 8);
+    const read = await ctx.core.entries.readLines(channel.id, start, total - start, budget * 8);
     let text = (await renderTerminalText(read.data.toString("utf8"))).replace(/\n$/, "");
     if (text.length > budget) text = `[… cut to the last ${budget} characters; read more with get …]\n${text.slice(-budget)}`;
     const skipped = start > from ? ` (${start - from} earlier new lines left out; read them with get: {"path": "${channel.path}", "line": ${from + 1}})` : "";
     lines.push(`--- ${name} (${channel.path}): new since your last look, lines ${start + 1}-${total} of ${total}${skipped} ---`);
     lines.push(text);
   }
-  await ctx.core.repos.entries.setAttribute(log.id, "modelSeen", next);
+  await ctx.core.entries.setAttribute(log.id, "modelSeen", next);
   return lines.join("\n");
 }
 
 /** Marks everything a producer printed so far as seen by the model (it was just shown its output). */
 export async function markSeen(core: Core, log: EntryRow, channels: EntryRow[]): Promise<void> {
   if (!running(channels)) return;
-  await core.repos.entries.setAttribute(log.id, "modelSeen", Object.fromEntries(outputChannels(channels).map((c) => [String(c.channel), c.newlines])));
+  await core.entries.setAttribute(log.id, "modelSeen", Object.fromEntries(outputChannels(channels).map((c) => [String(c.channel), c.newlines])));
 }
 
 /** An entry's status as the model reads it: in words ("still running", "done", "failed"…), never the protocol's number. */
@@ -192,16 +196,16 @@ export function age(ms: number): string {
 
 /** The run's producers that are still running, as the `jobs` tool lists them. */
 export async function listJobs(ctx: Pick<ToolContext, "core" | "run">): Promise<string> {
-  const open = await ctx.core.repos.entries.listEntries(ctx.run.id, { status: ENTRY.streaming, limit: 1000 });
+  const open = await ctx.core.entries.list(ctx.run.id, { status: ENTRY.streaming, limit: 1000 });
   const ids = [...new Set(open.map((c) => c.producer_id).filter((id): id is number => id !== null))];
   if (ids.length === 0) return "no command of this run is running";
   const now = Date.now();
   const lines = [`${ids.length} command${ids.length === 1 ? "" : "s"} of this run still running:`];
   for (const id of ids) {
-    const log = await ctx.core.repos.entries.findEntryById(id);
+    const log = await ctx.core.entries.findById(id);
     if (!log) continue;
     const producer = producerFromRow(log);
-    const channels = await ctx.core.repos.entries.listChannels(id);
+    const channels = await ctx.core.entries.channels(id);
     const since = Math.min(...channels.map((c) => c.created_at));
     const sizes = channels.map((c) => `${channelFromRow(c).name} ${c.bytes} bytes`).join(", ");
     const traits = [

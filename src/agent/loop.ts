@@ -1,9 +1,9 @@
 import type { Core } from "../core/index.js";
 import { RUN } from "../core/status.js";
+import type { LoopRow, RunRow } from "../core/views.js";
 import type { Logger } from "../logger.js";
 import { type ChatMessage, type ChatResponse, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import type { LoopRow, RunRow } from "../store/schema.js";
 import { runTool, type ToolOutcome, toolSpecs } from "./tools.js";
 
 export interface ModelTarget {
@@ -189,11 +189,11 @@ export class AgentDriver {
   }
 
   async #messages(runId: number): Promise<Stored[]> {
-    return (await this.core.repos.messages.listMessages(runId)).map((r) => JSON.parse(r.body) as Stored);
+    return (await this.core.conversation.messages(runId)).map((body) => JSON.parse(body) as Stored);
   }
 
   async #addMessage(run: RunRow, loopId: number | null, message: Stored): Promise<void> {
-    await this.core.repos.messages.insertMessage({ run_id: run.id, loop_id: loopId, turn: run.turn, role: message.role, body: JSON.stringify(message) });
+    await this.core.conversation.add(run, loopId, message.role, JSON.stringify(message));
   }
 
   #finishLoop(loop: LoopRow, status: number): Promise<void> {
@@ -202,11 +202,10 @@ export class AgentDriver {
 
   async #drive(runId: number): Promise<void> {
     for (;;) {
-      let run = await this.core.repos.runs.findRunById(runId);
+      let run = await this.core.conversation.run(runId);
       if (!run?.model || run.status === RUN.aborted) return;
-      const row = await this.core.repos.projects.findProjectById(run.project_id);
-      if (!row) return;
-      const project: ProjectRef = { id: row.id, name: row.name, root: row.root };
+      const project = await this.core.conversation.project(run);
+      if (!project) return;
       const loop = await this.#openLoop(run.id);
       if (!loop) {
         if (run.status !== RUN.done && run.status !== RUN.failed) await this.#setStatus(run, project, RUN.done, "idle");
@@ -271,13 +270,13 @@ export class AgentDriver {
         await this.#setStatus(run, project, RUN.running, "loop finished", { summary: last.content }, loop);
         continue;
       }
-      const steps = await this.core.repos.messages.countLoopMessages(loop.id, "assistant");
+      const steps = await this.core.conversation.count(loop.id, "assistant");
       if (steps >= this.settings.maxStepsPerLoop) {
         await this.#fail(run, project, loop, `the loop took ${steps} model steps without finishing (limit ${this.settings.maxStepsPerLoop})`);
         continue;
       }
       await this.#callModel(run, project, loop, target, messages);
-      run = (await this.core.repos.runs.findRunById(runId))!;
+      run = (await this.core.conversation.run(runId))!;
       if (run.status === RUN.aborted) return;
     }
   }
@@ -286,7 +285,7 @@ export class AgentDriver {
     // Every model call after the first is a new turn: its proposals go under turn_N+1.
     if (messages.some((m) => m.role === "assistant")) {
       run = { ...run, turn: run.turn + 1 };
-      await this.core.repos.runs.updateRun(run.id, { turn: run.turn });
+      await this.core.conversation.setTurn(run, run.turn);
     }
     if (run.status !== RUN.running) run = await this.#setStatus(run, project, RUN.running, "model call");
     const controller = new AbortController();
@@ -306,10 +305,10 @@ export class AgentDriver {
           },
         },
       );
-      const current = await this.core.repos.runs.findRunById(run.id);
+      const current = await this.core.conversation.run(run.id);
       if (!current || current.status === RUN.aborted) return;
       if (response.usage) {
-        await this.core.repos.usage.insertUsage({
+        await this.core.conversation.usage({
           run_id: run.id,
           loop_id: loop.id,
           turn: run.turn,
@@ -398,7 +397,7 @@ export class AgentDriver {
                 },
                 call,
               );
-        const fresh = await this.core.repos.runs.findRunById(run.id);
+        const fresh = await this.core.conversation.run(run.id);
         if (!fresh || fresh.status === RUN.aborted) return "stopped";
         if (outcome.kind === "waiting") {
           // Already waiting (a second look at the same pending proposal): nothing changed, nothing to announce.
@@ -421,7 +420,7 @@ export class AgentDriver {
             await this.#addMessage(fresh, loop.id, { role: "tool", tool_call_id: rest.id, content: "skipped: the task was finished with done" });
           }
           await this.#finishLoop(loop, RUN.done);
-          await this.core.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(fresh.attributes), summary: outcome.summary }) });
+          await this.core.conversation.annotate(fresh, { summary: outcome.summary });
           await this.#setStatus(fresh, project, RUN.running, "loop finished", { summary: outcome.summary }, loop);
           return "continue";
         }
@@ -436,7 +435,7 @@ export class AgentDriver {
   async #fail(run: RunRow, project: ProjectRef, loop: LoopRow, message: string): Promise<void> {
     await this.#finishLoop(loop, RUN.failed);
     await this.core.runs.recordError(run, loop, message);
-    await this.core.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(run.attributes), error: message }) });
+    await this.core.conversation.annotate(run, { error: message });
     const more = await this.#openLoop(run.id);
     await this.#setStatus(run, project, more ? RUN.running : RUN.failed, "loop failed", { error: message }, loop);
   }

@@ -1,6 +1,6 @@
+import type { LoopRow, RunRow } from "../core/views.js";
 import { serviceKey } from "../plugins/services.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import type { LoopRow, RunRow } from "../store/schema.js";
 
 /** What run methods need from the agent loop plugin; without the plugin, runs with a model are UNSUPPORTED. */
 export interface AgentLoop {

@@ -1,6 +1,6 @@
 import type { Core } from "../core/index.js";
+import type { RunRow } from "../core/views.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import type { RunRow } from "../store/schema.js";
 
 /** What a tool call runs with: the core, where it runs, and the loop it belongs to. */
 export interface ToolContext {

@@ -1,14 +1,12 @@
 import { z } from "zod";
 import type { Core } from "../core/index.js";
 import { ENTRY } from "../core/status.js";
+import { channelFromRow, type EntryRow, lineCount, producerFromRow } from "../core/views.js";
 import { channelModelView, renderOptionsFor } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
 import { TYPED_LABEL, transcript } from "../model/transcript.js";
 import { ControlSignal } from "../protocol/runner.js";
-import { channelFromRow, producerFromRow } from "../store/producer-row.js";
-import { lineCount } from "../store/repositories.js";
-import type { EntryRow } from "../store/schema.js";
 import {
   awaitAnswer,
   describeParts,
@@ -123,28 +121,9 @@ export type ToolOutcome =
   | { kind: "waiting"; path: string }
   | { kind: "done"; content: string; summary: string };
 
-/** Sleeps, waking early on abort; the abort listener goes away with the timer. */
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-
-/** Waits up to `ms` for a producer's channels to finish. */
-async function settle(core: Core, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const channels = await core.repos.entries.listChannels(log.id);
-    if (channels.every((c) => c.status !== ENTRY.streaming) || Date.now() >= deadline || signal.aborted) return channels;
-    await sleep(Math.min(100, deadline - Date.now()), signal);
-  }
+/** Waits up to `ms` for a producer's channels to finish (on their end events: core.entries.settled). */
+function settle(core: Core, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
+  return core.entries.settled(log.id, ms, signal);
 }
 
 /** A producer's result as the model reads it: status (in words), exit code, then each channel's model view. */
@@ -164,7 +143,7 @@ export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetToke
   const allBytes = channels.reduce((sum, c) => sum + c.bytes, 0);
   if (typed && allBytes <= ctx.budgetTokens * 4) {
     const input = new Set(channels.filter((c) => c.channel === 0).map((c) => c.id));
-    const read = await ctx.core.repos.chunks.readInOrder(
+    const read = await ctx.core.entries.readInOrder(
       channels.map((c) => c.id),
       allBytes,
     );
@@ -182,7 +161,7 @@ export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetToke
       lines.push(`--- ${name} (${channel.path}): empty`);
       continue;
     }
-    const view = await channelModelView(ctx.core.repos.chunks.readLines, channel, share, { failurePatterns: ctx.core.config.agent.failurePatterns });
+    const view = await channelModelView(ctx.core.entries.readLines, channel, share, { failurePatterns: ctx.core.config.agent.failurePatterns });
     lines.push(`--- ${name} (${channel.path}, ${lineCount(channel)} lines, ${channel.bytes} bytes) ---`);
     lines.push(view.text.replace(/\n$/, ""));
   }
@@ -221,7 +200,7 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
       return { kind: "result", content: await getEntry(ctx, args as z.output<typeof ToolArgs.get>) };
     case "wait": {
       const { path, timeout_ms } = args as z.output<typeof ToolArgs.wait>;
-      const log = await ctx.core.repos.entries.findEntry(ctx.run.id, path);
+      const log = await ctx.core.entries.find(ctx.run.id, path);
       if (log?.scheme !== "log") return { kind: "result", content: `error: no command log "${path}" in this run` };
       const channels = await settle(ctx.core, log, timeout_ms ?? 30_000, ctx.signal);
       await markSeen(ctx.core, log, channels);
@@ -246,7 +225,7 @@ async function runCommand(
   tool: "sh" | "env",
   args: { command: string; cwd?: string; tty?: boolean; background?: boolean },
 ): Promise<ToolOutcome> {
-  let log = await ctx.core.repos.entries.findLogByAttribute(ctx.run.id, "toolCallId", call.id);
+  let log = await ctx.core.entries.findLogBy(ctx.run.id, "toolCallId", call.id);
   if (!log) {
     ctx.announce("running", null);
     try {
@@ -273,7 +252,7 @@ async function runCommand(
   // Background work is not waited for: the turn goes on at once with its path.
   const { background } = producerFromRow(log);
   const channels = log.status === ENTRY.done ? await settle(ctx.core, log, background ? 0 : ctx.yieldMs, ctx.signal) : [];
-  const fresh = (await ctx.core.repos.entries.findEntry(ctx.run.id, log.path)) ?? log;
+  const fresh = (await ctx.core.entries.find(ctx.run.id, log.path)) ?? log;
   const failed = fresh.status === ENTRY.rejected || channels.some((c) => c.status === ENTRY.cancelled || c.status === ENTRY.failed);
   await markSeen(ctx.core, fresh, channels);
   const result = await producerResult(ctx, fresh, channels);
@@ -290,7 +269,7 @@ async function writeTool(ctx: ToolContext, args: z.output<typeof ToolArgs.write>
   if (refusal) return { kind: "result", content: refusal, failed: true };
   const log = await producerOf(ctx, args.path);
   if (!log || log.status !== ENTRY.done) return { kind: "result", content: `error: no accepted command "${args.path}" in this run`, failed: true };
-  let channels = await ctx.core.repos.entries.listChannels(log.id);
+  let channels = await ctx.core.entries.channels(log.id);
   const open = channels.some((c) => c.status === ENTRY.streaming);
   const parts = writeParts(args.input, producerFromRow(log).tty !== null);
   if (parts.length > 0 && !open) {
@@ -304,7 +283,7 @@ async function writeTool(ctx: ToolContext, args: z.output<typeof ToolArgs.write>
   const error = await sendParts(ctx, log, parts);
   if (error) return { kind: "result", content: error, path: log.path, failed: true };
   if (open) channels = await awaitAnswer(ctx.core, log, args.timeout_ms ?? 2000, ctx.signal);
-  const fresh = (await ctx.core.repos.entries.findEntryById(log.id)) ?? log;
+  const fresh = (await ctx.core.entries.findById(log.id)) ?? log;
   const sent = parts.length > 0 ? [`sent: ${describeParts(parts)}`] : [];
   return { kind: "result", content: [...statusLines(fresh, channels), ...sent, await newOutput(ctx, fresh, channels)].join("\n"), path: log.path };
 }
@@ -316,14 +295,14 @@ async function killTool(ctx: ToolContext, args: z.output<typeof ToolArgs.kill>):
   const log = await producerOf(ctx, args.path);
   if (!log || log.status !== ENTRY.done) return { kind: "result", content: `error: no accepted command "${args.path}" in this run`, failed: true };
   const signal = args.signal ?? "TERM";
-  const before = await ctx.core.repos.entries.listChannels(log.id);
+  const before = await ctx.core.entries.channels(log.id);
   if (!before.some((c) => c.status === ENTRY.streaming)) {
     return { kind: "result", content: [`it had already finished; nothing was sent`, ...statusLines(log, before)].join("\n"), path: log.path };
   }
   const error = await sendParts(ctx, log, [{ kind: "signal", signal }]);
   if (error) return { kind: "result", content: error, path: log.path, failed: true };
   const channels = await settle(ctx.core, log, ctx.killWaitMs, ctx.signal);
-  const fresh = (await ctx.core.repos.entries.findEntryById(log.id)) ?? log;
+  const fresh = (await ctx.core.entries.findById(log.id)) ?? log;
   const still = channels.some((c) => c.status === ENTRY.streaming) ? [`it is still running after SIG${signal}; kill it with signal KILL if it must stop`] : [];
   return {
     kind: "result",
@@ -333,7 +312,7 @@ async function killTool(ctx: ToolContext, args: z.output<typeof ToolArgs.kill>):
 }
 
 async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): Promise<string> {
-  const entry = await ctx.core.repos.entries.findEntry(ctx.run.id, args.path);
+  const entry = await ctx.core.entries.find(ctx.run.id, args.path);
   if (!entry) return `error: no entry "${args.path}" in this run`;
   const budget = ctx.budgetTokens * 4;
   if (!entry.streamed) return (await renderTerminalText(entry.body, renderOptionsFor(entry))).slice(0, budget);
@@ -341,7 +320,7 @@ async function getEntry(ctx: ToolContext, args: z.output<typeof ToolArgs.get>): 
   const start = args.tail !== undefined ? Math.max(0, total - args.tail) : (args.line ?? 1) - 1;
   const count = args.limit ?? args.tail ?? 200;
   // Noisy output shrinks a lot once rendered: read up to 8 raw bytes for each character the model may see.
-  const slice = await ctx.core.repos.chunks.readLines(entry.id, start, count, budget * 8);
+  const slice = await ctx.core.entries.readLines(entry.id, start, count, budget * 8);
   let text = await renderTerminalText(slice.data.toString("utf8"), renderOptionsFor(entry));
   if (text.length > budget) text = `${text.slice(0, budget)}\n[… cut at the budget; ask for fewer lines]`;
   return `${entry.path}: lines ${start + 1}-${start + slice.lines} of ${total} (${statusText(entry.status)})\n${text}`;

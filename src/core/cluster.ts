@@ -120,6 +120,8 @@ export class ClusterLink {
 
   /** Another server appended up to `seq`: this server's watchers of the channel get what they have not had, read from the table. */
   async #catchUp(entryId: number, seq: number): Promise<void> {
+    // The agent's waits on this server wake for output appended on another (they read the store themselves).
+    this.watchers.signals.touch(entryId, "data");
     if (!this.watchers.watching(entryId)) {
       this.#cursor.delete(entryId);
       return;
@@ -141,6 +143,7 @@ export class ClusterLink {
     if (!log) return;
     this.lifecycle.finishedElsewhere(log.id);
     for (const channel of await this.deps.repos.entries.listChannels(log.id)) {
+      this.watchers.signals.touch(channel.id, "end");
       if (!this.watchers.watching(channel.id)) continue;
       await this.#catchUp(channel.id, channel.last_seq);
       this.#cursor.delete(channel.id);

@@ -2,9 +2,11 @@ import type { Repositories } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
 import { replay } from "./replay.js";
+import { ENTRY } from "./status.js";
 import type { Subscription, WatcherHub } from "./watchers.js";
 
 type Stored = Repositories["entries"];
+const streaming = (channel: EntryRow) => channel.status === ENTRY.streaming;
 type Chunks = Repositories["chunks"];
 
 /**
@@ -33,6 +35,58 @@ export class Entries {
   /** The run's entries, oldest first, matching the filter (a glob over the path, a status). */
   list(runId: number, filter: Parameters<Stored["listEntries"]>[1]): Promise<EntryRow[]> {
     return this.deps.repos.entries.listEntries(runId, filter);
+  }
+
+  /** The entry with this id (a producer's log entry, from a channel's `producer_id`). */
+  findById(id: number): Promise<EntryRow | undefined> {
+    return this.deps.repos.entries.findEntryById(id);
+  }
+
+  /** The run's log entry whose attribute `key` is `value` (the producer a model's tool call made: `toolCallId`). */
+  findLogBy(runId: number, key: string, value: string): Promise<EntryRow | undefined> {
+    return this.deps.repos.entries.findLogByAttribute(runId, key, value);
+  }
+
+  /** Sets one attribute of an entry (what the model has seen of a producer: `modelSeen`). */
+  setAttribute(id: number, key: string, value: unknown): Promise<void> {
+    return this.deps.repos.entries.setAttribute(id, key, value);
+  }
+
+  /**
+   * A producer's channels once none is streaming, or as they are after `ms` or on abort. Waits for the channels'
+   * end (here or on another server), never on a timer that reads the store.
+   */
+  async settled(logId: number, ms: number, signal?: AbortSignal): Promise<EntryRow[]> {
+    const deadline = Date.now() + ms;
+    let channels = await this.deps.repos.entries.listChannels(logId);
+    while (channels.some(streaming) && Date.now() < deadline && !signal?.aborted) {
+      const wait = this.watchers.signals.arm(
+        channels.map((c) => c.id),
+        deadline - Date.now(),
+        { signal, data: false },
+      );
+      // Read again once armed: an end between the first read and the arming is not missed.
+      channels = await this.deps.repos.entries.listChannels(logId);
+      if (!channels.some(streaming)) {
+        wait.cancel();
+        break;
+      }
+      if ((await wait.changed) === null) break;
+      channels = await this.deps.repos.entries.listChannels(logId);
+    }
+    return channels;
+  }
+
+  /**
+   * A wait for the next chunk or end of these channels (`data: false`: their end only), armed now: arm, read the
+   * store, then await `changed` (what happened, or null after `ms` or on abort).
+   */
+  nextChange(channels: readonly EntryRow[], ms: number, options: { signal?: AbortSignal | undefined; data?: boolean } = {}) {
+    return this.watchers.signals.arm(
+      channels.map((c) => c.id),
+      ms,
+      options,
+    );
   }
 
   /** A producer's data channels (its log entry's id), by channel number. */

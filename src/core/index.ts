@@ -1,6 +1,7 @@
 import { ReadCap } from "../rpc/read-cap.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
+import { Conversation } from "./conversation.js";
 import type { CoreDeps } from "./deps.js";
 import { Entries } from "./entries.js";
 import { Lifecycle } from "./lifecycle.js";
@@ -24,6 +25,8 @@ export interface Core {
   readonly controls: ProducerControls;
   /** Runs: status changes, loops, history, and the reads of them. */
   readonly runs: RunStates;
+  /** What the agent loop keeps of a run: the run, its project, its messages, turns and usage. */
+  readonly conversation: Conversation;
   /** Entries and their channels' bytes: found, listed, read by line or in stored order, replayed to watchers. */
   readonly entries: Entries;
   /** Pending proposals and what a model's tool calls became. */
@@ -39,8 +42,8 @@ export interface Core {
   /** This server among the servers sharing its database (with SQLite, alone). */
   readonly cluster: ClusterLink;
   /**
-   * Every table's queries, for the agent loop, the server and operations. The handlers of src/features never
-   * use it: they call the services above (test/architecture.test.ts refuses `repos` under src/features).
+   * Every table's queries, for the server's start-up, plugins and operations. The handlers of src/features and the
+   * agent loop never use it: they call the services above (test/architecture.test.ts refuses `repos` there).
    */
   readonly repos: CoreDeps["repos"];
   readonly config: CoreDeps["config"];
@@ -62,6 +65,7 @@ export function createCore(deps: CoreDeps): Core {
     controls: new ProducerControls(lifecycle, deps, cluster),
     cluster,
     runs: new RunStates(deps),
+    conversation: new Conversation(deps),
     entries: new Entries(deps, watchers),
     proposals: new Proposals(deps),
     sessions: new Sessions(deps),

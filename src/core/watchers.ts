@@ -1,6 +1,7 @@
 import type { ConnectionHandle } from "../rpc/connection-context.js";
 import type { ReadCap } from "../rpc/read-cap.js";
 import { JsonStringBytes } from "../rpc/reply-bytes.js";
+import { ChannelSignals } from "./channel-signals.js";
 
 export type WatchEncoding = "utf8" | "base64";
 
@@ -42,6 +43,8 @@ export interface Subscription {
  * against the server's client-memory budget.
  */
 export class WatcherHub {
+  /** In-process waits for a channel's next chunk or end (the agent's tools): woken at each publish and end. */
+  readonly signals = new ChannelSignals();
   readonly #byEntry = new Map<number, Set<Subscription>>();
   readonly #subs = new Map<string, Subscription>();
   readonly #byConnection = new Map<ConnectionHandle, Set<Subscription>>();
@@ -152,6 +155,7 @@ export class WatcherHub {
 
   /** A chunk was committed to a channel. */
   publish(entryId: number, seq: number, data: Buffer): void {
+    this.signals.touch(entryId, "data");
     // The chunk is encoded and escaped into JSON once per encoding, however many watch the channel.
     const texts = new Map<WatchEncoding, JsonStringBytes>();
     for (const sub of this.#byEntry.get(entryId) ?? []) {
@@ -174,6 +178,7 @@ export class WatcherHub {
 
   /** A channel finished. */
   end(entryId: number, notice: EndNotice): void {
+    this.signals.touch(entryId, "end");
     for (const sub of [...(this.#byEntry.get(entryId) ?? [])]) {
       const watch = sub.channels.get(entryId)!;
       if (watch.replaying) watch.endNotice = notice;

@@ -86,9 +86,10 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["agent"],
     purpose: "the agent loop: driver, tools, the provider registry",
-    imports: ["protocol", "core", "model", "store", "rpc", "plugins", "config.ts", "logger.ts"],
+    imports: ["protocol", "core", "model", "rpc", "plugins", "config.ts", "logger.ts"],
     packages: "any",
     node: true,
+    never: [{ name: "repos", why: "the store's shape; the loop and its tools call core's services `runs`, `entries`, `proposals`, and wait on their events" }],
   },
   {
     paths: ["runners"],

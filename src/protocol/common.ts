@@ -7,17 +7,25 @@ import { Channel, Producer, RunView } from "./views-schemas.js";
 export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const PROJECT_NAME_RULE = "a project name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
+/** Run aliases: what they may hold (RunAlias; also read as it is by the stream's quick check, methods/stream.ts). */
+export const RUN_ALIAS = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Entry paths: `scheme://rest`, 1-1024 characters (EntryPath). */
+export const ENTRY_PATH = /^[a-z][a-z0-9+.-]*:\/\/[^\0]*$/;
+export const ENTRY_PATH_MAX = 1024;
+/** Standard base64 with its padding: what a chunk sent with `encoding: "base64"` must be. */
+export const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 /** Schemas shared by several methods; each method file builds its params from these. */
 export const RunAlias = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "a run alias is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+  .regex(RUN_ALIAS, "a run alias is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
   .describe("Run alias, unique within the project");
 
 export const EntryPath = z
   .string()
   .min(1)
-  .max(1024)
-  .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\0]*$/, "an entry path looks like scheme://rest")
+  .max(ENTRY_PATH_MAX)
+  .regex(ENTRY_PATH, "an entry path looks like scheme://rest")
   .describe("Entry path, e.g. log://turn_1/sh/ls or sh://turn_1/ls_1");
 
 /** A runner as a request names it (a name from runner/list, or "self" where a method allows it). */

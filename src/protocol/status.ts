@@ -1,5 +1,5 @@
 /**
- * Every status Spool writes, named once (DESIGN §4), with the words people read next to them. Part of the
+ * Every status Spool writes, named once (SPEC.md, paths and status codes), with the words people read next to them. Part of the
  * wire: the server writes these numbers, every client reads them (and the words) from here. Nothing outside
  * src/core writes a status number; the store is told which ones to use.
  */

@@ -1,8 +1,8 @@
 import type { JSONRPCRequest, JSONRPCResponse } from "json-rpc-2.0";
-import type { z } from "zod";
 import type { Logger } from "../logger.js";
 import { type PrincipalRef, RUNNER_NOTIFICATIONS, roleAllows } from "../protocol/roles.js";
 import { ClientMemory } from "./budget.js";
+import { checkedParams, checkedResult, frameParams, inlineBytes, ParamsRefused, withoutInlineBytes } from "./call-input.js";
 import { DEFAULT_CONCURRENCY, ServerConnection } from "./connection.js";
 import { forbidden, type RpcErrorObject, rpcError, SpoolError, toRpcError } from "./errors.js";
 import type { MethodContext, MethodDefinition } from "./method.js";
@@ -55,14 +55,6 @@ function requestProblem(message: unknown): JSONRPCResponse | null {
   if (m.jsonrpc !== "2.0" || typeof m.method !== "string") return invalidRequest(id);
   if (m.params !== undefined && (typeof m.params !== "object" || m.params === null)) return invalidRequest(id);
   return null;
-}
-
-/** Turns zod issues into `[{path: "a.b", message}]`, the shape documented for INVALID_PARAMS. */
-export function describeIssues(error: z.ZodError): { path: string; message: string }[] {
-  return error.issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "(params)",
-    message: issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message,
-  }));
 }
 
 /**
@@ -285,34 +277,17 @@ export class RpcHost {
       if (def.access !== "none" && !connection.project) {
         throw new SpoolError("NOT_INITIALIZED", `Call "initialize" before "${def.name}"`);
       }
+      // Parse, then call (call-input.ts): the params from the JSON text, a binary frame or an in-process Buffer.
       let params: unknown = request.params ?? {};
       let bytes: Buffer | undefined;
-      const field = def.bytes;
       if (frameBytes !== undefined) {
-        // A binary frame: its bytes take the place of the bytes field, and everything else is checked as for JSON text.
-        if (field === undefined) throw new SpoolError("INVALID_PARAMS", `${def.name} takes no binary frame; send it as JSON text`);
-        if (field in (params as object)) {
-          throw new SpoolError("INVALID_PARAMS", `A binary frame carries ${field} as its bytes: leave it out of the header's params`, {
-            issues: [{ path: field, message: "in the header of a binary frame" }],
-          });
-        }
+        params = frameParams(def, params);
         bytes = frameBytes;
-        // The header's params were parsed for this call alone: filled in place, not copied (a copy with a computed
-        // key is a slow object for every check after it).
-        if (typeof params === "object" && params !== null) (params as Record<string, unknown>)[field] = "";
-        else params = { [field]: "" };
-      } else if (field !== undefined && typeof params === "object" && params !== null && Buffer.isBuffer((params as Record<string, unknown>)[field])) {
-        bytes = (params as Record<string, Buffer>)[field];
-        params = { ...params, [field]: "" };
+      } else if ((bytes = inlineBytes(def, params)) !== undefined) {
+        params = withoutInlineBytes(def, params);
       }
-      let data = def.quickParams?.(params);
-      if (data === undefined) {
-        const parsed = def.params.safeParse(params);
-        if (!parsed.success) {
-          return failed(id, rpcError("INVALID_PARAMS", `Invalid params for ${def.name}`, { issues: describeIssues(parsed.error) }));
-        }
-        data = parsed.data;
-      }
+      const data = checkedParams(def, params);
+      if (data instanceof ParamsRefused) return failed(id, data.error);
       if (def.ownRuns && !roleAllows(connection.principal.role, "person")) await this.events.authorizeOwnRun?.(def, data, connection);
       // One shape for every call (`bytes` undefined when there are none): the call's fields, then the shared ones it
       // does not set. Copied key by key: a spread of them in front of the call's fields cost ~2.3 KB a call.
@@ -336,13 +311,9 @@ export class RpcHost {
             def.pipelined === true,
           )
         : def.handler(data, ctx));
-      if (def.quickResult?.(result)) return succeeded(id, result);
-      const checked = def.result.safeParse(result);
-      if (!checked.success) {
-        this.log.error(`result of ${def.name} does not match its schema`, describeIssues(checked.error));
-        return failed(id, rpcError("INTERNAL_ERROR", "Internal error"));
-      }
-      return succeeded(id, checked.data);
+      const checked = checkedResult(def, result, this.log);
+      if (checked === true) return succeeded(id, result);
+      return checked.ok ? succeeded(id, checked.value) : failed(id, checked.error);
     } catch (error) {
       return failed(
         id,

@@ -1,26 +1,28 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { readProcStat } from "./orphans.js";
 
-/**
- * The watcher's program: when its stdin ends (the runner process that holds the pipe ended, by SIGKILL too), it
- * removes every container labelled with this runner process's id, through the same engine (dockerode reads
- * DOCKER_HOST and the rest from the environment the watcher inherits), then exits.
- */
-const SCRIPT = `
-const Docker = require(process.argv[1]);
-const label = process.argv[2];
-process.stdin.on("error", () => undefined);
-process.stdin.on("data", () => undefined);
-process.stdin.once("end", async () => {
-  try {
-    const docker = new Docker();
-    const list = await docker.listContainers({ all: true, filters: { label: [label] } });
-    await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-  } catch {}
-  process.exit(0);
-});
-`;
+/** The watcher's program (docker-watcher-main.ts): the compiled file, or from the sources that file bundled once. */
+let program: string[] | null = null;
+function watcherProgram(): string[] {
+  if (program) return program;
+  const url = new URL(import.meta.url.endsWith(".ts") ? "./docker-watcher-main.ts" : "./docker-watcher-main.js", import.meta.url);
+  if (!url.pathname.endsWith(".ts")) return (program = [fileURLToPath(url)]);
+  // A plain `node` has no TypeScript loader: the sources are bundled by esbuild (installed with tsx), loaded only here.
+  const { buildSync } = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
+  const built = buildSync({
+    entryPoints: [fileURLToPath(url)],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    write: false,
+    external: ["dockerode"],
+    logLevel: "silent",
+  });
+  return (program = ["-e", built.outputFiles[0]?.text ?? ""]);
+}
 
 /** The label of this runner process's fresh containers: `spool.runner.process=PID-STARTTIME` (a reused pid is another runner). */
 export const RUNNER_PROCESS_LABEL = "spool.runner.process";
@@ -36,7 +38,7 @@ let watcher: ChildProcess | null = null;
 export function diesWithRunner(): Record<string, string> {
   if (!watcher) {
     const dockerode = createRequire(import.meta.url).resolve("dockerode");
-    const child = spawn(process.execPath, ["-e", SCRIPT, dockerode, `${RUNNER_PROCESS_LABEL}=${ownId}`], {
+    const child = spawn(process.execPath, [...watcherProgram(), dockerode, `${RUNNER_PROCESS_LABEL}=${ownId}`], {
       stdio: ["pipe", "ignore", "ignore"],
       detached: true,
       // Not the runner's own Node options (a loader, a preload): the watcher is plain JavaScript.

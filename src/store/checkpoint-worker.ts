@@ -1,17 +1,14 @@
-// The checkpoint worker's program: JavaScript run in a worker thread (src/store/checkpointer.ts starts it), kept
-// as text so it needs no file of its own at run time, compiled or not.
+// The checkpoint worker: a program of its own, run in a worker thread that src/store/checkpointer.ts starts (from
+// dist/ as this compiled file, from the sources bundled by esbuild). It never runs on the server's thread.
 
+import { closeSync, fdatasyncSync, openSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { workerData as data, parentPort as port } from "node:worker_threads";
+import type SQLite from "better-sqlite3";
 import { READ, WROTE } from "./activity.js";
+import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_STOPPED_MS } from "./checkpoint-hold.js";
 
-/**
- * Milliseconds without a write on the server's connection after which writes count as stopped (the worker's copy
- * then waits for reads, and a forced RESTART it asked for is not run).
- */
-export const WRITES_STOPPED_MS = 10;
-/** The hold slot the worker and the server's thread share: free, asked for by the worker, held by the server's thread. */
-export const HOLD = { FREE: 0, ASKED: 1, HELD: 2 } as const;
-
-/**
+/*
  * What the checkpoint worker runs: a PASSIVE checkpoint every `intervalMs`, which copies the WAL into the
  * database without ever taking the writer's lock; while writes go on, sooner: once the WAL has grown by about a
  * quarter of `walBusyLimit` at the rate since the last round (every 10 ms at the soonest).
@@ -45,25 +42,33 @@ export const HOLD = { FREE: 0, ASKED: 1, HELD: 2 } as const;
  * rounds as above.
  * The server's thread publishes its last write and read in `activity` (activity.ts).
  */
-export const CHECKPOINT_WORKER = `
-const { parentPort, workerData } = require("node:worker_threads");
-const { closeSync, fdatasyncSync, openSync, statSync } = require("node:fs");
-const SQLite = require(workerData.driver);
-const db = new SQLite(workerData.file);
+if (!port) throw new Error("checkpoint-worker.ts runs in a worker thread (src/store/checkpointer.ts starts it)");
+const parentPort = port;
+const workerData = data as CheckpointWorkerData;
+const post = (message: CheckpointWorkerMessage) => parentPort.postMessage(message);
+// Required by its resolved path: the worker's own module may be a bundle evaluated from the sources.
+const Driver = createRequire(workerData.driver)(workerData.driver) as typeof SQLite;
+const db = new Driver(workerData.file);
 db.pragma("busy_timeout = 0");
 // Checkpoints copy WAL frames without the page cache: keep it small.
 db.pragma("cache_size = -256");
 const walSize = () => {
   try {
-    return statSync(workerData.file + "-wal").size;
+    return statSync(`${workerData.file}-wal`).size;
   } catch {
     return 0;
   }
 };
-const caughtUp = (result) => result && result.busy === 0 && result.log === result.checkpointed;
-// Bytes of WAL in use: its header and \`log\` frames of a page each (the file stays larger once started over).
-const frameBytes = db.pragma("page_size", { simple: true }) + 24;
-const inUse = (result) => 32 + result.log * frameBytes;
+interface CheckpointResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+const checkpoint = (mode: "PASSIVE" | "RESTART" | "TRUNCATE") => (db.pragma(`wal_checkpoint(${mode})`) as CheckpointResult[])[0];
+const caughtUp = (result: CheckpointResult | undefined): result is CheckpointResult => !!result && result.busy === 0 && result.log === result.checkpointed;
+// Bytes of WAL in use: its header and `log` frames of a page each (the file stays larger once started over).
+const frameBytes = (db.pragma("page_size", { simple: true }) as number) + 24;
+const inUse = (result: { log: number }) => 32 + result.log * frameBytes;
 // A RESTART follows a write-back pass whose PASSIVE found at most this many new frames (4 MiB at 16 KiB pages): the
 // RESTART copies and syncs about that much with the appends held (3-6 ms here, bench/README.md).
 const RESTART_AFTER_FRAMES = 256;
@@ -73,8 +78,7 @@ const FORCE_AFTER = 2;
 const stats = new Int32Array(workerData.stats);
 // When the server's connection last wrote and read: Date.now()'s low 32 bits (activity.ts).
 const activity = new Int32Array(workerData.activity);
-const age = (slot) => ((Date.now() | 0) - Atomics.load(activity, slot)) | 0;
-const WRITES_STOPPED_MS = ${WRITES_STOPPED_MS};
+const age = (slot: number) => ((Date.now() | 0) - Atomics.load(activity, slot)) | 0;
 const READS_QUIET_MS = 100;
 // Not while more than this many times walBusyLimit was in use at the last round (SQLite's backstop size at the
 // default): a 1 GB burst at 150-200 MB/s ends with 15-150 MiB in use, and what is in use does not grow meanwhile.
@@ -86,9 +90,7 @@ let lastInUse = 0;
 // the server's thread. Asked (ASKED and a message), the server's thread answers between two of its transactions:
 // HELD, or FREE when the store is closing or, for a forced one, when writes have stopped (it is not needed then).
 const hold = new Int32Array(workerData.hold);
-const FREE = ${HOLD.FREE};
-const ASKED = ${HOLD.ASKED};
-const HELD = ${HOLD.HELD};
+const { FREE, ASKED, HELD } = HOLD;
 // SQLite syncs the database file only after a round that copied the whole WAL, which a flood never lets a round do:
 // the pages the rounds since the last RESTART copied (up to the whole WAL in use) would be written back by the
 // RESTART's sync, with the appends held (40-300 ms, bench/README.md). Written back here first, and what came
@@ -101,13 +103,13 @@ const WRITE_BACK_UNDER = 2;
 // "caught-up" once a pass's PASSIVE found little new; "reads" once writes have stopped and the server reads (the WAL
 // no longer grows, and the copy would meet the reads); "behind" when the passes did not catch up (a flood outran
 // them, a pass was busy, or the WAL went past WRITE_BACK_UNDER × walBusyLimit).
-const writeBack = (checkpointed, log) => {
+const writeBack = (checkpointed: number, log: number): "caught-up" | "reads" | "behind" => {
   for (let pass = 0; pass < 3; pass++) {
     if (readsGoOn()) return "reads";
     if (inUse({ log }) > WRITE_BACK_UNDER * workerData.walBusyLimit) return "behind";
     fdatasyncSync(database);
-    const [result] = db.pragma("wal_checkpoint(PASSIVE)");
-    if (!result || result.busy !== 0) return "behind";
+    const result = checkpoint("PASSIVE");
+    if (result?.busy !== 0) return "behind";
     const copied = result.checkpointed - checkpointed;
     checkpointed = result.checkpointed;
     log = result.log;
@@ -120,7 +122,7 @@ let wal = -1;
 const syncWal = () => {
   if (wal < 0) {
     try {
-      wal = openSync(workerData.file + "-wal", "r");
+      wal = openSync(`${workerData.file}-wal`, "r");
     } catch {
       return;
     }
@@ -134,11 +136,11 @@ const syncWal = () => {
 // file, all with the appends held: both files are written back here first, so under the hold it syncs only what
 // came while the request was answered and what it copies itself (a GB at 400 MB/s held the appends 180-250 ms in
 // all, 80-130 since; bench/README.md).
-const restartHeld = (forced) => {
+const restartHeld = (forced: boolean): boolean => {
   fdatasyncSync(database);
   syncWal();
   Atomics.store(hold, 0, ASKED);
-  parentPort.postMessage(forced ? "hold-forced" : "hold");
+  post(forced ? "hold-forced" : "hold");
   const deadline = Date.now() + 1000;
   for (let left = 1000; Atomics.load(hold, 0) === ASKED && left > 0; left = deadline - Date.now()) Atomics.wait(hold, 0, ASKED, left);
   // Not answered within a second (a transaction open across awaits all that time): withdrawn, unless held just now.
@@ -146,7 +148,7 @@ const restartHeld = (forced) => {
   const start = Date.now();
   let done = false;
   try {
-    const [result] = db.pragma("wal_checkpoint(RESTART)");
+    const result = checkpoint("RESTART");
     done = !!result && result.busy === 0;
     if (done) {
       Atomics.add(stats, 0, 1);
@@ -157,15 +159,15 @@ const restartHeld = (forced) => {
     return done;
   } finally {
     Atomics.store(hold, 0, FREE);
-    parentPort.postMessage({ released: Date.now() - start, forced: done && forced });
+    post({ released: Date.now() - start, forced: done && forced });
   }
 };
 let version = -1;
 let quietSince = Date.now();
 // Writes have stopped and the server reads (a read since the last write, and a recent one).
 const readsGoOn = () => {
-  const sinceWrite = age(${WROTE});
-  const sinceRead = age(${READ});
+  const sinceWrite = age(WROTE);
+  const sinceRead = age(READ);
   return sinceWrite >= WRITES_STOPPED_MS && sinceRead < READS_QUIET_MS && sinceRead < sinceWrite;
 };
 // Leaves a round's catch-up loop for the reads (counted for tests and bench/wal.ts).
@@ -183,7 +185,7 @@ const PACE_MIN_MS = 10;
 const PACE_STEP = 16;
 let paceLog = 0;
 let paceAt = Date.now();
-const paced = (log, now) => {
+const paced = (log: number, now: number): number => {
   // Frames written since the last round: at least what is in use now if the WAL was started over meanwhile.
   const grown = log >= paceLog ? log - paceLog : log;
   const elapsed = Math.max(1, now - paceAt);
@@ -194,10 +196,10 @@ const paced = (log, now) => {
   return Math.min(workerData.intervalMs, Math.max(PACE_MIN_MS, Math.round((step * elapsed) / grown)));
 };
 let next = workerData.intervalMs;
-const round = () => {
+const round = (): void => {
   next = workerData.intervalMs;
   // Writes have stopped just now (within settleMs), no read yet: the reads that follow a burst are about to come.
-  const sinceWrite = age(${WROTE});
+  const sinceWrite = age(WROTE);
   const settling = sinceWrite >= WRITES_STOPPED_MS && sinceWrite < workerData.settleMs;
   if ((readsGoOn() || settling) && lastInUse <= YIELD_UNDER * workerData.walBusyLimit) {
     // Writes have stopped and the server reads (or may read at once): the copy waits for the reads, up to yieldMaxMs.
@@ -211,10 +213,10 @@ const round = () => {
     yieldingSince = 0;
   }
   try {
-    let [result] = db.pragma("wal_checkpoint(PASSIVE)");
+    const result = checkpoint("PASSIVE");
     if (result) lastInUse = inUse(result);
     const now = Date.now();
-    const current = db.pragma("data_version", { simple: true });
+    const current = db.pragma("data_version", { simple: true }) as number;
     // Every round notes the WAL's size for the pace (after a quiet spell, the rate counts from the last round).
     const pace = result && result.log >= 0 ? paced(result.log, now) : workerData.intervalMs;
     if (current !== version) {
@@ -226,9 +228,15 @@ const round = () => {
         // start instead of growing it), the database file written back first, so the RESTART under the writer's
         // lock copies and syncs little. Writes that stop meanwhile make it needless: once the server reads, the
         // worker leaves (whatever the WAL's size: it no longer grows), before each write-back pass and the RESTART.
-        if (readsGoOn()) return leaveForReads();
-        const state = age(${WROTE}) < WRITES_STOPPED_MS ? writeBack(result.checkpointed, result.log) : "caught-up";
-        if (state === "reads") return leaveForReads();
+        if (readsGoOn()) {
+          leaveForReads();
+          return;
+        }
+        const state = age(WROTE) < WRITES_STOPPED_MS ? writeBack(result.checkpointed, result.log) : "caught-up";
+        if (state === "reads") {
+          leaveForReads();
+          return;
+        }
         if (restartHeld(state === "behind")) return;
         if (state !== "behind" && inUse(result) > FORCE_AFTER * workerData.walBusyLimit) restartHeld(true);
       }
@@ -236,7 +244,7 @@ const round = () => {
     }
     if (now - quietSince < workerData.quietMs) return;
     if (caughtUp(result) && walSize() > workerData.walSizeLimit) {
-      db.pragma("wal_checkpoint(TRUNCATE)");
+      checkpoint("TRUNCATE");
     }
   } catch {
     // busy, locked or full: the next round catches up
@@ -250,12 +258,11 @@ const tick = () => {
     timer = setTimeout(tick, next);
   }
 };
-let timer = setTimeout(tick, workerData.intervalMs);
+let timer: NodeJS.Timeout = setTimeout(tick, workerData.intervalMs);
 parentPort.on("message", () => {
   clearTimeout(timer);
   closeSync(database);
   if (wal >= 0) closeSync(wal);
   db.close();
-  parentPort.postMessage("stopped");
+  post("stopped");
 });
-`;

@@ -2,7 +2,8 @@ import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type SQLite from "better-sqlite3";
 import { WROTE } from "./activity.js";
-import { CHECKPOINT_WORKER, HOLD, WRITES_STOPPED_MS } from "./checkpoint-worker.js";
+import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_STOPPED_MS } from "./checkpoint-hold.js";
+import { checkpointWorkerProgram } from "./checkpoint-program.js";
 import type { SqliteStore } from "./store.js";
 
 /** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
@@ -71,11 +72,17 @@ export function startCheckpointer(
   // Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads.
   const stats = new SharedArrayBuffer(12);
   const hold = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(CHECKPOINT_WORKER, {
-    eval: true,
-    resourceLimits,
-    workerData: { file, driver, intervalMs, ...limits, stats, activity: activity.buffer, hold: hold.buffer },
-  });
+  const workerData: CheckpointWorkerData = {
+    file,
+    driver,
+    intervalMs,
+    ...limits,
+    stats,
+    activity: activity.buffer as SharedArrayBuffer,
+    hold: hold.buffer as SharedArrayBuffer,
+  };
+  const program = checkpointWorkerProgram();
+  const worker = new Worker(program.url ?? program.source, { eval: program.url === null, resourceLimits, workerData });
   worker.unref();
   let stopping: Promise<void> | null = null;
   const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, heldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
@@ -112,7 +119,7 @@ export function startCheckpointer(
     worker.ref();
     Atomics.notify(hold, 0);
   };
-  worker.on("message", (message: "hold" | "hold-forced" | { released: number; forced: boolean }) => {
+  worker.on("message", (message: CheckpointWorkerMessage) => {
     if (message === "hold" || message === "hold-forced") {
       if (message === "hold-forced") figures.restartRequests++;
       holdHere(message === "hold-forced", 0);

@@ -1,9 +1,8 @@
 import { defineMethod } from "../../plugins/define-method.js";
+import { BASE64 } from "../../protocol/common.js";
 import { methods } from "../../protocol/methods/index.js";
 import { SpoolError } from "../../rpc/errors.js";
 import { producerOrder } from "./order.js";
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export const streamInput = defineMethod({
   ...methods["stream/input"],

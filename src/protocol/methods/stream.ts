@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Duration, EntryPath, RunAlias, Status } from "../common.js";
+import { Duration, ENTRY_PATH, ENTRY_PATH_MAX, EntryPath, RUN_ALIAS, RunAlias, Status } from "../common.js";
 import { request } from "../define.js";
 import { ControlSignal, TtySize } from "../runner.js";
 import { ENTRY } from "../status.js";
@@ -24,17 +24,55 @@ export const StreamParams = z.strictObject({
   encoding: z.enum(["utf8", "base64"]).optional().describe("utf8 (default) or base64 for binary data"),
 });
 
+export const StreamAck = z.object({
+  channel: z.number().int(),
+  seq: z.number().int().describe("The seq this chunk was stored (or had been stored) under"),
+  bytes: z.number().int().describe("Bytes the channel holds after the call"),
+  duplicate: z.boolean().describe("True when this seq had already been appended with the same bytes; nothing was written"),
+});
+
+const STREAM_KEYS = new Set(Object.keys(StreamParams.shape));
+const ACK_KEYS = Object.keys(StreamAck.shape);
+
+/**
+ * True only when StreamParams would accept these params as they are: the same keys and rules (RUN_ALIAS,
+ * ENTRY_PATH, the ranges), checked without zod's copy of the object (the stream's quick path, one call a chunk).
+ * test/protocol holds it to the schema on the same inputs.
+ */
+export function isStreamParams(p: unknown): p is z.output<typeof StreamParams> {
+  if (typeof p !== "object" || p === null || Array.isArray(p) || Object.getPrototypeOf(p) !== Object.prototype) return false;
+  for (const key in p) if (!STREAM_KEYS.has(key)) return false;
+  const { run, path, channel, chunk, seq, encoding } = p as Record<string, unknown>;
+  return (
+    typeof run === "string" &&
+    RUN_ALIAS.test(run) &&
+    typeof path === "string" &&
+    path.length >= 1 &&
+    path.length <= ENTRY_PATH_MAX &&
+    ENTRY_PATH.test(path) &&
+    Number.isSafeInteger(channel) &&
+    (channel as number) >= 1 &&
+    typeof chunk === "string" &&
+    (seq === undefined || (Number.isSafeInteger(seq) && (seq as number) >= 1)) &&
+    (encoding === undefined || encoding === "utf8" || encoding === "base64")
+  );
+}
+
+/** True only when a result is a StreamAck exactly as the schema gives it back: its keys in its order, each of its type. */
+export function isStreamAck(r: unknown): boolean {
+  if (typeof r !== "object" || r === null || Object.getPrototypeOf(r) !== Object.prototype) return false;
+  let i = 0;
+  for (const key in r) if (key !== ACK_KEYS[i++]) return false;
+  const { channel, seq, bytes, duplicate } = r as Record<string, unknown>;
+  return i === ACK_KEYS.length && Number.isSafeInteger(channel) && Number.isSafeInteger(seq) && Number.isSafeInteger(bytes) && typeof duplicate === "boolean";
+}
+
 export const stream = request({
   name: "stream",
   role: "runner",
   description: "Appends a chunk to one data channel of an accepted producer; only the producer's owner may. Costs the same whatever the channel already holds.",
   params: StreamParams,
-  result: z.object({
-    channel: z.number().int(),
-    seq: z.number().int().describe("The seq this chunk was stored (or had been stored) under"),
-    bytes: z.number().int().describe("Bytes the channel holds after the call"),
-    duplicate: z.boolean().describe("True when this seq had already been appended with the same bytes; nothing was written"),
-  }),
+  result: StreamAck,
 });
 
 export const streamCompleted = request({

@@ -1,0 +1,53 @@
+import type { ProjectRef } from "../rpc/connection-context.js";
+import type { MessageRow, NewModelUsage, RunRow } from "../store/schema.js";
+import type { CoreDeps } from "./deps.js";
+
+/**
+ * What the agent loop keeps of a run: the run as stored, its project, its conversation (chat-completions message
+ * JSON, in order), its turns and the model's token usage. The loop reaches the store through here and the other
+ * core services only (src/docs/layers.ts).
+ */
+export class Conversation {
+  constructor(private readonly deps: CoreDeps) {}
+
+  /** The run with this id as it is stored now. */
+  run(runId: number): Promise<RunRow | undefined> {
+    return this.deps.repos.runs.findRunById(runId);
+  }
+
+  /** The project a run belongs to, or undefined once it is gone. */
+  async project(run: RunRow): Promise<ProjectRef | undefined> {
+    const row = await this.deps.repos.projects.findProjectById(run.project_id);
+    return row ? { id: row.id, name: row.name, root: row.root } : undefined;
+  }
+
+  /** The run's messages in order, as the bodies were stored. */
+  async messages(runId: number): Promise<string[]> {
+    return (await this.deps.repos.messages.listMessages(runId)).map((row) => row.body);
+  }
+
+  /** Appends a message to the run's conversation, under the run's current turn. */
+  add(run: RunRow, loopId: number | null, role: MessageRow["role"], body: string): Promise<void> {
+    return this.deps.repos.messages.insertMessage({ run_id: run.id, loop_id: loopId, turn: run.turn, role, body });
+  }
+
+  /** Messages of one role in one loop (the model steps a loop took: "assistant"). */
+  count(loopId: number, role: MessageRow["role"]): Promise<number> {
+    return this.deps.repos.messages.countLoopMessages(loopId, role);
+  }
+
+  /** The run goes on to turn `turn` (each model call after a loop's first is a new turn). */
+  setTurn(run: RunRow, turn: number): Promise<void> {
+    return this.deps.repos.runs.updateRun(run.id, { turn });
+  }
+
+  /** Merges `patch` into the run's stored attributes (`summary`, `error`). */
+  annotate(run: RunRow, patch: Record<string, unknown>): Promise<void> {
+    return this.deps.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(run.attributes), ...patch }) });
+  }
+
+  /** Records the token usage of one model call. */
+  usage(usage: Omit<NewModelUsage, "id" | "created_at">): Promise<void> {
+    return this.deps.repos.usage.insertUsage(usage);
+  }
+}
