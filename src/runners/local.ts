@@ -84,7 +84,7 @@ export class LocalBackend implements Backend {
 
   /** What the sandbox gives and bwrap's absolute path (null: no sandbox), probed once. */
   readonly #sandbox = once(
-    (): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null; slirp?: string | null }> =>
+    (): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null; slirp?: string | null; userns?: boolean }> =>
       this.options.sandbox === "off" ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null }) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
   );
 
@@ -180,6 +180,7 @@ export class LocalBackend implements Backend {
         env,
         command: script,
         resetSignals: probed.resetSignals ?? null,
+        userns: probed.userns ?? false,
       });
       ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals)));
       env = base;

@@ -5,7 +5,7 @@ import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type 
 import { type ContainerInfo, pidNamespaceArgs } from "./container.js";
 import { streamControl, TTY_TERM } from "./control.js";
 import type { SandboxInfo, SandboxMode } from "./sandbox.js";
-import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, SANDBOX_SIGNALS, sandboxOf, sandboxResult } from "./sandbox.js";
+import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, SANDBOX_SIGNALS, sandboxOf, sandboxResult, usernsDetail } from "./sandbox.js";
 import { shellScript } from "./shell.js";
 import { type RemoteShell, type SshOptions, ssh2Shell } from "./ssh-shell.js";
 import { PidLine, type RemoteContainer, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
@@ -28,9 +28,9 @@ export class SshBackend implements Backend {
   readonly #closing = withManyListeners(new AbortController());
 
   /** The remote bwrap's path and what it gives: probed once, again only when the host could not be reached. */
-  #probe: Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; unreachable?: boolean }> | null = null;
+  #probe: Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; userns?: boolean; unreachable?: boolean }> | null = null;
 
-  #sandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string }> {
+  #sandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; userns?: boolean }> {
     return (this.#probe ??= this.#probeSandbox().then((answer) => {
       if (answer.unreachable) this.#probe = null;
       return answer;
@@ -104,12 +104,14 @@ export class SshBackend implements Backend {
   }
 
   /** Spool controls nothing on the remote host but what it runs: read-only work needs bubblewrap there, working for the login user. */
-  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; unreachable?: boolean }> {
+  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; userns?: boolean; unreachable?: boolean }> {
     if (this.options.sandbox === "off") return { info: noSandbox(SANDBOX_OFF) };
     const host = `${this.options.username}@${this.options.host}`;
     let output: string;
     try {
-      output = await this.#runProbe('echo "$b"', `env -i "$b" ${bwrapCommand("/", PROBE_COMMAND).map(shellQuote).join(" ")} 2>&1 && echo ok`);
+      // With a user namespace of its own where bwrap can make one there ("ok userns"), else without one.
+      const probe = (userns: boolean) => `env -i "$b" ${bwrapCommand("/", PROBE_COMMAND, userns).map(shellQuote).join(" ")}`;
+      output = await this.#runProbe('echo "$b"', `{ ${probe(true)} 2>/dev/null && echo "ok userns"; } || { ${probe(false)} 2>&1 && echo ok; }`);
     } catch (error) {
       return {
         info: noSandbox(`ssh: could not look for bubblewrap on ${host}: ${error instanceof Error ? error.message : String(error)}`),
@@ -120,12 +122,15 @@ export class SshBackend implements Backend {
     const resetter = lines.at(-1)?.startsWith("env=/") ? lines.pop()!.slice(4) : undefined;
     const rest = lines;
     if (path === "missing" || !path.startsWith("/")) return { info: noSandbox(`ssh: bubblewrap is not installed on ${host}; read-only work is refused there`) };
-    if (rest.at(-1) !== "ok") {
+    const last = rest.at(-1);
+    if (last !== "ok" && last !== "ok userns") {
       return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
     }
+    const userns = last === "ok userns";
     return {
-      info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}`, modes: [...SANDBOX_MODES], network: "shared" },
+      info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}; ${usernsDetail(userns)}, on ${host}`, modes: [...SANDBOX_MODES], network: "shared" },
       bwrap: path,
+      userns,
       ...(resetter ? { resetSignals: resetter } : {}),
     };
   }
@@ -193,7 +198,7 @@ export class SshBackend implements Backend {
     if (wanted) {
       const probed = await this.#sandbox();
       if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);
-      sandbox = { ...wanted, bwrap: probed.bwrap, ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}) };
+      sandbox = { ...wanted, bwrap: probed.bwrap, userns: Boolean(probed.userns), ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}) };
     }
     // A full command's container: a PID namespace of its own on the remote host, where bwrap there can make one.
     const contain = sandbox ? undefined : (await this.#container()).contain;

@@ -1,0 +1,182 @@
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Backend, ExecSpec } from "../../src/runners/backend.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { SshBackend } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
+
+/**
+ * Issue 45, point 1: a sandboxed command writes no kernel setting, whatever user the runner is. Run as root (as CI
+ * and most containers run), a read-only command once wrote /proc/sys/kernel/core_pattern, and the kernel ran the
+ * program it named as the host's root. Real bubblewrap, the local and SSH backends themselves.
+ *
+ * The writes are of the value each setting already has (read, then written back): never another value, this machine
+ * is shared. /proc/sysrq-trigger is only asked whether it is writable (`test -w`), never written.
+ */
+
+const SETTINGS = ["/proc/sys/kernel/core_pattern", "/proc/sys/vm/overcommit_memory"];
+
+/** What a command learns of its rights over the kernel, one `name value` line each. */
+const PROBE = [
+  `for f in ${SETTINGS.join(" ")}; do v=$(cat "$f") || continue; if (printf '%s\\n' "$v" > "$f") 2>/dev/null; then echo "$f written"; else echo "$f refused"; fi; done`,
+  "if [ ! -e /proc/sysrq-trigger ]; then echo 'sysrq absent'; elif [ -w /proc/sysrq-trigger ]; then echo 'sysrq writable'; else echo 'sysrq refused'; fi",
+  // The options of the mount /proc/sys is on: the last line is the one on top.
+  `echo "mount $(grep ' /proc/sys ' /proc/self/mountinfo | tail -n 1 | cut -d ' ' -f 6 | cut -d , -f 1)"`,
+  "grep -E '^Cap(Prm|Eff):' /proc/self/status | tr -d '\\t' | tr ':' ' '",
+  'echo "uid $(id -u)"',
+  'echo "userns $(readlink /proc/self/ns/user)"',
+].join("\n");
+
+function parse(out: string): Record<string, string> {
+  return Object.fromEntries(
+    out
+      .trim()
+      .split("\n")
+      .map((line) => [line.slice(0, line.indexOf(" ")), line.slice(line.indexOf(" ") + 1)]),
+  );
+}
+
+async function run(backend: Backend, spec: Omit<ExecSpec, "env" | "signal">): Promise<Record<string, string>> {
+  const execution = await backend.start({ ...spec, env: {}, signal: new AbortController().signal });
+  let out = "";
+  let err = "";
+  execution.stdout.on("data", (data: Buffer) => {
+    out += data.toString();
+  });
+  execution.stderr.on("data", (data: Buffer) => {
+    err += data.toString();
+  });
+  const result = await execution.result;
+  if (result.exitCode !== 0) throw new Error(`the probe ended ${result.exitCode ?? result.signal}: ${err}`);
+  return parse(out);
+}
+
+/** Whether bubblewrap can make a user namespace here (then a sandboxed command's root must be root of its own one). */
+const usernsHere = spawnSync("bwrap", ["--unshare-user", "--ro-bind", "/", "/", "true"]).status === 0;
+const hostUserns = readlinkSync("/proc/self/ns/user");
+const ownCaps = parse(
+  readFileSync("/proc/self/status", "utf8")
+    .split("\n")
+    .filter((line) => /^Cap(Prm|Eff):/.test(line))
+    .map((line) => line.replace(/:\s*/, " "))
+    .join("\n"),
+);
+
+function expectHeld(facts: Record<string, string>, login: "root" | "another user"): void {
+  for (const setting of SETTINGS) expect(facts[setting]).toBe("refused");
+  expect(["refused", "absent"]).toContain(facts.sysrq);
+  expect(facts.mount).toBe("ro");
+  expect(facts.CapEff).toBe("0000000000000000");
+  expect(facts.CapPrm).toBe("0000000000000000");
+  if (login === "root") expect(facts.uid).toBe("0");
+  if (usernsHere) expect(facts.userns).not.toBe(hostUserns);
+}
+
+describeWithBwrap("a sandboxed command writes no kernel setting, even when the runner is root (issue 45)", () => {
+  let workspace: string;
+  let backend: LocalBackend;
+  const asRoot = process.getuid?.() === 0;
+  beforeAll(() => {
+    workspace = realpathSync(mkdtempSync("/var/tmp/spool-kernel-"));
+    backend = new LocalBackend();
+  });
+  afterAll(async () => {
+    await backend.close();
+    rmSync(workspace, { recursive: true, force: true });
+  });
+
+  for (const mode of ["read-only", "workspace-write"] as const) {
+    it(`${mode}: /proc/sys and /proc/sysrq-trigger are read-only, no capabilities, and its root is not the host's where user namespaces exist`, async () => {
+      if (!asRoot) console.warn("not root: the writes are refused by file modes already; the mounts and capabilities are still checked");
+      const facts = await run(backend, { command: PROBE, cwd: workspace, workspace, sandbox: { mode } });
+      expectHeld(facts, asRoot ? "root" : "another user");
+    });
+  }
+
+  it("the runner says so: the user namespace and the kernel's settings are in the sandbox's detail", async () => {
+    const { detail } = await backend.sandbox();
+    expect(detail).toContain("the kernel's settings (/proc/sys) read-only");
+    expect(detail).toContain(usernsHere ? "a user namespace of its own" : "no user namespace here");
+  });
+
+  it("workspace-write still writes the project as before: new files are the runner's user's, others' files writable as their modes say", async () => {
+    writeFileSync(join(workspace, "shared.txt"), "before\n");
+    chmodSync(join(workspace, "shared.txt"), 0o666);
+    // A file of another user (nobody), writable by others: written through its mode, as before.
+    if (asRoot) spawnSync("chown", ["65534:65534", join(workspace, "shared.txt")]);
+    const execution = await backend.start({
+      command: "echo made > made.txt && echo after >> shared.txt && mkdir -p sub && echo deep > sub/deep.txt && echo done",
+      cwd: workspace,
+      workspace,
+      env: {},
+      sandbox: { mode: "workspace-write" },
+      signal: new AbortController().signal,
+    });
+    execution.stderr.resume();
+    let out = "";
+    execution.stdout.on("data", (data: Buffer) => {
+      out += data.toString();
+    });
+    expect((await execution.result).exitCode).toBe(0);
+    expect(out).toBe("done\n");
+    for (const file of ["made.txt", "sub", join("sub", "deep.txt")]) {
+      const stat = statSync(join(workspace, file));
+      expect([stat.uid, stat.gid]).toEqual([process.getuid?.(), process.getgid?.()]);
+    }
+    expect(readFileSync(join(workspace, "shared.txt"), "utf8")).toBe("before\nafter\n");
+    if (asRoot) expect(statSync(join(workspace, "shared.txt")).uid).toBe(65534);
+  });
+
+  it("full is unchanged: the runner's own capabilities and the kernel's settings as the runner's user has them (nothing is written)", async () => {
+    const execution = await backend.start({
+      command:
+        "grep -E '^Cap(Prm|Eff):' /proc/self/status | tr -d '\\t' | tr ':' ' '; [ -w /proc/sys/vm/overcommit_memory ] && echo 'settings writable' || echo 'settings refused'",
+      cwd: workspace,
+      workspace,
+      env: {},
+      signal: new AbortController().signal,
+    });
+    execution.stderr.resume();
+    let out = "";
+    execution.stdout.on("data", (data: Buffer) => {
+      out += data.toString();
+    });
+    await execution.result;
+    const facts = parse(out);
+    expect(facts.CapEff).toBe(ownCaps.CapEff);
+    expect(facts.settings).toBe(asRoot ? "writable" : "refused");
+  });
+});
+
+// The SSH host is this machine (scripts/test-infra.sh), with its bubblewrap; the login is another user of it.
+describeWithBwrap("over SSH: a sandboxed command writes no kernel setting (issue 45)", () =>
+  describeWithInfra("ssh", "bubblewrap on the remote host", () => {
+    let backend: SshBackend;
+    let workspace: string;
+    beforeAll(() => {
+      backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+      workspace = mkdtempSync("/var/tmp/spool-ssh-kernel-");
+      chmodSync(workspace, 0o777);
+    });
+    afterAll(async () => {
+      await backend.close();
+      rmSync(workspace, { recursive: true, force: true });
+    });
+
+    for (const mode of ["read-only", "workspace-write"] as const) {
+      it(`${mode}: /proc/sys read-only, no capabilities, a user namespace of its own where bwrap makes one there`, async () => {
+        const facts = await run(backend, { command: PROBE, cwd: workspace, workspace, sandbox: { mode } });
+        expectHeld(facts, infra.ssh!.username === "root" ? "root" : "another user");
+      });
+    }
+
+    it("the runner says so in its detail", async () => {
+      const { detail } = await backend.sandbox();
+      expect(detail).toContain("the kernel's settings (/proc/sys) read-only");
+      expect(detail).toContain(usernsHere ? "a user namespace of its own" : "no user namespace here");
+    });
+  }),
+);
