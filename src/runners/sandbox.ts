@@ -7,6 +7,7 @@ import type { SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { probeNetwork } from "./sandbox-network.js";
+import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
 export { SandboxInfo, SandboxKind } from "../protocol/runner.js";
 
@@ -89,6 +90,8 @@ export interface BwrapPlan {
   hideDirs: readonly string[];
   /** A user namespace of its own (`--unshare-user`; the probe found the machine has them): the command's root is not the host's. */
   userns?: boolean;
+  /** The seccomp filter (seccomp.ts) on SECCOMP_FD, which the launcher opens (`launcher`, `networkLauncher`). */
+  seccomp?: boolean;
   /** The command's whole environment, set inside the sandbox. */
   env: Record<string, string>;
   command: string;
@@ -107,10 +110,14 @@ export interface BwrapPlan {
  */
 export const SANDBOX_SIGNALS = ["INT", "TERM", "HUP", "QUIT", "USR1", "USR2"] as const;
 
-/** The program and arguments that start bwrap: through /bin/sh ignoring SANDBOX_SIGNALS when the command resets them. */
-export function launcher(bwrap: string, args: string[], resetSignals: boolean): { file: string; args: string[] } {
-  if (!resetSignals) return { file: bwrap, args };
-  return { file: "/bin/sh", args: ["-c", `trap '' ${SANDBOX_SIGNALS.join(" ")}; exec "$0" "$@"`, bwrap, ...args] };
+/**
+ * The program and arguments that start bwrap: through /bin/sh ignoring SANDBOX_SIGNALS when the command resets them,
+ * and opening the seccomp filter (`seccomp`, for args that name it) on SECCOMP_FD.
+ */
+export function launcher(bwrap: string, args: string[], resetSignals: boolean, seccomp: Buffer | null = null): { file: string; args: string[] } {
+  if (!resetSignals && !seccomp) return { file: bwrap, args };
+  const steps = [...(seccomp ? [seccompPrelude(seccomp)] : []), ...(resetSignals ? [`trap '' ${SANDBOX_SIGNALS.join(" ")}`] : []), 'exec "$0" "$@"'];
+  return { file: "/bin/sh", args: ["-c", steps.join("; "), bwrap, ...args] };
 }
 
 /**
@@ -192,6 +199,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   if (readOnly) args.push("--remount-ro", "/tmp");
   args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork ? ["--unshare-net"] : []));
   args.push(...(plan.userns ? ["--unshare-user"] : []), "--cap-drop", "ALL");
+  if (plan.seccomp) args.push("--seccomp", String(SECCOMP_FD));
   // The runner's death kills the sandbox and everything in it (SPEC §7 "Stopped means stopped").
   args.push("--die-with-parent");
   args.push("--clearenv");
@@ -264,8 +272,13 @@ export function usernsDetail(userns: boolean): string {
 }
 
 /** The arguments for bwrap running `command` read-only in `cwd` (nothing hidden, an empty environment): the probe's. */
-export function bwrapCommand(cwd: string, command: string, userns = false): string[] {
-  return bwrapArgs({ mode: "read-only", network: false, workspace: cwd, cwd, hideFiles: [], hideDirs: [], env: {}, command, userns });
+export function bwrapCommand(cwd: string, command: string, userns = false, seccomp = false): string[] {
+  return bwrapArgs({ mode: "read-only", network: false, workspace: cwd, cwd, hideFiles: [], hideDirs: [], env: {}, command, userns, seccomp });
+}
+
+/** What the detail adds on the seccomp filter: there, or why not. */
+export function seccompDetail(filter: boolean, why: string): string {
+  return filter ? "a seccomp filter (mounts, kernel modules, keyrings, bpf, the clock and the like refused)" : `no seccomp filter (${why})`;
 }
 
 /** A check the probe runs inside the sandbox: `/` must not be writable. */
@@ -303,6 +316,18 @@ function signalResetter(environ: NodeJS.ProcessEnv): Promise<string | null> {
   );
 }
 
+/** What the runner found of bubblewrap here: what it gives, and how each sandboxed command is started. */
+export interface SandboxProbe {
+  info: SandboxInfo;
+  /** bwrap's absolute path; null: no sandbox. */
+  path: string | null;
+  resetSignals?: string | null;
+  slirp?: string | null;
+  userns?: boolean;
+  /** The seccomp filter bwrap loads, or null where there is none. */
+  seccomp?: Buffer | null;
+}
+
 /**
  * Whether `bwrap` can build the sandbox on this machine: finds it in the
  * runner's own PATH (`environ`, never a command's), then runs the probe in
@@ -311,10 +336,7 @@ function signalResetter(environ: NodeJS.ProcessEnv): Promise<string | null> {
  * sandbox, with the reason. The answer carries the absolute path every
  * sandboxed command is then started with.
  */
-export async function probeBwrap(
-  bwrap: string,
-  environ: NodeJS.ProcessEnv,
-): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null; slirp?: string | null; userns?: boolean }> {
+export async function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<SandboxProbe> {
   const path = findProgram(bwrap, environ.PATH || DEFAULT_PATH);
   if (!path) {
     return {
@@ -322,27 +344,33 @@ export async function probeBwrap(
       path: null,
     };
   }
-  const run = (args: string[]) =>
-    new Promise<string | null>((done) =>
-      execFile(path, args, { env: localBaseEnvironment(environ), timeout: 10_000 }, (error, _stdout, stderr) => {
+  const run = (args: string[], filter: Buffer | null = null) =>
+    new Promise<string | null>((done) => {
+      const start = launcher(path, args, false, filter);
+      execFile(start.file, start.args, { env: localBaseEnvironment(environ), timeout: 10_000 }, (error, _stdout, stderr) => {
         if (!error) return done(null);
         const code = (error as NodeJS.ErrnoException).code;
         done(String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : firstLineOf(error.message)));
-      }),
-    );
+      });
+    });
   // A user namespace of its own where the machine has them; else (a container that forbids them) the sandbox without one.
   const userns = (await run(bwrapCommand("/", PROBE_COMMAND, true))) === null;
   const why = userns ? null : await run(bwrapCommand("/", PROBE_COMMAND, false));
   if (why !== null) return { info: noSandbox(`bubblewrap (${path}) cannot build the sandbox here: ${why}`), path: null };
+  // And the seccomp filter where there is one for this machine and bwrap can load it.
+  const program = seccompProgram();
+  const refused = program ? await run(bwrapCommand("/", PROBE_COMMAND, userns, true), program) : `none for ${process.arch}`;
+  const seccomp = refused === null ? program : null;
   // And whether workspace-write commands get a network of their own (else they keep the machine's, as the detail says).
-  const network = await probeNetwork(path, bwrapCommand("/", "true", userns), environ);
-  const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${network.detail}`.slice(0, 500);
+  const network = await probeNetwork(path, bwrapCommand("/", "true", userns, Boolean(seccomp)), environ, seccomp);
+  const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(Boolean(seccomp), refused ?? "")}; ${network.detail}`.slice(0, 500);
   return {
     info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared" },
     path,
     resetSignals: await signalResetter(environ),
     slirp: network.slirp,
     userns,
+    seccomp,
   };
 }
 

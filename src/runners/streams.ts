@@ -11,6 +11,7 @@ import {
   missingHiddenMessage,
   SANDBOX_SIGNALS,
 } from "./sandbox.js";
+import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
@@ -148,6 +149,8 @@ export interface RemoteSandbox extends ExecSandbox {
   resetSignals?: string;
   /** A user namespace of its own (`--unshare-user`), where the probe found bwrap can make one there. */
   userns?: boolean;
+  /** The seccomp filter for the remote host (seccomp.ts), where the probe found bwrap loads it there. */
+  seccomp?: Buffer;
 }
 
 /** A PID namespace for a `full` command on the remote host (container.ts): bwrap's path there, and an env that resets signals. */
@@ -275,6 +278,11 @@ export function remoteScript(
   ]);
   const reset = sandbox.resetSignals ? [shellQuote(sandbox.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
   if (sandbox.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
+  // The seccomp filter, opened on SECCOMP_FD for bwrap to read.
+  if (sandbox.seccomp) {
+    parts.push(seccompPrelude(sandbox.seccomp));
+    unshare.push("--seccomp", String(SECCOMP_FD));
+  }
   // --die-with-parent: the sandbox ends with sshd's session process, so with the runner's connection (SPEC §7 "Stopped means stopped").
   const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--die-with-parent", "--clearenv", ...inside, '--chdir "$C" --', ...reset];
   parts.push(["exec env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(command)].join(" "));

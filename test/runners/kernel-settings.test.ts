@@ -28,7 +28,27 @@ const PROBE = [
   "grep -E '^Cap(Prm|Eff):' /proc/self/status | tr -d '\\t' | tr ':' ' '",
   'echo "uid $(id -u)"',
   'echo "userns $(readlink /proc/self/ns/user)"',
+  "echo \"seccomp $(grep '^Seccomp:' /proc/self/status | tr -d '\t' | cut -d : -f 2)\"",
 ].join("\n");
+
+/**
+ * Calls the seccomp filter refuses, made from python3: keyctl (the kernel's keyrings, which no namespace separates)
+ * reads the session keyring's id, and TIOCSTI (pushing input into a terminal) is asked of /dev/null. Without the filter
+ * the first answers and the second says ENOTTY; with it, both are EPERM.
+ */
+const SYSCALLS = `python3 -c '
+import ctypes, errno, fcntl, os
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.syscall(250, 0, -3, 0)
+print("keyctl", "EPERM" if r == -1 and ctypes.get_errno() == errno.EPERM else "answered")
+try:
+    fcntl.ioctl(os.open("/dev/null", os.O_RDONLY), 0x5412, b"x")
+    print("tiocsti answered")
+except OSError as e:
+    print("tiocsti", errno.errorcode[e.errno])
+'`;
+const python = spawnSync("python3", ["-c", "pass"]).status === 0;
+const x64 = process.arch === "x64";
 
 function parse(out: string): Record<string, string> {
   return Object.fromEntries(
@@ -73,6 +93,7 @@ function expectHeld(facts: Record<string, string>, login: "root" | "another user
   expect(facts.CapPrm).toBe("0000000000000000");
   if (login === "root") expect(facts.uid).toBe("0");
   if (usernsHere) expect(facts.userns).not.toBe(hostUserns);
+  if (x64) expect(facts.seccomp).toBe("2");
 }
 
 describeWithBwrap("a sandboxed command writes no kernel setting, even when the runner is root (issue 45)", () => {
@@ -96,10 +117,18 @@ describeWithBwrap("a sandboxed command writes no kernel setting, even when the r
     });
   }
 
-  it("the runner says so: the user namespace and the kernel's settings are in the sandbox's detail", async () => {
+  for (const mode of ["read-only", "workspace-write"] as const) {
+    it.skipIf(!x64 || !python)(`${mode}: the seccomp filter refuses keyctl and TIOCSTI with EPERM (x86-64, python3)`, async () => {
+      const facts = await run(backend, { command: SYSCALLS, cwd: workspace, workspace, sandbox: { mode } });
+      expect(facts).toEqual({ keyctl: "EPERM", tiocsti: "EPERM" });
+    });
+  }
+
+  it("the runner says so: the user namespace, the kernel's settings and the seccomp filter are in the sandbox's detail", async () => {
     const { detail } = await backend.sandbox();
     expect(detail).toContain("the kernel's settings (/proc/sys) read-only");
     expect(detail).toContain(usernsHere ? "a user namespace of its own" : "no user namespace here");
+    expect(detail).toContain(x64 ? "a seccomp filter (" : "no seccomp filter (");
   });
 
   it("workspace-write still writes the project as before: new files are the runner's user's, others' files writable as their modes say", async () => {
@@ -130,10 +159,9 @@ describeWithBwrap("a sandboxed command writes no kernel setting, even when the r
     if (asRoot) expect(statSync(join(workspace, "shared.txt")).uid).toBe(65534);
   });
 
-  it("full is unchanged: the runner's own capabilities and the kernel's settings as the runner's user has them (nothing is written)", async () => {
+  it("full is unchanged: the runner's own capabilities, no seccomp filter, the kernel's settings as the runner's user has them (nothing is written)", async () => {
     const execution = await backend.start({
-      command:
-        "grep -E '^Cap(Prm|Eff):' /proc/self/status | tr -d '\\t' | tr ':' ' '; [ -w /proc/sys/vm/overcommit_memory ] && echo 'settings writable' || echo 'settings refused'",
+      command: `grep -E '^Cap(Prm|Eff):' /proc/self/status | tr -d '\\t' | tr ':' ' '; [ -w /proc/sys/vm/overcommit_memory ] && echo 'settings writable' || echo 'settings refused'\n${python ? SYSCALLS : ""}`,
       cwd: workspace,
       workspace,
       env: {},
@@ -148,6 +176,7 @@ describeWithBwrap("a sandboxed command writes no kernel setting, even when the r
     const facts = parse(out);
     expect(facts.CapEff).toBe(ownCaps.CapEff);
     expect(facts.settings).toBe(asRoot ? "writable" : "refused");
+    if (python) expect(facts).toMatchObject({ keyctl: "answered", tiocsti: "ENOTTY" });
   });
 });
 
@@ -173,10 +202,16 @@ describeWithBwrap("over SSH: a sandboxed command writes no kernel setting (issue
       });
     }
 
+    it.skipIf(!x64 || !python)("workspace-write: the seccomp filter refuses keyctl and TIOCSTI with EPERM there too", async () => {
+      const facts = await run(backend, { command: SYSCALLS, cwd: workspace, workspace, sandbox: { mode: "workspace-write" } });
+      expect(facts).toEqual({ keyctl: "EPERM", tiocsti: "EPERM" });
+    });
+
     it("the runner says so in its detail", async () => {
       const { detail } = await backend.sandbox();
       expect(detail).toContain("the kernel's settings (/proc/sys) read-only");
       expect(detail).toContain(usernsHere ? "a user namespace of its own" : "no user namespace here");
+      expect(detail).toContain(x64 ? "a seccomp filter (" : "no seccomp filter (");
     });
   }),
 );
