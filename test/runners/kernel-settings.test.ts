@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSyn
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Backend, ExecSpec } from "../../src/runners/backend.js";
+import { DockerBackend } from "../../src/runners/docker.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
@@ -237,3 +238,22 @@ describeWithBwrap("over SSH: a sandboxed command writes no kernel setting (issue
     });
   }),
 );
+
+// Docker's own: ReadonlyPaths (/proc/sys and the rest) and CapDrop ALL for the sandboxed modes; its defaults in full.
+describeWithInfra("docker", "on Docker: a container's command writes no kernel setting either (issue 45)", () => {
+  let backend: DockerBackend;
+  beforeAll(() => {
+    backend = new DockerBackend({ image: infra.dockerImage! });
+  });
+  afterAll(() => backend.close());
+
+  for (const mode of ["read-only", "workspace-write", "full"] as const) {
+    it(`${mode}: /proc/sys read-only${mode === "full" ? " (Docker's default)" : ", no capabilities"}`, async () => {
+      const facts = await run(backend, mode === "full" ? { command: PROBE } : { command: PROBE, sandbox: { mode } });
+      for (const setting of SETTINGS) expect(facts[setting]).toBe("refused");
+      expect(["refused", "absent"]).toContain(facts.sysrq);
+      expect(facts.mount).toBe("ro");
+      if (mode !== "full") expect([facts.CapEff, facts.CapPrm]).toEqual(["0000000000000000", "0000000000000000"]);
+    });
+  }
+});
