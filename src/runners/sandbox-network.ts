@@ -30,7 +30,7 @@ const LAUNCHER = [
   'exec 5>"$d/go"',
   'child=$(sed -n \'s/.*"child-pid": *\\([0-9]*\\).*/\\1/p\' "$d/info")',
   'if [ -z "$child" ]; then wait $sandbox; code=$?; rm -rf "$d"; exit $code; fi',
-  // A bwrap that made a user namespace (the runner is not root) owns the network namespace from there.
+  // A bwrap that made a user namespace (where the machine has them, root runners' too) owns the network namespace from there.
   'userns=; if [ "$(readlink "/proc/$child/ns/user")" != "$(readlink /proc/self/ns/user)" ]; then userns="--userns-path=/proc/$child/ns/user"; fi',
   `"$slirp" --configure --mtu=65520 --disable-host-loopback --ready-fd=6 $userns --netns-type=path "/proc/$child/ns/net" tap0 6>"$d/ready" >/dev/null 2>"$d/err" ${SECCOMP_FD}<&- &`,
   "net=$!",

@@ -262,13 +262,13 @@ export function missingHiddenMessage(path: string, workspace: string): string {
 }
 
 export const BWRAP_DETAIL =
-  "bubblewrap: read-only (the filesystem read-only, no network) and workspace-write (the project writable); both with their own /tmp, PID namespace and empty /run, the server's home hidden, no capabilities, the kernel's settings (/proc/sys) read-only";
+  "bubblewrap: read-only (the filesystem read-only, no network) and workspace-write (the project writable); both with their own /tmp, PID namespace and empty /run, the server's home hidden, no capabilities, /proc/sys read-only";
 
 /** What the detail adds on the user namespace: whether the command's root is the host's (`userns`: one of its own). */
 export function usernsDetail(userns: boolean): string {
   return userns
-    ? "a user namespace of its own (a command's root is not the host's)"
-    : "no user namespace here (a command the runner runs as root is root without capabilities)";
+    ? "a user namespace of its own (root inside is not the host's)"
+    : "no user namespace here (a root runner's commands are root without capabilities)";
 }
 
 /** The arguments for bwrap running `command` read-only in `cwd` (nothing hidden, an empty environment): the probe's. */
@@ -278,7 +278,7 @@ export function bwrapCommand(cwd: string, command: string, userns = false, secco
 
 /** What the detail adds on the seccomp filter: there, or why not. */
 export function seccompDetail(filter: boolean, why: string): string {
-  return filter ? "a seccomp filter (mounts, kernel modules, keyrings, bpf, the clock and the like refused)" : `no seccomp filter (${why})`;
+  return filter ? "a seccomp filter (mounts, modules, keyrings, bpf, the clock refused)" : `no seccomp filter (${why})`;
 }
 
 /** A check the probe runs inside the sandbox: `/` must not be writable. */
