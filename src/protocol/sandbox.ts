@@ -24,7 +24,7 @@ export type NetworkKind = z.output<typeof NetworkKind>;
 export const SANDBOX_MODE_WORDS: Record<SandboxModeName, string> = {
   "read-only": "read-only sandbox: nothing can be written, no network",
   "workspace-write": "sandbox: only the project directory is writable",
-  full: "no sandbox: the command can do anything the runner's user can",
+  full: "no sandbox: the command can do anything the runner's user can; as root, the kernel's settings too",
 };
 
 /**

@@ -25,6 +25,7 @@ import {
   SANDBOX_SIGNALS,
   type SandboxInfo,
   type SandboxMode,
+  type SandboxProbe,
   sandboxOf,
   sandboxResult,
   within,
@@ -84,7 +85,7 @@ export class LocalBackend implements Backend {
 
   /** What the sandbox gives and bwrap's absolute path (null: no sandbox), probed once. */
   readonly #sandbox = once(
-    (): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null; slirp?: string | null }> =>
+    (): Promise<SandboxProbe> =>
       this.options.sandbox === "off" ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null }) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
   );
 
@@ -180,11 +181,13 @@ export class LocalBackend implements Backend {
         env,
         command: script,
         resetSignals: probed.resetSignals ?? null,
+        userns: probed.userns ?? false,
+        seccomp: Boolean(probed.seccomp),
       });
-      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals)));
+      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), probed.seccomp ?? null));
       env = base;
       if (ownNetwork) {
-        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : []);
+        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], probed.seccomp ?? null);
         ({ file, args } = launch);
         env = { ...base, ...launch.env };
       }

@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
+import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
 /**
  * A workspace-write command's network (SPEC §7 "Sandbox modes", issue 37): a network namespace of its own, connected
@@ -29,9 +30,9 @@ const LAUNCHER = [
   'exec 5>"$d/go"',
   'child=$(sed -n \'s/.*"child-pid": *\\([0-9]*\\).*/\\1/p\' "$d/info")',
   'if [ -z "$child" ]; then wait $sandbox; code=$?; rm -rf "$d"; exit $code; fi',
-  // A bwrap that made a user namespace (the runner is not root) owns the network namespace from there.
+  // A bwrap that made a user namespace (where the machine has them, root runners' too) owns the network namespace from there.
   'userns=; if [ "$(readlink "/proc/$child/ns/user")" != "$(readlink /proc/self/ns/user)" ]; then userns="--userns-path=/proc/$child/ns/user"; fi',
-  '"$slirp" --configure --mtu=65520 --disable-host-loopback --ready-fd=6 $userns --netns-type=path "/proc/$child/ns/net" tap0 6>"$d/ready" >/dev/null 2>"$d/err" &',
+  `"$slirp" --configure --mtu=65520 --disable-host-loopback --ready-fd=6 $userns --netns-type=path "/proc/$child/ns/net" tap0 6>"$d/ready" >/dev/null 2>"$d/err" ${SECCOMP_FD}<&- &`,
   "net=$!",
   'if [ "$(head -c 1 "$d/ready")" != "1" ]; then echo "spool: slirp4netns could not give the sandbox its network: $(head -c 300 "$d/err")" >&2; kill -9 $sandbox $net 2>/dev/null; wait; rm -rf "$d"; exit 125; fi',
   "printf x >&5",
@@ -50,8 +51,11 @@ export function networkLauncher(
   bwrap: string,
   args: string[],
   ignore: readonly string[],
+  seccomp: Buffer | null = null,
 ): { file: string; args: string[]; env: Record<string, string> } {
-  return { file: "/bin/sh", args: ["-c", LAUNCHER, slirp, bwrap, ...args], env: ignore.length > 0 ? { SPOOL_IGNORE: ignore.join(" ") } : {} };
+  // The seccomp filter, for args that name it, opened first (bwrap reads it; slirp4netns is started without it).
+  const script = seccomp ? `${seccompPrelude(seccomp)}\n${LAUNCHER}` : LAUNCHER;
+  return { file: "/bin/sh", args: ["-c", script, slirp, bwrap, ...args], env: ignore.length > 0 ? { SPOOL_IGNORE: ignore.join(" ") } : {} };
 }
 
 export interface NetworkProbe {
@@ -67,11 +71,11 @@ export const OWN_NETWORK_DETAIL = "workspace-write commands get a network namesp
  * Whether workspace-write commands can get a network namespace of their own here: slirp4netns in the runner's own
  * PATH, and one sandboxed `true` started through the launcher. When not, says why (they keep the machine's network).
  */
-export function probeNetwork(bwrap: string, bwrapArgs: string[], environ: NodeJS.ProcessEnv): Promise<NetworkProbe> {
+export function probeNetwork(bwrap: string, bwrapArgs: string[], environ: NodeJS.ProcessEnv, seccomp: Buffer | null = null): Promise<NetworkProbe> {
   const shared = (why: string) => ({ slirp: null, detail: `workspace-write commands share the machine's network: ${why}` });
   const path = findSlirp(environ);
   if (!path) return Promise.resolve(shared("slirp4netns is not installed on the runner's machine (Debian: apt-get install slirp4netns)"));
-  const launch = networkLauncher(path, bwrap, bwrapArgs, []);
+  const launch = networkLauncher(path, bwrap, bwrapArgs, [], seccomp);
   return new Promise((done) =>
     execFile(launch.file, launch.args, { env: { ...localBaseEnvironment(environ), ...launch.env }, timeout: 10_000 }, (error, _stdout, stderr) =>
       done(

@@ -7,6 +7,7 @@ import type { SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { probeNetwork } from "./sandbox-network.js";
+import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
 export { SandboxInfo, SandboxKind } from "../protocol/runner.js";
 
@@ -50,7 +51,9 @@ export const SANDBOX_OFF = "the runner was started with --sandbox off";
  *   directory that holds the workspace (its files are named one by one);
  * - a minimal /dev of its own (read-only in read-only mode);
  * - /proc of a PID namespace of its own: it sees and signals only its own
- *   processes, not the server's or the runner's;
+ *   processes, not the server's or the runner's; the kernel's settings and
+ *   triggers in it (`KERNEL_PATHS`: /proc/sys, /proc/sysrq-trigger, ...)
+ *   bound again read-only, so even a command running as root writes none;
  * - an empty, read-only /run (also /var/run): the sockets there, such as
  *   Docker's, are out of reach (a socket accepts connections on a read-only
  *   mount);
@@ -58,6 +61,10 @@ export const SANDBOX_OFF = "the runner was started with --sandbox off";
  *   the machine's network unless it is cut;
  * - its own IPC and host-name namespaces, no capabilities even for root (no
  *   remounting), and no new privileges (bubblewrap sets no_new_privs);
+ * - where the machine has them (`userns`), a user namespace of its own: a
+ *   runner running as root maps its own uid (0 to 0, so what the command
+ *   writes in the workspace is owned as before), but the command's root is
+ *   root of that namespace only, never the host's;
  * - the command's environment set inside (`--clearenv`, `--setenv`): bwrap
  *   itself starts with the runner's base environment only, so nothing of the
  *   proposal (PATH, loader variables) reaches the launcher.
@@ -81,6 +88,10 @@ export interface BwrapPlan {
   /** Existing files to cover with /dev/null and directories to cover with an empty tmpfs (see `hiddenPaths`). */
   hideFiles: readonly string[];
   hideDirs: readonly string[];
+  /** A user namespace of its own (`--unshare-user`; the probe found the machine has them): the command's root is not the host's. */
+  userns?: boolean;
+  /** The seccomp filter (seccomp.ts) on SECCOMP_FD, which the launcher opens (`launcher`, `networkLauncher`). */
+  seccomp?: boolean;
   /** The command's whole environment, set inside the sandbox. */
   env: Record<string, string>;
   command: string;
@@ -99,10 +110,14 @@ export interface BwrapPlan {
  */
 export const SANDBOX_SIGNALS = ["INT", "TERM", "HUP", "QUIT", "USR1", "USR2"] as const;
 
-/** The program and arguments that start bwrap: through /bin/sh ignoring SANDBOX_SIGNALS when the command resets them. */
-export function launcher(bwrap: string, args: string[], resetSignals: boolean): { file: string; args: string[] } {
-  if (!resetSignals) return { file: bwrap, args };
-  return { file: "/bin/sh", args: ["-c", `trap '' ${SANDBOX_SIGNALS.join(" ")}; exec "$0" "$@"`, bwrap, ...args] };
+/**
+ * The program and arguments that start bwrap: through /bin/sh ignoring SANDBOX_SIGNALS when the command resets them,
+ * and opening the seccomp filter (`seccomp`, for args that name it) on SECCOMP_FD.
+ */
+export function launcher(bwrap: string, args: string[], resetSignals: boolean, seccomp: Buffer | null = null): { file: string; args: string[] } {
+  if (!resetSignals && !seccomp) return { file: bwrap, args };
+  const steps = [...(seccomp ? [seccompPrelude(seccomp)] : []), ...(resetSignals ? [`trap '' ${SANDBOX_SIGNALS.join(" ")}`] : []), 'exec "$0" "$@"'];
+  return { file: "/bin/sh", args: ["-c", steps.join("; "), bwrap, ...args] };
 }
 
 /**
@@ -140,6 +155,17 @@ export function cwdHiddenMessage(cwd: string, hidden: string): string {
   return `the command's directory ${cwd} is inside ${hidden}, which the sandbox hides (the server's home, token or database); nothing was run`;
 }
 
+/**
+ * What of /proc sets or triggers something in the kernel (Docker's read-only list): bound read-only over the sandbox's
+ * own /proc. Without it a command running as root (CI, most containers) wrote /proc/sys/kernel/core_pattern, and the
+ * kernel ran the program it named as the host's root (issue 45): bwrap's --proc covers some of these only where it
+ * finds them writable, and /proc/sys, a directory no one may write, is not. A path the kernel does not have is skipped.
+ */
+export const KERNEL_PATHS = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/asound"] as const;
+
+/** The bwrap arguments that bind `KERNEL_PATHS` read-only; they follow `--proc /proc`. */
+export const kernelReadOnly = (): string[] => KERNEL_PATHS.flatMap((path) => ["--ro-bind-try", path, path]);
+
 /** Whether `path` is `dir` or lies under it. */
 export function within(path: string, dir: string): boolean {
   return dir === "/" || path === dir || path.startsWith(`${dir}/`);
@@ -149,7 +175,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   const readOnly = plan.mode === "read-only";
   const args = ["--ro-bind", "/", "/", "--dev", "/dev"];
   if (readOnly) args.push("--remount-ro", "/dev");
-  args.push("--proc", "/proc", "--tmpfs", "/run", "--remount-ro", "/run", "--tmpfs", "/tmp");
+  args.push("--proc", "/proc", ...kernelReadOnly(), "--tmpfs", "/run", "--remount-ro", "/run", "--tmpfs", "/tmp");
   if (plan.workspace === "/") {
     // Everything is the workspace: nothing to bind again read-only; writable, nothing would be left read-only.
     if (!readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
@@ -171,7 +197,9 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   // Remounted read-only last: mount points under them were made while they were writable.
   for (const dir of dirs) args.push("--remount-ro", dir);
   if (readOnly) args.push("--remount-ro", "/tmp");
-  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork ? ["--unshare-net"] : []), "--cap-drop", "ALL");
+  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork ? ["--unshare-net"] : []));
+  args.push(...(plan.userns ? ["--unshare-user"] : []), "--cap-drop", "ALL");
+  if (plan.seccomp) args.push("--seccomp", String(SECCOMP_FD));
   // The runner's death kills the sandbox and everything in it (SPEC §7 "Stopped means stopped").
   args.push("--die-with-parent");
   args.push("--clearenv");
@@ -234,11 +262,23 @@ export function missingHiddenMessage(path: string, workspace: string): string {
 }
 
 export const BWRAP_DETAIL =
-  "bubblewrap: read-only (the filesystem read-only, no network) and workspace-write (the project writable); both with their own /tmp, PID namespace and empty /run, the server's home hidden, no capabilities";
+  "bubblewrap: read-only (the filesystem read-only, no network) and workspace-write (the project writable); both with their own /tmp, PID namespace and empty /run, the server's home hidden, no capabilities, /proc/sys read-only";
+
+/** What the detail adds on the user namespace: whether the command's root is the host's (`userns`: one of its own). */
+export function usernsDetail(userns: boolean): string {
+  return userns
+    ? "a user namespace of its own (root inside is not the host's)"
+    : "no user namespace here (a root runner's commands are root without capabilities)";
+}
 
 /** The arguments for bwrap running `command` read-only in `cwd` (nothing hidden, an empty environment): the probe's. */
-export function bwrapCommand(cwd: string, command: string): string[] {
-  return bwrapArgs({ mode: "read-only", network: false, workspace: cwd, cwd, hideFiles: [], hideDirs: [], env: {}, command });
+export function bwrapCommand(cwd: string, command: string, userns = false, seccomp = false): string[] {
+  return bwrapArgs({ mode: "read-only", network: false, workspace: cwd, cwd, hideFiles: [], hideDirs: [], env: {}, command, userns, seccomp });
+}
+
+/** What the detail adds on the seccomp filter: there, or why not. */
+export function seccompDetail(filter: boolean, why: string): string {
+  return filter ? "a seccomp filter (mounts, modules, keyrings, bpf, the clock refused)" : `no seccomp filter (${why})`;
 }
 
 /** A check the probe runs inside the sandbox: `/` must not be writable. */
@@ -276,6 +316,18 @@ function signalResetter(environ: NodeJS.ProcessEnv): Promise<string | null> {
   );
 }
 
+/** What the runner found of bubblewrap here: what it gives, and how each sandboxed command is started. */
+export interface SandboxProbe {
+  info: SandboxInfo;
+  /** bwrap's absolute path; null: no sandbox. */
+  path: string | null;
+  resetSignals?: string | null;
+  slirp?: string | null;
+  userns?: boolean;
+  /** The seccomp filter bwrap loads, or null where there is none. */
+  seccomp?: Buffer | null;
+}
+
 /**
  * Whether `bwrap` can build the sandbox on this machine: finds it in the
  * runner's own PATH (`environ`, never a command's), then runs the probe in
@@ -284,35 +336,42 @@ function signalResetter(environ: NodeJS.ProcessEnv): Promise<string | null> {
  * sandbox, with the reason. The answer carries the absolute path every
  * sandboxed command is then started with.
  */
-export function probeBwrap(
-  bwrap: string,
-  environ: NodeJS.ProcessEnv,
-): Promise<{ info: SandboxInfo; path: string | null; resetSignals?: string | null; slirp?: string | null }> {
+export async function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Promise<SandboxProbe> {
   const path = findProgram(bwrap, environ.PATH || DEFAULT_PATH);
   if (!path) {
-    return Promise.resolve({
+    return {
       info: noSandbox(`bubblewrap (${bwrap}) is not installed on the runner's machine (Debian: apt-get install bubblewrap)`),
       path: null,
-    });
+    };
   }
-  return new Promise((done) => {
-    execFile(path, bwrapCommand("/", PROBE_COMMAND), { env: localBaseEnvironment(environ), timeout: 10_000 }, async (error, _stdout, stderr) => {
-      if (!error) {
-        // And whether workspace-write commands get a network of their own (else they keep the machine's, as the detail says).
-        const network = await probeNetwork(path, bwrapCommand("/", "true"), environ);
-        const detail = `${BWRAP_DETAIL}; ${network.detail}`.slice(0, 500);
-        return done({
-          info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared" },
-          path,
-          resetSignals: await signalResetter(environ),
-          slirp: network.slirp,
-        });
-      }
-      const code = (error as NodeJS.ErrnoException).code;
-      const why = String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : error.message.split("\n")[0]);
-      done({ info: noSandbox(`bubblewrap (${path}) cannot build the sandbox here: ${why}`), path: null });
+  const run = (args: string[], filter: Buffer | null = null) =>
+    new Promise<string | null>((done) => {
+      const start = launcher(path, args, false, filter);
+      execFile(start.file, start.args, { env: localBaseEnvironment(environ), timeout: 10_000 }, (error, _stdout, stderr) => {
+        if (!error) return done(null);
+        const code = (error as NodeJS.ErrnoException).code;
+        done(String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : firstLineOf(error.message)));
+      });
     });
-  });
+  // A user namespace of its own where the machine has them; else (a container that forbids them) the sandbox without one.
+  const userns = (await run(bwrapCommand("/", PROBE_COMMAND, true))) === null;
+  const why = userns ? null : await run(bwrapCommand("/", PROBE_COMMAND, false));
+  if (why !== null) return { info: noSandbox(`bubblewrap (${path}) cannot build the sandbox here: ${why}`), path: null };
+  // And the seccomp filter where there is one for this machine and bwrap can load it.
+  const program = seccompProgram();
+  const refused = program ? await run(bwrapCommand("/", PROBE_COMMAND, userns, true), program) : `none for ${process.arch}`;
+  const seccomp = refused === null ? program : null;
+  // And whether workspace-write commands get a network of their own (else they keep the machine's, as the detail says).
+  const network = await probeNetwork(path, bwrapCommand("/", "true", userns, Boolean(seccomp)), environ, seccomp);
+  const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(Boolean(seccomp), refused ?? "")}; ${network.detail}`.slice(0, 500);
+  return {
+    info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared" },
+    path,
+    resetSignals: await signalResetter(environ),
+    slirp: network.slirp,
+    userns,
+    seccomp,
+  };
 }
 
 /**
@@ -327,6 +386,8 @@ export function sandboxResult<R extends { exitCode: number | null; signal: strin
   const name = Object.entries(osConstants.signals).find(([, number]) => number === code - 128)?.[0];
   return name ? { ...result, exitCode: null, signal: name } : result;
 }
+
+const firstLineOf = (text: string): string => text.split("\n")[0] ?? text;
 
 /** Caches a probe: the first call runs it, every later one gets its answer. */
 export function once<T>(probe: () => Promise<T>): () => Promise<T> {

@@ -5,7 +5,19 @@ import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type 
 import { type ContainerInfo, pidNamespaceArgs } from "./container.js";
 import { streamControl, TTY_TERM } from "./control.js";
 import type { SandboxInfo, SandboxMode } from "./sandbox.js";
-import { BWRAP_DETAIL, bwrapCommand, noSandbox, PROBE_COMMAND, SANDBOX_OFF, SANDBOX_SIGNALS, sandboxOf, sandboxResult } from "./sandbox.js";
+import {
+  BWRAP_DETAIL,
+  bwrapCommand,
+  noSandbox,
+  PROBE_COMMAND,
+  SANDBOX_OFF,
+  SANDBOX_SIGNALS,
+  sandboxOf,
+  sandboxResult,
+  seccompDetail,
+  usernsDetail,
+} from "./sandbox.js";
+import { seccompPrelude, seccompProgram } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { type RemoteShell, type SshOptions, ssh2Shell } from "./ssh-shell.js";
 import { PidLine, type RemoteContainer, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
@@ -13,6 +25,17 @@ import { supervise, withManyListeners } from "./supervise.js";
 
 export { fingerprint, knownHostKeys } from "./ssh-host-keys.js";
 export { type RemoteChannel, type RemoteShell, type SshOptions, ssh2Shell } from "./ssh-shell.js";
+
+/** What the runner found of bubblewrap on the SSH host. */
+interface RemoteProbe {
+  info: SandboxInfo;
+  bwrap?: string;
+  resetSignals?: string;
+  /** bwrap there makes a user namespace for the sandbox. */
+  userns?: boolean;
+  /** bwrap there loads the (x86-64) seccomp filter. */
+  seccomp?: boolean;
+}
 
 /**
  * Runs commands on a remote host over SSH, reusing one connection. The
@@ -28,9 +51,9 @@ export class SshBackend implements Backend {
   readonly #closing = withManyListeners(new AbortController());
 
   /** The remote bwrap's path and what it gives: probed once, again only when the host could not be reached. */
-  #probe: Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; unreachable?: boolean }> | null = null;
+  #probe: Promise<RemoteProbe & { unreachable?: boolean }> | null = null;
 
-  #sandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string }> {
+  #sandbox(): Promise<RemoteProbe> {
     return (this.#probe ??= this.#probeSandbox().then((answer) => {
       if (answer.unreachable) this.#probe = null;
       return answer;
@@ -104,12 +127,20 @@ export class SshBackend implements Backend {
   }
 
   /** Spool controls nothing on the remote host but what it runs: read-only work needs bubblewrap there, working for the login user. */
-  async #probeSandbox(): Promise<{ info: SandboxInfo; bwrap?: string; resetSignals?: string; unreachable?: boolean }> {
+  async #probeSandbox(): Promise<RemoteProbe & { unreachable?: boolean }> {
     if (this.options.sandbox === "off") return { info: noSandbox(SANDBOX_OFF) };
     const host = `${this.options.username}@${this.options.host}`;
     let output: string;
     try {
-      output = await this.#runProbe('echo "$b"', `env -i "$b" ${bwrapCommand("/", PROBE_COMMAND).map(shellQuote).join(" ")} 2>&1 && echo ok`);
+      // With a user namespace of its own where bwrap can make one there ("ok userns"), else without one; then with the
+      // seccomp filter, on an x86-64 host ("seccomp").
+      const probe = (userns: boolean, seccomp = false) => `env -i "$b" ${bwrapCommand("/", PROBE_COMMAND, userns, seccomp).map(shellQuote).join(" ")}`;
+      const filter = seccompPrelude(seccompProgram("x64")!);
+      output = await this.#runProbe(
+        'echo "$b"',
+        `u=; { ${probe(true)} 2>/dev/null && echo "ok userns" && u=1; } || { ${probe(false)} 2>&1 && echo ok; }`,
+        `if [ "$(uname -m)" = x86_64 ] && (${filter}; if [ -n "$u" ]; then ${probe(true, true)}; else ${probe(false, true)}; fi) >/dev/null 2>&1; then echo seccomp; fi`,
+      );
     } catch (error) {
       return {
         info: noSandbox(`ssh: could not look for bubblewrap on ${host}: ${error instanceof Error ? error.message : String(error)}`),
@@ -118,14 +149,25 @@ export class SshBackend implements Backend {
     }
     const [path = "", ...lines] = output.trim().split("\n");
     const resetter = lines.at(-1)?.startsWith("env=/") ? lines.pop()!.slice(4) : undefined;
+    const seccomp = lines.at(-1) === "seccomp" ? Boolean(lines.pop()) : false;
     const rest = lines;
     if (path === "missing" || !path.startsWith("/")) return { info: noSandbox(`ssh: bubblewrap is not installed on ${host}; read-only work is refused there`) };
-    if (rest.at(-1) !== "ok") {
+    const last = rest.at(-1);
+    if (last !== "ok" && last !== "ok userns") {
       return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
     }
+    const userns = last === "ok userns";
     return {
-      info: { kind: "bwrap", readOnly: true, detail: `${BWRAP_DETAIL}, on ${host}`, modes: [...SANDBOX_MODES], network: "shared" },
+      info: {
+        kind: "bwrap",
+        readOnly: true,
+        detail: `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(seccomp, "none for this host, or bwrap there cannot load one")}, on ${host}`,
+        modes: [...SANDBOX_MODES],
+        network: "shared",
+      },
       bwrap: path,
+      userns,
+      seccomp,
       ...(resetter ? { resetSignals: resetter } : {}),
     };
   }
@@ -193,7 +235,13 @@ export class SshBackend implements Backend {
     if (wanted) {
       const probed = await this.#sandbox();
       if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);
-      sandbox = { ...wanted, bwrap: probed.bwrap, ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}) };
+      sandbox = {
+        ...wanted,
+        bwrap: probed.bwrap,
+        userns: Boolean(probed.userns),
+        ...(probed.seccomp ? { seccomp: seccompProgram("x64")! } : {}),
+        ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}),
+      };
     }
     // A full command's container: a PID namespace of its own on the remote host, where bwrap there can make one.
     const contain = sandbox ? undefined : (await this.#container()).contain;

@@ -1,7 +1,17 @@
 import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { HeldOutput } from "./output.js";
-import { cwdHiddenMessage, cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, LOGIN_FILES, missingHiddenMessage, SANDBOX_SIGNALS } from "./sandbox.js";
+import {
+  cwdHiddenMessage,
+  cwdOutsideMessage,
+  type ExecSandbox,
+  homeWorkspaceMessage,
+  kernelReadOnly,
+  LOGIN_FILES,
+  missingHiddenMessage,
+  SANDBOX_SIGNALS,
+} from "./sandbox.js";
+import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
@@ -137,6 +147,10 @@ export interface RemoteSandbox extends ExecSandbox {
   bwrap: string;
   /** An env on the remote host that knows --default-signal (see `launcher`): bwrap then ignores SANDBOX_SIGNALS and the command gets them. */
   resetSignals?: string;
+  /** A user namespace of its own (`--unshare-user`), where the probe found bwrap can make one there. */
+  userns?: boolean;
+  /** The seccomp filter for the remote host (seccomp.ts), where the probe found bwrap loads it there. */
+  seccomp?: Buffer;
 }
 
 /** A PID namespace for a `full` command on the remote host (container.ts): bwrap's path there, and an env that resets signals. */
@@ -229,7 +243,7 @@ export function remoteScript(
   }
   parts.push("echo $$");
   parts.push(
-    ["set -- --ro-bind / / --dev /dev", readOnly ? "--remount-ro /dev" : "", "--proc /proc --tmpfs /run --remount-ro /run --tmpfs /tmp"]
+    ["set -- --ro-bind / / --dev /dev", readOnly ? "--remount-ro /dev" : "", "--proc /proc", ...kernelReadOnly(), "--tmpfs /run --remount-ro /run --tmpfs /tmp"]
       .filter(Boolean)
       .join(" "),
   );
@@ -247,7 +261,16 @@ export function remoteScript(
     `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; set -- "$@" ${action} "$p"; fi; done`;
   parts.push(dirs("--tmpfs"), dirs("--remount-ro"));
   if (readOnly) parts.push('set -- "$@" --remount-ro /tmp');
-  const unshare = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || sandbox.network === false ? ["--unshare-net"] : []), "--cap-drop", "ALL"];
+  const unshare = [
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    ...(readOnly || sandbox.network === false ? ["--unshare-net"] : []),
+    // The command's root is not the host's where the remote host has user namespaces (the probe's finding).
+    ...(sandbox.userns ? ["--unshare-user"] : []),
+    "--cap-drop",
+    "ALL",
+  ];
   const inside = Object.entries({ ...defaults, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, shellQuote(v)])) }).flatMap(([name, value]) => [
     "--setenv",
     shellQuote(name),
@@ -255,6 +278,11 @@ export function remoteScript(
   ]);
   const reset = sandbox.resetSignals ? [shellQuote(sandbox.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
   if (sandbox.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
+  // The seccomp filter, opened on SECCOMP_FD for bwrap to read.
+  if (sandbox.seccomp) {
+    parts.push(seccompPrelude(sandbox.seccomp));
+    unshare.push("--seccomp", String(SECCOMP_FD));
+  }
   // --die-with-parent: the sandbox ends with sshd's session process, so with the runner's connection (SPEC §7 "Stopped means stopped").
   const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--die-with-parent", "--clearenv", ...inside, '--chdir "$C" --', ...reset];
   parts.push(["exec env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(command)].join(" "));

@@ -63,7 +63,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       env: "none added",
       tty: "none",
       runner: "default",
-      sandbox: "full (no sandbox: the command can do anything the runner's user can)",
+      sandbox: "full (no sandbox: the command can do anything the runner's user can; as root, the kernel's settings too)",
       network: "unknown",
       background: "no",
       timeout: "server default",
