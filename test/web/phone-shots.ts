@@ -20,7 +20,10 @@ const model = await ScriptedModel.start();
 const ts = await startTestServer({ env: { SPOOL_MODEL_SONNET: "openai/claude-sonnet", OPENAI_BASE_URL: model.baseUrl }, agent: { toolYieldMs: 1_000 } });
 const root = join(ts.root, "shop");
 mkdirSync(root);
-writeFileSync(join(root, "big.sh"), "#!/bin/sh\ni=0\nwhile [ $i -lt 220000 ]; do i=$((i+1)); echo \"line $i of the big output ........................................................................\"; done\n");
+writeFileSync(
+  join(root, "big.sh"),
+  '#!/bin/sh\ni=0\nwhile [ $i -lt 220000 ]; do i=$((i+1)); echo "line $i of the big output ........................................................................"; done\n',
+);
 chmodSync(join(root, "big.sh"), 0o755);
 
 const client = await ts.client();

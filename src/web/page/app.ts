@@ -143,7 +143,15 @@ export class App implements PageContext {
     const body = h(
       "div",
       { class: "shell" },
-      h("header", { class: "top" }, h("a", { class: "brand", href: "#/" }, "Spool"), this.#el.status, h("span", { class: "spacer" }), this.#notifier.button, signOut),
+      h(
+        "header",
+        { class: "top" },
+        h("a", { class: "brand", href: "#/" }, "Spool"),
+        this.#el.status,
+        h("span", { class: "spacer" }),
+        this.#notifier.button,
+        signOut,
+      ),
       h("aside", { class: "side" }, h("h2", null, "Projects"), this.#el.projects, h("h2", null, "Runs"), this.#el.runs),
       h("main", { class: "main" }, this.#el.proposals, this.#el.main),
       this.#el.toasts,

@@ -132,7 +132,11 @@ export function channelHead(
     " ",
     h("span", { class: statusClass(entryStatusWord(status)) }, entryStatusWord(status)),
     terminal && terminal.notDrawn > 0
-      ? h("span", { class: "dim", "data-not-drawn": terminal.notDrawn }, ` · from near its end (${bytes(terminal.notDrawn)} before it): whole output draws it all`)
+      ? h(
+          "span",
+          { class: "dim", "data-not-drawn": terminal.notDrawn },
+          ` · from near its end (${bytes(terminal.notDrawn)} before it): whole output draws it all`,
+        )
       : null,
     terminal && terminal.skipped > 0 ? h("span", { class: "dim" }, ` · ${bytes(terminal.skipped)} skipped to keep up`) : null,
     terminal?.mode === "whole" ? h("span", { class: "dim" }, terminal.paused ? " · whole output, catching up …" : " · whole output") : null,
