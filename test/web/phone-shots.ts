@@ -81,7 +81,10 @@ await shot("phone-project-scrolled");
 
 await page.evaluate((hash) => (location.hash = hash), `#/shop/fix-disk/${encodeURIComponent(running)}`);
 await page.waitForSelector(".conversation .msg.assistant");
+await page.evaluate(() => window.scrollTo(0, 0));
 await shot("phone-run");
+await page.$eval(".run-view", (el) => el.scrollIntoView());
+await shot("phone-run-header");
 await page.evaluate((hash) => (location.hash = hash), `#/shop/fix-disk/${encodeURIComponent(big)}`);
 // A script may look at a page that never draws the end: the shot is taken anyway, after a while.
 await page
