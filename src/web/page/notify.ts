@@ -31,7 +31,7 @@ export class ProposalNotifier {
     this.#open = open;
     this.button = h(
       "button",
-      { class: "quiet notify-ask", type: "button", title: "show a notification for each proposal while this page is in the background" },
+      { class: "notify-ask", type: "button", title: "show a notification for each proposal while this page is in the background" },
       "Notify me",
     );
     this.button.addEventListener("click", () => void this.#ask());
