@@ -1,4 +1,7 @@
-import jsQR from "jsqr";
+import jsqr from "jsqr";
+
+// jsqr is CommonJS: its module is the function itself, which also carries itself as `default` (its types say only that).
+const jsQR = jsqr.default;
 
 /**
  * Reads back a QR code a terminal would show: half-block characters (▀ ▄ █ and space) in ANSI colours (black
