@@ -189,5 +189,13 @@ describeWithBrowser("the web view on a phone, in the background, and on a run's 
     }));
     const bytes = (await client.call("entry/get", { run: "dump", path })).producer!.channels[0]!.bytes;
     expect(counts.received + counts.notDrawn).toBe(bytes);
+
+    // Whole output draws it from its first byte; back to the live view, it is shown from near its end again.
+    await page.click(`${head} button[data-action="whole"]`);
+    await page.waitForSelector(`${head} button[data-action="live"]`);
+    expect(await page.$(`${head} [data-not-drawn]`)).toBeNull();
+    await page.click(`${head} button[data-action="live"]`);
+    await page.waitForSelector(`${head} [data-not-drawn]`);
+    expect(await page.$eval(head, (el) => el.textContent ?? "")).not.toContain("skipped to keep up");
   }, 60_000);
 });

@@ -5,7 +5,7 @@ import { act, KeptButton, message, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { bytes, ENTRY } from "../format.js";
 import { TerminalInput } from "../input.js";
-import { isRunning, type Producer, type Run } from "../model.js";
+import { type Channel, isRunning, type Producer, type Run } from "../model.js";
 import { ChannelTerminal, type TerminalMode } from "../terminal.js";
 import { channelHead, channelSize, type InputState, producerFacts } from "../views/producer.js";
 
@@ -18,6 +18,7 @@ const JUMP_BACK_CHUNKS = 16;
  */
 const TAIL_FROM = 2 * 1024 * 1024;
 const TAIL_BYTES = 512 * 1024;
+const bigFinished = (c: Channel) => c.status !== ENTRY.streaming && c.bytes > TAIL_FROM;
 
 /** What the producer view reads of the run view that holds it. */
 export interface ProducerHost {
@@ -130,8 +131,7 @@ export class ProducerView {
       const panes: HTMLElement[] = [];
       for (const c of producer.channels) {
         const channel = c.channel;
-        const finished = c.status !== ENTRY.streaming && c.bytes > TAIL_FROM;
-        const terminal = this.#terminals.get(channel) ?? this.#openTerminal(channel, c.name, "live", finished);
+        const terminal = this.#terminals.get(channel) ?? this.#openTerminal(channel, c.name, "live", bigFinished(c));
         panes.push(
           h(
             "div",
@@ -257,7 +257,9 @@ export class ProducerView {
     if (!old) return;
     this.#pause(old);
     this.#ended.delete(channel);
-    const fresh = this.#openTerminal(channel, old.info.name, mode);
+    // Back to live on a big finished channel: from near its end again, as when it was first opened.
+    const c = this.selected()?.channels.find((ch) => ch.channel === channel);
+    const fresh = this.#openTerminal(channel, old.info.name, mode, mode === "live" && c !== undefined && bigFinished(c));
     old.element.replaceWith(fresh.element);
     old.dispose();
     this.renderMeta();
