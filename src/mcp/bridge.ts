@@ -70,8 +70,7 @@ export class McpBridge {
    * come without a session, each on its own): null when there is none.
    */
   handler(method: string): ((request: unknown, extra: unknown) => Promise<unknown>) | null {
-    const handlers = (this.mcp.server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })
-      ._requestHandlers;
+    const handlers = (this.mcp.server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
     return handlers.get(method) ?? null;
   }
 

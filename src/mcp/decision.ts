@@ -85,7 +85,10 @@ export function approvalForm(run: string, path: string, shown: string) {
 }
 
 /** What an elicitation's answer decides: accept, reject (with its reason), or nothing (dismissed). */
-export function answerOf(answer: { action?: unknown; content?: Record<string, unknown> | undefined }): { decision: "accept" | "reject"; reason?: string } | null {
+export function answerOf(answer: {
+  action?: unknown;
+  content?: Record<string, unknown> | undefined;
+}): { decision: "accept" | "reject"; reason?: string } | null {
   if (answer.action === "cancel") return null;
   const accept = answer.action === "accept" && answer.content?.decision === "accept";
   const reason = typeof answer.content?.reason === "string" && answer.content.reason ? answer.content.reason : undefined;

@@ -5,7 +5,7 @@ import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
 import { SessionEventStore } from "./event-store.js";
-import { type McpTarget, ModernMcp, type ModernLimits } from "./modern.js";
+import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
 import { isModern, MODERN_VERSION, SESSION_VERSION } from "./modern-wire.js";
 
 /*
@@ -40,11 +40,22 @@ export interface McpHttpLimits {
   idleMs: number;
 }
 
-export const DEFAULT_MCP_LIMITS: McpHttpLimits = { maxSessions: 64, maxSessionsPerPrincipal: 8, maxBodyBytes: 1024 * 1024, maxStreamsPerSession: 16, idleMs: 30 * 60_000 };
+export const DEFAULT_MCP_LIMITS: McpHttpLimits = {
+  maxSessions: 64,
+  maxSessionsPerPrincipal: 8,
+  maxBodyBytes: 1024 * 1024,
+  maxStreamsPerSession: 16,
+  idleMs: 30 * 60_000,
+};
 
 export interface McpHttpOptions {
   /** The caller of a request, from its bearer credential; null when it presented none that is good. */
   authenticate(request: IncomingMessage): Promise<McpCaller | null>;
+  /**
+   * Its connection is authenticated: the server's deadline for unauthenticated connections no longer applies (an
+   * SSE answer, a call waiting for a person, stays open past it).
+   */
+  authenticated?(request: IncomingMessage): void;
   /** Why a request's Host or Origin is refused (DNS rebinding, a foreign page); null when both are fine. */
   refusedOrigin(request: IncomingMessage): string | null;
   /** The server's own WebSocket URL, which each session's Spool connection opens. */
@@ -119,6 +130,7 @@ export class McpHttpEndpoint {
     if (refused) throw new McpHttpError(403, refused);
     const caller = await this.options.authenticate(request);
     if (!caller) throw new McpHttpError(401, "Missing or wrong credential: send Authorization: Bearer <token>", { "WWW-Authenticate": "Bearer" });
+    this.options.authenticated?.(request);
     if (this.#closed) throw new McpHttpError(503, "The server is shutting down");
     // A runner's credential attaches runners; it uses no MCP tool, so it gets no session and no answer here.
     if (caller.role === "runner") throw new McpHttpError(403, `${caller.name} is a runner credential: MCP's tools need the agent role or above`);

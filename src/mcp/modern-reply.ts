@@ -68,10 +68,11 @@ export class Reply {
 
   error(error: unknown): void {
     if (error instanceof ModernError) {
-      return this.#send(
+      this.#send(
         { jsonrpc: "2.0", id: this.id, error: { code: error.code, message: error.message, ...(error.data !== undefined ? { data: error.data } : {}) } },
         error.status,
       );
+      return;
     }
     const e = error as { code?: unknown; message?: unknown; data?: unknown };
     const code = typeof e?.code === "number" ? e.code : CODES.internal;

@@ -96,7 +96,8 @@ const NAMED: Record<string, string> = {
 function decodeHeader(value: string): string {
   const m = /^=\?base64\?([A-Za-z0-9+/=]*)\?=$/.exec(value);
   if (m) return Buffer.from(m[1]!, "base64").toString("utf8");
-  if (!/^[\x20-\x7e\t]*$/.test(value)) throw new ModernError(400, CODES.headerMismatch, "Header mismatch: a header value has characters outside visible ASCII (encode it =?base64?…?=)");
+  if (!/^[\x20-\x7e\t]*$/.test(value))
+    throw new ModernError(400, CODES.headerMismatch, "Header mismatch: a header value has characters outside visible ASCII (encode it =?base64?…?=)");
   return value;
 }
 
@@ -136,7 +137,8 @@ export function checkRequest(body: unknown, request: IncomingMessage): ModernReq
   const field = NAMED[message.method];
   if (field) {
     const nameHeader = header(request, "mcp-name");
-    if (nameHeader === undefined) throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Name is missing (${message.method} names its ${field})`);
+    if (nameHeader === undefined)
+      throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Name is missing (${message.method} names its ${field})`);
     const decoded = decodeHeader(nameHeader);
     if (decoded !== params[field])
       throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Name '${nameHeader}' does not match the body's ${field}`);
@@ -146,6 +148,8 @@ export function checkRequest(body: unknown, request: IncomingMessage): ModernReq
     throw new ModernError(400, CODES.invalidParams, `Every request carries _meta "${META.capabilities}" (an object; {} for none)`);
   const info = meta[META.client] as { name?: unknown; version?: unknown } | undefined;
   const client =
-    info && typeof info.name === "string" && info.name !== "" ? { name: info.name.slice(0, 200), version: typeof info.version === "string" ? info.version.slice(0, 100) : "unknown" } : null;
+    info && typeof info.name === "string" && info.name !== ""
+      ? { name: info.name.slice(0, 200), version: typeof info.version === "string" ? info.version.slice(0, 100) : "unknown" }
+      : null;
   return { id, method: message.method, params, capabilities: capabilities as ClientCapabilities, client };
 }

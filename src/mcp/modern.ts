@@ -70,9 +70,7 @@ export class ModernMcp {
   readonly #sweep: NodeJS.Timeout;
   readonly #serverInfo: { name: string; version: string };
 
-  constructor(
-    private readonly options: { serverUrl(): string; version: string; log: BridgeLog; limits?: Partial<ModernLimits> | undefined },
-  ) {
+  constructor(private readonly options: { serverUrl(): string; version: string; log: BridgeLog; limits?: Partial<ModernLimits> | undefined }) {
     this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
     this.#serverInfo = { name: "spool", version: options.version };
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
@@ -98,8 +96,7 @@ export class ModernMcp {
     }
     const reply = new Reply(response, checked.id, this.#serverInfo);
     // A stream is its credential's: it closes when that expires (revocation: endPrincipal).
-    const expiry =
-      caller.expiresAt != null ? setTimeout(() => reply.close(), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref() : null;
+    const expiry = caller.expiresAt != null ? setTimeout(() => reply.close(), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref() : null;
     try {
       await this.#dispatch(request, reply, checked, caller, target);
     } catch (error) {
@@ -226,7 +223,9 @@ export class ModernMcp {
           }
         }
         if (session.run !== state.run)
-          return reply.result({ ...failure(`${state.path} of run ${state.run} was ${answer?.decision ?? "left"}ed; read_output reaches it by spool://${state.run}/${state.path}`) });
+          return reply.result({
+            ...failure(`${state.path} of run ${state.run} was ${answer?.decision ?? "left"}ed; read_output reaches it by spool://${state.run}/${state.path}`),
+          });
         reply.stream(request);
         return reply.result({ ...(await follow(side, args.data, extra, session, { run: state.run, path: state.path })) });
       }

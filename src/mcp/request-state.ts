@@ -33,7 +33,9 @@ export class RequestStateError extends Error {}
 
 /** A digest of a request's salient parts: the method, the tool and its arguments. */
 export function requestDigest(method: string, name: string, args: unknown): string {
-  return createHash("sha256").update(JSON.stringify([method, name, canonical(args)])).digest("base64url");
+  return createHash("sha256")
+    .update(JSON.stringify([method, name, canonical(args)]))
+    .digest("base64url");
 }
 
 /** A JSON value with its object keys sorted (the digest does not depend on their order). */
@@ -77,12 +79,14 @@ export class RequestStates {
   }
 
   #verify(token: string): ApprovalState {
-    if (typeof token !== "string" || !token.startsWith(PREFIX) || token.length > 8192) throw new RequestStateError("requestState is not one this server issued");
+    if (typeof token !== "string" || !token.startsWith(PREFIX) || token.length > 8192)
+      throw new RequestStateError("requestState is not one this server issued");
     const [body, mac] = token.slice(PREFIX.length).split(".");
     if (!body || !mac) throw new RequestStateError("requestState is not one this server issued");
     const want = Buffer.from(this.#mac(body));
     const got = Buffer.from(mac);
-    if (want.length !== got.length || !timingSafeEqual(want, got)) throw new RequestStateError("requestState failed verification (altered, or from another server): refused");
+    if (want.length !== got.length || !timingSafeEqual(want, got))
+      throw new RequestStateError("requestState failed verification (altered, or from another server): refused");
     const value = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as ApprovalState;
     return value;
   }
