@@ -6,7 +6,7 @@ import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
 import { SessionEventStore } from "./event-store.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
-import { isModern, MODERN_VERSION, SESSION_VERSION } from "./modern-wire.js";
+import { CODES, isModern, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
@@ -146,9 +146,16 @@ export class McpHttpEndpoint {
           `No Mcp-Session-Id: ${MODERN_VERSION} clients POST each request; ${SESSION_VERSION} clients start a session with an initialize request (POST)`,
           { Allow: "POST" },
         );
-      const target = projectOf(request);
       const body = await readJson(request, this.#limits.maxBodyBytes);
-      if (isInitializeRequest(body)) return this.#start(request, response, caller, target, body);
+      if (isInitializeRequest(body)) return this.#start(request, response, caller, projectOf(request), body);
+      // Checked when the request needs it: its headers and _meta are checked first, and the tool list needs no project.
+      const target = () => {
+        try {
+          return projectOf(request);
+        } catch (error) {
+          throw error instanceof McpHttpError ? new ModernError(400, CODES.invalidParams, error.message) : error;
+        }
+      };
       if (isModern(body, request)) return this.#modern.handle(request, response, body, caller, target);
       throw new McpHttpError(
         400,
@@ -169,13 +176,15 @@ export class McpHttpEndpoint {
       throw new McpHttpError(503, `Too many MCP sessions (${this.#limits.maxSessions}); end one (DELETE) or wait for idle ones to close`, {
         "Retry-After": "30",
       });
-    const held = [...this.#sessions.values()].filter((s) => s.caller.name === caller.name).length + (this.#startingBy.get(caller.name) ?? 0);
-    if (held >= this.#limits.maxSessionsPerPrincipal)
-      throw new McpHttpError(
-        429,
-        `${caller.name} holds ${held} MCP sessions already (at most ${this.#limits.maxSessionsPerPrincipal} each); end one (DELETE) or wait for idle ones to close`,
-        { "Retry-After": "30" },
-      );
+    // One principal holds a few sessions at most: past them its own least recently used one ends (an idle one
+    // first), so a client that never ends its sessions makes room in its own and never takes another's.
+    const mine = [...this.#sessions.values()].filter((s) => s.caller.name === caller.name);
+    const starting = this.#startingBy.get(caller.name) ?? 0;
+    if (starting >= this.#limits.maxSessionsPerPrincipal)
+      throw new McpHttpError(429, `${caller.name} is starting ${starting} MCP sessions at once already; retry`, { "Retry-After": "1" });
+    const byAge = mine.sort((a, b) => Number(a.open > 0) - Number(b.open > 0) || a.lastSeen - b.lastSeen);
+    for (const old of byAge.slice(0, Math.max(0, mine.length + starting + 1 - this.#limits.maxSessionsPerPrincipal)))
+      this.#end(old.id, `${caller.name} opened more than ${this.#limits.maxSessionsPerPrincipal} sessions: its least recently used one ends`);
     this.#starting += 1;
     this.#startingBy.set(caller.name, (this.#startingBy.get(caller.name) ?? 0) + 1);
     let counted = true;

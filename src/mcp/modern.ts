@@ -69,6 +69,8 @@ export class ModernMcp {
   readonly #limits: ModernLimits;
   readonly #sweep: NodeJS.Timeout;
   readonly #serverInfo: { name: string; version: string };
+  /** A bridge without a connection, for what is the same for every caller (the tool list; tools are in a fixed order). */
+  #lister: McpBridge | null = null;
 
   constructor(private readonly options: { serverUrl(): string; version: string; log: BridgeLog; limits?: Partial<ModernLimits> | undefined }) {
     this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
@@ -82,7 +84,7 @@ export class ModernMcp {
   }
 
   /** One POST of this revision: checked, then answered (JSON, or SSE for what may take long). */
-  async handle(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, target: McpTarget): Promise<void> {
+  async handle(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, target: () => McpTarget): Promise<void> {
     let checked: ModernRequest | { notification: string };
     try {
       checked = checkRequest(body, request);
@@ -108,7 +110,7 @@ export class ModernMcp {
     }
   }
 
-  async #dispatch(request: IncomingMessage, reply: Reply, call: ModernRequest, caller: McpCaller, target: McpTarget): Promise<void> {
+  async #dispatch(request: IncomingMessage, reply: Reply, call: ModernRequest, caller: McpCaller, targetOf: () => McpTarget): Promise<void> {
     const { method, params } = call;
     if (method === "server/discover") {
       return reply.result({
@@ -131,6 +133,26 @@ export class ModernMcp {
       "tasks/cancel",
     ];
     if (!known.includes(method)) throw new ModernError(404, CODES.methodNotFound, `Method not found: ${method}`);
+    if (method.startsWith("tasks/") && !declaresTasks(call.capabilities))
+      throw new ModernError(400, CODES.missingCapability, `${method} is the tasks extension's: declare ${TASKS_EXTENSION} in clientCapabilities.extensions`, {
+        requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } },
+      });
+    if ("inputResponses" in params && !inputResponsesOk(params.inputResponses))
+      throw new ModernError(200, CODES.invalidParams, "inputResponses is an object: each key of the inputRequests answered, with its result (an object)");
+    // Where the request works (/mcp's query); what needs no Spool connection (the tool list) is answered without.
+    if (method === "tools/list" || method === "resources/templates/list") {
+      this.#lister ??= new McpBridge({
+        server: async () => Promise.reject(new Error("the tool list needs no Spool connection")),
+        project: {},
+        mode: "act",
+        version: this.options.version,
+        log: this.options.log,
+      });
+      const listed = (await this.#lister.handler(method)!({ method, params }, this.#extra(undefined, reply, call))) as Record<string, unknown>;
+      if (method === "tools/list") for (const tool of listed.tools as { execution?: unknown }[]) delete tool.execution;
+      return reply.result({ ...listed, ttlMs: method === "tools/list" ? TTL.tools : TTL.resources, cacheScope: "public" });
+    }
+    const target = targetOf();
     const kept = this.#connection(caller, target, call);
     kept.open += 1;
     kept.lastUsed = Date.now();
@@ -140,21 +162,15 @@ export class ModernMcp {
       const session = await bridge.side.ready();
       const taskCaller: TaskCaller = { mayDecide: mayDecide(caller), elicits: elicitsForm(call.capabilities) };
       switch (method) {
-        case "tools/list": {
-          const listed = (await this.#sdk(kept, call, reply)) as { tools: { name: string; execution?: unknown }[] };
-          // The order is fixed (registration's); task support is said by the extension, not per tool.
-          for (const tool of listed.tools) delete tool.execution;
-          return reply.result({ ...listed, ttlMs: TTL.tools, cacheScope: "public" });
-        }
         case "resources/list":
-        case "resources/templates/list":
           return reply.result({ ...((await this.#sdk(kept, call, reply)) as object), ttlMs: TTL.resources, cacheScope: "private" });
         case "resources/read":
           try {
             return reply.result({ ...((await this.#sdk(kept, call, reply)) as object), ttlMs: TTL.resources, cacheScope: "private" });
           } catch (error) {
             // 2026-07-28: a resource not found is Invalid Params.
-            if ((error as { code?: unknown }).code === -32002) throw new ModernError(200, CODES.invalidParams, message(error), { uri: params.uri });
+            const code = (error as { code?: unknown }).code;
+            if (code === -32002 || code === CODES.invalidParams) throw new ModernError(200, CODES.invalidParams, message(error), { uri: params.uri });
             throw error;
           }
         case "tools/call":
@@ -348,4 +364,10 @@ export class ModernMcp {
 /** Whether a caller's role may decide a proposal (a person's or an admin's); an agent's never accepts. */
 export function mayDecide(caller: McpCaller): boolean {
   return caller.role === "person" || caller.role === "admin";
+}
+
+/** An InputResponses map: an object whose every value is a result object. */
+function inputResponsesOk(value: unknown): boolean {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  return Object.values(value).every((v) => v !== null && typeof v === "object" && !Array.isArray(v));
 }
