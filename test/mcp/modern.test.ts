@@ -141,6 +141,23 @@ describe("MCP 2026-07-28 at /mcp", () => {
     expect(resources.body.result).toMatchObject({ resources: [], cacheScope: "private", ttlMs: 0 });
   }, 60_000);
 
+  it("README's 2026-07-28 request (server/discover) with this server's port, project and token answers the revision", async () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const block = /```sh mcp-2026\n([\s\S]*?)```/.exec(readme)![1]!;
+    const headers: Record<string, string> = { Authorization: `Bearer ${tokens.robot}` };
+    for (const m of block.matchAll(/-H "([^:"]+): ([^"]*)"/g)) if (m[1] !== "Authorization") headers[m[1]!] = m[2]!;
+    const body = /-d '([\s\S]*?)'/.exec(block)![1]!;
+    const address = /curl -s "([^"]+)"/
+      .exec(block)![1]!
+      .replace("127.0.0.1:7420", `127.0.0.1:${port}`)
+      .replace("project=myapp", `root=${encodeURIComponent(project)}`);
+    const answer = await fetch(address, { method: "POST", headers, body });
+    expect(answer.status).toBe(200);
+    const { result } = (await answer.json()) as { result: { supportedVersions: string[]; capabilities: { extensions: object } } };
+    expect(result.supportedVersions).toEqual([VERSION]);
+    expect(result.capabilities.extensions).toHaveProperty(TASKS);
+  });
+
   it("an approval as a multi round-trip request: input_required with the facts; a tampered, another principal's or a replayed state is refused and runs nothing; accept runs it once; decline rejects", async () => {
     const marker = join(project, "mrtr-ran");
     const command = `echo ran >> ${marker}; printf 'tab\\x1b[31mred'`;
