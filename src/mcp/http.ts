@@ -4,6 +4,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
+import type { McpCaller } from "./caller.js";
 import { SessionEventStore } from "./event-store.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
 import { CODES, isModern, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
@@ -15,17 +16,7 @@ import { CODES, isModern, MODERN_VERSION, ModernError, SESSION_VERSION } from ".
  * apply to every call it makes.
  */
 
-/** Who called, as the server's authentication found it. */
-export interface McpCaller {
-  /** The principal's name (shown as who proposed). */
-  name: string;
-  /** Its role: only `person` and `admin` may decide a proposal from the MCP client (elicitation). */
-  role: string;
-  /** The bearer credential it presented, which its Spool connection presents in turn. */
-  credential: string;
-  /** When that credential expires (ms since the epoch); its sessions and streams end then. Null: never. */
-  expiresAt?: number | null;
-}
+export type { McpCaller } from "./caller.js";
 
 export interface McpHttpLimits {
   /** MCP sessions open at once (across callers). */
