@@ -357,7 +357,7 @@ export class ModernMcp {
     const all = [...this.#kept.values()];
     this.#kept.clear();
     for (const kept of all) for (const reply of kept.replies) reply.close();
-    await Promise.allSettled(all.map((k) => k.bridge.close()));
+    await Promise.allSettled([...all.map((k) => k.bridge.close()), this.#lister?.close()]);
   }
 }
 
