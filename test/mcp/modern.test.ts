@@ -58,10 +58,10 @@ describe("MCP 2026-07-28 at /mcp", () => {
     return { run: found![1]!, path: found![2]! };
   }
 
-  async function principal(name: string, role: string): Promise<string> {
+  async function principal(name: string, role: string, expiresAt?: number): Promise<string> {
     const client = await SpoolClient.connect(server.url, { token: admin });
     try {
-      const { token } = await client.call("token/create", { name, role } as never);
+      const { token } = await client.call("token/create", { name, role, ...(expiresAt ? { expiresAt } : {}) } as never);
       return token as string;
     } finally {
       client.close();
@@ -433,5 +433,19 @@ describe("MCP 2026-07-28 at /mcp", () => {
     expect(await within(stream.ended)).toBe("closed");
     legacy.abort();
     stream.abort();
+  }, 60_000);
+
+  it("an open subscriptions/listen stream closes when its credential expires", async () => {
+    const token = await principal("dave", "person", Date.now() + 4000);
+    const listen = modernRequest("subscriptions/listen", { notifications: { resourcesListChanged: true } }, { token, client: "dave-app" });
+    const stream = await openStream(url(), { method: "POST", headers: listen.headers, body: JSON.stringify(listen.body) });
+    expect(stream.status).toBe(200);
+    await eventually(() => stream.events.length > 0, 10_000, "the acknowledgement");
+    const closed = await Promise.race([stream.ended.then(() => "closed"), new Promise((r) => setTimeout(() => r("still open"), 15_000))]);
+    expect(closed).toBe("closed");
+    stream.abort();
+    // And the expired credential gets nothing more.
+    const after = await modern(url(), "tools/list", {}, { token });
+    expect(after.status).toBe(401);
   }, 60_000);
 });
