@@ -318,6 +318,8 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       closed++;
     }
     sessions.endPrincipal(name);
+    // Its MCP sessions and open MCP streams too (only when /mcp was ever used).
+    if (mcp) void mcp.then((endpoint) => endpoint.endPrincipal(name)).catch(() => undefined);
     return closed;
   });
   // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
@@ -325,7 +327,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     if (tokenInUrl(request)) return null;
     const presented = presentedToken(request);
     const found = await authenticate(presented);
-    return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented } : null;
+    return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented, expiresAt: found.expiresAt } : null;
   };
   // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
   // Loaded at the first request (the MCP SDK's modules would otherwise sit in every server's heap, used or not).
@@ -337,6 +339,8 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       ({ McpHttpEndpoint }) =>
         new McpHttpEndpoint({
           authenticate: mcpCaller,
+          // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
+          authenticated: (request) => gate.authenticated(request.socket as Socket),
           refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
           serverUrl: () => localUrl ?? url,
           version: SERVER_VERSION,

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../client/spool-client.js";
@@ -80,9 +80,38 @@ function serverLaunch(): { flags: string[]; env: Record<string, string> } {
   };
 }
 
-/** Starts the command given as JSON in argv[1] in a session of its own, its output where the launcher's goes, and exits. */
+/**
+ * Starts the command given as JSON in argv[1] in a session of its own, its output where the launcher's goes,
+ * writes its pid to fd 3 (so the starter can tell when it dies), and exits.
+ */
 const LAUNCHER = `const [command, args] = JSON.parse(process.argv[1]);
-require("node:child_process").spawn(command, args, { detached: true, stdio: ["ignore", "inherit", "inherit"] }).unref();`;
+const child = require("node:child_process").spawn(command, args, { detached: true, stdio: ["ignore", "inherit", "inherit"] });
+child.unref();
+require("node:fs").writeSync(3, String(child.pid) + "\\n");`;
+
+/** Whether a process still runs (a zombie, dead but not yet reaped, does not). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+/** What a file got past `from` (its last `max` bytes), for an error message. */
+function tailSince(file: string, from: number, max = 2000): string {
+  try {
+    const text = readFileSync(file).subarray(from).toString("utf8").trim();
+    return text.length > max ? `…${text.slice(-max)}` : text;
+  } catch {
+    return "";
+  }
+}
 
 /** How long a server started here has to answer. */
 const START_TIMEOUT_MS = 30_000;
@@ -108,7 +137,9 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
     `no server answers at ${location.url || location.socketPath} (${firstError instanceof Error ? firstError.message : String(firstError)}); starting spool serve, output in ${logFile}`,
   );
   const fd = openSync(logFile, "a", 0o600);
+  const logStart = fstatSync(fd).size;
   let exit: { code: number | null } | null = null;
+  let serverPid = 0;
   try {
     const launch = serverLaunch();
     // Started by a launcher that exits at once: the server is no child (nor descendant) of this process and in a
@@ -119,13 +150,20 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
       ["-e", LAUNCHER, JSON.stringify([process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home]])],
       {
         detached: true,
-        stdio: ["ignore", fd, fd],
+        stdio: ["ignore", fd, fd, "pipe"],
         env: { ...process.env, ...launch.env },
       },
     );
     child.once("exit", (code) => {
       if (code !== 0) exit = { code };
     });
+    const pidPipe = child.stdio[3] as NodeJS.ReadableStream | null;
+    pidPipe?.on("data", (data: Buffer) => {
+      const pid = Number.parseInt(data.toString("utf8"), 10);
+      if (Number.isInteger(pid) && pid > 0) serverPid = pid;
+    });
+    pidPipe?.on("error", () => undefined);
+    (pidPipe as unknown as { unref?: () => void } | null)?.unref?.();
     child.unref();
   } finally {
     closeSync(fd);
@@ -137,6 +175,17 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
       const token = await probe(location);
       return { url: serverUrl(location), token };
     } catch (error) {
+      // The server started here died: what it said is the error, at once (a server another bridge started at the
+      // same moment may hold the home, so it is probed once more first).
+      if (serverPid > 0 && !running(serverPid)) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        try {
+          return { url: serverUrl(location), token: await probe(location) };
+        } catch {
+          const said = tailSince(logFile, logStart);
+          throw new Error(`Started spool serve for ${location.home}, but it exited${said ? `:\n${said}` : ` (see ${logFile})`}`);
+        }
+      }
       // A server another bridge started at the same moment holds the home: ours exits, theirs answers soon.
       if (Date.now() > deadline) {
         const why = exit ? `its launcher exited with ${(exit as { code: number | null }).code}` : "it did not answer";

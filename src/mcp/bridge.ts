@@ -15,6 +15,10 @@ export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
  * tasks (tasks.ts); the transports are stdio (src/cli/mcp.ts) and Streamable HTTP (http.ts).
  */
 
+/** What the server tells the client's model about itself (initialize, server/discover). */
+export const INSTRUCTIONS =
+  "Spool runs your shell commands after a person approves them (web view, spool approve, an editor). run_command waits for the decision and for the command; use background: true for servers and watchers, then read_output, send_input, signal and cancel by path.";
+
 /** How long closing waits for the calls it cancels to be confirmed by the server. */
 const CLOSE_WAIT_MS = 10_000;
 
@@ -40,8 +44,7 @@ export class McpBridge {
           taskRuns: () => taskRuns(this.#side),
           report: async (run, path, by) => report(await this.#side.ready(), run, path, by),
         }),
-        instructions:
-          "Spool runs your shell commands after a person approves them (web view, spool approve, an editor). run_command waits for the decision and for the command; use background: true for servers and watchers, then read_output, send_input, signal and cancel by path.",
+        instructions: INSTRUCTIONS,
       },
     );
     const side = new SpoolSide(this.mcp.server, options);
@@ -55,6 +58,20 @@ export class McpBridge {
       this.mcp.server.ping().catch(() => undefined);
       void side.ready().catch((error: unknown) => side.log.warn(`spool mcp: ${message(error)}`));
     };
+  }
+
+  /** The Spool side its tools work on (MCP 2026-07-28 reaches it without a connection of the SDK's). */
+  get side(): SpoolSide {
+    return this.#side;
+  }
+
+  /**
+   * Answers one request with the handler the SDK's server registered for its method (MCP 2026-07-28: requests
+   * come without a session, each on its own): null when there is none.
+   */
+  handler(method: string): ((request: unknown, extra: unknown) => Promise<unknown>) | null {
+    const handlers = (this.mcp.server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
+    return handlers.get(method) ?? null;
   }
 
   /** Serves one MCP connection over `transport`; resolves when it closes. */

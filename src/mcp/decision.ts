@@ -40,10 +40,7 @@ export async function awaitDecision(side: SpoolSide, session: Session, path: str
     const already = await side.decidedAlready(session, path);
     if (already) return already;
     if (extra.signal.aborted) onAbort();
-    const log = await session.client.call("entry/get", { run: session.run!, path, limit: 1 });
-    const facts = producerOf(log);
-    const runners = facts.runner === null ? await session.client.call("runner/list", {}).catch(() => null) : null;
-    const shown = factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
+    const shown = await factsShown(session, session.run!, path);
     progress.say(`waiting for a decision on ${path} (Spool web view, spool approve, or an editor)`);
     heartbeat = setInterval(() => progress.say(`still waiting for a decision on ${path}`), HEARTBEAT_MS);
     // Elicitation decides: only a person's credential may (an agent's never accepts).
@@ -58,29 +55,50 @@ export async function awaitDecision(side: SpoolSide, session: Session, path: str
   }
 }
 
+/** The facts of a proposal as every client shows them (control characters escaped), for a person to decide on. */
+export async function factsShown(session: Session, run: string, path: string): Promise<string> {
+  const log = await session.client.call("entry/get", { run, path, limit: 1 });
+  const facts = producerOf(log);
+  const runners = facts.runner === null ? await session.client.call("runner/list", {}).catch(() => null) : null;
+  return factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
+}
+
+/** The elicitation (form) that asks a person to decide a proposal: the same one over every MCP revision. */
+export function approvalForm(run: string, path: string, shown: string) {
+  return {
+    mode: "form" as const,
+    message: `Spool: run this command? (run ${run}, ${path})\n\n${shown}\n\nAny Spool client can decide it too; the first decision counts.`,
+    requestedSchema: {
+      type: "object" as const,
+      properties: {
+        decision: {
+          type: "string" as const,
+          title: "Decision",
+          enum: ["accept", "reject"],
+          enumNames: ["Accept: run it", "Reject: do not run it"],
+        },
+        reason: { type: "string" as const, title: "Reason (recorded with a rejection)" },
+      },
+      required: ["decision"],
+    },
+  };
+}
+
+/** What an elicitation's answer decides: accept, reject (with its reason), or nothing (dismissed). */
+export function answerOf(answer: {
+  action?: unknown;
+  content?: Record<string, unknown> | undefined;
+}): { decision: "accept" | "reject"; reason?: string } | null {
+  if (answer.action === "cancel") return null;
+  const accept = answer.action === "accept" && answer.content?.decision === "accept";
+  const reason = typeof answer.content?.reason === "string" && answer.content.reason ? answer.content.reason : undefined;
+  return { decision: accept ? "accept" : "reject", ...(reason ? { reason } : {}) };
+}
+
 /** Asks the MCP client's user (`elicitation/create`); withdrawn (notifications/cancelled) once anyone decides. */
 function elicit(side: SpoolSide, session: Session, path: string, shown: string, signal: AbortSignal): void {
   side.server
-    .elicitInput(
-      {
-        mode: "form",
-        message: `Spool: run this command? (run ${session.run!}, ${path})\n\n${shown}\n\nAny Spool client can decide it too; the first decision counts.`,
-        requestedSchema: {
-          type: "object",
-          properties: {
-            decision: {
-              type: "string",
-              title: "Decision",
-              enum: ["accept", "reject"],
-              enumNames: ["Accept: run it", "Reject: do not run it"],
-            },
-            reason: { type: "string", title: "Reason (recorded with a rejection)" },
-          },
-          required: ["decision"],
-        },
-      },
-      { signal, timeout: ELICITATION_TIMEOUT_MS },
-    )
+    .elicitInput(approvalForm(session.run!, path, shown), { signal, timeout: ELICITATION_TIMEOUT_MS })
     .then(async (answer) => {
       if (signal.aborted) return;
       // Dismissed without a choice: the proposal waits for another client.

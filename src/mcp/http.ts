@@ -4,7 +4,10 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
+import type { McpCaller } from "./caller.js";
 import { SessionEventStore } from "./event-store.js";
+import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
+import { CODES, isModern, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
@@ -13,19 +16,13 @@ import { SessionEventStore } from "./event-store.js";
  * apply to every call it makes.
  */
 
-/** Who called, as the server's authentication found it. */
-export interface McpCaller {
-  /** The principal's name (shown as who proposed). */
-  name: string;
-  /** Its role: only `person` and `admin` may decide a proposal from the MCP client (elicitation). */
-  role: string;
-  /** The bearer credential it presented, which its Spool connection presents in turn. */
-  credential: string;
-}
+export type { McpCaller } from "./caller.js";
 
 export interface McpHttpLimits {
   /** MCP sessions open at once (across callers). */
   maxSessions: number;
+  /** Of them, one principal's at most (so no caller can take them all). */
+  maxSessionsPerPrincipal: number;
   /** Largest POST body. */
   maxBodyBytes: number;
   /** Requests one session holds open at once (SSE streams: the GET stream and POST responses). */
@@ -34,11 +31,22 @@ export interface McpHttpLimits {
   idleMs: number;
 }
 
-export const DEFAULT_MCP_LIMITS: McpHttpLimits = { maxSessions: 64, maxBodyBytes: 1024 * 1024, maxStreamsPerSession: 16, idleMs: 30 * 60_000 };
+export const DEFAULT_MCP_LIMITS: McpHttpLimits = {
+  maxSessions: 64,
+  maxSessionsPerPrincipal: 8,
+  maxBodyBytes: 1024 * 1024,
+  maxStreamsPerSession: 16,
+  idleMs: 30 * 60_000,
+};
 
 export interface McpHttpOptions {
   /** The caller of a request, from its bearer credential; null when it presented none that is good. */
   authenticate(request: IncomingMessage): Promise<McpCaller | null>;
+  /**
+   * Its connection is authenticated: the server's deadline for unauthenticated connections no longer applies (an
+   * SSE answer, a call waiting for a person, stays open past it).
+   */
+  authenticated?(request: IncomingMessage): void;
   /** Why a request's Host or Origin is refused (DNS rebinding, a foreign page); null when both are fine. */
   refusedOrigin(request: IncomingMessage): string | null;
   /** The server's own WebSocket URL, which each session's Spool connection opens. */
@@ -46,6 +54,8 @@ export interface McpHttpOptions {
   version: string;
   log: BridgeLog;
   limits?: Partial<McpHttpLimits>;
+  /** Limits of the 2026-07-28 side (its kept Spool connections). */
+  modernLimits?: Partial<ModernLimits>;
 }
 
 interface Session {
@@ -55,6 +65,8 @@ interface Session {
   /** Requests of this session being answered (SSE streams stay open). */
   open: number;
   lastSeen: number;
+  /** Ends the session when its credential expires. */
+  expiry: NodeJS.Timeout | null;
 }
 
 /** An HTTP error answered as JSON-RPC (clients of Streamable HTTP read the body as such). */
@@ -77,11 +89,16 @@ export class McpHttpEndpoint {
   /** Sessions being initialized (counted against maxSessions before they have an id). */
   #starting = 0;
   readonly #limits: McpHttpLimits;
+  /** Sessions being initialized, by principal (counted against its cap before they have an id). */
+  readonly #startingBy = new Map<string, number>();
   readonly #sweep: NodeJS.Timeout;
+  /** MCP 2026-07-28: requests without a session (modern.ts). */
+  readonly #modern: ModernMcp;
   #closed = false;
 
   constructor(private readonly options: McpHttpOptions) {
     this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
+    this.#modern = new ModernMcp({ serverUrl: options.serverUrl, version: options.version, log: options.log, limits: options.modernLimits });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
   }
 
@@ -104,15 +121,37 @@ export class McpHttpEndpoint {
     if (refused) throw new McpHttpError(403, refused);
     const caller = await this.options.authenticate(request);
     if (!caller) throw new McpHttpError(401, "Missing or wrong credential: send Authorization: Bearer <token>", { "WWW-Authenticate": "Bearer" });
+    this.options.authenticated?.(request);
     if (this.#closed) throw new McpHttpError(503, "The server is shutting down");
+    // A runner's credential attaches runners; it uses no MCP tool, so it gets no session and no answer here.
+    if (caller.role === "runner") throw new McpHttpError(403, `${caller.name} is a runner credential: MCP's tools need the agent role or above`);
     const method = request.method ?? "GET";
     if (method !== "POST" && method !== "GET" && method !== "DELETE")
       throw new McpHttpError(405, `Method ${method} not allowed on ${MCP_PATH}`, { Allow: "GET, POST, DELETE" });
     const id = request.headers["mcp-session-id"];
     if (Array.isArray(id)) throw new McpHttpError(400, "One Mcp-Session-Id header, please");
     if (id === undefined) {
-      if (method !== "POST") throw new McpHttpError(400, "No Mcp-Session-Id: start a session with an initialize request (POST)");
-      return this.#start(request, response, caller);
+      if (method !== "POST")
+        throw new McpHttpError(
+          405,
+          `No Mcp-Session-Id: ${MODERN_VERSION} clients POST each request; ${SESSION_VERSION} clients start a session with an initialize request (POST)`,
+          { Allow: "POST" },
+        );
+      const body = await readJson(request, this.#limits.maxBodyBytes);
+      if (isInitializeRequest(body)) return this.#start(request, response, caller, projectOf(request), body);
+      // Checked when the request needs it: its headers and _meta are checked first, and the tool list needs no project.
+      const target = () => {
+        try {
+          return projectOf(request);
+        } catch (error) {
+          throw error instanceof McpHttpError ? new ModernError(400, CODES.invalidParams, error.message) : error;
+        }
+      };
+      if (isModern(body, request)) return this.#modern.handle(request, response, body, caller, target);
+      throw new McpHttpError(
+        400,
+        `No Mcp-Session-Id: the first request of a ${SESSION_VERSION} session is initialize (a ${MODERN_VERSION} request carries _meta io.modelcontextprotocol/protocolVersion)`,
+      );
     }
     const session = this.#sessions.get(id);
     // Another credential's session is not shown to exist.
@@ -123,21 +162,33 @@ export class McpHttpEndpoint {
   }
 
   /** A new session: an initialize request opens a bridge of its own. */
-  async #start(request: IncomingMessage, response: ServerResponse, caller: McpCaller): Promise<void> {
-    const target = projectOf(request);
+  async #start(request: IncomingMessage, response: ServerResponse, caller: McpCaller, target: McpTarget, body: unknown): Promise<void> {
     if (this.#sessions.size + this.#starting >= this.#limits.maxSessions)
       throw new McpHttpError(503, `Too many MCP sessions (${this.#limits.maxSessions}); end one (DELETE) or wait for idle ones to close`, {
         "Retry-After": "30",
       });
+    // One principal holds a few sessions at most: past them its own least recently used one ends (an idle one
+    // first), so a client that never ends its sessions makes room in its own and never takes another's.
+    const mine = [...this.#sessions.values()].filter((s) => s.caller.name === caller.name);
+    const starting = this.#startingBy.get(caller.name) ?? 0;
+    if (starting >= this.#limits.maxSessionsPerPrincipal)
+      throw new McpHttpError(429, `${caller.name} is starting ${starting} MCP sessions at once already; retry`, { "Retry-After": "1" });
+    const byAge = mine.sort((a, b) => Number(a.open > 0) - Number(b.open > 0) || a.lastSeen - b.lastSeen);
+    for (const old of byAge.slice(0, Math.max(0, mine.length + starting + 1 - this.#limits.maxSessionsPerPrincipal)))
+      this.#end(old.id, `${caller.name} opened more than ${this.#limits.maxSessionsPerPrincipal} sessions: its least recently used one ends`);
     this.#starting += 1;
+    this.#startingBy.set(caller.name, (this.#startingBy.get(caller.name) ?? 0) + 1);
     let counted = true;
     const uncount = () => {
-      if (counted) this.#starting -= 1;
+      if (counted) {
+        this.#starting -= 1;
+        const left = (this.#startingBy.get(caller.name) ?? 1) - 1;
+        if (left > 0) this.#startingBy.set(caller.name, left);
+        else this.#startingBy.delete(caller.name);
+      }
       counted = false;
     };
     try {
-      const body = await readJson(request, this.#limits.maxBodyBytes);
-      if (!isInitializeRequest(body)) throw new McpHttpError(400, "No Mcp-Session-Id: the first request of a session is initialize");
       const bridge = new McpBridge({
         server: async () => ({ url: this.options.serverUrl(), token: caller.credential }),
         project: target.project,
@@ -154,7 +205,12 @@ export class McpHttpEndpoint {
         sessionIdGenerator: () => randomUUID(),
         eventStore: new SessionEventStore(),
         onsessioninitialized: (sid) => {
-          session = { id: sid, caller, transport, open: 0, lastSeen: Date.now() };
+          session = { id: sid, caller, transport, open: 0, lastSeen: Date.now(), expiry: null };
+          // The session is its credential's: it ends when that expires (revocation: endPrincipal).
+          if (caller.expiresAt != null) {
+            const left = Math.max(0, caller.expiresAt - Date.now());
+            session.expiry = setTimeout(() => this.#end(sid, "its credential expired"), Math.min(left, 2 ** 31 - 1)).unref();
+          }
           this.#sessions.set(sid, session);
           uncount();
         },
@@ -164,7 +220,11 @@ export class McpHttpEndpoint {
         .then(() => bridge.close())
         .catch((error: unknown) => this.options.log.warn(`mcp: closing a session: ${error instanceof Error ? error.message : String(error)}`))
         .finally(() => {
-          if (transport.sessionId) this.#sessions.delete(transport.sessionId);
+          if (transport.sessionId) {
+            const ended = this.#sessions.get(transport.sessionId);
+            if (ended?.expiry) clearTimeout(ended.expiry);
+            this.#sessions.delete(transport.sessionId);
+          }
         });
       // The initialize's answer is one message: its response is not counted among the session's open ones.
       await transport.handleRequest(request, response, body);
@@ -192,26 +252,48 @@ export class McpHttpEndpoint {
   #closeIdle(): void {
     const now = Date.now();
     for (const session of this.#sessions.values()) {
-      if (session.open === 0 && now - session.lastSeen > this.#limits.idleMs) {
-        this.options.log.info(`mcp: session ${session.id} of ${session.caller.name} idle for ${now - session.lastSeen} ms: closed`);
-        this.#sessions.delete(session.id);
-        void session.transport.close();
-      }
+      if (session.open === 0 && now - session.lastSeen > this.#limits.idleMs) this.#end(session.id, `idle for ${now - session.lastSeen} ms`);
     }
+  }
+
+  /** Ends a session (its streams close); its tasks go on in Spool's store. */
+  #end(id: string, why: string): void {
+    const session = this.#sessions.get(id);
+    if (!session) return;
+    this.options.log.info(`mcp: session ${id} of ${session.caller.name} ended: ${why}`);
+    if (session.expiry) clearTimeout(session.expiry);
+    this.#sessions.delete(id);
+    void session.transport.close();
+  }
+
+  /**
+   * A principal's credential was revoked (or expired): its sessions end and their open SSE streams close, as do
+   * its 2026-07-28 streams. How many sessions and streams ended.
+   */
+  endPrincipal(name: string, why = "its credential was revoked"): number {
+    let ended = 0;
+    for (const session of [...this.#sessions.values()]) {
+      if (session.caller.name !== name) continue;
+      this.#end(session.id, why);
+      ended++;
+    }
+    return ended + this.#modern.endPrincipal(name);
   }
 
   /** Ends every session (the server stops); their tasks go on in Spool's store. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweep);
+    await this.#modern.close();
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
+    for (const s of sessions) if (s.expiry) clearTimeout(s.expiry);
     await Promise.allSettled(sessions.map((s) => s.transport.close()));
   }
 }
 
 /** The project, mode and runner a session works with, from /mcp's query: ?project=NAME or ?root=/abs/dir, &mode=, &runner=. */
-function projectOf(request: IncomingMessage): { project: { name?: string; root?: string }; mode: "ask" | "act"; runner?: string } {
+function projectOf(request: IncomingMessage): McpTarget {
   const query = new URL(request.url ?? "/", "http://localhost").searchParams;
   for (const key of query.keys()) {
     if (!["project", "root", "mode", "runner"].includes(key))

@@ -65,7 +65,21 @@ export async function runCommand(side: SpoolSide, args: ArgsOf<typeof RunCommand
   const progress = new Progress(extra);
   const proposed = await propose(side, args, session, extra, extra);
   if ("content" in proposed) return proposed;
-  const { run, path } = proposed;
+  return follow(side, args, extra, session, proposed, progress);
+}
+
+/**
+ * A proposed run_command from there on: waits for the decision, then (unless in the background) for the command,
+ * with its output as progress; the result is the one a synchronous call gives.
+ */
+export async function follow(
+  side: SpoolSide,
+  args: ArgsOf<typeof RunCommandArgs>,
+  extra: Extra,
+  session: Session,
+  { run, path }: { run: string; path: string },
+  progress = new Progress(extra),
+): Promise<CallToolResult> {
   const decision = await awaitDecision(side, session, path, extra, progress);
   const uri = resourceUri(run, path);
   if (decision === null) return failure(`Cancelled before a decision; the proposal ${path} was withdrawn. The command did not run.`);

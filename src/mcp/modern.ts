@@ -1,0 +1,373 @@
+import { createHash } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { z } from "zod";
+import { SpoolRpcError } from "../client/spool-client.js";
+import { INSTRUCTIONS, McpBridge } from "./bridge.js";
+import type { McpCaller } from "./caller.js";
+import { answerOf, approvalForm, factsShown } from "./decision.js";
+import { listen } from "./modern-listen.js";
+import { Reply } from "./modern-reply.js";
+import { cancelTask, createdTask, DECISION_KEY, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
+import { CODES, checkRequest, declaresTasks, elicitsForm, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
+import { RequestStateError, RequestStates, requestDigest } from "./request-state.js";
+import { follow, propose } from "./run-command.js";
+import type { BridgeLog } from "./spool-side.js";
+import { failure, message } from "./text.js";
+import { RunCommandArgs } from "./tool-schemas.js";
+
+/*
+ * MCP 2026-07-28 at /mcp, beside the 2025-11-25 sessions (http.ts): no initialize and no session, each POST one
+ * request carrying its protocol version and the client's capabilities. The tools, resources and tasks are the
+ * same McpBridge's (its SDK handlers called directly); its Spool connection, with the caller's credential, is
+ * kept for later requests of the same caller, client and project (a cache, never a session: any request may
+ * come to a fresh one, as after a restart). Approvals are elicited as multi round-trip requests (requestState,
+ * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts).
+ */
+
+/** Where a request works: the project, mode and runner of /mcp's query. */
+export interface McpTarget {
+  project: { name?: string; root?: string };
+  mode: "ask" | "act";
+  runner?: string;
+}
+
+export interface ModernLimits {
+  /** Spool connections kept for 2026-07-28 callers, in all. */
+  maxConnections: number;
+  /** Of them, one principal's at most (its least recently used one goes first). */
+  maxPerPrincipal: number;
+  /** A kept connection unused this long is closed. */
+  idleMs: number;
+}
+
+export const DEFAULT_MODERN_LIMITS: ModernLimits = { maxConnections: 64, maxPerPrincipal: 4, idleMs: 5 * 60_000 };
+
+interface Kept {
+  key: string;
+  principal: string;
+  bridge: McpBridge;
+  /** Requests under way on it. */
+  open: number;
+  lastUsed: number;
+  /** Streams (listen, tool calls) to end when the principal's credential goes. */
+  replies: Set<Reply>;
+}
+
+/** The server's capabilities under 2026-07-28, as server/discover says them. */
+const CAPABILITIES = {
+  tools: {},
+  resources: { listChanged: true, subscribe: true },
+  extensions: { [TASKS_EXTENSION]: {} },
+};
+/** How long a client may keep what a list returned (tools never change; a run's resources do). */
+const TTL = { tools: 3_600_000, resources: 0, discover: 3_600_000 };
+const KEEPALIVE_MS = 15_000;
+
+export class ModernMcp {
+  readonly #kept = new Map<string, Kept>();
+  readonly #states = new RequestStates();
+  readonly #limits: ModernLimits;
+  readonly #sweep: NodeJS.Timeout;
+  readonly #serverInfo: { name: string; version: string };
+  /** A bridge without a connection, for what is the same for every caller (the tool list; tools are in a fixed order). */
+  #lister: McpBridge | null = null;
+
+  constructor(private readonly options: { serverUrl(): string; version: string; log: BridgeLog; limits?: Partial<ModernLimits> | undefined }) {
+    this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
+    this.#serverInfo = { name: "spool", version: options.version };
+    this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
+  }
+
+  /** Spool connections kept (for tests and figures). */
+  get connections(): number {
+    return this.#kept.size;
+  }
+
+  /** One POST of this revision: checked, then answered (JSON, or SSE for what may take long). */
+  async handle(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, target: () => McpTarget): Promise<void> {
+    let checked: ModernRequest | { notification: string };
+    try {
+      checked = checkRequest(body, request);
+    } catch (error) {
+      const id = (body as { id?: unknown } | null)?.id;
+      return new Reply(response, typeof id === "string" || typeof id === "number" ? id : null, this.#serverInfo).error(error);
+    }
+    if ("notification" in checked) {
+      response.writeHead(202).end();
+      return;
+    }
+    const reply = new Reply(response, checked.id, this.#serverInfo);
+    // A stream is its credential's: it closes when that expires (revocation: endPrincipal).
+    const expiry = caller.expiresAt != null ? setTimeout(() => reply.close(), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref() : null;
+    try {
+      await this.#dispatch(request, reply, checked, caller, target);
+    } catch (error) {
+      if (!(error instanceof ModernError) && !(error instanceof SpoolRpcError) && typeof (error as { code?: unknown })?.code !== "number")
+        this.options.log.warn(`mcp: ${checked.method} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      reply.error(error instanceof SpoolRpcError ? new ModernError(200, CODES.invalidParams, `Spool refused it: ${error.message}`) : error);
+    } finally {
+      if (expiry) clearTimeout(expiry);
+    }
+  }
+
+  async #dispatch(request: IncomingMessage, reply: Reply, call: ModernRequest, caller: McpCaller, targetOf: () => McpTarget): Promise<void> {
+    const { method, params } = call;
+    if (method === "server/discover") {
+      return reply.result({
+        supportedVersions: [MODERN_VERSION],
+        capabilities: CAPABILITIES,
+        instructions: INSTRUCTIONS,
+        ttlMs: TTL.discover,
+        cacheScope: "public",
+      });
+    }
+    const known = [
+      "tools/list",
+      "tools/call",
+      "resources/list",
+      "resources/read",
+      "resources/templates/list",
+      "subscriptions/listen",
+      "tasks/get",
+      "tasks/update",
+      "tasks/cancel",
+    ];
+    if (!known.includes(method)) throw new ModernError(404, CODES.methodNotFound, `Method not found: ${method}`);
+    if (method.startsWith("tasks/") && !declaresTasks(call.capabilities))
+      throw new ModernError(400, CODES.missingCapability, `${method} is the tasks extension's: declare ${TASKS_EXTENSION} in clientCapabilities.extensions`, {
+        requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } },
+      });
+    if ("inputResponses" in params && !inputResponsesOk(params.inputResponses))
+      throw new ModernError(200, CODES.invalidParams, "inputResponses is an object: each key of the inputRequests answered, with its result (an object)");
+    // Where the request works (/mcp's query); what needs no Spool connection (the tool list) is answered without.
+    if (method === "tools/list" || method === "resources/templates/list") {
+      this.#lister ??= new McpBridge({
+        server: async () => Promise.reject(new Error("the tool list needs no Spool connection")),
+        project: {},
+        mode: "act",
+        version: this.options.version,
+        log: this.options.log,
+      });
+      const listed = (await this.#lister.handler(method)!({ method, params }, this.#extra(undefined, reply, call))) as Record<string, unknown>;
+      if (method === "tools/list") for (const tool of listed.tools as { execution?: unknown }[]) delete tool.execution;
+      return reply.result({ ...listed, ttlMs: method === "tools/list" ? TTL.tools : TTL.resources, cacheScope: "public" });
+    }
+    const target = targetOf();
+    const kept = this.#connection(caller, target, call);
+    kept.open += 1;
+    kept.lastUsed = Date.now();
+    kept.replies.add(reply);
+    try {
+      const bridge = kept.bridge;
+      const session = await bridge.side.ready();
+      const taskCaller: TaskCaller = { mayDecide: mayDecide(caller), elicits: elicitsForm(call.capabilities) };
+      switch (method) {
+        case "resources/list":
+          return reply.result({ ...((await this.#sdk(kept, call, reply)) as object), ttlMs: TTL.resources, cacheScope: "private" });
+        case "resources/read":
+          try {
+            return reply.result({ ...((await this.#sdk(kept, call, reply)) as object), ttlMs: TTL.resources, cacheScope: "private" });
+          } catch (error) {
+            // 2026-07-28: a resource not found is Invalid Params.
+            const code = (error as { code?: unknown }).code;
+            if (code === -32002 || code === CODES.invalidParams) throw new ModernError(200, CODES.invalidParams, message(error), { uri: params.uri });
+            throw error;
+          }
+        case "tools/call":
+          return await this.#call(request, reply, kept, call, caller, taskCaller);
+        case "subscriptions/listen":
+          reply.stream(request);
+          return await listen(kept.bridge.side, session, reply, call, KEEPALIVE_MS);
+        case "tasks/get":
+          return reply.result(await taskView(session, String(params.taskId), taskCaller));
+        case "tasks/update":
+          await updateTask(session, String(params.taskId), params.inputResponses, taskCaller, session.who);
+          return reply.result({});
+        case "tasks/cancel":
+          await cancelTask(session, String(params.taskId));
+          return reply.result({});
+      }
+    } finally {
+      kept.open -= 1;
+      kept.lastUsed = Date.now();
+      kept.replies.delete(reply);
+    }
+  }
+
+  /** tools/call: run_command as a task, as an elicited approval (MRTR), or as the call it always was. */
+  async #call(request: IncomingMessage, reply: Reply, kept: Kept, call: ModernRequest, caller: McpCaller, taskCaller: TaskCaller): Promise<void> {
+    const { params } = call;
+    const side = kept.bridge.side;
+    if (params.name === "run_command") {
+      const args = z
+        .object(RunCommandArgs)
+        .strict()
+        .safeParse(params.arguments ?? {});
+      if (!args.success)
+        throw new ModernError(
+          200,
+          CODES.invalidParams,
+          `run_command: ${args.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`,
+        );
+      const session = await side.ready();
+      const digest = requestDigest("tools/call", "run_command", params.arguments ?? {});
+      const extra = this.#extra(request, reply, call);
+      // The retry of an elicited approval: its state is checked before anything else is done.
+      if (params.requestState !== undefined) {
+        let state: ReturnType<RequestStates["redeem"]>;
+        try {
+          state = this.#states.redeem(String(params.requestState), { principal: caller.name, request: digest });
+        } catch (error) {
+          if (error instanceof RequestStateError) throw new ModernError(200, CODES.invalidParams, error.message);
+          throw error;
+        }
+        const responses = (params.inputResponses ?? {}) as Record<string, unknown>;
+        const response = responses[DECISION_KEY] as { action?: unknown; content?: Record<string, unknown> } | undefined;
+        const answer = response && typeof response === "object" ? answerOf(response) : null;
+        if (answer) {
+          try {
+            await session.client.call(
+              "run/resolve",
+              answer.decision === "accept"
+                ? { run: state.run, path: state.path, decision: "accept", ...(answer.reason ? { reason: answer.reason } : {}) }
+                : { run: state.run, path: state.path, decision: "reject", reason: answer.reason ?? `declined in ${session.who}` },
+            );
+          } catch (error) {
+            if (error instanceof SpoolRpcError && error.errorCode === "CONFLICT")
+              throw new ModernError(200, CODES.invalidParams, `${state.path} was decided already: this answer decides nothing (${error.message})`);
+            throw error;
+          }
+        }
+        if (session.run !== state.run)
+          return reply.result({
+            ...failure(`${state.path} of run ${state.run} was ${answer?.decision ?? "left"}ed; read_output reaches it by spool://${state.run}/${state.path}`),
+          });
+        reply.stream(request);
+        return reply.result({ ...(await follow(side, args.data, extra, session, { run: state.run, path: state.path })) });
+      }
+      const tasks = declaresTasks(call.capabilities);
+      const asks = mayDecide(caller) && elicitsForm(call.capabilities);
+      if (tasks || asks) {
+        const proposed = await propose(side, args.data, session, params, extra);
+        if ("content" in proposed) return reply.result({ ...proposed });
+        if (tasks) return reply.result(await createdTask(session, proposed.run, proposed.path, taskCaller));
+        // Decided already (an always-allow rule): no question to ask.
+        const log = await session.client.call("entry/get", { run: proposed.run, path: proposed.path, limit: 1 });
+        if (log.producer?.state === "proposed") {
+          const shown = await factsShown(session, proposed.run, proposed.path);
+          return reply.result({
+            resultType: "input_required",
+            inputRequests: { [DECISION_KEY]: { method: "elicitation/create", params: approvalForm(proposed.run, proposed.path, shown) } },
+            requestState: this.#states.issue({ principal: caller.name, run: proposed.run, path: proposed.path, request: digest }),
+          });
+        }
+        reply.stream(request);
+        return reply.result({ ...(await follow(side, args.data, extra, session, proposed)) });
+      }
+    }
+    reply.stream(request);
+    const { task: _task, ...plain } = params;
+    const result = await this.#sdk(kept, { ...call, params: plain }, reply, request);
+    reply.result(result as Record<string, unknown>);
+  }
+
+  /** A request answered by the bridge's SDK handler for its method. */
+  async #sdk(kept: Kept, call: ModernRequest, reply: Reply, request?: IncomingMessage): Promise<unknown> {
+    const handler = kept.bridge.handler(call.method);
+    if (!handler) throw new ModernError(404, CODES.methodNotFound, `Method not found: ${call.method}`);
+    return handler({ method: call.method, params: call.params }, this.#extra(request, reply, call));
+  }
+
+  /** What an SDK handler gets with a request: the stream's cancel, its notifications, its _meta and headers. */
+  #extra(request: IncomingMessage | undefined, reply: Reply, call: ModernRequest) {
+    return {
+      signal: reply.signal,
+      requestId: call.id ?? 0,
+      _meta: call.params._meta as Record<string, unknown>,
+      sendNotification: async (n: { method: string; params?: Record<string, unknown> }) => reply.notify(n),
+      sendRequest: async () => {
+        throw new ModernError(200, CODES.internal, "MCP 2026-07-28 sends no requests to the client");
+      },
+      requestInfo: request ? { headers: request.headers } : undefined,
+    } as never;
+  }
+
+  /** The Spool connection kept for this caller, client and project, opened when there is none. */
+  #connection(caller: McpCaller, target: McpTarget, call: ModernRequest): Kept {
+    const client = call.client ?? { name: "MCP client", version: "unknown" };
+    const key = createHash("sha256")
+      .update(JSON.stringify([caller.credential, target, client.name]))
+      .digest("base64url");
+    const found = this.#kept.get(key);
+    if (found) {
+      this.#kept.delete(key);
+      this.#kept.set(key, found);
+      return found;
+    }
+    const mine = [...this.#kept.values()].filter((k) => k.principal === caller.name);
+    if (mine.length >= this.#limits.maxPerPrincipal) this.#evict(mine, `${caller.name} holds ${mine.length} already`);
+    if (this.#kept.size >= this.#limits.maxConnections) this.#evict([...this.#kept.values()], "the server holds its most");
+    const bridge = new McpBridge({
+      server: async () => ({ url: this.options.serverUrl(), token: caller.credential }),
+      project: target.project,
+      mode: target.mode,
+      runner: target.runner,
+      version: this.options.version,
+      log: this.options.log,
+      role: mayDecide(caller) ? "person" : "agent",
+      via: `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`,
+      client,
+    });
+    const kept: Kept = { key, principal: caller.name, bridge, open: 0, lastUsed: Date.now(), replies: new Set() };
+    this.#kept.set(key, kept);
+    return kept;
+  }
+
+  /** Closes the least recently used idle one of `among`; with none idle the request is refused (429). */
+  #evict(among: Kept[], why: string): void {
+    const idle = among.find((k) => k.open === 0);
+    if (!idle) throw new ModernError(429, CODES.internal, `Too many MCP requests under way (${why}); retry when one ends`);
+    this.#drop(idle);
+  }
+
+  #drop(kept: Kept): void {
+    this.#kept.delete(kept.key);
+    for (const reply of kept.replies) reply.close();
+    void kept.bridge.close().catch((error: unknown) => this.options.log.warn(`mcp: closing a connection: ${message(error)}`));
+  }
+
+  #closeIdle(): void {
+    const now = Date.now();
+    for (const kept of [...this.#kept.values()]) if (kept.open === 0 && now - kept.lastUsed > this.#limits.idleMs) this.#drop(kept);
+  }
+
+  /** A principal's credential went (revoked, expired): its streams end, its connections close. */
+  endPrincipal(name: string): number {
+    let ended = 0;
+    for (const kept of [...this.#kept.values()]) {
+      if (kept.principal !== name) continue;
+      ended += kept.replies.size;
+      this.#drop(kept);
+    }
+    return ended;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweep);
+    const all = [...this.#kept.values()];
+    this.#kept.clear();
+    for (const kept of all) for (const reply of kept.replies) reply.close();
+    await Promise.allSettled([...all.map((k) => k.bridge.close()), this.#lister?.close()]);
+  }
+}
+
+/** Whether a caller's role may decide a proposal (a person's or an admin's); an agent's never accepts. */
+export function mayDecide(caller: McpCaller): boolean {
+  return caller.role === "person" || caller.role === "admin";
+}
+
+/** An InputResponses map: an object whose every value is a result object. */
+function inputResponsesOk(value: unknown): boolean {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  return Object.values(value).every((v) => v !== null && typeof v === "object" && !Array.isArray(v));
+}
