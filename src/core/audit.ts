@@ -39,7 +39,9 @@ export class Audit {
       ...(act.run ? { run: act.run } : {}),
       ...(act.path ? { path: act.path } : {}),
     };
-    this.deps.log.info(`audit: ${act.action}${act.path ? ` ${act.path}` : ""}`, { ...fields, ...act.detail });
+    // Input comes a keystroke at a time: on the log only when asked for (debug); always in the table.
+    const say = act.action === "input" ? this.deps.log.debug : this.deps.log.info;
+    say(`audit: ${act.action}${act.path ? ` ${act.path}` : ""}`, { ...fields, ...act.detail });
     try {
       await this.deps.repos.audit.appendAudit({
         at,

@@ -20,6 +20,8 @@ export interface WebOptions {
   mcp?: (request: IncomingMessage, response: ServerResponse) => void;
   /** Routes served before the page's files (the operator's /healthz, /readyz, /metrics), by path. */
   routes?: ReadonlyMap<string, Route>;
+  /** A page signed in (the audit trail records who, from where). */
+  signedIn?: (principal: PrincipalRef, address: string | undefined) => void;
 }
 
 /** Largest request body read (a code exchange is a few dozen bytes). */
@@ -141,7 +143,9 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
   if (attempted === null) throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
   const signed = options.sessions.redeem(attempted);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
-  options.log.info(`web view: a page signed in from ${request.socket.remoteAddress}`);
+  const principal = options.sessions.check(signed.id)?.principal;
+  options.log.info(`web view: a page signed in from ${request.socket.remoteAddress}`, principal ? { principal: principal.name, client: "spool-web" } : undefined);
+  if (principal) options.signedIn?.(principal, request.socket.remoteAddress);
   send(response, 204, null, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
 }
 
