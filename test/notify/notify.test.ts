@@ -202,6 +202,7 @@ describe("deadlines and the audit trail", () => {
     await s.restart();
     const got = await hook.waitFor(2, 20_000);
     const byEvent = Object.fromEntries(got.map((r) => [r.headers["x-spool-event"], json(r)]));
+    expect(got.map((r) => `${r.headers["x-spool-event"]} ${json(r).path}`).sort()).toEqual([`decided ${decided}`, `expired ${forgotten}`]);
     expect(got.every((r) => signedBy(r.body, r.headers["x-spool-signature"], secret))).toBe(true);
     expect(byEvent.decided).toMatchObject({ path: decided, decision: { outcome: "reject", by: "alice via spool-cli", reason: "not today" } });
     expect(byEvent.expired).toMatchObject({ path: forgotten, decision: { outcome: "reject", by: "deadline" } });
@@ -220,7 +221,7 @@ describe("deadlines and the audit trail", () => {
       .map((l) => JSON.parse(l) as { action: string; principal: string; client: string | null; project: string | null; run: string | null; path: string | null });
     expect(events).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ action: "notify/add", principal: "admin", client: "spool-cli" }),
+        expect.objectContaining({ action: "notify/add", principal: "admin", detail: expect.objectContaining({ name: "pager", events: ["decided", "expired"] }) }),
         expect.objectContaining({ action: "token/create", principal: "admin" }),
         expect.objectContaining({ action: "proposal", principal: "admin", project: "deadline", run: "late", path: forgotten }),
         expect.objectContaining({ action: "decision", principal: "alice", client: "spool-cli", project: "deadline", run: "late", path: decided }),
