@@ -1,5 +1,5 @@
-import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../protocol/methods/notify.js";
 import type { z } from "zod";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../protocol/methods/notify.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
 import { age, connectionLost, connectServer, printRows } from "./common.js";
@@ -63,7 +63,8 @@ export async function notify(argv: string[]): Promise<number> {
     case "add": {
       only(["NAME", "URL"]);
       const format = values.format;
-      if (format !== undefined && !(NOTIFY_FORMATS as readonly string[]).includes(format)) throw usageError(`--format is one of ${NOTIFY_FORMATS.join(", ")}, not "${format}"`);
+      if (format !== undefined && !(NOTIFY_FORMATS as readonly string[]).includes(format))
+        throw usageError(`--format is one of ${NOTIFY_FORMATS.join(", ")}, not "${format}"`);
       const added = await request((c) =>
         c.call("notify/add", {
           name: positionals[0]!,
@@ -76,7 +77,9 @@ export async function notify(argv: string[]): Promise<number> {
       process.stdout.write(`${added.secret}\n`);
       const t = added.target;
       const scope = t.projects ? `projects ${t.projects.join(", ")}` : "every project";
-      process.stderr.write(`added ${t.name}: ${t.events.join(", ")} of ${scope} to ${escapeControl(t.url)} as ${t.format}; the secret above signs every delivery and is not shown again\n`);
+      process.stderr.write(
+        `added ${t.name}: ${t.events.join(", ")} of ${scope} to ${escapeControl(t.url)} as ${t.format}; the secret above signs every delivery and is not shown again\n`,
+      );
       return EXIT.ok;
     }
     case "list": {
@@ -109,7 +112,9 @@ export async function notify(argv: string[]): Promise<number> {
     case "remove": {
       only(["NAME"]);
       const { target } = await request((c) => c.call("notify/remove", { name: positionals[0]! }));
-      process.stdout.write(`removed ${target.name}${target.pending ? ` (${target.pending} undelivered notification${target.pending === 1 ? "" : "s"} dropped)` : ""}\n`);
+      process.stdout.write(
+        `removed ${target.name}${target.pending ? ` (${target.pending} undelivered notification${target.pending === 1 ? "" : "s"} dropped)` : ""}\n`,
+      );
       return EXIT.ok;
     }
     case "test": {

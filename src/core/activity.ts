@@ -2,7 +2,7 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type Audit, whoOf } from "./audit.js";
 import type { Deadlines } from "./deadlines.js";
-import type { ResolvedDetails } from "./effects.js";
+import type { ProducerActivity, ResolvedDetails } from "./effects.js";
 import type { Notifications } from "./notify/service.js";
 import { DEADLINE } from "./resolvers.js";
 import type { Outcome } from "./summary.js";
@@ -12,7 +12,7 @@ import type { Outcome } from "./summary.js";
  * audit trail, the notifications' outbox, and the deadlines. Each call only starts its work (an insert, a timer):
  * nothing here is waited for on the lifecycle's path.
  */
-export class Activity {
+export class Activity implements ProducerActivity {
   constructor(
     private readonly audit: Audit,
     private readonly notifications: Notifications,
@@ -58,7 +58,15 @@ export class Activity {
   finished(project: ProjectRef, run: RunRow, log: EntryRow, status: number, outcome: Outcome): void {
     if (outcome.kind === "cancelled") {
       const { principal, client } = whoOf(outcome.by ?? "server");
-      void this.audit.record({ action: "cancel", principal, client, project: project.name, run: run.alias, path: log.path, detail: { reason: outcome.reason } });
+      void this.audit.record({
+        action: "cancel",
+        principal,
+        client,
+        project: project.name,
+        run: run.alias,
+        path: log.path,
+        detail: { reason: outcome.reason },
+      });
     }
     this.notifications.enqueue(project, run.alias, log, {
       event: "finished",

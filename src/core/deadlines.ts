@@ -1,7 +1,6 @@
-import { SpoolError } from "../rpc/errors.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import type { CoreDeps } from "./deps.js";
-import type { Lifecycle } from "./lifecycle.js";
+import { SpoolError } from "../rpc/errors.js";
+import type { CoreDeps, ProducerTarget, ResolverOut } from "./deps.js";
 import { DEADLINE, DEADLINE_RESOLVER } from "./resolvers.js";
 import { ENTRY } from "./status.js";
 
@@ -27,7 +26,8 @@ export class Deadlines {
 
   constructor(
     private readonly deps: CoreDeps,
-    private readonly lifecycle: Lifecycle,
+    /** The lifecycle's reject (the transition table decides whether the proposal still may be). */
+    private readonly reject: (project: ProjectRef, target: ProducerTarget, options: { by: string; resolver: ResolverOut; reason: string }) => Promise<unknown>,
   ) {}
 
   get ms(): number {
@@ -62,7 +62,10 @@ export class Deadlines {
   async start(): Promise<void> {
     if (this.ms <= 0) return;
     await this.#scan();
-    this.#sweep = setInterval(() => void this.#scan().catch((error: unknown) => this.deps.log.warn("deadlines: could not read pending proposals", error)), SWEEP_MS);
+    this.#sweep = setInterval(
+      () => void this.#scan().catch((error: unknown) => this.deps.log.warn("deadlines: could not read pending proposals", error)),
+      SWEEP_MS,
+    );
     this.#sweep.unref();
   }
 
@@ -80,7 +83,7 @@ export class Deadlines {
 
   async #expire(project: ProjectRef, run: string, path: string): Promise<void> {
     try {
-      await this.lifecycle.reject(project, { run, path }, { by: DEADLINE, resolver: DEADLINE_RESOLVER, reason: this.reason() });
+      await this.reject(project, { run, path }, { by: DEADLINE, resolver: DEADLINE_RESOLVER, reason: this.reason() });
       this.deps.log.info(`deadline: rejected ${path}, undecided after ${spoken(this.ms)}`, { principal: DEADLINE, project: project.name, run, path });
     } catch (error) {
       // Decided meanwhile (here or on another server sharing the database): nothing to do.

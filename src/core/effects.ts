@@ -5,7 +5,6 @@ import { wireAttributes } from "../store/entries.js";
 import { type Producer, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { producerWire } from "../store/views.js";
-import type { Activity } from "./activity.js";
 import type { CoreDeps } from "./deps.js";
 import { ENTRY } from "./status.js";
 import type { Outcome } from "./summary.js";
@@ -40,9 +39,17 @@ export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof
 
 export type ResolvedDetails = Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status" | "loop" | "toolCallId">;
 
+/** What a proposal's life tells beyond its clients: the audit trail, notifications, deadlines (activity.ts). */
+export interface ProducerActivity {
+  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void;
+  waiting(project: ProjectRef, run: RunRow, log: EntryRow): void;
+  resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): void;
+  finished(project: ProjectRef, run: RunRow, log: EntryRow, status: number, outcome: Outcome): void;
+}
+
 export class Effects {
   /** The audit trail, notifications and deadlines (set once the core is built; none in a bare lifecycle). */
-  activity: Activity | null = null;
+  activity: ProducerActivity | null = null;
 
   constructor(
     private readonly deps: CoreDeps,

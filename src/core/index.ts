@@ -3,8 +3,8 @@ import { Activity } from "./activity.js";
 import { Audit } from "./audit.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
-import type { CoreDeps } from "./deps.js";
 import { Deadlines } from "./deadlines.js";
+import type { CoreDeps } from "./deps.js";
 import { Entries } from "./entries.js";
 import { Lifecycle } from "./lifecycle.js";
 import { Notifications } from "./notify/service.js";
@@ -69,7 +69,7 @@ export function createCore(deps: CoreDeps): Core {
   lifecycle.useCluster(cluster);
   const audit = new Audit(deps);
   const notifications = new Notifications(deps);
-  const deadlines = new Deadlines(deps, lifecycle);
+  const deadlines = new Deadlines(deps, (project, target, options) => lifecycle.reject(project, target, options));
   lifecycle.useActivity(new Activity(audit, notifications, deadlines));
   return {
     lifecycle,

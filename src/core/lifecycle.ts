@@ -3,9 +3,8 @@ import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "./deps.js";
-import type { Activity } from "./activity.js";
 import type { OtherServers } from "./dispatch.js";
-import { Effects } from "./effects.js";
+import { Effects, type ProducerActivity } from "./effects.js";
 import { ChannelAppends } from "./lifecycle/append.js";
 import * as decide from "./lifecycle/decide.js";
 import * as finish from "./lifecycle/finish.js";
@@ -63,7 +62,7 @@ export class Lifecycle extends ChannelAppends {
   }
 
   /** The audit trail, notifications and deadlines, once the core has them. */
-  useActivity(activity: Activity): void {
+  useActivity(activity: ProducerActivity): void {
     this.#stage.effects.activity = activity;
   }
 

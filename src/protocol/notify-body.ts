@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { factsText, escapeControl } from "./proposal-facts.js";
+import { escapeControl, factsText } from "./proposal-facts.js";
 import type { ProposalFacts } from "./views.js";
 import { ProposalFacts as ProposalFactsSchema } from "./views-schemas.js";
 
@@ -58,7 +58,9 @@ export function notifyText(body: Omit<NotifyBody, "text">, facts: ProposalFacts)
   }
   if (body.finished) {
     const exit = body.finished.exitCode === null ? "" : `, exit ${body.finished.exitCode}`;
-    lines.push(`${escapeControl(body.finished.outcome)} (${body.finished.status}${exit})${body.finished.reason ? `: ${escapeControl(body.finished.reason)}` : ""}`);
+    lines.push(
+      `${escapeControl(body.finished.outcome)} (${body.finished.status}${exit})${body.finished.reason ? `: ${escapeControl(body.finished.reason)}` : ""}`,
+    );
   }
   if (body.url) lines.push(escapeControl(body.url));
   return lines.join("\n");

@@ -26,7 +26,11 @@ export function deleteTarget(db: Kysely<Database>, name: string): Promise<Notify
 
 /** Queues deliveries: one statement however many targets. */
 export async function enqueue(db: Kysely<Database>, rows: readonly NewNotifyOutbox[]): Promise<void> {
-  if (rows.length > 0) await db.insertInto("notify_outbox").values([...rows]).execute();
+  if (rows.length > 0)
+    await db
+      .insertInto("notify_outbox")
+      .values([...rows])
+      .execute();
 }
 
 /** Per target: deliveries still owed, and the last error one of them met. */
@@ -46,13 +50,7 @@ export async function backlog(db: Kysely<Database>): Promise<Map<number, { pendi
  * again, so two servers never hold one row.
  */
 export function claimDue(db: Kysely<Database>, postgres: boolean, now: number, until: number, limit: number): Promise<NotifyOutboxRow[]> {
-  let due = db
-    .selectFrom("notify_outbox")
-    .select("id")
-    .where("next_at", "<=", now)
-    .where("claimed_until", "<", now)
-    .orderBy("next_at")
-    .limit(limit);
+  let due = db.selectFrom("notify_outbox").select("id").where("next_at", "<=", now).where("claimed_until", "<", now).orderBy("next_at").limit(limit);
   if (postgres) due = due.forUpdate().skipLocked();
   return db
     .updateTable("notify_outbox")
@@ -75,6 +73,9 @@ export async function retryLater(db: Kysely<Database>, id: number, nextAt: numbe
 
 /** The earliest time a delivery is due (null: none is owed). */
 export async function nextDue(db: Kysely<Database>): Promise<number | null> {
-  const row = await db.selectFrom("notify_outbox").select((eb) => eb.fn.min("next_at").as("next")).executeTakeFirst();
+  const row = await db
+    .selectFrom("notify_outbox")
+    .select((eb) => eb.fn.min("next_at").as("next"))
+    .executeTakeFirst();
   return row?.next == null ? null : Number(row.next);
 }

@@ -144,7 +144,10 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
   const signed = options.sessions.redeem(attempted);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
   const principal = options.sessions.check(signed.id)?.principal;
-  options.log.info(`web view: a page signed in from ${request.socket.remoteAddress}`, principal ? { principal: principal.name, client: "spool-web" } : undefined);
+  options.log.info(
+    `web view: a page signed in from ${request.socket.remoteAddress}`,
+    principal ? { principal: principal.name, client: "spool-web" } : undefined,
+  );
   if (principal) options.signedIn?.(principal, request.socket.remoteAddress);
   send(response, 204, null, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
 }

@@ -24,7 +24,7 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(options: { answers?: number[]; port?: number } = {}): Promise<Receiver> {
+export async function startReceiver(options: { answers?: number[]; port?: number; delayMs?: number } = {}): Promise<Receiver> {
   const answers = [...(options.answers ?? [])];
   const received: Received[] = [];
   const waiting: { n: number; resolve: () => void }[] = [];
@@ -34,7 +34,8 @@ export async function startReceiver(options: { answers?: number[]; port?: number
     request.on("end", () => {
       const answered = answers.shift() ?? 200;
       received.push({ at: Date.now(), method: request.method ?? "", headers: request.headers, body: Buffer.concat(chunks).toString("utf8"), answered });
-      response.writeHead(answered).end();
+      if (options.delayMs) setTimeout(() => response.writeHead(answered).end(), options.delayMs);
+      else response.writeHead(answered).end();
       for (const w of [...waiting]) if (received.length >= w.n) w.resolve();
     });
   });

@@ -218,10 +218,16 @@ describe("deadlines and the audit trail", () => {
     const events = audit.out
       .trim()
       .split("\n")
-      .map((l) => JSON.parse(l) as { action: string; principal: string; client: string | null; project: string | null; run: string | null; path: string | null });
+      .map(
+        (l) => JSON.parse(l) as { action: string; principal: string; client: string | null; project: string | null; run: string | null; path: string | null },
+      );
     expect(events).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ action: "notify/add", principal: "admin", detail: expect.objectContaining({ name: "pager", events: ["decided", "expired"] }) }),
+        expect.objectContaining({
+          action: "notify/add",
+          principal: "admin",
+          detail: expect.objectContaining({ name: "pager", events: ["decided", "expired"] }),
+        }),
         expect.objectContaining({ action: "token/create", principal: "admin" }),
         expect.objectContaining({ action: "proposal", principal: "admin", project: "deadline", run: "late", path: forgotten }),
         expect.objectContaining({ action: "decision", principal: "alice", client: "spool-cli", project: "deadline", run: "late", path: decided }),

@@ -133,7 +133,9 @@ export class OutboxSender {
     // Stopping is not the receiver's fault: the next server to start tries it at once.
     const nextAt = this.#stop.signal.aborted ? now : now + backoff(row.attempts);
     await this.repos.notify.retryLater(row.id, nextAt, attempt.error ?? "failed");
-    this.log.warn(`notify: delivery ${row.delivery} (${row.event}) to "${target.name}" failed (${attempt.error}); attempt ${row.attempts + 1} in ${nextAt - now} ms`);
+    this.log.warn(
+      `notify: delivery ${row.delivery} (${row.event}) to "${target.name}" failed (${attempt.error}); attempt ${row.attempts + 1} in ${nextAt - now} ms`,
+    );
   }
 
   /** Stops: attempts in flight are cut short and released for the next start, before the store closes. */

@@ -17,7 +17,11 @@ export function pageLink(base: string | null, project: string, run: string, path
 }
 
 /** The json body of one delivery (its id fixed here, so every attempt sends the same). */
-export function notifyPayload(fact: NotifyFact, where: { project: string; run: string; pageBase: string | null }, log: Pick<EntryRow, "path" | "attributes">): NotifyBody {
+export function notifyPayload(
+  fact: NotifyFact,
+  where: { project: string; run: string; pageBase: string | null },
+  log: Pick<EntryRow, "path" | "attributes">,
+): NotifyBody {
   const attributes = wireAttributes(log);
   const facts = factsOf(attributes);
   const base: Omit<NotifyBody, "text"> = {

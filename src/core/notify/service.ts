@@ -66,7 +66,8 @@ export class Notifications {
       this.#targets = null;
       return { secret, target: view(row, undefined) };
     } catch (error) {
-      if (error instanceof UniqueViolation) throw conflict(`A receiver named "${params.name}" exists; remove it first or choose another name`, { name: params.name });
+      if (error instanceof UniqueViolation)
+        throw conflict(`A receiver named "${params.name}" exists; remove it first or choose another name`, { name: params.name });
       throw error;
     }
   }

@@ -50,7 +50,12 @@ export const notifyAdd = request({
     url: NotifyUrl,
     events: z.array(NotifyEvent).min(1).max(NOTIFY_EVENTS.length).optional().describe("The events it gets (default: proposal, decided, finished, expired)"),
     format: NotifyFormat.optional().describe("json (default), slack (an incoming webhook) or ntfy (a topic URL)"),
-    projects: z.array(z.string().regex(PROJECT_NAME, PROJECT_NAME_RULE)).min(1).max(100).optional().describe("The projects it is told of; absent: every project"),
+    projects: z
+      .array(z.string().regex(PROJECT_NAME, PROJECT_NAME_RULE))
+      .min(1)
+      .max(100)
+      .optional()
+      .describe("The projects it is told of; absent: every project"),
   }),
   result: z.object({ secret: z.string().describe("The signing secret; shown this once"), target: NotifyTargetView }),
 });
