@@ -40,8 +40,7 @@ export class Audit {
       ...(act.path ? { path: act.path } : {}),
     };
     // Input comes a keystroke at a time: on the log only when asked for (debug); always in the table.
-    const say = act.action === "input" ? this.deps.log.debug : this.deps.log.info;
-    say(`audit: ${act.action}${act.path ? ` ${act.path}` : ""}`, { ...fields, ...act.detail });
+    this.deps.log[act.action === "input" ? "debug" : "info"](`audit: ${act.action}${act.path ? ` ${act.path}` : ""}`, { ...fields, ...act.detail });
     try {
       await this.deps.repos.audit.appendAudit({
         at,

@@ -133,7 +133,9 @@ export class OutboxSender {
     // Stopping is not the receiver's fault: the next server to start tries it at once.
     const nextAt = this.#stop.signal.aborted ? now : now + backoff(row.attempts);
     await this.repos.notify.retryLater(row.id, nextAt, attempt.error ?? "failed");
-    this.log.warn(
+    // A receiver that is down fails every delivery every few seconds: the first failure and every tenth are warned of.
+    const level = !this.#stop.signal.aborted && (row.attempts === 1 || row.attempts % 10 === 0) ? "warn" : "debug";
+    this.log[level](
       `notify: delivery ${row.delivery} (${row.event}) to "${target.name}" failed (${attempt.error}); attempt ${row.attempts + 1} in ${nextAt - now} ms`,
     );
   }
