@@ -45,12 +45,22 @@ export async function backlog(db: Kysely<Database>): Promise<Map<number, { pendi
 }
 
 /**
- * Claims up to `limit` deliveries that are due and nobody holds, until `until`: on PostgreSQL rows another
+ * Claims up to `limit` deliveries that are due and nobody holds (but those of `resting` targets), until `until`: on PostgreSQL rows another
  * server is claiming are skipped (FOR UPDATE SKIP LOCKED); SQLite has one writer. The UPDATE checks the claim
  * again, so two servers never hold one row.
  */
-export function claimDue(db: Kysely<Database>, postgres: boolean, now: number, until: number, limit: number): Promise<NotifyOutboxRow[]> {
-  let due = db.selectFrom("notify_outbox").select("id").where("next_at", "<=", now).where("claimed_until", "<", now).orderBy("next_at").limit(limit);
+export function claimDue(
+  db: Kysely<Database>,
+  postgres: boolean,
+  now: number,
+  until: number,
+  limit: number,
+  resting: readonly number[] = [],
+): Promise<NotifyOutboxRow[]> {
+  let due = db.selectFrom("notify_outbox").select("id").where("next_at", "<=", now).where("claimed_until", "<", now);
+  // Targets resting after a failure are not tried (their deliveries wait their turn without an attempt).
+  if (resting.length > 0) due = due.where("target_id", "not in", [...resting]);
+  due = due.orderBy("next_at").limit(limit);
   if (postgres) due = due.forUpdate().skipLocked();
   return db
     .updateTable("notify_outbox")

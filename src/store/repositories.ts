@@ -45,7 +45,11 @@ export function createRepositories(store: Store) {
     usage: bind(db, usage),
     allowRules: bind(db, allowRules),
     principals: bind(db, principals),
-    notify: { ...bind(db, notify), claimDue: (now: number, until: number, limit: number) => notify.claimDue(db, store.kind === "postgres", now, until, limit) },
+    notify: {
+      ...bind(db, notify),
+      claimDue: (now: number, until: number, limit: number, resting?: readonly number[]) =>
+        notify.claimDue(db, store.kind === "postgres", now, until, limit, resting),
+    },
     audit: bind(db, audit),
     cluster: bind(db, cluster),
     chunks: {

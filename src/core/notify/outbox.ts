@@ -58,6 +58,11 @@ function describe(error: unknown): string {
 
 export class OutboxSender {
   readonly #inFlight = new Map<number, Promise<void>>();
+  /**
+   * Targets that failed rest: none of their deliveries is tried until `until`, which doubles with each failed
+   * wave (as a row's backoff does), so a receiver that is down costs a few attempts a period, not one per delivery.
+   */
+  readonly #resting = new Map<number, { failures: number; until: number }>();
   readonly #stop = new AbortController();
   #timer: NodeJS.Timeout | null = null;
   #passing = false;
@@ -102,7 +107,8 @@ export class OutboxSender {
     const room = MAX_IN_FLIGHT - this.#inFlight.size;
     if (room <= 0) return;
     const now = Date.now();
-    const rows = await this.repos.notify.claimDue(now, now + LEASE_MS, room);
+    const resting = [...this.#resting].filter(([, r]) => r.until > now).map(([id]) => id);
+    const rows = await this.repos.notify.claimDue(now, now + LEASE_MS, room, resting);
     for (const row of rows) {
       const sending = this.#send(row)
         .catch((error: unknown) => this.log.error(`notify: delivery ${row.delivery} failed unexpectedly`, error))
@@ -121,10 +127,17 @@ export class OutboxSender {
     const payload = NotifyBody.parse(JSON.parse(row.payload));
     const attempt = await post(target, payload, this.#stop.signal);
     if (attempt.ok) {
+      this.#resting.delete(row.target_id);
       await this.repos.notify.delivered(row.id);
       return;
     }
     const now = Date.now();
+    const rest = this.#resting.get(row.target_id);
+    // One wave of attempts (those claimed together) is one failure of the target.
+    if (!this.#stop.signal.aborted && (!rest || now >= rest.until)) {
+      const failures = (rest?.failures ?? 0) + 1;
+      this.#resting.set(row.target_id, { failures, until: now + backoff(failures) });
+    }
     if (now - row.created_at >= RETRY_FOR_MS) {
       await this.repos.notify.delivered(row.id);
       this.log.error(`notify: gave up on delivery ${row.delivery} (${row.event}) to "${target.name}" after ${row.attempts} attempts: ${attempt.error}`);
