@@ -78,7 +78,17 @@ export class OutboxSender {
     this.poke();
   }
 
-  /** Looks for due deliveries now (after an enqueue), and again every POLL_MS (retries, other servers' rows). */
+  /**
+   * Deliveries for these targets were queued: looked for at once, unless every one of them rests or no attempt
+   * could start now (the next poll, or a slot coming free, finds them).
+   */
+  queued(targets: readonly number[]): void {
+    const now = Date.now();
+    if (this.#inFlight.size >= MAX_IN_FLIGHT || targets.every((t) => (this.#resting.get(t)?.until ?? 0) > now)) return;
+    this.poke();
+  }
+
+  /** Looks for due deliveries now, and again every POLL_MS (retries, other servers' rows). */
   poke(): void {
     if (this.#stop.signal.aborted) return;
     if (this.#passing) {

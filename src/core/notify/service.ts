@@ -125,13 +125,15 @@ export class Notifications {
     });
     if (targets.length === 0) return;
     const now = Date.now();
+    // Built once; each target's delivery has its own id.
+    const payload = notifyPayload(fact, { project: project.name, run: runAlias, pageBase: this.#pageBase }, log);
     await this.deps.repos.notify.enqueue(
       targets.map((t) => {
-        const payload = notifyPayload(fact, { project: project.name, run: runAlias, pageBase: this.#pageBase }, log);
-        return { target_id: t.id, delivery: payload.delivery, event: fact.event, payload: JSON.stringify(payload), next_at: now, created_at: now };
+        const delivery = randomUUID();
+        return { target_id: t.id, delivery, event: fact.event, payload: JSON.stringify({ ...payload, delivery }), next_at: now, created_at: now };
       }),
     );
-    this.#sender.poke();
+    this.#sender.queued(targets.map((t) => t.id));
   }
 
   async #list(): Promise<NotifyTargetRow[]> {
