@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import type { PostgresStore } from "../../src/store/postgres.js";
 import { sqliteOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 // The admin-only RPCs under `spool notify` and `spool audit`: bad input gets a typed error and changes nothing,
@@ -77,10 +78,15 @@ describe("notify/* and audit/list", () => {
       ["notify/remove", "admin"],
     ]);
     expect(notify[0]!.detail).toMatchObject({ events: ["expired"], projects: ["alpha"] });
-    if (ts.server.store.kind !== "sqlite") return;
-    const db = sqliteOf(ts.server);
-    expect(() => db.prepare("UPDATE audit SET principal = 'nobody'").run()).toThrow(/append-only/);
-    expect(() => db.prepare("DELETE FROM audit").run()).toThrow(/append-only/);
+    if (ts.server.store.kind === "sqlite") {
+      const db = sqliteOf(ts.server);
+      expect(() => db.prepare("UPDATE audit SET principal = 'nobody'").run()).toThrow(/append-only/);
+      expect(() => db.prepare("DELETE FROM audit").run()).toThrow(/append-only/);
+    } else {
+      const { pool } = ts.server.store as PostgresStore;
+      await expect(pool.query("UPDATE audit SET principal = 'nobody'")).rejects.toThrow(/append-only/);
+      await expect(pool.query("DELETE FROM audit")).rejects.toThrow(/append-only/);
+    }
     expect((await admin.call("audit/list", {})).events.length).toBeGreaterThanOrEqual(events.length);
   });
 });
