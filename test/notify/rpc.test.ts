@@ -68,6 +68,22 @@ describe("notify/* and audit/list", () => {
     expect(await state()).toEqual(before);
   });
 
+  it("records a page's sign-in with its principal, and a token's creation", async () => {
+    const base = ts.server.url.replace(/^ws:/, "http:");
+    const { token } = await admin.call("token/create", { name: "carol", role: "viewer" });
+    const minted = await fetch(`${base}session/code`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    const { code } = (await minted.json()) as { code: string };
+    const signedIn = await fetch(`${base}session`, {
+      method: "POST",
+      headers: { Origin: base.replace(/\/$/, ""), "Content-Type": "application/json" },
+      body: JSON.stringify({ code }),
+    });
+    expect(signedIn.status).toBe(204);
+    const { events } = await admin.call("audit/list", {});
+    expect(events.find((e) => e.action === "token/create" && e.detail.name === "carol")).toMatchObject({ principal: "admin", detail: { role: "viewer" } });
+    expect(events.find((e) => e.action === "sign-in")).toMatchObject({ principal: "carol", client: "spool-web", detail: { address: "127.0.0.1" } });
+  });
+
   it("records adds and removes in the audit trail, which the database refuses to change", async () => {
     await admin.call("notify/add", { name: "gone", url: "http://127.0.0.1:9/", events: ["expired"], projects: ["alpha"] });
     await admin.call("notify/remove", { name: "gone" });
