@@ -11,6 +11,7 @@ import { allowRuleSandbox } from "./010_allow_rule_sandbox.js";
 import { dropChunksByByte } from "./011_drop_chunks_by_byte.js";
 import { dropChunksByLine } from "./012_drop_chunks_by_line.js";
 import { principals } from "./013_principals.js";
+import { notifyAndAudit } from "./014_notify_and_audit.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -36,4 +37,6 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "011_drop_chunks_by_byte.sql": dropChunksByByte,
   "012_drop_chunks_by_line.sql": dropChunksByLine,
   "013_principals.sql": principals,
+  // Migrations written in TypeScript from the start are recorded under their own names.
+  "014_notify_and_audit": notifyAndAudit,
 };

@@ -123,6 +123,8 @@ export const ConfigFileSchema = z.strictObject({
   commandTimeoutMs: z.number().int().nonnegative().optional(),
   /** Default time limit of a command started in the background (the model's `sh` with `background`), in milliseconds; 0 = none. */
   backgroundTimeoutMs: z.number().int().nonnegative().optional(),
+  /** Reject a proposal nobody decided within this many milliseconds (recorded as decided by the deadline, announced as `expired`); 0 = never. */
+  decisionTimeoutMs: z.number().int().nonnegative().optional(),
   /** What the model may do to running commands with its `write` and `kill` tools: "accepted" (commands of its run a person or rule accepted, the default) or "off" (nothing). */
   modelInput: z.enum(["accepted", "off"]).optional(),
   /** Close a WebSocket connection that has sent nothing (not even a pong to the server's pings) for this many milliseconds; 0 = never. */
@@ -168,6 +170,7 @@ const MUST: Record<string, string> = {
   localRunner: "true or false",
   commandTimeoutMs: MILLISECONDS,
   backgroundTimeoutMs: MILLISECONDS,
+  decisionTimeoutMs: MILLISECONDS,
   modelInput: '"accepted" or "off"',
   livenessTimeoutMs: MILLISECONDS,
   scavengeEveryMb: "a whole number of MB, 0 or more",
@@ -277,6 +280,8 @@ export interface SpoolConfig {
   commandTimeoutMs: number;
   /** Default time limit of a command started in the background; 0 = none. */
   backgroundTimeoutMs: number;
+  /** How long a proposal may wait for a decision before the deadline rejects it; 0 = for ever (the default). */
+  decisionTimeoutMs: number;
   /** Silence after which a WebSocket connection is taken for dead and closed (the server pings meanwhile); 0 = never. */
   livenessTimeoutMs: number;
   /** MB of binary frames received between two young-generation collections the server asks for; 0 = none. */
@@ -374,6 +379,7 @@ export interface ConfigOverrides {
   localRunner?: boolean;
   commandTimeoutMs?: number;
   backgroundTimeoutMs?: number;
+  decisionTimeoutMs?: number;
   livenessTimeoutMs?: number;
   commandEnv?: string[];
   sandbox?: SandboxSetting;
@@ -461,6 +467,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
     backgroundTimeoutMs: overrides.backgroundTimeoutMs ?? envNumber(env, "SPOOL_BACKGROUND_TIMEOUT_MS") ?? file.backgroundTimeoutMs ?? 24 * 60 * 60 * 1000,
+    decisionTimeoutMs: overrides.decisionTimeoutMs ?? envNumber(env, "SPOOL_DECISION_TIMEOUT_MS") ?? file.decisionTimeoutMs ?? 0,
     livenessTimeoutMs: overrides.livenessTimeoutMs ?? envNumber(env, "SPOOL_LIVENESS_TIMEOUT_MS") ?? file.livenessTimeoutMs ?? 20_000,
     scavengeEveryMb: envNumber(env, "SPOOL_SCAVENGE_EVERY_MB") ?? file.scavengeEveryMb ?? 2,
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],

@@ -24,13 +24,15 @@ export interface Logger {
  */
 export interface LogContext {
   principal?: string;
+  /** The client the principal acted through (spool-cli, spool-web…). */
+  client?: string;
   project?: string;
   run?: string;
   path?: string;
   [key: string]: unknown;
 }
 
-const CONTEXT_KEYS = ["principal", "project", "run", "path"] as const;
+const CONTEXT_KEYS = ["principal", "client", "project", "run", "path"] as const;
 
 /** A log level named by a person (--log-level, SPOOL_LOG): one of LOG_LEVELS, else an error saying which exist. */
 export function parseLogLevel(value: string, where: string): LogLevel {

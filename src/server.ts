@@ -400,6 +400,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     log,
     mcp: mcpHandler,
     routes,
+    signedIn: (principal, address) => void core.audit.record({ action: "sign-in", principal: principal.name, client: "spool-web", detail: { address } }),
   });
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
@@ -435,7 +436,10 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
     const session = byToken ? null : cookieValue(request, cookieName());
     const signedIn = byToken ? null : sessions.check(session, presentedSessionKey(request, { subprotocol: true }));
-    if (!byToken && !signedIn) return refuse(socket, 401, "Unauthorized");
+    if (!byToken && !signedIn) {
+      log.warn(`refused a connection from ${request.socket.remoteAddress}: ${session === null ? "no valid credential" : "no live session"}`);
+      return refuse(socket, 401, "Unauthorized");
+    }
     // The cookie is good only for the server's own page.
     if (signedIn && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
@@ -476,17 +480,25 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   await repos.cluster.setServerUrl(serverId, url);
   await bus.start(core.cluster.handlers());
   await core.lifecycle.adoptOrphans();
+  // Links in notifications open the page where this server serves it (bound to every address: by the machine's name).
+  core.notifications.setPageBase(`http://${config.host === "0.0.0.0" || config.host === "::" ? hostname() : hostForUrl}:${port}/`);
+  core.notifications.start();
+  await core.deadlines.start();
   await plugins.emit("server:started", { url });
+  log.info(`server: started on ${url}`, { pid: process.pid, database: store.kind });
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      log.info("server: stopping", { pid: process.pid });
       http.close();
       sessions.clear();
       closeUnix(unix, config.socketPath);
       await (await mcp?.catch(() => null))?.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
+      core.deadlines.stop();
+      await core.notifications.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
       for (const client of wss.clients) client.terminate();
       await rpc.idle(5_000);

@@ -37,6 +37,11 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "create, list and revoke credentials (roles: runner, viewer, agent, person, admin)",
     load: async () => (await import("./token.js")).TOKEN,
   },
+  notify: {
+    summary: "tell a webhook, Slack or ntfy when a proposal waits, is decided, finishes or expires",
+    load: async () => (await import("./notify.js")).NOTIFY,
+  },
+  audit: { summary: "print the audit trail: who proposed, decided, cancelled, typed, signed in", load: async () => (await import("./audit.js")).AUDIT },
   completion: {
     summary: "print a tab-completion script (bash, zsh, fish)",
     load: async () => ({ spec: (await import("./completion.js")).COMPLETION_SPEC, run: completion }),

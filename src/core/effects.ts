@@ -39,7 +39,18 @@ export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof
 
 export type ResolvedDetails = Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status" | "loop" | "toolCallId">;
 
+/** What a proposal's life tells beyond its clients: the audit trail, notifications, deadlines (activity.ts). */
+export interface ProducerActivity {
+  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void;
+  waiting(project: ProjectRef, run: RunRow, log: EntryRow): void;
+  resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): void;
+  finished(project: ProjectRef, run: RunRow, log: EntryRow, status: number, outcome: Outcome): void;
+}
+
 export class Effects {
+  /** The audit trail, notifications and deadlines (set once the core is built; none in a bare lifecycle). */
+  activity: ProducerActivity | null = null;
+
   constructor(
     private readonly deps: CoreDeps,
     private readonly watchers: WatcherHub,
@@ -50,9 +61,15 @@ export class Effects {
     return this.deps.emit("entry:status", { projectId: project.id, run, entry, previous });
   }
 
-  /** A proposal waits for a person: `run/proposal` to every connection of the project. */
+  /** A proposal was stored (before a rule may accept it): the audit trail records it. */
+  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void {
+    this.activity?.proposed(project, run, log, proposedBy);
+  }
+
+  /** A proposal waits for a person: `run/proposal` to every connection of the project, receivers told, its deadline set. */
   announceProposal(project: ProjectRef, run: RunRow, log: EntryRow): void {
     this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, log));
+    this.activity?.waiting(project, run, log);
   }
 
   /** A proposal was accepted or rejected: `run/resolved`, then its status hook. */
@@ -60,6 +77,7 @@ export class Effects {
     const notice: z.input<typeof ResolvedNotice> = { run: run.alias, path: log.path, status: log.status, ...details, ...modelCall(producerFromRow(log)) };
     this.deps.notifyProject(project.id, "run/resolved", notice);
     this.deps.observer?.resolved(project, run, log, details);
+    this.activity?.resolved(project, run, log, details);
     await this.hookStatus(project, run, log, ENTRY.proposed);
   }
 
@@ -80,6 +98,7 @@ export class Effects {
     if ("reason" in outcome) notice.reason = outcome.reason;
     this.deps.notifyProject(project.id, "stream/finished", notice);
     this.deps.observer?.finished(log, channels, status, outcome);
+    this.activity?.finished(project, run, log, status, outcome);
     for (const ch of channels) await this.hookStatus(project, run, ch, ENTRY.streaming);
   }
 

@@ -1,10 +1,14 @@
 import { ReadCap } from "../rpc/read-cap.js";
+import { Activity } from "./activity.js";
+import { Audit } from "./audit.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
 import { Conversation } from "./conversation.js";
+import { Deadlines } from "./deadlines.js";
 import type { CoreDeps } from "./deps.js";
 import { Entries } from "./entries.js";
 import { Lifecycle } from "./lifecycle.js";
+import { Notifications } from "./notify/service.js";
 import { Owners } from "./owners.js";
 import { Principals } from "./principals.js";
 import { ProducerRegistry } from "./producer-registry.js";
@@ -34,6 +38,12 @@ export interface Core {
   readonly sessions: Sessions;
   /** Credentials other than the home's token file: who they name, their roles and scopes. */
   readonly principals: Principals;
+  /** Receivers of notifications and the outbox they are sent from (`notify/*`). */
+  readonly notifications: Notifications;
+  /** The append-only trail of who did what (`audit/list`). */
+  readonly audit: Audit;
+  /** Proposals nobody decided within decisionTimeoutMs are rejected. */
+  readonly deadlines: Deadlines;
   readonly producers: ProducerRegistry;
   readonly runners: RunnerRegistry;
   readonly watchers: WatcherHub;
@@ -60,6 +70,10 @@ export function createCore(deps: CoreDeps): Core {
   const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
   const cluster = new ClusterLink(deps, lifecycle, watchers);
   lifecycle.useCluster(cluster);
+  const audit = new Audit(deps);
+  const notifications = new Notifications(deps);
+  const deadlines = new Deadlines(deps, (project, target, options) => lifecycle.reject(project, target, options));
+  lifecycle.useActivity(new Activity(audit, notifications, deadlines));
   return {
     lifecycle,
     controls: new ProducerControls(lifecycle, deps, cluster),
@@ -70,6 +84,9 @@ export function createCore(deps: CoreDeps): Core {
     proposals: new Proposals(deps),
     sessions: new Sessions(deps),
     principals: new Principals(deps, cluster),
+    notifications,
+    audit,
+    deadlines,
     producers,
     runners,
     watchers,

@@ -4,7 +4,7 @@ import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js"
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "./deps.js";
 import type { OtherServers } from "./dispatch.js";
-import { Effects } from "./effects.js";
+import { Effects, type ProducerActivity } from "./effects.js";
 import { ChannelAppends } from "./lifecycle/append.js";
 import * as decide from "./lifecycle/decide.js";
 import * as finish from "./lifecycle/finish.js";
@@ -59,6 +59,11 @@ export class Lifecycle extends ChannelAppends {
       others: null,
       forgetTargets: (producerId) => this.forgetTargets(producerId),
     };
+  }
+
+  /** The audit trail, notifications and deadlines, once the core has them. */
+  useActivity(activity: ProducerActivity): void {
+    this.#stage.effects.activity = activity;
   }
 
   /** The other servers sharing the database, once the cluster link exists. */

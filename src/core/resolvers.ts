@@ -19,3 +19,7 @@ export const connectionResolver = (connection: ConnectionHandle): ResolverOut =>
 
 /** run/abort as the resolver of the proposals it rejects. */
 export const ABORT_RESOLVER: ResolverOut = { kind: "abort", connectionId: null, client: null, rule: null };
+
+/** The deadline (decisionTimeoutMs) as the resolver of the proposals nobody decided in time, and the name recorded as who decided. */
+export const DEADLINE = "deadline";
+export const DEADLINE_RESOLVER: ResolverOut = { kind: "deadline", connectionId: null, client: null, rule: null };

@@ -1,6 +1,8 @@
 import type { Plugin } from "../plugins/plugin.js";
 import { agentPlugin } from "./agent/index.js";
+import { auditPlugin } from "./audit/index.js";
 import { entriesPlugin } from "./entries/index.js";
+import { notifyPlugin } from "./notify/index.js";
 import { envPlugin } from "./proposals/env.js";
 import { proposalsPlugin } from "./proposals/index.js";
 import { shPlugin } from "./proposals/sh.js";
@@ -22,4 +24,6 @@ export const builtinPlugins: readonly Plugin[] = [
   runnersPlugin,
   agentPlugin,
   principalsPlugin,
+  notifyPlugin,
+  auditPlugin,
 ];

@@ -80,7 +80,9 @@ export const ProposalNotice = z.object({
 
 /** Who resolved a proposal: a client's connection, an "always allow" rule, or run/abort. */
 export const Resolver = z.object({
-  kind: z.enum(["connection", "rule", "abort"]),
+  kind: z
+    .enum(["connection", "rule", "abort", "deadline"])
+    .describe("Who decided: a client, an always-allow rule, run/abort, or the deadline (decisionTimeoutMs)"),
   connectionId: z.string().nullable().describe("The deciding connection (kind connection)"),
   client: z.string().nullable().describe("Its client name, or the name of whoever set the rule"),
   rule: z.number().int().nullable().describe("The rule's id (kind rule)"),

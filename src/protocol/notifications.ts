@@ -25,7 +25,8 @@ export const NOTIFICATIONS = [
   }),
   notification({
     name: "run/resolved",
-    description: "A proposal was accepted or rejected (by any connection, or by run/abort), with who decided and why.",
+    description:
+      "A proposal was accepted or rejected (by any connection, an always-allow rule, run/abort, or the deadline: decisionTimeoutMs), with who decided and why.",
     direction: "server",
     params: ResolvedNotice,
   }),

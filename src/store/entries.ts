@@ -135,3 +135,19 @@ export function findLogByAttribute(db: Kysely<Database>, runId: number, key: str
     .where(jsonText(db, "attributes", key), "=", value)
     .executeTakeFirst();
 }
+
+/** Every proposal waiting for a decision (log entries at `proposed`), with its run and project, oldest first (the deadlines). */
+export function listPendingEverywhere(
+  db: Kysely<Database>,
+  proposed: number,
+): Promise<{ id: number; path: string; created_at: number; run: string; project_id: number; project: string; root: string }[]> {
+  return db
+    .selectFrom("entries")
+    .innerJoin("runs", "runs.id", "entries.run_id")
+    .innerJoin("projects", "projects.id", "runs.project_id")
+    .select(["entries.id", "entries.path", "entries.created_at", "runs.alias as run", "projects.id as project_id", "projects.name as project", "projects.root"])
+    .where("entries.scheme", "=", "log")
+    .where("entries.status", "=", proposed)
+    .orderBy("entries.created_at")
+    .execute();
+}

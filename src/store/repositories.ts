@@ -1,11 +1,13 @@
 import type { Kysely } from "kysely";
 import * as allowRules from "./allow-rules.js";
+import * as audit from "./audit.js";
 import * as chunkReads from "./chunk-reads.js";
 import * as cluster from "./cluster.js";
 import type { Store } from "./database.js";
 import * as entries from "./entries.js";
 import * as loops from "./loops.js";
 import * as messages from "./messages.js";
+import * as notify from "./notify.js";
 import * as principals from "./principals.js";
 import * as producers from "./producers.js";
 import * as projects from "./projects.js";
@@ -43,6 +45,12 @@ export function createRepositories(store: Store) {
     usage: bind(db, usage),
     allowRules: bind(db, allowRules),
     principals: bind(db, principals),
+    notify: {
+      ...bind(db, notify),
+      claimDue: (now: number, until: number, limit: number, resting?: readonly number[]) =>
+        notify.claimDue(db, store.kind === "postgres", now, until, limit, resting),
+    },
+    audit: bind(db, audit),
     cluster: bind(db, cluster),
     chunks: {
       ...chunkReads.chunkReads(store),

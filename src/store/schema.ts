@@ -119,6 +119,51 @@ export interface PrincipalTable {
   revoked_at: number | null;
 }
 
+/** Migration 014: a receiver of notifications (`spool notify add`). */
+export interface NotifyTargetTable {
+  id: Generated<number>;
+  name: string;
+  url: string;
+  /** The HMAC key every delivery to it is signed with (shown once, to the admin who added it). */
+  secret: string;
+  /** JSON array of event names. */
+  events: string;
+  format: "json" | "slack" | "ntfy";
+  /** JSON array of project names; null: every project. */
+  projects: string | null;
+  created_by: string;
+  created_at: number;
+}
+
+/** Migration 014: one delivery still owed to a target. */
+export interface NotifyOutboxTable {
+  id: Generated<number>;
+  target_id: number;
+  delivery: string;
+  event: string;
+  payload: string;
+  attempts: Generated<number>;
+  next_at: number;
+  /** Until when a server's attempt holds the row (0: nobody's). */
+  claimed_until: Generated<number>;
+  last_error: string | null;
+  created_at: number;
+}
+
+/** Migration 014: one act of the audit trail; never updated or deleted. */
+export interface AuditTable {
+  id: Generated<number>;
+  at: number;
+  action: string;
+  principal: string;
+  client: string | null;
+  project: string | null;
+  run: string | null;
+  path: string | null;
+  /** JSON object. */
+  detail: Generated<string>;
+}
+
 export interface Database {
   projects: ProjectTable;
   runs: RunTable;
@@ -129,6 +174,9 @@ export interface Database {
   model_usage: ModelUsageTable;
   allow_rules: AllowRuleTable;
   principals: PrincipalTable;
+  notify_targets: NotifyTargetTable;
+  notify_outbox: NotifyOutboxTable;
+  audit: AuditTable;
   servers: ServerTable;
   producer_owners: ProducerOwnerTable;
   run_leases: RunLeaseTable;
@@ -139,6 +187,12 @@ export interface Database {
 export type ProjectRow = Selectable<ProjectTable>;
 export type PrincipalRow = Selectable<PrincipalTable>;
 export type NewPrincipal = Insertable<PrincipalTable>;
+export type NotifyTargetRow = Selectable<NotifyTargetTable>;
+export type NewNotifyTarget = Insertable<NotifyTargetTable>;
+export type NotifyOutboxRow = Selectable<NotifyOutboxTable>;
+export type NewNotifyOutbox = Insertable<NotifyOutboxTable>;
+export type AuditRow = Selectable<AuditTable>;
+export type NewAudit = Insertable<AuditTable>;
 export type RunRow = Selectable<RunTable>;
 export type NewRun = Insertable<RunTable>;
 export type RunUpdate = Updateable<RunTable>;

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
 import type { Logger } from "../logger.js";
 import type { Route } from "../ops/routes.js";
+import type { PrincipalRef } from "../protocol/roles.js";
 import { pageAssets } from "./assets.js";
 import type { SessionGrant, WebSessions } from "./sessions.js";
 
@@ -24,6 +25,8 @@ export interface WebOptions {
   mcp?: (request: IncomingMessage, response: ServerResponse) => void;
   /** Routes served before the page's files (the operator's /healthz, /readyz, /metrics), by path. */
   routes?: ReadonlyMap<string, Route>;
+  /** A page signed in (the audit trail records who, from where). */
+  signedIn?: (principal: PrincipalRef, address: string | undefined) => void;
 }
 
 /** Largest request body read (a code exchange is a few dozen bytes). */
@@ -159,7 +162,12 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
   if (attempted === null) throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
   const signed = options.sessions.redeem(attempted);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
-  options.log.info(`web view: a page signed in from ${request.socket.remoteAddress}`);
+  const principal = options.sessions.check(signed.id, signed.key)?.principal;
+  options.log.info(
+    `web view: a page signed in from ${request.socket.remoteAddress}`,
+    principal ? { principal: principal.name, client: "spool-web" } : undefined,
+  );
+  if (principal) options.signedIn?.(principal, request.socket.remoteAddress);
   // The cookie is one half; the key, which the page keeps in its origin's storage and sends itself, is the other.
   send(response, 200, { key: signed.key, expiresAt: signed.expiresAt }, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
 }

@@ -24,6 +24,8 @@ import { tempDir } from "../helpers/server.js";
 // schema, the one the .sql files of before made on each, and a database those files made upgrades in place.
 
 const names = Object.keys(SCHEMA_MIGRATIONS);
+/** The migrations that were .sql files before (test/fixtures/sql-migrations); those after were TypeScript from the start. */
+const legacyNames = names.filter((n) => n.endsWith(".sql"));
 
 function sqlite(): SqliteStore {
   return openStore(join(tempDir(), "spool.db"));
@@ -41,20 +43,26 @@ async function sqliteShape(make: (store: SqliteStore) => Promise<unknown>): Prom
 
 describe("the schema on SQLite", () => {
   it("is the one the .sql migrations of before made, under the same migration names", async () => {
-    const legacy = await sqliteShape((store) => migrateToLatest(store, legacySqlMigrations(store)));
+    const legacy = await sqliteShape(async (store) => {
+      await migrateToLatest(store, legacySqlMigrations(store));
+      await migrateToLatest(store);
+    });
     const fresh = await sqliteShape((store) => migrateToLatest(store));
     expect(fresh).toEqual(legacy);
-    expect(readdirSync(LEGACY_SQL_DIR).filter((f) => f.endsWith(".sql"))).toEqual(names);
+    expect(readdirSync(LEGACY_SQL_DIR).filter((f) => f.endsWith(".sql"))).toEqual(legacyNames);
     // What the schema is, read back, so a change to it shows here too.
     expect(Object.keys(fresh.tables).sort()).toEqual(
       [
         "allow_rules",
+        "audit",
         "chunks",
         "cluster_events",
         "entries",
         "loops",
         "messages",
         "model_usage",
+        "notify_outbox",
+        "notify_targets",
         "principals",
         "producer_owners",
         "projects",
@@ -70,10 +78,11 @@ describe("the schema on SQLite", () => {
     const fresh = await sqliteShape((store) => migrateToLatest(store));
     const store = sqlite();
     try {
-      expect((await migrateToLatest(store, legacySqlMigrations(store))).map((r) => r.migrationName)).toEqual(names);
+      expect((await migrateToLatest(store, legacySqlMigrations(store))).map((r) => r.migrationName)).toEqual(legacyNames);
       store.sqlite.exec(`INSERT INTO projects (id, name, root, created_at) VALUES (1, 'a', '/a', 0);
         INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'run-1', 200, 0, 0);`);
-      expect(await migrateToLatest(store)).toEqual([]);
+      // Only the migrations written in TypeScript from the start run.
+      expect((await migrateToLatest(store)).map((r) => r.migrationName)).toEqual(names.filter((n) => !legacyNames.includes(n)));
       expect(store.sqlite.prepare(`SELECT count(*) FROM ${MIGRATION_TABLE}`).pluck().get()).toBe(names.length);
       expect(store.sqlite.prepare("SELECT alias FROM runs").pluck().all()).toEqual(["run-1"]);
       expect(sqliteSchema(store)).toEqual(fresh);
@@ -124,6 +133,7 @@ describeWithInfra("postgres", "the schema on PostgreSQL", () => {
   it("is the one the .sql migrations of before made, CHECK constraints and index names too", async () => {
     const legacy = await postgres();
     await migrateToLatest(legacy, legacySqlMigrations(legacy));
+    await migrateToLatest(legacy);
     expect(await postgresSchema(fresh)).toEqual(await postgresSchema(legacy));
     expect(await postgresChecks(fresh)).toEqual(await postgresChecks(legacy));
   });
@@ -155,8 +165,8 @@ describeWithInfra("postgres", "the schema on PostgreSQL", () => {
     await store.pool.query(`INSERT INTO projects (name, root, created_at) VALUES ('a', '/a', 0);
       INSERT INTO runs (project_id, alias, status, created_at, updated_at) VALUES (1, 'run-1', 200, 0, 0);
       INSERT INTO allow_rules (run_id, tool, command, cwd, env, runner, created_by, created_at) VALUES (1, 'sh', 'make', '/a', '{}', 'r', 'alice', 5);`);
-    expect((await migrateToLatest(store, legacySqlMigrations(store))).map((r) => r.migrationName)).toEqual(names.filter((n) => n >= "010"));
-    expect(await migrateToLatest(store)).toEqual([]);
+    expect((await migrateToLatest(store, legacySqlMigrations(store))).map((r) => r.migrationName)).toEqual(legacyNames.filter((n) => n >= "010"));
+    expect((await migrateToLatest(store)).map((r) => r.migrationName)).toEqual(names.filter((n) => !legacyNames.includes(n)));
     expect((await store.pool.query("SELECT command, runner, sandbox FROM allow_rules")).rows).toEqual([{ command: "make", runner: "r", sandbox: null }]);
     expect(await postgresSchema(store)).toEqual(await postgresSchema(fresh));
   });

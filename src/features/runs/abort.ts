@@ -14,6 +14,14 @@ export const runAbort = defineMethod({
       });
     }
     const result = await ctx.services.use(AGENT_LOOP).abort(ctx.project, run, params.reason ?? "run aborted");
+    await ctx.core.audit.record({
+      action: "abort",
+      principal: ctx.connection.principal.name,
+      client: ctx.connection.clientInfo?.name ?? null,
+      project: ctx.project.name,
+      run: run.alias,
+      detail: { reason: params.reason ?? null, rejected: result.rejected, cancelled: result.cancelled },
+    });
     return { run: await ctx.core.runs.view(result.run), rejected: result.rejected, cancelled: result.cancelled };
   },
 });

@@ -12,6 +12,19 @@ export const streamInput = defineMethod({
       throw new SpoolError("INVALID_PARAMS", "data is not valid base64", { issues: [{ path: "data", message: "not valid base64" }] });
     }
     const data = Buffer.from(params.data, params.encoding ?? "utf8");
-    return ctx.core.controls.input(ctx.project, params, data, params.seq);
+    return ctx.core.controls.input(ctx.project, params, data, params.seq).then((sent) => {
+      // Who typed into what, never what was typed (a password, a key): the trail keeps the size only.
+      if (!sent.duplicate)
+        void ctx.core.audit.record({
+          action: "input",
+          principal: ctx.connection.principal.name,
+          client: ctx.connection.clientInfo?.name ?? null,
+          project: ctx.project.name,
+          run: params.run,
+          path: params.path,
+          detail: { bytes: data.length },
+        });
+      return sent;
+    });
   },
 });

@@ -1,7 +1,9 @@
 import type { z } from "zod";
 import { byName } from "../define.js";
+import { auditList } from "./audit.js";
 import { entryGet, entryList } from "./entry.js";
 import { modelList } from "./model.js";
+import { notifyAdd, notifyList, notifyRemove, notifyTest } from "./notify.js";
 import { projectList } from "./project.js";
 import { proposalCreate, proposalList } from "./proposal.js";
 import { rpcDiscover } from "./rpc.js";
@@ -57,6 +59,11 @@ export const METHODS = [
   tokenCreate,
   tokenList,
   tokenRevoke,
+  notifyAdd,
+  notifyList,
+  notifyRemove,
+  notifyTest,
+  auditList,
 ] as const;
 
 /** Every request keyed by its name: `methods["run/create"].params`. */

@@ -1,0 +1,89 @@
+// What creating a proposal costs, and whether notifications change it (issue 46): a fresh `spool serve` per tree
+// and round (A B A B), one client creating `count` proposals one after another (each waits for its answer), after
+// 50 to warm up. Per tree and round: call → answer ms p50/p90/p99 and the server's CPU ms per proposal, all threads
+// (/proc/PID/task/*/schedstat, before and after).
+//
+// SPOOL_BENCH_TREES="main=/work/main,outbox=/work/wt/outbox?notify=down" as for compare.ts (each tree's
+// bin/spool.js as the server); the query's `notify` is not an environment variable: `down` adds 4 receivers
+// (every event) at a port nothing listens on, `slow` 4 at a local server that takes connections and never
+// answers (each delivery waits out its time limit). Proposals stay pending, so with receivers every proposal
+// queues 4 deliveries whose attempts fail and are retried while the bench goes on.
+import { readdirSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { machine, percentile, startServerProcess } from "./common.js";
+
+const count = Number(process.argv[2] ?? 500);
+const rounds = Number(process.argv[3] ?? 2);
+
+/** CPU ns of every thread of `pid` so far. */
+function cpuNs(pid: number): number {
+  let total = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return total;
+}
+
+/** A TCP port nothing listens on (`down`), or one that takes connections and never answers (`slow`). */
+async function receiverPort(kind: string): Promise<{ port: number; close: () => void }> {
+  const server: Server = createServer((socket) => socket.on("error", () => undefined));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  if (kind === "slow") return { port, close: () => server.close() };
+  await new Promise<void>((r) => server.close(() => r()));
+  return { port, close: () => undefined };
+}
+
+const trees = (process.env.SPOOL_BENCH_TREES ?? "")
+  .split(",")
+  .filter(Boolean)
+  .map((t) => {
+    const [label, rest] = t.split(/=(.*)/s) as [string, string];
+    const [root, query] = rest.split("?");
+    const env: NodeJS.ProcessEnv = Object.fromEntries(new URLSearchParams(query ?? ""));
+    const notify = env.notify;
+    delete env.notify;
+    return { label, bin: join(root!, "bin", "spool.js"), env, notify };
+  });
+
+console.log(`${machine()}; ${count} proposals a round`);
+console.log("tree      round  load  p50 ms  p90 ms  p99 ms  server CPU ms/proposal");
+for (let round = 1; round <= rounds; round++) {
+  for (const tree of trees.length ? trees : [{ label: "this", bin: undefined, env: {}, notify: undefined }]) {
+    const server = await startServerProcess({ ...tree.env, ...(tree.bin ? { SPOOL_BENCH_BIN: tree.bin } : {}) });
+    const receiver = tree.notify ? await receiverPort(tree.notify) : null;
+    try {
+      const client = await server.connect();
+      await client.initialize("bench", { root: server.root });
+      if (receiver) {
+        for (let i = 0; i < 4; i++) await client.call("notify/add" as never, { name: `r${i}`, url: `http://127.0.0.1:${receiver.port}/hook` } as never);
+      }
+      await client.call("run/create", { alias: "bench" });
+      for (let i = 0; i < 50; i++) await client.call("proposal/create", { run: "bench", tool: "sh", command: `echo warm ${i}` });
+      const times: number[] = [];
+      const load = loadavg()[0]!;
+      const before = cpuNs(server.pid);
+      for (let i = 0; i < count; i++) {
+        const started = performance.now();
+        await client.call("proposal/create", { run: "bench", tool: "sh", command: `echo proposal ${i}`, env: { N: String(i) } });
+        times.push(performance.now() - started);
+      }
+      const cpu = (cpuNs(server.pid) - before) / 1e6 / count;
+      times.sort((a, b) => a - b);
+      const f = (n: number) => n.toFixed(2).padStart(6);
+      console.log(
+        `${`${tree.label}${tree.notify ? `+${tree.notify}` : ""}`.padEnd(10)}${String(round).padStart(5)}  ${load.toFixed(1).padStart(4)}  ${f(percentile(times, 50))}  ${f(percentile(times, 90))}  ${f(percentile(times, 99))}  ${cpu.toFixed(3).padStart(8)}`,
+      );
+      client.close();
+    } finally {
+      receiver?.close();
+      await server.stop();
+    }
+  }
+}

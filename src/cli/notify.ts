@@ -1,0 +1,135 @@
+import type { z } from "zod";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../protocol/methods/notify.js";
+import { escapeControl } from "../protocol/proposal-facts.js";
+import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
+import { age, connectionLost, connectServer, printRows } from "./common.js";
+import { EXIT, usageError } from "./errors.js";
+
+export const NOTIFY_SPEC = defineCommand({
+  name: "notify",
+  usage: `spool notify add NAME URL [--events LIST] [--format FORMAT] [--project NAME]...
+       spool notify list [--json]
+       spool notify remove NAME
+       spool notify test NAME`,
+  about: `Tells a receiver over HTTP when a proposal waits, is decided, finishes or
+expires (admin only). Each event is POSTed from a durable outbox: retried with
+backoff for a day, across restarts, sent once by one of the servers sharing the
+database. add prints the signing secret as its only line on stdout, shown this
+once: every delivery carries X-Spool-Signature: sha256=HMAC-SHA256(body, secret),
+X-Spool-Event and X-Spool-Delivery (the same id on every retry). Formats: json
+(the event with the proposal's facts and a link to it), slack (an incoming
+webhook's {"text"}), ntfy (a topic URL: the text, with Title, Click and Tags).
+test sends one signed test event now and says what the receiver answered.`,
+  connects: true,
+  options: {
+    events: { type: "string", arg: "LIST", help: `events it gets, comma-separated: ${NOTIFY_EVENTS.join(",")}   [default: all]` },
+    format: { type: "string", arg: "FORMAT", help: `${NOTIFY_FORMATS.join(", ")}   [default: json]` },
+    project: { type: "string", multiple: true, arg: "NAME", help: "a project it is told of; repeat for more   [default: every project]" },
+    ...JSON_OPTION,
+  },
+});
+
+type Event = z.output<typeof NotifyEvent>;
+
+function parseEvents(text: string): Event[] {
+  const named = text.split(",").map((e) => e.trim());
+  const unknown = named.filter((e) => !(NOTIFY_EVENTS as readonly string[]).includes(e));
+  if (named.length === 0 || unknown.length > 0) throw usageError(`--events lists some of ${NOTIFY_EVENTS.join(", ")}, not "${text}"`);
+  return [...new Set(named)] as Event[];
+}
+
+export async function notify(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    showHelp(NOTIFY_SPEC);
+    return sub === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const { values, positionals } = parseCommand(`notify ${sub}`, rest, optionsOf(NOTIFY_SPEC));
+  if (values.help) return showHelp(NOTIFY_SPEC);
+  const only = (names: string[]) => {
+    if (positionals.length !== names.length)
+      throw usageError(`spool notify ${sub} takes ${names.length ? names.join(" ") : "no argument"} (see \`spool help notify\`)`);
+  };
+  const request = async <T>(call: (client: Awaited<ReturnType<typeof connectServer>>) => Promise<T>): Promise<T> => {
+    // The server and credential only: --project here is the receiver's scope, not the project to join.
+    const client = await connectServer({ server: values.server, "token-file": values["token-file"] });
+    try {
+      return await Promise.race([call(client), connectionLost(client, "while waiting for its answer")]);
+    } finally {
+      client.close();
+    }
+  };
+  switch (sub) {
+    case "add": {
+      only(["NAME", "URL"]);
+      const format = values.format;
+      if (format !== undefined && !(NOTIFY_FORMATS as readonly string[]).includes(format))
+        throw usageError(`--format is one of ${NOTIFY_FORMATS.join(", ")}, not "${format}"`);
+      const added = await request((c) =>
+        c.call("notify/add", {
+          name: positionals[0]!,
+          url: positionals[1]!,
+          ...(values.events !== undefined ? { events: parseEvents(values.events) } : {}),
+          ...(format !== undefined ? { format: format as (typeof NOTIFY_FORMATS)[number] } : {}),
+          ...(values.project ? { projects: values.project } : {}),
+        }),
+      );
+      process.stdout.write(`${added.secret}\n`);
+      const t = added.target;
+      const scope = t.projects ? `projects ${t.projects.join(", ")}` : "every project";
+      process.stderr.write(
+        `added ${t.name}: ${t.events.join(", ")} of ${scope} to ${escapeControl(t.url)} as ${t.format}; the secret above signs every delivery and is not shown again\n`,
+      );
+      return EXIT.ok;
+    }
+    case "list": {
+      only([]);
+      const { targets } = await request((c) => c.call("notify/list", {}));
+      if (values.json) {
+        printRows(targets, [], true);
+        return EXIT.ok;
+      }
+      if (targets.length === 0) {
+        process.stdout.write("no receivers — spool notify add NAME URL adds one\n");
+        return EXIT.ok;
+      }
+      printRows(
+        targets.map((t) => ({
+          name: t.name,
+          url: t.url,
+          format: t.format,
+          events: t.events.join(","),
+          projects: t.projects ? t.projects.join(",") : "*",
+          pending: t.pending,
+          "last error": t.lastError ?? "",
+          added: `${age(t.createdAt)} by ${t.createdBy}`,
+        })),
+        ["name", "url", "format", "events", "projects", "pending", "last error", "added"],
+        false,
+      );
+      return EXIT.ok;
+    }
+    case "remove": {
+      only(["NAME"]);
+      const { target } = await request((c) => c.call("notify/remove", { name: positionals[0]! }));
+      process.stdout.write(
+        `removed ${target.name}${target.pending ? ` (${target.pending} undelivered notification${target.pending === 1 ? "" : "s"} dropped)` : ""}\n`,
+      );
+      return EXIT.ok;
+    }
+    case "test": {
+      only(["NAME"]);
+      const sent = await request((c) => c.call("notify/test", { name: positionals[0]! }));
+      if (sent.ok) {
+        process.stdout.write(`${positionals[0]} answered ${sent.status} to delivery ${sent.delivery}\n`);
+        return EXIT.ok;
+      }
+      process.stderr.write(`spool notify test: ${positionals[0]} did not take delivery ${sent.delivery}: ${escapeControl(sent.error ?? "failed")}\n`);
+      return EXIT.failed;
+    }
+    default:
+      throw usageError(`spool notify: unknown subcommand "${sub}" (add, list, remove or test)`);
+  }
+}
+
+export const NOTIFY: Command = { spec: NOTIFY_SPEC, run: notify };

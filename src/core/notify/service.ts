@@ -1,0 +1,159 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import type { z } from "zod";
+import { NOTIFY_EVENTS, type NotifyTargetView, type notifyAdd } from "../../protocol/methods/notify.js";
+import type { NotifyBody } from "../../protocol/notify-body.js";
+import { notifyText } from "../../protocol/notify-body.js";
+import { factsOf } from "../../protocol/views.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { conflict, notFound } from "../../rpc/errors.js";
+import { UniqueViolation } from "../../store/repositories.js";
+import type { EntryRow, NotifyTargetRow } from "../../store/schema.js";
+import type { CoreDeps } from "../deps.js";
+import { type Attempt, OutboxSender, post } from "./outbox.js";
+import { type NotifyFact, notifyPayload } from "./payload.js";
+
+/** How long the list of targets an enqueue reads is kept (another server's `notify add` shows within it). */
+const TARGETS_TTL_MS = 2_000;
+
+type TargetView = z.input<typeof NotifyTargetView>;
+
+function parseList(text: string | null): string[] | null {
+  return text === null ? null : (JSON.parse(text) as string[]);
+}
+
+/**
+ * Notifications: the receivers an admin added (`notify/*`), and the outbox every event of a proposal is queued
+ * in (one INSERT, never waited for by the change it announces) and sent from (outbox.ts).
+ */
+export class Notifications {
+  readonly #sender: OutboxSender;
+  #targets: { rows: NotifyTargetRow[]; at: number } | null = null;
+  #pageBase: string | null = null;
+  #enqueues = new Set<Promise<void>>();
+
+  constructor(private readonly deps: CoreDeps) {
+    this.#sender = new OutboxSender(deps.repos, deps.log, async (id) => (await this.#list()).find((t) => t.id === id) ?? deps.repos.notify.findTargetById(id));
+  }
+
+  /** The page's address on this server (http://host:port/), which links in notifications point to. */
+  setPageBase(url: string): void {
+    this.#pageBase = url;
+  }
+
+  start(): void {
+    this.#sender.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.#enqueues]);
+    await this.#sender.stop();
+  }
+
+  async add(by: string, params: z.output<(typeof notifyAdd)["params"]>): Promise<{ secret: string; target: TargetView }> {
+    const secret = randomBytes(32).toString("base64url");
+    const events = params.events ? NOTIFY_EVENTS.filter((e) => params.events!.includes(e)) : [...NOTIFY_EVENTS];
+    try {
+      const row = await this.deps.repos.notify.insertTarget({
+        name: params.name,
+        url: params.url,
+        secret,
+        events: JSON.stringify(events),
+        format: params.format ?? "json",
+        projects: params.projects ? JSON.stringify([...new Set(params.projects)]) : null,
+        created_by: by,
+        created_at: Date.now(),
+      });
+      this.#targets = null;
+      return { secret, target: view(row, undefined) };
+    } catch (error) {
+      if (error instanceof UniqueViolation)
+        throw conflict(`A receiver named "${params.name}" exists; remove it first or choose another name`, { name: params.name });
+      throw error;
+    }
+  }
+
+  async list(): Promise<TargetView[]> {
+    const [rows, backlog] = await Promise.all([this.deps.repos.notify.listTargets(), this.deps.repos.notify.backlog()]);
+    return rows.map((row) => view(row, backlog.get(row.id)));
+  }
+
+  async remove(name: string): Promise<TargetView> {
+    const backlog = await this.deps.repos.notify.backlog();
+    const row = await this.deps.repos.notify.deleteTarget(name);
+    if (!row) throw notFound(`Receiver "${name}"`, { name });
+    this.#targets = null;
+    return view(row, backlog.get(row.id));
+  }
+
+  /** One signed `test` event, sent now; what the receiver answered. */
+  async test(name: string): Promise<Attempt & { delivery: string }> {
+    const row = await this.deps.repos.notify.findTarget(name);
+    if (!row) throw notFound(`Receiver "${name}"`, { name });
+    const facts = factsOf({ tool: "sh", command: "echo hello from spool" });
+    const base: Omit<NotifyBody, "text"> = {
+      event: "test",
+      delivery: randomUUID(),
+      at: Date.now(),
+      project: "-",
+      run: "-",
+      path: "log://test",
+      facts,
+      proposedBy: null,
+      decision: null,
+      finished: null,
+      url: this.#pageBase,
+    };
+    const attempt = await post(row, { ...base, text: notifyText(base, facts) });
+    return { ...attempt, delivery: base.delivery };
+  }
+
+  /**
+   * Queues `fact` for every receiver of its event and project: one INSERT, not waited for by the caller (a
+   * receiver, or the database, being slow never slows a proposal); the sender is poked once it is stored.
+   */
+  enqueue(project: ProjectRef, runAlias: string, log: Pick<EntryRow, "path" | "attributes">, fact: NotifyFact): void {
+    const queued = this.#enqueue(project, runAlias, log, fact)
+      .catch((error: unknown) => this.deps.log.error(`notify: could not queue ${fact.event} of ${log.path}`, { project: project.name, run: runAlias, error }))
+      .finally(() => this.#enqueues.delete(queued));
+    this.#enqueues.add(queued);
+  }
+
+  async #enqueue(project: ProjectRef, runAlias: string, log: Pick<EntryRow, "path" | "attributes">, fact: NotifyFact): Promise<void> {
+    const targets = (await this.#list()).filter((t) => {
+      const projects = parseList(t.projects);
+      return (parseList(t.events) ?? []).includes(fact.event) && (projects === null || projects.includes(project.name));
+    });
+    if (targets.length === 0) return;
+    const now = Date.now();
+    // Built once; each target's delivery has its own id.
+    const payload = notifyPayload(fact, { project: project.name, run: runAlias, pageBase: this.#pageBase }, log);
+    await this.deps.repos.notify.enqueue(
+      targets.map((t) => {
+        const delivery = randomUUID();
+        return { target_id: t.id, delivery, event: fact.event, payload: JSON.stringify({ ...payload, delivery }), next_at: now, created_at: now };
+      }),
+    );
+    this.#sender.queued(targets.map((t) => t.id));
+  }
+
+  async #list(): Promise<NotifyTargetRow[]> {
+    if (this.#targets && Date.now() - this.#targets.at < TARGETS_TTL_MS) return this.#targets.rows;
+    const rows = await this.deps.repos.notify.listTargets();
+    this.#targets = { rows, at: Date.now() };
+    return rows;
+  }
+}
+
+function view(row: NotifyTargetRow, backlog: { pending: number; lastError: string | null } | undefined): TargetView {
+  return {
+    name: row.name,
+    url: row.url,
+    events: (parseList(row.events) ?? []) as TargetView["events"],
+    format: row.format,
+    projects: parseList(row.projects),
+    createdAt: Number(row.created_at),
+    createdBy: row.created_by,
+    pending: backlog?.pending ?? 0,
+    lastError: backlog?.lastError ?? null,
+  };
+}

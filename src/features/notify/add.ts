@@ -1,0 +1,16 @@
+import { defineMethod } from "../../plugins/define-method.js";
+import { methods } from "../../protocol/methods/index.js";
+
+export const notifyAdd = defineMethod({
+  ...methods["notify/add"],
+  handler: async (params, ctx) => {
+    const added = await ctx.core.notifications.add(ctx.connection.principal.name, params);
+    await ctx.core.audit.record({
+      action: "notify/add",
+      principal: ctx.connection.principal.name,
+      client: ctx.connection.clientInfo?.name ?? null,
+      detail: { name: added.target.name, url: added.target.url, events: added.target.events, format: added.target.format, projects: added.target.projects },
+    });
+    return added;
+  },
+});

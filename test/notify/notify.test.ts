@@ -1,0 +1,242 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/protocol/status.js";
+import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { type Receiver, signedBy, startReceiver } from "../helpers/receiver.js";
+import { eventually, tempDir } from "../helpers/server.js";
+
+// Notifications over real processes: `spool serve`, the `spool notify` and `spool audit` commands, and a local
+// HTTP receiver that records what arrives (issue 46).
+
+interface Served {
+  home: string;
+  port: number;
+  serve: ServeProcess;
+  admin: SpoolClient;
+  env: NodeJS.ProcessEnv;
+  spool(args: string[]): Promise<{ code: number | null; out: string; err: string }>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const receivers: Receiver[] = [];
+const served: Served[] = [];
+afterAll(async () => {
+  for (const s of served) await s.stop();
+  for (const r of receivers) await r.close();
+});
+
+async function receiver(options: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
+  const r = await startReceiver(options);
+  receivers.push(r);
+  return r;
+}
+
+async function serve(project: string, env: NodeJS.ProcessEnv = {}): Promise<Served> {
+  const home = tempDir();
+  const root = tempDir("spool-root-");
+  const port = await freePort();
+  const args = ["--port", String(port), "--home", home, "--no-local-runner"];
+  const token = () => readFileSync(join(home, "token"), "utf8").trim();
+  const self: Served = {
+    home,
+    port,
+    serve: await spawnServe(args, env),
+    admin: null as unknown as SpoolClient,
+    env: { SPOOL_HOME: home, SPOOL_SERVER: `ws://127.0.0.1:${port}/`, SPOOL_TOKEN_FILE: join(home, "token") },
+    async spool(cli) {
+      const child = spawnCli(cli, self.env, { cwd: root });
+      const { code } = await child.exitsWithin(20_000);
+      return { code, out: child.stdout(), err: child.stderr() };
+    },
+    async restart() {
+      self.admin.close();
+      await self.serve.stop();
+      self.serve = await spawnServe(args, env);
+      self.admin = await SpoolClient.connect(self.serve.url, { token: token() });
+      await self.admin.initialize(project, { root });
+    },
+    async stop() {
+      if (!self.admin.closed) self.admin.close();
+      await self.serve.stop();
+    },
+  };
+  self.admin = await SpoolClient.connect(self.serve.url, { token: token() });
+  await self.admin.initialize(project, { root });
+  served.push(self);
+  return self;
+}
+
+const json = (r: { body: string }) => JSON.parse(r.body) as Record<string, unknown> & { facts: { command: string }; text: string; url: string };
+
+describe("spool notify", () => {
+  it("a receiver gets a signed proposal notification within 2 s: the facts, a link to the proposal on the page, its text escaped", async () => {
+    const hook = await receiver();
+    const s = await serve("notified");
+    const added = await s.spool(["notify", "add", "hook", hook.url, "--events", "proposal"]);
+    expect(added.code, added.err).toBe(0);
+    expect(added.out).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+    const secret = added.out.trim();
+
+    await s.admin.call("run/create", { alias: "build" });
+    const command = "make \u001b[31mall";
+    const started = Date.now();
+    const { path } = await s.admin.call("proposal/create", { run: "build", tool: "sh", command, env: { CI: "1" } });
+    const [got] = await hook.waitFor(1, 2_000);
+    expect(got!.at - started).toBeLessThan(2_000);
+    expect(got!.method).toBe("POST");
+    expect(got!.headers["x-spool-event"]).toBe("proposal");
+    expect(got!.headers["x-spool-delivery"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(signedBy(got!.body, got!.headers["x-spool-signature"], secret)).toBe(true);
+    expect(signedBy(got!.body, got!.headers["x-spool-signature"], `${secret}x`)).toBe(false);
+    const body = json(got!);
+    expect(body).toMatchObject({ event: "proposal", project: "notified", run: "build", path, decision: null });
+    expect(body.proposedBy).toMatch(/^admin via /);
+    expect(body.delivery).toBe(got!.headers["x-spool-delivery"]);
+    expect(body.facts).toMatchObject({ tool: "sh", command, env: [["CI", "1"]] });
+    expect(body.url).toBe(`http://127.0.0.1:${s.port}/#/notified/build/${encodeURIComponent(path)}`);
+    expect(body.text).toContain("make \\e[31mall");
+    expect(body.text).not.toContain("\u001b");
+    expect(body.text).toContain("CI=1");
+
+    const listed = JSON.parse((await s.spool(["notify", "list", "--json"])).out) as { name: string; events: string[]; pending: number }[];
+    expect(listed).toMatchObject([{ name: "hook", events: ["proposal"], format: "json", pending: 0 }]);
+    expect(JSON.stringify(listed)).not.toContain(secret);
+  }, 60_000);
+
+  it("a receiver failing twice gets the same delivery id a third time, the retries seconds apart", async () => {
+    const hook = await receiver({ answers: [500, 503] });
+    const s = await serve("flaky");
+    expect((await s.spool(["notify", "add", "flaky", hook.url])).code).toBe(0);
+    await s.admin.call("run/create", { alias: "r" });
+    const { path } = await s.admin.call("proposal/create", { run: "r", tool: "sh", command: "echo once" });
+    const got = await hook.waitFor(3, 20_000);
+    expect(got.map((r) => r.answered)).toEqual([500, 503, 200]);
+    expect(new Set(got.map((r) => r.headers["x-spool-delivery"])).size).toBe(1);
+    expect(got.every((r) => r.body === got[0]!.body)).toBe(true);
+    expect(json(got[2]!).path).toBe(path);
+    expect(got[1]!.at - got[0]!.at).toBeLessThan(5_000);
+    // Taken at last: nothing is owed any more.
+    await eventually(async () => (await s.admin.call("notify/list", {})).targets[0]?.pending === 0, 5_000, "the outbox to empty");
+  }, 60_000);
+
+  it("a notification not delivered before a server restart is delivered after it", async () => {
+    const port = await freePort();
+    const s = await serve("restarted");
+    const url = `http://127.0.0.1:${port}/hook`;
+    expect((await s.spool(["notify", "add", "later", url, "--events", "proposal"])).code).toBe(0);
+    await s.admin.call("run/create", { alias: "r" });
+    const { path } = await s.admin.call("proposal/create", { run: "r", tool: "sh", command: "echo after the restart" });
+    // Nobody listens yet: the delivery fails and stays owed.
+    await eventually(
+      async () => {
+        const [t] = (await s.admin.call("notify/list", {})).targets;
+        return t?.pending === 1 && t.lastError !== null;
+      },
+      10_000,
+      "a failed attempt",
+    );
+    await s.serve.stop();
+    const hook = await receiver({ port });
+    await s.restart();
+    const [got] = await hook.waitFor(1, 15_000);
+    expect(json(got!)).toMatchObject({ event: "proposal", project: "restarted", run: "r", path });
+  }, 60_000);
+
+  it("slack and ntfy get their documented formats: Slack's {text} with mrkdwn escaped, ntfy's text body with Title, Click and Tags", async () => {
+    const slack = await receiver();
+    const ntfy = await receiver();
+    const s = await serve("formats");
+    const slackSecret = (await s.spool(["notify", "add", "slack", slack.url, "--format", "slack", "--events", "proposal"])).out.trim();
+    const ntfySecret = (await s.spool(["notify", "add", "phone", ntfy.url, "--format", "ntfy", "--events", "proposal", "--project", "formats"])).out.trim();
+    await s.admin.call("run/create", { alias: "fmt" });
+    const { path } = await s.admin.call("proposal/create", { run: "fmt", tool: "sh", command: "echo <!channel> & <http://evil|click>" });
+    const [toSlack] = await slack.waitFor(1);
+    const [toNtfy] = await ntfy.waitFor(1);
+    const link = `http://127.0.0.1:${s.port}/#/formats/fmt/${encodeURIComponent(path)}`;
+
+    // Slack incoming webhooks: a JSON object whose `text` is mrkdwn, where &, < and > must be escaped as entities.
+    expect(toSlack!.headers["content-type"]).toBe("application/json");
+    expect(signedBy(toSlack!.body, toSlack!.headers["x-spool-signature"], slackSecret)).toBe(true);
+    const message = JSON.parse(toSlack!.body) as { text: string };
+    expect(Object.keys(message)).toEqual(["text"]);
+    expect(message.text).toContain("echo &lt;!channel&gt; &amp; &lt;http://evil|click&gt;");
+    expect(message.text).not.toContain("<!channel>");
+    expect(message.text.endsWith(`<${link}|Open in Spool>`)).toBe(true);
+
+    // ntfy: the body is the message; Title, Click (the link opened on a tap) and Tags are headers (docs.ntfy.sh/publish).
+    expect(toNtfy!.headers["content-type"]).toMatch(/^text\/plain/);
+    expect(signedBy(toNtfy!.body, toNtfy!.headers["x-spool-signature"], ntfySecret)).toBe(true);
+    expect(toNtfy!.body).toContain("echo <!channel> & <http://evil|click>");
+    expect(toNtfy!.body.split("\n")[0]).toBe("Spool: a command waits for a decision in formats/fmt");
+    expect(toNtfy!.headers.title).toBe("Spool: a command waits for a decision in formats/fmt");
+    expect(toNtfy!.headers.click).toBe(link);
+    expect(toNtfy!.headers.tags).toBe("spool,proposal");
+    expect(toNtfy!.headers["x-spool-event"]).toBe("proposal");
+
+    // notify test: one signed test event now, and what the receiver answered.
+    const tested = await s.spool(["notify", "test", "phone"]);
+    expect(tested.code, tested.err).toBe(0);
+    expect(tested.out).toMatch(/^phone answered 200 to delivery [0-9a-f-]{36}\n$/);
+    const [, testEvent] = await ntfy.waitFor(2);
+    expect(testEvent!.headers["x-spool-event"]).toBe("test");
+  }, 60_000);
+});
+
+describe("deadlines and the audit trail", () => {
+  it("a deadline rejects an undecided proposal after a restart too, announces it as expired, and spool audit --json lists decisions with principals, the expiry and the notify add", async () => {
+    const hook = await receiver();
+    const s = await serve("deadline", { SPOOL_DECISION_TIMEOUT_MS: "10000" });
+    const secret = (await s.spool(["notify", "add", "pager", hook.url, "--events", "decided,expired"])).out.trim();
+    const { token } = await s.admin.call("token/create", { name: "alice", role: "person" });
+    await s.admin.call("run/create", { alias: "late" });
+    const { path: forgotten } = await s.admin.call("proposal/create", { run: "late", tool: "sh", command: "echo forgotten" });
+    const { path: decided } = await s.admin.call("proposal/create", { run: "late", tool: "sh", command: "echo decided" });
+    const file = join(tempDir("spool-alice-"), "alice.token");
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    const alice = spawnCli(["reject", "late", decided, "--project", "deadline", "--reason", "not today"], { ...s.env, SPOOL_TOKEN_FILE: file });
+    expect((await alice.exitsWithin(20_000)).code, alice.stderr()).toBe(0);
+    // The deadline counts from the stored proposal: a restart neither resets nor loses it.
+    await s.restart();
+    const got = await hook.waitFor(2, 20_000);
+    const byEvent = Object.fromEntries(got.map((r) => [r.headers["x-spool-event"], json(r)]));
+    expect(got.map((r) => `${r.headers["x-spool-event"]} ${json(r).path}`).sort()).toEqual([`decided ${decided}`, `expired ${forgotten}`]);
+    expect(got.every((r) => signedBy(r.body, r.headers["x-spool-signature"], secret))).toBe(true);
+    expect(byEvent.decided).toMatchObject({ path: decided, decision: { outcome: "reject", by: "alice via spool-cli", reason: "not today" } });
+    expect(byEvent.expired).toMatchObject({ path: forgotten, decision: { outcome: "reject", by: "deadline" } });
+    expect(byEvent.expired!.text).toContain("rejected by deadline: nobody decided within 10 s");
+
+    const entry = await s.admin.call("entry/get", { run: "late", path: forgotten });
+    expect(entry.status).toBe(ENTRY.rejected);
+    expect(entry.attributes).toMatchObject({ resolvedBy: "deadline", decision: "reject" });
+    expect(entry.attributes.reason).toMatch(/decisionTimeoutMs/);
+
+    const audit = await s.spool(["audit", "--json"]);
+    expect(audit.code, audit.err).toBe(0);
+    const events = audit.out
+      .trim()
+      .split("\n")
+      .map(
+        (l) => JSON.parse(l) as { action: string; principal: string; client: string | null; project: string | null; run: string | null; path: string | null },
+      );
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          action: "notify/add",
+          principal: "admin",
+          detail: expect.objectContaining({ name: "pager", events: ["decided", "expired"] }),
+        }),
+        expect.objectContaining({ action: "token/create", principal: "admin" }),
+        expect.objectContaining({ action: "proposal", principal: "admin", project: "deadline", run: "late", path: forgotten }),
+        expect.objectContaining({ action: "decision", principal: "alice", client: "spool-cli", project: "deadline", run: "late", path: decided }),
+        expect.objectContaining({ action: "expired", principal: "deadline", client: null, project: "deadline", run: "late", path: forgotten }),
+      ]),
+    );
+    const other = await s.spool(["audit", "--json", "--project", "elsewhere"]);
+    expect(other.out).toBe("");
+    const text = await s.spool(["audit", "--since", "1h"]);
+    expect(text.out).toMatch(/decision\s+alice via spool-cli {2}deadline late log:\/\//);
+  }, 90_000);
+});
