@@ -351,13 +351,13 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
     if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
-    if (byToken) return { role: byToken.principal.role };
+    if (byToken) return { role: byToken.principal.role, projects: byToken.principal.projects };
     const session = cookieValue(request, cookieName());
     const signedIn = sessions.check(session);
     if (!signedIn) return { refused: 401 };
     // The cookie is good only for the server's own page.
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
-    return { role: signedIn.principal.role };
+    return { role: signedIn.principal.role, projects: signedIn.principal.projects };
   };
   const metrics = createMetrics({
     meter,
