@@ -36,7 +36,13 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
 
   it("a runner credential's attach asking to be (or to replace) the default is refused naming the person role, and attaches nothing", async () => {
     const runner = await as(await token("ci", "runner", ["alpha"]));
-    const claim = { kind: "bwrap", readOnly: true, detail: "says so", modes: ["read-only", "workspace-write", "full"], network: "own" } as const;
+    const claim = {
+      kind: "bwrap" as const,
+      readOnly: true,
+      detail: "says so",
+      modes: ["read-only" as const, "workspace-write" as const, "full" as const],
+      network: "own" as const,
+    };
     await expect(
       runner.call("runner/attach", { name: "ci-1", backend: "local", default: true, replaceDefault: true, sandbox: claim }),
     ).rejects.toMatchObject({ data: { code: "FORBIDDEN", role: "person", held: "runner" }, message: expect.stringContaining("needs the person role") });
