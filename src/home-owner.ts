@@ -34,11 +34,11 @@ function lstatOrNull(path: string, follow = false): Stats | null {
   }
 }
 
-/** Why `path` may not be trusted, or null: its owner is not one of `owners`, it is a link, or group or others may write it. */
-function untrusted(path: string, stat: Stats, what: string, owners: readonly number[]): string | null {
+/** Why `path` may not be trusted, or null: its owner is not one of `owners`, it is a link, or (`modeChecked`) group or others may write it. */
+function untrusted(path: string, stat: Stats, what: string, owners: readonly number[], modeChecked = true): string | null {
   if (stat.isSymbolicLink()) return `${what} ${path} is a symbolic link; it must be the file itself`;
   if (!owners.includes(stat.uid)) return `${what} ${path} is owned by uid ${stat.uid}, not by this server's user (uid ${owners[0]})`;
-  if ((stat.mode & 0o022) !== 0)
+  if (modeChecked && (stat.mode & 0o022) !== 0)
     return `${what} ${path} is writable by ${(stat.mode & 0o002) !== 0 ? "every user" : "its group"} (mode ${(stat.mode & 0o777).toString(8).padStart(4, "0")})`;
   return null;
 }
@@ -62,15 +62,16 @@ export function checkHomeOwned(paths: OwnedPaths, warn: (message: string) => voi
       warn(`made ${paths.home} private (0700): the Spool home holds the token, the database and the server's socket`);
     }
   }
-  const files: [string, string][] = [
-    [paths.configFile, "config.json"],
-    [paths.tokenFile, "the token file"],
-    [paths.dbFile, "the database"],
-    [paths.socketPath, "the socket"],
+  // The database's mode is the store's to fix (0600 at every open); its owner is checked here.
+  const files: [string, string, boolean][] = [
+    [paths.configFile, "config.json", true],
+    [paths.tokenFile, "the token file", true],
+    [paths.dbFile, "the database", false],
+    [paths.socketPath, "the socket", true],
   ];
-  for (const [path, what] of files) {
+  for (const [path, what, modeChecked] of files) {
     const stat = lstatOrNull(path);
-    const why = stat && untrusted(path, stat, what, [me]);
+    const why = stat && untrusted(path, stat, what, [me], modeChecked);
     if (why) problems.push(why);
   }
   for (const plugin of paths.plugins.filter((p) => isAbsolute(p))) {
