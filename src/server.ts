@@ -25,8 +25,8 @@ import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js"
 import { createCore } from "./core/index.js";
 import type { Authenticated } from "./core/principals.js";
 import { builtinPlugins } from "./features/index.js";
-import { checkHomeOwned } from "./home-owner.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
+import { checkHomeOwned } from "./home-owner.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
 import { Meter, observeAll } from "./ops/meter.js";

@@ -31,7 +31,8 @@ export function foreignSocket(path: string): string | null {
   if (stat.uid !== me) return `the socket ${path} belongs to uid ${stat.uid}, not to this user (uid ${me})`;
   const dir = dirname(path);
   const parent = lstatOrNull(dir);
-  if (parent && parent.uid !== me && parent.uid !== 0) return `the directory ${dir} holding the socket belongs to uid ${parent.uid}, not to this user (uid ${me})`;
+  if (parent && parent.uid !== me && parent.uid !== 0)
+    return `the directory ${dir} holding the socket belongs to uid ${parent.uid}, not to this user (uid ${me})`;
   if (parent && (parent.mode & 0o022) !== 0 && (parent.mode & 0o1000) === 0) return `the directory ${dir} holding the socket is writable by other users`;
   return null;
 }

@@ -1,7 +1,7 @@
 import type { z } from "zod";
+import { roleAllows } from "../protocol/roles.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
-import { roleAllows } from "../protocol/roles.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
 import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow } from "../store/schema.js";

@@ -1,6 +1,6 @@
 import type { z } from "zod";
-import type { ContainerInfo, RunnerAttachParams } from "../protocol/runner.js";
 import type { Role } from "../protocol/roles.js";
+import type { ContainerInfo, RunnerAttachParams } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { RunnerClaim } from "../protocol/views.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { NetworkKind, SandboxModeName } from "./sandbox.js";
 import { RoleName } from "./roles.js";
+import { NetworkKind, SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
 
 /*

@@ -1,6 +1,6 @@
+import type { Role } from "./roles.js";
 import { SANDBOX_MODES, type SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
-import type { Role } from "./roles.js";
 import type {
   Channel,
   Outcome,

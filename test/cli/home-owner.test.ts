@@ -98,7 +98,10 @@ describe.skipIf(missing !== null)(`a home another user owns (real processes, set
     cleanup.push(() => rmSync(pluginDir, { recursive: true, force: true }));
     const marker = join(pluginDir, "ran");
     const plugin = join(pluginDir, "evil.mjs");
-    writeFileSync(plugin, `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran as " + process.getuid());\nexport default { name: "evil", setup() {} };\n`);
+    writeFileSync(
+      plugin,
+      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran as " + process.getuid());\nexport default { name: "evil", setup() {} };\n`,
+    );
     writeFileSync(join(home, "config.json"), JSON.stringify({ plugins: [plugin] }));
     chownSync(join(home, "config.json"), NOBODY, NOBODY);
     const serve = spawnCli(["serve", "--port", "0"], { SPOOL_HOME: home });

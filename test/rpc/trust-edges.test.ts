@@ -43,9 +43,10 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
       modes: ["read-only" as const, "workspace-write" as const, "full" as const],
       network: "own" as const,
     };
-    await expect(
-      runner.call("runner/attach", { name: "ci-1", backend: "local", default: true, replaceDefault: true, sandbox: claim }),
-    ).rejects.toMatchObject({ data: { code: "FORBIDDEN", role: "person", held: "runner" }, message: expect.stringContaining("needs the person role") });
+    await expect(runner.call("runner/attach", { name: "ci-1", backend: "local", default: true, replaceDefault: true, sandbox: claim })).rejects.toMatchObject({
+      data: { code: "FORBIDDEN", role: "person", held: "runner" },
+      message: expect.stringContaining("needs the person role"),
+    });
     expect((await admin.call("runner/list", {})).runners.map((r) => r.name)).not.toContain("ci-1");
     // A plain accept's runner is still the server's own.
     const { path } = await admin.call("proposal/create", { run: "claims", tool: "sh", command: "echo who runs me" });
@@ -64,7 +65,12 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
   it("a person (for its project) or an admin makes a runner the default; the next proposal shows whose claim it goes to", async () => {
     const person = await as(await token("pat", "person", ["alpha"]));
     await expect(
-      person.call("runner/attach", { name: "pats-box", backend: "local", default: true, sandbox: { kind: "none", readOnly: false, detail: "none", modes: ["full"] } }),
+      person.call("runner/attach", {
+        name: "pats-box",
+        backend: "local",
+        default: true,
+        sandbox: { kind: "none", readOnly: false, detail: "none", modes: ["full"] },
+      }),
     ).resolves.toMatchObject({ default: true });
     const { path } = await admin.call("proposal/create", { run: "claims", tool: "sh", command: "echo default", sandbox: "full" });
     const facts = await factsOf("claims", path);

@@ -1,5 +1,5 @@
-import type { RunnerClaim } from "../../protocol/views.js";
 import { loaderVariables, loaderVariablesMessage, type NetworkKind, type SandboxModeName } from "../../protocol/sandbox.js";
+import type { RunnerClaim } from "../../protocol/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";

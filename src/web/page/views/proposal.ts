@@ -23,7 +23,11 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
     "select",
     { "aria-label": "runner" },
     // The claim recorded is that of the runner it goes to: the default's when it named none, else the named one's.
-    h("option", { value: "" }, factValue({ ...facts, runner: null, runnerClaim: facts.runner === null ? facts.runnerClaim : null }, "runner", { defaultRunner: fallback })),
+    h(
+      "option",
+      { value: "" },
+      factValue({ ...facts, runner: null, runnerClaim: facts.runner === null ? facts.runnerClaim : null }, "runner", { defaultRunner: fallback }),
+    ),
     ...runners
       .filter((r) => r.state === "attached")
       .map((r) =>
