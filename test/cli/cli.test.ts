@@ -293,7 +293,9 @@ describe("the spool command line", () => {
       await act.waitFor(/Accept\?/);
       expect(act.stdout()).toContain("echo PWNED > f #\\r\\e[2Kls -la");
       expect(act.stdout()).not.toContain("\u001b[2K");
-      expect(act.stdout()).toMatch(/cwd {9}\/\S+ \(the project root\)\n {2}env {9}none added\n {2}tty {9}none\n {2}runner {6}default \(local; this server's own runner\)\n/);
+      expect(act.stdout()).toMatch(
+        /cwd {9}\/\S+ \(the project root\)\n {2}env {9}none added\n {2}tty {9}none\n {2}runner {6}default \(local; this server's own runner\)\n/,
+      );
       act.write("n\n");
       await act.waitFor(/echo same[\s\S]*Accept\?/);
       act.write("a\n");
