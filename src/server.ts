@@ -1,4 +1,3 @@
-import { chmodSync, statSync } from "node:fs";
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
@@ -28,6 +27,7 @@ import { createCore } from "./core/index.js";
 import type { Authenticated } from "./core/principals.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
+import { checkHomeOwned } from "./home-owner.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
 import { Meter, observeAll } from "./ops/meter.js";
@@ -170,6 +170,18 @@ function refuse(socket: Socket, status: number, message: string, body = message)
  */
 export async function startServer(options: StartOptions = {}): Promise<SpoolServer> {
   const config = loadConfig(options, options.env);
+  // Before the lock is written into it, a token read or a plugin loaded: the home and all it holds are this user's alone.
+  checkHomeOwned(
+    {
+      home: config.home,
+      configFile: join(config.home, "config.json"),
+      tokenFile: config.tokenFile,
+      socketPath: config.socketPath,
+      dbFile: config.dbFile,
+      plugins: config.plugins,
+    },
+    (message) => (options.logger ?? createLogger()).warn(message),
+  );
   const lock = acquireHomeLock(config.home);
   try {
     return await startLocked(options, config, lock);
@@ -181,11 +193,6 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
 
 async function startLocked(options: StartOptions, config: SpoolConfig, lock: HomeLock): Promise<SpoolServer> {
   const log = options.logger ?? createLogger();
-  // The home holds the token, the database and the socket: its owner's alone.
-  if ((statSync(config.home).mode & 0o077) !== 0) {
-    chmodSync(config.home, 0o700);
-    log.warn(`made ${config.home} private (0700): the Spool home holds the token, the database and the server's socket`);
-  }
   const token = ensureToken(config.tokenFile);
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
@@ -360,12 +367,12 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
     if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
-    if (byToken) return { role: byToken.principal.role };
+    if (byToken) return { role: byToken.principal.role, projects: byToken.principal.projects };
     const signedIn = sessions.check(cookieValue(request, cookieName()), presentedSessionKey(request));
     if (!signedIn) return { refused: 401 };
     // The cookie is good only for the server's own page.
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
-    return { role: signedIn.principal.role };
+    return { role: signedIn.principal.role, projects: signedIn.principal.projects };
   };
   const metrics = createMetrics({
     meter,

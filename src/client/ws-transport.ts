@@ -3,6 +3,7 @@ import WebSocket from "ws";
 import { isLoopback, SUBPROTOCOL, SUBPROTOCOL_TOKEN_PREFIX } from "../auth.js";
 import type { Transport } from "../rpc/transport.js";
 import { provenConnection, ServerProofError } from "./server-proof.js";
+import { foreignSocket, foreignSocketMessage } from "./socket-owner.js";
 
 export interface WebSocketOptions {
   token: string;
@@ -41,6 +42,11 @@ export function unixSocketUrl(path: string): string {
 export async function connectWebSocket(url: string, options: WebSocketOptions): Promise<Transport> {
   const target = new URL(url);
   const unix = target.protocol === "ws+unix:";
+  if (unix) {
+    // The socket is its own user's before the token goes to it (the path is the URL's, up to the ":" before the request path).
+    const why = foreignSocket(decodeURIComponent(target.pathname).replace(/:\/?[^:]*$/, ""));
+    if (why) throw new ConnectError(foreignSocketMessage(why), undefined, true);
+  }
   let proven: Socket | null = null;
   if (target.protocol === "ws:") {
     const host = target.hostname.replace(/^\[|\]$/g, "");

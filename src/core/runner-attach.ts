@@ -1,7 +1,8 @@
 import type { z } from "zod";
+import { roleAllows } from "../protocol/roles.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
-import { conflict } from "../rpc/errors.js";
+import { conflict, SpoolError } from "../rpc/errors.js";
 import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
@@ -35,6 +36,7 @@ export async function attachRunner(
 ): Promise<z.input<typeof RunnerAttachResult>> {
   const { deps, runners, owners, others } = ctx;
   const repos = deps.repos;
+  refuseRunnerDefault(connection, params);
   runners.check(connection, project, params);
   const claims: { ref: { run: string; path: string }; log: EntryRow | null; channels: EntryRow[] }[] = [];
   for (const ref of params.resume ?? []) {
@@ -88,4 +90,20 @@ export async function attachRunner(
     default: runner.default,
     runnerGraceMs: deps.config.runnerGraceMs,
   };
+}
+
+/**
+ * The default runner is where a person's plain accept sends a command (with its env): only a person (in its
+ * projects) or an admin makes a runner the default or takes the default from another. A credential below person
+ * (a runner's) asking for it is refused, and nothing is attached: it attaches without default (SPEC §2).
+ */
+function refuseRunnerDefault(connection: ConnectionHandle, params: z.output<typeof RunnerAttachParams>): void {
+  if (!params.default) return;
+  const held = connection.principal.role;
+  if (roleAllows(held, "person")) return;
+  throw new SpoolError(
+    "FORBIDDEN",
+    `runner/attach with default${params.replaceDefault ? " and replaceDefault" : ""} needs the person role; this credential ("${connection.principal.name}") acts as ${held}: attach without default (spool runner without --default), or have a person or an admin attach it as the default`,
+    { role: "person", held, method: "runner/attach", param: "default" },
+  );
 }

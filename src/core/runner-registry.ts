@@ -1,6 +1,8 @@
 import type { z } from "zod";
+import type { Role } from "../protocol/roles.js";
 import type { ContainerInfo, RunnerAttachParams } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
+import type { RunnerClaim } from "../protocol/views.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
 import { noSandbox, type SandboxInfo, sandboxModes } from "../runners/sandbox.js";
@@ -22,6 +24,22 @@ export interface AttachedRunner {
   sandbox: SandboxInfo;
   /** What holds its commands' processes, as it said at attach (undefined: it did not say). */
   container?: ContainerInfo;
+  /** The principal whose credential attached it, and that credential's role then. */
+  attachedBy: { name: string; role: Role };
+}
+
+/**
+ * What a proposal records of the runner it goes to (the `runnerClaim` fact): the embedded runner's sandbox is the
+ * server's own; anything a remote runner says of its sandbox and network is its claim, shown with who attached it.
+ */
+export function runnerClaim(runner: { embedded: boolean; attachedBy: { name: string; role: Role } | null; sandbox: SandboxInfo }): RunnerClaim {
+  return {
+    own: runner.embedded,
+    attachedBy: runner.embedded ? null : (runner.attachedBy?.name ?? null),
+    attachedAs: runner.embedded ? null : (runner.attachedBy?.role ?? null),
+    modes: sandboxModes(runner.sandbox),
+    network: runner.sandbox.network ?? null,
+  };
 }
 
 export const UNREPORTED_SANDBOX = "the runner did not report a read-only sandbox";
@@ -151,6 +169,7 @@ export class RunnerRegistry {
       tokenKey: tokenKey(token),
       sandbox: params.sandbox ?? noSandbox(UNREPORTED_SANDBOX),
       ...(params.container ? { container: params.container } : {}),
+      attachedBy: { name: connection.principal.name, role: connection.principal.role },
     };
     runners.set(params.name, runner);
     this.#byConnection.set(connection, runner);
@@ -209,10 +228,13 @@ export class RunnerRegistry {
    * The runner a proposal names, as an accept here would find it (attached, or the embedded one, which is
    * not started for this), with its sandbox; undefined when neither. Another project's runner is not found.
    */
-  async named(projectId: number, name: string): Promise<{ name: string; sandbox: SandboxInfo } | undefined> {
+  async named(projectId: number, name: string): Promise<{ name: string; sandbox: SandboxInfo; claim: RunnerClaim } | undefined> {
     const attached = this.get(projectId, name);
-    if (attached) return { name, sandbox: attached.sandbox };
-    if (this.#embedded && name === this.#embedded.name) return { name, sandbox: await this.#embedded.sandbox() };
+    if (attached) return { name, sandbox: attached.sandbox, claim: runnerClaim(attached) };
+    if (this.#embedded && name === this.#embedded.name) {
+      const sandbox = await this.#embedded.sandbox();
+      return { name, sandbox, claim: runnerClaim({ embedded: true, attachedBy: null, sandbox }) };
+    }
     return undefined;
   }
 

@@ -181,6 +181,7 @@ export const LAYERS: readonly Layer[] = [
       "auth.ts",
       "config.ts",
       "home-lock.ts",
+      "home-owner.ts",
       "logger.ts",
       "version.ts",
     ],
@@ -202,8 +203,8 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["auth.ts", "home-lock.ts", "logger.ts", "version.ts"],
-    purpose: "leaves every layer may share: the token, one server per home, the logger, the version",
+    paths: ["auth.ts", "home-lock.ts", "home-owner.ts", "logger.ts", "version.ts"],
+    purpose: "leaves every layer may share: the token, one server per home, the home its owner's alone, the logger, the version",
     imports: ["protocol"],
     packages: "any",
     node: true,

@@ -8,7 +8,7 @@ import { notReadyBecause, type ReadinessSources } from "./health.js";
 export type Route = (request: IncomingMessage, response: ServerResponse) => void | Promise<void>;
 
 /** Who asked, by the WebSocket's rules: the role their credential (or signed-in page) holds, else why not. */
-export type OpsCaller = { role: Role } | { refused: 401 | 403; body?: string };
+export type OpsCaller = { role: Role; projects?: readonly string[] | null } | { refused: 401 | 403; body?: string };
 
 export interface OpsRouteOptions {
   readiness: ReadinessSources;
@@ -44,7 +44,9 @@ export function opsRoutes(options: OpsRouteOptions): Map<string, Route> {
             .end(`FORBIDDEN: /metrics needs the viewer role or above (this credential is a ${who.role}'s)\n`);
           return;
         }
-        const text = await options.metrics.metrics();
+        const all = await options.metrics.metrics();
+        // A credential scoped to projects sees only its projects' series: no other project's name or figures.
+        const text = who.projects ? scopedMetrics(all, who.projects) : all;
         response
           .writeHead(200, { "Content-Type": options.metrics.contentType, "Content-Length": String(Buffer.byteLength(text)), "Cache-Control": "no-store" })
           .end(request.method === "HEAD" ? undefined : text);
@@ -87,4 +89,27 @@ export function plain(request: IncomingMessage, response: ServerResponse, status
       "X-Content-Type-Options": "nosniff",
     })
     .end(request.method === "HEAD" ? undefined : body);
+}
+
+/**
+ * The exposition text as a credential scoped to `projects` may read it: the process's own figures, and of Spool's
+ * only the series labelled with one of its projects. Spool's server-wide series (producers, decisions, output,
+ * connections, runners) sum every project's, so they are left out, their HELP and TYPE lines with them.
+ */
+export function scopedMetrics(text: string, projects: readonly string[]): string {
+  const allowed = new Set(projects);
+  const lines = text.split("\n");
+  const nameOf = (line: string) => /^# (?:HELP|TYPE) (\S+)/.exec(line)?.[1] ?? /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line)?.[0] ?? "";
+  const sampleKept = (line: string) => {
+    const project = /[{,]project="((?:[^"\\]|\\.)*)"/.exec(line)?.[1];
+    return project !== undefined && allowed.has(project.replace(/\\(.)/g, (_m, c: string) => (c === "n" ? "\n" : c)));
+  };
+  const shown = new Set(lines.filter((l) => l.startsWith("spool_") && sampleKept(l)).map(nameOf));
+  return lines
+    .filter((line) => {
+      const name = nameOf(line);
+      if (!name.startsWith("spool_")) return true;
+      return line.startsWith("#") ? shown.has(name) : sampleKept(line);
+    })
+    .join("\n");
 }

@@ -21,6 +21,11 @@ export interface RequestDescriptor<N extends string = string, P extends z.ZodTyp
    * an agent prompts, proposes, sends input to and cancels in its own runs, a person in every run.
    */
   ownRuns?: boolean;
+  /**
+   * The role a refusal names when it depends on what the call asks (run/resolve: accepting needs person, withdrawing
+   * agent); absent: `role`. Only for a caller below `role`: it names the least role that may do what was asked.
+   */
+  refusalRole?: (params: unknown) => Role;
 }
 
 /** One notification (or, with `reply`, a server → client request): its name, direction, params and description. */

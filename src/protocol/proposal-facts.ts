@@ -1,5 +1,5 @@
 import { SANDBOX_MODE_WORDS } from "./sandbox.js";
-import { factsOf, type ProposalFacts, type SandboxFact } from "./views.js";
+import { factsOf, type ProposalFacts, type RunnerClaim, type SandboxFact } from "./views.js";
 
 /*
  * What a person must see before deciding a proposal, the same on every client (the CLI prompt and
@@ -41,7 +41,7 @@ const HIDDEN = /\p{Default_Ignorable_Code_Point}|\p{Cc}|\p{Cf}|\p{Co}|\p{Cn}|\p{
 /** Whether escapeControl changes anything (a client then marks the text). */
 export const hasControl = (text: string) => escapeControl(text) !== text;
 
-export type { ProposalFacts, SandboxFact };
+export type { ProposalFacts, RunnerClaim, SandboxFact };
 
 /**
  * The facts of a proposal from its log entry's attributes (`run/proposal`'s `attributes`, `proposal/list`,
@@ -86,16 +86,19 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
     case "command":
       return escapeControl(facts.command);
     case "cwd":
-      return facts.cwd === null ? "project root" : escapeControl(facts.cwd);
+      // The absolute root, so a person sees where the project is on the machine (not only "the project root").
+      if (facts.cwd === null) return facts.root === null ? "project root" : `${escapeControl(facts.root)} (the project root)`;
+      return facts.root === null ? escapeControl(facts.cwd) : `${escapeControl(facts.cwd)} (under the project root ${escapeControl(facts.root)})`;
     case "env":
       return facts.env.length === 0 ? "none added" : facts.env.map(envPair).join(" ");
     case "tty":
       return facts.tty ? `${facts.tty.cols}×${facts.tty.rows}` : "none";
     case "runner": {
-      if (facts.runner !== null) return escapeControl(facts.runner);
+      const claim = facts.runnerClaim === null ? "" : claimText(facts.runnerClaim);
+      if (facts.runner !== null) return `${escapeControl(facts.runner)}${claim ? ` (${claim})` : ""}`;
       // The runner recorded when it was proposed is the one a plain accept uses; a client's own guess only for older proposals.
       const fallback = facts.defaultRunner ?? options.defaultRunner;
-      return fallback ? `default (${escapeControl(fallback)})` : "default";
+      return fallback ? `default (${escapeControl(fallback)}${claim ? `; ${claim}` : ""})` : "default";
     }
     case "sandbox":
       return sandboxText(facts.sandbox);
@@ -106,6 +109,17 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
     case "timeout":
       return facts.timeoutMs === null ? "server default" : limit(facts.timeoutMs);
   }
+}
+
+/**
+ * Who vouches for the runner's sandbox: `this server's own runner` (the embedded one), or, for a remote runner,
+ * the principal that attached it and what it claims: `attached by runner "ci", claims read-only, workspace-write, network own`.
+ */
+export function claimText(claim: RunnerClaim): string {
+  if (claim.own) return "this server's own runner";
+  const who = claim.attachedBy === null ? "an unknown principal" : `${claim.attachedAs ?? "principal"} "${escapeControl(claim.attachedBy)}"`;
+  const modes = claim.modes.length > 0 ? claim.modes.join(", ") : "no sandbox mode";
+  return `attached by ${who}, claims ${modes}, network ${claim.network ?? "not said"}`;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RoleName } from "./roles.js";
 import { NetworkKind, SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
 
@@ -18,10 +19,24 @@ const Size = z.object({ cols: z.number().int().min(1), rows: z.number().int().mi
 export const SandboxFact = z.union([z.object({ mode: SandboxModeName }), z.object({ mode: z.literal("unknown"), given: z.string() })]);
 export type SandboxFact = z.output<typeof SandboxFact>;
 
+/**
+ * Who vouches for what the runner a proposal goes to says of itself: the server (its embedded runner: `own`), or the
+ * principal whose credential attached a remote runner, which only claims its sandbox modes and network (SPEC §2).
+ */
+export const RunnerClaim = z.object({
+  own: z.boolean().describe("The server's embedded runner: its sandbox is the server's own, no claim"),
+  attachedBy: z.string().nullable().describe("The principal whose credential attached it; null for the embedded runner"),
+  attachedAs: RoleName.nullable().describe("That credential's role when it attached"),
+  modes: z.array(SandboxModeName).describe("The sandbox modes it says it runs commands in"),
+  network: NetworkKind.nullable().describe("The network it says a workspace-write command gets; null: it said none"),
+});
+export type RunnerClaim = z.output<typeof RunnerClaim>;
+
 /** What a person must see before deciding a proposal, the same on every client (unescaped; formatting escapes it). */
 export const ProposalFacts = z.object({
   tool: z.string(),
   command: z.string(),
+  root: z.string().nullable().describe("The project's root directory, absolute, as the server has it; null: not recorded (a proposal older than it)"),
   cwd: z.string().nullable().describe("Relative to the project root; null: the root itself"),
   env: z.array(z.tuple([z.string(), z.string()])).describe("The variables it adds to the runner's environment, in the order proposed"),
   tty: Size.nullable().describe("A pseudo-terminal of this size; null: plain pipes"),
@@ -32,6 +47,9 @@ export const ProposalFacts = z.object({
     .describe(
       "A proposal naming no runner: the runner a decision naming none sends it to, resolved when it was proposed (the project's default, else the embedded one); null: none was attached then",
     ),
+  runnerClaim: RunnerClaim.nullable().describe(
+    "What the runner it goes to (named, or the default) says of its sandbox, and who attached it, as recorded when it was proposed; null: not known here (a runner of another server, or a proposal older than it)",
+  ),
   background: z.boolean().describe("Long-running work started in the background (its own, longer time limit)"),
   timeoutMs: z.number().int().nullable().describe("Its time limit; null: the server's default for its kind"),
   sandbox: SandboxFact,

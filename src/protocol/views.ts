@@ -1,8 +1,20 @@
+import type { Role } from "./roles.js";
 import { SANDBOX_MODES, type SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
-import type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunView, SandboxFact } from "./views-schemas.js";
+import type {
+  Channel,
+  Outcome,
+  ProcessPlace,
+  Producer,
+  ProducerState,
+  ProposalFacts,
+  ProposalView,
+  RunnerClaim,
+  RunView,
+  SandboxFact,
+} from "./views-schemas.js";
 
-export type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunView, SandboxFact };
+export type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunnerClaim, RunView, SandboxFact };
 
 /*
  * Typed views of what the wire carries about runs, proposals, producers and their channels. The server
@@ -37,11 +49,13 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   ...INTERNAL,
   "tool",
   "command",
+  "root",
   "cwd",
   "env",
   "tty",
   "runner",
   "defaultRunner",
+  "runnerClaim",
   "background",
   "timeoutMs",
   "sandbox",
@@ -81,6 +95,17 @@ const num = (value: unknown): number | null => (typeof value === "number" && Num
 /** The `network` attribute as the fact: own, shared, none; null for anything else (not recorded). */
 export const networkOf = (value: unknown): ProposalFacts["network"] => (value === "own" || value === "shared" || value === "none" ? value : null);
 
+/** Every role (a Record, so that a new one is a compile error here): roles.ts itself brings zod, which the page does not bundle. */
+const ROLE_NAMES: Record<Role, true> = { runner: true, viewer: true, agent: true, person: true, admin: true };
+
+/** The `runnerClaim` attribute as the fact; null for anything that is not one (not recorded). */
+export function runnerClaimOf(value: unknown): RunnerClaim | null {
+  if (!isRecord(value) || typeof value.own !== "boolean") return null;
+  const modes = Array.isArray(value.modes) ? value.modes.filter((m): m is SandboxModeName => (SANDBOX_MODES as readonly unknown[]).includes(m)) : [];
+  const role = typeof value.attachedAs === "string" && Object.hasOwn(ROLE_NAMES, value.attachedAs) ? (value.attachedAs as Role) : null;
+  return { own: value.own, attachedBy: str(value.attachedBy), attachedAs: role, modes, network: networkOf(value.network) };
+}
+
 /**
  * The facts of a proposal from its log entry's attributes. The sandbox mode is the `sandbox` attribute; a log
  * entry written before modes existed has none and is `read-only` when `readOnly` is set, else `full`.
@@ -95,11 +120,13 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
   return {
     tool: text(a.tool),
     command: text(a.command),
+    root: str(a.root),
     cwd: typeof a.cwd === "string" && a.cwd !== "" && a.cwd !== "." ? a.cwd : null,
     env,
     tty,
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),
+    runnerClaim: runnerClaimOf(a.runnerClaim),
     background: a.background === true,
     timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
     sandbox,

@@ -273,7 +273,7 @@ export class RpcHost {
     const id = request.id;
     try {
       const role = def.role ?? "admin";
-      if (!roleAllows(connection.principal.role, role)) throw forbidden(def.name, role, connection.principal.role);
+      if (!roleAllows(connection.principal.role, role)) throw forbidden(def.name, def.refusalRole?.(request.params) ?? role, connection.principal.role);
       if (def.access !== "none" && !connection.project) {
         throw new SpoolError("NOT_INITIALIZED", `Call "initialize" before "${def.name}"`);
       }

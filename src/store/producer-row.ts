@@ -1,5 +1,5 @@
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
-import { networkOf, type ProposalFacts, SPOOL_ATTRIBUTES } from "../protocol/views.js";
+import { networkOf, type ProposalFacts, runnerClaimOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { EntryRow } from "./schema.js";
 
@@ -24,6 +24,8 @@ export interface Producer {
   createdAt: number;
   tool: string;
   command: string;
+  /** The project's absolute root when it was proposed; null: not recorded. */
+  root: string | null;
   /** Relative to the project root, as confined at proposal time; "" is the root. */
   cwd: string;
   /** The variables it adds to the runner's environment. */
@@ -52,6 +54,8 @@ export interface Producer {
   runner: string | null;
   /** Proposed for no runner: the one a decision naming none sends it to, resolved at proposal time; null: none was attached. */
   defaultRunner: string | null;
+  /** What the runner it goes to says of itself and who attached it, recorded at proposal time; null: not known. */
+  runnerClaim: ProposalFacts["runnerClaim"];
   /** The key of the owner's resume token; null before an accept. */
   ownerKey: string | null;
   resolvedBy: string | null;
@@ -120,6 +124,7 @@ export function producerFromRow(row: EntryRow): Producer {
     createdAt: row.created_at,
     tool: String(a.tool),
     command: String(a.command),
+    root: str(a.root),
     cwd: str(a.cwd) ?? "",
     env,
     tty,
@@ -137,6 +142,7 @@ export function producerFromRow(row: EntryRow): Producer {
     decision: a.decision === "accept" || a.decision === "reject" ? a.decision : null,
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),
+    runnerClaim: runnerClaimOf(a.runnerClaim),
     ownerKey: str(a.ownerKey),
     resolvedBy: str(a.resolvedBy),
     reason: str(a.reason),

@@ -65,11 +65,13 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
   return {
     tool: p.tool,
     command: p.command,
+    root: p.root,
     cwd: p.cwd === "" || p.cwd === "." ? null : p.cwd,
     env: Object.entries(p.env).map(([name, value]) => [name, text(value)]),
     tty: p.tty,
     runner: nonEmpty(p.runner),
     defaultRunner: nonEmpty(p.defaultRunner),
+    runnerClaim: p.runnerClaim,
     background: p.background,
     timeoutMs: p.timeoutMs !== null && p.timeoutMs > 0 ? p.timeoutMs : null,
     sandbox,

@@ -181,7 +181,8 @@ describe("spool acp driven by the ACP SDK's client", () => {
     expect(shown).toContain("cwd         sub");
     expect(shown).toContain("env         HOOK='./x\\e[8m.sh' MODE=fast");
     expect(shown).toContain("tty         100×30");
-    expect(shown).toContain("runner      local\n");
+    // The embedded runner's sandbox is the server's own, and says so (a remote runner's is shown as its claim).
+    expect(shown).toContain("runner      local (this server's own runner)\n");
     expect(shown).not.toContain("\u001b");
     const { attributes } = await phone.call("entry/get", { run, path });
     const facts = proposalFacts(attributes);

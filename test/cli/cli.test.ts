@@ -173,14 +173,14 @@ describe("the spool command line", () => {
       const listed = pending.stdout();
       expect(listed).toMatch(
         new RegExp(
-          `^d  ${evil.path.replace(/[/.]/g, "\\$&")}  proposed \\d+s ago\n  tool {8}sh\n  command {5}echo PWNED > f #\\\\r\\\\e\\[2Kls -la\n  cwd {9}sub\n`,
+          `^d  ${evil.path.replace(/[/.]/g, "\\$&")}  proposed \\d+s ago\n  tool {8}sh\n  command {5}echo PWNED > f #\\\\r\\\\e\\[2Kls -la\n  cwd {9}sub \\(under the project root [^)]+\\)\n`,
         ),
       );
-      expect(listed).toContain("  env         MODE=x\n  tty         none\n  runner      default (local)\n");
+      expect(listed).toContain("  env         MODE=x\n  tty         none\n  runner      default (local; this server's own runner)\n");
       expect(listed).not.toContain("\r");
       expect(listed).toContain(`d  ${good.path}`);
       // A proposal that names its runner shows that runner, not the default.
-      expect(listed.slice(listed.indexOf(`d  ${good.path}`))).toContain("  tty         none\n  runner      local\n");
+      expect(listed.slice(listed.indexOf(`d  ${good.path}`))).toContain("  tty         none\n  runner      local (this server's own runner)\n");
 
       const reject = cli(["reject", "d", evil.path, "--reason", "not that"], dir);
       expect(await reject.exit).toBe(0);
@@ -293,11 +293,13 @@ describe("the spool command line", () => {
       await act.waitFor(/Accept\?/);
       expect(act.stdout()).toContain("echo PWNED > f #\\r\\e[2Kls -la");
       expect(act.stdout()).not.toContain("\u001b[2K");
-      expect(act.stdout()).toMatch(/cwd {9}project root\n {2}env {9}none added\n {2}tty {9}none\n {2}runner {6}default \(local\)\n/);
+      expect(act.stdout()).toMatch(
+        /cwd {9}\/\S+ \(the project root\)\n {2}env {9}none added\n {2}tty {9}none\n {2}runner {6}default \(local; this server's own runner\)\n/,
+      );
       act.write("n\n");
       await act.waitFor(/echo same[\s\S]*Accept\?/);
       act.write("a\n");
-      await act.waitFor(/cwd {9}sub\n[\s\S]*Accept\?/);
+      await act.waitFor(/cwd {9}sub \(under the project root [^)]+\)\n[\s\S]*Accept\?/);
       // The third (same command, same directory) was accepted without asking; the fourth (another directory) asks.
       expect(act.stdout().match(/Accept\?/g)).toHaveLength(3);
       expect(act.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by admin via spool-act\)/);

@@ -13,11 +13,13 @@ import { tempDir } from "../helpers/server.js";
 const shown: ProposalFacts = {
   tool: "sh",
   command: "sleep 1; echo ruled",
+  root: null,
   cwd: null,
   env: [],
   tty: null,
   runner: null,
   defaultRunner: "local",
+  runnerClaim: null,
   background: false,
   timeoutMs: null,
   sandbox: { mode: "workspace-write" },

@@ -263,7 +263,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     const ask = await mcp.elicitation();
     expect(ask.message).toContain("command     echo elicited");
     expect(ask.message).toContain("env         GREETING='hi\\e[31m'");
-    expect(ask.message).toMatch(/runner\s+default \(local\)/);
+    expect(ask.message).toMatch(/runner\s+default \(local; this server's own runner\)/);
     expect(ask.message).toMatch(/sandbox\s+/);
     ask.answer({ action: "accept", content: { decision: "accept" } });
     const result = await call;
@@ -292,7 +292,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
       const p = await proposed;
       expect(p.attributes.runner).toBe("second");
       const ask = await mcp.elicitation();
-      expect(ask.message).toMatch(/^runner +second$/m);
+      expect(ask.message).toMatch(/^runner +second \(attached by \w+ "[^"]+", claims [^)]*\)$/m);
       ask.answer({ action: "accept", content: { decision: "accept" } });
       const text = resultText(await call);
       expect(text).toContain("runs on second");
@@ -306,7 +306,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
       });
       const q = await local;
       expect(q.attributes.runner).toBe("local");
-      expect((await mcp.elicitation()).message).toMatch(/^runner +local$/m);
+      expect((await mcp.elicitation()).message).toMatch(/^runner +local \(this server's own runner\)$/m);
       await expect(web.call("run/resolve", { run: q.run, path: q.path, decision: "accept", runner: "second" })).rejects.toMatchObject({
         errorCode: "CONFLICT",
       });

@@ -19,6 +19,10 @@ describe("spool mcp with an agent's credential", () => {
     ts = await startTestServer({});
     project = mkdtempSync(join(tmpdir(), "spool-mcp-principal-"));
     dir = mkdtempSync(join(tmpdir(), "spool-mcp-tokens-"));
+    // Only an admin creates a project (SPEC §2b); the principals below join it.
+    const admin = await ts.client();
+    await admin.initialize(undefined, { root: project });
+    admin.close();
   });
   afterAll(async () => {
     for (const m of running) await m.close().catch(() => undefined);

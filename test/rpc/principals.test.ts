@@ -62,8 +62,9 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     for (const method of METHODS) {
       for (const role of ROLES) {
         if (roleAllows(role, method.role)) continue;
+        // The role named is the least that may do what was asked (run/resolve with no decision: accepting, a person's).
         await expect(clients[role].call(method.name, {}), `${method.name} as ${role}`).rejects.toMatchObject({
-          data: { code: "FORBIDDEN", role: method.role, held: role },
+          data: { code: "FORBIDDEN", role: method.refusalRole?.({}) ?? method.role, held: role },
         });
         refused.push(`${method.name}:${role}`);
       }
@@ -114,7 +115,7 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
       data: { code: "FORBIDDEN", role: "agent" },
     });
     await expect(runner.call("run/resolve", { run: "victim", path, decision: "accept", runner: "self" })).rejects.toMatchObject({
-      data: { code: "FORBIDDEN", role: "agent" },
+      data: { code: "FORBIDDEN", role: "person" },
     });
     await expect(runner.call("run/create", { alias: "mine" })).rejects.toMatchObject({ data: { code: "FORBIDDEN" } });
     expect((await admin.call("entry/get", { run: "victim", path })).status).toBe(ENTRY.proposed);

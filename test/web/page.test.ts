@@ -49,7 +49,7 @@ describeWithBrowser("the web view in Chromium", () => {
       const shown = await text(page, card(path));
       expect(shown).toContain(`$ ${command}`);
       expect(shown).toContain("GREETING='hi\\e[31m'"); // the escape character is shown, not obeyed
-      expect(shown).toContain("default (local)");
+      expect(shown).toContain("default (local; this server's own runner)");
       expect(await page.$(`${card(path)} .escaped`)).not.toBeNull();
     }
 

@@ -24,10 +24,10 @@ describeWithBrowser("the same facts in spool pending and on the web card", () =>
     const expected = Object.fromEntries(factLines(proposalFacts(attributes), { defaultRunner: defaultRunnerName(runners) }).map((l) => [l.label, l.value]));
     expect(expected).toMatchObject({
       command: "ls -la\\r\\e[2Kcurl x | sh",
-      cwd: "sub/dir",
+      cwd: `sub/dir (under the project root ${attributes.root})`,
       env: "HOOK='./x\\e[8m.sh' MODE=fast Z='x PATH=/usr/bin'",
       tty: "100×30",
-      runner: "default (local)",
+      runner: "default (local; this server's own runner)",
       timeout: "90 s",
     });
 

@@ -1,4 +1,5 @@
 import { loaderVariables, loaderVariablesMessage, type NetworkKind, type SandboxModeName } from "../../protocol/sandbox.js";
+import type { RunnerClaim } from "../../protocol/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";
@@ -48,7 +49,10 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   if (proposed?.sandbox) refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode });
   // Named none: the runner a plain accept (or a rule) sends it to is resolved now, recorded and shown (SPEC §5, "always allow").
   const defaultRunner = proposed ? null : await projectDefaultRunner(stage, project);
-  const goesToInfo = proposed ? proposed.sandbox : defaultRunner !== null ? ((await stage.runners.named(project.id, defaultRunner))?.sandbox ?? null) : null;
+  const goesToDefault = !proposed && defaultRunner !== null ? await stage.runners.named(project.id, defaultRunner) : undefined;
+  const goesToInfo = proposed ? proposed.sandbox : (goesToDefault?.sandbox ?? null);
+  // Who vouches for the sandbox and network shown: the server (its embedded runner) or the principal that attached a remote one.
+  const claim = proposed ? (proposed.claim ?? null) : (goesToDefault?.claim ?? null);
   const network = networkFact(sandbox.mode, deps.config.sandboxNetwork, goesToInfo);
   const now = Date.now();
   const row = await insertUnderFreeSlug(deps.repos.entries, run, producer.tool, filtered.command, (slug) => ({
@@ -59,12 +63,14 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
     attributes: JSON.stringify({
       tool: producer.tool,
       command: filtered.command,
+      root: project.root,
       cwd,
       env: filtered.env,
       ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
       ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
       ...(input.background ? { background: true } : {}),
       ...(proposed ? { runner: proposed.name } : defaultRunner !== null ? { defaultRunner } : {}),
+      ...(claim ? { runnerClaim: claim } : {}),
       slug,
       readOnly: sandbox.mode === "read-only",
       sandbox: sandbox.mode,
@@ -111,7 +117,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
  * The runner a proposal names: attached here (or the embedded one), or to another server sharing the
  * database (its sandbox is not known here: null). Anything else, another project's runners included, is NO_RUNNER.
  */
-async function proposedRunner(stage: Stage, project: ProjectRef, name: string): Promise<{ name: string; sandbox: SandboxInfo | null }> {
+async function proposedRunner(stage: Stage, project: ProjectRef, name: string): Promise<{ name: string; sandbox: SandboxInfo | null; claim?: RunnerClaim }> {
   if (name === "self")
     throw invalid("runner", 'a proposal cannot name "self": it is the accepting connection, chosen by whoever accepts a proposal that names no runner');
   const here = await stage.runners.named(project.id, name);

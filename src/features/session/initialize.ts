@@ -3,6 +3,7 @@ import { inScope } from "../../core/principals.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { lesserRole, type PrincipalRef, roleAllows } from "../../protocol/roles.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
 import { forbidden, SpoolError } from "../../rpc/errors.js";
 import { PROTOCOL_VERSION, SERVER_NAME, SERVER_VERSION } from "../../version.js";
 import { BINARY_FRAMES } from "./discover.js";
@@ -21,12 +22,11 @@ export const initialize = defineMethod({
     }
     const held = ctx.connection.principal;
     if (params.role !== undefined && !roleAllows(held.role, params.role)) throw forbidden(`initialize with role ${params.role}`, params.role, held.role);
-    // A scoped credential joins only its projects: named ones are checked before anything is created; a project
-    // found by root alone must exist, and is checked by its name.
+    // A scoped credential joins only its projects: named ones are checked before anything is looked up; a project
+    // found by root alone must be one of them, and a refusal names no project the caller did not name itself.
     if (params.project !== undefined && !inScope(held, params.project)) throw outOfScope(held, params.project);
-    const create = held.projects === null || params.project !== undefined ? params.create : false;
-    const project = await ctx.core.sessions.openProject({ name: params.project, root: params.root, create });
-    if (!inScope(held, project.name)) throw outOfScope(held, project.name);
+    const project = await openOrCreate(ctx.core.sessions, held, params);
+    if (!inScope(held, project.name)) throw outOfScope(held, null, params.root);
     if (params.role !== undefined) ctx.connection.principal = { ...held, role: lesserRole(held.role, params.role) };
     ctx.core.sessions.join(ctx.connection, project, params.client ?? null);
     if (params.traceparent) ctx.connection.state.set(CONNECTION_TRACEPARENT, params.traceparent);
@@ -42,9 +42,38 @@ export const initialize = defineMethod({
   },
 });
 
-function outOfScope(principal: PrincipalRef, project: string): SpoolError {
-  return new SpoolError("FORBIDDEN", `"${principal.name}" may not join project "${project}": its credential is for ${principal.projects!.join(", ")}`, {
-    project,
+/**
+ * The project asked for. Only an admin creates one (SPEC §2: a project's root is the directory its commands write
+ * in, so it is the admin's to give); any other credential joins projects that exist, and asking for a new one is
+ * FORBIDDEN naming the admin role. A scoped credential asking by root alone learns nothing of other projects:
+ * none there and another's are the same refusal.
+ */
+async function openOrCreate(
+  sessions: { openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef> },
+  held: PrincipalRef,
+  params: { project?: string; root?: string; create?: boolean },
+): Promise<ProjectRef> {
+  const mayCreate = roleAllows(held.role, "admin");
+  try {
+    return await sessions.openProject({ name: params.project, root: params.root, create: mayCreate ? params.create : false });
+  } catch (error) {
+    if (mayCreate || !(error instanceof SpoolError) || error.errorName !== "NOT_FOUND") throw error;
+    if (params.project === undefined && held.projects !== null) throw outOfScope(held, null, params.root);
+    if (params.create === false) throw error;
+    const what = params.project !== undefined ? `Project "${params.project}"` : `A project rooted at ${params.root}`;
+    throw new SpoolError(
+      "FORBIDDEN",
+      `${what} does not exist, and creating a project (and choosing its root) needs the admin role; this credential ("${held.name}") acts as ${held.role}: ask an admin to create it, then join it`,
+      { role: "admin", held: held.role, method: "initialize (create)", ...(params.project !== undefined ? { project: params.project } : {}) },
+    );
+  }
+}
+
+/** A scoped credential outside its projects: names the project only when the caller named it (never one found by root). */
+function outOfScope(principal: PrincipalRef, project: string | null, root?: string): SpoolError {
+  const which = project !== null ? `project "${project}"` : `a project at ${root ?? "that root"} (none of its projects is rooted there)`;
+  return new SpoolError("FORBIDDEN", `"${principal.name}" may not join ${which}: its credential is for ${principal.projects!.join(", ")}`, {
+    ...(project !== null ? { project } : {}),
     held: principal.role,
   });
 }

@@ -153,6 +153,8 @@ export const RunResolveResult = z.object({
 export const runResolve = request({
   name: "run/resolve",
   role: "agent",
+  // Deciding to run a command is a person's; an agent only withdraws (rejects) its own runs' proposals.
+  refusalRole: (params) => ((params as { decision?: unknown } | null)?.decision === "reject" ? "agent" : "person"),
   ownRuns: true,
   description:
     'Accepts or rejects a pending proposal, from any connection of the project. Accept opens the data channels at 102 and makes the chosen runner (or, with "self", this connection) the producer\'s owner; reject sets the log entry to 403. `always` also stores an "always allow" rule for the run.',

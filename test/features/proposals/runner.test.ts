@@ -61,7 +61,7 @@ describe("a proposal names its runner", () => {
     expect(shown.attributes.runner).toBe("beta");
     expect(proposalFacts(shown.attributes).runner).toBe("beta");
     // What the CLI, the web card, ACP and spool mcp print: the runner, not "default".
-    expect(factsText(proposalFacts(shown.attributes), { defaultRunner: "alpha" })).toMatch(/^runner +beta$/m);
+    expect(factsText(proposalFacts(shown.attributes), { defaultRunner: "alpha" })).toMatch(/^runner +beta \(attached by admin "admin", claims [^)]*\)$/m);
     const { proposals } = await watcher.call("proposal/list", { run: "to-beta" });
     expect(proposals.map((p: any) => [p.path, p.attributes.runner])).toEqual([[path, "beta"]]);
     const resolved = await watcher.request("run/resolve", { run: "to-beta", path, decision: "accept" });

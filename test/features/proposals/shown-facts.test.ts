@@ -61,7 +61,7 @@ describe("decisions follow what was shown", () => {
     const seedLog = await a.call("entry/get", { run: "r", path: seed.path });
     // Shown as going to the embedded runner, by name, before the decision.
     expect(seedLog.attributes.defaultRunner).toBe(embedded);
-    expect(factsText(proposalFacts(seedLog.attributes))).toMatch(new RegExp(`^runner +default \\(${embedded}\\)$`, "m"));
+    expect(factsText(proposalFacts(seedLog.attributes))).toMatch(new RegExp(`^runner +default \\(${embedded}; this server's own runner\\)$`, "m"));
     const first = await a.request("run/resolve", { run: "r", path: seed.path, decision: "accept", always: true });
     expect(first.rule).toEqual(expect.any(Number));
     await finished(a, "r", { path: seed.path, stdout: first.channels[0].path, stderr: first.channels[1].path });
@@ -87,7 +87,7 @@ describe("decisions follow what was shown", () => {
     expect(elsewhere).toMatchObject({ status: ENTRY.proposed, resolvedBy: null });
     const log = await a.request("entry/get", { run: "r", path: elsewhere.path });
     expect(log.attributes.defaultRunner).toBe("second");
-    expect(factsText(proposalFacts(log.attributes))).toMatch(/^runner +default \(second\)$/m);
+    expect(factsText(proposalFacts(log.attributes))).toMatch(/^runner +default \(second; attached by admin "admin", claims [^)]*\)$/m);
   });
 
   it("a proposal keeps the runner recorded when it was proposed, after the project's default changed", async () => {

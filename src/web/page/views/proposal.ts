@@ -22,10 +22,21 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
   const runnerSelect = h(
     "select",
     { "aria-label": "runner" },
-    h("option", { value: "" }, factValue({ ...facts, runner: null }, "runner", { defaultRunner: fallback })),
+    // The claim recorded is that of the runner it goes to: the default's when it named none, else the named one's.
+    h(
+      "option",
+      { value: "" },
+      factValue({ ...facts, runner: null, runnerClaim: facts.runner === null ? facts.runnerClaim : null }, "runner", { defaultRunner: fallback }),
+    ),
     ...runners
       .filter((r) => r.state === "attached")
-      .map((r) => h("option", { value: r.name, selected: r.name === facts.runner }, `${escapeControl(r.name)} · ${r.backend}`)),
+      .map((r) =>
+        h(
+          "option",
+          { value: r.name, selected: r.name === facts.runner },
+          r.name === facts.runner ? `${factValue(facts, "runner")} · ${r.backend}` : `${escapeControl(r.name)} · ${r.backend}`,
+        ),
+      ),
   );
   const reason = h("input", { type: "text", placeholder: "reason (optional)", "aria-label": "reason", maxlength: 500 });
   const approve = h("button", { type: "button", class: "approve" }, "Approve");
@@ -56,7 +67,12 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
     h(
       "dl",
       { class: "facts" },
-      ...fact("cwd", facts.cwd === null ? dim(factValue(facts, "cwd")) : shown(facts.cwd)),
+      ...fact(
+        "cwd",
+        facts.cwd === null
+          ? dim(factValue(facts, "cwd"))
+          : h("span", null, shown(facts.cwd), facts.root === null ? "" : dim(` (under the project root ${escapeControl(facts.root)})`)),
+      ),
       ...fact(
         "env",
         facts.env.length === 0 ? dim(factValue(facts, "env")) : h("span", null, ...facts.env.map((pair) => h("code", { class: "env" }, envText(pair)))),
