@@ -401,6 +401,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       total: config.limits.maxUnauthenticatedConnections,
       perAddress: config.limits.maxUnauthenticatedPerAddress,
       deadlineMs: config.limits.authDeadlineMs,
+      graceMs: config.limits.authGraceMs,
     },
     log,
   );
