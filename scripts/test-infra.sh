@@ -30,6 +30,9 @@ command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 # Prometheus, which test/ops/prometheus.test.ts starts itself on a loopback port (the package's service stays off).
 command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || need+=(prometheus)
+# promtool (README's scrape config) comes with prometheus; systemd-analyze (examples/spool.service) with systemd.
+command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ] || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || [ -x /usr/bin/systemd-analyze ] || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

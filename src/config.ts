@@ -35,6 +35,8 @@ export const LimitsSchema = z.strictObject({
   maxUnauthenticatedPerAddress: z.number().int().positive().default(32),
   /** Milliseconds a connection may stay unauthenticated (the web page's plain HTTP requests included) before it is closed. */
   authDeadlineMs: z.number().int().positive().default(10_000),
+  /** Milliseconds a new connection has for its handshake before it counts against the two caps above as waiting idle. */
+  authGraceMs: z.number().int().nonnegative().default(2_000),
   /** Live stream subscriptions per connection (LIMIT_EXCEEDED above). */
   maxSubscriptionsPerConnection: z.number().int().positive().default(64),
   /** Bytes a watcher's connection may have unsent before the watcher is dropped as lagging (`stream/lagged`); at most half of maxOutboundBytes counts. */

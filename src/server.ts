@@ -33,6 +33,7 @@ import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
 import { Meter, observeAll } from "./ops/meter.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type OpsCaller, opsRoutes } from "./ops/routes.js";
+import { removeServerFacts, SERVER_FACTS_FILE, serverFacts, writeServerFacts } from "./ops/server-facts.js";
 import { startTracing, type Tracing } from "./ops/tracing-setup.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
@@ -425,6 +426,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       total: config.limits.maxUnauthenticatedConnections,
       perAddress: config.limits.maxUnauthenticatedPerAddress,
       deadlineMs: config.limits.authDeadlineMs,
+      graceMs: config.limits.authGraceMs,
     },
     log,
   );
@@ -492,6 +494,12 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   core.notifications.start();
   await core.deadlines.start();
   await plugins.emit("server:started", { url });
+  // What `spool doctor` describes: how this server was started (its flags are nowhere else).
+  try {
+    writeServerFacts(config.home, serverFacts(config, { port, url, socket: unix ? config.socketPath : null }));
+  } catch (error) {
+    log.warn(`could not write ${SERVER_FACTS_FILE} in ${config.home} (spool doctor reads it)`, error);
+  }
   log.info(`server: started on ${url}`, { pid: process.pid, database: store.kind });
 
   let stopping: Promise<void> | null = null;
@@ -513,6 +521,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       await bus.close();
       await store.close();
       await tracing?.shutdown().catch((error: unknown) => log.warn("traces: the exporter's last flush failed", error));
+      removeServerFacts(config.home);
       lock.release();
       http.closeAllConnections?.();
     })());

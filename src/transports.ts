@@ -66,22 +66,31 @@ export async function answerProof(
 }
 
 export interface PreAuthLimits {
-  /** Connections not authenticated yet, all together. */
+  /** Connections not authenticated yet, all together, once past `graceMs`. */
   total: number;
   /** Of them, from one address (Unix socket connections count as one address). */
   perAddress: number;
   /** How long a connection may stay unauthenticated; 0 = no deadline. */
   deadlineMs: number;
+  /** How long a new connection has for its handshake before it counts against the caps as waiting idle. */
+  graceMs: number;
 }
 
+/** Connections still in their grace are bounded too: at most this many times the caps, past which the oldest goes. */
+export const PRE_AUTH_HARD_FACTOR = 4;
+
 /**
- * The connections that have not authenticated yet (SPEC §2c "Bounded before authentication"): at most `perAddress`
- * from one address and `total` in all, each for at most `deadlineMs`. A new connection past a cap closes the oldest
- * waiting one (of its address, else of all) rather than being refused: a client that authenticates at once gets in
- * while idle connections pile up, and authenticated connections are never counted.
+ * The connections that have not authenticated yet (SPEC §2c "Bounded before authentication"). A connection has
+ * `graceMs` for its handshake (the TCP proof, then the WebSocket upgrade) before it counts: past that it is taken
+ * for idle, and at most `perAddress` idle ones from one address and `total` in all are kept. A new connection past
+ * a cap closes the oldest idle one (of its address, else of all) rather than being refused, so a client that
+ * authenticates at once gets in while idle connections pile up, and a burst of clients from one address (a CI
+ * fleet behind one NAT, a page's tabs, the load bench) all get in, their handshakes never cut. Connections still in
+ * their grace are bounded at PRE_AUTH_HARD_FACTOR times the caps (past that the oldest goes, whatever its age),
+ * and every connection is closed at `deadlineMs`. Authenticated connections are never counted.
  */
 export class PreAuthGate {
-  readonly #waiting = new Map<Socket, { address: string; timer: NodeJS.Timeout | null }>();
+  readonly #waiting = new Map<Socket, { address: string; since: number; timer: NodeJS.Timeout | null }>();
   readonly #perAddress = new Map<string, number>();
   #evicted = 0;
   #warnedAt = 0;
@@ -97,13 +106,30 @@ export class PreAuthGate {
 
   admit(socket: Socket): void {
     const address = socket.remoteAddress ?? "unix";
-    if ((this.#perAddress.get(address) ?? 0) >= this.limits.perAddress) this.#evictOldest(address);
-    if (this.#waiting.size >= this.limits.total) this.#evictOldest(null);
+    const now = performance.now();
+    const idleSince = now - this.limits.graceMs;
+    if (this.#idle(address, idleSince).ofAddress >= this.limits.perAddress) this.#evictOldest(address, idleSince);
+    else if ((this.#perAddress.get(address) ?? 0) >= this.limits.perAddress * PRE_AUTH_HARD_FACTOR) this.#evictOldest(address, Number.POSITIVE_INFINITY);
+    if (this.#idle(address, idleSince).all >= this.limits.total) this.#evictOldest(null, idleSince);
+    else if (this.#waiting.size >= this.limits.total * PRE_AUTH_HARD_FACTOR) this.#evictOldest(null, Number.POSITIVE_INFINITY);
     const timer = this.limits.deadlineMs > 0 ? setTimeout(() => socket.destroy(), this.limits.deadlineMs) : null;
     timer?.unref();
-    this.#waiting.set(socket, { address, timer });
+    this.#waiting.set(socket, { address, since: now, timer });
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     socket.once("close", () => this.authenticated(socket));
+  }
+
+  /** The connections admitted at `idleSince` or before (past their grace): from `address`, and in all. */
+  #idle(address: string, idleSince: number): { ofAddress: number; all: number } {
+    let ofAddress = 0;
+    let all = 0;
+    // Oldest first: the first one still in its grace ends the count.
+    for (const entry of this.#waiting.values()) {
+      if (entry.since > idleSince) break;
+      all++;
+      if (entry.address === address) ofAddress++;
+    }
+    return { ofAddress, all };
   }
 
   /** The connection is authenticated (or gone): it no longer counts. */
@@ -117,8 +143,10 @@ export class PreAuthGate {
     else this.#perAddress.delete(entry.address);
   }
 
-  #evictOldest(address: string | null): void {
+  /** Closes the oldest waiting connection (of `address` when given) admitted before `before`. */
+  #evictOldest(address: string | null, before: number): void {
     for (const [socket, entry] of this.#waiting) {
+      if (entry.since > before) break;
       if (address !== null && entry.address !== address) continue;
       this.authenticated(socket);
       socket.destroy();
@@ -130,7 +158,7 @@ export class PreAuthGate {
     if (now - this.#warnedAt > 60_000) {
       this.#warnedAt = now;
       this.log.warn(
-        `closing connections that have not authenticated (limits.maxUnauthenticatedConnections ${this.limits.total}, per address ${this.limits.perAddress}): ${this.#evicted} so far`,
+        `closing connections that have not authenticated (limits.maxUnauthenticatedConnections ${this.limits.total}, per address ${this.limits.perAddress}, each after limits.authGraceMs ${this.limits.graceMs}; ${PRE_AUTH_HARD_FACTOR} times as many in their grace): ${this.#evicted} so far`,
       );
     }
   }

@@ -105,7 +105,8 @@ describe("transports: connections that have not authenticated", () => {
   let ts: TestServer;
   const idle: Socket[] = [];
   beforeAll(async () => {
-    ts = await startTestServer({ limits: { maxUnauthenticatedConnections: 8, maxUnauthenticatedPerAddress: 4, authDeadlineMs: 60_000 } });
+    // No grace: every connection counts as idle from its accept (the grace is in connection-burst.test.ts).
+    ts = await startTestServer({ limits: { maxUnauthenticatedConnections: 8, maxUnauthenticatedPerAddress: 4, authDeadlineMs: 60_000, authGraceMs: 0 } });
   });
   afterEach(() => {
     for (const socket of idle.splice(0)) socket.destroy();

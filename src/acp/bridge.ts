@@ -17,12 +17,16 @@ import { runState } from "../protocol/shown-state.js";
 import { SERVER_VERSION } from "../version.js";
 import { promptText } from "./content.js";
 import { acpError, type ProjectLink } from "./scope.js";
+import type { ServerStart } from "./server.js";
 import { AcpSession, type Model } from "./session.js";
 import type { Editor } from "./updates.js";
 
 export interface BridgeOptions {
-  /** The server to use (started when none answers): its URL and token. */
-  server(): Promise<{ url: string; token: string }>;
+  /**
+   * The server to use (started when none answers): `ready` its URL and token; `launched` settles once no process
+   * started for it is still a descendant of this one (`initialize` is answered after that).
+   */
+  server(): ServerStart;
   /** The model alias of new sessions (`spool acp --model`, SPOOL_ACP_MODEL); default the server's first. */
   model?: string | undefined;
   log: Logger;
@@ -74,7 +78,7 @@ export class Bridge {
         this.#editor = connection.client;
         void connection.closed.then(() => this.close());
       })
-      .onRequest("initialize", ({ params }) => this.#initialize(params))
+      .onRequest("initialize", async ({ params }) => this.#initialize(params))
       .onRequest("authenticate", () => ({}))
       .onRequest("session/new", async ({ params }) => {
         const session = await this.#newSession(requireAbsolute(params.cwd));
@@ -131,13 +135,19 @@ export class Bridge {
     this.#links.clear();
   }
 
-  #initialize(params: InitializeRequest): InitializeResponse {
+  async #initialize(params: InitializeRequest): Promise<InitializeResponse> {
     this.#editorName = params.clientInfo?.name || "editor";
     this.#terminal = params.clientCapabilities?._meta?.terminal_output === true;
     this.#traceparent = traceparentOf(params._meta);
     // Connect (or start the server) while the editor gets ready; a failure is reported at the first session.
-    this.#server ??= this.options.server();
-    this.#server.catch(() => undefined);
+    // The answer waits for the launcher of a server started here to exit: an editor that looks at its agent's
+    // descendants once initialized (acpx 0.19, to end them all when it exits) never sees the server among them.
+    if (!this.#server) {
+      const start = this.options.server();
+      this.#server = start.ready;
+      this.#server.catch(() => undefined);
+      await start.launched;
+    }
     return {
       protocolVersion: Math.min(params.protocolVersion, PROTOCOL_VERSION),
       agentCapabilities: {
@@ -162,7 +172,7 @@ export class Bridge {
   }
 
   #connect(): Promise<{ url: string; token: string }> {
-    this.#server ??= this.options.server();
+    this.#server ??= this.options.server().ready;
     return this.#server.catch((error: unknown) => {
       this.#server = null;
       throw new RequestError(-32603, error instanceof Error ? error.message : String(error));

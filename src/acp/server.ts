@@ -116,6 +116,20 @@ function tailSince(file: string, from: number, max = 2000): string {
 /** How long a server started here has to answer. */
 const START_TIMEOUT_MS = 30_000;
 
+/** A server being found or started: `launched` and `ready` settle in that order. */
+export interface ServerStart {
+  /**
+   * Settles once no process this one started for the server is alive (at once when one answered): from then on
+   * the server is no descendant of this process, whenever a client takes its snapshot of the process table.
+   */
+  launched: Promise<void>;
+  /** The URL and token of the server once it answers; rejects when none does. */
+  ready: Promise<{ url: string; token: string }>;
+}
+
+/** How long `launched` waits for the launcher to exit (it exits as soon as it has started the server). */
+const LAUNCHER_EXIT_TIMEOUT_MS = 10_000;
+
 /**
  * The token of a server that answers at `location`. When none does and the location is the home's own
  * (no `--server`), starts `spool serve` for the home as a detached process (it outlives the bridge, so
@@ -123,6 +137,20 @@ const START_TIMEOUT_MS = 30_000;
  * until it answers.
  */
 export async function ensureServer(location: ServerLocation, log: Logger): Promise<{ url: string; token: string }> {
+  return findOrStartServer(location, log).ready;
+}
+
+/** ensureServer in two steps: `launched` tells when the launcher of a server started here has exited. */
+export function findOrStartServer(location: ServerLocation, log: Logger): ServerStart {
+  let settleLaunched!: () => void;
+  const launched = new Promise<void>((resolve) => {
+    settleLaunched = resolve;
+  });
+  const ready = findOrStart(location, log, settleLaunched).finally(settleLaunched);
+  return { launched, ready };
+}
+
+async function findOrStart(location: ServerLocation, log: Logger, launcherGone: () => void): Promise<{ url: string; token: string }> {
   let firstError: unknown;
   try {
     const token = await probe(location);
@@ -144,7 +172,9 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
     const launch = serverLaunch();
     // Started by a launcher that exits at once: the server is no child (nor descendant) of this process and in a
     // session and process group of its own, so a client that ends its agent's whole process tree (acpx walks the
-    // children) or group does not end the server the README says goes on.
+    // children) or group does not end the server the README says goes on. While the launcher lives the server is
+    // its child, so a snapshot of the process table taken then shows it as a descendant: `launched` says when
+    // that can no longer be (acpx 0.19 kills, when it exits, every process it once saw descend from its agent).
     const child = spawn(
       process.execPath,
       ["-e", LAUNCHER, JSON.stringify([process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home]])],
@@ -154,8 +184,16 @@ export async function ensureServer(location: ServerLocation, log: Logger): Promi
         env: { ...process.env, ...launch.env },
       },
     );
+    const timer = setTimeout(launcherGone, LAUNCHER_EXIT_TIMEOUT_MS);
+    timer.unref();
+    const gone = () => {
+      clearTimeout(timer);
+      launcherGone();
+    };
+    child.once("error", gone);
     child.once("exit", (code) => {
       if (code !== 0) exit = { code };
+      gone();
     });
     const pidPipe = child.stdio[3] as NodeJS.ReadableStream | null;
     pidPipe?.on("data", (data: Buffer) => {

@@ -1,7 +1,7 @@
 import { Readable, Writable } from "node:stream";
 import { ndJsonStream } from "@agentclientprotocol/sdk";
 import { Bridge } from "../acp/bridge.js";
-import { ensureServer, locateServer } from "../acp/server.js";
+import { findOrStartServer, locateServer } from "../acp/server.js";
 import { createLogger } from "../logger.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 
@@ -37,7 +37,7 @@ export async function acp(argv: string[]): Promise<number> {
   const log = createLogger((process.env.SPOOL_LOG as never) ?? "warn");
   // The home's configuration is read once, up front: a broken one is an error before the editor waits on us.
   const location = locateServer(values);
-  const bridge = new Bridge({ server: () => ensureServer(location, log), model: values.model ?? process.env.SPOOL_ACP_MODEL, log });
+  const bridge = new Bridge({ server: () => findOrStartServer(location, log), model: values.model ?? process.env.SPOOL_ACP_MODEL, log });
   const stream = ndJsonStream(Writable.toWeb(process.stdout) as WritableStream<Uint8Array>, Readable.toWeb(process.stdin) as ReadableStream<Uint8Array>);
   const connection = bridge.app().connect(stream);
   const stop = () => connection.close();

@@ -12,10 +12,15 @@ and WAL), the transport, user namespaces and whether bubblewrap builds the
 sandbox for this user (and so which sandbox modes commands get), passt/pasta
 or slirp4netns, a reachable Docker engine and its images, the configured
 models, and the view of the server running on this home, if one does.
-Nothing is changed, and no model is called unless --models.`,
+A server running for the home is described as it was started (its address,
+database and models, which it writes to $SPOOL_HOME/server.json); with none,
+the configuration and --port/--database are. Nothing is changed, and no
+model is called unless --models.`,
   width: 13,
   options: {
     home: { type: "string", arg: "DIR", help: "Spool home to check        [$SPOOL_HOME, ~/.spool]" },
+    port: { type: "string", arg: "N", help: "the port spool serve is given  [$SPOOL_PORT, config.json, 7420]" },
+    database: { type: "string", arg: "URL", help: "the PostgreSQL URL spool serve is given   [$SPOOL_DATABASE_URL]" },
     models: { type: "boolean", help: "ask each configured model's server for its model list" },
     json: { type: "boolean", help: 'print the checks as JSON: {"ok": bool, "checks": [{name, status, detail, fix?, data?}]}' },
   },
@@ -32,8 +37,23 @@ export async function doctor(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (values.help) return showHelp(DOCTOR_SPEC);
   positionals("doctor", rest, []);
   let config: ReturnType<typeof loadConfig>;
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got "${values.port}"`);
+  }
+  if (values.database !== undefined && !/^postgres(ql)?:\/\//.test(values.database)) {
+    throw usageError(`--database must be a PostgreSQL URL (postgres://user@host:port/db), got "${values.database}"`);
+  }
   try {
-    config = loadConfig(values.home === undefined ? {} : { home: values.home }, env);
+    config = loadConfig(
+      {
+        ...(values.home === undefined ? {} : { home: values.home }),
+        ...(port === undefined ? {} : { port }),
+        ...(values.database === undefined ? {} : { database: values.database }),
+      },
+      env,
+    );
   } catch (error) {
     throw usageError(error instanceof Error ? error.message : String(error));
   }

@@ -16,13 +16,14 @@ import { SandboxMode, sandboxModes } from "../runners/sandbox.js";
 import { SshBackend } from "../runners/ssh.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { serverTarget } from "./common.js";
-import { CliError, explain } from "./errors.js";
+import { CliError, EXIT, explain } from "./errors.js";
 
 export const RUNNER_SPEC = defineCommand({
   name: "runner",
   usage: "spool runner --project NAME --name NAME --backend local|docker|ssh [--server URL] [--token-file PATH] [options]",
   about: `Attaches to a Spool server as a runner and executes the accepted commands it is
-given, streaming their output back. Reconnects when the connection drops.
+given, streaming their output back. Reconnects when the connection drops;
+when its credential is revoked or expires it stops and exits 3, saying so.
 
 The backend is checked first (ssh: the host key, the login and a trivial
 command; docker: the engine, and the image, pulled when missing, or the running
@@ -319,14 +320,20 @@ export async function runner(argv: string[]): Promise<number> {
     const { message, code } = explain(error, { url: server, tokenFile });
     throw new CliError(message, code);
   }
-  await new Promise<void>((resolve) => {
+  const refused = await new Promise<string | null>((resolve) => {
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) return;
       stopping = true;
       process.stdout.write(`Received ${signal}, stopping the runner\n`);
-      void runnerClient.stop().then(resolve);
+      void runnerClient.stop().then(() => resolve(null));
     };
+    // A revoked or expired credential will never attach again: the runner stops and says so instead of retrying.
+    void runnerClient.refused.then((why) => {
+      if (stopping) return;
+      stopping = true;
+      void runnerClient.stop("runner stopped: its credential was refused").then(() => resolve(why));
+    });
     process.on("SIGINT", () => shutdown("SIGINT"));
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     const readOnly = sandbox.readOnly
@@ -336,6 +343,9 @@ export async function runner(argv: string[]): Promise<number> {
     const contained = container ? `\nCommand container: ${container.kind}: ${container.detail}` : "";
     process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n${modes}${contained}\n`);
   });
+  if (refused !== null) {
+    throw new CliError(`runner ${name} stopped: ${refused}; start it with a new credential (spool token create NAME --role runner)`, EXIT.connection);
+  }
   return 0;
 }
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { SpoolConfig } from "../config.js";
 import { ownerAlive } from "../home-lock.js";
 import { probeBwrap } from "../runners/sandbox.js";
+import { readServerFacts, type ServerFacts } from "./server-facts.js";
 
 /** ok: fine; info: not set up, and nothing asks for it; warn: works, but not as it should; fail: the configuration asks for it and it is missing, or it is unsafe. */
 export type CheckStatus = "ok" | "info" | "warn" | "fail";
@@ -29,15 +30,67 @@ const MIN_NODE = [20, 19] as const;
 
 /** Every check, in the order people read them; none changes anything. */
 export async function runChecks(options: DoctorOptions): Promise<Check[]> {
-  const { config, env } = options;
+  const { env } = options;
+  // The server running for this home says how it was started (its --port, --database, --demo-model): that is what is
+  // described, rather than what the configuration alone would start.
+  const running = runningServer(options.config.home);
+  const config = running ? asStarted(options.config, running.facts) : options.config;
   const checks: Check[] = [nodeCheck(), homeCheck(config), tokenCheck(config), databaseCheck(config), transportCheck(config)];
   checks.push(...(await sandboxChecks(config, env)));
   checks.push(await dockerCheck(env));
   checks.push(sshCheck());
   checks.push(...(await modelChecks(config, options.models === true)));
-  checks.push(await serverCheck(config));
+  checks.push(await serverCheck(config, running));
   return checks;
 }
+
+interface Running {
+  owner: { pid: number; startTicks: number | null; startedAt: string };
+  facts: ServerFacts | null;
+}
+
+/** The live server holding the home's lock, and what it wrote about itself; null when none runs. */
+function runningServer(home: string): (Running & { facts: ServerFacts }) | null;
+function runningServer(home: string, anyFacts: true): Running | null;
+function runningServer(home: string, anyFacts = false): Running | null {
+  let owner: Running["owner"] | null = null;
+  try {
+    owner = JSON.parse(readFileSync(join(home, "spool.lock"), "utf8"));
+  } catch {
+    return null; // no lock: no server
+  }
+  if (!owner || !ownerAlive({ ...owner, hostname: "", nonce: "" })) return null;
+  const facts = readServerFacts(home, owner.pid);
+  return facts || anyFacts ? { owner, facts } : null;
+}
+
+/** The configuration as the running server has it: its address, its database, its models (API keys from here). */
+function asStarted(config: SpoolConfig, facts: ServerFacts): SpoolConfig {
+  const here = new Map(config.agent.models.map((m) => [m.alias, m]));
+  return {
+    ...config,
+    host: facts.host,
+    port: facts.port,
+    ...(facts.database.kind === "postgres" ? { databaseUrl: facts.database.url } : { databaseUrl: undefined, dbFile: facts.database.path }),
+    agent: {
+      ...config.agent,
+      models: facts.models.map((m) => {
+        const key = here.get(m.alias)?.apiKey;
+        // The server has a key this environment lacks: not called with none, not reported missing.
+        return {
+          alias: m.alias,
+          provider: m.provider,
+          model: m.model,
+          baseUrl: m.baseUrl,
+          ...(key ? { apiKey: key } : m.apiKey ? { apiKey: KEY_IN_SERVER } : {}),
+        };
+      }),
+    },
+  } as SpoolConfig;
+}
+
+/** Stands for an API key the running server has and this environment does not. */
+const KEY_IN_SERVER = "\u0000in-server";
 
 function nodeCheck(): Check {
   const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
@@ -280,7 +333,7 @@ async function modelChecks(config: SpoolConfig, call: boolean): Promise<Check[]>
     }
     try {
       const response = await fetch(`${model.baseUrl.replace(/\/$/, "")}/models`, {
-        headers: model.apiKey ? { Authorization: `Bearer ${model.apiKey}` } : {},
+        headers: model.apiKey && model.apiKey !== KEY_IN_SERVER ? { Authorization: `Bearer ${model.apiKey}` } : {},
         signal: AbortSignal.timeout(10_000),
       });
       checks.push(
@@ -301,15 +354,9 @@ async function modelChecks(config: SpoolConfig, call: boolean): Promise<Check[]>
 }
 
 /** The running server's own view: its lock's process, /readyz, and a few of its /metrics. */
-async function serverCheck(config: SpoolConfig): Promise<Check> {
-  let owner: { pid: number; startTicks: number | null; startedAt: string } | null = null;
-  try {
-    owner = JSON.parse(readFileSync(join(config.home, "spool.lock"), "utf8"));
-  } catch {
-    // no lock: no server
-  }
-  if (!owner || !ownerAlive({ ...owner, hostname: "", nonce: "" }))
-    return { name: "server", status: "info", detail: `no server runs on ${config.home}`, fix: "spool serve" };
+async function serverCheck(config: SpoolConfig, running: Running | null): Promise<Check> {
+  const owner = (running ?? runningServer(config.home, true))?.owner;
+  if (!owner) return { name: "server", status: "info", detail: `no server runs on ${config.home}`, fix: "spool serve" };
   const host = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   const base = `http://${host}:${config.port}`;
   const data: Record<string, unknown> = { pid: owner.pid, since: owner.startedAt, url: base };

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
+import { ConnectError } from "../client/ws-transport.js";
 import { type RunnerAttachResult, RunnerExecParams, type RunnerExecResult } from "../protocol/runner.js";
 import { SERVER_VERSION } from "../version.js";
 import type { Backend, ExecResult, ExecutionControl } from "./backend.js";
@@ -14,6 +15,11 @@ import { ValueLink } from "./value-link.js";
 export { projectRoot } from "./exec-spec.js";
 export { firstAnswering } from "./first-answering.js";
 export type { CommandEvent, RunnerClientOptions } from "./runner-options.js";
+
+/** The close code a server ends a connection with when its credential was revoked or expired, and the reasons it gives. */
+const POLICY_VIOLATION = 1008;
+const CREDENTIAL_ENDED = /^credential (revoked|expired)$/;
+const HTTP_UNAUTHORIZED = 401;
 
 /**
  * A runner: a client connection that attaches under a name, executes the
@@ -38,6 +44,15 @@ export class RunnerClient {
   #resumeToken: string | undefined;
   /** The server's grace for a runner to come back, told at attach: reconnect attempts are never further apart than a quarter of it. */
   #graceMs: number | null = null;
+  #refuse!: (why: string) => void;
+  #refusedBecause: string | null = null;
+  /**
+   * Resolves with why, when the server no longer takes this runner's credential (revoked or expired: it closed the
+   * connection saying so, or a reconnect got HTTP 401). The runner then stops reconnecting: no retry can succeed.
+   */
+  readonly refused = new Promise<string>((resolve) => {
+    this.#refuse = resolve;
+  });
 
   constructor(private readonly options: RunnerClientOptions) {}
 
@@ -114,7 +129,7 @@ export class RunnerClient {
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;
-      client.onClose(() => this.#lost(client));
+      client.onClose((code, reason) => this.#lost(client, code, reason));
       // Stay under the server's cap, keeping a few slots for finishing calls' bursts.
       this.#slots.capacity = Math.max(1, Math.min(this.options.maxInFlight ?? 192, attached.maxUnackedChunks - 4));
       this.#client = client;
@@ -131,10 +146,15 @@ export class RunnerClient {
     }
   }
 
-  #lost(client: SpoolClient): void {
+  #lost(client: SpoolClient, code: number, reason: string): void {
     if (this.#client !== client) return;
     this.#client = null;
     if (this.#stopping) return;
+    const ended = code === POLICY_VIOLATION ? CREDENTIAL_ENDED.exec(reason) : null;
+    if (ended) {
+      this.#giveUp(`its credential ${ended[1] === "revoked" ? "was revoked" : "has expired"} (the server closed its connection with ${code}: ${reason})`);
+      return;
+    }
     this.options.log.warn(`runner ${this.options.name}: connection lost; reconnecting`);
     this.#reconnecting ??= this.#reconnect().finally(() => {
       this.#reconnecting = null;
@@ -146,7 +166,7 @@ export class RunnerClient {
     // The server gives up on this runner's producers after its grace (counted from its restart, or from the drop):
     // a longer pause between attempts could miss that window even though the server is back.
     const max = this.#graceMs === null ? configuredMax : Math.max(min, Math.min(configuredMax, Math.floor(this.#graceMs / 4)));
-    for (let delay = min; !this.#stopping; delay = Math.min(max, delay * 2)) {
+    for (let delay = min; !this.#stopping && this.#refusedBecause === null; delay = Math.min(max, delay * 2)) {
       await new Promise((r) => setTimeout(r, delay));
       if (this.#stopping) return;
       try {
@@ -154,9 +174,19 @@ export class RunnerClient {
         this.options.log.info(`runner ${this.options.name}: reconnected; resumed ${attached.resumed.length}, finished ${attached.finished.length}`);
         return;
       } catch (error) {
+        if (error instanceof ConnectError && error.status === HTTP_UNAUTHORIZED) {
+          this.#giveUp("its credential was revoked or has expired (reconnecting, the server answered HTTP 401: it does not know it)");
+          return;
+        }
         this.options.log.warn(`runner ${this.options.name}: reconnect failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
+  }
+
+  /** The credential is refused for good: no reconnecting; whoever started the runner is told (`refused`) and stops it. */
+  #giveUp(why: string): void {
+    this.#refusedBecause = why;
+    this.#refuse(why);
   }
 
   #wakeConnected(): void {

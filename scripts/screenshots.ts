@@ -1,11 +1,11 @@
 // Takes the README's screenshots of the web view: a real server with a scripted model, real commands
 // on the embedded local runner, the page in the system Chromium. Not a test: run it by hand.
-//   npx tsx test/web/screenshots.ts [out-dir]        (default docs/)
+//   npm run screenshots [-- out-dir]        (default docs/; npx tsx scripts/screenshots.ts [out-dir])
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { launchBrowser, signedInPage } from "../helpers/browser.js";
-import { ScriptedModel } from "../helpers/scripted-model.js";
-import { eventually, startTestServer } from "../helpers/server.js";
+import { launchBrowser, signedInPage } from "../test/helpers/browser.js";
+import { ScriptedModel } from "../test/helpers/scripted-model.js";
+import { eventually, startTestServer } from "../test/helpers/server.js";
 
 const out = resolve(process.argv[2] ?? "docs");
 mkdirSync(out, { recursive: true });
