@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../client/spool-client.js";
@@ -80,14 +81,25 @@ function serverLaunch(): { flags: string[]; env: Record<string, string> } {
   };
 }
 
-/**
- * Starts the command given as JSON in argv[1] in a session of its own, its output where the launcher's goes,
- * writes its pid to fd 3 (so the starter can tell when it dies), and exits.
- */
-const LAUNCHER = `const [command, args] = JSON.parse(process.argv[1]);
-const child = require("node:child_process").spawn(command, args, { detached: true, stdio: ["ignore", "inherit", "inherit"] });
-child.unref();
-require("node:fs").writeSync(3, String(child.pid) + "\\n");`;
+/** The launcher's program (launcher-main.ts): the compiled file, or from the sources that file bundled once. */
+let launcher: string[] | null = null;
+function launcherProgram(): string[] {
+  if (launcher) return launcher;
+  const url = new URL(import.meta.url.endsWith(".ts") ? "./launcher-main.ts" : "./launcher-main.js", import.meta.url);
+  if (!url.pathname.endsWith(".ts")) return (launcher = [fileURLToPath(url)]);
+  // A plain `node` has no TypeScript loader: the sources are bundled by esbuild (installed with tsx), loaded only here.
+  const { buildSync } = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
+  const built = buildSync({
+    entryPoints: [fileURLToPath(url)],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    write: false,
+    logLevel: "silent",
+  });
+  return (launcher = ["-e", built.outputFiles[0]?.text ?? ""]);
+}
 
 /** Whether a process still runs (a zombie, dead but not yet reaped, does not). */
 function running(pid: number): boolean {
@@ -177,7 +189,7 @@ async function findOrStart(location: ServerLocation, log: Logger, launcherGone: 
     // that can no longer be (acpx 0.19 kills, when it exits, every process it once saw descend from its agent).
     const child = spawn(
       process.execPath,
-      ["-e", LAUNCHER, JSON.stringify([process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home]])],
+      [...launcherProgram(), JSON.stringify([process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home]])],
       {
         detached: true,
         stdio: ["ignore", fd, fd, "pipe"],
