@@ -78,7 +78,7 @@ describe("notify/* and audit/list", () => {
       headers: { Origin: base.replace(/\/$/, ""), "Content-Type": "application/json" },
       body: JSON.stringify({ code }),
     });
-    expect(signedIn.status).toBe(204);
+    expect(signedIn.status).toBe(200);
     const { events } = await admin.call("audit/list", {});
     expect(events.find((e) => e.action === "token/create" && e.detail.name === "carol")).toMatchObject({ principal: "admin", detail: { role: "viewer" } });
     expect(events.find((e) => e.action === "sign-in")).toMatchObject({ principal: "carol", client: "spool-web", detail: { address: "127.0.0.1" } });
