@@ -158,7 +158,8 @@ describe("the README's CLI tour", () => {
         if (line === "spool entries 3") expect(out).toMatch(/1\s+log:\/\/turn_1\/sh\/read-name\S*\s+done, exit 0/);
         if (line.startsWith("spool reject")) {
           const nap = bg(/Nap/);
-          expect(await nap.exit, nap.out()).toBe(0);
+          // Its proposal was rejected (by another client): the work was not done.
+          expect(await nap.exit, nap.out()).toBe(1);
           expect(nap.out()).toContain("was rejected by admin via spool-cli: not now");
         }
         if (line === "spool cancel") {
