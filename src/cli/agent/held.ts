@@ -29,13 +29,15 @@ export class Held {
 
   /** `handler` runs now, or once nothing holds. */
   run(handler: () => void): void {
-    if (this.#holds === 0 || this.#passing) return handler();
-    if (this.#queue.length >= MOST_HELD) {
+    if (this.#holds > 0 && !this.#passing && this.#queue.length < MOST_HELD) {
+      this.#queue.push(handler);
+      return;
+    }
+    if (!this.#passing && this.#holds > 0) {
       this.#passing = true;
       this.#flush();
-      return handler();
     }
-    this.#queue.push(handler);
+    handler();
   }
 
   /** A handler of notifications that waits its turn. */
