@@ -335,7 +335,7 @@ async function serverCheck(config: SpoolConfig): Promise<Check> {
       pending: sum("spool_proposals_pending{"),
     });
     const summary = text
-      ? `; ${sum("spool_connections{")} connections, runners local ${sum('spool_runners{backend="local"}')} / docker ${sum('spool_runners{backend="docker"}')} / ssh ${sum('spool_runners{backend="ssh"}')}, ${sum("spool_proposals_pending{")} proposals pending`
+      ? `; ${plural(sum("spool_connections{"), "connection")}, runners local ${sum('spool_runners{backend="local"}')} / docker ${sum('spool_runners{backend="docker"}')} / ssh ${sum('spool_runners{backend="ssh"}')}, ${plural(sum("spool_proposals_pending{"), "proposal")} pending`
       : "";
     return ready.status === 200
       ? { name: "server", status: "ok", detail: `pid ${owner.pid} at ${base}, ready${summary}`, data }
@@ -355,4 +355,9 @@ async function serverCheck(config: SpoolConfig): Promise<Check> {
       data,
     };
   }
+}
+
+/** `1 connection`, `2 connections`. */
+function plural(count: number | string, noun: string): string {
+  return `${count} ${noun}${Number(count) === 1 ? "" : "s"}`;
 }

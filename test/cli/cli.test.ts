@@ -271,9 +271,9 @@ describe("the spool command line", () => {
       const runners = cli(["runners"], dir);
       expect(await runners.exit).toBe(0);
       expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+network\s+state\s+running/);
-      // With no default set, the embedded runner takes plain accepts (fallback), and is not called the default (--json says false).
+      // With no default set, the embedded runner takes plain accepts (implied), and is not called the default (--json says false).
       expect(runners.stdout()).toMatch(
-        /local\s+local\s+fallback\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+(attached \d+\w ago|starts on first use)/,
+        /local\s+local\s+implied\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+(attached \d+\w ago|starts on first use)/,
       );
     }, 60_000);
   });

@@ -73,7 +73,11 @@ describe("exit codes (README's table)", () => {
       await term.waitFor("Accept?", "the prompt");
       term.type("n");
       expect(await term.exited, term.raw()).toBe(1);
-      expect(term.raw()).toContain("rejected");
+      // The rejection is said on its own line, between the model's lines, never inside one (issue 48).
+      const lines = (await term.screen()).split("\n");
+      const rejected = lines.indexOf("  rejected");
+      expect(rejected, lines.join("\n")).toBeGreaterThan(0);
+      expect(lines[rejected + 1], lines.join("\n")).toMatch(/^│ \[demo model\] /);
       expect(term.raw()).toContain("✔ done");
     }, 60_000);
 

@@ -174,7 +174,7 @@ describe("the README's CLI tour", () => {
           expect(await tidy.exit, tidy.out()).toBe(130);
         }
         if (line === "spool runs --all") expect(out).toMatch(/run-6\s+my-app\s+aborted/);
-        if (line === "spool runners") expect(out).toMatch(/local\s+local\s+fallback/);
+        if (line === "spool runners") expect(out).toMatch(/local\s+local\s+implied/);
         if (line === "spool completion bash") expect(out).toContain("complete -o default -F _spool spool");
         if (line === "spool help tail") expect(out).toMatch(/^Usage: spool tail/);
       }

@@ -372,6 +372,13 @@ export async function drive(
       if (!OPEN_RUN.includes(existing.run.status)) {
         await queue;
         spin.stop();
+        // Nothing will happen in it: where to read what it did, and how to go on.
+        const name = escapeControl(alias!);
+        say(
+          colours.dim(
+            `  nothing left to follow: \`spool show ${name}\` shows its conversation and commands; \`spool ${mode} "PROMPT" --run ${name}\` goes on with it`,
+          ),
+        );
         return existing.run.status === RUN.failed ? EXIT.failed : existing.run.status === RUN.aborted ? EXIT.interrupted : EXIT.ok;
       }
     } else if (existing) {
