@@ -44,6 +44,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "defaultRunner",
   "background",
   "timeoutMs",
+  "defaultTimeoutMs",
   "sandbox",
   "sandboxNetwork",
   "sandboxReason",
@@ -101,6 +102,7 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
     defaultRunner: str(a.defaultRunner),
     background: a.background === true,
     timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
+    ...(typeof a.defaultTimeoutMs === "number" && a.defaultTimeoutMs >= 0 ? { defaultTimeoutMs: a.defaultTimeoutMs } : {}),
     sandbox,
     network: networkOf(a.network),
   };

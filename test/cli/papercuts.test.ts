@@ -38,6 +38,8 @@ describe("spool's small words", () => {
     const approve = await spool(["approve", "words-pending", "1"]);
     expect(approve.code, approve.err).toBe(0);
     expect((await act.exitsWithin(30_000)).code, act.output()).toBe(0);
+    // The time limit a plain proposal gets: the server's default, as a duration (the demo's config sets none: 30 min).
+    expect(pending.out).toContain("timeout     30 min (the server's default)");
     // One line of output, said so: "1 line", not "1 lines".
     expect(act.output()).not.toMatch(/\b1 lines\b/);
   }, 90_000);
