@@ -27,9 +27,10 @@ gutter, their colours kept and any other terminal control shown as text
 On a terminal the prompt takes one key pressed after it appears: whatever was
 typed before (for a command, or ahead) is discarded, never taken as an answer.
 Typing while a command runs does not reach it: answer it with spool attach RUN
-PATH or spool input RUN PATH TEXT. When stdin is not a terminal nothing is read
-from it: proposals wait for a decision from another client, unless --yes or
---answers-from-stdin says otherwise.
+N or spool input RUN N TEXT (N: its number in the run). In the background
+(spool act … &) the terminal is left alone until fg. When stdin is not a
+terminal nothing is read from it: proposals wait for a decision from another
+client, unless --yes or --answers-from-stdin says otherwise.
 
 Without a PROMPT, --run follows that run again: it offers the proposals still
 pending and shows what the run does until it is idle.
