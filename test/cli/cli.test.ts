@@ -302,7 +302,8 @@ describe("the spool command line", () => {
       expect(act.stdout().match(/Accept\?/g)).toHaveLength(3);
       expect(act.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by admin via spool-act\)/);
       act.write("y\n");
-      expect(await act.exit).toBe(0);
+      // The first proposal was rejected: exit 1 (README's exit codes).
+      expect(await act.exit).toBe(1);
     }, 90_000);
 
     it("Ctrl-C at the accept prompt aborts the run and exits 130 at once", async () => {
