@@ -57,6 +57,10 @@ describe("exit codes (README's table)", () => {
     expect(help.code).toBe(0);
     const flat = help.out.replace(/\s+/g, " ");
     for (const [code, meaning] of readmeTable()) expect(flat).toContain(` ${code} ${meaning}`);
+    // act's own help says the same of act: 1 after a rejection, 130 after Ctrl-C cancelled its command.
+    const act = (await spool(["help", "act"])).out.replace(/\s+/g, " ");
+    expect(act).toContain("1 when it fails or a proposal of it was rejected");
+    expect(act).toContain("130 when it is aborted or Ctrl-C cancelled its running command");
   }, 60_000);
 
   describe("0: done", () => {
