@@ -68,7 +68,8 @@ const modelUrl = `http://127.0.0.1:${(model.address() as AddressInfo).port}/v1`;
 const scratch = mkdtempSync(join(tmpdir(), "spool-demo-"));
 const home = join(scratch, "home");
 const project = join(scratch, "project");
-mkdirSync(home);
+// Private from the start (0700, as the server wants a home): no warning about making it so.
+mkdirSync(home, { mode: 0o700 });
 mkdirSync(project);
 writeFileSync(join(project, "notes.txt"), "buy milk\nwrite the demo\nship it\n");
 writeFileSync(join(project, "README.md"), "# a demo project\n");

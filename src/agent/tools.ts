@@ -162,7 +162,8 @@ export async function producerResult(ctx: Pick<ToolContext, "core" | "budgetToke
       continue;
     }
     const view = await channelModelView(ctx.core.entries.readLines, channel, share, { failurePatterns: ctx.core.config.agent.failurePatterns });
-    lines.push(`--- ${name} (${channel.path}, ${lineCount(channel)} lines, ${channel.bytes} bytes) ---`);
+    const count = lineCount(channel);
+    lines.push(`--- ${name} (${channel.path}, ${count} line${count === 1 ? "" : "s"}, ${channel.bytes} byte${channel.bytes === 1 ? "" : "s"}) ---`);
     lines.push(view.text.replace(/\n$/, ""));
   }
   return lines.join("\n");

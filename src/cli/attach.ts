@@ -8,6 +8,7 @@ import { CliError, EXIT, usageError } from "./errors.js";
 import { INPUT_PART_BYTES } from "./input.js";
 import { resolveCommand, resolveRun } from "./refs.js";
 import { resetTerminal } from "./terminal-writer.js";
+import { TypedLines } from "./typed-lines.js";
 import { endedWords } from "./words.js";
 
 /** Ctrl-]: what detaches, as telnet has it. */
@@ -26,9 +27,10 @@ proposed with a terminal (tty) gets your keys as you press them (raw mode: Ctrl-
 to the command) and this terminal's size, also when it changes. Otherwise lines are
 sent as you finish them, Ctrl-D ends its input and Ctrl-C sends it SIGINT.
 
-Ctrl-] detaches (without a terminal of the command: Ctrl-] then Enter); the command
-keeps running. When the command ends, says how, and exits: 0 when it succeeded, 1
-otherwise.`,
+Ctrl-] detaches; the command keeps running. Typed to a command without a terminal, a
+line is edited here (Backspace, Ctrl-U) and sent with a newline when Enter ends it,
+whatever the terminal's settings make of Enter. When the command ends, says how, and
+exits: 0 when it succeeded, 1 otherwise.`,
   connects: true,
   maxArgs: 2,
   options: {},
@@ -55,6 +57,8 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
   const tty = log.tty !== null;
   const stdin = process.stdin;
   const raw = tty && stdin.isTTY === true;
+  /** A command without a terminal, typed to from one: lines edited here (src/cli/typed-lines.ts), the terminal raw. */
+  const lineMode = !tty && stdin.isTTY === true;
 
   let detach!: () => void;
   const detached = new Promise<"detached">((resolve) => {
@@ -95,13 +99,23 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
   });
   const onResize = () => control(() => client.resize(run, path, { cols: process.stdout.columns, rows: process.stdout.rows }));
   const onInterrupt = () => control(() => client.signal(run, path, "INT"));
+  const onEnd = () => control(() => client.eof(run, path));
+  const lines = lineMode
+    ? new TypedLines({
+        echo: (text) => process.stderr.write(text),
+        send: (text) => send(Buffer.from(text)),
+        eof: onEnd,
+        interrupt: onInterrupt,
+        detach: () => detach(),
+      })
+    : null;
   const onData = (data: Buffer) => {
+    if (lines) return lines.push(data);
     const at = data.indexOf(DETACH);
     if (at === -1) return send(data);
     if (at > 0) send(data.subarray(0, at));
     detach();
   };
-  const onEnd = () => control(() => client.eof(run, path));
   process.stderr.write(`attached to ${path}${log.tty ? ` (a terminal ${log.tty.cols}x${log.tty.rows})` : ""}; Ctrl-] detaches\n`);
   if (raw) {
     stdin.setRawMode(true);
@@ -109,7 +123,8 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
       onResize();
       process.stdout.on("resize", onResize);
     }
-  } else if (stdin.isTTY) {
+  } else if (lineMode) {
+    stdin.setRawMode(true);
     process.on("SIGINT", onInterrupt);
   }
   stdin.on("data", onData);
@@ -125,14 +140,14 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     const ends = [...how.values()];
     const status = ends.find((end) => end.status !== ENTRY.done)?.status ?? ENTRY.done;
     const [entry] = (await client.call("entry/list", { run, pattern: path })).entries;
-    process.stderr.write(`${raw ? "\r\n" : ""}${path} ended: ${endedWords(entry, status)}\n`);
+    process.stderr.write(`${raw || lineMode ? "\r\n" : ""}${path} ended: ${endedWords(entry, status)}\n`);
     return status === ENTRY.done ? EXIT.ok : EXIT.failed;
   } finally {
     stdin.off("data", onData);
     stdin.off("end", onEnd);
     process.stdout.off("resize", onResize);
     process.off("SIGINT", onInterrupt);
-    if (raw) stdin.setRawMode(false);
+    if (raw || lineMode) stdin.setRawMode(false);
     stdin.pause();
     await watch.close();
     // The command's output went raw (its own screen): whatever state it left the terminal in ends with the attach.

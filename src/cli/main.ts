@@ -3,7 +3,7 @@ import { SERVER_VERSION } from "../version.js";
 import { type Command, type CommandSpec, completionWords, helpText, parseSpec, takesRun } from "./command-spec.js";
 import { currentTarget, nearest } from "./common.js";
 import type { Completed } from "./completion.js";
-import { EXIT, explain } from "./errors.js";
+import { EXIT, exitCodesHelp, explain } from "./errors.js";
 
 /** The command table's index: each command's row and body are loaded when it runs (so `spool tail` never loads the server, Docker or SSH code). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -59,9 +59,7 @@ ${Object.entries(COMMANDS)
 
   help CMD   a command's options         -v, --version  print the version
 
-Exit codes: 0 done, 1 failed, 2 usage error, 3 no server / connection lost,
-4 not found, 130 interrupted or aborted.
-`;
+${exitCodesHelp()}`;
 
 /** Commands that keep running until stopped; they deal with their own output. */
 const SERVICES = new Set(["serve", "runner"]);

@@ -1,4 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
+import { inForeground } from "./foreground.js";
 
 /*
  * Every byte Spool did not write itself — a model's streamed text, a command's output, a title, a name, an
@@ -329,13 +330,16 @@ export class TerminalWriter {
   /** Before a facts block or a decision prompt: the terminal's state reset (a terminal only), on a fresh line. */
   reset(): void {
     this.endBlock();
-    if (this.tty) this.out.write(TERMINAL_RESET);
+    if (this.tty && inForeground()) this.out.write(TERMINAL_RESET);
   }
 }
 
-/** The reset before a facts block or a decision (`spool pending`, `spool approve`), when `stream` is a terminal. */
+/**
+ * The reset before a facts block or a decision (`spool pending`, `spool approve`), when `stream` is a terminal
+ * and this process the job in front (a background job leaves the screen of the one in front alone).
+ */
 export function resetTerminal(stream: Sink = process.stdout): void {
-  if (stream.isTTY) stream.write(TERMINAL_RESET);
+  if (stream.isTTY && inForeground()) stream.write(TERMINAL_RESET);
 }
 
 /**

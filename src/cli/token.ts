@@ -74,7 +74,9 @@ export async function token(argv: string[]): Promise<number> {
       process.stdout.write(`${created.token}\n`);
       const scope = created.principal.projects ? `projects ${created.principal.projects.join(", ")}` : "every project";
       const until = created.principal.expiresAt ? `, until ${new Date(created.principal.expiresAt).toISOString()}` : "";
-      process.stderr.write(`created ${created.principal.name} (${created.principal.role}, ${scope}${until}); the token above is not shown again\n`);
+      process.stderr.write(
+        `created ${created.principal.name} (${created.principal.role}, ${scope}${until}); ${process.stdout.isTTY ? "the token above" : "its token, written to stdout,"} is not shown again\n`,
+      );
       return EXIT.ok;
     }
     case "list": {

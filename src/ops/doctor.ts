@@ -382,7 +382,7 @@ async function serverCheck(config: SpoolConfig, running: Running | null): Promis
       pending: sum("spool_proposals_pending{"),
     });
     const summary = text
-      ? `; ${sum("spool_connections{")} connections, runners local ${sum('spool_runners{backend="local"}')} / docker ${sum('spool_runners{backend="docker"}')} / ssh ${sum('spool_runners{backend="ssh"}')}, ${sum("spool_proposals_pending{")} proposals pending`
+      ? `; ${plural(sum("spool_connections{"), "connection")}, runners local ${sum('spool_runners{backend="local"}')} / docker ${sum('spool_runners{backend="docker"}')} / ssh ${sum('spool_runners{backend="ssh"}')}, ${plural(sum("spool_proposals_pending{"), "proposal")} pending`
       : "";
     return ready.status === 200
       ? { name: "server", status: "ok", detail: `pid ${owner.pid} at ${base}, ready${summary}`, data }
@@ -402,4 +402,9 @@ async function serverCheck(config: SpoolConfig, running: Running | null): Promis
       data,
     };
   }
+}
+
+/** `1 connection`, `2 connections`. */
+function plural(count: number | string, noun: string): string {
+  return `${count} ${noun}${Number(count) === 1 ? "" : "s"}`;
 }

@@ -107,7 +107,10 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
     case "background":
       return facts.background ? "yes" : "no";
     case "timeout":
-      return facts.timeoutMs === null ? "server default" : limit(facts.timeoutMs);
+      if (facts.timeoutMs !== null) return limit(facts.timeoutMs);
+      // The server's default, as it was when proposed (an older proposal did not record it).
+      if (typeof facts.defaultTimeoutMs !== "number") return "server default";
+      return `${facts.defaultTimeoutMs === 0 ? "none" : limit(facts.defaultTimeoutMs)} (the server's default)`;
   }
 }
 

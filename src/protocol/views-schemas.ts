@@ -52,6 +52,12 @@ export const ProposalFacts = z.object({
   ),
   background: z.boolean().describe("Long-running work started in the background (its own, longer time limit)"),
   timeoutMs: z.number().int().nullable().describe("Its time limit; null: the server's default for its kind"),
+  defaultTimeoutMs: z
+    .number()
+    .int()
+    .nullable()
+    .optional()
+    .describe("A proposal without a time limit: the server's default for its kind when it was proposed; null or absent: not recorded"),
   sandbox: SandboxFact,
   network: NetworkKind.nullable().describe(
     "The command's network where it runs: own (outbound only), shared (the runner machine's, its loopback ports too), none; null: not recorded",

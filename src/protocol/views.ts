@@ -58,6 +58,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "runnerClaim",
   "background",
   "timeoutMs",
+  "defaultTimeoutMs",
   "sandbox",
   "sandboxNetwork",
   "sandboxReason",
@@ -129,6 +130,7 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
     runnerClaim: runnerClaimOf(a.runnerClaim),
     background: a.background === true,
     timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
+    ...(typeof a.defaultTimeoutMs === "number" && a.defaultTimeoutMs >= 0 ? { defaultTimeoutMs: a.defaultTimeoutMs } : {}),
     sandbox,
     network: networkOf(a.network),
   };

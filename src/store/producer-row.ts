@@ -35,6 +35,8 @@ export interface Producer {
   background: boolean;
   /** Its own time limit; null: the server's default for its kind. */
   timeoutMs: number | null;
+  /** No limit proposed: the server's default for its kind when it was proposed (null: not recorded). */
+  defaultTimeoutMs: number | null;
   slug: string;
   /** The sandbox mode recorded at proposal time; null: none recorded (a proposal from before modes). */
   sandbox: SandboxModeName | null;
@@ -130,6 +132,7 @@ export function producerFromRow(row: EntryRow): Producer {
     tty,
     background: a.background === true,
     timeoutMs: num(a.timeoutMs),
+    defaultTimeoutMs: num(a.defaultTimeoutMs),
     slug: String(a.slug),
     sandbox: sandboxOf(a.sandbox, row.path),
     readOnly: a.readOnly === true,

@@ -74,6 +74,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     runnerClaim: p.runnerClaim,
     background: p.background,
     timeoutMs: p.timeoutMs !== null && p.timeoutMs > 0 ? p.timeoutMs : null,
+    ...(p.defaultTimeoutMs !== null && p.defaultTimeoutMs >= 0 ? { defaultTimeoutMs: p.defaultTimeoutMs } : {}),
     sandbox,
     network: p.network,
     path: p.path,

@@ -77,7 +77,8 @@ describe("spool act's layout on a terminal screen", () => {
       rows: 40,
     });
     try {
-      expect(await term.exited).toBe(0);
+      // Its proposal was rejected: exit 1 (README's exit codes).
+      expect(await term.exited).toBe(1);
       const lines = (await term.screen()).split("\n");
       const shown = lines.join("\n");
       const questions = lines.filter((l) => l.includes("Accept?"));

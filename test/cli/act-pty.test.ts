@@ -40,7 +40,7 @@ describe("spool act in a terminal", () => {
       term.type("y\r");
       term.type("y");
       // act says, once a key is typed, where typing goes and how to reach the command.
-      const note = `keys typed here do not reach the command; to answer it: spool attach pty-act ${first!.path}, or spool input pty-act ${first!.path} TEXT`;
+      const note = "keys typed here do not reach the command; to answer it: spool attach pty-act 1, or spool input pty-act 1 TEXT";
       await eventually(() => term.raw().includes(note), 30_000, "the note on typing");
       // The command gets its answer the way act said.
       await client.input("pty-act", first!.path, "bob\n");

@@ -100,7 +100,7 @@ describe("spool, every day", () => {
     const entries = await spool(["entries"]);
     expect(entries.out).toMatch(/1\s+log:\/\/turn_1\/sh\/echo-started-sleep-60\s+running/);
     const runners = await spool(["runners"]);
-    expect(runners.out).toMatch(/local\s+local\s+fallback/);
+    expect(runners.out).toMatch(/local\s+local\s+implied/);
 
     // Cancelled: tail -f says how it ended.
     await follow.waitFor(/started/);

@@ -271,9 +271,9 @@ describe("the spool command line", () => {
       const runners = cli(["runners"], dir);
       expect(await runners.exit).toBe(0);
       expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+network\s+state\s+running/);
-      // With no default set, the embedded runner takes plain accepts (fallback), and is not called the default (--json says false).
+      // With no default set, the embedded runner takes plain accepts (implied), and is not called the default (--json says false).
       expect(runners.stdout()).toMatch(
-        /local\s+local\s+fallback\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+(attached \d+\w ago|starts on first use)/,
+        /local\s+local\s+implied\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+(attached \d+\w ago|starts on first use)/,
       );
     }, 60_000);
   });
@@ -304,7 +304,8 @@ describe("the spool command line", () => {
       expect(act.stdout().match(/Accept\?/g)).toHaveLength(3);
       expect(act.stdout()).toMatch(/accepted by rule #\d+ \(always allow, set by admin via spool-act\)/);
       act.write("y\n");
-      expect(await act.exit).toBe(0);
+      // The first proposal was rejected: exit 1 (README's exit codes).
+      expect(await act.exit).toBe(1);
     }, 90_000);
 
     it("Ctrl-C at the accept prompt aborts the run and exits 130 at once", async () => {

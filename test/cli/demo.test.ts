@@ -19,5 +19,7 @@ describe("npm run demo", () => {
     expect(out).toContain("the command exited 0, and notes.txt has 3 lines");
     expect(out).toContain("✔ done: notes.txt has 3 lines");
     expect(err).not.toMatch(/MaxListenersExceeded/);
+    // Its temporary home is made private from the start: no warning about making it so (issue 48).
+    expect(`${out}\n${err}`).not.toMatch(/private \(0700\)/);
   }, 60_000);
 });

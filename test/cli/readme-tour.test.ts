@@ -158,7 +158,8 @@ describe("the README's CLI tour", () => {
         if (line === "spool entries 3") expect(out).toMatch(/1\s+log:\/\/turn_1\/sh\/read-name\S*\s+done, exit 0/);
         if (line.startsWith("spool reject")) {
           const nap = bg(/Nap/);
-          expect(await nap.exit, nap.out()).toBe(0);
+          // Its proposal was rejected (by another client): the work was not done.
+          expect(await nap.exit, nap.out()).toBe(1);
           expect(nap.out()).toContain("was rejected by admin via spool-cli: not now");
         }
         if (line === "spool cancel") {
@@ -173,7 +174,7 @@ describe("the README's CLI tour", () => {
           expect(await tidy.exit, tidy.out()).toBe(130);
         }
         if (line === "spool runs --all") expect(out).toMatch(/run-6\s+my-app\s+aborted/);
-        if (line === "spool runners") expect(out).toMatch(/local\s+local\s+fallback/);
+        if (line === "spool runners") expect(out).toMatch(/local\s+local\s+implied/);
         if (line === "spool completion bash") expect(out).toContain("complete -o default -F _spool spool");
         if (line === "spool help tail") expect(out).toMatch(/^Usage: spool tail/);
       }

@@ -126,7 +126,8 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
         await asked(term, client, run, 1);
         await onlyTheRealProposal(term, client, run, { question: true });
         term.type("n");
-        expect(await term.exited).toBe(0);
+        // Rejected: exit 1 (README's exit codes).
+        expect(await term.exited).toBe(1);
         expect(existsSync(join(ts.root, "pwned.txt"))).toBe(false);
       } finally {
         term.kill();
@@ -149,7 +150,7 @@ describe("the screen a person decides on cannot be drawn over (issue 36 point 1)
       await asked(term, client, "cat-notes", 2);
       await onlyTheRealProposal(term, client, "cat-notes", { question: true });
       term.type("n");
-      expect(await term.exited).toBe(0);
+      expect(await term.exited).toBe(1);
       expect(existsSync(join(ts.root, "pwned.txt"))).toBe(false);
     } finally {
       term.kill();

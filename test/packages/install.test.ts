@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,6 +34,7 @@ describeInstall("the npm package, installed globally", () => {
   let tarball: string;
   let files: string[];
   const spoolBin = () => join(prefix, "bin", "spool");
+  let installed: { stdout: string; stderr: string };
 
   beforeAll(async () => {
     if (registryMissing) throw new Error(`SPOOL_TEST_INFRA=required but ${registryMissing}`);
@@ -44,17 +45,30 @@ describeInstall("the npm package, installed globally", () => {
     const [info] = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m))) as { filename: string; files: { path: string }[] }[];
     tarball = join(dir, info!.filename);
     files = info!.files.map((f) => f.path);
-    await run("npm", ["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", tarball], {
+    // The repository's package.json is back after the pack (the tarball's has no prepare script).
+    expect(JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).scripts.prepare).toBeDefined();
+    installed = await run("npm", ["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", tarball], {
       cwd: dir,
       timeout: INSTALL_TIMEOUT_MS,
       maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, npm_config_loglevel: "error" },
+      env: { ...process.env, npm_config_loglevel: "warn" },
     }).catch((error: Error & { stderr?: string }) => {
       throw new Error(`npm install -g --prefix ${prefix} ${tarball} failed: ${error.message}\n${error.stderr ?? ""}`);
     });
   }, INSTALL_TIMEOUT_MS + 200_000);
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("installs without npm's install-scripts warning for spool: the tarball's package.json has no prepare (it holds dist/ already)", () => {
+    // npm 11 lists every package whose install scripts it has not been allowed to run: its dependencies' (native
+    // builds), never spool itself (it had a prepare script for a build the tarball does not need).
+    expect(installed.stderr).not.toMatch(new RegExp(`^npm warn install-scripts\\s+${pkg.name}@`, "m"));
+    expect(installed.stderr).not.toMatch(new RegExp(`allow-scripts=(\\S+,)?${pkg.name}\\b`));
+    const manifest = JSON.parse(execFileSync("tar", ["xzf", tarball, "-O", "package/package.json"], { encoding: "utf8" })) as {
+      scripts: Record<string, string>;
+    };
+    expect(manifest.scripts.prepare).toBeUndefined();
   });
 
   it("the tarball holds dist/ (with the compiled migrations), the web bundle and the documents, and no sources, tests, benches or fixtures", () => {

@@ -71,6 +71,9 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       timeout: "server default",
     });
     expect(byLabel(factLines(facts, { defaultRunner: "lo\u001bcal" })).runner).toBe("default (lo\\ecal)");
+    // The server's default as recorded when it was proposed: the real duration (issue 48), none for 0.
+    expect(byLabel(factLines(proposalFacts({ tool: "sh", command: "ls", defaultTimeoutMs: 1_800_000 }))).timeout).toBe("30 min (the server's default)");
+    expect(byLabel(factLines(proposalFacts({ tool: "sh", command: "ls", defaultTimeoutMs: 0 }))).timeout).toBe("none (the server's default)");
     // Nothing at all: still every line, nothing invented.
     expect(byLabel(factLines(proposalFacts({})))).toMatchObject({ tool: "", command: "", cwd: "project root", env: "none added" });
     // Malformed values are not taken for facts.

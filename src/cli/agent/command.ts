@@ -27,17 +27,19 @@ gutter, their colours kept and any other terminal control shown as text
 On a terminal the prompt takes one key pressed after it appears: whatever was
 typed before (for a command, or ahead) is discarded, never taken as an answer.
 Typing while a command runs does not reach it: answer it with spool attach RUN
-PATH or spool input RUN PATH TEXT. When stdin is not a terminal nothing is read
-from it: proposals wait for a decision from another client, unless --yes or
---answers-from-stdin says otherwise.
+N or spool input RUN N TEXT (N: its number in the run). In the background
+(spool act … &) the terminal is left alone until fg. When stdin is not a
+terminal nothing is read from it: proposals wait for a decision from another
+client, unless --yes or --answers-from-stdin says otherwise.
 
 Without a PROMPT, --run follows that run again: it offers the proposals still
 pending and shows what the run does until it is idle.
 
 Ctrl-C cancels the running command; at a prompt, or a second time, it aborts
-the run. Exits 0 when the run finishes, 1 when it fails, 3 when the connection
-to the server is lost (the run stays on the server: follow it again with --run
-once the server answers), 130 when it is aborted. A new run is named run-N.`,
+the run. Exits 0 when the run finishes, 1 when it fails or a proposal of it
+was rejected, 3 when the connection to the server is lost (the run stays on
+the server: follow it again with --run once the server answers), 130 when it
+is aborted or Ctrl-C cancelled its running command. A new run is named run-N.`,
     connects: true,
     options: {
       model: { type: "string", arg: "ALIAS", help: 'a model alias (spool models; "demo" with spool serve --demo-model)' },

@@ -1,6 +1,10 @@
 import { createInterface, type Interface } from "node:readline";
 import type { ReadStream } from "node:tty";
+import { inForeground } from "../foreground.js";
 import { TypedInput } from "../typed-input.js";
+
+/** How often a command followed by a background `spool act` checks whether it was brought to the front. */
+const FRONT_CHECK_MS = 250;
 
 /**
  * Where answers to "Accept?" come from:
@@ -98,7 +102,6 @@ export class Questions {
   watchTyping(typed: () => void): () => void {
     const stdin = process.stdin as ReadStream;
     if (!stdin.isTTY || this.#stopKeys) return () => undefined;
-    stdin.setRawMode(true);
     const onData = (chunk: Buffer) => {
       if (chunk.includes(3)) {
         process.emit("SIGINT");
@@ -107,17 +110,32 @@ export class Questions {
       this.#typedWhileRunning += chunk.length;
       typed();
     };
-    stdin.on("data", onData);
-    stdin.resume();
+    let watching = false;
+    // A background job (`spool act … --yes &`) leaves the terminal alone: raw mode or a read would stop it
+    // (SIGTTOU, SIGTTIN). Brought to the front (`fg`, which continues it only if it was stopped), it is
+    // noticed within FRONT_CHECK_MS and watches from then on.
+    const start = () => {
+      if (watching || stopped || !inForeground()) return;
+      watching = true;
+      clearInterval(checking);
+      stdin.setRawMode(true);
+      stdin.on("data", onData);
+      stdin.resume();
+    };
     let stopped = false;
     const stop = () => {
       if (stopped) return;
       stopped = true;
+      clearInterval(checking);
+      if (this.#stopTyping === stop) this.#stopTyping = null;
+      if (!watching) return;
       stdin.off("data", onData);
       stdin.pause();
       stdin.setRawMode(false);
-      if (this.#stopTyping === stop) this.#stopTyping = null;
     };
+    const checking = setInterval(start, FRONT_CHECK_MS);
+    checking.unref();
+    start();
     this.#stopTyping = stop;
     return stop;
   }

@@ -3,11 +3,12 @@ import type { SpoolNotifications } from "../../protocol/notifications.js";
 import { defaultRunnerName, factsText } from "../../protocol/proposal-facts.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
 import { type Producer, producerOf } from "../../protocol/views.js";
-import { connectionLost, escapeControl, palette } from "../common.js";
+import { escapeControl, palette } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
 import { runCommands } from "../refs.js";
 import { TerminalWriter } from "../terminal-writer.js";
 import { Endings } from "./endings.js";
+import { Held } from "./held.js";
 import { type AnswerSource, Questions } from "./questions.js";
 import { spinner } from "./spinner.js";
 
@@ -27,6 +28,21 @@ async function unknownModel(client: SpoolClient, model: string, error: unknown):
     EXIT.usage,
   );
 }
+
+/** Why `spool act` leaves when its connection closes before the run ended: the server stopped (and ended what it ran), or the connection broke. */
+function lostConnection(closed: { code: number; reason: string }, mode: string, run: string): CliError {
+  const again = `\`spool ${mode} --run ${escapeControl(run)}\``;
+  const why = `${closed.code}${closed.reason ? ` ${escapeControl(closed.reason)}` : ""}`;
+  return new CliError(
+    closed.code === WS_GOING_AWAY
+      ? `the server stopped (${why}) and ended the commands it ran; once it runs again, ${again} shows where the run is`
+      : `lost the connection to the server (${why}) — the run stays on the server, and goes on while the server runs; once it answers again, ${again} shows where it is`,
+    EXIT.connection,
+  );
+}
+
+/** The WebSocket close code of a server going away (it is stopping). */
+const WS_GOING_AWAY = 1001;
 
 /** How long to wait for the server to confirm an abort before leaving anyway. */
 const ABORT_WAIT_MS = 3_000;
@@ -63,6 +79,15 @@ export async function drive(
   let ended = false;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
   let lastReply: string | null = null;
+  /** A proposal of this run was rejected by a person (exit 1), a running command cancelled with Ctrl-C here (exit 130). */
+  let rejected = false;
+  let cancelled = false;
+  /**
+   * What the server says about the run is held until the run's first line ("run NAME") is printed, and while a
+   * followed command's output or a decision's outcome is being written (src/cli/agent/held.ts).
+   */
+  const held = new Held();
+  const releaseFirstLine = held.hold();
   /** How followed commands ended, as their entries record it. */
   const endings = new Endings(client, (run, path) => run === alias && followed.has(path));
   const say = (text: string) => {
@@ -71,7 +96,9 @@ export async function drive(
   };
 
   let settle!: (code: number) => void;
-  const finished = new Promise<number>((resolve) => (settle = resolve));
+  /** How the run ended, once this process saw it end (or left on Ctrl-C). */
+  let settled: number | null = null;
+  const finished = new Promise<number>((resolve) => (settle = (code) => resolve((settled ??= code))));
   let queue = Promise.resolve();
   /** Paths decided elsewhere while they waited here. */
   const decidedElsewhere = new Map<string, SpoolNotifications["run/resolved"]>();
@@ -92,9 +119,7 @@ export async function drive(
       );
     }
     if (answer === null && questions.source === "none") {
-      // The short reference: the command's number in the run (spool show numbers them the same way).
-      const number = (await runCommands(client, p.run).catch(() => [])).find((c) => c.path === p.path)?.number;
-      const ref = `${escapeControl(p.run)} ${number ?? escapeControl(p.path)}`;
+      const ref = await shortRef(p);
       say(colours.dim(`  spool approve ${ref}   or   spool reject ${ref}`));
     }
     while (answer === null || !/^[yna]$/i.test(answer)) {
@@ -116,6 +141,17 @@ export async function drive(
       if (!/^[yna]$/.test(answer)) say(colours.dim("  that is no answer: y accepts, n rejects, a always accepts this command in this run"));
     }
     mine.add(p.path);
+    // The model goes on as soon as the server has the decision: its words wait until the outcome is said (and the command's output shown).
+    const release = held.hold();
+    try {
+      await decide(p, answer);
+    } finally {
+      release();
+    }
+  };
+
+  /** Sends the decision `answer` (y, n or a) on `p`, says it, and follows an accepted command. */
+  const decide = async (p: Proposal, answer: string) => {
     const decided = await client
       .call("run/resolve", {
         run: p.run,
@@ -134,6 +170,7 @@ export async function drive(
       });
     if (!decided) return decidedElsewhere.has(p.path) ? followElsewhere(p) : undefined;
     if (answer === "n") {
+      rejected = true;
       say(colours.yellow("  rejected"));
       return;
     }
@@ -159,28 +196,48 @@ export async function drive(
     say(factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null, indent: "  " }));
   };
 
+  /** `RUN N`: the command's number in the run (spool show numbers them the same way), else its path. */
+  const shortRef = async (p: { run: string; path: string }) => {
+    const number = (await runCommands(client, p.run).catch(() => [])).find((c) => c.path === p.path)?.number;
+    return `${escapeControl(p.run)} ${number ?? escapeControl(p.path)}`;
+  };
+
   const follow = async (p: { run: string; path: string }) => {
+    // Nothing else is written until its output has been, and how it ended.
+    const release = held.hold();
+    try {
+      await followOutput(p).catch((error: unknown) => {
+        // The connection lost before its output was watched: why is said once, when act leaves.
+        if (!client.closed) throw error;
+        streaming = null;
+        say(colours.dim("  finished: not known here (the connection to the server was lost)"));
+      });
+    } finally {
+      release();
+    }
+  };
+
+  const followOutput = async (p: { run: string; path: string }) => {
     followed.add(p.path);
     streaming = { path: p.path };
+    const ref = shortRef(p);
     // Keys typed while it runs do not reach it: said once, when one is typed (nothing is said to a person who types nothing).
     const stopTyping = questions.watchTyping(() => {
       if (toldTyping) return;
       toldTyping = true;
-      say(
-        colours.dim(
-          `  (keys typed here do not reach the command; to answer it: spool attach ${escapeControl(p.run)} ${p.path}, or spool input ${escapeControl(p.run)} ${p.path} TEXT)`,
-        ),
-      );
+      void ref.then((r) => say(colours.dim(`  (keys typed here do not reach the command; to answer it: spool attach ${r}, or spool input ${r} TEXT)`)));
     });
     const watch = await client.watch({ run: p.run, path: p.path }, (chunk) => {
       spin.stop();
       if (chunk.channel === 2) screen.untrusted(chunk.data, { kind: "output", stream: "err", ...(errColours.on ? { colour: errColours.red } : {}) });
       else screen.untrusted(chunk.data, { kind: "output" });
     });
-    const ended = await watch.ended.finally(stopTyping);
+    // The connection lost while it runs: its end is still said, from what arrived (src/cli/agent/endings.ts).
+    const ended = await watch.ended.catch(() => null).finally(stopTyping);
     streaming = null;
-    const status = [...ended.values()][0];
-    say(colours.dim(`  finished: ${await endings.of(p.run, p.path, status)}`));
+    const status = ended ? [...ended.values()][0] : undefined;
+    const words = await endings.of(p.run, p.path, status);
+    say(colours.dim(`  finished: ${words === "?" && client.closed ? "not known here (the connection to the server was lost)" : words}`));
   };
 
   const offer = (p: Proposal) => {
@@ -191,23 +248,8 @@ export async function drive(
       .then(() => onProposal(p))
       .catch((error) => say(errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`)));
   };
-  /**
-   * Until the run's first line ("run NAME") is printed, what the server says about runs is kept, then
-   * replayed: nothing is missed, and nothing is printed above that line (a fast model streams before
-   * run/create answers). A new run's name (run-N) is known only from run/create's answer.
-   */
-  let early: (() => void)[] | null = [];
-  const release = () => {
-    const held = early ?? [];
-    early = null;
-    for (const replay of held) replay();
-  };
-  const onRun =
-    <T>(handler: (p: T) => void) =>
-    (p: T) => {
-      if (early) early.push(() => handler(p));
-      else handler(p);
-    };
+  // A new run's name (run-N) is known only from run/create's answer: what comes before it is held (see `held`).
+  const onRun = <T>(handler: (p: T) => void) => held.wrap(handler);
   client.on("run/proposal", onRun(offer));
   client.on(
     "run/resolved",
@@ -217,10 +259,16 @@ export async function drive(
         offered.add(p.path);
         queue = queue
           .then(async () => {
-            const log = await client.call("entry/get", { run: p.run, path: p.path });
-            await showProposal(producerOf(log));
-            say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${escapeControl(p.runner ?? "?")}`));
-            if (!stopping) await follow(p);
+            // Never while a question waits (what answers it elsewhere must get through): from its turn on.
+            const release = held.hold();
+            try {
+              const log = await client.call("entry/get", { run: p.run, path: p.path });
+              await showProposal(producerOf(log));
+              say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${escapeControl(p.runner ?? "?")}`));
+              if (!stopping) await follow(p);
+            } finally {
+              release();
+            }
           })
           .catch((error) => say(errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`)));
         return;
@@ -234,6 +282,7 @@ export async function drive(
         if (questions.asking) questions.withdraw();
         return;
       }
+      if (p.decision === "reject") rejected = true;
       const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
       const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
       say(
@@ -303,6 +352,7 @@ export async function drive(
   const onSigint = () => {
     interrupts++;
     if (interrupts === 1 && streaming) {
+      cancelled = true;
       say(colours.yellow("\rcancelling the running command (Ctrl-C again aborts the run)"));
       void client.call("stream/cancel", { run: alias!, path: streaming.path, reason: "cancelled with Ctrl-C" }).catch(() => undefined);
       return;
@@ -316,17 +366,24 @@ export async function drive(
     if (!prompt) {
       if (!existing) throw new CliError(`the project has no run "${alias}" (see \`spool runs\`)`, EXIT.notFound);
       say(colours.dim(`run ${alias}: ${runStatusWord(existing.run.status)}`));
-      release();
+      releaseFirstLine();
       const pending = await client.call("proposal/list", { run: alias!, limit: 200 });
       for (const p of pending.proposals) offer(p);
       if (!OPEN_RUN.includes(existing.run.status)) {
         await queue;
         spin.stop();
+        // Nothing will happen in it: where to read what it did, and how to go on.
+        const name = escapeControl(alias!);
+        say(
+          colours.dim(
+            `  nothing left to follow: \`spool show ${name}\` shows its conversation and commands; \`spool ${mode} "PROMPT" --run ${name}\` goes on with it`,
+          ),
+        );
         return existing.run.status === RUN.failed ? EXIT.failed : existing.run.status === RUN.aborted ? EXIT.interrupted : EXIT.ok;
       }
     } else if (existing) {
       say(colours.dim(`run ${alias}`));
-      release();
+      releaseFirstLine();
       await client.call("run/prompt", { run: alias!, prompt, mode });
     } else {
       if (!options.model) throw usageError(`spool ${mode} needs --model ALIAS for a new run (see \`spool models\`)`);
@@ -336,17 +393,30 @@ export async function drive(
         .catch((error: unknown) => unknownModel(client, options.model!, error));
       alias = created.run.alias;
       say(colours.dim(`run ${alias}`));
-      release();
+      releaseFirstLine();
     }
-    const lost = connectionLost(
-      client,
-      `— the run stays on the server, and goes on while the server runs; once it answers again, \`spool ${mode} --run ${alias}\` shows where it is`,
-    );
-    const code = await Promise.race([finished, lost]);
+    const lost = new Promise<{ code: number; reason: string }>((resolve) => client.onClose((code, reason) => resolve({ code, reason })));
+    void lost.then(() => {
+      // Nothing can be decided or read any more: a question waiting here is withdrawn.
+      stopping = true;
+      if (questions.asking) questions.withdraw();
+    });
+    const ending = await Promise.race([finished, lost]);
     // The last proposal's output is shown, unless we are leaving on an abort.
     if (!stopping) await Promise.race([queue, lost]);
+    if (typeof ending === "object" || settled === null) {
+      // The connection was lost: what this process was showing ends first (a command's end, the run's, held news), in a bounded time.
+      await Promise.race([queue, new Promise((resolve) => setTimeout(resolve, ABORT_WAIT_MS).unref())]);
+      spin.stop();
+      screen.endLine();
+      if (settled === null) throw lostConnection(await lost, mode, alias!);
+    }
+    const code = settled ?? EXIT.ok;
     spin.stop();
     screen.endLine();
+    // Ctrl-C cancelled a command here: interrupted, however the run went on; else a rejected proposal is work not done.
+    if (cancelled && (code === EXIT.ok || code === EXIT.failed)) return EXIT.interrupted;
+    if (rejected && code === EXIT.ok) return EXIT.failed;
     return code;
   } finally {
     process.off("SIGINT", onSigint);

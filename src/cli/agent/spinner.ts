@@ -1,3 +1,5 @@
+import { inForeground } from "../foreground.js";
+
 /**
  * A spinner on stderr while the model thinks; only on a terminal, and only on an empty line: a line of the
  * model's text that has not ended yet is never drawn over nor erased (`atLineStart` says where the cursor is).
@@ -11,7 +13,8 @@ export function spinner(enabled: boolean, atLineStart: () => boolean) {
     start() {
       if (!enabled || timer) return;
       timer = setInterval(() => {
-        if (!drawn && !atLineStart()) return;
+        // Not over the line of a shell (or of the job) in front of a background `spool act … &`.
+        if (!drawn && (!atLineStart() || !inForeground())) return;
         drawn = true;
         process.stderr.write(`\r${frames[i++ % frames.length]} thinking…`);
       }, 80);

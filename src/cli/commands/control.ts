@@ -12,7 +12,8 @@ import { REFS_HELP, RUN_HELP, withClient } from "./shared.js";
 const CANCEL_SPEC = defineCommand({
   name: "cancel",
   usage: "spool cancel [RUN [CMD]] [--reason TEXT]",
-  about: `Cancels a running command; its runner kills the process.
+  about: `Cancels a running command; its runner kills the process. Exits 1 when the command had
+already finished.
 
 ${REFS_HELP}`,
   connects: true,
@@ -25,12 +26,12 @@ export const CANCEL = commandOf(CANCEL_SPEC, async (values, rest) => {
     const run = await resolveRun(client, rest[0]);
     const { path } = await resolveCommand(client, run, rest[1]);
     const result = await client.call("stream/cancel", { run, path, ...(values.reason ? { reason: values.reason } : {}) });
-    const colours = palette();
-    if (result.changed) process.stdout.write(`${colours.yellow("cancelled")} ${path}\n`);
-    else {
+    if (!result.changed) {
+      // Nothing was cancelled: a failure, as \`spool input\` and \`spool abort\` on something finished are.
       const [log] = (await client.call("entry/list", { run, pattern: path })).entries;
-      process.stdout.write(`${path} had already finished: ${endedWords(log, result.status)}\n`);
+      throw new CliError(`${path} had already finished: ${endedWords(log, result.status)}`, EXIT.failed);
     }
+    process.stdout.write(`${palette().yellow("cancelled")} ${path}\n`);
     return EXIT.ok;
   });
 });

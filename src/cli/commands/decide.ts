@@ -44,11 +44,16 @@ const PENDING_SPEC = defineCommand({
 
 export const PENDING = commandOf(PENDING_SPEC, async (values) => {
   if (values.all && values.run) throw usageError("--run and --all exclude each other: --run names a run of this project");
-  const groups: { project: string | null; proposals: Pending[]; defaultRunner: string | null }[] = [];
+  const groups: { project: string | null; proposals: Pending[]; defaultRunner: string | null; numbers: Map<string, number> }[] = [];
   const collect = async (client: SpoolClient, project: string | null, run?: string) => {
     const proposals = await pendingIn(client, run);
     if (proposals.length === 0) return;
-    groups.push({ project, proposals, defaultRunner: defaultRunnerName((await client.call("runner/list", {})).runners) });
+    // Each proposal's number in its run (as spool show numbers them): the exact `spool approve RUN N` to give.
+    const numbers = new Map<string, number>();
+    for (const name of new Set(proposals.map((p) => p.run))) {
+      for (const c of await runCommands(client, name)) numbers.set(`${name} ${c.path}`, c.number);
+    }
+    groups.push({ project, proposals, defaultRunner: defaultRunnerName((await client.call("runner/list", {})).runners), numbers });
   };
   let across = Boolean(values.all);
   if (values.run) {
@@ -76,10 +81,11 @@ export const PENDING = commandOf(PENDING_SPEC, async (values) => {
   // Facts are drawn on a reset terminal: nothing printed before (a command's output) sets how they show.
   resetTerminal();
   const blocks = groups.flatMap((g) =>
-    g.proposals.map(
-      (p) =>
-        `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(p.producer, { defaultRunner: g.defaultRunner, indent: "  " })}\n`,
-    ),
+    g.proposals.map((p) => {
+      const ref = `${g.project ? `--project ${escapeControl(g.project)} ` : ""}${escapeControl(p.run)} ${g.numbers.get(`${p.run} ${p.path}`) ?? escapeControl(p.path)}`;
+      const decide = colours.dim(`  spool approve ${ref}   or   spool reject ${ref}`);
+      return `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(p.producer, { defaultRunner: g.defaultRunner, indent: "  " })}\n${decide}\n`;
+    }),
   );
   process.stdout.write(blocks.join("\n"));
   return EXIT.ok;

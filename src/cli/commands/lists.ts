@@ -154,7 +154,7 @@ const RUNNERS_SPEC = defineCommand({
   name: "runners",
   usage: "spool runners [--json]",
   about:
-    "Lists the runners of the project: backend, whether it is the default (fallback: plain accepts go to\nit as no runner is the default), the sandbox modes it gives, a workspace-write command's network\nthere (own: outbound only; shared: the runner machine's, its loopback ports too; none), whether it\nis attached or disconnected (its name held for it), and what it is running.",
+    "Lists the runners of the project: backend, whether it is the default (implied: plain accepts go to\nit as no runner is the default), the sandbox modes it gives, a workspace-write command's network\nthere (own: outbound only; shared: the runner machine's, its loopback ports too; none), whether it\nis attached or disconnected (its name held for it), and what it is running.",
   connects: true,
   maxArgs: 0,
   options: JSON_OPTION,
@@ -167,12 +167,12 @@ export const RUNNERS = commandOf(RUNNERS_SPEC, async (values) => {
       values.json
         ? runners
         : runners.map((r) => {
-            // The words every client uses (src/protocol/shown-state.ts): default yes only when it is; fallback when plain accepts go to it.
+            // The words every client uses (src/protocol/shown-state.ts): default yes only when it is; implied when plain accepts go to it.
             const shown = runnerShown(r, runners);
             return {
               name: r.name,
               backend: r.backend,
-              default: shown.defaultWord,
+              default: shown.defaultWord === "fallback" ? "implied" : shown.defaultWord,
               sandbox: shown.sandboxWord,
               network: shown.networkWord,
               state: liveness(r, shown.state),

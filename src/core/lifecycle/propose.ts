@@ -66,7 +66,10 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       root: project.root,
       cwd,
       env: filtered.env,
-      ...(input.timeout_ms ? { timeoutMs: input.timeout_ms } : {}),
+      // No limit proposed: the server's default for its kind, recorded so every client shows the real duration.
+      ...(input.timeout_ms
+        ? { timeoutMs: input.timeout_ms }
+        : { defaultTimeoutMs: input.background ? deps.config.backgroundTimeoutMs : deps.config.commandTimeoutMs }),
       ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
       ...(input.background ? { background: true } : {}),
       ...(proposed ? { runner: proposed.name } : defaultRunner !== null ? { defaultRunner } : {}),

@@ -1,0 +1,68 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { tempDir } from "../helpers/server.js";
+
+/** The small things a new user hit after the tour (issue 48, point 9), over a real server with the demo model. */
+describe("spool's small words", () => {
+  let home: string;
+  let serve: ServeProcess;
+  let app: string;
+  let env: NodeJS.ProcessEnv;
+  const spool = async (args: string[]) => {
+    const cli = spawnCli(args, env, { cwd: app });
+    const { code } = await cli.exitsWithin(60_000);
+    return { code, out: cli.stdout(), err: cli.stderr() };
+  };
+  beforeAll(async () => {
+    home = tempDir("spool-words-home-");
+    writeFileSync(join(home, "config.json"), JSON.stringify({ port: await freePort(), demoModel: true }));
+    serve = await spawnServe([], { SPOOL_HOME: home });
+    env = { SPOOL_HOME: home };
+    app = join(tempDir("spool-words-"), "app");
+    mkdirSync(app);
+    execFileSync("git", ["init", "-q", app]);
+  }, 60_000);
+  afterAll(async () => {
+    await serve?.stop();
+  });
+
+  it("spool pending prints the exact spool approve RUN N it asks for", async () => {
+    const act = spawnCli(["act", "Wait: `echo waited`", "--model", "demo", "--run", "words-pending"], env, { cwd: app });
+    await act.waitFor(/waiting for a decision/);
+    const pending = await spool(["pending"]);
+    expect(pending.code, pending.err).toBe(0);
+    expect(pending.out).toContain("spool approve words-pending 1   or   spool reject words-pending 1");
+    const approve = await spool(["approve", "words-pending", "1"]);
+    expect(approve.code, approve.err).toBe(0);
+    expect((await act.exitsWithin(30_000)).code, act.output()).toBe(0);
+    // The time limit a plain proposal gets: the server's default, as a duration (the demo's config sets none: 30 min).
+    expect(pending.out).toContain("timeout     30 min (the server's default)");
+    // One line of output, said so: "1 line", not "1 lines".
+    expect(act.output()).not.toMatch(/\b1 lines\b/);
+  }, 90_000);
+
+  it("act --run on a finished run says where to read it and how to go on", async () => {
+    const again = await spool(["act", "--run", "words-pending"]);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toContain("run words-pending: done");
+    expect(again.out).toContain("nothing left to follow: `spool show words-pending`");
+  }, 60_000);
+
+  it("token create with stdout redirected does not speak of a token above", async () => {
+    const created = await spool(["token", "create", "words-ci", "--role", "viewer"]);
+    expect(created.code, created.err).toBe(0);
+    expect(created.out).toMatch(/^\S+\n$/);
+    expect(created.err).not.toContain("the token above");
+    expect(created.err).toContain("its token, written to stdout, is not shown again");
+  }, 60_000);
+
+  it("spool runners says implied, not fallback, for the embedded runner nobody made the default", async () => {
+    const runners = await spool(["runners"]);
+    expect(runners.code, runners.err).toBe(0);
+    expect(runners.out).toMatch(/local\s+local\s+implied/);
+    expect(`${runners.out}${(await spool(["help", "runners"])).out}`).not.toMatch(/fallback/i);
+  }, 60_000);
+});
