@@ -75,6 +75,10 @@ describe("MCP 2026-07-28 at /mcp", () => {
     port = await freePort();
     server = await spawnServe(args());
     admin = readFileSync(join(home, "token"), "utf8").trim();
+    // Only an admin creates a project (SPEC §2b); the principals below join it.
+    const creator = await SpoolClient.connect(server.url, { token: admin });
+    await creator.initialize(undefined, { root: project });
+    creator.close();
     for (const [name, role] of [
       ["alice", "person"],
       ["bob", "person"],
