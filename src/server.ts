@@ -44,7 +44,7 @@ import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
 import { EmbeddedRunners } from "./runners/embedded.js";
-import { openProcessRegistry } from "./runners/orphans.js";
+import { openProcessRegistry, type ProcessRegistry } from "./runners/orphans.js";
 import { Scavenger } from "./scavenger.js";
 import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "./store/database.js";
 import { loadMigrations, type MigrationSet, migrateToLatest } from "./store/migrator.js";
@@ -192,11 +192,47 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
   }
 }
 
+/**
+ * A start, as the story of its stages: the home's token and the processes a killed predecessor left, the store and
+ * its migrations, the services wired on it (core, RPC, plugins), the doors in front of them (credentials, HTTP,
+ * WebSocket, /mcp, the page), then listening and telling the others; `stop` undoes it in the reverse order.
+ */
 async function startLocked(options: StartOptions, config: SpoolConfig, lock: HomeLock): Promise<SpoolServer> {
   const log = options.logger ?? createLogger();
   const token = ensureToken(config.tokenFile);
   // Before anything else: kill the commands a previous incarnation's embedded runner left running when it was killed without warning.
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
+  const { store, schema, migrations } = await openStorage(options, config, log);
+  const services = await wireServices(options, config, log, token, processes, store);
+  const address: Address = { port: config.port, url: "", localUrl: null };
+  const front = credentialsFront(config, log, token, services, address);
+  const http = httpFront(config, log, token, { store, schema, lock }, services, front, address);
+  const unix = await goLive(config, log, services, http.server, address, store);
+  const stop = stopper(config, log, lock, store, services, front, http, unix);
+  return {
+    config,
+    url: address.url,
+    localUrl: address.localUrl,
+    port: address.port,
+    token,
+    store,
+    plugins: services.plugins,
+    rpc: services.rpc,
+    migrations,
+    connectInProcess: () => services.connectInProcess().transport,
+    stop,
+  };
+}
+
+/** Where this server is reached: known once it listens (the page's links and the MCP endpoint read it then). */
+interface Address {
+  port: number;
+  url: string;
+  localUrl: string | null;
+}
+
+/** The store (SQLite, or PostgreSQL when configured) with every migration applied; closed again if one fails. */
+async function openStorage(options: StartOptions, config: SpoolConfig, log: Logger): Promise<{ store: Store; schema: MigrationSet; migrations: string[] }> {
   // The PostgreSQL store and bus are loaded only for a PostgreSQL database: a SQLite server never runs them, and every
   // module loaded stays in V8's heap (its source text and functions), which the old generation's growth multiplies.
   const store: Store = config.databaseUrl
@@ -217,7 +253,11 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     await store.close();
     throw error;
   }
+  return { store, schema, migrations };
+}
 
+/** The services wired on the store: this server's row and bus, metrics and traces, the core, the RPC host, the plugins. */
+async function wireServices(options: StartOptions, config: SpoolConfig, log: Logger, token: string, processes: ProcessRegistry, store: Store) {
   // The one place services are wired together: store → core → plugins, and the RPC host in front.
   const repos = createRepositories(store);
   // This server among those sharing the database: a row of its own, and a bus to the others (PostgreSQL only).
@@ -292,25 +332,35 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   }
   rpc.install();
   plugins.markStarted();
-  // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
-  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
-  const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
+  return { repos, serverId, bus, meter, tracing, core, rpc, plugins, connectInProcess };
+}
 
-  // A browser client sending its token as a subprotocol also offers "spool", which the server answers with (never the token).
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: config.limits.maxMessageBytes,
-    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
-  });
+type Services = Awaited<ReturnType<typeof wireServices>>;
+
+/**
+ * Who is asking, for every door: the home's token and principals' credentials, page sessions, what a revocation
+ * closes, /mcp's caller and endpoint, the operator routes' caller, and the gate that bounds connections before they
+ * authenticate.
+ */
+function credentialsFront(config: SpoolConfig, log: Logger, token: string, services: Services, address: Address) {
+  const { core, rpc } = services;
+  const gate = new PreAuthGate(
+    {
+      total: config.limits.maxUnauthenticatedConnections,
+      perAddress: config.limits.maxUnauthenticatedPerAddress,
+      deadlineMs: config.limits.authDeadlineMs,
+      graceMs: config.limits.authGraceMs,
+    },
+    log,
+  );
   // The web view: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key) instead of the token.
   const sessions = new WebSessions();
   const trustedHosts = [config.host];
-  let port = config.port;
   // A wildcard listening address is no address to browse to: its loopback stands for it in a link.
   const hostForLink = ((h) => (h.includes(":") ? `[${h}]` : h))(
     config.host === "0.0.0.0" || config.host === "" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host,
   );
-  const cookieName = () => sessionCookieName(port);
+  const cookieName = () => sessionCookieName(address.port);
   // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
     tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null } : await core.principals.authenticate(presented);
@@ -339,8 +389,6 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   };
   // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
   // Loaded at the first request (the MCP SDK's modules would otherwise sit in every server's heap, used or not).
-  let url = "";
-  let localUrl: string | null = null;
   let mcp: Promise<McpHttpEndpoint> | null = null;
   const mcpEndpoint = () =>
     (mcp ??= import("./mcp/http.js").then(
@@ -350,7 +398,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
           // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
           authenticated: (request) => gate.authenticated(request.socket as Socket),
           refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
-          serverUrl: () => localUrl ?? url,
+          serverUrl: () => address.localUrl ?? address.url,
           version: SERVER_VERSION,
           log,
         }),
@@ -375,6 +423,34 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
     return { role: signedIn.principal.role, projects: signedIn.principal.projects };
   };
+  return { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate, mcp: () => mcp };
+}
+
+type Front = ReturnType<typeof credentialsFront>;
+
+/** The HTTP server: the proof, /metrics and the other operator routes, /mcp, the page; and the WebSocket upgrade. */
+function httpFront(
+  config: SpoolConfig,
+  log: Logger,
+  token: string,
+  readiness: { store: Store; schema: MigrationSet; lock: HomeLock },
+  services: Services,
+  front: Front,
+  address: Address,
+) {
+  const { core, rpc, meter } = services;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate } = front;
+  const { store } = readiness;
+  // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
+  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
+  const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
+
+  // A browser client sending its token as a subprotocol also offers "spool", which the server answers with (never the token).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.limits.maxMessageBytes,
+    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
   const metrics = createMetrics({
     meter,
     store,
@@ -386,7 +462,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     },
   });
   const routes = opsRoutes({
-    readiness: { store, migrations: Object.keys(schema), lock },
+    readiness: { store, migrations: Object.keys(readiness.schema), lock: readiness.lock },
     log,
     metrics,
     authenticate: opsCaller,
@@ -400,7 +476,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
     pageUrl: (request) => {
       const reached = request.socket.remoteAddress !== undefined ? ownOrigin(request, trustedHosts) : null;
-      return `${reached ?? `http://${hostForLink}:${port}`}/`;
+      return `${reached ?? `http://${hostForLink}:${address.port}`}/`;
     },
     allowedOrigins: config.allowedOrigins,
     trustedHosts,
@@ -421,15 +497,6 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       });
     else web(request, response);
   });
-  const gate = new PreAuthGate(
-    {
-      total: config.limits.maxUnauthenticatedConnections,
-      perAddress: config.limits.maxUnauthenticatedPerAddress,
-      deadlineMs: config.limits.authDeadlineMs,
-      graceMs: config.limits.authGraceMs,
-    },
-    log,
-  );
   http.on("connection", (socket: Socket) => gate.admit(socket));
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
@@ -474,15 +541,22 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
     });
   };
+  return { server: http, wss };
+}
+
+/** Listens (TCP, then the home's socket), tells the servers sharing the database, starts what runs in the background. */
+async function goLive(config: SpoolConfig, log: Logger, services: Services, http: HttpServer, address: Address, store: Store) {
+  const { repos, serverId, bus, core, plugins } = services;
   await new Promise<void>((resolve, reject) => {
     http.once("error", reject);
     http.listen(config.port, config.host, () => resolve());
   });
-  port = (http.address() as AddressInfo).port;
+  address.port = (http.address() as AddressInfo).port;
   const unix = await listenUnix(http, config.socketPath, log);
-  localUrl = unix ? unixSocketUrl(config.socketPath) : null;
+  address.localUrl = unix ? unixSocketUrl(config.socketPath) : null;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
-  url = `ws://${hostForUrl}:${port}/`;
+  address.url = `ws://${hostForUrl}:${address.port}/`;
+  const { port, url } = address;
   if (!isLoopback(config.host)) {
     log.warn(`listening on ${config.host}, which is not a loopback address: anyone who can reach it and holds the token can run commands`);
   }
@@ -501,7 +575,23 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
     log.warn(`could not write ${SERVER_FACTS_FILE} in ${config.home} (spool doctor reads it)`, error);
   }
   log.info(`server: started on ${url}`, { pid: process.pid, database: store.kind });
+  return unix;
+}
 
+/** Stops what the start started, in the reverse order, once. */
+function stopper(
+  config: SpoolConfig,
+  log: Logger,
+  lock: HomeLock,
+  store: Store,
+  services: Services,
+  front: Front,
+  doors: { server: HttpServer; wss: WebSocketServer },
+  unix: Awaited<ReturnType<typeof listenUnix>>,
+): () => Promise<void> {
+  const { bus, core, rpc, plugins, tracing } = services;
+  const { sessions } = front;
+  const { server: http, wss } = doors;
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
@@ -509,7 +599,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       http.close();
       sessions.clear();
       closeUnix(unix, config.socketPath);
-      await (await mcp?.catch(() => null))?.close();
+      await (await front.mcp()?.catch(() => null))?.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       core.deadlines.stop();
@@ -526,17 +616,5 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
       http.closeAllConnections?.();
     })());
 
-  return {
-    config,
-    url,
-    localUrl,
-    port,
-    token,
-    store,
-    plugins,
-    rpc,
-    migrations,
-    connectInProcess: () => connectInProcess().transport,
-    stop,
-  };
+  return stop;
 }
