@@ -3,9 +3,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { matchingRule, storeRule } from "../../src/core/allow-rules.js";
 import type { ProposalFacts } from "../../src/protocol/views.js";
-import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
-import { migrateToLatest } from "../../src/store/migrator.js";
+import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories, type Repositories } from "../../src/store/repositories.js";
 import { tempDir } from "../helpers/server.js";
 

@@ -17,9 +17,8 @@ import {
 import { createLogger } from "../../src/logger.js";
 import { type ConnectionHandle, HOME_PRINCIPAL, type ProjectRef } from "../../src/rpc/connection-context.js";
 import { SpoolError } from "../../src/rpc/errors.js";
-import { MIGRATIONS_DIR } from "../../src/server.js";
 import { openStore, type Store } from "../../src/store/database.js";
-import { migrateToLatest } from "../../src/store/migrator.js";
+import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories } from "../../src/store/repositories.js";
 import { tempDir } from "../helpers/server.js";
 

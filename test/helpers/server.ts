@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
-import { type SpoolServer, type StartOptions, startServer } from "../../src/server.js";
+import type { SpoolServer, StartOptions } from "../../src/server.js";
 import type { SqliteStore } from "../../src/store/database.js";
-import { freshDatabase } from "./postgres.js";
+import type { freshDatabase } from "./postgres.js";
 
 export type TransportKind = "memory" | "websocket";
 
@@ -39,7 +39,13 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   homeRoots.set(home, root);
   // A home's database lives as long as the home: a restart on the same home finds its state.
   let database = options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres" ? (homeDatabases.get(home) ?? null) : null;
-  if (!database && options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres") homeDatabases.set(home, (database = await freshDatabase()));
+  if (!database && options.database === undefined && process.env.SPOOL_TEST_STORE === "postgres") {
+    const postgres = await import("./postgres.js");
+    homeDatabases.set(home, (database = await postgres.freshDatabase()));
+  }
+  // Imported here, not at the top: the whole server (every feature, the agent, MCP, ACP, the web page) is most of a
+  // test file's import time, and a third of the files import this helper for tempDir or eventually only.
+  const { startServer } = await import("../../src/server.js");
   const server = await startServer({ port: 0, logger: createLogger("silent"), env: {}, ...options, home, ...(database ? { database: database.url } : {}) });
   const clients: SpoolClient[] = [];
   const client = async (kind: TransportKind = "websocket") => {

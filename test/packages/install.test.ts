@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -10,14 +10,23 @@ import { tempDir } from "../helpers/server.js";
 
 /**
  * The package as people install it: `npm pack` (prepack builds dist/), then `npm install -g --prefix` of the tarball
- * on the system's Node and npm (dependencies from the registry; better-sqlite3 may compile from source, ~70 s), and
- * `spool` run from that prefix: it must run the compiled program (no tsx), answer, and know its version.
+ * on the system's Node and npm (dependencies from the registry, every install script run), and `spool` run from that
+ * prefix: it must run the compiled program (no tsx), answer, and know its version.
+ *
+ * better-sqlite3's install script is `prebuild-install || node-gyp rebuild`: a user on a common platform gets a
+ * prebuilt binary downloaded from GitHub; here GitHub is out of reach, so it compiled SQLite from source, 3.6 minutes
+ * of a busy machine for what proves nothing about Spool (the repository's own `npm ci` compiles the same version).
+ * So the test hands prebuild-install the binary this checkout already built, as the local prebuild it looks for
+ * first (`npm_config_better_sqlite3_local_prebuilds`, a directory of `<name>-v<version>-node-v<abi>-<platform>-<arch>.tar.gz`):
+ * the same install script runs, unpacks it and loads it, as it would a download. When the registry hands out
+ * another better-sqlite3 version than the one in node_modules the name does not match and it compiles, as before
+ * (slower, and said on the console).
  */
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const run = promisify(execFile);
 const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { name: string; version: string };
-// Compiling better-sqlite3 takes ~70 s on an idle machine; a busy one has taken 15 minutes.
+// Compiling better-sqlite3 (when the local prebuild does not fit) takes ~70 s on an idle machine; a busy one has taken 15 minutes.
 const INSTALL_TIMEOUT_MS = 1_200_000;
 
 // The registry is infrastructure like sshd: missing, the test says so and skips (fails under SPOOL_TEST_INFRA=required).
@@ -47,14 +56,22 @@ describeInstall("the npm package, installed globally", () => {
     files = info!.files.map((f) => f.path);
     // The repository's package.json is back after the pack (the tarball's has no prepare script).
     expect(JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).scripts.prepare).toBeDefined();
+    const prebuilds = await localSqlitePrebuild(join(dir, "prebuilds"));
     installed = await run("npm", ["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", tarball], {
       cwd: dir,
       timeout: INSTALL_TIMEOUT_MS,
       maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, npm_config_loglevel: "warn" },
+      env: { ...process.env, npm_config_loglevel: "warn", npm_config_better_sqlite3_local_prebuilds: prebuilds.dir },
     }).catch((error: Error & { stderr?: string }) => {
       throw new Error(`npm install -g --prefix ${prefix} ${tarball} failed: ${error.message}\n${error.stderr ?? ""}`);
     });
+    const installedSqlite = join(prefix, "lib", "node_modules", pkg.name, "node_modules", "better-sqlite3");
+    const installedVersion = (JSON.parse(readFileSync(join(installedSqlite, "package.json"), "utf8")) as { version: string }).version;
+    if (installedVersion !== prebuilds.version) {
+      console.warn(`the registry gave better-sqlite3 ${installedVersion}, this checkout has ${prebuilds.version}: it was compiled from source`);
+    } else if (!readFileSync(join(installedSqlite, "build", "Release", "better_sqlite3.node")).equals(prebuilds.binary)) {
+      console.warn("better-sqlite3's install did not take the local prebuild (it compiled from source): see localSqlitePrebuild");
+    }
   }, INSTALL_TIMEOUT_MS + 200_000);
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -149,6 +166,21 @@ describeInstall("the npm package, installed globally", () => {
     expect(stderr.trim()).toBe("");
   });
 });
+
+/**
+ * The better-sqlite3 binary of this checkout's node_modules (which the suite loads, so it works on this Node), packed
+ * as prebuild-install names a prebuild (libc is empty on glibc, "musl" on musl).
+ */
+async function localSqlitePrebuild(into: string): Promise<{ dir: string; version: string; binary: Buffer }> {
+  const source = join(repo, "node_modules", "better-sqlite3");
+  const { version } = JSON.parse(readFileSync(join(source, "package.json"), "utf8")) as { version: string };
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  const libc = process.platform === "linux" && !header?.glibcVersionRuntime ? "musl" : "";
+  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}${libc}-${process.arch}.tar.gz`;
+  mkdirSync(into, { recursive: true });
+  await run("tar", ["-czf", join(into, name), "-C", source, "build/Release/better_sqlite3.node"], { timeout: 60_000 });
+  return { dir: into, version, binary: readFileSync(join(source, "build", "Release", "better_sqlite3.node")) };
+}
 
 function listening(child: ChildProcess): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,10 +1,9 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ENTRY } from "../../src/protocol/status.js";
-import { MIGRATIONS_DIR } from "../../src/server.js";
 import { countNewlines } from "../../src/store/chunks.js";
 import { openStore, type SqliteStore } from "../../src/store/database.js";
-import { migrateToLatest } from "../../src/store/migrator.js";
+import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { tempDir } from "../helpers/server.js";
 
 /**

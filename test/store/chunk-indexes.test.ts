@@ -2,10 +2,9 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { ENTRY } from "../../src/protocol/status.js";
-import { MIGRATIONS_DIR } from "../../src/server.js";
 import { chunkReads } from "../../src/store/chunk-reads.js";
 import { openStore, type SqliteStore } from "../../src/store/database.js";
-import { migrateToLatest } from "../../src/store/migrator.js";
+import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { tempDir } from "../helpers/server.js";
 
 /**

@@ -2,10 +2,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { warmEntryGet } from "../../../src/features/entries/get.js";
 import { entriesPlugin } from "../../../src/features/entries/index.js";
-import { MIGRATIONS_DIR } from "../../../src/server.js";
 import { chunkReadStats, memoryLineReads } from "../../../src/store/chunk-reads.js";
 import { openStore } from "../../../src/store/database.js";
-import { migrateToLatest } from "../../../src/store/migrator.js";
+import { MIGRATIONS_DIR, migrateToLatest } from "../../../src/store/migrator.js";
 import { createRepositories } from "../../../src/store/repositories.js";
 import { tempDir } from "../../helpers/server.js";
 
