@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
+import QRCode from "qrcode";
 import { provenConnection, ServerProofError } from "../client/server-proof.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { readToken, serverTarget, workingDirectory } from "./common.js";
@@ -10,15 +11,20 @@ import { findProject } from "./project.js";
 
 export const OPEN_SPEC = defineCommand({
   name: "open",
-  usage: "spool open [--browser] [options]",
+  usage: "spool open [--browser] [--qr] [options]",
   about: `Prints a link to the web view of the server that makes its code, at the
 address that server serves on; the link signs one browser in. The code works
 once, within a minute, and the page trades it for a session of the credential
 that made it (the token itself never reaches the browser), which ends when
 the credential expires or is revoked. Run in a project, the page opens on
-that project. A runner's credential gets no link.`,
+that project. A runner's credential gets no link. --qr also draws the link as
+a QR code, for a phone's camera: the phone must reach the server's address
+(docs/web.md: "From your phone").`,
   connects: true,
-  options: { browser: { type: "boolean", help: "also open the link in the default browser ($BROWSER, else\nxdg-open or open)" } },
+  options: {
+    browser: { type: "boolean", help: "also open the link in the default browser ($BROWSER, else\nxdg-open or open)" },
+    qr: { type: "boolean", help: "also print the link as a QR code (after the link, on stdout)" },
+  },
 });
 
 /** `ws://host:port/` → `http://host:port/`: the web view is served on the WebSocket's port. */
@@ -47,6 +53,13 @@ export async function open(argv: string[]): Promise<number> {
   else if (project?.root) fragment.set("root", project.root);
   const link = `${page.href}#${fragment}`;
   process.stdout.write(`${link}\n`);
+  if (values.qr) {
+    process.stdout.write(await qrBlock(link));
+    if (isLoopback(page.hostname))
+      process.stderr.write(
+        `The link names ${page.host}, this machine: a phone reaches it only through a tunnel (ssh -L, a VPN). Serve on an address the phone reaches and pass it: spool open --qr --server ws://ADDRESS:PORT/\n`,
+      );
+  }
   if (!values.browser) {
     process.stderr.write("The link signs one browser in, once, within a minute (spool open --browser opens it here).\n");
     return EXIT.ok;
@@ -131,6 +144,17 @@ function errorIn(body: string): string {
 
 const wrongToken = (base: URL, tokenFile: string) =>
   new CliError(`wrong token for ${base.href} — the server's token is in its home's token file ($SPOOL_HOME/token; used: ${tokenFile})`, EXIT.connection);
+
+/**
+ * The link as a QR code drawn with half blocks, two rows of modules a line, in explicit black on white (ANSI
+ * colours) so it scans on a dark terminal as on a light one; the quiet zone is white too.
+ */
+export async function qrBlock(link: string): Promise<string> {
+  const drawn = await QRCode.toString(link, { type: "terminal", small: true, errorCorrectionLevel: "L" });
+  return drawn.endsWith("\n") ? drawn : `${drawn}\n`;
+}
+
+const isLoopback = (host: string) => host === "localhost" || /^127\./.test(host) || host === "[::1]";
 
 /** Starts the person's browser on the link: $BROWSER, else the desktop's opener. */
 function openBrowser(link: string): Promise<void> {

@@ -97,6 +97,13 @@ export const Producer = ProposalFacts.extend({
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
   durationMs: z.number().nullable(),
+  acceptedAt: z
+    .number()
+    .int()
+    .nullable()
+    .describe(
+      "When it was accepted and its output channels opened (ms since the epoch, by the server's clock): how long a running command has run; null before",
+    ),
   cancelledBy: z.string().nullable(),
   modelSeen: z.record(z.string(), z.number()).nullable().describe("Lines of each channel the model has been shown"),
   channels: z.array(Channel).describe("In channel order"),

@@ -65,6 +65,8 @@ export interface Producer {
   exitCode: number | null;
   signal: string | null;
   durationMs: number | null;
+  /** When it was accepted (and its channels opened), by the server's clock; null before. */
+  acceptedAt: number | null;
   cancelledBy: string | null;
   /** Complete lines of each channel the model has been shown. */
   modelSeen: Record<string, number>;
@@ -144,6 +146,7 @@ export function producerFromRow(row: EntryRow): Producer {
     exitCode: int(a.exit_code),
     signal: str(a.signal),
     durationMs: num(a.duration),
+    acceptedAt: int(a.acceptedAt),
     cancelledBy: str(a.cancelledBy),
     modelSeen,
     extra: Object.fromEntries(Object.entries(a).filter(([key]) => !SPOOL_ATTRIBUTES.has(key))),

@@ -93,6 +93,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     exitCode: p.exitCode,
     signal: nonEmpty(p.signal),
     durationMs: p.durationMs,
+    acceptedAt: p.acceptedAt,
     cancelledBy: nonEmpty(p.cancelledBy),
     modelSeen: Object.keys(p.modelSeen).length === 0 ? null : p.modelSeen,
     channels,

@@ -2,6 +2,7 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnCli } from "../helpers/process.js";
+import { decodeTerminalQr } from "../helpers/qr.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 describe("spool open", () => {
@@ -33,6 +34,20 @@ describe("spool open", () => {
     expect(cli.stderr()).toMatch(/once, within a minute/);
     expect((await exchange(link)).status).toBe(200);
     expect((await exchange(link)).status).toBe(401);
+  });
+
+  it("--qr draws the link as a QR code a camera reads back to the same link, which signs a browser in; a loopback link says how a phone reaches it", async () => {
+    const cli = spawnCli(["open", "--qr", "--project", "alpha"], env, { cwd });
+    expect(await cli.exit).toBe(0);
+    const [link, ...drawn] = cli.stdout().split("\n");
+    expect(link).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${ts.server.port}/#code=[A-Za-z0-9_-]{43}&project=alpha$`));
+    // A block of half-block lines, in black on white whatever the terminal's colours.
+    const block = drawn.filter((line) => /[▀▄█]/.test(line));
+    expect(block.length).toBeGreaterThan(10);
+    expect(drawn.join("\n")).toContain("\x1b[47m");
+    expect(decodeTerminalQr(drawn.join("\n"))).toBe(link);
+    expect(cli.stderr()).toMatch(/a phone reaches it only through a tunnel .*spool open --qr --server ws:\/\/ADDRESS:PORT\//);
+    expect((await exchange(link!)).status).toBe(200);
   });
 
   it("--browser hands the link to $BROWSER", async () => {

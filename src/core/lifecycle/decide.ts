@@ -92,6 +92,7 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
     runner: runnerName,
     ownerKey: owner === "self" ? tokenKey(selfToken!) : owner.tokenKey,
     resolvedBy,
+    acceptedAt: Date.now(),
     ...(options.reason ? { reason: options.reason } : {}),
   };
   const opened = await deps.repos.producers.openChannels(log, { from: ENTRY.proposed, to: ENTRY.done, set: decision }, plan, ENTRY.streaming);

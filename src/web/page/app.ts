@@ -4,6 +4,7 @@ import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "../../protocol/p
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
 import { age, escapeControl, serverNow, setServerClock } from "./format.js";
+import { ProposalNotifier } from "./notify.js";
 import { codeIn, type Route, readRoute, routeHash } from "./route.js";
 import { ProjectView } from "./routes/project.js";
 import { RunView } from "./routes/run.js";
@@ -88,6 +89,8 @@ export class App implements PageContext {
   };
   readonly #project = new ProjectView(this, this.#el);
   readonly #runView = new RunView(this, this.#project, this.#el.main);
+  /** Browser notifications for new proposals while the page is in the background. */
+  readonly #notifier = new ProposalNotifier((p) => this.go({ run: p.run, producer: null }));
 
   constructor(root: HTMLElement) {
     this.#root = root;
@@ -185,7 +188,16 @@ export class App implements PageContext {
     const body = h(
       "div",
       { class: "shell" },
-      h("header", { class: "top" }, h("a", { class: "brand", href: "#/" }, "Spool"), this.#el.status, h("span", { class: "spacer" }), who, signOut),
+      h(
+        "header",
+        { class: "top" },
+        h("a", { class: "brand", href: "#/" }, "Spool"),
+        this.#el.status,
+        h("span", { class: "spacer" }),
+        who,
+        this.#notifier.button,
+        signOut,
+      ),
       h("aside", { class: "side" }, h("h2", null, "Projects"), this.#el.projects, h("h2", null, "Runs"), this.#el.runs),
       h("main", { class: "main" }, this.#el.proposals, this.#el.main),
       this.#el.toasts,
@@ -310,6 +322,7 @@ export class App implements PageContext {
     const run = this.#runView;
     rpc.on("run/proposal", (p) => {
       project.proposals.set(`${p.run}\u0000${p.path}`, p);
+      this.#notifier.proposal(p);
       if (!project.runs.has(p.run)) project.scheduleRunsReload();
       project.renderProposals();
       project.renderRuns();

@@ -91,6 +91,10 @@ export class ChannelTerminal {
   received = 0;
   /** Bytes live mode dropped to keep up. */
   skipped = 0;
+  /** A finished channel opened at its end (see `tail`): bytes before the part drawn, never sent to this terminal. */
+  notDrawn = 0;
+  /** What bytes jumped over count as: skipped to keep up (live, behind), or the head of a finished channel not drawn. */
+  #jumpIs: "skipped" | "head" = "skipped";
   #written = 0;
   /** After a jump: the seq jumped to the channel's end at, its size then, and the bytes received before the jump. */
   #gap: { upTo: number; bytesAt: number } | null = null;
@@ -234,11 +238,31 @@ export class ChannelTerminal {
     this.#term.write('\x1b[0m\r\n\x1b[2m[… skipped to keep up with the command; the output is stored whole: "whole output" shows every byte …]\x1b[0m\r\n');
   }
 
+  /**
+   * A finished channel, too big to be worth drawing from its first byte live (the terminal keeps its last lines
+   * only): goes on from chunk `from`, `upTo` being its last (when it held `bytesAt` bytes). What comes before is
+   * counted in `notDrawn` once the rest has come, and the terminal says how to see it all.
+   */
+  tail(from: number, upTo: number, bytesAt: number): void {
+    if (this.#disposed || from <= this.lastSeq) return;
+    this.#jumpIs = "head";
+    this.lastSeq = from;
+    this.#gap = { upTo, bytesAt };
+    this.#term.write('\x1b[2m[… this finished output is shown from near its end; "whole output" draws every byte from the start …]\x1b[0m\r\n');
+  }
+
   /** `beforeJumps` bytes up to the jump's end were neither received nor jumped over before: the new gap. */
   #countJumped(beforeJumps: number): void {
     const n = beforeJumps - this.#jumped;
     if (n <= 0) return;
     this.#jumped += n;
+    if (this.#jumpIs === "head") {
+      this.#jumpIs = "skipped";
+      this.notDrawn += n;
+      this.element.dataset.notDrawn = String(this.notDrawn);
+      this.#events.skipped();
+      return;
+    }
     this.#countSkipped(n);
   }
 

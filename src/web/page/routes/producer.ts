@@ -5,12 +5,20 @@ import { act, KeptButton, may, message, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { bytes, ENTRY } from "../format.js";
 import { TerminalInput } from "../input.js";
-import { isRunning, type Producer, type Run } from "../model.js";
+import { type Channel, isRunning, type Producer, type Run } from "../model.js";
 import { ChannelTerminal, type TerminalMode } from "../terminal.js";
 import { channelHead, channelSize, type InputState, producerFacts } from "../views/producer.js";
 
 /** A live terminal that fell behind goes on from this many chunks before the end (a runner sends at most 64 KiB a chunk). */
 const JUMP_BACK_CHUNKS = 16;
+/**
+ * A finished channel bigger than this opens live from about its last TAIL_BYTES: replayed from the start at the
+ * network's speed, live mode would drop most of it as "skipped to keep up" (it fell behind nothing), and the
+ * terminal keeps only its last lines anyway. "whole output" draws every byte from the start.
+ */
+const TAIL_FROM = 2 * 1024 * 1024;
+const TAIL_BYTES = 512 * 1024;
+const bigFinished = (c: Channel) => c.status !== ENTRY.streaming && c.bytes > TAIL_FROM;
 
 /** What the producer view reads of the run view that holds it. */
 export interface ProducerHost {
@@ -123,7 +131,7 @@ export class ProducerView {
       const panes: HTMLElement[] = [];
       for (const c of producer.channels) {
         const channel = c.channel;
-        const terminal = this.#terminals.get(channel) ?? this.#openTerminal(channel, c.name, "live");
+        const terminal = this.#terminals.get(channel) ?? this.#openTerminal(channel, c.name, "live", bigFinished(c));
         panes.push(
           h(
             "div",
@@ -231,7 +239,8 @@ export class ProducerView {
 
   // ── terminals and their subscriptions ──────────────────────────────────
 
-  #openTerminal(channel: number, name: string, mode: TerminalMode): ChannelTerminal {
+  /** `fromEnd`: a big finished channel, shown live from near its end (see TAIL_FROM). */
+  #openTerminal(channel: number, name: string, mode: TerminalMode, fromEnd = false): ChannelTerminal {
     const terminal: ChannelTerminal = new ChannelTerminal({ channel, name }, mode, {
       pause: (paused) => {
         if (paused) this.#pause(terminal);
@@ -240,7 +249,7 @@ export class ProducerView {
       skipped: () => this.renderMeta(),
     });
     this.#terminals.set(channel, terminal);
-    void this.#subscribe(terminal);
+    void (fromEnd ? this.#tail(terminal) : this.#subscribe(terminal));
     return terminal;
   }
 
@@ -250,7 +259,9 @@ export class ProducerView {
     if (!old) return;
     this.#pause(old);
     this.#ended.delete(channel);
-    const fresh = this.#openTerminal(channel, old.info.name, mode);
+    // Back to live on a big finished channel: from near its end again, as when it was first opened.
+    const c = this.selected()?.channels.find((ch) => ch.channel === channel);
+    const fresh = this.#openTerminal(channel, old.info.name, mode, mode === "live" && c !== undefined && bigFinished(c));
     old.element.replaceWith(fresh.element);
     old.dispose();
     this.renderMeta();
@@ -276,6 +287,20 @@ export class ProducerView {
       void probe.rpc.call("stream/unsubscribe", { subscription: probe.reply.subscription }).catch(() => {});
       const end = probe.reply.channels[0];
       if (end) terminal.jump(Math.max(terminal.lastSeq, end.lastSeq - JUMP_BACK_CHUNKS), end.lastSeq, end.bytes);
+    }
+    await this.#subscribe(terminal);
+  }
+
+  /** A big finished channel: learns where it ends, then subscribes from about TAIL_BYTES before (by its chunks' mean size). */
+  async #tail(terminal: ChannelTerminal): Promise<void> {
+    const probe = await this.#subscribeAfter(terminal, Number.MAX_SAFE_INTEGER);
+    if (probe) {
+      void probe.rpc.call("stream/unsubscribe", { subscription: probe.reply.subscription }).catch(() => {});
+      const end = probe.reply.channels[0];
+      if (end && end.lastSeq > 0 && end.bytes > TAIL_FROM) {
+        const chunks = Math.max(JUMP_BACK_CHUNKS, Math.ceil(TAIL_BYTES / (end.bytes / end.lastSeq)));
+        terminal.tail(Math.max(0, end.lastSeq - chunks), end.lastSeq, end.bytes);
+      }
     }
     await this.#subscribe(terminal);
   }

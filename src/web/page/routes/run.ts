@@ -3,12 +3,12 @@ import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { act, KeptButton, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
-import { escapeControl, statusClass } from "../format.js";
+import { escapeControl, serverNow, statusClass } from "../format.js";
 import { isOpen, isRunning, type Message, type Producer, producersOf, type Run, runWord, type ToolNotice } from "../model.js";
 import { routeHash } from "../route.js";
 import { since } from "../views/common.js";
 import { callWords, messageView } from "../views/conversation.js";
-import { producerTable } from "../views/producer.js";
+import { elapsed, producerTable } from "../views/producer.js";
 import { ProducerView } from "./producer.js";
 
 /** Messages of a run's conversation the page keeps (the oldest are dropped beyond it). */
@@ -43,6 +43,8 @@ export class RunView {
   #entriesTimer = 0;
   /** When the run's entries were last asked for: while a command runs they are read again every few seconds. */
   #entriesAt = 0;
+  /** A prompt was sent from this page: the conversation follows its end until the person scrolls up. */
+  #follow = false;
   /** The kept abort button, for the run shown. */
   readonly #abort = new KeptButton("abort", "Abort run");
   readonly producer: ProducerView;
@@ -59,6 +61,10 @@ export class RunView {
     this.#host = host;
     this.#main = main;
     this.producer = new ProducerView(page, { run: () => this.#run, producers: () => this.#producers });
+    // The person moving through the conversation takes over: it follows its end again only while scrolled to it.
+    for (const event of ["wheel", "touchstart", "keydown", "mousedown"]) {
+      this.#el.conversation.addEventListener(event, () => (this.#follow = false), { passive: true });
+    }
   }
 
   /** The run shown, once read. */
@@ -81,6 +87,7 @@ export class RunView {
   async open(view: number, resume = false): Promise<void> {
     const page = this.#page;
     if (!resume) {
+      this.#follow = false;
       this.producer.teardown();
       this.#run = null;
       this.#messages = [];
@@ -186,6 +193,11 @@ export class RunView {
   refreshSizes(): void {
     const producer = this.producer.selected();
     this.producer.refreshSizes(producer ? this.#el.producers.querySelector(`tr[data-producer="${CSS.escape(producer.path)}"]`) : null);
+    // A running command's time so far counts up between reads of the entries.
+    for (const cell of this.#el.producers.querySelectorAll<HTMLElement>("td.time[data-started]")) {
+      const text = elapsed(serverNow() - Number(cell.dataset.started));
+      if (cell.textContent !== text) cell.textContent = text;
+    }
     if (this.#producers.some(isRunning) && Date.now() - this.#entriesAt >= ENTRIES_EVERY_MS) this.scheduleEntries();
   }
 
@@ -260,6 +272,10 @@ export class RunView {
       void act(this.#page, send, "Prompt", async () => {
         const reply = await this.#page.rpc!.call("run/prompt", { run: run.alias, prompt });
         text.value = "";
+        // Whoever prompts wants the answer: the conversation goes to its end, and follows it until scrolled away.
+        this.#follow = true;
+        const box = this.#el.conversation;
+        box.scrollTop = box.scrollHeight;
         if (reply.queued > 1) this.#page.toast(`Queued as loop ${reply.loop} (${reply.queued - 1} before it)`);
       });
     };
@@ -274,7 +290,7 @@ export class RunView {
     const box = this.#el.conversation;
     const run = this.#run;
     if (!run) return;
-    const pinned = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    const pinned = this.#pinned();
     if (!run.model && this.#messages.length === 0) {
       fill(box, h("p", { class: "dim pad" }, "No conversation: commands reach this run as proposals."));
       return;
@@ -291,11 +307,18 @@ export class RunView {
     if (pinned) box.scrollTop = box.scrollHeight;
   }
 
+  /** Whether the conversation follows its end: it is scrolled to it, or a prompt was just sent from this page. */
+  #pinned(): boolean {
+    const box = this.#el.conversation;
+    return this.#follow || box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  }
+
   #renderLive(): void {
     const text = [...this.#live.values()].join("");
-    this.#el.live.hidden = text.length === 0;
     const box = this.#el.conversation;
-    const pinned = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    // Measured before the streaming reply shows: once shown it is below the end, and the box would not follow it.
+    const pinned = this.#pinned();
+    this.#el.live.hidden = text.length === 0;
     fill(this.#el.live, h("span", { class: "who" }, "model (streaming)"), h("div", { class: "text" }, text));
     if (pinned) box.scrollTop = box.scrollHeight;
   }

@@ -1,5 +1,5 @@
 import { h } from "../dom.js";
-import { bytes, duration, ENTRY, entryStatusWord, statusClass } from "../format.js";
+import { bytes, duration, ENTRY, entryStatusWord, serverNow, statusClass } from "../format.js";
 import { type Channel, isRunning, type Producer } from "../model.js";
 import type { ChannelTerminal } from "../terminal.js";
 import { shown } from "./common.js";
@@ -8,14 +8,11 @@ import { shown } from "./common.js";
  * How a finished producer ended, for the table's exit column: its exit code or signal, or for one that
  * was cancelled or aborted, that word and who cancelled it (the reason in the title).
  */
-export function endOf(p: Producer): { text: string; title: string | null } {
-  if (p.signal !== null) return { text: p.signal, title: null };
-  if (p.exitCode !== null) return { text: String(p.exitCode), title: null };
-  if (p.outcome === "cancelled" || p.outcome === "aborted") {
-    const by = p.cancelledBy !== null ? ` by ${p.cancelledBy}` : "";
-    return { text: `${p.outcome}${by}`, title: p.reason };
-  }
-  return { text: "", title: null };
+export function endOf(p: Producer): { text: string; by: string | null; title: string | null } {
+  if (p.signal !== null) return { text: p.signal, by: null, title: null };
+  if (p.exitCode !== null) return { text: String(p.exitCode), by: null, title: null };
+  if (p.outcome === "cancelled" || p.outcome === "aborted") return { text: p.outcome, by: p.cancelledBy, title: p.reason };
+  return { text: "", by: null, title: null };
 }
 
 /** A channel's name and size in the table; `received` is what its terminal holds when it is shown, ahead of the stored size while it streams. */
@@ -32,6 +29,7 @@ export function producerTable(
   selected: string | null,
   open: (path: string) => void,
   received: (path: string, channel: number) => number = () => 0,
+  now = serverNow(),
 ): HTMLElement {
   const rows = producers.map((p) => {
     const end = endOf(p);
@@ -45,8 +43,9 @@ export function producerTable(
       { class: p.path === selected ? "selected" : "", "data-producer": p.path, tabindex: 0 },
       h("td", null, h("span", { class: statusClass(p.state) }, p.state)),
       h("td", { class: "cmd" }, shown(p.command || p.path)),
-      h("td", { class: "exit", title: end.title }, shown(end.text)),
-      h("td", { class: "time" }, p.durationMs !== null ? duration(p.durationMs) : ""),
+      // Who cancelled it goes under the word, in small type: a long name never squeezes the command.
+      h("td", { class: "exit", title: end.title }, shown(end.text), end.by !== null ? h("span", { class: "by" }, " by ", shown(end.by)) : null),
+      timeCell(p, now),
       h("td", { class: "dim sizes" }, ...sizes),
     );
     row.addEventListener("click", () => open(p.path));
@@ -57,6 +56,23 @@ export function producerTable(
   });
   const head = h("tr", null, h("th", null, "status"), h("th", null, "command"), h("th", null, "exit"), h("th", null, "time"), h("th", null, "output"));
   return h("table", null, h("thead", null, head), h("tbody", null, ...rows));
+}
+
+/**
+ * The table's time column: how long a finished command took, or for one running since a known time, how long it
+ * has run so far since it was accepted (kept current by the page: `data-started`).
+ */
+function timeCell(p: Producer, now: number): HTMLElement {
+  if (p.durationMs !== null) return h("td", { class: "time" }, duration(p.durationMs));
+  if (p.acceptedAt === null || !isRunning(p)) return h("td", { class: "time" });
+  return h("td", { class: "time running", "data-started": p.acceptedAt, title: "running for" }, elapsed(now - p.acceptedAt));
+}
+
+/** A running command's time so far, to the second: "12s", "3m 20s", "1h 5m". */
+export function elapsed(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  return duration(s * 1000);
 }
 
 /** What is known of one producer: its command, then status, exit code, signal, reason, duration, runner, process, cwd. */
@@ -115,6 +131,13 @@ export function channelHead(
     c.lines && status !== ENTRY.streaming ? ` · ${c.lines} line${c.lines === 1 ? "" : "s"}` : "",
     " ",
     h("span", { class: statusClass(entryStatusWord(status)) }, entryStatusWord(status)),
+    terminal && terminal.notDrawn > 0
+      ? h(
+          "span",
+          { class: "dim", "data-not-drawn": terminal.notDrawn },
+          ` · from near its end (${bytes(terminal.notDrawn)} before it): whole output draws it all`,
+        )
+      : null,
     terminal && terminal.skipped > 0 ? h("span", { class: "dim" }, ` · ${bytes(terminal.skipped)} skipped to keep up`) : null,
     terminal?.mode === "whole" ? h("span", { class: "dim" }, terminal.paused ? " · whole output, catching up …" : " · whole output") : null,
     input?.live

@@ -65,7 +65,19 @@ export function overview(project: Project | undefined, name: string, runCount: n
     { class: "overview" },
     h("h1", null, name),
     h("p", { class: "dim" }, project?.root ?? ""),
-    h("p", null, runCount === 0 ? "No runs yet." : "Choose a run on the left to follow its conversation and output."),
+    h(
+      "p",
+      null,
+      ...(runCount === 0
+        ? ["No runs yet."]
+        : [
+            "Choose a run ",
+            // The list is beside the page on a wide screen, under it on a narrow one (styles/phone.css).
+            h("span", { class: "wide-only" }, "on the left"),
+            h("span", { class: "narrow-only" }, "from the list below"),
+            " to follow its conversation and output.",
+          ]),
+    ),
     h("h2", null, "Runners"),
     items.length === 0 ? h("p", { class: "dim" }, "No runner is attached.") : h("ul", { class: "runners" }, ...items),
   );
