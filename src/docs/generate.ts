@@ -197,7 +197,9 @@ export function docFiles(root: string): string[] {
     readdirSync(join(root, dir), { withFileTypes: true })
       .flatMap((e) => (e.isDirectory() ? under(`${dir}/${e.name}`) : e.name.endsWith(".md") ? [`${dir}/${e.name}`] : []))
       .sort();
-  const top = readdirSync(root).filter((name) => name.endsWith(".md")).sort();
+  const top = readdirSync(root)
+    .filter((name) => name.endsWith(".md"))
+    .sort();
   return [...top, ...(readdirSync(root).includes("docs") ? under("docs") : [])];
 }
 

@@ -29,7 +29,7 @@ function prose(text: string): string[] {
 }
 
 /** GitHub's anchor for a heading: lower case, code marks and punctuation dropped, spaces to hyphens. */
-export function slug(title: string): string {
+function slug(title: string): string {
   return title
     .toLowerCase()
     .replace(/`/g, "")
@@ -39,7 +39,7 @@ export function slug(title: string): string {
 }
 
 /** Each heading's anchor, a repeated one with GitHub's -1, -2. */
-export function anchors(text: string): Set<string> {
+function anchors(text: string): Set<string> {
   const seen = new Map<string, number>();
   const out = new Set<string>();
   for (const line of prose(text)) {
@@ -54,7 +54,7 @@ export function anchors(text: string): Set<string> {
 }
 
 /** The relative links (outside code) of `files` (path → text) that name no file, or no heading of the file they name. */
-export function brokenLinks(files: ReadonlyMap<string, string>, exists: (path: string) => boolean): string[] {
+function brokenLinks(files: ReadonlyMap<string, string>, exists: (path: string) => boolean): string[] {
   const broken: string[] = [];
   for (const [file, text] of files) {
     for (const line of prose(text)) {
