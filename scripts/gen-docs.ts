@@ -1,13 +1,13 @@
-// Regenerates the tables in SPEC.md and PLUGINS.md from the protocol's descriptors (src/protocol), the error
+// Regenerates the tables in docs/spec/ and PLUGINS.md from the protocol's descriptors (src/protocol), the error
 // catalogue and the hook list, without starting a server. `--check` fails if they are stale.
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { docSections, regenerate } from "../src/docs/generate.js";
+import { docSections, locateSections, regenerate } from "../src/docs/generate.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const check = process.argv.includes("--check");
 let stale = false;
-for (const [file, sections] of Object.entries(docSections())) {
+for (const [file, sections] of Object.entries(locateSections(root, docSections()))) {
   const fresh = regenerate(join(root, file), sections, !check);
   if (!fresh) {
     stale = true;

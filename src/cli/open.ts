@@ -19,7 +19,7 @@ that made it (the token itself never reaches the browser), which ends when
 the credential expires or is revoked. Run in a project, the page opens on
 that project. A runner's credential gets no link. --qr also draws the link as
 a QR code, for a phone's camera: the phone must reach the server's address
-(README: "From your phone").`,
+(docs/web.md: "From your phone").`,
   connects: true,
   options: {
     browser: { type: "boolean", help: "also open the link in the default browser ($BROWSER, else\nxdg-open or open)" },

@@ -67,7 +67,7 @@ apply)                         [$SPOOL_LOG_FORMAT, text]`,
   epilogue: `By default the server prints its address once and then only warnings and
 errors, so it can share a terminal with \`spool act\`.
 
-$SPOOL_HOME/config.json holds these and the other settings (README "Settings");
+$SPOOL_HOME/config.json holds these and the other settings (docs/cli.md "Settings");
 relative "plugins" paths there are relative to its own directory. A wrong value
 stops the server with the file and the key, e.g.
   ~/.spool/config.json: "port" must be an integer 0-65535, got "abc"

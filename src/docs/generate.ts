@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { LimitsSchema } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
@@ -188,6 +189,36 @@ export function docSections(api: DescribedApi = protocolApi()): Record<string, R
     },
     "PLUGINS.md": { hooks: hookTable() },
   };
+}
+
+/** The documents that may hold generated parts: the top-level ones and everything under docs/. */
+export function docFiles(root: string): string[] {
+  const under = (dir: string): string[] =>
+    readdirSync(join(root, dir), { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? under(`${dir}/${e.name}`) : e.name.endsWith(".md") ? [`${dir}/${e.name}`] : []))
+      .sort();
+  const top = readdirSync(root)
+    .filter((name) => name.endsWith(".md"))
+    .sort();
+  return [...top, ...(readdirSync(root).includes("docs") ? under("docs") : [])];
+}
+
+/**
+ * `docSections` by the file that holds each part's `<!-- generated:NAME -->` marker now (SPEC.md's parts live in
+ * docs/spec/), so a part follows its section wherever the documents put it. A part no file holds stays under the
+ * file first named, where `fillGenerated` reports it missing.
+ */
+export function locateSections(root: string, bySource: Record<string, Record<string, string>>): Record<string, Record<string, string>> {
+  const texts = new Map(docFiles(root).map((file) => [file, readFileSync(join(root, file), "utf8")]));
+  const out: Record<string, Record<string, string>> = {};
+  for (const [source, sections] of Object.entries(bySource)) {
+    for (const [name, body] of Object.entries(sections)) {
+      const marker = `<!-- generated:${name} -->`;
+      const holder = texts.get(source)?.includes(marker) ? source : ([...texts].find(([, text]) => text.includes(marker))?.[0] ?? source);
+      out[holder] = { ...out[holder], [name]: body };
+    }
+  }
+  return out;
 }
 
 export function regenerate(file: string, sections: Record<string, string>, write: boolean): boolean {

@@ -157,7 +157,7 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["docs"],
-    purpose: "the generated parts of SPEC.md and PLUGINS.md (`npm run docs`), and this layout",
+    purpose: "the generated parts of docs/spec/ and PLUGINS.md (`npm run docs`), and this layout",
     imports: ["protocol", "rpc", "plugins", "config.ts"],
     packages: "any",
     node: true,

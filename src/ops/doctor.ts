@@ -315,7 +315,7 @@ async function modelChecks(config: SpoolConfig, call: boolean): Promise<Check[]>
         name: "models",
         status: "info",
         detail: "none configured",
-        fix: 'set SPOOL_MODEL_<ALIAS>=openai/<model-id> (README "Agent runs"), or serve --demo-model',
+        fix: 'set SPOOL_MODEL_<ALIAS>=openai/<model-id> (docs/models.md "Agent runs"), or serve --demo-model',
       },
     ];
   const checks: Check[] = [];

@@ -4,8 +4,8 @@ import { promisify } from "node:util";
 import { expect, it } from "vitest";
 import { SPOOL_BIN } from "../helpers/process.js";
 
-it("README's Zed settings are valid JSON and their command line is one spool acp takes", async () => {
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+it("docs/acp.md's Zed settings are valid JSON and their command line is one spool acp takes", async () => {
+  const readme = readFileSync(new URL("../../docs/acp.md", import.meta.url), "utf8");
   const section = readme.slice(readme.indexOf("## Editors: Spool as an ACP agent"));
   const block = /```json\n([\s\S]*?)```/.exec(section)![1]!;
   const settings = JSON.parse(block) as { agent_servers: Record<string, { type: string; command: string; args: string[]; env: Record<string, string> }> };

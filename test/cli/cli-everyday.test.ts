@@ -182,7 +182,7 @@ describe("spool, every day", () => {
     expect((await spool(["abort"])).code).toBe(0);
     await waiting.exitsWithin(20_000);
     const help = await spool(["help", "serve"]);
-    expect(help.out).toContain('README "Settings"');
+    expect(help.out).toContain('docs/cli.md "Settings"');
     // spool runner finds the server as every other command does: no --server, no --token-file (the home's Unix socket).
     const attached = await spawnRunner(["--project", "app", "--name", "extra", "--backend", "local"], { ...env, SPOOL_LOG: "warn" });
     expect(attached.output()).toContain(`attached to ws+unix://${join(home, "spool.sock")}:/`);

@@ -86,8 +86,8 @@ describe("the README's CLI tour", () => {
     };
     const lines = tourBlock();
     expect(lines[0]).toBe("spool serve --demo-model &");
-    // spool serve --help sends people to README "Settings": it exists.
-    expect(readFileSync(new URL("../../README.md", import.meta.url), "utf8")).toMatch(/^#+ Settings$/m);
+    // spool serve --help sends people to docs/cli.md "Settings": it exists.
+    expect(readFileSync(new URL("../../docs/cli.md", import.meta.url), "utf8")).toMatch(/^#+ Settings$/m);
     try {
       for (const line of lines) {
         if (line.startsWith("cd ")) {

@@ -82,8 +82,8 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     }
   });
 
-  it("README's mcpServers entry for /mcp, with this server's port and token, connects an SDK client; the run it starts shows in spool runs", async () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  it("docs/mcp.md's mcpServers entry for /mcp, with this server's port and token, connects an SDK client; the run it starts shows in spool runs", async () => {
+    const readme = readFileSync(new URL("../../docs/mcp.md", import.meta.url), "utf8");
     const entry = (
       JSON.parse(/```json mcp-http\n([\s\S]*?)```/.exec(readme)![1]!) as {
         mcpServers: { spool: { type: string; url: string; headers: Record<string, string> } };
@@ -91,7 +91,7 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     ).mcpServers.spool;
     expect(entry.type).toBe("http");
     const url = new URL(entry.url.replace("127.0.0.1:7420", `127.0.0.1:${port}`));
-    // The README's project is by name; this test's project is its directory.
+    // The guide's project is by name; this test's project is its directory.
     url.searchParams.delete("project");
     url.searchParams.set("root", project);
     const headers = { Authorization: entry.headers.Authorization!.replace("YOUR-SPOOL-TOKEN", token) };

@@ -146,7 +146,7 @@ describe("MCP 2026-07-28 at /mcp", () => {
   }, 60_000);
 
   it("README's 2026-07-28 request (server/discover) with this server's port, project and token answers the revision", async () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const readme = readFileSync(new URL("../../docs/mcp.md", import.meta.url), "utf8");
     const block = /```sh mcp-2026\n([\s\S]*?)```/.exec(readme)![1]!;
     const headers: Record<string, string> = { Authorization: `Bearer ${tokens.robot}` };
     for (const m of block.matchAll(/-H "([^:"]+): ([^"]*)"/g)) if (m[1] !== "Authorization") headers[m[1]!] = m[2]!;

@@ -4,8 +4,8 @@ import { promisify } from "node:util";
 import { expect, it } from "vitest";
 import { SPOOL_BIN } from "../helpers/process.js";
 
-it("README's MCP configurations (Claude Code, Codex CLI, Cursor / Claude Desktop) name a command line spool mcp takes", async () => {
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+it("docs/mcp.md's MCP configurations (Claude Code, Codex CLI, Cursor / Claude Desktop) name a command line spool mcp takes", async () => {
+  const readme = readFileSync(new URL("../../docs/mcp.md", import.meta.url), "utf8");
   const start = readme.indexOf("## Agents: Spool as an MCP server");
   const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
   expect(section).toContain("claude mcp add spool -- spool mcp");

@@ -9,15 +9,16 @@ import { tempDir } from "../helpers/server.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const run = promisify(execFile);
-const readme = readFileSync(join(repo, "README.md"), "utf8");
+// The snippets live in the production guide the README links to (docs/production.md).
+const readme = readFileSync(join(repo, "docs", "production.md"), "utf8");
 const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { name: string; version: string };
 const promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].find((p) => existsSync(p));
 if (!promtool && !infraRequired) console.warn("skipping the Prometheus snippet check: promtool is not installed (apt-get install prometheus)");
 
-/** The first fenced block of `lang` after `marker` in README.md. */
+/** The first fenced block of `lang` after `marker` in docs/production.md. */
 function block(marker: string, lang: string): string {
   const at = readme.indexOf(marker);
-  expect(at, `README.md has "${marker}"`).toBeGreaterThanOrEqual(0);
+  expect(at, `docs/production.md has "${marker}"`).toBeGreaterThanOrEqual(0);
   const start = readme.indexOf(`\`\`\`${lang}\n`, at);
   return readme.slice(start + lang.length + 4, readme.indexOf("```", start + 3));
 }
