@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../client/spool-client.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig } from "../config.js";
 import type { Logger } from "../logger.js";
+import { program, programArgs } from "../program.js";
 
 /** Where the Spool server of the bridge is, and whether `--server` named it (then nothing is started). */
 export interface ServerLocation {
@@ -79,26 +79,6 @@ function serverLaunch(): { flags: string[]; env: Record<string, string> } {
     flags: m?.[2]?.split(" ").filter(Boolean) ?? [],
     env: Object.fromEntries(vars.map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])),
   };
-}
-
-/** The launcher's program (launcher-main.ts): the compiled file, or from the sources that file bundled once. */
-let launcher: string[] | null = null;
-function launcherProgram(): string[] {
-  if (launcher) return launcher;
-  const url = new URL(import.meta.url.endsWith(".ts") ? "./launcher-main.ts" : "./launcher-main.js", import.meta.url);
-  if (!url.pathname.endsWith(".ts")) return (launcher = [fileURLToPath(url)]);
-  // A plain `node` has no TypeScript loader: the sources are bundled by esbuild (installed with tsx), loaded only here.
-  const { buildSync } = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
-  const built = buildSync({
-    entryPoints: [fileURLToPath(url)],
-    bundle: true,
-    platform: "node",
-    format: "cjs",
-    target: "node20",
-    write: false,
-    logLevel: "silent",
-  });
-  return (launcher = ["-e", built.outputFiles[0]?.text ?? ""]);
 }
 
 /** Whether a process still runs (a zombie, dead but not yet reaped, does not). */
@@ -189,7 +169,10 @@ async function findOrStart(location: ServerLocation, log: Logger, launcherGone: 
     // that can no longer be (acpx 0.19 kills, when it exits, every process it once saw descend from its agent).
     const child = spawn(
       process.execPath,
-      [...launcherProgram(), JSON.stringify([process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home]])],
+      [
+        ...programArgs(program(import.meta.url, "launcher-main")),
+        JSON.stringify([process.execPath, [...launch.flags, SPOOL_BIN, "serve", "--home", location.home]]),
+      ],
       {
         detached: true,
         stdio: ["ignore", fd, fd, "pipe"],

@@ -1,8 +1,9 @@
 import type { z } from "zod";
 import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../protocol/methods/notify.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
-import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
-import { age, connectionLost, connectServer, printRows } from "./common.js";
+import { adminSubcommand } from "./admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
+import { age, printRows } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
 
 export const NOTIFY_SPEC = defineCommand({
@@ -39,26 +40,9 @@ function parseEvents(text: string): Event[] {
 }
 
 export async function notify(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    showHelp(NOTIFY_SPEC);
-    return sub === undefined ? EXIT.usage : EXIT.ok;
-  }
-  const { values, positionals } = parseCommand(`notify ${sub}`, rest, optionsOf(NOTIFY_SPEC));
-  if (values.help) return showHelp(NOTIFY_SPEC);
-  const only = (names: string[]) => {
-    if (positionals.length !== names.length)
-      throw usageError(`spool notify ${sub} takes ${names.length ? names.join(" ") : "no argument"} (see \`spool help notify\`)`);
-  };
-  const request = async <T>(call: (client: Awaited<ReturnType<typeof connectServer>>) => Promise<T>): Promise<T> => {
-    // The server and credential only: --project here is the receiver's scope, not the project to join.
-    const client = await connectServer({ server: values.server, "token-file": values["token-file"] });
-    try {
-      return await Promise.race([call(client), connectionLost(client, "while waiting for its answer")]);
-    } finally {
-      client.close();
-    }
-  };
+  const started = adminSubcommand(NOTIFY_SPEC, argv);
+  if (typeof started === "number") return started;
+  const { sub, values, positionals, only, request } = started;
   switch (sub) {
     case "add": {
       only(["NAME", "URL"]);

@@ -1,6 +1,7 @@
 import { ROLE_SUMMARY, ROLES, type Role } from "../protocol/roles.js";
-import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
-import { age, connectionLost, connectServer, printRows } from "./common.js";
+import { adminSubcommand } from "./admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
+import { age, printRows } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
 
 export const TOKEN_SPEC = defineCommand({
@@ -36,26 +37,9 @@ export function parseDuration(text: string): number {
 }
 
 export async function token(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    showHelp(TOKEN_SPEC);
-    return sub === undefined ? EXIT.usage : EXIT.ok;
-  }
-  const { values, positionals } = parseCommand(`token ${sub}`, rest, optionsOf(TOKEN_SPEC));
-  if (values.help) return showHelp(TOKEN_SPEC);
-  const only = (names: string[]) => {
-    if (positionals.length !== names.length)
-      throw usageError(`spool token ${sub} takes ${names.length ? names.join(" ") : "no argument"} (see \`spool help token\`)`);
-  };
-  const request = async <T>(call: (client: Awaited<ReturnType<typeof connectServer>>) => Promise<T>): Promise<T> => {
-    // The server and credential only: --project here is the new principal's scope, not the project to join.
-    const client = await connectServer({ server: values.server, "token-file": values["token-file"] });
-    try {
-      return await Promise.race([call(client), connectionLost(client, "while waiting for its answer")]);
-    } finally {
-      client.close();
-    }
-  };
+  const started = adminSubcommand(TOKEN_SPEC, argv);
+  if (typeof started === "number") return started;
+  const { sub, values, positionals, only, request } = started;
   switch (sub) {
     case "create": {
       only(["NAME"]);

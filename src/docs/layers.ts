@@ -35,7 +35,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["store"],
     purpose: "the database (SQLite or PostgreSQL), migrations, one repository per table, row → wire views; the only place that writes SQL",
-    imports: ["protocol"],
+    imports: ["protocol", "program.ts"],
     packages: "any",
     node: true,
   },
@@ -94,7 +94,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["runners"],
     purpose: "where accepted commands run: the backend interface, local, Docker and SSH backends, sandboxes, the runner client",
-    imports: ["protocol", "rpc", "client", "core", "logger.ts", "version.ts"],
+    imports: ["protocol", "rpc", "client", "core", "logger.ts", "program.ts", "version.ts"],
     packages: "any",
     node: true,
   },
@@ -130,7 +130,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["acp"],
     purpose: "editors over ACP (`spool acp`): a client of the server",
-    imports: ["protocol", "client", ...SHARED],
+    imports: ["protocol", "client", "program.ts", ...SHARED],
     packages: "any",
     node: true,
   },
@@ -203,8 +203,9 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["auth.ts", "home-lock.ts", "home-owner.ts", "logger.ts", "version.ts"],
-    purpose: "leaves every layer may share: the token, one server per home, the home its owner's alone, the logger, the version",
+    paths: ["auth.ts", "home-lock.ts", "home-owner.ts", "logger.ts", "program.ts", "version.ts"],
+    purpose:
+      "leaves every layer may share: the token, one server per home, the home its owner's alone, the logger, a module run as a program of its own, the version",
     imports: ["protocol"],
     packages: "any",
     node: true,

@@ -1,9 +1,9 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type SQLite from "better-sqlite3";
+import { program } from "../program.js";
 import { WROTE } from "./activity.js";
 import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_STOPPED_MS } from "./checkpoint-hold.js";
-import { checkpointWorkerProgram } from "./checkpoint-program.js";
 import type { SqliteStore } from "./store.js";
 
 /** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
@@ -81,8 +81,9 @@ export function startCheckpointer(
     activity: activity.buffer as SharedArrayBuffer,
     hold: hold.buffer as SharedArrayBuffer,
   };
-  const program = checkpointWorkerProgram();
-  const worker = new Worker(program.url ?? program.source, { eval: program.url === null, resourceLimits, workerData });
+  // The worker's program: checkpoint-worker.ts, better-sqlite3 left for it to require by its path.
+  const code = program(import.meta.url, "checkpoint-worker", ["better-sqlite3"]);
+  const worker = new Worker(code.file ?? code.source, { eval: code.file === null, resourceLimits, workerData });
   worker.unref();
   let stopping: Promise<void> | null = null;
   const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, heldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
