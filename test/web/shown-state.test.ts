@@ -87,7 +87,7 @@ describeWithBrowser("one shown state on every client", () => {
       for (const r of listed) {
         const row = rows.find((x) => x.name === r.name)!;
         const noDefault = !listed.some((x: any) => x.default);
-        expect(row.default, r.name).toBe(r.default ? "yes" : r.embedded && noDefault ? "fallback" : "no");
+        expect(row.default, r.name).toBe(r.default ? "yes" : r.embedded && noDefault ? "implied" : "no");
         const modes = r.sandbox.modes ?? (r.sandbox.readOnly ? ["read-only", "full"] : ["full"]);
         expect(row.sandbox, r.name).toBe(modes.join(", "));
         expect(row.network, r.name).toBe(r.sandbox.network ?? "not said");
