@@ -1,7 +1,7 @@
 // Preload for bench/budget.ts (`node --require`): names the process's threads so /proc/PID/task/*/comm tells
 // them apart. Threads present when it runs (V8's platform workers: GC helpers, compiler jobs) become
 // `v8-platform`; each worker_threads Worker's thread is named when it is constructed (the threads that appear
-// during the constructor): `ckpt` for the checkpoint worker (its source runs wal_checkpoint), else `worker`.
+// during the constructor): `ckpt` for the checkpoint worker (its source runs wal_checkpoint, or its file is checkpoint-worker.js), else `worker`.
 // Threads started later and not named here (libuv's pool, Node's own helpers) keep `node`.
 const { readdirSync, writeFileSync } = require("node:fs");
 const worker_threads = require("node:worker_threads");
@@ -19,7 +19,8 @@ if (worker_threads.isMainThread) {
     constructor(source, options) {
       const before = tasks();
       super(source, options);
-      const n = String(source).includes("wal_checkpoint") ? "ckpt" : "worker";
+      // Its source (evaluated, in older trees) runs wal_checkpoint; its file (src/store/checkpoint-worker.ts since issue 49) is named so.
+      const n = /wal_checkpoint|checkpoint-worker\.[jt]s$/.test(String(source)) ? "ckpt" : "worker";
       for (const tid of tasks()) if (!before.has(tid)) name(tid, n);
     }
   };
