@@ -49,7 +49,7 @@ export async function backlog(db: Kysely<Database>): Promise<Map<number, { pendi
  * server is claiming are skipped (FOR UPDATE SKIP LOCKED); SQLite has one writer. The UPDATE checks the claim
  * again, so two servers never hold one row.
  */
-export function claimDue(
+export async function claimDue(
   db: Kysely<Database>,
   postgres: boolean,
   now: number,
@@ -60,6 +60,8 @@ export function claimDue(
   let due = db.selectFrom("notify_outbox").select("id").where("next_at", "<=", now).where("claimed_until", "<", now);
   // Targets resting after a failure are not tried (their deliveries wait their turn without an attempt).
   if (resting.length > 0) due = due.where("target_id", "not in", [...resting]);
+  // Read first: an idle outbox (every poll, on every server) takes no write lock from the appends.
+  if ((await due.limit(1).executeTakeFirst()) === undefined) return [];
   due = due.orderBy("next_at").limit(limit);
   if (postgres) due = due.forUpdate().skipLocked();
   return db
