@@ -53,65 +53,206 @@ export async function drive(
   prompt: string,
   options: { model?: string; run?: string; yes: boolean; answers: AnswerSource },
 ): Promise<number> {
-  const colours = palette();
-  const errColours = palette(process.stderr);
+  return new ActSession(client, mode, prompt, options).run();
+}
+
+/**
+ * One `spool ask`/`spool act` turn, as a story: listen to the run's news, start (follow an existing run, prompt it, or
+ * create one), decide the proposals one at a time and follow what runs, then wait for the end and say its exit code.
+ * Its fields are what the stages share; its arrow-function fields are the handlers given to the client and to process.
+ */
+class ActSession {
+  readonly colours = palette();
+  readonly errColours = palette(process.stderr);
   /** Every byte to the terminal: the model's text and the commands' output made safe, each in a block of its own, under a gutter. */
-  const screen = new TerminalWriter(process.stdout, process.stderr, { colour: (gutter) => (colours.on ? `\u001b[2m${gutter}\u001b[22m` : gutter) });
-  const spin = spinner(Boolean(process.stderr.isTTY), () => screen.lineClear);
-  const questions = new Questions(
-    options.answers,
-    (text) => say(colours.dim(text)),
-    (text, sameLine) => screen.own(text, { sameLine }),
-  );
+  readonly screen = new TerminalWriter(process.stdout, process.stderr, {
+    colour: (gutter) => (this.colours.on ? `\u001b[2m${gutter}\u001b[22m` : gutter),
+  });
+  readonly spin = spinner(Boolean(process.stderr.isTTY), () => this.screen.lineClear);
+  readonly questions: Questions;
   /** Told once, when a key is typed while a command runs: it goes nowhere; told once: nothing here answers (stdin is not a terminal). */
-  let toldTyping = false;
-  let toldNoAnswers = false;
-  const offered = new Set<string>();
+  toldTyping = false;
+  toldNoAnswers = false;
+  readonly offered = new Set<string>();
   /** Accepted commands whose output this process showed (or is showing). */
-  const followed = new Set<string>();
+  readonly followed = new Set<string>();
   /** Proposals this process decided (their run/resolved is not news). */
-  const mine = new Set<string>();
-  let alias = options.run;
-  let streaming: { path: string } | null = null;
-  let interrupts = 0;
-  let stopping = false;
+  readonly mine = new Set<string>();
+  alias: string | undefined;
+  streaming: { path: string } | null = null;
+  interrupts = 0;
+  stopping = false;
   /** Whether the run's end (done, failed, aborted) has had its final line. */
-  let ended = false;
+  ended = false;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
-  let lastReply: string | null = null;
+  lastReply: string | null = null;
   /** A proposal of this run was rejected by a person (exit 1), a running command cancelled with Ctrl-C here (exit 130). */
-  let rejected = false;
-  let cancelled = false;
+  rejected = false;
+  cancelled = false;
   /**
    * What the server says about the run is held until the run's first line ("run NAME") is printed, and while a
    * followed command's output or a decision's outcome is being written (src/cli/agent/held.ts).
    */
-  const held = new Held();
-  const releaseFirstLine = held.hold();
+  readonly held = new Held();
+  readonly releaseFirstLine = this.held.hold();
   /** How followed commands ended, as their entries record it. */
-  const endings = new Endings(client, (run, path) => run === alias && followed.has(path));
-  const say = (text: string) => {
-    spin.stop();
-    screen.own(`${text}\n`);
+  readonly endings: Endings;
+
+  settle!: (code: number) => void;
+  /** How the run ended, once this process saw it end (or left on Ctrl-C). */
+  settled: number | null = null;
+  readonly finished = new Promise<number>((resolve) => (this.settle = (code) => resolve((this.settled ??= code))));
+  queue = Promise.resolve();
+  /** Paths decided elsewhere while they waited here. */
+  readonly decidedElsewhere = new Map<string, SpoolNotifications["run/resolved"]>();
+
+  constructor(
+    readonly client: SpoolClient,
+    readonly mode: "ask" | "act",
+    readonly prompt: string,
+    readonly options: { model?: string; run?: string; yes: boolean; answers: AnswerSource },
+  ) {
+    this.questions = new Questions(
+      options.answers,
+      (text) => this.say(this.colours.dim(text)),
+      (text, sameLine) => this.screen.own(text, { sameLine }),
+    );
+    this.alias = options.run;
+    this.endings = new Endings(client, (run, path) => run === this.alias && this.followed.has(path));
+    this.listen();
+  }
+
+  readonly say = (text: string) => {
+    this.spin.stop();
+    this.screen.own(`${text}\n`);
   };
 
-  let settle!: (code: number) => void;
-  /** How the run ended, once this process saw it end (or left on Ctrl-C). */
-  let settled: number | null = null;
-  const finished = new Promise<number>((resolve) => (settle = (code) => resolve((settled ??= code))));
-  let queue = Promise.resolve();
-  /** Paths decided elsewhere while they waited here. */
-  const decidedElsewhere = new Map<string, SpoolNotifications["run/resolved"]>();
+  /** The turn: started, then its end awaited; Ctrl-C is this session's while it lasts. */
+  async run(): Promise<number> {
+    process.on("SIGINT", this.onSigint);
+    try {
+      const over = await this.start();
+      if (over !== undefined) return over;
+      return await this.awaitTheEnd();
+    } finally {
+      process.off("SIGINT", this.onSigint);
+      this.questions.close();
+      this.spin.stop();
+    }
+  }
 
-  const onProposal = async (p: Proposal) => {
-    if (stopping) return;
+  /** The run's news, each notification to its handler. */
+  listen(): void {
+    this.client.on("run/proposal", this.onRun(this.offer));
+    this.client.on("run/resolved", this.onRun(this.onResolved));
+    this.client.on("run/progress", this.onRun(this.onProgress));
+    this.client.on("run/state", this.onRun(this.onState));
+  }
+
+  // A new run's name (run-N) is known only from run/create's answer: what comes before it is held (see `held`).
+  onRun<T>(handler: (p: T) => void) {
+    return this.held.wrap(handler);
+  }
+
+  /** An existing run followed (its exit code returned when it is over already), prompted again, or a new one created. */
+  async start(): Promise<number | undefined> {
+    const { client, colours, options, prompt, mode, say } = this;
+    this.spin.start();
+    const existing = this.alias ? await client.call("run/get", { run: this.alias }).catch(() => null) : null;
+    if (!prompt) {
+      if (!existing) throw new CliError(`the project has no run "${this.alias}" (see \`spool runs\`)`, EXIT.notFound);
+      return this.resume(existing.run.status);
+    }
+    if (existing) {
+      say(colours.dim(`run ${this.alias}`));
+      this.releaseFirstLine();
+      await client.call("run/prompt", { run: this.alias!, prompt, mode });
+      return undefined;
+    }
+    if (!options.model) throw usageError(`spool ${mode} needs --model ALIAS for a new run (see \`spool models\`)`);
+    // Listen before creating, so nothing the run does is missed.
+    const created = await client
+      .call("run/create", { ...(this.alias ? { alias: this.alias } : {}), model: options.model, prompt, mode })
+      .catch((error: unknown) => unknownModel(client, options.model!, error));
+    this.alias = created.run.alias;
+    say(colours.dim(`run ${this.alias}`));
+    this.releaseFirstLine();
+    return undefined;
+  }
+
+  /** An existing run without a prompt: its pending proposals offered; when it is over, where to read it, and its exit code. */
+  async resume(status: number): Promise<number | undefined> {
+    const { client, colours, mode, say } = this;
+    const alias = this.alias!;
+    say(colours.dim(`run ${alias}: ${runStatusWord(status)}`));
+    this.releaseFirstLine();
+    const pending = await client.call("proposal/list", { run: alias, limit: 200 });
+    for (const p of pending.proposals) this.offer(p);
+    if (OPEN_RUN.includes(status)) return undefined;
+    await this.queue;
+    this.spin.stop();
+    // Nothing will happen in it: where to read what it did, and how to go on.
+    const name = escapeControl(alias);
+    say(
+      colours.dim(
+        `  nothing left to follow: \`spool show ${name}\` shows its conversation and commands; \`spool ${mode} "PROMPT" --run ${name}\` goes on with it`,
+      ),
+    );
+    return status === RUN.failed ? EXIT.failed : status === RUN.aborted ? EXIT.interrupted : EXIT.ok;
+  }
+
+  /** The run's end (or the connection's), once what this process shows has been shown, as an exit code. */
+  async awaitTheEnd(): Promise<number> {
+    const lost = new Promise<{ code: number; reason: string }>((resolve) => this.client.onClose((code, reason) => resolve({ code, reason })));
+    void lost.then(() => {
+      // Nothing can be decided or read any more: a question waiting here is withdrawn.
+      this.stopping = true;
+      if (this.questions.asking) this.questions.withdraw();
+    });
+    const ending = await Promise.race([this.finished, lost]);
+    // The last proposal's output is shown, unless we are leaving on an abort.
+    if (!this.stopping) await Promise.race([this.queue, lost]);
+    if (typeof ending === "object" || this.settled === null) {
+      // The connection was lost: what this process was showing ends first (a command's end, the run's, held news), in a bounded time.
+      await Promise.race([this.queue, new Promise((resolve) => setTimeout(resolve, ABORT_WAIT_MS).unref())]);
+      this.spin.stop();
+      this.screen.endLine();
+      if (this.settled === null) throw lostConnection(await lost, this.mode, this.alias!);
+    }
+    const code = this.settled ?? EXIT.ok;
+    this.spin.stop();
+    this.screen.endLine();
+    return this.exitCode(code);
+  }
+
+  exitCode(code: number): number {
+    // Ctrl-C cancelled a command here: interrupted, however the run went on; else a rejected proposal is work not done.
+    if (this.cancelled && (code === EXIT.ok || code === EXIT.failed)) return EXIT.interrupted;
+    if (this.rejected && code === EXIT.ok) return EXIT.failed;
+    return code;
+  }
+
+  /** A proposal of this run, put in the queue once: one proposal at a time, in order. */
+  readonly offer = (p: Proposal) => {
+    if (p.run !== this.alias || this.offered.has(p.path)) return;
+    this.offered.add(p.path);
+    // One proposal at a time, in order: questions never interleave.
+    this.queue = this.queue.then(() => this.onProposal(p)).catch(this.sayError);
+  };
+
+  readonly sayError = (error: unknown) => this.say(this.errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`));
+
+  /** Its turn: its facts shown, a decision asked for (or --yes, or one from elsewhere awaited), then sent. */
+  async onProposal(p: Proposal) {
+    const { colours, options, questions, say } = this;
+    if (this.stopping) return;
     // Decided before its turn here came (already reported): an accepted command is followed all the same.
-    if (decidedElsewhere.has(p.path)) return followElsewhere(p);
-    await showProposal(p.producer);
+    if (this.decidedElsewhere.has(p.path)) return this.followElsewhere(p);
+    await this.showProposal(p.producer);
     let answer: string | null = options.yes ? "y" : null;
     if (answer === "y") say(colours.dim("  accepting: --yes"));
-    if (answer === null && questions.source === "none" && !toldNoAnswers) {
-      toldNoAnswers = true;
+    if (answer === null && questions.source === "none" && !this.toldNoAnswers) {
+      this.toldNoAnswers = true;
       say(
         colours.dim(
           "  stdin is not a terminal: nothing here answers proposals (--yes accepts them, --answers-from-stdin reads y/n/a lines); decide from another client:",
@@ -119,40 +260,40 @@ export async function drive(
       );
     }
     if (answer === null && questions.source === "none") {
-      const ref = await shortRef(p);
+      const ref = await this.shortRef(p);
       say(colours.dim(`  spool approve ${ref}   or   spool reject ${ref}`));
     }
     while (answer === null || !/^[yna]$/i.test(answer)) {
       // Decided elsewhere while its facts were being shown: no question.
-      if (decidedElsewhere.has(p.path)) return followElsewhere(p);
+      if (this.decidedElsewhere.has(p.path)) return this.followElsewhere(p);
       // Asked again (a key that is no answer) or after text arrived: the terminal's state is reset again first.
-      spin.stop();
-      screen.reset();
+      this.spin.stop();
+      this.screen.reset();
       answer = await questions.ask(
         questions.source === "none"
           ? "  waiting for a decision…\n"
           : `  Accept? [y]es / [n]o / [a]lways this command (same directory and environment) in this run${questions.source === "keys" ? " (one key)" : ""}: `,
       );
-      if (stopping) return;
-      if (decidedElsewhere.has(p.path)) return followElsewhere(p);
+      if (this.stopping) return;
+      if (this.decidedElsewhere.has(p.path)) return this.followElsewhere(p);
       if (answer === null) answer = "n"; // stdin closed: nobody can accept
       answer = answer.trim().toLowerCase().slice(0, 1) || "?";
       // Not an answer: said so, then asked again (never a silent redraw).
       if (!/^[yna]$/.test(answer)) say(colours.dim("  that is no answer: y accepts, n rejects, a always accepts this command in this run"));
     }
-    mine.add(p.path);
+    this.mine.add(p.path);
     // The model goes on as soon as the server has the decision: its words wait until the outcome is said (and the command's output shown).
-    const release = held.hold();
+    const release = this.held.hold();
     try {
-      await decide(p, answer);
+      await this.decide(p, answer);
     } finally {
       release();
     }
-  };
+  }
 
   /** Sends the decision `answer` (y, n or a) on `p`, says it, and follows an accepted command. */
-  const decide = async (p: Proposal, answer: string) => {
-    const decided = await client
+  async decide(p: Proposal, answer: string) {
+    const decided = await this.client
       .call("run/resolve", {
         run: p.run,
         path: p.path,
@@ -164,263 +305,191 @@ export async function drive(
       .then((r) => r)
       .catch((error: unknown) => {
         // Decided elsewhere in the meantime: that decision stands, and was reported.
-        mine.delete(p.path);
-        if (decidedElsewhere.has(p.path) || stopping) return null;
+        this.mine.delete(p.path);
+        if (this.decidedElsewhere.has(p.path) || this.stopping) return null;
         throw error;
       });
-    if (!decided) return decidedElsewhere.has(p.path) ? followElsewhere(p) : undefined;
+    if (!decided) return this.decidedElsewhere.has(p.path) ? this.followElsewhere(p) : undefined;
     if (answer === "n") {
-      rejected = true;
-      say(colours.yellow("  rejected"));
+      this.rejected = true;
+      this.say(this.colours.yellow("  rejected"));
       return;
     }
-    say(colours.green(`  accepted, running on ${escapeControl(decided.runner ?? "?")}`));
-    await follow(p);
-  };
+    this.say(this.colours.green(`  accepted, running on ${escapeControl(decided.runner ?? "?")}`));
+    await this.follow(p);
+  }
 
   /** A proposal accepted by another client: its output and end are shown as if it had been accepted here. */
-  const followElsewhere = async (p: { run: string; path: string }) => {
-    const decision = decidedElsewhere.get(p.path);
-    if (decision?.decision !== "accept" || stopping || followed.has(p.path)) return;
-    await follow(p);
-  };
+  async followElsewhere(p: { run: string; path: string }) {
+    const decision = this.decidedElsewhere.get(p.path);
+    if (decision?.decision !== "accept" || this.stopping || this.followed.has(p.path)) return;
+    await this.follow(p);
+  }
 
   /** What every client shows before a decision (src/protocol/proposal-facts.ts), under a header naming the proposal. */
-  const showProposal = async (facts: Producer) => {
+  async showProposal(facts: Producer) {
+    const { colours, say } = this;
     const path = facts.path;
-    const runners = facts.runner === null ? await client.call("runner/list", {}).catch(() => null) : null;
+    const runners = facts.runner === null ? await this.client.call("runner/list", {}).catch(() => null) : null;
     // Whatever a model or a command left the terminal in, the facts are drawn on a reset screen.
-    spin.stop();
-    screen.reset();
+    this.spin.stop();
+    this.screen.reset();
     say(`${colours.cyan("▶ proposal")} ${colours.bold(escapeControl(facts.command))} ${colours.dim(`(${escapeControl(facts.tool)}, ${path})`)}`);
     say(factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null, indent: "  " }));
-  };
+  }
 
   /** `RUN N`: the command's number in the run (spool show numbers them the same way), else its path. */
-  const shortRef = async (p: { run: string; path: string }) => {
-    const number = (await runCommands(client, p.run).catch(() => [])).find((c) => c.path === p.path)?.number;
+  async shortRef(p: { run: string; path: string }) {
+    const number = (await runCommands(this.client, p.run).catch(() => [])).find((c) => c.path === p.path)?.number;
     return `${escapeControl(p.run)} ${number ?? escapeControl(p.path)}`;
-  };
+  }
 
-  const follow = async (p: { run: string; path: string }) => {
+  async follow(p: { run: string; path: string }) {
     // Nothing else is written until its output has been, and how it ended.
-    const release = held.hold();
+    const release = this.held.hold();
     try {
-      await followOutput(p).catch((error: unknown) => {
+      await this.followOutput(p).catch((error: unknown) => {
         // The connection lost before its output was watched: why is said once, when act leaves.
-        if (!client.closed) throw error;
-        streaming = null;
-        say(colours.dim("  finished: not known here (the connection to the server was lost)"));
+        if (!this.client.closed) throw error;
+        this.streaming = null;
+        this.say(this.colours.dim("  finished: not known here (the connection to the server was lost)"));
       });
     } finally {
       release();
     }
-  };
+  }
 
-  const followOutput = async (p: { run: string; path: string }) => {
-    followed.add(p.path);
-    streaming = { path: p.path };
-    const ref = shortRef(p);
+  async followOutput(p: { run: string; path: string }) {
+    const { client, colours, errColours, screen, say } = this;
+    this.followed.add(p.path);
+    this.streaming = { path: p.path };
+    const ref = this.shortRef(p);
     // Keys typed while it runs do not reach it: said once, when one is typed (nothing is said to a person who types nothing).
-    const stopTyping = questions.watchTyping(() => {
-      if (toldTyping) return;
-      toldTyping = true;
+    const stopTyping = this.questions.watchTyping(() => {
+      if (this.toldTyping) return;
+      this.toldTyping = true;
       void ref.then((r) => say(colours.dim(`  (keys typed here do not reach the command; to answer it: spool attach ${r}, or spool input ${r} TEXT)`)));
     });
     const watch = await client.watch({ run: p.run, path: p.path }, (chunk) => {
-      spin.stop();
+      this.spin.stop();
       if (chunk.channel === 2) screen.untrusted(chunk.data, { kind: "output", stream: "err", ...(errColours.on ? { colour: errColours.red } : {}) });
       else screen.untrusted(chunk.data, { kind: "output" });
     });
     // The connection lost while it runs: its end is still said, from what arrived (src/cli/agent/endings.ts).
     const ended = await watch.ended.catch(() => null).finally(stopTyping);
-    streaming = null;
+    this.streaming = null;
     const status = ended ? [...ended.values()][0] : undefined;
-    const words = await endings.of(p.run, p.path, status);
+    const words = await this.endings.of(p.run, p.path, status);
     say(colours.dim(`  finished: ${words === "?" && client.closed ? "not known here (the connection to the server was lost)" : words}`));
-  };
+  }
 
-  const offer = (p: Proposal) => {
-    if (p.run !== alias || offered.has(p.path)) return;
-    offered.add(p.path);
-    // One proposal at a time, in order: questions never interleave.
-    queue = queue
-      .then(() => onProposal(p))
-      .catch((error) => say(errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`)));
-  };
-  // A new run's name (run-N) is known only from run/create's answer: what comes before it is held (see `held`).
-  const onRun = <T>(handler: (p: T) => void) => held.wrap(handler);
-  client.on("run/proposal", onRun(offer));
-  client.on(
-    "run/resolved",
-    onRun((p: SpoolNotifications["run/resolved"]) => {
-      if (p.run === alias && p.resolver.kind === "rule" && !offered.has(p.path)) {
-        // Accepted by an "always" rule of the run: nobody is asked; show what runs, and its output.
-        offered.add(p.path);
-        queue = queue
-          .then(async () => {
-            // Never while a question waits (what answers it elsewhere must get through): from its turn on.
-            const release = held.hold();
-            try {
-              const log = await client.call("entry/get", { run: p.run, path: p.path });
-              await showProposal(producerOf(log));
-              say(colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${escapeControl(p.runner ?? "?")}`));
-              if (!stopping) await follow(p);
-            } finally {
-              release();
-            }
-          })
-          .catch((error) => say(errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`)));
-        return;
-      }
-      if (p.run !== alias || !offered.has(p.path) || mine.has(p.path)) return;
-      if (decidedElsewhere.has(p.path)) return;
-      decidedElsewhere.set(p.path, p);
-      if (p.resolver.kind === "abort") {
-        // Not a person's rejection: the run's final line ("✖ aborted: why") says it, once the run has it.
-        if (!ended) say(colours.yellow(`  ${p.path} was not run: the run is being aborted`));
-        if (questions.asking) questions.withdraw();
-        return;
-      }
-      if (p.decision === "reject") rejected = true;
-      const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
-      const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
-      say(
-        colours.yellow(`  ${p.path} was ${p.decision === "accept" ? "accepted" : "rejected"}${who}${p.reason ? `: ${escapeControl(p.reason)}` : ""}${where}`),
-      );
+  /** A decision on a proposal of this run: by a rule (followed here), or by another client or an abort (told). */
+  readonly onResolved = (p: SpoolNotifications["run/resolved"]) => {
+    const { colours, questions } = this;
+    if (p.run === this.alias && p.resolver.kind === "rule" && !this.offered.has(p.path)) return this.followRuled(p);
+    if (p.run !== this.alias || !this.offered.has(p.path) || this.mine.has(p.path)) return;
+    if (this.decidedElsewhere.has(p.path)) return;
+    this.decidedElsewhere.set(p.path, p);
+    if (p.resolver.kind === "abort") {
+      // Not a person's rejection: the run's final line ("✖ aborted: why") says it, once the run has it.
+      if (!this.ended) this.say(colours.yellow(`  ${p.path} was not run: the run is being aborted`));
       if (questions.asking) questions.withdraw();
-    }),
-  );
-  client.on(
-    "run/progress",
-    onRun((p: SpoolNotifications["run/progress"]) => {
-      if (p.run !== alias) return;
-      spin.stop();
-      screen.untrusted(p.delta, { kind: "model" });
-    }),
-  );
-  client.on(
-    "run/state",
-    onRun((p: SpoolNotifications["run/state"]) => {
-      if (p.run !== alias) return;
-      if (p.event === "model call" || p.event === "loop started" || p.event === "tool call") spin.start();
-      if (p.event === "loop started") ended = false;
-      if (p.event === "model replied" || p.event === "waiting on a proposal") spin.stop();
-      if (p.event === "model replied") lastReply = typeof p.text === "string" ? p.text : null;
-      if (p.event === "loop finished" && p.summary) {
-        // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
-        ended = true;
-        const summary = String(p.summary);
-        if (lastReply !== null && summary.trim() === lastReply.trim()) say(colours.green("✔ done"));
-        else if (!summary.trim().includes("\n")) say(`${colours.green("✔ done:")} ${escapeControl(summary.trim())}`);
-        else {
-          // The model's words: a block of untrusted text under the line, as its streamed text is.
-          say(colours.green("✔ done:"));
-          screen.untrusted(summary.trim(), { kind: "model" });
-          screen.endBlock();
-        }
-      }
-      if (p.event === "loop failed") {
-        ended = true;
-        say(errColours.red(`✖ failed: ${escapeControl(String(p.error))}`));
-      }
-      // One final line for every way a run ends: done, failed (above), aborted (here or anywhere else).
-      if (p.status === RUN.done && p.event === "idle") {
-        if (!ended) say(colours.green("✔ done"));
-        ended = true;
-        settle(EXIT.ok);
-      }
-      if (p.status === RUN.failed) settle(EXIT.failed);
-      if (p.status === RUN.aborted) {
-        if (!ended) say(errColours.red(`✖ aborted${typeof p.reason === "string" && p.reason ? `: ${escapeControl(p.reason)}` : ""}`));
-        ended = true;
-        settle(EXIT.interrupted);
-      }
-    }),
-  );
-
-  const abort = () => {
-    stopping = true;
-    if (questions.asking) questions.withdraw();
-    // "\r": over the ^C the terminal echoed, not after it.
-    say(colours.yellow("\raborting the run"));
-    if (!alias) return settle(EXIT.interrupted);
-    void client.call("run/abort", { run: alias, reason: "aborted with Ctrl-C" }).catch(() => settle(EXIT.interrupted));
-    // The run's "aborted" state ends the wait; should it not come, leave anyway.
-    setTimeout(() => settle(EXIT.interrupted), ABORT_WAIT_MS).unref();
-  };
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts === 1 && streaming) {
-      cancelled = true;
-      say(colours.yellow("\rcancelling the running command (Ctrl-C again aborts the run)"));
-      void client.call("stream/cancel", { run: alias!, path: streaming.path, reason: "cancelled with Ctrl-C" }).catch(() => undefined);
       return;
     }
-    abort();
+    if (p.decision === "reject") this.rejected = true;
+    const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
+    const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
+    this.say(
+      colours.yellow(`  ${p.path} was ${p.decision === "accept" ? "accepted" : "rejected"}${who}${p.reason ? `: ${escapeControl(p.reason)}` : ""}${where}`),
+    );
+    if (questions.asking) questions.withdraw();
   };
-  process.on("SIGINT", onSigint);
-  try {
-    spin.start();
-    const existing = alias ? await client.call("run/get", { run: alias }).catch(() => null) : null;
-    if (!prompt) {
-      if (!existing) throw new CliError(`the project has no run "${alias}" (see \`spool runs\`)`, EXIT.notFound);
-      say(colours.dim(`run ${alias}: ${runStatusWord(existing.run.status)}`));
-      releaseFirstLine();
-      const pending = await client.call("proposal/list", { run: alias!, limit: 200 });
-      for (const p of pending.proposals) offer(p);
-      if (!OPEN_RUN.includes(existing.run.status)) {
-        await queue;
-        spin.stop();
-        // Nothing will happen in it: where to read what it did, and how to go on.
-        const name = escapeControl(alias!);
-        say(
-          colours.dim(
-            `  nothing left to follow: \`spool show ${name}\` shows its conversation and commands; \`spool ${mode} "PROMPT" --run ${name}\` goes on with it`,
-          ),
-        );
-        return existing.run.status === RUN.failed ? EXIT.failed : existing.run.status === RUN.aborted ? EXIT.interrupted : EXIT.ok;
+
+  followRuled(p: SpoolNotifications["run/resolved"]) {
+    // Accepted by an "always" rule of the run: nobody is asked; show what runs, and its output.
+    this.offered.add(p.path);
+    this.queue = this.queue
+      .then(async () => {
+        // Never while a question waits (what answers it elsewhere must get through): from its turn on.
+        const release = this.held.hold();
+        try {
+          const log = await this.client.call("entry/get", { run: p.run, path: p.path });
+          await this.showProposal(producerOf(log));
+          this.say(this.colours.dim(`  accepted by ${escapeControl(p.resolvedBy)}, running on ${escapeControl(p.runner ?? "?")}`));
+          if (!this.stopping) await this.follow(p);
+        } finally {
+          release();
+        }
+      })
+      .catch(this.sayError);
+  }
+
+  /** The model's words as they stream. */
+  readonly onProgress = (p: SpoolNotifications["run/progress"]) => {
+    if (p.run !== this.alias) return;
+    this.spin.stop();
+    this.screen.untrusted(p.delta, { kind: "model" });
+  };
+
+  /** Where the run is: the spinner while the model or a tool works, and the run's final line and exit code once it ends. */
+  readonly onState = (p: SpoolNotifications["run/state"]) => {
+    const { colours, errColours, say } = this;
+    if (p.run !== this.alias) return;
+    if (p.event === "model call" || p.event === "loop started" || p.event === "tool call") this.spin.start();
+    if (p.event === "loop started") this.ended = false;
+    if (p.event === "model replied" || p.event === "waiting on a proposal") this.spin.stop();
+    if (p.event === "model replied") this.lastReply = typeof p.text === "string" ? p.text : null;
+    if (p.event === "loop finished" && p.summary) {
+      // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
+      this.ended = true;
+      const summary = String(p.summary);
+      if (this.lastReply !== null && summary.trim() === this.lastReply.trim()) say(colours.green("✔ done"));
+      else if (!summary.trim().includes("\n")) say(`${colours.green("✔ done:")} ${escapeControl(summary.trim())}`);
+      else {
+        // The model's words: a block of untrusted text under the line, as its streamed text is.
+        say(colours.green("✔ done:"));
+        this.screen.untrusted(summary.trim(), { kind: "model" });
+        this.screen.endBlock();
       }
-    } else if (existing) {
-      say(colours.dim(`run ${alias}`));
-      releaseFirstLine();
-      await client.call("run/prompt", { run: alias!, prompt, mode });
-    } else {
-      if (!options.model) throw usageError(`spool ${mode} needs --model ALIAS for a new run (see \`spool models\`)`);
-      // Listen before creating, so nothing the run does is missed.
-      const created = await client
-        .call("run/create", { ...(alias ? { alias } : {}), model: options.model, prompt, mode })
-        .catch((error: unknown) => unknownModel(client, options.model!, error));
-      alias = created.run.alias;
-      say(colours.dim(`run ${alias}`));
-      releaseFirstLine();
     }
-    const lost = new Promise<{ code: number; reason: string }>((resolve) => client.onClose((code, reason) => resolve({ code, reason })));
-    void lost.then(() => {
-      // Nothing can be decided or read any more: a question waiting here is withdrawn.
-      stopping = true;
-      if (questions.asking) questions.withdraw();
-    });
-    const ending = await Promise.race([finished, lost]);
-    // The last proposal's output is shown, unless we are leaving on an abort.
-    if (!stopping) await Promise.race([queue, lost]);
-    if (typeof ending === "object" || settled === null) {
-      // The connection was lost: what this process was showing ends first (a command's end, the run's, held news), in a bounded time.
-      await Promise.race([queue, new Promise((resolve) => setTimeout(resolve, ABORT_WAIT_MS).unref())]);
-      spin.stop();
-      screen.endLine();
-      if (settled === null) throw lostConnection(await lost, mode, alias!);
+    if (p.event === "loop failed") {
+      this.ended = true;
+      say(errColours.red(`✖ failed: ${escapeControl(String(p.error))}`));
     }
-    const code = settled ?? EXIT.ok;
-    spin.stop();
-    screen.endLine();
-    // Ctrl-C cancelled a command here: interrupted, however the run went on; else a rejected proposal is work not done.
-    if (cancelled && (code === EXIT.ok || code === EXIT.failed)) return EXIT.interrupted;
-    if (rejected && code === EXIT.ok) return EXIT.failed;
-    return code;
-  } finally {
-    process.off("SIGINT", onSigint);
-    questions.close();
-    spin.stop();
+    // One final line for every way a run ends: done, failed (above), aborted (here or anywhere else).
+    if (p.status === RUN.done && p.event === "idle") {
+      if (!this.ended) say(colours.green("✔ done"));
+      this.ended = true;
+      this.settle(EXIT.ok);
+    }
+    if (p.status === RUN.failed) this.settle(EXIT.failed);
+    if (p.status === RUN.aborted) {
+      if (!this.ended) say(errColours.red(`✖ aborted${typeof p.reason === "string" && p.reason ? `: ${escapeControl(p.reason)}` : ""}`));
+      this.ended = true;
+      this.settle(EXIT.interrupted);
+    }
+  };
+
+  /** Ctrl-C: the first, while a command's output is followed, cancels that command; any other aborts the run. */
+  readonly onSigint = () => {
+    this.interrupts++;
+    if (this.interrupts === 1 && this.streaming) {
+      this.cancelled = true;
+      this.say(this.colours.yellow("\rcancelling the running command (Ctrl-C again aborts the run)"));
+      void this.client.call("stream/cancel", { run: this.alias!, path: this.streaming.path, reason: "cancelled with Ctrl-C" }).catch(() => undefined);
+      return;
+    }
+    this.abort();
+  };
+
+  abort() {
+    this.stopping = true;
+    if (this.questions.asking) this.questions.withdraw();
+    // "\r": over the ^C the terminal echoed, not after it.
+    this.say(this.colours.yellow("\raborting the run"));
+    if (!this.alias) return this.settle(EXIT.interrupted);
+    void this.client.call("run/abort", { run: this.alias, reason: "aborted with Ctrl-C" }).catch(() => this.settle(EXIT.interrupted));
+    // The run's "aborted" state ends the wait; should it not come, leave anyway.
+    setTimeout(() => this.settle(EXIT.interrupted), ABORT_WAIT_MS).unref();
   }
 }
