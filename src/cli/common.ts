@@ -215,3 +215,16 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
   const colours = palette();
   process.stdout.write(`${colours.bold(line(columns))}\n${cells.map(line).join("\n")}\n`);
 }
+
+/** `--port` and `--database` as `spool serve` and `spool doctor` take them: a port 0-65535, a PostgreSQL URL. */
+export function portAndDatabase(values: { port?: string | undefined; database?: string | undefined }): { port: number | undefined } {
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got "${values.port}"`);
+  }
+  if (values.database !== undefined && !/^postgres(ql)?:\/\//.test(values.database)) {
+    throw usageError(`--database must be a PostgreSQL URL (postgres://user@host:port/db), got "${values.database}"`);
+  }
+  return { port };
+}

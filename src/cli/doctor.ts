@@ -1,6 +1,7 @@
 import { loadConfig } from "../config.js";
 import { type Check, type CheckStatus, runChecks } from "../ops/doctor.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
+import { portAndDatabase } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
 
 export const DOCTOR_SPEC = defineCommand({
@@ -37,14 +38,7 @@ export async function doctor(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (values.help) return showHelp(DOCTOR_SPEC);
   positionals("doctor", rest, []);
   let config: ReturnType<typeof loadConfig>;
-  let port: number | undefined;
-  if (values.port !== undefined) {
-    port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got "${values.port}"`);
-  }
-  if (values.database !== undefined && !/^postgres(ql)?:\/\//.test(values.database)) {
-    throw usageError(`--database must be a PostgreSQL URL (postgres://user@host:port/db), got "${values.database}"`);
-  }
+  const { port } = portAndDatabase(values);
   try {
     config = loadConfig(
       {

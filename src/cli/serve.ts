@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../logger.js";
 import { startServer } from "../server.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
+import { portAndDatabase } from "./common.js";
 import { usageError } from "./errors.js";
 
 export const SERVE_SPEC = defineCommand({
@@ -80,14 +81,7 @@ export async function serve(argv: string[]): Promise<number> {
   const { values, positionals: rest } = parseSpec(SERVE_SPEC, argv);
   if (values.help) return showHelp(SERVE_SPEC);
   positionals("serve", rest, []);
-  let port: number | undefined;
-  if (values.port !== undefined) {
-    port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port must be 0-65535, got "${values.port}"`);
-  }
-  if (values.database !== undefined && !/^postgres(ql)?:\/\//.test(values.database)) {
-    throw usageError(`--database must be a PostgreSQL URL (postgres://user@host:port/db), got "${values.database}"`);
-  }
+  const { port } = portAndDatabase(values);
   let level: LogLevel | undefined;
   let format: LogFormat = "text";
   try {

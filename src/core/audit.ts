@@ -30,6 +30,14 @@ export function whoOf(by: string): { principal: string; client: string | null } 
 export class Audit {
   constructor(private readonly deps: CoreDeps) {}
 
+  /** Records an act of a connection's caller: its principal, and the client it named at initialize. */
+  byCaller(
+    caller: { principal: { name: string }; clientInfo?: { name: string } | null | undefined },
+    act: Omit<AuditAct, "principal" | "client">,
+  ): Promise<void> {
+    return this.record({ ...act, principal: caller.principal.name, client: caller.clientInfo?.name ?? null });
+  }
+
   async record(act: AuditAct): Promise<void> {
     const at = Date.now();
     const fields = {

@@ -1,5 +1,7 @@
 /* Who calls /mcp: the principal its bearer credential names (both revisions, http.ts and modern.ts). */
 
+import type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
+
 /** Who called, as the server's authentication found it. */
 export interface McpCaller {
   /** The principal's name (shown as who proposed). */
@@ -10,4 +12,31 @@ export interface McpCaller {
   credential: string;
   /** When that credential expires (ms since the epoch); its sessions and streams end then. Null: never. */
   expiresAt?: number | null;
+}
+
+/** A caller that may decide a proposal from its MCP client (elicitation): a person or an admin. */
+export function mayDecide(caller: McpCaller): boolean {
+  return caller.role === "person" || caller.role === "admin";
+}
+
+/**
+ * The bridge a /mcp caller gets, on either revision: a client of this server with the caller's own credential,
+ * for the request's project, mode and runner; its connection acts as an agent unless the caller may decide.
+ */
+export function bridgeOptionsFor(
+  caller: McpCaller,
+  target: Pick<McpBridgeOptions, "project" | "mode" | "runner">,
+  server: { serverUrl: () => string; version: string; log: BridgeLog },
+  via: string,
+): McpBridgeOptions {
+  return {
+    server: async () => ({ url: server.serverUrl(), token: caller.credential }),
+    project: target.project,
+    mode: target.mode,
+    runner: target.runner,
+    version: server.version,
+    log: server.log,
+    role: mayDecide(caller) ? "person" : "agent",
+    via,
+  };
 }

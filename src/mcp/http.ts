@@ -4,7 +4,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
-import type { McpCaller } from "./caller.js";
+import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import { SessionEventStore } from "./event-store.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
 import { CODES, isModern, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
@@ -189,17 +189,8 @@ export class McpHttpEndpoint {
       counted = false;
     };
     try {
-      const bridge = new McpBridge({
-        server: async () => ({ url: this.options.serverUrl(), token: caller.credential }),
-        project: target.project,
-        mode: target.mode,
-        runner: target.runner,
-        version: this.options.version,
-        log: this.options.log,
-        // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
-        role: caller.role === "person" || caller.role === "admin" ? "person" : "agent",
-        via: `MCP over HTTP, ${caller.name}`,
-      });
+      // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
+      const bridge = new McpBridge(bridgeOptionsFor(caller, target, this.options, `MCP over HTTP, ${caller.name}`));
       let session: Session | undefined;
       const transport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),

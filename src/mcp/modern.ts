@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { SpoolRpcError } from "../client/spool-client.js";
 import { INSTRUCTIONS, McpBridge } from "./bridge.js";
-import type { McpCaller } from "./caller.js";
+import { bridgeOptionsFor, type McpCaller, mayDecide } from "./caller.js";
 import { answerOf, approvalForm, factsShown } from "./decision.js";
 import { listen } from "./modern-listen.js";
 import { Reply } from "./modern-reply.js";
@@ -307,17 +307,7 @@ export class ModernMcp {
     const mine = [...this.#kept.values()].filter((k) => k.principal === caller.name);
     if (mine.length >= this.#limits.maxPerPrincipal) this.#evict(mine, `${caller.name} holds ${mine.length} already`);
     if (this.#kept.size >= this.#limits.maxConnections) this.#evict([...this.#kept.values()], "the server holds its most");
-    const bridge = new McpBridge({
-      server: async () => ({ url: this.options.serverUrl(), token: caller.credential }),
-      project: target.project,
-      mode: target.mode,
-      runner: target.runner,
-      version: this.options.version,
-      log: this.options.log,
-      role: mayDecide(caller) ? "person" : "agent",
-      via: `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`,
-      client,
-    });
+    const bridge = new McpBridge({ ...bridgeOptionsFor(caller, target, this.options, `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`), client });
     const kept: Kept = { key, principal: caller.name, bridge, open: 0, lastUsed: Date.now(), replies: new Set() };
     this.#kept.set(key, kept);
     return kept;
@@ -362,9 +352,6 @@ export class ModernMcp {
 }
 
 /** Whether a caller's role may decide a proposal (a person's or an admin's); an agent's never accepts. */
-export function mayDecide(caller: McpCaller): boolean {
-  return caller.role === "person" || caller.role === "admin";
-}
 
 /** An InputResponses map: an object whose every value is a result object. */
 function inputResponsesOk(value: unknown): boolean {

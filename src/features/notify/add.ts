@@ -5,10 +5,8 @@ export const notifyAdd = defineMethod({
   ...methods["notify/add"],
   handler: async (params, ctx) => {
     const added = await ctx.core.notifications.add(ctx.connection.principal.name, params);
-    await ctx.core.audit.record({
+    await ctx.core.audit.byCaller(ctx.connection, {
       action: "notify/add",
-      principal: ctx.connection.principal.name,
-      client: ctx.connection.clientInfo?.name ?? null,
       detail: { name: added.target.name, url: added.target.url, events: added.target.events, format: added.target.format, projects: added.target.projects },
     });
     return added;

@@ -5,10 +5,8 @@ export const notifyRemove = defineMethod({
   ...methods["notify/remove"],
   handler: async (params, ctx) => {
     const target = await ctx.core.notifications.remove(params.name);
-    await ctx.core.audit.record({
+    await ctx.core.audit.byCaller(ctx.connection, {
       action: "notify/remove",
-      principal: ctx.connection.principal.name,
-      client: ctx.connection.clientInfo?.name ?? null,
       detail: { name: target.name, url: target.url, dropped: target.pending },
     });
     return { target };

@@ -14,10 +14,8 @@ export const runAbort = defineMethod({
       });
     }
     const result = await ctx.services.use(AGENT_LOOP).abort(ctx.project, run, params.reason ?? "run aborted");
-    await ctx.core.audit.record({
+    await ctx.core.audit.byCaller(ctx.connection, {
       action: "abort",
-      principal: ctx.connection.principal.name,
-      client: ctx.connection.clientInfo?.name ?? null,
       project: ctx.project.name,
       run: run.alias,
       detail: { reason: params.reason ?? null, rejected: result.rejected, cancelled: result.cancelled },

@@ -15,10 +15,8 @@ export const streamInput = defineMethod({
     return ctx.core.controls.input(ctx.project, params, data, params.seq).then((sent) => {
       // Who typed into what, never what was typed (a password, a key): the trail keeps the size only.
       if (!sent.duplicate)
-        void ctx.core.audit.record({
+        void ctx.core.audit.byCaller(ctx.connection, {
           action: "input",
-          principal: ctx.connection.principal.name,
-          client: ctx.connection.clientInfo?.name ?? null,
           project: ctx.project.name,
           run: params.run,
           path: params.path,

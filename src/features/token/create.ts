@@ -6,10 +6,8 @@ export const tokenCreate = defineMethod({
   ...methods["token/create"],
   handler: async (params, ctx) => {
     const { token, row } = await ctx.core.principals.create(ctx.connection.principal, params);
-    await ctx.core.audit.record({
+    await ctx.core.audit.byCaller(ctx.connection, {
       action: "token/create",
-      principal: ctx.connection.principal.name,
-      client: ctx.connection.clientInfo?.name ?? null,
       detail: { name: row.name, role: row.role, projects: params.projects ?? null, expiresAt: params.expiresAt ?? null },
     });
     return { token, principal: principalView(row) };

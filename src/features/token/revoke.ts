@@ -6,10 +6,8 @@ export const tokenRevoke = defineMethod({
   ...methods["token/revoke"],
   handler: async (params, ctx) => {
     const { row, closed } = await ctx.core.principals.revoke(params.name);
-    await ctx.core.audit.record({
+    await ctx.core.audit.byCaller(ctx.connection, {
       action: "token/revoke",
-      principal: ctx.connection.principal.name,
-      client: ctx.connection.clientInfo?.name ?? null,
       detail: { name: row.name, role: row.role, closed },
     });
     return { principal: principalView(row), closed };
