@@ -214,7 +214,11 @@ class ActSession {
     if (!this.stopping) await Promise.race([this.queue, lost]);
     if (typeof ending === "object" || this.settled === null) {
       // The connection was lost: what this process was showing ends first (a command's end, the run's, held news), in a bounded time.
-      await Promise.race([this.queue, new Promise((resolve) => setTimeout(resolve, ABORT_WAIT_MS).unref())]);
+      // Not unref'd: with the connection gone this timer may be all that keeps the process alive, and a process whose
+      // loop empties while it awaits exits 13 (an unsettled top-level await) instead of saying why it left.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.queue, new Promise((resolve) => (timer = setTimeout(resolve, ABORT_WAIT_MS)))]);
+      clearTimeout(timer);
       this.spin.stop();
       this.screen.endLine();
       if (this.settled === null) throw lostConnection(await lost, this.mode, this.alias!);
@@ -375,8 +379,10 @@ class ActSession {
       if (chunk.channel === 2) screen.untrusted(chunk.data, { kind: "output", stream: "err", ...(errColours.on ? { colour: errColours.red } : {}) });
       else screen.untrusted(chunk.data, { kind: "output" });
     });
-    // The connection lost while it runs: its end is still said, from what arrived (src/cli/agent/endings.ts).
-    const ended = await watch.ended.catch(() => null).finally(stopTyping);
+    // The connection lost while it runs: its end is still said, from what arrived (src/cli/agent/endings.ts). The watch
+    // would wait for a reconnect this client never makes: the close ends the wait.
+    const lost = new Promise<null>((resolve) => (client.closed ? resolve(null) : client.onClose(() => resolve(null))));
+    const ended = await Promise.race([watch.ended.catch(() => null), lost]).finally(stopTyping);
     this.streaming = null;
     const status = ended ? [...ended.values()][0] : undefined;
     const words = await this.endings.of(p.run, p.path, status);
