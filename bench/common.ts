@@ -199,3 +199,15 @@ export function perfRecorder(pid: number, out: string, args: string[]) {
       }),
   };
 }
+
+/** SPOOL_BENCH_TREES (`label=root?NAME=value,…`): each tree's label, its `bin/spool.js` and the environment its query sets. */
+export function benchTrees(): { label: string; bin: string; env: NodeJS.ProcessEnv }[] {
+  return (process.env.SPOOL_BENCH_TREES ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((t) => {
+      const [label, rest] = t.split(/=(.*)/s) as [string, string];
+      const [root, query] = rest.split("?");
+      return { label, bin: join(root!, "bin", "spool.js"), env: Object.fromEntries(new URLSearchParams(query ?? "")) };
+    });
+}

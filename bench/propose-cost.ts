@@ -11,8 +11,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { loadavg } from "node:os";
-import { join } from "node:path";
-import { machine, percentile, startServerProcess } from "./common.js";
+import { benchTrees, machine, percentile, startServerProcess } from "./common.js";
 
 const count = Number(process.argv[2] ?? 500);
 const rounds = Number(process.argv[3] ?? 2);
@@ -40,17 +39,8 @@ async function receiverPort(kind: string): Promise<{ port: number; close: () => 
   return { port, close: () => undefined };
 }
 
-const trees = (process.env.SPOOL_BENCH_TREES ?? "")
-  .split(",")
-  .filter(Boolean)
-  .map((t) => {
-    const [label, rest] = t.split(/=(.*)/s) as [string, string];
-    const [root, query] = rest.split("?");
-    const env: NodeJS.ProcessEnv = Object.fromEntries(new URLSearchParams(query ?? ""));
-    const notify = env.notify;
-    delete env.notify;
-    return { label, bin: join(root!, "bin", "spool.js"), env, notify };
-  });
+// `?notify=down|slow` names the receivers a tree gets; the rest of the query is its environment.
+const trees = benchTrees().map(({ label, bin, env: { notify, ...env } }) => ({ label, bin, env, notify }));
 
 console.log(`${machine()}; ${count} proposals a round`);
 console.log("tree      round  load  p50 ms  p90 ms  p99 ms  server CPU ms/proposal");

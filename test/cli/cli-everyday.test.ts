@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, type ServeProcess, SPOOL_BIN, spawnCli, spawnRunner, spawnServe } from "../helpers/process.js";
+import { freePort, runCli, type ServeProcess, SPOOL_BIN, spawnCli, spawnRunner, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
 /** A project directory (a git repository) in a fresh place. */
@@ -24,11 +24,7 @@ describe("spool, every day", () => {
   let app: string;
   /** Only SPOOL_HOME: everything else comes from the home, as for a person. */
   let env: NodeJS.ProcessEnv;
-  const spool = async (args: string[], cwd = app, extra: NodeJS.ProcessEnv = {}) => {
-    const cli = spawnCli(args, { ...env, ...extra }, { cwd });
-    const { code } = await cli.exitsWithin(30_000);
-    return { code, out: cli.stdout(), err: cli.stderr() };
-  };
+  const spool = (args: string[], cwd = app, extra: NodeJS.ProcessEnv = {}) => runCli(args, { ...env, ...extra }, cwd, 30_000);
   beforeAll(async () => {
     home = tempDir("spool-home-");
     const port = await freePort();

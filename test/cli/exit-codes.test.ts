@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_MEANINGS } from "../../src/cli/errors.js";
-import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { freePort, runCli, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { spoolInTerminal } from "../helpers/pty.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -31,11 +31,7 @@ describe("exit codes (README's table)", () => {
   let serve: ServeProcess;
   let app: string;
   let env: NodeJS.ProcessEnv;
-  const spool = async (args: string[], cwd = app, extra: NodeJS.ProcessEnv = {}) => {
-    const cli = spawnCli(args, { ...env, ...extra }, { cwd });
-    const { code } = await cli.exitsWithin(60_000);
-    return { code, out: cli.stdout(), err: cli.stderr() };
-  };
+  const spool = (args: string[], cwd = app, extra: NodeJS.ProcessEnv = {}) => runCli(args, { ...env, ...extra }, cwd, 60_000);
   const terminal = (args: string[]) => spoolInTerminal(args, { cwd: app, env: { SPOOL_HOME: home }, cols: 160, rows: 60 });
   beforeAll(async () => {
     home = tempDir("spool-exit-home-");

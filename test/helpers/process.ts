@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll } from "vitest";
@@ -199,4 +200,29 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Runs the CLI to its end (within `timeoutMs`): its exit code and what it wrote. */
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  timeoutMs: number,
+): Promise<{ code: number | null; out: string; err: string }> {
+  const cli = spawnCli(args, env, { cwd });
+  const { code } = await cli.exitsWithin(timeoutMs);
+  return { code, out: cli.stdout(), err: cli.stderr() };
+}
+
+/** The pid of a process whose command line is exactly `argv`, or 0. */
+export function processWith(argv: string[]): number {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8") === `${argv.join("\0")}\0`) return Number(name);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return 0;
 }

@@ -1,30 +1,17 @@
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema, CreateTaskResultSchema, LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alive, freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { alive, freePort, processWith, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
 /*
  * Issue 39: MCP over Streamable HTTP at /mcp on `spool serve`, with run_command as an MCP task whose state is
  * the Spool producer's. Real processes: a `spool serve` subprocess, the SDK's HTTP client, the CLI.
  */
-
-/** The pid of a process whose command line is exactly `argv`, or 0. */
-function processWith(argv: string[]): number {
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, "utf8") === `${argv.join("\0")}\0`) return Number(name);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return 0;
-}
 
 const text = (result: unknown) =>
   (((result as { content?: unknown }).content ?? []) as { type: string; text?: string }[])

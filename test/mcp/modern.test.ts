@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { alive, freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { alive, freePort, processWith, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 import { modern, modernRequest, openStream, resultText, TASKS, VERSION } from "./modern-harness.js";
 
@@ -12,19 +12,6 @@ import { modern, modernRequest, openStream, resultText, TASKS, VERSION } from ".
  * the tasks extension across a restart, tasks/cancel. Issue 45 (7): sessions capped per principal, none for a
  * runner credential, and open streams closed when their credential is revoked.
  */
-
-/** The pid of a process whose command line is exactly `argv`, or 0. */
-function processWith(argv: string[]): number {
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, "utf8") === `${argv.join("\0")}\0`) return Number(name);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return 0;
-}
 
 describe("MCP 2026-07-28 at /mcp", () => {
   let home: string;
