@@ -9,6 +9,7 @@ import { ROLES, type Role, roleAllows } from "../../src/protocol/roles.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
+import { credentialClients } from "../helpers/credential-clients.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /** Rows of every table a refused call could have written, counted. */
@@ -29,15 +30,8 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
   let ts: TestServer;
   let admin: SpoolClient;
   const tokens = {} as Record<Role, string>;
-  const connected: SpoolClient[] = [];
-
-  /** A WebSocket client holding `token`, initialized into `project` unless null. */
-  async function as(token: string, project: string | null = "alpha"): Promise<SpoolClient> {
-    const c = await SpoolClient.connect(ts.server.url, { token });
-    connected.push(c);
-    if (project !== null) await c.initialize(project, { client: { name: "test-client", version: "1" } });
-    return c;
-  }
+  /** WebSocket clients holding a credential, initialized into a project unless null; closed at the end. */
+  const { as, connected, closeAll } = credentialClients(() => ts.server.url);
 
   beforeAll(async () => {
     ts = await startTestServer();
@@ -46,7 +40,7 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     for (const role of ROLES) tokens[role] = (await admin.call("token/create", { name: `the-${role}`, role })).token;
   });
   afterAll(async () => {
-    for (const c of connected) if (!c.closed) c.close();
+    closeAll();
     await ts.stop();
   });
 

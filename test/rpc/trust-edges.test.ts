@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SpoolClient } from "../../src/client/spool-client.js";
+import type { SpoolClient } from "../../src/client/spool-client.js";
 import { factsText } from "../../src/protocol/proposal-facts.js";
+import { credentialClients } from "../helpers/credential-clients.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /*
@@ -11,14 +12,8 @@ import { startTestServer, type TestServer, tempDir } from "../helpers/server.js"
 describe("trust edges: runners' claims, projects' roots, what a scoped credential sees", () => {
   let ts: TestServer;
   let admin: SpoolClient;
-  const connected: SpoolClient[] = [];
-
-  async function as(token: string, project: string | null = "alpha"): Promise<SpoolClient> {
-    const c = await SpoolClient.connect(ts.server.url, { token });
-    connected.push(c);
-    if (project !== null) await c.initialize(project, { client: { name: "test-client", version: "1" } });
-    return c;
-  }
+  /** WebSocket clients holding a credential, initialized into a project unless null; closed at the end. */
+  const { as, closeAll } = credentialClients(() => ts.server.url);
   const token = async (name: string, role: string, projects?: string[]) =>
     (await admin.call("token/create", { name, role: role as "runner", ...(projects ? { projects } : {}) })).token;
   const factsOf = async (run: string, path: string) => (await admin.call("entry/get", { run, path })).producer!;
@@ -30,7 +25,7 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
     await admin.call("run/create", { alias: "claims" });
   });
   afterAll(async () => {
-    for (const c of connected) if (!c.closed) c.close();
+    closeAll();
     await ts.stop();
   });
 
