@@ -156,6 +156,9 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   return store;
 }
 
+/** Prepared statements kept for reuse by the server's connection (by their SQL text). */
+export const STATEMENT_CACHE_SIZE = 256;
+
 /**
  * Kysely's view of the connection, with the driver's errors turned into the
  * store's typed ones (a full disk becomes StorageFull) for every query it runs.
@@ -170,14 +173,34 @@ function typedErrors(sqlite: SQLite.Database): SqliteDatabase {
         throw storeError(error);
       }
     };
+  // Kysely prepares every statement it runs, and SQLite's prepare is a parse and plan each time: the statements
+  // are kept by their text (most of Spool's are a few dozen shapes), the least recently used going past the bound.
+  // A statement still being iterated is busy, so one of the same text then gets its own (not kept).
+  const cache = new Map<string, SQLite.Statement>();
+  const prepared = (sql: string): SQLite.Statement => {
+    const kept = cache.get(sql);
+    if (kept && !kept.busy) {
+      cache.delete(sql);
+      cache.set(sql, kept);
+      return kept;
+    }
+    const statement = guard((text: string) => sqlite.prepare(text))(sql);
+    if (kept) return statement;
+    cache.set(sql, statement);
+    if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    return statement;
+  };
   return {
-    close: () => sqlite.close(),
+    close: () => {
+      cache.clear();
+      sqlite.close();
+    },
     prepare(sql) {
       // SQLite may already have rolled back a transaction a full disk broke; Kysely's ROLLBACK then has nothing to undo
       // and must not replace the StorageFull error with "no transaction is active".
       if (/^\s*rollback\s*$/i.test(sql) && !sqlite.inTransaction)
         return { reader: false, all: () => [], run: () => ({ changes: 0, lastInsertRowid: 0 }), iterate: () => [][Symbol.iterator]() };
-      const statement = guard((text: string) => sqlite.prepare(text))(sql);
+      const statement = prepared(sql);
       // Kysely prepares each statement it runs: a read, or a write (BEGIN and COMMIT count as writes).
       noteActivity(sqlite, statement.reader ? READ : WROTE);
       return {
