@@ -11,22 +11,39 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { loadavg } from "node:os";
-import { benchTrees, machine, percentile, startServerProcess } from "./common.js";
+import { fileURLToPath } from "node:url";
+import { benchTrees, binLaunch, machine, percentile, startServerProcess } from "./common.js";
 
 const count = Number(process.argv[2] ?? 500);
 const rounds = Number(process.argv[3] ?? 2);
 
-/** CPU ns of every thread of `pid` so far. */
-function cpuNs(pid: number): number {
-  let total = 0;
+const PRELOAD = fileURLToPath(new URL("./thread-names.cjs", import.meta.url));
+
+/** CPU ns of every thread of `pid` so far, by thread: `main`, `ckpt` (the checkpoint worker) and the rest (`other`). */
+function cpuNs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
   for (const task of readdirSync(`/proc/${pid}/task`)) {
     try {
-      total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+      const ns = Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+      const comm = task === String(pid) ? "main" : readFileSync(`/proc/${pid}/task/${task}/comm`, "utf8").trim();
+      const name = comm === "main" || comm === "ckpt" ? comm : "other";
+      out.set(`${name} ${task}`, ns);
     } catch {
       // the thread ended meanwhile
     }
   }
-  return total;
+  return out;
+}
+
+/** ms a proposal, by thread name, between two readings (a thread that started meanwhile counts from 0). */
+function perProposal(before: Map<string, number>, after: Map<string, number>, n: number): Record<"all" | "main" | "ckpt" | "other", number> {
+  const out = { all: 0, main: 0, ckpt: 0, other: 0 };
+  for (const [key, ns] of after) {
+    const ms = (ns - (before.get(key) ?? 0)) / 1e6 / n;
+    out[key.split(" ")[0] as "main" | "ckpt" | "other"] += ms;
+    out.all += ms;
+  }
+  return out;
 }
 
 /** A TCP port nothing listens on (`down`), or one that takes connections and never answers (`slow`). */
@@ -43,10 +60,18 @@ async function receiverPort(kind: string): Promise<{ port: number; close: () => 
 const trees = benchTrees().map(({ label, bin, env: { notify, ...env } }) => ({ label, bin, env, notify }));
 
 console.log(`${machine()}; ${count} proposals a round`);
-console.log("tree      round  load  p50 ms  p90 ms  p99 ms  server CPU ms/proposal");
+console.log("tree      round  load  p50 ms  p90 ms  p99 ms  server CPU ms/proposal: all = main + ckpt + other");
 for (let round = 1; round <= rounds; round++) {
   for (const tree of trees.length ? trees : [{ label: "this", bin: undefined, env: {}, notify: undefined }]) {
-    const server = await startServerProcess({ ...tree.env, ...(tree.bin ? { SPOOL_BENCH_BIN: tree.bin } : {}) });
+    // Its threads named (bench/thread-names.cjs), after the node options its bin's shebang gives.
+    const bin = tree.bin ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
+    const launch = binLaunch(bin, tree.env);
+    const server = await startServerProcess({
+      ...launch.env,
+      ...tree.env,
+      SPOOL_BENCH_BIN: bin,
+      SPOOL_BENCH_NODE_ARGS: [...launch.args, "--require", PRELOAD].join(" "),
+    });
     const receiver = tree.notify ? await receiverPort(tree.notify) : null;
     try {
       const client = await server.connect();
@@ -64,11 +89,11 @@ for (let round = 1; round <= rounds; round++) {
         await client.call("proposal/create", { run: "bench", tool: "sh", command: `echo proposal ${i}`, env: { N: String(i) } });
         times.push(performance.now() - started);
       }
-      const cpu = (cpuNs(server.pid) - before) / 1e6 / count;
+      const cpu = perProposal(before, cpuNs(server.pid), count);
       times.sort((a, b) => a - b);
       const f = (n: number) => n.toFixed(2).padStart(6);
       console.log(
-        `${`${tree.label}${tree.notify ? `+${tree.notify}` : ""}`.padEnd(10)}${String(round).padStart(5)}  ${load.toFixed(1).padStart(4)}  ${f(percentile(times, 50))}  ${f(percentile(times, 90))}  ${f(percentile(times, 99))}  ${cpu.toFixed(3).padStart(8)}`,
+        `${`${tree.label}${tree.notify ? `+${tree.notify}` : ""}`.padEnd(10)}${String(round).padStart(5)}  ${load.toFixed(1).padStart(4)}  ${f(percentile(times, 50))}  ${f(percentile(times, 90))}  ${f(percentile(times, 99))}  ${cpu.all.toFixed(3).padStart(8)} = ${cpu.main.toFixed(3)} + ${cpu.ckpt.toFixed(3)} + ${cpu.other.toFixed(3)}`,
       );
       client.close();
     } finally {
