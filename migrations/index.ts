@@ -12,6 +12,7 @@ import { dropChunksByByte } from "./011_drop_chunks_by_byte.js";
 import { dropChunksByLine } from "./012_drop_chunks_by_line.js";
 import { principals } from "./013_principals.js";
 import { notifyAndAudit } from "./014_notify_and_audit.js";
+import { notifyEvents } from "./015_notify_events.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -39,4 +40,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "013_principals.sql": principals,
   // Migrations written in TypeScript from the start are recorded under their own names.
   "014_notify_and_audit": notifyAndAudit,
+  "015_notify_events": notifyEvents,
 };

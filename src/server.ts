@@ -609,6 +609,7 @@ function stopper(
       await rpc.idle(5_000);
       core.cluster.stop();
       await bus.close();
+      await core.activityWrites.stop();
       await store.close();
       await tracing?.shutdown().catch((error: unknown) => log.warn("traces: the exporter's last flush failed", error));
       removeServerFacts(config.home);

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { AUDIT_ACTIONS, AuditEvent } from "../protocol/methods/audit.js";
 import type { AuditRow } from "../store/schema.js";
+import type { ActivityWrites } from "./activity-writes.js";
 import type { CoreDeps } from "./deps.js";
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -28,7 +29,10 @@ export function whoOf(by: string): { principal: string; client: string | null } 
  * fields. Recording never throws: a trail that cannot be written is an error on the log, not a refused decision.
  */
 export class Audit {
-  constructor(private readonly deps: CoreDeps) {}
+  constructor(
+    private readonly deps: CoreDeps,
+    private readonly writes: ActivityWrites,
+  ) {}
 
   /** Records an act of a connection's caller: its principal, and the client it named at initialize. */
   byCaller(
@@ -50,7 +54,7 @@ export class Audit {
     // Input comes a keystroke at a time: on the log only when asked for (debug); always in the table.
     this.deps.log[act.action === "input" ? "debug" : "info"](`audit: ${act.action}${act.path ? ` ${act.path}` : ""}`, { ...fields, ...act.detail });
     try {
-      await this.deps.repos.audit.appendAudit({
+      await this.writes.audit({
         at,
         action: act.action,
         principal: act.principal,
@@ -66,6 +70,8 @@ export class Audit {
   }
 
   async list(filter: { since?: number | undefined; project?: string | undefined; after?: number | undefined; limit?: number | undefined }) {
+    // What was just done is in the answer (its row may still be waiting for its write).
+    await this.writes.flush();
     const rows = await this.deps.repos.audit.listAudit({ since: filter.since ?? 0, project: filter.project, after: filter.after, limit: filter.limit ?? 1000 });
     return rows.map(auditView);
   }

@@ -1,5 +1,6 @@
 import { ReadCap } from "../rpc/read-cap.js";
 import { Activity } from "./activity.js";
+import { ActivityWrites } from "./activity-writes.js";
 import { Audit } from "./audit.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
@@ -42,6 +43,8 @@ export interface Core {
   readonly notifications: Notifications;
   /** The append-only trail of who did what (`audit/list`). */
   readonly audit: Audit;
+  /** The audit and notification rows, written a moment after what they record (activity-writes.ts); stopped before the store closes. */
+  readonly activityWrites: ActivityWrites;
   /** Proposals nobody decided within decisionTimeoutMs are rejected. */
   readonly deadlines: Deadlines;
   readonly producers: ProducerRegistry;
@@ -70,8 +73,9 @@ export function createCore(deps: CoreDeps): Core {
   const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
   const cluster = new ClusterLink(deps, lifecycle, watchers);
   lifecycle.useCluster(cluster);
-  const audit = new Audit(deps);
-  const notifications = new Notifications(deps);
+  const writes = new ActivityWrites(deps);
+  const audit = new Audit(deps, writes);
+  const notifications = new Notifications(deps, writes);
   const deadlines = new Deadlines(deps, (project, target, options) => lifecycle.reject(project, target, options));
   lifecycle.useActivity(new Activity(audit, notifications, deadlines));
   return {
@@ -86,6 +90,7 @@ export function createCore(deps: CoreDeps): Core {
     principals: new Principals(deps, cluster),
     notifications,
     audit,
+    activityWrites: writes,
     deadlines,
     producers,
     runners,

@@ -44,12 +44,12 @@ const HEADLINES: Record<NotifyBody["event"], string> = {
 };
 
 /** The one-line title: `Spool: a command waits for a decision in demo/run-1`. */
-export function notifyTitle(body: Omit<NotifyBody, "text">): string {
+export function notifyTitle(body: Omit<NotifyBody, "text" | "delivery">): string {
   return escapeControl(`Spool: ${body.event === "test" ? HEADLINES.test : `a command ${HEADLINES[body.event]}`} in ${body.project}/${body.run}`);
 }
 
 /** The body in words: the title, the command's facts (escaped by the clients' formatter), the decision or end, the link. */
-export function notifyText(body: Omit<NotifyBody, "text">, facts: ProposalFacts): string {
+export function notifyText(body: Omit<NotifyBody, "text" | "delivery">, facts: ProposalFacts): string {
   const lines = [notifyTitle(body), factsText(facts, { indent: "  " })];
   if (body.proposedBy) lines.push(`  proposed by ${escapeControl(body.proposedBy)}`);
   if (body.decision) {

@@ -1,10 +1,5 @@
 import type { Kysely } from "kysely";
-import type { AuditRow, Database, NewAudit } from "./schema.js";
-
-/** Appends one act to the trail (the table refuses updates and deletes). */
-export async function appendAudit(db: Kysely<Database>, row: NewAudit): Promise<void> {
-  await db.insertInto("audit").values(row).execute();
-}
+import type { AuditRow, Database } from "./schema.js";
 
 /** Acts since `since` (ms), oldest first, of one project when named, after id `after`, at most `limit`. */
 export function listAudit(

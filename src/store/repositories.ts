@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import * as activityRows from "./activity-rows.js";
 import * as allowRules from "./allow-rules.js";
 import * as audit from "./audit.js";
 import * as chunkReads from "./chunk-reads.js";
@@ -47,10 +48,11 @@ export function createRepositories(store: Store) {
     principals: bind(db, principals),
     notify: {
       ...bind(db, notify),
-      claimDue: (now: number, until: number, limit: number, resting?: readonly number[]) =>
-        notify.claimDue(db, store.kind === "postgres", now, until, limit, resting),
+      claimDue: (now: number, until: number, limit: number, scope?: { exclude?: readonly number[]; target?: number }) =>
+        notify.claimDue(db, store.kind === "postgres", now, until, limit, scope),
     },
     audit: bind(db, audit),
+    activity: bind(db, activityRows),
     cluster: bind(db, cluster),
     chunks: {
       ...chunkReads.chunkReads(store),

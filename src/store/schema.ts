@@ -135,13 +135,26 @@ export interface NotifyTargetTable {
   created_at: number;
 }
 
-/** Migration 014: one delivery still owed to a target. */
-export interface NotifyOutboxTable {
+/** Migration 015: one event for receivers, its json body stored once whatever the number of receivers. */
+export interface NotifyEventTable {
+  id: Generated<number>;
+  /** Random; each receiver's delivery id is derived from it and the receiver. */
+  uuid: string;
+  event: string;
+  /** The json body without its `delivery` (every format is rendered from it, the same bytes each attempt). */
+  payload: string;
+  /** Deliveries of it still owed (it is deleted when none is). */
+  pending: number;
+  created_at: number;
+}
+
+/** Migration 015: one delivery still owed to a target. */
+export interface NotifyDeliveryTable {
   id: Generated<number>;
   target_id: number;
-  delivery: string;
-  event: string;
-  payload: string;
+  event_id: number;
+  /** The X-Spool-Delivery id of a delivery queued before migration 015; null: derived (notify/outbox.ts). */
+  delivery: string | null;
   attempts: Generated<number>;
   next_at: number;
   /** Until when a server's attempt holds the row (0: nobody's). */
@@ -175,7 +188,8 @@ export interface Database {
   allow_rules: AllowRuleTable;
   principals: PrincipalTable;
   notify_targets: NotifyTargetTable;
-  notify_outbox: NotifyOutboxTable;
+  notify_events: NotifyEventTable;
+  notify_deliveries: NotifyDeliveryTable;
   audit: AuditTable;
   servers: ServerTable;
   producer_owners: ProducerOwnerTable;
@@ -189,8 +203,9 @@ export type PrincipalRow = Selectable<PrincipalTable>;
 export type NewPrincipal = Insertable<PrincipalTable>;
 export type NotifyTargetRow = Selectable<NotifyTargetTable>;
 export type NewNotifyTarget = Insertable<NotifyTargetTable>;
-export type NotifyOutboxRow = Selectable<NotifyOutboxTable>;
-export type NewNotifyOutbox = Insertable<NotifyOutboxTable>;
+export type NotifyEventRow = Selectable<NotifyEventTable>;
+export type NewNotifyEvent = Omit<Insertable<NotifyEventTable>, "pending">;
+export type NotifyDeliveryRow = Selectable<NotifyDeliveryTable>;
 export type AuditRow = Selectable<AuditTable>;
 export type NewAudit = Insertable<AuditTable>;
 export type RunRow = Selectable<RunTable>;

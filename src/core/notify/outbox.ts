@@ -1,7 +1,9 @@
 import type { Logger } from "../../logger.js";
 import { NotifyBody } from "../../protocol/notify-body.js";
+import type { ClaimedDelivery } from "../../store/notify.js";
 import type { Repositories } from "../../store/repositories.js";
-import type { NotifyOutboxRow, NotifyTargetRow } from "../../store/schema.js";
+import type { NotifyTargetRow } from "../../store/schema.js";
+import { deliveryId, eventBody } from "./payload.js";
 import { render } from "./render.js";
 
 /*
@@ -63,6 +65,8 @@ export class OutboxSender {
    * wave (as a row's backoff does), so a receiver that is down costs a few attempts a period, not one per delivery.
    */
   readonly #resting = new Map<number, { failures: number; until: number }>();
+  /** Targets with a probe in flight (one delivery tried after a failure). */
+  readonly #probes = new Set<number>();
   readonly #stop = new AbortController();
   #timer: NodeJS.Timeout | null = null;
   #passing = false;
@@ -114,31 +118,45 @@ export class OutboxSender {
   }
 
   async #pass(): Promise<void> {
-    const room = MAX_IN_FLIGHT - this.#inFlight.size;
+    let room = MAX_IN_FLIGHT - this.#inFlight.size;
     if (room <= 0) return;
     const now = Date.now();
     const resting = [...this.#resting].filter(([, r]) => r.until > now).map(([id]) => id);
-    const rows = await this.repos.notify.claimDue(now, now + LEASE_MS, room, resting);
+    // A target that failed is tried again with one delivery (a probe); the rest follow once one went through.
+    const probing = [...this.#resting].filter(([, r]) => r.until <= now).map(([id]) => id);
+    const rows = await this.repos.notify.claimDue(now, now + LEASE_MS, room, { exclude: [...resting, ...probing] });
+    room -= rows.length;
+    for (const target of probing) {
+      if (room <= 0 || this.#probes.has(target)) continue;
+      const [probe] = await this.repos.notify.claimDue(now, now + LEASE_MS, 1, { target });
+      if (!probe) continue;
+      this.#probes.add(target);
+      rows.push(probe);
+      room--;
+    }
     for (const row of rows) {
       const sending = this.#send(row)
-        .catch((error: unknown) => this.log.error(`notify: delivery ${row.delivery} failed unexpectedly`, error))
+        .catch((error: unknown) => this.log.error(`notify: delivery ${row.delivery ?? deliveryId(row.uuid, row.target_id)} failed unexpectedly`, error))
         .finally(() => {
           this.#inFlight.delete(row.id);
-          // A slot came free: anything else due goes now rather than at the next poll.
-          if (rows.length === room) this.poke();
+          const probed = this.#probes.delete(row.target_id);
+          // A slot came free (or a probe went through): anything else due goes now rather than at the next poll.
+          if (room <= 0 || (probed && !this.#resting.has(row.target_id))) this.poke();
         });
       this.#inFlight.set(row.id, sending);
     }
   }
 
-  async #send(row: NotifyOutboxRow): Promise<void> {
+  async #send(row: ClaimedDelivery): Promise<void> {
     const target = await this.target(row.target_id);
     if (!target) return; // removed meanwhile: its rows went with it
-    const payload = NotifyBody.parse(JSON.parse(row.payload));
+    // Queued before migration 015, a delivery kept the id it was first sent with.
+    const delivery = row.delivery ?? deliveryId(row.uuid, row.target_id);
+    const payload = NotifyBody.parse({ ...eventBody(JSON.parse(row.payload)), delivery });
     const attempt = await post(target, payload, this.#stop.signal);
     if (attempt.ok) {
       this.#resting.delete(row.target_id);
-      await this.repos.notify.delivered(row.id);
+      await this.repos.notify.delivered(row.id, row.event_id);
       return;
     }
     const now = Date.now();
@@ -149,8 +167,8 @@ export class OutboxSender {
       this.#resting.set(row.target_id, { failures, until: now + backoff(failures) });
     }
     if (now - row.created_at >= RETRY_FOR_MS) {
-      await this.repos.notify.delivered(row.id);
-      this.log.error(`notify: gave up on delivery ${row.delivery} (${row.event}) to "${target.name}" after ${row.attempts} attempts: ${attempt.error}`);
+      await this.repos.notify.delivered(row.id, row.event_id);
+      this.log.error(`notify: gave up on delivery ${delivery} (${row.event}) to "${target.name}" after ${row.attempts} attempts: ${attempt.error}`);
       return;
     }
     // Stopping is not the receiver's fault: the next server to start tries it at once.
@@ -159,7 +177,7 @@ export class OutboxSender {
     // A receiver that is down fails every delivery every few seconds: the first failure and every tenth are warned of.
     const level = !this.#stop.signal.aborted && (row.attempts === 1 || row.attempts % 10 === 0) ? "warn" : "debug";
     this.log[level](
-      `notify: delivery ${row.delivery} (${row.event}) to "${target.name}" failed (${attempt.error}); attempt ${row.attempts + 1} in ${nextAt - now} ms`,
+      `notify: delivery ${delivery} (${row.event}) to "${target.name}" failed (${attempt.error}); attempt ${row.attempts + 1} in ${nextAt - now} ms`,
     );
   }
 

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { type NotifyBody, notifyText } from "../../protocol/notify-body.js";
 import { factsOf } from "../../protocol/views.js";
 import { wireAttributes } from "../../store/entries.js";
@@ -16,18 +16,52 @@ export function pageLink(base: string | null, project: string, run: string, path
   return `${base}#/${[project, run, path].map(encodeURIComponent).join("/")}`;
 }
 
-/** The json body of one delivery (its id fixed here, so every attempt sends the same). */
+/** An event's body: what every receiver gets but its delivery id. */
+export type EventBody = Omit<NotifyBody, "delivery">;
+
+/**
+ * The X-Spool-Delivery id of an event's delivery to one receiver: a UUID derived from the event's random uuid and
+ * the receiver, so it is the same on every attempt (from any server) without a copy kept per receiver.
+ */
+export function deliveryId(eventUuid: string, targetId: number): string {
+  const hex = createHash("sha256").update(`${eventUuid}:${targetId}`).digest("hex");
+  // Shaped as an RFC 9562 UUID of version 8 (made by the application) and the RFC's variant.
+  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * What an event's row keeps: what its body is made from (the entry's attributes as they were stored), not the
+ * body itself — building it costs the proposal nothing; the sender builds it, the same each attempt.
+ */
+export interface StoredEvent {
+  fact: NotifyFact;
+  project: string;
+  run: string;
+  pageBase: string | null;
+  path: string;
+  attributes: string;
+  at: number;
+}
+
+/** An event's row as stored; a row queued before migration 015 holds the body itself. */
+export function eventBody(stored: StoredEvent | EventBody): EventBody {
+  if (!("fact" in stored)) return stored;
+  return notifyPayload(stored.fact, stored, { path: stored.path, attributes: stored.attributes }, stored.at);
+}
+
+/** The json body of an event, every receiver's but for its delivery id (deliveryId). */
 export function notifyPayload(
   fact: NotifyFact,
   where: { project: string; run: string; pageBase: string | null },
   log: Pick<EntryRow, "path" | "attributes">,
-): NotifyBody {
+  at: number,
+): EventBody {
   const attributes = wireAttributes(log);
   const facts = factsOf(attributes);
-  const base: Omit<NotifyBody, "text"> = {
+  const base: Omit<NotifyBody, "text" | "delivery"> = {
     event: fact.event,
-    delivery: randomUUID(),
-    at: Date.now(),
+    at,
     project: where.project,
     run: where.run,
     path: log.path,

@@ -8,9 +8,10 @@ import type { ProjectRef } from "../../rpc/connection-context.js";
 import { conflict, notFound } from "../../rpc/errors.js";
 import { UniqueViolation } from "../../store/repositories.js";
 import type { EntryRow, NotifyTargetRow } from "../../store/schema.js";
+import type { ActivityWrites } from "../activity-writes.js";
 import type { CoreDeps } from "../deps.js";
 import { type Attempt, OutboxSender, post } from "./outbox.js";
-import { type NotifyFact, notifyPayload } from "./payload.js";
+import type { NotifyFact, StoredEvent } from "./payload.js";
 
 /** How long the list of targets an enqueue reads is kept (another server's `notify add` shows within it). */
 const TARGETS_TTL_MS = 2_000;
@@ -31,7 +32,10 @@ export class Notifications {
   #pageBase: string | null = null;
   #enqueues = new Set<Promise<void>>();
 
-  constructor(private readonly deps: CoreDeps) {
+  constructor(
+    private readonly deps: CoreDeps,
+    private readonly writes: ActivityWrites,
+  ) {
     this.#sender = new OutboxSender(deps.repos, deps.log, async (id) => (await this.#list()).find((t) => t.id === id) ?? deps.repos.notify.findTargetById(id));
   }
 
@@ -73,11 +77,13 @@ export class Notifications {
   }
 
   async list(): Promise<TargetView[]> {
+    await this.writes.flush();
     const [rows, backlog] = await Promise.all([this.deps.repos.notify.listTargets(), this.deps.repos.notify.backlog()]);
     return rows.map((row) => view(row, backlog.get(row.id)));
   }
 
   async remove(name: string): Promise<TargetView> {
+    await this.writes.flush();
     const backlog = await this.deps.repos.notify.backlog();
     const row = await this.deps.repos.notify.deleteTarget(name);
     if (!row) throw notFound(`Receiver "${name}"`, { name });
@@ -125,14 +131,13 @@ export class Notifications {
     });
     if (targets.length === 0) return;
     const now = Date.now();
-    // Built once; each target's delivery has its own id.
-    const payload = notifyPayload(fact, { project: project.name, run: runAlias, pageBase: this.#pageBase }, log);
-    await this.deps.repos.notify.enqueue(
-      targets.map((t) => {
-        const delivery = randomUUID();
-        return { target_id: t.id, delivery, event: fact.event, payload: JSON.stringify({ ...payload, delivery }), next_at: now, created_at: now };
-      }),
-    );
+    // Stored once, whatever the number of receivers, as what its body is made from (the sender builds it); each
+    // receiver's delivery id is derived when it is sent.
+    const stored: StoredEvent = { fact, project: project.name, run: runAlias, pageBase: this.#pageBase, path: log.path, attributes: log.attributes, at: now };
+    await this.writes.event({
+      event: { uuid: randomUUID(), event: fact.event, payload: JSON.stringify(stored), created_at: now },
+      targets: targets.map((t) => t.id),
+    });
     this.#sender.queued(targets.map((t) => t.id));
   }
 

@@ -1,0 +1,90 @@
+import type { QueuedEvent } from "../store/activity-rows.js";
+import type { NewAudit } from "../store/schema.js";
+import type { CoreDeps } from "./deps.js";
+
+/** Rows one write takes at most: that many queued are written at once. */
+const MAX_BATCH = 512;
+/**
+ * How long a row waits for others to share its write, at most. A commit writes every page it touched (16 KiB
+ * each): proposals a few milliseconds apart share their audit and outbox pages instead of each writing its own.
+ */
+export const ACTIVITY_FLUSH_MS = 5;
+
+interface Waiter {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The audit trail's and the notifications' rows, written just after the change they record has been answered:
+ * what is queued within ACTIVITY_FLUSH_MS (a proposal's audit row and its event, or a burst's) goes in one
+ * transaction, so the caller's answer leaves first and proposals close together share one commit. At most
+ * MAX_BATCH rows wait (that many are written at once); reads of the trail and the outbox `flush` first; `stop`
+ * writes what is left, and after it each row is written at once. A process killed within those milliseconds
+ * loses the rows not yet written (the proposal itself was stored before).
+ */
+export class ActivityWrites {
+  #audit: NewAudit[] = [];
+  #events: QueuedEvent[] = [];
+  #waiters: Waiter[] = [];
+  #scheduled = false;
+  #writing: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(private readonly deps: Pick<CoreDeps, "repos">) {}
+
+  /** Settles once the row is stored (or its write failed). */
+  audit(row: NewAudit): Promise<void> {
+    return this.#queue(() => this.#audit.push(row));
+  }
+
+  event(event: QueuedEvent): Promise<void> {
+    return this.#queue(() => this.#events.push(event));
+  }
+
+  /** Writes what is queued; later rows are written at once. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#flush();
+  }
+
+  #queue(push: () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      push();
+      this.#waiters.push({ resolve, reject });
+      if (this.#stopped || this.#waiters.length >= MAX_BATCH) void this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setTimeout(() => void this.#flush(), ACTIVITY_FLUSH_MS);
+      }
+    });
+  }
+
+  /** Writes what is queued now (before a read of the trail or the outbox). */
+  flush(): Promise<void> {
+    return this.#flush();
+  }
+
+  /** One write after another (their order is the order they were queued in). */
+  #flush(): Promise<void> {
+    this.#scheduled = false;
+    const audit = this.#audit;
+    const events = this.#events;
+    const waiters = this.#waiters;
+    if (waiters.length === 0) return this.#writing;
+    this.#audit = [];
+    this.#events = [];
+    this.#waiters = [];
+    this.#writing = this.#writing.then(() =>
+      this.deps.repos.activity.writeActivity(audit, events).then(
+        () => {
+          for (const w of waiters) w.resolve();
+        },
+        (error: unknown) => {
+          for (const w of waiters) w.reject(error);
+        },
+      ),
+    );
+    return this.#writing;
+  }
+}
