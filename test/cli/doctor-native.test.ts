@@ -10,6 +10,7 @@ import { EXIT } from "../../src/cli/errors.js";
 import type { Check } from "../../src/ops/doctor.js";
 import { NATIVE_MODULES, nativeDiagnosis, nativeLoadError } from "../../src/ops/native.js";
 import { installAcpx, NODE22 } from "../acp/acpx-install.js";
+import { initialize, spawnAcp } from "../acp/harness.js";
 import { infraRequired } from "../helpers/infra.js";
 import { freePort, SPOOL_BIN } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
@@ -187,6 +188,24 @@ describe("under Node 22, with better-sqlite3 built for this Node's ABI", () => {
       diagnosed(text);
     } finally {
       await client.close();
+    }
+  }, 120_000);
+
+  it("spool acp that starts that server answers the editor's session/new with the diagnosis", async (ctx) => {
+    if (missing) return ctx.skip();
+    const dir = home();
+    const acp = spawnAcp({ node: NODE22, env: { SPOOL_HOME: dir, SPOOL_PORT: String(await freePort()), SPOOL_FROM_SOURCE: "" } });
+    try {
+      await initialize(acp);
+      const refused = await acp.connection.agent.request("session/new", { cwd: dirname(dir), mcpServers: [] }).then(
+        () => null,
+        (error: unknown) => error as Error,
+      );
+      expect(refused, acp.stderr()).toBeInstanceOf(Error);
+      expect(refused!.message).toMatch(/Started spool serve for .*, but it exited:\nspool serve: better-sqlite3 was built for/);
+      diagnosed(refused!.message);
+    } finally {
+      await acp.stop();
     }
   }, 120_000);
 });
