@@ -8,11 +8,13 @@ export const DOCTOR_SPEC = defineCommand({
   name: "doctor",
   usage: "spool doctor [options]",
   about: `Checks what this machine gives Spool, and says how to fix each problem: the
-Node version, the home's and the token file's modes, the database (its size
-and WAL), the transport, user namespaces and whether bubblewrap builds the
-sandbox for this user (and so which sandbox modes commands get), passt/pasta
-or slirp4netns, a reachable Docker engine and its images, the configured
-models, and the view of the server running on this home, if one does.
+Node version, whether the native modules (better-sqlite3, node-pty, ssh2's
+ciphers) load in it or were built for another Node, the home's and the token
+file's modes, the database (its size and WAL), the transport, user namespaces
+and whether bubblewrap builds the sandbox for this user (and so which sandbox
+modes commands get), passt/pasta or slirp4netns, a reachable Docker engine and
+its images, the configured models, and the view of the server running on this
+home, if one does.
 A server running for the home is described as it was started (its address,
 database and models, which it writes to $SPOOL_HOME/server.json); with none,
 the configuration and --port/--database are. Nothing is changed, and no

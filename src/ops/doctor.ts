@@ -3,20 +3,11 @@ import { join } from "node:path";
 import type { SpoolConfig } from "../config.js";
 import { ownerAlive } from "../home-lock.js";
 import { probeBwrap } from "../runners/sandbox.js";
+import type { Check } from "./check.js";
+import { nativeChecks } from "./native.js";
 import { readServerFacts, type ServerFacts } from "./server-facts.js";
 
-/** ok: fine; info: not set up, and nothing asks for it; warn: works, but not as it should; fail: the configuration asks for it and it is missing, or it is unsafe. */
-export type CheckStatus = "ok" | "info" | "warn" | "fail";
-
-export interface Check {
-  name: string;
-  status: CheckStatus;
-  /** What was found. */
-  detail: string;
-  /** What to do about it (every warn and fail has one). */
-  fix?: string;
-  data?: Record<string, unknown>;
-}
+export type { Check, CheckStatus } from "./check.js";
 
 export interface DoctorOptions {
   config: SpoolConfig;
@@ -35,7 +26,7 @@ export async function runChecks(options: DoctorOptions): Promise<Check[]> {
   // described, rather than what the configuration alone would start.
   const running = runningServer(options.config.home);
   const config = running ? asStarted(options.config, running.facts) : options.config;
-  const checks: Check[] = [nodeCheck(), homeCheck(config), tokenCheck(config), databaseCheck(config), transportCheck(config)];
+  const checks: Check[] = [nodeCheck(), ...(await nativeChecks()), homeCheck(config), tokenCheck(config), databaseCheck(config), transportCheck(config)];
   checks.push(...(await sandboxChecks(config, env)));
   checks.push(await dockerCheck(env));
   checks.push(sshCheck());

@@ -46,11 +46,13 @@ export interface AcpOptions {
   /** What the editor says about itself at initialize. */
   name?: string;
   terminal?: boolean;
+  /** The node that runs it (default: this one). */
+  node?: string;
 }
 
 export function spawnAcp(options: AcpOptions = {}): AcpProcess {
   // stdout is the ACP connection's: the SDK reads it.
-  const acp = spawnSpoolChild(["acp", ...(options.args ?? [])], options.env, { readStdout: false });
+  const acp = spawnSpoolChild(["acp", ...(options.args ?? [])], options.env, { readStdout: false, ...(options.node ? { node: options.node } : {}) });
   const { child, exit } = acp;
   const events: Event[] = [];
   const waiters: (() => void)[] = [];

@@ -54,11 +54,13 @@ export interface SpoolChildOptions {
   stdin?: "pipe" | "ignore";
   /** false: stdout is left to the caller to read (a protocol on stdio), and `stdout()` stays empty. */
   readStdout?: boolean;
+  /** The node that runs bin/spool.js (default: this one). */
+  node?: string;
 }
 
 /** Runs `spool <args>` (a client, `serve`, `runner`, `acp`) as a subprocess with pipes: no terminal, no colour. */
 export function spawnSpoolChild(args: string[], env: NodeJS.ProcessEnv = {}, options: SpoolChildOptions = {}): SpoolChild {
-  const child = spawn(process.execPath, [SPOOL_BIN, ...args], {
+  const child = spawn(options.node ?? process.execPath, [SPOOL_BIN, ...args], {
     env: { ...process.env, SPOOL_LOG: "warn", ...env },
     stdio: [options.stdin ?? "pipe", "pipe", "pipe"],
     ...(options.cwd ? { cwd: options.cwd } : {}),

@@ -1,0 +1,178 @@
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { delimiter, dirname, join, sep } from "node:path";
+import type { Check, CheckStatus } from "./check.js";
+
+// The native addons Spool loads, each built by npm for one Node ABI (process.versions.modules): a Node of another
+// ABI cannot load it (ERR_DLOPEN_FAILED, "compiled against a different Node.js version"). None is imported here at
+// the top: each is loaded by its check, so a module built for another Node fails that check instead of whoever
+// imports this file (`spool doctor`).
+
+const require = createRequire(import.meta.url);
+
+interface NativeModule {
+  /** The npm package holding the addon. */
+  name: string;
+  /** What Spool does with it, said in a check's detail. */
+  use: string;
+  /** How bad it is when it does not load: fail when Spool cannot do without it. */
+  missing: CheckStatus;
+  /** What is lost when it does not load. */
+  without: string;
+  /** Loads the addon (throws what loading it throws). */
+  load(): Promise<void>;
+}
+
+export const NATIVE_MODULES: readonly NativeModule[] = [
+  {
+    name: "better-sqlite3",
+    use: "the SQLite database",
+    missing: "fail",
+    without: "spool serve cannot open its SQLite database",
+    load: async () => {
+      const { default: SQLite } = await import("better-sqlite3");
+      new SQLite(":memory:").close();
+    },
+  },
+  {
+    name: "node-pty",
+    use: "commands run in a terminal",
+    missing: "fail",
+    without: "spool serve (its local runner) and spool runner cannot start",
+    load: async () => {
+      await import("node-pty");
+    },
+  },
+  {
+    name: "ssh2",
+    use: "the SSH runner's ciphers",
+    missing: "warn",
+    without: "the SSH runner falls back to ssh2's slower JavaScript ciphers",
+    // ssh2 loads its addon if it can and goes on without it: loaded here as ssh2 does.
+    load: async () => {
+      require(join(dirname(require.resolve("ssh2/package.json")), "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node"));
+    },
+  },
+];
+
+/** One check per native module: whether it loads in this Node, and how to rebuild it when it does not. */
+export async function nativeChecks(): Promise<Check[]> {
+  const checks: Check[] = [];
+  for (const module of NATIVE_MODULES) {
+    const name = `native ${module.name}`;
+    try {
+      await module.load();
+      checks.push({
+        name,
+        status: "ok",
+        detail: `loads in Node ${process.versions.node} (ABI ${process.versions.modules}): ${module.use}`,
+        data: { module: module.name, node: process.versions.node, abi: Number(process.versions.modules) },
+      });
+    } catch (error) {
+      const found = nativeLoadError(error) ?? { module: module.name, builtFor: null, file: null, message: messageOf(error) };
+      checks.push({
+        name,
+        status: module.missing,
+        detail: `${describe(found)}: ${module.without}`,
+        fix: rebuildFix(module.name),
+        data: { module: module.name, builtFor: found.builtFor, needs: Number(process.versions.modules), node: process.versions.node, file: found.file },
+      });
+    }
+  }
+  return checks;
+}
+
+/** A native addon that would not load: which package, the ABI it was built for when the error says so. */
+export interface NativeLoadError {
+  module: string;
+  builtFor: number | null;
+  file: string | null;
+  message: string;
+}
+
+/** What an error thrown loading a native addon says (null when it is not one). */
+export function nativeLoadError(error: unknown): NativeLoadError | null {
+  const message = messageOf(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  const versions = [...message.matchAll(/NODE_MODULE_VERSION (\d+)/g)].map((m) => Number(m[1]));
+  const file = /(\/[^'"\s]*\.node)\b/.exec(message)?.[1] ?? null;
+  if (code !== "ERR_DLOPEN_FAILED" && versions.length === 0 && !(file && /self-register|invalid ELF|wrong ELF/.test(message))) return null;
+  const module = file ? packageOf(file) : null;
+  if (!module) return null;
+  return { module, builtFor: versions.length >= 2 ? versions[0]! : null, file, message };
+}
+
+/**
+ * The one line `spool serve` (and so `spool acp` and `spool mcp`, which report the server's error) prints for an
+ * addon that would not load: the module, both ABIs, the Node running, and the fix.
+ */
+export function nativeDiagnosis(error: NativeLoadError): string {
+  return `${describe(error)}. Fix: ${rebuildFix(error.module)} (spool doctor checks every native module)`;
+}
+
+function describe(error: NativeLoadError): string {
+  const node = `this Node ${process.versions.node} (${process.execPath}) needs NODE_MODULE_VERSION ${process.versions.modules}`;
+  if (error.builtFor !== null) return `${error.module} was built for NODE_MODULE_VERSION ${error.builtFor} (another Node's ABI), and ${node}`;
+  return `${error.module} does not load (${node}): ${firstLine(error.message)}`;
+}
+
+/**
+ * `npm rebuild MODULE` in the directory Spool was installed in, run with the Node running now: its directory first
+ * on PATH (npm and the module's build run on the first node there), and its own headers when it has them beside it
+ * (node-gyp builds against a configured nodedir, which may be another Node's).
+ */
+function rebuildFix(module: string): string {
+  const at = installDirectory(module);
+  const path = firstNodeOnPath() === realpath(process.execPath) ? "" : `PATH=${dirname(process.execPath)}:$PATH `;
+  const root = dirname(dirname(process.execPath));
+  const headers = existsSync(join(root, "include", "node", "node_version.h")) ? ` --nodedir=${root}` : "";
+  return `${at ? `cd ${at} && ` : ""}${path}npm rebuild ${module}${headers} (npm run with this Node ${process.versions.node}), or reinstall Spool with it`;
+}
+
+/** The directory whose node_modules holds the package (where `npm rebuild` finds it), null when it cannot be found. */
+function installDirectory(module: string): string | null {
+  try {
+    const file = require.resolve(`${module}/package.json`);
+    const at = file.lastIndexOf(`${sep}node_modules${sep}`);
+    return at < 0 ? null : file.slice(0, at);
+  } catch {
+    return null;
+  }
+}
+
+/** The package a file under node_modules belongs to (`better-sqlite3`, `@scope/name`). */
+function packageOf(file: string): string | null {
+  const at = file.lastIndexOf("/node_modules/");
+  if (at < 0) return null;
+  const [first, second] = file.slice(at + "/node_modules/".length).split("/");
+  if (!first) return null;
+  return first.startsWith("@") && second ? `${first}/${second}` : first;
+}
+
+function firstNodeOnPath(): string | null {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, "node");
+    try {
+      if (statSync(file).isFile()) return realpath(file);
+    } catch {
+      // not there
+    }
+  }
+  return null;
+}
+
+function realpath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const firstLine = (text: string) =>
+  text
+    .replace(/\s*\n\s*/g, " ")
+    .trim()
+    .replace(/\.$/, "");
