@@ -368,6 +368,8 @@ export class ModernMcp {
     clearInterval(this.#sweep);
     const all = [...this.#kept.values()];
     this.#kept.clear();
+    // The calls these closes abort say the client's connection closed, not that the client cancelled them.
+    for (const kept of all) kept.bridge.side.closing = true;
     for (const kept of all) for (const reply of kept.replies) reply.close();
     await Promise.allSettled([...all.map((k) => k.bridge.close()), this.#lister?.close()]);
   }

@@ -87,11 +87,19 @@ export class StdioServer {
       }
     };
     const input = this.options.input;
+    const onError = (error: Error) => {
+      this.options.log.warn(`spool mcp: reading stdin: ${error.message}`);
+      this.stop();
+    };
     input.on("data", onData);
+    input.on("error", onError);
     input.once("end", () => this.stop());
     input.once("close", () => this.stop());
     await ended;
     input.off("data", onData);
+    input.off("error", onError);
+    // Not read any more: a stdin still open (SIGTERM) must not keep the process alive.
+    input.pause();
     await this.#close();
   }
 

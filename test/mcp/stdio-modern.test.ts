@@ -174,6 +174,27 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
     expect(text(done.result)).toContain("exit_code: 0");
   }, 60_000);
 
+  it("notifications/cancelled withdraws a waiting run_command without an answer; closing stdin withdraws the ones still waiting", async () => {
+    const raw = spawn();
+    const web = await person();
+    const first = web.next("run/proposal", (p) => p.command === "echo cancelled-on-stdio", 20_000);
+    const id = raw.request("tools/call", raw.modernParams({ name: "run_command", arguments: { command: "echo cancelled-on-stdio" } }));
+    const p = await first;
+    const withdrawn = web.next("run/resolved", (r) => r.path === p.path && r.run === p.run, 20_000);
+    raw.send({ method: "notifications/cancelled", params: { requestId: id, reason: "the user pressed Esc" } });
+    expect(await withdrawn).toMatchObject({ decision: "reject", reason: expect.stringMatching(/notifications\/cancelled/) });
+    await raw.modern("server/discover", {});
+    expect(raw.messages.filter((m) => m.id === id)).toEqual([]);
+
+    const second = web.next("run/proposal", (q) => q.command === "echo left-waiting", 20_000);
+    raw.request("tools/call", raw.modernParams({ name: "run_command", arguments: { command: "echo left-waiting" } }));
+    const q = await second;
+    const closed = web.next("run/resolved", (r) => r.path === q.path && r.run === q.run, 20_000);
+    raw.cli.child.stdin!.end();
+    expect(await closed).toMatchObject({ decision: "reject", reason: expect.stringMatching(/closed the connection/) });
+    expect((await raw.cli.exitsWithin(15_000)).code).toBe(0);
+  }, 60_000);
+
   it("subscriptions/listen: tagged with its id, it is told when a proposal appears and when it is decided; notifications/cancelled ends it without an answer", async () => {
     const listener = spawn();
     const web = await person();
