@@ -22,7 +22,10 @@ spool approve, an editor) or, with --role person, in the agent itself when it
 supports elicitation; output streams as MCP progress and stays in Spool. One
 MCP connection is one Spool run, titled with the client's name. Tools: run_command, read_output,
 send_input, signal, cancel, list_commands; each command is also a resource
-spool://RUN/PATH. Nothing but MCP messages goes to stdout; logs go to stderr.
+spool://RUN/PATH. It speaks MCP 2025-11-25 (a client that sends initialize) and
+2026-07-28 (each request's _meta; approvals as input_required with --role
+person, tasks, subscriptions/listen). Nothing but MCP messages goes to stdout;
+logs go to stderr.
 
 It is a client of the Spool server of the home; when none answers it starts
 one (spool serve, detached, output in $SPOOL_HOME/serve.log) that goes on

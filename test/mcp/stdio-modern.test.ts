@@ -85,6 +85,17 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
     expect(raw.messages.filter((m) => m.method !== undefined && m.method !== "ping")).toEqual([]);
   }, 60_000);
 
+  it("docs/mcp.md's 2026-07-28 line for spool mcp answers server/discover", async () => {
+    const doc = readFileSync(new URL("../../docs/mcp.md", import.meta.url), "utf8");
+    const block = /```sh mcp-stdio-2026\n([\s\S]*?)```/.exec(doc)![1]!;
+    expect(block).toContain("| spool mcp --project .");
+    const line = /echo '([^']+)'/.exec(block)![1]!;
+    const raw = spawn();
+    raw.cli.write(`${line}\n`);
+    const answer = await raw.next((m) => m.id === 1);
+    expect(answer.result).toMatchObject({ supportedVersions: ["2026-07-28"], capabilities: { extensions: { [TASKS]: {} } } });
+  });
+
   it("run_command of a person's client that elicits: input_required, accept runs it once, a replayed requestState is refused, decline rejects", async () => {
     const raw = spawn(["--role", "person"]);
     const marker = join(project, "stdio-mrtr-ran");
