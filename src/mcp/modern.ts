@@ -21,7 +21,9 @@ import { RunCommandArgs } from "./tool-schemas.js";
  * same McpBridge's (its SDK handlers called directly); its Spool connection, with the caller's credential, is
  * kept for later requests of the same caller, client and project (a cache, never a session: any request may
  * come to a fresh one, as after a restart). Approvals are elicited as multi round-trip requests (requestState,
- * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts).
+ * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts). `answer` is
+ * the same for both transports: `handle` brings it a POST (HttpReply), stdio.ts a line of spool mcp's stdin
+ * (LineReply, modern-stdio.ts).
  */
 
 /** Where a request works: the project, mode and runner of /mcp's query. */
