@@ -1,9 +1,11 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { ensureServer, locateServer } from "../acp/server.js";
 import { createLogger } from "../logger.js";
 import { McpBridge } from "../mcp/bridge.js";
+import { ModernMcp } from "../mcp/modern.js";
+import { MODERN_VERSION } from "../mcp/modern-wire.js";
+import { StdioServer } from "../mcp/stdio.js";
 import { SERVER_VERSION } from "../version.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { workingDirectory } from "./common.js";
@@ -20,7 +22,10 @@ spool approve, an editor) or, with --role person, in the agent itself when it
 supports elicitation; output streams as MCP progress and stays in Spool. One
 MCP connection is one Spool run, titled with the client's name. Tools: run_command, read_output,
 send_input, signal, cancel, list_commands; each command is also a resource
-spool://RUN/PATH. Nothing but MCP messages goes to stdout; logs go to stderr.
+spool://RUN/PATH. It speaks MCP 2025-11-25 (a client that sends initialize) and
+2026-07-28 (each request's _meta; approvals as input_required with --role
+person, tasks, subscriptions/listen). Nothing but MCP messages goes to stdout;
+logs go to stderr.
 
 It is a client of the Spool server of the home; when none answers it starts
 one (spool serve, detached, output in $SPOOL_HOME/serve.log) that goes on
@@ -90,11 +95,19 @@ export async function mcp(argv: string[]): Promise<number> {
   const log = createLogger((process.env.SPOOL_LOG as never) ?? "warn");
   // The home's configuration is read up front: a broken one is an error before the agent waits on us.
   const location = locateServer(values);
-  const bridge = new McpBridge({ server: () => ensureServer(location, log), project, mode, role, runner: values.runner, version: SERVER_VERSION, log });
-  const transport = new StdioServerTransport();
-  const stop = () => void transport.close();
-  // The agent closing our stdin ends the connection (the SDK's transport does not watch for it).
-  process.stdin.once("end", stop);
+  const server = once(() => ensureServer(location, log));
+  // 2025-11-25 (initialize) and 2026-07-28 (each request's _meta), told apart message by message (src/mcp/stdio.ts).
+  const stdio = new StdioServer({
+    input: process.stdin,
+    write: (line) => process.stdout.write(line),
+    legacy: () => new McpBridge({ server, project, mode, role, runner: values.runner, version: SERVER_VERSION, log }),
+    // One caller, one target: the principal is the credential's, so a request state is bound to this process.
+    modern: new ModernMcp({ server, via: `spool mcp, MCP ${MODERN_VERSION}`, version: SERVER_VERSION, log, limits: { idleMs: Number.POSITIVE_INFINITY } }),
+    caller: { name: "spool mcp", role, credential: "" },
+    target: { project, mode, ...(values.runner !== undefined ? { runner: values.runner } : {}) },
+    log,
+  });
+  const stop = () => stdio.stop();
   // An agent that runs us in its terminal's process group passes on a person's Ctrl-C: with stdin a pipe it is
   // not meant for us (the agent sends notifications/cancelled for what it wants stopped).
   const interrupt = () => {
@@ -104,12 +117,25 @@ export async function mcp(argv: string[]): Promise<number> {
   process.once("SIGTERM", stop);
   process.on("SIGINT", interrupt);
   try {
-    await bridge.serve(transport);
+    await stdio.serve();
   } finally {
-    await bridge.close();
-    process.stdin.off("end", stop);
     process.off("SIGTERM", stop);
     process.off("SIGINT", interrupt);
   }
   return 0;
+}
+
+/** `make()`'s promise, made once; a failure (no server yet, a bad token) is tried again at the next call. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | null = null;
+  return () => {
+    if (!made) {
+      const making = make();
+      made = making;
+      making.catch(() => {
+        if (made === making) made = null;
+      });
+    }
+    return made;
+  };
 }

@@ -12,7 +12,7 @@ export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
 /*
  * The bridge's parts, each in its own file: the Spool side every part shares (spool-side.ts), the tools
  * (tools.ts, run-command.ts with decision.ts and progress.ts, output.ts), the resources (resources.ts), the
- * tasks (tasks.ts); the transports are stdio (src/cli/mcp.ts) and Streamable HTTP (http.ts).
+ * tasks (tasks.ts); the transports are stdio (stdio.ts, for src/cli/mcp.ts) and Streamable HTTP (http.ts).
  */
 
 /** What the server tells the client's model about itself (initialize, server/discover). */

@@ -1,4 +1,4 @@
-/* Who calls /mcp: the principal its bearer credential names (both revisions, http.ts and modern.ts). */
+/* Who calls /mcp: the principal its bearer credential names (both revisions, http.ts and modern.ts); over stdio, spool mcp's own. */
 
 import type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
 
@@ -26,11 +26,18 @@ export function mayDecide(caller: McpCaller): boolean {
 export function bridgeOptionsFor(
   caller: McpCaller,
   target: Pick<McpBridgeOptions, "project" | "mode" | "runner">,
-  server: { serverUrl: () => string; version: string; log: BridgeLog },
+  server: { serverUrl?: (() => string) | undefined; server?: McpBridgeOptions["server"] | undefined; version: string; log: BridgeLog },
   via: string,
 ): McpBridgeOptions {
+  const { serverUrl } = server;
   return {
-    server: async () => ({ url: server.serverUrl(), token: caller.credential }),
+    // Over stdio the one server and credential `spool mcp` was given; over HTTP this server, with the caller's own.
+    server:
+      server.server ??
+      (async () => {
+        if (!serverUrl) throw new Error("no Spool server to reach (neither a URL nor a server given)");
+        return { url: serverUrl(), token: caller.credential };
+      }),
     project: target.project,
     mode: target.mode,
     runner: target.runner,

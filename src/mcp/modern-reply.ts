@@ -2,20 +2,58 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { CODES, META, ModernError } from "./modern-wire.js";
 
 /*
- * The answer to one MCP 2026-07-28 request: one JSON object, or (when the client accepts it and the request may
- * take long) an SSE stream carrying the request's notifications and then its response. Closing the stream is
- * the client's cancel (`aborted`).
+ * The answer to one MCP 2026-07-28 request, behind one interface for both transports. Over HTTP (HttpReply): one
+ * JSON object, or (when the client accepts it and the request may take long) an SSE stream carrying the
+ * request's notifications and then its response; closing the stream is the client's cancel. Over stdio
+ * (modern-stdio.ts): lines on the process's one output, cancelled by notifications/cancelled.
  */
+
+/** One request's answer, whatever carries it. */
+export interface Reply {
+  /** Aborted when the client cancels the request or the server ends it. */
+  readonly signal: AbortSignal;
+  /** HTTP: the request's headers (a traceparent); none over stdio. */
+  readonly headers?: Record<string, string | string[] | undefined> | undefined;
+  /** Notifications may go before the response from now on (HTTP: as SSE, if the client accepts it). */
+  stream(): void;
+  /** A notification related to this request (or, for subscriptions/listen, on its subscription). */
+  notify(notification: { method: string; params?: Record<string, unknown> }): void;
+  /** Keeps a quiet long answer open through intermediaries (nothing to do over stdio). */
+  keepAlive(): void;
+  result(result: Record<string, unknown>): void;
+  error(error: unknown): void;
+  /** Ends the answer without a response (the server is closing it). */
+  close(): void;
+}
+
+/** A result as this revision answers it: `resultType` complete unless it says otherwise, the server's identity in its `_meta`. */
+export function resultMessage(id: string | number | null, result: Record<string, unknown>, serverInfo: { name: string; version: string }) {
+  const meta = { ...((result._meta as Record<string, unknown> | undefined) ?? {}), [META.server]: serverInfo };
+  return { jsonrpc: "2.0", id, result: { resultType: "complete", ...result, _meta: meta } };
+}
+
+/** An error as a JSON-RPC error response, with the HTTP status it goes with. */
+export function errorMessage(id: string | number | null, error: unknown): { body: unknown; status: number } {
+  if (error instanceof ModernError) {
+    const body = { code: error.code, message: error.message, ...(error.data !== undefined ? { data: error.data } : {}) };
+    return { body: { jsonrpc: "2.0", id, error: body }, status: error.status };
+  }
+  const e = error as { code?: unknown; message?: unknown; data?: unknown };
+  const code = typeof e?.code === "number" ? e.code : CODES.internal;
+  const message = typeof e?.message === "string" ? e.message : String(error);
+  return { body: { jsonrpc: "2.0", id, error: { code, message, ...(e?.data !== undefined ? { data: e.data } : {}) } }, status: 200 };
+}
 
 /** The most notifications one SSE answer holds back for a slow client before it is closed. */
 const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 
-export class Reply {
+export class HttpReply implements Reply {
   readonly #controller = new AbortController();
   #stream = false;
   #done = false;
 
   constructor(
+    private readonly request: IncomingMessage,
     private readonly response: ServerResponse,
     private readonly id: string | number | null,
     private readonly serverInfo: { name: string; version: string },
@@ -30,10 +68,14 @@ export class Reply {
     return this.#controller.signal;
   }
 
+  get headers(): IncomingMessage["headers"] {
+    return this.request.headers;
+  }
+
   /** Answers as an SSE stream from now on (if the client accepts one), so notifications can go first. */
-  stream(request: IncomingMessage): void {
+  stream(): void {
     if (this.#stream || this.response.headersSent) return;
-    if (!/text\/event-stream/i.test(String(request.headers.accept ?? ""))) return;
+    if (!/text\/event-stream/i.test(String(this.request.headers.accept ?? ""))) return;
     this.#stream = true;
     this.response.writeHead(200, {
       "Content-Type": "text/event-stream",
@@ -62,22 +104,12 @@ export class Reply {
 
   /** The result: `resultType` complete unless it says otherwise, and the server's identity in its `_meta`. */
   result(result: Record<string, unknown>): void {
-    const meta = { ...((result._meta as Record<string, unknown> | undefined) ?? {}), [META.server]: this.serverInfo };
-    this.#send({ jsonrpc: "2.0", id: this.id, result: { resultType: "complete", ...result, _meta: meta } }, 200);
+    this.#send(resultMessage(this.id, result, this.serverInfo), 200);
   }
 
   error(error: unknown): void {
-    if (error instanceof ModernError) {
-      this.#send(
-        { jsonrpc: "2.0", id: this.id, error: { code: error.code, message: error.message, ...(error.data !== undefined ? { data: error.data } : {}) } },
-        error.status,
-      );
-      return;
-    }
-    const e = error as { code?: unknown; message?: unknown; data?: unknown };
-    const code = typeof e?.code === "number" ? e.code : CODES.internal;
-    const message = typeof e?.message === "string" ? e.message : String(error);
-    this.#send({ jsonrpc: "2.0", id: this.id, error: { code, message, ...(e?.data !== undefined ? { data: e.data } : {}) } }, 200);
+    const { body, status } = errorMessage(this.id, error);
+    this.#send(body, status);
   }
 
   #send(body: unknown, status: number): void {

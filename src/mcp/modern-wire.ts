@@ -74,12 +74,38 @@ export function declaresTasks(capabilities: ClientCapabilities): boolean {
   return !!ext && typeof ext === "object" && ext[TASKS_EXTENSION] !== undefined && ext[TASKS_EXTENSION] !== null;
 }
 
-/** Whether a request body belongs to this revision: its `_meta` names a protocol version, or the header says 2026-07-28 or later. */
-export function isModern(body: unknown, request: IncomingMessage): boolean {
+/**
+ * Whether a message belongs to this revision: its `_meta` names a protocol version, or (HTTP) the header says
+ * 2026-07-28 or later.
+ */
+export function isModern(body: unknown, request?: IncomingMessage): boolean {
   const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
   if (meta && typeof meta === "object" && META.version in meta) return true;
+  if (!request) return false;
   const header = request.headers["mcp-protocol-version"];
   return typeof header === "string" && header >= MODERN_VERSION;
+}
+
+/** HTTP: MCP-Protocol-Version is there and says what `_meta` says. */
+function checkVersionHeader(request: IncomingMessage, version: string): void {
+  const versionHeader = header(request, "mcp-protocol-version");
+  if (versionHeader === undefined) throw new ModernError(400, CODES.headerMismatch, "Header mismatch: MCP-Protocol-Version is missing");
+  if (versionHeader !== version)
+    throw new ModernError(400, CODES.headerMismatch, `Header mismatch: MCP-Protocol-Version '${versionHeader}' does not match _meta's '${version}'`);
+}
+
+/** HTTP: Mcp-Method (and Mcp-Name, for the methods that name something) say what the body says. */
+function checkMethodHeaders(request: IncomingMessage, method: string, params: Record<string, unknown>): void {
+  const methodHeader = header(request, "mcp-method");
+  if (methodHeader === undefined) throw new ModernError(400, CODES.headerMismatch, "Header mismatch: Mcp-Method is missing");
+  if (methodHeader !== method)
+    throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Method '${methodHeader}' does not match the body's '${method}'`);
+  const field = NAMED[method];
+  if (!field) return;
+  const nameHeader = header(request, "mcp-name");
+  if (nameHeader === undefined) throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Name is missing (${method} names its ${field})`);
+  if (decodeHeader(nameHeader) !== params[field])
+    throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Name '${nameHeader}' does not match the body's ${field}`);
 }
 
 /** The methods whose Mcp-Name header carries a body field, and which field. */
@@ -107,9 +133,13 @@ function header(request: IncomingMessage, name: string): string | undefined {
   return value;
 }
 
-/** A posted body checked as one request of this revision, against its headers; a ModernError says what is wrong. */
-export function checkRequest(body: unknown, request: IncomingMessage): ModernRequest | { notification: string } {
-  if (!body || typeof body !== "object" || Array.isArray(body)) throw new ModernError(400, CODES.invalidRequest, "Send one JSON-RPC request per POST");
+/**
+ * A message checked as one request of this revision: over HTTP (`request`) against its headers too; over stdio
+ * everything is in the body. A ModernError says what is wrong.
+ */
+export function checkRequest(body: unknown, request: IncomingMessage | null): ModernRequest | { notification: string } {
+  if (!body || typeof body !== "object" || Array.isArray(body))
+    throw new ModernError(400, CODES.invalidRequest, request ? "Send one JSON-RPC request per POST" : "Send one JSON-RPC message per line");
   const message = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
   if (message.jsonrpc !== "2.0" || typeof message.method !== "string") throw new ModernError(400, CODES.invalidRequest, "Not a JSON-RPC 2.0 request");
   if (!("id" in message)) return { notification: message.method };
@@ -119,30 +149,15 @@ export function checkRequest(body: unknown, request: IncomingMessage): ModernReq
   if (typeof params !== "object" || Array.isArray(params)) throw new ModernError(400, CODES.invalidParams, "params is an object");
   const meta = (params._meta ?? {}) as Record<string, unknown>;
   const version = meta[META.version];
-  const versionHeader = header(request, "mcp-protocol-version");
   if (typeof version !== "string")
     throw new ModernError(400, CODES.invalidParams, `Every request carries _meta "${META.version}" (or starts a ${SESSION_VERSION} session with initialize)`);
-  if (versionHeader === undefined) throw new ModernError(400, CODES.headerMismatch, "Header mismatch: MCP-Protocol-Version is missing");
-  if (versionHeader !== version)
-    throw new ModernError(400, CODES.headerMismatch, `Header mismatch: MCP-Protocol-Version '${versionHeader}' does not match _meta's '${version}'`);
+  if (request) checkVersionHeader(request, version);
   if (version !== MODERN_VERSION)
-    throw new ModernError(400, CODES.unsupportedVersion, `Unsupported protocol version ${version} without a session`, {
+    throw new ModernError(400, CODES.unsupportedVersion, `Unsupported protocol version ${version} without ${request ? "a session" : "initialize"}`, {
       supported: [MODERN_VERSION],
       requested: version,
     });
-  const methodHeader = header(request, "mcp-method");
-  if (methodHeader === undefined) throw new ModernError(400, CODES.headerMismatch, "Header mismatch: Mcp-Method is missing");
-  if (methodHeader !== message.method)
-    throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Method '${methodHeader}' does not match the body's '${message.method}'`);
-  const field = NAMED[message.method];
-  if (field) {
-    const nameHeader = header(request, "mcp-name");
-    if (nameHeader === undefined)
-      throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Name is missing (${message.method} names its ${field})`);
-    const decoded = decodeHeader(nameHeader);
-    if (decoded !== params[field])
-      throw new ModernError(400, CODES.headerMismatch, `Header mismatch: Mcp-Name '${nameHeader}' does not match the body's ${field}`);
-  }
+  if (request) checkMethodHeaders(request, message.method, params);
   const capabilities = meta[META.capabilities];
   if (!capabilities || typeof capabilities !== "object" || Array.isArray(capabilities))
     throw new ModernError(400, CODES.invalidParams, `Every request carries _meta "${META.capabilities}" (an object; {} for none)`);

@@ -6,7 +6,7 @@ import { INSTRUCTIONS, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller, mayDecide } from "./caller.js";
 import { answerOf, approvalForm, factsShown } from "./decision.js";
 import { listen } from "./modern-listen.js";
-import { Reply } from "./modern-reply.js";
+import { HttpReply, type Reply } from "./modern-reply.js";
 import { cancelTask, createdTask, DECISION_KEY, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
 import { CODES, checkRequest, declaresTasks, elicitsForm, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
 import { RequestStateError, RequestStates, requestDigest } from "./request-state.js";
@@ -21,7 +21,9 @@ import { RunCommandArgs } from "./tool-schemas.js";
  * same McpBridge's (its SDK handlers called directly); its Spool connection, with the caller's credential, is
  * kept for later requests of the same caller, client and project (a cache, never a session: any request may
  * come to a fresh one, as after a restart). Approvals are elicited as multi round-trip requests (requestState,
- * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts).
+ * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts). `answer` is
+ * the same for both transports: `handle` brings it a POST (HttpReply), stdio.ts a line of spool mcp's stdin
+ * (LineReply, modern-stdio.ts).
  */
 
 /** Where a request works: the project, mode and runner of /mcp's query. */
@@ -38,6 +40,18 @@ export interface ModernLimits {
   maxPerPrincipal: number;
   /** A kept connection unused this long is closed. */
   idleMs: number;
+}
+
+export interface ModernOptions {
+  /** The Spool server's URL: a bridge presents its caller's credential there (HTTP). */
+  serverUrl?: (() => string) | undefined;
+  /** Stdio: the one Spool server and credential every bridge uses (started when none answers), instead. */
+  server?: (() => Promise<{ url: string; token: string }>) | undefined;
+  /** How the agent came, in its Spool connection's name: default `MCP 2026-07-28 over HTTP, PRINCIPAL`. */
+  via?: string | undefined;
+  version: string;
+  log: BridgeLog;
+  limits?: Partial<ModernLimits> | undefined;
 }
 
 export const DEFAULT_MODERN_LIMITS: ModernLimits = { maxConnections: 64, maxPerPrincipal: 4, idleMs: 5 * 60_000 };
@@ -72,7 +86,7 @@ export class ModernMcp {
   /** A bridge without a connection, for what is the same for every caller (the tool list; tools are in a fixed order). */
   #lister: McpBridge | null = null;
 
-  constructor(private readonly options: { serverUrl(): string; version: string; log: BridgeLog; limits?: Partial<ModernLimits> | undefined }) {
+  constructor(private readonly options: ModernOptions) {
     this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
     this.#serverInfo = { name: "spool", version: options.version };
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
@@ -83,6 +97,11 @@ export class ModernMcp {
     return this.#kept.size;
   }
 
+  /** The server's identity, in every result's `_meta`. */
+  get serverInfo(): { name: string; version: string } {
+    return this.#serverInfo;
+  }
+
   /** One POST of this revision: checked, then answered (JSON, or SSE for what may take long). */
   async handle(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, target: () => McpTarget): Promise<void> {
     let checked: ModernRequest | { notification: string };
@@ -90,17 +109,21 @@ export class ModernMcp {
       checked = checkRequest(body, request);
     } catch (error) {
       const id = (body as { id?: unknown } | null)?.id;
-      return new Reply(response, typeof id === "string" || typeof id === "number" ? id : null, this.#serverInfo).error(error);
+      return new HttpReply(request, response, typeof id === "string" || typeof id === "number" ? id : null, this.#serverInfo).error(error);
     }
     if ("notification" in checked) {
       response.writeHead(202).end();
       return;
     }
-    const reply = new Reply(response, checked.id, this.#serverInfo);
+    await this.answer(new HttpReply(request, response, checked.id, this.#serverInfo), checked, caller, target);
+  }
+
+  /** One checked request answered on `reply`, whichever transport carries it (HTTP here, stdio in modern-stdio.ts). */
+  async answer(reply: Reply, checked: ModernRequest, caller: McpCaller, target: () => McpTarget): Promise<void> {
     // A stream is its credential's: it closes when that expires (revocation: endPrincipal).
     const expiry = caller.expiresAt != null ? setTimeout(() => reply.close(), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref() : null;
     try {
-      await this.#dispatch(request, reply, checked, caller, target);
+      await this.#dispatch(reply, checked, caller, target);
     } catch (error) {
       if (!(error instanceof ModernError) && !(error instanceof SpoolRpcError) && typeof (error as { code?: unknown })?.code !== "number")
         this.options.log.warn(`mcp: ${checked.method} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
@@ -110,7 +133,7 @@ export class ModernMcp {
     }
   }
 
-  async #dispatch(request: IncomingMessage, reply: Reply, call: ModernRequest, caller: McpCaller, targetOf: () => McpTarget): Promise<void> {
+  async #dispatch(reply: Reply, call: ModernRequest, caller: McpCaller, targetOf: () => McpTarget): Promise<void> {
     const { method, params } = call;
     if (method === "server/discover") {
       return reply.result({
@@ -148,7 +171,7 @@ export class ModernMcp {
         version: this.options.version,
         log: this.options.log,
       });
-      const listed = (await this.#lister.handler(method)!({ method, params }, this.#extra(undefined, reply, call))) as Record<string, unknown>;
+      const listed = (await this.#lister.handler(method)!({ method, params }, this.#extra(reply, call))) as Record<string, unknown>;
       if (method === "tools/list") for (const tool of listed.tools as { execution?: unknown }[]) delete tool.execution;
       return reply.result({ ...listed, ttlMs: method === "tools/list" ? TTL.tools : TTL.resources, cacheScope: "public" });
     }
@@ -174,9 +197,9 @@ export class ModernMcp {
             throw error;
           }
         case "tools/call":
-          return await this.#call(request, reply, kept, call, caller, taskCaller);
+          return await this.#call(reply, kept, call, caller, taskCaller);
         case "subscriptions/listen":
-          reply.stream(request);
+          reply.stream();
           return await listen(kept.bridge.side, session, reply, call, KEEPALIVE_MS);
         case "tasks/get":
           return reply.result(await taskView(session, String(params.taskId), taskCaller));
@@ -195,7 +218,7 @@ export class ModernMcp {
   }
 
   /** tools/call: run_command as a task, as an elicited approval (MRTR), or as the call it always was. */
-  async #call(request: IncomingMessage, reply: Reply, kept: Kept, call: ModernRequest, caller: McpCaller, taskCaller: TaskCaller): Promise<void> {
+  async #call(reply: Reply, kept: Kept, call: ModernRequest, caller: McpCaller, taskCaller: TaskCaller): Promise<void> {
     const { params } = call;
     const side = kept.bridge.side;
     if (params.name === "run_command") {
@@ -211,7 +234,7 @@ export class ModernMcp {
         );
       const session = await side.ready();
       const digest = requestDigest("tools/call", "run_command", params.arguments ?? {});
-      const extra = this.#extra(request, reply, call);
+      const extra = this.#extra(reply, call);
       // The retry of an elicited approval: its state is checked before anything else is done.
       if (params.requestState !== undefined) {
         let state: ReturnType<RequestStates["redeem"]>;
@@ -242,7 +265,7 @@ export class ModernMcp {
           return reply.result({
             ...failure(`${state.path} of run ${state.run} was ${answer?.decision ?? "left"}ed; read_output reaches it by spool://${state.run}/${state.path}`),
           });
-        reply.stream(request);
+        reply.stream();
         return reply.result({ ...(await follow(side, args.data, extra, session, { run: state.run, path: state.path })) });
       }
       const tasks = declaresTasks(call.capabilities);
@@ -261,25 +284,25 @@ export class ModernMcp {
             requestState: this.#states.issue({ principal: caller.name, run: proposed.run, path: proposed.path, request: digest }),
           });
         }
-        reply.stream(request);
+        reply.stream();
         return reply.result({ ...(await follow(side, args.data, extra, session, proposed)) });
       }
     }
-    reply.stream(request);
+    reply.stream();
     const { task: _task, ...plain } = params;
-    const result = await this.#sdk(kept, { ...call, params: plain }, reply, request);
+    const result = await this.#sdk(kept, { ...call, params: plain }, reply);
     reply.result(result as Record<string, unknown>);
   }
 
   /** A request answered by the bridge's SDK handler for its method. */
-  async #sdk(kept: Kept, call: ModernRequest, reply: Reply, request?: IncomingMessage): Promise<unknown> {
+  async #sdk(kept: Kept, call: ModernRequest, reply: Reply): Promise<unknown> {
     const handler = kept.bridge.handler(call.method);
     if (!handler) throw new ModernError(404, CODES.methodNotFound, `Method not found: ${call.method}`);
-    return handler({ method: call.method, params: call.params }, this.#extra(request, reply, call));
+    return handler({ method: call.method, params: call.params }, this.#extra(reply, call));
   }
 
   /** What an SDK handler gets with a request: the stream's cancel, its notifications, its _meta and headers. */
-  #extra(request: IncomingMessage | undefined, reply: Reply, call: ModernRequest) {
+  #extra(reply: Reply, call: ModernRequest) {
     return {
       signal: reply.signal,
       requestId: call.id ?? 0,
@@ -288,7 +311,7 @@ export class ModernMcp {
       sendRequest: async () => {
         throw new ModernError(200, CODES.internal, "MCP 2026-07-28 sends no requests to the client");
       },
-      requestInfo: request ? { headers: request.headers } : undefined,
+      requestInfo: reply.headers ? { headers: reply.headers } : undefined,
     } as never;
   }
 
@@ -307,7 +330,8 @@ export class ModernMcp {
     const mine = [...this.#kept.values()].filter((k) => k.principal === caller.name);
     if (mine.length >= this.#limits.maxPerPrincipal) this.#evict(mine, `${caller.name} holds ${mine.length} already`);
     if (this.#kept.size >= this.#limits.maxConnections) this.#evict([...this.#kept.values()], "the server holds its most");
-    const bridge = new McpBridge({ ...bridgeOptionsFor(caller, target, this.options, `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`), client });
+    const options = bridgeOptionsFor(caller, target, this.options, this.options.via ?? `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`);
+    const bridge = new McpBridge({ ...options, client });
     const kept: Kept = { key, principal: caller.name, bridge, open: 0, lastUsed: Date.now(), replies: new Set() };
     this.#kept.set(key, kept);
     return kept;
@@ -346,6 +370,8 @@ export class ModernMcp {
     clearInterval(this.#sweep);
     const all = [...this.#kept.values()];
     this.#kept.clear();
+    // The calls these closes abort say the client's connection closed, not that the client cancelled them.
+    for (const kept of all) kept.bridge.side.closing = true;
     for (const kept of all) for (const reply of kept.replies) reply.close();
     await Promise.allSettled([...all.map((k) => k.bridge.close()), this.#lister?.close()]);
   }

@@ -28,3 +28,13 @@ export function parseResourceUri(uri: string): { run: string; path: string } | n
   else if (/^turn_\d+\//.test(path)) path = `log://${path}`;
   return { run: rest.slice(0, slash), path };
 }
+
+/** The proposals waiting for a decision: the project's (`spool://proposals`) or one run's (`spool://RUN/proposals`). */
+export const proposalsUri = (run?: string) => (run ? `spool://${run}/proposals` : "spool://proposals");
+
+/** Which proposals a proposals URI names: `run` null for the whole project's; null when it is no such URI. */
+export function parseProposalsUri(uri: string): { run: string | null } | null {
+  if (uri === "spool://proposals") return { run: null };
+  const m = /^spool:\/\/([^/]+)\/proposals$/.exec(uri);
+  return m ? { run: m[1]! } : null;
+}

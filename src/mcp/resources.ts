@@ -9,12 +9,12 @@ import {
   UnsubscribeRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
-import { escapeControl } from "../protocol/proposal-facts.js";
+import { escapeControl, factsText } from "../protocol/proposal-facts.js";
 import { producerOf } from "../protocol/views.js";
 import { readOutput, report } from "./output.js";
 import { THROTTLE_MS } from "./progress.js";
-import { parseResourceUri, resourceUri } from "./resource-uri.js";
-import { LIST_LIMIT, type SpoolSide } from "./spool-side.js";
+import { parseProposalsUri, parseResourceUri, resourceUri } from "./resource-uri.js";
+import { LIST_LIMIT, type Session, type SpoolSide } from "./spool-side.js";
 import { message, STATUS, statusWord, ToolFailure } from "./text.js";
 
 /*
@@ -73,6 +73,8 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
   }));
   server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
     const session = await side.ready();
+    const proposals = parseProposalsUri(request.params.uri);
+    if (proposals) return { contents: [{ uri: request.params.uri, mimeType: "text/plain", text: await pendingText(session, proposals.run) }] };
     const parsed = parseResourceUri(request.params.uri);
     if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${request.params.uri} (spool://RUN/PATH)`);
     try {
@@ -138,4 +140,12 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
       for (const [uri, sub] of subscriptions) await unsubscribe(uri, sub);
     },
   };
+}
+
+/** The proposals waiting for a decision (the project's, or `run`'s), oldest first, with the facts every client shows. */
+async function pendingText(session: Session, run: string | null): Promise<string> {
+  const { proposals, next } = await session.client.call("proposal/list", { ...(run ? { run } : {}), limit: 200 });
+  if (proposals.length === 0) return run ? `no proposal of run ${run} waits for a decision` : "no proposal of this project waits for a decision";
+  const shown = proposals.map((p) => `${p.run} ${p.path}\n${factsText(p.producer, { indent: "  " })}`);
+  return `${shown.join("\n\n")}${next !== null ? "\n\n(more: spool pending lists them all)" : ""}`;
 }

@@ -383,6 +383,30 @@ describe("MCP 2026-07-28 at /mcp", () => {
     await adminAnswer.body?.cancel();
   }, 60_000);
 
+  it("subscriptions/listen over HTTP follows spool://proposals: updated when an agent's proposal appears and when a person decides it", async () => {
+    const listen = modernRequest(
+      "subscriptions/listen",
+      { notifications: { resourceSubscriptions: ["spool://proposals"] } },
+      { token: tokens.alice!, client: "watcher" },
+    );
+    const stream = await openStream(url(), { method: "POST", headers: listen.headers, body: JSON.stringify(listen.body) });
+    expect(stream.status).toBe(200);
+    const updates = () => stream.events.filter((e) => (e as { method?: string }).method === "notifications/resources/updated");
+    await eventually(() => stream.events.length > 0, 10_000, "the acknowledgement");
+    expect(stream.events[0]).toMatchObject({ params: { notifications: { resourceSubscriptions: ["spool://proposals"] } } });
+
+    const call = modern(url(), "tools/call", { name: "run_command", arguments: { command: "echo listened-over-http" } }, { token: tokens.robot! });
+    await eventually(() => updates().length >= 1, 20_000, "an update for the new proposal");
+    expect(updates()[0]).toMatchObject({ params: { uri: "spool://proposals", _meta: { "io.modelcontextprotocol/subscriptionId": listen.id } } });
+    const ref = await pendingRef("echo-listened-over-http");
+    const seen = updates().length;
+    const approve = cli(["approve", ref.run, ref.path]);
+    expect(await approve.exit, approve.stderr()).toBe(0);
+    await eventually(() => updates().length > seen, 20_000, "an update for the decision");
+    expect(resultText((await call).body.result)).toContain("listened-over-http");
+    stream.abort();
+  }, 60_000);
+
   it("open streams close when their credential is revoked: a 2025-11-25 session's GET stream and a 2026-07-28 subscriptions/listen", async () => {
     const token = await principal("carol", "person");
     const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream", Authorization: `Bearer ${token}` };
