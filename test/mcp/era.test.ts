@@ -152,6 +152,10 @@ describe("the era of a POST to /mcp, by the v2 SDK's classifier", () => {
     const listed = await post({ jsonrpc: "2.0", id: 4, method: "tools/list", params: {} }, { "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25" });
     expect(listed.status).toBe(200);
     expect((listed.body.result!.tools as { name: string }[]).map((t) => t.name)).toContain("run_command");
+    // An initialize the classifier routes to a session but the session's transport finds malformed (no params,
+    // which the v1 SDK's isInitializeRequest used to keep from it): refused, and no session is left behind.
+    const malformed = await post({ jsonrpc: "2.0", id: 6, method: "initialize" });
+    expect([malformed.status, malformed.sessionId]).toEqual([400, null]);
     const sessionless = await post({ jsonrpc: "2.0", id: 5, method: "tools/list", params: {} });
     expect([sessionless.status, sessionless.body.error?.code]).toEqual([400, -32600]);
     expect(sessionless.body.error?.message).toMatch(/No Mcp-Session-Id/);
