@@ -1,19 +1,20 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
+import { eraOf } from "./era.js";
 import { SessionEventStore } from "./event-store.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
-import { CODES, isModern, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
+import { CODES, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
  * tools, resources and tasks as `spool mcp` on stdio) on the SDK's StreamableHTTPServerTransport, a client of
  * this server over its WebSocket with the caller's own credential, so the server's checks of that credential
- * apply to every call it makes.
+ * apply to every call it makes. Which revision a POST speaks (a 2025-11-25 session's, a 2026-07-28 request
+ * without one, or neither: refused) is the v2 SDK's classifier's decision (era.ts).
  */
 
 export type { McpCaller } from "./caller.js";
@@ -76,6 +77,8 @@ class McpHttpError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
     readonly code = -32600,
+    /** The error's data, and the request id it answers (null when none could be read). */
+    readonly extra: { data?: unknown; id?: string | number | null } = {},
   ) {
     super(message);
   }
@@ -109,7 +112,7 @@ export class McpHttpEndpoint {
 
   handle(request: IncomingMessage, response: ServerResponse): void {
     this.#handle(request, response).catch((error: unknown) => {
-      if (error instanceof McpHttpError) return answer(response, error.status, error.message, error.headers, error.code);
+      if (error instanceof McpHttpError) return answer(response, error.status, error.message, error.headers, error.code, error.extra);
       this.options.log.warn(`mcp: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       answer(response, 500, "Internal error", {}, -32603);
     });
@@ -130,15 +133,20 @@ export class McpHttpEndpoint {
       throw new McpHttpError(405, `Method ${method} not allowed on ${MCP_PATH}`, { Allow: "GET, POST, DELETE" });
     const id = request.headers["mcp-session-id"];
     if (Array.isArray(id)) throw new McpHttpError(400, "One Mcp-Session-Id header, please");
-    if (id === undefined) {
-      if (method !== "POST")
+    if (method !== "POST") {
+      // A GET or DELETE is a 2025-11-25 session's (as the SDK's classifier has every POST-less request).
+      if (id === undefined)
         throw new McpHttpError(
           405,
           `No Mcp-Session-Id: ${MODERN_VERSION} clients POST each request; ${SESSION_VERSION} clients start a session with an initialize request (POST)`,
           { Allow: "POST" },
         );
-      const body = await readJson(request, this.#limits.maxBodyBytes);
-      if (isInitializeRequest(body)) return this.#start(request, response, caller, projectOf(request), body);
+      return this.#serve(this.#session(id, caller), request, response, undefined);
+    }
+    const body = await readJson(request, this.#limits.maxBodyBytes);
+    const era = eraOf(request, body);
+    if (era.kind === "refused") throw new McpHttpError(era.status, era.message, {}, era.code, { data: era.data, id: era.id });
+    if (era.kind === "modern") {
       // Checked when the request needs it: its headers and _meta are checked first, and the tool list needs no project.
       const target = () => {
         try {
@@ -147,18 +155,26 @@ export class McpHttpEndpoint {
           throw error instanceof McpHttpError ? new ModernError(400, CODES.invalidParams, error.message) : error;
         }
       };
-      if (isModern(body, request)) return this.#modern.handle(request, response, body, caller, target);
+      // 2026-07-28 has no sessions: an Mcp-Session-Id beside such a request names none of its (the era is the body's).
+      return this.#modern.handle(request, response, body, caller, target);
+    }
+    if (id === undefined) {
+      if (era.initialize) return this.#start(request, response, caller, projectOf(request), body);
       throw new McpHttpError(
         400,
         `No Mcp-Session-Id: the first request of a ${SESSION_VERSION} session is initialize (a ${MODERN_VERSION} request carries _meta io.modelcontextprotocol/protocolVersion)`,
       );
     }
+    await this.#serve(this.#session(id, caller), request, response, body);
+  }
+
+  /** The caller's session of this id. */
+  #session(id: string, caller: McpCaller): Session {
     const session = this.#sessions.get(id);
     // Another credential's session is not shown to exist.
     if (!session || session.caller.credential !== caller.credential)
       throw new McpHttpError(404, "No such MCP session (it ended or the server restarted): initialize a new one", {}, -32001);
-    const body = method === "POST" ? await readJson(request, this.#limits.maxBodyBytes) : undefined;
-    await this.#serve(session, request, response, body);
+    return session;
   }
 
   /** A new session: an initialize request opens a bridge of its own. */
@@ -338,12 +354,20 @@ function readJson(request: IncomingMessage, max: number): Promise<unknown> {
   });
 }
 
-function answer(response: ServerResponse, status: number, message: string, headers: Record<string, string>, code: number): void {
+function answer(
+  response: ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string>,
+  code: number,
+  extra: { data?: unknown; id?: string | number | null } = {},
+): void {
   if (response.headersSent) {
     response.destroy();
     return;
   }
-  const text = `${JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null })}\n`;
+  const error = { code, message, ...(extra.data !== undefined ? { data: extra.data } : {}) };
+  const text = `${JSON.stringify({ jsonrpc: "2.0", error, id: extra.id ?? null })}\n`;
   response
     .writeHead(status, {
       "Content-Type": "application/json; charset=utf-8",
