@@ -159,9 +159,9 @@ describe("Spool's 2026-07-28 tasks against @modelcontextprotocol/ext-tasks's cor
     expect(issues(CallToolResultV2Schema, { ...(done.result as object), resultType: "complete" })).toEqual([]);
   }, 60_000);
 
-  // A gap the schemas found: a rejected task's result lacks resultType "complete" (src/mcp/modern-tasks.ts's
-  // "rejected" case; its ended case has it). Expected to fail until that is fixed; then drop `.fails`.
-  it.fails("(a known gap) a rejected task's result is a complete CallToolResult with its resultType", async () => {
+  // The schemas found this one: a rejected task's result lacked resultType "complete" (src/mcp/modern-tasks.ts's
+  // "rejected" case; its ended case had it).
+  it("a rejected task's result is a complete CallToolResult with its resultType", async () => {
     const done = await rejected();
     expect(issues(CallToolResultV2Schema, done.result)).toEqual([]);
   }, 60_000);
