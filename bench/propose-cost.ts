@@ -1,6 +1,6 @@
 // What creating a proposal costs, and whether notifications change it (issue 46): a fresh `spool serve` per tree
-// and round (A B A B), one client creating `count` proposals one after another (each waits for its answer), after
-// 50 to warm up. Per tree and round: call → answer ms p50/p90/p99 and the server's CPU ms per proposal, all threads
+// and round (A B A B), `clients` clients (default 1) creating `count` proposals between them, each one after another
+// (each waits for its answer), after 50 to warm up. Per tree and round: call → answer ms p50/p90/p99 and the server's CPU ms per proposal, all threads
 // (/proc/PID/task/*/schedstat, before and after).
 //
 // SPOOL_BENCH_TREES="main=/work/main,outbox=/work/wt/outbox?notify=down" as for compare.ts (each tree's
@@ -16,6 +16,8 @@ import { benchTrees, binLaunch, machine, percentile, startServerProcess } from "
 
 const count = Number(process.argv[2] ?? 500);
 const rounds = Number(process.argv[3] ?? 2);
+/** Clients proposing at once (each its own connection, count / clients proposals one after another): a burst. */
+const clients = Math.max(1, Number(process.argv[4] ?? 1));
 
 const PRELOAD = fileURLToPath(new URL("./thread-names.cjs", import.meta.url));
 
@@ -59,7 +61,7 @@ async function receiverPort(kind: string): Promise<{ port: number; close: () => 
 // `?notify=down|slow` names the receivers a tree gets; the rest of the query is its environment.
 const trees = benchTrees().map(({ label, bin, env: { notify, ...env } }) => ({ label, bin, env, notify }));
 
-console.log(`${machine()}; ${count} proposals a round`);
+console.log(`${machine()}; ${count} proposals a round from ${clients} client${clients === 1 ? "" : "s"} at once`);
 console.log("tree      round  load  p50 ms  p90 ms  p99 ms  server CPU ms/proposal: all = main + ckpt + other");
 for (let round = 1; round <= rounds; round++) {
   for (const tree of trees.length ? trees : [{ label: "this", bin: undefined, env: {}, notify: undefined }]) {
@@ -81,15 +83,28 @@ for (let round = 1; round <= rounds; round++) {
       }
       await client.call("run/create", { alias: "bench" });
       for (let i = 0; i < 50; i++) await client.call("proposal/create", { run: "bench", tool: "sh", command: `echo warm ${i}` });
+      const others = await Promise.all(
+        Array.from({ length: clients - 1 }, async () => {
+          const other = await server.connect();
+          await other.initialize("bench", { root: server.root });
+          return other;
+        }),
+      );
       const times: number[] = [];
       const load = loadavg()[0]!;
       const before = cpuNs(server.pid);
-      for (let i = 0; i < count; i++) {
-        const started = performance.now();
-        await client.call("proposal/create", { run: "bench", tool: "sh", command: `echo proposal ${i}`, env: { N: String(i) } });
-        times.push(performance.now() - started);
-      }
+      const each = Math.ceil(count / clients);
+      await Promise.all(
+        [client, ...others].map(async (c, k) => {
+          for (let i = k * each; i < Math.min(count, (k + 1) * each); i++) {
+            const started = performance.now();
+            await c.call("proposal/create", { run: "bench", tool: "sh", command: `echo proposal ${i}`, env: { N: String(i) } });
+            times.push(performance.now() - started);
+          }
+        }),
+      );
       const cpu = perProposal(before, cpuNs(server.pid), count);
+      for (const other of others) other.close();
       times.sort((a, b) => a - b);
       const f = (n: number) => n.toFixed(2).padStart(6);
       console.log(
