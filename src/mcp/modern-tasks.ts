@@ -76,7 +76,12 @@ export async function taskView(session: Session, taskId: string, caller: TaskCal
     case "rejected": {
       if (p.reason === TASK_CANCEL_REASON) return { ...base, status: "cancelled", statusMessage: "withdrawn before a decision (tasks/cancel); it did not run" };
       const why = `Rejected by ${p.resolvedBy ?? "someone"}${p.reason ? `: ${p.reason}` : ""}. The command did not run.\n$ ${p.command}\n(${path})`;
-      return { ...base, status: "completed", statusMessage: "rejected; it did not run", result: { content: [{ type: "text", text: why }], isError: true, resultType: "complete" } };
+      return {
+        ...base,
+        status: "completed",
+        statusMessage: "rejected; it did not run",
+        result: { content: [{ type: "text", text: why }], isError: true, resultType: "complete" },
+      };
     }
     default: {
       // done, failed, aborted: the result the synchronous call gives.
