@@ -3,6 +3,7 @@ import type { Reply } from "./modern-reply.js";
 import { CODES, META, ModernError, type ModernRequest } from "./modern-wire.js";
 import { THROTTLE_MS } from "./progress.js";
 import { parseProposalsUri, parseResourceUri } from "./resource-uri.js";
+import { followProposals } from "./resources.js";
 import type { Session, SpoolSide } from "./spool-side.js";
 import { message } from "./text.js";
 
@@ -80,25 +81,5 @@ function followOutput(side: SpoolSide, session: Session, uri: string, updated: U
   return async () => {
     if (timer) clearTimeout(timer);
     await (await watching)?.close().catch(() => undefined);
-  };
-}
-
-/**
- * The proposals resources among `uris`: each updated when a proposal appears (run/proposal) or is decided
- * (run/resolved) in its run, or for spool://proposals in any run of the project (the Spool connection is told
- * of every one). Returns what stops following them.
- */
-function followProposals(session: Session, uris: string[], updated: Updated): () => void {
-  const followed = uris.flatMap((uri) => {
-    const parsed = parseProposalsUri(uri);
-    return parsed ? [{ uri, run: parsed.run }] : [];
-  });
-  if (followed.length === 0) return () => undefined;
-  const changed = (p: { run: string }) => {
-    for (const f of followed) if (f.run === null || f.run === p.run) updated(f.uri);
-  };
-  const offs = [session.client.on("run/proposal", changed as never), session.client.on("run/resolved", changed as never)];
-  return () => {
-    for (const off of offs) off();
   };
 }
