@@ -13,7 +13,9 @@ import { message } from "./text.js";
  * output at spool://RUN/PATH, until it ends; the proposals waiting for a decision at spool://RUN/proposals or, the
  * project's, spool://proposals, as one appears or is decided) and its resource list's changes (a command of the
  * run accepted); its tools never change, and it has no prompts. Over stdio the notifications share the one
- * output with everything else: the subscription id is how a client tells them apart.
+ * output with everything else: the subscription id is how a client tells them apart. A listen the server ends
+ * (it shuts down, the caller's credential goes) is answered with a completion result carrying its id; one the
+ * client cancels, not at all.
  */
 
 /** Resources one listen follows at most. */
@@ -31,6 +33,9 @@ export async function listen(side: SpoolSide, session: Session, reply: Reply, ca
   const tag = { [META.subscription]: call.id };
   const accepted = { ...(filter.resourcesListChanged === true ? { resourcesListChanged: true } : {}), ...(uris.length ? { resourceSubscriptions: uris } : {}) };
   reply.notify({ method: "notifications/subscriptions/acknowledged", params: { notifications: accepted, _meta: tag } });
+  // Ended by the server (shutting down, the credential gone): a completion result, tagged, then the stream closes
+  // (the spec's graceful closure); ended by the client, nothing.
+  reply.closesWith({ _meta: tag });
   const updated: Updated = (uri) => reply.notify({ method: "notifications/resources/updated", params: { uri, _meta: tag } });
   const outputs = uris.filter((uri) => !parseProposalsUri(uri)).map((uri) => followOutput(side, session, uri, updated));
   const offProposals = followProposals(session, uris, updated);
