@@ -3,6 +3,7 @@ import type { Reply } from "./modern-reply.js";
 import { CODES, META, ModernError, type ModernRequest } from "./modern-wire.js";
 import { THROTTLE_MS } from "./progress.js";
 import { parseProposalsUri, parseResourceUri } from "./resource-uri.js";
+import { followProposals } from "./resources.js";
 import type { Session, SpoolSide } from "./spool-side.js";
 import { message } from "./text.js";
 
@@ -12,7 +13,9 @@ import { message } from "./text.js";
  * output at spool://RUN/PATH, until it ends; the proposals waiting for a decision at spool://RUN/proposals or, the
  * project's, spool://proposals, as one appears or is decided) and its resource list's changes (a command of the
  * run accepted); its tools never change, and it has no prompts. Over stdio the notifications share the one
- * output with everything else: the subscription id is how a client tells them apart.
+ * output with everything else: the subscription id is how a client tells them apart. A listen the server ends
+ * (it shuts down, the caller's credential goes) is answered with a completion result carrying its id; one the
+ * client cancels, not at all.
  */
 
 /** Resources one listen follows at most. */
@@ -30,6 +33,9 @@ export async function listen(side: SpoolSide, session: Session, reply: Reply, ca
   const tag = { [META.subscription]: call.id };
   const accepted = { ...(filter.resourcesListChanged === true ? { resourcesListChanged: true } : {}), ...(uris.length ? { resourceSubscriptions: uris } : {}) };
   reply.notify({ method: "notifications/subscriptions/acknowledged", params: { notifications: accepted, _meta: tag } });
+  // Ended by the server (shutting down, the credential gone): a completion result, tagged, then the stream closes
+  // (the spec's graceful closure); ended by the client, nothing.
+  reply.closesWith({ _meta: tag });
   const updated: Updated = (uri) => reply.notify({ method: "notifications/resources/updated", params: { uri, _meta: tag } });
   const outputs = uris.filter((uri) => !parseProposalsUri(uri)).map((uri) => followOutput(side, session, uri, updated));
   const offProposals = followProposals(session, uris, updated);
@@ -80,25 +86,5 @@ function followOutput(side: SpoolSide, session: Session, uri: string, updated: U
   return async () => {
     if (timer) clearTimeout(timer);
     await (await watching)?.close().catch(() => undefined);
-  };
-}
-
-/**
- * The proposals resources among `uris`: each updated when a proposal appears (run/proposal) or is decided
- * (run/resolved) in its run, or for spool://proposals in any run of the project (the Spool connection is told
- * of every one). Returns what stops following them.
- */
-function followProposals(session: Session, uris: string[], updated: Updated): () => void {
-  const followed = uris.flatMap((uri) => {
-    const parsed = parseProposalsUri(uri);
-    return parsed ? [{ uri, run: parsed.run }] : [];
-  });
-  if (followed.length === 0) return () => undefined;
-  const changed = (p: { run: string }) => {
-    for (const f of followed) if (f.run === null || f.run === p.run) updated(f.uri);
-  };
-  const offs = [session.client.on("run/proposal", changed as never), session.client.on("run/resolved", changed as never)];
-  return () => {
-    for (const off of offs) off();
   };
 }

@@ -22,7 +22,12 @@ export interface Reply {
   keepAlive(): void;
   result(result: Record<string, unknown>): void;
   error(error: unknown): void;
-  /** Ends the answer without a response (the server is closing it). */
+  /**
+   * What `close` answers with when the server ends the request (a subscriptions/listen's completion, the
+   * spec's graceful closure); without it the answer ends without a response.
+   */
+  closesWith(result: Record<string, unknown>): void;
+  /** The server ends the answer (it is closing, or the credential went): with `closesWith`'s result, or none. */
   close(): void;
 }
 
@@ -51,6 +56,7 @@ export class HttpReply implements Reply {
   readonly #controller = new AbortController();
   #stream = false;
   #done = false;
+  #closing: Record<string, unknown> | null = null;
 
   constructor(
     private readonly request: IncomingMessage,
@@ -131,11 +137,18 @@ export class HttpReply implements Reply {
       .end(text);
   }
 
-  /** Ends the answer without a response (the server is closing it). */
+  closesWith(result: Record<string, unknown>): void {
+    this.#closing = result;
+  }
+
+  /** The server ends the answer: the stream ends, after `closesWith`'s result when there is one. */
   close(): void {
     if (this.#done) return;
-    this.#done = true;
+    if (this.#closing) this.result(this.#closing);
+    else {
+      this.#done = true;
+      this.response.end();
+    }
     this.#controller.abort(new Error("the server closed the stream"));
-    this.response.end();
   }
 }

@@ -3,12 +3,14 @@ import { errorMessage, type Reply, resultMessage } from "./modern-reply.js";
 /*
  * The answer to one MCP 2026-07-28 request over stdio: lines on the process's one output, shared by every
  * request. Its notifications go out as they come (progress, a subscription's); the client cancels it with
- * notifications/cancelled, after which nothing more is sent for it (the stdio binding's rule).
+ * notifications/cancelled, after which nothing more is sent for it (the stdio binding's rule). When spool mcp
+ * ends (stdin closed, SIGTERM) an open subscriptions/listen is answered with its completion before it goes.
  */
 
 export class LineReply implements Reply {
   readonly #controller = new AbortController();
   #done = false;
+  #closing: Record<string, unknown> | null = null;
 
   constructor(
     private readonly send: (message: unknown) => void,
@@ -43,9 +45,15 @@ export class LineReply implements Reply {
     this.#controller.abort(new Error(reason));
   }
 
-  /** The server ends it (it is closing): the work stops, without a response. */
+  closesWith(result: Record<string, unknown>): void {
+    this.#closing = result;
+  }
+
+  /** The server ends it (spool mcp is closing): the work stops, answered with `closesWith`'s result or not at all. */
   close(): void {
-    if (this.#finish()) this.#controller.abort(new Error("the server closed the request"));
+    if (!this.#finish()) return;
+    if (this.#closing) this.send(resultMessage(this.id, this.#closing, this.serverInfo));
+    this.#controller.abort(new Error("the server closed the request"));
   }
 
   #finish(): boolean {

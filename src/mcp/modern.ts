@@ -237,9 +237,9 @@ export class ModernMcp {
       const extra = this.#extra(reply, call);
       // The retry of an elicited approval: its state is checked before anything else is done.
       if (params.requestState !== undefined) {
-        let state: ReturnType<RequestStates["redeem"]>;
+        let state: Awaited<ReturnType<RequestStates["redeem"]>>;
         try {
-          state = this.#states.redeem(String(params.requestState), { principal: caller.name, request: digest });
+          state = await this.#states.redeem(String(params.requestState), { principal: caller.name, request: digest });
         } catch (error) {
           if (error instanceof RequestStateError) throw new ModernError(200, CODES.invalidParams, error.message);
           throw error;
@@ -281,7 +281,7 @@ export class ModernMcp {
           return reply.result({
             resultType: "input_required",
             inputRequests: { [DECISION_KEY]: { method: "elicitation/create", params: approvalForm(proposed.run, proposed.path, shown) } },
-            requestState: this.#states.issue({ principal: caller.name, run: proposed.run, path: proposed.path, request: digest }),
+            requestState: await this.#states.issue({ run: proposed.run, path: proposed.path, request: digest }, caller.name),
           });
         }
         reply.stream();

@@ -1,35 +1,45 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { createRequestStateCodec, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 
 /*
  * MCP 2026-07-28's `requestState` for an approval asked by elicitation (multi round-trip requests): an opaque
- * token the client echoes on its retry. It names the principal, the proposal (run and log path), a digest of
- * the request it answers and an expiry, and is HMAC-SHA256-protected with a secret only this server holds: a
- * tampered token, another principal's, another request's or an old one is refused. Single use is held by the
- * proposal itself (a decided proposal is not decided again) and by the nonces remembered until they expire.
+ * token the client echoes on its retry. The envelope is the v2 SDK's (createRequestStateCodec): HMAC-SHA256
+ * with a key only this server holds, an expiry, and a binding to the principal it was issued to (kept as an
+ * HMAC tag, so the principal's name is not in the token). What the SDK lacks stays Spool's, in the payload:
+ * the proposal (run and log path), a digest of the request it answers (method, tool, arguments) and a nonce,
+ * spent by the retry that uses it; the SDK's codec has no single-use record, so a state it verifies could be
+ * replayed until it expires. A tampered token, another principal's, another request's, an old or a used one is
+ * refused. The codec is used outside the SDK's Server: Spool calls `mint` and `verify` itself, with a context
+ * that carries only the principal its `bind` reads.
  */
 
-/** What a request state says. */
+/** What a request state says (the SDK envelope's payload). */
 export interface ApprovalState {
-  /** The principal it was issued to. */
-  principal: string;
   run: string;
   path: string;
   /** sha256 of the request it answers (method, tool, arguments). */
   request: string;
-  /** When it lapses (ms since the epoch). */
-  expires: number;
   /** Its own id, spent by the retry that uses it. */
   nonce: string;
 }
 
 /** How long an elicited approval may wait for the retry that carries its answer. */
 export const STATE_TTL_MS = 10 * 60_000;
-/** Spent nonces remembered at most (each until its state expires). */
+/** Spent nonces remembered at most (each until its state has surely expired). */
 const MAX_SPENT = 10_000;
-const PREFIX = "spool1.";
+/** Longer states are refused unread. */
+const MAX_LENGTH = 8192;
 
 /** Why a request state is refused: said to the client, nothing runs. */
 export class RequestStateError extends Error {}
+
+/** The SDK codec's reasons (its thrown message, a fixed code) as Spool says them to the client. */
+const REFUSALS: Record<string, string> = {
+  malformed: "requestState is not one this server issued",
+  mac: "requestState failed verification (altered, or from another server): refused",
+  expired: "requestState has expired: call the tool again",
+  bind: "requestState was issued to another principal: refused",
+};
 
 /** A digest of a request's salient parts: the method, the tool and its arguments. */
 export function requestDigest(method: string, name: string, args: unknown): string {
@@ -50,52 +60,54 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
-/** Issues and checks request states with a secret of this server's (made at its start: a restart voids them). */
+/**
+ * What the codec's `bind` reads: the principal, where the SDK's Server would put an authenticated caller
+ * (`http.authInfo.clientId`). Only `bind` sees this context, so nothing else of a ServerContext is needed.
+ */
+function principalContext(principal: string): ServerContext {
+  return { http: { authInfo: { token: "", clientId: principal, scopes: [] } } } as unknown as ServerContext;
+}
+
+/** Issues and checks request states with a key of this server's (made at its start: a restart voids them). */
 export class RequestStates {
-  readonly #secret: Buffer;
+  readonly #codec: RequestStateCodec<ApprovalState>;
+  /** Spent nonces, each with when it may be forgotten (ms since the epoch). */
   readonly #spent = new Map<string, number>();
 
-  constructor(secret: Buffer = randomBytes(32)) {
-    this.#secret = secret;
+  constructor(key: Uint8Array = randomBytes(32)) {
+    this.#codec = createRequestStateCodec<ApprovalState>({
+      key,
+      ttlSeconds: STATE_TTL_MS / 1000,
+      bind: (ctx) => ctx.http?.authInfo?.clientId ?? "",
+    });
   }
 
-  issue(state: Omit<ApprovalState, "expires" | "nonce">, now = Date.now()): string {
-    const full: ApprovalState = { ...state, expires: now + STATE_TTL_MS, nonce: randomBytes(12).toString("base64url") };
-    const body = Buffer.from(JSON.stringify(full), "utf8").toString("base64url");
-    return `${PREFIX}${body}.${this.#mac(body)}`;
+  async issue(state: Omit<ApprovalState, "nonce">, principal: string): Promise<string> {
+    return this.#codec.mint({ ...state, nonce: randomBytes(12).toString("base64url") }, principalContext(principal));
   }
 
   /** The state a token carries, checked against who presents it on which request; spent by this call. */
-  redeem(token: string, expected: { principal: string; request: string }, now = Date.now()): ApprovalState {
-    const state = this.#verify(token);
-    if (state.principal !== expected.principal) throw new RequestStateError("requestState was issued to another principal: refused");
+  async redeem(token: string, expected: { principal: string; request: string }): Promise<ApprovalState> {
+    if (typeof token !== "string" || token.length > MAX_LENGTH) throw new RequestStateError(REFUSALS.malformed);
+    let state: ApprovalState;
+    try {
+      state = await this.#codec.verify(token, principalContext(expected.principal));
+    } catch (error) {
+      throw new RequestStateError(REFUSALS[(error as Error).message] ?? REFUSALS.malformed);
+    }
+    if (!state || typeof state !== "object" || typeof state.nonce !== "string") throw new RequestStateError(REFUSALS.malformed);
     if (state.request !== expected.request) throw new RequestStateError("requestState belongs to another request (method, tool or arguments differ): refused");
-    if (now > state.expires) throw new RequestStateError("requestState has expired: call the tool again");
+    // From here on nothing awaits: of two retries with one state, the first spends it and the second is refused.
+    const now = Date.now();
     this.#sweep(now);
     if (this.#spent.has(state.nonce)) throw new RequestStateError("requestState was used already: refused");
-    this.#spent.set(state.nonce, state.expires);
+    // The codec does not say when the state expires; it cannot outlive a TTL from now (its expiry is in whole seconds).
+    this.#spent.set(state.nonce, now + STATE_TTL_MS + 1000);
     if (this.#spent.size > MAX_SPENT) this.#spent.delete(this.#spent.keys().next().value!);
     return state;
   }
 
-  #verify(token: string): ApprovalState {
-    if (typeof token !== "string" || !token.startsWith(PREFIX) || token.length > 8192)
-      throw new RequestStateError("requestState is not one this server issued");
-    const [body, mac] = token.slice(PREFIX.length).split(".");
-    if (!body || !mac) throw new RequestStateError("requestState is not one this server issued");
-    const want = Buffer.from(this.#mac(body));
-    const got = Buffer.from(mac);
-    if (want.length !== got.length || !timingSafeEqual(want, got))
-      throw new RequestStateError("requestState failed verification (altered, or from another server): refused");
-    const value = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as ApprovalState;
-    return value;
-  }
-
-  #mac(body: string): string {
-    return createHmac("sha256", this.#secret).update(body).digest("base64url");
-  }
-
   #sweep(now: number): void {
-    for (const [nonce, expires] of this.#spent) if (expires < now) this.#spent.delete(nonce);
+    for (const [nonce, forget] of this.#spent) if (forget < now) this.#spent.delete(nonce);
   }
 }

@@ -19,13 +19,16 @@ import { message, STATUS, statusWord, ToolFailure } from "./text.js";
 
 /*
  * MCP resources: each command's output is one, at spool://RUN/PATH (src/mcp/resource-uri.ts); resources/list
- * shows this connection's commands, and a subscription follows one until it ends.
+ * shows this connection's commands, and a subscription follows one until it ends. The proposals waiting for a
+ * decision are one too, the project's at spool://proposals and a run's at spool://RUN/proposals: a subscription
+ * is updated when one appears or is decided (as a 2026-07-28 subscriptions/listen is, modern-listen.ts).
  */
 
-/** A followed resource: its watch, and the timer that holds back its next update. */
+/** A followed resource: its watch (none for proposals), the timer that holds back its next update, what stops it. */
 interface Subscription {
   watch: Promise<StreamWatch | null>;
   timer: NodeJS.Timeout | null;
+  off?: () => void;
 }
 
 /**
@@ -39,6 +42,7 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
   const unsubscribe = async (uri: string, sub: Subscription) => {
     subscriptions.delete(uri);
     if (sub.timer) clearTimeout(sub.timer);
+    sub.off?.();
     await (await sub.watch)?.close().catch(() => undefined);
   };
   server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
@@ -92,9 +96,17 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
   server.setRequestHandler(SubscribeRequestSchema, async (request) => {
     const session = await side.ready();
     const uri = request.params.uri;
-    const parsed = parseResourceUri(uri);
-    if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH)`);
     if (subscriptions.has(uri)) return {};
+    if (parseProposalsUri(uri)) {
+      const sub: Subscription = { watch: Promise.resolve(null), timer: null };
+      sub.off = followProposals(session, [uri], (changed) => {
+        if (subscriptions.get(changed) === sub) server.sendResourceUpdated({ uri: changed }).catch(() => undefined);
+      });
+      subscriptions.set(uri, sub);
+      return {};
+    }
+    const parsed = parseResourceUri(uri);
+    if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH, spool://RUN/proposals or spool://proposals)`);
     let target: { run: string; path: string };
     try {
       target = await side.target(session, uri);
@@ -139,6 +151,26 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
     async close() {
       for (const [uri, sub] of subscriptions) await unsubscribe(uri, sub);
     },
+  };
+}
+
+/**
+ * The proposals resources among `uris`: each updated when a proposal appears (run/proposal) or is decided
+ * (run/resolved) in its run, or for spool://proposals in any run of the project (the Spool connection is told
+ * of every one). Returns what stops following them.
+ */
+export function followProposals(session: Session, uris: string[], updated: (uri: string) => void): () => void {
+  const followed = uris.flatMap((uri) => {
+    const parsed = parseProposalsUri(uri);
+    return parsed ? [{ uri, run: parsed.run }] : [];
+  });
+  if (followed.length === 0) return () => undefined;
+  const changed = (p: { run: string }) => {
+    for (const f of followed) if (f.run === null || f.run === p.run) updated(f.uri);
+  };
+  const offs = [session.client.on("run/proposal", changed as never), session.client.on("run/resolved", changed as never)];
+  return () => {
+    for (const off of offs) off();
   };
 }
 

@@ -253,6 +253,56 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     await expect(mcp.client.readResource({ uri: "https://example.com/x" })).rejects.toThrow(/not a Spool resource/);
   });
 
+  it("resources/subscribe to spool://RUN/proposals and spool://proposals: updated when a proposal appears there or is decided", async () => {
+    const agent = await start({ name: "agent-one" });
+    const other = await start({ name: "agent-two" });
+    const watcher = await start({ name: "watcher" });
+    const web = await person();
+    const updates: string[] = [];
+    watcher.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+    const first = web.next("run/proposal", (p) => p.command === "echo sub-one", 20_000);
+    const call1 = agent.client.callTool({ name: "run_command", arguments: { command: "echo sub-one" } });
+    const p1 = await first;
+    const runUri = `spool://${p1.run}/proposals`;
+    // The run's first (its listener is told of a change before the project's is).
+    await watcher.client.subscribeResource({ uri: runUri });
+    await watcher.client.subscribeResource({ uri: "spool://proposals" });
+
+    // Decided: both are updated.
+    await web.call("run/resolve", { run: p1.run, path: p1.path, decision: "accept" });
+    await eventually(() => updates.includes(runUri) && updates.includes("spool://proposals"), 20_000, "updates for the decision");
+    expect(resultText(await call1)).toContain("sub-one");
+
+    // Another run's proposal appears: the project's resource only (the run's would have come first).
+    updates.length = 0;
+    const second = web.next("run/proposal", (p) => p.command === "echo sub-two", 20_000);
+    const call2 = other.client.callTool({ name: "run_command", arguments: { command: "echo sub-two" } });
+    const p2 = await second;
+    expect(p2.run).not.toBe(p1.run);
+    await eventually(() => updates.includes("spool://proposals"), 20_000, "the project's update for another run's proposal");
+    expect(updates).not.toContain(runUri);
+    const read = await watcher.client.readResource({ uri: "spool://proposals" });
+    expect(String((read.contents[0] as { text?: string }).text)).toContain("echo sub-two");
+
+    // One appears in the run: its resource is updated too.
+    updates.length = 0;
+    const third = web.next("run/proposal", (p) => p.command === "echo sub-three", 20_000);
+    const call3 = agent.client.callTool({ name: "run_command", arguments: { command: "echo sub-three" } });
+    const p3 = await third;
+    await eventually(() => updates.includes(runUri), 20_000, "the run's update for its new proposal");
+
+    // Unsubscribed: the run's resource is not updated again (the project's, still followed, comes after it would have).
+    await watcher.client.unsubscribeResource({ uri: runUri });
+    updates.length = 0;
+    await web.call("run/resolve", { run: p3.run, path: p3.path, decision: "reject", reason: "not now" });
+    await eventually(() => updates.includes("spool://proposals"), 20_000, "the project's update for the rejection");
+    expect(updates).not.toContain(runUri);
+    await web.call("run/resolve", { run: p2.run, path: p2.path, decision: "reject", reason: "not now" });
+    expect((await call2).isError).toBe(true);
+    expect((await call3).isError).toBe(true);
+    await watcher.client.unsubscribeResource({ uri: "spool://proposals" });
+  });
+
   it("elicitation: the approval is asked in the MCP client too, with every fact; its answer decides", async () => {
     const mcp = await start({ elicitation: true, name: "codex" });
     const call = mcp.client.callTool(

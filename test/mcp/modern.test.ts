@@ -450,7 +450,7 @@ describe("MCP 2026-07-28 at /mcp", () => {
     stream.abort();
   }, 60_000);
 
-  it("an open subscriptions/listen stream closes when its credential expires", async () => {
+  it("an open subscriptions/listen stream closes when its credential expires, with the listen's completion (ended by the server)", async () => {
     const token = await principal("dave", "person", Date.now() + 4000);
     const listen = modernRequest("subscriptions/listen", { notifications: { resourcesListChanged: true } }, { token, client: "dave-app" });
     const stream = await openStream(url(), { method: "POST", headers: listen.headers, body: JSON.stringify(listen.body) });
@@ -458,6 +458,10 @@ describe("MCP 2026-07-28 at /mcp", () => {
     await eventually(() => stream.events.length > 0, 10_000, "the acknowledgement");
     const closed = await Promise.race([stream.ended.then(() => "closed"), new Promise((r) => setTimeout(() => r("still open"), 15_000))]);
     expect(closed).toBe("closed");
+    expect(stream.events.at(-1)).toMatchObject({
+      id: listen.id,
+      result: { resultType: "complete", _meta: { "io.modelcontextprotocol/subscriptionId": listen.id } },
+    });
     stream.abort();
     // And the expired credential gets nothing more.
     const after = await modern(url(), "tools/list", {}, { token });

@@ -239,4 +239,39 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
     await listener.modern("server/discover", {});
     expect(listener.messages.filter((m) => m.id === listenId)).toEqual([]);
   }, 60_000);
+  it("when spool mcp ends (stdin closed, SIGTERM), each open subscriptions/listen is answered with its completion, tagged with its id; a cancelled one is not", async () => {
+    for (const end of ["stdin closed", "SIGTERM"] as const) {
+      const raw = spawn();
+      const listen = (notifications: object) => raw.request("subscriptions/listen", raw.modernParams({ notifications }));
+      const acked = (id: number) => raw.next((m) => m.method === "notifications/subscriptions/acknowledged" && m.params._meta[MODERN_META.subscription] === id);
+      const proposals = listen({ resourceSubscriptions: ["spool://proposals"] });
+      const lists = listen({ resourcesListChanged: true });
+      const cancelled = listen({ resourcesListChanged: true });
+      for (const id of [proposals, lists, cancelled]) await acked(id);
+      raw.send({ method: "notifications/cancelled", params: { requestId: cancelled, reason: "done listening" } });
+      // Its cancel has been read once a later request is answered.
+      await raw.modern("server/discover", {});
+      const output = new Promise((resolve) => raw.cli.child.stdout!.once("end", resolve));
+
+      if (end === "stdin closed") raw.cli.child.stdin!.end();
+      else raw.cli.child.kill("SIGTERM");
+      for (const id of [proposals, lists]) {
+        const done = await raw.next((m) => m.id === id && m.method === undefined);
+        expect(done, end).toEqual({
+          jsonrpc: "2.0",
+          id,
+          result: { resultType: "complete", _meta: { [MODERN_META.subscription]: id, [MODERN_META.server]: expect.objectContaining({ name: "spool" }) } },
+        });
+      }
+      expect((await raw.cli.exitsWithin(15_000)).code, end).toBe(0);
+      await output;
+      expect(
+        raw.messages.filter((m) => m.id === cancelled),
+        end,
+      ).toEqual([]);
+      // The completion is a listen's last message.
+      const last = Math.max(...[proposals, lists].map((id) => raw.messages.findIndex((m) => m.id === id && m.method === undefined)));
+      expect(raw.messages.slice(last + 1).filter((m) => m.method !== undefined)).toEqual([]);
+    }
+  }, 60_000);
 });
