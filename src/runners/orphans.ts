@@ -139,6 +139,28 @@ function groupExists(pgid: number): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Waits (up to `waitMs`) until process group `pgid`, whose leader started at `startTime` (null: unknown, it was
+ * reaped before it was seen), has no live member left.
+ *
+ * A command bubblewrap contains (a sandbox, or a `full` command's PID namespace) ends before its namespace does:
+ * bwrap outside exits as soon as the command's own process does, while the namespace's init (pid 1, in the
+ * command's group, never leaving it) still waits for what the command left there, a setsid daemon say. It goes
+ * only once that bwrap has gone (`--die-with-parent` sends it SIGKILL), and the kernel kills and reaps everything
+ * in the namespace before it lets the init become a zombie. So an init no longer alive means an empty namespace;
+ * and with the leader gone, what is left of the group is inside the namespace. Whether the group emptied in time.
+ */
+export async function groupEnded(pgid: number, startTime: number | null, waitMs = 2000): Promise<boolean> {
+  const record = { pgid, startTime: startTime ?? 0 };
+  const deadline = Date.now() + waitMs;
+  // A cheap kill(2) first: most commands leave nothing, and their group is gone by now (no /proc scan).
+  while (groupExists(pgid) && liveMembers(record).length > 0) {
+    if (Date.now() >= deadline) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
 function parseRecord(text: string): ProcessRecord | null {
   try {
     const r = JSON.parse(text) as Partial<ProcessRecord>;

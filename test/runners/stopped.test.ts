@@ -99,6 +99,23 @@ describeWithBwrap("stopped means stopped: a command's daemons die with its cance
     });
   }
 
+  it("full mode in a PID namespace: the result comes once the namespace is empty, under a terminal or not (bwrap outside exits before its init)", async () => {
+    // bwrap outside exits with the command's own process; the namespace's init, and the daemons with it, go only
+    // after that (--die-with-parent). Before: a result told while they were still dying, a few runs in a hundred (each
+    // run here leaves several daemons, whose teardown takes longer, so more of them).
+    for (let i = 0; i < 10; i++) {
+      for (const tty of [undefined, { cols: 80, rows: 24 }]) {
+        const daemon = mark();
+        const command = `for i in 1 2 3 4 5 6 7 8; do setsid sleep ${daemon} </dev/null >/dev/null 2>&1 & done; sleep ${mark()}`;
+        const { execution, controller } = await startWithDaemon("pid-namespace", { command, ...(tty ? { tty } : {}) }, daemon);
+        await eventually(() => processesWith(`sleep ${daemon}`, true).length === 8, 10_000, `8 daemons ${daemon} to run`);
+        controller.abort();
+        expect((await execution.result).cancelled).toBe(true);
+        expect(processesWith(`sleep ${daemon}`), `run ${i}${tty ? " under a terminal" : ""}`).toEqual([]);
+      }
+    }
+  });
+
   it.skipIf(noCgroup !== null)("a watcher killed while the runner lives is replaced by the next command's start", async () => {
     const backend = new LocalBackend();
     const run = async () => {
