@@ -114,14 +114,20 @@ export async function listProducersWithChannelsAt(db: Kysely<Database>, status: 
   return rows.map((r) => r.producer_id as number);
 }
 
-/** Paths of a run equal to `prefix` or starting with `prefix-` (the slug suffixes a turn already uses). */
-export async function pathsWithPrefix(db: Kysely<Database>, runId: number, prefix: string): Promise<string[]> {
-  const rows = await db
+/**
+ * Paths of a run equal to `prefix` or starting with `prefix-` (the slug suffixes a turn already uses). `bytewise`
+ * (SQLite, whose text compares byte by byte) bounds the read to the index's range [prefix, prefix + ".") — every
+ * such path sorts there, as "-" comes just before "." — instead of every path of the run (a proposal in a run of
+ * thousands read them all). PostgreSQL's collation need not sort so: there the filter alone decides.
+ */
+export async function pathsWithPrefix(db: Kysely<Database>, runId: number, prefix: string, bytewise = false): Promise<string[]> {
+  let query = db
     .selectFrom("entries")
     .select("path")
     .where("run_id", "=", runId)
-    .where((eb) => eb.or([eb("path", "=", prefix), eb(eb.fn("substr", ["path", eb.val(1), eb.val(prefix.length + 1)]), "=", `${prefix}-`)]))
-    .execute();
+    .where((eb) => eb.or([eb("path", "=", prefix), eb(eb.fn("substr", ["path", eb.val(1), eb.val(prefix.length + 1)]), "=", `${prefix}-`)]));
+  if (bytewise) query = query.where("path", ">=", prefix).where("path", "<", `${prefix}.`);
+  const rows = await query.execute();
   return rows.map((r) => r.path);
 }
 

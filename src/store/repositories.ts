@@ -39,7 +39,11 @@ export function createRepositories(store: Store) {
   return {
     projects: bind(db, projects),
     runs: { ...bind(db, runs), ...runReads(store) },
-    entries: { ...bind(db, entries), ...entryReads(store) },
+    entries: {
+      ...bind(db, entries),
+      ...entryReads(store),
+      pathsWithPrefix: (runId: number, prefix: string) => entries.pathsWithPrefix(db, runId, prefix, store.kind === "sqlite"),
+    },
     loops: bind(db, loops),
     messages: bind(db, messages),
     producers: bind(db, producers),

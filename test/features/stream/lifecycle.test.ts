@@ -118,6 +118,14 @@ describe("a producer's lifecycle across four WebSocket clients", () => {
     const second = await a.call("proposal/create", { run: "r4", tool: "sh", command: "ls -la" });
     const third = await a.call("proposal/create", { run: "r4", tool: "sh", command: "ls_la" });
     expect([first.path, second.path, third.path]).toEqual(["log://turn_1/sh/ls-la", "log://turn_1/sh/ls-la-2", "log://turn_1/sh/ls-la-3"]);
+    // Neighbours of the prefix in the index's order (SQLite reads only [prefix, prefix + ".")) are not its suffixes.
+    const lab = await a.call("proposal/create", { run: "r4", tool: "sh", command: "ls -lab" });
+    const l = await a.call("proposal/create", { run: "r4", tool: "sh", command: "ls -l" });
+    const fourth = await a.call("proposal/create", { run: "r4", tool: "sh", command: "ls  -la" });
+    expect([lab.path, l.path, fourth.path]).toEqual(["log://turn_1/sh/ls-lab", "log://turn_1/sh/ls-l", "log://turn_1/sh/ls-la-4"]);
+    const more = [];
+    for (let i = 0; i < 8; i++) more.push((await a.call("proposal/create", { run: "r4", tool: "sh", command: "ls -la" })).path);
+    expect(more.at(-1)).toBe("log://turn_1/sh/ls-la-12");
   });
 
   it("pending proposals are re-sent to a connection when it initializes", async () => {
