@@ -1,5 +1,11 @@
+import type SQLite from "better-sqlite3";
 import type { Kysely } from "kysely";
+import { noteActivity, WROTE } from "./activity.js";
+import { isBusy } from "./busy.js";
+import { storeError } from "./errors.js";
 import type { Database, NewAudit, NewNotifyEvent } from "./schema.js";
+import type { Store } from "./store.js";
+import { prepareEarly, sqliteOf, statementsFor } from "./sync-reads.js";
 
 const DELIVERIES_A_STATEMENT = 1000;
 
@@ -48,4 +54,55 @@ export async function writeActivity(db: Kysely<Database>, audit: readonly NewAud
         .values(deliveries.slice(i, i + DELIVERIES_A_STATEMENT))
         .execute();
   });
+}
+
+const activityStatements = (sqlite: SQLite.Database) => ({
+  audit: sqlite.prepare(
+    'INSERT INTO "audit" ("at", "action", "principal", "client", "project", "run", "path", "detail") VALUES (@at, @action, @principal, @client, @project, @run, @path, @detail)',
+  ),
+  event: sqlite.prepare('INSERT INTO "notify_events" ("uuid", "event", "payload", "pending", "created_at") VALUES (?, ?, ?, ?, ?)'),
+  delivery: sqlite.prepare('INSERT INTO "notify_deliveries" ("target_id", "event_id", "next_at", "created_at") VALUES (?, ?, ?, ?)'),
+});
+
+/**
+ * writeActivity on SQLite without Kysely: one synchronous transaction over statements prepared once (no query
+ * built per row, nothing waited for). As the synchronous reads do (sync-reads.ts), it gives way to Kysely while a
+ * transaction of Kysely's is open on the connection, or when the database is busy (Kysely's writes are retried).
+ */
+export function activityWrites(store: Store) {
+  const { db } = store;
+  const sqlite = sqliteOf(store);
+  prepareEarly(sqlite, activityStatements);
+  return {
+    writeActivity(audit: readonly NewAudit[], events: readonly QueuedEvent[]): Promise<void> {
+      if (!sqlite || sqlite.inTransaction) return writeActivity(db, audit, events);
+      const statements = statementsFor(sqlite, activityStatements);
+      const write = sqlite.transaction(() => {
+        for (const row of audit)
+          statements.audit.run({
+            at: row.at,
+            action: row.action,
+            principal: row.principal,
+            client: row.client ?? null,
+            project: row.project ?? null,
+            run: row.run ?? null,
+            path: row.path ?? null,
+            detail: row.detail ?? "{}",
+          });
+        for (const { event, targets } of events) {
+          if (targets.length === 0) continue;
+          const id = statements.event.run(event.uuid, event.event, event.payload, targets.length, event.created_at).lastInsertRowid;
+          for (const target of targets) statements.delivery.run(target, id, event.created_at, event.created_at);
+        }
+      });
+      noteActivity(sqlite, WROTE);
+      try {
+        write.immediate();
+      } catch (error) {
+        if (isBusy(error)) return writeActivity(db, audit, events);
+        return Promise.reject(storeError(error));
+      }
+      return Promise.resolve();
+    },
+  };
 }

@@ -56,7 +56,7 @@ export function createRepositories(store: Store) {
         notify.claimDue(db, store.kind === "postgres", now, until, limit, scope),
     },
     audit: bind(db, audit),
-    activity: bind(db, activityRows),
+    activity: activityRows.activityWrites(store),
     cluster: bind(db, cluster),
     chunks: {
       ...chunkReads.chunkReads(store),

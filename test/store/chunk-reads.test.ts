@@ -300,8 +300,8 @@ describe("the read statements on SQLite", () => {
       try {
         const before = preparedStats.sets;
         const repos = createRepositories(other);
-        // The run lookup, the entry lookups and the chunk reads: three sets, prepared now.
-        expect(preparedStats.sets - before).toBe(3);
+        // The run lookup, the entry lookups, the chunk reads and the audit and outbox writes: four sets, prepared now.
+        expect(preparedStats.sets - before).toBe(4);
         const entry = await repos.entries.insertEntry({
           run_id: run.id,
           path: "sh://turn_1/prep_1",
