@@ -27,7 +27,8 @@ export class ActivityWrites {
   #audit: NewAudit[] = [];
   #events: QueuedEvent[] = [];
   #waiters: Waiter[] = [];
-  #scheduled = false;
+  /** The write of what is queued, ACTIVITY_FLUSH_MS after the first of it. */
+  #timer: NodeJS.Timeout | null = null;
   #writing: Promise<void> = Promise.resolve();
   #stopped = false;
 
@@ -45,29 +46,25 @@ export class ActivityWrites {
   /** Writes what is queued; later rows are written at once. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#flush();
+    await this.flush();
   }
 
   #queue(push: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       push();
       this.#waiters.push({ resolve, reject });
-      if (this.#stopped || this.#waiters.length >= MAX_BATCH) void this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setTimeout(() => void this.#flush(), ACTIVITY_FLUSH_MS);
-      }
+      if (this.#stopped || this.#waiters.length >= MAX_BATCH) void this.flush();
+      else this.#timer ??= setTimeout(() => void this.flush(), ACTIVITY_FLUSH_MS);
     });
   }
 
-  /** Writes what is queued now (before a read of the trail or the outbox). */
+  /**
+   * Writes what is queued now (its timer's end, a full batch, a read of the trail or the outbox, stop); one write
+   * after another, in the order they were queued.
+   */
   flush(): Promise<void> {
-    return this.#flush();
-  }
-
-  /** One write after another (their order is the order they were queued in). */
-  #flush(): Promise<void> {
-    this.#scheduled = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
     const audit = this.#audit;
     const events = this.#events;
     const waiters = this.#waiters;

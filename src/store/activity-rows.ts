@@ -23,11 +23,6 @@ export interface QueuedEvent {
 export async function writeActivity(db: Kysely<Database>, audit: readonly NewAudit[], events: readonly QueuedEvent[]): Promise<void> {
   const owed = events.filter((e) => e.targets.length > 0);
   if (audit.length === 0 && owed.length === 0) return;
-  // One audit row alone needs no transaction around it.
-  if (owed.length === 0 && audit.length === 1) {
-    await db.insertInto("audit").values(audit[0]!).execute();
-    return;
-  }
   await db.transaction().execute(async (trx) => {
     if (audit.length > 0)
       await trx

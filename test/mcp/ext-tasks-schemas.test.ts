@@ -48,6 +48,19 @@ describe("Spool's 2026-07-28 tasks against @modelcontextprotocol/ext-tasks's cor
   const withTasks = { extensions: { [TASKS]: {} }, elicitation: { form: {} } };
   const as = (name: string) => ({ token: tokens[name]!, capabilities: withTasks, client: "schemas" });
   const get = async (taskId: string, who = "robot") => (await modern(url(), "tasks/get", { taskId }, as(who))).body;
+  /** tasks/get's answer once the task is completed. */
+  const completed = async (taskId: string, what: string): Promise<Record<string, unknown>> => {
+    let done: Record<string, unknown> = {};
+    await eventually(
+      async () => {
+        done = (await get(taskId)).result ?? {};
+        return done.status === "completed";
+      },
+      30_000,
+      what,
+    );
+    return done;
+  };
 
   beforeAll(async () => {
     home = tempDir("spool-mcp-ext-tasks-home-");
@@ -107,15 +120,7 @@ describe("Spool's 2026-07-28 tasks against @modelcontextprotocol/ext-tasks's cor
     );
     expect(issues(UpdateTaskResultV2Schema, updated.body.result)).toEqual([]);
 
-    let done: Record<string, unknown> = {};
-    await eventually(
-      async () => {
-        done = (await get(taskId)).result ?? {};
-        return done.status === "completed";
-      },
-      30_000,
-      "the task to complete",
-    );
+    const done = await completed(taskId, "the task to complete");
     expect(issues(GetTaskResultV2Schema, done)).toEqual([]);
     expect(issues(DetailedTaskV2Schema, done)).toEqual([]);
     // Its result is the synchronous call's: a complete CallToolResult.
@@ -138,16 +143,7 @@ describe("Spool's 2026-07-28 tasks against @modelcontextprotocol/ext-tasks's cor
     const created = await modern(url(), "tools/call", { name: "run_command", arguments: { command: "echo rejected" } }, as("robot"));
     const taskId = String(created.body.result!.taskId);
     await modern(url(), "tasks/update", { taskId, inputResponses: { decision: { action: "decline" } } }, as("alice"));
-    let done: Record<string, unknown> = {};
-    await eventually(
-      async () => {
-        done = (await get(taskId)).result ?? {};
-        return done.status === "completed";
-      },
-      30_000,
-      "the rejected task to complete",
-    );
-    return done;
+    return completed(taskId, "the rejected task to complete");
   }
 
   it("a task a person rejects: completed, its result an error CallToolResult", async () => {
