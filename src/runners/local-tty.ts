@@ -5,7 +5,7 @@ import { type IPty, spawn } from "node-pty";
 import { ControlError, type ExecResult, type ExecSpec, type Execution, type ExecutionControl, firstLine, StartError } from "./backend.js";
 import type { CommandCgroup } from "./container.js";
 import { signalName, TTY_EOF, TTY_TERM } from "./control.js";
-import { groupEnded, type ProcessRecorder, readProcStat } from "./orphans.js";
+import { containedEnd, type ProcessRecorder } from "./orphans.js";
 import { HeldOutput } from "./output.js";
 import { supervise } from "./supervise.js";
 import { TakenSignals } from "./taken-signals.js";
@@ -55,8 +55,8 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
     throw new StartError(`Cannot start the command: ${firstLine(error)}`);
   }
   const pid = pty.pid;
-  // Its start time tells its group from a later one with the same id (null: it has ended and been reaped already).
-  const leaderStart = readProcStat(pid)?.startTime ?? null;
+  // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
+  const namespace = options.contained ? containedEnd(pid) : null;
   options.processes?.started(pid, spec.command, options.cgroup?.path);
   // The terminal's output, paused while 64 KiB wait for the consumer, read again once it wants more (or destroyed it).
   const stdout = new HeldOutput(() => pty.resume());
@@ -83,8 +83,8 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
   const result = (async (): Promise<ExecResult> => {
     const { exitCode, signal } = await exited;
     ended = true;
-    // bwrap exits before its PID namespace is empty (orphans.ts, groupEnded): the end is told once it is.
-    if (options.contained) await groupEnded(pid, leaderStart);
+    // bwrap exits before its PID namespace is empty (orphans.ts, containedEnd): the end is told once it is.
+    await namespace?.ended();
     await options.cgroup?.kill();
     options.processes?.exited(pid);
     supervision.done({ keepKill: true });

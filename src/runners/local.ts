@@ -7,7 +7,7 @@ import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containme
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { localBaseEnvironment } from "./environment.js";
 import { startLocalTty } from "./local-tty.js";
-import { groupEnded, type ProcessRecorder, readProcStat } from "./orphans.js";
+import { containedEnd, type ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
 import {
   bwrapArgs,
@@ -260,8 +260,8 @@ export class LocalBackend implements Backend {
       throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
     }
     const pid = subprocess.pid;
-    // Its start time tells its group from a later one with the same id (null: it has ended and been reaped already).
-    const leaderStart = readProcStat(pid)?.startTime ?? null;
+    // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
+    const namespace = sandbox || contained ? containedEnd(pid) : null;
     this.options.processes?.started(pid, spec.command, cgroup?.path);
     const stdout = new OutputPipe(subprocess.stdout!);
     const stderr = new OutputPipe(subprocess.stderr!);
@@ -281,8 +281,8 @@ export class LocalBackend implements Backend {
     const result = (async (): Promise<ExecResult> => {
       const { code, signal } = await exited;
       // What the command left running ends with it, as in a PID namespace of its own: bwrap exits before its namespace
-      // is empty (orphans.ts, groupEnded), so the end is told once it is.
-      if (sandbox || contained) await groupEnded(pid, leaderStart);
+      // is empty (orphans.ts, containedEnd), so the end is told once it is.
+      await namespace?.ended();
       await cgroup?.kill();
       this.options.processes?.exited(pid);
       // Input nobody will read any more: let go of the pipe.

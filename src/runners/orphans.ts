@@ -148,17 +148,67 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * command's group, never leaving it) still waits for what the command left there, a setsid daemon say. It goes
  * only once that bwrap has gone (`--die-with-parent` sends it SIGKILL), and the kernel kills and reaps everything
  * in the namespace before it lets the init become a zombie. So an init no longer alive means an empty namespace;
- * and with the leader gone, what is left of the group is inside the namespace. Whether the group emptied in time.
+ * and with the leader gone, what is left of the group is inside the namespace.
  */
-export async function groupEnded(pgid: number, startTime: number | null, waitMs = 2000): Promise<boolean> {
-  const record = { pgid, startTime: startTime ?? 0 };
-  const deadline = Date.now() + waitMs;
-  // A cheap kill(2) first: most commands leave nothing, and their group is gone by now (no /proc scan).
-  while (groupExists(pgid) && liveMembers(record).length > 0) {
-    if (Date.now() >= deadline) return false;
-    await sleep(5);
+/** The first child of `pid` (bwrap's own: its PID namespace's init), with its start time; null when none is seen. */
+function firstChild(pid: number): { pid: number; startTime: number } | null {
+  let text: string;
+  try {
+    text = readFileSync(join(PROC, String(pid), "task", String(pid), "children"), "utf8");
+  } catch {
+    return null;
   }
-  return true;
+  const child = Number.parseInt(text, 10);
+  const stat = Number.isSafeInteger(child) ? readProcStat(child) : null;
+  return alive(stat) ? { pid: child, startTime: stat.startTime } : null;
+}
+
+/** How long after a contained command's start its namespace's init is looked for. */
+const INIT_LOOK_MS = 20;
+
+/**
+ * The end of a command bubblewrap contains (see groupEnded), watched from its start: its leader's start time now,
+ * and its namespace's init once it is there (bwrap's first child, read once, INIT_LOOK_MS after the start). `ended`
+ * waits for that init alone, a /proc read each time; a command that ended before it was seen falls back to
+ * groupEnded. (An init that died lingers as a zombie until the host's init reaps it, which some take seconds to:
+ * the group is not empty meanwhile, but the namespace is.)
+ */
+export function containedEnd(pid: number, waitMs = 2000): { ended(): Promise<void> } {
+  const startTime = readProcStat(pid)?.startTime ?? null;
+  let init: { pid: number; startTime: number } | null = null;
+  const look = setTimeout(() => {
+    init = firstChild(pid);
+  }, INIT_LOOK_MS);
+  look.unref();
+  return {
+    async ended() {
+      clearTimeout(look);
+      if (!init) return groupEnded(pid, startTime, waitMs);
+      const deadline = Date.now() + waitMs;
+      for (let delay = 1; isSameProcess(init.pid, init.startTime) && Date.now() < deadline; delay = Math.min(delay * 2, 50)) await sleep(delay);
+    },
+  };
+}
+
+export async function groupEnded(pgid: number, startTime: number | null, waitMs = 2000): Promise<void> {
+  // Cheap kill(2)s first, a few ms apart: most commands leave nothing, and their init follows them within
+  // milliseconds (no /proc scan: the ends of many commands at once would each read every process's stat).
+  const deadline = Date.now() + waitMs;
+  for (let delay = 1; delay <= 16; delay *= 2) {
+    if (!groupExists(pgid)) return;
+    await sleep(delay);
+  }
+  if (!groupExists(pgid)) return;
+  // Something lives on (a daemon the init waits for, or a zombie not yet reaped): one scan finds what is left (the
+  // init among it, which outlives the rest); then only those are watched, a /proc read each.
+  let left = liveMembers({ pgid, startTime: startTime ?? 0 }).flatMap((pid) => {
+    const stat = readProcStat(pid);
+    return alive(stat) ? [{ pid, startTime: stat.startTime }] : [];
+  });
+  for (let delay = 2; left.length > 0 && Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+    await sleep(delay);
+    left = left.filter((p) => isSameProcess(p.pid, p.startTime));
+  }
 }
 
 function parseRecord(text: string): ProcessRecord | null {
