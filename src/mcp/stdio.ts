@@ -1,3 +1,4 @@
+import { StringDecoder } from "node:string_decoder";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { McpBridge } from "./bridge.js";
@@ -51,6 +52,9 @@ class LineTransport implements Transport {
   }
 }
 
+/** The longest line (one message) read, in characters. */
+export const MAX_LINE = 4 * 1024 * 1024;
+
 export interface StdioOptions {
   input: NodeJS.ReadableStream;
   write(line: string): void;
@@ -76,8 +80,16 @@ export class StdioServer {
   async serve(): Promise<void> {
     const ended = new Promise<void>((resolve) => (this.#ended = resolve));
     let buffered = "";
+    // Bytes decoded across chunks (a character split between two reads stays whole).
+    const decoder = new StringDecoder("utf8");
     const onData = (chunk: Buffer | string) => {
-      buffered += chunk.toString();
+      buffered += typeof chunk === "string" ? chunk : decoder.write(chunk);
+      // A line longer than any message may be ends the connection, not the process's memory.
+      if (buffered.length > MAX_LINE && buffered.lastIndexOf("\n") < 0) {
+        this.#error(null, CODES.invalidRequest, `A line over ${MAX_LINE} characters: not read; the connection ends`);
+        this.stop();
+        return;
+      }
       let newline = buffered.indexOf("\n");
       while (newline >= 0) {
         const line = buffered.slice(0, newline).replace(/\r$/, "");
