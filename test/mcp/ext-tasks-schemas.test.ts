@@ -151,14 +151,8 @@ describe("Spool's 2026-07-28 tasks against @modelcontextprotocol/ext-tasks's cor
     expect(issues(GetTaskResultV2Schema, done)).toEqual([]);
     expect(issues(DetailedTaskV2Schema, done)).toEqual([]);
     expect((done.result as { isError?: boolean }).isError).toBe(true);
-    // But for its resultType (below), the result conforms.
-    expect(issues(CallToolResultV2Schema, { ...(done.result as object), resultType: "complete" })).toEqual([]);
-  }, 60_000);
-
-  // The schemas found this one: a rejected task's result lacked resultType "complete" (src/mcp/modern-tasks.ts's
-  // "rejected" case; its ended case had it).
-  it("a rejected task's result is a complete CallToolResult with its resultType", async () => {
-    const done = await rejected();
+    // The schemas found this one: a rejected task's result lacked resultType "complete" (src/mcp/modern-tasks.ts's
+    // "rejected" case; its ended case had it).
     expect(issues(CallToolResultV2Schema, done.result)).toEqual([]);
   }, 60_000);
 });
