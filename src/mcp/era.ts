@@ -28,8 +28,6 @@ export type Era =
       data?: unknown;
       /** The request's id when it has one to echo (JSON-RPC: null when the request or its id could not be read). */
       id: string | number | null;
-      /** The SDK's name of the rule (its ladder cell), for logs. */
-      cell: string;
     };
 
 /** A header's value as one string (Node joins repeated ones, but its type allows a list). */
@@ -70,7 +68,6 @@ export function eraOf(request: Pick<IncomingMessage, "headers">, body: unknown):
         message: outcome.message,
         ...(outcome.data !== undefined ? { data: outcome.data } : {}),
         id: echoable(body),
-        cell: outcome.cell,
       };
   }
 }

@@ -74,16 +74,10 @@ export function declaresTasks(capabilities: ClientCapabilities): boolean {
   return !!ext && typeof ext === "object" && ext[TASKS_EXTENSION] !== undefined && ext[TASKS_EXTENSION] !== null;
 }
 
-/**
- * Whether a message belongs to this revision: its `_meta` names a protocol version, or (HTTP) the header says
- * 2026-07-28 or later.
- */
-export function isModern(body: unknown, request?: IncomingMessage): boolean {
+/** Whether a message (on stdio; /mcp asks era.ts) belongs to this revision: its `_meta` names a protocol version. */
+export function isModern(body: unknown): boolean {
   const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
-  if (meta && typeof meta === "object" && META.version in meta) return true;
-  if (!request) return false;
-  const header = request.headers["mcp-protocol-version"];
-  return typeof header === "string" && header >= MODERN_VERSION;
+  return !!meta && typeof meta === "object" && META.version in meta;
 }
 
 /** HTTP: MCP-Protocol-Version is there and says what `_meta` says. */

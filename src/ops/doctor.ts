@@ -4,7 +4,7 @@ import type { SpoolConfig } from "../config.js";
 import { ownerAlive } from "../home-lock.js";
 import { probeBwrap } from "../runners/sandbox.js";
 import type { Check } from "./check.js";
-import { nativeChecks } from "./native.js";
+import { nativeChecks, onPath } from "./native.js";
 import { readServerFacts, type ServerFacts } from "./server-facts.js";
 
 export type { Check, CheckStatus } from "./check.js";
@@ -174,20 +174,6 @@ function transportCheck(config: SpoolConfig): Check {
     fix: 'listen on 127.0.0.1 ("host" in config.json, SPOOL_HOST) and reach it over SSH forwarding, or put a TLS proxy in front',
     data,
   };
-}
-
-/** Whether a program is on PATH (an executable file of that name in one of its directories). */
-function onPath(program: string, env: NodeJS.ProcessEnv): string | null {
-  for (const dir of (env.PATH ?? "").split(":")) {
-    if (!dir.startsWith("/")) continue;
-    const file = join(dir, program);
-    try {
-      if (statSync(file).isFile() && (statSync(file).mode & 0o111) !== 0) return file;
-    } catch {
-      // not there
-    }
-  }
-  return null;
 }
 
 function readNumber(file: string): number | null {

@@ -150,11 +150,17 @@ function packageOf(file: string): string | null {
 }
 
 function firstNodeOnPath(): string | null {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (!dir) continue;
-    const file = join(dir, "node");
+  const node = onPath("node", process.env);
+  return node === null ? null : realpath(node);
+}
+
+/** Whether a program is on PATH (an executable file of that name in one of its directories). */
+export function onPath(program: string, env: NodeJS.ProcessEnv): string | null {
+  for (const dir of (env.PATH ?? "").split(delimiter)) {
+    if (!dir.startsWith("/")) continue;
+    const file = join(dir, program);
     try {
-      if (statSync(file).isFile()) return realpath(file);
+      if (statSync(file).isFile() && (statSync(file).mode & 0o111) !== 0) return file;
     } catch {
       // not there
     }
