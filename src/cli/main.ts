@@ -1,4 +1,5 @@
 import { Writable } from "node:stream";
+import { nativeDiagnosis, nativeLoadError } from "../ops/native.js";
 import { SERVER_VERSION } from "../version.js";
 import { type Command, type CommandSpec, completionWords, helpText, parseSpec, takesRun } from "./command-spec.js";
 import { currentTarget, nearest } from "./common.js";
@@ -107,7 +108,10 @@ async function command(argv: string[]): Promise<number> {
   try {
     return await (await entry.load()).run(rest);
   } catch (error) {
-    const { message, code } = explain(error, currentTarget);
+    // A native module built for another Node (better-sqlite3, node-pty), whichever command loaded it: one line that
+    // names it, both ABIs and the fix, not the loader's message.
+    const native = nativeLoadError(error);
+    const { message, code } = native ? { message: nativeDiagnosis(native), code: EXIT.failed } : explain(error, currentTarget);
     // Said once: a message that names the command already ("spool act needs a PROMPT") gets no prefix.
     process.stderr.write(new RegExp(`^spool ${command}[ :]`).test(message) ? `${message}\n` : `spool ${command}: ${message}\n`);
     return code;

@@ -1,10 +1,9 @@
 import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../logger.js";
-import { nativeDiagnosis, nativeLoadError } from "../ops/native.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { portAndDatabase } from "./common.js";
-import { CliError, EXIT, usageError } from "./errors.js";
+import { usageError } from "./errors.js";
 
 export const SERVE_SPEC = defineCommand({
   name: "serve",
@@ -106,19 +105,20 @@ export async function serve(argv: string[]): Promise<number> {
   const logger = createLogger(level ?? (logFile ? "info" : "warn"), { ...(logFile ? { file: logFile } : {}), format });
   // Whoever reads our output may go away first (a pipe closed at shutdown): that must not crash the server.
   process.stdout.on("error", () => undefined);
-  const server = await started(async () =>
-    (await import("../server.js")).startServer({
-      home: values.home,
-      host: values.host,
-      port,
-      ...(values.database ? { database: values.database } : {}),
-      plugins: values.plugin,
-      allowedOrigins: values["allow-origin"],
-      ...(values["no-local-runner"] ? { localRunner: false } : {}),
-      ...(values["demo-model"] ? { demoModel: true } : {}),
-      logger,
-    }),
-  );
+  // Imported here, not at the top: a native module built for another Node fails this import, and the error then
+  // reaches main's explain (errors.ts) as any of this command's does.
+  const { startServer } = await import("../server.js");
+  const server = await startServer({
+    home: values.home,
+    host: values.host,
+    port,
+    ...(values.database ? { database: values.database } : {}),
+    plugins: values.plugin,
+    allowedOrigins: values["allow-origin"],
+    ...(values["no-local-runner"] ? { localRunner: false } : {}),
+    ...(values["demo-model"] ? { demoModel: true } : {}),
+    logger,
+  });
   await new Promise<void>((resolve) => {
     let stopping = false;
     const shutdown = (signal: string) => {
@@ -144,21 +144,6 @@ export async function serve(argv: string[]): Promise<number> {
   });
   process.stdout.write("Spool stopped\n");
   return 0;
-}
-
-/**
- * Starts the server; a native module built for another Node (better-sqlite3, node-pty: loaded when the server's code
- * is imported or its database opened) ends it with one line that names the module, both ABIs and the fix, instead
- * of the loader's message. `spool acp` and `spool mcp` report a server they started that dies with what it said.
- */
-async function started<T>(start: () => Promise<T>): Promise<T> {
-  try {
-    return await start();
-  } catch (error) {
-    const native = nativeLoadError(error);
-    if (native) throw new CliError(nativeDiagnosis(native), EXIT.failed);
-    throw error;
-  }
 }
 
 export const SERVE: Command = { spec: SERVE_SPEC, run: serve };
