@@ -71,7 +71,9 @@ describe("one trace per proposal", () => {
     // Ordered as they happened.
     const [decision] = byName("spool.decision");
     const [dispatch] = byName("spool.dispatch");
-    const at = (t: [number, number]) => t[0] * 1e9 + t[1];
+    // In milliseconds: the SDK starts a span at Date.now() and ends it at that plus a performance.now() duration, so a
+    // span that ends within the millisecond the next one starts can read as after it (by µs) though it came first.
+    const at = (t: [number, number]) => Math.floor((t[0] * 1e9 + t[1]) / 1e6);
     expect(at(decision!.endTime)).toBeLessThanOrEqual(at(dispatch!.startTime));
     for (const channel of byName("spool.channel")) expect(at(dispatch!.endTime)).toBeLessThanOrEqual(at(channel.startTime));
     const all = spans().filter((s) => s.spanContext().traceId === AGENT_TRACE);
