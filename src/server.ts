@@ -605,9 +605,6 @@ function stopper(
       core.deadlines.stop();
       await core.notifications.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
-      // The close frames get a moment to reach their clients (one behind output still in a socket's buffer would be
-      // cut off, and the client see 1006, not why it was closed); then what is left is dropped.
-      await closedWithin([...wss.clients], SHUTDOWN_CLOSE_MS);
       for (const client of wss.clients) client.terminate();
       await rpc.idle(5_000);
       core.cluster.stop();
@@ -621,25 +618,4 @@ function stopper(
     })());
 
   return stop;
-}
-
-/** How long a stopping server waits for its WebSocket clients to finish the close handshake. */
-const SHUTDOWN_CLOSE_MS = 1_000;
-
-/** Resolves once every socket has closed, or after `ms`. */
-function closedWithin(sockets: readonly WebSocket[], ms: number): Promise<void> {
-  const open = sockets.filter((ws) => ws.readyState !== ws.CLOSED);
-  if (open.length === 0) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    let left = open.length;
-    for (const ws of open)
-      ws.once("close", () => {
-        if (--left === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-  });
 }
