@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { checkFailurePatterns, DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
+import { EgressConfig } from "./protocol/egress-schema.js";
 import { nearest } from "./protocol/nearest.js";
 
 /** An entry of `commandEnv`: a variable name, or a pattern with `*`. */
@@ -142,6 +143,8 @@ export const ConfigFileSchema = z.strictObject({
   sandbox: z.enum(SANDBOX_SETTINGS).optional(),
   /** Whether workspace-write commands keep the network (default true); false cuts it. */
   sandboxNetwork: z.boolean().optional(),
+  /** Network mode `allowlist` (SPEC §7 Runners, "Sandbox modes"): the projects' lists of hosts, and the proxy's own hosts file. */
+  egress: EgressConfig.optional(),
   /** How long a turn waits for an accepted command before the model sees its output so far, in milliseconds. */
   toolYieldMs: z.number().int().nonnegative().optional(),
   /** How long the model's `kill` waits for the command to end after its signal, in milliseconds. */
@@ -183,6 +186,8 @@ const MUST: Record<string, string> = {
   outputTokens: "a positive integer",
   sandbox: '"auto", "workspace-write" or "full"',
   sandboxNetwork: "true or false",
+  egress: 'an object {"allow": [hosts], "projects": {"name": [hosts]}, "hosts": {"name": "address"}}',
+  "egress.allow": 'a list of hosts ("registry.npmjs.org", "*.github.com", "example.org:8443", "10.0.0.5")',
   demoModel: "true or false",
   ...Object.fromEntries(
     Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),
@@ -294,6 +299,8 @@ export interface SpoolConfig {
   sandbox: SandboxSetting;
   /** Whether workspace-write commands keep the network. */
   sandboxNetwork: boolean;
+  /** Network allowlists (config.json `egress`): every project's (null: none) and projects' own by name. */
+  egress: { allow: string[] | null; projects: Record<string, string[]>; hosts: Record<string, string> };
   agent: AgentConfig;
 }
 
@@ -386,6 +393,7 @@ export interface ConfigOverrides {
   commandEnv?: string[];
   sandbox?: SandboxSetting;
   sandboxNetwork?: boolean;
+  egress?: SpoolConfig["egress"];
   /** `spool serve --demo-model`: the built-in demo model as the alias "demo". */
   demoModel?: boolean;
   agent?: Partial<Omit<AgentConfig, "models">>;
@@ -475,6 +483,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     sandbox: overrides.sandbox ?? envSandbox(env) ?? file.sandbox ?? "auto",
     sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,
+    egress: overrides.egress ?? { allow: file.egress?.allow ?? null, projects: file.egress?.projects ?? {}, hosts: file.egress?.hosts ?? {} },
     agent: {
       models: withDemo(modelsFromEnv(env, file.modelMaxTokens), overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,
