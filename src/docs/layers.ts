@@ -1,7 +1,7 @@
 /**
  * The layout of src/, as data: each folder (or file) with what it holds and the other folders and files of src/
  * its files may import. test/architecture.test.ts holds every source file to its row; `npm run docs` draws the
- * table in SPEC.md §16 from it. A file belongs to the row naming it, else to the row of its nearest folder.
+ * table in docs/spec/layout.md (§16) from it. A file belongs to the row naming it, else to the row of its nearest folder.
  */
 export interface Layer {
   /** Folders and files of src/, relative to it (`cli/serve.ts`, `web/page`). */
