@@ -42,7 +42,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["rpc"],
     purpose: "JSON-RPC over any transport: connection, scheduler, method registry, `rpc.discover`, read cap, the error mapper",
-    imports: ["protocol", "store", "logger.ts"],
+    imports: ["protocol", "logger.ts"],
     packages: "any",
     node: true,
   },
