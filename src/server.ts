@@ -40,6 +40,7 @@ import type { Plugin } from "./plugins/plugin.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
+import { SpoolError } from "./rpc/errors.js";
 import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
@@ -53,7 +54,7 @@ import { createRepositories } from "./store/repositories.js";
 import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
-import { WebSessions } from "./web/sessions.js";
+import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
 
 export { MIGRATIONS_DIR } from "./store/migrator.js";
 
@@ -354,16 +355,38 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     log,
   );
   // The web view: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key) instead of the token.
-  const sessions = new WebSessions();
+  // Paired devices live in the store (core.devices); codes and the pages open here are this server's.
+  const devices: DeviceRegistry = {
+    pair: async (grant, from) => {
+      try {
+        return await core.devices.pair(grant, from);
+      } catch (error) {
+        // The server-wide bound: the page is told so (429), and nobody's device was unpaired for it.
+        if (error instanceof SpoolError && error.errorName === "LIMIT_EXCEEDED") throw new SignInRefused(error.message, "maxDevices");
+        throw error;
+      }
+    },
+    check: (cookie, key, address) => core.devices.check(cookie, key, address),
+    unpair: (cookie, key) => core.devices.unpair(cookie, key),
+    touch: (id) => core.devices.touch(id),
+  };
+  const sessions = new WebSessions(devices, {
+    maxCodes: config.limits.maxCodes,
+    maxCodesPerPrincipal: config.limits.maxCodesPerPrincipal,
+  });
+  const homeCredential = `home:${credentialId(token)}`;
+  core.devices.useHomeCredential(homeCredential);
+  core.devices.onEnded((ids, reason) => sessions.endDevices(ids, reason));
   const trustedHosts = [config.host];
   // A wildcard listening address is no address to browse to: its loopback stands for it in a link.
   const hostForLink = ((h) => (h.includes(":") ? `[${h}]` : h))(
     config.host === "0.0.0.0" || config.host === "" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host,
   );
-  const cookieName = () => sessionCookieName(address.port);
+  // Named after the port the browser reached the server by: servers behind one address share it, two ports of a host do not.
+  const cookieName = (request: IncomingMessage) => sessionCookieName(portReached(request) ?? address.port);
   // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
-    tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null } : await core.principals.authenticate(presented);
+    tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : await core.principals.authenticate(presented);
   // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
   // When, per name: a connection whose credential was checked before a revocation and opened after it closes too.
   const revokedAt = new Map<string, number>();
@@ -417,7 +440,7 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
     if (byToken) return { role: byToken.principal.role, projects: byToken.principal.projects };
-    const signedIn = sessions.check(cookieValue(request, cookieName()), presentedSessionKey(request));
+    const signedIn = await sessions.check(cookieValue(request, cookieName(request)), presentedSessionKey(request), request.socket.remoteAddress ?? null);
     if (!signedIn) return { refused: 401 };
     // The cookie is good only for the server's own page.
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
@@ -471,7 +494,7 @@ function httpFront(
     sessions,
     authenticate: async (presented) => {
       const found = await authenticate(presented);
-      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt };
+      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt, credential: found.credential };
     },
     // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
     pageUrl: (request) => {
@@ -484,7 +507,6 @@ function httpFront(
     log,
     mcp: mcpHandler,
     routes,
-    signedIn: (principal, address) => void core.audit.record({ action: "sign-in", principal: principal.name, client: "spool-web", detail: { address } }),
   });
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
@@ -510,8 +532,8 @@ function httpFront(
     const checkedAt = performance.now();
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
     // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
-    const session = byToken ? null : cookieValue(request, cookieName());
-    const signedIn = byToken ? null : sessions.check(session, presentedSessionKey(request, { subprotocol: true }));
+    const session = byToken ? null : cookieValue(request, cookieName(request));
+    const signedIn = byToken ? null : await sessions.check(session, presentedSessionKey(request, { subprotocol: true }), request.socket.remoteAddress ?? null);
     if (!byToken && !signedIn) {
       log.warn(`refused a connection from ${request.socket.remoteAddress}: ${session === null ? "no valid credential" : "no live session"}`);
       return refuse(socket, 401, "Unauthorized");
@@ -525,7 +547,7 @@ function httpFront(
     const principal = byToken?.principal ?? signedIn!.principal;
     wss.handleUpgrade(request, socket, head, (ws) => {
       // The session closes it when it ends: signed out, its credential expired or revoked.
-      if (signedIn && session !== null) ws.once("close", sessions.attach(session, ws));
+      if (signedIn) ws.once("close", sessions.attach(signedIn, ws));
       // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
       ws.on("error", (error) => log.warn(`websocket error: ${error.message}`));
       watchLiveness(ws, {
@@ -618,4 +640,16 @@ function stopper(
     })());
 
   return stop;
+}
+
+/** The port in the request's Host header (its scheme's default when it names none); null without a usable Host. */
+function portReached(request: IncomingMessage): number | null {
+  const host = request.headers.host;
+  if (!host) return null;
+  try {
+    const url = new URL(`http://${host}`);
+    return url.port === "" ? 80 : Number(url.port);
+  } catch {
+    return null;
+  }
 }
