@@ -9,6 +9,7 @@ import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, stat
 import { ended, outputStreams } from "./docker-streams.js";
 import { diesWithRunner } from "./docker-watcher.js";
 import { hiddenPaths, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
+import { dockerSeccompProfile } from "./seccomp-docker.js";
 import { shellScript } from "./shell.js";
 import { PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -241,6 +242,8 @@ export class DockerBackend implements Backend {
         labels: { "spool.runner": "1", ...(this.options.engine ? {} : diesWithRunner()) },
         ...(mode === "read-only" ? { readOnly: true } : {}),
         ...(mode === "workspace-write" ? { workspaceWrite: true } : {}),
+        // No setuid file left in the project, no io_uring; read-only creates no Unix socket (seccomp-docker.ts).
+        ...(mode ? { seccomp: dockerSeccompProfile({ refuseUnixSockets: mode === "read-only" }) } : {}),
       });
     } catch (error) {
       throw new StartError(`Cannot start a container from ${image}: ${engineMessage(error)}`);

@@ -31,6 +31,7 @@ import {
   within,
 } from "./sandbox.js";
 import { networkLauncher } from "./sandbox-network.js";
+import { seccompFor } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
 import { TakenSignals } from "./taken-signals.js";
@@ -184,10 +185,11 @@ export class LocalBackend implements Backend {
         userns: probed.userns ?? false,
         seccomp: Boolean(probed.seccomp),
       });
-      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), probed.seccomp ?? null));
+      const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
+      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter));
       env = base;
       if (ownNetwork) {
-        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], probed.seccomp ?? null);
+        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], filter);
         ({ file, args } = launch);
         env = { ...base, ...launch.env };
       }
