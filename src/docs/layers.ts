@@ -1,7 +1,7 @@
 /**
  * The layout of src/, as data: each folder (or file) with what it holds and the other folders and files of src/
  * its files may import. test/architecture.test.ts holds every source file to its row; `npm run docs` draws the
- * table in SPEC.md §16 from it. A file belongs to the row naming it, else to the row of its nearest folder.
+ * table in docs/spec/layout.md (§16) from it. A file belongs to the row naming it, else to the row of its nearest folder.
  */
 export interface Layer {
   /** Folders and files of src/, relative to it (`cli/serve.ts`, `web/page`). */
@@ -42,7 +42,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["rpc"],
     purpose: "JSON-RPC over any transport: connection, scheduler, method registry, `rpc.discover`, read cap, the error mapper",
-    imports: ["protocol", "store", "logger.ts"],
+    imports: ["protocol", "logger.ts"],
     packages: "any",
     node: true,
   },
