@@ -23,11 +23,13 @@ import { unixSocketUrl } from "./client/ws-transport.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
 import { busKey } from "./cluster/bus-auth.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
+import { serverState } from "./core/dispatch.js";
 import { createCore } from "./core/index.js";
 import type { Authenticated } from "./core/principals.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { checkHomeOwned } from "./home-owner.js";
+import { recordStatePaths } from "./home-registry.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
 import { Meter, observeAll } from "./ops/meter.js";
@@ -185,6 +187,8 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     (message) => (options.logger ?? createLogger()).warn(message),
   );
   const lock = acquireHomeLock(config.home);
+  // Every sandbox built on this machine hides this server's state, not only the sandboxes of its own runners (issue 54).
+  recordStatePaths(serverState(config).concat(config.socketPath));
   try {
     return await startLocked(options, config, lock);
   } catch (error) {
