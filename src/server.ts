@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Tracer } from "@opentelemetry/api";
-import { type WebSocket, WebSocketServer } from "ws";
+import { WebSocketServer } from "ws";
 import {
   cookieValue,
   ensureToken,
@@ -39,7 +39,6 @@ import { removeServerFacts, SERVER_FACTS_FILE, serverFacts, writeServerFacts } f
 import { startTracing, type Tracing } from "./ops/tracing-setup.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
-import { isBinaryFrame } from "./protocol/binary-frame.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
 import { SpoolError } from "./rpc/errors.js";
@@ -53,7 +52,7 @@ import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOp
 import { loadMigrations, type MigrationSet, migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
-import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate } from "./transports.js";
+import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate, wsTransport } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
 import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
@@ -93,54 +92,6 @@ export interface SpoolServer {
   /** An authenticated in-process transport to this server (tests, embedded runners). */
   connectInProcess(): Transport;
   stop(): Promise<void>;
-}
-
-function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger): Transport {
-  // What is sent in one turn of the event loop (the acknowledgements one group commit settles) leaves in one write.
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    raw.uncork();
-  };
-  return {
-    // ws calls back once the frame is written to the socket (or with an error when the socket is gone).
-    send: (text, flushed) => {
-      if (!corked && !raw.destroyed) {
-        corked = true;
-        raw.cork();
-        process.nextTick(uncork);
-      }
-      socket.send(text, flushed);
-    },
-    // A reply built as bytes: ws frames the Buffer as it is (a header written before it, no copy).
-    sendUtf8: (data, flushed) => {
-      if (!corked && !raw.destroyed) {
-        corked = true;
-        raw.cork();
-        process.nextTick(uncork);
-      }
-      socket.send(data, { binary: false }, flushed);
-    },
-    close: (code, reason) => socket.close(code, reason),
-    terminate: () => socket.terminate(),
-    pause: () => socket.pause(),
-    resume: () => socket.resume(),
-    onMessage: (listener) =>
-      socket.on("message", (data, isBinary) => {
-        if (!isBinary) listener(data.toString());
-        // JSON text sent in a binary message is taken as text; a binary frame goes to onBinary.
-        else if (!isBinaryFrame(data as Buffer)) listener((data as Buffer).toString("utf8"));
-      }),
-    onBinary: (listener) =>
-      socket.on("message", (data, isBinary) => {
-        if (isBinary && isBinaryFrame(data as Buffer)) {
-          scavenger.received((data as Buffer).length);
-          listener(data as Buffer);
-        }
-      }),
-    onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
-    bufferedAmount: () => socket.bufferedAmount,
-  };
 }
 
 /** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
