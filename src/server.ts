@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Tracer } from "@opentelemetry/api";
 import { WebSocketServer } from "ws";
+import type { AcpHttpEndpoint, AcpHttpOptions } from "./acp/http.js";
 import {
   cookieValue,
   ensureToken,
@@ -356,6 +357,7 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     sessions.endPrincipal(name);
     // Its MCP sessions and open MCP streams too (only when /mcp was ever used).
     if (mcp) void mcp.then((endpoint) => endpoint.endPrincipal(name)).catch(() => undefined);
+    acp.endPrincipal(name);
     return closed;
   });
   // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
@@ -389,6 +391,14 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
         response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
       },
     );
+  // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
+  const acp = acpDoor({
+    authenticate: mcpCaller,
+    authenticated: (request) => gate.authenticated(request.socket as Socket),
+    refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+    serverUrl: () => address.localUrl ?? address.url,
+    log,
+  });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
@@ -401,10 +411,55 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
     return { role: signedIn.principal.role, projects: signedIn.principal.projects };
   };
-  return { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate, mcp: () => mcp };
+  return {
+    sessions,
+    trustedHosts,
+    hostForLink,
+    cookieName,
+    authenticate,
+    revokedAt,
+    mcpHandler,
+    acpHandler: acp.handle,
+    acpUpgrade: acp.upgrade,
+    opsCaller,
+    gate,
+    mcp: () => mcp,
+    acp,
+  };
 }
 
 type Front = ReturnType<typeof credentialsFront>;
+
+/**
+ * /acp's door: the endpoint (src/acp/http.ts) loaded at its first request, as /mcp's is (the ACP SDK's server
+ * modules would otherwise sit in every server's heap, used or not).
+ */
+function acpDoor(options: AcpHttpOptions) {
+  let endpoint: Promise<AcpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint(options)));
+  const failed = (error: unknown) => options.log.error("acp: the /acp endpoint could not load", error);
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (acp) => acp.handle(request, response),
+        (error: unknown) => {
+          failed(error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The ACP endpoint could not load; see the server's log\n");
+        },
+      ),
+    upgrade: (request: IncomingMessage, socket: Socket, head: Buffer) =>
+      void load().then(
+        (acp) => acp.upgrade(request, socket, head),
+        (error: unknown) => {
+          failed(error);
+          refuse(socket, 500, "Internal Server Error");
+        },
+      ),
+    /** A revoked principal's ACP connections end (only when /acp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((acp) => acp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
 
 /** The HTTP server: the proof, /metrics and the other operator routes, /mcp, the page; and the WebSocket upgrade. */
 function httpFront(
@@ -417,7 +472,7 @@ function httpFront(
   address: Address,
 ) {
   const { core, rpc, meter } = services;
-  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate } = front;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } = front;
   const { store } = readiness;
   // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
   // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
@@ -461,6 +516,7 @@ function httpFront(
     cookieName,
     log,
     mcp: mcpHandler,
+    acp: acpHandler,
     routes,
   });
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
@@ -478,6 +534,7 @@ function httpFront(
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
+    if (new URL(request.url ?? "/", "http://localhost").pathname === "/acp") return acpUpgrade(request, socket, head);
     void upgrade(request, socket, head).catch((error: unknown) => {
       log.error("websocket upgrade failed", error);
       if (!socket.destroyed) refuse(socket, 500, "Internal Server Error");
@@ -577,6 +634,7 @@ function stopper(
       sessions.clear();
       closeUnix(unix, config.socketPath);
       await (await front.mcp()?.catch(() => null))?.close();
+      await front.acp.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       core.deadlines.stop();

@@ -178,6 +178,7 @@ export const LAYERS: readonly Layer[] = [
       "client",
       "web",
       "mcp",
+      "acp/http.ts",
       "auth.ts",
       "config.ts",
       "home-lock.ts",
