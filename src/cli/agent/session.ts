@@ -1,4 +1,5 @@
 import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
 import { defaultRunnerName, factsText } from "../../protocol/proposal-facts.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
@@ -271,6 +272,9 @@ class ActSession {
       const ref = await this.shortRef(p);
       say(colours.dim(`  spool approve ${ref}   or   spool reject ${ref}`));
     }
+    // Not decided in time, the deadline rejects it: said before the question, so nobody is surprised by it.
+    const deadline = answer === null ? deadlineWords(p.expiresAt) : null;
+    if (deadline) say(colours.dim(`  ${deadline} unless decided`));
     while (answer === null || !/^[yna]$/i.test(answer)) {
       // Decided elsewhere while its facts were being shown: no question.
       if (this.decidedElsewhere.has(p.path)) return this.followElsewhere(p);
