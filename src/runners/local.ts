@@ -1,7 +1,7 @@
 import { constants, existsSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
@@ -14,7 +14,6 @@ import {
   bwrapArgs,
   cwdHiddenMessage,
   cwdOutsideMessage,
-  hiddenPaths,
   LOGIN_FILES,
   launcher,
   missingHiddenInside,
@@ -31,7 +30,9 @@ import {
   sandboxResult,
   within,
 } from "./sandbox.js";
+import { sandboxHidden } from "./sandbox-hide.js";
 import { networkLauncher } from "./sandbox-network.js";
+import { seccompFor } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
 import { TakenSignals } from "./taken-signals.js";
@@ -163,12 +164,13 @@ export class LocalBackend implements Backend {
       // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
       const realCwd = real("cwd", cwd);
       const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
-      const hidden = hiddenPaths(sandbox.hide ?? []);
+      // The server's and this runner's state, every Spool home recorded here, the credential paths (sandbox-hide.ts).
+      const hidden = sandboxHidden(sandbox.hide ?? [], this.#homes(), this.#environ, { workspace });
       // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
       const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
       if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
       // What is hidden is covered only where it exists: one not there yet inside the writable workspace is refused.
-      const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside(sandbox.hide ?? [], workspace) : undefined;
+      const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside((sandbox.hide ?? []).filter(isAbsolute), workspace) : undefined;
       if (creatable) throw new StartError(`Cannot start the command: ${missingHiddenMessage(creatable, workspace)}`);
       // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
       // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
@@ -195,10 +197,11 @@ export class LocalBackend implements Backend {
         seccomp: Boolean(probed.seccomp),
         ...(egress ? { egress: { dir: egress.path, forwarder: egress.forwarder } } : {}),
       });
-      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), probed.seccomp ?? null));
+      const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
+      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter));
       env = base;
       if (ownNetwork) {
-        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], probed.seccomp ?? null);
+        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], filter);
         ({ file, args } = launch);
         env = { ...base, ...launch.env };
       }

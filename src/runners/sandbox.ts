@@ -290,7 +290,9 @@ export function bwrapCommand(cwd: string, command: string, userns = false, secco
 
 /** What the detail adds on the seccomp filter: there, or why not. */
 export function seccompDetail(filter: boolean, why: string): string {
-  return filter ? "a seccomp filter (mounts, modules, keyrings, bpf, the clock refused)" : `no seccomp filter (${why})`;
+  return filter
+    ? "a seccomp filter (mounts, modules, keyrings, bpf, io_uring, the clock, setuid and setgid bits refused; read-only: new Unix sockets too)"
+    : `no seccomp filter (${why})`;
 }
 
 /** A check the probe runs inside the sandbox: `/` must not be writable. */
