@@ -65,6 +65,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "sandboxReason",
   "network",
   "egress",
+  "egressReached",
   "slug",
   "proposedBy",
   "loop",

@@ -7,7 +7,7 @@ import { factsText, factValue, proposalFacts } from "../../../src/protocol/propo
 import { ENTRY } from "../../../src/protocol/status.js";
 import { finished } from "../../helpers/runners.js";
 import { describeWithBwrap } from "../../helpers/sandbox.js";
-import { startTestServer, type TestServer } from "../../helpers/server.js";
+import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
 
 /**
  * Network mode allowlist through a real server and its embedded runner (SPEC §7 Runners, "Sandbox modes"): the
@@ -60,6 +60,15 @@ describeWithBwrap("network allowlist facts, decisions and rules", () => {
     expect(done.out.toString()).toBe("registry.test 200\napi.github.test 200\nextra.test 200\nevil.test 403\n");
     expect(done.err.toString()).toContain(`spool egress: blocked: evil.test:${port} (not on the list)\n`);
     expect(done.err.toString()).toContain(`spool egress: allowed: extra.test:${port}\n`);
+    // Recorded on the log entry and in the audit trail, under the principal that accepted it.
+    const reached = { allowed: ["registry.test", "api.github.test", "extra.test"].map((h) => `${h}:${port}`), blocked: [`evil.test:${port}`] };
+    expect(done.log.attributes.egressReached).toEqual(reached);
+    let audited: any;
+    await eventually(async () => {
+      audited = (await client.call("audit/list", { project: "egress" })).events.find((e: any) => e.action === "egress" && e.path === path);
+      return Boolean(audited);
+    });
+    expect(audited).toMatchObject({ principal: "admin", detail: reached });
   });
 
   it("an always-allow rule made with list A does not accept the same command asking for A plus one host, but accepts A and narrower", async () => {
