@@ -111,6 +111,18 @@ export class Entries {
   }
 
   /**
+   * What a search of `path` reads: a channel, or a command's output channels (its log path; typed input left out).
+   * Throws NOT_FOUND for no such entry and INVALID_PARAMS for an entry that is not output.
+   */
+  async searchTarget(runId: number, path: string): Promise<{ row: EntryRow; channels: EntryRow[] }> {
+    const row = await this.find(runId, path);
+    if (!row) throw new SpoolError("NOT_FOUND", `Entry "${path}" not found`, { path });
+    if (row.scheme === "log") return { row, channels: (await this.channels(row.id)).filter((c) => c.channel !== 0) };
+    if (row.streamed) return { row, channels: [row] };
+    throw new SpoolError("INVALID_PARAMS", `${row.path} is not a command's output: search a channel (sh://…) or a command's log path`, { path: row.path });
+  }
+
+  /**
    * Lines of these channels (one, or a command's output channels merged in stored order) that hold a pattern, searched
    * in a worker thread within the configured budget (limits.searchBudgetMs).
    */

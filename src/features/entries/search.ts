@@ -2,15 +2,14 @@ import { ENTRY } from "../../core/status.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { SEARCH_DEFAULT_MATCHES, SEARCH_MAX_BYTES } from "../../protocol/methods/entry.js";
 import { methods } from "../../protocol/methods/index.js";
-import { notFound, SpoolError } from "../../rpc/errors.js";
+import { SpoolError } from "../../rpc/errors.js";
 
 /** Searches one channel, or a command's output channels (its log path) merged in the order they were stored. */
 export const entrySearch = defineMethod({
   ...methods["entry/search"],
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
-    const row = await ctx.core.entries.find(run.id, params.path);
-    if (!row) throw notFound(`Entry "${params.path}"`, { run: params.run, path: params.path });
+    const { row, channels } = await ctx.core.entries.searchTarget(run.id, params.path);
     if (params.regex) {
       try {
         new RegExp(params.pattern, params.ignoreCase ? "im" : "m");
@@ -18,10 +17,6 @@ export const entrySearch = defineMethod({
         throw new SpoolError("INVALID_PARAMS", `pattern is not a valid regular expression: ${(error as Error).message}`, { pattern: params.pattern });
       }
     }
-    let channels: { id: number; path: string }[];
-    if (row.scheme === "log") channels = (await ctx.core.entries.channels(row.id)).filter((c) => c.channel !== 0);
-    else if (row.streamed) channels = [row];
-    else throw new SpoolError("INVALID_PARAMS", `${row.path} is not a command's output: search a channel (sh://…) or a command's log path`, { path: row.path });
     const empty = { path: row.path, status: row.status, lines: 0, matches: [], truncated: false };
     if (channels.length === 0) return empty;
     const query = {
@@ -43,7 +38,7 @@ export const entrySearch = defineMethod({
     return {
       path: row.path,
       // A log entry's status is its proposal's; a command still writing has channels at 102.
-      status: row.scheme === "log" && channels.some((c) => "status" in c && c.status === ENTRY.streaming) ? ENTRY.streaming : row.status,
+      status: row.scheme === "log" && channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : row.status,
       lines: found.lines,
       matches: found.matches.map(({ entryId, ...match }) => ({ ...match, path: pathOf.get(entryId) ?? row.path })),
       truncated: found.nextLine !== undefined,
