@@ -40,15 +40,13 @@ function run(text: string, q: SearchQuery, size: number) {
   const matcher = new LineMatcher(q, 1);
   const data = Buffer.from(text);
   const found: SearchMatch[] = [];
-  let next: number | undefined;
   for (let at = 0; at < data.length; at += size) {
     if (matcher.feed(at % 2 ? 7 : 9, data.subarray(at, at + size))) break;
     found.push(...matcher.progress().matches);
   }
   const end = matcher.end();
   found.push(...end.matches);
-  next = end.nextLine;
-  return { matches: found.map(({ entryId: _, ...m }) => m), next };
+  return { matches: found.map(({ entryId: _, ...m }) => m), next: end.nextLine };
 }
 
 describe("the line matcher", () => {
