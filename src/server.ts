@@ -32,7 +32,7 @@ import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { checkHomeOwned } from "./home-owner.js";
 import { recordStatePaths } from "./home-registry.js";
 import { createLogger, type Logger } from "./logger.js";
-import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
+import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "./mcp/http.js";
 import { Meter, observeAll } from "./ops/meter.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type OpsCaller, opsRoutes } from "./ops/routes.js";
@@ -359,7 +359,7 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     }
     sessions.endPrincipal(name);
     // Its MCP sessions and open MCP streams too (only when /mcp was ever used).
-    if (mcp) void mcp.then((endpoint) => endpoint.endPrincipal(name)).catch(() => undefined);
+    mcp.endPrincipal(name);
     acp.endPrincipal(name);
     return closed;
   });
@@ -371,29 +371,18 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented, expiresAt: found.expiresAt } : null;
   };
   // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
-  // Loaded at the first request (the MCP SDK's modules would otherwise sit in every server's heap, used or not).
-  let mcp: Promise<McpHttpEndpoint> | null = null;
-  const mcpEndpoint = () =>
-    (mcp ??= import("./mcp/http.js").then(
-      ({ McpHttpEndpoint }) =>
-        new McpHttpEndpoint({
-          authenticate: mcpCaller,
-          // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
-          authenticated: (request) => gate.authenticated(request.socket as Socket),
-          refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
-          serverUrl: () => address.localUrl ?? address.url,
-          version: SERVER_VERSION,
-          log,
-        }),
-    ));
-  const mcpHandler = (request: IncomingMessage, response: ServerResponse) =>
-    void mcpEndpoint().then(
-      (endpoint) => endpoint.handle(request, response),
-      (error: unknown) => {
-        log.error("mcp: the /mcp endpoint could not load", error);
-        response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
-      },
-    );
+  const mcp = mcpDoor(
+    {
+      authenticate: mcpCaller,
+      // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
+      authenticated: (request) => gate.authenticated(request.socket as Socket),
+      refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+      serverUrl: () => address.localUrl ?? address.url,
+      version: SERVER_VERSION,
+      log,
+    },
+    log,
+  );
   // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
   const acp = acpDoor({
     authenticate: mcpCaller,
@@ -421,17 +410,39 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     cookieName,
     authenticate,
     revokedAt,
-    mcpHandler,
+    mcpHandler: mcp.handle,
     acpHandler: acp.handle,
     acpUpgrade: acp.upgrade,
     opsCaller,
     gate,
-    mcp: () => mcp,
+    mcp,
     acp,
   };
 }
 
 type Front = ReturnType<typeof credentialsFront>;
+
+/**
+ * /mcp's door: the endpoint (src/mcp/http.ts) loaded at its first request (the MCP SDK's modules would otherwise sit
+ * in every server's heap, used or not).
+ */
+function mcpDoor(options: McpHttpOptions, log: Logger) {
+  let endpoint: Promise<McpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint(options)));
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (mcp) => mcp.handle(request, response),
+        (error: unknown) => {
+          log.error("mcp: the /mcp endpoint could not load", error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
+        },
+      ),
+    /** A revoked principal's MCP sessions and open streams end (only when /mcp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((mcp) => mcp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
 
 /**
  * /acp's door: the endpoint (src/acp/http.ts) loaded at its first request, as /mcp's is (the ACP SDK's server
@@ -636,7 +647,7 @@ function stopper(
       http.close();
       sessions.clear();
       closeUnix(unix, config.socketPath);
-      await (await front.mcp()?.catch(() => null))?.close();
+      await front.mcp.close();
       await front.acp.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
