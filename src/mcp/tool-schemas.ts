@@ -60,6 +60,9 @@ export const RunCommandArgs = {
   background: ProposalCreateParams.shape.background.describe(
     "Long-running work (a dev server, a watcher): return as soon as it is accepted, with its path, instead of waiting for it to finish; its time limit is the server's longer one for background work unless timeout_ms is given",
   ),
+  allow_hosts: ProposalCreateParams.shape.allow_hosts.describe(
+    'Hosts it needs to reach beyond the project\'s network allowlist ("pypi.org", "*.pythonhosted.org"), shown to the person who decides; only where the project has one or the command asks (workspace-write on a runner that enforces it)',
+  ),
   runner: ProposalCreateParams.shape.runner.describe(
     "The Spool runner to run it on (a name from `spool runners`: the local machine, a Docker container, an SSH host), shown to the person who decides; default: the one spool mcp was started with (--runner), else the one the decision picks. An unknown name is refused before anything is proposed",
   ),
