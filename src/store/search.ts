@@ -120,6 +120,8 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
   /** Searches the chunks of `entryIds` (one channel, or several merged in stored order) within `budgetMs`. */
   async function search(entryIds: readonly number[], query: SearchQuery, budgetMs: number, signal?: AbortSignal): Promise<SearchOutcome> {
     const slot = await acquire();
+    // A search under way keeps the process alive (an idle worker does not).
+    slot.worker.ref();
     await slot.online;
     const id = ++nextId;
     const job: SearchJob = { kind: "search", id, source: file ? { kind: "file", file, driver } : { kind: "remote" }, entryIds: [...entryIds], query };
