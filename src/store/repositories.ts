@@ -5,6 +5,7 @@ import * as audit from "./audit.js";
 import * as chunkReads from "./chunk-reads.js";
 import * as cluster from "./cluster.js";
 import type { Store } from "./database.js";
+import * as devices from "./devices.js";
 import * as entries from "./entries.js";
 import * as loops from "./loops.js";
 import * as messages from "./messages.js";
@@ -51,6 +52,7 @@ export function createRepositories(store: Store) {
     usage: bind(db, usage),
     allowRules: bind(db, allowRules),
     principals: bind(db, principals),
+    devices: bind(db, devices),
     notify: {
       ...bind(db, notify),
       claimDue: (now: number, until: number, limit: number, scope?: { exclude?: readonly number[]; target?: number }) =>

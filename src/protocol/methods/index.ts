@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import { byName } from "../define.js";
 import { auditList } from "./audit.js";
+import { deviceList, deviceRevoke } from "./device.js";
 import { entryGet, entryList, entrySearch } from "./entry.js";
 import { modelList } from "./model.js";
 import { notifyAdd, notifyList, notifyRemove, notifyTest } from "./notify.js";
@@ -60,6 +61,8 @@ export const METHODS = [
   tokenCreate,
   tokenList,
   tokenRevoke,
+  deviceList,
+  deviceRevoke,
   notifyAdd,
   notifyList,
   notifyRemove,
