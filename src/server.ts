@@ -503,6 +503,7 @@ function httpFront(
     },
     allowedOrigins: config.allowedOrigins,
     trustedHosts,
+    decisionTimeoutMs: config.decisionTimeoutMs,
     cookieName,
     log,
     mcp: mcpHandler,

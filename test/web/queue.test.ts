@@ -35,7 +35,8 @@ const buttonsReachable = (page: Page) =>
  * notification's link (from a real receiver's body) opens that proposal's card, and a tap decides it.
  */
 describeWithBrowser("the page opens on the queue, in Chromium", () => {
-  const web = useBrowser();
+  // A deadline in force: every card says when nobody's decision becomes a rejection.
+  const web = useBrowser({ server: { decisionTimeoutMs: 15 * 60_000 } });
   let admin: SpoolClient;
   let receiver: Server;
   const bodies: { url: string; event: string }[] = [];
@@ -60,6 +61,9 @@ describeWithBrowser("the page opens on the queue, in Chromium", () => {
     const firstRow = await page.$$eval(".proposal .actions", (all) => all.slice(0, 2).map((a) => a.getBoundingClientRect().bottom <= window.innerHeight));
     expect(firstRow).toEqual([true, true]);
     expect(await buttonsReachable(page)).toEqual([true, true, true]);
+    expect(await page.$$eval(".proposal .deadline", (all) => all.map((el) => el.textContent))).toEqual(
+      Array(3).fill(expect.stringMatching(/^rejected by deadline in 1[45] min$/)),
+    );
   }, 60_000);
 
   it("at 390×844 with touch, the same: no inner pane, every card's buttons reached by scrolling the page", async () => {

@@ -3,7 +3,7 @@ import { SpoolClient } from "../../client/spool-client.js";
 import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "../../protocol/page-session.js";
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
-import { age, escapeControl, serverNow, setServerClock } from "./format.js";
+import { age, deadlineText, escapeControl, serverNow, setServerClock } from "./format.js";
 import { ProposalNotifier } from "./notify.js";
 import { codeIn, malformedHash, type Route, readRoute, routeHash } from "./route.js";
 import { ProjectView } from "./routes/project.js";
@@ -77,6 +77,7 @@ export class App implements PageContext {
   #pendingRoot: string | null = null;
   /** Who the page is signed in as (GET /session). */
   #principal: SignedIn = { name: "", role: "viewer" };
+  #decisionTimeoutMs = 0;
   /** Which paired device this browser is. */
   #device: { id: string; name: string } = { id: "", name: "" };
 
@@ -118,6 +119,10 @@ export class App implements PageContext {
     return this.#principal;
   }
 
+  get decisionTimeoutMs(): number {
+    return this.#decisionTimeoutMs;
+  }
+
   /**
    * Pairs this browser with the fragment's one-time code when there is one, then connects. A page already signed in
    * keeps its device: a link for the same principal is spent and changes nothing; one for another principal asks
@@ -152,6 +157,7 @@ export class App implements PageContext {
     const info = (await session.json()) as SessionInfo;
     this.#principal = info.principal;
     this.#device = info.device;
+    this.#decisionTimeoutMs = info.decisionTimeoutMs ?? 0;
     this.#layout();
     if (note) this.toast(note, "error");
     const malformed = () => this.toast(`Not an address of this page: ${escapeControl(location.hash.slice(0, 80))}`, "error");
@@ -529,6 +535,10 @@ export class App implements PageContext {
       const text = age(Number(el.dataset.since));
       if (!el.textContent?.endsWith(text)) el.textContent = text;
     }
+    for (const el of this.#root.querySelectorAll<HTMLElement>("[data-deadline]")) {
+      const text = deadlineText(Number(el.dataset.deadline));
+      if (el.textContent !== text) el.textContent = text;
+    }
   }
 }
 
@@ -541,6 +551,7 @@ function withCode(text: string): (string | HTMLElement)[] {
 interface SessionInfo {
   principal: SignedIn;
   device: { id: string; name: string };
+  decisionTimeoutMs?: number;
 }
 
 async function errorText(response: Response): Promise<string> {

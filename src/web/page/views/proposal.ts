@@ -1,6 +1,6 @@
 import { defaultRunnerName, envPair, factValue } from "../../../protocol/proposal-facts.js";
 import { h } from "../dom.js";
-import { escapeControl, hasControl } from "../format.js";
+import { deadlineText, escapeControl, hasControl } from "../format.js";
 import type { Proposal, Runner } from "../model.js";
 import { routeHash } from "../route.js";
 import { shown, since } from "./common.js";
@@ -16,7 +16,7 @@ export interface ProposalActions {
  * sandbox mode, whether it runs in the background and its time limit — each with control characters shown
  * escaped, not obeyed.
  */
-export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions | null): HTMLElement {
+export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions | null, decisionTimeoutMs = 0): HTMLElement {
   const facts = p.producer;
   const fallback = defaultRunnerName(runners);
   const runnerSelect = h(
@@ -63,6 +63,10 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       h("span", { class: "dim path" }, escapeControl(p.path)),
       since(p.createdAt),
     ),
+    // The server's deadline, when one is in force: the card says when nobody's decision becomes a rejection.
+    decisionTimeoutMs > 0
+      ? h("p", { class: "deadline", "data-deadline": String(p.createdAt + decisionTimeoutMs) }, deadlineText(p.createdAt + decisionTimeoutMs))
+      : null,
     h("pre", { class: "command" }, "$ ", shown(facts.command)),
     h(
       "dl",
