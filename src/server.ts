@@ -3,7 +3,8 @@ import type { AddressInfo, Socket } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Tracer } from "@opentelemetry/api";
-import { type WebSocket, WebSocketServer } from "ws";
+import { WebSocketServer } from "ws";
+import type { AcpHttpEndpoint, AcpHttpOptions } from "./acp/http.js";
 import {
   cookieValue,
   ensureToken,
@@ -23,13 +24,15 @@ import { unixSocketUrl } from "./client/ws-transport.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
 import { busKey } from "./cluster/bus-auth.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
+import { serverState } from "./core/dispatch.js";
 import { createCore } from "./core/index.js";
 import type { Authenticated } from "./core/principals.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { checkHomeOwned } from "./home-owner.js";
+import { recordStatePaths } from "./home-registry.js";
 import { createLogger, type Logger } from "./logger.js";
-import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
+import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "./mcp/http.js";
 import { Meter, observeAll } from "./ops/meter.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type OpsCaller, opsRoutes } from "./ops/routes.js";
@@ -37,7 +40,6 @@ import { removeServerFacts, SERVER_FACTS_FILE, serverFacts, writeServerFacts } f
 import { startTracing, type Tracing } from "./ops/tracing-setup.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
-import { isBinaryFrame } from "./protocol/binary-frame.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
 import { SpoolError } from "./rpc/errors.js";
@@ -51,7 +53,7 @@ import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOp
 import { loadMigrations, type MigrationSet, migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
-import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate } from "./transports.js";
+import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate, wsTransport } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
 import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
@@ -91,54 +93,6 @@ export interface SpoolServer {
   /** An authenticated in-process transport to this server (tests, embedded runners). */
   connectInProcess(): Transport;
   stop(): Promise<void>;
-}
-
-function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger): Transport {
-  // What is sent in one turn of the event loop (the acknowledgements one group commit settles) leaves in one write.
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    raw.uncork();
-  };
-  return {
-    // ws calls back once the frame is written to the socket (or with an error when the socket is gone).
-    send: (text, flushed) => {
-      if (!corked && !raw.destroyed) {
-        corked = true;
-        raw.cork();
-        process.nextTick(uncork);
-      }
-      socket.send(text, flushed);
-    },
-    // A reply built as bytes: ws frames the Buffer as it is (a header written before it, no copy).
-    sendUtf8: (data, flushed) => {
-      if (!corked && !raw.destroyed) {
-        corked = true;
-        raw.cork();
-        process.nextTick(uncork);
-      }
-      socket.send(data, { binary: false }, flushed);
-    },
-    close: (code, reason) => socket.close(code, reason),
-    terminate: () => socket.terminate(),
-    pause: () => socket.pause(),
-    resume: () => socket.resume(),
-    onMessage: (listener) =>
-      socket.on("message", (data, isBinary) => {
-        if (!isBinary) listener(data.toString());
-        // JSON text sent in a binary message is taken as text; a binary frame goes to onBinary.
-        else if (!isBinaryFrame(data as Buffer)) listener((data as Buffer).toString("utf8"));
-      }),
-    onBinary: (listener) =>
-      socket.on("message", (data, isBinary) => {
-        if (isBinary && isBinaryFrame(data as Buffer)) {
-          scavenger.received((data as Buffer).length);
-          listener(data as Buffer);
-        }
-      }),
-    onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
-    bufferedAmount: () => socket.bufferedAmount,
-  };
 }
 
 /** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
@@ -185,6 +139,8 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     (message) => (options.logger ?? createLogger()).warn(message),
   );
   const lock = acquireHomeLock(config.home);
+  // Every sandbox built on this machine hides this server's state, not only the sandboxes of its own runners (issue 54).
+  recordStatePaths(serverState(config).concat(config.socketPath));
   try {
     return await startLocked(options, config, lock);
   } catch (error) {
@@ -400,7 +356,8 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     }
     sessions.endPrincipal(name);
     // Its MCP sessions and open MCP streams too (only when /mcp was ever used).
-    if (mcp) void mcp.then((endpoint) => endpoint.endPrincipal(name)).catch(() => undefined);
+    mcp.endPrincipal(name);
+    acp.endPrincipal(name);
     return closed;
   });
   // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
@@ -411,29 +368,26 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented, expiresAt: found.expiresAt } : null;
   };
   // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
-  // Loaded at the first request (the MCP SDK's modules would otherwise sit in every server's heap, used or not).
-  let mcp: Promise<McpHttpEndpoint> | null = null;
-  const mcpEndpoint = () =>
-    (mcp ??= import("./mcp/http.js").then(
-      ({ McpHttpEndpoint }) =>
-        new McpHttpEndpoint({
-          authenticate: mcpCaller,
-          // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
-          authenticated: (request) => gate.authenticated(request.socket as Socket),
-          refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
-          serverUrl: () => address.localUrl ?? address.url,
-          version: SERVER_VERSION,
-          log,
-        }),
-    ));
-  const mcpHandler = (request: IncomingMessage, response: ServerResponse) =>
-    void mcpEndpoint().then(
-      (endpoint) => endpoint.handle(request, response),
-      (error: unknown) => {
-        log.error("mcp: the /mcp endpoint could not load", error);
-        response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
-      },
-    );
+  const mcp = mcpDoor(
+    {
+      authenticate: mcpCaller,
+      // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
+      authenticated: (request) => gate.authenticated(request.socket as Socket),
+      refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+      serverUrl: () => address.localUrl ?? address.url,
+      version: SERVER_VERSION,
+      log,
+    },
+    log,
+  );
+  // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
+  const acp = acpDoor({
+    authenticate: mcpCaller,
+    authenticated: (request) => gate.authenticated(request.socket as Socket),
+    refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+    serverUrl: () => address.localUrl ?? address.url,
+    log,
+  });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
@@ -446,10 +400,77 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
     return { role: signedIn.principal.role, projects: signedIn.principal.projects };
   };
-  return { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate, mcp: () => mcp };
+  return {
+    sessions,
+    trustedHosts,
+    hostForLink,
+    cookieName,
+    authenticate,
+    revokedAt,
+    mcpHandler: mcp.handle,
+    acpHandler: acp.handle,
+    acpUpgrade: acp.upgrade,
+    opsCaller,
+    gate,
+    mcp,
+    acp,
+  };
 }
 
 type Front = ReturnType<typeof credentialsFront>;
+
+/**
+ * /mcp's door: the endpoint (src/mcp/http.ts) loaded at its first request (the MCP SDK's modules would otherwise sit
+ * in every server's heap, used or not).
+ */
+function mcpDoor(options: McpHttpOptions, log: Logger) {
+  let endpoint: Promise<McpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint(options)));
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (mcp) => mcp.handle(request, response),
+        (error: unknown) => {
+          log.error("mcp: the /mcp endpoint could not load", error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
+        },
+      ),
+    /** A revoked principal's MCP sessions and open streams end (only when /mcp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((mcp) => mcp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
+
+/**
+ * /acp's door: the endpoint (src/acp/http.ts) loaded at its first request, as /mcp's is (the ACP SDK's server
+ * modules would otherwise sit in every server's heap, used or not).
+ */
+function acpDoor(options: AcpHttpOptions) {
+  let endpoint: Promise<AcpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint(options)));
+  const failed = (error: unknown) => options.log.error("acp: the /acp endpoint could not load", error);
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (acp) => acp.handle(request, response),
+        (error: unknown) => {
+          failed(error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The ACP endpoint could not load; see the server's log\n");
+        },
+      ),
+    upgrade: (request: IncomingMessage, socket: Socket, head: Buffer) =>
+      void load().then(
+        (acp) => acp.upgrade(request, socket, head),
+        (error: unknown) => {
+          failed(error);
+          refuse(socket, 500, "Internal Server Error");
+        },
+      ),
+    /** A revoked principal's ACP connections end (only when /acp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((acp) => acp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
 
 /** The HTTP server: the proof, /metrics and the other operator routes, /mcp, the page; and the WebSocket upgrade. */
 function httpFront(
@@ -462,7 +483,7 @@ function httpFront(
   address: Address,
 ) {
   const { core, rpc, meter } = services;
-  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate } = front;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } = front;
   const { store } = readiness;
   // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
   // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
@@ -507,6 +528,7 @@ function httpFront(
     cookieName,
     log,
     mcp: mcpHandler,
+    acp: acpHandler,
     routes,
   });
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
@@ -524,6 +546,7 @@ function httpFront(
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
+    if (new URL(request.url ?? "/", "http://localhost").pathname === "/acp") return acpUpgrade(request, socket, head);
     void upgrade(request, socket, head).catch((error: unknown) => {
       log.error("websocket upgrade failed", error);
       if (!socket.destroyed) refuse(socket, 500, "Internal Server Error");
@@ -622,7 +645,8 @@ function stopper(
       http.close();
       sessions.clear();
       closeUnix(unix, config.socketPath);
-      await (await front.mcp()?.catch(() => null))?.close();
+      await front.mcp.close();
+      await front.acp.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       core.deadlines.stop();

@@ -4,7 +4,7 @@ import { defaultRunnerName } from "../protocol/proposal-facts.js";
 import { type Producer, type ProposalView, producerOf } from "../protocol/views.js";
 import { isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, type ToolChange } from "./output.js";
-import { askEditor, withdraw } from "./permissions.js";
+import { askEditor, showUndecided, withdraw } from "./permissions.js";
 import type { SessionScope, ToolView } from "./scope.js";
 
 /** Tool calls remembered per session; the oldest finished ones are forgotten past it. */
@@ -55,6 +55,7 @@ export class ToolCalls {
     const view = await this.view(p.toolCallId ?? p.path, p.path, callArguments(p.producer), p.producer.tool);
     if (view.resolved || view.permission || view.deciding || view.settled) return;
     view.facts = p.producer;
+    if (!this.scope.editor.mayDecide) return showUndecided(this.scope, view);
     // The runner a decision here picks, named in the request (its name only: the request goes out without it if the list fails).
     const runners = view.facts.runner === null ? await this.scope.link.client.call("runner/list", {}).catch(() => null) : null;
     askEditor(this.scope, view, runners ? defaultRunnerName(runners.runners) : null);

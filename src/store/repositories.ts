@@ -15,6 +15,7 @@ import * as producers from "./producers.js";
 import * as projects from "./projects.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
+import { chunkSearch } from "./search.js";
 import { entryReads, runReads } from "./sync-reads.js";
 import * as usage from "./usage.js";
 
@@ -62,6 +63,8 @@ export function createRepositories(store: Store) {
     cluster: bind(db, cluster),
     chunks: {
       ...chunkReads.chunkReads(store),
+      /** Searches channels' stored output in a worker thread (entry/search). */
+      search: chunkSearch(store).search,
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */
       append: (entryId: number, data: Buffer, seq: number | undefined, open: number) => store.appendChunk(entryId, data, seq, open),
     },

@@ -24,6 +24,8 @@ export interface WebOptions {
   decisionTimeoutMs: number;
   /** MCP over Streamable HTTP (src/mcp/http.ts): answers requests to /mcp; its own authentication. */
   mcp?: (request: IncomingMessage, response: ServerResponse) => void;
+  /** ACP by URL (src/acp/http.ts): answers requests to /acp; its own authentication. */
+  acp?: (request: IncomingMessage, response: ServerResponse) => void;
   /** Routes served before the page's files (the operator's /healthz, /readyz, /metrics), by path. */
   routes?: ReadonlyMap<string, Route>;
 }
@@ -80,6 +82,7 @@ async function handle(options: WebOptions, request: IncomingMessage, response: S
   const path = new URL(request.url ?? "/", "http://localhost").pathname;
   const method = request.method ?? "GET";
   if (path === "/mcp" && options.mcp) return options.mcp(request, response);
+  if (path === "/acp" && options.acp) return options.acp(request, response);
   if (path === "/session/code") return await mintCode(options, request, response, method);
   if (path === "/session/peek") return await peek(options, request, response, method);
   if (path === "/session") return session(options, request, response, method);

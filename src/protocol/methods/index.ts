@@ -2,7 +2,7 @@ import type { z } from "zod";
 import { byName } from "../define.js";
 import { auditList } from "./audit.js";
 import { deviceList, deviceRevoke } from "./device.js";
-import { entryGet, entryList } from "./entry.js";
+import { entryGet, entryList, entrySearch } from "./entry.js";
 import { modelList } from "./model.js";
 import { notifyAdd, notifyList, notifyRemove, notifyTest } from "./notify.js";
 import { projectList } from "./project.js";
@@ -44,6 +44,7 @@ export const METHODS = [
   proposalList,
   entryGet,
   entryList,
+  entrySearch,
   runnerAttach,
   runnerList,
   stream,
