@@ -524,7 +524,6 @@ function httpFront(
     },
     allowedOrigins: config.allowedOrigins,
     trustedHosts,
-    decisionTimeoutMs: config.decisionTimeoutMs,
     cookieName,
     log,
     mcp: mcpHandler,

@@ -20,8 +20,6 @@ export interface WebOptions {
   /** The session cookie's name (it carries the port the request reached the server by). */
   cookieName: (request: IncomingMessage) => string;
   log: Logger;
-  /** How long a proposal waits for a decision before the deadline rejects it (decisionTimeoutMs); 0: never. The page shows each card's deadline. */
-  decisionTimeoutMs: number;
   /** MCP over Streamable HTTP (src/mcp/http.ts): answers requests to /mcp; its own authentication. */
   mcp?: (request: IncomingMessage, response: ServerResponse) => void;
   /** ACP by URL (src/acp/http.ts): answers requests to /acp; its own authentication. */
@@ -171,7 +169,6 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
       credentialExpiresAt: device.credentialExpiresAt,
       principal: { name: who, role },
       device: { id: device.id, name: device.name },
-      decisionTimeoutMs: options.decisionTimeoutMs,
     });
   }
   // Any exchange attempt spends the code it carries, a refused one too: a code another page got to see works for no one.

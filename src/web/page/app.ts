@@ -77,7 +77,6 @@ export class App implements PageContext {
   #pendingRoot: string | null = null;
   /** Who the page is signed in as (GET /session). */
   #principal: SignedIn = { name: "", role: "viewer" };
-  #decisionTimeoutMs = 0;
   /** Which paired device this browser is. */
   #device: { id: string; name: string } = { id: "", name: "" };
 
@@ -119,10 +118,6 @@ export class App implements PageContext {
     return this.#principal;
   }
 
-  get decisionTimeoutMs(): number {
-    return this.#decisionTimeoutMs;
-  }
-
   /**
    * Pairs this browser with the fragment's one-time code when there is one, then connects. A page already signed in
    * keeps its device: a link for the same principal is spent and changes nothing; one for another principal asks
@@ -157,7 +152,6 @@ export class App implements PageContext {
     const info = (await session.json()) as SessionInfo;
     this.#principal = info.principal;
     this.#device = info.device;
-    this.#decisionTimeoutMs = info.decisionTimeoutMs ?? 0;
     this.#layout();
     if (note) this.toast(note, "error");
     const malformed = () => this.toast(`Not an address of this page: ${escapeControl(location.hash.slice(0, 80))}`, "error");
@@ -551,7 +545,6 @@ function withCode(text: string): (string | HTMLElement)[] {
 interface SessionInfo {
   principal: SignedIn;
   device: { id: string; name: string };
-  decisionTimeoutMs?: number;
 }
 
 async function errorText(response: Response): Promise<string> {

@@ -18,8 +18,6 @@ export interface PageContext {
   readonly view: number;
   /** Who the page is signed in as (GET /session): the controls its role cannot use are not shown. */
   readonly principal: SignedIn;
-  /** How long a proposal waits before the server's deadline rejects it (decisionTimeoutMs); 0: never. */
-  readonly decisionTimeoutMs: number;
   navigate(route: Route, push: boolean): void;
   /** Moves to the route with `patch` applied, as a new history entry. */
   go(patch: Partial<Route>): void;

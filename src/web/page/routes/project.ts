@@ -183,7 +183,7 @@ export class ProjectView {
     for (const [key, p] of list) {
       // A principal whose role may not decide (viewer, agent) sees the card without Approve and Reject.
       const actions = may(this.#page, "person") ? { resolve: (...args: Parameters<ProposalActions["resolve"]>) => void this.#resolve(...args) } : null;
-      const card = this.#cards.get(key) ?? proposalCard(p, this.#page.route.project, this.#runners, actions, this.#page.decisionTimeoutMs);
+      const card = this.#cards.get(key) ?? proposalCard(p, this.#page.route.project, this.#runners, actions);
       markOtherRun(card, here !== null && p.run !== here);
       cards.set(key, card);
     }

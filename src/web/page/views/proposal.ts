@@ -64,9 +64,7 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       since(p.createdAt),
     ),
     // The server's deadline, when one is in force: the card says when nobody's decision becomes a rejection.
-    decisionTimeoutMs > 0
-      ? h("p", { class: "deadline", "data-deadline": String(p.createdAt + decisionTimeoutMs) }, deadlineText(p.createdAt + decisionTimeoutMs))
-      : null,
+    p.expiresAt != null ? h("p", { class: "deadline", "data-deadline": String(p.expiresAt) }, deadlineText(p.expiresAt)) : null,
     h("pre", { class: "command" }, "$ ", shown(facts.command)),
     h(
       "dl",
