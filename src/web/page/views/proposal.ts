@@ -16,7 +16,7 @@ export interface ProposalActions {
  * sandbox mode, whether it runs in the background and its time limit — each with control characters shown
  * escaped, not obeyed.
  */
-export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions | null, decisionTimeoutMs = 0): HTMLElement {
+export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions | null): HTMLElement {
   const facts = p.producer;
   const fallback = defaultRunnerName(runners);
   const runnerSelect = h(
