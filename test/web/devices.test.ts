@@ -85,6 +85,14 @@ describe("paired devices", () => {
     await admin.call("device/revoke", { device: "timed" });
     await timed.closed;
     expect(Date.now() - started).toBeLessThan(1_000);
+    // The trail has the pairing (with the device and its address) and the unpairing.
+    const { events } = await admin.call("audit/list", {});
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ action: "sign-in", principal: "admin", detail: expect.objectContaining({ device: phone.id, address: "127.0.0.1" }) }),
+        expect.objectContaining({ action: "device/revoke", detail: expect.objectContaining({ device: phone.id, name: "lost-phone" }) }),
+      ]),
+    );
     const again = cli(["devices", "revoke", "lost-phone"]);
     expect(await again.exit).not.toBe(0);
     expect(again.stderr()).toMatch(/Device "lost-phone" not found/);
