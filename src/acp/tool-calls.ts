@@ -77,8 +77,12 @@ export class ToolCalls {
       await this.settle(view, "failed", `rejected by ${p.resolvedBy}${p.reason ? `: ${p.reason}` : ""}`);
       return;
     }
-    await this.change(view, { status: "in_progress" });
-    this.follow(view);
+    // Who decided, in the tool call: a client whose question could not be withdrawn (acpx 0.1.15 knows no
+    // `$/cancel_request`) still reads that it is moot. A terminal, when shown, stays after it.
+    const who: ToolChange["content"] = [{ type: "content", content: { type: "text", text: `accepted by ${p.resolvedBy}` } }];
+    if (this.scope.editor.terminal) who.push({ type: "terminal", terminalId: view.id });
+    await this.change(view, { status: "in_progress", content: who });
+    this.follow(view, `accepted by ${p.resolvedBy}`);
   }
 
   // ---- one tool call ---------------------------------------------------------------------------------
@@ -150,7 +154,7 @@ export class ToolCalls {
   }
 
   /** Streams an accepted command's output into its tool call until it ends. */
-  follow(view: ToolView): void {
+  follow(view: ToolView, heading?: string): void {
     if (view.output || !view.path) return;
     const { link, log, updates } = this.scope;
     const output = new CommandOutput({
@@ -162,6 +166,7 @@ export class ToolCalls {
       send: (change, output) => updates.enqueue(() => this.change(view, change), output),
       reconnected: (ms) => link.reconnected(ms),
       log,
+      heading,
     });
     view.output = output;
     output

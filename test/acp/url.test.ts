@@ -6,7 +6,7 @@ import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
-import { type AcpEditor, initialize } from "./harness.js";
+import { type AcpEditor, initialize, spawnAcp } from "./harness.js";
 import { aborted, editorByUrl, type UrlTransport } from "./url-harness.js";
 
 /*
@@ -146,5 +146,27 @@ describe("ACP by URL at /acp", () => {
           .map(terminalData)
           .join(""),
       ).toBe("approved-from-cli\n");
+  }, 60_000);
+
+  it("a session opened by URL is a Spool run: listed, closed, and loaded again by spool acp on stdio", async () => {
+    const e = editor("ws");
+    await initialize(e, { name: "phone" });
+    const { sessionId } = await e.connection.agent.request("session/new", { cwd: project, mcpServers: [] });
+    const turn = prompt(e, sessionId, "run `echo hi`");
+    (await e.permission()).answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    expect(await turn).toEqual({ stopReason: "end_turn" });
+    const listed = await e.connection.agent.request("session/list", { cwd: project });
+    expect(listed.sessions.map((x) => x.sessionId)).toContain(sessionId);
+    expect(await e.connection.agent.request("session/close", { sessionId })).toEqual({});
+    const stdio = spawnAcp({ args: ["--server", server.url], env: { SPOOL_HOME: home } });
+    try {
+      await initialize(stdio, { name: "zed" });
+      await stdio.connection.agent.request("session/load", { sessionId, cwd: project, mcpServers: [] });
+      expect(
+        stdio.updates(sessionId).some((u) => u.sessionUpdate === "user_message_chunk" && u.content.type === "text" && u.content.text === "run `echo hi`"),
+      ).toBe(true);
+    } finally {
+      await stdio.stop("SIGKILL");
+    }
   }, 60_000);
 });
