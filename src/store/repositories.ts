@@ -12,6 +12,7 @@ import * as notify from "./notify.js";
 import * as principals from "./principals.js";
 import * as producers from "./producers.js";
 import * as projects from "./projects.js";
+import * as runnerNames from "./runner-names.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
 import { entryReads, runReads } from "./sync-reads.js";
@@ -58,6 +59,7 @@ export function createRepositories(store: Store) {
     audit: bind(db, audit),
     activity: activityRows.activityWrites(store),
     cluster: bind(db, cluster),
+    runnerNames: bind(db, runnerNames),
     chunks: {
       ...chunkReads.chunkReads(store),
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */
