@@ -28,6 +28,8 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(8 * 1024 * 1024),
+  /** Milliseconds one `entry/search` may run (in a worker thread); past it the search ends and answers what it found, and where to go on. */
+  searchBudgetMs: z.number().int().positive().default(5_000),
   /** Concurrent WebSocket connections; more are refused with HTTP 503. */
   maxConnections: z.number().int().positive().default(512),
   /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §2c "Bounded before authentication"). */
@@ -73,6 +75,20 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(16 * 1024 * 1024),
+  /** Sign-in codes (`spool open`) one principal may have waiting; minting another spends that principal's oldest. */
+  maxCodesPerPrincipal: z.number().int().positive().default(8),
+  /** Sign-in codes waiting, all principals together; past it a new one is refused (LIMIT_EXCEEDED), nobody's is dropped. */
+  maxCodes: z.number().int().positive().default(256),
+  /** Paired devices one principal may have; pairing another unpairs that principal's device used longest ago. */
+  maxDevicesPerPrincipal: z.number().int().positive().default(16),
+  /** Paired devices, all principals together; past it a new pairing is refused (LIMIT_EXCEEDED), nobody's is unpaired. */
+  maxDevices: z.number().int().positive().default(1024),
+  /** How long a paired device stays signed in after its last use, in milliseconds (never past its credential's expiry). */
+  deviceIdleMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30 * 24 * 60 * 60 * 1000),
   /** Let `proposal/create` use a cwd outside the project root (off: such a cwd is INVALID_PARAMS). */
   allowCwdOutsideRoot: z.boolean().default(false),
   /** Largest decoded `stream/input` message, in bytes (PAYLOAD_TOO_LARGE above). */

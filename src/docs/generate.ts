@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { exitCodesTable } from "../cli/exit-codes.js";
 import { LimitsSchema } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
@@ -242,6 +243,7 @@ export function docSections(api: DescribedApi = protocolApi(), root?: string): R
       layout: layoutTable(),
     },
     "PLUGINS.md": { hooks: hookTable() },
+    "README.md": { "exit-codes": exitCodesTable() },
   };
 }
 

@@ -157,8 +157,8 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["docs"],
-    purpose: "the generated parts of docs/spec/ and PLUGINS.md (`npm run docs`), and this layout",
-    imports: ["protocol", "rpc", "plugins", "config.ts"],
+    purpose: "the generated parts of docs/spec/, PLUGINS.md and README.md (`npm run docs`), and this layout",
+    imports: ["protocol", "rpc", "plugins", "config.ts", "cli/exit-codes.ts"],
     packages: "any",
     node: true,
   },
@@ -178,6 +178,7 @@ export const LAYERS: readonly Layer[] = [
       "client",
       "web",
       "mcp",
+      "acp/http.ts",
       "auth.ts",
       "config.ts",
       "home-lock.ts",

@@ -5,6 +5,7 @@ import { isAbsolute, join } from "node:path";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
+import { type EgressDir, egressDir, egressLauncher, egressVariables } from "./egress-launcher.js";
 import { localBaseEnvironment } from "./environment.js";
 import { startLocalTty } from "./local-tty.js";
 import { containedEnd, type ProcessRecorder } from "./orphans.js";
@@ -52,6 +53,8 @@ export interface LocalBackendOptions {
   processes?: ProcessRecorder;
   /** What holds each command's processes (container.ts): `auto` (default) a cgroup where this process may make one, else a PID namespace. */
   container?: ContainerChoice;
+  /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
+  egressHosts?: Readonly<Record<string, string>>;
 }
 
 /** bwrap's arguments; a plan it cannot build is a StartError. */
@@ -147,6 +150,7 @@ export class LocalBackend implements Backend {
     const script = shellScript(spec.command);
     let args = ["-c", script];
     const sandbox = sandboxOf(spec);
+    let egress: EgressDir | null = null;
     if (sandbox) {
       const probed = await this.#sandbox();
       if (!probed.path) throw new StartError(`${sandbox.mode} commands are refused on this runner: it has no ${sandbox.mode} sandbox (${probed.info.detail})`);
@@ -170,7 +174,13 @@ export class LocalBackend implements Backend {
       if (creatable) throw new StartError(`Cannot start the command: ${missingHiddenMessage(creatable, workspace)}`);
       // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
       // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
-      const ownNetwork = sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
+      // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (egress-launcher.ts).
+      const allowlist = sandbox.mode === "workspace-write" && sandbox.egress ? sandbox.egress : null;
+      const ownNetwork = !allowlist && sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
+      if (allowlist) {
+        egress = egressDir();
+        env = { ...env, ...egressVariables() };
+      }
       const sandboxed = sandboxArgs({
         mode: sandbox.mode,
         network: sandbox.network ?? true,
@@ -185,6 +195,7 @@ export class LocalBackend implements Backend {
         resetSignals: probed.resetSignals ?? null,
         userns: probed.userns ?? false,
         seccomp: Boolean(probed.seccomp),
+        ...(egress ? { egress: { dir: egress.path, forwarder: egress.forwarder } } : {}),
       });
       const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
       ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter));
@@ -194,7 +205,40 @@ export class LocalBackend implements Backend {
         ({ file, args } = launch);
         env = { ...base, ...launch.env };
       }
+      if (allowlist && egress) {
+        const policy = { allow: allowlist.allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) };
+        const launch = egressLauncher(egress, policy, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], probed.seccomp ?? null);
+        ({ file, args } = launch);
+        env = { ...base, ...launch.env };
+      }
     }
+    try {
+      const execution = await this.#run(spec, { file, args, env, base, cwd, script, sandbox: Boolean(sandbox), started });
+      if (!egress) return execution;
+      const dir = egress;
+      return { ...execution, result: execution.result.finally(() => dir.remove()) };
+    } catch (error) {
+      egress?.remove();
+      throw error;
+    }
+  }
+
+  async #run(
+    spec: ExecSpec,
+    start: {
+      file: string;
+      args: string[];
+      env: Record<string, string>;
+      base: Record<string, string>;
+      cwd: string;
+      script: string;
+      sandbox: boolean;
+      started: number;
+    },
+  ): Promise<Execution> {
+    let { file, args, env } = start;
+    const { base, cwd, script, started } = start;
+    const sandbox = start.sandbox;
     if (!sandbox && spec.workspace) {
       // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
       let realCwd: string;
