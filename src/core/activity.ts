@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type Audit, whoOf } from "./audit.js";
@@ -23,7 +24,9 @@ export class Activity implements ProducerActivity {
   proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void {
     const { principal, client } = whoOf(proposedBy);
     const command = (JSON.parse(log.attributes) as { command?: unknown }).command;
-    void this.audit.record({ action: "proposal", principal, client, project: project.name, run: run.alias, path: log.path, detail: { command } });
+    // The trail keeps what identifies the command, not the command (up to 64 KiB, whole in the entry): its digest and head.
+    const detail = typeof command === "string" ? commandSummary(command) : {};
+    void this.audit.record({ action: "proposal", principal, client, project: project.name, run: run.alias, path: log.path, detail });
   }
 
   /** It waits for a person: receivers are told, and its deadline starts. */
@@ -76,4 +79,20 @@ export class Activity implements ProducerActivity {
       reason: "reason" in outcome ? outcome.reason : null,
     });
   }
+}
+
+/** Bytes of a command the audit trail keeps (with its SHA-256 and its size, which identify the rest). */
+export const COMMAND_HEAD_BYTES = 256;
+
+/** A command as the trail keeps it: its SHA-256, its size in bytes, and its first COMMAND_HEAD_BYTES (whole characters). */
+export function commandSummary(command: string): { commandDigest: string; commandBytes: number; commandHead: string } {
+  const bytes = Buffer.from(command, "utf8");
+  const head =
+    bytes.length <= COMMAND_HEAD_BYTES
+      ? command
+      : bytes
+          .subarray(0, COMMAND_HEAD_BYTES)
+          .toString("utf8")
+          .replace(/\uFFFD$/, "");
+  return { commandDigest: `sha256:${createHash("sha256").update(bytes).digest("hex")}`, commandBytes: bytes.length, commandHead: head };
 }

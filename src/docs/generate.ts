@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { LimitsSchema } from "../config.js";
+import { LimitsSchema, PER_PRINCIPAL_LIMITS } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import { METHODS } from "../protocol/methods/index.js";
@@ -152,6 +152,14 @@ export function limitsTable(): string {
   return ["| setting (config.json) | default | meaning |", "|---|---|---|", ...rows].join("\n");
 }
 
+/** Every per-principal bound (PER_PRINCIPAL_LIMITS) with its default, in one place. */
+export function perPrincipalTable(): string {
+  const defaults = LimitsSchema.parse({}) as Record<string, unknown>;
+  const json = z.toJSONSchema(LimitsSchema, { io: "input" }) as { properties: Record<string, { description?: string }> };
+  const rows = PER_PRINCIPAL_LIMITS.map((name) => `| \`limits.${name}\` | ${defaults[name]} | ${cell(json.properties[name]?.description ?? "")} |`);
+  return ["| bound (config.json) | default | what it bounds |", "|---|---|---|", ...rows].join("\n");
+}
+
 /** The layout of src/ (src/docs/layers.ts): each row's folders and files, what they hold, and what they may import. */
 export function layoutTable(): string {
   const code = (names: readonly string[]) => names.map((name) => `\`${name}\``).join(", ");
@@ -185,6 +193,7 @@ export function docSections(api: DescribedApi = protocolApi()): Record<string, R
       notifications: notificationTable(api),
       errors: errorTable(),
       limits: limitsTable(),
+      "per-principal": perPrincipalTable(),
       layout: layoutTable(),
     },
     "PLUGINS.md": { hooks: hookTable() },

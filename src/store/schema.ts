@@ -51,6 +51,8 @@ export interface EntryTable {
   newlines: Generated<number>;
   ends_with_newline: Generated<number>;
   last_seq: Generated<number>;
+  /** The principal a proposal's log entry was made by (migration 017); null for every other entry. */
+  proposed_by: Generated<string | null>;
   created_at: number;
   updated_at: number;
 }

@@ -145,7 +145,8 @@ export class Notifications {
     const now = Date.now();
     // Stored once, whatever the number of receivers, as what its body is made from (the sender builds it); each
     // receiver's delivery id is derived when it is sent.
-    const stored: StoredEvent = { fact, project: project.name, run: runAlias, pageBase: this.#pageBase, path: log.path, attributes: log.attributes, at: now };
+    const attributes = boundedAttributes(log.attributes);
+    const stored: StoredEvent = { fact, project: project.name, run: runAlias, pageBase: this.#pageBase, path: log.path, attributes, at: now };
     await this.writes.event({
       event: { uuid: randomUUID(), event: fact.event, payload: JSON.stringify(stored), created_at: now },
       targets: targets.map((t) => t.id),
@@ -173,4 +174,24 @@ function view(row: NotifyTargetRow, backlog: { pending: number; lastError: strin
     pending: backlog?.pending ?? 0,
     lastError: backlog?.lastError ?? null,
   };
+}
+
+/** Characters of a command (and of each env value) an event's stored row keeps: a body is read on a phone, not audited. */
+export const NOTIFY_COMMAND_CHARS = 2048;
+export const NOTIFY_ENV_VALUE_CHARS = 512;
+
+/**
+ * An entry's attributes as an outbox row keeps them: a command of up to 64 KiB cut to NOTIFY_COMMAND_CHARS, saying
+ * how much was left out (the whole one is in Spool, a link away), and each env value cut likewise. Small ones (most)
+ * are kept as they are, unparsed.
+ */
+export function boundedAttributes(text: string): string {
+  if (text.length <= NOTIFY_COMMAND_CHARS + 1024) return text;
+  const attributes = JSON.parse(text) as { command?: unknown; env?: Record<string, unknown> };
+  const cut = (value: string, keep: number) =>
+    value.length <= keep ? value : `${value.slice(0, keep)}… (${value.length - keep} more characters, left out here)`;
+  if (typeof attributes.command === "string") attributes.command = cut(attributes.command, NOTIFY_COMMAND_CHARS);
+  if (attributes.env && typeof attributes.env === "object")
+    attributes.env = Object.fromEntries(Object.entries(attributes.env).map(([k, v]) => [k, typeof v === "string" ? cut(v, NOTIFY_ENV_VALUE_CHARS) : v]));
+  return JSON.stringify(attributes);
 }
