@@ -133,6 +133,8 @@ export interface NotifyTargetTable {
   format: "json" | "slack" | "ntfy";
   /** JSON array of project names; null: every project. */
   projects: string | null;
+  /** 1: its bodies carry env values; 0 (the default): env names only (migration 017). */
+  include_env_values: Generated<number>;
   created_by: string;
   created_at: number;
 }

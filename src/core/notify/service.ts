@@ -68,6 +68,7 @@ export class Notifications {
         events: JSON.stringify(events),
         format: params.format ?? "json",
         projects: params.projects ? JSON.stringify([...new Set(params.projects)]) : null,
+        include_env_values: params.includeEnvValues ? 1 : 0,
         created_by: by.name,
         created_at: Date.now(),
       });
@@ -165,10 +166,11 @@ export class Notifications {
 function view(row: NotifyTargetRow, backlog: { pending: number; lastError: string | null } | undefined): TargetView {
   return {
     name: row.name,
-    url: row.url,
+    url: redactUrl(row.url),
     events: (parseList(row.events) ?? []) as TargetView["events"],
     format: row.format,
     projects: parseList(row.projects),
+    includeEnvValues: row.include_env_values === 1,
     createdAt: Number(row.created_at),
     createdBy: row.created_by,
     pending: backlog?.pending ?? 0,
@@ -194,4 +196,14 @@ export function boundedAttributes(text: string): string {
   if (attributes.env && typeof attributes.env === "object")
     attributes.env = Object.fromEntries(Object.entries(attributes.env).map(([k, v]) => [k, typeof v === "string" ? cut(v, NOTIFY_ENV_VALUE_CHARS) : v]));
   return JSON.stringify(attributes);
+}
+
+/**
+ * A receiver's URL as it is shown and audited: scheme, host and the path's last four characters. A Slack or ntfy
+ * URL is the credential itself; the whole one stays in its row, used only to send.
+ */
+export function redactUrl(text: string): string {
+  const url = new URL(text);
+  const rest = `${url.pathname}${url.search}`;
+  return `${url.protocol}//${url.host}/${rest.length > 5 ? `…${rest.slice(-4)}` : rest.slice(1)}`;
 }
