@@ -38,22 +38,60 @@ export class Activity implements ProducerActivity {
   /** It was decided, by someone, a rule, run/abort or the deadline. */
   resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): void {
     this.deadlines.decided(log.id);
-    const expired = details.resolver.kind === "deadline";
-    const { principal, client } = expired ? { principal: DEADLINE, client: null } : whoOf(details.resolvedBy);
+    const { resolver } = details;
+    const expired = resolver.kind === "deadline";
+    // A rule's accept names the rule as who and its setter as a field of its own (resolvedBy is words for people).
+    const byRule = resolver.kind === "rule" && typeof resolver.rule === "number";
+    const setBy = byRule && resolver.client ? whoOf(resolver.client) : null;
+    const { principal, client } = expired
+      ? { principal: DEADLINE, client: null }
+      : byRule
+        ? { principal: `rule #${resolver.rule}`, client: null }
+        : whoOf(details.resolvedBy);
     void this.audit.record({
       action: expired ? "expired" : "decision",
       principal,
-      client: client ?? details.resolver.client ?? null,
+      client: byRule ? null : (client ?? resolver.client ?? null),
       project: project.name,
       run: run.alias,
       path: log.path,
-      detail: { decision: details.decision, reason: details.reason ?? null, by: details.resolvedBy, resolver: details.resolver.kind },
+      detail: {
+        decision: details.decision,
+        reason: details.reason ?? null,
+        by: details.resolvedBy,
+        resolver: resolver.kind,
+        how: resolver.how ?? HOW_OF_KIND[resolver.kind],
+        ...(byRule ? { rule: resolver.rule, setBy: setBy!.principal, setVia: setBy!.client } : {}),
+      },
     });
     this.notifications.enqueue(project, run.alias, log, {
       event: expired ? "expired" : "decided",
       outcome: details.decision,
       by: details.resolvedBy,
       reason: details.reason ?? null,
+    });
+  }
+
+  /** An "always allow" rule was stored: its id, the exact facts it covers (the command as its digest and head), who set it. */
+  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: { id: number; setBy: string; runner: string }): void {
+    const { principal, client } = whoOf(rule.setBy);
+    const a = JSON.parse(log.attributes) as { tool?: string; command?: string; cwd?: string; env?: Record<string, string> };
+    void this.audit.record({
+      action: "rule/create",
+      principal,
+      client,
+      project: project.name,
+      run: run.alias,
+      path: log.path,
+      detail: {
+        rule: rule.id,
+        setBy: principal,
+        tool: a.tool ?? null,
+        ...commandSummary(a.command ?? ""),
+        cwd: a.cwd ?? null,
+        envNames: Object.keys(a.env ?? {}),
+        runner: rule.runner,
+      },
     });
   }
 
@@ -80,6 +118,9 @@ export class Activity implements ProducerActivity {
     });
   }
 }
+
+/** How a decision was made when its resolver does not say (rows of resolvers from before `how`). */
+const HOW_OF_KIND = { connection: "key", rule: "rule", abort: "abort", deadline: "deadline" } as const;
 
 /** Bytes of a command the audit trail keeps (with its SHA-256 and its size, which identify the rest). */
 export const COMMAND_HEAD_BYTES = 256;

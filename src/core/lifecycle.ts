@@ -93,7 +93,7 @@ export class Lifecycle extends ChannelAppends {
     caller: ConnectionHandle,
     project: ProjectRef,
     target: ProducerTarget,
-    options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined },
+    options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined; how?: "key" | "flag" | undefined },
   ): Promise<AcceptResult> {
     return decide.accept(this.#stage, caller, project, target, options);
   }
