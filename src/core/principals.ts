@@ -19,6 +19,8 @@ const sha256 = (secret: string) => createHash("sha256").update(secret).digest();
 export interface Authenticated {
   principal: PrincipalRef;
   expiresAt: number | null;
+  /** Which credential: the token's id (the home's token file: `home:<id>`), what a paired device is bound to. */
+  credential: string;
 }
 
 function refOf(row: PrincipalRow): PrincipalRef {
@@ -53,7 +55,7 @@ export class Principals {
     const expected = row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32);
     const same = timingSafeEqual(expected, sha256(match[2]!));
     if (!row || !same || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
-    return { principal: refOf(row), expiresAt: row.expires_at };
+    return { principal: refOf(row), expiresAt: row.expires_at, credential: row.token_id };
   }
 
   /**

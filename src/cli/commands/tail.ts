@@ -4,6 +4,7 @@ import { isLogEntry, producerOf } from "../../protocol/views.js";
 import { commandOf, defineCommand } from "../command-spec.js";
 import { escapeControl } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
+import { whenReaderGone } from "../reader-gone.js";
 import { resolveCommand, resolveRun } from "../refs.js";
 import { commandOutput } from "../terminal-writer.js";
 import { endedWords } from "../words.js";
@@ -14,7 +15,7 @@ const TAIL_SPEC = defineCommand({
   usage: "spool tail [RUN [CMD]] [-f [--after SEQ] | -n N | --input]",
   about: `Prints the output of a command: stdout to stdout, stderr to stderr (CMD may also be one channel's
 path, sh://turn_1/…_1); what was typed to it only with --input. With -f it keeps printing until
-the command ends, waiting first (and saying so) for a pending proposal to be decided; how a
+the command ends (into a pipe, until its reader leaves: spool tail -f | head -2), waiting first (and saying so) for a pending proposal to be decided; how a
 command that did not succeed ended is said on stderr. Exits 0 when the command succeeded, 1 when
 it failed, was cancelled or its proposal was rejected.
 
@@ -99,7 +100,16 @@ async function tail(
   const watch = await client.watch({ run, path: log, ...(channel ? { channel } : {}), after: options.after, snapshot: !options.follow }, (chunk) =>
     out(channel ?? chunk.channel, chunk.data),
   );
-  const ended = await watch.ended;
+  // Followed into a pipe whose reader left (`spool tail -f | head -2`): done, though the command prints nothing more.
+  let stopWatchingReader = () => {};
+  const readerGone = new Promise<null>((resolve) => {
+    if (options.follow) stopWatchingReader = whenReaderGone(1, () => resolve(null));
+  });
+  const ended = await Promise.race([watch.ended, readerGone]).finally(() => stopWatchingReader());
+  if (ended === null) {
+    await watch.close();
+    return EXIT.ok;
+  }
   if (!options.follow) await watch.close();
   output.end();
   const code = outcome([...ended.values()].map((e) => e.status));

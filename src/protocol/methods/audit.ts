@@ -15,6 +15,8 @@ export const AUDIT_ACTIONS = [
   "signal",
   "prompt",
   "notify/test",
+  "device/address",
+  "device/revoke",
   "token/create",
   "token/revoke",
   "notify/add",
