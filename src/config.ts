@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { checkFailurePatterns, DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
+import { EgressConfig } from "./protocol/egress-schema.js";
 import { nearest } from "./protocol/nearest.js";
 import { DEFAULT_SANDBOX_HIDE } from "./protocol/sandbox.js";
 
@@ -189,6 +190,8 @@ export const ConfigFileSchema = z.strictObject({
   sandbox: z.enum(SANDBOX_SETTINGS).optional(),
   /** Whether workspace-write commands keep the network (default true); false cuts it. */
   sandboxNetwork: z.boolean().optional(),
+  /** Network mode `allowlist` (SPEC §7 Runners, "Sandbox modes"): the projects' lists of hosts, and the proxy's own hosts file. */
+  egress: EgressConfig.optional(),
   /** Credential paths a read-only or workspace-write command does not see (`~/` = the runner user's home); replaces DEFAULT_SANDBOX_HIDE. */
   sandboxHide: z
     .array(z.string().regex(/^(~\/|\/)./, "an absolute path or one starting with ~/"))
@@ -235,6 +238,8 @@ const MUST: Record<string, string> = {
   outputTokens: "a positive integer",
   sandbox: '"auto", "workspace-write" or "full"',
   sandboxNetwork: "true or false",
+  egress: 'an object {"allow": [hosts], "projects": {"name": [hosts]}, "hosts": {"name": "address"}}',
+  "egress.allow": 'a list of hosts ("registry.npmjs.org", "*.github.com", "example.org:8443", "10.0.0.5")',
   "sandboxHide[]": "an absolute path or one starting with ~/",
   demoModel: "true or false",
   ...Object.fromEntries(
@@ -347,6 +352,8 @@ export interface SpoolConfig {
   sandbox: SandboxSetting;
   /** Whether workspace-write commands keep the network. */
   sandboxNetwork: boolean;
+  /** Network allowlists (config.json `egress`): every project's (null: none) and projects' own by name. */
+  egress: { allow: string[] | null; projects: Record<string, string[]>; hosts: Record<string, string> };
   /** Credential paths sandboxed commands do not see (`~/`: the runner user's home). */
   sandboxHide: string[];
   agent: AgentConfig;
@@ -441,6 +448,7 @@ export interface ConfigOverrides {
   commandEnv?: string[];
   sandbox?: SandboxSetting;
   sandboxNetwork?: boolean;
+  egress?: SpoolConfig["egress"];
   sandboxHide?: string[];
   /** `spool serve --demo-model`: the built-in demo model as the alias "demo". */
   demoModel?: boolean;
@@ -531,6 +539,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     sandbox: overrides.sandbox ?? envSandbox(env) ?? file.sandbox ?? "auto",
     sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,
+    egress: overrides.egress ?? { allow: file.egress?.allow ?? null, projects: file.egress?.projects ?? {}, hosts: file.egress?.hosts ?? {} },
     sandboxHide: overrides.sandboxHide ?? file.sandboxHide ?? [...DEFAULT_SANDBOX_HIDE],
     agent: {
       models: withDemo(modelsFromEnv(env, file.modelMaxTokens), overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false),

@@ -278,7 +278,10 @@ async function wireServices(options: StartOptions, config: SpoolConfig, log: Log
     const [serverSide, clientSide] = createMemoryTransportPair();
     return { transport: clientSide, connectionId: rpc.accept(serverSide).id };
   };
-  if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log, processes, { maxChunkBytes: config.limits.maxChunkBytes }));
+  if (config.localRunner)
+    core.runners.setEmbedded(
+      new EmbeddedRunners(connectInProcess, log, processes, { maxChunkBytes: config.limits.maxChunkBytes, egressHosts: config.egress.hosts }),
+    );
   plugins = new PluginHost(rpc, core, config, log, connectInProcess, notifyProject);
   try {
     const external = await Promise.all(config.plugins.map((spec) => importPlugin(spec, config.home)));

@@ -3,6 +3,7 @@ import { ENTRY } from "../core/status.js";
 import type { EntryRow } from "../core/views.js";
 import { cleanTerminalText } from "../model/terminal-text.js";
 import { SEARCH_DEFAULT_MATCHES, SEARCH_MAX_BYTES } from "../protocol/methods/entry.js";
+import { grepLines } from "../protocol/search-lines.js";
 import { SpoolError } from "../rpc/errors.js";
 import { statusText } from "./interactive.js";
 import type { ToolContext } from "./tool-context.js";
@@ -67,26 +68,8 @@ export async function grepTool(ctx: Pick<ToolContext, "core" | "run" | "budgetTo
   const several = target.channels.length > 1;
   const where = fromLine > 1 ? ` from line ${fromLine}` : "";
   const head = `${target.row.path}: ${found.matches.length === 0 ? "no" : found.matches.length} line${found.matches.length === 1 ? "" : "s"} matching ${JSON.stringify(args.pattern)}${where} (${found.lines} lines searched; ${live ? "still running: what it printed so far" : statusText(target.row.status)})`;
-  // Lines shown, by number: a match's own line wins over the same line as another match's context.
-  const shown = new Map<number, string>();
-  for (const match of found.matches) {
-    match.before.forEach((text, i) => {
-      const n = match.line - match.before.length + i;
-      if (!shown.has(n)) shown.set(n, `${n}-${clean(text)}`);
-    });
-    shown.set(match.line, `${match.line}:${clean(match.text)}${several ? `  (${names.get(match.entryId) ?? ""})` : ""}`);
-    match.after.forEach((text, i) => {
-      const n = match.line + 1 + i;
-      if (!shown.get(n)?.startsWith(`${n}:`)) shown.set(n, `${n}-${clean(text)}`);
-    });
-  }
-  const out: string[] = [head];
-  let last = 0;
-  for (const n of [...shown.keys()].sort((x, y) => x - y)) {
-    if (last > 0 && n > last + 1) out.push("--");
-    out.push(shown.get(n)!);
-    last = n;
-  }
+  const cleaned = found.matches.map((m) => ({ ...m, text: clean(m.text), before: m.before.map(clean), after: m.after.map(clean) }));
+  const out = [head, ...grepLines(cleaned, { suffix: (m) => (several ? `  (${names.get((m as (typeof cleaned)[number]).entryId) ?? ""})` : "") }).lines];
   if (found.nextLine !== undefined) {
     const why = found.timedOut ? "the search ran out of time" : "more may follow";
     out.push(`[… ${why}: grep again with "from_line": ${found.nextLine} …]`);

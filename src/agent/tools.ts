@@ -6,6 +6,7 @@ import { channelModelView, renderOptionsFor } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
 import { TYPED_LABEL, transcript } from "../model/transcript.js";
+import { EgressList } from "../protocol/egress-schema.js";
 import { SEARCH_DEFAULT_MATCHES, SEARCH_MAX_CONTEXT, SEARCH_MAX_MATCHES, SEARCH_MAX_PATTERN } from "../protocol/methods/entry.js";
 import { ControlSignal } from "../protocol/runner.js";
 import { grepTool } from "./grep-tool.js";
@@ -48,6 +49,9 @@ const ToolArgs = {
       .boolean()
       .optional()
       .describe("Long-running work (a dev server, a watch build): once accepted, you get its path at once; it is not cut at the usual time limit"),
+    allow_hosts: EgressList.optional().describe(
+      'Hosts the command needs to reach beyond the project\'s network allowlist ("pypi.org", "*.pythonhosted.org", "example.org:8443"); the person sees them before deciding',
+    ),
   }),
   env: z.strictObject({
     command: z
@@ -238,7 +242,7 @@ async function runCommand(
   ctx: ToolContext,
   call: ToolCall,
   tool: "sh" | "env",
-  args: { command: string; cwd?: string; tty?: boolean; background?: boolean },
+  args: { command: string; cwd?: string; tty?: boolean; background?: boolean; allow_hosts?: string[] },
 ): Promise<ToolOutcome> {
   let log = await ctx.core.entries.findLogBy(ctx.run.id, "toolCallId", call.id);
   if (!log) {
@@ -250,6 +254,7 @@ async function runCommand(
         ...(args.cwd ? { cwd: args.cwd } : {}),
         ...(args.tty ? { tty: MODEL_TTY } : {}),
         ...(args.background ? { background: true } : {}),
+        ...(args.allow_hosts?.length ? { allow_hosts: args.allow_hosts } : {}),
         proposedBy: `model (${ctx.run.model})`,
         traceparent: ctx.traceparent,
         extra: { toolCallId: call.id, loop: ctx.loopSeq },

@@ -1,3 +1,4 @@
+import { coversEgress, egressAllowed } from "../protocol/egress.js";
 import type { ProposalFacts } from "../protocol/views.js";
 import type { Repositories } from "../store/repositories.js";
 import type { AllowRuleRow } from "../store/schema.js";
@@ -28,7 +29,19 @@ export interface RuleSubject {
  */
 function otherFacts(facts: ProposalFacts): string {
   const env = [...facts.env].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs, network: facts.network });
+  // A network allowlist's hosts (absent otherwise, so rules of other networks keep their text): sorted, the list the command gets.
+  const egress = facts.network === "allowlist" && facts.egress ? egressAllowed(facts.egress).sort() : undefined;
+  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs, network: facts.network, egress });
+}
+
+/** A rule's `env` text without its allowlist, and the allowlist (empty when it has none). */
+function splitEgress(text: string): { rest: string; egress: string[] } {
+  try {
+    const { egress, ...rest } = JSON.parse(text) as { egress?: unknown };
+    return { rest: JSON.stringify(rest), egress: Array.isArray(egress) ? egress.filter((x): x is string => typeof x === "string") : [] };
+  } catch {
+    return { rest: text, egress: [] };
+  }
 }
 
 function key(s: RuleSubject) {
@@ -44,8 +57,24 @@ function key(s: RuleSubject) {
   };
 }
 
-/** The run's rule that accepts this proposal (every fact equal), if any. */
-export const matchingRule = (repos: Repositories, subject: RuleSubject) => repos.allowRules.findRule(key(subject));
+/**
+ * The run's rule that accepts this proposal (every fact equal), if any. A proposal in network mode allowlist is also
+ * accepted by a rule whose list covers its own (the same hosts or more, never fewer): a rule made with list A does not
+ * accept the same command asking for A and one host more.
+ */
+export async function matchingRule(repos: Repositories, subject: RuleSubject): Promise<AllowRuleRow | undefined> {
+  const k = key(subject);
+  const exact = await repos.allowRules.findRule(k);
+  if (exact || subject.facts.network !== "allowlist" || !subject.facts.egress) return exact;
+  const wanted = egressAllowed(subject.facts.egress);
+  const mine = splitEgress(k.env).rest;
+  const rules = await repos.allowRules.listRules(subject.runId);
+  return rules.find((rule) => {
+    if (rule.tool !== k.tool || rule.command !== k.command || rule.cwd !== k.cwd || rule.runner !== k.runner || rule.sandbox !== k.sandbox) return false;
+    const theirs = splitEgress(rule.env);
+    return theirs.rest === mine && coversEgress(theirs.egress, wanted);
+  });
+}
 
 /** Stores the rule an accept asked for (`by`: who asked); the same rule twice is one row. */
 export const storeRule = (repos: Repositories, subject: RuleSubject, by: string) => repos.allowRules.insertRule({ ...key(subject), created_by: by });

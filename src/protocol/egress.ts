@@ -1,9 +1,8 @@
-import { z } from "zod";
-
 /*
  * A sandboxed command's egress allowlist (SPEC §7 Runners, "Sandbox modes", network `allowlist`): the hosts a proxy
  * outside the sandbox connects to for it, and nothing else. Plain TypeScript with no Node imports: every client shows
- * the list from here, and the server and the runners parse it with the same rules.
+ * the list from here (the web page bundles it: no zod here; the schemas are in egress-schema.ts), and the server and the
+ * runners parse it with the same rules.
  */
 
 /** One entry of the list, parsed: a name (`*.` for its subdomains), or an address; a port, or any. */
@@ -76,19 +75,7 @@ export function parseEgressRule(entry: string): EgressRule | string {
   return { text, host: name, wildcard, address: false, port };
 }
 
-/** One list entry, checked. */
-export const EgressEntry = z
-  .string()
-  .max(300)
-  .superRefine((entry, ctx) => {
-    const parsed = parseEgressRule(entry);
-    if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
-  });
-
-/** A list of entries as config.json and proposals give it. */
-export const EgressList = z.array(EgressEntry).max(MAX_EGRESS_RULES);
-
-/** Parses a list that was checked already (EgressList); an entry that fails is left out. */
+/** Parses a list that was checked already (EgressList, egress-schema.ts); an entry that fails is left out. */
 export const egressRules = (entries: readonly string[]): EgressRule[] =>
   entries.flatMap((entry) => {
     const rule = parseEgressRule(entry);

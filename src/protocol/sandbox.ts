@@ -20,6 +20,13 @@ export type SandboxModeName = z.output<typeof SandboxModeName>;
 export const NetworkKind = z.enum(["own", "shared", "none"]);
 export type NetworkKind = z.output<typeof NetworkKind>;
 
+/**
+ * A proposal's network fact: a NetworkKind, or `allowlist` (a sandbox whose one way out is an egress proxy that
+ * connects only to the hosts of its list: src/protocol/egress.ts).
+ */
+export const NetworkFact = z.enum(["own", "shared", "none", "allowlist"]);
+export type NetworkFact = z.output<typeof NetworkFact>;
+
 /** One line a person reads next to the mode's name. */
 export const SANDBOX_MODE_WORDS: Record<SandboxModeName, string> = {
   "read-only": "read-only sandbox: nothing can be written, no network",

@@ -9,7 +9,7 @@ import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";
 import { ended, outputStreams } from "./docker-streams.js";
 import { diesWithRunner } from "./docker-watcher.js";
-import { noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
+import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
 import { sandboxHidden } from "./sandbox-hide.js";
 import { dockerSeccompProfile } from "./seccomp-docker.js";
 import { shellScript } from "./shell.js";
@@ -214,6 +214,7 @@ export class DockerBackend implements Backend {
   async #requireSandbox(spec: ExecSpec, fresh: () => Promise<SandboxInfo>): Promise<void> {
     const wanted = sandboxOf(spec);
     if (!wanted) return;
+    if (wanted.egress) throw new StartError(egressUnavailable("docker"));
     const sandbox = await fresh();
     if (!(sandbox.modes ?? []).includes(wanted.mode))
       throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${sandbox.detail})`);

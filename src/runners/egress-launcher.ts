@@ -105,6 +105,8 @@ function proxyProgram(): string {
     const dir = mkdtempSync(join(tmpdir(), "spool-egress-proxy-"));
     proxyFile = join(dir, "proxy.cjs");
     writeFileSync(proxyFile, p.source);
+    // Gone with this process (the bundle is only written when running from the sources).
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   }
   return proxyFile;
 }

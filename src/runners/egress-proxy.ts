@@ -97,7 +97,8 @@ export class EgressPolicy {
   /** Tells one outcome, once per host and outcome, bounded. */
   record(target: string, verdict: EgressVerdict): void {
     const line = verdict.ok ? `allowed: ${target}` : `blocked: ${target} (${verdict.why})`;
-    (verdict.ok ? this.allowed : this.blocked).add(target);
+    const set = verdict.ok ? this.allowed : this.blocked;
+    if (set.size < MAX_REPORT_LINES) set.add(target);
     if (this.#told.has(line)) return;
     if (this.#told.size >= MAX_REPORT_LINES) {
       if (!this.#cut) this.#report(`spool egress: more hosts than ${MAX_REPORT_LINES}; the rest are not told`);

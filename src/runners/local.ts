@@ -216,7 +216,9 @@ export class LocalBackend implements Backend {
       const execution = await this.#run(spec, { file, args, env, base, cwd, script, sandbox: Boolean(sandbox), started });
       if (!egress) return execution;
       const dir = egress;
-      return { ...execution, result: execution.result.finally(() => dir.remove()) };
+      // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
+      const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
+      return { ...execution, result };
     } catch (error) {
       egress?.remove();
       throw error;

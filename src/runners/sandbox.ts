@@ -33,6 +33,10 @@ export interface ExecSandbox {
   egress?: { allow: readonly string[] };
 }
 
+/** Why a backend that cannot enforce a network allowlist refuses a command asking for one (never runs it unrestricted). */
+export const egressUnavailable = (backend: string) =>
+  `network mode allowlist is not available on the ${backend} runner: it cannot put an egress proxy between the command and the network, and does not run it without one; accept it on a local runner with bubblewrap`;
+
 /** How a runner picks its sandbox (`spool runner --sandbox`): `auto` uses one when the backend has it; `off` reports none (only full work runs there); `require` refuses to start without one. */
 export const SandboxMode = z.enum(["auto", "off", "require"]);
 export type SandboxMode = z.output<typeof SandboxMode>;
@@ -375,7 +379,7 @@ export async function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Pro
   const network = await probeNetwork(path, bwrapCommand("/", "true", userns, Boolean(seccomp)), environ, seccomp);
   const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(Boolean(seccomp), refused ?? "")}; ${network.detail}`.slice(0, 500);
   return {
-    info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared" },
+    info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared", egress: true },
     path,
     resetSignals: await signalResetter(environ),
     slirp: network.slirp,

@@ -8,6 +8,7 @@ import type { SandboxInfo, SandboxMode } from "./sandbox.js";
 import {
   BWRAP_DETAIL,
   bwrapCommand,
+  egressUnavailable,
   noSandbox,
   PROBE_COMMAND,
   SANDBOX_OFF,
@@ -232,6 +233,7 @@ export class SshBackend implements Backend {
     const started = Date.now();
     const wanted = sandboxOf(spec);
     let sandbox: RemoteSandbox | undefined;
+    if (wanted?.egress) throw new StartError(egressUnavailable("ssh"));
     if (wanted) {
       const probed = await this.#sandbox();
       if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);

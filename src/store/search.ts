@@ -49,6 +49,8 @@ const IDLE_MS = 30_000;
 interface Slot {
   worker: Worker;
   idle: NodeJS.Timeout | null;
+  /** Resolves once the worker runs (its start, and the bundling of its sources under tsx, are not the search's time). */
+  online: Promise<void>;
 }
 
 /** The search pool of one store. */
@@ -64,7 +66,19 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
     const code = program(import.meta.url, "search-worker", ["better-sqlite3"]);
     const worker = new Worker(code.file ?? code.source, { eval: code.file === null });
     worker.unref();
-    return { worker, idle: null };
+    const online = new Promise<void>((resolve) => {
+      worker.once("online", resolve);
+      worker.once("exit", () => resolve());
+    });
+    const slot: Slot = { worker, idle: null, online };
+    // A worker that fails between searches is dropped (the running search has its own listeners).
+    worker.on("error", () => undefined);
+    worker.once("exit", () => {
+      const at = idle.indexOf(slot);
+      if (at !== -1) idle.splice(at, 1);
+      if (slot.idle) clearTimeout(slot.idle);
+    });
+    return slot;
   };
   const acquire = async (): Promise<Slot> => {
     if (running >= limits.workers) {
@@ -106,6 +120,9 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
   /** Searches the chunks of `entryIds` (one channel, or several merged in stored order) within `budgetMs`. */
   async function search(entryIds: readonly number[], query: SearchQuery, budgetMs: number, signal?: AbortSignal): Promise<SearchOutcome> {
     const slot = await acquire();
+    // A search under way keeps the process alive (an idle worker does not).
+    slot.worker.ref();
+    await slot.online;
     const id = ++nextId;
     const job: SearchJob = { kind: "search", id, source: file ? { kind: "file", file, driver } : { kind: "remote" }, entryIds: [...entryIds], query };
     const found: SearchMatch[] = [];
@@ -120,6 +137,7 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
         signal?.removeEventListener("abort", abort);
         slot.worker.off("message", onMessage);
         slot.worker.off("error", onError);
+        slot.worker.off("exit", onExit);
         slot.worker.unref();
         if (!kept) void slot.worker.terminate();
         release(kept ? slot : null);
@@ -132,6 +150,7 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
         });
       const abort = () => finish(false, () => reject(signal?.reason ?? new Error("search aborted")));
       const onError = (error: Error) => finish(false, () => reject(error));
+      const onExit = () => finish(false, () => reject(new Error("the search worker stopped")));
       const onMessage = (message: WorkerReply) => {
         if (message.id !== id) return;
         if (message.kind === "fetch") {
@@ -155,6 +174,7 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
       signal?.addEventListener("abort", abort, { once: true });
       slot.worker.on("message", onMessage);
       slot.worker.on("error", onError);
+      slot.worker.once("exit", onExit);
       slot.worker.postMessage(job);
     });
   }

@@ -161,7 +161,8 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
   const cookie = cookieValue(request, name);
   if (method === "GET") {
     const device = await options.sessions.check(cookie, presentedSessionKey(request), request.socket.remoteAddress ?? null);
-    if (!device) throw new HttpError(401, "This device is not paired: on the machine that runs the server, `spool open --qr` shows a code that pairs it");
+    if (!device)
+      throw new HttpError(401, "This device is not paired: run `spool open` on the machine that runs the server (with --qr, a code for a phone's camera)");
     const { name: who, role } = device.principal;
     return send(response, 200, {
       expiresAt: device.expiresAt,

@@ -9,9 +9,23 @@ export interface PairedDevice {
   name: string;
 }
 
+/**
+ * fetch, once more when a kept-alive connection was reset before it was answered: the server closes an idle
+ * connection that never authenticated (limits.authDeadlineMs), and one reused just then is reset, as a browser would
+ * see and retry.
+ */
+async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    if ((error as { cause?: { code?: string } }).cause?.code !== "ECONNRESET") throw error;
+    return await fetch(url, init);
+  }
+}
+
 /** Mints a sign-in code with a credential (what `spool open` does), optionally naming the device. */
 export async function mintCode(port: number, token: string, name?: string): Promise<Response> {
-  return await fetch(`http://127.0.0.1:${port}/session/code`, {
+  return await fetchOnce(`http://127.0.0.1:${port}/session/code`, {
     method: "POST",
     headers: { Authorization: `Bearer ${token}`, ...(name ? { "Content-Type": "application/json" } : {}) },
     ...(name ? { body: JSON.stringify({ name }) } : {}),
@@ -21,7 +35,7 @@ export async function mintCode(port: number, token: string, name?: string): Prom
 /** Trades a code for a device as the page does (its own origin, JSON), with a browser's User-Agent. */
 export async function redeem(port: number, code: string, userAgent = "Mozilla/5.0 (Linux; Android 14) Chrome/130.0 Mobile Safari/537.36"): Promise<Response> {
   const origin = `http://127.0.0.1:${port}`;
-  return await fetch(`${origin}/session`, {
+  return await fetchOnce(`${origin}/session`, {
     method: "POST",
     headers: { Origin: origin, "Content-Type": "application/json", "User-Agent": userAgent },
     body: JSON.stringify({ code }),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { coversEgress, EgressList, egressText, matchingEgressRule, parseEgressRule } from "../../src/protocol/egress.js";
+import { coversEgress, egressText, matchingEgressRule, parseEgressRule } from "../../src/protocol/egress.js";
+import { EgressList } from "../../src/protocol/egress-schema.js";
 
 describe("egress allowlist entries", () => {
   it("parses names, wildcards, ports and addresses", () => {

@@ -37,8 +37,9 @@ export const entrySearch = defineMethod({
     const pathOf = new Map(channels.map((c) => [c.id, c.path]));
     return {
       path: row.path,
-      // A log entry's status is its proposal's; a command still writing has channels at 102.
-      status: row.scheme === "log" && channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : row.status,
+      // A log entry's own status is its proposal's (200 once accepted): the command's is its channels' (102 while
+      // one still streams, then how it ended).
+      status: row.scheme !== "log" ? row.status : channels.some((c) => c.status === ENTRY.streaming) ? ENTRY.streaming : (channels[0]?.status ?? row.status),
       lines: found.lines,
       matches: found.matches.map(({ entryId, ...match }) => ({ ...match, path: pathOf.get(entryId) ?? row.path })),
       truncated: found.nextLine !== undefined,

@@ -9,6 +9,7 @@ export const AUDIT_ACTIONS = [
   "expired",
   "cancel",
   "abort",
+  "egress",
   "input",
   "sign-in",
   "rule/create",

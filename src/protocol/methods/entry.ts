@@ -132,7 +132,9 @@ export const SearchMatch = z.object({
 
 export const EntrySearchResult = z.object({
   path: z.string(),
-  status: Status.describe("The searched entry's status (102: still streaming — what is stored so far was searched)"),
+  status: Status.describe(
+    "The searched output's status: a channel's, or for a log path the command's (102 while it still streams — what is stored so far was searched — then 200, 499 or 500)",
+  ),
   lines: z.number().int().describe("Lines the search passed (all the view's lines when it reached the end)"),
   matches: z.array(SearchMatch).describe("In line order"),
   truncated: z.boolean().describe("True when the search stopped before the end of what is stored (the limit, the byte cap or the time budget)"),

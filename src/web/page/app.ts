@@ -3,7 +3,7 @@ import { SpoolClient } from "../../client/spool-client.js";
 import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "../../protocol/page-session.js";
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
-import { age, escapeControl, serverNow, setServerClock } from "./format.js";
+import { age, deadlineText, escapeControl, serverNow, setServerClock } from "./format.js";
 import { ProposalNotifier } from "./notify.js";
 import { codeIn, malformedHash, type Route, readRoute, routeHash } from "./route.js";
 import { ProjectView } from "./routes/project.js";
@@ -409,6 +409,8 @@ export class App implements PageContext {
     // Back after a drop on the same run: keep what is shown and catch up.
     const shown = this.#runView.run;
     await this.#runView.open(view, shown !== null && shown.alias === this.#route.run);
+    // A notification's link names a waiting proposal: its card first, in view.
+    if (view === this.#view) project.focus(this.#route.run, this.#route.producer);
   }
 
   /** The project's notifications go to the views they change; the data connection's to the producer's terminals. */
@@ -429,10 +431,12 @@ export class App implements PageContext {
     });
     rpc.on("run/resolved", (r) => {
       const key = `${r.run}\u0000${r.path}`;
-      if (project.proposals.delete(key) && r.resolver.connectionId !== this.#connectionId) {
-        const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
+      const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
+      if (project.proposals.has(key) && r.resolver.connectionId !== this.#connectionId) {
         this.toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(who)}: ${r.run} ${r.path}`);
       }
+      // The card stays and says what was decided and by whom (this page's own decision: already so).
+      if (r.resolver.connectionId !== this.#connectionId) project.decided(key, r.decision, who, r.reason);
       project.renderProposals();
       project.renderRuns();
       project.scheduleProjects();
@@ -524,6 +528,10 @@ export class App implements PageContext {
     for (const el of this.#root.querySelectorAll<HTMLTimeElement>("time[data-since]")) {
       const text = age(Number(el.dataset.since));
       if (!el.textContent?.endsWith(text)) el.textContent = text;
+    }
+    for (const el of this.#root.querySelectorAll<HTMLElement>("[data-deadline]")) {
+      const text = deadlineText(Number(el.dataset.deadline));
+      if (el.textContent !== text) el.textContent = text;
     }
   }
 }

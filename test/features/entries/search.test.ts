@@ -32,7 +32,7 @@ function searchSuite(postgres: boolean) {
   const clients = credentialClients(() => ts.server.url);
   beforeAll(async () => {
     const home = tempDir();
-    writeFileSync(join(home, "config.json"), JSON.stringify({ limits: { searchBudgetMs: 1500 } }));
+    writeFileSync(join(home, "config.json"), JSON.stringify({ limits: { searchBudgetMs: 3000 } }));
     if (postgres) database = await freshDatabase();
     ts = await startTestServer({ home, ...(database ? { database: database.url } : {}) });
     c = await ts.clientIn("alpha");
@@ -112,9 +112,9 @@ function searchSuite(postgres: boolean) {
       latencies.push(performance.now() - started);
     }
     const { error } = await search;
-    expect(error).toMatchObject({ data: { code: "LIMIT_EXCEEDED", budgetMs: 1500 } });
+    expect(error).toMatchObject({ data: { code: "LIMIT_EXCEEDED", budgetMs: 3000 } });
     // Appends kept being answered all along: a search on the server's thread would have held them to the budget's end
-    // (1.5 s). On this loaded machine (two cores shared with other work) a few wait for the CPU, not for the search.
+    // (3 s). On this loaded machine (two cores shared with other work) a few wait for the CPU, not for the search.
     const sorted = [...latencies].sort((a, b) => a - b);
     expect(latencies.length).toBeGreaterThan(10);
     expect(sorted[Math.floor(sorted.length / 2)]).toBeLessThan(50);
