@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -38,6 +38,11 @@ export async function startServerProcess(extraEnv: NodeJS.ProcessEnv = {}) {
   const root = mkdtempSync(join(tmpdir(), "spool-bench-root-"));
   // SPOOL_BENCH_BIN runs another tree's server (a git worktree of an older commit) under the same client.
   const bin = extraEnv.SPOOL_BENCH_BIN ?? process.env.SPOOL_BENCH_BIN ?? fileURLToPath(new URL("../bin/spool.js", import.meta.url));
+  // SPOOL_BENCH_LIMITS=high: per-principal bounds no bench reaches (a tree that has them; an older one refuses the keys).
+  if ((extraEnv.SPOOL_BENCH_LIMITS ?? process.env.SPOOL_BENCH_LIMITS) === "high") {
+    const high = { maxPendingPerPrincipal: 1_000_000, maxPendingPerRun: 1_000_000, proposalsPerMinute: 1_000_000 };
+    writeFileSync(join(home, "config.json"), JSON.stringify({ limits: high }));
+  }
   const launch = binLaunch(bin, extraEnv);
   const child = spawn(process.execPath, [...launch.args, bin, "serve", "--port", "0", "--home", home], {
     env: { ...process.env, ...launch.env, SPOOL_LOG: "warn", ...extraEnv },

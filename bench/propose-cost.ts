@@ -12,12 +12,15 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
+import { SpoolClient } from "../src/client/spool-client.js";
 import { benchTrees, binLaunch, machine, percentile, startServerProcess } from "./common.js";
 
 const count = Number(process.argv[2] ?? 500);
 const rounds = Number(process.argv[3] ?? 2);
 /** Clients proposing at once (each its own connection, count / clients proposals one after another): a burst. */
 const clients = Math.max(1, Number(process.argv[4] ?? 1));
+
+const asAgent = process.env.SPOOL_BENCH_AS === "agent";
 
 const PRELOAD = fileURLToPath(new URL("./thread-names.cjs", import.meta.url));
 
@@ -81,12 +84,22 @@ for (let round = 1; round <= rounds; round++) {
       if (receiver) {
         for (let i = 0; i < 4; i++) await client.call("notify/add" as never, { name: `r${i}`, url: `http://127.0.0.1:${receiver.port}/hook` } as never);
       }
-      await client.call("run/create", { alias: "bench" });
-      for (let i = 0; i < 50; i++) await client.call("proposal/create", { run: "bench", tool: "sh", command: `echo warm ${i}` });
+      // SPOOL_BENCH_AS=agent: the proposals are an agent principal's (held to the per-principal bounds; run with
+      // SPOOL_BENCH_LIMITS=high on a tree that has them), not the home credential's.
+      const token = asAgent ? (await client.call("token/create", { name: "bench-agent", role: "agent" })).token : null;
+      const proposer = async () => {
+        if (!token) return server.connect();
+        const c = await SpoolClient.connect(server.url, { token });
+        await c.initialize("bench");
+        return c;
+      };
+      const first = token ? await proposer() : client;
+      await first.call("run/create", { alias: "bench" });
+      for (let i = 0; i < 50; i++) await first.call("proposal/create", { run: "bench", tool: "sh", command: `echo warm ${i}` });
       const others = await Promise.all(
         Array.from({ length: clients - 1 }, async () => {
-          const other = await server.connect();
-          await other.initialize("bench", { root: server.root });
+          const other = await proposer();
+          if (!token) await other.initialize("bench", { root: server.root });
           return other;
         }),
       );
@@ -95,7 +108,7 @@ for (let round = 1; round <= rounds; round++) {
       const before = cpuNs(server.pid);
       const each = Math.ceil(count / clients);
       await Promise.all(
-        [client, ...others].map(async (c, k) => {
+        [first, ...others].map(async (c, k) => {
           for (let i = k * each; i < Math.min(count, (k + 1) * each); i++) {
             const started = performance.now();
             await c.call("proposal/create", { run: "bench", tool: "sh", command: `echo proposal ${i}`, env: { N: String(i) } });
@@ -105,6 +118,7 @@ for (let round = 1; round <= rounds; round++) {
       );
       const cpu = perProposal(before, cpuNs(server.pid), count);
       for (const other of others) other.close();
+      if (first !== client) first.close();
       times.sort((a, b) => a - b);
       const f = (n: number) => n.toFixed(2).padStart(6);
       console.log(

@@ -104,7 +104,37 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(1024 * 1024),
+  maxPendingPerPrincipal: z
+    .number()
+    .int()
+    .positive()
+    .default(256)
+    .describe("Proposals one principal may have waiting for a decision, in every run and project together; the next is LIMIT_EXCEEDED"),
+  maxPendingPerRun: z
+    .number()
+    .int()
+    .positive()
+    .default(64)
+    .describe("Proposals one run may have waiting, whoever made them; the next one a principal makes there is LIMIT_EXCEEDED"),
+  proposalsPerMinute: z
+    .number()
+    .int()
+    .positive()
+    .default(600)
+    .describe("Proposals one principal may make in a minute (a bucket refilled continuously); past it LIMIT_EXCEEDED with retryAfterMs"),
 });
+
+/**
+ * The limits that bound what one principal may grow, each listed with its default in SPEC (Limits, "Per principal",
+ * generated from this list). The home's credential (the operator's) is held to none of the proposal bounds.
+ */
+export const PER_PRINCIPAL_LIMITS = [
+  "maxPendingPerPrincipal",
+  "maxPendingPerRun",
+  "proposalsPerMinute",
+  "maxCodesPerPrincipal",
+  "maxDevicesPerPrincipal",
+] as const satisfies readonly (keyof z.output<typeof LimitsSchema>)[];
 
 /** config.json `sandbox`: the sandbox mode of sh commands (SPEC §7 Runners, "Sandbox modes"). */
 export const SANDBOX_SETTINGS = ["auto", "workspace-write", "full"] as const;

@@ -8,7 +8,7 @@ import { EXIT, usageError } from "./errors.js";
 
 export const NOTIFY_SPEC = defineCommand({
   name: "notify",
-  usage: `spool notify add NAME URL [--events LIST] [--format FORMAT] [--project NAME]...
+  usage: `spool notify add NAME URL [--events LIST] [--format FORMAT] [--project NAME]... [--include-env-values]
        spool notify list [--json]
        spool notify remove NAME
        spool notify test NAME`,
@@ -20,12 +20,16 @@ once: every delivery carries X-Spool-Signature: sha256=HMAC-SHA256(body, secret)
 X-Spool-Event and X-Spool-Delivery (the same id on every retry). Formats: json
 (the event with the proposal's facts and a link to it), slack (an incoming
 webhook's {"text"}), ntfy (a topic URL: the text, with Title, Click and Tags).
-test sends one signed test event now and says what the receiver answered.`,
+test sends one signed test event now and says what the receiver answered.
+Bodies name a command's env variables but leave their values out unless the
+receiver was added with --include-env-values. URLs are shown redacted (a Slack
+or ntfy URL is itself a credential).`,
   connects: true,
   options: {
     events: { type: "string", arg: "LIST", help: `events it gets, comma-separated: ${NOTIFY_EVENTS.join(",")}   [default: all]` },
     format: { type: "string", arg: "FORMAT", help: `${NOTIFY_FORMATS.join(", ")}   [default: json]` },
     project: { type: "string", multiple: true, arg: "NAME", help: "a project it is told of; repeat for more   [default: every project]" },
+    "include-env-values": { type: "boolean", help: "send the values of a command's env variables too   [default: names only]" },
     ...JSON_OPTION,
   },
 });
@@ -56,6 +60,7 @@ export async function notify(argv: string[]): Promise<number> {
           ...(values.events !== undefined ? { events: parseEvents(values.events) } : {}),
           ...(format !== undefined ? { format: format as (typeof NOTIFY_FORMATS)[number] } : {}),
           ...(values.project ? { projects: values.project } : {}),
+          ...(values["include-env-values"] ? { includeEnvValues: true } : {}),
         }),
       );
       process.stdout.write(`${added.secret}\n`);

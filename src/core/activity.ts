@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
@@ -24,7 +25,9 @@ export class Activity implements ProducerActivity {
   proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void {
     const { principal, client } = whoOf(proposedBy);
     const command = (JSON.parse(log.attributes) as { command?: unknown }).command;
-    void this.audit.record({ action: "proposal", principal, client, project: project.name, run: run.alias, path: log.path, detail: { command } });
+    // The trail keeps what identifies the command, not the command (up to 64 KiB, whole in the entry): its digest and head.
+    const detail = typeof command === "string" ? commandSummary(command) : {};
+    void this.audit.record({ action: "proposal", principal, client, project: project.name, run: run.alias, path: log.path, detail });
   }
 
   /** It waits for a person: receivers are told, and its deadline starts. */
@@ -36,22 +39,60 @@ export class Activity implements ProducerActivity {
   /** It was decided, by someone, a rule, run/abort or the deadline. */
   resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): void {
     this.deadlines.decided(log.id);
-    const expired = details.resolver.kind === "deadline";
-    const { principal, client } = expired ? { principal: DEADLINE, client: null } : whoOf(details.resolvedBy);
+    const { resolver } = details;
+    const expired = resolver.kind === "deadline";
+    // A rule's accept names the rule as who and its setter as a field of its own (resolvedBy is words for people).
+    const byRule = resolver.kind === "rule" && typeof resolver.rule === "number";
+    const setBy = byRule && resolver.client ? whoOf(resolver.client) : null;
+    const { principal, client } = expired
+      ? { principal: DEADLINE, client: null }
+      : byRule
+        ? { principal: `rule #${resolver.rule}`, client: null }
+        : whoOf(details.resolvedBy);
     void this.audit.record({
       action: expired ? "expired" : "decision",
       principal,
-      client: client ?? details.resolver.client ?? null,
+      client: byRule ? null : (client ?? resolver.client ?? null),
       project: project.name,
       run: run.alias,
       path: log.path,
-      detail: { decision: details.decision, reason: details.reason ?? null, by: details.resolvedBy, resolver: details.resolver.kind },
+      detail: {
+        decision: details.decision,
+        reason: details.reason ?? null,
+        by: details.resolvedBy,
+        resolver: resolver.kind,
+        how: resolver.how ?? HOW_OF_KIND[resolver.kind],
+        ...(byRule ? { rule: resolver.rule, setBy: setBy!.principal, setVia: setBy!.client } : {}),
+      },
     });
     this.notifications.enqueue(project, run.alias, log, {
       event: expired ? "expired" : "decided",
       outcome: details.decision,
       by: details.resolvedBy,
       reason: details.reason ?? null,
+    });
+  }
+
+  /** An "always allow" rule was stored: its id, the exact facts it covers (the command as its digest and head), who set it. */
+  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: { id: number; setBy: string; runner: string }): void {
+    const { principal, client } = whoOf(rule.setBy);
+    const a = JSON.parse(log.attributes) as { tool?: string; command?: string; cwd?: string; env?: Record<string, string> };
+    void this.audit.record({
+      action: "rule/create",
+      principal,
+      client,
+      project: project.name,
+      run: run.alias,
+      path: log.path,
+      detail: {
+        rule: rule.id,
+        setBy: principal,
+        tool: a.tool ?? null,
+        ...commandSummary(a.command ?? ""),
+        cwd: a.cwd ?? null,
+        envNames: Object.keys(a.env ?? {}),
+        runner: rule.runner,
+      },
     });
   }
 
@@ -82,4 +123,23 @@ export class Activity implements ProducerActivity {
       reason: "reason" in outcome ? outcome.reason : null,
     });
   }
+}
+
+/** How a decision was made when its resolver does not say (rows of resolvers from before `how`). */
+const HOW_OF_KIND = { connection: "key", rule: "rule", abort: "abort", deadline: "deadline" } as const;
+
+/** Bytes of a command the audit trail keeps (with its SHA-256 and its size, which identify the rest). */
+export const COMMAND_HEAD_BYTES = 256;
+
+/** A command as the trail keeps it: its SHA-256, its size in bytes, and its first COMMAND_HEAD_BYTES (whole characters). */
+export function commandSummary(command: string): { commandDigest: string; commandBytes: number; commandHead: string } {
+  const bytes = Buffer.from(command, "utf8");
+  const head =
+    bytes.length <= COMMAND_HEAD_BYTES
+      ? command
+      : bytes
+          .subarray(0, COMMAND_HEAD_BYTES)
+          .toString("utf8")
+          .replace(/\uFFFD$/, "");
+  return { commandDigest: `sha256:${createHash("sha256").update(bytes).digest("hex")}`, commandBytes: bytes.length, commandHead: head };
 }

@@ -80,6 +80,6 @@ export async function matchingRule(repos: Repositories, subject: RuleSubject): P
 export const storeRule = (repos: Repositories, subject: RuleSubject, by: string) => repos.allowRules.insertRule({ ...key(subject), created_by: by });
 
 /** A rule as the resolver of the proposals it accepts. */
-export const ruleResolver = (rule: AllowRuleRow): ResolverOut => ({ kind: "rule", connectionId: null, client: rule.created_by, rule: rule.id });
+export const ruleResolver = (rule: AllowRuleRow): ResolverOut => ({ kind: "rule", connectionId: null, client: rule.created_by, rule: rule.id, how: "rule" });
 
 export const describeRule = (rule: AllowRuleRow) => `rule #${rule.id} (always allow, set by ${rule.created_by})`;

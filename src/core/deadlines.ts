@@ -4,6 +4,9 @@ import type { CoreDeps, ProducerTarget, ResolverOut } from "./deps.js";
 import { DEADLINE, DEADLINE_RESOLVER } from "./resolvers.js";
 import { ENTRY } from "./status.js";
 
+/** The longest wait one timer takes (2^31 - 1 ms): Node fires a longer one at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** How often every server looks for proposals past their deadline (one another server made, then stopped). */
 const SWEEP_MS = 30_000;
 
@@ -42,9 +45,18 @@ export class Deadlines {
   /** A proposal waits for a decision: its deadline is set. */
   watch(project: ProjectRef, run: string, id: number, path: string, createdAt: number): void {
     if (this.ms <= 0 || this.#timers.has(id)) return;
-    const wait = Math.min(Math.max(0, createdAt + this.ms - Date.now()), 2 ** 31 - 1);
+    this.#arm(project, run, id, path, createdAt);
+  }
+
+  /**
+   * A timer waits at most MAX_TIMER_MS (Node's cap, 24.8 days: a longer one fires at once): a deadline past it is
+   * waited for in steps, and one that fires is checked against the clock before anything is rejected.
+   */
+  #arm(project: ProjectRef, run: string, id: number, path: string, createdAt: number): void {
+    const wait = Math.min(Math.max(0, createdAt + this.ms - Date.now()), MAX_TIMER_MS);
     const timer = setTimeout(() => {
       this.#timers.delete(id);
+      if (Date.now() < createdAt + this.ms) return this.#arm(project, run, id, path, createdAt);
       void this.#expire(project, run, path);
     }, wait);
     timer.unref();

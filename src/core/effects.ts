@@ -45,6 +45,7 @@ export interface ProducerActivity {
   proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void;
   waiting(project: ProjectRef, run: RunRow, log: EntryRow): void;
   resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): void;
+  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: { id: number; setBy: string; runner: string }): void;
   finished(project: ProjectRef, run: RunRow, log: EntryRow, status: number, outcome: Outcome): void;
 }
 
@@ -71,6 +72,11 @@ export class Effects {
   announceProposal(project: ProjectRef, run: RunRow, log: EntryRow): void {
     this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, log, this.deps.config.decisionTimeoutMs));
     this.activity?.waiting(project, run, log);
+  }
+
+  /** An "always allow" rule was stored with an accept: the audit trail records it (its id, its facts, who set it). */
+  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: { id: number; setBy: string; runner: string }): void {
+    this.activity?.ruleCreated(project, run, log, rule);
   }
 
   /** A proposal was accepted or rejected: `run/resolved`, then its status hook. */

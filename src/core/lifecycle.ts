@@ -16,6 +16,7 @@ import type { Owners } from "./owners.js";
 import type { ProducerRegistry } from "./producer-registry.js";
 import { attachRunner } from "./runner-attach.js";
 import type { RunnerRegistry } from "./runner-registry.js";
+import { FairShares } from "./shares.js";
 import { ENTRY } from "./status.js";
 import type { Outcome } from "./summary.js";
 import type { WatcherHub } from "./watchers.js";
@@ -56,6 +57,7 @@ export class Lifecycle extends ChannelAppends {
       owners,
       runners,
       effects: new Effects(deps, watchers),
+      shares: new FairShares(deps),
       others: null,
       forgetTargets: (producerId) => this.forgetTargets(producerId),
     };
@@ -91,7 +93,7 @@ export class Lifecycle extends ChannelAppends {
     caller: ConnectionHandle,
     project: ProjectRef,
     target: ProducerTarget,
-    options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined },
+    options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined; how?: "key" | "flag" | undefined },
   ): Promise<AcceptResult> {
     return decide.accept(this.#stage, caller, project, target, options);
   }

@@ -10,16 +10,17 @@ export const describeCaller = (connection: ConnectionHandle) =>
   `${connection.principal.name} via ${connection.clientInfo?.name ?? `connection ${connection.id}`}`;
 
 /** A client's connection as the resolver of a proposal. */
-export const connectionResolver = (connection: ConnectionHandle): ResolverOut => ({
+export const connectionResolver = (connection: ConnectionHandle, how: "key" | "flag" = "key"): ResolverOut => ({
   kind: "connection",
   connectionId: connection.id,
   client: connection.clientInfo?.name ?? null,
   rule: null,
+  how,
 });
 
 /** run/abort as the resolver of the proposals it rejects. */
-export const ABORT_RESOLVER: ResolverOut = { kind: "abort", connectionId: null, client: null, rule: null };
+export const ABORT_RESOLVER: ResolverOut = { kind: "abort", connectionId: null, client: null, rule: null, how: "abort" };
 
 /** The deadline (decisionTimeoutMs) as the resolver of the proposals nobody decided in time, and the name recorded as who decided. */
 export const DEADLINE = "deadline";
-export const DEADLINE_RESOLVER: ResolverOut = { kind: "deadline", connectionId: null, client: null, rule: null };
+export const DEADLINE_RESOLVER: ResolverOut = { kind: "deadline", connectionId: null, client: null, rule: null, how: "deadline" };

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { exitCodesTable } from "../cli/exit-codes.js";
-import { LimitsSchema } from "../config.js";
+import { LimitsSchema, PER_PRINCIPAL_LIMITS } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import { METHODS } from "../protocol/methods/index.js";
@@ -153,6 +153,22 @@ export function limitsTable(): string {
   return ["| setting (config.json) | default | meaning |", "|---|---|---|", ...rows].join("\n");
 }
 
+/** What a per-principal bound without a schema description bounds. */
+const PER_PRINCIPAL_WORDS: Partial<Record<(typeof PER_PRINCIPAL_LIMITS)[number], string>> = {
+  maxCodesPerPrincipal: "Sign-in codes (spool open) one principal may have waiting; minting another spends its oldest",
+  maxDevicesPerPrincipal: "Paired devices one principal may have; pairing another unpairs its device used longest ago",
+};
+
+/** Every per-principal bound (PER_PRINCIPAL_LIMITS) with its default, in one place. */
+export function perPrincipalTable(): string {
+  const defaults = LimitsSchema.parse({}) as Record<string, unknown>;
+  const json = z.toJSONSchema(LimitsSchema, { io: "input" }) as { properties: Record<string, { description?: string }> };
+  const rows = PER_PRINCIPAL_LIMITS.map(
+    (name) => `| \`limits.${name}\` | ${defaults[name]} | ${cell(json.properties[name]?.description ?? PER_PRINCIPAL_WORDS[name] ?? "")} |`,
+  );
+  return ["| bound (config.json) | default | what it bounds |", "|---|---|---|", ...rows].join("\n");
+}
+
 /** The layout of src/ (src/docs/layers.ts): each row's folders and files, what they hold, and what they may import. */
 export function layoutTable(): string {
   const code = (names: readonly string[]) => names.map((name) => `\`${name}\``).join(", ");
@@ -240,6 +256,7 @@ export function docSections(api: DescribedApi = protocolApi(), root?: string): R
       notifications: notificationTable(api),
       errors: errorTable(),
       limits: limitsTable(),
+      "per-principal": perPrincipalTable(),
       layout: layoutTable(),
     },
     "PLUGINS.md": { hooks: hookTable() },

@@ -84,6 +84,9 @@ export const ProposalNotice = z.object({
     .describe("When the deadline (decisionTimeoutMs) rejects it if nobody decides, by the server's clock (ms since the epoch); null: no deadline"),
 });
 
+/** How a decision was made, each its own value (the audit trail records it). */
+export const DECISION_HOWS = ["key", "flag", "rule", "deadline", "abort"] as const;
+
 /** Who resolved a proposal: a client's connection, an "always allow" rule, or run/abort. */
 export const Resolver = z.object({
   kind: z
@@ -92,6 +95,12 @@ export const Resolver = z.object({
   connectionId: z.string().nullable().describe("The deciding connection (kind connection)"),
   client: z.string().nullable().describe("Its client name, or the name of whoever set the rule"),
   rule: z.number().int().nullable().describe("The rule's id (kind rule)"),
+  how: z
+    .enum(DECISION_HOWS)
+    .optional()
+    .describe(
+      "How it was decided: a person's key (`key`, what a client claims by default), a flag given beforehand (`flag`, spool act --yes), a stored rule (`rule`), the deadline (`deadline`) or run/abort (`abort`)",
+    ),
 });
 
 /** `run/resolved`: a proposal was accepted or rejected. */

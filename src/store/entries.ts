@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { type Kysely, type SqlBool, sql } from "kysely";
 import { globMatch, jsonSet, jsonText } from "./dialect.js";
 import { uniquely } from "./errors.js";
 import type { Database, EntryRow, EntryUpdate, NewEntry } from "./schema.js";
@@ -156,4 +156,26 @@ export function listPendingEverywhere(
     .where("entries.status", "=", proposed)
     .orderBy("entries.created_at")
     .execute();
+}
+
+/**
+ * Pending proposals of a run and of a principal: counts over the partial indexes of migration 017 (the literal
+ * `status = 202` is what lets SQLite use them; a bound parameter would not prove the index's condition).
+ */
+export async function countPending(db: Kysely<Database>, runId: number, principal: string): Promise<{ run: number; principal: number }> {
+  const [run, mine] = await Promise.all([
+    db
+      .selectFrom("entries")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("run_id", "=", runId)
+      .where(sql<SqlBool>`status = 202`)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom("entries")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("proposed_by", "=", principal)
+      .where(sql<SqlBool>`status = 202`)
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { run: Number(run.n), principal: Number(mine.n) };
 }

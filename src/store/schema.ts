@@ -51,6 +51,8 @@ export interface EntryTable {
   newlines: Generated<number>;
   ends_with_newline: Generated<number>;
   last_seq: Generated<number>;
+  /** The principal a proposal's log entry was made by (migration 017); null for every other entry. */
+  proposed_by: Generated<string | null>;
   created_at: number;
   updated_at: number;
 }
@@ -154,6 +156,8 @@ export interface NotifyTargetTable {
   format: "json" | "slack" | "ntfy";
   /** JSON array of project names; null: every project. */
   projects: string | null;
+  /** 1: its bodies carry env values; 0 (the default): env names only (migration 017). */
+  include_env_values: Generated<number>;
   created_by: string;
   created_at: number;
 }

@@ -72,6 +72,10 @@ export function prepareEarly(sqlite: SQLite.Database | undefined, make: (sqlite:
 const entryStatements = (sqlite: SQLite.Database) => ({
   byPath: sqlite.prepare<[number, string], EntryRow>('SELECT * FROM "entries" WHERE "run_id" = ? AND "path" = ?'),
   byId: sqlite.prepare<[number], EntryRow>('SELECT * FROM "entries" WHERE "id" = ?'),
+  // Both counts over migration 017's partial indexes (the literal status = 202 is what lets SQLite use them).
+  pending: sqlite.prepare<[number, string], { run: number; principal: number }>(
+    'SELECT (SELECT count(*) FROM "entries" WHERE "run_id" = ? AND status = 202) AS run, (SELECT count(*) FROM "entries" WHERE "proposed_by" = ? AND status = 202) AS principal',
+  ),
 });
 
 /** entries.ts's lookups of one entry, synchronous on SQLite (the same rows). */
@@ -87,6 +91,10 @@ export function entryReads(store: Store) {
     findEntryById(id: number): Promise<EntryRow | undefined> {
       const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).byId.get(id));
       return row === VIA_KYSELY ? entries.findEntryById(db, id) : Promise.resolve(row);
+    },
+    countPending(runId: number, principal: string): Promise<{ run: number; principal: number }> {
+      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).pending.get(runId, principal)!);
+      return row === VIA_KYSELY ? entries.countPending(db, runId, principal) : Promise.resolve(row);
     },
   };
 }

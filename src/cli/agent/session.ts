@@ -297,18 +297,20 @@ class ActSession {
     // The model goes on as soon as the server has the decision: its words wait until the outcome is said (and the command's output shown).
     const release = this.held.hold();
     try {
-      await this.decide(p, answer);
+      await this.decide(p, answer, options.yes ? "flag" : "key");
     } finally {
       release();
     }
   }
 
-  /** Sends the decision `answer` (y, n or a) on `p`, says it, and follows an accepted command. */
-  async decide(p: Proposal, answer: string) {
+  /** Sends the decision `answer` (y, n or a) on `p` (`how`: a key pressed or a flag), says it, and follows an accepted command. */
+  async decide(p: Proposal, answer: string, how: "key" | "flag" = "key") {
     const decided = await this.client
       .call("run/resolve", {
         run: p.run,
         path: p.path,
+        // How it was decided, for the trail: a key pressed here, or --yes given beforehand (a flag).
+        how,
         // "always" is a rule of the run, kept by the server: it accepts the same command, cwd and env itself from now on.
         ...(answer === "n"
           ? { decision: "reject", reason: "rejected from the spool CLI" }

@@ -44,12 +44,12 @@ export function accept(
   caller: ConnectionHandle,
   project: ProjectRef,
   target: ProducerTarget,
-  options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined },
+  options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined; how?: "key" | "flag" | undefined },
 ): Promise<AcceptResult> {
   return acceptAs(stage, project, target, {
     runner: options.runner,
     reason: options.reason,
-    resolver: connectionResolver(caller),
+    resolver: connectionResolver(caller, options.how),
     resolvedBy: describeCaller(caller),
     self: caller,
     ...(options.always ? { always: describeCaller(caller) } : {}),
@@ -102,6 +102,7 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   // The rule holds the facts everyone was shown (the pending log entry's) and the runner the command went to.
   const subject: RuleSubject = { runId: run.id, facts: producerWire(log, []), runner: runnerName };
   const rule = options.always === undefined ? undefined : await storeRule(deps.repos, subject, options.always);
+  if (rule) stage.effects.ruleCreated(project, run, accepted, { id: rule.id, setBy: options.always!, runner: runnerName });
   const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
   await stage.effects.resolved(project, run, accepted, {
     decision: "accept",

@@ -5,6 +5,7 @@ import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import { describeRule, matchingRule, ruleResolver } from "../allow-rules.js";
+import { whoOf } from "../audit.js";
 import { confineCwd } from "../cwd.js";
 import type { ProposalInput } from "../deps.js";
 import { egressFor } from "../egress.js";
@@ -29,6 +30,9 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
         .map((p) => p.tool)
         .join(", ")}`,
     );
+  // Fair shares first: a proposal past its principal's or its run's bound stores nothing and costs two index counts.
+  const principal = whoOf(input.proposedBy).principal;
+  await stage.shares.admit(principal, run);
   const allowOutside = deps.config.limits.allowCwdOutsideRoot;
   const filtered = await deps.applyFilter("proposal:create", {
     tool: input.tool,
@@ -92,6 +96,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       proposedBy: input.proposedBy,
       ...input.extra,
     }),
+    proposed_by: principal,
     created_at: now,
     updated_at: now,
   }));

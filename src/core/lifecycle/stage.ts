@@ -8,6 +8,7 @@ import type { Effects } from "../effects.js";
 import type { Owners } from "../owners.js";
 import type { ProducerRegistry } from "../producer-registry.js";
 import type { RunnerRegistry } from "../runner-registry.js";
+import type { FairShares } from "../shares.js";
 import { ENTRY } from "../status.js";
 import { type Caller, type Cell, type Operation, refusal, stateOf, type TransitionState, transition } from "./transitions.js";
 
@@ -25,6 +26,8 @@ export interface Stage {
   readonly owners: Owners;
   readonly runners: RunnerRegistry;
   readonly effects: Effects;
+  /** The per-principal bounds a proposal is admitted by (shares.ts). */
+  readonly shares: FairShares;
   /** The other servers sharing the database (null until the cluster link exists). */
   others: OtherServers | null;
   /** Drops the channel lookups of a producer's appends (append.ts), once it finished or is owned elsewhere. */

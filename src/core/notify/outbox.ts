@@ -152,7 +152,7 @@ export class OutboxSender {
     if (!target) return; // removed meanwhile: its rows went with it
     // Queued before migration 015, a delivery kept the id it was first sent with.
     const delivery = row.delivery ?? deliveryId(row.uuid, row.target_id);
-    const payload = NotifyBody.parse({ ...eventBody(JSON.parse(row.payload)), delivery });
+    const payload = NotifyBody.parse({ ...eventBody(JSON.parse(row.payload), target.include_env_values === 1), delivery });
     const attempt = await post(target, payload, this.#stop.signal);
     if (attempt.ok) {
       this.#resting.delete(row.target_id);

@@ -44,10 +44,23 @@ export interface StoredEvent {
   at: number;
 }
 
-/** An event's row as stored; a row queued before migration 015 holds the body itself. */
-export function eventBody(stored: StoredEvent | EventBody): EventBody {
-  if (!("fact" in stored)) return stored;
-  return notifyPayload(stored.fact, stored, { path: stored.path, attributes: stored.attributes }, stored.at);
+/** What the text says when env values were left out of a body. */
+export const ENV_VALUES_LEFT_OUT = "env values left out (the receiver was added without --include-env-values)";
+
+/**
+ * An event's row as stored, as one receiver gets it: env values only when it opted in (includeEnvValues), else the
+ * names with their values left out and the text saying so. A row queued before migration 015 holds the body itself.
+ */
+export function eventBody(stored: StoredEvent | EventBody, includeEnvValues = false): EventBody {
+  if (!("fact" in stored)) return includeEnvValues ? stored : withoutEnvValues(stored);
+  const body = notifyPayload(stored.fact, stored, { path: stored.path, attributes: stored.attributes }, stored.at, includeEnvValues);
+  return body;
+}
+
+function withoutEnvValues(body: EventBody): EventBody {
+  if (body.facts.env.length === 0) return body;
+  const facts = { ...body.facts, env: body.facts.env.map(([name]) => [name, "(left out)"] as [string, string]) };
+  return { ...body, facts, text: `${notifyText(body, facts)}\n  ${ENV_VALUES_LEFT_OUT}` };
 }
 
 /** The json body of an event, every receiver's but for its delivery id (deliveryId). */
@@ -56,6 +69,7 @@ export function notifyPayload(
   where: { project: string; run: string; pageBase: string | null },
   log: Pick<EntryRow, "path" | "attributes">,
   at: number,
+  includeEnvValues = true,
 ): EventBody {
   const attributes = wireAttributes(log);
   const facts = factsOf(attributes);
@@ -71,5 +85,6 @@ export function notifyPayload(
     finished: fact.event === "finished" ? { status: fact.status, outcome: fact.outcome, exitCode: fact.exitCode, reason: fact.reason } : null,
     url: pageLink(where.pageBase, where.project, where.run, log.path),
   };
-  return { ...base, text: notifyText(base, facts) };
+  const body = { ...base, text: notifyText(base, facts) };
+  return includeEnvValues ? body : withoutEnvValues(body);
 }

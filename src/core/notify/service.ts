@@ -68,6 +68,7 @@ export class Notifications {
         events: JSON.stringify(events),
         format: params.format ?? "json",
         projects: params.projects ? JSON.stringify([...new Set(params.projects)]) : null,
+        include_env_values: params.includeEnvValues ? 1 : 0,
         created_by: by.name,
         created_at: Date.now(),
       });
@@ -145,7 +146,8 @@ export class Notifications {
     const now = Date.now();
     // Stored once, whatever the number of receivers, as what its body is made from (the sender builds it); each
     // receiver's delivery id is derived when it is sent.
-    const stored: StoredEvent = { fact, project: project.name, run: runAlias, pageBase: this.#pageBase, path: log.path, attributes: log.attributes, at: now };
+    const attributes = boundedAttributes(log.attributes);
+    const stored: StoredEvent = { fact, project: project.name, run: runAlias, pageBase: this.#pageBase, path: log.path, attributes, at: now };
     await this.writes.event({
       event: { uuid: randomUUID(), event: fact.event, payload: JSON.stringify(stored), created_at: now },
       targets: targets.map((t) => t.id),
@@ -164,13 +166,44 @@ export class Notifications {
 function view(row: NotifyTargetRow, backlog: { pending: number; lastError: string | null } | undefined): TargetView {
   return {
     name: row.name,
-    url: row.url,
+    url: redactUrl(row.url),
     events: (parseList(row.events) ?? []) as TargetView["events"],
     format: row.format,
     projects: parseList(row.projects),
+    includeEnvValues: row.include_env_values === 1,
     createdAt: Number(row.created_at),
     createdBy: row.created_by,
     pending: backlog?.pending ?? 0,
     lastError: backlog?.lastError ?? null,
   };
+}
+
+/** Characters of a command (and of each env value) an event's stored row keeps: a body is read on a phone, not audited. */
+export const NOTIFY_COMMAND_CHARS = 2048;
+export const NOTIFY_ENV_VALUE_CHARS = 512;
+
+/**
+ * An entry's attributes as an outbox row keeps them: a command of up to 64 KiB cut to NOTIFY_COMMAND_CHARS, saying
+ * how much was left out (the whole one is in Spool, a link away), and each env value cut likewise. Small ones (most)
+ * are kept as they are, unparsed.
+ */
+export function boundedAttributes(text: string): string {
+  if (text.length <= NOTIFY_COMMAND_CHARS + 1024) return text;
+  const attributes = JSON.parse(text) as { command?: unknown; env?: Record<string, unknown> };
+  const cut = (value: string, keep: number) =>
+    value.length <= keep ? value : `${value.slice(0, keep)}… (${value.length - keep} more characters, left out here)`;
+  if (typeof attributes.command === "string") attributes.command = cut(attributes.command, NOTIFY_COMMAND_CHARS);
+  if (attributes.env && typeof attributes.env === "object")
+    attributes.env = Object.fromEntries(Object.entries(attributes.env).map(([k, v]) => [k, typeof v === "string" ? cut(v, NOTIFY_ENV_VALUE_CHARS) : v]));
+  return JSON.stringify(attributes);
+}
+
+/**
+ * A receiver's URL as it is shown and audited: scheme, host and the path's last four characters. A Slack or ntfy
+ * URL is the credential itself; the whole one stays in its row, used only to send.
+ */
+export function redactUrl(text: string): string {
+  const url = new URL(text);
+  const rest = `${url.pathname}${url.search}`;
+  return `${url.protocol}//${url.host}/${rest.length > 5 ? `…${rest.slice(-4)}` : rest.slice(1)}`;
 }

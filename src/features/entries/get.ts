@@ -235,6 +235,7 @@ export async function warmEntryGet(store?: Pick<Core["entries"], "readLines">): 
     newlines: 3 * chunks.length,
     ends_with_newline: 1,
     last_seq: chunks.length,
+    proposed_by: null,
     created_at: 0,
     updated_at: 0,
   };

@@ -3,5 +3,9 @@ import { methods } from "../../protocol/methods/index.js";
 
 export const notifyTest = defineMethod({
   ...methods["notify/test"],
-  handler: (params, ctx) => ctx.core.notifications.test(ctx.connection.principal, params.name),
+  handler: async (params, ctx) => {
+    const sent = await ctx.core.notifications.test(ctx.connection.principal, params.name);
+    await ctx.core.audit.byCaller(ctx.connection, { action: "notify/test", detail: { name: params.name, ok: sent.ok, status: sent.status } });
+    return sent;
+  },
 });

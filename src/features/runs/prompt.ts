@@ -20,6 +20,12 @@ export const runPrompt = defineMethod({
     const traceparent = params.traceparent ?? (ctx.connection.state.get(CONNECTION_TRACEPARENT) as string | undefined);
     const loop = await agent.prompt(ctx.project, run, params.prompt, params.mode ?? run.mode, traceparent);
     const queued = await core.runs.openLoops(run.id);
+    void core.audit.byCaller(ctx.connection, {
+      action: "prompt",
+      project: ctx.project.name,
+      run: run.alias,
+      detail: { loop: loop.seq, model: run.model, promptBytes: Buffer.byteLength(params.prompt) },
+    });
     return { run: await core.runs.view(await core.runs.reload(run)), loop: loop.seq, queued };
   },
 });

@@ -11,13 +11,18 @@ export const runResolve = defineMethod({
     if (params.decision === "reject") {
       const log = await ctx.core.lifecycle.reject(ctx.project, target, {
         by: describeCaller(ctx.connection),
-        resolver: connectionResolver(ctx.connection),
+        resolver: connectionResolver(ctx.connection, params.how),
         reason: params.reason,
       });
       return { path: log.path, status: log.status, runner: null, channels: [] };
     }
     // An agent may withdraw (reject) a proposal of its own runs; accepting is a decision, a person's.
     if (!roleAllows(ctx.connection.principal.role, "person")) throw forbidden("run/resolve (accept)", "person", ctx.connection.principal.role);
-    return ctx.core.lifecycle.accept(ctx.connection, ctx.project, target, { runner: params.runner, reason: params.reason, always: params.always });
+    return ctx.core.lifecycle.accept(ctx.connection, ctx.project, target, {
+      runner: params.runner,
+      reason: params.reason,
+      always: params.always,
+      how: params.how,
+    });
   },
 });

@@ -29,10 +29,11 @@ export const NotifyUrl = z
 /** A receiver as `notify/list` shows it: never its secret, which only `notify/add` shows, once. */
 export const NotifyTargetView = z.object({
   name: z.string(),
-  url: z.string(),
+  url: z.string().describe("Redacted: scheme, host and the path's last four characters (a Slack or ntfy URL is itself a credential)"),
   events: z.array(NotifyEvent),
   format: NotifyFormat,
   projects: z.array(z.string()).nullable().describe("The projects it is told of; null: every project"),
+  includeEnvValues: z.boolean().describe("Whether its bodies carry env values; false: env names only, the text saying the values were left out"),
   createdAt: z.number().int(),
   createdBy: z.string().describe("The principal that added it"),
   pending: z.number().int().describe("Deliveries still owed to it (waiting, or being retried)"),
@@ -56,6 +57,10 @@ export const notifyAdd = request({
       .max(100)
       .optional()
       .describe("The projects it is told of; absent: every project"),
+    includeEnvValues: z
+      .boolean()
+      .optional()
+      .describe("Send env values in its bodies (default false: env names only, the text saying the values were left out)"),
   }),
   result: z.object({ secret: z.string().describe("The signing secret; shown this once"), target: NotifyTargetView }),
 });

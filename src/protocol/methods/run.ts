@@ -132,6 +132,12 @@ export const RunResolveParams = z
     runner: RunnerRef.optional().describe(
       'Runner to execute it (default: the runner the proposal named, else the project\'s default); naming another runner than the proposal named is CONFLICT. "self" = the accepting connection owns the producer and streams its output',
     ),
+    how: z
+      .enum(["key", "flag"])
+      .optional()
+      .describe(
+        "How the person decided, as the client claims it: a key pressed when asked (`key`, the default) or a flag given beforehand (`flag`: spool act --yes)",
+      ),
     always: z
       .boolean()
       .optional()
