@@ -165,7 +165,7 @@ describe("spool, every day", () => {
     expect(version.code).toBe(0);
     expect(version.out).toMatch(/^spool \d+\.\d+\.\d+/);
     const model = await spool(["act", "hello", "--model", "fats"]);
-    expect(model.code).toBe(2);
+    expect(model.code).toBe(4);
     expect(model.err).toContain('the server has no model "fats" (it has: demo)');
     expect(model.err).toContain("SPOOL_MODEL_FATS=openai/<model-id>");
     const waiting = spawnCli(["act", "`echo on-nosuch`", "--model", "demo"], env, { cwd: app });
