@@ -233,6 +233,16 @@ try {
     for (const e of entries.filter((e) => e.status !== 200 || e.lines !== LINES))
       ends.set(`${e.status}/${e.lines}`, (ends.get(`${e.status}/${e.lines}`) ?? 0) + 1);
     console.log(`  not complete (status/lines × n): ${[...ends].map(([k, n]) => `${k} × ${n}`).join(", ")}`);
+    // Each one's summary and stderr: what ended it.
+    for (const e of entries.filter((e) => e.status !== 200 || e.lines !== LINES).slice(0, 5)) {
+      const log = e.path.replace(/^sh:\/\/(turn_\d+)\/(.+)_1$/, "log://$1/sh/$2");
+      const summary = (await admin.call("entry/get", { run: "load", path: log })).body;
+      const stderr = await admin.call("entry/get", { run: "load", path: e.path.replace(/_1$/, "_2"), tail: 5 }).then(
+        (x) => x.body,
+        (x: Error) => x.message,
+      );
+      console.log(`  ${summary}\n    stderr: ${JSON.stringify(stderr)}`);
+    }
   }
   console.log(
     `server CPU from the first line to the last end (${wall.toFixed(1)} s): ${cpu.map(([all, main]) => `${all!.toFixed(1)} s (main thread ${main!.toFixed(1)} s, ${((main! / wall) * 100).toFixed(0)} % of the wall time)`).join("; ")}, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / latencies.length) * 1e6).toFixed(0)} µs a line, ${((cpu.reduce((sum, [all]) => sum + all!, 0) / chunks) * 1e6).toFixed(0)} µs a chunk (${chunks} chunks)`,

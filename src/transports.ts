@@ -1,8 +1,12 @@
 import { chmodSync, rmSync } from "node:fs";
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import type { WebSocket } from "ws";
 import { endpoint, serverProof } from "./client/server-proof.js";
 import type { Logger } from "./logger.js";
+import { isBinaryFrame } from "./protocol/binary-frame.js";
+import type { Transport } from "./rpc/transport.js";
+import type { Scavenger } from "./scavenger.js";
 
 export { PROOF_PATH } from "./client/server-proof.js";
 
@@ -162,4 +166,63 @@ export class PreAuthGate {
       );
     }
   }
+}
+
+/**
+ * A server connection's WebSocket as the RPC layer's Transport. What is sent in one turn of the event loop (the
+ * acknowledgements one group commit settles) leaves in one write: the socket is corked until the next tick. A close or
+ * a terminate uncorks first: a destroyed socket drops what it holds corked, so a `terminate()` in the tick of a send
+ * lost the last messages and the close frame queued behind them (the peer saw 1006, not why it was closed).
+ */
+export function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger): Transport {
+  let corked = false;
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    raw.uncork();
+  };
+  const cork = () => {
+    if (!corked && !raw.destroyed) {
+      corked = true;
+      raw.cork();
+      process.nextTick(uncork);
+    }
+  };
+  return {
+    // ws calls back once the frame is written to the socket (or with an error when the socket is gone).
+    send: (text, flushed) => {
+      cork();
+      socket.send(text, flushed);
+    },
+    // A reply built as bytes: ws frames the Buffer as it is (a header written before it, no copy).
+    sendUtf8: (data, flushed) => {
+      cork();
+      socket.send(data, { binary: false }, flushed);
+    },
+    close: (code, reason) => {
+      socket.close(code, reason);
+      uncork();
+    },
+    terminate: () => {
+      uncork();
+      socket.terminate();
+    },
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
+    onMessage: (listener) =>
+      socket.on("message", (data, isBinary) => {
+        if (!isBinary) listener(data.toString());
+        // JSON text sent in a binary message is taken as text; a binary frame goes to onBinary.
+        else if (!isBinaryFrame(data as Buffer)) listener((data as Buffer).toString("utf8"));
+      }),
+    onBinary: (listener) =>
+      socket.on("message", (data, isBinary) => {
+        if (isBinary && isBinaryFrame(data as Buffer)) {
+          scavenger.received((data as Buffer).length);
+          listener(data as Buffer);
+        }
+      }),
+    onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
+    bufferedAmount: () => socket.bufferedAmount,
+  };
 }

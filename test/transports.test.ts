@@ -1,10 +1,15 @@
 import { statSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
 import { locateServer, serverUrl } from "../src/acp/server.js";
 import { SpoolClient } from "../src/client/spool-client.js";
 import { ConnectError } from "../src/client/ws-transport.js";
+import type { Transport } from "../src/rpc/transport.js";
+import { Scavenger } from "../src/scavenger.js";
+import { wsTransport } from "../src/transports.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 /** A TCP listener that records every byte it is sent and answers nothing: someone else's process on a port. */
@@ -148,5 +153,43 @@ describe("transports: connections that have not authenticated", () => {
     } finally {
       await quick.stop();
     }
+  });
+});
+
+describe("transports: a server connection's WebSocket (wsTransport)", () => {
+  /** A ws server whose one connection is wrapped in wsTransport and handed to `act`; the client's messages and close code. */
+  async function exchange(act: (transport: Transport) => void): Promise<{ messages: string[]; code: number; reason: string }> {
+    const http = createHttpServer();
+    const wss = new WebSocketServer({ server: http });
+    wss.on("connection", (ws, request) => act(wsTransport(ws, request.socket as Socket, new Scavenger(2 ** 30))));
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    try {
+      const client = new WebSocket(`ws://127.0.0.1:${(http.address() as { port: number }).port}/`);
+      const messages: string[] = [];
+      client.on("message", (data) => messages.push(data.toString()));
+      const [code, reason] = await new Promise<[number, Buffer]>((resolve) => client.once("close", (c, r) => resolve([c, r])));
+      return { messages, code, reason: reason.toString() };
+    } finally {
+      wss.close();
+      http.close();
+    }
+  }
+
+  it("a message sent, then close(1001) and terminate in the same tick, as a stopping server does: both reach the client", async () => {
+    const seen = await exchange((t) => {
+      t.send("the last notification");
+      t.close(1001, "server shutting down");
+      t.terminate?.();
+    });
+    expect(seen).toEqual({ messages: ["the last notification"], code: 1001, reason: "server shutting down" });
+  });
+
+  it("messages sent in one tick all arrive, in order, before a close in a later one", async () => {
+    const seen = await exchange((t) => {
+      for (let i = 0; i < 100; i++) t.send(`m${i}`);
+      setImmediate(() => t.close(1000, "done"));
+    });
+    expect(seen.messages).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
+    expect(seen.code).toBe(1000);
   });
 });

@@ -73,7 +73,8 @@ export function execParams(
     readOnly,
     // Runners from before sandbox modes refuse fields they do not know; they are never given workspace-write work.
     ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: producer.sandboxNetwork !== false } : {}),
-    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: serverState(config) } : {}),
+    // The server's state and the credential paths (`~/`: the runner user's home; a runner from before issue 54 skips those).
+    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: [...serverState(config), ...config.sandboxHide] } : {}),
     passEnv: config.commandEnv,
     ...(producer.tty ? { tty: producer.tty } : {}),
   };

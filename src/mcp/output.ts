@@ -41,8 +41,10 @@ export async function report(session: Session, run: string, path: string, by: st
     state = view.status;
     const name = c.channel === 1 ? (p.tty ? "output" : "stdout") : c.channel === 2 ? "stderr" : `channel ${c.channel}`;
     if (view.body.trim() === "" && c.channel !== 1) continue;
-    // The note on what was left out names the model's get tool; here the same arguments go to read_output.
-    const body = view.body.replaceAll("read them with the get tool: ", "read them with read_output: ");
+    // The note on what was left out names the model's get and grep tools; here the same arguments go to read_output.
+    const body = view.body
+      .replaceAll("read them with the get tool: ", "read them with read_output: ")
+      .replaceAll("with the grep tool, no command and no approval needed: ", "with read_output and a pattern, no command needed: ");
     views.push(`--- ${name} (${c.path}, ${view.lines} lines) ---\n${body.trimEnd() || "(empty)"}`);
   }
   const outcome = p.endStatus ?? state;

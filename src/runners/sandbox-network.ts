@@ -30,6 +30,11 @@ const LAUNCHER = [
   'exec 5>"$d/go"',
   'child=$(sed -n \'s/.*"child-pid": *\\([0-9]*\\).*/\\1/p\' "$d/info")',
   'if [ -z "$child" ]; then wait $sandbox; code=$?; rm -rf "$d"; exit $code; fi',
+  // bwrap's child gives the namespace's loopback 127.0.0.1 (RTM_NEWADDR, exclusive) after it reported its pid, and
+  // slirp4netns --configure brings lo up, which makes the kernel add 127.0.0.1 itself: started before bwrap's add,
+  // it made that fail ("bwrap: loopback: Failed RTM_NEWADDR", 16 of 200 launches 20 at once) and the command never
+  // ran. So slirp4netns waits until the address is in the namespace's routes (or bwrap is gone; at most 1000 polls).
+  'n=0; while [ -r "/proc/$child/net/fib_trie" ] && ! grep -q "127\\.0\\.0\\.1" "/proc/$child/net/fib_trie" && kill -0 $sandbox 2>/dev/null && [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.01; done',
   // A bwrap that made a user namespace (where the machine has them, root runners' too) owns the network namespace from there.
   'userns=; if [ "$(readlink "/proc/$child/ns/user")" != "$(readlink /proc/self/ns/user)" ]; then userns="--userns-path=/proc/$child/ns/user"; fi',
   `"$slirp" --configure --mtu=65520 --disable-host-loopback --ready-fd=6 $userns --netns-type=path "/proc/$child/ns/net" tap0 6>"$d/ready" >/dev/null 2>"$d/err" ${SECCOMP_FD}<&- &`,

@@ -17,7 +17,7 @@ import {
   seccompDetail,
   usernsDetail,
 } from "./sandbox.js";
-import { seccompPrelude, seccompProgram } from "./seccomp.js";
+import { seccompFor, seccompPrelude, seccompProgram } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { type RemoteShell, type SshOptions, ssh2Shell } from "./ssh-shell.js";
 import { PidLine, type RemoteContainer, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
@@ -239,7 +239,7 @@ export class SshBackend implements Backend {
         ...wanted,
         bwrap: probed.bwrap,
         userns: Boolean(probed.userns),
-        ...(probed.seccomp ? { seccomp: seccompProgram("x64")! } : {}),
+        ...(probed.seccomp ? { seccomp: seccompFor(wanted.mode, seccompProgram("x64"), "x64")! } : {}),
         ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}),
       };
     }

@@ -11,6 +11,8 @@ export const AUDIT_ACTIONS = [
   "abort",
   "input",
   "sign-in",
+  "device/address",
+  "device/revoke",
   "token/create",
   "token/revoke",
   "notify/add",
