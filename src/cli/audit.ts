@@ -1,7 +1,7 @@
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
 import { connectionLost, connectServer } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
+import { EXIT, knownProjects, usageError } from "./errors.js";
 import { parseDuration } from "./token.js";
 
 export const AUDIT_SPEC = defineCommand({
@@ -34,6 +34,8 @@ export async function audit(argv: string[]): Promise<number> {
   }
   const client = await connectServer({ server: values.server, "token-file": values["token-file"] });
   try {
+    // A mistyped project would print nothing, as a quiet one does: it is an error instead.
+    await Promise.race([knownProjects(client, values.project === undefined ? [] : [values.project]), connectionLost(client, "while waiting for its answer")]);
     let after: number | undefined;
     for (;;) {
       const { events } = await Promise.race([

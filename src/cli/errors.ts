@@ -1,5 +1,6 @@
 import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 import { ConnectError } from "../client/ws-transport.js";
+import { nearest } from "../protocol/nearest.js";
 import { EXIT } from "./exit-codes.js";
 import { screenSafe } from "./terminal-writer.js";
 
@@ -16,6 +17,41 @@ export class CliError extends Error {
 }
 
 export const usageError = (message: string) => new CliError(message, EXIT.usage);
+
+/** How many of the names there are an unknown name's error lists. */
+const NAMES_SHOWN = 20;
+
+/**
+ * The one error for a name that names nothing (a project, a model, a --format, an event): the nearest name as a
+ * "did you mean", then the names there are. `code`: 4 for what does not exist on the server (a project, a model),
+ * 2 for a value outside the CLI's own list (a format, an event).
+ */
+export function unknownName(
+  what: string,
+  typed: string,
+  known: readonly string[],
+  options: { code?: number; flag?: string; next?: string; owner?: string } = {},
+): CliError {
+  const near = nearest(typed, known);
+  const list =
+    known.length === 0 ? "there are none" : `there are: ${known.slice(0, NAMES_SHOWN).map(screenSafe).join(", ")}${known.length > NAMES_SHOWN ? ", …" : ""}`;
+  return new CliError(
+    `${options.flag ? `${options.flag} ${screenSafe(typed)}: ` : ""}${options.owner ? `${options.owner} has no` : "no"} ${what} "${screenSafe(typed)}"${near ? ` — did you mean "${screenSafe(near)}"?` : ""} (${options.owner ? list.replace("there are", "it has") : list})${options.next ? `. ${options.next}` : ""}`,
+    options.code ?? EXIT.notFound,
+  );
+}
+
+/** Refuses project names the server has none of (that the credential may see), each with a "did you mean". */
+export async function knownProjects(
+  client: { call(method: "project/list", params: { limit?: number }): Promise<{ projects: { name: string }[] }> },
+  names: readonly string[],
+  flag = "--project",
+): Promise<void> {
+  if (names.length === 0) return;
+  const known = (await client.call("project/list", { limit: 1000 })).projects.map((p) => p.name);
+  const missing = names.find((name) => !known.includes(name));
+  if (missing !== undefined) throw unknownName("project", missing, known, { flag, next: "`spool runs --all` shows every project's runs" });
+}
 
 /** HTTP answers to the WebSocket upgrade that mean the token or the Origin was refused. */
 const HTTP_UNAUTHORIZED = 401;

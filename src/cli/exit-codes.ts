@@ -34,7 +34,7 @@ export const EXIT_TABLE: readonly ExitRow[] = [
   },
   {
     code: EXIT.usage,
-    meaning: "usage error: unknown command or option, missing argument, not in a project",
+    meaning: "usage error: unknown command, option or value (a --format, an event), missing argument, not in a project",
     act: "no PROMPT, no --model for a new run, --yes with --answers-from-stdin, not in a project",
   },
   {

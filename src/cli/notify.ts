@@ -4,7 +4,7 @@ import { escapeControl } from "../protocol/proposal-facts.js";
 import { adminSubcommand } from "./admin-subcommand.js";
 import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
 import { age, printRows } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
+import { EXIT, knownProjects, unknownName, usageError } from "./errors.js";
 
 export const NOTIFY_SPEC = defineCommand({
   name: "notify",
@@ -38,8 +38,8 @@ type Event = z.output<typeof NotifyEvent>;
 
 function parseEvents(text: string): Event[] {
   const named = text.split(",").map((e) => e.trim());
-  const unknown = named.filter((e) => !(NOTIFY_EVENTS as readonly string[]).includes(e));
-  if (named.length === 0 || unknown.length > 0) throw usageError(`--events lists some of ${NOTIFY_EVENTS.join(", ")}, not "${text}"`);
+  const unknown = named.find((e) => !(NOTIFY_EVENTS as readonly string[]).includes(e));
+  if (unknown !== undefined) throw unknownName("event", unknown, NOTIFY_EVENTS, { flag: "--events", code: EXIT.usage });
   return [...new Set(named)] as Event[];
 }
 
@@ -52,17 +52,20 @@ export async function notify(argv: string[]): Promise<number> {
       only(["NAME", "URL"]);
       const format = values.format;
       if (format !== undefined && !(NOTIFY_FORMATS as readonly string[]).includes(format))
-        throw usageError(`--format is one of ${NOTIFY_FORMATS.join(", ")}, not "${format}"`);
-      const added = await request((c) =>
-        c.call("notify/add", {
+        throw unknownName("format", format, NOTIFY_FORMATS, { flag: "--format", code: EXIT.usage });
+      const events = values.events !== undefined ? parseEvents(values.events) : undefined;
+      const added = await request(async (c) => {
+        // A receiver for a project the server has none of would never be told anything.
+        await knownProjects(c, values.project ?? []);
+        return c.call("notify/add", {
           name: positionals[0]!,
           url: positionals[1]!,
-          ...(values.events !== undefined ? { events: parseEvents(values.events) } : {}),
+          ...(events !== undefined ? { events } : {}),
           ...(format !== undefined ? { format: format as (typeof NOTIFY_FORMATS)[number] } : {}),
           ...(values.project ? { projects: values.project } : {}),
           ...(values["include-env-values"] ? { includeEnvValues: true } : {}),
-        }),
-      );
+        });
+      });
       process.stdout.write(`${added.secret}\n`);
       const t = added.target;
       const scope = t.projects ? `projects ${t.projects.join(", ")}` : "every project";

@@ -5,7 +5,7 @@ import type { Socket } from "node:net";
 import QRCode from "qrcode";
 import { provenConnection, ServerProofError } from "../client/server-proof.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
-import { readToken, serverTarget, workingDirectory } from "./common.js";
+import { palette, readToken, serverTarget, workingDirectory } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { findProject } from "./project.js";
 
@@ -165,19 +165,30 @@ const wrongToken = (base: URL, tokenFile: string) =>
   new CliError(`wrong token for ${base.href} — the server's token is in its home's token file ($SPOOL_HOME/token; used: ${tokenFile})`, EXIT.connection);
 
 /**
- * The link as a QR code drawn with half blocks, two rows of modules a line, in explicit black on white (ANSI
- * colours) so it scans on a dark terminal as on a light one; the quiet zone is white too.
+ * The link as a QR code drawn with half blocks, two rows of modules a line: on a terminal in explicit black on
+ * white (ANSI colours) so it scans on a dark terminal as on a light one, the quiet zone white too; to a pipe or a
+ * file, or with NO_COLOR, the same blocks without a colour escape (dark modules on a light page).
  */
-export async function qrBlock(link: string): Promise<string> {
-  const drawn = await QRCode.toString(link, { type: "terminal", small: true, errorCorrectionLevel: "L" });
+export async function qrBlock(link: string, colour = palette().on): Promise<string> {
+  const drawn = colour
+    ? await QRCode.toString(link, { type: "terminal", small: true, errorCorrectionLevel: "L" })
+    : await QRCode.toString(link, { type: "utf8", errorCorrectionLevel: "L" });
   return drawn.endsWith("\n") ? drawn : `${drawn}\n`;
 }
 
 const isLoopback = (host: string) => host === "localhost" || /^127\./.test(host) || host === "[::1]";
 
-/** Starts the person's browser on the link: $BROWSER, else the desktop's opener. */
+/** Starts the person's browser on the link: $BROWSER, else the desktop's opener; none to start is said, not skipped. */
 function openBrowser(link: string): Promise<void> {
   const browser = process.env.BROWSER?.trim();
+  const desktop = process.platform === "darwin" || process.platform === "win32" || Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY);
+  if (!browser && !desktop)
+    return Promise.reject(
+      new CliError(
+        "--browser: no browser to start here (no $BROWSER, and no DISPLAY or WAYLAND_DISPLAY for xdg-open) — open the link above in a browser yourself, or use --qr for a phone",
+        EXIT.failed,
+      ),
+    );
   const [command, ...args] = browser
     ? [browser, link]
     : process.platform === "darwin"

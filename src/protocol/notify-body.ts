@@ -35,21 +35,42 @@ export const NotifyBody = z.object({
 });
 export type NotifyBody = z.output<typeof NotifyBody>;
 
-const HEADLINES: Record<NotifyBody["event"], string> = {
-  proposal: "waits for a decision",
-  decided: "was decided",
-  finished: "finished",
-  expired: "expired undecided",
-  test: "test notification",
-};
+type Told = Omit<NotifyBody, "text" | "delivery">;
 
-/** The one-line title: `Spool: a command waits for a decision in demo/run-1`. */
-export function notifyTitle(body: Omit<NotifyBody, "text" | "delivery">): string {
-  return escapeControl(`Spool: ${body.event === "test" ? HEADLINES.test : `a command ${HEADLINES[body.event]}`} in ${body.project}/${body.run}`);
+/** How a finished command ended, in words (the status numbers stay in the json body): `done, exit 0`, `failed, exit 2`, `cancelled`. */
+function endWords(finished: NonNullable<NotifyBody["finished"]>): string {
+  const exit = finished.exitCode === null ? "" : `, exit ${finished.exitCode}`;
+  if (finished.outcome === "completed") return `${finished.status === 200 ? "done" : "failed"}${exit}`;
+  return finished.outcome;
+}
+
+/** What happened, said first: `a command waits for a decision`, `accepted by alice`, `rejected by the deadline`, `a command failed, exit 2`. */
+function headline(body: Told): string {
+  switch (body.event) {
+    case "proposal":
+      return "a command waits for a decision";
+    case "decided":
+      return body.decision ? `${body.decision.outcome === "accept" ? "accepted" : "rejected"} by ${body.decision.by}` : "a command was decided";
+    case "expired":
+      return "rejected by the deadline";
+    case "finished":
+      return body.finished ? `a command ended: ${endWords(body.finished)}` : "a command ended";
+    case "test":
+      return "test notification";
+  }
+}
+
+/** The one-line title, what happened and where: `Spool: accepted by alice in demo/run-1` (a test names no run). */
+export function notifyTitle(body: Told): string {
+  return escapeControl(`Spool: ${headline(body)}${body.event === "test" ? "" : ` in ${body.project}/${body.run}`}`);
 }
 
 /** The body in words: the title, the command's facts (escaped by the clients' formatter), the decision or end, the link. */
 export function notifyText(body: Omit<NotifyBody, "text" | "delivery">, facts: ProposalFacts): string {
+  if (body.event === "test") {
+    const lines = [notifyTitle(body), "spool notify test sent this: deliveries from Spool reach this receiver, signed with its secret."];
+    return [...lines, ...(body.url ? [escapeControl(body.url)] : [])].join("\n");
+  }
   const lines = [notifyTitle(body), factsText(facts, { indent: "  " })];
   if (body.proposedBy) lines.push(`  proposed by ${escapeControl(body.proposedBy)}`);
   if (body.decision) {
@@ -57,10 +78,7 @@ export function notifyText(body: Omit<NotifyBody, "text" | "delivery">, facts: P
     lines.push(`${word} by ${escapeControl(body.decision.by)}${body.decision.reason ? `: ${escapeControl(body.decision.reason)}` : ""}`);
   }
   if (body.finished) {
-    const exit = body.finished.exitCode === null ? "" : `, exit ${body.finished.exitCode}`;
-    lines.push(
-      `${escapeControl(body.finished.outcome)} (${body.finished.status}${exit})${body.finished.reason ? `: ${escapeControl(body.finished.reason)}` : ""}`,
-    );
+    lines.push(`${escapeControl(endWords(body.finished))}${body.finished.reason ? `: ${escapeControl(body.finished.reason)}` : ""}`);
   }
   if (body.url) lines.push(escapeControl(body.url));
   return lines.join("\n");

@@ -165,7 +165,9 @@ describe("the README's CLI tour", () => {
         if (line === "spool cancel") {
           expect(out).toMatch(/^cancelled log:\/\/turn_1\/sh\/for-i-in/);
           const count = bg(/Count/);
-          expect(await count.exit, count.out()).toBe(0);
+          // Its command was cancelled from another client: the work was not done (exit 1, not "✔ done").
+          expect(await count.exit, count.out()).toBe(1);
+          expect(count.out()).toContain("✖ not done: for i in $(seq 300); do echo $i; sleep 1; done — cancelled");
           expect(count.out()).toContain("finished: cancelled");
         }
         if (line === "spool abort") {

@@ -6,9 +6,11 @@ const jsQR = jsqr.default;
 /**
  * Reads back a QR code a terminal would show: half-block characters (▀ ▄ █ and space) in ANSI colours (black
  * 30/40, white 37/47, default after a reset: light), two rows of modules a line. Returns what the code says, or
- * null when no code is found. Lines without a block character are not part of the code.
+ * null when no code is found. Lines without a block character are not part of the code. Text without any colour
+ * escape (written to a pipe or a file) is ink on paper: a block is dark, a space light.
  */
 export function decodeTerminalQr(text: string): string | null {
+  const plain = !text.includes("\x1b");
   const rows: boolean[][] = [];
   for (const line of text.split("\n")) {
     if (!/[▀▄█]/.test(line)) continue;
@@ -28,7 +30,7 @@ export function decodeTerminalQr(text: string): string | null {
         }
         continue;
       }
-      const f = fg === true;
+      const f = fg === true || (plain && fg === null);
       const b = bg === true;
       const [t, u] = token === "█" ? [f, f] : token === "▀" ? [f, b] : token === "▄" ? [b, f] : [b, b];
       top.push(t);

@@ -165,12 +165,19 @@ describe("spool notify", () => {
     expect(message.text).toContain("echo &lt;!channel&gt; &amp; &lt;http://evil|click&gt;");
     expect(message.text).not.toContain("<!channel>");
     expect(message.text.endsWith(`<${link}|Open in Spool>`)).toBe(true);
+    // Read at a glance: the title in bold, the facts in a code block (aligned in a fixed-width font), the link once.
+    expect(message.text.startsWith("*Spool: a command waits for a decision in formats/fmt*\n```\ntool        sh\ncommand     echo &lt;!channel&gt;")).toBe(
+      true,
+    );
+    expect(message.text.split(link).length - 1).toBe(1);
 
     // ntfy: the body is the message; Title, Click (the link opened on a tap) and Tags are headers (docs.ntfy.sh/publish).
     expect(toNtfy!.headers["content-type"]).toMatch(/^text\/plain/);
     expect(signedBy(toNtfy!.body, toNtfy!.headers["x-spool-signature"], ntfySecret)).toBe(true);
     expect(toNtfy!.body).toContain("echo <!channel> & <http://evil|click>");
-    expect(toNtfy!.body.split("\n")[0]).toBe("Spool: a command waits for a decision in formats/fmt");
+    // The title is the Title header, not repeated in the message.
+    expect(toNtfy!.body).not.toContain("waits for a decision");
+    expect(toNtfy!.body.split("\n")[0]).toBe("  tool        sh");
     expect(toNtfy!.headers.title).toBe("Spool: a command waits for a decision in formats/fmt");
     expect(toNtfy!.headers.click).toBe(link);
     expect(toNtfy!.headers.tags).toBe("spool,proposal");
@@ -182,6 +189,11 @@ describe("spool notify", () => {
     expect(tested.out).toMatch(/^phone answered 200 to delivery [0-9a-f-]{36}\n$/);
     const [, testEvent] = await ntfy.waitFor(2);
     expect(testEvent!.headers["x-spool-event"]).toBe("test");
+    // A test reads as one: no command, no "-/-" run.
+    expect(testEvent!.headers.title).toBe("Spool: test notification");
+    expect(testEvent!.body).toMatch(/^spool notify test sent this: deliveries from Spool reach this receiver, signed with its secret\./);
+    expect(testEvent!.body).not.toContain("-/-");
+    expect(testEvent!.body).not.toContain("echo hello");
   }, 60_000);
 });
 
@@ -207,6 +219,9 @@ describe("deadlines and the audit trail", () => {
     expect(byEvent.decided).toMatchObject({ path: decided, decision: { outcome: "reject", by: "alice via spool-cli", reason: "not today" } });
     expect(byEvent.expired).toMatchObject({ path: forgotten, decision: { outcome: "reject", by: "deadline" } });
     expect(byEvent.expired!.text).toContain("rejected by deadline: nobody decided within 10 s");
+    // The title says what happened.
+    expect(byEvent.decided!.text.split("\n")[0]).toBe("Spool: rejected by alice via spool-cli in deadline/late");
+    expect(byEvent.expired!.text.split("\n")[0]).toBe("Spool: rejected by the deadline in deadline/late");
 
     const entry = await s.admin.call("entry/get", { run: "late", path: forgotten });
     expect(entry.status).toBe(ENTRY.rejected);

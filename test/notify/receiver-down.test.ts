@@ -23,6 +23,38 @@ async function failing(): Promise<{ url: string; attempts(): number; reached(n: 
 }
 
 describe("a receiver that is down", () => {
+  it("spool serve warns once when a receiver starts failing and once when it takes deliveries again, not once a retry", async () => {
+    const receiver = await startReceiver({ answers: [503, 503, 503] });
+    closers.push(() => receiver.close());
+    const home = tempDir();
+    const root = tempDir("spool-root-");
+    const serve = await spawnServe(["--port", String(await freePort()), "--home", home, "--no-local-runner"]);
+    closers.push(async () => void (await serve.stop()));
+    const admin = await SpoolClient.connect(serve.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
+    await admin.initialize("flaky", { root });
+    await admin.call("notify/add", { name: "pager", url: receiver.url, events: ["proposal"] });
+    await admin.call("run/create", { alias: "r" });
+    for (let i = 0; i < 3; i++) await admin.call("proposal/create", { run: "r", tool: "sh", command: `echo ${i}` });
+    // Three failed attempts, then every delivery goes through.
+    await receiver.waitFor(6, 30_000);
+    await eventually(async () => (await admin.call("notify/list", {})).targets[0]!.pending === 0, 20_000, "every delivery made");
+    admin.close();
+    await eventually(() => serve.output().includes('receiver "pager" takes deliveries again'), 5_000, "the recovery said");
+    const lines = serve.output().split("\n");
+    expect(
+      lines.filter((l) => l.includes('notify: receiver "pager" is failing (HTTP 503')),
+      serve.output(),
+    ).toHaveLength(1);
+    expect(
+      lines.filter((l) => l.includes('notify: receiver "pager" takes deliveries again')),
+      serve.output(),
+    ).toHaveLength(1);
+    expect(
+      lines.filter((l) => /notify: delivery .* failed/.test(l)),
+      serve.output(),
+    ).toEqual([]);
+  }, 60_000);
+
   it("gets one attempt a wave while it fails, however many deliveries it is owed", async () => {
     const down = await failing();
     const home = tempDir();

@@ -5,7 +5,7 @@ import { defaultRunnerName, factsText } from "../../protocol/proposal-facts.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
 import { type Producer, producerOf } from "../../protocol/views.js";
 import { escapeControl, palette } from "../common.js";
-import { CliError, EXIT, usageError } from "../errors.js";
+import { CliError, EXIT, unknownName, usageError } from "../errors.js";
 import { runCommands } from "../refs.js";
 import { TerminalWriter } from "../terminal-writer.js";
 import { Endings } from "./endings.js";
@@ -23,12 +23,12 @@ async function unknownModel(client: SpoolClient, model: string, error: unknown):
   if (error.errorCode !== "INVALID_PARAMS") throw new CliError(`--model ${escapeControl(model)}: ${error.message}`, EXIT.failed);
   const known = (await client.call("model/list", {}).catch(() => ({ models: [] }))).models.map((m) => m.alias);
   const name = model.toUpperCase().replace(/-/g, "_");
-  throw new CliError(
-    `the server has no model "${escapeControl(model)}" (${known.length ? `it has: ${known.map(escapeControl).join(", ")}` : "it has none"}). ` +
-      `Define it where the server runs, then restart it: SPOOL_MODEL_${name}=openai/<model-id> with OPENAI_API_KEY ` +
+  throw unknownName("model", model, known, {
+    owner: "the server",
+    next:
+      `To add it, define it where the server runs, then restart it: SPOOL_MODEL_${name}=openai/<model-id> with OPENAI_API_KEY ` +
       `(or ollama/<model>), or start it with \`spool serve --demo-model\` for the built-in "demo"`,
-    EXIT.notFound,
-  );
+  });
 }
 
 /** Why `spool act` leaves when its connection closes before the run ended: the server stopped (and ended what it ran), or the connection broke. */

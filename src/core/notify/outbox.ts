@@ -155,6 +155,9 @@ export class OutboxSender {
     const payload = NotifyBody.parse({ ...eventBody(JSON.parse(row.payload), target.include_env_values === 1), delivery });
     const attempt = await post(target, payload, this.#stop.signal);
     if (attempt.ok) {
+      const was = this.#resting.get(row.target_id);
+      // One line when a failing receiver takes deliveries again (and one when it started failing, below): not one a retry.
+      if (was) this.log.warn(`notify: receiver "${target.name}" takes deliveries again (after ${was.failures} failed wave${was.failures === 1 ? "" : "s"})`);
       this.#resting.delete(row.target_id);
       await this.repos.notify.delivered(row.id, row.event_id);
       return;
@@ -164,6 +167,10 @@ export class OutboxSender {
     // One wave of attempts (those claimed together) is one failure of the target.
     if (!this.#stop.signal.aborted && (!rest || now >= rest.until)) {
       const failures = (rest?.failures ?? 0) + 1;
+      if (!rest)
+        this.log.warn(
+          `notify: receiver "${target.name}" is failing (${attempt.error}); its deliveries are kept and retried with backoff — spool notify list shows its state`,
+        );
       this.#resting.set(row.target_id, { failures, until: now + backoff(failures) });
     }
     if (now - row.created_at >= RETRY_FOR_MS) {
@@ -174,9 +181,8 @@ export class OutboxSender {
     // Stopping is not the receiver's fault: the next server to start tries it at once.
     const nextAt = this.#stop.signal.aborted ? now : now + backoff(row.attempts);
     await this.repos.notify.retryLater(row.id, nextAt, attempt.error ?? "failed");
-    // A receiver that is down fails every delivery every few seconds: the first failure and every tenth are warned of.
-    const level = !this.#stop.signal.aborted && (row.attempts === 1 || row.attempts % 10 === 0) ? "warn" : "debug";
-    this.log[level](
+    // Each retry is a detail: the receiver's starting to fail and its recovery are the warnings.
+    this.log.debug(
       `notify: delivery ${delivery} (${row.event}) to "${target.name}" failed (${attempt.error}); attempt ${row.attempts + 1} in ${nextAt - now} ms`,
     );
   }
