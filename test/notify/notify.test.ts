@@ -95,11 +95,13 @@ describe("spool notify", () => {
     expect(body).toMatchObject({ event: "proposal", project: "notified", run: "build", path, decision: null });
     expect(body.proposedBy).toMatch(/^admin via /);
     expect(body.delivery).toBe(got!.headers["x-spool-delivery"]);
-    expect(body.facts).toMatchObject({ tool: "sh", command, env: [["CI", "1"]] });
+    // Env values stay home unless the receiver opted in (test/notify/secrets.test.ts): the name, not the value.
+    expect(body.facts).toMatchObject({ tool: "sh", command, env: [["CI", "(left out)"]] });
     expect(body.url).toBe(`http://127.0.0.1:${s.port}/#/notified/build/${encodeURIComponent(path)}`);
     expect(body.text).toContain("make \\e[31mall");
     expect(body.text).not.toContain("\u001b");
-    expect(body.text).toContain("CI=1");
+    expect(body.text).toContain("CI='(left out)'");
+    expect(body.text).not.toContain("CI=1");
 
     const listed = JSON.parse((await s.spool(["notify", "list", "--json"])).out) as { name: string; events: string[]; pending: number }[];
     expect(listed).toMatchObject([{ name: "hook", events: ["proposal"], format: "json", pending: 0 }]);
