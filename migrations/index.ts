@@ -13,6 +13,7 @@ import { dropChunksByLine } from "./012_drop_chunks_by_line.js";
 import { principals } from "./013_principals.js";
 import { notifyAndAudit } from "./014_notify_and_audit.js";
 import { notifyEvents } from "./015_notify_events.js";
+import { devices } from "./016_devices.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -41,4 +42,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   // Migrations written in TypeScript from the start are recorded under their own names.
   "014_notify_and_audit": notifyAndAudit,
   "015_notify_events": notifyEvents,
+  "016_devices": devices,
 };

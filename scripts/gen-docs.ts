@@ -1,4 +1,4 @@
-// Regenerates the tables in docs/spec/ and PLUGINS.md from the protocol's descriptors (src/protocol), the error
+// Regenerates SPEC.md's index, the tables in docs/spec/ and PLUGINS.md from the protocol's descriptors (src/protocol), the error
 // catalogue and the hook list, without starting a server. `--check` fails if they are stale.
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,7 +7,7 @@ import { docSections, locateSections, regenerate } from "../src/docs/generate.js
 const root = fileURLToPath(new URL("..", import.meta.url));
 const check = process.argv.includes("--check");
 let stale = false;
-for (const [file, sections] of Object.entries(locateSections(root, docSections()))) {
+for (const [file, sections] of Object.entries(locateSections(root, docSections(undefined, root)))) {
   const fresh = regenerate(join(root, file), sections, !check);
   if (!fresh) {
     stale = true;

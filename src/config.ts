@@ -3,7 +3,9 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { checkFailurePatterns, DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
+import { EgressConfig } from "./protocol/egress-schema.js";
 import { nearest } from "./protocol/nearest.js";
+import { DEFAULT_SANDBOX_HIDE } from "./protocol/sandbox.js";
 
 /** An entry of `commandEnv`: a variable name, or a pattern with `*`. */
 const COMMAND_ENV_ENTRY = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
@@ -27,6 +29,8 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(8 * 1024 * 1024),
+  /** Milliseconds one `entry/search` may run (in a worker thread); past it the search ends and answers what it found, and where to go on. */
+  searchBudgetMs: z.number().int().positive().default(5_000),
   /** Concurrent WebSocket connections; more are refused with HTTP 503. */
   maxConnections: z.number().int().positive().default(512),
   /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §2c "Bounded before authentication"). */
@@ -72,6 +76,20 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(16 * 1024 * 1024),
+  /** Sign-in codes (`spool open`) one principal may have waiting; minting another spends that principal's oldest. */
+  maxCodesPerPrincipal: z.number().int().positive().default(8),
+  /** Sign-in codes waiting, all principals together; past it a new one is refused (LIMIT_EXCEEDED), nobody's is dropped. */
+  maxCodes: z.number().int().positive().default(256),
+  /** Paired devices one principal may have; pairing another unpairs that principal's device used longest ago. */
+  maxDevicesPerPrincipal: z.number().int().positive().default(16),
+  /** Paired devices, all principals together; past it a new pairing is refused (LIMIT_EXCEEDED), nobody's is unpaired. */
+  maxDevices: z.number().int().positive().default(1024),
+  /** How long a paired device stays signed in after its last use, in milliseconds (never past its credential's expiry). */
+  deviceIdleMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30 * 24 * 60 * 60 * 1000),
   /** Let `proposal/create` use a cwd outside the project root (off: such a cwd is INVALID_PARAMS). */
   allowCwdOutsideRoot: z.boolean().default(false),
   /** Largest decoded `stream/input` message, in bytes (PAYLOAD_TOO_LARGE above). */
@@ -142,6 +160,13 @@ export const ConfigFileSchema = z.strictObject({
   sandbox: z.enum(SANDBOX_SETTINGS).optional(),
   /** Whether workspace-write commands keep the network (default true); false cuts it. */
   sandboxNetwork: z.boolean().optional(),
+  /** Network mode `allowlist` (SPEC §7 Runners, "Sandbox modes"): the projects' lists of hosts, and the proxy's own hosts file. */
+  egress: EgressConfig.optional(),
+  /** Credential paths a read-only or workspace-write command does not see (`~/` = the runner user's home); replaces DEFAULT_SANDBOX_HIDE. */
+  sandboxHide: z
+    .array(z.string().regex(/^(~\/|\/)./, "an absolute path or one starting with ~/"))
+    .max(48)
+    .optional(),
   /** How long a turn waits for an accepted command before the model sees its output so far, in milliseconds. */
   toolYieldMs: z.number().int().nonnegative().optional(),
   /** How long the model's `kill` waits for the command to end after its signal, in milliseconds. */
@@ -183,6 +208,9 @@ const MUST: Record<string, string> = {
   outputTokens: "a positive integer",
   sandbox: '"auto", "workspace-write" or "full"',
   sandboxNetwork: "true or false",
+  egress: 'an object {"allow": [hosts], "projects": {"name": [hosts]}, "hosts": {"name": "address"}}',
+  "egress.allow": 'a list of hosts ("registry.npmjs.org", "*.github.com", "example.org:8443", "10.0.0.5")',
+  "sandboxHide[]": "an absolute path or one starting with ~/",
   demoModel: "true or false",
   ...Object.fromEntries(
     Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),
@@ -294,6 +322,10 @@ export interface SpoolConfig {
   sandbox: SandboxSetting;
   /** Whether workspace-write commands keep the network. */
   sandboxNetwork: boolean;
+  /** Network allowlists (config.json `egress`): every project's (null: none) and projects' own by name. */
+  egress: { allow: string[] | null; projects: Record<string, string[]>; hosts: Record<string, string> };
+  /** Credential paths sandboxed commands do not see (`~/`: the runner user's home). */
+  sandboxHide: string[];
   agent: AgentConfig;
 }
 
@@ -386,6 +418,8 @@ export interface ConfigOverrides {
   commandEnv?: string[];
   sandbox?: SandboxSetting;
   sandboxNetwork?: boolean;
+  egress?: SpoolConfig["egress"];
+  sandboxHide?: string[];
   /** `spool serve --demo-model`: the built-in demo model as the alias "demo". */
   demoModel?: boolean;
   agent?: Partial<Omit<AgentConfig, "models">>;
@@ -475,6 +509,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     sandbox: overrides.sandbox ?? envSandbox(env) ?? file.sandbox ?? "auto",
     sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,
+    egress: overrides.egress ?? { allow: file.egress?.allow ?? null, projects: file.egress?.projects ?? {}, hosts: file.egress?.hosts ?? {} },
+    sandboxHide: overrides.sandboxHide ?? file.sandboxHide ?? [...DEFAULT_SANDBOX_HIDE],
     agent: {
       models: withDemo(modelsFromEnv(env, file.modelMaxTokens), overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Tracer } from "@opentelemetry/api";
 import { WebSocketServer } from "ws";
+import type { AcpHttpEndpoint, AcpHttpOptions } from "./acp/http.js";
 import {
   cookieValue,
   ensureToken,
@@ -23,13 +24,15 @@ import { unixSocketUrl } from "./client/ws-transport.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
 import { busKey } from "./cluster/bus-auth.js";
 import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js";
+import { serverState } from "./core/dispatch.js";
 import { createCore } from "./core/index.js";
 import type { Authenticated } from "./core/principals.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { checkHomeOwned } from "./home-owner.js";
+import { recordStatePaths } from "./home-registry.js";
 import { createLogger, type Logger } from "./logger.js";
-import type { McpCaller, McpHttpEndpoint } from "./mcp/http.js";
+import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "./mcp/http.js";
 import { Meter, observeAll } from "./ops/meter.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type OpsCaller, opsRoutes } from "./ops/routes.js";
@@ -39,6 +42,7 @@ import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
+import { SpoolError } from "./rpc/errors.js";
 import { watchLiveness } from "./rpc/liveness.js";
 import { RpcHost } from "./rpc/rpc-host.js";
 import { createMemoryTransportPair, type Transport } from "./rpc/transport.js";
@@ -52,7 +56,7 @@ import { createRepositories } from "./store/repositories.js";
 import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate, wsTransport } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
-import { WebSessions } from "./web/sessions.js";
+import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
 
 export { MIGRATIONS_DIR } from "./store/migrator.js";
 
@@ -135,6 +139,8 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     (message) => (options.logger ?? createLogger()).warn(message),
   );
   const lock = acquireHomeLock(config.home);
+  // Every sandbox built on this machine hides this server's state, not only the sandboxes of its own runners (issue 54).
+  recordStatePaths(serverState(config).concat(config.socketPath));
   try {
     return await startLocked(options, config, lock);
   } catch (error) {
@@ -272,7 +278,10 @@ async function wireServices(options: StartOptions, config: SpoolConfig, log: Log
     const [serverSide, clientSide] = createMemoryTransportPair();
     return { transport: clientSide, connectionId: rpc.accept(serverSide).id };
   };
-  if (config.localRunner) core.runners.setEmbedded(new EmbeddedRunners(connectInProcess, log, processes, { maxChunkBytes: config.limits.maxChunkBytes }));
+  if (config.localRunner)
+    core.runners.setEmbedded(
+      new EmbeddedRunners(connectInProcess, log, processes, { maxChunkBytes: config.limits.maxChunkBytes, egressHosts: config.egress.hosts }),
+    );
   plugins = new PluginHost(rpc, core, config, log, connectInProcess, notifyProject);
   try {
     const external = await Promise.all(config.plugins.map((spec) => importPlugin(spec, config.home)));
@@ -305,16 +314,38 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     log,
   );
   // The web view: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key) instead of the token.
-  const sessions = new WebSessions();
+  // Paired devices live in the store (core.devices); codes and the pages open here are this server's.
+  const devices: DeviceRegistry = {
+    pair: async (grant, from) => {
+      try {
+        return await core.devices.pair(grant, from);
+      } catch (error) {
+        // The server-wide bound: the page is told so (429), and nobody's device was unpaired for it.
+        if (error instanceof SpoolError && error.errorName === "LIMIT_EXCEEDED") throw new SignInRefused(error.message, "maxDevices");
+        throw error;
+      }
+    },
+    check: (cookie, key, address) => core.devices.check(cookie, key, address),
+    unpair: (cookie, key) => core.devices.unpair(cookie, key),
+    touch: (id) => core.devices.touch(id),
+  };
+  const sessions = new WebSessions(devices, {
+    maxCodes: config.limits.maxCodes,
+    maxCodesPerPrincipal: config.limits.maxCodesPerPrincipal,
+  });
+  const homeCredential = `home:${credentialId(token)}`;
+  core.devices.useHomeCredential(homeCredential);
+  core.devices.onEnded((ids, reason) => sessions.endDevices(ids, reason));
   const trustedHosts = [config.host];
   // A wildcard listening address is no address to browse to: its loopback stands for it in a link.
   const hostForLink = ((h) => (h.includes(":") ? `[${h}]` : h))(
     config.host === "0.0.0.0" || config.host === "" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host,
   );
-  const cookieName = () => sessionCookieName(address.port);
+  // Named after the port the browser reached the server by: servers behind one address share it, two ports of a host do not.
+  const cookieName = (request: IncomingMessage) => sessionCookieName(portReached(request) ?? address.port);
   // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
-    tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null } : await core.principals.authenticate(presented);
+    tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : await core.principals.authenticate(presented);
   // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
   // When, per name: a connection whose credential was checked before a revocation and opened after it closes too.
   const revokedAt = new Map<string, number>();
@@ -328,7 +359,8 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     }
     sessions.endPrincipal(name);
     // Its MCP sessions and open MCP streams too (only when /mcp was ever used).
-    if (mcp) void mcp.then((endpoint) => endpoint.endPrincipal(name)).catch(() => undefined);
+    mcp.endPrincipal(name);
+    acp.endPrincipal(name);
     return closed;
   });
   // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
@@ -339,45 +371,109 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented, expiresAt: found.expiresAt } : null;
   };
   // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
-  // Loaded at the first request (the MCP SDK's modules would otherwise sit in every server's heap, used or not).
-  let mcp: Promise<McpHttpEndpoint> | null = null;
-  const mcpEndpoint = () =>
-    (mcp ??= import("./mcp/http.js").then(
-      ({ McpHttpEndpoint }) =>
-        new McpHttpEndpoint({
-          authenticate: mcpCaller,
-          // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
-          authenticated: (request) => gate.authenticated(request.socket as Socket),
-          refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
-          serverUrl: () => address.localUrl ?? address.url,
-          version: SERVER_VERSION,
-          log,
-        }),
-    ));
-  const mcpHandler = (request: IncomingMessage, response: ServerResponse) =>
-    void mcpEndpoint().then(
-      (endpoint) => endpoint.handle(request, response),
-      (error: unknown) => {
-        log.error("mcp: the /mcp endpoint could not load", error);
-        response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
-      },
-    );
+  const mcp = mcpDoor(
+    {
+      authenticate: mcpCaller,
+      // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
+      authenticated: (request) => gate.authenticated(request.socket as Socket),
+      refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+      serverUrl: () => address.localUrl ?? address.url,
+      version: SERVER_VERSION,
+      log,
+    },
+    log,
+  );
+  // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
+  const acp = acpDoor({
+    authenticate: mcpCaller,
+    authenticated: (request) => gate.authenticated(request.socket as Socket),
+    refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+    serverUrl: () => address.localUrl ?? address.url,
+    log,
+  });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
     if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
     if (byToken) return { role: byToken.principal.role, projects: byToken.principal.projects };
-    const signedIn = sessions.check(cookieValue(request, cookieName()), presentedSessionKey(request));
+    const signedIn = await sessions.check(cookieValue(request, cookieName(request)), presentedSessionKey(request), request.socket.remoteAddress ?? null);
     if (!signedIn) return { refused: 401 };
     // The cookie is good only for the server's own page.
     if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
     return { role: signedIn.principal.role, projects: signedIn.principal.projects };
   };
-  return { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate, mcp: () => mcp };
+  return {
+    sessions,
+    trustedHosts,
+    hostForLink,
+    cookieName,
+    authenticate,
+    revokedAt,
+    mcpHandler: mcp.handle,
+    acpHandler: acp.handle,
+    acpUpgrade: acp.upgrade,
+    opsCaller,
+    gate,
+    mcp,
+    acp,
+  };
 }
 
 type Front = ReturnType<typeof credentialsFront>;
+
+/**
+ * /mcp's door: the endpoint (src/mcp/http.ts) loaded at its first request (the MCP SDK's modules would otherwise sit
+ * in every server's heap, used or not).
+ */
+function mcpDoor(options: McpHttpOptions, log: Logger) {
+  let endpoint: Promise<McpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint(options)));
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (mcp) => mcp.handle(request, response),
+        (error: unknown) => {
+          log.error("mcp: the /mcp endpoint could not load", error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
+        },
+      ),
+    /** A revoked principal's MCP sessions and open streams end (only when /mcp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((mcp) => mcp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
+
+/**
+ * /acp's door: the endpoint (src/acp/http.ts) loaded at its first request, as /mcp's is (the ACP SDK's server
+ * modules would otherwise sit in every server's heap, used or not).
+ */
+function acpDoor(options: AcpHttpOptions) {
+  let endpoint: Promise<AcpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint(options)));
+  const failed = (error: unknown) => options.log.error("acp: the /acp endpoint could not load", error);
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (acp) => acp.handle(request, response),
+        (error: unknown) => {
+          failed(error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The ACP endpoint could not load; see the server's log\n");
+        },
+      ),
+    upgrade: (request: IncomingMessage, socket: Socket, head: Buffer) =>
+      void load().then(
+        (acp) => acp.upgrade(request, socket, head),
+        (error: unknown) => {
+          failed(error);
+          refuse(socket, 500, "Internal Server Error");
+        },
+      ),
+    /** A revoked principal's ACP connections end (only when /acp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((acp) => acp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
 
 /** The HTTP server: the proof, /metrics and the other operator routes, /mcp, the page; and the WebSocket upgrade. */
 function httpFront(
@@ -390,7 +486,7 @@ function httpFront(
   address: Address,
 ) {
   const { core, rpc, meter } = services;
-  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, opsCaller, gate } = front;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } = front;
   const { store } = readiness;
   // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
   // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
@@ -422,7 +518,7 @@ function httpFront(
     sessions,
     authenticate: async (presented) => {
       const found = await authenticate(presented);
-      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt };
+      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt, credential: found.credential };
     },
     // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
     pageUrl: (request) => {
@@ -434,8 +530,8 @@ function httpFront(
     cookieName,
     log,
     mcp: mcpHandler,
+    acp: acpHandler,
     routes,
-    signedIn: (principal, address) => void core.audit.record({ action: "sign-in", principal: principal.name, client: "spool-web", detail: { address } }),
   });
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
@@ -452,6 +548,7 @@ function httpFront(
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
+    if (new URL(request.url ?? "/", "http://localhost").pathname === "/acp") return acpUpgrade(request, socket, head);
     void upgrade(request, socket, head).catch((error: unknown) => {
       log.error("websocket upgrade failed", error);
       if (!socket.destroyed) refuse(socket, 500, "Internal Server Error");
@@ -461,8 +558,8 @@ function httpFront(
     const checkedAt = performance.now();
     const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
     // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
-    const session = byToken ? null : cookieValue(request, cookieName());
-    const signedIn = byToken ? null : sessions.check(session, presentedSessionKey(request, { subprotocol: true }));
+    const session = byToken ? null : cookieValue(request, cookieName(request));
+    const signedIn = byToken ? null : await sessions.check(session, presentedSessionKey(request, { subprotocol: true }), request.socket.remoteAddress ?? null);
     if (!byToken && !signedIn) {
       log.warn(`refused a connection from ${request.socket.remoteAddress}: ${session === null ? "no valid credential" : "no live session"}`);
       return refuse(socket, 401, "Unauthorized");
@@ -476,7 +573,7 @@ function httpFront(
     const principal = byToken?.principal ?? signedIn!.principal;
     wss.handleUpgrade(request, socket, head, (ws) => {
       // The session closes it when it ends: signed out, its credential expired or revoked.
-      if (signedIn && session !== null) ws.once("close", sessions.attach(session, ws));
+      if (signedIn) ws.once("close", sessions.attach(signedIn, ws));
       // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
       ws.on("error", (error) => log.warn(`websocket error: ${error.message}`));
       watchLiveness(ws, {
@@ -550,7 +647,8 @@ function stopper(
       http.close();
       sessions.clear();
       closeUnix(unix, config.socketPath);
-      await (await front.mcp()?.catch(() => null))?.close();
+      await front.mcp.close();
+      await front.acp.close();
       await plugins.emit("server:stopping", {});
       await core.lifecycle.stop();
       core.deadlines.stop();
@@ -569,4 +667,16 @@ function stopper(
     })());
 
   return stop;
+}
+
+/** The port in the request's Host header (its scheme's default when it names none); null without a usable Host. */
+function portReached(request: IncomingMessage): number | null {
+  const host = request.headers.host;
+  if (!host) return null;
+  try {
+    const url = new URL(`http://${host}`);
+    return url.port === "" ? 80 : Number(url.port);
+  } catch {
+    return null;
+  }
 }

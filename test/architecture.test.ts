@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { LAYERS, type Layer } from "../src/docs/layers.js";
 
-// The layout of src/ (src/docs/layers.ts, drawn in SPEC.md §16), held against the sources' import statements (the
+// The layout of src/ (src/docs/layers.ts, drawn in docs/spec/layout.md, §16), held against the sources' import statements (the
 // same reading as scripts/check-cycles.mjs): each file imports only its row's own folders and files and what the
 // row lets it import, and uses none of the names the row forbids.
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -57,7 +57,7 @@ const forbidden = (layer: Layer, text: string) => (layer.never ?? []).filter((n)
 
 const files = sources(src).map((file) => relative(src, file));
 
-describe("src/ keeps the layout SPEC.md §16 draws (src/docs/layers.ts)", () => {
+describe("src/ keeps the layout docs/spec/layout.md (§16) draws (src/docs/layers.ts)", () => {
   it("every source file belongs to a row", () => {
     expect(files.length).toBeGreaterThan(100);
     expect(files.filter((file) => !rowOf(file))).toEqual([]);

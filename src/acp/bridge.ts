@@ -30,6 +30,13 @@ export interface BridgeOptions {
   /** The model alias of new sessions (`spool acp --model`, SPOOL_ACP_MODEL); default the server's first. */
   model?: string | undefined;
   log: Logger;
+  /** How the editor reached Spool, in the client name the server records (default "spool acp"). */
+  via?: string;
+  /**
+   * Whether the editor's principal may decide proposals (default true: the server refuses what it may not). A viewer
+   * or an agent over /acp is shown each proposal's facts but never asked, since its answer could change nothing.
+   */
+  mayDecide?: boolean;
 }
 
 /** Sessions in one page of `session/list` (newest first; `nextCursor` leads to the next). */
@@ -166,6 +173,7 @@ export class Bridge {
     return {
       name: this.#editorName,
       terminal: this.#terminal,
+      mayDecide: this.options.mayDecide ?? true,
       update: (id, update) => editor.notify("session/update", { sessionId: id, update }),
       requestPermission: (params, signal) => editor.request("session/request_permission", params, { cancellationSignal: signal }),
     };
@@ -180,7 +188,7 @@ export class Bridge {
   }
 
   #clientInfo() {
-    return { name: `${this.#editorName} (spool acp)`, version: SERVER_VERSION };
+    return { name: `${this.#editorName} (${this.options.via ?? "spool acp"})`, version: SERVER_VERSION };
   }
 
   /** Which project a directory or a name is, without creating it unless `create`; null when it does not exist. */

@@ -37,6 +37,8 @@ export interface OutputOptions {
   /** Resolves once the connection to the server is back after a drop (false when it did not come back in time). */
   reconnected(timeoutMs: number): Promise<boolean>;
   log: Logger;
+  /** A line each snapshot starts with (who accepted the command), so the text an editor keeps still says it. */
+  heading?: string | undefined;
 }
 
 /** How long the last update of a producer that ended waits for a dropped server connection to come back. */
@@ -207,7 +209,8 @@ export class CommandOutput {
       const name = entry.channel?.name ?? entry.path;
       blocks.push(`${entries.length > 1 ? `${name}:\n` : ""}${fenced(view.body.replace(/\n+$/, ""))}`);
     }
-    return blocks.join("\n") || "(no output)";
+    const heading = this.options.heading ? `${this.options.heading}\n` : "";
+    return `${heading}${blocks.join("\n") || "(no output)"}`;
   }
 
   async #ending(ended: Map<number, { status: number; exit_code?: number | null }>): Promise<Ending> {

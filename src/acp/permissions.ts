@@ -93,6 +93,21 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
 }
 
 /**
+ * A proposal shown to an editor whose principal may not decide it (a viewer, an agent): the facts every client shows,
+ * in the tool call, and no question, since no answer from it could change anything. Someone who may decides elsewhere.
+ */
+export async function showUndecided(scope: SessionScope, view: ToolView): Promise<void> {
+  const facts = view.facts!;
+  const text = `${fenced(factsText(facts, { defaultRunner: null }))}\nWaiting for a person to decide (this connection may not).`;
+  await scope.updates.send({
+    sessionUpdate: "tool_call_update",
+    toolCallId: view.id,
+    status: "pending",
+    content: [{ type: "content", content: { type: "text", text } }],
+  });
+}
+
+/**
  * Withdraws an open permission request (`$/cancel_request`): someone decided elsewhere, or the turn was
  * cancelled. ACP has no outcome for "decided elsewhere": the editor answers `cancelled`, which changes
  * nothing here, and the tool call's updates then show what happened to the command.

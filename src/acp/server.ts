@@ -206,6 +206,10 @@ async function findOrStart(location: ServerLocation, log: Logger, launcherGone: 
   for (;;) {
     try {
       const token = await probe(location);
+      // Never a server nobody knows of: said whatever the log level, with where it is and whose home it serves.
+      process.stderr.write(
+        `spool: no Spool server answered for the home ${location.home}, so its own was started (spool serve --home ${location.home}${serverPid ? `, pid ${serverPid}` : ""}) at ${serverUrl(location)}; its output is in ${logFile}, and it goes on after this client ends. Decide its proposals with SPOOL_HOME=${location.home} spool pending, or on the page (spool open).\n`,
+      );
       return { url: serverUrl(location), token };
     } catch (error) {
       // The server started here died: what it said is the error, at once (a server another bridge started at the

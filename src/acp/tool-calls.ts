@@ -4,7 +4,7 @@ import { defaultRunnerName } from "../protocol/proposal-facts.js";
 import { type Producer, type ProposalView, producerOf } from "../protocol/views.js";
 import { isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, type ToolChange } from "./output.js";
-import { askEditor, withdraw } from "./permissions.js";
+import { askEditor, showUndecided, withdraw } from "./permissions.js";
 import type { SessionScope, ToolView } from "./scope.js";
 
 /** Tool calls remembered per session; the oldest finished ones are forgotten past it. */
@@ -55,6 +55,7 @@ export class ToolCalls {
     const view = await this.view(p.toolCallId ?? p.path, p.path, callArguments(p.producer), p.producer.tool);
     if (view.resolved || view.permission || view.deciding || view.settled) return;
     view.facts = p.producer;
+    if (!this.scope.editor.mayDecide) return showUndecided(this.scope, view);
     // The runner a decision here picks, named in the request (its name only: the request goes out without it if the list fails).
     const runners = view.facts.runner === null ? await this.scope.link.client.call("runner/list", {}).catch(() => null) : null;
     askEditor(this.scope, view, runners ? defaultRunnerName(runners.runners) : null);
@@ -76,8 +77,12 @@ export class ToolCalls {
       await this.settle(view, "failed", `rejected by ${p.resolvedBy}${p.reason ? `: ${p.reason}` : ""}`);
       return;
     }
-    await this.change(view, { status: "in_progress" });
-    this.follow(view);
+    // Who decided, in the tool call: a client whose question could not be withdrawn (acpx 0.1.15 knows no
+    // `$/cancel_request`) still reads that it is moot. A terminal, when shown, stays after it.
+    const who: ToolChange["content"] = [{ type: "content", content: { type: "text", text: `accepted by ${p.resolvedBy}` } }];
+    if (this.scope.editor.terminal) who.push({ type: "terminal", terminalId: view.id });
+    await this.change(view, { status: "in_progress", content: who });
+    this.follow(view, `accepted by ${p.resolvedBy}`);
   }
 
   // ---- one tool call ---------------------------------------------------------------------------------
@@ -149,7 +154,7 @@ export class ToolCalls {
   }
 
   /** Streams an accepted command's output into its tool call until it ends. */
-  follow(view: ToolView): void {
+  follow(view: ToolView, heading?: string): void {
     if (view.output || !view.path) return;
     const { link, log, updates } = this.scope;
     const output = new CommandOutput({
@@ -161,6 +166,7 @@ export class ToolCalls {
       send: (change, output) => updates.enqueue(() => this.change(view, change), output),
       reconnected: (ms) => link.reconnected(ms),
       log,
+      heading,
     });
     view.output = output;
     output

@@ -98,12 +98,15 @@ export class Turns {
     }
   }
 
-  /** `session/cancel`: aborts the run's loop (Spool rejects its proposals and cancels its commands); the turn answers "cancelled". */
+  /**
+   * `session/cancel`: aborts the run's loop (Spool rejects its proposals and cancels its commands); the turn answers
+   * "cancelled". A client following a session another client prompted cancels that prompt's work just the same.
+   */
   async cancel(): Promise<void> {
     this.tools.withdrawAll();
     const turn = this.#turn;
-    if (!turn) return;
     await this.#abort(`cancelled in ${this.scope.editor.name}`);
+    if (!turn) return;
     // After the run's own events (its abort, or the loop's ending when it ended first); the turn then waits for its tool calls.
     this.scope.updates.enqueue(async () => turn.finish({ stop: "cancelled" }));
   }

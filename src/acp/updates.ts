@@ -5,6 +5,8 @@ import type { Logger } from "../logger.js";
 export interface Editor {
   readonly name: string;
   readonly terminal: boolean;
+  /** Whether its principal may decide proposals: when not, they are shown, never asked about. */
+  readonly mayDecide: boolean;
   update(sessionId: string, update: SessionUpdate): Promise<void>;
   requestPermission(params: RequestPermissionRequest, signal: AbortSignal): Promise<RequestPermissionResponse>;
 }

@@ -6,7 +6,10 @@ import { channelModelView, renderOptionsFor } from "../model/model-view.js";
 import type { ToolCall, ToolSpec } from "../model/provider.js";
 import { renderTerminalText } from "../model/terminal.js";
 import { TYPED_LABEL, transcript } from "../model/transcript.js";
+import { EgressList } from "../protocol/egress-schema.js";
+import { SEARCH_DEFAULT_MATCHES, SEARCH_MAX_CONTEXT, SEARCH_MAX_MATCHES, SEARCH_MAX_PATTERN } from "../protocol/methods/entry.js";
 import { ControlSignal } from "../protocol/runner.js";
+import { grepTool } from "./grep-tool.js";
 import {
   awaitAnswer,
   describeParts,
@@ -46,6 +49,9 @@ const ToolArgs = {
       .boolean()
       .optional()
       .describe("Long-running work (a dev server, a watch build): once accepted, you get its path at once; it is not cut at the usual time limit"),
+    allow_hosts: EgressList.optional().describe(
+      'Hosts the command needs to reach beyond the project\'s network allowlist ("pypi.org", "*.pythonhosted.org", "example.org:8443"); the person sees them before deciding',
+    ),
   }),
   env: z.strictObject({
     command: z
@@ -59,6 +65,15 @@ const ToolArgs = {
     tail: z.number().int().min(1).optional().describe("Only the last N lines"),
     line: z.number().int().min(1).optional().describe("First line of a slice (1-based)"),
     limit: z.number().int().min(1).optional().describe("Lines in the slice"),
+  }),
+  grep: z.strictObject({
+    path: z.string().describe("A command's output channel (sh://turn_1/make_1) or its log path (log://…: all its output)"),
+    pattern: z.string().min(1).max(SEARCH_MAX_PATTERN).describe("Text to find in a line (plain text unless regex)"),
+    regex: z.boolean().optional().describe("The pattern is a JavaScript regular expression"),
+    ignore_case: z.boolean().optional().describe("Letters match in either case"),
+    context: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("Lines shown before and after each match (default 2)"),
+    limit: z.number().int().min(1).max(SEARCH_MAX_MATCHES).optional().describe(`Matches at most (default ${SEARCH_DEFAULT_MATCHES})`),
+    from_line: z.number().int().min(1).optional().describe("Search from this line on (a cut answer says where to go on)"),
   }),
   wait: z.strictObject({
     path: z.string().describe("The log path of a running command (log://turn_N/sh/…)"),
@@ -88,6 +103,7 @@ const DESCRIPTIONS: Record<ToolName, string> = {
   sh: "Propose a shell command. A person accepts or rejects it; once accepted it runs and you get its status, exit code and output (or the output so far if it is still running).",
   env: "Propose a read-only command to inspect the environment; same result as sh. The only command tool in ask mode.",
   get: "Read an entry (a command's output channel or log): the last lines (tail) or a slice (line, limit), as clean text.",
+  grep: "Search a command's stored output; no approval needed (nothing runs). Every line holding the pattern, with its line number and the lines around it, in all the output Spool kept, including the part left out of what you were shown. Use it instead of a new command to find errors, failures or a name in a long output.",
   wait: "Wait for a running command to finish, up to timeout_ms; returns the same result as sh.",
   jobs: "List this run's commands that are still running: path, command, how long, output sizes.",
   write:
@@ -100,12 +116,12 @@ const DESCRIPTIONS: Record<ToolName, string> = {
  * What an `ask` loop may call: read-only tools only. No `sh`, and nothing that reaches a command already
  * running (`write` types into it, `kill` signals it), even one an earlier `act` loop of the run left going.
  */
-const ASK_TOOLS: ReadonlySet<ToolName> = new Set(["env", "get", "wait", "jobs", "done"]);
+const ASK_TOOLS: ReadonlySet<ToolName> = new Set(["env", "get", "grep", "wait", "jobs", "done"]);
 
 /** The tools a loop in `mode` is offered (and may call). */
 export function toolNames(mode: "ask" | "act", modelInput: "accepted" | "off" = "accepted"): ToolName[] {
   const control: ToolName[] = modelInput === "off" ? ["jobs"] : ["jobs", "write", "kill"];
-  const names: ToolName[] = ["sh", "env", "get", "wait", ...control, "done"];
+  const names: ToolName[] = ["sh", "env", "get", "grep", "wait", ...control, "done"];
   return mode === "ask" ? names.filter((name) => ASK_TOOLS.has(name)) : names;
 }
 
@@ -199,6 +215,8 @@ export async function runTool(ctx: ToolContext, call: ToolCall): Promise<ToolOut
       return runCommand(ctx, call, name, args as { command: string; cwd?: string });
     case "get":
       return { kind: "result", content: await getEntry(ctx, args as z.output<typeof ToolArgs.get>) };
+    case "grep":
+      return { kind: "result", content: await grepTool(ctx, args as z.output<typeof ToolArgs.grep>) };
     case "wait": {
       const { path, timeout_ms } = args as z.output<typeof ToolArgs.wait>;
       const log = await ctx.core.entries.find(ctx.run.id, path);
@@ -224,7 +242,7 @@ async function runCommand(
   ctx: ToolContext,
   call: ToolCall,
   tool: "sh" | "env",
-  args: { command: string; cwd?: string; tty?: boolean; background?: boolean },
+  args: { command: string; cwd?: string; tty?: boolean; background?: boolean; allow_hosts?: string[] },
 ): Promise<ToolOutcome> {
   let log = await ctx.core.entries.findLogBy(ctx.run.id, "toolCallId", call.id);
   if (!log) {
@@ -236,6 +254,7 @@ async function runCommand(
         ...(args.cwd ? { cwd: args.cwd } : {}),
         ...(args.tty ? { tty: MODEL_TTY } : {}),
         ...(args.background ? { background: true } : {}),
+        ...(args.allow_hosts?.length ? { allow_hosts: args.allow_hosts } : {}),
         proposedBy: `model (${ctx.run.model})`,
         traceparent: ctx.traceparent,
         extra: { toolCallId: call.id, loop: ctx.loopSeq },

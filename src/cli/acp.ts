@@ -14,8 +14,9 @@ runs: a session is a run, a prompt is a loop, each proposal is a permission
 request that any other Spool client can also answer. Logs go to stderr only.
 
 It is a client of the Spool server of the home; when none answers it starts
-one (spool serve, detached, output in $SPOOL_HOME/serve.log) that goes on
-after the editor quits, with the runs.
+the home's own (spool serve --home, detached, output in $SPOOL_HOME/serve.log)
+and says so on stderr (its address, the home, how to decide its proposals);
+never a server of another home. It goes on after the editor quits, with the runs.
 
 It ends when the editor closes its stdin, or on SIGTERM. SIGINT ends it only
 when stdin is a terminal: an editor running it in a terminal's process group

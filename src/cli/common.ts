@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig } from "../config.js";
+import { recordStatePaths } from "../home-registry.js";
 import { nearest } from "../protocol/nearest.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { SERVER_VERSION } from "../version.js";
@@ -61,7 +62,10 @@ export const workingDirectory = () => (process.env.npm_lifecycle_event === "spoo
 /** The token in `tokenFile`, or a connection error saying where the server writes it. */
 export function readToken(tokenFile: string): string {
   try {
-    return readFileSync(tokenFile, "utf8").trim();
+    const token = readFileSync(tokenFile, "utf8").trim();
+    // A token file named with --token-file may be anywhere: no sandbox on this machine sees it (home-registry.ts).
+    recordStatePaths([tokenFile]);
+    return token;
   } catch {
     throw new CliError(
       `no token file at ${tokenFile} — start the server with \`spool serve\` (it writes its token there), or pass --token-file PATH`,

@@ -1,54 +1,9 @@
 import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 import { ConnectError } from "../client/ws-transport.js";
+import { EXIT } from "./exit-codes.js";
 import { screenSafe } from "./terminal-writer.js";
 
-/** Exit codes of every `spool` command (README "Exit codes"). */
-export const EXIT = {
-  ok: 0,
-  /** The work failed: a run failed, a command exited non-zero, the server refused the request. */
-  failed: 1,
-  /** Bad command line: unknown command or flag, missing argument, bad value. */
-  usage: 2,
-  /** No server, wrong token, or the connection was lost. */
-  connection: 3,
-  /** The project, run, entry or runner named does not exist. */
-  notFound: 4,
-  /** Interrupted (Ctrl-C), or the run was aborted. */
-  interrupted: 130,
-} as const;
-
-/**
- * What each exit code means, in the words README's "Exit codes" table has row by row and `spool help` prints
- * (test/cli/exit-codes.test.ts holds the three to each other and runs every row).
- */
-export const EXIT_MEANINGS: readonly (readonly [code: number, meaning: string])[] = [
-  [EXIT.ok, "done"],
-  [
-    EXIT.failed,
-    "the work failed: the run failed, a proposal was rejected, the command exited non-zero or was cancelled, the command had already finished (cancel, input), there was nothing to abort, the server refused",
-  ],
-  [EXIT.usage, "usage error: unknown command or option, missing argument, not in a project"],
-  [EXIT.connection, "no server, wrong token, or the connection was lost (a run goes on without its client, unless the server stopped it)"],
-  [EXIT.notFound, "the project, run or entry does not exist"],
-  [EXIT.interrupted, "interrupted with Ctrl-C (in act, also when Ctrl-C cancelled the running command), or the run was aborted"],
-];
-
-/** The exit codes as `spool help` lists them: one per line, wrapped at 80 columns under their meaning. */
-export function exitCodesHelp(): string {
-  const lines = EXIT_MEANINGS.map(([code, meaning]) => {
-    const out: string[] = [];
-    let line = `  ${String(code).padEnd(5)}`;
-    for (const word of meaning.split(" ")) {
-      if (line.trim().length > String(code).length && line.length + 1 + word.length > 80) {
-        out.push(line);
-        line = " ".repeat(7);
-      }
-      line += line.endsWith(" ") ? word : ` ${word}`;
-    }
-    return [...out, line].join("\n");
-  });
-  return `Exit codes:\n${lines.join("\n")}\n`;
-}
+export { EXIT, exitCodesHelp } from "./exit-codes.js";
 
 /** An error the CLI reports as it is, with its exit code. */
 export class CliError extends Error {

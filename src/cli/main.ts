@@ -38,6 +38,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "create, list and revoke credentials (roles: runner, viewer, agent, person, admin)",
     load: async () => (await import("./token.js")).TOKEN,
   },
+  devices: {
+    summary: "list the browsers signed in to the web view (paired devices), or unpair one",
+    load: async () => (await import("./devices.js")).DEVICES,
+  },
   notify: {
     summary: "tell a webhook, Slack or ntfy when a proposal waits, is decided, finishes or expires",
     load: async () => (await import("./notify.js")).NOTIFY,

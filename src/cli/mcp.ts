@@ -28,8 +28,9 @@ person, tasks, subscriptions/listen). Nothing but MCP messages goes to stdout;
 logs go to stderr.
 
 It is a client of the Spool server of the home; when none answers it starts
-one (spool serve, detached, output in $SPOOL_HOME/serve.log) that goes on
-after the agent quits, with the runs.`,
+the home's own (spool serve --home, detached, output in $SPOOL_HOME/serve.log)
+and says so on stderr (its address, the home, how to decide its proposals);
+never a server of another home. It goes on after the agent quits, with the runs.`,
   options: {
     project: {
       type: "string",
@@ -100,9 +101,16 @@ export async function mcp(argv: string[]): Promise<number> {
   const stdio = new StdioServer({
     input: process.stdin,
     write: (line) => process.stdout.write(line),
-    legacy: () => new McpBridge({ server, project, mode, role, runner: values.runner, version: SERVER_VERSION, log }),
+    legacy: () => new McpBridge({ server, project, mode, role, runner: values.runner, where: whereTold(location), version: SERVER_VERSION, log }),
     // One caller, one target: the principal is the credential's, so a request state is bound to this process.
-    modern: new ModernMcp({ server, via: `spool mcp, MCP ${MODERN_VERSION}`, version: SERVER_VERSION, log, limits: { idleMs: Number.POSITIVE_INFINITY } }),
+    modern: new ModernMcp({
+      server,
+      via: `spool mcp, MCP ${MODERN_VERSION}`,
+      where: whereTold(location),
+      version: SERVER_VERSION,
+      log,
+      limits: { idleMs: Number.POSITIVE_INFINITY },
+    }),
     caller: { name: "spool mcp", role, credential: "" },
     target: { project, mode, ...(values.runner !== undefined ? { runner: values.runner } : {}) },
     log,
@@ -123,6 +131,13 @@ export async function mcp(argv: string[]): Promise<number> {
     process.off("SIGINT", interrupt);
   }
   return 0;
+}
+
+/** Which Spool server the MCP client's commands go to, for its instructions: the one named, or the home's (started if none answers). */
+function whereTold(location: ReturnType<typeof locateServer>): string {
+  return location.explicit
+    ? `Its Spool server is ${location.url}; a person decides there.`
+    : `Its Spool server is the one of the home ${location.home} (${location.url || location.socketPath}), started by spool mcp if none answered; a person decides with SPOOL_HOME=${location.home} spool pending, or on its page (spool open).`;
 }
 
 /** `make()`'s promise, made once; a failure (no server yet, a bad token) is tried again at the next call. */

@@ -14,9 +14,10 @@ export const OPEN_SPEC = defineCommand({
   usage: "spool open [--browser] [--qr] [options]",
   about: `Prints a link to the web view of the server that makes its code, at the
 address that server serves on; the link signs one browser in. The code works
-once, within a minute, and the page trades it for a session of the credential
-that made it (the token itself never reaches the browser), which ends when
-the credential expires or is revoked. Run in a project, the page opens on
+once, within a minute, and pairs the browser that opens it: a device of the
+credential that made it (the token itself never reaches the browser), which
+stays signed in across restarts until unused for 30 days, its credential
+expires or is revoked, or it is unpaired (spool devices). Run in a project, the page opens on
 that project. A runner's credential gets no link. --qr also draws the link as
 a QR code, for a phone's camera: the phone must reach the server's address
 (docs/web.md: "From your phone").`,
@@ -24,6 +25,11 @@ a QR code, for a phone's camera: the phone must reach the server's address
   options: {
     browser: { type: "boolean", help: "also open the link in the default browser ($BROWSER, else\nxdg-open or open)" },
     qr: { type: "boolean", help: "also print the link as a QR code (after the link, on stdout)" },
+    name: {
+      type: "string",
+      arg: "NAME",
+      help: 'the name of the device the link pairs (spool devices)   [default: the\nbrowser\'s, such as "Chrome on Android"]',
+    },
   },
 });
 
@@ -46,7 +52,7 @@ export async function open(argv: string[]): Promise<number> {
   const target = serverTarget(values);
   const base = pageUrl(target.tcpUrl);
   const token = readToken(target.tokenFile);
-  const { code, page } = await mintCode(base, target.url, token, target.tokenFile);
+  const { code, page } = await mintCode(base, target.url, token, target.tokenFile, deviceName(values.name));
   const fragment = new URLSearchParams({ code });
   const project = findProject(workingDirectory(), values);
   if (project?.name) fragment.set("project", project.name);
@@ -75,7 +81,8 @@ export async function open(argv: string[]): Promise<number> {
  * whatever the configuration says); over TLS, where the server sits behind whatever terminates it, the address
  * the client reached it by.
  */
-async function mintCode(base: URL, via: string, token: string, tokenFile: string): Promise<{ code: string; page: URL }> {
+async function mintCode(base: URL, via: string, token: string, tokenFile: string, name: string | null): Promise<{ code: string; page: URL }> {
+  const payload = name === null ? "" : JSON.stringify({ name });
   let connection: Socket | null = null;
   const unix = via.startsWith("ws+unix:") ? new URL(via).pathname.replace(/:\/?$/, "") : null;
   if (!unix && base.protocol === "http:") {
@@ -97,7 +104,11 @@ async function mintCode(base: URL, via: string, token: string, tokenFile: string
           ...(connection ? { createConnection: () => connection.resume() } : {}),
           path: "/session/code",
           method: "POST",
-          headers: { Authorization: `Bearer ${token}`, "Content-Length": "0" },
+          headers: {
+            Authorization: `Bearer ${token}`,
+            "Content-Length": String(Buffer.byteLength(payload)),
+            ...(payload ? { "Content-Type": "application/json" } : {}),
+          },
         },
         (res) => {
           let body = "";
@@ -107,7 +118,7 @@ async function mintCode(base: URL, via: string, token: string, tokenFile: string
         },
       );
       req.once("error", reject);
-      req.end();
+      req.end(payload);
     });
   } catch {
     throw new CliError(`no server at ${unix ?? base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
@@ -117,6 +128,7 @@ async function mintCode(base: URL, via: string, token: string, tokenFile: string
   if (response.status === 404) throw new CliError(`${where} has no web view (an older Spool server?)`, EXIT.connection);
   // A credential the server will not sign a page in with (a runner's): its words say why.
   if (response.status === 403) throw new CliError(`${where} refused a sign-in link: ${errorIn(response.body)}`, EXIT.failed);
+  if (response.status === 429 || response.status === 400) throw new CliError(`${where} refused a sign-in link: ${errorIn(response.body)}`, EXIT.failed);
   if (response.status < 200 || response.status >= 300) throw new CliError(`${where} refused to make a sign-in code (HTTP ${response.status})`, EXIT.connection);
   let body: { code?: unknown; url?: unknown };
   try {
@@ -129,6 +141,13 @@ async function mintCode(base: URL, via: string, token: string, tokenFile: string
   const page = typeof body.url === "string" && URL.canParse(body.url) ? new URL(body.url) : null;
   if (page?.protocol !== "http:") throw new CliError(`${where} did not say the address of its page (an older Spool server?)`, EXIT.failed);
   return { code: body.code, page };
+}
+
+/** --name as given: 1-64 characters. */
+function deviceName(name: string | undefined): string | null {
+  if (name === undefined) return null;
+  if (name.trim() === "" || name.length > 64) throw usageError(`--name takes 1-64 characters, not "${name}"`);
+  return name;
 }
 
 /** The server's words in an error answer (`{"error": "…"}`), else the body as it came (bounded). */

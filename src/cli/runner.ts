@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { SpoolClient } from "../client/spool-client.js";
+import { recordStatePaths } from "../home-registry.js";
 import { createLogger } from "../logger.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { BackendName } from "../protocol/runner.js";
@@ -286,6 +287,9 @@ export async function runner(argv: string[]): Promise<number> {
   }
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
+  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir)];
+  // And out of sight of every other sandbox on this machine (the embedded runner's, another runner's): home-registry.ts.
+  recordStatePaths(runnerState);
   const runnerClient = new RunnerClient({
     connect:
       explicit === undefined
@@ -309,7 +313,7 @@ export async function runner(argv: string[]): Promise<number> {
     // This runner's own state is as out of a sandboxed command's sight as the server's. The home and the state
     // directory are made now when missing (0700): a path that is not there cannot be covered, and what a server
     // started later writes there would be in sight (issue 37).
-    hide: [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir)],
+    hide: runnerState,
     log,
     onCommand: (event) => process.stdout.write(`${commandLine(event)}\n`),
   });

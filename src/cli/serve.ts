@@ -1,6 +1,7 @@
 import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../logger.js";
+import { deadlineInForce } from "../protocol/deadline-words.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { portAndDatabase } from "./common.js";
 import { usageError } from "./errors.js";
@@ -139,6 +140,7 @@ export async function serve(argv: string[]): Promise<number> {
         `  token file: ${server.config.tokenFile}\n` +
         `  database:   ${server.store.location}${migrated}\n` +
         `  models:     ${models.length ? models.join(", ") : "none (set SPOOL_MODEL_<ALIAS>=openai/<model-id>, or --demo-model)"}\n` +
+        `  deadline:   ${deadlineInForce(server.config.decisionTimeoutMs)}\n` +
         (logFile ? `  log:        ${logFile}\n` : ""),
     );
   });

@@ -30,7 +30,9 @@ export type BusMessage =
   /** Server `server` owns the producer now (a claim, a runner that came back there): the others let go of it. */
   | { t: "owned"; producer: number; server: number }
   /** The principal of that name was revoked: every server closes its connections. */
-  | { t: "revoked"; name: string };
+  | { t: "revoked"; name: string }
+  /** These paired devices were unpaired: every server closes their pages. */
+  | { t: "devices-revoked"; ids: string[] };
 
 export interface BusHandlers {
   message(message: BusMessage, from: number): Promise<void>;

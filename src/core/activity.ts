@@ -1,4 +1,5 @@
 import type { ProjectRef } from "../rpc/connection-context.js";
+import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type Audit, whoOf } from "./audit.js";
 import type { Deadlines } from "./deadlines.js";
@@ -56,6 +57,11 @@ export class Activity implements ProducerActivity {
 
   /** Its command ended (a cancel is an act of someone's, for the trail). */
   finished(project: ProjectRef, run: RunRow, log: EntryRow, status: number, outcome: Outcome): void {
+    // Network mode allowlist: what the command reached and was refused, under the principal that accepted it.
+    if (outcome.kind !== "cancelled" && outcome.egress) {
+      const { principal, client } = whoOf(producerFromRow(log).resolvedBy ?? "server");
+      void this.audit.record({ action: "egress", principal, client, project: project.name, run: run.alias, path: log.path, detail: { ...outcome.egress } });
+    }
     if (outcome.kind === "cancelled") {
       const { principal, client } = whoOf(outcome.by ?? "server");
       void this.audit.record({

@@ -1,3 +1,4 @@
+import { coversEgress, egressAllowed } from "../protocol/egress.js";
 import type { ProposalFacts } from "../protocol/views.js";
 import type { Repositories } from "../store/repositories.js";
 import type { AllowRuleRow } from "../store/schema.js";
@@ -28,7 +29,19 @@ export interface RuleSubject {
  */
 function otherFacts(facts: ProposalFacts): string {
   const env = [...facts.env].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs, network: facts.network });
+  // A network allowlist's hosts (absent otherwise, so rules of other networks keep their text): sorted, the list the command gets.
+  const egress = facts.network === "allowlist" && facts.egress ? egressAllowed(facts.egress).sort() : undefined;
+  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs, network: facts.network, egress });
+}
+
+/** A rule's `env` text without its allowlist, and the allowlist (empty when it has none). */
+function splitEgress(text: string): { rest: string; egress: string[] } {
+  try {
+    const { egress, ...rest } = JSON.parse(text) as { egress?: unknown };
+    return { rest: JSON.stringify(rest), egress: Array.isArray(egress) ? egress.filter((x): x is string => typeof x === "string") : [] };
+  } catch {
+    return { rest: text, egress: [] };
+  }
 }
 
 function key(s: RuleSubject) {
@@ -44,8 +57,24 @@ function key(s: RuleSubject) {
   };
 }
 
-/** The run's rule that accepts this proposal (every fact equal), if any. */
-export const matchingRule = async (repos: Repositories, subject: RuleSubject) => (await ruleFor(repos, subject)).rule;
+/**
+ * The run's rule that accepts this proposal (every fact equal), if any. A proposal in network mode allowlist is also
+ * accepted by a rule whose list covers its own (the same hosts or more, never fewer): a rule made with list A does not
+ * accept the same command asking for A and one host more.
+ */
+export async function matchingRule(repos: Repositories, subject: RuleSubject): Promise<AllowRuleRow | undefined> {
+  const k = key(subject);
+  const exact = await repos.allowRules.findRule(k);
+  if (exact || subject.facts.network !== "allowlist" || !subject.facts.egress) return exact;
+  const wanted = egressAllowed(subject.facts.egress);
+  const mine = splitEgress(k.env).rest;
+  const rules = await repos.allowRules.listRules(subject.runId);
+  return rules.find((rule) => {
+    if (rule.tool !== k.tool || rule.command !== k.command || rule.cwd !== k.cwd || rule.runner !== k.runner || rule.sandbox !== k.sandbox) return false;
+    const theirs = splitEgress(rule.env);
+    return theirs.rest === mine && coversEgress(theirs.egress, wanted);
+  });
+}
 
 /** A rule of the run for the same command that did not match, and the facts it differs in (`network: "own" → "shared"`). */
 export interface NearRule {
@@ -54,17 +83,18 @@ export interface NearRule {
 }
 
 /**
- * The run's rule that accepts this proposal (every fact equal, the oldest), else the rule for the same command that
- * differs in the fewest facts, with those facts: a proposal asked about although the person set a rule for its
- * command says why. One read, of the run's rules for this command.
+ * The run's rule that accepts this proposal (matchingRule), else the rule for the same command that differs in the
+ * fewest facts, with those facts: a proposal asked about although the person set a rule for its command says why
+ * (one more read, of the run's rules for this command, on a miss only).
  */
 export async function ruleFor(repos: Repositories, subject: RuleSubject): Promise<{ rule?: AllowRuleRow; near?: NearRule }> {
+  const rule = await matchingRule(repos, subject);
+  if (rule) return { rule };
   const wanted = key(subject);
   let near: NearRule | undefined;
-  for (const rule of await repos.allowRules.rulesForCommand(wanted)) {
-    const differs = differences(rule, wanted);
-    if (differs.length === 0) return { rule };
-    if (!near || differs.length < near.differs.length) near = { rule, differs };
+  for (const candidate of await repos.allowRules.rulesForCommand(wanted)) {
+    const differs = differences(candidate, wanted);
+    if (differs.length > 0 && (!near || differs.length < near.differs.length)) near = { rule: candidate, differs };
   }
   return near ? { near } : {};
 }
@@ -84,7 +114,7 @@ function differences(rule: AllowRuleRow, wanted: ReturnType<typeof key>): string
   if (!other) differs.push("facts: stored before tty, background, time limit and network were compared");
   else {
     const now = JSON.parse(wanted.env) as Record<string, unknown>;
-    for (const fact of ["env", "tty", "background", "timeoutMs", "network"]) compare(fact, other[fact], now[fact]);
+    for (const fact of ["env", "tty", "background", "timeoutMs", "network", "egress"]) compare(fact, other[fact], now[fact]);
   }
   return differs;
 }

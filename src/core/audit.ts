@@ -1,8 +1,10 @@
 import type { z } from "zod";
 import type { AUDIT_ACTIONS, AuditEvent } from "../protocol/methods/audit.js";
+import type { PrincipalRef } from "../protocol/roles.js";
 import type { AuditRow } from "../store/schema.js";
 import type { ActivityWrites } from "./activity-writes.js";
 import type { CoreDeps } from "./deps.js";
+import { requireCovered } from "./scope.js";
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -69,10 +71,19 @@ export class Audit {
     }
   }
 
-  async list(filter: { since?: number | undefined; project?: string | undefined; after?: number | undefined; limit?: number | undefined }) {
+  /** The trail `by` may read: a scoped admin's projects' acts and its own (asking for another project is FORBIDDEN). */
+  async list(by: PrincipalRef, filter: { since?: number | undefined; project?: string | undefined; after?: number | undefined; limit?: number | undefined }) {
+    if (filter.project !== undefined) requireCovered(by, "audit/list", "the trail", [filter.project]);
     // What was just done is in the answer (its row may still be waiting for its write).
     await this.writes.flush();
-    const rows = await this.deps.repos.audit.listAudit({ since: filter.since ?? 0, project: filter.project, after: filter.after, limit: filter.limit ?? 1000 });
+    const within = by.projects === null ? undefined : { projects: by.projects, principal: by.name };
+    const rows = await this.deps.repos.audit.listAudit({
+      since: filter.since ?? 0,
+      project: filter.project,
+      after: filter.after,
+      limit: filter.limit ?? 1000,
+      within,
+    });
     return rows.map(auditView);
   }
 }

@@ -32,6 +32,7 @@ export class ClusterLink {
   readonly #cursor = new Map<number, number>();
   #kick: ((runId: number) => void) | null = null;
   #revoked: ((name: string) => void) | null = null;
+  #devicesRevoked: ((ids: readonly string[]) => void) | null = null;
   #interrupt: ((runId: number, reason: string) => void) | null = null;
   /** Lease releases on their way, so a new lease of the same run waits for them. */
   readonly #releasing = new Map<number, Promise<void>>();
@@ -54,6 +55,11 @@ export class ClusterLink {
   /** Called when another server revoked a principal. */
   onRevoked(revoked: (name: string) => void): void {
     this.#revoked = revoked;
+  }
+
+  /** Called when another server unpaired devices. */
+  onDevicesRevoked(revoked: (ids: readonly string[]) => void): void {
+    this.#devicesRevoked = revoked;
   }
 
   onKick(kick: (runId: number) => void): void {
@@ -112,6 +118,9 @@ export class ClusterLink {
         return;
       case "revoked":
         this.#revoked?.(message.name);
+        return;
+      case "devices-revoked":
+        this.#devicesRevoked?.(message.ids);
         return;
       default:
         this.deps.log.warn(`cluster: server ${from} sent a message this server does not know: ${JSON.stringify(message).slice(0, 200)}`);

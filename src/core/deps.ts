@@ -39,6 +39,8 @@ export interface ProposalInput {
   sandbox?: SandboxModeName | undefined;
   /** The runner it is proposed for (shown before the decision; an accept naming none uses it, one naming another is refused). */
   runner?: string | undefined;
+  /** Network allowlist: hosts asked for beyond the project's list (shown before the decision). */
+  allow_hosts?: string[] | undefined;
   proposedBy: string;
   /** The caller's W3C trace context (`traceparent`), which the proposal's trace continues. */
   traceparent?: string | undefined;

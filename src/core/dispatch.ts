@@ -1,5 +1,6 @@
 import { join, resolve } from "node:path";
 import type { SpoolConfig } from "../config.js";
+import { egressAllowed } from "../protocol/egress.js";
 import { type RunnerExecParams, RunnerExecResult } from "../protocol/runner.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { producerFromRow } from "../store/producer-row.js";
@@ -73,7 +74,10 @@ export function execParams(
     readOnly,
     // Runners from before sandbox modes refuse fields they do not know; they are never given workspace-write work.
     ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: producer.sandboxNetwork !== false } : {}),
-    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: serverState(config) } : {}),
+    // Network mode allowlist: what the person accepted, the project's hosts and the asked ones; nothing else.
+    ...(workspaceWrite && producer.egress ? { egress: egressAllowed(producer.egress) } : {}),
+    // The server's state and the credential paths (`~/`: the runner user's home; a runner from before issue 54 skips those).
+    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: [...serverState(config), ...config.sandboxHide] } : {}),
     passEnv: config.commandEnv,
     ...(producer.tty ? { tty: producer.tty } : {}),
   };

@@ -21,8 +21,8 @@ function modelCall(producer: Producer): { loop: number | null; toolCallId: strin
   return { loop: producer.loop, toolCallId: producer.toolCallId };
 }
 
-/** `run/proposal` for a proposal's log entry (also re-sent to connections that initialize while it waits). */
-export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof ProposalNotice> {
+/** `run/proposal` for a proposal's log entry (also re-sent to connections that initialize while it waits); `deadlineMs`: decisionTimeoutMs. */
+export function proposalNotice(runAlias: string, row: EntryRow, deadlineMs: number): z.output<typeof ProposalNotice> {
   const producer = producerFromRow(row);
   return {
     run: runAlias,
@@ -34,6 +34,7 @@ export function proposalNotice(runAlias: string, row: EntryRow): z.output<typeof
     turn: row.turn,
     ...modelCall(producer),
     createdAt: row.created_at,
+    expiresAt: deadlineMs > 0 ? row.created_at + deadlineMs : null,
   };
 }
 
@@ -68,7 +69,7 @@ export class Effects {
 
   /** A proposal waits for a person: `run/proposal` to every connection of the project, receivers told, its deadline set. */
   announceProposal(project: ProjectRef, run: RunRow, log: EntryRow): void {
-    this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, log));
+    this.deps.notifyProject(project.id, "run/proposal", proposalNotice(run.alias, log, this.deps.config.decisionTimeoutMs));
     this.activity?.waiting(project, run, log);
   }
 

@@ -1,5 +1,7 @@
+import { SpoolError } from "../rpc/errors.js";
 import type { Repositories } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
+import { type SearchQuery, SearchQueueFull, SearchTimedOut } from "../store/search.js";
 import type { CoreDeps } from "./deps.js";
 import { replay } from "./replay.js";
 import { ENTRY } from "./status.js";
@@ -106,6 +108,41 @@ export class Entries {
   /** The chunks of these channels in the order they were stored, within `maxBytes` (a command's transcript). */
   readInOrder(channelIds: readonly number[], maxBytes: number): ReturnType<Chunks["readInOrder"]> {
     return this.deps.repos.chunks.readInOrder(channelIds, maxBytes);
+  }
+
+  /**
+   * What a search of `path` reads: a channel, or a command's output channels (its log path; typed input left out).
+   * Throws NOT_FOUND for no such entry and INVALID_PARAMS for an entry that is not output.
+   */
+  async searchTarget(runId: number, path: string): Promise<{ row: EntryRow; channels: EntryRow[] }> {
+    const row = await this.find(runId, path);
+    if (!row) throw new SpoolError("NOT_FOUND", `Entry "${path}" not found`, { path });
+    if (row.scheme === "log") return { row, channels: (await this.channels(row.id)).filter((c) => c.channel !== 0) };
+    if (row.streamed) return { row, channels: [row] };
+    throw new SpoolError("INVALID_PARAMS", `${row.path} is not a command's output: search a channel (sh://…) or a command's log path`, { path: row.path });
+  }
+
+  /**
+   * Lines of these channels (one, or a command's output channels merged in stored order) that hold a pattern, searched
+   * in a worker thread within the configured budget (limits.searchBudgetMs).
+   */
+  async search(channelIds: readonly number[], query: SearchQuery, signal?: AbortSignal): ReturnType<Chunks["search"]> {
+    const budgetMs = this.deps.config.limits.searchBudgetMs;
+    try {
+      return await this.deps.repos.chunks.search(channelIds, query, budgetMs, signal);
+    } catch (error) {
+      if (error instanceof SearchTimedOut)
+        throw new SpoolError(
+          "LIMIT_EXCEEDED",
+          `the search passed its time budget of ${budgetMs} ms without getting past line ${query.fromLine}: search plain text, or a simpler pattern`,
+          {
+            budgetMs,
+            fromLine: query.fromLine,
+          },
+        );
+      if (error instanceof SearchQueueFull) throw new SpoolError("LIMIT_EXCEEDED", `too many searches at once: ${error.message}`);
+      throw error;
+    }
   }
 
   /** Sends a new subscription the chunks stored after each of its channels' `after`, then hands it to live delivery (replay.ts). */

@@ -7,6 +7,7 @@ import { ProducerControls } from "./controls.js";
 import { Conversation } from "./conversation.js";
 import { Deadlines } from "./deadlines.js";
 import type { CoreDeps } from "./deps.js";
+import { Devices } from "./devices.js";
 import { Entries } from "./entries.js";
 import { Lifecycle } from "./lifecycle.js";
 import { Notifications } from "./notify/service.js";
@@ -39,6 +40,8 @@ export interface Core {
   readonly sessions: Sessions;
   /** Credentials other than the home's token file: who they name, their roles and scopes. */
   readonly principals: Principals;
+  /** Paired devices: browsers signed in with a one-time code, kept in the store. */
+  readonly devices: Devices;
   /** Receivers of notifications and the outbox they are sent from (`notify/*`). */
   readonly notifications: Notifications;
   /** The append-only trail of who did what (`audit/list`). */
@@ -88,6 +91,7 @@ export function createCore(deps: CoreDeps): Core {
     proposals: new Proposals(deps),
     sessions: new Sessions(deps),
     principals: new Principals(deps, cluster),
+    devices: new Devices(deps, cluster, audit),
     notifications,
     audit,
     activityWrites: writes,

@@ -8,6 +8,7 @@ import { UniqueViolation } from "../store/repositories.js";
 import type { PrincipalRow, RunRow } from "../store/schema.js";
 import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps } from "./deps.js";
+import { covers, requireCovered, requireRoleAtMost } from "./scope.js";
 
 /** A token is `spool_<id>_<secret>`: the id (hex) finds the row, the secret is compared as its SHA-256. */
 const TOKEN = PRINCIPAL_TOKEN;
@@ -18,6 +19,8 @@ const sha256 = (secret: string) => createHash("sha256").update(secret).digest();
 export interface Authenticated {
   principal: PrincipalRef;
   expiresAt: number | null;
+  /** Which credential: the token's id (the home's token file: `home:<id>`), what a paired device is bound to. */
+  credential: string;
 }
 
 function refOf(row: PrincipalRow): PrincipalRef {
@@ -52,7 +55,7 @@ export class Principals {
     const expected = row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32);
     const same = timingSafeEqual(expected, sha256(match[2]!));
     if (!row || !same || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
-    return { principal: refOf(row), expiresAt: row.expires_at };
+    return { principal: refOf(row), expiresAt: row.expires_at, credential: row.token_id };
   }
 
   /**
@@ -65,11 +68,13 @@ export class Principals {
     return Buffer.from(row.secret_hash, "hex");
   }
 
-  /** Creates a principal and its token (returned once, never stored). */
+  /** Creates a principal and its token (returned once, never stored): within `by`'s scope, at most its role. */
   async create(
     by: PrincipalRef,
     input: { name: string; role: Role; projects?: string[] | undefined; expiresAt?: number | undefined },
   ): Promise<{ token: string; row: PrincipalRow }> {
+    requireRoleAtMost(by, "token/create", input.role);
+    requireCovered(by, "token/create", "a credential", input.projects ?? null);
     if (input.name === HOME_PRINCIPAL_NAME)
       throw conflict(`"${HOME_PRINCIPAL_NAME}" is the home's token file's principal; choose another name`, { name: input.name });
     const now = Date.now();
@@ -98,12 +103,19 @@ export class Principals {
     }
   }
 
-  list(options: { revoked: boolean }): Promise<PrincipalRow[]> {
-    return this.deps.repos.principals.listPrincipals(options);
+  /** The principals `by` covers: for a scoped admin, those whose every project is one of its own. */
+  async list(by: PrincipalRef, options: { revoked: boolean }): Promise<PrincipalRow[]> {
+    const rows = await this.deps.repos.principals.listPrincipals(options);
+    return rows.filter((row) => covers(by, refOf(row).projects));
   }
 
-  /** Revokes the live principal of that name: its token stops working and its connections close, here and on the other servers. */
-  async revoke(name: string): Promise<{ row: PrincipalRow; closed: number }> {
+  /**
+   * Revokes the live principal of that name `by` covers: its token stops working and its connections close, here
+   * and on the other servers. One it does not cover is NOT_FOUND, as a name nobody holds (its scope is not told).
+   */
+  async revoke(by: PrincipalRef, name: string): Promise<{ row: PrincipalRow; closed: number }> {
+    const live = await this.deps.repos.principals.findLivePrincipal(name);
+    if (!live || !covers(by, refOf(live).projects)) throw notFound(`Principal "${name}"`, { name });
     const row = await this.deps.repos.principals.revokePrincipal(name, Date.now());
     if (!row) throw notFound(`Principal "${name}"`, { name });
     const closed = this.#tell(name);

@@ -27,7 +27,7 @@ export class Proposals {
   /** A page of the project's proposals that wait for a decision, oldest first, after log entry `afterId` (of one run, given `runId`). */
   async pending(project: ProjectRef, page: { afterId: number; limit: number; runId?: number | undefined }): Promise<PendingProposal[]> {
     const rows = await this.deps.repos.entries.listProjectLogsAt(project.id, ENTRY.proposed, page);
-    return rows.map((row) => ({ id: row.id, notice: proposalNotice(row.alias, row) }));
+    return rows.map((row) => ({ id: row.id, notice: proposalNotice(row.alias, row, this.deps.config.decisionTimeoutMs) }));
   }
 
   /** What run/abort stops in a run: its proposals still pending, and the producers accepted (running or finished: cancel tells). */

@@ -204,7 +204,7 @@ export class RunnerRegistry {
   async select(
     project: ProjectRef,
     requested: string | undefined,
-    options: { readOnly?: boolean; mode?: SandboxModeName } = {},
+    options: { readOnly?: boolean; mode?: SandboxModeName; egress?: boolean } = {},
   ): Promise<"self" | AttachedRunner> {
     const runner = await this.#choose(project, requested);
     if (runner !== "self") refuseSandbox(runner, options);
@@ -294,7 +294,8 @@ export class RunnerRegistry {
  * Throws NO_RUNNER when the runner cannot run work in the mode it was proposed in: workspace-write without
  * that sandbox, or read-only work without a read-only sandbox (it is never run unprotected).
  */
-export function refuseSandbox(runner: { name: string; sandbox: SandboxInfo }, options: { readOnly?: boolean; mode?: SandboxModeName }): void {
+export function refuseSandbox(runner: { name: string; sandbox: SandboxInfo }, options: { readOnly?: boolean; mode?: SandboxModeName; egress?: boolean }): void {
+  if (options.egress && !runner.sandbox.egress) throw noEgress(runner);
   if (options.mode === "workspace-write" && !sandboxModes(runner.sandbox).includes("workspace-write")) {
     throw new SpoolError(
       "NO_RUNNER",
@@ -327,3 +328,11 @@ export function refuseSelf(mode: Exclude<SandboxModeName, "full">, giving: reado
 }
 
 const reservationKey = (projectId: number, name: string) => `${projectId}\u0000${name}`;
+
+/** UNSUPPORTED for a command in network mode allowlist on a runner that cannot enforce the list: it never runs there unrestricted. */
+export const noEgress = (runner: { name: string; sandbox: SandboxInfo }) =>
+  new SpoolError(
+    "UNSUPPORTED",
+    `Runner "${runner.name}" cannot enforce a network allowlist (${runner.sandbox.detail}); the command is not run there without one: accept it on a runner whose runner/list entry shows sandbox.egress (the local bubblewrap runner), or propose it without allow_hosts on a project without an egress list`,
+    { runner: runner.name, network: "allowlist" },
+  );

@@ -4,9 +4,18 @@ import type { EntryRow } from "../store/schema.js";
 import { ENTRY } from "./status.js";
 
 /** How a producer ended. */
+/** Network mode allowlist: the hosts a command reached and those refused, as its runner reported them. */
+export type EgressReached = { allowed: string[]; blocked: string[] };
+
 export type Outcome =
-  | { kind: "completed"; exit_code?: number | null | undefined; signal?: string | null | undefined; duration?: number | undefined }
-  | { kind: "aborted"; reason: string; duration?: number | undefined }
+  | {
+      kind: "completed";
+      exit_code?: number | null | undefined;
+      signal?: string | null | undefined;
+      duration?: number | undefined;
+      egress?: EgressReached | undefined;
+    }
+  | { kind: "aborted"; reason: string; duration?: number | undefined; egress?: EgressReached | undefined }
   | { kind: "cancelled"; reason: string; duration?: number | undefined; by?: string | undefined };
 
 /** The channels' terminal status for an outcome: exit codes and reasons live in attributes, never here. */

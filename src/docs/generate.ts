@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { exitCodesTable } from "../cli/exit-codes.js";
 import { LimitsSchema } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
@@ -177,9 +178,63 @@ export function fillGenerated(text: string, sections: Record<string, string>): s
   return out;
 }
 
-export function docSections(api: DescribedApi = protocolApi()): Record<string, Record<string, string>> {
+/** A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens. */
+const anchor = (title: string) =>
+  title
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, "")
+    .replace(/ /g, "-");
+
+/** A § number's place in the order: 2 < 2a < 2b < 3 < 11a < 12. */
+const sectionKey = (number: string) => {
+  const [, digits = "0", letter = ""] = /^(\d+)([a-z]?)$/.exec(number) ?? [];
+  return Number(digits) * 100 + (letter ? letter.charCodeAt(0) - 96 : 0);
+};
+
+/** Files of docs/spec/ that open with a `###`: they continue the section named here. */
+const CONTINUES: Readonly<Record<string, string>> = { "runners.md": "7" };
+
+/**
+ * SPEC.md's index: every `## §N.` section of docs/spec/*.md in § order, each with its `###` parts, linked; a file
+ * opening with a `###` (CONTINUES) is listed under the section it continues. Generated, so a new heading is indexed.
+ */
+export function specIndex(root: string): string {
+  type Part = { key: number; lines: string[] };
+  const parts: Part[] = [];
+  const dir = join(root, "docs", "spec");
+  for (const name of readdirSync(dir)
+    .filter((n) => n.endsWith(".md"))
+    .sort()) {
+    const file = `docs/spec/${name}`;
+    let current: Part | null = null;
+    for (const line of readFileSync(join(dir, name), "utf8").split("\n")) {
+      const top = /^## (\d+[a-z]?)\. (.+)$/.exec(line);
+      const sub = /^### (.+)$/.exec(line);
+      if (top) {
+        current = { key: sectionKey(top[1]!), lines: [`- [§${top[1]}. ${top[2]}](${file}#${anchor(`${top[1]}. ${top[2]}`)}) — \`${file}\``] };
+        parts.push(current);
+      } else if (sub) {
+        const entry = `[${sub[1]}](${file}#${anchor(sub[1]!)})`;
+        if (current) current.lines.push(`  - ${entry}`);
+        else {
+          const parent = CONTINUES[name];
+          if (!parent) throw new Error(`${file} opens with a ### heading: name the section it continues in CONTINUES (src/docs/generate.ts)`);
+          current = { key: sectionKey(parent) + 0.5, lines: [`  - ${entry} — \`${file}\``] };
+          parts.push(current);
+        }
+      }
+    }
+  }
+  return parts
+    .sort((a, b) => a.key - b.key)
+    .flatMap((p) => p.lines)
+    .join("\n");
+}
+
+export function docSections(api: DescribedApi = protocolApi(), root?: string): Record<string, Record<string, string>> {
   return {
     "SPEC.md": {
+      ...(root ? { "spec-index": specIndex(root) } : {}),
       methods: methodTable(api),
       roles: roleTable(api),
       notifications: notificationTable(api),
@@ -188,6 +243,7 @@ export function docSections(api: DescribedApi = protocolApi()): Record<string, R
       layout: layoutTable(),
     },
     "PLUGINS.md": { hooks: hookTable() },
+    "README.md": { "exit-codes": exitCodesTable() },
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The layout of src/, as data: each folder (or file) with what it holds and the other folders and files of src/
  * its files may import. test/architecture.test.ts holds every source file to its row; `npm run docs` draws the
- * table in SPEC.md §16 from it. A file belongs to the row naming it, else to the row of its nearest folder.
+ * table in docs/spec/layout.md (§16) from it. A file belongs to the row naming it, else to the row of its nearest folder.
  */
 export interface Layer {
   /** Folders and files of src/, relative to it (`cli/serve.ts`, `web/page`). */
@@ -42,7 +42,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["rpc"],
     purpose: "JSON-RPC over any transport: connection, scheduler, method registry, `rpc.discover`, read cap, the error mapper",
-    imports: ["protocol", "store", "logger.ts"],
+    imports: ["protocol", "logger.ts"],
     packages: "any",
     node: true,
   },
@@ -94,7 +94,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["runners"],
     purpose: "where accepted commands run: the backend interface, local, Docker and SSH backends, sandboxes, the runner client",
-    imports: ["protocol", "rpc", "client", "core", "logger.ts", "program.ts", "version.ts"],
+    imports: ["protocol", "rpc", "client", "core", "home-registry.ts", "logger.ts", "program.ts", "version.ts"],
     packages: "any",
     node: true,
   },
@@ -144,21 +144,21 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["cli"],
     purpose: "the `spool` command's client commands: clients of the server",
-    imports: ["protocol", "client", ...SHARED],
+    imports: ["protocol", "client", "home-registry.ts", ...SHARED],
     packages: "any",
     node: true,
   },
   {
     paths: ["cli/main.ts", "cli/serve.ts", "cli/runner.ts", "cli/acp.ts", "cli/mcp.ts", "cli/doctor.ts"],
     purpose: "the commands that start what they host: the server, a runner, the ACP and MCP bridges, the doctor",
-    imports: ["cli", "protocol", "client", ...SHARED, "server.ts", "runners", "acp", "mcp", "ops"],
+    imports: ["cli", "protocol", "client", "home-registry.ts", ...SHARED, "server.ts", "runners", "acp", "mcp", "ops"],
     packages: "any",
     node: true,
   },
   {
     paths: ["docs"],
-    purpose: "the generated parts of docs/spec/ and PLUGINS.md (`npm run docs`), and this layout",
-    imports: ["protocol", "rpc", "plugins", "config.ts"],
+    purpose: "the generated parts of docs/spec/, PLUGINS.md and README.md (`npm run docs`), and this layout",
+    imports: ["protocol", "rpc", "plugins", "config.ts", "cli/exit-codes.ts"],
     packages: "any",
     node: true,
   },
@@ -178,10 +178,12 @@ export const LAYERS: readonly Layer[] = [
       "client",
       "web",
       "mcp",
+      "acp/http.ts",
       "auth.ts",
       "config.ts",
       "home-lock.ts",
       "home-owner.ts",
+      "home-registry.ts",
       "logger.ts",
       "version.ts",
     ],
@@ -203,9 +205,9 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["auth.ts", "home-lock.ts", "home-owner.ts", "logger.ts", "program.ts", "version.ts"],
+    paths: ["auth.ts", "home-lock.ts", "home-owner.ts", "home-registry.ts", "logger.ts", "program.ts", "version.ts"],
     purpose:
-      "leaves every layer may share: the token, one server per home, the home its owner's alone, the logger, a module run as a program of its own, the version",
+      "leaves every layer may share: the token, one server per home, the home its owner's alone, every Spool home on the machine, the logger, a module run as a program of its own, the version",
     imports: ["protocol"],
     packages: "any",
     node: true,

@@ -1,6 +1,7 @@
 import type { Plugin } from "../plugins/plugin.js";
 import { agentPlugin } from "./agent/index.js";
 import { auditPlugin } from "./audit/index.js";
+import { devicesPlugin } from "./device/index.js";
 import { entriesPlugin } from "./entries/index.js";
 import { notifyPlugin } from "./notify/index.js";
 import { envPlugin } from "./proposals/env.js";
@@ -24,6 +25,7 @@ export const builtinPlugins: readonly Plugin[] = [
   runnersPlugin,
   agentPlugin,
   principalsPlugin,
+  devicesPlugin,
   notifyPlugin,
   auditPlugin,
 ];

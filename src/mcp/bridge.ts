@@ -44,7 +44,7 @@ export class McpBridge {
           taskRuns: () => taskRuns(this.#side),
           report: async (run, path, by) => report(await this.#side.ready(), run, path, by),
         }),
-        instructions: INSTRUCTIONS,
+        instructions: options.where ? `${INSTRUCTIONS} ${options.where}` : INSTRUCTIONS,
       },
     );
     const side = new SpoolSide(this.mcp.server, options);

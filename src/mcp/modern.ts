@@ -49,6 +49,8 @@ export interface ModernOptions {
   server?: (() => Promise<{ url: string; token: string }>) | undefined;
   /** How the agent came, in its Spool connection's name: default `MCP 2026-07-28 over HTTP, PRINCIPAL`. */
   via?: string | undefined;
+  /** Which Spool server it is a client of, in words added to the instructions (stdio: the home's). */
+  where?: string | undefined;
   version: string;
   log: BridgeLog;
   limits?: Partial<ModernLimits> | undefined;
@@ -139,7 +141,7 @@ export class ModernMcp {
       return reply.result({
         supportedVersions: [MODERN_VERSION],
         capabilities: CAPABILITIES,
-        instructions: INSTRUCTIONS,
+        instructions: this.options.where ? `${INSTRUCTIONS} ${this.options.where}` : INSTRUCTIONS,
         ttlMs: TTL.discover,
         cacheScope: "public",
       });

@@ -1,6 +1,8 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { SpoolRpcError } from "../client/spool-client.js";
+import type { ResultOf } from "../protocol/methods/index.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
+import { grepLines } from "../protocol/search-lines.js";
 import { producerOf } from "../protocol/views.js";
 import { parseResourceUri, resourceUri } from "./resource-uri.js";
 import { channelsOf, type LogEntry, type Session, type SpoolSide } from "./spool-side.js";
@@ -41,8 +43,10 @@ export async function report(session: Session, run: string, path: string, by: st
     state = view.status;
     const name = c.channel === 1 ? (p.tty ? "output" : "stdout") : c.channel === 2 ? "stderr" : `channel ${c.channel}`;
     if (view.body.trim() === "" && c.channel !== 1) continue;
-    // The note on what was left out names the model's get tool; here the same arguments go to read_output.
-    const body = view.body.replaceAll("read them with the get tool: ", "read them with read_output: ");
+    // The note on what was left out names the model's get and grep tools; here the same arguments go to read_output.
+    const body = view.body
+      .replaceAll("read them with the get tool: ", "read them with read_output: ")
+      .replaceAll("with the grep tool, no command and no approval needed: ", "with read_output and a pattern, no command needed: ");
     views.push(`--- ${name} (${c.path}, ${view.lines} lines) ---\n${body.trimEnd() || "(empty)"}`);
   }
   const outcome = p.endStatus ?? state;
@@ -73,6 +77,9 @@ export async function readOutput(side: SpoolSide, args: ArgsOf<typeof ReadOutput
   const parsed = parseResourceUri(args.path);
   const run = parsed?.run ?? side.ownRun(session, args.path);
   const path = parsed?.path ?? args.path;
+  if (args.pattern !== undefined) return searchOutput(session, run, path, args, parsed ? (p) => resourceUri(run, p) : (p) => p);
+  if (args.regex !== undefined || args.ignore_case !== undefined || args.context !== undefined || args.from_line !== undefined)
+    throw new ToolFailure("regex, ignore_case, context and from_line go with pattern");
   if (args.offset !== undefined && (args.line === undefined || args.limit !== undefined))
     throw new ToolFailure("offset goes with line, and reads the rest of that one line: give line and no limit");
   // Paths this result names, as read_output takes them back: another run's as spool://RUN/PATH.
@@ -117,4 +124,44 @@ async function get(
     if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") throw new ToolFailure(`no entry "${path}" in run ${run}`);
     throw error;
   }
+}
+
+/** read_output with a pattern: entry/search's matches as grep -n prints them, and where to go on. */
+async function searchOutput(
+  session: Session,
+  run: string,
+  path: string,
+  args: ArgsOf<typeof ReadOutputArgs>,
+  address: (path: string) => string,
+): Promise<CallToolResult> {
+  if (args.tail !== undefined || args.line !== undefined || args.limit !== undefined || args.offset !== undefined || args.view !== undefined)
+    throw new ToolFailure("pattern searches the whole stored output: no tail, line, limit, offset or view");
+  let found: ResultOf<"entry/search">;
+  try {
+    found = await session.client.call("entry/search", {
+      run,
+      path,
+      pattern: args.pattern!,
+      ...(args.regex ? { regex: true } : {}),
+      ...(args.ignore_case ? { ignoreCase: true } : {}),
+      ...(args.context ? { before: args.context, after: args.context } : {}),
+      ...(args.from_line !== undefined ? { fromLine: args.from_line } : {}),
+    });
+  } catch (error) {
+    if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") throw new ToolFailure(`no entry "${path}" in run ${run}`);
+    if (error instanceof SpoolRpcError) throw new ToolFailure(error.message);
+    throw error;
+  }
+  const several = new Set(found.matches.map((m) => m.path)).size > 1 || found.matches.some((m) => m.path !== path);
+  const { lines } = grepLines(
+    found.matches.map((m) => ({ ...m, text: escapeControl(m.text), before: m.before.map(escapeControl), after: m.after.map(escapeControl) })),
+    { suffix: (m) => (several ? `  (${address((m as (typeof found.matches)[number]).path)})` : "") },
+  );
+  const count = found.matches.length;
+  const head = `${address(path)}: ${count === 0 ? "no" : count} line${count === 1 ? "" : "s"} matching ${JSON.stringify(args.pattern)} (${found.lines} lines searched, ${statusWord(found.status)})`;
+  const more =
+    found.nextLine !== undefined
+      ? [`[… ${found.timedOut ? "the search ran out of time" : "more may follow"}: read_output again with from_line ${found.nextLine} …]`]
+      : [];
+  return text([head, ...lines, ...more].join("\n"));
 }

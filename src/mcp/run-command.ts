@@ -51,6 +51,7 @@ export async function propose(
       ...(args.timeout_ms !== undefined ? { timeout_ms: args.timeout_ms } : {}),
       ...(tty ? { tty } : {}),
       ...(args.background ? { background: true } : {}),
+      ...(args.allow_hosts?.length ? { allow_hosts: args.allow_hosts } : {}),
       ...((args.runner ?? side.options.runner) ? { runner: args.runner ?? side.options.runner } : {}),
       ...traceparentOf(call, transport),
     });

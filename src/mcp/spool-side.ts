@@ -28,6 +28,8 @@ export interface McpBridgeOptions {
    * withdraws in its own run and never decides; `person` also lets the MCP client's elicitation decide.
    */
   role?: "agent" | "person";
+  /** Which Spool server it is a client of, in words the MCP client gets with the instructions (stdio: the home's). */
+  where?: string | undefined;
   version: string;
   log: BridgeLog;
   /** How the agent came, in its Spool connection's name (what decisions and lists show): default "spool mcp". */

@@ -17,7 +17,7 @@ import type { Producer } from "../protocol/views.js";
 import { producerOf } from "../protocol/views.js";
 import { propose } from "./run-command.js";
 import type { SpoolSide } from "./spool-side.js";
-import { RunCommandArgs } from "./tool-schemas.js";
+import { RunCommandArgs, TOOL_DESCRIPTIONS } from "./tool-schemas.js";
 
 /*
  * MCP tasks (protocol 2025-11-25) over Spool's own store. A task is a Spool producer: its id names the run and
@@ -206,6 +206,9 @@ export function registerTaskCalls(side: SpoolSide): void {
     return listed as never;
   });
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    // A tool Spool does not offer is a protocol error (the spec's -32602), not a result the model reads as the tool's.
+    if (!Object.hasOwn(TOOL_DESCRIPTIONS, request.params.name))
+      throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name} (tools/list names the tools)`);
     if (request.params.name !== "run_command" || !request.params.task) return (await call(request, extra)) as never;
     const args = z
       .object(RunCommandArgs)

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EntryGetParams } from "../protocol/methods/entry.js";
+import { EntryGetParams, EntrySearchParams, SEARCH_MAX_CONTEXT } from "../protocol/methods/entry.js";
 import { ProposalCreateParams } from "../protocol/methods/proposal.js";
 import { KEY_NAMES } from "./text.js";
 
@@ -15,7 +15,7 @@ export const TOOL_DESCRIPTIONS = {
   run_command:
     "Runs a shell command through Spool. It becomes a proposal that a person approves or rejects (in the Spool web view, `spool pending`/`spool approve`, an ACP editor, or here when this client supports elicitation) unless an 'always allow' rule of the run accepts it. Once accepted it runs on a Spool runner (local process, Docker or SSH; sandboxed where the runner can), its output streams as progress notifications, and the result is what a terminal would finally show (long output cut to a head and a tail, failure lines from the middle kept) with the exit code, signal, duration and the command's path. It runs on the runner named by `runner` (or the one spool mcp was started with), which the person deciding is shown. With background: true it returns as soon as the command is accepted; reach it later by its path with read_output, send_input, signal and cancel. A rejection comes back as an error result naming who rejected it and why.",
   read_output:
-    "Reads a command's output by its path (the log path run_command returned, one channel's path, or a spool:// resource URI): all of it (a big output cut to a head and a tail with the failure lines of the middle, and a note on how to read the rest), the last `tail` lines, or `limit` lines from `line`; `view` model (default: as a terminal shows it) or raw (the bytes as text).",
+    "Reads a command's output by its path (the log path run_command returned, one channel's path, or a spool:// resource URI): all of it (a big output cut to a head and a tail with the failure lines of the middle, and a note on how to read the rest), the last `tail` lines, or `limit` lines from `line`; `view` model (default: as a terminal shows it) or raw (the bytes as text). With `pattern` it searches the stored output instead (no approval needed): the lines holding it with their line numbers, as grep -n prints them.",
   send_input:
     "Types into a running command: `text` as it is, then `keys` by name, then (with eof) ends its input. For a command started with tty, keys are what a terminal sends.",
   signal: "Sends a signal (INT, TERM, HUP, QUIT, USR1, USR2, WINCH, KILL) to a running command's process group. The command ends only if it does.",
@@ -60,6 +60,9 @@ export const RunCommandArgs = {
   background: ProposalCreateParams.shape.background.describe(
     "Long-running work (a dev server, a watcher): return as soon as it is accepted, with its path, instead of waiting for it to finish; its time limit is the server's longer one for background work unless timeout_ms is given",
   ),
+  allow_hosts: ProposalCreateParams.shape.allow_hosts.describe(
+    'Hosts it needs to reach beyond the project\'s network allowlist ("pypi.org", "*.pythonhosted.org"), shown to the person who decides; only where the project has one or the command asks (workspace-write on a runner that enforces it)',
+  ),
   runner: ProposalCreateParams.shape.runner.describe(
     "The Spool runner to run it on (a name from `spool runners`: the local machine, a Docker container, an SSH host), shown to the person who decides; default: the one spool mcp was started with (--runner), else the one the decision picks. An unknown name is refused before anything is proposed",
   ),
@@ -75,6 +78,14 @@ export const ReadOutputArgs = {
     "With line (and no limit): the rest of that one line from this byte — the next part of a line longer than one read returns",
   ),
   view: z.enum(["model", "raw"]).optional().describe("model (default): as a terminal finally shows it; raw: the bytes as text"),
+  // A search instead of a read (entry/search): no approval needed, nothing runs.
+  pattern: EntrySearchParams.shape.pattern
+    .optional()
+    .describe("Only the lines holding this text, searched in all the stored output (also the part a cut view left out), with their line numbers"),
+  regex: z.boolean().optional().describe("With pattern: it is a JavaScript regular expression"),
+  ignore_case: z.boolean().optional().describe("With pattern: letters match in either case"),
+  context: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("With pattern: lines shown around each match (default 0)"),
+  from_line: EntrySearchParams.shape.fromLine.describe("With pattern: search from this line (a cut answer says where to go on)"),
 };
 
 export const SendInputArgs = {

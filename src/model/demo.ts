@@ -1,5 +1,6 @@
 import { ENTRY, entryStatusWord } from "../protocol/status.js";
 import type { ChatMessage, ChatOptions, ChatRequest, ChatResponse, ModelProvider, ToolCall } from "./provider.js";
+import { SEARCH_TOOL } from "./search-tool.js";
 
 /**
  * The built-in demo model (`spool serve --demo-model`, or SPOOL_MODEL_<ALIAS>=demo/builtin): no network, no key,
@@ -67,6 +68,12 @@ export function demoAnswer(messages: ChatMessage[], tools: string[]): { text: st
     .split("\n")
     .filter((line) => !/^(status|log|exit code|signal|reason): /.test(line) && !line.startsWith("--- ") && line.trim() !== "")
     .slice(-3);
+  // The view of a long output was cut: say what was left out and the tool that searches it.
+  const cut = /^\[… (\d+) lines? \(about \d+ bytes?\) of (\S+) left out/m.exec(content);
+  const searchable =
+    cut && tools.includes(SEARCH_TOOL)
+      ? ` ${cut[1]} lines of ${cut[2]} were left out of my view; the ${SEARCH_TOOL} tool searches all of it, with no command to approve.`
+      : "";
   const tail = output.length ? ` Its output ends with:\n${output.map((l) => `  ${l}`).join("\n")}` : " It printed nothing.";
-  return { text: `[demo model] \`${command}\` ${outcome}.${tail}\n` };
+  return { text: `[demo model] \`${command}\` ${outcome}.${searchable}${tail}\n` };
 }

@@ -2,6 +2,7 @@ import type { LineRead } from "../store/chunk-reads.js";
 import { lineCount } from "../store/entries.js";
 import type { EntryRow } from "../store/schema.js";
 import { failureRegex, looksLikeFailure, scanFailureLines } from "./failures.js";
+import { SEARCH_TOOL } from "./search-tool.js";
 import { endsLine, type Rendering, type RenderOptions, renderEachLine, renderTerminal } from "./terminal.js";
 
 /** Reads `count` lines from 0-based `line` of a streamed entry, at most `maxBytes`. */
@@ -316,7 +317,8 @@ async function cut(
 
   const notes = [
     `[… ${plural(omittedLines, "line")} (about ${plural(omittedBytes, "byte")}) of ${entry.path} left out (${plural(total, "line")} in all); ` +
-      `read them with the get tool: {"path": "${entry.path}", "line": ${firstOmitted + 1}, "limit": 200} …]`,
+      `read them with the get tool: {"path": "${entry.path}", "line": ${firstOmitted + 1}, "limit": 200} …]\n` +
+      `[… or search all of its ${plural(total, "line")} with the ${SEARCH_TOOL} tool, no command and no approval needed: {"path": "${entry.path}", "pattern": "error"} …]`,
   ];
   if (failures.length > 0) {
     const what =

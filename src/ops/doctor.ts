@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { SpoolConfig } from "../config.js";
 import { ownerAlive } from "../home-lock.js";
+import { deadlineInForce } from "../protocol/deadline-words.js";
 import { probeBwrap } from "../runners/sandbox.js";
 import type { Check } from "./check.js";
 import { nativeChecks, onPath } from "./native.js";
@@ -31,6 +32,7 @@ export async function runChecks(options: DoctorOptions): Promise<Check[]> {
   checks.push(await dockerCheck(env));
   checks.push(sshCheck());
   checks.push(...(await modelChecks(config, options.models === true)));
+  checks.push({ name: "deadline", status: "info", detail: deadlineInForce(config.decisionTimeoutMs), data: { decisionTimeoutMs: config.decisionTimeoutMs } });
   checks.push(await serverCheck(config, running));
   return checks;
 }
@@ -62,6 +64,7 @@ function asStarted(config: SpoolConfig, facts: ServerFacts): SpoolConfig {
     ...config,
     host: facts.host,
     port: facts.port,
+    decisionTimeoutMs: facts.decisionTimeoutMs ?? config.decisionTimeoutMs,
     ...(facts.database.kind === "postgres" ? { databaseUrl: facts.database.url } : { databaseUrl: undefined, dbFile: facts.database.path }),
     agent: {
       ...config.agent,

@@ -19,6 +19,8 @@ export interface ServerFacts {
   socket: string | null;
   database: { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
   models: { alias: string; provider: string; model: string; baseUrl: string; apiKey: boolean }[];
+  /** The deadline it rejects undecided proposals by (absent: written by an older server). */
+  decisionTimeoutMs?: number;
 }
 
 /** A PostgreSQL URL with its password replaced by ***. */
@@ -33,6 +35,7 @@ export function serverFacts(config: SpoolConfig, listening: { port: number; url:
     socket: listening.socket,
     database: config.databaseUrl ? { kind: "postgres", url: withoutPassword(config.databaseUrl) } : { kind: "sqlite", path: config.dbFile },
     models: config.agent.models.map((m) => ({ alias: m.alias, provider: m.provider, model: m.model, baseUrl: m.baseUrl, apiKey: Boolean(m.apiKey) })),
+    decisionTimeoutMs: config.decisionTimeoutMs,
   };
 }
 

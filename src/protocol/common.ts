@@ -76,6 +76,12 @@ export const ProposalNotice = z.object({
   loop: z.number().int().nullable().describe("The loop (its number) whose model made the proposal; null for a client's proposal"),
   toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
   createdAt: z.number().int().describe("When it was proposed, by the server's clock (ms since the epoch)"),
+  expiresAt: z
+    .number()
+    .int()
+    .nullable()
+    .optional()
+    .describe("When the deadline (decisionTimeoutMs) rejects it if nobody decides, by the server's clock (ms since the epoch); null: no deadline"),
 });
 
 /** Who resolved a proposal: a client's connection, an "always allow" rule, or run/abort. */

@@ -58,3 +58,14 @@ export const ERRORS = {
 } as const;
 
 export type ErrorName = keyof typeof ERRORS;
+
+/**
+ * The store found no room for a write (a full disk, or the database's size limit): it was rolled back and nothing
+ * of it is stored. The store throws it for its driver's codes; the error mapper answers it as STORAGE_FULL.
+ */
+export class StorageFull extends Error {
+  override readonly name = "StorageFull";
+  constructor(override readonly cause: unknown) {
+    super("storage full: the database or the disk holding it has no room for this write");
+  }
+}

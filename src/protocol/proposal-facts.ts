@@ -1,3 +1,4 @@
+import { egressText } from "./egress.js";
 import { SANDBOX_MODE_WORDS } from "./sandbox.js";
 import { factsOf, type ProposalFacts, type RunnerClaim, type SandboxFact } from "./views.js";
 
@@ -68,6 +69,7 @@ const NETWORK_WORDS: Record<NonNullable<ProposalFacts["network"]>, string> = {
   own: "own (outbound only; it cannot reach or bind the host's loopback ports)",
   shared: "shared with the runner's machine (a command can reach and bind its loopback ports)",
   none: "none",
+  allowlist: "allowlist (only listed hosts, through a proxy)",
 };
 
 /** "90 s", "5 min", "2 h" (a time limit as a person reads it). */
@@ -103,6 +105,7 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
     case "sandbox":
       return sandboxText(facts.sandbox);
     case "network":
+      if (facts.network === "allowlist" && facts.egress) return `allowlist (${egressText(facts.egress, escapeControl)})`;
       return facts.network === null ? "unknown" : NETWORK_WORDS[facts.network];
     case "background":
       return facts.background ? "yes" : "no";

@@ -12,7 +12,8 @@ export const ROLE_SUMMARY: Record<Role, string> = {
   viewer: "a runner's power, and reads projects, runs, entries and output",
   agent: "a viewer that also creates runs, and proposes, prompts, withdraws, sends input to and cancels in the runs it created; never accepts",
   person: "an agent that also decides (accepts), cancels, aborts and prompts in every run of its scope",
-  admin: "everything, in every project, and manages principals (token/create, token/list, token/revoke)",
+  admin:
+    "everything in the projects of its scope, and manages principals, receivers and the trail: an unscoped admin of every project; a scoped one only credentials (at most admin) and receivers of its projects, and their trail",
 };
 
 /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_EGRESS_RULES } from "./egress.js";
 import { NetworkKind, SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
 
 /**
@@ -22,6 +23,12 @@ export const SandboxInfo = z.strictObject({
   network: NetworkKind.optional().describe(
     "A workspace-write command's network (on a Docker runner, a full one's too): own (a namespace of its own, outbound only: it cannot reach or bind the host's loopback), shared (the runner machine's), none; absent: not said",
   ),
+  egress: z
+    .boolean()
+    .optional()
+    .describe(
+      "Whether it enforces a network allowlist (an egress proxy as the workspace-write command's one way out); absent or false: such commands are refused on it",
+    ),
 });
 export type SandboxInfo = z.output<typeof SandboxInfo>;
 
@@ -136,6 +143,13 @@ export const RunnerExecParams = z.strictObject({
     'The sandbox mode to run it in (SPEC §7 Runners, "Sandbox modes"); absent: read-only with readOnly, else full. Sent only to runners whose sandbox lists modes',
   ),
   network: z.boolean().optional().describe("workspace-write: false cuts the command off the network (the server's sandboxNetwork)"),
+  egress: z
+    .array(z.string().max(300))
+    .max(2 * MAX_EGRESS_RULES)
+    .optional()
+    .describe(
+      "workspace-write in network mode allowlist: the hosts its egress proxy may connect to (the project's list and the accepted asked ones), and no other way out",
+    ),
   hide: z
     .array(z.string().min(1).max(4096))
     .max(64)

@@ -20,6 +20,13 @@ export type SandboxModeName = z.output<typeof SandboxModeName>;
 export const NetworkKind = z.enum(["own", "shared", "none"]);
 export type NetworkKind = z.output<typeof NetworkKind>;
 
+/**
+ * A proposal's network fact: a NetworkKind, or `allowlist` (a sandbox whose one way out is an egress proxy that
+ * connects only to the hosts of its list: src/protocol/egress.ts).
+ */
+export const NetworkFact = z.enum(["own", "shared", "none", "allowlist"]);
+export type NetworkFact = z.output<typeof NetworkFact>;
+
 /** One line a person reads next to the mode's name. */
 export const SANDBOX_MODE_WORDS: Record<SandboxModeName, string> = {
   "read-only": "read-only sandbox: nothing can be written, no network",
@@ -53,3 +60,25 @@ export function loaderVariables(env: Record<string, string> | undefined): string
 /** What a person reads when a proposal sets loader variables. */
 export const loaderVariablesMessage = (names: readonly string[]) =>
   `env may not set ${names.join(", ")}: variables that make the loader or the C library load code (LD_*, DYLD_*, GCONV_PATH, GLIBC_TUNABLES and the like) are refused`;
+
+/**
+ * The runner user's credentials a read-only or workspace-write command does not see by default (the server's
+ * `sandboxHide` replaces the list): `~/` is the runner user's home wherever the command runs. Every client shows
+ * the list with the proposal's sandbox.
+ */
+export const DEFAULT_SANDBOX_HIDE = [
+  "~/.ssh",
+  "~/.aws",
+  "~/.azure",
+  "~/.config/gcloud",
+  "~/.config/gh",
+  "~/.kube",
+  "~/.docker/config.json",
+  "~/.netrc",
+  "~/.git-credentials",
+  "~/.gnupg",
+  "~/.npmrc",
+  "~/.pypirc",
+  "~/.cargo/credentials.toml",
+  "~/.password-store",
+] as const;

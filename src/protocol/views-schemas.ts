@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { RoleName } from "./roles.js";
-import { NetworkKind, SandboxModeName } from "./sandbox.js";
+import { NetworkFact, NetworkKind, SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
 
 /*
@@ -59,9 +59,17 @@ export const ProposalFacts = z.object({
     .optional()
     .describe("A proposal without a time limit: the server's default for its kind when it was proposed; null or absent: not recorded"),
   sandbox: SandboxFact,
-  network: NetworkKind.nullable().describe(
-    "The command's network where it runs: own (outbound only), shared (the runner machine's, its loopback ports too), none; null: not recorded",
+  network: NetworkFact.nullable().describe(
+    "The command's network where it runs: own (outbound only), shared (the runner machine's, its loopback ports too), none, allowlist (only the hosts of `egress`, through a proxy); null: not recorded",
   ),
+  egress: z
+    .object({
+      hosts: z.array(z.string()).describe("The project's list (names, *.domains, addresses; optional :port)"),
+      asked: z.array(z.string()).describe("Hosts the proposal asks for beyond the project's list: the person decides on these too"),
+    })
+    .nullable()
+    .optional()
+    .describe("Network allowlist: the hosts the command may reach; null or absent: no allowlist"),
 });
 export type ProposalFacts = z.output<typeof ProposalFacts>;
 

@@ -1,5 +1,6 @@
+import { egressOf } from "./egress.js";
 import type { Role } from "./roles.js";
-import { SANDBOX_MODES, type SandboxModeName } from "./sandbox.js";
+import { type NetworkKind, SANDBOX_MODES, type SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
 import type {
   Channel,
@@ -63,6 +64,8 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "sandboxNetwork",
   "sandboxReason",
   "network",
+  "egress",
+  "egressReached",
   "slug",
   "proposedBy",
   "loop",
@@ -94,7 +97,10 @@ const int = (value: unknown): number | null => (Number.isInteger(value) ? (value
 const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
 /** The `network` attribute as the fact: own, shared, none; null for anything else (not recorded). */
-export const networkOf = (value: unknown): ProposalFacts["network"] => (value === "own" || value === "shared" || value === "none" ? value : null);
+export const networkOf = (value: unknown): NetworkKind | null => (value === "own" || value === "shared" || value === "none" ? value : null);
+
+/** The `network` attribute of a proposal: a NetworkKind or `allowlist`; null for anything else. */
+export const networkFactOf = (value: unknown): ProposalFacts["network"] => (value === "allowlist" ? value : networkOf(value));
 
 /** Every role (a Record, so that a new one is a compile error here): roles.ts itself brings zod, which the page does not bundle. */
 const ROLE_NAMES: Record<Role, true> = { runner: true, viewer: true, agent: true, person: true, admin: true };
@@ -132,7 +138,8 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
     timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
     ...(typeof a.defaultTimeoutMs === "number" && a.defaultTimeoutMs >= 0 ? { defaultTimeoutMs: a.defaultTimeoutMs } : {}),
     sandbox,
-    network: networkOf(a.network),
+    network: networkFactOf(a.network),
+    ...(egressOf(a.egress) ? { egress: egressOf(a.egress) } : {}),
   };
 }
 

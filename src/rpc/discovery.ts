@@ -22,7 +22,7 @@ import type { MethodRegistry } from "./registry.js";
  *   stable string code (`data.code`) and the area.
  * - `x-` extensions are used only where the spec allows Specification
  *   Extensions: the document root (`x-notifications`) and Method Objects
- *   (`x-requires-initialize`, `x-plugin`, `x-binary-frame`). Inside `x-notifications` the shape is
+ *   (`x-requires-initialize`, `x-role`, `x-own-runs`, `x-plugin`, `x-binary-frame`). Inside `x-notifications` the shape is
  *   free; its entries mirror Method Objects.
  */
 
@@ -213,6 +213,10 @@ export function buildOpenRpcDocument(registry: MethodRegistry, info: { title: st
       params: schemas.contentDescriptors(def.params, `${def.name}.params`),
       result: { name: "result", schema: schemas.convert(def.result, "output", `${def.name}.result`) },
       "x-requires-initialize": def.access !== "none",
+      // The least role a caller needs (SPEC: Trust); a scoped credential is held to its projects on top of it.
+      "x-role": def.role ?? "admin",
+      // Below person, a caller acts only in the runs its own principal created.
+      ...(def.ownRuns ? { "x-own-runs": true } : {}),
       "x-plugin": def.plugin,
       // Takes a binary frame over WebSocket, its raw bytes filling this params field (SPEC §1 Binary frames).
       ...(def.bytes ? { "x-binary-frame": { field: def.bytes } } : {}),

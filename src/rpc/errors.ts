@@ -1,8 +1,6 @@
-import { isStorageFull } from "../store/errors.js";
-
 export { ERRORS, type ErrorName } from "../protocol/errors.js";
 
-import { ERRORS, type ErrorName } from "../protocol/errors.js";
+import { ERRORS, type ErrorName, StorageFull } from "../protocol/errors.js";
 import type { Role } from "../protocol/roles.js";
 
 const SPOOL_ERROR = Symbol.for("spool.SpoolError");
@@ -62,7 +60,8 @@ export function errorNameForCode(code: number): ErrorName | undefined {
  */
 export function toRpcError(error: unknown, log: (message: string, error: unknown) => void): RpcErrorObject {
   if (error instanceof SpoolError) return rpcError(error.errorName, error.message, error.details);
-  if (isStorageFull(error)) {
+  // The store turns its driver's "no room" codes into StorageFull (src/store/errors.ts) for every write it makes.
+  if (error instanceof StorageFull) {
     log("storage full: a write was refused", error);
     return rpcError("STORAGE_FULL", "Storage full: nothing was written; retry once space is freed", { retriable: true });
   }

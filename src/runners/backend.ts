@@ -52,6 +52,8 @@ export interface ExecResult {
   durationMs: number;
   cancelled: boolean;
   timedOut: boolean;
+  /** Network mode allowlist: the hosts the egress proxy connected the command to, and those it refused. */
+  egress?: { allowed: string[]; blocked: string[] };
 }
 
 /** A started command: two byte streams and its end. */

@@ -20,6 +20,8 @@ export interface DockerEngine {
     readOnly?: boolean;
     /** workspace-write: the same read-only root, no capabilities, no new privileges, with a private writable /tmp (the project is the one writable mount). */
     workspaceWrite?: boolean;
+    /** The seccomp profile (JSON, seccomp-docker.ts) in place of Docker's default; read-only and workspace-write set one. */
+    seccomp?: string;
     /** Host directories bound into the container. */
     mounts?: BindMount[];
     /** Empty read-only tmpfs mounts over these container paths (the server's state inside a mounted project). */
@@ -106,7 +108,13 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
           // Mounts (not Binds): a missing source is an error, where Binds would create it as an empty directory.
           ...(o.mounts?.length ? { Mounts: o.mounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) } : {}),
           ...(o.readOnly || o.workspaceWrite
-            ? { ReadonlyRootfs: true, ReadonlyPaths: READ_ONLY_PATHS, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], IpcMode: "none" }
+            ? {
+                ReadonlyRootfs: true,
+                ReadonlyPaths: READ_ONLY_PATHS,
+                CapDrop: ["ALL"],
+                SecurityOpt: ["no-new-privileges", ...(o.seccomp ? [`seccomp=${o.seccomp}`] : [])],
+                IpcMode: "none",
+              }
             : {}),
           ...(o.workspaceWrite || o.covers?.length
             ? {

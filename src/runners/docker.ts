@@ -1,4 +1,5 @@
 import { realpathSync } from "node:fs";
+import { userInfo } from "node:os";
 import { posix, relative } from "node:path";
 import type { Duplex } from "node:stream";
 import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
@@ -8,7 +9,9 @@ import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";
 import { ended, outputStreams } from "./docker-streams.js";
 import { diesWithRunner } from "./docker-watcher.js";
-import { hiddenPaths, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
+import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
+import { sandboxHidden } from "./sandbox-hide.js";
+import { dockerSeccompProfile } from "./seccomp-docker.js";
 import { shellScript } from "./shell.js";
 import { PidLine, wrapperScript } from "./streams.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -188,14 +191,14 @@ export class DockerBackend implements Backend {
     const mounts: BindMount[] = [{ source: spec.project.root, target, readOnly: sandbox?.mode === "read-only" }];
     const covers: string[] = [];
     // The server's state inside the mounted project (a project rooted in the server's home): covered, as bubblewrap does.
-    if (sandbox?.hide?.length) {
+    if (sandbox) {
       let root: string;
       try {
         root = realpathSync(spec.project.root);
       } catch {
         root = spec.project.root;
       }
-      const { hideFiles, hideDirs } = hiddenPaths(sandbox.hide);
+      const { hideFiles, hideDirs } = sandboxHidden(sandbox.hide ?? [], [userInfo().homedir], process.env);
       const inside = (path: string) => path !== root && within(path, root);
       for (const file of hideFiles.filter(inside)) mounts.push({ source: "/dev/null", target: posix.join(target, relative(root, file)), readOnly: true });
       for (const dir of hideDirs.filter(inside)) covers.push(posix.join(target, relative(root, dir)));
@@ -211,6 +214,7 @@ export class DockerBackend implements Backend {
   async #requireSandbox(spec: ExecSpec, fresh: () => Promise<SandboxInfo>): Promise<void> {
     const wanted = sandboxOf(spec);
     if (!wanted) return;
+    if (wanted.egress) throw new StartError(egressUnavailable("docker"));
     const sandbox = await fresh();
     if (!(sandbox.modes ?? []).includes(wanted.mode))
       throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${sandbox.detail})`);
@@ -241,6 +245,8 @@ export class DockerBackend implements Backend {
         labels: { "spool.runner": "1", ...(this.options.engine ? {} : diesWithRunner()) },
         ...(mode === "read-only" ? { readOnly: true } : {}),
         ...(mode === "workspace-write" ? { workspaceWrite: true } : {}),
+        // No setuid file left in the project, no io_uring; read-only creates no Unix socket (seccomp-docker.ts).
+        ...(mode ? { seccomp: dockerSeccompProfile({ refuseUnixSockets: mode === "read-only" }) } : {}),
       });
     } catch (error) {
       throw new StartError(`Cannot start a container from ${image}: ${engineMessage(error)}`);

@@ -20,6 +20,8 @@ export const EMBEDDED_RUNNER = "local";
 export const EMBEDDED_MAX_CHUNK_BYTES = 64 * 1024;
 
 export interface EmbeddedRunnerOptions {
+  /** Names the egress proxy of an `allowlist` command resolves to these addresses before DNS (config.json `egress.hosts`). */
+  egressHosts?: Readonly<Record<string, string>>;
   /** The server's `limits.maxChunkBytes`: a larger chunk would be refused. */
   maxChunkBytes?: number;
 }
@@ -75,7 +77,12 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
       },
       project: project.name,
       name: EMBEDDED_RUNNER,
-      backend: new LocalBackend({ defaultCwd: project.root, processes: this.processes, probe: this.#probe }),
+      backend: new LocalBackend({
+        defaultCwd: project.root,
+        processes: this.processes,
+        probe: this.#probe,
+        ...(this.options.egressHosts ? { egressHosts: this.options.egressHosts } : {}),
+      }),
       log: this.log,
       maxChunkBytes: Math.min(EMBEDDED_MAX_CHUNK_BYTES, this.options.maxChunkBytes ?? EMBEDDED_MAX_CHUNK_BYTES),
     });

@@ -49,6 +49,7 @@ export function execSpec(params: RunnerExecParams, options: RunnerClientOptions,
           sandbox: {
             mode: sandbox,
             ...(params.network !== undefined ? { network: params.network } : {}),
+            ...(params.egress !== undefined ? { egress: { allow: params.egress } } : {}),
             hide: [...(params.hide ?? []), ...(options.hide ?? [])],
           },
         }

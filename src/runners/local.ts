@@ -1,10 +1,11 @@
 import { constants, existsSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
+import { type EgressDir, egressDir, egressLauncher, egressVariables } from "./egress-launcher.js";
 import { localBaseEnvironment } from "./environment.js";
 import { startLocalTty } from "./local-tty.js";
 import { containedEnd, type ProcessRecorder } from "./orphans.js";
@@ -13,7 +14,6 @@ import {
   bwrapArgs,
   cwdHiddenMessage,
   cwdOutsideMessage,
-  hiddenPaths,
   LOGIN_FILES,
   launcher,
   missingHiddenInside,
@@ -30,7 +30,9 @@ import {
   sandboxResult,
   within,
 } from "./sandbox.js";
+import { sandboxHidden } from "./sandbox-hide.js";
 import { networkLauncher } from "./sandbox-network.js";
+import { seccompFor } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
 import { TakenSignals } from "./taken-signals.js";
@@ -56,6 +58,8 @@ export interface LocalBackendOptions {
    * take one probe, so what a person is shown (sandbox, network) is what the command gets. Else each backend probes once.
    */
   probe?: () => Promise<SandboxProbe>;
+  /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
+  egressHosts?: Readonly<Record<string, string>>;
 }
 
 /** bwrap's arguments; a plan it cannot build is a StartError. */
@@ -154,6 +158,7 @@ export class LocalBackend implements Backend {
     const script = shellScript(spec.command);
     let args = ["-c", script];
     const sandbox = sandboxOf(spec);
+    let egress: EgressDir | null = null;
     if (sandbox) {
       const probed = await this.#sandbox();
       if (!probed.path) throw new StartError(`${sandbox.mode} commands are refused on this runner: it has no ${sandbox.mode} sandbox (${probed.info.detail})`);
@@ -167,16 +172,23 @@ export class LocalBackend implements Backend {
       // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
       const realCwd = real("cwd", cwd);
       const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
-      const hidden = hiddenPaths(sandbox.hide ?? []);
+      // The server's and this runner's state, every Spool home recorded here, the credential paths (sandbox-hide.ts).
+      const hidden = sandboxHidden(sandbox.hide ?? [], this.#homes(), this.#environ, { workspace });
       // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
       const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
       if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
       // What is hidden is covered only where it exists: one not there yet inside the writable workspace is refused.
-      const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside(sandbox.hide ?? [], workspace) : undefined;
+      const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside((sandbox.hide ?? []).filter(isAbsolute), workspace) : undefined;
       if (creatable) throw new StartError(`Cannot start the command: ${missingHiddenMessage(creatable, workspace)}`);
       // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
       // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
-      const ownNetwork = sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
+      // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (egress-launcher.ts).
+      const allowlist = sandbox.mode === "workspace-write" && sandbox.egress ? sandbox.egress : null;
+      const ownNetwork = !allowlist && sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
+      if (allowlist) {
+        egress = egressDir();
+        env = { ...env, ...egressVariables() };
+      }
       const sandboxed = sandboxArgs({
         mode: sandbox.mode,
         network: sandbox.network ?? true,
@@ -191,15 +203,52 @@ export class LocalBackend implements Backend {
         resetSignals: probed.resetSignals ?? null,
         userns: probed.userns ?? false,
         seccomp: Boolean(probed.seccomp),
+        ...(egress ? { egress: { dir: egress.path, forwarder: egress.forwarder } } : {}),
       });
-      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), probed.seccomp ?? null));
+      const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
+      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter));
       env = base;
       if (ownNetwork) {
-        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], probed.seccomp ?? null);
+        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], filter);
+        ({ file, args } = launch);
+        env = { ...base, ...launch.env };
+      }
+      if (allowlist && egress) {
+        const policy = { allow: allowlist.allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) };
+        const launch = egressLauncher(egress, policy, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], probed.seccomp ?? null);
         ({ file, args } = launch);
         env = { ...base, ...launch.env };
       }
     }
+    try {
+      const execution = await this.#run(spec, { file, args, env, base, cwd, script, sandbox: Boolean(sandbox), started });
+      if (!egress) return execution;
+      const dir = egress;
+      // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
+      const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
+      return { ...execution, result };
+    } catch (error) {
+      egress?.remove();
+      throw error;
+    }
+  }
+
+  async #run(
+    spec: ExecSpec,
+    start: {
+      file: string;
+      args: string[];
+      env: Record<string, string>;
+      base: Record<string, string>;
+      cwd: string;
+      script: string;
+      sandbox: boolean;
+      started: number;
+    },
+  ): Promise<Execution> {
+    let { file, args, env } = start;
+    const { base, cwd, script, started } = start;
+    const sandbox = start.sandbox;
     if (!sandbox && spec.workspace) {
       // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
       let realCwd: string;

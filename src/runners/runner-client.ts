@@ -335,13 +335,15 @@ export class RunnerClient {
     const duration = outcome.durationMs;
     this.options.onCommand?.({ kind: "ended", run, path, outcome: describeOutcome(outcome, job), durationMs: duration });
     if (job.closedByServer) return;
+    // Network mode allowlist: what the command reached and was refused goes with its end, for the log entry and the audit trail.
+    const egress = outcome.egress ? { egress: { allowed: outcome.egress.allowed.slice(0, 64), blocked: outcome.egress.blocked.slice(0, 64) } } : {};
     const finish = () =>
       outcome.timedOut
-        ? this.#reliably("stream/aborted", { run, path, reason: `timed out after ${job.params.timeoutMs} ms`, duration })
+        ? this.#reliably("stream/aborted", { run, path, reason: `timed out after ${job.params.timeoutMs} ms`, duration, ...egress })
         : // A channel given up lost output, even when the process had exited before: never "completed".
           outcome.cancelled || [...job.senders.values()].some((sender) => sender.refused)
-          ? this.#reliably("stream/aborted", { run, path, reason: job.stoppedBecause ?? "cancelled by the runner", duration })
-          : this.#reliably("stream/completed", { run, path, exit_code: outcome.exitCode, signal: outcome.signal, duration });
+          ? this.#reliably("stream/aborted", { run, path, reason: job.stoppedBecause ?? "cancelled by the runner", duration, ...egress })
+          : this.#reliably("stream/completed", { run, path, exit_code: outcome.exitCode, signal: outcome.signal, duration, ...egress });
     // Finishing is idempotent on the server: a failure the server may get over (its store busy or full, an internal
     // error) is tried again a few times, so the producer does not stay open for want of its end.
     for (let attempt = 1; ; attempt++) {

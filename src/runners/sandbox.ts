@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import type { SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
+import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { probeNetwork, tried } from "./sandbox-network.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
@@ -28,7 +29,13 @@ export interface ExecSandbox {
   network?: boolean;
   /** Paths to hide (the server's and the runner's home, token file, database): those that exist where the command runs are covered. */
   hide?: readonly string[];
+  /** workspace-write in network mode `allowlist`: the hosts the egress proxy connects to for it, and no other way out (egress-launcher.ts). */
+  egress?: { allow: readonly string[] };
 }
+
+/** Why a backend that cannot enforce a network allowlist refuses a command asking for one (never runs it unrestricted). */
+export const egressUnavailable = (backend: string) =>
+  `network mode allowlist is not available on the ${backend} runner: it cannot put an egress proxy between the command and the network, and does not run it without one; accept it on a local runner with bubblewrap`;
 
 /** How a runner picks its sandbox (`spool runner --sandbox`): `auto` uses one when the backend has it; `off` reports none (only full work runs there); `require` refuses to start without one. */
 export const SandboxMode = z.enum(["auto", "off", "require"]);
@@ -75,6 +82,8 @@ export interface BwrapPlan {
   network: boolean;
   /** workspace-write with the network: in a namespace of its own, which the launcher connects (src/runners/sandbox-network.ts). */
   ownNetwork?: boolean;
+  /** Network mode `allowlist`: a loopback only, the proxy's directory bound in and the forwarder started first (egress-launcher.ts). */
+  egress?: { dir: string; forwarder: string };
   /** The project root: writable in workspace-write, and visible in both modes even under /tmp. */
   workspace: string;
   cwd: string;
@@ -175,7 +184,10 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   const readOnly = plan.mode === "read-only";
   const args = ["--ro-bind", "/", "/", "--dev", "/dev"];
   if (readOnly) args.push("--remount-ro", "/dev");
-  args.push("--proc", "/proc", ...kernelReadOnly(), "--tmpfs", "/run", "--remount-ro", "/run", "--tmpfs", "/tmp");
+  args.push("--proc", "/proc", ...kernelReadOnly(), "--tmpfs", "/run");
+  // The egress proxy's socket: the one way out of an allowlist sandbox, bound before /run is made read-only.
+  if (plan.egress) args.push("--ro-bind", plan.egress.dir, EGRESS_SANDBOX_DIR);
+  args.push("--remount-ro", "/run", "--tmpfs", "/tmp");
   if (plan.workspace === "/") {
     // Everything is the workspace: nothing to bind again read-only; writable, nothing would be left read-only.
     if (!readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
@@ -197,7 +209,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   // Remounted read-only last: mount points under them were made while they were writable.
   for (const dir of dirs) args.push("--remount-ro", dir);
   if (readOnly) args.push("--remount-ro", "/tmp");
-  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork ? ["--unshare-net"] : []));
+  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork || plan.egress ? ["--unshare-net"] : []));
   args.push(...(plan.userns ? ["--unshare-user"] : []), "--cap-drop", "ALL");
   if (plan.seccomp) args.push("--seccomp", String(SECCOMP_FD));
   // The runner's death kills the sandbox and everything in it (SPEC §7 "Stopped means stopped").
@@ -206,7 +218,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
   args.push("--chdir", plan.cwd, "--");
   if (plan.resetSignals) args.push(plan.resetSignals, `--default-signal=${SANDBOX_SIGNALS.join(",")}`);
-  args.push("/bin/sh", "-c", plan.command);
+  args.push(...(plan.egress ? egressWrapper(plan.egress.forwarder, plan.command) : ["/bin/sh", "-c", plan.command]));
   return args;
 }
 
@@ -278,7 +290,9 @@ export function bwrapCommand(cwd: string, command: string, userns = false, secco
 
 /** What the detail adds on the seccomp filter: there, or why not. */
 export function seccompDetail(filter: boolean, why: string): string {
-  return filter ? "a seccomp filter (mounts, modules, keyrings, bpf, the clock refused)" : `no seccomp filter (${why})`;
+  return filter
+    ? "a seccomp filter (mounts, modules, keyrings, bpf, io_uring, the clock, setuid and setgid bits refused; read-only: new Unix sockets too)"
+    : `no seccomp filter (${why})`;
 }
 
 /** A check the probe runs inside the sandbox: `/` must not be writable. */
@@ -369,7 +383,7 @@ export async function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Pro
   const network = await probeNetwork(path, bwrapCommand("/", "true", userns, Boolean(seccomp)), environ, seccomp);
   const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(Boolean(seccomp), refused ?? "")}; ${network.detail}`.slice(0, 500);
   return {
-    info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared" },
+    info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared", egress: true },
     path,
     resetSignals: await signalResetter(environ),
     slirp: network.slirp,

@@ -8,6 +8,7 @@ import type { SandboxInfo, SandboxMode } from "./sandbox.js";
 import {
   BWRAP_DETAIL,
   bwrapCommand,
+  egressUnavailable,
   noSandbox,
   PROBE_COMMAND,
   SANDBOX_OFF,
@@ -17,7 +18,7 @@ import {
   seccompDetail,
   usernsDetail,
 } from "./sandbox.js";
-import { seccompPrelude, seccompProgram } from "./seccomp.js";
+import { seccompFor, seccompPrelude, seccompProgram } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { type RemoteShell, type SshOptions, ssh2Shell } from "./ssh-shell.js";
 import { PidLine, type RemoteContainer, type RemoteSandbox, remoteScript, shellQuote } from "./streams.js";
@@ -232,6 +233,7 @@ export class SshBackend implements Backend {
     const started = Date.now();
     const wanted = sandboxOf(spec);
     let sandbox: RemoteSandbox | undefined;
+    if (wanted?.egress) throw new StartError(egressUnavailable("ssh"));
     if (wanted) {
       const probed = await this.#sandbox();
       if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);
@@ -239,7 +241,7 @@ export class SshBackend implements Backend {
         ...wanted,
         bwrap: probed.bwrap,
         userns: Boolean(probed.userns),
-        ...(probed.seccomp ? { seccomp: seccompProgram("x64")! } : {}),
+        ...(probed.seccomp ? { seccomp: seccompFor(wanted.mode, seccompProgram("x64"), "x64")! } : {}),
         ...(probed.resetSignals ? { resetSignals: probed.resetSignals } : {}),
       };
     }

@@ -227,8 +227,10 @@ export function remoteScript(
     parts.push('H=$( (cd -- "$HOME" && pwd -P) 2>/dev/null || :)');
     parts.push(`{ [ -z "$H" ] || case "$H/" in "\${W%/}"/*) ${refuse(homeWorkspaceMessage("$W", "$H"))} ;; esac; }`);
   }
+  // `~/x`: the login's home there (the credential paths, issue 54).
+  const quoted = (path: string) => (path.startsWith("~/") ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path));
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
-  const hidden = [...(sandbox.hide ?? []).map(shellQuote), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
+  const hidden = [...(sandbox.hide ?? []).map(quoted), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
   // A hidden directory that holds the command's directory (and not the workspace) is never left uncovered for it: refused.
   parts.push(
     `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) ${refuse(cwdHiddenMessage("$C", "$p"))} ;; esac; fi; done`,

@@ -1,3 +1,7 @@
+import { StorageFull } from "../protocol/errors.js";
+
+export { StorageFull };
+
 /**
  * Typed store errors: callers branch on these, never on a driver's message
  * text (which differs between SQLite and PostgreSQL).
@@ -26,24 +30,8 @@ export async function uniquely<T>(table: string, write: () => Promise<T>): Promi
   }
 }
 
-/**
- * The disk (or the database's size limit) is full: the write was rolled back
- * and nothing of it is stored. Retriable: the same write succeeds once space
- * is freed. Reads keep working meanwhile.
- */
-export class StorageFull extends Error {
-  override readonly name = "StorageFull";
-  constructor(override readonly cause: unknown) {
-    super("storage full: the database or the disk holding it has no room for this write");
-  }
-}
-
 /** Codes of a write that found no room: SQLite's (ENOSPC, or `max_page_count` reached), PostgreSQL's disk_full (53100). */
 const FULL_CODES = new Set(["SQLITE_FULL", "53100"]);
-
-export function isStorageFull(error: unknown): boolean {
-  return error instanceof StorageFull || FULL_CODES.has((error as { code?: string } | null)?.code ?? "");
-}
 
 /** The typed store error for a driver error, or the error itself. */
 export function storeError(error: unknown): unknown {

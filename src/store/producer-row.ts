@@ -1,5 +1,6 @@
+import { type EgressFact, egressOf } from "../protocol/egress.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
-import { networkOf, type ProposalFacts, runnerClaimOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
+import { networkFactOf, type ProposalFacts, runnerClaimOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { EntryRow } from "./schema.js";
 
@@ -47,6 +48,8 @@ export interface Producer {
   sandboxReason: string | null;
   /** The command's network where it goes (own, shared, none); null when not recorded. */
   network: ProposalFacts["network"];
+  /** Network allowlist: the project's hosts and those the proposal asked for; null: none. */
+  egress: EgressFact | null;
   proposedBy: string | null;
   /** The loop and tool call of the model that proposed it; null for a client's proposal. */
   loop: number | null;
@@ -138,7 +141,8 @@ export function producerFromRow(row: EntryRow): Producer {
     readOnly: a.readOnly === true,
     sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,
     sandboxReason: str(a.sandboxReason),
-    network: networkOf(a.network),
+    network: networkFactOf(a.network),
+    egress: egressOf(a.egress),
     proposedBy: str(a.proposedBy),
     loop: num(a.loop),
     toolCallId: str(a.toolCallId),

@@ -5,6 +5,7 @@ import * as audit from "./audit.js";
 import * as chunkReads from "./chunk-reads.js";
 import * as cluster from "./cluster.js";
 import type { Store } from "./database.js";
+import * as devices from "./devices.js";
 import * as entries from "./entries.js";
 import * as loops from "./loops.js";
 import * as messages from "./messages.js";
@@ -14,6 +15,7 @@ import * as producers from "./producers.js";
 import * as projects from "./projects.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
+import { chunkSearch } from "./search.js";
 import { entryReads, runReads } from "./sync-reads.js";
 import * as usage from "./usage.js";
 
@@ -50,6 +52,7 @@ export function createRepositories(store: Store) {
     usage: bind(db, usage),
     allowRules: bind(db, allowRules),
     principals: bind(db, principals),
+    devices: bind(db, devices),
     notify: {
       ...bind(db, notify),
       claimDue: (now: number, until: number, limit: number, scope?: { exclude?: readonly number[]; target?: number }) =>
@@ -60,6 +63,8 @@ export function createRepositories(store: Store) {
     cluster: bind(db, cluster),
     chunks: {
       ...chunkReads.chunkReads(store),
+      /** Searches channels' stored output in a worker thread (entry/search). */
+      search: chunkSearch(store).search,
       /** Appends a chunk (group-committed); `open` is the status of a channel that still takes appends. */
       append: (entryId: number, data: Buffer, seq: number | undefined, open: number) => store.appendChunk(entryId, data, seq, open),
     },

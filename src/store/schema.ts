@@ -119,6 +119,29 @@ export interface PrincipalTable {
   revoked_at: number | null;
 }
 
+/** Migration 016: a paired device (a browser signed in with a one-time code); only digests of its two secrets. */
+export interface DeviceTable {
+  id: Generated<number>;
+  /** The public id `spool devices` shows; the cookie is `<device_id>.<secret>`. */
+  device_id: string;
+  name: string;
+  principal: string;
+  role: "runner" | "viewer" | "agent" | "person" | "admin";
+  /** The credential whose code paired it: a principal's token id, or `home:<id>` for the home's token file. */
+  credential: string;
+  secret_hash: string;
+  key_hash: string;
+  created_at: number;
+  created_address: string | null;
+  last_seen_at: number;
+  last_address: string | null;
+  /** How long it lives past its last use. */
+  idle_ms: number;
+  /** Its parent credential's expiry (null: never). */
+  parent_expires_at: number | null;
+  revoked_at: number | null;
+}
+
 /** Migration 014: a receiver of notifications (`spool notify add`). */
 export interface NotifyTargetTable {
   id: Generated<number>;
@@ -187,6 +210,7 @@ export interface Database {
   model_usage: ModelUsageTable;
   allow_rules: AllowRuleTable;
   principals: PrincipalTable;
+  devices: DeviceTable;
   notify_targets: NotifyTargetTable;
   notify_events: NotifyEventTable;
   notify_deliveries: NotifyDeliveryTable;
@@ -201,6 +225,8 @@ export interface Database {
 export type ProjectRow = Selectable<ProjectTable>;
 export type PrincipalRow = Selectable<PrincipalTable>;
 export type NewPrincipal = Insertable<PrincipalTable>;
+export type DeviceRow = Selectable<DeviceTable>;
+export type NewDevice = Insertable<DeviceTable>;
 export type NotifyTargetRow = Selectable<NotifyTargetTable>;
 export type NewNotifyTarget = Insertable<NotifyTargetTable>;
 export type NotifyEventRow = Selectable<NotifyEventTable>;

@@ -77,6 +77,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     ...(p.defaultTimeoutMs !== null && p.defaultTimeoutMs >= 0 ? { defaultTimeoutMs: p.defaultTimeoutMs } : {}),
     sandbox,
     network: p.network,
+    ...(p.egress ? { egress: p.egress } : {}),
     path: p.path,
     status: p.status,
     state: producerState(p.status, p.outcome, p.endStatus, channels),

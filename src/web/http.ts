@@ -2,9 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
 import type { Logger } from "../logger.js";
 import type { Route } from "../ops/routes.js";
-import type { PrincipalRef } from "../protocol/roles.js";
 import { pageAssets } from "./assets.js";
-import type { SessionGrant, WebSessions } from "./sessions.js";
+import { type SessionGrant, SignInRefused, type WebSessions } from "./sessions.js";
 
 export interface WebOptions {
   sessions: WebSessions;
@@ -18,15 +17,15 @@ export interface WebOptions {
   allowedOrigins: readonly string[];
   /** Host names besides IP addresses and localhost under which the page is the server's own (the configured host). */
   trustedHosts: readonly string[];
-  /** The session cookie's name (it carries the port, known once the server listens). */
-  cookieName: () => string;
+  /** The session cookie's name (it carries the port the request reached the server by). */
+  cookieName: (request: IncomingMessage) => string;
   log: Logger;
   /** MCP over Streamable HTTP (src/mcp/http.ts): answers requests to /mcp; its own authentication. */
   mcp?: (request: IncomingMessage, response: ServerResponse) => void;
+  /** ACP by URL (src/acp/http.ts): answers requests to /acp; its own authentication. */
+  acp?: (request: IncomingMessage, response: ServerResponse) => void;
   /** Routes served before the page's files (the operator's /healthz, /readyz, /metrics), by path. */
   routes?: ReadonlyMap<string, Route>;
-  /** A page signed in (the audit trail records who, from where). */
-  signedIn?: (principal: PrincipalRef, address: string | undefined) => void;
 }
 
 /** Largest request body read (a code exchange is a few dozen bytes). */
@@ -81,7 +80,9 @@ async function handle(options: WebOptions, request: IncomingMessage, response: S
   const path = new URL(request.url ?? "/", "http://localhost").pathname;
   const method = request.method ?? "GET";
   if (path === "/mcp" && options.mcp) return options.mcp(request, response);
+  if (path === "/acp" && options.acp) return options.acp(request, response);
   if (path === "/session/code") return await mintCode(options, request, response, method);
+  if (path === "/session/peek") return await peek(options, request, response, method);
   if (path === "/session") return session(options, request, response, method);
   const route = options.routes?.get(path);
   if (route) return route(request, response);
@@ -121,24 +122,53 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
       403,
       `"${grant.principal.name}" is a runner credential: it attaches runners and cannot sign a page in — use a viewer, agent, person or admin credential (spool token create NAME --role viewer)`,
     );
-  const { code, expiresAt } = options.sessions.mintCode(grant);
+  const name = nameIn(await readBody(request));
+  const { code, expiresAt } = refusedIfFull(() => options.sessions.mintCode(grant, name));
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs, url: options.pageUrl(request) });
 }
 
-/** /session: POST exchanges a code for a session (cookie + key), GET tells whether the session is good and whose, DELETE signs out. */
+/** A bound reached: 429 with its words (nothing of anyone else's was ended). */
+function refusedIfFull<T>(make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof SignInRefused) throw new HttpError(429, error.message, { "Retry-After": "60" });
+    throw error;
+  }
+}
+
+/**
+ * POST /session/peek {"code"}: whose a sign-in code is, without spending it, so a page signed in as someone else asks
+ * before it trades its device for the code's principal. The server's own page only.
+ */
+async function peek(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): Promise<void> {
+  allow(method, ["POST"]);
+  const own = ownOrigin(request, options.trustedHosts);
+  if (own === null || request.headers.origin !== own) throw new HttpError(403, "Only the server's own page may do this");
+  const body = await readBody(request);
+  const code = codeIn(body);
+  const found = code === null ? null : options.sessions.peek(code);
+  if (!found) throw new HttpError(404, "This link was not made by this server, has expired or was already used");
+  // The page is that principal's device already: the code is spent.
+  if (/"spend"\s*:\s*true/.test(body)) options.sessions.spend(code!);
+  send(response, 200, { principal: { name: found.principal.name, role: found.principal.role }, expiresAt: found.expiresAt });
+}
+
+/** /session: POST exchanges a code for a paired device (cookie + key), GET tells whether the device is signed in and whose, DELETE unpairs it. */
 async function session(options: WebOptions, request: IncomingMessage, response: ServerResponse, method: string): Promise<void> {
   allow(method, ["GET", "POST", "DELETE"]);
-  const name = options.cookieName();
-  const live = () => options.sessions.check(cookieValue(request, name), presentedSessionKey(request));
+  const name = options.cookieName(request);
+  const cookie = cookieValue(request, name);
   if (method === "GET") {
-    const session = live();
-    if (!session) throw new HttpError(401, "Not signed in: run `spool open` for a link");
-    const { name: who, role } = session.principal;
+    const device = await options.sessions.check(cookie, presentedSessionKey(request), request.socket.remoteAddress ?? null);
+    if (!device)
+      throw new HttpError(401, "This device is not paired: run `spool open` on the machine that runs the server (with --qr, a code for a phone's camera)");
+    const { name: who, role } = device.principal;
     return send(response, 200, {
-      expiresAt: session.expiresAt,
-      credentialExpiresAt: session.credentialExpiresAt,
-      idleMs: options.sessions.idleMs,
+      expiresAt: device.expiresAt,
+      credentialExpiresAt: device.credentialExpiresAt,
       principal: { name: who, role },
+      device: { id: device.id, name: device.name },
     });
   }
   // Any exchange attempt spends the code it carries, a refused one too: a code another page got to see works for no one.
@@ -150,26 +180,54 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
     spend();
     throw new HttpError(403, "Only the server's own page may do this");
   }
+  const clear = `${name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
   if (method === "DELETE") {
-    // Only the page holding both halves signs its session out.
-    if (live()) options.sessions.end(cookieValue(request, name));
-    return send(response, 204, null, { "Set-Cookie": `${name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0` });
+    // Only the page holding both halves unpairs its device.
+    const ended = await options.sessions.unpair(cookie, presentedSessionKey(request));
+    if (ended) options.log.info(`web view: device ${ended.id} unpaired itself`, { principal: ended.principal.name, client: "spool-web" });
+    return send(response, 204, null, { "Set-Cookie": clear });
   }
   if (!/^application\/json\b/.test(String(request.headers["content-type"] ?? ""))) {
     spend();
     throw new HttpError(415, "Send the code as application/json");
   }
   if (attempted === null) throw new HttpError(400, 'The body must be JSON: {"code": "…"}');
-  const signed = options.sessions.redeem(attempted);
+  const address = request.socket.remoteAddress ?? null;
+  const userAgent = typeof request.headers["user-agent"] === "string" ? request.headers["user-agent"] : null;
+  let signed: Awaited<ReturnType<WebSessions["redeem"]>>;
+  try {
+    signed = await options.sessions.redeem(attempted, { userAgent, address });
+  } catch (error) {
+    if (error instanceof SignInRefused) throw new HttpError(429, error.message);
+    throw error;
+  }
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
-  const principal = options.sessions.check(signed.id, signed.key)?.principal;
-  options.log.info(
-    `web view: a page signed in from ${request.socket.remoteAddress}`,
-    principal ? { principal: principal.name, client: "spool-web" } : undefined,
-  );
-  if (principal) options.signedIn?.(principal, request.socket.remoteAddress);
+  options.log.info(`web view: a device paired from ${address}`, { principal: signed.device.principal.name, client: "spool-web" });
   // The cookie is one half; the key, which the page keeps in its origin's storage and sends itself, is the other.
-  send(response, 200, { key: signed.key, expiresAt: signed.expiresAt }, { "Set-Cookie": `${name}=${signed.id}; Path=/; HttpOnly; SameSite=Strict` });
+  // The cookie lasts as long as the device may (the device's own end is the store's to enforce).
+  const maxAge = Math.max(1, Math.floor(((signed.device.credentialExpiresAt ?? Date.now() + COOKIE_MAX_MS) - Date.now()) / 1000));
+  send(
+    response,
+    200,
+    { key: signed.key, expiresAt: signed.device.expiresAt, device: { id: signed.device.id, name: signed.device.name } },
+    { "Set-Cookie": `${name}=${signed.cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.min(maxAge, COOKIE_MAX_MS / 1000)}` },
+  );
+}
+
+/** Browsers keep a cookie 400 days at most. */
+const COOKIE_MAX_MS = 400 * 24 * 60 * 60 * 1000;
+
+/** The device name a code request's body may carry (`{"name": "…"}`, from `spool open --name`), or null. */
+function nameIn(body: string): string | null {
+  if (body.trim() === "") return null;
+  try {
+    const name = (JSON.parse(body) as { name?: unknown } | null)?.name;
+    if (name === undefined) return null;
+    if (typeof name === "string" && name.trim().length > 0 && name.length <= 64) return name;
+  } catch {
+    // fall through: refused below
+  }
+  throw new HttpError(400, 'The body must be empty or JSON: {"name": "…"} (a device name, 1-64 characters)');
 }
 
 /** The code a sign-in body carries (`{"code": "…"}`), or null. */

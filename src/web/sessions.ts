@@ -1,238 +1,251 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { PrincipalRef } from "../protocol/roles.js";
 
 export interface WebSessionOptions {
   /** How long a one-time code may wait to be exchanged. */
   codeTtlMs?: number;
-  /** How long a session lives after its last use (its last page connection closing counts as use), never past its credential. */
-  idleMs?: number;
-  /** Codes waiting at once; minting another drops the oldest. */
+  /** Codes one principal may have waiting; minting another spends that principal's oldest. */
+  maxCodesPerPrincipal?: number;
+  /** Codes waiting, all principals together; past it minting is refused (SignInRefused), nobody's code is dropped. */
   maxCodes?: number;
-  /** Sessions at once; signing in another ends the one used longest ago. */
-  maxSessions?: number;
+  /** How often the devices whose page is open here are marked used (their idle end moves on). */
+  touchEveryMs?: number;
   now?: () => number;
 }
 
 export const WEB_SESSION_DEFAULTS = {
   codeTtlMs: 60_000,
-  idleMs: 24 * 60 * 60 * 1000,
-  maxCodes: 16,
-  maxSessions: 64,
+  maxCodesPerPrincipal: 8,
+  maxCodes: 256,
+  touchEveryMs: 60 * 60 * 1000,
 } as const;
 
-/** Something a session keeps open: a page's WebSocket, closed when the session ends. */
+/** Something a device keeps open: a page's WebSocket, closed when the device is signed out. */
 export interface SessionSocket {
   close(code: number, reason: string): void;
 }
 
-/** Whose credential a code (and the session it becomes) stands for: its principal, and when the credential expires (null: never). */
+/** Whose credential a code (and the device it pairs) stands for: its principal, which credential, and when it expires (null: never). */
 export interface SessionGrant {
   principal: PrincipalRef;
+  /** The credential's id: a principal's token id, or `home:<id>` for the home's token file. */
+  credential: string;
   credentialExpiresAt: number | null;
 }
 
-interface Session extends SessionGrant {
-  /** The end of its idle life: never past credentialExpiresAt. */
+/** A paired device that is signed in: what its page acts as, and until when. */
+export interface LiveSession {
+  /** The device's public id. */
+  id: string;
+  name: string;
+  principal: PrincipalRef;
   expiresAt: number;
-  /** The SHA-256 of the page's key: the half of the session the browser never sends by itself. */
-  keyDigest: Buffer;
+  credentialExpiresAt: number | null;
+}
+
+/** Where paired devices are kept (src/core/devices.ts: the store, shared by every server of the database). */
+export interface DeviceRegistry {
+  pair(
+    grant: SessionGrant,
+    options: { name: string | null; userAgent: string | null; address: string | null },
+  ): Promise<{ cookie: string; key: string; device: LiveSession }>;
+  check(cookie: string | null, key: string | null, address: string | null): Promise<LiveSession | null>;
+  unpair(cookie: string | null, key: string | null): Promise<LiveSession | null>;
+  touch(deviceId: string): Promise<void>;
+}
+
+/** A sign-in refused by a bound (codes or devices, server-wide): nothing of anyone else's was ended for it. */
+export class SignInRefused extends Error {
+  constructor(
+    message: string,
+    readonly limit: string,
+  ) {
+    super(message);
+    this.name = "SignInRefused";
+  }
+}
+
+interface Code extends SessionGrant {
+  expiresAt: number;
+  /** The device's name the code's maker gave (`spool open --name`), or null: the browser's. */
+  name: string | null;
+}
+
+interface Attached {
+  principal: string;
   sockets: Set<SessionSocket>;
-  /** Ends the session when its credential expires (cleared when it ends otherwise). */
+  /** Signs the device out when its credential expires (cleared when it ends otherwise). */
   timer: ReturnType<typeof setTimeout> | null;
 }
 
-/** What a page shows a live session by: until when, and whose it is. */
-export interface LiveSession {
-  expiresAt: number;
-  credentialExpiresAt: number | null;
-  principal: PrincipalRef;
-}
+/** Codes are kept only as their SHA-256: the map never holds what a browser presents. */
+const keyOf = (secret: string) => createHash("sha256").update(secret).digest("hex");
 
-/** Secrets are kept only as their SHA-256: the maps never hold what a browser presents. */
-const digest = (secret: string) => createHash("sha256").update(secret).digest();
-const keyOf = (secret: string) => digest(secret).toString("hex");
-
-/** 256 random bits, URL- and cookie-safe. */
-const secret = () => randomBytes(32).toString("base64url");
-
-/** A session's life is its credential's: setTimeout's limit (about 24.8 days) is waited for in steps. */
+/** A device's life is its credential's: setTimeout's limit (about 24.8 days) is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The web view's sign-in: a holder of a credential mints a one-time code (short-lived, single use), a page
- * exchanges it for a session of two secrets — an id the browser keeps as an HttpOnly cookie, and a key the page
- * keeps in its origin's storage and presents itself. A cookie reaches every port of its host; the key never
- * leaves the page's origin (scheme, host and port), so the cookie alone opens nothing (SPEC §2).
- * A session acts as the credential's principal and ends, at the latest, when the credential expires or is
- * revoked. Everything lives in memory: a restarted server has no sessions and pages sign in again.
+ * The web view's sign-in: a holder of a credential mints a one-time code (short-lived, single use, known to this
+ * server only), a page exchanges it for a paired device (DeviceRegistry) of two secrets — a cookie the browser keeps
+ * HttpOnly, and a key the page keeps in its origin's storage and presents itself. A cookie reaches every port of its
+ * host; the key never leaves the page's origin (scheme, host and port), so the cookie alone opens nothing (SPEC §2).
+ * Codes are bounded per principal (one's excess spends its own oldest) and server-wide (refused, never evicted).
+ * The pages open here are tracked per device, and closed when it is signed out.
  */
 export class WebSessions {
-  readonly #codes = new Map<string, SessionGrant & { expiresAt: number }>();
-  readonly #sessions = new Map<string, Session>();
+  readonly #codes = new Map<string, Code>();
+  readonly #attached = new Map<string, Attached>();
   readonly #options: Required<Omit<WebSessionOptions, "now">>;
   readonly #now: () => number;
+  readonly #touchTimer: ReturnType<typeof setInterval>;
 
-  constructor(options: WebSessionOptions = {}) {
+  constructor(
+    readonly devices: DeviceRegistry,
+    options: WebSessionOptions = {},
+  ) {
     this.#options = {
       codeTtlMs: options.codeTtlMs ?? WEB_SESSION_DEFAULTS.codeTtlMs,
-      idleMs: options.idleMs ?? WEB_SESSION_DEFAULTS.idleMs,
+      maxCodesPerPrincipal: options.maxCodesPerPrincipal ?? WEB_SESSION_DEFAULTS.maxCodesPerPrincipal,
       maxCodes: options.maxCodes ?? WEB_SESSION_DEFAULTS.maxCodes,
-      maxSessions: options.maxSessions ?? WEB_SESSION_DEFAULTS.maxSessions,
+      touchEveryMs: options.touchEveryMs ?? WEB_SESSION_DEFAULTS.touchEveryMs,
     };
     this.#now = options.now ?? Date.now;
+    // An open page is in use: its device's idle end moves on while it stays open.
+    this.#touchTimer = setInterval(() => {
+      for (const id of this.#attached.keys()) void this.devices.touch(id).catch(() => undefined);
+    }, this.#options.touchEveryMs);
+    this.#touchTimer.unref?.();
   }
 
   get codeTtlMs(): number {
     return this.#options.codeTtlMs;
   }
 
-  get idleMs(): number {
-    return this.#options.idleMs;
-  }
-
   /**
-   * A new one-time code for the credential the caller has proved it holds: the session it becomes acts as its
+   * A new one-time code for the credential the caller has proved it holds: the device it pairs acts as its
    * principal, until the credential expires at the latest. The code itself lives no longer than the credential either.
+   * Past the principal's bound its own oldest code is spent; past the server's, SignInRefused.
    */
-  mintCode(grant: SessionGrant): { code: string; expiresAt: number } {
+  mintCode(grant: SessionGrant, name: string | null = null): { code: string; expiresAt: number } {
     this.#prune();
-    while (this.#codes.size >= this.#options.maxCodes) this.#codes.delete(this.#codes.keys().next().value!);
-    const code = secret();
+    const mine = [...this.#codes].filter(([, code]) => code.principal.name === grant.principal.name);
+    for (const [key] of mine.slice(0, Math.max(0, mine.length - this.#options.maxCodesPerPrincipal + 1))) this.#codes.delete(key);
+    if (this.#codes.size >= this.#options.maxCodes)
+      throw new SignInRefused(`This server has ${this.#options.maxCodes} sign-in codes waiting (limits.maxCodes): try again within a minute`, "maxCodes");
+    const code = randomBytes(32).toString("base64url");
     const expiresAt = capped(this.#now() + this.#options.codeTtlMs, grant.credentialExpiresAt);
-    this.#codes.set(keyOf(code), { expiresAt, principal: grant.principal, credentialExpiresAt: grant.credentialExpiresAt });
+    this.#codes.set(keyOf(code), { ...grant, expiresAt, name });
     return { code, expiresAt };
   }
 
-  /** Spends a code without a session (an exchange refused for another reason): it works no more. */
+  /** Spends a code without pairing (an exchange refused for another reason): it works no more. */
   spend(code: string): boolean {
     return this.#codes.delete(keyOf(code));
   }
 
+  /** Whether a code is one this server minted and still waits (the page asks before it trades its session for it). */
+  peek(code: string): (SessionGrant & { expiresAt: number }) | null {
+    const found = this.#codes.get(keyOf(code));
+    return found && found.expiresAt > this.#now() ? found : null;
+  }
+
   /**
-   * Exchanges a code for a session: `id` for the cookie, `key` for the page to keep and present. Null when the code
-   * is unknown, used or expired. A code works once, even when it fails.
+   * Exchanges a code for a paired device: `cookie` for the cookie, `key` for the page to keep and present. Null when
+   * the code is unknown, used or expired. A code works once, even when it fails.
    */
-  redeem(code: string): { id: string; key: string; expiresAt: number } | null {
+  async redeem(code: string, from: { userAgent: string | null; address: string | null }): Promise<{ cookie: string; key: string; device: LiveSession } | null> {
     const found = keyOf(code);
     const minted = this.#codes.get(found);
     this.#codes.delete(found);
-    const now = this.#now();
-    if (minted === undefined || minted.expiresAt <= now) return null;
-    this.#prune();
-    while (this.#sessions.size >= this.#options.maxSessions) this.#endKey(this.#sessions.keys().next().value!, "signed out: too many sessions");
-    const id = secret();
-    const key = secret();
-    const session: Session = {
-      principal: minted.principal,
-      credentialExpiresAt: minted.credentialExpiresAt,
-      expiresAt: capped(now + this.#options.idleMs, minted.credentialExpiresAt),
-      keyDigest: digest(key),
-      sockets: new Set(),
-      timer: null,
-    };
-    const name = keyOf(id);
-    this.#sessions.set(name, session);
-    this.#endAtExpiry(name, session);
-    return { id, key, expiresAt: session.expiresAt };
+    if (minted === undefined || minted.expiresAt <= this.#now()) return null;
+    const { principal, credential, credentialExpiresAt } = minted;
+    return await this.devices.pair({ principal, credential, credentialExpiresAt }, { name: minted.name, ...from });
   }
 
-  /** The live session that `id` (the cookie) and `key` (the page's) name together; using it extends its idle life, never past its credential. */
-  check(id: string | null, key: string | null): LiveSession | null {
-    if (!id || !key) return null;
-    const name = keyOf(id);
-    const session = this.#sessions.get(name);
-    if (!session) return null;
-    if (this.#over(session)) {
-      this.#endKey(name, "signed out: session expired");
-      return null;
-    }
-    // Both halves: a cookie another server on the host received is nothing without the page's key.
-    if (!timingSafeEqual(session.keyDigest, digest(key))) return null;
-    this.#touch(name, session);
-    return { expiresAt: session.expiresAt, credentialExpiresAt: session.credentialExpiresAt, principal: session.principal };
+  /** The live device that the cookie and the page's key name together; a use moves its idle end on. */
+  check(cookie: string | null, key: string | null, address: string | null = null): Promise<LiveSession | null> {
+    return this.devices.check(cookie, key, address);
   }
 
-  /** Ties a page's connection to its session: it is closed when the session ends, and the session lives while it is open (never past its credential). */
-  attach(id: string, socket: SessionSocket): () => void {
-    const name = keyOf(id);
-    const session = this.#sessions.get(name);
-    if (!session) {
-      socket.close(1008, "signed out");
-      return () => {};
+  /** Ties a page's connection to its device: it is closed when the device is signed out or its credential expires. */
+  attach(device: LiveSession, socket: SessionSocket): () => void {
+    let attached = this.#attached.get(device.id);
+    if (!attached) {
+      attached = { principal: device.principal.name, sockets: new Set(), timer: null };
+      this.#attached.set(device.id, attached);
+      this.#endAtExpiry(device.id, attached, device.credentialExpiresAt);
     }
-    session.sockets.add(socket);
+    const held = attached;
+    held.sockets.add(socket);
     return () => {
-      if (!session.sockets.delete(socket)) return;
-      if (this.#sessions.get(name) === session) this.#touch(name, session);
+      if (!held.sockets.delete(socket)) return;
+      // Its last page closing counts as a use.
+      void this.devices.touch(device.id).catch(() => undefined);
+      if (held.sockets.size > 0 || this.#attached.get(device.id) !== held) return;
+      if (held.timer) clearTimeout(held.timer);
+      this.#attached.delete(device.id);
     };
   }
 
-  /** Signs a session out: its id stops working and its page connections close. */
-  end(id: string | null): boolean {
-    return id !== null && this.#endKey(keyOf(id), "signed out");
+  /** Unpairs the device a page presents (its "Unpair this device"): its pages close here, and on the other servers. */
+  async unpair(cookie: string | null, key: string | null): Promise<LiveSession | null> {
+    return await this.devices.unpair(cookie, key);
   }
 
-  /** Signs out every session of a principal (it was revoked): their page connections close. */
+  /** Closes the pages of these devices (they were unpaired, here or on another server); how many closed. */
+  endDevices(ids: readonly string[], reason: string): number {
+    let closed = 0;
+    for (const id of ids) closed += this.#close(id, reason);
+    return closed;
+  }
+
+  /** A principal was revoked: the pages of its devices close, its codes are spent. */
   endPrincipal(name: string): number {
-    let ended = 0;
-    for (const [key, session] of this.#sessions) if (session.principal.name === name && this.#endKey(key, "signed out: credential revoked")) ended++;
+    let closed = 0;
+    for (const [id, attached] of this.#attached) if (attached.principal === name) closed += this.#close(id, "signed out: credential revoked");
     for (const [key, code] of this.#codes) if (code.principal.name === name) this.#codes.delete(key);
-    return ended;
+    return closed;
   }
 
-  get size(): { codes: number; sessions: number } {
+  get size(): { codes: number; attached: number } {
     this.#prune();
-    return { codes: this.#codes.size, sessions: this.#sessions.size };
+    return { codes: this.#codes.size, attached: this.#attached.size };
   }
 
-  /** Ends every session (the server stops): their timers go with them. */
+  /** The server stops: pages close (their devices stay paired), codes are forgotten, timers go. */
   clear(): void {
-    for (const key of [...this.#sessions.keys()]) this.#endKey(key, "server shutting down");
+    clearInterval(this.#touchTimer);
+    for (const id of [...this.#attached.keys()]) this.#close(id, "server shutting down");
     this.#codes.clear();
   }
 
-  #endKey(key: string, reason: string): boolean {
-    const session = this.#sessions.get(key);
-    if (!session) return false;
-    this.#sessions.delete(key);
-    if (session.timer) clearTimeout(session.timer);
-    for (const socket of session.sockets) socket.close(1008, reason);
-    return true;
+  #close(id: string, reason: string): number {
+    const attached = this.#attached.get(id);
+    if (!attached) return 0;
+    this.#attached.delete(id);
+    if (attached.timer) clearTimeout(attached.timer);
+    for (const socket of attached.sockets) socket.close(1008, reason);
+    return attached.sockets.size;
   }
 
-  /** Past its credential's expiry, or idle past its own end with no page connection open. */
-  #over(session: Session): boolean {
-    const now = this.#now();
-    if (session.credentialExpiresAt !== null && session.credentialExpiresAt <= now) return true;
-    return session.sockets.size === 0 && session.expiresAt <= now;
-  }
-
-  /** A session whose credential expires ends then, closing its page connections, whether or not anyone asks. */
-  #endAtExpiry(name: string, session: Session): void {
-    if (session.credentialExpiresAt === null) return;
-    const wait = session.credentialExpiresAt - this.#now();
-    session.timer = setTimeout(
+  /** A device whose credential expires is signed out then, its pages closed, whether or not anyone asks. */
+  #endAtExpiry(id: string, attached: Attached, at: number | null): void {
+    if (at === null) return;
+    const wait = at - this.#now();
+    attached.timer = setTimeout(
       () => {
-        if (this.#sessions.get(name) !== session) return;
-        if (session.credentialExpiresAt! <= this.#now()) this.#endKey(name, "signed out: credential expired");
-        else this.#endAtExpiry(name, session);
+        if (this.#attached.get(id) !== attached) return;
+        if (at <= this.#now()) this.#close(id, "signed out: credential expired");
+        else this.#endAtExpiry(id, attached, at);
       },
       Math.min(Math.max(0, wait), MAX_TIMER_MS),
     );
-    session.timer.unref?.();
-  }
-
-  /** Moves the session to the back of the map (the front is what eviction takes first); its idle end moves on, never past its credential. */
-  #touch(key: string, session: Session): void {
-    session.expiresAt = capped(this.#now() + this.#options.idleMs, session.credentialExpiresAt);
-    this.#sessions.delete(key);
-    this.#sessions.set(key, session);
+    attached.timer.unref?.();
   }
 
   #prune(): void {
     const now = this.#now();
     for (const [key, code] of this.#codes) if (code.expiresAt <= now) this.#codes.delete(key);
-    for (const [key, session] of this.#sessions) if (this.#over(session)) this.#endKey(key, "signed out: session expired");
   }
 }
 

@@ -27,3 +27,18 @@ export async function installAcpx(): Promise<string | null> {
     ),
   );
 }
+
+/** acpx 0.1.15, the newest that runs on Node 20 (this one), installed the same way. */
+const CACHE_0_1 = join(tmpdir(), "spool-test-acpx-0.1.15");
+export const ACPX_0_1 = join(CACHE_0_1, "node_modules", "acpx", "dist", "cli.js");
+
+/** Installs acpx 0.1.15 into its cache unless it is there; the reason when that cannot be done, else null. */
+export async function installAcpx01(): Promise<string | null> {
+  if (existsSync(ACPX_0_1)) return null;
+  mkdirSync(CACHE_0_1, { recursive: true });
+  return new Promise((resolve) =>
+    execFile("npm", ["install", "--no-audit", "--no-fund", "--no-save", "--prefix", CACHE_0_1, "acpx@0.1.15"], { timeout: 240_000 }, (error, _stdout, stderr) =>
+      resolve(error || !existsSync(ACPX_0_1) ? `npm could not install acpx@0.1.15: ${stderr.slice(-500) || error?.message}` : null),
+    ),
+  );
+}

@@ -9,6 +9,7 @@ import {
   type RequestPermissionResponse,
   type SessionNotification,
   type SessionUpdate,
+  type Stream,
 } from "@agentclientprotocol/sdk";
 import { spawnSpoolChild } from "../helpers/process.js";
 
@@ -54,6 +55,14 @@ export function spawnAcp(options: AcpOptions = {}): AcpProcess {
   // stdout is the ACP connection's: the SDK reads it.
   const acp = spawnSpoolChild(["acp", ...(options.args ?? [])], options.env, { readStdout: false, ...(options.node ? { node: options.node } : {}) });
   const { child, exit } = acp;
+  const stream = ndJsonStream(Writable.toWeb(child.stdin!) as WritableStream<Uint8Array>, Readable.toWeb(child.stdout!) as ReadableStream<Uint8Array>);
+  return { ...editorOn(stream, () => `stderr:\n${acp.stderr()}`), child, stderr: acp.stderr, exit, stop: acp.stop };
+}
+
+/** An editor (the ACP SDK's client app) on an ACP stream: it keeps every update and permission request it gets. */
+export type AcpEditor = Pick<AcpProcess, "connection" | "events" | "updates" | "update" | "permission">;
+
+export function editorOn(stream: Stream, context: () => string = () => ""): AcpEditor {
   const events: Event[] = [];
   const waiters: (() => void)[] = [];
   const changed = () => {
@@ -63,7 +72,7 @@ export function spawnAcp(options: AcpOptions = {}): AcpProcess {
   const waitFor = <T>(find: () => T | undefined, timeoutMs: number, what: string): Promise<T> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`timed out waiting for ${what}; events:\n${JSON.stringify(events, null, 1).slice(-6000)}\nstderr:\n${acp.stderr()}`)),
+        () => reject(new Error(`timed out waiting for ${what}; events:\n${JSON.stringify(events, null, 1).slice(-6000)}\n${context()}`)),
         timeoutMs,
       );
       const look = () => {
@@ -90,10 +99,8 @@ export function spawnAcp(options: AcpOptions = {}): AcpProcess {
           changed();
         }),
     );
-  const stream = ndJsonStream(Writable.toWeb(child.stdin!) as WritableStream<Uint8Array>, Readable.toWeb(child.stdout!) as ReadableStream<Uint8Array>);
   const connection = app.connect(stream);
   return {
-    child,
     connection,
     events,
     updates: (sessionId) => events.flatMap((e) => (e.kind === "update" && (!sessionId || e.sessionId === sessionId) ? [e.update] : [])),
@@ -113,14 +120,11 @@ export function spawnAcp(options: AcpOptions = {}): AcpProcess {
         timeoutMs,
         "a permission request",
       ),
-    stderr: acp.stderr,
-    exit,
-    stop: acp.stop,
   };
 }
 
 /** `initialize` as an editor sends it; with `terminal`, it declares Zed's `_meta.terminal_output`. */
-export function initialize(acp: AcpProcess, options: { name?: string; terminal?: boolean } = {}) {
+export function initialize(acp: Pick<AcpProcess, "connection">, options: { name?: string; terminal?: boolean } = {}) {
   return acp.connection.agent.request("initialize", {
     protocolVersion: PROTOCOL_VERSION,
     clientCapabilities: {

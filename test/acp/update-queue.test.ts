@@ -7,6 +7,7 @@ function stalledEditor(): Editor & { updates: number } {
   const editor = {
     name: "stalled",
     terminal: true,
+    mayDecide: true,
     updates: 0,
     update: () => {
       editor.updates++;

@@ -53,7 +53,7 @@ describe("ask mode offers and runs read-only tools only", () => {
     await eventually(async () => (await a.call("run/get", { run: "rw" })).run.status === 200, 30_000, "the ask loop to end");
 
     const ask = model.requests[actRequests]!;
-    expect(ask.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "jobs", "done"]);
+    expect(ask.tools.map((t) => t.function.name)).toEqual(["env", "get", "grep", "wait", "jobs", "done"]);
     expect(toolResult(model.requests[actRequests + 1]!, "call_write")).toMatch(/^error: write is not available in ask mode/);
     expect(toolResult(model.requests[actRequests + 2]!, "call_kill")).toMatch(/^error: kill is not available in ask mode/);
 

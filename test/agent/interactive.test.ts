@@ -62,7 +62,7 @@ describe("the model drives interactive commands (scripted model)", () => {
     await a.call("run/create", { alias: "io", model: "test", prompt: "Answer the questions." });
     expect((await accepted).path).toBe(log);
     await runStatus(a, "io", 200);
-    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "write", "kill", "done"]);
+    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "grep", "wait", "jobs", "write", "kill", "done"]);
     const asked = toolResult(model.requests[1]!, "call_ask")!;
     expect(asked).toContain("status: still running");
     // Whether "Name? " had arrived when the yield ran out depends on the machine; the write's answer shows it either way.
@@ -240,7 +240,7 @@ describe("modelInput off", () => {
     );
     await a.call("run/create", { alias: "off", model: "test", prompt: "Try." });
     await runStatus(a, "off", 200);
-    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "done"]);
+    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "grep", "wait", "jobs", "done"]);
     expect(toolResult(model.requests[1]!, "call_w")).toMatch(/modelInput is "off"/);
   });
 });

@@ -61,7 +61,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     const first = model.requests[0]!;
     expect(first.model).toBe("test-model");
     expect(first.stream).toBe(true);
-    expect(first.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "wait", "jobs", "write", "kill", "done"]);
+    expect(first.tools.map((t) => t.function.name)).toEqual(["sh", "env", "get", "grep", "wait", "jobs", "write", "kill", "done"]);
     expect(first.messages.at(-1)).toMatchObject({ role: "user", content: "What does the script do?" });
     const result = toolResult(model.requests[1]!, "call_ls")!;
     expect(result).toContain("status: failed");
@@ -204,7 +204,7 @@ describe("the agent loop against a scripted OpenAI-compatible server", () => {
     await runStatus(a, "r7", 200);
     await eventually(() => model.requests.length === 2);
     expect(model.requests.map((r) => r.messages.filter((m) => m.role === "user").at(-1)!.content)).toEqual(["one", "two"]);
-    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["env", "get", "wait", "jobs", "done"]);
+    expect(model.requests[0]!.tools.map((t) => t.function.name)).toEqual(["env", "get", "grep", "wait", "jobs", "done"]);
     await expect(a.call("run/prompt", { run: "r7", prompt: "" })).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
     await a.call("run/create", { alias: "idle" });
     await expect(a.call("run/prompt", { run: "idle", prompt: "x" })).rejects.toMatchObject({ data: { code: "UNSUPPORTED" } });

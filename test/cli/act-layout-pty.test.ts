@@ -87,7 +87,9 @@ describe("spool act's layout on a terminal screen", () => {
       expect(lines, shown).toContain("  rejected");
       expect(shown).toContain("that is no answer");
       expect(lines, shown).toContain("│ [demo model] Checking.");
-      expect(lines.filter((l) => l.trim() !== "").at(-1), shown).toBe("✔ done: stopped");
+      // Not done: the model's summary, then the rejection's own final line (never "✔ done").
+      expect(lines.filter((l) => l.trim() !== "").slice(-2), shown).toEqual(["│ stopped", "✖ not done: a proposal was rejected"]);
+      expect(shown).not.toContain("✔ done");
     } finally {
       term.kill();
     }

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_MEANINGS } from "../../src/cli/errors.js";
+import { EXIT_TABLE } from "../../src/cli/exit-codes.js";
 import { freePort, runCli, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { spoolInTerminal } from "../helpers/pty.js";
 import { eventually, tempDir } from "../helpers/server.js";
@@ -47,16 +47,17 @@ describe("exit codes (README's table)", () => {
   });
 
   it("README's table, spool help and the CLI's own table say the same, and every row is run here", async () => {
-    expect(readmeTable()).toEqual(EXIT_MEANINGS.map(([code, meaning]) => [code, meaning]));
+    expect(readmeTable()).toEqual(EXIT_TABLE.map(({ code, meaning }) => [code, meaning]));
     expect(readmeTable().map(([code]) => code)).toEqual(TESTED);
     const help = await spool(["help"]);
     expect(help.code).toBe(0);
     const flat = help.out.replace(/\s+/g, " ");
     for (const [code, meaning] of readmeTable()) expect(flat).toContain(` ${code} ${meaning}`);
-    // act's own help says the same of act: 1 after a rejection, 130 after Ctrl-C cancelled its command.
-    const act = (await spool(["help", "act"])).out.replace(/\s+/g, " ");
-    expect(act).toContain("1 when it fails or a proposal of it was rejected");
-    expect(act).toContain("130 when it is aborted or Ctrl-C cancelled its running command");
+    // act's and ask's own help list what each code means for them, from the same table.
+    for (const mode of ["act", "ask"]) {
+      const help = (await spool(["help", mode])).out.replace(/\s+/g, " ");
+      for (const { code, act } of EXIT_TABLE) if (act !== null) expect(help).toContain(` ${code} ${act}`);
+    }
   }, 60_000);
 
   describe("0: done", () => {
@@ -64,6 +65,7 @@ describe("exit codes (README's table)", () => {
       const done = await spool(["act", "Greet: `echo hello`", "--model", "demo", "--yes"]);
       expect(done.code, done.out + done.err).toBe(0);
       expect(done.out).toContain("✔ done");
+      expect(done.out).not.toContain("✖");
     }, 60_000);
   });
 
@@ -78,12 +80,36 @@ describe("exit codes (README's table)", () => {
       const rejected = lines.indexOf("  rejected");
       expect(rejected, lines.join("\n")).toBeGreaterThan(0);
       expect(lines[rejected + 1], lines.join("\n")).toMatch(/^│ \[demo model\] /);
-      expect(term.raw()).toContain("✔ done");
+      expect(term.raw()).toContain("✖ not done: a proposal was rejected");
+      expect(term.raw()).not.toContain("✔ done");
+    }, 60_000);
+
+    it("act --yes whose command failed: a script's && stops there", async () => {
+      const failed = await spool(["act", "build: `false`", "--model", "demo", "--yes", "--run", "exit-false"]);
+      expect(failed.code, failed.out + failed.err).toBe(1);
+      expect(failed.out).toContain("finished: failed, exit 1");
+      expect(failed.out).toContain("✖ not done: false — failed, exit 1");
+      expect(failed.out).not.toContain("✔ done");
+      const chained = await runCli(["act", "build: `false`", "--model", "demo", "--yes", "--run", "exit-chain"], env, app, 60_000).then((r) =>
+        r.code === 0 ? "deployed" : "stopped",
+      );
+      expect(chained).toBe("stopped");
+    }, 60_000);
+
+    it("act whose running command another client cancelled", async () => {
+      const act = spawnCli(["act", "Nap: `sleep 300`", "--model", "demo", "--yes", "--run", "exit-cancelled"], env, { cwd: app });
+      await act.waitFor(/accepted, running on/);
+      const cancel = await spool(["cancel", "exit-cancelled", "1"]);
+      expect(cancel.code, cancel.out + cancel.err).toBe(0);
+      const { code } = await act.exitsWithin(30_000);
+      expect(code, act.output()).toBe(1);
+      expect(act.output()).toMatch(/✖ not done: sleep 300 — cancelled by /);
+      expect(act.output()).not.toContain("✔ done");
     }, 60_000);
 
     it("cancel, input and abort on a command or run that has finished; tail of a command that exited non-zero", async () => {
       const run = await spool(["act", "Fail: `echo out; exit 3`", "--model", "demo", "--yes", "--run", "exit-finished"]);
-      expect(run.code, run.out + run.err).toBe(0);
+      expect(run.code, run.out + run.err).toBe(1);
       const cancel = await spool(["cancel", "exit-finished", "1"]);
       expect(cancel.code, cancel.out + cancel.err).toBe(1);
       expect(cancel.err).toMatch(/had already finished: failed, exit 3/);
@@ -139,7 +165,10 @@ describe("exit codes (README's table)", () => {
   });
 
   describe("4: does not exist", () => {
-    it("a run, an entry", async () => {
+    it("a run, an entry, a model", async () => {
+      const model = await spool(["act", "hi", "--model", "nosuch"]);
+      expect(model.code, model.err).toBe(4);
+      expect(model.err).toContain('the server has no model "nosuch"');
       expect((await spool(["show", "no-such-run"])).code).toBe(4);
       const run = await spool(["act", "Greet: `echo hi`", "--model", "demo", "--yes", "--run", "exit-entries"]);
       expect(run.code, run.err).toBe(0);
@@ -155,7 +184,8 @@ describe("exit codes (README's table)", () => {
       await term.waitFor("cancelling the running command", "the cancel");
       expect(await term.exited, term.raw()).toBe(130);
       expect(term.raw()).toContain("finished: cancelled");
-      expect(term.raw()).toContain("✔ done");
+      expect(term.raw()).toContain("✖ not done: sleep 300 — cancelled");
+      expect(term.raw()).not.toContain("✔ done");
     }, 60_000);
 
     it("act whose run another client aborted", async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { WatcherHub } from "../../src/core/watchers.js";
+import { notifications } from "../../src/protocol/notifications.js";
 import type { ConnectionHandle } from "../../src/rpc/connection-context.js";
 
 /** A connection that records what it is sent: serialized texts, and notifications as objects. */
@@ -104,5 +105,19 @@ describe("watcher fan-out", () => {
         ),
       );
     }
+  });
+
+  it("the stream/data written as bytes carries exactly the fields protocol/notifications.ts gives stream/data (a field added there fails here until core/watchers.ts writes it)", () => {
+    const hub = new WatcherHub(1 << 20);
+    const w = recorder("guard");
+    const sub = hub.add(w.connection, "r", "sh://turn_1/x_1", "utf8", [{ entryId: 9, channel: 1, after: 0 }]);
+    hub.finishReplay(sub, 9, null);
+    hub.publish(9, 1, Buffer.from("one\n"));
+    expect(w.texts).toHaveLength(1);
+    const message = JSON.parse(w.texts[0]!) as { method: string; params: Record<string, unknown> };
+    const schema = notifications["stream/data"].params;
+    expect(message.method).toBe("stream/data");
+    expect(Object.keys(message.params).sort()).toEqual(Object.keys(schema.shape).sort());
+    expect(schema.strict().parse(message.params)).toEqual(message.params);
   });
 });

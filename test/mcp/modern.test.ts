@@ -128,6 +128,10 @@ describe("MCP 2026-07-28 at /mcp", () => {
     expect(names).toEqual(["run_command", "read_output", "send_input", "signal", "cancel", "list_commands"]);
     expect((again.body.result!.tools as { name: string }[]).map((t) => t.name)).toEqual(names);
     expect(first.body.result).toMatchObject({ resultType: "complete", ttlMs: expect.any(Number), cacheScope: "public" });
+    // A tool Spool does not offer: the JSON-RPC error -32602, not a tool result.
+    const unknown = await modern(url(), "tools/call", { name: "rm_everything", arguments: {} }, { token: tokens.robot! });
+    expect(unknown.body.error?.code).toBe(-32602);
+    expect(unknown.body.error?.message).toContain("Unknown tool: rm_everything");
     const resources = await modern(url(), "resources/list", {}, { token: tokens.robot! });
     expect(resources.body.result).toMatchObject({ resources: [], cacheScope: "private", ttlMs: 0 });
   }, 60_000);

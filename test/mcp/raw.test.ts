@@ -95,8 +95,8 @@ describe("spool mcp against a hand-written JSON-RPC client (not the SDK)", () =>
     const raw = new RawClient(spawn());
     await raw.initialize();
     const unknown = await raw.call("tools/call", { name: "rm_everything", arguments: {} });
-    expect(unknown.result.isError).toBe(true);
-    expect(unknown.result.content[0].text).toContain("Tool rm_everything not found");
+    expect(unknown.error.code).toBe(-32602);
+    expect(unknown.error.message).toContain("Unknown tool: rm_everything");
     const missing = await raw.call("tools/call", { name: "run_command", arguments: {} });
     expect(missing.result.isError).toBe(true);
     expect(missing.result.content[0].text).toMatch(/Input validation error.*command/s);

@@ -20,6 +20,13 @@ it("spool mcp starts a detached spool serve for its home when none answers; the 
     expect(resultText(await mcp.client.callTool({ name: "list_commands", arguments: {} }))).toBe("this connection has run no command yet");
     serverPid = (JSON.parse(readFileSync(join(home, "spool.lock"), "utf8")) as { pid: number }).pid;
     expect(readFileSync(join(home, "serve.log"), "utf8")).toContain(`Spool listening on ws://127.0.0.1:${port}/`);
+    // Never a server the person cannot see: said on stderr whatever the log level (address, home, pid, how to decide),
+    // and the MCP client learns whose server it is from the instructions.
+    expect(mcp.stderr()).toContain(
+      `spool: no Spool server answered for the home ${home}, so its own was started (spool serve --home ${home}, pid ${serverPid})`,
+    );
+    expect(mcp.stderr()).toContain(`SPOOL_HOME=${home} spool pending`);
+    expect(mcp.client.getInstructions()).toContain(`Its Spool server is the one of the home ${home}`);
     const person = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: readFileSync(join(home, "token"), "utf8").trim() });
     await person.initialize(undefined, { root: project, client: { name: "web view", version: "1" } });
     const proposed = person.next("run/proposal", (p) => p.command === "echo started here", 20_000);

@@ -55,6 +55,7 @@ describe("the schema on SQLite", () => {
       [
         "allow_rules",
         "audit",
+        "devices",
         "chunks",
         "cluster_events",
         "entries",

@@ -112,7 +112,10 @@ describe("the web view over HTTP", () => {
     const first = await exchange({ code: one });
     expect(first.status).toBe(200);
     const cookie = first.headers.get("set-cookie")!;
-    expect(cookie).toMatch(new RegExp(`^spool_session_${ts.server.port}=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Strict$`));
+    // A paired device's cookie: its id and its secret; it lasts as long as a device may (400 days at most, browsers' own cap).
+    expect(cookie).toMatch(
+      new RegExp(`^spool_session_${ts.server.port}=[0-9a-f]{12}\\.[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Strict; Max-Age=34560000$`),
+    );
     expect(cookie).not.toContain(ts.server.token);
     const { key } = (await first.json()) as { key: string };
     expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);

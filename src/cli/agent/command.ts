@@ -1,6 +1,7 @@
 import { type Command, defineCommand, parseSpec, showHelp } from "../command-spec.js";
 import { connectClient } from "../common.js";
 import { usageError } from "../errors.js";
+import { agentExitCodesHelp } from "../exit-codes.js";
 import type { AnswerSource } from "./questions.js";
 import { drive } from "./session.js";
 
@@ -36,10 +37,9 @@ Without a PROMPT, --run follows that run again: it offers the proposals still
 pending and shows what the run does until it is idle.
 
 Ctrl-C cancels the running command; at a prompt, or a second time, it aborts
-the run. Exits 0 when the run finishes, 1 when it fails or a proposal of it
-was rejected, 3 when the connection to the server is lost (the run stays on
-the server: follow it again with --run once the server answers), 130 when it
-is aborted or Ctrl-C cancelled its running command. A new run is named run-N.`,
+the run. A new run is named run-N.
+
+${agentExitCodesHelp()}`,
     connects: true,
     options: {
       model: { type: "string", arg: "ALIAS", help: 'a model alias (spool models; "demo" with spool serve --demo-model)' },

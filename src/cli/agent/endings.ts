@@ -1,7 +1,9 @@
 import type { SpoolClient } from "../../client/spool-client.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
+import { ENTRY } from "../../protocol/status.js";
 import { producerOf } from "../../protocol/views.js";
 import { ENDED, endedWords, finishedWords, outcomeWords } from "../words.js";
+import type { Ending } from "./verdict.js";
 
 type Finished = SpoolNotifications["stream/finished"];
 
@@ -34,22 +36,22 @@ export class Endings {
     this.#closed = new Promise((resolve) => client.onClose(() => resolve(null)));
   }
 
-  /** The words for how `path` ended; `status`: its channels' end, said when nothing better is known. */
-  async of(run: string, path: string, status: { status: number; exit_code?: number | null } | undefined): Promise<string> {
+  /** How `path` ended, in words and whether it succeeded; `status`: its channels' end, said when nothing better is known. */
+  async of(run: string, path: string, status: { status: number; exit_code?: number | null } | undefined): Promise<Ending> {
     const log = await this.client
       .call("entry/list", { run, pattern: path })
       .then((r) => r.entries.find((e) => e.path === path))
       .catch(() => undefined);
     if (log && ENDED.includes(producerOf(log).state)) {
       this.#notices.delete(path);
-      return outcomeWords(producerOf(log));
+      return { words: outcomeWords(producerOf(log)), ok: producerOf(log).state === "done" };
     }
     // Bounded: should no word come (nothing else would end the wait), the channels' own end is said.
     const timeout = new Promise<null>((resolve) => setTimeout(resolve, FINISHED_WAIT_MS, null).unref());
     const notice = await Promise.race([this.#ended(path), this.#closed, timeout]);
     this.#waiters.delete(path);
-    if (notice) return finishedWords(notice);
-    return status ? endedWords(log, status.status, status.exit_code) : "?";
+    if (notice) return { words: finishedWords(notice), ok: notice.outcome === "completed" && notice.status === ENTRY.done };
+    return status ? { words: endedWords(log, status.status, status.exit_code), ok: status.status === ENTRY.done } : { words: "?", ok: null };
   }
 
   #ended(path: string): Promise<Finished> {

@@ -1,4 +1,5 @@
 import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
 import { defaultRunnerName, factsText } from "../../protocol/proposal-facts.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
@@ -11,6 +12,7 @@ import { Endings } from "./endings.js";
 import { Held } from "./held.js";
 import { type AnswerSource, Questions } from "./questions.js";
 import { spinner } from "./spinner.js";
+import { Verdict } from "./verdict.js";
 
 type Proposal = SpoolNotifications["run/proposal"];
 
@@ -25,7 +27,7 @@ async function unknownModel(client: SpoolClient, model: string, error: unknown):
     `the server has no model "${escapeControl(model)}" (${known.length ? `it has: ${known.map(escapeControl).join(", ")}` : "it has none"}). ` +
       `Define it where the server runs, then restart it: SPOOL_MODEL_${name}=openai/<model-id> with OPENAI_API_KEY ` +
       `(or ollama/<model>), or start it with \`spool serve --demo-model\` for the built-in "demo"`,
-    EXIT.usage,
+    EXIT.notFound,
   );
 }
 
@@ -86,8 +88,11 @@ class ActSession {
   ended = false;
   /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
   lastReply: string | null = null;
-  /** A proposal of this run was rejected by a person (exit 1), a running command cancelled with Ctrl-C here (exit 130). */
-  rejected = false;
+  /** Whether the work was done: every followed command succeeded, no proposal was rejected (else exit 1). */
+  readonly verdict = new Verdict();
+  /** The commands of the proposals shown here, by path, to name one that failed. */
+  readonly commands = new Map<string, string>();
+  /** A running command was cancelled with Ctrl-C here (exit 130). */
   cancelled = false;
   /**
    * What the server says about the run is held until the run's first line ("run NAME") is printed, and while a
@@ -230,9 +235,9 @@ class ActSession {
   }
 
   exitCode(code: number): number {
-    // Ctrl-C cancelled a command here: interrupted, however the run went on; else a rejected proposal is work not done.
+    // Ctrl-C cancelled a command here: interrupted, however the run went on; else a failed command or a rejection is work not done.
     if (this.cancelled && (code === EXIT.ok || code === EXIT.failed)) return EXIT.interrupted;
-    if (this.rejected && code === EXIT.ok) return EXIT.failed;
+    if (!this.verdict.ok && code === EXIT.ok) return EXIT.failed;
     return code;
   }
 
@@ -267,6 +272,9 @@ class ActSession {
       const ref = await this.shortRef(p);
       say(colours.dim(`  spool approve ${ref}   or   spool reject ${ref}`));
     }
+    // Not decided in time, the deadline rejects it: said before the question, so nobody is surprised by it.
+    const deadline = answer === null ? deadlineWords(p.expiresAt) : null;
+    if (deadline) say(colours.dim(`  ${deadline} unless decided`));
     while (answer === null || !/^[yna]$/i.test(answer)) {
       // Decided elsewhere while its facts were being shown: no question.
       if (this.decidedElsewhere.has(p.path)) return this.followElsewhere(p);
@@ -315,7 +323,7 @@ class ActSession {
       });
     if (!decided) return this.decidedElsewhere.has(p.path) ? this.followElsewhere(p) : undefined;
     if (answer === "n") {
-      this.rejected = true;
+      this.verdict.rejected();
       this.say(this.colours.yellow("  rejected"));
       return;
     }
@@ -334,6 +342,7 @@ class ActSession {
   async showProposal(facts: Producer) {
     const { colours, say } = this;
     const path = facts.path;
+    this.commands.set(path, facts.command);
     const runners = facts.runner === null ? await this.client.call("runner/list", {}).catch(() => null) : null;
     // Whatever a model or a command left the terminal in, the facts are drawn on a reset screen.
     this.spin.stop();
@@ -385,7 +394,9 @@ class ActSession {
     const ended = await Promise.race([watch.ended.catch(() => null), lost]).finally(stopTyping);
     this.streaming = null;
     const status = ended ? [...ended.values()][0] : undefined;
-    const words = await this.endings.of(p.run, p.path, status);
+    const ending = await this.endings.of(p.run, p.path, status);
+    this.verdict.ended(this.commands.get(p.path) ?? p.path, ending);
+    const words = ending.words;
     say(colours.dim(`  finished: ${words === "?" && client.closed ? "not known here (the connection to the server was lost)" : words}`));
   }
 
@@ -402,7 +413,7 @@ class ActSession {
       if (questions.asking) questions.withdraw();
       return;
     }
-    if (p.decision === "reject") this.rejected = true;
+    if (p.decision === "reject") this.verdict.rejected();
     const who = p.resolvedBy ? ` by ${escapeControl(p.resolvedBy)}` : "";
     const where = p.decision === "accept" && p.runner ? `, running on ${escapeControl(p.runner)}` : "";
     this.say(
@@ -448,15 +459,7 @@ class ActSession {
     if (p.event === "loop finished" && p.summary) {
       // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
       this.ended = true;
-      const summary = String(p.summary);
-      if (this.lastReply !== null && summary.trim() === this.lastReply.trim()) say(colours.green("✔ done"));
-      else if (!summary.trim().includes("\n")) say(`${colours.green("✔ done:")} ${escapeControl(summary.trim())}`);
-      else {
-        // The model's words: a block of untrusted text under the line, as its streamed text is.
-        say(colours.green("✔ done:"));
-        this.screen.untrusted(summary.trim(), { kind: "model" });
-        this.screen.endBlock();
-      }
+      this.sayEnd(String(p.summary).trim());
     }
     if (p.event === "loop failed") {
       this.ended = true;
@@ -464,7 +467,7 @@ class ActSession {
     }
     // One final line for every way a run ends: done, failed (above), aborted (here or anywhere else).
     if (p.status === RUN.done && p.event === "idle") {
-      if (!this.ended) say(colours.green("✔ done"));
+      if (!this.ended) say(this.verdict.line(colours));
       this.ended = true;
       this.settle(EXIT.ok);
     }
@@ -475,6 +478,25 @@ class ActSession {
       this.settle(EXIT.interrupted);
     }
   };
+
+  /**
+   * The end of a loop with the model's summary: "✔ done" (with the summary, unless it was streamed as its reply); when
+   * a command failed or a proposal was rejected, the summary as the model's words and then the verdict, in its colour.
+   */
+  sayEnd(summary: string) {
+    const { colours, say } = this;
+    const streamed = this.lastReply !== null && summary === this.lastReply.trim();
+    if (this.verdict.ok && streamed) return say(colours.green("✔ done"));
+    if (this.verdict.ok && !summary.includes("\n")) return say(`${colours.green("✔ done:")} ${escapeControl(summary)}`);
+    if (this.verdict.ok) say(colours.green("✔ done:"));
+    if (!streamed) {
+      // The model's words: a block of untrusted text of its own, as its streamed text is.
+      this.screen.endBlock();
+      this.screen.untrusted(summary, { kind: "model" });
+      this.screen.endBlock();
+    }
+    if (!this.verdict.ok) say(this.verdict.line(colours));
+  }
 
   /** Ctrl-C: the first, while a command's output is followed, cancels that command; any other aborts the run. */
   readonly onSigint = () => {

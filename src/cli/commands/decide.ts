@@ -1,4 +1,5 @@
 import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../../protocol/proposal-facts.js";
 import { ENTRY } from "../../protocol/status.js";
@@ -84,12 +85,18 @@ export const PENDING = commandOf(PENDING_SPEC, async (values) => {
     g.proposals.map((p) => {
       const ref = `${g.project ? `--project ${escapeControl(g.project)} ` : ""}${escapeControl(p.run)} ${g.numbers.get(`${p.run} ${p.path}`) ?? escapeControl(p.path)}`;
       const decide = colours.dim(`  spool approve ${ref}   or   spool reject ${ref}`);
-      return `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago`)}\n${factsText(p.producer, { defaultRunner: g.defaultRunner, indent: "  " })}\n${decide}\n`;
+      return `${colours.bold(`${g.project ? `${escapeControl(g.project)}  ` : ""}${escapeControl(p.run)}  ${escapeControl(p.path)}`)}  ${colours.dim(`proposed ${age(p.createdAt)} ago${deadline(p.expiresAt)}`)}\n${factsText(p.producer, { defaultRunner: g.defaultRunner, indent: "  " })}\n${decide}\n`;
     }),
   );
   process.stdout.write(blocks.join("\n"));
   return EXIT.ok;
 });
+
+/** `, rejected by the deadline in 4 min`: when a pending proposal's deadline falls; nothing when it has none. */
+function deadline(expiresAt: number | null | undefined): string {
+  const words = deadlineWords(expiresAt);
+  return words ? `, ${words}` : "";
+}
 
 /** A CONFLICT from run/resolve, told as what happened to the proposal. */
 async function decidedAlready(client: SpoolClient, run: string, path: string, error: unknown): Promise<never> {

@@ -4,19 +4,25 @@ import { isLogEntry, producerOf } from "../../protocol/views.js";
 import { commandOf, defineCommand } from "../command-spec.js";
 import { escapeControl } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
+import { whenReaderGone } from "../reader-gone.js";
 import { resolveCommand, resolveRun } from "../refs.js";
 import { commandOutput } from "../terminal-writer.js";
 import { endedWords } from "../words.js";
 import { REFS_HELP, withClient } from "./shared.js";
+import { grepOptions, grepOutput } from "./tail-grep.js";
 
 const TAIL_SPEC = defineCommand({
   name: "tail",
-  usage: "spool tail [RUN [CMD]] [-f [--after SEQ] | -n N | --input]",
+  usage: "spool tail [RUN [CMD]] [-f [--after SEQ] | -n N | --input | --grep PATTERN [-C N] [-i] [-E]]",
   about: `Prints the output of a command: stdout to stdout, stderr to stderr (CMD may also be one channel's
 path, sh://turn_1/…_1); what was typed to it only with --input. With -f it keeps printing until
-the command ends, waiting first (and saying so) for a pending proposal to be decided; how a
+the command ends (into a pipe, until its reader leaves: spool tail -f | head -2), waiting first (and saying so) for a pending proposal to be decided; how a
 command that did not succeed ended is said on stderr. Exits 0 when the command succeeded, 1 when
 it failed, was cancelled or its proposal was rejected.
+
+With --grep it prints the lines of the stored output holding PATTERN instead, as grep -n does
+(N:line, N-context, -- between groups; a command's channels merged in the order they were
+stored), searched by the server (entry/search); exits 0 when a line matched, 1 when none did.
 
 ${REFS_HELP}`,
   connects: true,
@@ -27,6 +33,10 @@ ${REFS_HELP}`,
     // -n as tail(1) has it.
     lines: { type: "string", short: "n", arg: "N", help: "without -f: only the last N lines of each channel" },
     input: { type: "boolean", help: "without -f: its output and the lines typed to it, in the order it happened,\neach typed line after [typed]" },
+    grep: { type: "string", arg: "PATTERN", help: "only the lines holding PATTERN (plain text), with their line numbers" },
+    context: { type: "string", short: "C", arg: "N", help: "with --grep: N lines of context around each match" },
+    "ignore-case": { type: "boolean", short: "i", help: "with --grep: letters match in either case" },
+    regex: { type: "boolean", short: "E", help: "with --grep: PATTERN is a JavaScript regular expression" },
   },
 });
 
@@ -39,9 +49,11 @@ export const TAIL = commandOf(TAIL_SPEC, async (values, rest) => {
   if (!Number.isInteger(after) || after < 0) throw usageError(`--after must be a chunk number (0 or more), got "${values.after}"`);
   const lines = values.lines === undefined ? undefined : Number(values.lines);
   if (lines !== undefined && (!Number.isInteger(lines) || lines < 1)) throw usageError(`--lines must be a positive whole number, got "${values.lines}"`);
+  const grep = grepOptions(values);
   return withClient(values, async (client) => {
     const run = await resolveRun(client, rest[0]);
     const { path } = await resolveCommand(client, run, rest[1]);
+    if (grep) return grepOutput(client, run, path, grep);
     return tail(client, run, path, { follow: Boolean(values.follow), after, lines, input: Boolean(values.input) });
   });
 });
@@ -99,7 +111,16 @@ async function tail(
   const watch = await client.watch({ run, path: log, ...(channel ? { channel } : {}), after: options.after, snapshot: !options.follow }, (chunk) =>
     out(channel ?? chunk.channel, chunk.data),
   );
-  const ended = await watch.ended;
+  // Followed into a pipe whose reader left (`spool tail -f | head -2`): done, though the command prints nothing more.
+  let stopWatchingReader = () => {};
+  const readerGone = new Promise<null>((resolve) => {
+    if (options.follow) stopWatchingReader = whenReaderGone(1, () => resolve(null));
+  });
+  const ended = await Promise.race([watch.ended, readerGone]).finally(() => stopWatchingReader());
+  if (ended === null) {
+    await watch.close();
+    return EXIT.ok;
+  }
   if (!options.follow) await watch.close();
   output.end();
   const code = outcome([...ended.values()].map((e) => e.status));

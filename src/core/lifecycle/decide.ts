@@ -78,7 +78,7 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   // The mode recorded at proposal time (none recorded: a proposal from before sandbox modes, which ran without one).
   const mode = readOnly ? "read-only" : proposal.sandbox === "workspace-write" ? "workspace-write" : "full";
   if (requested === "self" && !options.self) throw conflict('a rule cannot accept with runner "self"');
-  const owner = await runners.select(project, requested, { readOnly, mode });
+  const owner = await runners.select(project, requested, { readOnly, mode, egress: mode === "workspace-write" && proposal.egress !== null });
   const selfToken = owner === "self" ? newResumeToken() : undefined;
   const runnerName = owner === "self" ? "self" : owner.name;
   const { resolvedBy, resolver } = options;

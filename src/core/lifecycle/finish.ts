@@ -84,6 +84,8 @@ async function finish(stage: Stage, project: ProjectRef, run: RunRow, log: Entry
     log: (rows) => ({
       set: {
         ...details,
+        // What an allowlist command reached and was refused: on the log entry only, for the record.
+        ...("egress" in outcome && outcome.egress ? { egressReached: outcome.egress } : {}),
         status,
         channels: Object.fromEntries(rows.map((r) => [String(r.channel), { path: r.path, bytes: r.bytes, lines: lineCount(r) }])),
       },

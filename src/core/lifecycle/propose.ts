@@ -7,8 +7,9 @@ import type { EntryRow, RunRow } from "../../store/schema.js";
 import { describeRule, ruleFor, ruleResolver } from "../allow-rules.js";
 import { confineCwd } from "../cwd.js";
 import type { ProposalInput } from "../deps.js";
+import { egressFor } from "../egress.js";
 import { invalid } from "../refusals.js";
-import { refuseSandbox } from "../runner-registry.js";
+import { noEgress, refuseSandbox } from "../runner-registry.js";
 import { sandboxFor } from "../sandbox-mode.js";
 import { insertUnderFreeSlug } from "../slug.js";
 import { ENTRY } from "../status.js";
@@ -45,15 +46,20 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
     });
   const proposed = input.runner === undefined ? undefined : await proposedRunner(stage, project, input.runner);
   const sandbox = await sandboxFor(deps.config, runners, project, producer, input.sandbox, proposed);
+  // Network mode allowlist: the project's hosts and those asked beyond them, shown as facts (core/egress.ts).
+  const egress = egressFor(deps.config, project.name, sandbox.mode, input.allow_hosts);
   // Proposed for a runner that could never run it in its mode: it could only be rejected (an accept may not pick another runner).
-  if (proposed?.sandbox) refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode });
+  if (proposed?.sandbox)
+    refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode, egress: egress !== null });
   // Named none: the runner a plain accept (or a rule) sends it to is resolved now, recorded and shown (SPEC §5, "always allow").
   const defaultRunner = proposed ? null : await projectDefaultRunner(stage, project);
   const goesToDefault = !proposed && defaultRunner !== null ? await stage.runners.named(project.id, defaultRunner) : undefined;
   const goesToInfo = proposed ? proposed.sandbox : (goesToDefault?.sandbox ?? null);
   // Who vouches for the sandbox and network shown: the server (its embedded runner) or the principal that attached a remote one.
   const claim = proposed ? (proposed.claim ?? null) : (goesToDefault?.claim ?? null);
-  const network = networkFact(sandbox.mode, deps.config.sandboxNetwork, goesToInfo);
+  // Goes to a runner of this server that cannot enforce the list: refused now, never run unrestricted.
+  if (egress && goesToDefault?.sandbox && !goesToDefault.sandbox.egress) throw noEgress({ name: goesToDefault.name, sandbox: goesToDefault.sandbox });
+  const network = egress ? "allowlist" : networkFact(sandbox.mode, deps.config.sandboxNetwork, goesToInfo);
   const now = Date.now();
   const row = await insertUnderFreeSlug(deps.repos.entries, run, producer.tool, filtered.command, (slug) => ({
     run_id: run.id,
@@ -80,6 +86,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       ...(sandbox.mode === "workspace-write" ? { sandboxNetwork: deps.config.sandboxNetwork } : {}),
       ...(sandbox.reason ? { sandboxReason: sandbox.reason } : {}),
       ...(network ? { network } : {}),
+      ...(egress ? { egress } : {}),
       proposedBy: input.proposedBy,
       ...input.extra,
     }),

@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { NOTIFY_EVENTS, type NotifyTargetView, type notifyAdd } from "../../protocol/methods/notify.js";
 import type { NotifyBody } from "../../protocol/notify-body.js";
 import { notifyText } from "../../protocol/notify-body.js";
+import type { PrincipalRef } from "../../protocol/roles.js";
 import { factsOf } from "../../protocol/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { conflict, notFound } from "../../rpc/errors.js";
@@ -10,6 +11,7 @@ import { UniqueViolation } from "../../store/repositories.js";
 import type { EntryRow, NotifyTargetRow } from "../../store/schema.js";
 import type { ActivityWrites } from "../activity-writes.js";
 import type { CoreDeps } from "../deps.js";
+import { covers, requireCovered } from "../scope.js";
 import { type Attempt, OutboxSender, post } from "./outbox.js";
 import type { NotifyFact, StoredEvent } from "./payload.js";
 
@@ -53,7 +55,9 @@ export class Notifications {
     await this.#sender.stop();
   }
 
-  async add(by: string, params: z.output<(typeof notifyAdd)["params"]>): Promise<{ secret: string; target: TargetView }> {
+  /** Adds a receiver of `by`'s projects (a receiver of every project: an unscoped admin's alone). */
+  async add(by: PrincipalRef, params: z.output<(typeof notifyAdd)["params"]>): Promise<{ secret: string; target: TargetView }> {
+    requireCovered(by, "notify/add", "a receiver", params.projects ?? null);
     const secret = randomBytes(32).toString("base64url");
     const events = params.events ? NOTIFY_EVENTS.filter((e) => params.events!.includes(e)) : [...NOTIFY_EVENTS];
     try {
@@ -64,7 +68,7 @@ export class Notifications {
         events: JSON.stringify(events),
         format: params.format ?? "json",
         projects: params.projects ? JSON.stringify([...new Set(params.projects)]) : null,
-        created_by: by,
+        created_by: by.name,
         created_at: Date.now(),
       });
       this.#targets = null;
@@ -76,13 +80,22 @@ export class Notifications {
     }
   }
 
-  async list(): Promise<TargetView[]> {
+  /** The receivers `by` covers (a scoped admin: those told only of its projects). */
+  async list(by: PrincipalRef): Promise<TargetView[]> {
     await this.writes.flush();
     const [rows, backlog] = await Promise.all([this.deps.repos.notify.listTargets(), this.deps.repos.notify.backlog()]);
-    return rows.map((row) => view(row, backlog.get(row.id)));
+    return rows.filter((row) => covers(by, parseList(row.projects))).map((row) => view(row, backlog.get(row.id)));
   }
 
-  async remove(name: string): Promise<TargetView> {
+  /** The receiver of that name `by` covers; one it does not is NOT_FOUND, as a name nobody holds. */
+  async #covered(by: PrincipalRef, name: string): Promise<NotifyTargetRow> {
+    const row = await this.deps.repos.notify.findTarget(name);
+    if (!row || !covers(by, parseList(row.projects))) throw notFound(`Receiver "${name}"`, { name });
+    return row;
+  }
+
+  async remove(by: PrincipalRef, name: string): Promise<TargetView> {
+    await this.#covered(by, name);
     await this.writes.flush();
     const backlog = await this.deps.repos.notify.backlog();
     const row = await this.deps.repos.notify.deleteTarget(name);
@@ -92,9 +105,8 @@ export class Notifications {
   }
 
   /** One signed `test` event, sent now; what the receiver answered. */
-  async test(name: string): Promise<Attempt & { delivery: string }> {
-    const row = await this.deps.repos.notify.findTarget(name);
-    if (!row) throw notFound(`Receiver "${name}"`, { name });
+  async test(by: PrincipalRef, name: string): Promise<Attempt & { delivery: string }> {
+    const row = await this.#covered(by, name);
     const facts = factsOf({ tool: "sh", command: "echo hello from spool" });
     const base: Omit<NotifyBody, "text"> = {
       event: "test",

@@ -3,5 +3,5 @@ import { methods } from "../../protocol/methods/index.js";
 
 export const auditList = defineMethod({
   ...methods["audit/list"],
-  handler: async (params, ctx) => ({ events: await ctx.core.audit.list(params) }),
+  handler: async (params, ctx) => ({ events: await ctx.core.audit.list(ctx.connection.principal, params) }),
 });

@@ -1,6 +1,7 @@
 import { definePlugin } from "../../plugins/plugin.js";
 import { entryGet, warmEntryGet } from "./get.js";
 import { entryList } from "./list.js";
+import { entrySearch } from "./search.js";
 
 /** Reading entries, and the `log` scheme every producer's audit record uses. */
 export const entriesPlugin = definePlugin({
@@ -10,6 +11,7 @@ export const entriesPlugin = definePlugin({
     app.scheme({ name: "log", description: "Audit records: one per proposal, rewritten to a one-line summary when its producer finishes.", streamed: false });
     app.method(entryGet);
     app.method(entryList);
+    app.method(entrySearch);
     // The first tail or slice after a start compiles nothing (see warmEntryGet); after the start's own work. A
     // warm-up that fails only leaves that work to the first read.
     app.on("server:started", () => void setImmediate(() => void warmEntryGet(app.core.entries).catch(() => {})));

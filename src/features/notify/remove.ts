@@ -4,7 +4,7 @@ import { methods } from "../../protocol/methods/index.js";
 export const notifyRemove = defineMethod({
   ...methods["notify/remove"],
   handler: async (params, ctx) => {
-    const target = await ctx.core.notifications.remove(params.name);
+    const target = await ctx.core.notifications.remove(ctx.connection.principal, params.name);
     await ctx.core.audit.byCaller(ctx.connection, {
       action: "notify/remove",
       detail: { name: target.name, url: target.url, dropped: target.pending },

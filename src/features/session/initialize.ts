@@ -55,9 +55,11 @@ async function openOrCreate(
 ): Promise<ProjectRef> {
   const mayCreate = roleAllows(held.role, "admin");
   try {
-    return await sessions.openProject({ name: params.project, root: params.root, create: mayCreate ? params.create : false });
+    // A scoped admin creates only a project it names (checked in scope before): one found by root alone may be none of its own.
+    const creates = mayCreate && (held.projects === null || params.project !== undefined);
+    return await sessions.openProject({ name: params.project, root: params.root, create: creates ? params.create : false });
   } catch (error) {
-    if (mayCreate || !(error instanceof SpoolError) || error.errorName !== "NOT_FOUND") throw error;
+    if ((mayCreate && held.projects === null) || !(error instanceof SpoolError) || error.errorName !== "NOT_FOUND") throw error;
     if (params.project === undefined && held.projects !== null) throw outOfScope(held, null, params.root);
     if (params.create === false) throw error;
     const what = params.project !== undefined ? `Project "${params.project}"` : `A project rooted at ${params.root}`;

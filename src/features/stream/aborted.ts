@@ -6,5 +6,10 @@ export const streamAborted = defineMethod({
   ...methods["stream/aborted"],
   ordered: producerOrder,
   handler: (p, ctx) =>
-    ctx.core.lifecycle.finishByOwner(ctx.connection, ctx.project, p, { kind: "aborted", reason: p.reason ?? "aborted", duration: p.duration }),
+    ctx.core.lifecycle.finishByOwner(ctx.connection, ctx.project, p, {
+      kind: "aborted",
+      reason: p.reason ?? "aborted",
+      duration: p.duration,
+      egress: p.egress,
+    }),
 });

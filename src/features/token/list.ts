@@ -4,5 +4,7 @@ import { methods } from "../../protocol/methods/index.js";
 
 export const tokenList = defineMethod({
   ...methods["token/list"],
-  handler: async (params, ctx) => ({ principals: (await ctx.core.principals.list({ revoked: params.revoked ?? false })).map(principalView) }),
+  handler: async (params, ctx) => ({
+    principals: (await ctx.core.principals.list(ctx.connection.principal, { revoked: params.revoked ?? false })).map(principalView),
+  }),
 });

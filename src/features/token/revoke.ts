@@ -5,7 +5,7 @@ import { methods } from "../../protocol/methods/index.js";
 export const tokenRevoke = defineMethod({
   ...methods["token/revoke"],
   handler: async (params, ctx) => {
-    const { row, closed } = await ctx.core.principals.revoke(params.name);
+    const { row, closed } = await ctx.core.principals.revoke(ctx.connection.principal, params.name);
     await ctx.core.audit.byCaller(ctx.connection, {
       action: "token/revoke",
       detail: { name: row.name, role: row.role, closed },

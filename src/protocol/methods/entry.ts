@@ -91,3 +91,62 @@ export const entryList = request({
   }),
   result: z.object({ entries: z.array(EntrySummary) }),
 });
+
+/** Matches an `entry/search` returns at most, and by default. */
+export const SEARCH_MAX_MATCHES = 200;
+export const SEARCH_DEFAULT_MATCHES = 20;
+/** Lines of context a search may ask for on either side of a match. */
+export const SEARCH_MAX_CONTEXT = 20;
+/** Bytes of matched and context lines one answer holds at most (past it the answer ends at a whole match, truncated). */
+export const SEARCH_MAX_BYTES = 256 * 1024;
+/** A pattern's characters at most. */
+export const SEARCH_MAX_PATTERN = 1000;
+
+export const EntrySearchParams = z.strictObject({
+  run: RunAlias,
+  path: EntryPath.describe("One channel (sh://turn_1/make_1) or a command's log path (log://…): its output channels merged in the order they were stored"),
+  pattern: z.string().min(1).max(SEARCH_MAX_PATTERN).describe("Text to find in a line (plain text, unless `regex`)"),
+  regex: z
+    .boolean()
+    .optional()
+    .describe("The pattern is a JavaScript regular expression, tried on each line (a time budget ends one that backtracks for ever)"),
+  ignoreCase: z.boolean().optional().describe("Letters match in either case"),
+  before: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("Lines of context before each match (default 0)"),
+  after: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("Lines of context after each match (default 0)"),
+  limit: z.number().int().min(1).max(SEARCH_MAX_MATCHES).optional().describe(`Matches at most (default ${SEARCH_DEFAULT_MATCHES})`),
+  fromLine: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("First line searched (1-based; default 1): the previous answer's `nextLine` goes on from where it stopped"),
+});
+
+export const SearchMatch = z.object({
+  line: z.number().int().describe("1-based line number in the searched view"),
+  text: z.string().describe("The line (without its newline; cut after 2000 characters)"),
+  path: z.string().describe("The channel the line is in"),
+  before: z.array(z.string()).describe("The lines before it (context), oldest first"),
+  after: z.array(z.string()).describe("The lines after it (context)"),
+});
+
+export const EntrySearchResult = z.object({
+  path: z.string(),
+  status: Status.describe(
+    "The searched output's status: a channel's, or for a log path the command's (102 while it still streams — what is stored so far was searched — then 200, 499 or 500)",
+  ),
+  lines: z.number().int().describe("Lines the search passed (all the view's lines when it reached the end)"),
+  matches: z.array(SearchMatch).describe("In line order"),
+  truncated: z.boolean().describe("True when the search stopped before the end of what is stored (the limit, the byte cap or the time budget)"),
+  nextLine: z.number().int().optional().describe("With truncated: the line to go on from (`fromLine` of the next call)"),
+  timedOut: z.boolean().optional().describe("True when the time budget (limits.searchBudgetMs) ended it"),
+});
+
+export const entrySearch = request({
+  name: "entry/search",
+  role: "viewer",
+  description:
+    "Finds the lines of a command's stored output (one channel, or its output channels merged) holding a pattern: plain text, or a regular expression within a time budget; with line numbers and context lines, in line order, at most `limit` matches and 256 KiB, and the line to go on from. Runs in a worker thread (never delays appends); a live channel is searched as stored so far.",
+  params: EntrySearchParams,
+  result: EntrySearchResult,
+});

@@ -1,7 +1,8 @@
 import type { z } from "zod";
 import { byName } from "../define.js";
 import { auditList } from "./audit.js";
-import { entryGet, entryList } from "./entry.js";
+import { deviceList, deviceRevoke } from "./device.js";
+import { entryGet, entryList, entrySearch } from "./entry.js";
 import { modelList } from "./model.js";
 import { notifyAdd, notifyList, notifyRemove, notifyTest } from "./notify.js";
 import { projectList } from "./project.js";
@@ -43,6 +44,7 @@ export const METHODS = [
   proposalList,
   entryGet,
   entryList,
+  entrySearch,
   runnerAttach,
   runnerList,
   stream,
@@ -59,6 +61,8 @@ export const METHODS = [
   tokenCreate,
   tokenList,
   tokenRevoke,
+  deviceList,
+  deviceRevoke,
   notifyAdd,
   notifyList,
   notifyRemove,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ProposalNotice, RunAlias, RunnerRef, Traceparent } from "../common.js";
 import { request } from "../define.js";
+import { EgressList } from "../egress-schema.js";
 import { TtySize } from "../runner.js";
 import { SandboxModeName } from "../sandbox.js";
 
@@ -49,6 +50,9 @@ export const ProposalCreateParams = z.strictObject({
   ),
   sandbox: SandboxModeName.optional().describe(
     'The sandbox mode to run it in (read-only, workspace-write, full); default: the server\'s `sandbox` setting. Recorded as the proposal\'s `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only',
+  ),
+  allow_hosts: EgressList.optional().describe(
+    'Network mode allowlist: hosts the command needs beyond the project\'s list (config.json `egress`), as "registry.npmjs.org", "*.github.com", "example.org:8443" or an address; shown before the decision as asked hosts. Only for workspace-write on a runner that enforces an allowlist (else UNSUPPORTED)',
   ),
   traceparent: Traceparent.optional(),
 });

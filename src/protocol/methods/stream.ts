@@ -7,6 +7,15 @@ import { ENTRY } from "../status.js";
 /** The params every call about one producer starts with. */
 export const ProducerParams = { run: RunAlias, path: EntryPath.describe("The producer's log entry path") };
 
+/** What a command in network mode allowlist reached and was refused (`host:port`, each once, at most 64 of each). */
+const EgressReached = z
+  .strictObject({
+    allowed: z.array(z.string().max(300)).max(64).describe("Hosts the egress proxy connected it to"),
+    blocked: z.array(z.string().max(300)).max(64).describe("Hosts the egress proxy refused"),
+  })
+  .optional()
+  .describe("Network mode allowlist: what the command reached and was refused; recorded on the log entry (egressReached) and in the audit trail");
+
 /** What the finishing calls (completed, aborted, cancel) answer. */
 export const FinishResult = z.object({
   path: z.string(),
@@ -90,6 +99,7 @@ export const streamCompleted = request({
       .optional()
       .describe("Signal that ended the process, e.g. SIGKILL"),
     duration: Duration.optional(),
+    egress: EgressReached,
   }),
   result: FinishResult,
 });
@@ -98,7 +108,7 @@ export const streamAborted = request({
   name: "stream/aborted",
   role: "runner",
   description: "The owner gave up (killed, timed out, failed to start): channels become 499 with the reason. Idempotent.",
-  params: z.strictObject({ ...ProducerParams, reason: z.string().max(4096).optional(), duration: Duration.optional() }),
+  params: z.strictObject({ ...ProducerParams, reason: z.string().max(4096).optional(), duration: Duration.optional(), egress: EgressReached }),
   result: FinishResult,
 });
 

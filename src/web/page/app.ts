@@ -3,9 +3,9 @@ import { SpoolClient } from "../../client/spool-client.js";
 import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "../../protocol/page-session.js";
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
-import { age, escapeControl, serverNow, setServerClock } from "./format.js";
+import { age, deadlineText, escapeControl, serverNow, setServerClock } from "./format.js";
 import { ProposalNotifier } from "./notify.js";
-import { codeIn, type Route, readRoute, routeHash } from "./route.js";
+import { codeIn, malformedHash, type Route, readRoute, routeHash } from "./route.js";
 import { ProjectView } from "./routes/project.js";
 import { RunView } from "./routes/run.js";
 
@@ -77,6 +77,8 @@ export class App implements PageContext {
   #pendingRoot: string | null = null;
   /** Who the page is signed in as (GET /session). */
   #principal: SignedIn = { name: "", role: "viewer" };
+  /** Which paired device this browser is. */
+  #device: { id: string; name: string } = { id: "", name: "" };
 
   // Regions of the page.
   readonly #el = {
@@ -116,7 +118,12 @@ export class App implements PageContext {
     return this.#principal;
   }
 
-  /** Signs in with the fragment's one-time code when there is one, then connects. */
+  /**
+   * Pairs this browser with the fragment's one-time code when there is one, then connects. A page already signed in
+   * keeps its device: a link for the same principal is spent and changes nothing; one for another principal asks
+   * first, naming both; a link this server does not know (bogus, spent, another server's) is said so, and the page
+   * stays as it was.
+   */
   async start(): Promise<void> {
     // A sign-in link pasted into a tab already on the page only changes the fragment: start over with it.
     window.addEventListener("hashchange", () => {
@@ -124,23 +131,35 @@ export class App implements PageContext {
     });
     const fragment = new URLSearchParams(codeIn(location.hash) ? location.hash.slice(1) : "");
     const code = fragment.get("code");
+    let note: string | null = null;
     if (code) {
       // The code leaves the address bar at once, whatever happens next.
       const wanted = fragment.get("project");
       history.replaceState(null, "", `${location.pathname}${wanted ? routeHash({ project: wanted, run: null, producer: null }) : ""}`);
       this.#route = readRoute();
       this.#pendingRoot = fragment.get("root");
-      const response = await fetch("/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
-      if (!response.ok) return this.#signedOut(await errorText(response));
-      keepKey(String(((await response.json()) as { key?: unknown }).key ?? ""));
+      const current = await sessionRequest();
+      const signedIn = current.ok ? ((await current.json()) as SessionInfo) : null;
+      if (signedIn === null) {
+        const failed = await this.#pair(code);
+        if (failed !== null) return this.#signedOut(failed);
+      } else {
+        note = await this.#maybeSwitch(code, signedIn);
+      }
     }
     const session = await sessionRequest();
     if (!session.ok) return this.#signedOut(code ? "" : await errorText(session));
-    const { principal } = (await session.json()) as { principal: SignedIn };
-    this.#principal = principal;
+    const info = (await session.json()) as SessionInfo;
+    this.#principal = info.principal;
+    this.#device = info.device;
     this.#layout();
+    if (note) this.toast(note, "error");
+    const malformed = () => this.toast(`Not an address of this page: ${escapeControl(location.hash.slice(0, 80))}`, "error");
+    if (malformedHash(location.hash)) malformed();
     window.addEventListener("hashchange", () => {
-      if (!codeIn(location.hash)) this.navigate(readRoute(), false);
+      if (codeIn(location.hash)) return;
+      if (malformedHash(location.hash)) return malformed();
+      this.navigate(readRoute(), false);
     });
     // Ages in seconds change every second: "0s" must not stand for ten.
     setInterval(() => this.#refreshAges(), 1_000);
@@ -155,6 +174,70 @@ export class App implements PageContext {
     await this.#connect();
   }
 
+  /** Trades the code for a device of its own; the server's words when it was refused, else null. */
+  async #pair(code: string): Promise<string | null> {
+    const response = await fetch("/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
+    if (!response.ok) return await errorText(response);
+    keepKey(String(((await response.json()) as { key?: unknown }).key ?? ""));
+    return null;
+  }
+
+  /**
+   * A link opened on a page already signed in: whose code it is decides. The same principal: nothing to change (the
+   * code is spent). Another: the person chooses, the current one by default. An unknown code: the page stays. Returns
+   * what to tell the person, or null.
+   */
+  async #maybeSwitch(code: string, current: SessionInfo): Promise<string | null> {
+    const peek = await fetch("/session/peek", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
+    const now = `you are still signed in as ${current.principal.name} (${current.principal.role})`;
+    if (!peek.ok) return `${await errorText(peek)}: ${now}.`;
+    const { principal } = (await peek.json()) as { principal: SignedIn };
+    if (principal.name === current.principal.name && principal.role === current.principal.role) {
+      // This browser is that principal's device already: the code is spent, nothing else changes.
+      void fetch("/session/peek", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code, spend: true }) }).catch(
+        () => undefined,
+      );
+      return null;
+    }
+    const choice = await this.#ask(current.principal, principal);
+    if (choice === "keep") return `The link was for ${principal.name} (${principal.role}): ${now}.`;
+    const failed = await this.#pair(code);
+    return failed === null ? null : `${failed}: ${now}.`;
+  }
+
+  /** Asks whether to keep the current principal or switch to the link's, naming both; keeping is the default. */
+  #ask(current: SignedIn, offered: SignedIn): Promise<"keep" | "switch"> {
+    return new Promise((resolve) => {
+      const done = (choice: "keep" | "switch") => {
+        dialog.remove();
+        resolve(choice);
+      };
+      const keep = h("button", { type: "button", class: "primary", "data-choice": "keep", onclick: () => done("keep") }, `Stay ${escapeControl(current.name)}`);
+      const change = h("button", { type: "button", "data-choice": "switch", onclick: () => done("switch") }, `Sign in as ${escapeControl(offered.name)}`);
+      const dialog = h(
+        "div",
+        { class: "switch-ask", role: "alertdialog", "aria-modal": "true", "aria-labelledby": "switch-title" },
+        h(
+          "div",
+          { class: "switch-box" },
+          h("h2", { id: "switch-title" }, "Sign in as someone else?"),
+          h(
+            "p",
+            null,
+            "This page is signed in as ",
+            h("strong", { "data-current": current.name }, `${escapeControl(current.name)} (${current.role})`),
+            ". The link you opened signs it in as ",
+            h("strong", { "data-offered": offered.name }, `${escapeControl(offered.name)} (${offered.role})`),
+            ": what you do next would be done, and seen, as them.",
+          ),
+          h("div", { class: "switch-actions" }, keep, change),
+        ),
+      );
+      fill(this.#root, dialog);
+      keep.focus();
+    });
+  }
+
   #signedOut(reason: string): void {
     this.#state = "signed-out";
     keepKey(null);
@@ -165,20 +248,31 @@ export class App implements PageContext {
         "div",
         { class: "signed-out" },
         h("h1", null, "Spool"),
-        h("p", { class: "reason" }, ...withCode(reason || "This page is not signed in.")),
+        h("p", { class: "reason" }, ...withCode(reason || "This device is not paired.")),
         h(
           "p",
           null,
-          "On the machine that runs the server, ",
+          "To pair this browser, run ",
+          h("code", null, "spool open --qr"),
+          " on the machine that runs the server and scan the code with this device's camera (or open the link ",
           h("code", null, "spool open"),
-          " prints a link that signs this browser in (it works once, for a minute).",
+          " prints: it works once, for a minute). It then stays signed in, across restarts, until you unpair it.",
         ),
       ),
     );
   }
 
   #layout(): void {
-    const signOut = h("button", { class: "quiet", type: "button", onclick: () => void this.#signOut() }, "Sign out");
+    const signOut = h(
+      "button",
+      { class: "quiet", type: "button", title: "Sign this browser out: it needs a new link to come back", onclick: () => void this.#signOut() },
+      "Unpair",
+    );
+    const device = h(
+      "span",
+      { class: "device", "data-device": this.#device.id, title: `this device: ${this.#device.name} (${this.#device.id}); spool devices lists it` },
+      escapeControl(this.#device.name),
+    );
     const { name, role } = this.#principal;
     const who = h(
       "span",
@@ -195,6 +289,7 @@ export class App implements PageContext {
         this.#el.status,
         h("span", { class: "spacer" }),
         who,
+        device,
         this.#notifier.button,
         signOut,
       ),
@@ -209,7 +304,7 @@ export class App implements PageContext {
 
   async #signOut(): Promise<void> {
     await sessionRequest({ method: "DELETE" });
-    this.#signedOut("Signed out.");
+    this.#signedOut("This device is unpaired.");
   }
 
   // ── connection ──────────────────────────────────────────────────────────
@@ -314,6 +409,8 @@ export class App implements PageContext {
     // Back after a drop on the same run: keep what is shown and catch up.
     const shown = this.#runView.run;
     await this.#runView.open(view, shown !== null && shown.alias === this.#route.run);
+    // A notification's link names a waiting proposal: its card first, in view.
+    if (view === this.#view) project.focus(this.#route.run, this.#route.producer);
   }
 
   /** The project's notifications go to the views they change; the data connection's to the producer's terminals. */
@@ -334,10 +431,12 @@ export class App implements PageContext {
     });
     rpc.on("run/resolved", (r) => {
       const key = `${r.run}\u0000${r.path}`;
-      if (project.proposals.delete(key) && r.resolver.connectionId !== this.#connectionId) {
-        const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
+      const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
+      if (project.proposals.has(key) && r.resolver.connectionId !== this.#connectionId) {
         this.toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(who)}: ${r.run} ${r.path}`);
       }
+      // The card stays and says what was decided and by whom (this page's own decision: already so).
+      if (r.resolver.connectionId !== this.#connectionId) project.decided(key, r.decision, who, r.reason);
       project.renderProposals();
       project.renderRuns();
       project.scheduleProjects();
@@ -430,12 +529,22 @@ export class App implements PageContext {
       const text = age(Number(el.dataset.since));
       if (!el.textContent?.endsWith(text)) el.textContent = text;
     }
+    for (const el of this.#root.querySelectorAll<HTMLElement>("[data-deadline]")) {
+      const text = deadlineText(Number(el.dataset.deadline));
+      if (el.textContent !== text) el.textContent = text;
+    }
   }
 }
 
 /** The server's words with `…` spans as code elements (the server writes commands that way), never as literal backticks. */
 function withCode(text: string): (string | HTMLElement)[] {
   return text.split("`").map((part, i) => (i % 2 === 1 ? h("code", null, part) : part));
+}
+
+/** GET /session's answer. */
+interface SessionInfo {
+  principal: SignedIn;
+  device: { id: string; name: string };
 }
 
 async function errorText(response: Response): Promise<string> {

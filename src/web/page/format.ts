@@ -48,6 +48,16 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
+/** "rejected by deadline in 4 min": when the server's deadline (decisionTimeoutMs) rejects a waiting proposal. */
+export function deadlineText(at: number, now = serverNow()): string {
+  const left = at - now;
+  if (left <= 0) return "rejected by deadline now";
+  const s = Math.ceil(left / 1000);
+  if (s < 60) return `rejected by deadline in ${s} s`;
+  const m = Math.ceil(s / 60);
+  return m < 120 ? `rejected by deadline in ${m} min` : `rejected by deadline in ${Math.round(m / 60)} h`;
+}
+
 /** A CSS class per status word: the colour says done, failed, waiting, running at a glance. */
 export function statusClass(word: string): string {
   return `status status-${word.replace(/[^a-z]/g, "")}`;

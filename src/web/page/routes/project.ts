@@ -1,7 +1,9 @@
 import { type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
 import { act, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
+import { escapeControl } from "../format.js";
 import type { Project, Proposal, Run, Runner } from "../model.js";
+import { shown } from "../views/common.js";
 import { type ProposalActions, proposalCard } from "../views/proposal.js";
 import { overview, projectItems, runItems } from "../views/sidebar.js";
 
@@ -23,6 +25,8 @@ export class ProjectView {
   projects: Project[] = [];
   #runs = new Map<string, Run>();
   readonly proposals = new Map<string, Proposal>();
+  /** Proposals decided while the page was open, newest first: their cards say what was decided and by whom. */
+  readonly #decided = new Map<string, { p: Proposal; decision: "accept" | "reject"; by: string; reason: string | null; at: number }>();
   #runners: Runner[] = [];
   /** Cards already shown are kept (with what was typed in them); only new ones are made. */
   #cards = new Map<string, HTMLElement>();
@@ -103,6 +107,20 @@ export class ProjectView {
   clear(): void {
     this.#runs.clear();
     this.proposals.clear();
+    this.#decided.clear();
+  }
+
+  /**
+   * A proposal shown here was decided (by this page or anyone): its card stays, saying what was decided and by whom,
+   * until dismissed (the ten latest are kept).
+   */
+  decided(key: string, decision: "accept" | "reject", by: string, reason: string | null): void {
+    const p = this.proposals.get(key) ?? this.#decided.get(key)?.p;
+    if (!p) return;
+    this.proposals.delete(key);
+    this.#decided.delete(key);
+    this.#decided.set(key, { p, decision, by, reason, at: Date.now() });
+    while (this.#decided.size > 10) this.#decided.delete(this.#decided.keys().next().value!);
   }
 
   /** How many of a run's proposals wait for a decision, as far as the page knows. */
@@ -135,7 +153,7 @@ export class ProjectView {
         }
         throw error;
       }
-      this.proposals.delete(`${p.run}\u0000${p.path}`);
+      this.decided(`${p.run}\u0000${p.path}`, decision, `${page.principal.name} (this page)`, reason || null);
       this.renderProposals();
       // Approving is wanting to watch it: show its output, unless another run is in view.
       if (decision === "accept" && (page.route.run === null || p.run === page.route.run)) page.go({ run: p.run, producer: p.path });
@@ -170,8 +188,14 @@ export class ProjectView {
       cards.set(key, card);
     }
     this.#cards = cards;
+    const done = [...this.#decided.entries()].reverse().map(([key, d]) =>
+      decidedCard(d, () => {
+        this.#decided.delete(key);
+        this.renderProposals();
+      }),
+    );
     if (list.length === 0) {
-      fill(this.#el.proposals);
+      fill(this.#el.proposals, ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []));
       return;
     }
     const own = here === null ? list.length : list.filter(([, p]) => p.run === here).length;
@@ -179,7 +203,20 @@ export class ProjectView {
       here === null || own === list.length
         ? `Waiting for a decision (${list.length})`
         : `Waiting for a decision: ${own} in this run, ${list.length - own} in other runs`;
-    fill(this.#el.proposals, h("h2", null, heading), h("div", { class: "cards" }, ...cards.values()));
+    fill(
+      this.#el.proposals,
+      h("h2", null, heading),
+      h("div", { class: "cards" }, ...cards.values()),
+      ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []),
+    );
+  }
+
+  /** A link to a waiting proposal (a notification's): its card is brought into view and marked. */
+  focus(run: string | null, path: string | null): void {
+    const card = run && path ? this.#cards.get(`${run}\u0000${path}`) : undefined;
+    if (!card) return;
+    for (const other of this.#cards.values()) other.classList.toggle("focused", other === card);
+    card.scrollIntoView({ block: "start" });
   }
 
   renderOverview(): void {
@@ -194,6 +231,25 @@ export class ProjectView {
       ),
     );
   }
+}
+
+/** A decided proposal's card: its command, what was decided, by whom and why, and a way to put it away. */
+function decidedCard(d: { p: Proposal; decision: "accept" | "reject"; by: string; reason: string | null }, dismiss: () => void): HTMLElement {
+  const word = d.decision === "accept" ? "Approved" : "Rejected";
+  return h(
+    "article",
+    { class: `card decided decided-${d.decision}`, "data-path": d.p.path, "data-run": d.p.run, "data-decision": d.decision },
+    h("pre", { class: "command" }, "$ ", shown(d.p.producer.command)),
+    h(
+      "p",
+      { class: "verdict" },
+      h("strong", null, word),
+      ` by ${escapeControl(d.by)}`,
+      d.reason ? `: ${escapeControl(d.reason)}` : "",
+      " ",
+      h("button", { type: "button", class: "quiet", onclick: dismiss }, "Dismiss"),
+    ),
+  );
 }
 
 /** Marks a proposal's card as another run's (on a run's page), or not: a class and a visible note in its head. */

@@ -1,6 +1,6 @@
 import { defaultRunnerName, envPair, factValue } from "../../../protocol/proposal-facts.js";
 import { h } from "../dom.js";
-import { escapeControl, hasControl } from "../format.js";
+import { deadlineText, escapeControl, hasControl } from "../format.js";
 import type { Proposal, Runner } from "../model.js";
 import { routeHash } from "../route.js";
 import { shown, since } from "./common.js";
@@ -63,6 +63,8 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       h("span", { class: "dim path" }, escapeControl(p.path)),
       since(p.createdAt),
     ),
+    // The server's deadline, when one is in force: the card says when nobody's decision becomes a rejection.
+    p.expiresAt != null ? h("p", { class: "deadline", "data-deadline": String(p.expiresAt) }, deadlineText(p.expiresAt)) : null,
     h("pre", { class: "command" }, "$ ", shown(facts.command)),
     h(
       "dl",

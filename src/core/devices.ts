@@ -1,0 +1,297 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { z } from "zod";
+import type { DeviceView } from "../protocol/methods/device.js";
+import { HOME_PRINCIPAL_NAME, type PrincipalRef, ROLES } from "../protocol/roles.js";
+import { conflict, notFound, SpoolError } from "../rpc/errors.js";
+import type { DeviceRow } from "../store/schema.js";
+import type { Audit } from "./audit.js";
+import type { ClusterLink } from "./cluster.js";
+import type { CoreDeps } from "./deps.js";
+
+/** Whose credential a sign-in code stands for: its principal, which credential (a token id, `home:<id>`), until when. */
+export interface DeviceGrant {
+  principal: PrincipalRef;
+  credential: string;
+  credentialExpiresAt: number | null;
+}
+
+/** A device that is signed in: what a page acts as, and until when. */
+export interface LiveDevice {
+  id: string;
+  name: string;
+  principal: PrincipalRef;
+  /** Its idle end, never past its credential's expiry. */
+  expiresAt: number;
+  credentialExpiresAt: number | null;
+}
+
+/** Both halves of a new device's credential: the cookie's value and the page's key. */
+export interface Paired {
+  cookie: string;
+  key: string;
+  device: LiveDevice;
+}
+
+const sha256 = (secret: string) => createHash("sha256").update(secret).digest();
+/** 256 random bits, URL- and cookie-safe. */
+const secret = () => randomBytes(32).toString("base64url");
+/** A cookie is `<device id>.<secret>`: the id finds the row, the secret is compared as its SHA-256. */
+const COOKIE = /^([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
+/** A use is written back at most this often per device (every request would be a write). */
+const TOUCH_EVERY_MS = 60_000;
+const NAME_MAX = 64;
+
+/**
+ * Paired devices: a browser signed in with a one-time code becomes a credential of its own, kept in the store (only
+ * digests of its cookie's secret and its page's key), so it survives a restart and works on every server sharing the
+ * database. It acts as the principal whose credential made the code, lives `deviceIdleMs` past its last use, never
+ * past that credential's expiry, and ends when the credential is revoked or replaced. Revoking a device closes its
+ * pages on every server (`onEnded` listeners here, the cluster bus elsewhere).
+ */
+export class Devices {
+  readonly #listeners: ((ids: readonly string[], reason: string) => number)[] = [];
+  #home: string | null = null;
+
+  constructor(
+    private readonly deps: CoreDeps,
+    cluster: ClusterLink,
+    private readonly audit: Audit,
+  ) {
+    cluster.onDevicesRevoked((ids) => void this.#tell(ids, "signed out: device unpaired"));
+  }
+
+  /** The home's token file's credential (`home:<id>`): its devices end when it is replaced. */
+  useHomeCredential(credential: string): void {
+    this.#home = credential;
+  }
+
+  /**
+   * Pairs a new device for the grant's principal. Past the principal's own bound its device used longest ago is
+   * unpaired; past the server-wide bound nothing is unpaired and the pairing is refused (LIMIT_EXCEEDED).
+   */
+  async pair(grant: DeviceGrant, options: { name: string | null; userAgent: string | null; address: string | null }, now = Date.now()): Promise<Paired> {
+    const limits = this.deps.config.limits;
+    const repos = this.deps.repos.devices;
+    const mine = (await repos.listDevices(grant.principal.name)).filter((row) => this.#alive(row, now));
+    const stale = mine.length >= limits.maxDevicesPerPrincipal ? oldestFirst(mine).slice(0, mine.length - limits.maxDevicesPerPrincipal + 1) : [];
+    if (stale.length === 0 && (await repos.countLiveDevices()) >= limits.maxDevices) {
+      await this.#prune(now);
+      if ((await repos.countLiveDevices()) >= limits.maxDevices)
+        throw new SpoolError(
+          "LIMIT_EXCEEDED",
+          `This server has ${limits.maxDevices} paired devices (limits.maxDevices): unpair some with \`spool devices revoke\` before pairing another`,
+          { limit: "maxDevices", max: limits.maxDevices },
+        );
+    }
+    if (stale.length > 0) await this.#revoke(stale, "signed out: too many devices of this principal", now);
+    const taken = new Set(mine.filter((row) => !stale.includes(row)).map((row) => row.name));
+    const name = uniqueName(cleanName(options.name) ?? nameFromAgent(options.userAgent), taken);
+    const cookieSecret = secret();
+    const key = secret();
+    const row = await repos.insertDevice({
+      device_id: randomBytes(6).toString("hex"),
+      name,
+      principal: grant.principal.name,
+      role: grant.principal.role,
+      credential: grant.credential,
+      secret_hash: sha256(cookieSecret).toString("hex"),
+      key_hash: sha256(key).toString("hex"),
+      created_at: now,
+      created_address: options.address,
+      last_seen_at: now,
+      last_address: options.address,
+      idle_ms: limits.deviceIdleMs,
+      parent_expires_at: grant.credentialExpiresAt,
+      revoked_at: null,
+    });
+    await this.audit.record({
+      action: "sign-in",
+      principal: grant.principal.name,
+      client: "spool-web",
+      detail: { address: options.address, device: row.device_id, name: row.name },
+    });
+    return { cookie: `${row.device_id}.${cookieSecret}`, key, device: this.#live(row, grant.principal) };
+  }
+
+  /**
+   * The live device a cookie and a page's key name together, or null. A use moves its idle end on; a use from an
+   * address it was not last used from is audited.
+   */
+  async check(cookie: string | null, key: string | null, address: string | null, now = Date.now()): Promise<LiveDevice | null> {
+    const match = cookie === null ? null : COOKIE.exec(cookie);
+    if (!match || !key) return null;
+    const row = await this.deps.repos.devices.findDevice(match[1]!);
+    // Both digests are compared even for an unknown id, so the time taken says nothing of which ids exist.
+    const secretOk = timingSafeEqual(row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32), sha256(match[2]!));
+    const keyOk = timingSafeEqual(row ? Buffer.from(row.key_hash, "hex") : Buffer.alloc(32), sha256(key));
+    if (!row || !secretOk || !keyOk || !this.#alive(row, now)) return null;
+    const principal = await this.#parent(row, now);
+    if (!principal) return null;
+    const moved = address !== null && address !== row.last_address;
+    if (moved || now - row.last_seen_at >= TOUCH_EVERY_MS) {
+      await this.deps.repos.devices.touchDevice(row.device_id, now, address ?? row.last_address);
+      row.last_seen_at = now;
+      if (moved)
+        await this.audit.record({
+          action: "device/address",
+          principal: row.principal,
+          client: "spool-web",
+          detail: { device: row.device_id, name: row.name, address, before: row.last_address },
+        });
+    }
+    return this.#live(row, principal);
+  }
+
+  /** Records a use of a device whose page is open (its idle end moves on). */
+  async touch(deviceId: string, now = Date.now()): Promise<void> {
+    const row = await this.deps.repos.devices.findDevice(deviceId);
+    if (row && row.revoked_at === null) await this.deps.repos.devices.touchDevice(deviceId, now, row.last_address);
+  }
+
+  /** Devices still signed in: one principal's, or (null) everyone's. */
+  async list(principal: string | null, now = Date.now()): Promise<z.input<typeof DeviceView>[]> {
+    const rows = (await this.deps.repos.devices.listDevices(principal)).filter((row) => this.#alive(row, now));
+    return rows.map(deviceView);
+  }
+
+  /** Unpairs the device of that id or name, of `owner`'s principal (null: anyone's). */
+  async revoke(which: string, owner: string | null, now = Date.now()): Promise<{ device: z.input<typeof DeviceView>; closed: number }> {
+    const rows = (await this.deps.repos.devices.listDevices(owner)).filter((row) => this.#alive(row, now));
+    const byId = rows.filter((row) => row.device_id === which);
+    const found = byId.length > 0 ? byId : rows.filter((row) => row.name === which);
+    if (found.length === 0) throw notFound(`Device "${which}"${owner === null ? "" : ` of ${owner}`}`, { device: which });
+    if (found.length > 1)
+      throw conflict(`${found.length} devices are named "${which}": give the id (${found.map((row) => `${row.device_id} of ${row.principal}`).join(", ")})`, {
+        device: which,
+        ids: found.map((row) => row.device_id),
+      });
+    const closed = await this.#revoke(found, "signed out: device unpaired", now);
+    return { device: deviceView(found[0]!), closed };
+  }
+
+  /** Unpairs the device a page presents (its own "Unpair"); false when it is no live device. */
+  async unpair(cookie: string | null, key: string | null, now = Date.now()): Promise<LiveDevice | null> {
+    const live = await this.check(cookie, key, null, now);
+    if (!live) return null;
+    const row = await this.deps.repos.devices.findDevice(live.id);
+    if (row) await this.#revoke([row], "signed out: device unpaired", now);
+    return live;
+  }
+
+  /** Called with device ids when they end (here or on another server): closes their pages, says how many. */
+  onEnded(listener: (ids: readonly string[], reason: string) => number): void {
+    this.#listeners.push(listener);
+  }
+
+  async #revoke(rows: readonly DeviceRow[], reason: string, now: number): Promise<number> {
+    const revoked = await this.deps.repos.devices.revokeDevices(
+      rows.map((row) => row.device_id),
+      now,
+    );
+    const ids = revoked.map((row) => row.device_id);
+    if (ids.length === 0) return 0;
+    const closed = this.#tell(ids, reason);
+    if (this.deps.bus.shared) this.deps.bus.publish({ t: "devices-revoked", ids });
+    return closed;
+  }
+
+  /** Expired devices out of the count (revoked, so their rows stay for the trail). */
+  async #prune(now: number): Promise<void> {
+    const expired = (await this.deps.repos.devices.listDevices(null)).filter((row) => !this.#alive(row, now));
+    await this.deps.repos.devices.revokeDevices(
+      expired.map((row) => row.device_id),
+      now,
+    );
+  }
+
+  #alive(row: DeviceRow, now: number): boolean {
+    if (row.revoked_at !== null) return false;
+    if (row.parent_expires_at !== null && row.parent_expires_at <= now) return false;
+    return row.last_seen_at + row.idle_ms > now;
+  }
+
+  /** The principal a device acts as, while the credential that paired it holds (not revoked, expired or replaced). */
+  async #parent(row: DeviceRow, now: number): Promise<PrincipalRef | null> {
+    if (row.credential.startsWith("home:")) {
+      return row.credential === this.#home && row.principal === HOME_PRINCIPAL_NAME ? { name: HOME_PRINCIPAL_NAME, role: "admin", projects: null } : null;
+    }
+    const parent = await this.deps.repos.principals.findPrincipalByTokenId(row.credential);
+    if (!parent || parent.revoked_at !== null || (parent.expires_at !== null && parent.expires_at <= now)) return null;
+    if (parent.name !== row.principal || !ROLES.includes(parent.role)) return null;
+    return { name: parent.name, role: parent.role, projects: parent.projects === null ? null : (JSON.parse(parent.projects) as string[]) };
+  }
+
+  #live(row: DeviceRow, principal: PrincipalRef): LiveDevice {
+    return { id: row.device_id, name: row.name, principal, expiresAt: endOf(row), credentialExpiresAt: row.parent_expires_at };
+  }
+
+  #tell(ids: readonly string[], reason: string): number {
+    let closed = 0;
+    for (const listener of this.#listeners) closed += listener(ids, reason);
+    return closed;
+  }
+}
+
+const endOf = (row: DeviceRow) =>
+  row.parent_expires_at === null ? row.last_seen_at + row.idle_ms : Math.min(row.last_seen_at + row.idle_ms, row.parent_expires_at);
+
+function deviceView(row: DeviceRow): z.input<typeof DeviceView> {
+  return {
+    id: row.device_id,
+    name: row.name,
+    principal: row.principal,
+    role: row.role,
+    createdAt: row.created_at,
+    createdAddress: row.created_address,
+    lastSeenAt: row.last_seen_at,
+    lastAddress: row.last_address,
+    expiresAt: endOf(row),
+  };
+}
+
+const oldestFirst = (rows: readonly DeviceRow[]) => [...rows].sort((a, b) => a.last_seen_at - b.last_seen_at || a.id - b.id);
+
+/** A name as given: printable, trimmed, bounded; null when nothing is left. */
+function cleanName(name: string | null): string | null {
+  if (name === null) return null;
+  const clean = name.replace(/\p{C}/gu, "").replace(/\s+/g, " ").trim().slice(0, NAME_MAX);
+  return clean.length > 0 ? clean : null;
+}
+
+/** `Chrome on Android`, `Safari on iPhone`, … from a User-Agent; `browser` when it says nothing known. */
+export function nameFromAgent(agent: string | null): string {
+  const ua = agent ?? "";
+  const browser = /Edg\//.test(ua)
+    ? "Edge"
+    : /Firefox\//.test(ua)
+      ? "Firefox"
+      : /HeadlessChrome\//.test(ua)
+        ? "Headless Chrome"
+        : /Chrome\//.test(ua)
+          ? "Chrome"
+          : /Safari\//.test(ua)
+            ? "Safari"
+            : /curl\//.test(ua)
+              ? "curl"
+              : "browser";
+  const system = /iPhone/.test(ua)
+    ? "iPhone"
+    : /iPad/.test(ua)
+      ? "iPad"
+      : /Android/.test(ua)
+        ? "Android"
+        : /Mac OS X/.test(ua)
+          ? "macOS"
+          : /Windows/.test(ua)
+            ? "Windows"
+            : /Linux/.test(ua)
+              ? "Linux"
+              : null;
+  return system ? `${browser} on ${system}` : browser;
+}
+
+/** The name, or the name with the first free ` (2)`, ` (3)` … among the principal's devices. */
+function uniqueName(name: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(name)) return name;
+  for (let n = 2; ; n++) if (!taken.has(`${name} (${n})`)) return `${name} (${n})`;
+}

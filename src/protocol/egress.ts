@@ -1,0 +1,142 @@
+/*
+ * A sandboxed command's egress allowlist (SPEC §7 Runners, "Sandbox modes", network `allowlist`): the hosts a proxy
+ * outside the sandbox connects to for it, and nothing else. Plain TypeScript with no Node imports: every client shows
+ * the list from here (the web page bundles it: no zod here; the schemas are in egress-schema.ts), and the server and the
+ * runners parse it with the same rules.
+ */
+
+/** One entry of the list, parsed: a name (`*.` for its subdomains), or an address; a port, or any. */
+export interface EgressRule {
+  /** The entry as written (lower case): what a refusal and the facts name. */
+  text: string;
+  /** The name without `*.`, or the address (IPv6 without brackets). */
+  host: string;
+  /** `*.example.org`: every name below example.org, not example.org itself. */
+  wildcard: boolean;
+  /** An IP address, not a name: only a connection to that address matches. */
+  address: boolean;
+  /** null: any port. */
+  port: number | null;
+}
+
+/** At most this many entries in one list (the project's and those a proposal asks for, each). */
+export const MAX_EGRESS_RULES = 64;
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** Whether `text` is an IPv4 address in dotted decimal (no leading zeros). */
+export const isIpv4 = (text: string): boolean => IPV4.test(text);
+
+/** Whether `text` is an IPv6 address (a loose but safe check: hex groups, one `::`, an optional trailing IPv4). */
+export function isIpv6(text: string): boolean {
+  if (!/^[0-9a-f:.]+$/i.test(text) || !text.includes(":")) return false;
+  const parts = text.split("::");
+  if (parts.length > 2) return false;
+  const groups = parts.flatMap((part) => (part === "" ? [] : part.split(":")));
+  const last = groups.at(-1) ?? "";
+  const v4 = last.includes(".");
+  if (v4 && !isIpv4(last)) return false;
+  const hex = v4 ? groups.slice(0, -1) : groups;
+  if (!hex.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return false;
+  const count = hex.length + (v4 ? 2 : 0);
+  return parts.length === 2 ? count < 8 : count === 8;
+}
+
+/** Whether `name` is a host name the list can hold (letters, digits, hyphens; dots between labels; at most 253 characters). */
+export const isHostName = (name: string): boolean => name.length <= 253 && name.split(".").every((label) => LABEL.test(label));
+
+/** Parses one entry (`registry.npmjs.org`, `*.github.com`, `example.org:8443`, `10.0.0.5`, `[::1]:80`); a string says what is wrong. */
+export function parseEgressRule(entry: string): EgressRule | string {
+  const text = entry.trim().toLowerCase();
+  if (text === "") return "an empty entry";
+  let host = text;
+  let port: number | null = null;
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  if (bracketed) {
+    host = bracketed[1]!;
+    port = bracketed[2] === undefined ? null : Number(bracketed[2]);
+  } else if (!isIpv6(text)) {
+    const colon = text.lastIndexOf(":");
+    if (colon >= 0) {
+      const digits = text.slice(colon + 1);
+      if (!/^\d{1,5}$/.test(digits)) return `"${entry}": the port after ":" must be a number`;
+      host = text.slice(0, colon);
+      port = Number(digits);
+    }
+  }
+  if (port !== null && (port < 1 || port > 65535)) return `"${entry}": the port must be 1-65535`;
+  if (isIpv4(host) || isIpv6(host)) return { text, host, wildcard: false, address: true, port };
+  const wildcard = host.startsWith("*.");
+  const name = wildcard ? host.slice(2) : host;
+  if (name.includes("*")) return `"${entry}": a wildcard may only start the name ("*.example.org")`;
+  if (!isHostName(name)) return `"${entry}": not a host name, "*." and a name, or an IP address (with an optional ":port")`;
+  if (wildcard && !name.includes(".")) return `"${entry}": a wildcard must name a domain with a dot ("*.example.org", not "*.org")`;
+  return { text, host: name, wildcard, address: false, port };
+}
+
+/** Parses a list that was checked already (EgressList, egress-schema.ts); an entry that fails is left out. */
+export const egressRules = (entries: readonly string[]): EgressRule[] =>
+  entries.flatMap((entry) => {
+    const rule = parseEgressRule(entry);
+    return typeof rule === "string" ? [] : [rule];
+  });
+
+/** The host a target names, as the rules compare it: lower case, without a final dot or IPv6 brackets. */
+export const normalHost = (host: string): string =>
+  host
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1")
+    .replace(/\.$/, "");
+
+/** The first rule that lets a connection to `host` (a name or an address) on `port` through; null: none does. */
+export function matchingEgressRule(rules: readonly EgressRule[], host: string, port: number): EgressRule | null {
+  const target = normalHost(host);
+  for (const rule of rules) {
+    if (rule.port !== null && rule.port !== port) continue;
+    if (rule.wildcard ? target.endsWith(`.${rule.host}`) : target === rule.host) return rule;
+  }
+  return null;
+}
+
+/** The entries of `wider` that cover every entry of `narrower`: whether a rule made with `wider` may accept `narrower`. */
+export function coversEgress(wider: readonly string[], narrower: readonly string[]): boolean {
+  const rules = egressRules(wider);
+  return egressRules(narrower).every((entry) =>
+    rules.some((rule) => {
+      if (rule.port !== null && rule.port !== entry.port) return false;
+      if (rule.address || entry.address) return rule.address === entry.address && rule.host === entry.host;
+      if (!rule.wildcard) return !entry.wildcard && rule.host === entry.host;
+      return (entry.wildcard && entry.host === rule.host) || entry.host.endsWith(`.${rule.host}`);
+    }),
+  );
+}
+
+/** What a proposal's network allowlist is: the project's list, and the hosts the proposal asked for beyond it. */
+export interface EgressFact {
+  hosts: string[];
+  asked: string[];
+}
+
+/** The list a command runs with: the project's and the asked hosts, each once, in that order. */
+export const egressAllowed = (fact: EgressFact): string[] => [...new Set([...fact.hosts, ...fact.asked])];
+
+/** The allowlist fact from a log entry's `egress` attribute; null when it has none (or not in this shape). */
+export function egressOf(value: unknown): EgressFact | null {
+  if (value === null || typeof value !== "object") return null;
+  const { hosts, asked } = value as { hosts?: unknown; asked?: unknown };
+  const strings = (list: unknown) => (Array.isArray(list) ? list.filter((x): x is string => typeof x === "string") : null);
+  const h = strings(hosts);
+  const a = strings(asked);
+  return h && a ? { hosts: h, asked: a } : null;
+}
+
+/** `registry.npmjs.org, *.github.com, +1 asked: evil.example` (the words inside "allowlist (…)"); `shown` makes each host safe to show. */
+export function egressText(fact: EgressFact, shown: (text: string) => string = (t) => t): string {
+  const hosts = fact.hosts.length > 0 ? fact.hosts.map(shown).join(", ") : "no host of the project's list";
+  return fact.asked.length > 0 ? `${hosts}, +${fact.asked.length} asked: ${fact.asked.map(shown).join(", ")}` : hosts;
+}
+
+/** The header a refusal carries, as other egress proxies name it. */
+export const EGRESS_BLOCKED_HEADER = "x-proxy-error";
+export const EGRESS_BLOCKED_VALUE = "blocked-by-allowlist";

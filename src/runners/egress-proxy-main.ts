@@ -1,0 +1,39 @@
+// The egress proxy's program, run as a process of its own beside a sandboxed command in network mode `allowlist`
+// (egress-launcher.ts starts it; the proxy is egress-proxy.ts): it listens on the Unix socket the sandbox gets, writes
+// "1" on its ready descriptor once it does, tells each host it allowed or refused on its stderr (the command's), writes
+// what it allowed and refused to the summary file when it is told to stop (SIGTERM), and then exits.
+// Argument: one JSON object {socket, allow, hosts?, readyFd, summary}.
+
+import { closeSync, writeFileSync, writeSync } from "node:fs";
+import { EgressPolicy, startEgressProxy } from "./egress-proxy.js";
+
+interface Options {
+  socket: string;
+  allow: string[];
+  hosts?: Record<string, string>;
+  readyFd: number;
+  summary: string;
+}
+
+const options = JSON.parse(process.argv.at(-1) ?? "{}") as Options;
+const policy = new EgressPolicy({ allow: options.allow, hosts: options.hosts ?? {}, report: (line) => process.stderr.write(`${line}\n`) });
+// Bundled as CommonJS from the sources (program.ts): no top-level await.
+void startEgressProxy(options.socket, policy).then(
+  (server) => {
+    process.on("SIGTERM", () => {
+      server.close();
+      try {
+        writeFileSync(options.summary, JSON.stringify({ allowed: [...policy.allowed], blocked: [...policy.blocked] }));
+      } catch {
+        // the launcher's directory is gone: nothing to record
+      }
+      process.exit(0);
+    });
+    writeSync(options.readyFd, "1");
+    closeSync(options.readyFd);
+  },
+  (error: Error) => {
+    process.stderr.write(`spool egress: the proxy cannot listen on ${options.socket}: ${error.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,183 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import { program } from "../program.js";
+import type { Store } from "./database.js";
+import type { SearchMatch, SearchQuery } from "./search-match.js";
+import type { ChunkPage, ChunkPageRequest, SearchJob, WorkerReply } from "./search-protocol.js";
+import type { SqliteStore } from "./store.js";
+
+export { compileQuery, MAX_LINE_BYTES, MAX_TEXT_CHARS, type SearchMatch, type SearchQuery } from "./search-match.js";
+
+/**
+ * entry/search's store side: each search runs in a worker thread (search-worker.ts), never on the server's thread.
+ * On SQLite the worker reads the database file through a read-only connection of its own, so the server's thread
+ * does nothing for it but wait; on PostgreSQL (and an in-memory SQLite database) the worker asks this thread for
+ * each page of chunks, read through Kysely (an await between pages). A search that passes its time budget has its
+ * worker ended (the one way to stop a regular expression that backtracks) and answers what it found so far.
+ */
+
+export interface SearchOutcome {
+  matches: SearchMatch[];
+  /** The first line not searched whole, when the search stopped before the end of what is stored. */
+  nextLine: number | undefined;
+  /** Lines passed (all of the view's when it reached the end). */
+  lines: number;
+  /** The budget ended the search (nextLine says where to go on). */
+  timedOut: boolean;
+}
+
+/** A search whose budget ran out before it got past its first page: nothing to answer, nowhere to go on from. */
+export class SearchTimedOut extends Error {
+  constructor(readonly budgetMs: number) {
+    super(`the search passed its time budget of ${budgetMs} ms`);
+  }
+}
+
+/** Searches waiting for a worker, all together, past which one is refused. */
+export class SearchQueueFull extends Error {}
+
+export interface SearchLimits {
+  /** Workers (searches at once) at most. */
+  workers: number;
+  /** Searches waiting for one at most. */
+  queued: number;
+}
+
+/** Milliseconds an idle worker is kept for the next search. */
+const IDLE_MS = 30_000;
+
+interface Slot {
+  worker: Worker;
+  idle: NodeJS.Timeout | null;
+  /** Resolves once the worker runs (its start, and the bundling of its sources under tsx, are not the search's time). */
+  online: Promise<void>;
+}
+
+/** The search pool of one store. */
+export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, queued: 64 }) {
+  const file = store.kind === "sqlite" && (store as SqliteStore).file !== ":memory:" ? (store as SqliteStore).file : null;
+  const driver = file ? createRequire(import.meta.url).resolve("better-sqlite3") : "";
+  const idle: Slot[] = [];
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  let nextId = 0;
+
+  const spawn = (): Slot => {
+    const code = program(import.meta.url, "search-worker", ["better-sqlite3"]);
+    const worker = new Worker(code.file ?? code.source, { eval: code.file === null });
+    worker.unref();
+    const online = new Promise<void>((resolve) => {
+      worker.once("online", resolve);
+      worker.once("exit", () => resolve());
+    });
+    const slot: Slot = { worker, idle: null, online };
+    // A worker that fails between searches is dropped (the running search has its own listeners).
+    worker.on("error", () => undefined);
+    worker.once("exit", () => {
+      const at = idle.indexOf(slot);
+      if (at !== -1) idle.splice(at, 1);
+      if (slot.idle) clearTimeout(slot.idle);
+    });
+    return slot;
+  };
+  const acquire = async (): Promise<Slot> => {
+    if (running >= limits.workers) {
+      if (waiting.length >= limits.queued) throw new SearchQueueFull(`${limits.queued} searches are waiting already; try again shortly`);
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    }
+    running++;
+    const slot = idle.pop() ?? spawn();
+    if (slot.idle) clearTimeout(slot.idle);
+    slot.idle = null;
+    return slot;
+  };
+  const release = (slot: Slot | null) => {
+    running--;
+    if (slot) {
+      slot.idle = setTimeout(() => {
+        idle.splice(idle.indexOf(slot), 1);
+        void slot.worker.terminate();
+      }, IDLE_MS);
+      slot.idle.unref();
+      idle.push(slot);
+    }
+    waiting.shift()?.();
+  };
+
+  const pageOf = (entryIds: readonly number[], request: ChunkPageRequest): Promise<ChunkPage> => {
+    const key = entryIds.length === 1 ? "seq" : "id";
+    let query = store.db
+      .selectFrom("chunks")
+      .select([`${key} as key`, "entry_id", "newlines"])
+      .where("entry_id", "in", [...entryIds])
+      .where(key, ">", request.after)
+      .orderBy(key)
+      .limit(request.limit);
+    if (request.phase === "data") query = query.select("data");
+    return query.execute() as Promise<ChunkPage>;
+  };
+
+  /** Searches the chunks of `entryIds` (one channel, or several merged in stored order) within `budgetMs`. */
+  async function search(entryIds: readonly number[], query: SearchQuery, budgetMs: number, signal?: AbortSignal): Promise<SearchOutcome> {
+    const slot = await acquire();
+    // A search under way keeps the process alive (an idle worker does not).
+    slot.worker.ref();
+    await slot.online;
+    const id = ++nextId;
+    const job: SearchJob = { kind: "search", id, source: file ? { kind: "file", file, driver } : { kind: "remote" }, entryIds: [...entryIds], query };
+    const found: SearchMatch[] = [];
+    let reached = query.fromLine;
+    let lines = 0;
+    return new Promise<SearchOutcome>((resolve, reject) => {
+      let settled = false;
+      const finish = (kept: boolean, end: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", abort);
+        slot.worker.off("message", onMessage);
+        slot.worker.off("error", onError);
+        slot.worker.off("exit", onExit);
+        slot.worker.unref();
+        if (!kept) void slot.worker.terminate();
+        release(kept ? slot : null);
+        end();
+      };
+      const cut = () =>
+        finish(false, () => {
+          if (found.length === 0 && reached <= query.fromLine) reject(new SearchTimedOut(budgetMs));
+          else resolve({ matches: found, nextLine: reached, lines, timedOut: true });
+        });
+      const abort = () => finish(false, () => reject(signal?.reason ?? new Error("search aborted")));
+      const onError = (error: Error) => finish(false, () => reject(error));
+      const onExit = () => finish(false, () => reject(new Error("the search worker stopped")));
+      const onMessage = (message: WorkerReply) => {
+        if (message.id !== id) return;
+        if (message.kind === "fetch") {
+          pageOf(entryIds, message).then(
+            (rows) => !settled && slot.worker.postMessage({ kind: "rows", id, rows }),
+            (error: unknown) => finish(false, () => reject(error)),
+          );
+          return;
+        }
+        if (message.kind === "error") return finish(false, () => reject(new Error(message.message)));
+        found.push(...message.matches);
+        lines = message.lines;
+        if (message.kind === "progress") {
+          reached = message.nextLine ?? reached;
+          return;
+        }
+        finish(true, () => resolve({ matches: found, nextLine: message.nextLine, lines, timedOut: false }));
+      };
+      const timer = setTimeout(cut, budgetMs);
+      if (signal?.aborted) return abort();
+      signal?.addEventListener("abort", abort, { once: true });
+      slot.worker.on("message", onMessage);
+      slot.worker.on("error", onError);
+      slot.worker.once("exit", onExit);
+      slot.worker.postMessage(job);
+    });
+  }
+
+  return { search };
+}

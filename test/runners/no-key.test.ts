@@ -1,0 +1,147 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { recordedStatePaths, recordStatePaths } from "../../src/home-registry.js";
+import type { ExecSpec } from "../../src/runners/backend.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { expandHome } from "../../src/runners/sandbox-hide.js";
+import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
+import { runTool } from "../helpers/runners.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
+
+/**
+ * Issue 54, point 1 and 2: a sandboxed command holds no Spool credential of this machine, not only its own server's.
+ * Two servers on one machine (A runs the command, B is another home outside /tmp, where every sandbox has its own):
+ * B's token is not readable and B's socket cannot be reached; an attached runner's --token-file is not readable from
+ * the embedded runner's sandbox; the credential paths (~/.ssh) of the runner user are hidden. Real servers, a real
+ * `spool runner`, real bubblewrap.
+ */
+
+/** Node inside the sandbox: connects to a Unix socket and says what happened. */
+const connectTo = (socket: string) =>
+  `${process.execPath} -e 'require("net").connect(${JSON.stringify(socket)}).on("connect", () => { console.log("socket connected"); process.exit(0) }).on("error", (e) => { console.log("socket " + e.code); process.exit(0) })'`;
+
+describeWithBwrap("a sandboxed command reaches no other Spool's credentials or sockets (issue 54)", () => {
+  let a: TestServer;
+  let b: TestServer;
+  let client: SpoolClient;
+  let outside: string;
+  const runners: RunnerProcess[] = [];
+  beforeAll(async () => {
+    outside = realpathSync(mkdtempSync("/var/tmp/spool-nokey-"));
+    a = await startTestServer({});
+    b = await startTestServer({ home: join(outside, "hb"), localRunner: false });
+    client = await a.clientIn("nokey");
+  });
+  afterAll(async () => {
+    for (const r of runners) await r.stop("SIGKILL");
+    await a?.stop();
+    await b?.stop();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  it("B's home, token and socket are recorded when B starts (the registry every sandbox reads)", () => {
+    const recorded = recordedStatePaths();
+    expect(recorded).toEqual(expect.arrayContaining([b.home, b.server.config.tokenFile, b.server.config.socketPath]));
+  });
+
+  for (const tool of ["sh", "env"] as const) {
+    it(`${tool === "sh" ? "workspace-write" : "read-only"} on A: B's token is not readable, B's socket not reachable`, async () => {
+      const token = b.server.config.tokenFile;
+      expect(readFileSync(token, "utf8").trim()).toBe(b.server.token);
+      const done = await runTool(
+        client,
+        `b-${tool}`,
+        tool,
+        `cat ${token} 2>/dev/null; echo "token=$?"; ls ${b.home} | wc -l; ${connectTo(b.server.config.socketPath)}`,
+      );
+      expect(done.log.attributes).toMatchObject({ sandbox: tool === "sh" ? "workspace-write" : "read-only" });
+      expect(done.out).not.toContain(b.server.token);
+      const lines = done.out.trim().split("\n");
+      expect(lines[0]).toMatch(/^token=[1-9]/);
+      expect(lines[1]).toBe("0");
+      expect(lines[2]).toMatch(/^socket (ENOENT|ECONNREFUSED|EPERM|EACCES)$/);
+    });
+  }
+
+  it("an attached runner's --token-file is not readable from the embedded runner's sandbox", async () => {
+    const dir = join(outside, "runner");
+    mkdirSync(dir, { mode: 0o700 });
+    const tokenFile = join(dir, "runner-token");
+    copyFileSync(a.server.config.tokenFile, tokenFile);
+    const state = join(outside, "runner-state");
+    const args = ["--server", a.server.url, "--token-file", tokenFile, "--project", "nokey", "--name", "attached", "--state-dir", state, "--backend", "local"];
+    runners.push(await spawnRunner(args, { SPOOL_HOME: join(outside, "runner-home") }));
+    const done = await runTool(client, "runner-token", "sh", `cat ${tokenFile} 2>/dev/null; echo "token=$?"; ls ${state} 2>/dev/null | wc -l`);
+    expect(done.out).not.toContain(a.server.token);
+    expect(done.out).toMatch(/^token=[1-9]\d*\n0\n$/);
+  });
+});
+
+describeWithBwrap("the credential paths of the runner user are hidden (issue 54)", () => {
+  let home: string;
+  let workspace: string;
+  let backend: LocalBackend;
+  beforeAll(() => {
+    home = realpathSync(mkdtempSync("/var/tmp/spool-nokey-home-"));
+    workspace = join(home, "project");
+    mkdirSync(join(home, ".ssh"), { mode: 0o700 });
+    mkdirSync(workspace);
+    writeFileSync(join(home, ".ssh", "id_ed25519"), "PRIVATE KEY\n", { mode: 0o600 });
+    writeFileSync(join(home, ".netrc"), "machine example.com password hunter2\n", { mode: 0o600 });
+    writeFileSync(join(home, ".profile"), "# visible\n");
+    backend = new LocalBackend({ environ: { ...process.env, HOME: home } });
+  });
+  afterAll(async () => {
+    await backend.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  async function run(command: string, hide: string[], mode: "read-only" | "workspace-write") {
+    const spec: ExecSpec = { command, cwd: workspace, workspace, env: {}, sandbox: { mode, hide, network: false }, signal: new AbortController().signal };
+    const execution = await backend.start(spec);
+    let out = "";
+    execution.stdout.on("data", (data: Buffer) => {
+      out += data.toString();
+    });
+    execution.stderr.resume();
+    await execution.result;
+    return out;
+  }
+
+  for (const mode of ["read-only", "workspace-write"] as const) {
+    it(`${mode}: ~/.ssh and ~/.netrc are hidden, the rest of the home is not`, async () => {
+      const out = await run(
+        `cat ${home}/.ssh/id_ed25519 ${home}/.netrc 2>/dev/null; ls -A ${home}/.ssh | wc -l; cat ${home}/.profile`,
+        ["~/.ssh", "~/.netrc"],
+        mode,
+      );
+      expect(out).not.toContain("PRIVATE KEY");
+      expect(out).not.toContain("hunter2");
+      expect(out).toBe("0\n# visible\n");
+    });
+  }
+
+  it("without them in the list the same command reads them (the test can fail)", async () => {
+    const out = await run(`cat ${home}/.ssh/id_ed25519`, [], "read-only");
+    expect(out).toBe("PRIVATE KEY\n");
+  });
+
+  it("~/ is each of the runner user's homes; a relative path is not a path to hide", () => {
+    expect(expandHome(["~/.ssh", "/etc/x", "relative"], ["/h1", "/h2"])).toEqual(["/h1/.ssh", "/h2/.ssh", "/etc/x"]);
+  });
+
+  it("a path recorded and then removed with its directory is forgotten", () => {
+    const dir = mkdtempSync("/var/tmp/spool-nokey-gone-");
+    recordStatePaths([join(dir, "token")]);
+    expect(recordedStatePaths()).not.toContain(join(dir, "token"));
+    writeFileSync(join(dir, "token"), "x");
+    expect(recordedStatePaths()).toContain(join(dir, "token"));
+    rmSync(dir, { recursive: true });
+    recordedStatePaths();
+    recordStatePaths([]);
+    expect(recordedStatePaths()).not.toContain(join(dir, "token"));
+  });
+});

@@ -1,0 +1,106 @@
+import type { Page } from "puppeteer-core";
+import { afterAll, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { describeWithBrowser, launchBrowser, signInLink, useBrowser } from "../helpers/browser.js";
+import { startTestServer, tempDir } from "../helpers/server.js";
+
+/**
+ * Issue 53: a link never switches who a page is without asking, nor signs it out; a page is a paired device that
+ * names itself, unpairs itself, and stays signed in across a restart of the server. In Chromium.
+ */
+describeWithBrowser("sign-in links on a page already signed in, in Chromium", () => {
+  const web = useBrowser();
+  let admin: SpoolClient;
+  let agentToken = "";
+
+  const adminPage = async (): Promise<Page> => {
+    admin ??= await web.ts.clientIn("links");
+    agentToken ||= (await admin.call("token/create", { name: "agentA", role: "agent" })).token;
+    return await web.open("links");
+  };
+  const who = (page: Page) => page.$eval(".who", (el) => (el as HTMLElement).dataset.principal);
+  /** Opens a link in the page's own tab, as a tap on it in a chat does. */
+  const follow = async (page: Page, link: string) => {
+    await page.goto(link);
+  };
+
+  it("an agent's link on an admin's page asks, naming both with their roles; staying keeps admin and says so", async () => {
+    const page = await adminPage();
+    await follow(page, await signInLink({ port: web.ts.server.port, token: agentToken }, { project: "links" }));
+    await page.waitForSelector(".switch-ask");
+    const asked = await page.$eval(".switch-ask", (el) => el.textContent ?? "");
+    expect(asked).toContain("admin (admin)");
+    expect(asked).toContain("agentA (agent)");
+    // The default (focused) choice keeps the current principal.
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.choice)).toBe("keep");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(".conn-open");
+    expect(await who(page)).toBe("admin");
+    await page.waitForFunction(() => document.querySelector(".toasts")?.textContent?.includes("still signed in as admin (admin)"));
+  }, 60_000);
+
+  it("choosing the link's principal switches the page to it", async () => {
+    const page = await adminPage();
+    await follow(page, await signInLink({ port: web.ts.server.port, token: agentToken }, { project: "links" }));
+    await page.waitForSelector('.switch-ask [data-choice="switch"]');
+    await page.click('.switch-ask [data-choice="switch"]');
+    await page.waitForSelector('.who[data-principal="agentA"]');
+    await page.waitForSelector(".conn-open");
+  }, 60_000);
+
+  it("a bogus or spent code keeps the page signed in and says so; a malformed address is said, never thrown", async () => {
+    const page = await adminPage();
+    const origin = `http://127.0.0.1:${web.ts.server.port}/`;
+    await follow(page, `${origin}#code=bogus`);
+    await page.waitForSelector(".conn-open");
+    expect(await who(page)).toBe("admin");
+    await page.waitForFunction(() => document.querySelector(".toasts")?.textContent?.includes("still signed in as admin"));
+    await page.evaluate(() => {
+      location.hash = "#/%E0%A4%A";
+    });
+    await page.waitForFunction(() => document.querySelector(".toasts")?.textContent?.includes("Not an address of this page"));
+    expect(await who(page)).toBe("admin");
+    // The page's errors (none allowed) are checked after the test by the harness.
+  }, 60_000);
+
+  it("the page names its device, and Unpair signs it out with how to pair again", async () => {
+    const page = await adminPage();
+    const name = await page.$eval(".device", (el) => el.textContent);
+    expect(name).toMatch(/Headless Chrome on Linux|Chrome on Linux/);
+    const id = await page.$eval(".device", (el) => (el as HTMLElement).dataset.device!);
+    expect((await admin.call("device/list", {})).devices.map((d) => d.id)).toContain(id);
+    await page.click("button[title^='Sign this browser out']");
+    await page.waitForSelector(".signed-out");
+    expect(await page.$eval(".signed-out", (el) => el.textContent)).toContain("spool open --qr");
+    expect((await admin.call("device/list", {})).devices.map((d) => d.id)).not.toContain(id);
+  }, 60_000);
+});
+
+describeWithBrowser("a paired page across a restart of the server, in Chromium", () => {
+  const home = tempDir("spool-restart-page-");
+  const stops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+
+  it("the page reconnects on its own after the server restarts, signed in as before, with no new link", async () => {
+    let ts = await startTestServer({ home });
+    const port = ts.server.port;
+    const browser = await launchBrowser();
+    stops.push(() => browser.close());
+    const setup = await ts.clientIn("restart");
+    setup.close();
+    const page = await (await browser.createBrowserContext()).newPage();
+    await page.goto(await signInLink({ port, token: ts.server.token }, { project: "restart" }));
+    await page.waitForSelector(".conn-open");
+    await ts.stop();
+    await page.waitForSelector(".conn-reconnecting");
+    ts = await startTestServer({ home, port });
+    stops.push(() => ts.stop());
+    await page.waitForSelector(".conn-open", { timeout: 20_000 });
+    expect(await page.$eval(".who", (el) => (el as HTMLElement).dataset.principal)).toBe("admin");
+    await page.reload();
+    await page.waitForSelector(".conn-open");
+    expect(await page.$(".signed-out")).toBeNull();
+  }, 90_000);
+});
