@@ -14,6 +14,7 @@ import { principals } from "./013_principals.js";
 import { notifyAndAudit } from "./014_notify_and_audit.js";
 import { notifyEvents } from "./015_notify_events.js";
 import { devices } from "./016_devices.js";
+import { runnerNames } from "./018_runner_names.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -43,4 +44,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "014_notify_and_audit": notifyAndAudit,
   "015_notify_events": notifyEvents,
   "016_devices": devices,
+  "018_runner_names": runnerNames,
 };

@@ -76,8 +76,8 @@ export function execParams(
     ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: producer.sandboxNetwork !== false } : {}),
     // Network mode allowlist: what the person accepted, the project's hosts and the asked ones; nothing else.
     ...(workspaceWrite && producer.egress ? { egress: egressAllowed(producer.egress) } : {}),
-    // The server's state and the credential paths (`~/`: the runner user's home; a runner from before issue 54 skips those).
-    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: [...serverState(config), ...config.sandboxHide] } : {}),
+    // The server's state and the credential paths shown at proposal time (`~/`: the runner user's home; older runners skip those).
+    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: [...serverState(config), ...(producer.sandboxHide ?? config.sandboxHide)] } : {}),
     passEnv: config.commandEnv,
     ...(producer.tty ? { tty: producer.tty } : {}),
   };

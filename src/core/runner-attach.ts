@@ -50,6 +50,7 @@ export async function attachRunner(
     if (producer.runner !== params.name || !tokenMatches(params.resumeToken, producer.ownerKey)) throw notOwner(ref.path, "runner/attach resume");
     claims.push({ ref, log, channels: await repos.entries.listChannels(log.id) });
   }
+  await refuseSquatting(deps, runners, connection, project, params.name);
   // One name (and one default) per project across the servers sharing the database.
   const listed = others?.shared && params.name !== runners.embeddedName;
   if (listed) {
@@ -90,6 +91,23 @@ export async function attachRunner(
     default: runner.default,
     runnerGraceMs: deps.config.runnerGraceMs,
   };
+}
+
+/**
+ * A runner name belongs to the principal that first attached a runner under it in the project (issue 54): another
+ * credential (below admin) attaching under it is CONFLICT, even once the first runner has left — else any runner
+ * credential could stand in for `dock` after it went, shown exactly like it, and receive what a person sends there.
+ * The embedded runner's name is the server's own.
+ */
+async function refuseSquatting(deps: CoreDeps, runners: RunnerRegistry, connection: ConnectionHandle, project: ProjectRef, name: string): Promise<void> {
+  if (name === runners.embeddedName) return;
+  const principal = connection.principal;
+  const holder = await deps.repos.runnerNames.claimRunnerName(project.id, name, principal.name, Date.now());
+  if (holder === principal.name || principal.role === "admin") return;
+  throw conflict(
+    `Runner name "${name}" in project "${project.name}" belongs to principal "${holder}", which first attached a runner under it; this credential ("${principal.name}") cannot attach under it: pick another name, or have an admin attach it`,
+    { name, principal: holder },
+  );
 }
 
 /**

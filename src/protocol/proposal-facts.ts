@@ -142,7 +142,8 @@ export function envPair([name, value]: [string, string]): string {
 /** `workspace-write (sandbox: only the project directory is writable)`. */
 export function sandboxText(sandbox: SandboxFact): string {
   if (sandbox.mode === "unknown") return `unknown mode "${escapeControl(sandbox.given)}" (this client cannot tell what it allows)`;
-  return `${sandbox.mode} (${SANDBOX_MODE_WORDS[sandbox.mode]})`;
+  const hidden = sandbox.hidden === undefined ? "" : `; hidden: every Spool home here${sandbox.hidden.map((path) => `, ${escapeControl(path)}`).join("")}`;
+  return `${sandbox.mode} (${SANDBOX_MODE_WORDS[sandbox.mode]}${hidden})`;
 }
 
 /** Every fact as a labelled line, in FACT_LABELS order. */

@@ -16,7 +16,16 @@ const Size = z.object({ cols: z.number().int().min(1), rows: z.number().int().mi
  * Where the command runs: a known sandbox mode, or `unknown` with the word the server sent (a newer
  * server's mode this client cannot describe — shown as it is, never taken for another).
  */
-export const SandboxFact = z.union([z.object({ mode: SandboxModeName }), z.object({ mode: z.literal("unknown"), given: z.string() })]);
+export const SandboxFact = z.union([
+  z.object({
+    mode: SandboxModeName,
+    hidden: z
+      .array(z.string())
+      .optional()
+      .describe("read-only and workspace-write: the credential paths hidden besides every Spool home (`~/`: the runner user's home); absent: not recorded"),
+  }),
+  z.object({ mode: z.literal("unknown"), given: z.string() }),
+]);
 export type SandboxFact = z.output<typeof SandboxFact>;
 
 /**

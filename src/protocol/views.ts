@@ -63,6 +63,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "sandbox",
   "sandboxNetwork",
   "sandboxReason",
+  "sandboxHide",
   "network",
   "egress",
   "egressReached",
@@ -122,8 +123,10 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
   const tty = isRecord(a.tty) && isSize(a.tty.cols) && isSize(a.tty.rows) ? { cols: a.tty.cols as number, rows: a.tty.rows as number } : null;
   let sandbox: SandboxFact;
   if (a.sandbox === undefined || a.sandbox === null) sandbox = { mode: a.readOnly === true ? "read-only" : "full" };
-  else if ((SANDBOX_MODES as readonly unknown[]).includes(a.sandbox)) sandbox = { mode: a.sandbox as SandboxModeName };
-  else sandbox = { mode: "unknown", given: text(a.sandbox) };
+  else if ((SANDBOX_MODES as readonly unknown[]).includes(a.sandbox)) {
+    const hidden = a.sandbox !== "full" && Array.isArray(a.sandboxHide) ? a.sandboxHide.filter((p): p is string => typeof p === "string") : null;
+    sandbox = { mode: a.sandbox as SandboxModeName, ...(hidden ? { hidden } : {}) };
+  } else sandbox = { mode: "unknown", given: text(a.sandbox) };
   return {
     tool: text(a.tool),
     command: text(a.command),

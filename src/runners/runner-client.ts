@@ -44,6 +44,8 @@ export class RunnerClient {
   #resumeToken: string | undefined;
   /** The server's grace for a runner to come back, told at attach: reconnect attempts are never further apart than a quarter of it. */
   #graceMs: number | null = null;
+  /** Set while the server is lost: when it fires, this runner's commands are stopped (see `#orphaned`). */
+  #orphanTimer: NodeJS.Timeout | null = null;
   #refuse!: (why: string) => void;
   #refusedBecause: string | null = null;
   /**
@@ -79,6 +81,8 @@ export class RunnerClient {
 
   /** Kills running work, reports it aborted ("runner stopped"), detaches. */
   async stop(reason = "runner stopped"): Promise<void> {
+    if (this.#orphanTimer) clearTimeout(this.#orphanTimer);
+    this.#orphanTimer = null;
     if (this.#stopping) return;
     this.#stopping = true;
     for (const job of this.#jobs.values()) {
@@ -133,6 +137,8 @@ export class RunnerClient {
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;
+      if (this.#orphanTimer) clearTimeout(this.#orphanTimer);
+      this.#orphanTimer = null;
       client.onClose((code, reason) => this.#lost(client, code, reason));
       // Stay under the server's cap, keeping a few slots for finishing calls' bursts.
       this.#slots.capacity = Math.max(1, Math.min(this.options.maxInFlight ?? 192, attached.maxUnackedChunks - 4));
@@ -160,6 +166,7 @@ export class RunnerClient {
       return;
     }
     this.options.log.warn(`runner ${this.options.name}: connection lost; reconnecting`);
+    this.#orphanTimer ??= this.#graceMs === null ? null : setTimeout(() => this.#orphaned(), stopBeforeServer(this.#graceMs));
     this.#reconnecting ??= this.#reconnect().finally(() => {
       this.#reconnecting = null;
     });
@@ -185,6 +192,18 @@ export class RunnerClient {
         this.options.log.warn(`runner ${this.options.name}: reconnect failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
+  }
+
+  /**
+   * The server has been gone for most of its grace: after it, it tells every client this runner's commands were
+   * aborted, so they must have stopped by then (issue 54: one kept writing into the project for 40 s after every
+   * client was told it stopped). They are stopped as a cancel stops them; what they wrote is sent if it comes back.
+   */
+  #orphaned(): void {
+    this.#orphanTimer = null;
+    if (this.#client || this.#stopping || this.#jobs.size === 0) return;
+    this.options.log.warn(`runner ${this.options.name}: its server has been gone for most of its grace; stopping its ${this.#jobs.size} command(s)`);
+    for (const job of this.#jobs.values()) job.controller.abort();
   }
 
   /** The credential is refused for good: no reconnecting; whoever started the runner is told (`refused`) and stops it. */
@@ -360,4 +379,12 @@ export class RunnerClient {
       }
     }
   }
+}
+
+/**
+ * How long after losing its server a runner stops its commands: before the server's grace ends (then it reports
+ * them aborted), leaving time for the kill's own grace (TERM, then KILL) — 5 s, or half of a grace under 10 s.
+ */
+export function stopBeforeServer(graceMs: number): number {
+  return graceMs >= 10_000 ? graceMs - 5_000 : Math.floor(graceMs / 2);
 }

@@ -46,6 +46,8 @@ export interface Producer {
   /** workspace-write: whether the network is on; null when not recorded. */
   sandboxNetwork: boolean | null;
   sandboxReason: string | null;
+  /** The credential paths shown hidden at proposal time (`~/`: the runner user's home); null when not recorded. */
+  sandboxHide: string[] | null;
   /** The command's network where it goes (own, shared, none); null when not recorded. */
   network: ProposalFacts["network"];
   /** Network allowlist: the project's hosts and those the proposal asked for; null: none. */
@@ -141,6 +143,7 @@ export function producerFromRow(row: EntryRow): Producer {
     readOnly: a.readOnly === true,
     sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,
     sandboxReason: str(a.sandboxReason),
+    sandboxHide: Array.isArray(a.sandboxHide) ? a.sandboxHide.filter((p): p is string => typeof p === "string") : null,
     network: networkFactOf(a.network),
     egress: egressOf(a.egress),
     proposedBy: str(a.proposedBy),

@@ -13,6 +13,7 @@ import * as notify from "./notify.js";
 import * as principals from "./principals.js";
 import * as producers from "./producers.js";
 import * as projects from "./projects.js";
+import * as runnerNames from "./runner-names.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
 import { chunkSearch } from "./search.js";
@@ -61,6 +62,7 @@ export function createRepositories(store: Store) {
     audit: bind(db, audit),
     activity: activityRows.activityWrites(store),
     cluster: bind(db, cluster),
+    runnerNames: bind(db, runnerNames),
     chunks: {
       ...chunkReads.chunkReads(store),
       /** Searches channels' stored output in a worker thread (entry/search). */

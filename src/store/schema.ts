@@ -219,6 +219,7 @@ export interface Database {
   producer_owners: ProducerOwnerTable;
   run_leases: RunLeaseTable;
   runner_locations: RunnerLocationTable;
+  runner_names: RunnerNameTable;
   cluster_events: ClusterEventTable;
 }
 
@@ -280,6 +281,15 @@ export interface ClusterEventTable {
   created_at: number;
   /** HMAC-SHA256 (hex) of server_id, seq, created_at and body under the bus key (migration 008). */
   mac: string;
+}
+
+/** The principal a project's runner name belongs to: the first that attached a runner under it (migration 018). */
+export interface RunnerNameTable {
+  id: Generated<number>;
+  project_id: number;
+  name: string;
+  principal: string;
+  created_at: number;
 }
 
 /** The server a runner is attached to (migration 006). */

@@ -61,7 +61,8 @@ function placeOf(process: Record<string, unknown> | null): ProcessPlace | null {
 export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): Producer {
   const p = producerFromRow(log);
   const channels = channelRows.map(channelWire).sort((x, y) => x.channel - y.channel);
-  const sandbox: SandboxFact = { mode: p.sandbox ?? (p.readOnly ? "read-only" : "full") };
+  const mode = p.sandbox ?? (p.readOnly ? "read-only" : "full");
+  const sandbox: SandboxFact = { mode, ...(mode !== "full" && p.sandboxHide ? { hidden: p.sandboxHide } : {}) };
   return {
     tool: p.tool,
     command: p.command,

@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { recordedStatePaths, recordStatePaths } from "../../src/home-registry.js";
+import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { DEFAULT_SANDBOX_HIDE } from "../../src/protocol/sandbox.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { expandHome } from "../../src/runners/sandbox-hide.js";
@@ -57,7 +59,9 @@ describeWithBwrap("a sandboxed command reaches no other Spool's credentials or s
         tool,
         `cat ${token} 2>/dev/null; echo "token=$?"; ls ${b.home} | wc -l; ${connectTo(b.server.config.socketPath)}`,
       );
-      expect(done.log.attributes).toMatchObject({ sandbox: tool === "sh" ? "workspace-write" : "read-only" });
+      expect(done.log.attributes).toMatchObject({ sandbox: tool === "sh" ? "workspace-write" : "read-only", sandboxHide: [...DEFAULT_SANDBOX_HIDE] });
+      // What it hides is a fact every client shows with the mode, before the decision.
+      expect(factValue(proposalFacts(done.log.attributes), "sandbox")).toContain("hidden: every Spool home here, ~/.ssh, ~/.aws, ~/.azure");
       expect(done.out).not.toContain(b.server.token);
       const lines = done.out.trim().split("\n");
       expect(lines[0]).toMatch(/^token=[1-9]/);

@@ -70,6 +70,7 @@ describe("the schema on SQLite", () => {
         "projects",
         "run_leases",
         "runner_locations",
+        "runner_names",
         "runs",
         "servers",
       ].sort(),

@@ -84,6 +84,8 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       readOnly: sandbox.mode === "read-only",
       sandbox: sandbox.mode,
       ...(sandbox.mode === "workspace-write" ? { sandboxNetwork: deps.config.sandboxNetwork } : {}),
+      // What the sandbox hides besides every Spool home: shown with the mode, and what the runner is told to hide.
+      ...(sandbox.mode !== "full" ? { sandboxHide: deps.config.sandboxHide } : {}),
       ...(sandbox.reason ? { sandboxReason: sandbox.reason } : {}),
       ...(network ? { network } : {}),
       ...(egress ? { egress } : {}),

@@ -1,0 +1,55 @@
+import { afterAll, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { createLogger } from "../../src/logger.js";
+import { LocalBackend } from "../../src/runners/local.js";
+import { RunnerClient, stopBeforeServer } from "../../src/runners/runner-client.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { processOf } from "../helpers/runners.js";
+import { eventually, startTestServer } from "../helpers/server.js";
+
+/**
+ * Issue 54, point 6: a runner that loses its server stops its commands before the server's grace ends (after it,
+ * every client is told they were aborted). A command kept writing into the project for 40 s after that.
+ */
+const GRACE_MS = 2_000;
+const runners: RunnerClient[] = [];
+afterAll(async () => {
+  for (const r of runners) await r.stop();
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+it("a runner whose server is gone stops its command (checked by pid) within the server's grace", async () => {
+  const ts = await startTestServer({ localRunner: false, runnerGraceMs: GRACE_MS });
+  const runner = new RunnerClient({
+    connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
+    project: "lost",
+    name: "box",
+    backend: new LocalBackend({ killGraceMs: 200 }),
+    log: createLogger("silent"),
+    backoffMs: { min: 50, max: 200 },
+  });
+  runners.push(runner);
+  const client = await ts.clientIn("lost");
+  await runner.start();
+  const paths = await proposeAndAccept(client, client, "r", "sleep 300", { runner: "box", sandbox: "full" });
+  const { pid } = await processOf(client, "r", paths.path);
+  expect(alive(pid!)).toBe(true);
+  const lostAt = Date.now();
+  await ts.stop();
+  await eventually(() => !alive(pid!), GRACE_MS + 10_000, "the command to be stopped");
+  // Stopped from the runner's side, before the server's grace would have ended (plus the kill and this machine's load).
+  expect(Date.now() - lostAt).toBeGreaterThanOrEqual(stopBeforeServer(GRACE_MS) - 50);
+});
+
+it("the runner stops its commands before the server's grace ends, leaving the kill its own", () => {
+  expect(stopBeforeServer(30_000)).toBe(25_000);
+  expect(stopBeforeServer(2_000)).toBe(1_000);
+});
