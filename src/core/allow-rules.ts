@@ -76,6 +76,58 @@ export async function matchingRule(repos: Repositories, subject: RuleSubject): P
   });
 }
 
+/** A rule of the run for the same command that did not match, and the facts it differs in (`network: "own" → "shared"`). */
+export interface NearRule {
+  rule: AllowRuleRow;
+  differs: string[];
+}
+
+/**
+ * The run's rule that accepts this proposal (matchingRule), else the rule for the same command that differs in the
+ * fewest facts, with those facts: a proposal asked about although the person set a rule for its command says why
+ * (one more read, of the run's rules for this command, on a miss only).
+ */
+export async function ruleFor(repos: Repositories, subject: RuleSubject): Promise<{ rule?: AllowRuleRow; near?: NearRule }> {
+  const rule = await matchingRule(repos, subject);
+  if (rule) return { rule };
+  const wanted = key(subject);
+  let near: NearRule | undefined;
+  for (const candidate of await repos.allowRules.rulesForCommand(wanted)) {
+    const differs = differences(candidate, wanted);
+    if (differs.length > 0 && (!near || differs.length < near.differs.length)) near = { rule: candidate, differs };
+  }
+  return near ? { near } : {};
+}
+
+/** The facts in which a stored rule and a proposal's key differ, each as `fact: rule's → proposal's`. */
+function differences(rule: AllowRuleRow, wanted: ReturnType<typeof key>): string[] {
+  const differs: string[] = [];
+  const compare = (fact: string, had: unknown, has: unknown) => {
+    const [a, b] = [JSON.stringify(had ?? null), JSON.stringify(has ?? null)];
+    if (a !== b) differs.push(`${fact}: ${a} → ${b}`);
+  };
+  compare("cwd", rule.cwd, wanted.cwd);
+  compare("runner", rule.runner, wanted.runner);
+  compare("sandbox", rule.sandbox, wanted.sandbox);
+  if (rule.env === wanted.env) return differs;
+  const other = parsedFacts(rule.env);
+  if (!other) differs.push("facts: stored before tty, background, time limit and network were compared");
+  else {
+    const now = JSON.parse(wanted.env) as Record<string, unknown>;
+    for (const fact of ["env", "tty", "background", "timeoutMs", "network", "egress"]) compare(fact, other[fact], now[fact]);
+  }
+  return differs;
+}
+
+function parsedFacts(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Stores the rule an accept asked for (`by`: who asked); the same rule twice is one row. */
 export const storeRule = (repos: Repositories, subject: RuleSubject, by: string) => repos.allowRules.insertRule({ ...key(subject), created_by: by });
 

@@ -6,7 +6,7 @@ import type { Transport } from "../rpc/transport.js";
 import { LocalBackend } from "./local.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { RunnerClient } from "./runner-client.js";
-import type { SandboxInfo } from "./sandbox.js";
+import { once, probeBwrap, type SandboxInfo } from "./sandbox.js";
 
 export const EMBEDDED_RUNNER = "local";
 
@@ -46,11 +46,12 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
     private readonly options: EmbeddedRunnerOptions = {},
   ) {}
 
-  #sandbox: Promise<SandboxInfo> | null = null;
+  /** The sandbox probe every embedded runner's backend and the facts shown of them share (run once, at first use). */
+  readonly #probe = once(() => probeBwrap("bwrap", process.env));
 
-  /** What the embedded runners' local backend offers for read-only work (bubblewrap on the server's machine, or none). */
-  sandbox(): Promise<SandboxInfo> {
-    return (this.#sandbox ??= new LocalBackend().sandbox());
+  /** What the embedded runners' local backend offers (bubblewrap on the server's machine, or none): the probe their commands run with. */
+  async sandbox(): Promise<SandboxInfo> {
+    return (await this.#probe()).info;
   }
 
   owns(connection: ConnectionHandle): boolean {
@@ -79,6 +80,7 @@ export class EmbeddedRunners implements EmbeddedRunnerHost {
       backend: new LocalBackend({
         defaultCwd: project.root,
         processes: this.processes,
+        probe: this.#probe,
         ...(this.options.egressHosts ? { egressHosts: this.options.egressHosts } : {}),
       }),
       log: this.log,

@@ -53,6 +53,11 @@ export interface LocalBackendOptions {
   processes?: ProcessRecorder;
   /** What holds each command's processes (container.ts): `auto` (default) a cgroup where this process may make one, else a PID namespace. */
   container?: ContainerChoice;
+  /**
+   * The sandbox probe's answer, shared: the embedded runners' backends (one a project) and the facts shown of them
+   * take one probe, so what a person is shown (sandbox, network) is what the command gets. Else each backend probes once.
+   */
+  probe?: () => Promise<SandboxProbe>;
   /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
   egressHosts?: Readonly<Record<string, string>>;
 }
@@ -90,7 +95,10 @@ export class LocalBackend implements Backend {
   /** What the sandbox gives and bwrap's absolute path (null: no sandbox), probed once. */
   readonly #sandbox = once(
     (): Promise<SandboxProbe> =>
-      this.options.sandbox === "off" ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null }) : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ),
+      this.options.probe?.() ??
+      (this.options.sandbox === "off"
+        ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null })
+        : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ)),
   );
 
   constructor(private readonly options: LocalBackendOptions = {}) {}

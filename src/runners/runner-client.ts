@@ -72,6 +72,10 @@ export class RunnerClient {
     if (!sandbox.readOnly) {
       this.options.log.warn(`runner ${this.options.name}: no read-only sandbox (${sandbox.detail}); read-only work (env, ask runs) will be refused on it`);
     }
+    // A sandbox without a network of its own changes the network fact every client shows (and the rules that hold it).
+    if (sandbox.kind === "bwrap" && sandbox.network === "shared") {
+      this.options.log.warn(`runner ${this.options.name}: ${sandbox.detail.slice(sandbox.detail.indexOf("workspace-write commands share"))}`);
+    }
     return this.#connect();
   }
 

@@ -75,21 +75,38 @@ export const OWN_NETWORK_DETAIL = "workspace-write commands get a network namesp
 /**
  * Whether workspace-write commands can get a network namespace of their own here: slirp4netns in the runner's own
  * PATH, and one sandboxed `true` started through the launcher. When not, says why (they keep the machine's network).
+ * A launch that fails is tried again (PROBE_TRIES in all): one failure on a loaded machine (the 10 s limit) would
+ * otherwise change the `network` fact every client shows, and the stored rules that hold it, until the runner restarts.
  */
-export function probeNetwork(bwrap: string, bwrapArgs: string[], environ: NodeJS.ProcessEnv, seccomp: Buffer | null = null): Promise<NetworkProbe> {
+export async function probeNetwork(bwrap: string, bwrapArgs: string[], environ: NodeJS.ProcessEnv, seccomp: Buffer | null = null): Promise<NetworkProbe> {
   const shared = (why: string) => ({ slirp: null, detail: `workspace-write commands share the machine's network: ${why}` });
   const path = findSlirp(environ);
-  if (!path) return Promise.resolve(shared("slirp4netns is not installed on the runner's machine (Debian: apt-get install slirp4netns)"));
+  if (!path) return shared("slirp4netns is not installed on the runner's machine (Debian: apt-get install slirp4netns)");
   const launch = networkLauncher(path, bwrap, bwrapArgs, [], seccomp);
-  return new Promise((done) =>
-    execFile(launch.file, launch.args, { env: { ...localBaseEnvironment(environ), ...launch.env }, timeout: 10_000 }, (error, _stdout, stderr) =>
-      done(
-        error
-          ? shared(`slirp4netns cannot give a sandbox its network here (${String(stderr).trim().split("\n")[0] || error.message.split("\n")[0]})`)
-          : { slirp: path, detail: OWN_NETWORK_DETAIL },
+  const failure = await tried(
+    () =>
+      new Promise<string | null>((done) =>
+        execFile(launch.file, launch.args, { env: { ...localBaseEnvironment(environ), ...launch.env }, timeout: 10_000 }, (error, _stdout, stderr) =>
+          done(error ? String(stderr).trim().split("\n")[0] || error.message.split("\n")[0]! : null),
+        ),
       ),
-    ),
   );
+  return failure === null
+    ? { slirp: path, detail: OWN_NETWORK_DETAIL }
+    : shared(`slirp4netns cannot give a sandbox its network here (${failure}; ${PROBE_TRIES} tries)`);
+}
+
+/** How many times a sandbox probe's launch is tried before its failure is the answer. */
+export const PROBE_TRIES = 3;
+
+/** Runs `attempt` until it succeeds (null) or has failed PROBE_TRIES times; the last failure's reason. */
+export async function tried(attempt: () => Promise<string | null>): Promise<string | null> {
+  let why: string | null = null;
+  for (let i = 0; i < PROBE_TRIES; i++) {
+    why = await attempt();
+    if (why === null) return null;
+  }
+  return why;
 }
 
 function findSlirp(environ: NodeJS.ProcessEnv): string | null {

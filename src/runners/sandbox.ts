@@ -7,7 +7,7 @@ import type { SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
-import { probeNetwork } from "./sandbox-network.js";
+import { probeNetwork, tried } from "./sandbox-network.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
 export { SandboxInfo, SandboxKind } from "../protocol/runner.js";
@@ -358,15 +358,19 @@ export async function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Pro
       path: null,
     };
   }
+  // Each probe tried again when it fails (a launch that timed out on a loaded machine is not the machine's answer).
   const run = (args: string[], filter: Buffer | null = null) =>
-    new Promise<string | null>((done) => {
-      const start = launcher(path, args, false, filter);
-      execFile(start.file, start.args, { env: localBaseEnvironment(environ), timeout: 10_000 }, (error, _stdout, stderr) => {
-        if (!error) return done(null);
-        const code = (error as NodeJS.ErrnoException).code;
-        done(String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : firstLineOf(error.message)));
-      });
-    });
+    tried(
+      () =>
+        new Promise<string | null>((done) => {
+          const start = launcher(path, args, false, filter);
+          execFile(start.file, start.args, { env: localBaseEnvironment(environ), timeout: 10_000 }, (error, _stdout, stderr) => {
+            if (!error) return done(null);
+            const code = (error as NodeJS.ErrnoException).code;
+            done(String(stderr).trim().split("\n")[0] || (typeof code === "number" ? "/ stayed writable inside it" : firstLineOf(error.message)));
+          });
+        }),
+    );
   // A user namespace of its own where the machine has them; else (a container that forbids them) the sandbox without one.
   const userns = (await run(bwrapCommand("/", PROBE_COMMAND, true))) === null;
   const why = userns ? null : await run(bwrapCommand("/", PROBE_COMMAND, false));

@@ -39,6 +39,18 @@ export async function findRule(db: Kysely<Database>, key: RuleKey & { sandbox: R
     .executeTakeFirst();
 }
 
+/** A run's rules for this tool and command, oldest first: the candidates a proposal's facts are compared with. */
+export function rulesForCommand(db: Kysely<Database>, key: Pick<RuleKey, "run_id" | "tool" | "command">): Promise<AllowRuleRow[]> {
+  return db
+    .selectFrom("allow_rules")
+    .selectAll()
+    .where("run_id", "=", key.run_id)
+    .where("tool", "=", key.tool)
+    .where("command", "=", key.command)
+    .orderBy("id")
+    .execute();
+}
+
 /** A run's rules, oldest first. */
 export function listRules(db: Kysely<Database>, runId: number): Promise<AllowRuleRow[]> {
   return db.selectFrom("allow_rules").selectAll().where("run_id", "=", runId).orderBy("id").execute();

@@ -278,6 +278,12 @@ describe("rules across a restart", () => {
       try {
         const { client: b } = await named(second, "other", "restart-rules");
         const again = await b.call("proposal/create", { run: "kept", tool: "sh", command: "echo kept" });
+        // The facts the rule holds are the ones shown again (the restarted embedded runner's sandbox and network probed alike).
+        const facts = async (path: string) => {
+          const { producer } = await b.call("entry/get", { run: "kept", path });
+          return { sandbox: producer?.sandbox, network: producer?.network, cwd: producer?.cwd, runner: producer?.defaultRunner };
+        };
+        expect(await facts(again.path)).toEqual(await facts(seed.path));
         expect((await b.call("entry/get", { run: "kept", path: again.path })).status).toBe(ENTRY.done);
       } finally {
         await second.stop();

@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { matchingRule, storeRule } from "../../src/core/allow-rules.js";
+import { matchingRule, ruleFor, storeRule } from "../../src/core/allow-rules.js";
 import type { ProposalFacts } from "../../src/protocol/views.js";
 import { openStore, type Store } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
@@ -54,5 +54,49 @@ describe("an always-allow rule, in a real SQLite store", () => {
     }
     // A proposal from before the fact (no network recorded) is not the one decided on either.
     expect(await matchingRule(repos, { runId, facts: { ...shown, network: null }, runner: "local" })).toBeUndefined();
+  });
+});
+
+describe("a proposal a rule does not match, though the rule holds its command", () => {
+  let home: string;
+  let store: Store;
+  let repos: Repositories;
+  let runId: number;
+
+  beforeAll(async () => {
+    home = tempDir();
+    store = openStore(join(home, "spool.db"));
+    await migrateToLatest(store, MIGRATIONS_DIR);
+    repos = createRepositories(store);
+    const project = await repos.projects.createProject("near", home);
+    const now = Date.now();
+    runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r1", model: null, mode: "act", status: 200, created_at: now, updated_at: now })).id;
+  });
+  afterAll(async () => {
+    await store.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it("names the facts that differ: the network a restarted runner gives, the cwd, the runner", async () => {
+    const rule = await storeRule(repos, { runId, facts: shown, runner: "local" }, "admin via test");
+    expect(await ruleFor(repos, { runId, facts: shown, runner: "local" })).toEqual({ rule });
+    expect(await ruleFor(repos, { runId, facts: { ...shown, network: "shared" }, runner: "local" })).toEqual({
+      near: { rule, differs: ['network: "own" → "shared"'] },
+    });
+    expect((await ruleFor(repos, { runId, facts: { ...shown, cwd: "sub", network: null }, runner: "box" })).near?.differs).toEqual([
+      'cwd: "" → "sub"',
+      'runner: "local" → "box"',
+      'network: "own" → null',
+    ]);
+    // Another command: no rule holds it, nothing near.
+    expect(await ruleFor(repos, { runId, facts: { ...shown, command: "echo other" }, runner: "local" })).toEqual({});
+  });
+
+  it("of two rules for the command, the nearer one is named", async () => {
+    const far = await storeRule(repos, { runId, facts: { ...shown, command: "make", tty: { cols: 80, rows: 24 }, background: true }, runner: "local" }, "a");
+    const close = await storeRule(repos, { runId, facts: { ...shown, command: "make", background: true }, runner: "local" }, "b");
+    const found = await ruleFor(repos, { runId, facts: { ...shown, command: "make" }, runner: "local" });
+    expect(found.near).toEqual({ rule: close, differs: ["background: true → false"] });
+    expect(far.id).not.toBe(close.id);
   });
 });

@@ -4,7 +4,7 @@ import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
-import { describeRule, matchingRule, ruleResolver } from "../allow-rules.js";
+import { describeRule, ruleFor, ruleResolver } from "../allow-rules.js";
 import { whoOf } from "../audit.js";
 import { confineCwd } from "../cwd.js";
 import type { ProposalInput } from "../deps.js";
@@ -105,7 +105,14 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
   const ruleApplies = !(input.sandbox === "full" && deps.config.sandbox !== "full");
   const goesTo = proposed?.name ?? defaultRunner;
-  const rule = ruleApplies && goesTo !== null ? await matchingRule(deps.repos, { runId: run.id, facts: producerWire(row, []), runner: goesTo }) : undefined;
+  const { rule, near } = ruleApplies && goesTo !== null ? await ruleFor(deps.repos, { runId: run.id, facts: producerWire(row, []), runner: goesTo }) : {};
+  // Asked about although a rule holds its command: which facts differ (a restart's runner with another network, …).
+  if (near)
+    deps.log.info(`${row.path}: ${describeRule(near.rule)} holds this command but not these facts (${near.differs.join("; ")}), so a person is asked`, {
+      project: project.name,
+      run: run.alias,
+      path: row.path,
+    });
   if (rule) {
     // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
     await stage.effects.hookStatus(project, run, row, null);
