@@ -96,6 +96,10 @@ export class ChannelTerminal {
   /** What bytes jumped over count as: skipped to keep up (live, behind), or the head of a finished channel not drawn. */
   #jumpIs: "skipped" | "head" = "skipped";
   #written = 0;
+  /** Newlines of the channel's bytes the terminal has parsed (where its line numbers are: see `reveal`). */
+  #newlines = 0;
+  /** The page wrote a note of its own into the terminal. */
+  #noted = false;
   /** After a jump: the seq jumped to the channel's end at, its size then, and the bytes received before the jump. */
   #gap: { upTo: number; bytesAt: number } | null = null;
   /** Bytes of the channel never received (jumped over): with `received`, every byte up to `lastSeq`. */
@@ -168,8 +172,38 @@ export class ChannelTerminal {
     this.#schedule();
   }
 
+  /**
+   * Scrolls to the channel's line `n` (1-based, as entry/search numbers lines) and selects it, when the terminal
+   * drew the channel from its first byte, skipped nothing and still holds that line in its scrollback. A line is a
+   * row that is not a wrapped part of the row above; the rows the scrollback let go are counted from the newlines
+   * parsed. False when it cannot.
+   */
+  reveal(n: number): boolean {
+    if (this.notDrawn > 0 || this.skipped > 0 || this.#jumped > 0 || this.#typed || this.#noted) return false;
+    const buffer = this.#term.buffer.active;
+    const cursorRow = buffer.baseY + buffer.cursorY;
+    let upToCursor = 0;
+    for (let row = 0; row <= cursorRow; row++) if (!buffer.getLine(row)?.isWrapped) upToCursor++;
+    // The line the buffer's first row is: the line the cursor is on, less the lines above it still held.
+    const first = this.#newlines + 1 - upToCursor + 1;
+    if (n < first) return false;
+    let line = first - 1;
+    for (let row = 0; row < buffer.length; row++) {
+      if (buffer.getLine(row)?.isWrapped) continue;
+      line++;
+      if (line === n) {
+        this.#term.scrollToLine(row);
+        this.#term.selectLines(row, row);
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** A line of the page's own (not the producer's): dimmed, on a line of its own. */
   note(text: string): void {
+    // Its lines are the page's, not the channel's: line numbers no longer map onto rows (see `reveal`).
+    this.#noted = true;
     this.#term.write(`\x1b[0m\r\n\x1b[2m${text}\x1b[0m\r\n`);
   }
 
@@ -330,7 +364,11 @@ export class ChannelTerminal {
       }
       this.#queued -= piece.length;
       this.#inTerminal += piece.length;
-      this.#term.write(this.#typed ? this.#asTyped(piece) : piece, () => this.#parsed(piece.length));
+      const newlines = countNewlines(piece);
+      this.#term.write(this.#typed ? this.#asTyped(piece) : piece, () => {
+        this.#newlines += newlines;
+        this.#parsed(piece.length);
+      });
     }
   }
 
@@ -391,4 +429,10 @@ export class ChannelTerminal {
     this.#sizeSent = size;
     this.#keys?.resize(this.#term.cols, this.#term.rows);
   }
+}
+
+function countNewlines(bytes: Uint8Array): number {
+  let n = 0;
+  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) n++;
+  return n;
 }

@@ -3,6 +3,7 @@ import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { act, KeptButton, may, message, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
+import { OutputFind } from "../find.js";
 import { bytes, ENTRY } from "../format.js";
 import { TerminalInput } from "../input.js";
 import { type Channel, isRunning, type Producer, type Run } from "../model.js";
@@ -50,6 +51,8 @@ export class ProducerView {
   /** What is typed into the chosen producer's terminal, when it has one and runs; its state for the pane's heading. */
   #input: TerminalInput | null = null;
   #inputState: InputState | null = null;
+  /** The find box over the shown producer's stored output, made again for each producer. */
+  #find: OutputFind | null = null;
 
   constructor(page: PageContext, host: ProducerHost) {
     this.#page = page;
@@ -107,6 +110,7 @@ export class ProducerView {
     this.#input?.close();
     this.#input = null;
     this.#inputState = null;
+    this.#find = null;
   }
 
   selected(): Producer | undefined {
@@ -141,7 +145,8 @@ export class ProducerView {
           ),
         );
       }
-      fill(this.element, h("div", { class: "detail-meta" }), ...panes);
+      this.#find ??= this.#findBox();
+      fill(this.element, h("div", { class: "detail-meta" }), this.#find.element, ...panes);
       focused?.focus();
     }
     this.renderMeta();
@@ -191,6 +196,25 @@ export class ProducerView {
         if (cell.textContent !== text) cell.textContent = text;
       }
     }
+  }
+
+  /** A find box over the shown producer's output: a match scrolls its channel's terminal to it. */
+  #findBox(): OutputFind {
+    return new OutputFind(
+      this.#page,
+      () => {
+        const run = this.#host.run()?.alias;
+        const path = this.#page.route.producer;
+        return run !== undefined && path ? { run, path } : null;
+      },
+      (channelPath, line) => {
+        const channel = this.selected()?.channels.find((c) => c.path === channelPath)?.channel;
+        const terminal = channel === undefined ? undefined : this.#terminals.get(channel);
+        if (!terminal?.reveal(line)) return false;
+        terminal.element.scrollIntoView({ block: "nearest" });
+        return true;
+      },
+    );
   }
 
   /** A pane's live / whole toggle, kept across re-renders like the cancel button (see KeptButton). */
