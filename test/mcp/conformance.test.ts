@@ -147,7 +147,6 @@ describe("the official MCP conformance suite against /mcp", () => {
       "server-initialize",
       "ping",
       "tools-list",
-      "tools-call-error",
       "logging-set-level",
       "resources-list",
       "server-sse-multiple-streams",
@@ -181,7 +180,6 @@ describe("the official MCP conformance suite against /mcp", () => {
     expect(stdout).toContain("Baseline check passed");
     for (const scenario of [
       "tools-list",
-      "tools-call-error",
       "resources-list",
       "sep-2164-resource-not-found",
       "dns-rebinding-protection",

@@ -61,7 +61,7 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(byName.list_commands!.annotations).toMatchObject({ readOnlyHint: true });
     for (const name of ["send_input", "signal", "cancel"]) expect(byName[name]!.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
     const schema = byName.run_command!.inputSchema as { properties: Record<string, unknown>; required: string[] };
-    expect(Object.keys(schema.properties).sort()).toEqual(["background", "command", "cwd", "env", "runner", "timeout_ms", "tty"]);
+    expect(Object.keys(schema.properties).sort()).toEqual(["allow_hosts", "background", "command", "cwd", "env", "runner", "timeout_ms", "tty"]);
     expect(schema.required).toEqual(["command"]);
     expect(mcp.client.getServerCapabilities()?.resources).toMatchObject({ subscribe: true });
     expect(resultText(await mcp.client.callTool({ name: "list_commands", arguments: {} }))).toBe("this connection has run no command yet");
