@@ -13,7 +13,9 @@ describe("crash safety", () => {
     const home = tempDir();
     const port = await freePort();
     const args = ["--port", String(port), "--home", home, "--no-local-runner"];
-    const env = { SPOOL_RUNNER_GRACE_MS: "3000" };
+    // A runner that has lost its server stops its commands 5 s before the server's grace would end (issue 54): the
+    // grace is long enough for the restart to come first, so the attached runner's command survives it.
+    const env = { SPOOL_RUNNER_GRACE_MS: "12000" };
     let server: ServeProcess = await spawnServe(args, env);
     const token = readFileSync(join(home, "token"), "utf8").trim();
     const admin = await SpoolClient.connect(server.url, { token });
@@ -105,7 +107,7 @@ describe("crash safety", () => {
       for (const p of producers.slice(1)) {
         await eventually(
           async () => (await after.call("entry/get", { run: "crash", path: p.channel, tail: 1 })).status === ENTRY.cancelled,
-          10_000,
+          20_000,
           `producer ${p.k} to be reaped`,
         );
         expect((await after.call("entry/get", { run: "crash", path: p.channel, tail: 1 })).attributes.reason).toBe("interrupted");
