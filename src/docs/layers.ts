@@ -60,6 +60,7 @@ export const LAYERS: readonly Layer[] = [
     imports: ["protocol", "rpc", "store", "runners", "cluster", "config.ts", "logger.ts"],
     packages: "any",
     node: true,
+    never: [{ name: "jsonrpc", why: "the wire's envelope is the RPC layer's: core notifies, or sends what rpc serialized (rpc/stream-data-bytes.ts)" }],
   },
   {
     paths: ["plugins"],
