@@ -83,7 +83,7 @@ function ready(child: ChildProcess, stream: Readable, what: string): Promise<voi
 const exited = (child: ChildProcess) =>
   new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve())));
 
-/** Starts the proxy of one command (it listens before this resolves) and makes the gate its container waits at. */
+/** Starts the proxy of one command (open() waits until it listens) and makes the gate its container waits at. */
 export async function startDockerEgress(policy: { allow: readonly string[]; hosts?: Readonly<Record<string, string>> }): Promise<DockerEgress> {
   const dir: EgressDir = egressDir();
   const gate = join(dir.path, "gate");
@@ -113,18 +113,29 @@ export async function startDockerEgress(policy: { allow: readonly string[]; host
       stopWithStdin: true,
     });
     proxy = spawn(process.execPath, [proxyProgram(), options], { stdio: ["pipe", "ignore", "pipe", "pipe"] });
-    await ready(proxy, proxy.stdio[3] as Readable, "the egress proxy");
   } catch (error) {
     stopAll();
     throw error instanceof StartError ? error : new StartError(`Cannot start the egress proxy: ${firstLine(error)}`);
   }
   const running = proxy;
-  const proxyStderr = running.stderr!;
+  // The command's stderr, the proxy's lines among it: taken from the start, so no line is lost before the container's joins.
+  const merged = new PassThrough();
+  let open = 2;
+  const endOne = () => {
+    open -= 1;
+    if (open === 0) merged.end();
+  };
+  running.stderr!.pipe(merged, { end: false });
+  running.stderr!.once("end", endOne);
+  // Awaited in open(): the proxy starts while the engine makes the container.
+  const listening = ready(running, running.stdio[3] as Readable, "the egress proxy");
+  listening.catch(() => undefined);
   return {
     mount: { source: gate, target: EGRESS_SANDBOX_DIR, readOnly: true },
     env: egressVariables(),
     cmd: (script) => ["/bin/sh", "-c", WAIT, "spool-egress", script],
     async open(pid) {
+      await listening;
       const fifo = statSync(join(gate, "go"));
       const seen = pid === undefined ? null : statSync(`/proc/${pid}/root${EGRESS_SANDBOX_DIR}/go`, { throwIfNoEntry: false });
       if (!seen || seen.ino !== fifo.ino || seen.dev !== fifo.dev)
@@ -140,16 +151,8 @@ export async function startDockerEgress(policy: { allow: readonly string[]; host
       writeSync(gateFd!, "1\n");
     },
     stderr(container) {
-      const merged = new PassThrough();
-      let open = 2;
-      const end = () => {
-        open -= 1;
-        if (open === 0) merged.end();
-      };
-      for (const stream of [container, proxyStderr]) {
-        stream.pipe(merged, { end: false });
-        stream.once("end", end);
-      }
+      container.pipe(merged, { end: false });
+      container.once("end", endOne);
       return merged;
     },
     async close() {

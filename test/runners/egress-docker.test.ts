@@ -118,6 +118,30 @@ describeWithInfra("docker", "network mode allowlist on the Docker runner", () =>
     }
   });
 
+  it("without nsenter the runner does not offer the mode, says why, and refuses such a command before any container is made", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    const without = new DockerBackend({ image: infra.dockerImage! });
+    try {
+      const sandbox = await without.sandbox();
+      expect(sandbox.egress).toBeUndefined();
+      expect(sandbox.detail).toContain("no network allowlist (nsenter (util-linux) is not on PATH)");
+      const before = allowed.connections;
+      await expect(
+        without.start({
+          command: "wget -q -O- http://allowed.test/",
+          env: {},
+          sandbox: { mode: "workspace-write", egress: { allow: ["allowed.test"] } },
+          signal: new AbortController().signal,
+        }),
+      ).rejects.toThrow("network mode allowlist is not available on the docker runner: nsenter (util-linux) is not on PATH");
+      expect(allowed.connections).toBe(before);
+    } finally {
+      process.env.PATH = path;
+      await without.close();
+    }
+  });
+
   it("the same backend in a running container (exec) refuses an allowlist before anything runs", async () => {
     const exec = new DockerBackend({ container: "spool-no-such-container" });
     try {
