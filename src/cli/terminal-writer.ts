@@ -35,6 +35,33 @@ export const TERMINAL_RESET = [
   "\u001b[?25h", // cursor visible
 ].join("");
 
+/**
+ * Written when `spool attach` starts on a terminal: the title (and icon name) pushed on the terminal's stack
+ * (XTWINOPS 22), so the one the command sets is taken back by MODES_RESET's pop (23).
+ */
+export const ATTACH_START = "\u001b[22;0t";
+
+/**
+ * Written after TERMINAL_RESET when `spool attach` ends (detached, or the command over): every mode a command's
+ * raw output may have left set in this terminal, back to its default.
+ */
+export const MODES_RESET = [
+  "\u001b[?9l\u001b[?1000l\u001b[?1001l\u001b[?1002l\u001b[?1003l", // mouse reporting (X10, normal, highlight, button, any)
+  "\u001b[?1005l\u001b[?1006l\u001b[?1015l\u001b[?1016l", // mouse encodings (UTF-8, SGR, urxvt, SGR pixels)
+  "\u001b[?1004l", // focus events
+  "\u001b[?2004l", // bracketed paste
+  "\u001b[?1l", // cursor keys: normal (DECCKM)
+  "\u001b>", // keypad: numeric (DECKPNM)
+  "\u001b[?66l", // keypad: numeric (DECNKM)
+  "\u001b[<99u", // the kitty keyboard's stack popped empty: its flags all off
+  "\u001b[?2026l", // synchronized output ended
+  "\u001b[4l", // insert mode off
+  "\u001b[?5l", // reverse video off
+  "\u001b[0 q", // the cursor's shape: the terminal's own
+  "\u001b]104\u001b\\\u001b]110\u001b\\\u001b]111\u001b\\\u001b]112\u001b\\", // the palette, foreground, background and cursor colours reset
+  "\u001b[23;0t", // the title (and icon name) popped: the one before ATTACH_START
+].join("");
+
 /** Untrusted text made safe for a terminal in one go (an error message, a name): no gutter, nothing held. */
 export function screenSafe(text: string): string {
   const t = new ScreenText();
@@ -141,10 +168,11 @@ export class TerminalWriter {
 
 /**
  * The reset before a facts block or a decision (`spool pending`, `spool approve`), when `stream` is a terminal
- * and this process the job in front (a background job leaves the screen of the one in front alone).
+ * and this process the job in front (a background job leaves the screen of the one in front alone); with `modes`,
+ * MODES_RESET too (`spool attach`, at its end).
  */
-export function resetTerminal(stream: Sink = process.stdout): void {
-  if (stream.isTTY && inForeground()) stream.write(TERMINAL_RESET);
+export function resetTerminal(stream: Sink = process.stdout, options: { modes?: boolean } = {}): void {
+  if (stream.isTTY && inForeground()) stream.write(options.modes ? TERMINAL_RESET + MODES_RESET : TERMINAL_RESET);
 }
 
 /**
