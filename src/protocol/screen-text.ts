@@ -42,7 +42,8 @@ export interface ScreenTextOptions {
    * Also passed whole (without a gutter only): the edits that stay on the cursor's line — cursor left and right
    * (`CSI n D`, `CSI n C`), to a column (`CSI n G`), erase in line (`CSI n K`), insert, delete and erase
    * characters (`CSI n @`, `CSI n P`, `CSI n X`) — so a line editor's echo and a progress line draw as they
-   * should; nothing that reaches another line (up, down, to a row, scroll, erase in display) is among them.
+   * should; nothing that reaches another line (up, down, to a row, scroll, erase in display) is among them. On a
+   * line where an escape has been shown as text, they are shown as text too, so none erases what was shown.
    */
   lineEdits?: boolean;
 }
@@ -69,6 +70,8 @@ export class ScreenText {
    * no colour or concealment of the text's own can hide it, and these are replayed after it.
    */
   #sgr = "";
+  /** An escape has been shown as text on this line (since the last newline): no line edit passes on it any more. */
+  #escapeShown = false;
 
   constructor(private readonly options: ScreenTextOptions = {}) {}
 
@@ -88,7 +91,7 @@ export class ScreenText {
           out += held;
           continue;
         }
-        if (this.options.lineEdits && (this.options.gutter ?? null) === null && LINE_EDIT.test(held)) {
+        if (this.options.lineEdits && (this.options.gutter ?? null) === null && !this.#escapeShown && LINE_EDIT.test(held)) {
           this.#held = "";
           out += held;
           continue;
@@ -142,6 +145,7 @@ export class ScreenText {
 
   /** Held text that is not an SGR sequence: each character shown as it is, its escape as `^[`. */
   #shown(text: string): string {
+    this.#escapeShown = true;
     let out = "";
     for (const c of text) out += this.#char(c);
     return out;
@@ -152,6 +156,7 @@ export class ScreenText {
     const gutter = this.options.gutter ?? null;
     if (c === "\n") {
       this.#newLine();
+      this.#escapeShown = false;
       return "\n";
     }
     if (c === "\r") {
