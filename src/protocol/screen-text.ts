@@ -23,6 +23,12 @@ export function escapeFormat(text: string): string {
   return text.replace(FORMAT_ALL, (c) => formatEscape(c.codePointAt(0)!));
 }
 
+/** Text that is printable as it is, whatever comes before it: no control, no C1, no format control, no escape. */
+const PLAIN = /[^\u0000-\u001f\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]+/uy;
+
+/** A whole SGR sequence (at most MAX_SGR characters) or line edit, its final character captured. */
+const WHOLE = /\u001b\[(?:[0-9;:]{0,61}(m)|[0-9;]{0,16}([@CDGKPX]))/y;
+
 /** A CSI sequence that edits the cursor's line only (see `lineEdits`). */
 const LINE_EDIT = /^\u001b\[[0-9;]{0,16}[@CDGKPX]$/;
 
@@ -82,7 +88,40 @@ export class ScreenText {
 
   push(text: string): string {
     let out = "";
-    for (const c of text) {
+    const fast = (this.options.gutter ?? null) === null;
+    for (let i = 0; i < text.length; ) {
+      if (fast && this.#held === "") {
+        // Without a gutter no column is kept: a run of plain text goes through whole.
+        PLAIN.lastIndex = i;
+        if (PLAIN.test(text)) {
+          out += text.slice(i, PLAIN.lastIndex);
+          i = PLAIN.lastIndex;
+          this.#atLineStart = false;
+          this.#exact = false;
+          continue;
+        }
+        const code = text.charCodeAt(i);
+        if (code === 0x0a || code === 0x0d) {
+          out += this.#char(text[i]!);
+          i++;
+          continue;
+        }
+        if (code === 0x1b) {
+          // A whole SGR sequence or line edit in the text: through at once.
+          WHOLE.lastIndex = i;
+          const m = WHOLE.exec(text);
+          if (m && (m[1] === "m" || (this.options.lineEdits && !this.#escapeShown))) {
+            const sequence = m[0];
+            if (m[1] === "m") this.#sgr = /^\u001b\[0*m$/.test(sequence) ? "" : keepLast(this.#sgr + sequence);
+            out += sequence;
+            i = WHOLE.lastIndex;
+            continue;
+          }
+        }
+      }
+      const code = text.codePointAt(i)!;
+      const c = code > 0xffff ? text.slice(i, i + 2) : text[i]!;
+      i += c.length;
       if (this.#held !== "") {
         const held = this.#held + c;
         if (/^\u001b\[[0-9;:]*m$/.test(held) && held.length <= MAX_SGR) {
