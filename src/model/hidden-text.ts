@@ -101,7 +101,9 @@ export function watchHiddenText(term: InstanceType<typeof Terminal>, harvested: 
   const top = () => harvested() + normal.baseY;
   const cursorRow = () => top() + normal.cursorY;
   const rowText = (row: number) => normal.getLine(row - harvested())?.translateToString(true) ?? "";
-  const onNormal = () => term.buffer.active.type === "normal";
+  // Which buffer is active, followed by its event (the API's getters cost more than the rest of a handler).
+  let normalActive = term.buffer.active.type === "normal";
+  const onNormal = () => normalActive;
 
   /**
    * A line erased and left blank keeps its earlier text until something is written on it (a redraw erases each
@@ -144,32 +146,37 @@ export function watchHiddenText(term: InstanceType<typeof Terminal>, harvested: 
    * A sequence that can change rows from `lo` (absolute; undefined: the screen's top) down: earlier lines in
    * reach are watched from now on, and the sequence is kept as text to show before what it hides.
    */
-  const reach = (lo: number | undefined, text: string, shifts = false) => {
+  const reach = (lo: number | undefined, text: string | (() => string), shifts = false, edit = false) => {
     if (!onNormal()) return false;
+    const row = cursorRow();
+    if (row > highWater) highWater = row;
+    else if (!edit) compare(row);
+    const screenTop = top();
+    const from = lo === undefined || lo < screenTop ? screenTop : lo;
+    if (from >= highWater) return false; // the line being written only: a same-line edit
+    if (shifts) {
+      compareAll();
+      shifted = true;
+    }
     // An excursion from the line being written starts a new run of sequences (one right after another, the
     // cursor where the last one left it, continues the run: `ESC[2J ESC[H`).
-    const at = cursorRow() * term.cols + normal.cursorX;
-    if (cursorRow() >= highWater && at !== pendingAt) pending = "";
-    leave();
-    if (shifts) compareAll();
-    shifted ||= shifts;
-    const from = Math.max(lo ?? top(), top());
-    if (from >= highWater) return false;
-    for (let row = from; row < highWater; row++) if (!seen.has(row)) seen.set(row, rowText(row));
-    if (pending.length < MAX_GATHERED) pending += text;
+    const at = row * term.cols + normal.cursorX;
+    if (row >= highWater && at !== pendingAt) pending = "";
+    for (let r = from; r < highWater; r++) if (!seen.has(r)) seen.set(r, rowText(r));
+    if (pending.length < MAX_GATHERED) pending += typeof text === "string" ? text : text();
     pendingAt = at;
     return false;
   };
 
-  const disposables: IDisposable[] = [];
+  const disposables: IDisposable[] = [term.buffer.onBufferChange((b) => (normalActive = b.type === "normal"))];
   const csi = (final: string, handler: (params: Params) => boolean, prefix?: string) =>
     disposables.push(term.parser.registerCsiHandler(prefix === undefined ? { final } : { prefix, final }, handler));
   const esc = (final: string, handler: () => boolean, intermediates?: string) =>
     disposables.push(term.parser.registerEscHandler(intermediates === undefined ? { final } : { intermediates, final }, handler));
 
   // Moves up, or to a row given: the rows between there and the line being written are in reach.
-  for (const final of ["A", "F"]) csi(final, (p) => reach(cursorRow() - first(p, 1), csiText("", p, final)));
-  for (const final of ["H", "f", "d"]) csi(final, (p) => reach(top() + first(p, 1) - 1, csiText("", p, final)));
+  for (const final of ["A", "F"]) csi(final, (p) => reach(cursorRow() - first(p, 1), () => csiText("", p, final)));
+  for (const final of ["H", "f", "d"]) csi(final, (p) => reach(top() + first(p, 1) - 1, () => csiText("", p, final)));
   // Moves down or along the line: the line left is compared.
   for (const final of ["B", "E", "e"]) csi(final, leave);
   esc("D", leave);
@@ -182,10 +189,12 @@ export function watchHiddenText(term: InstanceType<typeof Terminal>, harvested: 
   esc("7", save);
   csi("s", save);
   esc("8", () => reach(savedRow, "\\e8"));
-  csi("u", (p) => reach(savedRow, csiText("", p, "u")));
+  csi("u", (p) => reach(savedRow, () => csiText("", p, "u")));
   // Erases and edits of the cursor's line (an earlier line only when the cursor was moved up to it).
-  for (const final of ["K", "X", "P", "@"]) csi(final, (p) => reach(cursorRow(), csiText("", p, final)));
-  csi("K", (p) => reach(cursorRow(), csiText("?", p, "K")), "?");
+  // They edit the line in place, as `\r` does: what was written on it since the cursor came is not compared (a
+  // same-line edit), what it showed before the cursor came is.
+  for (const final of ["K", "X", "P", "@"]) csi(final, (p) => reach(cursorRow(), () => csiText("", p, final), false, true));
+  csi("K", (p) => reach(cursorRow(), () => csiText("?", p, "K"), false, true), "?");
   // Erase in display: below the cursor, above it, all of it; 3 erases the scrollback, collected first.
   const eraseDisplay = (prefix: string) => (p: Params) => {
     const mode = first(p, 0);
@@ -196,17 +205,17 @@ export function watchHiddenText(term: InstanceType<typeof Terminal>, harvested: 
       }
       return false;
     }
-    return reach(mode === 0 ? cursorRow() : undefined, csiText(prefix, p, "J"), true);
+    return reach(mode === 0 ? cursorRow() : undefined, () => csiText(prefix, p, "J"), true);
   };
   csi("J", eraseDisplay(""));
   csi("J", eraseDisplay("?"), "?");
   // Lines inserted, deleted or scrolled, a scroll region set (the cursor goes home), a reverse index.
-  for (const final of ["L", "M"]) csi(final, (p) => reach(cursorRow(), csiText("", p, final), true));
-  for (const final of ["S", "T", "r"]) csi(final, (p) => reach(undefined, csiText("", p, final), true));
+  for (const final of ["L", "M"]) csi(final, (p) => reach(cursorRow(), () => csiText("", p, final), true));
+  for (const final of ["S", "T", "r"]) csi(final, (p) => reach(undefined, () => csiText("", p, final), true));
   esc("M", () => reach(undefined, "\\eM", true));
   // Origin mode moves the cursor home; 1048 restores it.
   const privateMode = (final: "h" | "l") => (p: Params) =>
-    p.some((m) => m === 6 || (m === 1048 && final === "l")) ? reach(undefined, csiText("?", p, final), true) : false;
+    p.some((m) => m === 6 || (m === 1048 && final === "l")) ? reach(undefined, () => csiText("?", p, final), true) : false;
   csi("h", privateMode("h"), "?");
   csi("l", privateMode("l"), "?");
   // A full reset and the screen alignment test (a screen of `E`) are not applied: they would wipe what was printed.

@@ -77,7 +77,8 @@ function showHidden(lines: string[], rowLine: Int32Array, hidden: HiddenText[]):
   if (hidden.length === 0) return;
   const before = new Map<number, string>();
   for (const h of hidden) {
-    const line = rowLine[h.row]!;
+    const line = rowLine[h.row];
+    if (line === undefined) continue;
     before.set(line, `${before.get(line) ?? ""}${h.text.trimEnd()}\n${h.escapes}`);
   }
   for (const [line, text] of before) lines[line] = text + lines[line]!;
