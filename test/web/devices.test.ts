@@ -189,6 +189,21 @@ describe("paired devices", () => {
       body: '{"code":"bogus"}',
     });
     expect(peek.status).toBe(404);
+    // A code this server did not make but another server's mark is on: 421, naming the reason, on both doors.
+    const foreign = `${"Zz9-_aB0"}.${"q".repeat(43)}`;
+    const elsewhere = await fetch(`${origin}/session/peek`, {
+      method: "POST",
+      headers: { Origin: origin, "Content-Type": "application/json" },
+      body: JSON.stringify({ code: foreign }),
+    });
+    expect(elsewhere.status).toBe(421);
+    expect(((await elsewhere.json()) as { error: string }).error).toMatch(/made by another Spool server/);
+    expect((await redeem(port(), foreign)).status).toBe(421);
+    // This server's own mark on a code it does not hold (spent, or never made): expired or used, as before.
+    const { code } = (await (await mintCode(port(), ts.server.token)).json()) as { code: string };
+    expect((await redeem(port(), code)).status).toBe(200);
+    expect((await redeem(port(), code)).status).toBe(401);
+    expect((await redeem(port(), `${code.split(".")[0]}.${"q".repeat(43)}`)).status).toBe(401);
   });
 });
 
