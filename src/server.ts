@@ -42,6 +42,7 @@ import { startTracing, type Tracing } from "./ops/tracing-setup.js";
 import { warmEntryGet } from "./ops/warm-up.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
+import { HOME_PRINCIPAL_NAME } from "./protocol/roles.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
 import { SpoolError } from "./rpc/errors.js";
@@ -116,6 +117,13 @@ export function refusedOrigin(request: IncomingMessage, allowedOrigins: readonly
     return `Host ${JSON.stringify(request.headers.host ?? "")} is not this server's (an IP address, localhost or the configured host)`;
   if (!originAllowed(request, allowedOrigins, trustedHosts)) return `Origin ${request.headers.origin} is not allowed (allowedOrigins)`;
   return null;
+}
+
+/** The open connections of one principal (every transport). */
+function connectionsOf(rpc: RpcHost, name: string): number {
+  let open = 0;
+  for (const connection of rpc.connections) if (connection.principal.name === name) open++;
+  return open;
 }
 
 function refuse(socket: Socket, status: number, message: string, body = message): void {
@@ -569,10 +577,15 @@ function httpFront(
     // The cookie is good only for the server's own page.
     if (signedIn && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
-    if (socket.destroyed) return;
-    gate.authenticated(socket);
     // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
     const principal = byToken?.principal ?? signedIn!.principal;
+    const open = principal.name === HOME_PRINCIPAL_NAME ? 0 : connectionsOf(rpc, principal.name);
+    if (open >= config.limits.maxConnectionsPerPrincipal) {
+      log.warn(`refused a connection of ${principal.name}: it has ${open} open (limits.maxConnectionsPerPrincipal)`);
+      return refuse(socket, 429, "Too Many Requests", `${principal.name} has ${open} connections open (limits.maxConnectionsPerPrincipal); close one first`);
+    }
+    if (socket.destroyed) return;
+    gate.authenticated(socket);
     wss.handleUpgrade(request, socket, head, (ws) => {
       // The session closes it when it ends: signed out, its credential expired or revoked.
       if (signedIn) ws.once("close", sessions.attach(signedIn, ws));
