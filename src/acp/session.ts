@@ -9,11 +9,12 @@ import {
 import type { Logger } from "../logger.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
-import { ENTRY } from "../protocol/status.js";
+import { ENTRY, OPEN_RUN } from "../protocol/status.js";
 import { producerOf, proposalView } from "../protocol/views.js";
 import { isCommandTool, tail } from "./content.js";
 import { endingOf, finalChange } from "./output.js";
 import type { ProjectLink, SessionScope } from "./scope.js";
+import { Foreground } from "./state.js";
 import { callArguments, ToolCalls } from "./tool-calls.js";
 import { Turns } from "./turns.js";
 import { type Editor, UpdateQueue } from "./updates.js";
@@ -46,6 +47,7 @@ const MODES: { id: Mode; name: string; description: string }[] = [
 export class AcpSession {
   mode: Mode;
   model: string | null;
+  readonly foreground: Foreground;
   readonly #updates: UpdateQueue;
   readonly #tools: ToolCalls;
   readonly #turns: Turns;
@@ -63,7 +65,8 @@ export class AcpSession {
     this.mode = init.mode;
     this.model = init.model;
     const updates = new UpdateQueue(id, editor, log);
-    const scope: SessionScope = { id, run, link, editor, log, updates, turns: () => this.#turns.count };
+    this.foreground = new Foreground(id, editor);
+    const scope: SessionScope = { id, run, link, editor, log, updates, foreground: this.foreground, turns: () => this.#turns.count };
     this.#updates = updates;
     this.#tools = new ToolCalls(scope);
     this.#turns = new Turns(scope, this.#tools);
@@ -124,8 +127,33 @@ export class AcpSession {
   // ---- prompt turns (turns.ts) ---------------------------------------------------------------------
 
   /** A prompt turn; `traceparent`: the editor's W3C trace context, which the traces of its proposals continue. */
-  prompt(text: string, traceparent?: string): Promise<StopReason> {
-    return this.#turns.prompt(text, { mode: this.mode, model: this.model, traceparent });
+  prompt(text: string, traceparent?: string, inserted?: (loop: number) => void): Promise<StopReason> {
+    return this.#turns.prompt(text, { mode: this.mode, model: this.model, traceparent, inserted });
+  }
+
+  /** Shows the editor its prompt as a user message with this id (ACP v2 echoes each prompt it inserts). */
+  echo(text: string, messageId: string): void {
+    this.#updates.enqueue(() => this.#updates.send({ sessionUpdate: "user_message_chunk", messageId, content: { type: "text", text } }));
+  }
+
+  /** Sends the session's foreground state as it is now (ACP v2's resume), after every update queued before. */
+  async sendState(): Promise<void> {
+    const [{ run }, pending] = await Promise.all([
+      this.link.client.call("run/get", { run: this.run }),
+      this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.proposed }),
+    ]);
+    const open = OPEN_RUN.includes(run.status);
+    const done = new Promise<void>(
+      (resolve) =>
+        this.#updates.enqueue(async () => {
+          await this.foreground.snapshot(
+            open,
+            pending.entries.map((e) => e.path),
+          );
+          resolve();
+        }) || resolve(),
+    );
+    await done;
   }
 
   /** `session/cancel`. */
