@@ -152,4 +152,59 @@ describe("ACP v2 at /acp", () => {
     await aborted(ask.signal);
     for (const e of [a, b]) await e.update((u) => isKind("state_update")(u) && u.state === "idle");
   }, 60_000);
+
+  it("a client resuming while a command prints gets its terminal as a snapshot of the last lines, then only what follows", async () => {
+    const a = v2("ws");
+    await init2(a, "first");
+    const { sessionId } = await a.connection.agent.request("session/new", { cwd: project });
+    // Prints for ~6 s after its first 100 lines, so it still runs when the second client comes, even on a busy machine.
+    const command = "seq 1 100; for i in $(seq 1 30); do sleep 0.2; echo late$i; done";
+    await a.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: `run \`${command}\`` }] });
+    const ask = await a.permission();
+    const terminalId = (ask.params.subject as { terminalId: string }).terminalId;
+    ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    await a.update((u) => isKind("terminal_output_chunk")(u) && u.terminalId === terminalId && decode(u.data).includes("late1"));
+
+    const b = v2("http");
+    await init2(b, "second");
+    await b.connection.agent.request("session/resume", { sessionId, cwd: project });
+    const announced = await b.update((u) => isKind("terminal_update")(u) && u.terminalId === terminalId && !!u.command);
+    expect(announced.update).toMatchObject({ command, cwd: project });
+    const snapshot = await b.update((u) => isKind("terminal_update")(u) && u.terminalId === terminalId && !!u.output);
+    const shown = decode((snapshot.update as V2Update<"terminal_update">).output!.data);
+    // Bounded like the model's view: the last 40 lines, and a note that Spool's entry keeps the rest.
+    expect(shown).toMatch(/^\[… earlier output not shown here; Spool's entry \S+ keeps all of it\]\r\n/);
+    const lines = shown.split("\r\n")[1]!.split("\n").filter(Boolean);
+    expect(lines.length).toBe(40);
+    expect(lines).toContain("100");
+    expect(lines).toContain("late1");
+    await b.update((u) => isKind("terminal_update")(u) && u.terminalId === terminalId && !!u.exitStatus);
+    // Then only what came after: every late line exactly once in the snapshot and the chunks together.
+    const chunks = b
+      .updates(sessionId)
+      .filter((u) => isKind("terminal_output_chunk")(u.update) && u.update.terminalId === terminalId)
+      .map((u) => decode((u.update as V2Update<"terminal_output_chunk">).data));
+    const whole = (shown + chunks.join("")).split(/\r?\n/);
+    for (let i = 1; i <= 30; i++) expect(whole.filter((l) => l === `late${i}`)).toHaveLength(1);
+    expect(chunks.join("")).toContain("late30");
+  }, 60_000);
+
+  it("what v2 leaves open: fields Spool does not know are ignored, and an outcome it does not know rejects the command", async () => {
+    const a = v2("http");
+    const init = await a.connection.agent.request("initialize", {
+      protocolVersion: 2,
+      info: { name: "future", version: "9" },
+      capabilities: { _future: { x: 1 } } as never,
+      later: true,
+    } as never);
+    expect(init.protocolVersion).toBe(2);
+    const { sessionId } = await a.connection.agent.request("session/new", { cwd: project, additionalRoots: [], _meta: { someone: "else" } } as never);
+    await a.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "run `echo never-runs`" }] });
+    const ask = await a.permission();
+    const { toolCallId } = ask.params.subject as { toolCallId: string };
+    ask.answer({ outcome: { outcome: "_deferred", until: "later" } } as never);
+    const ended = await a.update((u) => isKind("tool_call_update")(u) && u.toolCallId === toolCallId && u.status === "failed");
+    expect(JSON.stringify(ended.update)).toContain("rejected by");
+    await a.update((u) => isKind("state_update")(u) && u.state === "idle");
+  }, 60_000);
 });
