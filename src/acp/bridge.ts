@@ -169,6 +169,11 @@ export class Bridge {
     }
   }
 
+  /** Whether the editor's principal may decide proposals (and so stop commands). */
+  get mayDecide(): boolean {
+    return this.options.mayDecide ?? true;
+  }
+
   /** The trace context a request's traces continue: its own (`_meta.traceparent`), else the one `initialize` sent. */
   traceparent(meta: { [key: string]: unknown } | null | undefined): string | undefined {
     return traceparentOf(meta) ?? this.#traceparent;

@@ -156,6 +156,11 @@ export class AcpSession {
     await done;
   }
 
+  /** Stops one running command (ACP v2's `terminal/cancel`; a terminal's id is its tool call's). */
+  cancelCommand(toolCallId: string): Promise<void> {
+    return this.#tools.cancelCommand(toolCallId);
+  }
+
   /** `session/cancel`. */
   cancel(): Promise<void> {
     return this.#turns.cancel();

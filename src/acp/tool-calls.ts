@@ -1,11 +1,11 @@
-import type { ToolCallStatus } from "@agentclientprotocol/sdk";
+import { RequestError, type ToolCallStatus } from "@agentclientprotocol/sdk";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName } from "../protocol/proposal-facts.js";
 import { type Producer, type ProposalView, producerOf } from "../protocol/views.js";
 import { absoluteCwd, isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, type ToolChange } from "./output.js";
 import { askEditor, showUndecided, withdraw } from "./permissions.js";
-import type { SessionScope, ToolView } from "./scope.js";
+import { acpError, type SessionScope, type ToolView } from "./scope.js";
 
 /** Tool calls remembered per session; the oldest finished ones are forgotten past it. */
 const MAX_TOOLS = 500;
@@ -234,6 +234,18 @@ export class ToolCalls {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(outputs.map((o) => o.quiet())), new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLE_MS)))]);
     clearTimeout(timer);
+  }
+
+  /** Stops the running command of this tool call (`stream/cancel`); its end reaches the editor as any command's does. */
+  async cancelCommand(id: string): Promise<void> {
+    const view = this.#tools.get(id);
+    if (!view?.path || !view.output || view.settled || view.output.finishing)
+      throw RequestError.invalidParams({ terminalId: id }, "no running command of this session has this terminal");
+    await this.scope.link.client
+      .call("stream/cancel", { run: this.scope.run, path: view.path, reason: `cancelled in ${this.scope.editor.name}` })
+      .catch((error: unknown) => {
+        throw acpError(error);
+      });
   }
 
   /** Withdraws every open permission request. */

@@ -51,6 +51,9 @@ export class V2Encoder {
   readonly #last = new Map<string, { kind: string; messageId: string }>();
   #next = 0;
 
+  /** `mayCancel`: a running terminal advertises `terminal/cancel` (the editor's principal may stop commands). */
+  constructor(private readonly mayCancel: boolean) {}
+
   encode(sessionId: string, update: v1.SessionUpdate): SessionUpdate[] {
     switch (update.sessionUpdate) {
       case "agent_message_chunk":
@@ -91,7 +94,12 @@ export class V2Encoder {
       });
     }
     if (meta.terminal_snapshot)
-      out.push({ sessionUpdate: "terminal_update", terminalId: meta.terminal_snapshot.terminal_id, output: { data: utf8base64(meta.terminal_snapshot.data) } });
+      out.push({
+        sessionUpdate: "terminal_update",
+        terminalId: meta.terminal_snapshot.terminal_id,
+        output: { data: utf8base64(meta.terminal_snapshot.data) },
+        ...(this.mayCancel ? { capabilities: { cancel: {} } } : {}),
+      });
     if (meta.terminal_output)
       out.push({ sessionUpdate: "terminal_output_chunk", terminalId: meta.terminal_output.terminal_id, data: utf8base64(meta.terminal_output.data) });
     if (meta.terminal_exit) {
@@ -99,9 +107,13 @@ export class V2Encoder {
         sessionUpdate: "terminal_update",
         terminalId: meta.terminal_exit.terminal_id,
         exitStatus: { exitCode: meta.terminal_exit.exit_code, signal: meta.terminal_exit.signal },
+        capabilities: null,
       });
     }
     const rest = otherMeta(_meta);
+    // v2 tells a cancelled tool call from a failed one.
+    if (fields.status === "failed" && (fields.rawOutput as { status?: unknown } | undefined)?.status === "cancelled")
+      (fields as { status: string }).status = "cancelled";
     // The tool call itself, when the update says anything of it besides its terminal's output.
     if (Object.keys(fields).length > 1 || rest)
       out.push({ sessionUpdate: "tool_call_update", ...(fields as object), ...(rest ? { _meta: rest } : {}) } as SessionUpdate);
@@ -160,7 +172,7 @@ function requireAbsolute(cwd: string): string {
 
 /** The ACP v2 agent of a bridge: the bridge's sessions, encoded for v2. */
 export function v2App(bridge: Bridge): AgentApp {
-  const encoder = new V2Encoder();
+  const encoder = new V2Encoder(bridge.mayDecide);
   let client: AgentContext | null = null;
   const send = async (sessionId: string, update: SessionUpdate) => {
     await client?.notify("session/update", { sessionId, update });
@@ -234,6 +246,10 @@ export function v2App(bridge: Bridge): AgentApp {
     })
     .onNotification("session/cancel", async ({ params }) => {
       await bridge.cancel(params.sessionId);
+    })
+    .onRequest("terminal/cancel", async ({ params }) => {
+      await sessionOf(params.sessionId).cancelCommand(params.terminalId);
+      return {};
     })
     .onRequest("session/set_config_option", ({ params }) => {
       const session = sessionOf(params.sessionId);

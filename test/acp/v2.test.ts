@@ -207,4 +207,34 @@ describe("ACP v2 at /acp", () => {
     expect(JSON.stringify(ended.update)).toContain("rejected by");
     await a.update((u) => isKind("state_update")(u) && u.state === "idle");
   }, 60_000);
+
+  it("terminal/cancel stops one running command, session/cancel the turn: each terminal ends with its exit status, the turn idle cancelled", async () => {
+    const a = v2("ws");
+    await init2(a, "canceller");
+    const { sessionId } = await a.connection.agent.request("session/new", { cwd: project });
+    const run = async (text: string) => {
+      await a.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: `run \`echo ${text}; sleep 30\`` }] });
+      const ask = await a.permission();
+      const { terminalId, toolCallId } = ask.params.subject as { terminalId: string; toolCallId: string };
+      ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+      await a.update((u) => isKind("terminal_output_chunk")(u) && u.terminalId === terminalId && decode(u.data).includes(text));
+      return { terminalId, toolCallId };
+    };
+    const first = await run("first");
+    // A running terminal says it can be cancelled.
+    const running = a.updates(sessionId).find((u) => isKind("terminal_update")(u.update) && u.update.terminalId === first.terminalId && !!u.update.output);
+    expect(running?.update).toMatchObject({ capabilities: { cancel: {} } });
+    expect(await a.connection.agent.request("terminal/cancel", { sessionId, terminalId: first.terminalId })).toEqual({});
+    const ended = await a.update((u) => isKind("terminal_update")(u) && u.terminalId === first.terminalId && !!u.exitStatus);
+    expect(ended.update).toMatchObject({ capabilities: null });
+    await a.update((u) => isKind("tool_call_update")(u) && u.toolCallId === first.toolCallId && u.status === "cancelled");
+    // The model is told and the turn ends by itself; a terminal that ended cannot be cancelled again.
+    await a.update((u) => isKind("state_update")(u) && u.state === "idle");
+    await expect(a.connection.agent.request("terminal/cancel", { sessionId, terminalId: first.terminalId })).rejects.toMatchObject({ code: -32602 });
+
+    const second = await run("second");
+    await a.connection.agent.notify("session/cancel", { sessionId });
+    await a.update((u) => isKind("terminal_update")(u) && u.terminalId === second.terminalId && !!u.exitStatus);
+    await a.update((u) => isKind("state_update")(u) && u.state === "idle" && u.stopReason === "cancelled");
+  }, 60_000);
 });
