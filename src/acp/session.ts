@@ -236,6 +236,8 @@ export class AcpSession {
    */
   async end(): Promise<void> {
     await this.#turns.end();
+    // ACP v2: work the close cancelled ends idle ("cancelled") before the close is answered.
+    if (this.editor.state && this.#updates.enqueue(this.foreground.ended({ state: "idle", stopReason: "cancelled" }))) await this.#updates.flushed();
     await this.close();
   }
 

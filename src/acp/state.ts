@@ -11,6 +11,8 @@ export class Foreground {
   #open = false;
   readonly #waiting = new Set<string>();
   #last: string | null = null;
+  /** The idle of a loop that ended, until it is sent. */
+  #idle: Extract<ForegroundState, { state: "idle" }> | null = null;
 
   constructor(
     private readonly sessionId: string,
@@ -20,6 +22,7 @@ export class Foreground {
   /** A loop of the run started. */
   loopStarted(): Promise<void> {
     this.#open = true;
+    this.#idle = null;
     return this.#emit();
   }
 
@@ -36,17 +39,25 @@ export class Foreground {
     return this.#emit();
   }
 
-  /** The loop ended: idle, and why. Returns the sending, for the caller to place after the loop's last updates. */
+  /**
+   * The loop ended: idle, and why (unless an idle of its is waiting to be sent already). Returns the sending of the
+   * idle not sent yet, for the caller to place after the loop's last updates; only the first call of it sends.
+   */
   ended(stop: Extract<ForegroundState, { state: "idle" }>): () => Promise<void> {
-    const wasOpen = this.#open;
+    if (this.#open) this.#idle = stop;
     this.#open = false;
     this.#waiting.clear();
-    return () => (wasOpen || this.#last !== null ? this.#emit(stop) : Promise.resolve());
+    return () => {
+      const idle = this.#idle;
+      this.#idle = null;
+      return idle ? this.#emit(idle) : Promise.resolve();
+    };
   }
 
   /** The current state, sent whether or not it changed (ACP v2's resume sends one before it answers). */
   snapshot(open: boolean, waiting: string[]): Promise<void> {
     this.#open = open || waiting.length > 0;
+    this.#idle = null;
     this.#waiting.clear();
     for (const path of waiting) this.#waiting.add(path);
     this.#last = null;

@@ -208,7 +208,7 @@ describe("ACP v2 at /acp", () => {
     await a.update((u) => isKind("state_update")(u) && u.state === "idle");
   }, 60_000);
 
-  it("terminal/cancel stops one running command, session/cancel the turn: each terminal ends with its exit status, the turn idle cancelled", async () => {
+  it("terminal/cancel stops one running command, session/cancel and session/close the turn: each terminal ends with its exit status, the turn idle cancelled", async () => {
     const a = v2("ws");
     await init2(a, "canceller");
     const { sessionId } = await a.connection.agent.request("session/new", { cwd: project });
@@ -236,5 +236,18 @@ describe("ACP v2 at /acp", () => {
     await a.connection.agent.notify("session/cancel", { sessionId });
     await a.update((u) => isKind("terminal_update")(u) && u.terminalId === second.terminalId && !!u.exitStatus);
     await a.update((u) => isKind("state_update")(u) && u.state === "idle" && u.stopReason === "cancelled");
+
+    // session/close, from a client following the session that did not prompt it, cancels the work too, and says so before it answers.
+    // (Over WebSocket: one ordered stream. Over HTTP the answer and the updates come on different streams.)
+    const b = v2("ws");
+    await init2(b, "closer");
+    await b.connection.agent.request("session/resume", { sessionId, cwd: project });
+    const third = await run("third");
+    await b.update((u) => isKind("terminal_output_chunk")(u) && u.terminalId === third.terminalId);
+    const states = () => b.updates(sessionId).flatMap((u) => (isKind("state_update")(u.update) ? [u.update] : []));
+    expect(states().at(-1)).toMatchObject({ state: "running" });
+    await b.connection.agent.request("session/close", { sessionId });
+    expect(states().at(-1)).toMatchObject({ state: "idle", stopReason: "cancelled" });
+    await a.update((u) => isKind("terminal_update")(u) && u.terminalId === third.terminalId && !!u.exitStatus);
   }, 60_000);
 });
