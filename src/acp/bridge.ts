@@ -68,7 +68,7 @@ function requireAbsolute(cwd: string): string {
  * project (a client of the server like any other, so other clients keep working beside the editor).
  */
 /** How a session's updates, questions and states reach the editor, in the ACP version it negotiated. */
-export type EditorChannel = Pick<Editor, "update" | "requestPermission" | "state" | "terminalSnapshot">;
+export type EditorChannel = Pick<Editor, "update" | "requestPermission" | "state" | "terminalSnapshot" | "messageIds">;
 
 export class Bridge {
   #editor: EditorChannel | null = null;

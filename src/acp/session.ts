@@ -29,6 +29,9 @@ type Mode = "ask" | "act";
 
 type HistoryMessage = ResultOf<"run/history">["messages"][number];
 
+/** The message id of the prompt that began a loop of the run (ACP v2's prompt answer, live and replayed). */
+export const promptMessageId = (loop: number) => `prompt-${loop}`;
+
 /** Messages a `session/load` replays at most. */
 const MAX_REPLAY = 20_000;
 
@@ -252,7 +255,10 @@ export class AcpSession {
   async #replayMessage(message: HistoryMessage): Promise<void> {
     const send = (update: Parameters<UpdateQueue["send"]>[0]) => this.#updates.send(update);
     if (message.role === "user") {
-      if (!message.note && message.text) await send({ sessionUpdate: "user_message_chunk", content: { type: "text", text: message.text } });
+      if (!message.note && message.text) {
+        const id = this.editor.messageIds && message.loop !== null ? { messageId: promptMessageId(message.loop) } : {};
+        await send({ sessionUpdate: "user_message_chunk", ...id, content: { type: "text", text: message.text } });
+      }
       return;
     }
     const tools = this.#tools;

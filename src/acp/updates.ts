@@ -32,6 +32,8 @@ export interface Editor {
   readonly terminalSnapshot?: boolean;
   /** Whether its principal may decide proposals: when not, they are shown, never asked about. */
   readonly mayDecide: boolean;
+  /** The editor is told each prompt's message id (ACP v2), the same live and replayed (`promptMessageId`). */
+  readonly messageIds?: boolean;
   update(sessionId: string, update: SessionUpdate): Promise<void>;
   requestPermission(params: RequestPermissionRequest, signal: AbortSignal, about: PermissionAbout): Promise<RequestPermissionResponse>;
   /** The session's foreground state changed (only an editor that reports it has this). */

@@ -1,3 +1,4 @@
+import { isAbsolute } from "node:path";
 import type * as v1 from "@agentclientprotocol/sdk";
 import {
   type AgentApp,
@@ -13,7 +14,7 @@ import { SERVER_VERSION } from "../version.js";
 import type { Bridge } from "./bridge.js";
 import { promptText } from "./content.js";
 import { acpError } from "./scope.js";
-import type { AcpSession } from "./session.js";
+import { type AcpSession, promptMessageId } from "./session.js";
 import type { ForegroundState, PermissionAbout } from "./updates.js";
 
 /*
@@ -166,7 +167,7 @@ function responseV1(outcome: { outcome: string; optionId?: unknown }): v1.Reques
 }
 
 function requireAbsolute(cwd: string): string {
-  if (!cwd.startsWith("/")) throw RequestError.invalidParams({ cwd }, "cwd must be an absolute path");
+  if (!isAbsolute(cwd)) throw RequestError.invalidParams({ cwd }, "cwd must be an absolute path");
   return cwd;
 }
 
@@ -184,6 +185,7 @@ export function v2App(bridge: Bridge): AgentApp {
       const editor = connection.client;
       bridge.attach({
         terminalSnapshot: true,
+        messageIds: true,
         update: async (sessionId, update) => {
           for (const encoded of encoder.encode(sessionId, update)) await send(sessionId, encoded);
         },
@@ -240,7 +242,7 @@ export function v2App(bridge: Bridge): AgentApp {
       const loop = await new Promise<number>((resolve, reject) => {
         session.prompt(text, bridge.traceparent(params._meta), resolve).catch(reject);
       });
-      const messageId = `prompt-${loop}`;
+      const messageId = promptMessageId(loop);
       session.echo(text, messageId);
       return { messageId };
     })

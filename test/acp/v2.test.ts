@@ -133,7 +133,7 @@ describe("ACP v2 at /acp", () => {
     const a = v2("http");
     await init2(a, "first");
     const { sessionId } = await a.connection.agent.request("session/new", { cwd: project });
-    await a.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "run `echo resumed-later`" }] });
+    const { messageId } = await a.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "run `echo resumed-later`" }] });
     const ask = await a.permission();
     const b = v2("ws");
     await init2(b, "second");
@@ -144,7 +144,8 @@ describe("ACP v2 at /acp", () => {
     await b.connection.agent.request("session/resume", { sessionId, cwd: project, replayFrom: { type: "start" } });
     // Before the answer: the replayed prompt, then the state (a proposal waits), and the request to the new client.
     const seen = b.updates(sessionId).map((u) => u.update);
-    expect(seen.some((u) => isKind("user_message_chunk")(u) && JSON.stringify(u.content).includes("resumed-later"))).toBe(true);
+    // The replayed prompt keeps the id its answer gave.
+    expect(seen.find((u) => isKind("user_message_chunk")(u) && JSON.stringify(u.content).includes("resumed-later"))).toMatchObject({ messageId });
     expect(seen.filter(isKind("state_update")).at(-1)).toMatchObject({ state: "requires_action" });
     const askB = await b.permission();
     expect(askB.params.subject).toMatchObject({ type: "command", command: "echo resumed-later", cwd: project });
