@@ -91,6 +91,10 @@ describeWithBrowser("one shown state on every client", () => {
         const modes = r.sandbox.modes ?? (r.sandbox.readOnly ? ["read-only", "full"] : ["full"]);
         expect(row.sandbox, r.name).toBe(modes.join(", "));
         expect(row.network, r.name).toBe(r.sandbox.network ?? "not said");
+        // Who attached it (its name is that principal's) and where it runs: the server and the machine (issue 54).
+        expect(row["attached by"], r.name).toBe(r.attachedBy === null ? "the server" : `${r.attachedBy.role} "${r.attachedBy.name}"`);
+        expect(row.where, r.name).toBe(`${r.server}, on ${r.host}`);
+        expect(r.server, r.name).toMatch(/^\S+:\d+$/);
       }
       return listed;
     };
