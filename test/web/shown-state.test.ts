@@ -169,6 +169,15 @@ describeWithBrowser("one shown state on every client", () => {
     await line("· 1 running");
     await client.call("stream/cancel", { run: "mine", path: sleeper.path });
     await line("· 0 running");
+    // Who attached it and where it runs, as runner/list says (issue 54).
+    const listed = (await client.call("runner/list", {})).runners.find((r: any) => r.name === runner)!;
+    const text = await page.evaluate(
+      (r) => [...document.querySelectorAll(".runners li")].find((li) => (li.querySelector("strong")?.textContent ?? "") === r)?.textContent ?? "",
+      runner,
+    );
+    expect(text).toContain(
+      ` · attached by ${listed.attachedBy ? `${listed.attachedBy.role} "${listed.attachedBy.name}"` : "the server"} · ${listed.server}, on ${listed.host} · `,
+    );
   }, 90_000);
 
   it("the page: signed out, the server's `commands` are code, not backticks; a finished command's empty channel is one line; 1 line; a Commands column", async () => {
