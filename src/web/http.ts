@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
+import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
 import type { Logger } from "../logger.js";
 import type { Route } from "../ops/routes.js";
 import { pageAssets } from "./assets.js";
@@ -7,8 +7,11 @@ import { type SessionGrant, SignInRefused, type WebSessions } from "./sessions.j
 
 export interface WebOptions {
   sessions: WebSessions;
-  /** Who a presented credential names (the home's token file, or a principal's token) and until when; null when nobody. */
-  authenticate(presented: string | null): Promise<SessionGrant | null>;
+  /**
+   * Who the credential a request presents names (the home's token file, or a principal's token; its bearer token, or
+   * the proof a Unix socket's client gives instead) and until when; null when nobody.
+   */
+  authenticate(request: IncomingMessage): Promise<SessionGrant | null>;
   /**
    * The page's address on this server, for the sign-in link of a code minted by `request`: the address the request
    * reached it by (over TCP), or the one it listens on (over its Unix socket) — never one derived from defaults.
@@ -114,7 +117,7 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
   allow(method, ["POST"]);
   if (!originAllowed(request, options.allowedOrigins, options.trustedHosts)) throw new HttpError(403, "Origin not allowed");
   if (tokenInUrl(request)) throw new HttpError(401, TOKEN_IN_URL, { "WWW-Authenticate": "Bearer" });
-  const grant = await options.authenticate(presentedToken(request));
+  const grant = await options.authenticate(request);
   if (!grant) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
   // A runner's credential reads nothing a page shows: a link would sign a browser in to an empty page that refuses everything.
   if (grant.principal.role === "runner")
@@ -126,6 +129,9 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
   const { code, expiresAt } = refusedIfFull(() => options.sessions.mintCode(grant, name));
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs, url: options.pageUrl(request) });
 }
+
+/** A code another server made (421 Misdirected Request): it signs in only there, so the page names that server. */
+const ELSEWHERE = "This link was made by another Spool server (or by this one before it restarted): its code signs in only on the server that made it";
 
 /** A bound reached: 429 with its words (nothing of anyone else's was ended). */
 function refusedIfFull<T>(make: () => T): T {
@@ -148,6 +154,7 @@ async function peek(options: WebOptions, request: IncomingMessage, response: Ser
   const body = await readBody(request);
   const code = codeIn(body);
   const found = code === null ? null : options.sessions.peek(code);
+  if (!found && code !== null && options.sessions.madeElsewhere(code)) throw new HttpError(421, ELSEWHERE);
   if (!found) throw new HttpError(404, "This link was not made by this server, has expired or was already used");
   // The page is that principal's device already: the code is spent.
   if (/"spend"\s*:\s*true/.test(body)) options.sessions.spend(code!);
@@ -201,6 +208,7 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
     if (error instanceof SignInRefused) throw new HttpError(429, error.message);
     throw error;
   }
+  if (!signed && options.sessions.madeElsewhere(attempted)) throw new HttpError(421, ELSEWHERE);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
   options.log.info(`web view: a device paired from ${address}`, { principal: signed.device.principal.name, client: "spool-web" });
   // The cookie is one half; the key, which the page keeps in its origin's storage and sends itself, is the other.
