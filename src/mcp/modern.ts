@@ -5,6 +5,7 @@ import { SpoolRpcError } from "../client/spool-client.js";
 import { INSTRUCTIONS, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller, mayDecide } from "./caller.js";
 import { answerOf, approvalForm, factsShown } from "./decision.js";
+import type { McpExtras } from "./extras.js";
 import { listen } from "./modern-listen.js";
 import { HttpReply, type Reply } from "./modern-reply.js";
 import { cancelTask, createdTask, DECISION_KEY, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
@@ -14,7 +15,7 @@ import { listResources, readResource, resourceTemplates } from "./resources.js";
 import { follow, propose } from "./run-command.js";
 import type { BridgeLog } from "./spool-side.js";
 import { failure, message } from "./text.js";
-import { RunCommandArgs, type ToolName } from "./tool-schemas.js";
+import { RunCommandArgs } from "./tool-schemas.js";
 import { callTool, isTool, listTools } from "./tools.js";
 
 /*
@@ -57,6 +58,8 @@ export interface ModernOptions {
   version: string;
   log: BridgeLog;
   limits?: Partial<ModernLimits> | undefined;
+  /** Tools and resources beside Spool's own (extras.ts: the conformance suite's fixture, in test code only). */
+  extras?: McpExtras | undefined;
 }
 
 export const DEFAULT_MODERN_LIMITS: ModernLimits = { maxConnections: 64, maxPerPrincipal: 4, idleMs: 5 * 60_000 };
@@ -166,8 +169,8 @@ export class ModernMcp {
     if ("inputResponses" in params && !inputResponsesOk(params.inputResponses))
       throw new ModernError(200, CODES.invalidParams, "inputResponses is an object: each key of the inputRequests answered, with its result (an object)");
     // Where the request works (/mcp's query); what needs no Spool connection (the tool list) is answered without.
-    if (method === "tools/list") return reply.result({ ...listTools(false), ttlMs: TTL.tools, cacheScope: "public" });
-    if (method === "resources/templates/list") return reply.result({ ...resourceTemplates(), ttlMs: TTL.resources, cacheScope: "public" });
+    if (method === "tools/list") return reply.result({ ...listTools(false, this.options.extras), ttlMs: TTL.tools, cacheScope: "public" });
+    if (method === "resources/templates/list") return reply.result({ ...resourceTemplates(this.options.extras), ttlMs: TTL.resources, cacheScope: "public" });
     const target = targetOf();
     const kept = this.#connection(caller, target, call);
     kept.open += 1;
@@ -215,7 +218,7 @@ export class ModernMcp {
     const { params } = call;
     const side = kept.bridge.side;
     // A tool Spool does not offer is a protocol error (the spec's -32602), not a result the model reads as the tool's.
-    if (typeof params.name !== "string" || !isTool(params.name))
+    if (typeof params.name !== "string" || !isTool(params.name, this.options.extras))
       throw new ModernError(200, CODES.invalidParams, `Unknown tool: ${String(params.name)} (tools/list names the tools)`);
     if (params.name === "run_command") {
       const args = z
@@ -286,7 +289,7 @@ export class ModernMcp {
     }
     reply.stream();
     const args = params.arguments as Record<string, unknown> | undefined;
-    reply.result({ ...(await callTool(side, String(params.name) as ToolName, args, this.#extra(reply, call))) });
+    reply.result({ ...(await callTool(side, String(params.name), args, this.#extra(reply, call))) });
   }
 
   /** What an SDK handler gets with a request: the stream's cancel, its notifications, its _meta and headers. */

@@ -194,11 +194,11 @@ export class SpoolTaskStore implements TaskStore {
  */
 export function registerToolCalls(side: SpoolSide): void {
   const server = side.server;
-  server.setRequestHandler(ListToolsRequestSchema, async () => listTools(true) as never);
+  server.setRequestHandler(ListToolsRequestSchema, async () => listTools(true, side.options.extras) as never);
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const { name, arguments: args, task } = request.params;
     // A tool Spool does not offer is a protocol error (the spec's -32602), not a result the model reads as the tool's.
-    if (!isTool(name)) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name} (tools/list names the tools)`);
+    if (!isTool(name, side.options.extras)) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name} (tools/list names the tools)`);
     if (name !== "run_command" || !task) return (await callTool(side, name, args, extra)) as never;
     const parsed = z
       .object(RunCommandArgs)

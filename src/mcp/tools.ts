@@ -4,6 +4,7 @@ import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js"
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { runState } from "../protocol/shown-state.js";
 import { producerOf } from "../protocol/views.js";
+import type { ExtraCall, McpExtras } from "./extras.js";
 import { readOutput } from "./output.js";
 import { runCommand } from "./run-command.js";
 import { type Extra, LIST_LIMIT, type Session, type SpoolSide } from "./spool-side.js";
@@ -45,12 +46,12 @@ const TOOLS: Record<ToolName, ToolEntry> = {
   list_commands: entry(ListCommandsArgs, (_side, a, _e, s) => list(a, s)),
 };
 
-/** Whether `name` is one of Spool's tools. */
-export const isTool = (name: string): name is ToolName => Object.hasOwn(TOOLS, name);
+/** Whether `name` is one of Spool's tools, or of `extras` (an embedder's: extras.ts). */
+export const isTool = (name: string, extras?: McpExtras): boolean => Object.hasOwn(TOOLS, name) || (!!extras?.tools && Object.hasOwn(extras.tools, name));
 
 /** One tool as tools/list shows it: its arguments' JSON Schema (draft-07, the input's), title and annotations. */
 export interface ListedTool {
-  name: ToolName;
+  name: string;
   title: string;
   description: string;
   inputSchema: Record<string, unknown>;
@@ -60,18 +61,39 @@ export interface ListedTool {
 
 let listed: ListedTool[] | null = null;
 
+/** A tool's arguments as JSON Schema (draft-07, the input's: as the SDK's McpServer gave them). */
+const schemaOf = (shape: z.ZodRawShape) => z.toJSONSchema(z.object(shape), { target: "draft-7", io: "input" }) as Record<string, unknown>;
+
 /**
  * The tools as tools/list shows them (computed once; tools never change). `tasks` (2025-11-25): each says whether
  * it may run as a task, which only run_command may; 2026-07-28's tasks are an extension the list does not name.
  */
-export function listTools(tasks: boolean): { tools: ListedTool[] } {
+export function listTools(tasks: boolean, extras?: McpExtras): { tools: ListedTool[] } {
   listed ??= (Object.keys(TOOLS) as ToolName[]).map((name) => {
     const { title, annotations } = TOOL_TRAITS[name];
-    const inputSchema = z.toJSONSchema(z.object(TOOLS[name].shape), { target: "draft-7", io: "input" }) as Record<string, unknown>;
-    return { name, title, description: TOOL_DESCRIPTIONS[name], inputSchema, annotations: { title, ...annotations } };
+    return { name, title, description: TOOL_DESCRIPTIONS[name], inputSchema: schemaOf(TOOLS[name].shape), annotations: { title, ...annotations } };
   });
-  if (!tasks) return { tools: listed };
-  return { tools: listed.map((tool) => ({ ...tool, execution: { taskSupport: tool.name === "run_command" ? "optional" : "forbidden" } })) };
+  const others = Object.entries(extras?.tools ?? {}).map(([name, tool]) => ({
+    name,
+    ...(tool.title !== undefined ? { title: tool.title } : {}),
+    description: tool.description,
+    inputSchema: schemaOf(tool.shape),
+    annotations: {},
+  })) as ListedTool[];
+  const all = others.length ? [...listed, ...others] : listed;
+  if (!tasks) return { tools: all };
+  return { tools: all.map((tool) => ({ ...tool, execution: { taskSupport: tool.name === "run_command" ? "optional" : "forbidden" } })) };
+}
+
+/** What an added tool gets of a call (extras.ts): the SDK's extra, its client requests' results as they come. */
+function extraCall(extra: Extra): ExtraCall {
+  const anyResult = z.looseObject({});
+  return {
+    signal: extra.signal,
+    _meta: extra._meta,
+    sendNotification: (notification) => extra.sendNotification(notification as never),
+    sendRequest: (request) => extra.sendRequest(request as never, anyResult),
+  };
 }
 
 /** Arguments a tool call's message could not be read as: the zod issues, each with where it is. */
@@ -86,16 +108,21 @@ function issuesText(error: z.ZodError): string {
 }
 
 /**
- * A call of one of Spool's tools (the caller checked the name with isTool): its arguments checked against its
- * shape, then run on the Spool side. A refusal, bad arguments or any failure is an error result the model reads.
+ * A call of one of Spool's tools, or of its side's extras (the caller checked the name with isTool): its arguments
+ * checked against its shape, then run on the Spool side. A refusal, bad arguments or any failure is an error
+ * result the model reads.
  */
-export async function callTool(side: SpoolSide, name: ToolName, args: Record<string, unknown> | undefined, extra: Extra): Promise<CallToolResult> {
-  const tool = TOOLS[name];
-  const parsed = await z.object(tool.shape).safeParseAsync(args ?? {});
+export async function callTool(side: SpoolSide, name: string, args: Record<string, unknown> | undefined, extra: Extra): Promise<CallToolResult> {
+  const own = Object.hasOwn(TOOLS, name) ? TOOLS[name as ToolName] : null;
+  const other = own ? null : side.options.extras?.tools?.[name];
+  const shape = own?.shape ?? other?.shape;
+  if (!shape) return failure(`Unknown tool: ${name}`);
+  const parsed = await z.object(shape).safeParseAsync(args ?? {});
   if (!parsed.success) return failure(`Input validation error: Invalid arguments for tool ${name}: ${issuesText(parsed.error)}`);
   const work = (async () => {
     try {
-      return await tool.run(side, parsed.data as never, extra, await side.ready());
+      if (!own) return await other!.run(parsed.data, extraCall(extra));
+      return await own.run(side, parsed.data as never, extra, await side.ready());
     } catch (error) {
       if (error instanceof ToolFailure) return failure(error.message);
       if (error instanceof SpoolRpcError) return failure(`Spool refused it: ${error.message}`);
