@@ -9,7 +9,7 @@ import type { McpExtras } from "./extras.js";
 import { listen } from "./modern-listen.js";
 import { HttpReply, type Reply } from "./modern-reply.js";
 import { cancelTask, createdTask, DECISION_KEY, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
-import { CODES, checkRequest, declaresTasks, elicitsForm, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
+import { CODES, checkRequest, declaresTasks, elicitsForm, idOrNull, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
 import { RequestStateError, RequestStates, requestDigest } from "./request-state.js";
 import { listResources, readResource, resourceTemplates } from "./resources.js";
 import { follow, propose } from "./run-command.js";
@@ -115,7 +115,7 @@ export class ModernMcp {
       checked = checkRequest(body, request);
     } catch (error) {
       const id = (body as { id?: unknown } | null)?.id;
-      return new HttpReply(request, response, typeof id === "string" || typeof id === "number" ? id : null, this.#serverInfo).error(error);
+      return new HttpReply(request, response, idOrNull(id), this.#serverInfo).error(error);
     }
     if ("notification" in checked) {
       response.writeHead(202).end();
