@@ -1,56 +1,64 @@
 import type { z } from "zod";
-import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.js";
-import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
-import type { EntryRow, RunRow } from "../store/schema.js";
-import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "./deps.js";
-import type { OtherServers } from "./dispatch.js";
-import { Effects, type ProducerActivity } from "./effects.js";
-import { ChannelAppends } from "./lifecycle/append.js";
-import * as decide from "./lifecycle/decide.js";
-import * as finish from "./lifecycle/finish.js";
-import * as grace from "./lifecycle/grace.js";
-import * as ownership from "./lifecycle/ownership.js";
-import { propose } from "./lifecycle/propose.js";
-import * as stages from "./lifecycle/stage.js";
-import type { Owners } from "./owners.js";
-import type { ProducerRegistry } from "./producer-registry.js";
-import { attachRunner } from "./runner-attach.js";
-import type { RunnerRegistry } from "./runner-registry.js";
-import { FairShares } from "./shares.js";
-import { ENTRY } from "./status.js";
-import type { Outcome } from "./summary.js";
-import type { WatcherHub } from "./watchers.js";
+import type { RunnerAttachParams, RunnerAttachResult } from "../../protocol/runner.js";
+import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "../deps.js";
+import type { OtherServers } from "../dispatch.js";
+import { Effects, type ProducerActivity } from "../effects.js";
+import type { Owners } from "../owners.js";
+import type { ProducerRegistry } from "../producer-registry.js";
+import { attachRunner } from "../runner-attach.js";
+import type { RunnerRegistry } from "../runner-registry.js";
+import { FairShares } from "../shares.js";
+import { ENTRY } from "../status.js";
+import type { Outcome } from "../summary.js";
+import type { WatcherHub } from "../watchers.js";
+import { ChannelAppends } from "./append.js";
+import * as decide from "./decide.js";
+import * as finish from "./finish.js";
+import * as grace from "./grace.js";
+import * as ownership from "./ownership.js";
+import { propose } from "./propose.js";
+import * as stages from "./stage.js";
 
 // The handlers, plugins and the agent loop import these from here.
-export type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput } from "./deps.js";
-export { proposalNotice } from "./effects.js";
-export { INPUT_CHANNEL } from "./lifecycle/append.js";
-export { ABORT_RESOLVER, connectionResolver, describeCaller } from "./resolvers.js";
+export type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput } from "../deps.js";
+export { proposalNotice } from "../effects.js";
+export { ABORT_RESOLVER, connectionResolver, describeCaller } from "../resolvers.js";
+export { INPUT_CHANNEL } from "./append.js";
 
 /**
  * The one owner of the producer lifecycle. Every status change of a proposal or a data channel happens here,
  * each stored, announced and hooked exactly once. Which operation may happen from which state, for whom, and
  * what it leads to is the table in lifecycle/transitions.ts; each operation is a file of stages beside it that
  * reads the producer's state, asks the table, then acts (the store write, effects.ts, dispatch.ts):
- * propose.ts; decide.ts (accept, reject, start); append.ts (append, and the input channel's opening, which this
- * class extends, so a chunk reaches `append` with no call in between); finish.ts (complete, abort, cancel,
+ * propose.ts; decide.ts (accept, reject, start); append.ts (append, and the input channel's opening: this class
+ * holds them and offers `append` bound, so a chunk reaches it with no call in between); finish.ts (complete, abort, cancel,
  * lose); ownership.ts (own, claim); grace.ts (owners that leave, orphans after a restart).
  *
  * A producer has exactly one owner: the runner it was dispatched to, or the connection that accepted it with
  * runner "self". Ownership is durable as the owner's name and resume-token key in the log entry, and live as
  * one connection in `Owners`.
  */
-export class Lifecycle extends ChannelAppends {
+export class Lifecycle {
   readonly #stage: stages.Stage;
+  /** The hot path's stage: channels' appends and their targets, and the input channel's opening. */
+  readonly #appends: ChannelAppends;
+  /**
+   * append: one chunk to one channel, by the producer's owner only (lifecycle/append.ts). The appends' own method,
+   * bound once: a call in between costs every chunk (bench/README.md "stream append"; test/core/append-guard.test.ts).
+   */
+  readonly append: ChannelAppends["append"];
 
   constructor(
-    deps: CoreDeps,
+    private readonly deps: CoreDeps,
     readonly producers: ProducerRegistry,
-    owners: Owners,
+    private readonly owners: Owners,
     readonly runners: RunnerRegistry,
-    watchers: WatcherHub,
+    readonly watchers: WatcherHub,
   ) {
-    super(deps, owners, watchers);
+    this.#appends = new ChannelAppends(deps, owners, watchers);
+    this.append = this.#appends.append.bind(this.#appends);
     this.#stage = {
       deps,
       producers,
@@ -59,7 +67,7 @@ export class Lifecycle extends ChannelAppends {
       effects: new Effects(deps, watchers),
       shares: new FairShares(deps),
       others: null,
-      forgetTargets: (producerId) => this.forgetTargets(producerId),
+      forgetTargets: (producerId) => this.#appends.forgetTargets(producerId),
     };
   }
 
@@ -71,6 +79,11 @@ export class Lifecycle extends ChannelAppends {
   /** The other servers sharing the database, once the cluster link exists. */
   useCluster(link: OtherServers): void {
     this.#stage.others = link;
+  }
+
+  /** Opens a producer's input channel (channel 0) with the first input a client sends (lifecycle/append.ts). */
+  openInput(log: EntryRow): Promise<EntryRow | null> {
+    return this.#appends.openInput(log);
   }
 
   /** The run of the caller's project with this alias; another project's run is simply not found. */
