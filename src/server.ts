@@ -119,11 +119,19 @@ export function refusedOrigin(request: IncomingMessage, allowedOrigins: readonly
   return null;
 }
 
-/** The open connections of one principal (every transport). */
-function connectionsOf(rpc: RpcHost, name: string): number {
+/**
+ * Refuses (HTTP 429, saying why) one more connection of a principal that has `limit` open on any transport
+ * (limits.maxConnectionsPerPrincipal); the home's credential is held to the server-wide bound only.
+ */
+function refusedOverPrincipal(rpc: RpcHost, name: string, limit: number, log: Logger, socket: Socket): boolean {
+  if (name === HOME_PRINCIPAL_NAME) return false;
   let open = 0;
   for (const connection of rpc.connections) if (connection.principal.name === name) open++;
-  return open;
+  if (open < limit) return false;
+  const why = `${name} has ${open} connections open (limits.maxConnectionsPerPrincipal); close one first`;
+  log.warn(`refused a connection: ${why}`);
+  refuse(socket, 429, "Too Many Requests", why);
+  return true;
 }
 
 function refuse(socket: Socket, status: number, message: string, body = message): void {
@@ -609,11 +617,7 @@ function httpFront(
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
     // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
     const principal = byToken?.principal ?? signedIn!.principal;
-    const open = principal.name === HOME_PRINCIPAL_NAME ? 0 : connectionsOf(rpc, principal.name);
-    if (open >= config.limits.maxConnectionsPerPrincipal) {
-      log.warn(`refused a connection of ${principal.name}: it has ${open} open (limits.maxConnectionsPerPrincipal)`);
-      return refuse(socket, 429, "Too Many Requests", `${principal.name} has ${open} connections open (limits.maxConnectionsPerPrincipal); close one first`);
-    }
+    if (refusedOverPrincipal(rpc, principal.name, config.limits.maxConnectionsPerPrincipal, log, socket)) return;
     if (socket.destroyed) return;
     gate.authenticated(socket);
     wss.handleUpgrade(request, socket, head, (ws) => {
