@@ -164,8 +164,9 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["server.ts", "transports.ts", "scavenger.ts"],
-    purpose: "the server assembled: store, core, plugins, features, transports (WebSocket, Unix socket), HTTP routes",
+    paths: ["server.ts", "server-services.ts", "server-front.ts", "server-http.ts", "transports.ts", "scavenger.ts"],
+    purpose:
+      "the server assembled, in stages: store and services (core, RPC, plugins, features), who is asking at each door, the HTTP and WebSocket listener, transports (WebSocket, Unix socket)",
     imports: [
       "protocol",
       "store",
