@@ -200,8 +200,8 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["config.ts"],
-    purpose: "config.json and the environment, read and checked",
+    paths: ["config.ts", "config-schema.ts", "config-file.ts"],
+    purpose: "config.json and the environment, read and checked: the settings' schema, the file's reading and its problems named, the merge",
     imports: ["protocol", "model"],
     packages: "any",
     node: true,
