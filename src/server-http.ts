@@ -8,8 +8,10 @@ import type { HomeLock } from "./home-lock.js";
 import type { Logger } from "./logger.js";
 import { createMetrics } from "./ops/metrics.js";
 import { opsRoutes } from "./ops/routes.js";
+import { HOME_PRINCIPAL_NAME } from "./protocol/roles.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { watchLiveness } from "./rpc/liveness.js";
+import type { RpcHost } from "./rpc/rpc-host.js";
 import { Scavenger } from "./scavenger.js";
 import { type Address, type Front, refuse } from "./server-front.js";
 import type { Services } from "./server-services.js";
@@ -26,6 +28,13 @@ function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {
   );
   timer.unref();
   connection.onClose(() => clearTimeout(timer));
+}
+
+/** The open connections of one principal (every transport). */
+function connectionsOf(rpc: RpcHost, name: string): number {
+  let open = 0;
+  for (const connection of rpc.connections) if (connection.principal.name === name) open++;
+  return open;
 }
 
 /** The HTTP server: the proof, /metrics and the other operator routes, /mcp, the page; and the WebSocket upgrade. */
@@ -120,10 +129,15 @@ export function httpFront(
     // The cookie is good only for the server's own page.
     if (signedIn && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
-    if (socket.destroyed) return;
-    gate.authenticated(socket);
     // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
     const principal = byToken?.principal ?? signedIn!.principal;
+    const open = principal.name === HOME_PRINCIPAL_NAME ? 0 : connectionsOf(rpc, principal.name);
+    if (open >= config.limits.maxConnectionsPerPrincipal) {
+      log.warn(`refused a connection of ${principal.name}: it has ${open} open (limits.maxConnectionsPerPrincipal)`);
+      return refuse(socket, 429, "Too Many Requests", `${principal.name} has ${open} connections open (limits.maxConnectionsPerPrincipal); close one first`);
+    }
+    if (socket.destroyed) return;
+    gate.authenticated(socket);
     wss.handleUpgrade(request, socket, head, (ws) => {
       // The session closes it when it ends: signed out, its credential expired or revoked.
       if (signedIn) ws.once("close", sessions.attach(signedIn, ws));

@@ -6,12 +6,19 @@ export interface StreamChunk {
   channel: number;
   seq: number;
   data: Buffer;
+  /**
+   * Stored before this watch subscribed (or subscribed again after a reconnect): written earlier, replayed now.
+   * `spool attach` keeps the terminal queries in such output from reaching this terminal (src/cli/replayed-queries.ts).
+   */
+  replayed: boolean;
 }
 
 /** A live watch of a producer's channels that survives reconnects (it resumes after the last seq it saw). */
 export interface StreamWatch {
   /** Last seq received per channel. */
   readonly lastSeq: ReadonlyMap<number, number>;
+  /** Per channel, the last seq stored when the watch began: chunks up to it were there already, later ones are live. */
+  readonly stored: ReadonlyMap<number, number>;
   /** Resolves when every watched channel has ended, with each channel's terminal status. */
   readonly ended: Promise<Map<number, { status: number; exit_code?: number | null }>>;
   close(): Promise<void>;
@@ -66,13 +73,15 @@ export async function watchStream(
     if (!ids.has(p.subscription)) return keep(p);
     if (p.seq <= (lastSeq.get(p.channel) ?? 0)) return;
     lastSeq.set(p.channel, p.seq);
-    onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding) });
+    onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding), replayed: p.seq <= (storedAt.get(p.channel) ?? 0) });
     if (stored.has(p.channel) && p.seq >= stored.get(p.channel)!) {
       stored.delete(p.channel);
       if (!endings.has(p.channel)) endings.set(p.channel, { status: ENTRY.streaming });
       settleWhenDone();
     }
   };
+  /** Per channel, the last seq stored when it was last subscribed: chunks up to it are replayed. */
+  const storedAt = new Map<number, number>();
   /** With `snapshot`: per channel, the seq stored when it subscribed, until it is delivered. */
   const stored = new Map<number, number>();
   const settleWhenDone = () => {
@@ -107,6 +116,7 @@ export async function watchStream(
       subscribing--;
     }
     ids.add(reply.subscription);
+    for (const c of reply.channels) storedAt.set(c.channel, c.lastSeq);
     // Notifications can arrive in the same read as the reply, before the id is known.
     const waiting = early.splice(0);
     for (const p of waiting) (p.end ? finish : p.lagged ? lagged : deliver)(p);
@@ -114,6 +124,7 @@ export async function watchStream(
   };
   const first = await subscribe(target.channel, target.after ?? 0);
   channels = first.channels.map((c) => c.channel);
+  const storedAtStart = new Map(first.channels.map((c) => [c.channel, c.lastSeq] as const));
   if (target.snapshot) {
     for (const c of first.channels) {
       if (endings.has(c.channel)) continue;
@@ -134,6 +145,7 @@ export async function watchStream(
   void ended.then(() => watches.delete(watch));
   return {
     lastSeq,
+    stored: storedAtStart,
     ended,
     close: async () => {
       watches.delete(watch);

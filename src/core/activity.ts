@@ -120,7 +120,7 @@ export class Activity implements ProducerActivity {
       status,
       outcome: outcome.kind === "completed" && outcome.signal ? `killed by ${outcome.signal}` : outcome.kind,
       exitCode: outcome.kind === "completed" ? (outcome.exit_code ?? null) : null,
-      reason: "reason" in outcome ? outcome.reason : null,
+      reason: "reason" in outcome ? (outcome.reason ?? null) : null,
     });
   }
 }

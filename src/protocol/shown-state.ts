@@ -11,8 +11,11 @@ import type { RunView } from "./views-schemas.js";
  * web page bundles it.
  */
 
-/** What a person reads for a run: `waiting` for a decision, `queued`, `running`, `idle` (fed by hand), `done`, `aborted`, `failed`. */
-export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "aborted" | "failed";
+/**
+ * What a person reads for a run: `waiting` for a decision, `queued`, `running`, `idle` (fed by hand), `done`,
+ * `rejected` (a proposal made since its latest prompt was rejected: not what was asked), `aborted`, `failed`.
+ */
+export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "rejected" | "aborted" | "failed";
 
 /**
  * A run's state. `pending` is how many of its proposals wait for a decision: the run view's own count
@@ -21,7 +24,7 @@ export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "abo
  * on a run with no model). A run at 202 without one is `running`: its turn waits on a command already
  * accepted, not on a person. A run with no model at 200 is `idle` (clients feed it by hand), not finished.
  */
-export function runState(run: Pick<RunView, "model" | "status" | "pending">, pending: number = run.pending): RunState {
+export function runState(run: Pick<RunView, "model" | "status" | "pending" | "rejected">, pending: number = run.pending): RunState {
   if (pending > 0) return "waiting";
   switch (run.status) {
     case RUN.queued:
@@ -30,7 +33,7 @@ export function runState(run: Pick<RunView, "model" | "status" | "pending">, pen
     case RUN.waiting:
       return "running";
     case RUN.done:
-      return run.model === null ? "idle" : "done";
+      return run.model === null ? "idle" : (run.rejected ?? 0) > 0 ? "rejected" : "done";
     case RUN.aborted:
       return "aborted";
     case RUN.failed:

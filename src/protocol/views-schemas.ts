@@ -166,6 +166,13 @@ export const RunView = z.object({
     .describe(
       "Its proposals waiting for a decision, whoever made them (its model or a client); runState (spool/protocol) turns it and `status` into the word every client shows",
     ),
+  rejected: z
+    .number()
+    .int()
+    .optional()
+    .describe(
+      "Of a finished run with a model: the proposals made since its latest prompt that were rejected (by a person, a rule or the deadline); runState shows such a run as `rejected` rather than `done`",
+    ),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });
