@@ -12,7 +12,7 @@ import {
   tokenInUrl,
   tokensMatch,
 } from "./auth.js";
-import { credentialId } from "./client/server-proof.js";
+import { credentialId, tokenVerifier } from "./client/server-proof.js";
 import type { SpoolConfig } from "./config.js";
 import type { Authenticated } from "./core/principals.js";
 import type { Logger } from "./logger.js";
@@ -21,7 +21,7 @@ import type { OpsCaller } from "./ops/routes.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
 import { SpoolError } from "./rpc/errors.js";
 import type { Services } from "./server-services.js";
-import { PreAuthGate } from "./transports.js";
+import { ClientProofs, PreAuthGate } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
 
@@ -30,6 +30,8 @@ export interface Address {
   port: number;
   url: string;
   localUrl: string | null;
+  /** What the Unix socket's proofs are bound to (`unix:` and its real path); null without a socket. */
+  unixEndpoint: string | null;
 }
 
 /**
@@ -45,6 +47,27 @@ export function refusedOrigin(request: IncomingMessage, allowedOrigins: readonly
 
 export function refuse(socket: Socket, status: number, message: string, body = message): void {
   socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/**
+ * Who a request's credential names: its bearer token, or (the Unix socket's clients, SPEC §2c) the proof it gives in
+ * place of the token, the answer to the challenge its connection was given.
+ */
+function requestAuthenticator(
+  token: string,
+  homeCredential: string,
+  principals: Services["core"]["principals"],
+  authenticate: (presented: string | null) => Promise<Authenticated | null>,
+) {
+  const proofs = new ClientProofs();
+  const homeId = credentialId(token);
+  const authenticateRequest = async (request: IncomingMessage, options: { subprotocol?: boolean } = {}): Promise<Authenticated | null> => {
+    const proof = proofs.take(request);
+    if (!proof) return authenticate(presentedToken(request, options));
+    if (proof.id === homeId) return proof.proves(tokenVerifier(token)) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : null;
+    return proof.id.length === 16 ? principals.byProof(proof.id, proof.proves) : null;
+  };
+  return { proofs, authenticateRequest };
 }
 
 /**
@@ -96,6 +119,7 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
   // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
     tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : await core.principals.authenticate(presented);
+  const { proofs, authenticateRequest } = requestAuthenticator(token, homeCredential, core.principals, authenticate);
   // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
   // When, per name: a connection whose credential was checked before a revocation and opened after it closes too.
   const revokedAt = new Map<string, number>();
@@ -145,7 +169,7 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
     if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
-    const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
+    const byToken = await authenticateRequest(request, { subprotocol: true });
     if (byToken) return { role: byToken.principal.role, projects: byToken.principal.projects };
     const signedIn = await sessions.check(cookieValue(request, cookieName(request)), presentedSessionKey(request), request.socket.remoteAddress ?? null);
     if (!signedIn) return { refused: 401 };
@@ -159,6 +183,8 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
     hostForLink,
     cookieName,
     authenticate,
+    authenticateRequest,
+    proofs,
     revokedAt,
     mcpHandler: mcp.handle,
     acpHandler: acp.handle,

@@ -1,7 +1,7 @@
 import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer } from "ws";
-import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, presentedToken, SUBPROTOCOL, TOKEN_IN_URL, tokenInUrl } from "./auth.js";
+import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, SUBPROTOCOL, TOKEN_IN_URL, tokenInUrl } from "./auth.js";
 import { credentialId, tokenVerifier } from "./client/server-proof.js";
 import type { SpoolConfig } from "./config.js";
 import type { HomeLock } from "./home-lock.js";
@@ -48,7 +48,8 @@ export function httpFront(
   address: Address,
 ) {
   const { core, rpc, meter } = services;
-  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } = front;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticateRequest, proofs, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } =
+    front;
   const { store } = readiness;
   // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
   // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
@@ -78,8 +79,8 @@ export function httpFront(
   });
   const web = createWebHandler({
     sessions,
-    authenticate: async (presented) => {
-      const found = await authenticate(presented);
+    authenticate: async (request) => {
+      const found = await authenticateRequest(request);
       return found && { principal: found.principal, credentialExpiresAt: found.expiresAt, credential: found.credential };
     },
     // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
@@ -99,7 +100,10 @@ export function httpFront(
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
   const http: HttpServer = createServer((request, response) => {
     if (request.url === PROOF_PATH)
-      void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null)).catch((error: unknown) => {
+      void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null), {
+        proofs,
+        unix: address.unixEndpoint,
+      }).catch((error: unknown) => {
         log.error("server proof: failed", error);
         if (!response.headersSent) response.writeHead(500, { "Content-Length": "0" });
         response.end();
@@ -118,7 +122,7 @@ export function httpFront(
   });
   const upgrade = async (request: IncomingMessage, socket: Socket, head: Buffer) => {
     const checkedAt = performance.now();
-    const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
+    const byToken = await authenticateRequest(request, { subprotocol: true });
     // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
     const session = byToken ? null : cookieValue(request, cookieName(request));
     const signedIn = byToken ? null : await sessions.check(session, presentedSessionKey(request, { subprotocol: true }), request.socket.remoteAddress ?? null);

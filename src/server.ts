@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { WebSocketServer } from "ws";
 import { ensureToken, isLoopback } from "./auth.js";
+import { unixEndpoint } from "./client/server-proof.js";
 import { unixSocketUrl } from "./client/ws-transport.js";
 import { loadConfig, type SpoolConfig } from "./config.js";
 import { serverState } from "./core/dispatch.js";
@@ -87,7 +88,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
   const { store, schema, migrations } = await openStorage(options, config, log);
   const services = await wireServices(options, config, log, token, processes, store);
-  const address: Address = { port: config.port, url: "", localUrl: null };
+  const address: Address = { port: config.port, url: "", localUrl: null, unixEndpoint: null };
   const front = credentialsFront(config, log, token, services, address);
   const http = httpFront(config, log, token, { store, schema, lock }, services, front, address);
   const unix = await goLive(config, log, services, http.server, address, store);
@@ -117,6 +118,7 @@ async function goLive(config: SpoolConfig, log: Logger, services: Services, http
   address.port = (http.address() as AddressInfo).port;
   const unix = await listenUnix(http, config.socketPath, log);
   address.localUrl = unix ? unixSocketUrl(config.socketPath) : null;
+  address.unixEndpoint = unix ? unixEndpoint(config.socketPath) : null;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
   address.url = `ws://${hostForUrl}:${address.port}/`;
   const { port, url } = address;

@@ -59,6 +59,10 @@ export interface RunnerShown {
   sandboxWord: string;
   /** A workspace-write command's network there: `own` (outbound only), `shared` (the runner machine's), `none`, or `not said`. */
   networkWord: string;
+  /** Who attached it (the principal that owns its name): `runner "ci"`; `the server` for the embedded runner; `not said` from an older server. */
+  attachedByWord: string;
+  /** Where it runs: the server it is attached to and the machine its commands run on, `myhost:7420, on ci-box`. */
+  whereWord: string;
 }
 
 type Runner = z.output<typeof RunnerInfo>;
@@ -80,5 +84,8 @@ export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown
     defaultWord: runner.default ? "yes" : fallback ? "fallback" : "no",
     sandboxWord: modes.join(", "),
     networkWord: runner.sandbox.network ?? "not said",
+    attachedByWord:
+      runner.attachedBy === undefined ? "not said" : runner.attachedBy === null ? "the server" : `${runner.attachedBy.role} "${runner.attachedBy.name}"`,
+    whereWord: `${runner.server ?? "this server"}, on ${runner.host ?? "a machine it did not name"}`,
   };
 }
