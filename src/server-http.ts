@@ -48,13 +48,8 @@ export function httpFront(
   address: Address,
 ) {
   const { core, rpc, meter } = services;
-  const { sessions, trustedHosts, hostForLink, cookieName, authenticateRequest, proofs, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } =
-    front;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticateRequest, proofs, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } = front;
   const { store } = readiness;
-  // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
-  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
-  const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
-
   // A browser client sending its token as a subprotocol also offers "spool", which the server answers with (never the token).
   const wss = new WebSocketServer({
     noServer: true,
@@ -110,6 +105,7 @@ export function httpFront(
       });
     else web(request, response);
   });
+  const upgrade = websocketUpgrade(config, log, services, front, wss);
   http.on("connection", (socket: Socket) => gate.admit(socket));
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
@@ -120,7 +116,21 @@ export function httpFront(
       if (!socket.destroyed) refuse(socket, 500, "Internal Server Error");
     });
   });
-  const upgrade = async (request: IncomingMessage, socket: Socket, head: Buffer) => {
+  return { server: http, wss };
+}
+
+/**
+ * The WebSocket upgrade, its Origin checked: who the credential or the page's session names, the bounds on
+ * connections (the server's, the principal's), then the connection, closed at its credential's expiry or revocation.
+ */
+function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, front: Front, wss: WebSocketServer) {
+  const { rpc } = services;
+  const { sessions, trustedHosts, cookieName, authenticateRequest, revokedAt, gate } = front;
+  // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
+  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
+  const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
+
+  return async (request: IncomingMessage, socket: Socket, head: Buffer) => {
     const checkedAt = performance.now();
     const byToken = await authenticateRequest(request, { subprotocol: true });
     // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
@@ -160,5 +170,4 @@ export function httpFront(
       if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
     });
   };
-  return { server: http, wss };
 }
