@@ -53,7 +53,7 @@ import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOp
 import { loadMigrations, type MigrationSet, migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
-import { answerProof, closeUnix, listenUnix, PROOF_PATH, PreAuthGate, wsTransport } from "./transports.js";
+import { answerProof, closeUnix, listenUnix, ownDoor, PROOF_PATH, PreAuthGate, verifiedTransport, wsTransport } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
 import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
@@ -378,6 +378,7 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
       authenticated: (request) => gate.authenticated(request.socket as Socket),
       refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
       serverUrl: () => address.localUrl ?? address.url,
+      door: ownDoor("mcp"),
       version: SERVER_VERSION,
       log,
     },
@@ -389,6 +390,7 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     authenticated: (request) => gate.authenticated(request.socket as Socket),
     refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
     serverUrl: () => address.localUrl ?? address.url,
+    door: ownDoor("acp"),
     log,
   });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
@@ -584,7 +586,7 @@ function httpFront(
             `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
           ),
       });
-      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal);
+      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal, verifiedTransport(request, signedIn !== null));
       if (byToken?.expiresAt != null) closeAtExpiry(connection, byToken.expiresAt);
       if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
     });

@@ -1,3 +1,4 @@
+import type { TransportKind } from "../protocol/roles.js";
 import { channelFromRow } from "../store/producer-row.js";
 import { lineCount } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
@@ -16,7 +17,7 @@ export type Outcome =
       egress?: EgressReached | undefined;
     }
   | { kind: "aborted"; reason: string; duration?: number | undefined; egress?: EgressReached | undefined }
-  | { kind: "cancelled"; reason: string; duration?: number | undefined; by?: string | undefined };
+  | { kind: "cancelled"; reason: string; duration?: number | undefined; by?: string | undefined; via?: TransportKind | undefined };
 
 /** The channels' terminal status for an outcome: exit codes and reasons live in attributes, never here. */
 export function outcomeStatus(outcome: Outcome): number {

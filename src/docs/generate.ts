@@ -5,9 +5,10 @@ import { exitCodesTable } from "../cli/exit-codes.js";
 import { LimitsSchema, PER_PRINCIPAL_LIMITS } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
+import { AUDIT_ACTIONS, AUDIT_DETAILS } from "../protocol/methods/audit.js";
 import { METHODS } from "../protocol/methods/index.js";
 import { NOTIFICATIONS } from "../protocol/notifications.js";
-import { ROLE_SUMMARY, ROLES } from "../protocol/roles.js";
+import { ROLE_SUMMARY, ROLES, TRANSPORTS } from "../protocol/roles.js";
 import { ERRORS } from "../rpc/errors.js";
 import { LAYERS } from "./layers.js";
 
@@ -169,6 +170,21 @@ export function perPrincipalTable(): string {
   return ["| bound (config.json) | default | what it bounds |", "|---|---|---|", ...rows].join("\n");
 }
 
+/** The audit trail's actions (src/protocol/methods/audit.ts), each with what it records and its `detail`'s fields. */
+export function auditTable(): string {
+  const rows = AUDIT_ACTIONS.map((action) => {
+    const schema = AUDIT_DETAILS[action];
+    return `| \`${action}\` | ${cell(schema.description ?? "")} | ${fieldList(schema)} |`;
+  });
+  return ["| action | the act | `detail` |", "|---|---|---|", ...rows].join("\n");
+}
+
+/** The actions in one line, and the transports the server records (for the trust section). */
+export function auditActionList(): string {
+  const code = (names: readonly string[]) => names.map((name) => `\`${name}\``).join(", ");
+  return `Actions: ${code(AUDIT_ACTIONS)}. Transports: ${code(TRANSPORTS)}.`;
+}
+
 /** The layout of src/ (src/docs/layers.ts): each row's folders and files, what they hold, and what they may import. */
 export function layoutTable(): string {
   const code = (names: readonly string[]) => names.map((name) => `\`${name}\``).join(", ");
@@ -257,6 +273,8 @@ export function docSections(api: DescribedApi = protocolApi(), root?: string): R
       errors: errorTable(),
       limits: limitsTable(),
       "per-principal": perPrincipalTable(),
+      "audit-actions": auditTable(),
+      "audit-action-list": auditActionList(),
       layout: layoutTable(),
     },
     "PLUGINS.md": { hooks: hookTable() },

@@ -26,7 +26,13 @@ export function mayDecide(caller: McpCaller): boolean {
 export function bridgeOptionsFor(
   caller: McpCaller,
   target: Pick<McpBridgeOptions, "project" | "mode" | "runner">,
-  server: { serverUrl?: (() => string) | undefined; server?: McpBridgeOptions["server"] | undefined; version: string; log: BridgeLog },
+  server: {
+    serverUrl?: (() => string) | undefined;
+    door?: string | undefined;
+    server?: McpBridgeOptions["server"] | undefined;
+    version: string;
+    log: BridgeLog;
+  },
   via: string,
 ): McpBridgeOptions {
   const { serverUrl } = server;
@@ -36,7 +42,7 @@ export function bridgeOptionsFor(
       server.server ??
       (async () => {
         if (!serverUrl) throw new Error("no Spool server to reach (neither a URL nor a server given)");
-        return { url: serverUrl(), token: caller.credential };
+        return { url: serverUrl(), token: caller.credential, door: server.door };
       }),
     project: target.project,
     mode: target.mode,

@@ -52,6 +52,8 @@ export interface McpHttpOptions {
   refusedOrigin(request: IncomingMessage): string | null;
   /** The server's own WebSocket URL, which each session's Spool connection opens. */
   serverUrl(): string;
+  /** Sent with each of those connections (Spool-Door): the server records their transport as mcp. */
+  door?: string | undefined;
   version: string;
   log: BridgeLog;
   limits?: Partial<McpHttpLimits>;
@@ -101,7 +103,13 @@ export class McpHttpEndpoint {
 
   constructor(private readonly options: McpHttpOptions) {
     this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
-    this.#modern = new ModernMcp({ serverUrl: options.serverUrl, version: options.version, log: options.log, limits: options.modernLimits });
+    this.#modern = new ModernMcp({
+      serverUrl: options.serverUrl,
+      door: options.door,
+      version: options.version,
+      log: options.log,
+      limits: options.modernLimits,
+    });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
   }
 

@@ -1,6 +1,7 @@
 import { connectBrowserWebSocket } from "../../client/browser-transport.js";
 import { SpoolClient } from "../../client/spool-client.js";
 import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "../../protocol/page-session.js";
+import { claimWords } from "../../protocol/roles.js";
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
 import { age, deadlineText, escapeControl, serverNow, setServerClock } from "./format.js";
@@ -431,7 +432,7 @@ export class App implements PageContext {
     });
     rpc.on("run/resolved", (r) => {
       const key = `${r.run}\u0000${r.path}`;
-      const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
+      const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : decider(r.resolvedBy, r.resolver);
       if (project.proposals.has(key) && r.resolver.connectionId !== this.#connectionId) {
         this.toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(who)}: ${r.run} ${r.path}`);
       }
@@ -557,4 +558,14 @@ async function errorText(response: Response): Promise<string> {
 
 export function start(root: HTMLElement): void {
   void new App(root).start();
+}
+
+/**
+ * Who decided, for the page: the principal and the transport the server verified, its client's name as the claim it
+ * is (`alice over the Unix socket, client claims "spool-cli"`); a server that does not say the transport: its words.
+ */
+function decider(resolvedBy: string, resolver: { transport?: Parameters<typeof claimWords>[1]; client: string | null }): string {
+  if (!resolver.transport) return resolvedBy;
+  const at = resolvedBy.indexOf(" via ");
+  return claimWords(at < 0 ? resolvedBy : resolvedBy.slice(0, at), resolver.transport, resolver.client);
 }
