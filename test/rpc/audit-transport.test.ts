@@ -6,6 +6,8 @@ import { CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { unixSocketUrl } from "../../src/client/ws-transport.js";
+import { initialize as acpInitialize } from "../acp/harness.js";
+import { editorByUrl } from "../acp/url-harness.js";
 import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -29,9 +31,9 @@ describe("the audit trail's transport, claims, projects and runners", () => {
   beforeAll(async () => {
     home = tempDir("spool-at-");
     root = tempDir("spool-at-root-");
-    for (const dir of ["p", "q", "m"]) mkdirSync(join(root, dir));
+    for (const dir of ["p", "q", "m", "a"]) mkdirSync(join(root, dir));
     port = await freePort();
-    serve = await spawnServe(["--port", String(port), "--home", home]);
+    serve = await spawnServe(["--port", String(port), "--home", home, "--demo-model"]);
     token = readFileSync(join(home, "token"), "utf8").trim();
     admin = await SpoolClient.connect(socket(), { token });
     await admin.initialize("p", { root: join(root, "p"), client: { name: "spool-cli", version: "1" } });
@@ -67,7 +69,8 @@ describe("the audit trail's transport, claims, projects and runners", () => {
 
   it("records an agent that claims to be spool-web over the socket as transport unix with the claim spool-web", async () => {
     const { token: agentToken } = await admin.call("token/create", { name: "bot", role: "agent", projects: ["p"] });
-    const agent = await SpoolClient.connect(socket(), { token: agentToken });
+    // A forged Spool-Door (the value the server's own /mcp sends, guessed) proves nothing: the socket is what it is.
+    const agent = await SpoolClient.connect(socket(), { token: agentToken, door: `mcp.${"0".repeat(48)}` });
     try {
       await agent.initialize("p", { client: { name: "spool-web", version: "1" } });
       await agent.call("run/create", { alias: "claims" });
@@ -141,6 +144,22 @@ describe("the audit trail's transport, claims, projects and runners", () => {
       expect((await acts("project/create")).find((e) => e.project === "m")).toMatchObject({ transport: "mcp", detail: { root: join(root, "m") } });
     } finally {
       await mcp.close();
+    }
+  }, 60_000);
+
+  it("records a project an editor's session created through the server's own /acp as transport acp", async () => {
+    const editor = editorByUrl(port, "http", token);
+    try {
+      await acpInitialize(editor, { name: "phone" });
+      await editor.connection.agent.request("session/new", { cwd: join(root, "a"), mcpServers: [] });
+      expect((await acts("project/create")).find((e) => e.project === "a")).toMatchObject({
+        principal: "admin",
+        transport: "acp",
+        client: expect.stringContaining("phone"),
+        detail: { name: "a", root: join(root, "a") },
+      });
+    } finally {
+      void editor.connection.close?.();
     }
   }, 60_000);
 });
