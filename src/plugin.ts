@@ -5,11 +5,11 @@ import type { ModelProviders } from "./agent/providers.js";
 import { type ServiceKey, serviceKey } from "./plugins/services.js";
 
 export { AGENT_LOOP, type AgentLoop } from "./agent/service.js";
+export type { FilterName, FilterValues, HookName, HookPayloads } from "./core/hooks.js";
 export type { ProducerDefinition } from "./core/producer-registry.js";
 export { ENTRY, RUN } from "./core/status.js";
 export type { ChatMessage, ChatOptions, ChatRequest, ChatResponse, ModelProvider, ToolCall, ToolSpec } from "./model/provider.js";
 export { defineMethod, type HandlerContext, type SpoolMethod } from "./plugins/define-method.js";
-export type { FilterName, FilterValues, HookName, HookPayloads } from "./plugins/hooks.js";
 export { type App, definePlugin, isPlugin, type Plugin, type SchemeDefinition } from "./plugins/plugin.js";
 export { type ServiceKey, type Services, serviceKey } from "./plugins/services.js";
 export type { ProjectRef } from "./rpc/connection-context.js";

@@ -27,6 +27,7 @@ import { type ConfigOverrides, loadConfig, type SpoolConfig } from "./config.js"
 import { serverState } from "./core/dispatch.js";
 import { createCore } from "./core/index.js";
 import type { Authenticated } from "./core/principals.js";
+import { entryGet } from "./features/entries/get.js";
 import { builtinPlugins } from "./features/index.js";
 import { acquireHomeLock, type HomeLock } from "./home-lock.js";
 import { checkHomeOwned } from "./home-owner.js";
@@ -38,6 +39,7 @@ import { createMetrics } from "./ops/metrics.js";
 import { type OpsCaller, opsRoutes } from "./ops/routes.js";
 import { removeServerFacts, SERVER_FACTS_FILE, serverFacts, writeServerFacts } from "./ops/server-facts.js";
 import { startTracing, type Tracing } from "./ops/tracing-setup.js";
+import { warmEntryGet } from "./ops/warm-up.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
 import type { ServerConnection } from "./rpc/connection.js";
@@ -618,6 +620,9 @@ async function goLive(config: SpoolConfig, log: Logger, services: Services, http
   core.notifications.start();
   await core.deadlines.start();
   await plugins.emit("server:started", { url });
+  // The first tail or slice after a start compiles nothing (ops/warm-up.ts), after the start's own work; a warm-up
+  // that fails only leaves that work to the first read.
+  setImmediate(() => void warmEntryGet(entryGet, core.entries).catch(() => {}));
   // What `spool doctor` describes: how this server was started (its flags are nowhere else).
   try {
     writeServerFacts(config.home, serverFacts(config, { port, url, socket: unix ? config.socketPath : null }));

@@ -72,9 +72,28 @@ describe("src/ keeps the layout docs/spec/layout.md (§16) draws (src/docs/layer
     });
   }
 
+  it("every street is one-way: no two rows may import each other, in the table or in the code", () => {
+    const name = (layer: Layer) => layer.paths.join(", ");
+    const declares = (from: Layer, to: Layer) => from.imports.some((imp) => to.paths.some((path) => within(path, imp) || within(imp, path)));
+    const imports = (from: Layer, to: Layer) => files.some((file) => rowOf(file) === from && importsOf(file).some((target) => rowOf(target) === to));
+    const twoWay = (reaches: (a: Layer, b: Layer) => boolean) =>
+      LAYERS.flatMap((a, i) => LAYERS.slice(i + 1).flatMap((b) => (reaches(a, b) && reaches(b, a) ? [`${name(a)} <-> ${name(b)}`] : [])));
+    expect(twoWay(declares)).toEqual([]);
+    expect(twoWay(imports)).toEqual([]);
+    // The streets issue 58 closed stay closed: downward only.
+    const row = (file: string) => rowOf(file)!;
+    expect([
+      allows(row("core/deps.ts"), "plugins/host.ts"),
+      allows(row("runners/embedded.ts"), "core/runner-registry.ts"),
+      allows(row("rpc/errors.ts"), "store/errors.ts"),
+      allows(row("model/model-view.ts"), "store/entries.ts"),
+    ]).toEqual([false, false, false, false]);
+  });
+
   it("features and the agent never name the repositories: they call core's services, which own the queries", () => {
     expect(rowOf("features/index.ts")!.never?.map((n) => n.name)).toContain("repos");
     expect(rowOf("agent/loop.ts")!.never?.map((n) => n.name)).toContain("repos");
+    expect(forbidden(rowOf("core/watchers.ts")!, `const head = '{"jsonrpc":"2.0","method":"stream/data"';`)).toEqual(["jsonrpc"]);
     expect(files.flatMap((file) => forbidden(rowOf(file)!, code(join(src, file))).map((name) => `${file}: ${name}`))).toEqual([]);
   });
 

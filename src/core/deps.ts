@@ -2,11 +2,11 @@ import type { z } from "zod";
 import type { Bus } from "../cluster/bus.js";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { FilterName, FilterValues, HookName, HookPayloads } from "../plugins/hooks.js";
 import type { ResolvedChannel, Resolver } from "../protocol/common.js";
 import type { TransportKind } from "../protocol/roles.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { Repositories } from "../store/repositories.js";
+import type { FilterName, FilterValues, HookName, HookPayloads } from "./hooks.js";
 import type { CoreObserver } from "./observer.js";
 
 /** What the core needs from the server around it (wired once at start-up). */

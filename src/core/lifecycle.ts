@@ -33,25 +33,33 @@ export { ABORT_RESOLVER, connectionResolver, describeCaller } from "./resolvers.
  * each stored, announced and hooked exactly once. Which operation may happen from which state, for whom, and
  * what it leads to is the table in lifecycle/transitions.ts; each operation is a file of stages beside it that
  * reads the producer's state, asks the table, then acts (the store write, effects.ts, dispatch.ts):
- * propose.ts; decide.ts (accept, reject, start); append.ts (append, and the input channel's opening, which this
- * class extends, so a chunk reaches `append` with no call in between); finish.ts (complete, abort, cancel,
+ * propose.ts; decide.ts (accept, reject, start); append.ts (append, and the input channel's opening: this class
+ * holds them and offers `append` bound, so a chunk reaches it with no call in between); finish.ts (complete, abort, cancel,
  * lose); ownership.ts (own, claim); grace.ts (owners that leave, orphans after a restart).
  *
  * A producer has exactly one owner: the runner it was dispatched to, or the connection that accepted it with
  * runner "self". Ownership is durable as the owner's name and resume-token key in the log entry, and live as
  * one connection in `Owners`.
  */
-export class Lifecycle extends ChannelAppends {
+export class Lifecycle {
   readonly #stage: stages.Stage;
+  /** The hot path's stage: channels' appends and their targets, and the input channel's opening. */
+  readonly #appends: ChannelAppends;
+  /**
+   * append: one chunk to one channel, by the producer's owner only (lifecycle/append.ts). The appends' own method,
+   * bound once: a call in between costs every chunk (bench/README.md "stream append"; test/core/append-guard.test.ts).
+   */
+  readonly append: ChannelAppends["append"];
 
   constructor(
-    deps: CoreDeps,
+    private readonly deps: CoreDeps,
     readonly producers: ProducerRegistry,
-    owners: Owners,
+    private readonly owners: Owners,
     readonly runners: RunnerRegistry,
-    watchers: WatcherHub,
+    readonly watchers: WatcherHub,
   ) {
-    super(deps, owners, watchers);
+    this.#appends = new ChannelAppends(deps, owners, watchers);
+    this.append = this.#appends.append.bind(this.#appends);
     this.#stage = {
       deps,
       producers,
@@ -60,7 +68,7 @@ export class Lifecycle extends ChannelAppends {
       effects: new Effects(deps, watchers),
       shares: new FairShares(deps),
       others: null,
-      forgetTargets: (producerId) => this.forgetTargets(producerId),
+      forgetTargets: (producerId) => this.#appends.forgetTargets(producerId),
     };
   }
 
@@ -72,6 +80,11 @@ export class Lifecycle extends ChannelAppends {
   /** The other servers sharing the database, once the cluster link exists. */
   useCluster(link: OtherServers): void {
     this.#stage.others = link;
+  }
+
+  /** Opens a producer's input channel (channel 0) with the first input a client sends (lifecycle/append.ts). */
+  openInput(log: EntryRow): Promise<EntryRow | null> {
+    return this.#appends.openInput(log);
   }
 
   /** The run of the caller's project with this alias; another project's run is simply not found. */

@@ -1,11 +1,11 @@
 import type { z } from "zod";
 import type { Role } from "../protocol/roles.js";
-import type { ContainerInfo, RunnerAttachParams } from "../protocol/runner.js";
+import { type ContainerInfo, noSandbox, type RunnerAttachParams, type SandboxInfo, sandboxModes } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { RunnerClaim } from "../protocol/views.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
-import { noSandbox, type SandboxInfo, sandboxModes } from "../runners/sandbox.js";
+import type { EmbeddedRunnerHost } from "../runners/embedded-host.js";
 import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
 
 export interface AttachedRunner {
@@ -43,18 +43,6 @@ export function runnerClaim(runner: { embedded: boolean; attachedBy: { name: str
 }
 
 export const UNREPORTED_SANDBOX = "the runner did not report a read-only sandbox";
-
-/** The embedded local runner: attached on first use, inside the server process. */
-export interface EmbeddedRunnerHost {
-  readonly name: string;
-  /** Starts (once per project) the embedded runner and waits until it has attached. */
-  ensure(project: ProjectRef): Promise<void>;
-  /** Whether this connection is the embedded runner's own. */
-  owns(connection: ConnectionHandle): boolean;
-  /** Where it would run read-only work (for runner/list before it has started). */
-  sandbox(): Promise<SandboxInfo>;
-  stopAll(): Promise<void>;
-}
 
 type AttachParams = z.output<typeof RunnerAttachParams>;
 

@@ -1,7 +1,7 @@
 import type { SpoolConfig } from "../config.js";
+import { type SandboxInfo, sandboxModes } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
-import { type SandboxInfo, sandboxModes } from "../runners/sandbox.js";
 import { invalid } from "./refusals.js";
 import type { RunnerRegistry } from "./runner-registry.js";
 

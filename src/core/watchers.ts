@@ -1,6 +1,7 @@
 import type { ConnectionHandle } from "../rpc/connection-context.js";
 import type { ReadCap } from "../rpc/read-cap.js";
-import { JsonStringBytes } from "../rpc/reply-bytes.js";
+import type { JsonStringBytes } from "../rpc/reply-bytes.js";
+import { StreamDataBytes } from "../rpc/stream-data-bytes.js";
 import { ChannelSignals } from "./channel-signals.js";
 
 export type WatchEncoding = "utf8" | "base64";
@@ -8,8 +9,8 @@ export type WatchEncoding = "utf8" | "base64";
 interface ChannelWatch {
   entryId: number;
   channel: number;
-  /** The UTF-8 bytes of this watch's stream/data notifications up to their seq (the same for each chunk), made at the first. */
-  head: Buffer | null;
+  /** This watch's stream/data notifications as bytes (their fixed part made once), made at the first chunk. */
+  head: StreamDataBytes | null;
   lastSent: number;
   replaying: boolean;
   /** Live chunks that arrived during replay, sent once replay catches up. */
@@ -195,19 +196,10 @@ export class WatcherHub {
     if (!watch || sub.closed || seq <= watch.lastSent) return;
     watch.lastSent = seq;
     if (sub.connection.sendSerialized) {
-      // The chunk's JSON string is escaped from its bytes once per encoding (no string made of it), and the
-      // notification is written as UTF-8 bytes: byte for byte what JSON.stringify makes of the object below.
-      let chunk = texts?.get(sub.encoding);
-      if (chunk === undefined) {
-        chunk = new JsonStringBytes(data, sub.encoding);
-        texts?.set(sub.encoding, chunk);
-      }
-      // The part before the seq is the same for each chunk of the watch: made once.
-      const s = JSON.stringify;
-      watch.head ??= Buffer.from(
-        `{"jsonrpc":"2.0","method":"stream/data","params":{"subscription":${s(sub.id)},"run":${s(sub.run)},"path":${s(sub.path)},"channel":${watch.channel},"seq":`,
-      );
-      sub.connection.sendSerialized(dataMessage(watch.head, seq, chunk, sub.encoding));
+      // The RPC layer writes the notification as bytes (rpc/stream-data-bytes.ts): the chunk escaped once per encoding.
+      const chunk = StreamDataBytes.chunkText(data, sub.encoding, texts);
+      watch.head ??= new StreamDataBytes({ subscription: sub.id, run: sub.run, path: sub.path, channel: watch.channel });
+      sub.connection.sendSerialized(watch.head.message(seq, chunk, sub.encoding));
       return;
     }
     sub.connection.notify("stream/data", {
@@ -266,20 +258,4 @@ export class WatcherHub {
     this.remove(sub);
     sub.connection.notify("stream/lagged", { subscription: sub.id, run: sub.run, path: sub.path, lastSeq });
   }
-}
-
-const CHUNK_FIELD = Buffer.from(',"chunk":');
-const TAILS: Record<WatchEncoding, Buffer> = { utf8: Buffer.from(',"encoding":"utf8"}}'), base64: Buffer.from(',"encoding":"base64"}}') };
-
-/** A stream/data notification as UTF-8 bytes: the watch's `head`, the seq, `,"chunk":`, the chunk's JSON string, the encoding. */
-function dataMessage(head: Buffer, seq: number, chunk: JsonStringBytes, encoding: WatchEncoding): Buffer {
-  const digits = String(seq);
-  const tail = TAILS[encoding];
-  const out = Buffer.allocUnsafe(head.length + digits.length + CHUNK_FIELD.length + chunk.length + tail.length);
-  let at = head.copy(out, 0);
-  at += out.write(digits, at, "latin1");
-  at += CHUNK_FIELD.copy(out, at);
-  at = chunk.writeTo(out, at);
-  tail.copy(out, at);
-  return out;
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { exitCodesTable } from "../cli/exit-codes.js";
 import { LimitsSchema, PER_PRINCIPAL_LIMITS } from "../config.js";
-import { FILTER_DOCS, HOOK_DOCS } from "../plugins/hooks.js";
+import { FILTER_DOCS, HOOK_DOCS } from "../core/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import { AUDIT_ACTIONS, AUDIT_DETAILS } from "../protocol/methods/audit.js";
 import { METHODS } from "../protocol/methods/index.js";

@@ -57,9 +57,10 @@ export const LAYERS: readonly Layer[] = [
     paths: ["core"],
     purpose:
       "the producer lifecycle (its transition table and the stages that follow it), ownership, watchers, runner registry, and the services that own the queries of runs, entries and proposals",
-    imports: ["protocol", "rpc", "store", "runners", "cluster", "plugins", "config.ts", "logger.ts"],
+    imports: ["protocol", "rpc", "store", "runners", "cluster", "config.ts", "logger.ts"],
     packages: "any",
     node: true,
+    never: [{ name: "jsonrpc", why: "the wire's envelope is the RPC layer's: core notifies, or sends what rpc serialized (rpc/stream-data-bytes.ts)" }],
   },
   {
     paths: ["plugins"],
@@ -79,7 +80,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["model"],
     purpose: "model providers, and the model's view of output (a terminal emulator, failures)",
-    imports: ["protocol", "store"],
+    imports: ["protocol"],
     packages: "any",
     node: true,
   },
@@ -94,7 +95,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["runners"],
     purpose: "where accepted commands run: the backend interface, local, Docker and SSH backends, sandboxes, the runner client",
-    imports: ["protocol", "rpc", "client", "core", "home-registry.ts", "logger.ts", "program.ts", "version.ts"],
+    imports: ["protocol", "rpc", "client", "home-registry.ts", "logger.ts", "program.ts", "version.ts"],
     packages: "any",
     node: true,
   },
@@ -158,7 +159,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["docs"],
     purpose: "the generated parts of docs/spec/, PLUGINS.md and README.md (`npm run docs`), and this layout",
-    imports: ["protocol", "rpc", "plugins", "config.ts", "cli/exit-codes.ts"],
+    imports: ["protocol", "rpc", "plugins", "core/hooks.ts", "config.ts", "cli/exit-codes.ts"],
     packages: "any",
     node: true,
   },

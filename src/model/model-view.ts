@@ -1,9 +1,24 @@
-import type { LineRead } from "../store/chunk-reads.js";
-import { lineCount } from "../store/entries.js";
-import type { EntryRow } from "../store/schema.js";
+import { type LineCounts, lineCount } from "../protocol/entry-lines.js";
 import { failureRegex, looksLikeFailure, scanFailureLines } from "./failures.js";
 import { SEARCH_TOOL } from "./search-tool.js";
 import { endsLine, type Rendering, type RenderOptions, renderEachLine, renderTerminal } from "./terminal.js";
+
+/** What the model's view reads of an entry: its id, path, channel and line counts (the store's row has them). */
+export interface ViewedEntry extends LineCounts {
+  id: number;
+  path: string;
+  /** The stream it is (0 stdin, 1 stdout, 2 stderr), null for a body that is not a channel. */
+  channel: number | null;
+}
+
+/** What a line read gives the view (the store's reads give more). */
+export interface LineRead {
+  data: Buffer;
+  /** Lines in `data` (the last may lack its newline). */
+  lines: number;
+  /** True when `maxBytes` stopped the read before `count` lines. */
+  truncated: boolean;
+}
 
 /** Reads `count` lines from 0-based `line` of a streamed entry, at most `maxBytes`. */
 export type LineReader = (entryId: number, line: number, count: number, maxBytes: number) => Promise<LineRead>;
@@ -59,7 +74,7 @@ interface Window {
 }
 
 /** How a channel is rendered: its stdin (channel 0) is what was typed, shown as the lines typed. */
-export function renderOptionsFor(entry: Pick<EntryRow, "channel">): RenderOptions {
+export function renderOptionsFor(entry: Pick<ViewedEntry, "channel">): RenderOptions {
   return { input: entry.channel === 0 };
 }
 
@@ -192,7 +207,7 @@ async function scanRaw(
  * larger; the note names the lines not searched). Only the kept failure
  * lines of the middle are rendered.
  */
-export async function channelModelView(readLines: LineReader, entry: EntryRow, budgetTokens: number, options: ViewOptions = {}): Promise<ModelView> {
+export async function channelModelView(readLines: LineReader, entry: ViewedEntry, budgetTokens: number, options: ViewOptions = {}): Promise<ModelView> {
   const budget = Math.max(200, budgetTokens * CHARS_PER_TOKEN);
   const total = lineCount(entry);
   if (total === 0 || entry.bytes === 0) return { text: "", omittedLines: 0, omittedBytes: 0, failures: [] };
@@ -227,7 +242,7 @@ export async function channelModelView(readLines: LineReader, entry: EntryRow, b
 /** Head and tail within the budget, the failure lines between them, and the note. `head === tail` when one window holds the whole channel. */
 async function cut(
   readLines: LineReader,
-  entry: EntryRow,
+  entry: ViewedEntry,
   total: number,
   budget: number,
   head: Window,

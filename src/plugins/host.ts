@@ -1,11 +1,11 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { SpoolConfig } from "../config.js";
+import { FILTER_NAMES, type FilterName, type FilterValues, HOOK_NAMES, type HookName, type HookPayloads } from "../core/hooks.js";
 import type { Core } from "../core/index.js";
 import type { Logger } from "../logger.js";
 import type { RpcHost } from "../rpc/rpc-host.js";
 import type { Transport } from "../rpc/transport.js";
-import { FILTER_NAMES, type FilterName, type FilterValues, HOOK_NAMES, type HookName, type HookPayloads } from "./hooks.js";
 import { type App, isPlugin, type Plugin, type SchemeDefinition } from "./plugin.js";
 import type { ServiceKey, Services } from "./services.js";
 

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { SpoolConfig } from "../config.js";
+import type { FilterName, FilterValues, HookName, HookPayloads } from "../core/hooks.js";
 import type { Core } from "../core/index.js";
 import type { ProducerDefinition } from "../core/producer-registry.js";
 import type { Logger } from "../logger.js";
@@ -8,7 +9,6 @@ import type { NotificationDefinition } from "../rpc/method.js";
 import type { MethodRegistry } from "../rpc/registry.js";
 import type { Transport } from "../rpc/transport.js";
 import type { SpoolMethod } from "./define-method.js";
-import type { FilterName, FilterValues, HookName, HookPayloads } from "./hooks.js";
 import type { ServiceKey, Services } from "./services.js";
 
 export interface SchemeDefinition {

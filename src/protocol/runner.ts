@@ -32,6 +32,14 @@ export const SandboxInfo = z.strictObject({
 });
 export type SandboxInfo = z.output<typeof SandboxInfo>;
 
+/** The modes a runner offers, also for one that attached without saying (older runners: read-only when it has that sandbox, and full). */
+export function sandboxModes(info: SandboxInfo): SandboxModeName[] {
+  return info.modes ?? (info.readOnly ? ["read-only", "full"] : ["full"]);
+}
+
+/** A runner with no sandbox: only full work runs there; `detail` says why. */
+export const noSandbox = (detail: string): SandboxInfo => ({ kind: "none", readOnly: false, detail, modes: ["full"] });
+
 /**
  * What holds a command's processes on a runner (SPEC §7 "Stopped means stopped"): a cgroup v2 or a PID namespace
  * of its own per command, which nothing inside can leave and which is killed on cancel, timeout and restart; or

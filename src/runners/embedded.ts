@@ -1,8 +1,8 @@
 import { SpoolClient } from "../client/spool-client.js";
-import type { EmbeddedRunnerHost } from "../core/runner-registry.js";
 import type { Logger } from "../logger.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import type { Transport } from "../rpc/transport.js";
+import type { EmbeddedRunnerHost } from "./embedded-host.js";
 import { LocalBackend } from "./local.js";
 import type { ProcessRecorder } from "./orphans.js";
 import { RunnerClient } from "./runner-client.js";

@@ -3,19 +3,14 @@ import { accessSync, constants, existsSync, realpathSync, statSync } from "node:
 import { constants as osConstants } from "node:os";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
-import type { SandboxInfo } from "../protocol/runner.js";
+import { noSandbox, type SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { probeNetwork, tried } from "./sandbox-network.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
-export { SandboxInfo, SandboxKind } from "../protocol/runner.js";
-
-/** The modes a runner offers, also for one that attached without saying (older runners: read-only when it has that sandbox, and full). */
-export function sandboxModes(info: SandboxInfo): SandboxModeName[] {
-  return info.modes ?? (info.readOnly ? ["read-only", "full"] : ["full"]);
-}
+export { noSandbox, SandboxInfo, SandboxKind, sandboxModes } from "../protocol/runner.js";
 
 /** The sandbox a spec asks for: its `sandbox`, or read-only for `readOnly`; undefined: none (full). */
 export function sandboxOf(spec: { sandbox?: ExecSandbox | undefined; readOnly?: boolean | undefined }): ExecSandbox | undefined {
@@ -40,8 +35,6 @@ export const egressUnavailable = (backend: string) =>
 /** How a runner picks its sandbox (`spool runner --sandbox`): `auto` uses one when the backend has it; `off` reports none (only full work runs there); `require` refuses to start without one. */
 export const SandboxMode = z.enum(["auto", "off", "require"]);
 export type SandboxMode = z.output<typeof SandboxMode>;
-
-export const noSandbox = (detail: string): SandboxInfo => ({ kind: "none", readOnly: false, detail, modes: ["full"] });
 
 export const SANDBOX_OFF = "the runner was started with --sandbox off";
 

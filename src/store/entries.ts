@@ -13,10 +13,7 @@ export function wireAttributes(row: Pick<EntryRow, "attributes">): Attributes {
   return JSON.parse(row.attributes) as Attributes;
 }
 
-/** Line count of a streamed body: newlines, plus one for a last line without its newline. */
-export function lineCount(row: Pick<EntryRow, "bytes" | "newlines" | "ends_with_newline">): number {
-  return row.newlines + (row.bytes > 0 && !row.ends_with_newline ? 1 : 0);
-}
+export { lineCount } from "../protocol/entry-lines.js";
 
 export function findEntry(db: Kysely<Database>, runId: number, path: string): Promise<EntryRow | undefined> {
   return db.selectFrom("entries").selectAll().where("run_id", "=", runId).where("path", "=", path).executeTakeFirst();

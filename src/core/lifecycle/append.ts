@@ -30,9 +30,9 @@ function findTarget(targets: AppendTarget[] | undefined, projectId: number, run:
 }
 
 /**
- * append: the hot path, one chunk of a stream to the store. The Lifecycle is this class with the other stages
- * added (../lifecycle.ts), so a chunk reaches `append` with no call in between; the first chunk of a channel
- * asks the table (stage.ts) and keeps the channel as a target, and the next ones go straight to the store.
+ * append: the hot path, one chunk of a stream to the store. The Lifecycle holds one of these and offers its
+ * `append` bound as its own (../lifecycle.ts), so a chunk reaches it with no call in between; the first chunk of a
+ * channel asks the table (stage.ts) and keeps the channel as a target, and the next ones go straight to the store.
  */
 export class ChannelAppends {
   /**
@@ -44,8 +44,8 @@ export class ChannelAppends {
   readonly #targetPaths = new Map<number, string[]>();
 
   constructor(
-    protected readonly deps: CoreDeps,
-    protected readonly owners: Owners,
+    private readonly deps: CoreDeps,
+    private readonly owners: Owners,
     readonly watchers: WatcherHub,
   ) {}
 
@@ -110,7 +110,7 @@ export class ChannelAppends {
   }
 
   /** Drops the producer's targets (it finished, or a connection of another server owns it now). */
-  protected forgetTargets(producerId: number): void {
+  forgetTargets(producerId: number): void {
     for (const path of this.#targetPaths.get(producerId) ?? []) {
       const kept = (this.#targets.get(path) ?? []).filter((t) => t.producerId !== producerId);
       if (kept.length > 0) this.#targets.set(path, kept);

@@ -1,5 +1,5 @@
 import { definePlugin } from "../../plugins/plugin.js";
-import { entryGet, warmEntryGet } from "./get.js";
+import { entryGet } from "./get.js";
 import { entryList } from "./list.js";
 import { entrySearch } from "./search.js";
 
@@ -12,8 +12,5 @@ export const entriesPlugin = definePlugin({
     app.method(entryGet);
     app.method(entryList);
     app.method(entrySearch);
-    // The first tail or slice after a start compiles nothing (see warmEntryGet); after the start's own work. A
-    // warm-up that fails only leaves that work to the first read.
-    app.on("server:started", () => void setImmediate(() => void warmEntryGet(app.core.entries).catch(() => {})));
   },
 });

@@ -1,21 +1,21 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { warmEntryGet } from "../../../src/features/entries/get.js";
-import { entriesPlugin } from "../../../src/features/entries/index.js";
-import { chunkReadStats, memoryLineReads } from "../../../src/store/chunk-reads.js";
-import { openStore } from "../../../src/store/database.js";
-import { MIGRATIONS_DIR, migrateToLatest } from "../../../src/store/migrator.js";
-import { createRepositories } from "../../../src/store/repositories.js";
-import { tempDir } from "../../helpers/server.js";
+import { entryGet } from "../../src/features/entries/get.js";
+import { warmEntryGet, warmUps } from "../../src/ops/warm-up.js";
+import { chunkReadStats, memoryLineReads } from "../../src/store/chunk-reads.js";
+import { openStore } from "../../src/store/database.js";
+import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
+import { createRepositories } from "../../src/store/repositories.js";
+import { eventually, startTestServer, tempDir } from "../helpers/server.js";
 
 describe("the warm-up of entry/get at start", () => {
   it("runs the handler on valid samples of entry/get's params and result (the paths real tails and slices take) and reads nothing of the store", async () => {
-    expect(await warmEntryGet()).toBe(true);
+    expect(await warmEntryGet(entryGet)).toBe(true);
     const store = openStore(join(tempDir(), "spool.db"));
     try {
       await migrateToLatest(store, MIGRATIONS_DIR);
       const repos = createRepositories(store);
-      expect(await warmEntryGet(repos.chunks)).toBe(true);
+      expect(await warmEntryGet(entryGet, repos.chunks)).toBe(true);
       expect(await store.db.selectFrom("entries").select("id").execute()).toEqual([]);
     } finally {
       await store.close();
@@ -24,7 +24,7 @@ describe("the warm-up of entry/get at start", () => {
 
   it("reads its made-up channel through the store's own line reads, each kind of read more than once", async () => {
     const rows = chunkReadStats.rows;
-    expect(await warmEntryGet()).toBe(true);
+    expect(await warmEntryGet(entryGet)).toBe(true);
     // A tail (1 chunk), slices across two chunks (2 each) and at the start (1), WARM_ROUNDS (4) times: not the cutter alone.
     expect(chunkReadStats.rows - rows).toBe(4 * (1 + 2 + 2 + 1));
   });
@@ -53,10 +53,14 @@ describe("the warm-up of entry/get at start", () => {
     }
   });
 
-  it("is run by the entries plugin once the server listens", () => {
-    const hooks: string[] = [];
-    const app = { scheme() {}, method() {}, on: (hook: string) => hooks.push(hook) };
-    entriesPlugin.setup(app as never);
-    expect(hooks).toEqual(["server:started"]);
+  it("is run by the server once it listens, and ends with every reply as expected (a start without it fails here)", async () => {
+    const before = { ...warmUps };
+    const server = await startTestServer();
+    try {
+      await eventually(() => warmUps.done > before.done, 10_000, "the warm-up after the start");
+      expect(warmUps.started - before.started).toBe(warmUps.done - before.done);
+    } finally {
+      await server.stop();
+    }
   });
 });
