@@ -125,7 +125,9 @@ describeWithBrowser("the page opens on the queue, in Chromium", () => {
     await phone.waitForSelector(`.proposal[data-path="${other.path}"]`);
     await admin.call("run/resolve", { run: "night", path: other.path, decision: "reject", reason: "not now" });
     await phone.waitForSelector(`.decided[data-path="${other.path}"]`);
-    expect(await phone.$eval(`.decided[data-path="${other.path}"] .verdict`, (el) => el.textContent)).toMatch(/Rejected by admin over (the Unix socket|TCP|in process).*: not now/);
+    expect(await phone.$eval(`.decided[data-path="${other.path}"] .verdict`, (el) => el.textContent)).toMatch(
+      /Rejected by admin over (the Unix socket|TCP|in process).*: not now/,
+    );
     await context.close();
   }, 90_000);
 });
