@@ -41,6 +41,9 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
     runner: facts.runner,
     ...(facts.runner === null ? { defaultRunner: facts.defaultRunner ?? defaultRunner } : {}),
     sandbox: facts.sandbox.mode === "unknown" ? facts.sandbox.given : facts.sandbox.mode,
+    network: facts.network,
+    // Network mode allowlist: the project's list and the hosts the proposal asked for beyond it.
+    ...(facts.egress ? { egress: facts.egress } : {}),
     background: facts.background,
     timeout_ms: facts.timeoutMs,
   };

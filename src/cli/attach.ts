@@ -7,7 +7,8 @@ import { connectClient, connectionLost, escapeControl } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { INPUT_PART_BYTES } from "./input.js";
 import { resolveCommand, resolveRun } from "./refs.js";
-import { resetTerminal } from "./terminal-writer.js";
+import { ReplayedQueries } from "./replayed-queries.js";
+import { ATTACH_START, resetTerminal } from "./terminal-writer.js";
 import { TypedLines } from "./typed-lines.js";
 import { endedWords } from "./words.js";
 
@@ -93,9 +94,18 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     chain = chain.then(action).catch(failed);
   };
 
-  // The command's output only: what was typed to it (channel 0, replayed too) is no output of it.
+  // This terminal's title is kept on its stack, for the one the command may set: taken back when the attach ends.
+  const ownScreen = process.stdout.isTTY === true;
+  if (ownScreen) process.stdout.write(ATTACH_START);
+  // The command's output only: what was typed to it (channel 0, replayed too) is no output of it. What was stored
+  // before goes without the questions it asked its terminal then: their answers would come back here as typing.
+  const replays = new Map<number, ReplayedQueries>();
   const watch = await client.watch({ run, path }, (chunk) => {
-    if (chunk.channel !== 0) (chunk.channel === 2 ? process.stderr : process.stdout).write(chunk.data);
+    if (chunk.channel === 0) return;
+    let queries = replays.get(chunk.channel);
+    if (!queries) replays.set(chunk.channel, (queries = new ReplayedQueries()));
+    const data = queries.push(chunk.data, chunk.replayed);
+    if (data.length > 0) (chunk.channel === 2 ? process.stderr : process.stdout).write(data);
   });
   const onResize = () => control(() => client.resize(run, path, { cols: process.stdout.columns, rows: process.stdout.rows }));
   const onInterrupt = () => control(() => client.signal(run, path, "INT"));
@@ -150,7 +160,8 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     if (raw || lineMode) stdin.setRawMode(false);
     stdin.pause();
     await watch.close();
-    // The command's output went raw (its own screen): whatever state it left the terminal in ends with the attach.
-    resetTerminal();
+    // The command's output went raw (its own screen): whatever state it left the terminal in ends with the attach,
+    // the modes it set (mouse, keypad, bracketed paste, focus events, the kitty keyboard's) and its title included.
+    resetTerminal(process.stdout, { modes: ownScreen });
   }
 }

@@ -1,5 +1,8 @@
 import { StringDecoder } from "node:string_decoder";
+import { ScreenText } from "../protocol/screen-text.js";
 import { inForeground } from "./foreground.js";
+
+export { escapeFormat, ScreenText, type ScreenTextOptions } from "../protocol/screen-text.js";
 
 /*
  * Every byte Spool did not write itself — a model's streamed text, a command's output, a title, a name, an
@@ -32,203 +35,32 @@ export const TERMINAL_RESET = [
   "\u001b[?25h", // cursor visible
 ].join("");
 
-/** The longest SGR sequence passed whole; a longer one is shown as text. */
-const MAX_SGR = 64;
-
-/** Bidi controls: they reorder text on terminals that apply the bidi algorithm (the gutter too). */
-const BIDI = /\p{Bidi_Control}/u;
-
-export interface ScreenTextOptions {
-  /**
-   * Written at the start of every line the text occupies (a terminal only); null: none. It must be printable,
-   * `gutterCells` wide.
-   */
-  gutter?: string | null;
-  gutterCells?: number;
-  /** The terminal's width in cells (wrapping is done here, before the terminal would); null: not wrapped. */
-  width?: () => number | null;
-}
+/**
+ * Written when `spool attach` starts on a terminal: the title (and icon name) pushed on the terminal's stack
+ * (XTWINOPS 22), so the one the command sets is taken back by MODES_RESET's pop (23).
+ */
+export const ATTACH_START = "\u001b[22;0t";
 
 /**
- * The pure transformer: untrusted text in, text safe for a terminal out. Stateful across chunks: an SGR
- * sequence split between two chunks is held until it is whole, and the column is known across them.
+ * Written after TERMINAL_RESET when `spool attach` ends (detached, or the command over): every mode a command's
+ * raw output may have left set in this terminal, back to its default.
  */
-export class ScreenText {
-  #held = "";
-  /** Whether the gutter has been written on the current line. */
-  #lineOpen = false;
-  /** Cells used after the gutter on the current line (an upper bound when not `#exact`). */
-  #col = 0;
-  /** Whether `#col` is exact (only ASCII and Latin text since the line started): a backspace is kept only then. */
-  #exact = true;
-  /**
-   * Whether nothing is on the current line: nothing written since the last newline (a carriage return goes back
-   * to its start but leaves what is on it, so what Spool writes next starts a new line).
-   */
-  #atLineStart = true;
-  /**
-   * The SGR sequences in force (since the last full reset `ESC[0m`): the gutter is drawn with attributes off, so
-   * no colour or concealment of the text's own can hide it, and these are replayed after it.
-   */
-  #sgr = "";
-
-  constructor(private readonly options: ScreenTextOptions = {}) {}
-
-  /** Whether the cursor is at the start of an empty line after what was returned so far. */
-  get atLineStart(): boolean {
-    return this.#atLineStart && this.#held === "";
-  }
-
-  push(text: string): string {
-    let out = "";
-    for (const c of text) {
-      if (this.#held !== "") {
-        const held = this.#held + c;
-        if (/^\u001b\[[0-9;:]*m$/.test(held) && held.length <= MAX_SGR) {
-          this.#held = "";
-          this.#sgr = /^\u001b\[0*m$/.test(held) ? "" : keepLast(this.#sgr + held);
-          out += held;
-          continue;
-        }
-        if (/^\u001b(\[[0-9;:]*)?$/.test(held) && held.length < MAX_SGR) {
-          this.#held = held;
-          continue;
-        }
-        // Not an SGR sequence: its escape is shown, and what followed is text again.
-        out += this.#shown(this.#held);
-        this.#held = "";
-      }
-      if (c === "\u001b") this.#held = c;
-      else out += this.#char(c);
-    }
-    return out;
-  }
-
-  /** What is held (the start of a sequence at the end of the text), shown; call at the end of the text. */
-  end(): string {
-    const held = this.#held;
-    this.#held = "";
-    return held ? this.#shown(held) : "";
-  }
-
-  /** What is held, shown, and the colours the text turned on, turned off; the line is left open. */
-  endColours(): string {
-    let out = this.end();
-    if (this.#sgr) out += "\u001b[0m";
-    this.#sgr = "";
-    return out;
-  }
-
-  /**
-   * Ends the block: what is held is shown, colours it turned on are turned off, and the line is ended if
-   * anything is on it (what follows starts on a line of its own, in its own colours).
-   */
-  endLine(): string {
-    const out = this.endColours();
-    if (this.#atLineStart) return out;
-    this.#newLine();
-    return `${out}\n`;
-  }
-
-  #newLine(): void {
-    this.#lineOpen = false;
-    this.#col = 0;
-    this.#exact = true;
-    this.#atLineStart = true;
-  }
-
-  /** Held text that is not an SGR sequence: each character shown as it is, its escape as `^[`. */
-  #shown(text: string): string {
-    let out = "";
-    for (const c of text) out += this.#char(c);
-    return out;
-  }
-
-  #char(c: string): string {
-    const code = c.codePointAt(0)!;
-    const gutter = this.options.gutter ?? null;
-    if (c === "\n") {
-      this.#newLine();
-      return "\n";
-    }
-    if (c === "\r") {
-      // The line is written over from its start: the gutter is drawn again before the next character.
-      this.#lineOpen = false;
-      this.#col = 0;
-      this.#exact = true;
-      return "\r";
-    }
-    if (c === "\t") {
-      if (gutter === null) return this.#printable("\t", 0);
-      const spaces = 8 - (this.#col % 8);
-      let out = "";
-      for (let i = 0; i < spaces; i++) out += this.#printable(" ", 1);
-      return out;
-    }
-    if (c === "\b") {
-      if (gutter === null) return "\b";
-      // Back over a cell written since the gutter, never into it.
-      if (this.#exact && this.#col > 0) {
-        this.#col--;
-        return "\b";
-      }
-      return this.#printable("^H", 2);
-    }
-    if (code < 0x20) return this.#printable(`^${String.fromCharCode(code + 0x40)}`, 2);
-    if (code === 0x7f) return this.#printable("^?", 2);
-    if (code >= 0x80 && code <= 0x9f) return this.#printable(`\\x${code.toString(16)}`, 4);
-    if (BIDI.test(c)) {
-      const shown = `\\u{${code.toString(16)}}`;
-      return this.#printable(shown, shown.length);
-    }
-    return this.#printable(c, cells(code));
-  }
-
-  /** Printable text `width` cells wide: the gutter first on a fresh line, and a line break of Spool's before the margin. */
-  #printable(text: string, width: number): string {
-    const gutter = this.options.gutter ?? null;
-    let out = "";
-    if (gutter !== null) {
-      const limit = this.#textWidth();
-      if (this.#lineOpen && limit !== null && this.#col + width > limit) {
-        out += "\r\n";
-        this.#newLine();
-      }
-      if (!this.#lineOpen) {
-        out += this.#sgr ? `\u001b[0m${gutter}${this.#sgr}` : gutter;
-        this.#lineOpen = true;
-      }
-    }
-    this.#col += width;
-    if (width !== 1 || text.length !== 1 || text.codePointAt(0)! > 0x2ff) this.#exact = false;
-    this.#atLineStart = false;
-    return out + text;
-  }
-
-  /** Cells a line holds after the gutter, the terminal's last column left empty (no pending wrap). */
-  #textWidth(): number | null {
-    const width = this.options.width?.() ?? null;
-    if (width === null || width <= 0) return null;
-    return Math.max(8, width - (this.options.gutterCells ?? 0) - 1);
-  }
-}
-
-/** The latest whole SGR sequences of `sgr`, at most 8 × MAX_SGR characters of them (the oldest dropped whole). */
-function keepLast(sgr: string): string {
-  if (sgr.length <= MAX_SGR * 8) return sgr;
-  const from = sgr.indexOf("\u001b", sgr.length - MAX_SGR * 8);
-  return from === -1 ? "" : sgr.slice(from);
-}
-
-/**
- * The cells a character takes, never fewer than a terminal gives it: ASCII and the Latin, Greek and Cyrillic
- * letters one, anything else two (wide CJK and emoji are two; a combining mark counted two only wraps early).
- */
-function cells(code: number): number {
-  if (code < 0x7f) return 1;
-  if ((code >= 0xa0 && code <= 0x2ff) || (code >= 0x370 && code <= 0x52f)) return 1;
-  return 2;
-}
+export const MODES_RESET = [
+  "\u001b[?9l\u001b[?1000l\u001b[?1001l\u001b[?1002l\u001b[?1003l", // mouse reporting (X10, normal, highlight, button, any)
+  "\u001b[?1005l\u001b[?1006l\u001b[?1015l\u001b[?1016l", // mouse encodings (UTF-8, SGR, urxvt, SGR pixels)
+  "\u001b[?1004l", // focus events
+  "\u001b[?2004l", // bracketed paste
+  "\u001b[?1l", // cursor keys: normal (DECCKM)
+  "\u001b>", // keypad: numeric (DECKPNM)
+  "\u001b[?66l", // keypad: numeric (DECNKM)
+  "\u001b[<99u", // the kitty keyboard's stack popped empty: its flags all off
+  "\u001b[?2026l", // synchronized output ended
+  "\u001b[4l", // insert mode off
+  "\u001b[?5l", // reverse video off
+  "\u001b[0 q", // the cursor's shape: the terminal's own
+  "\u001b]104\u001b\\\u001b]110\u001b\\\u001b]111\u001b\\\u001b]112\u001b\\", // the palette, foreground, background and cursor colours reset
+  "\u001b[23;0t", // the title (and icon name) popped: the one before ATTACH_START
+].join("");
 
 /** Untrusted text made safe for a terminal in one go (an error message, a name): no gutter, nothing held. */
 export function screenSafe(text: string): string {
@@ -336,10 +168,11 @@ export class TerminalWriter {
 
 /**
  * The reset before a facts block or a decision (`spool pending`, `spool approve`), when `stream` is a terminal
- * and this process the job in front (a background job leaves the screen of the one in front alone).
+ * and this process the job in front (a background job leaves the screen of the one in front alone); with `modes`,
+ * MODES_RESET too (`spool attach`, at its end).
  */
-export function resetTerminal(stream: Sink = process.stdout): void {
-  if (stream.isTTY && inForeground()) stream.write(TERMINAL_RESET);
+export function resetTerminal(stream: Sink = process.stdout, options: { modes?: boolean } = {}): void {
+  if (stream.isTTY && inForeground()) stream.write(options.modes ? TERMINAL_RESET + MODES_RESET : TERMINAL_RESET);
 }
 
 /**

@@ -6,6 +6,11 @@ export interface StreamChunk {
   channel: number;
   seq: number;
   data: Buffer;
+  /**
+   * Stored before this watch subscribed (or subscribed again after a reconnect): written earlier, replayed now.
+   * `spool attach` keeps the terminal queries in such output from reaching this terminal (src/cli/replayed-queries.ts).
+   */
+  replayed: boolean;
 }
 
 /** A live watch of a producer's channels that survives reconnects (it resumes after the last seq it saw). */
@@ -66,13 +71,15 @@ export async function watchStream(
     if (!ids.has(p.subscription)) return keep(p);
     if (p.seq <= (lastSeq.get(p.channel) ?? 0)) return;
     lastSeq.set(p.channel, p.seq);
-    onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding) });
+    onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding), replayed: p.seq <= (storedAt.get(p.channel) ?? 0) });
     if (stored.has(p.channel) && p.seq >= stored.get(p.channel)!) {
       stored.delete(p.channel);
       if (!endings.has(p.channel)) endings.set(p.channel, { status: ENTRY.streaming });
       settleWhenDone();
     }
   };
+  /** Per channel, the last seq stored when it was last subscribed: chunks up to it are replayed. */
+  const storedAt = new Map<number, number>();
   /** With `snapshot`: per channel, the seq stored when it subscribed, until it is delivered. */
   const stored = new Map<number, number>();
   const settleWhenDone = () => {
@@ -107,6 +114,7 @@ export async function watchStream(
       subscribing--;
     }
     ids.add(reply.subscription);
+    for (const c of reply.channels) storedAt.set(c.channel, c.lastSeq);
     // Notifications can arrive in the same read as the reply, before the id is known.
     const waiting = early.splice(0);
     for (const p of waiting) (p.end ? finish : p.lagged ? lagged : deliver)(p);

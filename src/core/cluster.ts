@@ -2,7 +2,7 @@ import type { BusHandlers, BusMessage } from "../cluster/bus.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { type ErrorName, SpoolError } from "../rpc/errors.js";
 import type { AcceptResult, CoreDeps, ForwardedAccept, ProducerTarget } from "./deps.js";
-import type { Lifecycle } from "./lifecycle.js";
+import type { Lifecycle } from "./lifecycle/index.js";
 import type { WatcherHub } from "./watchers.js";
 
 /** Controls waiting for another server's answer, at most. */

@@ -5,7 +5,7 @@ import { channelFromRow, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type ClusterLink, RELAY_TIMEOUT_MS } from "./cluster.js";
 import type { CoreDeps, ProducerTarget } from "./deps.js";
-import type { Lifecycle } from "./lifecycle.js";
+import type { Lifecycle } from "./lifecycle/index.js";
 import { ENTRY, entryStatusWord } from "./status.js";
 
 /** Controls one producer may have waiting for the ones before it, whatever their size. */

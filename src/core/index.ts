@@ -9,7 +9,7 @@ import { Deadlines } from "./deadlines.js";
 import type { CoreDeps } from "./deps.js";
 import { Devices } from "./devices.js";
 import { Entries } from "./entries.js";
-import { Lifecycle } from "./lifecycle.js";
+import { Lifecycle } from "./lifecycle/index.js";
 import { Notifications } from "./notify/service.js";
 import { Owners } from "./owners.js";
 import { Principals } from "./principals.js";

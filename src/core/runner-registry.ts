@@ -321,6 +321,6 @@ const reservationKey = (projectId: number, name: string) => `${projectId}\u0000$
 export const noEgress = (runner: { name: string; sandbox: SandboxInfo }) =>
   new SpoolError(
     "UNSUPPORTED",
-    `Runner "${runner.name}" cannot enforce a network allowlist (${runner.sandbox.detail}); the command is not run there without one: accept it on a runner whose runner/list entry shows sandbox.egress (the local bubblewrap runner), or propose it without allow_hosts on a project without an egress list`,
+    `Runner "${runner.name}" cannot enforce a network allowlist (${runner.sandbox.detail}); the command is not run there without one: accept it on a runner whose runner/list entry shows sandbox.egress (the local bubblewrap runner; a Docker runner with fresh containers, started as root on the engine's machine), or propose it without allow_hosts on a project without an egress list`,
     { runner: runner.name, network: "allowlist" },
   );

@@ -1,4 +1,5 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { escapeFormat } from "../protocol/screen-text.js";
 import { ENTRY, entryStatusWord } from "../protocol/status.js";
 
 /*
@@ -18,11 +19,11 @@ const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 
 /**
  * The newest complete-looking lines of some raw output, for a progress message: escape sequences removed,
- * a carriage return keeps what follows it (as a terminal would overwrite the line), blank lines skipped.
+ * a carriage return keeps what follows it (as a terminal would overwrite the line), blank lines skipped, format
+ * controls (U+202E…) written as escapes.
  */
 export function newestLines(raw: string, count = 3, maxChars = 400): string {
-  const lines = raw
-    .replace(SEQUENCES, "")
+  const lines = escapeFormat(raw.replace(SEQUENCES, ""))
     .split("\n")
     .map((line) => {
       const parts = line.split("\r").filter((p) => p !== "");

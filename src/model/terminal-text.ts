@@ -1,3 +1,5 @@
+import { escapeFormat } from "../protocol/screen-text.js";
+
 // ESC-introduced sequences: CSI (ESC [ … final), OSC (ESC ] … BEL or ST), other two-byte escapes,
 // and the 8-bit CSI introducer. What remains is what a terminal would print.
 const ANSI_PATTERN =
@@ -30,11 +32,11 @@ function collapseLine(line: string): string {
 /**
  * A cheap, line-by-line approximation of a terminal: escapes removed,
  * carriage-return and backspace overwrites collapsed, other controls
- * dropped. It does not follow cursor moves or erases; the model view renders
+ * dropped, format controls written as escapes (`escapeFormat`). It does not follow cursor moves or erases; the model view renders
  * output on a real terminal emulator instead (terminal.ts).
  */
 export function cleanTerminalText(text: string): string {
-  const stripped = stripAnsi(text).replace(/\r\n/g, "\n");
+  const stripped = escapeFormat(stripAnsi(text).replace(/\r\n/g, "\n"));
   return stripped
     .split("\n")
     .map(collapseLine)

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import type { Terminal } from "@xterm/headless";
+import { escapeFormat } from "../protocol/screen-text.js";
 
 /**
  * xterm.js, loaded on the first rendering: ~2 MB of heap that `spool serve` need not hold until a model view is
@@ -27,7 +28,8 @@ export interface Rendering {
   /**
    * What the terminal finally shows, one entry per logical line (rows joined
    * where the terminal wrapped them): trailing blanks trimmed, trailing empty
-   * lines dropped, no escape sequences.
+   * lines dropped, no escape sequences, format controls (bidi, zero-width, tag characters) written as escapes
+   * (`\u{202e}`, by `escapeFormat`, as the CLI shows them).
    */
   lines: string[];
   /** For each input line (0-based, split at `\n`), the index in `lines` of the row where it started (may be `lines.length` or more for trailing blanks). */
@@ -158,7 +160,8 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
       else lines.push(rowTexts[r]!);
       rowLine[r] = lines.length - 1;
     }
-    for (let i = 0; i < lines.length; i++) lines[i] = lines[i]!.trimEnd();
+    // Format controls (U+202E, zero-width and tag characters) as escapes: the model reads them, a screen would hide or reorder with them.
+    for (let i = 0; i < lines.length; i++) lines[i] = escapeFormat(lines[i]!).trimEnd();
     while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
 
     // A last input line without its newline still counts; a trailing newline opens no new input line.

@@ -39,8 +39,10 @@ export interface DockerEngine {
   /** Exit code of an exec; null when unknown (still running, or the engine does not know). */
   inspectExec(id: string): Promise<{ running: boolean; exitCode: number | null }>;
   /** Whether a container's root is read-only, and the mount points (volumes, binds, tmpfs) it may write to. */
-  /** `networkMode`: HostConfig.NetworkMode (`none`, `bridge`, `default`, `host`, `container:…`). */
-  inspectContainer(name: string): Promise<{ readOnlyRoot: boolean; writableMounts: string[]; networkMode: string; running: boolean; status: string }>;
+  /** `networkMode`: HostConfig.NetworkMode (`none`, `bridge`, `default`, `host`, `container:…`); `pid`: its PID 1 on the engine's machine, while it runs. */
+  inspectContainer(
+    name: string,
+  ): Promise<{ readOnlyRoot: boolean; writableMounts: string[]; networkMode: string; running: boolean; status: string; pid?: number }>;
   /** Resolves when the engine answers; rejects saying where it was looked for and why it did not answer. */
   ping(): Promise<void>;
   /** Whether the engine has the image (false only when it says "no such image"). */
@@ -177,6 +179,7 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         networkMode: info.HostConfig.NetworkMode ?? "default",
         running: Boolean(info.State?.Running),
         status: info.State?.Status ?? "unknown",
+        ...(info.State?.Pid ? { pid: info.State.Pid } : {}),
       };
     },
     async ping() {

@@ -6,6 +6,7 @@ import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.j
 import type { NetworkKind } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
+import { type DockerEgress, egressSupport, startDockerEgress } from "./docker-egress.js";
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";
 import { ended, outputStreams } from "./docker-streams.js";
 import { diesWithRunner } from "./docker-watcher.js";
@@ -34,6 +35,8 @@ export interface DockerBackendOptions {
   mountProject?: boolean;
   /** Where the root is mounted in the container; default the same path as on the host. */
   mountAt?: string;
+  /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
+  egressHosts?: Readonly<Record<string, string>>;
 }
 
 const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
@@ -70,12 +73,16 @@ export class DockerBackend implements Backend {
     if (this.options.sandbox === "off") return noSandbox(SANDBOX_OFF);
     if (this.options.image) {
       const writable = this.options.mountProject ? "the project the one writable mount" : "no project mounted";
+      const egress = egressSupport();
+      const allowlist =
+        egress === true ? "; network allowlist: no network, an egress proxy outside the container its one way out" : `; no network allowlist (${egress})`;
       return {
         kind: "docker",
         readOnly: true,
-        detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges; workspace-write: the same with ${writable}, a private /tmp and the runner's network`,
+        detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges; workspace-write: the same with ${writable}, a private /tmp and the runner's network${allowlist}`,
         modes: ["read-only", "workspace-write", "full"],
         network: dockerNetwork(this.options.network),
+        ...(egress === true ? { egress: true } : {}),
       };
     }
     return this.#execSandbox(this.options.container!);
@@ -214,8 +221,10 @@ export class DockerBackend implements Backend {
   async #requireSandbox(spec: ExecSpec, fresh: () => Promise<SandboxInfo>): Promise<void> {
     const wanted = sandboxOf(spec);
     if (!wanted) return;
-    if (wanted.egress) throw new StartError(egressUnavailable("docker"));
+    if (wanted.egress && !this.options.image)
+      throw new StartError(egressUnavailable("docker", `commands exec in container ${this.options.container}, which keeps its own network`));
     const sandbox = await fresh();
+    if (wanted.egress && !sandbox.egress) throw new StartError(egressUnavailable("docker", firstLine(egressSupport())));
     if (!(sandbox.modes ?? []).includes(wanted.mode))
       throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${sandbox.detail})`);
   }
@@ -226,17 +235,23 @@ export class DockerBackend implements Backend {
     const mode = sandboxOf(spec)?.mode;
     const mounted = this.#mount(spec);
     const workdir = mounted ? mounted.workdir : spec.cwd;
-    const network = mode === "read-only" || (mode === "workspace-write" && spec.sandbox?.network === false) ? "none" : (this.options.network ?? "none");
+    // Network mode allowlist: no network, and the egress proxy outside as its one way out (docker-egress.ts).
+    const allow = mode === "workspace-write" ? sandboxOf(spec)?.egress?.allow : undefined;
+    const egress = allow ? await startDockerEgress({ allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) }) : null;
+    const cut = mode === "read-only" || (mode === "workspace-write" && spec.sandbox?.network === false) || egress !== null;
+    const network = cut ? "none" : (this.options.network ?? "none");
+    const mounts = [...(mounted?.mounts ?? []), ...(egress ? [egress.mount] : [])];
     const stdin = Boolean(spec.stdin || spec.interactive || spec.tty);
     let run: { id: string; stream: Duplex };
     try {
       // The container's environment is the image's (PATH, HOME as Docker sets it…) plus what the runner was given; never the runner's own.
       run = await this.#engine.runContainer({
         image,
-        cmd: ["/bin/sh", "-c", shellScript(spec.command)],
-        env: envList(withTerm(spec)),
+        cmd: egress ? egress.cmd(shellScript(spec.command)) : ["/bin/sh", "-c", shellScript(spec.command)],
+        env: envList({ ...withTerm(spec), ...egress?.env }),
         ...(workdir ? { workdir } : {}),
-        ...(mounted ? { mounts: mounted.mounts, ...(mounted.covers.length ? { covers: mounted.covers } : {}) } : {}),
+        ...(mounts.length ? { mounts } : {}),
+        ...(mounted?.covers.length ? { covers: mounted.covers } : {}),
         // Read-only work sends nothing anywhere: no network, whatever the runner's --network says; workspace-write keeps it unless cut.
         network,
         stdin,
@@ -249,13 +264,16 @@ export class DockerBackend implements Backend {
         ...(mode ? { seccomp: dockerSeccompProfile({ refuseUnixSockets: mode === "read-only" }) } : {}),
       });
     } catch (error) {
+      await egress?.close();
       throw new StartError(`Cannot start a container from ${image}: ${engineMessage(error)}`);
     }
     const { id, stream } = run;
+    if (egress) await this.#openEgress(egress, id, stream);
     if (spec.stdin) stream.end(spec.stdin);
     // The Engine (before API 1.42) cannot create a terminal of a given size: it is set as soon as the container runs.
     if (spec.tty) await this.#engine.resize(id, spec.tty, false).catch(ignore);
-    const output = outputStreams(stream, Boolean(spec.tty));
+    const streams = outputStreams(stream, Boolean(spec.tty));
+    const output = egress ? { stdout: streams.stdout, stderr: egress.stderr(streams.stderr) } : streams;
     const control = supervise(
       spec,
       async (signal) => {
@@ -280,11 +298,27 @@ export class DockerBackend implements Backend {
       const exitCode = await this.#engine.waitContainer(id).catch(() => null);
       control.done();
       await this.#engine.removeContainer(id).catch(ignore);
+      // What the egress proxy allowed and refused (its summary, once it stopped), for the record.
+      const reached = egress ? { egress: await egress.close() } : {};
       // The engine gives a command killed by signal N (docker-init exits so) as status 128+N: told as that signal.
-      return sandboxResult({ exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut });
+      const outcome = sandboxResult({ exitCode, signal: null, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut });
+      return { ...outcome, ...reached };
     })();
     const describe = (): ExecutionTarget => ({ backend: "docker", container: id });
     return { ...output, result, describe, located: Promise.resolve(describe()), ...(interactive ? { control: interactive } : {}) };
+  }
+
+  /** The forwarder in the container's network namespace, then the command starts; on failure the container and the proxy go. */
+  async #openEgress(egress: DockerEgress, id: string, stream: Duplex): Promise<void> {
+    try {
+      const { pid } = await this.#engine.inspectContainer(id);
+      await egress.open(pid);
+    } catch (error) {
+      stream.destroy();
+      await this.#engine.removeContainer(id).catch(ignore);
+      await egress.close();
+      throw error instanceof StartError ? error : new StartError(`Cannot start the egress forwarder: ${message(error)}`);
+    }
   }
 
   /**

@@ -98,7 +98,7 @@ export function egressDir(): EgressDir {
 let proxyFile: string | null = null;
 
 /** The proxy's program as a file node can run: the compiled one, or its bundle written once to the temporary directory. */
-function proxyProgram(): string {
+export function proxyProgram(): string {
   const p = program(import.meta.url, "egress-proxy-main");
   if (p.file !== null) return p.file;
   if (proxyFile === null) {

@@ -2,7 +2,8 @@
 // (egress-launcher.ts starts it; the proxy is egress-proxy.ts): it listens on the Unix socket the sandbox gets, writes
 // "1" on its ready descriptor once it does, tells each host it allowed or refused on its stderr (the command's), writes
 // what it allowed and refused to the summary file when it is told to stop (SIGTERM), and then exits.
-// Argument: one JSON object {socket, allow, hosts?, readyFd, summary}.
+// With `stopWithStdin`, the end of its stdin (a pipe from the runner, which the runner's death closes) stops it too.
+// Argument: one JSON object {socket, allow, hosts?, readyFd, summary, stopWithStdin?}.
 
 import { closeSync, writeFileSync, writeSync } from "node:fs";
 import { EgressPolicy, startEgressProxy } from "./egress-proxy.js";
@@ -13,6 +14,7 @@ interface Options {
   hosts?: Record<string, string>;
   readyFd: number;
   summary: string;
+  stopWithStdin?: boolean;
 }
 
 const options = JSON.parse(process.argv.at(-1) ?? "{}") as Options;
@@ -20,7 +22,7 @@ const policy = new EgressPolicy({ allow: options.allow, hosts: options.hosts ?? 
 // Bundled as CommonJS from the sources (program.ts): no top-level await.
 void startEgressProxy(options.socket, policy).then(
   (server) => {
-    process.on("SIGTERM", () => {
+    const stop = () => {
       server.close();
       try {
         writeFileSync(options.summary, JSON.stringify({ allowed: [...policy.allowed], blocked: [...policy.blocked] }));
@@ -28,7 +30,9 @@ void startEgressProxy(options.socket, policy).then(
         // the launcher's directory is gone: nothing to record
       }
       process.exit(0);
-    });
+    };
+    process.on("SIGTERM", stop);
+    if (options.stopWithStdin) process.stdin.on("end", stop).on("close", stop).resume();
     writeSync(options.readyFd, "1");
     closeSync(options.readyFd);
   },

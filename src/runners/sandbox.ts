@@ -29,8 +29,8 @@ export interface ExecSandbox {
 }
 
 /** Why a backend that cannot enforce a network allowlist refuses a command asking for one (never runs it unrestricted). */
-export const egressUnavailable = (backend: string) =>
-  `network mode allowlist is not available on the ${backend} runner: it cannot put an egress proxy between the command and the network, and does not run it without one; accept it on a local runner with bubblewrap`;
+export const egressUnavailable = (backend: string, why = "it cannot put an egress proxy between the command and the network") =>
+  `network mode allowlist is not available on the ${backend} runner: ${why}, and it does not run the command without one; accept it on a local runner with bubblewrap, or a Docker runner started as root on the engine's machine`;
 
 /** How a runner picks its sandbox (`spool runner --sandbox`): `auto` uses one when the backend has it; `off` reports none (only full work runs there); `require` refuses to start without one. */
 export const SandboxMode = z.enum(["auto", "off", "require"]);

@@ -113,6 +113,28 @@ describe("spool mcp driven by the MCP SDK's Client over stdio", () => {
     expect(text).toContain("to stderr");
   });
 
+  it("run_command's result, its progress and read_output carry a bidi override (U+202E) as an escape, never the character", async () => {
+    const mcp = await start();
+    const web = await person();
+    const proposed = web.next("run/proposal", (p) => p.command.includes("gnp.exe"), 20_000);
+    const progress: string[] = [];
+    const call = mcp.client.callTool(
+      { name: "run_command", arguments: { command: "printf 'invoice_\\342\\200\\256gnp.exe\\n'; read line" } },
+      CallToolResultSchema,
+      { onprogress: (p) => void (p.message && progress.push(p.message)), timeout: 60_000 },
+    );
+    const p = await proposed;
+    await web.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
+    await eventually(() => progress.some((m) => m.includes("gnp.exe")), 15_000, "the output as progress");
+    await web.input(p.run, p.path, "\n");
+    const text = resultText(await call);
+    const read = resultText(await mcp.client.callTool({ name: "read_output", arguments: { path: p.path } }));
+    for (const shown of [text, read, progress.find((m) => m.includes("gnp.exe"))!]) {
+      expect(shown).toContain("invoice_\\u{202e}gnp.exe");
+      expect(shown).not.toContain("\u202e");
+    }
+  });
+
   it("a rejected run_command is an error result naming who rejected it and why", async () => {
     const mcp = await start();
     const cli = await person("spool-cli");

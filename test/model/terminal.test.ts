@@ -35,6 +35,15 @@ describe("the terminal the model view is rendered on", () => {
     expect(await renderTerminalText("before\n\u001b[?1049hfull screen\u001b[?1049lafter\n")).toBe("before\nafter\n");
   });
 
+  it("writes format controls as escapes (U+202E, zero-width and tag characters), as the CLI shows them; an emoji's joiner stays", async () => {
+    const raw = "invoice_\u202Egnp.exe\nok\u200Bok\u{E0041}\n\u{1F469}\u200D\u{1F4BB}\n";
+    expect(await renderTerminalText(raw)).toBe("invoice_\\u{202e}gnp.exe\nok\\u{200b}ok\\u{e0041}\n\u{1F469}\u200D\u{1F4BB}\n");
+    const { entry, readLines } = memoryChannel(raw);
+    const view = await channelModelView(readLines, entry, 2000);
+    expect(view.text).toContain("invoice_\\u{202e}gnp.exe");
+    expect(view.text).not.toContain("\u202E");
+  });
+
   it("trims trailing blanks and trailing empty lines, and returns nothing for nothing", async () => {
     expect(await renderTerminalText("a   \n\n\n")).toBe("a\n");
     expect(await renderTerminalText("")).toBe("");

@@ -1,10 +1,9 @@
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { type AddressInfo, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
+import { httpListener, type Listener, rawListener } from "../helpers/listeners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 
 /**
@@ -13,35 +12,6 @@ import { describeWithBwrap } from "../helpers/sandbox.js";
  * resolver maps to loopback addresses (`egressHosts`), the only targets here; each listener counts its connections, so
  * "nothing reached it" is seen, not assumed.
  */
-
-interface Listener {
-  port: number;
-  connections: number;
-  close(): Promise<void>;
-}
-
-/** An HTTP server on `address` answering `hello <Host>`. */
-async function httpListener(address: string): Promise<Listener> {
-  const server: HttpServer = createHttpServer((req, res) => res.end(`hello ${req.headers.host}\n`));
-  const listener = { port: 0, connections: 0, close: () => new Promise<void>((done) => server.close(() => done())) };
-  server.on("connection", () => (listener.connections += 1));
-  await new Promise<void>((done) => server.listen(0, address, done));
-  listener.port = (server.address() as AddressInfo).port;
-  return listener;
-}
-
-/** A raw TCP server that answers each line with `raw: <line>`. */
-async function rawListener(address: string): Promise<Listener> {
-  const server: Server = createServer((socket) => {
-    socket.setEncoding("utf8");
-    socket.on("data", (line: string) => socket.end(`raw: ${line}`));
-  });
-  const listener = { port: 0, connections: 0, close: () => new Promise<void>((done) => server.close(() => done())) };
-  server.on("connection", () => (listener.connections += 1));
-  await new Promise<void>((done) => server.listen(0, address, done));
-  listener.port = (server.address() as AddressInfo).port;
-  return listener;
-}
 
 async function text(stream: NodeJS.ReadableStream): Promise<string> {
   const parts: Buffer[] = [];

@@ -31,7 +31,7 @@ function findTarget(targets: AppendTarget[] | undefined, projectId: number, run:
 
 /**
  * append: the hot path, one chunk of a stream to the store. The Lifecycle holds one of these and offers its
- * `append` bound as its own (../lifecycle.ts), so a chunk reaches it with no call in between; the first chunk of a
+ * `append` bound as its own (index.ts), so a chunk reaches it with no call in between; the first chunk of a
  * channel asks the table (stage.ts) and keeps the channel as a target, and the next ones go straight to the store.
  */
 export class ChannelAppends {

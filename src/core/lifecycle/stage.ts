@@ -16,7 +16,7 @@ import { type Caller, type Cell, type Operation, refusal, stateOf, type Transiti
  * What every stage of the lifecycle starts from: the producer's state read from the store, and the table's
  * answer for it (transitions.ts). Each operation is a file of stages beside this one: propose.ts, decide.ts
  * (accept, reject, start), append.ts, finish.ts (complete, abort, cancel, lose), ownership.ts (own, claim) and
- * grace.ts (owners that leave, orphans after a restart); ../lifecycle.ts puts them together.
+ * grace.ts (owners that leave, orphans after a restart); index.ts puts them together.
  */
 
 /** What the stages work with, made once by the Lifecycle. */

@@ -1,5 +1,5 @@
 import type { Core } from "../../core/index.js";
-import { ABORT_RESOLVER } from "../../core/lifecycle.js";
+import { ABORT_RESOLVER } from "../../core/lifecycle/index.js";
 import { ENTRY, RUN } from "../../core/status.js";
 import type { RunRow } from "../../core/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";

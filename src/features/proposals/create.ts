@@ -1,4 +1,4 @@
-import { describeCaller } from "../../core/lifecycle.js";
+import { describeCaller } from "../../core/lifecycle/index.js";
 import { CONNECTION_TRACEPARENT } from "../../core/observer.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";

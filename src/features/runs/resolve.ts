@@ -1,4 +1,4 @@
-import { connectionResolver, describeCaller } from "../../core/lifecycle.js";
+import { connectionResolver, describeCaller } from "../../core/lifecycle/index.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import { roleAllows } from "../../protocol/roles.js";

@@ -1,4 +1,5 @@
 import { type IDisposable, Terminal } from "@xterm/xterm";
+import { ScreenText } from "../../protocol/screen-text.js";
 import { bytes } from "./format.js";
 
 /**
@@ -75,6 +76,17 @@ export interface TerminalEvents {
 }
 
 /**
+ * What of a command's output xterm.js is given: text, drawn as `spool tail` draws it on a terminal (through the same
+ * ScreenText, src/protocol/screen-text.ts): colours (SGR), newline, carriage return, tab and backspace, and the edits
+ * that stay on the cursor's line (erase in line, cursor left and right, to a column, insert and delete characters: a
+ * shell's line editor, a progress line). Every other control is shown as text in caret notation (`^[[2A`, `^[]8;;…`),
+ * format controls as escapes (`\u{202e}`): nothing a command prints can move the cursor to an earlier line and draw
+ * over it, make a link, set a title or a mode, reorder text with bidi controls, or ask the terminal a question whose
+ * answer would be sent to the command as typing. A full-screen program (an editor, `top`) is driven with `spool attach`.
+ */
+const screenText = () => new ScreenText({ gutter: null, lineEdits: true });
+
+/**
  * One data channel of a producer in an xterm.js terminal. Chunks are queued as they arrive and handed
  * to the terminal once per animation frame, in pieces small enough that parsing them never holds the
  * page for long. A producer can write faster than a browser can draw: live, the terminal then drops
@@ -124,6 +136,9 @@ export class ChannelTerminal {
   readonly #typed: boolean;
   /** The last byte drawn of typed input was a `\r`: a `\n` right after it ends no second line. */
   #afterCR = false;
+  /** The channel's bytes as text (a character split between chunks kept whole), and that text made safe to draw. */
+  #decoder = new TextDecoder("utf-8");
+  #text = screenText();
 
   constructor(info: ChannelInfo, mode: TerminalMode, events: TerminalEvents) {
     this.info = info;
@@ -143,7 +158,11 @@ export class ChannelTerminal {
       fontFamily: FONT,
       fontSize: FONT_SIZE,
       theme: THEME,
+      // No link is ever followed from output: OSC 8 never reaches the terminal (see screenText), and were one to, a
+      // click on it does nothing.
+      linkHandler: { activate: () => {} },
     });
+    this.#term.parser.registerOscHandler(8, () => true);
     this.#term.open(this.element);
     const cell = measureCell();
     this.#resize = new ResizeObserver(() => this.#fit(cell));
@@ -269,6 +288,7 @@ export class ChannelTerminal {
     this.#countSkipped(this.#queued);
     this.#queue = [];
     this.#queued = 0;
+    this.#restartText();
     this.#term.write('\x1b[0m\r\n\x1b[2m[… skipped to keep up with the command; the output is stored whole: "whole output" shows every byte …]\x1b[0m\r\n');
   }
 
@@ -316,9 +336,17 @@ export class ChannelTerminal {
     this.skipped += from;
     this.#queue = [all.subarray(from)];
     this.#queued = all.length - from;
+    this.#restartText();
     this.element.dataset.skipped = String(this.skipped);
     this.#term.write(`\x1b[0m\r\n\x1b[2m[… ${bytes(from)} skipped to keep up; the output is stored whole: "whole output" shows every byte …]\x1b[0m\r\n`);
     this.#events.skipped();
+  }
+
+  /** Bytes were jumped over: a sequence or a character cut by the jump is forgotten, the colours it set turned off. */
+  #restartText(): void {
+    this.#decoder = new TextDecoder("utf-8");
+    this.#text = screenText();
+    this.#term.write("\x1b[0m");
   }
 
   #concat(parts: Uint8Array[], size: number): Uint8Array {
@@ -365,7 +393,8 @@ export class ChannelTerminal {
       this.#queued -= piece.length;
       this.#inTerminal += piece.length;
       const newlines = countNewlines(piece);
-      this.#term.write(this.#typed ? this.#asTyped(piece) : piece, () => {
+      const text = this.#text.push(this.#decoder.decode(this.#typed ? this.#asTyped(piece) : piece, { stream: true }));
+      this.#term.write(text, () => {
         this.#newlines += newlines;
         this.#parsed(piece.length);
       });

@@ -1,32 +1,32 @@
 import type { z } from "zod";
-import type { TransportKind } from "../protocol/roles.js";
-import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.js";
-import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
-import type { EntryRow, RunRow } from "../store/schema.js";
-import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "./deps.js";
-import type { OtherServers } from "./dispatch.js";
-import { Effects, type ProducerActivity } from "./effects.js";
-import { ChannelAppends } from "./lifecycle/append.js";
-import * as decide from "./lifecycle/decide.js";
-import * as finish from "./lifecycle/finish.js";
-import * as grace from "./lifecycle/grace.js";
-import * as ownership from "./lifecycle/ownership.js";
-import { propose } from "./lifecycle/propose.js";
-import * as stages from "./lifecycle/stage.js";
-import type { Owners } from "./owners.js";
-import type { ProducerRegistry } from "./producer-registry.js";
-import { attachRunner } from "./runner-attach.js";
-import type { RunnerRegistry } from "./runner-registry.js";
-import { FairShares } from "./shares.js";
-import { ENTRY } from "./status.js";
-import type { Outcome } from "./summary.js";
-import type { WatcherHub } from "./watchers.js";
+import type { TransportKind } from "../../protocol/roles.js";
+import type { RunnerAttachParams, RunnerAttachResult } from "../../protocol/runner.js";
+import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "../deps.js";
+import type { OtherServers } from "../dispatch.js";
+import { Effects, type ProducerActivity } from "../effects.js";
+import type { Owners } from "../owners.js";
+import type { ProducerRegistry } from "../producer-registry.js";
+import { attachRunner } from "../runner-attach.js";
+import type { RunnerRegistry } from "../runner-registry.js";
+import { FairShares } from "../shares.js";
+import { ENTRY } from "../status.js";
+import type { Outcome } from "../summary.js";
+import type { WatcherHub } from "../watchers.js";
+import { ChannelAppends } from "./append.js";
+import * as decide from "./decide.js";
+import * as finish from "./finish.js";
+import * as grace from "./grace.js";
+import * as ownership from "./ownership.js";
+import { propose } from "./propose.js";
+import * as stages from "./stage.js";
 
 // The handlers, plugins and the agent loop import these from here.
-export type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput } from "./deps.js";
-export { proposalNotice } from "./effects.js";
-export { INPUT_CHANNEL } from "./lifecycle/append.js";
-export { ABORT_RESOLVER, connectionResolver, describeCaller } from "./resolvers.js";
+export type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput } from "../deps.js";
+export { proposalNotice } from "../effects.js";
+export { ABORT_RESOLVER, connectionResolver, describeCaller } from "../resolvers.js";
+export { INPUT_CHANNEL } from "./append.js";
 
 /**
  * The one owner of the producer lifecycle. Every status change of a proposal or a data channel happens here,
