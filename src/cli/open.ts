@@ -57,6 +57,8 @@ export async function open(argv: string[]): Promise<number> {
   const project = findProject(workingDirectory(), values);
   if (project?.name) fragment.set("project", project.name);
   else if (project?.root) fragment.set("root", project.root);
+  // The server the code is for: a page of another server that is given the link names it, and offers to go there.
+  fragment.set("server", page.origin);
   const link = `${page.href}#${fragment}`;
   process.stdout.write(`${link}\n`);
   if (values.qr) {

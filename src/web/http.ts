@@ -127,6 +127,9 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs, url: options.pageUrl(request) });
 }
 
+/** A code another server made (421 Misdirected Request): it signs in only there, so the page names that server. */
+const ELSEWHERE = "This link was made by another Spool server (or by this one before it restarted): its code signs in only on the server that made it";
+
 /** A bound reached: 429 with its words (nothing of anyone else's was ended). */
 function refusedIfFull<T>(make: () => T): T {
   try {
@@ -148,6 +151,7 @@ async function peek(options: WebOptions, request: IncomingMessage, response: Ser
   const body = await readBody(request);
   const code = codeIn(body);
   const found = code === null ? null : options.sessions.peek(code);
+  if (!found && code !== null && options.sessions.madeElsewhere(code)) throw new HttpError(421, ELSEWHERE);
   if (!found) throw new HttpError(404, "This link was not made by this server, has expired or was already used");
   // The page is that principal's device already: the code is spent.
   if (/"spend"\s*:\s*true/.test(body)) options.sessions.spend(code!);
@@ -201,6 +205,7 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
     if (error instanceof SignInRefused) throw new HttpError(429, error.message);
     throw error;
   }
+  if (!signed && options.sessions.madeElsewhere(attempted)) throw new HttpError(421, ELSEWHERE);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
   options.log.info(`web view: a device paired from ${address}`, { principal: signed.device.principal.name, client: "spool-web" });
   // The cookie is one half; the key, which the page keeps in its origin's storage and sends itself, is the other.

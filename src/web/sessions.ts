@@ -10,6 +10,8 @@ export interface WebSessionOptions {
   maxCodes?: number;
   /** How often the devices whose page is open here are marked used (their idle end moves on). */
   touchEveryMs?: number;
+  /** What this server's codes start with (default: random, made when the server starts): another server's code is told apart by it. */
+  serverTag?: string;
   now?: () => number;
 }
 
@@ -81,6 +83,9 @@ interface Attached {
 /** Codes are kept only as their SHA-256: the map never holds what a browser presents. */
 const keyOf = (secret: string) => createHash("sha256").update(secret).digest("hex");
 
+/** A code as servers make them: the maker's mark, a dot, the secret. */
+const CODE = /^([A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{43}$/;
+
 /** A device's life is its credential's: setTimeout's limit (about 24.8 days) is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -95,7 +100,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class WebSessions {
   readonly #codes = new Map<string, Code>();
   readonly #attached = new Map<string, Attached>();
-  readonly #options: Required<Omit<WebSessionOptions, "now">>;
+  readonly #options: Required<Omit<WebSessionOptions, "now" | "serverTag">>;
+  /** This server's mark on its codes (`TAG.SECRET`): a code marked otherwise was made by another server. */
+  readonly serverTag: string;
   readonly #now: () => number;
   readonly #touchTimer: ReturnType<typeof setInterval>;
 
@@ -110,6 +117,7 @@ export class WebSessions {
       touchEveryMs: options.touchEveryMs ?? WEB_SESSION_DEFAULTS.touchEveryMs,
     };
     this.#now = options.now ?? Date.now;
+    this.serverTag = options.serverTag ?? randomBytes(6).toString("base64url");
     // An open page is in use: its device's idle end moves on while it stays open.
     this.#touchTimer = setInterval(() => {
       for (const id of this.#attached.keys()) void this.devices.touch(id).catch(() => undefined);
@@ -132,7 +140,7 @@ export class WebSessions {
     for (const [key] of mine.slice(0, Math.max(0, mine.length - this.#options.maxCodesPerPrincipal + 1))) this.#codes.delete(key);
     if (this.#codes.size >= this.#options.maxCodes)
       throw new SignInRefused(`This server has ${this.#options.maxCodes} sign-in codes waiting (limits.maxCodes): try again within a minute`, "maxCodes");
-    const code = randomBytes(32).toString("base64url");
+    const code = `${this.serverTag}.${randomBytes(32).toString("base64url")}`;
     const expiresAt = capped(this.#now() + this.#options.codeTtlMs, grant.credentialExpiresAt);
     this.#codes.set(keyOf(code), { ...grant, expiresAt, name });
     return { code, expiresAt };
@@ -141,6 +149,15 @@ export class WebSessions {
   /** Spends a code without pairing (an exchange refused for another reason): it works no more. */
   spend(code: string): boolean {
     return this.#codes.delete(keyOf(code));
+  }
+
+  /**
+   * Whether a code this server does not hold was made by another server (it bears another server's mark, or this
+   * server's before a restart: a server's mark is new each time it starts): such a code works only where it was made.
+   */
+  madeElsewhere(code: string): boolean {
+    const tag = CODE.exec(code)?.[1];
+    return tag !== undefined && tag !== this.serverTag && !this.#codes.has(keyOf(code));
   }
 
   /** Whether a code is one this server minted and still waits (the page asks before it trades its session for it). */

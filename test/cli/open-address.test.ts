@@ -41,14 +41,17 @@ describe("spool open's link goes to the server that made its code", () => {
     const cli = spawnCli(["open"], clientEnv(home, configured), { cwd: tempDir() });
     expect(await cli.exit).toBe(0);
     const link = cli.stdout().trim();
-    expect(link).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${real}/#code=[A-Za-z0-9_-]{43}$`));
+    expect(link).toMatch(
+      new RegExp(`^http://127\\.0\\.0\\.1:${real}/#code=[A-Za-z0-9_-]{8}\\.[A-Za-z0-9_-]{43}&server=http%3A%2F%2F127\\.0\\.0\\.1%3A${real}$`),
+    );
 
-    // Another server (another home, on the configured port's neighbour) does not know the code; the one that made it does, once.
+    // Another server (another home, on the configured port's neighbour) does not take the code, and says it is another
+    // server's (421); the one that made it does, once.
     const elsewhereHome = tempDir("spool-open-other-");
     const elsewhere = await spawnServe(["--port", "0", "--home", elsewhereHome]);
     servers.push(elsewhere);
     const elsewhereUrl = new URL(elsewhere.url.replace(/^ws:/, "http:"));
-    expect((await exchange(link, elsewhereUrl)).status).toBe(401);
+    expect((await exchange(link, elsewhereUrl)).status).toBe(421);
     expect((await exchange(link)).status).toBe(200);
 
     // --port 0: the port the system picked, which no configuration names.

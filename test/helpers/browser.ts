@@ -75,8 +75,11 @@ export function text(page: Page, selector: string): Promise<string> {
   return page.$eval(selector, (el) => el.textContent ?? "");
 }
 
-/** The selector of a proposal's card. */
-export const card = (path: string) => `.proposal[data-path="${path}"]`;
+/**
+ * The selector of a proposal's card in the project the page shows (the queue also holds other projects' cards, marked
+ * other-project, whose paths may be the same).
+ */
+export const card = (path: string) => `.proposal:not(.other-project)[data-path="${path}"]`;
 
 /** Waits until a channel's terminal shows `needle` on its rows. */
 export function waitTerminal(page: Page, channel: number, needle: string): Promise<unknown> {

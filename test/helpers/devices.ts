@@ -12,13 +12,15 @@ export interface PairedDevice {
 /**
  * fetch, once more when a kept-alive connection was reset before it was answered: the server closes an idle
  * connection that never authenticated (limits.authDeadlineMs), and one reused just then is reset, as a browser would
- * see and retry.
+ * see and retry. undici reports it as ECONNRESET, or as UND_ERR_SOCKET ("other side closed") when the close came
+ * before its request was written.
  */
 async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch (error) {
-    if ((error as { cause?: { code?: string } }).cause?.code !== "ECONNRESET") throw error;
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    if (code !== "ECONNRESET" && code !== "UND_ERR_SOCKET") throw error;
     return await fetch(url, init);
   }
 }

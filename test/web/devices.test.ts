@@ -1,4 +1,5 @@
 import { writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -148,6 +149,31 @@ describe("paired devices", () => {
     await admin.call("token/revoke", { name: "noisy" });
   }, 60_000);
 
+  it("a use from a new address is audited once (device/address, with the address before); the same address again adds no row", async () => {
+    const phone = await pair(port(), ts.server.token, { name: "travelling phone" });
+    const rows = async () =>
+      (await admin.call("audit/list", {})).events.filter((e) => e.action === "device/address" && (e.detail as { device?: string }).device === phone.id);
+    // From the address it paired from: nothing to record.
+    expect((await sessionOf(phone)).status).toBe(200);
+    expect(await rows()).toEqual([]);
+    // 127.0.0.2 is another address of the loopback: the server sees the phone come from somewhere new.
+    expect(await sessionFrom(phone, "127.0.0.2")).toBe(200);
+    const moved = await rows();
+    expect(moved).toHaveLength(1);
+    expect(moved[0]).toMatchObject({
+      principal: "admin",
+      client: "spool-web",
+      detail: { device: phone.id, name: "travelling phone", address: "127.0.0.2", before: "127.0.0.1" },
+    });
+    expect((await admin.call("device/list", {})).devices.find((d) => d.id === phone.id)).toMatchObject({ lastAddress: "127.0.0.2" });
+    // Used again from there: no new row; back home is a move again.
+    expect(await sessionFrom(phone, "127.0.0.2")).toBe(200);
+    expect(await rows()).toHaveLength(1);
+    expect((await sessionOf(phone)).status).toBe(200);
+    expect((await rows()).map((e) => (e.detail as { address: string }).address)).toEqual(["127.0.0.2", "127.0.0.1"]);
+    await admin.call("device/revoke", { device: phone.id });
+  });
+
   it("a bad name for a code is refused with 400; a bogus code is 401 and peeks as unknown", async () => {
     const bad = await fetch(`http://127.0.0.1:${port()}/session/code`, {
       method: "POST",
@@ -163,6 +189,21 @@ describe("paired devices", () => {
       body: '{"code":"bogus"}',
     });
     expect(peek.status).toBe(404);
+    // A code this server did not make but another server's mark is on: 421, naming the reason, on both doors.
+    const foreign = `${"Zz9-_aB0"}.${"q".repeat(43)}`;
+    const elsewhere = await fetch(`${origin}/session/peek`, {
+      method: "POST",
+      headers: { Origin: origin, "Content-Type": "application/json" },
+      body: JSON.stringify({ code: foreign }),
+    });
+    expect(elsewhere.status).toBe(421);
+    expect(((await elsewhere.json()) as { error: string }).error).toMatch(/made by another Spool server/);
+    expect((await redeem(port(), foreign)).status).toBe(421);
+    // This server's own mark on a code it does not hold (spent, or never made): expired or used, as before.
+    const { code } = (await (await mintCode(port(), ts.server.token)).json()) as { code: string };
+    expect((await redeem(port(), code)).status).toBe(200);
+    expect((await redeem(port(), code)).status).toBe(401);
+    expect((await redeem(port(), `${code.split(".")[0]}.${"q".repeat(43)}`)).status).toBe(401);
   });
 });
 
@@ -187,3 +228,15 @@ describe("sign-in bounds server-wide", () => {
     expect(((await third.json()) as { error: string }).error).toMatch(/limits\.maxDevices/);
   });
 });
+
+/** GET /session as the device's page asks it, from another local address (the connection's source); its HTTP status. */
+function sessionFrom(device: { origin: string; cookie: string; key: string }, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const asked = request(`${device.origin}/session`, { localAddress, headers: { Cookie: device.cookie, "Spool-Session-Key": device.key } }, (response) => {
+      response.resume();
+      response.on("end", () => resolve(response.statusCode ?? 0));
+    });
+    asked.on("error", reject);
+    asked.end();
+  });
+}

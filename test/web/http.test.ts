@@ -90,7 +90,8 @@ describe("the web view over HTTP", () => {
     const ok = await mint();
     expect(ok.status).toBe(201);
     const body = (await ok.json()) as { code: string; expiresInMs: number };
-    expect(body.code).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // The server's mark, then the secret (256 bits).
+    expect(body.code).toMatch(/^[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}$/);
     expect(body.expiresInMs).toBe(60_000);
   });
 

@@ -104,3 +104,66 @@ describeWithBrowser("a paired page across a restart of the server, in Chromium",
     expect(await page.$(".signed-out")).toBeNull();
   }, 90_000);
 });
+
+/**
+ * A code is for the server that made it. A link whose code another server made (its address reached this one: a name
+ * that moved, a proxy in front of both, a link edited by hand) is told apart by the code's server mark: a page signed
+ * in here asks first, naming both servers, and stays unless the person chooses the other; a page not signed in says
+ * where the link works. Two real servers, in Chromium.
+ */
+describeWithBrowser("a link another server made, in Chromium", () => {
+  const web = useBrowser();
+  let other: Awaited<ReturnType<typeof startTestServer>>;
+  afterAll(async () => await other?.stop());
+
+  /** B's sign-in link (as `spool open` against B prints it), opened at A's address. */
+  const foreignLink = async () => {
+    other ??= await startTestServer();
+    const link = new URL(await signInLink(other.server, { project: "links", server: `http://127.0.0.1:${other.server.port}` }));
+    return `http://127.0.0.1:${web.ts.server.port}/${link.hash}`;
+  };
+
+  it("a page signed in on A asks before it follows B's link, naming both servers; staying keeps it on A as it was, and B's code still works there", async () => {
+    const here = `127.0.0.1:${web.ts.server.port}`;
+    const page = await web.open("links");
+    const link = await foreignLink();
+    const there = `127.0.0.1:${other.server.port}`;
+    await page.goto(link);
+    await page.waitForSelector(".switch-ask");
+    expect(await page.$eval("[data-current-server]", (el) => el.textContent)).toBe(here);
+    expect(await page.$eval("[data-offered-server]", (el) => el.textContent)).toBe(there);
+    expect(await page.$eval(".switch-ask", (el) => el.textContent)).toContain("admin (admin)");
+    // The default (focused) choice keeps this page as it is.
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.choice)).toBe("keep");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(".conn-open");
+    expect(new URL(page.url()).host).toBe(here);
+    expect(await page.$eval(".who", (el) => (el as HTMLElement).dataset.principal)).toBe("admin");
+    await page.waitForFunction((h) => document.querySelector(".toasts")?.textContent?.includes(`The link was for the server at ${h}`), {}, there);
+    // Choosing the other server goes there, where the code (still unspent) pairs this browser.
+    await page.goto(link);
+    await page.waitForSelector('.switch-ask [data-choice="switch"]');
+    await page.click('.switch-ask [data-choice="switch"]');
+    await page.waitForFunction((h) => location.host === h && document.querySelector(".conn-open") !== null, {}, there);
+    expect(await page.$eval(".who", (el) => (el as HTMLElement).dataset.principal)).toBe("admin");
+    const b = await other.clientIn("links");
+    expect((await b.call("device/list", {})).devices).toHaveLength(1);
+    b.close();
+  }, 90_000);
+
+  it("a page not signed in says the link is another server's and links to it; a foreign-looking code without its server keeps a signed-in page", async () => {
+    const link = await foreignLink();
+    const blank = await web.blank();
+    await blank.goto(link);
+    await blank.waitForSelector(".signed-out");
+    expect(await blank.$eval(".signed-out .reason", (el) => el.textContent)).toMatch(/made by another Spool server/);
+    const href = await blank.$eval(".signed-out a.elsewhere", (a) => (a as HTMLAnchorElement).href);
+    expect(new URL(href).host).toBe(`127.0.0.1:${other.server.port}`);
+    expect(new URL(href).hash).toMatch(/^#code=/);
+    // Without the server it came from, there is nowhere to go: the page stays, saying why.
+    const page = await web.open("links");
+    await page.goto(`http://127.0.0.1:${web.ts.server.port}/#code=${"x".repeat(8)}.${"y".repeat(43)}`);
+    await page.waitForSelector(".conn-open");
+    await page.waitForFunction(() => /made by another Spool server.*still signed in as admin/.test(document.querySelector(".toasts")?.textContent ?? ""));
+  }, 90_000);
+});

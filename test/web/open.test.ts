@@ -29,7 +29,11 @@ describe("spool open", () => {
     const cli = spawnCli(["open", "--project", "alpha"], env, { cwd });
     expect(await cli.exit).toBe(0);
     const link = cli.stdout().trim();
-    expect(link).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${ts.server.port}/#code=[A-Za-z0-9_-]{43}&project=alpha$`));
+    expect(link).toMatch(
+      new RegExp(
+        `^http://127\\.0\\.0\\.1:${ts.server.port}/#code=[A-Za-z0-9_-]{8}\\.[A-Za-z0-9_-]{43}&project=alpha&server=http%3A%2F%2F127\\.0\\.0\\.1%3A${ts.server.port}$`,
+      ),
+    );
     expect(link).not.toContain(ts.server.token);
     expect(cli.stderr()).toMatch(/once, within a minute/);
     expect((await exchange(link)).status).toBe(200);
@@ -40,7 +44,11 @@ describe("spool open", () => {
     const cli = spawnCli(["open", "--qr", "--project", "alpha"], env, { cwd });
     expect(await cli.exit).toBe(0);
     const [link, ...drawn] = cli.stdout().split("\n");
-    expect(link).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${ts.server.port}/#code=[A-Za-z0-9_-]{43}&project=alpha$`));
+    expect(link).toMatch(
+      new RegExp(
+        `^http://127\\.0\\.0\\.1:${ts.server.port}/#code=[A-Za-z0-9_-]{8}\\.[A-Za-z0-9_-]{43}&project=alpha&server=http%3A%2F%2F127\\.0\\.0\\.1%3A${ts.server.port}$`,
+      ),
+    );
     // A block of half-block lines; to a pipe without a colour escape (on a terminal: black on white, test/cli/open-pipe.test.ts).
     const block = drawn.filter((line) => /[▀▄█]/.test(line));
     expect(block.length).toBeGreaterThan(10);

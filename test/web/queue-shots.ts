@@ -17,11 +17,21 @@ const { startTestServer } = (await import(join(repo, "test/helpers/server.ts")))
 const ts = await startTestServer({ decisionTimeoutMs: 15 * 60_000 });
 const client = await ts.clientIn("shop");
 await client.call("run/create", { alias: "release", title: "Release 2.4 to staging" });
-const commands = [
-  "./deploy.sh --env staging --tag v2.4.0 --notes 'Rounds VAT per line; fixes the invoice totals' && curl -fsS https://staging.example.invalid/health",
-  "du -sh build/ && ls -la build/obj | head -20",
-  "npm test -- --runInBand --coverage",
+// The queue spans projects: the third waits in another project than the page opens on.
+const docs = await ts.clientIn("docs-site");
+await docs.call("run/create", { alias: "publish", title: "Publish the 2.4 notes" });
+const proposals = [
+  {
+    client,
+    run: "release",
+    command:
+      "./deploy.sh --env staging --tag v2.4.0 --notes 'Rounds VAT per line; fixes the invoice totals' && curl -fsS https://staging.example.invalid/health",
+    cwd: "deploy/scripts",
+  },
+  { client, run: "release", command: "du -sh build/ && ls -la build/obj | head -20" },
+  { client: docs, run: "publish", command: "npm run build && rsync -a dist/ docs@web.example.invalid:/srv/docs/2.4/" },
 ];
+let made = 0;
 const browser = await launchBrowser();
 const sizes = [
   { name: "desktop", viewport: { width: 1280, height: 800 } },
@@ -31,9 +41,9 @@ for (const [count, upTo] of [
   [1, 1],
   [3, 3],
 ] as const) {
-  while ((await client.call("proposal/list", {})).proposals.length < upTo) {
-    const i = (await client.call("proposal/list", {})).proposals.length;
-    await client.call("proposal/create", { run: "release", tool: "sh", command: commands[i]!, cwd: i === 0 ? "deploy/scripts" : undefined });
+  for (; made < upTo; made++) {
+    const { client: into, run, command, cwd } = proposals[made]!;
+    await into.call("proposal/create", { run, tool: "sh", command, ...(cwd ? { cwd } : {}) });
   }
   for (const size of sizes) {
     const context = await browser.createBrowserContext();
@@ -41,7 +51,7 @@ for (const [count, upTo] of [
     await page.setViewport(size.viewport);
     await page.goto(await signInLink({ port: ts.server.port, token: ts.server.token }, { project: "shop" }));
     await page.waitForSelector(".conn-open");
-    await page.waitForSelector(".proposal");
+    await page.waitForFunction((n) => document.querySelectorAll(".proposal").length >= n, {}, count);
     await new Promise((r) => setTimeout(r, 500));
     const file = join(out, `${prefix}-${size.name}-${count}.png`);
     await page.screenshot({ path: file });
@@ -51,4 +61,5 @@ for (const [count, upTo] of [
 }
 await browser.close();
 client.close();
+docs.close();
 await ts.stop();

@@ -1,50 +1,15 @@
-import { connectBrowserWebSocket } from "../../client/browser-transport.js";
-import { SpoolClient } from "../../client/spool-client.js";
-import { SESSION_KEY_HEADER, SUBPROTOCOL_SESSION_PREFIX } from "../../protocol/page-session.js";
-import { claimWords } from "../../protocol/roles.js";
+import type { SpoolClient } from "../../client/spool-client.js";
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
 import { age, deadlineText, escapeControl, serverNow, setServerClock } from "./format.js";
 import { ProposalNotifier } from "./notify.js";
 import { codeIn, malformedHash, type Route, readRoute, routeHash } from "./route.js";
-import { ProjectView } from "./routes/project.js";
+import { ProjectView, resolverName } from "./routes/project.js";
 import { RunView } from "./routes/run.js";
+import { connectPage, errorText, keepKey, type SessionInfo, sessionRequest } from "./session.js";
+import { type Elsewhere, signedOutView, takeLink } from "./signin.js";
 
 const CLIENT = { name: "spool-web", version: "1" };
-
-/**
- * Where the page keeps its session's key: its origin's storage (scheme, host and port), which no page served on
- * another port can read, unlike the session cookie, which a browser sends to every port of the host (SPEC §2).
- */
-const KEY_ITEM = "spool.session.key";
-
-const sessionKey = (): string | null => {
-  try {
-    return localStorage.getItem(KEY_ITEM);
-  } catch {
-    return null;
-  }
-};
-
-const keepKey = (key: string | null): void => {
-  try {
-    if (key === null) localStorage.removeItem(KEY_ITEM);
-    else localStorage.setItem(KEY_ITEM, key);
-  } catch {
-    // Storage refused (a private mode's quota): the page works until it is reloaded.
-  }
-};
-
-/** A request to /session with the page's key (its half of the session; the browser adds the cookie). */
-const sessionRequest = (init: RequestInit = {}) =>
-  fetch("/session", { cache: "no-store", ...init, headers: { ...(init.headers as Record<string, string>), [SESSION_KEY_HEADER]: sessionKey() ?? "" } });
-
-/**
- * The typed client over the page's WebSocket: the browser sends the session cookie with the upgrade, the page offers
- * its key as a subprotocol (a page cannot set headers there); nothing here holds a token. One connection joins one
- * project; the app opens a new one to change project.
- */
-const connect = async (url: string) => new SpoolClient(await connectBrowserWebSocket(url, ["spool", `${SUBPROTOCOL_SESSION_PREFIX}${sessionKey() ?? ""}`]));
 
 /**
  * The web view: one WebSocket joined to the chosen project (a new one when the project changes), the
@@ -90,10 +55,12 @@ export class App implements PageContext {
     main: h("div", { class: "run-view" }),
     toasts: h("div", { class: "toasts", role: "status" }),
   };
-  readonly #project = new ProjectView(this, this.#el);
+  /** Browser notifications for new proposals while the page is in the background; a click opens the proposal's run. */
+  readonly #notifier = new ProposalNotifier((p, project) =>
+    project === this.#route.project ? this.go({ run: p.run, producer: null }) : this.go({ project, run: p.run, producer: null }),
+  );
+  readonly #project = new ProjectView(this, this.#el, connectPage, (project, p) => this.#notifier.proposal(p, project));
   readonly #runView = new RunView(this, this.#project, this.#el.main);
-  /** Browser notifications for new proposals while the page is in the background. */
-  readonly #notifier = new ProposalNotifier((p) => this.go({ run: p.run, producer: null }));
 
   constructor(root: HTMLElement) {
     this.#root = root;
@@ -140,13 +107,9 @@ export class App implements PageContext {
       this.#route = readRoute();
       this.#pendingRoot = fragment.get("root");
       const current = await sessionRequest();
-      const signedIn = current.ok ? ((await current.json()) as SessionInfo) : null;
-      if (signedIn === null) {
-        const failed = await this.#pair(code);
-        if (failed !== null) return this.#signedOut(failed);
-      } else {
-        note = await this.#maybeSwitch(code, signedIn);
-      }
+      const outcome = await takeLink(this.#root, code, fragment, current.ok ? ((await current.json()) as SessionInfo) : null);
+      if (!outcome.signedIn) return this.#signedOut(outcome.reason, outcome.elsewhere);
+      note = outcome.note;
     }
     const session = await sessionRequest();
     if (!session.ok) return this.#signedOut(code ? "" : await errorText(session));
@@ -175,92 +138,12 @@ export class App implements PageContext {
     await this.#connect();
   }
 
-  /** Trades the code for a device of its own; the server's words when it was refused, else null. */
-  async #pair(code: string): Promise<string | null> {
-    const response = await fetch("/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
-    if (!response.ok) return await errorText(response);
-    keepKey(String(((await response.json()) as { key?: unknown }).key ?? ""));
-    return null;
-  }
-
-  /**
-   * A link opened on a page already signed in: whose code it is decides. The same principal: nothing to change (the
-   * code is spent). Another: the person chooses, the current one by default. An unknown code: the page stays. Returns
-   * what to tell the person, or null.
-   */
-  async #maybeSwitch(code: string, current: SessionInfo): Promise<string | null> {
-    const peek = await fetch("/session/peek", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
-    const now = `you are still signed in as ${current.principal.name} (${current.principal.role})`;
-    if (!peek.ok) return `${await errorText(peek)}: ${now}.`;
-    const { principal } = (await peek.json()) as { principal: SignedIn };
-    if (principal.name === current.principal.name && principal.role === current.principal.role) {
-      // This browser is that principal's device already: the code is spent, nothing else changes.
-      void fetch("/session/peek", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code, spend: true }) }).catch(
-        () => undefined,
-      );
-      return null;
-    }
-    const choice = await this.#ask(current.principal, principal);
-    if (choice === "keep") return `The link was for ${principal.name} (${principal.role}): ${now}.`;
-    const failed = await this.#pair(code);
-    return failed === null ? null : `${failed}: ${now}.`;
-  }
-
-  /** Asks whether to keep the current principal or switch to the link's, naming both; keeping is the default. */
-  #ask(current: SignedIn, offered: SignedIn): Promise<"keep" | "switch"> {
-    return new Promise((resolve) => {
-      const done = (choice: "keep" | "switch") => {
-        dialog.remove();
-        resolve(choice);
-      };
-      const keep = h("button", { type: "button", class: "primary", "data-choice": "keep", onclick: () => done("keep") }, `Stay ${escapeControl(current.name)}`);
-      const change = h("button", { type: "button", "data-choice": "switch", onclick: () => done("switch") }, `Sign in as ${escapeControl(offered.name)}`);
-      const dialog = h(
-        "div",
-        { class: "switch-ask", role: "alertdialog", "aria-modal": "true", "aria-labelledby": "switch-title" },
-        h(
-          "div",
-          { class: "switch-box" },
-          h("h2", { id: "switch-title" }, "Sign in as someone else?"),
-          h(
-            "p",
-            null,
-            "This page is signed in as ",
-            h("strong", { "data-current": current.name }, `${escapeControl(current.name)} (${current.role})`),
-            ". The link you opened signs it in as ",
-            h("strong", { "data-offered": offered.name }, `${escapeControl(offered.name)} (${offered.role})`),
-            ": what you do next would be done, and seen, as them.",
-          ),
-          h("div", { class: "switch-actions" }, keep, change),
-        ),
-      );
-      fill(this.#root, dialog);
-      keep.focus();
-    });
-  }
-
-  #signedOut(reason: string): void {
+  #signedOut(reason: string, elsewhere: Elsewhere | null = null): void {
     this.#state = "signed-out";
     keepKey(null);
     this.#closeConnection();
-    fill(
-      this.#root,
-      h(
-        "div",
-        { class: "signed-out" },
-        h("h1", null, "Spool"),
-        h("p", { class: "reason" }, ...withCode(reason || "This device is not paired.")),
-        h(
-          "p",
-          null,
-          "To pair this browser, run ",
-          h("code", null, "spool open --qr"),
-          " on the machine that runs the server and scan the code with this device's camera (or open the link ",
-          h("code", null, "spool open"),
-          " prints: it works once, for a minute). It then stays signed in, across restarts, until you unpair it.",
-        ),
-      ),
-    );
+    this.#project.others.close();
+    fill(this.#root, signedOutView(reason, elsewhere));
   }
 
   #layout(): void {
@@ -313,8 +196,7 @@ export class App implements PageContext {
   async #connect(): Promise<void> {
     clearTimeout(this.#retryTimer);
     const conn = ++this.#conn;
-    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
-    const opened = await Promise.allSettled([connect(url), connect(url)]);
+    const opened = await Promise.allSettled([connectPage(), connectPage()]);
     const [rpc, data] = opened.map((o) => (o.status === "fulfilled" ? o.value : null));
     if (!rpc || !data || conn !== this.#conn) {
       rpc?.close();
@@ -389,6 +271,8 @@ export class App implements PageContext {
       history.replaceState(null, "", routeHash(this.#route));
     }
     project.renderProjects();
+    // The queue spans every project the principal sees: the others are watched on connections of their own.
+    project.others.sync(projects, name);
     if (!name) {
       this.#state = "open";
       this.#renderStatus();
@@ -420,7 +304,7 @@ export class App implements PageContext {
     const run = this.#runView;
     rpc.on("run/proposal", (p) => {
       project.proposals.set(`${p.run}\u0000${p.path}`, p);
-      this.#notifier.proposal(p);
+      this.#notifier.proposal(p, this.#route.project ?? "");
       if (!project.runs.has(p.run)) project.scheduleRunsReload();
       project.renderProposals();
       project.renderRuns();
@@ -432,12 +316,12 @@ export class App implements PageContext {
     });
     rpc.on("run/resolved", (r) => {
       const key = `${r.run}\u0000${r.path}`;
-      const who = r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : decider(r.resolvedBy, r.resolver);
+      const who = resolverName(r);
       if (project.proposals.has(key) && r.resolver.connectionId !== this.#connectionId) {
         this.toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(who)}: ${r.run} ${r.path}`);
       }
       // The card stays and says what was decided and by whom (this page's own decision: already so).
-      if (r.resolver.connectionId !== this.#connectionId) project.decided(key, r.decision, who, r.reason);
+      if (r.resolver.connectionId !== this.#connectionId) project.decided(this.#route.project ?? "", r, r.decision, who, r.reason);
       project.renderProposals();
       project.renderRuns();
       project.scheduleProjects();
@@ -537,35 +421,6 @@ export class App implements PageContext {
   }
 }
 
-/** The server's words with `…` spans as code elements (the server writes commands that way), never as literal backticks. */
-function withCode(text: string): (string | HTMLElement)[] {
-  return text.split("`").map((part, i) => (i % 2 === 1 ? h("code", null, part) : part));
-}
-
-/** GET /session's answer. */
-interface SessionInfo {
-  principal: SignedIn;
-  device: { id: string; name: string };
-}
-
-async function errorText(response: Response): Promise<string> {
-  try {
-    return String(((await response.json()) as { error?: string }).error ?? response.statusText);
-  } catch {
-    return response.statusText;
-  }
-}
-
 export function start(root: HTMLElement): void {
   void new App(root).start();
-}
-
-/**
- * Who decided, for the page: the principal and the transport the server verified, its client's name as the claim it
- * is (`alice over the Unix socket, client claims "spool-cli"`); a server that does not say the transport: its words.
- */
-function decider(resolvedBy: string, resolver: { transport?: Parameters<typeof claimWords>[1]; client: string | null }): string {
-  if (!resolver.transport) return resolvedBy;
-  const at = resolvedBy.indexOf(" via ");
-  return claimWords(at < 0 ? resolvedBy : resolvedBy.slice(0, at), resolver.transport, resolver.client);
 }

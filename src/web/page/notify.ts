@@ -24,10 +24,10 @@ export class ProposalNotifier {
   /** The top bar's button that asks for the permission; hidden once asked, or where it cannot be asked. */
   readonly button: HTMLButtonElement;
   readonly #seen = new Set<string>();
-  readonly #open: (p: Proposal) => void;
+  readonly #open: (p: Proposal, project: string) => void;
 
-  /** `open`: what a click on a notification shows (the proposal's run). */
-  constructor(open: (p: Proposal) => void) {
+  /** `open`: what a click on a notification shows (the proposal's run, in its project). */
+  constructor(open: (p: Proposal, project: string) => void) {
     this.#open = open;
     this.button = h(
       "button",
@@ -39,8 +39,8 @@ export class ProposalNotifier {
   }
 
   /** A proposal arrived: announced when the page is not in view and the permission was granted, once per proposal. */
-  proposal(p: Proposal): void {
-    const key = `${p.run}\u0000${p.path}`;
+  proposal(p: Proposal, project: string): void {
+    const key = `${project}\u0000${p.run}\u0000${p.path}`;
     if (this.#seen.has(key)) return;
     this.#seen.add(key);
     if (this.#seen.size > REMEMBERED) this.#seen.delete(this.#seen.values().next().value!);
@@ -51,7 +51,7 @@ export class ProposalNotifier {
     });
     notification.addEventListener("click", () => {
       window.focus();
-      this.#open(p);
+      this.#open(p, project);
       notification.close();
     });
   }

@@ -1,11 +1,15 @@
 import { type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
+import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import { claimWords, type TransportKind } from "../../../protocol/roles.js";
 import { act, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { escapeControl } from "../format.js";
 import type { Project, Proposal, Run, Runner } from "../model.js";
+import { routeHash } from "../route.js";
 import { shown } from "../views/common.js";
 import { type ProposalActions, proposalCard } from "../views/proposal.js";
 import { overview, projectItems, runItems } from "../views/sidebar.js";
+import { OtherProjects } from "./queue.js";
 
 /** The page's regions the project view draws. */
 export interface ProjectRegions {
@@ -15,9 +19,42 @@ export interface ProjectRegions {
   main: HTMLElement;
 }
 
+/** A decided proposal the page keeps a card for. */
+interface Decided {
+  project: string;
+  p: Proposal;
+  decision: "accept" | "reject";
+  by: string;
+  reason: string | null;
+  at: number;
+}
+
+/** A waiting proposal in the queue: its project, the runners its card offers, and whether it is the joined project's. */
+interface QueueItem {
+  project: string;
+  p: Proposal;
+  runners: Runner[];
+  joined: boolean;
+}
+
+/** Who decided, as a card and a toast say it. */
+export const resolverName = (r: SpoolNotifications["run/resolved"]) =>
+  r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : decider(r.resolvedBy, r.resolver);
+
 /**
- * The project (#/project): the server's projects and this one's runs in the sidebar, its proposals waiting for a
- * decision, and its overview with the runners when no run is chosen. Bursts of notices are read back once.
+ * A person or client that decided: the principal and the transport the server verified, its client's name as the
+ * claim it is (`alice over the Unix socket, client claims "spool-cli"`); a server that does not say the transport: its words.
+ */
+function decider(resolvedBy: string, resolver: { transport?: TransportKind | undefined; client: string | null }): string {
+  if (!resolver.transport) return resolvedBy;
+  const at = resolvedBy.indexOf(" via ");
+  return claimWords(at < 0 ? resolvedBy : resolvedBy.slice(0, at), resolver.transport, resolver.client);
+}
+
+/**
+ * The project (#/project): the server's projects and this one's runs in the sidebar, the queue of proposals waiting for
+ * a decision across every project the principal sees (this one's on the page's connection, the others' watched by
+ * OtherProjects), and its overview with the runners when no run is chosen. Bursts of notices are read back once.
  */
 export class ProjectView {
   readonly #page: PageContext;
@@ -25,8 +62,10 @@ export class ProjectView {
   projects: Project[] = [];
   #runs = new Map<string, Run>();
   readonly proposals = new Map<string, Proposal>();
-  /** Proposals decided while the page was open, newest first: their cards say what was decided and by whom. */
-  readonly #decided = new Map<string, { p: Proposal; decision: "accept" | "reject"; by: string; reason: string | null; at: number }>();
+  /** Proposals decided while the page was open, by project, run and path: their cards say what was decided and by whom. */
+  readonly #decided = new Map<string, Decided>();
+  /** The other projects' waiting proposals. */
+  readonly others: OtherProjects;
   #runners: Runner[] = [];
   /** Cards already shown are kept (with what was typed in them); only new ones are made. */
   #cards = new Map<string, HTMLElement>();
@@ -35,9 +74,22 @@ export class ProjectView {
   #runsTimer = 0;
   #projectsToo = false;
 
-  constructor(page: PageContext, regions: ProjectRegions) {
+  /** `connect`: a new connection of the page's own (one per other project watched); `notify`: a new proposal of another project. */
+  constructor(page: PageContext, regions: ProjectRegions, connect: () => Promise<SpoolClient>, notify: (project: string, p: Proposal) => void) {
     this.#page = page;
     this.#el = regions;
+    this.others = new OtherProjects(
+      {
+        changed: () => this.renderProposals(),
+        proposal: notify,
+        resolved: (project, p, r, here) => {
+          if (here) return;
+          this.#page.toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(resolverName(r))}: ${project} ${r.run} ${r.path}`);
+          this.decided(project, p, r.decision, resolverName(r), r.reason);
+        },
+      },
+      connect,
+    );
   }
 
   /** The project's runs, by alias. */
@@ -52,6 +104,7 @@ export class ProjectView {
     if (!rpc) return;
     this.projects = (await rpc.call("project/list", {})).projects;
     this.renderProjects();
+    this.others.sync(this.projects, this.#page.route.project);
   }
 
   async loadRuns(rpc: SpoolClient, view: number): Promise<void> {
@@ -107,19 +160,20 @@ export class ProjectView {
   clear(): void {
     this.#runs.clear();
     this.proposals.clear();
-    this.#decided.clear();
   }
 
   /**
    * A proposal shown here was decided (by this page or anyone): its card stays, saying what was decided and by whom,
-   * until dismissed (the ten latest are kept).
+   * until dismissed (the ten latest are kept). `p`: the proposal, or its run and path in the joined project.
    */
-  decided(key: string, decision: "accept" | "reject", by: string, reason: string | null): void {
-    const p = this.proposals.get(key) ?? this.#decided.get(key)?.p;
-    if (!p) return;
-    this.proposals.delete(key);
+  decided(project: string, p: Proposal | { run: string; path: string }, decision: "accept" | "reject", by: string, reason: string | null): void {
+    const own = `${p.run}\u0000${p.path}`;
+    const key = `${project}\u0000${own}`;
+    const found = "producer" in p ? p : ((project === this.#page.route.project ? this.proposals.get(own) : undefined) ?? this.#decided.get(key)?.p);
+    if (!found) return;
+    if (project === this.#page.route.project) this.proposals.delete(own);
     this.#decided.delete(key);
-    this.#decided.set(key, { p, decision, by, reason, at: Date.now() });
+    this.#decided.set(key, { project, p: found, decision, by, reason, at: Date.now() });
     while (this.#decided.size > 10) this.#decided.delete(this.#decided.keys().next().value!);
   }
 
@@ -132,31 +186,29 @@ export class ProjectView {
 
   // ── deciding ────────────────────────────────────────────────────────────
 
-  #resolve(p: Proposal, decision: "accept" | "reject", button: HTMLButtonElement, runner: string, reason: string): Promise<void> {
+  /** Decides a card's proposal: on the page's connection for the joined project, on the watcher's for another. */
+  #resolve(project: string, p: Proposal, decision: "accept" | "reject", button: HTMLButtonElement, runner: string, reason: string): Promise<void> {
     const page = this.#page;
+    const joined = project === page.route.project;
     return act(page, button, decision === "accept" ? "Approve" : "Reject", async () => {
+      const params = { run: p.run, path: p.path, decision, ...(runner ? { runner } : {}), ...(reason ? { reason } : {}) };
       try {
-        await page.rpc!.call("run/resolve", {
-          run: p.run,
-          path: p.path,
-          decision,
-          ...(runner ? { runner } : {}),
-          ...(reason ? { reason } : {}),
-        });
+        if (joined) await page.rpc!.call("run/resolve", params);
+        else await this.others.resolve(project, params);
       } catch (error) {
         // Someone decided first: the page learns how from run/resolved; the card goes.
         if (error instanceof SpoolRpcError && error.errorCode === "CONFLICT") {
-          this.proposals.delete(`${p.run}\u0000${p.path}`);
+          if (joined) this.proposals.delete(`${p.run}\u0000${p.path}`);
           this.renderProposals();
           page.toast(`Already decided elsewhere: ${p.path}`);
           return;
         }
         throw error;
       }
-      this.decided(`${p.run}\u0000${p.path}`, decision, `${page.principal.name} (this page)`, reason || null);
+      this.decided(project, p, decision, `${page.principal.name} (this page)`, reason || null);
       this.renderProposals();
-      // Approving is wanting to watch it: show its output, unless another run is in view.
-      if (decision === "accept" && (page.route.run === null || p.run === page.route.run)) page.go({ run: p.run, producer: p.path });
+      // Approving is wanting to watch it: show its output, unless another run (or another project's queue) is in view.
+      if (decision === "accept" && joined && (page.route.run === null || p.run === page.route.run)) page.go({ run: p.run, producer: p.path });
     });
   }
 
@@ -173,18 +225,40 @@ export class ProjectView {
   }
 
   /**
-   * On a run's page its own proposals come first, and every other run's card says whose it is (a person approving
-   * "the first card" there approves one of this run's); on the project's page, oldest first.
+   * The queue: on a project's page, every waiting proposal of every project in view, those with a deadline first, the
+   * soonest to expire first, then the others oldest first. On a run's page only the project's, the run's own first, and
+   * every other run's card says whose it is (a person approving "the first card" there approves one of this run's);
+   * the other projects' are counted, with a link back to the whole queue (their cards would push the run out of view).
    */
   renderProposals(): void {
     const here = this.#page.route.run;
-    const list = [...this.proposals.entries()].sort(([, a], [, b]) => Number(b.run === here) - Number(a.run === here) || a.createdAt - b.createdAt);
+    const current = this.#page.route.project ?? "";
+    const elsewhere = this.others.queued().map((q) => ({ ...q, joined: false }));
+    const items: QueueItem[] = [
+      ...[...this.proposals.values()].map((p) => ({ project: current, p, runners: this.#runners, joined: true })),
+      ...(here === null ? elsewhere : []),
+    ];
+    const more =
+      here !== null && elsewhere.length > 0
+        ? h(
+            "p",
+            { class: "queue-more" },
+            h("a", { href: routeHash({ project: current, run: null, producer: null }) }, `${elsewhere.length} more waiting in other projects`),
+          )
+        : null;
+    const mineFirst = (q: QueueItem) => Number(q.joined && q.p.run === here);
+    const list = items.sort((a, b) => mineFirst(b) - mineFirst(a) || urgency(a.p, b.p));
     const cards = new Map<string, HTMLElement>();
-    for (const [key, p] of list) {
+    for (const q of list) {
+      const key = `${q.project}\u0000${q.p.run}\u0000${q.p.path}`;
       // A principal whose role may not decide (viewer, agent) sees the card without Approve and Reject.
-      const actions = may(this.#page, "person") ? { resolve: (...args: Parameters<ProposalActions["resolve"]>) => void this.#resolve(...args) } : null;
-      const card = this.#cards.get(key) ?? proposalCard(p, this.#page.route.project, this.#runners, actions);
-      markOtherRun(card, here !== null && p.run !== here);
+      const actions = may(this.#page, "person")
+        ? { resolve: (...args: Parameters<ProposalActions["resolve"]>) => void this.#resolve(q.project, ...args) }
+        : null;
+      const card = this.#cards.get(key) ?? proposalCard(q.p, q.project, q.runners, actions);
+      markOtherRun(card, here !== null && (!q.joined || q.p.run !== here));
+      // Another project's card: its project leads its head, and it is marked so (its run is not in the sidebar).
+      card.classList.toggle("other-project", !q.joined);
       cards.set(key, card);
     }
     this.#cards = cards;
@@ -195,25 +269,28 @@ export class ProjectView {
       }),
     );
     if (list.length === 0) {
-      fill(this.#el.proposals, ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []));
+      fill(this.#el.proposals, more, ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []));
       return;
     }
-    const own = here === null ? list.length : list.filter(([, p]) => p.run === here).length;
+    const own = here === null ? list.length : list.filter((q) => q.joined && q.p.run === here).length;
+    const projects = new Set(list.map((q) => q.project)).size;
+    const across = projects > 1 ? `, in ${projects} projects` : "";
     const heading =
       here === null || own === list.length
-        ? `Waiting for a decision (${list.length})`
-        : `Waiting for a decision: ${own} in this run, ${list.length - own} in other runs`;
+        ? `Waiting for a decision (${list.length}${across})`
+        : `Waiting for a decision: ${own} in this run, ${list.length - own} in other runs${across}`;
     fill(
       this.#el.proposals,
       h("h2", null, heading),
       h("div", { class: "cards" }, ...cards.values()),
+      more,
       ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []),
     );
   }
 
   /** A link to a waiting proposal (a notification's): its card is brought into view and marked. */
   focus(run: string | null, path: string | null): void {
-    const card = run && path ? this.#cards.get(`${run}\u0000${path}`) : undefined;
+    const card = run && path ? this.#cards.get(`${this.#page.route.project ?? ""}\u0000${run}\u0000${path}`) : undefined;
     if (!card) return;
     for (const other of this.#cards.values()) other.classList.toggle("focused", other === card);
     card.scrollIntoView({ block: "start" });
@@ -234,11 +311,11 @@ export class ProjectView {
 }
 
 /** A decided proposal's card: its command, what was decided, by whom and why, and a way to put it away. */
-function decidedCard(d: { p: Proposal; decision: "accept" | "reject"; by: string; reason: string | null }, dismiss: () => void): HTMLElement {
+function decidedCard(d: Decided, dismiss: () => void): HTMLElement {
   const word = d.decision === "accept" ? "Approved" : "Rejected";
   return h(
     "article",
-    { class: `card decided decided-${d.decision}`, "data-path": d.p.path, "data-run": d.p.run, "data-decision": d.decision },
+    { class: `card decided decided-${d.decision}`, "data-project": d.project, "data-path": d.p.path, "data-run": d.p.run, "data-decision": d.decision },
     h("pre", { class: "command" }, "$ ", shown(d.p.producer.command)),
     h(
       "p",
@@ -250,6 +327,15 @@ function decidedCard(d: { p: Proposal; decision: "accept" | "reject"; by: string
       h("button", { type: "button", class: "quiet", onclick: dismiss }, "Dismiss"),
     ),
   );
+}
+
+/**
+ * The queue's order: a proposal with a deadline before one without, the sooner deadline first (what the deadline will
+ * reject first is what a person must see first); then the older first.
+ */
+function urgency(a: Proposal, b: Proposal): number {
+  const ends = (p: Proposal) => p.expiresAt ?? Number.POSITIVE_INFINITY;
+  return (ends(a) === ends(b) ? 0 : ends(a) < ends(b) ? -1 : 1) || a.createdAt - b.createdAt;
 }
 
 /** Marks a proposal's card as another run's (on a run's page), or not: a class and a visible note in its head. */

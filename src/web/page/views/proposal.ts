@@ -48,10 +48,12 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
   const dim = (text: string) => h("span", { class: "dim" }, text);
   return h(
     "article",
-    { class: "card proposal", "data-path": p.path, "data-run": p.run },
+    { class: "card proposal", "data-project": project ?? "", "data-path": p.path, "data-run": p.run },
     h(
       "div",
       { class: "card-head" },
+      // The queue spans projects: each card says whose it is.
+      project ? h("a", { class: "project-name", href: routeHash({ project, run: null, producer: null }), title: "project" }, escapeControl(project)) : null,
       h("span", { class: "tool" }, escapeControl(facts.tool)),
       h(
         "span",

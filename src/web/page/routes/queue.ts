@@ -1,0 +1,137 @@
+import type { SpoolClient } from "../../../client/spool-client.js";
+import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import type { Project, Proposal, Runner } from "../model.js";
+
+const CLIENT = { name: "spool-web", version: "1" };
+
+/**
+ * At most this many other projects are watched at once, one WebSocket each: those with proposals waiting first,
+ * then the most recently changed. The others' proposals join the queue when the project list next shows them waiting.
+ */
+export const WATCHED_PROJECTS = 12;
+
+/** A proposal of another project, with what its card needs. */
+export interface Queued {
+  project: string;
+  p: Proposal;
+  runners: Runner[];
+}
+
+/** What the watcher tells the view that shows the queue. */
+export interface QueueHost {
+  /** The queue changed: draw it again. */
+  changed(): void;
+  /** A new proposal in a watched project (for the browser notification). */
+  proposal(project: string, p: Proposal): void;
+  /** A watched proposal was decided; `here`: by this page's own call. */
+  resolved(project: string, p: Proposal, r: SpoolNotifications["run/resolved"], here: boolean): void;
+}
+
+interface Watched {
+  client: SpoolClient | null;
+  /** Joined, its runners read: its cards can be drawn whole. */
+  ready: boolean;
+  connectionId: string;
+  proposals: Map<string, Proposal>;
+  runners: Runner[];
+}
+
+/**
+ * The queue beyond the joined project: a connection joined to each other project the principal may see (project/list
+ * lists only its scope's), which the server sends every waiting proposal on as it joins and every new one and every
+ * decision after (run/proposal, run/resolved). A decision on such a card goes through that project's connection. A
+ * dropped connection takes its proposals out of the queue until the next sync opens it again.
+ */
+export class OtherProjects {
+  readonly #host: QueueHost;
+  readonly #connect: () => Promise<SpoolClient>;
+  readonly #watched = new Map<string, Watched>();
+
+  constructor(host: QueueHost, connect: () => Promise<SpoolClient>) {
+    this.#host = host;
+    this.#connect = connect;
+  }
+
+  /** Watches the projects of the list but `current` (the joined one, whose proposals come on the page's own connection). */
+  sync(projects: readonly Project[], current: string | null): void {
+    const wanted = projects
+      .filter((p) => p.name !== current)
+      .sort((a, b) => b.waiting - a.waiting || (b.updatedAt ?? 0) - (a.updatedAt ?? 0))
+      .slice(0, WATCHED_PROJECTS)
+      .map((p) => p.name);
+    let dropped = false;
+    for (const name of [...this.#watched.keys()]) {
+      if (wanted.includes(name)) continue;
+      dropped = true;
+      this.#drop(name);
+    }
+    for (const name of wanted) if (!this.#watched.has(name)) void this.#open(name);
+    if (dropped) this.#host.changed();
+  }
+
+  /** Every waiting proposal of the watched projects. */
+  queued(): Queued[] {
+    const all: Queued[] = [];
+    for (const [project, w] of this.#watched) if (w.ready) for (const p of w.proposals.values()) all.push({ project, p, runners: w.runners });
+    return all;
+  }
+
+  /** Decides a watched project's proposal through that project's connection (errors as run/resolve's). */
+  async resolve(project: string, params: { run: string; path: string; decision: "accept" | "reject"; runner?: string; reason?: string }): Promise<void> {
+    const client = this.#watched.get(project)?.client;
+    if (!client) throw new Error(`not connected to project ${project}: try again in a moment`);
+    await client.call("run/resolve", params);
+    this.#watched.get(project)?.proposals.delete(`${params.run}\u0000${params.path}`);
+  }
+
+  /** The page signs out or stops: every connection closes. */
+  close(): void {
+    for (const name of [...this.#watched.keys()]) this.#drop(name);
+  }
+
+  #drop(name: string): void {
+    const w = this.#watched.get(name);
+    this.#watched.delete(name);
+    w?.client?.close();
+  }
+
+  async #open(name: string): Promise<void> {
+    const w: Watched = { client: null, ready: false, connectionId: "", proposals: new Map(), runners: [] };
+    this.#watched.set(name, w);
+    const mine = () => this.#watched.get(name) === w;
+    let client: SpoolClient | null = null;
+    try {
+      client = await this.#connect();
+      if (!mine()) return client.close();
+      w.client = client;
+      client.on("run/proposal", (p) => {
+        if (!mine()) return;
+        w.proposals.set(`${p.run}\u0000${p.path}`, p);
+        this.#host.proposal(name, p);
+        this.#host.changed();
+      });
+      client.on("run/resolved", (r) => {
+        const key = `${r.run}\u0000${r.path}`;
+        const p = w.proposals.get(key);
+        if (!mine() || !p) return;
+        w.proposals.delete(key);
+        this.#host.resolved(name, p, r, r.resolver.connectionId === w.connectionId);
+        this.#host.changed();
+      });
+      client.onClose(() => {
+        if (!mine()) return;
+        this.#watched.delete(name);
+        this.#host.changed();
+      });
+      const joined = await client.initialize(name, { create: false, client: CLIENT });
+      w.connectionId = joined.connectionId;
+      w.runners = (await client.call("runner/list", {})).runners;
+      w.ready = true;
+      if (mine()) this.#host.changed();
+    } catch {
+      // Not joined (the project went, the server is restarting): the next sync tries again.
+      if (mine()) this.#watched.delete(name);
+      client?.close();
+    }
+  }
+}
