@@ -16,7 +16,8 @@ import { notifyEvents } from "./015_notify_events.js";
 import { devices } from "./016_devices.js";
 import { pendingShares } from "./017_pending_shares.js";
 import { runnerNames } from "./018_runner_names.js";
-import { auditTransport } from "./019_audit_transport.js";
+import { notifyTargetState } from "./019_notify_target_state.js";
+import { auditTransport } from "./020_audit_transport.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -48,5 +49,6 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "016_devices": devices,
   "017_pending_shares": pendingShares,
   "018_runner_names": runnerNames,
-  "019_audit_transport": auditTransport,
+  "019_notify_target_state": notifyTargetState,
+  "020_audit_transport": auditTransport,
 };

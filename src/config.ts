@@ -33,6 +33,11 @@ export const LimitsSchema = z.strictObject({
   searchBudgetMs: z.number().int().positive().default(5_000),
   /** Concurrent WebSocket connections; more are refused with HTTP 503. */
   maxConnections: z.number().int().positive().default(512),
+  /**
+   * Of them, one principal's (its credentials' and paired devices' together; the home's credential is held to the
+   * server-wide bound only): more are refused with HTTP 429, so one principal cannot fill the server's connections.
+   */
+  maxConnectionsPerPrincipal: z.number().int().positive().default(64),
   /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §2c "Bounded before authentication"). */
   maxUnauthenticatedConnections: z.number().int().positive().default(64),
   /** Of them, from one address (every Unix socket connection counts as one address). */
@@ -126,7 +131,8 @@ export const LimitsSchema = z.strictObject({
 
 /**
  * The limits that bound what one principal may grow, each listed with its default in SPEC (Limits, "Per principal",
- * generated from this list). The home's credential (the operator's) is held to none of the proposal bounds.
+ * generated from this list). The home's credential (the operator's) is held to none of the proposal bounds, nor
+ * to the connections'.
  */
 export const PER_PRINCIPAL_LIMITS = [
   "maxPendingPerPrincipal",
@@ -134,6 +140,7 @@ export const PER_PRINCIPAL_LIMITS = [
   "proposalsPerMinute",
   "maxCodesPerPrincipal",
   "maxDevicesPerPrincipal",
+  "maxConnectionsPerPrincipal",
 ] as const satisfies readonly (keyof z.output<typeof LimitsSchema>)[];
 
 /** config.json `sandbox`: the sandbox mode of sh commands (SPEC §7 Runners, "Sandbox modes"). */

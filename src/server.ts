@@ -19,7 +19,7 @@ import {
   tokenInUrl,
   tokensMatch,
 } from "./auth.js";
-import { credentialId, tokenVerifier } from "./client/server-proof.js";
+import { credentialId, tokenVerifier, unixEndpoint } from "./client/server-proof.js";
 import { unixSocketUrl } from "./client/ws-transport.js";
 import { type Bus, SoloBus } from "./cluster/bus.js";
 import { busKey } from "./cluster/bus-auth.js";
@@ -42,6 +42,7 @@ import { startTracing, type Tracing } from "./ops/tracing-setup.js";
 import { warmEntryGet } from "./ops/warm-up.js";
 import { importPlugin, PluginHost } from "./plugins/host.js";
 import type { Plugin } from "./plugins/plugin.js";
+import { HOME_PRINCIPAL_NAME } from "./protocol/roles.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
 import { SpoolError } from "./rpc/errors.js";
@@ -55,7 +56,7 @@ import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOp
 import { loadMigrations, type MigrationSet, migrateToLatest } from "./store/migrator.js";
 import type { PostgresStore } from "./store/postgres.js";
 import { createRepositories } from "./store/repositories.js";
-import { answerProof, closeUnix, listenUnix, ownDoor, PROOF_PATH, PreAuthGate, verifiedTransport, wsTransport } from "./transports.js";
+import { answerProof, ClientProofs, closeUnix, listenUnix, ownDoor, PROOF_PATH, PreAuthGate, verifiedTransport, wsTransport } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { createWebHandler } from "./web/http.js";
 import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
@@ -118,6 +119,13 @@ export function refusedOrigin(request: IncomingMessage, allowedOrigins: readonly
   return null;
 }
 
+/** The open connections of one principal (every transport). */
+function connectionsOf(rpc: RpcHost, name: string): number {
+  let open = 0;
+  for (const connection of rpc.connections) if (connection.principal.name === name) open++;
+  return open;
+}
+
 function refuse(socket: Socket, status: number, message: string, body = message): void {
   socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
@@ -163,7 +171,7 @@ async function startLocked(options: StartOptions, config: SpoolConfig, lock: Hom
   const processes = await openProcessRegistry(join(config.home, "processes"), log);
   const { store, schema, migrations } = await openStorage(options, config, log);
   const services = await wireServices(options, config, log, token, processes, store);
-  const address: Address = { port: config.port, url: "", localUrl: null };
+  const address: Address = { port: config.port, url: "", localUrl: null, unixEndpoint: null };
   const front = credentialsFront(config, log, token, services, address);
   const http = httpFront(config, log, token, { store, schema, lock }, services, front, address);
   const unix = await goLive(config, log, services, http.server, address, store);
@@ -188,6 +196,8 @@ interface Address {
   port: number;
   url: string;
   localUrl: string | null;
+  /** What the Unix socket's proofs are bound to (`unix:` and its real path); null without a socket. */
+  unixEndpoint: string | null;
 }
 
 /** The store (SQLite, or PostgreSQL when configured) with every migration applied; closed again if one fails. */
@@ -300,6 +310,27 @@ async function wireServices(options: StartOptions, config: SpoolConfig, log: Log
 type Services = Awaited<ReturnType<typeof wireServices>>;
 
 /**
+ * Who a request's credential names: its bearer token, or (the Unix socket's clients, SPEC §2c) the proof it gives in
+ * place of the token, the answer to the challenge its connection was given.
+ */
+function requestAuthenticator(
+  token: string,
+  homeCredential: string,
+  principals: Services["core"]["principals"],
+  authenticate: (presented: string | null) => Promise<Authenticated | null>,
+) {
+  const proofs = new ClientProofs();
+  const homeId = credentialId(token);
+  const authenticateRequest = async (request: IncomingMessage, options: { subprotocol?: boolean } = {}): Promise<Authenticated | null> => {
+    const proof = proofs.take(request);
+    if (!proof) return authenticate(presentedToken(request, options));
+    if (proof.id === homeId) return proof.proves(tokenVerifier(token)) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : null;
+    return proof.id.length === 16 ? principals.byProof(proof.id, proof.proves) : null;
+  };
+  return { proofs, authenticateRequest };
+}
+
+/**
  * Who is asking, for every door: the home's token and principals' credentials, page sessions, what a revocation
  * closes, /mcp's caller and endpoint, the operator routes' caller, and the gate that bounds connections before they
  * authenticate.
@@ -348,6 +379,7 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
   // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
     tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : await core.principals.authenticate(presented);
+  const { proofs, authenticateRequest } = requestAuthenticator(token, homeCredential, core.principals, authenticate);
   // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
   // When, per name: a connection whose credential was checked before a revocation and opened after it closes too.
   const revokedAt = new Map<string, number>();
@@ -399,7 +431,7 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
     if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
-    const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
+    const byToken = await authenticateRequest(request, { subprotocol: true });
     if (byToken) return { role: byToken.principal.role, projects: byToken.principal.projects };
     const signedIn = await sessions.check(cookieValue(request, cookieName(request)), presentedSessionKey(request), request.socket.remoteAddress ?? null);
     if (!signedIn) return { refused: 401 };
@@ -413,6 +445,8 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     hostForLink,
     cookieName,
     authenticate,
+    authenticateRequest,
+    proofs,
     revokedAt,
     mcpHandler: mcp.handle,
     acpHandler: acp.handle,
@@ -490,7 +524,8 @@ function httpFront(
   address: Address,
 ) {
   const { core, rpc, meter } = services;
-  const { sessions, trustedHosts, hostForLink, cookieName, authenticate, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } = front;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticateRequest, proofs, revokedAt, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } =
+    front;
   const { store } = readiness;
   // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
   // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
@@ -520,8 +555,8 @@ function httpFront(
   });
   const web = createWebHandler({
     sessions,
-    authenticate: async (presented) => {
-      const found = await authenticate(presented);
+    authenticate: async (request) => {
+      const found = await authenticateRequest(request);
       return found && { principal: found.principal, credentialExpiresAt: found.expiresAt, credential: found.credential };
     },
     // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
@@ -541,7 +576,10 @@ function httpFront(
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
   const http: HttpServer = createServer((request, response) => {
     if (request.url === PROOF_PATH)
-      void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null)).catch((error: unknown) => {
+      void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null), {
+        proofs,
+        unix: address.unixEndpoint,
+      }).catch((error: unknown) => {
         log.error("server proof: failed", error);
         if (!response.headersSent) response.writeHead(500, { "Content-Length": "0" });
         response.end();
@@ -560,7 +598,7 @@ function httpFront(
   });
   const upgrade = async (request: IncomingMessage, socket: Socket, head: Buffer) => {
     const checkedAt = performance.now();
-    const byToken = await authenticate(presentedToken(request, { subprotocol: true }));
+    const byToken = await authenticateRequest(request, { subprotocol: true });
     // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
     const session = byToken ? null : cookieValue(request, cookieName(request));
     const signedIn = byToken ? null : await sessions.check(session, presentedSessionKey(request, { subprotocol: true }), request.socket.remoteAddress ?? null);
@@ -571,10 +609,15 @@ function httpFront(
     // The cookie is good only for the server's own page.
     if (signedIn && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
-    if (socket.destroyed) return;
-    gate.authenticated(socket);
     // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
     const principal = byToken?.principal ?? signedIn!.principal;
+    const open = principal.name === HOME_PRINCIPAL_NAME ? 0 : connectionsOf(rpc, principal.name);
+    if (open >= config.limits.maxConnectionsPerPrincipal) {
+      log.warn(`refused a connection of ${principal.name}: it has ${open} open (limits.maxConnectionsPerPrincipal)`);
+      return refuse(socket, 429, "Too Many Requests", `${principal.name} has ${open} connections open (limits.maxConnectionsPerPrincipal); close one first`);
+    }
+    if (socket.destroyed) return;
+    gate.authenticated(socket);
     wss.handleUpgrade(request, socket, head, (ws) => {
       // The session closes it when it ends: signed out, its credential expired or revoked.
       if (signedIn) ws.once("close", sessions.attach(signedIn, ws));
@@ -606,6 +649,7 @@ async function goLive(config: SpoolConfig, log: Logger, services: Services, http
   address.port = (http.address() as AddressInfo).port;
   const unix = await listenUnix(http, config.socketPath, log);
   address.localUrl = unix ? unixSocketUrl(config.socketPath) : null;
+  address.unixEndpoint = unix ? unixEndpoint(config.socketPath) : null;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host;
   address.url = `ws://${hostForUrl}:${address.port}/`;
   const { port, url } = address;

@@ -3,7 +3,7 @@ import { chmodSync, rmSync } from "node:fs";
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { WebSocket } from "ws";
-import { endpoint, serverProof } from "./client/server-proof.js";
+import { clientProof, endpoint, PROOF_SCHEME, serverProof } from "./client/server-proof.js";
 import type { Logger } from "./logger.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
 import type { TransportKind } from "./protocol/roles.js";
@@ -50,13 +50,16 @@ export function closeUnix(server: NetServer | null, path: string): void {
 }
 
 /**
- * `GET PROOF_PATH`: proves to a TCP client that this server holds its token's verifier (src/client/server-proof.ts),
- * bound to this end of the connection. An unknown credential gets 401 and no proof.
+ * `GET PROOF_PATH`: proves to a client that this server holds its token's verifier (src/client/server-proof.ts),
+ * bound to this end of the connection (`unix`: the address of the Unix socket it came in by, else TCP's `ip:port`).
+ * An unknown credential gets 401 and no proof. With `proofs`, the answer carries a challenge the client answers with
+ * its own proof instead of the token (the Unix socket's clients do).
  */
 export async function answerProof(
   request: IncomingMessage,
   response: ServerResponse,
   verifierOf: (id: string) => Buffer | null | Promise<Buffer | null>,
+  options: { proofs?: ClientProofs; unix?: string | null } = {},
 ): Promise<void> {
   const id = String(request.headers["spool-credential"] ?? "");
   const nonce = String(request.headers["spool-nonce"] ?? "");
@@ -67,8 +70,48 @@ export async function answerProof(
     response.end();
     return;
   }
-  response.writeHead(204, { "Spool-Proof": serverProof(verifier, nonce, endpoint(request.socket.localAddress, request.socket.localPort)) });
+  // A Unix socket connection has no TCP address (remoteAddress is undefined).
+  const address = request.socket.remoteAddress === undefined && options.unix ? options.unix : endpoint(request.socket.localAddress, request.socket.localPort);
+  const headers: Record<string, string> = { "Spool-Proof": serverProof(verifier, nonce, address) };
+  if (options.proofs) headers["Spool-Challenge"] = options.proofs.challenge(request.socket as Socket, { id, nonce, address });
+  response.writeHead(204, headers);
   response.end();
+}
+
+/**
+ * The challenges given on connections (SPEC §2c): one a connection, good for one `Authorization: Spool-Proof …`
+ * on it, spent at the first try whether right or wrong. What a client sent is worth nothing on another connection
+ * (another challenge) nor again on its own.
+ */
+export class ClientProofs {
+  readonly #given = new WeakMap<Socket, { id: string; nonce: string; address: string; challenge: string }>();
+
+  challenge(socket: Socket, asked: { id: string; nonce: string; address: string }): string {
+    const challenge = randomBytes(32).toString("hex");
+    this.#given.set(socket, { ...asked, challenge });
+    return challenge;
+  }
+
+  /**
+   * The credential a request's `Authorization: Spool-Proof <hmac>` proves it holds, as its id and a check of a
+   * verifier; null when it carries no such header, its connection was given no challenge or spent it.
+   */
+  take(request: IncomingMessage): { id: string; proves: (verifier: Buffer) => boolean } | null {
+    const header = request.headers.authorization ?? "";
+    if (!header.startsWith(`${PROOF_SCHEME} `)) return null;
+    const socket = request.socket as Socket;
+    const given = this.#given.get(socket);
+    this.#given.delete(socket);
+    if (!given) return null;
+    const presented = Buffer.from(header.slice(PROOF_SCHEME.length + 1).trim(), "hex");
+    return {
+      id: given.id,
+      proves: (verifier) => {
+        const expected = Buffer.from(clientProof(verifier, given.challenge, given.nonce, given.address), "hex");
+        return presented.length === expected.length && timingSafeEqual(presented, expected);
+      },
+    };
+  }
 }
 
 export interface PreAuthLimits {

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -5,12 +6,13 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
 import { locateServer, serverUrl } from "../src/acp/server.js";
+import { clientProof, credentialId, PROOF_PATH, serverProof, tokenVerifier, unixEndpoint } from "../src/client/server-proof.js";
 import { SpoolClient } from "../src/client/spool-client.js";
 import { ConnectError } from "../src/client/ws-transport.js";
 import type { Transport } from "../src/rpc/transport.js";
 import { Scavenger } from "../src/scavenger.js";
 import { wsTransport } from "../src/transports.js";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import { startTestServer, type TestServer, tempDir } from "./helpers/server.js";
 
 /** A TCP listener that records every byte it is sent and answers nothing: someone else's process on a port. */
 function listenerThatRecords(): Promise<{ server: Server; port: number; received: () => string }> {
@@ -102,6 +104,127 @@ describe("transports: the home's Unix socket, and the server's proof over TCP", 
   it("a wrong token is refused before anything replayable is sent (401, no proof)", async () => {
     const error = await SpoolClient.connect(ts.server.url, { token: "f".repeat(64) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).status).toBe(401);
+  });
+});
+
+/** Writes `request` on a new connection to the Unix socket at `path` and resolves with the HTTP head answered. */
+function rawExchange(path: string, requests: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ path });
+    const heads: string[] = [];
+    let buffered = "";
+    socket.on("data", (d) => {
+      buffered += d.toString("latin1");
+      for (let end = buffered.indexOf("\r\n\r\n"); end >= 0; end = buffered.indexOf("\r\n\r\n")) {
+        heads.push(buffered.slice(0, end));
+        buffered = buffered.slice(end + 4);
+        const next = requests[heads.length];
+        if (next === undefined) {
+          socket.destroy();
+          resolve(heads);
+          return;
+        }
+        socket.write(next);
+      }
+    });
+    socket.once("error", reject);
+    socket.once("close", () => resolve(heads));
+    socket.once("connect", () => socket.write(requests[0]!));
+  });
+}
+
+const upgradeWith = (authorization: string) =>
+  `GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString("base64")}\r\nAuthorization: ${authorization}\r\n\r\n`;
+const proofRequest = (id: string, nonce: string) => `GET ${PROOF_PATH} HTTP/1.1\r\nHost: localhost\r\nSpool-Credential: ${id}\r\nSpool-Nonce: ${nonce}\r\n\r\n`;
+const headerOf = (head: string, name: string) => new RegExp(`^${name}: (.*)$`, "im").exec(head)?.[1]?.trim() ?? "";
+
+describe("transports: on the Unix socket the client proves it holds its credential and never sends it (issue 54)", () => {
+  let ts: TestServer;
+  let path: string;
+  beforeAll(async () => {
+    ts = await startTestServer();
+    path = ts.server.config.socketPath;
+  });
+  afterAll(() => ts.stop());
+
+  it("what a client sends answers one challenge: replayed on another connection it is refused, and so is a token's name with no proof", async () => {
+    const nonce = randomBytes(32).toString("hex");
+    const id = credentialId(ts.server.token);
+    // A client that holds the token: the server proves itself, gives a challenge, and the answer opens the connection.
+    const [proofHead] = await rawExchange(path, [proofRequest(id, nonce)]);
+    expect(proofHead).toMatch(/^HTTP\/1\.1 204/);
+    expect(headerOf(proofHead!, "Spool-Proof")).toBe(serverProof(tokenVerifier(ts.server.token), nonce, unixEndpoint(path)));
+    const seen: string[] = [];
+    const heads = await new Promise<string[]>((resolve, reject) => {
+      const socket = connect({ path });
+      let buffered = "";
+      socket.on("data", (d) => {
+        buffered += d.toString("latin1");
+        const end = buffered.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const head = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        seen.push(head);
+        if (seen.length === 1) {
+          const answer = `Spool-Proof ${clientProof(tokenVerifier(ts.server.token), headerOf(head, "Spool-Challenge"), nonce, unixEndpoint(path))}`;
+          seen.push(answer);
+          socket.write(upgradeWith(answer));
+        } else {
+          socket.destroy();
+          resolve(seen);
+        }
+      });
+      socket.once("error", reject);
+      socket.once("connect", () => socket.write(proofRequest(id, nonce)));
+    });
+    expect(heads[2]).toMatch(/^HTTP\/1\.1 101/);
+    // Everything that client sent, replayed byte for byte on a new connection: a new challenge, and the old answer is 401.
+    const replayed = await rawExchange(path, [proofRequest(id, nonce), upgradeWith(heads[1]!)]);
+    expect(replayed[0]).toMatch(/^HTTP\/1\.1 204/);
+    expect(headerOf(replayed[0]!, "Spool-Challenge")).not.toBe(headerOf(heads[0]!, "Spool-Challenge"));
+    expect(replayed[1]).toMatch(/^HTTP\/1\.1 401/);
+    // Only the token's name (its id): no answer, a made-up one, or the answer with no challenge asked for are 401.
+    for (const answer of ["Spool-Proof ", `Spool-Proof ${"0".repeat(64)}`, `Bearer ${id}`]) {
+      const [, upgrade] = await rawExchange(path, [proofRequest(id, randomBytes(32).toString("hex")), upgradeWith(answer)]);
+      expect(upgrade).toMatch(/^HTTP\/1\.1 401/);
+    }
+    const [unasked] = await rawExchange(path, [upgradeWith(heads[1]!)]);
+    expect(unasked).toMatch(/^HTTP\/1\.1 401/);
+  });
+
+  it("a socket that relays to the server from another path gets a proof bound to the server's, and the client sends no token and no proof to it", async () => {
+    const relayPath = join(tempDir("spool-relay-"), "relay.sock");
+    let relayed = "";
+    const relay = createServer((inbound) => {
+      const outbound = connect({ path });
+      inbound.on("data", (d) => {
+        relayed += d.toString("latin1");
+        outbound.write(d);
+      });
+      outbound.pipe(inbound);
+      inbound.on("close", () => outbound.destroy());
+      outbound.on("error", () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(relayPath, resolve));
+    const error = await SpoolClient.connect(`ws+unix://${relayPath}:/`, { token: ts.server.token }).catch((e: unknown) => e);
+    relay.close();
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as Error).message).toMatch(/a wrong proof: .*the token was not sent/);
+    expect(relayed).toContain(PROOF_PATH);
+    expect(relayed).not.toContain(ts.server.token);
+    expect(relayed).not.toMatch(/authorization/i);
+  });
+
+  it("the spool client over the socket: the home's token and a principal's credential work, a revoked one is 401 before anything is proved", async () => {
+    const admin = await SpoolClient.connect(ts.server.localUrl!, { token: ts.server.token });
+    const { token } = await admin.call("token/create", { name: "unix-viewer", role: "viewer" });
+    const viewer = await SpoolClient.connect(ts.server.localUrl!, { token });
+    expect(await viewer.call("ping", {})).toMatchObject({ pong: true });
+    viewer.close();
+    await admin.call("token/revoke", { name: "unix-viewer" });
+    admin.close();
+    const error = await SpoolClient.connect(ts.server.localUrl!, { token }).catch((e: unknown) => e);
     expect((error as ConnectError).status).toBe(401);
   });
 });

@@ -67,8 +67,11 @@ function requireAbsolute(cwd: string): string {
  * The ACP agent `spool acp` serves: sessions are Spool runs, reached through one Spool connection per
  * project (a client of the server like any other, so other clients keep working beside the editor).
  */
+/** How a session's updates, questions and states reach the editor, in the ACP version it negotiated. */
+export type EditorChannel = Pick<Editor, "update" | "requestPermission" | "state" | "terminalSnapshot" | "messageIds">;
+
 export class Bridge {
-  #editor: AgentContext | null = null;
+  #editor: EditorChannel | null = null;
   #editorName = "editor";
   #terminal = false;
   /** The trace context the editor's `initialize` sent: the traces of a prompt without its own continue it. */
@@ -82,18 +85,22 @@ export class Bridge {
   app(): AgentApp {
     return agent({ name: "spool" })
       .onConnect((connection) => {
-        this.#editor = connection.client;
+        const editor: AgentContext = connection.client;
+        this.attach({
+          update: (id, update) => editor.notify("session/update", { sessionId: id, update }),
+          requestPermission: (params, signal) => editor.request("session/request_permission", params, { cancellationSignal: signal }),
+        });
         void connection.closed.then(() => this.close());
       })
       .onRequest("initialize", async ({ params }) => this.#initialize(params))
       .onRequest("authenticate", () => ({}))
       .onRequest("session/new", async ({ params }) => {
-        const session = await this.#newSession(requireAbsolute(params.cwd));
+        const session = await this.newSession(requireAbsolute(params.cwd));
         return { sessionId: session.id, configOptions: session.configOptions(), modes: session.modes() };
       })
       .onRequest("session/load", async ({ params }) => {
         requireAbsolute(params.cwd);
-        const session = await this.#open(params.sessionId);
+        const session = await this.open(params.sessionId);
         await session.replay().catch((error: unknown) => {
           throw acpError(error);
         });
@@ -102,32 +109,29 @@ export class Bridge {
       })
       .onRequest("session/resume", async ({ params }) => {
         requireAbsolute(params.cwd);
-        const session = await this.#open(params.sessionId);
+        const session = await this.open(params.sessionId);
         session.catchUp();
         return { configOptions: session.configOptions(), modes: session.modes() };
       })
-      .onRequest("session/list", ({ params }) => this.#list(params.cwd ?? undefined, params.cursor ?? undefined))
+      .onRequest("session/list", ({ params }) => this.list(params.cwd ?? undefined, params.cursor ?? undefined))
       .onRequest("session/close", async ({ params }) => {
-        const session = this.#sessions.get(params.sessionId);
-        if (!session) throw RequestError.sessionNotFound(params.sessionId);
-        this.#sessions.delete(params.sessionId);
-        await session.end();
+        await this.closeSession(params.sessionId);
         return {};
       })
       .onRequest("session/prompt", async ({ params }) => {
-        const session = this.#session(params.sessionId);
-        return { stopReason: await session.prompt(promptText(params.prompt), traceparentOf(params._meta) ?? this.#traceparent) };
+        const session = this.session(params.sessionId);
+        return { stopReason: await session.prompt(promptText(params.prompt), this.traceparent(params._meta)) };
       })
       .onNotification("session/cancel", async ({ params }) => {
-        await this.#sessions.get(params.sessionId)?.cancel();
+        await this.cancel(params.sessionId);
       })
       .onRequest("session/set_config_option", ({ params }) => {
-        const session = this.#session(params.sessionId);
+        const session = this.session(params.sessionId);
         session.setOption(params.configId, params.value);
         return { configOptions: session.configOptions() };
       })
       .onRequest("session/set_mode", ({ params }) => {
-        this.#session(params.sessionId).setOption("mode", params.modeId);
+        this.session(params.sessionId).setOption("mode", params.modeId);
         return {};
       });
   }
@@ -142,19 +146,41 @@ export class Bridge {
     this.#links.clear();
   }
 
-  async #initialize(params: InitializeRequest): Promise<InitializeResponse> {
-    this.#editorName = params.clientInfo?.name || "editor";
-    this.#terminal = params.clientCapabilities?._meta?.terminal_output === true;
-    this.#traceparent = traceparentOf(params._meta);
-    // Connect (or start the server) while the editor gets ready; a failure is reported at the first session.
-    // The answer waits for the launcher of a server started here to exit: an editor that looks at its agent's
-    // descendants once initialized (acpx 0.19, to end them all when it exits) never sees the server among them.
+  /** The editor's channel, once it connected: every session of this bridge speaks to it. */
+  attach(channel: EditorChannel): void {
+    this.#editor = channel;
+  }
+
+  /**
+   * `initialize`, whatever the version: who the editor is, whether it shows terminals, its trace context. Connects to
+   * (or starts) the server while the editor gets ready; a failure is reported at the first session. Resolves once
+   * the launcher of a server started here has exited: an editor that looks at its agent's descendants once
+   * initialized (acpx 0.19, to end them all when it exits) never sees the server among them.
+   */
+  async begin(editor: { name: string; terminal: boolean; meta: { [key: string]: unknown } | null | undefined }): Promise<void> {
+    this.#editorName = editor.name || "editor";
+    this.#terminal = editor.terminal;
+    this.#traceparent = traceparentOf(editor.meta);
     if (!this.#server) {
       const start = this.options.server();
       this.#server = start.ready;
       this.#server.catch(() => undefined);
       await start.launched;
     }
+  }
+
+  /** Whether the editor's principal may decide proposals (and so stop commands). */
+  get mayDecide(): boolean {
+    return this.options.mayDecide ?? true;
+  }
+
+  /** The trace context a request's traces continue: its own (`_meta.traceparent`), else the one `initialize` sent. */
+  traceparent(meta: { [key: string]: unknown } | null | undefined): string | undefined {
+    return traceparentOf(meta) ?? this.#traceparent;
+  }
+
+  async #initialize(params: InitializeRequest): Promise<InitializeResponse> {
+    await this.begin({ name: params.clientInfo?.name ?? "", terminal: params.clientCapabilities?._meta?.terminal_output === true, meta: params._meta });
     return {
       protocolVersion: Math.min(params.protocolVersion, PROTOCOL_VERSION),
       agentCapabilities: {
@@ -170,13 +196,7 @@ export class Bridge {
   get #editorPort(): Editor {
     const editor = this.#editor;
     if (!editor) throw new RequestError(-32603, "no editor connection");
-    return {
-      name: this.#editorName,
-      terminal: this.#terminal,
-      mayDecide: this.options.mayDecide ?? true,
-      update: (id, update) => editor.notify("session/update", { sessionId: id, update }),
-      requestPermission: (params, signal) => editor.request("session/request_permission", params, { cancellationSignal: signal }),
-    };
+    return { ...editor, name: this.#editorName, terminal: this.#terminal, mayDecide: this.options.mayDecide ?? true };
   }
 
   #connect(): Promise<{ url: string; token: string; door?: string | undefined }> {
@@ -247,7 +267,8 @@ export class Bridge {
     return (await link.client.call("model/list", {})).models;
   }
 
-  async #newSession(cwd: string): Promise<AcpSession> {
+  /** `session/new`: a new run in the project rooted at `cwd` (created when there is none, refused outside the credential's scope). */
+  async newSession(cwd: string): Promise<AcpSession> {
     const project = (await this.#findProject({ root: cwd }, true))!;
     const link = await this.#link(project);
     const models = await this.#models(link).catch((error: unknown) => {
@@ -274,7 +295,7 @@ export class Bridge {
   }
 
   /** A session by id for load and resume: the run must exist in the project the id names. */
-  async #open(id: string): Promise<AcpSession> {
+  async open(id: string): Promise<AcpSession> {
     const open = this.#sessions.get(id);
     if (open) return open;
     const { project: name, run } = parseSessionId(id);
@@ -299,10 +320,23 @@ export class Bridge {
     return session;
   }
 
-  #session(id: string): AcpSession {
+  /** An open session of this connection. */
+  session(id: string): AcpSession {
     const session = this.#sessions.get(id);
     if (!session) throw RequestError.sessionNotFound(id);
     return session;
+  }
+
+  /** `session/cancel` (a notification: a session that is not open is no error). */
+  async cancel(id: string): Promise<void> {
+    await this.#sessions.get(id)?.cancel();
+  }
+
+  /** `session/close`: its work is cancelled and it stops showing the run. */
+  async closeSession(id: string): Promise<void> {
+    const session = this.session(id);
+    this.#sessions.delete(id);
+    await session.end();
   }
 
   /**
@@ -310,7 +344,7 @@ export class Bridge {
    * by creation, a page at a time; `cwd` keeps the project rooted there. The cursor is the last session
    * listed, so a page never repeats or skips a session because runs were created meanwhile.
    */
-  async #list(cwd: string | undefined, cursor: string | undefined): Promise<ListSessionsResponse> {
+  async list(cwd: string | undefined, cursor: string | undefined): Promise<ListSessionsResponse> {
     const after = cursor === undefined ? null : parseCursor(cursor);
     const projects: { name: string; root: string; runs: number | null }[] = [];
     if (cwd !== undefined) {

@@ -1,3 +1,4 @@
+import { isAbsolute } from "node:path";
 import { type ContentBlock, RequestError, type ToolKind } from "@agentclientprotocol/sdk";
 import { escapeControl } from "../protocol/proposal-facts.js";
 
@@ -88,4 +89,10 @@ export function fenced(text: string): string {
   let fence = "```";
   while (text.includes(fence)) fence += "`";
   return `${fence}\n${text}${text.endsWith("\n") || text === "" ? "" : "\n"}${fence}`;
+}
+
+/** A command's working directory as an absolute path: its `cwd` (relative to the project root, or absolute), else the root. */
+export function absoluteCwd(root: string, cwd: string | null): string {
+  if (!cwd) return root;
+  return isAbsolute(cwd) ? cwd : `${root.replace(/\/$/, "")}/${cwd}`;
 }

@@ -3,9 +3,11 @@ import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { AcpServer, type AgentFactory } from "@agentclientprotocol/sdk/experimental/server";
+import { type AgentConnector, agentProtocolRouter } from "@agentclientprotocol/sdk/experimental/v2";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../logger.js";
 import { Bridge } from "./bridge.js";
+import { v2App } from "./v2.js";
 
 /*
  * ACP by URL: /acp on `spool serve`'s own port, Streamable HTTP and WebSocket, on the ACP SDK's AcpServer. Each ACP
@@ -246,10 +248,13 @@ export class AcpHttpEndpoint {
         via: "ACP by URL",
         mayDecide: caller.role === "person" || caller.role === "admin",
       });
-      const app = bridge.app();
+      // ACP v1 by default; the draft v2 when the client's initialize asks for it.
+      const router = agentProtocolRouter()
+        .withV1(bridge.app() as unknown as AgentConnector)
+        .withV2(v2App(bridge) as unknown as AgentConnector);
       return {
         connect: (stream, connectOptions) => {
-          const lifecycle = (app as unknown as { connect(s: unknown, o: unknown): { closed: Promise<void> } }).connect(stream, connectOptions);
+          const lifecycle = router.connect(stream as never, connectOptions);
           void lifecycle.closed.then(() => {
             const connection = opened();
             if (connection) this.#forget(connection.id);

@@ -20,6 +20,8 @@ const TERMINAL_PENDING_MAX = 1024 * 1024;
 const SNAPSHOT_MS = 1000;
 /** Lines of each channel a snapshot shows. */
 const SNAPSHOT_LINES = 40;
+/** A terminal's first snapshot holds at most this much of its last lines. */
+const SNAPSHOT_BYTES = 64 * 1024;
 
 export interface OutputOptions {
   client: SpoolClient;
@@ -29,6 +31,11 @@ export interface OutputOptions {
   toolCallId: string;
   /** The editor declared `_meta.terminal_output`: raw output as terminal content; else snapshots in a code block. */
   terminal: boolean;
+  /**
+   * With `terminal`: the editor keeps the terminal's output (ACP v2), so what was stored before following began is
+   * sent once as a snapshot of its last lines (`_meta.terminal_snapshot`), and only what comes after as output.
+   */
+  snapshot?: boolean;
   /**
    * Queues an update of the tool call, in order with the session's others; `output`: the characters of command
    * output it carries. False when the queue refused it (the editor is not reading).
@@ -68,6 +75,10 @@ export class CommandOutput {
   #snapshotting: Promise<void> | null = null;
   #closed = false;
   readonly #decoders = new Map<number, StringDecoder>();
+  /** With `snapshot`: the stored output arriving before it is all here (its last bytes only), until it is sent as one. */
+  #held: Buffer[] | null;
+  #heldBytes = 0;
+  #heldCut = false;
   #settle!: () => void;
   /** The producer has ended and its last updates are being made. */
   finishing = false;
@@ -76,7 +87,9 @@ export class CommandOutput {
   /** Resolves once following has ended (the last update queued, or closed). */
   readonly settled = new Promise<void>((resolve) => (this.#settle = resolve));
 
-  constructor(private readonly options: OutputOptions) {}
+  constructor(private readonly options: OutputOptions) {
+    this.#held = options.terminal && options.snapshot ? [] : null;
+  }
 
   /** Watches the output (what is stored, then live) until the producer ends; resolves with how it ended. */
   async follow(): Promise<Ending | null> {
@@ -103,9 +116,11 @@ export class CommandOutput {
     } finally {
       this.#markSubscribed();
     }
+    if (this.#held && this.#storedHere()) this.#release();
     const ended = await this.#watch.ended;
     this.finishing = true;
     if (this.#closed) return null;
+    if (this.#held) this.#release();
     this.#flushTerminal(true);
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
@@ -146,6 +161,11 @@ export class CommandOutput {
 
   #data(channel: number, data: Buffer): void {
     if (this.#closed) return;
+    if (this.#held) {
+      this.#hold(data);
+      if (this.#storedHere()) this.#release();
+      return;
+    }
     if (!this.options.terminal) {
       this.#dirty = true;
       this.#timer ??= setTimeout(() => {
@@ -164,6 +184,34 @@ export class CommandOutput {
     }
     if (this.#pending.length >= TERMINAL_FLUSH_BYTES) this.#flushTerminal();
     else this.#timer ??= setTimeout(() => this.#flushTerminal(), TERMINAL_FLUSH_MS);
+  }
+
+  /** Keeps the last bytes of the stored output (a snapshot shows no more). */
+  #hold(data: Buffer): void {
+    const held = this.#held!;
+    held.push(data);
+    this.#heldBytes += data.length;
+    while (held.length > 1 && this.#heldBytes - held[0]!.length >= SNAPSHOT_BYTES) {
+      this.#heldBytes -= held.shift()!.length;
+      this.#heldCut = true;
+    }
+  }
+
+  /** Whether every chunk stored when the watch began has arrived (unknown until the watch answered). */
+  #storedHere(): boolean {
+    const watch = this.#watch;
+    if (!watch) return false;
+    for (const [channel, seq] of watch.stored) if ((watch.lastSeq.get(channel) ?? 0) < seq) return false;
+    return true;
+  }
+
+  /** The stored output's last lines as the terminal's snapshot; from now on output goes as it comes. */
+  #release(): void {
+    const held = Buffer.concat(this.#held!);
+    this.#held = null;
+    const { text, cut } = lastLines(held, SNAPSHOT_LINES, SNAPSHOT_BYTES);
+    const note = cut || this.#heldCut ? `[… earlier output not shown here; Spool's entry ${this.options.path} keeps all of it]\r\n` : "";
+    this.options.send({ _meta: { terminal_snapshot: { terminal_id: this.options.toolCallId, data: note + text } } }, text.length);
   }
 
   /** Sends what waits; when the editor is not reading, keeps it for later, or at the `last` flush says what it missed. */
@@ -271,4 +319,17 @@ export function describeEnding(ending: Pick<Ending, "exitCode" | "signal" | "rea
   if (ending.signal) return `killed by ${ending.signal}`;
   if (ending.exitCode !== null) return `exit ${ending.exitCode}`;
   return ending.reason ?? "";
+}
+
+/** The last `lines` lines of `bytes` (at most `max` bytes of them), as text; `cut` when something before was left out. */
+export function lastLines(bytes: Buffer, lines: number, max: number): { text: string; cut: boolean } {
+  let start = bytes.length;
+  // A line's end is its newline: the last line may have none yet.
+  let seen = bytes.at(-1) === 0x0a ? -1 : 0;
+  while (start > 0 && bytes.length - start < max) {
+    if (bytes[start - 1] === 0x0a && ++seen === lines) break;
+    start--;
+  }
+  if (bytes.length - start > max) start = bytes.length - max;
+  return { text: bytes.subarray(start).toString("utf8"), cut: start > 0 };
 }

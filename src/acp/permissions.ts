@@ -1,7 +1,7 @@
 import type { RequestPermissionRequest, ToolCallContent } from "@agentclientprotocol/sdk";
 import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 import { factsText } from "../protocol/proposal-facts.js";
-import { fenced, isCommandTool } from "./content.js";
+import { absoluteCwd, fenced, isCommandTool } from "./content.js";
 import type { SessionScope, ToolView } from "./scope.js";
 
 /** An editor's answer given while the server connection is down is sent this many times at most… */
@@ -29,8 +29,10 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
   const path = view.path!;
   const facts = view.facts!;
   const { editor, log } = scope;
-  const content: ToolCallContent[] = [{ type: "content", content: { type: "text", text: fenced(factsText(facts, { defaultRunner })) } }];
-  if (editor.terminal && isCommandTool(view.tool)) content.push({ type: "terminal", terminalId: view.id });
+  const text = factsText(facts, { defaultRunner });
+  const content: ToolCallContent[] = [{ type: "content", content: { type: "text", text: fenced(text) } }];
+  const terminal = editor.terminal && isCommandTool(view.tool);
+  if (terminal) content.push({ type: "terminal", terminalId: view.id });
   const rawInput = {
     ...view.rawInput,
     tool: facts.tool,
@@ -55,6 +57,7 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
         options: PERMISSION_OPTIONS,
       },
       controller.signal,
+      { command: facts.command, cwd: absoluteCwd(scope.link.root, facts.cwd), facts: text, terminalId: terminal ? view.id : null },
     )
     .then(async (response) => {
       if (view.permission === controller) view.permission = null;

@@ -3,6 +3,7 @@ import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../clien
 import type { Logger } from "../logger.js";
 import type { ProposalFacts } from "../protocol/proposal-facts.js";
 import type { CommandOutput } from "./output.js";
+import type { Foreground } from "./state.js";
 import type { Editor, UpdateQueue } from "./updates.js";
 
 /** One connection of the bridge to the Spool server, joined to one project. */
@@ -23,6 +24,8 @@ export interface SessionScope {
   readonly log: Logger;
   /** The session's updates, in order. */
   readonly updates: UpdateQueue;
+  /** Its foreground state, for an editor that is told it (ACP v2). */
+  readonly foreground: Foreground;
   /** Prompt turns so far (a tool call remembers the one it was first seen in). */
   turns(): number;
 }

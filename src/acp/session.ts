@@ -9,11 +9,12 @@ import {
 import type { Logger } from "../logger.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
-import { ENTRY } from "../protocol/status.js";
+import { ENTRY, OPEN_RUN } from "../protocol/status.js";
 import { producerOf, proposalView } from "../protocol/views.js";
 import { isCommandTool, tail } from "./content.js";
 import { endingOf, finalChange } from "./output.js";
 import type { ProjectLink, SessionScope } from "./scope.js";
+import { Foreground } from "./state.js";
 import { callArguments, ToolCalls } from "./tool-calls.js";
 import { Turns } from "./turns.js";
 import { type Editor, UpdateQueue } from "./updates.js";
@@ -27,6 +28,9 @@ export interface Model {
 type Mode = "ask" | "act";
 
 type HistoryMessage = ResultOf<"run/history">["messages"][number];
+
+/** The message id of the prompt that began a loop of the run (ACP v2's prompt answer, live and replayed). */
+export const promptMessageId = (loop: number) => `prompt-${loop}`;
 
 /** Messages a `session/load` replays at most. */
 const MAX_REPLAY = 20_000;
@@ -46,6 +50,7 @@ const MODES: { id: Mode; name: string; description: string }[] = [
 export class AcpSession {
   mode: Mode;
   model: string | null;
+  readonly foreground: Foreground;
   readonly #updates: UpdateQueue;
   readonly #tools: ToolCalls;
   readonly #turns: Turns;
@@ -63,7 +68,8 @@ export class AcpSession {
     this.mode = init.mode;
     this.model = init.model;
     const updates = new UpdateQueue(id, editor, log);
-    const scope: SessionScope = { id, run, link, editor, log, updates, turns: () => this.#turns.count };
+    this.foreground = new Foreground(id, editor);
+    const scope: SessionScope = { id, run, link, editor, log, updates, foreground: this.foreground, turns: () => this.#turns.count };
     this.#updates = updates;
     this.#tools = new ToolCalls(scope);
     this.#turns = new Turns(scope, this.#tools);
@@ -124,8 +130,38 @@ export class AcpSession {
   // ---- prompt turns (turns.ts) ---------------------------------------------------------------------
 
   /** A prompt turn; `traceparent`: the editor's W3C trace context, which the traces of its proposals continue. */
-  prompt(text: string, traceparent?: string): Promise<StopReason> {
-    return this.#turns.prompt(text, { mode: this.mode, model: this.model, traceparent });
+  prompt(text: string, traceparent?: string, inserted?: (loop: number) => void): Promise<StopReason> {
+    return this.#turns.prompt(text, { mode: this.mode, model: this.model, traceparent, inserted });
+  }
+
+  /** Shows the editor its prompt as a user message with this id (ACP v2 echoes each prompt it inserts). */
+  echo(text: string, messageId: string): void {
+    this.#updates.enqueue(() => this.#updates.send({ sessionUpdate: "user_message_chunk", messageId, content: { type: "text", text } }));
+  }
+
+  /** Sends the session's foreground state as it is now (ACP v2's resume), after every update queued before. */
+  async sendState(): Promise<void> {
+    const [{ run }, pending] = await Promise.all([
+      this.link.client.call("run/get", { run: this.run }),
+      this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.proposed }),
+    ]);
+    const open = OPEN_RUN.includes(run.status);
+    const done = new Promise<void>(
+      (resolve) =>
+        this.#updates.enqueue(async () => {
+          await this.foreground.snapshot(
+            open,
+            pending.entries.map((e) => e.path),
+          );
+          resolve();
+        }) || resolve(),
+    );
+    await done;
+  }
+
+  /** Stops one running command (ACP v2's `terminal/cancel`; a terminal's id is its tool call's). */
+  cancelCommand(toolCallId: string): Promise<void> {
+    return this.#tools.cancelCommand(toolCallId);
   }
 
   /** `session/cancel`. */
@@ -203,6 +239,8 @@ export class AcpSession {
    */
   async end(): Promise<void> {
     await this.#turns.end();
+    // ACP v2: work the close cancelled ends idle ("cancelled") before the close is answered.
+    if (this.editor.state && this.#updates.enqueue(this.foreground.ended({ state: "idle", stopReason: "cancelled" }))) await this.#updates.flushed();
     await this.close();
   }
 
@@ -217,7 +255,10 @@ export class AcpSession {
   async #replayMessage(message: HistoryMessage): Promise<void> {
     const send = (update: Parameters<UpdateQueue["send"]>[0]) => this.#updates.send(update);
     if (message.role === "user") {
-      if (!message.note && message.text) await send({ sessionUpdate: "user_message_chunk", content: { type: "text", text: message.text } });
+      if (!message.note && message.text) {
+        const id = this.editor.messageIds && message.loop !== null ? { messageId: promptMessageId(message.loop) } : {};
+        await send({ sessionUpdate: "user_message_chunk", ...id, content: { type: "text", text: message.text } });
+      }
       return;
     }
     const tools = this.#tools;

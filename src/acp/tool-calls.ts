@@ -1,11 +1,11 @@
-import type { ToolCallStatus } from "@agentclientprotocol/sdk";
+import { RequestError, type ToolCallStatus } from "@agentclientprotocol/sdk";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { defaultRunnerName } from "../protocol/proposal-facts.js";
 import { type Producer, type ProposalView, producerOf } from "../protocol/views.js";
-import { isCommandTool, tail, toolLook } from "./content.js";
+import { absoluteCwd, isCommandTool, tail, toolLook } from "./content.js";
 import { CommandOutput, type ToolChange } from "./output.js";
 import { askEditor, showUndecided, withdraw } from "./permissions.js";
-import type { SessionScope, ToolView } from "./scope.js";
+import { acpError, type SessionScope, type ToolView } from "./scope.js";
 
 /** Tool calls remembered per session; the oldest finished ones are forgotten past it. */
 const MAX_TOOLS = 500;
@@ -55,6 +55,7 @@ export class ToolCalls {
     const view = await this.view(p.toolCallId ?? p.path, p.path, callArguments(p.producer), p.producer.tool);
     if (view.resolved || view.permission || view.deciding || view.settled) return;
     view.facts = p.producer;
+    await this.scope.foreground.waiting(p.path);
     if (!this.scope.editor.mayDecide) return showUndecided(this.scope, view);
     // The runner a decision here picks, named in the request (its name only: the request goes out without it if the list fails).
     const runners = view.facts.runner === null ? await this.scope.link.client.call("runner/list", {}).catch(() => null) : null;
@@ -70,6 +71,7 @@ export class ToolCalls {
       view = await this.view(id, p.path, callArguments(log), log.tool);
     }
     this.locate(view, p.path);
+    await this.scope.foreground.decided(p.path);
     if (view.resolved) return;
     view.resolved = true;
     withdraw(view);
@@ -138,9 +140,7 @@ export class ToolCalls {
   }
 
   #cwd(args: Record<string, unknown>): string {
-    const cwd = typeof args.cwd === "string" ? args.cwd : "";
-    const root = this.scope.link.root;
-    return cwd ? `${root.replace(/\/$/, "")}/${cwd}` : root;
+    return absoluteCwd(this.scope.link.root, typeof args.cwd === "string" ? args.cwd : null);
   }
 
   #forgetOld(): void {
@@ -163,6 +163,7 @@ export class ToolCalls {
       path: view.path,
       toolCallId: view.id,
       terminal: this.scope.editor.terminal,
+      snapshot: this.scope.editor.terminalSnapshot ?? false,
       send: (change, output) => updates.enqueue(() => this.change(view, change), output),
       reconnected: (ms) => link.reconnected(ms),
       log,
@@ -233,6 +234,18 @@ export class ToolCalls {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(outputs.map((o) => o.quiet())), new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLE_MS)))]);
     clearTimeout(timer);
+  }
+
+  /** Stops the running command of this tool call (`stream/cancel`); its end reaches the editor as any command's does. */
+  async cancelCommand(id: string): Promise<void> {
+    const view = this.#tools.get(id);
+    if (!view?.path || !view.output || view.settled || view.output.finishing)
+      throw RequestError.invalidParams({ terminalId: id }, "no running command of this session has this terminal");
+    await this.scope.link.client
+      .call("stream/cancel", { run: this.scope.run, path: view.path, reason: `cancelled in ${this.scope.editor.name}` })
+      .catch((error: unknown) => {
+        throw acpError(error);
+      });
   }
 
   /** Withdraws every open permission request. */

@@ -22,6 +22,8 @@ export interface PromptOptions {
   model: string | null;
   /** The editor's W3C trace context (`_meta.traceparent`): the traces of the proposals the prompt leads to continue it. */
   traceparent?: string | undefined;
+  /** Called once the run took the prompt (its loop's number): ACP v2 answers the prompt then. */
+  inserted?: ((loop: number) => void) | undefined;
 }
 
 /** Loop endings remembered until a prompt claims them. */
@@ -76,6 +78,7 @@ export class Turns {
           throw acpError(error);
         });
       turn.loop = reply.loop;
+      options.inserted?.(reply.loop);
       if (reply.run.title && reply.run.title !== this.#title) {
         const title = reply.run.title;
         this.#title = title;
@@ -154,6 +157,16 @@ export class Turns {
 
   async onState(p: SpoolNotifications["run/state"]): Promise<void> {
     const loop = p.loop?.seq;
+    const { foreground, updates } = this.scope;
+    // Idle goes out after the loop's commands have sent their last updates (their output may still be on its way).
+    const idle = (stop: Parameters<typeof foreground.ended>[0]) => {
+      const send = foreground.ended(stop);
+      void this.tools.outputsQuiet().then(() => updates.enqueue(send));
+    };
+    if (p.event === "loop started") await foreground.loopStarted();
+    else if (p.event === "loop finished") idle({ state: "idle", stopReason: "end_turn" });
+    else if (p.event === "loop failed") idle({ state: "idle", stopReason: "error", error: String(p.error ?? "unknown error") });
+    else if (p.event === "aborted") idle({ state: "idle", stopReason: "cancelled" });
     if (p.event === "loop finished" && loop !== undefined) {
       const summary = typeof p.summary === "string" ? p.summary.trim() : "";
       // The summary is sent only when the editor has not just seen it: a plain-text answer is the summary itself.

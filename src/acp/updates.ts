@@ -1,14 +1,43 @@
 import type { RequestPermissionRequest, RequestPermissionResponse, SessionUpdate } from "@agentclientprotocol/sdk";
 import type { Logger } from "../logger.js";
 
-/** What a session needs of the editor: its name, whether it shows terminals, and the two calls it makes. */
+/** The session's foreground work as ACP v2's `state_update` reports it (v1 has no such update). */
+export type ForegroundState =
+  | { state: "running" }
+  | { state: "requires_action" }
+  | { state: "idle"; stopReason?: "end_turn" | "cancelled" | "error"; error?: string };
+
+/** What a permission request is about, besides the tool call it shows: the facts an encoder other than v1's needs. */
+export interface PermissionAbout {
+  command: string;
+  /** The command's working directory, absolute. */
+  cwd: string;
+  /** The facts every client shows (src/protocol/proposal-facts.ts), as plain text. */
+  facts: string;
+  /** The terminal the command runs in, when the editor is shown one. */
+  terminalId: string | null;
+}
+
+/**
+ * What a session needs of the editor: its name, whether it shows terminals, and the calls it makes. The session
+ * speaks in ACP v1's terms; an editor that negotiated another version encodes them (v2.ts).
+ */
 export interface Editor {
   readonly name: string;
   readonly terminal: boolean;
+  /**
+   * The editor keeps a terminal's output itself (ACP v2's agent-owned terminals): a command followed from the middle
+   * starts with a snapshot of its last lines, then only what comes after.
+   */
+  readonly terminalSnapshot?: boolean;
   /** Whether its principal may decide proposals: when not, they are shown, never asked about. */
   readonly mayDecide: boolean;
+  /** The editor is told each prompt's message id (ACP v2), the same live and replayed (`promptMessageId`). */
+  readonly messageIds?: boolean;
   update(sessionId: string, update: SessionUpdate): Promise<void>;
-  requestPermission(params: RequestPermissionRequest, signal: AbortSignal): Promise<RequestPermissionResponse>;
+  requestPermission(params: RequestPermissionRequest, signal: AbortSignal, about: PermissionAbout): Promise<RequestPermissionResponse>;
+  /** The session's foreground state changed (only an editor that reports it has this). */
+  state?(sessionId: string, state: ForegroundState): Promise<void>;
 }
 
 /** Updates waiting for the editor; past it, new ones are dropped (with one warning) rather than held without bound. */

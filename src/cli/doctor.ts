@@ -1,5 +1,8 @@
-import { loadConfig } from "../config.js";
-import { type Check, type CheckStatus, runChecks } from "../ops/doctor.js";
+import { existsSync, readFileSync } from "node:fs";
+import { SpoolClient } from "../client/spool-client.js";
+import { unixSocketUrl } from "../client/ws-transport.js";
+import { loadConfig, type SpoolConfig } from "../config.js";
+import { type Check, type CheckStatus, type ReceiverView, runChecks } from "../ops/doctor.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { portAndDatabase } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
@@ -14,7 +17,8 @@ file's modes, the database (its size and WAL), the transport, user namespaces
 and whether bubblewrap builds the sandbox for this user (and so which sandbox
 modes commands get), passt/pasta or slirp4netns, a reachable Docker engine and
 its images, the configured models, and the view of the server running on this
-home, if one does.
+home, if one does, with each receiver of notifications: when a delivery last
+reached it, since when it fails and why, and the deliveries it is owed.
 A server running for the home is described as it was started (its address,
 database and models, which it writes to $SPOOL_HOME/server.json); with none,
 the configuration and --port/--database are. Nothing is changed, and no
@@ -28,7 +32,8 @@ model is called unless --models.`,
     json: { type: "boolean", help: 'print the checks as JSON: {"ok": bool, "checks": [{name, status, detail, fix?, data?}]}' },
   },
   epilogue: `Exit status: 0 when nothing the configuration asks for is missing or unsafe
-(a "fail"), 1 otherwise; warnings and missing extras do not count.`,
+(a "fail", a failing receiver of notifications among them), 1 otherwise;
+warnings and missing extras do not count.`,
 });
 
 export const DOCTOR: Command = { spec: DOCTOR_SPEC, run: (argv) => doctor(argv) };
@@ -53,7 +58,7 @@ export async function doctor(argv: string[], env: NodeJS.ProcessEnv = process.en
   } catch (error) {
     throw usageError(error instanceof Error ? error.message : String(error));
   }
-  const checks = await runChecks({ config, env, models: values.models === true });
+  const checks = await runChecks({ config, env, models: values.models === true, receivers });
   const ok = !checks.some((c) => c.status === "fail");
   process.stdout.write(values.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : human(checks, ok));
   return ok ? EXIT.ok : EXIT.failed;
@@ -66,4 +71,31 @@ function human(checks: Check[], ok: boolean): string {
   );
   const failed = checks.filter((c) => c.status === "fail").length;
   return `${lines.join("\n")}\n\n${ok ? "Nothing the configuration asks for is missing." : `${failed} problem${failed === 1 ? "" : "s"} to fix (FAIL above).`}\n`;
+}
+
+/** How long doctor waits for the running server's list of receivers. */
+const RECEIVERS_WAIT_MS = 5_000;
+
+/** The running server's receivers of notifications (notify/list with the home's token), or why they could not be read. */
+async function receivers(config: SpoolConfig): Promise<ReceiverView[] | string> {
+  const host = config.host === "0.0.0.0" || config.host === "" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
+  const url = existsSync(config.socketPath) ? unixSocketUrl(config.socketPath) : `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`;
+  let client: SpoolClient | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const token = readFileSync(config.tokenFile, "utf8").trim();
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${RECEIVERS_WAIT_MS / 1000} s`)), RECEIVERS_WAIT_MS);
+    });
+    const asked = (async () => {
+      client = await SpoolClient.connect(url, { token });
+      return (await client.call("notify/list", {})).targets;
+    })();
+    return await Promise.race([asked, late]);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    clearTimeout(timer);
+    (client as SpoolClient | null)?.close();
+  }
 }

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../protocol/methods/notify.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
+import { receiverStateWords } from "../protocol/receiver-state.js";
 import { adminSubcommand } from "./admin-subcommand.js";
 import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
 import { age, printRows } from "./common.js";
@@ -92,11 +93,10 @@ export async function notify(argv: string[]): Promise<number> {
           format: t.format,
           events: t.events.join(","),
           projects: t.projects ? t.projects.join(",") : "*",
-          pending: t.pending,
-          "last error": t.lastError ?? "",
+          state: receiverStateWords(t).words,
           added: `${age(t.createdAt)} by ${t.createdBy}`,
         })),
-        ["name", "url", "format", "events", "projects", "pending", "last error", "added"],
+        ["name", "url", "format", "events", "projects", "state", "added"],
         false,
       );
       return EXIT.ok;

@@ -1,9 +1,8 @@
 import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { Socket } from "node:net";
 import QRCode from "qrcode";
-import { provenConnection, ServerProofError } from "../client/server-proof.js";
+import { type ProvenConnection, provenConnection, ServerProofError } from "../client/server-proof.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
 import { palette, readToken, serverTarget, workingDirectory } from "./common.js";
 import { CliError, EXIT, usageError } from "./errors.js";
@@ -85,15 +84,16 @@ export async function open(argv: string[]): Promise<number> {
  */
 async function mintCode(base: URL, via: string, token: string, tokenFile: string, name: string | null): Promise<{ code: string; page: URL }> {
   const payload = name === null ? "" : JSON.stringify({ name });
-  let connection: Socket | null = null;
+  let connection: ProvenConnection | null = null;
   const unix = via.startsWith("ws+unix:") ? new URL(via).pathname.replace(/:\/?$/, "") : null;
-  if (!unix && base.protocol === "http:") {
+  if (unix || base.protocol === "http:") {
+    // Over the socket the server proves itself and the client answers its challenge: the token is not sent there.
     try {
-      connection = await provenConnection(base.hostname.replace(/^\[|\]$/g, ""), Number(base.port || 80), token);
+      connection = await provenConnection(unix ? { path: unix } : { host: base.hostname.replace(/^\[|\]$/g, ""), port: Number(base.port || 80) }, token);
     } catch (error) {
       if (error instanceof ServerProofError && error.status === 401) throw wrongToken(base, tokenFile);
       if (error instanceof ServerProofError) throw new CliError(error.message, EXIT.connection);
-      throw new CliError(`no server at ${base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
+      throw new CliError(`no server at ${unix ?? base.href} — start one with \`spool serve\` (or pass --server URL)`, EXIT.connection);
     }
   }
   let response: { status: number; body: string };
@@ -103,11 +103,11 @@ async function mintCode(base: URL, via: string, token: string, tokenFile: string
       const req = (base.protocol === "https:" && !unix ? httpsRequest : httpRequest)(
         {
           ...(unix ? { socketPath: unix } : { host: base.hostname.replace(/^\[|\]$/g, ""), port: Number(base.port || 80) }),
-          ...(connection ? { createConnection: () => connection.resume() } : {}),
+          ...(connection ? { createConnection: () => connection.socket.resume() } : {}),
           path: "/session/code",
           method: "POST",
           headers: {
-            Authorization: `Bearer ${token}`,
+            Authorization: connection?.authorization ?? `Bearer ${token}`,
             "Content-Length": String(Buffer.byteLength(payload)),
             ...(payload ? { "Content-Type": "application/json" } : {}),
           },

@@ -17,6 +17,8 @@ export interface StreamChunk {
 export interface StreamWatch {
   /** Last seq received per channel. */
   readonly lastSeq: ReadonlyMap<number, number>;
+  /** Per channel, the last seq stored when the watch began: chunks up to it were there already, later ones are live. */
+  readonly stored: ReadonlyMap<number, number>;
   /** Resolves when every watched channel has ended, with each channel's terminal status. */
   readonly ended: Promise<Map<number, { status: number; exit_code?: number | null }>>;
   close(): Promise<void>;
@@ -122,6 +124,7 @@ export async function watchStream(
   };
   const first = await subscribe(target.channel, target.after ?? 0);
   channels = first.channels.map((c) => c.channel);
+  const storedAtStart = new Map(first.channels.map((c) => [c.channel, c.lastSeq] as const));
   if (target.snapshot) {
     for (const c of first.channels) {
       if (endings.has(c.channel)) continue;
@@ -142,6 +145,7 @@ export async function watchStream(
   void ended.then(() => watches.delete(watch));
   return {
     lastSeq,
+    stored: storedAtStart,
     ended,
     close: async () => {
       watches.delete(watch);

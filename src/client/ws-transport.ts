@@ -1,8 +1,7 @@
-import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { isLoopback, SUBPROTOCOL, SUBPROTOCOL_TOKEN_PREFIX } from "../auth.js";
 import type { Transport } from "../rpc/transport.js";
-import { provenConnection, ServerProofError } from "./server-proof.js";
+import { type ProvenConnection, provenConnection, ServerProofError } from "./server-proof.js";
 import { foreignSocket, foreignSocketMessage } from "./socket-owner.js";
 
 export interface WebSocketOptions {
@@ -39,10 +38,10 @@ export function unixSocketUrl(path: string): string {
 }
 
 /**
- * Opens a WebSocket to a Spool server and resolves once it is open (rejects on 401/403/…). Over a Unix socket
- * (`ws+unix:`, the home's own, which only its owner can reach) and over TLS (`wss:`, the certificate checked) the
- * token goes with the upgrade; over plain TCP (`ws:`) the server first proves, on the same connection, that it holds
- * the token's verifier (src/client/server-proof.ts), and a server that does not gets nothing.
+ * Opens a WebSocket to a Spool server and resolves once it is open (rejects on 401/403/…). Over TLS (`wss:`, the
+ * certificate checked) the token goes with the upgrade; over plain TCP (`ws:`) the server first proves, on the same
+ * connection, that it holds the token's verifier (src/client/server-proof.ts), and a server that does not gets
+ * nothing; over the home's Unix socket (`ws+unix:`) both prove: the token itself is never sent there.
  */
 export async function connectWebSocket(url: string, options: WebSocketOptions): Promise<Transport> {
   const target = new URL(url);
@@ -52,11 +51,14 @@ export async function connectWebSocket(url: string, options: WebSocketOptions): 
     const why = foreignSocket(decodeURIComponent(target.pathname).replace(/:\/?[^:]*$/, ""));
     if (why) throw new ConnectError(foreignSocketMessage(why), undefined, true);
   }
-  let proven: Socket | null = null;
-  if (target.protocol === "ws:") {
+  let proven: ProvenConnection | null = null;
+  // Over a Unix socket (unless a browser is emulated, whose token goes as a subprotocol) and over plain TCP the server
+  // proves itself first; over the socket the client then proves it holds the token instead of sending it.
+  const socketPath = unix ? decodeURIComponent(target.pathname).replace(/:\/?[^:]*$/, "") : null;
+  if (target.protocol === "ws:" || (socketPath !== null && !options.tokenInSubprotocol)) {
     const host = target.hostname.replace(/^\[|\]$/g, "");
     try {
-      proven = await provenConnection(host, Number(target.port || 80), options.token);
+      proven = await provenConnection(socketPath !== null ? { path: socketPath } : { host, port: Number(target.port || 80) }, options.token);
     } catch (error) {
       if (error instanceof ServerProofError) throw new ConnectError(error.message, error.status, error.status === undefined);
       throw new ConnectError(`Cannot connect to ${url}: ${error instanceof Error ? error.message : String(error)}`);
@@ -65,7 +67,7 @@ export async function connectWebSocket(url: string, options: WebSocketOptions): 
   const protocols = options.tokenInSubprotocol ? [SUBPROTOCOL, `${SUBPROTOCOL_TOKEN_PREFIX}${options.token}`] : [];
   const socket = new WebSocket(target, protocols, {
     headers: {
-      ...(options.tokenInSubprotocol ? {} : { Authorization: `Bearer ${options.token}` }),
+      ...(options.tokenInSubprotocol ? {} : { Authorization: proven?.authorization ?? `Bearer ${options.token}` }),
       ...(options.door ? { "Spool-Door": options.door } : {}),
     },
     ...(options.origin ? { origin: options.origin } : {}),
@@ -78,8 +80,8 @@ export async function connectWebSocket(url: string, options: WebSocketOptions): 
     ...(proven
       ? {
           createConnection: () => {
-            proven.resume();
-            return proven;
+            proven.socket.resume();
+            return proven.socket;
           },
         }
       : {}),

@@ -116,7 +116,7 @@ export class Activity implements ProducerActivity {
         project: project.name,
         run: run.alias,
         path: log.path,
-        detail: { reason: outcome.reason },
+        detail: { reason: outcome.reason ?? null },
       });
     }
     this.notifications.enqueue(project, run.alias, log, {
@@ -124,7 +124,7 @@ export class Activity implements ProducerActivity {
       status,
       outcome: outcome.kind === "completed" && outcome.signal ? `killed by ${outcome.signal}` : outcome.kind,
       exitCode: outcome.kind === "completed" ? (outcome.exit_code ?? null) : null,
-      reason: "reason" in outcome ? outcome.reason : null,
+      reason: "reason" in outcome ? (outcome.reason ?? null) : null,
     });
   }
 }

@@ -36,6 +36,7 @@ export class ClusterLink {
   #interrupt: ((runId: number, reason: string) => void) | null = null;
   /** Lease releases on their way, so a new lease of the same run waits for them. */
   readonly #releasing = new Map<number, Promise<void>>();
+  readonly #labels = new Map<number, string>();
 
   constructor(
     private readonly deps: CoreDeps,
@@ -222,6 +223,26 @@ export class ClusterLink {
       this.#pending.set(id, { server, resolve, reject, timer });
       this.deps.bus.publish(message(id));
     });
+  }
+
+  /** `host:port` of a server sharing the database, from its row (its machine and the port it serves on); cached, a row does not change once listening. */
+  async serverLabel(server: number): Promise<string> {
+    const known = this.#labels.get(server);
+    if (known) return known;
+    const [row] = await this.deps.repos.cluster.listServers([server]);
+    let port = "";
+    try {
+      port = row?.url ? new URL(row.url).port : "";
+    } catch {
+      port = "";
+    }
+    const label = row ? `${row.host}${port ? `:${port}` : ""}` : `server ${server}`;
+    if (port) this.#labels.set(server, label);
+    return label;
+  }
+
+  async alive(server: number): Promise<boolean> {
+    return (await this.deps.bus.alive()).includes(server);
   }
 
   /** The living server other than this one that the runner (null: the project's default) is attached to. */

@@ -20,6 +20,12 @@ export interface OtherServers {
   runnerServer(projectId: number, name: string | null): Promise<number | null>;
   /** The name of the project's default runner when it is attached to another living server; null when not. */
   defaultRunnerName(projectId: number): Promise<string | null>;
+  /** This server's id in the cluster tables. */
+  readonly serverId: number;
+  /** How facts and runner lists name a server sharing the database: `host:port` (its machine and the port it serves on). */
+  serverLabel(server: number): Promise<string>;
+  /** Whether that server is alive now. */
+  alive(server: number): Promise<boolean>;
   /** Accept there, for the runner attached there. */
   acceptElsewhere(server: number, project: ProjectRef, target: ProducerTarget, options: ForwardedAccept): Promise<AcceptResult>;
 }
@@ -30,14 +36,24 @@ function runnerHere(runners: RunnerRegistry, project: ProjectRef, name: string |
   return runners.get(project.id, name) !== undefined || name === runners.embeddedName;
 }
 
-/** The other server an accept naming `runner` must be passed on to; null: it is decided here. */
+/**
+ * The other server an accept naming `runner` must be passed on to; null: it is decided here. A server's embedded
+ * runner is that server's (every server has one, under the same name): a proposal recorded for one (`recorded`, the
+ * server shown with it before the decision) goes to that server from whichever server accepts it. Only when that
+ * server has stopped does the accepting one take it over, as it takes over the rest of a stopped server's work, and
+ * its own runner runs it (the decision records which). An attached runner is found where it is attached now.
+ */
 export async function acceptingServer(
   others: OtherServers | null,
   runners: RunnerRegistry,
   project: ProjectRef,
   runner: string | undefined,
+  recorded: { name: string | null; own: boolean; server: { id: number; label: string } | null } = { name: null, own: false, server: null },
 ): Promise<number | null> {
-  if (!others?.shared || runner === "self" || runnerHere(runners, project, runner)) return null;
+  if (!others?.shared || runner === "self") return null;
+  const { server } = recorded;
+  if (recorded.own && server && runner === recorded.name && server.id !== others.serverId && (await others.alive(server.id))) return server.id;
+  if (runnerHere(runners, project, runner)) return null;
   return others.runnerServer(project.id, runner ?? null);
 }
 

@@ -111,7 +111,7 @@ export class Effects {
     for (const ch of channels) this.watchers.end(ch.id, { status: ch.status, ...exit });
     const notice: z.input<typeof FinishedNotice> = { run: run.alias, path: log.path, status, outcome: outcome.kind, ...exit };
     if (outcome.kind === "completed" && outcome.signal) notice.signal = outcome.signal;
-    if ("reason" in outcome) notice.reason = outcome.reason;
+    if ("reason" in outcome && outcome.reason) notice.reason = outcome.reason;
     this.deps.notifyProject(project.id, "stream/finished", notice);
     this.deps.observer?.finished(log, channels, status, outcome);
     this.activity?.finished(project, run, log, status, outcome);

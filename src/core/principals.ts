@@ -59,6 +59,18 @@ export class Principals {
   }
 
   /**
+   * Who a client's proof names (SPEC §2c, the Unix socket): the live principal of `tokenId` when `proves` holds for its
+   * verifier (the hash its store keeps); null otherwise. An unknown id is checked against a verifier of zeros, as
+   * authenticate does, so the time taken says nothing of which ids exist.
+   */
+  async byProof(tokenId: string, proves: (verifier: Buffer) => boolean, now = Date.now()): Promise<Authenticated | null> {
+    const row = await this.deps.repos.principals.findPrincipalByTokenId(tokenId);
+    const same = proves(row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32));
+    if (!row || !same || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
+    return { principal: refOf(row), expiresAt: row.expires_at, credential: row.token_id };
+  }
+
+  /**
    * The verifier of a live principal's credential named by its id (the SHA-256 of its secret, what the store keeps):
    * what the server proves it holds to a TCP client before the client sends the credential (src/client/server-proof.ts).
    */

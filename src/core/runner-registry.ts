@@ -26,6 +26,8 @@ export interface AttachedRunner {
   container?: ContainerInfo;
   /** The principal whose credential attached it, and that credential's role then. */
   attachedBy: { name: string; role: Role };
+  /** The machine it runs commands on, as it said at attach (null: it did not say). */
+  host: string | null;
 }
 
 /**
@@ -158,6 +160,7 @@ export class RunnerRegistry {
       sandbox: params.sandbox ?? noSandbox(UNREPORTED_SANDBOX),
       ...(params.container ? { container: params.container } : {}),
       attachedBy: { name: connection.principal.name, role: connection.principal.role },
+      host: params.host ?? null,
     };
     runners.set(params.name, runner);
     this.#byConnection.set(connection, runner);

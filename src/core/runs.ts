@@ -39,7 +39,10 @@ export class RunStates {
       rows.map((r) => r.id),
       ENTRY.proposed,
     );
-    return rows.map((row) => runView(row, pending.get(row.id) ?? 0));
+    // A finished turn that had a proposal rejected did not do what was asked: clients say "rejected", not "done".
+    const ended = rows.filter((r) => r.status === RUN.done && r.model !== null).map((r) => r.id);
+    const rejected = await this.deps.repos.runs.rejectedInLastLoop(ended, ENTRY.rejected);
+    return rows.map((row) => runView(row, pending.get(row.id) ?? 0, rejected.get(row.id) ?? 0));
   }
 
   /** One run as the wire has it (views). */

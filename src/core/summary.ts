@@ -17,7 +17,8 @@ export type Outcome =
       egress?: EgressReached | undefined;
     }
   | { kind: "aborted"; reason: string; duration?: number | undefined; egress?: EgressReached | undefined }
-  | { kind: "cancelled"; reason: string; duration?: number | undefined; by?: string | undefined; via?: TransportKind | undefined };
+  /** `reason`: the canceller's words, when given (none: "cancelled by X" says it all, not "cancelled by X: cancelled"). */
+  | { kind: "cancelled"; reason?: string | undefined; duration?: number | undefined; by?: string | undefined; via?: TransportKind | undefined };
 
 /** The channels' terminal status for an outcome: exit codes and reasons live in attributes, never here. */
 export function outcomeStatus(outcome: Outcome): number {
@@ -33,7 +34,7 @@ function describeOutcome(outcome: Outcome): string {
     case "aborted":
       return `aborted: ${outcome.reason}`;
     case "cancelled":
-      return `cancelled${outcome.by ? ` by ${outcome.by}` : ""}: ${outcome.reason}`;
+      return `cancelled${outcome.by ? ` by ${outcome.by}` : ""}${outcome.reason ? `: ${outcome.reason}` : ""}`;
   }
 }
 
@@ -43,7 +44,7 @@ export function outcomeAttributes(outcome: Outcome): Record<string, unknown> {
   if (outcome.kind === "completed") {
     details.exit_code = outcome.exit_code ?? null;
     details.signal = outcome.signal ?? null;
-  } else {
+  } else if (outcome.reason) {
     details.reason = outcome.reason;
   }
   if (outcome.kind === "cancelled" && outcome.by) details.cancelledBy = outcome.by;

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { SpoolConfig } from "../config.js";
 import { ownerAlive } from "../home-lock.js";
 import { deadlineInForce } from "../protocol/deadline-words.js";
+import { type ReceiverState, receiverStateWords } from "../protocol/receiver-state.js";
 import { probeBwrap } from "../runners/sandbox.js";
 import type { Check } from "./check.js";
 import { nativeChecks, onPath } from "./native.js";
@@ -16,7 +17,15 @@ export interface DoctorOptions {
   env: NodeJS.ProcessEnv;
   /** Ask each configured model's server for its model list (otherwise none is called). */
   models?: boolean;
+  /**
+   * The running server's receivers of notifications (`notify/list`, asked with the home's token), or why they could
+   * not be read; called only when a server answers for the home.
+   */
+  receivers?: (config: SpoolConfig) => Promise<ReceiverView[] | string>;
 }
+
+/** A receiver as `notify/list` shows it, as far as its checks read it. */
+export type ReceiverView = ReceiverState & { name: string; url: string };
 
 const MIN_NODE = [20, 19] as const;
 
@@ -33,7 +42,9 @@ export async function runChecks(options: DoctorOptions): Promise<Check[]> {
   checks.push(sshCheck());
   checks.push(...(await modelChecks(config, options.models === true)));
   checks.push({ name: "deadline", status: "info", detail: deadlineInForce(config.decisionTimeoutMs), data: { decisionTimeoutMs: config.decisionTimeoutMs } });
-  checks.push(await serverCheck(config, running));
+  const server = await serverCheck(config, running);
+  if (server.status === "ok" && options.receivers) checks.push(...receiverChecks(await options.receivers(config)));
+  checks.push(server);
   return checks;
 }
 
@@ -387,4 +398,31 @@ async function serverCheck(config: SpoolConfig, running: Running | null): Promis
 /** `1 connection`, `2 connections`. */
 function plural(count: number | string, noun: string): string {
   return `${count} ${noun}${Number(count) === 1 ? "" : "s"}`;
+}
+
+/**
+ * One check per receiver of notifications, from the running server's `notify/list`: its state (last delivered,
+ * failing since, deliveries owed). A failing receiver is a FAIL: what the configuration asks for (that someone is
+ * told) is not happening, and with every receiver failing nobody is told of anything.
+ */
+export function receiverChecks(receivers: ReceiverView[] | string, now: number = Date.now()): Check[] {
+  if (typeof receivers === "string")
+    return [{ name: "notifications", status: "warn", detail: `the receivers' state could not be read: ${receivers}`, fix: "spool notify list" }];
+  if (receivers.length === 0)
+    return [{ name: "notifications", status: "info", detail: "no receivers", fix: "spool notify add NAME URL (docs/credentials.md)" }];
+  const failing = receivers.filter((r) => r.failingSince !== null).length;
+  return receivers.map((r) => {
+    const { failing: fails, words } = receiverStateWords(r, now);
+    const data = { url: r.url, pending: r.pending, deliveredAt: r.deliveredAt, failingSince: r.failingSince, lastError: r.lastError };
+    if (!fails) return { name: `notify ${r.name}`, status: "ok", detail: `${r.url}: ${words}`, data };
+    const nobody =
+      failing === receivers.length ? (receivers.length === 1 ? ": the only receiver, so nobody is told" : ": every receiver fails, so nobody is told") : "";
+    return {
+      name: `notify ${r.name}`,
+      status: "fail",
+      detail: `${r.url}: ${words}${nobody}`,
+      fix: `check that ${r.url} answers (spool notify test ${r.name}); what it is owed is kept and retried`,
+      data,
+    };
+  });
 }

@@ -96,11 +96,13 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
     case "tty":
       return facts.tty ? `${facts.tty.cols}×${facts.tty.rows}` : "none";
     case "runner": {
-      const claim = facts.runnerClaim === null ? "" : claimText(facts.runnerClaim);
-      if (facts.runner !== null) return `${escapeControl(facts.runner)}${claim ? ` (${claim})` : ""}`;
+      // With several servers on one database, which server's runner it is (decided when it was proposed): `local@host:7420`.
+      const server = facts.runnerServer ? `@${escapeControl(facts.runnerServer)}` : "";
+      const claim = facts.runnerClaim === null ? "" : claimText(facts.runnerClaim, server !== "");
+      if (facts.runner !== null) return `${escapeControl(facts.runner)}${server}${claim ? ` (${claim})` : ""}`;
       // The runner recorded when it was proposed is the one a plain accept uses; a client's own guess only for older proposals.
       const fallback = facts.defaultRunner ?? options.defaultRunner;
-      return fallback ? `default (${escapeControl(fallback)}${claim ? `; ${claim}` : ""})` : "default";
+      return fallback ? `default (${escapeControl(fallback)}${facts.defaultRunner ? server : ""}${claim ? `; ${claim}` : ""})` : "default";
     }
     case "sandbox":
       return sandboxText(facts.sandbox);
@@ -121,8 +123,9 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
  * Who vouches for the runner's sandbox: `this server's own runner` (the embedded one), or, for a remote runner,
  * the principal that attached it and what it claims: `attached by runner "ci", claims read-only, workspace-write, network own`.
  */
-export function claimText(claim: RunnerClaim): string {
-  if (claim.own) return "this server's own runner";
+export function claimText(claim: RunnerClaim, serverNamed = false): string {
+  // Named with its server (several servers share the database): the reader may be on another one.
+  if (claim.own) return serverNamed ? "that server's own runner" : "this server's own runner";
   const who = claim.attachedBy === null ? "an unknown principal" : `${claim.attachedAs ?? "principal"} "${escapeControl(claim.attachedBy)}"`;
   const modes = claim.modes.length > 0 ? claim.modes.join(", ") : "no sandbox mode";
   return `attached by ${who}, claims ${modes}, network ${claim.network ?? "not said"}`;

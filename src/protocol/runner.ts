@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MAX_EGRESS_RULES } from "./egress.js";
+import { RoleName } from "./roles.js";
 import { NetworkKind, SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
 
 /**
@@ -84,6 +85,7 @@ export const RunnerAttachParams = z.strictObject({
   container: ContainerInfo.optional().describe(
     'What holds each command\'s processes (SPEC §7 "Stopped means stopped"); diesWithRunner false: a lost runner\'s producers end 499 "runner lost, may still be running"',
   ),
+  host: z.string().max(255).optional().describe("The machine it runs commands on (its host name), as it says: shown in runner/list"),
 });
 
 export const ResumedProducer = ProducerRef.extend({
@@ -117,6 +119,19 @@ export const RunnerInfo = z.object({
     "Its sandbox: where it runs read-only work (env, ask runs; readOnly false: such work is refused on it) and the modes (read-only, workspace-write, full) it can run a command in",
   ),
   container: ContainerInfo.optional().describe("What holds each command's processes on it, as it said at attach (absent: it did not say)"),
+  attachedBy: z
+    .object({ name: z.string(), role: RoleName })
+    .nullable()
+    .optional()
+    .describe(
+      "The principal whose credential attached it (it owns the name), and that credential's role; null: the server's embedded runner; absent: an older server",
+    ),
+  server: z.string().optional().describe("The server it is attached to, `host:port` (several may share a database); absent: an older server"),
+  host: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("The machine it runs commands on, as it said at attach (the embedded runner: the server's); null or absent: it did not say"),
   state: z.enum(["attached", "disconnected"]).describe("disconnected: it went away while it had work; only it can take its name back"),
   heldUntil: z.number().int().nullable().describe("For a disconnected runner: when its name and producers are given up (ms since the epoch)"),
 });

@@ -11,8 +11,11 @@ import type { RunView } from "./views-schemas.js";
  * web page bundles it.
  */
 
-/** What a person reads for a run: `waiting` for a decision, `queued`, `running`, `idle` (fed by hand), `done`, `aborted`, `failed`. */
-export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "aborted" | "failed";
+/**
+ * What a person reads for a run: `waiting` for a decision, `queued`, `running`, `idle` (fed by hand), `done`,
+ * `rejected` (a proposal made since its latest prompt was rejected: not what was asked), `aborted`, `failed`.
+ */
+export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "rejected" | "aborted" | "failed";
 
 /**
  * A run's state. `pending` is how many of its proposals wait for a decision: the run view's own count
@@ -21,7 +24,7 @@ export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "abo
  * on a run with no model). A run at 202 without one is `running`: its turn waits on a command already
  * accepted, not on a person. A run with no model at 200 is `idle` (clients feed it by hand), not finished.
  */
-export function runState(run: Pick<RunView, "model" | "status" | "pending">, pending: number = run.pending): RunState {
+export function runState(run: Pick<RunView, "model" | "status" | "pending" | "rejected">, pending: number = run.pending): RunState {
   if (pending > 0) return "waiting";
   switch (run.status) {
     case RUN.queued:
@@ -30,7 +33,7 @@ export function runState(run: Pick<RunView, "model" | "status" | "pending">, pen
     case RUN.waiting:
       return "running";
     case RUN.done:
-      return run.model === null ? "idle" : "done";
+      return run.model === null ? "idle" : (run.rejected ?? 0) > 0 ? "rejected" : "done";
     case RUN.aborted:
       return "aborted";
     case RUN.failed:
@@ -56,6 +59,10 @@ export interface RunnerShown {
   sandboxWord: string;
   /** A workspace-write command's network there: `own` (outbound only), `shared` (the runner machine's), `none`, or `not said`. */
   networkWord: string;
+  /** Who attached it (the principal that owns its name): `runner "ci"`; `the server` for the embedded runner; `not said` from an older server. */
+  attachedByWord: string;
+  /** Where it runs: the server it is attached to and the machine its commands run on, `myhost:7420, on ci-box`. */
+  whereWord: string;
 }
 
 type Runner = z.output<typeof RunnerInfo>;
@@ -77,5 +84,8 @@ export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown
     defaultWord: runner.default ? "yes" : fallback ? "fallback" : "no",
     sandboxWord: modes.join(", "),
     networkWord: runner.sandbox.network ?? "not said",
+    attachedByWord:
+      runner.attachedBy === undefined ? "not said" : runner.attachedBy === null ? "the server" : `${runner.attachedBy.role} "${runner.attachedBy.name}"`,
+    whereWord: `${runner.server ?? "this server"}, on ${runner.host ?? "a machine it did not name"}`,
   };
 }

@@ -56,6 +56,13 @@ export const ProposalFacts = z.object({
     .describe(
       "A proposal naming no runner: the runner a decision naming none sends it to, resolved when it was proposed (the project's default, else the embedded one); null: none was attached then",
     ),
+  runnerServer: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "With several servers sharing the database: the server (`host:port`) whose runner runs it, decided when it was proposed (`local@host:7420`); null or absent: one server only, or not recorded",
+    ),
   runnerClaim: RunnerClaim.nullable().describe(
     "What the runner it goes to (named, or the default) says of its sandbox, and who attached it, as recorded when it was proposed; null: not known here (a runner of another server, or a proposal older than it)",
   ),
@@ -165,6 +172,13 @@ export const RunView = z.object({
     .int()
     .describe(
       "Its proposals waiting for a decision, whoever made them (its model or a client); runState (spool/protocol) turns it and `status` into the word every client shows",
+    ),
+  rejected: z
+    .number()
+    .int()
+    .optional()
+    .describe(
+      "Of a finished run with a model: the proposals made since its latest prompt that were rejected (by a person, a rule or the deadline); runState shows such a run as `rejected` rather than `done`",
     ),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),

@@ -57,6 +57,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "runner",
   "defaultRunner",
   "runnerClaim",
+  "runnerServer",
   "background",
   "timeoutMs",
   "defaultTimeoutMs",
@@ -114,6 +115,12 @@ export function runnerClaimOf(value: unknown): RunnerClaim | null {
   return { own: value.own, attachedBy: str(value.attachedBy), attachedAs: role, modes, network: networkOf(value.network) };
 }
 
+/** The `runnerServer` attribute: the server (its id in the cluster tables, and `host:port`) whose runner runs it; null: not recorded. */
+export function runnerServerOf(value: unknown): { id: number; label: string } | null {
+  if (!isRecord(value) || !Number.isInteger(value.id) || typeof value.label !== "string") return null;
+  return { id: value.id as number, label: value.label };
+}
+
 /**
  * The facts of a proposal from its log entry's attributes. The sandbox mode is the `sandbox` attribute; a log
  * entry written before modes existed has none and is `read-only` when `readOnly` is set, else `full`.
@@ -137,6 +144,7 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),
     runnerClaim: runnerClaimOf(a.runnerClaim),
+    ...(runnerServerOf(a.runnerServer) ? { runnerServer: runnerServerOf(a.runnerServer)!.label } : {}),
     background: a.background === true,
     timeoutMs: typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : null,
     ...(typeof a.defaultTimeoutMs === "number" && a.defaultTimeoutMs >= 0 ? { defaultTimeoutMs: a.defaultTimeoutMs } : {}),

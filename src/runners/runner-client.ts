@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { ConnectionClosedError, type SpoolClient, SpoolRpcError } from "../client/spool-client.js";
@@ -134,6 +135,7 @@ export class RunnerClient {
         resume: [...this.#jobs.values()].map((j) => ({ run: j.params.run, path: j.params.path })),
         sandbox: await this.options.backend.sandbox(),
         ...(this.options.backend.container ? { container: await this.options.backend.container() } : {}),
+        host: hostname(),
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;

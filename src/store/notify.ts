@@ -107,3 +107,17 @@ export async function delivered(db: Kysely<Database>, id: number, eventId: numbe
 export async function retryLater(db: Kysely<Database>, id: number, nextAt: number, error: string): Promise<void> {
   await db.updateTable("notify_deliveries").set({ next_at: nextAt, claimed_until: 0, last_error: error }).where("id", "=", id).execute();
 }
+
+/** A delivery reached the target at `at`: it is not failing (any more). */
+export async function targetDelivered(db: Kysely<Database>, targetId: number, at: number): Promise<void> {
+  await db.updateTable("notify_targets").set({ delivered_at: at, failing_since: null, failure: null }).where("id", "=", targetId).execute();
+}
+
+/** An attempt to reach the target failed at `at`: failing since then unless it already was, with this error as its latest. */
+export async function targetFailed(db: Kysely<Database>, targetId: number, at: number, error: string): Promise<void> {
+  await db
+    .updateTable("notify_targets")
+    .set({ failing_since: sql<number>`coalesce(failing_since, ${at})`, failure: error })
+    .where("id", "=", targetId)
+    .execute();
+}

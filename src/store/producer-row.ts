@@ -1,6 +1,6 @@
 import { type EgressFact, egressOf } from "../protocol/egress.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
-import { networkFactOf, type ProposalFacts, runnerClaimOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
+import { networkFactOf, type ProposalFacts, runnerClaimOf, runnerServerOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { EntryRow } from "./schema.js";
 
@@ -63,6 +63,8 @@ export interface Producer {
   defaultRunner: string | null;
   /** What the runner it goes to says of itself and who attached it, recorded at proposal time; null: not known. */
   runnerClaim: ProposalFacts["runnerClaim"];
+  /** With several servers on the database: the server whose runner it goes to, decided at proposal time; null: not recorded. */
+  runnerServer: { id: number; label: string } | null;
   /** The key of the owner's resume token; null before an accept. */
   ownerKey: string | null;
   resolvedBy: string | null;
@@ -153,6 +155,7 @@ export function producerFromRow(row: EntryRow): Producer {
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),
     runnerClaim: runnerClaimOf(a.runnerClaim),
+    runnerServer: runnerServerOf(a.runnerServer),
     ownerKey: str(a.ownerKey),
     resolvedBy: str(a.resolvedBy),
     reason: str(a.reason),

@@ -41,6 +41,34 @@ export async function pendingProposals(db: Kysely<Database>, runIds: readonly nu
   return new Map(rows.map((r) => [r.run_id, Number(r.pending)]));
 }
 
+/**
+ * How many proposals made since its latest prompt (its last loop's start) each of these runs had rejected (log
+ * entries at `rejected`); runs with none are absent.
+ */
+export async function rejectedInLastLoop(db: Kysely<Database>, runIds: readonly number[], rejected: number): Promise<Map<number, number>> {
+  if (runIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom("entries")
+    .select(["entries.run_id"])
+    .select((eb) => eb.fn.countAll<number>().as("rejected"))
+    .where("entries.run_id", "in", [...runIds])
+    .where("entries.scheme", "=", "log")
+    .where("entries.status", "=", rejected)
+    .where((eb) =>
+      eb(
+        "entries.created_at",
+        ">=",
+        eb
+          .selectFrom("loops")
+          .select((l) => l.fn.max("loops.created_at").as("started"))
+          .whereRef("loops.run_id", "=", "entries.run_id"),
+      ),
+    )
+    .groupBy("entries.run_id")
+    .execute();
+  return new Map(rows.map((r) => [r.run_id, Number(r.rejected)]));
+}
+
 export async function updateRun(db: Kysely<Database>, id: number, update: RunUpdate): Promise<void> {
   await db
     .updateTable("runs")

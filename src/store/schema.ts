@@ -160,6 +160,12 @@ export interface NotifyTargetTable {
   include_env_values: Generated<number>;
   created_by: string;
   created_at: number;
+  /** When a delivery last reached it (its 2xx); null: none yet (migration 019). */
+  delivered_at: number | null;
+  /** Since when its deliveries fail (the first failure since the last success); null: they do not. */
+  failing_since: number | null;
+  /** The error of its latest failed attempt while failing. */
+  failure: string | null;
 }
 
 /** Migration 015: one event for receivers, its json body stored once whatever the number of receivers. */
@@ -196,7 +202,7 @@ export interface AuditTable {
   at: number;
   action: string;
   principal: string;
-  /** Migration 019: how the act's connection reached the server, as the server verified it (unix, tcp, page, mcp, acp, in-process). */
+  /** Migration 020: how the act's connection reached the server, as the server verified it (unix, tcp, page, mcp, acp, in-process). */
   transport: string | null;
   /** The client its caller claims to be. */
   client: string | null;

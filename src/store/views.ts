@@ -7,8 +7,11 @@ import type { EntryRow, RunRow } from "./schema.js";
 
 /** Wire shapes of rows: what methods return for runs, entries, producers and their channels. */
 
-/** A run as the wire has it; `pending`: how many of its proposals wait for a decision (pendingProposals). */
-export function runView(row: RunRow, pending: number): RunOut {
+/**
+ * A run as the wire has it; `pending`: how many of its proposals wait for a decision (pendingProposals); `rejected`:
+ * how many of those made since its latest prompt were rejected (rejectedInLastLoop).
+ */
+export function runView(row: RunRow, pending: number, rejected = 0): RunOut {
   return {
     alias: row.alias,
     model: row.model,
@@ -17,6 +20,7 @@ export function runView(row: RunRow, pending: number): RunOut {
     turn: row.turn,
     title: row.title,
     pending,
+    rejected,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, presentedToken, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
+import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
 import type { Logger } from "../logger.js";
 import type { Route } from "../ops/routes.js";
 import { pageAssets } from "./assets.js";
@@ -7,8 +7,11 @@ import { type SessionGrant, SignInRefused, type WebSessions } from "./sessions.j
 
 export interface WebOptions {
   sessions: WebSessions;
-  /** Who a presented credential names (the home's token file, or a principal's token) and until when; null when nobody. */
-  authenticate(presented: string | null): Promise<SessionGrant | null>;
+  /**
+   * Who the credential a request presents names (the home's token file, or a principal's token; its bearer token, or
+   * the proof a Unix socket's client gives instead) and until when; null when nobody.
+   */
+  authenticate(request: IncomingMessage): Promise<SessionGrant | null>;
   /**
    * The page's address on this server, for the sign-in link of a code minted by `request`: the address the request
    * reached it by (over TCP), or the one it listens on (over its Unix socket) — never one derived from defaults.
@@ -114,7 +117,7 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
   allow(method, ["POST"]);
   if (!originAllowed(request, options.allowedOrigins, options.trustedHosts)) throw new HttpError(403, "Origin not allowed");
   if (tokenInUrl(request)) throw new HttpError(401, TOKEN_IN_URL, { "WWW-Authenticate": "Bearer" });
-  const grant = await options.authenticate(presentedToken(request));
+  const grant = await options.authenticate(request);
   if (!grant) throw new HttpError(401, "Missing or wrong token", { "WWW-Authenticate": "Bearer" });
   // A runner's credential reads nothing a page shows: a link would sign a browser in to an empty page that refuses everything.
   if (grant.principal.role === "runner")

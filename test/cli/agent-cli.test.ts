@@ -38,6 +38,16 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(toolResult(model.requests.at(-1)!, "call_1")).toContain("hello-out");
   });
 
+  it("act: two model messages in a row are two lines, never run together", async () => {
+    // A tool that needs no decision between them (jobs): nothing else is printed between the two replies.
+    model.reply({ text: "First I look at the jobs.", tools: [{ id: "call_jobs", name: "jobs", arguments: {} }] }, { text: "Nothing runs, so I stop." });
+    const cli = spawnCli(["act", "two messages", "--model", "test", "--run", "cli-two-messages", ...connection()]);
+    expect(await cli.exit).toBe(0);
+    const lines = cli.stdout().split("\n");
+    expect(lines, cli.stdout()).toContain("First I look at the jobs.");
+    expect(lines, cli.stdout()).toContain("Nothing runs, so I stop.");
+  });
+
   it("act: n rejects, a accepts the same command again without asking", async () => {
     model.reply(
       { tools: [{ id: "call_r", name: "sh", arguments: { command: "rm -rf /tmp/nothing-here" } }] },

@@ -105,6 +105,12 @@ describe("exit codes (README's table)", () => {
       expect(code, act.output()).toBe(1);
       expect(act.output()).toMatch(/✖ not done: sleep 300 — cancelled by /);
       expect(act.output()).not.toContain("✔ done");
+      // Cancelled without --reason: said once ("cancelled by admin via spool-cli"), not "…: cancelled" after it.
+      expect(act.output()).toMatch(/finished: cancelled by admin via spool-cli\n/);
+      expect(act.output()).toMatch(/✖ not done: sleep 300 — cancelled by admin via spool-cli\n/);
+      const show = await spool(["show", "exit-cancelled"]);
+      expect(show.out).toContain("cancelled by admin via spool-cli");
+      expect(show.out + act.output()).not.toMatch(/cancelled by admin via spool-cli: cancelled/);
     }, 60_000);
 
     it("cancel, input and abort on a command or run that has finished; tail of a command that exited non-zero", async () => {

@@ -1,11 +1,13 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY, RUN } from "../../src/core/status.js";
 import { createLogger } from "../../src/logger.js";
+import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { firstAnswering, RunnerClient } from "../../src/runners/runner-client.js";
 import { describeWithInfra } from "../helpers/infra.js";
@@ -13,6 +15,24 @@ import { freshDatabase } from "../helpers/postgres.js";
 import { alive, type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, tempDir } from "../helpers/server.js";
+
+/** A process and its parents up to pid 1, from /proc. */
+function ancestry(pid: number): number[] {
+  const line: number[] = [];
+  for (let at = pid; at > 1 && line.length < 64; ) {
+    line.push(at);
+    try {
+      at = Number(
+        readFileSync(`/proc/${at}/stat`, "utf8")
+          .replace(/^.*\) /s, "")
+          .split(" ")[1],
+      );
+    } catch {
+      break;
+    }
+  }
+  return line;
+}
 
 /**
  * Two `spool serve` processes on one PostgreSQL database, each with its own home and the same token file:
@@ -159,6 +179,34 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
       "the command to finish",
     );
     expect((await entry(onB, "proposed-far", `${path.replace(/^log:\/\/(turn_\d+)\/sh\//, "sh://$1/")}_1`)).body).toBe("yonder\n");
+  }, 60_000);
+
+  it("proposed through B, accepted through A: every client is shown B's runner (local@B) before the decision, and B's runs it; runner/list names each runner's principal, server and host", async () => {
+    const onA = await clientOf(a, "client-a-where");
+    const onB = await clientOf(b, "client-b-where");
+    const label = (server: ServeProcess) => `${hostname()}:${new URL(server.url).port}`;
+    await onB.call("run/create", { alias: "where" });
+    const { path } = await onB.call("proposal/create", { run: "where", tool: "sh", command: "echo started; sleep 30" });
+    // Before the decision, on A's clients as on B's: B's embedded runner, named with B.
+    for (const client of [onA, onB]) {
+      const shown = factsText(proposalFacts((await entry(client, "where", path)).attributes));
+      expect(shown).toContain(`default (local@${label(b)}; that server's own runner)`);
+    }
+    await onA.call("run/resolve", { run: "where", path, decision: "accept" });
+    await eventually(async () => (await entry(onA, "where", path)).attributes.process?.pid !== undefined, 15_000, "the command to start");
+    const pid = (await entry(onA, "where", path)).attributes.process.pid as number;
+    // The process is B's: a descendant of B's server process, not of A's.
+    const line = ancestry(pid);
+    expect(line).toContain(b.child.pid);
+    expect(line).not.toContain(a.child.pid);
+    await onA.call("stream/cancel", { run: "where", path, reason: "seen" });
+    await eventually(() => !alive(pid), 10_000, "the command to stop");
+    // The runners as each server lists them: who attached each (its name is that principal's), the server and the machine.
+    await runnerOn(a, b, "listed");
+    const { runners } = await onA.call("runner/list", {});
+    expect(runners.find((r) => r.name === "listed")).toMatchObject({ attachedBy: { name: "admin", role: "admin" }, server: label(a), host: hostname() });
+    expect(runners.find((r) => r.name === "local")).toMatchObject({ attachedBy: null, server: label(a), host: hostname() });
+    expect((await onB.call("runner/list", {})).runners.find((r) => r.name === "local")).toMatchObject({ server: label(b) });
   }, 60_000);
 
   it("a hand-made accept row with a wrong MAC, or none, is dropped and logged: the proposal stays pending and nothing runs; a real accept still does", async () => {

@@ -6,7 +6,7 @@ import { ConnectError } from "../../src/client/ws-transport.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished } from "../helpers/runners.js";
-import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 describe("projects are walled off from each other", () => {
   let ts: TestServer;
@@ -113,6 +113,36 @@ describe("configurable limits", () => {
       expect((await again.call("ping", {})).pong).toBe(true);
       again.close();
     } finally {
+      await ts.stop();
+    }
+  });
+
+  it("one principal's connections over limits.maxConnectionsPerPrincipal are refused with HTTP 429; another's and the home's still open", async () => {
+    const ts = await startTestServer({ limits: { maxConnectionsPerPrincipal: 3 } });
+    const opened: SpoolClient[] = [];
+    try {
+      const admin = await ts.client();
+      const { token: agent } = await admin.call("token/create", { name: "greedy", role: "agent" });
+      const { token: person } = await admin.call("token/create", { name: "alice", role: "person" });
+      for (let i = 0; i < 3; i++) opened.push(await SpoolClient.connect(ts.server.url, { token: agent }));
+      const fourth = await SpoolClient.connect(ts.server.url, { token: agent }).catch((e: unknown) => e);
+      expect(fourth).toBeInstanceOf(ConnectError);
+      expect((fourth as ConnectError).status).toBe(429);
+      // The greedy principal's excess costs no one else a connection: the person's and the home credential's open.
+      const alice = await SpoolClient.connect(ts.server.url, { token: person });
+      opened.push(alice);
+      expect((await alice.call("ping", {})).pong).toBe(true);
+      for (let i = 0; i < 4; i++) opened.push(await SpoolClient.connect(ts.server.url, { token: ts.server.token }));
+      expect(opened.every((c) => !c.closed)).toBe(true);
+      // One closed, the next one opens.
+      opened.shift()!.close();
+      await eventually(async () => {
+        const next = await SpoolClient.connect(ts.server.url, { token: agent }).catch(() => null);
+        if (next) opened.push(next);
+        return next !== null;
+      });
+    } finally {
+      for (const c of opened) c.close();
       await ts.stop();
     }
   });

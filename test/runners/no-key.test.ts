@@ -2,12 +2,15 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSyn
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/core/status.js";
 import { recordedStatePaths, recordStatePaths } from "../../src/home-registry.js";
 import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { DEFAULT_SANDBOX_HIDE } from "../../src/protocol/sandbox.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { expandHome } from "../../src/runners/sandbox-hide.js";
+import { describeWithInfra } from "../helpers/infra.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
@@ -81,6 +84,95 @@ describeWithBwrap("a sandboxed command reaches no other Spool's credentials or s
     const done = await runTool(client, "runner-token", "sh", `cat ${tokenFile} 2>/dev/null; echo "token=$?"; ls ${state} 2>/dev/null | wc -l`);
     expect(done.out).not.toContain(a.server.token);
     expect(done.out).toMatch(/^token=[1-9]\d*\n0\n$/);
+  });
+});
+
+/**
+ * The same with the documented PostgreSQL pair: two servers on one database, each with a home of its own on this
+ * machine. What a command on A could take from B is worth every project of both (the database is one): B's token
+ * is not readable, B's socket not reachable, and the spool CLI run inside against B gets nothing done.
+ */
+describeWithBwrap("two homes on one machine, the PostgreSQL pair (issue 54)", () => {
+  describeWithInfra("postgres", "a sandboxed command on A holds none of B's keys", () => {
+    let db: Awaited<ReturnType<typeof freshDatabase>>;
+    let a: TestServer;
+    let b: TestServer;
+    let client: SpoolClient;
+    let onB: SpoolClient;
+    let outside: string;
+    beforeAll(async () => {
+      db = await freshDatabase();
+      outside = realpathSync(mkdtempSync("/var/tmp/spool-nokey-pg-"));
+      a = await startTestServer({ database: db.url });
+      b = await startTestServer({ home: join(outside, "hb"), database: db.url, localRunner: false });
+      client = await a.clientIn("nokey-pg");
+      // One project on the one database, reached through B as well.
+      onB = await b.client();
+      await onB.initialize("nokey-pg", { root: a.root });
+    }, 60_000);
+    afterAll(async () => {
+      await a?.stop();
+      await b?.stop();
+      await db?.drop();
+      rmSync(outside, { recursive: true, force: true });
+    });
+
+    for (const tool of ["sh", "env"] as const) {
+      it(`${tool === "sh" ? "workspace-write" : "read-only"} on A: B's token is not readable, B's socket not reachable`, async () => {
+        expect(recordedStatePaths()).toEqual(expect.arrayContaining([b.home, b.server.config.tokenFile, b.server.config.socketPath]));
+        const token = b.server.config.tokenFile;
+        const done = await runTool(
+          client,
+          `pg-${tool}`,
+          tool,
+          `cat ${token} 2>/dev/null; echo "token=$?"; ls ${b.home} | wc -l; ${connectTo(b.server.config.socketPath)}`,
+        );
+        expect(done.out).not.toContain(b.server.token);
+        const lines = done.out.trim().split("\n");
+        expect(lines[0]).toMatch(/^token=[1-9]/);
+        expect(lines[1]).toBe("0");
+        expect(lines[2]).toMatch(/^socket (ENOENT|ECONNREFUSED|EPERM|EACCES)$/);
+      });
+    }
+
+    it("workspace-write on A: `spool token create --role admin` and `spool reject` against B fail; nothing changed", async () => {
+      await onB.call("run/create", { alias: "pending-on-b" });
+      const pending = await onB.call("proposal/create", { run: "pending-on-b", tool: "sh", command: "echo decided-from-inside" });
+      const spool = `${process.execPath} ${join(process.cwd(), "bin", "spool.js")}`;
+      const asB = `SPOOL_HOME=${b.home} SPOOL_PROJECT=nokey-pg`;
+      const done = await runTool(
+        client,
+        "pg-cli",
+        "sh",
+        [
+          `${spool} --version >/dev/null 2>&1 && echo "cli ran" || echo "cli broken"`,
+          `${asB} ${spool} token create stolen --role admin >/dev/null 2>&1; echo "token-create $?"`,
+          `${asB} SPOOL_TOKEN_FILE=${b.server.config.tokenFile} ${spool} token create stolen-tcp --role admin --server ${b.server.url} >/dev/null 2>&1; echo "token-create-tcp $?"`,
+          `${asB} ${spool} reject pending-on-b 1 --reason inside >/dev/null 2>&1; echo "reject $?"`,
+        ].join("; "),
+        { timeout_ms: 120_000 },
+      );
+      const facts = Object.fromEntries(
+        done.out
+          .trim()
+          .split("\n")
+          .map((l) => [l.slice(0, l.lastIndexOf(" ")), l.slice(l.lastIndexOf(" ") + 1)]),
+      );
+      // The CLI itself runs in the sandbox: what fails is reaching B with a credential.
+      expect(facts.cli).toBe("ran");
+      for (const step of ["token-create", "token-create-tcp", "reject"]) expect(Number(facts[step]), step).toBeGreaterThan(0);
+      const names = (await onB.call("token/list", {})).principals.map((p: { name: string }) => p.name);
+      expect(names).not.toContain("stolen");
+      expect(names).not.toContain("stolen-tcp");
+      expect((await onB.call("entry/get", { run: "pending-on-b", path: pending.path })).status).toBe(ENTRY.proposed);
+      // The same CLI in no sandbox (full) does reach B (so the test can fail).
+      const bare = await runTool(client, "pg-cli-full", "sh", `${asB} ${spool} token create control --role viewer >/dev/null 2>&1; echo "token-create $?"`, {
+        sandbox: "full",
+        timeout_ms: 120_000,
+      });
+      expect(bare.out).toBe("token-create 0\n");
+      expect((await onB.call("token/list", {})).principals.map((p: { name: string }) => p.name)).toContain("control");
+    }, 180_000);
   });
 });
 

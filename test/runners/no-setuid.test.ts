@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Backend, ExecSpec } from "../../src/runners/backend.js";
@@ -161,6 +161,29 @@ echo "uid $(id -u)"`;
     expect(facts).toMatchObject({ chmod: "refused", sgid: "refused", plain: "chmod", unshare: "refused", uid: "0" });
     for (const name of ["planted", "planted-sgid"]) expect({ name, bits: statSync(join(root, name)).mode & 0o6000 }).toEqual({ name, bits: 0 });
   });
+
+  // The image has no python: a static probe built here makes the three calls (skipped without a C compiler).
+  const cc = spawnSync("cc", ["--version"]).status === 0;
+  const PROBE_C = `#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static void say(const char *name, long r) { if (r >= 0) printf("%s answered\\n", name); else printf("%s %s\\n", name, errno == EPERM ? "EPERM" : errno == ENOSYS ? "ENOSYS" : "other"); }
+int main(void) { char params[120] = {0}; errno = 0; say("io_uring_setup", syscall(425, 8, params)); errno = 0; say("io_uring_enter", syscall(426, -1, 0, 0, 0, 0, 0)); errno = 0; say("io_uring_register", syscall(427, -1, 0, 0, 0)); return 0; }
+`;
+
+  for (const mode of ["read-only", "workspace-write"] as const) {
+    it.skipIf(!x64 || !cc)(`${mode}: io_uring_setup, io_uring_enter and io_uring_register are EPERM in the container, as root`, async () => {
+      const root = mkdtempSync(join(dir, "io-"));
+      writeFileSync(join(root, "probe.c"), PROBE_C);
+      const built = spawnSync("cc", ["-static", "-O0", "-o", join(root, "probe"), join(root, "probe.c")], { encoding: "utf8" });
+      expect(built.status, built.stderr).toBe(0);
+      // The probe itself answers outside any sandbox (so the test can fail): the host's kernel has io_uring.
+      expect(parse(spawnSync(join(root, "probe"), { encoding: "utf8" }).stdout)).toMatchObject({ io_uring_setup: "answered" });
+      const facts = await run(backend, { command: "./probe; echo uid $(id -u)", cwd: root, project: { root, cwd: "" }, sandbox: { mode } });
+      expect(facts).toMatchObject({ io_uring_setup: "EPERM", io_uring_enter: "EPERM", io_uring_register: "EPERM", uid: "0" });
+    });
+  }
 
   it("full keeps Docker's default (the test can fail: there the bit is set)", async () => {
     const root = mkdtempSync(join(dir, "full-"));

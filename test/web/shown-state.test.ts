@@ -91,6 +91,10 @@ describeWithBrowser("one shown state on every client", () => {
         const modes = r.sandbox.modes ?? (r.sandbox.readOnly ? ["read-only", "full"] : ["full"]);
         expect(row.sandbox, r.name).toBe(modes.join(", "));
         expect(row.network, r.name).toBe(r.sandbox.network ?? "not said");
+        // Who attached it (its name is that principal's) and where it runs: the server and the machine (issue 54).
+        expect(row["attached by"], r.name).toBe(r.attachedBy === null ? "the server" : `${r.attachedBy.role} "${r.attachedBy.name}"`);
+        expect(row.where, r.name).toBe(`${r.server}, on ${r.host}`);
+        expect(r.server, r.name).toMatch(/^\S+:\d+$/);
       }
       return listed;
     };
@@ -165,6 +169,15 @@ describeWithBrowser("one shown state on every client", () => {
     await line("· 1 running");
     await client.call("stream/cancel", { run: "mine", path: sleeper.path });
     await line("· 0 running");
+    // Who attached it and where it runs, as runner/list says (issue 54).
+    const listed = (await client.call("runner/list", {})).runners.find((r: any) => r.name === runner)!;
+    const text = await page.evaluate(
+      (r) => [...document.querySelectorAll(".runners li")].find((li) => (li.querySelector("strong")?.textContent ?? "") === r)?.textContent ?? "",
+      runner,
+    );
+    expect(text).toContain(
+      ` · attached by ${listed.attachedBy ? `${listed.attachedBy.role} "${listed.attachedBy.name}"` : "the server"} · ${listed.server}, on ${listed.host} · `,
+    );
   }, 90_000);
 
   it("the page: signed out, the server's `commands` are code, not backticks; a finished command's empty channel is one line; 1 line; a Commands column", async () => {

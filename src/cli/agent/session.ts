@@ -457,7 +457,11 @@ class ActSession {
     if (p.event === "model call" || p.event === "loop started" || p.event === "tool call") this.spin.start();
     if (p.event === "loop started") this.ended = false;
     if (p.event === "model replied" || p.event === "waiting on a proposal") this.spin.stop();
-    if (p.event === "model replied") this.lastReply = typeof p.text === "string" ? p.text : null;
+    if (p.event === "model replied") {
+      this.lastReply = typeof p.text === "string" ? p.text : null;
+      // The reply's words are a block of their own: the next reply starts on a line of its own, never run on after it.
+      this.screen.endBlock();
+    }
     if (p.event === "loop finished" && p.summary) {
       // A loop that ended with a text answer has that answer as its summary: it was streamed already, so it is not printed twice.
       this.ended = true;

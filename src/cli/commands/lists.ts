@@ -154,7 +154,7 @@ const RUNNERS_SPEC = defineCommand({
   name: "runners",
   usage: "spool runners [--json]",
   about:
-    "Lists the runners of the project: backend, whether it is the default (implied: plain accepts go to\nit as no runner is the default), the sandbox modes it gives, a workspace-write command's network\nthere (own: outbound only; shared: the runner machine's, its loopback ports too; none), whether it\nis attached or disconnected (its name held for it), and what it is running.",
+    "Lists the runners of the project: backend, whether it is the default (implied: plain accepts go to\nit as no runner is the default), the sandbox modes it gives, a workspace-write command's network\nthere (own: outbound only; shared: the runner machine's, its loopback ports too; none), the principal\nthat attached it (its name is that principal's), where it runs (the server it is attached to and\nthe machine), whether it is attached or disconnected (its name held for it), and what it is running.",
   connects: true,
   maxArgs: 0,
   options: JSON_OPTION,
@@ -175,12 +175,14 @@ export const RUNNERS = commandOf(RUNNERS_SPEC, async (values) => {
               default: shown.defaultWord === "fallback" ? "implied" : shown.defaultWord,
               sandbox: shown.sandboxWord,
               network: shown.networkWord,
+              "attached by": shown.attachedByWord,
+              where: shown.whereWord,
               state: liveness(r, shown.state),
               running: r.running,
               description: r.description,
             };
           }),
-      ["name", "backend", "default", "sandbox", "network", "state", "running", "description"],
+      ["name", "backend", "default", "sandbox", "network", "attached by", "where", "state", "running", "description"],
       values.json,
     );
   });

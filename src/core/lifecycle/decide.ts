@@ -65,7 +65,8 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   // Named by neither: the runner recorded (and shown) when it was proposed, even if the project's default changed since.
   const requested = acceptRunner(target.path, proposal.runner, options.runner) ?? proposal.defaultRunner ?? undefined;
   // A runner attached to another server sharing the database: that server accepts it and dispatches it.
-  const server = options.forwarded ? null : await acceptingServer(stage.others, runners, project, requested);
+  const recorded = { name: proposal.runner ?? proposal.defaultRunner, own: proposal.runnerClaim?.own === true, server: proposal.runnerServer };
+  const server = options.forwarded ? null : await acceptingServer(stage.others, runners, project, requested, recorded);
   if (server !== null) {
     const { reason, always, resolver, resolvedBy } = options;
     return stage.others!.acceptElsewhere(server, project, target, { runner: requested, reason, always, resolver, resolvedBy });
@@ -87,9 +88,12 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
     path: channelPath(tool, log.turn, proposal.slug, Number(n)),
     attributes: { command: proposal.command, channel: Number(n), name, log: log.path },
   }));
+  // Several servers on the database: the server whose runner took it (this one), in place of the one recorded at proposal.
+  const here = stage.others?.shared && owner !== "self" ? { id: stage.others.serverId, label: await stage.others.serverLabel(stage.others.serverId) } : null;
   const decision = {
     decision: "accept",
     runner: runnerName,
+    ...(proposal.runnerServer || here ? { runnerServer: here } : {}),
     ownerKey: owner === "self" ? tokenKey(selfToken!) : owner.tokenKey,
     resolvedBy,
     acceptedAt: Date.now(),

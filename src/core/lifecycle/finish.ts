@@ -38,7 +38,7 @@ export async function cancel(
   stage: Stage,
   project: ProjectRef,
   target: ProducerTarget,
-  reason: string,
+  reason: string | undefined,
   by?: string,
   via?: TransportKind,
 ): Promise<FinishResult> {
@@ -46,7 +46,8 @@ export async function cancel(
   const opened = log.status === ENTRY.done ? (await stage.deps.repos.entries.listChannels(log.id)).map((c) => c.created_at) : [];
   const duration = opened.length > 0 ? Math.max(0, Date.now() - Math.min(...opened)) : undefined;
   const result = await finishAs(stage, "cancel", "owner", project, run, log, { kind: "cancelled", reason, duration, by, via });
-  if (result.changed) stage.effects.cancelled(project, run, log, reason);
+  // The owner is told why in words, given or not.
+  if (result.changed) stage.effects.cancelled(project, run, log, reason ?? (by ? `cancelled by ${by}` : "cancelled"));
   return result;
 }
 

@@ -143,7 +143,7 @@ export class Lifecycle {
   }
 
   /** cancel, by anyone in the project (`by`: who, when known): channels 499 and `stream/cancelled`, so the owner kills the work. */
-  cancel(project: ProjectRef, target: ProducerTarget, reason: string, by?: string, via?: TransportKind): Promise<FinishResult> {
+  cancel(project: ProjectRef, target: ProducerTarget, reason: string | undefined, by?: string, via?: TransportKind): Promise<FinishResult> {
     return finish.cancel(this.#stage, project, target, reason, by, via);
   }
 

@@ -64,6 +64,13 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   // Goes to a runner of this server that cannot enforce the list: refused now, never run unrestricted.
   if (egress && goesToDefault?.sandbox && !goesToDefault.sandbox.egress) throw noEgress({ name: goesToDefault.name, sandbox: goesToDefault.sandbox });
   const network = egress ? "allowlist" : networkFact(sandbox.mode, deps.config.sandboxNetwork, goesToInfo);
+  // Several servers on the database: whose runner it is, decided now and shown (`local@host:7420`); an accept anywhere keeps it.
+  const runnerServer = await runnerServerOf(
+    stage,
+    project,
+    proposed?.name ?? defaultRunner,
+    proposed ? proposed.sandbox !== null : goesToDefault !== undefined,
+  );
   const now = Date.now();
   const row = await insertUnderFreeSlug(deps.repos.entries, run, producer.tool, filtered.command, (slug) => ({
     run_id: run.id,
@@ -84,6 +91,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       ...(input.background ? { background: true } : {}),
       ...(proposed ? { runner: proposed.name } : defaultRunner !== null ? { defaultRunner } : {}),
       ...(claim ? { runnerClaim: claim } : {}),
+      ...(runnerServer ? { runnerServer } : {}),
       slug,
       readOnly: sandbox.mode === "read-only",
       sandbox: sandbox.mode,
@@ -153,6 +161,17 @@ async function proposedRunner(stage: Stage, project: ProjectRef, name: string): 
     `No runner named "${name}" is attached to project "${project.name}" (${names.length > 0 ? `attached: ${names.join(", ")}` : "none is attached"}); propose it for one of them, or for none`,
     { runner: name, runners: names },
   );
+}
+
+/**
+ * With several servers sharing the database, the server whose runner `name` is: this one (`here`: attached here, or
+ * its embedded runner), else the living server it is attached to; null with one server, or none found.
+ */
+async function runnerServerOf(stage: Stage, project: ProjectRef, name: string | null, here: boolean): Promise<{ id: number; label: string } | null> {
+  const others = stage.others;
+  if (!others?.shared || name === null) return null;
+  const id = here ? others.serverId : await others.runnerServer(project.id, name);
+  return id === null ? null : { id, label: await others.serverLabel(id) };
 }
 
 /**

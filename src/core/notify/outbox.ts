@@ -160,9 +160,13 @@ export class OutboxSender {
       if (was) this.log.warn(`notify: receiver "${target.name}" takes deliveries again (after ${was.failures} failed wave${was.failures === 1 ? "" : "s"})`);
       this.#resting.delete(row.target_id);
       await this.repos.notify.delivered(row.id, row.event_id);
+      // Its state, for `spool notify list` and `spool doctor` (on every server, and after a restart).
+      await this.repos.notify.targetDelivered(row.target_id, Date.now());
       return;
     }
     const now = Date.now();
+    // Stopping is not the receiver's failing; anything else is, from its first failure since it last took one.
+    if (!this.#stop.signal.aborted) await this.repos.notify.targetFailed(row.target_id, now, attempt.error ?? "failed");
     const rest = this.#resting.get(row.target_id);
     // One wave of attempts (those claimed together) is one failure of the target.
     if (!this.#stop.signal.aborted && (!rest || now >= rest.until)) {

@@ -174,7 +174,9 @@ function view(row: NotifyTargetRow, backlog: { pending: number; lastError: strin
     createdAt: Number(row.created_at),
     createdBy: row.created_by,
     pending: backlog?.pending ?? 0,
-    lastError: backlog?.lastError ?? null,
+    lastError: row.failure ?? backlog?.lastError ?? null,
+    deliveredAt: row.delivered_at === null ? null : Number(row.delivered_at),
+    failingSince: row.failing_since === null ? null : Number(row.failing_since),
   };
 }
 

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { z } from "zod";
 import type { AttachedRunner } from "../../core/runner-registry.js";
 import { defineMethod } from "../../plugins/define-method.js";
@@ -8,6 +9,8 @@ export const runnerList = defineMethod({
   ...methods["runner/list"],
   handler: async (_params, ctx) => {
     const { core, project } = ctx;
+    // Where each runner is: this server (`host:port`; several may share the database) and the machine it runs on.
+    const server = await core.cluster.serverLabel(core.cluster.serverId);
     const info = (r: AttachedRunner, state: "attached" | "disconnected", heldUntil: number | null): z.input<typeof RunnerInfo> => ({
       name: r.name,
       backend: r.backend,
@@ -19,6 +22,9 @@ export const runnerList = defineMethod({
       running: 0,
       sandbox: r.sandbox,
       ...(r.container ? { container: r.container } : {}),
+      attachedBy: r.embedded ? null : r.attachedBy,
+      server,
+      host: r.embedded ? hostname() : r.host,
       state,
       heldUntil,
     });
@@ -38,6 +44,9 @@ export const runnerList = defineMethod({
         attachedAt: 0,
         running: 0,
         sandbox: await embeddedSandbox,
+        attachedBy: null,
+        server,
+        host: hostname(),
         state: "attached",
         heldUntil: null,
       });

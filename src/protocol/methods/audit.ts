@@ -46,7 +46,7 @@ export const AUDIT_DETAILS = {
       runner: z.string(),
     })
     .describe("An always-allow rule was stored with an accept: the facts it covers"),
-  cancel: z.object({ reason: z.string() }).describe("A running command was cancelled"),
+  cancel: z.object({ reason: z.string().nullable().describe("The canceller's words; null: it gave none") }).describe("A running command was cancelled"),
   abort: z
     .object({ reason: z.string().nullable(), rejected: z.array(z.string()), cancelled: z.array(z.string()) })
     .describe("run/abort: the proposals it rejected and the commands it cancelled"),

@@ -38,6 +38,12 @@ export const NotifyTargetView = z.object({
   createdBy: z.string().describe("The principal that added it"),
   pending: z.number().int().describe("Deliveries still owed to it (waiting, or being retried)"),
   lastError: z.string().nullable().describe("Why a delivery still owed last failed; null: none did"),
+  deliveredAt: z.number().int().nullable().describe("When a delivery last reached it (a 2xx answer), ms since the epoch; null: none has yet"),
+  failingSince: z
+    .number()
+    .int()
+    .nullable()
+    .describe("Since when its deliveries fail (the first failed attempt since the last one it took), ms since the epoch; null: it is not failing"),
 });
 
 export const notifyAdd = request({

@@ -1,7 +1,7 @@
 import type { SpoolClient } from "../../client/spool-client.js";
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
-import { age, deadlineText, escapeControl, serverNow, setServerClock } from "./format.js";
+import { age, deadlineText, escapeControl, RUN, serverNow, setServerClock } from "./format.js";
 import { ProposalNotifier } from "./notify.js";
 import { codeIn, malformedHash, type Route, readRoute, routeHash } from "./route.js";
 import { ProjectView, resolverName } from "./routes/project.js";
@@ -336,6 +336,8 @@ export class App implements PageContext {
       if (!known || s.event === "created") return project.scheduleRunsReload(s.event === "created");
       // The project's badges (open runs, runs waiting on a proposal) follow its runs' statuses.
       if (known.status !== s.status) project.scheduleProjects();
+      // A turn that ended is read again: whether a proposal of it was rejected (shown "rejected", not "done") is the server's to say.
+      if (known.status !== s.status && s.status === RUN.done) project.scheduleRunsReload();
       known.status = s.status;
       known.turn = s.turn;
       known.updatedAt = serverNow();
@@ -406,7 +408,10 @@ export class App implements PageContext {
   #renderStatus(): void {
     const words = { connecting: "connecting …", open: "live", reconnecting: "reconnecting …", "signed-out": "signed out" };
     this.#el.status.className = `conn conn-${this.#state}`;
-    this.#el.status.textContent = `${words[this.#state]}${this.#serverVersion && this.#state === "open" ? ` · server ${this.#serverVersion}` : ""}`;
+    // The server's version in a part of its own: a phone's top bar leaves it out (it stays in the title) rather than cut the word.
+    const version = this.#serverVersion && this.#state === "open" ? `server ${this.#serverVersion}` : null;
+    this.#el.status.title = version ?? "";
+    fill(this.#el.status, words[this.#state], version ? h("span", { class: "conn-version" }, ` · ${version}`) : null);
   }
 
   #refreshAges(): void {

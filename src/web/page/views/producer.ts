@@ -78,9 +78,7 @@ export function elapsed(ms: number): string {
 /** What is known of one producer: its command, then status, exit code, signal, reason, duration, runner, process, cwd. */
 export function producerFacts(producer: Producer, cancel: HTMLElement | null): HTMLElement[] {
   const p = producer;
-  const where = p.process
-    ? [p.process.backend, p.process.host, p.process.container, p.process.pid !== null ? `pid ${p.process.pid}` : null].filter(Boolean).join(" · ")
-    : null;
+  const where = p.process ? processPlace(p.process) : null;
   const facts: [string, Node | string | null][] = [
     ["status", h("span", { class: statusClass(p.state), "data-producer-status": p.state }, p.state)],
     ["exit code", p.exitCode !== null ? String(p.exitCode) : null],
@@ -89,13 +87,39 @@ export function producerFacts(producer: Producer, cancel: HTMLElement | null): H
     ["reason", p.reason !== null ? shown(p.reason) : null],
     ["duration", p.durationMs !== null ? duration(p.durationMs) : null],
     ["runner", p.runner !== null ? shown(p.runner) : null],
-    ["process", where ? shown(where) : null],
+    ["process", where],
     ["cwd", p.cwd !== null ? shown(p.cwd) : "project root"],
   ];
   return [
     h("div", { class: "detail-title" }, h("pre", { class: "command" }, "$ ", shown(p.command)), isRunning(p) ? cancel : null),
     h("dl", { class: "facts inline" }, ...facts.filter(([, v]) => v !== null).map(([k, v]) => h("div", null, h("dt", null, k), h("dd", null, v)))),
   ];
+}
+
+/** A Docker container's id, 64 hex digits: shown as its first 12, as `docker ps` does. */
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * Where a producer runs, on one line: backend, host, container, pid. A container's 64-hex id is shortened to 12
+ * (the whole id in its title, to copy), so it never wraps over two lines.
+ */
+function processPlace(place: NonNullable<Producer["process"]>): HTMLElement | null {
+  const parts: (Node | string)[] = [];
+  const add = (part: Node | string | null) => {
+    if (part === null || part === "") return;
+    if (parts.length > 0) parts.push(" · ");
+    parts.push(typeof part === "string" ? shown(part) : part);
+  };
+  add(place.backend);
+  add(place.host);
+  const container = place.container;
+  add(
+    container && CONTAINER_ID.test(container)
+      ? h("span", { class: "container-id", title: container, "data-container": container }, container.slice(0, 12))
+      : container,
+  );
+  add(place.pid !== null ? `pid ${place.pid}` : null);
+  return parts.length > 0 ? h("span", { class: "process-place" }, ...parts) : null;
 }
 
 /** Whether what is typed into a channel's terminal goes to the command: `live`, or why it no longer does. */

@@ -82,7 +82,8 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
         facts.env.length === 0 ? dim(factValue(facts, "env")) : h("span", null, ...facts.env.map((pair) => h("code", { class: "env" }, envText(pair)))),
       ),
       ...fact("tty", facts.tty ? factValue(facts, "tty") : dim(factValue(facts, "tty"))),
-      ...fact("runner", runnerSelect),
+      // Only someone who may decide chooses where it runs: a viewer reads the runner, with no control it cannot use.
+      ...fact("runner", actions ? runnerSelect : factValue(facts, "runner", { defaultRunner: fallback })),
       ...fact("sandbox", factValue(facts, "sandbox")),
       ...fact("network", facts.network === null ? dim(factValue(facts, "network")) : factValue(facts, "network")),
       ...fact("background", factValue(facts, "background")),

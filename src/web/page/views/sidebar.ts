@@ -57,7 +57,7 @@ export function overview(project: Project | undefined, name: string, runCount: n
       h("span", { class: statusClass(shown.state === "disconnected" ? "waiting" : "done") }, shown.state),
       " ",
       h("strong", null, escapeControl(r.name)),
-      ` ${r.backend}${shown.default ? " · default" : shown.fallback ? " · fallback (plain accepts go here)" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${shown.sandboxWord} · network ${shown.networkWord} · ${r.running} running`,
+      ` ${r.backend}${shown.default ? " · default" : shown.fallback ? " · fallback (plain accepts go here)" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${shown.sandboxWord} · network ${shown.networkWord} · attached by ${escapeControl(shown.attachedByWord)} · ${escapeControl(shown.whereWord)} · ${r.running} running`,
     );
   });
   return h(

@@ -1,0 +1,25 @@
+import { spokenDuration } from "./deadline-words.js";
+import { escapeControl } from "./proposal-facts.js";
+
+/** What `notify/list` says of a receiver's state (src/protocol/methods/notify.ts NotifyTargetView). */
+export interface ReceiverState {
+  pending: number;
+  lastError: string | null;
+  deliveredAt: number | null;
+  failingSince: number | null;
+}
+
+/**
+ * A receiver's state in the words `spool notify list` and `spool doctor` show: `failing for 12 min (ECONNREFUSED);
+ * 3 deliveries owed; never delivered`, `last delivered 2 min ago; nothing owed`, `nothing sent yet`.
+ */
+export function receiverStateWords(t: ReceiverState, now: number = Date.now()): { failing: boolean; words: string } {
+  const owed = t.pending === 0 ? "nothing owed" : `${t.pending} deliver${t.pending === 1 ? "y" : "ies"} owed`;
+  const delivered = t.deliveredAt === null ? "never delivered" : `last delivered ${spokenDuration(Math.max(0, now - t.deliveredAt))} ago`;
+  if (t.failingSince !== null) {
+    const why = t.lastError ? ` (${escapeControl(t.lastError)})` : "";
+    return { failing: true, words: `failing for ${spokenDuration(Math.max(0, now - t.failingSince))}${why}; ${owed}; ${delivered}` };
+  }
+  if (t.deliveredAt === null && t.pending === 0) return { failing: false, words: "nothing sent yet" };
+  return { failing: false, words: `${delivered}; ${owed}` };
+}
