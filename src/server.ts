@@ -412,7 +412,6 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
       authenticated: (request) => gate.authenticated(request.socket as Socket),
       refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
       serverUrl: () => address.localUrl ?? address.url,
-      door: ownDoor("mcp"),
       version: SERVER_VERSION,
       log,
     },
@@ -424,7 +423,6 @@ function credentialsFront(config: SpoolConfig, log: Logger, token: string, servi
     authenticated: (request) => gate.authenticated(request.socket as Socket),
     refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
     serverUrl: () => address.localUrl ?? address.url,
-    door: ownDoor("acp"),
     log,
   });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
@@ -466,7 +464,7 @@ type Front = ReturnType<typeof credentialsFront>;
  */
 function mcpDoor(options: McpHttpOptions, log: Logger) {
   let endpoint: Promise<McpHttpEndpoint> | null = null;
-  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint(options)));
+  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint({ ...options, door: ownDoor("mcp") })));
   return {
     handle: (request: IncomingMessage, response: ServerResponse) =>
       void load().then(
@@ -488,7 +486,7 @@ function mcpDoor(options: McpHttpOptions, log: Logger) {
  */
 function acpDoor(options: AcpHttpOptions) {
   let endpoint: Promise<AcpHttpEndpoint> | null = null;
-  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint(options)));
+  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint({ ...options, door: ownDoor("acp") })));
   const failed = (error: unknown) => options.log.error("acp: the /acp endpoint could not load", error);
   return {
     handle: (request: IncomingMessage, response: ServerResponse) =>
