@@ -32,6 +32,7 @@ export function bridgeOptionsFor(
     server?: McpBridgeOptions["server"] | undefined;
     version: string;
     log: BridgeLog;
+    extras?: McpBridgeOptions["extras"];
   },
   via: string,
 ): McpBridgeOptions {
@@ -51,5 +52,6 @@ export function bridgeOptionsFor(
     log: server.log,
     role: mayDecide(caller) ? "person" : "agent",
     via,
+    ...(server.extras ? { extras: server.extras } : {}),
   };
 }

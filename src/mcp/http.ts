@@ -6,6 +6,7 @@ import { type BridgeLog, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import { eraOf } from "./era.js";
 import { SessionEventStore } from "./event-store.js";
+import type { McpExtras } from "./extras.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
 import { CODES, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
 
@@ -59,6 +60,8 @@ export interface McpHttpOptions {
   limits?: Partial<McpHttpLimits>;
   /** Limits of the 2026-07-28 side (its kept Spool connections). */
   modernLimits?: Partial<ModernLimits>;
+  /** Tools and resources beside Spool's own, for both revisions (extras.ts: the conformance suite's fixture, in test code only). */
+  extras?: McpExtras;
 }
 
 interface Session {
@@ -109,6 +112,7 @@ export class McpHttpEndpoint {
       version: options.version,
       log: options.log,
       limits: options.modernLimits,
+      extras: options.extras,
     });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
   }
