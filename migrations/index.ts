@@ -17,6 +17,7 @@ import { devices } from "./016_devices.js";
 import { pendingShares } from "./017_pending_shares.js";
 import { runnerNames } from "./018_runner_names.js";
 import { notifyTargetState } from "./019_notify_target_state.js";
+import { auditTransport } from "./020_audit_transport.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -49,4 +50,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "017_pending_shares": pendingShares,
   "018_runner_names": runnerNames,
   "019_notify_target_state": notifyTargetState,
+  "020_audit_transport": auditTransport,
 };

@@ -21,7 +21,7 @@ import type { OpsCaller } from "./ops/routes.js";
 import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
 import { SpoolError } from "./rpc/errors.js";
 import type { Services } from "./server-services.js";
-import { ClientProofs, PreAuthGate } from "./transports.js";
+import { ClientProofs, ownDoor, PreAuthGate } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
 import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
 
@@ -204,7 +204,7 @@ export type Front = ReturnType<typeof credentialsFront>;
  */
 function mcpDoor(options: McpHttpOptions, log: Logger) {
   let endpoint: Promise<McpHttpEndpoint> | null = null;
-  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint(options)));
+  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint({ ...options, door: ownDoor("mcp") })));
   return {
     handle: (request: IncomingMessage, response: ServerResponse) =>
       void load().then(
@@ -226,7 +226,7 @@ function mcpDoor(options: McpHttpOptions, log: Logger) {
  */
 function acpDoor(options: AcpHttpOptions) {
   let endpoint: Promise<AcpHttpEndpoint> | null = null;
-  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint(options)));
+  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint({ ...options, door: ownDoor("acp") })));
   const failed = (error: unknown) => options.log.error("acp: the /acp endpoint could not load", error);
   return {
     handle: (request: IncomingMessage, response: ServerResponse) =>

@@ -17,7 +17,7 @@ import { type Address, type Front, refuse } from "./server-front.js";
 import type { Services } from "./server-services.js";
 import type { Store } from "./store/database.js";
 import type { MigrationSet } from "./store/migrator.js";
-import { answerProof, PROOF_PATH, wsTransport } from "./transports.js";
+import { answerProof, PROOF_PATH, verifiedTransport, wsTransport } from "./transports.js";
 import { createWebHandler } from "./web/http.js";
 
 /** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
@@ -165,7 +165,7 @@ function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, 
             `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
           ),
       });
-      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal);
+      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal, verifiedTransport(request, signedIn !== null));
       if (byToken?.expiresAt != null) closeAtExpiry(connection, byToken.expiresAt);
       if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
     });

@@ -6,6 +6,7 @@ import type { WebSocket } from "ws";
 import { clientProof, endpoint, PROOF_SCHEME, serverProof } from "./client/server-proof.js";
 import type { Logger } from "./logger.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
+import type { TransportKind } from "./protocol/roles.js";
 import type { Transport } from "./rpc/transport.js";
 import type { Scavenger } from "./scavenger.js";
 
@@ -269,4 +270,31 @@ export function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger
     onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
     bufferedAmount: () => socket.bufferedAmount,
   };
+}
+
+/** What this process's own /mcp and /acp endpoints send with the connections they open (Spool-Door): only it knows it. */
+const DOOR_KEY = randomBytes(24).toString("hex");
+
+/** The Spool-Door value of this process's /mcp or /acp endpoint. */
+export const ownDoor = (kind: "mcp" | "acp"): string => `${kind}.${DOOR_KEY}`;
+
+const doorMatches = (given: string, kind: "mcp" | "acp"): boolean => {
+  const want = Buffer.from(ownDoor(kind));
+  const have = Buffer.from(given);
+  return have.length === want.length && timingSafeEqual(have, want);
+};
+
+/**
+ * How an authenticated upgrade reached the server, as the server itself knows it (never a client's word): a page's
+ * session, a connection of this server's own /mcp or /acp endpoint (its Spool-Door), else the home's Unix socket (no
+ * remote address) or TCP.
+ */
+export function verifiedTransport(request: IncomingMessage, pageSession: boolean): TransportKind {
+  if (pageSession) return "page";
+  const door = request.headers["spool-door"];
+  if (typeof door === "string") {
+    if (doorMatches(door, "mcp")) return "mcp";
+    if (doorMatches(door, "acp")) return "acp";
+  }
+  return request.socket.remoteAddress === undefined ? "unix" : "tcp";
 }

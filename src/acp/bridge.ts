@@ -199,7 +199,7 @@ export class Bridge {
     return { ...editor, name: this.#editorName, terminal: this.#terminal, mayDecide: this.options.mayDecide ?? true };
   }
 
-  #connect(): Promise<{ url: string; token: string }> {
+  #connect(): Promise<{ url: string; token: string; door?: string | undefined }> {
     this.#server ??= this.options.server().ready;
     return this.#server.catch((error: unknown) => {
       this.#server = null;
@@ -213,8 +213,8 @@ export class Bridge {
 
   /** Which project a directory or a name is, without creating it unless `create`; null when it does not exist. */
   async #findProject(want: { root: string } | { name: string }, create: boolean): Promise<{ name: string; root: string } | null> {
-    const { url, token } = await this.#connect();
-    const probe = await SpoolClient.connect(url, { token });
+    const { url, token, door } = await this.#connect();
+    const probe = await SpoolClient.connect(url, { token, door });
     try {
       const reply = await probe.initialize("name" in want ? want.name : undefined, {
         ...("root" in want ? { root: want.root } : {}),
@@ -235,8 +235,8 @@ export class Bridge {
     let link = this.#links.get(project.name);
     if (!link) {
       if (this.#links.size >= MAX_PROJECTS) throw new RequestError(-32603, `spool acp joins at most ${MAX_PROJECTS} projects at once`);
-      link = this.#connect().then(async ({ url, token }) => {
-        const client = await SpoolClient.open(url, { token, reconnect: { project: project.name, client: this.#clientInfo() } });
+      link = this.#connect().then(async ({ url, token, door }) => {
+        const client = await SpoolClient.open(url, { token, door, reconnect: { project: project.name, client: this.#clientInfo() } });
         const waiting = new Set<(back: boolean) => void>();
         client.onReconnect(() => {
           for (const wake of waiting) wake(true);
@@ -351,8 +351,8 @@ export class Bridge {
       const project = await this.#findProject({ root: requireAbsolute(cwd) }, false);
       if (project) projects.push({ ...project, runs: null });
     } else {
-      const { url, token } = await this.#connect();
-      const probe = await SpoolClient.connect(url, { token });
+      const { url, token, door } = await this.#connect();
+      const probe = await SpoolClient.connect(url, { token, door });
       try {
         const { projects: all } = await probe.call("project/list", { limit: LIST_PROJECTS });
         for (const p of all) if (p.runs > 0) projects.push({ name: p.name, root: p.root, runs: p.runs });

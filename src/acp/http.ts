@@ -62,6 +62,8 @@ export interface AcpHttpOptions {
   refusedOrigin(request: IncomingMessage): string | null;
   /** The server's own address, which each connection's Spool clients open. */
   serverUrl(): string;
+  /** Sent with each of those connections (Spool-Door): the server records their transport as acp. */
+  door?: string | undefined;
   log: Logger;
   limits?: Partial<AcpHttpLimits>;
 }
@@ -238,7 +240,10 @@ export class AcpHttpEndpoint {
   #agentFor(caller: AcpCaller, opened: () => Connection | null): AgentFactory {
     return () => {
       const bridge = new Bridge({
-        server: () => ({ launched: Promise.resolve(), ready: Promise.resolve({ url: this.options.serverUrl(), token: caller.credential }) }),
+        server: () => ({
+          launched: Promise.resolve(),
+          ready: Promise.resolve({ url: this.options.serverUrl(), token: caller.credential, door: this.options.door }),
+        }),
         log: this.options.log,
         via: "ACP by URL",
         mayDecide: caller.role === "person" || caller.role === "admin",

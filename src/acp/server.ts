@@ -115,8 +115,8 @@ export interface ServerStart {
    * the server is no descendant of this process, whenever a client takes its snapshot of the process table.
    */
   launched: Promise<void>;
-  /** The URL and token of the server once it answers; rejects when none does. */
-  ready: Promise<{ url: string; token: string }>;
+  /** The URL and token of the server once it answers (and, for the server's own /acp, its door); rejects when none does. */
+  ready: Promise<{ url: string; token: string; door?: string | undefined }>;
 }
 
 /** How long `launched` waits for the launcher to exit (it exits as soon as it has started the server). */

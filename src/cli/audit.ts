@@ -1,4 +1,5 @@
 import { escapeControl } from "../protocol/proposal-facts.js";
+import { claimWords } from "../protocol/roles.js";
 import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
 import { connectionLost, connectServer } from "./common.js";
 import { EXIT, knownProjects, usageError } from "./errors.js";
@@ -9,8 +10,9 @@ export const AUDIT_SPEC = defineCommand({
   usage: "spool audit [--since DURATION] [--project NAME] [--json]",
   about: `Prints the audit trail (admin only), oldest first: every proposal, decision,
 expiry, cancel, abort, input sent (its size, never its bytes), sign-in, token and
-notify change, with who made it (principal and client), when, and in which
-project and run. The server appends to it and never changes or deletes a line.
+notify change, project created, runner attached, with who made it (the
+principal, the transport the server verified, and the client's name it
+claims), when, and in which project and run. The server appends to it and never changes or deletes a line.
 --json prints one JSON object per line.`,
   connects: true,
   options: {
@@ -51,7 +53,8 @@ export async function audit(argv: string[]): Promise<number> {
       for (const e of events) {
         if (values.json) out += `${JSON.stringify(e)}\n`;
         else {
-          const who = e.client ? `${e.principal} via ${e.client}` : e.principal;
+          // The transport is what the server verified; the client's name is only what the caller claimed.
+          const who = claimWords(e.principal, e.transport, e.client);
           const where = [e.project, e.run, e.path].filter((p) => p !== null).join(" ");
           const detail = Object.entries(e.detail)
             .filter(([, v]) => v !== null && v !== undefined)

@@ -14,6 +14,11 @@ export interface WebSocketOptions {
    */
   tokenInSubprotocol?: boolean;
   maxPayload?: number;
+  /**
+   * The server's own /mcp or /acp endpoint opening a connection for a session (`Spool-Door`, a value only that server
+   * knows): the server records the connection's transport as mcp or acp. Nobody else has a use for it.
+   */
+  door?: string | undefined;
 }
 
 export class ConnectError extends Error {
@@ -61,7 +66,10 @@ export async function connectWebSocket(url: string, options: WebSocketOptions): 
   }
   const protocols = options.tokenInSubprotocol ? [SUBPROTOCOL, `${SUBPROTOCOL_TOKEN_PREFIX}${options.token}`] : [];
   const socket = new WebSocket(target, protocols, {
-    headers: options.tokenInSubprotocol ? {} : { Authorization: proven?.authorization ?? `Bearer ${options.token}` },
+    headers: {
+      ...(options.tokenInSubprotocol ? {} : { Authorization: proven?.authorization ?? `Bearer ${options.token}` }),
+      ...(options.door ? { "Spool-Door": options.door } : {}),
+    },
     ...(options.origin ? { origin: options.origin } : {}),
     maxPayload: options.maxPayload ?? 256 * 1024 * 1024,
     // Frame masking protects HTTP intermediaries from script-controlled bytes; a loopback

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
+import type { TransportKind } from "../protocol/roles.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { type Audit, whoOf } from "./audit.js";
 import type { Deadlines } from "./deadlines.js";
-import type { ProducerActivity, ResolvedDetails } from "./effects.js";
+import type { ProducerActivity, ResolvedDetails, RuleCreated } from "./effects.js";
 import type { Notifications } from "./notify/service.js";
 import { DEADLINE } from "./resolvers.js";
 import type { Outcome } from "./summary.js";
@@ -22,12 +23,12 @@ export class Activity implements ProducerActivity {
   ) {}
 
   /** A proposal was stored (a rule may accept it at once). */
-  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void {
+  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string, transport: TransportKind | null): void {
     const { principal, client } = whoOf(proposedBy);
     const command = (JSON.parse(log.attributes) as { command?: unknown }).command;
     // The trail keeps what identifies the command, not the command (up to 64 KiB, whole in the entry): its digest and head.
     const detail = typeof command === "string" ? commandSummary(command) : {};
-    void this.audit.record({ action: "proposal", principal, client, project: project.name, run: run.alias, path: log.path, detail });
+    void this.audit.record({ action: "proposal", principal, transport, client, project: project.name, run: run.alias, path: log.path, detail });
   }
 
   /** It waits for a person: receivers are told, and its deadline starts. */
@@ -52,6 +53,7 @@ export class Activity implements ProducerActivity {
     void this.audit.record({
       action: expired ? "expired" : "decision",
       principal,
+      transport: resolver.kind === "connection" ? (resolver.transport ?? null) : null,
       client: byRule ? null : (client ?? resolver.client ?? null),
       project: project.name,
       run: run.alias,
@@ -62,7 +64,7 @@ export class Activity implements ProducerActivity {
         by: details.resolvedBy,
         resolver: resolver.kind,
         how: resolver.how ?? HOW_OF_KIND[resolver.kind],
-        ...(byRule ? { rule: resolver.rule, setBy: setBy!.principal, setVia: setBy!.client } : {}),
+        ...(byRule ? { rule: resolver.rule!, setBy: setBy!.principal, setVia: setBy!.client } : {}),
       },
     });
     this.notifications.enqueue(project, run.alias, log, {
@@ -74,12 +76,13 @@ export class Activity implements ProducerActivity {
   }
 
   /** An "always allow" rule was stored: its id, the exact facts it covers (the command as its digest and head), who set it. */
-  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: { id: number; setBy: string; runner: string }): void {
+  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: RuleCreated): void {
     const { principal, client } = whoOf(rule.setBy);
     const a = JSON.parse(log.attributes) as { tool?: string; command?: string; cwd?: string; env?: Record<string, string> };
     void this.audit.record({
       action: "rule/create",
       principal,
+      transport: rule.transport ?? null,
       client,
       project: project.name,
       run: run.alias,
@@ -108,11 +111,12 @@ export class Activity implements ProducerActivity {
       void this.audit.record({
         action: "cancel",
         principal,
+        transport: outcome.via ?? null,
         client,
         project: project.name,
         run: run.alias,
         path: log.path,
-        detail: { reason: outcome.reason },
+        detail: { reason: outcome.reason ?? null },
       });
     }
     this.notifications.enqueue(project, run.alias, log, {

@@ -3,6 +3,7 @@ import type { Bus } from "../cluster/bus.js";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ResolvedChannel, Resolver } from "../protocol/common.js";
+import type { TransportKind } from "../protocol/roles.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { Repositories } from "../store/repositories.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "./hooks.js";
@@ -42,6 +43,8 @@ export interface ProposalInput {
   /** Network allowlist: hosts asked for beyond the project's list (shown before the decision). */
   allow_hosts?: string[] | undefined;
   proposedBy: string;
+  /** How the proposing connection reached the server, as the server verified it (none: the model's own proposal). */
+  transport?: TransportKind | undefined;
   /** The caller's W3C trace context (`traceparent`), which the proposal's trace continues. */
   traceparent?: string | undefined;
   /** More attributes for the log entry (the agent loop records its tool call here). */

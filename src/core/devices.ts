@@ -107,6 +107,7 @@ export class Devices {
     await this.audit.record({
       action: "sign-in",
       principal: grant.principal.name,
+      transport: "page",
       client: "spool-web",
       detail: { address: options.address, device: row.device_id, name: row.name },
     });
@@ -135,6 +136,7 @@ export class Devices {
         await this.audit.record({
           action: "device/address",
           principal: row.principal,
+          transport: "page",
           client: "spool-web",
           detail: { device: row.device_id, name: row.name, address, before: row.last_address },
         });

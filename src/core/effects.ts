@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { FinishedNotice, ProposalNotice, ResolvedNotice } from "../protocol/common.js";
+import type { TransportKind } from "../protocol/roles.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { wireAttributes } from "../store/entries.js";
 import { type Producer, producerFromRow } from "../store/producer-row.js";
@@ -38,14 +39,22 @@ export function proposalNotice(runAlias: string, row: EntryRow, deadlineMs: numb
   };
 }
 
+/** An "always allow" rule stored with an accept: its id, who set it (words), its runner, the setter's verified transport. */
+export interface RuleCreated {
+  id: number;
+  setBy: string;
+  runner: string;
+  transport?: TransportKind | undefined;
+}
+
 export type ResolvedDetails = Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status" | "loop" | "toolCallId">;
 
 /** What a proposal's life tells beyond its clients: the audit trail, notifications, deadlines (activity.ts). */
 export interface ProducerActivity {
-  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void;
+  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string, transport: TransportKind | null): void;
   waiting(project: ProjectRef, run: RunRow, log: EntryRow): void;
   resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): void;
-  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: { id: number; setBy: string; runner: string }): void;
+  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: RuleCreated): void;
   finished(project: ProjectRef, run: RunRow, log: EntryRow, status: number, outcome: Outcome): void;
 }
 
@@ -64,8 +73,8 @@ export class Effects {
   }
 
   /** A proposal was stored (before a rule may accept it): the audit trail records it. */
-  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string): void {
-    this.activity?.proposed(project, run, log, proposedBy);
+  proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string, transport: TransportKind | null): void {
+    this.activity?.proposed(project, run, log, proposedBy, transport);
   }
 
   /** A proposal waits for a person: `run/proposal` to every connection of the project, receivers told, its deadline set. */
@@ -75,7 +84,7 @@ export class Effects {
   }
 
   /** An "always allow" rule was stored with an accept: the audit trail records it (its id, its facts, who set it). */
-  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: { id: number; setBy: string; runner: string }): void {
+  ruleCreated(project: ProjectRef, run: RunRow, log: EntryRow, rule: RuleCreated): void {
     this.activity?.ruleCreated(project, run, log, rule);
   }
 

@@ -15,6 +15,7 @@ export const connectionResolver = (connection: ConnectionHandle, how: "key" | "f
   connectionId: connection.id,
   client: connection.clientInfo?.name ?? null,
   rule: null,
+  transport: connection.via,
   how,
 });
 

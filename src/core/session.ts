@@ -15,9 +15,9 @@ export class Sessions {
   /**
    * The project a connection asks for: by name (its root must match when one is given), or by its
    * root alone. A missing project is created unless `create` is false: with the given name, or with
-   * one derived from the root's directory name, made unique with a "-N" suffix.
+   * one derived from the root's directory name, made unique with a "-N" suffix (`created` says so).
    */
-  async openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef> {
+  async openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef & { created?: true }> {
     const projects = this.deps.repos.projects;
     const root = want.root === undefined ? undefined : this.#checkRoot(want.root);
     const existing = want.name !== undefined ? await projects.findProjectByName(want.name) : await projects.findProjectByRoot(root!);
@@ -44,7 +44,7 @@ export class Sessions {
     const name = want.name ?? (await this.#freeName(projectNameFrom(basename(dir))));
     try {
       const created = await projects.createProject(name, dir);
-      return { id: created.id, name: created.name, root: created.root };
+      return { id: created.id, name: created.name, root: created.root, created: true };
     } catch (error) {
       // Two connections created it at once: the other one won, use it.
       if (error instanceof UniqueViolation) return this.openProject(want);

@@ -1,3 +1,4 @@
+import type { TransportKind } from "../protocol/roles.js";
 import { channelFromRow } from "../store/producer-row.js";
 import { lineCount } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
@@ -17,7 +18,7 @@ export type Outcome =
     }
   | { kind: "aborted"; reason: string; duration?: number | undefined; egress?: EgressReached | undefined }
   /** `reason`: the canceller's words, when given (none: "cancelled by X" says it all, not "cancelled by X: cancelled"). */
-  | { kind: "cancelled"; reason?: string | undefined; duration?: number | undefined; by?: string | undefined };
+  | { kind: "cancelled"; reason?: string | undefined; duration?: number | undefined; by?: string | undefined; via?: TransportKind | undefined };
 
 /** The channels' terminal status for an outcome: exit codes and reasons live in attributes, never here. */
 export function outcomeStatus(outcome: Outcome): number {

@@ -5,9 +5,10 @@ import { exitCodesTable } from "../cli/exit-codes.js";
 import { LimitsSchema, PER_PRINCIPAL_LIMITS } from "../config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../core/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
+import { AUDIT_ACTIONS, AUDIT_DETAILS } from "../protocol/methods/audit.js";
 import { METHODS } from "../protocol/methods/index.js";
 import { NOTIFICATIONS } from "../protocol/notifications.js";
-import { ROLE_SUMMARY, ROLES } from "../protocol/roles.js";
+import { ROLE_SUMMARY, ROLES, TRANSPORTS } from "../protocol/roles.js";
 import { ERRORS } from "../rpc/errors.js";
 import { LAYERS } from "./layers.js";
 
@@ -157,6 +158,8 @@ export function limitsTable(): string {
 const PER_PRINCIPAL_WORDS: Partial<Record<(typeof PER_PRINCIPAL_LIMITS)[number], string>> = {
   maxCodesPerPrincipal: "Sign-in codes (spool open) one principal may have waiting; minting another spends its oldest",
   maxDevicesPerPrincipal: "Paired devices one principal may have; pairing another unpairs its device used longest ago",
+  maxConnectionsPerPrincipal:
+    "Connections one principal may have open (its credentials' and paired devices', every transport); one more is refused with HTTP 429 (the home's credential: the server-wide maxConnections only)",
 };
 
 /** Every per-principal bound (PER_PRINCIPAL_LIMITS) with its default, in one place. */
@@ -167,6 +170,21 @@ export function perPrincipalTable(): string {
     (name) => `| \`limits.${name}\` | ${defaults[name]} | ${cell(json.properties[name]?.description ?? PER_PRINCIPAL_WORDS[name] ?? "")} |`,
   );
   return ["| bound (config.json) | default | what it bounds |", "|---|---|---|", ...rows].join("\n");
+}
+
+/** The audit trail's actions (src/protocol/methods/audit.ts), each with what it records and its `detail`'s fields. */
+export function auditTable(): string {
+  const rows = AUDIT_ACTIONS.map((action) => {
+    const schema = AUDIT_DETAILS[action];
+    return `| \`${action}\` | ${cell(schema.description ?? "")} | ${fieldList(schema)} |`;
+  });
+  return ["| action | the act | `detail` |", "|---|---|---|", ...rows].join("\n");
+}
+
+/** The actions in one line, and the transports the server records (for the trust section). */
+export function auditActionList(): string {
+  const code = (names: readonly string[]) => names.map((name) => `\`${name}\``).join(", ");
+  return `Actions: ${code(AUDIT_ACTIONS)}. Transports: ${code(TRANSPORTS)}.`;
 }
 
 /** The layout of src/ (src/docs/layers.ts): each row's folders and files, what they hold, and what they may import. */
@@ -257,6 +275,8 @@ export function docSections(api: DescribedApi = protocolApi(), root?: string): R
       errors: errorTable(),
       limits: limitsTable(),
       "per-principal": perPrincipalTable(),
+      "audit-actions": auditTable(),
+      "audit-action-list": auditActionList(),
       layout: layoutTable(),
     },
     "PLUGINS.md": { hooks: hookTable() },

@@ -28,6 +28,7 @@ export function bridgeOptionsFor(
   target: Pick<McpBridgeOptions, "project" | "mode" | "runner">,
   server: {
     serverUrl?: (() => string) | undefined;
+    door?: string | undefined;
     server?: McpBridgeOptions["server"] | undefined;
     version: string;
     log: BridgeLog;
@@ -42,7 +43,7 @@ export function bridgeOptionsFor(
       server.server ??
       (async () => {
         if (!serverUrl) throw new Error("no Spool server to reach (neither a URL nor a server given)");
-        return { url: serverUrl(), token: caller.credential };
+        return { url: serverUrl(), token: caller.credential, door: server.door };
       }),
     project: target.project,
     mode: target.mode,

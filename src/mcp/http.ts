@@ -53,6 +53,8 @@ export interface McpHttpOptions {
   refusedOrigin(request: IncomingMessage): string | null;
   /** The server's own WebSocket URL, which each session's Spool connection opens. */
   serverUrl(): string;
+  /** Sent with each of those connections (Spool-Door): the server records their transport as mcp. */
+  door?: string | undefined;
   version: string;
   log: BridgeLog;
   limits?: Partial<McpHttpLimits>;
@@ -106,6 +108,7 @@ export class McpHttpEndpoint {
     this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
     this.#modern = new ModernMcp({
       serverUrl: options.serverUrl,
+      door: options.door,
       version: options.version,
       log: options.log,
       limits: options.modernLimits,

@@ -49,6 +49,8 @@ export interface ModernLimits {
 export interface ModernOptions {
   /** The Spool server's URL: a bridge presents its caller's credential there (HTTP). */
   serverUrl?: (() => string) | undefined;
+  /** HTTP: sent with each bridge's connection (Spool-Door), so the server records its transport as mcp. */
+  door?: string | undefined;
   /** Stdio: the one Spool server and credential every bridge uses (started when none answers), instead. */
   server?: (() => Promise<{ url: string; token: string }>) | undefined;
   /** How the agent came, in its Spool connection's name: default `MCP 2026-07-28 over HTTP, PRINCIPAL`. */

@@ -17,7 +17,7 @@ export interface BridgeLog {
 
 export interface McpBridgeOptions {
   /** The Spool server (started when none answers): its URL and token. */
-  server(): Promise<{ url: string; token: string }>;
+  server(): Promise<{ url: string; token: string; door?: string | undefined }>;
   /** The project: its root, and its name when a marker names it. */
   project: { root?: string | undefined; name?: string | undefined };
   /** ask: every command runs read-only (the env tool); act: commands with side effects (sh). */
@@ -120,10 +120,11 @@ export class SpoolSide {
   async #open(): Promise<Session> {
     const info = this.options.client ?? this.server.getClientVersion();
     const who = info?.name || "MCP client";
-    const { url, token } = await this.options.server();
+    const { url, token, door } = await this.options.server();
     const project = this.options.project;
     const client = await SpoolClient.open(url, {
       token,
+      door,
       reconnect: {
         ...(project.name ? { project: project.name } : {}),
         ...(project.root ? { root: project.root } : {}),

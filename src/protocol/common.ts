@@ -1,6 +1,7 @@
 // Shapes several requests and notifications share: run aliases, entry paths, statuses, durations, a run,
 // an entry, the notices. zod only, no Node imports.
 import { z } from "zod";
+import { TRANSPORTS } from "./roles.js";
 import { Channel, Producer, RunView } from "./views-schemas.js";
 
 /** Project names: what they may hold. */
@@ -95,6 +96,10 @@ export const Resolver = z.object({
   connectionId: z.string().nullable().describe("The deciding connection (kind connection)"),
   client: z.string().nullable().describe("Its client name, or the name of whoever set the rule"),
   rule: z.number().int().nullable().describe("The rule's id (kind rule)"),
+  transport: z
+    .enum(TRANSPORTS)
+    .optional()
+    .describe("How the deciding connection reached the server, as the server verified it (kind connection); `client` is its claim"),
   how: z
     .enum(DECISION_HOWS)
     .optional()

@@ -1,4 +1,4 @@
-import { HOME_PRINCIPAL_NAME, type PrincipalRef } from "../protocol/roles.js";
+import { HOME_PRINCIPAL_NAME, type PrincipalRef, type TransportKind } from "../protocol/roles.js";
 
 /** Who the home's token file (and an in-process connection) acts as. */
 export const HOME_PRINCIPAL: PrincipalRef = Object.freeze({ name: HOME_PRINCIPAL_NAME, role: "admin", projects: null });
@@ -30,7 +30,10 @@ export interface ConnectionContext {
 export interface ConnectionHandle {
   readonly id: string;
   readonly project: ProjectRef | null;
+  /** The client it claims to be (initialize's clientInfo): a claim, never verified. */
   readonly clientInfo: { name: string; version: string } | null;
+  /** How it reached the server, as the server verified it (the audit trail records it beside the claim). */
+  readonly via: TransportKind;
   /** Who it acts as: its credential's principal (name, role, scope); `initialize` may lower the role. */
   principal: PrincipalRef;
   /** Per-connection state owned by plugins, keyed by plugin-chosen symbols or names. */

@@ -1,4 +1,4 @@
-import type { PrincipalRef } from "../protocol/roles.js";
+import type { PrincipalRef, TransportKind } from "../protocol/roles.js";
 import type { ClientMemory } from "./budget.js";
 import type { TurnScheduler } from "./scheduler.js";
 
@@ -18,4 +18,6 @@ export interface ConnectionOptions {
   warn?: (message: string) => void;
   /** Who the connection acts as (its credential's principal); in-process connections act as the home's admin. */
   principal?: PrincipalRef;
+  /** How it reached the server, as the server verified it; default: in process. */
+  via?: TransportKind;
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { JSONRPCClient } from "json-rpc-2.0";
 import { decodeBinaryFrame } from "../protocol/binary-frame.js";
-import type { PrincipalRef } from "../protocol/roles.js";
+import type { PrincipalRef, TransportKind } from "../protocol/roles.js";
 import type { ClientMemory, MemoryHolder } from "./budget.js";
 import { type ConnectionHandle, DRAINED_BYTES, HOME_PRINCIPAL, type ProjectRef } from "./connection-context.js";
 import type { ConnectionOptions } from "./connection-options.js";
@@ -46,6 +46,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   readonly id = randomBytes(6).toString("hex");
   project: ProjectRef | null = null;
   clientInfo: { name: string; version: string } | null = null;
+  /** How it reached the server, as the server verified it (never what the client says). */
+  readonly via: TransportKind;
   /** Who it acts as; `initialize` may lower its role (never raise it). */
   principal: PrincipalRef;
   readonly state = new Map<string | symbol, unknown>();
@@ -86,6 +88,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
   ) {
     this.maxOutboundBytes = options.maxOutboundBytes ?? Number.POSITIVE_INFINITY;
     this.principal = options.principal ?? HOME_PRINCIPAL;
+    this.via = options.via ?? "in-process";
     this.#memory = options.memory;
     this.#memory?.add(this);
     this.#warn = options.warn ?? (() => undefined);

@@ -1,6 +1,6 @@
 import type { JSONRPCRequest, JSONRPCResponse } from "json-rpc-2.0";
 import type { Logger } from "../logger.js";
-import { type PrincipalRef, RUNNER_NOTIFICATIONS, roleAllows } from "../protocol/roles.js";
+import { type PrincipalRef, RUNNER_NOTIFICATIONS, roleAllows, type TransportKind } from "../protocol/roles.js";
 import { ClientMemory } from "./budget.js";
 import { checkedParams, checkedResult, frameParams, inlineBytes, ParamsRefused, withoutInlineBytes } from "./call-input.js";
 import { DEFAULT_CONCURRENCY, ServerConnection } from "./connection.js";
@@ -93,8 +93,8 @@ export class RpcHost {
     this.registry.freeze();
   }
 
-  /** Takes a connection that acts as `principal` (in-process ones, with none, act as the home's admin). */
-  accept(transport: Transport, principal?: PrincipalRef): ServerConnection {
+  /** Takes a connection that acts as `principal` (in-process ones, with none, act as the home's admin), come by `via`. */
+  accept(transport: Transport, principal?: PrincipalRef, via?: TransportKind): ServerConnection {
     const connection = new ServerConnection(
       transport,
       {
@@ -112,6 +112,7 @@ export class RpcHost {
         maxRequestsInFlight: this.events.maxRequestsInFlight,
         warn: (message) => this.log.warn(message),
         principal,
+        via,
       },
     );
     this.connections.add(connection);

@@ -53,7 +53,7 @@ export async function writeActivity(db: Kysely<Database>, audit: readonly NewAud
 
 const activityStatements = (sqlite: SQLite.Database) => ({
   audit: sqlite.prepare(
-    'INSERT INTO "audit" ("at", "action", "principal", "client", "project", "run", "path", "detail") VALUES (@at, @action, @principal, @client, @project, @run, @path, @detail)',
+    'INSERT INTO "audit" ("at", "action", "principal", "transport", "client", "project", "run", "path", "detail") VALUES (@at, @action, @principal, @transport, @client, @project, @run, @path, @detail)',
   ),
   event: sqlite.prepare('INSERT INTO "notify_events" ("uuid", "event", "payload", "pending", "created_at") VALUES (?, ?, ?, ?, ?)'),
   delivery: sqlite.prepare('INSERT INTO "notify_deliveries" ("target_id", "event_id", "next_at", "created_at") VALUES (?, ?, ?, ?)'),
@@ -78,6 +78,7 @@ export function activityWrites(store: Store) {
             at: row.at,
             action: row.action,
             principal: row.principal,
+            transport: row.transport ?? null,
             client: row.client ?? null,
             project: row.project ?? null,
             run: row.run ?? null,

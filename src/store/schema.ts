@@ -202,6 +202,9 @@ export interface AuditTable {
   at: number;
   action: string;
   principal: string;
+  /** Migration 020: how the act's connection reached the server, as the server verified it (unix, tcp, page, mcp, acp, in-process). */
+  transport: string | null;
+  /** The client its caller claims to be. */
   client: string | null;
   project: string | null;
   run: string | null;

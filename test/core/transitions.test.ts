@@ -28,6 +28,7 @@ function connection(id: string): ConnectionHandle {
     id,
     project: null,
     clientInfo: { name: id, version: "1" },
+    via: "in-process",
     principal: HOME_PRINCIPAL,
     state: new Map(),
     join() {},

@@ -59,7 +59,7 @@ describe("notifications keep secrets home", () => {
     const { events } = await admin.call("audit/list", {});
     const acts = events.filter((e) => (e.action === "notify/add" || e.action === "notify/remove") && e.detail.name === "slack-url");
     expect(acts).toHaveLength(2);
-    for (const act of acts) expect(act.detail.url).toBe("https://127.0.0.1:1/…abcd");
+    for (const act of acts) expect((act.detail as { url: string }).url).toBe("https://127.0.0.1:1/…abcd");
     expect(JSON.stringify(events)).not.toContain("secretTOKEN");
   });
 });

@@ -17,6 +17,7 @@ const client: ConnectionHandle = {
   id: "c1",
   project: null,
   clientInfo: { name: "tester", version: "1" },
+  via: "in-process",
   principal: HOME_PRINCIPAL,
   state: new Map(),
   join() {},

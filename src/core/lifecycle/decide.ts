@@ -106,7 +106,13 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   // The rule holds the facts everyone was shown (the pending log entry's) and the runner the command went to.
   const subject: RuleSubject = { runId: run.id, facts: producerWire(log, []), runner: runnerName };
   const rule = options.always === undefined ? undefined : await storeRule(deps.repos, subject, options.always);
-  if (rule) stage.effects.ruleCreated(project, run, accepted, { id: rule.id, setBy: options.always!, runner: runnerName });
+  if (rule)
+    stage.effects.ruleCreated(project, run, accepted, {
+      id: rule.id,
+      setBy: options.always!,
+      runner: runnerName,
+      transport: options.resolver.transport,
+    });
   const channels = rows.map((r) => ({ channel: r.channel!, name: producer.channels[r.channel!]!, path: r.path, status: r.status }));
   await stage.effects.resolved(project, run, accepted, {
     decision: "accept",

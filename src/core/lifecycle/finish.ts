@@ -1,3 +1,4 @@
+import type { TransportKind } from "../../protocol/roles.js";
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 import { producerFromRow } from "../../store/producer-row.js";
 import { lineCount } from "../../store/repositories.js";
@@ -33,11 +34,18 @@ export async function finishByOwner(
  * kills the work. The duration recorded runs from the acceptance (when its channels opened) to now: the
  * owner's own figure never arrives, as a finished producer takes no more.
  */
-export async function cancel(stage: Stage, project: ProjectRef, target: ProducerTarget, reason: string | undefined, by?: string): Promise<FinishResult> {
+export async function cancel(
+  stage: Stage,
+  project: ProjectRef,
+  target: ProducerTarget,
+  reason: string | undefined,
+  by?: string,
+  via?: TransportKind,
+): Promise<FinishResult> {
   const { run, log } = await requireLog(stage.deps.repos, project, target.run, target.path);
   const opened = log.status === ENTRY.done ? (await stage.deps.repos.entries.listChannels(log.id)).map((c) => c.created_at) : [];
   const duration = opened.length > 0 ? Math.max(0, Date.now() - Math.min(...opened)) : undefined;
-  const result = await finishAs(stage, "cancel", "owner", project, run, log, { kind: "cancelled", reason, duration, by });
+  const result = await finishAs(stage, "cancel", "owner", project, run, log, { kind: "cancelled", reason, duration, by, via });
   // The owner is told why in words, given or not.
   if (result.changed) stage.effects.cancelled(project, run, log, reason ?? (by ? `cancelled by ${by}` : "cancelled"));
   return result;

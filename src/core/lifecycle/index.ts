@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import type { TransportKind } from "../../protocol/roles.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../../protocol/runner.js";
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
@@ -142,8 +143,8 @@ export class Lifecycle {
   }
 
   /** cancel, by anyone in the project (`by`: who, when known): channels 499 and `stream/cancelled`, so the owner kills the work. */
-  cancel(project: ProjectRef, target: ProducerTarget, reason: string | undefined, by?: string): Promise<FinishResult> {
-    return finish.cancel(this.#stage, project, target, reason, by);
+  cancel(project: ProjectRef, target: ProducerTarget, reason: string | undefined, by?: string, via?: TransportKind): Promise<FinishResult> {
+    return finish.cancel(this.#stage, project, target, reason, by, via);
   }
 
   /** lose: the server ends a producer whose owner is gone (runner lost, owner lost, interrupted by a restart, failed dispatch). */

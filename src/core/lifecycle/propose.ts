@@ -109,7 +109,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
     updated_at: now,
   }));
   deps.observer?.proposed(project, run, row, input.traceparent);
-  stage.effects.proposed(project, run, row, input.proposedBy);
+  stage.effects.proposed(project, run, row, input.proposedBy, input.transport ?? null);
   // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
   const ruleApplies = !(input.sandbox === "full" && deps.config.sandbox !== "full");
   const goesTo = proposed?.name ?? defaultRunner;

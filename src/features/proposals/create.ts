@@ -8,7 +8,12 @@ export const proposalCreate = defineMethod({
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     const traceparent = params.traceparent ?? (ctx.connection.state.get(CONNECTION_TRACEPARENT) as string | undefined);
-    const row = await ctx.core.lifecycle.propose(ctx.project, run, { ...params, traceparent, proposedBy: describeCaller(ctx.connection) });
+    const row = await ctx.core.lifecycle.propose(ctx.project, run, {
+      ...params,
+      traceparent,
+      proposedBy: describeCaller(ctx.connection),
+      transport: ctx.connection.via,
+    });
     return { path: row.path, turn: row.turn };
   },
 });

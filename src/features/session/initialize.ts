@@ -25,8 +25,14 @@ export const initialize = defineMethod({
     // A scoped credential joins only its projects: named ones are checked before anything is looked up; a project
     // found by root alone must be one of them, and a refusal names no project the caller did not name itself.
     if (params.project !== undefined && !inScope(held, params.project)) throw outOfScope(held, params.project);
-    const project = await openOrCreate(ctx.core.sessions, held, params);
+    const { created, ...project } = await openOrCreate(ctx.core.sessions, held, params);
     if (!inScope(held, project.name)) throw outOfScope(held, null, params.root);
+    // Created here: the trail keeps who, by which transport, and its root (absolute).
+    if (created)
+      void ctx.core.audit.byCaller(
+        { principal: held, via: ctx.connection.via, clientInfo: params.client },
+        { action: "project/create", project: project.name, detail: { name: project.name, root: project.root } },
+      );
     if (params.role !== undefined) ctx.connection.principal = { ...held, role: lesserRole(held.role, params.role) };
     ctx.core.sessions.join(ctx.connection, project, params.client ?? null);
     if (params.traceparent) ctx.connection.state.set(CONNECTION_TRACEPARENT, params.traceparent);
@@ -49,10 +55,10 @@ export const initialize = defineMethod({
  * none there and another's are the same refusal.
  */
 async function openOrCreate(
-  sessions: { openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef> },
+  sessions: { openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef & { created?: true }> },
   held: PrincipalRef,
   params: { project?: string; root?: string; create?: boolean },
-): Promise<ProjectRef> {
+): Promise<ProjectRef & { created?: true }> {
   const mayCreate = roleAllows(held.role, "admin");
   try {
     // A scoped admin creates only a project it names (checked in scope before): one found by root alone may be none of its own.

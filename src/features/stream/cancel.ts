@@ -4,5 +4,5 @@ import { methods } from "../../protocol/methods/index.js";
 
 export const streamCancel = defineMethod({
   ...methods["stream/cancel"],
-  handler: (p, ctx) => ctx.core.lifecycle.cancel(ctx.project, p, p.reason, describeCaller(ctx.connection)),
+  handler: (p, ctx) => ctx.core.lifecycle.cancel(ctx.project, p, p.reason, describeCaller(ctx.connection), ctx.connection.via),
 });

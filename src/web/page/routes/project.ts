@@ -1,5 +1,6 @@
 import { type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import { claimWords, type TransportKind } from "../../../protocol/roles.js";
 import { act, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { escapeControl } from "../format.js";
@@ -38,7 +39,17 @@ interface QueueItem {
 
 /** Who decided, as a card and a toast say it. */
 export const resolverName = (r: SpoolNotifications["run/resolved"]) =>
-  r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : r.resolvedBy;
+  r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : decider(r.resolvedBy, r.resolver);
+
+/**
+ * A person or client that decided: the principal and the transport the server verified, its client's name as the
+ * claim it is (`alice over the Unix socket, client claims "spool-cli"`); a server that does not say the transport: its words.
+ */
+function decider(resolvedBy: string, resolver: { transport?: TransportKind | undefined; client: string | null }): string {
+  if (!resolver.transport) return resolvedBy;
+  const at = resolvedBy.indexOf(" via ");
+  return claimWords(at < 0 ? resolvedBy : resolvedBy.slice(0, at), resolver.transport, resolver.client);
+}
 
 /**
  * The project (#/project): the server's projects and this one's runs in the sidebar, the queue of proposals waiting for
