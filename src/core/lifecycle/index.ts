@@ -18,6 +18,7 @@ import * as decide from "./decide.js";
 import * as finish from "./finish.js";
 import * as grace from "./grace.js";
 import * as ownership from "./ownership.js";
+import { moveProposals } from "./runner-moved.js";
 import { propose } from "./propose.js";
 import * as stages from "./stage.js";
 
@@ -106,7 +107,7 @@ export class Lifecycle {
     caller: ConnectionHandle,
     project: ProjectRef,
     target: ProducerTarget,
-    options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined; how?: "key" | "flag" | undefined },
+    options: decide.AcceptRequest,
   ): Promise<AcceptResult> {
     return decide.accept(this.#stage, caller, project, target, options);
   }
@@ -184,6 +185,11 @@ export class Lifecycle {
   }
 
   /** Producers left streaming by a server that stopped are adopted here, wait the grace for their owner, then end 499 with `reason`. */
+  /** Pending proposals shown with a stopped server's runner: this server's runner in its place, announced again. */
+  moveProposals(): Promise<number> {
+    return moveProposals(this.#stage);
+  }
+
   adoptOrphans(reason = "interrupted"): Promise<void> {
     return grace.adoptOrphans(this.#stage, reason);
   }
