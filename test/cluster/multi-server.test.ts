@@ -262,7 +262,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect((await entry(onA, "forged", "sh://turn_1/echo-ran_1")).body).toBe("ran\n");
   }, 60_000);
 
-  it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a run waiting on a proposal continues on B", async () => {
+  it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a proposal shown with A's runner is shown again with B's (local@B), an accept on the old facts is FACTS_CHANGED, and the run continues on B", async () => {
     const onA = await clientOf(a, "client-a3");
     const onB = await clientOf(b, "client-b3");
     // A real `spool runner` process given both servers: it attaches to A, and moves to B when A dies.
@@ -290,6 +290,12 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
       "the count to start",
     );
 
+    // The waiting proposal was made through A: every client is shown A's runner, until A stops.
+    const label = (server: ServeProcess) => `${hostname()}:${new URL(server.url).port}`;
+    const shownAs = async (client: SpoolClient) => factsText(proposalFacts((await entry(client, "agent", proposal.path)).attributes));
+    expect(await shownAs(onB)).toContain(`default (local@${label(a)}; that server's own runner)`);
+    const announcedAgain = onB.next("run/proposal", (p: any) => p.path === proposal.path && p.attributes.factsRevision === 2, 30_000);
+
     const finishedOnB: any[] = [];
     onB.on("stream/finished", (p: any) => finishedOnB.push(p));
     expect(await a.stop("SIGKILL")).toBe(null);
@@ -306,8 +312,18 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     });
     expect(finishedOnB.filter((p) => p.path === orphan.path)).toEqual([expect.objectContaining({ status: ENTRY.cancelled, outcome: "aborted" })]);
     expect((await entry(onB, "three", "sh://turn_1/orphaned_1")).body).toBe("partial\n");
-    // The run that waited on a proposal continues on B once it is accepted there.
-    await onB.call("run/resolve", { run: "agent", path: proposal.path, decision: "accept" });
+    // The proposal A's runner was to run: B's runner in its place, announced again to every client before anyone decides.
+    const again = await announcedAgain;
+    expect(factsText(proposalFacts(again.attributes))).toContain(`default (local@${label(b)}; that server's own runner)`);
+    expect(await shownAs(onB)).toContain(`local@${label(b)}`);
+    // An accept on the facts first shown (revision 1, local@A) is refused, and nothing runs.
+    const stale = await onB.call("run/resolve", { run: "agent", path: proposal.path, decision: "accept", facts: 1 }).catch((error: any) => error);
+    expect(stale.data).toMatchObject({ code: "FACTS_CHANGED", factsRevision: 2, runnerServer: label(b) });
+    expect(stale.message).toContain(`local@${label(b)}`);
+    expect((await entry(onB, "agent", proposal.path)).status).toBe(ENTRY.proposed);
+    // The run that waited on a proposal continues on B once it is accepted there, on the facts shown now: B's runner runs it.
+    await onB.call("run/resolve", { run: "agent", path: proposal.path, decision: "accept", facts: 2 });
+    expect((await entry(onB, "agent", proposal.path)).attributes.runnerServer).toMatchObject({ label: label(b) });
     await eventually(async () => (await onB.call("run/get", { run: "agent" })).run.status === RUN.done, 30_000, "the agent run to finish on B");
     expect(JSON.stringify(model.requests.at(-1))).toContain("from-the-model");
   }, 120_000);
