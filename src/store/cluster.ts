@@ -140,19 +140,9 @@ export async function findRunner(
  * `alive`: re-recorded for `me` (`runnerServer`) with their facts revision one higher, under the decision lock so
  * one server does it once. Returns the rows as they are now, for announcing them again.
  */
-export function moveProposals(
-  db: Kysely<Database>,
-  me: { id: number; label: string },
-  alive: readonly number[],
-  proposed: number,
-): Promise<EntryRow[]> {
+export function moveProposals(db: Kysely<Database>, me: { id: number; label: string }, alive: readonly number[], proposed: number): Promise<EntryRow[]> {
   return decided(db, async (trx) => {
-    const pending = await trx
-      .selectFrom("entries")
-      .selectAll()
-      .where("status", "=", proposed)
-      .where("path", "like", "log://%")
-      .execute();
+    const pending = await trx.selectFrom("entries").selectAll().where("status", "=", proposed).where("path", "like", "log://%").execute();
     const living = new Set([...alive, me.id]);
     const moved: EntryRow[] = [];
     for (const row of pending) {
@@ -163,7 +153,12 @@ export function moveProposals(
       const revision = typeof attributes.factsRevision === "number" ? attributes.factsRevision : 1;
       const next = { ...attributes, runnerServer: { id: me.id, label: me.label }, factsRevision: revision + 1 };
       const updated_at = Date.now();
-      await trx.updateTable("entries").set({ attributes: JSON.stringify(next), updated_at }).where("id", "=", row.id).where("status", "=", proposed).execute();
+      await trx
+        .updateTable("entries")
+        .set({ attributes: JSON.stringify(next), updated_at })
+        .where("id", "=", row.id)
+        .where("status", "=", proposed)
+        .execute();
       moved.push({ ...row, attributes: JSON.stringify(next), updated_at });
     }
     return moved;

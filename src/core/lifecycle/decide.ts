@@ -52,13 +52,7 @@ export interface AcceptRequest {
  * accept, by a client: the log entry 202 → 200 and its data channels at 102, owned by the chosen runner (which
  * gets `runner/exec`) or, for "self", by `caller`.
  */
-export function accept(
-  stage: Stage,
-  caller: ConnectionHandle,
-  project: ProjectRef,
-  target: ProducerTarget,
-  options: AcceptRequest,
-): Promise<AcceptResult> {
+export function accept(stage: Stage, caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, options: AcceptRequest): Promise<AcceptResult> {
   return acceptAs(stage, project, target, {
     facts: options.facts,
     runner: options.runner,

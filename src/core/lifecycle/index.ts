@@ -18,8 +18,8 @@ import * as decide from "./decide.js";
 import * as finish from "./finish.js";
 import * as grace from "./grace.js";
 import * as ownership from "./ownership.js";
-import { moveProposals } from "./runner-moved.js";
 import { propose } from "./propose.js";
+import { moveProposals } from "./runner-moved.js";
 import * as stages from "./stage.js";
 
 // The handlers, plugins and the agent loop import these from here.
@@ -103,12 +103,7 @@ export class Lifecycle {
   }
 
   /** accept: the log entry 202 → 200 and its data channels at 102, owned by the chosen runner or, for "self", by `caller`. */
-  accept(
-    caller: ConnectionHandle,
-    project: ProjectRef,
-    target: ProducerTarget,
-    options: decide.AcceptRequest,
-  ): Promise<AcceptResult> {
+  accept(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, options: decide.AcceptRequest): Promise<AcceptResult> {
     return decide.accept(this.#stage, caller, project, target, options);
   }
 
