@@ -1,11 +1,10 @@
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { report } from "./output.js";
 import { registerResources } from "./resources.js";
 import { type McpBridgeOptions, SpoolSide } from "./spool-side.js";
-import { registerTaskCalls, SpoolTaskStore, taskRuns } from "./tasks.js";
+import { registerToolCalls, SpoolTaskStore, taskRuns } from "./tasks.js";
 import { message } from "./text.js";
-import { registerTools } from "./tools.js";
 
 export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
 
@@ -13,6 +12,9 @@ export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
  * The bridge's parts, each in its own file: the Spool side every part shares (spool-side.ts), the tools
  * (tools.ts, run-command.ts with decision.ts and progress.ts, output.ts), the resources (resources.ts), the
  * tasks (tasks.ts); the transports are stdio (stdio.ts, for src/cli/mcp.ts) and Streamable HTTP (http.ts).
+ * The tools and resources are one table and plain functions (tools.ts, resources.ts): registered here on a
+ * 2025-11-25 session's server with the SDK's public setRequestHandler, and called as they are by 2026-07-28's
+ * requests (modern.ts); nothing reaches into the SDK's own members.
  */
 
 /** What the server tells the client's model about itself (initialize, server/discover). */
@@ -29,16 +31,16 @@ const CLOSE_WAIT_MS = 10_000;
  * waiting and cancels the commands it was waiting on; commands started in the background go on.
  */
 export class McpBridge {
-  readonly mcp: McpServer;
+  readonly mcp: Server;
   readonly #side: SpoolSide;
   readonly #resources: { close(): Promise<void> };
 
   constructor(options: McpBridgeOptions) {
-    this.mcp = new McpServer(
+    this.mcp = new Server(
       { name: "spool", title: "Spool", version: options.version },
       {
         // Tasks (2025-11-25): run_command may run as one, and each task is a Spool producer (src/mcp/tasks.ts).
-        capabilities: { tools: {}, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+        capabilities: { tools: { listChanged: true }, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
         taskStore: new SpoolTaskStore({
           session: () => this.#side.ready(),
           taskRuns: () => taskRuns(this.#side),
@@ -47,15 +49,14 @@ export class McpBridge {
         instructions: options.where ? `${INSTRUCTIONS} ${options.where}` : INSTRUCTIONS,
       },
     );
-    const side = new SpoolSide(this.mcp.server, options);
+    const side = new SpoolSide(this.mcp, options);
     this.#side = side;
-    registerTools(this.mcp, side);
-    registerTaskCalls(side);
+    registerToolCalls(side);
     this.#resources = registerResources(side);
-    this.mcp.server.oninitialized = () => {
+    this.mcp.oninitialized = () => {
       // Requests to the client are numbered from 0, and clients that test the id for truth (the SDK's own among them)
       // ignore notifications/cancelled for request 0: a ping takes that number, so a withdrawn elicitation never has it.
-      this.mcp.server.ping().catch(() => undefined);
+      this.mcp.ping().catch(() => undefined);
       void side.ready().catch((error: unknown) => side.log.warn(`spool mcp: ${message(error)}`));
     };
   }
@@ -63,15 +64,6 @@ export class McpBridge {
   /** The Spool side its tools work on (MCP 2026-07-28 reaches it without a connection of the SDK's). */
   get side(): SpoolSide {
     return this.#side;
-  }
-
-  /**
-   * Answers one request with the handler the SDK's server registered for its method (MCP 2026-07-28: requests
-   * come without a session, each on its own): null when there is none.
-   */
-  handler(method: string): ((request: unknown, extra: unknown) => Promise<unknown>) | null {
-    const handlers = (this.mcp.server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
-    return handlers.get(method) ?? null;
   }
 
   /** Serves one MCP connection over `transport`; resolves when it closes. */

@@ -26,7 +26,13 @@ export function mayDecide(caller: McpCaller): boolean {
 export function bridgeOptionsFor(
   caller: McpCaller,
   target: Pick<McpBridgeOptions, "project" | "mode" | "runner">,
-  server: { serverUrl?: (() => string) | undefined; server?: McpBridgeOptions["server"] | undefined; version: string; log: BridgeLog },
+  server: {
+    serverUrl?: (() => string) | undefined;
+    server?: McpBridgeOptions["server"] | undefined;
+    version: string;
+    log: BridgeLog;
+    extras?: McpBridgeOptions["extras"];
+  },
   via: string,
 ): McpBridgeOptions {
   const { serverUrl } = server;
@@ -45,5 +51,6 @@ export function bridgeOptionsFor(
     log: server.log,
     role: mayDecide(caller) ? "person" : "agent",
     via,
+    ...(server.extras ? { extras: server.extras } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
+import { idOrNull } from "./modern-wire.js";
 
 /*
  * Which revision a POST to /mcp speaks (issue 47), decided by the v2 SDK's own classifier
@@ -40,7 +41,7 @@ function echoable(body: unknown): string | number | null {
   if (body === null || typeof body !== "object" || Array.isArray(body)) return null;
   const { method, id } = body as { method?: unknown; id?: unknown };
   if (typeof method !== "string") return null;
-  return typeof id === "string" || typeof id === "number" ? id : null;
+  return idOrNull(id);
 }
 
 /** The era of a POST with this parsed body. */

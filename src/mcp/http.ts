@@ -6,6 +6,7 @@ import { type BridgeLog, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import { eraOf } from "./era.js";
 import { SessionEventStore } from "./event-store.js";
+import type { McpExtras } from "./extras.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
 import { CODES, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
 
@@ -57,6 +58,8 @@ export interface McpHttpOptions {
   limits?: Partial<McpHttpLimits>;
   /** Limits of the 2026-07-28 side (its kept Spool connections). */
   modernLimits?: Partial<ModernLimits>;
+  /** Tools and resources beside Spool's own, for both revisions (extras.ts: the conformance suite's fixture, in test code only). */
+  extras?: McpExtras;
 }
 
 interface Session {
@@ -101,7 +104,13 @@ export class McpHttpEndpoint {
 
   constructor(private readonly options: McpHttpOptions) {
     this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
-    this.#modern = new ModernMcp({ serverUrl: options.serverUrl, version: options.version, log: options.log, limits: options.modernLimits });
+    this.#modern = new ModernMcp({
+      serverUrl: options.serverUrl,
+      version: options.version,
+      log: options.log,
+      limits: options.modernLimits,
+      extras: options.extras,
+    });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
   }
 

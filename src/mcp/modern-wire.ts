@@ -1,4 +1,12 @@
 import type { IncomingMessage } from "node:http";
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  ProtocolErrorCode,
+  SERVER_INFO_META_KEY,
+  SUBSCRIPTION_ID_META_KEY,
+} from "@modelcontextprotocol/server";
 
 /*
  * MCP 2026-07-28 on the wire (Streamable HTTP without sessions): the `_meta` every request carries, the
@@ -11,27 +19,34 @@ export const MODERN_VERSION = "2026-07-28";
 /** The revision served with sessions (initialize) on the same URL. */
 export const SESSION_VERSION = "2025-11-25";
 
+/** The `_meta` keys of this revision, as the v2 SDK names them. */
 export const META = {
-  version: "io.modelcontextprotocol/protocolVersion",
-  capabilities: "io.modelcontextprotocol/clientCapabilities",
-  client: "io.modelcontextprotocol/clientInfo",
-  server: "io.modelcontextprotocol/serverInfo",
-  subscription: "io.modelcontextprotocol/subscriptionId",
+  version: PROTOCOL_VERSION_META_KEY,
+  capabilities: CLIENT_CAPABILITIES_META_KEY,
+  client: CLIENT_INFO_META_KEY,
+  server: SERVER_INFO_META_KEY,
+  subscription: SUBSCRIPTION_ID_META_KEY,
 } as const;
 
 /** The tasks extension's name, in clientCapabilities.extensions and the server's capabilities. */
 export const TASKS_EXTENSION = "io.modelcontextprotocol/tasks";
 
+/** The JSON-RPC error codes Spool answers with: the v2 SDK's (ProtocolErrorCode), and the header mismatch it has no name for. */
 export const CODES = {
-  parse: -32700,
-  invalidRequest: -32600,
-  methodNotFound: -32601,
-  invalidParams: -32602,
-  internal: -32603,
+  parse: ProtocolErrorCode.ParseError,
+  invalidRequest: ProtocolErrorCode.InvalidRequest,
+  methodNotFound: ProtocolErrorCode.MethodNotFound,
+  invalidParams: ProtocolErrorCode.InvalidParams,
+  internal: ProtocolErrorCode.InternalError,
   headerMismatch: -32020,
-  missingCapability: -32021,
-  unsupportedVersion: -32022,
+  missingCapability: ProtocolErrorCode.MissingRequiredClientCapability,
+  unsupportedVersion: ProtocolErrorCode.UnsupportedProtocolVersion,
 } as const;
+
+/** The id an error answer echoes: a message's string or number id, else null (JSON-RPC's id when it could not be read). */
+export function idOrNull(id: unknown): string | number | null {
+  return typeof id === "string" || typeof id === "number" ? id : null;
+}
 
 /** A JSON-RPC error of this revision, with the HTTP status it is answered with. */
 export class ModernError extends Error {

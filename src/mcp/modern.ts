@@ -5,20 +5,24 @@ import { SpoolRpcError } from "../client/spool-client.js";
 import { INSTRUCTIONS, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller, mayDecide } from "./caller.js";
 import { answerOf, approvalForm, factsShown } from "./decision.js";
+import type { McpExtras } from "./extras.js";
 import { listen } from "./modern-listen.js";
 import { HttpReply, type Reply } from "./modern-reply.js";
 import { cancelTask, createdTask, DECISION_KEY, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
-import { CODES, checkRequest, declaresTasks, elicitsForm, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
+import { CODES, checkRequest, declaresTasks, elicitsForm, idOrNull, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
 import { RequestStateError, RequestStates, requestDigest } from "./request-state.js";
+import { listResources, readResource, resourceTemplates } from "./resources.js";
 import { follow, propose } from "./run-command.js";
 import type { BridgeLog } from "./spool-side.js";
 import { failure, message } from "./text.js";
 import { RunCommandArgs } from "./tool-schemas.js";
+import { callTool, isTool, listTools } from "./tools.js";
 
 /*
  * MCP 2026-07-28 at /mcp, beside the 2025-11-25 sessions (http.ts): no initialize and no session, each POST one
- * request carrying its protocol version and the client's capabilities. The tools, resources and tasks are the
- * same McpBridge's (its SDK handlers called directly); its Spool connection, with the caller's credential, is
+ * request carrying its protocol version and the client's capabilities. The tools and resources are the same
+ * table and functions a 2025-11-25 session's server answers with (tools.ts, resources.ts), on an McpBridge's
+ * Spool side; its Spool connection, with the caller's credential, is
  * kept for later requests of the same caller, client and project (a cache, never a session: any request may
  * come to a fresh one, as after a restart). Approvals are elicited as multi round-trip requests (requestState,
  * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts). `answer` is
@@ -54,6 +58,8 @@ export interface ModernOptions {
   version: string;
   log: BridgeLog;
   limits?: Partial<ModernLimits> | undefined;
+  /** Tools and resources beside Spool's own (extras.ts: the conformance suite's fixture, in test code only). */
+  extras?: McpExtras | undefined;
 }
 
 export const DEFAULT_MODERN_LIMITS: ModernLimits = { maxConnections: 64, maxPerPrincipal: 4, idleMs: 5 * 60_000 };
@@ -85,8 +91,6 @@ export class ModernMcp {
   readonly #limits: ModernLimits;
   readonly #sweep: NodeJS.Timeout;
   readonly #serverInfo: { name: string; version: string };
-  /** A bridge without a connection, for what is the same for every caller (the tool list; tools are in a fixed order). */
-  #lister: McpBridge | null = null;
 
   constructor(private readonly options: ModernOptions) {
     this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
@@ -111,7 +115,7 @@ export class ModernMcp {
       checked = checkRequest(body, request);
     } catch (error) {
       const id = (body as { id?: unknown } | null)?.id;
-      return new HttpReply(request, response, typeof id === "string" || typeof id === "number" ? id : null, this.#serverInfo).error(error);
+      return new HttpReply(request, response, idOrNull(id), this.#serverInfo).error(error);
     }
     if ("notification" in checked) {
       response.writeHead(202).end();
@@ -165,18 +169,8 @@ export class ModernMcp {
     if ("inputResponses" in params && !inputResponsesOk(params.inputResponses))
       throw new ModernError(200, CODES.invalidParams, "inputResponses is an object: each key of the inputRequests answered, with its result (an object)");
     // Where the request works (/mcp's query); what needs no Spool connection (the tool list) is answered without.
-    if (method === "tools/list" || method === "resources/templates/list") {
-      this.#lister ??= new McpBridge({
-        server: async () => Promise.reject(new Error("the tool list needs no Spool connection")),
-        project: {},
-        mode: "act",
-        version: this.options.version,
-        log: this.options.log,
-      });
-      const listed = (await this.#lister.handler(method)!({ method, params }, this.#extra(reply, call))) as Record<string, unknown>;
-      if (method === "tools/list") for (const tool of listed.tools as { execution?: unknown }[]) delete tool.execution;
-      return reply.result({ ...listed, ttlMs: method === "tools/list" ? TTL.tools : TTL.resources, cacheScope: "public" });
-    }
+    if (method === "tools/list") return reply.result({ ...listTools(false, this.options.extras), ttlMs: TTL.tools, cacheScope: "public" });
+    if (method === "resources/templates/list") return reply.result({ ...resourceTemplates(this.options.extras), ttlMs: TTL.resources, cacheScope: "public" });
     const target = targetOf();
     const kept = this.#connection(caller, target, call);
     kept.open += 1;
@@ -188,10 +182,10 @@ export class ModernMcp {
       const taskCaller: TaskCaller = { mayDecide: mayDecide(caller), elicits: elicitsForm(call.capabilities) };
       switch (method) {
         case "resources/list":
-          return reply.result({ ...((await this.#sdk(kept, call, reply)) as object), ttlMs: TTL.resources, cacheScope: "private" });
+          return reply.result({ ...(await listResources(kept.bridge.side)), ttlMs: TTL.resources, cacheScope: "private" });
         case "resources/read":
           try {
-            return reply.result({ ...((await this.#sdk(kept, call, reply)) as object), ttlMs: TTL.resources, cacheScope: "private" });
+            return reply.result({ ...(await readResource(kept.bridge.side, String(params.uri))), ttlMs: TTL.resources, cacheScope: "private" });
           } catch (error) {
             // 2026-07-28: a resource not found is Invalid Params.
             const code = (error as { code?: unknown }).code;
@@ -223,6 +217,9 @@ export class ModernMcp {
   async #call(reply: Reply, kept: Kept, call: ModernRequest, caller: McpCaller, taskCaller: TaskCaller): Promise<void> {
     const { params } = call;
     const side = kept.bridge.side;
+    // A tool Spool does not offer is a protocol error (the spec's -32602), not a result the model reads as the tool's.
+    if (typeof params.name !== "string" || !isTool(params.name, this.options.extras))
+      throw new ModernError(200, CODES.invalidParams, `Unknown tool: ${String(params.name)} (tools/list names the tools)`);
     if (params.name === "run_command") {
       const args = z
         .object(RunCommandArgs)
@@ -291,16 +288,8 @@ export class ModernMcp {
       }
     }
     reply.stream();
-    const { task: _task, ...plain } = params;
-    const result = await this.#sdk(kept, { ...call, params: plain }, reply);
-    reply.result(result as Record<string, unknown>);
-  }
-
-  /** A request answered by the bridge's SDK handler for its method. */
-  async #sdk(kept: Kept, call: ModernRequest, reply: Reply): Promise<unknown> {
-    const handler = kept.bridge.handler(call.method);
-    if (!handler) throw new ModernError(404, CODES.methodNotFound, `Method not found: ${call.method}`);
-    return handler({ method: call.method, params: call.params }, this.#extra(reply, call));
+    const args = params.arguments as Record<string, unknown> | undefined;
+    reply.result({ ...(await callTool(side, String(params.name), args, this.#extra(reply, call))) });
   }
 
   /** What an SDK handler gets with a request: the stream's cancel, its notifications, its _meta and headers. */
@@ -375,7 +364,7 @@ export class ModernMcp {
     // The calls these closes abort say the client's connection closed, not that the client cancelled them.
     for (const kept of all) kept.bridge.side.closing = true;
     for (const kept of all) for (const reply of kept.replies) reply.close();
-    await Promise.allSettled([...all.map((k) => k.bridge.close()), this.#lister?.close()]);
+    await Promise.allSettled(all.map((k) => k.bridge.close()));
   }
 }
 

@@ -11,6 +11,7 @@ import {
 import { SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
 import { escapeControl, factsText } from "../protocol/proposal-facts.js";
 import { producerOf } from "../protocol/views.js";
+import type { McpExtras } from "./extras.js";
 import { readOutput, report } from "./output.js";
 import { THROTTLE_MS } from "./progress.js";
 import { parseProposalsUri, parseResourceUri, resourceUri } from "./resource-uri.js";
@@ -31,6 +32,66 @@ interface Subscription {
   off?: () => void;
 }
 
+/** resources/list: this connection's run's commands that ended, each one's output. */
+export async function listResources(side: SpoolSide): Promise<ListResourcesResult> {
+  const others = [...(side.options.extras?.resources?.listed ?? [])];
+  const session = await side.ready();
+  if (session.run === null) return { resources: others };
+  const run = session.run;
+  const { entries } = await session.client.call("entry/list", { run, pattern: "log://*", status: STATUS.done, limit: LIST_LIMIT });
+  return {
+    resources: [
+      ...entries.map((e) => {
+        const { command, endStatus } = producerOf(e);
+        return {
+          uri: resourceUri(run, e.path),
+          name: e.path,
+          title: `$ ${escapeControl(command)}`,
+          description: `Output of a command of run ${run} (${endStatus !== null ? statusWord(endStatus) : "running"})`,
+          mimeType: "text/plain",
+        };
+      }),
+      ...others,
+    ],
+  };
+}
+
+/** resources/templates/list: a command's output by run and path (the same for every caller), then `extras`'. */
+export function resourceTemplates(extras?: McpExtras) {
+  return {
+    resourceTemplates: [
+      {
+        uriTemplate: "spool://{run}/{path}",
+        name: "command-output",
+        title: "A command's output",
+        description: "The output of the command at PATH (its log path, e.g. log://turn_1/sh/ls, or one channel's path) in run RUN of this project",
+        mimeType: "text/plain",
+      },
+      ...(extras?.resources?.templates ?? []),
+    ],
+  };
+}
+
+/** resources/read: a command's (or a channel's) output, or the proposals waiting; one not found is -32002 with its uri. */
+export async function readResource(side: SpoolSide, uri: string) {
+  const other = side.options.extras?.resources?.read(uri);
+  if (other) return { contents: other };
+  const session = await side.ready();
+  const proposals = parseProposalsUri(uri);
+  if (proposals) return { contents: [{ uri, mimeType: "text/plain", text: await pendingText(session, proposals.run) }] };
+  const parsed = parseResourceUri(uri);
+  if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH)`);
+  try {
+    const result = parsed.path.startsWith("log://") ? await report(session, parsed.run, parsed.path, null) : await readOutput(side, { path: uri }, session);
+    const body = result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+    return { contents: [{ uri, mimeType: "text/plain", text: body }] };
+  } catch (error) {
+    if (error instanceof ToolFailure || (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS")))
+      throw new McpError(-32002, `Resource not found: ${uri}`, { uri });
+    throw error;
+  }
+}
+
 /**
  * Registers the resources (a command's output at spool://RUN/PATH, listed for this connection's run) and their
  * subscriptions; `close` stops following them all.
@@ -46,53 +107,9 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
     await (await sub.watch)?.close().catch(() => undefined);
   };
   server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
-  server.setRequestHandler(ListResourcesRequestSchema, async (): Promise<ListResourcesResult> => {
-    const session = await side.ready();
-    if (session.run === null) return { resources: [] };
-    const run = session.run;
-    const { entries } = await session.client.call("entry/list", { run, pattern: "log://*", status: STATUS.done, limit: LIST_LIMIT });
-    return {
-      resources: entries.map((e) => {
-        const { command, endStatus } = producerOf(e);
-        return {
-          uri: resourceUri(run, e.path),
-          name: e.path,
-          title: `$ ${escapeControl(command)}`,
-          description: `Output of a command of run ${run} (${endStatus !== null ? statusWord(endStatus) : "running"})`,
-          mimeType: "text/plain",
-        };
-      }),
-    };
-  });
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
-    resourceTemplates: [
-      {
-        uriTemplate: "spool://{run}/{path}",
-        name: "command-output",
-        title: "A command's output",
-        description: "The output of the command at PATH (its log path, e.g. log://turn_1/sh/ls, or one channel's path) in run RUN of this project",
-        mimeType: "text/plain",
-      },
-    ],
-  }));
-  server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
-    const session = await side.ready();
-    const proposals = parseProposalsUri(request.params.uri);
-    if (proposals) return { contents: [{ uri: request.params.uri, mimeType: "text/plain", text: await pendingText(session, proposals.run) }] };
-    const parsed = parseResourceUri(request.params.uri);
-    if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${request.params.uri} (spool://RUN/PATH)`);
-    try {
-      const result = parsed.path.startsWith("log://")
-        ? await report(session, parsed.run, parsed.path, null)
-        : await readOutput(side, { path: request.params.uri }, session);
-      const body = result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
-      return { contents: [{ uri: request.params.uri, mimeType: "text/plain", text: body }] };
-    } catch (error) {
-      if (error instanceof ToolFailure || (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS")))
-        throw new McpError(-32002, `Resource not found: ${request.params.uri}`, { uri: request.params.uri });
-      throw error;
-    }
-  });
+  server.setRequestHandler(ListResourcesRequestSchema, async () => listResources(side));
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => resourceTemplates(side.options.extras));
+  server.setRequestHandler(ReadResourceRequestSchema, async (request) => readResource(side, request.params.uri));
   server.setRequestHandler(SubscribeRequestSchema, async (request) => {
     const session = await side.ready();
     const uri = request.params.uri;
@@ -105,6 +122,8 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
       subscriptions.set(uri, sub);
       return {};
     }
+    // An added resource (extras.ts) never changes: subscribed to, it is never updated.
+    if (side.options.extras?.resources?.read(uri)) return {};
     const parsed = parseResourceUri(uri);
     if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH, spool://RUN/proposals or spool://proposals)`);
     let target: { run: string; path: string };

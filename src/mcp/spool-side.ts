@@ -5,6 +5,7 @@ import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { producerOf } from "../protocol/views.js";
+import type { McpExtras } from "./extras.js";
 import { parseResourceUri } from "./resource-uri.js";
 import { STATUS, ToolFailure } from "./text.js";
 
@@ -34,6 +35,8 @@ export interface McpBridgeOptions {
   log: BridgeLog;
   /** How the agent came, in its Spool connection's name (what decisions and lists show): default "spool mcp". */
   via?: string;
+  /** Tools and resources beside Spool's own (extras.ts: the conformance suite's fixture, in test code only). */
+  extras?: McpExtras | undefined;
   /** The MCP client, when no initialize names it (MCP 2026-07-28: each request's clientInfo). */
   client?: { name: string; version: string } | undefined;
 }

@@ -5,7 +5,7 @@ import type { McpBridge } from "./bridge.js";
 import type { McpCaller } from "./caller.js";
 import type { McpTarget, ModernMcp } from "./modern.js";
 import { LineReply } from "./modern-stdio.js";
-import { CODES, checkRequest, isModern, SESSION_VERSION } from "./modern-wire.js";
+import { CODES, checkRequest, idOrNull, isModern, SESSION_VERSION } from "./modern-wire.js";
 import type { BridgeLog } from "./spool-side.js";
 import { message as messageOf } from "./text.js";
 
@@ -123,7 +123,7 @@ export class StdioServer {
   #send = (message: unknown) => this.options.write(`${JSON.stringify(message)}\n`);
 
   #error(id: unknown, code: number, message: string): void {
-    this.#send({ jsonrpc: "2.0", id: typeof id === "string" || typeof id === "number" ? id : null, error: { code, message } });
+    this.#send({ jsonrpc: "2.0", id: idOrNull(id), error: { code, message } });
   }
 
   #line(line: string): void {
@@ -163,8 +163,7 @@ export class StdioServer {
     try {
       checked = checkRequest(message, null);
     } catch (error) {
-      const id = typeof message.id === "string" || typeof message.id === "number" ? message.id : null;
-      new LineReply(this.#send, id, this.options.modern.serverInfo).error(error);
+      new LineReply(this.#send, idOrNull(message.id), this.options.modern.serverInfo).error(error);
       return;
     }
     if ("notification" in checked || checked.id === null) return;

