@@ -327,4 +327,38 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     await eventually(async () => (await onB.call("run/get", { run: "agent" })).run.status === RUN.done, 30_000, "the agent run to finish on B");
     expect(JSON.stringify(model.requests.at(-1))).toContain("from-the-model");
   }, 120_000);
+
+  it("an accept that reaches B while the server shown with the runner is dead (before B saw it go) is FACTS_CHANGED: B's runner is recorded and announced, nothing runs until accepted again", async () => {
+    const onB = await clientOf(b, "client-b4");
+    const label = (server: ServeProcess) => `${hostname()}:${new URL(server.url).port}`;
+    await onB.call("run/create", { alias: "four" });
+    const { path } = await onB.call("proposal/create", { run: "four", tool: "sh", command: "echo four" });
+    // A stopped (the test before) and B took over what it held then; this proposal is made to look recorded for A's
+    // runner, as one is when A dies after it is proposed and before B notices (B noticing is what the test before shows).
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query<{ id: string }>("SELECT id FROM servers WHERE url = $1", [a.url]);
+      const moved = { id: Number(rows[0]!.id), label: label(a) };
+      await sql.query("UPDATE entries SET attributes = jsonb_set(attributes::jsonb, '{runnerServer}', $1::jsonb)::text WHERE path = $2", [
+        JSON.stringify(moved),
+        path,
+      ]);
+    } finally {
+      await sql.end();
+    }
+    expect(factsText(proposalFacts((await entry(onB, "four", path)).attributes))).toContain(`local@${label(a)}`);
+    const announced = onB.next("run/proposal", (p: any) => p.path === path && p.attributes.factsRevision === 2, 15_000);
+    // Without `facts` (the client did not say what it showed): refused all the same, the runner it was shown is gone.
+    const refused = await onB.call("run/resolve", { run: "four", path, decision: "accept" }).catch((error: any) => error);
+    expect(refused.data).toMatchObject({ code: "FACTS_CHANGED", factsRevision: 2, runnerServer: label(b) });
+    expect(refused.message).toContain(`local@${label(a)}`);
+    expect(factsText(proposalFacts((await announced).attributes))).toContain(`default (local@${label(b)}; that server's own runner)`);
+    expect((await entry(onB, "four", path)).status).toBe(ENTRY.proposed);
+    // Decided again on what is shown now: it runs on B.
+    const finished = onB.next("stream/finished", (p: any) => p.path === path, 15_000);
+    await onB.call("run/resolve", { run: "four", path, decision: "accept", facts: 2 });
+    expect(await finished).toMatchObject({ status: ENTRY.done, exit_code: 0 });
+    expect((await entry(onB, "four", path)).attributes.runnerServer).toMatchObject({ label: label(b) });
+  }, 60_000);
 });
