@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import type { Terminal } from "@xterm/headless";
 import { escapeFormat } from "../protocol/screen-text.js";
+import { type HiddenText, watchHiddenText } from "./hidden-text.js";
 
 /**
  * xterm.js, loaded on the first rendering: ~2 MB of heap that `spool serve` need not hold until a model view is
@@ -69,6 +70,21 @@ const writeAsync = (term: InstanceType<typeof Terminal>, data: string) => new Pr
 const isLineFeed = (code: number) => code === 10 || code === 11 || code === 12;
 
 /**
+ * Each text a cursor move hid is shown before the line that took its place, then the sequences that moved there
+ * as the CLI writes them: `rm -rf ~`, then `\e[1A\e[2Kecho hello` on the next line (one rendered line still).
+ */
+function showHidden(lines: string[], rowLine: Int32Array, hidden: HiddenText[]): void {
+  if (hidden.length === 0) return;
+  const before = new Map<number, string>();
+  for (const h of hidden) {
+    const line = rowLine[h.row];
+    if (line === undefined) continue;
+    before.set(line, `${before.get(line) ?? ""}${h.text.trimEnd()}\n${h.escapes}`);
+  }
+  for (const [line, text] of before) lines[line] = text + lines[line]!;
+}
+
+/**
  * Renders `text` (a window of a channel's output, starting at a line start)
  * on a headless xterm.js terminal and returns the lines it finally shows,
  * with a map between input lines and rendered lines. Cost is linear in the
@@ -88,11 +104,6 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
   try {
     const normal = term.buffer.normal;
     let harvested = 0;
-    /** Absolute row after each line feed the terminal executed. */
-    const feedRows: number[] = [];
-    term.onLineFeed(() => feedRows.push(harvested + normal.baseY + normal.cursorY));
-    /** Absolute row where each input line starts: line 0 at row 0, line i+1 after the line feed that ends line i. */
-    const lineStartRows: number[] = [0];
     const rowTexts: string[] = [];
     const rowWrapped: boolean[] = [];
     const collect = (buffer: typeof normal, from: number, to: number) => {
@@ -103,6 +114,25 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
         rowWrapped.push(line?.isWrapped ?? false);
       }
     };
+    // Text a cursor move hid; before an `ESC[3J` (the harvest's own, or the command's) the scrollback is collected.
+    const watcher = watchHiddenText(
+      term,
+      () => harvested,
+      () => {
+        const rows = normal.baseY;
+        collect(normal, 0, rows);
+        harvested += rows;
+      },
+    );
+    /** Absolute row after each line feed the terminal executed. */
+    const feedRows: number[] = [];
+    term.onLineFeed(() => {
+      const row = harvested + normal.baseY + normal.cursorY;
+      feedRows.push(row);
+      watcher.lineFed(row);
+    });
+    /** Absolute row where each input line starts: line 0 at row 0, line i+1 after the line feed that ends line i. */
+    const lineStartRows: number[] = [0];
 
     let feeds = 0; // line feeds in the input so far
     let pos = 0;
@@ -137,13 +167,10 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
         while (feedRows.length < feeds) feedRows.push(here);
       }
       pos = end;
-      if (term.buffer.active.type === "normal" && normal.baseY >= HARVEST_ROWS) {
-        const rows = normal.baseY;
-        collect(normal, 0, rows);
-        harvested += rows;
-        await writeAsync(term, "\u001b[3J"); // erase the scrollback; the screen stays as it is
-      }
+      // Erase the scrollback (the watcher collects it first); the screen stays as it is.
+      if (term.buffer.active.type === "normal" && normal.baseY >= HARVEST_ROWS) await writeAsync(term, "\u001b[3J");
     }
+    watcher.settle();
     collect(normal, 0, normal.length);
     // A program that left the alternate screen on (a pager, a full-screen UI) finally shows it.
     if (term.buffer.active.type === "alternate") {
@@ -160,6 +187,7 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
       else lines.push(rowTexts[r]!);
       rowLine[r] = lines.length - 1;
     }
+    showHidden(lines, rowLine, watcher.hidden);
     // Format controls (U+202E, zero-width and tag characters) as escapes: the model reads them, a screen would hide or reorder with them.
     for (let i = 0; i < lines.length; i++) lines[i] = escapeFormat(lines[i]!).trimEnd();
     while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();

@@ -28,8 +28,9 @@ describe("the terminal the model view is rendered on", () => {
     expect(rendered.lineStarts).toEqual([0, 1, 2, 3]);
   });
 
-  it("clears the screen on ESC[2J, joins a line the terminal wrapped, keeps what was under a full-screen program", async () => {
-    expect(await renderTerminalText("gone\n\u001b[2J\u001b[Hkept\n")).toBe("kept\n");
+  it("shows what ESC[2J cleared with the sequences, joins a line the terminal wrapped, keeps what was under a full-screen program", async () => {
+    // What the erase hid stays, with the sequences that hid it (test/model/hidden-text.test.ts).
+    expect(await renderTerminalText("gone\n\u001b[2J\u001b[Hkept\n")).toBe("gone\n\\e[2J\\e[Hkept\n");
     const long = "x".repeat(700);
     expect(await renderTerminalText(`${long}\nshort\n`)).toBe(`${long}\nshort\n`);
     expect(await renderTerminalText("before\n\u001b[?1049hfull screen\u001b[?1049lafter\n")).toBe("before\nafter\n");
