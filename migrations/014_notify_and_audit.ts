@@ -4,7 +4,7 @@
 // of retries passed): servers sharing the database claim rows with a lease (claimed_until), so each is sent by
 // one of them at a time. audit: one row per act worth answering for; append-only, which triggers enforce.
 import { sql } from "kysely";
-import { id, owner, required, type SchemaMigration, types } from "./columns.js";
+import { id, owner, required, retried, type SchemaMigration, types } from "./columns.js";
 
 export const notifyAndAudit: SchemaMigration = {
   async up(db, dialect) {
@@ -32,11 +32,7 @@ export const notifyAndAudit: SchemaMigration = {
       .addColumn("event", "text", required)
       // The json body (every format is rendered from it, the same bytes each attempt).
       .addColumn("payload", "text", required)
-      .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
-      .addColumn("next_at", t.big, required)
-      .addColumn("claimed_until", t.big, (c) => c.notNull().defaultTo(0))
-      .addColumn("last_error", "text")
-      .addColumn("created_at", t.big, required)
+      .$call((table) => retried(table, dialect))
       .execute();
     await db.schema.createIndex("notify_outbox_due").on("notify_outbox").column("next_at").execute();
     await db.schema.createIndex("notify_outbox_target").on("notify_outbox").column("target_id").execute();

@@ -6,7 +6,7 @@
 // event's uuid and the target). An event goes once no delivery needs it: `pending` counts the deliveries still
 // owed (a count, not an index on event_id, so queuing writes one index fewer).
 import { sql } from "kysely";
-import { id, owner, required, type SchemaMigration, types } from "./columns.js";
+import { id, owner, required, retried, type SchemaMigration, types } from "./columns.js";
 
 export const notifyEvents: SchemaMigration = {
   async up(db, dialect) {
@@ -28,11 +28,7 @@ export const notifyEvents: SchemaMigration = {
       // No foreign key: deleting an event would look for its deliveries without an index (it goes once none is left).
       .addColumn("event_id", t.big, required)
       .addColumn("delivery", "text")
-      .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
-      .addColumn("next_at", t.big, required)
-      .addColumn("claimed_until", t.big, (c) => c.notNull().defaultTo(0))
-      .addColumn("last_error", "text")
-      .addColumn("created_at", t.big, required)
+      .$call((table) => retried(table, dialect))
       .execute();
     await db.schema.createIndex("notify_deliveries_due").on("notify_deliveries").column("next_at").execute();
 

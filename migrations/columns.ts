@@ -1,4 +1,4 @@
-import type { ColumnDefinitionBuilder, Kysely } from "kysely";
+import type { ColumnDefinitionBuilder, CreateTableBuilder, Kysely } from "kysely";
 
 /** The two databases a store can be (`Store["kind"]`). */
 export type Dialect = "sqlite" | "postgres";
@@ -41,3 +41,17 @@ export function owner(target: string, notNull = true) {
 
 /** NOT NULL, the most common column modifier here. */
 export const required = (column: ColumnDefinitionBuilder) => column.notNull();
+
+/**
+ * The columns of a delivery retried until its receiver takes it, claimed with a lease so one server at a time sends
+ * it (notify_outbox in 014, notify_deliveries in 015): attempts so far, when next, claimed until, the last error, made when.
+ */
+export function retried<TB extends string, C extends string>(table: CreateTableBuilder<TB, C>, dialect: Dialect) {
+  const t = types(dialect);
+  return table
+    .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+    .addColumn("next_at", t.big, required)
+    .addColumn("claimed_until", t.big, (c) => c.notNull().defaultTo(0))
+    .addColumn("last_error", "text")
+    .addColumn("created_at", t.big, required);
+}

@@ -203,12 +203,15 @@ function functionLengths(text: string): { name: string; line: number; lines: num
   return found;
 }
 
+/** The stages the start and `spool act` were split into (issue 58): held to the same measure as the files that tell them. */
+const COMPOSITION = ["server.ts", "server-services.ts", "server-front.ts", "server-http.ts", "cli/agent/session.ts", "cli/agent/session-state.ts"];
+
 describe("composition reads as named stages (issue 49)", () => {
-  it(`no function in src/server.ts or src/cli/agent/session.ts is over ${LONGEST} lines`, () => {
-    for (const file of ["server.ts", "cli/agent/session.ts"]) {
+  it(`no function in src/server.ts, its stages or src/cli/agent/session.ts is over ${LONGEST} lines`, () => {
+    for (const file of COMPOSITION) {
       const lengths = functionLengths(readFileSync(join(src, file), "utf8"));
       // The measure sees the functions there are (a measure that finds none passes everything).
-      expect(lengths.length, file).toBeGreaterThan(2);
+      expect(lengths.length, file).toBeGreaterThan(1);
       expect(lengths.filter((f) => f.lines > LONGEST).map((f) => `${file}:${f.line} ${f.name} is ${f.lines} lines`)).toEqual([]);
     }
   });
@@ -250,5 +253,44 @@ describe("composition reads as named stages (issue 49)", () => {
       "onState 5",
       "after 4",
     ]);
+  });
+});
+
+/** The most lines a file of src/ may have (issue 58): past it, it is split by concern into files beside it. */
+const LONGEST_FILE = 500;
+
+/** Every file under `dir`, whatever its kind (sources, styles, the page's HTML). */
+function everyFile(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? everyFile(path) : [path];
+  });
+}
+
+/** Lines as `wc -l` counts them, a last line without its newline included. */
+const lineCount = (text: string) => text.split("\n").length - (text.endsWith("\n") ? 1 : 0);
+
+/** The files of `texts` (path → text) over LONGEST_FILE lines, each with its count. */
+const overLong = (texts: [string, string][]) =>
+  texts.flatMap(([file, text]) => (lineCount(text) > LONGEST_FILE ? [`${file} is ${lineCount(text)} lines`] : []));
+
+describe("files stay short (issue 58)", () => {
+  it(`no file under src/ is over ${LONGEST_FILE} lines`, () => {
+    const all = everyFile(src).map((path): [string, string] => [relative(src, path), readFileSync(path, "utf8")]);
+    expect(all.length).toBeGreaterThan(files.length);
+    expect(overLong(all)).toEqual([]);
+  });
+
+  it("the count can fail: 501 lines are refused, 500 pass, with or without a last newline", () => {
+    const lines = (n: number) => Array.from({ length: n }, (_, i) => `const a${i} = ${i};`).join("\n");
+    expect(overLong([["long.ts", `${lines(501)}\n`]])).toEqual(["long.ts is 501 lines"]);
+    expect(overLong([["long.ts", lines(501)]])).toEqual(["long.ts is 501 lines"]);
+    expect(
+      overLong([
+        ["ok.ts", `${lines(500)}\n`],
+        ["ok2.ts", lines(500)],
+        ["empty.ts", ""],
+      ]),
+    ).toEqual([]);
   });
 });

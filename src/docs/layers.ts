@@ -164,8 +164,9 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["server.ts", "transports.ts", "scavenger.ts"],
-    purpose: "the server assembled: store, core, plugins, features, transports (WebSocket, Unix socket), HTTP routes",
+    paths: ["server.ts", "server-services.ts", "server-front.ts", "server-http.ts", "transports.ts", "scavenger.ts"],
+    purpose:
+      "the server assembled, in stages: store and services (core, RPC, plugins, features), who is asking at each door, the HTTP and WebSocket listener, transports (WebSocket, Unix socket)",
     imports: [
       "protocol",
       "store",
@@ -199,8 +200,8 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["config.ts"],
-    purpose: "config.json and the environment, read and checked",
+    paths: ["config.ts", "config-schema.ts", "config-file.ts"],
+    purpose: "config.json and the environment, read and checked: the settings' schema, the file's reading and its problems named, the merge",
     imports: ["protocol", "model"],
     packages: "any",
     node: true,

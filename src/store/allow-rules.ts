@@ -25,30 +25,28 @@ export async function insertRule(db: Kysely<Database>, rule: RuleKey & { sandbox
 
 /** The oldest rule with exactly this key: every fact of the proposal, its runner and its sandbox mode equal. */
 export async function findRule(db: Kysely<Database>, key: RuleKey & { sandbox: RuleMode }): Promise<AllowRuleRow | undefined> {
-  return db
-    .selectFrom("allow_rules")
-    .selectAll()
-    .where("run_id", "=", key.run_id)
-    .where("tool", "=", key.tool)
-    .where("command", "=", key.command)
+  return commandRules(db, key)
     .where("cwd", "=", key.cwd)
     .where("env", "=", key.env)
     .where("runner", "=", key.runner)
     .where("sandbox", "=", key.sandbox)
-    .orderBy("id")
     .executeTakeFirst();
 }
 
 /** A run's rules for this tool and command, oldest first: the candidates a proposal's facts are compared with. */
 export function rulesForCommand(db: Kysely<Database>, key: Pick<RuleKey, "run_id" | "tool" | "command">): Promise<AllowRuleRow[]> {
+  return commandRules(db, key).execute();
+}
+
+/** The query of a run's rules for this tool and command, oldest first, for findRule to narrow and rulesForCommand to run. */
+function commandRules(db: Kysely<Database>, key: Pick<RuleKey, "run_id" | "tool" | "command">) {
   return db
     .selectFrom("allow_rules")
     .selectAll()
     .where("run_id", "=", key.run_id)
     .where("tool", "=", key.tool)
     .where("command", "=", key.command)
-    .orderBy("id")
-    .execute();
+    .orderBy("id");
 }
 
 /** A run's rules, oldest first. */

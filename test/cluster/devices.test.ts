@@ -1,14 +1,9 @@
-import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { afterAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type NodeWebSocket from "ws";
-import { SpoolClient } from "../../src/client/spool-client.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/index.js";
+import { twoServersSharingPostgres } from "../helpers/cluster.js";
 import { pageSocket, pair, sessionOf } from "../helpers/devices.js";
 import { describeWithInfra } from "../helpers/infra.js";
-import { freshDatabase } from "../helpers/postgres.js";
-import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /** One JSON-RPC call over a page's socket, as the page makes it. */
 function call(ws: NodeWebSocket, id: number, method: string, params: object): Promise<{ result?: unknown; error?: { data?: { code?: string } } }> {
@@ -27,26 +22,10 @@ function call(ws: NodeWebSocket, id: number, method: string, params: object): Pr
 
 /** Issue 53: two servers on one PostgreSQL database: a device paired on one decides on the other, and its revocation reaches both. */
 describeWithInfra("postgres", "paired devices across servers sharing PostgreSQL", () => {
-  const servers: TestServer[] = [];
-  const clients: SpoolClient[] = [];
-  let drop: (() => Promise<void>) | null = null;
-  afterAll(async () => {
-    for (const c of clients) if (!c.closed) c.close();
-    for (const s of servers) await s.stop();
-    await drop?.();
-  });
+  const cluster = twoServersSharingPostgres("spool-devices");
 
   it("a device paired on A decides a proposal through B; unpaired on A, its page on B closes within 2 s", async () => {
-    const db = await freshDatabase();
-    drop = db.drop;
-    const root = tempDir("spool-devices-root-");
-    const tokenFile = join(tempDir("spool-devices-token-"), "token");
-    writeFileSync(tokenFile, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
-    for (let i = 0; i < 2; i++) servers.push(await startTestServer({ database: db.url, env: { SPOOL_TOKEN_FILE: tokenFile } }));
-    const [a, b] = servers as [TestServer, TestServer];
-    const admin = await SpoolClient.connect(a.server.url, { token: a.server.token });
-    clients.push(admin);
-    await admin.initialize("team", { root });
+    const { a, b, admin } = await cluster.start();
     const { token } = await admin.call("token/create", { name: "pat", role: "person" });
     const { run } = await admin.call("run/create", { alias: "by-hand" });
     const { path } = await admin.call("proposal/create", { run: run.alias, tool: "sh", command: "echo from the phone" });

@@ -25,25 +25,29 @@ const shown: ProposalFacts = {
   network: "own",
 };
 
-describe("an always-allow rule, in a real SQLite store", () => {
-  let home: string;
-  let store: Store;
-  let repos: Repositories;
-  let runId: number;
-
-  beforeAll(async () => {
-    home = tempDir();
-    store = openStore(join(home, "spool.db"));
-    await migrateToLatest(store, MIGRATIONS_DIR);
-    repos = createRepositories(store);
-    const project = await repos.projects.createProject("rules", home);
-    const now = Date.now();
-    runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r1", model: null, mode: "act", status: 200, created_at: now, updated_at: now })).id;
-  });
-  afterAll(async () => {
+/** A real SQLite store in a fresh home, migrated, with one run (r1) in project `name`; `close` closes and removes it. */
+async function storeWithRun(name: string): Promise<{ repos: Repositories; runId: number; close(): Promise<void> }> {
+  const home = tempDir();
+  const store: Store = openStore(join(home, "spool.db"));
+  const close = async () => {
     await store.close();
     rmSync(home, { recursive: true, force: true });
-  });
+  };
+  await migrateToLatest(store, MIGRATIONS_DIR);
+  const repos = createRepositories(store);
+  const project = await repos.projects.createProject(name, home);
+  const now = Date.now();
+  const runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r1", model: null, mode: "act", status: 200, created_at: now, updated_at: now }))
+    .id;
+  return { repos, runId, close };
+}
+
+describe("an always-allow rule, in a real SQLite store", () => {
+  let repos: Repositories;
+  let runId: number;
+  let close: () => Promise<void>;
+  beforeAll(async () => ({ repos, runId, close } = await storeWithRun("rules")));
+  afterAll(() => close());
 
   it("matches the proposal it was set on, and not one whose only difference is the command's network", async () => {
     const rule = await storeRule(repos, { runId, facts: shown, runner: "local" }, "admin via test");
@@ -58,24 +62,11 @@ describe("an always-allow rule, in a real SQLite store", () => {
 });
 
 describe("a proposal a rule does not match, though the rule holds its command", () => {
-  let home: string;
-  let store: Store;
   let repos: Repositories;
   let runId: number;
-
-  beforeAll(async () => {
-    home = tempDir();
-    store = openStore(join(home, "spool.db"));
-    await migrateToLatest(store, MIGRATIONS_DIR);
-    repos = createRepositories(store);
-    const project = await repos.projects.createProject("near", home);
-    const now = Date.now();
-    runId = (await repos.runs.insertRun({ project_id: project.id, alias: "r1", model: null, mode: "act", status: 200, created_at: now, updated_at: now })).id;
-  });
-  afterAll(async () => {
-    await store.close();
-    rmSync(home, { recursive: true, force: true });
-  });
+  let close: () => Promise<void>;
+  beforeAll(async () => ({ repos, runId, close } = await storeWithRun("near")));
+  afterAll(() => close());
 
   it("names the facts that differ: the network a restarted runner gives, the cwd, the runner", async () => {
     const rule = await storeRule(repos, { runId, facts: shown, runner: "local" }, "admin via test");

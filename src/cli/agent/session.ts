@@ -1,136 +1,36 @@
-import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import type { SpoolClient } from "../../client/spool-client.js";
 import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
 import { defaultRunnerName, factsText } from "../../protocol/proposal-facts.js";
 import { OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
 import { type Producer, producerOf } from "../../protocol/views.js";
-import { escapeControl, palette } from "../common.js";
-import { CliError, EXIT, unknownName, usageError } from "../errors.js";
+import { escapeControl } from "../common.js";
+import { CliError, EXIT, usageError } from "../errors.js";
 import { runCommands } from "../refs.js";
-import { TerminalWriter } from "../terminal-writer.js";
-import { Endings } from "./endings.js";
-import { Held } from "./held.js";
-import { type AnswerSource, Questions } from "./questions.js";
-import { spinner } from "./spinner.js";
-import { Verdict } from "./verdict.js";
+import { lostConnection, unknownModel } from "./leaving.js";
+import { type SessionOptions, SessionState } from "./session-state.js";
 
 type Proposal = SpoolNotifications["run/proposal"];
-
-/** An unknown --model, told with the aliases there are and how to define one. */
-async function unknownModel(client: SpoolClient, model: string, error: unknown): Promise<never> {
-  const data = error instanceof SpoolRpcError ? (error.data as { model?: unknown } | undefined) : undefined;
-  if (!(error instanceof SpoolRpcError) || data?.model !== model) throw error;
-  if (error.errorCode !== "INVALID_PARAMS") throw new CliError(`--model ${escapeControl(model)}: ${error.message}`, EXIT.failed);
-  const known = (await client.call("model/list", {}).catch(() => ({ models: [] }))).models.map((m) => m.alias);
-  const name = model.toUpperCase().replace(/-/g, "_");
-  throw unknownName("model", model, known, {
-    owner: "the server",
-    next:
-      `To add it, define it where the server runs, then restart it: SPOOL_MODEL_${name}=openai/<model-id> with OPENAI_API_KEY ` +
-      `(or ollama/<model>), or start it with \`spool serve --demo-model\` for the built-in "demo"`,
-  });
-}
-
-/** Why `spool act` leaves when its connection closes before the run ended: the server stopped (and ended what it ran), or the connection broke. */
-function lostConnection(closed: { code: number; reason: string }, mode: string, run: string): CliError {
-  const again = `\`spool ${mode} --run ${escapeControl(run)}\``;
-  const why = `${closed.code}${closed.reason ? ` ${escapeControl(closed.reason)}` : ""}`;
-  return new CliError(
-    closed.code === WS_GOING_AWAY
-      ? `the server stopped (${why}) and ended the commands it ran; once it runs again, ${again} shows where the run is`
-      : `lost the connection to the server (${why}) — the run stays on the server, and goes on while the server runs; once it answers again, ${again} shows where it is`,
-    EXIT.connection,
-  );
-}
-
-/** The WebSocket close code of a server going away (it is stopping). */
-const WS_GOING_AWAY = 1001;
 
 /** How long to wait for the server to confirm an abort before leaving anyway. */
 const ABORT_WAIT_MS = 3_000;
 
-export async function drive(
-  client: SpoolClient,
-  mode: "ask" | "act",
-  prompt: string,
-  options: { model?: string; run?: string; yes: boolean; answers: AnswerSource },
-): Promise<number> {
+export async function drive(client: SpoolClient, mode: "ask" | "act", prompt: string, options: SessionOptions): Promise<number> {
   return new ActSession(client, mode, prompt, options).run();
 }
 
 /**
  * One `spool ask`/`spool act` turn, as a story: listen to the run's news, start (follow an existing run, prompt it, or
  * create one), decide the proposals one at a time and follow what runs, then wait for the end and say its exit code.
- * Its fields are what the stages share; its arrow-function fields are the handlers given to the client and to process.
+ * The fields the stages share are SessionState's (session-state.ts); its arrow-function fields are the handlers given to
+ * the client and to process.
  */
-class ActSession {
-  readonly colours = palette();
-  readonly errColours = palette(process.stderr);
-  /** Every byte to the terminal: the model's text and the commands' output made safe, each in a block of its own, under a gutter. */
-  readonly screen = new TerminalWriter(process.stdout, process.stderr, {
-    colour: (gutter) => (this.colours.on ? `\u001b[2m${gutter}\u001b[22m` : gutter),
-  });
-  readonly spin = spinner(Boolean(process.stderr.isTTY), () => this.screen.lineClear);
-  readonly questions: Questions;
-  /** Told once, when a key is typed while a command runs: it goes nowhere; told once: nothing here answers (stdin is not a terminal). */
-  toldTyping = false;
-  toldNoAnswers = false;
-  readonly offered = new Set<string>();
-  /** Accepted commands whose output this process showed (or is showing). */
-  readonly followed = new Set<string>();
-  /** Proposals this process decided (their run/resolved is not news). */
-  readonly mine = new Set<string>();
-  alias: string | undefined;
-  streaming: { path: string } | null = null;
-  interrupts = 0;
-  stopping = false;
-  /** Whether the run's end (done, failed, aborted) has had its final line. */
-  ended = false;
-  /** The text of the model's last reply (run/state "model replied"), streamed above as run/progress. */
-  lastReply: string | null = null;
-  /** Whether the work was done: every followed command succeeded, no proposal was rejected (else exit 1). */
-  readonly verdict = new Verdict();
-  /** The commands of the proposals shown here, by path, to name one that failed. */
-  readonly commands = new Map<string, string>();
-  /** A running command was cancelled with Ctrl-C here (exit 130). */
-  cancelled = false;
-  /**
-   * What the server says about the run is held until the run's first line ("run NAME") is printed, and while a
-   * followed command's output or a decision's outcome is being written (src/cli/agent/held.ts).
-   */
-  readonly held = new Held();
-  readonly releaseFirstLine = this.held.hold();
-  /** How followed commands ended, as their entries record it. */
-  readonly endings: Endings;
-
-  settle!: (code: number) => void;
-  /** How the run ended, once this process saw it end (or left on Ctrl-C). */
-  settled: number | null = null;
-  readonly finished = new Promise<number>((resolve) => (this.settle = (code) => resolve((this.settled ??= code))));
-  queue = Promise.resolve();
-  /** Paths decided elsewhere while they waited here. */
-  readonly decidedElsewhere = new Map<string, SpoolNotifications["run/resolved"]>();
-
-  constructor(
-    readonly client: SpoolClient,
-    readonly mode: "ask" | "act",
-    readonly prompt: string,
-    readonly options: { model?: string; run?: string; yes: boolean; answers: AnswerSource },
-  ) {
-    this.questions = new Questions(
-      options.answers,
-      (text) => this.say(this.colours.dim(text)),
-      (text, sameLine) => this.screen.own(text, { sameLine }),
-    );
-    this.alias = options.run;
-    this.endings = new Endings(client, (run, path) => run === this.alias && this.followed.has(path));
+class ActSession extends SessionState {
+  constructor(client: SpoolClient, mode: "ask" | "act", prompt: string, options: SessionOptions) {
+    super(client, mode, prompt, options);
+    // After the handlers below are set (they are fields): each notification to its handler from the start.
     this.listen();
   }
-
-  readonly say = (text: string) => {
-    this.spin.stop();
-    this.screen.own(`${text}\n`);
-  };
 
   /** The turn: started, then its end awaited; Ctrl-C is this session's while it lasts. */
   async run(): Promise<number> {

@@ -1,0 +1,264 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { AcpHttpEndpoint, AcpHttpOptions } from "./acp/http.js";
+import {
+  cookieValue,
+  originAllowed,
+  ownOrigin,
+  presentedSessionKey,
+  presentedToken,
+  sessionCookieName,
+  TOKEN_IN_URL,
+  tokenInUrl,
+  tokensMatch,
+} from "./auth.js";
+import { credentialId, tokenVerifier } from "./client/server-proof.js";
+import type { SpoolConfig } from "./config.js";
+import type { Authenticated } from "./core/principals.js";
+import type { Logger } from "./logger.js";
+import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "./mcp/http.js";
+import type { OpsCaller } from "./ops/routes.js";
+import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
+import { SpoolError } from "./rpc/errors.js";
+import type { Services } from "./server-services.js";
+import { ClientProofs, PreAuthGate } from "./transports.js";
+import { SERVER_VERSION } from "./version.js";
+import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
+
+/** Where this server is reached: known once it listens (the page's links and the MCP endpoint read it then). */
+export interface Address {
+  port: number;
+  url: string;
+  localUrl: string | null;
+  /** What the Unix socket's proofs are bound to (`unix:` and its real path); null without a socket. */
+  unixEndpoint: string | null;
+}
+
+/**
+ * Why a request's Host or Origin is refused: a Host that is not an IP address, localhost or the configured host
+ * (DNS rebinding: a page's name pointed at this server), or an Origin that is neither allowed nor the server's own.
+ */
+export function refusedOrigin(request: IncomingMessage, allowedOrigins: readonly string[], trustedHosts: readonly string[]): string | null {
+  if (ownOrigin(request, trustedHosts) === null)
+    return `Host ${JSON.stringify(request.headers.host ?? "")} is not this server's (an IP address, localhost or the configured host)`;
+  if (!originAllowed(request, allowedOrigins, trustedHosts)) return `Origin ${request.headers.origin} is not allowed (allowedOrigins)`;
+  return null;
+}
+
+export function refuse(socket: Socket, status: number, message: string, body = message): void {
+  socket.end(`HTTP/1.1 ${status} ${message}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/**
+ * Who a request's credential names: its bearer token, or (the Unix socket's clients, SPEC §2c) the proof it gives in
+ * place of the token, the answer to the challenge its connection was given.
+ */
+function requestAuthenticator(
+  token: string,
+  homeCredential: string,
+  principals: Services["core"]["principals"],
+  authenticate: (presented: string | null) => Promise<Authenticated | null>,
+) {
+  const proofs = new ClientProofs();
+  const homeId = credentialId(token);
+  const authenticateRequest = async (request: IncomingMessage, options: { subprotocol?: boolean } = {}): Promise<Authenticated | null> => {
+    const proof = proofs.take(request);
+    if (!proof) return authenticate(presentedToken(request, options));
+    if (proof.id === homeId) return proof.proves(tokenVerifier(token)) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : null;
+    return proof.id.length === 16 ? principals.byProof(proof.id, proof.proves) : null;
+  };
+  return { proofs, authenticateRequest };
+}
+
+/**
+ * Who is asking, for every door: the home's token and principals' credentials, page sessions, what a revocation
+ * closes, /mcp's caller and endpoint, the operator routes' caller, and the gate that bounds connections before they
+ * authenticate.
+ */
+export function credentialsFront(config: SpoolConfig, log: Logger, token: string, services: Services, address: Address) {
+  const { core, rpc } = services;
+  const gate = new PreAuthGate(
+    {
+      total: config.limits.maxUnauthenticatedConnections,
+      perAddress: config.limits.maxUnauthenticatedPerAddress,
+      deadlineMs: config.limits.authDeadlineMs,
+      graceMs: config.limits.authGraceMs,
+    },
+    log,
+  );
+  // The web view: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key) instead of the token.
+  // Paired devices live in the store (core.devices); codes and the pages open here are this server's.
+  const devices: DeviceRegistry = {
+    pair: async (grant, from) => {
+      try {
+        return await core.devices.pair(grant, from);
+      } catch (error) {
+        // The server-wide bound: the page is told so (429), and nobody's device was unpaired for it.
+        if (error instanceof SpoolError && error.errorName === "LIMIT_EXCEEDED") throw new SignInRefused(error.message, "maxDevices");
+        throw error;
+      }
+    },
+    check: (cookie, key, address) => core.devices.check(cookie, key, address),
+    unpair: (cookie, key) => core.devices.unpair(cookie, key),
+    touch: (id) => core.devices.touch(id),
+  };
+  const sessions = new WebSessions(devices, {
+    maxCodes: config.limits.maxCodes,
+    maxCodesPerPrincipal: config.limits.maxCodesPerPrincipal,
+  });
+  const homeCredential = `home:${credentialId(token)}`;
+  core.devices.useHomeCredential(homeCredential);
+  core.devices.onEnded((ids, reason) => sessions.endDevices(ids, reason));
+  const trustedHosts = [config.host];
+  // A wildcard listening address is no address to browse to: its loopback stands for it in a link.
+  const hostForLink = ((h) => (h.includes(":") ? `[${h}]` : h))(
+    config.host === "0.0.0.0" || config.host === "" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host,
+  );
+  // Named after the port the browser reached the server by: servers behind one address share it, two ports of a host do not.
+  const cookieName = (request: IncomingMessage) => sessionCookieName(portReached(request) ?? address.port);
+  // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
+  const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
+    tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : await core.principals.authenticate(presented);
+  const { proofs, authenticateRequest } = requestAuthenticator(token, homeCredential, core.principals, authenticate);
+  // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
+  // When, per name: a connection whose credential was checked before a revocation and opened after it closes too.
+  const revokedAt = new Map<string, number>();
+  core.principals.onRevoked((name) => {
+    revokedAt.set(name, performance.now());
+    let closed = 0;
+    for (const connection of rpc.connections) {
+      if (connection.principal.name !== name || connection.principal === HOME_PRINCIPAL) continue;
+      connection.closeFor(1008, "credential revoked", `principal "${name}" was revoked`);
+      closed++;
+    }
+    sessions.endPrincipal(name);
+    // Its MCP sessions and open MCP streams too (only when /mcp was ever used).
+    mcp.endPrincipal(name);
+    acp.endPrincipal(name);
+    return closed;
+  });
+  // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
+  const mcpCaller = async (request: IncomingMessage): Promise<McpCaller | null> => {
+    if (tokenInUrl(request)) return null;
+    const presented = presentedToken(request);
+    const found = await authenticate(presented);
+    return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented, expiresAt: found.expiresAt } : null;
+  };
+  // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
+  const mcp = mcpDoor(
+    {
+      authenticate: mcpCaller,
+      // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
+      authenticated: (request) => gate.authenticated(request.socket as Socket),
+      refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+      serverUrl: () => address.localUrl ?? address.url,
+      version: SERVER_VERSION,
+      log,
+    },
+    log,
+  );
+  // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
+  const acp = acpDoor({
+    authenticate: mcpCaller,
+    authenticated: (request) => gate.authenticated(request.socket as Socket),
+    refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+    serverUrl: () => address.localUrl ?? address.url,
+    log,
+  });
+  // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
+  const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
+    if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
+    if (tokenInUrl(request)) return { refused: 401, body: TOKEN_IN_URL };
+    const byToken = await authenticateRequest(request, { subprotocol: true });
+    if (byToken) return { role: byToken.principal.role, projects: byToken.principal.projects };
+    const signedIn = await sessions.check(cookieValue(request, cookieName(request)), presentedSessionKey(request), request.socket.remoteAddress ?? null);
+    if (!signedIn) return { refused: 401 };
+    // The cookie is good only for the server's own page.
+    if (request.headers.origin !== ownOrigin(request, trustedHosts)) return { refused: 403 };
+    return { role: signedIn.principal.role, projects: signedIn.principal.projects };
+  };
+  return {
+    sessions,
+    trustedHosts,
+    hostForLink,
+    cookieName,
+    authenticate,
+    authenticateRequest,
+    proofs,
+    revokedAt,
+    mcpHandler: mcp.handle,
+    acpHandler: acp.handle,
+    acpUpgrade: acp.upgrade,
+    opsCaller,
+    gate,
+    mcp,
+    acp,
+  };
+}
+
+export type Front = ReturnType<typeof credentialsFront>;
+
+/**
+ * /mcp's door: the endpoint (src/mcp/http.ts) loaded at its first request (the MCP SDK's modules would otherwise sit
+ * in every server's heap, used or not).
+ */
+function mcpDoor(options: McpHttpOptions, log: Logger) {
+  let endpoint: Promise<McpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint(options)));
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (mcp) => mcp.handle(request, response),
+        (error: unknown) => {
+          log.error("mcp: the /mcp endpoint could not load", error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The MCP endpoint could not load; see the server's log\n");
+        },
+      ),
+    /** A revoked principal's MCP sessions and open streams end (only when /mcp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((mcp) => mcp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
+
+/**
+ * /acp's door: the endpoint (src/acp/http.ts) loaded at its first request, as /mcp's is (the ACP SDK's server
+ * modules would otherwise sit in every server's heap, used or not).
+ */
+function acpDoor(options: AcpHttpOptions) {
+  let endpoint: Promise<AcpHttpEndpoint> | null = null;
+  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint(options)));
+  const failed = (error: unknown) => options.log.error("acp: the /acp endpoint could not load", error);
+  return {
+    handle: (request: IncomingMessage, response: ServerResponse) =>
+      void load().then(
+        (acp) => acp.handle(request, response),
+        (error: unknown) => {
+          failed(error);
+          response.writeHead(500, { "Content-Type": "text/plain" }).end("The ACP endpoint could not load; see the server's log\n");
+        },
+      ),
+    upgrade: (request: IncomingMessage, socket: Socket, head: Buffer) =>
+      void load().then(
+        (acp) => acp.upgrade(request, socket, head),
+        (error: unknown) => {
+          failed(error);
+          refuse(socket, 500, "Internal Server Error");
+        },
+      ),
+    /** A revoked principal's ACP connections end (only when /acp was ever used). */
+    endPrincipal: (name: string) => void endpoint?.then((acp) => acp.endPrincipal(name)).catch(() => undefined),
+    close: async () => (await endpoint?.catch(() => null))?.close(),
+  };
+}
+
+/** The port in the request's Host header (its scheme's default when it names none); null without a usable Host. */
+function portReached(request: IncomingMessage): number | null {
+  const host = request.headers.host;
+  if (!host) return null;
+  try {
+    const url = new URL(`http://${host}`);
+    return url.port === "" ? 80 : Number(url.port);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,173 @@
+import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { WebSocketServer } from "ws";
+import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, SUBPROTOCOL, TOKEN_IN_URL, tokenInUrl } from "./auth.js";
+import { credentialId, tokenVerifier } from "./client/server-proof.js";
+import type { SpoolConfig } from "./config.js";
+import type { HomeLock } from "./home-lock.js";
+import type { Logger } from "./logger.js";
+import { createMetrics } from "./ops/metrics.js";
+import { opsRoutes } from "./ops/routes.js";
+import { HOME_PRINCIPAL_NAME } from "./protocol/roles.js";
+import type { ServerConnection } from "./rpc/connection.js";
+import { watchLiveness } from "./rpc/liveness.js";
+import type { RpcHost } from "./rpc/rpc-host.js";
+import { Scavenger } from "./scavenger.js";
+import { type Address, type Front, refuse } from "./server-front.js";
+import type { Services } from "./server-services.js";
+import type { Store } from "./store/database.js";
+import type { MigrationSet } from "./store/migrator.js";
+import { answerProof, PROOF_PATH, wsTransport } from "./transports.js";
+import { createWebHandler } from "./web/http.js";
+
+/** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
+function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {
+  const timer = setTimeout(
+    () => connection.closeFor(1008, "credential expired", "its credential expired"),
+    Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1),
+  );
+  timer.unref();
+  connection.onClose(() => clearTimeout(timer));
+}
+
+/** The open connections of one principal (every transport). */
+function connectionsOf(rpc: RpcHost, name: string): number {
+  let open = 0;
+  for (const connection of rpc.connections) if (connection.principal.name === name) open++;
+  return open;
+}
+
+/** The HTTP server: the proof, /metrics and the other operator routes, /mcp, the page; and the WebSocket upgrade. */
+export function httpFront(
+  config: SpoolConfig,
+  log: Logger,
+  token: string,
+  readiness: { store: Store; schema: MigrationSet; lock: HomeLock },
+  services: Services,
+  front: Front,
+  address: Address,
+) {
+  const { core, rpc, meter } = services;
+  const { sessions, trustedHosts, hostForLink, cookieName, authenticateRequest, proofs, mcpHandler, acpHandler, acpUpgrade, opsCaller, gate } = front;
+  const { store } = readiness;
+  // A browser client sending its token as a subprotocol also offers "spool", which the server answers with (never the token).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.limits.maxMessageBytes,
+    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
+  const metrics = createMetrics({
+    meter,
+    store,
+    connections: function* () {
+      for (const connection of rpc.connections) yield connection.clientInfo?.name ?? null;
+    },
+    runners: function* () {
+      for (const runner of core.runners.attached()) yield runner.backend;
+    },
+  });
+  const routes = opsRoutes({
+    readiness: { store, migrations: Object.keys(readiness.schema), lock: readiness.lock },
+    log,
+    metrics,
+    authenticate: opsCaller,
+  });
+  const web = createWebHandler({
+    sessions,
+    authenticate: async (request) => {
+      const found = await authenticateRequest(request);
+      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt, credential: found.credential };
+    },
+    // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
+    pageUrl: (request) => {
+      const reached = request.socket.remoteAddress !== undefined ? ownOrigin(request, trustedHosts) : null;
+      return `${reached ?? `http://${hostForLink}:${address.port}`}/`;
+    },
+    allowedOrigins: config.allowedOrigins,
+    trustedHosts,
+    cookieName,
+    log,
+    mcp: mcpHandler,
+    acp: acpHandler,
+    routes,
+  });
+  // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
+  const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
+  const http: HttpServer = createServer((request, response) => {
+    if (request.url === PROOF_PATH)
+      void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null), {
+        proofs,
+        unix: address.unixEndpoint,
+      }).catch((error: unknown) => {
+        log.error("server proof: failed", error);
+        if (!response.headersSent) response.writeHead(500, { "Content-Length": "0" });
+        response.end();
+      });
+    else web(request, response);
+  });
+  const upgrade = websocketUpgrade(config, log, services, front, wss);
+  http.on("connection", (socket: Socket) => gate.admit(socket));
+  http.on("upgrade", (request, socket: Socket, head) => {
+    if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
+    if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
+    if (new URL(request.url ?? "/", "http://localhost").pathname === "/acp") return acpUpgrade(request, socket, head);
+    void upgrade(request, socket, head).catch((error: unknown) => {
+      log.error("websocket upgrade failed", error);
+      if (!socket.destroyed) refuse(socket, 500, "Internal Server Error");
+    });
+  });
+  return { server: http, wss };
+}
+
+/**
+ * The WebSocket upgrade, its Origin checked: who the credential or the page's session names, the bounds on
+ * connections (the server's, the principal's), then the connection, closed at its credential's expiry or revocation.
+ */
+function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, front: Front, wss: WebSocketServer) {
+  const { rpc } = services;
+  const { sessions, trustedHosts, cookieName, authenticateRequest, revokedAt, gate } = front;
+  // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
+  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
+  const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
+
+  return async (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    const checkedAt = performance.now();
+    const byToken = await authenticateRequest(request, { subprotocol: true });
+    // A page's session is its cookie and the key the page offers as a subprotocol: the cookie alone (which every port of the host gets) opens nothing.
+    const session = byToken ? null : cookieValue(request, cookieName(request));
+    const signedIn = byToken ? null : await sessions.check(session, presentedSessionKey(request, { subprotocol: true }), request.socket.remoteAddress ?? null);
+    if (!byToken && !signedIn) {
+      log.warn(`refused a connection from ${request.socket.remoteAddress}: ${session === null ? "no valid credential" : "no live session"}`);
+      return refuse(socket, 401, "Unauthorized");
+    }
+    // The cookie is good only for the server's own page.
+    if (signedIn && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
+    if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
+    // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
+    const principal = byToken?.principal ?? signedIn!.principal;
+    const open = principal.name === HOME_PRINCIPAL_NAME ? 0 : connectionsOf(rpc, principal.name);
+    if (open >= config.limits.maxConnectionsPerPrincipal) {
+      log.warn(`refused a connection of ${principal.name}: it has ${open} open (limits.maxConnectionsPerPrincipal)`);
+      return refuse(socket, 429, "Too Many Requests", `${principal.name} has ${open} connections open (limits.maxConnectionsPerPrincipal); close one first`);
+    }
+    if (socket.destroyed) return;
+    gate.authenticated(socket);
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      // The session closes it when it ends: signed out, its credential expired or revoked.
+      if (signedIn) ws.once("close", sessions.attach(signedIn, ws));
+      // An oversized frame makes ws close this socket with 1009; the error must not reach the process.
+      ws.on("error", (error) => log.warn(`websocket error: ${error.message}`));
+      watchLiveness(ws, {
+        timeoutMs: config.livenessTimeoutMs,
+        raw: socket,
+        onSilent: (silentMs) =>
+          log.warn(
+            `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
+          ),
+      });
+      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal);
+      if (byToken?.expiresAt != null) closeAtExpiry(connection, byToken.expiresAt);
+      if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
+    });
+  };
+}
