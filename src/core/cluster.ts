@@ -302,6 +302,8 @@ export class ClusterLink {
       pending.reject(new Error(`connection closed: server ${pending.server} stopped`));
     }
     await this.lifecycle.adoptOrphans(`its server stopped`);
+    // Proposals shown with a stopped server's runner: this server's in its place, announced again before anyone decides.
+    await this.lifecycle.moveProposals();
     const alive = await this.deps.bus.alive();
     for (const runId of await this.deps.repos.cluster.orphanedLeases(alive)) this.#kick?.(runId);
   }

@@ -83,6 +83,8 @@ export interface ForwardedAccept {
   always?: string | undefined;
   resolver: ResolverOut;
   resolvedBy: string;
+  /** The facts revision the person was shown, compared again where it is taken. */
+  facts?: number | undefined;
 }
 
 export interface ClaimResult {

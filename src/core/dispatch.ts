@@ -39,9 +39,9 @@ function runnerHere(runners: RunnerRegistry, project: ProjectRef, name: string |
 /**
  * The other server an accept naming `runner` must be passed on to; null: it is decided here. A server's embedded
  * runner is that server's (every server has one, under the same name): a proposal recorded for one (`recorded`, the
- * server shown with it before the decision) goes to that server from whichever server accepts it. Only when that
- * server has stopped does the accepting one take it over, as it takes over the rest of a stopped server's work, and
- * its own runner runs it (the decision records which). An attached runner is found where it is attached now.
+ * server shown with it before the decision) goes to that server from whichever server accepts it. When that
+ * server has stopped, the accept never gets here: a living server's runner is recorded and shown in its place first,
+ * and the person decides again (runner-moved.ts). An attached runner is found where it is attached now.
  */
 export async function acceptingServer(
   others: OtherServers | null,

@@ -41,6 +41,12 @@ export const ERRORS = {
     summary:
       'Only the producer\'s owner (its runner, or the connection that accepted it with runner "self") may write its output or outcome; or a resume token does not match.',
   },
+  FACTS_CHANGED: {
+    code: -32013,
+    area: "resource",
+    summary:
+      "The proposal's facts changed before the decision (its runner's server stopped and another server's runner takes it: `data.runnerServer`, `data.factsRevision`); nothing ran: decide again on the facts now shown.",
+  },
   // Streams
   STREAM_CLOSED: { code: -32020, area: "stream", summary: "The channel has already finished; nothing more can be appended." },
   SEQ_GAP: { code: -32021, area: "stream", summary: "`seq` skips ahead of the next expected sequence number (`data.expected`)." },

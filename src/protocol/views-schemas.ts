@@ -63,6 +63,14 @@ export const ProposalFacts = z.object({
     .describe(
       "With several servers sharing the database: the server (`host:port`) whose runner runs it, decided when it was proposed (`local@host:7420`); null or absent: one server only, or not recorded",
     ),
+  factsRevision: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      "How often the server has changed these facts while the proposal waits, plus one (absent: 1, as proposed); a server that stopped before the decision moves its proposals to a living one's runner (`runnerServer`) and raises it. run/resolve's `facts` names the revision the person was shown",
+    ),
   runnerClaim: RunnerClaim.nullable().describe(
     "What the runner it goes to (named, or the default) says of its sandbox, and who attached it, as recorded when it was proposed; null: not known here (a runner of another server, or a proposal older than it)",
   ),

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import { isPostgres } from "./dialect.js";
-import type { Database } from "./schema.js";
+import type { Database, EntryRow } from "./schema.js";
 
 /** The transaction lock under which orphaned producers are adopted and run leases taken: one server decides at a time. */
 const DECIDE_LOCK = 0x5370_6f6f; // "Spoo"
@@ -133,4 +133,34 @@ export async function findRunner(
   query = name === null ? query.where("is_default", "=", 1) : query.where("name", "=", name);
   const rows = await query.execute();
   return rows.find((r) => alive.includes(r.server_id)) ?? null;
+}
+
+/**
+ * Pending proposals (log entries at `proposed`) recorded for the embedded runner of a server that is not among
+ * `alive`: re-recorded for `me` (`runnerServer`) with their facts revision one higher, under the decision lock so
+ * one server does it once. Returns the rows as they are now, for announcing them again.
+ */
+export function moveProposals(db: Kysely<Database>, me: { id: number; label: string }, alive: readonly number[], proposed: number): Promise<EntryRow[]> {
+  return decided(db, async (trx) => {
+    const pending = await trx.selectFrom("entries").selectAll().where("status", "=", proposed).where("path", "like", "log://%").execute();
+    const living = new Set([...alive, me.id]);
+    const moved: EntryRow[] = [];
+    for (const row of pending) {
+      const attributes = JSON.parse(row.attributes) as Record<string, unknown>;
+      const server = attributes.runnerServer as { id?: unknown } | undefined;
+      const own = (attributes.runnerClaim as { own?: unknown } | undefined)?.own === true;
+      if (!own || typeof server?.id !== "number" || living.has(server.id)) continue;
+      const revision = typeof attributes.factsRevision === "number" ? attributes.factsRevision : 1;
+      const next = { ...attributes, runnerServer: { id: me.id, label: me.label }, factsRevision: revision + 1 };
+      const updated_at = Date.now();
+      await trx
+        .updateTable("entries")
+        .set({ attributes: JSON.stringify(next), updated_at })
+        .where("id", "=", row.id)
+        .where("status", "=", proposed)
+        .execute();
+      moved.push({ ...row, attributes: JSON.stringify(next), updated_at });
+    }
+    return moved;
+  });
 }

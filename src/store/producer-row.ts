@@ -65,6 +65,8 @@ export interface Producer {
   runnerClaim: ProposalFacts["runnerClaim"];
   /** With several servers on the database: the server whose runner it goes to, decided at proposal time; null: not recorded. */
   runnerServer: { id: number; label: string } | null;
+  /** Its facts' revision: 1 as proposed, one more each time the server changed them before the decision (its runner's server stopped). */
+  factsRevision: number;
   /** The key of the owner's resume token; null before an accept. */
   ownerKey: string | null;
   resolvedBy: string | null;
@@ -156,6 +158,7 @@ export function producerFromRow(row: EntryRow): Producer {
     defaultRunner: str(a.defaultRunner),
     runnerClaim: runnerClaimOf(a.runnerClaim),
     runnerServer: runnerServerOf(a.runnerServer),
+    factsRevision: Number.isInteger(a.factsRevision) && (a.factsRevision as number) > 1 ? (a.factsRevision as number) : 1,
     ownerKey: str(a.ownerKey),
     resolvedBy: str(a.resolvedBy),
     reason: str(a.reason),

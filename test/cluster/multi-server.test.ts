@@ -262,7 +262,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect((await entry(onA, "forged", "sh://turn_1/echo-ran_1")).body).toBe("ran\n");
   }, 60_000);
 
-  it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a run waiting on a proposal continues on B", async () => {
+  it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a proposal shown with A's runner is shown again with B's (local@B), an accept on the old facts is FACTS_CHANGED, and the run continues on B", async () => {
     const onA = await clientOf(a, "client-a3");
     const onB = await clientOf(b, "client-b3");
     // A real `spool runner` process given both servers: it attaches to A, and moves to B when A dies.
@@ -290,6 +290,12 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
       "the count to start",
     );
 
+    // The waiting proposal was made through A: every client is shown A's runner, until A stops.
+    const label = (server: ServeProcess) => `${hostname()}:${new URL(server.url).port}`;
+    const shownAs = async (client: SpoolClient) => factsText(proposalFacts((await entry(client, "agent", proposal.path)).attributes));
+    expect(await shownAs(onB)).toContain(`default (local@${label(a)}; that server's own runner)`);
+    const announcedAgain = onB.next("run/proposal", (p: any) => p.path === proposal.path && p.attributes.factsRevision === 2, 30_000);
+
     const finishedOnB: any[] = [];
     onB.on("stream/finished", (p: any) => finishedOnB.push(p));
     expect(await a.stop("SIGKILL")).toBe(null);
@@ -306,9 +312,53 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     });
     expect(finishedOnB.filter((p) => p.path === orphan.path)).toEqual([expect.objectContaining({ status: ENTRY.cancelled, outcome: "aborted" })]);
     expect((await entry(onB, "three", "sh://turn_1/orphaned_1")).body).toBe("partial\n");
-    // The run that waited on a proposal continues on B once it is accepted there.
-    await onB.call("run/resolve", { run: "agent", path: proposal.path, decision: "accept" });
+    // The proposal A's runner was to run: B's runner in its place, announced again to every client before anyone decides.
+    const again = await announcedAgain;
+    expect(factsText(proposalFacts(again.attributes))).toContain(`default (local@${label(b)}; that server's own runner)`);
+    expect(await shownAs(onB)).toContain(`local@${label(b)}`);
+    // An accept on the facts first shown (revision 1, local@A) is refused, and nothing runs.
+    const stale = await onB.call("run/resolve", { run: "agent", path: proposal.path, decision: "accept", facts: 1 }).catch((error: any) => error);
+    expect(stale.data).toMatchObject({ code: "FACTS_CHANGED", factsRevision: 2, runnerServer: label(b) });
+    expect(stale.message).toContain(`local@${label(b)}`);
+    expect((await entry(onB, "agent", proposal.path)).status).toBe(ENTRY.proposed);
+    // The run that waited on a proposal continues on B once it is accepted there, on the facts shown now: B's runner runs it.
+    await onB.call("run/resolve", { run: "agent", path: proposal.path, decision: "accept", facts: 2 });
+    expect((await entry(onB, "agent", proposal.path)).attributes.runnerServer).toMatchObject({ label: label(b) });
     await eventually(async () => (await onB.call("run/get", { run: "agent" })).run.status === RUN.done, 30_000, "the agent run to finish on B");
     expect(JSON.stringify(model.requests.at(-1))).toContain("from-the-model");
   }, 120_000);
+
+  it("an accept that reaches B while the server shown with the runner is dead (before B saw it go) is FACTS_CHANGED: B's runner is recorded and announced, nothing runs until accepted again", async () => {
+    const onB = await clientOf(b, "client-b4");
+    const label = (server: ServeProcess) => `${hostname()}:${new URL(server.url).port}`;
+    await onB.call("run/create", { alias: "four" });
+    const { path } = await onB.call("proposal/create", { run: "four", tool: "sh", command: "echo four" });
+    // A stopped (the test before) and B took over what it held then; this proposal is made to look recorded for A's
+    // runner, as one is when A dies after it is proposed and before B notices (B noticing is what the test before shows).
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query<{ id: string }>("SELECT id FROM servers WHERE url = $1", [a.url]);
+      const moved = { id: Number(rows[0]!.id), label: label(a) };
+      await sql.query("UPDATE entries SET attributes = jsonb_set(attributes::jsonb, '{runnerServer}', $1::jsonb)::text WHERE path = $2", [
+        JSON.stringify(moved),
+        path,
+      ]);
+    } finally {
+      await sql.end();
+    }
+    expect(factsText(proposalFacts((await entry(onB, "four", path)).attributes))).toContain(`local@${label(a)}`);
+    const announced = onB.next("run/proposal", (p: any) => p.path === path && p.attributes.factsRevision === 2, 15_000);
+    // Without `facts` (the client did not say what it showed): refused all the same, the runner it was shown is gone.
+    const refused = await onB.call("run/resolve", { run: "four", path, decision: "accept" }).catch((error: any) => error);
+    expect(refused.data).toMatchObject({ code: "FACTS_CHANGED", factsRevision: 2, runnerServer: label(b) });
+    expect(refused.message).toContain(`local@${label(a)}`);
+    expect(factsText(proposalFacts((await announced).attributes))).toContain(`default (local@${label(b)}; that server's own runner)`);
+    expect((await entry(onB, "four", path)).status).toBe(ENTRY.proposed);
+    // Decided again on what is shown now: it runs on B.
+    const finished = onB.next("stream/finished", (p: any) => p.path === path, 15_000);
+    await onB.call("run/resolve", { run: "four", path, decision: "accept", facts: 2 });
+    expect(await finished).toMatchObject({ status: ENTRY.done, exit_code: 0 });
+    expect((await entry(onB, "four", path)).attributes.runnerServer).toMatchObject({ label: label(b) });
+  }, 60_000);
 });

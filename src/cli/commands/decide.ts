@@ -119,15 +119,15 @@ async function decide(
   command: "approve" | "reject",
   flags: ClientFlags,
   refs: string[],
-  body: (client: SpoolClient, run: string, path: string) => Promise<number>,
+  body: (client: SpoolClient, run: string, path: string, facts?: number) => Promise<number>,
 ): Promise<number> {
   if (refs.length > 0) {
     return withClient(flags, async (client) => {
       // A run picked among several at a terminal was not named by RUN: its proposal is shown before it is decided.
       const { alias: run, chosen } = await resolveRunRef(client, refs[0]);
       const target = await resolveCommand(client, run, refs[1], { pending: refs[1] === undefined });
-      if (chosen || !exactly(refs, run, target.path)) await showUnnamed(command, client, null, run, target.path);
-      return body(client, run, target.path);
+      const shown = chosen || !exactly(refs, run, target.path) ? await showUnnamed(command, client, null, run, target.path) : undefined;
+      return body(client, run, target.path, shown);
     });
   }
   const found: { project: string | null; run: string; path: string }[] = [];
@@ -153,8 +153,7 @@ async function decide(
   }
   const only = found[0]!;
   return withClient(only.project ? { ...flags, project: only.project } : flags, async (c) => {
-    await showUnnamed(command, c, only.project, only.run, only.path);
-    return body(c, only.run, only.path);
+    return body(c, only.run, only.path, await showUnnamed(command, c, only.project, only.run, only.path));
   });
 }
 
@@ -175,17 +174,18 @@ function exactly(refs: string[], run: string, path: string): boolean {
  * reference to give. Reject goes on (rejecting runs nothing). A proposal no longer pending goes on too: deciding
  * it fails with what happened to it.
  */
-async function showUnnamed(command: "approve" | "reject", client: SpoolClient, project: string | null, run: string, path: string): Promise<void> {
+async function showUnnamed(command: "approve" | "reject", client: SpoolClient, project: string | null, run: string, path: string): Promise<number | undefined> {
   const entry = await client.call("entry/get", { run, path });
-  if (entry.status !== ENTRY.proposed) return;
+  if (entry.status !== ENTRY.proposed) return undefined;
   const { runners } = await client.call("runner/list", {});
-  const facts = factsText(proposalFacts(entry.attributes), { defaultRunner: defaultRunnerName(runners), indent: "  " });
+  const shown = proposalFacts(entry.attributes);
+  const facts = factsText(shown, { defaultRunner: defaultRunnerName(runners), indent: "  " });
   const number = (await runCommands(client, run)).find((c) => c.path === path)?.number;
   const where = `${project ? `${escapeControl(project)}  ` : ""}${escapeControl(run)}  ${escapeControl(path)}`;
   resetTerminal();
   if (command === "reject") {
     process.stdout.write(`${palette().bold(where)}\n${facts}\n`);
-    return;
+    return undefined;
   }
   const exact = `spool approve ${project ? `--project ${escapeControl(project)} ` : ""}${escapeControl(run)} ${number ?? escapeControl(path)}`;
   if (!process.stdin.isTTY) {
@@ -195,6 +195,8 @@ async function showUnnamed(command: "approve" | "reject", client: SpoolClient, p
   }
   process.stdout.write(`${palette().bold(where)}\n${facts}\n`);
   if (!(await confirmKey("Accept this command? [y/N] "))) throw new CliError(`not accepted; \`${exact}\` accepts it`, EXIT.failed);
+  // The facts just shown: if the server changed them meanwhile (its runner's server stopped), the accept is refused.
+  return shown.factsRevision ?? 1;
 }
 
 const APPROVE_SPEC = defineCommand({
@@ -213,9 +215,9 @@ ${REFS_HELP}`,
 });
 
 export const APPROVE = commandOf(APPROVE_SPEC, async (values, rest) => {
-  return decide("approve", values, rest, async (client, run, path) => {
+  return decide("approve", values, rest, async (client, run, path, facts) => {
     const reply = await client
-      .call("run/resolve", { run, path, decision: "accept", ...(values.runner ? { runner: values.runner } : {}) })
+      .call("run/resolve", { run, path, decision: "accept", ...(values.runner ? { runner: values.runner } : {}), ...(facts ? { facts } : {}) })
       .catch((error: unknown) => unknownRunner(client, values.runner, error))
       .catch((error: unknown) => decidedAlready(client, run, path, error));
     process.stdout.write(`${palette().green("accepted")} ${path}: running on ${reply.runner ?? "?"}; follow it with \`spool tail ${run} -f\`\n`);

@@ -13,6 +13,7 @@ import { newResumeToken, tokenKey } from "../tokens.js";
 import { producerWire } from "../views.js";
 import { lose } from "./finish.js";
 import { own } from "./ownership.js";
+import { requireFactsHold } from "./runner-moved.js";
 import { follow, producerState, requireLog, type Stage } from "./stage.js";
 import { stateOf } from "./transitions.js";
 
@@ -33,20 +34,27 @@ export interface AcceptOptions {
   self: ConnectionHandle | null;
   /** Passed on by another server: taken here, never passed on again. */
   forwarded?: boolean;
+  /** The facts revision the person was shown (run/resolve's `facts`); undefined: not compared. */
+  facts?: number | undefined;
+}
+
+/** What a client's accept asks for (run/resolve's params). */
+export interface AcceptRequest {
+  runner?: string | undefined;
+  reason?: string | undefined;
+  always?: boolean | undefined;
+  how?: "key" | "flag" | undefined;
+  /** The facts revision the person was shown. */
+  facts?: number | undefined;
 }
 
 /**
  * accept, by a client: the log entry 202 → 200 and its data channels at 102, owned by the chosen runner (which
  * gets `runner/exec`) or, for "self", by `caller`.
  */
-export function accept(
-  stage: Stage,
-  caller: ConnectionHandle,
-  project: ProjectRef,
-  target: ProducerTarget,
-  options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined; how?: "key" | "flag" | undefined },
-): Promise<AcceptResult> {
+export function accept(stage: Stage, caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, options: AcceptRequest): Promise<AcceptResult> {
   return acceptAs(stage, project, target, {
+    facts: options.facts,
     runner: options.runner,
     reason: options.reason,
     resolver: connectionResolver(caller, options.how),
@@ -65,11 +73,13 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   // Named by neither: the runner recorded (and shown) when it was proposed, even if the project's default changed since.
   const requested = acceptRunner(target.path, proposal.runner, options.runner) ?? proposal.defaultRunner ?? undefined;
   // A runner attached to another server sharing the database: that server accepts it and dispatches it.
+  // Only on the facts that hold: a runner's server that stopped is replaced, announced again, and decided again.
+  await requireFactsHold(stage, proposal, options.facts);
   const recorded = { name: proposal.runner ?? proposal.defaultRunner, own: proposal.runnerClaim?.own === true, server: proposal.runnerServer };
   const server = options.forwarded ? null : await acceptingServer(stage.others, runners, project, requested, recorded);
   if (server !== null) {
-    const { reason, always, resolver, resolvedBy } = options;
-    return stage.others!.acceptElsewhere(server, project, target, { runner: requested, reason, always, resolver, resolvedBy });
+    const { reason, always, resolver, resolvedBy, facts } = options;
+    return stage.others!.acceptElsewhere(server, project, target, { runner: requested, reason, always, resolver, resolvedBy, facts });
   }
   const tool = proposal.tool;
   const producer = stage.producers.get(tool);

@@ -20,6 +20,7 @@ import * as finish from "./finish.js";
 import * as grace from "./grace.js";
 import * as ownership from "./ownership.js";
 import { propose } from "./propose.js";
+import { moveProposals } from "./runner-moved.js";
 import * as stages from "./stage.js";
 
 // The handlers, plugins and the agent loop import these from here.
@@ -103,12 +104,7 @@ export class Lifecycle {
   }
 
   /** accept: the log entry 202 → 200 and its data channels at 102, owned by the chosen runner or, for "self", by `caller`. */
-  accept(
-    caller: ConnectionHandle,
-    project: ProjectRef,
-    target: ProducerTarget,
-    options: { runner?: string | undefined; reason?: string | undefined; always?: boolean | undefined; how?: "key" | "flag" | undefined },
-  ): Promise<AcceptResult> {
+  accept(caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, options: decide.AcceptRequest): Promise<AcceptResult> {
     return decide.accept(this.#stage, caller, project, target, options);
   }
 
@@ -185,6 +181,11 @@ export class Lifecycle {
   }
 
   /** Producers left streaming by a server that stopped are adopted here, wait the grace for their owner, then end 499 with `reason`. */
+  /** Pending proposals shown with a stopped server's runner: this server's runner in its place, announced again. */
+  moveProposals(): Promise<number> {
+    return moveProposals(this.#stage);
+  }
+
   adoptOrphans(reason = "interrupted"): Promise<void> {
     return grace.adoptOrphans(this.#stage, reason);
   }

@@ -23,6 +23,7 @@ export const runResolve = defineMethod({
       reason: params.reason,
       always: params.always,
       how: params.how,
+      facts: params.facts,
     });
   },
 });

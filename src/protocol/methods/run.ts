@@ -132,6 +132,14 @@ export const RunResolveParams = z
     runner: RunnerRef.optional().describe(
       'Runner to execute it (default: the runner the proposal named, else the project\'s default); naming another runner than the proposal named is CONFLICT. "self" = the accepting connection owns the producer and streams its output',
     ),
+    facts: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "With accept: the facts revision the person was shown (the proposal's `factsRevision`, 1 when absent). When the facts changed since (the runner's server stopped and another's runner took its place), the accept is FACTS_CHANGED and nothing runs: decide again on the facts now shown. Absent: not compared",
+      ),
     how: z
       .enum(["key", "flag"])
       .optional()

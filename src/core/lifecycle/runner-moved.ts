@@ -1,0 +1,56 @@
+import { SpoolError } from "../../rpc/errors.js";
+import type { Producer } from "../../store/producer-row.js";
+import { proposalNotice } from "../effects.js";
+import { ENTRY } from "../status.js";
+import type { Stage } from "./stage.js";
+
+/*
+ * With several servers on one database, a proposal records the server whose embedded runner will run it, and
+ * every client shows it (`local@host:7420`). When that server stops before the decision, the proposal cannot
+ * run there: a living server records its own runner in its place, raises the facts revision and announces the
+ * proposal again (`run/proposal`), so the person decides on the facts that will hold. An accept for the facts
+ * as they were is refused (FACTS_CHANGED), never run somewhere the person was not shown.
+ */
+
+/** Re-records, for this server's runner, the pending proposals of servers no longer alive, and announces each again. */
+export async function moveProposals(stage: Stage): Promise<number> {
+  const { deps, others } = stage;
+  if (!others?.shared) return 0;
+  const me = { id: others.serverId, label: await others.serverLabel(others.serverId) };
+  const moved = await deps.repos.cluster.moveProposals(me, await deps.bus.alive(), ENTRY.proposed);
+  for (const row of moved) {
+    const run = await deps.repos.runs.findRunById(row.run_id);
+    if (!run) continue;
+    deps.log.warn(`cluster: ${run.alias} ${row.path}: its runner's server stopped before the decision; now shown with local@${me.label}`);
+    deps.notifyProject(run.project_id, "run/proposal", proposalNotice(run.alias, row, deps.config.decisionTimeoutMs));
+  }
+  return moved.length;
+}
+
+function factsChanged(proposal: Producer, why: string): SpoolError {
+  const shown = proposal.runnerServer ? `local@${proposal.runnerServer.label}` : "another runner";
+  return new SpoolError("FACTS_CHANGED", `${why}: it now runs on ${shown} (facts revision ${proposal.factsRevision}); nothing ran, decide again`, {
+    runnerServer: proposal.runnerServer?.label ?? null,
+    factsRevision: proposal.factsRevision,
+  });
+}
+
+/**
+ * Refuses an accept made on facts other than the ones that hold: the accept names an older revision than the
+ * proposal's, or the server recorded for its runner has stopped (then this server records its own runner in its
+ * place first, announces it, and the person decides again).
+ */
+export async function requireFactsHold(stage: Stage, proposal: Producer, seen: number | undefined): Promise<void> {
+  if (seen !== undefined && seen !== proposal.factsRevision) {
+    throw factsChanged(proposal, `the facts changed since revision ${seen} was shown (its runner's server stopped)`);
+  }
+  const others = stage.others;
+  const server = proposal.runnerServer;
+  if (!others?.shared || !server || proposal.runnerClaim?.own !== true || server.id === others.serverId || (await others.alive(server.id))) return;
+  await moveProposals(stage);
+  const label = await others.serverLabel(others.serverId);
+  throw factsChanged(
+    { ...proposal, runnerServer: { id: others.serverId, label }, factsRevision: proposal.factsRevision + 1 },
+    `the server whose runner was shown (local@${server.label}) stopped before the decision`,
+  );
+}
