@@ -184,6 +184,10 @@ describe("the model drives interactive commands (scripted model)", () => {
     const log = logOf(command);
     model.reply(
       { tools: [{ id: "call_tty", name: "sh", arguments: { command, tty: true } }] },
+      // As a careful agent does: read until the REPL's prompt is there before typing (an empty write waits for new
+      // output and its quiet). Typed before python3 has started (a loaded machine), the line's answer would come
+      // after the terminal's echo had been quiet for the write's 300 ms, and the write would return with the echo alone.
+      { tools: [{ id: "call_prompt", name: "write", arguments: { path: log, input: "", timeout_ms: 5_000 } }] },
       { tools: [{ id: "call_line", name: "write", arguments: { path: log, input: "print(6 * 7)\n", timeout_ms: 10_000 } }] },
       { tools: [{ id: "call_stop", name: "write", arguments: { path: log, input: "while True: pass\n\n<C-c>", timeout_ms: 10_000 } }] },
       { tools: [{ id: "call_end", name: "write", arguments: { path: log, input: "C-d", timeout_ms: 10_000 } }] },
@@ -193,9 +197,10 @@ describe("the model drives interactive commands (scripted model)", () => {
     await a.call("run/create", { alias: "tty", model: "test", prompt: "Drive it." });
     expect((await accepted).attributes.tty).toEqual({ cols: 120, rows: 40 });
     await runStatus(a, "tty", 200);
-    expect(toolResult(model.requests[2]!, "call_line")).toMatch(/>>> print\(6 \* 7\)\n42\n>>>/);
-    expect(toolResult(model.requests[3]!, "call_stop")).toContain("KeyboardInterrupt");
-    const end = toolResult(model.requests[4]!, "call_end")!;
+    expect(`${toolResult(model.requests[1]!, "call_tty")}\n${toolResult(model.requests[2]!, "call_prompt")}`).toContain(">>>");
+    expect(toolResult(model.requests[3]!, "call_line")).toMatch(/>>> print\(6 \* 7\)\n42\n>>>/);
+    expect(toolResult(model.requests[4]!, "call_stop")).toContain("KeyboardInterrupt");
+    const end = toolResult(model.requests[5]!, "call_end")!;
     expect(end).toContain("status: done");
     expect(end).toContain("exit code: 0");
   });
