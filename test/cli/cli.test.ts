@@ -267,13 +267,14 @@ describe("the spool command line", () => {
       await person.call("stream/completed", { run: "d", path: p.path, exit_code: 0 });
     }, 90_000);
 
-    it("runners lists backend, default, sandbox, network and state", async () => {
+    it("runners lists backend, default, sandbox, network, who attached it, where it runs and state", async () => {
       const runners = cli(["runners"], dir);
       expect(await runners.exit).toBe(0);
-      expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+network\s+state\s+running/);
-      // With no default set, the embedded runner takes plain accepts (implied), and is not called the default (--json says false).
+      expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+network\s+attached by\s+where\s+state\s+running/);
+      // With no default set, the embedded runner takes plain accepts (implied), and is not called the default (--json
+      // says false); the server itself attached it, on this machine.
       expect(runners.stdout()).toMatch(
-        /local\s+local\s+implied\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+(attached \d+\w ago|starts on first use)/,
+        /local\s+local\s+implied\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+the server\s+\S+:\d+, on \S+\s+(attached \d+\w ago|starts on first use)/,
       );
     }, 60_000);
   });
