@@ -1,6 +1,6 @@
 import { type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
-import { claimWords, type TransportKind } from "../../../protocol/roles.js";
+import { claimWords, type TransportKind } from "../../../protocol/transports.js";
 import { act, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { escapeControl } from "../format.js";
