@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -88,6 +89,23 @@ describeWithBwrap("a sandboxed command reaches no other Spool's credentials or s
 });
 
 /**
+ * The spool CLI at a path a sandboxed command sees: this checkout's, unless the checkout is under /tmp (a fresh
+ * clone's, as CI makes), which is the sandbox's own empty tmpfs there; then a hard-linked copy of what the CLI runs
+ * (bin, dist, node_modules, package.json, scripts) in the project's root, run as an installed package runs (dist/).
+ */
+function cliInSandbox(root: string): string {
+  const repo = realpathSync(process.cwd());
+  if (repo !== "/tmp" && !repo.startsWith("/tmp/")) return join(repo, "bin", "spool.js");
+  const copy = join(root, ".spool-cli");
+  mkdirSync(copy, { recursive: true });
+  for (const part of ["bin", "dist", "node_modules", "package.json", "scripts"]) {
+    const link = spawnSync("cp", ["-al", join(repo, part), copy]);
+    if (link.status !== 0) execFileSync("cp", ["-a", join(repo, part), copy]);
+  }
+  return join(copy, "bin", "spool.js");
+}
+
+/**
  * The same with the documented PostgreSQL pair: two servers on one database, each with a home of its own on this
  * machine. What a command on A could take from B is worth every project of both (the database is one): B's token
  * is not readable, B's socket not reachable, and the spool CLI run inside against B gets nothing done.
@@ -138,7 +156,7 @@ describeWithBwrap("two homes on one machine, the PostgreSQL pair (issue 54)", ()
     it("workspace-write on A: `spool token create --role admin` and `spool reject` against B fail; nothing changed", async () => {
       await onB.call("run/create", { alias: "pending-on-b" });
       const pending = await onB.call("proposal/create", { run: "pending-on-b", tool: "sh", command: "echo decided-from-inside" });
-      const spool = `${process.execPath} ${join(process.cwd(), "bin", "spool.js")}`;
+      const spool = `${process.execPath} ${cliInSandbox(a.root)}`;
       const asB = `SPOOL_HOME=${b.home} SPOOL_PROJECT=nokey-pg`;
       const done = await runTool(
         client,
