@@ -45,6 +45,9 @@ export function recordStatePaths(paths: readonly string[], env: NodeJS.ProcessEn
   }
 }
 
+/** The path each registry entry's file holds, by the file, as this process read it (sandboxes read the registry at every start). */
+const entryPaths = new Map<string, string>();
+
 /** The paths recorded that exist now, and the registry itself; those whose directory no longer exists are forgotten. */
 export function recordedStatePaths(env: NodeJS.ProcessEnv = process.env): string[] {
   const dir = registryDir(env);
@@ -57,16 +60,21 @@ export function recordedStatePaths(env: NodeJS.ProcessEnv = process.env): string
   const paths = [dir];
   for (const name of names) {
     const file = join(dir, name);
-    let path: string;
-    try {
-      path = readFileSync(file, "utf8");
-    } catch {
-      continue;
+    // An entry's file never changes once written (its name is its path's): read once per process.
+    let path = entryPaths.get(file);
+    if (path === undefined) {
+      try {
+        path = readFileSync(file, "utf8");
+      } catch {
+        continue;
+      }
+      if (!name.endsWith(".tmp")) entryPaths.set(file, path);
     }
     if (!isAbsolute(path) || name.endsWith(".tmp")) continue;
     if (existsSync(path)) paths.push(path);
     else if (!existsSync(dirname(path)))
       try {
+        entryPaths.delete(file);
         unlinkSync(file);
       } catch {
         // forgotten by another reader meanwhile
