@@ -46,6 +46,31 @@ describeWithBrowser("the page's papercuts of issue 57, in Chromium", () => {
     expect((await runnerFact(person)).select).toBe(true);
   }, 90_000);
 
+  it("at 390 px a person's card writes the chosen runner out whole under its selector, and follows a change of choice", async () => {
+    const admin = await web.ts.clientIn("narrow");
+    await admin.call("run/create", { alias: "pick" });
+    const { path } = await admin.call("proposal/create", { run: "pick", tool: "sh", command: "echo which runner" });
+    const page = await phone("narrow");
+    await page.waitForSelector(card(path));
+    const shown = () =>
+      page.$eval(`${card(path)} dd[data-fact="runner"]`, (dd) => {
+        const select = dd.querySelector("select") as HTMLSelectElement;
+        const whole = dd.querySelector(".runner-whole") as HTMLElement;
+        const box = whole.getBoundingClientRect();
+        // biome-ignore lint/performance/useDomNodeTextContent: the words as laid out on the screen
+        return { chosen: select.selectedOptions[0]?.textContent ?? "", words: whole.innerText, right: box.right, width: window.innerWidth };
+      });
+    const seen = await shown();
+    expect(seen.chosen).toBe("default (local; this server's own runner)");
+    // Wrapped if need be, never cut: every word of the choice is on the screen.
+    expect(seen.words.replace(/\s+/g, " ")).toBe(seen.chosen);
+    expect(seen.right).toBeLessThanOrEqual(seen.width);
+    await page.select(`${card(path)} dd[data-fact="runner"] select`, "local");
+    const after = await shown();
+    expect(after.chosen).not.toBe(seen.chosen);
+    expect(after.words.replace(/\s+/g, " ")).toBe(after.chosen);
+  }, 90_000);
+
   it("at 390 px the top bar cuts nothing: the connection says 'live' whole (the server's version in its title), every part on screen", async () => {
     const page = await phone("topbar");
     const bar = await page.$eval(".top", (top) => ({

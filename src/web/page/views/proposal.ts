@@ -38,6 +38,12 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
         ),
       ),
   );
+  // A selector shows as much of its choice as its width allows: on a phone that cuts the runner's words, so the
+  // choice is also written out whole beneath it (phone.css shows it on narrow screens only).
+  const runnerWhole = h("span", { class: "runner-whole" }, selectedText(runnerSelect));
+  runnerSelect.addEventListener("change", () => {
+    runnerWhole.textContent = selectedText(runnerSelect);
+  });
   const reason = h("input", { type: "text", placeholder: "reason (optional)", "aria-label": "reason", maxlength: 500 });
   const approve = h("button", { type: "button", class: "approve" }, "Approve");
   const reject = h("button", { type: "button", class: "reject" }, "Reject");
@@ -83,7 +89,7 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       ),
       ...fact("tty", facts.tty ? factValue(facts, "tty") : dim(factValue(facts, "tty"))),
       // Only someone who may decide chooses where it runs: a viewer reads the runner, with no control it cannot use.
-      ...fact("runner", actions ? runnerSelect : factValue(facts, "runner", { defaultRunner: fallback })),
+      ...fact("runner", actions ? h("span", null, runnerSelect, runnerWhole) : factValue(facts, "runner", { defaultRunner: fallback })),
       ...fact("sandbox", factValue(facts, "sandbox")),
       ...fact("network", facts.network === null ? dim(factValue(facts, "network")) : factValue(facts, "network")),
       ...fact("background", factValue(facts, "background")),
@@ -98,4 +104,9 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
 function envText([name, value]: [string, string]): HTMLElement {
   const marked = hasControl(name) || hasControl(value);
   return h("span", { class: marked ? "escaped" : "", title: marked ? "contains control characters, shown escaped" : null }, envPair([name, value]));
+}
+
+/** The words of a selector's chosen option. */
+function selectedText(select: HTMLSelectElement): string {
+  return select.selectedOptions[0]?.textContent ?? "";
 }
