@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { recordedStatePaths } from "../home-registry.js";
+import { recordedState } from "../home-registry.js";
 import { hiddenPaths, within } from "./sandbox.js";
 
 /*
@@ -25,7 +25,14 @@ export function sandboxHidden(
   env: NodeJS.ProcessEnv,
   privateTmp?: { workspace: string },
 ): { hideFiles: string[]; hideDirs: string[] } {
-  const hidden = hiddenPaths([...expandHome(hide, homes), ...recordedStatePaths(env)]);
+  const given = hiddenPaths(expandHome(hide, homes));
+  // The registry's paths come resolved and sorted into files and directories by one pass over it (home-registry.ts):
+  // a realpath and a listing per directory that holds recorded paths, not two existence checks, a realpath and a stat each.
+  const recorded = recordedState(env);
+  const hidden = {
+    hideFiles: [...new Set([...given.hideFiles, ...recorded.files])].sort(),
+    hideDirs: [...new Set([...given.hideDirs, ...recorded.dirs])].sort(),
+  };
   if (!privateTmp) return hidden;
   const kept = (path: string) => !within(path, "/tmp") || within(path, privateTmp.workspace) || within(privateTmp.workspace, path);
   return { hideFiles: hidden.hideFiles.filter(kept), hideDirs: hidden.hideDirs.filter(kept) };
