@@ -25,7 +25,10 @@ describe("the home registry's one pass", () => {
     mkdirSync(path);
     writeFileSync(join(path, "token"), "t\n");
     writeFileSync(join(path, "spool.db"), "");
-    recordStatePaths(["", "token", "spool.db", "spool.db-wal", "spool.sock"].map((p) => join(path, p)), env);
+    recordStatePaths(
+      ["", "token", "spool.db", "spool.db-wal", "spool.sock"].map((p) => join(path, p)),
+      env,
+    );
     return path;
   }
 
