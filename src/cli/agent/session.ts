@@ -249,7 +249,7 @@ class ActSession extends SessionState {
 
   /** An accept refused on facts that changed: said, and the proposal as it is now (to be shown and asked about again), if still pending. */
   async changedFacts(p: Proposal, error: SpoolRpcError): Promise<Proposal | undefined> {
-    this.say(this.colours.yellow(`  not accepted, nothing ran: ${escapeControl(error.message)}`));
+    this.say(this.colours.yellow(`  not accepted: ${escapeControl(error.message)}`));
     const log = await this.client.call("entry/get", { run: p.run, path: p.path });
     return log.status === ENTRY.proposed ? { ...p, producer: producerOf(log) } : undefined;
   }
