@@ -90,6 +90,31 @@ export function recordedState(env: NodeJS.ProcessEnv = process.env): RecordedSta
   return found;
 }
 
+/** Passes asked for and not begun yet, by registry directory. */
+const soon = new Map<string, Promise<RecordedState & { paths: string[] }>>();
+
+/**
+ * `recordedState` for a sandbox's start, shared by the starts that ask before it begins: one pass, on the event
+ * loop's next turn (setImmediate), serves every start that asked until then, so commands started together (a
+ * runner given 100 at once) cost a pass or two, not one each. As safe as a pass of one's own: it begins after each
+ * start it serves asked for it, so it sees what was there when each asked, and a start asking once it has begun
+ * waits for the next. What it gives is shared by those starts: not to be changed.
+ */
+export function recordedStateSoon(env: NodeJS.ProcessEnv = process.env): Promise<RecordedState & { paths: string[] }> {
+  const dir = registryDir(env);
+  let pass = soon.get(dir);
+  if (!pass) {
+    pass = new Promise((resolve) =>
+      setImmediate(() => {
+        soon.delete(dir);
+        resolve(recordedState(env));
+      }),
+    );
+    soon.set(dir, pass);
+  }
+  return pass;
+}
+
 /** The paths recorded that are there now, and the registry itself; those whose directory no longer exists are forgotten. */
 export function recordedStatePaths(env: NodeJS.ProcessEnv = process.env): string[] {
   return recordedState(env).paths;

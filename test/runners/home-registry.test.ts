@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync,
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { recordedState, recordStatePaths, registryDir } from "../../src/home-registry.js";
+import { recordedState, recordedStateSoon, recordStatePaths, registryDir } from "../../src/home-registry.js";
 import { sandboxHidden } from "../../src/runners/sandbox-hide.js";
 
 /**
@@ -48,6 +48,20 @@ describe("the home registry's one pass", () => {
     // And a home recorded after a start, in a directory listed before.
     const b = home("b");
     expect(recordedState(env).dirs).toContain(b);
+  });
+
+  it("starts that ask together share one pass, which begins after each asked: what appears before it is seen, a later start gets a later pass", async () => {
+    const a = home("a");
+    const first = recordedStateSoon(env);
+    expect(recordedStateSoon(env)).toBe(first);
+    // After both asked, before the pass began: seen by it.
+    writeFileSync(join(a, "spool.sock"), "");
+    expect((await first).files).toContain(join(a, "spool.sock"));
+    writeFileSync(join(a, "spool.db-wal"), "");
+    const later = recordedStateSoon(env);
+    expect(later).not.toBe(first);
+    expect((await later).files).toContain(join(a, "spool.db-wal"));
+    expect((await first).files).not.toContain(join(a, "spool.db-wal"));
   });
 
   it("a recorded path that is a link is hidden where it leads (a database moved to another disk), judged at each start", () => {
