@@ -13,6 +13,10 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // The run's own registry of Spool homes (SPOOL_REGISTRY), removed at its end, and each file's temporary
+    // directories removed at the file's end: the suite leaves no home recorded for every later sandbox to look at.
+    globalSetup: ["test/helpers/per-run-registry.ts"],
+    setupFiles: ["test/helpers/file-cleanup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start real servers and processes; two cores do not like many at once.

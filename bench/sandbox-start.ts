@@ -2,12 +2,40 @@
 // `true`, in read-only and workspace-write (no network: slirp4netns is measured elsewhere). It covers what a start
 // costs the runner: the paths to hide (the server's, the registry of every Spool home on the machine, the
 // credential paths), bwrap's arguments, the seccomp filter, bwrap itself.
-// Usage: npx tsx bench/sandbox-start.ts [rounds]   (prints one JSON line: median and p90 per mode, in ms)
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
-import { LocalBackend } from "../src/runners/local.js";
+// Usage: npx tsx bench/sandbox-start.ts [rounds] [homes]   (prints one JSON line: median and p90 per mode, in ms)
+// With `homes`, the registry is a fresh one (SPOOL_REGISTRY) holding that many homes under /tmp as test servers
+// leave them (home, token, database, processes; 8 paths each as a server records them, a stopped server's socket
+// and WAL among them), recorded through this tree's home registry where it has one; without, the registry is
+// SPOOL_REGISTRY or the user's. Run it from each tree to compare trees (the script is the same).
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const rounds = Number(process.argv[2] ?? 30);
+const homes = process.argv[3] === undefined ? null : Number(process.argv[3]);
 const HIDE = ["~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.config/gh", "~/.kube", "~/.docker/config.json", "~/.netrc"];
+const made: string[] = [];
+
+if (homes !== null) {
+  const registry = mkdtempSync("/tmp/spool-bench-registry-");
+  made.push(registry);
+  process.env.SPOOL_REGISTRY = registry;
+  // A tree before the registry (issue 54) has none: its sandboxes hide only what they are given.
+  const record = await import("../src/home-registry.js").then(
+    (m: { recordStatePaths?: (paths: string[]) => void }) => m.recordStatePaths ?? null,
+    () => null,
+  );
+  for (let i = 0; i < homes; i++) {
+    const home = mkdtempSync("/tmp/spool-bench-home-");
+    made.push(home);
+    writeFileSync(join(home, "token"), "x\n");
+    writeFileSync(join(home, "spool.db"), "");
+    mkdirSync(join(home, "processes"));
+    const paths = ["", "token", "config.json", "processes", "spool.db", "spool.db-wal", "spool.db-shm", "spool.sock"].map((p) => join(home, p));
+    record?.(paths);
+  }
+}
+
+const { LocalBackend } = await import("../src/runners/local.js");
 const backend = new LocalBackend();
 const workspace = realpathSync(mkdtempSync("/var/tmp/spool-bench-start-"));
 
@@ -36,6 +64,7 @@ for (const mode of ["read-only", "workspace-write"] as const) {
   const at = (q: number) => Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))]! * 10) / 10;
   result[mode] = { median: at(0.5), p90: at(0.9) };
 }
-console.log(JSON.stringify(result));
+console.log(JSON.stringify({ homes, ...result }));
 await backend.close();
 rmSync(workspace, { recursive: true, force: true });
+for (const dir of made) rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 
@@ -45,40 +45,156 @@ export function recordStatePaths(paths: readonly string[], env: NodeJS.ProcessEn
   }
 }
 
-/** The path each registry entry's file holds, by the file, as this process read it (sandboxes read the registry at every start). */
-const entryPaths = new Map<string, string>();
+/**
+ * The path each registry entry holds and its directory, by the entry's name, as this process read them. Safe to
+ * keep: an entry's name is the digest of the path it holds (the same name is the same path in any registry), it is
+ * written whole under that name (renamed into place) and never rewritten, and the registry is hidden from every
+ * sandbox, so no sandboxed command can change what an entry says.
+ */
+const entryPaths = new Map<string, { path: string; parent: string } | null>();
 
-/** The paths recorded that exist now, and the registry itself; those whose directory no longer exists are forgotten. */
-export function recordedStatePaths(env: NodeJS.ProcessEnv = process.env): string[] {
+/** What the registry records that exists now, as real paths: the files and directories a sandbox covers. */
+export interface RecordedState {
+  files: string[];
+  dirs: string[];
+}
+
+/**
+ * One pass over the registry, for a sandbox's start: its entries grouped by their directory (a home's token,
+ * database and socket share one), then per directory one realpath and one listing that says which recorded names
+ * are there and what they are (a name that is a symbolic link is resolved where it leads: a home's database may be
+ * a link to another disk): a home's eight paths cost one listing, not two existence checks, a realpath and a stat
+ * each. Entries whose directory no longer exists are forgotten (a removed test home's token, database and socket;
+ * the home itself stays recorded, as any path whose directory is there).
+ *
+ * Nothing about the paths is kept from one start to the next: a path that appears after a start is seen by the
+ * next one, and a directory moved or replaced by a link is judged where it is now. (A listing kept by its
+ * directory's mtime would go stale within a timestamp's granularity, a clock tick, and would not see an ancestor
+ * renamed.) Only the entries' contents are kept (`entryPaths`).
+ */
+export function recordedState(env: NodeJS.ProcessEnv = process.env): RecordedState & { paths: string[] } {
   const dir = registryDir(env);
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
-    return [];
+    return { files: [], dirs: [], paths: [] };
   }
-  const paths = [dir];
+  const found: RecordedState & { paths: string[] } = { files: [], dirs: [], paths: [dir] };
+  add(found, dir);
+  for (const [parent, entries] of byDirectory(dir, names)) {
+    const listed = listing(parent);
+    if (listed === "gone") for (const entry of entries) forget(entry.file);
+    else for (const entry of entries) look(found, listed, entry.path);
+  }
+  return found;
+}
+
+/** Passes asked for and not begun yet, by registry directory. */
+const soon = new Map<string, Promise<RecordedState & { paths: string[] }>>();
+
+/**
+ * `recordedState` for a sandbox's start, shared by the starts that ask before it begins: one pass, on the event
+ * loop's next turn (setImmediate), serves every start that asked until then, so commands started together (a
+ * runner given 100 at once) cost a pass or two, not one each. As safe as a pass of one's own: it begins after each
+ * start it serves asked for it, so it sees what was there when each asked, and a start asking once it has begun
+ * waits for the next. What it gives is shared by those starts: not to be changed.
+ */
+export function recordedStateSoon(env: NodeJS.ProcessEnv = process.env): Promise<RecordedState & { paths: string[] }> {
+  const dir = registryDir(env);
+  let pass = soon.get(dir);
+  if (!pass) {
+    pass = new Promise((resolve) =>
+      setImmediate(() => {
+        soon.delete(dir);
+        resolve(recordedState(env));
+      }),
+    );
+    soon.set(dir, pass);
+  }
+  return pass;
+}
+
+/** The paths recorded that are there now, and the registry itself; those whose directory no longer exists are forgotten. */
+export function recordedStatePaths(env: NodeJS.ProcessEnv = process.env): string[] {
+  return recordedState(env).paths;
+}
+
+/** Adds `path` to what is found if `listed` (its directory) holds it. */
+function look(found: RecordedState & { paths: string[] }, listed: Listing | "unlisted", path: string): void {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const kind = listed === "unlisted" ? "link" : listed.entries.get(name);
+  if (kind === undefined) return;
+  if (listed === "unlisted" || kind === "link") {
+    if (!add(found, path)) return;
+  } else (kind === "dir" ? found.dirs : found.files).push(`${listed.real === "/" ? "" : listed.real}/${name}`);
+  found.paths.push(path);
+}
+
+/** The registry's entries (their file, the path it holds) by the directory of the path. */
+function byDirectory(dir: string, names: readonly string[]): Map<string, { file: string; path: string }[]> {
+  const groups = new Map<string, { file: string; path: string }[]>();
   for (const name of names) {
-    const file = join(dir, name);
-    // An entry's file never changes once written (its name is its path's): read once per process.
-    let path = entryPaths.get(file);
-    if (path === undefined) {
+    // Written under a private name and not yet renamed: not an entry yet.
+    if (name.endsWith(".tmp")) continue;
+    const file = `${dir}/${name}`;
+    let entry = entryPaths.get(name);
+    if (entry === undefined) {
+      let path: string;
       try {
         path = readFileSync(file, "utf8");
       } catch {
         continue;
       }
-      if (!name.endsWith(".tmp")) entryPaths.set(file, path);
+      // Not a path to cover (a file put there by hand): skipped, and not read again.
+      entry = isAbsolute(path) && path !== "/" ? { path, parent: dirname(path) } : null;
+      entryPaths.set(name, entry);
     }
-    if (!isAbsolute(path) || name.endsWith(".tmp")) continue;
-    if (existsSync(path)) paths.push(path);
-    else if (!existsSync(dirname(path)))
-      try {
-        entryPaths.delete(file);
-        unlinkSync(file);
-      } catch {
-        // forgotten by another reader meanwhile
-      }
+    if (entry === null) continue;
+    const group = groups.get(entry.parent);
+    if (group) group.push({ file, path: entry.path });
+    else groups.set(entry.parent, [{ file, path: entry.path }]);
   }
-  return paths;
+  return groups;
+}
+
+type Kind = "file" | "dir" | "link";
+type Listing = { real: string; entries: Map<string, Kind> };
+
+/**
+ * A directory's real path and what is in it, "gone" when it is not there (a component missing or not a
+ * directory), "unlisted" when it is there but cannot be listed (then each entry is looked at alone).
+ */
+function listing(parent: string): Listing | "gone" | "unlisted" {
+  try {
+    const real = realpathSync.native(parent);
+    const entries = new Map<string, Kind>();
+    for (const entry of readdirSync(real, { withFileTypes: true })) {
+      entries.set(entry.name, entry.isSymbolicLink() ? "link" : entry.isDirectory() ? "dir" : "file");
+    }
+    return { real, entries };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT" || code === "ENOTDIR" ? "gone" : "unlisted";
+  }
+}
+
+/** Adds where `path` leads now, as a file or a directory; false when it leads nowhere (a dangling link, not there). */
+function add(found: RecordedState, path: string): boolean {
+  try {
+    const real = realpathSync.native(path);
+    (statSync(real).isDirectory() ? found.dirs : found.files).push(real);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function forget(file: string): void {
+  entryPaths.delete(file.slice(file.lastIndexOf("/") + 1));
+  try {
+    unlinkSync(file);
+  } catch {
+    // forgotten by another reader meanwhile
+  }
 }

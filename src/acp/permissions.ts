@@ -1,6 +1,7 @@
 import type { RequestPermissionRequest, ToolCallContent } from "@agentclientprotocol/sdk";
-import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
-import { factsText } from "../protocol/proposal-facts.js";
+import { ConnectionClosedError, factsChanged, SpoolRpcError } from "../client/spool-client.js";
+import { escapeControl, factsRevision, factsText } from "../protocol/proposal-facts.js";
+import { ENTRY } from "../protocol/status.js";
 import { absoluteCwd, fenced, isCommandTool } from "./content.js";
 import type { SessionScope, ToolView } from "./scope.js";
 
@@ -21,16 +22,22 @@ const isDecided = (error: unknown) => error instanceof SpoolRpcError && (error.e
  * A proposal becomes `session/request_permission`; the editor's answer resolves it, unless someone decided
  * first. The request carries every fact a person must see (src/protocol/proposal-facts.ts): as text in
  * the tool call's content (escaped, in a code block so nothing in it reads as Markdown; before the
- * terminal when the editor shows one), and as values in its rawInput.
+ * terminal when the editor shows one), and as values in its rawInput. An accept names the facts revision shown; when
+ * the facts changed since (FACTS_CHANGED: the runner's server stopped and another's runner takes it), nothing ran and
+ * the editor is asked again on the facts as they are now, `changed` saying why.
  */
-export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: string | null): void {
+export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: string | null, changed?: string): void {
   const controller = new AbortController();
   view.permission = controller;
   const path = view.path!;
   const facts = view.facts!;
   const { editor, log } = scope;
+  const note = changed ? `Not accepted: ${escapeControl(changed)}. The facts below are the new ones.` : null;
   const text = factsText(facts, { defaultRunner });
-  const content: ToolCallContent[] = [{ type: "content", content: { type: "text", text: fenced(text) } }];
+  const content: ToolCallContent[] = [
+    ...(note ? [{ type: "content" as const, content: { type: "text" as const, text: note } }] : []),
+    { type: "content", content: { type: "text", text: fenced(text) } },
+  ];
   const terminal = editor.terminal && isCommandTool(view.tool);
   if (terminal) content.push({ type: "terminal", terminalId: view.id });
   const rawInput = {
@@ -57,7 +64,12 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
         options: PERMISSION_OPTIONS,
       },
       controller.signal,
-      { command: facts.command, cwd: absoluteCwd(scope.link.root, facts.cwd), facts: text, terminalId: terminal ? view.id : null },
+      {
+        command: facts.command,
+        cwd: absoluteCwd(scope.link.root, facts.cwd),
+        facts: note ? `${note}\n\n${text}` : text,
+        terminalId: terminal ? view.id : null,
+      },
     )
     .then(async (response) => {
       if (view.permission === controller) view.permission = null;
@@ -67,7 +79,7 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
       const option = response.outcome.outcome === "selected" ? response.outcome.optionId : null;
       const params =
         option === "allow_once" || option === "allow_always"
-          ? { run: scope.run, path, decision: "accept" as const, ...(option === "allow_always" ? { always: true } : {}) }
+          ? { run: scope.run, path, decision: "accept" as const, facts: factsRevision(facts), ...(option === "allow_always" ? { always: true } : {}) }
           : {
               run: scope.run,
               path,
@@ -83,6 +95,7 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
           } catch (error) {
             // The server connection is down (a restart): the answer is kept and sent once it is back.
             if (error instanceof ConnectionClosedError && attempt < RESOLVE_ATTEMPTS && (await scope.link.reconnected(RECONNECT_WAIT_MS))) continue;
+            if (factsChanged(error)) return await askAgain(scope, view, defaultRunner, error.message);
             if (!isDecided(error)) log.warn(`resolving ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
             return;
           }
@@ -96,6 +109,15 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
       if (!controller.signal.aborted && !scope.updates.closed)
         log.warn(`permission request for ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
     });
+}
+
+/** The facts changed before the accept: the proposal read again and, if it still waits, asked about on its facts now. */
+async function askAgain(scope: SessionScope, view: ToolView, defaultRunner: string | null, why: string): Promise<void> {
+  const log = await scope.link.client.call("entry/get", { run: scope.run, path: view.path! });
+  // Decided meanwhile (run/resolved tells the tool call), or the session went: nothing to ask.
+  if (log.status !== ENTRY.proposed || !log.producer || view.resolved || scope.updates.closed) return;
+  view.facts = log.producer;
+  askEditor(scope, view, defaultRunner, why);
 }
 
 /**

@@ -18,3 +18,9 @@ export class SpoolRpcError extends Error {
 export class ConnectionClosedError extends Error {
   override readonly name = "ConnectionClosedError";
 }
+
+/**
+ * An accept refused because the proposal's facts changed since those the client showed (FACTS_CHANGED: its runner's
+ * server stopped and another server's runner takes it); nothing ran, and the client shows the new facts and asks again.
+ */
+export const factsChanged = (error: unknown): error is SpoolRpcError => error instanceof SpoolRpcError && error.errorCode === "FACTS_CHANGED";

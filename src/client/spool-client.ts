@@ -14,7 +14,7 @@ import { readLines } from "./read-lines.js";
 import { type Resubscribe, type StreamChunk, type StreamWatch, type WatchTarget, watchStream } from "./stream-watch.js";
 import type { WebSocketOptions } from "./ws-transport.js";
 
-export { ConnectionClosedError, SpoolRpcError } from "./errors.js";
+export { ConnectionClosedError, factsChanged, SpoolRpcError } from "./errors.js";
 export type { StreamChunk, StreamWatch, WatchTarget } from "./stream-watch.js";
 
 /**

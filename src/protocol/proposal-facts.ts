@@ -50,6 +50,12 @@ export type { ProposalFacts, RunnerClaim, SandboxFact };
  */
 export const proposalFacts = (attributes: Record<string, unknown>): ProposalFacts => factsOf(attributes);
 
+/**
+ * The facts revision of the facts a client shows (1 until they change): what it sends with an accept
+ * (`run/resolve`'s `facts`), so that an accept on facts that changed since is refused (FACTS_CHANGED), never run unseen.
+ */
+export const factsRevision = (facts: Pick<ProposalFacts, "factsRevision">): number => facts.factsRevision ?? 1;
+
 /** The labels, in the order every client shows them. */
 export const FACT_LABELS = ["tool", "command", "cwd", "env", "tty", "runner", "sandbox", "network", "background", "timeout"] as const;
 export type FactLabel = (typeof FACT_LABELS)[number];

@@ -2,6 +2,7 @@ import { constants, existsSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { isAbsolute, join } from "node:path";
+import { recordedStateSoon } from "../home-registry.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
 import { signalName, streamControl, TTY_TERM } from "./control.js";
@@ -173,7 +174,9 @@ export class LocalBackend implements Backend {
       const realCwd = real("cwd", cwd);
       const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
       // The server's and this runner's state, every Spool home recorded here, the credential paths (sandbox-hide.ts).
-      const hidden = sandboxHidden(sandbox.hide ?? [], this.#homes(), this.#environ, { workspace });
+      // The registry read by a pass begun after this start asked, shared with the starts asking with it (home-registry.ts).
+      const recorded = await recordedStateSoon(this.#environ);
+      const hidden = sandboxHidden(sandbox.hide ?? [], this.#homes(), this.#environ, { workspace }, recorded);
       // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
       const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
       if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { recordedStatePaths } from "../home-registry.js";
+import { type RecordedState, recordedState } from "../home-registry.js";
 import { hiddenPaths, within } from "./sandbox.js";
 
 /*
@@ -16,16 +16,24 @@ export function expandHome(paths: readonly string[], homes: readonly string[]): 
 
 /**
  * The files and directories to cover for one command: `hide` (the server's and the runner's state, the credential
- * paths) and the registry's, as real paths that exist. With `privateTmp` (bubblewrap's own /tmp), what lies in the
- * machine's /tmp outside the workspace is left out: the command's /tmp is empty already.
+ * paths) and the registry's (`recorded`, read now when not given), as real paths that exist. With `privateTmp`
+ * (bubblewrap's own /tmp), what lies in the machine's /tmp outside the workspace is left out: the command's /tmp is
+ * empty already.
  */
 export function sandboxHidden(
   hide: readonly string[],
   homes: readonly string[],
   env: NodeJS.ProcessEnv,
   privateTmp?: { workspace: string },
+  // The registry's paths come resolved and sorted into files and directories by one pass over it (home-registry.ts):
+  // a realpath and a listing per directory that holds recorded paths, not two existence checks, a realpath and a stat each.
+  recorded: RecordedState = recordedState(env),
 ): { hideFiles: string[]; hideDirs: string[] } {
-  const hidden = hiddenPaths([...expandHome(hide, homes), ...recordedStatePaths(env)]);
+  const given = hiddenPaths(expandHome(hide, homes));
+  const hidden = {
+    hideFiles: [...new Set([...given.hideFiles, ...recorded.files])].sort(),
+    hideDirs: [...new Set([...given.hideDirs, ...recorded.dirs])].sort(),
+  };
   if (!privateTmp) return hidden;
   const kept = (path: string) => !within(path, "/tmp") || within(path, privateTmp.workspace) || within(privateTmp.workspace, path);
   return { hideFiles: hidden.hideFiles.filter(kept), hideDirs: hidden.hideDirs.filter(kept) };

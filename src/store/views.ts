@@ -77,6 +77,9 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     runner: nonEmpty(p.runner),
     defaultRunner: nonEmpty(p.defaultRunner),
     runnerClaim: p.runnerClaim,
+    // Several servers on one database: whose runner runs it, and how often that changed before the decision (as factsOf).
+    ...(p.runnerServer ? { runnerServer: p.runnerServer.label } : {}),
+    ...(p.factsRevision > 1 ? { factsRevision: p.factsRevision } : {}),
     background: p.background,
     timeoutMs: p.timeoutMs !== null && p.timeoutMs > 0 ? p.timeoutMs : null,
     ...(p.defaultTimeoutMs !== null && p.defaultTimeoutMs >= 0 ? { defaultTimeoutMs: p.defaultTimeoutMs } : {}),

@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { afterAll } from "vitest";
 
 export const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
 
@@ -11,9 +10,18 @@ export const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta
  * also when a test failed before its own `stop` (issue 41: one subprocess harness, always stopped).
  */
 const live = new Set<{ stop(): Promise<unknown> }>();
-afterAll(async () => {
-  for (const running of [...live]) await running.stop();
-});
+
+/**
+ * Stops what the file left running (`live`), after its tests: called by file-cleanup.ts, vitest's setupFiles, which
+ * runs for every file. (An afterAll at this module's top ran after the first file of each worker only: with
+ * `isolate: false` a worker evaluates a helper once, for the first file that imports it.)
+ */
+export async function stopLeftRunning(): Promise<void> {
+  for (const running of [...live]) {
+    live.delete(running);
+    await running.stop();
+  }
+}
 
 /** Keeps `running` in the file's list of live processes until `ended` settles. */
 export function stoppedAfterTheFile(running: { stop(): Promise<unknown> }, ended: Promise<unknown>): void {

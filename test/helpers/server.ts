@@ -9,8 +9,31 @@ import type { freshDatabase } from "./postgres.js";
 
 export type TransportKind = "memory" | "websocket";
 
+/** The directories `tempDir` made in the current test file, removed when it ends (file-cleanup.ts). */
+const made = new Set<string>();
+
+/** A new directory under the system's temporary directory, removed when the test file ends (test/helpers/file-cleanup.ts). */
 export function tempDir(prefix = "spool-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.add(dir);
+  return dir;
+}
+
+/**
+ * Removes the directories `tempDir` made, with what a server left in them (its home's token, database and socket):
+ * a test home left behind stays recorded in the registry of Spool homes every sandbox reads (home-registry.ts) and
+ * costs every sandboxed start until it is removed.
+ */
+export function removeTempDirs(): void {
+  for (const dir of made) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+    } catch (error) {
+      console.warn(`could not remove the test directory ${dir}: ${String(error)}`);
+    }
+    made.delete(dir);
+    homeRoots.delete(dir);
+  }
 }
 
 export interface TestServer {

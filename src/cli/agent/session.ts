@@ -1,8 +1,8 @@
-import type { SpoolClient } from "../../client/spool-client.js";
+import { factsChanged, type SpoolClient, type SpoolRpcError } from "../../client/spool-client.js";
 import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
-import { defaultRunnerName, factsText } from "../../protocol/proposal-facts.js";
-import { OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
+import { defaultRunnerName, factsRevision, factsText } from "../../protocol/proposal-facts.js";
+import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
 import { type Producer, producerOf } from "../../protocol/views.js";
 import { escapeControl } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
@@ -151,8 +151,13 @@ class ActSession extends SessionState {
 
   readonly sayError = (error: unknown) => this.say(this.errColours.red(`error: ${escapeControl(error instanceof Error ? error.message : String(error))}`));
 
-  /** Its turn: its facts shown, a decision asked for (or --yes, or one from elsewhere awaited), then sent. */
+  /** Its turn: decided on the facts shown, and again on the new ones each time they changed before the decision (FACTS_CHANGED). */
   async onProposal(p: Proposal) {
+    for (let shown: Proposal | undefined = p; shown; ) shown = await this.decideOn(shown);
+  }
+
+  /** Its facts shown, a decision asked for (or --yes, or one from elsewhere awaited), then sent; the proposal as it is now if its facts changed meanwhile. */
+  async decideOn(p: Proposal): Promise<Proposal | undefined> {
     const { colours, options, questions, say } = this;
     if (this.stopping) return;
     // Decided before its turn here came (already reported): an accepted command is followed all the same.
@@ -197,14 +202,19 @@ class ActSession extends SessionState {
     // The model goes on as soon as the server has the decision: its words wait until the outcome is said (and the command's output shown).
     const release = this.held.hold();
     try {
-      await this.decide(p, answer, options.yes ? "flag" : "key");
+      return await this.decide(p, answer, options.yes ? "flag" : "key");
     } finally {
       release();
     }
   }
 
-  /** Sends the decision `answer` (y, n or a) on `p` (`how`: a key pressed or a flag), says it, and follows an accepted command. */
-  async decide(p: Proposal, answer: string, how: "key" | "flag" = "key") {
+  /**
+   * Sends the decision `answer` (y, n or a) on `p` (`how`: a key pressed or a flag), says it, and follows an accepted
+   * command. An accept names the facts revision shown: refused (FACTS_CHANGED) when they changed since (the runner's
+   * server stopped and another's runner takes it), nothing ran, and the proposal as it is now is returned, to ask again.
+   */
+  async decide(p: Proposal, answer: string, how: "key" | "flag" = "key"): Promise<Proposal | undefined> {
+    let changed: SpoolRpcError | null = null;
     const decided = await this.client
       .call("run/resolve", {
         run: p.run,
@@ -214,15 +224,18 @@ class ActSession extends SessionState {
         // "always" is a rule of the run, kept by the server: it accepts the same command, cwd and env itself from now on.
         ...(answer === "n"
           ? { decision: "reject", reason: "rejected from the spool CLI" }
-          : { decision: "accept", ...(answer === "a" ? { always: true } : {}) }),
+          : { decision: "accept", facts: factsRevision(p.producer), ...(answer === "a" ? { always: true } : {}) }),
       })
       .then((r) => r)
       .catch((error: unknown) => {
         // Decided elsewhere in the meantime: that decision stands, and was reported.
         this.mine.delete(p.path);
         if (this.decidedElsewhere.has(p.path) || this.stopping) return null;
-        throw error;
+        if (!factsChanged(error)) throw error;
+        changed = error;
+        return null;
       });
+    if (changed) return this.changedFacts(p, changed);
     if (!decided) return this.decidedElsewhere.has(p.path) ? this.followElsewhere(p) : undefined;
     if (answer === "n") {
       this.verdict.rejected();
@@ -231,10 +244,18 @@ class ActSession extends SessionState {
     }
     this.say(this.colours.green(`  accepted, running on ${escapeControl(decided.runner ?? "?")}`));
     await this.follow(p);
+    return undefined;
+  }
+
+  /** An accept refused on facts that changed: said, and the proposal as it is now (to be shown and asked about again), if still pending. */
+  async changedFacts(p: Proposal, error: SpoolRpcError): Promise<Proposal | undefined> {
+    this.say(this.colours.yellow(`  not accepted: ${escapeControl(error.message)}`));
+    const log = await this.client.call("entry/get", { run: p.run, path: p.path });
+    return log.status === ENTRY.proposed ? { ...p, producer: producerOf(log) } : undefined;
   }
 
   /** A proposal accepted by another client: its output and end are shown as if it had been accepted here. */
-  async followElsewhere(p: { run: string; path: string }) {
+  async followElsewhere(p: { run: string; path: string }): Promise<undefined> {
     const decision = this.decidedElsewhere.get(p.path);
     if (decision?.decision !== "accept" || this.stopping || this.followed.has(p.path)) return;
     await this.follow(p);

@@ -1,5 +1,6 @@
-import { type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
+import { factsChanged, type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import { factsRevision } from "../../../protocol/proposal-facts.js";
 import { claimWords, type TransportKind } from "../../../protocol/transports.js";
 import { act, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
@@ -9,7 +10,7 @@ import { routeHash } from "../route.js";
 import { shown } from "../views/common.js";
 import { type ProposalActions, proposalCard } from "../views/proposal.js";
 import { overview, projectItems, runItems } from "../views/sidebar.js";
-import { OtherProjects } from "./queue.js";
+import { OtherProjects, pendingNow } from "./queue.js";
 
 /** The page's regions the project view draws. */
 export interface ProjectRegions {
@@ -69,6 +70,8 @@ export class ProjectView {
   #runners: Runner[] = [];
   /** Cards already shown are kept (with what was typed in them); only new ones are made. */
   #cards = new Map<string, HTMLElement>();
+  /** Why a card was drawn again with new facts (an approve refused: FACTS_CHANGED), by card; said on the card until decided. */
+  readonly #changed = new Map<string, string>();
   #runnersTimer: ReturnType<typeof setTimeout> | null = null;
   #projectsTimer = 0;
   #runsTimer = 0;
@@ -191,7 +194,9 @@ export class ProjectView {
     const page = this.#page;
     const joined = project === page.route.project;
     return act(page, button, decision === "accept" ? "Approve" : "Reject", async () => {
-      const params = { run: p.run, path: p.path, decision, ...(runner ? { runner } : {}), ...(reason ? { reason } : {}) };
+      // An approval names the facts revision this card shows: if they changed since, the server refuses it and nothing runs.
+      const shown = decision === "accept" ? { facts: factsRevision(p.producer) } : {};
+      const params = { run: p.run, path: p.path, decision, ...(runner ? { runner } : {}), ...(reason ? { reason } : {}), ...shown };
       try {
         if (joined) await page.rpc!.call("run/resolve", params);
         else await this.others.resolve(project, params);
@@ -203,6 +208,7 @@ export class ProjectView {
           page.toast(`Already decided elsewhere: ${p.path}`);
           return;
         }
+        if (factsChanged(error)) return this.#factsChanged(project, p, joined, error.message);
         throw error;
       }
       this.decided(project, p, decision, `${page.principal.name} (this page)`, reason || null);
@@ -210,6 +216,22 @@ export class ProjectView {
       // Approving is wanting to watch it: show its output, unless another run (or another project's queue) is in view.
       if (decision === "accept" && joined && (page.route.run === null || p.run === page.route.run)) page.go({ run: p.run, producer: p.path });
     });
+  }
+
+  /**
+   * An approval refused because the proposal's facts changed since its card was drawn (its runner's server stopped and
+   * another server's runner takes it): nothing ran. The card is drawn again with the facts as they are now, saying
+   * why, and the person decides again.
+   */
+  async #factsChanged(project: string, p: Proposal, joined: boolean, why: string): Promise<void> {
+    const key = `${project}\u0000${p.run}\u0000${p.path}`;
+    const now = joined ? await pendingNow(this.#page.rpc!, p) : await this.others.reread(project, p);
+    if (joined && now) this.proposals.set(`${p.run}\u0000${p.path}`, now);
+    else if (joined) this.proposals.delete(`${p.run}\u0000${p.path}`);
+    this.#changed.set(key, why);
+    this.#cards.delete(key);
+    this.renderProposals();
+    this.#page.toast(`Not approved, nothing ran: the facts changed. Decide again on the facts now shown: ${p.path}`, "error");
   }
 
   // ── rendering ───────────────────────────────────────────────────────────
@@ -255,13 +277,14 @@ export class ProjectView {
       const actions = may(this.#page, "person")
         ? { resolve: (...args: Parameters<ProposalActions["resolve"]>) => void this.#resolve(q.project, ...args) }
         : null;
-      const card = this.#cards.get(key) ?? proposalCard(q.p, q.project, q.runners, actions);
+      const card = this.#cards.get(key) ?? proposalCard(q.p, q.project, q.runners, actions, this.#changed.get(key));
       markOtherRun(card, here !== null && (!q.joined || q.p.run !== here));
       // Another project's card: its project leads its head, and it is marked so (its run is not in the sidebar).
       card.classList.toggle("other-project", !q.joined);
       cards.set(key, card);
     }
     this.#cards = cards;
+    for (const key of this.#changed.keys()) if (!cards.has(key)) this.#changed.delete(key);
     const done = [...this.#decided.entries()].reverse().map(([key, d]) =>
       decidedCard(d, () => {
         this.#decided.delete(key);

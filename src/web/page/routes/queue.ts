@@ -1,5 +1,6 @@
 import type { SpoolClient } from "../../../client/spool-client.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import { ENTRY } from "../format.js";
 import type { Project, Proposal, Runner } from "../model.js";
 
 const CLIENT = { name: "spool-web", version: "1" };
@@ -77,11 +78,24 @@ export class OtherProjects {
   }
 
   /** Decides a watched project's proposal through that project's connection (errors as run/resolve's). */
-  async resolve(project: string, params: { run: string; path: string; decision: "accept" | "reject"; runner?: string; reason?: string }): Promise<void> {
+  async resolve(
+    project: string,
+    params: { run: string; path: string; decision: "accept" | "reject"; runner?: string; reason?: string; facts?: number },
+  ): Promise<void> {
     const client = this.#watched.get(project)?.client;
     if (!client) throw new Error(`not connected to project ${project}: try again in a moment`);
     await client.call("run/resolve", params);
     this.#watched.get(project)?.proposals.delete(`${params.run}\u0000${params.path}`);
+  }
+
+  /** A watched proposal read again through its project's connection (its facts changed): kept if it still waits, else dropped. */
+  async reread(project: string, p: Proposal): Promise<Proposal | null> {
+    const w = this.#watched.get(project);
+    if (!w?.client) return null;
+    const now = await pendingNow(w.client, p);
+    if (now) w.proposals.set(`${p.run}\u0000${p.path}`, now);
+    else w.proposals.delete(`${p.run}\u0000${p.path}`);
+    return now;
   }
 
   /** The page signs out or stops: every connection closes. */
@@ -134,4 +148,10 @@ export class OtherProjects {
       client?.close();
     }
   }
+}
+
+/** A proposal as it is now, if it still waits for a decision (its facts, its attributes), read on `rpc`; else null. */
+export async function pendingNow(rpc: SpoolClient, p: Proposal): Promise<Proposal | null> {
+  const log = await rpc.call("entry/get", { run: p.run, path: p.path });
+  return log.status === ENTRY.proposed && log.producer ? { ...p, attributes: log.attributes, producer: log.producer } : null;
 }

@@ -14,9 +14,9 @@ export interface ProposalActions {
  * A pending proposal as someone deciding must see it: the facts every client shows (src/protocol/proposal-facts.ts)
  * — the command, its directory, the environment it adds, its terminal, the runner it would run on, its
  * sandbox mode, whether it runs in the background and its time limit — each with control characters shown
- * escaped, not obeyed.
+ * escaped, not obeyed. `changed`: why it is drawn again (its facts changed and an approval was refused).
  */
-export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions | null): HTMLElement {
+export function proposalCard(p: Proposal, project: string | null, runners: Runner[], actions: ProposalActions | null, changed?: string): HTMLElement {
   const facts = p.producer;
   const fallback = defaultRunnerName(runners);
   const runnerSelect = h(
@@ -73,6 +73,8 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
     ),
     // The server's deadline, when one is in force: the card says when nobody's decision becomes a rejection.
     p.expiresAt != null ? h("p", { class: "deadline", "data-deadline": String(p.expiresAt) }, deadlineText(p.expiresAt)) : null,
+    // Drawn again after an approval was refused because the facts changed (FACTS_CHANGED): why, above the facts now.
+    changed ? h("p", { class: "facts-changed", role: "alert" }, `Not approved: ${escapeControl(changed)}. The facts below are the new ones.`) : null,
     h("pre", { class: "command" }, "$ ", shown(facts.command)),
     h(
       "dl",

@@ -1,0 +1,48 @@
+import type { Browser } from "puppeteer-core";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { card, describeWithBrowser, launchBrowser, signedInPage } from "../helpers/browser.js";
+import { describeWithInfra } from "../helpers/infra.js";
+import { movedProposal } from "../helpers/moved-proposal.js";
+
+/**
+ * The page's Approve sends the facts revision its card shows: a proposal drawn with server A's runner, whose server
+ * stops before the click, is moved to B's runner (revision 2). The click on the card as drawn is refused
+ * (FACTS_CHANGED), nothing runs; the card is drawn again with the new facts and says why, and only an approval of
+ * those runs it, on B. Two real servers on PostgreSQL, the page in Chromium.
+ */
+describeWithBrowser("the page: an approval on facts that changed is refused and the card shows the new facts", () => {
+  describeWithInfra("postgres", "two servers, one database", () => {
+    const moved = movedProposal("facts-page");
+    let browser: Browser;
+    beforeAll(async () => {
+      browser = await launchBrowser();
+    }, 60_000);
+    afterAll(async () => {
+      await browser?.close();
+    });
+
+    it("Approve on local@A's card does not run it on local@B: the card is drawn again with B's runner, and Approve on that runs it", async () => {
+      const { b } = await moved.start();
+      const path = await moved.propose("moved", "echo ran-here");
+      const page = await signedInPage(browser, b.server, { project: "team" });
+      const errors: string[] = [];
+      page.on("pageerror", (error) => errors.push(String(error)));
+      const runnerShown = () => page.$eval(`${card(path)} [data-fact="runner"]`, (el) => el.textContent ?? "");
+      await page.waitForSelector(`${card(path)} button.approve`);
+      expect(await runnerShown()).toContain(`default (${moved.runnerA()}; that server's own runner)`);
+
+      // A stops before the click: B takes the proposal for its own runner (revision 2); the card is the one drawn.
+      await moved.move(path);
+      await page.click(`${card(path)} button.approve`);
+      await page.waitForSelector(`${card(path)} .facts-changed`);
+      expect(await page.$eval(`${card(path)} .facts-changed`, (el) => el.textContent)).toMatch(/^Not approved: the facts changed .*facts revision 2/);
+      expect(await runnerShown()).toContain(`default (${moved.runnerB()}; that server's own runner)`);
+      expect(await moved.pending("moved", path)).toBe(true);
+
+      await page.click(`${card(path)} button.approve`);
+      expect(await moved.ran("moved", path)).toEqual({ server: moved.runnerB(), out: "ran-here\n" });
+      expect(errors).toEqual([]);
+      await page.browserContext().close();
+    }, 120_000);
+  });
+});
