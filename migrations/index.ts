@@ -18,6 +18,7 @@ import { pendingShares } from "./017_pending_shares.js";
 import { runnerNames } from "./018_runner_names.js";
 import { notifyTargetState } from "./019_notify_target_state.js";
 import { auditTransport } from "./020_audit_transport.js";
+import { pendingCounts } from "./021_pending_counts.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -51,4 +52,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "018_runner_names": runnerNames,
   "019_notify_target_state": notifyTargetState,
   "020_audit_transport": auditTransport,
+  "021_pending_counts": pendingCounts,
 };

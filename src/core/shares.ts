@@ -9,7 +9,8 @@ const MAX_BUCKETS = 10_000;
  * Fair shares of proposals (SPEC: Limits, "Per principal"): a principal may have at most
  * limits.maxPendingPerPrincipal proposals waiting, a run at most limits.maxPendingPerRun, and a principal makes at
  * most limits.proposalsPerMinute a minute (a bucket that refills continuously, as full as a minute's worth). The next
- * one is LIMIT_EXCEEDED naming the bound and how to decide the waiting ones; nothing is stored. The home's
+ * one is LIMIT_EXCEEDED naming the bound and how to decide the waiting ones; nothing is stored. The counts are two
+ * rows the database keeps (migration 021), read whatever the number waiting. The home's
  * credential (the operator's, which can read and delete the database anyway) is not held to them.
  */
 export class FairShares {
@@ -21,8 +22,7 @@ export class FairShares {
     if (principal === HOME_PRINCIPAL_NAME) return;
     const limits = this.deps.config.limits;
     this.#take(principal, limits.proposalsPerMinute, now);
-    // Counted up to the bounds: what a check needs, never more index entries than a bound.
-    const pending = await this.deps.repos.entries.countPending(run.id, principal, { run: limits.maxPendingPerRun, principal: limits.maxPendingPerPrincipal });
+    const pending = await this.deps.repos.entries.countPending(run.id, principal);
     if (pending.principal >= limits.maxPendingPerPrincipal)
       throw tooMany(`"${principal}" has ${pending.principal} proposals waiting`, "maxPendingPerPrincipal", limits.maxPendingPerPrincipal, { principal });
     if (pending.run >= limits.maxPendingPerRun)

@@ -1,4 +1,4 @@
-import { type Kysely, type SqlBool, sql } from "kysely";
+import type { Kysely } from "kysely";
 import { globMatch, jsonSet, jsonText } from "./dialect.js";
 import { uniquely } from "./errors.js";
 import type { Database, EntryRow, EntryUpdate, NewEntry } from "./schema.js";
@@ -156,29 +156,18 @@ export function listPendingEverywhere(
 }
 
 /**
- * Pending proposals of a run and of a principal, each counted up to its bound (a count at the bound is all a check
- * needs, so one never walks more index entries than the bound): counts over the partial indexes of migration 017 (the
- * literal `status = 202` is what lets SQLite use them; a bound parameter would not prove the index's condition).
+ * Pending proposals of a run and of a principal: two rows of the counts migration 021's triggers keep (no row: none
+ * waits), read in one statement whatever the number waiting.
  */
-export async function countPending(
-  db: Kysely<Database>,
-  runId: number,
-  principal: string,
-  upTo: { run: number; principal: number },
-): Promise<{ run: number; principal: number }> {
-  const [run, mine] = await Promise.all([
-    db
-      .selectFrom((eb) =>
-        eb.selectFrom("entries").select(sql`1`.as("one")).where("run_id", "=", runId).where(sql<SqlBool>`status = 202`).limit(upTo.run).as("p"),
-      )
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .executeTakeFirstOrThrow(),
-    db
-      .selectFrom((eb) =>
-        eb.selectFrom("entries").select(sql`1`.as("one")).where("proposed_by", "=", principal).where(sql<SqlBool>`status = 202`).limit(upTo.principal).as("p"),
-      )
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .executeTakeFirstOrThrow(),
-  ]);
-  return { run: Number(run.n), principal: Number(mine.n) };
+export async function countPending(db: Kysely<Database>, runId: number, principal: string): Promise<{ run: number; principal: number }> {
+  const rows = await db
+    .selectFrom("pending_counts")
+    .select(["scope", "n"])
+    .where((eb) =>
+      eb.or([eb.and([eb("scope", "=", "run"), eb("key", "=", String(runId))]), eb.and([eb("scope", "=", "principal"), eb("key", "=", principal)])]),
+    )
+    .execute();
+  const run = rows.find((r) => r.scope === "run");
+  const mine = rows.find((r) => r.scope === "principal");
+  return { run: Number(run?.n ?? 0), principal: Number(mine?.n ?? 0) };
 }

@@ -213,6 +213,13 @@ export interface AuditTable {
   detail: Generated<string>;
 }
 
+/** Migration 021: proposals waiting per run (`scope` 'run', `key` its id) and per principal ('principal', its name), kept by triggers; a row lives while `n` > 0. */
+export interface PendingCountTable {
+  scope: "run" | "principal";
+  key: string;
+  n: number;
+}
+
 export interface Database {
   projects: ProjectTable;
   runs: RunTable;
@@ -228,6 +235,7 @@ export interface Database {
   notify_events: NotifyEventTable;
   notify_deliveries: NotifyDeliveryTable;
   audit: AuditTable;
+  pending_counts: PendingCountTable;
   servers: ServerTable;
   producer_owners: ProducerOwnerTable;
   run_leases: RunLeaseTable;

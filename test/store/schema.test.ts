@@ -65,6 +65,7 @@ describe("the schema on SQLite", () => {
         "notify_deliveries",
         "notify_events",
         "notify_targets",
+        "pending_counts",
         "principals",
         "producer_owners",
         "projects",
