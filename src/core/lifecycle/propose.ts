@@ -30,7 +30,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
         .map((p) => p.tool)
         .join(", ")}`,
     );
-  // Fair shares first: a proposal past its principal's or its run's bound stores nothing and costs two index counts.
+  // Fair shares first: a proposal past its principal's or its run's bound stores nothing and costs two kept counts (migration 021).
   const principal = whoOf(input.proposedBy).principal;
   await stage.shares.admit(principal, run);
   const allowOutside = deps.config.limits.allowCwdOutsideRoot;
