@@ -2,10 +2,10 @@ import { execFile } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCHEMA_MIGRATIONS } from "../../migrations/index.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { builtDist } from "../helpers/build.js";
 import { tempDir } from "../helpers/server.js";
 
 /**
@@ -15,7 +15,6 @@ import { tempDir } from "../helpers/server.js";
  */
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
-const run = promisify(execFile);
 const CLI = join(repo, "dist", "cli", "main.js");
 
 /** A plugin written in TypeScript, as a project next to Spool would (type annotations and all). */
@@ -44,12 +43,8 @@ describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
   let dir: string;
 
   beforeAll(async () => {
-    try {
-      await run(process.execPath, [join(repo, "scripts", "build.mjs")], { cwd: repo, timeout: 120_000 });
-    } catch (error) {
-      const { stderr, stdout } = error as { stderr?: string; stdout?: string };
-      throw new Error(`npm run build (scripts/build.mjs) failed:\n${stdout ?? ""}${stderr ?? ""}`);
-    }
+    // A build of the current sources (a stale dist/ would test old code): rebuilt when the sources changed since.
+    await builtDist();
     dir = tempDir("spool-compiled-");
     mkdirSync(join(dir, "node_modules"));
     symlinkSync(repo, join(dir, "node_modules", "spool"), "dir");

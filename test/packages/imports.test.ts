@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERRORS } from "../../src/rpc/errors.js";
+import { builtDist } from "../helpers/build.js";
 import { spawnCli } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -61,13 +62,8 @@ describe("spool/plugin and spool/client from a plain JavaScript project", () => 
   let dir: string;
 
   beforeAll(async () => {
-    // Built from the current sources every time (a stale dist/ would test old code); `npm install` does the same through prepare.
-    try {
-      await run(process.execPath, [join(repo, "scripts", "build.mjs")], { cwd: repo, timeout: 120_000 });
-    } catch (error) {
-      const { stderr, stdout } = error as { stderr?: string; stdout?: string };
-      throw new Error(`npm run build (scripts/build.mjs) failed, so the packages cannot be tested:\n${stdout ?? ""}${stderr ?? ""}`);
-    }
+    // A build of the current sources (a stale dist/ would test old code): rebuilt when the sources changed since.
+    await builtDist();
     dir = scratchProject();
     ts = await startTestServer({ localRunner: false });
   }, 150_000);
