@@ -1,8 +1,8 @@
-import { ROLE_SUMMARY, ROLES, type Role } from "../protocol/roles.js";
-import { adminSubcommand } from "./admin-subcommand.js";
-import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
-import { age, printRows } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
+import { ROLE_SUMMARY, ROLES, type Role } from "../../protocol/roles.js";
+import { adminSubcommand } from "../admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "../command-spec.js";
+import { age, printRows } from "../common.js";
+import { EXIT, usageError } from "../errors.js";
 
 export const TOKEN_SPEC = defineCommand({
   name: "token",

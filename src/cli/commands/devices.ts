@@ -1,7 +1,7 @@
-import { adminSubcommand } from "./admin-subcommand.js";
-import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
-import { age, printRows } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
+import { adminSubcommand } from "../admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "../command-spec.js";
+import { age, printRows } from "../common.js";
+import { EXIT, usageError } from "../errors.js";
 
 export const DEVICES_SPEC = defineCommand({
   name: "devices",

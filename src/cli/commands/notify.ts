@@ -1,11 +1,11 @@
 import type { z } from "zod";
-import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../protocol/methods/notify.js";
-import { escapeControl } from "../protocol/proposal-facts.js";
-import { receiverStateWords } from "../protocol/receiver-state.js";
-import { adminSubcommand } from "./admin-subcommand.js";
-import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
-import { age, printRows } from "./common.js";
-import { EXIT, knownProjects, unknownName, usageError } from "./errors.js";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../../protocol/methods/notify.js";
+import { escapeControl } from "../../protocol/proposal-facts.js";
+import { receiverStateWords } from "../../protocol/receiver-state.js";
+import { adminSubcommand } from "../admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "../command-spec.js";
+import { age, printRows } from "../common.js";
+import { EXIT, knownProjects, unknownName, usageError } from "../errors.js";
 
 export const NOTIFY_SPEC = defineCommand({
   name: "notify",
