@@ -295,7 +295,7 @@ describe("composition reads as named stages (issue 49)", () => {
   });
 });
 
-/** The most lines a file of src/ may have (issue 58): past it, it is split by concern into files beside it. */
+/** The most lines a file of src/ (and a file of code beside it) may have (issue 58): past it, it is split by concern into files beside it. */
 const LONGEST_FILE = 500;
 
 /** Every file under `dir`, whatever its kind (sources, styles, the page's HTML). */
@@ -318,6 +318,15 @@ describe("files stay short (issue 58)", () => {
     const all = everyFile(src).map((path): [string, string] => [relative(src, path), readFileSync(path, "utf8")]);
     expect(all.length).toBeGreaterThan(files.length);
     expect(overLong(all)).toEqual([]);
+  });
+
+  it(`no code under test/, bench/, scripts/, migrations/ or bin/ is over ${LONGEST_FILE} lines either`, () => {
+    const code = ["test", "bench", "scripts", "migrations", "bin"]
+      .flatMap((dir) => everyFile(join(root, dir)))
+      .filter((path) => /\.(?:ts|mts|mjs|js|sh)$/.test(path))
+      .map((path): [string, string] => [relative(root, path), readFileSync(path, "utf8")]);
+    expect(code.length).toBeGreaterThan(300);
+    expect(overLong(code)).toEqual([]);
   });
 
   it("the count can fail: 501 lines are refused, 500 pass, with or without a last newline", () => {
