@@ -1,5 +1,5 @@
 import { type CommandSpec, type OptionTable, optionsOf, parseCommand, showHelp } from "./command-spec.js";
-import { connectionLost, connectServer } from "./common.js";
+import { connectionLost, connectServer, printRows } from "./common.js";
 import { EXIT, usageError } from "./errors.js";
 
 type Client = Awaited<ReturnType<typeof connectServer>>;
@@ -33,4 +33,18 @@ export function adminSubcommand<O extends OptionTable>(spec: CommandSpec<O>, arg
     }
   };
   return { sub, values, positionals, only, request };
+}
+
+/** A `list` subcommand's output: JSON as the server sent it; with none, a line saying how to make one; else a table of `row`'s `columns`. */
+export function printList<T extends object>(
+  items: readonly T[],
+  json: boolean | undefined,
+  none: string,
+  columns: string[],
+  row: (item: T) => Record<string, unknown>,
+): number {
+  if (json) printRows(items as unknown as Record<string, unknown>[], [], true);
+  else if (items.length === 0) process.stdout.write(`${none}\n`);
+  else printRows(items.map(row), columns, false);
+  return EXIT.ok;
 }

@@ -4,7 +4,7 @@ import { usageError } from "./errors.js";
 
 /**
  * The command table's one row: what parses a command's arguments is also what its `--help` shows and what the
- * completion scripts offer (src/cli/completion.ts), so an option cannot be parsed without being described, nor
+ * completion scripts offer (src/cli/commands/completion.ts), so an option cannot be parsed without being described, nor
  * offered by Tab completion to a command that refuses it.
  */
 export interface OptionDef {

@@ -132,6 +132,16 @@ export function connectionLost(client: SpoolClient, what: string): Promise<never
   });
 }
 
+/** Runs a command body with a client joined to the project, closing it afterwards. */
+export async function withClient<T>(flags: ClientFlags, body: (client: SpoolClient) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
+  const { client } = await connectClient(flags, options);
+  try {
+    return await Promise.race([body(client), connectionLost(client, "while waiting for its answer")]);
+  } finally {
+    client.close();
+  }
+}
+
 export { findProject, nearest };
 
 /**

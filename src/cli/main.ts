@@ -1,27 +1,35 @@
+/*
+ * The `spool` command. Where its files live, one rule (test/architecture.test.ts checks it):
+ * - this file is the command table: each command's name, summary and loader, and nothing of any command's body;
+ * - src/cli/commands/ holds every command's body and its row (spec): one file a command or a family of them
+ *   (decide.ts: pending, approve, reject; agent/: ask and act), and the parts only that command uses beside it
+ *   (tail-grep.ts, typed-lines.ts);
+ * - src/cli/ itself holds what the commands share (the row's type and parsing, connecting, references, errors and
+ *   exit codes, the terminal writer), and never imports src/cli/commands/.
+ */
 import { Writable } from "node:stream";
 import { nativeDiagnosis, nativeLoadError } from "../ops/native.js";
 import { SERVER_VERSION } from "../version.js";
-import { type Command, type CommandSpec, completionWords, helpText, parseSpec, takesRun } from "./command-spec.js";
+import { type Command, type CommandSpec, helpText } from "./command-spec.js";
 import { currentTarget, nearest } from "./common.js";
-import type { Completed } from "./completion.js";
 import { EXIT, exitCodesHelp, explain } from "./errors.js";
 
 /** The command table's index: each command's row and body are loaded when it runs (so `spool tail` never loads the server, Docker or SSH code). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  serve: { summary: "start the server with its database and embedded local runner", load: async () => (await import("./serve.js")).SERVE },
+  serve: { summary: "start the server with its database and embedded local runner", load: async () => (await import("./commands/serve.js")).SERVE },
   init: { summary: "mark this directory as a Spool project's root", load: async () => (await import("./commands/init.js")).INIT },
-  ask: { summary: "ask a model about the project (read-only tools)", load: async () => (await import("./agent/command.js")).agentCommand("ask") },
+  ask: { summary: "ask a model about the project (read-only tools)", load: async () => (await import("./commands/agent/command.js")).agentCommand("ask") },
   act: {
     summary: "give a model a task: it proposes commands you accept or reject",
-    load: async () => (await import("./agent/command.js")).agentCommand("act"),
+    load: async () => (await import("./commands/agent/command.js")).agentCommand("act"),
   },
   pending: { summary: "list proposals waiting for a decision", load: async () => (await import("./commands/decide.js")).PENDING },
   approve: { summary: "accept a pending proposal", load: async () => (await import("./commands/decide.js")).APPROVE },
   reject: { summary: "reject a pending proposal", load: async () => (await import("./commands/decide.js")).REJECT },
   tail: { summary: "print a command's output, or follow it live", load: async () => (await import("./commands/tail.js")).TAIL },
   cancel: { summary: "cancel a running command", load: async () => (await import("./commands/control.js")).CANCEL },
-  input: { summary: "type into a running command (its stdin or terminal)", load: async () => (await import("./input.js")).INPUT },
-  attach: { summary: "connect this terminal to a running command (Ctrl-] detaches)", load: async () => (await import("./attach.js")).ATTACH },
+  input: { summary: "type into a running command (its stdin or terminal)", load: async () => (await import("./commands/input.js")).INPUT },
+  attach: { summary: "connect this terminal to a running command (Ctrl-] detaches)", load: async () => (await import("./commands/attach.js")).ATTACH },
   abort: {
     summary: "abort a run: its model, pending proposals and running commands",
     load: async () => (await import("./commands/control.js")).ABORT,
@@ -31,28 +39,31 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   entries: { summary: "list a run's proposals, outputs and errors", load: async () => (await import("./commands/lists.js")).ENTRIES },
   runners: { summary: "list the project's runners", load: async () => (await import("./commands/lists.js")).RUNNERS },
   models: { summary: "list the configured models", load: async () => (await import("./commands/lists.js")).MODELS },
-  runner: { summary: "attach a runner (local, docker, ssh) to a server", load: async () => (await import("./runner.js")).RUNNER },
-  acp: { summary: "serve an editor over the Agent Client Protocol (stdio)", load: async () => (await import("./acp.js")).ACP },
-  mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: async () => (await import("./mcp.js")).MCP },
+  runner: { summary: "attach a runner (local, docker, ssh) to a server", load: async () => (await import("./commands/runner.js")).RUNNER },
+  acp: { summary: "serve an editor over the Agent Client Protocol (stdio)", load: async () => (await import("./commands/acp.js")).ACP },
+  mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: async () => (await import("./commands/mcp.js")).MCP },
   token: {
     summary: "create, list and revoke credentials (roles: runner, viewer, agent, person, admin)",
-    load: async () => (await import("./token.js")).TOKEN,
+    load: async () => (await import("./commands/token.js")).TOKEN,
   },
   devices: {
     summary: "list the browsers signed in to the web view (paired devices), or unpair one",
-    load: async () => (await import("./devices.js")).DEVICES,
+    load: async () => (await import("./commands/devices.js")).DEVICES,
   },
   notify: {
     summary: "tell a webhook, Slack or ntfy when a proposal waits, is decided, finishes or expires",
-    load: async () => (await import("./notify.js")).NOTIFY,
+    load: async () => (await import("./commands/notify.js")).NOTIFY,
   },
-  audit: { summary: "print the audit trail: who proposed, decided, cancelled, typed, signed in", load: async () => (await import("./audit.js")).AUDIT },
+  audit: {
+    summary: "print the audit trail: who proposed, decided, cancelled, typed, signed in",
+    load: async () => (await import("./commands/audit.js")).AUDIT,
+  },
   completion: {
     summary: "print a tab-completion script (bash, zsh, fish)",
-    load: async () => ({ spec: (await import("./completion.js")).COMPLETION_SPEC, run: completion }),
+    load: async () => (await import("./commands/completion.js")).completionCommand(commandTable),
   },
-  doctor: { summary: "check what this machine gives Spool, with the fix for each problem", load: async () => (await import("./doctor.js")).DOCTOR },
-  open: { summary: "print (or open) a link that signs a browser into the web view", load: async () => (await import("./open.js")).OPEN },
+  doctor: { summary: "check what this machine gives Spool, with the fix for each problem", load: async () => (await import("./commands/doctor.js")).DOCTOR },
+  open: { summary: "print (or open) a link that signs a browser into the web view", load: async () => (await import("./commands/open.js")).OPEN },
 };
 
 const HELP = `Usage: spool <command> [options]
@@ -136,21 +147,6 @@ function unknown(command: string): number {
 /** The command closest to a mistyped one: at most two edits away (or a prefix of it). */
 export function suggest(typed: string, names: string[]): string | null {
   return nearest(typed, names);
-}
-
-/** `spool completion SHELL`: the script, each command's options read from the table that parses them. */
-async function completion(argv: string[]): Promise<number> {
-  const m = await import("./completion.js");
-  const { values, positionals } = parseSpec(m.COMPLETION_SPEC, argv);
-  if (values.help) return print(helpText(m.COMPLETION_SPEC));
-  const [shell, extra] = positionals;
-  if (extra !== undefined || !shell || !["bash", "zsh", "fish"].includes(shell)) {
-    process.stderr.write(`spool completion: name one shell: bash, zsh or fish\n${helpText(m.COMPLETION_SPEC)}`);
-    return EXIT.usage;
-  }
-  const commands: Record<string, Completed> = {};
-  for (const [name, spec] of Object.entries(await commandTable())) commands[name] = { options: completionWords(spec), takesRun: takesRun(spec) };
-  return print(m.completionScript(shell, commands)!);
 }
 
 /** Every command's row of the table, loaded: what completion is written from (and what test/cli/command-table checks). */

@@ -6,6 +6,14 @@ import { CliError, EXIT } from "./errors.js";
 import { resetTerminal } from "./terminal-writer.js";
 import { chooseKey } from "./typed-input.js";
 
+/** For commands that take RUN alone. */
+export const RUN_HELP = `RUN is a run's name, its number (3 for run-3) or the start of its name; omitted, the
+project's latest run.`;
+
+/** For commands that take RUN and CMD. */
+export const REFS_HELP = `${RUN_HELP} CMD is a command of the run: its number (as spool show lists them),
+part of its path (make, turn_2/sh/npm) or the whole log path; omitted, the latest one.`;
+
 /**
  * Short references, as git, gh and kubectl take them.
  *

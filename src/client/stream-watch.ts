@@ -8,7 +8,7 @@ export interface StreamChunk {
   data: Buffer;
   /**
    * Stored before this watch subscribed (or subscribed again after a reconnect): written earlier, replayed now.
-   * `spool attach` keeps the terminal queries in such output from reaching this terminal (src/cli/replayed-queries.ts).
+   * `spool attach` keeps the terminal queries in such output from reaching this terminal (src/cli/commands/replayed-queries.ts).
    */
   replayed: boolean;
 }

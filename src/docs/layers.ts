@@ -4,7 +4,7 @@
  * table in docs/spec/layout.md (§16) from it. A file belongs to the row naming it, else to the row of its nearest folder.
  */
 export interface Layer {
-  /** Folders and files of src/, relative to it (`cli/serve.ts`, `web/page`). */
+  /** Folders and files of src/, relative to it (`cli/commands/serve.ts`, `web/page`). */
   paths: readonly string[];
   /** What it holds, in one line. */
   purpose: string;
@@ -71,7 +71,8 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["features"],
-    purpose: "one module per built-in feature: handlers bound to the protocol's descriptors, and the plugin that registers them",
+    purpose:
+      "one folder per built-in feature: the plugin (`index.ts`) and the handlers it registers, bound to the protocol's descriptors; a feature imports no other feature's files",
     imports: ["protocol", "core", "plugins", "agent", "model", "rpc", "config.ts", "version.ts"],
     packages: "any",
     node: true,
@@ -144,13 +145,14 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["cli"],
-    purpose: "the `spool` command's client commands: clients of the server",
+    purpose:
+      "the `spool` command's client commands, clients of the server: the table (`main.ts`), each command's body in `commands/`, and beside them what the commands share",
     imports: ["protocol", "client", "home-registry.ts", ...SHARED],
     packages: "any",
     node: true,
   },
   {
-    paths: ["cli/main.ts", "cli/serve.ts", "cli/runner.ts", "cli/acp.ts", "cli/mcp.ts", "cli/doctor.ts"],
+    paths: ["cli/main.ts", "cli/commands/serve.ts", "cli/commands/runner.ts", "cli/commands/acp.ts", "cli/commands/mcp.ts", "cli/commands/doctor.ts"],
     purpose: "the commands that start what they host: the server, a runner, the ACP and MCP bridges, the doctor",
     imports: ["cli", "protocol", "client", "home-registry.ts", ...SHARED, "server.ts", "runners", "acp", "mcp", "ops"],
     packages: "any",

@@ -1,4 +1,5 @@
 import { egressOf } from "./egress.js";
+import { decisionAndEnd, int, isRecord, num, nonEmptyString as str } from "./producer-attributes.js";
 import type { Role } from "./roles.js";
 import { type NetworkKind, SANDBOX_MODES, type SandboxModeName } from "./sandbox.js";
 import { ENTRY } from "./status.js";
@@ -35,9 +36,6 @@ export interface WireEntry {
   bytes?: number;
   lines?: number;
 }
-
-/** Every outcome (a Record, so that a new one in the schema is a compile error here until it is listed). */
-const OUTCOMES: Record<Outcome, true> = { completed: true, aborted: true, cancelled: true };
 
 /** Log-entry attributes only the server reads (the owner's key) and the old spelling of the sandbox mode: never shown, never `extra`. */
 const INTERNAL = ["ownerKey", "readOnly"] as const;
@@ -93,11 +91,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
 ]);
 
 const text = (value: unknown): string => (typeof value === "string" ? value : value === undefined || value === null ? "" : JSON.stringify(value));
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 const isSize = (value: unknown) => Number.isInteger(value) && (value as number) > 0;
-const str = (value: unknown): string | null => (typeof value === "string" && value !== "" ? value : null);
-const int = (value: unknown): number | null => (Number.isInteger(value) ? (value as number) : null);
-const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
 /** The `network` attribute as the fact: own, shared, none; null for anything else (not recorded). */
 export const networkOf = (value: unknown): NetworkKind | null => (value === "own" || value === "shared" || value === "none" ? value : null);
@@ -179,7 +173,8 @@ export function channelView(entry: WireEntry, lastSeq: number | null = null): Ch
   };
 }
 
-function processOf(value: unknown): ProcessPlace | null {
+/** Where it runs, as its runner reported it (the `process` attribute); null: not reported. */
+export function processOf(value: unknown): ProcessPlace | null {
   if (!isRecord(value)) return null;
   return { backend: str(value.backend), pid: int(value.pid), container: str(value.container), host: str(value.host) };
 }
@@ -224,35 +219,21 @@ export function producerView(log: WireEntry, channels: readonly WireEntry[] = []
     }
   }
   own.sort((x, y) => x.channel - y.channel);
-  const outcome = typeof a.outcome === "string" && Object.hasOwn(OUTCOMES, a.outcome) ? (a.outcome as Outcome) : null;
-  const endStatus = outcome === null ? null : int(a.status);
+  const ended = decisionAndEnd(a, str);
   const modelSeen = isRecord(a.modelSeen)
     ? Object.fromEntries(Object.entries(a.modelSeen).filter((e): e is [string, number] => typeof e[1] === "number"))
     : null;
   const extra = Object.fromEntries(Object.entries(a).filter(([key]) => !SPOOL_ATTRIBUTES.has(key)));
   return {
     ...factsOf(a),
+    ...ended,
     path: log.path,
     status: log.status,
-    state: producerState(log.status, outcome, endStatus, own),
+    state: producerState(log.status, ended.outcome, ended.endStatus, own),
     turn: log.turn,
     slug: str(a.slug),
-    sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,
-    sandboxReason: str(a.sandboxReason),
-    proposedBy: str(a.proposedBy),
     loop: int(a.loop),
-    toolCallId: str(a.toolCallId),
-    decision: a.decision === "accept" || a.decision === "reject" ? a.decision : null,
-    resolvedBy: str(a.resolvedBy),
-    reason: str(a.reason),
     process: processOf(a.process),
-    outcome,
-    endStatus,
-    exitCode: int(a.exit_code),
-    signal: str(a.signal),
-    durationMs: num(a.duration),
-    acceptedAt: int(a.acceptedAt),
-    cancelledBy: str(a.cancelledBy),
     modelSeen,
     channels: own,
     extra,

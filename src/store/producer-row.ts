@@ -1,6 +1,7 @@
 import { type EgressFact, egressOf } from "../protocol/egress.js";
+import { type DecisionAndEnd, decisionAndEnd, int, isRecord, num, outcomeOf, anyString as str } from "../protocol/producer-attributes.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
-import { networkFactOf, type ProposalFacts, runnerClaimOf, runnerServerOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
+import { networkFactOf, type Outcome, type ProposalFacts, runnerClaimOf, runnerServerOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { EntryRow } from "./schema.js";
 
@@ -12,10 +13,10 @@ import type { EntryRow } from "./schema.js";
  */
 
 /** How a producer ended, as its rows record it. */
-export type ProducerOutcome = "completed" | "aborted" | "cancelled";
+export type ProducerOutcome = Outcome;
 
 /** What a producer's log entry holds: its proposal, its decision, where it ran and how it ended. */
-export interface Producer {
+export interface Producer extends DecisionAndEnd {
   id: number;
   runId: number;
   path: string;
@@ -43,20 +44,14 @@ export interface Producer {
   sandbox: SandboxModeName | null;
   /** Recorded read-only (the attribute from before sandbox modes, still written). */
   readOnly: boolean;
-  /** workspace-write: whether the network is on; null when not recorded. */
-  sandboxNetwork: boolean | null;
-  sandboxReason: string | null;
   /** The credential paths shown hidden at proposal time (`~/`: the runner user's home); null when not recorded. */
   sandboxHide: string[] | null;
   /** The command's network where it goes (own, shared, none); null when not recorded. */
   network: ProposalFacts["network"];
   /** Network allowlist: the project's hosts and those the proposal asked for; null: none. */
   egress: EgressFact | null;
-  proposedBy: string | null;
   /** The loop and tool call of the model that proposed it; null for a client's proposal. */
   loop: number | null;
-  toolCallId: string | null;
-  decision: "accept" | "reject" | null;
   /** Before the decision, the runner it was proposed for (null: none named); after an accept, the runner that took it ("self": the connection that accepted it). */
   runner: string | null;
   /** Proposed for no runner: the one a decision naming none sends it to, resolved at proposal time; null: none was attached. */
@@ -69,20 +64,8 @@ export interface Producer {
   factsRevision: number;
   /** The key of the owner's resume token; null before an accept. */
   ownerKey: string | null;
-  resolvedBy: string | null;
-  /** Why it was rejected, accepted, aborted or cancelled (the latest said). */
-  reason: string | null;
   /** Where it runs, as its runner reported it. */
   process: Record<string, unknown> | null;
-  outcome: ProducerOutcome | null;
-  /** Its channels' terminal status as the summary recorded it once it ended; null before. */
-  endStatus: number | null;
-  exitCode: number | null;
-  signal: string | null;
-  durationMs: number | null;
-  /** When it was accepted (and its channels opened), by the server's clock; null before. */
-  acceptedAt: number | null;
-  cancelledBy: string | null;
   /** Complete lines of each channel the model has been shown. */
   modelSeen: Record<string, number>;
   /** Attributes a plugin (or the agent loop) set that Spool does not name here. */
@@ -107,12 +90,6 @@ export interface ProducerChannel {
   reason: string | null;
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
-const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
-const int = (value: unknown): number | null => (Number.isInteger(value) ? (value as number) : null);
-const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
-const outcomeOf = (value: unknown): ProducerOutcome | null => (value === "completed" || value === "aborted" || value === "cancelled" ? value : null);
-
 function sandboxOf(value: unknown, path: string): SandboxModeName | null {
   if (value === undefined || value === null) return null;
   if ((SANDBOX_MODES as readonly unknown[]).includes(value)) return value as SandboxModeName;
@@ -127,6 +104,7 @@ export function producerFromRow(row: EntryRow): Producer {
   const env = isRecord(a.env) ? Object.fromEntries(Object.entries(a.env).map(([k, v]) => [k, String(v)])) : {};
   const modelSeen = isRecord(a.modelSeen) ? Object.fromEntries(Object.entries(a.modelSeen).filter((e): e is [string, number] => typeof e[1] === "number")) : {};
   return {
+    ...decisionAndEnd(a, str),
     id: row.id,
     runId: row.run_id,
     path: row.path,
@@ -145,31 +123,17 @@ export function producerFromRow(row: EntryRow): Producer {
     slug: String(a.slug),
     sandbox: sandboxOf(a.sandbox, row.path),
     readOnly: a.readOnly === true,
-    sandboxNetwork: typeof a.sandboxNetwork === "boolean" ? a.sandboxNetwork : null,
-    sandboxReason: str(a.sandboxReason),
     sandboxHide: Array.isArray(a.sandboxHide) ? a.sandboxHide.filter((p): p is string => typeof p === "string") : null,
     network: networkFactOf(a.network),
     egress: egressOf(a.egress),
-    proposedBy: str(a.proposedBy),
     loop: num(a.loop),
-    toolCallId: str(a.toolCallId),
-    decision: a.decision === "accept" || a.decision === "reject" ? a.decision : null,
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),
     runnerClaim: runnerClaimOf(a.runnerClaim),
     runnerServer: runnerServerOf(a.runnerServer),
     factsRevision: Number.isInteger(a.factsRevision) && (a.factsRevision as number) > 1 ? (a.factsRevision as number) : 1,
     ownerKey: str(a.ownerKey),
-    resolvedBy: str(a.resolvedBy),
-    reason: str(a.reason),
     process: isRecord(a.process) ? a.process : null,
-    outcome: outcomeOf(a.outcome),
-    endStatus: outcomeOf(a.outcome) === null ? null : int(a.status),
-    exitCode: int(a.exit_code),
-    signal: str(a.signal),
-    durationMs: num(a.duration),
-    acceptedAt: int(a.acceptedAt),
-    cancelledBy: str(a.cancelledBy),
     modelSeen,
     extra: Object.fromEntries(Object.entries(a).filter(([key]) => !SPOOL_ATTRIBUTES.has(key))),
   };

@@ -1,6 +1,6 @@
 import type { EntrySummaryOut, RunOut } from "../protocol/common.js";
 import type { SandboxFact } from "../protocol/views.js";
-import { type Channel, type ProcessPlace, type Producer, producerState } from "../protocol/views.js";
+import { type Channel, type Producer, processOf, producerState } from "../protocol/views.js";
 import { channelFromRow, producerFromRow } from "./producer-row.js";
 import { countNewlines, lineCount, wireAttributes } from "./repositories.js";
 import type { EntryRow, RunRow } from "./schema.js";
@@ -45,17 +45,6 @@ export function channelWire(row: EntryRow): Channel {
 const text = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value));
 const nonEmpty = (value: string | null): string | null => (value === null || value === "" ? null : value);
 
-function placeOf(process: Record<string, unknown> | null): ProcessPlace | null {
-  if (process === null) return null;
-  const str = (value: unknown) => (typeof value === "string" && value !== "" ? value : null);
-  return {
-    backend: str(process.backend),
-    pid: Number.isInteger(process.pid) ? (process.pid as number) : null,
-    container: str(process.container),
-    host: str(process.host),
-  };
-}
-
 /**
  * A producer's log entry and its channel entries as the wire's typed `Producer`, built on the row mapping
  * (producerFromRow, channelFromRow): the server reads the attributes once, and every client gets the same
@@ -99,7 +88,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     decision: p.decision,
     resolvedBy: nonEmpty(p.resolvedBy),
     reason: nonEmpty(p.reason),
-    process: placeOf(p.process),
+    process: processOf(p.process),
     outcome: p.outcome,
     endStatus: p.endStatus,
     exitCode: p.exitCode,

@@ -59,7 +59,7 @@ function staticPackages(file: string, seen = new Set<string>()): Set<string> {
 
 describe("spool doctor checks the native modules in this Node", () => {
   it("neither `spool doctor` nor the CLI's entry imports a native module before its check loads it", () => {
-    const loaded = new Set([...staticPackages(join(src, "cli", "main.ts")), ...staticPackages(join(src, "cli", "doctor.ts"))]);
+    const loaded = new Set([...staticPackages(join(src, "cli", "main.ts")), ...staticPackages(join(src, "cli", "commands", "doctor.ts"))]);
     expect(loaded.size).toBeGreaterThan(3); // the reading finds imports (node:fs, zod, …)
     expect(loaded).toContain("node:fs");
     for (const module of NATIVE_MODULES) expect([...loaded].filter((p) => p === module.name || p.startsWith(`${module.name}/`))).toEqual([]);

@@ -4,7 +4,7 @@ import { movedProposal } from "../helpers/moved-proposal.js";
 import { spoolInTerminal } from "../helpers/pty.js";
 
 /**
- * `spool act`'s question (src/cli/agent) sends the facts revision it showed with an accept: a proposal shown with
+ * `spool act`'s question (src/cli/commands/agent) sends the facts revision it showed with an accept: a proposal shown with
  * server A's runner, whose server stops before the answer, is moved to B's runner (revision 2). The person's "y" on
  * the old facts is refused (FACTS_CHANGED), nothing runs; the new facts are shown and asked about, and only the
  * second "y" runs it, on B. Two real servers on PostgreSQL, the CLI in a real terminal.

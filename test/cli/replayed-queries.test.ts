@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isCsiQuery, ReplayedQueries } from "../../src/cli/replayed-queries.js";
+import { isCsiQuery, ReplayedQueries } from "../../src/cli/commands/replayed-queries.js";
 
 const replayed = (...chunks: string[]) => {
   const q = new ReplayedQueries();

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { SERVE_SPEC } from "../../src/cli/serve.js";
+import { SERVE_SPEC } from "../../src/cli/commands/serve.js";
 
 /** docs/cli.md's "every setting" table names every flag spool serve takes (--log-format was missing). */
 describe("docs/cli.md settings", () => {

@@ -59,7 +59,7 @@ describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
   it("the build holds the whole CLI, the bundled web page and the stamp of the sources", () => {
     for (const file of [
       "cli/main.js",
-      "cli/serve.js",
+      "cli/commands/serve.js",
       "server.js",
       "web/page/spool.js",
       "web/page/spool.css",

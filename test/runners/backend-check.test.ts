@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from
 import { join } from "node:path";
 import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { commandLine, escapeControls } from "../../src/cli/runner.js";
+import { commandLine, escapeControls } from "../../src/cli/commands/runner.js";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { projectRoot } from "../../src/runners/runner-client.js";

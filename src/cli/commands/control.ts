@@ -1,11 +1,10 @@
 import { SpoolRpcError } from "../../client/spool-client.js";
 import { runStatusWord } from "../../protocol/status.js";
 import { commandOf, defineCommand } from "../command-spec.js";
-import { palette } from "../common.js";
+import { palette, withClient } from "../common.js";
 import { CliError, EXIT } from "../errors.js";
-import { resolveCommand, resolveRun } from "../refs.js";
+import { REFS_HELP, RUN_HELP, resolveCommand, resolveRun } from "../refs.js";
 import { endedWords } from "../words.js";
-import { REFS_HELP, RUN_HELP, withClient } from "./shared.js";
 
 /** The commands that stop work: cancel a command, abort a run. */
 

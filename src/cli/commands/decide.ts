@@ -4,12 +4,11 @@ import type { ResultOf } from "../../protocol/methods/index.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../../protocol/proposal-facts.js";
 import { ENTRY } from "../../protocol/status.js";
 import { commandOf, defineCommand, JSON_OPTION } from "../command-spec.js";
-import { age, type ClientFlags, connectIfProject, escapeControl, forEachProject, palette, printRows } from "../common.js";
+import { age, type ClientFlags, connectIfProject, escapeControl, forEachProject, palette, printRows, withClient } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
-import { resolveCommand, resolveRun, resolveRunRef, runCommands } from "../refs.js";
+import { REFS_HELP, resolveCommand, resolveRun, resolveRunRef, runCommands } from "../refs.js";
 import { resetTerminal } from "../terminal-writer.js";
 import { confirmKey } from "../typed-input.js";
-import { REFS_HELP, withClient } from "./shared.js";
 
 /** The commands about decisions: what is pending, approving and rejecting it. */
 

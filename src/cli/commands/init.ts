@@ -1,9 +1,8 @@
 import { rmSync } from "node:fs";
 import { commandOf, defineCommand } from "../command-spec.js";
-import { workingDirectory } from "../common.js";
+import { withClient, workingDirectory } from "../common.js";
 import { EXIT, explain, usageError } from "../errors.js";
 import { writeMarker } from "../project.js";
-import { withClient } from "./shared.js";
 
 const INIT_SPEC = defineCommand({
   name: "init",

@@ -3,11 +3,10 @@ import { type RunnerShown, runnerShown, runState } from "../../protocol/shown-st
 import { ENTRY, entryStatusWord } from "../../protocol/status.js";
 import { isLogEntry, producerPath, producersOf } from "../../protocol/views.js";
 import { commandOf, defineCommand, JSON_OPTION } from "../command-spec.js";
-import { age, connectIfProject, connectionLost, connectServer, forEachProject, printRows } from "../common.js";
+import { age, connectIfProject, connectionLost, connectServer, forEachProject, printRows, withClient } from "../common.js";
 import { EXIT } from "../errors.js";
-import { resolveRun, runCommands } from "../refs.js";
+import { RUN_HELP, resolveRun, runCommands } from "../refs.js";
 import { outcomeWords } from "../words.js";
-import { RUN_HELP, withClient } from "./shared.js";
 
 /** The commands that list: runs, entries, models, runners. */
 

@@ -2,11 +2,10 @@ import type { ResultOf } from "../../protocol/methods/index.js";
 import { runState } from "../../protocol/shown-state.js";
 import { producerOf } from "../../protocol/views.js";
 import { commandOf, defineCommand, JSON_OPTION } from "../command-spec.js";
-import { age, escapeControl, palette, printRows } from "../common.js";
+import { age, escapeControl, palette, printRows, withClient } from "../common.js";
 import { EXIT } from "../errors.js";
-import { resolveRun, runCommands } from "../refs.js";
+import { RUN_HELP, resolveRun, runCommands } from "../refs.js";
 import { outcomeWords } from "../words.js";
-import { RUN_HELP, withClient } from "./shared.js";
 
 /** `spool show RUN`: the conversation and its commands, as `gh run view` shows a run. */
 const SHOW_SPEC = defineCommand({

@@ -2,13 +2,12 @@ import type { SpoolClient } from "../../client/spool-client.js";
 import { ENTRY } from "../../protocol/status.js";
 import { isLogEntry, producerOf } from "../../protocol/views.js";
 import { commandOf, defineCommand } from "../command-spec.js";
-import { escapeControl } from "../common.js";
+import { escapeControl, withClient } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
-import { whenReaderGone } from "../reader-gone.js";
-import { resolveCommand, resolveRun } from "../refs.js";
+import { REFS_HELP, resolveCommand, resolveRun } from "../refs.js";
 import { commandOutput } from "../terminal-writer.js";
 import { endedWords } from "../words.js";
-import { REFS_HELP, withClient } from "./shared.js";
+import { whenReaderGone } from "./reader-gone.js";
 import { grepOptions, grepOutput } from "./tail-grep.js";
 
 const TAIL_SPEC = defineCommand({

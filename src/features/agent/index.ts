@@ -11,10 +11,10 @@ import { definePlugin } from "../../plugins/plugin.js";
 import { notifications } from "../../protocol/notifications.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
-import { modelList } from "../model/list.js";
-import { runAbort } from "../runs/abort.js";
-import { runHistory } from "../runs/history.js";
-import { runPrompt } from "../runs/prompt.js";
+import { runAbort } from "./abort.js";
+import { runHistory } from "./history.js";
+import { modelList } from "./model-list.js";
+import { runPrompt } from "./prompt.js";
 import { abortRun } from "./stop.js";
 
 export { MODEL_PROVIDERS, ModelProviders };

@@ -1,9 +1,9 @@
 import { definePlugin } from "../../plugins/plugin.js";
 import { notifications } from "../../protocol/notifications.js";
-import { runResolve } from "../runs/resolve.js";
 import { proposalCreate } from "./create.js";
 import { proposalList } from "./list.js";
 import { resendPendingProposals } from "./resend.js";
+import { runResolve } from "./resolve.js";
 
 /** Proposals: proposal/create, proposal/list, run/resolve, and re-sending pending proposals to connections that join. */
 export const proposalsPlugin = definePlugin({

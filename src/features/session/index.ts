@@ -2,10 +2,10 @@ import { definePlugin } from "../../plugins/plugin.js";
 import { BINARY_FRAME_VERSION, type BinaryFrames } from "../../protocol/binary-frame.js";
 import { buildOpenRpcDocument } from "../../rpc/discovery.js";
 import { SERVER_NAME, SERVER_VERSION } from "../../version.js";
-import { projectList } from "../project/list.js";
 import { BINARY_FRAMES, DISCOVERY, rpcDiscover } from "./discover.js";
 import { initialize } from "./initialize.js";
 import { ping } from "./ping.js";
+import { projectList } from "./project-list.js";
 
 /** Connection basics: ping, initialize (project binding), discovery and the list of projects to choose from. */
 export const sessionPlugin = definePlugin({

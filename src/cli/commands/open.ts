@@ -2,11 +2,11 @@ import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import QRCode from "qrcode";
-import { type ProvenConnection, provenConnection, ServerProofError } from "../client/server-proof.js";
-import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
-import { palette, readToken, serverTarget, workingDirectory } from "./common.js";
-import { CliError, EXIT, usageError } from "./errors.js";
-import { findProject } from "./project.js";
+import { type ProvenConnection, provenConnection, ServerProofError } from "../../client/server-proof.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
+import { palette, readToken, serverTarget, workingDirectory } from "../common.js";
+import { CliError, EXIT, usageError } from "../errors.js";
+import { findProject } from "../project.js";
 
 export const OPEN_SPEC = defineCommand({
   name: "open",

@@ -1,12 +1,12 @@
-import { factsChanged, type SpoolClient, type SpoolRpcError } from "../../client/spool-client.js";
-import { deadlineWords } from "../../protocol/deadline-words.js";
-import type { SpoolNotifications } from "../../protocol/notifications.js";
-import { defaultRunnerName, factsRevision, factsText } from "../../protocol/proposal-facts.js";
-import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "../../protocol/status.js";
-import { type Producer, producerOf } from "../../protocol/views.js";
-import { escapeControl } from "../common.js";
-import { CliError, EXIT, usageError } from "../errors.js";
-import { runCommands } from "../refs.js";
+import { factsChanged, type SpoolClient, type SpoolRpcError } from "../../../client/spool-client.js";
+import { deadlineWords } from "../../../protocol/deadline-words.js";
+import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import { defaultRunnerName, factsRevision, factsText } from "../../../protocol/proposal-facts.js";
+import { ENTRY, OPEN_RUN, RUN, runStatusWord } from "../../../protocol/status.js";
+import { type Producer, producerOf } from "../../../protocol/views.js";
+import { escapeControl } from "../../common.js";
+import { CliError, EXIT, usageError } from "../../errors.js";
+import { runCommands } from "../../refs.js";
 import { lostConnection, unknownModel } from "./leaving.js";
 import { type SessionOptions, SessionState } from "./session-state.js";
 
@@ -311,7 +311,7 @@ class ActSession extends SessionState {
       if (chunk.channel === 2) screen.untrusted(chunk.data, { kind: "output", stream: "err", ...(errColours.on ? { colour: errColours.red } : {}) });
       else screen.untrusted(chunk.data, { kind: "output" });
     });
-    // The connection lost while it runs: its end is still said, from what arrived (src/cli/agent/endings.ts). The watch
+    // The connection lost while it runs: its end is still said, from what arrived (src/cli/commands/agent/endings.ts). The watch
     // would wait for a reconnect this client never makes: the close ends the wait.
     const lost = new Promise<null>((resolve) => (client.closed ? resolve(null) : client.onClose(() => resolve(null))));
     const ended = await Promise.race([watch.ended.catch(() => null), lost]).finally(stopTyping);

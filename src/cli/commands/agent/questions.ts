@@ -1,7 +1,7 @@
 import { createInterface, type Interface } from "node:readline";
 import type { ReadStream } from "node:tty";
-import { inForeground } from "../foreground.js";
-import { TypedInput } from "../typed-input.js";
+import { inForeground } from "../../foreground.js";
+import { TypedInput } from "../../typed-input.js";
 
 /** How often a command followed by a background `spool act` checks whether it was brought to the front. */
 const FRONT_CHECK_MS = 250;

@@ -1,7 +1,7 @@
-import { type Command, defineCommand, parseSpec, showHelp } from "../command-spec.js";
-import { connectClient } from "../common.js";
-import { usageError } from "../errors.js";
-import { agentExitCodesHelp } from "../exit-codes.js";
+import { type Command, defineCommand, parseSpec, showHelp } from "../../command-spec.js";
+import { connectClient } from "../../common.js";
+import { usageError } from "../../errors.js";
+import { agentExitCodesHelp } from "../../exit-codes.js";
 import type { AnswerSource } from "./questions.js";
 import { drive } from "./session.js";
 

@@ -1,4 +1,4 @@
-import { inForeground } from "../foreground.js";
+import { inForeground } from "../../foreground.js";
 
 /**
  * A spinner on stderr while the model thinks; only on a terminal, and only on an empty line: a line of the

@@ -1,4 +1,4 @@
-import { escapeControl, type palette } from "../common.js";
+import { escapeControl, type palette } from "../../common.js";
 
 /** How one followed command ended: its words (`failed, exit 1`) and whether it succeeded (null: not known here). */
 export interface Ending {

@@ -1,23 +1,23 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { SpoolClient } from "../client/spool-client.js";
-import { recordStatePaths } from "../home-registry.js";
-import { createLogger } from "../logger.js";
-import { escapeControl } from "../protocol/proposal-facts.js";
-import { BackendName } from "../protocol/runner.js";
-import type { Backend } from "../runners/backend.js";
-import type { ContainerChoice } from "../runners/container.js";
-import { DockerBackend } from "../runners/docker.js";
-import { PASS_ENV_ENTRY } from "../runners/environment.js";
-import { LocalBackend } from "../runners/local.js";
-import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../runners/orphans.js";
-import { type CommandEvent, firstAnswering, RunnerClient } from "../runners/runner-client.js";
-import { SandboxMode, sandboxModes } from "../runners/sandbox.js";
-import { SshBackend } from "../runners/ssh.js";
-import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
-import { serverTarget } from "./common.js";
-import { CliError, EXIT, explain } from "./errors.js";
+import { SpoolClient } from "../../client/spool-client.js";
+import { recordStatePaths } from "../../home-registry.js";
+import { createLogger } from "../../logger.js";
+import { escapeControl } from "../../protocol/proposal-facts.js";
+import { BackendName } from "../../protocol/runner.js";
+import type { Backend } from "../../runners/backend.js";
+import type { ContainerChoice } from "../../runners/container.js";
+import { DockerBackend } from "../../runners/docker.js";
+import { PASS_ENV_ENTRY } from "../../runners/environment.js";
+import { LocalBackend } from "../../runners/local.js";
+import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../../runners/orphans.js";
+import { type CommandEvent, firstAnswering, RunnerClient } from "../../runners/runner-client.js";
+import { SandboxMode, sandboxModes } from "../../runners/sandbox.js";
+import { SshBackend } from "../../runners/ssh.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
+import { serverTarget } from "../common.js";
+import { CliError, EXIT, explain } from "../errors.js";
 
 export const RUNNER_SPEC = defineCommand({
   name: "runner",

@@ -1,10 +1,10 @@
 import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../logger.js";
-import { deadlineInForce } from "../protocol/deadline-words.js";
-import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
-import { portAndDatabase } from "./common.js";
-import { usageError } from "./errors.js";
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../../logger.js";
+import { deadlineInForce } from "../../protocol/deadline-words.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
+import { portAndDatabase } from "../common.js";
+import { usageError } from "../errors.js";
 
 export const SERVE_SPEC = defineCommand({
   name: "serve",
@@ -108,7 +108,7 @@ export async function serve(argv: string[]): Promise<number> {
   process.stdout.on("error", () => undefined);
   // Imported here, not at the top: a native module built for another Node fails this import, and the error then
   // reaches main's explain (errors.ts) as any of this command's does.
-  const { startServer } = await import("../server.js");
+  const { startServer } = await import("../../server.js");
   const server = await startServer({
     home: values.home,
     host: values.host,

@@ -1,11 +1,11 @@
 import type { z } from "zod";
-import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../protocol/methods/notify.js";
-import { escapeControl } from "../protocol/proposal-facts.js";
-import { receiverStateWords } from "../protocol/receiver-state.js";
-import { adminSubcommand } from "./admin-subcommand.js";
-import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
-import { age, printRows } from "./common.js";
-import { EXIT, knownProjects, unknownName, usageError } from "./errors.js";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../../protocol/methods/notify.js";
+import { escapeControl } from "../../protocol/proposal-facts.js";
+import { receiverStateWords } from "../../protocol/receiver-state.js";
+import { adminSubcommand, printList } from "../admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "../command-spec.js";
+import { age } from "../common.js";
+import { EXIT, knownProjects, unknownName, usageError } from "../errors.js";
 
 export const NOTIFY_SPEC = defineCommand({
   name: "notify",
@@ -78,16 +78,12 @@ export async function notify(argv: string[]): Promise<number> {
     case "list": {
       only([]);
       const { targets } = await request((c) => c.call("notify/list", {}));
-      if (values.json) {
-        printRows(targets, [], true);
-        return EXIT.ok;
-      }
-      if (targets.length === 0) {
-        process.stdout.write("no receivers — spool notify add NAME URL adds one\n");
-        return EXIT.ok;
-      }
-      printRows(
-        targets.map((t) => ({
+      return printList(
+        targets,
+        values.json,
+        "no receivers — spool notify add NAME URL adds one",
+        ["name", "url", "format", "events", "projects", "state", "added"],
+        (t) => ({
           name: t.name,
           url: t.url,
           format: t.format,
@@ -95,11 +91,8 @@ export async function notify(argv: string[]): Promise<number> {
           projects: t.projects ? t.projects.join(",") : "*",
           state: receiverStateWords(t).words,
           added: `${age(t.createdAt)} by ${t.createdBy}`,
-        })),
-        ["name", "url", "format", "events", "projects", "state", "added"],
-        false,
+        }),
       );
-      return EXIT.ok;
     }
     case "remove": {
       only(["NAME"]);

@@ -1,16 +1,16 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { ensureServer, locateServer } from "../acp/server.js";
-import { createLogger } from "../logger.js";
-import { McpBridge } from "../mcp/bridge.js";
-import { ModernMcp } from "../mcp/modern.js";
-import { MODERN_VERSION } from "../mcp/modern-wire.js";
-import { StdioServer } from "../mcp/stdio.js";
-import { SERVER_VERSION } from "../version.js";
-import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
-import { workingDirectory } from "./common.js";
-import { usageError } from "./errors.js";
-import { findProject } from "./project.js";
+import { ensureServer, locateServer } from "../../acp/server.js";
+import { createLogger } from "../../logger.js";
+import { McpBridge } from "../../mcp/bridge.js";
+import { ModernMcp } from "../../mcp/modern.js";
+import { MODERN_VERSION } from "../../mcp/modern-wire.js";
+import { StdioServer } from "../../mcp/stdio.js";
+import { SERVER_VERSION } from "../../version.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
+import { workingDirectory } from "../common.js";
+import { usageError } from "../errors.js";
+import { findProject } from "../project.js";
 
 export const MCP_SPEC = defineCommand({
   name: "mcp",

@@ -1,16 +1,16 @@
-import type { SpoolClient } from "../client/spool-client.js";
-import { SpoolRpcError } from "../client/spool-client.js";
-import { ENTRY } from "../protocol/status.js";
-import { producerOf } from "../protocol/views.js";
-import { commandOf, defineCommand } from "./command-spec.js";
-import { connectClient, connectionLost, escapeControl } from "./common.js";
-import { CliError, EXIT, usageError } from "./errors.js";
+import type { SpoolClient } from "../../client/spool-client.js";
+import { SpoolRpcError } from "../../client/spool-client.js";
+import { ENTRY } from "../../protocol/status.js";
+import { producerOf } from "../../protocol/views.js";
+import { commandOf, defineCommand } from "../command-spec.js";
+import { connectClient, connectionLost, escapeControl } from "../common.js";
+import { CliError, EXIT, usageError } from "../errors.js";
+import { resolveCommand, resolveRun } from "../refs.js";
+import { ATTACH_START, resetTerminal } from "../terminal-writer.js";
+import { endedWords } from "../words.js";
 import { INPUT_PART_BYTES } from "./input.js";
-import { resolveCommand, resolveRun } from "./refs.js";
 import { ReplayedQueries } from "./replayed-queries.js";
-import { ATTACH_START, resetTerminal } from "./terminal-writer.js";
 import { TypedLines } from "./typed-lines.js";
-import { endedWords } from "./words.js";
 
 /** Ctrl-]: what detaches, as telnet has it. */
 const DETACH = 0x1d;
@@ -58,7 +58,7 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
   const tty = log.tty !== null;
   const stdin = process.stdin;
   const raw = tty && stdin.isTTY === true;
-  /** A command without a terminal, typed to from one: lines edited here (src/cli/typed-lines.ts), the terminal raw. */
+  /** A command without a terminal, typed to from one: lines edited here (src/cli/commands/typed-lines.ts), the terminal raw. */
   const lineMode = !tty && stdin.isTTY === true;
 
   let detach!: () => void;

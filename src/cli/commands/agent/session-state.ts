@@ -1,7 +1,7 @@
-import type { SpoolClient } from "../../client/spool-client.js";
-import type { SpoolNotifications } from "../../protocol/notifications.js";
-import { palette } from "../common.js";
-import { TerminalWriter } from "../terminal-writer.js";
+import type { SpoolClient } from "../../../client/spool-client.js";
+import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import { palette } from "../../common.js";
+import { TerminalWriter } from "../../terminal-writer.js";
 import { Endings } from "./endings.js";
 import { Held } from "./held.js";
 import { type AnswerSource, Questions } from "./questions.js";
@@ -17,7 +17,7 @@ export interface SessionOptions {
 }
 
 /**
- * What the stages of a `spool ask`/`spool act` turn share (src/cli/agent/session.ts tells the turn): the terminal, the
+ * What the stages of a `spool ask`/`spool act` turn share (src/cli/commands/agent/session.ts tells the turn): the terminal, the
  * questions, what was offered, followed and decided here, and the run's end once seen.
  */
 export abstract class SessionState {
@@ -53,7 +53,7 @@ export abstract class SessionState {
   cancelled = false;
   /**
    * What the server says about the run is held until the run's first line ("run NAME") is printed, and while a
-   * followed command's output or a decision's outcome is being written (src/cli/agent/held.ts).
+   * followed command's output or a decision's outcome is being written (src/cli/commands/agent/held.ts).
    */
   readonly held = new Held();
   readonly releaseFirstLine = this.held.hold();

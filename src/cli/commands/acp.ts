@@ -1,9 +1,9 @@
 import { Readable, Writable } from "node:stream";
 import { ndJsonStream } from "@agentclientprotocol/sdk";
-import { Bridge } from "../acp/bridge.js";
-import { findOrStartServer, locateServer } from "../acp/server.js";
-import { createLogger } from "../logger.js";
-import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
+import { Bridge } from "../../acp/bridge.js";
+import { findOrStartServer, locateServer } from "../../acp/server.js";
+import { createLogger } from "../../logger.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 
 export const ACP_SPEC = defineCommand({
   name: "acp",

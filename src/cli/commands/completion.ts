@@ -1,4 +1,5 @@
-import { defineCommand } from "./command-spec.js";
+import { type Command, type CommandSpec, completionWords, defineCommand, helpText, parseSpec, takesRun } from "../command-spec.js";
+import { EXIT } from "../errors.js";
 
 export const COMPLETION_SPEC = defineCommand({
   name: "completion",
@@ -10,6 +11,33 @@ the names of the project's runs where a command takes RUN. Load it with
   fish:  spool completion fish > ~/.config/fish/completions/spool.fish`,
   options: {},
 });
+
+/**
+ * `spool completion SHELL`: the script, each command's options read from the table that parses them. The table is
+ * main.ts's (given, not imported: main.ts loads this file).
+ */
+export function completionCommand(table: () => Promise<Record<string, CommandSpec>>): Command {
+  return {
+    spec: COMPLETION_SPEC,
+    run: async (argv) => {
+      const { values, positionals } = parseSpec(COMPLETION_SPEC, argv);
+      if (values.help) return print(helpText(COMPLETION_SPEC));
+      const [shell, extra] = positionals;
+      if (extra !== undefined || !shell || !["bash", "zsh", "fish"].includes(shell)) {
+        process.stderr.write(`spool completion: name one shell: bash, zsh or fish\n${helpText(COMPLETION_SPEC)}`);
+        return EXIT.usage;
+      }
+      const commands: Record<string, Completed> = {};
+      for (const [name, spec] of Object.entries(await table())) commands[name] = { options: completionWords(spec), takesRun: takesRun(spec) };
+      return print(completionScript(shell, commands)!);
+    },
+  };
+}
+
+function print(text: string): number {
+  process.stdout.write(text);
+  return EXIT.ok;
+}
 
 /** What completion offers after a command: its options (from the table that parses them), and runs when it takes RUN first. */
 export interface Completed {

@@ -1,8 +1,8 @@
-import type { SpoolClient } from "../../client/spool-client.js";
-import type { SpoolNotifications } from "../../protocol/notifications.js";
-import { ENTRY } from "../../protocol/status.js";
-import { producerOf } from "../../protocol/views.js";
-import { ENDED, endedWords, finishedWords, outcomeWords } from "../words.js";
+import type { SpoolClient } from "../../../client/spool-client.js";
+import type { SpoolNotifications } from "../../../protocol/notifications.js";
+import { ENTRY } from "../../../protocol/status.js";
+import { producerOf } from "../../../protocol/views.js";
+import { ENDED, endedWords, finishedWords, outcomeWords } from "../../words.js";
 import type { Ending } from "./verdict.js";
 
 type Finished = SpoolNotifications["stream/finished"];

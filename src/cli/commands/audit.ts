@@ -1,8 +1,8 @@
-import { escapeControl } from "../protocol/proposal-facts.js";
-import { claimWords } from "../protocol/roles.js";
-import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "./command-spec.js";
-import { connectionLost, connectServer } from "./common.js";
-import { EXIT, knownProjects, usageError } from "./errors.js";
+import { escapeControl } from "../../protocol/proposal-facts.js";
+import { claimWords } from "../../protocol/roles.js";
+import { type Command, defineCommand, JSON_OPTION, optionsOf, parseCommand, showHelp } from "../command-spec.js";
+import { connectionLost, connectServer } from "../common.js";
+import { EXIT, knownProjects, usageError } from "../errors.js";
 import { parseDuration } from "./token.js";
 
 export const AUDIT_SPEC = defineCommand({

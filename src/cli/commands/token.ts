@@ -1,8 +1,8 @@
-import { ROLE_SUMMARY, ROLES, type Role } from "../protocol/roles.js";
-import { adminSubcommand } from "./admin-subcommand.js";
-import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
-import { age, printRows } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
+import { ROLE_SUMMARY, ROLES, type Role } from "../../protocol/roles.js";
+import { adminSubcommand, printList } from "../admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "../command-spec.js";
+import { age } from "../common.js";
+import { EXIT, usageError } from "../errors.js";
 
 export const TOKEN_SPEC = defineCommand({
   name: "token",
@@ -66,27 +66,20 @@ export async function token(argv: string[]): Promise<number> {
     case "list": {
       only([]);
       const { principals } = await request((c) => c.call("token/list", { revoked: values.revoked ?? false }));
-      if (values.json) {
-        printRows(principals, [], true);
-        return EXIT.ok;
-      }
-      if (principals.length === 0) {
-        process.stdout.write("no principals besides the home's token file (admin) — spool token create NAME --role ROLE makes one\n");
-        return EXIT.ok;
-      }
-      printRows(
-        principals.map((p) => ({
+      return printList(
+        principals,
+        values.json,
+        "no principals besides the home's token file (admin) — spool token create NAME --role ROLE makes one",
+        ["name", "role", "projects", "created", "expires", ...(values.revoked ? ["revoked"] : [])],
+        (p) => ({
           name: p.name,
           role: p.role,
           projects: p.projects ? p.projects.join(",") : "*",
           created: `${age(p.createdAt)} by ${p.createdBy}`,
           expires: p.expiresAt === null ? "never" : new Date(p.expiresAt).toISOString(),
           ...(values.revoked ? { revoked: p.revokedAt === null ? "" : age(p.revokedAt) } : {}),
-        })),
-        ["name", "role", "projects", "created", "expires", ...(values.revoked ? ["revoked"] : [])],
-        false,
+        }),
       );
-      return EXIT.ok;
     }
     case "revoke": {
       only(["NAME"]);

@@ -1,7 +1,7 @@
-import { adminSubcommand } from "./admin-subcommand.js";
-import { type Command, defineCommand, JSON_OPTION } from "./command-spec.js";
-import { age, printRows } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
+import { adminSubcommand, printList } from "../admin-subcommand.js";
+import { type Command, defineCommand, JSON_OPTION } from "../command-spec.js";
+import { age } from "../common.js";
+import { EXIT, usageError } from "../errors.js";
 
 export const DEVICES_SPEC = defineCommand({
   name: "devices",
@@ -30,16 +30,12 @@ export async function devices(argv: string[]): Promise<number> {
     case "list": {
       only([]);
       const { devices } = await request((c) => c.call("device/list", values.all ? { all: true } : {}));
-      if (values.json) {
-        printRows(devices, [], true);
-        return EXIT.ok;
-      }
-      if (devices.length === 0) {
-        process.stdout.write("no paired devices — `spool open --qr` pairs one (a phone's camera reads the code)\n");
-        return EXIT.ok;
-      }
-      printRows(
-        devices.map((d) => ({
+      return printList(
+        devices,
+        values.json,
+        "no paired devices — `spool open --qr` pairs one (a phone's camera reads the code)",
+        ["id", "name", "principal", "created", "last seen", "from", "expires"],
+        (d) => ({
           id: d.id,
           name: d.name,
           principal: `${d.principal} (${d.role})`,
@@ -47,11 +43,8 @@ export async function devices(argv: string[]): Promise<number> {
           "last seen": age(d.lastSeenAt),
           from: d.lastAddress ?? "",
           expires: new Date(d.expiresAt).toISOString().slice(0, 16).replace("T", " "),
-        })),
-        ["id", "name", "principal", "created", "last seen", "from", "expires"],
-        false,
+        }),
       );
-      return EXIT.ok;
     }
     case "revoke": {
       only(["NAME|ID"]);

@@ -1,6 +1,6 @@
-import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
-import { escapeControl } from "../common.js";
-import { CliError, EXIT, unknownName } from "../errors.js";
+import { type SpoolClient, SpoolRpcError } from "../../../client/spool-client.js";
+import { escapeControl } from "../../common.js";
+import { CliError, EXIT, unknownName } from "../../errors.js";
 
 /** An unknown --model, told with the aliases there are and how to define one. */
 export async function unknownModel(client: SpoolClient, model: string, error: unknown): Promise<never> {

@@ -1,8 +1,8 @@
-import type { SpoolClient } from "../client/spool-client.js";
-import { commandOf, defineCommand } from "./command-spec.js";
-import { connectClient, connectionLost } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
-import { resolveCommand, resolveRun } from "./refs.js";
+import type { SpoolClient } from "../../client/spool-client.js";
+import { commandOf, defineCommand } from "../command-spec.js";
+import { connectClient, connectionLost } from "../common.js";
+import { EXIT, usageError } from "../errors.js";
+import { resolveCommand, resolveRun } from "../refs.js";
 
 /** Bytes per stream/input call when sending what this command reads on stdin (well under the server's default maxInputBytes). */
 export const INPUT_PART_BYTES = 16 * 1024;

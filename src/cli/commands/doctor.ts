@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from "node:fs";
-import { SpoolClient } from "../client/spool-client.js";
-import { unixSocketUrl } from "../client/ws-transport.js";
-import { loadConfig, type SpoolConfig } from "../config.js";
-import { type Check, type CheckStatus, type ReceiverView, runChecks } from "../ops/doctor.js";
-import { type Command, defineCommand, parseSpec, positionals, showHelp } from "./command-spec.js";
-import { portAndDatabase } from "./common.js";
-import { EXIT, usageError } from "./errors.js";
+import { SpoolClient } from "../../client/spool-client.js";
+import { unixSocketUrl } from "../../client/ws-transport.js";
+import { loadConfig, type SpoolConfig } from "../../config.js";
+import { type Check, type CheckStatus, type ReceiverView, runChecks } from "../../ops/doctor.js";
+import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
+import { portAndDatabase } from "../common.js";
+import { EXIT, usageError } from "../errors.js";
 
 export const DOCTOR_SPEC = defineCommand({
   name: "doctor",

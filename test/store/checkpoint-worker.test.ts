@@ -1,0 +1,251 @@
+import { spawn } from "node:child_process";
+import { statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { checkpointStats, openStore } from "../../src/store/database.js";
+import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
+import { entryReads } from "../../src/store/sync-reads.js";
+import { eventually, tempDir } from "../helpers/server.js";
+import { walFrames } from "../helpers/wal-frames.js";
+
+// The checkpoint worker (src/store/checkpoint-worker.ts) as writes stop, during its round and in a process: split from files.test.ts.
+
+/**
+ * A burst of Kysely commits (the store notes each write), then the server's synchronous reads one a turn: returns
+ * once the worker skipped a round for them with frames left to copy (a few bursts if its round copied them all
+ * first: one may come within 10 ms of the last write), or null if it never did.
+ */
+async function burstThenRead(store: ReturnType<typeof openStore>, read: () => Promise<unknown>) {
+  const row = Buffer.alloc(64 * 1024, 120);
+  for (let attempt = 0; attempt < 8; attempt++) {
+    for (let i = 0; i < 256; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
+    const yielded = checkpointStats(store)!.yielded ?? 0;
+    const left = () => walFrames(store).copied < walFrames(store).frames;
+    while ((checkpointStats(store)!.yielded ?? 0) === yielded && left()) {
+      await read();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if ((checkpointStats(store)!.yielded ?? 0) > yielded && left()) return { ...walFrames(store), bursts: attempt + 1 };
+  }
+  return null;
+}
+
+describe("the checkpoint worker once writes stop", () => {
+  it("does not copy the WAL while the server reads; copies it and cuts it back once the reads stop", async () => {
+    const limit = 256 * 1024;
+    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: limit, walQuietMs: 100, walYieldMaxMs: 600_000 });
+    const wal = `${store.file}-wal`;
+    try {
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const reads = entryReads(store);
+      const read = () => reads.findEntryById(1);
+      // Before, the worker's next round copied the rest of the burst whatever the server did (it never skipped one).
+      let bursts = 0;
+      let start: { frames: number; copied: number } | null = null;
+      for (let attempt = 0; attempt < 5 && !start; attempt++) {
+        const skipped = await burstThenRead(store, read);
+        expect(skipped, "a round skipped for the reads with frames left to copy").not.toBeNull();
+        const { bursts: more, ...frames } = skipped!;
+        bursts += more;
+        const yielded = checkpointStats(store)!.yielded;
+        // The longest time between two reads: a loaded machine can stall this process past the worker's 100 ms
+        // (READS_QUIET_MS), and then the reads did stop for it and it copies, rightly: such a try starts over.
+        let gap = 0;
+        let last = Date.now();
+        while (checkpointStats(store)!.yielded < yielded + 3) {
+          await read();
+          await new Promise((resolve) => setImmediate(resolve));
+          gap = Math.max(gap, Date.now() - last);
+          last = Date.now();
+        }
+        // Three more rounds came while the reads went on: none copied a frame, unless the reads stopped for 100 ms.
+        const now = walFrames(store);
+        if (now.frames === frames.frames && now.copied === frames.copied) start = frames;
+        else expect(gap, "the reads' longest gap, a round having copied frames while they went on").toBeGreaterThanOrEqual(90);
+      }
+      expect(start, "three rounds that copied nothing while reads went on").not.toBeNull();
+      expect(statSync(wal).size).toBeGreaterThan(limit);
+      // Reads stop: the worker copies the rest and, writes being quiet, truncates the WAL.
+      await eventually(() => statSync(wal).size <= limit, 20_000, "the WAL to be copied and cut back");
+      expect((await sql<{ n: number }>`SELECT count(*) AS n FROM burst`.execute(store.db)).rows[0]!.n).toBe(256 * bursts);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+
+  it("waits walSettleMs after the last write even with no read yet, then copies it (here after walYieldMaxMs)", async () => {
+    // The reads that follow a burst come a few ms after its end: a round in between does not begin the copy.
+    const store = openStore(join(tempDir(), "spool.db"), { walSettleMs: 600_000, walYieldMaxMs: 1000, walQuietMs: 600_000 });
+    try {
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const row = Buffer.alloc(64 * 1024, 122);
+      const left = () => walFrames(store).copied < walFrames(store).frames;
+      // A burst of the store's writes, then no statement at all (the WAL's state is read from the -shm file): a
+      // round skips with frames left to copy. A round within 10 ms of the last write still counts it as going on
+      // and may copy the lot first: then another burst. Before, the first round after a burst copied it.
+      let skipped = false;
+      let bursts = 0;
+      while (!skipped && bursts < 8) {
+        bursts++;
+        for (let i = 0; i < 64; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
+        const yielded = checkpointStats(store)!.yielded;
+        await eventually(() => checkpointStats(store)!.yielded > yielded || !left(), 20_000, "a round after the burst");
+        skipped = checkpointStats(store)!.yielded > yielded && left();
+      }
+      expect(skipped, "a round skipped with frames left and no read").toBe(true);
+      // No read comes: after walYieldMaxMs of skipping the worker copies the rest.
+      await eventually(() => !left(), 20_000, "the WAL copied after walYieldMaxMs");
+      expect((await sql<{ n: number }>`SELECT count(*) AS n FROM burst`.execute(store.db)).rows[0]!.n).toBe(64 * bursts);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+
+  it("copies it all the same after walYieldMaxMs when the reads never stop", async () => {
+    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: 256 * 1024, walQuietMs: 100, walYieldMaxMs: 500 });
+    try {
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const reads = entryReads(store);
+      const read = () => reads.findEntryById(1);
+      expect(await burstThenRead(store, read), "a round skipped for the reads with frames left to copy").not.toBeNull();
+      // The reads go on, one a turn, until the worker has copied every frame: it stops waiting for them.
+      while (walFrames(store).copied < walFrames(store).frames) {
+        await read();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(walFrames(store).copied).toBe(walFrames(store).frames);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+});
+
+describe("the checkpoint worker when writes stop during its round", () => {
+  it("leaves the round's catch-up loop, before another PASSIVE or the RESTART, once writes have stopped and the server reads", async () => {
+    // A RESTART loop at 1 MiB; no quiet-time truncation within the test. A round that finds the second burst's WAL
+    // not yet committed (started over, nothing in use) skips the next ones for the reads, for walYieldMaxMs; then it
+    // copies the burst and meets the reads as below.
+    const store = openStore(join(tempDir(), "spool.db"), { walBusyLimit: 1024 * 1024, walQuietMs: 600_000, walYieldMaxMs: 2_000 });
+    try {
+      await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
+      const row = Buffer.alloc(64 * 1024, 121);
+      // A first burst, one transaction of the store's (noted writes): ~10 MiB of WAL in use, over 4 × walBusyLimit, so
+      // the worker's rounds do not skip for reads while that much is in use (what they found last).
+      await store.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < 128; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(trx);
+      });
+      // No reads yet: the worker copies it, runs its RESTART loop and starts the WAL over.
+      await eventually(() => checkpointStats(store)!.restarts >= 1, 20_000, "the worker's RESTART after the first burst");
+      const stats = () => checkpointStats(store)!;
+      const read = () => sql`SELECT id FROM burst WHERE id = 1`.execute(store.db);
+      await read();
+      // A second burst, ~3 MiB, by another connection on a thread of its own (the store notes only its own writes):
+      // the server's last write is long past (writes have stopped) and it reads, one read a turn, from before the
+      // burst on, so no round finds the reads stopped meanwhile (with the burst made on this thread, a round could find
+      // no read in the last 100 ms and run the RESTART: CI saw it once). The worker's round copies the burst and, the
+      // WAL in use over walBusyLimit, enters its catch-up loop: there it finds the reads and leaves. Before, it ran
+      // another PASSIVE round and the RESTART (or, its RESTART finding a read under way, asked the store for one).
+      const before = { ...stats(), leftForReads: stats().leftForReads ?? 0 };
+      const acted = () => stats().restarts + stats().restartRequests + (stats().leftForReads ?? 0);
+      const start = acted();
+      let burst = "";
+      const other = new Worker(
+        `const { parentPort, workerData } = require("node:worker_threads");
+        const db = new (require(workerData.driver))(workerData.file);
+        db.pragma("busy_timeout = 10000");
+        const row = Buffer.alloc(64 * 1024, 121);
+        db.transaction(() => {
+          const insert = db.prepare("INSERT INTO burst (data) VALUES (?)");
+          for (let i = 0; i < 40; i++) insert.run(row);
+        })();
+        db.close();
+        parentPort.postMessage("committed");`,
+        { eval: true, workerData: { file: store.file, driver: createRequire(import.meta.url).resolve("better-sqlite3") } },
+      );
+      other.once("message", (message: string) => (burst = message));
+      other.once("error", (error) => (burst = String(error)));
+      while (burst === "" || acted() === start) {
+        await read();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(burst, "the second burst").toBe("committed");
+      expect(stats().restarts, "RESTARTs").toBe(before.restarts);
+      expect(stats().restartRequests, "RESTARTs asked of the store").toBe(before.restartRequests);
+      expect(stats().leftForReads ?? 0, "catch-up loops left for the reads").toBe(before.leftForReads + 1);
+      // The burst was copied all the same (the round's first PASSIVE), and the store writes on.
+      expect(walFrames(store).copied).toBe(walFrames(store).frames);
+      await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
+      expect((await sql<{ n: number }>`SELECT count(*) AS n FROM burst`.execute(store.db)).rows[0]!.n).toBe(128 + 40 + 1);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+});
+
+describe("the checkpoint worker and the process", () => {
+  it("keeps a process alive while its appends wait for the worker's RESTART: a script that only appends ends with all of them stored", async () => {
+    const dir = tempDir();
+    const script = join(dir, "flood.mjs");
+    const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
+    // Appends through the store's group commit and nothing else alive (no socket, no timer): while the worker holds
+    // the appends for a RESTART, only the worker can keep the process running. Before, it was unref'd then and the
+    // process ended with the append pending (exit 13, an unsettled top-level await), the rest never written.
+    writeFileSync(
+      script,
+      `const { openStore, checkpointStats } = await import(${src("store/database.ts")});
+      const { migrateToLatest } = await import(${src("store/migrator.ts")});
+      const { MIGRATIONS_DIR } = await import(${src("server.ts")});
+      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024 });
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");
+      const data = Buffer.alloc(64 * 1024, 120);
+      let seq = 0;
+      // Until the worker held the appends a few times (each RESTART it runs is held), at most 256 MiB. A timer turn
+      // between appends lets the worker's rounds catch up (its own RESTART, held); during an append nothing is alive.
+      while (checkpointStats(store).restarts < 3 && seq < 4096) {
+        await store.appendChunk(1, data, ++seq, 102);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      console.log("appended " + seq + " restarts " + checkpointStats(store).restarts);
+      console.log("stored " + store.sqlite.prepare("SELECT count(*) AS n FROM chunks WHERE entry_id = 1").get().n);
+      await store.close();`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(0);
+    const appended = /appended (\d+) restarts (\d+)/.exec(out);
+    expect(appended, out).not.toBeNull();
+    expect(Number(appended![2])).toBeGreaterThanOrEqual(3);
+    expect(out).toContain(`stored ${appended![1]}`);
+  }, 120_000);
+
+  it("does not keep a process alive that opened a store and never closed it (its listener for the worker's requests is unref'd too)", async () => {
+    const dir = tempDir();
+    const script = join(dir, "open.mjs");
+    writeFileSync(
+      script,
+      `const { openStore } = await import(${JSON.stringify(new URL("../../src/store/database.ts", import.meta.url).pathname)});
+      openStore(${JSON.stringify(join(dir, "spool.db"))}).sqlite.exec("CREATE TABLE t (x)"); console.log("opened");`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      // A process still alive after 30 s is the failure (it would never exit); it normally exits within a second or two.
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(out).toContain("opened");
+    expect(code).toBe(0);
+  }, 60_000);
+});
