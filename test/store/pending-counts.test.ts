@@ -30,7 +30,9 @@ function sqlOf(store: Store): Sql {
 async function keptAndTruth(db: Sql): Promise<{ kept: string[]; truth: string[] }> {
   const kept = (await db.rows("SELECT scope, key, n FROM pending_counts")).map((r) => `${r.scope} ${r.key} ${Number(r.n)}`).sort();
   const byRun = await db.rows("SELECT CAST(run_id AS TEXT) AS key, count(*) AS n FROM entries WHERE status = 202 GROUP BY run_id");
-  const byPrincipal = await db.rows("SELECT proposed_by AS key, count(*) AS n FROM entries WHERE status = 202 AND proposed_by IS NOT NULL GROUP BY proposed_by");
+  const byPrincipal = await db.rows(
+    "SELECT proposed_by AS key, count(*) AS n FROM entries WHERE status = 202 AND proposed_by IS NOT NULL GROUP BY proposed_by",
+  );
   const truth = [...byRun.map((r) => `run ${r.key} ${Number(r.n)}`), ...byPrincipal.map((r) => `principal ${r.key} ${Number(r.n)}`)].sort();
   return { kept, truth };
 }
@@ -53,7 +55,15 @@ async function exercise(store: Store): Promise<void> {
   await db.exec("INSERT INTO runs (project_id, alias, status, created_at, updated_at) VALUES (1, 'r1', 200, 0, 0)");
   await db.exec("INSERT INTO runs (project_id, alias, status, created_at, updated_at) VALUES (1, 'r2', 200, 0, 0)");
   // Proposals of two principals in two runs, one of no principal (before migration 017), and entries not waiting.
-  for (const text of [entry(1, 202, "alice"), entry(1, 202, "alice"), entry(2, 202, "alice"), entry(2, 202, "bob"), entry(1, 202, null), entry(1, 200, "bob"), entry(1, 102, null)])
+  for (const text of [
+    entry(1, 202, "alice"),
+    entry(1, 202, "alice"),
+    entry(2, 202, "alice"),
+    entry(2, 202, "bob"),
+    entry(1, 202, null),
+    entry(1, 200, "bob"),
+    entry(1, 102, null),
+  ])
     await db.exec(text);
   await check(["run 1 3", "run 2 2", "principal alice 3", "principal bob 1"]);
   // A decision: the entry leaves 202.
