@@ -225,8 +225,6 @@ export function producerView(log: WireEntry, channels: readonly WireEntry[] = []
     : null;
   const extra = Object.fromEntries(Object.entries(a).filter(([key]) => !SPOOL_ATTRIBUTES.has(key)));
   return {
-    ...factsOf(a),
-    ...ended,
     path: log.path,
     status: log.status,
     state: producerState(log.status, ended.outcome, ended.endStatus, own),
@@ -237,6 +235,9 @@ export function producerView(log: WireEntry, channels: readonly WireEntry[] = []
     modelSeen,
     channels: own,
     extra,
+    // Spread last (src/store/producer-row.ts says why).
+    ...factsOf(a),
+    ...ended,
   };
 }
 
