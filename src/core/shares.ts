@@ -21,7 +21,8 @@ export class FairShares {
     if (principal === HOME_PRINCIPAL_NAME) return;
     const limits = this.deps.config.limits;
     this.#take(principal, limits.proposalsPerMinute, now);
-    const pending = await this.deps.repos.entries.countPending(run.id, principal);
+    // Counted up to the bounds: what a check needs, never more index entries than a bound.
+    const pending = await this.deps.repos.entries.countPending(run.id, principal, { run: limits.maxPendingPerRun, principal: limits.maxPendingPerPrincipal });
     if (pending.principal >= limits.maxPendingPerPrincipal)
       throw tooMany(`"${principal}" has ${pending.principal} proposals waiting`, "maxPendingPerPrincipal", limits.maxPendingPerPrincipal, { principal });
     if (pending.run >= limits.maxPendingPerRun)

@@ -156,22 +156,28 @@ export function listPendingEverywhere(
 }
 
 /**
- * Pending proposals of a run and of a principal: counts over the partial indexes of migration 017 (the literal
- * `status = 202` is what lets SQLite use them; a bound parameter would not prove the index's condition).
+ * Pending proposals of a run and of a principal, each counted up to its bound (a count at the bound is all a check
+ * needs, so one never walks more index entries than the bound): counts over the partial indexes of migration 017 (the
+ * literal `status = 202` is what lets SQLite use them; a bound parameter would not prove the index's condition).
  */
-export async function countPending(db: Kysely<Database>, runId: number, principal: string): Promise<{ run: number; principal: number }> {
+export async function countPending(
+  db: Kysely<Database>,
+  runId: number,
+  principal: string,
+  upTo: { run: number; principal: number },
+): Promise<{ run: number; principal: number }> {
   const [run, mine] = await Promise.all([
     db
-      .selectFrom("entries")
+      .selectFrom((eb) =>
+        eb.selectFrom("entries").select(sql`1`.as("one")).where("run_id", "=", runId).where(sql<SqlBool>`status = 202`).limit(upTo.run).as("p"),
+      )
       .select((eb) => eb.fn.countAll<number>().as("n"))
-      .where("run_id", "=", runId)
-      .where(sql<SqlBool>`status = 202`)
       .executeTakeFirstOrThrow(),
     db
-      .selectFrom("entries")
+      .selectFrom((eb) =>
+        eb.selectFrom("entries").select(sql`1`.as("one")).where("proposed_by", "=", principal).where(sql<SqlBool>`status = 202`).limit(upTo.principal).as("p"),
+      )
       .select((eb) => eb.fn.countAll<number>().as("n"))
-      .where("proposed_by", "=", principal)
-      .where(sql<SqlBool>`status = 202`)
       .executeTakeFirstOrThrow(),
   ]);
   return { run: Number(run.n), principal: Number(mine.n) };

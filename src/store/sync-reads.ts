@@ -73,8 +73,8 @@ const entryStatements = (sqlite: SQLite.Database) => ({
   byPath: sqlite.prepare<[number, string], EntryRow>('SELECT * FROM "entries" WHERE "run_id" = ? AND "path" = ?'),
   byId: sqlite.prepare<[number], EntryRow>('SELECT * FROM "entries" WHERE "id" = ?'),
   // Both counts over migration 017's partial indexes (the literal status = 202 is what lets SQLite use them).
-  pending: sqlite.prepare<[number, string], { run: number; principal: number }>(
-    'SELECT (SELECT count(*) FROM "entries" WHERE "run_id" = ? AND status = 202) AS run, (SELECT count(*) FROM "entries" WHERE "proposed_by" = ? AND status = 202) AS principal',
+  pending: sqlite.prepare<[number, number, string, number], { run: number; principal: number }>(
+    'SELECT (SELECT count(*) FROM (SELECT 1 FROM "entries" WHERE "run_id" = ? AND status = 202 LIMIT ?)) AS run, (SELECT count(*) FROM (SELECT 1 FROM "entries" WHERE "proposed_by" = ? AND status = 202 LIMIT ?)) AS principal',
   ),
 });
 
@@ -92,9 +92,9 @@ export function entryReads(store: Store) {
       const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).byId.get(id));
       return row === VIA_KYSELY ? entries.findEntryById(db, id) : Promise.resolve(row);
     },
-    countPending(runId: number, principal: string): Promise<{ run: number; principal: number }> {
-      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).pending.get(runId, principal)!);
-      return row === VIA_KYSELY ? entries.countPending(db, runId, principal) : Promise.resolve(row);
+    countPending(runId: number, principal: string, upTo: { run: number; principal: number }): Promise<{ run: number; principal: number }> {
+      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).pending.get(runId, upTo.run, principal, upTo.principal)!);
+      return row === VIA_KYSELY ? entries.countPending(db, runId, principal, upTo) : Promise.resolve(row);
     },
   };
 }
