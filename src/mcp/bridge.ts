@@ -1,5 +1,4 @@
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { Server, type ServerCapabilities, type Transport } from "@modelcontextprotocol/server";
 import { report } from "./output.js";
 import { registerResources } from "./resources.js";
 import { type McpBridgeOptions, SpoolSide } from "./spool-side.js";
@@ -13,8 +12,8 @@ export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
  * (tools.ts, run-command.ts with decision.ts and progress.ts, output.ts), the resources (resources.ts), the
  * tasks (tasks.ts); the transports are stdio (stdio.ts, for src/cli/mcp.ts) and Streamable HTTP (http.ts).
  * The tools and resources are one table and plain functions (tools.ts, resources.ts): registered here on a
- * 2025-11-25 session's server with the SDK's public setRequestHandler, and called as they are by 2026-07-28's
- * requests (modern.ts); nothing reaches into the SDK's own members.
+ * 2025-11-25 session's server (the v2 SDK's Server) with its public setRequestHandler, and called as they are by
+ * 2026-07-28's requests (modern.ts); nothing reaches into the SDK's own members.
  */
 
 /** What the server tells the client's model about itself (initialize, server/discover). */
@@ -39,19 +38,20 @@ export class McpBridge {
     this.mcp = new Server(
       { name: "spool", title: "Spool", version: options.version },
       {
-        // Tasks (2025-11-25): run_command may run as one, and each task is a Spool producer (src/mcp/tasks.ts).
-        capabilities: { tools: { listChanged: true }, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
-        taskStore: new SpoolTaskStore({
-          session: () => this.#side.ready(),
-          taskRuns: () => taskRuns(this.#side),
-          report: async (run, path, by) => report(await this.#side.ready(), run, path, by),
-        }),
+        // Tasks (2025-11-25): run_command may run as one, and each task is a Spool producer (src/mcp/tasks.ts). The
+        // capability is 2025-11-25's, which the v2 SDK's type (2026-07-28's) no longer names.
+        capabilities: { tools: { listChanged: true }, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } } as ServerCapabilities,
         instructions: options.where ? `${INSTRUCTIONS} ${options.where}` : INSTRUCTIONS,
       },
     );
     const side = new SpoolSide(this.mcp, options);
     this.#side = side;
-    registerToolCalls(side);
+    const store = new SpoolTaskStore({
+      session: () => side.ready(),
+      taskRuns: () => taskRuns(side),
+      report: async (run, path, by) => report(await side.ready(), run, path, by),
+    });
+    registerToolCalls(side, store);
     this.#resources = registerResources(side);
     this.mcp.oninitialized = () => {
       // Requests to the client are numbered from 0, and clients that test the id for truth (the SDK's own among them)

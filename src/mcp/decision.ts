@@ -1,5 +1,6 @@
-import { SpoolRpcError } from "../client/spool-client.js";
-import { defaultRunnerName, factsText } from "../protocol/proposal-facts.js";
+import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
+import { defaultRunnerName, escapeControl, factsRevision, factsText } from "../protocol/proposal-facts.js";
+import { ENTRY } from "../protocol/status.js";
 import { producerOf } from "../protocol/views.js";
 import { HEARTBEAT_MS, type Progress } from "./progress.js";
 import type { Extra, Resolved, Session, SpoolSide } from "./spool-side.js";
@@ -55,19 +56,32 @@ export async function awaitDecision(side: SpoolSide, session: Session, path: str
   }
 }
 
-/** The facts of a proposal as every client shows them (control characters escaped), for a person to decide on. */
-export async function factsShown(session: Session, run: string, path: string): Promise<string> {
+/**
+ * The facts of a proposal as every client shows them (control characters escaped), for a person to decide on,
+ * with their revision (what an accept of them names: `run/resolve`'s `facts`), and whether it still waits.
+ */
+export interface Shown {
+  text: string;
+  revision: number;
+  proposed: boolean;
+}
+
+export async function factsShown(session: Session, run: string, path: string): Promise<Shown> {
   const log = await session.client.call("entry/get", { run, path, limit: 1 });
   const facts = producerOf(log);
   const runners = facts.runner === null ? await session.client.call("runner/list", {}).catch(() => null) : null;
-  return factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
+  const text = factsText(facts, { defaultRunner: runners ? defaultRunnerName(runners.runners) : null });
+  return { text, revision: factsRevision(facts), proposed: log.status === ENTRY.proposed };
 }
 
+/** Why a person is asked again (an accept refused FACTS_CHANGED: nothing ran), said before the new facts. */
+export const changedNote = (why: string) => `Not accepted: ${escapeControl(why)}. The facts below are the new ones.`;
+
 /** The elicitation (form) that asks a person to decide a proposal: the same one over every MCP revision. */
-export function approvalForm(run: string, path: string, shown: string) {
+export function approvalForm(run: string, path: string, shown: Shown, note?: string) {
   return {
     mode: "form" as const,
-    message: `Spool: run this command? (run ${run}, ${path})\n\n${shown}\n\nAny Spool client can decide it too; the first decision counts.`,
+    message: `${note ? `${note}\n\n` : ""}Spool: run this command? (run ${run}, ${path})\n\n${shown.text}\n\nAny Spool client can decide it too; the first decision counts.`,
     requestedSchema: {
       type: "object" as const,
       properties: {
@@ -95,28 +109,41 @@ export function answerOf(answer: {
   return { decision: accept ? "accept" : "reject", ...(reason ? { reason } : {}) };
 }
 
-/** Asks the MCP client's user (`elicitation/create`); withdrawn (notifications/cancelled) once anyone decides. */
-function elicit(side: SpoolSide, session: Session, path: string, shown: string, signal: AbortSignal): void {
+/**
+ * Asks the MCP client's user (`elicitation/create`); withdrawn (notifications/cancelled) once anyone decides. An accept
+ * names the facts revision shown; refused because the facts changed since (FACTS_CHANGED: nothing ran), the user is
+ * asked again on the facts as they are now, the message saying why.
+ */
+function elicit(side: SpoolSide, session: Session, path: string, shown: Shown, signal: AbortSignal, note?: string): void {
+  const run = session.run!;
   side.server
-    .elicitInput(approvalForm(session.run!, path, shown), { signal, timeout: ELICITATION_TIMEOUT_MS })
+    .elicitInput(approvalForm(run, path, shown, note), { signal, timeout: ELICITATION_TIMEOUT_MS })
     .then(async (answer) => {
       if (signal.aborted) return;
       // Dismissed without a choice: the proposal waits for another client.
-      if (answer.action === "cancel") return;
-      const accept = answer.action === "accept" && answer.content?.decision === "accept";
-      const reason = typeof answer.content?.reason === "string" && answer.content.reason ? answer.content.reason : undefined;
+      const decided = answerOf(answer);
+      if (!decided) return;
+      const { decision, reason } = decided;
       await session.client
         .call(
           "run/resolve",
-          accept
-            ? { run: session.run!, path, decision: "accept", ...(reason ? { reason } : {}) }
-            : { run: session.run!, path, decision: "reject", reason: reason ?? `declined in ${session.who}` },
+          decision === "accept"
+            ? { run, path, decision, facts: shown.revision, ...(reason ? { reason } : {}) }
+            : { run, path, decision, reason: reason ?? `declined in ${session.who}` },
         )
-        .catch((error: unknown) => {
+        .catch(async (error: unknown) => {
+          if (factsChanged(error)) return askAgain(side, session, path, signal, error.message);
           if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) side.log.warn(`deciding ${path}: ${message(error)}`);
         });
     })
     .catch((error: unknown) => {
       if (!signal.aborted) side.log.warn(`elicitation for ${path} failed: ${message(error)}`);
     });
+}
+
+/** The facts changed before the accept: read again and, if it still waits, asked about on its facts now. */
+async function askAgain(side: SpoolSide, session: Session, path: string, signal: AbortSignal, why: string): Promise<void> {
+  const shown = await factsShown(session, session.run!, path);
+  if (signal.aborted || !shown.proposed) return;
+  elicit(side, session, path, shown, signal, changedNote(why));
 }

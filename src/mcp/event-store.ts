@@ -1,5 +1,4 @@
-import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { EventId, EventStore, JSONRPCMessage, StreamId } from "@modelcontextprotocol/server";
 
 /**
  * The SSE events of one MCP session, kept so a client that lost a stream resumes it with Last-Event-ID

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
@@ -9,10 +9,11 @@ import { SessionEventStore } from "./event-store.js";
 import type { McpExtras } from "./extras.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
 import { CODES, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
+import { sendResponse, webRequest } from "./web-http.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
- * tools, resources and tasks as `spool mcp` on stdio) on the SDK's StreamableHTTPServerTransport, a client of
+ * tools, resources and tasks as `spool mcp` on stdio) on the v2 SDK's WebStandardStreamableHTTPServerTransport (web-http.ts carries node:http across), a client of
  * this server over its WebSocket with the caller's own credential, so the server's checks of that credential
  * apply to every call it makes. Which revision a POST speaks (a 2025-11-25 session's, a 2026-07-28 request
  * without one, or neither: refused) is the v2 SDK's classifier's decision (era.ts).
@@ -67,7 +68,7 @@ export interface McpHttpOptions {
 interface Session {
   id: string;
   caller: McpCaller;
-  transport: StreamableHTTPServerTransport;
+  transport: WebStandardStreamableHTTPServerTransport;
   /** Requests of this session being answered (SSE streams stay open). */
   open: number;
   lastSeen: number;
@@ -220,7 +221,7 @@ export class McpHttpEndpoint {
       // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
       const bridge = new McpBridge(bridgeOptionsFor(caller, target, this.options, `MCP over HTTP, ${caller.name}`));
       let session: Session | undefined;
-      const transport = new StreamableHTTPServerTransport({
+      const transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         eventStore: new SessionEventStore(),
         onsessioninitialized: (sid) => {
@@ -246,7 +247,7 @@ export class McpHttpEndpoint {
           }
         });
       // The initialize's answer is one message: its response is not counted among the session's open ones.
-      await transport.handleRequest(request, response, body);
+      await sendResponse(await transport.handleRequest(webRequest(request, response), { parsedBody: body }), response);
       // An initialize the transport refused made no session: nothing is left behind.
       if (!session) await transport.close();
     } finally {
@@ -265,7 +266,7 @@ export class McpHttpEndpoint {
       session.open = Math.max(0, session.open - 1);
       session.lastSeen = Date.now();
     });
-    await session.transport.handleRequest(request, response, body);
+    await sendResponse(await session.transport.handleRequest(webRequest(request, response), { parsedBody: body }), response);
   }
 
   #closeIdle(): void {

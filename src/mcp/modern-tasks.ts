@@ -1,6 +1,6 @@
-import { SpoolRpcError } from "../client/spool-client.js";
+import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
 import { producerOf } from "../protocol/views.js";
-import { answerOf, approvalForm, factsShown } from "./decision.js";
+import { answerOf, approvalForm, changedNote, factsShown } from "./decision.js";
 import { CODES, ModernError } from "./modern-wire.js";
 import { report } from "./output.js";
 import type { Session } from "./spool-side.js";
@@ -16,6 +16,23 @@ import { parseTaskId, TASK_CANCEL_REASON, TASK_POLL_MS, taskIdOf } from "./tasks
 
 /** The key of the one input a task asks: the decision on its proposal. */
 export const DECISION_KEY = "decision";
+
+/**
+ * The key a task asks its decision under, naming the facts revision it shows: `decision` on the first facts,
+ * `decision@N` once they changed. tasks/update carries no other state, so the key is how an answer says which facts
+ * it saw; an accept of facts that changed since is refused (FACTS_CHANGED), nothing runs, and the task asks again.
+ */
+export const decisionKey = (revision: number) => (revision === 1 ? DECISION_KEY : `${DECISION_KEY}@${revision}`);
+
+/** The decision among a tasks/update's input responses, and the facts revision its key names. */
+function decisionOf(responses: unknown): { response: Record<string, unknown>; revision: number } | null {
+  if (!responses || typeof responses !== "object") return null;
+  for (const [key, response] of Object.entries(responses)) {
+    const named = /^decision(?:@([1-9][0-9]{0,8}))?$/.exec(key);
+    if (named && response && typeof response === "object") return { response: response as Record<string, unknown>, revision: Number(named[1] ?? 1) };
+  }
+  return null;
+}
 
 /** Who asks about a task: whether it may decide (a person's or admin's credential) and whether its client elicits. */
 export interface TaskCaller {
@@ -55,11 +72,12 @@ export async function taskView(session: Session, taskId: string, caller: TaskCal
     case "proposed": {
       if (caller.mayDecide && caller.elicits) {
         const shown = await factsShown(session, run, path);
+        const note = shown.revision === 1 ? undefined : changedNote(`the facts changed since it was proposed (facts revision ${shown.revision})`);
         return {
           ...base,
           status: "input_required",
           statusMessage: `waiting for a decision on ${path}: yours, or any Spool client's`,
-          inputRequests: { [DECISION_KEY]: { method: "elicitation/create", params: approvalForm(run, path, shown) } },
+          inputRequests: { [decisionKey(shown.revision)]: { method: "elicitation/create", params: approvalForm(run, path, shown, note) } },
         };
       }
       return {
@@ -106,20 +124,22 @@ export async function createdTask(session: Session, run: string, path: string, c
 /** tasks/update: the decision an input response carries, made by the caller's own credential. */
 export async function updateTask(session: Session, taskId: string, responses: unknown, caller: TaskCaller, who: string): Promise<void> {
   const { run, path, producer: p } = await producerOfTask(session, taskId);
-  const response = responses && typeof responses === "object" ? (responses as Record<string, unknown>)[DECISION_KEY] : undefined;
+  const asked = decisionOf(responses);
   // Keys it never asked, and a proposal decided already: ignored, as the extension says.
-  if (!response || typeof response !== "object" || p.state !== "proposed") return;
+  if (!asked || p.state !== "proposed") return;
   if (!caller.mayDecide) throw new ModernError(200, CODES.invalidParams, `Only a person (or an admin) decides a proposal: ${path} waits for one`);
-  const answer = answerOf(response as { action?: unknown; content?: Record<string, unknown> });
+  const answer = answerOf(asked.response);
   if (!answer) return;
   try {
     await session.client.call(
       "run/resolve",
       answer.decision === "accept"
-        ? { run, path, decision: "accept", ...(answer.reason ? { reason: answer.reason } : {}) }
+        ? { run, path, decision: "accept", facts: asked.revision, ...(answer.reason ? { reason: answer.reason } : {}) }
         : { run, path, decision: "reject", reason: answer.reason ?? `declined in ${who}` },
     );
   } catch (error) {
+    // Facts that changed since (nothing ran): the task asks again, under the new revision's key (tasks/get).
+    if (factsChanged(error)) return;
     if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) throw error;
   }
 }

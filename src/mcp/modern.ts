@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { SpoolRpcError } from "../client/spool-client.js";
+import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
 import { INSTRUCTIONS, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller, mayDecide } from "./caller.js";
-import { answerOf, approvalForm, factsShown } from "./decision.js";
+import { answerOf, approvalForm, changedNote, factsShown, type Shown } from "./decision.js";
 import type { McpExtras } from "./extras.js";
 import { listen } from "./modern-listen.js";
 import { HttpReply, type Reply } from "./modern-reply.js";
@@ -253,13 +253,17 @@ export class ModernMcp {
             await session.client.call(
               "run/resolve",
               answer.decision === "accept"
-                ? { run: state.run, path: state.path, decision: "accept", ...(answer.reason ? { reason: answer.reason } : {}) }
+                ? { run: state.run, path: state.path, decision: "accept", facts: state.facts ?? 1, ...(answer.reason ? { reason: answer.reason } : {}) }
                 : { run: state.run, path: state.path, decision: "reject", reason: answer.reason ?? `declined in ${session.who}` },
             );
           } catch (error) {
-            if (error instanceof SpoolRpcError && error.errorCode === "CONFLICT")
+            // The facts changed since the form showed them (nothing ran): asked again on the facts now, saying why.
+            if (factsChanged(error)) {
+              const shown = await factsShown(session, state.run, state.path);
+              if (shown.proposed) return reply.result(await this.#ask(state, shown, digest, caller.name, changedNote(error.message)));
+            } else if (error instanceof SpoolRpcError && error.errorCode === "CONFLICT")
               throw new ModernError(200, CODES.invalidParams, `${state.path} was decided already: this answer decides nothing (${error.message})`);
-            throw error;
+            else throw error;
           }
         }
         if (session.run !== state.run)
@@ -277,14 +281,8 @@ export class ModernMcp {
         if (tasks) return reply.result(await createdTask(session, proposed.run, proposed.path, taskCaller));
         // Decided already (an always-allow rule): no question to ask.
         const log = await session.client.call("entry/get", { run: proposed.run, path: proposed.path, limit: 1 });
-        if (log.producer?.state === "proposed") {
-          const shown = await factsShown(session, proposed.run, proposed.path);
-          return reply.result({
-            resultType: "input_required",
-            inputRequests: { [DECISION_KEY]: { method: "elicitation/create", params: approvalForm(proposed.run, proposed.path, shown) } },
-            requestState: await this.#states.issue({ run: proposed.run, path: proposed.path, request: digest }, caller.name),
-          });
-        }
+        if (log.producer?.state === "proposed")
+          return reply.result(await this.#ask(proposed, await factsShown(session, proposed.run, proposed.path), digest, caller.name));
         reply.stream();
         return reply.result({ ...(await follow(side, args.data, extra, session, proposed)) });
       }
@@ -292,6 +290,16 @@ export class ModernMcp {
     reply.stream();
     const args = params.arguments as Record<string, unknown> | undefined;
     reply.result({ ...(await callTool(side, String(params.name), args, this.#extra(reply, call))) });
+  }
+
+  /** The input_required answer that asks the caller to decide a proposal on the facts shown (MRTR), with its requestState. */
+  async #ask(proposal: { run: string; path: string }, shown: Shown, request: string, principal: string, note?: string) {
+    const { run, path } = proposal;
+    return {
+      resultType: "input_required",
+      inputRequests: { [DECISION_KEY]: { method: "elicitation/create", params: approvalForm(run, path, shown, note) } },
+      requestState: await this.#states.issue({ run, path, facts: shown.revision, request }, principal),
+    };
   }
 
   /** What an SDK handler gets with a request: the stream's cancel, its notifications, its _meta and headers. */

@@ -1,4 +1,4 @@
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult } from "@modelcontextprotocol/server";
 import { SpoolRpcError } from "../client/spool-client.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import { escapeControl } from "../protocol/proposal-facts.js";

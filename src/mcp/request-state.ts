@@ -17,6 +17,8 @@ import { createRequestStateCodec, type RequestStateCodec, type ServerContext } f
 export interface ApprovalState {
   run: string;
   path: string;
+  /** The facts revision the approval form showed: an accept names it (`run/resolve`'s `facts`). */
+  facts: number;
   /** sha256 of the request it answers (method, tool, arguments). */
   request: string;
   /** Its own id, spent by the retry that uses it. */

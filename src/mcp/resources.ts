@@ -1,13 +1,4 @@
-import {
-  ErrorCode,
-  ListResourcesRequestSchema,
-  type ListResourcesResult,
-  ListResourceTemplatesRequestSchema,
-  McpError,
-  ReadResourceRequestSchema,
-  SubscribeRequestSchema,
-  UnsubscribeRequestSchema,
-} from "@modelcontextprotocol/sdk/types.js";
+import { type ListResourcesResult, ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
 import { SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
 import { escapeControl, factsText } from "../protocol/proposal-facts.js";
 import { producerOf } from "../protocol/views.js";
@@ -80,14 +71,14 @@ export async function readResource(side: SpoolSide, uri: string) {
   const proposals = parseProposalsUri(uri);
   if (proposals) return { contents: [{ uri, mimeType: "text/plain", text: await pendingText(session, proposals.run) }] };
   const parsed = parseResourceUri(uri);
-  if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH)`);
+  if (!parsed) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH)`);
   try {
     const result = parsed.path.startsWith("log://") ? await report(session, parsed.run, parsed.path, null) : await readOutput(side, { path: uri }, session);
     const body = result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
     return { contents: [{ uri, mimeType: "text/plain", text: body }] };
   } catch (error) {
     if (error instanceof ToolFailure || (error instanceof SpoolRpcError && (error.errorCode === "NOT_FOUND" || error.errorCode === "INVALID_PARAMS")))
-      throw new McpError(-32002, `Resource not found: ${uri}`, { uri });
+      throw new ProtocolError(ProtocolErrorCode.ResourceNotFound, `Resource not found: ${uri}`, { uri });
     throw error;
   }
 }
@@ -107,10 +98,10 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
     await (await sub.watch)?.close().catch(() => undefined);
   };
   server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
-  server.setRequestHandler(ListResourcesRequestSchema, async () => listResources(side));
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => resourceTemplates(side.options.extras));
-  server.setRequestHandler(ReadResourceRequestSchema, async (request) => readResource(side, request.params.uri));
-  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+  server.setRequestHandler("resources/list", async () => listResources(side));
+  server.setRequestHandler("resources/templates/list", async () => resourceTemplates(side.options.extras));
+  server.setRequestHandler("resources/read", async (request) => readResource(side, request.params.uri));
+  server.setRequestHandler("resources/subscribe", async (request) => {
     const session = await side.ready();
     const uri = request.params.uri;
     if (subscriptions.has(uri)) return {};
@@ -125,12 +116,13 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
     // An added resource (extras.ts) never changes: subscribed to, it is never updated.
     if (side.options.extras?.resources?.read(uri)) return {};
     const parsed = parseResourceUri(uri);
-    if (!parsed) throw new McpError(ErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH, spool://RUN/proposals or spool://proposals)`);
+    if (!parsed)
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH, spool://RUN/proposals or spool://proposals)`);
     let target: { run: string; path: string };
     try {
       target = await side.target(session, uri);
     } catch (error) {
-      if (error instanceof ToolFailure) throw new McpError(-32002, `Resource not found: ${uri}`, { uri });
+      if (error instanceof ToolFailure) throw new ProtocolError(ProtocolErrorCode.ResourceNotFound, `Resource not found: ${uri}`, { uri });
       throw error;
     }
     const sub: Subscription = { watch: Promise.resolve<StreamWatch | null>(null), timer: null };
@@ -161,7 +153,7 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
     await sub.watch;
     return {};
   });
-  server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
+  server.setRequestHandler("resources/unsubscribe", async (request) => {
     const sub = subscriptions.get(request.params.uri);
     if (sub) await unsubscribe(request.params.uri, sub);
     return {};

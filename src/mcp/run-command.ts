@@ -1,4 +1,4 @@
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult } from "@modelcontextprotocol/server";
 import { SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
 import { Traceparent } from "../protocol/common.js";
 import { awaitDecision } from "./decision.js";

@@ -1,6 +1,5 @@
-import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Server, ServerContext } from "@modelcontextprotocol/server";
+import { z } from "zod";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
@@ -41,7 +40,35 @@ export interface McpBridgeOptions {
   client?: { name: string; version: string } | undefined;
 }
 
-export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+/**
+ * What a tool call gets of the MCP request that carries it, whichever revision it came by (a 2025-11-25 session's
+ * handler context, extraOf below, or a 2026-07-28 request, modern.ts): its cancel, its `_meta` (a progress token),
+ * notifications related to it, requests to the client (2025-11-25 only), and over HTTP the request's headers.
+ */
+export interface Extra {
+  readonly signal: AbortSignal;
+  readonly requestId: string | number;
+  readonly _meta?: (Record<string, unknown> & { progressToken?: string | number }) | undefined;
+  sendNotification(notification: { method: string; params?: Record<string, unknown> }): Promise<void>;
+  sendRequest(request: { method: string; params?: Record<string, unknown> }): Promise<Record<string, unknown>>;
+  readonly requestInfo?: { headers?: Record<string, string | string[] | undefined> } | undefined;
+}
+
+/** Any result a client's answer may be (an added tool reads what it asked for itself). */
+const anyResult = z.looseObject({});
+
+/** A 2025-11-25 handler's context (the v2 SDK's ServerContext) as a tool call's Extra. */
+export function extraOf(ctx: ServerContext): Extra {
+  const traceparent = ctx.http?.req?.headers.get("traceparent");
+  return {
+    signal: ctx.mcpReq.signal,
+    requestId: ctx.mcpReq.id,
+    _meta: ctx.mcpReq._meta as Extra["_meta"],
+    sendNotification: (notification) => ctx.mcpReq.notify(notification as never),
+    sendRequest: (request) => ctx.mcpReq.send(request as never, anyResult),
+    requestInfo: traceparent ? { headers: { traceparent } } : undefined,
+  };
+}
 export type Resolved = SpoolNotifications["run/resolved"];
 export type LogEntry = ResultOf<"entry/get">;
 

@@ -1,6 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { JSONRPCMessage, Transport } from "@modelcontextprotocol/server";
 import type { McpBridge } from "./bridge.js";
 import type { McpCaller } from "./caller.js";
 import type { McpTarget, ModernMcp } from "./modern.js";
@@ -13,13 +12,13 @@ import { message as messageOf } from "./text.js";
  * `spool mcp`'s stdin and stdout, one JSON-RPC message a line, in both revisions (the stdio binding's
  * "dual-era server"). Each message is routed on its own: a request whose `_meta` names a protocol version is
  * 2026-07-28's (ModernMcp, answered with LineReply); `initialize` starts the 2025-11-25 session (McpBridge on the
- * v1 SDK, through LineTransport), which then gets every other message. A request that is neither, before any
+ * v2 SDK's Server, through LineTransport), which then gets every other message. A request that is neither, before any
  * initialize, is refused and starts nothing.
  */
 
 type Message = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
 
-/** The v1 SDK's side of stdio: a Transport fed the lines routed to the 2025-11-25 session. */
+/** The 2025-11-25 Server's side of stdio: a Transport fed the lines routed to the 2025-11-25 session. */
 class LineTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
   onclose?: () => void;

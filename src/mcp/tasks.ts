@@ -1,22 +1,12 @@
-import type { CreateTaskOptions, TaskStore } from "@modelcontextprotocol/sdk/experimental/tasks/interfaces.js";
-import {
-  CallToolRequestSchema,
-  type CallToolResult,
-  ErrorCode,
-  ListToolsRequestSchema,
-  McpError,
-  type Request,
-  type RequestId,
-  type Result,
-  type Task,
-} from "@modelcontextprotocol/sdk/types.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type CallToolResult, ProtocolError, ProtocolErrorCode, RELATED_TASK_META_KEY, type Result, type Task } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import type { SpoolClient } from "../client/spool-client.js";
 import { SpoolRpcError } from "../client/spool-client.js";
 import type { Producer } from "../protocol/views.js";
 import { producerOf } from "../protocol/views.js";
 import { propose } from "./run-command.js";
-import type { SpoolSide } from "./spool-side.js";
+import { extraOf, type SpoolSide } from "./spool-side.js";
 import { RunCommandArgs } from "./tool-schemas.js";
 import { callTool, isTool, listTools } from "./tools.js";
 
@@ -24,6 +14,8 @@ import { callTool, isTool, listTools } from "./tools.js";
  * MCP tasks (protocol 2025-11-25) over Spool's own store. A task is a Spool producer: its id names the run and
  * the log path, so everything else (its state, its result, its cancellation) is read from or sent to the Spool
  * server, which keeps producers across the MCP client's disconnect and its own restarts. Nothing is held here.
+ * The v2 SDK keeps 2025-11-25's task vocabulary but no runtime for it: tasks/get, tasks/result, tasks/list and
+ * tasks/cancel are answered here (registerTaskMethods), as the v1 SDK's TaskStore-backed handlers answered them.
  */
 
 /** What the task store needs of the bridge: its Spool connection, and a finished command's result. */
@@ -88,15 +80,12 @@ export function taskStatusOf(p: Producer): { status: Task["status"]; statusMessa
   }
 }
 
-/** The SDK's TaskStore, each task a Spool producer read through the bridge's Spool connection. */
-export class SpoolTaskStore implements TaskStore {
+/** The task store of a 2025-11-25 session, each task a Spool producer read through the bridge's Spool connection. */
+export class SpoolTaskStore {
   constructor(private readonly host: TaskHost) {}
 
-  /** Called by run_command once its proposal exists: the task is that producer (context carries its run and path). */
-  async createTask(params: CreateTaskOptions, _requestId: RequestId, _request: Request): Promise<Task> {
-    const run = params.context?.run;
-    const path = params.context?.path;
-    if (typeof run !== "string" || typeof path !== "string") throw new Error("a Spool task is created by run_command, with its run and path");
+  /** Called by run_command once its proposal exists: the task is that producer. */
+  async createTask(run: string, path: string): Promise<Task> {
     const task = await this.getTask(taskIdOf(run, path));
     if (!task) throw new Error(`no command ${path} in run ${run}`);
     return task;
@@ -107,9 +96,6 @@ export class SpoolTaskStore implements TaskStore {
     if (!found) return null;
     return this.#task(taskId, found.producer, found.times);
   }
-
-  /** The result is the producer's output, read from the Spool store when asked: nothing to keep here. */
-  async storeTaskResult(): Promise<void> {}
 
   async getTaskResult(taskId: string): Promise<Result> {
     const found = await this.#producer(taskId);
@@ -127,8 +113,7 @@ export class SpoolTaskStore implements TaskStore {
   }
 
   /** Only `cancelled` acts: a proposal still waiting is withdrawn, a running command is cancelled (its process killed). */
-  async updateTaskStatus(taskId: string, status: Task["status"]): Promise<void> {
-    if (status !== "cancelled") return;
+  async cancelTask(taskId: string): Promise<void> {
     const found = await this.#producer(taskId);
     if (!found) throw new Error(`no task ${taskId}`);
     const { client } = await this.host.session();
@@ -192,30 +177,66 @@ export class SpoolTaskStore implements TaskStore {
  * at once with the task, which is that producer (SpoolTaskStore, above): it waits for a person, runs and ends in
  * Spool whether or not this client stays. A plain call stays the call it was (progress, cancel by notification).
  */
-export function registerToolCalls(side: SpoolSide): void {
+export function registerToolCalls(side: SpoolSide, store: SpoolTaskStore): void {
   const server = side.server;
-  server.setRequestHandler(ListToolsRequestSchema, async () => listTools(true, side.options.extras) as never);
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    const { name, arguments: args, task } = request.params;
+  const invalid = (text: string) => new ProtocolError(ProtocolErrorCode.InvalidParams, text);
+  server.setRequestHandler("tools/list", async () => listTools(true, side.options.extras) as never);
+  server.setRequestHandler("tools/call", async (request, ctx) => {
+    const { name, arguments: args, task } = request.params as typeof request.params & { task?: unknown };
     // A tool Spool does not offer is a protocol error (the spec's -32602), not a result the model reads as the tool's.
-    if (!isTool(name, side.options.extras)) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name} (tools/list names the tools)`);
+    if (!isTool(name, side.options.extras)) throw invalid(`Unknown tool: ${name} (tools/list names the tools)`);
+    const extra = extraOf(ctx);
     if (name !== "run_command" || !task) return (await callTool(side, name, args, extra)) as never;
     const parsed = z
       .object(RunCommandArgs)
       .strict()
       .safeParse(args ?? {});
-    if (!parsed.success)
-      throw new McpError(
-        ErrorCode.InvalidParams,
-        `run_command: ${parsed.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`,
-      );
-    if (!extra.taskStore) throw new McpError(ErrorCode.InternalError, "no task store");
+    if (!parsed.success) throw invalid(`run_command: ${parsed.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`);
     const session = await side.ready();
     const proposed = await propose(side, parsed.data, session, request.params, extra);
     // Refused before anything was proposed: there is no task, the refusal is the error.
-    if ("content" in proposed) throw new McpError(ErrorCode.InvalidParams, proposed.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
-    const created = await extra.taskStore.createTask({ ttl: null, pollInterval: TASK_POLL_MS, context: proposed });
-    return { task: created } as never;
+    if ("content" in proposed) throw invalid(proposed.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
+    const created = await store.createTask(proposed.run, proposed.path);
+    // The v2 SDK checks a tools/call result and wants content beside a task; the task is what a 2025-11-25 client reads.
+    const content = [{ type: "text" as const, text: `task ${created.taskId}: ${created.statusMessage ?? created.status}` }];
+    return { task: created, content } as never;
+  });
+  registerTaskMethods(side, store);
+}
+
+const TERMINAL = new Set<Task["status"]>(["completed", "failed", "cancelled"]);
+
+/** tasks/get, tasks/result (which waits for the end), tasks/list and tasks/cancel, as 2025-11-25 defines them. */
+function registerTaskMethods(side: SpoolSide, store: SpoolTaskStore): void {
+  const server = side.server;
+  const params = z.looseObject({ taskId: z.string() });
+  const anyResult = z.looseObject({});
+  const known = async (taskId: string, what = "Task not found") => {
+    const task = await store.getTask(taskId);
+    if (!task) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `${what}: ${taskId}`);
+    return task;
+  };
+  server.setRequestHandler("tasks/get", { params, result: anyResult }, async ({ taskId }) => ({
+    ...(await known(taskId, "Failed to retrieve task: Task not found")),
+  }));
+  server.setRequestHandler("tasks/result", { params, result: anyResult }, async ({ taskId }, ctx) => {
+    // Blocks until the task ends (a person decides, the command runs), polling Spool's store at the task's interval.
+    while (!TERMINAL.has((await known(taskId)).status)) await sleep(TASK_POLL_MS, undefined, { signal: ctx.mcpReq.signal });
+    const result = await store.getTaskResult(taskId);
+    return { ...result, _meta: { ...result._meta, [RELATED_TASK_META_KEY]: { taskId } } };
+  });
+  server.setRequestHandler("tasks/list", { params: z.looseObject({ cursor: z.string().optional() }), result: anyResult }, async ({ cursor }) => {
+    try {
+      return { ...(await store.listTasks(cursor)), _meta: {} };
+    } catch (error) {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Failed to list tasks: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  });
+  server.setRequestHandler("tasks/cancel", { params, result: anyResult }, async ({ taskId }) => {
+    const task = await known(taskId);
+    if (TERMINAL.has(task.status)) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Cannot cancel task in terminal status: ${task.status}`);
+    await store.cancelTask(taskId);
+    return { _meta: {}, ...(await known(taskId, "Task not found after cancellation")) };
   });
 }
 

@@ -1,10 +1,10 @@
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { runState } from "../protocol/shown-state.js";
 import { producerOf } from "../protocol/views.js";
-import type { ExtraCall, McpExtras } from "./extras.js";
+import type { McpExtras } from "./extras.js";
 import { readOutput } from "./output.js";
 import { runCommand } from "./run-command.js";
 import { type Extra, LIST_LIMIT, type Session, type SpoolSide } from "./spool-side.js";
@@ -85,17 +85,6 @@ export function listTools(tasks: boolean, extras?: McpExtras): { tools: ListedTo
   return { tools: all.map((tool) => ({ ...tool, execution: { taskSupport: tool.name === "run_command" ? "optional" : "forbidden" } })) };
 }
 
-/** What an added tool gets of a call (extras.ts): the SDK's extra, its client requests' results as they come. */
-function extraCall(extra: Extra): ExtraCall {
-  const anyResult = z.looseObject({});
-  return {
-    signal: extra.signal,
-    _meta: extra._meta,
-    sendNotification: (notification) => extra.sendNotification(notification as never),
-    sendRequest: (request) => extra.sendRequest(request as never, anyResult),
-  };
-}
-
 /** Arguments a tool call's message could not be read as: the zod issues, each with where it is. */
 function issuesText(error: z.ZodError): string {
   return error.issues
@@ -121,7 +110,7 @@ export async function callTool(side: SpoolSide, name: string, args: Record<strin
   if (!parsed.success) return failure(`Input validation error: Invalid arguments for tool ${name}: ${issuesText(parsed.error)}`);
   const work = (async () => {
     try {
-      if (!own) return await other!.run(parsed.data, extraCall(extra));
+      if (!own) return await other!.run(parsed.data, extra);
       return await own.run(side, parsed.data as never, extra, await side.ready());
     } catch (error) {
       if (error instanceof ToolFailure) return failure(error.message);

@@ -7,7 +7,7 @@ import { RequestStates, requestDigest, STATE_TTL_MS } from "../../src/mcp/reques
  */
 
 const digest = requestDigest("tools/call", "run_command", { command: "ls" });
-const proposal = { run: "r1", path: "p1", request: digest };
+const proposal = { run: "r1", path: "p1", facts: 1, request: digest };
 
 describe("request states", () => {
   afterEach(() => {
