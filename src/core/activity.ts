@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { TransportKind } from "../protocol/roles.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { producerFromRow } from "../store/producer-row.js";
@@ -145,5 +145,5 @@ export function commandSummary(command: string): { commandDigest: string; comman
           .subarray(0, COMMAND_HEAD_BYTES)
           .toString("utf8")
           .replace(/\uFFFD$/, "");
-  return { commandDigest: `sha256:${createHash("sha256").update(bytes).digest("hex")}`, commandBytes: bytes.length, commandHead: head };
+  return { commandDigest: `sha256:${hash("sha256", bytes, "hex")}`, commandBytes: bytes.length, commandHead: head };
 }

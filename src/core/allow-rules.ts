@@ -58,19 +58,17 @@ function key(s: RuleSubject) {
 }
 
 /**
- * The run's rule that accepts this proposal (every fact equal), if any. A proposal in network mode allowlist is also
- * accepted by a rule whose list covers its own (the same hosts or more, never fewer): a rule made with list A does not
- * accept the same command asking for A and one host more.
+ * The run's rule that accepts this proposal (every fact equal), if any, among the run's rules for its tool and command
+ * (`candidates`). A proposal in network mode allowlist is also accepted by a rule whose list covers its own (the same
+ * hosts or more, never fewer): a rule made with list A does not accept the same command asking for A and one host more.
  */
-export async function matchingRule(repos: Repositories, subject: RuleSubject): Promise<AllowRuleRow | undefined> {
-  const k = key(subject);
-  const exact = await repos.allowRules.findRule(k);
+function acceptingRule(candidates: readonly AllowRuleRow[], subject: RuleSubject, k: ReturnType<typeof key>): AllowRuleRow | undefined {
+  const exact = candidates.find((rule) => rule.cwd === k.cwd && rule.env === k.env && rule.runner === k.runner && rule.sandbox === k.sandbox);
   if (exact || subject.facts.network !== "allowlist" || !subject.facts.egress) return exact;
   const wanted = egressAllowed(subject.facts.egress);
   const mine = splitEgress(k.env).rest;
-  const rules = await repos.allowRules.listRules(subject.runId);
-  return rules.find((rule) => {
-    if (rule.tool !== k.tool || rule.command !== k.command || rule.cwd !== k.cwd || rule.runner !== k.runner || rule.sandbox !== k.sandbox) return false;
+  return candidates.find((rule) => {
+    if (rule.cwd !== k.cwd || rule.runner !== k.runner || rule.sandbox !== k.sandbox) return false;
     const theirs = splitEgress(rule.env);
     return theirs.rest === mine && coversEgress(theirs.egress, wanted);
   });
@@ -82,17 +80,23 @@ export interface NearRule {
   differs: string[];
 }
 
+/** The run's rule that accepts this proposal, if any (ruleFor's `rule`). */
+export async function matchingRule(repos: Repositories, subject: RuleSubject): Promise<AllowRuleRow | undefined> {
+  return (await ruleFor(repos, subject)).rule;
+}
+
 /**
- * The run's rule that accepts this proposal (matchingRule), else the rule for the same command that differs in the
- * fewest facts, with those facts: a proposal asked about although the person set a rule for its command says why
- * (one more read, of the run's rules for this command, on a miss only).
+ * The run's rule that accepts this proposal, else the rule for the same command that differs in the fewest facts,
+ * with those facts: a proposal asked about although the person set a rule for its command says why.
  */
 export async function ruleFor(repos: Repositories, subject: RuleSubject): Promise<{ rule?: AllowRuleRow; near?: NearRule }> {
-  const rule = await matchingRule(repos, subject);
-  if (rule) return { rule };
   const wanted = key(subject);
+  // One read, of the run's rules for this tool and command (oldest first): the one that accepts it, else the nearest.
+  const candidates = await repos.allowRules.rulesForCommand(wanted);
+  const rule = acceptingRule(candidates, subject, wanted);
+  if (rule) return { rule };
   let near: NearRule | undefined;
-  for (const candidate of await repos.allowRules.rulesForCommand(wanted)) {
+  for (const candidate of candidates) {
     const differs = differences(candidate, wanted);
     if (differs.length > 0 && (!near || differs.length < near.differs.length)) near = { rule: candidate, differs };
   }
