@@ -36,7 +36,8 @@ const PROBE = [
  * Calls the seccomp filter refuses, made from python3: keyctl (the kernel's keyrings, which no namespace separates)
  * reads the session keyring's id, and TIOCSTI (pushing input into a terminal) is asked of /dev/null; then keyctl by
  * the i386 ABI (`int 0x80`, its own number 288) and getpid by it (allowed), and getpid by the x32 ABI (refused whole).
- * Without the filter keyctl answers, TIOCSTI says ENOTTY, x32 answers or is ENOSYS; with it, EPERM.
+ * Without the filter keyctl answers, TIOCSTI says ENOTTY, x32 answers or is ENOSYS; with it, EPERM. The i386 calls are
+ * made in a child process: on a kernel without ia32 emulation `int 0x80` faults (SIGSEGV), said as `absent`.
  */
 const SYSCALLS = `python3 -c '
 import ctypes, errno, fcntl, mmap, os
@@ -51,10 +52,18 @@ try:
 except OSError as e:
     print("tiocsti", errno.errorcode[e.errno])
 def i386(code):
-    m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    m.write(bytes(code))
-    r = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))()
-    return said(-1 if r < 0 else r, -r)
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        m.write(bytes(code))
+        r = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))()
+        os.write(wr, said(-1 if r < 0 else r, -r).encode())
+        os._exit(0)
+    os.close(wr)
+    status = os.waitpid(pid, 0)[1]
+    out = os.read(rd, 64).decode()
+    return out if os.WIFEXITED(status) and out else "absent"
 # push rbx; mov eax, 288; mov ebx, 0; mov ecx, -3; mov edx, 0; int 0x80; pop rbx; ret
 print("i386-keyctl", i386([0x53, 0xB8, 0x20, 0x01, 0, 0, 0xBB, 0, 0, 0, 0, 0xB9, 0xFD, 0xFF, 0xFF, 0xFF, 0xBA, 0, 0, 0, 0, 0xCD, 0x80, 0x5B, 0xC3]))
 # mov eax, 20; int 0x80; ret
@@ -66,7 +75,14 @@ const python = spawnSync("python3", ["-c", "pass"]).status === 0;
 /** What SYSCALLS gives outside any sandbox here (the i386 ABI may be off, keyrings missing). */
 const bare: Record<string, string> = python ? parse(spawnSync("/bin/sh", ["-c", SYSCALLS], { encoding: "utf8" }).stdout) : {};
 /** What the filter makes of SYSCALLS: getpid by the i386 ABI as it is outside, the rest refused. */
-const FILTERED = { keyctl: "EPERM", tiocsti: "EPERM", "i386-keyctl": "EPERM", "i386-getpid": bare["i386-getpid"], "x32-getpid": "EPERM" };
+const FILTERED = {
+  keyctl: "EPERM",
+  tiocsti: "EPERM",
+  // A kernel without the i386 ABI (no ia32 emulation: `int 0x80` faults, SIGSEGV) has none to filter.
+  "i386-keyctl": bare["i386-keyctl"] === "absent" ? "absent" : "EPERM",
+  "i386-getpid": bare["i386-getpid"],
+  "x32-getpid": "EPERM",
+};
 const x64 = process.arch === "x64";
 
 function parse(out: string): Record<string, string> {

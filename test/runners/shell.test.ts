@@ -77,7 +77,10 @@ describe("shellScript", () => {
     const shells = found.filter((s, i) => found.findIndex((t) => realpathSync(t) === realpathSync(s)) === i);
     const run = (shell: string, script: string) => {
       const args = shell.endsWith("/busybox") ? ["sh", "-c", script] : ["-c", script];
-      const r = spawnSync(shell, args, { cwd: dir, encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C" }, input: "" });
+      // SHLVL: bash whose stdin is a socket (node's pipes are) and no SHLVL takes itself for sshd's and sources
+      // ~/.bashrc first (here pyenv's init: 0.5 s a run, the test past its time limit on a busy machine).
+      const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", SHLVL: "1" };
+      const r = spawnSync(shell, args, { cwd: dir, encoding: "utf8", env, input: "" });
       return { pid: r.pid, status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
     };
 
