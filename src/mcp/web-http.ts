@@ -38,7 +38,8 @@ export async function sendResponse(answer: Response, response: ServerResponse): 
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      response.write(value);
+      // A reader that does not keep up holds the stream here, not in the socket's buffer.
+      if (!response.write(value)) await drained(response);
     }
   } catch {
     // Cancelled (the client went) or the transport closed the stream: nothing more to write.
@@ -46,4 +47,18 @@ export async function sendResponse(answer: Response, response: ServerResponse): 
     response.off("close", cancel);
     response.end();
   }
+}
+
+/** Resolves once the response can take more (drain), or the client went (close). */
+function drained(response: ServerResponse): Promise<void> {
+  if (response.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off("drain", done);
+      response.off("close", done);
+      resolve();
+    };
+    response.once("drain", done);
+    response.once("close", done);
+  });
 }
