@@ -3,6 +3,7 @@ import { RUN } from "../core/status.js";
 import type { LoopRow, RunRow } from "../core/views.js";
 import type { Logger } from "../logger.js";
 import { type ChatMessage, type ChatResponse, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
+import type { RunEvent, RunStateFields } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { runTool, type ToolOutcome, toolSpecs } from "./tools.js";
 
@@ -150,7 +151,7 @@ export class AgentDriver {
     this.#calls.get(runId)?.abort(new Error(reason));
   }
 
-  #setStatus(run: RunRow, project: ProjectRef, status: number, event: string, extra: Record<string, unknown> = {}, about?: LoopRow): Promise<RunRow> {
+  #setStatus(run: RunRow, project: ProjectRef, status: number, event: RunEvent, extra: RunStateFields = {}, about?: LoopRow): Promise<RunRow> {
     return this.core.runs.change(run, project, status, event, extra, about);
   }
 
@@ -267,7 +268,7 @@ export class AgentDriver {
       } else if (last?.role === "assistant") {
         // The model answered in text without calling done: that ends the loop too.
         await this.#finishLoop(loop, RUN.done);
-        await this.#setStatus(run, project, RUN.running, "loop finished", { summary: last.content }, loop);
+        await this.#setStatus(run, project, RUN.running, "loop finished", last.content !== null ? { summary: last.content } : {}, loop);
         continue;
       }
       const steps = await this.core.conversation.count(loop.id, "assistant");

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { RunOut, RunStateNotice, ToolNotice } from "../protocol/common.js";
+import type { RunEvent, RunOut, RunStateFields, RunStateNotice, ToolNotice } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { conflict } from "../rpc/errors.js";
 import { type Repositories, UniqueViolation } from "../store/repositories.js";
@@ -138,8 +138,8 @@ export class RunStates {
     run: RunRow,
     project: ProjectRef,
     status: number,
-    event: string,
-    extra: Record<string, unknown> = {},
+    event: RunEvent,
+    extra: RunStateFields = {},
     about?: Pick<LoopRow, "seq" | "status"> | null,
   ): Promise<RunRow> {
     const now = Date.now();

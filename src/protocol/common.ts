@@ -169,6 +169,23 @@ export const FinishedNotice = z.object({
   reason: z.string().optional(),
 });
 
+/** The events `run/state` tells of. */
+export const RUN_EVENTS = [
+  "created",
+  "prompt queued",
+  "loop started",
+  "model call",
+  "model retry",
+  "model replied",
+  "tool call",
+  "waiting on a proposal",
+  "loop finished",
+  "loop failed",
+  "idle",
+  "aborted",
+] as const;
+export type RunEvent = (typeof RUN_EVENTS)[number];
+
 /** `run/state`: a run's status changed or a step happened. */
 export const RunStateNotice = z
   .object({
@@ -179,9 +196,32 @@ export const RunStateNotice = z
       .object({ seq: z.number().int(), status: Status })
       .nullable()
       .describe("The loop the event is about (for run-wide events, the oldest open loop); null when none is"),
-    event: z.string(),
+    event: z
+      .enum(RUN_EVENTS)
+      .describe(
+        "What happened: created, prompt queued, loop started, model call, model retry, model replied, tool call, waiting on a proposal, loop finished, loop failed, idle, aborted",
+      ),
+    // The fields an event adds (each is set by the events named, absent otherwise).
+    prompt: z.string().optional().describe("loop started: the prompt the loop answers"),
+    summary: z.string().optional().describe("loop finished: the model's summary (done) or its last reply"),
+    error: z.string().optional().describe("loop failed: why"),
+    reason: z.string().optional().describe("aborted: the reason given; model retry: why the call is retried"),
+    attempt: z.number().int().optional().describe("model retry: which attempt comes next"),
+    delayMs: z.number().optional().describe("model retry: how long before it"),
+    text: z.string().optional().describe("model replied: the reply's text"),
+    toolCalls: z.array(z.string()).optional().describe("model replied: the names of the tools it calls"),
+    finishReason: z.string().optional().describe("model replied: why the model stopped (stop, length, tool_calls)"),
+    usage: z
+      .object({ promptTokens: z.number().int(), completionTokens: z.number().int(), totalTokens: z.number().int() })
+      .optional()
+      .describe("model replied: the tokens the call took, when the model said"),
+    tool: z.string().optional().describe("tool call, waiting on a proposal: the tool's name"),
+    path: z.string().optional().describe("tool call, waiting on a proposal: the command's path, when it has one"),
   })
-  .passthrough();
+  .strict();
+
+/** The fields a `run/state` event adds beside run, status, turn, loop and event. */
+export type RunStateFields = Omit<z.input<typeof RunStateNotice>, "run" | "status" | "turn" | "loop" | "event">;
 
 const DURATION_UNITS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
 const DURATION_STRING = /^(?:\d+(?:\.\d+)?(?:ms|h|m|s))+$/;
