@@ -45,7 +45,7 @@ export const ERRORS = {
     code: -32013,
     area: "resource",
     summary:
-      "The proposal's facts changed before the decision (its runner's server stopped and another server's runner takes it: `data.runnerServer`, `data.factsRevision`); nothing ran: decide again on the facts now shown.",
+      "The proposal's facts changed before the decision (its runner's server stopped and another server's runner takes it, or the runner named now makes another claim: another principal's runner took its name, other modes or network; `data.runnerServer`, `data.factsRevision`); nothing ran: decide again on the facts now shown.",
   },
   // Streams
   STREAM_CLOSED: { code: -32020, area: "stream", summary: "The channel has already finished; nothing more can be appended." },

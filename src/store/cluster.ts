@@ -164,3 +164,21 @@ export function moveProposals(db: Kysely<Database>, me: { id: number; label: str
     return moved;
   });
 }
+
+/**
+ * A pending proposal (log entry `entryId` at `proposed`) whose runner no longer makes the claim recorded with it:
+ * re-recorded with `claim` and its facts revision one higher, under the decision lock. Returns the row as it is
+ * now, or null when it was decided (or is gone) meanwhile.
+ */
+export function reclaimProposal(db: Kysely<Database>, entryId: number, claim: unknown, proposed: number): Promise<EntryRow | null> {
+  return decided(db, async (trx) => {
+    const row = await trx.selectFrom("entries").selectAll().where("id", "=", entryId).where("status", "=", proposed).executeTakeFirst();
+    if (!row) return null;
+    const attributes = JSON.parse(row.attributes) as Record<string, unknown>;
+    const revision = typeof attributes.factsRevision === "number" ? attributes.factsRevision : 1;
+    const next = JSON.stringify({ ...attributes, runnerClaim: claim, factsRevision: revision + 1 });
+    const updated_at = Date.now();
+    await trx.updateTable("entries").set({ attributes: next, updated_at }).where("id", "=", row.id).where("status", "=", proposed).execute();
+    return { ...row, attributes: next, updated_at };
+  });
+}

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { factsText } from "../../src/protocol/proposal-facts.js";
 import { credentialClients } from "../helpers/credential-clients.js";
-import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /*
  * Issue 45, points 5 and 7, over a real server and real WebSockets: a runner's credential claims nothing a person
@@ -71,6 +71,60 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
     const facts = await factsOf("claims", path);
     expect(facts.defaultRunner).toBe("pats-box");
     expect(factsText(facts)).toMatch(/runner +default \(pats-box; attached by person "pat", claims full, network not said\)/);
+  });
+
+  it("a runner name taken by another principal once its runner went is not the runner shown: the accept is refused, the proposal shown again", async () => {
+    const claim = {
+      kind: "bwrap" as const,
+      readOnly: true,
+      detail: "says so",
+      modes: ["read-only" as const, "workspace-write" as const, "full" as const],
+      network: "own" as const,
+    };
+    const first = await as(await token("builder", "runner", ["alpha"]));
+    await first.call("runner/attach", { name: "build-box", backend: "local", sandbox: claim });
+    const { path } = await admin.call("proposal/create", {
+      run: "claims",
+      tool: "sh",
+      command: "echo for builder",
+      runner: "build-box",
+      sandbox: "workspace-write",
+    });
+    const before = await factsOf("claims", path);
+    expect(before.runnerClaim).toMatchObject({ attachedBy: "builder", attachedAs: "runner" });
+    // The runner goes with no work (its name is not held), and another principal's runner takes the name: only an
+    // admin's may (a runner name is its first principal's), and it is still not the runner the person was shown.
+    first.close();
+    await eventually(async () => !(await admin.call("runner/list", {})).runners.some((r) => r.name === "build-box"), 10_000, "build-box detached");
+    const squatter = await as(await token("squatter", "admin"));
+    await squatter.call("runner/attach", { name: "build-box", backend: "local", sandbox: claim });
+    const announced = new Promise<{ path: string }>((resolve) => {
+      const off = admin.on("run/proposal", (p) => {
+        if (p.path !== path) return;
+        off();
+        resolve(p);
+      });
+    });
+    // An accept that names no revision is refused too (the runner is not the one shown), and the proposal is
+    // recorded again and announced; one on the revision shown before is then refused as stale. Nothing runs.
+    const shownRevision = before.factsRevision ?? 1;
+    await expect(admin.call("run/resolve", { run: "claims", path, decision: "accept" })).rejects.toMatchObject({
+      data: { code: "FACTS_CHANGED", factsRevision: shownRevision + 1 },
+      message: expect.stringContaining('attached by admin "squatter"'),
+    });
+    expect(await announced).toMatchObject({ path });
+    await expect(admin.call("run/resolve", { run: "claims", path, decision: "accept", facts: shownRevision })).rejects.toMatchObject({
+      data: { code: "FACTS_CHANGED" },
+    });
+    const after = await factsOf("claims", path);
+    expect(after.runnerClaim).toMatchObject({ attachedBy: "squatter", attachedAs: "admin" });
+    expect(after.factsRevision).toBe(shownRevision + 1);
+    expect(factsText(after)).toMatch(/attached by admin "squatter"/);
+    expect((await admin.call("entry/get", { run: "claims", path, limit: 1 })).producer?.state).toBe("proposed");
+    // Decided on the facts shown now, it goes to the runner shown now.
+    await expect(admin.call("run/resolve", { run: "claims", path, decision: "accept", facts: after.factsRevision })).resolves.toMatchObject({
+      runner: "build-box",
+    });
   });
 
   it("every proposal's facts carry the absolute root of its project", async () => {

@@ -7,13 +7,14 @@ import type { AcceptResult, ProducerTarget, ResolverOut } from "../deps.js";
 import { acceptingServer, dispatch, execParams } from "../dispatch.js";
 import { notPending } from "../refusals.js";
 import { connectionResolver, describeCaller } from "../resolvers.js";
+import { runnerClaim } from "../runner-registry.js";
 import { channelPath } from "../slug.js";
 import { ENTRY } from "../status.js";
 import { newResumeToken, tokenKey } from "../tokens.js";
 import { producerWire } from "../views.js";
 import { lose } from "./finish.js";
 import { own } from "./ownership.js";
-import { requireFactsHold } from "./runner-moved.js";
+import { requireClaimHolds, requireFactsHold } from "./runner-moved.js";
 import { follow, producerState, requireLog, type Stage } from "./stage.js";
 import { stateOf } from "./transitions.js";
 
@@ -90,6 +91,8 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   const mode = readOnly ? "read-only" : proposal.sandbox === "workspace-write" ? "workspace-write" : "full";
   if (requested === "self" && !options.self) throw conflict('a rule cannot accept with runner "self"');
   const owner = await runners.select(project, requested, { readOnly, mode, egress: mode === "workspace-write" && proposal.egress !== null });
+  // The runner shown, with the claim shown: another principal's runner under its name is not it.
+  if (owner !== "self") await requireClaimHolds(stage, run.alias, log, proposal, owner.name, runnerClaim(owner));
   const selfToken = owner === "self" ? newResumeToken() : undefined;
   const runnerName = owner === "self" ? "self" : owner.name;
   const { resolvedBy, resolver } = options;

@@ -1,3 +1,4 @@
+import type { RunnerClaim } from "../../protocol/views-schemas.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { Producer } from "../../store/producer-row.js";
 import { proposalNotice } from "../effects.js";
@@ -53,4 +54,35 @@ export async function requireFactsHold(stage: Stage, proposal: Producer, seen: n
     { ...proposal, runnerServer: { id: others.serverId, label }, factsRevision: proposal.factsRevision + 1 },
     `the server whose runner was shown (local@${server.label}) stopped before the decision`,
   );
+}
+
+/** Whether two claims say the same: who vouches (the server, or which principal as which role), the modes, the network. */
+function sameClaim(a: RunnerClaim, b: RunnerClaim): boolean {
+  const modes = (c: RunnerClaim) => [...c.modes].sort().join(",");
+  return a.own === b.own && a.attachedBy === b.attachedBy && a.attachedAs === b.attachedAs && modes(a) === modes(b) && a.network === b.network;
+}
+
+/**
+ * Refuses an accept whose runner is not the one shown: the runner named (or the default recorded) now makes
+ * another claim than the proposal recorded — another principal attached a runner under that name once the first
+ * went, or the runner came back saying other sandbox modes or another network. The proposal is recorded again
+ * with the claim that holds, its facts revision one higher, and announced again: the person decides on it
+ * (FACTS_CHANGED, nothing ran). With no claim recorded (the runner was not attached when it was proposed) there
+ * is nothing to compare.
+ */
+export async function requireClaimHolds(stage: Stage, alias: string, log: { id: number }, proposal: Producer, named: string, now: RunnerClaim): Promise<void> {
+  const shown = proposal.runnerClaim;
+  if (!shown || sameClaim(shown, now)) return;
+  // An accept naming another runner than the one recorded chose it at the decision: that claim is the one it saw.
+  if (named !== (proposal.runner ?? proposal.defaultRunner)) return;
+  const { deps } = stage;
+  const row = await deps.repos.cluster.reclaimProposal(log.id, now, ENTRY.proposed);
+  if (!row) return;
+  const run = await deps.repos.runs.findRunById(row.run_id);
+  if (run) deps.notifyProject(run.project_id, "run/proposal", proposalNotice(run.alias, row, deps.config.decisionTimeoutMs));
+  const who = now.own ? "the server's own runner" : `a runner attached by ${now.attachedAs ?? "?"} "${now.attachedBy ?? "?"}"`;
+  throw new SpoolError("FACTS_CHANGED", `${alias}'s runner ${named} is now ${who} (facts revision ${proposal.factsRevision + 1}); nothing ran, decide again`, {
+    runnerServer: proposal.runnerServer?.label ?? null,
+    factsRevision: proposal.factsRevision + 1,
+  });
 }
