@@ -253,7 +253,7 @@ export class ModernMcp {
             await session.client.call(
               "run/resolve",
               answer.decision === "accept"
-                ? { run: state.run, path: state.path, decision: "accept", facts: state.facts ?? 1, ...(answer.reason ? { reason: answer.reason } : {}) }
+                ? { run: state.run, path: state.path, decision: "accept", facts: state.facts, ...(answer.reason ? { reason: answer.reason } : {}) }
                 : { run: state.run, path: state.path, decision: "reject", reason: answer.reason ?? `declined in ${session.who}` },
             );
           } catch (error) {

@@ -97,7 +97,8 @@ export class RequestStates {
     } catch (error) {
       throw new RequestStateError(REFUSALS[(error as Error).message] ?? REFUSALS.malformed);
     }
-    if (!state || typeof state !== "object" || typeof state.nonce !== "string") throw new RequestStateError(REFUSALS.malformed);
+    if (!state || typeof state !== "object" || typeof state.nonce !== "string" || !Number.isInteger(state.facts))
+      throw new RequestStateError(REFUSALS.malformed);
     if (state.request !== expected.request) throw new RequestStateError("requestState belongs to another request (method, tool or arguments differ): refused");
     // From here on nothing awaits: of two retries with one state, the first spends it and the second is refused.
     const now = Date.now();

@@ -45,6 +45,11 @@ describe("request states", () => {
     await expect(states.redeem("spool1.abc.def", { principal: "alice", request: digest })).rejects.toThrow(/not one this server issued/);
     await expect(states.redeem(`v1.${"A".repeat(9000)}.x`, { principal: "alice", request: digest })).rejects.toThrow(/not one this server issued/);
 
+    // One this server signed that names no facts revision (none is minted so): refused, never taken as revision 1.
+    const { facts: _, ...noFacts } = proposal;
+    const unnamed = await states.issue(noFacts as typeof proposal, "alice");
+    await expect(states.redeem(unnamed, { principal: "alice", request: digest })).rejects.toThrow(/not one this server issued/);
+
     vi.useFakeTimers({ toFake: ["Date"] });
     const old = await states.issue(proposal, "alice");
     vi.setSystemTime(Date.now() + STATE_TTL_MS + 2000);
