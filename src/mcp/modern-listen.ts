@@ -1,11 +1,8 @@
-import type { StreamWatch } from "../client/spool-client.js";
 import type { Reply } from "./modern-reply.js";
 import { CODES, META, ModernError, type ModernRequest } from "./modern-wire.js";
-import { THROTTLE_MS } from "./progress.js";
 import { parseProposalsUri, parseResourceUri } from "./resource-uri.js";
-import { followProposals } from "./resources.js";
+import { followOutput, followProposals } from "./resources.js";
 import type { Session, SpoolSide } from "./spool-side.js";
-import { message } from "./text.js";
 
 /*
  * subscriptions/listen (MCP 2026-07-28): one long-lived SSE answer carrying the change notifications the client
@@ -37,7 +34,7 @@ export async function listen(side: SpoolSide, session: Session, reply: Reply, ca
   // (the spec's graceful closure); ended by the client, nothing.
   reply.closesWith({ _meta: tag });
   const updated: Updated = (uri) => reply.notify({ method: "notifications/resources/updated", params: { uri, _meta: tag } });
-  const outputs = uris.filter((uri) => !parseProposalsUri(uri)).map((uri) => followOutput(side, session, uri, updated));
+  const outputs = uris.filter((uri) => !parseProposalsUri(uri)).map((uri) => followOutput(side, session, side.target(session, uri), uri, () => updated(uri)));
   const offProposals = followProposals(session, uris, updated);
   const onResolved = (p: { run: string; decision: string }) => {
     if (accepted.resourcesListChanged && p.run === session.run && p.decision === "accept")
@@ -55,36 +52,6 @@ export async function listen(side: SpoolSide, session: Session, reply: Reply, ca
     clearInterval(keepAlive);
     off();
     offProposals();
-    for (const close of outputs) await close();
+    for (const output of outputs) await output.stop();
   }
-}
-
-/** A command's output at `uri`: updated as it grows (at most every THROTTLE_MS) and once when it ends. */
-function followOutput(side: SpoolSide, session: Session, uri: string, updated: Updated): () => Promise<void> {
-  let timer: NodeJS.Timeout | null = null;
-  const soon = () => {
-    timer ??= setTimeout(() => {
-      timer = null;
-      updated(uri);
-    }, THROTTLE_MS);
-  };
-  const watching: Promise<StreamWatch | null> = side
-    .target(session, uri)
-    .then((t) => session.client.watch({ run: t.run, path: t.path }, () => soon()))
-    .then((watch) => {
-      void watch.ended.then(() => {
-        if (timer) clearTimeout(timer);
-        timer = null;
-        updated(uri);
-      });
-      return watch;
-    })
-    .catch((error: unknown) => {
-      side.log.warn(`following ${uri}: ${message(error)}`);
-      return null;
-    });
-  return async () => {
-    if (timer) clearTimeout(timer);
-    await (await watching)?.close().catch(() => undefined);
-  };
 }

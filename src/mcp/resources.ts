@@ -16,11 +16,9 @@ import { message, STATUS, statusWord, ToolFailure } from "./text.js";
  * is updated when one appears or is decided (as a 2026-07-28 subscriptions/listen is, modern-listen.ts).
  */
 
-/** A followed resource: its watch (none for proposals), the timer that holds back its next update, what stops it. */
+/** A followed resource: what stops following it. */
 interface Subscription {
-  watch: Promise<StreamWatch | null>;
-  timer: NodeJS.Timeout | null;
-  off?: () => void;
+  stop: () => Promise<void>;
 }
 
 /** resources/list: this connection's run's commands that ended, each one's output. */
@@ -93,9 +91,7 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
   const subscriptions = new Map<string, Subscription>();
   const unsubscribe = async (uri: string, sub: Subscription) => {
     subscriptions.delete(uri);
-    if (sub.timer) clearTimeout(sub.timer);
-    sub.off?.();
-    await (await sub.watch)?.close().catch(() => undefined);
+    await sub.stop();
   };
   server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
   server.setRequestHandler("resources/list", async () => listResources(side));
@@ -106,11 +102,8 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
     const uri = request.params.uri;
     if (subscriptions.has(uri)) return {};
     if (parseProposalsUri(uri)) {
-      const sub: Subscription = { watch: Promise.resolve(null), timer: null };
-      sub.off = followProposals(session, [uri], (changed) => {
-        if (subscriptions.get(changed) === sub) server.sendResourceUpdated({ uri: changed }).catch(() => undefined);
-      });
-      subscriptions.set(uri, sub);
+      const off = followProposals(session, [uri], (changed) => server.sendResourceUpdated({ uri: changed }).catch(() => undefined));
+      subscriptions.set(uri, { stop: async () => off() });
       return {};
     }
     // An added resource (extras.ts) never changes: subscribed to, it is never updated.
@@ -125,32 +118,9 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
       if (error instanceof ToolFailure) throw new ProtocolError(ProtocolErrorCode.ResourceNotFound, `Resource not found: ${uri}`, { uri });
       throw error;
     }
-    const sub: Subscription = { watch: Promise.resolve<StreamWatch | null>(null), timer: null };
-    const updated = () => {
-      if (sub.timer || subscriptions.get(uri) !== sub) return;
-      sub.timer = setTimeout(() => {
-        sub.timer = null;
-        if (subscriptions.get(uri) === sub) server.sendResourceUpdated({ uri }).catch(() => undefined);
-      }, THROTTLE_MS);
-    };
-    subscriptions.set(uri, sub);
-    sub.watch = session.client
-      .watch({ run: target.run, path: target.path }, () => updated())
-      .then((watch) => {
-        // Its end is an update too (the status line changes), sent once its last output went out.
-        void watch.ended.then(() => {
-          if (subscriptions.get(uri) !== sub) return;
-          if (sub.timer) clearTimeout(sub.timer);
-          sub.timer = null;
-          server.sendResourceUpdated({ uri }).catch(() => undefined);
-        });
-        return watch;
-      })
-      .catch((error: unknown) => {
-        side.log.warn(`following ${uri}: ${message(error)}`);
-        return null;
-      });
-    await sub.watch;
+    const followed = followOutput(side, session, Promise.resolve(target), uri, () => server.sendResourceUpdated({ uri }).catch(() => undefined));
+    subscriptions.set(uri, followed);
+    await followed.started;
     return {};
   });
   server.setRequestHandler("resources/unsubscribe", async (request) => {
@@ -161,6 +131,52 @@ export function registerResources(side: SpoolSide): { close(): Promise<void> } {
   return {
     async close() {
       for (const [uri, sub] of subscriptions) await unsubscribe(uri, sub);
+    },
+  };
+}
+
+/**
+ * A command's output at `uri` (its `target`) followed: `updated` as it grows (at most every THROTTLE_MS) and once
+ * when it ends, never after `stop`. `started` settles once the watch is set up (a failure is logged, not thrown).
+ */
+export function followOutput(
+  side: SpoolSide,
+  session: Session,
+  target: Promise<{ run: string; path: string }>,
+  uri: string,
+  updated: () => void,
+): { started: Promise<unknown>; stop: () => Promise<void> } {
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const soon = () => {
+    if (stopped) return;
+    timer ??= setTimeout(() => {
+      timer = null;
+      if (!stopped) updated();
+    }, THROTTLE_MS);
+  };
+  const watching: Promise<StreamWatch | null> = target
+    .then((t) => session.client.watch({ run: t.run, path: t.path }, () => soon()))
+    .then((watch) => {
+      // Its end is an update too (the status line changes), sent once its last output went out.
+      void watch.ended.then(() => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+        if (!stopped) updated();
+      });
+      return watch;
+    })
+    .catch((error: unknown) => {
+      side.log.warn(`following ${uri}: ${message(error)}`);
+      return null;
+    });
+  return {
+    started: watching,
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await (await watching)?.close().catch(() => undefined);
     },
   };
 }
