@@ -69,12 +69,15 @@ interface Session {
   id: string;
   caller: McpCaller;
   transport: WebStandardStreamableHTTPServerTransport;
-  /** Requests of this session being answered (SSE streams stay open). */
-  open: number;
+  /** The responses of its requests being answered (SSE streams stay open), cut when the session ends. */
+  answers: Set<ServerResponse>;
   lastSeen: number;
   /** Ends the session when its credential expires. */
   expiry: NodeJS.Timeout | null;
 }
+
+/** How long an ended session's open answers get to take their end before they are cut. */
+const ANSWER_GRACE_MS = 1_000;
 
 /** An HTTP error answered as JSON-RPC (clients of Streamable HTTP read the body as such). */
 class McpHttpError extends Error {
@@ -202,7 +205,7 @@ export class McpHttpEndpoint {
     const starting = this.#startingBy.get(caller.name) ?? 0;
     if (starting >= this.#limits.maxSessionsPerPrincipal)
       throw new McpHttpError(429, `${caller.name} is starting ${starting} MCP sessions at once already; retry`, { "Retry-After": "1" });
-    const byAge = mine.sort((a, b) => Number(a.open > 0) - Number(b.open > 0) || a.lastSeen - b.lastSeen);
+    const byAge = mine.sort((a, b) => Number(a.answers.size > 0) - Number(b.answers.size > 0) || a.lastSeen - b.lastSeen);
     for (const old of byAge.slice(0, Math.max(0, mine.length + starting + 1 - this.#limits.maxSessionsPerPrincipal)))
       this.#end(old.id, `${caller.name} opened more than ${this.#limits.maxSessionsPerPrincipal} sessions: its least recently used one ends`);
     this.#starting += 1;
@@ -225,7 +228,7 @@ export class McpHttpEndpoint {
         sessionIdGenerator: () => randomUUID(),
         eventStore: new SessionEventStore(),
         onsessioninitialized: (sid) => {
-          session = { id: sid, caller, transport, open: 0, lastSeen: Date.now(), expiry: null };
+          session = { id: sid, caller, transport, answers: new Set(), lastSeen: Date.now(), expiry: null };
           // The session is its credential's: it ends when that expires (revocation: endPrincipal).
           if (caller.expiresAt != null) {
             const left = Math.max(0, caller.expiresAt - Date.now());
@@ -256,14 +259,14 @@ export class McpHttpEndpoint {
   }
 
   async #serve(session: Session, request: IncomingMessage, response: ServerResponse, body: unknown): Promise<void> {
-    if (session.open >= this.#limits.maxStreamsPerSession)
-      throw new McpHttpError(429, `This session holds ${session.open} requests open already (at most ${this.#limits.maxStreamsPerSession})`, {
+    if (session.answers.size >= this.#limits.maxStreamsPerSession)
+      throw new McpHttpError(429, `This session holds ${session.answers.size} requests open already (at most ${this.#limits.maxStreamsPerSession})`, {
         "Retry-After": "1",
       });
-    session.open += 1;
+    session.answers.add(response);
     session.lastSeen = Date.now();
     response.once("close", () => {
-      session.open = Math.max(0, session.open - 1);
+      session.answers.delete(response);
       session.lastSeen = Date.now();
     });
     await sendResponse(await session.transport.handleRequest(webRequest(request, response), { parsedBody: body }), response);
@@ -272,7 +275,7 @@ export class McpHttpEndpoint {
   #closeIdle(): void {
     const now = Date.now();
     for (const session of this.#sessions.values()) {
-      if (session.open === 0 && now - session.lastSeen > this.#limits.idleMs) this.#end(session.id, `idle for ${now - session.lastSeen} ms`);
+      if (session.answers.size === 0 && now - session.lastSeen > this.#limits.idleMs) this.#end(session.id, `idle for ${now - session.lastSeen} ms`);
     }
   }
 
@@ -284,6 +287,11 @@ export class McpHttpEndpoint {
     if (session.expiry) clearTimeout(session.expiry);
     this.#sessions.delete(id);
     void session.transport.close();
+    // Its streams end with the transport; one whose client does not take the end within a second is cut.
+    if (session.answers.size > 0)
+      setTimeout(() => {
+        for (const response of session.answers) if (!response.writableFinished) response.destroy();
+      }, ANSWER_GRACE_MS).unref();
   }
 
   /**

@@ -19,8 +19,22 @@ export function webRequest(request: IncomingMessage, response: ServerResponse): 
   return new Request(url, { method: request.method ?? "GET", headers, signal: gone.signal });
 }
 
-/** Writes a web Response to a Node response, its body as it comes; resolves once it ended or the client went. */
-export async function sendResponse(answer: Response, response: ServerResponse): Promise<void> {
+/** How a client that stops reading is let go: past this many bytes written and not taken, or writes waiting this long. */
+export interface SendLimits {
+  backlogBytes: number;
+  stallMs: number;
+}
+
+export const SEND_LIMITS: SendLimits = { backlogBytes: 4 * 1024 * 1024, stallMs: 60_000 };
+
+/**
+ * Writes a web Response to a Node response, its body as it comes; resolves once it ended or the client went.
+ * The body is read as the SDK writes it (a queue of its own, unbounded, would hold what the client does not
+ * take): what the client has not taken waits in the response's buffer, and a client that stops reading is cut
+ * off once that holds `backlogBytes`, or once writes have waited `stallMs` for it (a stalled SSE stream, whose
+ * heartbeats alone would take hours to fill the bound).
+ */
+export async function sendResponse(answer: Response, response: ServerResponse, limits: SendLimits = SEND_LIMITS): Promise<void> {
   const headers: Record<string, string> = {};
   answer.headers.forEach((value, name) => {
     headers[name] = value;
@@ -31,34 +45,38 @@ export async function sendResponse(answer: Response, response: ServerResponse): 
     return;
   }
   const reader = answer.body.getReader();
-  // The client went: the stream is cancelled, and the transport lets go of it.
+  // The client went (or was cut off): the stream is cancelled, and the transport lets go of it.
   const cancel = () => void reader.cancel().catch(() => undefined);
   response.once("close", cancel);
+  let stall: NodeJS.Timeout | null = null;
+  const unstalled = () => {
+    if (stall) clearTimeout(stall);
+    stall = null;
+  };
+  response.on("drain", unstalled);
+  response.once("close", unstalled);
+  response.once("finish", unstalled);
+  let ended = false;
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) break;
-      // A reader that does not keep up holds the stream here, not in the socket's buffer.
-      if (!response.write(value)) await drained(response);
+      ended = done;
+      if (done || response.destroyed) break;
+      if (response.write(value)) continue;
+      if (response.writableLength > limits.backlogBytes) {
+        response.destroy();
+        break;
+      }
+      stall ??= setTimeout(() => response.destroy(), limits.stallMs).unref();
     }
   } catch {
     // Cancelled (the client went) or the transport closed the stream: nothing more to write.
   } finally {
     response.off("close", cancel);
+    // Cut off, or the client went: the SDK's stream is let go of here (the close may come after this).
+    if (!ended) cancel();
+    // What was written still has to be taken: the stall timer, if one runs, still cuts off a client that does not.
     response.end();
+    if (!response.destroyed && response.writableLength > 0) stall ??= setTimeout(() => response.destroy(), limits.stallMs).unref();
   }
-}
-
-/** Resolves once the response can take more (drain), or the client went (close). */
-function drained(response: ServerResponse): Promise<void> {
-  if (response.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      response.off("drain", done);
-      response.off("close", done);
-      resolve();
-    };
-    response.once("drain", done);
-    response.once("close", done);
-  });
 }
