@@ -16,8 +16,8 @@ describeWithBrowser("the page's session at its edges, in Chromium", () => {
   const spoolOrigin = () => `http://127.0.0.1:${web.ts.server.port}`;
 
   /** A fresh browser context signed in with `token` (a principal's credential), its page live on `project`. */
-  async function signedInWith(token: string, project: string): Promise<Page> {
-    const page = await web.blank();
+  async function signedInWith(token: string, project: string, blank?: Page): Promise<Page> {
+    const page = blank ?? (await web.blank());
     await page.goto(await signInLink({ port: web.ts.server.port, token }, { project }));
     await page.waitForSelector(".conn-open");
     return page;
@@ -56,9 +56,13 @@ describeWithBrowser("the page's session at its edges, in Chromium", () => {
     admin ??= await web.ts.clientIn("edges");
     // The page's bundle is made at its first request: made before the clock starts.
     expect((await fetch(`${spoolOrigin()}/`)).status).toBe(200);
-    const expiresAt = Date.now() + 8_000;
+    // The browser context is made before the clock starts too; what runs inside the credential's life is the link's
+    // minting (a CLI process), the page's load and its socket: 15 s for that on a loaded 2-core machine (8 s was not
+    // always enough: the token expired before the page's socket opened).
+    const blank = await web.blank();
+    const expiresAt = Date.now() + 15_000;
     const { token } = await admin.call("token/create", { name: "brief", role: "person", expiresAt });
-    const page = await signedInWith(token, "edges");
+    const page = await signedInWith(token, "edges", blank);
     const key = await keyOf(page);
     expect(await openSocket(page, key)).toBe("open");
     // The event: the credential's own connection is closed by the server when it expires (no sleep).
