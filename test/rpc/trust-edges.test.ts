@@ -18,6 +18,15 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
     (await admin.call("token/create", { name, role: role as "runner", ...(projects ? { projects } : {}) })).token;
   const factsOf = async (run: string, path: string) => (await admin.call("entry/get", { run, path })).producer!;
 
+  /** What a runner says of its sandbox: every mode, a network of its own. */
+  const claim = {
+    kind: "bwrap" as const,
+    readOnly: true,
+    detail: "says so",
+    modes: ["read-only" as const, "workspace-write" as const, "full" as const],
+    network: "own" as const,
+  };
+
   beforeAll(async () => {
     ts = await startTestServer();
     admin = await ts.clientIn("alpha");
@@ -31,13 +40,6 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
 
   it("a runner credential's attach asking to be (or to replace) the default is refused naming the person role, and attaches nothing", async () => {
     const runner = await as(await token("ci", "runner", ["alpha"]));
-    const claim = {
-      kind: "bwrap" as const,
-      readOnly: true,
-      detail: "says so",
-      modes: ["read-only" as const, "workspace-write" as const, "full" as const],
-      network: "own" as const,
-    };
     await expect(runner.call("runner/attach", { name: "ci-1", backend: "local", default: true, replaceDefault: true, sandbox: claim })).rejects.toMatchObject({
       data: { code: "FORBIDDEN", role: "person", held: "runner" },
       message: expect.stringContaining("needs the person role"),
@@ -74,13 +76,6 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
   });
 
   it("a runner name taken by another principal once its runner went is not the runner shown: the accept is refused, the proposal shown again", async () => {
-    const claim = {
-      kind: "bwrap" as const,
-      readOnly: true,
-      detail: "says so",
-      modes: ["read-only" as const, "workspace-write" as const, "full" as const],
-      network: "own" as const,
-    };
     const first = await as(await token("builder", "runner", ["alpha"]));
     await first.call("runner/attach", { name: "build-box", backend: "local", sandbox: claim });
     const { path } = await admin.call("proposal/create", {
