@@ -1,15 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
+import { isLegacyRequest, WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
-import { eraOf } from "./era.js";
 import { SessionEventStore } from "./event-store.js";
 import type { McpExtras } from "./extras.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
-import { CODES, MODERN_VERSION, ModernError, SESSION_VERSION } from "./modern-wire.js";
-import { sendResponse, webRequest } from "./web-http.js";
+import { CODES, MODERN_VERSION, SESSION_VERSION } from "./modern-wire.js";
+import { answerError, sendResponse, webRequest } from "./web-http.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
@@ -128,9 +127,9 @@ export class McpHttpEndpoint {
 
   handle(request: IncomingMessage, response: ServerResponse): void {
     this.#handle(request, response).catch((error: unknown) => {
-      if (error instanceof McpHttpError) return answer(response, error.status, error.message, error.headers, error.code, error.extra);
+      if (error instanceof McpHttpError) return answerError(response, error.status, error.message, error.headers, error.code, error.extra);
       this.options.log.warn(`mcp: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      answer(response, 500, "Internal error", {}, -32603);
+      answerError(response, 500, "Internal error", {}, -32603);
     });
   }
 
@@ -160,22 +159,22 @@ export class McpHttpEndpoint {
       return this.#serve(this.#session(id, caller), request, response, undefined);
     }
     const body = await readJson(request, this.#limits.maxBodyBytes);
-    const era = eraOf(request, body);
-    if (era.kind === "refused") throw new McpHttpError(era.status, era.message, {}, era.code, { data: era.data, id: era.id });
-    if (era.kind === "modern") {
-      // Checked when the request needs it: its headers and _meta are checked first, and the tool list needs no project.
+    // Which revision it speaks is the v2 SDK's decision: what is not 2025-11-25 traffic (a session's) goes to the
+    // SDK's 2026-07-28 handler, which refuses what neither revision takes, with its status, code and message.
+    if (!(await isLegacyRequest(webRequest(request, response), body))) {
+      // Checked when the request needs it (the tool list needs no project); 2026-07-28 has no sessions: an
+      // Mcp-Session-Id beside such a request names none of its.
       const target = () => {
         try {
           return projectOf(request);
         } catch (error) {
-          throw error instanceof McpHttpError ? new ModernError(400, CODES.invalidParams, error.message) : error;
+          throw error instanceof McpHttpError ? new McpHttpError(400, error.message, {}, CODES.invalidParams, { id: idOf(body) }) : error;
         }
       };
-      // 2026-07-28 has no sessions: an Mcp-Session-Id beside such a request names none of its (the era is the body's).
-      return this.#modern.handle(request, response, body, caller, target);
+      return this.#modern.serve(request, response, body, caller, target);
     }
     if (id === undefined) {
-      if (era.initialize) return this.#start(request, response, caller, projectOf(request), body);
+      if ((body as { method?: unknown } | null)?.method === "initialize") return this.#start(request, response, caller, projectOf(request), body);
       throw new McpHttpError(
         400,
         `No Mcp-Session-Id: the first request of a ${SESSION_VERSION} session is initialize (a ${MODERN_VERSION} request carries _meta io.modelcontextprotocol/protocolVersion)`,
@@ -375,27 +374,8 @@ function readJson(request: IncomingMessage, max: number): Promise<unknown> {
   });
 }
 
-function answer(
-  response: ServerResponse,
-  status: number,
-  message: string,
-  headers: Record<string, string>,
-  code: number,
-  extra: { data?: unknown; id?: string | number | null } = {},
-): void {
-  if (response.headersSent) {
-    response.destroy();
-    return;
-  }
-  const error = { code, message, ...(extra.data !== undefined ? { data: extra.data } : {}) };
-  const text = `${JSON.stringify({ jsonrpc: "2.0", error, id: extra.id ?? null })}\n`;
-  response
-    .writeHead(status, {
-      "Content-Type": "application/json; charset=utf-8",
-      "Content-Length": String(Buffer.byteLength(text)),
-      "Cache-Control": "no-store",
-      "X-Content-Type-Options": "nosniff",
-      ...headers,
-    })
-    .end(text);
+/** A request's id to echo in an error (null when it has none to read). */
+function idOf(body: unknown): string | number | null {
+  const id = (body as { id?: unknown } | null)?.id;
+  return typeof id === "string" || typeof id === "number" ? id : null;
 }

@@ -1,22 +1,27 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { type AuthInfo, createMcpHandler, type McpHttpHandler } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
 import { INSTRUCTIONS, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller, mayDecide } from "./caller.js";
 import { answerOf, approvalForm, changedNote, factsShown, type Shown } from "./decision.js";
 import type { McpExtras } from "./extras.js";
+import { ListenWatches, listenedUris } from "./listen-watch.js";
+import type { ServerDeps } from "./modern-call.js";
 import { listen } from "./modern-listen.js";
-import { HttpReply, type Reply } from "./modern-reply.js";
+import type { Reply } from "./modern-reply.js";
 import { cancelTask, createdTask, DECISION_KEY, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
-import { CODES, checkRequest, declaresTasks, elicitsForm, idOrNull, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
+import { CODES, declaresTasks, elicitsForm, idOrNull, META, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
 import { RequestStateError, RequestStates, requestDigest } from "./request-state.js";
 import { listResources, readResource, resourceTemplates } from "./resources.js";
 import { follow, propose } from "./run-command.js";
+import { spoolServer } from "./server.js";
 import type { BridgeLog } from "./spool-side.js";
 import { failure, message } from "./text.js";
 import { RunCommandArgs } from "./tool-schemas.js";
 import { callTool, isTool, listTools } from "./tools.js";
+import { answerError, sendResponse, webRequest } from "./web-http.js";
 
 /*
  * MCP 2026-07-28 at /mcp, beside the 2025-11-25 sessions (http.ts): no initialize and no session, each POST one
@@ -25,9 +30,9 @@ import { callTool, isTool, listTools } from "./tools.js";
  * Spool side; its Spool connection, with the caller's credential, is
  * kept for later requests of the same caller, client and project (a cache, never a session: any request may
  * come to a fresh one, as after a restart). Approvals are elicited as multi round-trip requests (requestState,
- * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts). `answer` is
- * the same for both transports: `handle` brings it a POST (HttpReply), stdio.ts a line of spool mcp's stdin
- * (LineReply, modern-stdio.ts).
+ * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts). Over HTTP,
+ * `serve` hands a POST to the v2 SDK's createMcpHandler (the kept connection's, with server.ts's factory); over
+ * stdio, `answer` answers a line of spool mcp's stdin itself (LineReply, modern-stdio.ts).
  */
 
 /** Where a request works: the project, mode and runner of /mcp's query. */
@@ -70,6 +75,12 @@ interface Kept {
   key: string;
   principal: string;
   bridge: McpBridge;
+  /** The SDK's handler serving its requests (HTTP); closing it ends its listens with their completion. */
+  handler: McpHttpHandler;
+  /** What its listens follow in Spool. */
+  watches: ListenWatches;
+  /** Drops it when its caller's credential expires. */
+  expiry: NodeJS.Timeout | null;
   /** Requests under way on it. */
   open: number;
   lastUsed: number;
@@ -87,16 +98,32 @@ const CAPABILITIES = {
 const TTL = { tools: 3_600_000, resources: 0, discover: 3_600_000 };
 const KEEPALIVE_MS = 15_000;
 
+/** The methods answered on the caller's kept Spool connection; the rest (discovery, the tool list, unknown ones) need none. */
+/** Of them, those whose Mcp-Name header names a body field, and which. */
+const NAMED_BY: Record<string, string> = {
+  "tools/call": "name",
+  "resources/read": "uri",
+  "tasks/get": "taskId",
+  "tasks/update": "taskId",
+  "tasks/cancel": "taskId",
+};
+const CONNECTED = new Set(["resources/list", "resources/read", "tools/call", "subscriptions/listen", "tasks/get", "tasks/update", "tasks/cancel"]);
+
 export class ModernMcp {
   readonly #kept = new Map<string, Kept>();
   readonly #states = new RequestStates();
   readonly #limits: ModernLimits;
   readonly #sweep: NodeJS.Timeout;
   readonly #serverInfo: { name: string; version: string };
+  readonly #deps: ServerDeps;
+  /** The SDK's handler for what needs no Spool connection. */
+  readonly #shared: McpHttpHandler;
 
   constructor(private readonly options: ModernOptions) {
     this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
     this.#serverInfo = { name: "spool", version: options.version };
+    this.#deps = { version: options.version, where: options.where, extras: options.extras, log: options.log, states: this.#states };
+    this.#shared = createMcpHandler(() => spoolServer(this.#deps, null), { legacy: "reject" });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
   }
 
@@ -110,20 +137,53 @@ export class ModernMcp {
     return this.#serverInfo;
   }
 
-  /** One POST of this revision: checked, then answered (JSON, or SSE for what may take long). */
-  async handle(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, target: () => McpTarget): Promise<void> {
-    let checked: ModernRequest | { notification: string };
+  /**
+   * One POST that is no 2025-11-25 session's (http.ts asked the SDK's isLegacyRequest), answered by the v2 SDK's
+   * createMcpHandler (its checks, JSON or SSE): on the caller's kept connection's handler when the method needs
+   * one, decided here first (the project of /mcp's query, 429 past the limits), else on the shared one.
+   */
+  async serve(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, target: () => McpTarget): Promise<void> {
+    const web = webRequest(request, response);
+    const call = (body ?? {}) as { id?: unknown; method?: unknown; params?: unknown };
+    const authInfo = authOf(caller);
+    if (typeof call.method !== "string" || !("id" in call) || !CONNECTED.has(call.method))
+      return sendResponse(await this.#shared.fetch(web, { parsedBody: body, authInfo }), response);
+    const id = idOrNull(call.id);
+    // Its kept connection is decided before the SDK reads the request: one that cannot name what it acts on has none.
+    const named = NAMED_BY[call.method];
+    if (named && request.headers["mcp-name"] === undefined)
+      return answerError(response, 400, `Header mismatch: Mcp-Name is missing (${call.method} names its ${named})`, {}, CODES.headerMismatch, { id });
+    const listening = call.method === "subscriptions/listen" ? listenedUris(call.params) : null;
+    if (listening && "refused" in listening) return answerError(response, 200, listening.refused, {}, CODES.invalidParams, { id });
+    let kept: Kept;
     try {
-      checked = checkRequest(body, request);
+      kept = this.#connection(caller, target(), clientOf(body));
     } catch (error) {
-      const id = (body as { id?: unknown } | null)?.id;
-      return new HttpReply(request, response, idOrNull(id), this.#serverInfo).error(error);
+      if (!(error instanceof ModernError)) throw error;
+      return answerError(response, error.status, error.message, {}, error.code, { id });
     }
-    if ("notification" in checked) {
-      response.writeHead(202).end();
-      return;
+    kept.open += 1;
+    kept.lastUsed = Date.now();
+    let release = () => {};
+    try {
+      if (listening) {
+        let session: Awaited<ReturnType<typeof kept.bridge.side.ready>>;
+        try {
+          session = await kept.bridge.side.ready();
+        } catch (error) {
+          return answerError(response, 200, `Spool refused it: ${message(error)}`, {}, CODES.invalidParams, { id });
+        }
+        const answered = await kept.handler.fetch(web, { parsedBody: body, authInfo });
+        // Its stream is open (the ack went first): what it follows is watched from now on, until it ends.
+        release = kept.watches.acquire(session, listening.uris, listening.listChanged);
+        return await sendResponse(answered, response);
+      }
+      await sendResponse(await kept.handler.fetch(web, { parsedBody: body, authInfo }), response);
+    } finally {
+      release();
+      kept.open -= 1;
+      kept.lastUsed = Date.now();
     }
-    await this.answer(new HttpReply(request, response, checked.id, this.#serverInfo), checked, caller, target);
   }
 
   /** One checked request answered on `reply`, whichever transport carries it (HTTP here, stdio in modern-stdio.ts). */
@@ -174,7 +234,7 @@ export class ModernMcp {
     if (method === "tools/list") return reply.result({ ...listTools(false, this.options.extras), ttlMs: TTL.tools, cacheScope: "public" });
     if (method === "resources/templates/list") return reply.result({ ...resourceTemplates(this.options.extras), ttlMs: TTL.resources, cacheScope: "public" });
     const target = targetOf();
-    const kept = this.#connection(caller, target, call);
+    const kept = this.#connection(caller, target, call.client);
     kept.open += 1;
     kept.lastUsed = Date.now();
     kept.replies.add(reply);
@@ -317,8 +377,8 @@ export class ModernMcp {
   }
 
   /** The Spool connection kept for this caller, client and project, opened when there is none. */
-  #connection(caller: McpCaller, target: McpTarget, call: ModernRequest): Kept {
-    const client = call.client ?? { name: "MCP client", version: "unknown" };
+  #connection(caller: McpCaller, target: McpTarget, named: ModernRequest["client"]): Kept {
+    const client = named ?? { name: "MCP client", version: "unknown" };
     const key = createHash("sha256")
       .update(JSON.stringify([caller.credential, target, client.name]))
       .digest("base64url");
@@ -333,7 +393,12 @@ export class ModernMcp {
     if (this.#kept.size >= this.#limits.maxConnections) this.#evict([...this.#kept.values()], "the server holds its most");
     const options = bridgeOptionsFor(caller, target, this.options, this.options.via ?? `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`);
     const bridge = new McpBridge({ ...options, client });
-    const kept: Kept = { key, principal: caller.name, bridge, open: 0, lastUsed: Date.now(), replies: new Set() };
+    const connection = { caller, side: bridge.side };
+    const handler = createMcpHandler(() => spoolServer(this.#deps, connection), { legacy: "reject", keepAliveMs: KEEPALIVE_MS });
+    const watches = new ListenWatches(bridge.side, handler.notify);
+    const kept: Kept = { key, principal: caller.name, bridge, handler, watches, expiry: null, open: 0, lastUsed: Date.now(), replies: new Set() };
+    // It is its credential's: dropped when that expires (its listens end with their completion; revocation: endPrincipal).
+    if (caller.expiresAt != null) kept.expiry = setTimeout(() => this.#drop(kept), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref();
     this.#kept.set(key, kept);
     return kept;
   }
@@ -346,9 +411,13 @@ export class ModernMcp {
   }
 
   #drop(kept: Kept): void {
-    this.#kept.delete(kept.key);
+    if (this.#kept.get(kept.key) === kept) this.#kept.delete(kept.key);
+    if (kept.expiry) clearTimeout(kept.expiry);
     for (const reply of kept.replies) reply.close();
-    void kept.bridge.close().catch((error: unknown) => this.options.log.warn(`mcp: closing a connection: ${message(error)}`));
+    void kept.handler
+      .close()
+      .then(() => kept.bridge.close())
+      .catch((error: unknown) => this.options.log.warn(`mcp: closing a connection: ${message(error)}`));
   }
 
   #closeIdle(): void {
@@ -361,7 +430,7 @@ export class ModernMcp {
     let ended = 0;
     for (const kept of [...this.#kept.values()]) {
       if (kept.principal !== name) continue;
-      ended += kept.replies.size;
+      ended += Math.max(kept.open, kept.replies.size);
       this.#drop(kept);
     }
     return ended;
@@ -374,6 +443,8 @@ export class ModernMcp {
     // The calls these closes abort say the client's connection closed, not that the client cancelled them.
     for (const kept of all) kept.bridge.side.closing = true;
     for (const kept of all) for (const reply of kept.replies) reply.close();
+    for (const kept of all) if (kept.expiry) clearTimeout(kept.expiry);
+    await Promise.allSettled([this.#shared.close(), ...all.map((k) => k.handler.close())]);
     await Promise.allSettled(all.map((k) => k.bridge.close()));
   }
 }
@@ -384,4 +455,23 @@ export class ModernMcp {
 function inputResponsesOk(value: unknown): boolean {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
   return Object.values(value).every((v) => v !== null && typeof v === "object" && !Array.isArray(v));
+}
+
+/** The caller as the SDK passes it to handlers (AuthInfo: its expiry in seconds). */
+function authOf(caller: McpCaller): AuthInfo {
+  return {
+    token: caller.credential,
+    clientId: caller.name,
+    scopes: [caller.role],
+    ...(caller.expiresAt != null ? { expiresAt: Math.floor(caller.expiresAt / 1000) } : {}),
+  };
+}
+
+/** The client a request names in its _meta (its kept connection is the client's), or null. */
+function clientOf(body: unknown): ModernRequest["client"] {
+  const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
+  const info = meta?.[META.client] as { name?: unknown; version?: unknown } | undefined;
+  return info && typeof info.name === "string" && info.name !== ""
+    ? { name: info.name.slice(0, 200), version: typeof info.version === "string" ? info.version.slice(0, 100) : "unknown" }
+    : null;
 }

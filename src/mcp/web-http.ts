@@ -39,6 +39,9 @@ export async function sendResponse(answer: Response, response: ServerResponse, l
   answer.headers.forEach((value, name) => {
     headers[name] = value;
   });
+  // Nothing of an MCP answer is for a cache, or to be sniffed as another type.
+  headers["cache-control"] ??= "no-store";
+  headers["x-content-type-options"] ??= "nosniff";
   response.writeHead(answer.status, headers);
   if (!answer.body) {
     response.end();
@@ -79,4 +82,30 @@ export async function sendResponse(answer: Response, response: ServerResponse, l
     response.end();
     if (!response.destroyed && response.writableLength > 0) stall ??= setTimeout(() => response.destroy(), limits.stallMs).unref();
   }
+}
+
+/** An HTTP error answered as a JSON-RPC error (what clients of Streamable HTTP read), unless the answer began. */
+export function answerError(
+  response: ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string>,
+  code: number,
+  extra: { data?: unknown; id?: string | number | null } = {},
+): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const error = { code, message, ...(extra.data !== undefined ? { data: extra.data } : {}) };
+  const text = `${JSON.stringify({ jsonrpc: "2.0", error, id: extra.id ?? null })}\n`;
+  response
+    .writeHead(status, {
+      "Content-Type": "application/json; charset=utf-8",
+      "Content-Length": String(Buffer.byteLength(text)),
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+      ...headers,
+    })
+    .end(text);
 }

@@ -1,0 +1,136 @@
+import {
+  type ClientCapabilities,
+  MissingRequiredClientCapabilityError,
+  ProtocolError,
+  ProtocolErrorCode,
+  Server,
+  type ServerCapabilities,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
+import { z } from "zod";
+import { SpoolRpcError } from "../client/spool-client.js";
+import { INSTRUCTIONS } from "./bridge.js";
+import { mayDecide } from "./caller.js";
+import { type Connection, capabilitiesOf, callTool as modernCall, type ServerDeps } from "./modern-call.js";
+import { cancelTask, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
+import { declaresTasks, elicitsForm, TASKS_EXTENSION } from "./modern-wire.js";
+import { listResources, readResource, resourceTemplates } from "./resources.js";
+import type { BridgeLog } from "./spool-side.js";
+import { message } from "./text.js";
+import { listTools } from "./tools.js";
+
+/*
+ * The MCP 2026-07-28 server of one request (HTTP: createMcpHandler's factory, http.ts) or one stdio connection
+ * (serveStdio's, stdio.ts): the v2 SDK's Server with Spool's handlers on its public setRequestHandler. The SDK
+ * checks the envelope and headers, answers server/discover, stamps resultType, cache fields and the server's
+ * identity; the handlers are Spool's: the tools and resources of tools.ts and resources.ts, run_command as an
+ * elicited decision or a task (modern-call.ts, modern-tasks.ts), on the caller's kept Spool connection.
+ */
+
+/** The server's capabilities under 2026-07-28, as server/discover says them. */
+const CAPABILITIES = {
+  tools: {},
+  resources: { listChanged: true, subscribe: true },
+  extensions: { [TASKS_EXTENSION]: {} },
+} as ServerCapabilities;
+
+/** How long a client may keep what a list returned: tools never change; a run's resources do. */
+const PUBLIC_HOUR = { ttlMs: 3_600_000, cacheScope: "public" } as const;
+const CACHE_HINTS = { "tools/list": PUBLIC_HOUR, "server/discover": PUBLIC_HOUR, "resources/templates/list": { ttlMs: 0, cacheScope: "public" } } as const;
+const PRIVATE_NOW = { ttlMs: 0, cacheScope: "private" } as const;
+
+/** The tasks methods' params (the extension's; the SDK has no runtime for them). */
+const TaskParams = z.looseObject({ taskId: z.string(), inputResponses: z.unknown().optional() });
+
+/** A Server answering 2026-07-28 requests: `connection` null serves only what needs no Spool connection. */
+export function spoolServer(deps: ServerDeps, connection: Connection | null): Server {
+  const server = new Server(
+    { name: "spool", version: deps.version },
+    { capabilities: CAPABILITIES, instructions: deps.where ? `${INSTRUCTIONS} ${deps.where}` : INSTRUCTIONS, cacheHints: CACHE_HINTS },
+  );
+  const guard = guarded(deps.log);
+  const needs = (): Connection => {
+    if (!connection) throw new ProtocolError(ProtocolErrorCode.InternalError, "this request needs a Spool connection");
+    return connection;
+  };
+  const tasks = (ctx: ServerContext, method: string): TaskCaller => {
+    const capabilities = capabilitiesOf(ctx);
+    if (!declaresTasks(capabilities))
+      throw new MissingRequiredClientCapabilityError(
+        { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } as ClientCapabilities },
+        `${method} is the tasks extension's: declare ${TASKS_EXTENSION} in clientCapabilities.extensions`,
+      );
+    return { mayDecide: mayDecide(needs().caller), elicits: elicitsForm(capabilities) };
+  };
+  server.setRequestHandler("tools/list", () => listTools(false, deps.extras) as never);
+  server.setRequestHandler("resources/templates/list", () => resourceTemplates(deps.extras) as never);
+  server.setRequestHandler(
+    "resources/list",
+    guard("resources/list", async () => ({ ...(await listResources(needs().side)), ...PRIVATE_NOW })),
+  );
+  server.setRequestHandler(
+    "resources/read",
+    guard("resources/read", async (request) => {
+      const uri = String(request.params.uri);
+      try {
+        return { ...(await readResource(needs().side, uri)), ...PRIVATE_NOW };
+      } catch (error) {
+        // 2026-07-28: a resource not found is Invalid Params.
+        const code = (error as { code?: unknown }).code;
+        if (code === ProtocolErrorCode.ResourceNotFound || code === ProtocolErrorCode.InvalidParams)
+          throw new ProtocolError(ProtocolErrorCode.InvalidParams, message(error), { uri });
+        throw error;
+      }
+    }),
+  );
+  server.setRequestHandler(
+    "tools/call",
+    guard("tools/call", (request, ctx) => modernCall(deps, needs(), request.params as Record<string, unknown>, ctx)),
+  );
+  server.setRequestHandler(
+    "tasks/get",
+    { params: TaskParams },
+    guard("tasks/get", async (params, ctx) => {
+      const caller = tasks(ctx, "tasks/get");
+      return taskView(await needs().side.ready(), params.taskId, caller);
+    }),
+  );
+  server.setRequestHandler(
+    "tasks/update",
+    { params: TaskParams },
+    guard("tasks/update", async (params, ctx) => {
+      const caller = tasks(ctx, "tasks/update");
+      const session = await needs().side.ready();
+      await updateTask(session, params.taskId, ctx.mcpReq.inputResponses ?? params.inputResponses, caller, session.who);
+      return {};
+    }),
+  );
+  server.setRequestHandler(
+    "tasks/cancel",
+    { params: TaskParams },
+    guard("tasks/cancel", async (params, ctx) => {
+      tasks(ctx, "tasks/cancel");
+      await cancelTask(await needs().side.ready(), params.taskId);
+      return {};
+    }),
+  );
+  return server;
+}
+
+/**
+ * A handler whose Spool refusals are Invalid Params ("Spool refused it"), and whose unexpected failures are logged
+ * (the SDK answers them with their code, or Internal Error).
+ */
+function guarded(log: BridgeLog) {
+  return <A extends unknown[], R>(method: string, handler: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<never> => {
+      try {
+        return (await handler(...args)) as never;
+      } catch (error) {
+        if (error instanceof SpoolRpcError) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Spool refused it: ${error.message}`);
+        if (typeof (error as { code?: unknown })?.code !== "number")
+          log.warn(`mcp: ${method} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        throw error;
+      }
+    };
+}
