@@ -1,26 +1,16 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type AuthInfo, createMcpHandler, type McpHttpHandler } from "@modelcontextprotocol/server";
-import { z } from "zod";
-import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
-import { INSTRUCTIONS, McpBridge } from "./bridge.js";
-import { bridgeOptionsFor, type McpCaller, mayDecide } from "./caller.js";
-import { answerOf, approvalForm, changedNote, factsShown, type Shown } from "./decision.js";
+import { type AuthInfo, createMcpHandler, type McpHttpHandler, type Server } from "@modelcontextprotocol/server";
+import { McpBridge } from "./bridge.js";
+import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import type { McpExtras } from "./extras.js";
 import { ListenWatches, listenedUris } from "./listen-watch.js";
 import type { ServerDeps } from "./modern-call.js";
-import { listen } from "./modern-listen.js";
-import type { Reply } from "./modern-reply.js";
-import { cancelTask, createdTask, DECISION_KEY, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
-import { CODES, declaresTasks, elicitsForm, idOrNull, META, MODERN_VERSION, ModernError, type ModernRequest, TASKS_EXTENSION } from "./modern-wire.js";
-import { RequestStateError, RequestStates, requestDigest } from "./request-state.js";
-import { listResources, readResource, resourceTemplates } from "./resources.js";
-import { follow, propose } from "./run-command.js";
+import { CODES, idOrNull, META, MODERN_VERSION, ModernError, type ModernRequest } from "./modern-wire.js";
+import { RequestStates } from "./request-state.js";
 import { spoolServer } from "./server.js";
 import type { BridgeLog } from "./spool-side.js";
-import { failure, message } from "./text.js";
-import { RunCommandArgs } from "./tool-schemas.js";
-import { callTool, isTool, listTools } from "./tools.js";
+import { message } from "./text.js";
 import { answerError, sendResponse, webRequest } from "./web-http.js";
 
 /*
@@ -32,7 +22,8 @@ import { answerError, sendResponse, webRequest } from "./web-http.js";
  * come to a fresh one, as after a restart). Approvals are elicited as multi round-trip requests (requestState,
  * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts). Over HTTP,
  * `serve` hands a POST to the v2 SDK's createMcpHandler (the kept connection's, with server.ts's factory); over
- * stdio, `answer` answers a line of spool mcp's stdin itself (LineReply, modern-stdio.ts).
+ * stdio, the v2 SDK's serveStdio serves `stdioServer`'s server (stdio.ts), each request on its client's kept
+ * connection, and `watch` follows what a listen asks for.
  */
 
 /** Where a request works: the project, mode and runner of /mcp's query. */
@@ -84,18 +75,8 @@ interface Kept {
   /** Requests under way on it. */
   open: number;
   lastUsed: number;
-  /** Streams (listen, tool calls) to end when the principal's credential goes. */
-  replies: Set<Reply>;
 }
 
-/** The server's capabilities under 2026-07-28, as server/discover says them. */
-const CAPABILITIES = {
-  tools: {},
-  resources: { listChanged: true, subscribe: true },
-  extensions: { [TASKS_EXTENSION]: {} },
-};
-/** How long a client may keep what a list returned (tools never change; a run's resources do). */
-const TTL = { tools: 3_600_000, resources: 0, discover: 3_600_000 };
 const KEEPALIVE_MS = 15_000;
 
 /** The methods answered on the caller's kept Spool connection; the rest (discovery, the tool list, unknown ones) need none. */
@@ -114,14 +95,14 @@ export class ModernMcp {
   readonly #states = new RequestStates();
   readonly #limits: ModernLimits;
   readonly #sweep: NodeJS.Timeout;
-  readonly #serverInfo: { name: string; version: string };
   readonly #deps: ServerDeps;
   /** The SDK's handler for what needs no Spool connection. */
   readonly #shared: McpHttpHandler;
+  /** Stdio: serveStdio's server, whose change notifications reach its listens. */
+  #stdio: Server | null = null;
 
   constructor(private readonly options: ModernOptions) {
     this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
-    this.#serverInfo = { name: "spool", version: options.version };
     this.#deps = { version: options.version, where: options.where, extras: options.extras, log: options.log, states: this.#states };
     this.#shared = createMcpHandler(() => spoolServer(this.#deps, null), { legacy: "reject" });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
@@ -130,11 +111,6 @@ export class ModernMcp {
   /** Spool connections kept (for tests and figures). */
   get connections(): number {
     return this.#kept.size;
-  }
-
-  /** The server's identity, in every result's `_meta`. */
-  get serverInfo(): { name: string; version: string } {
-    return this.#serverInfo;
   }
 
   /**
@@ -186,194 +162,44 @@ export class ModernMcp {
     }
   }
 
-  /** One checked request answered on `reply`, whichever transport carries it (HTTP here, stdio in modern-stdio.ts). */
-  async answer(reply: Reply, checked: ModernRequest, caller: McpCaller, target: () => McpTarget): Promise<void> {
-    // A stream is its credential's: it closes when that expires (revocation: endPrincipal).
-    const expiry = caller.expiresAt != null ? setTimeout(() => reply.close(), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref() : null;
-    try {
-      await this.#dispatch(reply, checked, caller, target);
-    } catch (error) {
-      if (!(error instanceof ModernError) && !(error instanceof SpoolRpcError) && typeof (error as { code?: unknown })?.code !== "number")
-        this.options.log.warn(`mcp: ${checked.method} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      reply.error(error instanceof SpoolRpcError ? new ModernError(200, CODES.invalidParams, `Spool refused it: ${error.message}`) : error);
-    } finally {
-      if (expiry) clearTimeout(expiry);
-    }
+  /**
+   * Stdio: the factory of serveStdio's one server (stdio.ts), its requests answered on the kept connection of the
+   * client each names (one caller and target: spool mcp's); `made` is told of each server made.
+   */
+  stdioServer(caller: McpCaller, target: McpTarget): Server {
+    const server = spoolServer(this.#deps, (ctx) => {
+      const kept = this.#connection(caller, target, clientOf({ params: { _meta: ctx.mcpReq.envelope } }));
+      kept.lastUsed = Date.now();
+      return { caller, side: kept.bridge.side };
+    });
+    // Its listens are served by serveStdio, told of changes through the server's own notifications.
+    this.#stdio = server;
+    return server;
   }
 
-  async #dispatch(reply: Reply, call: ModernRequest, caller: McpCaller, targetOf: () => McpTarget): Promise<void> {
-    const { method, params } = call;
-    if (method === "server/discover") {
-      return reply.result({
-        supportedVersions: [MODERN_VERSION],
-        capabilities: CAPABILITIES,
-        instructions: this.options.where ? `${INSTRUCTIONS} ${this.options.where}` : INSTRUCTIONS,
-        ttlMs: TTL.discover,
-        cacheScope: "public",
-      });
-    }
-    const known = [
-      "tools/list",
-      "tools/call",
-      "resources/list",
-      "resources/read",
-      "resources/templates/list",
-      "subscriptions/listen",
-      "tasks/get",
-      "tasks/update",
-      "tasks/cancel",
-    ];
-    if (!known.includes(method)) throw new ModernError(404, CODES.methodNotFound, `Method not found: ${method}`);
-    if (method.startsWith("tasks/") && !declaresTasks(call.capabilities))
-      throw new ModernError(400, CODES.missingCapability, `${method} is the tasks extension's: declare ${TASKS_EXTENSION} in clientCapabilities.extensions`, {
-        requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } },
-      });
-    if ("inputResponses" in params && !inputResponsesOk(params.inputResponses))
-      throw new ModernError(200, CODES.invalidParams, "inputResponses is an object: each key of the inputRequests answered, with its result (an object)");
-    // Where the request works (/mcp's query); what needs no Spool connection (the tool list) is answered without.
-    if (method === "tools/list") return reply.result({ ...listTools(false, this.options.extras), ttlMs: TTL.tools, cacheScope: "public" });
-    if (method === "resources/templates/list") return reply.result({ ...resourceTemplates(this.options.extras), ttlMs: TTL.resources, cacheScope: "public" });
-    const target = targetOf();
-    const kept = this.#connection(caller, target, call.client);
+  /** Stdio: what a listen (its request `body`) follows, watched on its client's kept connection; what lets go of it. */
+  async watch(caller: McpCaller, target: McpTarget, body: unknown, listening: { uris: string[]; listChanged: boolean }): Promise<() => void> {
+    const kept = this.#connection(caller, target, clientOf(body));
     kept.open += 1;
-    kept.lastUsed = Date.now();
-    kept.replies.add(reply);
-    try {
-      const bridge = kept.bridge;
-      const session = await bridge.side.ready();
-      const taskCaller: TaskCaller = { mayDecide: mayDecide(caller), elicits: elicitsForm(call.capabilities) };
-      switch (method) {
-        case "resources/list":
-          return reply.result({ ...(await listResources(kept.bridge.side)), ttlMs: TTL.resources, cacheScope: "private" });
-        case "resources/read":
-          try {
-            return reply.result({ ...(await readResource(kept.bridge.side, String(params.uri))), ttlMs: TTL.resources, cacheScope: "private" });
-          } catch (error) {
-            // 2026-07-28: a resource not found is Invalid Params.
-            const code = (error as { code?: unknown }).code;
-            if (code === -32002 || code === CODES.invalidParams) throw new ModernError(200, CODES.invalidParams, message(error), { uri: params.uri });
-            throw error;
-          }
-        case "tools/call":
-          return await this.#call(reply, kept, call, caller, taskCaller);
-        case "subscriptions/listen":
-          reply.stream();
-          return await listen(kept.bridge.side, session, reply, call, KEEPALIVE_MS);
-        case "tasks/get":
-          return reply.result(await taskView(session, String(params.taskId), taskCaller));
-        case "tasks/update":
-          await updateTask(session, String(params.taskId), params.inputResponses, taskCaller, session.who);
-          return reply.result({});
-        case "tasks/cancel":
-          await cancelTask(session, String(params.taskId));
-          return reply.result({});
-      }
-    } finally {
+    const done = () => {
       kept.open -= 1;
       kept.lastUsed = Date.now();
-      kept.replies.delete(reply);
-    }
-  }
-
-  /** tools/call: run_command as a task, as an elicited approval (MRTR), or as the call it always was. */
-  async #call(reply: Reply, kept: Kept, call: ModernRequest, caller: McpCaller, taskCaller: TaskCaller): Promise<void> {
-    const { params } = call;
-    const side = kept.bridge.side;
-    // A tool Spool does not offer is a protocol error (the spec's -32602), not a result the model reads as the tool's.
-    if (typeof params.name !== "string" || !isTool(params.name, this.options.extras))
-      throw new ModernError(200, CODES.invalidParams, `Unknown tool: ${String(params.name)} (tools/list names the tools)`);
-    if (params.name === "run_command") {
-      const args = z
-        .object(RunCommandArgs)
-        .strict()
-        .safeParse(params.arguments ?? {});
-      if (!args.success)
-        throw new ModernError(
-          200,
-          CODES.invalidParams,
-          `run_command: ${args.error.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ")}`,
-        );
-      const session = await side.ready();
-      const digest = requestDigest("tools/call", "run_command", params.arguments ?? {});
-      const extra = this.#extra(reply, call);
-      // The retry of an elicited approval: its state is checked before anything else is done.
-      if (params.requestState !== undefined) {
-        let state: Awaited<ReturnType<RequestStates["redeem"]>>;
-        try {
-          state = await this.#states.redeem(String(params.requestState), { principal: caller.name, request: digest });
-        } catch (error) {
-          if (error instanceof RequestStateError) throw new ModernError(200, CODES.invalidParams, error.message);
-          throw error;
-        }
-        const responses = (params.inputResponses ?? {}) as Record<string, unknown>;
-        const response = responses[DECISION_KEY] as { action?: unknown; content?: Record<string, unknown> } | undefined;
-        const answer = response && typeof response === "object" ? answerOf(response) : null;
-        if (answer) {
-          try {
-            await session.client.call(
-              "run/resolve",
-              answer.decision === "accept"
-                ? { run: state.run, path: state.path, decision: "accept", facts: state.facts, ...(answer.reason ? { reason: answer.reason } : {}) }
-                : { run: state.run, path: state.path, decision: "reject", reason: answer.reason ?? `declined in ${session.who}` },
-            );
-          } catch (error) {
-            // The facts changed since the form showed them (nothing ran): asked again on the facts now, saying why.
-            if (factsChanged(error)) {
-              const shown = await factsShown(session, state.run, state.path);
-              if (shown.proposed) return reply.result(await this.#ask(state, shown, digest, caller.name, changedNote(error.message)));
-            } else if (error instanceof SpoolRpcError && error.errorCode === "CONFLICT")
-              throw new ModernError(200, CODES.invalidParams, `${state.path} was decided already: this answer decides nothing (${error.message})`);
-            else throw error;
-          }
-        }
-        if (session.run !== state.run)
-          return reply.result({
-            ...failure(`${state.path} of run ${state.run} was ${answer?.decision ?? "left"}ed; read_output reaches it by spool://${state.run}/${state.path}`),
-          });
-        reply.stream();
-        return reply.result({ ...(await follow(side, args.data, extra, session, { run: state.run, path: state.path })) });
-      }
-      const tasks = declaresTasks(call.capabilities);
-      const asks = mayDecide(caller) && elicitsForm(call.capabilities);
-      if (tasks || asks) {
-        const proposed = await propose(side, args.data, session, params, extra);
-        if ("content" in proposed) return reply.result({ ...proposed });
-        if (tasks) return reply.result(await createdTask(session, proposed.run, proposed.path, taskCaller));
-        // Decided already (an always-allow rule): no question to ask.
-        const log = await session.client.call("entry/get", { run: proposed.run, path: proposed.path, limit: 1 });
-        if (log.producer?.state === "proposed")
-          return reply.result(await this.#ask(proposed, await factsShown(session, proposed.run, proposed.path), digest, caller.name));
-        reply.stream();
-        return reply.result({ ...(await follow(side, args.data, extra, session, proposed)) });
-      }
-    }
-    reply.stream();
-    const args = params.arguments as Record<string, unknown> | undefined;
-    reply.result({ ...(await callTool(side, String(params.name), args, this.#extra(reply, call))) });
-  }
-
-  /** The input_required answer that asks the caller to decide a proposal on the facts shown (MRTR), with its requestState. */
-  async #ask(proposal: { run: string; path: string }, shown: Shown, request: string, principal: string, note?: string) {
-    const { run, path } = proposal;
-    return {
-      resultType: "input_required",
-      inputRequests: { [DECISION_KEY]: { method: "elicitation/create", params: approvalForm(run, path, shown, note) } },
-      requestState: await this.#states.issue({ run, path, facts: shown.revision, request }, principal),
     };
+    try {
+      const release = kept.watches.acquire(await kept.bridge.side.ready(), listening.uris, listening.listChanged);
+      return () => {
+        release();
+        done();
+      };
+    } catch (error) {
+      done();
+      throw error;
+    }
   }
 
-  /** What an SDK handler gets with a request: the stream's cancel, its notifications, its _meta and headers. */
-  #extra(reply: Reply, call: ModernRequest) {
-    return {
-      signal: reply.signal,
-      requestId: call.id ?? 0,
-      _meta: call.params._meta as Record<string, unknown>,
-      sendNotification: async (n: { method: string; params?: Record<string, unknown> }) => reply.notify(n),
-      sendRequest: async () => {
-        throw new ModernError(200, CODES.internal, "MCP 2026-07-28 sends no requests to the client");
-      },
-      requestInfo: reply.headers ? { headers: reply.headers } : undefined,
-    } as never;
+  /** The calls about to be ended say the client's connection closed, not that the client cancelled them. */
+  closing(): void {
+    for (const kept of this.#kept.values()) kept.bridge.side.closing = true;
   }
 
   /** The Spool connection kept for this caller, client and project, opened when there is none. */
@@ -394,9 +220,18 @@ export class ModernMcp {
     const options = bridgeOptionsFor(caller, target, this.options, this.options.via ?? `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`);
     const bridge = new McpBridge({ ...options, client });
     const connection = { caller, side: bridge.side };
-    const handler = createMcpHandler(() => spoolServer(this.#deps, connection), { legacy: "reject", keepAliveMs: KEEPALIVE_MS });
-    const watches = new ListenWatches(bridge.side, handler.notify);
-    const kept: Kept = { key, principal: caller.name, bridge, handler, watches, expiry: null, open: 0, lastUsed: Date.now(), replies: new Set() };
+    const handler = createMcpHandler(() => spoolServer(this.#deps, () => connection), { legacy: "reject", keepAliveMs: KEEPALIVE_MS });
+    const watches = new ListenWatches(bridge.side, {
+      resourceUpdated: (uri) => {
+        handler.notify.resourceUpdated(uri);
+        this.#stdio?.sendResourceUpdated({ uri }).catch(() => undefined);
+      },
+      resourcesChanged: () => {
+        handler.notify.resourcesChanged();
+        this.#stdio?.sendResourceListChanged().catch(() => undefined);
+      },
+    });
+    const kept: Kept = { key, principal: caller.name, bridge, handler, watches, expiry: null, open: 0, lastUsed: Date.now() };
     // It is its credential's: dropped when that expires (its listens end with their completion; revocation: endPrincipal).
     if (caller.expiresAt != null) kept.expiry = setTimeout(() => this.#drop(kept), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref();
     this.#kept.set(key, kept);
@@ -413,7 +248,6 @@ export class ModernMcp {
   #drop(kept: Kept): void {
     if (this.#kept.get(kept.key) === kept) this.#kept.delete(kept.key);
     if (kept.expiry) clearTimeout(kept.expiry);
-    for (const reply of kept.replies) reply.close();
     void kept.handler
       .close()
       .then(() => kept.bridge.close())
@@ -430,7 +264,7 @@ export class ModernMcp {
     let ended = 0;
     for (const kept of [...this.#kept.values()]) {
       if (kept.principal !== name) continue;
-      ended += Math.max(kept.open, kept.replies.size);
+      ended += kept.open;
       this.#drop(kept);
     }
     return ended;
@@ -440,21 +274,11 @@ export class ModernMcp {
     clearInterval(this.#sweep);
     const all = [...this.#kept.values()];
     this.#kept.clear();
-    // The calls these closes abort say the client's connection closed, not that the client cancelled them.
     for (const kept of all) kept.bridge.side.closing = true;
-    for (const kept of all) for (const reply of kept.replies) reply.close();
     for (const kept of all) if (kept.expiry) clearTimeout(kept.expiry);
     await Promise.allSettled([this.#shared.close(), ...all.map((k) => k.handler.close())]);
     await Promise.allSettled(all.map((k) => k.bridge.close()));
   }
-}
-
-/** Whether a caller's role may decide a proposal (a person's or an admin's); an agent's never accepts. */
-
-/** An InputResponses map: an object whose every value is a result object. */
-function inputResponsesOk(value: unknown): boolean {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
-  return Object.values(value).every((v) => v !== null && typeof v === "object" && !Array.isArray(v));
 }
 
 /** The caller as the SDK passes it to handlers (AuthInfo: its expiry in seconds). */

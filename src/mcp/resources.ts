@@ -13,7 +13,7 @@ import { message, STATUS, statusWord, ToolFailure } from "./text.js";
  * MCP resources: each command's output is one, at spool://RUN/PATH (src/mcp/resource-uri.ts); resources/list
  * shows this connection's commands, and a subscription follows one until it ends. The proposals waiting for a
  * decision are one too, the project's at spool://proposals and a run's at spool://RUN/proposals: a subscription
- * is updated when one appears or is decided (as a 2026-07-28 subscriptions/listen is, modern-listen.ts).
+ * is updated when one appears or is decided (as a 2026-07-28 subscriptions/listen is, listen-watch.ts).
  */
 
 /** A followed resource: what stops following it. */

@@ -42,16 +42,19 @@ const PRIVATE_NOW = { ttlMs: 0, cacheScope: "private" } as const;
 /** The tasks methods' params (the extension's; the SDK has no runtime for them). */
 const TaskParams = z.looseObject({ taskId: z.string(), inputResponses: z.unknown().optional() });
 
-/** A Server answering 2026-07-28 requests: `connection` null serves only what needs no Spool connection. */
-export function spoolServer(deps: ServerDeps, connection: Connection | null): Server {
+/**
+ * A Server answering 2026-07-28 requests on the caller's kept Spool connection (`connectionOf` a request's: HTTP
+ * has one per handler, stdio one per client name); null serves only what needs none.
+ */
+export function spoolServer(deps: ServerDeps, connectionOf: ((ctx: ServerContext) => Connection) | null): Server {
   const server = new Server(
     { name: "spool", version: deps.version },
     { capabilities: CAPABILITIES, instructions: deps.where ? `${INSTRUCTIONS} ${deps.where}` : INSTRUCTIONS, cacheHints: CACHE_HINTS },
   );
   const guard = guarded(deps.log);
-  const needs = (): Connection => {
-    if (!connection) throw new ProtocolError(ProtocolErrorCode.InternalError, "this request needs a Spool connection");
-    return connection;
+  const needs = (ctx: ServerContext): Connection => {
+    if (!connectionOf) throw new ProtocolError(ProtocolErrorCode.InternalError, "this request needs a Spool connection");
+    return connectionOf(ctx);
   };
   const tasks = (ctx: ServerContext, method: string): TaskCaller => {
     const capabilities = capabilitiesOf(ctx);
@@ -60,20 +63,20 @@ export function spoolServer(deps: ServerDeps, connection: Connection | null): Se
         { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } as ClientCapabilities },
         `${method} is the tasks extension's: declare ${TASKS_EXTENSION} in clientCapabilities.extensions`,
       );
-    return { mayDecide: mayDecide(needs().caller), elicits: elicitsForm(capabilities) };
+    return { mayDecide: mayDecide(needs(ctx).caller), elicits: elicitsForm(capabilities) };
   };
   server.setRequestHandler("tools/list", () => listTools(false, deps.extras) as never);
   server.setRequestHandler("resources/templates/list", () => resourceTemplates(deps.extras) as never);
   server.setRequestHandler(
     "resources/list",
-    guard("resources/list", async () => ({ ...(await listResources(needs().side)), ...PRIVATE_NOW })),
+    guard("resources/list", async (_request, ctx) => ({ ...(await listResources(needs(ctx).side)), ...PRIVATE_NOW })),
   );
   server.setRequestHandler(
     "resources/read",
-    guard("resources/read", async (request) => {
+    guard("resources/read", async (request, ctx) => {
       const uri = String(request.params.uri);
       try {
-        return { ...(await readResource(needs().side, uri)), ...PRIVATE_NOW };
+        return { ...(await readResource(needs(ctx).side, uri)), ...PRIVATE_NOW };
       } catch (error) {
         // 2026-07-28: a resource not found is Invalid Params.
         const code = (error as { code?: unknown }).code;
@@ -85,14 +88,14 @@ export function spoolServer(deps: ServerDeps, connection: Connection | null): Se
   );
   server.setRequestHandler(
     "tools/call",
-    guard("tools/call", (request, ctx) => modernCall(deps, needs(), request.params as Record<string, unknown>, ctx)),
+    guard("tools/call", (request, ctx) => modernCall(deps, needs(ctx), request.params as Record<string, unknown>, ctx)),
   );
   server.setRequestHandler(
     "tasks/get",
     { params: TaskParams },
     guard("tasks/get", async (params, ctx) => {
       const caller = tasks(ctx, "tasks/get");
-      return taskView(await needs().side.ready(), params.taskId, caller);
+      return taskView(await needs(ctx).side.ready(), params.taskId, caller);
     }),
   );
   server.setRequestHandler(
@@ -100,7 +103,7 @@ export function spoolServer(deps: ServerDeps, connection: Connection | null): Se
     { params: TaskParams },
     guard("tasks/update", async (params, ctx) => {
       const caller = tasks(ctx, "tasks/update");
-      const session = await needs().side.ready();
+      const session = await needs(ctx).side.ready();
       await updateTask(session, params.taskId, ctx.mcpReq.inputResponses ?? params.inputResponses, caller, session.who);
       return {};
     }),
@@ -110,7 +113,7 @@ export function spoolServer(deps: ServerDeps, connection: Connection | null): Se
     { params: TaskParams },
     guard("tasks/cancel", async (params, ctx) => {
       tasks(ctx, "tasks/cancel");
-      await cancelTask(await needs().side.ready(), params.taskId);
+      await cancelTask(await needs(ctx).side.ready(), params.taskId);
       return {};
     }),
   );

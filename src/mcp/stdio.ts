@@ -1,24 +1,26 @@
 import { StringDecoder } from "node:string_decoder";
 import type { JSONRPCMessage, Transport } from "@modelcontextprotocol/server";
+import { type StdioServerHandle, serveStdio } from "@modelcontextprotocol/server/stdio";
 import type { McpBridge } from "./bridge.js";
 import type { McpCaller } from "./caller.js";
+import { listenedUris } from "./listen-watch.js";
 import type { McpTarget, ModernMcp } from "./modern.js";
-import { LineReply } from "./modern-stdio.js";
-import { CODES, checkRequest, idOrNull, isModern, SESSION_VERSION } from "./modern-wire.js";
+import { CODES, idOrNull, isModern, SESSION_VERSION } from "./modern-wire.js";
 import type { BridgeLog } from "./spool-side.js";
 import { message as messageOf } from "./text.js";
 
 /*
  * `spool mcp`'s stdin and stdout, one JSON-RPC message a line, in both revisions (the stdio binding's
  * "dual-era server"). Each message is routed on its own: a request whose `_meta` names a protocol version is
- * 2026-07-28's (ModernMcp, answered with LineReply); `initialize` starts the 2025-11-25 session (McpBridge on the
- * v2 SDK's Server, through LineTransport), which then gets every other message. A request that is neither, before any
- * initialize, is refused and starts nothing.
+ * 2026-07-28's, served by the v2 SDK's serveStdio (legacy: 'reject') on a LineTransport, with ModernMcp's server
+ * (server.ts) and the watches of its listens; `initialize` starts the 2025-11-25 session (McpBridge on the v2
+ * SDK's Server, through another LineTransport), which then gets every other message. A request that is neither,
+ * before any initialize, is refused and starts nothing. (serveStdio alone pins one revision per connection.)
  */
 
 type Message = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
 
-/** The 2025-11-25 Server's side of stdio: a Transport fed the lines routed to the 2025-11-25 session. */
+/** One revision's side of stdio: a Transport fed the lines routed to it. */
 class LineTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
   onclose?: () => void;
@@ -68,9 +70,12 @@ export interface StdioOptions {
 
 export class StdioServer {
   #legacy: { bridge: McpBridge; transport: LineTransport; connected: Promise<unknown> } | null = null;
-  /** 2026-07-28 requests under way, by id (notifications/cancelled names them). */
-  readonly #replies = new Map<string | number, LineReply>();
-  readonly #answering = new Set<Promise<void>>();
+  /** 2026-07-28: serveStdio, started at the first such request. */
+  #modern: { channel: LineTransport; handle: StdioServerHandle } | null = null;
+  /** 2026-07-28 requests under way (notifications/cancelled names them; one id, one request). */
+  readonly #underWay = new Set<string | number>();
+  /** The watches of open listens, by request id: each lets go of them. */
+  readonly #listens = new Map<string | number, Promise<() => void>>();
   #ended: (() => void) | null = null;
 
   constructor(private readonly options: StdioOptions) {}
@@ -139,8 +144,8 @@ export class StdioServer {
 
   #route(message: Message): void {
     const isRequest = typeof message.method === "string" && "id" in message;
-    if (message.method === "notifications/cancelled") this.#cancelled(message.params);
-    if (isRequest && isModern(message)) this.#modern(message);
+    if (message.method === "notifications/cancelled" && this.#cancelled(message)) return;
+    if (isRequest && isModern(message)) this.#toModern(message);
     else if (this.#legacy) this.#legacy.transport.deliver(message as JSONRPCMessage);
     else if (message.method === "initialize") this.#startLegacy(message as JSONRPCMessage);
     else if (isRequest)
@@ -151,36 +156,63 @@ export class StdioServer {
       );
   }
 
-  #cancelled(params: Record<string, unknown> | undefined): void {
-    const id = params?.requestId;
-    if (typeof id !== "string" && typeof id !== "number") return;
-    this.#replies.get(id)?.cancel(typeof params?.reason === "string" ? params.reason : "cancelled by the client (notifications/cancelled)");
+  /** A cancel of a 2026-07-28 request goes to serveStdio (a listen's also lets go of its watches). */
+  #cancelled(message: Message): boolean {
+    const id = message.params?.requestId;
+    if ((typeof id !== "string" && typeof id !== "number") || !this.#underWay.has(id)) return false;
+    this.#modern?.channel.deliver(message as JSONRPCMessage);
+    this.#settled(id);
+    return true;
   }
 
-  #modern(message: Message): void {
-    let checked: ReturnType<typeof checkRequest>;
-    try {
-      checked = checkRequest(message, null);
-    } catch (error) {
-      new LineReply(this.#send, idOrNull(message.id), this.options.modern.serverInfo).error(error);
-      return;
+  #toModern(message: Message): void {
+    const id = message.id;
+    if (typeof id === "string" || typeof id === "number") {
+      if (this.#underWay.has(id)) {
+        this.#error(id, CODES.invalidRequest, `Request id ${String(id)} is still under way: one id, one request`);
+        return;
+      }
+      if (message.method === "subscriptions/listen") {
+        const listening = listenedUris(message.params);
+        if ("refused" in listening) {
+          this.#error(id, CODES.invalidParams, listening.refused);
+          return;
+        }
+        const { modern, caller, target, log } = this.options;
+        const watched = modern.watch(caller, target, message, listening).catch((error: unknown) => {
+          log.warn(`spool mcp: a listen follows nothing: ${messageOf(error)}`);
+          return () => undefined;
+        });
+        this.#listens.set(id, watched);
+      }
+      this.#underWay.add(id);
     }
-    if ("notification" in checked || checked.id === null) return;
-    const id = checked.id;
-    if (this.#replies.has(id)) {
-      this.#error(id, CODES.invalidRequest, `Request id ${String(id)} is still under way: one id, one request`);
-      return;
-    }
-    const reply = new LineReply(this.#send, id, this.options.modern.serverInfo);
-    this.#replies.set(id, reply);
-    const { modern, caller, target } = this.options;
-    const answering = modern
-      .answer(reply, checked, caller, () => target)
-      .finally(() => {
-        if (this.#replies.get(id) === reply) this.#replies.delete(id);
-        this.#answering.delete(answering);
-      });
-    this.#answering.add(answering);
+    this.#channel().deliver(message as JSONRPCMessage);
+  }
+
+  #channel(): LineTransport {
+    if (this.#modern) return this.#modern.channel;
+    const channel = new LineTransport((message) => {
+      const { id } = message as { id?: unknown };
+      if ((typeof id === "string" || typeof id === "number") && !("method" in (message as object))) this.#settled(id);
+      this.#send(message);
+    });
+    const { modern, caller, target, log } = this.options;
+    const handle = serveStdio(() => modern.stdioServer(caller, target), {
+      transport: channel,
+      legacy: "reject",
+      onerror: (error) => log.info(`spool mcp: ${error.message}`),
+    });
+    this.#modern = { channel, handle };
+    return channel;
+  }
+
+  /** A 2026-07-28 request answered or cancelled: its id is free again, a listen's watches let go. */
+  #settled(id: string | number): void {
+    this.#underWay.delete(id);
+    const watched = this.#listens.get(id);
+    this.#listens.delete(id);
+    void watched?.then((release) => release());
   }
 
   #startLegacy(initialize: JSONRPCMessage): void {
@@ -192,15 +224,17 @@ export class StdioServer {
   }
 
   async #close(): Promise<void> {
+    // 2026-07-28 first: each open listen is answered with its completion, the calls under way stop (a proposal
+    // waited on is withdrawn, a command followed is cancelled), saying the client's connection closed.
+    this.options.modern.closing();
+    await this.#modern?.handle.close();
+    for (const id of [...this.#listens.keys()]) this.#settled(id);
     const legacy = this.#legacy;
     if (legacy) {
       await legacy.connected;
       await legacy.transport.close();
       await legacy.bridge.close();
     }
-    // 2026-07-28: the calls under way stop (a proposal waited on is withdrawn, a command followed is cancelled).
     await this.options.modern.close();
-    for (const reply of this.#replies.values()) reply.close();
-    await Promise.allSettled([...this.#answering]);
   }
 }

@@ -1,4 +1,5 @@
 import { PassThrough } from "node:stream";
+import { Server } from "@modelcontextprotocol/server";
 import { describe, expect, it } from "vitest";
 import type { McpCaller } from "../../src/mcp/caller.js";
 import type { ModernMcp } from "../../src/mcp/modern.js";
@@ -12,9 +13,17 @@ const META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.mode
 function serverOver(input: PassThrough) {
   const seen: unknown[] = [];
   const written: string[] = [];
+  // The 2026-07-28 side as serveStdio serves it: a server that keeps what it was asked.
   const modern = {
-    serverInfo: { name: "spool", version: "test" },
-    answer: async (_reply: unknown, checked: unknown) => void seen.push(checked),
+    stdioServer: () => {
+      const server = new Server({ name: "spool", version: "test" }, { capabilities: { tools: {} } });
+      server.setRequestHandler("tools/list", (request) => {
+        seen.push(request);
+        return { tools: [] };
+      });
+      return server;
+    },
+    closing: () => undefined,
     close: async () => undefined,
   } as unknown as ModernMcp;
   const server = new StdioServer({
