@@ -1,7 +1,7 @@
+import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
 import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
 import { producerOf } from "../protocol/views.js";
 import { answerOf, approvalForm, changedNote, factsShown } from "./decision.js";
-import { CODES, ModernError } from "./modern-wire.js";
 import { report } from "./output.js";
 import type { Session } from "./spool-side.js";
 import { parseTaskId, TASK_CANCEL_REASON, TASK_POLL_MS, taskIdOf } from "./tasks.js";
@@ -42,8 +42,8 @@ export interface TaskCaller {
 
 type TaskView = Record<string, unknown> & { taskId: string; status: string };
 
-function notFound(taskId: string): ModernError {
-  return new ModernError(200, CODES.invalidParams, `No task ${taskId} (unknown, or not this credential's to see)`);
+function notFound(taskId: string): ProtocolError {
+  return new ProtocolError(ProtocolErrorCode.InvalidParams, `No task ${taskId} (unknown, or not this credential's to see)`);
 }
 
 async function producerOfTask(session: Session, taskId: string) {
@@ -127,7 +127,7 @@ export async function updateTask(session: Session, taskId: string, responses: un
   const asked = decisionOf(responses);
   // Keys it never asked, and a proposal decided already: ignored, as the extension says.
   if (!asked || p.state !== "proposed") return;
-  if (!caller.mayDecide) throw new ModernError(200, CODES.invalidParams, `Only a person (or an admin) decides a proposal: ${path} waits for one`);
+  if (!caller.mayDecide) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Only a person (or an admin) decides a proposal: ${path} waits for one`);
   const answer = answerOf(asked.response);
   if (!answer) return;
   try {

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type AuthInfo, createMcpHandler, type McpHttpHandler, type Server } from "@modelcontextprotocol/server";
+import { type AuthInfo, createMcpHandler, type McpHttpHandler, ProtocolError, ProtocolErrorCode, type Server } from "@modelcontextprotocol/server";
 import { McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import type { McpExtras } from "./extras.js";
 import { ListenWatches, listenedUris } from "./listen-watch.js";
 import type { ServerDeps } from "./modern-call.js";
-import { CODES, idOrNull, META, MODERN_VERSION, ModernError, type ModernRequest } from "./modern-wire.js";
+import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION } from "./modern-wire.js";
 import { RequestStates } from "./request-state.js";
 import { spoolServer } from "./server.js";
 import type { BridgeLog } from "./spool-side.js";
@@ -135,8 +135,8 @@ export class ModernMcp {
     try {
       kept = this.#connection(caller, target(), clientOf(body));
     } catch (error) {
-      if (!(error instanceof ModernError)) throw error;
-      return answerError(response, error.status, error.message, {}, error.code, { id });
+      if (!(error instanceof TooManyRequests)) throw error;
+      return answerError(response, 429, error.message, {}, error.code, { id });
     }
     kept.open += 1;
     kept.lastUsed = Date.now();
@@ -203,7 +203,7 @@ export class ModernMcp {
   }
 
   /** The Spool connection kept for this caller, client and project, opened when there is none. */
-  #connection(caller: McpCaller, target: McpTarget, named: ModernRequest["client"]): Kept {
+  #connection(caller: McpCaller, target: McpTarget, named: ClientInfo): Kept {
     const client = named ?? { name: "MCP client", version: "unknown" };
     const key = createHash("sha256")
       .update(JSON.stringify([caller.credential, target, client.name]))
@@ -241,7 +241,7 @@ export class ModernMcp {
   /** Closes the least recently used idle one of `among`; with none idle the request is refused (429). */
   #evict(among: Kept[], why: string): void {
     const idle = among.find((k) => k.open === 0);
-    if (!idle) throw new ModernError(429, CODES.internal, `Too many MCP requests under way (${why}); retry when one ends`);
+    if (!idle) throw new TooManyRequests(`Too many MCP requests under way (${why}); retry when one ends`);
     this.#drop(idle);
   }
 
@@ -281,6 +281,13 @@ export class ModernMcp {
   }
 }
 
+/** No kept connection can be had now (HTTP: 429; over stdio, the request's error). */
+class TooManyRequests extends ProtocolError {
+  constructor(message: string) {
+    super(ProtocolErrorCode.InternalError, message);
+  }
+}
+
 /** The caller as the SDK passes it to handlers (AuthInfo: its expiry in seconds). */
 function authOf(caller: McpCaller): AuthInfo {
   return {
@@ -292,7 +299,7 @@ function authOf(caller: McpCaller): AuthInfo {
 }
 
 /** The client a request names in its _meta (its kept connection is the client's), or null. */
-function clientOf(body: unknown): ModernRequest["client"] {
+function clientOf(body: unknown): ClientInfo {
   const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
   const info = meta?.[META.client] as { name?: unknown; version?: unknown } | undefined;
   return info && typeof info.name === "string" && info.name !== ""
