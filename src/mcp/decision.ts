@@ -109,6 +109,17 @@ export function answerOf(answer: {
   return { decision: accept ? "accept" : "reject", ...(reason ? { reason } : {}) };
 }
 
+/** Decides a proposal as an answer says: an accept names the facts revision it saw; a reject says why, or where. */
+export function decide(session: Session, proposal: { run: string; path: string }, answer: { decision: "accept" | "reject"; reason?: string }, facts: number) {
+  const { run, path } = proposal;
+  return session.client.call(
+    "run/resolve",
+    answer.decision === "accept"
+      ? { run, path, decision: "accept", facts, ...(answer.reason ? { reason: answer.reason } : {}) }
+      : { run, path, decision: "reject", reason: answer.reason ?? `declined in ${session.who}` },
+  );
+}
+
 /**
  * Asks the MCP client's user (`elicitation/create`); withdrawn (notifications/cancelled) once anyone decides. An accept
  * names the facts revision shown; refused because the facts changed since (FACTS_CHANGED: nothing ran), the user is
@@ -123,18 +134,10 @@ function elicit(side: SpoolSide, session: Session, path: string, shown: Shown, s
       // Dismissed without a choice: the proposal waits for another client.
       const decided = answerOf(answer);
       if (!decided) return;
-      const { decision, reason } = decided;
-      await session.client
-        .call(
-          "run/resolve",
-          decision === "accept"
-            ? { run, path, decision, facts: shown.revision, ...(reason ? { reason } : {}) }
-            : { run, path, decision, reason: reason ?? `declined in ${session.who}` },
-        )
-        .catch(async (error: unknown) => {
-          if (factsChanged(error)) return askAgain(side, session, path, signal, error.message);
-          if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) side.log.warn(`deciding ${path}: ${message(error)}`);
-        });
+      await decide(session, { run, path }, decided, shown.revision).catch(async (error: unknown) => {
+        if (factsChanged(error)) return askAgain(side, session, path, signal, error.message);
+        if (!(error instanceof SpoolRpcError && error.errorCode === "CONFLICT")) side.log.warn(`deciding ${path}: ${message(error)}`);
+      });
     })
     .catch((error: unknown) => {
       if (!signal.aborted) side.log.warn(`elicitation for ${path} failed: ${message(error)}`);

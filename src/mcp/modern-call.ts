@@ -2,7 +2,7 @@ import { CLIENT_CAPABILITIES_META_KEY, type ClientCapabilities, ProtocolError, P
 import { z } from "zod";
 import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
 import { type McpCaller, mayDecide } from "./caller.js";
-import { answerOf, approvalForm, changedNote, factsShown, type Shown } from "./decision.js";
+import { answerOf, approvalForm, changedNote, decide, factsShown, type Shown } from "./decision.js";
 import type { McpExtras } from "./extras.js";
 import { createdTask, DECISION_KEY } from "./modern-tasks.js";
 import { declaresTasks, elicitsForm } from "./modern-wire.js";
@@ -100,12 +100,7 @@ async function redeem(
   const answer = response && typeof response === "object" ? answerOf(response) : null;
   if (answer) {
     try {
-      await session.client.call(
-        "run/resolve",
-        answer.decision === "accept"
-          ? { run: state.run, path: state.path, decision: "accept", facts: state.facts, ...(answer.reason ? { reason: answer.reason } : {}) }
-          : { run: state.run, path: state.path, decision: "reject", reason: answer.reason ?? `declined in ${session.who}` },
-      );
+      await decide(session, state, answer, state.facts);
     } catch (error) {
       // The facts changed since the form showed them (nothing ran): asked again on the facts now, saying why.
       if (factsChanged(error)) {

@@ -1,7 +1,7 @@
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
 import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
 import { producerOf } from "../protocol/views.js";
-import { answerOf, approvalForm, changedNote, factsShown } from "./decision.js";
+import { answerOf, approvalForm, changedNote, decide, factsShown } from "./decision.js";
 import { report } from "./output.js";
 import type { Session } from "./spool-side.js";
 import { parseTaskId, TASK_CANCEL_REASON, TASK_POLL_MS, taskIdOf } from "./tasks.js";
@@ -122,7 +122,7 @@ export async function createdTask(session: Session, run: string, path: string, c
 }
 
 /** tasks/update: the decision an input response carries, made by the caller's own credential. */
-export async function updateTask(session: Session, taskId: string, responses: unknown, caller: TaskCaller, who: string): Promise<void> {
+export async function updateTask(session: Session, taskId: string, responses: unknown, caller: TaskCaller): Promise<void> {
   const { run, path, producer: p } = await producerOfTask(session, taskId);
   const asked = decisionOf(responses);
   // Keys it never asked, and a proposal decided already: ignored, as the extension says.
@@ -131,12 +131,7 @@ export async function updateTask(session: Session, taskId: string, responses: un
   const answer = answerOf(asked.response);
   if (!answer) return;
   try {
-    await session.client.call(
-      "run/resolve",
-      answer.decision === "accept"
-        ? { run, path, decision: "accept", facts: asked.revision, ...(answer.reason ? { reason: answer.reason } : {}) }
-        : { run, path, decision: "reject", reason: answer.reason ?? `declined in ${who}` },
-    );
+    await decide(session, { run, path }, answer, asked.revision);
   } catch (error) {
     // Facts that changed since (nothing ran): the task asks again, under the new revision's key (tasks/get).
     if (factsChanged(error)) return;

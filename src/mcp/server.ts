@@ -103,8 +103,7 @@ export function spoolServer(deps: ServerDeps, connectionOf: ((ctx: ServerContext
     { params: TaskParams },
     guard("tasks/update", async (params, ctx) => {
       const caller = tasks(ctx, "tasks/update");
-      const session = await needs(ctx).side.ready();
-      await updateTask(session, params.taskId, ctx.mcpReq.inputResponses ?? params.inputResponses, caller, session.who);
+      await updateTask(await needs(ctx).side.ready(), params.taskId, ctx.mcpReq.inputResponses ?? params.inputResponses, caller);
       return {};
     }),
   );
