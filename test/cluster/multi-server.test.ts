@@ -262,6 +262,57 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect((await entry(onA, "forged", "sh://turn_1/echo-ran_1")).body).toBe("ran\n");
   }, 60_000);
 
+  it("a runner name is its first principal's on every server: a runner credential cannot take it on B once its runner left A; an admin's runner that does is not the one shown, and an accept on A is FACTS_CHANGED", async () => {
+    const onA = await clientOf(a, "client-a-squat");
+    await onA.call("run/create", { alias: "squat" });
+    const mint = async (name: string, role: "runner" | "admin") =>
+      (await onA.call("token/create", { name, role, ...(role === "runner" ? { projects: ["team"] } : {}) })).token;
+    const as = async (server: ServeProcess, secret: string) => {
+      const client = await SpoolClient.connect(server.url, { token: secret });
+      await client.initialize("team", { root, client: { name: "squat-runner", version: "1" } });
+      clients.push(client);
+      return client;
+    };
+    const claim = {
+      kind: "bwrap" as const,
+      readOnly: true,
+      detail: "says so",
+      modes: ["read-only" as const, "workspace-write" as const, "full" as const],
+      network: "own" as const,
+    };
+    const builder = await as(a, await mint("squat-builder", "runner"));
+    await builder.call("runner/attach", { name: "squat-box", backend: "local", sandbox: claim });
+    const { path } = await onA.call("proposal/create", {
+      run: "squat",
+      tool: "sh",
+      command: "echo for builder",
+      runner: "squat-box",
+      sandbox: "workspace-write",
+    });
+    const shown = (await entry(onA, "squat", path)).attributes;
+    expect(proposalFacts(shown).runnerClaim).toMatchObject({ attachedBy: "squat-builder", attachedAs: "runner" });
+    // The builder's runner leaves A; on B, another runner credential is refused the name (the name is recorded in the
+    // shared database, not in A's memory), and nothing is attached under it.
+    builder.close();
+    await eventually(async () => !(await onA.call("runner/list", {})).runners.some((r) => r.name === "squat-box"), 10_000, "squat-box to leave");
+    const other = await as(b, await mint("squat-other", "runner"));
+    await expect(other.call("runner/attach", { name: "squat-box", backend: "local", sandbox: claim })).rejects.toMatchObject({
+      data: { code: "CONFLICT", name: "squat-box", principal: "squat-builder" },
+    });
+    expect((await onA.call("runner/list", {})).runners.some((r) => r.name === "squat-box")).toBe(false);
+    // An admin's runner may take the name on B, but it is not the runner the person was shown: an accept on A
+    // (with no facts revision, or the one shown) is refused and nothing runs.
+    const admin = await as(b, await mint("squat-admin", "admin"));
+    await admin.call("runner/attach", { name: "squat-box", backend: "local", sandbox: claim });
+    expect((await admin.call("runner/list", {})).runners.find((r) => r.name === "squat-box")).toMatchObject({ attachedBy: { name: "squat-admin" } });
+    const refused = await onA.call("run/resolve", { run: "squat", path, decision: "accept" }).catch((error: any) => error);
+    expect(refused.data).toMatchObject({ code: "FACTS_CHANGED" });
+    expect(refused.message).toContain('attached by admin "squat-admin"');
+    const again = proposalFacts((await entry(onA, "squat", path)).attributes);
+    expect(again.runnerClaim).toMatchObject({ attachedBy: "squat-admin", attachedAs: "admin" });
+    expect((await entry(onA, "squat", path)).status).toBe(ENTRY.proposed);
+  }, 60_000);
+
   it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a proposal shown with A's runner is shown again with B's (local@B), an accept on the old facts is FACTS_CHANGED, and the run continues on B", async () => {
     const onA = await clientOf(a, "client-a3");
     const onB = await clientOf(b, "client-b3");
