@@ -40,15 +40,14 @@ describe("spool, every day", () => {
   });
 
   it("reads the server's port from $SPOOL_HOME/config.json; server-wide reads need no project; a new project lists nothing, without an error", async () => {
-    const models = await spool(["models"]);
+    const outside = tempDir("spool-nowhere-");
+    // Three reads, side by side: none changes what the others read.
+    const [models, runs, pending] = await Promise.all([spool(["models"]), spool(["runs"]), spool(["pending"], outside)]);
     expect(models.code, models.err).toBe(0);
     expect(models.out).toMatch(/demo\s+demo\s+builtin/);
-    const runs = await spool(["runs"]);
     expect(runs.code, runs.err).toBe(0);
     expect(runs.out).toContain("no runs in this project");
     expect(runs.err).toBe("");
-    const outside = tempDir("spool-nowhere-");
-    const pending = await spool(["pending"], outside);
     expect(pending.code, pending.err).toBe(0);
     expect(pending.out).toContain("nothing is pending in any project");
   }, 60_000);
@@ -64,12 +63,13 @@ describe("spool, every day", () => {
     expect(runs.out).not.toMatch(/\(200\)/);
 
     // The latest run's latest command; a run by number; a command by number and by part of its path.
-    for (const refs of [[], ["1"], ["run-1", "1"], ["1", "wc"]]) {
-      const tail = await spool(["tail", ...refs]);
-      expect(tail.code, `${refs.join(" ")}: ${tail.err}`).toBe(0);
+    const refsList = [[], ["1"], ["run-1", "1"], ["1", "wc"]];
+    // Reads of a finished run, side by side.
+    const [missing, ...tails] = await Promise.all([spool(["tail", "1", "9"]), ...refsList.map((refs) => spool(["tail", ...refs]))]);
+    tails.forEach((tail, i) => {
+      expect(tail.code, `${refsList[i]!.join(" ")}: ${tail.err}`).toBe(0);
       expect(tail.out).toBe("3 notes.txt\n");
-    }
-    const missing = await spool(["tail", "1", "9"]);
+    });
     expect(missing.code).toBe(4);
     expect(missing.err).toContain("run-1 has no command 9: it has 1");
 
@@ -151,21 +151,29 @@ describe("spool, every day", () => {
     expect(complete(["spool", "runs", "--a"])).toBe("--all");
     await eventually(async () => (await spool(["runs", "-q"])).out.length > 0, 20_000, "a run");
     expect(complete(["spool", "show", "run-"]).split(" ")).toContain("run-1");
-    for (const shell of ["zsh", "fish"]) expect((await spool(["completion", shell])).code).toBe(0);
-    expect((await spool(["completion", "tcsh"])).code).toBe(2);
+    const [zsh, fish, tcsh] = await Promise.all(["zsh", "fish", "tcsh"].map((shell) => spool(["completion", shell])));
+    expect([zsh!.code, fish!.code, tcsh!.code]).toEqual([0, 0, 2]);
   }, 60_000);
 
   it("small things: usage errors are usage errors, did-you-mean for options and settings, -v, spool runner's defaults", async () => {
-    const badServer = await spool(["runs", "--server", "foo"]);
+    // A misspelt config.json key names the right one.
+    const typoHome = tempDir("spool-typo-");
+    writeFileSync(join(typoHome, "config.json"), JSON.stringify({ prot: 7421 }));
+    // Commands that change nothing, side by side.
+    const [badServer, typo, version, model, help, refused] = await Promise.all([
+      spool(["runs", "--server", "foo"]),
+      spool(["runs", "--jsn"]),
+      spool(["-v"]),
+      spool(["act", "hello", "--model", "fats"]),
+      spool(["help", "serve"]),
+      spool(["runs"], app, { SPOOL_HOME: typoHome }),
+    ]);
     expect(badServer.code).toBe(2);
     expect(badServer.err).toContain('--server must be a WebSocket URL such as ws://127.0.0.1:7420/ (or ws+unix:///path/spool.sock:/), got "foo"');
-    const typo = await spool(["runs", "--jsn"]);
     expect(typo.code).toBe(2);
     expect(typo.err).toContain("did you mean --json?");
-    const version = await spool(["-v"]);
     expect(version.code).toBe(0);
     expect(version.out).toMatch(/^spool \d+\.\d+\.\d+/);
-    const model = await spool(["act", "hello", "--model", "fats"]);
     expect(model.code).toBe(4);
     expect(model.err).toContain('the server has no model "fats" (it has: demo)');
     expect(model.err).toContain("SPOOL_MODEL_FATS=openai/<model-id>");
@@ -178,18 +186,13 @@ describe("spool, every day", () => {
     expect(runner.err).not.toContain('runner "self"');
     expect((await spool(["abort"])).code).toBe(0);
     await waiting.exitsWithin(20_000);
-    const help = await spool(["help", "serve"]);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain('"prot" is not a setting — did you mean "port"?');
     expect(help.out).toContain('docs/cli.md "Settings"');
     // spool runner finds the server as every other command does: no --server, no --token-file (the home's Unix socket).
     const attached = await spawnRunner(["--project", "app", "--name", "extra", "--backend", "local"], { ...env, SPOOL_LOG: "warn" });
     expect(attached.output()).toContain(`attached to ws+unix://${join(home, "spool.sock")}:/`);
     await attached.stop();
-    // A misspelt config.json key names the right one.
-    const typoHome = tempDir("spool-typo-");
-    writeFileSync(join(typoHome, "config.json"), JSON.stringify({ prot: 7421 }));
-    const refused = await spool(["runs"], app, { SPOOL_HOME: typoHome });
-    expect(refused.code).toBe(2);
-    expect(refused.err).toContain('"prot" is not a setting — did you mean "port"?');
   }, 60_000);
 });
 

@@ -44,21 +44,22 @@ describe("the spool command line", () => {
 
   describe("conventions", () => {
     it("--version, help CMD, suggestions, one exit code for usage errors, --json only where it does something", async () => {
+      // Six commands that change nothing, started side by side.
       const version = spawnCli(["--version"]);
+      const help = spawnCli(["help", "tail"]);
+      const typo = spawnCli(["tial"]);
+      const flag = spawnCli(["runs", "--jsno"], env());
+      const json = spawnCli(["tail", "r", "log://x", "--json"], env());
+      const extra = spawnCli(["approve", "r", "p", "extra"], env());
       expect(await version.exit).toBe(0);
       expect(version.stdout()).toMatch(/^spool \d+\.\d+\.\d+\n$/);
-      const help = spawnCli(["help", "tail"]);
       expect(await help.exit).toBe(0);
       expect(help.stdout()).toMatch(/^Usage: spool tail \[RUN \[CMD\]\]/);
-      const typo = spawnCli(["tial"]);
       expect(await typo.exit).toBe(2);
       expect(typo.stderr()).toContain('unknown command "tial" — did you mean "tail"?');
-      const flag = spawnCli(["runs", "--jsno"], env());
       expect(await flag.exit).toBe(2);
       expect(flag.stderr()).toMatch(/Unknown option '--jsno'.*spool help runs/);
-      const json = spawnCli(["tail", "r", "log://x", "--json"], env());
       expect(await json.exit).toBe(2);
-      const extra = spawnCli(["approve", "r", "p", "extra"], env());
       expect(await extra.exit).toBe(2);
       expect(extra.stderr()).toContain('spool approve: unexpected argument "extra"');
       expect(suggest("pendnig", ["pending", "runs"])).toBe("pending");
@@ -103,9 +104,9 @@ describe("the spool command line", () => {
       expect(await inB.exit).toBe(0);
 
       const runsA = cli(["runs", "--json"], join(a, "src", "deep"));
+      const runsB = cli(["runs", "--json"], b);
       expect(await runsA.exit).toBe(0);
       expect(JSON.parse(runsA.stdout()).map((r: { alias: string }) => r.alias)).toEqual(["ra"]);
-      const runsB = cli(["runs", "--json"], b);
       expect(await runsB.exit).toBe(0);
       expect(JSON.parse(runsB.stdout()).map((r: { alias: string }) => r.alias)).toEqual(["rb"]);
       const joinedA = await (await ts.client()).initialize(undefined, { root: a, create: false });
@@ -196,15 +197,16 @@ describe("the spool command line", () => {
       expect(tail.stdout()).toBe("out\n");
       expect(tail.stderr()).toBe("err\n");
       // Without -f: the same output, stdout and stderr apart.
+      // Three reads of the finished command, side by side.
       const again2 = cli(["tail", "d", good.path], dir);
+      const entries = cli(["entries", "d", "--pattern", "sh://*"], dir);
+      const runs = cli(["runs"], dir);
       expect(await again2.exit).toBe(0);
       expect(again2.stdout()).toBe("out\n");
       expect(again2.stderr()).toBe("err\n");
-      const entries = cli(["entries", "d", "--pattern", "sh://*"], dir);
       expect(await entries.exit).toBe(0);
       expect(entries.stdout()).toMatch(/_1\s+stdout\s+done, exit 0/);
       expect(entries.stdout()).toMatch(/_2\s+stderr\s+done, exit 0/);
-      const runs = cli(["runs"], dir);
       expect(await runs.exit).toBe(0);
       expect(runs.stdout()).toMatch(/d\s+(idle|waiting)\s/);
       expect(runs.stdout()).not.toMatch(/\(\d{3}\)/);

@@ -123,9 +123,10 @@ for (const c of cases) {
     });
 
     it("reports exit codes 0, 3 and 127", async () => {
-      expect((await run(backend, "true")).result.exitCode).toBe(0);
-      expect((await run(backend, "exit 3")).result.exitCode).toBe(3);
-      const missing = await run(backend, "no-such-command-here");
+      // Three commands side by side: each waits on its own start (a container, a channel).
+      const [ok, three, missing] = await Promise.all([run(backend, "true"), run(backend, "exit 3"), run(backend, "no-such-command-here")]);
+      expect(ok.result.exitCode).toBe(0);
+      expect(three.result.exitCode).toBe(3);
       expect(missing.result.exitCode).toBe(127);
       expect(missing.stderr.toString()).toMatch(/not found/);
     });
