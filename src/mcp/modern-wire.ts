@@ -70,3 +70,19 @@ export function isModern(body: unknown): boolean {
   const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
   return !!meta && typeof meta === "object" && META.version in meta;
 }
+
+/**
+ * A retry's inputResponses as the client sent them, or why they are malformed: an object whose every value is a
+ * result object. Checked by each transport before the SDK reads the request: the SDK passes on only the entries it
+ * reads as responses, so a malformed answer would read as none, use up the requestState and wait for a decision.
+ */
+export function malformedInputResponses(params: unknown): string | null {
+  if (params === null || typeof params !== "object" || !("inputResponses" in params)) return null;
+  const value = (params as { inputResponses: unknown }).inputResponses;
+  const ok =
+    value !== null &&
+    typeof value === "object" &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => v !== null && typeof v === "object" && !Array.isArray(v));
+  return ok ? null : "inputResponses is an object: each key of the inputRequests answered, with its result (an object)";
+}

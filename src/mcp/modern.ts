@@ -6,7 +6,7 @@ import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import type { McpExtras } from "./extras.js";
 import { ListenWatches, listenedUris } from "./listen-watch.js";
 import type { ServerDeps } from "./modern-call.js";
-import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION } from "./modern-wire.js";
+import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION, malformedInputResponses } from "./modern-wire.js";
 import { RequestStates } from "./request-state.js";
 import { spoolServer } from "./server.js";
 import type { BridgeLog } from "./spool-side.js";
@@ -129,6 +129,8 @@ export class ModernMcp {
     const named = NAMED_BY[call.method];
     if (named && request.headers["mcp-name"] === undefined)
       return answerError(response, 400, `Header mismatch: Mcp-Name is missing (${call.method} names its ${named})`, {}, CODES.headerMismatch, { id });
+    const malformed = malformedInputResponses(call.params);
+    if (malformed) return answerError(response, 200, malformed, {}, CODES.invalidParams, { id });
     const listening = call.method === "subscriptions/listen" ? listenedUris(call.params) : null;
     if (listening && "refused" in listening) return answerError(response, 200, listening.refused, {}, CODES.invalidParams, { id });
     let kept: Kept;

@@ -5,7 +5,7 @@ import type { McpBridge } from "./bridge.js";
 import type { McpCaller } from "./caller.js";
 import { listenedUris } from "./listen-watch.js";
 import type { McpTarget, ModernMcp } from "./modern.js";
-import { CODES, idOrNull, isModern, SESSION_VERSION } from "./modern-wire.js";
+import { CODES, idOrNull, isModern, malformedInputResponses, SESSION_VERSION } from "./modern-wire.js";
 import type { BridgeLog } from "./spool-side.js";
 import { message as messageOf } from "./text.js";
 
@@ -170,6 +170,11 @@ export class StdioServer {
     if (typeof id === "string" || typeof id === "number") {
       if (this.#underWay.has(id)) {
         this.#error(id, CODES.invalidRequest, `Request id ${String(id)} is still under way: one id, one request`);
+        return;
+      }
+      const malformed = malformedInputResponses(message.params);
+      if (malformed) {
+        this.#error(id, CODES.invalidParams, malformed);
         return;
       }
       if (message.method === "subscriptions/listen") {

@@ -198,6 +198,18 @@ describe("MCP 2026-07-28 at /mcp", () => {
       { token: tokens.alice!, capabilities: elicits, client: "alice-app" },
     );
     expect(moved.body.error?.message).toMatch(/another request/);
+    // Answers that are not results (a string, a number where a result object goes): malformed, refused before the
+    // state is redeemed, so it still serves the well-formed retry below.
+    for (const inputResponses of ["accept", { decision: 5 }, { decision: null }]) {
+      const malformed = await modern(
+        url(),
+        "tools/call",
+        { ...call, inputResponses, requestState: state },
+        { token: tokens.alice!, capabilities: elicits, client: "alice-app" },
+      );
+      expect(malformed.body.error?.code, JSON.stringify(inputResponses)).toBe(-32602);
+      expect(malformed.body.error?.message).toMatch(/inputResponses/);
+    }
     expect(existsSync(marker)).toBe(false);
 
     // The retry with accept: the command runs, and the result is the synchronous call's.

@@ -110,6 +110,14 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
     expect(existsSync(marker)).toBe(false);
 
     const accept = { decision: { action: "accept", content: { decision: "accept" } } };
+    // A malformed answer is refused before the state is redeemed: the state still serves the retry below.
+    const malformed = await raw.modern(
+      "tools/call",
+      { ...call, inputResponses: { decision: "accept" }, requestState: state },
+      { capabilities: elicits, client: "stdio-person" },
+    );
+    expect(malformed.error?.code).toBe(-32602);
+    expect(malformed.error?.message).toMatch(/inputResponses/);
     const ran = await raw.modern("tools/call", { ...call, inputResponses: accept, requestState: state }, { capabilities: elicits, client: "stdio-person" });
     expect(ran.error).toBeUndefined();
     expect(ran.result.resultType).toBe("complete");
