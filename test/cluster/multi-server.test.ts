@@ -13,6 +13,7 @@ import { firstAnswering, RunnerClient } from "../../src/runners/runner-client.js
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { alive, type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
+import { RUNNER_CLAIM } from "../helpers/runner-claim.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
@@ -273,13 +274,7 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
       clients.push(client);
       return client;
     };
-    const claim = {
-      kind: "bwrap" as const,
-      readOnly: true,
-      detail: "says so",
-      modes: ["read-only" as const, "workspace-write" as const, "full" as const],
-      network: "own" as const,
-    };
+    const claim = RUNNER_CLAIM;
     const builder = await as(a, await mint("squat-builder", "runner"));
     await builder.call("runner/attach", { name: "squat-box", backend: "local", sandbox: claim });
     const { path } = await onA.call("proposal/create", {

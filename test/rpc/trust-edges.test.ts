@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { factsText } from "../../src/protocol/proposal-facts.js";
 import { credentialClients } from "../helpers/credential-clients.js";
+import { RUNNER_CLAIM } from "../helpers/runner-claim.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /*
@@ -18,14 +19,7 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
     (await admin.call("token/create", { name, role: role as "runner", ...(projects ? { projects } : {}) })).token;
   const factsOf = async (run: string, path: string) => (await admin.call("entry/get", { run, path })).producer!;
 
-  /** What a runner says of its sandbox: every mode, a network of its own. */
-  const claim = {
-    kind: "bwrap" as const,
-    readOnly: true,
-    detail: "says so",
-    modes: ["read-only" as const, "workspace-write" as const, "full" as const],
-    network: "own" as const,
-  };
+  const claim = RUNNER_CLAIM;
 
   beforeAll(async () => {
     ts = await startTestServer();
