@@ -51,10 +51,51 @@ export async function signInLink(server: { port: number; token: string }, extra:
   return `${base}#${new URLSearchParams({ code, ...extra })}`;
 }
 
+/**
+ * Installed before a page loads (`evaluateOnNewDocument`): what its sockets receive can be held back, as on a slow
+ * link, and then delivered in order. `holdMessages` / `releaseMessages` switch it; what the page sends is never held.
+ */
+export function messageHold(): void {
+  type Hold = { on: boolean; queue: (() => void)[] };
+  const hold: Hold = { on: false, queue: [] };
+  (window as unknown as { __hold: Hold }).__hold = hold;
+  const add = WebSocket.prototype.addEventListener;
+  WebSocket.prototype.addEventListener = function (this: WebSocket, type: string, listener: unknown, options?: unknown) {
+    if (type !== "message" || typeof listener !== "function") return add.call(this, type, listener as EventListener, options as AddEventListenerOptions);
+    const held = function (this: WebSocket, event: Event) {
+      if (hold.on) hold.queue.push(() => (listener as EventListener).call(this, event));
+      else (listener as EventListener).call(this, event);
+    };
+    return add.call(this, type, held, options as AddEventListenerOptions);
+  } as typeof WebSocket.prototype.addEventListener;
+}
+
+/** From now on the page's sockets' messages wait (the page must have loaded with `messageHold`). */
+export function holdMessages(page: Page): Promise<void> {
+  return page.evaluate(() => {
+    (window as unknown as { __hold: { on: boolean } }).__hold.on = true;
+  });
+}
+
+/** Delivers what was held, in the order it came, and stops holding. */
+export function releaseMessages(page: Page): Promise<void> {
+  return page.evaluate(() => {
+    const hold = (window as unknown as { __hold: { on: boolean; queue: (() => void)[] } }).__hold;
+    hold.on = false;
+    for (const deliver of hold.queue.splice(0)) deliver();
+  });
+}
+
 /** A page in a fresh browser context (its own cookies: another person, another screen), signed in. */
-export async function signedInPage(browser: Browser, server: { port: number; token: string }, extra: Record<string, string> = {}): Promise<Page> {
+export async function signedInPage(
+  browser: Browser,
+  server: { port: number; token: string },
+  extra: Record<string, string> = {},
+  before?: () => void,
+): Promise<Page> {
   const context = await browser.createBrowserContext();
   const page = await context.newPage();
+  if (before) await page.evaluateOnNewDocument(before);
   await page.goto(await signInLink(server, extra));
   await page.waitForSelector(".conn-open");
   return page;

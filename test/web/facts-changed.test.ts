@@ -1,6 +1,6 @@
 import type { Browser } from "puppeteer-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { card, describeWithBrowser, launchBrowser, signedInPage } from "../helpers/browser.js";
+import { card, describeWithBrowser, holdMessages, launchBrowser, messageHold, releaseMessages, signedInPage } from "../helpers/browser.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { movedProposal } from "../helpers/moved-proposal.js";
 
@@ -24,22 +24,27 @@ describeWithBrowser("the page: an approval on facts that changed is refused and 
     it("Approve on local@A's card does not run it on local@B: the card is drawn again with B's runner, and Approve on that runs it", async () => {
       const { b } = await moved.start();
       const path = await moved.propose("moved", "echo ran-here");
-      const page = await signedInPage(browser, b.server, { project: "team" });
+      const page = await signedInPage(browser, b.server, { project: "team" }, messageHold);
       const errors: string[] = [];
       page.on("pageerror", (error) => errors.push(String(error)));
       const runnerShown = () => page.$eval(`${card(path)} [data-fact="runner"]`, (el) => el.textContent ?? "");
       await page.waitForSelector(`${card(path)} button.approve`);
       expect(await runnerShown()).toContain(`default (${moved.runnerA()}; that server's own runner)`);
 
-      // A stops before the click: B takes the proposal for its own runner (revision 2); the card is the one drawn.
+      // A stops before the click: B takes the proposal for its own runner (revision 2). The page has not heard of it
+      // yet (its messages wait, as on a slow link): the card clicked is the one drawn with A's runner.
+      await holdMessages(page);
       await moved.move(path);
       await page.click(`${card(path)} button.approve`);
+      await releaseMessages(page);
       await page.waitForSelector(`${card(path)} .facts-changed`);
       expect(await page.$eval(`${card(path)} .facts-changed`, (el) => el.textContent)).toMatch(/^Not approved: the facts changed .*facts revision 2/);
       expect(await runnerShown()).toContain(`default (${moved.runnerB()}; that server's own runner)`);
       expect(await moved.pending("moved", path)).toBe(true);
 
-      await page.click(`${card(path)} button.approve`);
+      // The held notices are still being acted on (the runners are read again, the cards drawn again): the click is
+      // made in the page, on the card there at that moment.
+      await page.$eval(`${card(path)} button.approve`, (button) => (button as HTMLButtonElement).click());
       expect(await moved.ran("moved", path)).toEqual({ server: moved.runnerB(), out: "ran-here\n" });
       expect(errors).toEqual([]);
       await page.browserContext().close();
