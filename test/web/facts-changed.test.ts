@@ -27,9 +27,13 @@ describeWithBrowser("the page: an approval on facts that changed is refused and 
       const page = await signedInPage(browser, b.server, { project: "team" }, messageHold);
       const errors: string[] = [];
       page.on("pageerror", (error) => errors.push(String(error)));
-      const runnerShown = () => page.$eval(`${card(path)} [data-fact="runner"]`, (el) => el.textContent ?? "");
+      // Another screen, whose messages come as they are sent: its card is drawn again when the facts change.
+      const live = await signedInPage(browser, b.server, { project: "team" });
+      const runnerShown = (on = page) => on.$eval(`${card(path)} [data-fact="runner"]`, (el) => el.textContent ?? "");
       await page.waitForSelector(`${card(path)} button.approve`);
+      await live.waitForSelector(`${card(path)} button.approve`);
       expect(await runnerShown()).toContain(`default (${moved.runnerA()}; that server's own runner)`);
+      expect(await runnerShown(live)).toContain(`default (${moved.runnerA()}; that server's own runner)`);
 
       // A stops before the click: B takes the proposal for its own runner (revision 2). The page has not heard of it
       // yet (its messages wait, as on a slow link): the card clicked is the one drawn with A's runner.
@@ -37,6 +41,12 @@ describeWithBrowser("the page: an approval on facts that changed is refused and 
       await moved.move(path);
       await page.click(`${card(path)} button.approve`);
       await releaseMessages(page);
+      await live.waitForFunction(
+        (selector, runner) => document.querySelector(selector)?.textContent?.includes(`default (${runner};`),
+        {},
+        `${card(path)} [data-fact="runner"]`,
+        moved.runnerB(),
+      );
       await page.waitForSelector(`${card(path)} .facts-changed`);
       expect(await page.$eval(`${card(path)} .facts-changed`, (el) => el.textContent)).toMatch(/^Not approved: the facts changed .*facts revision 2/);
       expect(await runnerShown()).toContain(`default (${moved.runnerB()}; that server's own runner)`);
@@ -48,6 +58,7 @@ describeWithBrowser("the page: an approval on facts that changed is refused and 
       expect(await moved.ran("moved", path)).toEqual({ server: moved.runnerB(), out: "ran-here\n" });
       expect(errors).toEqual([]);
       await page.browserContext().close();
+      await live.browserContext().close();
     }, 120_000);
   });
 });

@@ -68,8 +68,11 @@ export class ProjectView {
   /** The other projects' waiting proposals. */
   readonly others: OtherProjects;
   #runners: Runner[] = [];
-  /** Cards already shown are kept (with what was typed in them); only new ones are made. */
-  #cards = new Map<string, HTMLElement>();
+  /**
+   * Cards already shown are kept (with what was typed in them, and under a finger about to click them): one is drawn
+   * again only when what it shows changed, its facts revision or the runners it offers.
+   */
+  #cards = new Map<string, { card: HTMLElement; drawn: string }>();
   /** Why a card was drawn again with new facts (an approve refused: FACTS_CHANGED), by card; said on the card until decided. */
   readonly #changed = new Map<string, string>();
   #runnersTimer: ReturnType<typeof setTimeout> | null = null;
@@ -119,8 +122,7 @@ export class ProjectView {
 
   async loadRunners(rpc: SpoolClient): Promise<void> {
     this.#runners = (await rpc.call("runner/list", {})).runners;
-    // Cards made before the runners were known offer them now.
-    this.#cards.clear();
+    // Cards made before the runners were known (or when others were attached) offer them now.
     this.renderProposals();
   }
 
@@ -270,18 +272,20 @@ export class ProjectView {
         : null;
     const mineFirst = (q: QueueItem) => Number(q.joined && q.p.run === here);
     const list = items.sort((a, b) => mineFirst(b) - mineFirst(a) || urgency(a.p, b.p));
-    const cards = new Map<string, HTMLElement>();
+    const cards = new Map<string, { card: HTMLElement; drawn: string }>();
     for (const q of list) {
       const key = `${q.project}\u0000${q.p.run}\u0000${q.p.path}`;
       // A principal whose role may not decide (viewer, agent) sees the card without Approve and Reject.
       const actions = may(this.#page, "person")
         ? { resolve: (...args: Parameters<ProposalActions["resolve"]>) => void this.#resolve(q.project, ...args) }
         : null;
-      const card = this.#cards.get(key) ?? proposalCard(q.p, q.project, q.runners, actions, this.#changed.get(key));
+      const drawn = drawnFrom(q.p, q.runners);
+      const kept = this.#cards.get(key);
+      const card = kept?.drawn === drawn ? kept.card : proposalCard(q.p, q.project, q.runners, actions, this.#changed.get(key));
       markOtherRun(card, here !== null && (!q.joined || q.p.run !== here));
       // Another project's card: its project leads its head, and it is marked so (its run is not in the sidebar).
       card.classList.toggle("other-project", !q.joined);
-      cards.set(key, card);
+      cards.set(key, { card, drawn });
     }
     this.#cards = cards;
     for (const key of this.#changed.keys()) if (!cards.has(key)) this.#changed.delete(key);
@@ -305,7 +309,7 @@ export class ProjectView {
     fill(
       this.#el.proposals,
       h("h2", null, heading),
-      h("div", { class: "cards" }, ...cards.values()),
+      h("div", { class: "cards" }, ...[...cards.values()].map((c) => c.card)),
       more,
       ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []),
     );
@@ -313,9 +317,9 @@ export class ProjectView {
 
   /** A link to a waiting proposal (a notification's): its card is brought into view and marked. */
   focus(run: string | null, path: string | null): void {
-    const card = run && path ? this.#cards.get(`${this.#page.route.project ?? ""}\u0000${run}\u0000${path}`) : undefined;
+    const card = run && path ? this.#cards.get(`${this.#page.route.project ?? ""}\u0000${run}\u0000${path}`)?.card : undefined;
     if (!card) return;
-    for (const other of this.#cards.values()) other.classList.toggle("focused", other === card);
+    for (const other of this.#cards.values()) other.card.classList.toggle("focused", other.card === card);
     card.scrollIntoView({ block: "start" });
   }
 
@@ -331,6 +335,12 @@ export class ProjectView {
       ),
     );
   }
+}
+
+/** What a proposal's card shows that can change while it waits: its facts revision and the runners it offers. */
+function drawnFrom(p: Proposal, runners: readonly Runner[]): string {
+  const offered = runners.filter((r) => r.state === "attached" || r.default || r.embedded);
+  return JSON.stringify([factsRevision(p.producer), offered.map((r) => [r.name, r.backend, r.state, r.default, r.embedded])]);
 }
 
 /** A decided proposal's card: its command, what was decided, by whom and why, and a way to put it away. */
