@@ -16,7 +16,7 @@ export default defineConfig({
     // The run's own registry of Spool homes (SPOOL_REGISTRY), removed at its end, and each file's temporary
     // directories removed at the file's end: the suite leaves no home recorded for every later sandbox to look at.
     globalSetup: ["test/helpers/per-run-registry.ts"],
-    setupFiles: ["test/helpers/file-cleanup.ts"],
+    setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start real servers and processes; two cores do not like many at once.
