@@ -68,6 +68,11 @@ interface Kept {
   bridge: McpBridge;
   /** The SDK's handler serving its requests (HTTP); closing it ends its listens with their completion. */
   handler: McpHttpHandler;
+  /**
+   * The same, answering as an SSE stream from the start, with keepalives: tools/call's (a command may wait for its
+   * decision and run for hours; an answer that sends nothing until then is cut by proxies and client timeouts).
+   */
+  streaming: McpHttpHandler;
   /** What its listens follow in Spool. */
   watches: ListenWatches;
   /** Drops it when its caller's credential expires. */
@@ -156,7 +161,8 @@ export class ModernMcp {
         release = kept.watches.acquire(session, listening.uris, listening.listChanged);
         return await sendResponse(answered, response);
       }
-      await sendResponse(await kept.handler.fetch(web, { parsedBody: body, authInfo }), response);
+      const handler = call.method === "tools/call" ? kept.streaming : kept.handler;
+      await sendResponse(await handler.fetch(web, { parsedBody: body, authInfo }), response);
     } finally {
       release();
       kept.open -= 1;
@@ -222,7 +228,9 @@ export class ModernMcp {
     const options = bridgeOptionsFor(caller, target, this.options, this.options.via ?? `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`);
     const bridge = new McpBridge({ ...options, client });
     const connection = { caller, side: bridge.side };
-    const handler = createMcpHandler(() => spoolServer(this.#deps, () => connection), { legacy: "reject", keepAliveMs: KEEPALIVE_MS });
+    const factory = () => spoolServer(this.#deps, () => connection);
+    const handler = createMcpHandler(factory, { legacy: "reject", keepAliveMs: KEEPALIVE_MS });
+    const streaming = createMcpHandler(factory, { legacy: "reject", keepAliveMs: KEEPALIVE_MS, responseMode: "sse" });
     const watches = new ListenWatches(bridge.side, {
       resourceUpdated: (uri) => {
         handler.notify.resourceUpdated(uri);
@@ -233,7 +241,7 @@ export class ModernMcp {
         this.#stdio?.sendResourceListChanged().catch(() => undefined);
       },
     });
-    const kept: Kept = { key, principal: caller.name, bridge, handler, watches, expiry: null, open: 0, lastUsed: Date.now() };
+    const kept: Kept = { key, principal: caller.name, bridge, handler, streaming, watches, expiry: null, open: 0, lastUsed: Date.now() };
     // It is its credential's: dropped when that expires (its listens end with their completion; revocation: endPrincipal).
     if (caller.expiresAt != null) kept.expiry = setTimeout(() => this.#drop(kept), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref();
     this.#kept.set(key, kept);
@@ -250,8 +258,7 @@ export class ModernMcp {
   #drop(kept: Kept): void {
     if (this.#kept.get(kept.key) === kept) this.#kept.delete(kept.key);
     if (kept.expiry) clearTimeout(kept.expiry);
-    void kept.handler
-      .close()
+    void Promise.all([kept.handler.close(), kept.streaming.close()])
       .then(() => kept.bridge.close())
       .catch((error: unknown) => this.options.log.warn(`mcp: closing a connection: ${message(error)}`));
   }
@@ -278,7 +285,7 @@ export class ModernMcp {
     this.#kept.clear();
     for (const kept of all) kept.bridge.side.closing = true;
     for (const kept of all) if (kept.expiry) clearTimeout(kept.expiry);
-    await Promise.allSettled([this.#shared.close(), ...all.map((k) => k.handler.close())]);
+    await Promise.allSettled([this.#shared.close(), ...all.flatMap((k) => [k.handler.close(), k.streaming.close()])]);
     await Promise.allSettled(all.map((k) => k.bridge.close()));
   }
 }

@@ -100,7 +100,10 @@ export const resultText = (result: unknown) =>
     .join("\n");
 
 /** An open SSE answer (subscriptions/listen, a legacy GET stream): its events as they come, and whether it ended. */
-export async function openStream(url: string, init: RequestInit): Promise<{ status: number; events: unknown[]; ended: Promise<void>; abort(): void }> {
+export async function openStream(
+  url: string,
+  init: RequestInit,
+): Promise<{ status: number; contentType: string; events: unknown[]; ended: Promise<void>; abort(): void }> {
   const controller = new AbortController();
   const response = await fetch(url, { ...init, signal: controller.signal });
   const got: unknown[] = [];
@@ -124,5 +127,5 @@ export async function openStream(url: string, init: RequestInit): Promise<{ stat
       // Aborted or reset: the stream ended.
     }
   })();
-  return { status: response.status, events: got, ended, abort: () => controller.abort() };
+  return { status: response.status, contentType: response.headers.get("content-type") ?? "", events: got, ended, abort: () => controller.abort() };
 }

@@ -249,19 +249,28 @@ describe("MCP 2026-07-28 at /mcp", () => {
     expect(readFileSync(marker, "utf8")).toBe("ran\n");
   }, 90_000);
 
-  it("an agent is never offered an accept: its call waits for a person on another client", async () => {
-    const pendingCall = modern(
-      url(),
+  it("an agent is never offered an accept: its call waits for a person on another client, its answer an SSE stream open from the start", async () => {
+    const call = modernRequest(
       "tools/call",
       { name: "run_command", arguments: { command: "echo agent-waits" } },
       { token: tokens.robot!, capabilities: elicits },
     );
+    const opening = openStream(url(), { method: "POST", headers: call.headers, body: JSON.stringify(call.body) });
     const ref = await pendingRef("echo-agent-waits");
+    // Nobody decided yet: the answer has begun all the same (a wait of hours sends keepalives, not nothing).
+    let timer: NodeJS.Timeout | undefined;
+    const stream = await Promise.race([
+      opening,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no answer begun while the call waits for a decision")), 20_000))),
+    ]);
+    clearTimeout(timer);
+    expect([stream.status, stream.contentType]).toEqual([200, "text/event-stream"]);
     const approve = cli(["approve", ref.run, ref.path]);
     expect(await approve.exit, approve.stderr()).toBe(0);
-    const answer = await pendingCall;
-    expect(answer.body.result?.resultType).toBe("complete");
-    expect(resultText(answer.body.result)).toContain("agent-waits");
+    await stream.ended;
+    const answer = stream.events.find((m) => (m as { id?: unknown }).id === call.id) as { result?: { resultType?: string } } | undefined;
+    expect(answer?.result?.resultType).toBe("complete");
+    expect(resultText(answer?.result)).toContain("agent-waits");
   }, 60_000);
 
   it("an agent's task is decided by a person with spool approve across a server restart; tasks/get then gives the synchronous call's result, with the task's own times", async () => {
