@@ -24,7 +24,12 @@ describe("spool completion, run by bash and zsh", () => {
       scripts[shell] = join(dir, `spool.${shell}`);
       writeFileSync(scripts[shell]!, cli.stdout());
     }
+    // zsh's completion system, initialised once (its dump file): each question below loads the dump instead of
+    // scanning every function directory again (0.26 s a shell, ~0.04 s with the dump).
+    zdump = join(dir, "zcompdump");
+    if (has("zsh")) execFileSync("zsh", ["-c", `autoload -U +X compinit && compinit -u -d '${zdump}'`], { env: { ...process.env, HOME: dir } });
   }, 120_000);
+  let zdump = "";
 
   /** What the script offers for `words` with the cursor on the last one. */
   const offers = (shell: "bash" | "zsh", words: string[]): string[] => {
@@ -32,7 +37,7 @@ describe("spool completion, run by bash and zsh", () => {
     const body =
       shell === "bash"
         ? `source '${scripts.bash}'; COMP_WORDS=(${array}); COMP_CWORD=${words.length - 1}; _spool; printf '%s\\n' "\${COMPREPLY[@]}"`
-        : `autoload -U +X compinit && compinit -u; source '${scripts.zsh}'; setopt ksharrays; COMP_WORDS=(${array}); COMP_CWORD=${words.length - 1}; _spool; printf '%s\\n' "\${COMPREPLY[@]}"`;
+        : `autoload -U +X compinit && compinit -C -d '${zdump}'; source '${scripts.zsh}'; setopt ksharrays; COMP_WORDS=(${array}); COMP_CWORD=${words.length - 1}; _spool; printf '%s\\n' "\${COMPREPLY[@]}"`;
     // No spool on PATH: the run names a script asks `spool runs` for are none here.
     const out = execFileSync(shell, ["-c", body], {
       encoding: "utf8",
