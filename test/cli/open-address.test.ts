@@ -3,17 +3,24 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
-import { tempDir } from "../helpers/server.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
  * Issue 45: `spool open` links to the server that made the code, at the address that server serves on — not to the
  * configured port, where anything else may listen and read the code from the page's address.
+ * One `spool serve` subprocess, for its --port against SPOOL_PORT; the other servers run in this process (their homes'
+ * sockets and facts are the same; what is tested of them is `spool open`, a subprocess): ~2 s of CPU a `spool serve`.
  */
 describe("spool open's link goes to the server that made its code", () => {
-  const servers: ServeProcess[] = [];
+  const servers: (ServeProcess | TestServer)[] = [];
   afterAll(async () => {
     for (const server of servers) await server.stop();
   });
+  const inProcess = async () => {
+    const server = await startTestServer();
+    servers.push(server);
+    return server;
+  };
   /** What the CLI sees of a home: no --server, no token file named, the port the configuration says. */
   const clientEnv = (home: string, configuredPort: number) => ({
     SPOOL_HOME: home,
@@ -47,27 +54,21 @@ describe("spool open's link goes to the server that made its code", () => {
 
     // Another server (another home, on the configured port's neighbour) does not take the code, and says it is another
     // server's (421); the one that made it does, once.
-    const elsewhereHome = tempDir("spool-open-other-");
-    const elsewhere = await spawnServe(["--port", "0", "--home", elsewhereHome]);
-    servers.push(elsewhere);
-    const elsewhereUrl = new URL(elsewhere.url.replace(/^ws:/, "http:"));
+    const elsewhere = await inProcess();
+    const elsewhereUrl = new URL(elsewhere.server.url.replace(/^ws:/, "http:"));
     expect((await exchange(link, elsewhereUrl)).status).toBe(421);
     expect((await exchange(link)).status).toBe(200);
 
-    // --port 0: the port the system picked, which no configuration names.
-    const anyHome = tempDir("spool-open-any-");
-    const any = await spawnServe(["--port", "0", "--home", anyHome]);
-    servers.push(any);
-    const picked = new URL(any.url).port;
-    const again = spawnCli(["open"], clientEnv(anyHome, configured), { cwd: tempDir() });
+    // Port 0 (startTestServer's): the port the system picked, which no configuration names.
+    const any = await inProcess();
+    const picked = new URL(any.server.url).port;
+    const again = spawnCli(["open"], clientEnv(any.home, configured), { cwd: tempDir() });
     expect(await again.exit).toBe(0);
     expect(again.stdout().trim()).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${picked}/#code=`));
   }, 90_000);
 
   it("a runner credential gets no sign-in link: refused with a clear error (exit 1), no link printed", async () => {
-    const home = tempDir("spool-open-runner-");
-    const server = await spawnServe(["--port", "0", "--home", home]);
-    servers.push(server);
+    const { server, home } = await inProcess();
     const admin = await SpoolClient.connect(server.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
     const { token } = await admin.call("token/create", { name: "builder", role: "runner" });
     admin.close();
