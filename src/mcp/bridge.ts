@@ -1,8 +1,6 @@
-import { Server, type ServerCapabilities, type Transport } from "@modelcontextprotocol/server";
-import { report } from "./output.js";
-import { registerResources } from "./resources.js";
-import { type McpBridgeOptions, SpoolSide } from "./spool-side.js";
-import { registerToolCalls, SpoolTaskStore, taskRuns } from "./tasks.js";
+import type { Server, Transport } from "@modelcontextprotocol/server";
+import { sessionServer } from "./server.js";
+import type { McpBridgeOptions, SpoolSide } from "./spool-side.js";
 import { message } from "./text.js";
 
 export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
@@ -11,14 +9,10 @@ export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
  * The bridge's parts, each in its own file: the Spool side every part shares (spool-side.ts), the tools
  * (tools.ts, run-command.ts with decision.ts and progress.ts, output.ts), the resources (resources.ts), the
  * tasks (tasks.ts); the transports are stdio (stdio.ts, for src/cli/mcp.ts) and Streamable HTTP (http.ts).
- * The tools and resources are one table and plain functions (tools.ts, resources.ts): registered here on a
- * 2025-11-25 session's server (the v2 SDK's Server) with its public setRequestHandler, and called as they are by
- * 2026-07-28's requests (modern.ts); nothing reaches into the SDK's own members.
+ * The server of a 2025-11-25 session is made by server.ts's `sessionServer`, beside 2026-07-28's `spoolServer`:
+ * the same tools and resources (one table, plain functions) on the v2 SDK's Server; nothing reaches into the
+ * SDK's own members.
  */
-
-/** What the server tells the client's model about itself (initialize, server/discover). */
-export const INSTRUCTIONS =
-  "Spool runs your shell commands after a person approves them (web view, spool approve, an editor). run_command waits for the decision and for the command; use background: true for servers and watchers, then read_output, send_input, signal and cancel by path.";
 
 /** How long closing waits for the calls it cancels to be confirmed by the server. */
 const CLOSE_WAIT_MS = 10_000;
@@ -35,24 +29,10 @@ export class McpBridge {
   readonly #resources: { close(): Promise<void> };
 
   constructor(options: McpBridgeOptions) {
-    this.mcp = new Server(
-      { name: "spool", title: "Spool", version: options.version },
-      {
-        // Tasks (2025-11-25): run_command may run as one, and each task is a Spool producer (src/mcp/tasks.ts). The
-        // capability is 2025-11-25's, which the v2 SDK's type (2026-07-28's) no longer names.
-        capabilities: { tools: { listChanged: true }, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } } as ServerCapabilities,
-        instructions: options.where ? `${INSTRUCTIONS} ${options.where}` : INSTRUCTIONS,
-      },
-    );
-    const side = new SpoolSide(this.mcp, options);
+    const { server, side, resources } = sessionServer(options);
+    this.mcp = server;
     this.#side = side;
-    const store = new SpoolTaskStore({
-      session: () => side.ready(),
-      taskRuns: () => taskRuns(side),
-      report: async (run, path, by) => report(await side.ready(), run, path, by),
-    });
-    registerToolCalls(side, store);
-    this.#resources = registerResources(side);
+    this.#resources = resources;
     this.mcp.oninitialized = () => {
       // Requests to the client are numbered from 0, and clients that test the id for truth (the SDK's own among them)
       // ignore notifications/cancelled for request 0: a ping takes that number, so a withdrawn elicitation never has it.

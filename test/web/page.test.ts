@@ -179,12 +179,14 @@ describeWithBrowser("the web view in Chromium", () => {
   it("stays responsive while a producer streams fast: a click is handled mid-stream, the end is shown, and whole output draws every byte", async () => {
     const client = await web.ts.clientIn("fast");
     const blob = join(web.ts.root, "blob.txt");
-    const stop = join(web.ts.root, "stop-flood");
     const line = "0123456789 the quick brown fox jumps over the lazy dog, compiling module\n";
-    writeFileSync(blob, line.repeat(Math.ceil(1_000_000 / line.length)));
+    writeFileSync(blob, line.repeat(Math.ceil(250_000 / line.length)));
     await client.call("run/create", { alias: "flood" });
-    // It floods until the test says stop (at most 200 MB): the click below certainly lands mid-stream.
-    const command = `for i in $(seq 200); do [ -e ${stop} ] && break; cat ${blob}; sleep 0.05; done; echo the end`;
+    // It floods (250 kB a 50 ms, more than a terminal draws) until the test has seen the click below handled and the
+    // page draw on after it (at most 30 MB): the click certainly lands mid-flood, and the output stays a size whole
+    // output draws quickly (1 MB a 50 ms until then made 13-47 MB).
+    const stop = join(web.ts.root, "stop-flood");
+    const command = `for i in $(seq 120); do [ -e ${stop} ] && break; cat ${blob}; sleep 0.05; done; echo the end`;
     const { path } = await client.call("proposal/create", { run: "flood", tool: "sh", command });
     const other = await client.call("proposal/create", { run: "flood", tool: "sh", command: "echo later" });
     const page = await open("fast", ["flood"]);
@@ -198,7 +200,7 @@ describeWithBrowser("the web view in Chromium", () => {
     // The click was handled while the output was still coming.
     expect(await text(page, "[data-producer-status]")).toBe("running");
     const before = await drawnOrSkipped(page, 1);
-    await waitWritten(page, 1, (await written(page, 1)) + 1_000_000);
+    await waitWritten(page, 1, (await written(page, 1)) + 250_000);
     expect(await drawnOrSkipped(page, 1)).toBeGreaterThan(before);
     writeFileSync(stop, "");
     // Live: the end is shown, and every byte was drawn or counted as skipped.
