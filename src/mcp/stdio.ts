@@ -183,12 +183,26 @@ export class StdioServer {
           this.#error(id, CODES.invalidParams, listening.refused);
           return;
         }
-        const { modern, caller, target, log } = this.options;
-        const watched = modern.watch(caller, target, message, listening).catch((error: unknown) => {
-          log.warn(`spool mcp: a listen follows nothing: ${messageOf(error)}`);
-          return () => undefined;
-        });
-        this.#listens.set(id, watched);
+        // What it follows is watched before serveStdio acknowledges it: a listen Spool refuses (no server, a credential
+        // gone) is answered so, as over HTTP, not acknowledged to follow nothing. A cancel meanwhile ends it unanswered.
+        const { modern, caller, target } = this.options;
+        const watched = modern.watch(caller, target, message, listening);
+        this.#listens.set(
+          id,
+          watched.catch(() => () => undefined),
+        );
+        this.#underWay.add(id);
+        watched.then(
+          () => {
+            if (this.#underWay.has(id)) this.#channel().deliver(message as JSONRPCMessage);
+          },
+          (error: unknown) => {
+            if (!this.#underWay.has(id)) return;
+            this.#settled(id);
+            this.#error(id, CODES.invalidParams, `Spool refused it: ${messageOf(error)}`);
+          },
+        );
+        return;
       }
       this.#underWay.add(id);
     }

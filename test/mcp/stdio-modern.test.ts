@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
@@ -247,6 +247,22 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
     await listener.modern("server/discover", {});
     expect(listener.messages.filter((m) => m.id === listenId)).toEqual([]);
   }, 60_000);
+  it("a subscriptions/listen Spool refuses (a credential the server does not know) is answered so, never acknowledged to follow nothing", async () => {
+    const tokenFile = join(tempDir("spool-mcp-stdio-badtoken-"), "token");
+    writeFileSync(tokenFile, "not-a-token-of-this-server\n");
+    const cli = spawnCli(["mcp", "--server", ts.server.url, "--project", project, "--token-file", tokenFile], env());
+    procs.push(cli);
+    const raw = new RawClient(cli);
+    const id = raw.request("subscriptions/listen", raw.modernParams({ notifications: { resourceSubscriptions: ["spool://proposals"] } }));
+    const answer = await raw.next((m) => m.id === id);
+    expect(answer.error?.code).toBe(-32602);
+    expect(answer.error?.message).toMatch(/^Spool refused it: /);
+    // Its id is free again, and nothing was acknowledged.
+    const again = await raw.modern("server/discover", {});
+    expect(again.result?.supportedVersions).toEqual(["2026-07-28"]);
+    expect(raw.messages.filter((m) => m.method === "notifications/subscriptions/acknowledged")).toEqual([]);
+  }, 60_000);
+
   it("when spool mcp ends (stdin closed, SIGTERM), each open subscriptions/listen is answered with its completion, tagged with its id; a cancelled one is not", async () => {
     for (const end of ["stdin closed", "SIGTERM"] as const) {
       const raw = spawn();
