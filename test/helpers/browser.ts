@@ -77,12 +77,14 @@ export function holdMessages(page: Page): Promise<void> {
   });
 }
 
-/** Delivers what was held, in the order it came, and stops holding. */
-export function releaseMessages(page: Page): Promise<void> {
+/** Delivers what was held, in the order it came, and stops holding; resolves with how many messages that was. */
+export function releaseMessages(page: Page): Promise<number> {
   return page.evaluate(() => {
     const hold = (window as unknown as { __hold: { on: boolean; queue: (() => void)[] } }).__hold;
     hold.on = false;
-    for (const deliver of hold.queue.splice(0)) deliver();
+    const held = hold.queue.splice(0);
+    for (const deliver of held) deliver();
+    return held.length;
   });
 }
 
