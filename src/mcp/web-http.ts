@@ -43,6 +43,8 @@ export async function sendResponse(answer: Response, response: ServerResponse, l
   headers["cache-control"] ??= "no-store";
   headers["x-content-type-options"] ??= "nosniff";
   response.writeHead(answer.status, headers);
+  // An event stream's head goes now, not with its first event (a call waiting for its decision sends none for long).
+  if (headers["content-type"]?.startsWith("text/event-stream")) response.flushHeaders();
   if (!answer.body) {
     response.end();
     return;

@@ -257,11 +257,12 @@ describe("MCP 2026-07-28 at /mcp", () => {
     );
     const opening = openStream(url(), { method: "POST", headers: call.headers, body: JSON.stringify(call.body) });
     const ref = await pendingRef("echo-agent-waits");
-    // Nobody decided yet: the answer has begun all the same (a wait of hours sends keepalives, not nothing).
+    // Nobody decided yet: the answer has begun all the same, at once (a wait of hours sends keepalives, not nothing;
+    // the first comes at 15 s, after this wait).
     let timer: NodeJS.Timeout | undefined;
     const stream = await Promise.race([
       opening,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no answer begun while the call waits for a decision")), 20_000))),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no answer begun while the call waits for a decision")), 10_000))),
     ]);
     clearTimeout(timer);
     expect([stream.status, stream.contentType]).toEqual([200, "text/event-stream"]);
