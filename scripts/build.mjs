@@ -14,9 +14,15 @@ import { isFreshBuild, STAMP_FILE, sourceStamp } from "./source-stamp.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const prepare = process.argv.includes("--prepare");
+// `npm pack`'s prepack: a dist/ that is a build of these sources without type errors is packed as it is.
+const ifStale = process.argv.includes("--if-stale");
+/** Written into dist/ by a build whose tsc reported type errors (it is written anyway, see the end). */
+const TYPE_ERRORS_FILE = ".type-errors";
 
-// `npm pack` runs prepack (a build) and then prepare: a dist/ that is already a build of these sources is kept.
-if (prepare && isFreshBuild(join(root, "dist"), join(root, "src"))) process.exit(0);
+// `npm pack` runs prepack and then prepare: a dist/ that is already a build of these sources is kept.
+const fresh = () => isFreshBuild(join(root, "dist"), join(root, "src"));
+if (prepare && fresh()) process.exit(0);
+if (ifStale && fresh() && !existsSync(join(root, "dist", TYPE_ERRORS_FILE))) process.exit(0);
 
 let tsc;
 try {
@@ -100,6 +106,7 @@ try {
 // tsc writes its output despite type errors, and that output is the sources as they are (what tsx would run): the
 // build is stamped either way, so an install runs the compiled CLI.
 writeFileSync(join(out, STAMP_FILE), `${stamp}\n`);
+if (results.some((r) => r.status !== 0)) writeFileSync(join(out, TYPE_ERRORS_FILE), "tsc reported type errors: see `npm run typecheck`\n");
 const dist = join(root, "dist");
 const old = join(root, `.dist-old-${process.pid}`);
 try {

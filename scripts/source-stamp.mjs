@@ -1,5 +1,6 @@
 // What a build of src/ was made from: every file under src/ and under migrations/ (the schema's migrations, which the
-// build compiles into dist/migrations) with its size and modification time, hashed.
+// build compiles into dist/migrations), and the build's own inputs beside them (its scripts, its tsconfig files, and
+// package-lock.json: the CLI's bundle holds the dependencies' code), with size and modification time, hashed.
 // scripts/build.mjs writes it into dist/ (taken before tsc reads the sources); bin/spool.js runs dist/ only when
 // the sources present still give the same stamp, so an edited, added or removed source file means running src/
 // through tsx, never stale JavaScript. Stats only (no file is read): 5-10 ms of CPU at a cold start for src/'s ~220
@@ -15,22 +16,34 @@ export const STAMP_FILE = ".source-stamp";
 /** The folders next to src/ that a build compiles too (tsconfig.migrations.json). */
 const SIBLINGS = ["migrations"];
 
-/** The stamp of the sources under `srcDir` and its siblings (`migrations/` next to it) now. */
+/** The files next to src/ that decide what a build writes (those absent are left out: an installed package has none). */
+const BUILD_INPUTS = [
+  "scripts/build.mjs",
+  "scripts/bundle-dist.mjs",
+  "tsconfig.build.json",
+  "tsconfig.migrations.json",
+  "tsconfig.types.json",
+  "package-lock.json",
+];
+
+/** The stamp of the sources under `srcDir`, its siblings (`migrations/` next to it) and the build's inputs now. */
 export function sourceStamp(srcDir) {
   const lines = [];
   const base = dirname(srcDir);
+  const file = (path) => {
+    const stat = statSync(path);
+    lines.push(`${relative(base, path)}\0${stat.size}\0${stat.mtimeMs}`);
+  };
   const walk = (dir) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else {
-        const stat = statSync(path);
-        lines.push(`${relative(base, path)}\0${stat.size}\0${stat.mtimeMs}`);
-      }
+      else file(path);
     }
   };
   walk(srcDir);
   for (const sibling of SIBLINGS) if (existsSync(join(base, sibling))) walk(join(base, sibling));
+  for (const input of BUILD_INPUTS) if (existsSync(join(base, input))) file(join(base, input));
   return createHash("sha256").update(lines.sort().join("\n")).digest("hex");
 }
 

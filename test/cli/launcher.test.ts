@@ -111,6 +111,19 @@ describe("bin/spool.js runs dist/ only when it is a build of the sources present
     rmSync(join(dir, "migrations"), { recursive: true });
   });
 
+  it("a build input edited since the build (the bundler's script, a dependency in package-lock.json) runs the sources", async () => {
+    // The bundle holds the dependencies' code: `npm install` of another version makes the build stale like a source edit.
+    for (const input of ["scripts/bundle-dist.mjs", "package-lock.json"]) {
+      writeFileSync(join(dir, input), "{}\n");
+      stampNow();
+      expect((await spool([])).from, input).toBe("dist");
+      appendFileSync(join(dir, input), "\n");
+      expect((await spool([])).from, input).toBe("source");
+      rmSync(join(dir, input));
+      expect((await spool([])).from, input).toBe("source");
+    }
+  });
+
   it("no stamp (a build that did not finish, or an older one) or no dist/ at all runs the sources", async () => {
     stampNow();
     rmSync(join(dist(), STAMP_FILE));
