@@ -3,6 +3,8 @@
 // written by `npm run build` and by `prepare` on npm install / npm ci, matches src/'s file sizes and modification
 // times), else src/ through tsx's loader, so an edited source never runs stale code. SPOOL_FROM_SOURCE=1 runs the
 // sources anyway. The npm package ships dist/ without src/ (package.json "files"): there dist/ is what runs. Compiled, `spool serve` needs ~55 MB less memory (no loader thread, no esbuild process).
+// From dist/ it runs the CLI's bundle (dist/bundle/, scripts/bundle-dist.mjs): ~20 files to load instead of
+// 170-860, which saves a third of a command's start (0.5 s of CPU to 0.33 for `spool --version`).
 // The shebang keeps the memory small: 2 MiB semi-spaces for V8's young generation (instead of 16), and glibc's
 // malloc with one arena for all threads (instead of up to 8 per core) that gives freed memory back above 128 KiB of
 // slack (a fixed threshold; glibc would otherwise raise it as far as 64 MB). Ingesting 1 GB, `spool serve` peaks
@@ -20,14 +22,14 @@ import { isFreshBuild } from "../scripts/source-stamp.mjs";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const fromSource = Boolean(process.env.SPOOL_FROM_SOURCE) && process.env.SPOOL_FROM_SOURCE !== "0";
 // An installed package: no sources to be stale against.
-const packaged = !existsSync(join(root, "src")) && existsSync(join(root, "dist", "cli", "main.js"));
+const packaged = !existsSync(join(root, "src")) && existsSync(join(root, "dist", "bundle", "cli", "main.js"));
 let main;
 if (packaged && fromSource) {
   process.stderr.write("spool: SPOOL_FROM_SOURCE is set, but this installation has no src/ (an npm package ships dist/ only)\n");
   process.exit(2);
 }
 if (packaged || (!fromSource && isFreshBuild(join(root, "dist"), join(root, "src")))) {
-  ({ main } = await import("../dist/cli/main.js"));
+  ({ main } = await import("../dist/bundle/cli/main.js"));
 } else {
   const { register } = await import("tsx/esm/api");
   register();

@@ -2,7 +2,7 @@
 // Builds dist/ with TypeScript's native tsc: all of src as JavaScript (the CLI and the server, which bin/spool.js
 // runs from dist/ when it is a build of the sources present), the schema's migrations (migrations/, into
 // dist/migrations, where the compiled server loads them), the declarations of spool/plugin, spool/client and
-// spool/protocol, and the web page bundled by esbuild. `npm run build`, and `prepare` on every npm install /
+// spool/protocol, the web page bundled by esbuild, and the CLI with the package entry points bundled (bundle-dist.mjs). `npm run build`, and `prepare` on every npm install /
 // npm ci. Offline, a few seconds.
 // Plain JavaScript on purpose: it runs before anything else is built, without tsx.
 import { spawn } from "node:child_process";
@@ -86,6 +86,15 @@ try {
   for (const file of ["index.html", "favicon.svg"]) copyFileSync(join(page, file), join(out, "web", "page", file));
 } catch (error) {
   fail(`bundling the web page failed: ${error instanceof Error ? error.message : String(error)}`);
+}
+
+// The CLI and the package's entry points bundled (scripts/bundle-dist.mjs): what bin/spool.js and the package's
+// exports load.
+try {
+  const { bundleDist } = await import("./bundle-dist.mjs");
+  await bundleDist(out);
+} catch (error) {
+  fail(`bundling dist/ failed: ${error instanceof Error ? error.message : String(error)}`);
 }
 
 // tsc writes its output despite type errors, and that output is the sources as they are (what tsx would run): the

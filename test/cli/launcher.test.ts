@@ -55,14 +55,14 @@ describe("bin/spool.js runs dist/ only when it is a build of the sources present
     mkdirSync(join(dir, "bin"));
     mkdirSync(join(dir, "scripts"));
     mkdirSync(join(src(), "cli"), { recursive: true });
-    mkdirSync(join(dist(), "cli"), { recursive: true });
+    mkdirSync(join(dist(), "bundle", "cli"), { recursive: true });
     copyFileSync(join(repo, "bin", "spool.js"), join(dir, "bin", "spool.js"));
     copyFileSync(join(repo, "scripts", "source-stamp.mjs"), join(dir, "scripts", "source-stamp.mjs"));
     symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"), "dir");
     writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "spool-launcher-scratch", private: true, type: "module" }));
     writeFileSync(join(src(), "cli", "main.ts"), SOURCE_MAIN);
     writeFileSync(join(src(), "cli", "words.ts"), "export const WORDS = 1;\n");
-    writeFileSync(join(dist(), "cli", "main.js"), DIST_MAIN);
+    writeFileSync(join(dist(), "bundle", "cli", "main.js"), DIST_MAIN);
   });
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -119,8 +119,8 @@ describe("bin/spool.js runs dist/ only when it is a build of the sources present
     expect((await spool([])).from).toBe("source");
     rmSync(dist(), { recursive: true });
     expect((await spool([])).from).toBe("source");
-    mkdirSync(join(dist(), "cli"), { recursive: true });
-    writeFileSync(join(dist(), "cli", "main.js"), DIST_MAIN);
+    mkdirSync(join(dist(), "bundle", "cli"), { recursive: true });
+    writeFileSync(join(dist(), "bundle", "cli", "main.js"), DIST_MAIN);
   });
 
   it("SPOOL_FROM_SOURCE=1 runs the sources over a fresh build; empty or 0 does not", async () => {

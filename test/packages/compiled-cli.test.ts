@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCHEMA_MIGRATIONS } from "../../migrations/index.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -9,13 +9,14 @@ import { builtDist } from "../helpers/build.js";
 import { tempDir } from "../helpers/server.js";
 
 /**
- * The CLI as `npm run build` compiles it into dist/ (what bin/spool.js runs after npm install / npm ci), run by
- * plain node with no TypeScript loader: what src/ loads at run time as files (the migrations, the web page,
- * package.json, bin/spool.js for `spool acp`) must be found from dist/ too.
+ * The CLI as `npm run build` compiles it into dist/ and bundles it into dist/bundle/ (what bin/spool.js runs after
+ * npm install / npm ci), run by plain node with no TypeScript loader: what src/ loads at run time as files (the
+ * migrations, the web page, package.json, bin/spool.js for `spool acp`) must be found from the bundle too, each
+ * beside the compiled module that names it.
  */
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
-const CLI = join(repo, "dist", "cli", "main.js");
+const CLI = join(repo, "dist", "bundle", "cli", "main.js");
 
 /** A plugin written in TypeScript, as a project next to Spool would (type annotations and all). */
 const TS_PLUGIN = `import { defineMethod, definePlugin } from "spool/plugin";
@@ -39,7 +40,7 @@ export default definePlugin({
 });
 `;
 
-describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
+describe("spool serve compiled (dist/bundle/cli/main.js under plain node)", () => {
   let dir: string;
 
   beforeAll(async () => {
@@ -60,6 +61,8 @@ describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
     for (const file of [
       "cli/main.js",
       "cli/commands/serve.js",
+      "bundle/cli/main.js",
+      "bundle/plugin.js",
       "server.js",
       "web/page/spool.js",
       "web/page/spool.css",
@@ -116,7 +119,11 @@ describe("spool serve compiled (dist/cli/main.js under plain node)", () => {
 });
 
 function spawnCompiled(args: string[], cwd: string) {
-  const child = execFile(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, SPOOL_LOG: "warn" } });
+  // The bundle's main() under plain node, as bin/spool.js calls it (the bundle is a module, not a program; node's
+  // -e would pass --input-type on to the server's worker threads, which refuse it).
+  const run = join(cwd, "run-bundle.mjs");
+  writeFileSync(run, `const { main } = await import(${JSON.stringify(pathToFileURL(CLI).href)});\nprocess.exitCode = await main(process.argv.slice(2));\n`);
+  const child = execFile(process.execPath, [run, ...args], { cwd, env: { ...process.env, SPOOL_LOG: "warn" } });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
@@ -126,7 +133,7 @@ function spawnCompiled(args: string[], cwd: string) {
       const match = /Spool listening on (ws:\/\/\S+)/.exec(out);
       if (match) resolve(match[1]!);
     });
-    void exited.then((code) => reject(new Error(`dist/cli/main.js serve exited with ${code}:\n${out}`)));
+    void exited.then((code) => reject(new Error(`dist/bundle/cli/main.js serve exited with ${code}:\n${out}`)));
   });
   return {
     listening,

@@ -114,8 +114,8 @@ describeInstall("the npm package, installed globally", () => {
     );
     expect(unwanted).toEqual([]);
     // The compiled program only: 443 files shipped before, tests and benches among them; dist/ alone (one .js and
-    // one .d.ts a source file) stays under 700.
-    expect(files.length).toBeLessThan(700);
+    // one .d.ts a source file, and the CLI's bundle: ~90 files) stays under 800.
+    expect(files.length).toBeLessThan(800);
   });
 
   it("`spool --version` from the prefix prints the package's version", async () => {
