@@ -37,7 +37,7 @@ export class Activity implements ProducerActivity {
     this.deadlines.watch(project, run.alias, log.id, log.path, Number(log.created_at));
   }
 
-  /** It was decided, by someone, a rule, run/abort or the deadline. */
+  /** It was decided, by someone, a rule, run/abort or the deadline, or withdrawn by a revocation of its proposer. */
   resolved(project: ProjectRef, run: RunRow, log: EntryRow, details: ResolvedDetails): void {
     this.deadlines.decided(log.id);
     const { resolver } = details;
@@ -53,7 +53,8 @@ export class Activity implements ProducerActivity {
     void this.audit.record({
       action: expired ? "expired" : "decision",
       principal,
-      transport: resolver.kind === "connection" ? (resolver.transport ?? null) : null,
+      // A withdrawal by a revocation is the revoking connection's act: its transport, as a client's decision has its own.
+      transport: resolver.kind === "connection" || resolver.kind === "revoked" ? (resolver.transport ?? null) : null,
       client: byRule ? null : (client ?? resolver.client ?? null),
       project: project.name,
       run: run.alias,
@@ -130,7 +131,7 @@ export class Activity implements ProducerActivity {
 }
 
 /** How a decision was made when its resolver does not say (rows of resolvers from before `how`). */
-const HOW_OF_KIND = { connection: "key", rule: "rule", abort: "abort", deadline: "deadline" } as const;
+const HOW_OF_KIND = { connection: "key", rule: "rule", abort: "abort", deadline: "deadline", revoked: "revoked" } as const;
 
 /** Bytes of a command the audit trail keeps (with its SHA-256 and its size, which identify the rest). */
 export const COMMAND_HEAD_BYTES = 256;

@@ -90,7 +90,7 @@ export function createCore(deps: CoreDeps): Core {
     entries: new Entries(deps, watchers),
     proposals: new Proposals(deps),
     sessions: new Sessions(deps),
-    principals: new Principals(deps, cluster),
+    principals: new Principals(deps, cluster, (principal, options) => lifecycle.withdrawProposalsOf(principal, options)),
     devices: new Devices(deps, cluster, audit),
     notifications,
     audit,

@@ -10,7 +10,7 @@ export interface DecisionFacts {
   decision: "accept" | "reject";
   runner: string | null;
   resolvedBy: string;
-  resolver: { kind: "connection" | "rule" | "abort" | "deadline" };
+  resolver: { kind: "connection" | "rule" | "abort" | "deadline" | "revoked" };
   /** The channels an accept opened. */
   channels: readonly { channel: number; path: string }[];
 }

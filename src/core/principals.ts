@@ -7,7 +7,8 @@ import { conflict, notFound, SpoolError } from "../rpc/errors.js";
 import { UniqueViolation } from "../store/repositories.js";
 import type { PrincipalRow, RunRow } from "../store/schema.js";
 import type { ClusterLink } from "./cluster.js";
-import type { CoreDeps } from "./deps.js";
+import type { CoreDeps, ResolverOut } from "./deps.js";
+import { describeCaller, revokedReason, revokedResolver } from "./resolvers.js";
 import { covers, requireCovered, requireRoleAtMost } from "./scope.js";
 
 /** A token is `spool_<id>_<secret>`: the id (hex) finds the row, the secret is compared as its SHA-256. */
@@ -34,7 +35,8 @@ export function principalView(row: PrincipalRow): z.input<typeof PrincipalView> 
 /**
  * Principals: credentials other than the home's token file, each with a name, a role and a scope. The token is
  * shown once, at creation; the store keeps its id and the hash of its secret. A revocation closes the principal's
- * connections on every server sharing the database (`onRevoked` listeners, the cluster bus).
+ * connections on every server sharing the database (`onRevoked` listeners, the cluster bus), and withdraws its
+ * proposals that wait for a decision (the lifecycle's reject: the revoking server does it once, for every project).
  */
 export class Principals {
   readonly #listeners: ((name: string) => number)[] = [];
@@ -42,6 +44,8 @@ export class Principals {
   constructor(
     private readonly deps: CoreDeps,
     cluster: ClusterLink,
+    /** The lifecycle's withdrawal of a principal's waiting proposals (the transition table decides whether each still may be). */
+    private readonly withdraw: (principal: string, options: { by: string; resolver: ResolverOut; reason: string }) => Promise<unknown[]>,
   ) {
     cluster.onRevoked((name) => void this.#tell(name));
   }
@@ -122,17 +126,21 @@ export class Principals {
   }
 
   /**
-   * Revokes the live principal of that name `by` covers: its token stops working and its connections close, here
-   * and on the other servers. One it does not cover is NOT_FOUND, as a name nobody holds (its scope is not told).
+   * Revokes the live principal of that name `by`'s principal covers: its token stops working and its connections
+   * close, here and on the other servers; then its proposals that wait for a decision are withdrawn, in every project
+   * (rejected, decided by `by` with the resolver `revoked`), so nobody accepts a command whose proposer no longer
+   * exists. One it does not cover is NOT_FOUND, as a name nobody holds (its scope is not told), and nothing changes.
    */
-  async revoke(by: PrincipalRef, name: string): Promise<{ row: PrincipalRow; closed: number }> {
+  async revoke(by: ConnectionHandle, name: string): Promise<{ row: PrincipalRow; closed: number; withdrawn: number }> {
     const live = await this.deps.repos.principals.findLivePrincipal(name);
-    if (!live || !covers(by, refOf(live).projects)) throw notFound(`Principal "${name}"`, { name });
+    if (!live || !covers(by.principal, refOf(live).projects)) throw notFound(`Principal "${name}"`, { name });
     const row = await this.deps.repos.principals.revokePrincipal(name, Date.now());
     if (!row) throw notFound(`Principal "${name}"`, { name });
     const closed = this.#tell(name);
     if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name });
-    return { row, closed };
+    // After the close: a connection of it can no longer propose while its proposals are read.
+    const withdrawn = await this.withdraw(name, { by: describeCaller(by), resolver: revokedResolver(by), reason: revokedReason(name) });
+    return { row, closed, withdrawn: withdrawn.length };
   }
 
   /**

@@ -25,3 +25,19 @@ export const ABORT_RESOLVER: ResolverOut = { kind: "abort", connectionId: null, 
 /** The deadline (decisionTimeoutMs) as the resolver of the proposals nobody decided in time, and the name recorded as who decided. */
 export const DEADLINE = "deadline";
 export const DEADLINE_RESOLVER: ResolverOut = { kind: "deadline", connectionId: null, client: null, rule: null, how: "deadline" };
+
+/**
+ * A revocation as the resolver of the proposals it withdraws (its principal's, still waiting): the revoking connection's
+ * client and transport, never its id (no client takes the withdrawal for a decision of its own).
+ */
+export const revokedResolver = (revoker: ConnectionHandle): ResolverOut => ({
+  kind: "revoked",
+  connectionId: null,
+  client: revoker.clientInfo?.name ?? null,
+  rule: null,
+  transport: revoker.via,
+  how: "revoked",
+});
+
+/** The reason a revocation withdraws a proposal with, which the model and every client read. */
+export const revokedReason = (principal: string) => `its proposer's credential "${principal}" was revoked, so it was withdrawn; the command did not run`;

@@ -33,8 +33,8 @@ export const FAST_BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 /** Seconds a person takes to decide. */
 export const DECISION_BOUNDS = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400, 86400];
 
-/** Who decided, as the metric's `by` label: a person (a connection), a rule, run/abort, or the deadline. */
-export type DecidedBy = "person" | "rule" | "abort" | "deadline";
+/** Who decided, as the metric's `by` label: a person (a connection), a rule, run/abort, the deadline, or a revocation of the proposer. */
+export type DecidedBy = "person" | "rule" | "abort" | "deadline" | "revoked";
 
 /** The counts /metrics reports that only the core sees happen; everything else is read when scraped. */
 export class Meter implements CoreObserver {

@@ -70,10 +70,11 @@ export function createMetrics(sources: MetricSources): Registry {
       ];
     },
   );
-  add("spool_decisions_total", "Decisions on proposals, by outcome (accept, reject) and by whom (person, rule, abort, deadline)", "counter", () => {
+  add("spool_decisions_total", "Decisions on proposals, by outcome (accept, reject) and by whom (person, rule, abort, deadline, revoked)", "counter", () => {
     const values: Value[] = [];
     for (const outcome of ["accept", "reject"])
-      for (const by of ["person", "rule", "abort", "deadline"]) values.push({ value: meter.decisions.get(`${outcome} ${by}`) ?? 0, labels: { outcome, by } });
+      for (const by of ["person", "rule", "abort", "deadline", "revoked"])
+        values.push({ value: meter.decisions.get(`${outcome} ${by}`) ?? 0, labels: { outcome, by } });
     return values;
   });
   add("spool_proposal_wait_seconds", "Seconds from a proposal to its decision", "histogram", () =>

@@ -86,25 +86,32 @@ export const ProposalNotice = z.object({
 });
 
 /** How a decision was made, each its own value (the audit trail records it). */
-export const DECISION_HOWS = ["key", "flag", "rule", "deadline", "abort"] as const;
+export const DECISION_HOWS = ["key", "flag", "rule", "deadline", "abort", "revoked"] as const;
 
-/** Who resolved a proposal: a client's connection, an "always allow" rule, or run/abort. */
+/** The kinds of resolver: a client's connection, an "always allow" rule, run/abort, the deadline, or a revocation of the proposer. */
+export const RESOLVER_KINDS = ["connection", "rule", "abort", "deadline", "revoked"] as const;
+
+/** Who resolved a proposal: a client's connection, an "always allow" rule, run/abort, the deadline, or a revocation. */
 export const Resolver = z.object({
   kind: z
-    .enum(["connection", "rule", "abort", "deadline"])
-    .describe("Who decided: a client, an always-allow rule, run/abort, or the deadline (decisionTimeoutMs)"),
+    .enum(RESOLVER_KINDS)
+    .describe(
+      "Who decided: a client, an always-allow rule, run/abort, the deadline (decisionTimeoutMs), or the revocation of the proposer's credential (token/revoke withdraws its waiting proposals)",
+    ),
   connectionId: z.string().nullable().describe("The deciding connection (kind connection)"),
   client: z.string().nullable().describe("Its client name, or the name of whoever set the rule"),
   rule: z.number().int().nullable().describe("The rule's id (kind rule)"),
   transport: z
     .enum(TRANSPORTS)
     .optional()
-    .describe("How the deciding connection reached the server, as the server verified it (kind connection); `client` is its claim"),
+    .describe(
+      "How the deciding connection reached the server, as the server verified it (kind connection; kind revoked: the revoking one's); `client` is its claim",
+    ),
   how: z
     .enum(DECISION_HOWS)
     .optional()
     .describe(
-      "How it was decided: a person's key (`key`, what a client claims by default), a flag given beforehand (`flag`, spool act --yes), a stored rule (`rule`), the deadline (`deadline`) or run/abort (`abort`)",
+      "How it was decided: a person's key (`key`, what a client claims by default), a flag given beforehand (`flag`, spool act --yes), a stored rule (`rule`), the deadline (`deadline`), run/abort (`abort`) or the proposer's credential revoked (`revoked`: withdrawn)",
     ),
 });
 
@@ -117,7 +124,9 @@ export const ResolvedNotice = z.object({
   runner: z.string().nullable(),
   resolvedBy: z
     .string()
-    .describe("Who decided: a principal's name and its client's (`alice via spool-cli`; the home's token file is `admin`), a rule, or run/abort"),
+    .describe(
+      "Who decided: a principal's name and its client's (`alice via spool-cli`; the home's token file is `admin`; for a withdrawal by a revocation, the revoking one's), a rule, or run/abort",
+    ),
   resolver: Resolver,
   reason: z.string().nullable(),
   channels: z.array(ResolvedChannel),

@@ -139,20 +139,25 @@ export function findLogByAttribute(db: Kysely<Database>, runId: number, key: str
     .executeTakeFirst();
 }
 
-/** Every proposal waiting for a decision (log entries at `proposed`), with its run and project, oldest first (the deadlines). */
+/**
+ * Every proposal waiting for a decision (log entries at `proposed`), with its run and project, oldest first (the
+ * deadlines); given `proposedBy`, only that principal's (a revocation withdraws them).
+ */
 export function listPendingEverywhere(
   db: Kysely<Database>,
   proposed: number,
+  proposedBy?: string,
 ): Promise<{ id: number; path: string; created_at: number; run: string; project_id: number; project: string; root: string }[]> {
-  return db
+  let query = db
     .selectFrom("entries")
     .innerJoin("runs", "runs.id", "entries.run_id")
     .innerJoin("projects", "projects.id", "runs.project_id")
     .select(["entries.id", "entries.path", "entries.created_at", "runs.alias as run", "projects.id as project_id", "projects.name as project", "projects.root"])
     .where("entries.scheme", "=", "log")
-    .where("entries.status", "=", proposed)
-    .orderBy("entries.created_at")
-    .execute();
+    .where("entries.status", "=", proposed);
+  // Migration 017's partial index (proposed_by where pending) finds them without reading the rest.
+  if (proposedBy !== undefined) query = query.where("entries.proposed_by", "=", proposedBy);
+  return query.orderBy("entries.created_at").execute();
 }
 
 /**

@@ -1,6 +1,7 @@
 import { expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { connectWebSocket } from "../../src/client/ws-transport.js";
+import { ENTRY } from "../../src/protocol/status.js";
 import { twoServersSharingPostgres } from "../helpers/cluster.js";
 import { describeWithInfra } from "../helpers/infra.js";
 
@@ -18,5 +19,27 @@ describeWithInfra("postgres", "principals across servers sharing PostgreSQL", ()
     await expect(admin.call("token/revoke", { name: "roamer" })).resolves.toMatchObject({ closed: 0 });
     expect(await closed).toEqual({ code: 1008, reason: "credential revoked" });
     await expect(connectWebSocket(b.server.url, { token })).rejects.toMatchObject({ status: 401 });
+  }, 60_000);
+});
+
+/** A revocation withdraws the principal's waiting proposals once, on the server that took it; every server's clients hear it. */
+describeWithInfra("postgres", "a revoked principal's proposals across servers sharing PostgreSQL", () => {
+  const cluster = twoServersSharingPostgres("spool-revoke-withdraw");
+
+  it("a principal revoked on one server has its proposal made on the other withdrawn, and that server's clients are told", async () => {
+    const { b, admin, root } = await cluster.start();
+    const { token } = await admin.call("token/create", { name: "proposer", role: "person" });
+    const { token: watcherToken } = await admin.call("token/create", { name: "watcher", role: "person" });
+    const proposer = cluster.keep(await SpoolClient.connect(b.server.url, { token }));
+    await proposer.initialize("team", { root });
+    const watcher = cluster.keep(await SpoolClient.connect(b.server.url, { token: watcherToken }));
+    await watcher.initialize("team", { root });
+    await proposer.call("run/create", { alias: "on-b" });
+    const { path } = await proposer.call("proposal/create", { run: "on-b", tool: "sh", command: "echo proposed on b" });
+    const told = watcher.next("run/resolved", (p: { run: string; path: string }) => p.run === "on-b" && p.path === path, 20_000);
+
+    await expect(admin.call("token/revoke", { name: "proposer" })).resolves.toMatchObject({ withdrawn: 1 });
+    expect(await told).toMatchObject({ decision: "reject", status: ENTRY.rejected, resolver: { kind: "revoked" } });
+    expect((await watcher.call("entry/get", { run: "on-b", path })).status).toBe(ENTRY.rejected);
   }, 60_000);
 });

@@ -12,8 +12,9 @@ export const TOKEN_SPEC = defineCommand({
   about: `Manages credentials (admin only: the home's token file is the admin). Every
 credential names a principal: what proposals, decisions and cancellations record
 as who made them. create prints the new token as its only line on stdout; the
-server keeps only its hash, so it is shown this once. revoke stops the token and
-closes its open connections.
+server keeps only its hash, so it is shown this once. revoke stops the token,
+closes its open connections and withdraws its proposals that wait for a decision
+(in every project): nobody can accept a command whose proposer is gone.
 
 Roles, each able to do everything the ones before it can:
 ${ROLES.map((r) => `  ${r.padEnd(8)} ${ROLE_SUMMARY[r]}`).join("\n")}`,
@@ -83,8 +84,12 @@ export async function token(argv: string[]): Promise<number> {
     }
     case "revoke": {
       only(["NAME"]);
-      const { principal, closed } = await request((c) => c.call("token/revoke", { name: positionals[0]! }));
-      process.stdout.write(`revoked ${principal.name}${closed ? ` (closed ${closed} connection${closed === 1 ? "" : "s"})` : ""}\n`);
+      const { principal, closed, withdrawn } = await request((c) => c.call("token/revoke", { name: positionals[0]! }));
+      const did = [
+        ...(closed ? [`closed ${closed} connection${closed === 1 ? "" : "s"}`] : []),
+        ...(withdrawn ? [`withdrew ${withdrawn} waiting proposal${withdrawn === 1 ? "" : "s"}`] : []),
+      ];
+      process.stdout.write(`revoked ${principal.name}${did.length > 0 ? ` (${did.join(", ")})` : ""}\n`);
       return EXIT.ok;
     }
     default:

@@ -204,6 +204,38 @@ export async function reject(
   return rejected;
 }
 
+/** A proposal a revocation withdrew: where it was. */
+export interface Withdrawn {
+  project: string;
+  run: string;
+  path: string;
+}
+
+/**
+ * The proposals `principal` made that still wait for a decision, in every project, each rejected (the table's
+ * `reject`, as a person's would be): its credential was revoked, and nobody may accept a command whose proposer no
+ * longer exists. One decided meanwhile (here or on another server sharing the database) stays as it was; one that
+ * cannot be rejected is said on the log and left waiting (the revocation stands: the others are still withdrawn).
+ */
+export async function withdrawProposalsOf(
+  stage: Stage,
+  principal: string,
+  options: { by: string; resolver: ResolverOut; reason: string },
+): Promise<Withdrawn[]> {
+  const withdrawn: Withdrawn[] = [];
+  for (const p of await stage.deps.repos.entries.listPendingEverywhere(ENTRY.proposed, principal)) {
+    const project = { id: p.project_id, name: p.project, root: p.root };
+    try {
+      await reject(stage, project, { run: p.run, path: p.path }, options);
+      withdrawn.push({ project: p.project, run: p.run, path: p.path });
+    } catch (error) {
+      if (error instanceof SpoolError && (error.errorName === "CONFLICT" || error.errorName === "NOT_FOUND")) continue;
+      stage.deps.log.error(`revocation: could not withdraw ${p.path} of "${principal}"`, { project: p.project, run: p.run, path: p.path, error });
+    }
+  }
+  return withdrawn;
+}
+
 /** start: the owner runs the producer; where (pid, container, host) is recorded on the log entry. */
 export async function start(stage: Stage, project: ProjectRef, run: RunRow, log: EntryRow, runner: string, process: Record<string, unknown>): Promise<boolean> {
   // Cancelled (or lost) before the runner's reply came back: nothing is running to record.

@@ -118,6 +118,11 @@ export class Lifecycle {
     return decide.reject(this.#stage, project, target, options);
   }
 
+  /** A revoked principal's proposals that wait for a decision, in every project, rejected (withdrawn) as `options` says. */
+  withdrawProposalsOf(principal: string, options: { by: string; resolver: ResolverOut; reason: string }): Promise<decide.Withdrawn[]> {
+    return decide.withdrawProposalsOf(this.#stage, principal, options);
+  }
+
   /** start: the owner runs the producer; where (pid, container, host) is recorded on the log entry. */
   start(project: ProjectRef, run: RunRow, log: EntryRow, runner: string, process: Record<string, unknown>): Promise<boolean> {
     return decide.start(this.#stage, project, run, log, runner, process);

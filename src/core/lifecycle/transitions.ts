@@ -35,7 +35,10 @@ export const STATE_STATUSES: Record<TransitionState, readonly [log: number, chan
 /** Who may ask for each operation; `owner` ones answer another caller from their `other` cells. */
 export const OPERATIONS: Record<Operation, { by: "anyone" | "owner" | "server"; does: string }> = {
   accept: { by: "anyone", does: "a person (or an always-allow rule) accepts the proposal; its runner, or the accepting connection, owns it" },
-  reject: { by: "anyone", does: "a person (or run/abort) rejects the proposal" },
+  reject: {
+    by: "anyone",
+    does: "a person (or run/abort, the deadline, or the revocation of its proposer's credential: withdrawn) rejects the proposal",
+  },
   start: { by: "server", does: "the runner's reply to runner/exec: where the work runs is recorded" },
   append: { by: "owner", does: "one chunk of output into one channel" },
   complete: { by: "owner", does: "the work ended: 200, or 500 on a non-zero exit or a signal" },

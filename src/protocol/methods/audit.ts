@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DECISION_HOWS, PROJECT_NAME, PROJECT_NAME_RULE } from "../common.js";
+import { DECISION_HOWS, PROJECT_NAME, PROJECT_NAME_RULE, RESOLVER_KINDS } from "../common.js";
 import { request } from "../define.js";
 import { RoleName, TRANSPORTS } from "../roles.js";
 import { NotifyEvent, NotifyFormat } from "./notify.js";
@@ -23,7 +23,7 @@ const decisionDetail = z.object({
   decision: z.enum(["accept", "reject"]),
   reason: z.string().nullable(),
   by: z.string().describe("Who decided, in the words run/resolved gives (resolvedBy)"),
-  resolver: z.enum(["connection", "rule", "abort", "deadline"]),
+  resolver: z.enum(RESOLVER_KINDS),
   how: z.enum(DECISION_HOWS).optional().describe("How it was decided (absent in older rows)"),
   rule: integer().optional().describe("The rule that accepted it (how: rule)"),
   setBy: z.string().optional().describe("The principal that set that rule"),
@@ -33,7 +33,9 @@ const decisionDetail = z.object({
 /** Each action's detail. The order is the order SPEC lists them in. */
 export const AUDIT_DETAILS = {
   proposal: z.object(commandFields).partial().describe("A proposal was stored (by a client, or `model (ALIAS)`)"),
-  decision: decisionDetail.describe("A proposal was accepted or rejected: by a person's key or flag, a rule (principal `rule #N`), or run/abort"),
+  decision: decisionDetail.describe(
+    "A proposal was accepted or rejected: by a person's key or flag, a rule (principal `rule #N`), run/abort, or withdrawn when its proposer's credential was revoked (resolver `revoked`, principal: the revoker)",
+  ),
   expired: decisionDetail.describe("Its deadline rejected a proposal nobody decided (principal `deadline`)"),
   "rule/create": z
     .object({
@@ -80,7 +82,14 @@ export const AUDIT_DETAILS = {
   "token/create": z
     .object({ name: z.string(), role: RoleName, projects: z.array(z.string()).nullable(), expiresAt: integer().nullable() })
     .describe("A credential was created"),
-  "token/revoke": z.object({ name: z.string(), role: RoleName, closed: integer() }).describe("A credential was revoked"),
+  "token/revoke": z
+    .object({
+      name: z.string(),
+      role: RoleName,
+      closed: integer(),
+      withdrawn: integer().optional().describe("Its proposals that waited for a decision, withdrawn (absent in older rows)"),
+    })
+    .describe("A credential was revoked"),
   "notify/add": z
     .object({
       name: z.string(),

@@ -41,9 +41,13 @@ export const tokenList = request({
 export const tokenRevoke = request({
   name: "token/revoke",
   description:
-    "Revokes a principal: its token stops working and its open connections close (on every server sharing the database). A name no live principal holds is NOT_FOUND.",
+    "Revokes a principal: its token stops working, its open connections close (on every server sharing the database), and its proposals that wait for a decision are withdrawn (rejected, resolver `revoked`), in every project. A name no live principal holds is NOT_FOUND, and nothing changes.",
   access: "none",
   role: "admin",
   params: z.strictObject({ name: PrincipalName }),
-  result: z.object({ principal: PrincipalView, closed: z.number().int().describe("Connections of it this server closed") }),
+  result: z.object({
+    principal: PrincipalView,
+    closed: z.number().int().describe("Connections of it this server closed"),
+    withdrawn: z.number().int().describe("Its proposals that waited for a decision, withdrawn (every project)"),
+  }),
 });

@@ -40,7 +40,13 @@ interface QueueItem {
 
 /** Who decided, as a card and a toast say it. */
 export const resolverName = (r: SpoolNotifications["run/resolved"]) =>
-  r.resolver.kind === "rule" ? "an always-allow rule" : r.resolver.kind === "abort" ? "run/abort" : decider(r.resolvedBy, r.resolver);
+  r.resolver.kind === "rule"
+    ? "an always-allow rule"
+    : r.resolver.kind === "abort"
+      ? "run/abort"
+      : r.resolver.kind === "revoked"
+        ? "the revocation of its proposer's credential"
+        : decider(r.resolvedBy, r.resolver);
 
 /**
  * A person or client that decided: the principal and the transport the server verified, its client's name as the
