@@ -1,10 +1,12 @@
 import {
   CLIENT_CAPABILITIES_META_KEY,
   CLIENT_INFO_META_KEY,
+  classifyInboundRequest,
   PROTOCOL_VERSION_META_KEY,
   ProtocolErrorCode,
   SERVER_INFO_META_KEY,
   SUBSCRIPTION_ID_META_KEY,
+  UnsupportedProtocolVersionError,
 } from "@modelcontextprotocol/server";
 
 /*
@@ -69,6 +71,23 @@ export function declaresTasks(capabilities: ClientCapabilities): boolean {
 export function isModern(body: unknown): boolean {
   const meta = (body as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
   return !!meta && typeof meta === "object" && META.version in meta;
+}
+
+/**
+ * Why a request of this revision (on stdio: its `_meta` names a version) is refused before anything serves it, as
+ * the v2 SDK refuses it at /mcp (its classifier, then a version it does not serve: -32022 naming the supported ones);
+ * null when it is served. serveStdio checks this only until it pins the revision: after, it would serve a request
+ * naming any version as 2026-07-28's.
+ */
+export function refusedEnvelope(body: unknown): { code: number; message: string; data?: unknown } | null {
+  const route = classifyInboundRequest({ httpMethod: "POST", body });
+  if (route.kind === "reject") return { code: route.code, message: route.message, ...(route.data !== undefined ? { data: route.data } : {}) };
+  // An initialize without a valid claim is the 2025-11-25 handshake: serveStdio answers it (legacy: 'reject').
+  if (route.kind === "legacy") return null;
+  const requested = route.classification.revision;
+  if (requested === MODERN_VERSION) return null;
+  const error = new UnsupportedProtocolVersionError({ supported: [MODERN_VERSION], requested: requested ?? "unknown" });
+  return { code: error.code, message: error.message, data: error.data };
 }
 
 /**

@@ -185,14 +185,21 @@ export class ModernMcp {
     return server;
   }
 
-  /** Stdio: what a listen (its request `body`) follows, watched on its client's kept connection; what lets go of it. */
+  /**
+   * Stdio: the kept connection of the client a request (its `body`) names, held for it before serveStdio reads it,
+   * as `serve` holds one for a POST: counted open until `release` (the request answered or cancelled), so it is
+   * never closed to make room for another client name; when every one the caller may keep is held, this throws
+   * (TooManyRequests, the request's error). Null for a method that needs no Spool connection.
+   */
+  hold(caller: McpCaller, target: McpTarget, body: unknown): (() => void) | null {
+    const method = (body as { method?: unknown } | null)?.method;
+    if (typeof method !== "string" || !CONNECTED.has(method) || method === "subscriptions/listen") return null;
+    return this.#hold(caller, target, body).release;
+  }
+
+  /** Stdio: what a listen (its request `body`) follows, watched on its client's kept connection (held meanwhile); what lets go of it. */
   async watch(caller: McpCaller, target: McpTarget, body: unknown, listening: { uris: string[]; listChanged: boolean }): Promise<() => void> {
-    const kept = this.#connection(caller, target, clientOf(body));
-    kept.open += 1;
-    const done = () => {
-      kept.open -= 1;
-      kept.lastUsed = Date.now();
-    };
+    const { kept, release: done } = this.#hold(caller, target, body);
     try {
       const release = kept.watches.acquire(await kept.bridge.side.ready(), listening.uris, listening.listChanged);
       return () => {
@@ -203,6 +210,20 @@ export class ModernMcp {
       done();
       throw error;
     }
+  }
+
+  #hold(caller: McpCaller, target: McpTarget, body: unknown): { kept: Kept; release: () => void } {
+    const kept = this.#connection(caller, target, clientOf(body));
+    kept.open += 1;
+    kept.lastUsed = Date.now();
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      kept.open -= 1;
+      kept.lastUsed = Date.now();
+    };
+    return { kept, release };
   }
 
   /** The calls about to be ended say the client's connection closed, not that the client cancelled them. */

@@ -1,11 +1,11 @@
 import { StringDecoder } from "node:string_decoder";
-import type { JSONRPCMessage, Transport } from "@modelcontextprotocol/server";
+import { type JSONRPCMessage, ProtocolError, type Transport } from "@modelcontextprotocol/server";
 import { type StdioServerHandle, serveStdio } from "@modelcontextprotocol/server/stdio";
 import type { McpBridge } from "./bridge.js";
 import type { McpCaller } from "./caller.js";
 import { listenedUris } from "./listen-watch.js";
 import type { McpTarget, ModernMcp } from "./modern.js";
-import { CODES, idOrNull, isModern, malformedInputResponses, SESSION_VERSION } from "./modern-wire.js";
+import { CODES, idOrNull, isModern, malformedInputResponses, refusedEnvelope, SESSION_VERSION } from "./modern-wire.js";
 import type { BridgeLog } from "./spool-side.js";
 import { message as messageOf } from "./text.js";
 
@@ -76,6 +76,8 @@ export class StdioServer {
   readonly #underWay = new Set<string | number>();
   /** The watches of open listens, by request id: each lets go of them. */
   readonly #listens = new Map<string | number, Promise<() => void>>();
+  /** The kept Spool connections held by the other requests under way, by request id: each lets go of its own. */
+  readonly #held = new Map<string | number, () => void>();
   #ended: (() => void) | null = null;
 
   constructor(private readonly options: StdioOptions) {}
@@ -172,6 +174,12 @@ export class StdioServer {
         this.#error(id, CODES.invalidRequest, `Request id ${String(id)} is still under way: one id, one request`);
         return;
       }
+      // Every request's envelope, before anything is done for it (serveStdio checks only those before it pins the revision).
+      const refused = refusedEnvelope(message);
+      if (refused) {
+        this.#send({ jsonrpc: "2.0", id, error: refused });
+        return;
+      }
       const malformed = malformedInputResponses(message.params);
       if (malformed) {
         this.#error(id, CODES.invalidParams, malformed);
@@ -199,11 +207,24 @@ export class StdioServer {
           (error: unknown) => {
             if (!this.#underWay.has(id)) return;
             this.#settled(id);
-            this.#error(id, CODES.invalidParams, `Spool refused it: ${messageOf(error)}`);
+            // Every kept connection busy: that error, as for any request; else Spool's refusal.
+            if (error instanceof ProtocolError) this.#error(id, error.code, error.message);
+            else this.#error(id, CODES.invalidParams, `Spool refused it: ${messageOf(error)}`);
           },
         );
         return;
       }
+      // Its client's kept connection is held until it is answered, as over HTTP: never closed under it for another client.
+      const { modern, caller, target } = this.options;
+      let release: (() => void) | null;
+      try {
+        release = modern.hold(caller, target, message);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        this.#error(id, error.code, error.message);
+        return;
+      }
+      if (release) this.#held.set(id, release);
       this.#underWay.add(id);
     }
     this.#channel().deliver(message as JSONRPCMessage);
@@ -226,9 +247,11 @@ export class StdioServer {
     return channel;
   }
 
-  /** A 2026-07-28 request answered or cancelled: its id is free again, a listen's watches let go. */
+  /** A 2026-07-28 request answered or cancelled: its id is free again, its kept connection or a listen's watches let go. */
   #settled(id: string | number): void {
     this.#underWay.delete(id);
+    this.#held.get(id)?.();
+    this.#held.delete(id);
     const watched = this.#listens.get(id);
     this.#listens.delete(id);
     void watched?.then((release) => release());

@@ -23,6 +23,7 @@ function serverOver(input: PassThrough) {
       });
       return server;
     },
+    hold: () => null,
     closing: () => undefined,
     close: async () => undefined,
   } as unknown as ModernMcp;
