@@ -56,6 +56,9 @@ class LineTransport implements Transport {
 /** The longest line (one message) read, in characters. */
 export const MAX_LINE = 4 * 1024 * 1024;
 
+/** 2026-07-28 requests under way at once (calls waiting for their decision, listens); the next is refused. */
+export const MAX_UNDER_WAY = 256;
+
 export interface StdioOptions {
   input: NodeJS.ReadableStream;
   write(line: string): void;
@@ -183,6 +186,10 @@ export class StdioServer {
       const malformed = malformedInputResponses(message.params);
       if (malformed) {
         this.#error(id, CODES.invalidParams, malformed);
+        return;
+      }
+      if (this.#underWay.size >= MAX_UNDER_WAY) {
+        this.#error(id, CODES.internal, `Too many MCP requests under way (${MAX_UNDER_WAY}); retry when one ends`);
         return;
       }
       if (message.method === "subscriptions/listen") {

@@ -3,22 +3,24 @@ import { Server } from "@modelcontextprotocol/server";
 import { describe, expect, it } from "vitest";
 import type { McpCaller } from "../../src/mcp/caller.js";
 import type { ModernMcp } from "../../src/mcp/modern.js";
-import { MAX_LINE, StdioServer } from "../../src/mcp/stdio.js";
+import { MAX_LINE, MAX_UNDER_WAY, StdioServer } from "../../src/mcp/stdio.js";
 
 // How `spool mcp` reads stdin: a line is one message, whatever the chunks its bytes came in; a line longer than any
-// message may be ends the connection (its buffer is bounded).
+// message may be ends the connection (its buffer is bounded), and so are the requests under way at once.
 
 const META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} };
 
-function serverOver(input: PassThrough) {
+/** `answer` answers each tools/list (by default at once); `wrote` is told of each line written. */
+function serverOver(input: PassThrough, answer: () => Promise<unknown> = async () => undefined, wrote: () => void = () => undefined) {
   const seen: unknown[] = [];
   const written: string[] = [];
   // The 2026-07-28 side as serveStdio serves it: a server that keeps what it was asked.
   const modern = {
     stdioServer: () => {
       const server = new Server({ name: "spool", version: "test" }, { capabilities: { tools: {} } });
-      server.setRequestHandler("tools/list", (request) => {
+      server.setRequestHandler("tools/list", async (request) => {
         seen.push(request);
+        await answer();
         return { tools: [] };
       });
       return server;
@@ -29,7 +31,10 @@ function serverOver(input: PassThrough) {
   } as unknown as ModernMcp;
   const server = new StdioServer({
     input,
-    write: (line) => written.push(line),
+    write: (line) => {
+      written.push(line);
+      wrote();
+    },
     legacy: () => {
       throw new Error("no 2025-11-25 session in this test");
     },
@@ -66,4 +71,38 @@ describe("spool mcp's stdin", () => {
     expect(seen).toEqual([]);
     expect(JSON.parse(written[0]!)).toMatchObject({ id: null, error: { code: -32600 } });
   });
+
+  it(`${MAX_UNDER_WAY} requests under way at most: the next is refused until one is answered`, async () => {
+    const input = new PassThrough();
+    const answers: (() => void)[] = [];
+    let changed = () => {};
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise<void>((resolve) => (changed = resolve));
+    };
+    const { seen, written, served } = serverOver(
+      input,
+      () => new Promise<void>((resolve) => {
+        answers.push(resolve);
+        changed();
+      }),
+      () => changed(),
+    );
+    const line = (id: number) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list", params: { _meta: META } })}\n`;
+    for (let id = 1; id <= MAX_UNDER_WAY + 1; id++) input.write(line(id));
+    await until(() => written.length === 1 && answers.length === MAX_UNDER_WAY);
+    expect(JSON.parse(written[0]!)).toEqual({
+      jsonrpc: "2.0",
+      id: MAX_UNDER_WAY + 1,
+      error: { code: -32603, message: `Too many MCP requests under way (${MAX_UNDER_WAY}); retry when one ends` },
+    });
+    answers[0]!();
+    await until(() => written.length === 2);
+    expect(JSON.parse(written[1]!)).toMatchObject({ id: 1, result: { tools: [] } });
+    input.write(line(MAX_UNDER_WAY + 2));
+    await until(() => seen.length === MAX_UNDER_WAY + 1);
+    for (const a of answers) a();
+    input.end();
+    await served;
+    expect(written.filter((w) => JSON.parse(w).error)).toHaveLength(1);
+  }, 15_000);
 });
