@@ -81,10 +81,11 @@ describe("spool mcp's stdin", () => {
     };
     const { seen, written, served } = serverOver(
       input,
-      () => new Promise<void>((resolve) => {
-        answers.push(resolve);
-        changed();
-      }),
+      () =>
+        new Promise<void>((resolve) => {
+          answers.push(resolve);
+          changed();
+        }),
       () => changed(),
     );
     const line = (id: number) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list", params: { _meta: META } })}\n`;
