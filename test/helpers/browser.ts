@@ -42,6 +42,32 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
+let shared: Promise<Browser> | null = null;
+
+/**
+ * One Chromium for all the browser tests of a worker (the files of a worker share its modules: isolate is off), each
+ * test in browser contexts of its own (own cookies and storage: another person, another screen), closed after it. A
+ * launch and its close cost ~2.7 s of CPU and 3-8 s of wall time here; 20 files launched one each. The browser
+ * ends with the worker (its pipe closes); one that crashed or was closed is launched again.
+ */
+export function sharedBrowser(): Promise<Browser> {
+  if (!shared) {
+    const launching = launchBrowser();
+    shared = launching;
+    launching.then(
+      (browser) => browser.once("disconnected", () => shared === launching && (shared = null)),
+      () => shared === launching && (shared = null),
+    );
+  }
+  return shared;
+}
+
+/** Closes every browser context but the default one: what a file opened in the shared browser. */
+export async function closeContexts(browser: Browser): Promise<void> {
+  if (!browser.connected) return;
+  for (const context of browser.browserContexts()) if (context !== browser.defaultBrowserContext() && !context.closed) await context.close();
+}
+
 /** What `spool open` does: a one-time code from the server (with the token), in the page's link. */
 export async function signInLink(server: { port: number; token: string }, extra: Record<string, string> = {}): Promise<string> {
   const base = `http://127.0.0.1:${server.port}/`;
@@ -153,9 +179,10 @@ export interface BrowserHarness {
 }
 
 /**
- * The browser harness (issue 41): call it inside a `describeWithBrowser` block. It starts the model, the server and
- * Chromium before the block's tests and stops them after; after each test it closes that test's pages, resets the
- * model, and fails the test if a page threw.
+ * The browser harness (issue 41): call it inside a `describeWithBrowser` block. It starts the model and the server
+ * before the block's tests and stops them after, and takes the worker's Chromium (`sharedBrowser`), closing the
+ * contexts the block opened; after each test it closes that test's pages, resets the model, and fails the test if a
+ * page threw.
  */
 export function useBrowser(options: BrowserHarnessOptions = {}): BrowserHarness {
   let ts: TestServer | undefined;
@@ -168,10 +195,10 @@ export function useBrowser(options: BrowserHarnessOptions = {}): BrowserHarness 
     if (options.model) model = await ScriptedModel.start();
     const modelEnv = model ? { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl } : {};
     ts = await startTestServer({ ...options.server, env: { ...modelEnv, ...options.server?.env } });
-    browser = await launchBrowser();
+    browser = await sharedBrowser();
   }, 60_000);
   afterAll(async () => {
-    await browser?.close();
+    if (browser) await closeContexts(browser);
     await ts?.stop();
     await model?.close();
   });

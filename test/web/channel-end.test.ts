@@ -1,7 +1,7 @@
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signedInPage } from "./browser.js";
+import { closeContexts, describeWithBrowser, sharedBrowser, signedInPage } from "./browser.js";
 
 describeWithBrowser("a channel that ends while its pane is shown", () => {
   let ts: TestServer;
@@ -11,11 +11,11 @@ describeWithBrowser("a channel that ends while its pane is shown", () => {
 
   beforeAll(async () => {
     ts = await startTestServer();
-    browser = await launchBrowser();
+    browser = await sharedBrowser();
   }, 60_000);
   afterAll(async () => {
     await page?.browserContext().close();
-    await browser?.close();
+    if (browser) await closeContexts(browser);
     await ts?.stop();
   });
 

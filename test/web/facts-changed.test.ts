@@ -1,6 +1,6 @@
 import type { Browser } from "puppeteer-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { card, describeWithBrowser, holdMessages, launchBrowser, messageHold, releaseMessages, signedInPage } from "../helpers/browser.js";
+import { card, closeContexts, describeWithBrowser, holdMessages, messageHold, releaseMessages, sharedBrowser, signedInPage } from "../helpers/browser.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { movedProposal } from "../helpers/moved-proposal.js";
 
@@ -15,10 +15,10 @@ describeWithBrowser("the page: an approval on facts that changed is refused and 
     const moved = movedProposal("facts-page");
     let browser: Browser;
     beforeAll(async () => {
-      browser = await launchBrowser();
+      browser = await sharedBrowser();
     }, 60_000);
     afterAll(async () => {
-      await browser?.close();
+      if (browser) await closeContexts(browser);
     });
 
     it("Approve on local@A's card does not run it on local@B: the card is drawn again with B's runner, and Approve on that runs it", async () => {

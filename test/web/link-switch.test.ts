@@ -1,7 +1,7 @@
 import type { Page } from "puppeteer-core";
 import { afterAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { describeWithBrowser, launchBrowser, signInLink, useBrowser } from "../helpers/browser.js";
+import { describeWithBrowser, sharedBrowser, signInLink, useBrowser } from "../helpers/browser.js";
 import { startTestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -86,11 +86,12 @@ describeWithBrowser("a paired page across a restart of the server, in Chromium",
   it("the page reconnects on its own after the server restarts, signed in as before, with no new link", async () => {
     let ts = await startTestServer({ home });
     const port = ts.server.port;
-    const browser = await launchBrowser();
-    stops.push(() => browser.close());
+    const browser = await sharedBrowser();
+    const context = await browser.createBrowserContext();
+    stops.push(() => context.close());
     const setup = await ts.clientIn("restart");
     setup.close();
-    const page = await (await browser.createBrowserContext()).newPage();
+    const page = await context.newPage();
     await page.goto(await signInLink({ port, token: ts.server.token }, { project: "restart" }));
     await page.waitForSelector(".conn-open");
     await ts.stop();

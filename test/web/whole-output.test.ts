@@ -5,7 +5,7 @@ import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ENTRY } from "../../src/protocol/status.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
-import { describeWithBrowser, launchBrowser, signInLink } from "./browser.js";
+import { closeContexts, describeWithBrowser, sharedBrowser, signInLink } from "./browser.js";
 
 /** The channel's size: 100 MiB. */
 const TOTAL = 100 * 1024 * 1024;
@@ -80,11 +80,11 @@ describeWithBrowser("the page's whole output of a 100 MiB channel", () => {
 
   beforeAll(async () => {
     ts = await startTestServer();
-    browser = await launchBrowser();
+    browser = await sharedBrowser();
   }, 60_000);
   afterAll(async () => {
     await page?.browserContext().close();
-    await browser?.close();
+    if (browser) await closeContexts(browser);
     await ts?.stop();
   });
 
