@@ -33,6 +33,11 @@ export type Reply =
       crlf?: boolean;
       /** The server dies after this many pieces of text: the connection is destroyed mid-answer. */
       cutAfter?: number;
+      /**
+       * The answer waits for this after its text, before its tool calls and its end: a test sees the text while it
+       * is still streaming, however slow the machine (a live state that lasted only `delayMs` a word could be missed).
+       */
+      pause?: Promise<unknown>;
     }
   | { status: number; body: object | string; headers?: Record<string, string> }
   /** Raw SSE text written as it is, piece by piece; then the response ends, the connection is cut, or the server goes silent. */
@@ -140,6 +145,7 @@ export class ScriptedModel {
       send({ content: word });
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
     }
+    if (reply.pause) await reply.pause;
     const shape = reply.toolShape ?? "split";
     const tools = reply.tools ?? [];
     if (shape === "whole" && tools.length) {
