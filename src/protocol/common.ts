@@ -4,10 +4,6 @@ import { z } from "zod";
 import { TRANSPORTS } from "./roles.js";
 import { Channel, Producer, RunView } from "./views-schemas.js";
 
-/** Project names: what they may hold. */
-export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-export const PROJECT_NAME_RULE = "a project name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit";
-
 /** Run aliases: what they may hold (RunAlias; also read as it is by the stream's quick check, methods/stream.ts). */
 export const RUN_ALIAS = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Entry paths: `scheme://rest`, 1-1024 characters (EntryPath). */

@@ -27,9 +27,12 @@ export * from "./notify-body.js";
 export * from "./paths.js";
 export * from "./project-name.js";
 export * from "./proposal-facts.js";
+// The schemas of roles.ts and sandbox.ts, kept apart from their names (so a client that needs only the names loads no zod).
+export { PrincipalName, PrincipalRef, RoleName } from "./role-schemas.js";
 export * from "./roles.js";
 export * from "./runner.js";
 export * from "./sandbox.js";
+export { NetworkFact, NetworkKind, SandboxModeName } from "./sandbox-schemas.js";
 export * from "./status.js";
 export * from "./version.js";
 export * from "./views.js";

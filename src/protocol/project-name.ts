@@ -1,6 +1,8 @@
-/** Project names: a safe one derived from any directory name (the server and the CLI derive alike). */
+/** Project names: a safe one derived from any directory name (the server and the CLI derive alike). No zod: every `spool` command reads these. */
 
-export { PROJECT_NAME, PROJECT_NAME_RULE } from "./common.js";
+/** Project names: what they may hold. */
+export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const PROJECT_NAME_RULE = "a project name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 /**
  * A valid project name from a directory's base name: accents dropped ("ünï" → "uni"), every run of

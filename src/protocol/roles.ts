@@ -1,10 +1,7 @@
-import { z } from "zod";
-
-import { ROLES, type Role } from "./role-rank.js";
+// Plain TypeScript: every `spool` command reads these, and none of them needs zod (the schemas: role-schemas.ts).
+import type { Role } from "./role-rank.js";
 
 export { lesserRole, ROLES, type Role, roleAllows } from "./role-rank.js";
-
-export const RoleName = z.enum(ROLES);
 
 /** What each role may do, in words (SPEC.md and `spool token --help` show these). */
 export const ROLE_SUMMARY: Record<Role, string> = {
@@ -22,18 +19,8 @@ export const ROLE_SUMMARY: Record<Role, string> = {
  */
 export const PRINCIPAL_TOKEN = /^spool_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
-/** Who a connection acts as: a principal's name, its role and its scope (null: every project). */
-export const PrincipalRef = z.object({
-  name: z.string(),
-  role: RoleName,
-  projects: z.array(z.string()).nullable().describe("The projects it may join; null: every project"),
-});
-export type PrincipalRef = z.infer<typeof PrincipalRef>;
-
-/** A principal's name: what proposals, decisions and cancellations record as who. */
-export const PrincipalName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/i, "a principal's name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+/** Who a connection acts as (its schema: role-schemas.ts). */
+export type { PrincipalRef } from "./role-schemas.js";
 
 /** The principal of the home's token file (and of in-process connections): an admin of every project. */
 export const HOME_PRINCIPAL_NAME = "admin";

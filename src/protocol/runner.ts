@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { MAX_EGRESS_RULES } from "./egress.js";
-import { RoleName } from "./roles.js";
-import { NetworkKind, SANDBOX_MODES, SandboxModeName } from "./sandbox.js";
+import { RoleName } from "./role-schemas.js";
+import { SANDBOX_MODES } from "./sandbox.js";
+import { NetworkKind, SandboxModeName } from "./sandbox-schemas.js";
 
 /**
  * Where a backend runs sandboxed work (SPEC §7 Runners, "Sandbox modes"):

@@ -1,5 +1,3 @@
-import { z } from "zod";
-
 /**
  * Where an accepted command runs (SPEC §7 Runners, "Sandbox modes"). Every
  * client shows a proposal's mode before the decision.
@@ -11,21 +9,23 @@ import { z } from "zod";
  *   namespace, network on unless configured off (the default for `sh` where
  *   the runner has a sandbox);
  * - `full`: no sandbox; only by explicit configuration or a per-proposal flag.
+ *
+ * Plain TypeScript: a client that only shows these (every `spool` command) loads no zod; the schemas are in
+ * sandbox-schemas.ts.
  */
 export const SANDBOX_MODES = ["read-only", "workspace-write", "full"] as const;
-export const SandboxModeName = z.enum(SANDBOX_MODES);
-export type SandboxModeName = z.output<typeof SandboxModeName>;
+export type SandboxModeName = (typeof SANDBOX_MODES)[number];
 
 /** A sandboxed command's network: a namespace of its own (outbound only), the runner machine's, or none. */
-export const NetworkKind = z.enum(["own", "shared", "none"]);
-export type NetworkKind = z.output<typeof NetworkKind>;
+export const NETWORK_KINDS = ["own", "shared", "none"] as const;
+export type NetworkKind = (typeof NETWORK_KINDS)[number];
 
 /**
  * A proposal's network fact: a NetworkKind, or `allowlist` (a sandbox whose one way out is an egress proxy that
  * connects only to the hosts of its list: src/protocol/egress.ts).
  */
-export const NetworkFact = z.enum(["own", "shared", "none", "allowlist"]);
-export type NetworkFact = z.output<typeof NetworkFact>;
+export const NETWORK_FACTS = [...NETWORK_KINDS, "allowlist"] as const;
+export type NetworkFact = (typeof NETWORK_FACTS)[number];
 
 /** One line a person reads next to the mode's name. */
 export const SANDBOX_MODE_WORDS: Record<SandboxModeName, string> = {

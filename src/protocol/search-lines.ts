@@ -1,3 +1,13 @@
+/** Matches an `entry/search` returns at most, and by default. */
+export const SEARCH_MAX_MATCHES = 200;
+export const SEARCH_DEFAULT_MATCHES = 20;
+/** Lines of context a search may ask for on either side of a match. */
+export const SEARCH_MAX_CONTEXT = 20;
+/** Bytes of matched and context lines one answer holds at most (past it the answer ends at a whole match, truncated). */
+export const SEARCH_MAX_BYTES = 256 * 1024;
+/** A pattern's characters at most. */
+export const SEARCH_MAX_PATTERN = 1000;
+
 /** A match of entry/search as the readers print it. */
 export interface PrintedMatch {
   line: number;

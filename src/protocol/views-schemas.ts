@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { RoleName } from "./roles.js";
-import { NetworkFact, NetworkKind, SandboxModeName } from "./sandbox.js";
+import { RoleName } from "./role-schemas.js";
+import { NetworkFact, NetworkKind, SandboxModeName } from "./sandbox-schemas.js";
 import { ENTRY } from "./status.js";
 
 /*

@@ -1,7 +1,7 @@
 import type { z } from "zod";
-import { NOTIFY_EVENTS, NOTIFY_FORMATS, type NotifyEvent } from "../../protocol/methods/notify.js";
+import type { NotifyEvent } from "../../protocol/methods/notify.js";
 import { escapeControl } from "../../protocol/proposal-facts.js";
-import { receiverStateWords } from "../../protocol/receiver-state.js";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS, receiverStateWords } from "../../protocol/receiver-state.js";
 import { adminSubcommand, printList } from "../admin-subcommand.js";
 import { type Command, defineCommand, JSON_OPTION } from "../command-spec.js";
 import { age } from "../common.js";

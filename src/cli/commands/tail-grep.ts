@@ -1,7 +1,6 @@
 import type { SpoolClient } from "../../client/spool-client.js";
-import { SEARCH_MAX_CONTEXT, SEARCH_MAX_MATCHES } from "../../protocol/methods/entry.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
-import { grepLines } from "../../protocol/search-lines.js";
+import { grepLines, SEARCH_MAX_CONTEXT, SEARCH_MAX_MATCHES } from "../../protocol/search-lines.js";
 import { CliError, EXIT, usageError } from "../errors.js";
 import { commandOutput } from "../terminal-writer.js";
 

@@ -1,7 +1,9 @@
 import { z } from "zod";
-import { DECISION_HOWS, PROJECT_NAME, PROJECT_NAME_RULE, RESOLVER_KINDS } from "../common.js";
+import { DECISION_HOWS, RESOLVER_KINDS } from "../common.js";
 import { request } from "../define.js";
-import { RoleName, TRANSPORTS } from "../roles.js";
+import { PROJECT_NAME, PROJECT_NAME_RULE } from "../project-name.js";
+import { RoleName } from "../role-schemas.js";
+import { TRANSPORTS } from "../roles.js";
 import { NotifyEvent, NotifyFormat } from "./notify.js";
 
 /*

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { request } from "../define.js";
-import { RoleName } from "../roles.js";
+import { RoleName } from "../role-schemas.js";
 
 /** A paired device as `device/list` shows it: never its secrets, which the store keeps only as digests. */
 export const DeviceView = z.object({

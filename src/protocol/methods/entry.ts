@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { EntryPath, EntrySummary, RunAlias, Status } from "../common.js";
 import { request } from "../define.js";
+import { SEARCH_DEFAULT_MATCHES, SEARCH_MAX_CONTEXT, SEARCH_MAX_MATCHES, SEARCH_MAX_PATTERN } from "../search-lines.js";
 
 export const EntryGetParams = z
   .strictObject({
@@ -92,15 +93,8 @@ export const entryList = request({
   result: z.object({ entries: z.array(EntrySummary) }),
 });
 
-/** Matches an `entry/search` returns at most, and by default. */
-export const SEARCH_MAX_MATCHES = 200;
-export const SEARCH_DEFAULT_MATCHES = 20;
-/** Lines of context a search may ask for on either side of a match. */
-export const SEARCH_MAX_CONTEXT = 20;
-/** Bytes of matched and context lines one answer holds at most (past it the answer ends at a whole match, truncated). */
-export const SEARCH_MAX_BYTES = 256 * 1024;
-/** A pattern's characters at most. */
-export const SEARCH_MAX_PATTERN = 1000;
+// The search's bounds live with the matching (search-lines.ts: zod-free, what `spool tail --grep` loads).
+export { SEARCH_DEFAULT_MATCHES, SEARCH_MAX_BYTES, SEARCH_MAX_CONTEXT, SEARCH_MAX_MATCHES, SEARCH_MAX_PATTERN } from "../search-lines.js";
 
 export const EntrySearchParams = z.strictObject({
   run: RunAlias,

@@ -1,13 +1,13 @@
 import { z } from "zod";
-import { PROJECT_NAME, PROJECT_NAME_RULE } from "../common.js";
 import { request } from "../define.js";
+import { PROJECT_NAME, PROJECT_NAME_RULE } from "../project-name.js";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS } from "../receiver-state.js";
 
-/** What a receiver may be told of: a proposal waits, it was decided, its command finished, its deadline rejected it. */
-export const NOTIFY_EVENTS = ["proposal", "decided", "finished", "expired"] as const;
+// The names live with the receivers' words (receiver-state.ts: zod-free, what `spool notify` loads).
+export { NOTIFY_EVENTS, NOTIFY_FORMATS } from "../receiver-state.js";
+
 export const NotifyEvent = z.enum(NOTIFY_EVENTS);
 
-/** How a delivery's body is written: Spool's own JSON, a Slack incoming webhook's `{"text"}`, or an ntfy topic's plain text. */
-export const NOTIFY_FORMATS = ["json", "slack", "ntfy"] as const;
 export const NotifyFormat = z.enum(NOTIFY_FORMATS);
 
 export const NotifyName = z

@@ -3,7 +3,7 @@ import { ProposalNotice, RunAlias, RunnerRef, Traceparent } from "../common.js";
 import { request } from "../define.js";
 import { EgressList } from "../egress-schema.js";
 import { TtySize } from "../runner.js";
-import { SandboxModeName } from "../sandbox.js";
+import { SandboxModeName } from "../sandbox-schemas.js";
 
 /** A process's arguments, directory and environment are C strings: a NUL byte would cut them short, so it is refused up front. */
 const withoutNul = (what: string) => [(value: string) => !value.includes("\0"), `${what} must not contain NUL bytes`] as const;

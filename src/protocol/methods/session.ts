@@ -1,7 +1,8 @@
 import { z } from "zod";
-import { PROJECT_NAME, PROJECT_NAME_RULE, Traceparent } from "../common.js";
+import { Traceparent } from "../common.js";
 import { request } from "../define.js";
-import { PrincipalRef, RoleName } from "../roles.js";
+import { PROJECT_NAME, PROJECT_NAME_RULE } from "../project-name.js";
+import { PrincipalRef, RoleName } from "../role-schemas.js";
 
 export const ping = request({
   name: "ping",

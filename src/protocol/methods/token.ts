@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { PROJECT_NAME, PROJECT_NAME_RULE } from "../common.js";
 import { request } from "../define.js";
-import { PrincipalName, RoleName } from "../roles.js";
+import { PROJECT_NAME, PROJECT_NAME_RULE } from "../project-name.js";
+import { PrincipalName, RoleName } from "../role-schemas.js";
 
 /** A principal as `token/list` shows it: never its token, which only `token/create` shows, once. */
 export const PrincipalView = z.object({
