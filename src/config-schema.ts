@@ -1,9 +1,9 @@
 import { z } from "zod";
+import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS } from "./config-names.js";
 import { checkFailurePatterns } from "./model/failures.js";
 import { EgressConfig } from "./protocol/egress-schema.js";
 
-/** An entry of `commandEnv`: a variable name, or a pattern with `*`. */
-export const COMMAND_ENV_ENTRY = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
+export { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
 
 export const LimitsSchema = z.strictObject({
   /** Largest WebSocket message accepted, in bytes; a larger frame closes the connection with 1009. */
@@ -137,10 +137,6 @@ export const PER_PRINCIPAL_LIMITS = [
   "maxDevicesPerPrincipal",
   "maxConnectionsPerPrincipal",
 ] as const satisfies readonly (keyof z.output<typeof LimitsSchema>)[];
-
-/** config.json `sandbox`: the sandbox mode of sh commands (SPEC §7 Runners, "Sandbox modes"). */
-export const SANDBOX_SETTINGS = ["auto", "workspace-write", "full"] as const;
-export type SandboxSetting = (typeof SANDBOX_SETTINGS)[number];
 
 export const ConfigFileSchema = z.strictObject({
   host: z.string().optional(),

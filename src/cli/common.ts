@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
-import { loadConfig } from "../config.js";
+import { configPaths, type SpoolConfig, settingsFrom } from "../config-settings.js";
 import { recordStatePaths } from "../home-registry.js";
 import { nearest } from "../protocol/nearest.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
@@ -21,12 +21,12 @@ export interface ClientFlags {
  * SPOOL_PORT / SPOOL_TOKEN_FILE, then "host" and "port" in $SPOOL_HOME/config.json, then the defaults). A server
  * bound to every address is reached on loopback. `tcpUrl` is the TCP address either way (a browser's page).
  */
-export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): Target & { tcpUrl: string } {
+export async function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): Promise<Target & { tcpUrl: string }> {
   const given = flags.server ?? (env.SPOOL_SERVER || undefined);
   if (given !== undefined) checkServerUrl(given, flags.server !== undefined ? "--server" : "SPOOL_SERVER");
-  let config: ReturnType<typeof loadConfig>;
+  let config: ClientSettings;
   try {
-    config = loadConfig({}, env);
+    config = await clientSettings(env);
   } catch (error) {
     // A setting spool serve would refuse: the same message, here too.
     throw new CliError(error instanceof Error ? error.message : String(error), EXIT.usage);
@@ -38,6 +38,28 @@ export function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = proces
   const url = given ?? (existsSync(config.socketPath) ? unixSocketUrl(config.socketPath) : tcpUrl);
   const tokenFile = flags["token-file"] ?? config.tokenFile;
   return { url, tokenFile, tcpUrl };
+}
+
+type ClientSettings = Pick<SpoolConfig, "host" | "port" | "socketPath" | "tokenFile">;
+
+/**
+ * The settings `spool serve` would read, checked as it checks them. With no config.json (the usual case) they are
+ * merged without zod; a config.json is read and checked in full by src/config.ts, loaded then (zod: ~0.1 s of CPU).
+ */
+async function clientSettings(env: NodeJS.ProcessEnv): Promise<ClientSettings> {
+  const paths = configPaths({}, env);
+  if (!noFile(paths.configPath)) return (await import("../config.js")).loadConfig({}, env);
+  return settingsFrom(paths, {}, {}, env, () => null);
+}
+
+/** Whether `path` is absent (what config.json's reader takes for no settings); any other trouble is the reader's to tell. */
+function noFile(path: string): boolean {
+  try {
+    statSync(path);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT";
+  }
 }
 
 /** A server address must be a ws:// or wss:// URL; anything else is a usage error, not a connection failure. */
@@ -76,7 +98,7 @@ export function readToken(tokenFile: string): string {
 
 /** Connects to the server; does not join a project. */
 export async function connectServer(flags: ClientFlags): Promise<SpoolClient> {
-  const target = serverTarget(flags);
+  const target = await serverTarget(flags);
   currentTarget = target;
   return SpoolClient.connect(target.url, { token: readToken(target.tokenFile) });
 }

@@ -21,7 +21,7 @@ export interface Layer {
 }
 
 /** The client-facing files every command shares: the settings reader (which server, which token), the logger, the version. */
-const SHARED = ["config.ts", "logger.ts", "version.ts"] as const;
+const SHARED = ["config.ts", "config-settings.ts", "logger.ts", "version.ts"] as const;
 
 export const LAYERS: readonly Layer[] = [
   {
@@ -202,7 +202,7 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["config.ts", "config-schema.ts", "config-file.ts"],
+    paths: ["config.ts", "config-schema.ts", "config-file.ts", "config-settings.ts", "config-names.ts"],
     purpose: "config.json and the environment, read and checked: the settings' schema, the file's reading and its problems named, the merge",
     imports: ["protocol", "model"],
     packages: "any",

@@ -48,7 +48,7 @@ export async function open(argv: string[]): Promise<number> {
   const { values, positionals: rest } = parseSpec(OPEN_SPEC, argv);
   if (values.help) return showHelp(OPEN_SPEC);
   positionals("open", rest, []);
-  const target = serverTarget(values);
+  const target = await serverTarget(values);
   const base = pageUrl(target.tcpUrl);
   const token = readToken(target.tokenFile);
   const { code, page } = await mintCode(base, target.url, token, target.tokenFile, deviceName(values.name));

@@ -248,10 +248,10 @@ export async function runner(argv: string[]): Promise<number> {
   positionals("runner", rest, []);
   // The same defaults as every other command: the local server of $SPOOL_HOME.
   const { SPOOL_SERVER: _list, ...settings } = process.env;
-  const target = serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings);
+  const target = await serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings);
   const explicit = values.server ?? (process.env.SPOOL_SERVER || undefined);
   // The home's server is looked for at each connection: its Unix socket once it is there (a restarted server's too).
-  const homeUrl = () => serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings).url;
+  const homeUrl = async () => (await serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings)).url;
   const server = explicit ?? target.url;
   const tokenFile = target.tokenFile;
   const token = readFlagFile("token-file", tokenFile).toString("utf8").trim();
@@ -293,7 +293,7 @@ export async function runner(argv: string[]): Promise<number> {
   const runnerClient = new RunnerClient({
     connect:
       explicit === undefined
-        ? () => SpoolClient.connect(homeUrl(), { token })
+        ? async () => SpoolClient.connect(await homeUrl(), { token })
         : firstAnswering(
             explicit
               .split(",")
