@@ -4,6 +4,7 @@ import { type ConfigOverrides, configPaths, type Limits, type SpoolConfig, setti
 
 export { ConfigFileSchema, LimitsSchema, PER_PRINCIPAL_LIMITS, SANDBOX_SETTINGS, type SandboxSetting } from "./config-schema.js";
 export * from "./config-settings.js";
+export { readConfigFile };
 
 /** Limits that must agree with each other: a read the server allows must fit the cap on reads in flight. */
 function checkedLimits(file: string, limits: Limits): Limits {

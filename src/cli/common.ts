@@ -1,13 +1,13 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
-import { configPaths, type SpoolConfig, settingsFrom } from "../config-settings.js";
 import { recordStatePaths } from "../home-registry.js";
 import { nearest } from "../protocol/nearest.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { SERVER_VERSION } from "../version.js";
 import { CliError, EXIT, type Target, usageError } from "./errors.js";
 import { findProject, type ProjectRef, requireProject } from "./project.js";
+import { type ClientSettings, clientSettings } from "./settings.js";
 
 export interface ClientFlags {
   server?: string;
@@ -38,28 +38,6 @@ export async function serverTarget(flags: ClientFlags, env: NodeJS.ProcessEnv = 
   const url = given ?? (existsSync(config.socketPath) ? unixSocketUrl(config.socketPath) : tcpUrl);
   const tokenFile = flags["token-file"] ?? config.tokenFile;
   return { url, tokenFile, tcpUrl };
-}
-
-type ClientSettings = Pick<SpoolConfig, "host" | "port" | "socketPath" | "tokenFile">;
-
-/**
- * The settings `spool serve` would read, checked as it checks them. With no config.json (the usual case) they are
- * merged without zod; a config.json is read and checked in full by src/config.ts, loaded then (zod: ~0.1 s of CPU).
- */
-async function clientSettings(env: NodeJS.ProcessEnv): Promise<ClientSettings> {
-  const paths = configPaths({}, env);
-  if (!noFile(paths.configPath)) return (await import("../config.js")).loadConfig({}, env);
-  return settingsFrom(paths, {}, {}, env, () => null);
-}
-
-/** Whether `path` is absent (what config.json's reader takes for no settings); any other trouble is the reader's to tell. */
-function noFile(path: string): boolean {
-  try {
-    statSync(path);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ENOENT";
-  }
 }
 
 /** A server address must be a ws:// or wss:// URL; anything else is a usage error, not a connection failure. */
