@@ -30,20 +30,21 @@ const BUILD_INPUTS = [
 export function sourceStamp(srcDir) {
   const lines = [];
   const base = dirname(srcDir);
-  const file = (path) => {
-    const stat = statSync(path);
-    lines.push(`${relative(base, path)}\0${stat.size}\0${stat.mtimeMs}`);
+  // Paths joined as strings, relative to `base` by construction: path.join and path.relative normalise every path
+  // they are given, which cost more than the stats themselves (~25 ms of a command's start for ~460 files).
+  const file = (rel) => {
+    const stat = statSync(`${base}/${rel}`);
+    lines.push(`${rel}\0${stat.size}\0${stat.mtimeMs}`);
   };
-  const walk = (dir) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else file(path);
+  const walk = (rel) => {
+    for (const entry of readdirSync(`${base}/${rel}`, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(`${rel}/${entry.name}`);
+      else file(`${rel}/${entry.name}`);
     }
   };
-  walk(srcDir);
-  for (const sibling of SIBLINGS) if (existsSync(join(base, sibling))) walk(join(base, sibling));
-  for (const input of BUILD_INPUTS) if (existsSync(join(base, input))) file(join(base, input));
+  walk(relative(base, srcDir));
+  for (const sibling of SIBLINGS) if (existsSync(join(base, sibling))) walk(sibling);
+  for (const input of BUILD_INPUTS) if (existsSync(join(base, input))) file(input);
   return createHash("sha256").update(lines.sort().join("\n")).digest("hex");
 }
 

@@ -6,7 +6,7 @@ import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import type { McpExtras } from "./extras.js";
 import { ListenWatches, listenedUris } from "./listen-watch.js";
 import type { ServerDeps } from "./modern-call.js";
-import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION, malformedInputResponses } from "./modern-wire.js";
+import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION, malformedInputResponses, refusedEnvelope } from "./modern-wire.js";
 import { RequestStates } from "./request-state.js";
 import { spoolServer } from "./server.js";
 import type { BridgeLog } from "./spool-side.js";
@@ -127,7 +127,9 @@ export class ModernMcp {
     const web = webRequest(request, response);
     const call = (body ?? {}) as { id?: unknown; method?: unknown; params?: unknown };
     const authInfo = authOf(caller);
-    if (typeof call.method !== "string" || !("id" in call) || !CONNECTED.has(call.method))
+    // What the SDK refuses (another revision, a malformed envelope) it refuses on the shared handler, before a kept
+    // connection is taken for it (which could evict another client's idle one, or be refused 429 when all are busy).
+    if (typeof call.method !== "string" || !("id" in call) || !CONNECTED.has(call.method) || refusedEnvelope(body))
       return sendResponse(await this.#shared.fetch(web, { parsedBody: body, authInfo }), response);
     const id = idOrNull(call.id);
     // Its kept connection is decided before the SDK reads the request: one that cannot name what it acts on has none.

@@ -32,12 +32,20 @@ export function describeWithBrowser(name: string, body: () => void): void {
   describe(name, body);
 }
 
+/**
+ * Chromium's own pages a test never looks at. Headless Chromium 156 still makes, for every window (a browser context's
+ * first page), the address bar's suggestion popups as WebUI pages in renderers of their own: each used ~10% of a core
+ * while the test's page sat idle (measured: two of them ~1 s of CPU each per 10 s; with these features off the browser
+ * loads a page for ~45% less CPU, and an idle page's browser and renderers use ~0.6 s per 10 s instead of ~2.5).
+ */
+const QUIET_CHROME = "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup";
+
 export function launchBrowser(): Promise<Browser> {
   return puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
     // Chromium's sandbox refuses to run as root (CI containers); anywhere else it stays on.
-    args: [...(process.getuid?.() === 0 ? ["--no-sandbox"] : []), "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,900"],
+    args: [...(process.getuid?.() === 0 ? ["--no-sandbox"] : []), "--disable-gpu", "--disable-dev-shm-usage", QUIET_CHROME, "--window-size=1440,900"],
     defaultViewport: { width: 1440, height: 900 },
   });
 }

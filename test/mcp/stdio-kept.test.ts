@@ -1,10 +1,8 @@
-import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { type CliProcess, runCli, spawnCli } from "../helpers/process.js";
-import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
-import { type Message, MODERN_META, RawClient } from "./raw-client.js";
+import { runCli } from "../helpers/process.js";
+import { type Message, MODERN_META, type RawClient } from "./raw-client.js";
+import { stdioFixture } from "./stdio-fixture.js";
 
 /*
  * `spool mcp`'s 2026-07-28 side as a real process: the Spool connection it keeps per client name (four at most,
@@ -15,21 +13,12 @@ import { type Message, MODERN_META, RawClient } from "./raw-client.js";
 const text = (result: Message): string => (result?.content ?? []).map((c: { text?: string }) => c.text ?? "").join("\n");
 
 describe("spool mcp's kept connections over stdio", () => {
-  let ts: TestServer;
-  let project: string;
-  const procs: CliProcess[] = [];
-  const others: SpoolClient[] = [];
-  const env = () => ({ SPOOL_HOME: ts.home, SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: join(ts.home, "token") });
-  const spawn = () => {
-    const cli = spawnCli(["mcp", "--server", ts.server.url, "--project", project], env());
-    procs.push(cli);
-    return new RawClient(cli);
-  };
+  const fixture = stdioFixture("spool-mcp-stdio-kept-");
+  const { env } = fixture;
+  const spawn = () => fixture.spawn();
   /** A person at the web view, in the project; `proposed` and `resolved` gather what it is told from now on. */
   const person = async () => {
-    const web = await ts.client();
-    await web.initialize(undefined, { root: project, client: { name: "web view", version: "1.0" } });
-    others.push(web);
+    const web = await fixture.person();
     const proposed: { run: string; path: string; command: string }[] = [];
     const resolved: { run: string; path: string; decision: string }[] = [];
     web.on("run/proposal", (p) => void proposed.push(p));
@@ -43,26 +32,9 @@ describe("spool mcp's kept connections over stdio", () => {
     return { id, proposal: await proposal };
   };
   const approve = async (p: { run: string; path: string }) => {
-    const done = await runCli(["approve", p.run, p.path], env(), project, 30_000);
+    const done = await runCli(["approve", p.run, p.path], env(), fixture.project, 30_000);
     expect(done.code, done.err).toBe(0);
   };
-
-  beforeAll(async () => {
-    ts = await startTestServer({});
-    project = join(tempDir("spool-mcp-stdio-kept-"), "proj");
-    mkdirSync(join(project, ".git"), { recursive: true });
-  });
-  afterEach(async () => {
-    for (const p of procs.splice(0)) {
-      p.child.stdin!.end();
-      await p.exitsWithin(15_000);
-    }
-    for (const c of others.splice(0)) c.close();
-  });
-  afterAll(async () => {
-    await ts.stop();
-    rmSync(project, { recursive: true, force: true });
-  });
 
   it("after the revision is pinned, a request naming another one is -32022 naming the supported revisions, and nothing is served or proposed", async () => {
     const raw = spawn();

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { SpoolClient } from "../../src/client/spool-client.js";
-import { type CliProcess, runCli, spawnCli } from "../helpers/process.js";
-import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
-import { type Message, MODERN_META, RawClient } from "./raw-client.js";
+import { describe, expect, it } from "vitest";
+import { runCli } from "../helpers/process.js";
+import { eventually, tempDir } from "../helpers/server.js";
+import { type Message, MODERN_META } from "./raw-client.js";
+import { stdioFixture } from "./stdio-fixture.js";
 
 /*
  * `spool mcp` as a real process driven with raw MCP 2026-07-28 lines on its stdin: no initialize, each request
@@ -17,40 +17,9 @@ const elicits = { elicitation: { form: {} } };
 const text = (result: Message): string => (result?.content ?? []).map((c: { text?: string }) => c.text ?? "").join("\n");
 
 describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
-  let ts: TestServer;
-  let project: string;
-  const procs: CliProcess[] = [];
-  const others: SpoolClient[] = [];
-  const env = () => ({ SPOOL_HOME: ts.home, SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: join(ts.home, "token") });
-  const spawn = (args: string[] = []) => {
-    const cli = spawnCli(["mcp", "--server", ts.server.url, "--project", project, ...args], env());
-    procs.push(cli);
-    return new RawClient(cli);
-  };
-  /** Another Spool client in the project: a person at the web view. */
-  const person = async (): Promise<SpoolClient> => {
-    const c = await ts.client();
-    await c.initialize(undefined, { root: project, client: { name: "web view", version: "1.0" } });
-    others.push(c);
-    return c;
-  };
-
-  beforeAll(async () => {
-    ts = await startTestServer({});
-    project = join(tempDir("spool-mcp-stdio-modern-"), "proj");
-    mkdirSync(join(project, ".git"), { recursive: true });
-  });
-  afterEach(async () => {
-    for (const p of procs.splice(0)) {
-      p.child.stdin!.end();
-      await p.exitsWithin(15_000);
-    }
-    for (const c of others.splice(0)) c.close();
-  });
-  afterAll(async () => {
-    await ts.stop();
-    rmSync(project, { recursive: true, force: true });
-  });
+  const fixture = stdioFixture("spool-mcp-stdio-modern-");
+  const { env, person } = fixture;
+  const spawn = (args: string[] = []) => fixture.spawn(args);
 
   it("server/discover answers without initialize; bad input gets the revision's errors and changes nothing: a 2025-11-25 initialize still works after", async () => {
     const raw = spawn();
@@ -98,7 +67,7 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
 
   it("run_command of a person's client that elicits: input_required, accept runs it once, a replayed requestState is refused, decline rejects", async () => {
     const raw = spawn(["--role", "person"]);
-    const marker = join(project, "stdio-mrtr-ran");
+    const marker = join(fixture.project, "stdio-mrtr-ran");
     const call = { name: "run_command", arguments: { command: `echo ran >> ${marker}; echo stdio-mrtr` } };
     const asked = await raw.modern("tools/call", call, { capabilities: elicits, client: "stdio-person" });
     expect(asked.result.resultType).toBe("input_required");
@@ -151,7 +120,7 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
     const p = await proposed;
     // It was not answered input_required: the call is still waiting.
     expect(raw.messages.find((m) => m.id === id)).toBeUndefined();
-    const approve = await runCli(["approve", p.run, p.path], env(), project, 30_000);
+    const approve = await runCli(["approve", p.run, p.path], env(), fixture.project, 30_000);
     expect(approve.code, approve.err).toBe(0);
     const answer = await raw.next((m) => m.id === id && m.method === undefined);
     expect(answer.result.resultType).toBe("complete");
@@ -178,7 +147,7 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
     expect(update.error.code).toBe(-32602);
 
     const p = await proposed;
-    const approve = await runCli(["approve", p.run, p.path], env(), project, 30_000);
+    const approve = await runCli(["approve", p.run, p.path], env(), fixture.project, 30_000);
     expect(approve.code, approve.err).toBe(0);
     let done: Message = {};
     await eventually(
@@ -250,9 +219,7 @@ describe("spool mcp speaks MCP 2026-07-28 over stdio", () => {
   it("a subscriptions/listen Spool refuses (a credential the server does not know) is answered so, never acknowledged to follow nothing", async () => {
     const tokenFile = join(tempDir("spool-mcp-stdio-badtoken-"), "token");
     writeFileSync(tokenFile, "not-a-token-of-this-server\n");
-    const cli = spawnCli(["mcp", "--server", ts.server.url, "--project", project, "--token-file", tokenFile], env());
-    procs.push(cli);
-    const raw = new RawClient(cli);
+    const raw = spawn(["--token-file", tokenFile]);
     const id = raw.request("subscriptions/listen", raw.modernParams({ notifications: { resourceSubscriptions: ["spool://proposals"] } }));
     const answer = await raw.next((m) => m.id === id);
     expect(answer.error?.code).toBe(-32602);

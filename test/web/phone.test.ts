@@ -94,13 +94,15 @@ describeWithBrowser("the web view on a phone, in the background, and on a run's 
     await page.waitForSelector(card(seen.path));
     expect(await notes()).toEqual([]);
 
-    // Another tab in front: this one is in the background.
+    // Another tab in front: this one is in the background. A hidden page runs no animation frames, so the waits on it
+    // poll on a timer: waitForFunction's default (requestAnimationFrame) checks once and then never again, and missed
+    // the notification whenever the proposal reached the page after that first check (1 in 25 on a busy machine).
     const other = await page.browserContext().newPage();
     await other.bringToFront();
-    await page.waitForFunction(() => document.visibilityState === "hidden");
+    await page.waitForFunction(() => document.visibilityState === "hidden", { polling: 100 });
     const command = `rm -rf build/ && make release\u001b[2K ${"x".repeat(400)}`;
     const hidden = await client.call("proposal/create", { run: "night", tool: "sh", command });
-    await page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length > 0);
+    await page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length > 0, { polling: 100 });
     const [note, ...more] = await notes();
     expect(more).toEqual([]);
     expect(note!.title).toContain("night");
