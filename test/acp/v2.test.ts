@@ -143,7 +143,7 @@ describe("ACP v2 at /acp", () => {
     ).rejects.toMatchObject({ code: -32602 });
     await b.connection.agent.request("session/resume", { sessionId, cwd: project, replayFrom: { type: "start" } });
     // Before the answer: the replayed prompt, then the state (a proposal waits), and the request to the new client.
-    const seen = b.updates(sessionId).map((u) => u.update);
+    const seen = (await b.before("session/resume", sessionId)).map((u) => u.update);
     // The replayed prompt keeps the id its answer gave.
     expect(seen.find((u) => isKind("user_message_chunk")(u) && JSON.stringify(u.content).includes("resumed-later"))).toMatchObject({ messageId });
     expect(seen.filter(isKind("state_update")).at(-1)).toMatchObject({ state: "requires_action" });
@@ -248,7 +248,8 @@ describe("ACP v2 at /acp", () => {
     const states = () => b.updates(sessionId).flatMap((u) => (isKind("state_update")(u.update) ? [u.update] : []));
     expect(states().at(-1)).toMatchObject({ state: "running" });
     await b.connection.agent.request("session/close", { sessionId });
-    expect(states().at(-1)).toMatchObject({ state: "idle", stopReason: "cancelled" });
+    const told = (await b.before("session/close", sessionId)).flatMap((u) => (isKind("state_update")(u.update) ? [u.update] : []));
+    expect(told.at(-1)).toMatchObject({ state: "idle", stopReason: "cancelled" });
     await a.update((u) => isKind("terminal_update")(u) && u.terminalId === third.terminalId && !!u.exitStatus);
   }, 60_000);
 });
