@@ -50,7 +50,13 @@ const port = new URL(server.url).port;
 const browser = await puppeteer.launch({
   executablePath: chromium,
   headless: true,
-  args: [...(process.getuid?.() === 0 ? ["--no-sandbox"] : []), "--disable-gpu", "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup", "--enable-precise-memory-info", "--window-size=1440,900"],
+  args: [
+    ...(process.getuid?.() === 0 ? ["--no-sandbox"] : []),
+    "--disable-gpu",
+    "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+    "--enable-precise-memory-info",
+    "--window-size=1440,900",
+  ],
   defaultViewport: { width: 1440, height: 900 },
 });
 
