@@ -23,7 +23,7 @@ import { type Address, credentialsFront, type Front } from "./server-front.js";
 import { httpFront } from "./server-http.js";
 import { openStorage, type Services, type StartOptions, wireServices } from "./server-services.js";
 import type { Store } from "./store/database.js";
-import { closeUnix, listenUnix } from "./transports.js";
+import { closeUnix, closingHandshakes, listenUnix } from "./transports.js";
 
 export { refusedOrigin } from "./server-front.js";
 export type { StartOptions } from "./server-services.js";
@@ -174,6 +174,9 @@ function stopper(
       core.deadlines.stop();
       await core.notifications.stop();
       for (const connection of [...rpc.connections]) connection.close(1001, "server shutting down");
+      // Each client answers the close before its socket goes: one dropped at once loses what it has not read yet,
+      // the close frame included, as soon as it writes (it sees 1006, not why).
+      await closingHandshakes(wss);
       for (const client of wss.clients) client.terminate();
       await rpc.idle(5_000);
       core.cluster.stop();

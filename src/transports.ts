@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, rmSync } from "node:fs";
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
-import type { WebSocket } from "ws";
+import type { WebSocket, WebSocketServer } from "ws";
 import { clientProof, endpoint, PROOF_SCHEME, serverProof } from "./client/server-proof.js";
 import type { Logger } from "./logger.js";
 import { isBinaryFrame } from "./protocol/binary-frame.js";
@@ -270,6 +270,31 @@ export function wsTransport(socket: WebSocket, raw: Socket, scavenger: Scavenger
     onClose: (listener) => socket.on("close", (code, reason) => listener(code, reason.toString())),
     bufferedAmount: () => socket.bufferedAmount,
   };
+}
+
+/** How long a stopping server waits for its clients to answer the close (a client that reads nothing never does). */
+export const CLOSE_HANDSHAKE_MS = 1_000;
+
+/**
+ * Resolves once every WebSocket of `wss` has closed (its peer answered the close frame, or its socket went), or after
+ * `ms`. One still open and not yet told gets the close now (1001, the server is going away).
+ */
+export function closingHandshakes(wss: WebSocketServer, ms = CLOSE_HANDSHAKE_MS): Promise<void> {
+  const open = [...wss.clients].filter((ws) => ws.readyState !== ws.CLOSED);
+  if (!open.length) return Promise.resolve();
+  return new Promise((resolve) => {
+    let left = open.length;
+    const timer = setTimeout(resolve, ms);
+    const closed = () => {
+      if (--left > 0) return;
+      clearTimeout(timer);
+      resolve();
+    };
+    for (const ws of open) {
+      ws.once("close", closed);
+      if (ws.readyState === ws.OPEN) ws.close(1001, "server shutting down");
+    }
+  });
 }
 
 /** What this process's own /mcp and /acp endpoints send with the connections they open (Spool-Door): only it knows it. */

@@ -316,3 +316,37 @@ describe("transports: a server connection's WebSocket (wsTransport)", () => {
     expect(seen.code).toBe(1000);
   });
 });
+
+describe("transports: a stopping server's closing handshake", () => {
+  /** A raw WebSocket on the home's Unix socket whose own socket the test can pause; resolves once the server answered it. */
+  async function rawClient(ts: TestServer): Promise<{ ws: WebSocket; raw: Socket; closed: Promise<[number, string]> }> {
+    let raw: Socket | undefined;
+    const ws = new WebSocket(ts.server.localUrl!, {
+      headers: { Authorization: `Bearer ${ts.server.token}` },
+      createConnection: () => (raw = connect({ path: ts.server.config.socketPath })),
+    });
+    const closed = new Promise<[number, string]>((resolve) => ws.once("close", (code, reason) => resolve([code, reason.toString()])));
+    await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+    const answered = new Promise((resolve) => ws.once("message", resolve));
+    ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping", params: {} }));
+    await answered;
+    return { ws, raw: raw!, closed };
+  }
+
+  it("a client that writes before it reads the server's close still reads 1001: the server waits for the handshake, it does not drop the socket at once", async () => {
+    const ts = await startTestServer();
+    const slow = await rawClient(ts);
+    const other = await rawClient(ts);
+    // The slow client reads nothing for now: the close frame waits in its socket.
+    slow.raw.pause();
+    const stopped = ts.stop();
+    // The other client has its close: the server has sent every client's.
+    expect((await other.closed)[0]).toBe(1001);
+    // A request written then (as \`spool act\` does when it starts to follow a command) must not break the connection.
+    // Its write has finished (or failed) before it reads on.
+    await new Promise((resolve) => slow.ws.send(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping", params: {} }), resolve));
+    slow.raw.resume();
+    expect(await slow.closed).toEqual([1001, "server shutting down"]);
+    await stopped;
+  });
+});
