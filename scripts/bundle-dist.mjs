@@ -18,9 +18,13 @@ export const EXTERNAL = ["better-sqlite3", "ssh2", "cpu-features", "node-pty", "
 /**
  * Imports whose specifier is a variable in the source, so that a bundler building spool/client for a browser does
  * not follow them (src/client/spool-client.ts), made literal here so that this Node bundle does: else the bundle
- * would load a second copy of the module from dist/ (two ConnectError classes). A rename fails the build.
+ * would load a second copy of the module from dist/ (two ConnectError classes), or, for the schema's migrations (a
+ * project of their own for tsc), Kysely's own ~260 files beside the copy bundled. A rename fails the build.
  */
-const LITERAL_IMPORTS = { "client/spool-client.js": [["import(NODE_TRANSPORT)", 'import("./ws-transport.js")']] };
+const LITERAL_IMPORTS = {
+  "client/spool-client.js": [["import(NODE_TRANSPORT)", 'import("./ws-transport.js")']],
+  "store/migrator.js": [["import(COMPILED_INDEX)", 'import("../migrations/index.js")']],
+};
 
 /** The bundle's entry points, as paths inside dist/. */
 export const ENTRIES = ["cli/main.js", "plugin.js"];

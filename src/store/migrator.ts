@@ -27,13 +27,21 @@ export interface SchemaMigration {
 export type MigrationSet = Readonly<Record<string, SchemaMigration>>;
 
 /**
+ * The schema's compiled index as this module imports it from dist/. The specifier is a variable for tsc (dist/migrations
+ * is another project's output); scripts/bundle-dist.mjs makes it literal, so the bundle holds the migrations with the
+ * one copy of Kysely it already has: imported from dist/, they load Kysely's ~260 files of node_modules at every start.
+ */
+const COMPILED_INDEX = "../migrations/index.js";
+
+/**
  * The migrations of a folder: its `index.ts` (sources) or `index.js` (compiled), whose `SCHEMA_MIGRATIONS` lists
  * them. Loaded at run time, not imported: tsc compiles src/ and migrations/ into dist/ as two projects.
  */
 export async function loadMigrations(folder: string = MIGRATIONS_DIR): Promise<MigrationSet> {
   const index = ["index.js", "index.ts"].map((file) => join(folder, file)).find((file) => existsSync(file));
   if (!index) throw new Error(`no migrations in ${folder} (index.js or index.ts): a build without dist/migrations? run \`npm run build\``);
-  const module = (await import(pathToFileURL(index).href)) as { SCHEMA_MIGRATIONS?: MigrationSet };
+  const compiled = folder === MIGRATIONS_DIR && index.endsWith(".js") && !import.meta.url.endsWith(".ts");
+  const module = (await (compiled ? import(COMPILED_INDEX) : import(pathToFileURL(index).href))) as { SCHEMA_MIGRATIONS?: MigrationSet };
   if (!module.SCHEMA_MIGRATIONS) throw new Error(`${index} exports no SCHEMA_MIGRATIONS`);
   return module.SCHEMA_MIGRATIONS;
 }
