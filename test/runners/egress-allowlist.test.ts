@@ -98,14 +98,14 @@ describeWithBwrap("network mode allowlist on the local bubblewrap runner", () =>
   });
 
   it("a host not on the list gets 403 from the proxy, naming it, and its listener sees no connection", async () => {
-    const { out, err } = await run(
+    const { out, err, code } = await run(
       [
         `curl -sS -i http://evil.test:${unlisted.port}/`,
         `echo; curl -sS -p http://evil.test:${unlisted.port}/ 2>&1; echo "tunnel: $?"`,
         `curl -sS --socks5-hostname 127.0.0.1:1080 http://evil.test:${unlisted.port}/ 2>/dev/null; echo "socks: $?"`,
       ].join("; "),
     );
-    expect(out).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(out, `stderr: ${err} (exit ${code})`).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
     expect(out).toContain("x-proxy-error: blocked-by-allowlist\r\n");
     expect(out).toContain(`evil.test:${unlisted.port} is blocked by the allowlist: not on the list (the list: allowed.test, raw.test)`);
     expect(out).toContain("CONNECT tunnel failed, response 403");
