@@ -15,7 +15,7 @@ import { freshDatabase } from "../helpers/postgres.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
 import { runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
  * Issue 54, point 1 and 2: a sandboxed command holds no Spool credential of this machine, not only its own server's.
@@ -24,6 +24,24 @@ import { startTestServer, type TestServer } from "../helpers/server.js";
  * the embedded runner's sandbox; the credential paths (~/.ssh) of the runner user are hidden. Real servers, a real
  * `spool runner`, real bubblewrap.
  */
+
+/*
+ * This file records homes outside /tmp (B's, and a directory it removes again) and removes them at its end. In the run's
+ * shared registry (SPOOL_REGISTRY, test/helpers/per-run-registry.ts) every sandbox the other worker starts meanwhile
+ * would hide them too, and one that read the registry just before a removal had bubblewrap cover a path that was gone
+ * by its mount: "Can't mkdir …: Read-only file system", exit 1, no output (outside /tmp, where no sandbox has a tmpfs
+ * of its own; seen as test/runners/egress-allowlist's and no-setuid's empty output with this file beside them). So the
+ * file keeps a registry of its own: its servers, runners and sandboxes read and write that one.
+ */
+let sharedRegistry: string | undefined;
+beforeAll(() => {
+  sharedRegistry = process.env.SPOOL_REGISTRY;
+  process.env.SPOOL_REGISTRY = join(tempDir("spool-nokey-registry-"), "registry");
+});
+afterAll(() => {
+  if (sharedRegistry === undefined) delete process.env.SPOOL_REGISTRY;
+  else process.env.SPOOL_REGISTRY = sharedRegistry;
+});
 
 /** Node inside the sandbox: connects to a Unix socket and says what happened. */
 const connectTo = (socket: string) =>
