@@ -67,10 +67,16 @@ function parse(out: string): Record<string, string> {
 async function run(backend: Backend, spec: Omit<ExecSpec, "env" | "signal">): Promise<Record<string, string>> {
   const execution = await backend.start({ ...spec, env: {}, signal: new AbortController().signal });
   let out = "";
+  let err = "";
   execution.stdout.on("data", (data: Buffer) => {
     out += data.toString();
   });
-  await execution.result;
+  execution.stderr.on("data", (data: Buffer) => {
+    err += data.toString();
+  });
+  const { exitCode } = await execution.result;
+  // Nothing at all on stdout: the sandbox did not start the script (say why), not an answer of the script's.
+  if (!out) throw new Error(`the command printed nothing (exit ${exitCode}); its stderr: ${err}`);
   return parse(out);
 }
 
