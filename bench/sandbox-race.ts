@@ -31,6 +31,13 @@ if (process.env.SPOOL_BENCH_CHURN) {
   process.exit(0);
 }
 
+/** All of a stream, as text. */
+async function text(stream: NodeJS.ReadableStream): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts).toString("utf8");
+}
+
 const stop = join(scratch, "stop");
 const children = Array.from({ length: churners }, () =>
   spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
@@ -54,15 +61,7 @@ for (let i = 0; i < starts; i++) {
     timeoutMs: 10_000,
     signal: new AbortController().signal,
   });
-  let out = "";
-  let err = "";
-  execution.stdout.on("data", (data: Buffer) => {
-    out += data.toString();
-  });
-  execution.stderr.on("data", (data: Buffer) => {
-    err += data.toString();
-  });
-  const { exitCode } = await execution.result;
+  const [out, err, { exitCode }] = await Promise.all([text(execution.stdout), text(execution.stderr), execution.result]);
   if (out === "hi\n") continue;
   failed++;
   const key = `${err.trim().replace(/spool-bench-race-home-\w+/g, "spool-bench-race-home-*")} (exit ${exitCode})`;
