@@ -1,5 +1,17 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  type Dirent,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  type Stats,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 
@@ -22,6 +34,31 @@ export function registryDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(state, "spool", "state-paths");
 }
 
+/**
+ * Where a sandbox has a filesystem of its own (SPEC §7 "Sandbox modes"): a /dev with its few devices, its /proc, an
+ * empty /run; nothing of the machine's under them is seen, so nothing there is a home's state to cover. And /sys,
+ * the kernel's. A path there is neither recorded nor covered: a token file named `/dev/null` once took /dev/null
+ * from every sandbox of the machine.
+ */
+const SANDBOX_OWN = ["/dev", "/proc", "/run", "/sys"];
+
+/** The system's own directories: covering one would take every command's programs, libraries or homes. */
+const SYSTEM_DIRS = new Set(
+  "/ /bin /boot /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt /root /sbin /srv /tmp /usr /usr/bin /usr/lib /usr/local /usr/sbin /usr/share /var /var/lib /var/tmp".split(
+    " ",
+  ),
+);
+
+/** Whether a sandbox may cover `path` (absolute, normalized): not a system directory, not where it has its own filesystem. */
+export function coverablePath(path: string): boolean {
+  return !SYSTEM_DIRS.has(path) && !SANDBOX_OWN.some((dir) => path === dir || path.startsWith(`${dir}/`));
+}
+
+/** What a home's state is: a directory, a regular file or a socket; never a device, a pipe or anything else. */
+export function coverableKind(kind: Stats | Dirent): "dir" | "file" | null {
+  return kind.isDirectory() ? "dir" : kind.isFile() || kind.isSocket() ? "file" : null;
+}
+
 const entryName = (path: string) => createHash("sha256").update(path).digest("hex").slice(0, 32);
 
 /**
@@ -33,6 +70,7 @@ export function recordStatePaths(paths: readonly string[], env: NodeJS.ProcessEn
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const path of new Set(paths.map((p) => resolve(p)))) {
+      if (!recordable(path)) continue;
       const file = join(dir, entryName(path));
       if (existsSync(file)) continue;
       // Written under a private name, then renamed: a reader never finds half a path.
@@ -43,6 +81,19 @@ export function recordStatePaths(paths: readonly string[], env: NodeJS.ProcessEn
   } catch {
     // not recorded: see above
   }
+}
+
+/** Whether `path` may be recorded: coverable where it is now (its real path and kind), or where it would be when not there. */
+function recordable(path: string): boolean {
+  if (!coverablePath(path)) return false;
+  let real: string;
+  try {
+    real = realpathSync.native(path);
+  } catch {
+    return true;
+  }
+  const stat = statSync(real, { throwIfNoEntry: false });
+  return coverablePath(real) && (stat === undefined || coverableKind(stat) !== null);
 }
 
 /**
@@ -124,10 +175,14 @@ export function recordedStatePaths(env: NodeJS.ProcessEnv = process.env): string
 function look(found: RecordedState & { paths: string[] }, listed: Listing | "unlisted", path: string): void {
   const name = path.slice(path.lastIndexOf("/") + 1);
   const kind = listed === "unlisted" ? "link" : listed.entries.get(name);
-  if (kind === undefined) return;
+  if (kind === undefined || kind === "other") return;
   if (listed === "unlisted" || kind === "link") {
     if (!add(found, path)) return;
-  } else (kind === "dir" ? found.dirs : found.files).push(`${listed.real === "/" ? "" : listed.real}/${name}`);
+  } else {
+    const real = `${listed.real === "/" ? "" : listed.real}/${name}`;
+    if (!coverablePath(real)) return;
+    (kind === "dir" ? found.dirs : found.files).push(real);
+  }
   found.paths.push(path);
 }
 
@@ -146,8 +201,8 @@ function byDirectory(dir: string, names: readonly string[]): Map<string, { file:
       } catch {
         continue;
       }
-      // Not a path to cover (a file put there by hand): skipped, and not read again.
-      entry = isAbsolute(path) && path !== "/" ? { path, parent: dirname(path) } : null;
+      // Not a path to cover (a file put there by hand, a device recorded before they were refused): skipped, and not read again.
+      entry = isAbsolute(path) && coverablePath(resolve(path)) ? { path, parent: dirname(path) } : null;
       entryPaths.set(name, entry);
     }
     if (entry === null) continue;
@@ -158,7 +213,7 @@ function byDirectory(dir: string, names: readonly string[]): Map<string, { file:
   return groups;
 }
 
-type Kind = "file" | "dir" | "link";
+type Kind = "file" | "dir" | "link" | "other";
 type Listing = { real: string; entries: Map<string, Kind> };
 
 /**
@@ -170,7 +225,7 @@ function listing(parent: string): Listing | "gone" | "unlisted" {
     const real = realpathSync.native(parent);
     const entries = new Map<string, Kind>();
     for (const entry of readdirSync(real, { withFileTypes: true })) {
-      entries.set(entry.name, entry.isSymbolicLink() ? "link" : entry.isDirectory() ? "dir" : "file");
+      entries.set(entry.name, entry.isSymbolicLink() ? "link" : (coverableKind(entry) ?? "other"));
     }
     return { real, entries };
   } catch (error) {
@@ -179,11 +234,16 @@ function listing(parent: string): Listing | "gone" | "unlisted" {
   }
 }
 
-/** Adds where `path` leads now, as a file or a directory; false when it leads nowhere (a dangling link, not there). */
+/**
+ * Adds where `path` leads now, as a file or a directory; false when it leads nowhere (a dangling link, not there) or
+ * to what no sandbox covers (a device, a system directory: `coverablePath`, `coverableKind`).
+ */
 function add(found: RecordedState, path: string): boolean {
   try {
     const real = realpathSync.native(path);
-    (statSync(real).isDirectory() ? found.dirs : found.files).push(real);
+    const kind = coverableKind(statSync(real));
+    if (kind === null || !coverablePath(real)) return false;
+    (kind === "dir" ? found.dirs : found.files).push(real);
     return true;
   } catch {
     return false;

@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync, realpathSync, statSync } from "node:
 import { constants as osConstants } from "node:os";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
+import { coverableKind, coverablePath } from "../home-registry.js";
 import { noSandbox, type SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
@@ -218,7 +219,9 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
 /**
  * Sorts the paths to hide that exist here into files and directories (their
  * real paths); a path that does not exist is left out (there is nothing to
- * hide, and bubblewrap cannot cover what is not there).
+ * hide, and bubblewrap cannot cover what is not there), and so is one no
+ * sandbox covers: a device, a system directory, a path under the sandbox's
+ * own /dev, /proc or /run (home-registry.ts `coverablePath`).
  */
 export function hiddenPaths(paths: readonly string[]): { hideFiles: string[]; hideDirs: string[] } {
   const hideFiles = new Set<string>();
@@ -231,8 +234,9 @@ export function hiddenPaths(paths: readonly string[]): { hideFiles: string[]; hi
       continue;
     }
     const stat = statSync(real, { throwIfNoEntry: false });
-    if (stat?.isDirectory()) hideDirs.add(real);
-    else if (stat) hideFiles.add(real);
+    const kind = stat && coverablePath(real) ? coverableKind(stat) : null;
+    if (kind === "dir") hideDirs.add(real);
+    else if (kind === "file") hideFiles.add(real);
   }
   return { hideFiles: [...hideFiles].sort(), hideDirs: [...hideDirs].sort() };
 }

@@ -1,6 +1,8 @@
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { recordStatePaths } from "../../src/home-registry.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { StartError } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
@@ -79,5 +81,33 @@ describeWithBwrap("workspace-write and the paths to hide that are not there yet"
     expect(existsSync(outside)).toBe(false);
     expect(readFileSync(present, "utf8")).toBe("secret-token\n");
     rmSync(outsideDir, { recursive: true, force: true });
+  });
+
+  it("a device named as state (a token file /dev/null, recorded by an older Spool) is not covered: the command keeps /dev/null", async () => {
+    const registry = join(tempDir("spool-hide-device-"), "registry");
+    const environ = { ...process.env, SPOOL_REGISTRY: registry };
+    recordStatePaths(["/dev/null", "/dev/zero", "/proc/self/environ", "/run/spool.sock", "/usr"], environ);
+    // As a Spool before the fix wrote it: the entry is named by the path's digest and holds the path.
+    writeFileSync(join(registry, createHash("sha256").update("/dev/null").digest("hex").slice(0, 32)), "/dev/null");
+    const devices = new LocalBackend({ environ });
+    try {
+      const spec: ExecSpec = {
+        command: "cat /dev/null && echo x > /dev/null && head -c 4 /dev/zero | wc -c && ls /usr/bin | grep -cx sh",
+        cwd: workspace,
+        workspace,
+        env: {},
+        sandbox: { mode: "workspace-write", hide: ["/dev/null", "/usr", "/etc"] },
+        signal: new AbortController().signal,
+      };
+      const execution = await devices.start(spec);
+      let out = "";
+      let err = "";
+      execution.stdout.on("data", (data: Buffer) => (out += data.toString()));
+      execution.stderr.on("data", (data: Buffer) => (err += data.toString()));
+      const result = await execution.result;
+      expect({ code: result.exitCode, out, err }).toEqual({ code: 0, out: "4\n1\n", err: "" });
+    } finally {
+      await devices.close();
+    }
   });
 });

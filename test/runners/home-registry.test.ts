@@ -1,4 +1,8 @@
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -107,6 +111,38 @@ describe("the home registry's one pass", () => {
     const hidden = sandboxHidden(["~/.ssh"], [join(dir, "user")], env, { workspace: join(dir, "project") });
     expect(hidden.hideDirs).toEqual([a, ssh, env.SPOOL_REGISTRY].sort());
     expect(hidden.hideFiles).toEqual([join(a, "spool.db"), join(a, "token")]);
+  });
+
+  it("a device, a pipe, a system directory or a path under a sandbox's own /dev, /proc or /run is neither recorded nor covered; a socket is", async () => {
+    const a = home("a");
+    const fifo = join(a, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    symlinkSync("/dev/null", join(a, "to-null"));
+    const socket = join(a, "spool.sock");
+    const listener = createServer().listen(socket);
+    await once(listener, "listening");
+    try {
+      const before = readdirSync(env.SPOOL_REGISTRY!).length;
+      recordStatePaths(["/dev/null", "/proc/self/environ", "/run/spool.sock", "/", "/usr", "/etc", "/tmp", fifo, join(a, "to-null")], env);
+      expect(readdirSync(env.SPOOL_REGISTRY!).length).toBe(before);
+      // Entries an older Spool wrote, and a link that leads to a device since: read, and not covered.
+      for (const path of ["/dev/null", "/etc", fifo])
+        writeFileSync(join(env.SPOOL_REGISTRY!, createHash("sha256").update(path).digest("hex").slice(0, 32)), path);
+      rmSync(join(a, "to-null"));
+      symlinkSync("/dev/zero", join(a, "token.link"));
+      recordStatePaths([join(a, "token.link")], env);
+      const state = recordedState(env);
+      expect(state.files.sort()).toEqual([join(a, "spool.db"), socket, join(a, "token")].sort());
+      expect(state.dirs.sort()).toEqual([a, env.SPOOL_REGISTRY!].sort());
+      // And the paths a server names itself (its --token-file, its sandboxHide).
+      const hidden = sandboxHidden(["/dev/null", "/usr", "/proc/self/environ", fifo], [], env);
+      expect(hidden.hideFiles).not.toContain("/dev/null");
+      expect(hidden.hideFiles).not.toContain(fifo);
+      expect(hidden.hideDirs).not.toContain("/usr");
+      expect(hidden.hideFiles.filter((f) => f.startsWith("/proc"))).toEqual([]);
+    } finally {
+      listener.close();
+    }
   });
 
   it("the suite records its homes in a registry of its own, not the user's (vitest's globalSetup)", () => {
