@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { program } from "../program.js";
+import { SETUP_FD } from "./sandbox-setup.js";
 import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
 /**
@@ -50,10 +51,11 @@ const LAUNCHER = [
   "exec 7<&-",
   "sandbox=$!",
   'exec 5>"$d/go"',
-  `"$node" "$proxy" "$options" 6>"$d/ready" </dev/null >/dev/null ${SECCOMP_FD}<&- 5>&- &`,
+  `"$node" "$proxy" "$options" 6>"$d/ready" </dev/null >/dev/null ${SECCOMP_FD}<&- ${SETUP_FD}>&- 5>&- &`,
   "net=$!",
   'if [ "$(head -c 1 "$d/ready")" != "1" ]; then echo "spool: the egress proxy did not start" >&2; kill -9 $sandbox $net 2>/dev/null; wait; rm -rf "$d"; exit 125; fi',
-  "printf x >&5",
+  // In a subshell: a bwrap that could not set its sandbox up has gone, and the launcher must not die of the SIGPIPE.
+  "(printf x >&5) 2>/dev/null",
   "exec 5>&-",
   "wait $sandbox",
   "code=$?",

@@ -7,6 +7,7 @@ import type { CommandCgroup } from "./container.js";
 import { signalName, TTY_EOF, TTY_TERM } from "./control.js";
 import { containedEnd, type ProcessRecorder } from "./orphans.js";
 import { HeldOutput } from "./output.js";
+import { ttySetUp } from "./sandbox-setup.js";
 import { supervise } from "./supervise.js";
 import { TakenSignals } from "./taken-signals.js";
 
@@ -24,6 +25,8 @@ export interface LocalTtyOptions {
   contained?: boolean;
   /** The command's cgroup (container.ts): a cancel signals all of it, and it is killed when the command ends. */
   cgroup?: CommandCgroup | undefined;
+  /** The sandbox says it is set up with this text as the terminal's first output (sandbox-setup.ts): taken out, waited for. */
+  nonce?: string | undefined;
 }
 
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name]));
@@ -58,17 +61,28 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
   // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
   const namespace = options.contained ? containedEnd(pid) : null;
   options.processes?.started(pid, spec.command, options.cgroup?.path);
+  // node-pty reports the exit once the terminal has delivered its last output.
+  const exited = new Promise<{ exitCode: number; signal?: number }>((resolve) => pty.onExit(resolve));
+  // With encoding null, node-pty hands over Buffers (its typings say string).
+  const subscribe = (listener: (data: Buffer) => void) => pty.onData(listener as (data: string | Buffer) => void);
+  let first: Buffer | undefined;
+  if (options.nonce) {
+    try {
+      first = await ttySetUp(subscribe, exited, options.nonce, spec.signal);
+    } catch (error) {
+      options.processes?.exited(pid);
+      throw error;
+    }
+  }
   // The terminal's output, paused while 64 KiB wait for the consumer, read again once it wants more (or destroyed it).
   const stdout = new HeldOutput(() => pty.resume());
   const stderr = new PassThrough();
   stderr.end();
   let ended = false;
-  // With encoding null, node-pty hands over Buffers (its typings say string).
-  pty.onData((data: string | Buffer) => {
-    if (!stdout.offer(data as Buffer)) pty.pause();
+  if (first?.length) stdout.offer(first);
+  subscribe((data) => {
+    if (!stdout.offer(data)) pty.pause();
   });
-  // node-pty reports the exit once the terminal has delivered its last output.
-  const exited = new Promise<{ exitCode: number; signal?: number }>((resolve) => pty.onExit(resolve));
   const supervision = supervise(
     spec,
     (signal) => {

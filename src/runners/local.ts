@@ -1,7 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { constants, existsSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { isAbsolute, join } from "node:path";
+import type { Readable } from "node:stream";
 import { recordedStateSoon } from "../home-registry.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
@@ -33,6 +35,7 @@ import {
 } from "./sandbox.js";
 import { sandboxHidden } from "./sandbox-hide.js";
 import { networkLauncher } from "./sandbox-network.js";
+import { SETUP_FD, SetupFailed, type SetupMarker, setUp, setupFailed, vanished } from "./sandbox-setup.js";
 import { seccompFor } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -61,7 +64,15 @@ export interface LocalBackendOptions {
   probe?: () => Promise<SandboxProbe>;
   /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
   egressHosts?: Readonly<Record<string, string>>;
+  /** How many times a sandbox is set up when a path it was to cover vanished during its setup (default SETUP_TRIES; 1: never again). */
+  setupTries?: number;
 }
+
+/** How many times a sandbox is set up when a path it was to cover vanishes during its setup (sandbox-setup.ts). */
+const SETUP_TRIES = 3;
+
+/** execa's stdio from descriptor 3 on for a sandbox that says on SETUP_FD that it is set up. */
+const MARKER_STDIO = [...Array.from({ length: SETUP_FD - 3 }, () => "ignore" as const), "pipe" as const];
 
 /** bwrap's arguments; a plan it cannot build is a StartError. */
 function sandboxArgs(plan: Parameters<typeof bwrapArgs>[0]): string[] {
@@ -153,87 +164,100 @@ export class LocalBackend implements Backend {
     // A clean environment: the base and what the runner was given (allowed names, the proposal's env); never the runner's own.
     // Under a terminal, TERM names one that can do what a terminal does (the proposal's env may name another).
     const base = { ...localBaseEnvironment(this.#environ), ...(spec.tty ? { TERM: TTY_TERM } : {}) };
-    let env: Record<string, string> = { ...base, ...spec.env };
-    let file = "/bin/sh";
+    const env: Record<string, string> = { ...base, ...spec.env };
     // The last simple command takes the shell's place where that changes nothing else (shell.ts): no shell dies of a ^C its program handled.
     const script = shellScript(spec.command);
-    let args = ["-c", script];
     const sandbox = sandboxOf(spec);
-    let egress: EgressDir | null = null;
-    if (sandbox) {
-      const probed = await this.#sandbox();
-      if (!probed.path) throw new StartError(`${sandbox.mode} commands are refused on this runner: it has no ${sandbox.mode} sandbox (${probed.info.detail})`);
-      const real = (what: string, path: string) => {
-        try {
-          return realpathSync(path);
-        } catch (error) {
-          throw new StartError(`Cannot start the command: ${what} ${path} is not there (${firstLine(error)})`);
-        }
-      };
-      // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
-      const realCwd = real("cwd", cwd);
-      const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
-      // The server's and this runner's state, every Spool home recorded here, the credential paths (sandbox-hide.ts).
-      // The registry read by a pass begun after this start asked, shared with the starts asking with it (home-registry.ts).
-      const recorded = await recordedStateSoon(this.#environ);
-      const hidden = sandboxHidden(sandbox.hide ?? [], this.#homes(), this.#environ, { workspace }, recorded);
-      // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
-      const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
-      if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
-      // What is hidden is covered only where it exists: one not there yet inside the writable workspace is refused.
-      const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside((sandbox.hide ?? []).filter(isAbsolute), workspace) : undefined;
-      if (creatable) throw new StartError(`Cannot start the command: ${missingHiddenMessage(creatable, workspace)}`);
-      // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
-      // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
-      // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (egress-launcher.ts).
-      const allowlist = sandbox.mode === "workspace-write" && sandbox.egress ? sandbox.egress : null;
-      const ownNetwork = !allowlist && sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
-      if (allowlist) {
-        egress = egressDir();
-        env = { ...env, ...egressVariables() };
-      }
-      const sandboxed = sandboxArgs({
-        mode: sandbox.mode,
-        network: sandbox.network ?? true,
-        ownNetwork,
-        workspace,
-        cwd: realCwd,
-        homes: this.#homes(),
-        protect: LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realpathSync(join(workspace, name))] : [])),
-        ...hidden,
-        env,
-        command: script,
-        resetSignals: probed.resetSignals ?? null,
-        userns: probed.userns ?? false,
-        seccomp: Boolean(probed.seccomp),
-        ...(egress ? { egress: { dir: egress.path, forwarder: egress.forwarder } } : {}),
-      });
-      const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
-      ({ file, args } = launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter));
-      env = base;
-      if (ownNetwork) {
-        const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], filter);
-        ({ file, args } = launch);
-        env = { ...base, ...launch.env };
-      }
-      if (allowlist && egress) {
-        const policy = { allow: allowlist.allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) };
-        const launch = egressLauncher(egress, policy, probed.path, sandboxed, probed.resetSignals ? SANDBOX_SIGNALS : [], probed.seccomp ?? null);
-        ({ file, args } = launch);
-        env = { ...base, ...launch.env };
+    if (!sandbox) return this.#run(spec, { file: "/bin/sh", args: ["-c", script], env, base, cwd, script, setup: null, started });
+    for (let attempt = 1; ; attempt++) {
+      const launch = await this.#sandboxed(spec, sandbox, { cwd, env, base, script });
+      try {
+        const execution = await this.#run(spec, { ...launch, base, cwd, script, started });
+        const dir = launch.egress;
+        if (!dir) return execution;
+        // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
+        const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
+        return { ...execution, result };
+      } catch (error) {
+        launch.egress?.remove();
+        if (!(error instanceof SetupFailed)) throw error;
+        // A path it was to cover vanished before bubblewrap mounted over it: set up again, from a fresh pass over the registry.
+        const gone = vanished(launch.hidden);
+        if (gone && attempt < (this.options.setupTries ?? SETUP_TRIES)) continue;
+        throw new StartError(`Cannot start the command: ${error.message}${gone ? ` (${gone}, which it was to hide, vanished during its setup)` : ""}`);
       }
     }
-    try {
-      const execution = await this.#run(spec, { file, args, env, base, cwd, script, sandbox: Boolean(sandbox), started });
-      if (!egress) return execution;
-      const dir = egress;
-      // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
-      const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
-      return { ...execution, result };
-    } catch (error) {
-      egress?.remove();
-      throw error;
+  }
+
+  /** bwrap's launch for a sandboxed command: its program, arguments and environment, the paths it covers, its egress proxy's directory. */
+  async #sandboxed(
+    spec: ExecSpec,
+    sandbox: NonNullable<ReturnType<typeof sandboxOf>>,
+    start: { cwd: string; env: Record<string, string>; base: Record<string, string>; script: string },
+  ): Promise<{ file: string; args: string[]; env: Record<string, string>; egress: EgressDir | null; hidden: string[]; setup: SetupMarker }> {
+    const { cwd, base, script } = start;
+    let env = start.env;
+    const probed = await this.#sandbox();
+    if (!probed.path) throw new StartError(`${sandbox.mode} commands are refused on this runner: it has no ${sandbox.mode} sandbox (${probed.info.detail})`);
+    const real = (what: string, path: string) => {
+      try {
+        return realpathSync(path);
+      } catch (error) {
+        throw new StartError(`Cannot start the command: ${what} ${path} is not there (${firstLine(error)})`);
+      }
+    };
+    // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
+    const realCwd = real("cwd", cwd);
+    const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
+    // The server's and this runner's state, every Spool home recorded here, the credential paths (sandbox-hide.ts).
+    // The registry read by a pass begun after this start asked, shared with the starts asking with it (home-registry.ts).
+    const recorded = await recordedStateSoon(this.#environ);
+    const hidden = sandboxHidden(sandbox.hide ?? [], this.#homes(), this.#environ, { workspace }, recorded);
+    // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
+    const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
+    if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
+    // What is hidden is covered only where it exists: one not there yet inside the writable workspace is refused.
+    const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside((sandbox.hide ?? []).filter(isAbsolute), workspace) : undefined;
+    if (creatable) throw new StartError(`Cannot start the command: ${missingHiddenMessage(creatable, workspace)}`);
+    // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
+    // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
+    // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (egress-launcher.ts).
+    const allowlist = sandbox.mode === "workspace-write" && sandbox.egress ? sandbox.egress : null;
+    const ownNetwork = !allowlist && sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
+    const egress = allowlist ? egressDir() : null;
+    if (egress) env = { ...env, ...egressVariables() };
+    // The sandbox says it is set up before the command runs (sandbox-setup.ts): under a terminal in its first output.
+    const setup: SetupMarker = spec.tty ? { nonce: randomBytes(12).toString("hex") } : { fd: SETUP_FD };
+    const sandboxed = sandboxArgs({
+      mode: sandbox.mode,
+      network: sandbox.network ?? true,
+      ownNetwork,
+      workspace,
+      cwd: realCwd,
+      homes: this.#homes(),
+      protect: LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realpathSync(join(workspace, name))] : [])),
+      ...hidden,
+      env,
+      command: script,
+      resetSignals: probed.resetSignals ?? null,
+      userns: probed.userns ?? false,
+      seccomp: Boolean(probed.seccomp),
+      setup,
+      ...(egress ? { egress: { dir: egress.path, forwarder: egress.forwarder } } : {}),
+    });
+    const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
+    const covered = [...hidden.hideFiles, ...hidden.hideDirs];
+    const ignore = probed.resetSignals ? SANDBOX_SIGNALS : [];
+    if (allowlist && egress) {
+      const policy = { allow: allowlist.allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) };
+      const launch = egressLauncher(egress, policy, probed.path, sandboxed, ignore, probed.seccomp ?? null);
+      return { ...launch, env: { ...base, ...launch.env }, egress, hidden: covered, setup };
     }
+    if (ownNetwork) {
+      const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, ignore, filter);
+      return { ...launch, env: { ...base, ...launch.env }, egress, hidden: covered, setup };
+    }
+    return { ...launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter), env: base, egress, hidden: covered, setup };
   }
 
   async #run(
@@ -245,13 +269,14 @@ export class LocalBackend implements Backend {
       base: Record<string, string>;
       cwd: string;
       script: string;
-      sandbox: boolean;
+      /** How a sandbox says it is set up (sandbox-setup.ts); null: no sandbox. */
+      setup: SetupMarker | null;
       started: number;
     },
   ): Promise<Execution> {
     let { file, args, env } = start;
-    const { base, cwd, script, started } = start;
-    const sandbox = start.sandbox;
+    const { base, cwd, script, started, setup } = start;
+    const sandbox = setup !== null;
     if (!sandbox && spec.workspace) {
       // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
       let realCwd: string;
@@ -281,9 +306,10 @@ export class LocalBackend implements Backend {
     const contained = !sandbox && box.kind === "pid-namespace";
     if (spec.tty) {
       const { killGraceMs, processes } = this.options;
+      const nonce = setup && "nonce" in setup ? setup.nonce : undefined;
       const tty = await startLocalTty(
         { ...spec, tty: spec.tty },
-        { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup, cgroup, contained: Boolean(sandbox) || contained },
+        { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup, cgroup, contained: sandbox || contained, nonce },
       ).catch(async (error: unknown) => {
         await cgroup?.kill();
         throw error;
@@ -302,8 +328,13 @@ export class LocalBackend implements Backend {
       reject: false,
       encoding: "buffer",
       stripFinalNewline: false,
-      ...(spec.stdin ? { input: spec.stdin } : { stdin: spec.interactive ? ("pipe" as const) : ("ignore" as const) }),
+      ...(spec.stdin ? { input: spec.stdin } : {}),
+      // A sandbox says on SETUP_FD that it is set up (sandbox-setup.ts); the descriptors between are not opened.
+      stdio: [spec.stdin || spec.interactive ? "pipe" : "ignore", "pipe", "pipe", ...(setup && "fd" in setup ? MARKER_STDIO : [])],
     });
+    // Listened to at once: an unread descriptor is let go (execa resumes it a turn later, Node at the exit).
+    const markerStream = setup && "fd" in setup ? (subprocess.stdio as unknown as (Readable | null)[])[SETUP_FD] : null;
+    const setUpDone = markerStream ? setUp(markerStream, spec.signal) : null;
     // execa settles with a result object (reject: false); the process's own events tell us more precisely.
     const settled = subprocess.then((r) => r);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -323,8 +354,18 @@ export class LocalBackend implements Backend {
     // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
     const namespace = sandbox || contained ? containedEnd(pid) : null;
     this.options.processes?.started(pid, spec.command, cgroup?.path);
+    // Read from the start (an output nobody reads is let go at the exit), held until the consumer reads.
     const stdout = new OutputPipe(subprocess.stdout!);
     const stderr = new OutputPipe(subprocess.stderr!);
+    if (setUpDone && !(await setUpDone)) {
+      await exited;
+      // What its launcher left (an egress proxy whose sandbox never came), so that nothing holds its stderr.
+      signalGroup(pid, "SIGKILL");
+      await cgroup?.kill();
+      this.options.processes?.exited(pid);
+      stdout.output.destroy();
+      throw await setupFailed(stderr.output);
+    }
 
     // A cancel's TERM and KILL reach the whole container, daemons that left the process group included.
     const supervision = supervise(

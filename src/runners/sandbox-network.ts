@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
+import { SETUP_FD } from "./sandbox-setup.js";
 import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
 /**
@@ -37,10 +38,11 @@ const LAUNCHER = [
   'n=0; while [ -r "/proc/$child/net/fib_trie" ] && ! grep -q "127\\.0\\.0\\.1" "/proc/$child/net/fib_trie" && kill -0 $sandbox 2>/dev/null && [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.01; done',
   // A bwrap that made a user namespace (where the machine has them, root runners' too) owns the network namespace from there.
   'userns=; if [ "$(readlink "/proc/$child/ns/user")" != "$(readlink /proc/self/ns/user)" ]; then userns="--userns-path=/proc/$child/ns/user"; fi',
-  `"$slirp" --configure --mtu=65520 --disable-host-loopback --ready-fd=6 $userns --netns-type=path "/proc/$child/ns/net" tap0 6>"$d/ready" >/dev/null 2>"$d/err" ${SECCOMP_FD}<&- &`,
+  `"$slirp" --configure --mtu=65520 --disable-host-loopback --ready-fd=6 $userns --netns-type=path "/proc/$child/ns/net" tap0 6>"$d/ready" >/dev/null 2>"$d/err" ${SECCOMP_FD}<&- ${SETUP_FD}>&- &`,
   "net=$!",
   'if [ "$(head -c 1 "$d/ready")" != "1" ]; then echo "spool: slirp4netns could not give the sandbox its network: $(head -c 300 "$d/err")" >&2; kill -9 $sandbox $net 2>/dev/null; wait; rm -rf "$d"; exit 125; fi',
-  "printf x >&5",
+  // In a subshell: a bwrap that could not set its sandbox up has gone, and the launcher must not die of the SIGPIPE.
+  "(printf x >&5) 2>/dev/null",
   "exec 5>&-",
   "wait $sandbox",
   "code=$?",

@@ -9,6 +9,7 @@ import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { probeNetwork, tried } from "./sandbox-network.js";
+import { type SetupMarker, setupPrelude } from "./sandbox-setup.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
 export { noSandbox, SandboxInfo, SandboxKind, sandboxModes } from "../protocol/runner.js";
@@ -95,6 +96,8 @@ export interface BwrapPlan {
   userns?: boolean;
   /** The seccomp filter (seccomp.ts) on SECCOMP_FD, which the launcher opens (`launcher`, `networkLauncher`). */
   seccomp?: boolean;
+  /** How the sandbox's first program says it is set up, before the command runs (sandbox-setup.ts). */
+  setup?: SetupMarker;
   /** The command's whole environment, set inside the sandbox. */
   env: Record<string, string>;
   command: string;
@@ -211,6 +214,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   args.push("--clearenv");
   for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
   args.push("--chdir", plan.cwd, "--");
+  if (plan.setup) args.push(...setupPrelude(plan.setup));
   if (plan.resetSignals) args.push(plan.resetSignals, `--default-signal=${SANDBOX_SIGNALS.join(",")}`);
   args.push(...(plan.egress ? egressWrapper(plan.egress.forwarder, plan.command) : ["/bin/sh", "-c", plan.command]));
   return args;

@@ -1,0 +1,98 @@
+import { lstatSync } from "node:fs";
+import type { Readable } from "node:stream";
+
+/*
+ * Whether a sandbox was set up (SPEC §7 "Sandbox modes"): bubblewrap exits 1 with a message of its own when it cannot
+ * build the sandbox, which a command could do as well. So the sandbox's first program, before the command's, says it
+ * is set up: on a descriptor of its own (SETUP_FD), closed before the command runs, or under a terminal (which has no
+ * other descriptor) with a one-time text as the terminal's first output, taken out before anyone reads it. A start
+ * that ends without saying it never ran the command: its failure is the start's, not the command's exit, and a start
+ * that failed because a path it was to cover vanished meanwhile (another home removed between the registry's pass and
+ * bubblewrap's mount, outside /tmp, where the root is read-only) is set up again (local.ts).
+ */
+
+/** The descriptor the sandbox's first program writes one byte to once the sandbox is set up (9 is the seccomp filter's, 3-7 the launchers'). */
+export const SETUP_FD = 8;
+
+/** How the sandbox says it is set up: a byte on SETUP_FD, or (under a terminal) `nonce` as its first output. */
+export type SetupMarker = { fd: typeof SETUP_FD } | { nonce: string };
+
+/** The sandbox's first program: says it is set up (`marker`), lets go of the descriptor, and runs what follows it. */
+export function setupPrelude(marker: SetupMarker): string[] {
+  const script = "fd" in marker ? `printf . >&${marker.fd} && exec "$@" ${marker.fd}>&-` : `printf ${marker.nonce} && exec "$@"`;
+  return ["/bin/sh", "-c", script, "spool-setup"];
+}
+
+/** A sandbox that was not set up, and what its launcher and bubblewrap said; the command did not run. */
+export class SetupFailed extends Error {
+  constructor(readonly said: string) {
+    super(`the sandbox could not be set up: ${said.trim().split("\n")[0] || "no reason given"}`);
+  }
+}
+
+/**
+ * Waits until the sandbox is set up: a byte on `marker` (SETUP_FD); false when `marker` ends first (every process
+ * that held it exited: the sandbox was not set up, and the command did not run). An abort stops the wait (true): the
+ * command's supervision takes the abort from there. Listens at once: call it as the process is started.
+ */
+export async function setUp(marker: Readable, signal: AbortSignal): Promise<boolean> {
+  const ran = await new Promise<boolean>((resolve) => {
+    const done = (value: boolean) => () => {
+      signal.removeEventListener("abort", aborted);
+      resolve(value);
+    };
+    const aborted = done(true);
+    marker.once("data", done(true));
+    marker.once("end", done(false));
+    // Not known: taken as run (a command is never started twice).
+    marker.once("error", done(true));
+    signal.addEventListener("abort", aborted, { once: true });
+    marker.resume();
+  });
+  marker.destroy();
+  return ran;
+}
+
+/** What a launcher and bubblewrap said on `stderr` (to its end: call once nothing else writes it), as SetupFailed. */
+export async function setupFailed(stderr: Readable): Promise<SetupFailed> {
+  const parts: Buffer[] = [];
+  for await (const part of stderr) parts.push(part as Buffer);
+  return new SetupFailed(Buffer.concat(parts).toString("utf8"));
+}
+
+/**
+ * The terminal's side of `setUp`: reads what comes before `nonce` (a launcher's warning) and the nonce itself;
+ * resolves with what came besides it, for the command's output. Rejects with SetupFailed, holding what the terminal
+ * showed, when the command's process exits first.
+ */
+export function ttySetUp(
+  subscribe: (listener: (data: Buffer) => void) => { dispose(): void },
+  exited: Promise<unknown>,
+  nonce: string,
+  signal: AbortSignal,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let seen = Buffer.alloc(0);
+    let settled = false;
+    const finish = (settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      subscription.dispose();
+      signal.removeEventListener("abort", aborted);
+      settle();
+    };
+    const aborted = () => finish(() => resolve(seen));
+    const subscription = subscribe((data) => {
+      seen = Buffer.concat([seen, data]);
+      const at = seen.indexOf(nonce);
+      if (at >= 0) finish(() => resolve(Buffer.concat([seen.subarray(0, at), seen.subarray(at + nonce.length)])));
+    });
+    signal.addEventListener("abort", aborted, { once: true });
+    void exited.then(() => finish(() => reject(new SetupFailed(seen.toString("utf8")))));
+  });
+}
+
+/** The first of `paths` that is no longer there (a hidden path removed since the registry's pass), if any. */
+export function vanished(paths: readonly string[]): string | undefined {
+  return paths.find((path) => lstatSync(path, { throwIfNoEntry: false }) === undefined);
+}
