@@ -39,5 +39,13 @@ export const revokedResolver = (revoker: ConnectionHandle): ResolverOut => ({
   how: "revoked",
 });
 
+/**
+ * A revocation as the resolver of a proposal its principal's handler stored after the revocation read the waiting
+ * ones (propose.ts): no revoking connection is at hand, so no client or transport is named; recorded as decided by
+ * REVOCATION.
+ */
+export const LATE_REVOKED_RESOLVER: ResolverOut = { kind: "revoked", connectionId: null, client: null, rule: null, how: "revoked" };
+export const REVOCATION = "revocation";
+
 /** The reason a revocation withdraws a proposal with, which the model and every client read. */
 export const revokedReason = (principal: string) => `its proposer's credential "${principal}" was revoked, so it was withdrawn; the command did not run`;

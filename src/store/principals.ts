@@ -17,6 +17,15 @@ export function findLivePrincipal(db: Kysely<Database>, name: string): Promise<P
   return db.selectFrom("principals").selectAll().where("name", "=", name).where("revoked_at", "is", null).executeTakeFirst();
 }
 
+/**
+ * Whether the newest principal of that name is revoked: false when none has it (the home's token, a model's
+ * proposals) and when a live one holds the name again.
+ */
+export async function principalRevoked(db: Kysely<Database>, name: string): Promise<boolean> {
+  const row = await db.selectFrom("principals").select("revoked_at").where("name", "=", name).orderBy("id", "desc").limit(1).executeTakeFirst();
+  return row !== undefined && row.revoked_at !== null;
+}
+
 /** Principals, oldest first; revoked ones only when asked. */
 export function listPrincipals(db: Kysely<Database>, options: { revoked: boolean }): Promise<PrincipalRow[]> {
   let query = db.selectFrom("principals").selectAll();

@@ -10,12 +10,13 @@ import { confineCwd } from "../cwd.js";
 import type { ProposalInput } from "../deps.js";
 import { egressFor } from "../egress.js";
 import { invalid } from "../refusals.js";
+import { LATE_REVOKED_RESOLVER, REVOCATION, revokedReason } from "../resolvers.js";
 import { noEgress, refuseSandbox } from "../runner-registry.js";
 import { sandboxFor } from "../sandbox-mode.js";
 import { insertUnderFreeSlug } from "../slug.js";
 import { ENTRY } from "../status.js";
 import { producerWire } from "../views.js";
-import { acceptAs } from "./decide.js";
+import { acceptAs, reject } from "./decide.js";
 import type { Stage } from "./stage.js";
 
 /** propose: the log entry at 202, `run/proposal` to every connection of the project. */
@@ -110,6 +111,16 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   }));
   deps.observer?.proposed(project, run, row, input.traceparent);
   stage.effects.proposed(project, run, row, input.proposedBy, input.transport ?? null);
+  // Its principal revoked while this handler was under way, after the revocation read the waiting proposals (it revokes
+  // first, then reads: Principals.revoke): withdrawn here, as the revocation would have, before any rule may accept it.
+  if (await deps.repos.principals.principalRevoked(principal)) {
+    const options = { by: REVOCATION, resolver: LATE_REVOKED_RESOLVER, reason: revokedReason(principal) };
+    // Withdrawn by the revocation as well (it read it after all): decided once, by whichever came first.
+    await reject(stage, project, { run: run.alias, path: row.path }, options).catch((error: unknown) => {
+      if (!(error instanceof SpoolError && error.errorName === "CONFLICT")) throw error;
+    });
+    return (await deps.repos.entries.findEntryById(row.id)) ?? row;
+  }
   // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
   const ruleApplies = !(input.sandbox === "full" && deps.config.sandbox !== "full");
   const goesTo = proposed?.name ?? defaultRunner;
