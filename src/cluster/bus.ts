@@ -29,8 +29,12 @@ export type BusMessage =
   | { t: "interrupt"; run: number; reason: string }
   /** Server `server` owns the producer now (a claim, a runner that came back there): the others let go of it. */
   | { t: "owned"; producer: number; server: number }
-  /** The principal of that name was revoked: every server closes its connections. */
-  | { t: "revoked"; name: string }
+  /**
+   * The principal of that name was revoked: every server closes its connections and notes the name (a proposal of it
+   * stored late withdraws itself). Sent again with `withdrawn` once the revoking server withdrew its waiting proposals:
+   * each server then withdraws those its handlers stored before it noted the name.
+   */
+  | { t: "revoked"; name: string; withdrawn?: true }
   /** These paired devices were unpaired: every server closes their pages. */
   | { t: "devices-revoked"; ids: string[] };
 

@@ -31,7 +31,7 @@ export class ClusterLink {
   /** Per watched channel: the last seq handed to this server's watchers from another server's appends. */
   readonly #cursor = new Map<number, number>();
   #kick: ((runId: number) => void) | null = null;
-  #revoked: ((name: string) => void) | null = null;
+  #revoked: ((name: string, withdrawn: boolean) => void) | null = null;
   #devicesRevoked: ((ids: readonly string[]) => void) | null = null;
   #interrupt: ((runId: number, reason: string) => void) | null = null;
   /** Lease releases on their way, so a new lease of the same run waits for them. */
@@ -53,8 +53,8 @@ export class ClusterLink {
   }
 
   /** Who drives runs here (the agent loop): told when another server asks this one to take a run's next steps. */
-  /** Called when another server revoked a principal. */
-  onRevoked(revoked: (name: string) => void): void {
+  /** Called when another server revoked a principal, and again (`withdrawn`) once it withdrew its waiting proposals. */
+  onRevoked(revoked: (name: string, withdrawn: boolean) => void): void {
     this.#revoked = revoked;
   }
 
@@ -118,7 +118,7 @@ export class ClusterLink {
         this.lifecycle.ownedElsewhere(message.producer);
         return;
       case "revoked":
-        this.#revoked?.(message.name);
+        this.#revoked?.(message.name, message.withdrawn === true);
         return;
       case "devices-revoked":
         this.#devicesRevoked?.(message.ids);

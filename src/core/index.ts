@@ -90,7 +90,10 @@ export function createCore(deps: CoreDeps): Core {
     entries: new Entries(deps, watchers),
     proposals: new Proposals(deps),
     sessions: new Sessions(deps),
-    principals: new Principals(deps, cluster, (principal, options) => lifecycle.withdrawProposalsOf(principal, options)),
+    principals: new Principals(deps, cluster, {
+      withdraw: (principal, options) => lifecycle.withdrawProposalsOf(principal, options),
+      noteRevoked: (principal) => lifecycle.noteRevoked(principal),
+    }),
     devices: new Devices(deps, cluster, audit),
     notifications,
     audit,

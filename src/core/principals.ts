@@ -8,7 +8,7 @@ import { UniqueViolation } from "../store/repositories.js";
 import type { PrincipalRow, RunRow } from "../store/schema.js";
 import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps, ResolverOut } from "./deps.js";
-import { describeCaller, revokedReason, revokedResolver } from "./resolvers.js";
+import { describeCaller, LATE_REVOKED_RESOLVER, REVOCATION, revokedReason, revokedResolver } from "./resolvers.js";
 import { covers, requireCovered, requireRoleAtMost } from "./scope.js";
 
 /** A token is `spool_<id>_<secret>`: the id (hex) finds the row, the secret is compared as its SHA-256. */
@@ -44,10 +44,27 @@ export class Principals {
   constructor(
     private readonly deps: CoreDeps,
     cluster: ClusterLink,
-    /** The lifecycle's withdrawal of a principal's waiting proposals (the transition table decides whether each still may be). */
-    private readonly withdraw: (principal: string, options: { by: string; resolver: ResolverOut; reason: string }) => Promise<unknown[]>,
+    /**
+     * The lifecycle's side: `withdraw` rejects a principal's waiting proposals (the transition table decides whether
+     * each still may be) after noting the name; `noteRevoked` notes it alone (a proposal of it stored later withdraws
+     * itself).
+     */
+    private readonly lifecycle: {
+      withdraw(principal: string, options: { by: string; resolver: ResolverOut; reason: string }): Promise<unknown[]>;
+      noteRevoked(principal: string): void;
+    },
   ) {
-    cluster.onRevoked((name) => void this.#tell(name));
+    cluster.onRevoked((name, withdrawn) => {
+      if (withdrawn) {
+        // The revoking server withdrew what it read; what this server's handlers stored before it noted the name, it withdraws.
+        void this.lifecycle.withdraw(name, { by: REVOCATION, resolver: LATE_REVOKED_RESOLVER, reason: revokedReason(name) }).catch((error: unknown) => {
+          this.deps.log.error(`revocation: could not withdraw the proposals of "${name}" stored here`, { error });
+        });
+        return;
+      }
+      this.lifecycle.noteRevoked(name);
+      this.#tell(name);
+    });
   }
 
   /** Who a presented token names; null when it is not one, unknown, revoked or expired. */
@@ -139,7 +156,8 @@ export class Principals {
     const closed = this.#tell(name);
     if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name });
     // After the close: a connection of it can no longer propose while its proposals are read.
-    const withdrawn = await this.withdraw(name, { by: describeCaller(by), resolver: revokedResolver(by), reason: revokedReason(name) });
+    const withdrawn = await this.lifecycle.withdraw(name, { by: describeCaller(by), resolver: revokedResolver(by), reason: revokedReason(name) });
+    if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name, withdrawn: true });
     return { row, closed, withdrawn: withdrawn.length };
   }
 

@@ -1,7 +1,9 @@
+import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { connectWebSocket } from "../../src/client/ws-transport.js";
 import { ENTRY } from "../../src/protocol/status.js";
+import { holdProposals } from "../fixtures/plugins/hold-proposals.js";
 import { twoServersSharingPostgres } from "../helpers/cluster.js";
 import { describeWithInfra } from "../helpers/infra.js";
 
@@ -41,5 +43,29 @@ describeWithInfra("postgres", "a revoked principal's proposals across servers sh
     await expect(admin.call("token/revoke", { name: "proposer" })).resolves.toMatchObject({ withdrawn: 1 });
     expect(await told).toMatchObject({ decision: "reject", status: ENTRY.rejected, resolver: { kind: "revoked" } });
     expect((await watcher.call("entry/get", { run: "on-b", path })).status).toBe(ENTRY.rejected);
+  }, 60_000);
+});
+
+describeWithInfra("postgres", "a proposal under way on one server while its credential is revoked on another", () => {
+  const cluster = twoServersSharingPostgres("spool-revoke-late");
+
+  it("is withdrawn on the server that stored it, after the revoking server read the waiting ones", async () => {
+    const { b, admin, root } = await cluster.start([fileURLToPath(new URL("../fixtures/plugins/hold-proposals.ts", import.meta.url))]);
+    const { token } = await admin.call("token/create", { name: "late", role: "person" });
+    const { token: watcherToken } = await admin.call("token/create", { name: "late-watcher", role: "person" });
+    const late = cluster.keep(await SpoolClient.connect(b.server.url, { token }));
+    await late.initialize("team", { root });
+    const watcher = cluster.keep(await SpoolClient.connect(b.server.url, { token: watcherToken }));
+    await watcher.initialize("team", { root });
+    await late.call("run/create", { alias: "late-on-b" });
+    const hold = holdProposals();
+    const told = watcher.next("run/resolved", (p: { run: string }) => p.run === "late-on-b", 20_000);
+    void late.call("proposal/create", { run: "late-on-b", tool: "sh", command: "echo HOLD on b" }).catch(() => undefined);
+    await hold.entered;
+    await expect(admin.call("token/revoke", { name: "late" })).resolves.toMatchObject({ withdrawn: 0 });
+    hold.release();
+    const notice = await told;
+    expect(notice).toMatchObject({ decision: "reject", status: ENTRY.rejected, resolver: { kind: "revoked" }, resolvedBy: "revocation" });
+    expect((await watcher.call("entry/get", { run: "late-on-b", path: notice.path })).status).toBe(ENTRY.rejected);
   }, 60_000);
 });

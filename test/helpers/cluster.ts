@@ -26,13 +26,14 @@ export function twoServersSharingPostgres(prefix: string) {
       clients.push(client);
       return client;
     },
-    async start(): Promise<{ a: TestServer; b: TestServer; admin: SpoolClient; root: string }> {
+    /** Starts both servers (`plugins`: plugin files both load). */
+    async start(plugins: string[] = []): Promise<{ a: TestServer; b: TestServer; admin: SpoolClient; root: string }> {
       const db = await freshDatabase();
       drop = db.drop;
       const root = tempDir(`${prefix}-root-`);
       const tokenFile = join(tempDir(`${prefix}-token-`), "token");
       writeFileSync(tokenFile, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
-      for (let i = 0; i < 2; i++) servers.push(await startTestServer({ database: db.url, env: { SPOOL_TOKEN_FILE: tokenFile } }));
+      for (let i = 0; i < 2; i++) servers.push(await startTestServer({ database: db.url, env: { SPOOL_TOKEN_FILE: tokenFile }, plugins }));
       const [a, b] = servers as [TestServer, TestServer];
       const admin = await SpoolClient.connect(a.server.url, { token: a.server.token });
       clients.push(admin);

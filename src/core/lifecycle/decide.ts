@@ -222,6 +222,8 @@ export async function withdrawProposalsOf(
   principal: string,
   options: { by: string; resolver: ResolverOut; reason: string },
 ): Promise<Withdrawn[]> {
+  // Before the waiting ones are read: one of its proposals stored after that read withdraws itself (propose.ts).
+  stage.revocations.add(principal);
   const withdrawn: Withdrawn[] = [];
   for (const p of await stage.deps.repos.entries.listPendingEverywhere(ENTRY.proposed, principal)) {
     const project = { id: p.project_id, name: p.project, root: p.root };

@@ -8,6 +8,7 @@ import type { OtherServers } from "../dispatch.js";
 import { Effects, type ProducerActivity } from "../effects.js";
 import type { Owners } from "../owners.js";
 import type { ProducerRegistry } from "../producer-registry.js";
+import { RecentRevocations } from "../revocations.js";
 import { attachRunner } from "../runner-attach.js";
 import type { RunnerRegistry } from "../runner-registry.js";
 import { FairShares } from "../shares.js";
@@ -68,6 +69,7 @@ export class Lifecycle {
       runners,
       effects: new Effects(deps, watchers),
       shares: new FairShares(deps),
+      revocations: new RecentRevocations(),
       others: null,
       forgetTargets: (producerId) => this.#appends.forgetTargets(producerId),
     };
@@ -116,6 +118,11 @@ export class Lifecycle {
   /** reject: the log entry 202 → 403. `by` names who decided (a client, or run/abort). */
   reject(project: ProjectRef, target: ProducerTarget, options: { by: string; resolver?: ResolverOut; reason?: string | undefined }): Promise<EntryRow> {
     return decide.reject(this.#stage, project, target, options);
+  }
+
+  /** A principal revoked on another server: a proposal of it this server stores from now on withdraws itself (propose.ts). */
+  noteRevoked(principal: string): void {
+    this.#stage.revocations.add(principal);
   }
 
   /** A revoked principal's proposals that wait for a decision, in every project, rejected (withdrawn) as `options` says. */

@@ -113,7 +113,8 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   stage.effects.proposed(project, run, row, input.proposedBy, input.transport ?? null);
   // Its principal revoked while this handler was under way, after the revocation read the waiting proposals (it revokes
   // first, then reads: Principals.revoke): withdrawn here, as the revocation would have, before any rule may accept it.
-  if (await deps.repos.principals.principalRevoked(principal)) {
+  // Looked up only for a principal revoked lately (revocations.ts): other proposals cost no query.
+  if (stage.revocations.has(principal) && (await deps.repos.principals.principalRevoked(principal))) {
     const options = { by: REVOCATION, resolver: LATE_REVOKED_RESOLVER, reason: revokedReason(principal) };
     // Withdrawn by the revocation as well (it read it after all): decided once, by whichever came first.
     await reject(stage, project, { run: run.alias, path: row.path }, options).catch((error: unknown) => {

@@ -7,6 +7,7 @@ import type { OtherServers } from "../dispatch.js";
 import type { Effects } from "../effects.js";
 import type { Owners } from "../owners.js";
 import type { ProducerRegistry } from "../producer-registry.js";
+import type { RecentRevocations } from "../revocations.js";
 import type { RunnerRegistry } from "../runner-registry.js";
 import type { FairShares } from "../shares.js";
 import { ENTRY } from "../status.js";
@@ -28,6 +29,8 @@ export interface Stage {
   readonly effects: Effects;
   /** The per-principal bounds a proposal is admitted by (shares.ts). */
   readonly shares: FairShares;
+  /** The principals revoked lately, whose proposals stored late withdraw themselves (revocations.ts). */
+  readonly revocations: RecentRevocations;
   /** The other servers sharing the database (null until the cluster link exists). */
   others: OtherServers | null;
   /** Drops the channel lookups of a producer's appends (append.ts), once it finished or is owned elsewhere. */
