@@ -157,8 +157,8 @@ export interface ServeProcess {
 }
 
 /** Starts `spool <command>` as a real subprocess and waits until its stdout matches `ready`. */
-async function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp) {
-  const running = spawnSpoolChild([command, ...args], env, { stdin: "ignore" });
+async function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node?: string) {
+  const running = spawnSpoolChild([command, ...args], env, { stdin: "ignore", ...(node ? { node } : {}) });
   const match = await running.waitFor(ready, "stdout", 60_000).catch(async (error: unknown) => {
     await running.stop("SIGKILL");
     throw error;
@@ -166,9 +166,9 @@ async function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEn
   return { child: running.child, match, output: running.output, stop: running.stop };
 }
 
-/** Starts `spool serve` as a real subprocess and waits for its "listening" line. */
-export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-  const serve = await spawnSpool("serve", args, env, /Spool listening on (ws:\/\/\S+)/);
+/** Starts `spool serve` as a real subprocess and waits for its "listening" line (`node`: what runs bin/spool.js). */
+export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}, node?: string): Promise<ServeProcess> {
+  const serve = await spawnSpool("serve", args, env, /Spool listening on (ws:\/\/\S+)/, node);
   return { ...serve, url: serve.match[1]! };
 }
 
@@ -179,8 +179,8 @@ export interface RunnerProcess {
 }
 
 /** Starts `spool runner` as a real subprocess and waits until it has attached. */
-export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunnerProcess> {
-  return spawnSpool("runner", args, env, /Runner \S+ attached/);
+export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}, node?: string): Promise<RunnerProcess> {
+  return spawnSpool("runner", args, env, /Runner \S+ attached/, node);
 }
 
 export type CliProcess = SpoolChild;

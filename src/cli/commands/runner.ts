@@ -8,6 +8,7 @@ import { escapeControl } from "../../protocol/proposal-facts.js";
 import { BackendName } from "../../protocol/runner.js";
 import type { Backend } from "../../runners/backend.js";
 import type { ContainerChoice } from "../../runners/container.js";
+import { letGoOfInherited } from "../../runners/descriptors.js";
 import { PASS_ENV_ENTRY } from "../../runners/environment.js";
 import { LocalBackend } from "../../runners/local.js";
 import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../../runners/orphans.js";
@@ -253,6 +254,8 @@ export async function runner(argv: string[]): Promise<number> {
   const { values, positionals: rest } = parseSpec(RUNNER_SPEC, argv);
   if (values.help) return showHelp(RUNNER_SPEC);
   positionals("runner", rest, []);
+  // Before anything is opened: what this process inherited beyond stdio would pass to every command (descriptors.ts).
+  letGoOfInherited();
   // The same defaults as every other command: the local server of $SPOOL_HOME.
   const { SPOOL_SERVER: _list, ...settings } = process.env;
   const target = await serverTarget(values["token-file"] ? { "token-file": values["token-file"] } : {}, settings);

@@ -2,6 +2,7 @@ import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../../logger.js";
 import { deadlineInForce } from "../../protocol/deadline-words.js";
+import { letGoOfInherited } from "../../runners/descriptors.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { portAndDatabase } from "../common.js";
 import { usageError } from "../errors.js";
@@ -81,6 +82,8 @@ export async function serve(argv: string[]): Promise<number> {
   const { values, positionals: rest } = parseSpec(SERVE_SPEC, argv);
   if (values.help) return showHelp(SERVE_SPEC);
   positionals("serve", rest, []);
+  // Before anything is opened: what this process inherited beyond stdio would pass to every command (descriptors.ts).
+  const inherited = letGoOfInherited();
   const { port } = portAndDatabase(values);
   let level: LogLevel | undefined;
   let format: LogFormat = "text";
@@ -104,6 +107,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
   // Quiet on the terminal a person also types into; everything worth keeping in a file.
   const logger = createLogger(level ?? (logFile ? "info" : "warn"), { ...(logFile ? { file: logFile } : {}), format });
+  if (inherited.length > 0) logger.info(`closed the descriptors this process inherited beyond stdio, so no command gets them: ${inherited.join(", ")}`);
   // Whoever reads our output may go away first (a pipe closed at shutdown): that must not crash the server.
   process.stdout.on("error", () => undefined);
   // Imported here, not at the top: a native module built for another Node fails this import, and the error then

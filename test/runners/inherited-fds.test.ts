@@ -1,0 +1,56 @@
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { ended } from "../helpers/live-output.js";
+import { type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { tempDir } from "../helpers/server.js";
+
+/**
+ * What a process that starts Spool leaves open is not the commands' (SPEC §7 "Sandbox modes"): `spool serve` and
+ * `spool runner` started by a shell that left three descriptors open (a file it reads, one it writes, a directory:
+ * 7, 8, 9; bash: dash marks them close-on-exec), run commands that hold stdin, stdout and stderr alone, sandboxed
+ * or not. Before, every command held the three: it could write the file of whatever started Spool.
+ */
+describe("a command holds none of the descriptors Spool's process inherited", () => {
+  let serve: ServeProcess;
+  let runner: RunnerProcess;
+  let client: SpoolClient;
+  beforeAll(async () => {
+    const home = tempDir("spool-fds-home-");
+    // The node that runs spool, started by a shell that keeps 7, 8 and 9 open for it (not closed at exec).
+    const sloppy = join(tempDir("spool-fds-parent-"), "node");
+    writeFileSync(sloppy, `#!/bin/bash\nexec 7</dev/null 8>>"$0.log" 9<"\${0%/*}"\nexec ${process.execPath} "$@"\n`);
+    chmodSync(sloppy, 0o755);
+    serve = await spawnServe(["--port", "0", "--home", home], {}, sloppy);
+    const token = readFileSync(join(home, "token"), "utf8").trim();
+    client = await SpoolClient.connect(serve.url, { token });
+    await client.initialize("fds", { root: tempDir("spool-fds-root-") });
+    runner = await spawnRunner(
+      ["--server", serve.url, "--token-file", join(home, "token"), "--project", "fds", "--name", "kept", "--backend", "local"],
+      {},
+      sloppy,
+    );
+  });
+  afterAll(async () => {
+    client.close();
+    await runner.stop();
+    await serve.stop();
+  });
+
+  // The shell's own descriptors (`; true` keeps it the shell's, not ls's).
+  const command = "ls /proc/$$/fd | sort -n | tr '\\n' ' '; true";
+
+  it.each([
+    ["the server's own runner, not sandboxed", { sandbox: "full" as const }],
+    ["the server's own runner, workspace-write", { sandbox: "workspace-write" as const }],
+    ["an attached runner, not sandboxed", { sandbox: "full" as const, runner: "kept" }],
+    ["an attached runner, workspace-write", { sandbox: "workspace-write" as const, runner: "kept" }],
+  ])("%s", async (name, options) => {
+    const run = name.replace(/\W+/g, "-");
+    const { path, stdout } = await proposeAndAccept(client, client, run, command, options);
+    const { out } = await ended(client, run, path, stdout);
+    expect(out.body).toBe("0 1 2 ");
+  });
+});
