@@ -10,8 +10,10 @@ import { tempDir } from "../helpers/server.js";
 /**
  * What a process that starts Spool leaves open is not the commands' (SPEC §7 "Sandbox modes"): `spool serve` and
  * `spool runner` started by a shell that left three descriptors open (a file it reads, one it writes, a directory:
- * 7, 8, 9; bash: dash marks them close-on-exec), run commands that hold stdin, stdout and stderr alone, sandboxed
- * or not. Before, every command held the three: it could write the file of whatever started Spool.
+ * 100, 150, 200), run commands that hold stdin, stdout and stderr alone, sandboxed or not. Before, every command held
+ * the three: it could write the file of whatever started Spool. (Node marks what it inherited close-on-exec from 0
+ * up to the first closed descriptor past 15 (`uv_disable_stdio_inheritance`): one beyond a gap passed on, as this
+ * machine's shell's 251 did.)
  */
 describe("a command holds none of the descriptors Spool's process inherited", () => {
   let serve: ServeProcess;
@@ -19,9 +21,9 @@ describe("a command holds none of the descriptors Spool's process inherited", ()
   let client: SpoolClient;
   beforeAll(async () => {
     const home = tempDir("spool-fds-home-");
-    // The node that runs spool, started by a shell that keeps 7, 8 and 9 open for it (not closed at exec).
+    // The node that runs spool, started by a shell that keeps 100, 150 and 200 open for it (not closed at exec).
     const sloppy = join(tempDir("spool-fds-parent-"), "node");
-    writeFileSync(sloppy, `#!/bin/bash\nexec 7</dev/null 8>>"$0.log" 9<"\${0%/*}"\nexec ${process.execPath} "$@"\n`);
+    writeFileSync(sloppy, `#!/bin/bash\nexec 100</dev/null 150>>"$0.log" 200<"\${0%/*}"\nexec ${process.execPath} "$@"\n`);
     chmodSync(sloppy, 0o755);
     serve = await spawnServe(["--port", "0", "--home", home], {}, sloppy);
     const token = readFileSync(join(home, "token"), "utf8").trim();
