@@ -6,6 +6,7 @@ import { ENTRY } from "../../src/protocol/status.js";
 import { holdProposals } from "../fixtures/plugins/hold-proposals.js";
 import { twoServersSharingPostgres } from "../helpers/cluster.js";
 import { describeWithInfra } from "../helpers/infra.js";
+import type { TestServer } from "../helpers/server.js";
 
 /** Two servers on one PostgreSQL database: a principal made and revoked on one is known, then cut off, on the other. */
 describeWithInfra("postgres", "principals across servers sharing PostgreSQL", () => {
@@ -25,17 +26,22 @@ describeWithInfra("postgres", "principals across servers sharing PostgreSQL", ()
 });
 
 /** A revocation withdraws the principal's waiting proposals once, on the server that took it; every server's clients hear it. */
+/** A person credential made by `admin`, connected to server `b` and joined to "team". */
+async function personOn(cluster: ReturnType<typeof twoServersSharingPostgres>, started: { b: TestServer; admin: SpoolClient; root: string }, name: string) {
+  const { token } = await started.admin.call("token/create", { name, role: "person" });
+  const client = cluster.keep(await SpoolClient.connect(started.b.server.url, { token }));
+  await client.initialize("team", { root: started.root });
+  return client;
+}
+
 describeWithInfra("postgres", "a revoked principal's proposals across servers sharing PostgreSQL", () => {
   const cluster = twoServersSharingPostgres("spool-revoke-withdraw");
 
   it("a principal revoked on one server has its proposal made on the other withdrawn, and that server's clients are told", async () => {
-    const { b, admin, root } = await cluster.start();
-    const { token } = await admin.call("token/create", { name: "proposer", role: "person" });
-    const { token: watcherToken } = await admin.call("token/create", { name: "watcher", role: "person" });
-    const proposer = cluster.keep(await SpoolClient.connect(b.server.url, { token }));
-    await proposer.initialize("team", { root });
-    const watcher = cluster.keep(await SpoolClient.connect(b.server.url, { token: watcherToken }));
-    await watcher.initialize("team", { root });
+    const started = await cluster.start();
+    const { admin } = started;
+    const proposer = await personOn(cluster, started, "proposer");
+    const watcher = await personOn(cluster, started, "watcher");
     await proposer.call("run/create", { alias: "on-b" });
     const { path } = await proposer.call("proposal/create", { run: "on-b", tool: "sh", command: "echo proposed on b" });
     const told = watcher.next("run/resolved", (p: { run: string; path: string }) => p.run === "on-b" && p.path === path, 20_000);
@@ -50,13 +56,10 @@ describeWithInfra("postgres", "a proposal under way on one server while its cred
   const cluster = twoServersSharingPostgres("spool-revoke-late");
 
   it("is withdrawn on the server that stored it, after the revoking server read the waiting ones", async () => {
-    const { b, admin, root } = await cluster.start([fileURLToPath(new URL("../fixtures/plugins/hold-proposals.ts", import.meta.url))]);
-    const { token } = await admin.call("token/create", { name: "late", role: "person" });
-    const { token: watcherToken } = await admin.call("token/create", { name: "late-watcher", role: "person" });
-    const late = cluster.keep(await SpoolClient.connect(b.server.url, { token }));
-    await late.initialize("team", { root });
-    const watcher = cluster.keep(await SpoolClient.connect(b.server.url, { token: watcherToken }));
-    await watcher.initialize("team", { root });
+    const started = await cluster.start([fileURLToPath(new URL("../fixtures/plugins/hold-proposals.ts", import.meta.url))]);
+    const { admin } = started;
+    const late = await personOn(cluster, started, "late");
+    const watcher = await personOn(cluster, started, "late-watcher");
     await late.call("run/create", { alias: "late-on-b" });
     const hold = holdProposals();
     const told = watcher.next("run/resolved", (p: { run: string }) => p.run === "late-on-b", 20_000);
