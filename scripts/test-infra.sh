@@ -3,7 +3,8 @@
 # are root: a private sshd on 127.0.0.1 (key auth, non-root user), a Docker
 # engine with a tiny local busybox image (no image registry is reachable),
 # bubblewrap, the read-only sandbox of the local runner and of the SSH host,
-# Chromium, the browser the web view's tests drive, and Prometheus (started by its test).
+# Chromium, the browser the web view's tests drive, Prometheus (started by its test), and the third-party ACP and
+# MCP clients the tests run (scripts/test-tools.mjs).
 # Usage: scripts/test-infra.sh up|down   (state under $SPOOL_INFRA_DIR)
 # `up` prints SPOOL_TEST_* variables for the tests on stdout.
 set -euo pipefail
@@ -93,6 +94,11 @@ fi
 
 # --- a private PostgreSQL cluster on 127.0.0.1 (the store tests' second dialect)
 pg_env=$(bash "$(dirname "$0")/test-postgres.sh")
+
+# --- third-party clients the tests drive (acpx, the MCP conformance suite and Inspector, a Node 22), from the npm
+# registry into the test cache, so the suite's own time does not include downloading them (it would, and still
+# passes, without this step). A failure here is reported on stderr; the tests then try again and say why.
+node "$(dirname "$0")/test-tools.mjs" || echo "warning: could not install the tests' third-party tools" >&2
 
 cat <<OUT
 SPOOL_TEST_SSH_HOST=127.0.0.1

