@@ -19,8 +19,11 @@ export default defineConfig({
     setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Integration tests start real servers and processes; two cores do not like many at once.
-    maxWorkers: 2,
+    // Three files at a time on two cores: about half of a file's wall time is waiting (a deadline, a process's
+    // start, a browser), which a third worker fills. On this 2-core machine, quiet, with the tests' tools installed
+    // (test-infra.sh): 424 s with 2 workers, 339 s with 3 (bench/README.md, "npm test"). 4 was tried only on a
+    // loaded machine (405 s, every file passed).
+    maxWorkers: 3,
     // A worker imports the server's module graph (~300 modules) once, not once a file: each file still runs in a fresh
     // describe tree, with mocks restored, but shares the worker process and its modules with the files before it, so
     // a file stops what it starts (servers, processes, timers) and restores what it changes (process.env). Measured on
