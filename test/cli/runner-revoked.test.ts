@@ -2,6 +2,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/errors.js";
+import type { SpoolConfig } from "../../src/config.js";
+import { openStore, type Store } from "../../src/store/database.js";
 import { freePort, type SpoolChild, spawnSpoolChild } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -23,6 +25,23 @@ describe("spool runner with a credential that stops working", () => {
     const file = join(tempDir(), "token");
     writeFileSync(file, `${token}\n`, { mode: 0o600 });
     return file;
+  }
+
+  /** Ends a credential in the store of a stopped server (SQLite, or PostgreSQL with SPOOL_TEST_STORE): as if its expiry had passed. */
+  async function expireInStore(config: SpoolConfig, name: string): Promise<void> {
+    const store: Store = config.databaseUrl
+      ? await (await import("../../src/store/postgres.js")).openPostgresStore(config.databaseUrl)
+      : openStore(config.dbFile);
+    try {
+      const { numUpdatedRows } = await store.db
+        .updateTable("principals")
+        .set({ expires_at: Date.now() - 1000 })
+        .where("name", "=", name)
+        .executeTakeFirst();
+      expect(numUpdatedRows).toBe(1n);
+    } finally {
+      await store.close();
+    }
   }
 
   function startRunner(server: TestServer, tokenFile: string): SpoolChild {
@@ -49,14 +68,15 @@ describe("spool runner with a credential that stops working", () => {
     const port = await freePort();
     ts = await startTestServer({ home, port, localRunner: false });
     await ts.clientIn("work");
-    // Long enough for the runner to start and attach on a busy machine.
-    const expiresAt = Date.now() + 15_000;
-    const runner = startRunner(ts, await runnerToken(ts, "ci-runner", expiresAt));
+    // An hour: the credential must not expire while the server is up (it would close the connection itself).
+    const runner = startRunner(ts, await runnerToken(ts, "ci-runner", Date.now() + 3_600_000));
     await runner.waitFor(/Runner box attached/);
+    const { config } = ts.server;
     await ts.stop();
     await runner.waitFor(/connection lost; reconnecting/, "stderr");
-    // The server comes back after the credential's expiry: the runner's next attempt is refused (HTTP 401).
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now() + 50)));
+    // While the server is away its expiry passes (moved forward in the store, not waited for on the clock):
+    // the server comes back and the runner's next attempt is refused (HTTP 401).
+    await expireInStore(config, "ci-runner");
     ts = await startTestServer({ home, port, localRunner: false });
     const { code } = await runner.exitsWithin(20_000);
     expect(code, runner.output()).toBe(EXIT.connection);
