@@ -1,22 +1,34 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { freePort, spawnCli, spawnRunner, spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
-/** Someone else's listener on a loopback port: it records every byte a client sends it. */
-function recordingListener(port = 0): Promise<{ port: number; received: () => string; close: () => void }> {
+/**
+ * Someone else's listener on a loopback port: it records every byte a client sends it and never answers; after
+ * `hangUp` it closes every connection, those open and those to come, once it has recorded what they sent.
+ */
+function recordingListener(port = 0): Promise<{ port: number; received: () => string; hangUp: () => void; close: () => void }> {
   let received = "";
+  let hungUp = false;
+  const open = new Set<Socket>();
   const server = createServer((socket) => {
     socket.on("data", (d) => (received += d.toString("latin1")));
     socket.on("error", () => undefined);
+    if (hungUp) return void socket.end();
+    open.add(socket);
+    socket.on("close", () => open.delete(socket));
   });
+  const hangUp = () => {
+    hungUp = true;
+    for (const socket of open) socket.end();
+  };
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () =>
-      resolve({ port: (server.address() as { port: number }).port, received: () => received, close: () => server.close() }),
+      resolve({ port: (server.address() as { port: number }).port, received: () => received, hangUp, close: () => server.close() }),
     );
   });
 }
@@ -76,6 +88,9 @@ describe("credentials go only to the real server (real processes)", () => {
     cleanup.push(squatter.close);
     serve = await spawnServe(["--home", home, "--port", "0"], env);
     cleanup.push(() => serve.stop());
+    // The runner may be waiting on the squatter for a proof it never gets (its attempt while the server was away
+    // found no socket and took the port): the squatter hangs up now rather than let it wait out its 10 s timeout.
+    squatter.hangUp();
     const client = await SpoolClient.connect(`ws+unix://${join(home, "spool.sock")}:/`, { token });
     cleanup.push(() => client.close());
     await client.initialize("squat", { create: false });
