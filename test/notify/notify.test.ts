@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
+import { openStore } from "../../src/store/database.js";
 import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { type Receiver, signedBy, startReceiver } from "../helpers/receiver.js";
 import { eventually, tempDir } from "../helpers/server.js";
@@ -18,7 +19,8 @@ interface Served {
   admin: SpoolClient;
   env: NodeJS.ProcessEnv;
   spool(args: string[]): Promise<{ code: number | null; out: string; err: string }>;
-  restart(): Promise<void>;
+  /** Stops `spool serve` and starts it again on the same home; `whileStopped` may change its store in between. */
+  restart(whileStopped?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -55,9 +57,10 @@ async function serve(project: string, env: NodeJS.ProcessEnv = {}): Promise<Serv
       const { code } = await child.exitsWithin(20_000);
       return { code, out: child.stdout(), err: child.stderr() };
     },
-    async restart() {
+    async restart(whileStopped) {
       self.admin.close();
       await self.serve.stop();
+      await whileStopped?.();
       self.serve = await spawnServe(args, env);
       self.admin = await SpoolClient.connect(self.serve.url, { token: token() });
       await self.admin.initialize(project, { root });
@@ -232,8 +235,17 @@ describe("deadlines and the audit trail", () => {
     writeFileSync(file, `${token}\n`, { mode: 0o600 });
     const alice = spawnCli(["reject", "late", decided, "--project", "deadline", "--reason", "not today"], { ...s.env, SPOOL_TOKEN_FILE: file });
     expect((await alice.exitsWithin(20_000)).code, alice.stderr()).toBe(0);
-    // The deadline counts from the stored proposal: a restart neither resets nor loses it.
-    await s.restart();
+    // The deadline counts from the stored proposal: a restart neither resets nor loses it. Its 10 s pass while the
+    // server is away (the proposal's stored creation moved back by them, not waited for): it is overdue at the restart.
+    await s.restart(async () => {
+      const store = openStore(join(s.home, "spool.db"));
+      try {
+        const moved = store.sqlite.prepare("UPDATE entries SET created_at = created_at - 10000 WHERE path = ? AND status = ?").run(forgotten, ENTRY.proposed);
+        expect(moved.changes).toBe(1);
+      } finally {
+        await store.close();
+      }
+    });
     const got = await hook.waitFor(2, 20_000);
     const byEvent = Object.fromEntries(got.map((r) => [r.headers["x-spool-event"], json(r)]));
     expect(got.map((r) => `${r.headers["x-spool-event"]} ${json(r).path}`).sort()).toEqual([`decided ${decided}`, `expired ${forgotten}`]);
