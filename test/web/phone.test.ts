@@ -162,11 +162,18 @@ describeWithBrowser("the web view on a phone, in the background, and on a run's 
     const atEnd = () =>
       page.$eval(".conversation", (box) => box.scrollHeight > box.clientHeight + 100 && box.scrollHeight - box.scrollTop - box.clientHeight < 40);
     expect(await atEnd()).toBe(true);
-    web.model.reply({ text: `${long}\nthe end`, delayMs: 20 });
-    await page.type(".prompt textarea", "And again");
-    await page.click(".prompt button");
-    await page.waitForFunction(() => document.querySelector(".live:not([hidden]) .text")?.textContent?.includes("line 30"));
-    expect(await atEnd()).toBe(true);
+    // The second streams word by word, and then waits, before its end, until the page has been seen following it: it
+    // is still streaming when looked at, however slow the machine (it took 20 ms a word for that before: 6 s).
+    let answered!: () => void;
+    web.model.reply({ text: `${long}\nthe end`, delayMs: 5, pause: new Promise<void>((resolve) => (answered = resolve)) });
+    try {
+      await page.type(".prompt textarea", "And again");
+      await page.click(".prompt button");
+      await page.waitForFunction(() => document.querySelector(".live:not([hidden]) .text")?.textContent?.includes("line 30"));
+      expect(await atEnd()).toBe(true);
+    } finally {
+      answered();
+    }
     await page.waitForFunction(() => [...document.querySelectorAll(".conversation .msg.assistant")].some((m) => m.textContent?.includes("the end")));
     expect(await atEnd()).toBe(true);
   }, 60_000);
