@@ -161,10 +161,10 @@ describeWithBrowser("the web view in Chromium", () => {
     // The answer stops after its text until the page has shown it streaming: on a loaded machine the page could
     // see the whole answer stored before it drew the live text (a second of words 150 ms apart), and wait for
     // the live text for ever (a run of test/web here failed in this test; this is the one state it waits for that
-    // does not last).
+    // does not last). With that pause the words need not be slow: 20 ms apart, the text still comes in pieces.
     let release = () => {};
     const pause = new Promise<void>((resolve) => (release = resolve));
-    web.model.reply({ text: "Let me look at the build first. ", delayMs: 150, pause, tools: [{ name: "sh", arguments: { command: "make check" } }] });
+    web.model.reply({ text: "Let me look at the build first. ", delayMs: 20, pause, tools: [{ name: "sh", arguments: { command: "make check" } }] });
     const page = await open("chat", ["talk"]);
     page.on("dialog", (dialog) => void dialog.accept());
     await page.type(".prompt textarea", "Why does the build fail?");
