@@ -27,6 +27,39 @@ function socketInodes(pid: number): Set<string> {
   return inodes;
 }
 
+/** epoll_wait, epoll_pwait, epoll_pwait2 and futex on x86-64 and on arm64 (which has epoll_pwait only). */
+const EPOLL_WAITS = process.arch === "arm64" ? ["22", "441"] : ["232", "281", "441"];
+const FUTEX = process.arch === "arm64" ? "98" : "202";
+
+/**
+ * Process `pid`'s CPU ticks when it is asleep until a file descriptor is ready: its main thread blocked in epoll with no
+ * timer due within a second, every other thread blocked in epoll or on a futex (no file operation under way in
+ * libuv's pool); null otherwise, or when /proc cannot tell.
+ */
+function idleTicks(pid: number): number | null {
+  try {
+    let ticks = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      // After the command's name, in parentheses: the state, then (fields 14 and 15) user and system time.
+      const line = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const stat = line.slice(line.lastIndexOf(")") + 2).split(" ");
+      if (stat[0] !== "S") return null;
+      ticks += Number(stat[11]) + Number(stat[12]);
+      const [nr, , , , timeout] = readFileSync(`/proc/${pid}/task/${tid}/syscall`, "utf8").trim().split(" ");
+      if (tid !== String(pid)) {
+        if (nr !== FUTEX && !EPOLL_WAITS.includes(nr!)) return null;
+        continue;
+      }
+      if (!EPOLL_WAITS.includes(nr!) || timeout === undefined) return null;
+      const ms = Number(BigInt.asIntN(32, BigInt(timeout)));
+      if (ms !== -1 && ms < 1000) return null;
+    }
+    return ticks;
+  } catch {
+    return null;
+  }
+}
+
 interface Piped {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -63,18 +96,27 @@ async function slowlyRead(args: string[], env: NodeJS.ProcessEnv, cwd: string): 
       resolve({ code, signal });
     }),
   );
-  // The gate: the CLI exited, or it connected, has since closed the connection and is still there 3 s later (a CLI
-  // that cuts its output short exits right after closing it). A CLI so quick that it was never seen connected is
-  // read after 60 s: one that cuts its output short has exited by then.
+  // The gate: the CLI exited, or it connected and has since closed the connection (a CLI that cuts its output short
+  // exits right after closing it), and then it is asleep until its stdout can take more (idleTicks), seen so twice
+  // 100 ms apart without a CPU tick in between, or it is still there 3 s later (/proc told nothing). A CLI so quick
+  // that it was never seen connected is read after 60 s: one that cuts its output short has exited by then.
   let seen = false;
   let closedAt = 0;
+  let idle = null as { at: number; ticks: number } | null;
   const since = Date.now();
   for (;;) {
     if (exited || (!seen && Date.now() - since > 60_000) || (closedAt && Date.now() - closedAt > 3_000)) break;
     if (socketInodes(child.pid!).size > 0) {
       seen = true;
       closedAt = 0;
-    } else if (seen && !closedAt) closedAt = Date.now();
+      idle = null;
+    } else if (seen) {
+      closedAt ||= Date.now();
+      const ticks = idleTicks(child.pid!);
+      if (ticks === null) idle = null;
+      else if (!idle || idle.ticks !== ticks) idle = { at: Date.now(), ticks };
+      else if (Date.now() - idle.at >= 100) break;
+    }
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   read();
