@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, realpathSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { SessionUpdate as V1Update } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -158,8 +158,10 @@ describe("ACP v2 at /acp", () => {
     const a = v2("ws");
     await init2(a, "first");
     const { sessionId } = await a.connection.agent.request("session/new", { cwd: project });
-    // Prints for ~6 s after its first 100 lines, so it still runs when the second client comes, even on a busy machine.
-    const command = "seq 1 100; for i in $(seq 1 30); do sleep 0.2; echo late$i; done";
+    // After its first 100 lines and late1 it waits until the second client has resumed (the file `go` appears), so it
+    // still runs when that client comes, however busy the machine; then it prints the rest.
+    const go = join(project, "go");
+    const command = `seq 1 100; echo late1; until [ -e ${go} ]; do sleep 0.05; done; for i in $(seq 2 30); do echo late$i; done`;
     await a.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: `run \`${command}\`` }] });
     const ask = await a.permission();
     const terminalId = (ask.params.subject as { terminalId: string }).terminalId;
@@ -179,6 +181,7 @@ describe("ACP v2 at /acp", () => {
     expect(lines.length).toBe(40);
     expect(lines).toContain("100");
     expect(lines).toContain("late1");
+    writeFileSync(go, "");
     await b.update((u) => isKind("terminal_update")(u) && u.terminalId === terminalId && !!u.exitStatus);
     // Then only what came after: every late line exactly once in the snapshot and the chunks together.
     const chunks = b
