@@ -160,17 +160,24 @@ for (const c of cases) {
 
     it("cancel kills the process (and what it started) and says so", async () => {
       const controller = new AbortController();
-      const execution = await backend.start({ command: "sleep 300 & sleep 301; echo never", env: {}, signal: controller.signal });
-      const out = bytes(execution.stdout);
+      const execution = await backend.start({ command: "sleep 300 & echo forked; sleep 301; echo never", env: {}, signal: controller.signal });
+      // The shell has started its first child once it says so: the cancel comes after that.
+      let forked!: () => void;
+      const seen = new Promise<void>((resolve) => (forked = resolve));
+      const out = (async () => {
+        let text = "";
+        for await (const chunk of execution.stdout) if ((text += String(chunk)).includes("forked\n")) forked();
+        return text;
+      })();
       const err = bytes(execution.stderr);
       const target = await execution.located;
-      // Let the shell start its children before the cancel.
-      await new Promise((r) => setTimeout(r, 200));
+      await seen;
       expect(await c.alive(target)).toBe(true);
       const started = Date.now();
       controller.abort();
       const result = await execution.result;
-      await Promise.all([out, err]);
+      const [text] = await Promise.all([out, err]);
+      expect(text).toBe("forked\n");
       expect(result.cancelled).toBe(true);
       expect(result.exitCode === 0).toBe(false);
       expect(Date.now() - started).toBeLessThan(5_000);
