@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import Docker from "dockerode";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { closeSshOutside, describeWithInfra, infra, sshOutside, sshRunnerFlags } from "../helpers/infra.js";
@@ -74,7 +74,8 @@ const cases: Case[] = [
 for (const c of cases) {
   describeWithInfra(c.kind, `an attached ${c.kind} runner (spool runner process)`, () => {
     let ts: TestServer;
-    let runner: RunnerProcess;
+    /** The runner of the tests; undefined once a test killed it, until the next test starts another. */
+    let runner: RunnerProcess | undefined;
     let proposer: SpoolClient;
     let acceptor: SpoolClient;
     let canceller: SpoolClient;
@@ -95,11 +96,14 @@ for (const c of cases) {
     ];
 
     beforeAll(async () => {
-      ts = await startTestServer({ localRunner: false, runnerGraceMs: 1_000 });
+      // Nothing here comes back within the grace: the killed runner is gone for good, its channels ended when it ends.
+      ts = await startTestServer({ localRunner: false, runnerGraceMs: 250 });
       proposer = await ts.clientIn(project);
       acceptor = await ts.clientIn(project);
       canceller = await ts.clientIn(project);
-      runner = await spawnRunner(runnerArgs());
+    });
+    beforeEach(async () => {
+      runner ??= await spawnRunner(runnerArgs());
     });
     afterAll(async () => {
       await runner?.stop();
@@ -149,7 +153,8 @@ for (const c of cases) {
       const paths = await proposeAndAccept(proposer, acceptor, "run-4", "while true; do echo tick; sleep 0.05; done", { runner: name });
       const target = await processOf(proposer, "run-4", paths.path);
       await eventually(async () => (await proposer.call("entry/get", { run: "run-4", path: paths.stdout })).bytes > 0, 10_000, "output");
-      await runner.stop("SIGKILL");
+      await runner!.stop("SIGKILL");
+      runner = undefined;
       try {
         const done = await finished(proposer, "run-4", paths, 15_000);
         expect(done.stdout.status).toBe(ENTRY.cancelled);
@@ -157,7 +162,6 @@ for (const c of cases) {
         expect(done.out.toString()).toMatch(/^(tick\n)+$/);
       } finally {
         await c.reap(target);
-        runner = await spawnRunner(runnerArgs());
       }
     }, 40_000);
   });
