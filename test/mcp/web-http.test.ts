@@ -55,8 +55,11 @@ afterEach(async () => {
   server = null;
 });
 
-/** A server answering its one request with `answer` through sendResponse; resolves with a raw client socket and the response's end. */
-async function serve(answer: Body, limits: SendLimits) {
+/**
+ * A server answering its one request with `answer` through sendResponse; resolves with a raw client socket and the
+ * response's end. With `close`, the request asks for the connection to end with the answer (not kept alive for 5 s).
+ */
+async function serve(answer: Body, limits: SendLimits, close = false) {
   let sent!: Promise<void>;
   let closed!: Promise<unknown>;
   let gotResponse: (response: ServerResponse) => void = () => undefined;
@@ -74,7 +77,7 @@ async function serve(answer: Body, limits: SendLimits) {
   const socket = connect(port, "127.0.0.1");
   sockets.push(socket);
   await once(socket, "connect");
-  socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${close ? "Connection: close\r\n" : ""}\r\n`);
   const response = await nodeResponse;
   return { socket, response, sent: () => sent, closed: () => closed };
 }
@@ -83,7 +86,8 @@ describe("sendResponse: an SDK answer written to node:http", () => {
   it("a reader that pauses and comes back gets every byte", async () => {
     const total = 24 * 1024 * 1024;
     const answer = body(total);
-    const { socket, sent } = await serve(answer, { backlogBytes: 64 * 1024 * 1024, stallMs: 60_000 });
+    // The connection ends with the answer: the client's end is the answer's.
+    const { socket, sent } = await serve(answer, { backlogBytes: 64 * 1024 * 1024, stallMs: 60_000 }, true);
     socket.pause();
     // Held until the body is ahead of the reader by more than the socket takes, then read to the end.
     let received = 0;
