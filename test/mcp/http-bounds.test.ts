@@ -80,7 +80,9 @@ describe("the /mcp endpoint's bounds", () => {
     await endpoint.close();
     http.closeAllConnections();
     http.close();
-    endpoint = new McpHttpEndpoint({ ...options(), limits: { ...limits, idleMs: 3_000 } });
+    // Idle past 1 s: closed at the sweep after that (every idleMs), 1-2 s after its stream goes. Nothing here leaves the
+    // session idle for long before then: the gaps between its requests are a few ms (ten times that on a busy machine).
+    endpoint = new McpHttpEndpoint({ ...options(), limits: { ...limits, idleMs: 1_000 } });
     http = createServer((request, response) => endpoint.handle(request, response));
     await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
     port = (http.address() as { port: number }).port;
