@@ -184,10 +184,18 @@ describe("the model drives interactive commands (scripted model)", () => {
     const log = logOf(command);
     model.reply(
       { tools: [{ id: "call_tty", name: "sh", arguments: { command, tty: true } }] },
-      // As a careful agent does: read until the REPL's prompt is there before typing (an empty write waits for new
-      // output and its quiet). Typed before python3 has started (a loaded machine), the line's answer would come
-      // after the terminal's echo had been quiet for the write's 300 ms, and the write would return with the echo alone.
-      { tools: [{ id: "call_prompt", name: "write", arguments: { path: log, input: "", timeout_ms: 5_000 } }] },
+      // As a careful agent does: look until the REPL's prompt is there before typing. Typed before python3 has started
+      // (a loaded machine), the line's answer would come after the terminal's echo had been quiet for the write's
+      // 300 ms, and the write would return with the echo alone. The look (an empty write) comes once the prompt is
+      // stored: one that waited for new output would wait its whole timeout for a prompt that came before it.
+      async () => {
+        await eventually(
+          async () => (await a.call("entry/get", { run: "tty", path: `sh://turn_1/${slugFromCommand(command)}_1` })).body.includes(">>>"),
+          20_000,
+          "the REPL's prompt to be stored",
+        );
+        return { tools: [{ id: "call_prompt", name: "write", arguments: { path: log, input: "", timeout_ms: 0 } }] };
+      },
       { tools: [{ id: "call_line", name: "write", arguments: { path: log, input: "print(6 * 7)\n", timeout_ms: 10_000 } }] },
       { tools: [{ id: "call_stop", name: "write", arguments: { path: log, input: "while True: pass\n\n<C-c>", timeout_ms: 10_000 } }] },
       { tools: [{ id: "call_end", name: "write", arguments: { path: log, input: "C-d", timeout_ms: 10_000 } }] },
