@@ -107,6 +107,10 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         HostConfig: {
           NetworkMode: o.network,
           Init: true,
+          // The output is read over the attach stream and stored by Spool: the engine keeps no log of its own (its
+          // json-file log grew with every byte, unbounded on the engine's disk until removal, and cost the engine
+          // ~2 s of CPU for 50 MB).
+          LogConfig: { Type: "none", Config: {} },
           // Mounts (not Binds): a missing source is an error, where Binds would create it as an empty directory.
           ...(o.mounts?.length ? { Mounts: o.mounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) } : {}),
           ...(o.readOnly || o.workspaceWrite

@@ -249,3 +249,31 @@ describeWithInfra("ssh", "backend: ssh host keys", () => {
     await backend.close();
   });
 });
+
+describeWithInfra("docker", "backend: docker specifics", () => {
+  it("a fresh container keeps no log on the engine (log driver none): its output comes over the attach stream alone", async () => {
+    const backend = new DockerBackend({ image: infra.dockerImage!, killGraceMs: 1000 });
+    const controller = new AbortController();
+    try {
+      const execution = await backend.start({ command: "echo started; sleep 300", env: {}, signal: controller.signal });
+      let begun!: () => void;
+      const seen = new Promise<void>((resolve) => (begun = resolve));
+      const out = (async () => {
+        let text = "";
+        for await (const chunk of execution.stdout) if ((text += String(chunk)).includes("started\n")) begun();
+        return text;
+      })();
+      void bytes(execution.stderr);
+      const { container } = await execution.located;
+      await seen;
+      const info = await docker.getContainer(container!).inspect();
+      expect(info.HostConfig.LogConfig).toMatchObject({ Type: "none" });
+      expect(info.LogPath).toBe("");
+      controller.abort();
+      await execution.result;
+      expect(await out).toBe("started\n");
+    } finally {
+      await backend.close();
+    }
+  });
+});
