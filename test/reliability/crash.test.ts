@@ -71,7 +71,9 @@ describe("crash safety", () => {
     await Promise.all(pumps);
     const acked = producers.map((p) => p.acked);
 
-    server = await spawnServe(args, env);
+    // The restarted server's grace, from its start-up, is shorter: the runner (told 12 s at attach) tries to reconnect
+    // at most 3 s apart (a quarter of it) and is back within that of the restart; the silent producers end after 6 s.
+    server = await spawnServe(args, { SPOOL_RUNNER_GRACE_MS: "6000" });
     try {
       const after = await SpoolClient.connect(server.url, { token });
       await after.initialize("crash");
