@@ -106,7 +106,8 @@ describe("liveness of WebSocket connections (server pings, silence closes)", () 
     const start = Date.now();
     let id = 0;
     let lastSentAt = 0;
-    while (Date.now() - start < 3 * TIMEOUT) {
+    // Twice the timeout: one that counted only pongs would have closed it after one timeout and a ping interval.
+    while (Date.now() - start < 2 * TIMEOUT) {
       const reply = new Promise<string>((r) => socket.once("message", (data) => r(data.toString())));
       lastSentAt = Date.now();
       socket.send(JSON.stringify({ jsonrpc: "2.0", id: ++id, method: "ping" }));
@@ -190,7 +191,7 @@ describe("watchLiveness over a slow upload (raw TCP bytes count)", () => {
     const start = Date.now();
     for (let sent = 0; sent < size; sent += 1_000) {
       client.write(payload.subarray(sent, sent + 1_000));
-      await new Promise((r) => setTimeout(r, 50)); // the upload's pace: 60 pieces over three timeouts
+      await new Promise((r) => setTimeout(r, 40)); // the upload's pace: 60 pieces over 2.4 timeouts
     }
     expect((await message).length).toBe(size);
     const lastByteAt = Date.now();
@@ -294,13 +295,22 @@ describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 ru
     runner = await startRunner();
     const [before] = await attachedRunners(client);
     expect(before).toBeDefined();
+    // A connection of the test's own, answering pings: the pings it gets tell how far the server's watches have ticked.
+    const watched = new WebSocket(ts.server.url, { headers: { Authorization: `Bearer ${ts.server.token}` } });
+    await new Promise((r) => watched.once("open", r));
+    let pings = 0;
+    watched.on("ping", () => pings++);
     warnings.length = 0;
-    const stallUntil = Date.now() + 2.5 * TIMEOUT;
+    const stallUntil = Date.now() + 1.5 * TIMEOUT;
     while (Date.now() < stallUntil) {
-      // busy: no timers, no I/O, no pings for two and a half timeouts
+      // busy: no timers, no I/O, no pings for one and a half timeouts
     }
-    // Then two timeouts of normal running, long enough for a wrongly counted silence to end the runner's connection.
-    await new Promise((r) => setTimeout(r, 2 * TIMEOUT));
+    pings = 0;
+    // Then a timeout of normal running (four pings, a watch's interval apart: every watch has ticked three times since
+    // the stall), long enough for a wrongly counted silence to end the runner's connection.
+    await eventually(() => pings >= 4 || watched.readyState !== WebSocket.OPEN, 10_000, "four pings after the stall");
+    expect(watched.readyState).toBe(WebSocket.OPEN);
+    watched.close();
     expect(warnings.filter((w) => /taken for dead/.test(w))).toEqual([]);
     expect(await attachedRunners(client)).toEqual([before]);
     expect(runner.output()).not.toMatch(/connection lost/);
