@@ -160,8 +160,9 @@ describe("the server-wide cap on reads in flight (limits.maxReadBytesInFlight)",
     let reads!: ReadCap;
     ts = await startTestServer({
       limits: { maxReadBytes: 8 * MiB, maxReadBytesInFlight: 16 * MiB },
-      // Liveness alone would close the sitters after 8 s; the cap closes them after about 2 s of holding bytes nobody reads.
-      livenessTimeoutMs: 8_000,
+      // Liveness alone would close the sitters after 4 s; the cap closes them after about 1 s of holding bytes nobody reads
+      // (at most 1.5 s: it looks every half of that), and the waiting read is served well before the 4 s.
+      livenessTimeoutMs: 4_000,
       localRunner: false,
       logger: { debug() {}, info() {}, warn: (m) => void warnings.push(m), error() {} },
       extraPlugins: [definePlugin({ name: "test-reads", setup: (app) => void (reads = app.core.reads) })],
