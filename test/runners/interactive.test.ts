@@ -109,7 +109,8 @@ for (const c of cases) {
     });
 
     it("a trap prints on SIGINT", async () => {
-      const p = await start("trap", "trap 'echo trapped; exit 3' INT; echo ready; while :; do sleep 1; done");
+      // A shell runs its trap once its foreground sleep ends (where the INT reaches the shell alone): short sleeps.
+      const p = await start("trap", "trap 'echo trapped; exit 3' INT; echo ready; while :; do sleep 0.1; done");
       await p.output.until("ready\n");
       await client.signal("trap", p.path, "INT");
       const { out } = await ended(client, "trap", p.path, p.stdout);
