@@ -1,4 +1,4 @@
-import { closeSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 
 /** fdinfo's flag for a descriptor closed at exec (O_CLOEXEC, octal). */
 const CLOSE_ON_EXEC = 0o2000000;
@@ -12,6 +12,12 @@ const CLOSE_ON_EXEC = 0o2000000;
  * are all close-on-exec and stay, and so does its IPC channel to a parent.
  * Called first by the commands that run commands (`spool serve`, `spool runner`); says which it closed. Where /proc
  * does not say (not Linux), nothing is closed.
+ * Not closed either: a descriptor on a file OpenSSL reads as Node starts (OPENSSL_CONF, NODE_EXTRA_CA_CERTS,
+ * SSL_CERT_FILE, what is under /etc/ssl or /usr/lib/ssl). Node 22 reads NODE_EXTRA_CA_CERTS on a thread of its own
+ * while this runs, through a descriptor that is not close-on-exec: closing it cost the server its extra certificates
+ * ("load failed: bad end line"), and the number, reused, closed by OpenSSL after, took another file from under Node
+ * (`spool serve: EBADF: bad file descriptor, close`; test/cli/doctor-native, two CI runs). Such a file is public
+ * and read-only: a command that held it would hold nothing of Spool's.
  */
 export function letGoOfInherited(): number[] {
   let names: string[];
@@ -34,6 +40,7 @@ export function letGoOfInherited(): number[] {
       continue; // the listing's own descriptor, gone by now
     }
     if (flags & CLOSE_ON_EXEC) continue;
+    if (openSslReads(fd)) continue;
     try {
       closeSync(fd);
       closed.push(fd);
@@ -42,4 +49,23 @@ export function letGoOfInherited(): number[] {
     }
   }
   return closed;
+}
+
+/** Whether descriptor `fd` is open on a file OpenSSL reads as Node starts (see letGoOfInherited). */
+function openSslReads(fd: number): boolean {
+  let target: string;
+  try {
+    target = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return false;
+  }
+  if (target.startsWith("/etc/ssl/") || target.startsWith("/usr/lib/ssl/")) return true;
+  return [process.env.OPENSSL_CONF, process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE].some((file) => {
+    if (!file) return false;
+    try {
+      return realpathSync(file) === target;
+    } catch {
+      return false;
+    }
+  });
 }
