@@ -99,7 +99,8 @@ async function slowlyRead(args: string[], env: NodeJS.ProcessEnv, cwd: string): 
   // The gate: the CLI exited, or it connected and has since closed the connection (a CLI that cuts its output short
   // exits right after closing it), and then it is asleep until its stdout can take more (idleTicks), seen so twice
   // 100 ms apart without a CPU tick in between, or it is still there 3 s later (/proc told nothing). A CLI so quick
-  // that it was never seen connected is read after 60 s: one that cuts its output short has exited by then.
+  // that it was never seen connected is read once it is seen asleep so 2 s after its start, or after 60 s: one that
+  // cuts its output short has exited by then.
   let seen = false;
   let closedAt = 0;
   let idle = null as { at: number; ticks: number } | null;
@@ -110,8 +111,10 @@ async function slowlyRead(args: string[], env: NodeJS.ProcessEnv, cwd: string): 
       seen = true;
       closedAt = 0;
       idle = null;
-    } else if (seen) {
-      closedAt ||= Date.now();
+    } else if (seen || Date.now() - since > 2_000) {
+      // A CLI never seen connected (quick, between two looks; q19 waited the 60 s for one): asleep as below, 2 s on,
+      // it has done its talking too.
+      if (seen) closedAt ||= Date.now();
       const ticks = idleTicks(child.pid!);
       if (ticks === null) idle = null;
       else if (!idle || idle.ticks !== ticks) idle = { at: Date.now(), ticks };
