@@ -83,12 +83,14 @@ const running = (channels: EntryRow[]) => channels.some((c) => c.status === ENTR
 
 /**
  * Waits until the producer ends, or its output has been quiet for a moment after something new came, or `ms` pass:
- * on the channels' events (a chunk, an end), reading the store only at an end and when it returns.
+ * on the channels' events (a chunk, an end), reading the store only at an end and when it returns. `before`: the
+ * channels as they were before the input went: output stored since (an answer that came before this wait began)
+ * is something new already.
  */
-export async function awaitAnswer(core: Core, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
+export async function awaitAnswer(core: Core, log: EntryRow, ms: number, signal: AbortSignal, before: readonly EntryRow[] = []): Promise<EntryRow[]> {
   const deadline = Date.now() + ms;
   let channels = await core.entries.channels(log.id);
-  let changedAt = 0;
+  let changedAt = grewSince(before, channels) ? Date.now() : 0;
   let stale = false;
   while (running(channels) && Date.now() < deadline && !signal.aborted) {
     const quietLeft = changedAt ? QUIET_MS - (Date.now() - changedAt) : Number.POSITIVE_INFINITY;
@@ -105,6 +107,12 @@ export async function awaitAnswer(core: Core, log: EntryRow, ms: number, signal:
     stale = false;
   }
   return stale ? core.entries.channels(log.id) : channels;
+}
+
+/** Whether an output channel holds more bytes in `now` than it did in `before` (the same channel, by id). */
+function grewSince(before: readonly EntryRow[], now: readonly EntryRow[]): boolean {
+  const bytes = new Map(before.map((c) => [c.id, c.bytes]));
+  return outputChannels([...now]).some((c) => bytes.has(c.id) && c.bytes > bytes.get(c.id)!);
 }
 
 /**

@@ -302,7 +302,7 @@ async function writeTool(ctx: ToolContext, args: z.output<typeof ToolArgs.write>
   }
   const error = await sendParts(ctx, log, parts);
   if (error) return { kind: "result", content: error, path: log.path, failed: true };
-  if (open) channels = await awaitAnswer(ctx.core, log, args.timeout_ms ?? 2000, ctx.signal);
+  if (open) channels = await awaitAnswer(ctx.core, log, args.timeout_ms ?? 2000, ctx.signal, channels);
   const fresh = (await ctx.core.entries.findById(log.id)) ?? log;
   const sent = parts.length > 0 ? [`sent: ${describeParts(parts)}`] : [];
   return { kind: "result", content: [...statusLines(fresh, channels), ...sent, await newOutput(ctx, fresh, channels)].join("\n"), path: log.path };
