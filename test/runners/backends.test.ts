@@ -17,6 +17,18 @@ async function bytes(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** Reads `stream` to its end (`all`); `seen` resolves once `marker` has come. */
+function readUntil(stream: Readable, marker: string): { seen: Promise<void>; all: Promise<string> } {
+  let mark!: () => void;
+  const seen = new Promise<void>((resolve) => (mark = resolve));
+  const all = (async () => {
+    let text = "";
+    for await (const chunk of stream) if ((text += String(chunk)).includes(marker)) mark();
+    return text;
+  })();
+  return { seen, all };
+}
+
 async function run(backend: Backend, command: string, env: Record<string, string> = {}) {
   const execution = await backend.start({ command, env, signal: new AbortController().signal });
   const [stdout, stderr, result] = await Promise.all([bytes(execution.stdout), bytes(execution.stderr), execution.result]);
@@ -162,13 +174,7 @@ for (const c of cases) {
       const controller = new AbortController();
       const execution = await backend.start({ command: "sleep 300 & echo forked; sleep 301; echo never", env: {}, signal: controller.signal });
       // The shell has started its first child once it says so: the cancel comes after that.
-      let forked!: () => void;
-      const seen = new Promise<void>((resolve) => (forked = resolve));
-      const out = (async () => {
-        let text = "";
-        for await (const chunk of execution.stdout) if ((text += String(chunk)).includes("forked\n")) forked();
-        return text;
-      })();
+      const { seen, all: out } = readUntil(execution.stdout, "forked\n");
       const err = bytes(execution.stderr);
       const target = await execution.located;
       await seen;
@@ -256,13 +262,7 @@ describeWithInfra("docker", "backend: docker specifics", () => {
     const controller = new AbortController();
     try {
       const execution = await backend.start({ command: "echo started; sleep 300", env: {}, signal: controller.signal });
-      let begun!: () => void;
-      const seen = new Promise<void>((resolve) => (begun = resolve));
-      const out = (async () => {
-        let text = "";
-        for await (const chunk of execution.stdout) if ((text += String(chunk)).includes("started\n")) begun();
-        return text;
-      })();
+      const { seen, all: out } = readUntil(execution.stdout, "started\n");
       void bytes(execution.stderr);
       const { container } = await execution.located;
       await seen;
