@@ -17,7 +17,7 @@ const CLOSE_ON_EXEC = 0o2000000;
  * while this runs, through a descriptor that is not close-on-exec: closing it cost the server its extra certificates
  * ("load failed: bad end line"), and the number, reused, closed by OpenSSL after, took another file from under Node
  * (`spool serve: EBADF: bad file descriptor, close`; test/cli/doctor-native, two CI runs). Such a file is public
- * and read-only: a command that held it would hold nothing of Spool's.
+ * and open read-only (one open for writing is closed): a command that held it would hold nothing of Spool's.
  */
 export function letGoOfInherited(): number[] {
   let names: string[];
@@ -40,7 +40,8 @@ export function letGoOfInherited(): number[] {
       continue; // the listing's own descriptor, gone by now
     }
     if (flags & CLOSE_ON_EXEC) continue;
-    if (openSslReads(fd)) continue;
+    // Read-only (O_ACCMODE 0): a written one is no OpenSSL read, and a command must not get it.
+    if ((flags & 3) === 0 && openSslReads(fd)) continue;
     try {
       closeSync(fd);
       closed.push(fd);
