@@ -310,6 +310,8 @@ export class RunnerClient {
             window: this.options.window ?? 8,
             maxChunkBytes: this.options.maxChunkBytes ?? 64 * 1024,
             highWaterBytes: 256 * 1024,
+            ...(this.options.chunkRetry?.attempts !== undefined ? { retryAttempts: this.options.chunkRetry.attempts } : {}),
+            ...(this.options.chunkRetry?.delayMs ? { retryDelay: this.options.chunkRetry.delayMs } : {}),
             onRefused: (error) => {
               this.options.log.info(`runner ${this.options.name}: ${params.path} channel ${c.channel} refused (${error.errorCode}); stopping it`);
               // Finished or gone on the server: nothing more to say. Anything else: stop the work and report why.

@@ -24,6 +24,8 @@ export interface RunnerClientOptions {
   /** Unacknowledged calls on the whole connection (never more than the server allows). */
   maxInFlight?: number;
   maxChunkBytes?: number;
+  /** A chunk the server refuses with an internal error (its store busy) is sent again: how often, and after how long (ChannelSender's defaults: 8 times, from 100 ms doubling to 3.2 s). */
+  chunkRetry?: { attempts?: number; delayMs?: (attempt: number) => number };
   log: Logger;
   /** Reconnect delays: doubles from `min` up to `max`. */
   backoffMs?: { min: number; max: number };
