@@ -72,8 +72,10 @@ export class ActivityWrites {
     this.#audit = [];
     this.#events = [];
     this.#waiters = [];
+    // A write that throws instead of rejecting fails its rows alike: the chain goes on for the rows after them.
+    const write = async () => this.deps.repos.activity.writeActivity(audit, events);
     this.#writing = this.#writing.then(() =>
-      this.deps.repos.activity.writeActivity(audit, events).then(
+      write().then(
         () => {
           for (const w of waiters) w.resolve();
         },

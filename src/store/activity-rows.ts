@@ -71,6 +71,8 @@ export function activityWrites(store: Store) {
   return {
     writeActivity(audit: readonly NewAudit[], events: readonly QueuedEvent[]): Promise<void> {
       if (!sqlite || sqlite.inTransaction) return writeActivity(db, audit, events);
+      // A store closed meanwhile (rows queued as the server stopped): refused like any other write, never thrown.
+      if (!sqlite.open) return Promise.reject(storeError(new TypeError("The database connection is not open")));
       const statements = statementsFor(sqlite, activityStatements);
       const write = sqlite.transaction(() => {
         for (const row of audit)
