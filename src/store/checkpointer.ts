@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type SQLite from "better-sqlite3";
@@ -57,6 +58,65 @@ export function trackCheckpointer(store: SqliteStore, checkpointer: Checkpointer
 
 /** A running checkpoint worker, as openStore holds it. */
 export type Checkpointer = ReturnType<typeof startCheckpointer>;
+
+/** What the worker counts before it runs. */
+const NO_CHECKPOINTS: CheckpointStats = {
+  restarts: 0,
+  forcedRestarts: 0,
+  longestHeldMs: 0,
+  heldMs: 0,
+  restartRequests: 0,
+  restartsNotNeeded: 0,
+  yielded: 0,
+  leftForReads: 0,
+};
+
+/**
+ * The checkpoint worker, started once the WAL holds `startAfterBytes` (looked at every `intervalMs`; 0: at once). A
+ * worker thread costs ~45 ms of CPU to start and a few MB to keep; a server that writes less than that (a short-lived
+ * or little-used one) never needs it: SQLite copies the WAL into the database when the last connection closes, and
+ * the connection's own automatic checkpoint stays the backstop. The same interface either way.
+ */
+export function checkpointerOnDemand(
+  sqlite: SQLite.Database,
+  file: string,
+  activity: Int32Array,
+  limits: Parameters<typeof startCheckpointer>[3],
+  startAfterBytes: number,
+  intervalMs = 200,
+): Checkpointer {
+  let started: Checkpointer | null = null;
+  let holdListener: ((ms: number) => void) | null = null;
+  const start = () => {
+    clearInterval(look);
+    started = startCheckpointer(sqlite, file, activity, limits, intervalMs);
+    if (holdListener) started.onHold(holdListener);
+  };
+  const walBytes = () => {
+    try {
+      return statSync(`${file}-wal`).size;
+    } catch {
+      return 0;
+    }
+  };
+  const look: NodeJS.Timeout = setInterval(() => {
+    if (sqlite.open && walBytes() >= startAfterBytes) start();
+  }, intervalMs);
+  look.unref();
+  if (startAfterBytes <= 0) start();
+  return {
+    appendsHeld: () => (started ? started.appendsHeld() : null),
+    onHold: (listener) => {
+      holdListener = listener;
+      started?.onHold(listener);
+    },
+    stats: () => (started ? started.stats() : { ...NO_CHECKPOINTS }),
+    stop: () => {
+      clearInterval(look);
+      return started ? started.stop() : Promise.resolve();
+    },
+  };
+}
 
 /** Starts the checkpoint worker for a database file. */
 export function startCheckpointer(

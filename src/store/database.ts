@@ -4,7 +4,7 @@ import SQLite from "better-sqlite3";
 import { Kysely, type SqliteDatabase } from "kysely";
 import { activityClock, noteActivity, READ, WROTE } from "./activity.js";
 import { type BusyRetryOptions, DEFAULT_BUSY_RETRY } from "./busy.js";
-import { startCheckpointer, trackCheckpointer } from "./checkpointer.js";
+import { checkpointerOnDemand, trackCheckpointer } from "./checkpointer.js";
 import { appendChunk } from "./chunks.js";
 import { storeError } from "./errors.js";
 import { FifoSqliteDialect } from "./fifo-dialect.js";
@@ -40,6 +40,11 @@ export interface StoreOptions {
    * does not begin a copy of tens of MB just before them. Reads make it wait longer, as above.
    */
   walSettleMs?: number;
+  /**
+   * The WAL's size at which the checkpoint worker starts (0: with the store); below it nothing needs checkpointing
+   * yet. Default: 4 MiB, or the smaller of walSizeLimit and walBusyLimit if that is less.
+   */
+  walCheckpointFromBytes?: number;
   /** SQLite's busy timeout for the server's connection: how long a statement waits, blocking, for a lock. */
   busyTimeoutMs?: number;
   /** How writes refused as busy or locked after that are tried again, asynchronously. */
@@ -50,6 +55,8 @@ export interface StoreOptions {
 export const DEFAULT_WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 /** The WAL's bound while writes go on, by default (it is passed by what comes in during one checkpoint round). */
 export const DEFAULT_WAL_BUSY_LIMIT = 64 * 1024 * 1024;
+/** The WAL's size at which the checkpoint worker starts, by default: 4 MiB (256 pages). */
+export const DEFAULT_WAL_CHECKPOINT_FROM_BYTES = 4 * 1024 * 1024;
 /** Quiet time before the WAL is truncated, by default. */
 export const DEFAULT_WAL_QUIET_MS = 1000;
 /** How long the worker's copy waits for reads once writes have stopped, at most, by default. */
@@ -110,19 +117,27 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   // Checkpoints (copying the WAL into the database, then an fsync) run on a worker thread, so the
   // event loop never stalls on them; the connection's own automatic checkpoint is only a backstop
   // for a worker that cannot keep up (every 256 MiB of WAL at 16 KiB pages): it bounds the file the
-  // worker may have to truncate once quiet.
+  // worker may have to truncate once quiet. The worker starts once the WAL holds walCheckpointFromBytes: a store
+  // that writes less (a short-lived or little-used server) never pays for a thread.
   // When the connection last wrote and read, for the worker: its copy waits for reads once writes have stopped.
   const activity = activityClock(sqlite);
   const checkpointer =
     file === ":memory:"
       ? null
-      : startCheckpointer(sqlite, file, activity, {
-          walSizeLimit,
-          walBusyLimit,
-          quietMs: options.walQuietMs ?? DEFAULT_WAL_QUIET_MS,
-          yieldMaxMs: options.walYieldMaxMs ?? DEFAULT_WAL_YIELD_MAX_MS,
-          settleMs: options.walSettleMs ?? DEFAULT_WAL_SETTLE_MS,
-        });
+      : checkpointerOnDemand(
+          sqlite,
+          file,
+          activity,
+          {
+            walSizeLimit,
+            walBusyLimit,
+            quietMs: options.walQuietMs ?? DEFAULT_WAL_QUIET_MS,
+            yieldMaxMs: options.walYieldMaxMs ?? DEFAULT_WAL_YIELD_MAX_MS,
+            settleMs: options.walSettleMs ?? DEFAULT_WAL_SETTLE_MS,
+          },
+          // Before the WAL passes a bound the worker keeps it under.
+          options.walCheckpointFromBytes ?? Math.min(DEFAULT_WAL_CHECKPOINT_FROM_BYTES, walSizeLimit, walBusyLimit),
+        );
   sqlite.pragma("wal_autocheckpoint = 16384");
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
   if (file !== ":memory:") restrictModes(file);

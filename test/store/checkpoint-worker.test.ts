@@ -36,7 +36,7 @@ async function burstThenRead(store: ReturnType<typeof openStore>, read: () => Pr
 describe("the checkpoint worker once writes stop", () => {
   it("does not copy the WAL while the server reads; copies it and cuts it back once the reads stop", async () => {
     const limit = 256 * 1024;
-    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: limit, walQuietMs: 100, walYieldMaxMs: 600_000 });
+    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: limit, walQuietMs: 100, walYieldMaxMs: 600_000, walCheckpointFromBytes: 0 });
     const wal = `${store.file}-wal`;
     try {
       await migrateToLatest(store, MIGRATIONS_DIR);
@@ -79,7 +79,7 @@ describe("the checkpoint worker once writes stop", () => {
 
   it("waits walSettleMs after the last write even with no read yet, then copies it (here after walYieldMaxMs)", async () => {
     // The reads that follow a burst come a few ms after its end: a round in between does not begin the copy.
-    const store = openStore(join(tempDir(), "spool.db"), { walSettleMs: 600_000, walYieldMaxMs: 1000, walQuietMs: 600_000 });
+    const store = openStore(join(tempDir(), "spool.db"), { walSettleMs: 600_000, walYieldMaxMs: 1000, walQuietMs: 600_000, walCheckpointFromBytes: 0 });
     try {
       await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
       const row = Buffer.alloc(64 * 1024, 122);
@@ -106,7 +106,7 @@ describe("the checkpoint worker once writes stop", () => {
   }, 120_000);
 
   it("copies it all the same after walYieldMaxMs when the reads never stop", async () => {
-    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: 256 * 1024, walQuietMs: 100, walYieldMaxMs: 500 });
+    const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: 256 * 1024, walQuietMs: 100, walYieldMaxMs: 500, walCheckpointFromBytes: 0 });
     try {
       await migrateToLatest(store, MIGRATIONS_DIR);
       await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
@@ -130,7 +130,7 @@ describe("the checkpoint worker when writes stop during its round", () => {
     // A RESTART loop at 1 MiB; no quiet-time truncation within the test. A round that finds the second burst's WAL
     // not yet committed (started over, nothing in use) skips the next ones for the reads, for walYieldMaxMs; then it
     // copies the burst and meets the reads as below.
-    const store = openStore(join(tempDir(), "spool.db"), { walBusyLimit: 1024 * 1024, walQuietMs: 600_000, walYieldMaxMs: 2_000 });
+    const store = openStore(join(tempDir(), "spool.db"), { walBusyLimit: 1024 * 1024, walQuietMs: 600_000, walYieldMaxMs: 2_000, walCheckpointFromBytes: 0 });
     try {
       await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
       const row = Buffer.alloc(64 * 1024, 121);
@@ -200,7 +200,7 @@ describe("the checkpoint worker and the process", () => {
       `const { openStore, checkpointStats } = await import(${src("store/database.ts")});
       const { migrateToLatest } = await import(${src("store/migrator.ts")});
       const { MIGRATIONS_DIR } = await import(${src("server.ts")});
-      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024 });
+      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024, walCheckpointFromBytes: 0 });
       await migrateToLatest(store, MIGRATIONS_DIR);
       store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");
       const data = Buffer.alloc(64 * 1024, 120);
