@@ -15,7 +15,8 @@ const TSC = join(ROOT, "node_modules", ".bin", "tsc");
 /** What tsc says about the probes, one `file(line,col): error TSxxxx: message` a line. */
 function typecheck(dir: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) =>
-    execFile(TSC, ["--noEmit", "--pretty", "false", "-p", join(dir, "tsconfig.json")], { cwd: dir }, (error, stdout, stderr) =>
+    // One thread: TypeScript 7's parallel checkers cost ~3 times the CPU for a few probe files (2.1 s against 0.7).
+    execFile(TSC, ["--noEmit", "--singleThreaded", "--pretty", "false", "-p", join(dir, "tsconfig.json")], { cwd: dir }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }),
     ),
   );
