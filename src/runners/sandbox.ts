@@ -359,6 +359,29 @@ export async function probeBwrap(bwrap: string, environ: NodeJS.ProcessEnv): Pro
       path: null,
     };
   }
+  // A sandbox found is the same for every runner of this process with the same bwrap file and environment: its
+  // answer is kept (each probe starts 4-6 processes). One that found none is not: the next runner looks again.
+  const key = probeKey(path, environ);
+  const known = key && builtSandboxes.get(key);
+  if (known) return known;
+  const probe = await probeAnew(path, environ);
+  if (key && probe.path) builtSandboxes.set(key, probe);
+  return probe;
+}
+
+/** The sandboxes this process found, by bwrap's file (its identity) and the environment the probe ran with. */
+const builtSandboxes = new Map<string, SandboxProbe>();
+
+function probeKey(path: string, environ: NodeJS.ProcessEnv): string | null {
+  try {
+    const file = statSync(path);
+    return JSON.stringify([path, file.dev, file.ino, file.size, file.mtimeMs, environ.PATH ?? "", localBaseEnvironment(environ)]);
+  } catch {
+    return null;
+  }
+}
+
+async function probeAnew(path: string, environ: NodeJS.ProcessEnv): Promise<SandboxProbe> {
   // Each probe tried again when it fails (a launch that timed out on a loaded machine is not the machine's answer).
   const run = (args: string[], filter: Buffer | null = null) =>
     tried(
