@@ -1,13 +1,16 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnServe } from "../helpers/process.js";
 import { spoolInTerminal } from "../helpers/pty.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
-import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 const NOTE = "keys typed here do not reach the command";
+
+/** The bytes a process has read so far, from any file (its terminal, its sockets): /proc/PID/io's rchar. */
+const bytesRead = (pid: number) => Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? 0);
 
 /** Issue 38 point 6: what `spool act` says while a command runs, and the one line saying how it ended, read on a terminal screen. */
 describe("spool act on a terminal: the typing note and how a command ended", () => {
@@ -37,7 +40,11 @@ describe("spool act on a terminal: the typing note and how a command ended", () 
       expect(term.raw()).not.toContain(NOTE);
       term.type("z");
       await term.waitFor(NOTE, "the note once a key is typed");
+      // node-pty writes on libuv's thread pool: on a loaded machine "zz" could reach the terminal after the cancel
+      // below, once the command had ended and the terminal echoed again. The cancel waits for the CLI to read them.
+      const readBefore = bytesRead(term.pty.pid);
       term.type("zz");
+      await eventually(() => bytesRead(term.pty.pid) >= readBefore + 2, 30_000, "the CLI to read the keys typed");
       const [log] = (await other.call("entry/list", { run: "typing-1", pattern: "log://*" })).entries;
       await other.call("stream/cancel", { run: "typing-1", path: log!.path, reason: "enough" });
       // Cancelled from another client: the work was not done (README's exit codes).
