@@ -167,6 +167,8 @@ describeWithBrowser("the web view in Chromium", () => {
     web.model.reply({ text: "Let me look at the build first. ", delayMs: 20, pause, tools: [{ name: "sh", arguments: { command: "make check" } }] });
     const page = await open("chat", ["talk"]);
     page.on("dialog", (dialog) => void dialog.accept());
+    // The run's view is drawn once the page has the run: `open` only set the route.
+    await page.waitForSelector(".prompt textarea");
     await page.type(".prompt textarea", "Why does the build fail?");
     await page.click(".prompt button");
     await page.waitForFunction(() => document.querySelector(".conversation .msg.user")?.textContent?.includes("Why does the build fail?"));
