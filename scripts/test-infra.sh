@@ -27,6 +27,8 @@ command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 # slirp4netns: a workspace-write command's network namespace of its own (src/runners/sandbox-network.ts)
 command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The browser tests run in Chromium's headless shell when it is there (test/helpers/browser.ts): half the CPU.
+[ -x /usr/bin/chromium-headless-shell ] || need+=(chromium-headless-shell)
 # zsh: test/cli/completion runs the zsh completion script in it.
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 # Prometheus, which test/ops/prometheus.test.ts starts itself on a loopback port (the package's service stays off).

@@ -6,16 +6,37 @@ import { infraRequired } from "./infra.js";
 import { ScriptedModel } from "./scripted-model.js";
 import { startTestServer, type TestServer } from "./server.js";
 
-/** The system's Chromium (Debian's `chromium` package); SPOOL_TEST_CHROMIUM points elsewhere. */
-export const CHROMIUM = process.env.SPOOL_TEST_CHROMIUM ?? "/usr/bin/chromium";
+/**
+ * The system's Chromium: Debian's `chromium-headless-shell` where it is installed, else its `chromium`;
+ * SPOOL_TEST_CHROMIUM points elsewhere. The headless shell is the same Blink and V8 without the desktop browser's
+ * windows, toolbars and tab strips, which full Chromium builds and draws for every browser context even headless:
+ * a context that opens the page costs ~0.3 s of CPU there against ~0.6 in `chromium` (the suite's browser tests
+ * open ~200; bench/README.md).
+ */
+const HEADLESS_SHELL = "/usr/bin/chromium-headless-shell";
+export const CHROMIUM = process.env.SPOOL_TEST_CHROMIUM ?? (existsSync(HEADLESS_SHELL) ? HEADLESS_SHELL : "/usr/bin/chromium");
+/**
+ * Full Chromium (Debian's `chromium`; SPOOL_TEST_DESKTOP_CHROMIUM points elsewhere), for what only a desktop browser
+ * does: a tab that another tab puts in the background, and a notification permission not yet asked ("default";
+ * the headless shell denies it).
+ */
+export const DESKTOP_CHROMIUM = process.env.SPOOL_TEST_DESKTOP_CHROMIUM ?? "/usr/bin/chromium";
 
-export function browserMissing(): string | null {
-  return existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set SPOOL_TEST_CHROMIUM)`;
+/** Which Chromium a test needs: the headless one (CHROMIUM), or the desktop one (DESKTOP_CHROMIUM). */
+export type BrowserKind = "headless" | "desktop";
+const executable = (kind: BrowserKind) => (kind === "desktop" ? DESKTOP_CHROMIUM : CHROMIUM);
+
+export function browserMissing(kind: BrowserKind = "headless"): string | null {
+  const path = executable(kind);
+  if (existsSync(path)) return null;
+  return kind === "desktop"
+    ? `no desktop Chromium at ${path} (apt-get install chromium, or set SPOOL_TEST_DESKTOP_CHROMIUM)`
+    : `no Chromium at ${path} (apt-get install chromium-headless-shell or chromium, or set SPOOL_TEST_CHROMIUM)`;
 }
 
 /** A describe block that needs a browser: skipped with the reason printed when none is installed, failing under SPOOL_TEST_INFRA=required. */
-export function describeWithBrowser(name: string, body: () => void): void {
-  const missing = browserMissing();
+export function describeWithBrowser(name: string, body: () => void, kind: BrowserKind = "headless"): void {
+  const missing = browserMissing(kind);
   if (missing && infraRequired) {
     describe(name, () =>
       it("needs Chromium", () => {
@@ -40,17 +61,19 @@ export function describeWithBrowser(name: string, body: () => void): void {
  */
 const QUIET_CHROME = "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup";
 
-export function launchBrowser(): Promise<Browser> {
+export function launchBrowser(kind: BrowserKind = "headless"): Promise<Browser> {
+  const path = executable(kind);
   return puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
+    executablePath: path,
+    // The headless shell is Chromium's old headless mode as a program of its own: puppeteer calls it "shell".
+    headless: path.includes("headless-shell") ? "shell" : true,
     // Chromium's sandbox refuses to run as root (CI containers); anywhere else it stays on.
     args: [...(process.getuid?.() === 0 ? ["--no-sandbox"] : []), "--disable-gpu", "--disable-dev-shm-usage", QUIET_CHROME, "--window-size=1440,900"],
     defaultViewport: { width: 1440, height: 900 },
   });
 }
 
-let shared: Promise<Browser> | null = null;
+const shared = new Map<BrowserKind, Promise<Browser>>();
 
 /**
  * One Chromium for all the browser tests of a worker (the files of a worker share its modules: isolate is off), each
@@ -58,16 +81,16 @@ let shared: Promise<Browser> | null = null;
  * launch and its close cost ~2.7 s of CPU and 3-8 s of wall time here; 20 files launched one each. The browser
  * ends with the worker (its pipe closes); one that crashed or was closed is launched again.
  */
-export function sharedBrowser(): Promise<Browser> {
-  if (!shared) {
-    const launching = launchBrowser();
-    shared = launching;
-    launching.then(
-      (browser) => browser.once("disconnected", () => shared === launching && (shared = null)),
-      () => shared === launching && (shared = null),
-    );
+export function sharedBrowser(kind: BrowserKind = "headless"): Promise<Browser> {
+  let launching = shared.get(kind);
+  if (!launching) {
+    const started = launchBrowser(kind);
+    const forget = () => shared.get(kind) === started && shared.delete(kind);
+    shared.set(kind, started);
+    started.then((browser) => browser.once("disconnected", forget), forget);
+    launching = started;
   }
-  return shared;
+  return launching;
 }
 
 /** Closes every browser context but the default one: what a file opened in the shared browser. */
@@ -168,6 +191,8 @@ export interface BrowserHarnessOptions {
   model?: boolean;
   /** How the server starts; `env` adds to the model's. */
   server?: StartOptions;
+  /** Which Chromium: the headless one unless asked (describeWithBrowser's block must ask for the same). */
+  browser?: BrowserKind;
 }
 
 /** One Spool server, one Chromium and (when asked) one scripted model for a describe block; pages per test. */
@@ -203,7 +228,7 @@ export function useBrowser(options: BrowserHarnessOptions = {}): BrowserHarness 
     if (options.model) model = await ScriptedModel.start();
     const modelEnv = model ? { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl } : {};
     ts = await startTestServer({ ...options.server, env: { ...modelEnv, ...options.server?.env } });
-    browser = await sharedBrowser();
+    browser = await sharedBrowser(options.browser);
   }, 60_000);
   afterAll(async () => {
     if (browser) await closeContexts(browser);

@@ -70,60 +70,6 @@ describeWithBrowser("the web view on a phone, in the background, and on a run's 
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
   }, 60_000);
 
-  it("raises a browser notification naming the command for each new proposal while the page is in the background, none while it is looked at", async () => {
-    const client = await web.ts.clientIn("pager");
-    await client.call("run/create", { alias: "night" });
-    // Records every notification the page makes (a wrapper around the real one).
-    const record = `{
-      const Real = window.Notification;
-      window.__notes = [];
-      window.Notification = class extends Real {
-        constructor(title, options) { super(title, options); window.__notes.push({ title, body: options?.body ?? "" }); }
-      };
-    }`;
-    const page = await web.blank();
-    await page.browserContext().overridePermissions(`http://127.0.0.1:${web.ts.server.port}`, ["notifications"]);
-    await page.evaluateOnNewDocument(record);
-    await page.goto(await signInLink(web.ts.server, { project: "pager" }));
-    await page.waitForSelector(".conn-open");
-    // Granted already: nothing to ask.
-    expect(await page.$eval(".notify-ask", (el) => (el as HTMLElement).hidden)).toBe(true);
-    const notes = () => page.evaluate(() => (window as unknown as { __notes: { title: string; body: string }[] }).__notes);
-
-    const seen = await client.call("proposal/create", { run: "night", tool: "sh", command: "echo while looked at" });
-    await page.waitForSelector(card(seen.path));
-    expect(await notes()).toEqual([]);
-
-    // Another tab in front: this one is in the background. A hidden page runs no animation frames, so the waits on it
-    // poll on a timer: waitForFunction's default (requestAnimationFrame) checks once and then never again, and missed
-    // the notification whenever the proposal reached the page after that first check (1 in 25 on a busy machine).
-    const other = await page.browserContext().newPage();
-    await other.bringToFront();
-    await page.waitForFunction(() => document.visibilityState === "hidden", { polling: 100 });
-    const command = `rm -rf build/ && make release\u001b[2K ${"x".repeat(400)}`;
-    const hidden = await client.call("proposal/create", { run: "night", tool: "sh", command });
-    await page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length > 0, { polling: 100 });
-    const [note, ...more] = await notes();
-    expect(more).toEqual([]);
-    expect(note!.title).toContain("night");
-    expect(note!.body.startsWith("$ rm -rf build/ && make release\\e[2K xxx")).toBe(true);
-    expect(note!.body).not.toContain("\u001b");
-    expect(note!.body.length).toBeLessThanOrEqual(200);
-    expect(note!.body.endsWith("…")).toBe(true);
-    expect(await page.$(card(hidden.path))).not.toBeNull();
-  }, 60_000);
-
-  it("asks for the permission from a button, once", async () => {
-    const page = await web.open("asking");
-    expect(await page.evaluate(() => Notification.permission)).toBe("default");
-    await page.waitForSelector(".notify-ask:not([hidden])");
-    await page.click(".notify-ask");
-    await page.waitForSelector(".notify-ask[hidden]");
-    await page.reload();
-    await page.waitForSelector(".conn-open");
-    expect(await page.$eval(".notify-ask", (el) => (el as HTMLElement).hidden)).toBe(true);
-  }, 60_000);
-
   it("counts a running command's time in the table, and puts who cancelled one under the word, the command keeping its width", async () => {
     const client = await web.ts.clientIn("clock");
     await client.call("run/create", { alias: "job" });
@@ -209,3 +155,67 @@ describeWithBrowser("the web view on a phone, in the background, and on a run's 
     expect(await page.$eval(head, (el) => el.textContent ?? "")).not.toContain("skipped to keep up");
   }, 60_000);
 });
+
+// A tab put behind another, and a permission a person has not been asked for: the desktop browser's (the headless
+// shell has no tabs in front or behind, and denies notifications unasked).
+describeWithBrowser(
+  "the web view in the background, in desktop Chromium: its notifications, and the permission for them",
+  () => {
+    const web = useBrowser({ browser: "desktop" });
+
+    it("raises a browser notification naming the command for each new proposal while the page is in the background, none while it is looked at", async () => {
+      const client = await web.ts.clientIn("pager");
+      await client.call("run/create", { alias: "night" });
+      // Records every notification the page makes (a wrapper around the real one).
+      const record = `{
+        const Real = window.Notification;
+        window.__notes = [];
+        window.Notification = class extends Real {
+          constructor(title, options) { super(title, options); window.__notes.push({ title, body: options?.body ?? "" }); }
+        };
+      }`;
+      const page = await web.blank();
+      await page.browserContext().overridePermissions(`http://127.0.0.1:${web.ts.server.port}`, ["notifications"]);
+      await page.evaluateOnNewDocument(record);
+      await page.goto(await signInLink(web.ts.server, { project: "pager" }));
+      await page.waitForSelector(".conn-open");
+      // Granted already: nothing to ask.
+      expect(await page.$eval(".notify-ask", (el) => (el as HTMLElement).hidden)).toBe(true);
+      const notes = () => page.evaluate(() => (window as unknown as { __notes: { title: string; body: string }[] }).__notes);
+
+      const seen = await client.call("proposal/create", { run: "night", tool: "sh", command: "echo while looked at" });
+      await page.waitForSelector(card(seen.path));
+      expect(await notes()).toEqual([]);
+
+      // Another tab in front: this one is in the background. A hidden page runs no animation frames, so the waits on it
+      // poll on a timer: waitForFunction's default (requestAnimationFrame) checks once and then never again, and missed
+      // the notification whenever the proposal reached the page after that first check (1 in 25 on a busy machine).
+      const other = await page.browserContext().newPage();
+      await other.bringToFront();
+      await page.waitForFunction(() => document.visibilityState === "hidden", { polling: 100 });
+      const command = `rm -rf build/ && make release\u001b[2K ${"x".repeat(400)}`;
+      const hidden = await client.call("proposal/create", { run: "night", tool: "sh", command });
+      await page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length > 0, { polling: 100 });
+      const [note, ...more] = await notes();
+      expect(more).toEqual([]);
+      expect(note!.title).toContain("night");
+      expect(note!.body.startsWith("$ rm -rf build/ && make release\\e[2K xxx")).toBe(true);
+      expect(note!.body).not.toContain("\u001b");
+      expect(note!.body.length).toBeLessThanOrEqual(200);
+      expect(note!.body.endsWith("…")).toBe(true);
+      expect(await page.$(card(hidden.path))).not.toBeNull();
+    }, 60_000);
+
+    it("asks for the permission from a button, once", async () => {
+      const page = await web.open("asking");
+      expect(await page.evaluate(() => Notification.permission)).toBe("default");
+      await page.waitForSelector(".notify-ask:not([hidden])");
+      await page.click(".notify-ask");
+      await page.waitForSelector(".notify-ask[hidden]");
+      await page.reload();
+      await page.waitForSelector(".conn-open");
+      expect(await page.$eval(".notify-ask", (el) => (el as HTMLElement).hidden)).toBe(true);
+    }, 60_000);
+  },
+  "desktop",
+);
