@@ -26,6 +26,28 @@ const LITERAL_IMPORTS = {
   "store/migrator.js": [["import(COMPILED_INDEX)", 'import("../migrations/index.js")']],
 };
 
+/**
+ * zod exports its ~50 translations of its error messages as `z.locales` (and `core.locales`), so a bundle keeps all
+ * of them: 366 KB of the CLI's 2.4 MB that every `spool serve` compiled at its start. Spool's messages are English,
+ * which zod sets itself (from locales/en.js, imported on its own): here `locales` holds English alone. A newer zod
+ * whose locales index is gone or renamed fails the build (the import is not resolved).
+ */
+const zodEnglishOnly = {
+  name: "zod-english-only",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core|mini)[\\/]/.test(args.importer)
+        ? { path: join(args.resolveDir, "..", "locales", "index.js"), namespace: "zod-english-only" }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "zod-english-only" }, (args) => ({
+      contents: 'export { default as en } from "./en.js";',
+      resolveDir: join(args.path, ".."),
+      loader: "js",
+    }));
+  },
+};
+
 /** The bundle's entry points, as paths inside dist/. */
 export const ENTRIES = ["cli/main.js", "plugin.js"];
 
@@ -54,6 +76,7 @@ export async function bundleDist(dist) {
     },
     logLevel: "warning",
     plugins: [
+      zodEnglishOnly,
       {
         name: "own-import-meta-url",
         setup(b) {
