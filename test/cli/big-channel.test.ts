@@ -67,8 +67,8 @@ describe("a 100 MiB channel, read by every reader that pages", () => {
     const made = await proposeAndAccept(client, client, run, "print a lot", { runner: "self" });
     log = made.path;
     stdout = made.stdout;
-    // Streamed over the connection as a command's owner would, in 1 MiB chunks.
-    await streamBuffer(client, { run, path: log, channel: 1 }, data, { chunkSize: MiB });
+    // Streamed over the connection as a command's owner would (a runner's binary frames), in 1 MiB chunks.
+    await streamBuffer(client, { run, path: log, channel: 1 }, data, { chunkSize: MiB, encoding: "bytes" });
     await client.call("stream/completed", { run, path: log, exit_code: 0 });
     const [entry] = (await client.call("entry/list", { run, pattern: stdout })).entries;
     expect(entry!.bytes).toBe(data.length);

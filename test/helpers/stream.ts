@@ -47,16 +47,22 @@ export async function streamBuffer(
   client: SpoolClient,
   target: { run: string; path: string; channel: number },
   data: Buffer,
-  options: { chunkSize?: number; window?: number; encoding?: "utf8" | "base64" } = {},
+  options: { chunkSize?: number; window?: number; encoding?: "utf8" | "base64" | "bytes" } = {},
 ): Promise<number> {
   const size = options.chunkSize ?? 64 * 1024;
   const encoding = options.encoding ?? "base64";
+  // "bytes": each chunk raw in a binary frame, as a runner sends it where the server takes them.
+  if (encoding === "bytes" && !client.bytes) throw new Error("streamBuffer: this connection takes no binary frames for stream");
   const inFlight = new Set<Promise<unknown>>();
   let seq = 0;
   for (let offset = 0; offset < data.length; offset += size) {
     seq++;
-    const chunk = data.subarray(offset, offset + size).toString(encoding);
-    const call: Promise<unknown> = client.call("stream", { ...target, chunk, seq, encoding }).finally(() => inFlight.delete(call));
+    const bytes = data.subarray(offset, offset + size);
+    const sent =
+      encoding === "bytes"
+        ? client.request("stream", { ...target, chunk: bytes, seq })
+        : client.call("stream", { ...target, chunk: bytes.toString(encoding), seq, encoding });
+    const call: Promise<unknown> = sent.finally(() => inFlight.delete(call));
     inFlight.add(call);
     if (inFlight.size >= (options.window ?? 8)) await Promise.race(inFlight);
   }
