@@ -138,10 +138,12 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   if (owner !== "self") {
     const params = execParams(deps.config, project, run, accepted, owner, channels, stage.producers.get(tool)?.readOnly === true);
     deps.observer?.dispatched(accepted, owner.name);
-    void dispatch(owner, params, {
+    // Not awaited: the accept answers at once. What dispatch could not record (the server stopping under it: its
+    // store closed) is said in the log, and the producer is found interrupted at the next start.
+    dispatch(owner, params, {
       started: (where) => start(stage, project, run, accepted, owner.name, where),
       lost: (reason) => lose(stage, log.id, reason),
-    });
+    }).catch((error: unknown) => deps.log.error(`could not record how producer ${accepted.path} was dispatched to runner "${owner.name}"`, error));
   }
   return {
     path: log.path,
