@@ -82,15 +82,13 @@ const shared = new Map<BrowserKind, Promise<Browser>>();
  * ends with the worker (its pipe closes); one that crashed or was closed is launched again.
  */
 export function sharedBrowser(kind: BrowserKind = "headless"): Promise<Browser> {
-  let launching = shared.get(kind);
-  if (!launching) {
-    const started = launchBrowser(kind);
-    const forget = () => shared.get(kind) === started && shared.delete(kind);
-    shared.set(kind, started);
-    started.then((browser) => browser.once("disconnected", forget), forget);
-    launching = started;
-  }
-  return launching;
+  const running = shared.get(kind);
+  if (running) return running;
+  const started = launchBrowser(kind);
+  shared.set(kind, started);
+  const forget = () => shared.get(kind) === started && shared.delete(kind);
+  started.then((browser) => browser.once("disconnected", forget), forget);
+  return started;
 }
 
 /** Closes every browser context but the default one: what a file opened in the shared browser. */
