@@ -50,7 +50,7 @@ export interface SpoolChild {
   waitFor(pattern: RegExp, stream?: "stdout" | "stderr", timeoutMs?: number): Promise<RegExpExecArray>;
   write(text: string): void;
   exit: Promise<number | null>;
-  /** Milliseconds from now until it exits (killed, and rejects, after `withinMs`). */
+  /** Milliseconds from now until it exits and its stdout and stderr are read to their end (killed, and rejects, after `withinMs`). */
   exitsWithin(withinMs: number): Promise<{ code: number | null; ms: number }>;
   /** Sends a signal (SIGTERM) unless it has exited, and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -98,6 +98,9 @@ export function spawnSpoolChild(args: string[], env: NodeJS.ProcessEnv = {}, opt
     check();
   });
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // "exit" can come before the last of stdout and stderr has been read (busy fresh clone q42: `spool act` exited 3
+  // and its stderr still read empty); "close" comes once both pipes are read to their end.
+  const drained = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   const told = () => `--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`;
   const stop = (signal: NodeJS.Signals = "SIGTERM") => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
@@ -135,7 +138,7 @@ export function spawnSpoolChild(args: string[], env: NodeJS.ProcessEnv = {}, opt
           child.kill("SIGKILL");
           reject(new Error(`still running after ${withinMs} ms:\n${told()}`));
         }, withinMs);
-        void exit.then((code) => {
+        void drained.then((code) => {
           clearTimeout(timer);
           resolve({ code, ms: Date.now() - started });
         });
