@@ -18,7 +18,7 @@ export interface RequestDescriptor<N extends string = string, P extends z.ZodTyp
   role: Role;
   /**
    * Set where a caller below `person` may act only on runs its own principal created (the `run` param):
-   * an agent prompts, proposes, sends input to and cancels in its own runs, a person in every run.
+   * an agent prompts, proposes, sends input to, cancels and aborts in its own runs, a person in every run.
    */
   ownRuns?: boolean;
   /**

@@ -7,7 +7,7 @@ export { lesserRole, ROLES, type Role, roleAllows } from "./role-rank.js";
 export const ROLE_SUMMARY: Record<Role, string> = {
   runner: "attaches as a runner, runs what is dispatched to it and writes its own producers' output; nothing else",
   viewer: "a runner's power, and reads projects, runs, entries and output",
-  agent: "a viewer that also creates runs, and proposes, prompts, withdraws, sends input to and cancels in the runs it created; never accepts",
+  agent: "a viewer that also creates runs, and proposes, prompts, withdraws, sends input to, cancels and aborts in the runs it created; never accepts",
   person: "an agent that also decides (accepts), cancels, aborts and prompts in every run of its scope",
   admin:
     "everything in the projects of its scope, and manages principals, receivers and the trail: an unscoped admin of every project; a scoped one only credentials (at most admin) and receivers of its projects, and their trail",

@@ -77,9 +77,10 @@ export const runPrompt = request({
 
 export const runAbort = request({
   name: "run/abort",
-  role: "person",
+  role: "agent",
+  ownRuns: true,
   description:
-    "Stops a run: the model call in flight, its queued loops, its pending proposals (rejected) and its running commands (cancelled; runners kill them), including commands started in the background by a turn that has ended. The run ends 499. A run with nothing left to stop is CONFLICT.",
+    "Stops a run: the model call in flight, its queued loops, its pending proposals (rejected) and its running commands (cancelled; runners kill them), including commands started in the background by a turn that has ended. The run ends 499. A run with nothing left to stop is CONFLICT. An agent stops only the runs it created (what it may withdraw and cancel there); a person any run of its projects.",
   params: z.strictObject({ run: RunAlias, reason: z.string().max(4096).optional() }),
   result: z.object({ run: Run, rejected: z.array(z.string()), cancelled: z.array(z.string()) }),
 });
