@@ -184,6 +184,28 @@ export function configPaths(overrides: Pick<ConfigOverrides, "home">, env: NodeJ
   return { home, configPath: join(home, "config.json") };
 }
 
+/** A client credential's name: a principal's (src/protocol/role-schemas.ts), so never a path. */
+const CLIENT_CREDENTIAL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
+
+/**
+ * Where the home keeps the credential `spool mcp add` / `spool acp add` made for a client that starts `spool mcp` or
+ * `spool acp` itself (`--credential NAME`): `credentials/NAME` in the home (the directory 0700, the file 0600), so
+ * the client's own configuration holds the name alone, and no sandbox sees the token. A name that is not a
+ * principal's (a path, `..`) is an error.
+ */
+export function clientCredentialFile(home: string, name: string): string {
+  const wrong = credentialNameError(name);
+  if (wrong) throw new Error(wrong);
+  return join(home, "credentials", name);
+}
+
+/** Why `name` cannot be a client credential's, or null. */
+export function credentialNameError(name: string): string | null {
+  return CLIENT_CREDENTIAL_NAME.test(name)
+    ? null
+    : `a credential's name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not "${name}"`;
+}
+
 /**
  * Defaults < config.json (`file`, read and checked by the caller) < environment < explicit overrides (flags).
  * Plugins add up: the file's, then the overrides'; a relative path resolves from config.json's directory for the

@@ -13,6 +13,7 @@ import {
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
 import { Traceparent } from "../protocol/common.js";
+import { type Role, roleAllows } from "../protocol/roles.js";
 import { runState } from "../protocol/shown-state.js";
 import { SERVER_VERSION } from "../version.js";
 import { promptText } from "./content.js";
@@ -33,8 +34,9 @@ export interface BridgeOptions {
   /** How the editor reached Spool, in the client name the server records (default "spool acp"). */
   via?: string;
   /**
-   * Whether the editor's principal may decide proposals (default true: the server refuses what it may not). A viewer
-   * or an agent over /acp is shown each proposal's facts but never asked, since its answer could change nothing.
+   * Whether the editor's principal may decide proposals. A viewer or an agent is shown each proposal's facts but
+   * never asked, since its answer could change nothing. Unset (`spool acp`), the server says: the role its
+   * credential acts with when a session's project is joined (an agent's credential from `spool acp add`: never asked).
    */
   mayDecide?: boolean;
 }
@@ -79,6 +81,8 @@ export class Bridge {
   readonly #links = new Map<string, Promise<ProjectLink>>();
   readonly #sessions = new Map<string, AcpSession>();
   #server: Promise<{ url: string; token: string }> | null = null;
+  /** The role the server says the credential acts with (learned when a project is joined); unknown before. */
+  #role: Role | undefined;
 
   constructor(private readonly options: BridgeOptions) {}
 
@@ -171,7 +175,7 @@ export class Bridge {
 
   /** Whether the editor's principal may decide proposals (and so stop commands). */
   get mayDecide(): boolean {
-    return this.options.mayDecide ?? true;
+    return this.options.mayDecide ?? (this.#role === undefined || roleAllows(this.#role, "person"));
   }
 
   /** The trace context a request's traces continue: its own (`_meta.traceparent`), else the one `initialize` sent. */
@@ -196,7 +200,7 @@ export class Bridge {
   get #editorPort(): Editor {
     const editor = this.#editor;
     if (!editor) throw new RequestError(-32603, "no editor connection");
-    return { ...editor, name: this.#editorName, terminal: this.#terminal, mayDecide: this.options.mayDecide ?? true };
+    return { ...editor, name: this.#editorName, terminal: this.#terminal, mayDecide: this.mayDecide };
   }
 
   #connect(): Promise<{ url: string; token: string; door?: string | undefined }> {
@@ -221,6 +225,7 @@ export class Bridge {
         create,
         client: this.#clientInfo(),
       });
+      if (reply.principal) this.#role = reply.principal.role;
       return reply.project;
     } catch (error) {
       if (!create && error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") return null;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../client/spool-client.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
-import { loadConfig } from "../config.js";
+import { clientCredentialFile, loadConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import { program, programArgs } from "../program.js";
 
@@ -15,6 +15,8 @@ export interface ServerLocation {
   /** The home's Unix socket, used whenever it is there unless a server was named. */
   socketPath: string;
   tokenFile: string;
+  /** The home's client credential the token file is (`--credential NAME`), for what an error says; else undefined. */
+  credential?: string | undefined;
   home: string;
   explicit: boolean;
 }
@@ -23,17 +25,37 @@ export interface ServerFlags {
   server?: string | undefined;
   home?: string | undefined;
   "token-file"?: string | undefined;
+  /** A credential `spool mcp add` / `spool acp add` kept in the home for this client: read instead of any token file. */
+  credential?: string | undefined;
 }
 
-/** The server the bridge talks to: `--server`/SPOOL_SERVER, else the one the home's configuration describes. */
+/** A client credential (`--credential NAME`) the home does not hold: nothing can start without it. */
+export class MissingCredential extends Error {
+  override readonly name = "MissingCredential";
+}
+
+/** What a missing client credential's error says: where it was looked for, and what makes one. */
+function missing(home: string, name: string, file: string): string {
+  return `the home ${home} holds no credential "${name}" (${file}): \`spool mcp add CLIENT\` or \`spool acp add CLIENT\` makes one, and \`spool token list\` shows who holds one`;
+}
+
+/**
+ * The server the bridge talks to: `--server`/SPOOL_SERVER, else the one the home's configuration describes. A client
+ * credential named (`--credential`) must be in the home (MissingCredential); given with `--token-file` it is an error.
+ */
 export function locateServer(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerLocation {
   const config = loadConfig(flags.home ? { home: flags.home } : {}, env);
   const explicit = flags.server ?? env.SPOOL_SERVER;
-  const tokenFile = flags["token-file"] ?? env.SPOOL_TOKEN_FILE ?? config.tokenFile;
-  if (explicit) return { url: explicit, socketPath: config.socketPath, tokenFile, home: config.home, explicit: true };
+  if (flags.credential !== undefined && flags["token-file"] !== undefined) throw new Error("--credential and --token-file name two credentials: give one");
+  // A client's own credential never falls back to another (the home's token file, $SPOOL_TOKEN_FILE): missing, it is an error.
+  const tokenFile =
+    flags.credential !== undefined ? clientCredentialFile(config.home, flags.credential) : (flags["token-file"] ?? env.SPOOL_TOKEN_FILE ?? config.tokenFile);
+  if (flags.credential !== undefined && !existsSync(tokenFile)) throw new MissingCredential(missing(config.home, flags.credential, tokenFile));
+  const own = { socketPath: config.socketPath, tokenFile, credential: flags.credential, home: config.home };
+  if (explicit) return { url: explicit, ...own, explicit: true };
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const url = config.port === 0 ? "" : `ws://${host.includes(":") ? `[${host}]` : host}:${config.port}/`;
-  return { url, socketPath: config.socketPath, tokenFile, home: config.home, explicit: false };
+  return { url, ...own, explicit: false };
 }
 
 /**
@@ -54,6 +76,7 @@ async function probe(location: ServerLocation): Promise<string> {
   try {
     token = readFileSync(location.tokenFile, "utf8").trim();
   } catch {
+    if (location.credential !== undefined) throw new MissingCredential(missing(location.home, location.credential, location.tokenFile));
     throw new Error(`cannot read the token file ${location.tokenFile}`);
   }
   const client = await SpoolClient.connect(serverUrl(location), { token });
@@ -143,6 +166,8 @@ export function findOrStartServer(location: ServerLocation, log: Logger): Server
 }
 
 async function findOrStart(location: ServerLocation, log: Logger, launcherGone: () => void): Promise<{ url: string; token: string }> {
+  // A client's credential that is not there is not fixed by starting a server: it is the error, at once.
+  if (location.credential !== undefined && !existsSync(location.tokenFile)) await probe(location);
   let firstError: unknown;
   try {
     const token = await probe(location);

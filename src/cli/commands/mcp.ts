@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { ensureServer, locateServer } from "../../acp/server.js";
+import { ensureServer, locateServer, MissingCredential } from "../../acp/server.js";
+import { credentialNameError } from "../../config-settings.js";
 import { createLogger } from "../../logger.js";
 import { McpBridge } from "../../mcp/bridge.js";
 import { ModernMcp } from "../../mcp/modern.js";
@@ -9,12 +10,13 @@ import { StdioServer } from "../../mcp/stdio.js";
 import { SERVER_VERSION } from "../../version.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { workingDirectory } from "../common.js";
-import { usageError } from "../errors.js";
+import { CliError, EXIT, usageError } from "../errors.js";
 import { findProject } from "../project.js";
 
 export const MCP_SPEC = defineCommand({
   name: "mcp",
-  usage: "spool mcp [--project DIR] [--runner NAME] [--mode ask|act] [--role agent|person] [--server URL] [--home DIR]",
+  usage: `spool mcp [--project DIR] [--credential NAME] [--runner NAME] [--mode ask|act] [--role agent|person] [--server URL] [--home DIR]
+       spool mcp add CLIENT [--project NAME] [--transport stdio|http] …   (spool mcp add --help)`,
   about: `A Model Context Protocol server on stdin/stdout, so any MCP agent (Claude Code,
 Codex CLI, Cursor, Claude Desktop, …) runs its shell commands through Spool:
 each run_command is a proposal a person approves in any Spool client (web view,
@@ -30,7 +32,12 @@ logs go to stderr.
 It is a client of the Spool server of the home; when none answers it starts
 the home's own (spool serve --home, detached, output in $SPOOL_HOME/serve.log)
 and says so on stderr (its address, the home, how to decide its proposals);
-never a server of another home. It goes on after the agent quits, with the runs.`,
+never a server of another home. It goes on after the agent quits, with the runs.
+
+\`spool mcp add claude\` (codex, inspector, or any client's name) connects a client
+with a credential of its own: an agent's, scoped to the project, kept in the home
+and named in the client's configuration (--credential NAME), so the client's files
+hold no token and nothing it holds decides (\`spool mcp add --help\`).`,
   options: {
     project: {
       type: "string",
@@ -57,6 +64,11 @@ elicitation may also accept (the credential must be a
 person's or an admin's)   [default: agent]`,
     },
     server: { type: "string", arg: "URL", help: "use this server (never started here)   [$SPOOL_SERVER]" },
+    credential: {
+      type: "string",
+      arg: "NAME",
+      help: "the credential spool mcp add made for this client, kept in\nthe home ($SPOOL_HOME/credentials/NAME)",
+    },
     "token-file": {
       type: "string",
       arg: "PATH",
@@ -83,6 +95,8 @@ function projectOf(dir: string): { root?: string; name?: string } {
 }
 
 export async function mcp(argv: string[]): Promise<number> {
+  // Loaded only for `add`: an editor's start of spool mcp loads none of it.
+  if (argv[0] === "add") return (await import("./client-add.js")).addClient("mcp", argv.slice(1));
   const { values, positionals: rest } = parseSpec(MCP_SPEC, argv);
   if (values.help) return showHelp(MCP_SPEC);
   positionals("mcp", rest, []);
@@ -95,7 +109,10 @@ export async function mcp(argv: string[]): Promise<number> {
   const project = projectOf(resolve(values.project ?? workingDirectory()));
   const log = createLogger((process.env.SPOOL_LOG as never) ?? "warn");
   // The home's configuration is read up front: a broken one is an error before the agent waits on us.
-  const location = locateServer(values);
+  if (values.credential !== undefined && values["token-file"] !== undefined) throw usageError("--credential and --token-file name two credentials: give one");
+  const badName = values.credential !== undefined ? credentialNameError(values.credential) : null;
+  if (badName) throw usageError(`--credential: ${badName}`);
+  const location = located(() => locateServer(values));
   const server = once(() => ensureServer(location, log));
   // 2025-11-25 (initialize) and 2026-07-28 (each request's _meta), told apart message by message (src/mcp/stdio.ts).
   const stdio = new StdioServer({
@@ -138,6 +155,15 @@ function whereTold(location: ReturnType<typeof locateServer>): string {
   return location.explicit
     ? `Its Spool server is ${location.url}; a person decides there.`
     : `Its Spool server is the one of the home ${location.home} (${location.url || location.socketPath}), started by spool mcp if none answered; a person decides with SPOOL_HOME=${location.home} spool pending, or on its page (spool open).`;
+}
+
+/** The server's location; a client credential the home does not hold is the connection's error (exit 3), and nothing starts. */
+export function located<T>(locate: () => T): T {
+  try {
+    return locate();
+  } catch (error) {
+    throw error instanceof MissingCredential ? new CliError(error.message, EXIT.connection) : error;
+  }
 }
 
 /** `make()`'s promise, made once; a failure (no server yet, a bad token) is tried again at the next call. */

@@ -1,0 +1,364 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import { clientCredentialFile } from "../../config-settings.js";
+import type { Role } from "../../protocol/roles.js";
+import { SERVER_VERSION } from "../../version.js";
+import { type CommandSpec, defineCommand, parseSpec, showHelp } from "../command-spec.js";
+import { connectionLost, connectServer, serverTarget, workingDirectory } from "../common.js";
+import { CliError, EXIT, knownProjects, usageError } from "../errors.js";
+import { findProject, spoolHome } from "../project.js";
+import { clientCommand, ENTRY, mcpUrl, onPath, type Plan, type Protocol, printAcp, runClient, shellLine, spoolCommand, stdioArgs } from "./client-config.js";
+import { pageUrl } from "./open.js";
+import { parseDuration } from "./token.js";
+
+/*
+ * `spool mcp add CLIENT` and `spool acp add CLIENT`: a client that connects gets a credential of its own — an agent's
+ * (it proposes, never decides), scoped to one project, named after the client, listed and revoked by `spool token` —
+ * and never the home's token. A client that starts `spool mcp` / `spool acp` itself (stdio) is given the credential's
+ * name (`--credential NAME`): the token stays in the Spool home, which no sandbox sees. A client that comes by URL
+ * (`/mcp`, `/acp`) holds the token itself: one that can decide nothing if it is read from the client's files.
+ */
+
+const COMMON_OPTIONS = {
+  name: { type: "string", arg: "NAME", help: "the credential's (principal's) name\n[default: CLIENT-PROJECT, by URL CLIENT-PROJECT-http]" },
+  role: {
+    type: "string",
+    arg: "ROLE",
+    help: `agent: proposes, never decides; person: may also decide in
+the client itself (its token decides wherever it is read)
+[default: agent]`,
+  },
+  transport: {
+    type: "string",
+    arg: "KIND",
+    help: `stdio: the client starts spool (the token stays in the Spool
+home); http: the client comes by URL and holds the token
+[default: stdio]`,
+  },
+  url: { type: "string", arg: "URL", help: "the server's address as the client reaches it (http)\n[default: the server's own, e.g. http://127.0.0.1:7420]" },
+  expires: { type: "string", arg: "DURATION", help: "when the credential stops working: 30m, 12h, 7d, 4w   [default: never]" },
+  rotate: { type: "boolean", help: "a new credential even when the home holds a working one\n(the old one is revoked)" },
+  print: { type: "boolean", help: "do not run the client's command: print it (or the\nconfiguration to paste), with the credential made" },
+  "dry-run": { type: "boolean", help: "change nothing: say what would be made and run" },
+} as const;
+
+const MCP_ADD_OPTIONS = {
+  ...COMMON_OPTIONS,
+  scope: { type: "string", arg: "SCOPE", help: "Claude Code's configuration: local, project (.mcp.json;\nstdio only) or user   [default: local]" },
+  runner: { type: "string", arg: "NAME", help: "propose every command for this runner (spool mcp --runner)" },
+  mode: { type: "string", arg: "MODE", help: "ask: every command read-only; act   [default: act]" },
+} as const;
+
+const ACP_ADD_OPTIONS = {
+  ...COMMON_OPTIONS,
+  model: { type: "string", arg: "ALIAS", help: "the model of new sessions (spool acp --model)" },
+} as const;
+
+export const MCP_ADD_SPEC = defineCommand({
+  name: "mcp add",
+  usage: "spool mcp add CLIENT [--project NAME] [--transport stdio|http] [--role agent|person] [--print] [--dry-run] …",
+  about: `Connects an MCP client to Spool with a credential of its own: an agent's (it
+proposes commands, a person decides them), scoped to the project, named after the
+client (CLIENT-PROJECT), listed and revoked with spool token. It never hands the
+client the home's token. CLIENT is
+  claude     runs \`claude mcp add\` (Claude Code)
+  codex      runs \`codex mcp add\` (Codex CLI)
+  inspector  prints the MCP Inspector's command line
+  any other  prints the mcpServers entry to paste (Cursor, Claude Desktop, …)
+Over stdio (the default) the client starts \`spool mcp --credential NAME\`: the token
+stays in the Spool home ($SPOOL_HOME/credentials/NAME), out of every sandbox's
+view. Over http the client reaches /mcp by URL and holds the token. Run again for
+the same client, it reuses the credential the home holds (stdio) or replaces it
+(http, --rotate). Says on stderr what it made and what it ran.`,
+  connects: true,
+  options: MCP_ADD_OPTIONS,
+});
+
+export const ACP_ADD_SPEC = defineCommand({
+  name: "acp add",
+  usage: "spool acp add CLIENT [--project NAME] [--transport stdio|http] [--role agent|person] [--dry-run] …",
+  about: `Makes an ACP editor's credential and prints its configuration: an agent's by
+default (the editor starts sessions and prompts; proposals are shown, and a person
+decides them elsewhere: spool pending, the page), scoped to the project, named after
+the editor (CLIENT-PROJECT), listed and revoked with spool token. It never hands the
+editor the home's token. Over stdio (the default) it prints Zed's agent_servers
+entry running \`spool acp --credential NAME\` (the token stays in the Spool home);
+over http the /acp URL and the bearer header to give the editor. --role person
+lets the editor decide (its token then decides wherever it is read).`,
+  connects: true,
+  options: ACP_ADD_OPTIONS,
+});
+
+export const ADD_SPECS: Record<Protocol, CommandSpec> = { mcp: MCP_ADD_SPEC, acp: ACP_ADD_SPEC };
+
+/** The clients `spool mcp add` configures by running their own command; any other name gets its configuration printed. */
+const RUNS: Record<string, { program: string; title: string }> = {
+  claude: { program: "claude", title: "Claude Code" },
+  codex: { program: "codex", title: "Codex CLI" },
+};
+
+const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
+
+/** `spool mcp add …` / `spool acp add …`: the arguments after `add`. */
+export async function addClient(protocol: Protocol, argv: string[]): Promise<number> {
+  const spec = ADD_SPECS[protocol];
+  const { values, positionals } = parseSpec(spec, argv) as { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  if (values.help) return showHelp(spec);
+  const text = (name: string) => values[name] as string | undefined;
+  if (positionals.length !== 1) throw usageError(`spool ${protocol} add takes one CLIENT (see \`spool help ${protocol}\`)`);
+  const client = positionals[0]!;
+  if (!CLIENT_NAME.test(client)) throw usageError(`CLIENT is 1-64 letters, digits, '.', '_' or '-' (claude, codex, inspector, zed…), not "${client}"`);
+  const role = text("role") ?? "agent";
+  if (role !== "agent" && role !== "person") throw usageError(`--role is agent or person, not "${role}"`);
+  const transport = text("transport") ?? "stdio";
+  if (transport !== "stdio" && transport !== "http") throw usageError(`--transport is stdio or http, not "${transport}"`);
+  const scope = text("scope") ?? "local";
+  if (scope !== "local" && scope !== "project" && scope !== "user") throw usageError(`--scope is local, project or user, not "${scope}"`);
+  if (text("scope") !== undefined && !(protocol === "mcp" && client === "claude"))
+    throw usageError("--scope is Claude Code's (spool mcp add claude): the other clients have one configuration");
+  // A project's .mcp.json is shared with everyone working on it (often committed): no token goes there.
+  if (scope === "project" && transport === "http")
+    throw usageError("--scope project writes .mcp.json, which is shared with the project: by URL the token would be in it; use --scope local or user");
+  const mode = text("mode");
+  if (mode !== undefined && mode !== "ask" && mode !== "act") throw usageError(`--mode is ask or act, not "${mode}"`);
+  const runner = text("runner");
+  if (runner !== undefined && (runner === "" || runner === "self"))
+    throw usageError(`--runner names an attached runner (spool runners lists them), not "${runner}"`);
+  const model = text("model");
+  if (model !== undefined && transport === "http") throw usageError("--model is spool acp's (stdio): a client by URL chooses the model of its sessions");
+  if (text("url") !== undefined && transport !== "http")
+    throw usageError("--url is for --transport http (a client that starts spool reaches the server itself)");
+  const expiresAt = text("expires") !== undefined ? Date.now() + parseDuration(text("expires")!) : undefined;
+  const dryRun = values["dry-run"] === true;
+  const print = values.print === true || (protocol === "mcp" ? !(client in RUNS) : true);
+  const runs = protocol === "mcp" ? RUNS[client] : undefined;
+  // A client whose command is to run must be there before anything is made.
+  if (runs && !print && !dryRun && !onPath(runs.program))
+    throw new CliError(
+      `${runs.program} is not on PATH, so ${runs.title} cannot be configured here: --print makes the credential and prints the command to run where it is (--dry-run shows it and makes nothing)`,
+      EXIT.failed,
+    );
+
+  const flags = { server: values.server as string | undefined, "token-file": values["token-file"] as string | undefined };
+  const target = await serverTarget(flags);
+  const admin = await connectServer(flags);
+  try {
+    const lost = connectionLost(admin, "while making the client's credential");
+    return await Promise.race([
+      lost,
+      (async () => {
+        const project = await joinProject(admin, values.project as string | undefined, dryRun);
+        const named = text("name") ?? defaultName(client, project.name, transport);
+        if (!CLIENT_NAME.test(named)) throw usageError(`--name is 1-64 letters, digits, '.', '_' or '-', not "${named}"`);
+        const plan: Plan = {
+          protocol,
+          client,
+          principal: named,
+          role,
+          transport,
+          project,
+          home: spoolHome(),
+          server: flags.server ?? (process.env.SPOOL_SERVER || undefined),
+          base: baseUrl(text("url"), target.tcpUrl, protocol),
+          scope,
+          expiresAt,
+          runner,
+          mode,
+          model,
+        };
+        return await carryOut(admin, target.url, plan, { dryRun, print, rotate: values.rotate === true, runs });
+      })(),
+    ]);
+  } finally {
+    admin.close();
+  }
+}
+
+/**
+ * CLIENT-PROJECT (by URL CLIENT-PROJECT-http: a client may have both, and one's rotation must not end the other),
+ * cut to a principal's 64 characters (without a trailing '-' or '.').
+ */
+function defaultName(client: string, project: string, transport: "stdio" | "http"): string {
+  const suffix = transport === "http" ? "-http" : "";
+  return `${`${client}-${project}`.slice(0, 64 - suffix.length).replace(/[-.]+$/, "")}${suffix}`;
+}
+
+/** The project: named (or a directory, `--project ~/src/app`), else found from here like git; made only when found here. */
+async function joinProject(admin: SpoolClient, given: string | undefined, dryRun: boolean): Promise<{ name: string; root: string }> {
+  const asDirectory = given !== undefined && (given.includes("/") || given === "." || given === "..");
+  const found = findProject(
+    asDirectory ? resolve(workingDirectory(), given) : workingDirectory(),
+    asDirectory ? {} : given !== undefined ? { project: given } : {},
+  );
+  if (!found)
+    throw usageError(
+      `not in a Spool project: no .spool/project.json and no git repository in ${workingDirectory()} or above — pass --project NAME (a project spool runs --all lists)`,
+    );
+  if (found.source === "flag") await knownProjects(admin, [found.name!]);
+  try {
+    const joined = await admin.initialize(found.name, {
+      ...(found.root ? { root: found.root } : {}),
+      // A directory found here becomes a project as `spool init` makes one; a name must be one the server has.
+      create: found.source !== "flag" && found.source !== "env" && !dryRun,
+      client: { name: "spool-cli", version: SERVER_VERSION },
+    });
+    return joined.project;
+  } catch (error) {
+    if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND")
+      throw new CliError(
+        `the server has no project ${found.name ? `"${found.name}"` : `rooted at ${found.root}`} yet: spool init there makes it`,
+        EXIT.notFound,
+      );
+    throw error;
+  }
+}
+
+/** The address a client comes to by URL: `--url`, else the server's own (its TCP address). */
+function baseUrl(given: string | undefined, tcpUrl: string, protocol: Protocol): URL {
+  if (given === undefined) return pageUrl(tcpUrl);
+  let url: URL;
+  try {
+    url = new URL(given);
+  } catch {
+    throw usageError(`--url is an http:// or https:// address such as http://127.0.0.1:7420, not "${given}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw usageError(`--url is an http:// or https:// address such as http://127.0.0.1:7420, not "${given}"`);
+  // The path of a reverse proxy in front is kept; /mcp or /acp goes after it.
+  const path = url.pathname.replace(/\/+$/, "").replace(new RegExp(`/${protocol}$`), "");
+  return new URL(`${url.origin}${path}/`);
+}
+
+interface Credential {
+  /** The token, when this command holds it (made now, or the home's copy); null in a dry run. */
+  token: string | null;
+  /** What was done: made, reused, or made in place of a revoked one. */
+  done: "made" | "reused" | "rotated";
+  /** What the revocation of the old one did. */
+  revoked?: { closed: number; withdrawn: number };
+}
+
+/** Makes (or reuses) the credential, then configures the client (or prints its configuration). */
+async function carryOut(
+  admin: SpoolClient,
+  url: string,
+  plan: Plan,
+  how: { dryRun: boolean; print: boolean; rotate: boolean; runs: { program: string; title: string } | undefined },
+): Promise<number> {
+  const file = clientCredentialFile(plan.home, plan.principal);
+  const credential = await credentialFor(admin, url, plan, file, how);
+  const said = `spool ${plan.protocol} add:`;
+  const who = `"${plan.principal}" (${plan.role}, project ${plan.project.name}${plan.expiresAt ? `, until ${new Date(plan.expiresAt).toISOString()}` : ""})`;
+  const kept = plan.transport === "stdio" ? `, kept in ${file}` : ", held by the client";
+  if (how.dryRun) {
+    const would = credential.done === "reused" ? "would reuse" : credential.done === "rotated" ? "would replace" : "would make";
+    process.stderr.write(`${said} dry run, nothing is changed: ${would} the credential ${who}${kept}\n`);
+  } else {
+    const revoked = credential.revoked
+      ? ` (the old one revoked: ${credential.revoked.closed} connection(s) closed, ${credential.revoked.withdrawn} waiting proposal(s) withdrawn)`
+      : "";
+    process.stderr.write(
+      `${said} ${credential.done === "reused" ? "reusing" : credential.done === "rotated" ? "replaced" : "made"} the credential ${who}${kept}${revoked}\n`,
+    );
+  }
+  const shownToken = credential.token ?? "SPOOL-TOKEN";
+  if (plan.protocol === "acp") return printAcp(plan, shownToken, said);
+  const command = clientCommand(plan, shownToken);
+  if (command && !how.print && !how.dryRun) {
+    const ran = runClient(command, said);
+    if (ran !== 0 && credential.done !== "reused") {
+      // Nothing is left behind for a client that was not configured: the credential made for it goes again.
+      await admin.call("token/revoke", { name: plan.principal }).catch(() => undefined);
+      if (plan.transport === "stdio") rmSync(file, { force: true });
+      throw new CliError(`${command.argv[0]} exited ${ran}: the credential "${plan.principal}" made for it is revoked again`, EXIT.failed);
+    }
+    if (command.env) {
+      // The token, once, where the person sees it: Codex reads it from this variable when it starts.
+      process.stdout.write(`export ${command.env.name}=${shownToken}\n`);
+      process.stderr.write(`${said} ${how.runs!.title} reads the token from $${command.env.name}: set it (the line above) where it starts\n`);
+    }
+    process.stderr.write(
+      `${said} ${how.runs!.title} reaches Spool as "${plan.principal}": ${plan.role === "agent" ? "it proposes commands and a person decides them (spool pending, spool open)" : "it proposes commands and may decide them"}; \`spool token revoke ${plan.principal}\` ends it\n`,
+    );
+    return EXIT.ok;
+  }
+  if (command) {
+    process.stdout.write(`${shellLine(command.argv)}\n`);
+    if (command.env) process.stdout.write(`export ${command.env.name}=${shownToken}   # where ${plan.client} starts: it reads the token from there\n`);
+    if (command.cwd) process.stderr.write(`${said} run it in ${command.cwd} (Claude Code's local and project configuration are the directory's)\n`);
+    return EXIT.ok;
+  }
+  // Any other client: the entry its mcpServers file takes.
+  const entry =
+    plan.transport === "stdio"
+      ? { command: spoolCommand()[0], args: [...spoolCommand().slice(1), ...stdioArgs(plan)] }
+      : { type: "http", url: mcpUrl(plan), headers: { Authorization: `Bearer ${shownToken}` } };
+  process.stdout.write(`${JSON.stringify({ mcpServers: { [ENTRY]: entry } }, null, 2)}\n`);
+  return EXIT.ok;
+}
+
+/**
+ * The credential: the one the home holds for this client when it still works as this principal, role and project
+ * (stdio, not --rotate, no new expiry); else a new one, in place of a live principal of that name with the same
+ * role and project (revoked first: it is this client's earlier credential); a principal of that name that is
+ * anything else is not touched (CONFLICT). In a dry run, what would be done, nothing done.
+ */
+async function credentialFor(admin: SpoolClient, url: string, plan: Plan, file: string, how: { dryRun: boolean; rotate: boolean }): Promise<Credential> {
+  if (plan.transport === "stdio" && !how.rotate && plan.expiresAt === undefined && existsSync(file)) {
+    const token = readFileSync(file, "utf8").trim();
+    if (await worksAs(url, token, plan)) return { token, done: "reused" };
+  }
+  const { principals } = await admin.call("token/list", { revoked: false });
+  const live = principals.find((p) => p.name === plan.principal);
+  if (live && !(live.role === plan.role && live.projects?.length === 1 && live.projects[0] === plan.project.name))
+    throw new CliError(
+      `a credential named "${plan.principal}" exists for something else (${live.role}, ${live.projects ? `projects ${live.projects.join(", ")}` : "every project"}): --name picks another name, or \`spool token revoke ${plan.principal}\` ends it first`,
+      EXIT.failed,
+    );
+  if (how.dryRun) return { token: null, done: live ? "rotated" : "made" };
+  let revoked: Credential["revoked"];
+  if (live) {
+    const { closed, withdrawn } = await admin.call("token/revoke", { name: plan.principal });
+    revoked = { closed, withdrawn };
+  }
+  const created = await admin.call("token/create", {
+    name: plan.principal,
+    role: plan.role as Role,
+    projects: [plan.project.name],
+    ...(plan.expiresAt !== undefined ? { expiresAt: plan.expiresAt } : {}),
+  });
+  if (plan.transport === "stdio") keep(file, created.token);
+  // A client moved from stdio to http holds its token itself: the home's copy of the old one goes.
+  else rmSync(file, { force: true });
+  return { token: created.token, done: live ? "rotated" : "made", ...(revoked ? { revoked } : {}) };
+}
+
+/** Whether `token` is live and names this principal, with this role, scoped to this project alone. */
+async function worksAs(url: string, token: string, plan: Plan): Promise<boolean> {
+  let client: SpoolClient;
+  try {
+    client = await SpoolClient.connect(url, { token });
+  } catch {
+    return false;
+  }
+  try {
+    const { principal } = await client.initialize(plan.project.name, { create: false, client: { name: "spool-cli", version: SERVER_VERSION } });
+    return (
+      principal?.name === plan.principal && principal.role === plan.role && principal.projects?.length === 1 && principal.projects[0] === plan.project.name
+    );
+  } catch {
+    return false;
+  } finally {
+    client.close();
+  }
+}
+
+/** Writes the token into the home's credentials directory: the directory 0700, the file 0600, replaced whole. */
+function keep(file: string, token: string): void {
+  const dir = join(file, "..");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const part = `${file}.${process.pid}.part`;
+  writeFileSync(part, `${token}\n`, { mode: 0o600 });
+  renameSync(part, file);
+}
