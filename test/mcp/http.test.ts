@@ -81,7 +81,7 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     // The guide's project is by name; this test's project is its directory.
     url.searchParams.delete("project");
     url.searchParams.set("root", project);
-    const headers = { Authorization: entry.headers.Authorization!.replace("YOUR-SPOOL-TOKEN", token) };
+    const headers = { Authorization: entry.headers.Authorization!.replace("AGENT-TOKEN", token) };
     const client = new Client({ name: "readme-agent", version: "1.0.0" }, { capabilities: {} });
     await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
     try {

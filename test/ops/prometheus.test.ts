@@ -11,8 +11,8 @@ import { runTool } from "../helpers/runners.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
 /**
- * A real Prometheus (Debian's package, scripts/test-infra.sh) scraping a real `spool serve` with the token from a
- * credentials file: after a known number of bytes streamed and proposals decided, PromQL over its HTTP API says so.
+ * A real Prometheus (Debian's package, scripts/test-infra.sh) scraping a real `spool serve` with a viewer's token (its
+ * own, as docs/production.md gives it) from a credentials file: after a known number of bytes streamed and proposals decided, PromQL over its HTTP API says so.
  */
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
@@ -68,6 +68,11 @@ describePrometheus("Prometheus scrapes spool serve", () => {
     spool = spawn(process.execPath, [join(repo, "bin", "spool.js"), "serve", "--home", home, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
     spoolUrl = (await started(spool, /Spool listening on (ws:\/\/\S+)/, "spool serve"))[1]!;
     const target = new URL(spoolUrl.replace(/^ws:/, "http:")).host;
+    // As docs/production.md says: Prometheus gets a viewer's credential of its own, never the home's token.
+    const admin = await SpoolClient.connect(spoolUrl, { token: readFileSync(join(home, "token"), "utf8").trim() });
+    const viewer = await admin.call("token/create", { name: "prometheus", role: "viewer" });
+    admin.close();
+    writeFileSync(join(dir, "spool-token"), `${viewer.token}\n`, { mode: 0o600 });
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
     writeFileSync(
@@ -82,7 +87,7 @@ describePrometheus("Prometheus scrapes spool serve", () => {
         "    scrape_timeout: 200ms",
         "    authorization:",
         "      type: Bearer",
-        `      credentials_file: ${join(home, "token")}`,
+        `      credentials_file: ${join(dir, "spool-token")}`,
         "    static_configs:",
         `      - targets: ["${target}"]`,
         "",
