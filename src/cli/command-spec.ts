@@ -38,6 +38,8 @@ export interface CommandSpec<O extends OptionTable = OptionTable> {
   readonly epilogue?: string;
   /** How many arguments it takes at the most (commandOf refuses more); unset, the body checks them. */
   readonly maxArgs?: number;
+  /** Subcommands with rows of their own (`spool mcp add`): their first word, and their row. */
+  readonly subcommands?: Readonly<Record<string, CommandSpec>>;
 }
 
 /** A command: its row of the table, and its body (given the arguments after its name). */

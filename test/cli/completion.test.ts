@@ -64,6 +64,12 @@ describe("spool completion, run by bash and zsh", () => {
       for (const command of ["ask", "act", "models"]) expect(offers(shell, ["spool", command, "--"]), command).not.toContain("--demo-model");
       expect(offers(shell, ["spool", "serve", "--d"])).toEqual(["--database", "--demo-model"]);
       expect(offers(shell, ["spool", "act", "--"])).toContain("--yes");
+      // A subcommand with a row of its own: offered first, then its options, not the command's.
+      expect(offers(shell, ["spool", "mcp", "a"])).toEqual(["add"]);
+      expect(offers(shell, ["spool", "mcp", "--cr"])).toEqual(["--credential"]);
+      expect(offers(shell, ["spool", "mcp", "add", "--dr"])).toEqual(["--dry-run"]);
+      expect(offers(shell, ["spool", "mcp", "add", "--"])).not.toContain("--credential");
+      expect(offers(shell, ["spool", "acp", "add", "--mo"])).toEqual(["--model"]);
     });
   }
 });

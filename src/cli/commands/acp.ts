@@ -6,9 +6,11 @@ import { credentialNameError } from "../../config-settings.js";
 import { createLogger } from "../../logger.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { CliError, EXIT, usageError } from "../errors.js";
+import { ACP_ADD_SPEC } from "./client-add-spec.js";
 
 export const ACP_SPEC = defineCommand({
   name: "acp",
+  subcommands: { add: ACP_ADD_SPEC },
   usage: `spool acp [--model ALIAS] [--credential NAME] [--server URL] [--home DIR]
        spool acp add CLIENT [--project NAME] [--transport stdio|http] …   (spool acp add --help)`,
   about: `Speaks the Agent Client Protocol (ACP v1) on stdin/stdout, so an editor that

@@ -28,7 +28,10 @@ export function completionCommand(table: () => Promise<Record<string, CommandSpe
         return EXIT.usage;
       }
       const commands: Record<string, Completed> = {};
-      for (const [name, spec] of Object.entries(await table())) commands[name] = { options: completionWords(spec), takesRun: takesRun(spec) };
+      for (const [name, spec] of Object.entries(await table())) {
+        const subcommands = Object.fromEntries(Object.entries(spec.subcommands ?? {}).map(([word, sub]) => [word, completionWords(sub)]));
+        commands[name] = { options: completionWords(spec), takesRun: takesRun(spec), ...(spec.subcommands ? { subcommands } : {}) };
+      }
       return print(completionScript(shell, commands)!);
     },
   };
@@ -43,6 +46,8 @@ function print(text: string): number {
 export interface Completed {
   options: string[];
   takesRun: boolean;
+  /** Its subcommands (`spool mcp add`), each with its own options: offered as the command's first word. */
+  subcommands?: Record<string, string[]>;
 }
 
 /** The script for `shell`, from the command table; null for a shell it does not know. */
@@ -53,9 +58,17 @@ export function completionScript(shell: string, commands: Record<string, Complet
   const runs = "spool runs --quiet 2>/dev/null";
   if (shell === "bash") {
     // help and completion complete words of their own (below): no case of the table may shadow theirs.
+    // A command with subcommands offers them as its first word, and a subcommand's own options after it.
     const cases = Object.entries(commands)
       .filter(([name]) => name !== "help" && name !== "completion")
-      .map(([name, c]) => `    ${name}) opts="${c.options.join(" ")}" ;;`)
+      .map(([name, c]) => {
+        if (!c.subcommands) return `    ${name}) opts="${c.options.join(" ")}" ;;`;
+        const subs = Object.entries(c.subcommands)
+          .map(([word, options]) => `${word}) opts="${options.join(" ")}" ;;`)
+          .join(" ");
+        return `    ${name}) opts="${c.options.join(" ")}"; case "\${COMP_WORDS[2]}" in ${subs} esac
+      if [ "$COMP_CWORD" -eq 2 ] && [[ "$cur" != -* ]]; then COMPREPLY=($(compgen -W "${Object.keys(c.subcommands).join(" ")}" -- "$cur")); return; fi ;;`;
+      })
       .join("\n");
     return `# spool completion for bash: source <(spool completion bash)
 _spool() {
@@ -88,8 +101,16 @@ ${completionScript("bash", commands)!.replace(/^# spool completion for bash.*\n/
       `complete -c spool -n "__fish_seen_subcommand_from ${takesRun.join(" ")}" -a "(${runs})"`,
     ];
     for (const [name, c] of Object.entries(commands)) {
-      for (const option of c.options.filter((o) => o.startsWith("--"))) {
-        lines.push(`complete -c spool -n "__fish_seen_subcommand_from ${name}" -l ${option.slice(2)}`);
+      const subs = Object.keys(c.subcommands ?? {});
+      // With subcommands, the command's own options only before one is given.
+      const own = subs.length
+        ? `__fish_seen_subcommand_from ${name}; and not __fish_seen_subcommand_from ${subs.join(" ")}`
+        : `__fish_seen_subcommand_from ${name}`;
+      if (subs.length) lines.push(`complete -c spool -n "${own}" -a "${subs.join(" ")}"`);
+      for (const option of c.options.filter((o) => o.startsWith("--"))) lines.push(`complete -c spool -n "${own}" -l ${option.slice(2)}`);
+      for (const [word, options] of Object.entries(c.subcommands ?? {})) {
+        for (const option of options.filter((o) => o.startsWith("--")))
+          lines.push(`complete -c spool -n "__fish_seen_subcommand_from ${name}; and __fish_seen_subcommand_from ${word}" -l ${option.slice(2)}`);
       }
     }
     return `${lines.join("\n")}\n`;

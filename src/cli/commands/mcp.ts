@@ -12,9 +12,11 @@ import { type Command, defineCommand, parseSpec, positionals, showHelp } from ".
 import { workingDirectory } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
 import { findProject } from "../project.js";
+import { MCP_ADD_SPEC } from "./client-add-spec.js";
 
 export const MCP_SPEC = defineCommand({
   name: "mcp",
+  subcommands: { add: MCP_ADD_SPEC },
   usage: `spool mcp [--project DIR] [--credential NAME] [--runner NAME] [--mode ask|act] [--role agent|person] [--server URL] [--home DIR]
        spool mcp add CLIENT [--project NAME] [--transport stdio|http] …   (spool mcp add --help)`,
   about: `A Model Context Protocol server on stdin/stdout, so any MCP agent (Claude Code,
