@@ -56,7 +56,8 @@ Over stdio (the default) the client starts \`spool mcp --credential NAME\`: the 
 stays in the Spool home ($SPOOL_HOME/credentials/NAME), out of every sandbox's
 view. Over http the client reaches /mcp by URL and holds the token. Run again for
 the same client, it reuses the credential the home holds (stdio) or replaces it
-(http, --rotate). Says on stderr what it made and what it ran.`,
+(http, --rotate). The project is --project's (a name, or a directory), else the
+one this directory is in. Says on stderr what it made and what it ran.`,
   connects: true,
   options: MCP_ADD_OPTIONS,
 });
