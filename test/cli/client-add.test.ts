@@ -22,7 +22,7 @@ describe("spool mcp add and spool acp add", () => {
   let argvLog: string;
   let cwd: string;
 
-  const spool = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, { ...env, ...extra }, cwd, 60_000);
+  const spool = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, { ...env, ...extra }, cwd, 120_000);
   const credentials = () => join(ts.home, "credentials");
   const principals = async () => {
     const admin = await ts.client();
@@ -81,10 +81,15 @@ describe("spool mcp add and spool acp add", () => {
       [["mcp", "add", "claude", "--project", "ap"], 4, /no project "ap" — did you mean "app"\?/],
       [["mcp", "add", "claude", "--project", "app", "--bogus"], 2, /Unknown option '--bogus'/],
     ];
-    for (const [args, code, message] of refused) {
-      const result = await spool(args);
-      expect(result.code, `${args.join(" ")}: ${result.err}`).toBe(code);
-      expect(result.err, args.join(" ")).toMatch(message);
+    // Four at a time: each is a process of its own, and none changes anything another could see.
+    for (let i = 0; i < refused.length; i += 4) {
+      await Promise.all(
+        refused.slice(i, i + 4).map(async ([args, code, message]) => {
+          const result = await spool(args);
+          expect(result.code, `${args.join(" ")}: ${result.err}`).toBe(code);
+          expect(result.err, args.join(" ")).toMatch(message);
+        }),
+      );
     }
     // Claude Code not installed: refused before anything is made, saying what to do.
     const missing = await spool(["mcp", "add", "claude", "--project", "app"], { PATH: "/usr/bin:/bin" });
@@ -94,7 +99,7 @@ describe("spool mcp add and spool acp add", () => {
     expect(await principals()).toEqual([]);
     expect(existsSync(credentials())).toBe(false);
     expect(ran()).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 
   it("--dry-run makes nothing and runs nothing: it says what it would make and prints the command, even where claude is not installed", async () => {
     const dry = await spool(["mcp", "add", "claude", "--project", "app", "--dry-run"], { PATH: "/usr/bin:/bin" });

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
 import { clientCredentialFile } from "../../config-settings.js";
@@ -29,8 +29,39 @@ const RUNS: Record<string, { program: string; title: string }> = {
 
 const CLIENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 
+/** What `spool mcp add …` / `spool acp add …` was asked, checked before anything connects. */
+interface Asked {
+  protocol: Protocol;
+  client: string;
+  name: string | undefined;
+  project: string | undefined;
+  role: Plan["role"];
+  transport: Plan["transport"];
+  scope: Plan["scope"];
+  url: string | undefined;
+  expiresAt: number | undefined;
+  runner: string | undefined;
+  mode: Plan["mode"];
+  model: string | undefined;
+  flags: { server: string | undefined; "token-file": string | undefined };
+  how: { dryRun: boolean; print: boolean; rotate: boolean; runs: { program: string; title: string } | undefined };
+}
+
 /** `spool mcp add …` / `spool acp add …`: the arguments after `add`. */
 export async function addClient(protocol: Protocol, argv: string[]): Promise<number> {
+  const asked = readArguments(protocol, argv);
+  if (typeof asked === "number") return asked;
+  const target = await serverTarget(asked.flags);
+  const admin = await connectServer(asked.flags);
+  try {
+    return await Promise.race([connectionLost(admin, "while making the client's credential"), planAndCarryOut(admin, target, asked)]);
+  } finally {
+    admin.close();
+  }
+}
+
+/** The arguments, each checked (a usage error changes nothing); an exit code when it only showed help. */
+function readArguments(protocol: Protocol, argv: string[]): Asked | number {
   const spec = ADD_SPECS[protocol];
   const { values, positionals } = parseSpec(spec, argv) as { values: Record<string, string | boolean | undefined>; positionals: string[] };
   if (values.help) return showHelp(spec);
@@ -38,19 +69,15 @@ export async function addClient(protocol: Protocol, argv: string[]): Promise<num
   if (positionals.length !== 1) throw usageError(`spool ${protocol} add takes one CLIENT (see \`spool help ${protocol}\`)`);
   const client = positionals[0]!;
   if (!CLIENT_NAME.test(client)) throw usageError(`CLIENT is 1-64 letters, digits, '.', '_' or '-' (claude, codex, inspector, zed…), not "${client}"`);
-  const role = text("role") ?? "agent";
-  if (role !== "agent" && role !== "person") throw usageError(`--role is agent or person, not "${role}"`);
-  const transport = text("transport") ?? "stdio";
-  if (transport !== "stdio" && transport !== "http") throw usageError(`--transport is stdio or http, not "${transport}"`);
-  const scope = text("scope") ?? "local";
-  if (scope !== "local" && scope !== "project" && scope !== "user") throw usageError(`--scope is local, project or user, not "${scope}"`);
+  const role = oneOf(text("role") ?? "agent", ["agent", "person"] as const, "--role");
+  const transport = oneOf(text("transport") ?? "stdio", ["stdio", "http"] as const, "--transport");
+  const scope = oneOf(text("scope") ?? "local", ["local", "project", "user"] as const, "--scope");
   if (text("scope") !== undefined && !(protocol === "mcp" && client === "claude"))
     throw usageError("--scope is Claude Code's (spool mcp add claude): the other clients have one configuration");
   // A project's .mcp.json is shared with everyone working on it (often committed): no token goes there.
   if (scope === "project" && transport === "http")
     throw usageError("--scope project writes .mcp.json, which is shared with the project: by URL the token would be in it; use --scope local or user");
-  const mode = text("mode");
-  if (mode !== undefined && mode !== "ask" && mode !== "act") throw usageError(`--mode is ask or act, not "${mode}"`);
+  const mode = text("mode") === undefined ? undefined : oneOf(text("mode")!, ["ask", "act"] as const, "--mode");
   const runner = text("runner");
   if (runner !== undefined && (runner === "" || runner === "self"))
     throw usageError(`--runner names an attached runner (spool runners lists them), not "${runner}"`);
@@ -58,50 +85,62 @@ export async function addClient(protocol: Protocol, argv: string[]): Promise<num
   if (model !== undefined && transport === "http") throw usageError("--model is spool acp's (stdio): a client by URL chooses the model of its sessions");
   if (text("url") !== undefined && transport !== "http")
     throw usageError("--url is for --transport http (a client that starts spool reaches the server itself)");
+  const name = text("name");
+  if (name !== undefined && !CLIENT_NAME.test(name)) throw usageError(`--name is 1-64 letters, digits, '.', '_' or '-', not "${name}"`);
   const expiresAt = text("expires") !== undefined ? Date.now() + parseDuration(text("expires")!) : undefined;
   const dryRun = values["dry-run"] === true;
-  const print = values.print === true || (protocol === "mcp" ? !(client in RUNS) : true);
   const runs = protocol === "mcp" ? RUNS[client] : undefined;
+  const print = values.print === true || runs === undefined;
   // A client whose command is to run must be there before anything is made.
   if (runs && !print && !dryRun && !onPath(runs.program))
     throw new CliError(
       `${runs.program} is not on PATH, so ${runs.title} cannot be configured here: --print makes the credential and prints the command to run where it is (--dry-run shows it and makes nothing)`,
       EXIT.failed,
     );
+  return {
+    protocol,
+    client,
+    name,
+    project: text("project"),
+    role,
+    transport,
+    scope,
+    url: text("url"),
+    expiresAt,
+    runner,
+    mode,
+    model,
+    flags: { server: text("server"), "token-file": text("token-file") },
+    how: { dryRun, print, rotate: values.rotate === true, runs },
+  };
+}
 
-  const flags = { server: values.server as string | undefined, "token-file": values["token-file"] as string | undefined };
-  const target = await serverTarget(flags);
-  const admin = await connectServer(flags);
-  try {
-    const lost = connectionLost(admin, "while making the client's credential");
-    return await Promise.race([
-      lost,
-      (async () => {
-        const project = await joinProject(admin, values.project as string | undefined, dryRun);
-        const named = text("name") ?? defaultName(client, project.name, transport);
-        if (!CLIENT_NAME.test(named)) throw usageError(`--name is 1-64 letters, digits, '.', '_' or '-', not "${named}"`);
-        const plan: Plan = {
-          protocol,
-          client,
-          principal: named,
-          role,
-          transport,
-          project,
-          home: spoolHome(),
-          server: flags.server ?? (process.env.SPOOL_SERVER || undefined),
-          base: baseUrl(text("url"), target.tcpUrl, protocol),
-          scope,
-          expiresAt,
-          runner,
-          mode,
-          model,
-        };
-        return await carryOut(admin, target.url, plan, { dryRun, print, rotate: values.rotate === true, runs });
-      })(),
-    ]);
-  } finally {
-    admin.close();
-  }
+/** `value` when it is one of `allowed`, else a usage error naming them. */
+function oneOf<const T extends string>(value: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(value)) throw usageError(`${flag} is ${allowed.slice(0, -1).join(", ")} or ${allowed.at(-1)}, not "${value}"`);
+  return value as T;
+}
+
+/** The project joined, the plan made of it, and the plan carried out. */
+async function planAndCarryOut(admin: SpoolClient, target: { url: string; tcpUrl: string }, asked: Asked): Promise<number> {
+  const project = await joinProject(admin, asked.project, asked.how.dryRun);
+  const plan: Plan = {
+    protocol: asked.protocol,
+    client: asked.client,
+    principal: asked.name ?? defaultName(asked.client, project.name, asked.transport),
+    role: asked.role,
+    transport: asked.transport,
+    project,
+    home: spoolHome(),
+    server: asked.flags.server ?? (process.env.SPOOL_SERVER || undefined),
+    base: baseUrl(asked.url, target.tcpUrl, asked.protocol),
+    scope: asked.scope,
+    expiresAt: asked.expiresAt,
+    runner: asked.runner,
+    mode: asked.mode,
+    model: asked.model,
+  };
+  return carryOut(admin, target.url, plan, asked.how);
 }
 
 /**
@@ -116,13 +155,11 @@ function defaultName(client: string, project: string, transport: "stdio" | "http
 /** The project: named (or a directory, `--project ~/src/app`), else found from here like git; made only when found here. */
 async function joinProject(admin: SpoolClient, given: string | undefined, dryRun: boolean): Promise<{ name: string; root: string }> {
   const asDirectory = given !== undefined && (given.includes("/") || given === "." || given === "..");
-  const found = findProject(
-    asDirectory ? resolve(workingDirectory(), given) : workingDirectory(),
-    asDirectory ? {} : given !== undefined ? { project: given } : {},
-  );
+  const start = asDirectory ? resolve(workingDirectory(), given) : workingDirectory();
+  const found = findProject(start, asDirectory ? {} : given !== undefined ? { project: given } : {});
   if (!found)
     throw usageError(
-      `not in a Spool project: no .spool/project.json and no git repository in ${workingDirectory()} or above — pass --project NAME (a project spool runs --all lists)`,
+      `not in a Spool project: no .spool/project.json and no git repository in ${start} or above — pass --project NAME (a project spool runs --all lists)`,
     );
   if (found.source === "flag") await knownProjects(admin, [found.name!]);
   try {
@@ -169,62 +206,59 @@ interface Credential {
 }
 
 /** Makes (or reuses) the credential, then configures the client (or prints its configuration). */
-async function carryOut(
-  admin: SpoolClient,
-  url: string,
-  plan: Plan,
-  how: { dryRun: boolean; print: boolean; rotate: boolean; runs: { program: string; title: string } | undefined },
-): Promise<number> {
+async function carryOut(admin: SpoolClient, url: string, plan: Plan, how: Asked["how"]): Promise<number> {
   const file = clientCredentialFile(plan.home, plan.principal);
   const credential = await credentialFor(admin, url, plan, file, how);
   const said = `spool ${plan.protocol} add:`;
-  const who = `"${plan.principal}" (${plan.role}, project ${plan.project.name}${plan.expiresAt ? `, until ${new Date(plan.expiresAt).toISOString()}` : ""})`;
-  const kept = plan.transport === "stdio" ? `, kept in ${file}` : ", held by the client";
-  if (how.dryRun) {
-    const would = credential.done === "reused" ? "would reuse" : credential.done === "rotated" ? "would replace" : "would make";
-    process.stderr.write(`${said} dry run, nothing is changed: ${would} the credential ${who}${kept}\n`);
-  } else {
-    const revoked = credential.revoked
-      ? ` (the old one revoked: ${credential.revoked.closed} connection(s) closed, ${credential.revoked.withdrawn} waiting proposal(s) withdrawn)`
-      : "";
-    process.stderr.write(
-      `${said} ${credential.done === "reused" ? "reusing" : credential.done === "rotated" ? "replaced" : "made"} the credential ${who}${kept}${revoked}\n`,
-    );
-  }
-  const shownToken = credential.token ?? "SPOOL-TOKEN";
-  if (plan.protocol === "acp") return printAcp(plan, shownToken, said);
-  const command = clientCommand(plan, shownToken);
-  if (command && !how.print && !how.dryRun) {
-    const ran = runClient(command, said);
-    if (ran !== 0 && credential.done !== "reused") {
-      // Nothing is left behind for a client that was not configured: the credential made for it goes again.
-      await admin.call("token/revoke", { name: plan.principal }).catch(() => undefined);
-      if (plan.transport === "stdio") rmSync(file, { force: true });
-      throw new CliError(`${command.argv[0]} exited ${ran}: the credential "${plan.principal}" made for it is revoked again`, EXIT.failed);
-    }
-    if (command.env) {
-      // The token, once, where the person sees it: Codex reads it from this variable when it starts.
-      process.stdout.write(`export ${command.env.name}=${shownToken}\n`);
-      process.stderr.write(`${said} ${how.runs!.title} reads the token from $${command.env.name}: set it (the line above) where it starts\n`);
-    }
-    process.stderr.write(
-      `${said} ${how.runs!.title} reaches Spool as "${plan.principal}": ${plan.role === "agent" ? "it proposes commands and a person decides them (spool pending, spool open)" : "it proposes commands and may decide them"}; \`spool token revoke ${plan.principal}\` ends it\n`,
-    );
+  process.stderr.write(`${said} ${whatWasDone(plan, credential, file, how.dryRun)}\n`);
+  const token = credential.token ?? "SPOOL-TOKEN";
+  if (plan.protocol === "acp") return printAcp(plan, token, said);
+  const command = clientCommand(plan, token);
+  if (!command) {
+    // Any other client: the entry its mcpServers file takes.
+    const [program, ...first] = spoolCommand();
+    const entry =
+      plan.transport === "stdio"
+        ? { command: program, args: [...first, ...stdioArgs(plan)] }
+        : { type: "http", url: mcpUrl(plan), headers: { Authorization: `Bearer ${token}` } };
+    process.stdout.write(`${JSON.stringify({ mcpServers: { [ENTRY]: entry } }, null, 2)}\n`);
     return EXIT.ok;
   }
-  if (command) {
+  if (how.print || how.dryRun) {
     process.stdout.write(`${shellLine(command.argv)}\n`);
-    if (command.env) process.stdout.write(`export ${command.env.name}=${shownToken}   # where ${plan.client} starts: it reads the token from there\n`);
+    if (command.env) process.stdout.write(`export ${command.env.name}=${token}   # where ${plan.client} starts: it reads the token from there\n`);
     if (command.cwd) process.stderr.write(`${said} run it in ${command.cwd} (Claude Code's local and project configuration are the directory's)\n`);
     return EXIT.ok;
   }
-  // Any other client: the entry its mcpServers file takes.
-  const entry =
-    plan.transport === "stdio"
-      ? { command: spoolCommand()[0], args: [...spoolCommand().slice(1), ...stdioArgs(plan)] }
-      : { type: "http", url: mcpUrl(plan), headers: { Authorization: `Bearer ${shownToken}` } };
-  process.stdout.write(`${JSON.stringify({ mcpServers: { [ENTRY]: entry } }, null, 2)}\n`);
+  const ran = runClient(command, said);
+  if (ran !== 0 && credential.done !== "reused") {
+    // Nothing is left behind for a client that was not configured: the credential made for it goes again.
+    await admin.call("token/revoke", { name: plan.principal }).catch(() => undefined);
+    if (plan.transport === "stdio") rmSync(file, { force: true });
+    throw new CliError(`${command.argv[0]} exited ${ran}: the credential "${plan.principal}" made for it is revoked again`, EXIT.failed);
+  }
+  if (ran !== 0) throw new CliError(`${command.argv[0]} exited ${ran}; the credential "${plan.principal}" stays as it was`, EXIT.failed);
+  const title = how.runs!.title;
+  if (command.env) {
+    // The token, once, where the person sees it: Codex reads it from this variable when it starts.
+    process.stdout.write(`export ${command.env.name}=${token}\n`);
+    process.stderr.write(`${said} ${title} reads the token from $${command.env.name}: set it (the line above) where it starts\n`);
+  }
+  const power =
+    plan.role === "agent" ? "it proposes commands and a person decides them (spool pending, spool open)" : "it proposes commands and may decide them";
+  process.stderr.write(`${said} ${title} reaches Spool as "${plan.principal}": ${power}; \`spool token revoke ${plan.principal}\` ends it\n`);
   return EXIT.ok;
+}
+
+/** The line that says which credential, and what was (or in a dry run would be) done with it. */
+function whatWasDone(plan: Plan, credential: Credential, file: string, dryRun: boolean): string {
+  const until = plan.expiresAt ? `, until ${new Date(plan.expiresAt).toISOString()}` : "";
+  const which = `the credential "${plan.principal}" (${plan.role}, project ${plan.project.name}${until})${plan.transport === "stdio" ? `, kept in ${file}` : ", held by the client"}`;
+  if (dryRun) return `dry run, nothing is changed: ${{ reused: "would reuse", rotated: "would replace", made: "would make" }[credential.done]} ${which}`;
+  const revoked = credential.revoked
+    ? ` (the old one revoked: ${credential.revoked.closed} connection(s) closed, ${credential.revoked.withdrawn} waiting proposal(s) withdrawn)`
+    : "";
+  return `${{ reused: "reusing", rotated: "replaced", made: "made" }[credential.done]} ${which}${revoked}`;
 }
 
 /**
@@ -287,6 +321,8 @@ async function worksAs(url: string, token: string, plan: Plan): Promise<boolean>
 function keep(file: string, token: string): void {
   const dir = join(file, "..");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // One made by hand (or by an older umask) is made private too: it holds tokens.
+  chmodSync(dir, 0o700);
   const part = `${file}.${process.pid}.part`;
   writeFileSync(part, `${token}\n`, { mode: 0o600 });
   renameSync(part, file);
