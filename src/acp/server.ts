@@ -3,7 +3,7 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync } f
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../client/spool-client.js";
-import { unixSocketUrl } from "../client/ws-transport.js";
+import { ConnectError, unixSocketUrl } from "../client/ws-transport.js";
 import { clientCredentialFile, loadConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import { program, programArgs } from "../program.js";
@@ -173,6 +173,11 @@ async function findOrStart(location: ServerLocation, log: Logger, launcherGone: 
     const token = await probe(location);
     return { url: serverUrl(location), token };
   } catch (error) {
+    // A server answers and refuses a client's credential (revoked, expired): starting another would not help.
+    if (location.credential !== undefined && error instanceof ConnectError && (error.status === 401 || error.unproven))
+      throw new Error(
+        `the Spool server ${location.explicit ? `at ${location.url}` : `of ${location.home}`} refuses the credential "${location.credential}" (revoked or expired: spool token list --revoked); \`spool mcp add CLIENT\` or \`spool acp add CLIENT\` makes the client a new one`,
+      );
     if (location.explicit) throw new Error(`No Spool server answers at ${location.url}: ${error instanceof Error ? error.message : String(error)}`);
     firstError = error;
   }

@@ -1,9 +1,12 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { runCli } from "../helpers/process.js";
+import { runCli, SPOOL_BIN } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /*
@@ -214,6 +217,32 @@ describe("spool mcp add and spool acp add", () => {
     expect(acp.out).toMatch(new RegExp(`^URL: +http://127\\.0\\.0\\.1:${ts.server.port}/acp`));
     expect(await whoIs(/Bearer (\S+)/.exec(acp.out)![1]!)).toEqual({ name: "tablet-app-http", role: "person", projects: ["app"] });
   }, 90_000);
+
+  it("a revoked client credential: spool mcp says the server refuses it, and starts no other server", async () => {
+    const made = await spool(["mcp", "add", "inspector", "--project", "app"]);
+    expect(made.code, made.err).toBe(0);
+    const admin = await ts.client();
+    await admin.call("token/revoke", { name: "inspector-app" });
+    admin.close();
+    // The home's own server, by its socket (no --server): what an editor's spool mcp finds.
+    const client = new Client({ name: "revoked-client", version: "1" }, { capabilities: {} });
+    await client.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [SPOOL_BIN, "mcp", "--credential", "inspector-app", "--project", ts.root],
+        env: { ...(env as Record<string, string>), SPOOL_SERVER: "" },
+        stderr: "pipe",
+      }),
+    );
+    try {
+      const result = (await client.callTool({ name: "run_command", arguments: { command: "echo no" } })) as CallToolResult;
+      expect(result.isError).toBe(true);
+      expect(JSON.stringify(result.content)).toContain(`the Spool server of ${ts.home} refuses the credential \\"inspector-app\\"`);
+    } finally {
+      await client.close();
+    }
+    expect(existsSync(join(ts.home, "serve.log"))).toBe(false);
+  }, 120_000);
 
   it("spool mcp and spool acp --credential: a name the home does not hold is exit 3 and starts nothing; a path or a second credential is a usage error", async () => {
     const empty = tempDir("spool-add-empty-home-");
