@@ -74,7 +74,7 @@ person's or an admin's)   [default: agent]`,
     "token-file": {
       type: "string",
       arg: "PATH",
-      help: "its credential: best an agent's (spool token create NAME\n--role agent)   [default: $SPOOL_HOME/token]",
+      help: "a credential's file (a client's own is better named with\n--credential: spool mcp add makes it)   [default: $SPOOL_HOME/token]",
     },
     home: { type: "string", arg: "DIR", help: "Spool home              [$SPOOL_HOME, ~/.spool]" },
   },
