@@ -82,6 +82,44 @@ export const egressRules = (entries: readonly string[]): EgressRule[] =>
     return typeof rule === "string" ? [] : [rule];
   });
 
+/**
+ * What is wrong with a host a connection names (a SOCKS5 name, a CONNECT or absolute-URI authority, a `Host` header, a TLS
+ * server name), checked before it is matched against any rule; null: it is an IP address or a host name. A host name is
+ * ASCII letters, digits and hyphens in labels of 1-63 characters joined by dots, at most 253 in all, one final dot
+ * allowed; an internationalized name must come in its ASCII (punycode, `xn--`) form. A name with a NUL byte could match a
+ * rule by what follows the NUL while the resolver, which stops at it, looks up what comes before.
+ */
+export function hostProblem(host: string): string | null {
+  const bare = /^\[(.*)\]$/.exec(host)?.[1];
+  if (bare !== undefined) return isIpv6(bare) ? null : "not an IPv6 address between its brackets";
+  if (isIpv4(host) || isIpv6(host)) return null;
+  if (host === "") return "empty";
+  if (host.includes("\u0000")) return "it holds a NUL byte";
+  if (/[\u0001-\u001f\u007f-\u009f]/.test(host)) return "it holds a control character";
+  if (/\s/.test(host)) return "it holds a space";
+  if (host.includes("%")) return "it holds a percent sign";
+  if (/[^\u0000-\u007f]/.test(host)) return "it is not ASCII (an internationalized name goes in its punycode form, xn--…)";
+  const name = host.endsWith(".") ? host.slice(0, -1) : host;
+  if (name.length > 253) return `it is ${name.length} characters long (at most 253)`;
+  const labels = name.split(".");
+  if (labels.some((label) => label === "")) return "it has an empty label (two dots in a row, or a leading dot)";
+  const long = labels.find((label) => label.length > 63);
+  if (long !== undefined) return `a label is ${long.length} characters long (at most 63)`;
+  const odd = /[^a-z0-9.-]/i.exec(name);
+  if (odd) return `it holds "${odd[0]}" (a host name holds letters, digits, hyphens and dots)`;
+  if (labels.some((label) => label.startsWith("-") || label.endsWith("-"))) return "a label starts or ends with a hyphen";
+  return null;
+}
+
+/** A host as a report line shows it: printable ASCII as it is, anything else as `\xNN` or `\u{…}`, at most 80 characters. */
+export function shownHost(host: string): string {
+  const shown = host.replace(/[^\u0021-\u007e]/gu, (c) => {
+    const code = c.codePointAt(0)!;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+  return shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
+}
+
 /** The host a target names, as the rules compare it: lower case, without a final dot or IPv6 brackets. */
 export const normalHost = (host: string): string =>
   host
@@ -92,6 +130,8 @@ export const normalHost = (host: string): string =>
 /** The first rule that lets a connection to `host` (a name or an address) on `port` through; null: none does. */
 export function matchingEgressRule(rules: readonly EgressRule[], host: string, port: number): EgressRule | null {
   const target = normalHost(host);
+  // Checked here too, whoever calls: a name that is none matches no rule.
+  if (hostProblem(target) !== null) return null;
   for (const rule of rules) {
     if (rule.port !== null && rule.port !== port) continue;
     if (rule.wildcard ? target.endsWith(`.${rule.host}`) : target === rule.host) return rule;

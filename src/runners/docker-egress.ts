@@ -12,6 +12,7 @@ import {
   type EgressDir,
   egressDir,
   egressVariables,
+  loopbackTargets,
   proxyProgram,
 } from "./egress-launcher.js";
 
@@ -142,7 +143,14 @@ export async function startDockerEgress(policy: { allow: readonly string[]; host
         throw new StartError(
           "network mode allowlist is not available on this Docker runner: the engine does not run on the runner's machine (the container does not see the runner's files), and the forwarder must run beside it",
         );
-      const options = JSON.stringify({ socket: join(dir.path, EGRESS_SOCKET), ports: [EGRESS_HTTP_PORT, EGRESS_SOCKS_PORT], ready: 3, stopWithStdin: true });
+      const options = JSON.stringify({
+        socket: join(dir.path, EGRESS_SOCKET),
+        ports: [EGRESS_HTTP_PORT, EGRESS_SOCKS_PORT],
+        ready: 3,
+        stopWithStdin: true,
+        // The listed host-loopback services, reached at their own address and port inside the container.
+        targets: loopbackTargets(policy.allow),
+      });
       const child = spawn(nsenter() ?? "nsenter", [`--net=/proc/${pid}/ns/net`, "--", process.execPath, join(dir.path, dir.forwarder), options], {
         stdio: ["pipe", "ignore", "pipe", "pipe"],
       });

@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { BlockList, isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { program } from "../program.js";
+import { egressRules } from "../protocol/egress.js";
 import { SETUP_FD } from "./sandbox-setup.js";
 import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
@@ -22,6 +24,29 @@ export const EGRESS_SANDBOX_DIR = "/run/spool-egress";
 export const EGRESS_SOCKET = "proxy.sock";
 export const EGRESS_HTTP_PORT = 3128;
 export const EGRESS_SOCKS_PORT = 1080;
+/** The listed host-loopback services the forwarder listens for inside (a JSON list of {host, port}), in the proxy's directory. */
+const EGRESS_TARGETS = "targets.json";
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/**
+ * The services on the runner's loopback that the list names by address and port (`127.0.0.1:4873`, `[::1]:8080`): inside
+ * the sandbox these addresses are its own loopback (and `NO_PROXY` sends tools straight there), so the forwarder listens
+ * on each of them inside and opens every connection through the proxy. Not the forwarder's own two ports on 127.0.0.1.
+ */
+export function loopbackTargets(allow: readonly string[]): { host: string; port: number }[] {
+  const targets = new Map<string, { host: string; port: number }>();
+  for (const rule of egressRules(allow)) {
+    if (!rule.address || rule.port === null) continue;
+    const family = isIP(rule.host) === 6 ? "ipv6" : "ipv4";
+    if (!LOOPBACK.check(rule.host, family)) continue;
+    if (rule.host === "127.0.0.1" && (rule.port === EGRESS_HTTP_PORT || rule.port === EGRESS_SOCKS_PORT)) continue;
+    targets.set(`${rule.host} ${rule.port}`, { host: rule.host, port: rule.port });
+  }
+  return [...targets.values()];
+}
 
 /** The proxy variables a command in `allowlist` mode gets (both spellings: tools read one or the other). */
 export function egressVariables(): Record<string, string> {
@@ -129,6 +154,8 @@ export function egressLauncher(
     readyFd: 6,
     summary: join(dir.path, "summary.json"),
   });
+  // Read by the forwarder inside (egressWrapper): the listed host-loopback services it listens for.
+  writeFileSync(join(dir.path, EGRESS_TARGETS), JSON.stringify(loopbackTargets(policy.allow)));
   const script = seccomp ? `${seccompPrelude(seccomp)}\n${LAUNCHER}` : LAUNCHER;
   return {
     file: "/bin/sh",
@@ -156,6 +183,7 @@ export function egressWrapper(forwarder: string, command: string): string[] {
     socket: `${EGRESS_SANDBOX_DIR}/${EGRESS_SOCKET}`,
     ports: [EGRESS_HTTP_PORT, EGRESS_SOCKS_PORT],
     ready: "/tmp/.spool-egress-ready",
+    targetsFile: `${EGRESS_SANDBOX_DIR}/${EGRESS_TARGETS}`,
   });
   return ["/bin/sh", "-c", WRAPPER, "spool-egress", process.execPath, `${EGRESS_SANDBOX_DIR}/${forwarder}`, options, command];
 }

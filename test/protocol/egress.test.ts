@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { coversEgress, egressText, matchingEgressRule, parseEgressRule } from "../../src/protocol/egress.js";
+import { coversEgress, egressRules, egressText, hostProblem, matchingEgressRule, parseEgressRule, shownHost } from "../../src/protocol/egress.js";
 import { EgressList } from "../../src/protocol/egress-schema.js";
 
 describe("egress allowlist entries", () => {
@@ -44,5 +44,38 @@ describe("egress allowlist entries", () => {
     expect(egressText({ hosts: ["registry.npmjs.org", "*.github.com"], asked: ["evil.example"] })).toBe(
       "registry.npmjs.org, *.github.com, +1 asked: evil.example",
     );
+  });
+});
+
+describe("host names a connection gives, checked before any rule is matched", () => {
+  it("takes host names, addresses and a final dot", () => {
+    for (const good of ["github.com", "API.GitHub.com.", "xn--bcher-kva.example", "10.0.0.5", "::1", "[::1]", "a-b.c0"])
+      expect(hostProblem(good), good).toBeNull();
+  });
+
+  it("refuses a NUL, a control character, a space, a percent sign, non-ASCII letters, empty and long labels, each saying why", () => {
+    expect(hostProblem("deb.debian.org\u0000.github.com")).toBe("it holds a NUL byte");
+    expect(hostProblem("a\u0007.github.com")).toBe("it holds a control character");
+    expect(hostProblem("a .github.com")).toBe("it holds a space");
+    expect(hostProblem("a%00.github.com")).toBe("it holds a percent sign");
+    expect(hostProblem("bücher.example")).toContain("punycode");
+    expect(hostProblem("a..github.com")).toContain("empty label");
+    expect(hostProblem(`${"a".repeat(64)}.github.com`)).toBe("a label is 64 characters long (at most 63)");
+    expect(hostProblem(`${"a.".repeat(127)}com`)).toBe("it is 257 characters long (at most 253)");
+    expect(hostProblem("a_b.github.com")).toContain('it holds "_"');
+    expect(hostProblem("-a.github.com")).toBe("a label starts or ends with a hyphen");
+    expect(hostProblem("[not-v6]")).toContain("IPv6");
+    expect(hostProblem("")).toBe("empty");
+  });
+
+  it("a name that is none matches no rule, whatever follows its NUL", () => {
+    const rules = egressRules(["*.github.com"]);
+    expect(matchingEgressRule(rules, "deb.debian.org\u0000.github.com", 443)).toBeNull();
+    expect(matchingEgressRule(rules, "api.github.com", 443)?.text).toBe("*.github.com");
+  });
+
+  it("shows a name as printable ASCII, escaping the rest", () => {
+    expect(shownHost("a\u0000b é")).toBe("a\\x00b\\x20\\xe9");
+    expect(shownHost("x".repeat(100))).toHaveLength(80);
   });
 });

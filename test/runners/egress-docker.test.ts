@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { DockerBackend } from "../../src/runners/docker.js";
+import { clientHelloFor } from "../helpers/client-hello.js";
 import { describeWithInfra, infra } from "../helpers/infra.js";
-import { httpListener, type Listener, rawListener } from "../helpers/listeners.js";
+import { httpListener, type Listener, outsideAddress, rawListener } from "../helpers/listeners.js";
+import { printfBytes, socksConnect } from "../helpers/socks.js";
 
 /**
  * Network mode `allowlist` on the Docker runner (SPEC §7 Runners, "Sandbox modes"), enforced from outside the
@@ -115,6 +117,80 @@ describeWithInfra("docker", "network mode allowlist on the Docker runner", () =>
       expect(host.connections).toBe(0);
     } finally {
       await host.close();
+    }
+  });
+
+  /**
+   * A busybox script that sends `bytes` (a printf format) to the forwarder's `port` and prints everything the proxy answers
+   * in hex; the input stays open until the answer ended (busybox nc quits at the end of its input).
+   */
+  const exchange = (port: number, bytes: string) =>
+    [
+      "rm -f /tmp/answered; mkfifo /tmp/answered",
+      `{ printf '${bytes}'; read -r _ < /tmp/answered; } | nc 127.0.0.1 ${port} | { od -An -tx1 -v | tr -d ' \\n'; echo; echo > /tmp/answered; }`,
+    ].join("\n");
+  const hex = (text: string) => Buffer.from(text, "latin1").toString("hex");
+
+  it("a SOCKS5 name with a NUL byte is refused before any rule is matched; the host before the NUL is not reached", async () => {
+    // A host the proxy takes for one on the internet when this machine has one; else a loopback address listed with another port.
+    const outside = outsideAddress();
+    const target = await httpListener(outside ?? "127.0.0.6");
+    try {
+      const name = `${outside ?? "127.0.0.6"}\u0000.allowed.test`;
+      const { out, err, egress } = await run(exchange(1080, printfBytes(socksConnect(name, target.port))), [
+        "*.allowed.test",
+        ...(outside ? [] : [`127.0.0.6:${target.port + 1}`]),
+      ]);
+      // The method reply, then 2: "connection not allowed by ruleset".
+      expect(out).toBe("050005020001000000000000\n");
+      expect(err).toContain(`spool egress: blocked: ${outside ?? "127.0.0.6"}\\x00.allowed.test:${target.port} (not a host name: it holds a NUL byte)`);
+      expect(egress?.blocked).toEqual([`${outside ?? "127.0.0.6"}\\x00.allowed.test:${target.port}`]);
+      expect(target.connections).toBe(0);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it("a plain request whose Host header names another site is refused; its own goes through", async () => {
+    const before = allowed.received;
+    const { out, err } = await run(
+      [
+        `wget -q -O- --header 'Host: evil.test' http://allowed.test:${allowed.port}/ 2>&1; echo "other host: $?"`,
+        `wget -q -O- http://allowed.test:${allowed.port}/own`,
+      ].join("; "),
+    );
+    expect(out).toContain("403 Forbidden");
+    expect(out).toContain(`other host: 1\nhello allowed.test:${allowed.port}\n`);
+    expect(err).toContain(`spool egress: blocked: evil.test:${allowed.port} (named by the Host header of a request to allowed.test:${allowed.port})`);
+    expect(allowed.received - before).toBe(1);
+  });
+
+  it("a TLS ClientHello naming another host than the tunnel's is refused with an alert, and reaches nothing; its own name goes through", async () => {
+    const before = raw.received;
+    const connect = `CONNECT raw.test:${raw.port} HTTP/1.1\\r\\n\\r\\n`;
+    const established = hex("HTTP/1.1 200 Connection Established\r\n\r\n");
+    const other = await run(exchange(3128, `${connect}${printfBytes(clientHelloFor("evil.test"))}`));
+    // TLS alert 112, unrecognized_name (fatal).
+    expect(other.out).toBe(`${established}15030300020270\n`);
+    expect(other.err).toContain(`spool egress: blocked: evil.test:${raw.port} (named by the TLS ClientHello of a tunnel opened to raw.test:${raw.port}`);
+    expect(raw.received).toBe(before);
+    const own = await run(exchange(3128, `${connect}${printfBytes(clientHelloFor("raw.test"))}`));
+    expect(own.out.startsWith(`${established}${hex("raw: ")}`)).toBe(true);
+    expect(raw.received).toBeGreaterThan(before);
+  });
+
+  it("a service on the runner's loopback that the list names by address and port answers at that address in the container", async () => {
+    const service = await httpListener("127.0.0.1");
+    try {
+      const { out, egress } = await run(
+        [`wget -q -O- http://127.0.0.1:${service.port}/`, `(unset http_proxy HTTP_PROXY; wget -q -O- http://127.0.0.1:${service.port}/direct)`].join("; "),
+        [`127.0.0.1:${service.port}`],
+      );
+      expect(out).toBe(`hello 127.0.0.1:${service.port}\n`.repeat(2));
+      expect(egress?.allowed).toEqual([`127.0.0.1:${service.port}`]);
+      expect(service.received).toBe(2);
+    } finally {
+      await service.close();
     }
   });
 
