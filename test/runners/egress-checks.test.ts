@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { infraRequired } from "../helpers/infra.js";
-import { httpListener, type Listener, outsideAddress, rawListener, tlsListener } from "../helpers/listeners.js";
+import { httpListener, type Listener, outsideAddress, tlsListener } from "../helpers/listeners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { printfBytes, socksConnect } from "../helpers/socks.js";
 
