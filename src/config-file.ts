@@ -34,6 +34,8 @@ const MUST: Record<string, string> = {
   outputTokens: "a positive integer",
   sandbox: '"auto", "workspace-write" or "full"',
   sandboxNetwork: "true or false",
+  sandboxFullAcceptors: 'a list of who may accept a command without a sandbox ("admin", "person", "principal:NAME")',
+  "sandboxFullAcceptors[]": '"admin" (every unscoped admin), "person" (every unscoped person and admin) or "principal:NAME"',
   egress: 'an object {"allow": [hosts], "projects": {"name": [hosts]}, "hosts": {"name": "address"}}',
   "egress.allow": 'a list of hosts ("registry.npmjs.org", "*.github.com", "example.org:8443", "10.0.0.5")',
   "sandboxHide[]": "an absolute path or one starting with ~/",

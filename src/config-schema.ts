@@ -2,6 +2,7 @@ import { z } from "zod";
 import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS } from "./config-names.js";
 import { checkFailurePatterns } from "./model/failures.js";
 import { EgressConfig } from "./protocol/egress-schema.js";
+import { FULL_ACCEPTOR_ENTRY } from "./protocol/full-acceptors.js";
 
 export { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
 
@@ -186,6 +187,12 @@ export const ConfigFileSchema = z.strictObject({
    * plain accept picks has it, else full, saying why), "workspace-write" (always; a runner without it is refused) or "full" (none).
    */
   sandbox: z.enum(SANDBOX_SETTINGS).optional(),
+  /**
+   * Who may accept a command in sandbox mode full (SPEC §7 Runners, "Who may accept full"): "admin" (every unscoped
+   * admin, the default), "person" (every unscoped person and admin), "principal:NAME"; [] lets nobody. A scoped
+   * credential never may, whatever the list says.
+   */
+  sandboxFullAcceptors: z.array(z.string().regex(FULL_ACCEPTOR_ENTRY, 'a role ("admin" or "person") or "principal:NAME"')).max(64).optional(),
   /** Whether workspace-write commands keep the network (default true); false cuts it. */
   sandboxNetwork: z.boolean().optional(),
   /** Network mode `allowlist` (SPEC §7 Runners, "Sandbox modes"): the projects' lists of hosts, and the proxy's own hosts file. */

@@ -6,6 +6,7 @@ import type { z } from "zod";
 import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
 import type { ConfigFileSchema, LimitsSchema } from "./config-schema.js";
 import { DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
+import { DEFAULT_FULL_ACCEPTORS } from "./protocol/full-acceptors.js";
 import { DEFAULT_SANDBOX_HIDE } from "./protocol/sandbox.js";
 
 /** A plugin spec that names a file (./x, ../x, /x) rather than a package. */
@@ -52,6 +53,8 @@ export interface SpoolConfig {
   sandbox: SandboxSetting;
   /** Whether workspace-write commands keep the network. */
   sandboxNetwork: boolean;
+  /** Who may accept a command in sandbox mode full: "admin", "person" (unscoped, that role or above), "principal:NAME"; [] nobody. */
+  sandboxFullAcceptors: string[];
   /** Network allowlists (config.json `egress`): every project's (null: none) and projects' own by name. */
   egress: { allow: string[] | null; projects: Record<string, string[]>; hosts: Record<string, string> };
   /** Credential paths sandboxed commands do not see (`~/`: the runner user's home). */
@@ -148,6 +151,7 @@ export interface ConfigOverrides {
   commandEnv?: string[];
   sandbox?: SandboxSetting;
   sandboxNetwork?: boolean;
+  sandboxFullAcceptors?: string[];
   egress?: SpoolConfig["egress"];
   sandboxHide?: string[];
   /** `spool serve --demo-model`: the built-in demo model as the alias "demo". */
@@ -260,6 +264,7 @@ export function settingsFrom<L>(
     commandEnv: overrides.commandEnv ?? envCommandEnv ?? file.commandEnv ?? [],
     sandbox: overrides.sandbox ?? envSandbox(env) ?? file.sandbox ?? "auto",
     sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,
+    sandboxFullAcceptors: overrides.sandboxFullAcceptors ?? file.sandboxFullAcceptors ?? [...DEFAULT_FULL_ACCEPTORS],
     egress: overrides.egress ?? { allow: file.egress?.allow ?? null, projects: file.egress?.projects ?? {}, hosts: file.egress?.hosts ?? {} },
     sandboxHide: overrides.sandboxHide ?? file.sandboxHide ?? [...DEFAULT_SANDBOX_HIDE],
     agent: {

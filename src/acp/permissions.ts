@@ -96,6 +96,9 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
             // The server connection is down (a restart): the answer is kept and sent once it is back.
             if (error instanceof ConnectionClosedError && attempt < RESOLVE_ATTEMPTS && (await scope.link.reconnected(RECONNECT_WAIT_MS))) continue;
             if (factsChanged(error)) return await askAgain(scope, view, defaultRunner, error.message);
+            // Refused by a setting's rule (a command without a sandbox, which this principal may not accept): nothing
+            // ran, it still waits, and the editor is told why rather than left with an answer that did nothing.
+            if (refusedByRule(error)) return await showRefused(scope, view, error.message);
             if (!isDecided(error)) log.warn(`resolving ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
             return;
           }
@@ -118,6 +121,20 @@ async function askAgain(scope: SessionScope, view: ToolView, defaultRunner: stri
   if (log.status !== ENTRY.proposed || !log.producer || view.resolved || scope.updates.closed) return;
   view.facts = log.producer;
   askEditor(scope, view, defaultRunner, why);
+}
+
+const refusedByRule = (error: unknown): error is SpoolRpcError =>
+  error instanceof SpoolRpcError && error.errorCode === "FORBIDDEN" && typeof (error.data as { rule?: unknown } | undefined)?.rule === "string";
+
+/** An accept a setting's rule refused: the facts again, the server's words, and that it still waits for one who may. */
+async function showRefused(scope: SessionScope, view: ToolView, why: string): Promise<void> {
+  const text = `${fenced(factsText(view.facts!, { defaultRunner: null }))}\nNot accepted: ${escapeControl(why)}`;
+  await scope.updates.send({
+    sessionUpdate: "tool_call_update",
+    toolCallId: view.id,
+    status: "pending",
+    content: [{ type: "content", content: { type: "text", text } }],
+  });
 }
 
 /**

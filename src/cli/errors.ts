@@ -115,6 +115,8 @@ function rpcMessage(error: SpoolRpcError): { message: string; code: number } {
     case "NOT_FOUND":
       return { message: error.message, code: EXIT.notFound };
     case "FORBIDDEN":
+      // A setting's rule (data.rule) says itself who may; a role or scope below the method's is a credential to ask for.
+      if ((error.data as { rule?: unknown } | undefined)?.rule !== undefined) return { message: error.message, code: EXIT.failed };
       return { message: `${error.message} — ask an admin for a credential that may (spool token create NAME --role ROLE)`, code: EXIT.failed };
     case "UNAUTHORIZED":
       return { message: "wrong token — the server's token is in $SPOOL_HOME/token", code: EXIT.connection };

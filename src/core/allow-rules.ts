@@ -1,4 +1,5 @@
 import { coversEgress, egressAllowed } from "../protocol/egress.js";
+import { HOME_PRINCIPAL_NAME, type PrincipalRef } from "../protocol/roles.js";
 import type { ProposalFacts } from "../protocol/views.js";
 import type { Repositories } from "../store/repositories.js";
 import type { AllowRuleRow } from "../store/schema.js";
@@ -139,3 +140,16 @@ export const storeRule = (repos: Repositories, subject: RuleSubject, by: string)
 export const ruleResolver = (rule: AllowRuleRow): ResolverOut => ({ kind: "rule", connectionId: null, client: rule.created_by, rule: rule.id, how: "rule" });
 
 export const describeRule = (rule: AllowRuleRow) => `rule #${rule.id} (always allow, set by ${rule.created_by})`;
+
+/**
+ * The principal that set a rule, as it is now (its name begins `created_by`, `alice via spool-cli`): the home's admin, or a
+ * live principal of that name, with its role and scope; undefined when it was revoked, has expired or is unknown. What a
+ * rule accepts in sandbox mode full, it accepts as this principal (decide.ts).
+ */
+export async function ruleSetter(repos: Repositories, rule: AllowRuleRow, now = Date.now()): Promise<PrincipalRef | undefined> {
+  const name = rule.created_by.split(" ")[0] ?? "";
+  if (name === HOME_PRINCIPAL_NAME) return { name, role: "admin", projects: null };
+  const row = await repos.principals.findLivePrincipal(name);
+  if (!row || (row.expires_at !== null && row.expires_at <= now)) return undefined;
+  return { name: row.name, role: row.role, projects: row.projects === null ? null : (JSON.parse(row.projects) as string[]) };
+}

@@ -3,7 +3,7 @@ import type { Bus } from "../cluster/bus.js";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ResolvedChannel, Resolver } from "../protocol/common.js";
-import type { TransportKind } from "../protocol/roles.js";
+import type { PrincipalRef, TransportKind } from "../protocol/roles.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { Repositories } from "../store/repositories.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "./hooks.js";
@@ -78,6 +78,8 @@ export type ResolverOut = z.output<typeof Resolver>;
 
 /** An accept another server passes on to the one its runner is attached to. */
 export interface ForwardedAccept {
+  /** Who accepts (a client's principal, or the principal that set the rule): checked again where it is taken. */
+  acceptor?: PrincipalRef | undefined;
   runner?: string | undefined;
   reason?: string | undefined;
   always?: string | undefined;

@@ -25,7 +25,7 @@ export const ERRORS = {
     code: -32005,
     area: "session",
     summary:
-      "The caller's credential may not do this: its role is below the one the method needs (`data.role`, what it holds: `data.held`), or the project or run is outside its scope (`data.project`, `data.run`). Nothing changed.",
+      "The caller's credential may not do this: its role is below the one the method needs (`data.role`, what it holds: `data.held`), the project or run is outside its scope (`data.project`, `data.run`), or a setting's rule leaves it out (`data.rule`: `sandboxFullAcceptors` for an accept of a command without a sandbox, with `data.acceptors`). Nothing changed.",
   },
   UNSUPPORTED: { code: -32004, area: "session", summary: "The operation or protocol version is not supported by this server." },
   // Resources

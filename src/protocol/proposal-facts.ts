@@ -1,4 +1,5 @@
 import { egressText } from "./egress.js";
+import { fullAcceptorsText } from "./full-acceptors.js";
 import { SANDBOX_MODE_WORDS } from "./sandbox.js";
 import { factsOf, type ProposalFacts, type RunnerClaim, type SandboxFact } from "./views.js";
 
@@ -148,12 +149,20 @@ export function envPair([name, value]: [string, string]): string {
   return `${escapeControl(name)}=${plain ? shown : `'${shown.replaceAll("'", "'\\''")}'`}`;
 }
 
-/** `workspace-write (sandbox: only the project directory is writable)`. */
+/**
+ * `workspace-write (sandbox: only the project directory is writable)`; in full, who may accept it:
+ * `full (no sandbox: …; only an unscoped admin may accept it)`.
+ */
 export function sandboxText(sandbox: SandboxFact): string {
   if (sandbox.mode === "unknown") return `unknown mode "${escapeControl(sandbox.given)}" (this client cannot tell what it allows)`;
   const hidden = sandbox.hidden === undefined ? "" : `; hidden: every Spool home here${sandbox.hidden.map((path) => `, ${escapeControl(path)}`).join("")}`;
-  return `${sandbox.mode} (${SANDBOX_MODE_WORDS[sandbox.mode]}${hidden})`;
+  const acceptors = sandbox.mode === "full" && sandbox.acceptors !== undefined ? `; ${fullAcceptorsWords(sandbox.acceptors)}` : "";
+  return `${sandbox.mode} (${SANDBOX_MODE_WORDS[sandbox.mode]}${hidden}${acceptors})`;
 }
+
+/** `only an unscoped admin may accept it`, `nobody here may accept it`. */
+const fullAcceptorsWords = (acceptors: readonly string[]) =>
+  acceptors.length === 0 ? "nobody here may accept it" : `only ${fullAcceptorsText(acceptors, escapeControl)} may accept it`;
 
 /** Every fact as a labelled line, in FACT_LABELS order. */
 export function factLines(facts: ProposalFacts, options: FactOptions = {}): FactLine[] {

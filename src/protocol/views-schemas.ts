@@ -23,6 +23,12 @@ export const SandboxFact = z.union([
       .array(z.string())
       .optional()
       .describe("read-only and workspace-write: the credential paths hidden besides every Spool home (`~/`: the runner user's home); absent: not recorded"),
+    acceptors: z
+      .array(z.string())
+      .optional()
+      .describe(
+        'full: who may accept it, as config.json `sandboxFullAcceptors` said when it was proposed ("admin", "person": unscoped, that role or above; "principal:NAME"); absent: not recorded',
+      ),
   }),
   z.object({ mode: z.literal("unknown"), given: z.string() }),
 ]);

@@ -64,6 +64,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "sandboxNetwork",
   "sandboxReason",
   "sandboxHide",
+  "fullAcceptors",
   "network",
   "egress",
   "egressReached",
@@ -127,7 +128,8 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
   if (a.sandbox === undefined || a.sandbox === null) sandbox = { mode: a.readOnly === true ? "read-only" : "full" };
   else if ((SANDBOX_MODES as readonly unknown[]).includes(a.sandbox)) {
     const hidden = a.sandbox !== "full" && Array.isArray(a.sandboxHide) ? a.sandboxHide.filter((p): p is string => typeof p === "string") : null;
-    sandbox = { mode: a.sandbox as SandboxModeName, ...(hidden ? { hidden } : {}) };
+    const acceptors = a.sandbox === "full" && Array.isArray(a.fullAcceptors) ? a.fullAcceptors.filter((p): p is string => typeof p === "string") : null;
+    sandbox = { mode: a.sandbox as SandboxModeName, ...(hidden ? { hidden } : {}), ...(acceptors ? { acceptors } : {}) };
   } else sandbox = { mode: "unknown", given: text(a.sandbox) };
   return {
     tool: text(a.tool),

@@ -46,6 +46,8 @@ export interface Producer extends DecisionAndEnd {
   readOnly: boolean;
   /** The credential paths shown hidden at proposal time (`~/`: the runner user's home); null when not recorded. */
   sandboxHide: string[] | null;
+  /** In sandbox mode full: who may accept it (`sandboxFullAcceptors` when it was proposed); null when not recorded. */
+  fullAcceptors: string[] | null;
   /** The command's network where it goes (own, shared, none); null when not recorded. */
   network: ProposalFacts["network"];
   /** Network allowlist: the project's hosts and those the proposal asked for; null: none. */
@@ -123,6 +125,7 @@ export function producerFromRow(row: EntryRow): Producer {
     sandbox: sandboxOf(a.sandbox, row.path),
     readOnly: a.readOnly === true,
     sandboxHide: Array.isArray(a.sandboxHide) ? a.sandboxHide.filter((p): p is string => typeof p === "string") : null,
+    fullAcceptors: Array.isArray(a.fullAcceptors) ? a.fullAcceptors.filter((p): p is string => typeof p === "string") : null,
     network: networkFactOf(a.network),
     egress: egressOf(a.egress),
     loop: num(a.loop),

@@ -55,7 +55,11 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
   const p = producerFromRow(log);
   const channels = channelRows.map(channelWire).sort((x, y) => x.channel - y.channel);
   const mode = p.sandbox ?? (p.readOnly ? "read-only" : "full");
-  const sandbox: SandboxFact = { mode, ...(mode !== "full" && p.sandboxHide ? { hidden: p.sandboxHide } : {}) };
+  const sandbox: SandboxFact = {
+    mode,
+    ...(mode !== "full" && p.sandboxHide ? { hidden: p.sandboxHide } : {}),
+    ...(mode === "full" && p.fullAcceptors ? { acceptors: p.fullAcceptors } : {}),
+  };
   return {
     tool: p.tool,
     command: p.command,

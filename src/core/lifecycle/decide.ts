@@ -1,6 +1,8 @@
+import { fullRefusal, mayAcceptFull } from "../../protocol/full-acceptors.js";
+import type { PrincipalRef } from "../../protocol/roles.js";
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 import { conflict, notFound, SpoolError } from "../../rpc/errors.js";
-import { producerFromRow } from "../../store/producer-row.js";
+import { type Producer as ProducerRow, producerFromRow } from "../../store/producer-row.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import { type RuleSubject, storeRule } from "../allow-rules.js";
 import type { AcceptResult, ProducerTarget, ResolverOut } from "../deps.js";
@@ -25,6 +27,11 @@ import { stateOf } from "./transitions.js";
 
 /** How an accept is asked for: by a client (`self` is its connection), a rule (`self` null), or another server (`forwarded`). */
 export interface AcceptOptions {
+  /**
+   * Who accepts: the client's principal, the principal that set the rule, or the one another server passed on. A command in
+   * sandbox mode full is accepted only by one `sandboxFullAcceptors` names (undefined: nobody, so never full).
+   */
+  acceptor?: PrincipalRef | undefined;
   runner?: string | undefined;
   reason?: string | undefined;
   /** Who asked to store an "always allow" rule for the proposal's tool, command, cwd and env. */
@@ -55,6 +62,7 @@ export interface AcceptRequest {
  */
 export function accept(stage: Stage, caller: ConnectionHandle, project: ProjectRef, target: ProducerTarget, options: AcceptRequest): Promise<AcceptResult> {
   return acceptAs(stage, project, target, {
+    acceptor: caller.principal,
     facts: options.facts,
     runner: options.runner,
     reason: options.reason,
@@ -76,11 +84,13 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   // A runner attached to another server sharing the database: that server accepts it and dispatches it.
   // Only on the facts that hold: a runner's server that stopped is replaced, announced again, and decided again.
   await requireFactsHold(stage, proposal, options.facts);
+  // Before it is passed on or anything is opened: a command without a sandbox is the machine's, not a project's.
+  requireFullAcceptor(stage, proposal, options.acceptor);
   const recorded = { name: proposal.runner ?? proposal.defaultRunner, own: proposal.runnerClaim?.own === true, server: proposal.runnerServer };
   const server = options.forwarded ? null : await acceptingServer(stage.others, runners, project, requested, recorded);
   if (server !== null) {
-    const { reason, always, resolver, resolvedBy, facts } = options;
-    return stage.others!.acceptElsewhere(server, project, target, { runner: requested, reason, always, resolver, resolvedBy, facts });
+    const { reason, always, resolver, resolvedBy, facts, acceptor } = options;
+    return stage.others!.acceptElsewhere(server, project, target, { acceptor, runner: requested, reason, always, resolver, resolvedBy, facts });
   }
   const tool = proposal.tool;
   const producer = stage.producers.get(tool);
@@ -153,6 +163,23 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
     ...(selfToken ? { resumeToken: selfToken } : {}),
     ...(rule ? { rule: rule.id } : {}),
   };
+}
+
+/** Whether a proposal runs in sandbox mode full (as acceptAs takes the recorded mode: none recorded and not read-only is full). */
+export function runsFull(stage: Stage, proposal: Pick<ProducerRow, "tool" | "readOnly" | "sandbox">): boolean {
+  return !(stage.producers.get(proposal.tool)?.readOnly === true || proposal.readOnly || proposal.sandbox === "workspace-write");
+}
+
+/**
+ * Refuses (FORBIDDEN, naming the rule) an accept of a command in sandbox mode full by anyone `sandboxFullAcceptors` does not
+ * name: a scoped credential never, whoever proposed it. Nothing has changed when it throws.
+ */
+function requireFullAcceptor(stage: Stage, proposal: ProducerRow, acceptor: PrincipalRef | undefined): void {
+  if (!runsFull(stage, proposal)) return;
+  const acceptors = stage.deps.config.sandboxFullAcceptors;
+  if (acceptor && mayAcceptFull(acceptor, acceptors)) return;
+  const { message, data } = fullRefusal(acceptor ?? { name: "nobody", role: "viewer", projects: null }, acceptors);
+  throw new SpoolError("FORBIDDEN", message, { ...data, method: "run/resolve", path: proposal.path });
 }
 
 /**

@@ -4,7 +4,7 @@ import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
-import { describeRule, ruleFor, ruleResolver } from "../allow-rules.js";
+import { describeRule, ruleFor, ruleResolver, ruleSetter } from "../allow-rules.js";
 import { whoOf } from "../audit.js";
 import { confineCwd } from "../cwd.js";
 import type { ProposalInput } from "../deps.js";
@@ -99,6 +99,8 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       ...(sandbox.mode === "workspace-write" ? { sandboxNetwork: deps.config.sandboxNetwork } : {}),
       // What the sandbox hides besides every Spool home: shown with the mode, and what the runner is told to hide.
       ...(sandbox.mode !== "full" ? { sandboxHide: deps.config.sandboxHide } : {}),
+      // Without a sandbox: who may accept it, shown with the mode (decide.ts refuses anyone else).
+      ...(sandbox.mode === "full" ? { fullAcceptors: deps.config.sandboxFullAcceptors } : {}),
       ...(sandbox.reason ? { sandboxReason: sandbox.reason } : {}),
       ...(network ? { network } : {}),
       ...(egress ? { egress } : {}),
@@ -137,7 +139,14 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
     // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
     await stage.effects.hookStatus(project, run, row, null);
     try {
-      await acceptAs(stage, project, { run: run.alias, path: row.path }, { resolver: ruleResolver(rule), resolvedBy: describeRule(rule), self: null });
+      // In sandbox mode full, the rule accepts as the principal that set it, who must be one that may accept full now.
+      const acceptor = sandbox.mode === "full" ? await ruleSetter(deps.repos, rule) : undefined;
+      await acceptAs(
+        stage,
+        project,
+        { run: run.alias, path: row.path },
+        { acceptor, resolver: ruleResolver(rule), resolvedBy: describeRule(rule), self: null },
+      );
       return (await deps.repos.entries.findEntryById(row.id)) ?? row;
     } catch (error) {
       // No runner can take it now (or it was decided meanwhile): it waits for a person like any other proposal.
