@@ -7,6 +7,7 @@ import type { DeviceRow } from "../store/schema.js";
 import type { Audit } from "./audit.js";
 import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps } from "./deps.js";
+import { covers } from "./scope.js";
 
 /** Whose credential a sign-in code stands for: its principal, which credential (a token id, `home:<id>`), until when. */
 export interface DeviceGrant {
@@ -150,15 +151,21 @@ export class Devices {
     if (row && row.revoked_at === null) await this.deps.repos.devices.touchDevice(deviceId, now, row.last_address);
   }
 
-  /** Devices still signed in: one principal's, or (null) everyone's. */
-  async list(principal: string | null, now = Date.now()): Promise<z.input<typeof DeviceView>[]> {
-    const rows = (await this.deps.repos.devices.listDevices(principal)).filter((row) => this.#alive(row, now));
-    return rows.map(deviceView);
+  /**
+   * Devices still signed in that `by` may see: its own principal's, or (`all`, an admin) every principal's its scope covers
+   * (scope.ts `covers`: for a scoped admin, those of principals whose every project is one of its own, and its own).
+   */
+  async list(by: PrincipalRef, all: boolean, now = Date.now()): Promise<z.input<typeof DeviceView>[]> {
+    return (await this.#visible(by, all, now)).map(deviceView);
   }
 
-  /** Unpairs the device of that id or name, of `owner`'s principal (null: anyone's). */
-  async revoke(which: string, owner: string | null, now = Date.now()): Promise<{ device: z.input<typeof DeviceView>; closed: number }> {
-    const rows = (await this.deps.repos.devices.listDevices(owner)).filter((row) => this.#alive(row, now));
+  /**
+   * Unpairs the device of that id or name among those `by` may manage: its own principal's, or an admin's, every
+   * principal's its scope covers. One outside them is NOT_FOUND, as a name no device has (its owner is not told).
+   */
+  async revoke(which: string, by: PrincipalRef, now = Date.now()): Promise<{ device: z.input<typeof DeviceView>; closed: number }> {
+    const rows = await this.#visible(by, by.role === "admin", now);
+    const owner = by.role === "admin" ? null : by.name;
     const byId = rows.filter((row) => row.device_id === which);
     const found = byId.length > 0 ? byId : rows.filter((row) => row.name === which);
     if (found.length === 0) throw notFound(`Device "${which}"${owner === null ? "" : ` of ${owner}`}`, { device: which });
@@ -178,6 +185,30 @@ export class Devices {
     const row = await this.deps.repos.devices.findDevice(live.id);
     if (row) await this.#revoke([row], "signed out: device unpaired", now);
     return live;
+  }
+
+  /** The live devices of `by`'s principal, or (`all`) of every principal `by`'s scope covers. */
+  async #visible(by: PrincipalRef, all: boolean, now: number): Promise<DeviceRow[]> {
+    const rows = (await this.deps.repos.devices.listDevices(all ? null : by.name)).filter((row) => this.#alive(row, now));
+    if (!all || by.projects === null) return rows;
+    const scopes = new Map<string, readonly string[] | null>();
+    const visible: DeviceRow[] = [];
+    for (const row of rows) {
+      if (!scopes.has(row.credential)) scopes.set(row.credential, await this.#scopeOf(row));
+      if (covers(by, scopes.get(row.credential) ?? null)) visible.push(row);
+    }
+    return visible;
+  }
+
+  /**
+   * The projects a device's credential covers (null: every project): the home's token, or its principal's scope. One whose
+   * credential is gone from the store is taken for every project's: an unscoped admin's alone to see.
+   */
+  async #scopeOf(row: DeviceRow): Promise<readonly string[] | null> {
+    if (row.credential.startsWith("home:")) return null;
+    const parent = await this.deps.repos.principals.findPrincipalByTokenId(row.credential);
+    if (!parent || parent.projects === null) return null;
+    return JSON.parse(parent.projects) as string[];
   }
 
   /** Called with device ids when they end (here or on another server): closes their pages, says how many. */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ROLES, type Role, roleAllows } from "../../src/protocol/roles.js";
 import { PROTOCOL_VERSION } from "../../src/version.js";
+import { pair } from "../helpers/devices.js";
 import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
@@ -30,12 +31,19 @@ describe("role × scope matrix", () => {
   let root: string;
   let admin: SpoolClient;
   let pendingPath: string;
+  /** A device paired by a principal scoped to the target project, named with the secret marker. */
+  let targetDevice: string;
   const tokens = {} as Record<"inside" | "outside", Record<Role, string>>;
   const open: SpoolClient[] = [];
 
-  /** A value for a param, by its name: the target project's things (what a call outside its scope must not reach). */
-  const paramValue = (method: string, param: string): unknown =>
+  /**
+   * A value for a param, by its name: the target project's things (what a call outside its scope must not reach). Walked
+   * from outside, `all` asks for everything a call may list (device/list's every principal's devices).
+   */
+  const paramValue = (method: string, param: string, outside: boolean): unknown =>
     ({
+      all: outside ? true : undefined,
+      device: targetDevice,
       run: "zz-run",
       path: pendingPath,
       project: TARGET,
@@ -60,16 +68,17 @@ describe("role × scope matrix", () => {
       alias: method === "run/create" ? "zz-new" : undefined,
     })[param];
 
-  const paramsFor = (m: DiscoveredMethod) => Object.fromEntries(m.params.map((p) => [p.name, paramValue(m.name, p.name)]).filter(([, v]) => v !== undefined));
+  const paramsFor = (m: DiscoveredMethod, outside: boolean) =>
+    Object.fromEntries(m.params.map((p) => [p.name, paramValue(m.name, p.name, outside)]).filter(([, v]) => v !== undefined));
 
-  async function call(token: string, project: string | null, m: DiscoveredMethod): Promise<Outcome> {
+  async function call(token: string, project: string | null, m: DiscoveredMethod, outside = false): Promise<Outcome> {
     const c = await SpoolClient.connect(serve.url, { token });
     open.push(c);
     try {
       if (project !== null && m.name !== "initialize") await c.initialize(project);
       // Names come from the discovery document, not the typed table: a method added later is called all the same.
       const untyped = c.call.bind(c) as unknown as (method: string, params: object) => Promise<unknown>;
-      return { ok: true, result: await untyped(m.name, paramsFor(m)) };
+      return { ok: true, result: await untyped(m.name, paramsFor(m, outside)) };
     } catch (error) {
       const e = error as { data?: { code?: string }; message: string };
       return { ok: false, code: e.data?.code, message: e.message };
@@ -85,7 +94,9 @@ describe("role × scope matrix", () => {
     const targets = (await admin.call("notify/list", {})).targets.filter((t) => t.projects?.includes(TARGET));
     const runs = (await admin.call("run/list", {})).runs.map((r) => [r.alias, r.status]);
     const pending = await admin.call("proposal/list", {});
+    const devices = (await admin.call("device/list", { all: true })).devices.filter((d) => d.principal === "zz-phone");
     return JSON.stringify({
+      devices: devices.map((d) => d.id),
       acts: events.filter((e) => !["decision", "proposal"].includes(e.action) || e.principal !== "admin").length,
       principals: principals.map((p) => [p.name, p.revokedAt]),
       targets: targets.map((t) => t.name),
@@ -110,6 +121,8 @@ describe("role × scope matrix", () => {
     ({ path: pendingPath } = await admin.call("proposal/create", { run: "zz-run", tool: "sh", command: `echo ${SECRET}`, env: { K: SECRET } }));
     await admin.call("token/create", { name: "zz-name", role: "viewer", projects: [TARGET] });
     await admin.call("notify/add", { name: "zz-name", url: "http://127.0.0.1:9/zz", projects: [TARGET] });
+    const phone = (await admin.call("token/create", { name: "zz-phone", role: "viewer", projects: [TARGET] })).token;
+    targetDevice = (await pair(Number(new URL(serve.url).port), phone, { name: SECRET })).id;
     for (const [scope, projects] of [
       ["inside", [TARGET]],
       ["outside", ["zz-other"]],
@@ -131,7 +144,7 @@ describe("role × scope matrix", () => {
     for (const m of methods) {
       expect(ROLES, `${m.name}: x-role`).toContain(m["x-role"]);
       for (const role of ROLES) {
-        const outcome = await call(tokens.outside[role], m["x-requires-initialize"] || m.name === "initialize" ? "zz-other" : null, m);
+        const outcome = await call(tokens.outside[role], m["x-requires-initialize"] || m.name === "initialize" ? "zz-other" : null, m, true);
         const where = `${m.name} as ${role} scoped outside`;
         if (!roleAllows(role, m["x-role"])) expect(outcome, where).toMatchObject({ ok: false, code: "FORBIDDEN" });
         if (outcome.ok) {
@@ -144,6 +157,7 @@ describe("role × scope matrix", () => {
       }
     }
     expect(await targetState()).toBe(before);
+    expect(before).toContain(targetDevice);
     expect(walked.length).toBe(methods.length * ROLES.length);
   }, 120_000);
 

@@ -12,6 +12,7 @@ export const deviceList = defineMethod({
         held: principal.role,
         method: "device/list",
       });
-    return { devices: await ctx.core.devices.list(params.all ? null : principal.name) };
+    // A scoped admin's "all" is every principal's its scope covers (src/core/scope.ts), never the home's or another project's.
+    return { devices: await ctx.core.devices.list(principal, params.all === true) };
   },
 });

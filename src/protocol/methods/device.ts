@@ -18,17 +18,17 @@ export const DeviceView = z.object({
 export const deviceList = request({
   name: "device/list",
   description:
-    "The paired devices (browsers signed in with a `spool open` link) still signed in: the caller's own principal's, or with `all` (admin only) every principal's; oldest first.",
+    "The paired devices (browsers signed in with a `spool open` link) still signed in: the caller's own principal's, or with `all` (admin only) every principal's its scope covers (a scoped admin: those of principals whose every project is one of its own); oldest first.",
   access: "none",
   role: "viewer",
-  params: z.strictObject({ all: z.boolean().optional().describe("Every principal's devices (admin only); default: the caller's own") }),
+  params: z.strictObject({ all: z.boolean().optional().describe("Every principal's devices its scope covers (admin only); default: the caller's own") }),
   result: z.object({ devices: z.array(DeviceView) }),
 });
 
 export const deviceRevoke = request({
   name: "device/revoke",
   description:
-    "Unpairs a device by its id or name: it is signed out and its page connections close, on every server sharing the database. A caller unpairs its own principal's devices; an admin any. A name two devices share is CONFLICT (give the id); one no device has is NOT_FOUND.",
+    "Unpairs a device by its id or name: it is signed out and its page connections close, on every server sharing the database. A caller unpairs its own principal's devices; an admin those of every principal its scope covers (a scoped admin never the home's, nor another project's: NOT_FOUND, as a device nobody has). A name two devices share is CONFLICT (give the id); one no device has is NOT_FOUND.",
   access: "none",
   role: "viewer",
   params: z.strictObject({ device: z.string().min(1).max(200).describe("The device's id or name") }),
