@@ -23,7 +23,7 @@ import { SpoolError } from "./rpc/errors.js";
 import type { Services } from "./server-services.js";
 import { ClientProofs, ownDoor, PreAuthGate } from "./transports.js";
 import { SERVER_VERSION } from "./version.js";
-import { type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
+import { codeTagFor, type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
 
 /** Where this server is reached: known once it listens (the page's links and the MCP endpoint read it then). */
 export interface Address {
@@ -71,6 +71,21 @@ function requestAuthenticator(
 }
 
 /**
+ * The page's address of the living server sharing the database whose codes bear `tag`, as its row says where it
+ * listens (a wildcard address: by its machine's name, as notifications name this server's page); null when none.
+ */
+async function peerWithTag(services: Services, token: string, tag: string): Promise<string | null> {
+  const others = (await services.bus.alive()).filter((id) => id !== services.serverId);
+  const id = others.find((other) => codeTagFor(token, other) === tag);
+  if (id === undefined) return null;
+  const [row] = await services.repos.cluster.listServers([id]);
+  if (!row?.url || !URL.canParse(row.url)) return null;
+  const url = new URL(row.url);
+  const wildcard = url.hostname === "0.0.0.0" || url.hostname === "[::]";
+  return `http://${wildcard ? row.host : url.hostname}${url.port ? `:${url.port}` : ""}`;
+}
+
+/**
  * Who is asking, for every door: the home's token and principals' credentials, page sessions, what a revocation
  * closes, /mcp's caller and endpoint, the operator routes' caller, and the gate that bounds connections before they
  * authenticate.
@@ -105,6 +120,9 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
   const sessions = new WebSessions(devices, {
     maxCodes: config.limits.maxCodes,
     maxCodesPerPrincipal: config.limits.maxCodesPerPrincipal,
+    // Marked so that the servers sharing the database (and no other) can tell which of them made a code.
+    serverTag: codeTagFor(token, services.serverId),
+    makerOf: (tag) => peerWithTag(services, token, tag),
   });
   const homeCredential = `home:${credentialId(token)}`;
   core.devices.useHomeCredential(homeCredential);

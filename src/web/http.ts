@@ -60,6 +60,8 @@ class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More of the answer's JSON body beside `error`. */
+    readonly body: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -72,7 +74,7 @@ class HttpError extends Error {
 export function createWebHandler(options: WebOptions): (request: IncomingMessage, response: ServerResponse) => void {
   return (request, response) => {
     handle(options, request, response).catch((error: unknown) => {
-      if (error instanceof HttpError) return send(response, error.status, { error: error.message }, error.headers);
+      if (error instanceof HttpError) return send(response, error.status, { ...error.body, error: error.message }, error.headers);
       options.log.error("web view: request failed", error);
       send(response, 500, { error: "Internal error" });
     });
@@ -130,8 +132,18 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs, url: options.pageUrl(request) });
 }
 
-/** A code another server made (421 Misdirected Request): it signs in only there, so the page names that server. */
+/** A code another server made (421 Misdirected Request): it signs in only there. */
 const ELSEWHERE = "This link was made by another Spool server (or by this one before it restarted): its code signs in only on the server that made it";
+
+/**
+ * The 421 of a code this server does not hold: with `server`, the page's address of the server sharing its database
+ * that made it, when one living did (the page offers to go there); without, nobody it knows (the page says the name
+ * a link gives comes from the link, and offers nothing).
+ */
+async function elsewhere(options: WebOptions, code: string): Promise<HttpError> {
+  const server = await options.sessions.madeBy(code);
+  return new HttpError(421, ELSEWHERE, {}, server === null ? {} : { server });
+}
 
 /** A bound reached: 429 with its words (nothing of anyone else's was ended). */
 function refusedIfFull<T>(make: () => T): T {
@@ -154,7 +166,7 @@ async function peek(options: WebOptions, request: IncomingMessage, response: Ser
   const body = await readBody(request);
   const code = codeIn(body);
   const found = code === null ? null : options.sessions.peek(code);
-  if (!found && code !== null && options.sessions.madeElsewhere(code)) throw new HttpError(421, ELSEWHERE);
+  if (!found && code !== null && options.sessions.madeElsewhere(code)) throw await elsewhere(options, code);
   if (!found) throw new HttpError(404, "This link was not made by this server, has expired or was already used");
   // The page is that principal's device already: the code is spent.
   if (/"spend"\s*:\s*true/.test(body)) options.sessions.spend(code!);
@@ -208,7 +220,7 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
     if (error instanceof SignInRefused) throw new HttpError(429, error.message);
     throw error;
   }
-  if (!signed && options.sessions.madeElsewhere(attempted)) throw new HttpError(421, ELSEWHERE);
+  if (!signed && options.sessions.madeElsewhere(attempted)) throw await elsewhere(options, attempted);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
   options.log.info(`web view: a device paired from ${address}`, { principal: signed.device.principal.name, client: "spool-web" });
   // The cookie is one half; the key, which the page keeps in its origin's storage and sends itself, is the other.

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import type { PrincipalRef } from "../protocol/roles.js";
 
 export interface WebSessionOptions {
@@ -12,6 +12,11 @@ export interface WebSessionOptions {
   touchEveryMs?: number;
   /** What this server's codes start with (default: random, made when the server starts): another server's code is told apart by it. */
   serverTag?: string;
+  /**
+   * The page's address (`http://host:port`) of the living server sharing this one's database whose codes bear `tag`
+   * (codeTagFor), or null: none does. What a page names as the server that made a code it cannot take.
+   */
+  makerOf?: (tag: string) => Promise<string | null>;
   now?: () => number;
 }
 
@@ -86,6 +91,15 @@ const keyOf = (secret: string) => createHash("sha256").update(secret).digest("he
 /** A code as servers make them: the maker's mark, a dot, the secret. */
 const CODE = /^([A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{43}$/;
 
+/**
+ * The mark on the codes of the server that started as `serverId` (its row in the cluster tables, new at every start) with
+ * the home's token: the servers sharing a database share the token, so each can tell which living one made a code; a
+ * server of another database (another token) makes marks none of them makes, but for a 2^-48 chance.
+ */
+export function codeTagFor(token: string, serverId: number): string {
+  return createHmac("sha256", token).update(`spool sign-in code mark ${serverId}`).digest().subarray(0, 6).toString("base64url");
+}
+
 /** A device's life is its credential's: setTimeout's limit (about 24.8 days) is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -100,7 +114,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class WebSessions {
   readonly #codes = new Map<string, Code>();
   readonly #attached = new Map<string, Attached>();
-  readonly #options: Required<Omit<WebSessionOptions, "now" | "serverTag">>;
+  readonly #options: Required<Omit<WebSessionOptions, "now" | "serverTag" | "makerOf">>;
+  readonly #makerOf: (tag: string) => Promise<string | null>;
   /** This server's mark on its codes (`TAG.SECRET`): a code marked otherwise was made by another server. */
   readonly serverTag: string;
   readonly #now: () => number;
@@ -118,6 +133,7 @@ export class WebSessions {
     };
     this.#now = options.now ?? Date.now;
     this.serverTag = options.serverTag ?? randomBytes(6).toString("base64url");
+    this.#makerOf = options.makerOf ?? (async () => null);
     // An open page is in use: its device's idle end moves on while it stays open.
     this.#touchTimer = setInterval(() => {
       for (const id of this.#attached.keys()) void this.devices.touch(id).catch(() => undefined);
@@ -158,6 +174,17 @@ export class WebSessions {
   madeElsewhere(code: string): boolean {
     const tag = CODE.exec(code)?.[1];
     return tag !== undefined && tag !== this.serverTag && !this.#codes.has(keyOf(code));
+  }
+
+  /**
+   * The page's address of the server sharing this one's database that made a code this server does not hold (makerOf);
+   * null when none living made it: a server of another database, this one before a restart, or a mark made up. Never
+   * the name a link gives: that comes from whoever wrote the link.
+   */
+  async madeBy(code: string): Promise<string | null> {
+    const tag = CODE.exec(code)?.[1];
+    if (tag === undefined || !this.madeElsewhere(code)) return null;
+    return await this.#makerOf(tag);
   }
 
   /** Whether a code is one this server minted and still waits (the page asks before it trades its session for it). */

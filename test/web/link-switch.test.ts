@@ -1,7 +1,9 @@
-import type { Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
 import { afterAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { describeWithBrowser, sharedBrowser, signInLink, useBrowser } from "../helpers/browser.js";
+import { closeContexts, describeWithBrowser, sharedBrowser, signInLink, useBrowser } from "../helpers/browser.js";
+import { twoServersSharingPostgres } from "../helpers/cluster.js";
+import { describeWithInfra } from "../helpers/infra.js";
 import { startTestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -107,64 +109,90 @@ describeWithBrowser("a paired page across a restart of the server, in Chromium",
 });
 
 /**
- * A code is for the server that made it. A link whose code another server made (its address reached this one: a name
- * that moved, a proxy in front of both, a link edited by hand) is told apart by the code's server mark: a page signed
- * in here asks first, naming both servers, and stays unless the person chooses the other; a page not signed in says
- * where the link works. Two real servers, in Chromium.
+ * A code is for the server that made it, and a page names only servers it knows (SPEC §2a "Sign-in links"). A link whose
+ * code this server does not hold (its address reached this one: a name that moved, a proxy in front of both, a link
+ * edited by hand) names in `server=` whatever its writer chose. When a server sharing this one's database made the code
+ * (its mark says which), the page names that server, from its own record, and asks before it goes there; when none did,
+ * the page says the name comes from the link and offers nothing. In Chromium, with real servers.
  */
-describeWithBrowser("a link another server made, in Chromium", () => {
+describeWithBrowser("a link whose code another server made, in Chromium", () => {
   const web = useBrowser();
   let other: Awaited<ReturnType<typeof startTestServer>>;
   afterAll(async () => await other?.stop());
 
-  /** B's sign-in link (as `spool open` against B prints it), opened at A's address. */
-  const foreignLink = async () => {
+  /** A code of B (a server of another database), in a link that says `server`, opened at A's address. */
+  const foreignLink = async (server: string) => {
     other ??= await startTestServer();
-    const link = new URL(await signInLink(other.server, { project: "links", server: `http://127.0.0.1:${other.server.port}` }));
+    const link = new URL(await signInLink(other.server, { project: "links", server }));
     return `http://127.0.0.1:${web.ts.server.port}/${link.hash}`;
   };
 
-  it("a page signed in on A asks before it follows B's link, naming both servers; staying keeps it on A as it was, and B's code still works there", async () => {
-    const here = `127.0.0.1:${web.ts.server.port}`;
+  it("a page signed in on A does not offer to go where a link says it was made: the name comes from the link, and it stays", async () => {
     const page = await web.open("links");
-    const link = await foreignLink();
-    const there = `127.0.0.1:${other.server.port}`;
-    await page.goto(link);
-    await page.waitForSelector(".switch-ask");
-    expect(await page.$eval("[data-current-server]", (el) => el.textContent)).toBe(here);
-    expect(await page.$eval("[data-offered-server]", (el) => el.textContent)).toBe(there);
-    expect(await page.$eval(".switch-ask", (el) => el.textContent)).toContain("admin (admin)");
-    // The default (focused) choice keeps this page as it is.
-    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.choice)).toBe("keep");
-    await page.keyboard.press("Enter");
-    await page.waitForSelector(".conn-open");
-    expect(new URL(page.url()).host).toBe(here);
-    expect(await page.$eval(".who", (el) => (el as HTMLElement).dataset.principal)).toBe("admin");
-    await page.waitForFunction((h) => document.querySelector(".toasts")?.textContent?.includes(`The link was for the server at ${h}`), {}, there);
-    // Choosing the other server goes there, where the code (still unspent) pairs this browser.
-    await page.goto(link);
-    await page.waitForSelector('.switch-ask [data-choice="switch"]');
-    await page.click('.switch-ask [data-choice="switch"]');
-    await page.waitForFunction((h) => location.host === h && document.querySelector(".conn-open") !== null, {}, there);
-    expect(await page.$eval(".who", (el) => (el as HTMLElement).dataset.principal)).toBe("admin");
-    const b = await other.clientIn("links");
-    expect((await b.call("device/list", {})).devices).toHaveLength(1);
-    b.close();
+    for (const named of ["http://evil.example:8080", `http://127.0.0.1:${((other ??= await startTestServer())).server.port}`]) {
+      await page.goto(await foreignLink(named));
+      await page.waitForSelector(".conn-open");
+      const host = new URL(named).host;
+      await page.waitForFunction(
+        (h) => (document.querySelector(".toasts")?.textContent ?? "").includes(`The link says the server at ${h} made it. That name comes from the link`),
+        {},
+        host,
+      );
+      expect(await page.$(".switch-ask")).toBeNull();
+      expect(await page.evaluate(() => document.body.textContent ?? "")).not.toContain(`Go to ${host}`);
+      expect(new URL(page.url()).host).toBe(`127.0.0.1:${web.ts.server.port}`);
+      expect(await page.$eval(".who", (el) => (el as HTMLElement).dataset.principal)).toBe("admin");
+    }
   }, 90_000);
 
-  it("a page not signed in says the link is another server's and links to it; a foreign-looking code without its server keeps a signed-in page", async () => {
-    const link = await foreignLink();
+  it("a page not signed in says the name comes from the link, with no link to it", async () => {
     const blank = await web.blank();
-    await blank.goto(link);
+    await blank.goto(await foreignLink("http://evil.example:8080"));
     await blank.waitForSelector(".signed-out");
     expect(await blank.$eval(".signed-out .reason", (el) => el.textContent)).toMatch(/made by another Spool server/);
-    const href = await blank.$eval(".signed-out a.elsewhere", (a) => (a as HTMLAnchorElement).href);
-    expect(new URL(href).host).toBe(`127.0.0.1:${other.server.port}`);
-    expect(new URL(href).hash).toMatch(/^#code=/);
-    // Without the server it came from, there is nowhere to go: the page stays, saying why.
+    expect(await blank.$(".signed-out a.elsewhere")).toBeNull();
+    expect(await blank.$eval(".signed-out [data-link-named]", (el) => el.textContent)).toContain(
+      "The link says the server at evil.example:8080 made it. That name comes from the link, not from this server",
+    );
+    // Without the server it came from, there is nowhere to go: a signed-in page stays, saying why.
     const page = await web.open("links");
     await page.goto(`http://127.0.0.1:${web.ts.server.port}/#code=${"x".repeat(8)}.${"y".repeat(43)}`);
     await page.waitForSelector(".conn-open");
     await page.waitForFunction(() => /made by another Spool server.*still signed in as admin/.test(document.querySelector(".toasts")?.textContent ?? ""));
   }, 90_000);
+});
+
+describeWithInfra("postgres", "a link whose code a server sharing the database made", () => {
+  describeWithBrowser("in Chromium", () => {
+    const servers = twoServersSharingPostgres("links-peer");
+    let browser: Browser;
+    afterAll(async () => {
+      if (browser) await closeContexts(browser);
+    });
+
+    it("the page names the server that made it as the database records it, never the link's name, asks, and goes there when told", async () => {
+      const { a, b } = await servers.start();
+      browser = await sharedBrowser();
+      const here = `127.0.0.1:${a.server.port}`;
+      const there = `127.0.0.1:${b.server.port}`;
+      const page = await (await browser.createBrowserContext()).newPage();
+      page.setDefaultTimeout(20_000);
+      await page.goto(await signInLink(a.server, { project: "team" }));
+      await page.waitForSelector(".conn-open");
+      // B's code, in a link whose writer says evil.example made it.
+      const link = `http://${here}/${new URL(await signInLink(b.server, { project: "team", server: "http://evil.example:8080" })).hash}`;
+      await page.goto(link);
+      await page.waitForSelector(".switch-ask");
+      expect(await page.$eval("[data-offered-server]", (el) => el.textContent)).toBe(there);
+      expect(await page.$eval(".switch-ask", (el) => el.textContent)).not.toContain("evil.example");
+      await page.click('.switch-ask [data-choice="switch"]');
+      await page.waitForFunction((h) => location.host === h && document.querySelector(".conn-open") !== null, {}, there);
+
+      // Not signed in, the page links to B, by B's recorded address.
+      const blank = await (await browser.createBrowserContext()).newPage();
+      await blank.goto(`http://${here}/${new URL(await signInLink(b.server, { project: "team", server: "http://evil.example:8080" })).hash}`);
+      await blank.waitForSelector(".signed-out a.elsewhere");
+      expect(new URL(await blank.$eval(".signed-out a.elsewhere", (a) => (a as HTMLAnchorElement).href)).host).toBe(there);
+    }, 120_000);
+  });
 });
