@@ -1,6 +1,7 @@
 /**
  * Network mode allowlist's cost (SPEC §7 Runners, "Sandbox modes"): a command downloads N MB (default 200) with curl
- * from a local HTTP server, through the egress proxy (workspace-write, allowlist) and directly (full), A B A B. Prints
+ * from a local HTTP server, through the egress proxy (workspace-write, allowlist: an absolute URL, and plain HTTP in a
+ * CONNECT tunnel, whose requests the proxy reads for their Host) and directly (full), A B C A B C. Prints
  * curl's MB/s for each, and this process's CPU (the runner: the local backend runs in it) per run, which the proxy,
  * a process of its own, must leave where it was: the download never passes through the runner.
  *
@@ -36,14 +37,16 @@ const port = await new Promise<number>((done) => server.stdout!.once("data", (b:
 const root = realpathSync(mkdtempSync(join(tmpdir(), "spool-bench-egress-")));
 const backend = new LocalBackend({ egressHosts: { "big.test": "127.0.0.2" } });
 
-async function once(mode: "allowlist" | "full"): Promise<{ mbs: number; cpuMs: number }> {
-  const url = mode === "allowlist" ? `http://big.test:${port}/` : `http://127.0.0.2:${port}/`;
+const MODES = ["allowlist", "tunnel", "full"] as const;
+
+async function once(mode: (typeof MODES)[number]): Promise<{ mbs: number; cpuMs: number }> {
+  const url = mode === "full" ? `http://127.0.0.2:${port}/` : `http://big.test:${port}/`;
   const spec: ExecSpec = {
-    command: `curl -sS -o /dev/null -w '%{speed_download}' ${url}`,
+    command: `curl -sS ${mode === "tunnel" ? "-p " : ""}-o /dev/null -w '%{speed_download}' ${url}`,
     cwd: root,
     workspace: root,
     env: {},
-    ...(mode === "allowlist" ? { sandbox: { mode: "workspace-write" as const, egress: { allow: ["big.test"] } } } : {}),
+    ...(mode !== "full" ? { sandbox: { mode: "workspace-write" as const, egress: { allow: ["big.test"] } } } : {}),
     timeoutMs: 600_000,
     signal: new AbortController().signal,
   };
@@ -58,18 +61,18 @@ async function once(mode: "allowlist" | "full"): Promise<{ mbs: number; cpuMs: n
   return { mbs: Number(Buffer.concat(chunks).toString()) / 2 ** 20, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
-console.log(`machine: ${machine()}; ${mb} MB a download; ${rounds} rounds A (allowlist) B (full)`);
-const results: Record<string, { mbs: number; cpuMs: number }[]> = { allowlist: [], full: [] };
+console.log(`machine: ${machine()}; ${mb} MB a download; ${rounds} rounds A (allowlist) B (plain HTTP in a tunnel) C (full)`);
+const results: Record<string, { mbs: number; cpuMs: number }[]> = { allowlist: [], tunnel: [], full: [] };
 await once("full"); // warm-up (bwrap probe, page cache)
 for (let i = 0; i < rounds; i++) {
-  for (const mode of ["allowlist", "full"] as const) {
+  for (const mode of MODES) {
     const r = await once(mode);
     results[mode]!.push(r);
     console.log(`${mode.padEnd(9)} ${r.mbs.toFixed(0).padStart(5)} MB/s  runner CPU ${r.cpuMs.toFixed(0)} ms`);
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-for (const mode of ["allowlist", "full"] as const) {
+for (const mode of MODES) {
   const rs = results[mode]!;
   console.log(`${mode}: median ${median(rs.map((r) => r.mbs)).toFixed(0)} MB/s, runner CPU median ${median(rs.map((r) => r.cpuMs)).toFixed(0)} ms`);
 }
