@@ -75,6 +75,9 @@ function throughProxy(client: Socket, target: Target): void {
   client.on("error", () => proxy.destroy());
   proxy.on("error", () => client.destroy());
   client.on("close", () => proxy.destroy());
+  // The proxy gone before its answer (refused, or stopped): so is the client's connection.
+  const gone = () => client.destroy();
+  proxy.once("close", gone);
   proxy.write(socksRequest(target));
   let answer = Buffer.alloc(0);
   const onAnswer = (chunk: Buffer) => {
@@ -82,6 +85,7 @@ function throughProxy(client: Socket, target: Target): void {
     const reply = socksReply(answer);
     if (reply === null) return;
     proxy.off("data", onAnswer);
+    proxy.off("close", gone);
     if (!reply.ok) {
       proxy.destroy();
       client.destroy();
