@@ -53,8 +53,18 @@ export function fullAcceptorsText(acceptors: readonly string[], shown: (text: st
   return `${all.slice(0, -1).join(", ")} or ${all.at(-1)}`;
 }
 
+/** What a refused accept's error carries beside its catalogue code (FORBIDDEN): the rule, who may, who tried. */
+export interface FullRefusalData {
+  rule: typeof FULL_ACCEPTORS_RULE;
+  acceptors: string[];
+  /** The role of the credential that tried. */
+  held: Role;
+  /** Its scope (null: every project). */
+  scope: readonly string[] | null;
+}
+
 /** A refusal's words and data: who tried, the rule, who may; nothing ran, and the proposal still waits. */
-export function fullRefusal(who: Acceptor, acceptors: readonly string[]): { message: string; data: Record<string, unknown> } {
+export function fullRefusal(who: Acceptor, acceptors: readonly string[]): { message: string; data: FullRefusalData } {
   const held = who.projects === null ? `${who.role}` : `${who.role} scoped to ${who.projects.join(", ")}`;
   const message =
     `"${who.name}" (${held}) may not accept this command: it runs without a sandbox (sandbox full, the runner's whole machine), ` +

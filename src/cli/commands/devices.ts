@@ -13,10 +13,11 @@ the principal whose credential made the link, and stays signed in until it is
 unused for 30 days (limits.deviceIdleMs), its credential expires or is revoked,
 or it is unpaired. revoke unpairs one, by name or id: its pages close at once,
 on every server sharing the database. A lost phone: revoke it here. Without
---all, the devices of this command's own credential; --all (admin) every one.`,
+--all, the devices of this command's own credential; --all (admin) every one
+its scope covers (an admin scoped to projects: its projects' principals').`,
   connects: true,
   options: {
-    all: { type: "boolean", help: "every principal's devices (admin only)" },
+    all: { type: "boolean", help: "every principal's devices your scope covers (admin only)" },
     ...JSON_OPTION,
   },
 });
