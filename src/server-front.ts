@@ -71,6 +71,35 @@ function requestAuthenticator(
 }
 
 /**
+ * The web view's sign-in: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key)
+ * instead of the token. Paired devices live in the store (core.devices); codes and the pages open here are this server's.
+ */
+function signInSessions(config: SpoolConfig, token: string, services: Services): WebSessions {
+  const { core } = services;
+  const devices: DeviceRegistry = {
+    pair: async (grant, from) => {
+      try {
+        return await core.devices.pair(grant, from);
+      } catch (error) {
+        // The server-wide bound: the page is told so (429), and nobody's device was unpaired for it.
+        if (error instanceof SpoolError && error.errorName === "LIMIT_EXCEEDED") throw new SignInRefused(error.message, "maxDevices");
+        throw error;
+      }
+    },
+    check: (cookie, key, address) => core.devices.check(cookie, key, address),
+    unpair: (cookie, key) => core.devices.unpair(cookie, key),
+    touch: (id) => core.devices.touch(id),
+  };
+  return new WebSessions(devices, {
+    maxCodes: config.limits.maxCodes,
+    maxCodesPerPrincipal: config.limits.maxCodesPerPrincipal,
+    // Marked so that the servers sharing the database (and no other) can tell which of them made a code.
+    serverTag: codeTagFor(token, services.serverId),
+    makerOf: (tag) => peerWithTag(services, token, tag),
+  });
+}
+
+/**
  * The page's address of the living server sharing the database whose codes bear `tag`, as its row says where it
  * listens (a wildcard address: by its machine's name, as notifications name this server's page); null when none.
  */
@@ -101,29 +130,7 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
     },
     log,
   );
-  // The web view: its page over plain HTTP, and pages signed in with a session (a cookie and the page's key) instead of the token.
-  // Paired devices live in the store (core.devices); codes and the pages open here are this server's.
-  const devices: DeviceRegistry = {
-    pair: async (grant, from) => {
-      try {
-        return await core.devices.pair(grant, from);
-      } catch (error) {
-        // The server-wide bound: the page is told so (429), and nobody's device was unpaired for it.
-        if (error instanceof SpoolError && error.errorName === "LIMIT_EXCEEDED") throw new SignInRefused(error.message, "maxDevices");
-        throw error;
-      }
-    },
-    check: (cookie, key, address) => core.devices.check(cookie, key, address),
-    unpair: (cookie, key) => core.devices.unpair(cookie, key),
-    touch: (id) => core.devices.touch(id),
-  };
-  const sessions = new WebSessions(devices, {
-    maxCodes: config.limits.maxCodes,
-    maxCodesPerPrincipal: config.limits.maxCodesPerPrincipal,
-    // Marked so that the servers sharing the database (and no other) can tell which of them made a code.
-    serverTag: codeTagFor(token, services.serverId),
-    makerOf: (tag) => peerWithTag(services, token, tag),
-  });
+  const sessions = signInSessions(config, token, services);
   const homeCredential = `home:${credentialId(token)}`;
   core.devices.useHomeCredential(homeCredential);
   core.devices.onEnded((ids, reason) => sessions.endDevices(ids, reason));

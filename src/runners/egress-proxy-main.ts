@@ -6,7 +6,8 @@
 // Argument: one JSON object {socket, allow, hosts?, readyFd, summary, stopWithStdin?}.
 
 import { closeSync, writeFileSync, writeSync } from "node:fs";
-import { EgressPolicy, startEgressProxy } from "./egress-proxy.js";
+import { EgressPolicy } from "./egress-policy.js";
+import { startEgressProxy } from "./egress-proxy.js";
 
 interface Options {
   socket: string;
