@@ -1,7 +1,9 @@
 // A sandboxed command's start latency on the local backend (bubblewrap): from backend.start() to the end of
 // `true`, in read-only and workspace-write (no network: slirp4netns is measured elsewhere). It covers what a start
-// costs the runner: the paths to hide (the server's, the registry of every Spool home on the machine, the
-// credential paths), bwrap's arguments, the seccomp filter, bwrap itself.
+// costs the runner: its view (the toolchains, the copy of /etc, the checks against the server's state and the registry
+// of every Spool home on the machine; before issue 73 the paths it hid: those, and the credential paths), bwrap's
+// arguments, the seccomp filter, bwrap itself. The same script runs in trees before and after: each reads the fields
+// it knows (`hide` before, `secrets` after).
 // Usage: npx tsx bench/sandbox-start.ts [rounds] [homes]   (prints one JSON line: median and p90 per mode, in ms)
 // With `homes`, the registry is a fresh one (SPOOL_REGISTRY) holding that many homes under /tmp as test servers
 // leave them (home, token, database, processes; 8 paths each as a server records them, a stopped server's socket
@@ -12,8 +14,11 @@ import { join } from "node:path";
 
 const rounds = Number(process.argv[2] ?? 30);
 const homes = process.argv[3] === undefined ? null : Number(process.argv[3]);
-const HIDE = ["~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.config/gh", "~/.kube", "~/.docker/config.json", "~/.netrc"];
-const made: string[] = [];
+// The server's state as a server sends it (its home, token, config, processes, database), in a home outside /tmp.
+const serverHome = mkdtempSync("/var/tmp/spool-bench-server-");
+const SERVER = ["", "token", "config.json", "processes", "spool.db", "spool.db-wal", "spool.db-shm"].map((p) => join(serverHome, p));
+const HIDE = ["~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.config/gh", "~/.kube", "~/.docker/config.json", "~/.netrc", ...SERVER];
+const made: string[] = [serverHome];
 
 if (homes !== null) {
   const registry = mkdtempSync("/tmp/spool-bench-registry-");
@@ -41,14 +46,8 @@ const workspace = realpathSync(mkdtempSync("/var/tmp/spool-bench-start-"));
 
 async function once(mode: "read-only" | "workspace-write"): Promise<number> {
   const started = performance.now();
-  const execution = await backend.start({
-    command: "true",
-    cwd: workspace,
-    workspace,
-    env: {},
-    sandbox: { mode, network: false, hide: HIDE },
-    signal: new AbortController().signal,
-  });
+  const sandbox = { mode, network: false, hide: HIDE, secrets: SERVER };
+  const execution = await backend.start({ command: "true", cwd: workspace, workspace, env: {}, sandbox, signal: new AbortController().signal });
   execution.stdout.resume();
   execution.stderr.resume();
   await execution.result;

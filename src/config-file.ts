@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import type { z } from "zod";
 import { ConfigFileSchema, LimitsSchema } from "./config-schema.js";
 import { nearest } from "./protocol/nearest.js";
+import { SANDBOX_HIDE_REMOVED } from "./protocol/sandbox.js";
 
 const MILLISECONDS = "a whole number of milliseconds, 0 or more";
 
@@ -38,12 +39,17 @@ const MUST: Record<string, string> = {
   "sandboxFullAcceptors[]": '"admin" (every unscoped admin), "person" (every unscoped person and admin) or "principal:NAME"',
   egress: 'an object {"allow": [hosts], "projects": {"name": [hosts]}, "hosts": {"name": "address"}}',
   "egress.allow": 'a list of hosts ("registry.npmjs.org", "*.github.com", "example.org:8443", "10.0.0.5")',
-  "sandboxHide[]": "an absolute path or one starting with ~/",
+  sandboxView: 'an object {"read": [paths], "write": [paths], "projects": {"name": {"read": [paths], "write": [paths]}}}',
+  "sandboxView.read[]": "an absolute path or one starting with ~/",
+  "sandboxView.write[]": "an absolute path or one starting with ~/",
   demoModel: "true or false",
   ...Object.fromEntries(
     Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),
   ),
 };
+
+/** Settings config.json no longer has, and what replaced each. */
+const REMOVED: Record<string, string> = { sandboxHide: SANDBOX_HIDE_REMOVED };
 
 /** `limits.maxBatchSize`, `plugins[2]`. */
 function settingName(path: readonly PropertyKey[]): string {
@@ -102,6 +108,9 @@ export function readConfigFile(file: string): z.output<typeof ConfigFileSchema> 
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new Error(`${file}: must hold a JSON object of settings, e.g. {"port": 7420}, got ${shown(raw)}`);
   }
+  // A setting that was removed: said so, with what replaced it (never silently ignored, never "not a setting").
+  const removed = Object.keys(raw).flatMap((key) => (Object.hasOwn(REMOVED, key) ? [`${file}: ${REMOVED[key]}`] : []));
+  if (removed.length > 0) throw new Error(removed.join("\n"));
   const parsed = ConfigFileSchema.safeParse(raw);
   if (!parsed.success) throw new Error(configProblems(file, raw, parsed.error.issues).join("\n"));
   return parsed.data;

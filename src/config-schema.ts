@@ -3,8 +3,19 @@ import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS } from "./config-names.js";
 import { checkFailurePatterns } from "./model/failures.js";
 import { EgressConfig } from "./protocol/egress-schema.js";
 import { FULL_ACCEPTOR_ENTRY } from "./protocol/full-acceptors.js";
+import { viewPathProblem } from "./protocol/sandbox.js";
 
 export { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
+
+/** A path a sandbox's view gets from the configuration: absolute, or `~/x` in the runner's home. */
+const ViewPath = z.string().superRefine((path, ctx) => {
+  const problem = viewPathProblem(path);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+const ViewPaths = z.strictObject({ read: z.array(ViewPath).max(32).optional(), write: z.array(ViewPath).max(32).optional() });
+
+/** config.json `sandboxView`: every project's read and write paths, and `projects`: a project's own by its name (it replaces both). */
+export const SandboxViewConfig = ViewPaths.extend({ projects: z.record(z.string(), ViewPaths).optional() });
 
 export const LimitsSchema = z.strictObject({
   /** Largest WebSocket message accepted, in bytes; a larger frame closes the connection with 1009. */
@@ -197,11 +208,12 @@ export const ConfigFileSchema = z.strictObject({
   sandboxNetwork: z.boolean().optional(),
   /** Network mode `allowlist` (SPEC §7 Runners, "Sandbox modes"): the projects' lists of hosts, and the proxy's own hosts file. */
   egress: EgressConfig.optional(),
-  /** Credential paths a read-only or workspace-write command does not see (`~/` = the runner user's home); replaces DEFAULT_SANDBOX_HIDE. */
-  sandboxHide: z
-    .array(z.string().regex(/^(~\/|\/)./, "an absolute path or one starting with ~/"))
-    .max(48)
-    .optional(),
+  /**
+   * What read-only and workspace-write commands see besides the system, the project, a private /tmp and home and their
+   * PATH's toolchains (SPEC §7 "What a command sees"): `read` paths read-only, `write` paths writable (in
+   * workspace-write); `~/x` is the runner's home's x; `projects` gives a project its own (it replaces both lists).
+   */
+  sandboxView: SandboxViewConfig.optional(),
   /** How long a turn waits for an accepted command before the model sees its output so far, in milliseconds. */
   toolYieldMs: z.number().int().nonnegative().optional(),
   /** How long the model's `kill` waits for the command to end after its signal, in milliseconds. */

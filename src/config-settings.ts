@@ -7,7 +7,6 @@ import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./conf
 import type { ConfigFileSchema, LimitsSchema } from "./config-schema.js";
 import { DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
 import { DEFAULT_FULL_ACCEPTORS } from "./protocol/full-acceptors.js";
-import { DEFAULT_SANDBOX_HIDE } from "./protocol/sandbox.js";
 
 /** A plugin spec that names a file (./x, ../x, /x) rather than a package. */
 export function isPluginPath(spec: string): boolean {
@@ -57,9 +56,16 @@ export interface SpoolConfig {
   sandboxFullAcceptors: string[];
   /** Network allowlists (config.json `egress`): every project's (null: none) and projects' own by name. */
   egress: { allow: string[] | null; projects: Record<string, string[]>; hosts: Record<string, string> };
-  /** Credential paths sandboxed commands do not see (`~/`: the runner user's home). */
-  sandboxHide: string[];
+  /** What sandboxed commands see besides the system, the project, a private /tmp and home and their toolchains: every project's paths, and projects' own by name. */
+  sandboxView: SandboxViewSettings;
   agent: AgentConfig;
+}
+
+/** config.json `sandboxView`, with its defaults: nothing added. */
+export interface SandboxViewSettings {
+  read: string[];
+  write: string[];
+  projects: Record<string, { read?: string[]; write?: string[] }>;
 }
 
 export interface ModelConfig {
@@ -153,7 +159,7 @@ export interface ConfigOverrides {
   sandboxNetwork?: boolean;
   sandboxFullAcceptors?: string[];
   egress?: SpoolConfig["egress"];
-  sandboxHide?: string[];
+  sandboxView?: SandboxViewSettings;
   /** `spool serve --demo-model`: the built-in demo model as the alias "demo". */
   demoModel?: boolean;
   agent?: Partial<Omit<AgentConfig, "models">>;
@@ -266,7 +272,11 @@ export function settingsFrom<L>(
     sandboxNetwork: overrides.sandboxNetwork ?? envSwitch(env, "SPOOL_SANDBOX_NETWORK") ?? file.sandboxNetwork ?? true,
     sandboxFullAcceptors: overrides.sandboxFullAcceptors ?? file.sandboxFullAcceptors ?? [...DEFAULT_FULL_ACCEPTORS],
     egress: overrides.egress ?? { allow: file.egress?.allow ?? null, projects: file.egress?.projects ?? {}, hosts: file.egress?.hosts ?? {} },
-    sandboxHide: overrides.sandboxHide ?? file.sandboxHide ?? [...DEFAULT_SANDBOX_HIDE],
+    sandboxView: overrides.sandboxView ?? {
+      read: file.sandboxView?.read ?? [],
+      write: file.sandboxView?.write ?? [],
+      projects: file.sandboxView?.projects ?? {},
+    },
     agent: {
       models: withDemo(modelsFromEnv(env, file.modelMaxTokens), overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,

@@ -1,4 +1,4 @@
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { SpoolConfig } from "../config.js";
 import { egressAllowed } from "../protocol/egress.js";
 import { type RunnerExecParams, RunnerExecResult } from "../protocol/runner.js";
@@ -7,6 +7,9 @@ import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { AcceptResult, ForwardedAccept, ProducerTarget } from "./deps.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
+import { serverState } from "./sandbox-view.js";
+
+export { serverState };
 
 /*
  * Where accepted work goes: to a runner attached to this server (runner/exec), or, when the runner is
@@ -57,13 +60,6 @@ export async function acceptingServer(
   return others.runnerServer(project.id, runner ?? null);
 }
 
-/** The server's own state, which no sandboxed command may see: its home (token, database, config) and its token file and database wherever they are. */
-export function serverState(config: SpoolConfig): string[] {
-  const { home, tokenFile, dbFile, databaseUrl } = config;
-  const database = databaseUrl ? [] : [dbFile, `${dbFile}-wal`, `${dbFile}-shm`];
-  return [...new Set([home, tokenFile, join(home, "config.json"), join(home, "processes"), ...database])];
-}
-
 /** `runner/exec` for an accepted producer: what to run, where, for how long, in which sandbox. */
 export function execParams(
   config: SpoolConfig,
@@ -92,8 +88,12 @@ export function execParams(
     ...(workspaceWrite ? { sandbox: "workspace-write" as const, network: producer.sandboxNetwork !== false } : {}),
     // Network mode allowlist: what the person accepted, the project's hosts and the asked ones; nothing else.
     ...(workspaceWrite && producer.egress ? { egress: egressAllowed(producer.egress) } : {}),
-    // The server's state and the credential paths shown at proposal time (`~/`: the runner user's home; older runners skip those).
-    ...((readOnly || workspaceWrite) && runner.sandbox.modes ? { hide: [...serverState(config), ...(producer.sandboxHide ?? config.sandboxHide)] } : {}),
+    // What it sees as its facts showed it (runners that report a view; older ones get none), and the server's state,
+    // which the runner refuses to put in any view (checked, never mounted over).
+    ...((readOnly || workspaceWrite) && runner.sandbox.view && producer.sandboxView
+      ? { view: { toolchains: producer.sandboxView.toolchains ?? [], read: producer.sandboxView.read, write: producer.sandboxView.write } }
+      : {}),
+    ...((readOnly || workspaceWrite) && runner.sandbox.view ? { secrets: serverState(config) } : {}),
     passEnv: config.commandEnv,
     ...(producer.tty ? { tty: producer.tty } : {}),
   };

@@ -54,6 +54,12 @@ export const ERRORS = {
   // Runners and limits
   NO_RUNNER: { code: -32030, area: "runner", summary: "No runner is available to execute an accepted proposal." },
   LIMIT_EXCEEDED: { code: -32031, area: "limits", summary: "A configured resource limit (subscriptions, connections, …) is reached." },
+  VIEW_HOLDS_SECRET: {
+    code: -32032,
+    area: "runner",
+    summary:
+      "A sandboxed command's view (its project root or a configured `sandboxView` path) would hold a known credential: the server's home, token file or database (`data.secret`, through `data.path`). Nothing was proposed or run: keep them apart.",
+  },
   // Storage
   STORAGE_FULL: {
     code: -32040,

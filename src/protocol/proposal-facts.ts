@@ -1,7 +1,7 @@
 import { egressText } from "./egress.js";
 import { fullAcceptorsText } from "./full-acceptors.js";
 import { SANDBOX_MODE_WORDS } from "./sandbox.js";
-import { factsOf, type ProposalFacts, type RunnerClaim, type SandboxFact } from "./views.js";
+import { factsOf, type ProposalFacts, type RunnerClaim, type SandboxFact, type SandboxView } from "./views.js";
 
 /*
  * What a person must see before deciding a proposal, the same on every client (the CLI prompt and
@@ -43,7 +43,7 @@ const HIDDEN = /\p{Default_Ignorable_Code_Point}|\p{Cc}|\p{Cf}|\p{Co}|\p{Cn}|\p{
 /** Whether escapeControl changes anything (a client then marks the text). */
 export const hasControl = (text: string) => escapeControl(text) !== text;
 
-export type { ProposalFacts, RunnerClaim, SandboxFact };
+export type { ProposalFacts, RunnerClaim, SandboxFact, SandboxView };
 
 /**
  * The facts of a proposal from its log entry's attributes (`run/proposal`'s `attributes`, `proposal/list`,
@@ -150,14 +150,34 @@ export function envPair([name, value]: [string, string]): string {
 }
 
 /**
- * `workspace-write (sandbox: only the project directory is writable)`; in full, who may accept it:
+ * What a sandboxed command sees (SPEC §7 "What a command sees"): `sees the system (/usr, …) read-only, the project, a
+ * private /tmp and home (/root), toolchains /root/.cargo/bin read-only; added: ~/.gitconfig read-only; nothing else`.
+ */
+export function viewText(view: SandboxView, mode: "read-only" | "workspace-write"): string {
+  const list = (paths: readonly string[]) => paths.map(escapeControl).join(", ");
+  const parts: string[] = [];
+  if (view.image !== null) parts.push(`the image ${escapeControl(view.image)} read-only`);
+  if (view.system !== null && view.system.length > 0) parts.push(`the system (${list(view.system)}) read-only`);
+  if (view.system === null && view.image === null) parts.push("the system as its runner builds it (it did not say)");
+  parts.push("the project", view.home === null ? "a private /tmp" : `a private /tmp and home (${escapeControl(view.home)})`);
+  if (view.toolchains === null) parts.push("no toolchains (its runner did not say which)");
+  else if (view.toolchains.length > 0) parts.push(`toolchains ${list(view.toolchains)} read-only`);
+  const added = [
+    ...view.read.map((path) => `${escapeControl(path)} read-only`),
+    ...view.write.map((path) => `${escapeControl(path)} ${mode === "read-only" ? "read-only" : "writable"}`),
+  ];
+  return `sees ${parts.join(", ")}${added.length > 0 ? `; added: ${added.join(", ")}` : ""}; nothing else`;
+}
+
+/**
+ * `workspace-write (sandbox: only the project directory is writable; sees …; nothing else)`; in full, who may accept it:
  * `full (no sandbox: …; only an unscoped admin may accept it)`.
  */
 export function sandboxText(sandbox: SandboxFact): string {
   if (sandbox.mode === "unknown") return `unknown mode "${escapeControl(sandbox.given)}" (this client cannot tell what it allows)`;
-  const hidden = sandbox.hidden === undefined ? "" : `; hidden: every Spool home here${sandbox.hidden.map((path) => `, ${escapeControl(path)}`).join("")}`;
+  const view = sandbox.mode === "full" || sandbox.view === undefined ? "" : `; ${viewText(sandbox.view, sandbox.mode)}`;
   const acceptors = sandbox.mode === "full" && sandbox.acceptors !== undefined ? `; ${fullAcceptorsWords(sandbox.acceptors)}` : "";
-  return `${sandbox.mode} (${SANDBOX_MODE_WORDS[sandbox.mode]}${hidden}${acceptors})`;
+  return `${sandbox.mode} (${SANDBOX_MODE_WORDS[sandbox.mode]}${view}${acceptors})`;
 }
 
 /** `only an unscoped admin may accept it`, `nobody here may accept it`. */

@@ -13,6 +13,20 @@ import { NetworkKind, SandboxModeName } from "./sandbox-schemas.js";
  */
 export const SandboxKind = z.enum(["bwrap", "docker", "none"]);
 
+const ViewPath = z.string().min(1).max(4096);
+
+/**
+ * What this runner's read-only and workspace-write commands see besides their project and the paths the
+ * configuration adds (SPEC §7 "What a command sees"), as the runner builds it: every proposal shows it as a fact.
+ */
+export const RunnerView = z.strictObject({
+  system: z.array(ViewPath).max(32).describe("The system directories it binds read-only (/etc as every user of the machine may read it)"),
+  image: z.string().max(500).optional().describe("A Docker runner's: the image whose files a command sees, read-only"),
+  home: ViewPath.nullable().describe("Where a command's private, empty home is ($HOME); null: none of its own (an image's home)"),
+  toolchains: z.array(ViewPath).max(64).describe("The install roots of the toolchains the runner's PATH names (real paths), bound read-only"),
+});
+export type RunnerView = z.output<typeof RunnerView>;
+
 export const SandboxInfo = z.strictObject({
   kind: SandboxKind.describe("bwrap (bubblewrap, on the runner's machine or the SSH host), docker (a read-only container), or none"),
   readOnly: z.boolean().describe("Whether read-only commands run where writes fail; false: the server refuses read-only work on this runner"),
@@ -31,6 +45,9 @@ export const SandboxInfo = z.strictObject({
     .describe(
       "Whether it enforces a network allowlist (an egress proxy as the workspace-write command's one way out); absent or false: such commands are refused on it",
     ),
+  view: RunnerView.optional().describe(
+    "What its sandboxed commands see besides the project and the configured paths; absent: an older runner, which is sent no view (it hides what it knows instead)",
+  ),
 });
 export type SandboxInfo = z.output<typeof SandboxInfo>;
 
@@ -174,12 +191,22 @@ export const RunnerExecParams = z.strictObject({
     .describe(
       "workspace-write in network mode allowlist: the hosts its egress proxy may connect to (the project's list and the accepted asked ones), and no other way out",
     ),
-  hide: z
-    .array(z.string().min(1).max(4096))
+  view: z
+    .strictObject({
+      toolchains: z.array(ViewPath).max(64).describe("The toolchains' roots the proposal showed (the runner's own report), bound read-only"),
+      read: z.array(ViewPath).max(64).describe("Paths the configuration adds read-only (`~/`: the runner's home)"),
+      write: z.array(ViewPath).max(64).describe("Paths the configuration adds writable in workspace-write"),
+    })
+    .optional()
+    .describe(
+      "What the sandboxed command sees besides the system, the project and its private /tmp and home, as its facts showed; sent to runners that report a view",
+    ),
+  secrets: z
+    .array(ViewPath)
     .max(64)
     .optional()
     .describe(
-      "Paths of the server's own state (home, token file, database) a sandboxed command must not see; the runner covers those that exist where it runs, besides its own",
+      "Paths of the server's own state (home, token file, database): the runner refuses a sandboxed command whose view would hold one (checked, never mounted over), besides its own",
     ),
   passEnv: z
     .array(z.string())

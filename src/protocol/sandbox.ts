@@ -2,10 +2,11 @@
  * Where an accepted command runs (SPEC §7 Runners, "Sandbox modes"). Every
  * client shows a proposal's mode before the decision.
  *
- * - `read-only`: the filesystem read-only, a private /tmp, the server's home
- *   hidden, its own PID namespace, no network (the `env` tool, `ask` runs);
- * - `workspace-write`: the project root writable and everything else
- *   read-only, a private /tmp, the server's home hidden, its own PID
+ * - `read-only`: nothing writable; it sees the system, the project, a private
+ *   /tmp and home, its PATH's toolchains and the configured paths (its view,
+ *   a fact); its own PID namespace, no network (the `env` tool, `ask` runs);
+ * - `workspace-write`: the same view with the project root (and the
+ *   configured write paths) writable, a private /tmp and home, its own PID
  *   namespace, network on unless configured off (the default for `sh` where
  *   the runner has a sandbox);
  * - `full`: no sandbox; only by explicit configuration or a per-proposal flag.
@@ -62,23 +63,19 @@ export const loaderVariablesMessage = (names: readonly string[]) =>
   `env may not set ${names.join(", ")}: variables that make the loader or the C library load code (LD_*, DYLD_*, GCONV_PATH, GLIBC_TUNABLES and the like) are refused`;
 
 /**
- * The runner user's credentials a read-only or workspace-write command does not see by default (the server's
- * `sandboxHide` replaces the list): `~/` is the runner user's home wherever the command runs. Every client shows
- * the list with the proposal's sandbox.
+ * Why `path` cannot be a path the configuration adds to a sandbox's view (`sandboxView.read`, `sandboxView.write`):
+ * it must be absolute or start with `~/` (the runner's home), name something below `/` or `~` (never all of either),
+ * and hold no `.` or `..` part; null when it is fine.
  */
-export const DEFAULT_SANDBOX_HIDE = [
-  "~/.ssh",
-  "~/.aws",
-  "~/.azure",
-  "~/.config/gcloud",
-  "~/.config/gh",
-  "~/.kube",
-  "~/.docker/config.json",
-  "~/.netrc",
-  "~/.git-credentials",
-  "~/.gnupg",
-  "~/.npmrc",
-  "~/.pypirc",
-  "~/.cargo/credentials.toml",
-  "~/.password-store",
-] as const;
+export function viewPathProblem(path: string): string | null {
+  const rest = path.startsWith("~/") ? path.slice(2) : path.startsWith("/") ? path.slice(1) : null;
+  if (rest === null || path.includes("\0")) return "an absolute path or one starting with ~/";
+  const parts = rest.split("/").filter(Boolean);
+  if (parts.length === 0) return "a path below / or ~ (not all of either)";
+  if (parts.some((part) => part === "." || part === "..")) return "a path without . or .. parts";
+  return null;
+}
+
+/** What replaced `sandboxHide`, for the error an old config.json gets. */
+export const SANDBOX_HIDE_REMOVED =
+  'sandboxHide was removed: a sandboxed command no longer sees the whole machine minus the paths it hides; it sees only the system directories, its project, a private /tmp and home, the toolchains its PATH names and the paths you add with "sandboxView": {"read": [...], "write": [...]} (docs/runners.md, "What a command sees") — remove sandboxHide from config.json';

@@ -16,13 +16,31 @@ const Size = z.object({ cols: z.number().int().min(1), rows: z.number().int().mi
  * Where the command runs: a known sandbox mode, or `unknown` with the word the server sent (a newer
  * server's mode this client cannot describe — shown as it is, never taken for another).
  */
+/**
+ * What a read-only or workspace-write command sees (SPEC §7 "What a command sees"), besides its project root: what its
+ * runner builds (system directories, a private home, the toolchains its PATH names; null: the runner did not say) and
+ * what the configuration adds.
+ */
+export const SandboxView = z.object({
+  system: z
+    .array(z.string())
+    .nullable()
+    .describe("The system directories it sees read-only (/etc as every user of the machine may read it); null: its runner did not say"),
+  image: z.string().nullable().describe("A Docker runner's: the image whose files it sees, read-only; null: none"),
+  home: z.string().nullable().describe("Its $HOME: a private, empty directory of its own; null: none said (an image's own home)"),
+  toolchains: z
+    .array(z.string())
+    .nullable()
+    .describe("The install roots of the toolchains its runner's PATH names, read-only; null: its runner did not say (none are bound)"),
+  read: z.array(z.string()).describe("Paths the configuration adds read-only (`~/`: the runner's home)"),
+  write: z.array(z.string()).describe("Paths the configuration adds writable in workspace-write (read-only in read-only mode)"),
+});
+export type SandboxView = z.output<typeof SandboxView>;
+
 export const SandboxFact = z.union([
   z.object({
     mode: SandboxModeName,
-    hidden: z
-      .array(z.string())
-      .optional()
-      .describe("read-only and workspace-write: the credential paths hidden besides every Spool home (`~/`: the runner user's home); absent: not recorded"),
+    view: SandboxView.optional().describe("read-only and workspace-write: what it sees besides the project; absent: not recorded (an older proposal)"),
     acceptors: z
       .array(z.string())
       .optional()

@@ -14,9 +14,10 @@ import type {
   RunnerClaim,
   RunView,
   SandboxFact,
+  SandboxView,
 } from "./views-schemas.js";
 
-export type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunnerClaim, RunView, SandboxFact };
+export type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunnerClaim, RunView, SandboxFact, SandboxView };
 
 /*
  * Typed views of what the wire carries about runs, proposals, producers and their channels. The server
@@ -63,7 +64,7 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "sandbox",
   "sandboxNetwork",
   "sandboxReason",
-  "sandboxHide",
+  "sandboxView",
   "fullAcceptors",
   "network",
   "egress",
@@ -117,6 +118,21 @@ export function runnerServerOf(value: unknown): { id: number; label: string } | 
   return { id: value.id as number, label: value.label };
 }
 
+const strings = (value: unknown): string[] | null => (Array.isArray(value) ? value.filter((p): p is string => typeof p === "string") : null);
+
+/** The `sandboxView` attribute as the fact; null for anything that is not one (not recorded). */
+export function sandboxViewOf(value: unknown): SandboxView | null {
+  if (!isRecord(value)) return null;
+  return {
+    system: strings(value.system),
+    image: str(value.image),
+    home: str(value.home),
+    toolchains: strings(value.toolchains),
+    read: strings(value.read) ?? [],
+    write: strings(value.write) ?? [],
+  };
+}
+
 /**
  * The facts of a proposal from its log entry's attributes. The sandbox mode is the `sandbox` attribute; a log
  * entry written before modes existed has none and is `read-only` when `readOnly` is set, else `full`.
@@ -127,9 +143,9 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
   let sandbox: SandboxFact;
   if (a.sandbox === undefined || a.sandbox === null) sandbox = { mode: a.readOnly === true ? "read-only" : "full" };
   else if ((SANDBOX_MODES as readonly unknown[]).includes(a.sandbox)) {
-    const hidden = a.sandbox !== "full" && Array.isArray(a.sandboxHide) ? a.sandboxHide.filter((p): p is string => typeof p === "string") : null;
+    const view = a.sandbox !== "full" ? sandboxViewOf(a.sandboxView) : null;
     const acceptors = a.sandbox === "full" && Array.isArray(a.fullAcceptors) ? a.fullAcceptors.filter((p): p is string => typeof p === "string") : null;
-    sandbox = { mode: a.sandbox as SandboxModeName, ...(hidden ? { hidden } : {}), ...(acceptors ? { acceptors } : {}) };
+    sandbox = { mode: a.sandbox as SandboxModeName, ...(view ? { view } : {}), ...(acceptors ? { acceptors } : {}) };
   } else sandbox = { mode: "unknown", given: text(a.sandbox) };
   return {
     tool: text(a.tool),

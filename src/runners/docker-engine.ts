@@ -24,8 +24,6 @@ export interface DockerEngine {
     seccomp?: string;
     /** Host directories bound into the container. */
     mounts?: BindMount[];
-    /** Empty read-only tmpfs mounts over these container paths (the server's state inside a mounted project). */
-    covers?: string[];
   }): Promise<{ id: string; stream: Duplex }>;
   /** Exit code of a container that has stopped (waits for it); null when the engine does not know. */
   waitContainer(id: string): Promise<number | null>;
@@ -122,14 +120,7 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
                 IpcMode: "none",
               }
             : {}),
-          ...(o.workspaceWrite || o.covers?.length
-            ? {
-                Tmpfs: {
-                  ...(o.workspaceWrite ? { "/tmp": "rw,nosuid,nodev,mode=1777" } : {}),
-                  ...Object.fromEntries((o.covers ?? []).map((path) => [path, "ro,nosuid,nodev,mode=755"])),
-                },
-              }
-            : {}),
+          ...(o.workspaceWrite ? { Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" } } : {}),
         },
       });
       try {

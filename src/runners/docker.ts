@@ -1,7 +1,8 @@
-import { realpathSync } from "node:fs";
-import { userInfo } from "node:os";
-import { posix, relative } from "node:path";
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { posix } from "node:path";
 import type { Duplex } from "node:stream";
+import { recordedStateSoon } from "../home-registry.js";
 import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
 import type { NetworkKind } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
@@ -10,8 +11,8 @@ import { type DockerEgress, egressSupport, startDockerEgress } from "./docker-eg
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";
 import { ended, outputStreams } from "./docker-streams.js";
 import { diesWithRunner } from "./docker-watcher.js";
-import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult, within } from "./sandbox.js";
-import { sandboxHidden } from "./sandbox-hide.js";
+import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult } from "./sandbox.js";
+import { expandHome, realOrPlanned, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
 import { dockerSeccompProfile } from "./seccomp-docker.js";
 import { shellScript } from "./shell.js";
 import { PidLine, wrapperScript } from "./streams.js";
@@ -79,10 +80,12 @@ export class DockerBackend implements Backend {
       return {
         kind: "docker",
         readOnly: true,
-        detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges; workspace-write: the same with ${writable}, a private /tmp and the runner's network${allowlist}`,
+        detail: `docker: read-only: a fresh container with a read-only root and /dev, no network, no capabilities, no new privileges; workspace-write: the same with ${writable}, a private /tmp and the runner's network${allowlist}; nothing of the runner's machine but the project and the configured paths`,
         modes: ["read-only", "workspace-write", "full"],
         network: dockerNetwork(this.options.network),
         ...(egress === true ? { egress: true } : {}),
+        // What a command sees: the image (its own programs and home), and from the runner's machine only what is mounted.
+        view: { system: [], image: this.options.image.slice(0, 500), home: null, toolchains: [] },
       };
     }
     return this.#execSandbox(this.options.container!);
@@ -185,32 +188,47 @@ export class DockerBackend implements Backend {
     if (!state.running) throw new BackendUnavailable(`docker: container ${container} is ${state.status}, not running — start it (docker start ${container})`);
   }
 
-  /** The project root's bind mount for a fresh container, and the directory to start in; null when nothing is mounted. */
-  #mount(spec: ExecSpec): { mounts: BindMount[]; covers: string[]; workdir: string } | null {
-    if (!this.options.mountProject) return null;
-    if (!spec.project) {
-      throw new StartError(
-        `the command's directory (${spec.cwd ?? "none"}) is outside the project root, which is all this runner mounts — run it inside the root, or start the runner with --no-mount`,
-      );
-    }
-    const target = this.options.mountAt ?? spec.project.root;
+  /**
+   * What a fresh container gets from the runner's machine (SPEC §7 "What a command sees"): the project root (read-only
+   * for read-only work) and the configured view paths at the same paths (`~/`: the runner's home), and nothing else;
+   * the directory to start in. A sandboxed command whose mounts would hold a known secret (the server's and the
+   * runner's state, a recorded home) is refused: checked, never covered.
+   */
+  async #mounts(spec: ExecSpec): Promise<{ mounts: BindMount[]; workdir: string | undefined }> {
     const sandbox = sandboxOf(spec);
-    const mounts: BindMount[] = [{ source: spec.project.root, target, readOnly: sandbox?.mode === "read-only" }];
-    const covers: string[] = [];
-    // The server's state inside the mounted project (a project rooted in the server's home): covered, as bubblewrap does.
-    if (sandbox) {
-      let root: string;
-      try {
-        root = realpathSync(spec.project.root);
-      } catch {
-        root = spec.project.root;
+    const readOnly = sandbox?.mode === "read-only";
+    const home = process.env.HOME || homedir();
+    // A configured path that is not there is left out (the engine refuses a mount without a source), as bubblewrap does.
+    const added = (paths: readonly string[] | undefined, ro: boolean) =>
+      (paths ?? []).flatMap((path): BindMount[] => {
+        const source = expandHome(path, home);
+        return existsSync(source) ? [{ source, target: source, readOnly: ro }] : [];
+      });
+    const view = [...added(sandbox?.view?.read, true), ...added(sandbox?.view?.write, readOnly)];
+    let project: { mount: BindMount; workdir: string } | null = null;
+    if (this.options.mountProject) {
+      if (!spec.project) {
+        throw new StartError(
+          `the command's directory (${spec.cwd ?? "none"}) is outside the project root, which is all this runner mounts — run it inside the root, or start the runner with --no-mount`,
+        );
       }
-      const { hideFiles, hideDirs } = sandboxHidden(sandbox.hide ?? [], [userInfo().homedir], process.env);
-      const inside = (path: string) => path !== root && within(path, root);
-      for (const file of hideFiles.filter(inside)) mounts.push({ source: "/dev/null", target: posix.join(target, relative(root, file)), readOnly: true });
-      for (const dir of hideDirs.filter(inside)) covers.push(posix.join(target, relative(root, dir)));
+      const target = this.options.mountAt ?? spec.project.root;
+      project = {
+        mount: { source: spec.project.root, target, readOnly },
+        workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target,
+      };
     }
-    return { mounts, covers, workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target };
+    const mounts = [...(project ? [project.mount] : []), ...view];
+    if (sandbox && mounts.length > 0) {
+      const recorded = await recordedStateSoon(process.env);
+      const secrets = [...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs];
+      const refusal = viewRefusal(
+        mounts.map((mount) => realOrPlanned(mount.source)),
+        secrets,
+      );
+      if (refusal) throw new StartError(`Cannot start the command: ${viewRefusalMessage(refusal, "the container's mounts")}`);
+    }
+    return { mounts, workdir: project ? project.workdir : spec.cwd };
   }
 
   start(spec: ExecSpec): Promise<Execution> {
@@ -233,14 +251,14 @@ export class DockerBackend implements Backend {
     const started = Date.now();
     await this.#requireSandbox(spec, () => this.#sandbox());
     const mode = sandboxOf(spec)?.mode;
-    const mounted = this.#mount(spec);
-    const workdir = mounted ? mounted.workdir : spec.cwd;
+    const mounted = await this.#mounts(spec);
+    const workdir = mounted.workdir;
     // Network mode allowlist: no network, and the egress proxy outside as its one way out (docker-egress.ts).
     const allow = mode === "workspace-write" ? sandboxOf(spec)?.egress?.allow : undefined;
     const egress = allow ? await startDockerEgress({ allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) }) : null;
     const cut = mode === "read-only" || (mode === "workspace-write" && spec.sandbox?.network === false) || egress !== null;
     const network = cut ? "none" : (this.options.network ?? "none");
-    const mounts = [...(mounted?.mounts ?? []), ...(egress ? [egress.mount] : [])];
+    const mounts = [...mounted.mounts, ...(egress ? [egress.mount] : [])];
     const stdin = Boolean(spec.stdin || spec.interactive || spec.tty);
     let run: { id: string; stream: Duplex };
     try {
@@ -251,7 +269,6 @@ export class DockerBackend implements Backend {
         env: envList({ ...withTerm(spec), ...egress?.env }),
         ...(workdir ? { workdir } : {}),
         ...(mounts.length ? { mounts } : {}),
-        ...(mounted?.covers.length ? { covers: mounted.covers } : {}),
         // Read-only work sends nothing anywhere: no network, whatever the runner's --network says; workspace-write keeps it unless cut.
         network,
         stdin,

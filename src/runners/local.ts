@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { constants, existsSync, realpathSync } from "node:fs";
+import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { recordedStateSoon } from "../home-registry.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "./backend.js";
@@ -10,17 +10,15 @@ import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containme
 import { signalName, streamControl, TTY_TERM } from "./control.js";
 import { type EgressDir, egressDir, egressLauncher, egressVariables } from "./egress-launcher.js";
 import { localBaseEnvironment } from "./environment.js";
+import { etcView } from "./etc-view.js";
 import { startLocalTty } from "./local-tty.js";
 import { containedEnd, type ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
 import {
   bwrapArgs,
-  cwdHiddenMessage,
   cwdOutsideMessage,
   LOGIN_FILES,
   launcher,
-  missingHiddenInside,
-  missingHiddenMessage,
   noSandbox,
   once,
   probeBwrap,
@@ -33,9 +31,9 @@ import {
   sandboxResult,
   within,
 } from "./sandbox.js";
-import { sandboxHidden } from "./sandbox-hide.js";
 import { networkLauncher } from "./sandbox-network.js";
-import { SETUP_FD, SetupFailed, type SetupMarker, setUp, setupFailed, vanished } from "./sandbox-setup.js";
+import { SETUP_FD, SetupFailed, type SetupMarker, setUp, setupFailed } from "./sandbox-setup.js";
+import { expandHome, inSystem, localHomes, privateHome, realOrPlanned, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
 import { seccompFor } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -64,12 +62,7 @@ export interface LocalBackendOptions {
   probe?: () => Promise<SandboxProbe>;
   /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
   egressHosts?: Readonly<Record<string, string>>;
-  /** How many times a sandbox is set up when a path it was to cover vanished during its setup (default SETUP_TRIES; 1: never again). */
-  setupTries?: number;
 }
-
-/** How many times a sandbox is set up when a path it was to cover vanishes during its setup (sandbox-setup.ts). */
-const SETUP_TRIES = 3;
 
 /** execa's stdio from descriptor 3 on for a sandbox that says on SETUP_FD that it is set up. */
 const MARKER_STDIO = [...Array.from({ length: SETUP_FD - 3 }, () => "ignore" as const), "pipe" as const];
@@ -169,32 +162,74 @@ export class LocalBackend implements Backend {
     const script = shellScript(spec.command);
     const sandbox = sandboxOf(spec);
     if (!sandbox) return this.#run(spec, { file: "/bin/sh", args: ["-c", script], env, base, cwd, script, setup: null, started });
-    for (let attempt = 1; ; attempt++) {
-      const launch = await this.#sandboxed(spec, sandbox, { cwd, env, base, script });
-      try {
-        const execution = await this.#run(spec, { ...launch, base, cwd, script, started });
-        const dir = launch.egress;
-        if (!dir) return execution;
-        // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
-        const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
-        return { ...execution, result };
-      } catch (error) {
-        launch.egress?.remove();
-        if (!(error instanceof SetupFailed)) throw error;
-        // A path it was to cover vanished before bubblewrap mounted over it: set up again, from a fresh pass over the registry.
-        const gone = vanished(launch.hidden);
-        if (gone && attempt < (this.options.setupTries ?? SETUP_TRIES)) continue;
-        throw new StartError(`Cannot start the command: ${error.message}${gone ? ` (${gone}, which it was to hide, vanished during its setup)` : ""}`);
-      }
+    const launch = await this.#sandboxed(spec, sandbox, { cwd, env, base, script });
+    try {
+      const execution = await this.#run(spec, { ...launch, base, cwd, script, started });
+      const dir = launch.egress;
+      if (!dir) return execution;
+      // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
+      const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
+      return { ...execution, result };
+    } catch (error) {
+      launch.egress?.remove();
+      if (error instanceof SetupFailed) throw new StartError(`Cannot start the command: ${error.message}`);
+      throw error;
     }
   }
 
-  /** bwrap's launch for a sandboxed command: its program, arguments and environment, the paths it covers, its egress proxy's directory. */
+  /**
+   * What a sandboxed command sees (sandbox-view.ts), as real paths, checked: nothing that holds a known secret (the
+   * server's and the runner's state, the homes the registry records), no configured path that is or holds a home or
+   * what a login runs. Throws StartError naming what it refuses.
+   */
+  async #view(
+    sandbox: NonNullable<ReturnType<typeof sandboxOf>>,
+    probed: SandboxProbe,
+    workspace: string,
+    home: string,
+  ): Promise<{ home: string | null; readOnly: string[]; writable: string[]; etc: string }> {
+    const refuse = (why: string): never => {
+      throw new StartError(`Cannot start the command: ${why}`);
+    };
+    const given = sandbox.view;
+    const toolchains = given?.toolchains ?? probed.info.view?.toolchains ?? [];
+    const real = (paths: readonly string[]) => [...new Set(paths.map((path) => realOrPlanned(expandHome(path, home))))];
+    const readOnly = real([...toolchains, ...(given?.read ?? [])]);
+    const writable = real(given?.write ?? []);
+    const homes = [...new Set([...this.#homes(), ...localHomes(home)])];
+    // A configured path that is a home or holds one would show all of it; a writable one holding what a login runs, plant it.
+    for (const path of [...readOnly, ...writable]) {
+      const holds = homes.find((h) => within(h, path));
+      if (holds) refuse(`${path} is or holds the home directory ${holds}; name the files the command needs in sandboxView.read instead`);
+      if (path === "/" || inSystem(path)) refuse(`${path} is a system directory, which the command sees as every user may read it; it cannot be added`);
+    }
+    for (const path of writable) {
+      const login = homes.flatMap((h) => LOGIN_FILES.map((name) => join(h, name))).find((file) => within(file, path) || within(path, file));
+      if (login) refuse(`${path} is writable and holds ${login}, which a login runs or trusts outside the sandbox; name another path in sandboxView.write`);
+    }
+    // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
+    // (read by a pass begun after this start asked, shared with the starts asking with it: home-registry.ts).
+    const recorded = await recordedStateSoon(this.#environ);
+    const etc = etcView();
+    const secrets = [...new Set([...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs])];
+    const roots = [workspace, ...readOnly, ...writable];
+    const refusal =
+      viewRefusal(roots, secrets) ??
+      // In the system: /etc as its copy holds it (what every user may read), the rest as it is.
+      secrets
+        .filter((secret) => inSystem(secret) && (!within(secret, "/etc") || lstatSync(join(etc, secret.slice(4)), { throwIfNoEntry: false })))
+        .map((secret) => ({ secret, root: "the system directories" }))[0] ??
+      null;
+    if (refusal) refuse(viewRefusalMessage(refusal));
+    return { home: probed.info.view?.home ?? privateHome(home), readOnly, writable, etc };
+  }
+
+  /** bwrap's launch for a sandboxed command: its program, arguments and environment, its egress proxy's directory. */
   async #sandboxed(
     spec: ExecSpec,
     sandbox: NonNullable<ReturnType<typeof sandboxOf>>,
     start: { cwd: string; env: Record<string, string>; base: Record<string, string>; script: string },
-  ): Promise<{ file: string; args: string[]; env: Record<string, string>; egress: EgressDir | null; hidden: string[]; setup: SetupMarker }> {
+  ): Promise<{ file: string; args: string[]; env: Record<string, string>; egress: EgressDir | null; setup: SetupMarker }> {
     const { cwd, base, script } = start;
     let env = start.env;
     const probed = await this.#sandbox();
@@ -207,18 +242,10 @@ export class LocalBackend implements Backend {
       }
     };
     // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
+    // No project root (a cwd the server allowed outside it): the command's directory is its workspace.
     const realCwd = real("cwd", cwd);
     const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
-    // The server's and this runner's state, every Spool home recorded here, the credential paths (sandbox-hide.ts).
-    // The registry read by a pass begun after this start asked, shared with the starts asking with it (home-registry.ts).
-    const recorded = await recordedStateSoon(this.#environ);
-    const hidden = sandboxHidden(sandbox.hide ?? [], this.#homes(), this.#environ, { workspace }, recorded);
-    // No project root (a cwd the server allowed outside it): the command's directory is its workspace, never inside a hidden path.
-    const around = spec.workspace ? undefined : [...hidden.hideDirs, ...hidden.hideFiles].find((path) => within(realCwd, path));
-    if (around) throw new StartError(`Cannot start the command: ${cwdHiddenMessage(realCwd, around)}`);
-    // What is hidden is covered only where it exists: one not there yet inside the writable workspace is refused.
-    const creatable = sandbox.mode === "workspace-write" ? missingHiddenInside((sandbox.hide ?? []).filter(isAbsolute), workspace) : undefined;
-    if (creatable) throw new StartError(`Cannot start the command: ${missingHiddenMessage(creatable, workspace)}`);
+    const view = await this.#view(sandbox, probed, workspace, base.HOME!);
     // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
     // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
     // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (egress-launcher.ts).
@@ -236,7 +263,7 @@ export class LocalBackend implements Backend {
       cwd: realCwd,
       homes: this.#homes(),
       protect: LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realpathSync(join(workspace, name))] : [])),
-      ...hidden,
+      view,
       env,
       command: script,
       resetSignals: probed.resetSignals ?? null,
@@ -246,18 +273,17 @@ export class LocalBackend implements Backend {
       ...(egress ? { egress: { dir: egress.path, forwarder: egress.forwarder } } : {}),
     });
     const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
-    const covered = [...hidden.hideFiles, ...hidden.hideDirs];
     const ignore = probed.resetSignals ? SANDBOX_SIGNALS : [];
     if (allowlist && egress) {
       const policy = { allow: allowlist.allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) };
       const launch = egressLauncher(egress, policy, probed.path, sandboxed, ignore, probed.seccomp ?? null);
-      return { ...launch, env: { ...base, ...launch.env }, egress, hidden: covered, setup };
+      return { ...launch, env: { ...base, ...launch.env }, egress, setup };
     }
     if (ownNetwork) {
       const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, ignore, filter);
-      return { ...launch, env: { ...base, ...launch.env }, egress, hidden: covered, setup };
+      return { ...launch, env: { ...base, ...launch.env }, egress, setup };
     }
-    return { ...launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter), env: base, egress, hidden: covered, setup };
+    return { ...launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter), env: base, egress, setup };
   }
 
   async #run(

@@ -33,8 +33,8 @@ export interface RunnerClientOptions {
   passEnv?: string[];
   /** The runner's environment, where passed names take their values; default process.env. */
   environ?: NodeJS.ProcessEnv;
-  /** Paths of this runner's own state (its home, token file) that sandboxed commands must not see, besides those the server names. */
-  hide?: string[];
+  /** Paths of this runner's own state (its home, token file, SSH key): a sandboxed command whose view would hold one is refused, besides those the server names. */
+  secrets?: string[];
   /** Told when a command starts and when it ends (for the runner's one line per command). */
   onCommand?: (event: CommandEvent) => void;
 }

@@ -1,31 +1,40 @@
 import { execFile } from "node:child_process";
-import { accessSync, constants, existsSync, realpathSync, statSync } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { basename, dirname, join, resolve as resolvePath } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { z } from "zod";
-import { coverableKind, coverablePath } from "../home-registry.js";
 import { noSandbox, type SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { probeNetwork, tried } from "./sandbox-network.js";
 import { type SetupMarker, setupPrelude } from "./sandbox-setup.js";
+import { localSystem, localToolchains, privateHome, systemArgs, type ViewPaths, within } from "./sandbox-view.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
 export { noSandbox, SandboxInfo, SandboxKind, sandboxModes } from "../protocol/runner.js";
+export { within } from "./sandbox-view.js";
 
 /** The sandbox a spec asks for: its `sandbox`, or read-only for `readOnly`; undefined: none (full). */
 export function sandboxOf(spec: { sandbox?: ExecSandbox | undefined; readOnly?: boolean | undefined }): ExecSandbox | undefined {
   return spec.sandbox ?? (spec.readOnly ? { mode: "read-only" } : undefined);
 }
 
-/** What a sandboxed command runs in (ExecSpec.sandbox): a mode other than full, and what to hide from it. */
+/** What a sandboxed command runs in (ExecSpec.sandbox): a mode other than full, what it sees, and what it must not. */
 export interface ExecSandbox {
   mode: Exclude<SandboxModeName, "full">;
   /** workspace-write: whether the command keeps the network (default true); read-only never has it. */
   network?: boolean;
-  /** Paths to hide (the server's and the runner's home, token file, database): those that exist where the command runs are covered. */
-  hide?: readonly string[];
+  /**
+   * What it sees beyond the system, its /tmp and home and the project, as the facts showed it (sandbox-view.ts): the
+   * toolchains' roots and the configured paths (`~/x`: the runner's home's x). Absent: the runner's own toolchains, nothing added.
+   */
+  view?: { toolchains: readonly string[]; read: readonly string[]; write: readonly string[] };
+  /**
+   * Known secrets (the server's and the runner's home, token file, database, an SSH key): a command whose view would
+   * hold one (or a writable path where one would be made) is refused. Checked, never mounted over.
+   */
+  secrets?: readonly string[];
   /** workspace-write in network mode `allowlist`: the hosts the egress proxy connects to for it, and no other way out (egress-launcher.ts). */
   egress?: { allow: readonly string[] };
 }
@@ -41,16 +50,14 @@ export type SandboxMode = z.output<typeof SandboxMode>;
 export const SANDBOX_OFF = "the runner was started with --sandbox off";
 
 /**
- * A command in bubblewrap (SPEC §7 Runners, "Sandbox modes"), both modes:
+ * A command in bubblewrap (SPEC §7 Runners, "Sandbox modes", "What a command sees"), both modes:
  *
- * - the whole filesystem, every mount under it included, bound read-only;
- *   in workspace-write the project root (the workspace) is bound again,
- *   writable;
- * - a /tmp of its own (an empty tmpfs: read-only in read-only mode), so
- *   nothing of the machine's /tmp (sockets, other users' files) is reached;
- * - the paths to hide (the server's home, token file and database) covered:
- *   a directory by an empty read-only tmpfs, a file by /dev/null — except a
- *   directory that holds the workspace (its files are named one by one);
+ * - a root of its own (bubblewrap's empty tmpfs, read-only once set up) holding only what the command needs
+ *   (sandbox-view.ts): the system directories read-only (/usr, /bin, /sbin, /lib*, /sys, and /etc as every user of
+ *   the machine may read it: etc-view.ts); the project root (the workspace), writable in workspace-write; a private
+ *   /tmp and /var/tmp (empty tmpfs); a private, empty home at $HOME (writable in workspace-write: tools keep their
+ *   caches there for the command's life); the toolchains the runner's PATH names and the configured read paths,
+ *   read-only; the configured write paths, writable in workspace-write. Nothing else of any home is there;
  * - a minimal /dev of its own (read-only in read-only mode);
  * - /proc of a PID namespace of its own: it sees and signals only its own
  *   processes, not the server's or the runner's; the kernel's settings and
@@ -89,9 +96,11 @@ export interface BwrapPlan {
   homes?: readonly string[];
   /** Existing paths inside the workspace that a login runs (`LOGIN_FILES`): bound again read-only in workspace-write. */
   protect?: readonly string[];
-  /** Existing files to cover with /dev/null and directories to cover with an empty tmpfs (see `hiddenPaths`). */
-  hideFiles: readonly string[];
-  hideDirs: readonly string[];
+  /**
+   * What the command sees beyond the system and the project (sandbox-view.ts), and the path of the copy of /etc it
+   * gets (etc-view.ts). Absent (the probe's): the machine's /etc, no home, nothing added.
+   */
+  view?: ViewPaths & { etc: string };
   /** A user namespace of its own (`--unshare-user`; the probe found the machine has them): the command's root is not the host's. */
   userns?: boolean;
   /** The seccomp filter (seccomp.ts) on SECCOMP_FD, which the launcher opens (`launcher`, `networkLauncher`). */
@@ -156,11 +165,6 @@ export function cwdOutsideMessage(cwd: string, workspace: string): string {
   return `the command's directory resolves to ${cwd}, outside the project root ${workspace} (a symbolic link changed since the proposal?); nothing was run`;
 }
 
-/** Why a command is refused when its directory lies inside a path the sandbox hides (the server's home, its token or database). */
-export function cwdHiddenMessage(cwd: string, hidden: string): string {
-  return `the command's directory ${cwd} is inside ${hidden}, which the sandbox hides (the server's home, token or database); nothing was run`;
-}
-
 /**
  * What of /proc sets or triggers something in the kernel (Docker's read-only list): bound read-only over the sandbox's
  * own /proc. Without it a command running as root (CI, most containers) wrote /proc/sys/kernel/core_pattern, and the
@@ -172,40 +176,58 @@ export const KERNEL_PATHS = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/
 /** The bwrap arguments that bind `KERNEL_PATHS` read-only; they follow `--proc /proc`. */
 export const kernelReadOnly = (): string[] => KERNEL_PATHS.flatMap((path) => ["--ro-bind-try", path, path]);
 
-/** Whether `path` is `dir` or lies under it. */
-export function within(path: string, dir: string): boolean {
-  return dir === "/" || path === dir || path.startsWith(`${dir}/`);
+/** One mount of the view: a tmpfs of its own, or a path of the machine bound read-only or writable. */
+type Layer = { kind: "tmpfs"; path: string } | { kind: "ro" | "rw"; path: string; source: string; required?: boolean };
+
+/** The view's mounts, shallowest first (a path inside another mount is mounted on top of it), a tmpfs before a bind at the same depth. */
+function layered(layers: Layer[]): string[] {
+  const depth = (path: string) => (path === "/" ? 0 : path.split("/").length - 1);
+  const order = { tmpfs: 0, ro: 1, rw: 2 } as const;
+  const sorted = layers.map((layer, index) => ({ layer, index }));
+  sorted.sort((a, b) => depth(a.layer.path) - depth(b.layer.path) || order[a.layer.kind] - order[b.layer.kind] || a.index - b.index);
+  return sorted.flatMap(({ layer }) => {
+    if (layer.kind === "tmpfs") return ["--tmpfs", layer.path];
+    const flag = layer.kind === "ro" ? "--ro-bind" : "--bind";
+    // What the view adds may be gone by the start (a toolchain removed): left out, as one that was never there.
+    return [layer.required ? flag : `${flag}-try`, layer.source, layer.path];
+  });
 }
 
 export function bwrapArgs(plan: BwrapPlan): string[] {
   const readOnly = plan.mode === "read-only";
-  const args = ["--ro-bind", "/", "/", "--dev", "/dev"];
+  if (plan.workspace === "/" && !readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
+  if (!readOnly) {
+    const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
+    if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home));
+  }
+  if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
+  // The system, read-only; /etc as every user may read it (the probe's: the machine's). A project rooted at / (the
+  // probe's, read-only) is everything already, bound first: the sandbox's own /dev, /proc and /run go over it.
+  const whole = plan.workspace === "/";
+  const args = whole ? ["--ro-bind", "/", "/"] : [...systemArgs(), "--ro-bind", plan.view?.etc ?? "/etc", "/etc"];
+  args.push("--dev", "/dev");
   if (readOnly) args.push("--remount-ro", "/dev");
   args.push("--proc", "/proc", ...kernelReadOnly(), "--tmpfs", "/run");
   // The egress proxy's socket: the one way out of an allowlist sandbox, bound before /run is made read-only.
   if (plan.egress) args.push("--ro-bind", plan.egress.dir, EGRESS_SANDBOX_DIR);
-  args.push("--remount-ro", "/run", "--tmpfs", "/tmp");
-  if (plan.workspace === "/") {
-    // Everything is the workspace: nothing to bind again read-only; writable, nothing would be left read-only.
-    if (!readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
-  } else args.push(readOnly ? "--ro-bind" : "--bind", plan.workspace, plan.workspace);
-  if (!readOnly) {
-    const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
-    if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home));
-    for (const path of plan.protect ?? []) if (within(path, plan.workspace)) args.push("--ro-bind", path, path);
-  }
-  if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
-  // A hidden directory that holds the command's directory is never left uncovered for it: the command is refused.
-  const around = plan.hideDirs.find((dir) => within(plan.cwd, dir) && !within(plan.workspace, dir));
-  if (around) throw new Error(cwdHiddenMessage(plan.cwd, around));
-  const covering = plan.hideDirs.filter((dir) => !within(plan.workspace, dir));
-  // What a covered directory holds is hidden with it (a mount point inside it would show as an empty entry).
-  const dirs = covering.filter((dir) => !covering.some((other) => other !== dir && within(dir, other)));
-  for (const file of plan.hideFiles) if (!dirs.some((dir) => within(file, dir))) args.push("--ro-bind", "/dev/null", file);
-  for (const dir of dirs) args.push("--tmpfs", dir);
+  args.push("--remount-ro", "/run");
+  if (!whole) args.push("--dir", "/var", "--symlink", "../run", "/var/run", "--symlink", "../run/lock", "/var/lock");
+  const view = plan.view;
+  const layers: Layer[] = [
+    { kind: "tmpfs", path: "/tmp" },
+    { kind: "tmpfs", path: "/var/tmp" },
+    ...(view?.home ? [{ kind: "tmpfs" as const, path: view.home }] : []),
+    ...(view?.readOnly ?? []).map((path): Layer => ({ kind: "ro", path, source: path })),
+    ...(view?.writable ?? []).map((path): Layer => ({ kind: readOnly ? "ro" : "rw", path, source: path })),
+    ...(whole ? [] : [{ kind: readOnly ? "ro" : "rw", path: plan.workspace, source: plan.workspace, required: true } as const]),
+  ];
+  args.push(...layered(layers));
+  // What a login runs, inside the workspace: read-only again, over everything else.
+  if (!readOnly) for (const path of plan.protect ?? []) if (within(path, plan.workspace)) args.push("--ro-bind", path, path);
   // Remounted read-only last: mount points under them were made while they were writable.
-  for (const dir of dirs) args.push("--remount-ro", dir);
-  if (readOnly) args.push("--remount-ro", "/tmp");
+  if (!whole) args.push("--remount-ro", "/");
+  if (readOnly)
+    args.push("--remount-ro", "/tmp", "--remount-ro", "/var/tmp", ...(view?.home && view.home !== plan.workspace ? ["--remount-ro", view.home] : []));
   args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork || plan.egress ? ["--unshare-net"] : []));
   args.push(...(plan.userns ? ["--unshare-user"] : []), "--cap-drop", "ALL");
   if (plan.seccomp) args.push("--seccomp", String(SECCOMP_FD));
@@ -220,62 +242,8 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   return args;
 }
 
-/**
- * Sorts the paths to hide that exist here into files and directories (their
- * real paths); a path that does not exist is left out (there is nothing to
- * hide, and bubblewrap cannot cover what is not there), and so is one no
- * sandbox covers: a device, a system directory, a path under the sandbox's
- * own /dev, /proc or /run (home-registry.ts `coverablePath`).
- */
-export function hiddenPaths(paths: readonly string[]): { hideFiles: string[]; hideDirs: string[] } {
-  const hideFiles = new Set<string>();
-  const hideDirs = new Set<string>();
-  for (const path of paths) {
-    let real: string;
-    try {
-      real = realpathSync(path);
-    } catch {
-      continue;
-    }
-    const stat = statSync(real, { throwIfNoEntry: false });
-    const kind = stat && coverablePath(real) ? coverableKind(stat) : null;
-    if (kind === "dir") hideDirs.add(real);
-    else if (kind === "file") hideFiles.add(real);
-  }
-  return { hideFiles: [...hideFiles].sort(), hideDirs: [...hideDirs].sort() };
-}
-
-/**
- * The first path to hide that is not there yet and would lie inside `workspace` (judged by its deepest existing
- * ancestor's real path), or undefined. bubblewrap covers only what exists, so a workspace-write command could create
- * such a path (a token file, a database's WAL) on the host, and the server would read it at its next start.
- */
-export function missingHiddenInside(paths: readonly string[], workspace: string): string | undefined {
-  // A path inside a hidden directory that exists (the home) is covered by hiding that directory.
-  const covered = paths.filter((path) => existsSync(path)).map((path) => realpathSync(path));
-  for (const path of paths) {
-    const missing: string[] = [];
-    let current = resolvePath(path);
-    while (!existsSync(current) && dirname(current) !== current) {
-      missing.unshift(basename(current));
-      current = dirname(current);
-    }
-    if (missing.length === 0) continue;
-    const ancestor = realpathSync(current);
-    if (covered.some((hidden) => within(ancestor, hidden))) continue;
-    const real = join(ancestor, ...missing);
-    if (within(real, workspace)) return real;
-  }
-  return undefined;
-}
-
-/** Why a workspace-write command is refused when a path the sandbox must hide is not there yet inside its writable workspace. */
-export function missingHiddenMessage(path: string, workspace: string): string {
-  return `${path}, which the sandbox must hide (the server's or the runner's home, token or database), is not there yet and lies inside the writable workspace ${workspace}: a command could create it and the server would read it at its next start; nothing was run`;
-}
-
 export const BWRAP_DETAIL =
-  "bubblewrap: read-only (the filesystem read-only, no network) and workspace-write (the project writable); both with their own /tmp, PID namespace and empty /run, the server's home hidden, no capabilities, /proc/sys read-only";
+  "bubblewrap: read-only (no writes, no network), workspace-write (the project writable); each sees only its view, own PIDs, empty /run; no capabilities, /proc/sys read-only";
 
 /** What the detail adds on the user namespace: whether the command's root is the host's (`userns`: one of its own). */
 export function usernsDetail(userns: boolean): string {
@@ -284,9 +252,9 @@ export function usernsDetail(userns: boolean): string {
     : "no user namespace here (a root runner's commands are root without capabilities)";
 }
 
-/** The arguments for bwrap running `command` read-only in `cwd` (nothing hidden, an empty environment): the probe's. */
+/** The arguments for bwrap running `command` read-only with `cwd` as its project (no home, an empty environment): the probe's. */
 export function bwrapCommand(cwd: string, command: string, userns = false, seccomp = false): string[] {
-  return bwrapArgs({ mode: "read-only", network: false, workspace: cwd, cwd, hideFiles: [], hideDirs: [], env: {}, command, userns, seccomp });
+  return bwrapArgs({ mode: "read-only", network: false, workspace: cwd, cwd, env: {}, command, userns, seccomp });
 }
 
 /** What the detail adds on the seccomp filter: there, or why not. */
@@ -406,8 +374,11 @@ async function probeAnew(path: string, environ: NodeJS.ProcessEnv): Promise<Sand
   // And whether workspace-write commands get a network of their own (else they keep the machine's, as the detail says).
   const network = await probeNetwork(path, bwrapCommand("/", "true", userns, Boolean(seccomp)), environ, seccomp);
   const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(Boolean(seccomp), refused ?? "")}; ${network.detail}`.slice(0, 500);
+  // What its commands see besides the project and the configured paths: a fact of every proposal (sandbox-view.ts).
+  const base = localBaseEnvironment(environ);
+  const view = { system: localSystem(), home: privateHome(base.HOME), toolchains: localToolchains(base) };
   return {
-    info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared", egress: true },
+    info: { kind: "bwrap", readOnly: true, detail, modes: ALL_MODES, network: network.slirp ? "own" : "shared", egress: true, view },
     path,
     resetSignals: await signalResetter(environ),
     slirp: network.slirp,

@@ -1,5 +1,5 @@
 import { finished } from "node:stream/promises";
-import type { TtySize } from "../protocol/runner.js";
+import type { RunnerView, TtySize } from "../protocol/runner.js";
 import { SANDBOX_MODES } from "../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "./backend.js";
 import { type ContainerInfo, pidNamespaceArgs } from "./container.js";
@@ -18,6 +18,7 @@ import {
   seccompDetail,
   usernsDetail,
 } from "./sandbox.js";
+import { privateHome, SYSTEM_DIRS, toolchainRoots, within } from "./sandbox-view.js";
 import { seccompFor, seccompPrelude, seccompProgram } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { type RemoteShell, type SshOptions, ssh2Shell } from "./ssh-shell.js";
@@ -30,6 +31,8 @@ export { type RemoteChannel, type RemoteShell, type SshOptions, ssh2Shell } from
 /** What the runner found of bubblewrap on the SSH host. */
 interface RemoteProbe {
   info: SandboxInfo;
+  /** The login's private home there ($HOME, where a sandbox puts an empty one); null: none. */
+  home?: string | null;
   bwrap?: string;
   resetSignals?: string;
   /** bwrap there makes a user namespace for the sandbox. */
@@ -158,6 +161,15 @@ export class SshBackend implements Backend {
       return { info: noSandbox(`ssh: bubblewrap on ${host} cannot build the sandbox: ${rest[0] ?? "it failed"}`.slice(0, 480)) };
     }
     const userns = last === "ok userns";
+    let view: RunnerView;
+    try {
+      view = await this.#probeView();
+    } catch (error) {
+      return {
+        info: noSandbox(`ssh: could not look at what a sandbox on ${host} would see: ${error instanceof Error ? error.message : String(error)}`),
+        unreachable: true,
+      };
+    }
     return {
       info: {
         kind: "bwrap",
@@ -165,12 +177,37 @@ export class SshBackend implements Backend {
         detail: `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(seccomp, "none for this host, or bwrap there cannot load one")}, on ${host}`,
         modes: [...SANDBOX_MODES],
         network: "shared",
+        view,
       },
+      home: view.home,
       bwrap: path,
       userns,
       seccomp,
       ...(resetter ? { resetSignals: resetter } : {}),
     };
+  }
+
+  /**
+   * What a sandbox on the host sees besides the project (sandbox-view.ts), found there once: the system directories
+   * it has, the login's $HOME (its private home), and the toolchains the login's PATH names, by the same rules as a
+   * local runner's, from the real paths the host reports (and rustup's beside a cargo).
+   */
+  async #probeView(): Promise<RunnerView> {
+    const system = SYSTEM_DIRS.join(" ");
+    const script = [
+      'printf "home=%s\\n" "$HOME"',
+      'printf "realhome=%s\\n" "$(cd -P -- "$HOME" 2>/dev/null && pwd)"',
+      `for d in ${system}; do if [ -e "$d" ] || [ -L "$d" ]; then printf "system=%s\\n" "$d"; fi; done`,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
+      'IFS=:; set -f; for p in $PATH; do r=$(cd -P -- "$p" 2>/dev/null && pwd) && printf "path=%s\\t%s\\n" "$p" "$r" && case "$r" in */.cargo/bin) u=$(cd -P -- "${r%/.cargo/bin}/.rustup" 2>/dev/null && pwd) && printf "dir=%s\\t%s\\n" "${r%/.cargo/bin}/.rustup" "$u";; esac; done; unset IFS; set +f; true',
+    ].join("; ");
+    const channel = await this.#shell.exec(script);
+    channel.stdin.end();
+    channel.stderr.resume();
+    let output = "";
+    for await (const chunk of channel.stdout) output += String(chunk);
+    await channel.closed;
+    return remoteView(output);
   }
 
   /**
@@ -239,6 +276,7 @@ export class SshBackend implements Backend {
       if (!probed.bwrap) throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${probed.info.detail})`);
       sandbox = {
         ...wanted,
+        home: probed.home ?? null,
         bwrap: probed.bwrap,
         userns: Boolean(probed.userns),
         ...(probed.seccomp ? { seccomp: seccompFor(wanted.mode, seccompProgram("x64"), "x64")! } : {}),
@@ -320,4 +358,25 @@ export class SshBackend implements Backend {
     this.#closing.abort();
     this.#shell.close();
   }
+}
+
+/** A host's view (`#probeView`'s output: `home=`, `realhome=`, `system=`, `path=GIVEN\tREAL` and `dir=` lines) by the local rules. */
+export function remoteView(output: string): RunnerView {
+  const lines = output.split("\n");
+  const value = (key: string) => lines.find((line) => line.startsWith(`${key}=`))?.slice(key.length + 1) ?? "";
+  const real = new Map<string, string>();
+  for (const line of lines) {
+    if (!line.startsWith("path=") && !line.startsWith("dir=")) continue;
+    const [given = "", resolved = ""] = line.slice(line.indexOf("=") + 1).split("\t");
+    if (given.startsWith("/") && resolved.startsWith("/")) real.set(given, resolved);
+  }
+  const known = [...real.values()];
+  const machine = {
+    // A path the host reported, or an ancestor of one it resolved (an ancestor of a real path is real).
+    realDir: (path: string) => real.get(path) ?? (known.some((r) => within(r, path)) ? path : null),
+    homes: [...new Set([value("realhome"), "/root", "/home"].filter((h) => h.startsWith("/") && h !== "/"))],
+  };
+  const system = lines.filter((line) => line.startsWith("system=")).map((line) => line.slice(7));
+  const entries = lines.filter((line) => line.startsWith("path=")).map((line) => line.slice(5).split("\t")[0] ?? "");
+  return { system, home: privateHome(value("home")), toolchains: toolchainRoots(entries, machine) };
 }

@@ -1,16 +1,8 @@
 import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { HeldOutput } from "./output.js";
-import {
-  cwdHiddenMessage,
-  cwdOutsideMessage,
-  type ExecSandbox,
-  homeWorkspaceMessage,
-  kernelReadOnly,
-  LOGIN_FILES,
-  missingHiddenMessage,
-  SANDBOX_SIGNALS,
-} from "./sandbox.js";
+import { cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, kernelReadOnly, LOGIN_FILES, SANDBOX_SIGNALS } from "./sandbox.js";
+import { SYSTEM_DIRS } from "./sandbox-view.js";
 import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
@@ -142,9 +134,11 @@ export function wrapperScript(command: string, cwd: string | undefined, env: Rec
   return parts.join(" && ");
 }
 
-/** A sandbox for `remoteScript`: the mode and what to hide, with bwrap's path on the remote host. */
+/** A sandbox for `remoteScript`: the mode and what it sees, with bwrap's path on the remote host. */
 export interface RemoteSandbox extends ExecSandbox {
   bwrap: string;
+  /** The command's private home on the remote host (its $HOME, as the probe found it); null: none. */
+  home: string | null;
   /** An env on the remote host that knows --default-signal (see `launcher`): bwrap then ignores SANDBOX_SIGNALS and the command gets them. */
   resetSignals?: string;
   /** A user namespace of its own (`--unshare-user`), where the probe found bwrap can make one there. */
@@ -221,48 +215,77 @@ export function remoteScript(
   parts.push("C=$(pwd -P)", `W=$(cd -- ${options.workspace ? shellQuote(options.workspace) : '"$R"'} && pwd -P)`);
   // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
   parts.push(`case "$C/" in "\${W%/}"/*) ;; *) ${refuse(cwdOutsideMessage("$C", "$W"))} ;; esac`);
+  parts.push(`{ [ "$W" != / ] || ${refuse("a project rooted at / would show the sandbox the whole machine; name a project directory with --root DIR")}; }`);
+  parts.push('H=$( (cd -- "$HOME" && pwd -P) 2>/dev/null || :)');
   if (!readOnly) {
-    parts.push(`{ [ "$W" != / ] || ${refuse("a workspace-write sandbox cannot have / as its project root")}; }`);
     // The login's home (or one above it) as the workspace: a command could write what sshd and the login shell run outside the sandbox.
-    parts.push('H=$( (cd -- "$HOME" && pwd -P) 2>/dev/null || :)');
     parts.push(`{ [ -z "$H" ] || case "$H/" in "\${W%/}"/*) ${refuse(homeWorkspaceMessage("$W", "$H"))} ;; esac; }`);
   }
-  // `~/x`: the login's home there (the credential paths, issue 54).
+  // What it sees (sandbox-view.ts), `~/x` in the login's home; every path resolved now (`rp`: a real path, or for one not
+  // there its deepest existing ancestor's with the rest).
   const quoted = (path: string) => (path.startsWith("~/") ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path));
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
-  const hidden = [...(sandbox.hide ?? []).map(quoted), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
-  // A hidden directory that holds the command's directory (and not the workspace) is never left uncovered for it: refused.
+  const view = sandbox.view ?? { toolchains: [], read: [], write: [] };
+  const seen = [...view.toolchains, ...view.read].map(quoted).join(" ");
+  const written = view.write.map(quoted).join(" ");
   parts.push(
-    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; case "$C/" in "\${p%/}"/*) ${refuse(cwdHiddenMessage("$C", "$p"))} ;; esac; fi; done`,
+    `rp() { p=$1; m=; while [ ! -e "$p" ] && [ ! -L "$p" ] && [ "$p" != / ]; do m="/\${p##*/}$m"; p=$(dirname -- "$p"); done; p=$(readlink -f -- "$p") || p=$1; printf '%s%s\\n' "\${p%/}" "$m"; }`,
   );
-  if (!readOnly) {
-    // bubblewrap hides only what exists: a path to hide that is not there yet inside the writable workspace (judged by
-    // its deepest existing ancestor's real path) could be created by the command for the server to read: refused,
-    // unless that ancestor lies in a hidden directory that exists (hidden with it).
+  // A path the configuration adds is no home, holds none, and (writable) holds nothing a login runs.
+  const homes = '"$H" /root /home';
+  if (seen || written) {
     parts.push(
-      `for p in ${hidden}; do [ -e "$p" ] && continue; d=$p; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done; r=$(cd -- "$d" 2>/dev/null && pwd -P) || continue; k=; for q in ${hidden}; do if [ -d "$q" ]; then q=$(cd -- "$q" 2>/dev/null && pwd -P) || continue; case "$r/" in "\${q%/}"/*) k=1 ;; esac; fi; done; [ -n "$k" ] && continue; case "$r/" in "\${W%/}"/*) ${refuse(missingHiddenMessage("$p", "$W"))} ;; esac; done`,
+      `for v in ${seen} ${written}; do v=$(rp "$v"); for h in ${homes}; do [ -n "$h" ] || continue; case "$h/" in "\${v%/}"/*) ${refuse("$v is or holds the home directory $h; name the files the command needs in sandboxView.read instead")} ;; esac; done; done`,
     );
   }
-  parts.push("echo $$");
+  if (written) {
+    const logins = LOGIN_FILES.map((name) => `"$H"/${shellQuote(name)}`).join(" ");
+    parts.push(
+      `for v in ${written}; do v=$(rp "$v"); for l in ${logins}; do l=$(rp "$l"); case "$l/" in "\${v%/}"/*) ${refuse("$v is writable and holds $l, which a login runs or trusts outside the sandbox; name another path in sandboxView.write")} ;; esac; case "$v/" in "\${l%/}"/*) ${refuse("$v is writable and lies in $l, which a login runs or trusts outside the sandbox; name another path in sandboxView.write")} ;; esac; done; done`,
+    );
+  }
+  // Known secrets are checks, never mounts: the server's state, and the login's own Spool home there.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
+  const secrets = [...(sandbox.secrets ?? []).map(quoted), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
   parts.push(
-    ["set -- --ro-bind / / --dev /dev", readOnly ? "--remount-ro /dev" : "", "--proc /proc", ...kernelReadOnly(), "--tmpfs /run --remount-ro /run --tmpfs /tmp"]
+    `for s in ${secrets}; do s=$(rp "$s"); for v in "$W" ${seen} ${written}; do v=$(rp "$v"); case "$s/" in "\${v%/}"/*) ${refuse("the command's view would hold $s (through $v), which holds a credential (a Spool home, token file or database); nothing was run")} ;; esac; case "$v/" in "\${s%/}"/*) ${refuse("the command's view would hold $v, which lies in $s, a credential (a Spool home, token file or database); nothing was run")} ;; esac; done; done`,
+  );
+  parts.push("echo $$");
+  // The system, read-only, as the host has it: a directory bound, a link made again, one it lacks left out.
+  const system = SYSTEM_DIRS.filter((dir) => dir !== "/etc").join(" ");
+  parts.push(
+    `set -- && for d in ${system}; do if [ -L "$d" ]; then set -- "$@" --symlink "$(readlink -- "$d")" "$d"; elif [ -d "$d" ]; then set -- "$@" --ro-bind "$d" "$d"; fi; done`,
+  );
+  // /etc as every user may read it: a login as root reads /etc's root-only files (host keys, shadow) with no capability,
+  // so it gets a copy of what others may read, made for this command and removed after it; any other login, /etc itself.
+  parts.push(
+    `E= && if [ "$(id -u)" = 0 ]; then E=$(mktemp -d) && mkdir "$E/etc" && { (cd /etc && find . \\( -type d ! -perm -005 -prune \\) -o \\( ! -type d ! -type l ! -perm -004 \\) -o -print | tar -cf - --no-recursion -T - 2>/dev/null) | tar -xpf - -C "$E/etc" 2>/dev/null; } || { rm -rf -- "$E"; printf '%s\\n' "spool: cannot copy /etc for the sandbox (GNU tar and find are needed for a root login)" >&2; exit 125; }; set -- "$@" --ro-bind "$E/etc" /etc; else set -- "$@" --ro-bind /etc /etc; fi`,
+  );
+  parts.push(
+    [
+      'set -- "$@" --dev /dev',
+      readOnly ? "--remount-ro /dev" : "",
+      "--proc /proc",
+      ...kernelReadOnly(),
+      "--tmpfs /run --remount-ro /run --dir /var --symlink ../run /var/run --symlink ../run/lock /var/lock --tmpfs /tmp --tmpfs /var/tmp",
+    ]
       .filter(Boolean)
       .join(" "),
   );
-  // Everything is the workspace when it is /: nothing to bind again read-only; writable, nothing would be left read-only.
-  parts.push(readOnly ? 'if [ "$W" != / ]; then set -- "$@" --ro-bind "$W" "$W"; fi' : 'set -- "$@" --bind "$W" "$W"');
+  const project = readOnly ? 'set -- "$@" --ro-bind "$W" "$W"' : 'set -- "$@" --bind "$W" "$W"';
+  const home = sandbox.home ? shellQuote(sandbox.home) : null;
+  // The project before the private home when it holds the home (read-only), else after it, as bubblewrap nests mounts.
+  if (home) parts.push(`case ${home}/ in "\${W%/}"/*) ${project} ;; esac`, `set -- "$@" --tmpfs ${home}`);
+  if (seen) parts.push(`for v in ${seen}; do set -- "$@" --ro-bind-try "$v" "$v"; done`);
+  if (written) parts.push(`for v in ${written}; do set -- "$@" ${readOnly ? "--ro-bind-try" : "--bind-try"} "$v" "$v"; done`);
+  parts.push(home ? `case ${home}/ in "\${W%/}"/*) ;; *) ${project} ;; esac` : project);
   // What a login runs, where the workspace has it, read-only again inside it (defence in depth: the home itself is refused above).
   if (!readOnly) {
     const files = LOGIN_FILES.map((name) => shellQuote(name)).join(" ");
     parts.push(`for p in ${files}; do if [ -e "$W/$p" ] && [ ! -L "$W/$p" ]; then set -- "$@" --ro-bind "$W/$p" "$W/$p"; fi; done`);
   }
-  parts.push(`for p in ${hidden}; do if [ -f "$p" ]; then set -- "$@" --ro-bind /dev/null "$p"; fi; done`);
-  // A directory that holds the workspace is not covered (its files are named one by one); one that holds only the
-  // command's directory was refused above; one the login cannot enter is out of the command's reach already.
-  const dirs = (action: string) =>
-    `for p in ${hidden}; do if [ -d "$p" ]; then p=$(cd -- "$p" 2>/dev/null && pwd -P) || continue; case "$W/" in "\${p%/}"/*) continue ;; esac; set -- "$@" ${action} "$p"; fi; done`;
-  parts.push(dirs("--tmpfs"), dirs("--remount-ro"));
-  if (readOnly) parts.push('set -- "$@" --remount-ro /tmp');
+  parts.push('set -- "$@" --remount-ro /');
+  if (readOnly)
+    parts.push(`set -- "$@" --remount-ro /tmp --remount-ro /var/tmp${home ? ` && case ${home} in "$W") ;; *) set -- "$@" --remount-ro ${home} ;; esac` : ""}`);
   const unshare = [
     "--unshare-pid",
     "--unshare-ipc",
@@ -287,6 +310,8 @@ export function remoteScript(
   }
   // --die-with-parent: the sandbox ends with sshd's session process, so with the runner's connection (SPEC §7 "Stopped means stopped").
   const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--die-with-parent", "--clearenv", ...inside, '--chdir "$C" --', ...reset];
-  parts.push(["exec env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(command)].join(" "));
+  const start = ["env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(command)].join(" ");
+  // With a copy of /etc, the shell waits to remove it (it leads the process group either way); else bwrap takes its place.
+  parts.push(`if [ -n "$E" ]; then ${start}; c=$?; rm -rf -- "$E"; exit $c; else exec ${start}; fi`);
   return parts.join(" && ");
 }

@@ -1,7 +1,16 @@
 import { type EgressFact, egressOf } from "../protocol/egress.js";
 import { type DecisionAndEnd, decisionAndEnd, int, isRecord, num, outcomeOf, anyString as str } from "../protocol/producer-attributes.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
-import { networkFactOf, type Outcome, type ProposalFacts, runnerClaimOf, runnerServerOf, SPOOL_ATTRIBUTES } from "../protocol/views.js";
+import {
+  networkFactOf,
+  type Outcome,
+  type ProposalFacts,
+  runnerClaimOf,
+  runnerServerOf,
+  type SandboxView,
+  SPOOL_ATTRIBUTES,
+  sandboxViewOf,
+} from "../protocol/views.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { EntryRow } from "./schema.js";
 
@@ -44,8 +53,8 @@ export interface Producer extends DecisionAndEnd {
   sandbox: SandboxModeName | null;
   /** Recorded read-only (the attribute from before sandbox modes, still written). */
   readOnly: boolean;
-  /** The credential paths shown hidden at proposal time (`~/`: the runner user's home); null when not recorded. */
-  sandboxHide: string[] | null;
+  /** What the command sees besides its project (read-only and workspace-write), as shown at proposal time; null when not recorded. */
+  sandboxView: SandboxView | null;
   /** In sandbox mode full: who may accept it (`sandboxFullAcceptors` when it was proposed); null when not recorded. */
   fullAcceptors: string[] | null;
   /** The command's network where it goes (own, shared, none); null when not recorded. */
@@ -124,7 +133,7 @@ export function producerFromRow(row: EntryRow): Producer {
     slug: String(a.slug),
     sandbox: sandboxOf(a.sandbox, row.path),
     readOnly: a.readOnly === true,
-    sandboxHide: Array.isArray(a.sandboxHide) ? a.sandboxHide.filter((p): p is string => typeof p === "string") : null,
+    sandboxView: sandboxViewOf(a.sandboxView),
     fullAcceptors: Array.isArray(a.fullAcceptors) ? a.fullAcceptors.filter((p): p is string => typeof p === "string") : null,
     network: networkFactOf(a.network),
     egress: egressOf(a.egress),

@@ -57,7 +57,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
   const mode = p.sandbox ?? (p.readOnly ? "read-only" : "full");
   const sandbox: SandboxFact = {
     mode,
-    ...(mode !== "full" && p.sandboxHide ? { hidden: p.sandboxHide } : {}),
+    ...(mode !== "full" && p.sandboxView ? { view: p.sandboxView } : {}),
     ...(mode === "full" && p.fullAcceptors ? { acceptors: p.fullAcceptors } : {}),
   };
   return {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { recordStatePaths } from "../../src/home-registry.js";
@@ -10,13 +10,14 @@ import { describeWithBwrap } from "../helpers/sandbox.js";
 import { tempDir } from "../helpers/server.js";
 
 /**
- * Issue 37: nothing a command can write is read by the server at its start. bubblewrap hides only what exists (a
- * file under /dev/null, a directory under an empty tmpfs): a path to hide that is not there yet (a token file
- * before its first start, a database's WAL once the server closed it) inside the writable workspace would be
- * created by the command on the host. Such a command is refused; a missing path outside the workspace stays
- * unwritable (read-only everywhere but the workspace). Real bubblewrap, the local backend itself.
+ * Issue 37 and issue 73: nothing a command can write is read by the server at its start, and no known secret is in a
+ * command's view. The server's state (its home, token file, database and its WAL) is sent with each command as a
+ * check: a command whose view (its project, the paths the configuration adds) holds one, there or not there yet
+ * (judged by its deepest existing ancestor's real path: a token file before its first start could be created by the
+ * command), is refused and nothing runs; the sandbox never mounts over them (issue 54's covering is gone). Real
+ * bubblewrap, the local backend itself.
  */
-describeWithBwrap("workspace-write and the paths to hide that are not there yet", () => {
+describeWithBwrap("a command whose view would hold a known secret is refused", () => {
   let workspace: string;
   let backend: LocalBackend;
   beforeAll(() => {
@@ -28,9 +29,14 @@ describeWithBwrap("workspace-write and the paths to hide that are not there yet"
     rmSync(workspace, { recursive: true, force: true });
   });
 
-  async function run(command: string, hide: string[]): Promise<{ code: number | null; out: string }> {
-    const spec: ExecSpec = { command, cwd: workspace, workspace, env: {}, sandbox: { mode: "workspace-write", hide }, signal: new AbortController().signal };
-    const execution = await backend.start(spec);
+  async function run(
+    command: string,
+    secrets: string[],
+    mode: "read-only" | "workspace-write" = "workspace-write",
+    using = backend,
+  ): Promise<{ code: number | null; out: string }> {
+    const spec: ExecSpec = { command, cwd: workspace, workspace, env: {}, sandbox: { mode, secrets }, signal: new AbortController().signal };
+    const execution = await using.start(spec);
     let out = "";
     execution.stdout.on("data", (data: Buffer) => {
       out += data.toString();
@@ -41,11 +47,11 @@ describeWithBwrap("workspace-write and the paths to hide that are not there yet"
   }
 
   it("a missing token file or WAL inside the workspace refuses the command, and nothing is created", async () => {
-    for (const hidden of [join(workspace, "token"), join(workspace, "state", "spool.db-wal")]) {
-      const start = run(`mkdir -p state; echo forged > ${hidden}`, [hidden]);
+    for (const secret of [join(workspace, "token"), join(workspace, "state", "spool.db-wal")]) {
+      const start = run(`mkdir -p state; echo forged > ${secret}`, [secret]);
       await expect(start).rejects.toThrow(StartError);
-      await expect(start).rejects.toThrow(`${hidden}, which the sandbox must hide`);
-      expect(existsSync(hidden)).toBe(false);
+      await expect(start).rejects.toThrow(`the command's view would hold ${secret}`);
+      expect(existsSync(secret)).toBe(false);
     }
     // Through a link to the workspace too: judged by where the path really is.
     const link = join(tempDir("spool-hide-link-"), "ws");
@@ -53,37 +59,35 @@ describeWithBwrap("workspace-write and the paths to hide that are not there yet"
     await expect(run("true", [join(link, "token")])).rejects.toThrow(StartError);
   });
 
-  it("a missing path inside a hidden directory that exists (the home's config.json) is covered by hiding that directory", async () => {
+  it("a home inside the workspace refuses the command in both modes, naming it; nothing of it is read", async () => {
     const home = join(workspace, "home");
     mkdirSync(home, { recursive: true });
-    const config = join(home, "config.json");
-    const { code, out } = await run(`echo forged > ${config} 2>/dev/null; echo "config=$?"`, [home, config]);
-    expect(code).toBe(0);
-    // Written, if at all, into the empty directory the sandbox put over the home: never on the host.
-    expect(out).toMatch(/^config=\d+\n$/);
-    expect(existsSync(config)).toBe(false);
+    writeFileSync(join(home, "token"), "secret-token\n");
+    for (const mode of ["read-only", "workspace-write"] as const) {
+      const start = run(`cat ${home}/token`, [home, join(home, "config.json")], mode);
+      await expect(start).rejects.toThrow(`the command's view would hold ${home} (through ${workspace})`);
+    }
+    rmSync(home, { recursive: true });
   });
 
-  it("the same path once there is covered (the command reads nothing of it), and a missing one outside the workspace stays unwritable", async () => {
-    const present = join(workspace, "present-token");
-    writeFileSync(present, "secret-token\n");
-    // Outside /tmp (every sandbox has its own): a write that fails fails for being read-only.
+  it("a secret outside the view changes nothing: the command runs, and a missing one outside stays unwritable", async () => {
+    // Outside /tmp (every sandbox has its own) and outside the view: not there for the command at all.
     const outsideDir = mkdtempSync("/var/tmp/spool-hide-outside-");
+    writeFileSync(join(outsideDir, "present-token"), "secret-token\n");
     mkdirSync(join(outsideDir, "later"));
     const outside = join(outsideDir, "later", "token");
     const { code, out } = await run(
-      `cat ${present}; echo "read=$?"; echo forged > ${outside} 2>/dev/null; echo "outside=$?"; echo made > made; echo "project=$?"`,
-      [present, outside],
+      `cat ${outsideDir}/present-token 2>/dev/null; echo "read=$?"; echo forged > ${outside} 2>/dev/null; echo "outside=$?"; echo made > made; echo "project=$?"`,
+      [join(outsideDir, "present-token"), outside],
     );
     expect(code).toBe(0);
     expect(out).not.toContain("secret-token");
-    expect(out).toMatch(/^read=\d+\noutside=[1-9]\d*\nproject=0\n$/);
+    expect(out).toMatch(/^read=[1-9]\d*\noutside=[1-9]\d*\nproject=0\n$/);
     expect(existsSync(outside)).toBe(false);
-    expect(readFileSync(present, "utf8")).toBe("secret-token\n");
     rmSync(outsideDir, { recursive: true, force: true });
   });
 
-  it("a device named as state (a token file /dev/null, recorded by an older Spool) is not covered: the command keeps /dev/null", async () => {
+  it("a device or system path named as state (a token file /dev/null, recorded by an older Spool) refuses nothing and takes nothing", async () => {
     const registry = join(tempDir("spool-hide-device-"), "registry");
     const environ = { ...process.env, SPOOL_REGISTRY: registry };
     recordStatePaths(["/dev/null", "/dev/zero", "/proc/self/environ", "/run/spool.sock", "/usr"], environ);
@@ -96,7 +100,7 @@ describeWithBwrap("workspace-write and the paths to hide that are not there yet"
         cwd: workspace,
         workspace,
         env: {},
-        sandbox: { mode: "workspace-write", hide: ["/dev/null", "/usr", "/etc"] },
+        sandbox: { mode: "workspace-write", secrets: ["/dev/null"] },
         signal: new AbortController().signal,
       };
       const execution = await devices.start(spec);

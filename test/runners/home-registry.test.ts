@@ -7,12 +7,12 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { recordedState, recordedStateSoon, recordStatePaths, registryDir } from "../../src/home-registry.js";
-import { sandboxHidden } from "../../src/runners/sandbox-hide.js";
 
 /**
- * The registry of Spool homes every sandbox reads at its start (issue 54): one pass that sorts what is recorded into
- * the files and directories there now, by their real paths; nothing about the paths is kept from one start to the
- * next. Real files in a directory outside /tmp (a sandbox's own /tmp leaves /tmp's out).
+ * The registry of Spool homes every sandbox reads at its start (issue 54; since issue 73 a check: a command whose view
+ * holds a recorded path is refused, nothing is mounted over them): one pass that sorts what is recorded into the
+ * files and directories there now, by their real paths; nothing about the paths is kept from one start to the next.
+ * Real files in a directory outside /tmp.
  */
 describe("the home registry's one pass", () => {
   let dir: string;
@@ -44,7 +44,7 @@ describe("the home registry's one pass", () => {
     expect(state.paths).not.toContain(join(a, "spool.sock"));
   });
 
-  it("a path that appears after a start is hidden at the next one (nothing is kept between starts)", () => {
+  it("a path that appears after a start is checked at the next one (nothing is kept between starts)", () => {
     const a = home("a");
     expect(recordedState(env).files).not.toContain(join(a, "spool.sock"));
     writeFileSync(join(a, "spool.sock"), "");
@@ -68,7 +68,7 @@ describe("the home registry's one pass", () => {
     expect((await first).files).not.toContain(join(a, "spool.db-wal"));
   });
 
-  it("a recorded path that is a link is hidden where it leads (a database moved to another disk), judged at each start", () => {
+  it("a recorded path that is a link is checked where it leads (a database moved to another disk), judged at each start", () => {
     const a = home("a");
     const disk = join(dir, "disk");
     mkdirSync(disk);
@@ -83,12 +83,12 @@ describe("the home registry's one pass", () => {
     const files = recordedState(env).files;
     expect(files).toContain(join(disk, "other.db"));
     expect(files).not.toContain(join(disk, "spool.db"));
-    // A dangling link covers nothing.
+    // A dangling link names nothing.
     rmSync(join(disk, "other.db"));
     expect(recordedState(env).files.filter((f) => f.startsWith(disk))).toEqual([]);
   });
 
-  it("a home reached through a linked directory is hidden by its real path", () => {
+  it("a home reached through a linked directory is checked by its real path", () => {
     const real = home("real");
     symlinkSync(real, join(dir, "via"));
     recordStatePaths([join(dir, "via", "token")], env);
@@ -104,16 +104,7 @@ describe("the home registry's one pass", () => {
     expect(entries()).toBe(1);
   });
 
-  it("sandboxHidden: the registry's paths with the credential paths, /tmp's left out when the sandbox has its own", () => {
-    const a = home("a");
-    const ssh = join(dir, "user", ".ssh");
-    mkdirSync(ssh, { recursive: true });
-    const hidden = sandboxHidden(["~/.ssh"], [join(dir, "user")], env, { workspace: join(dir, "project") });
-    expect(hidden.hideDirs).toEqual([a, ssh, env.SPOOL_REGISTRY].sort());
-    expect(hidden.hideFiles).toEqual([join(a, "spool.db"), join(a, "token")]);
-  });
-
-  it("a device, a pipe, a system directory or a path under a sandbox's own /dev, /proc or /run is neither recorded nor covered; a socket is", async () => {
+  it("a device, a pipe, a system directory or a path under a sandbox's own /dev, /proc or /run is neither recorded nor checked; a socket is", async () => {
     const a = home("a");
     const fifo = join(a, "fifo");
     execFileSync("mkfifo", [fifo]);
@@ -125,7 +116,7 @@ describe("the home registry's one pass", () => {
       const before = readdirSync(env.SPOOL_REGISTRY!).length;
       recordStatePaths(["/dev/null", "/proc/self/environ", "/run/spool.sock", "/", "/usr", "/etc", "/tmp", fifo, join(a, "to-null")], env);
       expect(readdirSync(env.SPOOL_REGISTRY!).length).toBe(before);
-      // Entries an older Spool wrote, and a link that leads to a device since: read, and not covered.
+      // Entries an older Spool wrote, and a link that leads to a device since: read, and not checked.
       for (const path of ["/dev/null", "/etc", fifo])
         writeFileSync(join(env.SPOOL_REGISTRY!, createHash("sha256").update(path).digest("hex").slice(0, 32)), path);
       rmSync(join(a, "to-null"));
@@ -134,12 +125,6 @@ describe("the home registry's one pass", () => {
       const state = recordedState(env);
       expect(state.files.sort()).toEqual([join(a, "spool.db"), socket, join(a, "token")].sort());
       expect(state.dirs.sort()).toEqual([a, env.SPOOL_REGISTRY!].sort());
-      // And the paths a server names itself (its --token-file, its sandboxHide).
-      const hidden = sandboxHidden(["/dev/null", "/usr", "/proc/self/environ", fifo], [], env);
-      expect(hidden.hideFiles).not.toContain("/dev/null");
-      expect(hidden.hideFiles).not.toContain(fifo);
-      expect(hidden.hideDirs).not.toContain("/usr");
-      expect(hidden.hideFiles.filter((f) => f.startsWith("/proc"))).toEqual([]);
     } finally {
       listener.close();
     }

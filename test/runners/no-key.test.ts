@@ -6,10 +6,9 @@ import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/core/status.js";
 import { recordedStatePaths, recordStatePaths } from "../../src/home-registry.js";
 import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
-import { DEFAULT_SANDBOX_HIDE } from "../../src/protocol/sandbox.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
-import { expandHome } from "../../src/runners/sandbox-hide.js";
+import { expandHome } from "../../src/runners/sandbox-view.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
@@ -21,17 +20,14 @@ import { startTestServer, type TestServer, tempDir } from "../helpers/server.js"
  * Issue 54, point 1 and 2: a sandboxed command holds no Spool credential of this machine, not only its own server's.
  * Two servers on one machine (A runs the command, B is another home outside /tmp, where every sandbox has its own):
  * B's token is not readable and B's socket cannot be reached; an attached runner's --token-file is not readable from
- * the embedded runner's sandbox; the credential paths (~/.ssh) of the runner user are hidden. Real servers, a real
- * `spool runner`, real bubblewrap.
+ * the embedded runner's sandbox; nothing of the runner user's home is (its credential paths, ~/.ssh, included): the
+ * sandbox shows only what a command needs (sandbox-view.ts). Real servers, a real `spool runner`, real bubblewrap.
  */
 
 /*
- * This file records homes outside /tmp (B's, and a directory it removes again) and removes them at its end. In the run's
- * shared registry (SPOOL_REGISTRY, test/helpers/per-run-registry.ts) every sandbox the other worker starts meanwhile
- * would hide them too, and one that read the registry just before a removal had bubblewrap cover a path that was gone
- * by its mount: "Can't mkdir …: Read-only file system", exit 1, no output (outside /tmp, where no sandbox has a tmpfs
- * of its own; seen as test/runners/egress-allowlist's and no-setuid's empty output with this file beside them). So the
- * file keeps a registry of its own: its servers, runners and sandboxes read and write that one.
+ * This file records homes outside /tmp (B's, and a directory it removes again) and removes them at its end. Every
+ * sandbox checks the registry (a recorded home in a command's view refuses it), so the file keeps a registry of its
+ * own: its servers, runners and sandboxes read and write that one, and the run's others never see its homes.
  */
 let sharedRegistry: string | undefined;
 beforeAll(() => {
@@ -81,9 +77,11 @@ describeWithBwrap("a sandboxed command reaches no other Spool's credentials or s
         tool,
         `cat ${token} 2>/dev/null; echo "token=$?"; ls ${b.home} | wc -l; ${connectTo(b.server.config.socketPath)}`,
       );
-      expect(done.log.attributes).toMatchObject({ sandbox: tool === "sh" ? "workspace-write" : "read-only", sandboxHide: [...DEFAULT_SANDBOX_HIDE] });
-      // What it hides is a fact every client shows with the mode, before the decision.
-      expect(factValue(proposalFacts(done.log.attributes), "sandbox")).toContain("hidden: every Spool home here, ~/.ssh, ~/.aws, ~/.azure");
+      expect(done.log.attributes).toMatchObject({ sandbox: tool === "sh" ? "workspace-write" : "read-only" });
+      // What it sees is a fact every client shows with the mode, before the decision: no home but a private one.
+      expect(factValue(proposalFacts(done.log.attributes), "sandbox")).toMatch(
+        /sees the system \(\/usr, .*\) read-only, the project, a private \/tmp and home .*; nothing else\)$/,
+      );
       expect(done.out).not.toContain(b.server.token);
       const lines = done.out.trim().split("\n");
       expect(lines[0]).toMatch(/^token=[1-9]/);
@@ -107,13 +105,12 @@ describeWithBwrap("a sandboxed command reaches no other Spool's credentials or s
 });
 
 /**
- * The spool CLI at a path a sandboxed command sees: this checkout's, unless the checkout is under /tmp (a fresh
- * clone's, as CI makes), which is the sandbox's own empty tmpfs there; then a hard-linked copy of what the CLI runs
- * (bin, dist, node_modules, package.json, scripts) in the project's root, run as an installed package runs (dist/).
+ * The spool CLI at a path a sandboxed command sees: the checkout is not in its view (only the system, the project, a
+ * private /tmp and home and its toolchains are), so a hard-linked copy of what the CLI runs (bin, dist, node_modules,
+ * package.json, scripts) in the project's root, run as an installed package runs (dist/).
  */
 function cliInSandbox(root: string): string {
   const repo = realpathSync(process.cwd());
-  if (repo !== "/tmp" && !repo.startsWith("/tmp/")) return join(repo, "bin", "spool.js");
   const copy = join(root, ".spool-cli");
   mkdirSync(copy, { recursive: true });
   for (const part of ["bin", "dist", "node_modules", "package.json", "scripts"]) {
@@ -212,7 +209,7 @@ describeWithBwrap("two homes on one machine, the PostgreSQL pair (issue 54)", ()
   });
 });
 
-describeWithBwrap("the credential paths of the runner user are hidden (issue 54)", () => {
+describeWithBwrap("nothing of the runner user's home is in view, its credential paths included", () => {
   let home: string;
   let workspace: string;
   let backend: LocalBackend;
@@ -223,7 +220,7 @@ describeWithBwrap("the credential paths of the runner user are hidden (issue 54)
     mkdirSync(workspace);
     writeFileSync(join(home, ".ssh", "id_ed25519"), "PRIVATE KEY\n", { mode: 0o600 });
     writeFileSync(join(home, ".netrc"), "machine example.com password hunter2\n", { mode: 0o600 });
-    writeFileSync(join(home, ".profile"), "# visible\n");
+    writeFileSync(join(home, ".profile"), "# visible before\n");
     backend = new LocalBackend({ environ: { ...process.env, HOME: home } });
   });
   afterAll(async () => {
@@ -231,8 +228,9 @@ describeWithBwrap("the credential paths of the runner user are hidden (issue 54)
     rmSync(home, { recursive: true, force: true });
   });
 
-  async function run(command: string, hide: string[], mode: "read-only" | "workspace-write") {
-    const spec: ExecSpec = { command, cwd: workspace, workspace, env: {}, sandbox: { mode, hide, network: false }, signal: new AbortController().signal };
+  async function run(command: string, mode: "read-only" | "workspace-write" | "full") {
+    const sandbox = mode === "full" ? {} : { sandbox: { mode, network: false } };
+    const spec: ExecSpec = { command, cwd: workspace, workspace, env: {}, ...sandbox, signal: new AbortController().signal };
     const execution = await backend.start(spec);
     let out = "";
     execution.stdout.on("data", (data: Buffer) => {
@@ -244,25 +242,22 @@ describeWithBwrap("the credential paths of the runner user are hidden (issue 54)
   }
 
   for (const mode of ["read-only", "workspace-write"] as const) {
-    it(`${mode}: ~/.ssh and ~/.netrc are hidden, the rest of the home is not`, async () => {
-      const out = await run(
-        `cat ${home}/.ssh/id_ed25519 ${home}/.netrc 2>/dev/null; ls -A ${home}/.ssh | wc -l; cat ${home}/.profile`,
-        ["~/.ssh", "~/.netrc"],
-        mode,
-      );
+    it(`${mode}: ~/.ssh, ~/.netrc and the rest of the home are not there; the home is a private one holding the project`, async () => {
+      const out = await run(`cat ${home}/.ssh/id_ed25519 ${home}/.netrc ${home}/.profile 2>/dev/null; ls -A ${home}`, mode);
       expect(out).not.toContain("PRIVATE KEY");
       expect(out).not.toContain("hunter2");
-      expect(out).toBe("0\n# visible\n");
+      expect(out).toBe("project\n");
     });
   }
 
-  it("without them in the list the same command reads them (the test can fail)", async () => {
-    const out = await run(`cat ${home}/.ssh/id_ed25519`, [], "read-only");
+  it("without a sandbox (full) the same command reads them (the test can fail)", async () => {
+    const out = await run(`cat ${home}/.ssh/id_ed25519`, "full");
     expect(out).toBe("PRIVATE KEY\n");
   });
 
-  it("~/ is each of the runner user's homes; a relative path is not a path to hide", () => {
-    expect(expandHome(["~/.ssh", "/etc/x", "relative"], ["/h1", "/h2"])).toEqual(["/h1/.ssh", "/h2/.ssh", "/etc/x"]);
+  it("~/ is the runner's home; an absolute path is as it is", () => {
+    expect(expandHome("~/.gitconfig", "/h1")).toBe("/h1/.gitconfig");
+    expect(expandHome("/etc/x", "/h1")).toBe("/etc/x");
   });
 
   it("a path recorded and then removed with its directory is forgotten", () => {

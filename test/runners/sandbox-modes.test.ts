@@ -39,7 +39,8 @@ const probes = (outside: string, serverPid: number, tag: string) =>
     `[ -e /proc/${serverPid} ]; echo "server-proc=$?"`,
     `echo own > /tmp/spool-own-${tag} && cat /tmp/spool-own-${tag}`,
   ].join("; ");
-const expected = "project=0\nhome=1\noutside=1\nserver-proc=1\nown\n";
+// Its home is a private one (writable in workspace-write, gone with the command): the runner user's is not touched.
+const expected = "project=0\nhome=0\noutside=1\nserver-proc=1\nown\n";
 
 describeWithBwrap("workspace-write on the embedded local runner", () => {
   let ts: TestServer;

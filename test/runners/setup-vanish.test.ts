@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { recordedStateSoon, recordStatePaths } from "../../src/home-registry.js";
@@ -9,53 +9,52 @@ import { describeWithBwrap } from "../helpers/sandbox.js";
 import { tempDir } from "../helpers/server.js";
 
 /**
- * A sandbox whose start reads the registry of Spool homes just before one is removed (sandbox-setup.ts): bubblewrap
- * then has no mount point for what it was to cover (outside /tmp the root is read-only) and cannot set the sandbox
- * up. The command never ran; the start is set up again from a fresh pass. Made certain here: the homes go in the
- * same turn as the pass the start reads (a start asking for a pass shares the one asked for with it), before
- * bubblewrap is started. Every launcher: plain, under a terminal, with a network of its own, with an egress proxy.
+ * A sandbox's start while what it reads goes away (sandbox-setup.ts). The registry of Spool homes is a check (a
+ * recorded home in a command's view refuses it), never a mount: homes removed between the start's pass over it and
+ * bubblewrap's mounts change nothing. A path the configuration adds that is removed meanwhile is left out, as one that
+ * was never there (`--ro-bind-try`); a project root removed meanwhile fails the start, saying so: the command never
+ * ran. Made certain here: the paths go in the same turn
+ * as the registry's pass the start reads, after the start resolved them, before bubblewrap is started. Every
+ * launcher: plain, under a terminal, with a network of its own, with an egress proxy.
  */
-describeWithBwrap("a sandbox start while a Spool home it was to hide is removed", () => {
+describeWithBwrap("a sandbox start while what it reads is removed", () => {
   let scratch: string;
   let workspace: string;
   let environ: NodeJS.ProcessEnv;
-  let backends: Record<"once" | "again", LocalBackend>;
+  let backend: LocalBackend;
   beforeAll(async () => {
     scratch = realpathSync(mkdtempSync("/var/tmp/spool-setup-vanish-"));
     workspace = realpathSync(tempDir("spool-setup-vanish-ws-"));
     environ = { ...process.env, SPOOL_REGISTRY: join(scratch, "registry") };
-    backends = { once: new LocalBackend({ environ, setupTries: 1 }), again: new LocalBackend({ environ }) };
+    backend = new LocalBackend({ environ });
     // Probed before: the start then asks for its pass within the turn it begins.
-    for (const backend of Object.values(backends)) await (await backend.start(spec("true", {}))).result;
+    await (await backend.start(spec("true", {}))).result;
   });
   afterAll(async () => {
-    for (const backend of Object.values(backends)) await backend.close();
+    await backend.close();
     rmSync(scratch, { recursive: true, force: true });
     rmSync(workspace, { recursive: true, force: true });
   });
 
-  function spec(command: string, extra: Partial<ExecSpec> & { network?: boolean; egress?: { allow: string[] } }): ExecSpec {
-    const { network = false, egress, ...rest } = extra;
+  type Extra = Partial<ExecSpec> & { network?: boolean; egress?: { allow: string[] }; read?: string[] };
+  function spec(command: string, extra: Extra, root = workspace): ExecSpec {
+    const { network = false, egress, read = [], ...rest } = extra;
     return {
       command,
-      cwd: workspace,
-      workspace,
+      cwd: root,
+      workspace: root,
       env: {},
-      sandbox: { mode: "workspace-write", network, ...(egress ? { egress } : {}) },
+      sandbox: { mode: "workspace-write", network, view: { toolchains: [], read, write: [] }, ...(egress ? { egress } : {}) },
       signal: new AbortController().signal,
       ...rest,
     };
   }
 
-  /** Starts `command` while homes recorded now are removed in the turn its registry pass ends; what it printed, or how it failed. */
-  async function startWhileRemoved(backend: LocalBackend, request: ExecSpec): Promise<string> {
-    const homes = mkdtempSync(join(scratch, "homes-"));
-    const paths = Array.from({ length: 8 }, (_, i) => join(homes, `home-${i}`));
-    for (const path of paths) mkdirSync(path);
-    recordStatePaths(paths, environ);
+  /** Starts `request` while `paths` are removed in the turn its registry pass ends; what it printed, or how it failed. */
+  async function startWhileRemoved(request: ExecSpec, paths: string[]): Promise<string> {
     const started = backend.start(request);
     void recordedStateSoon(environ).then(() => {
-      for (const path of paths) rmSync(path, { recursive: true });
+      for (const path of paths) rmSync(path, { recursive: true, force: true });
     });
     try {
       const execution = await started;
@@ -70,19 +69,31 @@ describeWithBwrap("a sandbox start while a Spool home it was to hide is removed"
     }
   }
 
-  const launchers: [string, Partial<ExecSpec> & { network?: boolean; egress?: { allow: string[] } }][] = [
+  const launchers: [string, Extra][] = [
     ["no network", {}],
     ["under a terminal", { tty: { cols: 80, rows: 24 } }],
     ["a network of its own", { network: true }],
     ["an egress proxy", { network: true, egress: { allow: [] } }],
   ];
 
-  it.each(launchers)("%s: set up once, it fails to start, never runs, and says which path vanished", async (_, extra) => {
-    const said = await startWhileRemoved(backends.once, spec("echo ran", extra));
-    expect(said).toMatch(/^Cannot start the command: the sandbox could not be set up: bwrap: .*home-\d.*vanished during its setup\)$/);
+  it.each(launchers)("%s: recorded homes removed meanwhile change nothing; it runs once, its output whole", async (_, extra) => {
+    const homes = mkdtempSync(join(scratch, "homes-"));
+    const paths = Array.from({ length: 8 }, (_, i) => join(homes, `home-${i}`));
+    for (const path of paths) mkdirSync(path);
+    recordStatePaths(paths, environ);
+    expect(await startWhileRemoved(spec("echo ran", extra), paths)).toBe("exit 0: ran\n");
   });
 
-  it.each(launchers)("%s: set up again, it runs once, and its output is whole", async (_, extra) => {
-    expect(await startWhileRemoved(backends.again, spec("echo ran", extra))).toBe("exit 0: ran\n");
+  it.each(launchers)("%s: a configured read path removed meanwhile is left out; it runs", async (_, extra) => {
+    const read = mkdtempSync(join(scratch, "read-"));
+    writeFileSync(join(read, "file"), "x\n");
+    expect(await startWhileRemoved(spec(`echo ran; ls ${read} 2>/dev/null | wc -l`, { ...extra, read: [read] }), [read])).toBe("exit 0: ran\n0\n");
+  });
+
+  it.each(launchers)("%s: its project root removed meanwhile: the start fails, saying why; nothing ran", async (_, extra) => {
+    const root = realpathSync(mkdtempSync(join(scratch, "root-")));
+    const said = await startWhileRemoved(spec("echo ran", extra, root), [root]);
+    // The launcher starts in the command's directory (gone: the start fails there), or bubblewrap finds nothing to bind.
+    expect(said).toMatch(/^Cannot start the command: (The "cwd" option is invalid|cwd \S+ is not a directory|the sandbox could not be set up: bwrap: )/);
   });
 });

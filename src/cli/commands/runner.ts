@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
 import { recordStatePaths } from "../../home-registry.js";
 import { createLogger } from "../../logger.js";
@@ -297,8 +297,10 @@ export async function runner(argv: string[]): Promise<number> {
   }
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
-  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir)];
-  // And out of sight of every other sandbox on this machine (the embedded runner's, another runner's): home-registry.ts.
+  // The SSH runner's key (wherever it is kept, ~/.ssh or not) is a credential too.
+  const sshKey = values.backend === "ssh" && typeof values["ssh-key"] === "string" ? [resolve(values["ssh-key"])] : [];
+  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...sshKey];
+  // And checked by every other sandbox on this machine (the embedded runner's, another runner's): home-registry.ts.
   recordStatePaths(runnerState);
   const runnerClient = new RunnerClient({
     connect:
@@ -320,10 +322,9 @@ export async function runner(argv: string[]): Promise<number> {
     ...(values.root ? { root: values.root } : {}),
     window: positiveInt("window", values.window, 8),
     passEnv,
-    // This runner's own state is as out of a sandboxed command's sight as the server's. The home and the state
-    // directory are made now when missing (0700): a path that is not there cannot be covered, and what a server
-    // started later writes there would be in sight (issue 37).
-    hide: runnerState,
+    // This runner's own state (and its SSH key) is as far from a sandboxed command as the server's: a command whose
+    // view would hold it is refused (sandbox-view.ts).
+    secrets: runnerState,
     log,
     onCommand: (event) => process.stdout.write(`${commandLine(event)}\n`),
   });

@@ -13,6 +13,7 @@ import { invalid } from "../refusals.js";
 import { LATE_REVOKED_RESOLVER, REVOCATION, revokedReason } from "../resolvers.js";
 import { noEgress, refuseSandbox } from "../runner-registry.js";
 import { sandboxFor } from "../sandbox-mode.js";
+import { viewFact } from "../sandbox-view.js";
 import { insertUnderFreeSlug } from "../slug.js";
 import { ENTRY } from "../status.js";
 import { producerWire } from "../views.js";
@@ -65,6 +66,8 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   // Goes to a runner of this server that cannot enforce the list: refused now, never run unrestricted.
   if (egress && goesToDefault?.sandbox && !goesToDefault.sandbox.egress) throw noEgress({ name: goesToDefault.name, sandbox: goesToDefault.sandbox });
   const network = egress ? "allowlist" : networkFact(sandbox.mode, deps.config.sandboxNetwork, goesToInfo);
+  // What it sees (read-only, workspace-write): what its runner builds and what the configuration adds, shown and then built.
+  const view = viewFact(deps.config, project.name, sandbox.mode, goesToInfo);
   // Several servers on the database: whose runner it is, decided now and shown (`local@host:7420`); an accept anywhere keeps it.
   const runnerServer = await runnerServerOf(
     stage,
@@ -97,8 +100,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       readOnly: sandbox.mode === "read-only",
       sandbox: sandbox.mode,
       ...(sandbox.mode === "workspace-write" ? { sandboxNetwork: deps.config.sandboxNetwork } : {}),
-      // What the sandbox hides besides every Spool home: shown with the mode, and what the runner is told to hide.
-      ...(sandbox.mode !== "full" ? { sandboxHide: deps.config.sandboxHide } : {}),
+      ...(view ? { sandboxView: view } : {}),
       // Without a sandbox: who may accept it, shown with the mode (decide.ts refuses anyone else).
       ...(sandbox.mode === "full" ? { fullAcceptors: deps.config.sandboxFullAcceptors } : {}),
       ...(sandbox.reason ? { sandboxReason: sandbox.reason } : {}),
