@@ -1,0 +1,318 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { ENTRY } from "../../src/protocol/status.js";
+import type { ExecSpec } from "../../src/runners/backend.js";
+import { DockerBackend } from "../../src/runners/docker.js";
+import { SshBackend } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
+import { runCli, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
+import { proposeAndAccept } from "../helpers/proposals.js";
+import { finished, runTool } from "../helpers/runners.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
+import { eventually } from "../helpers/server.js";
+
+/**
+ * Issue 73: a sandboxed command's view is built from what it needs, never from what is known to be secret. Secrets
+ * live where Spool cannot know: an MCP client's config holding a token (~/.claude.json), ~/.pgpass, a token saved in
+ * the home with `spool token create … > file`, the SSH runner's key kept outside ~/.ssh, a Spool home started while
+ * the command runs, one recorded in another registry or under another HOME and XDG_STATE_HOME. A read-only and a
+ * workspace-write command reads none of them, and the mount table inside names none of them (hiding by mounting
+ * listed every hidden path there). Real `spool serve`, `spool runner` and `spool token` processes, real bubblewrap,
+ * sshd and Docker, as root.
+ */
+
+const MODES = [
+  ["workspace-write", "sh"],
+  ["read-only", "env"],
+] as const;
+
+/** Reads each file, saying which it could; lists the home; then the mount table, after a marker line. */
+const probe = (files: readonly string[]) =>
+  `for f in ${files.join(" ")}; do cat "$f" 2>/dev/null && echo "read $f"; done; ls -A ~; echo "--- mountinfo"; cat /proc/self/mountinfo`;
+
+/** What `probe` printed: the lines before the mount table, and the table. */
+function split(out: string): { seen: string; mountinfo: string } {
+  const at = out.indexOf("--- mountinfo\n");
+  expect(at, out).toBeGreaterThanOrEqual(0);
+  return { seen: out.slice(0, at), mountinfo: out.slice(at) };
+}
+
+describeWithBwrap("what a sandboxed command sees on the local runner: nothing of any home (issue 73)", () => {
+  let outside: string;
+  let home: string;
+  let spoolHome: string;
+  let root: string;
+  let serve: ServeProcess;
+  let token: string;
+  let client: SpoolClient;
+  let secrets: { claude: string; pgpass: string; saved: string; ssh: string; server: string };
+  const later: ServeProcess[] = [];
+  beforeAll(async () => {
+    outside = realpathSync(mkdtempSync("/var/tmp/spool-view-"));
+    // The server's user's home, with its Spool home in it as by default, and a project under it.
+    home = join(outside, "home");
+    spoolHome = join(home, ".spool");
+    root = join(home, "work", "app");
+    mkdirSync(root, { recursive: true });
+    serve = await spawnServe(["--home", spoolHome, "--port", "0"], { HOME: home });
+    token = readFileSync(join(spoolHome, "token"), "utf8").trim();
+    client = await SpoolClient.connect(serve.url, { token });
+    await client.initialize("view", { root });
+    // Where secrets live that Spool cannot know: an MCP client's config holding the admin token (the recipe this issue
+    // removes wrote it there), ~/.pgpass, a token saved in the home by `spool token create … > file`, an SSH key.
+    const saved = await runCli(["token", "create", "saved", "--role", "agent", "--project", "view"], { SPOOL_HOME: spoolHome, HOME: home }, home, 60_000);
+    expect(saved.code, saved.err).toBe(0);
+    secrets = {
+      claude: join(home, ".claude.json"),
+      pgpass: join(home, ".pgpass"),
+      saved: join(home, "agent.token"),
+      ssh: join(home, ".ssh", "id_ed25519"),
+      server: join(spoolHome, "token"),
+    };
+    writeFileSync(secrets.claude, JSON.stringify({ mcpServers: { spool: { headers: { Authorization: `Bearer ${token}` } } } }), { mode: 0o600 });
+    writeFileSync(secrets.pgpass, "127.0.0.1:5432:*:postgres:pgpass-secret-73\n", { mode: 0o600 });
+    writeFileSync(secrets.saved, saved.out, { mode: 0o600 });
+    mkdirSync(join(home, ".ssh"), { mode: 0o700 });
+    writeFileSync(secrets.ssh, "-----BEGIN OPENSSH PRIVATE KEY-----\nssh-secret-73\n", { mode: 0o600 });
+  }, 120_000);
+  afterAll(async () => {
+    client?.close();
+    for (const s of later) await s.stop();
+    await serve?.stop();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  /** What must never appear in a command's output: the tokens and the files' contents. */
+  const words = () => [token, "pgpass-secret-73", "ssh-secret-73", readFileSync(secrets.saved, "utf8").trim()];
+
+  for (const [mode, tool] of MODES) {
+    it(`${mode}: no MCP client config, ~/.pgpass, saved token, SSH key nor Spool home is readable; the home is private; the mount table names none`, async () => {
+      const done = await runTool(client, `home-${tool}`, tool, probe(Object.values(secrets)));
+      expect(done.log.attributes.sandbox).toBe(mode);
+      const { seen, mountinfo } = split(done.out);
+      for (const word of words()) expect(done.out).not.toContain(word);
+      expect(seen).not.toContain("read ");
+      // The private home holds only the way to the project.
+      expect(seen).toBe("work\n");
+      for (const path of [...Object.values(secrets), spoolHome, join(home, ".ssh")]) expect(mountinfo).not.toContain(path);
+      // What it saw was shown before the decision: the private home, and nothing else of it.
+      const facts = factValue(proposalFacts(done.log.attributes), "sandbox");
+      expect(facts).toContain(`a private /tmp and home (${home})`);
+      expect(facts).toMatch(/; nothing else\)$/);
+      expect(facts).not.toContain(".spool");
+    });
+  }
+
+  for (const [mode, tool] of MODES) {
+    it(`${mode}: a Spool home started while the command runs (another HOME and XDG_STATE_HOME), and one in another registry, are not in view`, async () => {
+      // One started before, recorded in a registry of its own (SPOOL_REGISTRY); one started while the command waits,
+      // under another HOME and XDG_STATE_HOME (its registry there): neither is in this server's registry.
+      const other = join(outside, `other-${tool}`);
+      const late = join(outside, `late-${tool}`);
+      later.push(
+        await spawnServe(["--home", join(other, ".spool"), "--port", "0", "--no-local-runner"], {
+          HOME: other,
+          SPOOL_REGISTRY: join(outside, `registry-${tool}`),
+        }),
+      );
+      const go = join(root, `go-${tool}`);
+      const files = [join(other, ".spool", "token"), join(late, ".spool", "token")];
+      const command = `echo waiting; while [ ! -e ${go} ]; do sleep 0.05; done; ${probe(files)}`;
+      const paths = await proposeAndAccept(client, client, `later-${tool}`, command, { tool });
+      await eventually(
+        async () =>
+          Buffer.from((await client.call("entry/get", { run: `later-${tool}`, path: paths.stdout, encoding: "base64" })).body, "base64").includes("waiting"),
+        30_000,
+        "the command to wait",
+      );
+      later.push(
+        await spawnServe(["--home", join(late, ".spool"), "--port", "0", "--no-local-runner"], {
+          HOME: late,
+          XDG_STATE_HOME: join(late, "state"),
+          SPOOL_REGISTRY: "",
+        }),
+      );
+      expect(existsSync(join(late, "state", "spool", "state-paths"))).toBe(true);
+      const tokens = files.map((file) => readFileSync(file, "utf8").trim());
+      writeFileSync(go, "");
+      const done = await finished(client, `later-${tool}`, paths, 60_000);
+      const out = done.out.toString();
+      const { seen, mountinfo } = split(out);
+      for (const word of tokens) expect(out).not.toContain(word);
+      expect(seen).toBe("waiting\nwork\n");
+      for (const path of [other, late]) expect(mountinfo).not.toContain(path);
+    }, 120_000);
+  }
+
+  describeWithInfra("ssh", "the SSH runner's key", () => {
+    let keys: string;
+    beforeAll(() => {
+      keys = join(outside, "keys");
+      mkdirSync(keys, { mode: 0o700 });
+    });
+    const sshRunner = async (name: string, key: string) => {
+      copyFileSync(infra.ssh!.keyFile, key);
+      chmodSync(key, 0o600);
+      const ssh = infra.ssh!;
+      const args = ["--server", serve.url, "--token-file", join(spoolHome, "token"), "--project", "view", "--name", name, "--root", sshRoot()];
+      const flags = ["--backend", "ssh", "--ssh-host", ssh.host, "--ssh-port", String(ssh.port), "--ssh-user", ssh.username, "--ssh-key", key];
+      return spawnRunner([...args, ...flags, "--ssh-host-key", ssh.hostKeyFile], { SPOOL_HOME: join(outside, `runner-${name}`), HOME: home });
+    };
+
+    it("kept outside ~/.ssh, it is not readable from a local sandbox in either mode, nor named by its mount table", async () => {
+      const key = join(keys, "ci_key");
+      const runner = await sshRunner("ci", key);
+      try {
+        const privateKey = readFileSync(key, "utf8");
+        for (const [, tool] of MODES) {
+          const done = await runTool(client, `key-${tool}`, tool, probe([key]), { runner: "local" });
+          const { seen, mountinfo } = split(done.out);
+          expect(done.out).not.toContain(privateKey.split("\n")[1]);
+          expect(seen).toBe("work\n");
+          expect(mountinfo).not.toContain(keys);
+        }
+      } finally {
+        await runner.stop();
+      }
+    }, 120_000);
+
+    it("kept in the project, every sandboxed command there is refused, naming it (a known secret is a check, never a mount)", async () => {
+      const key = join(root, "deploy_key");
+      const runner = await sshRunner("deploy", key);
+      try {
+        const done = await runTool(client, "key-in-project", "sh", "echo ran", { runner: "local" });
+        expect(done.out).toBe("");
+        expect(done.stdout.status).toBe(ENTRY.cancelled);
+        expect(JSON.stringify(done.log)).toContain(`would hold ${key} (through ${root})`);
+      } finally {
+        await runner.stop();
+        rmSync(key);
+      }
+      // Gone from the project, the project runs again.
+      expect((await runTool(client, "key-gone", "sh", "echo ran", { runner: "local" })).out).toBe("ran\n");
+    }, 120_000);
+  });
+});
+
+// The SSH host is this machine (scripts/test-infra.sh), with its bubblewrap; the login is another user of it.
+describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login's home (issue 73)", () =>
+  describeWithInfra("ssh", "bubblewrap on the remote host", () => {
+    let backend: SshBackend;
+    let root: string;
+    let remoteHome: string;
+    const planted: string[] = [];
+    beforeAll(() => {
+      backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+      root = sshRoot();
+      remoteHome = join("/home", infra.ssh!.username);
+      const uid = Number(readFileSync("/etc/passwd", "utf8").match(new RegExp(`^${infra.ssh!.username}:[^:]*:(\\d+)`, "m"))?.[1]);
+      const plant = (path: string, text: string) => {
+        mkdirSync(join(path, ".."), { recursive: true });
+        writeFileSync(path, text, { mode: 0o600 });
+        chownSync(path, uid, uid);
+        planted.push(path);
+      };
+      plant(join(remoteHome, ".claude.json"), '{"mcpServers":{"spool":{"headers":{"Authorization":"Bearer remote-secret-73"}}}}');
+      plant(join(remoteHome, ".pgpass"), "db:5432:*:app:remote-pgpass-73\n");
+      plant(join(remoteHome, "agent.token"), "remote-token-73\n");
+      plant(join(remoteHome, ".spool-view-test", "token"), "remote-home-token-73\n");
+    });
+    afterAll(async () => {
+      await backend.close();
+      for (const path of planted) rmSync(path, { force: true });
+      rmSync(join(remoteHome, ".spool-view-test"), { recursive: true, force: true });
+    });
+
+    for (const [mode] of MODES) {
+      it(`${mode}: none of the login's secrets is readable; its home is private; the mount table names none`, async () => {
+        const execution = await backend.start({
+          command: probe(planted),
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
+          signal: new AbortController().signal,
+        });
+        let out = "";
+        execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+        execution.stderr.resume();
+        expect((await execution.result).exitCode).toBe(0);
+        const { seen, mountinfo } = split(out);
+        for (const word of ["remote-secret-73", "remote-pgpass-73", "remote-token-73", "remote-home-token-73"]) expect(out).not.toContain(word);
+        expect(seen).toBe("");
+        for (const path of planted) expect(mountinfo).not.toContain(path);
+        // And what it sees was found on the host: its system directories and its home.
+        expect((await backend.sandbox()).view).toMatchObject({ system: expect.arrayContaining(["/usr", "/etc"]), home: remoteHome });
+      });
+    }
+  }),
+);
+
+describeWithInfra("docker", "what a sandboxed command sees in Docker: the image, the project and the configured paths (issue 73)", () => {
+  let outside: string;
+  let home: string;
+  let root: string;
+  let backend: DockerBackend;
+  beforeAll(() => {
+    outside = realpathSync(mkdtempSync("/var/tmp/spool-view-docker-"));
+    home = join(outside, "home");
+    root = join(outside, "project");
+    mkdirSync(root, { recursive: true });
+    mkdirSync(home);
+    writeFileSync(join(home, ".gitconfig"), "[user]\n\tname = shown-73\n");
+    writeFileSync(join(home, ".claude.json"), '{"token":"docker-secret-73"}');
+    backend = new DockerBackend({ image: infra.dockerImage!, mountProject: true });
+  });
+  afterAll(async () => {
+    await backend.close();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  const spec = (command: string, mode: "read-only" | "workspace-write", secrets: string[] = []): ExecSpec => ({
+    command,
+    cwd: root,
+    project: { root, cwd: "" },
+    env: {},
+    sandbox: { mode, network: false, view: { toolchains: [], read: [join(home, ".gitconfig"), join(home, "missing")], write: [] }, secrets },
+    signal: new AbortController().signal,
+  });
+  const output = async (request: ExecSpec) => {
+    const execution = await backend.start(request);
+    let out = "";
+    execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    execution.stderr.resume();
+    await execution.result;
+    return out;
+  };
+
+  for (const [mode] of MODES) {
+    it(`${mode}: the configured file is there read-only, nothing else of the home; the mount table names no secret`, async () => {
+      const out = await output(spec(`cat ${home}/.gitconfig; ${probe([join(home, ".claude.json")])}`, mode));
+      const { seen, mountinfo } = split(out);
+      expect(seen).toContain("name = shown-73");
+      expect(out).not.toContain("docker-secret-73");
+      expect(seen).not.toContain("read ");
+      expect(mountinfo).not.toContain(".claude.json");
+      expect(mountinfo).toContain(join(home, ".gitconfig"));
+    });
+  }
+
+  it("a Spool home inside the project is refused, naming it, where it was covered by an empty tmpfs before", async () => {
+    const spoolHome = join(root, ".spool");
+    mkdirSync(spoolHome);
+    writeFileSync(join(spoolHome, "token"), "docker-home-73\n");
+    try {
+      for (const [mode] of MODES) {
+        await expect(output(spec("cat .spool/token", mode, [spoolHome, join(spoolHome, "token")]))).rejects.toThrow(
+          `the container's mounts would hold ${spoolHome} (through ${root})`,
+        );
+      }
+    } finally {
+      rmSync(spoolHome, { recursive: true, force: true });
+    }
+  });
+});
