@@ -1,4 +1,3 @@
-import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -105,19 +104,13 @@ describeWithBwrap("a sandboxed command reaches no other Spool's credentials or s
 });
 
 /**
- * The spool CLI at a path a sandboxed command sees: the checkout is not in its view (only the system, the project, a
- * private /tmp and home and its toolchains are), so a hard-linked copy of what the CLI runs (bin, dist, node_modules,
- * package.json, scripts) in the project's root, run as an installed package runs (dist/).
+ * What the spool CLI needs to run in a sandbox: this checkout (bin/, dist/ or src/ run through tsx) and its
+ * node_modules where they really are, which are not in a command's view unless the configuration adds them
+ * (`sandboxView.read`): as someone running Spool from a checkout would add them.
  */
-function cliInSandbox(root: string): string {
+function cliView(): { read: string[]; write: string[]; projects: Record<string, never> } {
   const repo = realpathSync(process.cwd());
-  const copy = join(root, ".spool-cli");
-  mkdirSync(copy, { recursive: true });
-  for (const part of ["bin", "dist", "node_modules", "package.json", "scripts"]) {
-    const link = spawnSync("cp", ["-al", join(repo, part), copy]);
-    if (link.status !== 0) execFileSync("cp", ["-a", join(repo, part), copy]);
-  }
-  return join(copy, "bin", "spool.js");
+  return { read: [repo, realpathSync(join(repo, "node_modules"))], write: [], projects: {} };
 }
 
 /**
@@ -136,7 +129,7 @@ describeWithBwrap("two homes on one machine, the PostgreSQL pair (issue 54)", ()
     beforeAll(async () => {
       db = await freshDatabase();
       outside = realpathSync(mkdtempSync("/var/tmp/spool-nokey-pg-"));
-      a = await startTestServer({ database: db.url });
+      a = await startTestServer({ database: db.url, sandboxView: cliView() });
       b = await startTestServer({ home: join(outside, "hb"), database: db.url, localRunner: false });
       client = await a.clientIn("nokey-pg");
       // One project on the one database, reached through B as well.
@@ -171,7 +164,7 @@ describeWithBwrap("two homes on one machine, the PostgreSQL pair (issue 54)", ()
     it("workspace-write on A: `spool token create --role admin` and `spool reject` against B fail; nothing changed", async () => {
       await onB.call("run/create", { alias: "pending-on-b" });
       const pending = await onB.call("proposal/create", { run: "pending-on-b", tool: "sh", command: "echo decided-from-inside" });
-      const spool = `${process.execPath} ${cliInSandbox(a.root)}`;
+      const spool = `${process.execPath} ${join(realpathSync(process.cwd()), "bin", "spool.js")}`;
       const asB = `SPOOL_HOME=${b.home} SPOOL_PROJECT=nokey-pg`;
       const done = await runTool(
         client,

@@ -122,8 +122,8 @@ describeWithBwrap("a sandboxed command leaves no setuid file and has no io_uring
       const workspace = mkdtempSync(join(dir, "io-"));
       const facts = await run(backend, {
         command: KERNEL,
-        cwd: mode === "read-only" ? "/tmp" : workspace,
-        workspace: mode === "read-only" ? "/tmp" : workspace,
+        cwd: workspace,
+        workspace,
         sandbox: { mode, network: false },
       });
       expect(facts).toMatchObject({ io_uring_setup: "EPERM", io_uring_enter: "EPERM", io_uring_register: "EPERM" });
