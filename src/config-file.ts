@@ -42,6 +42,8 @@ const MUST: Record<string, string> = {
   sandboxView: 'an object {"read": [paths], "write": [paths], "projects": {"name": {"read": [paths], "write": [paths]}}}',
   "sandboxView.read[]": "an absolute path or one starting with ~/",
   "sandboxView.write[]": "an absolute path or one starting with ~/",
+  "sandboxView.projects.*.read[]": "an absolute path or one starting with ~/",
+  "sandboxView.projects.*.write[]": "an absolute path or one starting with ~/",
   demoModel: "true or false",
   ...Object.fromEntries(
     Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),
@@ -78,7 +80,9 @@ function configProblems(file: string, raw: unknown, issues: readonly z.core.$Zod
     }
     const name = settingName(issue.path);
     const pattern = settingName(
-      issue.path.map((part, i) => (typeof part === "number" ? 0 : i === 1 && issue.path[0] === "modelMaxTokens" ? "*" : part)),
+      issue.path.map((part, i) =>
+        typeof part === "number" ? 0 : (i === 1 && issue.path[0] === "modelMaxTokens") || (i > 0 && issue.path[i - 1] === "projects") ? "*" : part,
+      ),
     ).replace(/\[0\]/g, "[]");
     const must = MUST[pattern];
     const detail = issue.code === "custom" && issue.message ? ` (${issue.message})` : "";

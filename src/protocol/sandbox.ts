@@ -69,10 +69,11 @@ export const loaderVariablesMessage = (names: readonly string[]) =>
  */
 export function viewPathProblem(path: string): string | null {
   const rest = path.startsWith("~/") ? path.slice(2) : path.startsWith("/") ? path.slice(1) : null;
-  if (rest === null || path.includes("\0")) return "an absolute path or one starting with ~/";
+  if (rest === null) return "it is relative";
+  if (path.includes("\0")) return "it holds a NUL byte";
   const parts = rest.split("/").filter(Boolean);
-  if (parts.length === 0) return "a path below / or ~ (not all of either)";
-  if (parts.some((part) => part === "." || part === "..")) return "a path without . or .. parts";
+  if (parts.length === 0) return "it names all of / or ~, not a path below them";
+  if (parts.some((part) => part === "." || part === "..")) return "it has a . or .. part";
   return null;
 }
 

@@ -58,6 +58,32 @@ describe("config.json", () => {
     expect(problem({}, { SPOOL_SCAVENGE_EVERY_MB: "lots" })).toBe('SPOOL_SCAVENGE_EVERY_MB must be a non-negative integer, got "lots"');
   });
 
+  it("sandboxView: read and write paths for every project, a project's own replacing both; nothing added by default", () => {
+    expect(loadConfig({ home: tempDir("spool-config-") }, {}).sandboxView).toEqual({ read: [], write: [], projects: {} });
+    const view = { read: ["~/.gitconfig", "/srv/data"], write: ["~/.cache/pip"], projects: { web: { read: ["~/.npmrc.public"] } } };
+    expect(loadConfig({ home: homeWith({ sandboxView: view }).home }, {}).sandboxView).toEqual(view);
+  });
+
+  it("sandboxView: a path that is not absolute or ~/, is / or ~ itself, or has . or .. parts is refused, saying why", () => {
+    const must = "an absolute path or one starting with ~/";
+    expect(problem({ sandboxView: { read: ["relative/x"] } })).toBe(`FILE: "sandboxView.read[0]" must be ${must} (it is relative), got "relative/x"`);
+    expect(problem({ sandboxView: { write: ["~/"] } })).toBe(
+      `FILE: "sandboxView.write[0]" must be ${must} (it names all of / or ~, not a path below them), got "~/"`,
+    );
+    expect(problem({ sandboxView: { read: ["/"] } })).toContain("(it names all of / or ~, not a path below them)");
+    expect(problem({ sandboxView: { read: ["~/x/../.ssh"] } })).toContain("(it has a . or .. part)");
+    expect(problem({ sandboxView: { projects: { web: { read: ["x"] } } } })).toBe(
+      `FILE: "sandboxView.projects.web.read[0]" must be ${must} (it is relative), got "x"`,
+    );
+    expect(problem({ sandboxView: { hide: [] } })).toMatch(/^FILE: "sandboxView\.hide" is not a setting/);
+  });
+
+  it("sandboxHide, removed, is refused with what replaced it: never ignored", () => {
+    expect(problem({ sandboxHide: ["~/.ssh"] })).toBe(
+      'FILE: sandboxHide was removed: a sandboxed command no longer sees the whole machine minus the paths it hides; it sees only the system directories, its project, a private /tmp and home, the toolchains its PATH names and the paths you add with "sandboxView": {"read": [...], "write": [...]} (docs/runners.md, "What a command sees") — remove sandboxHide from config.json',
+    );
+  });
+
   it("the sandbox settings: sandbox (auto, workspace-write, full) and sandboxNetwork, from the file or SPOOL_SANDBOX / SPOOL_SANDBOX_NETWORK", () => {
     expect(loadConfig({ home: tempDir("spool-config-") }, {})).toMatchObject({ sandbox: "auto", sandboxNetwork: true });
     const { home } = homeWith({ sandbox: "full", sandboxNetwork: false });

@@ -113,6 +113,37 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     expect(byLabel(factLines(unknown)).sandbox).toBe('unknown mode "jail\\e[2K" (this client cannot tell what it allows)');
   });
 
+  it("what a sandboxed command sees: the runner's system, home and toolchains and the configured paths, escaped; nothing else", () => {
+    const sandboxView = {
+      system: ["/usr", "/bin", "/etc"],
+      image: null,
+      home: "/home/ci",
+      toolchains: ["/home/ci/.cargo/bin", "/home/ci/.rustup"],
+      read: ["~/.gitconfig"],
+      write: ["/srv/cache\u001b[2K"],
+    };
+    const ww = proposalFacts({ sandbox: "workspace-write", sandboxView });
+    expect(ww.sandbox).toEqual({ mode: "workspace-write", view: sandboxView });
+    expect(byLabel(factLines(ww)).sandbox).toBe(
+      "workspace-write (sandbox: only the project directory is writable; sees the system (/usr, /bin, /etc) read-only, the project, a private /tmp and home (/home/ci), toolchains /home/ci/.cargo/bin, /home/ci/.rustup read-only; added: ~/.gitconfig read-only, /srv/cache\\e[2K writable; nothing else)",
+    );
+    // In read-only mode the write paths are read-only too; a runner that did not say is said so; Docker's image.
+    expect(byLabel(factLines(proposalFacts({ sandbox: "read-only", sandboxView }))).sandbox).toContain("/srv/cache\\e[2K read-only; nothing else)");
+    const unsaid = proposalFacts({ sandbox: "read-only", sandboxView: { read: [], write: [] } });
+    expect(byLabel(factLines(unsaid)).sandbox).toBe(
+      "read-only (read-only sandbox: nothing can be written, no network; sees the system as its runner builds it (it did not say), the project, a private /tmp, no toolchains (its runner did not say which); nothing else)",
+    );
+    const docker = proposalFacts({
+      sandbox: "workspace-write",
+      sandboxView: { system: [], image: "node:22", home: null, toolchains: [], read: [], write: [] },
+    });
+    expect(byLabel(factLines(docker)).sandbox).toBe(
+      "workspace-write (sandbox: only the project directory is writable; sees the image node:22 read-only, the project, a private /tmp; nothing else)",
+    );
+    // full has no view; a view recorded with it is not shown.
+    expect(byLabel(factLines(proposalFacts({ sandbox: "full", sandboxView }))).sandbox).not.toContain("sees");
+  });
+
   it("the network: own, shared with the runner's machine, or none, as recorded; anything else is not known", () => {
     const shared = proposalFacts({ tool: "sh", command: "ls", sandbox: "full", network: "shared" });
     expect(shared.network).toBe("shared");
