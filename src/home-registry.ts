@@ -16,14 +16,15 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 
 /*
- * Every Spool home, token file, database and socket of this user on this machine (SPEC §7 "Sandbox modes", issue 54):
- * each Spool process records the paths it keeps its credentials and state in, and every sandbox built here hides all
- * of them, not only its own server's — another server's home (a second server of a pair, a test server) held a token
- * that approved commands, and its socket accepted connections from inside the sandbox.
+ * Every Spool home, token file, database and socket of this user on this machine, and a runner's SSH key (SPEC §7
+ * "What a command sees", issues 54 and 73): each Spool process records the paths it keeps its credentials and state
+ * in, and every sandbox built here checks them: a command whose view (its project, a toolchain, a configured path)
+ * would hold one is refused. Never a mount: a sandbox's view is built from what the command needs, so a home the
+ * registry does not know (started later, under another HOME or registry) is out of it anyway.
  *
  * One small file per path, named by a digest of it, so that recording is idempotent and races with nothing; a path
  * whose directory no longer exists is forgotten when the registry is read (a removed test home). A path that is not
- * there now (a database's WAL, a stopped server's socket) stays recorded and is hidden once it is; a home of a
+ * there now (a database's WAL, a stopped server's socket) stays recorded and is checked once it is; a home of a
  * stopped server stays too: its token works again when the server does.
  */
 
@@ -36,20 +37,20 @@ export function registryDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * Where a sandbox has a filesystem of its own (SPEC §7 "Sandbox modes"): a /dev with its few devices, its /proc, an
- * empty /run; nothing of the machine's under them is seen, so nothing there is a home's state to cover. And /sys,
- * the kernel's. A path there is neither recorded nor covered: a token file named `/dev/null` once took /dev/null
- * from every sandbox of the machine.
+ * empty /run; nothing of the machine's under them is seen, so nothing there is a home's state. And /sys, the
+ * kernel's. A path there is neither recorded nor checked: a token file named `/dev/null` once took /dev/null from
+ * every sandbox of the machine (when recorded paths were covered), and would now refuse every command.
  */
 const SANDBOX_OWN = ["/dev", "/proc", "/run", "/sys"];
 
-/** The system's own directories: covering one would take every command's programs, libraries or homes. */
+/** The system's own directories: as a known secret, one would refuse every command. */
 const SYSTEM_DIRS = new Set(
   "/ /bin /boot /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt /root /sbin /srv /tmp /usr /usr/bin /usr/lib /usr/local /usr/sbin /usr/share /var /var/lib /var/tmp".split(
     " ",
   ),
 );
 
-/** Whether a sandbox may cover `path` (absolute, normalized): not a system directory, not where it has its own filesystem. */
+/** Whether `path` (absolute, normalized) may be a known secret: not a system directory, not where a sandbox has its own filesystem. */
 export function coverablePath(path: string): boolean {
   return !SYSTEM_DIRS.has(path) && !SANDBOX_OWN.some((dir) => path === dir || path.startsWith(`${dir}/`));
 }
@@ -63,7 +64,7 @@ const entryName = (path: string) => createHash("sha256").update(path).digest("he
 
 /**
  * Records `paths` (made absolute) in the registry. Never throws: a home that cannot be recorded (a read-only home
- * directory) must not stop a server; the caller's own sandbox hides its own paths regardless.
+ * directory) must not stop a server; the caller's own sandboxes check its own paths regardless.
  */
 export function recordStatePaths(paths: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
   const dir = registryDir(env);
@@ -99,12 +100,12 @@ function recordable(path: string): boolean {
 /**
  * The path each registry entry holds and its directory, by the entry's name, as this process read them. Safe to
  * keep: an entry's name is the digest of the path it holds (the same name is the same path in any registry), it is
- * written whole under that name (renamed into place) and never rewritten, and the registry is hidden from every
- * sandbox, so no sandboxed command can change what an entry says.
+ * written whole under that name (renamed into place) and never rewritten, and the registry is in no sandbox's view (a
+ * command whose view would hold it is refused), so no sandboxed command can change what an entry says.
  */
 const entryPaths = new Map<string, { path: string; parent: string } | null>();
 
-/** What the registry records that exists now, as real paths: the files and directories a sandbox covers. */
+/** What the registry records that exists now, as real paths: the files and directories a sandbox checks its view against. */
 export interface RecordedState {
   files: string[];
   dirs: string[];
