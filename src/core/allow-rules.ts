@@ -9,10 +9,11 @@ import type { ResolverOut } from "./deps.js";
  * "Always allow" rules: an accept may store one in its run for the proposal as everyone was shown it; a
  * later proposal of the run whose every shown fact is equal is accepted by the server, and nobody is asked.
  * The facts are the typed ones every client shows before a decision (src/protocol/proposal-facts.ts): tool,
- * command, cwd, env, tty, background, timeout (an explicit one is not the server default), the sandbox mode,
- * the command's network, and the runner the command goes to, resolved (the one a rule-accept would send it to, never "default"). A
- * fact that differs — a tty, background, another time limit, another runner become the default, another
- * sandbox mode — is a proposal nobody decided on, so it is asked about.
+ * command, cwd, env, tty, background, timeout (an explicit one is not the server default), the sandbox mode and
+ * what a sandboxed command sees (its view), the command's network, and the runner the command goes to, resolved
+ * (the one a rule-accept would send it to, never "default"). A fact that differs — a tty, background, another
+ * time limit, another runner become the default, another sandbox mode or view — is a proposal nobody decided on,
+ * so it is asked about.
  */
 
 /** What a rule matches on: the run, the proposal's shown facts, and the runner it goes to. */
@@ -32,7 +33,9 @@ function otherFacts(facts: ProposalFacts): string {
   const env = [...facts.env].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   // A network allowlist's hosts (absent otherwise, so rules of other networks keep their text): sorted, the list the command gets.
   const egress = facts.network === "allowlist" && facts.egress ? egressAllowed(facts.egress).sort() : undefined;
-  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs, network: facts.network, egress });
+  // What a sandboxed command sees (absent for full and for proposals older than it, so their rules keep their text).
+  const view = facts.sandbox.mode !== "unknown" && facts.sandbox.mode !== "full" ? facts.sandbox.view : undefined;
+  return JSON.stringify({ env, tty: facts.tty, background: facts.background, timeoutMs: facts.timeoutMs, network: facts.network, egress, view });
 }
 
 /** A rule's `env` text without its allowlist, and the allowlist (empty when it has none). */
@@ -119,7 +122,7 @@ function differences(rule: AllowRuleRow, wanted: ReturnType<typeof key>): string
   if (!other) differs.push("facts: stored before tty, background, time limit and network were compared");
   else {
     const now = JSON.parse(wanted.env) as Record<string, unknown>;
-    for (const fact of ["env", "tty", "background", "timeoutMs", "network", "egress"]) compare(fact, other[fact], now[fact]);
+    for (const fact of ["env", "tty", "background", "timeoutMs", "network", "egress", "view"]) compare(fact, other[fact], now[fact]);
   }
   return differs;
 }

@@ -59,6 +59,17 @@ describe("an always-allow rule, in a real SQLite store", () => {
     // A proposal from before the fact (no network recorded) is not the one decided on either.
     expect(await matchingRule(repos, { runId, facts: { ...shown, network: null }, runner: "local" })).toBeUndefined();
   });
+
+  it("holds what the sandboxed command saw: a view with another path added, or another toolchain, is asked about", async () => {
+    const view = { system: ["/usr", "/etc"], image: null, home: "/home/ci", toolchains: ["/home/ci/.cargo/bin"], read: [], write: [] };
+    const seen = { ...shown, command: "cargo test", sandbox: { mode: "workspace-write" as const, view } };
+    const rule = await storeRule(repos, { runId, facts: seen, runner: "local" }, "admin via test");
+    expect((await matchingRule(repos, { runId, facts: seen, runner: "local" }))?.id).toBe(rule.id);
+    const wider = { ...seen, sandbox: { mode: "workspace-write" as const, view: { ...view, write: ["/home/ci/.cargo/registry"] } } };
+    expect(await ruleFor(repos, { runId, facts: wider, runner: "local" })).toMatchObject({ near: { rule, differs: [expect.stringMatching(/^view: /)] } });
+    const other = { ...seen, sandbox: { mode: "workspace-write" as const, view: { ...view, toolchains: ["/home/ci/.cargo/bin", "/opt/evil"] } } };
+    expect(await matchingRule(repos, { runId, facts: other, runner: "local" })).toBeUndefined();
+  });
 });
 
 describe("a proposal a rule does not match, though the rule holds its command", () => {

@@ -13,7 +13,7 @@ import { runCli, type ServeProcess, spawnRunner, spawnServe } from "../helpers/p
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished, runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
-import { eventually } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
  * Issue 73: a sandboxed command's view is built from what it needs, never from what is known to be secret. Secrets
@@ -195,6 +195,65 @@ describeWithBwrap("what a sandboxed command sees on the local runner: nothing of
       // Gone from the project, the project runs again.
       expect((await runTool(client, "key-gone", "sh", "echo ran", { runner: "local" })).out).toBe("ran\n");
     }, 120_000);
+  });
+});
+
+describeWithBwrap("the paths the configuration adds: shown, then bound as shown; one holding the server's state is refused", () => {
+  let outside: string;
+  let ts: TestServer;
+  let client: SpoolClient;
+  beforeAll(async () => {
+    outside = realpathSync(mkdtempSync("/var/tmp/spool-view-config-"));
+    for (const dir of ["shared", "cache", "web-only", "project", "web"]) mkdirSync(join(outside, dir));
+    writeFileSync(join(outside, "shared", "settings"), "shared-settings\n");
+    writeFileSync(join(outside, "web-only", "fixtures"), "web-fixtures\n");
+    ts = await startTestServer({
+      sandboxView: {
+        read: [join(outside, "shared")],
+        write: [join(outside, "cache")],
+        projects: { web: { read: [join(outside, "web-only")] } },
+      },
+    });
+    client = await ts.client();
+    await client.initialize("conf", { root: join(outside, "project") });
+  });
+  afterAll(async () => {
+    client?.close();
+    await ts?.stop();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  it("workspace-write: every project's paths, one read-only and one writable, as the facts said", async () => {
+    const command = `cat ${outside}/shared/settings; { echo x > ${outside}/shared/new; } 2>/dev/null || echo read-only; echo kept > ${outside}/cache/file; ls ${outside}/web-only 2>/dev/null | wc -l`;
+    const done = await runTool(client, "conf", "sh", command);
+    expect(factValue(proposalFacts(done.log.attributes), "sandbox")).toContain(`added: ${outside}/shared read-only, ${outside}/cache writable; nothing else`);
+    expect(done.out).toBe("shared-settings\nread-only\n0\n");
+    expect(readFileSync(join(outside, "cache", "file"), "utf8")).toBe("kept\n");
+  });
+
+  it("a project's own entry replaces both lists", async () => {
+    const other = await ts.client();
+    await other.initialize("web", { root: join(outside, "web") });
+    const done = await runTool(other, "web", "sh", `cat ${outside}/web-only/fixtures; ls ${outside}/shared ${outside}/cache 2>/dev/null | wc -l`);
+    expect(factValue(proposalFacts(done.log.attributes), "sandbox")).toContain(`added: ${outside}/web-only read-only; nothing else`);
+    expect(done.out).toBe("web-fixtures\n0\n");
+    other.close();
+  });
+
+  it("a configured path holding the server's home is VIEW_HOLDS_SECRET when proposed; nothing is stored", async () => {
+    const parent = tempDir("spool-view-leak-");
+    const leaky = await startTestServer({ home: join(parent, "home"), sandboxView: { read: [parent], write: [], projects: {} } });
+    try {
+      const c = await leaky.clientIn("leak");
+      await c.call("run/create", { alias: "leak" });
+      const refused = await c.call("proposal/create", { run: "leak", tool: "sh", command: "cat token" }).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: -32032, data: { code: "VIEW_HOLDS_SECRET", path: parent } });
+      expect((refused as Error).message).toContain(`sandboxView names ${parent}, which holds the server's own`);
+      expect((await c.call("entry/list", { run: "leak" })).entries).toEqual([]);
+      c.close();
+    } finally {
+      await leaky.stop();
+    }
   });
 });
 
