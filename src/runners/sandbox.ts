@@ -6,6 +6,7 @@ import { z } from "zod";
 import { noSandbox, type SandboxInfo } from "../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
+import { etcView } from "./etc-view.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { probeNetwork, tried } from "./sandbox-network.js";
 import { type SetupMarker, setupPrelude } from "./sandbox-setup.js";
@@ -375,6 +376,8 @@ async function probeAnew(path: string, environ: NodeJS.ProcessEnv): Promise<Sand
   const network = await probeNetwork(path, bwrapCommand("/", "true", userns, Boolean(seccomp)), environ, seccomp);
   const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(Boolean(seccomp), refused ?? "")}; ${network.detail}`.slice(0, 500);
   // What its commands see besides the project and the configured paths: a fact of every proposal (sandbox-view.ts).
+  // The copy of /etc they get is made now, not at the first command's start (etc-view.ts).
+  etcView();
   const base = localBaseEnvironment(environ);
   const view = { system: localSystem(), home: privateHome(base.HOME), toolchains: localToolchains(base) };
   return {

@@ -7,6 +7,8 @@ import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { DockerBackend } from "../../src/runners/docker.js";
+import { etcCopyPath } from "../../src/runners/etc-view.js";
+import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
 import { runCli, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
@@ -195,6 +197,83 @@ describeWithBwrap("what a sandboxed command sees on the local runner: nothing of
       // Gone from the project, the project runs again.
       expect((await runTool(client, "key-gone", "sh", "echo ran", { runner: "local" })).out).toBe("ran\n");
     }, 120_000);
+  });
+});
+
+describeWithBwrap("/etc as every user of the machine may read it: no root-only file, even for a root runner", () => {
+  let dir: string;
+  let workspace: string;
+  let backend: LocalBackend;
+  beforeAll(() => {
+    // A service's directory in /etc, as root: a key only root may read, a setting everyone may.
+    dir = mkdtempSync("/etc/spool-view-test-");
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, "service.key"), "etc-secret-73\n", { mode: 0o600 });
+    writeFileSync(join(dir, "service.conf"), "setting=public\n", { mode: 0o644 });
+    workspace = realpathSync(mkdtempSync("/var/tmp/spool-view-etc-"));
+    backend = new LocalBackend();
+  });
+  afterAll(async () => {
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(workspace, { recursive: true, force: true });
+  });
+
+  const run = async (command: string, mode: "read-only" | "workspace-write", onOut?: (out: string) => void) => {
+    const execution = await backend.start({
+      command,
+      cwd: workspace,
+      workspace,
+      env: {},
+      sandbox: { mode, network: false },
+      signal: new AbortController().signal,
+    });
+    let out = "";
+    execution.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      onOut?.(out);
+    });
+    execution.stderr.resume();
+    await execution.result;
+    return out;
+  };
+
+  for (const [mode] of MODES) {
+    it(`${mode}: the root-only key and the machine's own (shadow, SSH host keys) are not there; what others may read is`, async () => {
+      const secrets = ["/etc/shadow", "/etc/gshadow", join(dir, "service.key"), "/etc/ssh/ssh_host_ed25519_key"];
+      const out = await run(
+        `cat ${join(dir, "service.conf")}; for f in ${secrets.join(" ")}; do [ -e "$f" ] && echo "there $f"; done; cat /etc/passwd | head -1`,
+        mode,
+      );
+      expect(process.getuid?.()).toBe(0);
+      expect(out).toBe(`setting=public\n${readFileSync("/etc/passwd", "utf8").split("\n")[0]}\n`);
+    });
+  }
+
+  it("a file made private while a command runs leaves its view at once; one made readable comes in", async () => {
+    const conf = join(dir, "service.conf");
+    const later = join(dir, "later.conf");
+    const go = join(workspace, "go");
+    let seen = () => false;
+    const waiting = new Promise<void>((resolve) => {
+      seen = () => {
+        resolve();
+        return true;
+      };
+    });
+    const ran = run(
+      `cat ${conf}; echo waiting; while [ ! -e ${go} ]; do sleep 0.05; done; cat ${conf} 2>/dev/null || echo gone; cat ${later} 2>/dev/null || echo absent`,
+      "workspace-write",
+      (out) => (out.includes("waiting") ? seen() : false),
+    );
+    await waiting;
+    chmodSync(conf, 0o600);
+    writeFileSync(later, "added\n", { mode: 0o644 });
+    // The copy follows /etc on its own (inotify), not only at a start: wait for it, then let the command look.
+    const copy = etcCopyPath()!;
+    await eventually(() => !existsSync(join(copy, conf.slice(4))) && existsSync(join(copy, later.slice(4))), 10_000, "the copy of /etc to follow");
+    writeFileSync(go, "");
+    expect(await ran).toBe("setting=public\nwaiting\ngone\nadded\n");
   });
 });
 
