@@ -355,8 +355,12 @@ export async function runner(argv: string[]): Promise<number> {
       ? `Read-only sandbox: ${sandbox.detail}`
       : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
     const modes = `Sandbox modes: ${sandboxModes(sandbox).join(", ")}`;
+    // What its sandboxed commands see besides the project and the configured paths (every proposal shows it too).
+    const view = sandbox.view
+      ? `\nSandbox view: ${[...(sandbox.view.image ? [`the image ${sandbox.view.image}`] : []), ...sandbox.view.system].join(", ") || "nothing of the system"} read-only; ${sandbox.view.home ? `a private home at ${sandbox.view.home}` : "the image's home"}; toolchains ${sandbox.view.toolchains.join(", ") || "none"}`
+      : "";
     const contained = container ? `\nCommand container: ${container.kind}: ${container.detail}` : "";
-    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n${modes}${contained}\n`);
+    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n${modes}${view}${contained}\n`);
   });
   if (refused !== null) {
     throw new CliError(`runner ${name} stopped: ${refused}; start it with a new credential (spool token create NAME --role runner)`, EXIT.connection);
