@@ -19,6 +19,7 @@ import { runnerNames } from "./018_runner_names.js";
 import { notifyTargetState } from "./019_notify_target_state.js";
 import { auditTransport } from "./020_audit_transport.js";
 import { pendingCounts } from "./021_pending_counts.js";
+import { agentSpend } from "./022_agent_spend.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -53,4 +54,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "019_notify_target_state": notifyTargetState,
   "020_audit_transport": auditTransport,
   "021_pending_counts": pendingCounts,
+  "022_agent_spend": agentSpend,
 };

@@ -176,6 +176,32 @@ export const ConfigFileSchema = z.strictObject({
   modelTimeoutMs: z.number().int().nonnegative().optional(),
   /** `max_tokens` per model alias, e.g. {"fast": 4096}; SPOOL_MODEL_<ALIAS>_MAX_TOKENS wins. */
   modelMaxTokens: z.record(z.string(), z.number().int().positive()).optional(),
+  /** Settings per model alias (an alias is defined by SPOOL_MODEL_<ALIAS>): its context window, output and thinking tokens. */
+  models: z
+    .record(
+      z.string(),
+      z.strictObject({
+        /** The model's context window in tokens, when neither the provider's model list nor Spool's table knows it. */
+        contextTokens: z.number().int().min(1024).optional(),
+        /** `max_tokens` per request (SPOOL_MODEL_<ALIAS>_MAX_TOKENS and modelMaxTokens win). */
+        maxTokens: z.number().int().positive().optional(),
+        /** Anthropic's extended thinking: its token budget per request (at least 1024). */
+        thinkingTokens: z.number().int().min(1024).optional(),
+      }),
+    )
+    .optional(),
+  /** Prices per model id (US dollars per million tokens), over Spool's table of list prices; an id matches its longest priced prefix. */
+  prices: z
+    .record(
+      z.string().min(1),
+      z.strictObject({
+        input: z.number().nonnegative(),
+        output: z.number().nonnegative(),
+        cacheRead: z.number().nonnegative().optional(),
+        cacheWrite: z.number().nonnegative().optional(),
+      }),
+    )
+    .optional(),
   runnerGraceMs: z.number().int().nonnegative().optional(),
   /** Run accepted commands on the embedded local runner when no attached runner takes them. */
   localRunner: z.boolean().optional(),

@@ -5,6 +5,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { z } from "zod";
 import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
 import type { ConfigFileSchema, LimitsSchema } from "./config-schema.js";
+import { PRICES, type Price } from "./model/catalog.js";
 import { DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
 import { DEFAULT_FULL_ACCEPTORS } from "./protocol/full-acceptors.js";
 
@@ -77,6 +78,10 @@ export interface ModelConfig {
   apiKey?: string;
   /** `max_tokens` sent with every request (SPOOL_MODEL_<ALIAS>_MAX_TOKENS or config.json modelMaxTokens); the server's default when absent. */
   maxTokens?: number;
+  /** The model's context window in tokens (config.json `models.<alias>.contextTokens`); else the provider's model list, else the table of known ids. */
+  contextTokens?: number;
+  /** Extended thinking's token budget (Anthropic; config.json `models.<alias>.thinkingTokens`); absent: none asked for. */
+  thinkingTokens?: number;
 }
 
 export interface AgentConfig {
@@ -96,10 +101,23 @@ export interface AgentConfig {
   modelTimeoutMs: number;
   /** What the model's write and kill tools may reach: commands of its run that were accepted, or nothing. */
   modelInput: "accepted" | "off";
+  /** Prices per model id over the built-in table (config.json `prices`), USD per million tokens. */
+  prices: Record<string, Price>;
 }
 
+/** Where each provider's API is when its <PROVIDER>_BASE_URL is not set (the official SDKs' defaults). */
+const DEFAULT_BASE_URLS: Record<string, string> = {
+  openai: "https://api.openai.com/v1",
+  "openai-responses": "https://api.openai.com/v1",
+  anthropic: "https://api.anthropic.com",
+};
+
 /** Reads SPOOL_MODEL_<alias> variables; a malformed one is an error at start-up, not at first use. */
-export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<string, number> = {}): ModelConfig[] {
+export function modelsFromEnv(
+  env: NodeJS.ProcessEnv,
+  fileMaxTokens: Record<string, number> = {},
+  fileModels: NonNullable<ConfigFile["models"]> = {},
+): ModelConfig[] {
   const models: ModelConfig[] = [];
   for (const [key, value] of Object.entries(env)) {
     const m = /^SPOOL_MODEL_([A-Za-z0-9_]+)$/.exec(key);
@@ -107,9 +125,10 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<stri
     if (!m || !value || key === "SPOOL_MODEL_TIMEOUT_MS" || /_MAX_TOKENS$/i.test(key)) continue;
     const alias = m[1]!.toLowerCase().replace(/_/g, "-");
     const spec = /^([a-z][a-z0-9-]*)\/(.+)$/.exec(value);
-    if (!spec) throw new Error(`${key} must look like openai/<model-id>, ollama/<model-id> or demo/builtin, got "${value}"`);
+    if (!spec) throw new Error(`${key} must look like openai/<model-id>, anthropic/<model-id>, ollama/<model-id> or demo/builtin, got "${value}"`);
     const provider = spec[1]!;
-    const prefix = provider.toUpperCase().replace(/-/g, "_");
+    // The Responses API is OpenAI's: same key and endpoint as openai/.
+    const prefix = provider === "openai-responses" ? "OPENAI" : provider.toUpperCase().replace(/-/g, "_");
     if (provider === "ollama") {
       models.push({
         alias,
@@ -118,7 +137,7 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<stri
         baseUrl: `${(env.OLLAMA_BASE_URL ?? "http://127.0.0.1:11434").replace(/\/+$/, "").replace(/\/v1$/, "")}/v1`,
       });
     } else {
-      const baseUrl = env[`${prefix}_BASE_URL`] ?? (provider === "openai" ? "https://api.openai.com/v1" : "");
+      const baseUrl = env[`${prefix}_BASE_URL`] ?? DEFAULT_BASE_URLS[provider] ?? "";
       const apiKey = env[`${prefix}_API_KEY`];
       models.push({ alias, provider, model: spec[2]!, baseUrl, ...(apiKey ? { apiKey } : {}) });
     }
@@ -129,6 +148,10 @@ export function modelsFromEnv(env: NodeJS.ProcessEnv, fileMaxTokens: Record<stri
       if (!Number.isInteger(maxTokens) || maxTokens <= 0) throw new Error(`${key}_MAX_TOKENS must be a positive integer, got "${rawMax}"`);
     }
     if (maxTokens) models.at(-1)!.maxTokens = maxTokens;
+    const own = fileModels[alias];
+    if (own?.contextTokens) models.at(-1)!.contextTokens = own.contextTokens;
+    if (own?.thinkingTokens) models.at(-1)!.thinkingTokens = own.thinkingTokens;
+    if (own?.maxTokens && !maxTokens) models.at(-1)!.maxTokens = own.maxTokens;
   }
   return models.sort((a, b) => a.alias.localeCompare(b.alias));
 }
@@ -278,7 +301,10 @@ export function settingsFrom<L>(
       projects: file.sandboxView?.projects ?? {},
     },
     agent: {
-      models: withDemo(modelsFromEnv(env, file.modelMaxTokens), overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false),
+      models: withDemo(
+        modelsFromEnv(env, file.modelMaxTokens, file.models),
+        overrides.demoModel ?? envSwitch(env, "SPOOL_DEMO_MODEL") ?? file.demoModel ?? false,
+      ),
       toolYieldMs: overrides.agent?.toolYieldMs ?? envNumber(env, "SPOOL_TOOL_YIELD_MS") ?? file.toolYieldMs ?? 10_000,
       toolKillWaitMs: overrides.agent?.toolKillWaitMs ?? envNumber(env, "SPOOL_TOOL_KILL_WAIT_MS") ?? file.toolKillWaitMs ?? 3_000,
       outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? file.outputTokens ?? 4_000,
@@ -286,6 +312,7 @@ export function settingsFrom<L>(
       maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,
       modelTimeoutMs: overrides.agent?.modelTimeoutMs ?? envNumber(env, "SPOOL_MODEL_TIMEOUT_MS") ?? file.modelTimeoutMs ?? 120_000,
       modelInput: overrides.agent?.modelInput ?? file.modelInput ?? "accepted",
+      prices: { ...PRICES, ...file.prices, ...overrides.agent?.prices },
     },
   };
 }

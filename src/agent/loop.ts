@@ -2,6 +2,7 @@ import type { Core } from "../core/index.js";
 import { RUN } from "../core/status.js";
 import type { LoopRow, RunRow } from "../core/views.js";
 import type { Logger } from "../logger.js";
+import { byPrefix, costMicroUsd } from "../model/catalog.js";
 import { type ChatMessage, type ChatResponse, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
 import type { RunEvent, RunStateFields } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
@@ -291,10 +292,11 @@ export class AgentDriver {
     if (run.status !== RUN.running) run = await this.#setStatus(run, project, RUN.running, "model call");
     const controller = new AbortController();
     this.#calls.set(run.id, controller);
+    const started = Date.now();
     try {
       const turn = run;
       const response = await target.provider.chat(
-        { model: target.model, messages: toWire(messages), tools: toolSpecs(loop.mode, this.core.config.agent.modelInput) },
+        { model: target.model, messages: toWire(messages), tools: toolSpecs(loop.mode, this.core.config.agent.modelInput), cacheKey: `spool-run-${run.id}` },
         {
           signal: controller.signal,
           onText: (delta) => this.core.runs.progress(project, { run: run.alias, turn: run.turn, loop: loop.seq, delta }),
@@ -308,17 +310,25 @@ export class AgentDriver {
       );
       const current = await this.core.conversation.run(run.id);
       if (!current || current.status === RUN.aborted) return;
+      const ms = Date.now() - started;
       if (response.usage) {
-        await this.core.conversation.usage({
-          run_id: run.id,
-          loop_id: loop.id,
-          turn: run.turn,
-          model: target.alias,
-          prompt_tokens: response.usage.promptTokens,
-          completion_tokens: response.usage.completionTokens,
-          total_tokens: response.usage.totalTokens,
-        });
-      }
+        const u = response.usage;
+        await this.core.conversation.usage(
+          {
+            run_id: run.id,
+            loop_id: loop.id,
+            turn: run.turn,
+            model: target.alias,
+            prompt_tokens: u.promptTokens,
+            completion_tokens: u.completionTokens,
+            total_tokens: u.totalTokens,
+            cache_read_tokens: u.cacheReadTokens ?? 0,
+            cache_write_tokens: u.cacheWriteTokens ?? 0,
+            cost_micro_usd: costMicroUsd(u, byPrefix(this.core.config.agent.prices, target.model)),
+          },
+          ms,
+        );
+      } else await this.core.conversation.worked(run.id, ms);
       const reply = this.#reply(run, messages, response);
       await this.#addMessage(run, loop.id, reply);
       await this.#setStatus(run, project, RUN.running, "model replied", {
@@ -365,6 +375,8 @@ export class AgentDriver {
       role: "assistant",
       content: response.content || null,
       ...(calls.length ? { tool_calls: calls } : {}),
+      // Reasoning its API wants back with this reply (Anthropic's signed thinking, Responses' reasoning items).
+      ...(response.thinking?.length ? { thinking: response.thinking } : {}),
       ...(Object.keys(extras).length ? { spool: extras } : {}),
     };
   }

@@ -46,8 +46,14 @@ export class Conversation {
     return this.deps.repos.runs.updateRun(run.id, { attributes: JSON.stringify({ ...JSON.parse(run.attributes), ...patch }) });
   }
 
-  /** Records the token usage of one model call. */
-  usage(usage: Omit<NewModelUsage, "id" | "created_at">): Promise<void> {
-    return this.deps.repos.usage.insertUsage(usage);
+  /** Records the token usage of one model call and adds it to the run's running totals. */
+  async usage(usage: Omit<NewModelUsage, "id" | "created_at">, ms: number): Promise<void> {
+    await this.deps.repos.usage.insertUsage(usage);
+    await this.deps.repos.usage.addSpend(usage.run_id, { tokens: Number(usage.total_tokens), microUsd: Number(usage.cost_micro_usd ?? 0), ms });
+  }
+
+  /** Adds time the run worked (no model call reported tokens for it) to its running totals. */
+  worked(runId: number, ms: number): Promise<void> {
+    return this.deps.repos.usage.addSpend(runId, { tokens: 0, microUsd: 0, ms });
   }
 }

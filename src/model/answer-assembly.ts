@@ -60,7 +60,12 @@ export interface WireChunk {
     finish_reason?: string | null;
     message?: { content?: string | null; tool_calls?: WireToolCallPart[] | null };
   }[];
-  usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null;
+  usage?: {
+    prompt_tokens?: number;
+    completion_tokens?: number;
+    total_tokens?: number;
+    prompt_tokens_details?: { cached_tokens?: number } | null;
+  } | null;
   error?: unknown;
 }
 

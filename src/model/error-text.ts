@@ -1,5 +1,4 @@
 /** How a model server's failure is put into words: its `error` member, a message in unparsable text, a network cause. */
-import { parseLenient } from "./sse.js";
 
 /** The message of an `error` member: a string, or {message, type, code}. */
 export function errorText(error: unknown): string {
@@ -43,4 +42,33 @@ export function firstLine(text: string): string {
     // not JSON
   }
   return clip(text.split("\n")[0]!, 300);
+}
+
+/** JSON.parse, then again with raw control characters inside strings escaped (a multi-line message sent unescaped); undefined if neither reads. */
+export function parseLenient(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    // try the repaired form
+  }
+  let out = "";
+  let inString = false;
+  let escaped = false;
+  for (const ch of text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (ch === "\\") escaped = true;
+      else if (ch === '"') inString = false;
+      else if (ch < " ") {
+        out += ch === "\n" ? "\\n" : ch === "\r" ? "\\r" : ch === "\t" ? "\\t" : `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`;
+        continue;
+      }
+    } else if (ch === '"') inString = true;
+    out += ch;
+  }
+  try {
+    return JSON.parse(out);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,83 +1,46 @@
+import OpenAI, { APIConnectionError } from "openai";
 import { Assembly, Echo, type WireChunk } from "./answer-assembly.js";
-import { type ChatOptions, type ChatRequest, type ChatResponse, ContextLengthError, type ModelProvider, ProviderError } from "./chat.js";
-import { clip, describe, errorFromText, errorText, firstLine } from "./error-text.js";
-import { parseLenient, type SseEvent, SseParser } from "./sse.js";
+import {
+  AttemptWatch,
+  CONTEXT_LENGTH,
+  DEFAULT_MODEL_TIMEOUT_MS,
+  httpFailure,
+  isDecided,
+  isHttpError,
+  Retryable,
+  type RetryPolicy,
+  withRetries,
+} from "./attempts.js";
+import { type ChatMessage, type ChatOptions, type ChatRequest, type ChatResponse, ContextLengthError, type ModelProvider, ProviderError } from "./chat.js";
+import { clip, describe, errorFromText, errorText, parseLenient } from "./error-text.js";
+import { sdkLogger, type Unparsed } from "./sdk-logger.js";
 
-/** A failure worth another attempt (429, 5xx, network error, a cut stream). */
-class Retryable extends Error {
-  constructor(
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-  }
-}
+export { DEFAULT_MODEL_TIMEOUT_MS };
 
-export interface OpenAiOptions {
+export interface OpenAiOptions extends RetryPolicy {
   baseUrl: string;
   apiKey?: string;
-  /** Attempts on 429, 5xx, network errors and connections cut mid-answer, the first included. */
-  attempts?: number;
-  /** First backoff; doubles each retry (Retry-After wins when the server sends it). */
-  backoffMs?: number;
   /** How long to wait for the first byte of an answer, and for each next chunk (default 120000). */
   timeoutMs?: number;
   /** `max_tokens` of every request; the server's default when absent. */
   maxTokens?: number;
-  fetch?: typeof fetch;
 }
 
-export const DEFAULT_MODEL_TIMEOUT_MS = 120_000;
-
-/** HTTP answers worth asking again: too many requests, and the server's own failures (5xx). */
-const retryableHttp = (code: number) => code === 429 || (code >= 500 && code <= 599);
-
-const CONTEXT_LENGTH = /context[_ ]length|maximum context|too many tokens|context window/i;
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
+/** The messages as chat completions takes them: Spool's kept reasoning of other APIs left out. */
+function wireMessages(messages: readonly ChatMessage[]): OpenAI.Chat.ChatCompletionMessageParam[] {
+  return messages.map((m) => {
+    if (m.role !== "assistant" || m.thinking === undefined) return m as OpenAI.Chat.ChatCompletionMessageParam;
+    const { thinking: _kept, ...rest } = m;
+    return rest as OpenAI.Chat.ChatCompletionMessageParam;
   });
-
-/** Aborts an attempt when the server stays silent for `ms`: before the first byte, and between chunks. */
-class Watchdog {
-  fired: "first byte" | "chunk" | null = null;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly ms: number,
-    private readonly controller: AbortController,
-  ) {}
-
-  arm(phase: "first byte" | "chunk"): void {
-    clearTimeout(this.#timer);
-    if (this.ms <= 0) return;
-    this.#timer = setTimeout(() => {
-      this.fired = phase;
-      this.controller.abort(new Error(`no ${phase} within ${this.ms} ms`));
-    }, this.ms);
-  }
-
-  clear(): void {
-    clearTimeout(this.#timer);
-  }
 }
 
 /**
- * A chat-completions provider for OpenAI-compatible endpoints (OpenAI, vLLM,
- * llama.cpp, OpenRouter, Ollama's /v1, transformers serve): streamed
- * responses with tool calls, whatever shape the server streams them in;
- * retries with backoff on 429, 5xx, network errors and connections cut
- * mid-answer; a timeout on silence; context-length refusals reported as
- * `ContextLengthError`.
+ * A chat-completions provider for OpenAI-compatible endpoints (OpenAI, vLLM, llama.cpp, OpenRouter, Ollama's
+ * /v1), on the `openai` SDK, which owns the wire (requests, headers, the event stream, HTTP errors). Spool keeps
+ * what real servers need beyond it: tool calls assembled whatever shape they stream in (no index, no id, whole),
+ * error events that are not JSON, a server that ignores `stream`, retries (the cut stream included) announced to
+ * the run, a timeout on silence, and context-length refusals reported as `ContextLengthError`.
  */
 export class OpenAiCompatibleProvider implements ModelProvider {
   /** Set once the server refused `stream_options` (some strict servers do); later requests leave it out. */
@@ -89,164 +52,152 @@ export class OpenAiCompatibleProvider implements ModelProvider {
   ) {}
 
   get url(): string {
-    return `${this.options.baseUrl.replace(/\/+$/, "")}/chat/completions`;
+    return `${this.#baseUrl}/chat/completions`;
+  }
+
+  get #baseUrl(): string {
+    return this.options.baseUrl.replace(/\/+$/, "");
+  }
+
+  #client(watch: AttemptWatch, unparsed: Unparsed): OpenAI {
+    return new OpenAI({
+      baseURL: this.#baseUrl,
+      // A server without a key gets no Authorization header (null removes the SDK's).
+      apiKey: this.options.apiKey ?? "unused",
+      ...(this.options.apiKey ? {} : { defaultHeaders: { authorization: null } }),
+      organization: null,
+      project: null,
+      maxRetries: 0,
+      timeout: 2_147_483_647, // the watchdog times silence out; the SDK's clock would only time the headers
+      fetch: watch.fetch,
+      logger: sdkLogger(unparsed),
+    });
   }
 
   async chat(request: ChatRequest, options: ChatOptions): Promise<ChatResponse> {
-    const attempts = this.options.attempts ?? 4;
-    let backoff = this.options.backoffMs ?? 500;
     const echo = new Echo(options.onText);
-    for (let attempt = 1; ; attempt++) {
-      let delay: number;
-      let reason: string;
-      try {
-        return await this.#attempt(request, options.signal, echo);
-      } catch (error) {
-        if (options.signal.aborted) throw options.signal.reason ?? error;
-        if (!(error instanceof Retryable)) throw error;
-        if (attempt >= attempts) throw new ProviderError(`${this.name}: ${error.message} (${this.url}, ${attempts} attempts)`);
-        reason = error.message;
-        delay = error.retryAfterMs ?? backoff;
+    return withRetries(this.name, this.url, this.options, options, () => this.#attempt(request, options.signal, echo));
+  }
+
+  async contextWindow(model: string, signal: AbortSignal): Promise<number | undefined> {
+    const watch = new AttemptWatch(this.options.timeoutMs ?? DEFAULT_MODEL_TIMEOUT_MS, signal);
+    try {
+      // vLLM says max_model_len, OpenRouter context_length, llama.cpp its meta's n_ctx_train; OpenAI says nothing.
+      for await (const entry of this.#client(watch, {}).models.list({ signal: watch.controller.signal })) {
+        if (entry.id !== model) continue;
+        const info = entry as unknown as Record<string, unknown> & { meta?: Record<string, unknown> };
+        for (const value of [info.max_model_len, info.context_length, info.context_window, info.meta?.n_ctx_train]) {
+          if (typeof value === "number" && Number.isInteger(value) && value > 0) return value;
+        }
+        return undefined;
       }
-      options.onRetry?.({ attempt: attempt + 1, reason, delayMs: delay });
-      if (delay > 0) await sleep(delay, options.signal);
-      backoff *= 2;
+      return undefined;
+    } finally {
+      watch.close();
     }
   }
 
   async #attempt(request: ChatRequest, signal: AbortSignal, echo: Echo): Promise<ChatResponse> {
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_MODEL_TIMEOUT_MS;
-    const watchdog = new Watchdog(timeoutMs, controller);
-    const timedOut = () =>
-      new ProviderError(
-        watchdog.fired === "first byte"
-          ? `${this.name}: ${this.url} did not answer within ${timeoutMs / 1000} s (SPOOL_MODEL_TIMEOUT_MS)`
-          : `${this.name}: ${this.url} sent nothing for ${timeoutMs / 1000} s in the middle of its answer (SPOOL_MODEL_TIMEOUT_MS)`,
-      );
+    const watch = new AttemptWatch(timeoutMs, signal);
+    const unparsed: Unparsed = {};
+    const answer = new Assembly(echo);
+    let chunks = 0;
     try {
-      let response: Response;
-      watchdog.arm("first byte");
+      let stream: AsyncIterable<OpenAI.Chat.ChatCompletionChunk>;
       try {
-        response = await (this.options.fetch ?? fetch)(this.url, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            accept: "text/event-stream",
-            ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
-          },
-          body: JSON.stringify({
+        stream = await this.#client(watch, unparsed).chat.completions.create(
+          {
             model: request.model,
-            messages: request.messages,
-            tools: request.tools,
+            messages: wireMessages(request.messages),
+            tools: request.tools as OpenAI.Chat.ChatCompletionTool[],
             stream: true,
             ...(this.#noStreamOptions ? {} : { stream_options: { include_usage: true } }),
             ...(this.options.maxTokens ? { max_tokens: this.options.maxTokens } : {}),
-          }),
-          signal: controller.signal,
-        });
+          },
+          { signal: watch.controller.signal },
+        );
       } catch (error) {
-        if (signal.aborted) throw error;
-        if (watchdog.fired) throw timedOut();
-        throw new Retryable(`network error: ${describe(error)}`);
-      }
-      if (!response.ok) {
-        const text = await response.text().catch(() => "");
-        if (watchdog.fired) throw timedOut();
-        if ((response.status === 400 || response.status === 422) && !this.#noStreamOptions && /stream_options/.test(text)) {
-          this.#noStreamOptions = true;
-          throw new Retryable(`the server refused stream_options (HTTP ${response.status}); asking again without it`, 0);
-        }
-        if ((response.status === 400 || response.status === 413) && CONTEXT_LENGTH.test(text)) {
-          throw new ContextLengthError(`${this.name}: the conversation is longer than the model's context (${firstLine(text)})`);
-        }
-        const detail = `HTTP ${response.status}${text ? `: ${firstLine(text)}` : ""}`;
-        if (retryableHttp(response.status)) {
-          const retryAfter = Number(response.headers.get("retry-after"));
-          throw new Retryable(detail, Number.isFinite(retryAfter) && retryAfter >= 0 && response.headers.has("retry-after") ? retryAfter * 1000 : undefined);
-        }
-        throw new ProviderError(`${this.name}: ${detail}`, response.status);
+        throw this.#before(error, signal, watch);
       }
       echo.startAttempt();
       try {
-        return await this.#read(response, echo, watchdog);
+        for await (const chunk of stream) {
+          chunks++;
+          this.#take(chunk as WireChunk, answer);
+        }
       } catch (error) {
-        if (signal.aborted) throw error;
-        if (watchdog.fired) throw timedOut();
-        if (error instanceof ProviderError || error instanceof ContextLengthError || error instanceof Retryable) throw error;
-        throw new Retryable(`the connection was cut in the middle of the answer (${describe(error)})`);
+        throw this.#during(error, signal, watch, unparsed);
       } finally {
         echo.endAttempt();
       }
+      if (signal.aborted) throw signal.reason;
+      if (watch.fired) throw watch.timedOut(this.name, this.url);
+      // A server that ignores `stream` answers with one JSON object, whatever its content type says.
+      if (chunks === 0 && watch.head.trim()) {
+        const parsed = parseLenient(watch.head);
+        if (parsed === undefined || typeof parsed !== "object" || parsed === null) throw this.#unreadable(watch.head);
+        echo.startAttempt();
+        this.#take(parsed as WireChunk, answer);
+        echo.endAttempt();
+        return this.#response(answer);
+      }
+      // Neither [DONE] nor a finish reason: the server stopped in the middle of its answer.
+      if (!watch.sawDone && answer.finishReason === null) throw new Retryable("the stream ended before the answer was complete");
+      return this.#response(answer);
     } finally {
-      watchdog.clear();
-      signal.removeEventListener("abort", onAbort);
-      controller.abort(); // releases the connection when the answer was left unread
+      watch.close();
     }
   }
 
-  async #read(response: Response, echo: Echo, watchdog: Watchdog): Promise<ChatResponse> {
-    const answer = new Assembly(echo);
-    const type = response.headers.get("content-type") ?? "";
-    watchdog.arm("chunk");
-    if (type.includes("json")) {
-      const text = await response.text();
-      const parsed = parseLenient(text);
-      if (parsed === undefined || typeof parsed !== "object" || parsed === null) throw this.#unreadable(text);
-      this.#take(parsed as WireChunk, answer);
-      answer.sawDone = true;
-    } else {
-      const parser = new SseParser();
-      const decoder = new TextDecoder();
-      let events = 0;
-      let raw = "";
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        watchdog.arm("chunk");
-        const text = decoder.decode(chunk, { stream: true });
-        if (events === 0 && raw.length < 1_000_000) raw += text;
-        for (const event of parser.feed(text)) {
-          events++;
-          this.#event(event, answer);
-        }
-      }
-      const tail = decoder.decode();
-      if (events === 0) raw += tail;
-      for (const event of [...parser.feed(tail), ...parser.end()]) {
-        events++;
-        this.#event(event, answer);
-      }
-      // A server that ignores `stream` answers with one JSON object, whatever its content type says.
-      if (events === 0 && raw.trim()) {
-        const parsed = parseLenient(raw);
-        if (parsed === undefined || typeof parsed !== "object" || parsed === null) throw this.#unreadable(raw);
-        this.#take(parsed as WireChunk, answer);
-        answer.sawDone = true;
-      }
-    }
-    // Neither [DONE] nor a finish reason: the server stopped in the middle of its answer.
-    if (!answer.sawDone && answer.finishReason === null) throw new Retryable("the stream ended before the answer was complete");
+  #response(answer: Assembly): ChatResponse {
     return { content: answer.content, finishReason: answer.finishReason, toolCalls: answer.toolCalls(), ...(answer.usage ? { usage: answer.usage } : {}) };
   }
 
-  #event(event: SseEvent, answer: Assembly): void {
-    if (event.data.trim() === "[DONE]") {
-      answer.sawDone = true;
-      return;
+  /** A failure before the answer began: the HTTP status, a refused `stream_options`, the network. */
+  #before(error: unknown, signal: AbortSignal, watch: AttemptWatch): unknown {
+    if (signal.aborted) return signal.reason ?? error;
+    if (watch.fired) return watch.timedOut(this.name, this.url);
+    if (isHttpError(error)) {
+      const text = clip(error.error !== undefined && error.error !== null ? errorText(error.error) : error.message.replace(/^\d{3}\s*/, ""), 300);
+      if ((error.status === 400 || error.status === 422) && !this.#noStreamOptions && /stream_options/.test(text)) {
+        this.#noStreamOptions = true;
+        return new Retryable(`the server refused stream_options (HTTP ${error.status}); asking again without it`, 0);
+      }
+      return httpFailure(this.name, error.status, text, error.headers);
     }
-    const parsed = parseLenient(event.data) ?? (event.loose !== event.data ? parseLenient(event.loose) : undefined);
-    if (event.event === "error") {
-      const body = parsed as WireChunk | undefined;
-      throw this.#serverError(
-        body && typeof body === "object" ? errorText(body.error ?? body.message ?? body) : typeof parsed === "string" ? parsed : errorFromText(event.loose),
-      );
+    if (error instanceof APIConnectionError) return new Retryable(`network error: ${describe(error.cause ?? error)}`);
+    return error;
+  }
+
+  /** A failure in the middle of the answer: an error event, an event that is not JSON, a cut connection. */
+  #during(error: unknown, signal: AbortSignal, watch: AttemptWatch, unparsed: Unparsed): unknown {
+    if (signal.aborted) return signal.reason ?? error;
+    if (watch.fired) return watch.timedOut(this.name, this.url);
+    if (isDecided(error)) return error;
+    // An error event the SDK read as JSON: `data: {"error": …}`.
+    if (error instanceof OpenAI.APIError && error.status === undefined && error.headers !== undefined) return this.#serverError(errorText(error.error));
+    if (error instanceof SyntaxError && unparsed.data !== undefined) return this.#unparsedEvent(unparsed);
+    return new Retryable(`the connection was cut in the middle of the answer (${describe(error)})`);
+  }
+
+  /** An event whose data is not JSON: a server's error in plain or broken text, else something unreadable. */
+  #unparsedEvent({ data = "", raw = [] }: Unparsed): Error {
+    // Lines without a field name after the data: a server printing a multi-line message raw.
+    const loose = raw
+      .filter((line) => !/^(event|id|retry)(:|$)/.test(line) && !line.startsWith(":"))
+      .map((line) => line.replace(/^data: ?/, ""))
+      .join("\n");
+    const parsed = parseLenient(data) ?? parseLenient(loose);
+    const isErrorEvent = raw.some((line) => /^event: ?error$/.test(line));
+    if (parsed && typeof parsed === "object") {
+      const body = parsed as WireChunk;
+      if (body.error !== undefined && body.error !== null) return this.#serverError(errorText(body.error));
+      if (isErrorEvent) return this.#serverError(errorText(body.message ?? body));
     }
-    if (parsed === undefined || typeof parsed !== "object" || parsed === null) {
-      if (/error/i.test(event.loose)) throw this.#serverError(errorFromText(event.loose));
-      throw this.#unreadable(event.data);
-    }
-    this.#take(parsed as WireChunk, answer);
+    if (isErrorEvent) return this.#serverError(typeof parsed === "string" ? parsed : errorFromText(loose));
+    if (/error/i.test(loose)) return this.#serverError(errorFromText(loose));
+    return this.#unreadable(data);
   }
 
   #take(chunk: WireChunk, answer: Assembly): void {
@@ -255,7 +206,13 @@ export class OpenAiCompatibleProvider implements ModelProvider {
     if (chunk.usage) {
       const prompt = Number(chunk.usage.prompt_tokens ?? 0);
       const completion = Number(chunk.usage.completion_tokens ?? 0);
-      answer.usage = { promptTokens: prompt, completionTokens: completion, totalTokens: Number(chunk.usage.total_tokens ?? prompt + completion) };
+      const cached = Number(chunk.usage.prompt_tokens_details?.cached_tokens ?? 0);
+      answer.usage = {
+        promptTokens: prompt,
+        completionTokens: completion,
+        totalTokens: Number(chunk.usage.total_tokens ?? prompt + completion),
+        ...(cached > 0 ? { cacheReadTokens: cached } : {}),
+      };
     }
     const choice = chunk.choices?.[0];
     if (!choice) return;

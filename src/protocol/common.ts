@@ -217,7 +217,13 @@ export const RunStateNotice = z
     toolCalls: z.array(z.string()).optional().describe("model replied: the names of the tools it calls"),
     finishReason: z.string().optional().describe("model replied: why the model stopped (stop, length, tool_calls)"),
     usage: z
-      .object({ promptTokens: z.number().int(), completionTokens: z.number().int(), totalTokens: z.number().int() })
+      .object({
+        promptTokens: z.number().int(),
+        completionTokens: z.number().int(),
+        totalTokens: z.number().int(),
+        cacheReadTokens: z.number().int().optional(),
+        cacheWriteTokens: z.number().int().optional(),
+      })
       .optional()
       .describe("model replied: the tokens the call took, when the model said"),
     tool: z.string().optional().describe("tool call, waiting on a proposal: the tool's name"),

@@ -22,6 +22,11 @@ export interface RunTable {
   title: Generated<string | null>;
   created_at: number;
   updated_at: number;
+  /** Migration 022: what the run spent (tokens, micro-dollars, milliseconds of work) and its own budget (JSON). */
+  spent_tokens: Generated<number>;
+  spent_micro_usd: Generated<number>;
+  spent_ms: Generated<number>;
+  budget: Generated<string | null>;
 }
 
 export interface LoopTable {
@@ -87,6 +92,10 @@ export interface ModelUsageTable {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Migration 022. */
+  cache_read_tokens: Generated<number>;
+  cache_write_tokens: Generated<number>;
+  cost_micro_usd: Generated<number>;
   created_at: number;
 }
 

@@ -1,30 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type ChatResponse, ContextLengthError, OpenAiCompatibleProvider, ProviderError, parseLenient, SseParser } from "../../src/model/provider.js";
+import { type ChatResponse, ContextLengthError, OpenAiCompatibleProvider, ProviderError } from "../../src/model/provider.js";
 import { type Reply, ScriptedModel } from "../helpers/scripted-model.js";
 
 const request = { model: "m", messages: [{ role: "user" as const, content: "hi" }], tools: [] };
 const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-
-describe("SSE parsing", () => {
-  it("joins data lines with \\n, skips comments, id and retry, takes CRLF, CR and LF, and one space after the colon", () => {
-    const parser = new SseParser();
-    const text = ": keep-alive\r\nid: 7\r\nretry: 100\r\ndata: one\r\ndata:two\r\n\r\nevent: error\rdata:  spaced\r\rdata: last";
-    const events = [...text].flatMap((c) => parser.feed(c)); // one character at a time: CRLF split across reads
-    events.push(...parser.end());
-    expect(events.map((e) => [e.event, e.data])).toEqual([
-      ["message", "one\ntwo"],
-      ["error", " spaced"],
-      ["message", "last"],
-    ]);
-  });
-
-  it("keeps raw continuation lines apart, for error messages servers print unescaped", () => {
-    const parser = new SseParser();
-    const [event] = parser.feed('data: {"error": "first\nsecond"}\n\n');
-    expect(event!.data).toBe('{"error": "first');
-    expect(parseLenient(event!.loose)).toEqual({ error: "first\nsecond" });
-  });
-});
 
 describe("the OpenAI-compatible provider against real server shapes", () => {
   let model: ScriptedModel;

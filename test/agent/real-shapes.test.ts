@@ -212,12 +212,23 @@ describe("the agent loop against real model-server shapes", () => {
       promptTokens: 250,
       completionTokens: 25,
       totalTokens: 275,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: 0,
       turns: [
-        { turn: 1, promptTokens: 100, completionTokens: 20, totalTokens: 120 },
-        { turn: 2, promptTokens: 150, completionTokens: 5, totalTokens: 155 },
+        { turn: 1, promptTokens: 100, completionTokens: 20, totalTokens: 120, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 },
+        { turn: 2, promptTokens: 150, completionTokens: 5, totalTokens: 155, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 },
       ],
     });
     await a.call("run/create", { alias: "no-usage" });
-    expect((await a.call("run/get", { run: "no-usage" })).usage).toEqual({ promptTokens: 0, completionTokens: 0, totalTokens: 0, turns: [] });
+    expect((await a.call("run/get", { run: "no-usage" })).usage).toEqual({
+      promptTokens: 0,
+      completionTokens: 0,
+      totalTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: 0,
+      turns: [],
+    });
   });
 });

@@ -6,7 +6,7 @@ import { RUN } from "../../core/status.js";
 import type { RunRow } from "../../core/views.js";
 import { producerFromRow } from "../../core/views.js";
 import { DemoProvider } from "../../model/demo.js";
-import { OpenAiCompatibleProvider } from "../../model/provider.js";
+import { AnthropicProvider, OpenAiCompatibleProvider, OpenAiResponsesProvider } from "../../model/provider.js";
 import { definePlugin } from "../../plugins/plugin.js";
 import { notifications } from "../../protocol/notifications.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
@@ -38,6 +38,29 @@ export const agentPlugin = definePlugin({
       });
     providers.register("openai", openAi);
     providers.register("ollama", openAi); // Ollama serves the same API under /v1
+    providers.register(
+      "openai-responses",
+      (m) =>
+        new OpenAiResponsesProvider(`${m.provider}/${m.model}`, {
+          baseUrl: m.baseUrl,
+          timeoutMs: app.config.agent.modelTimeoutMs,
+          ...(m.apiKey ? { apiKey: m.apiKey } : {}),
+          ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
+        }),
+    );
+    providers.register("anthropic", (m) => {
+      if (!m.apiKey)
+        throw new SpoolError("UNSUPPORTED", `Model "${m.alias}" (anthropic/${m.model}) has no API key: set ANTHROPIC_API_KEY where the server runs`, {
+          model: m.alias,
+        });
+      return new AnthropicProvider(`${m.provider}/${m.model}`, {
+        baseUrl: m.baseUrl,
+        apiKey: m.apiKey,
+        timeoutMs: app.config.agent.modelTimeoutMs,
+        ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
+        ...(m.thinkingTokens ? { thinkingTokens: m.thinkingTokens } : {}),
+      });
+    });
     providers.register("demo", () => new DemoProvider()); // built in, no network: spool serve --demo-model
     app.provide(MODEL_PROVIDERS, providers);
     const targets = new Map<string, ModelTarget>();

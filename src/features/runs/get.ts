@@ -9,7 +9,15 @@ export const runGet = defineMethod({
     const sum = (key: keyof (typeof turns)[number]) => turns.reduce((total, t) => total + t[key], 0);
     return {
       run: await ctx.core.runs.view(run),
-      usage: { promptTokens: sum("promptTokens"), completionTokens: sum("completionTokens"), totalTokens: sum("totalTokens"), turns },
+      usage: {
+        promptTokens: sum("promptTokens"),
+        completionTokens: sum("completionTokens"),
+        totalTokens: sum("totalTokens"),
+        cacheReadTokens: sum("cacheReadTokens"),
+        cacheWriteTokens: sum("cacheWriteTokens"),
+        costUsd: Math.round(sum("costUsd") * 1e6) / 1e6,
+        turns,
+      },
     };
   },
 });

@@ -20,9 +20,12 @@ export const runCreate = request({
 });
 
 const Tokens = {
-  promptTokens: z.number().int(),
+  promptTokens: z.number().int().describe("Input tokens, the prompt cache's reads and writes included"),
   completionTokens: z.number().int(),
   totalTokens: z.number().int(),
+  cacheReadTokens: z.number().int().describe("Input tokens read from the provider's prompt cache"),
+  cacheWriteTokens: z.number().int().describe("Input tokens written to the provider's prompt cache"),
+  costUsd: z.number().describe("What the calls cost in US dollars, from the price table (config.json `prices` overrides it); 0 for a model it does not price"),
 };
 
 /** The tokens the model server reported for a run: totals, and per turn (turns it reported nothing for are absent). */

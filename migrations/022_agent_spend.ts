@@ -1,0 +1,19 @@
+// What a run spends and what it may spend (issue: spend a person controls). Each model call's usage keeps the
+// prompt cache's reads and writes and its cost (micro-dollars, an integer on both databases); a run keeps its
+// running totals (tokens, cost, seconds of work) so a budget check reads one row, and its budget (JSON; null: none
+// of its own). A "seconds" figure counts the time its loops worked, paused time left out.
+import { type SchemaMigration, types } from "./columns.js";
+
+export const agentSpend: SchemaMigration = {
+  async up(db, dialect) {
+    const t = types(dialect);
+    const zero = (c: import("kysely").ColumnDefinitionBuilder) => c.notNull().defaultTo(0);
+    await db.schema.alterTable("model_usage").addColumn("cache_read_tokens", t.big, zero).execute();
+    await db.schema.alterTable("model_usage").addColumn("cache_write_tokens", t.big, zero).execute();
+    await db.schema.alterTable("model_usage").addColumn("cost_micro_usd", t.big, zero).execute();
+    await db.schema.alterTable("runs").addColumn("spent_tokens", t.big, zero).execute();
+    await db.schema.alterTable("runs").addColumn("spent_micro_usd", t.big, zero).execute();
+    await db.schema.alterTable("runs").addColumn("spent_ms", t.big, zero).execute();
+    await db.schema.alterTable("runs").addColumn("budget", "text").execute();
+  },
+};
