@@ -1,4 +1,9 @@
-// What a run spends and what it may spend (issue: spend a person controls). Each model call's usage keeps the
+// Runs that outlast their context window, and what a run spends and what it may spend. A compacted run keeps its
+// whole conversation; `context_from` is the message holding the summary that replaced everything up to
+// `context_after` in the model's requests (0: never compacted), so a turn reads the window it sends, not the run's
+// whole history. Messages get an index by loop (the steps a loop took are counted per turn).
+//
+// What a run spends: Each model call's usage keeps the
 // prompt cache's reads and writes and its cost (micro-dollars, an integer on both databases); a run keeps its
 // running totals (tokens, cost, seconds of work) so a budget check reads one row, and its budget (JSON; null: none
 // of its own). A "seconds" figure counts the time its loops worked, paused time left out.
@@ -15,5 +20,8 @@ export const agentSpend: SchemaMigration = {
     await db.schema.alterTable("runs").addColumn("spent_micro_usd", t.big, zero).execute();
     await db.schema.alterTable("runs").addColumn("spent_ms", t.big, zero).execute();
     await db.schema.alterTable("runs").addColumn("budget", "text").execute();
+    await db.schema.alterTable("runs").addColumn("context_from", t.big, zero).execute();
+    await db.schema.alterTable("runs").addColumn("context_after", t.big, zero).execute();
+    await db.schema.createIndex("messages_by_loop").on("messages").columns(["loop_id", "role"]).execute();
   },
 };

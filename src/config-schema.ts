@@ -4,6 +4,7 @@ import { checkFailurePatterns } from "./model/failures.js";
 import { EgressConfig } from "./protocol/egress-schema.js";
 import { FULL_ACCEPTOR_ENTRY } from "./protocol/full-acceptors.js";
 import { viewPathProblem } from "./protocol/sandbox.js";
+import { Budget } from "./protocol/views-schemas.js";
 
 export { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
 
@@ -201,6 +202,17 @@ export const ConfigFileSchema = z.strictObject({
         cacheWrite: z.number().nonnegative().optional(),
       }),
     )
+    .optional(),
+  /**
+   * Budgets of runs that set none of their own (run/create `budget`): every run's (`default`), a project's by name,
+   * a principal's by name (the runs it creates). A run gets, limit by limit, its own, else the smallest of these.
+   */
+  budgets: z
+    .strictObject({
+      default: Budget.optional(),
+      projects: z.record(z.string(), Budget).optional(),
+      principals: z.record(z.string(), Budget).optional(),
+    })
     .optional(),
   runnerGraceMs: z.number().int().nonnegative().optional(),
   /** Run accepted commands on the embedded local runner when no attached runner takes them. */

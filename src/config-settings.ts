@@ -103,6 +103,8 @@ export interface AgentConfig {
   modelInput: "accepted" | "off";
   /** Prices per model id over the built-in table (config.json `prices`), USD per million tokens. */
   prices: Record<string, Price>;
+  /** Default budgets (config.json `budgets`): every run's, a project's, a principal's. */
+  budgets: NonNullable<ConfigFile["budgets"]>;
 }
 
 /** Where each provider's API is when its <PROVIDER>_BASE_URL is not set (the official SDKs' defaults). */
@@ -313,6 +315,7 @@ export function settingsFrom<L>(
       modelTimeoutMs: overrides.agent?.modelTimeoutMs ?? envNumber(env, "SPOOL_MODEL_TIMEOUT_MS") ?? file.modelTimeoutMs ?? 120_000,
       modelInput: overrides.agent?.modelInput ?? file.modelInput ?? "accepted",
       prices: { ...PRICES, ...file.prices, ...overrides.agent?.prices },
+      budgets: overrides.agent?.budgets ?? file.budgets ?? {},
     },
   };
 }

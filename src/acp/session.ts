@@ -2,22 +2,25 @@ import {
   RequestError,
   type SessionConfigOption,
   type SessionModeState,
+  type SessionUpdate,
   type StopReason,
   type ToolCallContent,
   type ToolCallStatus,
 } from "@agentclientprotocol/sdk";
 import type { Logger } from "../logger.js";
+import { compactionWords } from "../protocol/agent-words.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { ENTRY, OPEN_RUN } from "../protocol/status.js";
 import { producerOf, proposalView } from "../protocol/views.js";
+import { BudgetAsks } from "./budget.js";
 import { isCommandTool, tail } from "./content.js";
 import { endingOf, finalChange } from "./output.js";
 import type { ProjectLink, SessionScope } from "./scope.js";
 import { Foreground } from "./state.js";
 import { callArguments, ToolCalls } from "./tool-calls.js";
 import { Turns } from "./turns.js";
-import { type Editor, UpdateQueue } from "./updates.js";
+import { COMPACTION_META, type Editor, UpdateQueue } from "./updates.js";
 
 export interface Model {
   alias: string;
@@ -47,6 +50,23 @@ const MODES: { id: Mode; name: string; description: string }[] = [
  * editor's answers (permissions.ts, tool-calls.ts). The run is the state; closing the session (or the
  * editor) leaves it running.
  */
+/**
+ * A compaction in ACP v1's terms: the agent's words (a line when it starts, the summary as it streams, a line when it
+ * is done), with the notice in `_meta` so that an encoder for v2 sends `compaction_update` and
+ * `compaction_summary_chunk` instead (v2.ts).
+ */
+export function compactionUpdate(p: SpoolNotifications["run/compaction"]): SessionUpdate {
+  const text =
+    p.phase === "started"
+      ? `\n\n── compacting the conversation (${p.reason === "window" ? "near the model's context window" : "the model said it was too long"}) …\n`
+      : p.phase === "chunk"
+        ? (p.delta ?? "")
+        : p.phase === "completed"
+          ? `\n${compactionWords({ replaced: p.replaced ?? 0, reason: p.reason, tokensBefore: p.tokensBefore ?? 0, tokensAfter: p.tokensAfter ?? 0 })}\n\n`
+          : `\n── compacting the conversation failed: ${p.error ?? "unknown error"} ──\n\n`;
+  return { sessionUpdate: "agent_message_chunk", content: { type: "text", text }, _meta: { [COMPACTION_META]: p } };
+}
+
 export class AcpSession {
   mode: Mode;
   model: string | null;
@@ -81,7 +101,11 @@ export class AcpSession {
     on("run/tool", (p) => updates.enqueue(() => tools.onTool(p)));
     on("run/proposal", (p) => updates.enqueue(() => tools.onProposal(proposalView(p))));
     on("run/resolved", (p) => updates.enqueue(() => tools.onResolved(p)));
+    const budgets = new BudgetAsks(scope);
     on("run/state", (p) => updates.enqueue(() => turns.onState(p)));
+    const budgetEvents = new Set(["budget reached", "budget raised", "aborted", "loop failed"]);
+    on("run/state", (p) => budgetEvents.has(p.event) && updates.enqueue(() => budgets.onState(p)));
+    on("run/compaction", (p) => updates.enqueue(() => updates.send(compactionUpdate(p))));
   }
 
   // ---- what the editor sees: config --------------------------------------------------------------

@@ -1,6 +1,9 @@
 import type { RequestPermissionRequest, RequestPermissionResponse, SessionUpdate } from "@agentclientprotocol/sdk";
 import type { Logger } from "../logger.js";
 
+/** The `_meta` key of a v1 update that stands for a compaction (its `run/compaction` notice); v2 sends its own updates. */
+export const COMPACTION_META = "spool/compaction";
+
 /** The session's foreground work as ACP v2's `state_update` reports it (v1 has no such update). */
 export type ForegroundState =
   | { state: "running" }
@@ -16,6 +19,8 @@ export interface PermissionAbout {
   facts: string;
   /** The terminal the command runs in, when the editor is shown one. */
   terminalId: string | null;
+  /** What the request is about: a command (the default) or the tool call alone (a budget reached: nothing runs). */
+  subject?: "command" | "tool_call";
 }
 
 /**

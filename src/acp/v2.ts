@@ -10,12 +10,13 @@ import {
   type SessionConfigOption,
   type SessionUpdate,
 } from "@agentclientprotocol/sdk/experimental/v2";
+import type { SpoolNotifications } from "../protocol/notifications.js";
 import { SERVER_VERSION } from "../version.js";
 import type { Bridge } from "./bridge.js";
 import { promptText } from "./content.js";
 import { acpError } from "./scope.js";
 import { type AcpSession, promptMessageId } from "./session.js";
-import type { ForegroundState, PermissionAbout } from "./updates.js";
+import { COMPACTION_META, type ForegroundState, type PermissionAbout } from "./updates.js";
 
 /*
  * ACP v2 (a draft, offered where the client negotiates it; v1 stays the default): the same sessions, turns and
@@ -56,6 +57,8 @@ export class V2Encoder {
   constructor(private readonly mayCancel: boolean) {}
 
   encode(sessionId: string, update: v1.SessionUpdate): SessionUpdate[] {
+    const compaction = update._meta?.[COMPACTION_META] as SpoolNotifications["run/compaction"] | undefined;
+    if (compaction) return [compactionV2(compaction)];
     switch (update.sessionUpdate) {
       case "agent_message_chunk":
       case "user_message_chunk":
@@ -122,6 +125,20 @@ export class V2Encoder {
   }
 }
 
+/** A compaction as v2 tells it: `compaction_update` as it starts and ends, `compaction_summary_chunk` as its summary streams. */
+export function compactionV2(p: SpoolNotifications["run/compaction"]): SessionUpdate {
+  const compactionId = `${p.run}/${p.id}`;
+  if (p.phase === "chunk") return { sessionUpdate: "compaction_summary_chunk", compactionId, content: { type: "text", text: p.delta ?? "" } };
+  if (p.phase === "started") return { sessionUpdate: "compaction_update", compactionId, status: "in_progress", _meta: { spool: { reason: p.reason } } };
+  if (p.phase === "failed") return { sessionUpdate: "compaction_update", compactionId, status: "failed", error: p.error ?? null };
+  return {
+    sessionUpdate: "compaction_update",
+    compactionId,
+    status: "completed",
+    _meta: { spool: { reason: p.reason, replaced: p.replaced, tokensBefore: p.tokensBefore, tokensAfter: p.tokensAfter } },
+  };
+}
+
 /** v1's config options in v2's shape (`configId` for `id`). */
 export function configOptionsV2(options: v1.SessionConfigOption[]): SessionConfigOption[] {
   return options.map(({ id, ...option }) => ({ ...option, configId: id }) as SessionConfigOption);
@@ -129,6 +146,15 @@ export function configOptionsV2(options: v1.SessionConfigOption[]): SessionConfi
 
 /** The v2 permission request for a v1 one: the command as its subject, and the facts every client shows as its description. */
 export function permissionV2(params: v1.RequestPermissionRequest, about: PermissionAbout): RequestPermissionRequest {
+  if (about.subject === "tool_call") {
+    return {
+      sessionId: params.sessionId,
+      title: params.toolCall.title ?? about.facts,
+      description: about.facts,
+      subject: { type: "tool_call", toolCall: { toolCallId: params.toolCall.toolCallId, title: params.toolCall.title ?? null, status: "pending" } },
+      options: params.options,
+    };
+  }
   return {
     sessionId: params.sessionId,
     title: `Run ${params.toolCall.title ?? about.command}?`,

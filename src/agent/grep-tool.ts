@@ -5,6 +5,7 @@ import { cleanTerminalText } from "../model/terminal-text.js";
 import { SEARCH_DEFAULT_MATCHES, SEARCH_MAX_BYTES } from "../protocol/methods/entry.js";
 import { grepLines } from "../protocol/search-lines.js";
 import { SpoolError } from "../rpc/errors.js";
+import { CONVERSATION_PATH } from "./compaction.js";
 import { statusText } from "./interactive.js";
 import type { ToolContext } from "./tool-context.js";
 
@@ -34,6 +35,7 @@ export async function grepTool(ctx: Pick<ToolContext, "core" | "run" | "budgetTo
       return `error: the pattern is not a valid regular expression: ${(error as Error).message}`;
     }
   }
+  if (args.path === CONVERSATION_PATH) return grepConversation(ctx, args);
   let target: { row: EntryRow; channels: EntryRow[] };
   try {
     target = await ctx.core.entries.searchTarget(ctx.run.id, args.path);
@@ -79,3 +81,64 @@ export async function grepTool(ctx: Pick<ToolContext, "core" | "run" | "budgetTo
 
 /** A stored line as the model reads it: what a terminal shows of it, on one line. */
 const clean = (text: string) => cleanTerminalText(text).replace(/\n/g, " ");
+
+/** The lines of one stored message as the conversation grep reads them: `#id role: text`, tool calls on lines of their own. */
+function messageLines(id: number, role: string, body: string): string[] {
+  const m = JSON.parse(body) as {
+    content?: string | null;
+    tool_calls?: { id: string; function: { name: string; arguments: string } }[];
+    tool_call_id?: string;
+  };
+  const head = role === "tool" ? `#${id} result of ${m.tool_call_id ?? "?"}` : `#${id} ${role}`;
+  const text = typeof m.content === "string" ? m.content : "";
+  const calls = (m.tool_calls ?? []).map((c) => `#${id} call ${c.id} ${c.function.name} ${c.function.arguments}`);
+  return [...text.split("\n").map((l, i) => (i === 0 ? `${head}: ${l}` : `#${id}   ${l}`)), ...calls];
+}
+
+/**
+ * `grep` on conversation://: the run's whole stored conversation, the parts a compaction took out of the model's
+ * requests included, searched a page of messages at a time; each match with the message id it is in.
+ */
+async function grepConversation(ctx: Pick<ToolContext, "core" | "run" | "budgetTokens" | "signal">, args: GrepArgs): Promise<string> {
+  const test = args.regex
+    ? (
+        (re) => (l: string) =>
+          re.test(l)
+      )(new RegExp(args.pattern, args.ignore_case ? "i" : ""))
+    : args.ignore_case
+      ? (l: string) => l.toLowerCase().includes(args.pattern.toLowerCase())
+      : (l: string) => l.includes(args.pattern);
+  const limit = args.limit ?? SEARCH_DEFAULT_MATCHES;
+  const from = args.from_line ?? 1;
+  const maxBytes = Math.min(SEARCH_MAX_BYTES, ctx.budgetTokens * 4);
+  const out: string[] = [];
+  let bytes = 0;
+  let lineNo = 0;
+  let matches = 0;
+  let next: number | undefined;
+  for (let after = 0; next === undefined; ) {
+    if (ctx.signal.aborted) break;
+    const page = await ctx.core.runs.history(ctx.run.id, { afterId: after, limit: 200 });
+    for (const row of page) {
+      if (row.role === "system") continue;
+      for (const l of messageLines(row.id, row.role, row.body)) {
+        lineNo++;
+        if (lineNo < from || !test(l)) continue;
+        const shown = `${lineNo}:${clean(l).slice(0, 400)}`;
+        if (matches >= limit || bytes + shown.length > maxBytes) {
+          next = lineNo;
+          break;
+        }
+        out.push(shown);
+        bytes += shown.length + 1;
+        matches++;
+      }
+      if (next !== undefined) break;
+    }
+    if (page.length < 200) break;
+    after = page.at(-1)!.id;
+  }
+  const head = `${CONVERSATION_PATH}: ${matches === 0 ? "no" : matches} line${matches === 1 ? "" : "s"} matching ${JSON.stringify(args.pattern)}${from > 1 ? ` from line ${from}` : ""} (the whole conversation of this run, as stored)`;
+  if (next !== undefined) out.push(`[… more may follow: grep again with "from_line": ${next} …]`);
+  return [head, ...out].join("\n");
+}

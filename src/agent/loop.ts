@@ -1,18 +1,19 @@
 import type { Core } from "../core/index.js";
+import { runTransition } from "../core/index.js";
 import { RUN } from "../core/status.js";
 import type { LoopRow, RunRow } from "../core/views.js";
 import type { Logger } from "../logger.js";
-import { byPrefix, costMicroUsd } from "../model/catalog.js";
-import { type ChatMessage, type ChatResponse, ContextLengthError, type ModelProvider, type ToolCall } from "../model/provider.js";
+import { type ChatMessage, type ChatResponse, ContextLengthError, type ToolCall } from "../model/provider.js";
 import type { RunEvent, RunStateFields } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
+import { COMPACT_AT, estimateTokens, type Held } from "./compaction.js";
+import { Compactor } from "./compactor.js";
+import { isJsonObject, type Stored, type StoredAssistant, toWire } from "./stored.js";
+import type { ModelTarget } from "./target.js";
 import { runTool, type ToolOutcome, toolSpecs } from "./tools.js";
 
-export interface ModelTarget {
-  alias: string;
-  model: string;
-  provider: ModelProvider;
-}
+export type { ModelTarget };
+export { toWire };
 
 export interface AgentSettings {
   toolYieldMs: number;
@@ -26,43 +27,9 @@ export const MAX_LENGTH_CONTINUATIONS = 3;
 /** Loops whose prompt's trace context is remembered (the newest). */
 const MAX_TRACED = 1024;
 
-/**
- * What Spool keeps beside a stored message (in `messages.body`, under
- * `spool`), never sent to the model server: the raw text of tool-call
- * arguments that were not a JSON object (the call itself is kept with "{}"),
- * whether a reply was cut at the token limit, and which of the user messages
- * are Spool's own notes.
- */
-interface Extras {
-  spool?: { rawArguments?: Record<string, string>; truncated?: boolean; note?: "length" };
-}
-type Stored = ChatMessage & Extras;
-type StoredAssistant = Extract<ChatMessage, { role: "assistant" }> & Extras;
-
 const LENGTH_NOTE =
   'Spool: your last reply was cut off at the output token limit (finish_reason "length"), so it is incomplete. ' +
   "Continue from where it stopped, more briefly; call done with a summary when the task is finished.";
-
-/** Whether tool-call arguments are what servers accept back in the history: one JSON object. */
-function isJsonObject(text: string): boolean {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
-  }
-}
-
-/** The history as the model server is sent it: Spool's extras left out, every tool call's arguments a JSON object (older runs may hold a bad one). */
-export function toWire(messages: Stored[]): ChatMessage[] {
-  return messages.map(({ spool: _extras, ...message }) => {
-    if (message.role !== "assistant" || !message.tool_calls?.some((c) => !isJsonObject(c.function.arguments))) return message;
-    return {
-      ...message,
-      tool_calls: message.tool_calls.map((c) => (isJsonObject(c.function.arguments) ? c : { ...c, function: { ...c.function, arguments: "{}" } })),
-    };
-  });
-}
 
 /** What the model is told about a call whose arguments were not a JSON object; the call is not run. */
 function malformedAnswer(call: ToolCall, raw: string, truncated: boolean): string {
@@ -107,12 +74,16 @@ export class AgentDriver {
   /** The W3C trace context each loop's prompt came with (by loop id; the newest MAX_TRACED, in this process only). */
   readonly #traces = new Map<number, string>();
 
+  readonly #compactor: Compactor;
+
   constructor(
     private readonly core: Core,
     private readonly models: (alias: string) => ModelTarget | undefined,
     private readonly settings: AgentSettings,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#compactor = new Compactor(core, log, this.#calls, (loop) => this.#toolSpecs(loop));
+  }
 
   /** Takes the run's next steps, unless it is already being driven (then it looks again afterwards). */
   kick(runId: number): void {
@@ -145,6 +116,30 @@ export class AgentDriver {
   traceLoop(loopId: number, traceparent: string): void {
     this.#traces.set(loopId, traceparent);
     if (this.#traces.size > MAX_TRACED) this.#traces.delete(this.#traces.keys().next().value!);
+  }
+
+  /** The run pauses at a budget (its loop too): the table in core/lifecycle/run-transitions.ts says from where. */
+  async #pause(run: RunRow, project: ProjectRef, loop: LoopRow, reached: NonNullable<Awaited<ReturnType<Core["budgets"]["reached"]>>>): Promise<void> {
+    const to = runTransition(run.status, "pause");
+    if (to === undefined) return;
+    await this.core.runs.setLoop(loop, to);
+    const paused = { ...run, attributes: JSON.stringify({ ...JSON.parse(run.attributes), budgetReached: reached }) };
+    await this.core.runs.saveAttributes(paused);
+    await this.#setStatus(paused, project, to, "budget reached", { budget: reached }, loop);
+  }
+
+  /** A paused run goes on from where it was (its budget was raised past what it spent); it is driven again. */
+  async resume(run: RunRow, project: ProjectRef): Promise<boolean> {
+    const to = runTransition(run.status, "resume");
+    if (to === undefined) return false;
+    const loop = await this.#openLoop(run.id);
+    if (loop?.status === RUN.paused) await this.core.runs.setLoop(loop, to);
+    const { budgetReached: _was, ...rest } = JSON.parse(run.attributes) as Record<string, unknown>;
+    const resumed = { ...run, attributes: JSON.stringify(rest) };
+    await this.core.runs.saveAttributes(resumed);
+    await this.#setStatus(resumed, project, to, "budget raised", {}, loop);
+    this.kick(run.id);
+    return true;
   }
 
   /** Stops the model call in flight for a run (abort). */
@@ -190,8 +185,18 @@ export class AgentDriver {
     return this.core.runs.openLoop(runId);
   }
 
+  /**
+   * What the model is sent of the run's conversation, with ids: after a compaction, the system prompt, the summary
+   * and what followed (an earlier summary that a later one replaced is left out).
+   */
+  async #context(runId: number): Promise<{ held: (Held & { message: Stored })[]; compactedAt: number }> {
+    const { messages, compactedAt } = await this.core.conversation.context(runId);
+    const held = messages.map(({ id, body }) => ({ id, message: JSON.parse(body) as Stored }));
+    return { held: held.filter((h) => h.message.spool?.note !== "compaction" || h.id === compactedAt), compactedAt };
+  }
+
   async #messages(runId: number): Promise<Stored[]> {
-    return (await this.core.conversation.messages(runId)).map((body) => JSON.parse(body) as Stored);
+    return (await this.#context(runId)).held.map((h) => h.message);
   }
 
   async #addMessage(run: RunRow, loopId: number | null, message: Stored): Promise<void> {
@@ -213,6 +218,12 @@ export class AgentDriver {
         if (run.status !== RUN.done && run.status !== RUN.failed) await this.#setStatus(run, project, RUN.done, "idle");
         return;
       }
+      if (run.status === RUN.paused) {
+        // Paused at a budget: it stays so until the budget is past what it spent (run/budget, or the config after a restart).
+        if (await this.core.budgets.reached(run, project.name)) return;
+        await this.resume(run, project);
+        continue;
+      }
       const target = this.models(run.model);
       if (!target) {
         await this.#fail(run, project, loop, `model "${run.model}" is no longer configured`);
@@ -230,7 +241,8 @@ export class AgentDriver {
         run = await this.#setStatus(run, project, RUN.running, "loop started", { prompt: loop.prompt });
         continue;
       }
-      const messages = await this.#messages(run.id);
+      const { held, compactedAt } = await this.#context(run.id);
+      const messages = held.map((h) => h.message);
       const last = messages.at(-1);
       const lastIndex = messages.findLastIndex((m) => m.role === "assistant");
       const lastAssistant = messages[lastIndex] as StoredAssistant | undefined;
@@ -277,15 +289,41 @@ export class AgentDriver {
         await this.#fail(run, project, loop, `the loop took ${steps} model steps without finishing (limit ${this.settings.maxStepsPerLoop})`);
         continue;
       }
-      await this.#callModel(run, project, loop, target, messages);
+      const reached = await this.core.budgets.reached(run, project.name);
+      if (reached) {
+        // At a budget: no further model call. The run pauses where it is, and a person is asked to raise it.
+        await this.#pause(run, project, loop, reached);
+        return;
+      }
+      const window = await this.#compactor.window(target);
+      if (window !== undefined && estimateTokens(toWire(messages), this.#toolSpecs(loop)) > window * COMPACT_AT) {
+        // Near the window: the older conversation becomes a summary before the model is called.
+        if (await this.#compactor.compact(run, project, loop, target, held, window, "window")) continue;
+      }
+      await this.#callModel(run, project, loop, target, held, compactedAt);
       run = (await this.core.conversation.run(runId))!;
       if (run.status === RUN.aborted) return;
     }
   }
 
-  async #callModel(run: RunRow, project: ProjectRef, loop: LoopRow, target: ModelTarget, messages: Stored[]): Promise<void> {
+  #toolSpecs(loop: LoopRow) {
+    return toolSpecs(loop.mode, this.core.config.agent.modelInput);
+  }
+
+  async #callModel(
+    run: RunRow,
+    project: ProjectRef,
+    loop: LoopRow,
+    target: ModelTarget,
+    held: (Held & { message: Stored })[],
+    compactedAt: number,
+  ): Promise<void> {
+    const compacted = compactedAt > 0;
+    // Nothing came after the summary: a "too long" now is not helped by compacting again.
+    const freshlyCompacted = compacted && held.every((h) => h.id <= compactedAt);
+    const messages = held.map((h) => h.message);
     // Every model call after the first is a new turn: its proposals go under turn_N+1.
-    if (messages.some((m) => m.role === "assistant")) {
+    if (messages.some((m) => m.role === "assistant") || compacted) {
       run = { ...run, turn: run.turn + 1 };
       await this.core.conversation.setTurn(run, run.turn);
     }
@@ -296,7 +334,7 @@ export class AgentDriver {
     try {
       const turn = run;
       const response = await target.provider.chat(
-        { model: target.model, messages: toWire(messages), tools: toolSpecs(loop.mode, this.core.config.agent.modelInput), cacheKey: `spool-run-${run.id}` },
+        { model: target.model, messages: toWire(messages), tools: this.#toolSpecs(loop), cacheKey: `spool-run-${run.id}` },
         {
           signal: controller.signal,
           onText: (delta) => this.core.runs.progress(project, { run: run.alias, turn: run.turn, loop: loop.seq, delta }),
@@ -310,25 +348,7 @@ export class AgentDriver {
       );
       const current = await this.core.conversation.run(run.id);
       if (!current || current.status === RUN.aborted) return;
-      const ms = Date.now() - started;
-      if (response.usage) {
-        const u = response.usage;
-        await this.core.conversation.usage(
-          {
-            run_id: run.id,
-            loop_id: loop.id,
-            turn: run.turn,
-            model: target.alias,
-            prompt_tokens: u.promptTokens,
-            completion_tokens: u.completionTokens,
-            total_tokens: u.totalTokens,
-            cache_read_tokens: u.cacheReadTokens ?? 0,
-            cache_write_tokens: u.cacheWriteTokens ?? 0,
-            cost_micro_usd: costMicroUsd(u, byPrefix(this.core.config.agent.prices, target.model)),
-          },
-          ms,
-        );
-      } else await this.core.conversation.worked(run.id, ms);
+      await this.#compactor.spent(run, loop, target, response, Date.now() - started);
       const reply = this.#reply(run, messages, response);
       await this.#addMessage(run, loop.id, reply);
       await this.#setStatus(run, project, RUN.running, "model replied", {
@@ -339,8 +359,18 @@ export class AgentDriver {
       });
     } catch (error) {
       if (controller.signal.aborted) return;
+      this.#calls.delete(run.id);
+      if (error instanceof ContextLengthError && !freshlyCompacted) {
+        // The provider says the conversation is too long: compact (whatever the window was thought to be) and ask again, once.
+        const window = Math.min((await this.#compactor.window(target)) ?? Number.POSITIVE_INFINITY, estimateTokens(toWire(messages), this.#toolSpecs(loop)));
+        if (await this.#compactor.compact(run, project, loop, target, held, window, "too long")) return;
+      }
       const message =
-        error instanceof ContextLengthError ? `${error.message}. Start a new run or a shorter prompt.` : error instanceof Error ? error.message : String(error);
+        error instanceof ContextLengthError
+          ? `${error.message}${freshlyCompacted ? ", even right after its conversation was compacted" : ""}. Start a new run or a shorter prompt.`
+          : error instanceof Error
+            ? error.message
+            : String(error);
       await this.#fail(run, project, loop, message);
     } finally {
       this.#calls.delete(run.id);
@@ -385,6 +415,7 @@ export class AgentDriver {
   async #tools(run: RunRow, project: ProjectRef, loop: LoopRow, calls: ToolCall[], reply: StoredAssistant): Promise<"waiting" | "stopped" | "continue"> {
     const controller = new AbortController();
     this.#calls.set(run.id, controller);
+    const started = Date.now();
     try {
       for (const [index, call] of calls.entries()) {
         const raw = reply.spool?.rawArguments?.[call.id];
@@ -441,6 +472,8 @@ export class AgentDriver {
       return "continue";
     } finally {
       this.#calls.delete(run.id);
+      // The step's time counts toward a seconds budget (a proposal waiting for a person returns at once).
+      await this.core.conversation.worked(run.id, Date.now() - started);
     }
   }
 

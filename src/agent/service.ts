@@ -11,6 +11,8 @@ export interface AgentLoop {
    * `traceparent`: the caller's W3C trace context, which the traces of the loop's proposals continue.
    */
   prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act", traceparent?: string): Promise<LoopRow>;
+  /** A run paused at its budget goes on from where it was (its budget now past what it spent); false when it was not paused. */
+  resume(project: ProjectRef, run: RunRow): Promise<boolean>;
   /** Stops the run: model call, queued loops, pending proposals (rejected), running producers (cancelled). */
   abort(project: ProjectRef, run: RunRow, reason: string): Promise<{ run: RunRow; rejected: string[]; cancelled: string[] }>;
 }

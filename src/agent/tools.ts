@@ -67,7 +67,11 @@ const ToolArgs = {
     limit: z.number().int().min(1).optional().describe("Lines in the slice"),
   }),
   grep: z.strictObject({
-    path: z.string().describe("A command's output channel (sh://turn_1/make_1) or its log path (log://…: all its output)"),
+    path: z
+      .string()
+      .describe(
+        "A command's output channel (sh://turn_1/make_1), its log path (log://…: all its output), or conversation:// (this run's whole conversation, compacted parts included)",
+      ),
     pattern: z.string().min(1).max(SEARCH_MAX_PATTERN).describe("Text to find in a line (plain text unless regex)"),
     regex: z.boolean().optional().describe("The pattern is a JavaScript regular expression"),
     ignore_case: z.boolean().optional().describe("Letters match in either case"),

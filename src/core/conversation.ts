@@ -26,9 +26,24 @@ export class Conversation {
     return (await this.deps.repos.messages.listMessages(runId)).map((row) => row.body);
   }
 
-  /** Appends a message to the run's conversation, under the run's current turn. */
-  add(run: RunRow, loopId: number | null, role: MessageRow["role"], body: string): Promise<void> {
+  /** What the model is sent of the run's conversation (after a compaction: the system prompt, the summary, what followed), with ids. */
+  async context(runId: number): Promise<{ messages: { id: number; body: string }[]; compactedAt: number }> {
+    const run = await this.deps.repos.runs.findRunById(runId);
+    const compaction = { from: Number(run?.context_from ?? 0), after: Number(run?.context_after ?? 0) };
+    const rows = await this.deps.repos.messages.listContext(runId, compaction);
+    return { messages: rows.map((r) => ({ id: Number(r.id), body: r.body })), compactedAt: compaction.from };
+  }
+
+  /** Appends a message to the run's conversation, under the run's current turn; its id. */
+  add(run: RunRow, loopId: number | null, role: MessageRow["role"], body: string): Promise<number> {
     return this.deps.repos.messages.insertMessage({ run_id: run.id, loop_id: loopId, turn: run.turn, role, body });
+  }
+
+  /** Stores a compaction: its summary message, which replaces every message up to `after` in the model's requests. */
+  async compact(run: RunRow, loopId: number | null, body: string, after: number): Promise<number> {
+    const id = await this.add(run, loopId, "user", body);
+    await this.deps.repos.runs.updateRun(run.id, { context_from: id, context_after: after });
+    return id;
   }
 
   /** Messages of one role in one loop (the model steps a loop took: "assistant"). */

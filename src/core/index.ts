@@ -2,6 +2,7 @@ import { ReadCap } from "../rpc/read-cap.js";
 import { Activity } from "./activity.js";
 import { ActivityWrites } from "./activity-writes.js";
 import { Audit } from "./audit.js";
+import { Budgets } from "./budgets.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
 import { Conversation } from "./conversation.js";
@@ -31,6 +32,8 @@ export interface Core {
   readonly controls: ProducerControls;
   /** Runs: status changes, loops, history, and the reads of them. */
   readonly runs: RunStates;
+  /** What runs may spend and spent (budgets, defaults from config). */
+  readonly budgets: Budgets;
   /** What the agent loop keeps of a run: the run, its project, its messages, turns and usage. */
   readonly conversation: Conversation;
   /** Entries and their channels' bytes: found, listed, read by line or in stored order, replayed to watchers. */
@@ -77,6 +80,7 @@ export function createCore(deps: CoreDeps): Core {
   const cluster = new ClusterLink(deps, lifecycle, watchers);
   lifecycle.useCluster(cluster);
   const writes = new ActivityWrites(deps);
+  const budgets = new Budgets(deps);
   const audit = new Audit(deps, writes);
   const notifications = new Notifications(deps, writes);
   const deadlines = new Deadlines(deps, (project, target, options) => lifecycle.reject(project, target, options));
@@ -85,7 +89,8 @@ export function createCore(deps: CoreDeps): Core {
     lifecycle,
     controls: new ProducerControls(lifecycle, deps, cluster),
     cluster,
-    runs: new RunStates(deps),
+    runs: new RunStates(deps, budgets),
+    budgets,
     conversation: new Conversation(deps),
     entries: new Entries(deps, watchers),
     proposals: new Proposals(deps),
@@ -110,4 +115,5 @@ export function createCore(deps: CoreDeps): Core {
 }
 
 export type { CoreDeps } from "./deps.js";
+export { runTransition } from "./lifecycle/run-transitions.js";
 export { ENTRY, entryStatusWord, OPEN_RUN, RUN } from "./status.js";

@@ -1,11 +1,12 @@
 import type { z } from "zod";
-import type { RunEvent, RunOut, RunStateFields, RunStateNotice, ToolNotice } from "../protocol/common.js";
+import type { CompactionNotice, RunEvent, RunOut, RunStateFields, RunStateNotice, ToolNotice } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { conflict } from "../rpc/errors.js";
 import { type Repositories, UniqueViolation } from "../store/repositories.js";
 import type { LoopRow, RunRow } from "../store/schema.js";
 import type { TurnUsage } from "../store/usage.js";
 import { runView } from "../store/views.js";
+import type { Budgets } from "./budgets.js";
 import type { CoreDeps } from "./deps.js";
 import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 
@@ -16,7 +17,10 @@ type Runs = Repositories["runs"];
  * loops and history, and the reads the handlers make of them.
  */
 export class RunStates {
-  constructor(private readonly deps: CoreDeps) {}
+  constructor(
+    private readonly deps: CoreDeps,
+    private readonly budgets: Budgets,
+  ) {}
 
   /** The project's run with this alias, if there is one (`lifecycle.requireRun` throws NOT_FOUND instead). */
   find(project: ProjectRef, alias: string): Promise<RunRow | undefined> {
@@ -42,7 +46,15 @@ export class RunStates {
     // A finished turn that had a proposal rejected did not do what was asked: clients say "rejected", not "done".
     const ended = rows.filter((r) => r.status === RUN.done && r.model !== null).map((r) => r.id);
     const rejected = await this.deps.repos.runs.rejectedInLastLoop(ended, ENTRY.rejected);
-    return rows.map((row) => runView(row, pending.get(row.id) ?? 0, rejected.get(row.id) ?? 0));
+    const commands = await this.budgets.commands(rows.map((r) => r.id));
+    const names = new Map<number, string>();
+    for (const id of new Set(rows.map((r) => r.project_id))) names.set(id, (await this.deps.repos.projects.findProjectById(id))?.name ?? "");
+    return rows.map((row) => ({
+      ...runView(row, pending.get(row.id) ?? 0, rejected.get(row.id) ?? 0),
+      spend: this.budgets.spend(row, commands.get(row.id) ?? 0),
+      budget: this.budgets.effective(row, names.get(row.project_id) ?? ""),
+      paused: row.status === RUN.paused ? ((JSON.parse(row.attributes) as { budgetReached?: RunOut["paused"] }).budgetReached ?? null) : null,
+    }));
   }
 
   /** One run as the wire has it (views). */
@@ -59,6 +71,11 @@ export class RunStates {
   async setModel(run: RunRow, model: string): Promise<RunRow> {
     await this.deps.repos.runs.updateRun(run.id, { model });
     return { ...run, model };
+  }
+
+  /** Stores the run's own budget (null or {}: none of its own). */
+  setBudget(run: RunRow, budget: Record<string, number> | null): Promise<void> {
+    return this.deps.repos.runs.updateRun(run.id, { budget: budget && Object.keys(budget).length ? JSON.stringify(budget) : null });
   }
 
   /** Stores the run's attributes as `run` has them. */
@@ -100,16 +117,17 @@ export class RunStates {
   /** Creates a run (idle: done until a prompt queues a loop) and announces it (`run/state` "created"); an alias the project uses is CONFLICT. */
   async create(
     project: ProjectRef,
-    input: { alias: string; model: string | null; mode: "ask" | "act"; title?: string | null; createdBy?: string },
+    input: { alias: string; model: string | null; mode: "ask" | "act"; title?: string | null; createdBy?: string; budget?: Record<string, number> },
   ): Promise<RunRow> {
     const now = Date.now();
-    const { createdBy, ...fields } = input;
+    const { createdBy, budget, ...fields } = input;
     try {
       const run = await this.deps.repos.runs.insertRun({
         project_id: project.id,
         ...fields,
         // Who created it: an agent acts only in the runs its principal created (src/core/principals.ts).
         ...(createdBy !== undefined ? { attributes: JSON.stringify({ createdBy }) } : {}),
+        ...(budget && Object.keys(budget).length ? { budget: JSON.stringify(budget) } : {}),
         status: RUN.done,
         created_at: now,
         updated_at: now,
@@ -186,6 +204,11 @@ export class RunStates {
   /** `run/progress`: the model's text as it streams. */
   progress(project: ProjectRef, delta: { run: string; turn: number; loop: number; delta: string }): void {
     this.deps.notifyProject(project.id, "run/progress", delta);
+  }
+
+  /** `run/compaction`: the conversation is being compacted (started, the summary as it streams, completed or failed). */
+  compaction(project: ProjectRef, notice: z.input<typeof CompactionNotice>): void {
+    this.deps.notifyProject(project.id, "run/compaction", notice);
   }
 
   /** `run/tool`: one of the model's tool calls started, waits on its proposal, or was answered. */

@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import { collectDefaultMetrics, type Metric, Registry } from "prom-client";
-import { ENTRY } from "../core/status.js";
+import { ENTRY, RUN } from "../core/status.js";
 import type { Store } from "../store/database.js";
 import type { Buckets, Meter } from "./meter.js";
 
@@ -52,6 +52,33 @@ export function createMetrics(sources: MetricSources): Registry {
     );
     const counts = new Map(pending.rows.map((r) => [r.project, Number(r.n)]));
     return projects.rows.map((p) => ({ value: counts.get(p.name) ?? 0, labels: { project: p.name } }));
+  });
+  add(
+    "spool_model_tokens_total",
+    "Tokens the agent's model calls used, by kind: input (cache reads and writes included), output, cache_read, cache_write",
+    "counter",
+    async () => {
+      const row = (
+        await sql<{ input: number | string | null; output: number | string | null; read: number | string | null; write: number | string | null }>`
+      select sum(prompt_tokens) as input, sum(completion_tokens) as output, sum(cache_read_tokens) as read, sum(cache_write_tokens) as write from model_usage`.execute(
+          sources.store.db,
+        )
+      ).rows[0];
+      return [
+        { value: Number(row?.input ?? 0), labels: { kind: "input" } },
+        { value: Number(row?.output ?? 0), labels: { kind: "output" } },
+        { value: Number(row?.read ?? 0), labels: { kind: "cache_read" } },
+        { value: Number(row?.write ?? 0), labels: { kind: "cache_write" } },
+      ];
+    },
+  );
+  add("spool_model_cost_usd_total", "What the agent's model calls cost, in US dollars (the price table's)", "counter", async () => {
+    const row = (await sql<{ cost: number | string | null }>`select sum(cost_micro_usd) as cost from model_usage`.execute(sources.store.db)).rows[0];
+    return [{ value: Number(row?.cost ?? 0) / 1e6, labels: {} }];
+  });
+  add("spool_runs_paused", "Runs paused at their budget, waiting for a person to raise it", "gauge", async () => {
+    const row = (await sql<{ n: number | string }>`select count(*) as n from runs where status = ${RUN.paused}`.execute(sources.store.db)).rows[0];
+    return [{ value: Number(row?.n ?? 0), labels: {} }];
   });
   add(
     "spool_producers",

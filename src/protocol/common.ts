@@ -2,7 +2,7 @@
 // an entry, the notices. zod only, no Node imports.
 import { z } from "zod";
 import { TRANSPORTS } from "./roles.js";
-import { Channel, Producer, RunView } from "./views-schemas.js";
+import { BudgetReached, Channel, Producer, RunView } from "./views-schemas.js";
 
 /** Run aliases: what they may hold (RunAlias; also read as it is by the stream's quick check, methods/stream.ts). */
 export const RUN_ALIAS = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -145,6 +145,22 @@ export const ToolNotice = z.object({
   result: z.string().nullable().describe("What the model was answered (completed / failed)"),
 });
 
+/** `run/compaction`: the conversation is compacted (before the window fills, or after the provider said it was too long). */
+export const CompactionNotice = z.object({
+  run: z.string(),
+  loop: z.number().int(),
+  turn: z.number().int(),
+  id: z.string().describe("The compaction's id, unique in the run (the summary message's `compaction` in run/history)"),
+  phase: z.enum(["started", "chunk", "completed", "failed"]),
+  reason: z.enum(["window", "too long"]).describe("window: the request neared the context window; too long: the provider refused it"),
+  delta: z.string().optional().describe("chunk: the summary's next text"),
+  summary: z.string().optional().describe("completed: the whole summary"),
+  replaced: z.number().int().optional().describe("completed: the messages the summary replaced in the model's requests"),
+  tokensBefore: z.number().int().optional().describe("The request's estimated tokens before"),
+  tokensAfter: z.number().int().optional().describe("completed: after"),
+  error: z.string().optional().describe("failed: why"),
+});
+
 /** `stream/started`: the owner began executing an accepted producer. */
 export const StartedNotice = z.object({
   run: z.string(),
@@ -188,6 +204,8 @@ export const RUN_EVENTS = [
   "loop failed",
   "idle",
   "aborted",
+  "budget reached",
+  "budget raised",
 ] as const;
 export type RunEvent = (typeof RUN_EVENTS)[number];
 
@@ -204,7 +222,7 @@ export const RunStateNotice = z
     event: z
       .enum(RUN_EVENTS)
       .describe(
-        "What happened: created, prompt queued, loop started, model call, model retry, model replied, tool call, waiting on a proposal, loop finished, loop failed, idle, aborted",
+        "What happened: created, prompt queued, loop started, model call, model retry, model replied, tool call, waiting on a proposal, loop finished, loop failed, idle, aborted, budget reached (the run paused), budget raised (it goes on)",
       ),
     // The fields an event adds (each is set by the events named, absent otherwise).
     prompt: z.string().optional().describe("loop started: the prompt the loop answers"),
@@ -228,6 +246,7 @@ export const RunStateNotice = z
       .describe("model replied: the tokens the call took, when the model said"),
     tool: z.string().optional().describe("tool call, waiting on a proposal: the tool's name"),
     path: z.string().optional().describe("tool call, waiting on a proposal: the command's path, when it has one"),
+    budget: BudgetReached.optional().describe("budget reached: which budget, its limit and what was used"),
   })
   .strict();
 

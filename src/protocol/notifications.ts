@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CancelledNotice, FinishedNotice, ProposalNotice, ResolvedNotice, RunStateNotice, StartedNotice, ToolNotice } from "./common.js";
+import { CancelledNotice, CompactionNotice, FinishedNotice, ProposalNotice, ResolvedNotice, RunStateNotice, StartedNotice, ToolNotice } from "./common.js";
 import { byName, notification } from "./define.js";
 import {
   ProducerControlResult,
@@ -41,6 +41,13 @@ export const NOTIFICATIONS = [
     description: "The model's text as it streams, a delta at a time.",
     direction: "server",
     params: z.object({ run: z.string(), turn: z.number().int(), loop: z.number().int(), delta: z.string() }),
+  }),
+  notification({
+    name: "run/compaction",
+    description:
+      "The run's conversation is being compacted to stay within the model's context window: `started`, the summary as it streams (`chunk`), then `completed` (how many messages the summary replaced in the model's requests; the whole conversation stays stored) or `failed`.",
+    direction: "server",
+    params: CompactionNotice,
   }),
   notification({
     name: "run/tool",

@@ -12,10 +12,11 @@ import type { RunView } from "./views-schemas.js";
  */
 
 /**
- * What a person reads for a run: `waiting` for a decision, `queued`, `running`, `idle` (fed by hand), `done`,
+ * What a person reads for a run: `waiting` for a decision, `queued`, `running`, `paused` (at a budget: a person
+ * raises it or stops the run), `idle` (fed by hand), `done`,
  * `rejected` (a proposal made since its latest prompt was rejected: not what was asked), `aborted`, `failed`.
  */
-export type RunState = "waiting" | "queued" | "running" | "idle" | "done" | "rejected" | "aborted" | "failed";
+export type RunState = "waiting" | "queued" | "running" | "paused" | "idle" | "done" | "rejected" | "aborted" | "failed";
 
 /**
  * A run's state. `pending` is how many of its proposals wait for a decision: the run view's own count
@@ -32,6 +33,8 @@ export function runState(run: Pick<RunView, "model" | "status" | "pending" | "re
     case RUN.running:
     case RUN.waiting:
       return "running";
+    case RUN.paused:
+      return "paused";
     case RUN.done:
       return run.model === null ? "idle" : (run.rejected ?? 0) > 0 ? "rejected" : "done";
     case RUN.aborted:

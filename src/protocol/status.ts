@@ -20,8 +20,8 @@ export const ENTRY = {
   failed: 500,
 } as const;
 
-/** Run and loop statuses. */
-export const RUN = { queued: 100, running: 102, waiting: 202, done: 200, aborted: 499, failed: 500 } as const;
+/** Run and loop statuses. `paused`: a budget was reached; no model call until a person raises it (or stops the run). */
+export const RUN = { queued: 100, running: 102, waiting: 202, paused: 402, done: 200, aborted: 499, failed: 500 } as const;
 
 /** Both groups: `STATUS.entry.proposed`, `STATUS.run.waiting`. */
 export const STATUS = { entry: ENTRY, run: RUN } as const;
@@ -30,7 +30,7 @@ export type EntryStatus = (typeof ENTRY)[keyof typeof ENTRY];
 export type RunStatus = (typeof RUN)[keyof typeof RUN];
 
 /** Statuses of a run or loop that has not finished. */
-export const OPEN_RUN: readonly number[] = [RUN.queued, RUN.running, RUN.waiting];
+export const OPEN_RUN: readonly number[] = [RUN.queued, RUN.running, RUN.waiting, RUN.paused];
 
 const ENTRY_WORDS: Record<number, string> = {
   [ENTRY.streaming]: "running",
@@ -50,6 +50,7 @@ const RUN_WORDS: Record<number, string> = {
   [RUN.queued]: "queued",
   [RUN.running]: "running",
   [RUN.waiting]: "waiting",
+  [RUN.paused]: "paused",
   [RUN.done]: "done",
   [RUN.aborted]: "aborted",
   [RUN.failed]: "failed",

@@ -191,6 +191,32 @@ export const Producer = ProposalFacts.extend({
 });
 export type Producer = z.output<typeof Producer>;
 
+/** Limits on what a run may spend; a run at one pauses before its next model call. */
+export const Budget = z
+  .strictObject({
+    tokens: z.number().int().positive().optional().describe("Tokens (input and output) its model calls may use"),
+    costUsd: z.number().positive().optional().describe("US dollars its model calls may cost (the price table's)"),
+    seconds: z.number().int().positive().optional().describe("Seconds of work: its model calls and tool steps (waiting on a person not counted)"),
+    commands: z.number().int().positive().optional().describe("Commands of its that may run (accepted proposals)"),
+  })
+  .describe("Limits; absent ones are unlimited");
+export type Budget = z.output<typeof Budget>;
+
+/** Which budget a paused run reached, its limit and what was used. */
+export const BudgetReached = z.object({
+  kind: z.enum(["tokens", "costUsd", "seconds", "commands"]),
+  limit: z.number(),
+  used: z.number(),
+});
+
+/** What a run spent so far. */
+export const Spend = z.object({
+  tokens: z.number().int(),
+  costUsd: z.number(),
+  seconds: z.number(),
+  commands: z.number().int(),
+});
+
 /** A run as `run/list`, `run/get` and `run/create` return it. */
 export const RunView = z.object({
   alias: z.string(),
@@ -212,6 +238,11 @@ export const RunView = z.object({
     .describe(
       "Of a finished run with a model: the proposals made since its latest prompt that were rejected (by a person, a rule or the deadline); runState shows such a run as `rejected` rather than `done`",
     ),
+  spend: Spend.optional().describe("What it spent: tokens, cost, seconds of work, commands run"),
+  budget: Budget.nullable()
+    .optional()
+    .describe("Its budget: its own limits, else the defaults of its project and its creator's principal (config.json `budgets`); null: none"),
+  paused: BudgetReached.nullable().optional().describe("Paused (status 402): the budget it reached; raise it with run/budget, or stop the run with run/abort"),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });

@@ -6,14 +6,33 @@ export function listMessages(db: Kysely<Database>, runId: number): Promise<Pick<
   return db.selectFrom("messages").select("body").where("run_id", "=", runId).orderBy("id").execute();
 }
 
+/**
+ * What the model is sent of a run's conversation, with ids: all of it, or after a compaction its first message (the
+ * system prompt), the summary, and the messages after the last one the summary replaced. Reads the window, not
+ * the run's history.
+ */
+export async function listContext(
+  db: Kysely<Database>,
+  runId: number,
+  compaction: { from: number; after: number },
+): Promise<Pick<MessageRow, "id" | "body">[]> {
+  const query = db.selectFrom("messages").select(["id", "body"]).where("run_id", "=", runId).orderBy("id");
+  if (compaction.from === 0) return query.execute();
+  const [first, rest] = await Promise.all([query.limit(1).execute(), query.where("id", ">", compaction.after).execute()]);
+  const summary = rest.find((row) => row.id === compaction.from);
+  return [...first.filter((row) => row.id <= compaction.after), ...(summary ? [summary] : []), ...rest.filter((row) => row.id !== compaction.from)];
+}
+
 export async function insertMessage(
   db: Kysely<Database>,
   message: { run_id: number; loop_id: number | null; turn: number; role: MessageRow["role"]; body: string },
-): Promise<void> {
-  await db
+): Promise<number> {
+  const row = await db
     .insertInto("messages")
     .values({ ...message, created_at: Date.now() })
-    .execute();
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
 }
 
 /** Messages of one role in one loop (the agent counts its model steps with it). */

@@ -27,6 +27,9 @@ export interface RunTable {
   spent_micro_usd: Generated<number>;
   spent_ms: Generated<number>;
   budget: Generated<string | null>;
+  /** Migration 022: the message holding the latest compaction's summary (0: none), and the last message it replaced. */
+  context_from: Generated<number>;
+  context_after: Generated<number>;
 }
 
 export interface LoopTable {

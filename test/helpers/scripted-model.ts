@@ -61,6 +61,8 @@ export interface RecordedRequest {
  */
 export class ScriptedModel {
   readonly requests: RecordedRequest[] = [];
+  /** When set, GET /v1/models lists the model with this window, as vLLM says it (`max_model_len`). */
+  contextWindow: number | null = null;
   #server!: Server;
   #script: ((request: RecordedRequest) => Reply | Promise<Reply>)[] = [];
   #waiters: { count: number; resolve: () => void }[] = [];
@@ -101,6 +103,12 @@ export class ScriptedModel {
   async #handle(req: IncomingMessage, res: import("node:http").ServerResponse): Promise<void> {
     let body = "";
     for await (const chunk of req) body += chunk;
+    if (req.url === "/v1/models" && req.method === "GET" && this.contextWindow !== null) {
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ object: "list", data: [{ id: "test-model", object: "model", owned_by: "vllm", max_model_len: this.contextWindow }] }));
+      return;
+    }
     if (req.url !== "/v1/chat/completions" || req.method !== "POST") {
       res.writeHead(404).end();
       return;

@@ -1,8 +1,9 @@
 import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import { pausedWords } from "../../protocol/agent-words.js";
 import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../../protocol/proposal-facts.js";
-import { ENTRY } from "../../protocol/status.js";
+import { ENTRY, RUN } from "../../protocol/status.js";
 import { commandOf, defineCommand, JSON_OPTION } from "../command-spec.js";
 import { age, type ClientFlags, connectIfProject, escapeControl, forEachProject, palette, printRows, withClient } from "../common.js";
 import { CliError, EXIT, usageError } from "../errors.js";
@@ -45,7 +46,10 @@ const PENDING_SPEC = defineCommand({
 export const PENDING = commandOf(PENDING_SPEC, async (values) => {
   if (values.all && values.run) throw usageError("--run and --all exclude each other: --run names a run of this project");
   const groups: { project: string | null; proposals: Pending[]; defaultRunner: string | null; numbers: Map<string, number> }[] = [];
+  // Runs paused at their budget wait for a person too.
+  const paused: { project: string | null; run: ResultOf<"run/list">["runs"][number] }[] = [];
   const collect = async (client: SpoolClient, project: string | null, run?: string) => {
+    for (const r of (await client.call("run/list", { status: RUN.paused })).runs) if (!run || r.alias === run) paused.push({ project, run: r });
     const proposals = await pendingIn(client, run);
     if (proposals.length === 0) return;
     // Each proposal's number in its run (as spool show numbers them): the exact `spool approve RUN N` to give.
@@ -70,14 +74,22 @@ export const PENDING = commandOf(PENDING_SPEC, async (values) => {
   if (across) await forEachProject(values, (client, name) => collect(client, name));
   const all = groups.flatMap((g) => g.proposals.map((p) => ({ ...(g.project ? { project: g.project } : {}), ...p })));
   if (values.json) {
-    printRows(all, [], true);
+    printRows([...all, ...paused.map((p) => ({ ...(p.project ? { project: p.project } : {}), run: p.run.alias, paused: p.run.paused }))], [], true);
     return EXIT.ok;
   }
+  const colours = palette();
+  for (const { project, run } of paused) {
+    const ref = `${project ? `--project ${escapeControl(project)} ` : ""}${escapeControl(run.alias)}`;
+    process.stdout.write(
+      `${colours.bold(`${project ? `${escapeControl(project)}  ` : ""}${escapeControl(run.alias)}`)}  ${colours.yellow("paused")}: ${run.paused ? pausedWords(run.paused) : "at its budget"}\n` +
+        `${colours.dim(`  spool budget ${ref} +${run.paused?.kind === "costUsd" ? "2$" : run.paused?.kind === "tokens" ? "100k" : run.paused?.kind === "seconds" ? "10min" : "5cmd"}   or   spool abort ${ref}`)}\n\n`,
+    );
+  }
+  if (all.length === 0 && paused.length > 0) return EXIT.ok;
   if (all.length === 0) {
     process.stdout.write(`nothing is pending${across ? " in any project" : ""}\n`);
     return EXIT.ok;
   }
-  const colours = palette();
   // Facts are drawn on a reset terminal: nothing printed before (a command's output) sets how they show.
   resetTerminal();
   const blocks = groups.flatMap((g) =>

@@ -1,3 +1,4 @@
+import { spendWords } from "../../protocol/agent-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import { type RunnerShown, runnerShown, runState } from "../../protocol/shown-state.js";
 import { ENTRY, entryStatusWord } from "../../protocol/status.js";
@@ -68,9 +69,10 @@ export const RUNS = commandOf(RUNS_SPEC, async (values) => {
       state: runState(r),
       title: r.title ?? "",
       model: r.model,
+      spent: r.spend ? spendWords(r.spend, r.budget) : "",
       updated: `${age(r.updatedAt)} ago`,
     })),
-    ["run", ...(across ? ["project"] : []), "state", "title", "model", "updated"],
+    ["run", ...(across ? ["project"] : []), "state", "title", "model", "spent", "updated"],
     false,
   );
   return EXIT.ok;

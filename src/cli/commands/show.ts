@@ -1,3 +1,4 @@
+import { compactionWords as compactionLine, pausedWords, spendWords } from "../../protocol/agent-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import { runState } from "../../protocol/shown-state.js";
 import { producerOf } from "../../protocol/views.js";
@@ -42,6 +43,8 @@ export const SHOW = commandOf(SHOW_SPEC, async (values, rest) => {
       `${colours.bold(run.alias)}  ${runState(run)}${run.model ? `  model ${run.model}` : ""}  ${run.mode}  updated ${age(run.updatedAt)} ago`,
     ];
     if (run.title) out.push(escapeControl(run.title));
+    if (run.spend && (run.spend.tokens > 0 || run.budget)) out.push(colours.dim(`spent ${spendWords(run.spend, run.budget)}`));
+    if (run.paused) out.push(`${colours.yellow("paused")}: ${pausedWords(run.paused)} — spool budget ${run.alias} +… to go on, or spool abort ${run.alias}`);
     const shown = new Set<string>();
     const commandLine = (c: (typeof commands)[number]) => {
       shown.add(c.path);
@@ -50,6 +53,7 @@ export const SHOW = commandOf(SHOW_SPEC, async (values, rest) => {
     };
     for (const m of messages) {
       if (m.role === "user" && !m.note) out.push("", `${colours.bold("▌ prompt")} ${escapeControl(m.text ?? "")}`);
+      if (m.compaction) out.push(colours.dim(compactionLine(m.compaction)));
       if (m.role === "assistant") {
         if (m.text?.trim()) out.push(escapeControl(m.text.trim()).replace(/\\n/g, "\n"));
         for (const call of m.toolCalls) {

@@ -8,7 +8,7 @@ type StoredMessage = {
   content?: string | null;
   tool_calls?: { id: string; function: { name: string; arguments: string } }[];
   tool_call_id?: string;
-  spool?: { note?: string };
+  spool?: { note?: string; compaction?: { id: string; reason: "window" | "too long"; replaced: number; tokensBefore: number; tokensAfter: number } };
 };
 
 function argumentsOf(text: string): Record<string, unknown> {
@@ -48,6 +48,7 @@ export const runHistory = defineMethod({
         note: body.spool?.note !== undefined,
         toolCalls,
         toolCallId: body.tool_call_id ?? null,
+        ...(body.spool?.compaction ? { compaction: body.spool.compaction } : {}),
         createdAt: row.created_at,
       });
     }

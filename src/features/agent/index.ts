@@ -12,6 +12,7 @@ import { notifications } from "../../protocol/notifications.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import { runAbort } from "./abort.js";
+import { runBudget } from "./budget.js";
 import { runHistory } from "./history.js";
 import { modelList } from "./model-list.js";
 import { runPrompt } from "./prompt.js";
@@ -67,7 +68,10 @@ export const agentPlugin = definePlugin({
     const target = (alias: string): ModelTarget | undefined => {
       let t = targets.get(alias);
       const config = app.config.agent.models.find((m) => m.alias === alias);
-      if (!t && config) targets.set(alias, (t = { alias, model: config.model, provider: providers.create(config) }));
+      if (!t && config) {
+        t = { alias, model: config.model, provider: providers.create(config), ...(config.contextTokens ? { contextTokens: config.contextTokens } : {}) };
+        targets.set(alias, t);
+      }
       return t;
     };
     const driver = new AgentDriver(core, target, app.config.agent, app.log);
@@ -95,6 +99,7 @@ export const agentPlugin = definePlugin({
         driver.kick(run.id);
         return loop;
       },
+      resume: (project, run) => driver.resume(run, project),
       abort: (project, run, reason) => abortRun(core, project, run, reason, (id, why) => driver.interrupt(id, why)),
     };
     app.provide(AGENT_LOOP, loop);
@@ -103,10 +108,12 @@ export const agentPlugin = definePlugin({
     app.notification(notifications["run/state"]);
     app.notification(notifications["run/progress"]);
     app.notification(notifications["run/tool"]);
+    app.notification(notifications["run/compaction"]);
     app.method(modelList);
     app.method(runPrompt);
     app.method(runAbort);
     app.method(runHistory);
+    app.method(runBudget);
 
     // A proposal the model made was resolved (from any connection): continue its run.
     app.on("entry:status", ({ run, entry }) => {

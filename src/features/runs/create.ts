@@ -31,6 +31,7 @@ export const runCreate = defineMethod({
       mode: params.mode ?? "act",
       title: params.title ?? null,
       createdBy: ctx.connection.principal.name,
+      ...(params.budget ? { budget: params.budget } : {}),
     });
     if (params.prompt === undefined || !agent) return { run: await core.runs.view(row) };
     const loop = await agent.prompt(project, row, params.prompt, params.mode ?? "act");

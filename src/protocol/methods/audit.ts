@@ -60,6 +60,12 @@ export const AUDIT_DETAILS = {
   input: z.object({ bytes: integer().describe("How many bytes (never the bytes)") }).describe("Input was sent to a command"),
   signal: z.object({ signal: z.string() }).describe("stream/signal"),
   prompt: z.object({ loop: integer(), model: z.string(), promptBytes: integer() }).describe("run/prompt (its size, not its text)"),
+  budget: z
+    .object({
+      budget: z.record(z.string(), z.number()).describe("The run's own budget afterwards"),
+      resumed: z.boolean().describe("The run was paused at its budget and went on"),
+    })
+    .describe("run/budget: a run's budget raised or set"),
   "project/create": z.object({ name: z.string(), root: z.string().describe("Its root, absolute") }).describe("initialize created a project"),
   "runner/attach": z
     .object({

@@ -8,7 +8,7 @@ import { notifyAdd, notifyList, notifyRemove, notifyTest } from "./notify.js";
 import { projectList } from "./project.js";
 import { proposalCreate, proposalList } from "./proposal.js";
 import { rpcDiscover } from "./rpc.js";
-import { runAbort, runCreate, runGet, runHistory, runList, runPrompt, runResolve } from "./run.js";
+import { runAbort, runBudget, runCreate, runGet, runHistory, runList, runPrompt, runResolve } from "./run.js";
 import { runnerAttach, runnerList } from "./runner.js";
 import { initialize, ping } from "./session.js";
 import {
@@ -38,6 +38,7 @@ export const METHODS = [
   runList,
   runPrompt,
   runAbort,
+  runBudget,
   runHistory,
   runResolve,
   proposalCreate,

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, RunnerRef, Status, Traceparent } from "../common.js";
 import { request } from "../define.js";
 import { ENTRY } from "../status.js";
+import { Budget } from "../views-schemas.js";
 
 export const RunCreateParams = z.strictObject({
   alias: RunAlias.optional(),
@@ -9,6 +10,7 @@ export const RunCreateParams = z.strictObject({
   mode: z.enum(["ask", "act"]).optional().describe("ask: read-only tools only; act (default): all tools"),
   prompt: z.string().min(1).optional().describe("First prompt; needs a model"),
   title: z.string().min(1).max(200).optional().describe("What lists show (default: the first line of the first prompt)"),
+  budget: Budget.optional().describe("Its own limits (else its project's and its principal's defaults): at one, the run pauses and a person is asked"),
 });
 
 export const runCreate = request({
@@ -78,6 +80,21 @@ export const runPrompt = request({
   }),
 });
 
+export const runBudget = request({
+  name: "run/budget",
+  role: "person",
+  description:
+    'Raises (`add`) or sets (`set`) a run\'s budget. A run paused at its budget goes on from where it was once the budget is past what it spent (`run/state` "budget raised"); still at it, it stays paused. Stop a paused run with run/abort.',
+  params: z
+    .strictObject({
+      run: RunAlias,
+      add: Budget.optional().describe("Added to the run's budget now (its own, else its defaults)"),
+      set: Budget.optional().describe("The run's own limits from now on, in place of what it had for those limits"),
+    })
+    .refine((p) => p.add !== undefined || p.set !== undefined, { message: "give add or set" }),
+  result: z.object({ run: Run, resumed: z.boolean().describe("The run was paused and goes on now") }),
+});
+
 export const runAbort = request({
   name: "run/abort",
   role: "agent",
@@ -108,6 +125,17 @@ export const HistoryMessage = z.object({
   note: z.boolean().describe("A note Spool wrote to the model, not a person's prompt"),
   toolCalls: z.array(HistoryToolCall).describe("The model's tool calls (assistant messages)"),
   toolCallId: z.string().nullable().describe("The call a tool message answers"),
+  compaction: z
+    .object({
+      id: z.string(),
+      reason: z.enum(["window", "too long"]),
+      replaced: z.number().int().describe("Messages before it that the summary replaced in the model's requests (they stay here)"),
+      tokensBefore: z.number().int(),
+      tokensAfter: z.number().int(),
+    })
+    .nullable()
+    .optional()
+    .describe("A compaction's summary (a note; `text` is what the model is sent): the conversation went on from it"),
   createdAt: z.number().int(),
 });
 

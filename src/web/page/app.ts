@@ -350,6 +350,7 @@ export class App implements PageContext {
     });
     rpc.on("run/progress", (p) => run.onProgress(p));
     rpc.on("run/tool", (t) => run.onTool(t));
+    rpc.on("run/compaction", (c) => c.phase === "completed" && run.shows(c.run) && run.scheduleHistory());
     for (const method of ["stream/started", "stream/finished", "stream/cancelled"] as const) {
       rpc.on(method, (n) => {
         if (run.shows(n.run)) run.scheduleEntries();

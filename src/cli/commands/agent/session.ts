@@ -1,4 +1,5 @@
 import { factsChanged, type SpoolClient, type SpoolRpcError } from "../../../client/spool-client.js";
+import { compactionWords as compactionLine, pausedWords } from "../../../protocol/agent-words.js";
 import { deadlineWords } from "../../../protocol/deadline-words.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { defaultRunnerName, factsRevision, factsText } from "../../../protocol/proposal-facts.js";
@@ -52,6 +53,7 @@ class ActSession extends SessionState {
     this.client.on("run/resolved", this.onRun(this.onResolved));
     this.client.on("run/progress", this.onRun(this.onProgress));
     this.client.on("run/state", this.onRun(this.onState));
+    this.client.on("run/compaction", this.onRun(this.onCompaction));
   }
 
   // A new run's name (run-N) is known only from run/create's answer: what comes before it is held (see `held`).
@@ -364,6 +366,23 @@ class ActSession extends SessionState {
       .catch(this.sayError);
   }
 
+  /** The conversation compacted: a line when it starts and when it is done (the summary is in `spool show`). */
+  readonly onCompaction = (p: SpoolNotifications["run/compaction"]) => {
+    if (p.run !== this.alias || p.phase === "chunk") return;
+    this.spin.stop();
+    this.screen.endBlock();
+    if (p.phase === "started")
+      this.say(
+        this.colours.dim(`── compacting the conversation (${p.reason === "window" ? "near the model's context window" : "the model said it was too long"}) …`),
+      );
+    else if (p.phase === "completed" && p.replaced !== undefined)
+      this.say(
+        this.colours.dim(compactionLine({ replaced: p.replaced, reason: p.reason, tokensBefore: p.tokensBefore ?? 0, tokensAfter: p.tokensAfter ?? 0 })),
+      );
+    else if (p.phase === "failed") this.say(this.errColours.red(`compacting the conversation failed: ${escapeControl(String(p.error))}`));
+    this.spin.start();
+  };
+
   /** The model's words as they stream. */
   readonly onProgress = (p: SpoolNotifications["run/progress"]) => {
     if (p.run !== this.alias) return;
@@ -388,6 +407,11 @@ class ActSession extends SessionState {
       this.ended = true;
       this.sayEnd(String(p.summary).trim());
     }
+    if (p.event === "budget reached" && p.budget) {
+      this.spin.stop();
+      say(`${errColours.yellow("paused")}: ${pausedWords(p.budget)} — raise it to go on (spool budget ${p.run} +…), or spool abort ${p.run}`);
+    }
+    if (p.event === "budget raised") say(colours.green("budget raised: the run goes on"));
     if (p.event === "loop failed") {
       this.ended = true;
       say(errColours.red(`✖ failed: ${escapeControl(String(p.error))}`));

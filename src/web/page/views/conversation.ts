@@ -1,3 +1,4 @@
+import { compactionWords } from "../../../protocol/agent-words.js";
 import { h } from "../dom.js";
 import { entryStatusWord, escapeControl, statusClass } from "../format.js";
 import type { Message, Producer, ToolNotice } from "../model.js";
@@ -22,6 +23,15 @@ export function callWords(c: { tool: string; arguments: Record<string, unknown> 
 
 /** One message of a run's conversation: a prompt, the model's text and tool calls, or a call's answer. */
 export function messageView(m: Message, context: ConversationContext): HTMLElement {
+  if (m.compaction) {
+    // The summary the model goes on from, under a line that says what happened; the messages it replaced stay above.
+    return h(
+      "details",
+      { class: "msg compaction" },
+      h("summary", null, compactionWords(m.compaction), " ", since(m.createdAt)),
+      h("div", { class: "text" }, m.text ?? ""),
+    );
+  }
   if (m.role === "user") {
     return h(
       "div",

@@ -1,0 +1,81 @@
+import type { z } from "zod";
+import type { Budget, BudgetReached, Spend } from "../protocol/views-schemas.js";
+import type { RunRow } from "../store/schema.js";
+import type { CoreDeps } from "./deps.js";
+import { ENTRY } from "./status.js";
+
+type BudgetOut = z.output<typeof Budget>;
+type Kind = keyof BudgetOut;
+const KINDS: readonly Kind[] = ["tokens", "costUsd", "seconds", "commands"];
+
+/** A budget stored as JSON (runs.budget), or null. */
+export function parseBudget(text: string | null | undefined): BudgetOut | null {
+  if (!text) return null;
+  const value = JSON.parse(text) as BudgetOut;
+  return Object.keys(value).length > 0 ? value : null;
+}
+
+/**
+ * What runs may spend, and what they spent: a run's budget is, limit by limit, its own, else the smallest of the
+ * configured defaults (every run's, its project's, its creator's principal's). A run at a limit pauses before its
+ * next model call (src/agent/loop.ts); run/budget raises it.
+ */
+export class Budgets {
+  constructor(private readonly deps: CoreDeps) {}
+
+  /** The run's budget now; null when nothing limits it. */
+  effective(run: Pick<RunRow, "budget" | "attributes">, projectName: string): BudgetOut | null {
+    const own = parseBudget(run.budget) ?? {};
+    const config = this.deps.config.agent.budgets;
+    const createdBy = (JSON.parse(run.attributes) as { createdBy?: unknown }).createdBy;
+    const defaults = [config.default, config.projects?.[projectName], typeof createdBy === "string" ? config.principals?.[createdBy] : undefined];
+    const out: BudgetOut = {};
+    for (const kind of KINDS) {
+      const limits = defaults.map((d) => d?.[kind]).filter((v): v is number => v !== undefined);
+      const value = own[kind] ?? (limits.length ? Math.min(...limits) : undefined);
+      if (value !== undefined) out[kind] = value;
+    }
+    return Object.keys(out).length > 0 ? out : null;
+  }
+
+  /** What the run spent, `commands` counted from its accepted proposals. */
+  spend(run: Pick<RunRow, "spent_tokens" | "spent_micro_usd" | "spent_ms">, commands: number): z.output<typeof Spend> {
+    return {
+      tokens: Number(run.spent_tokens ?? 0),
+      costUsd: Number(run.spent_micro_usd ?? 0) / 1e6,
+      seconds: Math.round(Number(run.spent_ms ?? 0) / 100) / 10,
+      commands,
+    };
+  }
+
+  /** How many of each run's commands were accepted (its log entries at 200). */
+  commands(runIds: readonly number[]): Promise<Map<number, number>> {
+    return this.deps.repos.runs.pendingProposals(runIds, ENTRY.done);
+  }
+
+  /** The first limit the run is at, with what it used; undefined while it is within its budget. */
+  async reached(run: RunRow, projectName: string): Promise<z.output<typeof BudgetReached> | undefined> {
+    const budget = this.effective(run, projectName);
+    if (!budget) return undefined;
+    const commands = budget.commands !== undefined ? ((await this.commands([run.id])).get(run.id) ?? 0) : 0;
+    const spend = this.spend(run, commands);
+    for (const kind of KINDS) {
+      const limit = budget[kind];
+      if (limit !== undefined && spend[kind] >= limit) return { kind, limit, used: spend[kind] };
+    }
+    return undefined;
+  }
+
+  /** The run's own budget after `add` (to its budget now) and `set` (its own limits from now on). */
+  raised(run: Pick<RunRow, "budget" | "attributes">, projectName: string, change: { add?: BudgetOut | undefined; set?: BudgetOut | undefined }): BudgetOut {
+    const own = { ...(parseBudget(run.budget) ?? {}), ...change.set };
+    const now = this.effective(run, projectName) ?? {};
+    for (const kind of KINDS) {
+      const more = change.add?.[kind];
+      if (more === undefined) continue;
+      const base = change.set?.[kind] ?? now[kind] ?? 0;
+      own[kind] = kind === "costUsd" ? Math.round((base + more) * 1e6) / 1e6 : base + more;
+    }
+    return own;
+  }
+}

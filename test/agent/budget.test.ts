@@ -1,0 +1,138 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SpoolClient } from "../../src/client/spool-client.js";
+import { RUN } from "../../src/protocol/status.js";
+import { runCli } from "../helpers/process.js";
+import { type RecordedRequest, type Reply, ScriptedModel } from "../helpers/scripted-model.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+
+const USAGE = { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 };
+
+/** `get` turn after turn, each reporting 120 tokens; done at `turns`. */
+function turns(count: number) {
+  let turn = 0;
+  return (_request: RecordedRequest): Reply => {
+    turn++;
+    if (turn >= count) return { tools: [{ id: `done_${turn}`, name: "done", arguments: { summary: `done after ${turn} turns` } }], usage: USAGE };
+    return { text: `Turn ${turn}.`, tools: [{ id: `get_${turn}`, name: "get", arguments: { path: `sh://turn_${turn}/x` } }], usage: USAGE };
+  };
+}
+
+async function runStatus(client: SpoolClient, run: string, status: number, timeoutMs = 20_000) {
+  await eventually(async () => (await client.call("run/get", { run })).run.status === status, timeoutMs, `run ${run} at ${status}`);
+}
+
+describe("budgets: a run pauses at its limit and goes on when a person raises it", () => {
+  let model: ScriptedModel;
+  let ts: TestServer;
+  const home = tempDir("spool-budget-home-");
+  const start = () =>
+    startTestServer({
+      home,
+      env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl },
+      // $1000 per million tokens: a turn's 120 tokens cost $0.12.
+      agent: { prices: { "test-model": { input: 1000, output: 1000 } } },
+    });
+  beforeAll(async () => {
+    model = await ScriptedModel.start();
+    ts = await start();
+  });
+  afterAll(async () => {
+    await ts.stop();
+    await model.close();
+  });
+  afterEach(() => model.reset());
+
+  it("at a token budget: no further model call, the state says which budget, it stays paused over a restart, and run/budget lets it go on", async () => {
+    const next = turns(5);
+    model.reply(...Array.from({ length: 10 }, () => next));
+    let a = await ts.clientIn("spend");
+    const reached: unknown[] = [];
+    a.on("run/state", (p) => p.run === "tok" && p.event === "budget reached" && reached.push(p.budget));
+    await a.call("run/create", { alias: "tok", model: "test", prompt: "Read them all", budget: { tokens: 250 } });
+    await runStatus(a, "tok", RUN.paused);
+    // Calls of 120 tokens: 120, 240 (under 250), 360 — then paused before a fourth.
+    expect(model.requests).toHaveLength(3);
+    const { run, usage } = await a.call("run/get", { run: "tok" });
+    expect(run.paused).toEqual({ kind: "tokens", limit: 250, used: 360 });
+    expect(run.budget).toEqual({ tokens: 250 });
+    expect(run.spend).toMatchObject({ tokens: 360, costUsd: 0.36, commands: 0 });
+    expect(usage.costUsd).toBeCloseTo(0.36, 6);
+    await eventually(() => reached.length === 1);
+    expect(reached[0]).toEqual({ kind: "tokens", limit: 250, used: 360 });
+
+    // A restart: still paused, and no model call.
+    await ts.stop();
+    ts = await start();
+    a = await ts.clientIn("spend");
+    expect((await a.call("run/get", { run: "tok" })).run.status).toBe(RUN.paused);
+    expect(model.requests).toHaveLength(3);
+
+    // Raised, but not past what it spent: still paused.
+    const low = await a.call("run/budget", { run: "tok", set: { tokens: 300 } });
+    expect(low.resumed).toBe(false);
+    expect(low.run.status).toBe(RUN.paused);
+    expect(model.requests).toHaveLength(3);
+
+    const raised = await a.call("run/budget", { run: "tok", add: { tokens: 1000 } });
+    expect(raised.resumed).toBe(true);
+    expect(raised.run.budget).toEqual({ tokens: 1300 });
+    await runStatus(a, "tok", RUN.done);
+    expect(model.requests).toHaveLength(5);
+    // It went on from where it was: the fourth request holds the third turn's answer.
+    expect(JSON.stringify(model.requests[3]!.messages)).toContain("get_3");
+    const audit = await a.call("audit/list", {});
+    expect(audit.events.filter((e) => e.action === "budget").map((e) => e.detail)).toEqual([
+      { budget: { tokens: 300 }, resumed: false },
+      { budget: { tokens: 1300 }, resumed: true },
+    ]);
+  });
+
+  it("at a cost budget: spool pending shows it, spool budget RUN +1$ raises it from the CLI, and the run ends", async () => {
+    const next = turns(4);
+    model.reply(...Array.from({ length: 10 }, () => next));
+    const a = await ts.clientIn("spend");
+    await a.call("run/create", { alias: "cost", model: "test", prompt: "Go", budget: { costUsd: 0.2 } });
+    await runStatus(a, "cost", RUN.paused);
+    expect(model.requests).toHaveLength(2);
+    const cli = (args: string[]) => runCli(args, { SPOOL_HOME: ts.home }, ts.root, 30_000);
+    const pending = await cli(["pending", "--project", "spend"]);
+    expect(pending.out).toContain("cost  paused: its cost budget of $0.20 was reached ($0.24 used)");
+    expect(pending.out).toContain("spool budget cost +2$");
+    const shown = await cli(["show", "cost", "--project", "spend"]);
+    expect(shown.out).toContain("spent $0.24 of $0.20 · 240 tokens");
+    const runs = await cli(["runs", "--project", "spend"]);
+    expect(runs.out).toMatch(/cost\s+paused/);
+    const bad = await cli(["budget", "cost", "+2 euros", "--project", "spend"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain('"+2 euros" is not a budget change');
+    expect((await a.call("run/get", { run: "cost" })).run.status).toBe(RUN.paused);
+    const raised = await cli(["budget", "cost", "+1$", "--project", "spend"]);
+    expect(raised.err).toBe("");
+    expect(raised.out).toContain("budget cost $1.20");
+    expect(raised.out).toContain("resumed");
+    await runStatus(a, "cost", RUN.done);
+    expect(model.requests).toHaveLength(4);
+  });
+
+  it("stopping a paused run ends it cleanly; a project's default budget applies to runs with none of their own", async () => {
+    await ts.stop();
+    ts = await startTestServer({
+      home,
+      env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl },
+      agent: { budgets: { projects: { capped: { tokens: 100 } }, default: { tokens: 100_000 } } },
+    });
+    const next = turns(5);
+    model.reply(...Array.from({ length: 10 }, () => next));
+    const a = await ts.clientIn("capped");
+    await a.call("run/create", { alias: "stop-me", model: "test", prompt: "Go" });
+    await runStatus(a, "stop-me", RUN.paused);
+    expect((await a.call("run/get", { run: "stop-me" })).run.budget).toEqual({ tokens: 100 });
+    expect(model.requests).toHaveLength(1);
+    const stopped = await a.call("run/abort", { run: "stop-me", reason: "enough" });
+    expect(stopped.run.status).toBe(RUN.aborted);
+    await expect(a.call("run/budget", { run: "stop-me", add: { tokens: 10 } })).resolves.toMatchObject({ resumed: false });
+    expect((await a.call("run/get", { run: "stop-me" })).run.status).toBe(RUN.aborted);
+    expect(model.requests).toHaveLength(1);
+    await expect(a.call("run/budget", { run: "stop-me" } as never)).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+  });
+});
