@@ -1,6 +1,6 @@
 import { mkdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RecordedRequest, type Reply, ScriptedModel } from "../helpers/scripted-model.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { agentText, initialize } from "./harness.js";
@@ -42,6 +42,7 @@ describe("a compaction and a budget seen by ACP clients at /acp", () => {
     await ts.stop();
     await model.close();
   });
+  afterEach(() => model.reset());
 
   it("ACP v2: compaction_update in_progress, its summary as compaction_summary_chunk, then completed; ACP v1 reads it as the agent's message", async () => {
     const next = turns(14);

@@ -346,6 +346,8 @@ export class App implements PageContext {
         run.renderHeader();
         run.renderPrompt();
         run.scheduleHistory();
+        // What it spent and why it paused are the server's to say: read again when they change.
+        if (s.event === "budget reached" || s.event === "budget raised" || s.event === "model replied") void run.refreshRun().catch(() => {});
       }
     });
     rpc.on("run/progress", (p) => run.onProgress(p));

@@ -3,7 +3,8 @@ import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { act, KeptButton, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
-import { escapeControl, serverNow, statusClass } from "../format.js";
+import { amountWords, pausedWords, spendWords } from "../../../protocol/agent-words.js";
+import { escapeControl, RUN, serverNow, statusClass } from "../format.js";
 import { isOpen, isRunning, type Message, type Producer, producersOf, type Run, runWord, type ToolNotice } from "../model.js";
 import { routeHash } from "../route.js";
 import { since } from "../views/common.js";
@@ -232,7 +233,7 @@ export class RunView {
       if (!confirm(`Abort run ${run.alias}? Its model call stops, pending proposals are rejected and running commands cancelled.`)) return;
       void act(this.#page, button, "Abort", () => this.#page.rpc!.call("run/abort", { run: run.alias, reason: "aborted from the web view" }));
     });
-    const usage = this.#usage && this.#usage.totalTokens > 0 ? `${this.#usage.totalTokens} tokens` : null;
+    const spent = current.spend && (current.spend.tokens > 0 || current.budget) ? spendWords(current.spend, current.budget) : null;
     fill(
       this.#el.header,
       h("h1", null, escapeControl(current.alias)),
@@ -241,13 +242,50 @@ export class RunView {
       h(
         "span",
         { class: "dim" },
-        `${current.model ? `model ${current.model}` : "no model"} · ${current.mode} · turn ${current.turn}${usage ? ` · ${usage}` : ""} · created `,
+        `${current.model ? `model ${current.model}` : "no model"} · ${current.mode} · turn ${current.turn}${spent ? ` · ${spent}` : ""} · created `,
         since(current.createdAt),
         " ago",
       ),
       h("span", { class: "spacer" }),
       isOpen(current.status) && may(this.#page, "person") ? abort : null,
+      current.status === RUN.paused && current.paused ? this.#budgetCard(current, current.paused) : null,
     );
+  }
+
+  /** A run paused at its budget: what it reached, and the person's two answers, raise it (it goes on) or stop the run. */
+  #budgetCard(run: Run, paused: NonNullable<Run["paused"]>): HTMLElement {
+    const step = Math.max(paused.limit, { costUsd: 1, tokens: 10_000, seconds: 600, commands: 10 }[paused.kind]);
+    const person = may(this.#page, "person");
+    const button = (action: string, label: string, run: () => Promise<unknown>) => {
+      const b = h("button", { type: "button", "data-action": action, ...(action === "stop-run" ? { class: "danger" } : {}) }, label);
+      b.addEventListener("click", () => void act(this.#page, b, label, run));
+      return b;
+    };
+    const raise = button("raise-budget", `Raise by ${amountWords(paused.kind, step)}`, () =>
+      this.#page.rpc!.call("run/budget", { run: run.alias, add: { [paused.kind]: step } }),
+    );
+    const stop = button("stop-run", "Stop the run", () => this.#page.rpc!.call("run/abort", { run: run.alias, reason: "stopped at its budget from the web view" }));
+    return h(
+      "div",
+      { class: "card budget", "data-run": run.alias, "data-budget": paused.kind },
+      h("strong", null, "Paused"),
+      " ",
+      h("span", { class: "why" }, pausedWords(paused)),
+      person ? h("div", { class: "actions" }, raise, stop) : h("div", { class: "dim" }, "A person raises it or stops the run."),
+    );
+  }
+
+  /** The run as the server has it now (its spend, its pause), and the header drawn again. */
+  async refreshRun(): Promise<void> {
+    const rpc = this.#page.rpc;
+    const run = this.#run;
+    if (!rpc || !run) return;
+    const got = await rpc.call("run/get", { run: run.alias });
+    if (this.#run?.alias !== run.alias) return;
+    this.#run = got.run;
+    this.#usage = got.usage;
+    this.#host.runs.set(got.run.alias, got.run);
+    this.renderHeader();
   }
 
   renderPrompt(): void {
