@@ -53,32 +53,35 @@ export function createMetrics(sources: MetricSources): Registry {
     const counts = new Map(pending.rows.map((r) => [r.project, Number(r.n)]));
     return projects.rows.map((p) => ({ value: counts.get(p.name) ?? 0, labels: { project: p.name } }));
   });
+  // Spend by project: a credential scoped to projects sees its projects' series only (scopedMetrics).
+  const spend = async () =>
+    (
+      await sql<{ project: string; input: number | string; output: number | string; read: number | string; write: number | string; cost: number | string }>`
+      select p.name as project, sum(u.prompt_tokens) as input, sum(u.completion_tokens) as output, sum(u.cache_read_tokens) as read,
+        sum(u.cache_write_tokens) as write, sum(u.cost_micro_usd) as cost
+      from model_usage u join runs r on r.id = u.run_id join projects p on p.id = r.project_id group by p.name`.execute(sources.store.db)
+    ).rows;
   add(
     "spool_model_tokens_total",
-    "Tokens the agent's model calls used, by kind: input (cache reads and writes included), output, cache_read, cache_write",
+    "Tokens the agent's model calls used, by project and kind: input (cache reads and writes included), output, cache_read, cache_write",
     "counter",
-    async () => {
-      const row = (
-        await sql<{ input: number | string | null; output: number | string | null; read: number | string | null; write: number | string | null }>`
-      select sum(prompt_tokens) as input, sum(completion_tokens) as output, sum(cache_read_tokens) as read, sum(cache_write_tokens) as write from model_usage`.execute(
-          sources.store.db,
-        )
-      ).rows[0];
-      return [
-        { value: Number(row?.input ?? 0), labels: { kind: "input" } },
-        { value: Number(row?.output ?? 0), labels: { kind: "output" } },
-        { value: Number(row?.read ?? 0), labels: { kind: "cache_read" } },
-        { value: Number(row?.write ?? 0), labels: { kind: "cache_write" } },
-      ];
-    },
+    async () =>
+      (await spend()).flatMap((r) => [
+        { value: Number(r.input), labels: { project: r.project, kind: "input" } },
+        { value: Number(r.output), labels: { project: r.project, kind: "output" } },
+        { value: Number(r.read), labels: { project: r.project, kind: "cache_read" } },
+        { value: Number(r.write), labels: { project: r.project, kind: "cache_write" } },
+      ]),
   );
-  add("spool_model_cost_usd_total", "What the agent's model calls cost, in US dollars (the price table's)", "counter", async () => {
-    const row = (await sql<{ cost: number | string | null }>`select sum(cost_micro_usd) as cost from model_usage`.execute(sources.store.db)).rows[0];
-    return [{ value: Number(row?.cost ?? 0) / 1e6, labels: {} }];
-  });
-  add("spool_runs_paused", "Runs paused at their budget, waiting for a person to raise it", "gauge", async () => {
-    const row = (await sql<{ n: number | string }>`select count(*) as n from runs where status = ${RUN.paused}`.execute(sources.store.db)).rows[0];
-    return [{ value: Number(row?.n ?? 0), labels: {} }];
+  add("spool_model_cost_usd_total", "What the agent's model calls cost, by project, in US dollars (the price table's)", "counter", async () =>
+    (await spend()).map((r) => ({ value: Number(r.cost) / 1e6, labels: { project: r.project } })),
+  );
+  add("spool_runs_paused", "Runs paused at their budget, waiting for a person to raise it, by project", "gauge", async () => {
+    const rows = await sql<{ project: string; n: number | string }>`
+      select p.name as project, count(*) as n from runs r join projects p on p.id = r.project_id where r.status = ${RUN.paused} group by p.name`.execute(
+      sources.store.db,
+    );
+    return rows.rows.map((r) => ({ value: Number(r.n), labels: { project: r.project } }));
   });
   add(
     "spool_producers",
