@@ -28,7 +28,7 @@ let summaries = 0;
 let lastEnd = 0;
 const gaps: number[] = [];
 const sse = (chunks: object[]) =>
-  chunks.map((c) => `data: ${JSON.stringify({ id: "b", object: "chat.completion.chunk", ...c })}\n\n`).join("") + "data: [DONE]\n\n";
+  `${chunks.map((c) => `data: ${JSON.stringify({ id: "b", object: "chat.completion.chunk", ...c })}\n\n`).join("")}data: [DONE]\n\n`;
 let onTurn: (n: number) => void = () => {};
 
 const model = createServer((req, res) => {

@@ -36,7 +36,11 @@ describeWithBrowser("a run paused at its budget on the page", () => {
   }, 90_000);
 
   it("its Stop button ends the paused run", async () => {
-    web.model.reply({ text: "One.", tools: [{ id: "g1", name: "get", arguments: { path: "sh://turn_1/x" } }], usage: { prompt_tokens: 500, completion_tokens: 20, total_tokens: 520 } });
+    web.model.reply({
+      text: "One.",
+      tools: [{ id: "g1", name: "get", arguments: { path: "sh://turn_1/x" } }],
+      usage: { prompt_tokens: 500, completion_tokens: 20, total_tokens: 520 },
+    });
     const client = await web.ts.clientIn("budgets");
     await client.call("run/create", { alias: "stop-it", model: "test", budget: { tokens: 100 }, prompt: "Go" });
     await eventually(async () => (await client.call("run/get", { run: "stop-it" })).run.status === RUN.paused, 30_000, "the run to pause");

@@ -1,9 +1,9 @@
 import { SpoolRpcError } from "../../../client/spool-client.js";
+import { amountWords, pausedWords, spendWords } from "../../../protocol/agent-words.js";
 import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { act, KeptButton, may, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
-import { amountWords, pausedWords, spendWords } from "../../../protocol/agent-words.js";
 import { escapeControl, RUN, serverNow, statusClass } from "../format.js";
 import { isOpen, isRunning, type Message, type Producer, producersOf, type Run, runWord, type ToolNotice } from "../model.js";
 import { routeHash } from "../route.js";
@@ -264,7 +264,9 @@ export class RunView {
     const raise = button("raise-budget", `Raise by ${amountWords(paused.kind, step)}`, () =>
       this.#page.rpc!.call("run/budget", { run: run.alias, add: { [paused.kind]: step } }),
     );
-    const stop = button("stop-run", "Stop the run", () => this.#page.rpc!.call("run/abort", { run: run.alias, reason: "stopped at its budget from the web view" }));
+    const stop = button("stop-run", "Stop the run", () =>
+      this.#page.rpc!.call("run/abort", { run: run.alias, reason: "stopped at its budget from the web view" }),
+    );
     return h(
       "div",
       { class: "card budget", "data-run": run.alias, "data-budget": paused.kind },
