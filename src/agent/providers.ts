@@ -23,3 +23,29 @@ export class ModelProviders {
 
 /** The service under which the agent plugin shares its provider factories, so another plugin can register one. */
 export const MODEL_PROVIDERS = serviceKey<ModelProviders>("model-providers");
+
+/**
+ * A provider whose module (and SDK) is loaded on its first call: a server with no model of that provider never
+ * loads its SDK.
+ */
+export class LazyProvider implements ModelProvider {
+  #real: Promise<ModelProvider> | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly load: () => Promise<ModelProvider>,
+  ) {}
+
+  #provider(): Promise<ModelProvider> {
+    this.#real ??= this.load();
+    return this.#real;
+  }
+
+  async chat(...args: Parameters<ModelProvider["chat"]>): ReturnType<ModelProvider["chat"]> {
+    return (await this.#provider()).chat(...args);
+  }
+
+  async contextWindow(model: string, signal: AbortSignal): Promise<number | undefined> {
+    return (await this.#provider()).contextWindow?.(model, signal);
+  }
+}

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type ChatResponse, ContextLengthError, OpenAiCompatibleProvider, ProviderError } from "../../src/model/provider.js";
+import { OpenAiCompatibleProvider } from "../../src/model/openai-compatible.js";
+import { type ChatResponse, ContextLengthError, ProviderError } from "../../src/model/provider.js";
 import { type Reply, ScriptedModel } from "../helpers/scripted-model.js";
 
 const request = { model: "m", messages: [{ role: "user" as const, content: "hi" }], tools: [] };

@@ -1,12 +1,11 @@
 import { AgentDriver, type ModelTarget } from "../../agent/loop.js";
-import { MODEL_PROVIDERS, ModelProviders } from "../../agent/providers.js";
+import { LazyProvider, MODEL_PROVIDERS, ModelProviders } from "../../agent/providers.js";
 import { AGENT_LOOP, type AgentLoop } from "../../agent/service.js";
 import type { ModelConfig } from "../../config.js";
 import { RUN } from "../../core/status.js";
 import type { RunRow } from "../../core/views.js";
 import { producerFromRow } from "../../core/views.js";
 import { DemoProvider } from "../../model/demo.js";
-import { AnthropicProvider, OpenAiCompatibleProvider, OpenAiResponsesProvider } from "../../model/provider.js";
 import { definePlugin } from "../../plugins/plugin.js";
 import { notifications } from "../../protocol/notifications.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
@@ -30,37 +29,38 @@ export const agentPlugin = definePlugin({
   setup(app) {
     const { core } = app;
     const providers = new ModelProviders();
+    const name = (m: ModelConfig) => `${m.provider}/${m.model}`;
+    const openAiOptions = (m: ModelConfig) => ({
+      baseUrl: m.baseUrl,
+      timeoutMs: app.config.agent.modelTimeoutMs,
+      ...(m.apiKey ? { apiKey: m.apiKey } : {}),
+      ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
+    });
     const openAi = (m: ModelConfig) =>
-      new OpenAiCompatibleProvider(`${m.provider}/${m.model}`, {
-        baseUrl: m.baseUrl,
-        timeoutMs: app.config.agent.modelTimeoutMs,
-        ...(m.apiKey ? { apiKey: m.apiKey } : {}),
-        ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
-      });
+      new LazyProvider(name(m), async () => new (await import("../../model/openai-compatible.js")).OpenAiCompatibleProvider(name(m), openAiOptions(m)));
     providers.register("openai", openAi);
     providers.register("ollama", openAi); // Ollama serves the same API under /v1
     providers.register(
       "openai-responses",
-      (m) =>
-        new OpenAiResponsesProvider(`${m.provider}/${m.model}`, {
-          baseUrl: m.baseUrl,
-          timeoutMs: app.config.agent.modelTimeoutMs,
-          ...(m.apiKey ? { apiKey: m.apiKey } : {}),
-          ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
-        }),
+      (m) => new LazyProvider(name(m), async () => new (await import("../../model/openai-responses.js")).OpenAiResponsesProvider(name(m), openAiOptions(m))),
     );
     providers.register("anthropic", (m) => {
-      if (!m.apiKey)
+      const apiKey = m.apiKey;
+      if (!apiKey)
         throw new SpoolError("UNSUPPORTED", `Model "${m.alias}" (anthropic/${m.model}) has no API key: set ANTHROPIC_API_KEY where the server runs`, {
           model: m.alias,
         });
-      return new AnthropicProvider(`${m.provider}/${m.model}`, {
-        baseUrl: m.baseUrl,
-        apiKey: m.apiKey,
-        timeoutMs: app.config.agent.modelTimeoutMs,
-        ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
-        ...(m.thinkingTokens ? { thinkingTokens: m.thinkingTokens } : {}),
-      });
+      return new LazyProvider(
+        name(m),
+        async () =>
+          new (await import("../../model/anthropic.js")).AnthropicProvider(name(m), {
+            baseUrl: m.baseUrl,
+            apiKey,
+            timeoutMs: app.config.agent.modelTimeoutMs,
+            ...(m.maxTokens ? { maxTokens: m.maxTokens } : {}),
+            ...(m.thinkingTokens ? { thinkingTokens: m.thinkingTokens } : {}),
+          }),
+      );
     });
     providers.register("demo", () => new DemoProvider()); // built in, no network: spool serve --demo-model
     app.provide(MODEL_PROVIDERS, providers);
