@@ -20,8 +20,8 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { constants, PerformanceObserver, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import SQLite from "better-sqlite3";
 import { SpoolClient } from "../src/client/spool-client.js";
+import { openSqlite } from "../src/store/sqlite-driver.js";
 import { BARE_SERVER, binLaunch, machine, percentile, perfRecorder, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
@@ -218,7 +218,7 @@ async function spool(bin: string, env: NodeJS.ProcessEnv, label: string, round: 
 function raw(checkpoint: boolean): { mbps: number; cpu: number; ckpt: number } {
   const dir = mkdtempSync(join(tmpdir(), "spool-bench-raw-"));
   try {
-    const db = new SQLite(join(dir, "raw.db"));
+    const db = openSqlite(join(dir, "raw.db"));
     db.pragma("page_size = 16384");
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");

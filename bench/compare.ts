@@ -16,8 +16,8 @@ import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import SQLite from "better-sqlite3";
 import { SpoolClient } from "../src/client/spool-client.js";
+import { openSqlite } from "../src/store/sqlite-driver.js";
 import { BARE_SERVER, machine, percentile, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;
@@ -79,7 +79,7 @@ async function bareEcho(): Promise<Rate> {
 function rawSqlite(): Rate {
   const dir = mkdtempSync(join(tmpdir(), "spool-bench-raw-"));
   try {
-    const db = new SQLite(join(dir, "raw.db"));
+    const db = openSqlite(join(dir, "raw.db"));
     db.pragma("page_size = 16384");
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");

@@ -8,11 +8,10 @@
 // handed over → the thread has it, → its answer is back on this thread.
 // Usage: npx tsx bench/thread-hop.ts [MB, default 512] [group, default 2] [inflight, default 2] [rounds, default 2]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import SQLite from "better-sqlite3";
+import { sqliteDriver, sqliteDriverPath } from "../src/store/sqlite-driver.js";
 
 const CHUNK = 64 * 1024;
 const mb = Number(process.argv[2] ?? 512);
@@ -20,7 +19,8 @@ const group = Number(process.argv[3] ?? 2);
 const inflight = Number(process.argv[4] ?? 2);
 const rounds = Number(process.argv[5] ?? 2);
 const groups = Math.round((mb * 2 ** 20) / CHUNK / group);
-const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+const driver = sqliteDriverPath();
+const SQLite = sqliteDriver();
 const chunks = Array.from({ length: 64 }, (_, i) => Buffer.alloc(CHUNK, `chunk ${i} abcdefghijklmnopqrstuvwxyz\n`));
 
 const SETUP = `

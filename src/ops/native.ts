@@ -1,18 +1,24 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { delimiter, dirname, join, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openSqlite, SQLITE_LINE, SqliteDriverMissing, type SqliteLine } from "../store/sqlite-driver.js";
 import type { Check, CheckStatus } from "./check.js";
 
-// The native addons Spool loads, each built by npm for one Node ABI (process.versions.modules): a Node of another
-// ABI cannot load it (ERR_DLOPEN_FAILED, "compiled against a different Node.js version"). None is imported here at
-// the top: each is loaded by its check, so a module built for another Node fails that check instead of whoever
+// The native addons Spool loads. Some are built by npm for one Node ABI (process.versions.modules) and a Node of
+// another ABI cannot load them (ERR_DLOPEN_FAILED, "compiled against a different Node.js version"): better-sqlite3
+// 12 (Node 20's SQLite driver, src/store/sqlite-driver.ts) and ssh2's ciphers. Others are on Node-API, one binary for
+// every Node that has its version: better-sqlite3 13 (Node 22 and 24, prebuilt) and node-pty. None is imported here
+// at the top: each is loaded by its check, so a module that does not load fails that check instead of whoever
 // imports this file (`spool doctor`).
 
 const require = createRequire(import.meta.url);
 
 interface NativeModule {
-  /** The npm package holding the addon. */
+  /** What the check is named after (`native NAME`). */
   name: string;
+  /** The npm package holding the addon, loaded on this Node (better-sqlite3's line differs by Node). */
+  package: string;
   /** What Spool does with it, said in a check's detail. */
   use: string;
   /** How bad it is when it does not load: fail when Spool cannot do without it. */
@@ -26,16 +32,17 @@ interface NativeModule {
 export const NATIVE_MODULES: readonly NativeModule[] = [
   {
     name: "better-sqlite3",
-    use: "the SQLite database",
+    package: SQLITE_LINE.package,
+    use: `the SQLite database (better-sqlite3 ${SQLITE_LINE.major}, ${SQLITE_LINE.build === "prebuilt" ? "its prebuilt Node-API binary" : "compiled for this Node at install"})`,
     missing: "fail",
     without: "spool serve cannot open its SQLite database",
     load: async () => {
-      const { default: SQLite } = await import("better-sqlite3");
-      new SQLite(":memory:").close();
+      openSqlite(":memory:").close();
     },
   },
   {
     name: "node-pty",
+    package: "node-pty",
     use: "commands run in a terminal",
     missing: "fail",
     without: "spool serve (its local runner) and spool runner cannot start",
@@ -45,6 +52,7 @@ export const NATIVE_MODULES: readonly NativeModule[] = [
   },
   {
     name: "ssh2",
+    package: "ssh2",
     use: "the SSH runner's ciphers",
     missing: "warn",
     without: "the SSH runner falls back to ssh2's slower JavaScript ciphers",
@@ -66,16 +74,16 @@ export async function nativeChecks(): Promise<Check[]> {
         name,
         status: "ok",
         detail: `loads in Node ${process.versions.node} (ABI ${process.versions.modules}): ${module.use}`,
-        data: { module: module.name, node: process.versions.node, abi: Number(process.versions.modules) },
+        data: { module: module.package, node: process.versions.node, abi: Number(process.versions.modules) },
       });
     } catch (error) {
-      const found = nativeLoadError(error) ?? { module: module.name, builtFor: null, file: null, message: messageOf(error) };
+      const found = nativeLoadError(error) ?? { module: module.package, builtFor: null, file: null, missing: false, message: messageOf(error) };
       checks.push({
         name,
         status: module.missing,
         detail: `${describe(found)}: ${module.without}`,
-        fix: rebuildFix(module.name),
-        data: { module: module.name, builtFor: found.builtFor, needs: Number(process.versions.modules), node: process.versions.node, file: found.file },
+        fix: fixFor(found),
+        data: { module: found.module, builtFor: found.builtFor, needs: Number(process.versions.modules), node: process.versions.node, file: found.file },
       });
     }
   }
@@ -87,11 +95,14 @@ export interface NativeLoadError {
   module: string;
   builtFor: number | null;
   file: string | null;
+  /** The package is not installed at all (this Node's SQLite driver, an optional dependency whose build failed). */
+  missing: boolean;
   message: string;
 }
 
 /** What an error thrown loading a native addon says (null when it is not one). */
 export function nativeLoadError(error: unknown): NativeLoadError | null {
+  if (error instanceof SqliteDriverMissing) return { module: error.line.package, builtFor: null, file: null, missing: true, message: error.message };
   const message = messageOf(error);
   const code = (error as { code?: unknown } | null)?.code;
   const versions = [...message.matchAll(/NODE_MODULE_VERSION (\d+)/g)].map((m) => Number(m[1]));
@@ -99,7 +110,7 @@ export function nativeLoadError(error: unknown): NativeLoadError | null {
   if (code !== "ERR_DLOPEN_FAILED" && versions.length === 0 && !(file && /self-register|invalid ELF|wrong ELF/.test(message))) return null;
   const module = file ? packageOf(file) : null;
   if (!module) return null;
-  return { module, builtFor: versions.length >= 2 ? versions[0]! : null, file, message };
+  return { module, builtFor: versions.length >= 2 ? versions[0]! : null, file, missing: false, message };
 }
 
 /**
@@ -107,13 +118,41 @@ export function nativeLoadError(error: unknown): NativeLoadError | null {
  * addon that would not load: the module, both ABIs, the Node running, and the fix.
  */
 export function nativeDiagnosis(error: NativeLoadError): string {
-  return `${describe(error)}. Fix: ${rebuildFix(error.module)} (spool doctor checks every native module)`;
+  return `${describe(error)}. Fix: ${fixFor(error)} (spool doctor checks every native module)`;
 }
 
 function describe(error: NativeLoadError): string {
+  if (error.missing) return `${firstLine(error.message)} (${process.execPath})`;
   const node = `this Node ${process.versions.node} (${process.execPath}) needs NODE_MODULE_VERSION ${process.versions.modules}`;
   if (error.builtFor !== null) return `${error.module} was built for NODE_MODULE_VERSION ${error.builtFor} (another Node's ABI), and ${node}`;
   return `${error.module} does not load (${node}): ${firstLine(error.message)}`;
+}
+
+/** The better-sqlite3 line whose package this is, or null. */
+const sqliteLineOf = (module: string): SqliteLine | null => (module === SQLITE_LINE.package ? SQLITE_LINE : null);
+
+/**
+ * What to run for an addon that does not load, for the Node running: npm installs a missing package, npm rebuilds
+ * one built for another ABI; better-sqlite3's line on this Node says which applies and what else would do.
+ */
+function fixFor(error: NativeLoadError): string {
+  const line = sqliteLineOf(error.module);
+  const node = `npm run with this Node ${process.versions.node}`;
+  if (error.missing) {
+    const at = spoolDirectory();
+    const install = `${at ? `cd ${at} && ` : ""}${pathFirst()}npm install`;
+    if (line?.build === "compiled") {
+      return `${install} (${node}: it compiles better-sqlite3 ${line.major} for this Node, which needs make, a C++ compiler and python3), or run Spool on Node 24 or 22, which load better-sqlite3 13's prebuilt binary (nothing to compile)`;
+    }
+    return `${install} (${node}; better-sqlite3 13 is prebuilt, nothing to compile)`;
+  }
+  if (line?.build === "prebuilt" && error.builtFor === null) {
+    // On Node-API there is no ABI to rebuild for: the binary is missing (a platform without a prebuilt one) or broken.
+    const at = installDirectory(error.module);
+    return `${at ? `cd ${at} && ` : ""}${pathFirst()}npm install (${node}); where better-sqlite3 13 has no prebuilt binary for ${process.platform}-${process.arch}, build it: cd ${at ? join(at, "node_modules", error.module) : `node_modules/${error.module}`} && npx node-gyp rebuild --release`;
+  }
+  const rebuild = rebuildFix(error.module);
+  return line?.build === "compiled" ? `${rebuild}; or run Spool on Node 24 or 22, which load better-sqlite3 13's prebuilt binary (nothing to build)` : rebuild;
 }
 
 /**
@@ -123,10 +162,22 @@ function describe(error: NativeLoadError): string {
  */
 function rebuildFix(module: string): string {
   const at = installDirectory(module);
-  const path = firstNodeOnPath() === realpath(process.execPath) ? "" : `PATH=${dirname(process.execPath)}:$PATH `;
   const root = dirname(dirname(process.execPath));
   const headers = existsSync(join(root, "include", "node", "node_version.h")) ? ` --nodedir=${root}` : "";
-  return `${at ? `cd ${at} && ` : ""}${path}npm rebuild ${module}${headers} (npm run with this Node ${process.versions.node}), or reinstall Spool with it`;
+  return `${at ? `cd ${at} && ` : ""}${pathFirst()}npm rebuild ${module}${headers} (npm run with this Node ${process.versions.node}), or reinstall Spool with it`;
+}
+
+/** `PATH=…:$PATH ` that puts this Node first for npm and the builds it runs, or nothing when it is first already. */
+function pathFirst(): string {
+  return firstNodeOnPath() === realpath(process.execPath) ? "" : `PATH=${dirname(process.execPath)}:$PATH `;
+}
+
+/** The directory of Spool's own package.json (where `npm install` installs its dependencies), null when not found. */
+function spoolDirectory(): string | null {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "bin", "spool.js"))) return dir;
+  }
+  return null;
 }
 
 /** The directory whose node_modules holds the package (where `npm rebuild` finds it), null when it cannot be found. */

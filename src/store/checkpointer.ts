@@ -1,10 +1,10 @@
 import { statSync } from "node:fs";
-import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type SQLite from "better-sqlite3";
 import { program } from "../program.js";
 import { WROTE } from "./activity.js";
 import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_STOPPED_MS } from "./checkpoint-hold.js";
+import { SQLITE_PACKAGES, sqliteDriverPath } from "./sqlite-driver.js";
 import type { SqliteStore } from "./store.js";
 
 /** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
@@ -126,7 +126,7 @@ export function startCheckpointer(
   limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number },
   intervalMs = 200,
 ) {
-  const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+  const driver = sqliteDriverPath();
   // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
   const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
   // Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads.
@@ -142,7 +142,7 @@ export function startCheckpointer(
     hold: hold.buffer as SharedArrayBuffer,
   };
   // The worker's program: checkpoint-worker.ts, better-sqlite3 left for it to require by its path.
-  const code = program(import.meta.url, "checkpoint-worker", ["better-sqlite3"]);
+  const code = program(import.meta.url, "checkpoint-worker", SQLITE_PACKAGES);
   const worker = new Worker(code.file ?? code.source, { eval: code.file === null, resourceLimits, workerData });
   worker.unref();
   let stopping: Promise<void> | null = null;

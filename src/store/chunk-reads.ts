@@ -1,8 +1,9 @@
-import SQLite from "better-sqlite3";
+import type SQLite from "better-sqlite3";
 import type { Kysely } from "kysely";
 import { type ChunkPart, EMPTY, LineCutter, type LineRead, type LineReadOptions, OffsetPastLine } from "./line-cutter.js";
 import { type LinePlace, lastChunkBefore, type Start, startOf } from "./line-search.js";
 import type { ChunkRow, Database } from "./schema.js";
+import { openSqlite } from "./sqlite-driver.js";
 import type { Store } from "./store.js";
 import { prepareEarly, sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sync-reads.js";
 
@@ -176,7 +177,7 @@ export function readLines(db: Kysely<Database>, entryId: number, line: number, c
  * (bench/README.md, "Issue 24, what the first reads after a burst spend their CPU on"). Nothing of the store is read.
  */
 export function memoryLineReads(chunks: readonly { newlines: number; data: Buffer }[]) {
-  const sqlite = new SQLite(":memory:");
+  const sqlite = openSqlite(":memory:");
   sqlite.exec(
     "CREATE TABLE chunks (id INTEGER PRIMARY KEY, entry_id INTEGER NOT NULL, seq INTEGER NOT NULL, byte_offset INTEGER NOT NULL, " +
       "line_offset INTEGER NOT NULL, newlines INTEGER NOT NULL, data BLOB NOT NULL, UNIQUE (entry_id, seq))",

@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
-import SQLite from "better-sqlite3";
+import type SQLite from "better-sqlite3";
 import { Kysely, type SqliteDatabase } from "kysely";
 import { activityClock, noteActivity, READ, WROTE } from "./activity.js";
 import { type BusyRetryOptions, DEFAULT_BUSY_RETRY } from "./busy.js";
@@ -9,6 +9,7 @@ import { appendChunk } from "./chunks.js";
 import { storeError } from "./errors.js";
 import { FifoSqliteDialect } from "./fifo-dialect.js";
 import type { Database } from "./schema.js";
+import { openSqlite } from "./sqlite-driver.js";
 import type { SqliteStore } from "./store.js";
 
 export { type CheckpointStats, checkpointStats, onCheckpointHold } from "./checkpointer.js";
@@ -98,7 +99,7 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
     if (!existsSync(file)) closeSync(openSync(file, "a", 0o600));
     restrictModes(file);
   }
-  const sqlite = new SQLite(file);
+  const sqlite = openSqlite(file);
   // Larger pages mean fewer overflow pages per 64 KiB chunk; only takes effect on a new database.
   sqlite.pragma("page_size = 16384");
   sqlite.pragma("journal_mode = WAL");

@@ -1,9 +1,9 @@
-import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import { program } from "../program.js";
 import type { Store } from "./database.js";
 import type { SearchMatch, SearchQuery } from "./search-match.js";
 import type { ChunkPage, ChunkPageRequest, SearchJob, WorkerReply } from "./search-protocol.js";
+import { SQLITE_PACKAGES, sqliteDriverPath } from "./sqlite-driver.js";
 import type { SqliteStore } from "./store.js";
 
 export { compileQuery, MAX_LINE_BYTES, MAX_TEXT_CHARS, type SearchMatch, type SearchQuery } from "./search-match.js";
@@ -56,14 +56,14 @@ interface Slot {
 /** The search pool of one store. */
 export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, queued: 64 }) {
   const file = store.kind === "sqlite" && (store as SqliteStore).file !== ":memory:" ? (store as SqliteStore).file : null;
-  const driver = file ? createRequire(import.meta.url).resolve("better-sqlite3") : "";
+  const driver = file ? sqliteDriverPath() : "";
   const idle: Slot[] = [];
   let running = 0;
   const waiting: (() => void)[] = [];
   let nextId = 0;
 
   const spawn = (): Slot => {
-    const code = program(import.meta.url, "search-worker", ["better-sqlite3"]);
+    const code = program(import.meta.url, "search-worker", SQLITE_PACKAGES);
     const worker = new Worker(code.file ?? code.source, { eval: code.file === null });
     worker.unref();
     const online = new Promise<void>((resolve) => {

@@ -2,13 +2,13 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import SQLite from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
+import { openSqlite } from "../../src/store/sqlite-driver.js";
 import { eventually, startTestServer } from "../helpers/server.js";
 
 /**
@@ -16,7 +16,7 @@ import { eventually, startTestServer } from "../helpers/server.js";
  * a moment the test picks: the server's connection is told "database is locked" at once (busy timeout 0).
  */
 function lockHolder(file: string) {
-  const other = new SQLite(file);
+  const other = openSqlite(file);
   other.pragma("busy_timeout = 0");
   return {
     hold: () => other.exec("BEGIN IMMEDIATE"),

@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { checkpointStats, openStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
+import { sqliteDriverPath } from "../../src/store/sqlite-driver.js";
 import { entryReads } from "../../src/store/sync-reads.js";
 import { eventually, tempDir } from "../helpers/server.js";
 import { walFrames } from "../helpers/wal-frames.js";
@@ -165,7 +165,7 @@ describe("the checkpoint worker when writes stop during its round", () => {
         })();
         db.close();
         parentPort.postMessage("committed");`,
-        { eval: true, workerData: { file: store.file, driver: createRequire(import.meta.url).resolve("better-sqlite3") } },
+        { eval: true, workerData: { file: store.file, driver: sqliteDriverPath() } },
       );
       other.once("message", (message: string) => (burst = message));
       other.once("error", (error) => (burst = String(error)));

@@ -16,7 +16,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import SQLite from "better-sqlite3";
+import type SQLite from "better-sqlite3";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -24,6 +24,7 @@ import { ENTRY } from "../../src/protocol/status.js";
 import { noteActivity, WROTE } from "../../src/store/activity.js";
 import { checkpointStats, openStore, type SqliteStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
+import { openSqlite } from "../../src/store/sqlite-driver.js";
 import { SPOOL_BIN } from "../helpers/process.js";
 import { eventually, sqliteOf, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { walFrames } from "../helpers/wal-frames.js";
@@ -99,7 +100,7 @@ describe("the WAL after a burst", () => {
       const c = await ts.clientIn("wal");
       const path = await acceptedProducer(c, "burst");
       // A long reader pins its snapshot: checkpoints cannot finish, and the burst piles up in the WAL.
-      const reader = new SQLite(ts.server.config.dbFile, { readonly: true });
+      const reader = openSqlite(ts.server.config.dbFile, { readonly: true });
       reader.exec("BEGIN");
       reader.prepare("SELECT count(*) FROM entries").get();
       const chunk = "x".repeat(64 * 1024 - 1).concat("\n");
@@ -317,7 +318,7 @@ describe("transactions and the checkpoint worker", () => {
       await migrateToLatest(store, MIGRATIONS_DIR);
       await store.db.insertInto("projects").values({ name: "before", root: "/a", created_at: 1 }).execute();
       // Another connection, like the checkpoint worker: the WAL fully copied into the database first.
-      const other = new SQLite(store.file);
+      const other = openSqlite(store.file);
       other.pragma("busy_timeout = 0");
       other.pragma("wal_checkpoint(PASSIVE)");
       let restarted: boolean | null = null;
@@ -391,7 +392,7 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
     const store = openStore(join(tempDir(), "spool.db"), { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024 });
     // Another process's reader in the WAL: the worker's RESTART finds it there (busy) and, the WAL past twice its
     // bound, asks the store to start it over.
-    const reader = new SQLite(store.file);
+    const reader = openSqlite(store.file);
     try {
       await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
       const row = Buffer.alloc(64 * 1024, 98);
