@@ -12,6 +12,10 @@ export declare const TEST_TOOLS: {
   acpxOld: TestTool & { files: { cli: string } };
   conformance: TestTool & { files: { cli: string; node: string } };
   inspector: TestTool & { files: { cli: string; node: string } };
+  /** A whole Node of each line package.json's engines names, with its headers (`include/node`) for node-gyp. */
+  node20: TestTool & { files: { node: string; headers: string } };
+  node22: TestTool & { files: { node: string; headers: string } };
+  node24: TestTool & { files: { node: string; headers: string } };
 };
 export type TestToolName = keyof typeof TEST_TOOLS;
 /** The directory the tools are installed under (SPOOL_TEST_CACHE, default ~/.cache/spool-test). */

@@ -2,7 +2,7 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { delimiter, dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openSqlite, SQLITE_LINE, SqliteDriverMissing, type SqliteLine } from "../store/sqlite-driver.js";
+import { openSqlite, SQLITE_LINE, SQLITE_LINES, SqliteDriverMissing, type SqliteLine } from "../store/sqlite-driver.js";
 import type { Check, CheckStatus } from "./check.js";
 
 // The native addons Spool loads. Some are built by npm for one Node ABI (process.versions.modules) and a Node of
@@ -128,8 +128,8 @@ function describe(error: NativeLoadError): string {
   return `${error.module} does not load (${node}): ${firstLine(error.message)}`;
 }
 
-/** The better-sqlite3 line whose package this is, or null. */
-const sqliteLineOf = (module: string): SqliteLine | null => (module === SQLITE_LINE.package ? SQLITE_LINE : null);
+/** The better-sqlite3 line whose package this is (either line's, whichever Node runs), or null. */
+const sqliteLineOf = (module: string): SqliteLine | null => SQLITE_LINES.find((line) => line.package === module) ?? null;
 
 /**
  * What to run for an addon that does not load, for the Node running: npm installs a missing package, npm rebuilds

@@ -30,8 +30,11 @@ export function sqliteLineFor(napi: number): SqliteLine {
   return napi >= NODE_API_13 ? { package: "better-sqlite3", major: 13, build: "prebuilt" } : { package: "better-sqlite3-node20", major: 12, build: "compiled" };
 }
 
+/** Both lines, whichever Node runs. */
+export const SQLITE_LINES: readonly SqliteLine[] = [sqliteLineFor(NODE_API_13), sqliteLineFor(NODE_API_13 - 1)];
+
 /** Both lines' packages: left out of a worker's bundle, which requires the driver by its path. */
-export const SQLITE_PACKAGES: readonly string[] = ["better-sqlite3", "better-sqlite3-node20"];
+export const SQLITE_PACKAGES: readonly string[] = SQLITE_LINES.map((line) => line.package);
 
 /** The line this Node loads. */
 export const SQLITE_LINE: SqliteLine = sqliteLineFor(Number(process.versions.napi));

@@ -13,14 +13,16 @@ import { tempDir } from "../helpers/server.js";
  * on the system's Node and npm (dependencies from the registry, every install script run), and `spool` run from that
  * prefix: it must run the compiled program (no tsx), answer, and know its version.
  *
- * better-sqlite3's install script is `prebuild-install || node-gyp rebuild`: a user on a common platform gets a
- * prebuilt binary downloaded from GitHub; here GitHub is out of reach, so it compiled SQLite from source, 3.6 minutes
- * of a busy machine for what proves nothing about Spool (the repository's own `npm ci` compiles the same version).
- * So the test hands prebuild-install the binary this checkout already built, as the local prebuild it looks for
- * first (`npm_config_better_sqlite3_local_prebuilds`, a directory of `<name>-v<version>-node-v<abi>-<platform>-<arch>.tar.gz`):
- * the same install script runs, unpacks it and loads it, as it would a download. When the registry hands out
- * another better-sqlite3 version than the one in node_modules the name does not match and it compiles, as before
- * (slower, and said on the console).
+ * Two better-sqlite3 lines are installed (src/store/sqlite-driver.ts): 13, whose prebuilt binaries are in its package
+ * (no install script), and 12 under the alias better-sqlite3-node20, Node 20's, whose install script is
+ * `prebuild-install || node-gyp rebuild`: a user on a common platform gets a prebuilt binary downloaded from GitHub;
+ * here GitHub is out of reach, so it compiled SQLite from source, 3.6 minutes of a busy machine for what proves
+ * nothing about Spool (the repository's own `npm ci` compiles the same version). So the test hands prebuild-install
+ * the binary this checkout already built, as the local prebuild it looks for first
+ * (`npm_config_better_sqlite3_local_prebuilds`, a directory of `<name>-v<version>-node-v<abi>-<platform>-<arch>.tar.gz`),
+ * when it was built for this Node (scripts/node-pass.sh builds the checkout for the Node the suite runs on): the same
+ * install script runs, unpacks it, as it would a download. When the registry hands out another 12.x than the one in
+ * node_modules the name does not match and it compiles, as before (slower, and said on the console).
  */
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
@@ -65,9 +67,11 @@ describeInstall("the npm package, installed globally", () => {
     }).catch((error: Error & { stderr?: string }) => {
       throw new Error(`npm install -g --prefix ${prefix} ${tarball} failed: ${error.message}\n${error.stderr ?? ""}`);
     });
-    const installedSqlite = join(prefix, "lib", "node_modules", pkg.name, "node_modules", "better-sqlite3");
+    const installedSqlite = join(prefix, "lib", "node_modules", pkg.name, "node_modules", "better-sqlite3-node20");
     const installedVersion = (JSON.parse(readFileSync(join(installedSqlite, "package.json"), "utf8")) as { version: string }).version;
-    if (installedVersion !== prebuilds.version) {
+    if (!prebuilds.forThisNode) {
+      console.warn(`this checkout's better-sqlite3 12 is built for another Node than ${process.versions.node}: the install compiled it from source`);
+    } else if (installedVersion !== prebuilds.version) {
       console.warn(`the registry gave better-sqlite3 ${installedVersion}, this checkout has ${prebuilds.version}: it was compiled from source`);
     } else if (!readFileSync(join(installedSqlite, "build", "Release", "better_sqlite3.node")).equals(prebuilds.binary)) {
       console.warn("better-sqlite3's install did not take the local prebuild (it compiled from source): see localSqlitePrebuild");
@@ -86,6 +90,18 @@ describeInstall("the npm package, installed globally", () => {
       scripts: Record<string, string>;
     };
     expect(manifest.scripts.prepare).toBeUndefined();
+  });
+
+  it("better-sqlite3 13 comes with its prebuilt binaries, nothing compiled; 12 (Node 20's) is built for this Node", () => {
+    const modules = join(prefix, "lib", "node_modules", pkg.name, "node_modules");
+    const thirteen = join(modules, "better-sqlite3");
+    expect((JSON.parse(readFileSync(join(thirteen, "package.json"), "utf8")) as { version: string }).version).toMatch(/^13\./);
+    expect(existsSync(join(thirteen, "prebuilds", `${process.platform}-${process.arch}.node`))).toBe(true);
+    expect(existsSync(join(thirteen, "build"))).toBe(false);
+    const twelve = join(modules, "better-sqlite3-node20");
+    expect((JSON.parse(readFileSync(join(twelve, "package.json"), "utf8")) as { version: string }).version).toMatch(/^12\./);
+    // Loadable by this Node (its ABI), in a process of its own.
+    execFileSync(process.execPath, ["-e", `require(${JSON.stringify(join(twelve, "build", "Release", "better_sqlite3.node"))})`]);
   });
 
   it("the tarball holds dist/ (with the compiled migrations), the web bundle and the documents, and no sources, tests, benches or fixtures", () => {
@@ -172,18 +188,24 @@ describeInstall("the npm package, installed globally", () => {
 });
 
 /**
- * The better-sqlite3 binary of this checkout's node_modules (which the suite loads, so it works on this Node), packed
- * as prebuild-install names a prebuild (libc is empty on glibc, "musl" on musl).
+ * The better-sqlite3 12 binary of this checkout's node_modules, packed as prebuild-install names a prebuild (libc is
+ * empty on glibc, "musl" on musl) for this Node's ABI; `forThisNode` false when it was built for another Node's.
  */
-async function localSqlitePrebuild(into: string): Promise<{ dir: string; version: string; binary: Buffer }> {
-  const source = join(repo, "node_modules", "better-sqlite3");
+async function localSqlitePrebuild(into: string): Promise<{ dir: string; version: string; binary: Buffer; forThisNode: boolean }> {
+  const source = join(repo, "node_modules", "better-sqlite3-node20");
   const { version } = JSON.parse(readFileSync(join(source, "package.json"), "utf8")) as { version: string };
   const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
   const libc = process.platform === "linux" && !header?.glibcVersionRuntime ? "musl" : "";
   const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}${libc}-${process.arch}.tar.gz`;
   mkdirSync(into, { recursive: true });
-  await run("tar", ["-czf", join(into, name), "-C", source, "build/Release/better_sqlite3.node"], { timeout: 60_000 });
-  return { dir: into, version, binary: readFileSync(join(source, "build", "Release", "better_sqlite3.node")) };
+  const binary = join(source, "build", "Release", "better_sqlite3.node");
+  // Loaded by this Node in a process of its own: a binary of another ABI fails there, and is not handed out as this one's.
+  const forThisNode = await run(process.execPath, ["-e", `require(${JSON.stringify(binary)})`], { timeout: 60_000 }).then(
+    () => true,
+    () => false,
+  );
+  if (forThisNode) await run("tar", ["-czf", join(into, name), "-C", source, "build/Release/better_sqlite3.node"], { timeout: 60_000 });
+  return { dir: into, version, binary: readFileSync(binary), forThisNode };
 }
 
 function listening(child: ChildProcess): Promise<string> {
