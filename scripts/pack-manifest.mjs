@@ -18,5 +18,9 @@ if (!process.argv.includes("--restore")) {
   writeFileSync(kept, text);
   const pkg = JSON.parse(text);
   delete pkg.scripts.prepare;
-  writeFileSync(manifest, `${JSON.stringify(pkg, null, 2)}\n`);
+  // Written beside it and renamed over it: whoever reads package.json meanwhile (a test run's module resolver, while
+  // the install test packs) reads one whole file or the other, never an empty one (a Node 22 run of the suite did).
+  const next = `${manifest}.next`;
+  writeFileSync(next, `${JSON.stringify(pkg, null, 2)}\n`);
+  renameSync(next, manifest);
 }
