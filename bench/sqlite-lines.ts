@@ -1,11 +1,13 @@
 // The two better-sqlite3 lines Spool loads (src/store/sqlite-driver.ts: 12 on Node 20, 13 on Node 22 and 24) side
 // by side on one Node, on the store's hot paths as raw driver calls: 64 KiB chunk appends (one INSERT and one
 // counter UPDATE per transaction, Spool's pragmas, as compare.ts's raw path), then synchronous reads of them (one
-// prepared SELECT of a chunk by its key, as the tail and slice reads walk them), then prepare + run of short
-// statements (Kysely prepares what it runs; the store caches 256). Per line and round: MB/s and CPU s per GB of
-// the appends, µs a read and a prepare, this process's CPU. Rounds alternate the lines (A B A B). A line whose
+// prepared SELECT of a chunk by its key, as the tail and slice reads walk them), then prepares of short statements
+// (Kysely prepares what it runs; the store caches 256) and runs of one prepared one. Per line and round: MB/s and
+// CPU s per GB of the appends, µs a chunk read, a prepare and a small get. Rounds alternate the lines (A B A B). A line whose
 // binary does not load on this Node (12 built for another Node's ABI, 13 on Node 20) is said and left out.
 // Usage: node --import tsx bench/sqlite-lines.ts [MB, default 256] [rounds, default 2]   (run with the Node to measure)
+// SPOOL_BENCH_SQLITE=/dir/of/better-sqlite3,… measures those package directories instead (a 12 built for this Node
+// elsewhere, say, where this tree's is built for another).
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
@@ -69,16 +71,22 @@ function measure(Driver: typeof BetterSqlite3) {
 
     const prepares = 20000;
     start = performance.now();
-    for (let i = 0; i < prepares; i++) db.prepare(`SELECT bytes, last_seq FROM entries WHERE id = ${1 + (i % 7)}`).get();
+    for (let i = 0; i < prepares; i++) db.prepare(`SELECT bytes, last_seq FROM entries WHERE id = ${1 + (i % 7)}`);
     const prepareUs = ((performance.now() - start) * 1000) / prepares;
+    const row = db.prepare("SELECT bytes, last_seq FROM entries WHERE id = ?");
+    const gets = 200000;
+    start = performance.now();
+    for (let i = 0; i < gets; i++) row.get(1);
+    const getUs = ((performance.now() - start) * 1000) / gets;
     db.close();
-    return { mbps: mb / appendSeconds, cpuPerGb: appendCpu * (1024 / mb), readUs, prepareUs };
+    return { mbps: mb / appendSeconds, cpuPerGb: appendCpu * (1024 / mb), readUs, prepareUs, getUs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const lines = SQLITE_LINES.map((line) => ({ line, loaded: load(line.package) }));
+const given = process.env.SPOOL_BENCH_SQLITE?.split(",").filter(Boolean);
+const lines = given ? given.map((dir) => ({ line: { package: dir }, loaded: load(dir) })) : SQLITE_LINES.map((line) => ({ line, loaded: load(line.package) }));
 console.log(`node ${process.version} (Node-API ${process.versions.napi}, ABI ${process.versions.modules}); ${mb} MB of 64 KiB chunks a round`);
 for (const { line, loaded } of lines) {
   if (typeof loaded === "string") console.log(`${line.package}: not measured here: ${loaded}`);
@@ -89,7 +97,7 @@ for (let round = 1; round <= rounds; round++) {
     const { driver, version } = loaded as { driver: typeof BetterSqlite3; version: string };
     const r = measure(driver);
     console.log(
-      `round ${round} ${line.package.padEnd(22)} ${version.padEnd(7)} load ${loadavg()[0]!.toFixed(1).padStart(5)}  append ${r.mbps.toFixed(1).padStart(6)} MB/s  cpu ${r.cpuPerGb.toFixed(2)} s/GB  read ${r.readUs.toFixed(1)} µs  prepare+get ${r.prepareUs.toFixed(2)} µs`,
+      `round ${round} ${(given ? `${line.package}/` : line.package).slice(-40).padEnd(22)} ${version.padEnd(7)} load ${loadavg()[0]!.toFixed(1).padStart(5)}  append ${r.mbps.toFixed(1).padStart(6)} MB/s  cpu ${r.cpuPerGb.toFixed(2)} s/GB  read ${r.readUs.toFixed(1)} µs  prepare ${r.prepareUs.toFixed(2)} µs  get ${r.getUs.toFixed(2)} µs`,
     );
   }
 }
