@@ -230,7 +230,7 @@ describe("Node 20 with this tree's better-sqlite3 12 built for another Node's AB
     // scripts/node-pass.sh rebuilt every addon for the Node these tests run on; run on Node 20, or on a tree built
     // by Node 20, its 12 loads (its binary, at the first database), and there is nothing to mismatch (.ci/run's
     // Node 22 and 24 passes run these).
-    const loads = await run(node20.node, ["-e", 'new (require("better-sqlite3-node20"))(":memory:").close()'], { cwd: repo }).then(
+    const loads = await run(node20.node, ["-e", 'new (require(process.argv[1]))(":memory:").close()', "better-sqlite3-node20"], { cwd: repo }).then(
       () => true,
       () => false,
     );

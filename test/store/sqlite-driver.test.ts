@@ -141,7 +141,7 @@ describe("statements collected on every Node line: no abort", () => {
           // Node 20 loads the tree's better-sqlite3 12 only when it was built for Node 20 (scripts/node-pass.sh builds
           // the tree for the Node the suite runs on): test/cli/doctor-native.test.ts covers the other case. Its binary
           // is loaded by the first database, not by the require.
-          const loads = await run(node, ["-e", 'new (require("better-sqlite3-node20"))(":memory:").close()'], { cwd: repo }).then(
+          const loads = await run(node, ["-e", 'new (require(process.argv[1]))(":memory:").close()', "better-sqlite3-node20"], { cwd: repo }).then(
             () => true,
             () => false,
           );
