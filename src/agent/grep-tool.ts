@@ -71,7 +71,10 @@ export async function grepTool(ctx: Pick<ToolContext, "core" | "run" | "budgetTo
   const where = fromLine > 1 ? ` from line ${fromLine}` : "";
   const head = `${target.row.path}: ${found.matches.length === 0 ? "no" : found.matches.length} line${found.matches.length === 1 ? "" : "s"} matching ${JSON.stringify(args.pattern)}${where} (${found.lines} lines searched; ${live ? "still running: what it printed so far" : statusText(target.row.status)})`;
   const cleaned = found.matches.map((m) => ({ ...m, text: clean(m.text), before: m.before.map(clean), after: m.after.map(clean) }));
-  const out = [head, ...grepLines(cleaned, { suffix: (m) => (several ? `  (${names.get((m as (typeof cleaned)[number]).entryId) ?? ""})` : "") }).lines];
+  const out = [
+    head,
+    ...grepLines(cleaned, { context: context > 0, suffix: (m) => (several ? `  (${names.get((m as (typeof cleaned)[number]).entryId) ?? ""})` : "") }).lines,
+  ];
   if (found.nextLine !== undefined) {
     const why = found.timedOut ? "the search ran out of time" : "more may follow";
     out.push(`[… ${why}: grep again with "from_line": ${found.nextLine} …]`);

@@ -1,5 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/server";
 import { SpoolRpcError } from "../client/spool-client.js";
+import { EntryPath } from "../protocol/common.js";
 import type { ResultOf } from "../protocol/methods/index.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { grepLines } from "../protocol/search-lines.js";
@@ -75,8 +76,13 @@ export async function report(session: Session, run: string, path: string, by: st
 /** read_output (and resources/read of a channel): a command's output, all of it within a budget or a slice. */
 export async function readOutput(side: SpoolSide, args: ArgsOf<typeof ReadOutputArgs>, session: Session): Promise<CallToolResult> {
   const parsed = parseResourceUri(args.path);
-  const run = parsed?.run ?? side.ownRun(session, args.path);
   const path = parsed?.path ?? args.path;
+  // Every read names an entry: a path that cannot be one is said so here, as a wrong one is (not the RPC's bare "Invalid params").
+  if (!EntryPath.safeParse(path).success)
+    throw new ToolFailure(
+      `${JSON.stringify(args.path)} is not an output's path: read_output takes a path run_command gave (log://turn_1/sh/make, or a channel such as sh://turn_1/make_1), or spool://RUN/PATH for another run's`,
+    );
+  const run = parsed?.run ?? side.ownRun(session, args.path);
   if (args.pattern !== undefined) return searchOutput(session, run, path, args, parsed ? (p) => resourceUri(run, p) : (p) => p);
   if (args.regex !== undefined || args.ignore_case !== undefined || args.context !== undefined || args.from_line !== undefined)
     throw new ToolFailure("regex, ignore_case, context and from_line go with pattern");
@@ -155,7 +161,7 @@ async function searchOutput(
   const several = new Set(found.matches.map((m) => m.path)).size > 1 || found.matches.some((m) => m.path !== path);
   const { lines } = grepLines(
     found.matches.map((m) => ({ ...m, text: escapeControl(m.text), before: m.before.map(escapeControl), after: m.after.map(escapeControl) })),
-    { suffix: (m) => (several ? `  (${address((m as (typeof found.matches)[number]).path)})` : "") },
+    { context: args.context !== undefined, suffix: (m) => (several ? `  (${address((m as (typeof found.matches)[number]).path)})` : "") },
   );
   const count = found.matches.length;
   const head = `${address(path)}: ${count === 0 ? "no" : count} line${count === 1 ? "" : "s"} matching ${JSON.stringify(args.pattern)} (${found.lines} lines searched, ${statusWord(found.status)})`;

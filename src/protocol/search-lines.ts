@@ -17,13 +17,14 @@ export interface PrintedMatch {
 }
 
 /**
- * Matches as `grep -n` prints them: `N:line` for a match, `N-line` for context, `--` between groups that do not
- * touch; a line shown once, as a match when it is one. `after` is the last line printed before these (a page
- * that goes on from an earlier one), and `suffix` what follows a match's line (its channel, say).
+ * Matches as `grep -n` prints them: `N:line` for a match, `N-line` for context, and — as grep does only when
+ * context was asked for (`context`, even -C 0) — `--` between groups that do not touch; a line shown once, as a
+ * match when it is one. `after` is the last line printed before these (a page that goes on from an earlier one),
+ * and `suffix` what follows a match's line (its channel, say).
  */
 export function grepLines(
   matches: readonly PrintedMatch[],
-  options: { after?: number; suffix?: (match: PrintedMatch) => string } = {},
+  options: { context: boolean; after?: number; suffix?: (match: PrintedMatch) => string },
 ): { lines: string[]; last: number } {
   const shown = new Map<number, string>();
   const isMatch = new Set(matches.map((m) => m.line));
@@ -42,7 +43,7 @@ export function grepLines(
   let last = options.after ?? 0;
   for (const n of [...shown.keys()].sort((x, y) => x - y)) {
     if (n <= last) continue;
-    if (last > 0 && n > last + 1) lines.push("--");
+    if (options.context && last > 0 && n > last + 1) lines.push("--");
     lines.push(shown.get(n)!);
     last = n;
   }

@@ -57,6 +57,11 @@ describe("every reader searches a stored output", () => {
     const found = await runCli(["tail", run, log, "--grep", "ERROR", "-C", "1"], env(), project, 30_000);
     expect(found.code, found.err).toBe(0);
     expect(found.out).toBe(`${EXPECTED.join("\n")}\n`);
+    // As grep -n: no `--` between matches apart when no context was asked for; -C 0 asks for it.
+    const bare = await runCli(["tail", run, log, "--grep", "ERROR"], env(), project, 30_000);
+    expect(bare).toMatchObject({ code: 0, out: `${ERRORS.map((n) => `${n}:${lineText(n)}`).join("\n")}\n` });
+    const zero = await runCli(["tail", run, log, "--grep", "ERROR", "-C", "0"], env(), project, 30_000);
+    expect(zero).toMatchObject({ code: 0, out: `${ERRORS.map((n) => `${n}:${lineText(n)}`).join("\n--\n")}\n` });
     const none = await runCli(["tail", run, log, "--grep", "no such line"], env(), project, 30_000);
     expect(none).toMatchObject({ code: 1, out: "" });
     const caseless = await runCli(["tail", run, stdout, "--grep", "error: STEP 15000", "-i"], env(), project, 30_000);
@@ -75,6 +80,15 @@ describe("every reader searches a stored output", () => {
       expect(text.split("\n")[0]).toBe(`spool://${run}/${log}: 3 lines matching "ERROR" (${LINES} lines searched, failed)`);
       const refused = await mcp.client.callTool({ name: "read_output", arguments: { path: `spool://${run}/${stdout}`, pattern: "ERROR", tail: 3 } });
       expect(refused.isError).toBe(true);
+      // A path that cannot be an entry's gets the help a wrong one gets, with a pattern or without.
+      for (const args of [{ path: "make output", pattern: "ERROR" }, { path: `spool://${run}/not a path` }]) {
+        const malformed = await mcp.client.callTool({ name: "read_output", arguments: args });
+        expect(malformed.isError).toBe(true);
+        expect(resultText(malformed)).toContain("is not an output's path: read_output takes a path run_command gave");
+        expect(resultText(malformed)).not.toContain("Invalid params");
+      }
+      const bare = resultText(await mcp.client.callTool({ name: "read_output", arguments: { path: `spool://${run}/${log}`, pattern: "ERROR" } }));
+      expect(bare).not.toContain("\n--\n");
     } finally {
       await mcp.close();
     }

@@ -7,6 +7,8 @@ import { commandOutput } from "../terminal-writer.js";
 export interface GrepOptions {
   pattern: string;
   context: number;
+  /** Whether -C was given (grep's `--` between groups comes with a context only, even -C 0). */
+  contextAsked: boolean;
   ignoreCase: boolean;
   regex: boolean;
 }
@@ -30,7 +32,13 @@ export function grepOptions(values: {
   const context = values.context === undefined ? 0 : Number(values.context);
   if (!Number.isInteger(context) || context < 0 || context > SEARCH_MAX_CONTEXT)
     throw usageError(`-C must be a whole number from 0 to ${SEARCH_MAX_CONTEXT}, got "${values.context}"`);
-  return { pattern: values.grep, context, ignoreCase: Boolean(values["ignore-case"]), regex: Boolean(values.regex) };
+  return {
+    pattern: values.grep,
+    context,
+    contextAsked: values.context !== undefined,
+    ignoreCase: Boolean(values["ignore-case"]),
+    regex: Boolean(values.regex),
+  };
 }
 
 /**
@@ -62,7 +70,7 @@ export async function grepOutput(client: SpoolClient, run: string, path: string,
       output.end();
       throw error instanceof Error && /regular expression/.test(error.message) ? new CliError(error.message, EXIT.usage) : error;
     }
-    const printed = grepLines(answer.matches, { after: last });
+    const printed = grepLines(answer.matches, { context: options.contextAsked, after: last });
     const lines = printed.lines;
     last = printed.last;
     matched += answer.matches.length;
