@@ -33,8 +33,6 @@ export interface SpoolConfig {
   limits: Limits;
   /** How long a producer whose channels are open may stay silent after a restart or runner loss. */
   runnerGraceMs: number;
-  /** Root of a project created by `initialize` without one: the server's working directory. */
-  defaultRoot: string;
   /** Whether `spool serve` embeds the local runner named "local". */
   localRunner: boolean;
   /** Default time limit of an accepted command; 0 = none. */
@@ -285,7 +283,6 @@ export function settingsFrom<L>(
     plugins: [...pluginsFrom(file.plugins ?? [], dirname(configPath)), ...pluginsFrom(overrides.plugins ?? [], process.cwd())],
     limits: limitsOf(file.limits),
     runnerGraceMs: overrides.runnerGraceMs ?? envNumber(env, "SPOOL_RUNNER_GRACE_MS") ?? file.runnerGraceMs ?? 30_000,
-    defaultRoot: process.cwd(),
     localRunner: overrides.localRunner ?? envSwitch(env, "SPOOL_LOCAL_RUNNER") ?? file.localRunner ?? true,
     commandTimeoutMs: overrides.commandTimeoutMs ?? envNumber(env, "SPOOL_COMMAND_TIMEOUT_MS") ?? file.commandTimeoutMs ?? 30 * 60 * 1000,
     backgroundTimeoutMs: overrides.backgroundTimeoutMs ?? envNumber(env, "SPOOL_BACKGROUND_TIMEOUT_MS") ?? file.backgroundTimeoutMs ?? 24 * 60 * 60 * 1000,

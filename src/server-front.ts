@@ -162,6 +162,16 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
     acp.endPrincipal(name);
     return closed;
   });
+  // A removed project's connections close (here; the bus tells the other servers): nothing of it is left to act on.
+  core.sessions.onDeleted((projectId) => {
+    let closed = 0;
+    for (const connection of rpc.connections) {
+      if (connection.project?.id !== projectId) continue;
+      connection.closeFor(1008, "project removed", `project "${connection.project.name}" was removed`);
+      closed++;
+    }
+    return closed;
+  });
   // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
   const mcpCaller = async (request: IncomingMessage): Promise<McpCaller | null> => {
     if (tokenInUrl(request)) return null;

@@ -5,7 +5,7 @@ import { recordStatePaths } from "../home-registry.js";
 import { nearest } from "../protocol/nearest.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { SERVER_VERSION } from "../version.js";
-import { CliError, EXIT, type Target, usageError } from "./errors.js";
+import { CliError, EXIT, type Target, unknownName, usageError } from "./errors.js";
 import { findProject, type ProjectRef, requireProject } from "./project.js";
 import { type ClientSettings, clientSettings } from "./settings.js";
 
@@ -111,9 +111,7 @@ export async function connectClient(flags: ClientFlags, options: { name?: string
 function projectError(error: unknown, ref: ProjectRef): unknown {
   if (!(error instanceof SpoolRpcError)) return error;
   const what = ref.name ? `project "${ref.name}"` : `project rooted at ${ref.root}`;
-  if (error.errorCode === "NOT_FOUND") {
-    return new CliError(`the server has no ${what} yet — nothing has run here; start with \`spool act\` or \`spool init\``, EXIT.notFound);
-  }
+  if (error.errorCode === "NOT_FOUND") return unknownProject(error, ref, what);
   if (error.errorCode === "CONFLICT") {
     return new CliError(
       `the server already has a project named "${ref.name}" with another root than ${ref.root} — pick another name: \`spool init OTHER-NAME\` (edit ${ref.root}/.spool/project.json)`,
@@ -121,6 +119,23 @@ function projectError(error: unknown, ref: ProjectRef): unknown {
     );
   }
   return error;
+}
+
+/**
+ * A project the server does not have. Named (--project, $SPOOL_PROJECT, a marker): which there are, and the nearest
+ * (a name alone never makes a project: its root would be the server's working directory). Found by its directory:
+ * nothing has run there yet, and the first `spool act` there makes it.
+ */
+function unknownProject(error: SpoolRpcError, ref: ProjectRef, what: string): CliError {
+  if (ref.root !== undefined)
+    return new CliError(`the server has no ${what} yet — nothing has run here; start with \`spool act\` or \`spool init\``, EXIT.notFound);
+  const listed = (error.data as { projects?: unknown } | undefined)?.projects;
+  const projects = Array.isArray(listed) ? listed.filter((p): p is string => typeof p === "string") : [];
+  return unknownName("project", ref.name!, projects, {
+    flag: ref.source === "env" ? "$SPOOL_PROJECT" : "--project",
+    owner: "the server",
+    next: "A new project is made in its directory: `spool init` there, then `spool act`",
+  });
 }
 
 /** Exits the command when the connection drops: a promise that only ever rejects. */
@@ -160,7 +175,8 @@ export async function connectIfProject(flags: ClientFlags): Promise<{ client: Sp
     });
     return { client, project: joined.project.name, here };
   } catch (error) {
-    if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND") {
+    // A project named (--project, $SPOOL_PROJECT) must exist: exit 4 as everywhere a name is taken. Found from this directory, it may just not have run anything yet.
+    if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND" && here.root !== undefined) {
       // A connection that failed to join may join later; a fresh one keeps things simple.
       client.close();
       return { client: await connectServer(flags), project: null, here };

@@ -35,6 +35,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import("./commands/control.js")).ABORT,
   },
   budget: { summary: "show or raise a run's budget (a paused run goes on)", load: async () => (await import("./commands/budget.js")).BUDGET },
+  projects: {
+    summary: "list the server's projects, add one by its directory, or remove one",
+    load: async () => (await import("./commands/projects.js")).PROJECTS,
+  },
   runs: { summary: "list the project's runs (--all: every project's)", load: async () => (await import("./commands/lists.js")).RUNS },
   show: { summary: "show a run: its conversation and its numbered commands", load: async () => (await import("./commands/show.js")).SHOW },
   entries: { summary: "list a run's proposals, outputs and errors", load: async () => (await import("./commands/lists.js")).ENTRIES },

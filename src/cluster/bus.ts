@@ -36,7 +36,9 @@ export type BusMessage =
    */
   | { t: "revoked"; name: string; withdrawn?: true }
   /** These paired devices were unpaired: every server closes their pages. */
-  | { t: "devices-revoked"; ids: string[] };
+  | { t: "devices-revoked"; ids: string[] }
+  /** The project of that id was removed: every server closes the connections joined to it. */
+  | { t: "project-deleted"; project: number };
 
 export interface BusHandlers {
   message(message: BusMessage, from: number): Promise<void>;

@@ -33,6 +33,7 @@ export class ClusterLink {
   #kick: ((runId: number) => void) | null = null;
   #revoked: ((name: string, withdrawn: boolean) => void) | null = null;
   #devicesRevoked: ((ids: readonly string[]) => void) | null = null;
+  #projectDeleted: ((projectId: number) => void) | null = null;
   #interrupt: ((runId: number, reason: string) => void) | null = null;
   /** Lease releases on their way, so a new lease of the same run waits for them. */
   readonly #releasing = new Map<number, Promise<void>>();
@@ -61,6 +62,11 @@ export class ClusterLink {
   /** Called when another server unpaired devices. */
   onDevicesRevoked(revoked: (ids: readonly string[]) => void): void {
     this.#devicesRevoked = revoked;
+  }
+
+  /** Called when another server removed a project. */
+  onProjectDeleted(deleted: (projectId: number) => void): void {
+    this.#projectDeleted = deleted;
   }
 
   onKick(kick: (runId: number) => void): void {
@@ -122,6 +128,9 @@ export class ClusterLink {
         return;
       case "devices-revoked":
         this.#devicesRevoked?.(message.ids);
+        return;
+      case "project-deleted":
+        this.#projectDeleted?.(message.project);
         return;
       default:
         this.deps.log.warn(`cluster: server ${from} sent a message this server does not know: ${JSON.stringify(message).slice(0, 200)}`);

@@ -94,7 +94,7 @@ export function createCore(deps: CoreDeps): Core {
     conversation: new Conversation(deps),
     entries: new Entries(deps, watchers),
     proposals: new Proposals(deps),
-    sessions: new Sessions(deps),
+    sessions: sessionsOf(deps, cluster),
     principals: new Principals(deps, cluster, {
       withdraw: (principal, options) => lifecycle.withdrawProposalsOf(principal, options),
       noteRevoked: (principal) => lifecycle.noteRevoked(principal),
@@ -112,6 +112,13 @@ export function createCore(deps: CoreDeps): Core {
     config: deps.config,
     applyFilter: (name, value) => deps.applyFilter(name, value),
   };
+}
+
+/** Sessions, told of projects another server removed. */
+function sessionsOf(deps: CoreDeps, cluster: ClusterLink): Sessions {
+  const sessions = new Sessions(deps);
+  cluster.onProjectDeleted((projectId) => void sessions.projectDeleted(projectId));
+  return sessions;
 }
 
 export type { CoreDeps } from "./deps.js";

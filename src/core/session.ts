@@ -12,10 +12,14 @@ import { ENTRY, OPEN_RUN } from "./status.js";
 export class Sessions {
   constructor(private readonly deps: CoreDeps) {}
 
+  readonly #deleted: ((projectId: number) => number)[] = [];
+
   /**
    * The project a connection asks for: by name (its root must match when one is given), or by its
-   * root alone. A missing project is created unless `create` is false: with the given name, or with
-   * one derived from the root's directory name, made unique with a "-N" suffix (`created` says so).
+   * root alone. A missing project is created with the root given, unless `create` is false: with the given name, or
+   * with one derived from the root's directory name, made unique with a "-N" suffix (`created` says so). A name alone
+   * never creates one: a project's root is the directory its commands write in, never the server's own working
+   * directory, so a mistyped name is NOT_FOUND.
    */
   async openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef & { created?: true }> {
     const projects = this.deps.repos.projects;
@@ -31,25 +35,83 @@ export class Sessions {
       this.#checkNotServers(existing.root);
       return { id: existing.id, name: existing.name, root: existing.root };
     }
-    if (want.create === false) {
+    if (want.create === false || root === undefined) {
       const what = want.name !== undefined ? `Project "${want.name}"` : `A project rooted at ${root}`;
-      throw new SpoolError("NOT_FOUND", `${what} does not exist yet`, {
+      throw new SpoolError("NOT_FOUND", `${what} does not exist${root === undefined ? "" : " yet"}`, {
         ...(want.name !== undefined ? { project: want.name } : {}),
         ...(root ? { root } : {}),
       });
     }
-    const dir = root ?? this.#checkRoot(this.deps.config.defaultRoot);
+    return this.#create(want.name, root, () => this.openProject(want));
+  }
+
+  /** project/create: a project rooted at `root`, named `name` or after the root; CONFLICT when either is taken. */
+  async createProject(name: string | undefined, root: string): Promise<ProjectRef> {
+    const dir = this.#checkRoot(root);
+    const projects = this.deps.repos.projects;
+    const taken = (name !== undefined ? await projects.findProjectByName(name) : undefined) ?? (await projects.findProjectByRoot(dir));
+    if (taken) {
+      const why = taken.name === name ? `the name "${name}" is taken` : `project "${taken.name}" is rooted there already`;
+      throw new SpoolError("CONFLICT", `A project rooted at ${dir} cannot be created: ${why}`, { project: taken.name });
+    }
+    const { created: _, ...made } = await this.#create(name, dir, () => this.createProject(name, root));
+    return made;
+  }
+
+  async #create(name: string | undefined, dir: string, again: () => Promise<ProjectRef>): Promise<ProjectRef & { created?: true }> {
+    const projects = this.deps.repos.projects;
     this.#checkNotServers(dir);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new SpoolError("NOT_FOUND", `Project root ${dir} is not an existing directory`, { root: dir });
-    const name = want.name ?? (await this.#freeName(projectNameFrom(basename(dir))));
+    const chosen = name ?? (await this.#freeName(projectNameFrom(basename(dir))));
     try {
-      const created = await projects.createProject(name, dir);
+      const created = await projects.createProject(chosen, dir);
       return { id: created.id, name: created.name, root: created.root, created: true };
     } catch (error) {
       // Two connections created it at once: the other one won, use it.
-      if (error instanceof UniqueViolation) return this.openProject(want);
+      if (error instanceof UniqueViolation) return again();
       throw error;
     }
+  }
+
+  /**
+   * project/delete: removes the project named and everything stored of it, once nothing of it is going (no open run,
+   * no proposal waiting, no output streaming) and `runs` is how many runs it holds (the count the caller confirmed).
+   * Its connections close here, and on the other servers through the bus.
+   */
+  async deleteProject(name: string, runs: number): Promise<{ project: ProjectRef; runs: number; closed: number }> {
+    const projects = this.deps.repos.projects;
+    const row = await projects.findProjectByName(name);
+    if (!row) throw new SpoolError("NOT_FOUND", `Project "${name}" does not exist`, { project: name });
+    const activity = await projects.projectActivity(row.id, OPEN_RUN, [ENTRY.proposed, ENTRY.streaming]);
+    if (activity.openRuns > 0 || activity.liveEntries > 0) {
+      throw new SpoolError(
+        "CONFLICT",
+        `Project "${name}" is not removed: ${activity.openRuns} of its runs are open and ${activity.liveEntries} of its commands wait or run; abort them first (spool abort RUN)`,
+        { project: name, open: activity.openRuns, live: activity.liveEntries },
+      );
+    }
+    if (activity.runs !== runs) {
+      throw new SpoolError("CONFLICT", `Project "${name}" holds ${activity.runs} runs, not ${runs}: nothing was removed; confirm again with what it holds`, {
+        project: name,
+        runs: activity.runs,
+      });
+    }
+    if (!(await projects.deleteProject(row.id))) throw new SpoolError("NOT_FOUND", `Project "${name}" does not exist`, { project: name });
+    const closed = this.projectDeleted(row.id);
+    if (this.deps.bus.shared) this.deps.bus.publish({ t: "project-deleted", project: row.id });
+    return { project: { id: row.id, name: row.name, root: row.root }, runs: activity.runs, closed };
+  }
+
+  /** Called with a project's id when it is removed (here or on another server): closes its connections, says how many. */
+  onDeleted(listener: (projectId: number) => number): void {
+    this.#deleted.push(listener);
+  }
+
+  /** Tells the listeners a project was removed; how many connections they closed. */
+  projectDeleted(projectId: number): number {
+    let closed = 0;
+    for (const listener of this.#deleted) closed += listener(projectId);
+    return closed;
   }
 
   /**

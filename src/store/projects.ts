@@ -94,3 +94,43 @@ export async function listProjects(
     .execute();
   return rows.map((r) => ({ ...r, runs: Number(r.runs), open: Number(r.open ?? 0), waiting: Number(r.waiting ?? 0), updated_at: r.updated_at ?? null }));
 }
+
+/** What of a project is still going: runs at `open` statuses, and its entries at `live` ones (proposals waiting, output streaming). */
+export async function projectActivity(
+  db: Kysely<Database>,
+  projectId: number,
+  open: readonly number[],
+  live: readonly number[],
+): Promise<{ runs: number; openRuns: number; liveEntries: number }> {
+  const runs = await db
+    .selectFrom("runs")
+    .where("project_id", "=", projectId)
+    .select((eb) => [
+      eb.fn.countAll<number>().as("runs"),
+      eb.fn
+        .sum<number>(
+          eb
+            .case()
+            .when("status", "in", [...open])
+            .then(1)
+            .else(0)
+            .end(),
+        )
+        .as("open"),
+    ])
+    .executeTakeFirstOrThrow();
+  const entries = await db
+    .selectFrom("entries")
+    .innerJoin("runs", "runs.id", "entries.run_id")
+    .where("runs.project_id", "=", projectId)
+    .where("entries.status", "in", [...live])
+    .select((eb) => eb.fn.countAll<number>().as("live"))
+    .executeTakeFirstOrThrow();
+  return { runs: Number(runs.runs), openRuns: Number(runs.open ?? 0), liveEntries: Number(entries.live) };
+}
+
+/** Removes a project; its runs, entries, chunks, rules and runner names go with it (ON DELETE CASCADE). Whether it was there. */
+export async function deleteProject(db: Kysely<Database>, projectId: number): Promise<boolean> {
+  const result = await db.deleteFrom("projects").where("id", "=", projectId).executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}

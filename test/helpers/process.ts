@@ -160,8 +160,8 @@ export interface ServeProcess {
 }
 
 /** Starts `spool <command>` as a real subprocess and waits until its stdout matches `ready`. */
-async function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node?: string) {
-  const running = spawnSpoolChild([command, ...args], env, { stdin: "ignore", ...(node ? { node } : {}) });
+async function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, node?: string, cwd?: string) {
+  const running = spawnSpoolChild([command, ...args], env, { stdin: "ignore", ...(node ? { node } : {}), ...(cwd ? { cwd } : {}) });
   const match = await running.waitFor(ready, "stdout", 60_000).catch(async (error: unknown) => {
     await running.stop("SIGKILL");
     throw error;
@@ -170,8 +170,9 @@ async function spawnSpool(command: string, args: string[], env: NodeJS.ProcessEn
 }
 
 /** Starts `spool serve` as a real subprocess and waits for its "listening" line (`node`: what runs bin/spool.js). */
-export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}, node?: string): Promise<ServeProcess> {
-  const serve = await spawnSpool("serve", args, env, /Spool listening on (ws:\/\/\S+)/, node);
+/** Starts `spool serve` (in `cwd`, else the test's own directory) and waits until it listens. */
+export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}, node?: string, cwd?: string): Promise<ServeProcess> {
+  const serve = await spawnSpool("serve", args, env, /Spool listening on (ws:\/\/\S+)/, node, cwd);
   return { ...serve, url: serve.match[1]! };
 }
 

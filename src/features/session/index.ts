@@ -5,9 +5,11 @@ import { SERVER_NAME, SERVER_VERSION } from "../../version.js";
 import { BINARY_FRAMES, DISCOVERY, rpcDiscover } from "./discover.js";
 import { initialize } from "./initialize.js";
 import { ping } from "./ping.js";
+import { projectCreate } from "./project-create.js";
+import { projectDelete } from "./project-delete.js";
 import { projectList } from "./project-list.js";
 
-/** Connection basics: ping, initialize (project binding), discovery and the list of projects to choose from. */
+/** Connection basics: ping, initialize (project binding), discovery, and the projects: listed, created by root, removed. */
 export const sessionPlugin = definePlugin({
   name: "session",
   setup(app) {
@@ -24,5 +26,7 @@ export const sessionPlugin = definePlugin({
     app.method(initialize);
     app.method(rpcDiscover);
     app.method(projectList);
+    app.method(projectCreate);
+    app.method(projectDelete);
   },
 });

@@ -1,7 +1,9 @@
 import { CONNECTION_TRACEPARENT } from "../../core/observer.js";
 import { inScope } from "../../core/principals.js";
+import type { Sessions } from "../../core/session.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
+import { nearest } from "../../protocol/nearest.js";
 import { lesserRole, type PrincipalRef, roleAllows } from "../../protocol/roles.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { forbidden, SpoolError } from "../../rpc/errors.js";
@@ -55,7 +57,7 @@ export const initialize = defineMethod({
  * none there and another's are the same refusal.
  */
 async function openOrCreate(
-  sessions: { openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef & { created?: true }> },
+  sessions: Pick<Sessions, "openProject" | "listProjects">,
   held: PrincipalRef,
   params: { project?: string; root?: string; create?: boolean },
 ): Promise<ProjectRef & { created?: true }> {
@@ -65,7 +67,10 @@ async function openOrCreate(
     const creates = mayCreate && (held.projects === null || params.project !== undefined);
     return await sessions.openProject({ name: params.project, root: params.root, create: creates ? params.create : false });
   } catch (error) {
-    if ((mayCreate && held.projects === null) || !(error instanceof SpoolError) || error.errorName !== "NOT_FOUND") throw error;
+    if (!(error instanceof SpoolError) || error.errorName !== "NOT_FOUND") throw error;
+    // A name alone creates nothing (SPEC §2): whoever asks learns which projects there are to join.
+    if (params.root === undefined && params.project !== undefined) throw await unknownProject(sessions, held, params.project);
+    if (mayCreate && held.projects === null) throw error;
     if (params.project === undefined && held.projects !== null) throw outOfScope(held, null, params.root);
     if (params.create === false) throw error;
     const what = params.project !== undefined ? `Project "${params.project}"` : `A project rooted at ${params.root}`;
@@ -75,6 +80,18 @@ async function openOrCreate(
       { role: "admin", held: held.role, method: "initialize (create)", ...(params.project !== undefined ? { project: params.project } : {}) },
     );
   }
+}
+
+/** NOT_FOUND for a project named that does not exist, naming those the caller may join (and the nearest to the name). */
+export async function unknownProject(sessions: Pick<Sessions, "listProjects">, held: PrincipalRef, name: string): Promise<SpoolError> {
+  const projects = (await sessions.listProjects(1000, held.projects)).map((p) => p.name).filter((p) => inScope(held, p));
+  const near = nearest(name, projects);
+  const there = projects.length === 0 ? "there are no projects yet" : `the projects there are: ${projects.join(", ")}`;
+  return new SpoolError(
+    "NOT_FOUND",
+    `Project "${name}" does not exist${near ? ` — did you mean "${near}"?` : ""}; ${there}. A project is created with its root directory: \`spool init\` in that directory, initialize with "root", or project/create`,
+    { project: name, projects, ...(near ? { suggestion: near } : {}) },
+  );
 }
 
 /** A scoped credential outside its projects: names the project only when the caller named it (never one found by root). */

@@ -66,7 +66,10 @@ export const AUDIT_DETAILS = {
       resumed: z.boolean().describe("The run was paused at its budget and went on"),
     })
     .describe("run/budget: a run's budget raised or set"),
-  "project/create": z.object({ name: z.string(), root: z.string().describe("Its root, absolute") }).describe("initialize created a project"),
+  "project/create": z.object({ name: z.string(), root: z.string().describe("Its root, absolute") }).describe("initialize or project/create created a project"),
+  "project/delete": z
+    .object({ name: z.string(), root: z.string(), runs: integer().describe("Runs removed with it"), closed: integer().describe("Connections closed") })
+    .describe("A project was removed with everything stored of it"),
   "runner/attach": z
     .object({
       name: z.string(),

@@ -5,7 +5,7 @@ import { deviceList, deviceRevoke } from "./device.js";
 import { entryGet, entryList, entrySearch } from "./entry.js";
 import { modelList } from "./model.js";
 import { notifyAdd, notifyList, notifyRemove, notifyTest } from "./notify.js";
-import { projectList } from "./project.js";
+import { projectCreate, projectDelete, projectList } from "./project.js";
 import { proposalCreate, proposalList } from "./proposal.js";
 import { rpcDiscover } from "./rpc.js";
 import { runAbort, runBudget, runCreate, runGet, runHistory, runList, runPrompt, runResolve } from "./run.js";
@@ -32,6 +32,8 @@ export const METHODS = [
   initialize,
   rpcDiscover,
   projectList,
+  projectCreate,
+  projectDelete,
   modelList,
   runCreate,
   runGet,

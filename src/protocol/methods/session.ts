@@ -22,7 +22,12 @@ export const InitializeParams = z
       .max(4096)
       .optional()
       .describe("Absolute path of the project's root directory: with `project`, it must match the project's root; alone, it finds the project"),
-    create: z.boolean().optional().describe("Create the project when it does not exist (default true; false answers NOT_FOUND instead)"),
+    create: z
+      .boolean()
+      .optional()
+      .describe(
+        "Create the project when it does not exist (default true; false answers NOT_FOUND instead). Only with `root`: a name alone never creates one (NOT_FOUND naming the projects there are)",
+      ),
     client: z.strictObject({ name: z.string().max(200), version: z.string().max(100) }).optional(),
     protocolVersion: z.string().regex(/^\d+\.\d+$/, "protocolVersion looks like 1.0"),
     role: RoleName.optional().describe(
@@ -56,7 +61,7 @@ export const initialize = request({
   name: "initialize",
   role: "runner",
   description:
-    "Joins the connection to a project, found by name or by root (created on first use unless `create` is false). Required before every method except `ping`, `rpc.discover`, `project/list` and `model/list`.",
+    "Joins the connection to a project, found by name or by root (created on first use with the `root` given unless `create` is false; a name alone that no project has is NOT_FOUND, its data naming the projects the caller may join). Required before every method except `ping`, `rpc.discover`, `project/list` and `model/list`.",
   access: "none",
   params: InitializeParams,
   result: InitializeResult,
