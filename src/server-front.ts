@@ -87,6 +87,7 @@ function signInSessions(config: SpoolConfig, token: string, services: Services):
       }
     },
     check: (cookie, key, address) => core.devices.check(cookie, key, address),
+    ended: (cookie, key) => core.devices.ended(cookie, key),
     unpair: (cookie, key) => core.devices.unpair(cookie, key),
     touch: (id) => core.devices.touch(id),
   };

@@ -145,6 +145,23 @@ export class Devices {
     return this.#live(row, principal);
   }
 
+  /**
+   * Why the device the cookie and key name is no longer signed in, when it was paired here: `unpaired` (revoked,
+   * unpaired by its page or its principal's credential revoked), `expired` (unused too long, or its credential
+   * expired); null for a pair that names no device of this server's (never paired, or a forged cookie).
+   */
+  async ended(cookie: string | null, key: string | null, now = Date.now()): Promise<"unpaired" | "expired" | null> {
+    const match = cookie === null ? null : COOKIE.exec(cookie);
+    if (!match || !key) return null;
+    const row = await this.deps.repos.devices.findDevice(match[1]!);
+    const secretOk = timingSafeEqual(row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32), sha256(match[2]!));
+    const keyOk = timingSafeEqual(row ? Buffer.from(row.key_hash, "hex") : Buffer.alloc(32), sha256(key));
+    if (!row || !secretOk || !keyOk) return null;
+    if (row.revoked_at !== null) return "unpaired";
+    if (!this.#alive(row, now)) return "expired";
+    return (await this.#parent(row, now)) === null ? "unpaired" : null;
+  }
+
   /** Records a use of a device whose page is open (its idle end moves on). */
   async touch(deviceId: string, now = Date.now()): Promise<void> {
     const row = await this.deps.repos.devices.findDevice(deviceId);

@@ -46,11 +46,13 @@ export class RunStates {
     // A finished turn that had a proposal rejected did not do what was asked: clients say "rejected", not "done".
     const ended = rows.filter((r) => r.status === RUN.done && r.model !== null).map((r) => r.id);
     const rejected = await this.deps.repos.runs.rejectedInLastLoop(ended, ENTRY.rejected);
+    // And one whose last command failed, was cancelled or was cut off did not either: clients say which.
+    const last = await this.deps.repos.runs.lastCommandInLastLoop(ended, ENTRY.done);
     const commands = await this.budgets.commands(rows.map((r) => r.id));
     const names = new Map<number, string>();
     for (const id of new Set(rows.map((r) => r.project_id))) names.set(id, (await this.deps.repos.projects.findProjectById(id))?.name ?? "");
     return rows.map((row) => ({
-      ...runView(row, pending.get(row.id) ?? 0, rejected.get(row.id) ?? 0),
+      ...runView(row, pending.get(row.id) ?? 0, rejected.get(row.id) ?? 0, last.get(row.id)),
       spend: this.budgets.spend(row, commands.get(row.id) ?? 0),
       budget: this.budgets.effective(row, names.get(row.project_id) ?? ""),
       paused: row.status === RUN.paused ? ((JSON.parse(row.attributes) as { budgetReached?: RunOut["paused"] }).budgetReached ?? null) : null,

@@ -298,7 +298,8 @@ async function modelChecks(config: SpoolConfig, call: boolean): Promise<Check[]>
   const checks: Check[] = [];
   for (const model of models) {
     const name = `model ${model.alias}`;
-    const where = `${model.provider}/${model.model} at ${model.baseUrl}`;
+    // A provider whose library knows its own address has no base URL of Spool's: the line says so, never a bare "at".
+    const where = `${model.provider}/${model.model} at ${model.baseUrl || "the provider's own address"}`;
     const local = /^https?:\/\/(127\.|localhost|\[::1\])/.test(model.baseUrl);
     if (model.provider === "openai" && !model.apiKey && !local) {
       checks.push({ name, status: "fail", detail: `${where}: no API key`, fix: `set SPOOL_MODEL_${model.alias.toUpperCase()}_API_KEY (or OPENAI_API_KEY)` });

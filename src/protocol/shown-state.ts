@@ -13,10 +13,23 @@ import type { RunView } from "./views-schemas.js";
 
 /**
  * What a person reads for a run: `waiting` for a decision, `queued`, `running`, `paused` (at a budget: a person
- * raises it or stops the run), `idle` (fed by hand), `done`,
- * `rejected` (a proposal made since its latest prompt was rejected: not what was asked), `aborted`, `failed`.
+ * raises it or stops the run), `idle` (fed by hand), `done` (it finished, and its last command, if it ran one,
+ * succeeded), `rejected` (a proposal made since its latest prompt was rejected: not what was asked), `cancelled` or
+ * `interrupted` (its last command was cancelled, or cut off by its runner), `aborted`, `failed` (the run failed, or
+ * its last command exited non-zero or was killed).
  */
-export type RunState = "waiting" | "queued" | "running" | "paused" | "idle" | "done" | "rejected" | "aborted" | "failed";
+export type RunState =
+  | "waiting"
+  | "queued"
+  | "running"
+  | "paused"
+  | "idle"
+  | "done"
+  | "rejected"
+  | "cancelled"
+  | "interrupted"
+  | "aborted"
+  | "failed";
 
 /**
  * A run's state. `pending` is how many of its proposals wait for a decision: the run view's own count
@@ -25,7 +38,7 @@ export type RunState = "waiting" | "queued" | "running" | "paused" | "idle" | "d
  * on a run with no model). A run at 202 without one is `running`: its turn waits on a command already
  * accepted, not on a person. A run with no model at 200 is `idle` (clients feed it by hand), not finished.
  */
-export function runState(run: Pick<RunView, "model" | "status" | "pending" | "rejected">, pending: number = run.pending): RunState {
+export function runState(run: Pick<RunView, "model" | "status" | "pending" | "rejected" | "lastCommand">, pending: number = run.pending): RunState {
   if (pending > 0) return "waiting";
   switch (run.status) {
     case RUN.queued:
@@ -36,7 +49,9 @@ export function runState(run: Pick<RunView, "model" | "status" | "pending" | "re
     case RUN.paused:
       return "paused";
     case RUN.done:
-      return run.model === null ? "idle" : (run.rejected ?? 0) > 0 ? "rejected" : "done";
+      if (run.model === null) return "idle";
+      if ((run.rejected ?? 0) > 0) return "rejected";
+      return run.lastCommand === undefined || run.lastCommand === "succeeded" ? "done" : run.lastCommand;
     case RUN.aborted:
       return "aborted";
     case RUN.failed:
@@ -48,8 +63,12 @@ export function runState(run: Pick<RunView, "model" | "status" | "pending" | "re
 
 /** A runner as a person reads it: the facts `runner/list` gives, in the words every client uses. */
 export interface RunnerShown {
-  /** `attached`, `disconnected`, or `starts on first use` (the embedded runner before its first command). */
-  state: "attached" | "disconnected" | "starts on first use";
+  /** `attached` or `disconnected`: what `runner/list`'s `state` says (the embedded runner is attached before its first command too). */
+  state: "attached" | "disconnected";
+  /** The embedded runner before its first command: attached, and its backend starts when it gets one. */
+  firstUse: boolean;
+  /** The state as one phrase: `attached`, `attached (starts on first use)` or `disconnected`. */
+  stateWord: string;
   /** Attached as the project's default (`runner/list`'s `default`). */
   default: boolean;
   /** Not the default, but a plain accept goes to it, as no runner is the default (the embedded one). */
@@ -79,8 +98,12 @@ export function runnerModes(sandbox: Runner["sandbox"]): SandboxModeName[] {
 export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown {
   const fallback = !runner.default && runner.embedded && !all.some((r) => r.default);
   const modes = runnerModes(runner.sandbox);
+  const state = runner.state === "disconnected" ? "disconnected" : "attached";
+  const firstUse = runner.embedded && runner.attachedAt === 0;
   return {
-    state: runner.state === "disconnected" ? "disconnected" : runner.embedded && runner.attachedAt === 0 ? "starts on first use" : "attached",
+    state,
+    firstUse,
+    stateWord: state === "attached" && firstUse ? "attached (starts on first use)" : state,
     default: runner.default,
     fallback,
     modes,

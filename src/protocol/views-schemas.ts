@@ -243,6 +243,12 @@ export const RunView = z.object({
     .optional()
     .describe("Its budget: its own limits, else the defaults of its project and its creator's principal (config.json `budgets`); null: none"),
   paused: BudgetReached.nullable().optional().describe("Paused (status 402): the budget it reached; raise it with run/budget, or stop the run with run/abort"),
+  lastCommand: z
+    .enum(["succeeded", "failed", "cancelled", "interrupted"])
+    .optional()
+    .describe(
+      "Of a finished run with a model: how the latest command accepted since its latest prompt ended (exit 0; non-zero or a signal; cancelled; aborted by its runner, lost or timed out); runState shows a run whose last command did not succeed by that word rather than `done`. Absent: no command ended since",
+    ),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });

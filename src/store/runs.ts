@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { uniquely } from "./errors.js";
-import type { Database, NewRun, RunRow, RunUpdate } from "./schema.js";
+import type { Database, EntryRow, NewRun, RunRow, RunUpdate } from "./schema.js";
 
 export function findRun(db: Kysely<Database>, projectId: number, alias: string): Promise<RunRow | undefined> {
   return db.selectFrom("runs").selectAll().where("project_id", "=", projectId).where("alias", "=", alias).executeTakeFirst();
@@ -67,6 +67,40 @@ export async function rejectedInLastLoop(db: Kysely<Database>, runIds: readonly 
     .groupBy("entries.run_id")
     .execute();
   return new Map(rows.map((r) => [r.run_id, Number(r.rejected)]));
+}
+
+/**
+ * Each of these runs' latest command accepted since its latest prompt (its log entry at `accepted`, the highest id),
+ * which a run's shown state reads its ending from; runs without one are absent.
+ */
+export async function lastCommandInLastLoop(db: Kysely<Database>, runIds: readonly number[], accepted: number): Promise<Map<number, EntryRow>> {
+  if (runIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom("entries")
+    .selectAll()
+    .where(
+      "id",
+      "in",
+      db
+        .selectFrom("entries")
+        .select((eb) => eb.fn.max("entries.id").as("id"))
+        .where("entries.run_id", "in", [...runIds])
+        .where("entries.scheme", "=", "log")
+        .where("entries.status", "=", accepted)
+        .where((eb) =>
+          eb(
+            "entries.created_at",
+            ">=",
+            eb
+              .selectFrom("loops")
+              .select((l) => l.fn.max("loops.created_at").as("started"))
+              .whereRef("loops.run_id", "=", "entries.run_id"),
+          ),
+        )
+        .groupBy("entries.run_id"),
+    )
+    .execute();
+  return new Map(rows.map((r) => [r.run_id, r]));
 }
 
 export async function updateRun(db: Kysely<Database>, id: number, update: RunUpdate): Promise<void> {

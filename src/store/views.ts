@@ -11,7 +11,8 @@ import type { EntryRow, RunRow } from "./schema.js";
  * A run as the wire has it; `pending`: how many of its proposals wait for a decision (pendingProposals); `rejected`:
  * how many of those made since its latest prompt were rejected (rejectedInLastLoop).
  */
-export function runView(row: RunRow, pending: number, rejected = 0): RunOut {
+export function runView(row: RunRow, pending: number, rejected = 0, lastCommand?: EntryRow): RunOut {
+  const ended = lastCommand ? commandEnding(producerFromRow(lastCommand)) : undefined;
   return {
     alias: row.alias,
     model: row.model,
@@ -21,9 +22,24 @@ export function runView(row: RunRow, pending: number, rejected = 0): RunOut {
     title: row.title,
     pending,
     rejected,
+    ...(ended ? { lastCommand: ended } : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** How a producer ended, in RunView's `lastCommand` words; undefined while it has not. */
+function commandEnding(p: Pick<Producer, "outcome" | "exitCode" | "signal">): RunOut["lastCommand"] {
+  switch (p.outcome) {
+    case "completed":
+      return p.exitCode === 0 && p.signal === null ? "succeeded" : "failed";
+    case "cancelled":
+      return "cancelled";
+    case "aborted":
+      return "interrupted";
+    default:
+      return undefined;
+  }
 }
 
 /** A data channel's entry as the wire's typed `Channel`. */

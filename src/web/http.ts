@@ -179,9 +179,17 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
   const name = options.cookieName(request);
   const cookie = cookieValue(request, name);
   if (method === "GET") {
-    const device = await options.sessions.check(cookie, presentedSessionKey(request), request.socket.remoteAddress ?? null);
-    if (!device)
-      throw new HttpError(401, "This device is not paired: run `spool open` on the machine that runs the server (with --qr, a code for a phone's camera)");
+    const key = presentedSessionKey(request);
+    const device = await options.sessions.check(cookie, key, request.socket.remoteAddress ?? null);
+    if (!device) {
+      // A device that was paired says what ended it (a revoked one is "unpaired", as its open page said), else it never was.
+      const ended = await options.sessions.ended(cookie, key);
+      const what = ended === "unpaired" ? "This device was unpaired" : ended === "expired" ? "This device's pairing expired" : "This device is not paired";
+      throw new HttpError(
+        401,
+        `${what}: run \`spool open\` on the machine that runs the server (with --qr, a code for a phone's camera) to pair it${ended ? " again" : ""}`,
+      );
+    }
     const { name: who, role } = device.principal;
     return send(response, 200, {
       expiresAt: device.expiresAt,

@@ -57,6 +57,8 @@ export interface DeviceRegistry {
     options: { name: string | null; userAgent: string | null; address: string | null },
   ): Promise<{ cookie: string; key: string; device: LiveSession }>;
   check(cookie: string | null, key: string | null, address: string | null): Promise<LiveSession | null>;
+  /** Why the device they name is signed out (`unpaired`, `expired`); null when they name none. */
+  ended(cookie: string | null, key: string | null): Promise<"unpaired" | "expired" | null>;
   unpair(cookie: string | null, key: string | null): Promise<LiveSession | null>;
   touch(deviceId: string): Promise<void>;
 }
@@ -209,6 +211,11 @@ export class WebSessions {
   /** The live device that the cookie and the page's key name together; a use moves its idle end on. */
   check(cookie: string | null, key: string | null, address: string | null = null): Promise<LiveSession | null> {
     return this.devices.check(cookie, key, address);
+  }
+
+  /** Why the device the cookie and key name is signed out, when they name one that was paired. */
+  ended(cookie: string | null, key: string | null): Promise<"unpaired" | "expired" | null> {
+    return this.devices.ended(cookie, key);
   }
 
   /** Ties a page's connection to its device: it is closed when the device is signed out or its credential expires. */

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { RUN } from "../../src/protocol/status.js";
+import { runState } from "../../src/protocol/shown-state.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
 /**
@@ -58,5 +59,42 @@ describe("the state of a command, in words, as the model reads it", () => {
     expect(tools).toHaveLength(1);
     expect(tools[0]).toMatch(/^status: rejected\nlog: \S+\nreason: keep the build$/);
     expect(said).toContain("was rejected (keep the build), so I stop here.");
+  }, 90_000);
+
+  it("a run whose last command failed, or was cancelled, is not 'done': every client reads 'failed' or 'cancelled'", async () => {
+    const a = await ts.clientIn("words");
+    const failing = a.next("run/proposal", (p) => p.run === "exit3", 15_000);
+    await a.call("run/create", { alias: "exit3", model: "demo", prompt: "Run `exit 3`" });
+    await a.call("run/resolve", { run: "exit3", path: (await failing).path, decision: "accept" });
+    await runDone(a, "exit3");
+    const failed = (await a.call("run/get", { run: "exit3" })).run;
+    expect(failed).toMatchObject({ status: RUN.done, lastCommand: "failed" });
+    expect(runState(failed)).toBe("failed");
+    expect((await a.call("run/list", {})).runs.find((r) => r.alias === "exit3")).toMatchObject({ lastCommand: "failed" });
+
+    const long = a.next("run/proposal", (p) => p.run === "stopped", 15_000);
+    await a.call("run/create", { alias: "stopped", model: "demo", prompt: "Run `sleep 30`" });
+    const { path, channels } = await a.call("run/resolve", { run: "stopped", path: (await long).path, decision: "accept" });
+    await eventually(
+      async () => (await a.call("entry/get", { run: "stopped", path: channels[0]!.path })).status === ENTRY.streaming,
+      15_000,
+      "the command to start",
+    );
+    await a.call("stream/cancel", { run: "stopped", path, reason: "enough" });
+    await runDone(a, "stopped");
+    const cancelled = (await a.call("run/get", { run: "stopped" })).run;
+    expect(cancelled.lastCommand).toBe("cancelled");
+    expect(runState(cancelled)).toBe("cancelled");
+  }, 90_000);
+
+  it("a run whose last command succeeded reads 'done'", async () => {
+    const a = await ts.clientIn("words");
+    const ok = a.next("run/proposal", (p) => p.run === "fine", 15_000);
+    await a.call("run/create", { alias: "fine", model: "demo", prompt: "Run `true`" });
+    await a.call("run/resolve", { run: "fine", path: (await ok).path, decision: "accept" });
+    await runDone(a, "fine");
+    const done = (await a.call("run/get", { run: "fine" })).run;
+    expect(done.lastCommand).toBe("succeeded");
+    expect(runState(done)).toBe("done");
   }, 90_000);
 });

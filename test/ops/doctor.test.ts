@@ -82,6 +82,14 @@ describe("spool doctor", () => {
     expect(bad.stdout).toContain("1 problem to fix");
   });
 
+  it("a model without a base URL of its own is said to be at its provider's address, never a bare 'at'", async () => {
+    const env = { PATH: process.env.PATH ?? "", SPOOL_MODEL_CLAUDE: "anthropic/claude-x", ANTHROPIC_API_KEY: "sk-test" };
+    const checks = await runChecks({ config: loadConfig({ home: home() }, env), env });
+    const line = byName(checks, "model claude").detail;
+    expect(line).toContain("anthropic/claude-x at ");
+    expect(line).not.toMatch(/ at\s*(\(|$)/);
+  });
+
   it("refuses an unknown option as a usage error", async () => {
     const refused = await run(process.execPath, [join(repo, "bin", "spool.js"), "doctor", "--frobnicate"], {
       env: { ...process.env, SPOOL_HOME: home() },

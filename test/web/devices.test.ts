@@ -77,7 +77,10 @@ describe("paired devices", () => {
     expect(await revoked.exit).toBe(0);
     expect(revoked.stdout()).toMatch(new RegExp(`unpaired lost-phone \\(${phone.id}, admin\\): closed 1 page connection`));
     expect(await closed).toEqual({ code: 1008, reason: "signed out: device unpaired" });
-    expect((await sessionOf(phone)).status).toBe(401);
+    // The page, read again, says what happened to it in the same word: unpaired, not "not paired".
+    const after = await sessionOf(phone);
+    expect(after.status).toBe(401);
+    expect(await after.text()).toContain("This device was unpaired: run `spool open`");
     await expect(pageSocket(phone)).rejects.toThrow(/HTTP 401/);
     // The page closes within a second of the revocation (the CLI's own start is not counted: device/revoke is).
     const again2 = await pair(port(), ts.server.token, { name: "timed" });
@@ -106,7 +109,9 @@ describe("paired devices", () => {
       headers: { Origin: phone.origin, Cookie: phone.cookie, "Spool-Session-Key": phone.key },
     });
     expect(response.status).toBe(204);
-    expect((await sessionOf(phone)).status).toBe(401);
+    const after = await sessionOf(phone);
+    expect(after.status).toBe(401);
+    expect(await after.text()).toContain("This device was unpaired");
     const { devices } = await admin.call("device/list", {});
     expect(devices.map((d) => d.id)).not.toContain(phone.id);
   });

@@ -178,7 +178,7 @@ export const RUNNERS = commandOf(RUNNERS_SPEC, async (values) => {
               network: shown.networkWord,
               "attached by": shown.attachedByWord,
               where: shown.whereWord,
-              state: liveness(r, shown.state),
+              state: liveness(r, shown),
               running: r.running,
               description: r.description,
             };
@@ -190,8 +190,10 @@ export const RUNNERS = commandOf(RUNNERS_SPEC, async (values) => {
   return EXIT.ok;
 });
 
-function liveness(r: { attachedAt: number; heldUntil: number | null }, state: RunnerShown["state"]): string {
-  if (state === "disconnected") return r.heldUntil ? `disconnected (name held ${Math.max(0, Math.ceil((r.heldUntil - Date.now()) / 1000))}s)` : "disconnected";
-  if (state === "starts on first use") return state;
+/** The state column: runnerShown's word (what `--json`'s `state` says), with how long it has been so. */
+function liveness(r: { attachedAt: number; heldUntil: number | null }, shown: RunnerShown): string {
+  if (shown.state === "disconnected")
+    return r.heldUntil ? `disconnected (name held ${Math.max(0, Math.ceil((r.heldUntil - Date.now()) / 1000))}s)` : "disconnected";
+  if (shown.firstUse) return shown.stateWord;
   return `attached ${age(r.attachedAt)} ago`;
 }
