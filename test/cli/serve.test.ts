@@ -1,12 +1,35 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { spawnServe } from "../helpers/process.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
+/** The lines README.md shows `npm start` printing, with its home (/home/you/.spool) and port (7420). */
+function readmeStartLines(): string[] {
+  const readme = readFileSync(fileURLToPath(new URL("../../README.md", import.meta.url)), "utf8");
+  const block = /`npm start` prints[^`]*```\n([\s\S]*?)```/.exec(readme);
+  if (!block) throw new Error("README.md has no `npm start` output block");
+  return block[1]!.trimEnd().split("\n");
+}
+
 describe("spool serve", () => {
+  it("prints on a first start exactly what the README shows npm start printing (its home and port put in)", async () => {
+    const home = tempDir();
+    const serve = await spawnServe(["--port", "0", "--home", home]);
+    try {
+      const port = new URL(serve.url).port;
+      // How many migrations there are is the schema's business, not the README's to keep counting.
+      const count = (line: string) => line.replace(/\(\d+ migrations applied\)/, "(N migrations applied)");
+      const shown = readmeStartLines().map((line) => count(line.replaceAll("/home/you/.spool", home).replace(":7420/", `:${port}/`)));
+      expect(serve.output().trimEnd().split("\n").slice(0, shown.length).map(count)).toEqual(shown);
+    } finally {
+      await serve.stop();
+    }
+  });
+
   it("port 0 picks a free port, prints it with the token file, and SIGTERM stops cleanly keeping the data", async () => {
     const home = tempDir();
     const first = await spawnServe(["--port", "0", "--home", home]);
