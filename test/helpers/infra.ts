@@ -20,8 +20,18 @@ export const infra = {
 
 export const infraRequired = process.env.SPOOL_TEST_INFRA === "required";
 
+/**
+ * What a skip says to do: the tests find sshd, Docker and PostgreSQL through the SPOOL_TEST_* variables that
+ * scripts/test-infra.sh up prints (it starts them, as root), so running them is not enough; the variables must be
+ * in the environment of `npm test` (README.md "Tests").
+ */
+export const INFRA_HINT = 'start them and export what they print: set -a; eval "$(bash scripts/test-infra.sh up)"; set +a';
+
+/** Why a test that needs `variable` skips: it is not set, and how to set it. */
+export const unset = (variable: string) => `${variable} is not set (${INFRA_HINT})`;
+
 function sshMissing(): string | null {
-  if (!infra.ssh) return "SPOOL_TEST_SSH_HOST is not set (run scripts/test-infra.sh up)";
+  if (!infra.ssh) return unset("SPOOL_TEST_SSH_HOST");
   if (!existsSync(infra.ssh.keyFile)) return `SSH key ${infra.ssh.keyFile} is missing`;
   if (!existsSync(infra.ssh.hostKeyFile)) return `SSH host key ${infra.ssh.hostKeyFile} is missing (SPOOL_TEST_SSH_HOST_KEY)`;
   return null;
@@ -42,10 +52,10 @@ export function describeWithInfra(kind: "ssh" | "docker" | "postgres" | "local",
       : kind === "postgres"
         ? infra.postgresUrl
           ? null
-          : "SPOOL_TEST_POSTGRES_URL is not set (run scripts/test-infra.sh up)"
+          : unset("SPOOL_TEST_POSTGRES_URL")
         : infra.dockerImage
           ? null
-          : "SPOOL_TEST_DOCKER_IMAGE is not set (run scripts/test-infra.sh up)";
+          : unset("SPOOL_TEST_DOCKER_IMAGE");
   if (missing && infraRequired) {
     describe(name, () =>
       it(`needs ${kind}`, () => {

@@ -6,7 +6,7 @@ import { infraRequired } from "./infra.js";
 /** Why bubblewrap cannot sandbox here, or null when it can (scripts/test-infra.sh installs it). */
 export function bwrapMissing(): string | null {
   const probe = spawnSync("bwrap", bwrapCommand("/", PROBE_COMMAND), { encoding: "utf8" });
-  if (probe.error) return `bwrap is not installed (${probe.error.message}); run scripts/test-infra.sh up`;
+  if (probe.error) return `bwrap is not installed (${probe.error.message}); scripts/test-infra.sh up installs it (apt-get install bubblewrap)`;
   if (probe.status !== 0) return `bwrap cannot build its sandbox here: ${probe.stderr.trim()}`;
   return null;
 }

@@ -4,14 +4,14 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import type { Check } from "../../src/ops/doctor.js";
-import { infra, infraRequired } from "../helpers/infra.js";
+import { infra, infraRequired, unset } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { freePort, SPOOL_BIN, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
 const run = promisify(execFile);
 const byName = (checks: Check[], name: string) => checks.find((c) => c.name === name);
-const postgresMissing = infra.postgresUrl ? null : "SPOOL_TEST_POSTGRES_URL is not set (scripts/test-infra.sh)";
+const postgresMissing = infra.postgresUrl ? null : unset("SPOOL_TEST_POSTGRES_URL");
 
 /**
  * Issue 48, point 8: `spool doctor` describes the server that runs for the home as it was started (`serve --port …
