@@ -78,6 +78,10 @@ export class App implements PageContext {
     return this.#data;
   }
 
+  get connected(): boolean {
+    return this.#state === "open" && this.#rpc !== null;
+  }
+
   get view(): number {
     return this.#view;
   }
@@ -282,8 +286,10 @@ export class App implements PageContext {
       );
       return;
     }
-    project.proposals.clear();
     const joined = await rpc.initialize(name, { create: false, client: CLIENT });
+    // The cards shown stay until the join answers: the server sends every waiting proposal again right after it (in
+    // messages that come after this reply), so they are replaced in one step, never dropped for a reconnect.
+    project.proposals.clear();
     await data.initialize(name, { create: false, client: CLIENT });
     this.#serverVersion = joined.server.version;
     this.#connectionId = joined.connectionId;
@@ -415,6 +421,8 @@ export class App implements PageContext {
     const version = this.#serverVersion && this.#state === "open" ? `server ${this.#serverVersion}` : null;
     this.#el.status.title = version ?? "";
     fill(this.#el.status, words[this.#state], version ? h("span", { class: "conn-version" }, ` · ${version}`) : null);
+    // Whether a card's Approve and Reject can be sent follows the connection (a tap while offline is never lost unseen).
+    if (this.#state !== "signed-out") this.#project.markDecidable();
   }
 
   #refreshAges(): void {

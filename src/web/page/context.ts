@@ -14,6 +14,8 @@ export interface PageContext {
   readonly rpc: SpoolClient | null;
   /** Output: terminals subscribe on a connection of their own (see App); null while not connected. */
   readonly data: SpoolClient | null;
+  /** Whether the page is connected and joined now (not connecting or reconnecting): decisions can be sent. */
+  readonly connected: boolean;
   /** Bumped whenever what is shown changes (connection, run): late answers for an older view are dropped. */
   readonly view: number;
   /** Who the page is signed in as (GET /session): the controls its role cannot use are not shown. */
@@ -38,7 +40,11 @@ export function may(page: PageContext, needed: Role): boolean {
   return roleAllows(page.principal.role, needed);
 }
 
-/** Runs an action a button started: the button is disabled meanwhile, a failure is a toast saying `what` failed. */
+/**
+ * Runs an action a button started: the button is disabled meanwhile, a failure is a toast saying `what` failed.
+ * Only what the server or the page says to a person reaches the toast; a fault of the page's own script is logged
+ * to the console and told as one, never as its message (`Cannot read properties of null`).
+ */
 export async function act(page: PageContext, button: HTMLButtonElement | null, what: string, action: () => Promise<unknown>): Promise<void> {
   if (button) button.disabled = true;
   try {
@@ -46,12 +52,25 @@ export async function act(page: PageContext, button: HTMLButtonElement | null, w
   } catch (error) {
     page.toast(`${what}: ${message(error)}`, "error");
   } finally {
-    if (button) button.disabled = false;
+    // A button the page took away meanwhile (it went offline) stays as the page left it.
+    if (button && !button.dataset.offline) button.disabled = false;
   }
 }
 
+/** An error as a person reads it: its message, unless it is a fault of the page's script (a TypeError, say). */
 export function message(error: unknown): string {
+  if (error instanceof TypeError || error instanceof ReferenceError || error instanceof RangeError || error instanceof SyntaxError) {
+    console.error(error);
+    return "the page failed to do it (its error is in the browser's console); nothing was sent — reload the page and try again";
+  }
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Not connected: an action that needs the server says so instead of failing on the missing connection. */
+export class Offline extends Error {
+  constructor() {
+    super("the page is not connected to the server (it reconnects by itself); nothing was sent — try again once it says live");
+  }
 }
 
 /**

@@ -2,7 +2,7 @@ import { factsChanged, type SpoolClient, SpoolRpcError } from "../../../client/s
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { factsRevision } from "../../../protocol/proposal-facts.js";
 import { claimWords, type TransportKind } from "../../../protocol/transports.js";
-import { act, may, type PageContext } from "../context.js";
+import { act, may, Offline, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
 import { escapeControl } from "../format.js";
 import type { Project, Proposal, Run, Runner } from "../model.js";
@@ -36,6 +36,8 @@ interface QueueItem {
   p: Proposal;
   runners: Runner[];
   joined: boolean;
+  /** Whether its decision can be sent now (the connection it goes through is up). */
+  connected: boolean;
 }
 
 /** Who decided, as a card and a toast say it. */
@@ -78,7 +80,7 @@ export class ProjectView {
    * Cards already shown are kept (with what was typed in them, and under a finger about to click them): one is drawn
    * again only when what it shows changed, its facts revision or the runners it offers.
    */
-  #cards = new Map<string, { card: HTMLElement; drawn: string }>();
+  #cards = new Map<string, { card: HTMLElement; drawn: string; connected: boolean }>();
   /** Why a card was drawn again with new facts (an approve refused: FACTS_CHANGED), by card; said on the card until decided. */
   readonly #changed = new Map<string, string>();
   #runnersTimer: ReturnType<typeof setTimeout> | null = null;
@@ -206,8 +208,11 @@ export class ProjectView {
       const shown = decision === "accept" ? { facts: factsRevision(p.producer) } : {};
       const params = { run: p.run, path: p.path, decision, ...(runner ? { runner } : {}), ...(reason ? { reason } : {}), ...shown };
       try {
-        if (joined) await page.rpc!.call("run/resolve", params);
-        else await this.others.resolve(project, params);
+        if (joined) {
+          // Offline (the button was drawn off, but a tap may come between the drop and the redraw): said, never thrown.
+          if (!page.connected || !page.rpc) throw new Offline();
+          await page.rpc.call("run/resolve", params);
+        } else await this.others.resolve(project, params);
       } catch (error) {
         // Someone decided first: the page learns how from run/resolved; the card goes.
         if (error instanceof SpoolRpcError && error.errorCode === "CONFLICT") {
@@ -233,7 +238,8 @@ export class ProjectView {
    */
   async #factsChanged(project: string, p: Proposal, joined: boolean, why: string): Promise<void> {
     const key = `${project}\u0000${p.run}\u0000${p.path}`;
-    const now = joined ? await pendingNow(this.#page.rpc!, p) : await this.others.reread(project, p);
+    const rpc = this.#page.rpc;
+    const now = joined ? (rpc ? await pendingNow(rpc, p) : p) : await this.others.reread(project, p);
     if (joined && now) this.proposals.set(`${p.run}\u0000${p.path}`, now);
     else if (joined) this.proposals.delete(`${p.run}\u0000${p.path}`);
     this.#changed.set(key, why);
@@ -264,8 +270,9 @@ export class ProjectView {
     const here = this.#page.route.run;
     const current = this.#page.route.project ?? "";
     const elsewhere = this.others.queued().map((q) => ({ ...q, joined: false }));
+    const connected = this.#page.connected;
     const items: QueueItem[] = [
-      ...[...this.proposals.values()].map((p) => ({ project: current, p, runners: this.#runners, joined: true })),
+      ...[...this.proposals.values()].map((p) => ({ project: current, p, runners: this.#runners, joined: true, connected })),
       ...(here === null ? elsewhere : []),
     ];
     const more =
@@ -278,7 +285,7 @@ export class ProjectView {
         : null;
     const mineFirst = (q: QueueItem) => Number(q.joined && q.p.run === here);
     const list = items.sort((a, b) => mineFirst(b) - mineFirst(a) || urgency(a.p, b.p));
-    const cards = new Map<string, { card: HTMLElement; drawn: string }>();
+    const cards = new Map<string, { card: HTMLElement; drawn: string; connected: boolean }>();
     for (const q of list) {
       const key = `${q.project}\u0000${q.p.run}\u0000${q.p.path}`;
       // A principal whose role may not decide (viewer, agent) sees the card without Approve and Reject.
@@ -291,7 +298,8 @@ export class ProjectView {
       markOtherRun(card, here !== null && (!q.joined || q.p.run !== here));
       // Another project's card: its project leads its head, and it is marked so (its run is not in the sidebar).
       card.classList.toggle("other-project", !q.joined);
-      cards.set(key, { card, drawn });
+      decidable(card, q.connected);
+      cards.set(key, { card, drawn, connected: q.connected });
     }
     this.#cards = cards;
     for (const key of this.#changed.keys()) if (!cards.has(key)) this.#changed.delete(key);
@@ -319,6 +327,14 @@ export class ProjectView {
       more,
       ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []),
     );
+  }
+
+  /** The joined project's cards follow the page's connection: Approve and Reject off while it is down, on once it is back. */
+  markDecidable(): void {
+    const current = this.#page.route.project ?? "";
+    const connected = this.#page.connected;
+    for (const [key, kept] of this.#cards)
+      if (key.startsWith(`${current}\u0000`) && !kept.card.classList.contains("other-project")) decidable(kept.card, connected);
   }
 
   /** A link to a waiting proposal (a notification's): its card is brought into view and marked. */
@@ -375,6 +391,27 @@ function decidedCard(d: Decided, dismiss: () => void): HTMLElement {
 function urgency(a: Proposal, b: Proposal): number {
   const ends = (p: Proposal) => p.expiresAt ?? Number.POSITIVE_INFINITY;
   return (ends(a) === ends(b) ? 0 : ends(a) < ends(b) ? -1 : 1) || a.createdAt - b.createdAt;
+}
+
+/**
+ * Whether a card's decision can be sent now: while its connection is down, Approve and Reject are off and the card
+ * says so (a tap then would be lost, or sent blind later); they come back when it is up.
+ */
+function decidable(card: HTMLElement, connected: boolean): void {
+  card.classList.toggle("offline", !connected);
+  for (const button of card.querySelectorAll<HTMLButtonElement>(".actions button")) {
+    if (connected && button.dataset.offline) {
+      delete button.dataset.offline;
+      button.disabled = false;
+      button.title = "";
+    } else if (!connected) {
+      button.dataset.offline = "1";
+      button.disabled = true;
+      button.title = "not connected to the server: the page reconnects by itself";
+    }
+  }
+  const note = card.querySelector<HTMLElement>(".offline-note");
+  if (note) note.hidden = connected;
 }
 
 /** Marks a proposal's card as another run's (on a run's page), or not: a class and a visible note in its head. */

@@ -16,6 +16,8 @@ export interface Queued {
   project: string;
   p: Proposal;
   runners: Runner[];
+  /** Whether its project's connection is up: a decision can be sent now (else its card waits, its buttons off). */
+  connected: boolean;
 }
 
 /** What the watcher tells the view that shows the queue. */
@@ -29,19 +31,26 @@ export interface QueueHost {
 }
 
 interface Watched {
+  /** The project's connection; null while (re)connecting. */
   client: SpoolClient | null;
   /** Joined, its runners read: its cards can be drawn whole. */
   ready: boolean;
   connectionId: string;
   proposals: Map<string, Proposal>;
+  /** What a reconnection's join receives, put in place of `proposals` once it is joined (till then the old cards stay). */
+  incoming: Map<string, Proposal> | null;
   runners: Runner[];
+  /** How long before the next attempt after a drop. */
+  retryMs: number;
+  retry: ReturnType<typeof setTimeout> | null;
 }
 
 /**
  * The queue beyond the joined project: a connection joined to each other project the principal may see (project/list
  * lists only its scope's), which the server sends every waiting proposal on as it joins and every new one and every
  * decision after (run/proposal, run/resolved). A decision on such a card goes through that project's connection. A
- * dropped connection takes its proposals out of the queue until the next sync opens it again.
+ * dropped connection keeps its cards in the queue, their buttons off, and connects again by itself; once joined again
+ * the proposals the server sends replace them.
  */
 export class OtherProjects {
   readonly #host: QueueHost;
@@ -73,7 +82,9 @@ export class OtherProjects {
   /** Every waiting proposal of the watched projects. */
   queued(): Queued[] {
     const all: Queued[] = [];
-    for (const [project, w] of this.#watched) if (w.ready) for (const p of w.proposals.values()) all.push({ project, p, runners: w.runners });
+    for (const [project, w] of this.#watched) {
+      if (w.ready) for (const p of w.proposals.values()) all.push({ project, p, runners: w.runners, connected: w.client !== null && w.incoming === null });
+    }
     return all;
   }
 
@@ -82,8 +93,10 @@ export class OtherProjects {
     project: string,
     params: { run: string; path: string; decision: "accept" | "reject"; runner?: string; reason?: string; facts?: number },
   ): Promise<void> {
-    const client = this.#watched.get(project)?.client;
-    if (!client) throw new Error(`not connected to project ${project}: try again in a moment`);
+    const w = this.#watched.get(project);
+    if (!w?.client || w.incoming !== null)
+      throw new Error(`not connected to project ${project} (it reconnects by itself); nothing was sent — try again in a moment`);
+    const client = w.client;
     await client.call("run/resolve", params);
     this.#watched.get(project)?.proposals.delete(`${params.run}\u0000${params.path}`);
   }
@@ -106,11 +119,15 @@ export class OtherProjects {
   #drop(name: string): void {
     const w = this.#watched.get(name);
     this.#watched.delete(name);
+    if (w?.retry) clearTimeout(w.retry);
     w?.client?.close();
   }
 
-  async #open(name: string): Promise<void> {
-    const w: Watched = { client: null, ready: false, connectionId: "", proposals: new Map(), runners: [] };
+  /** Watches `name` (`w`: again, after a drop, keeping its cards until the new join replaces them). */
+  async #open(name: string, again?: Watched): Promise<void> {
+    const w: Watched = again ?? { client: null, ready: false, connectionId: "", proposals: new Map(), incoming: null, runners: [], retryMs: 500, retry: null };
+    w.retry = null;
+    w.incoming = w.ready ? new Map() : null;
     this.#watched.set(name, w);
     const mine = () => this.#watched.get(name) === w;
     let client: SpoolClient | null = null;
@@ -118,35 +135,56 @@ export class OtherProjects {
       client = await this.#connect();
       if (!mine()) return client.close();
       w.client = client;
+      const current = client;
       client.on("run/proposal", (p) => {
-        if (!mine()) return;
-        w.proposals.set(`${p.run}\u0000${p.path}`, p);
+        if (!mine() || w.client !== current) return;
+        (w.incoming ?? w.proposals).set(`${p.run}\u0000${p.path}`, p);
+        if (w.incoming) return;
         this.#host.proposal(name, p);
         this.#host.changed();
       });
       client.on("run/resolved", (r) => {
         const key = `${r.run}\u0000${r.path}`;
+        w.incoming?.delete(key);
         const p = w.proposals.get(key);
-        if (!mine() || !p) return;
+        if (!mine() || w.client !== current || !p) return;
         w.proposals.delete(key);
         this.#host.resolved(name, p, r, r.resolver.connectionId === w.connectionId);
         this.#host.changed();
       });
       client.onClose(() => {
-        if (!mine()) return;
-        this.#watched.delete(name);
-        this.#host.changed();
+        if (mine() && w.client === current) this.#lost(name, w);
       });
       const joined = await client.initialize(name, { create: false, client: CLIENT });
       w.connectionId = joined.connectionId;
       w.runners = (await client.call("runner/list", {})).runners;
+      // The proposals the server sent on this join are the project's waiting ones now.
+      if (w.incoming) w.proposals = w.incoming;
+      w.incoming = null;
       w.ready = true;
+      w.retryMs = 500;
       if (mine()) this.#host.changed();
     } catch {
-      // Not joined (the project went, the server is restarting): the next sync tries again.
-      if (mine()) this.#watched.delete(name);
+      // Not joined (the server is restarting, the project went): a watcher that showed cards tries again by itself;
+      // one that never joined is left to the next sync.
       client?.close();
+      if (!mine()) return;
+      if (w.ready) this.#lost(name, w);
+      else this.#watched.delete(name);
     }
+  }
+
+  /** A watched project's connection dropped: its cards stay, their buttons off, and it connects again, waiting longer each time. */
+  #lost(name: string, w: Watched): void {
+    w.client?.close();
+    w.client = null;
+    w.incoming = null;
+    this.#host.changed();
+    if (w.retry) return;
+    w.retry = setTimeout(() => {
+      if (this.#watched.get(name) === w) void this.#open(name, w);
+    }, w.retryMs);
+    w.retryMs = Math.min(w.retryMs * 2, 5_000);
   }
 }
 

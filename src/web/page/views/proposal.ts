@@ -99,6 +99,14 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
     ),
     // No actions for a principal that may not decide (null): its card shows the facts only.
     actions ? h("div", { class: "actions" }, approve, reject, reason) : null,
+    // Shown while the connection its decision goes through is down (routes/project.ts `decidable`).
+    actions
+      ? h(
+          "p",
+          { class: "offline-note", role: "status", hidden: true },
+          "Not connected — reconnecting. Approve and Reject come back once the page is live again.",
+        )
+      : null,
   );
 }
 
