@@ -46,7 +46,7 @@ describeWithBrowser("the page's papercuts of issue 57, in Chromium", () => {
     expect((await runnerFact(person)).select).toBe(true);
   }, 90_000);
 
-  it("at 390 px a person's card writes the chosen runner out whole under its selector, and follows a change of choice", async () => {
+  it("at 390 px a person's card shows the chosen runner once, whole, the selector over it unseen, and follows a change of choice", async () => {
     const admin = await web.ts.clientIn("narrow");
     await admin.call("run/create", { alias: "pick" });
     const { path } = await admin.call("proposal/create", { run: "pick", tool: "sh", command: "echo which runner" });
@@ -57,11 +57,21 @@ describeWithBrowser("the page's papercuts of issue 57, in Chromium", () => {
         const select = dd.querySelector("select") as HTMLSelectElement;
         const whole = dd.querySelector(".runner-whole") as HTMLElement;
         const box = whole.getBoundingClientRect();
-        // biome-ignore lint/performance/useDomNodeTextContent: the words as laid out on the screen
-        return { chosen: select.selectedOptions[0]?.textContent ?? "", words: whole.innerText, right: box.right, width: window.innerWidth };
+        const over = select.getBoundingClientRect();
+        return {
+          chosen: select.selectedOptions[0]?.textContent ?? "",
+          // biome-ignore lint/performance/useDomNodeTextContent: the words as laid out on the screen
+          words: whole.innerText,
+          right: box.right,
+          width: window.innerWidth,
+          // One control, not two: the selector is unseen and lies over the words (a tap on them opens it).
+          selectSeen: getComputedStyle(select).opacity !== "0",
+          covers: over.left <= box.left + 1 && over.right >= box.right - 1 && over.top <= box.top + 1 && over.bottom >= box.bottom - 1,
+        };
       });
     const seen = await shown();
     expect(seen.chosen).toBe("default (local; this server's own runner)");
+    expect(seen).toMatchObject({ selectSeen: false, covers: true });
     // Wrapped if need be, never cut: every word of the choice is on the screen.
     expect(seen.words.replace(/\s+/g, " ")).toBe(seen.chosen);
     expect(seen.right).toBeLessThanOrEqual(seen.width);

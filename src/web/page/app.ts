@@ -262,9 +262,13 @@ export class App implements PageContext {
     const { projects } = await rpc.call("project/list", {});
     project.projects = projects;
     if (this.#pendingRoot) {
-      const byRoot = projects.find((p) => p.root === this.#pendingRoot);
+      // The project the server finds by that root: the oldest of those rooted there (store/projects.ts findProjectByRoot).
+      const byRoot = projects.filter((p) => p.root === this.#pendingRoot).sort((a, b) => a.createdAt - b.createdAt)[0];
       this.#pendingRoot = null;
-      if (byRoot) this.#route = { project: byRoot.name, run: null, producer: null };
+      if (byRoot) {
+        this.#route = { project: byRoot.name, run: null, producer: null };
+        history.replaceState(null, "", routeHash(this.#route));
+      }
     }
     let name = this.#route.project;
     if (!name || !projects.some((p) => p.name === name)) {

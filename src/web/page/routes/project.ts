@@ -283,7 +283,8 @@ export class ProjectView {
             h("a", { href: routeHash({ project: current, run: null, producer: null }) }, `${elsewhere.length} more waiting in other projects`),
           )
         : null;
-    const mineFirst = (q: QueueItem) => Number(q.joined && q.p.run === here);
+    // The project (or run) the page shows first: a project's link opens on its own cards, then the other projects'.
+    const mineFirst = (q: QueueItem) => Number(q.joined && (here === null || q.p.run === here));
     const list = items.sort((a, b) => mineFirst(b) - mineFirst(a) || urgency(a.p, b.p));
     const cards = new Map<string, { card: HTMLElement; drawn: string; connected: boolean }>();
     for (const q of list) {
