@@ -177,6 +177,28 @@ export function egressText(fact: EgressFact, shown: (text: string) => string = (
   return fact.asked.length > 0 ? `${hosts}, +${fact.asked.length} asked: ${fact.asked.map(shown).join(", ")}` : hosts;
 }
 
+/** What a command in network mode allowlist reached (`allowed`) and was refused (`blocked`), as `host:port`, each once. */
+export interface EgressReached {
+  allowed: string[];
+  blocked: string[];
+}
+
+/** The `egressReached` attribute a finished command's log entry holds; null when it has none (or not in this shape). */
+export function egressReachedOf(value: unknown): EgressReached | null {
+  if (value === null || typeof value !== "object") return null;
+  const { allowed, blocked } = value as { allowed?: unknown; blocked?: unknown };
+  const strings = (list: unknown) => (Array.isArray(list) ? list.filter((x): x is string => typeof x === "string") : null);
+  const a = strings(allowed);
+  const b = strings(blocked);
+  return a && b ? { allowed: a, blocked: b } : null;
+}
+
+/** `reached registry.npmjs.org:443; refused evil.example:443` (`shown` makes each host safe to show). */
+export function egressReachedText(reached: EgressReached, shown: (text: string) => string = (t) => t): string {
+  const list = (hosts: string[]) => (hosts.length === 0 ? "nothing" : hosts.map(shown).join(", "));
+  return `reached ${list(reached.allowed)}; refused ${list(reached.blocked)}`;
+}
+
 /** The header a refusal carries, as other egress proxies name it. */
 export const EGRESS_BLOCKED_HEADER = "x-proxy-error";
 export const EGRESS_BLOCKED_VALUE = "blocked-by-allowlist";

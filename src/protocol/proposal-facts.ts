@@ -1,4 +1,4 @@
-import { egressText } from "./egress.js";
+import { type EgressReached, egressReachedText, egressText } from "./egress.js";
 import { fullAcceptorsText } from "./full-acceptors.js";
 import { SANDBOX_MODE_WORDS } from "./sandbox.js";
 import { factsOf, type ProposalFacts, type RunnerClaim, type SandboxFact, type SandboxView } from "./views.js";
@@ -200,4 +200,14 @@ export function factsText(facts: ProposalFacts, options: FactOptions & { indent?
 /** The runner a decision without one picks: the project's default, else the embedded local runner (as `runner/list` describes them). */
 export function defaultRunnerName(runners: readonly { name: string; default: boolean; embedded: boolean }[]): string | null {
   return (runners.find((r) => r.default) ?? runners.find((r) => r.embedded))?.name ?? null;
+}
+
+/**
+ * A command's network as every client shows it once it ran: the mode (with an allowlist, its hosts), and for an
+ * allowlist the hosts it reached and was refused when it ended: `allowlist (registry.npmjs.org); reached
+ * registry.npmjs.org:443; refused evil.example:443`.
+ */
+export function networkShown(p: ProposalFacts & { egressReached?: EgressReached | null | undefined }): string {
+  const mode = factValue(p, "network");
+  return p.egressReached ? `${mode}; ${egressReachedText(p.egressReached, escapeControl)}` : mode;
 }

@@ -185,6 +185,14 @@ export const Producer = ProposalFacts.extend({
       "When it was accepted and its output channels opened (ms since the epoch, by the server's clock): how long a running command has run; null before",
     ),
   cancelledBy: z.string().nullable(),
+  egressReached: z
+    .object({
+      allowed: z.array(z.string()).describe("Hosts (host:port) the egress proxy connected it to"),
+      blocked: z.array(z.string()).describe("Hosts (host:port) the egress proxy refused"),
+    })
+    .nullable()
+    .optional()
+    .describe("Network mode allowlist, once it ended: where it went; null or absent: not recorded (no allowlist, or not ended)"),
   modelSeen: z.record(z.string(), z.number()).nullable().describe("Lines of each channel the model has been shown"),
   channels: z.array(Channel).describe("In channel order"),
   extra: z.record(z.string(), z.unknown()).describe("Attributes a plugin set that Spool does not name"),

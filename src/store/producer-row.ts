@@ -1,4 +1,4 @@
-import { type EgressFact, egressOf } from "../protocol/egress.js";
+import { type EgressFact, type EgressReached, egressOf, egressReachedOf } from "../protocol/egress.js";
 import { type DecisionAndEnd, decisionAndEnd, int, isRecord, num, outcomeOf, anyString as str } from "../protocol/producer-attributes.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import {
@@ -61,6 +61,8 @@ export interface Producer extends DecisionAndEnd {
   network: ProposalFacts["network"];
   /** Network allowlist: the project's hosts and those the proposal asked for; null: none. */
   egress: EgressFact | null;
+  /** Network allowlist, once it ended: the hosts it reached and was refused; null: not recorded. */
+  egressReached: EgressReached | null;
   /** The loop and tool call of the model that proposed it; null for a client's proposal. */
   loop: number | null;
   /** Before the decision, the runner it was proposed for (null: none named); after an accept, the runner that took it ("self": the connection that accepted it). */
@@ -137,6 +139,7 @@ export function producerFromRow(row: EntryRow): Producer {
     fullAcceptors: Array.isArray(a.fullAcceptors) ? a.fullAcceptors.filter((p): p is string => typeof p === "string") : null,
     network: networkFactOf(a.network),
     egress: egressOf(a.egress),
+    egressReached: egressReachedOf(a.egressReached),
     loop: num(a.loop),
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),

@@ -116,6 +116,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     durationMs: p.durationMs,
     acceptedAt: p.acceptedAt,
     cancelledBy: nonEmpty(p.cancelledBy),
+    ...(p.egressReached ? { egressReached: p.egressReached } : {}),
     modelSeen: Object.keys(p.modelSeen).length === 0 ? null : p.modelSeen,
     channels,
     extra: p.extra,

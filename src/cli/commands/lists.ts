@@ -1,5 +1,6 @@
 import { spendWords } from "../../protocol/agent-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
+import { networkShown } from "../../protocol/proposal-facts.js";
 import { type RunnerShown, runnerShown, runState } from "../../protocol/shown-state.js";
 import { ENTRY, entryStatusWord } from "../../protocol/status.js";
 import { isLogEntry, producerPath, producersOf } from "../../protocol/views.js";
@@ -113,8 +114,10 @@ export const ENTRIES = commandOf(ENTRIES_SPEC, async (values, rest) => {
         turn: e.turn,
         bytes: e.bytes,
         lines: e.lines,
+        // A command's network (its log entry's row): the mode, the list, and where it went.
+        network: e.producer ? networkShown(e.producer) : "",
       })),
-      ["#", "path", "channel", "state", "turn", "bytes", "lines"],
+      ["#", "path", "channel", "state", "turn", "bytes", "lines", "network"],
       false,
     );
   });

@@ -1,5 +1,6 @@
 import { compactionWords as compactionLine, pausedWords, spendWords } from "../../protocol/agent-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
+import { networkShown } from "../../protocol/proposal-facts.js";
 import { runState } from "../../protocol/shown-state.js";
 import { producerOf } from "../../protocol/views.js";
 import { commandOf, defineCommand, JSON_OPTION } from "../command-spec.js";
@@ -49,7 +50,8 @@ export const SHOW = commandOf(SHOW_SPEC, async (values, rest) => {
     const commandLine = (c: (typeof commands)[number]) => {
       shown.add(c.path);
       const producer = producerOf(c);
-      return `  ${colours.cyan(`#${c.number}`)} ${colours.bold(escapeControl(producer.command))}  ${colours.dim(`${c.path} · ${outcomeWords(producer)}`)}`;
+      // Where it could go and, with an allowlist, where it went: on a line of its own under it.
+      return `  ${colours.cyan(`#${c.number}`)} ${colours.bold(escapeControl(producer.command))}  ${colours.dim(`${c.path} · ${outcomeWords(producer)}`)}\n      ${colours.dim(`network ${networkShown(producer)}`)}`;
     };
     for (const m of messages) {
       if (m.role === "user" && !m.note) out.push("", `${colours.bold("▌ prompt")} ${escapeControl(m.text ?? "")}`);

@@ -1,3 +1,4 @@
+import { networkShown } from "../../../protocol/proposal-facts.js";
 import { h } from "../dom.js";
 import { bytes, duration, ENTRY, entryStatusWord, serverNow, statusClass } from "../format.js";
 import { type Channel, isRunning, type Producer } from "../model.js";
@@ -75,7 +76,7 @@ export function elapsed(ms: number): string {
   return duration(s * 1000);
 }
 
-/** What is known of one producer: its command, then status, exit code, signal, reason, duration, runner, process, cwd. */
+/** What is known of one producer: its command, then status, exit code, signal, reason, duration, runner, process, cwd, network. */
 export function producerFacts(producer: Producer, cancel: HTMLElement | null): HTMLElement[] {
   const p = producer;
   const where = p.process ? processPlace(p.process) : null;
@@ -89,6 +90,8 @@ export function producerFacts(producer: Producer, cancel: HTMLElement | null): H
     ["runner", p.runner !== null ? shown(p.runner) : null],
     ["process", where],
     ["cwd", p.cwd !== null ? shown(p.cwd) : "project root"],
+    // Where it could go, and with an allowlist where it went (the words every client uses).
+    ["network", h("span", { "data-network": p.network ?? "" }, networkShown(p))],
   ];
   return [
     h("div", { class: "detail-title" }, h("pre", { class: "command" }, "$ ", shown(p.command)), isRunning(p) ? cancel : null),
