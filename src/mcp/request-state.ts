@@ -27,8 +27,12 @@ export interface ApprovalState {
 
 /** How long an elicited approval may wait for the retry that carries its answer. */
 export const STATE_TTL_MS = 10 * 60_000;
-/** Spent nonces remembered at most (each until its state has surely expired). */
-const MAX_SPENT = 10_000;
+/**
+ * Spent nonces one principal may have remembered at once (each until its state has surely expired). Past it, a
+ * redemption is refused, never an older nonce forgotten (which would let that state be replayed): a principal that
+ * fast waits for its oldest to expire, and no other principal's approvals are touched.
+ */
+export const MAX_SPENT_PER_PRINCIPAL = 1000;
 /** Longer states are refused unread. */
 const MAX_LENGTH = 8192;
 
@@ -73,8 +77,10 @@ function principalContext(principal: string): ServerContext {
 /** Issues and checks request states with a key of this server's (made at its start: a restart voids them). */
 export class RequestStates {
   readonly #codec: RequestStateCodec<ApprovalState>;
-  /** Spent nonces, each with when it may be forgotten (ms since the epoch). */
-  readonly #spent = new Map<string, number>();
+  /** Spent nonces by principal, each with when it may be forgotten (ms since the epoch). */
+  readonly #spent = new Map<string, Map<string, number>>();
+  /** When every principal's spent nonces were last swept (a principal that stopped redeeming leaves none behind). */
+  #sweptAll = 0;
 
   constructor(key: Uint8Array = randomBytes(32)) {
     this.#codec = createRequestStateCodec<ApprovalState>({
@@ -102,15 +108,38 @@ export class RequestStates {
     if (state.request !== expected.request) throw new RequestStateError("requestState belongs to another request (method, tool or arguments differ): refused");
     // From here on nothing awaits: of two retries with one state, the first spends it and the second is refused.
     const now = Date.now();
-    this.#sweep(now);
-    if (this.#spent.has(state.nonce)) throw new RequestStateError("requestState was used already: refused");
+    if (now - this.#sweptAll > 60_000) {
+      this.#sweptAll = now;
+      for (const principal of [...this.#spent.keys()]) this.#sweep(principal, now);
+    }
+    const spent = this.#sweep(expected.principal, now);
+    if (spent.has(state.nonce)) throw new RequestStateError("requestState was used already: refused");
+    if (spent.size >= MAX_SPENT_PER_PRINCIPAL)
+      throw new RequestStateError(
+        `${MAX_SPENT_PER_PRINCIPAL} approvals of this principal were redeemed in the last ${STATE_TTL_MS / 60_000} minutes: refused until the oldest expires (nothing ran; call the tool again later)`,
+      );
     // The codec does not say when the state expires; it cannot outlive a TTL from now (its expiry is in whole seconds).
-    this.#spent.set(state.nonce, now + STATE_TTL_MS + 1000);
-    if (this.#spent.size > MAX_SPENT) this.#spent.delete(this.#spent.keys().next().value!);
+    spent.set(state.nonce, now + STATE_TTL_MS + 1000);
+    this.#spent.set(expected.principal, spent);
     return state;
   }
 
-  #sweep(now: number): void {
-    for (const [nonce, forget] of this.#spent) if (forget < now) this.#spent.delete(nonce);
+  /** The principal's spent nonces still to be remembered (those surely expired forgotten, and empty principals with them). */
+  #sweep(principal: string, now: number): Map<string, number> {
+    const spent = this.#spent.get(principal) ?? new Map<string, number>();
+    // Insertion order is expiry order (each is now + the same TTL): the expired ones are at the front.
+    for (const [nonce, forget] of spent) {
+      if (forget >= now) break;
+      spent.delete(nonce);
+    }
+    if (spent.size === 0) this.#spent.delete(principal);
+    return spent;
+  }
+
+  /** How many spent nonces are remembered, in all (for tests and the server's figures). */
+  get remembered(): number {
+    let n = 0;
+    for (const spent of this.#spent.values()) n += spent.size;
+    return n;
   }
 }

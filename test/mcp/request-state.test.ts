@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { RequestStates, requestDigest, STATE_TTL_MS } from "../../src/mcp/request-state.js";
+import { MAX_SPENT_PER_PRINCIPAL, RequestStates, requestDigest, STATE_TTL_MS } from "../../src/mcp/request-state.js";
 
 /*
  * The requestState of an elicited approval: the v2 SDK's codec (HMAC, expiry, principal binding) with Spool's
@@ -54,5 +54,26 @@ describe("request states", () => {
     const old = await states.issue(proposal, "alice");
     vi.setSystemTime(Date.now() + STATE_TTL_MS + 2000);
     await expect(states.redeem(old, { principal: "alice", request: digest })).rejects.toThrow(/expired/);
+  });
+
+  it("past its bound of spent states a principal's next redemption is refused, never an old one forgotten (no replay); others are untouched", async () => {
+    const states = new RequestStates();
+    const first = await states.issue(proposal, "fast");
+    await states.redeem(first, { principal: "fast", request: digest });
+    for (let i = 1; i < MAX_SPENT_PER_PRINCIPAL; i++) await states.redeem(await states.issue(proposal, "fast"), { principal: "fast", request: digest });
+    expect(states.remembered).toBe(MAX_SPENT_PER_PRINCIPAL);
+    await expect(states.redeem(await states.issue(proposal, "fast"), { principal: "fast", request: digest })).rejects.toThrow(
+      /refused until the oldest expires/,
+    );
+    // The first one is still remembered as spent: replaying it is refused as used, not run again.
+    await expect(states.redeem(first, { principal: "fast", request: digest })).rejects.toThrow(/used already/);
+    // Another principal's approvals go on.
+    expect(await states.redeem(await states.issue(proposal, "other"), { principal: "other", request: digest })).toMatchObject(proposal);
+    // Once the oldest have surely expired, the principal redeems again.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + STATE_TTL_MS + 2000);
+    const fresh = await states.issue(proposal, "fast");
+    expect(await states.redeem(fresh, { principal: "fast", request: digest })).toMatchObject(proposal);
+    expect(states.remembered).toBe(1);
   });
 });
