@@ -3,6 +3,9 @@
 // against the same appends with no search, in turns (A: no search, B: a search; A B A B …) so a machine whose
 // speed drifts moves both alike. In process, over the store itself (no sockets): the appends are what a `stream`
 // call waits for (the group commit), so a search that held the server's thread would show in them at once.
+// Then each kind of search once over the same GiB, each with a budget of its own: plain bytes, a regular expression,
+// one without case, and a pathological one (`^(a+)+$`, which a backtracking engine spends its whole budget on at
+// the first line of 40 a's and a '!': one such line is in every chunk).
 // Usage: npx tsx bench/search.ts [GiB=1] [rounds=3]
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -18,11 +21,16 @@ const CHUNK = 64 * 1024;
 const CHUNKS = Math.round((GIB * 2 ** 30) / CHUNK);
 const NEEDLE = "NEEDLE-7f3a";
 
-/** A chunk of 64 KiB of 128-byte lines, the n-th of the channel; the needle on one line of each of the last 20. */
+/** A chunk of 64 KiB of 128-byte lines, the n-th of the channel; the needle on one line of each of the last 20, a run of a's on one of each. */
 function chunk(n: number): Buffer {
   const lines: string[] = [];
   for (let i = 0; i < CHUNK / 128; i++) {
-    const text = n >= CHUNKS - 20 && i === 100 ? `${NEEDLE} found in chunk ${n}` : `line ${n}.${i} of a long build log, nothing to see here`;
+    const text =
+      n >= CHUNKS - 20 && i === 100
+        ? `${NEEDLE} found in chunk ${n}`
+        : i === 50
+          ? `${"a".repeat(40)}!`
+          : `line ${n}.${i} of a long build log, nothing to see here`;
     lines.push(`${text.padEnd(127, ".")}\n`);
   }
   return Buffer.from(lines.join(""));
@@ -95,6 +103,26 @@ try {
     const found = answer as Awaited<ReturnType<typeof search>> | null;
     console.log(
       `${String(r).padStart(5)}  B (searching)   ${ms.toFixed(0).padStart(9)} ${String(found?.matches.length).padStart(7)} ${fmt(during)}   cpu ${((used.user + used.system) / 1000).toFixed(0)} ms (all threads)`,
+    );
+  }
+  console.log("\nkind            pattern          budget_ms  search_ms  matches  lines_passed  outcome");
+  const kinds = [
+    { kind: "plain", pattern: NEEDLE, regex: false, ignoreCase: false },
+    { kind: "regex", pattern: `${NEEDLE}|never-there`, regex: true, ignoreCase: false },
+    { kind: "ignore-case", pattern: NEEDLE.toLowerCase(), regex: false, ignoreCase: true },
+    { kind: "pathological", pattern: "^(a+)+$", regex: true, ignoreCase: false },
+    { kind: "pathological-i", pattern: "^(a+)+$", regex: true, ignoreCase: true },
+  ];
+  for (const k of kinds) {
+    const budget = 60_000;
+    const started = performance.now();
+    const outcome = await search([1], { ...query, pattern: k.pattern, regex: k.regex, ignoreCase: k.ignoreCase }, budget).then(
+      (a) => ({ matches: a.matches.length, lines: a.lines, word: a.timedOut ? "cut by the budget" : "whole" }),
+      (error: Error) => ({ matches: 0, lines: 0, word: error.name }),
+    );
+    const ms = performance.now() - started;
+    console.log(
+      `${k.kind.padEnd(15)} ${k.pattern.slice(0, 16).padEnd(16)} ${String(budget).padStart(9)} ${ms.toFixed(0).padStart(10)} ${String(outcome.matches).padStart(8)} ${String(outcome.lines).padStart(13)}  ${outcome.word}`,
     );
   }
 } finally {

@@ -28,13 +28,8 @@ const DEFAULT_CONTEXT = 2;
  * stopped, the from_line to go on with.
  */
 export async function grepTool(ctx: Pick<ToolContext, "core" | "run" | "budgetTokens" | "signal">, args: GrepArgs): Promise<string> {
-  if (args.regex) {
-    try {
-      new RegExp(args.pattern);
-    } catch (error) {
-      return `error: the pattern is not a valid regular expression: ${(error as Error).message}`;
-    }
-  }
+  const invalid = args.regex ? ctx.core.entries.patternError(args.pattern) : null;
+  if (invalid !== null) return `error: the pattern is not a valid regular expression (RE2 syntax: no backreferences or lookaround): ${invalid}`;
   if (args.path === CONVERSATION_PATH) return grepConversation(ctx, args);
   let target: { row: EntryRow; channels: EntryRow[] };
   try {
@@ -103,14 +98,8 @@ function messageLines(id: number, role: string, body: string): string[] {
  * requests included, searched a page of messages at a time; each match with the message id it is in.
  */
 async function grepConversation(ctx: Pick<ToolContext, "core" | "run" | "budgetTokens" | "signal">, args: GrepArgs): Promise<string> {
-  const test = args.regex
-    ? (
-        (re) => (l: string) =>
-          re.test(l)
-      )(new RegExp(args.pattern, args.ignore_case ? "i" : ""))
-    : args.ignore_case
-      ? (l: string) => l.toLowerCase().includes(args.pattern.toLowerCase())
-      : (l: string) => l.includes(args.pattern);
+  // On the server's thread: the pattern must cost time linear in each line, as entry/search's does (the model chose it).
+  const test = ctx.core.entries.lineTest({ pattern: args.pattern, regex: args.regex ?? false, ignoreCase: args.ignore_case ?? false });
   const limit = args.limit ?? SEARCH_DEFAULT_MATCHES;
   const from = args.from_line ?? 1;
   const maxBytes = Math.min(SEARCH_MAX_BYTES, ctx.budgetTokens * 4);

@@ -73,7 +73,7 @@ const ToolArgs = {
         "A command's output channel (sh://turn_1/make_1), its log path (log://…: all its output), or conversation:// (this run's whole conversation, compacted parts included)",
       ),
     pattern: z.string().min(1).max(SEARCH_MAX_PATTERN).describe("Text to find in a line (plain text unless regex)"),
-    regex: z.boolean().optional().describe("The pattern is a JavaScript regular expression"),
+    regex: z.boolean().optional().describe("The pattern is a regular expression (RE2 syntax: no backreferences or lookaround)"),
     ignore_case: z.boolean().optional().describe("Letters match in either case"),
     context: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("Lines shown before and after each match (default 2)"),
     limit: z.number().int().min(1).max(SEARCH_MAX_MATCHES).optional().describe(`Matches at most (default ${SEARCH_DEFAULT_MATCHES})`),

@@ -2,6 +2,7 @@ import { SpoolError } from "../rpc/errors.js";
 import type { Repositories } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
 import { type SearchQuery, SearchQueueFull, SearchTimedOut } from "../store/search.js";
+import { compileQuery, regexError } from "../store/search-match.js";
 import type { CoreDeps } from "./deps.js";
 import { replay } from "./replay.js";
 import { ENTRY } from "./status.js";
@@ -120,6 +121,20 @@ export class Entries {
     if (row.scheme === "log") return { row, channels: (await this.channels(row.id)).filter((c) => c.channel !== 0) };
     if (row.streamed) return { row, channels: [row] };
     throw new SpoolError("INVALID_PARAMS", `${row.path} is not a command's output: search a channel (sh://…) or a command's log path`, { path: row.path });
+  }
+
+  /** Why `pattern` is no regular expression a search takes (RE2's syntax: no backreferences or lookaround), or null. */
+  patternError(pattern: string, ignoreCase = false): string | null {
+    return regexError(pattern, ignoreCase);
+  }
+
+  /**
+   * Whether a line holds a pattern, as entry/search decides (a regular expression in linear time: V8's engine with its
+   * linear-time fall-back), for searches of text that is not stored output (a run's conversation).
+   */
+  lineTest(query: { pattern: string; regex: boolean; ignoreCase: boolean }): (line: string) => boolean {
+    const compiled = compileQuery(query);
+    return compiled ? (line) => compiled.test(line) : (line) => line.includes(query.pattern);
   }
 
   /**

@@ -82,7 +82,7 @@ export const ReadOutputArgs = {
   pattern: EntrySearchParams.shape.pattern
     .optional()
     .describe("Only the lines holding this text, searched in all the stored output (also the part a cut view left out), with their line numbers"),
-  regex: z.boolean().optional().describe("With pattern: it is a JavaScript regular expression"),
+  regex: z.boolean().optional().describe("With pattern: it is a regular expression (RE2 syntax: no backreferences or lookaround)"),
   ignore_case: z.boolean().optional().describe("With pattern: letters match in either case"),
   context: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("With pattern: lines shown around each match (default 0)"),
   from_line: EntrySearchParams.shape.fromLine.describe("With pattern: search from this line (a cut answer says where to go on)"),

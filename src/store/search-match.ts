@@ -1,13 +1,21 @@
+import { setFlagsFromString } from "node:v8";
+import { RE2JS } from "re2js";
+
 /**
  * The line matcher of entry/search: fed a channel's chunks in stored order (or several channels' merged by row id),
  * it finds the lines holding a pattern, with their numbers and the lines around them. It runs in the search worker
- * (search-worker.ts), never on the server's thread: a regular expression there can take as long as it likes, the
- * worker is ended at its budget. Pure: no I/O, so it is tested on its own too.
+ * (search-worker.ts), never on the server's thread. Pure: no I/O, so it is tested on its own too.
+ *
+ * A regular expression costs time linear in the text searched, whatever the pattern (`(a+)+$` included): it must be
+ * one RE2 takes (no backreferences, no lookaround: re2js checks), and it runs on V8's own engine, which is fast, with
+ * V8's linear-time engine taken over for any match that backtracks past a bound. That engine knows no `i` flag, so
+ * a search without case runs a pattern with each letter spelled in both cases instead. The worker's time budget stays
+ * as the guard it was. (re2js itself, and V8's linear engine alone, matched 3-8 MB/s here; V8's engine with the
+ * fall-back matches at hundreds.)
  */
-
 export interface SearchQuery {
   pattern: string;
-  /** The pattern is a JavaScript regular expression (else plain text). */
+  /** The pattern is a regular expression in RE2's syntax (JavaScript's, less backreferences and lookaround; else plain text). */
   regex: boolean;
   ignoreCase: boolean;
   /** Lines of context before and after each match. */
@@ -38,14 +46,119 @@ export const MAX_TEXT_CHARS = 2000;
 
 const NL = 10;
 
+/** A compiled pattern: where its first match in a text starts from an offset (-1: none), and whether a line holds one. */
+export interface LinePattern {
+  find(text: string, from: number): number;
+  test(line: string): boolean;
+}
+
+/** Backtracks one match may take on V8's engine before its linear-time engine takes the match over. */
+const BACKTRACKS_BEFORE_LINEAR = 10_000;
+let linearFallback = false;
+
+/** Makes V8 hand a match that backtracks too much to its linear-time engine (process-wide; only such matches change). */
+function useLinearFallback(): void {
+  if (linearFallback) return;
+  linearFallback = true;
+  setFlagsFromString("--enable-experimental-regexp-engine-on-excessive-backtracks");
+  setFlagsFromString(`--regexp-backtracks-before-fallback=${BACKTRACKS_BEFORE_LINEAR}`);
+}
+
 /** Characters of a regular expression that mean something (escaped for a plain search without case). */
 const SPECIAL = /[.*+?^${}()|[\]\\/-]/g;
 
-/** The regular expression a query searches with, or null for a plain, case-sensitive search (bytes, no decoding). */
-export function compileQuery(query: Pick<SearchQuery, "pattern" | "regex" | "ignoreCase">): RegExp | null {
-  if (!query.regex && !query.ignoreCase) return null;
+/** The JavaScript source a query searches with: a plain pattern escaped, and without case each letter in both cases. */
+function sourceOf(query: Pick<SearchQuery, "pattern" | "regex" | "ignoreCase">): string {
   const source = query.regex ? query.pattern : query.pattern.replace(SPECIAL, "\\$&");
-  return new RegExp(source, `${query.ignoreCase ? "i" : ""}m`);
+  return query.ignoreCase ? bothCases(source) : source;
+}
+
+/** The pattern a query searches with, or null for a plain, case-sensitive search (bytes, no decoding). */
+export function compileQuery(query: Pick<SearchQuery, "pattern" | "regex" | "ignoreCase">): LinePattern | null {
+  if (!query.regex && !query.ignoreCase) return null;
+  useLinearFallback();
+  const line = new RegExp(sourceOf(query), "m");
+  const scan = new RegExp(line.source, "mg");
+  return {
+    find(text, from) {
+      scan.lastIndex = from;
+      return scan.exec(text)?.index ?? -1;
+    },
+    test: (text) => line.test(text),
+  };
+}
+
+/**
+ * Why a pattern is no regular expression entry/search takes, or null when it is one: RE2's syntax (so every match is
+ * linear), and JavaScript's (which runs it).
+ */
+export function regexError(pattern: string, ignoreCase = false): string | null {
+  try {
+    RE2JS.compile(pattern);
+  } catch (error) {
+    return (error as Error).message.replace(/^error parsing regexp: /, "");
+  }
+  try {
+    new RegExp(sourceOf({ pattern, regex: true, ignoreCase }), "m");
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/**
+ * A pattern that matches what `source` matches without case, with no `i` flag: each letter outside a class as a
+ * class of both its cases (`a` → `[aA]`), each letter or letter range inside one joined by the other case's. Escapes
+ * (`\d`, `\W`, `\x41`) and group syntax (`(?:`, `(?<name>`) are kept as written.
+ */
+export function bothCases(source: string): string {
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === "\\") {
+      out += c + (source[i + 1] ?? "");
+      i++;
+    } else if (!inClass && c === "(" && source[i + 1] === "?") {
+      // Group syntax: `(?:`, `(?=`, `(?<name>`: its letters are names, not text.
+      const named = /^\(\?<[A-Za-z_$][\w$]*>/.exec(source.slice(i));
+      const taken = named ? named[0] : source.slice(i, i + 3);
+      out += taken;
+      i += taken.length - 1;
+    } else if (!inClass && c === "[") {
+      inClass = true;
+      out += c;
+      if (source[i + 1] === "^") out += source[++i];
+    } else if (inClass && c === "]") {
+      inClass = false;
+      out += c;
+    } else if (inClass && source[i + 1] === "-" && source[i + 2] !== undefined && source[i + 2] !== "]" && source[i + 2] !== "\\") {
+      const hi = source[i + 2]!;
+      out += `${c}-${hi}${otherRange(c, hi)}`;
+      i += 2;
+    } else if (inClass) out += c + otherCase(c);
+    else {
+      const other = otherCase(c);
+      out += other ? `[${c}${other}]` : c;
+    }
+  }
+  return out;
+}
+
+/** The letter in its other case (one character of the same length), or "" for anything else. */
+function otherCase(c: string): string {
+  const lower = c.toLowerCase();
+  const upper = c.toUpperCase();
+  const other = c === lower ? upper : lower;
+  return other !== c && other.length === c.length ? other : "";
+}
+
+/** A letter range's other case (`a-f` → `A-F`), or "" when the ends are not letters of one case. */
+function otherRange(lo: string, hi: string): string {
+  const a = otherCase(lo);
+  const b = otherCase(hi);
+  const sameCase = (lo === lo.toLowerCase()) === (hi === hi.toLowerCase());
+  return a && b && sameCase ? `${a}-${b}` : "";
 }
 
 function textOf(line: Buffer | string): string {
@@ -63,7 +176,7 @@ export interface MatchProgress {
 }
 
 export class LineMatcher {
-  private readonly re: RegExp | null;
+  private readonly re: LinePattern | null;
   private readonly needle: Buffer;
   /** The 1-based number of the line the carry (or the next byte fed) starts. */
   private line: number;
@@ -187,16 +300,14 @@ export class LineMatcher {
 
   private searchText(text: string, entryAt: (offset: number) => number): void {
     const re = this.re!;
-    const scan = new RegExp(re.source, `${re.flags}g`);
     const lines = new LineCursor(text, this.line);
     const earlier = this.open.length;
     let pos = 0;
     while (this.stopAt === undefined && pos < text.length) {
-      scan.lastIndex = pos;
-      const found = scan.exec(text);
-      if (!found) break;
-      const start = found.index === 0 ? 0 : text.lastIndexOf("\n", found.index - 1) + 1;
-      let end = text.indexOf("\n", found.index);
+      const index = re.find(text, pos);
+      if (index === -1) break;
+      const start = index === 0 ? 0 : text.lastIndexOf("\n", index - 1) + 1;
+      let end = text.indexOf("\n", index);
       if (end === -1) end = text.length;
       const number = lines.numberAt(start);
       // A match of the whole text may run across lines (\s, [^x]): the line alone must match too.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LineMatcher, type SearchMatch, type SearchQuery } from "../../src/store/search-match.js";
+import { bothCases, LineMatcher, regexError, type SearchMatch, type SearchQuery } from "../../src/store/search-match.js";
 
 const query = (over: Partial<SearchQuery> = {}): SearchQuery => ({
   pattern: "x",
@@ -94,5 +94,42 @@ describe("the line matcher", () => {
     expect(run("a\nbx", query(), 1).matches).toEqual([{ line: 2, text: "bx", before: [], after: [] }]);
     const long = `${"a".repeat(5000)}x${"b".repeat(5000)}\nx\n`;
     expect(run(long, query(), 333).matches.map((m) => m.line)).toEqual([1, 2]);
+  });
+});
+
+describe("patterns run in linear time, without case too", () => {
+  it("bothCases spells each letter in both cases, keeping escapes, classes' ranges and group names", () => {
+    expect(bothCases("ab")).toBe("[aA][bB]");
+    expect(bothCases("\\d+x")).toBe("\\d+[xX]");
+    expect(bothCases("[a-f0-9_]")).toBe("[a-fA-F0-9_]");
+    expect(bothCases("[^a-z]")).toBe("[^a-zA-Z]");
+    expect(bothCases("(?<word>err)\\W")).toBe("(?<word>[eE][rR][rR])\\W");
+    expect(bothCases("(?:é)")).toBe("(?:[éÉ])");
+  });
+
+  it("a case-insensitive search answers what JavaScript's i flag does", () => {
+    const text = "Error: one\nERROR two\nwarning: Three\nnothing\nÉté\n";
+    for (const pattern of ["error", "e[r]+or", "[a-z]+: t", "^[^a-z]+$", "ét", "warn(ing)?"]) {
+      const q = query({ pattern, regex: true, ignoreCase: true });
+      expect(run(text, q, 7).matches, pattern).toEqual(naive(text, q));
+    }
+  });
+
+  it("a pattern that backtracks for ever on JavaScript's engine alone answers at once, with case or without", () => {
+    const text = `${"a".repeat(60)}!\n${"a".repeat(60)}\n`;
+    for (const ignoreCase of [false, true]) {
+      const started = performance.now();
+      const matches = run(text, query({ pattern: "^(a+)+$", regex: true, ignoreCase }), 1 << 16);
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(matches.matches.map((m) => m.line)).toEqual([2]);
+    }
+  });
+
+  it("RE2 takes no backreference or lookaround: the pattern is refused, with why", () => {
+    expect(regexError("(a)\\1")).toMatch(/escape/);
+    expect(regexError("(?<=a)b")).toMatch(/named capture|lookbehind/);
+    expect(regexError("a(?!b)")).toMatch(/perl operator|repetition|missing|invalid/);
+    expect(regexError("^(a+)+$")).toBeNull();
+    expect(regexError("[")).not.toBeNull();
   });
 });

@@ -35,7 +35,7 @@ ${REFS_HELP}`,
     grep: { type: "string", arg: "PATTERN", help: "only the lines holding PATTERN (plain text), with their line numbers" },
     context: { type: "string", short: "C", arg: "N", help: "with --grep: N lines of context around each match" },
     "ignore-case": { type: "boolean", short: "i", help: "with --grep: letters match in either case" },
-    regex: { type: "boolean", short: "E", help: "with --grep: PATTERN is a JavaScript regular expression" },
+    regex: { type: "boolean", short: "E", help: "with --grep: PATTERN is a regular expression (RE2 syntax)" },
   },
 });
 

@@ -10,13 +10,9 @@ export const entrySearch = defineMethod({
   handler: async (params, ctx) => {
     const run = await ctx.core.lifecycle.requireRun(ctx.project, params.run);
     const { row, channels } = await ctx.core.entries.searchTarget(run.id, params.path);
-    if (params.regex) {
-      try {
-        new RegExp(params.pattern, params.ignoreCase ? "im" : "m");
-      } catch (error) {
-        throw new SpoolError("INVALID_PARAMS", `pattern is not a valid regular expression: ${(error as Error).message}`, { pattern: params.pattern });
-      }
-    }
+    const invalid = params.regex ? ctx.core.entries.patternError(params.pattern, params.ignoreCase) : null;
+    if (invalid !== null)
+      throw new SpoolError("INVALID_PARAMS", `pattern is not a valid regular expression (RE2 syntax): ${invalid}`, { pattern: params.pattern });
     const empty = { path: row.path, status: row.status, lines: 0, matches: [], truncated: false };
     if (channels.length === 0) return empty;
     const query = {

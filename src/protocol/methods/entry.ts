@@ -103,7 +103,9 @@ export const EntrySearchParams = z.strictObject({
   regex: z
     .boolean()
     .optional()
-    .describe("The pattern is a JavaScript regular expression, tried on each line (a time budget ends one that backtracks for ever)"),
+    .describe(
+      "The pattern is a regular expression in RE2's syntax (JavaScript's less backreferences and lookaround), tried on each line in time linear in its length",
+    ),
   ignoreCase: z.boolean().optional().describe("Letters match in either case"),
   before: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("Lines of context before each match (default 0)"),
   after: z.number().int().min(0).max(SEARCH_MAX_CONTEXT).optional().describe("Lines of context after each match (default 0)"),
@@ -140,7 +142,7 @@ export const entrySearch = request({
   name: "entry/search",
   role: "viewer",
   description:
-    "Finds the lines of a command's stored output (one channel, or its output channels merged) holding a pattern: plain text, or a regular expression within a time budget; with line numbers and context lines, in line order, at most `limit` matches and 256 KiB, and the line to go on from. Runs in a worker thread (never delays appends); a live channel is searched as stored so far.",
+    "Finds the lines of a command's stored output (one channel, or its output channels merged) holding a pattern: plain text, or a regular expression (RE2: linear time, within a time budget kept as a guard); with line numbers and context lines, in line order, at most `limit` matches and 256 KiB, and the line to go on from. Runs in a worker thread (never delays appends); a live channel is searched as stored so far.",
   params: EntrySearchParams,
   result: EntrySearchResult,
 });
