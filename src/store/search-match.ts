@@ -195,6 +195,8 @@ export class LineMatcher {
   private bytes = 0;
   /** Matches taken so far (those handed out by progress() included). */
   private taken = 0;
+  /** Lines are tried one at a time, not the whole block (set once a block was read slowly: see searchText). */
+  private lineByLine = false;
   /** Set once the limit or the byte cap is reached: no more matches are taken, open ones still take their context. */
   private stopAt: number | undefined;
 
@@ -302,9 +304,10 @@ export class LineMatcher {
     const re = this.re!;
     const lines = new LineCursor(text, this.line);
     const earlier = this.open.length;
+    const started = performance.now();
     let pos = 0;
     while (this.stopAt === undefined && pos < text.length) {
-      const index = re.find(text, pos);
+      const index = this.lineByLine ? nextMatchingLine(re, text, pos) : re.find(text, pos);
       if (index === -1) break;
       const start = index === 0 ? 0 : text.lastIndexOf("\n", index - 1) + 1;
       let end = text.indexOf("\n", index);
@@ -317,6 +320,10 @@ export class LineMatcher {
       }
       pos = end + 1;
     }
+    // A block read far slower than V8's engine reads (a match in it fell back to the linear-time engine, which then
+    // read the whole block): the pattern backtracks here, so from now on each line is tried alone, where a fall-back
+    // costs that line only.
+    if (!this.lineByLine && text.length > SLOW_BLOCK_CHARS && performance.now() - started > text.length / SLOW_CHARS_PER_MS) this.lineByLine = true;
     this.passLines(text, lines, earlier);
   }
 
@@ -360,6 +367,22 @@ export class LineMatcher {
     if (this.query.before > 0) this.history = this.history.concat(linesBefore(block, block.length, this.query.before)).slice(-this.query.before);
     this.line += count;
   }
+}
+
+/** A block of text read slower than this (characters a millisecond) is taken for one the linear-time engine read. */
+const SLOW_CHARS_PER_MS = 20_000;
+/** Blocks smaller than this are not judged by their time (a timer's grain and a pause would decide). */
+const SLOW_BLOCK_CHARS = 16 * 1024;
+
+/** The start of the first line from `pos` of a block of whole lines that holds a match, tried line by line; -1: none. */
+function nextMatchingLine(re: LinePattern, text: string, pos: number): number {
+  for (let start = pos; start < text.length; ) {
+    let end = text.indexOf("\n", start);
+    if (end === -1) end = text.length;
+    if (re.test(text.slice(start, end))) return start;
+    start = end + 1;
+  }
+  return -1;
 }
 
 /** Up to `count` lines ending before offset `end` of a block of whole lines (its last newline at end - 1, or end = 0). */

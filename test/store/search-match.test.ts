@@ -125,6 +125,13 @@ describe("patterns run in linear time, without case too", () => {
     }
   });
 
+  it("blocks where the pattern backtracks are tried line by line, with the same answer", () => {
+    const lines = Array.from({ length: 40_000 }, (_, i) => (i % 1000 === 999 ? "a".repeat(40) : i % 500 === 0 ? `${"a".repeat(40)}!` : `line ${i} of a log`));
+    const text = `${lines.join("\n")}\n`;
+    const { matches } = run(text, query({ pattern: "^(a+)+$", regex: true, limit: 1000 }), 64 * 1024);
+    expect(matches.map((m) => m.line)).toEqual(lines.flatMap((l, i) => (l === "a".repeat(40) ? [i + 1] : [])));
+  });
+
   it("RE2 takes no backreference or lookaround: the pattern is refused, with why", () => {
     expect(regexError("(a)\\1")).toMatch(/escape/);
     expect(regexError("(?<=a)b")).toMatch(/named capture|lookbehind/);
