@@ -18,18 +18,7 @@ import type { RunView } from "./views-schemas.js";
  * `interrupted` (its last command was cancelled, or cut off by its runner), `aborted`, `failed` (the run failed, or
  * its last command exited non-zero or was killed).
  */
-export type RunState =
-  | "waiting"
-  | "queued"
-  | "running"
-  | "paused"
-  | "idle"
-  | "done"
-  | "rejected"
-  | "cancelled"
-  | "interrupted"
-  | "aborted"
-  | "failed";
+export type RunState = "waiting" | "queued" | "running" | "paused" | "idle" | "done" | "rejected" | "cancelled" | "interrupted" | "aborted" | "failed";
 
 /**
  * A run's state. `pending` is how many of its proposals wait for a decision: the run view's own count
