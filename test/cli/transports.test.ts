@@ -78,6 +78,9 @@ describe("credentials go only to the real server (real processes)", () => {
     const port = await freePort();
     const env = { SPOOL_HOME: home, SPOOL_SERVER: "", SPOOL_TOKEN_FILE: "", SPOOL_PORT: String(port), SPOOL_LOCAL_RUNNER: "off" };
     let serve = await spawnServe(["--home", home], env);
+    // A runner joins a project that exists: made here with its root.
+    const made = spawnCli(["projects", "add", tempDir("spool-squat-root-"), "--name", "squat"], env);
+    expect(await made.exit).toBe(0);
     const runner = await spawnRunner(["--project", "squat", "--name", "box", "--backend", "local"], env);
     cleanup.push(() => runner.stop());
     expect(runner.output()).toContain(`attached to ws+unix://${join(home, "spool.sock")}:/`);

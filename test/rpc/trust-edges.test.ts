@@ -132,7 +132,8 @@ describe("trust edges: runners' claims, projects' roots, what a scoped credentia
     });
     // Nor at another project's root under its own name, nor with create left to the default.
     await expect(scoped.initialize("delta", { root: ts.root })).rejects.toMatchObject({ data: { code: "FORBIDDEN", role: "admin" } });
-    await expect(scoped.initialize("delta")).rejects.toMatchObject({ data: { code: "FORBIDDEN", role: "admin" } });
+    // A name alone never makes a project, whoever asks: it is not found, and the projects the caller may join are named.
+    await expect(scoped.initialize("delta")).rejects.toMatchObject({ data: { code: "NOT_FOUND", project: "delta", projects: ["beta"] } });
     expect((await admin.call("project/list", {})).projects.map((p) => p.name)).not.toContain("delta");
     // An unscoped person cannot either.
     const unscoped = await as(await token("free-person", "person"), null);

@@ -244,12 +244,12 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const ts = await startTestServer({ localRunner: false, sandbox: "full" });
     testServers.push(ts);
     const stateDir = join(tempDir(), "state");
+    // The project is made with its root first: a runner joins a project, it makes none.
+    const client = await ts.clientIn("orph");
     const base = ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "orph", "--backend", "local", "--state-dir", stateDir];
     if (noCgroup) base.push("--contain", "none");
     const first = await spawnRunner([...base, "--name", "box-1"]);
     runners.push(first);
-    const client = await ts.client();
-    await client.initialize("orph"); // the runner created the project, with its own root
     await client.call("run/create", { alias: "o" });
     const { path } = await client.call("proposal/create", { run: "o", tool: "sh", command: "sleep 300" });
     await client.call("run/resolve", { run: "o", path, decision: "accept", runner: "box-1" });

@@ -46,10 +46,10 @@ afterAll(async () => {
 
 async function runner(project: string, flags: string[], name = `box-${++count}`, stateDir = join(tempDir(), "state"), env: NodeJS.ProcessEnv = {}) {
   const args = ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", project, "--name", name, "--state-dir", stateDir];
+  // The project is made with its root first: a runner joins a project, it makes none (a name alone is NOT_FOUND).
+  client = await ts.clientIn(project);
   const r = await spawnRunner([...args, "--kill-grace", "500", ...flags], env);
   runners.push(r);
-  client = await ts.client();
-  await client.initialize(project);
   return { runner: r, name, stateDir };
 }
 
