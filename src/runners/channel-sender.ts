@@ -277,7 +277,9 @@ export class ChannelSender {
       if (size <= 0) return null;
       chunk = size === first.length ? first : first.subarray(0, size);
     } else {
-      const joined = Buffer.allocUnsafe(size);
+      // A buffer of its own, never a slice of Node's shared pool (8 KiB on Node 20 and 22, 64 KiB on 24): a chunk kept
+      // for a retry holds its own bytes alone.
+      const joined = Buffer.allocUnsafeSlow(size);
       let at = 0;
       for (let i = 0; at < size; i++) at += pieces[i]!.copy(joined, at, 0, Math.min(pieces[i]!.length, size - at));
       if (!last) size -= incompleteUtf8Tail(joined, size);

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { stat } from "node:fs";
+import { getDefaultHighWaterMark } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { OutputPipe } from "../../src/runners/output.js";
 
@@ -9,17 +10,20 @@ const stall = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(
 describe("a process's output after it exited", () => {
   it("is passed on whole when a slow reader held it back and the loop then stalls past the quiet period", async () => {
     const quietMs = 100;
-    // More than the pipe's buffers on our side hold, less than they and the kernel's pipe hold together: the process
-    // exits with the end of its output still in the kernel's pipe, unread while the reader holds the source back.
-    // (Ours: the output's 64 KiB and the source's one read of up to 64 KiB; the kernel's pipe: 64 KiB. At the exit, Node
-    // resumes the source once, which moves the chunk it holds on to the output, and the rest comes out of the kernel's pipe.)
-    const total = 160_000;
+    // More than the output's first read and the source's own buffer hold, by less than any kernel buffer between them
+    // holds, so the process always exits: the end of its output may still be in the kernel, unread while the reader
+    // holds the source back. (Ours: the output, 64 KiB and sometimes a second read; the source's buffer, the default
+    // high-water mark: 16 KiB on Node 20, 64 KiB from Node 22. The kernel's: a pipe's 64 KiB, or what Node 24's
+    // stdio gets, which held less than 30,000 bytes here. At the exit, Node resumes the source once, which moves what
+    // it holds on to the output, and the rest comes out of the kernel.)
+    const total = 64 * 1024 + getDefaultHighWaterMark(false) + 8192;
     const child = spawn(process.execPath, ["-e", `process.stdout.write(Buffer.alloc(${total}, 120))`], { stdio: ["ignore", "pipe", "inherit"] });
     const pipe = new OutputPipe(child.stdout);
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     await exited;
     // The source reads on until its own buffer is full, then leaves the rest in the kernel's pipe.
-    while (child.stdout.readableLength < child.stdout.readableHighWaterMark) await new Promise((resolve) => setImmediate(resolve));
+    while (child.stdout.readableLength < Math.min(child.stdout.readableHighWaterMark, total - pipe.output.readableLength))
+      await new Promise((resolve) => setImmediate(resolve));
     expect(pipe.output.readableLength).toBeGreaterThanOrEqual(pipe.output.readableHighWaterMark);
     const settled = pipe.settle(quietMs);
     let received = 0;
