@@ -38,6 +38,12 @@ function scriptedAnswer(messages: Message[]): { text: string; tool?: { name: str
 }
 
 const model = createServer((req, res) => {
+  // The model list (GET /v1/models), which the agent reads for the model's context window.
+  if (req.method === "GET") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ object: "list", data: [{ id: "scripted-demo-model", object: "model", created: 0, owned_by: "spool-demo" }] }));
+    return;
+  }
   let body = "";
   req.on("data", (d) => (body += d));
   req.on("end", async () => {
@@ -73,7 +79,7 @@ mkdirSync(home, { mode: 0o700 });
 mkdirSync(project);
 writeFileSync(join(project, "notes.txt"), "buy milk\nwrite the demo\nship it\n");
 writeFileSync(join(project, "README.md"), "# a demo project\n");
-// Commands run in the project's root: the server's directory when it creates the project.
+// The CLI runs in the project's directory.
 process.chdir(project);
 
 const server = await startServer({
@@ -87,23 +93,22 @@ process.stdout.write(
   `Spool demo: a server on ${server.url}, the embedded local runner, and a SCRIPTED demo model at ${modelUrl}\n` +
     "(its answers are fixed in scripts/demo.ts; no real model is called). The project is a temporary folder.\n\n",
 );
+const connection = ["--server", server.url, "--token-file", join(home, "token")];
 let code = 1;
 try {
-  code = await main([
-    "act",
-    "How many notes are there?",
-    "--model",
-    "demo",
-    "--run",
-    "demo",
-    "--server",
-    server.url,
-    "--token-file",
-    join(home, "token"),
-    "--project",
-    "demo",
-    ...(process.stdin.isTTY && !process.argv.includes("--yes") ? [] : ["--yes"]),
-  ]);
+  // The project's root is the temporary folder: `spool init` there names it and registers it with the server.
+  code = await main(["init", "demo", ...connection]);
+  if (code === 0)
+    code = await main([
+      "act",
+      "How many notes are there?",
+      "--model",
+      "demo",
+      "--run",
+      "demo",
+      ...connection,
+      ...(process.stdin.isTTY && !process.argv.includes("--yes") ? [] : ["--yes"]),
+    ]);
 } finally {
   await server.stop();
   model.close();
