@@ -29,6 +29,7 @@ export class App implements PageContext {
    */
   #data: SpoolClient | null = null;
   #route: Route = readRoute();
+  #projectPicked = false;
   #serverVersion = "";
   /** This page's connection, to tell its own decisions from others'. */
   #connectionId = "";
@@ -64,6 +65,10 @@ export class App implements PageContext {
 
   constructor(root: HTMLElement) {
     this.#root = root;
+  }
+
+  get projectPicked(): boolean {
+    return this.#projectPicked;
   }
 
   get route(): Route {
@@ -276,6 +281,7 @@ export class App implements PageContext {
       if (name && this.#route.project) this.toast(`No project "${name}" on this server`, "error");
       name = busiest?.name ?? null;
       this.#route = { project: name, run: null, producer: null };
+      this.#projectPicked = true;
       history.replaceState(null, "", routeHash(this.#route));
     }
     project.renderProjects();
@@ -380,6 +386,7 @@ export class App implements PageContext {
   navigate(route: Route, push: boolean): void {
     const before = this.#route;
     this.#route = route;
+    this.#projectPicked = false;
     const hash = routeHash(route);
     if (location.hash !== hash) {
       if (push) history.pushState(null, "", hash);

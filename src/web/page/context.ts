@@ -10,6 +10,8 @@ import type { Route } from "./route.js";
 export interface PageContext {
   /** Where the page is (#/project/run/path). */
   readonly route: Route;
+  /** Whether the page chose the route's project itself (the link named none): its queue then keeps the deadlines' order. */
+  readonly projectPicked: boolean;
   /** Requests and the project's notifications; null while not connected. */
   readonly rpc: SpoolClient | null;
   /** Output: terminals subscribe on a connection of their own (see App); null while not connected. */

@@ -283,8 +283,9 @@ export class ProjectView {
             h("a", { href: routeHash({ project: current, run: null, producer: null }) }, `${elsewhere.length} more waiting in other projects`),
           )
         : null;
-    // The project (or run) the page shows first: a project's link opens on its own cards, then the other projects'.
-    const mineFirst = (q: QueueItem) => Number(q.joined && (here === null || q.p.run === here));
+    // The project (or run) the page shows first: a project's link opens on its own cards, then the other projects'; a
+    // page that picked its project itself (the link named none) keeps every card in the deadlines' order.
+    const mineFirst = (q: QueueItem) => Number(q.joined && (here === null ? !this.#page.projectPicked : q.p.run === here));
     const list = items.sort((a, b) => mineFirst(b) - mineFirst(a) || urgency(a.p, b.p));
     const cards = new Map<string, { card: HTMLElement; drawn: string; connected: boolean }>();
     for (const q of list) {
