@@ -1,5 +1,5 @@
-import { realpathSync } from "node:fs";
-import { dirname } from "node:path";
+import { mkdirSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ConnectError } from "../../src/client/ws-transport.js";
@@ -81,7 +81,12 @@ describe("configurable limits", () => {
         [strict, false],
         [loose, true],
       ] as const) {
-        const c = await ts.clientIn("cwd");
+        // The project one level into a directory of its own: its parent (the cwd asked for) holds no Spool home,
+        // which the sandbox would refuse to put in a command's view.
+        const root = join(tempDir(), "project");
+        mkdirSync(root);
+        const c = await ts.client();
+        await c.initialize("cwd", { root });
         await c.call("run/create", { alias: "r" });
         const attempt = c.call("proposal/create", { run: "r", tool: "sh", command: "pwd", cwd: ".." });
         if (!allowed) {
@@ -91,7 +96,7 @@ describe("configurable limits", () => {
         const { path } = await attempt;
         const resolved = await c.call("run/resolve", { run: "r", path, decision: "accept" });
         const done = await finished(c, "r", { path, stdout: resolved.channels[0]!.path, stderr: resolved.channels[1]!.path });
-        expect(done.out.toString()).toBe(`${dirname(realpathSync(ts.root))}\n`);
+        expect(done.out.toString(), done.log.body).toBe(`${dirname(realpathSync(root))}\n`);
       }
     } finally {
       await strict.stop();
