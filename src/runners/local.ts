@@ -210,6 +210,9 @@ export class LocalBackend implements Backend {
     // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
     // (read by a pass begun after this start asked, shared with the starts asking with it: home-registry.ts).
     const recorded = await recordedStateSoon(this.#environ);
+    // A turn of the event loop first: what changed in /etc before this start has its watch's event read, so the copy
+    // has it (the awaits above may all be answered already, and a start then sees /etc as it was a moment ago).
+    await new Promise((resolve) => setImmediate(resolve));
     const etc = etcView();
     const secrets = [...new Set([...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs])];
     const roots = [workspace, ...readOnly, ...writable];

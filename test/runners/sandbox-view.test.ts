@@ -7,7 +7,7 @@ import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { DockerBackend } from "../../src/runners/docker.js";
-import { etcCopyPath, etcView } from "../../src/runners/etc-view.js";
+import { etcCopyPath } from "../../src/runners/etc-view.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
@@ -204,17 +204,17 @@ describeWithBwrap("/etc as every user of the machine may read it: no root-only f
   let dir: string;
   let workspace: string;
   let backend: LocalBackend;
-  beforeAll(() => {
-    // The process's copy of /etc made first, as a runner that ran commands before has it: the directory below comes
-    // in by the copy's watch, and the next start must see it.
-    etcView();
+  beforeAll(async () => {
+    workspace = realpathSync(mkdtempSync("/var/tmp/spool-view-etc-"));
+    backend = new LocalBackend();
+    // A command first, as a runner that ran commands before: its probe, its records and its copy of /etc are made,
+    // and the directory below comes in by the copy's watch — which the next start must have read.
+    await run("true", "workspace-write");
     // A service's directory in /etc, as root: a key only root may read, a setting everyone may.
     dir = mkdtempSync("/etc/spool-view-test-");
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, "service.key"), "etc-secret-73\n", { mode: 0o600 });
     writeFileSync(join(dir, "service.conf"), "setting=public\n", { mode: 0o644 });
-    workspace = realpathSync(mkdtempSync("/var/tmp/spool-view-etc-"));
-    backend = new LocalBackend();
   });
   afterAll(async () => {
     await backend.close();
