@@ -7,7 +7,7 @@
 // the tree's bin/spool.js gives `spool serve` in its shebang (`--max-semi-space-size=2`, malloc's settings; as compare.ts's
 // servers run; SPOOL_BENCH_NODE_ARGS replaces them): V8's young generation and heap limits decide how often it
 // marks the whole heap, so a process with the default 16 MiB semi-spaces counts GCs the server does not have
-// (bench/README.md, issue 24 session 6, "the embedded runner's GC"). The command is compare.ts's:
+// (bench/history/README.md, issue 24 session 6, "the embedded runner's GC"). The command is compare.ts's:
 // `yes 'spool runner throughput line of text' | head -c BYTES`.
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";

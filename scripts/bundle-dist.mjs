@@ -4,7 +4,7 @@
 // files: they are built for browsers too, and this bundle is Node's (node:module in every file).
 // Node's module loader costs about a millisecond of CPU a module: from dist/'s files `spool --version` opened 168
 // JavaScript files (0.5 s of CPU) and `spool serve` ~860 (1.5 s of CPU until listening); bundled, 20 files, 0.33 s
-// and 0.9 s (bench/README.md).
+// and 0.9 s (bench/history/README.md).
 // Plain JavaScript, run by scripts/build.mjs after tsc.
 import { readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";

@@ -25,8 +25,8 @@ for t in cart checkout catalog search accounts payments shipping; do
   ms=$(( (ms * 7) % 290 + 12 ))
   printf '\\033[32m PASS \\033[0m test/%s.test.ts (%d ms)\\n' "$t" $ms
 done
-printf '\\033[31m FAIL \\033[0m test/invoice.test.ts\\n'
-printf '  ● invoice › rounds VAT per line\\n\\n    expected 119.99 to equal 120.00\\n\\n      at test/invoice.test.ts:42:31\\n'
+printf '\\033[31m FAIL \\033[0m spec/invoice.test.ts\\n'
+printf '  ● invoice › rounds VAT per line\\n\\n    expected 119.99 to equal 120.00\\n\\n      at spec/invoice.test.ts:42:31\\n'
 echo "npm warn deprecated glob@7.2.3: Glob versions prior to v9 are no longer supported" >&2
 printf '\\nTests: \\033[31m1 failed\\033[0m, \\033[32m7 passed\\033[0m, 8 total\\n'
 exit 1
@@ -52,7 +52,7 @@ await webshop.initialize("webshop-app", { root });
 model.reply(
   { text: "I'll run the test suite first and look at what fails. ", delayMs: 20, tools: [{ name: "sh", arguments: { command: "./run-tests.sh" } }] },
   {
-    text: "One test fails: `invoice › rounds VAT per line` expects 120.00 but gets 119.99. The VAT is rounded once on the total instead of per line; I'd round each line in `src/invoice.ts` before summing.",
+    text: "One test fails: `invoice › rounds VAT per line` expects 120.00 but gets 119.99. The VAT is rounded once on the total instead of per line; I'd round each line in `lib/invoice.ts` before summing.",
     delayMs: 15,
   },
 );

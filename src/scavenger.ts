@@ -8,7 +8,7 @@ import { runInNewContext } from "node:vm";
  * little on the heap that ~100 chunks (15-30 MB of buffers) go by between scavenges. V8 then counts those bytes
  * against the old generation's limit and runs a full collection every few hundred milliseconds that frees
  * nothing of its own. A scavenge per 2 MB received frees the buffers while they are young, for ~1 ms
- * (bench/README.md, "what makes the peak": 99-100 MB at the peak ingesting 1 GB instead of 106, and fewer
+ * (bench/history/README.md, "what makes the peak": 99-100 MB at the peak ingesting 1 GB instead of 106, and fewer
  * full collections).
  */
 export class Scavenger {

@@ -1,7 +1,7 @@
 /**
  * Binary frames kept for reuse, at most this many, each at most FRAME_POOL_MAX_BYTES: a runner sends one frame
  * per chunk, and a fresh 64 KiB buffer per chunk counts as external memory to V8, which then runs a major GC
- * every few dozen MB (bench/README.md, the CPU budget of one stream).
+ * every few dozen MB (bench/history/README.md, the CPU budget of one stream).
  */
 const FRAME_POOL_SIZE = 8;
 const FRAME_POOL_MAX_BYTES = 1024 * 1024 + 64 * 1024;

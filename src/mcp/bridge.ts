@@ -8,7 +8,7 @@ export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
 /*
  * The bridge's parts, each in its own file: the Spool side every part shares (spool-side.ts), the tools
  * (tools.ts, run-command.ts with decision.ts and progress.ts, output.ts), the resources (resources.ts), the
- * tasks (tasks.ts); the transports are stdio (stdio.ts, for src/cli/mcp.ts) and Streamable HTTP (http.ts).
+ * tasks (tasks.ts); the transports are stdio (stdio.ts, for src/cli/commands/mcp.ts) and Streamable HTTP (http.ts).
  * The server of a 2025-11-25 session is made by server.ts's `sessionServer`, beside 2026-07-28's `spoolServer`:
  * the same tools and resources (one table, plain functions) on the v2 SDK's Server; nothing reaches into the
  * SDK's own members.

@@ -22,7 +22,7 @@ export const warmUps = { started: 0, done: 0 };
 /**
  * Runs, on made-up values, what the first tail or slice after a start would otherwise run for the first time: V8
  * compiles a function on its first call and zod compiles a schema's parser on its first parse (together ~3 ms of
- * server CPU on the first read after an ingest, against ~0.2-0.5 for the next ones; bench/README.md "Issue 24,
+ * server CPU on the first read after an ingest, against ~0.2-0.5 for the next ones; bench/history/README.md "Issue 24,
  * the first read after a start" and "… what the first reads after a burst spend their CPU on"). Its calls go in as
  * text messages through a ServerConnection over a transport that carries nothing (its receive and reply paths, the
  * flush marks the read cap waits for), to a host that parses entry/get's params, runs this handler on a stand-in
@@ -106,7 +106,7 @@ export async function warmEntryGet(entryGet: WarmedMethod, store?: Pick<Core["en
   let id = 0;
   try {
     // Each kind of read a few times: V8 gives a function its feedback after some runs, not at the first
-    // (bench/README.md).
+    // (bench/history/README.md).
     for (let round = 0; round < WARM_ROUNDS; round++) {
       for (const [sample, body] of [
         [{ run: "warm", path: row.path, tail: 2 }, "warm 2\nwarm 3\n"],

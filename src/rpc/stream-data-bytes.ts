@@ -19,7 +19,7 @@ const TAILS: Record<ChunkEncoding, Buffer> = { utf8: Buffer.from(',"encoding":"u
  * `JSON.stringify` makes of the notification object (protocol/notifications.ts), without the object, the chunk's
  * string or the text in between. The part before `seq` is made once per watch; a chunk's JSON string is escaped from
  * its bytes once per encoding and shared by every watcher of that chunk (`chunkText`). test/core/watchers-fanout
- * holds it to the protocol's fields and to JSON.stringify; bench/README.md "watcher fan-out" has what it saves.
+ * holds it to the protocol's fields and to JSON.stringify; bench/history/README.md "watcher fan-out" has what it saves.
  */
 export class StreamDataBytes {
   readonly #head: Buffer;

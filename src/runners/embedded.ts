@@ -15,7 +15,7 @@ export const EMBEDDED_RUNNER = "local";
  * `limits.maxChunkBytes` when that is lower. Larger chunks were tried (two in flight per channel, what gathered
  * meanwhile sent as one chunk of up to 1 MiB): fewer rows and calls on the main thread, but every byte copied
  * once more to join the reads, and the server's CPU per GB over all its threads (GC included) came out higher,
- * not lower (bench/README.md, issue 24 session 3).
+ * not lower (bench/history/README.md, issue 24 session 3).
  */
 export const EMBEDDED_MAX_CHUNK_BYTES = 64 * 1024;
 

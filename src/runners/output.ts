@@ -57,7 +57,7 @@ export class HeldOutput extends Readable {
  *
  * Each chunk read goes straight into `output` (a HeldOutput), and the source
  * is paused while `output` holds `highWaterMark` bytes its consumer has not
- * taken (bench/README.md, issue 24 session 6: a PassThrough cost more per
+ * taken (bench/history/README.md, issue 24 session 6: a PassThrough cost more per
  * chunk than the rest of the read).
  */
 export class OutputPipe {

@@ -19,7 +19,7 @@ import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_S
  * copies what came meanwhile, a few passes at most, then runs a RESTART checkpoint: it takes the writer's lock,
  * copies and syncs what is left, and returns once no reader uses the WAL, so the writer's next commit starts it
  * over. The server's group commit is held meanwhile at the worker's request (`restartHeld`): its appends wait that
- * long (bench/README.md) and go on at the worker's message, the event loop is never blocked by a checkpoint, and
+ * long (bench/history/README.md) and go on at the worker's message, the event loop is never blocked by a checkpoint, and
  * the writer never sleeps in SQLite's busy handler for it.
  *
  * A TRUNCATE checkpoint also takes that lock, and truncating a large file takes long (tens of milliseconds for
@@ -32,13 +32,13 @@ import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_S
  * within READS_QUIET_MS; a stream call reads before it appends, so a commit slow under load is not taken for that),
  * nothing is urgent: the WAL does not grow. The round is skipped then, and also in the first `settleMs` after the
  * last write with no read yet (the reads after a burst come a few ms after its end: a round that fell between the
- * two began a copy of tens of MB just before them, bench/README.md), so what is left to copy after a burst
+ * two began a copy of tens of MB just before them, bench/history/README.md), so what is left to copy after a burst
  * (tens of MB, ~100 ms of a core) does not compete for the CPU with the first reads; it is copied once the reads
  * are quiet too, or after `yieldMaxMs` of skipping, and never skipped while the WAL in use is over 4 × walBusyLimit.
  * A round begun while writes went on looks again before each write-back pass and before its RESTART: once
  * writes have stopped and the server reads, it leaves there (the WAL no longer grows, and a writer starts a copied
  * WAL over by itself), so its write-back passes do not hold a core while the first reads after a burst come (on two
- * cores the read's thread waited behind them for the CPU: bench/README.md). What is left is copied by the next
+ * cores the read's thread waited behind them for the CPU: bench/history/README.md). What is left is copied by the next
  * rounds as above.
  * The server's thread publishes its last write and read in `activity` (activity.ts).
  */
@@ -70,7 +70,7 @@ const caughtUp = (result: CheckpointResult | undefined): result is CheckpointRes
 const frameBytes = (db.pragma("page_size", { simple: true }) as number) + 24;
 const inUse = (result: { log: number }) => 32 + result.log * frameBytes;
 // A RESTART follows a write-back pass whose PASSIVE found at most this many new frames (4 MiB at 16 KiB pages): the
-// RESTART copies and syncs about that much with the appends held (3-6 ms here, bench/README.md).
+// RESTART copies and syncs about that much with the appends held (3-6 ms here, bench/history/README.md).
 const RESTART_AFTER_FRAMES = 256;
 // Past this many times walBusyLimit in use, a RESTART that failed (a reader in the WAL) is asked for again, forced.
 const FORCE_AFTER = 2;
@@ -93,7 +93,7 @@ const hold = new Int32Array(workerData.hold);
 const { FREE, ASKED, HELD } = HOLD;
 // SQLite syncs the database file only after a round that copied the whole WAL, which a flood never lets a round do:
 // the pages the rounds since the last RESTART copied (up to the whole WAL in use) would be written back by the
-// RESTART's sync, with the appends held (40-300 ms, bench/README.md). Written back here first, and what came
+// RESTART's sync, with the appends held (40-300 ms, bench/history/README.md). Written back here first, and what came
 // meanwhile copied (a few times at most: each pass leaves less to sync when the disk writes faster than appends
 // come), the RESTART under the hold syncs only the last pass's pages. Not past WRITE_BACK_UNDER × walBusyLimit in
 // use (128 MiB at the default): the WAL grows meanwhile (a pass under load took 100-300 ms), and SQLite's backstop
@@ -135,7 +135,7 @@ const syncWal = () => {
 // The RESTART syncs the WAL's frames it has not synced yet, copies what the last PASSIVE left and syncs the database
 // file, all with the appends held: both files are written back here first, so under the hold it syncs only what
 // came while the request was answered and what it copies itself (a GB at 400 MB/s held the appends 180-250 ms in
-// all, 80-130 since; bench/README.md).
+// all, 80-130 since; bench/history/README.md).
 const restartHeld = (forced: boolean): boolean => {
   fdatasyncSync(database);
   syncWal();
@@ -180,7 +180,7 @@ const leaveForReads = () => {
 // default), with most of that left for the RESTART to copy and sync while the appends were held (60-100 ms). At a
 // sixteenth (4 MiB at the default) a round's PASSIVE copies a few milliseconds' worth: the copy before a RESTART
 // leaves less behind, and a round that began just before a burst ended meets the first reads after it for less
-// long (10-20 ms against up to 55 at a quarter: bench/README.md).
+// long (10-20 ms against up to 55 at a quarter: bench/history/README.md).
 const PACE_MIN_MS = 10;
 const PACE_STEP = 16;
 let paceLog = 0;

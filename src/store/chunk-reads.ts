@@ -174,7 +174,7 @@ export function readLines(db: Kysely<Database>, entryId: number, line: number, c
  * store's reads (linesOf, the search for a line's chunk, the cutter, the walk of the chunks after it) over the same
  * statements on a table of the same shape. The server's warm-up reads through it at start (features/entries/get.ts):
  * the first tail or slice on the store then compiles none of that code and finds its call sites' feedback there
- * (bench/README.md, "Issue 24, what the first reads after a burst spend their CPU on"). Nothing of the store is read.
+ * (bench/history/README.md, "Issue 24, what the first reads after a burst spend their CPU on"). Nothing of the store is read.
  */
 export function memoryLineReads(chunks: readonly { newlines: number; data: Buffer }[]) {
   const sqlite = openSqlite(":memory:");

@@ -108,7 +108,7 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
   sqlite.pragma("foreign_keys = ON");
   // A 2 MB page cache (better-sqlite3 builds SQLite with 16 MB): appends write each page once and never read it
   // again, reads of recent output find it here or in the OS's cache of the WAL, so a bigger one only fills up while
-  // ingesting (14 MB more peak memory for nothing the benches could see; bench/README.md).
+  // ingesting (14 MB more peak memory for nothing the benches could see; bench/history/README.md).
   sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
   // A short blocking wait for a lock; past it the store retries asynchronously (busy.ts), so the event loop goes on.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 1000}`);

@@ -18,7 +18,7 @@ const NUMERIC_TYPES = [20, 1700];
 /**
  * Chunks (and any other large value) are compressed with lz4 rather than PostgreSQL's default pglz, where the
  * server has it (PostgreSQL 14 and later, built with lz4): a 64 KiB chunk of output costs the server a third
- * of the CPU to store (bench/README.md). Per session, so a server without lz4 simply keeps pglz; values
+ * of the CPU to store (bench/history/README.md). Per session, so a server without lz4 simply keeps pglz; values
  * written either way read the same.
  */
 const LZ4_TOAST = `DO $$ BEGIN

@@ -21,12 +21,12 @@ describe("spool ask / act on a terminal screen", () => {
 
   it("ask: the spinner never draws over nor erases the model's streamed answer (a line without a newline)", async () => {
     // The answer ends without a newline, then the model calls a tool: that used to start the spinner over the line and erase it.
-    model.reply({ text: "The answer is forty-two, from src/main.ts", delayMs: 30, tools: [{ name: "done", arguments: { summary: "answered" } }] });
+    model.reply({ text: "The answer is forty-two, from lib/main.ts", delayMs: 30, tools: [{ name: "done", arguments: { summary: "answered" } }] });
     const term = spoolInTerminal(["ask", "what is the answer?", "--model", "test", "--run", "ask-screen", ...connection()], { cwd: ts.root });
     try {
       expect(await term.exited).toBe(0);
       const screen = await term.screen();
-      expect(screen).toContain("The answer is forty-two, from src/main.ts");
+      expect(screen).toContain("The answer is forty-two, from lib/main.ts");
       expect(screen).toContain("✔ done: answered");
     } finally {
       term.kill();

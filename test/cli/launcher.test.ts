@@ -15,7 +15,7 @@ import { tempDir } from "../helpers/server.js";
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const run = promisify(execFile);
 
-/** What the launcher gives node: a small young generation, dead ArrayBuffers swept at each scavenge (bench/README.md). */
+/** What the launcher gives node: a small young generation, dead ArrayBuffers swept at each scavenge (bench/history/README.md). */
 const FLAGS = "--max-semi-space-size=2 --no-concurrent-array-buffer-sweeping";
 /** And glibc's malloc: one arena, freed memory given back above 128 KiB of slack. */
 const MALLOC = "MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072";

@@ -9,7 +9,7 @@ import type { WatcherHub } from "../../src/core/watchers.js";
 
 /**
  * A speed trick's guard (issue 58): a stream chunk reaches the appends' `append` with no call in between
- * (bench/README.md "stream append"). The Lifecycle offers the appends' own method bound, not a method of its own
+ * (bench/history/README.md "stream append"). The Lifecycle offers the appends' own method bound, not a method of its own
  * that calls it; wrapping it again fails here.
  */
 describe("the hot path's append is the appends' own method", () => {

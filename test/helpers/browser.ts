@@ -11,7 +11,7 @@ import { startTestServer, type TestServer } from "./server.js";
  * SPOOL_TEST_CHROMIUM points elsewhere. The headless shell is the same Blink and V8 without the desktop browser's
  * windows, toolbars and tab strips, which full Chromium builds and draws for every browser context even headless:
  * a context that opens the page costs ~0.3 s of CPU there against ~0.6 in `chromium` (the suite's browser tests
- * open ~200; bench/README.md).
+ * open ~200; bench/history/README.md).
  */
 const HEADLESS_SHELL = "/usr/bin/chromium-headless-shell";
 export const CHROMIUM = process.env.SPOOL_TEST_CHROMIUM ?? (existsSync(HEADLESS_SHELL) ? HEADLESS_SHELL : "/usr/bin/chromium");

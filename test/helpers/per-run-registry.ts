@@ -8,7 +8,7 @@ import { join } from "node:path";
  * token, database and socket there, and every sandbox they build reads it, so what the suite proves about hiding
  * other homes (test/runners/no-key) holds as before; the person's own registry (~/.local/state/spool/state-paths)
  * is left as it was. Recorded there, the homes of a run outlived it: two runs left 5,294 entries, which every
- * sandboxed command on the machine then looked at when it started (bench/README.md, issue 54).
+ * sandboxed command on the machine then looked at when it started (bench/history/README.md, issue 54).
  *
  * Set here, in the main process, before the workers start: they, and what they spawn with process.env, inherit it.
  */

@@ -11,7 +11,7 @@ import { tempDir } from "../helpers/server.js";
  * What the compiled `spool serve` and `spool runner` load from node_modules as they start (what bin/spool.js runs).
  * Each file Node resolves, reads and compiles costs CPU at every start, and the suite starts ~100 of each. The schema's
  * migrations are a tsc project of their own, and imported from dist/migrations they loaded Kysely's ESM build (~260
- * files) beside the copy in the bundle: ~0.3-0.4 s of CPU at every start (bench/README.md). The bundle holds them
+ * files) beside the copy in the bundle: ~0.3-0.4 s of CPU at every start (bench/history/README.md). The bundle holds them
  * now (scripts/bundle-dist.mjs, LITERAL_IMPORTS). A runner imports dockerode (with gRPC and protobuf) and ssh2
  * only for a Docker or SSH backend: ~200 files, 0.5 → 0.3 s of CPU for any runner's start. Recorded by a module hook
  * on every ES module Node resolves.

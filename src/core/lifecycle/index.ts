@@ -49,7 +49,7 @@ export class Lifecycle {
   readonly #appends: ChannelAppends;
   /**
    * append: one chunk to one channel, by the producer's owner only (lifecycle/append.ts). The appends' own method,
-   * bound once: a call in between costs every chunk (bench/README.md "stream append"; test/core/append-guard.test.ts).
+   * bound once: a call in between costs every chunk (bench/history/README.md "stream append"; test/core/append-guard.test.ts).
    */
   readonly append: ChannelAppends["append"];
 
