@@ -17,9 +17,9 @@ import { ACPX, installAcpx, NODE22 } from "./acpx-install.js";
  *
  * acpx 0.19.1 exits 5 all the same, and no answer of the agent can change that: ACP has no outcome for "decided
  * elsewhere" (the client answers a withdrawn request `cancelled`), acpx counts every request whose own signal
- * was aborted as `cancelled` (src/acp/client.ts:2162-2170 finishPermissionRequest, with the request's signal joined
+ * was aborted as `cancelled` (acpx:src/acp/client.ts:2162-2170 finishPermissionRequest, with the request's signal joined
  * in captureDelegatedRequestOwner, :2267-2289; recordPermissionDecision :2724-2735), and exits 5 whenever a turn had
- * requests, none approved, and one denied or cancelled (src/cli/command-handlers.ts:82-104 applyPermissionExitCode,
+ * requests, none approved, and one denied or cancelled (acpx:src/cli/command-handlers.ts:82-104 applyPermissionExitCode,
  * for `exec` and `prompt` alike, whatever the stop reason). The test pins that down, so a fixed acpx shows here.
  */
 describe("acpx 0.19 when the command it asks about is approved elsewhere", () => {

@@ -7,7 +7,7 @@ import { tempDir } from "../helpers/server.js";
 import { modern, modernRequest, VERSION } from "./modern-harness.js";
 
 /*
- * Issue 47: which revision a POST to /mcp speaks is the v2 SDK's classifier's decision (src/mcp/era.ts), over
+ * Issue 47: which revision a POST to /mcp speaks is the v2 SDK's classifier's decision (src/mcp/modern-wire.ts), over
  * real HTTP to a `spool serve` subprocess. What it refuses is answered with the SDK's HTTP status, JSON-RPC code,
  * message and data, the request's id echoed when it has one; 2025-11-25 sessions and 2026-07-28 requests are
  * served as before (test/mcp/http.test.ts, test/mcp/modern.test.ts).

@@ -123,7 +123,7 @@ describe("the model view of a large channel", () => {
       "npm ERR! code ELIFECYCLE",
       "TypeError: Cannot read properties of undefined (reading 'x')",
       'Exception in thread "main" java.lang.NullPointerException',
-      " FAIL  test/parse.test.ts > parses nested arrays",
+      " FAIL  spec/parse.test.ts > parses nested arrays",
       "test result: FAILED. 10 passed; 2 failed",
       "thread 'main' panicked at src/main.rs:2:5:",
       "Traceback (most recent call last):",
