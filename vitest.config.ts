@@ -1,7 +1,48 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/*
+ * The suite in two layers (`npm test` runs both; `npm run test:fast` the first alone):
+ *
+ * - fast: tests in this process — the store, the core, the protocol, an in-process server through a socket or the
+ *   memory transport. Seconds each; a developer runs the layer between two edits.
+ * - process: tests that start processes of their own (`spool serve`, `spool runner`, the CLI, a sandbox's bwrap
+ *   directly), Docker, sshd, PostgreSQL or Chromium, and the in-process ones that take as long (SLOW below).
+ *
+ * A file's layer is read from what it imports (PROCESS): a test that starts a process says so by its helpers, so a
+ * new test lands in the right layer without a list to keep.
+ */
+const PROCESS =
+  /helpers\/(process|browser|infra|sandbox|postgres|cluster|pty)\.js|node:child_process|from "execa"|\b(DockerBackend|SshBackend)\b|describeWithBwrap/;
+/** In-process files as long as the process layer's (a server flooded, fuzzed or driven through hundreds of turns). */
+const SLOW = new Set([
+  "test/reliability/hostile.test.ts",
+  "test/reliability/fuzz.test.ts",
+  "test/agent/compaction.test.ts",
+  "test/web/whole-output.test.ts",
+  "test/rpc/read-cap.test.ts",
+  "test/store/chunk-indexes.test.ts",
+  "test/acp/traces.test.ts",
+  "test/agent/loop.test.ts",
+  "test/features/stream/bulk.test.ts",
+  "test/ops/traces.test.ts",
+  "test/mcp/long-decision.test.ts",
+  "test/mcp/principals.test.ts",
+  "test/acp/compaction.test.ts",
+  "test/acp/server-additions.test.ts",
+]);
+
+const tests = readdirSync(source("./test"), { recursive: true })
+  .map(String)
+  .filter((file) => file.endsWith(".test.ts"))
+  .map((file) => join("test", file));
+const inProcess = (file: string) => !SLOW.has(file) && !PROCESS.test(readFileSync(source(`./${file}`), "utf8"));
+const fast = tests.filter(inProcess);
+const processes = tests.filter((file) => !inProcess(file));
 
 export default defineConfig({
   resolve: {
@@ -12,23 +53,39 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ["test/**/*.test.ts"],
     // The run's own registry of Spool homes (SPOOL_REGISTRY), removed at its end, and each file's temporary
     // directories removed at the file's end: the suite leaves no home recorded for every later sandbox to look at.
     globalSetup: ["test/helpers/per-run-registry.ts"],
-    setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
     // Three files at a time on two cores: about half of a file's wall time is waiting (a deadline, a process's
-    // start, a browser), which a third worker fills. On this 2-core machine, quiet, with the tests' tools installed
-    // (test-infra.sh): 424 s with 2 workers, 339 s with 3 (bench/README.md, "npm test"). 4 was tried only on a
-    // loaded machine (405 s, every file passed).
+    // start, a browser), which a third worker fills (bench/README.md, the `npm test` row).
     maxWorkers: 3,
-    // A worker imports the server's module graph (~300 modules) once, not once a file: each file still runs in a fresh
-    // describe tree, with mocks restored, but shares the worker process and its modules with the files before it, so
-    // a file stops what it starts (servers, processes, timers) and restores what it changes (process.env). Measured on
-    // test/features (14 files, 125 tests): 210 s of wall time isolated, 75 s not (a busy machine; issue 49); every file
-    // (1,184 tests, the package install apart) passed this way in two halves of 509 s and 486 s on that busy machine.
-    isolate: false,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "fast",
+          include: fast,
+          setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // A worker imports the server's module graph (~300 modules) once, not once a file: each file still runs in
+          // a fresh describe tree, with mocks restored, but shares the worker process and its modules with the files
+          // before it, so a file stops what it starts (servers, timers) and restores what it changes (process.env).
+          isolate: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "process",
+          include: processes,
+          setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // As the fast layer: the processes these files start are their own, and each file stops what it starts.
+          isolate: false,
+        },
+      },
+    ],
   },
 });
