@@ -129,8 +129,12 @@ export class AttemptWatch {
   /** The fetch to give the SDK: the watchdog is armed until the first byte, then again at every chunk of the body. */
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     this.arm("first byte");
-    // The SDK passes a signal that the attempt's (given as its request option) aborts.
-    const response = await fetch(input, init);
+    // The SDK passes a signal that the attempt's (given as its request option) aborts. Its JSON body goes as bytes:
+    // fetch keeps a string body as a well-formed copy for the whole exchange (String.prototype.toWellFormed copies
+    // every string with a character past Latin-1), ~100 KB of the V8 heap a turn on a long run that lives long
+    // enough to reach the old generation, which then grew by it until its next full collection (bench/agent-turns.ts).
+    const sent = typeof init?.body === "string" ? Buffer.from(init.body) : init?.body;
+    const response = await fetch(input, init && { ...init, body: sent });
     if (!response.body) return response;
     this.arm("chunk");
     const decoder = new TextDecoder();
