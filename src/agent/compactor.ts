@@ -88,6 +88,7 @@ export class Compactor {
       return true;
     } catch (error) {
       if (controller.signal.aborted) return false;
+      await this.core.conversation.worked(run.id, Date.now() - started);
       const message = error instanceof Error ? error.message : String(error);
       this.log.warn(`run ${run.alias}: compacting its conversation failed: ${message}`);
       this.core.runs.compaction(project, { ...notice, phase: "failed", error: message });

@@ -1,3 +1,4 @@
+import type { BudgetCheck } from "../core/budgets.js";
 import type { Core } from "../core/index.js";
 import { runTransition } from "../core/index.js";
 import { RUN } from "../core/status.js";
@@ -11,6 +12,8 @@ import { Compactor } from "./compactor.js";
 import { isJsonObject, type Stored, type StoredAssistant, toWire } from "./stored.js";
 import type { ModelTarget } from "./target.js";
 import { runTool, type ToolOutcome, toolSpecs } from "./tools.js";
+
+type Reached = NonNullable<Awaited<ReturnType<Core["budgets"]["reached"]>>>;
 
 export type { ModelTarget };
 export { toWire };
@@ -118,14 +121,33 @@ export class AgentDriver {
     if (this.#traces.size > MAX_TRACED) this.#traces.delete(this.#traces.keys().next().value!);
   }
 
-  /** The run pauses at a budget (its loop too): the table in core/lifecycle/run-transitions.ts says from where. */
-  async #pause(run: RunRow, project: ProjectRef, loop: LoopRow, reached: NonNullable<Awaited<ReturnType<Core["budgets"]["reached"]>>>): Promise<void> {
+  /**
+   * The run pauses at a budget (its loop too), before `before` (a model call, or proposing the model's next command):
+   * the table in core/lifecycle/run-transitions.ts says from where.
+   */
+  async #pause(run: RunRow, project: ProjectRef, loop: LoopRow, reached: Reached, before: BudgetCheck): Promise<void> {
     const to = runTransition(run.status, "pause");
     if (to === undefined) return;
     await this.core.runs.setLoop(loop, to);
-    const paused = { ...run, attributes: JSON.stringify({ ...JSON.parse(run.attributes), budgetReached: reached }) };
+    const paused = { ...run, attributes: JSON.stringify({ ...JSON.parse(run.attributes), budgetReached: reached, pausedBefore: before }) };
     await this.core.runs.saveAttributes(paused);
     await this.#setStatus(paused, project, to, "budget reached", { budget: reached }, loop);
+  }
+
+  /**
+   * A paused run whose budget was changed but is still reached where it paused: if the limit it is at is another
+   * one now, its state says so (every client shows the new reason); false when it is no longer held.
+   */
+  async stillPaused(run: RunRow, project: ProjectRef): Promise<boolean> {
+    const reached = await this.core.budgets.holds(run, project.name);
+    if (!reached) return false;
+    const attributes = JSON.parse(run.attributes) as { budgetReached?: Reached };
+    const was = attributes.budgetReached;
+    if (was?.kind === reached.kind && was.limit === reached.limit && was.used === reached.used) return true;
+    const updated = { ...run, attributes: JSON.stringify({ ...attributes, budgetReached: reached }) };
+    await this.core.runs.saveAttributes(updated);
+    await this.#setStatus(updated, project, run.status, "budget reached", { budget: reached });
+    return true;
   }
 
   /** A paused run goes on from where it was (its budget was raised past what it spent); it is driven again. */
@@ -134,7 +156,7 @@ export class AgentDriver {
     if (to === undefined) return false;
     const loop = await this.#openLoop(run.id);
     if (loop?.status === RUN.paused) await this.core.runs.setLoop(loop, to);
-    const { budgetReached: _was, ...rest } = JSON.parse(run.attributes) as Record<string, unknown>;
+    const { budgetReached: _was, pausedBefore: _before, ...rest } = JSON.parse(run.attributes) as Record<string, unknown>;
     const resumed = { ...run, attributes: JSON.stringify(rest) };
     await this.core.runs.saveAttributes(resumed);
     await this.#setStatus(resumed, project, to, "budget raised", {}, loop);
@@ -220,7 +242,7 @@ export class AgentDriver {
       }
       if (run.status === RUN.paused) {
         // Paused at a budget: it stays so until the budget is past what it spent (run/budget, or the config after a restart).
-        if (await this.core.budgets.reached(run, project.name)) return;
+        if (await this.core.budgets.holds(run, project.name)) return;
         await this.resume(run, project);
         continue;
       }
@@ -289,10 +311,10 @@ export class AgentDriver {
         await this.#fail(run, project, loop, `the loop took ${steps} model steps without finishing (limit ${this.settings.maxStepsPerLoop})`);
         continue;
       }
-      const reached = await this.core.budgets.reached(run, project.name);
+      const reached = await this.core.budgets.reached(run, project.name, "model call");
       if (reached) {
         // At a budget: no further model call. The run pauses where it is, and a person is asked to raise it.
-        await this.#pause(run, project, loop, reached);
+        await this.#pause(run, project, loop, reached, "model call");
         return;
       }
       const window = await this.#compactor.window(target);
@@ -360,6 +382,8 @@ export class AgentDriver {
     } catch (error) {
       if (controller.signal.aborted) return;
       this.#calls.delete(run.id);
+      // A call that failed took its time too (a seconds budget counts every model call's wall time, retries included).
+      await this.core.conversation.worked(run.id, Date.now() - started);
       if (error instanceof ContextLengthError && !freshlyCompacted) {
         // The provider says the conversation is too long: compact (whatever the window was thought to be) and ask again, once.
         const window = Math.min((await this.#compactor.window(target)) ?? Number.POSITIVE_INFINITY, estimateTokens(toWire(messages), this.#toolSpecs(loop)));
@@ -443,6 +467,11 @@ export class AgentDriver {
               );
         const fresh = await this.core.conversation.run(run.id);
         if (!fresh || fresh.status === RUN.aborted) return "stopped";
+        if (outcome.kind === "paused") {
+          // Its budget is reached before this command is proposed: the call stays unanswered until the run goes on.
+          await this.#pause(fresh, project, loop, outcome.reached, "proposal");
+          return "stopped";
+        }
         if (outcome.kind === "waiting") {
           // Already waiting (a second look at the same pending proposal): nothing changed, nothing to announce.
           if (fresh.status === RUN.waiting && loop.status === RUN.waiting) return "waiting";

@@ -13,6 +13,11 @@ export interface AgentLoop {
   prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act", traceparent?: string): Promise<LoopRow>;
   /** A run paused at its budget goes on from where it was (its budget now past what it spent); false when it was not paused. */
   resume(project: ProjectRef, run: RunRow): Promise<boolean>;
+  /**
+   * Whether a paused run's budget is still reached where it paused (before a model call, or before proposing a
+   * command); when the limit it is at changed, its state says the new one.
+   */
+  stillPaused(project: ProjectRef, run: RunRow): Promise<boolean>;
   /** Stops the run: model call, queued loops, pending proposals (rejected), running producers (cancelled). */
   abort(project: ProjectRef, run: RunRow, reason: string): Promise<{ run: RunRow; rejected: string[]; cancelled: string[] }>;
 }

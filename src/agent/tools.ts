@@ -139,7 +139,9 @@ export function toolSpecs(mode: "ask" | "act", modelInput: "accepted" | "off" = 
 export type ToolOutcome =
   | { kind: "result"; content: string; path?: string; failed?: boolean }
   | { kind: "waiting"; path: string }
-  | { kind: "done"; content: string; summary: string };
+  | { kind: "done"; content: string; summary: string }
+  /** Not proposed: the run is at its budget (the loop pauses; the call is made once a person raised it). */
+  | { kind: "paused"; reached: NonNullable<Awaited<ReturnType<Core["budgets"]["reached"]>>> };
 
 /** Waits up to `ms` for a producer's channels to finish (on their end events: core.entries.settled). */
 function settle(core: Core, log: EntryRow, ms: number, signal: AbortSignal): Promise<EntryRow[]> {
@@ -250,6 +252,9 @@ async function runCommand(
 ): Promise<ToolOutcome> {
   let log = await ctx.core.entries.findLogBy(ctx.run.id, "toolCallId", call.id);
   if (!log) {
+    // A command counts toward the run's budget from its proposal: none is proposed past it.
+    const reached = await ctx.core.budgets.reached(ctx.run, ctx.project.name, "proposal");
+    if (reached) return { kind: "paused", reached };
     ctx.announce("running", null);
     try {
       log = await ctx.core.lifecycle.propose(ctx.project, ctx.run, {

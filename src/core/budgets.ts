@@ -8,6 +8,23 @@ type BudgetOut = z.output<typeof Budget>;
 type Kind = keyof BudgetOut;
 const KINDS: readonly Kind[] = ["tokens", "costUsd", "seconds", "commands"];
 
+/**
+ * Where a run's budget is checked: before a model call (tokens, cost, seconds: a call's spend is known only once it
+ * answered, so a run may pass these by its last call), and before the model's command is proposed (all four; a
+ * command counts from its proposal, so one reply proposing several commands never runs past `commands`).
+ */
+export type BudgetCheck = "model call" | "proposal";
+
+const CHECKED: Record<BudgetCheck, readonly Kind[]> = {
+  "model call": ["tokens", "costUsd", "seconds"],
+  proposal: KINDS,
+};
+
+/** The step a paused run stopped before (its attributes' `pausedBefore`; a run paused before it was kept: a model call). */
+export function pausedBefore(run: Pick<RunRow, "attributes">): BudgetCheck {
+  return (JSON.parse(run.attributes) as { pausedBefore?: BudgetCheck }).pausedBefore === "proposal" ? "proposal" : "model call";
+}
+
 /** A budget stored as JSON (runs.budget), or null. */
 export function parseBudget(text: string | null | undefined): BudgetOut | null {
   if (!text) return null;
@@ -18,7 +35,7 @@ export function parseBudget(text: string | null | undefined): BudgetOut | null {
 /**
  * What runs may spend, and what they spent: a run's budget is, limit by limit, its own, else the smallest of the
  * configured defaults (every run's, its project's, its creator's principal's). A run at a limit pauses before its
- * next model call (src/agent/loop.ts); run/budget raises it.
+ * next model call or its next command's proposal (src/agent/loop.ts, BudgetCheck); run/budget raises it.
  */
 export class Budgets {
   constructor(private readonly deps: CoreDeps) {}
@@ -53,17 +70,32 @@ export class Budgets {
     return this.deps.repos.runs.pendingProposals(runIds, ENTRY.done);
   }
 
-  /** The first limit the run is at, with what it used; undefined while it is within its budget. */
-  async reached(run: RunRow, projectName: string): Promise<z.output<typeof BudgetReached> | undefined> {
+  /** The run's commands that count toward its budget: accepted, or proposed and waiting for a decision. */
+  async #counted(runId: number): Promise<number> {
+    const [accepted, waiting] = await Promise.all([
+      this.deps.repos.runs.pendingProposals([runId], ENTRY.done),
+      this.deps.repos.runs.pendingProposals([runId], ENTRY.proposed),
+    ]);
+    return (accepted.get(runId) ?? 0) + (waiting.get(runId) ?? 0);
+  }
+
+  /** The first limit checked `before` this step that the run is at, with what it used; undefined while it may go on. */
+  async reached(run: RunRow, projectName: string, before: BudgetCheck = "model call"): Promise<z.output<typeof BudgetReached> | undefined> {
     const budget = this.effective(run, projectName);
     if (!budget) return undefined;
-    const commands = budget.commands !== undefined ? ((await this.commands([run.id])).get(run.id) ?? 0) : 0;
+    const kinds = CHECKED[before];
+    const commands = kinds.includes("commands") && budget.commands !== undefined ? await this.#counted(run.id) : 0;
     const spend = this.spend(run, commands);
-    for (const kind of KINDS) {
+    for (const kind of kinds) {
       const limit = budget[kind];
       if (limit !== undefined && spend[kind] >= limit) return { kind, limit, used: spend[kind] };
     }
     return undefined;
+  }
+
+  /** Whether a paused run stays paused: its budget is still reached where it paused (its attributes say which step). */
+  holds(run: RunRow, projectName: string): Promise<z.output<typeof BudgetReached> | undefined> {
+    return this.reached(run, projectName, pausedBefore(run));
   }
 
   /** The run's own budget after `add` (to its budget now) and `set` (its own limits from now on). */

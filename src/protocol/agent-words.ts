@@ -51,6 +51,31 @@ export function pausedWords(paused: { kind: Kind; limit: number; used: number })
   return `its ${BUDGET_NAMES[paused.kind]} budget of ${amountWords(paused.kind, paused.limit)} was reached (${amountWords(paused.kind, paused.used)} used)`;
 }
 
+/** What a person's "raise" adds to a budget reached: the limit once more (at least $1, 10k tokens, 10 minutes, 10 commands). */
+export function raiseStep(reached: { kind: Kind; limit: number }): number {
+  const floor = { costUsd: 1, tokens: 10_000, seconds: 600, commands: 10 }[reached.kind];
+  return Math.max(reached.limit, floor);
+}
+
+/** `step` of `kind` as `spool budget RUN` takes it (parseBudgetChange reads it back): "+5$", "+20k", "+600s", "+10cmd". */
+export function raiseArgument(kind: Kind, step: number): string {
+  switch (kind) {
+    case "costUsd":
+      return `+${Math.round(step * 100) / 100}$`;
+    case "tokens":
+      return step % 1000 === 0 ? `+${step / 1000}k` : `+${step}tokens`;
+    case "seconds":
+      return `+${step}s`;
+    case "commands":
+      return `+${step}cmd`;
+  }
+}
+
+/** The command that raises a paused run's budget by its step: `spool budget run-1 +5$`. */
+export function raiseCommand(run: string, reached: { kind: Kind; limit: number }): string {
+  return `spool budget ${run} ${raiseArgument(reached.kind, raiseStep(reached))}`;
+}
+
 /**
  * A budget change as people type it: `+2$` or `+$2` (add dollars), `5$` (set), `+50k` or `+50000tokens`, `+10m`
  * or `+90s`, `+3cmd`. Undefined when it is none of these.

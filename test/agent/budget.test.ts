@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { RUN } from "../../src/protocol/status.js";
+import { ENTRY, RUN } from "../../src/protocol/status.js";
 import { runCli } from "../helpers/process.js";
 import { type RecordedRequest, type Reply, ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -97,7 +97,7 @@ describe("budgets: a run pauses at its limit and goes on when a person raises it
     const cli = (args: string[]) => runCli(args, { SPOOL_HOME: ts.home }, ts.root, 30_000);
     const pending = await cli(["pending", "--project", "spend"]);
     expect(pending.out).toContain("cost  paused: its cost budget of $0.20 was reached ($0.24 used)");
-    expect(pending.out).toContain("spool budget cost +2$");
+    expect(pending.out).toContain("spool budget cost +1$");
     const shown = await cli(["show", "cost", "--project", "spend"]);
     expect(shown.out).toContain("spent $0.24 of $0.20 · 240 tokens");
     const runs = await cli(["runs", "--project", "spend"]);
@@ -134,5 +134,64 @@ describe("budgets: a run pauses at its limit and goes on when a person raises it
     expect((await a.call("run/get", { run: "stop-me" })).run.status).toBe(RUN.aborted);
     expect(model.requests).toHaveLength(1);
     await expect(a.call("run/budget", { run: "stop-me" } as never)).rejects.toMatchObject({ data: { code: "INVALID_PARAMS" } });
+  });
+
+  it("a commands budget is never overshot by one reply proposing several: the run pauses before the command past it, and proposes it once raised", async () => {
+    const sh = (n: number) => ({ id: `sh_${n}`, name: "sh", arguments: { command: `echo command-${n}` } });
+    model.reply({ text: "Three at once.", tools: [sh(1), sh(2), sh(3)] }, { tools: [{ id: "done_c", name: "done", arguments: { summary: "ran three" } }] });
+    const a = await ts.clientIn("spend");
+    const proposed: string[] = [];
+    a.on("run/proposal", (p) => p.run === "cmds" && proposed.push(p.command));
+    const accept = async (n: number) => {
+      await eventually(() => proposed.length >= n, 20_000, `proposal ${n}`);
+      const pending = await a.call("entry/list", { run: "cmds", pattern: "log://*", status: ENTRY.proposed });
+      expect(pending.entries).toHaveLength(1);
+      await a.call("run/resolve", { run: "cmds", path: pending.entries[0]!.path, decision: "accept" });
+    };
+    await a.call("run/create", { alias: "cmds", model: "test", prompt: "Run three commands", budget: { commands: 2 } });
+    await accept(1);
+    await accept(2);
+    await runStatus(a, "cmds", RUN.paused);
+    const { run } = await a.call("run/get", { run: "cmds" });
+    expect(run.paused).toEqual({ kind: "commands", limit: 2, used: 2 });
+    // The third was never proposed; the model was asked once.
+    expect(proposed).toEqual(["echo command-1", "echo command-2"]);
+    expect((await a.call("entry/list", { run: "cmds", pattern: "log://*" })).entries).toHaveLength(2);
+    expect(model.requests).toHaveLength(1);
+    const raised = await a.call("run/budget", { run: "cmds", add: { commands: 1 } });
+    expect(raised.resumed).toBe(true);
+    await accept(3);
+    await runStatus(a, "cmds", RUN.done);
+    expect(proposed).toEqual(["echo command-1", "echo command-2", "echo command-3"]);
+    expect((await a.call("run/get", { run: "cmds" })).run.spend).toMatchObject({ commands: 3 });
+    // Its last model call held all three results.
+    expect(model.requests).toHaveLength(2);
+    expect(model.requests[1]!.messages.filter((m) => m.role === "tool")).toHaveLength(3);
+  });
+
+  it("a seconds budget counts model calls and tool steps, not the time a proposal waits for a person", async () => {
+    model.reply(
+      { text: "One command.", tools: [{ id: "sh_s", name: "sh", arguments: { command: "echo waited" } }] },
+      // One word, then 4 s before the rest: a model call as long as the whole budget.
+      { text: "Slow.", tools: [{ id: "get_s", name: "get", arguments: { path: "sh://turn_1/x" } }], delayMs: 4_000 },
+      { tools: [{ id: "done_s", name: "done", arguments: { summary: "finished" } }] },
+    );
+    const a = await ts.clientIn("spend");
+    const proposal = a.next("run/proposal", (p) => p.run === "secs", 20_000);
+    await a.call("run/create", { alias: "secs", model: "test", prompt: "Run one command", budget: { seconds: 4 } });
+    const notice = await proposal;
+    // Longer than the budget: a person taking their time is not the run working.
+    const asked = Date.now();
+    await eventually(() => Date.now() - asked >= 5_000, 15_000, "five seconds of waiting for a person");
+    const waiting = (await a.call("run/get", { run: "secs" })).run;
+    expect(waiting.status).toBe(RUN.waiting);
+    expect(waiting.spend!.seconds).toBeLessThan(4);
+    await a.call("run/resolve", { run: "secs", path: notice.path, decision: "accept" });
+    // The second model call takes 4 s: the budget is reached, so the run pauses before the third.
+    await runStatus(a, "secs", RUN.paused);
+    const { run } = await a.call("run/get", { run: "secs" });
+    expect(run.paused).toMatchObject({ kind: "seconds", limit: 4 });
+    expect(run.paused!.used).toBeGreaterThanOrEqual(4 + waiting.spend!.seconds - 0.1);
+    expect(model.requests).toHaveLength(2);
   });
 });

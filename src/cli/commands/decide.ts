@@ -1,5 +1,5 @@
 import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
-import { pausedWords } from "../../protocol/agent-words.js";
+import { pausedWords, raiseArgument, raiseStep } from "../../protocol/agent-words.js";
 import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../../protocol/proposal-facts.js";
@@ -82,7 +82,7 @@ export const PENDING = commandOf(PENDING_SPEC, async (values) => {
     const ref = `${project ? `--project ${escapeControl(project)} ` : ""}${escapeControl(run.alias)}`;
     process.stdout.write(
       `${colours.bold(`${project ? `${escapeControl(project)}  ` : ""}${escapeControl(run.alias)}`)}  ${colours.yellow("paused")}: ${run.paused ? pausedWords(run.paused) : "at its budget"}\n` +
-        `${colours.dim(`  spool budget ${ref} +${run.paused?.kind === "costUsd" ? "2$" : run.paused?.kind === "tokens" ? "100k" : run.paused?.kind === "seconds" ? "10min" : "5cmd"}   or   spool abort ${ref}`)}\n\n`,
+        `${colours.dim(`  spool budget ${ref} ${run.paused ? raiseArgument(run.paused.kind, raiseStep(run.paused)) : "+…"}   or   spool abort ${ref}`)}\n\n`,
     );
   }
   if (all.length === 0 && paused.length > 0) return EXIT.ok;

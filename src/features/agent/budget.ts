@@ -13,8 +13,9 @@ export const runBudget = defineMethod({
     await core.runs.setBudget(run, own);
     let current = await core.runs.reload(run);
     let resumed = false;
-    if (current.status === RUN.paused && !(await core.budgets.reached(current, project.name))) {
-      resumed = await ctx.services.use(AGENT_LOOP).resume(project, current);
+    if (current.status === RUN.paused) {
+      const agent = ctx.services.use(AGENT_LOOP);
+      resumed = !(await agent.stillPaused(project, current)) && (await agent.resume(project, current));
       current = await core.runs.reload(current);
     }
     await core.audit.byCaller(ctx.connection, { action: "budget", project: project.name, run: run.alias, detail: { budget: own, resumed } });

@@ -100,6 +100,7 @@ export const agentPlugin = definePlugin({
         return loop;
       },
       resume: (project, run) => driver.resume(run, project),
+      stillPaused: (project, run) => driver.stillPaused(run, project),
       abort: (project, run, reason) => abortRun(core, project, run, reason, (id, why) => driver.interrupt(id, why)),
     };
     app.provide(AGENT_LOOP, loop);

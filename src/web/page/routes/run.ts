@@ -1,5 +1,5 @@
 import { SpoolRpcError } from "../../../client/spool-client.js";
-import { amountWords, pausedWords, spendWords } from "../../../protocol/agent-words.js";
+import { amountWords, pausedWords, raiseStep, spendWords } from "../../../protocol/agent-words.js";
 import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { act, KeptButton, may, type PageContext } from "../context.js";
@@ -254,7 +254,7 @@ export class RunView {
 
   /** A run paused at its budget: what it reached, and the person's two answers, raise it (it goes on) or stop the run. */
   #budgetCard(run: Run, paused: NonNullable<Run["paused"]>): HTMLElement {
-    const step = Math.max(paused.limit, { costUsd: 1, tokens: 10_000, seconds: 600, commands: 10 }[paused.kind]);
+    const step = raiseStep(paused);
     const person = may(this.#page, "person");
     const button = (action: string, label: string, run: () => Promise<unknown>) => {
       const b = h("button", { type: "button", "data-action": action, ...(action === "stop-run" ? { class: "danger" } : {}) }, label);
