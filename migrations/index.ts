@@ -20,6 +20,7 @@ import { notifyTargetState } from "./019_notify_target_state.js";
 import { auditTransport } from "./020_audit_transport.js";
 import { pendingCounts } from "./021_pending_counts.js";
 import { agentSpend } from "./022_agent_spend.js";
+import { notifyBudgetEvent } from "./023_notify_budget_event.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -55,4 +56,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "020_audit_transport": auditTransport,
   "021_pending_counts": pendingCounts,
   "022_agent_spend": agentSpend,
+  "023_notify_budget_event": notifyBudgetEvent,
 };

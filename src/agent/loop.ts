@@ -123,7 +123,7 @@ export class AgentDriver {
 
   /**
    * The run pauses at a budget (its loop too), before `before` (a model call, or proposing the model's next command):
-   * the table in core/lifecycle/run-transitions.ts says from where.
+   * the table in core/lifecycle/run-transitions.ts says from where. Receivers of notifications are told.
    */
   async #pause(run: RunRow, project: ProjectRef, loop: LoopRow, reached: Reached, before: BudgetCheck): Promise<void> {
     const to = runTransition(run.status, "pause");
@@ -132,6 +132,7 @@ export class AgentDriver {
     const paused = { ...run, attributes: JSON.stringify({ ...JSON.parse(run.attributes), budgetReached: reached, pausedBefore: before }) };
     await this.core.runs.saveAttributes(paused);
     await this.#setStatus(paused, project, to, "budget reached", { budget: reached }, loop);
+    this.core.notifications.paused(project, paused, reached);
   }
 
   /**

@@ -1,8 +1,11 @@
 import { spokenDuration } from "./deadline-words.js";
 import { escapeControl } from "./proposal-facts.js";
 
-/** What a receiver may be told of: a proposal waits, it was decided, its command finished, its deadline rejected it. */
-export const NOTIFY_EVENTS = ["proposal", "decided", "finished", "expired"] as const;
+/**
+ * What a receiver may be told of: a proposal waits, it was decided, its command finished, its deadline rejected it;
+ * a run paused at its budget (it waits for a person as a proposal does).
+ */
+export const NOTIFY_EVENTS = ["proposal", "decided", "finished", "expired", "budget"] as const;
 
 /** How a delivery's body is written: Spool's own JSON, a Slack incoming webhook's `{"text"}`, or an ntfy topic's plain text. */
 export const NOTIFY_FORMATS = ["json", "slack", "ntfy"] as const;

@@ -18,6 +18,7 @@ describe("notifications read at a glance", () => {
       proposedBy: "model (demo)",
       decision: null,
       finished: null,
+      budget: null,
       url: "http://127.0.0.1:7420/#/app/run-1/x",
       ...over,
     };

@@ -1,19 +1,21 @@
 import { createHash } from "node:crypto";
+import { raiseCommand } from "../../protocol/agent-words.js";
 import { type NotifyBody, notifyText } from "../../protocol/notify-body.js";
 import { factsOf } from "../../protocol/views.js";
 import { wireAttributes } from "../../store/entries.js";
 import type { EntryRow } from "../../store/schema.js";
 
-/** What happened to a proposal, as a notification tells it. */
+/** What happened to a proposal, or to a run (paused at its budget), as a notification tells it. */
 export type NotifyFact =
   | { event: "proposal" }
   | { event: "decided" | "expired"; outcome: "accept" | "reject"; by: string; reason: string | null }
-  | { event: "finished"; status: number; outcome: string; exitCode: number | null; reason: string | null };
+  | { event: "finished"; status: number; outcome: string; exitCode: number | null; reason: string | null }
+  | { event: "budget"; reached: { kind: "tokens" | "costUsd" | "seconds" | "commands"; limit: number; used: number } };
 
-/** The page's link to a proposal: the address's fragment is #/project/run/path (src/web/page/route.ts). */
-export function pageLink(base: string | null, project: string, run: string, path: string): string | null {
+/** The page's link to a proposal, or to a run without a path: the address's fragment is #/project/run/path (src/web/page/route.ts). */
+export function pageLink(base: string | null, project: string, run: string, path: string | null): string | null {
   if (base === null) return null;
-  return `${base}#/${[project, run, path].map(encodeURIComponent).join("/")}`;
+  return `${base}#/${[project, run, ...(path ? [path] : [])].map(encodeURIComponent).join("/")}`;
 }
 
 /** An event's body: what every receiver gets but its delivery id. */
@@ -53,19 +55,42 @@ export const ENV_VALUES_LEFT_OUT = "env values left out (the receiver was added 
  */
 export function eventBody(stored: StoredEvent | EventBody, includeEnvValues = false): EventBody {
   if (!("fact" in stored)) return includeEnvValues ? stored : withoutEnvValues(stored);
+  if (stored.fact.event === "budget") return budgetPayload(stored.fact.reached, stored, stored.at);
   const body = notifyPayload(stored.fact, stored, { path: stored.path, attributes: stored.attributes }, stored.at, includeEnvValues);
   return body;
 }
 
+/** The body of a budget event: the run paused, which budget, and how to raise it; no command, so no facts. */
+export function budgetPayload(
+  reached: Extract<NotifyFact, { event: "budget" }>["reached"],
+  where: { project: string; run: string; pageBase: string | null },
+  at: number,
+): EventBody {
+  const base: Omit<NotifyBody, "text" | "delivery"> = {
+    event: "budget",
+    at,
+    project: where.project,
+    run: where.run,
+    path: null,
+    facts: null,
+    proposedBy: null,
+    decision: null,
+    finished: null,
+    budget: { ...reached, raise: raiseCommand(where.run, reached) },
+    url: pageLink(where.pageBase, where.project, where.run, null),
+  };
+  return { ...base, text: notifyText(base, null) };
+}
+
 function withoutEnvValues(body: EventBody): EventBody {
-  if (body.facts.env.length === 0) return body;
+  if (!body.facts || body.facts.env.length === 0) return body;
   const facts = { ...body.facts, env: body.facts.env.map(([name]) => [name, "(left out)"] as [string, string]) };
   return { ...body, facts, text: `${notifyText(body, facts)}\n  ${ENV_VALUES_LEFT_OUT}` };
 }
 
 /** The json body of an event, every receiver's but for its delivery id (deliveryId). */
 export function notifyPayload(
-  fact: NotifyFact,
+  fact: Exclude<NotifyFact, { event: "budget" }>,
   where: { project: string; run: string; pageBase: string | null },
   log: Pick<EntryRow, "path" | "attributes">,
   at: number,
@@ -83,6 +108,7 @@ export function notifyPayload(
     proposedBy: typeof attributes.proposedBy === "string" ? attributes.proposedBy : null,
     decision: fact.event === "decided" || fact.event === "expired" ? { outcome: fact.outcome, by: fact.by, reason: fact.reason } : null,
     finished: fact.event === "finished" ? { status: fact.status, outcome: fact.outcome, exitCode: fact.exitCode, reason: fact.reason } : null,
+    budget: null,
     url: pageLink(where.pageBase, where.project, where.run, log.path),
   };
   const body = { ...base, text: notifyText(base, facts) };

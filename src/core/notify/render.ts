@@ -68,7 +68,8 @@ export function render(format: "json" | "slack" | "ntfy", payload: NotifyBody, s
     headers.Title = title.replace(/[^\x20-\x7e]/g, "?");
     headers.Tags = `spool,${payload.event}`;
     if (payload.url) headers.Click = payload.url;
-    if (payload.event === "proposal") headers.Priority = "high";
+    // A person is asked: a proposal, or a run paused at its budget.
+    if (payload.event === "proposal" || payload.event === "budget") headers.Priority = "high";
   }
   headers["User-Agent"] = "spool-notify";
   headers["X-Spool-Event"] = payload.event;

@@ -8,7 +8,7 @@ import { factsOf } from "../../protocol/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { conflict, notFound } from "../../rpc/errors.js";
 import { UniqueViolation } from "../../store/repositories.js";
-import type { EntryRow, NotifyTargetRow } from "../../store/schema.js";
+import type { EntryRow, NotifyTargetRow, RunRow } from "../../store/schema.js";
 import type { ActivityWrites } from "../activity-writes.js";
 import type { CoreDeps } from "../deps.js";
 import { covers, requireCovered } from "../scope.js";
@@ -120,6 +120,7 @@ export class Notifications {
       proposedBy: null,
       decision: null,
       finished: null,
+      budget: null,
       url: this.#pageBase,
     };
     const attempt = await post(row, { ...base, text: notifyText(base, facts) });
@@ -130,26 +131,51 @@ export class Notifications {
    * Queues `fact` for every receiver of its event and project: one INSERT, not waited for by the caller (a
    * receiver, or the database, being slow never slows a proposal); the sender is poked once it is stored.
    */
-  enqueue(project: ProjectRef, runAlias: string, log: Pick<EntryRow, "path" | "attributes">, fact: NotifyFact): void {
-    const queued = this.#enqueue(project, runAlias, log, fact)
-      .catch((error: unknown) => this.deps.log.error(`notify: could not queue ${fact.event} of ${log.path}`, { project: project.name, run: runAlias, error }))
+  enqueue(project: ProjectRef, runAlias: string, log: Pick<EntryRow, "path" | "attributes">, fact: Exclude<NotifyFact, { event: "budget" }>): void {
+    // Stored as what its body is made from (the sender builds it), the command cut to what a phone shows.
+    this.#queue(project, fact.event, log.path, () => ({
+      fact,
+      project: project.name,
+      run: runAlias,
+      pageBase: this.#pageBase,
+      path: log.path,
+      attributes: boundedAttributes(log.attributes),
+      at: Date.now(),
+    }));
+  }
+
+  /** Queues `budget` for every receiver of it and the run's project: the run paused at `reached`, and waits for a person. */
+  paused(project: ProjectRef, run: Pick<RunRow, "alias">, reached: Extract<NotifyFact, { event: "budget" }>["reached"]): void {
+    const fact: NotifyFact = { event: "budget", reached };
+    this.#queue(project, "budget", `run ${run.alias}`, () => ({
+      fact,
+      project: project.name,
+      run: run.alias,
+      pageBase: this.#pageBase,
+      path: "",
+      attributes: "{}",
+      at: Date.now(),
+    }));
+  }
+
+  /** `event` is made only when a receiver wants it (what most proposals skip: bounding a long command). */
+  #queue(project: ProjectRef, name: NotifyFact["event"], about: string, event: () => StoredEvent): void {
+    const queued = this.#enqueue(project, name, event)
+      .catch((error: unknown) => this.deps.log.error(`notify: could not queue ${name} of ${about}`, { project: project.name, error }))
       .finally(() => this.#enqueues.delete(queued));
     this.#enqueues.add(queued);
   }
 
-  async #enqueue(project: ProjectRef, runAlias: string, log: Pick<EntryRow, "path" | "attributes">, fact: NotifyFact): Promise<void> {
+  async #enqueue(project: ProjectRef, name: NotifyFact["event"], event: () => StoredEvent): Promise<void> {
     const targets = (await this.#list()).filter((t) => {
       const projects = parseList(t.projects);
-      return (parseList(t.events) ?? []).includes(fact.event) && (projects === null || projects.includes(project.name));
+      return (parseList(t.events) ?? []).includes(name) && (projects === null || projects.includes(project.name));
     });
     if (targets.length === 0) return;
-    const now = Date.now();
-    // Stored once, whatever the number of receivers, as what its body is made from (the sender builds it); each
-    // receiver's delivery id is derived when it is sent.
-    const attributes = boundedAttributes(log.attributes);
-    const stored: StoredEvent = { fact, project: project.name, run: runAlias, pageBase: this.#pageBase, path: log.path, attributes, at: now };
+    const stored = event();
+    // Stored once, whatever the number of receivers; each receiver's delivery id is derived when it is sent.
     await this.writes.event({
-      event: { uuid: randomUUID(), event: fact.event, payload: JSON.stringify(stored), created_at: now },
+      event: { uuid: randomUUID(), event: stored.fact.event, payload: JSON.stringify(stored), created_at: stored.at },
       targets: targets.map((t) => t.id),
     });
     this.#sender.queued(targets.map((t) => t.id));

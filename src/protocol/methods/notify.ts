@@ -49,13 +49,18 @@ export const NotifyTargetView = z.object({
 export const notifyAdd = request({
   name: "notify/add",
   description:
-    "Adds a receiver of notifications: every event named (default: all four) of the projects named (default: every project) is POSTed to its URL from a durable outbox, signed with a secret (X-Spool-Signature: sha256=HMAC of the body). The reply holds the secret, shown this once. A name already taken is CONFLICT.",
+    "Adds a receiver of notifications: every event named (default: all of them) of the projects named (default: every project) is POSTed to its URL from a durable outbox, signed with a secret (X-Spool-Signature: sha256=HMAC of the body). The reply holds the secret, shown this once. A name already taken is CONFLICT.",
   access: "none",
   role: "admin",
   params: z.strictObject({
     name: NotifyName,
     url: NotifyUrl,
-    events: z.array(NotifyEvent).min(1).max(NOTIFY_EVENTS.length).optional().describe("The events it gets (default: proposal, decided, finished, expired)"),
+    events: z
+      .array(NotifyEvent)
+      .min(1)
+      .max(NOTIFY_EVENTS.length)
+      .optional()
+      .describe("The events it gets (default: all of proposal, decided, finished, expired, budget)"),
     format: NotifyFormat.optional().describe("json (default), slack (an incoming webhook) or ntfy (a topic URL)"),
     projects: z
       .array(z.string().regex(PROJECT_NAME, PROJECT_NAME_RULE))
