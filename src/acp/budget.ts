@@ -1,14 +1,9 @@
-import { amountWords, pausedWords } from "../protocol/agent-words.js";
+import { amountWords, pausedWords, raiseStep } from "../protocol/agent-words.js";
 import type { SpoolNotifications } from "../protocol/notifications.js";
+import { OPEN_RUN, RUN } from "../protocol/status.js";
 import type { SessionScope } from "./scope.js";
 
 type Reached = NonNullable<SpoolNotifications["run/state"]["budget"]>;
-
-/** What the editor's "raise" adds: the limit once more (at least $1, 10k tokens, 10 minutes, 10 commands). */
-export function raiseStep(reached: Reached): number {
-  const floor = { costUsd: 1, tokens: 10_000, seconds: 600, commands: 10 }[reached.kind];
-  return Math.max(reached.limit, floor);
-}
 
 /**
  * A run paused at its budget, asked of the editor like a proposal: a tool call that says which budget was reached,
@@ -16,7 +11,7 @@ export function raiseStep(reached: Reached): number {
  * or stop the run (run/abort). The request is withdrawn when the run goes on or ends some other way.
  */
 export class BudgetAsks {
-  #open: { id: string; controller: AbortController } | null = null;
+  #open: { id: string; controller: AbortController; reached: Reached } | null = null;
   #count = 0;
 
   constructor(private readonly scope: SessionScope) {}
@@ -27,12 +22,27 @@ export class BudgetAsks {
       await this.#settle(p.event === "budget raised" ? "raised" : "stopped");
   }
 
+  /**
+   * The run as it is now, for an editor that joined after it paused (session/load, session/resume, a connection
+   * that came back): a paused run is asked about; a request left open for a run that went on meanwhile is withdrawn.
+   */
+  async sync(run: { status: number; paused?: Reached | null | undefined }): Promise<void> {
+    if (run.status === RUN.paused && run.paused) return this.#ask(run.paused);
+    if (this.#open) await this.#settle(OPEN_RUN.includes(run.status) ? "raised" : "stopped");
+  }
+
   async #ask(reached: Reached): Promise<void> {
     const { scope } = this;
-    if (this.#open || !scope.editor.mayDecide) return;
+    if (!scope.editor.mayDecide) return;
+    if (this.#open) {
+      const was = this.#open.reached;
+      if (was.kind === reached.kind && was.limit === reached.limit && was.used === reached.used) return;
+      // Still paused, at another limit now (a raise that was not enough): that request is replaced.
+      await this.#settle("changed");
+    }
     const id = `budget-${scope.run}-${++this.#count}`;
     const controller = new AbortController();
-    this.#open = { id, controller };
+    this.#open = { id, controller, reached };
     const step = raiseStep(reached);
     const title = `Paused: ${pausedWords(reached)}`;
     const toolCall = { toolCallId: id, title, kind: "other" as const, status: "pending" as const, rawInput: { budget: reached } };
@@ -61,15 +71,16 @@ export class BudgetAsks {
       .catch((error: unknown) => scope.log.warn(`answering the budget of ${scope.run} failed: ${error instanceof Error ? error.message : String(error)}`));
   }
 
-  async #settle(how: "raised" | "stopped"): Promise<void> {
+  async #settle(how: "raised" | "stopped" | "changed"): Promise<void> {
     const open = this.#open!;
     this.#open = null;
     open.controller.abort();
+    const outcome = { raised: "budget raised: the run goes on", stopped: "the run was stopped", changed: "still paused, at another limit" }[how];
     await this.scope.updates.send({
       sessionUpdate: "tool_call_update",
       toolCallId: open.id,
-      status: how === "raised" ? "completed" : "failed",
-      rawOutput: { outcome: how === "raised" ? "budget raised: the run goes on" : "the run was stopped" },
+      status: how === "stopped" ? "failed" : "completed",
+      rawOutput: { outcome },
     });
     await this.scope.foreground.decided(open.id);
   }

@@ -74,6 +74,7 @@ export class AcpSession {
   readonly #updates: UpdateQueue;
   readonly #tools: ToolCalls;
   readonly #turns: Turns;
+  readonly #budgets: BudgetAsks;
   readonly #off: (() => void)[] = [];
 
   constructor(
@@ -102,6 +103,7 @@ export class AcpSession {
     on("run/proposal", (p) => updates.enqueue(() => tools.onProposal(proposalView(p))));
     on("run/resolved", (p) => updates.enqueue(() => tools.onResolved(p)));
     const budgets = new BudgetAsks(scope);
+    this.#budgets = budgets;
     on("run/state", (p) => updates.enqueue(() => turns.onState(p)));
     const budgetEvents = new Set(["budget reached", "budget raised", "aborted", "loop failed"]);
     on("run/state", (p) => budgetEvents.has(p.event) && updates.enqueue(() => budgets.onState(p)));
@@ -217,9 +219,13 @@ export class AcpSession {
     });
   }
 
-  /** Asks the editor about the run's pending proposals and follows its running commands (after load or resume). */
+  /**
+   * Asks the editor about the run's pending proposals, and its budget if it is paused at one, and follows its
+   * running commands (after load or resume).
+   */
   catchUp(): void {
     const tools = this.#tools;
+    this.#updates.enqueue(async () => this.#budgets.sync((await this.link.client.call("run/get", { run: this.run })).run));
     this.#updates.enqueue(async () => {
       const pending = await this.link.client.call("entry/list", { run: this.run, pattern: "log://*", status: ENTRY.proposed });
       for (const log of pending.entries) await tools.onProposal(proposalView({ ...log, run: this.run, producer: producerOf(log) }));

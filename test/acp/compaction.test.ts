@@ -2,9 +2,9 @@ import { mkdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RecordedRequest, type Reply, ScriptedModel } from "../helpers/scripted-model.js";
-import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 import { agentText, initialize } from "./harness.js";
-import { editorByUrl } from "./url-harness.js";
+import { aborted, editorByUrl } from "./url-harness.js";
 import { isKind, v2EditorByUrl } from "./v2-harness.js";
 
 const LONG = "Reading the module list and what each one depends on; ".repeat(30);
@@ -107,6 +107,46 @@ describe("a compaction and a budget seen by ACP clients at /acp", () => {
       expect(turn).toBe(5);
     } finally {
       void v2.connection.close();
+    }
+  }, 120_000);
+
+  it("an editor that joins after the run paused is asked too: ACP v2 by session/resume on a new connection, ACP v1 by session/load; raising it from one withdraws the other's", async () => {
+    let turn = 0;
+    model.reply(
+      ...Array.from({ length: 10 }, () => (): Reply => {
+        turn++;
+        const usage = { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 };
+        if (turn >= 5) return { tools: [{ id: `done_j${turn}`, name: "done", arguments: { summary: "all read" } }], usage };
+        return { text: `Turn ${turn}.`, tools: [{ id: `get_j${turn}`, name: "get", arguments: { path: "sh://turn_1/x" } }], usage };
+      }),
+    );
+    const first = v2EditorByUrl(port, "ws", ts.server.token);
+    await first.connection.agent.request("initialize", { protocolVersion: 2, info: { name: "v2-first", version: "1.0.0" }, capabilities: {} });
+    const { sessionId } = await first.connection.agent.request("session/new", { cwd: project });
+    void first.connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "Read five things" }] }).catch(() => undefined);
+    await first.permission(60_000);
+    // That editor goes away without answering; the run stays paused for whoever comes.
+    await first.connection.close();
+    const later = v2EditorByUrl(port, "ws", ts.server.token);
+    const v1 = editorByUrl(port, "http", ts.server.token);
+    try {
+      await later.connection.agent.request("initialize", { protocolVersion: 2, info: { name: "v2-later", version: "1.0.0" }, capabilities: {} });
+      await later.connection.agent.request("session/resume", { sessionId, cwd: project });
+      const ask = await later.permission(30_000);
+      expect(ask.params.title).toBe("Paused: its token budget of 250 tokens was reached (360 tokens used)");
+      await initialize(v1, { name: "v1-later" });
+      await v1.connection.agent.request("session/load", { sessionId, cwd: project, mcpServers: [] });
+      const v1Ask = await v1.permission(30_000);
+      expect(v1Ask.params.toolCall.title).toBe("Paused: its token budget of 250 tokens was reached (360 tokens used)");
+      expect(model.requests.filter((r) => r.tools.length > 0)).toHaveLength(3);
+      ask.answer({ outcome: { outcome: "selected", optionId: "raise" } });
+      // The v1 editor's request is withdrawn once the run goes on, and the run ends.
+      await aborted(v1Ask.signal);
+      await later.update((u) => isKind("tool_call_update")(u) && u.status === "completed" && JSON.stringify(u).includes("budget raised"), 30_000);
+      await eventually(() => turn === 5, 60_000, "the run's last turn");
+    } finally {
+      void later.connection.close();
+      void v1.connection.close?.();
     }
   }, 120_000);
 });
