@@ -6,7 +6,7 @@ import type { ProjectSummaryRow } from "../store/projects.js";
 import { UniqueViolation } from "../store/repositories.js";
 import type { CoreDeps } from "./deps.js";
 import { nameCandidates, projectNameFrom } from "./project-name.js";
-import { ENTRY, OPEN_RUN } from "./status.js";
+import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 
 /** Joining a project: found by name or by root, created on first use. */
 export class Sessions {
@@ -151,7 +151,7 @@ export class Sessions {
   /** Every project (at most `limit`), each with how many runs it has, how many are open and how many proposals wait. */
   /** The projects with their counts, by name; `names`: only those (a scoped credential's), null: all. */
   listProjects(limit: number, names: readonly string[] | null = null): Promise<ProjectSummaryRow[]> {
-    return this.deps.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, limit, names);
+    return this.deps.repos.projects.listProjects(OPEN_RUN, ENTRY.proposed, RUN.paused, limit, names);
   }
 
   /** Binds the connection to the project; plugins hear of it once the reply is on its way. */

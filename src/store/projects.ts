@@ -33,18 +33,21 @@ export interface ProjectSummaryRow {
   runs: number;
   open: number;
   waiting: number;
+  paused: number;
   updated_at: number | null;
 }
 
 /**
  * Every project, by name, with its number of runs, of runs at `open` statuses, of runs waiting on a
  * proposal (with a log entry at `proposed`: a run whose accepted command runs waits on no one, and an idle
- * run fed by hand may wait on a client's proposal), and when a run last changed.
+ * run fed by hand may wait on a client's proposal), of runs at `paused` (at their budget, waiting for a person
+ * too), and when a run last changed.
  */
 export async function listProjects(
   db: Kysely<Database>,
   open: readonly number[],
   proposed: number,
+  paused: number,
   limit: number,
   /** Only these projects (a scoped credential's); null: all. */
   names: readonly string[] | null = null,
@@ -85,6 +88,7 @@ export async function listProjects(
             .end(),
         )
         .as("waiting"),
+      eb.fn.sum<number>(eb.case().when("runs.status", "=", paused).then(1).else(0).end()).as("paused"),
       eb.fn.max("runs.updated_at").as("updated_at"),
     ])
     .$if(names !== null, (qb) => qb.where("projects.name", "in", [...names!]))
@@ -92,7 +96,14 @@ export async function listProjects(
     .orderBy("projects.name")
     .limit(limit)
     .execute();
-  return rows.map((r) => ({ ...r, runs: Number(r.runs), open: Number(r.open ?? 0), waiting: Number(r.waiting ?? 0), updated_at: r.updated_at ?? null }));
+  return rows.map((r) => ({
+    ...r,
+    runs: Number(r.runs),
+    open: Number(r.open ?? 0),
+    waiting: Number(r.waiting ?? 0),
+    paused: Number(r.paused ?? 0),
+    updated_at: r.updated_at ?? null,
+  }));
 }
 
 /** What of a project is still going: runs at `open` statuses, and its entries at `live` ones (proposals waiting, output streaming). */

@@ -19,6 +19,7 @@ export const projectList = defineMethod({
           runs: r.runs,
           open: r.open,
           waiting: r.waiting,
+          paused: r.paused,
           updatedAt: r.updated_at,
         })),
     };

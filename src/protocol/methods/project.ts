@@ -7,8 +7,9 @@ export const ProjectSummary = z.object({
   root: z.string(),
   createdAt: z.number().int(),
   runs: z.number().int().describe("Runs in the project"),
-  open: z.number().int().describe("Runs that have not finished (queued, running, waiting)"),
+  open: z.number().int().describe("Runs that have not finished (queued, running, waiting, paused)"),
   waiting: z.number().int().describe("Runs with a proposal waiting for a decision (not those whose accepted command runs)"),
+  paused: z.number().int().describe("Runs paused at their budget: they wait for a person to raise it or stop them"),
   updatedAt: z.number().int().nullable().describe("When a run of the project last changed; null without runs"),
 });
 
