@@ -49,4 +49,40 @@ describeWithBrowser("a run paused at its budget on the page", () => {
     await page.click('.card.budget [data-action="stop-run"]');
     await eventually(async () => (await client.call("run/get", { run: "stop-it" })).run.status === RUN.aborted, 30_000, "the run to stop");
   }, 90_000);
+  it("a paused run is a card in the queue: another project's on a phone, raised through that project's connection; the joined project's as it pauses, stopped from its card", async () => {
+    const usage = { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 };
+    web.model.reply(
+      { text: "Away.", tools: [{ id: "g_away", name: "get", arguments: { path: "sh://turn_1/x" } }], usage },
+      { tools: [{ id: "d_away", name: "done", arguments: { summary: "away done" } }], usage },
+      { text: "Here.", tools: [{ id: "g_here", name: "get", arguments: { path: "sh://turn_1/x" } }], usage },
+    );
+    const other = await web.ts.clientIn("budgets-away");
+    await other.call("run/create", { alias: "away", model: "test", budget: { tokens: 100 }, prompt: "Go" });
+    await eventually(async () => (await other.call("run/get", { run: "away" })).run.status === RUN.paused, 30_000, "the run to pause");
+    // Counted apart from runs waiting on a proposal: the page watches projects with either first.
+    expect((await other.call("project/list", {})).projects.find((p) => p.name === "budgets-away")).toMatchObject({ waiting: 0, paused: 1, open: 1 });
+    const client = await web.ts.clientIn("budgets-home");
+    const page = await web.open("budgets-home");
+    await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
+    const away = '.proposals .card.budget[data-project="budgets-away"][data-run="away"]';
+    await page.waitForSelector(away);
+    expect(await text(page, `${away} .why`)).toBe("its token budget of 100 tokens was reached (120 tokens used)");
+    expect(await text(page, ".proposals h2")).toBe("Waiting for a decision (1)");
+    // On a phone, the card and its two buttons are within the screen's width.
+    const right = await page.$$eval(`${away}, ${away} button`, (all) => all.map((e) => e.getBoundingClientRect().right));
+    expect(Math.max(...right)).toBeLessThanOrEqual(390);
+    await page.tap(`${away} [data-action="raise-budget"]`);
+    await eventually(async () => (await other.call("run/get", { run: "away" })).run.status === RUN.done, 30_000, "the raised run to end");
+    expect((await other.call("run/get", { run: "away" })).run.budget).toEqual({ tokens: 10_100 });
+    await page.waitForFunction((sel) => !document.querySelector(sel), {}, away);
+
+    // A run of the joined project that pauses while the page is open joins its queue; its Stop ends it.
+    await client.call("run/create", { alias: "here", model: "test", budget: { tokens: 100 }, prompt: "Go" });
+    const here = '.proposals .card.budget[data-project="budgets-home"][data-run="here"]';
+    await page.waitForSelector(here);
+    expect(await text(page, `${here} .why`)).toBe("its token budget of 100 tokens was reached (120 tokens used)");
+    await page.tap(`${here} [data-action="stop-run"]`);
+    await eventually(async () => (await client.call("run/get", { run: "here" })).run.status === RUN.aborted, 30_000, "the run to stop");
+    await page.waitForFunction((sel) => !document.querySelector(sel), {}, here);
+  }, 90_000);
 });

@@ -354,10 +354,14 @@ export class App implements PageContext {
       if (known.status !== s.status) project.scheduleProjects();
       // A turn that ended is read again: whether a proposal of it was rejected (shown "rejected", not "done") is the server's to say.
       if (known.status !== s.status && s.status === RUN.done) project.scheduleRunsReload();
+      // A run paused at its budget is a card in the queue, until it goes on or ends.
+      const pause = s.event === "budget reached" || (known.status === RUN.paused) !== (s.status === RUN.paused);
+      if (s.event === "budget reached" && s.budget) known.paused = s.budget;
       known.status = s.status;
       known.turn = s.turn;
       known.updatedAt = serverNow();
       project.renderRuns();
+      if (pause) project.renderProposals();
       if (run.shows(s.run)) {
         run.renderHeader();
         run.renderPrompt();

@@ -4,9 +4,10 @@ import { factsRevision } from "../../../protocol/proposal-facts.js";
 import { claimWords, type TransportKind } from "../../../protocol/transports.js";
 import { act, may, Offline, type PageContext } from "../context.js";
 import { fill, h } from "../dom.js";
-import { escapeControl } from "../format.js";
+import { escapeControl, RUN } from "../format.js";
 import type { Project, Proposal, Run, Runner } from "../model.js";
 import { routeHash } from "../route.js";
+import { budgetCard } from "../views/budget.js";
 import { shown } from "../views/common.js";
 import { type ProposalActions, proposalCard } from "../views/proposal.js";
 import { overview, projectItems, runItems } from "../views/sidebar.js";
@@ -126,6 +127,8 @@ export class ProjectView {
     if (view !== this.#page.view) return;
     this.#runs = new Map(runs.map((r) => [r.alias, r]));
     this.renderRuns();
+    // Its runs paused at their budget are in the queue.
+    this.renderProposals();
   }
 
   async loadRunners(rpc: SpoolClient): Promise<void> {
@@ -262,7 +265,8 @@ export class ProjectView {
 
   /**
    * The queue: on a project's page, every waiting proposal of every project in view, those with a deadline first, the
-   * soonest to expire first, then the others oldest first. On a run's page only the project's, the run's own first, and
+   * soonest to expire first, then the others oldest first; then every run paused at its budget, the longest paused
+   * first, its card raising the budget or stopping the run. On a run's page only the project's, the run's own first, and
    * every other run's card says whose it is (a person approving "the first card" there approves one of this run's);
    * the other projects' are counted, with a link back to the whole queue (their cards would push the run out of view).
    */
@@ -271,16 +275,24 @@ export class ProjectView {
     const current = this.#page.route.project ?? "";
     const elsewhere = this.others.queued().map((q) => ({ ...q, joined: false }));
     const connected = this.#page.connected;
+    // Runs paused at their budget wait for a person too: the joined project's (but the run shown, whose header has
+    // its card), and on a project's page the other projects'.
+    const pausedHere = [...this.#runs.values()]
+      .filter((r) => r.status === RUN.paused && r.paused && r.alias !== here)
+      .map((r) => ({ project: current, run: { alias: r.alias, paused: r.paused!, updatedAt: r.updatedAt }, joined: true, connected }));
+    const pausedElsewhere = this.others.pausedRuns().map((q) => ({ ...q, joined: false }));
+    const pauses = [...pausedHere, ...(here === null ? pausedElsewhere : [])].sort((a, b) => (a.run.updatedAt ?? 0) - (b.run.updatedAt ?? 0));
     const items: QueueItem[] = [
       ...[...this.proposals.values()].map((p) => ({ project: current, p, runners: this.#runners, joined: true, connected })),
       ...(here === null ? elsewhere : []),
     ];
+    const away = elsewhere.length + pausedElsewhere.length;
     const more =
-      here !== null && elsewhere.length > 0
+      here !== null && away > 0
         ? h(
             "p",
             { class: "queue-more" },
-            h("a", { href: routeHash({ project: current, run: null, producer: null }) }, `${elsewhere.length} more waiting in other projects`),
+            h("a", { href: routeHash({ project: current, run: null, producer: null }) }, `${away} more waiting in other projects`),
           )
         : null;
     // The project (or run) the page shows first: a project's link opens on its own cards, then the other projects'; a
@@ -303,6 +315,16 @@ export class ProjectView {
       decidable(card, q.connected);
       cards.set(key, { card, drawn, connected: q.connected });
     }
+    for (const q of pauses) {
+      const key = `${q.project}\u0000budget\u0000${q.run.alias}`;
+      const drawn = JSON.stringify(q.run.paused);
+      const kept = this.#cards.get(key);
+      const rpc = q.joined ? () => (this.#page.connected ? this.#page.rpc : null) : () => this.others.clientOf(q.project);
+      const card = kept?.drawn === drawn ? kept.card : budgetCard(this.#page, q.run, rpc, q.project);
+      card.classList.toggle("other-project", !q.joined);
+      decidable(card, q.connected);
+      cards.set(key, { card, drawn, connected: q.connected });
+    }
     this.#cards = cards;
     for (const key of this.#changed.keys()) if (!cards.has(key)) this.#changed.delete(key);
     const done = [...this.#decided.entries()].reverse().map(([key, d]) =>
@@ -311,17 +333,18 @@ export class ProjectView {
         this.renderProposals();
       }),
     );
-    if (list.length === 0) {
+    const total = list.length + pauses.length;
+    if (total === 0) {
       fill(this.#el.proposals, more, ...(done.length > 0 ? [h("h2", null, "Decided"), h("div", { class: "cards" }, ...done)] : []));
       return;
     }
-    const own = here === null ? list.length : list.filter((q) => q.joined && q.p.run === here).length;
-    const projects = new Set(list.map((q) => q.project)).size;
+    const own = here === null ? total : list.filter((q) => q.joined && q.p.run === here).length;
+    const projects = new Set([...list.map((q) => q.project), ...pauses.map((q) => q.project)]).size;
     const across = projects > 1 ? `, in ${projects} projects` : "";
     const heading =
-      here === null || own === list.length
-        ? `Waiting for a decision (${list.length}${across})`
-        : `Waiting for a decision: ${own} in this run, ${list.length - own} in other runs${across}`;
+      here === null || own === total
+        ? `Waiting for a decision (${total}${across})`
+        : `Waiting for a decision: ${own} in this run, ${total - own} in other runs${across}`;
     fill(
       this.#el.proposals,
       h("h2", null, heading),

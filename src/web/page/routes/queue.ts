@@ -1,13 +1,15 @@
 import type { SpoolClient } from "../../../client/spool-client.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
-import { ENTRY } from "../format.js";
-import type { Project, Proposal, Runner } from "../model.js";
+import { ENTRY, RUN } from "../format.js";
+import type { Project, Proposal, Run, Runner } from "../model.js";
+import type { PausedRun } from "../views/budget.js";
 
 const CLIENT = { name: "spool-web", version: "1" };
 
 /**
- * At most this many other projects are watched at once, one WebSocket each: those with proposals waiting first,
- * then the most recently changed. The others' proposals join the queue when the project list next shows them waiting.
+ * At most this many other projects are watched at once, one WebSocket each: those with proposals waiting or runs
+ * paused at their budget first, then the most recently changed. The others' cards join the queue when the project
+ * list next shows them waiting.
  */
 export const WATCHED_PROJECTS = 12;
 
@@ -17,6 +19,14 @@ export interface Queued {
   p: Proposal;
   runners: Runner[];
   /** Whether its project's connection is up: a decision can be sent now (else its card waits, its buttons off). */
+  connected: boolean;
+}
+
+/** A run of another project paused at its budget: it waits for a person as a proposal does. */
+export interface QueuedPause {
+  project: string;
+  run: PausedRun;
+  /** Whether its project's connection is up (as Queued's). */
   connected: boolean;
 }
 
@@ -39,6 +49,8 @@ interface Watched {
   proposals: Map<string, Proposal>;
   /** What a reconnection's join receives, put in place of `proposals` once it is joined (till then the old cards stay). */
   incoming: Map<string, Proposal> | null;
+  /** Its runs paused at their budget, by alias (read again on each join). */
+  paused: Map<string, PausedRun>;
   runners: Runner[];
   /** How long before the next attempt after a drop. */
   retryMs: number;
@@ -48,9 +60,11 @@ interface Watched {
 /**
  * The queue beyond the joined project: a connection joined to each other project the principal may see (project/list
  * lists only its scope's), which the server sends every waiting proposal on as it joins and every new one and every
- * decision after (run/proposal, run/resolved). A decision on such a card goes through that project's connection. A
- * dropped connection keeps its cards in the queue, their buttons off, and connects again by itself; once joined again
- * the proposals the server sends replace them.
+ * decision after (run/proposal, run/resolved); its runs paused at their budget are read as it joins (run/list) and
+ * followed by their state (run/state "budget reached", and any other status after). A decision on such a card, a
+ * raise or a stop, goes through that project's connection. A dropped connection keeps its cards in the queue, their
+ * buttons off, and connects again by itself; once joined again the proposals the server sends, and the runs paused
+ * then, replace them.
  */
 export class OtherProjects {
   readonly #host: QueueHost;
@@ -66,7 +80,7 @@ export class OtherProjects {
   sync(projects: readonly Project[], current: string | null): void {
     const wanted = projects
       .filter((p) => p.name !== current)
-      .sort((a, b) => b.waiting - a.waiting || (b.updatedAt ?? 0) - (a.updatedAt ?? 0))
+      .sort((a, b) => b.waiting + b.paused - (a.waiting + a.paused) || (b.updatedAt ?? 0) - (a.updatedAt ?? 0))
       .slice(0, WATCHED_PROJECTS)
       .map((p) => p.name);
     let dropped = false;
@@ -86,6 +100,21 @@ export class OtherProjects {
       if (w.ready) for (const p of w.proposals.values()) all.push({ project, p, runners: w.runners, connected: w.client !== null && w.incoming === null });
     }
     return all;
+  }
+
+  /** Every run of the watched projects paused at its budget. */
+  pausedRuns(): QueuedPause[] {
+    const all: QueuedPause[] = [];
+    for (const [project, w] of this.#watched) {
+      if (w.ready) for (const run of w.paused.values()) all.push({ project, run, connected: w.client !== null && w.incoming === null });
+    }
+    return all;
+  }
+
+  /** The connection a watched project's cards act on; null while there is none (or it is joining again). */
+  clientOf(project: string): SpoolClient | null {
+    const w = this.#watched.get(project);
+    return w?.client && w.incoming === null ? w.client : null;
   }
 
   /** Decides a watched project's proposal through that project's connection (errors as run/resolve's). */
@@ -125,7 +154,17 @@ export class OtherProjects {
 
   /** Watches `name` (`w`: again, after a drop, keeping its cards until the new join replaces them). */
   async #open(name: string, again?: Watched): Promise<void> {
-    const w: Watched = again ?? { client: null, ready: false, connectionId: "", proposals: new Map(), incoming: null, runners: [], retryMs: 500, retry: null };
+    const w: Watched = again ?? {
+      client: null,
+      ready: false,
+      connectionId: "",
+      proposals: new Map(),
+      incoming: null,
+      paused: new Map(),
+      runners: [],
+      retryMs: 500,
+      retry: null,
+    };
     w.retry = null;
     w.incoming = w.ready ? new Map() : null;
     this.#watched.set(name, w);
@@ -152,6 +191,13 @@ export class OtherProjects {
         this.#host.resolved(name, p, r, r.resolver.connectionId === w.connectionId);
         this.#host.changed();
       });
+      client.on("run/state", (s) => {
+        if (!mine() || w.client !== current) return;
+        // Paused: which budget and what was used are in the notice. Raised, stopped or ended: its card goes.
+        if (s.status === RUN.paused && s.event === "budget reached" && s.budget) w.paused.set(s.run, { alias: s.run, paused: s.budget, updatedAt: Date.now() });
+        else if (s.status === RUN.paused || !w.paused.delete(s.run)) return;
+        this.#host.changed();
+      });
       client.onClose(() => {
         if (mine() && w.client === current) this.#lost(name, w);
       });
@@ -161,6 +207,10 @@ export class OtherProjects {
       // The proposals the server sent on this join are the project's waiting ones now.
       if (w.incoming) w.proposals = w.incoming;
       w.incoming = null;
+      // Its runs paused now: the cards of those raised or stopped while it was away go.
+      const paused = new Map<string, PausedRun>();
+      for (const run of (await client.call("run/list", { status: RUN.paused })).runs) if (run.paused) paused.set(run.alias, pausedOf(run, run.paused));
+      w.paused = paused;
       w.ready = true;
       w.retryMs = 500;
       if (mine()) this.#host.changed();
@@ -186,6 +236,10 @@ export class OtherProjects {
     }, w.retryMs);
     w.retryMs = Math.min(w.retryMs * 2, 5_000);
   }
+}
+
+function pausedOf(run: Run, paused: NonNullable<Run["paused"]>): PausedRun {
+  return { alias: run.alias, paused, updatedAt: run.updatedAt };
 }
 
 /** A proposal as it is now, if it still waits for a decision (its facts, its attributes), read on `rpc`; else null. */

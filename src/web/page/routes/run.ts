@@ -1,5 +1,5 @@
 import { SpoolRpcError } from "../../../client/spool-client.js";
-import { amountWords, pausedWords, raiseStep, spendWords } from "../../../protocol/agent-words.js";
+import { spendWords } from "../../../protocol/agent-words.js";
 import type { ResultOf } from "../../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../../protocol/notifications.js";
 import { act, KeptButton, may, type PageContext } from "../context.js";
@@ -7,6 +7,7 @@ import { fill, h } from "../dom.js";
 import { escapeControl, RUN, serverNow, statusClass } from "../format.js";
 import { isOpen, isRunning, type Message, type Producer, producersOf, type Run, runWord, type ToolNotice } from "../model.js";
 import { routeHash } from "../route.js";
+import { budgetCard } from "../views/budget.js";
 import { since } from "../views/common.js";
 import { callWords, messageView } from "../views/conversation.js";
 import { elapsed, producerTable } from "../views/producer.js";
@@ -248,32 +249,7 @@ export class RunView {
       ),
       h("span", { class: "spacer" }),
       isOpen(current.status) && may(this.#page, "person") ? abort : null,
-      current.status === RUN.paused && current.paused ? this.#budgetCard(current, current.paused) : null,
-    );
-  }
-
-  /** A run paused at its budget: what it reached, and the person's two answers, raise it (it goes on) or stop the run. */
-  #budgetCard(run: Run, paused: NonNullable<Run["paused"]>): HTMLElement {
-    const step = raiseStep(paused);
-    const person = may(this.#page, "person");
-    const button = (action: string, label: string, run: () => Promise<unknown>) => {
-      const b = h("button", { type: "button", "data-action": action, ...(action === "stop-run" ? { class: "danger" } : {}) }, label);
-      b.addEventListener("click", () => void act(this.#page, b, label, run));
-      return b;
-    };
-    const raise = button("raise-budget", `Raise by ${amountWords(paused.kind, step)}`, () =>
-      this.#page.rpc!.call("run/budget", { run: run.alias, add: { [paused.kind]: step } }),
-    );
-    const stop = button("stop-run", "Stop the run", () =>
-      this.#page.rpc!.call("run/abort", { run: run.alias, reason: "stopped at its budget from the web view" }),
-    );
-    return h(
-      "div",
-      { class: "card budget", "data-run": run.alias, "data-budget": paused.kind },
-      h("strong", null, "Paused"),
-      " ",
-      h("span", { class: "why" }, pausedWords(paused)),
-      person ? h("div", { class: "actions" }, raise, stop) : h("div", { class: "dim" }, "A person raises it or stops the run."),
+      current.status === RUN.paused && current.paused ? budgetCard(this.#page, { alias: current.alias, paused: current.paused }, () => this.#page.rpc) : null,
     );
   }
 
