@@ -9,6 +9,7 @@ import type { RunEvent, RunStateFields } from "../protocol/common.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { COMPACT_AT, estimateTokens, type Held } from "./compaction.js";
 import { Compactor } from "./compactor.js";
+import { LENGTH_NOTE, malformedAnswer, SYSTEM_PROMPT } from "./loop-text.js";
 import { isJsonObject, type Stored, type StoredAssistant, toWire } from "./stored.js";
 import type { ModelTarget } from "./target.js";
 import { runTool, type ToolOutcome, toolSpecs } from "./tools.js";
@@ -30,22 +31,6 @@ export const MAX_LENGTH_CONTINUATIONS = 3;
 /** Loops whose prompt's trace context is remembered (the newest). */
 const MAX_TRACED = 1024;
 
-const LENGTH_NOTE =
-  'Spool: your last reply was cut off at the output token limit (finish_reason "length"), so it is incomplete. ' +
-  "Continue from where it stopped, more briefly; call done with a summary when the task is finished.";
-
-/** What the model is told about a call whose arguments were not a JSON object; the call is not run. */
-function malformedAnswer(call: ToolCall, raw: string, truncated: boolean): string {
-  const excerpt = raw.length > 1000 ? `${raw.slice(0, 1000)}… (${raw.length} characters)` : raw;
-  return [
-    `error: the arguments of ${call.function.name || "this call"} were not one JSON object, so nothing was run` +
-      (truncated ? ' (your reply hit the output token limit, finish_reason "length", and was cut off)' : "") +
-      ".",
-    `They were: ${excerpt || "(empty)"}`,
-    "Call the tool again with arguments that are a single JSON object.",
-  ].join("\n");
-}
-
 /** Tool calls of the last model reply that no tool message answers (an aborted loop leaves them). */
 function unansweredCalls(messages: Stored[]): ToolCall[] {
   const index = messages.findLastIndex((m) => m.role === "assistant");
@@ -54,15 +39,6 @@ function unansweredCalls(messages: Stored[]): ToolCall[] {
   const answered = new Set(messages.slice(index + 1).flatMap((m) => (m.role === "tool" ? [m.tool_call_id] : [])));
   return reply.tool_calls.filter((c) => !answered.has(c.id));
 }
-
-const SYSTEM_PROMPT = [
-  "You are an agent working in a software project through Spool.",
-  "Run shell commands with the sh tool (a person accepts or rejects each one) or env for read-only inspection.",
-  "Command output comes back cleaned; large outputs are cut to a head and a tail, and the note says how to read the rest with get.",
-  "Use wait for commands that are still running; write answers a command that asks a question, and kill stops one.",
-  "Start long-running work (a dev server, a watch build) with background: true; jobs lists what still runs.",
-  "Call done with a short summary when the task is finished.",
-].join(" ");
 
 /**
  * Drives runs whose state is in the store: loops (one per prompt, FIFO),
