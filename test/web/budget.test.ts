@@ -1,6 +1,6 @@
 import { expect, it } from "vitest";
 import { RUN } from "../../src/protocol/status.js";
-import { describeWithBrowser, text, useBrowser } from "../helpers/browser.js";
+import { describeWithBrowser, signInLink, text, useBrowser } from "../helpers/browser.js";
 import type { Reply } from "../helpers/scripted-model.js";
 import { eventually } from "../helpers/server.js";
 
@@ -86,3 +86,46 @@ describeWithBrowser("a run paused at its budget on the page", () => {
     await page.waitForFunction((sel) => !document.querySelector(sel), {}, here);
   }, 90_000);
 });
+
+// A page in the background (another tab in front) needs a browser that has tabs: the desktop one.
+describeWithBrowser(
+  "a run paused at its budget, told to a page in the background",
+  () => {
+    const web = useBrowser({ model: true, browser: "desktop" });
+
+    it("a page in the background raises a browser notification when a run pauses, as for a proposal: the joined project's and a watched one's", async () => {
+      const usage = { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 };
+      const get = (id: string) => ({ text: "Reading.", tools: [{ id, name: "get", arguments: { path: "sh://turn_1/x" } }], usage });
+      web.model.reply(get("g_bg_home"), get("g_bg_away"));
+      const home = await web.ts.clientIn("notes-home");
+      const away = await web.ts.clientIn("notes-away");
+      await away.call("run/create", { alias: "idle" });
+      const page = await web.blank();
+      await page.browserContext().overridePermissions(`http://127.0.0.1:${web.ts.server.port}`, ["notifications"]);
+      // Records every notification the page makes (a wrapper around the real one).
+      await page.evaluateOnNewDocument(`{
+        const Real = window.Notification;
+        window.__notes = [];
+        window.Notification = class extends Real {
+          constructor(title, options) { super(title, options); window.__notes.push({ title, body: options?.body ?? "" }); }
+        };
+      }`);
+      await page.goto(await signInLink(web.ts.server, { project: "notes-home" }));
+      await page.waitForSelector(".conn-open");
+      const notes = () => page.evaluate(() => (window as unknown as { __notes: { title: string; body: string }[] }).__notes);
+      // Another tab in front; the waits poll on a timer (a hidden page runs no animation frames).
+      const other = await page.browserContext().newPage();
+      await other.bringToFront();
+      await page.waitForFunction(() => document.visibilityState === "hidden", { polling: 100 });
+      await home.call("run/create", { alias: "capped-here", model: "test", budget: { tokens: 100 }, prompt: "Go" });
+      await page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length === 1, { polling: 100 });
+      await away.call("run/create", { alias: "capped-there", model: "test", budget: { tokens: 100 }, prompt: "Go" });
+      await page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length === 2, { polling: 100 });
+      expect(await notes()).toEqual([
+        { title: "Spool: capped-here paused at its budget", body: "its token budget of 100 tokens was reached (120 tokens used)" },
+        { title: "Spool: capped-there paused at its budget", body: "its token budget of 100 tokens was reached (120 tokens used)" },
+      ]);
+    }, 90_000);
+  },
+  "desktop",
+);

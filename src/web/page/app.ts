@@ -57,10 +57,13 @@ export class App implements PageContext {
     toasts: h("div", { class: "toasts", role: "status" }),
   };
   /** Browser notifications for new proposals while the page is in the background; a click opens the proposal's run. */
-  readonly #notifier = new ProposalNotifier((p, project) =>
-    project === this.#route.project ? this.go({ run: p.run, producer: null }) : this.go({ project, run: p.run, producer: null }),
+  readonly #notifier = new ProposalNotifier((run, project) =>
+    project === this.#route.project ? this.go({ run, producer: null }) : this.go({ project, run, producer: null }),
   );
-  readonly #project = new ProjectView(this, this.#el, connectPage, (project, p) => this.#notifier.proposal(p, project));
+  readonly #project = new ProjectView(this, this.#el, connectPage, {
+    proposal: (project, p) => this.#notifier.proposal(p, project),
+    paused: (project, run, reached) => this.#notifier.paused(project, run, reached),
+  });
   readonly #runView = new RunView(this, this.#project, this.#el.main);
 
   constructor(root: HTMLElement) {
@@ -347,6 +350,8 @@ export class App implements PageContext {
       }
     });
     rpc.on("run/state", (s) => {
+      // A run paused at its budget waits for a person: told as a proposal is (a run the page does not list yet too).
+      if (s.event === "budget reached" && s.budget) this.#notifier.paused(this.#route.project ?? "", s.run, s.budget);
       const known = project.runs.get(s.run);
       // A run made by any client of the project (run/create) is announced as "created": it joins the list.
       if (!known || s.event === "created") return project.scheduleRunsReload(s.event === "created");

@@ -1,6 +1,7 @@
+import { pausedWords } from "../../protocol/agent-words.js";
 import { h } from "./dom.js";
 import { escapeControl } from "./format.js";
-import type { Proposal } from "./model.js";
+import type { Proposal, Run } from "./model.js";
 
 /** A notification's body: the command, escaped, cut to this many characters (a notification shows a few lines). */
 const BODY_CHARS = 180;
@@ -16,18 +17,18 @@ export function notificationText(command: string, max = BODY_CHARS): string {
 }
 
 /**
- * Browser notifications for proposals that wait for a decision, raised while the page is not looked at (a
- * background tab, a locked phone's browser). The permission is asked for once, from a button the person
+ * Browser notifications for proposals that wait for a decision, and for runs paused at their budget, raised while
+ * the page is not looked at (a background tab, a locked phone's browser). The permission is asked for once, from a button the person
  * presses (browsers ask for a gesture); nothing is asked while the page only loads.
  */
 export class ProposalNotifier {
   /** The top bar's button that asks for the permission; hidden once asked, or where it cannot be asked. */
   readonly button: HTMLButtonElement;
   readonly #seen = new Set<string>();
-  readonly #open: (p: Proposal, project: string) => void;
+  readonly #open: (run: string, project: string) => void;
 
-  /** `open`: what a click on a notification shows (the proposal's run, in its project). */
-  constructor(open: (p: Proposal, project: string) => void) {
+  /** `open`: what a click on a notification shows (the proposal's run, or the paused run, in its project). */
+  constructor(open: (run: string, project: string) => void) {
     this.#open = open;
     this.button = h(
       "button",
@@ -44,14 +45,24 @@ export class ProposalNotifier {
     if (this.#seen.has(key)) return;
     this.#seen.add(key);
     if (this.#seen.size > REMEMBERED) this.#seen.delete(this.#seen.values().next().value!);
+    this.#raise(`Spool: ${notificationText(p.run, 60)} wants to run a command`, `$ ${notificationText(p.producer.command)}`, key, p.run, project);
+  }
+
+  /** A run paused at its budget: announced as a proposal is, once per limit it reached. */
+  paused(project: string, run: string, reached: NonNullable<Run["paused"]>): void {
+    const key = `${project}\u0000${run}\u0000budget ${reached.kind} ${reached.limit}`;
+    if (this.#seen.has(key)) return;
+    this.#seen.add(key);
+    if (this.#seen.size > REMEMBERED) this.#seen.delete(this.#seen.values().next().value!);
+    this.#raise(`Spool: ${notificationText(run, 60)} paused at its budget`, notificationText(pausedWords(reached)), key, run, project);
+  }
+
+  #raise(title: string, body: string, tag: string, run: string, project: string): void {
     if (document.visibilityState === "visible" || !supported() || Notification.permission !== "granted") return;
-    const notification = new Notification(`Spool: ${notificationText(p.run, 60)} wants to run a command`, {
-      body: `$ ${notificationText(p.producer.command)}`,
-      tag: key,
-    });
+    const notification = new Notification(title, { body, tag });
     notification.addEventListener("click", () => {
       window.focus();
-      this.#open(p, project);
+      this.#open(run, project);
       notification.close();
     });
   }

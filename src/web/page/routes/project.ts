@@ -89,14 +89,23 @@ export class ProjectView {
   #runsTimer = 0;
   #projectsToo = false;
 
-  /** `connect`: a new connection of the page's own (one per other project watched); `notify`: a new proposal of another project. */
-  constructor(page: PageContext, regions: ProjectRegions, connect: () => Promise<SpoolClient>, notify: (project: string, p: Proposal) => void) {
+  /**
+   * `connect`: a new connection of the page's own (one per other project watched); `notify`: a new proposal of another
+   * project, a run of another project paused at its budget.
+   */
+  constructor(
+    page: PageContext,
+    regions: ProjectRegions,
+    connect: () => Promise<SpoolClient>,
+    notify: { proposal: (project: string, p: Proposal) => void; paused: (project: string, run: string, reached: NonNullable<Run["paused"]>) => void },
+  ) {
     this.#page = page;
     this.#el = regions;
     this.others = new OtherProjects(
       {
         changed: () => this.renderProposals(),
-        proposal: notify,
+        proposal: notify.proposal,
+        paused: notify.paused,
         resolved: (project, p, r, here) => {
           if (here) return;
           this.#page.toast(`${r.decision === "accept" ? "Accepted" : "Rejected"} by ${escapeControl(resolverName(r))}: ${project} ${r.run} ${r.path}`);

@@ -36,6 +36,8 @@ export interface QueueHost {
   changed(): void;
   /** A new proposal in a watched project (for the browser notification). */
   proposal(project: string, p: Proposal): void;
+  /** A run of a watched project paused at its budget (for the browser notification). */
+  paused(project: string, run: string, reached: NonNullable<Run["paused"]>): void;
   /** A watched proposal was decided; `here`: by this page's own call. */
   resolved(project: string, p: Proposal, r: SpoolNotifications["run/resolved"], here: boolean): void;
 }
@@ -194,8 +196,10 @@ export class OtherProjects {
       client.on("run/state", (s) => {
         if (!mine() || w.client !== current) return;
         // Paused: which budget and what was used are in the notice. Raised, stopped or ended: its card goes.
-        if (s.status === RUN.paused && s.event === "budget reached" && s.budget) w.paused.set(s.run, { alias: s.run, paused: s.budget, updatedAt: Date.now() });
-        else if (s.status === RUN.paused || !w.paused.delete(s.run)) return;
+        if (s.status === RUN.paused && s.event === "budget reached" && s.budget) {
+          w.paused.set(s.run, { alias: s.run, paused: s.budget, updatedAt: Date.now() });
+          if (!w.incoming) this.#host.paused(name, s.run, s.budget);
+        } else if (s.status === RUN.paused || !w.paused.delete(s.run)) return;
         this.#host.changed();
       });
       client.onClose(() => {
