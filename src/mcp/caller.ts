@@ -1,18 +1,10 @@
 /* Who calls /mcp: the principal its bearer credential names (both revisions, http.ts and modern.ts); over stdio, spool mcp's own. */
 
+import type { DoorCaller } from "../door/door.js";
 import type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
 
-/** Who called, as the server's authentication found it. */
-export interface McpCaller {
-  /** The principal's name (shown as who proposed). */
-  name: string;
-  /** Its role: only `person` and `admin` may decide a proposal from the MCP client (elicitation). */
-  role: string;
-  /** The bearer credential it presented, which its Spool connection presents in turn. */
-  credential: string;
-  /** When that credential expires (ms since the epoch); its sessions and streams end then. Null: never. */
-  expiresAt?: number | null;
-}
+/** Who called, as the server's authentication found it (the front door's caller; only `person` and `admin` may decide from the MCP client). */
+export type McpCaller = DoorCaller;
 
 /** A caller that may decide a proposal from its MCP client (elicitation): a person or an admin. */
 export function mayDecide(caller: McpCaller): boolean {

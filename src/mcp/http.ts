@@ -1,6 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isLegacyRequest, WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
+import { type DoorLimits, FrontDoor } from "../door/door.js";
+import { answerError, DoorError, DoorFull } from "../door/errors.js";
+import { type Holder, PrincipalTable } from "../door/table.js";
+import { sendResponse, webRequest } from "../door/web.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
@@ -8,22 +12,23 @@ import { SessionEventStore } from "./event-store.js";
 import type { McpExtras } from "./extras.js";
 import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
 import { CODES, MODERN_VERSION, SESSION_VERSION } from "./modern-wire.js";
-import { answerError, sendResponse, webRequest } from "./web-http.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
- * tools, resources and tasks as `spool mcp` on stdio) on the v2 SDK's WebStandardStreamableHTTPServerTransport (web-http.ts carries node:http across), a client of
- * this server over its WebSocket with the caller's own credential, so the server's checks of that credential
- * apply to every call it makes. Which revision a POST speaks (a 2025-11-25 session's, a 2026-07-28 request
- * without one, or neither: refused) is the v2 SDK's classifier's decision (era.ts).
+ * tools, resources and tasks as `spool mcp` on stdio) on the v2 SDK's WebStandardStreamableHTTPServerTransport, a
+ * client of this server over its WebSocket with the caller's own credential, so the server's checks of that
+ * credential apply to every call it makes. Which revision a POST speaks (a 2025-11-25 session's, a 2026-07-28
+ * request without one, or neither: refused) is the v2 SDK's classifier's decision. Who comes in, how much each
+ * principal holds, how a body is read and how an answer crosses to node:http are the front door's (src/door), as
+ * for /acp.
  */
 
 export type { McpCaller } from "./caller.js";
 
 export interface McpHttpLimits {
-  /** MCP sessions open at once (across callers). */
+  /** MCP sessions open at once (across callers; the home goes the door's homeReserve past it). */
   maxSessions: number;
-  /** Of them, one principal's at most (so no caller can take them all). */
+  /** Of them, one principal's at most (with the credentials it minted): past it its least recently used one ends. */
   maxSessionsPerPrincipal: number;
   /** Largest POST body. */
   maxBodyBytes: number;
@@ -51,6 +56,10 @@ export interface McpHttpOptions {
   authenticated?(request: IncomingMessage): void;
   /** Why a request's Host or Origin is refused (DNS rebinding, a foreign page); null when both are fine. */
   refusedOrigin(request: IncomingMessage): string | null;
+  /** The front door /mcp shares with /acp (its bounds count both); without one, a door of its own from the three above. */
+  frontDoor?: FrontDoor | undefined;
+  /** The door's limits, when it makes its own. */
+  doorLimits?: Partial<DoorLimits> | undefined;
   /** The server's own WebSocket URL, which each session's Spool connection opens. */
   serverUrl(): string;
   /** Sent with each of those connections (Spool-Door): the server records their transport as mcp. */
@@ -78,30 +87,13 @@ interface Session {
 /** How long an ended session's open answers get to take their end before they are cut. */
 const ANSWER_GRACE_MS = 1_000;
 
-/** An HTTP error answered as JSON-RPC (clients of Streamable HTTP read the body as such). */
-class McpHttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-    readonly code = -32600,
-    /** The error's data, and the request id it answers (null when none could be read). */
-    readonly extra: { data?: unknown; id?: string | number | null } = {},
-  ) {
-    super(message);
-  }
-}
-
 export const MCP_PATH = "/mcp";
 
 /** The /mcp endpoint: `handle` answers a request whose path is /mcp; `close` ends every session. */
 export class McpHttpEndpoint {
-  readonly #sessions = new Map<string, Session>();
-  /** Sessions being initialized (counted against maxSessions before they have an id). */
-  #starting = 0;
   readonly #limits: McpHttpLimits;
-  /** Sessions being initialized, by principal (counted against its cap before they have an id). */
-  readonly #startingBy = new Map<string, number>();
+  readonly #door: FrontDoor;
+  readonly #sessions: PrincipalTable<Session>;
   readonly #sweep: NodeJS.Timeout;
   /** MCP 2026-07-28: requests without a session (modern.ts). */
   readonly #modern: ModernMcp;
@@ -109,12 +101,25 @@ export class McpHttpEndpoint {
 
   constructor(private readonly options: McpHttpOptions) {
     this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
+    this.#door = options.frontDoor ?? new FrontDoor({ ...options, limits: options.doorLimits });
+    this.#sessions = new PrincipalTable<Session>(
+      { total: this.#limits.maxSessions, perShare: this.#limits.maxSessionsPerPrincipal, reserve: this.#door.limits.homeReserve },
+      {
+        what: "MCP sessions",
+        names: { total: "maxSessions", perShare: "maxSessionsPerPrincipal" },
+        busy: (session) => session.answers.size > 0,
+        lastUsed: (session) => session.lastSeen,
+        end: (session, why) => this.#ended(session, why),
+        evictBusy: true,
+      },
+    );
     this.#modern = new ModernMcp({
       serverUrl: options.serverUrl,
       door: options.door,
       version: options.version,
       log: options.log,
       limits: options.modernLimits,
+      reserve: this.#door.limits.homeReserve,
       extras: options.extras,
     });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
@@ -127,38 +132,34 @@ export class McpHttpEndpoint {
 
   handle(request: IncomingMessage, response: ServerResponse): void {
     this.#handle(request, response).catch((error: unknown) => {
-      if (error instanceof McpHttpError) return answerError(response, error.status, error.message, error.headers, error.code, error.extra);
+      if (error instanceof DoorError) return answerError(response, error);
       this.options.log.warn(`mcp: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      answerError(response, 500, "Internal error", {}, -32603);
+      answerError(response, new DoorError(500, "Internal error", {}, -32603));
     });
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    // Checked before anything is read: a foreign page's request, or one without a credential, costs nothing.
-    const refused = this.options.refusedOrigin(request);
-    if (refused) throw new McpHttpError(403, refused);
-    const caller = await this.options.authenticate(request);
-    if (!caller) throw new McpHttpError(401, "Missing or wrong credential: send Authorization: Bearer <token>", { "WWW-Authenticate": "Bearer" });
-    this.options.authenticated?.(request);
-    if (this.#closed) throw new McpHttpError(503, "The server is shutting down");
-    // A runner's credential attaches runners; it uses no MCP tool, so it gets no session and no answer here.
-    if (caller.role === "runner") throw new McpHttpError(403, `${caller.name} is a runner credential: MCP's tools need the agent role or above`);
+    // Checked before anything is read: a foreign page's request, one without a credential, or one past its
+    // principal's requests under way costs nothing. A runner's credential uses no MCP tool: no session, no answer.
+    const admitted = await this.#door.enter(request, response, "MCP's tools need the agent role or above");
+    const { caller, holder } = admitted;
+    if (this.#closed) throw new DoorError(503, "The server is shutting down");
     const method = request.method ?? "GET";
     if (method !== "POST" && method !== "GET" && method !== "DELETE")
-      throw new McpHttpError(405, `Method ${method} not allowed on ${MCP_PATH}`, { Allow: "GET, POST, DELETE" });
+      throw new DoorError(405, `Method ${method} not allowed on ${MCP_PATH}`, { Allow: "GET, POST, DELETE" });
     const id = request.headers["mcp-session-id"];
-    if (Array.isArray(id)) throw new McpHttpError(400, "One Mcp-Session-Id header, please");
+    if (Array.isArray(id)) throw new DoorError(400, "One Mcp-Session-Id header, please");
     if (method !== "POST") {
       // A GET or DELETE is a 2025-11-25 session's (as the SDK's classifier has every POST-less request).
       if (id === undefined)
-        throw new McpHttpError(
+        throw new DoorError(
           405,
           `No Mcp-Session-Id: ${MODERN_VERSION} clients POST each request; ${SESSION_VERSION} clients start a session with an initialize request (POST)`,
           { Allow: "POST" },
         );
       return this.#serve(this.#session(id, caller), request, response, undefined);
     }
-    const body = await readJson(request, this.#limits.maxBodyBytes);
+    const body = await this.#door.json(request, admitted, this.#limits.maxBodyBytes);
     // Which revision it speaks is the v2 SDK's decision: what is not 2025-11-25 traffic (a session's) goes to the
     // SDK's 2026-07-28 handler, which refuses what neither revision takes, with its status, code and message.
     if (!(await isLegacyRequest(webRequest(request, response), body))) {
@@ -168,14 +169,14 @@ export class McpHttpEndpoint {
         try {
           return projectOf(request);
         } catch (error) {
-          throw error instanceof McpHttpError ? new McpHttpError(400, error.message, {}, CODES.invalidParams, { id: idOf(body) }) : error;
+          throw error instanceof DoorError ? new DoorError(400, error.message, {}, CODES.invalidParams, { id: idOf(body) }) : error;
         }
       };
-      return this.#modern.serve(request, response, body, caller, target);
+      return this.#modern.serve(request, response, body, caller, holder, target);
     }
     if (id === undefined) {
-      if ((body as { method?: unknown } | null)?.method === "initialize") return this.#start(request, response, caller, projectOf(request), body);
-      throw new McpHttpError(
+      if ((body as { method?: unknown } | null)?.method === "initialize") return this.#start(request, response, caller, holder, projectOf(request), body);
+      throw new DoorError(
         400,
         `No Mcp-Session-Id: the first request of a ${SESSION_VERSION} session is initialize (a ${MODERN_VERSION} request carries _meta io.modelcontextprotocol/protocolVersion)`,
       );
@@ -188,37 +189,13 @@ export class McpHttpEndpoint {
     const session = this.#sessions.get(id);
     // Another credential's session is not shown to exist.
     if (!session || session.caller.credential !== caller.credential)
-      throw new McpHttpError(404, "No such MCP session (it ended or the server restarted): initialize a new one", {}, -32001);
+      throw new DoorError(404, "No such MCP session (it ended or the server restarted): initialize a new one", {}, -32001);
     return session;
   }
 
-  /** A new session: an initialize request opens a bridge of its own. */
-  async #start(request: IncomingMessage, response: ServerResponse, caller: McpCaller, target: McpTarget, body: unknown): Promise<void> {
-    if (this.#sessions.size + this.#starting >= this.#limits.maxSessions)
-      throw new McpHttpError(503, `Too many MCP sessions (${this.#limits.maxSessions}); end one (DELETE) or wait for idle ones to close`, {
-        "Retry-After": "30",
-      });
-    // One principal holds a few sessions at most: past them its own least recently used one ends (an idle one
-    // first), so a client that never ends its sessions makes room in its own and never takes another's.
-    const mine = [...this.#sessions.values()].filter((s) => s.caller.name === caller.name);
-    const starting = this.#startingBy.get(caller.name) ?? 0;
-    if (starting >= this.#limits.maxSessionsPerPrincipal)
-      throw new McpHttpError(429, `${caller.name} is starting ${starting} MCP sessions at once already; retry`, { "Retry-After": "1" });
-    const byAge = mine.sort((a, b) => Number(a.answers.size > 0) - Number(b.answers.size > 0) || a.lastSeen - b.lastSeen);
-    for (const old of byAge.slice(0, Math.max(0, mine.length + starting + 1 - this.#limits.maxSessionsPerPrincipal)))
-      this.#end(old.id, `${caller.name} opened more than ${this.#limits.maxSessionsPerPrincipal} sessions: its least recently used one ends`);
-    this.#starting += 1;
-    this.#startingBy.set(caller.name, (this.#startingBy.get(caller.name) ?? 0) + 1);
-    let counted = true;
-    const uncount = () => {
-      if (counted) {
-        this.#starting -= 1;
-        const left = (this.#startingBy.get(caller.name) ?? 1) - 1;
-        if (left > 0) this.#startingBy.set(caller.name, left);
-        else this.#startingBy.delete(caller.name);
-      }
-      counted = false;
-    };
+  /** A new session: an initialize request opens a bridge of its own, in a place its principal's share makes for it. */
+  async #start(request: IncomingMessage, response: ServerResponse, caller: McpCaller, holder: Holder, target: McpTarget, body: unknown): Promise<void> {
+    const place = this.#sessions.take(holder);
     try {
       // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
       const bridge = new McpBridge(bridgeOptionsFor(caller, target, this.options, `MCP over HTTP, ${caller.name}`));
@@ -233,8 +210,7 @@ export class McpHttpEndpoint {
             const left = Math.max(0, caller.expiresAt - Date.now());
             session.expiry = setTimeout(() => this.#end(sid, "its credential expired"), Math.min(left, 2 ** 31 - 1)).unref();
           }
-          this.#sessions.set(sid, session);
-          uncount();
+          place.add(sid, session);
         },
       });
       const { closed } = await bridge.connect(transport);
@@ -253,15 +229,17 @@ export class McpHttpEndpoint {
       // An initialize the transport refused made no session: nothing is left behind.
       if (!session) await transport.close();
     } finally {
-      uncount();
+      place.release();
     }
   }
 
   async #serve(session: Session, request: IncomingMessage, response: ServerResponse, body: unknown): Promise<void> {
     if (session.answers.size >= this.#limits.maxStreamsPerSession)
-      throw new McpHttpError(429, `This session holds ${session.answers.size} requests open already (at most ${this.#limits.maxStreamsPerSession})`, {
-        "Retry-After": "1",
-      });
+      throw new DoorFull(
+        `This session holds ${session.answers.size} requests open already (at most ${this.#limits.maxStreamsPerSession})`,
+        "maxStreamsPerSession",
+        this.#limits.maxStreamsPerSession,
+      );
     session.answers.add(response);
     session.lastSeen = Date.now();
     response.once("close", () => {
@@ -273,7 +251,7 @@ export class McpHttpEndpoint {
 
   #closeIdle(): void {
     const now = Date.now();
-    for (const session of this.#sessions.values()) {
+    for (const [, session] of this.#sessions.entries()) {
       if (session.answers.size === 0 && now - session.lastSeen > this.#limits.idleMs) this.#end(session.id, `idle for ${now - session.lastSeen} ms`);
     }
   }
@@ -282,9 +260,14 @@ export class McpHttpEndpoint {
   #end(id: string, why: string): void {
     const session = this.#sessions.get(id);
     if (!session) return;
-    this.options.log.info(`mcp: session ${id} of ${session.caller.name} ended: ${why}`);
-    if (session.expiry) clearTimeout(session.expiry);
     this.#sessions.delete(id);
+    this.#ended(session, why);
+  }
+
+  /** A session out of the table: its transport closes and its open answers end. */
+  #ended(session: Session, why: string): void {
+    this.options.log.info(`mcp: session ${session.id} of ${session.caller.name} ended: ${why}`);
+    if (session.expiry) clearTimeout(session.expiry);
     void session.transport.close();
     // Its streams end with the transport; one whose client does not take the end within a second is cut.
     if (session.answers.size > 0)
@@ -299,9 +282,8 @@ export class McpHttpEndpoint {
    */
   endPrincipal(name: string, why = "its credential was revoked"): number {
     let ended = 0;
-    for (const session of [...this.#sessions.values()]) {
-      if (session.caller.name !== name) continue;
-      this.#end(session.id, why);
+    for (const [id] of this.#sessions.of((session) => session.caller.name === name)) {
+      this.#end(id, why);
       ended++;
     }
     return ended + this.#modern.endPrincipal(name);
@@ -312,8 +294,10 @@ export class McpHttpEndpoint {
     this.#closed = true;
     clearInterval(this.#sweep);
     await this.#modern.close();
-    const sessions = [...this.#sessions.values()];
-    this.#sessions.clear();
+    const sessions = [...this.#sessions.entries()].map(([id, session]) => {
+      this.#sessions.delete(id);
+      return session;
+    });
     for (const s of sessions) if (s.expiry) clearTimeout(s.expiry);
     await Promise.allSettled(sessions.map((s) => s.transport.close()));
   }
@@ -324,54 +308,22 @@ function projectOf(request: IncomingMessage): McpTarget {
   const query = new URL(request.url ?? "/", "http://localhost").searchParams;
   for (const key of query.keys()) {
     if (!["project", "root", "mode", "runner"].includes(key))
-      throw new McpHttpError(400, `Unknown parameter "${key}" in ${MCP_PATH}'s query (project, root, mode, runner)`);
+      throw new DoorError(400, `Unknown parameter "${key}" in ${MCP_PATH}'s query (project, root, mode, runner)`);
   }
   const name = query.get("project") ?? undefined;
   const root = query.get("root") ?? undefined;
-  if (name === undefined && root === undefined) throw new McpHttpError(400, `Name the project: ${MCP_PATH}?project=NAME (or ?root=/its/absolute/dir)`);
-  if (name !== undefined && !PROJECT_NAME.test(name)) throw new McpHttpError(400, `Not a project name: "${name}"`);
-  if (root !== undefined && !root.startsWith("/")) throw new McpHttpError(400, `root is an absolute directory, not "${root}"`);
+  if (name === undefined && root === undefined) throw new DoorError(400, `Name the project: ${MCP_PATH}?project=NAME (or ?root=/its/absolute/dir)`);
+  if (name !== undefined && !PROJECT_NAME.test(name)) throw new DoorError(400, `Not a project name: "${name}"`);
+  if (root !== undefined && !root.startsWith("/")) throw new DoorError(400, `root is an absolute directory, not "${root}"`);
   const mode = query.get("mode") ?? "act";
-  if (mode !== "ask" && mode !== "act") throw new McpHttpError(400, `mode is ask or act, not "${mode}"`);
+  if (mode !== "ask" && mode !== "act") throw new DoorError(400, `mode is ask or act, not "${mode}"`);
   const runner = query.get("runner") ?? undefined;
-  if (runner !== undefined && (runner === "" || runner === "self")) throw new McpHttpError(400, `runner names an attached runner, not "${runner}"`);
+  if (runner !== undefined && (runner === "" || runner === "self")) throw new DoorError(400, `runner names an attached runner, not "${runner}"`);
   return {
     project: { ...(name !== undefined ? { name } : {}), ...(root !== undefined ? { root } : {}) },
     mode,
     ...(runner !== undefined ? { runner } : {}),
   };
-}
-
-/** A POST body as JSON, at most `max` bytes. */
-function readJson(request: IncomingMessage, max: number): Promise<unknown> {
-  const type = String(request.headers["content-type"] ?? "");
-  if (!/^application\/json\b/i.test(type)) return Promise.reject(new McpHttpError(415, "Send JSON-RPC as application/json"));
-  const declared = Number(request.headers["content-length"] ?? 0);
-  if (declared > max) return Promise.reject(new McpHttpError(413, `The body is over ${max} bytes`));
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    request.on("data", (part: Buffer) => {
-      size += part.length;
-      // Past the limit the rest is read and dropped, so the answer reaches the client.
-      if (size > max) {
-        over = true;
-        parts.length = 0;
-        return;
-      }
-      parts.push(part);
-    });
-    request.on("end", () => {
-      if (over) return reject(new McpHttpError(413, `The body is over ${max} bytes`));
-      try {
-        resolve(JSON.parse(Buffer.concat(parts).toString("utf8")));
-      } catch {
-        reject(new McpHttpError(400, "Parse error: the body is not JSON", {}, -32700));
-      }
-    });
-    request.on("error", reject);
-  });
 }
 
 /** A request's id to echo in an error (null when it has none to read). */

@@ -1,6 +1,9 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type AuthInfo, createMcpHandler, type McpHttpHandler, ProtocolError, ProtocolErrorCode, type Server } from "@modelcontextprotocol/server";
+import { type AuthInfo, createMcpHandler, type McpHttpHandler, ProtocolError, type Server } from "@modelcontextprotocol/server";
+import { answerError, DoorError, DoorFull } from "../door/errors.js";
+import { type Holder, PrincipalTable } from "../door/table.js";
+import { sendResponse, webRequest } from "../door/web.js";
 import { McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
 import type { McpExtras } from "./extras.js";
@@ -11,7 +14,6 @@ import { RequestStates } from "./request-state.js";
 import { spoolServer } from "./server.js";
 import type { BridgeLog } from "./spool-side.js";
 import { message } from "./text.js";
-import { answerError, sendResponse, webRequest } from "./web-http.js";
 
 /*
  * MCP 2026-07-28 at /mcp, beside the 2025-11-25 sessions (http.ts): no initialize and no session, each POST one
@@ -56,6 +58,8 @@ export interface ModernOptions {
   version: string;
   log: BridgeLog;
   limits?: Partial<ModernLimits> | undefined;
+  /** Kept connections the home may hold past maxConnections (the front door's homeReserve). */
+  reserve?: number | undefined;
   /** Tools and resources beside Spool's own (extras.ts: the conformance suite's fixture, in test code only). */
   extras?: McpExtras | undefined;
 }
@@ -64,6 +68,7 @@ export const DEFAULT_MODERN_LIMITS: ModernLimits = { maxConnections: 64, maxPerP
 
 interface Kept {
   key: string;
+  /** Its caller's name (a revocation drops it). */
   principal: string;
   bridge: McpBridge;
   /** The SDK's handler serving its requests (HTTP); closing it ends its listens with their completion. */
@@ -96,7 +101,7 @@ const NAMED_BY: Record<string, string> = {
 const CONNECTED = new Set(["resources/list", "resources/read", "tools/call", "subscriptions/listen", "tasks/get", "tasks/update", "tasks/cancel"]);
 
 export class ModernMcp {
-  readonly #kept = new Map<string, Kept>();
+  readonly #kept: PrincipalTable<Kept>;
   readonly #states = new RequestStates();
   readonly #limits: ModernLimits;
   readonly #sweep: NodeJS.Timeout;
@@ -108,6 +113,20 @@ export class ModernMcp {
 
   constructor(private readonly options: ModernOptions) {
     this.#limits = { ...DEFAULT_MODERN_LIMITS, ...options.limits };
+    // A cache, never a session: past the server's bound anyone's least recently used idle one is dropped; a principal
+    // whose every kept connection has a request under way is refused (429) rather than have one cut.
+    this.#kept = new PrincipalTable<Kept>(
+      { total: this.#limits.maxConnections, perShare: this.#limits.maxPerPrincipal, reserve: options.reserve ?? 0 },
+      {
+        what: "kept MCP connections",
+        names: { total: "maxConnections", perShare: "maxPerPrincipal" },
+        busy: (kept) => kept.open > 0,
+        lastUsed: (kept) => kept.lastUsed,
+        end: (kept) => this.#drop(kept),
+        evictBusy: false,
+        sharedEviction: true,
+      },
+    );
     this.#deps = { version: options.version, where: options.where, extras: options.extras, log: options.log, states: this.#states };
     this.#shared = createMcpHandler(() => spoolServer(this.#deps, null), { legacy: "reject" });
     this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
@@ -123,7 +142,7 @@ export class ModernMcp {
    * createMcpHandler (its checks, JSON or SSE): on the caller's kept connection's handler when the method needs
    * one, decided here first (the project of /mcp's query, 429 past the limits), else on the shared one.
    */
-  async serve(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, target: () => McpTarget): Promise<void> {
+  async serve(request: IncomingMessage, response: ServerResponse, body: unknown, caller: McpCaller, holder: Holder, target: () => McpTarget): Promise<void> {
     const web = webRequest(request, response);
     const call = (body ?? {}) as { id?: unknown; method?: unknown; params?: unknown };
     const authInfo = authOf(caller);
@@ -135,17 +154,21 @@ export class ModernMcp {
     // Its kept connection is decided before the SDK reads the request: one that cannot name what it acts on has none.
     const named = NAMED_BY[call.method];
     if (named && request.headers["mcp-name"] === undefined)
-      return answerError(response, 400, `Header mismatch: Mcp-Name is missing (${call.method} names its ${named})`, {}, CODES.headerMismatch, { id });
+      return answerError(
+        response,
+        new DoorError(400, `Header mismatch: Mcp-Name is missing (${call.method} names its ${named})`, {}, CODES.headerMismatch),
+        id,
+      );
     const malformed = malformedInputResponses(call.params);
-    if (malformed) return answerError(response, 200, malformed, {}, CODES.invalidParams, { id });
+    if (malformed) return answerError(response, new DoorError(200, malformed, {}, CODES.invalidParams), id);
     const listening = call.method === "subscriptions/listen" ? listenedUris(call.params) : null;
-    if (listening && "refused" in listening) return answerError(response, 200, listening.refused, {}, CODES.invalidParams, { id });
+    if (listening && "refused" in listening) return answerError(response, new DoorError(200, listening.refused, {}, CODES.invalidParams), id);
     let kept: Kept;
     try {
-      kept = this.#connection(caller, target(), clientOf(body));
+      kept = this.#connection(caller, holder, target(), clientOf(body));
     } catch (error) {
-      if (!(error instanceof TooManyRequests)) throw error;
-      return answerError(response, 429, error.message, {}, error.code, { id });
+      if (!(error instanceof DoorFull)) throw error;
+      return answerError(response, error, id);
     }
     kept.open += 1;
     kept.lastUsed = Date.now();
@@ -156,7 +179,7 @@ export class ModernMcp {
         try {
           session = await kept.bridge.side.ready();
         } catch (error) {
-          return answerError(response, 200, `Spool refused it: ${message(error)}`, {}, CODES.invalidParams, { id });
+          return answerError(response, new DoorError(200, `Spool refused it: ${message(error)}`, {}, CODES.invalidParams), id);
         }
         const answered = await kept.handler.fetch(web, { parsedBody: body, authInfo });
         // Its stream is open (the ack went first): what it follows is watched from now on, until it ends.
@@ -178,7 +201,7 @@ export class ModernMcp {
    */
   stdioServer(caller: McpCaller, target: McpTarget): Server {
     const server = spoolServer(this.#deps, (ctx) => {
-      const kept = this.#connection(caller, target, clientOf({ params: { _meta: ctx.mcpReq.envelope } }));
+      const kept = this.#stdioConnection(caller, target, clientOf({ params: { _meta: ctx.mcpReq.envelope } }));
       kept.lastUsed = Date.now();
       return { caller, side: kept.bridge.side };
     });
@@ -191,7 +214,7 @@ export class ModernMcp {
    * Stdio: the kept connection of the client a request (its `body`) names, held for it before serveStdio reads it,
    * as `serve` holds one for a POST: counted open until `release` (the request answered or cancelled), so it is
    * never closed to make room for another client name; when every one the caller may keep is held, this throws
-   * (TooManyRequests, the request's error). Null for a method that needs no Spool connection.
+   * (LIMIT_EXCEEDED, the request's error). Null for a method that needs no Spool connection.
    */
   hold(caller: McpCaller, target: McpTarget, body: unknown): (() => void) | null {
     const method = (body as { method?: unknown } | null)?.method;
@@ -215,7 +238,7 @@ export class ModernMcp {
   }
 
   #hold(caller: McpCaller, target: McpTarget, body: unknown): { kept: Kept; release: () => void } {
-    const kept = this.#connection(caller, target, clientOf(body));
+    const kept = this.#stdioConnection(caller, target, clientOf(body));
     kept.open += 1;
     kept.lastUsed = Date.now();
     let held = true;
@@ -230,24 +253,31 @@ export class ModernMcp {
 
   /** The calls about to be ended say the client's connection closed, not that the client cancelled them. */
   closing(): void {
-    for (const kept of this.#kept.values()) kept.bridge.side.closing = true;
+    for (const [, kept] of this.#kept.entries()) kept.bridge.side.closing = true;
   }
 
-  /** The Spool connection kept for this caller, client and project, opened when there is none. */
-  #connection(caller: McpCaller, target: McpTarget, named: ClientInfo): Kept {
+  /** Stdio: `#connection` for spool mcp's one caller; none to be had is the request's error. */
+  #stdioConnection(caller: McpCaller, target: McpTarget, named: ClientInfo): Kept {
+    try {
+      return this.#connection(caller, { share: caller.share ?? caller.name, name: caller.name, home: caller.home === true }, target, named);
+    } catch (error) {
+      if (error instanceof DoorFull) throw new ProtocolError(error.code, error.message, error.extra.data);
+      throw error;
+    }
+  }
+
+  /** The Spool connection kept for this caller, client and project, opened (in a place its share makes) when there is none. */
+  #connection(caller: McpCaller, holder: Holder, target: McpTarget, named: ClientInfo): Kept {
     const client = named ?? { name: "MCP client", version: "unknown" };
     const key = createHash("sha256")
       .update(JSON.stringify([caller.credential, target, client.name]))
       .digest("base64url");
     const found = this.#kept.get(key);
     if (found) {
-      this.#kept.delete(key);
-      this.#kept.set(key, found);
+      this.#kept.touch(key);
       return found;
     }
-    const mine = [...this.#kept.values()].filter((k) => k.principal === caller.name);
-    if (mine.length >= this.#limits.maxPerPrincipal) this.#evict(mine, `${caller.name} holds ${mine.length} already`);
-    if (this.#kept.size >= this.#limits.maxConnections) this.#evict([...this.#kept.values()], "the server holds its most");
+    const place = this.#kept.take(holder);
     const options = bridgeOptionsFor(caller, target, this.options, this.options.via ?? `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`);
     const bridge = new McpBridge({ ...options, client });
     const connection = { caller, side: bridge.side };
@@ -267,15 +297,8 @@ export class ModernMcp {
     const kept: Kept = { key, principal: caller.name, bridge, handler, streaming, watches, expiry: null, open: 0, lastUsed: Date.now() };
     // It is its credential's: dropped when that expires (its listens end with their completion; revocation: endPrincipal).
     if (caller.expiresAt != null) kept.expiry = setTimeout(() => this.#drop(kept), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref();
-    this.#kept.set(key, kept);
+    place.add(key, kept);
     return kept;
-  }
-
-  /** Closes the least recently used idle one of `among`; with none idle the request is refused (429). */
-  #evict(among: Kept[], why: string): void {
-    const idle = among.find((k) => k.open === 0);
-    if (!idle) throw new TooManyRequests(`Too many MCP requests under way (${why}); retry when one ends`);
-    this.#drop(idle);
   }
 
   #drop(kept: Kept): void {
@@ -288,14 +311,13 @@ export class ModernMcp {
 
   #closeIdle(): void {
     const now = Date.now();
-    for (const kept of [...this.#kept.values()]) if (kept.open === 0 && now - kept.lastUsed > this.#limits.idleMs) this.#drop(kept);
+    for (const [, kept] of this.#kept.entries()) if (kept.open === 0 && now - kept.lastUsed > this.#limits.idleMs) this.#drop(kept);
   }
 
   /** A principal's credential went (revoked, expired): its streams end, its connections close. */
   endPrincipal(name: string): number {
     let ended = 0;
-    for (const kept of [...this.#kept.values()]) {
-      if (kept.principal !== name) continue;
+    for (const [, kept] of this.#kept.of((k) => k.principal === name)) {
       ended += kept.open;
       this.#drop(kept);
     }
@@ -304,19 +326,14 @@ export class ModernMcp {
 
   async close(): Promise<void> {
     clearInterval(this.#sweep);
-    const all = [...this.#kept.values()];
-    this.#kept.clear();
+    const all = [...this.#kept.entries()].map(([key, kept]) => {
+      this.#kept.delete(key);
+      return kept;
+    });
     for (const kept of all) kept.bridge.side.closing = true;
     for (const kept of all) if (kept.expiry) clearTimeout(kept.expiry);
     await Promise.allSettled([this.#shared.close(), ...all.flatMap((k) => [k.handler.close(), k.streaming.close()])]);
     await Promise.allSettled(all.map((k) => k.bridge.close()));
-  }
-}
-
-/** No kept connection can be had now (HTTP: 429; over stdio, the request's error). */
-class TooManyRequests extends ProtocolError {
-  constructor(message: string) {
-    super(ProtocolErrorCode.InternalError, message);
   }
 }
 

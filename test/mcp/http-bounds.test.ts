@@ -52,19 +52,20 @@ describe("the /mcp endpoint's bounds", () => {
     params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "bounds", version: "1" } },
   });
 
-  /** Opens a session with a raw initialize; its id. */
-  async function open(): Promise<{ status: number; id: string | null }> {
+  /** Opens a session with a raw initialize; its id, and the answer's body when it is a refusal. */
+  async function open(): Promise<{ status: number; id: string | null; body: string }> {
     const answer = await fetch(url(), { method: "POST", headers: headers(), body: initialize });
-    await answer.text();
-    return { status: answer.status, id: answer.headers.get("mcp-session-id") };
+    const body = await answer.text();
+    return { status: answer.status, id: answer.headers.get("mcp-session-id"), body };
   }
 
-  it("a third session is refused (503) while two are open; ending one (DELETE) makes room", async () => {
+  it("a third session is refused (429, LIMIT_EXCEEDED naming maxSessions) while two are open; ending one (DELETE) makes room", async () => {
     const a = await open();
     const b = await open();
     expect([a.status, b.status]).toEqual([200, 200]);
     const c = await open();
-    expect(c.status).toBe(503);
+    expect(c.status).toBe(429);
+    expect(JSON.parse(c.body).error).toMatchObject({ code: -32031, data: { code: "LIMIT_EXCEEDED", limit: "maxSessions", bound: 2 } });
     expect(c.id).toBeNull();
     const ended = await fetch(url(), { method: "DELETE", headers: { ...headers(), "Mcp-Session-Id": a.id!, "Mcp-Protocol-Version": LATEST_PROTOCOL_VERSION } });
     expect(ended.status).toBe(200);

@@ -48,7 +48,11 @@ describe("MCP 2026-07-28 at /mcp: the kept connections", () => {
       modern(url(), "tools/call", { name: "list_commands", arguments: {} }, { token: busy, client: "c5", ...(version ? { version } : {}) });
     // Served, it would need a fifth connection: 429.
     const full = await fifth();
-    expect([full.status, full.body.error?.message]).toEqual([429, "Too many MCP requests under way (busy-agent holds 4 already); retry when one ends"]);
+    expect([full.status, full.body.error?.message]).toEqual([
+      429,
+      "busy-agent and the credentials of its principal hold 4 kept MCP connections, the most for one principal (maxPerPrincipal 4), each with a request under way; retry when one ends",
+    ]);
+    expect(full.body.error?.data).toMatchObject({ code: "LIMIT_EXCEEDED", limit: "maxPerPrincipal", bound: 4 });
     // Another revision is the SDK's refusal, as when nothing is busy, and no connection is taken or evicted.
     const future = await fifth("2099-01-01");
     expect([future.status, future.body.error?.code]).toEqual([400, -32022]);

@@ -1,22 +1,35 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 /*
- * The v2 SDK's HTTP transport speaks web-standard Request and Response; `spool serve` is node:http. These two
- * carry a request across (its body already read and checked by http.ts, passed on parsed) and its answer back,
- * streamed (an SSE answer stays open until it ends or the client goes).
+ * The MCP and ACP SDKs' HTTP servers speak web-standard Request and Response; `spool serve` is node:http. These two
+ * carry a request across (its body already read and checked by the door, passed on as text or parsed) and its
+ * answer back, streamed (an SSE answer stays open until it ends or the client goes), for both doors alike.
  */
 
-/** A Node request as a web Request without its body; its signal aborts when the client goes. */
-export function webRequest(request: IncomingMessage, response: ServerResponse): Request {
+/**
+ * A Node request as a web Request, with `body` when given (else none: the SDK is handed the parsed body instead); its
+ * signal aborts when the client goes before the answer is out.
+ */
+export function webRequest(request: IncomingMessage, response: ServerResponse, body?: string): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined) continue;
     for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
   }
   const gone = new AbortController();
-  response.once("close", () => gone.abort());
-  const url = new URL(request.url ?? "/", `http://${request.headers.host ?? "localhost"}`);
-  return new Request(url, { method: request.method ?? "GET", headers, signal: gone.signal });
+  response.once("close", () => {
+    if (!response.writableFinished) gone.abort(new Error("the client went away"));
+  });
+  return new Request(urlOf(request), { method: request.method ?? "GET", headers, body, signal: gone.signal });
+}
+
+/** The request's URL (its Host was checked by the door; one that is no URL host is read as localhost). */
+function urlOf(request: IncomingMessage): URL {
+  try {
+    return new URL(request.url ?? "/", `http://${request.headers.host ?? "localhost"}`);
+  } catch {
+    return new URL(request.url ?? "/", "http://localhost");
+  }
 }
 
 /** How a client that stops reading is let go: past this many bytes written and not taken, or writes waiting this long. */
@@ -35,11 +48,15 @@ export const SEND_LIMITS: SendLimits = { backlogBytes: 4 * 1024 * 1024, stallMs:
  * heartbeats alone would take hours to fill the bound).
  */
 export async function sendResponse(answer: Response, response: ServerResponse, limits: SendLimits = SEND_LIMITS): Promise<void> {
+  if (response.destroyed) {
+    await answer.body?.cancel().catch(() => undefined);
+    return;
+  }
   const headers: Record<string, string> = {};
   answer.headers.forEach((value, name) => {
     headers[name] = value;
   });
-  // Nothing of an MCP answer is for a cache, or to be sniffed as another type.
+  // Nothing of an answer is for a cache, or to be sniffed as another type.
   headers["cache-control"] ??= "no-store";
   headers["x-content-type-options"] ??= "nosniff";
   response.writeHead(answer.status, headers);
@@ -84,30 +101,4 @@ export async function sendResponse(answer: Response, response: ServerResponse, l
     response.end();
     if (!response.destroyed && response.writableLength > 0) stall ??= setTimeout(() => response.destroy(), limits.stallMs).unref();
   }
-}
-
-/** An HTTP error answered as a JSON-RPC error (what clients of Streamable HTTP read), unless the answer began. */
-export function answerError(
-  response: ServerResponse,
-  status: number,
-  message: string,
-  headers: Record<string, string>,
-  code: number,
-  extra: { data?: unknown; id?: string | number | null } = {},
-): void {
-  if (response.headersSent) {
-    response.destroy();
-    return;
-  }
-  const error = { code, message, ...(extra.data !== undefined ? { data: extra.data } : {}) };
-  const text = `${JSON.stringify({ jsonrpc: "2.0", error, id: extra.id ?? null })}\n`;
-  response
-    .writeHead(status, {
-      "Content-Type": "application/json; charset=utf-8",
-      "Content-Length": String(Buffer.byteLength(text)),
-      "Cache-Control": "no-store",
-      "X-Content-Type-Options": "nosniff",
-      ...headers,
-    })
-    .end(text);
 }

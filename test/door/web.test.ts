@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { type SendLimits, sendResponse } from "../../src/mcp/web-http.js";
+import { type SendLimits, sendResponse } from "../../src/door/web.js";
 
 /*
  * The MCP endpoint's answers cross from the v2 SDK's web Response to node:http through sendResponse: a reader

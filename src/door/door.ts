@@ -1,0 +1,135 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { type BodyDeadline, readBody, readJson } from "./body.js";
+import { DoorError, DoorFull } from "./errors.js";
+import type { Holder } from "./table.js";
+
+/*
+ * The front door /mcp and /acp share: who may come in (Host and Origin, then the credential, never one in the URL;
+ * a runner's credential has nothing to talk to), how many requests each principal has under way at both doors
+ * together (open SSE streams included) and in all, with room kept for the home above that, and how long a body may
+ * take to arrive. The tables each door keeps per caller are `PrincipalTable`s (table.ts); their answers when full
+ * and every other refusal have one shape (errors.ts); their answers cross to node:http through web.ts.
+ */
+
+/** Who calls, as the server's authentication found it. */
+export interface DoorCaller {
+  /** The principal's name (shown as who proposed). */
+  name: string;
+  role: string;
+  /** The bearer credential it presented, which the door's Spool connections present in turn. */
+  credential: string;
+  /** When that credential expires (ms since the epoch); what it holds ends then. Null: never. */
+  expiresAt?: number | null;
+  /**
+   * Whose bounds it counts against: the principal that minted its credential, and so on up to one the home minted
+   * (so credentials a principal mints share its bounds). Its own name when not given.
+   */
+  share?: string;
+  /** The home's own credential: it keeps room above every server-wide bound. */
+  home?: boolean;
+}
+
+export interface DoorLimits {
+  /** Requests under way at /mcp and /acp together, every principal's (open SSE streams included). */
+  maxRequests: number;
+  /** Of them, one principal's (with the credentials it minted). */
+  maxRequestsPerPrincipal: number;
+  /** Room kept for the home's credential and the home's Unix socket above every server-wide bound. */
+  homeReserve: number;
+  /** Milliseconds a request's body may take to arrive, from its headers; past it the request is cut. */
+  bodyDeadlineMs: number;
+}
+
+export const DEFAULT_DOOR_LIMITS: DoorLimits = { maxRequests: 512, maxRequestsPerPrincipal: 64, homeReserve: 32, bodyDeadlineMs: 10_000 };
+
+export interface DoorOptions {
+  /** The caller of a request, from its credential; null when it presented none that is good. */
+  authenticate(request: IncomingMessage): Promise<DoorCaller | null>;
+  /** Its connection is authenticated: the server's deadline for unauthenticated connections no longer applies. */
+  authenticated?(request: IncomingMessage): void;
+  /** Why a request's Host or Origin is refused (DNS rebinding, a foreign page); null when both are fine. */
+  refusedOrigin(request: IncomingMessage): string | null;
+  limits?: Partial<DoorLimits> | undefined;
+}
+
+/** A caller let in: who, whose share it counts against, and when its body must have arrived. */
+export interface Admitted {
+  caller: DoorCaller;
+  holder: Holder;
+  deadline: BodyDeadline;
+}
+
+export class FrontDoor {
+  readonly limits: DoorLimits;
+  /** Requests under way, per share, and in all. */
+  readonly #underWay = new Map<string, number>();
+  #all = 0;
+
+  constructor(private readonly options: DoorOptions) {
+    this.limits = { ...DEFAULT_DOOR_LIMITS, ...options.limits };
+  }
+
+  /** Requests under way (tests and figures). */
+  get underWay(): number {
+    return this.#all;
+  }
+
+  /**
+   * Who may come in: Host and Origin first, then the credential (`needs` says what a runner's credential lacks). A
+   * WebSocket upgrade is checked this far: the connection it opens is counted by its door's table.
+   */
+  async admit(request: IncomingMessage, needs: string): Promise<Admitted> {
+    const deadline = { until: performance.now() + this.limits.bodyDeadlineMs, ms: this.limits.bodyDeadlineMs };
+    const refused = this.options.refusedOrigin(request);
+    if (refused) throw new DoorError(403, refused);
+    if (new URL(request.url ?? "/", "http://localhost").searchParams.has("token"))
+      throw new DoorError(401, "The token is not accepted in the URL: send Authorization: Bearer <token>", { "WWW-Authenticate": "Bearer" });
+    const caller = await this.options.authenticate(request);
+    if (!caller) throw new DoorError(401, "Missing or wrong credential: send Authorization: Bearer <token>", { "WWW-Authenticate": "Bearer" });
+    this.options.authenticated?.(request);
+    if (caller.role === "runner") throw new DoorError(403, `${caller.name} is a runner credential: ${needs}`);
+    // The Unix socket is the home's (its owner's alone): what comes by it keeps the home's room too.
+    const home = caller.home === true || request.socket.remoteAddress === undefined;
+    return { caller, holder: { share: caller.share ?? caller.name, name: caller.name, home }, deadline };
+  }
+
+  /** `admit`, then the request counted under way until its response closes: past its share's bound or the doors', 429. */
+  async enter(request: IncomingMessage, response: ServerResponse, needs: string): Promise<Admitted> {
+    const admitted = await this.admit(request, needs);
+    const { share, name, home } = admitted.holder;
+    const { maxRequests, maxRequestsPerPrincipal, homeReserve } = this.limits;
+    const mine = this.#underWay.get(share) ?? 0;
+    if (mine >= maxRequestsPerPrincipal && !home)
+      throw new DoorFull(
+        `${name} and the credentials of its principal have ${mine} requests under way at /mcp and /acp, the most for one principal (limits.maxHttpRequestsPerPrincipal ${maxRequestsPerPrincipal}); retry when one ends`,
+        "maxHttpRequestsPerPrincipal",
+        maxRequestsPerPrincipal,
+      );
+    if (this.#all >= maxRequests + (home ? homeReserve : 0))
+      throw new DoorFull(
+        `The server has ${this.#all} requests under way at /mcp and /acp, its most (limits.maxHttpRequests ${maxRequests}); retry shortly`,
+        "maxHttpRequests",
+        maxRequests,
+        5,
+      );
+    this.#underWay.set(share, mine + 1);
+    this.#all++;
+    response.once("close", () => {
+      this.#all--;
+      const left = (this.#underWay.get(share) ?? 1) - 1;
+      if (left > 0) this.#underWay.set(share, left);
+      else this.#underWay.delete(share);
+    });
+    return admitted;
+  }
+
+  /** The body as text, at most `maxBytes`, by the caller's deadline. */
+  async text(request: IncomingMessage, admitted: Admitted, maxBytes: number): Promise<string> {
+    return (await readBody(request, maxBytes, admitted.deadline)).toString("utf8");
+  }
+
+  /** The body as JSON (sent as application/json), at most `maxBytes`, by the caller's deadline. */
+  json(request: IncomingMessage, admitted: Admitted, maxBytes: number): Promise<unknown> {
+    return readJson(request, maxBytes, admitted.deadline);
+  }
+}
