@@ -3,9 +3,9 @@ import type { Duplex } from "node:stream";
 import { AcpServer, type AgentFactory } from "@agentclientprotocol/sdk/experimental/server";
 import { type AgentConnector, agentProtocolRouter } from "@agentclientprotocol/sdk/experimental/v2";
 import { type WebSocket, WebSocketServer } from "ws";
-import { type DoorCaller, type DoorLimits, FrontDoor } from "../door/door.js";
-import { answerError, DoorError, DoorFull, refuseUpgrade } from "../door/errors.js";
-import { PrincipalTable } from "../door/table.js";
+import { type DoorCaller, type EndpointOptions, FrontDoor } from "../door/door.js";
+import { answerFailure, DoorError, refuseUpgrade } from "../door/errors.js";
+import { holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
 import { sendResponse, webRequest } from "../door/web.js";
 import type { Logger } from "../logger.js";
 import { Bridge } from "./bridge.js";
@@ -48,36 +48,19 @@ export const DEFAULT_ACP_LIMITS: AcpHttpLimits = {
   idleMs: 30 * 60_000,
 };
 
-export interface AcpHttpOptions {
-  /** The caller of a request, from its bearer credential; null when it presented none that is good. */
-  authenticate(request: IncomingMessage): Promise<AcpCaller | null>;
-  /** Its socket is authenticated: the deadline for unauthenticated connections no longer applies (SSE stays open). */
-  authenticated?(request: IncomingMessage): void;
-  /** Why a request's Host or Origin is refused; null when both are fine. */
-  refusedOrigin(request: IncomingMessage): string | null;
-  /** The front door /acp shares with /mcp (its bounds count both); without one, a door of its own from the three above. */
-  frontDoor?: FrontDoor | undefined;
-  /** The door's limits, when it makes its own. */
-  doorLimits?: Partial<DoorLimits> | undefined;
-  /** The server's own address, which each connection's Spool clients open. */
-  serverUrl(): string;
-  /** Sent with each of those connections (Spool-Door): the server records their transport as acp. */
-  door?: string | undefined;
+export interface AcpHttpOptions extends EndpointOptions {
   log: Logger;
   limits?: Partial<AcpHttpLimits>;
 }
 
 export const ACP_PATH = "/acp";
 
-interface Connection {
+/** An ACP connection: its open HTTP requests (`open`: SSE streams, POSTs waiting for room), or its WebSocket. */
+interface Connection extends OpenRequests {
   id: string;
   caller: AcpCaller;
   /** The WebSocket, for a connection upgraded to one. */
   ws: WebSocket | null;
-  /** Its open HTTP requests (SSE streams, POSTs waiting for room). */
-  open: Set<ServerResponse>;
-  lastSeen: number;
-  expiry: NodeJS.Timeout | null;
 }
 
 const CONNECTION_HEADER = "acp-connection-id";
@@ -96,44 +79,33 @@ export class AcpHttpEndpoint {
   #closed = false;
 
   constructor(private readonly options: AcpHttpOptions) {
-    this.#limits = { ...DEFAULT_ACP_LIMITS, ...options.limits };
-    this.#door = options.frontDoor ?? new FrontDoor({ ...options, limits: options.doorLimits });
-    this.#connections = new PrincipalTable<Connection>(
-      { total: this.#limits.maxConnections, perShare: this.#limits.maxConnectionsPerPrincipal, reserve: this.#door.limits.homeReserve },
-      {
-        what: "ACP connections",
-        names: { total: "maxConnections", perShare: "maxConnectionsPerPrincipal" },
-        busy: (c) => c.open.size > 0 || c.ws !== null,
-        lastUsed: (c) => c.lastSeen,
-        end: (c, why) => this.#ended(c, why),
-        evictBusy: true,
-      },
-    );
+    const limits = { ...DEFAULT_ACP_LIMITS, ...options.limits };
+    this.#limits = limits;
     this.#server = new AcpServer({
       // Every connection is opened with its caller's agent (createAgent below); none without one.
       createAgent: () => {
         throw new Error("an ACP connection is opened with its caller's agent");
       },
-      maxBufferedBytes: this.#limits.maxBufferedBytes,
-      maxOutputStallMs: this.#limits.maxOutputStallMs,
+      maxBufferedBytes: limits.maxBufferedBytes,
+      maxOutputStallMs: limits.maxOutputStallMs,
       maxBufferedSessionStreams: 64,
       maxIdLength: 256,
     });
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: this.#limits.maxMessageBytes });
-    this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
-  }
-
-  /** Open ACP connections (tests and figures). */
-  get connections(): number {
-    return this.#connections.size;
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxMessageBytes });
+    // A connection holding a WebSocket is busy as long as the socket is open.
+    this.#door = FrontDoor.of(options);
+    this.#connections = this.#door.table<Connection>(
+      "ACP connections",
+      ["maxConnections", limits.maxConnections],
+      ["maxConnectionsPerPrincipal", limits.maxConnectionsPerPrincipal],
+      (c, why) => this.#ended(c, why),
+      (c) => c.open.size > 0 || c.ws !== null,
+    );
+    this.#sweep = this.#connections.sweepEvery(limits.idleMs);
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
-    this.#handle(request, response).catch((error: unknown) => {
-      if (error instanceof DoorError) return answerError(response, error);
-      this.options.log.warn(`acp: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      answerError(response, new DoorError(500, "Internal error", {}, -32603));
-    });
+    this.#handle(request, response).catch((error: unknown) => answerFailure(response, error, this.options.log, "acp"));
   }
 
   /** A WebSocket upgrade of /acp: checked as a request is, then one ACP connection on the socket. */
@@ -142,6 +114,11 @@ export class AcpHttpEndpoint {
       if (!(error instanceof DoorError)) this.options.log.warn(`acp: an upgrade failed: ${error instanceof Error ? error.message : String(error)}`);
       refuseUpgrade(socket, error instanceof DoorError ? error : new DoorError(500, "Internal error", {}, -32603));
     });
+  }
+
+  /** Open ACP connections (tests and figures). */
+  get connections(): number {
+    return this.#connections.size;
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -173,20 +150,9 @@ export class AcpHttpEndpoint {
 
   async #forward(connection: Connection, request: IncomingMessage, response: ServerResponse, body: string | undefined): Promise<void> {
     if (connection.ws) throw new DoorError(400, "This ACP connection is a WebSocket's");
-    if (connection.open.size >= this.#limits.maxRequestsPerConnection)
-      throw new DoorFull(
-        `This connection holds ${connection.open.size} requests open already (at most ${this.#limits.maxRequestsPerConnection})`,
-        "maxRequestsPerConnection",
-        this.#limits.maxRequestsPerConnection,
-      );
-    connection.open.add(response);
-    connection.lastSeen = Date.now();
-    response.once("close", () => {
-      connection.open.delete(response);
-      connection.lastSeen = Date.now();
-    });
+    holdOpen(connection, response, this.#limits.maxRequestsPerConnection, "connection", "maxRequestsPerConnection");
     const reply = await this.#server.handleRequest(webRequest(request, response, body));
-    if (request.method === "DELETE" && reply.status < 300) this.#forget(connection.id);
+    if (request.method === "DELETE" && reply.status < 300) this.#connections.delete(connection.id);
     await sendResponse(reply, response);
   }
 
@@ -210,7 +176,7 @@ export class AcpHttpEndpoint {
         socket.off("close", failed);
         ws.on("error", (error) => this.options.log.warn(`acp: websocket error: ${error.message}`));
         opened = this.#register(place, prepared.connectionId, caller, ws);
-        ws.once("close", () => this.#forget(prepared.connectionId));
+        ws.once("close", () => this.#connections.delete(prepared.connectionId));
         prepared.accept(ws as never);
       });
     } catch (error) {
@@ -243,7 +209,7 @@ export class AcpHttpEndpoint {
           const lifecycle = router.connect(stream as never, connectOptions);
           void lifecycle.closed.then(() => {
             const connection = opened();
-            if (connection) this.#forget(connection.id);
+            if (connection) this.#connections.delete(connection.id);
           });
           return lifecycle;
         },
@@ -260,36 +226,16 @@ export class AcpHttpEndpoint {
   }
 
   #register(place: { add(id: string, c: Connection): void }, id: string, caller: AcpCaller, ws: WebSocket | null): Connection {
-    const connection: Connection = { id, caller, ws, open: new Set(), lastSeen: Date.now(), expiry: null };
-    // A connection is its credential's: it ends when that expires (revocation: endPrincipal).
-    if (caller.expiresAt != null) {
-      const left = Math.max(0, caller.expiresAt - Date.now());
-      connection.expiry = setTimeout(() => this.#end(id, "its credential expired"), Math.min(left, 2 ** 31 - 1)).unref();
-    }
+    // A connection is its credential's: it ends when that expires (the table's), or is revoked (endPrincipal).
+    const connection: Connection = { id, caller, ws, open: new Set(), lastSeen: Date.now() };
     place.add(id, connection);
     return connection;
   }
 
-  #forget(id: string): void {
-    const connection = this.#connections.get(id);
-    if (!connection) return;
-    if (connection.expiry) clearTimeout(connection.expiry);
-    this.#connections.delete(id);
-  }
-
-  /** Ends a connection: its WebSocket or its SSE streams close at once; its runs go on in Spool. */
-  #end(id: string, why: string): void {
-    const connection = this.#connections.get(id);
-    if (!connection) return;
-    this.#forget(id);
-    this.#ended(connection, why);
-  }
-
-  /** A connection out of the table: its WebSocket or its SSE streams close. */
+  /** A connection out of the table: its WebSocket or its SSE streams close at once; its runs go on in Spool. */
   #ended(connection: Connection, why: string): void {
     const { id } = connection;
     this.options.log.info(`acp: connection ${id} of ${connection.caller.name} ended: ${why}`);
-    if (connection.expiry) clearTimeout(connection.expiry);
     if (connection.ws) {
       connection.ws.close(1008, why.slice(0, 120));
       // A client that does not answer the close frame is cut off.
@@ -302,30 +248,15 @@ export class AcpHttpEndpoint {
     for (const response of connection.open) response.destroy();
   }
 
-  #closeIdle(): void {
-    const now = Date.now();
-    for (const [, c] of this.#connections.entries())
-      if (!c.ws && c.open.size === 0 && now - c.lastSeen > this.#limits.idleMs) this.#end(c.id, `idle for ${now - c.lastSeen} ms`);
-  }
-
   /** A principal's credential was revoked (or expired): its connections end and their streams close. How many. */
   endPrincipal(name: string, why = "its credential was revoked"): number {
-    let ended = 0;
-    for (const [id] of this.#connections.of((c) => c.caller.name === name)) {
-      this.#end(id, why);
-      ended++;
-    }
-    return ended;
+    return this.#connections.endWhere((c) => c.caller.name === name, why);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweep);
-    for (const [id, connection] of this.#connections.entries()) {
-      this.#connections.delete(id);
-      if (connection.expiry) clearTimeout(connection.expiry);
-      for (const response of connection.open) response.destroy();
-    }
+    for (const connection of this.#connections.clear()) for (const response of connection.open) response.destroy();
     await this.#server.close();
     this.#wss.close();
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type BodyDeadline, readBody, readJson } from "./body.js";
 import { DoorError, DoorFull } from "./errors.js";
-import type { Holder } from "./table.js";
+import { type Holder, type OpenRequests, PrincipalTable } from "./table.js";
 
 /*
  * The front door /mcp and /acp share: who may come in (Host and Origin, then the credential, never one in the URL;
@@ -52,6 +52,22 @@ export interface DoorOptions {
   limits?: Partial<DoorLimits> | undefined;
 }
 
+/**
+ * What a door's endpoint (/mcp's, /acp's) is given besides its own settings: the front door it shares (or the three
+ * checks and limits to make one of its own: an endpoint on a server of its own, in tests), and where its callers'
+ * Spool connections go.
+ */
+export interface EndpointOptions extends Omit<DoorOptions, "limits"> {
+  /** The front door the endpoint shares with the other (its bounds count both); without one, one of its own. */
+  frontDoor?: FrontDoor | undefined;
+  /** That door's limits, when the endpoint makes its own. */
+  doorLimits?: Partial<DoorLimits> | undefined;
+  /** The server's own address, which each caller's Spool connection opens with its credential. */
+  serverUrl(): string;
+  /** Sent with each of those connections (Spool-Door): the server records their transport as the door's. */
+  door?: string | undefined;
+}
+
 /** A caller let in: who, whose share it counts against, and when its body must have arrived. */
 export interface Admitted {
   caller: DoorCaller;
@@ -67,6 +83,29 @@ export class FrontDoor {
 
   constructor(private readonly options: DoorOptions) {
     this.limits = { ...DEFAULT_DOOR_LIMITS, ...options.limits };
+  }
+
+  /** The endpoint's door: the shared one it was given, else one of its own. */
+  static of(options: EndpointOptions): FrontDoor {
+    return options.frontDoor ?? new FrontDoor({ ...options, limits: options.doorLimits });
+  }
+
+  /**
+   * A table of an endpoint's entries (sessions, connections) kept per caller: `total` and `perShare` its bounds and
+   * the settings that hold them, the home's reserve this door's; an entry is busy while it has requests open (or
+   * `busy` says so), and one past its share's bound ends its least recently used one.
+   */
+  table<T extends OpenRequests>(
+    what: string,
+    total: [name: string, bound: number],
+    perShare: [name: string, bound: number],
+    end: (entry: T, why: string) => void,
+    busy: (entry: T) => boolean = (entry) => entry.open.size > 0,
+  ): PrincipalTable<T> {
+    return new PrincipalTable<T>(
+      { total: total[1], perShare: perShare[1], reserve: this.limits.homeReserve },
+      { what, names: { total: total[0], perShare: perShare[0] }, busy, lastUsed: (entry) => entry.lastSeen, end, evictBusy: true },
+    );
   }
 
   /** Requests under way (tests and figures). */
@@ -90,7 +129,7 @@ export class FrontDoor {
     if (caller.role === "runner") throw new DoorError(403, `${caller.name} is a runner credential: ${needs}`);
     // The Unix socket is the home's (its owner's alone): what comes by it keeps the home's room too.
     const home = caller.home === true || request.socket.remoteAddress === undefined;
-    return { caller, holder: { share: caller.share ?? caller.name, name: caller.name, home }, deadline };
+    return { caller, holder: { share: caller.share ?? caller.name, name: caller.name, home, expiresAt: caller.expiresAt }, deadline };
   }
 
   /** `admit`, then the request counted under way until its response closes: past its share's bound or the doors', 429. */

@@ -59,6 +59,13 @@ export function answerError(response: ServerResponse, error: DoorError, id?: str
   response.writeHead(error.status, { ...HEADERS, "Content-Length": String(Buffer.byteLength(text)), ...error.headers, ...unread }).end(text);
 }
 
+/** Answers what a door's handler threw: a DoorError as itself, anything else as 500 (logged here, never sent). */
+export function answerFailure(response: ServerResponse, error: unknown, log: { warn(message: string): void }, door: string): void {
+  if (error instanceof DoorError) return answerError(response, error);
+  log.warn(`${door}: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  answerError(response, new DoorError(500, "Internal error", {}, ERRORS.INTERNAL_ERROR.code));
+}
+
 const REASONS: Record<number, string> = { 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable" };
 
 /** The same refusal on a socket whose upgrade is refused (no response object yet); the socket closes after it. */

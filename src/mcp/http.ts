@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isLegacyRequest, WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
-import { type DoorLimits, FrontDoor } from "../door/door.js";
-import { answerError, DoorError, DoorFull } from "../door/errors.js";
-import { type Holder, PrincipalTable } from "../door/table.js";
+import { type EndpointOptions, FrontDoor } from "../door/door.js";
+import { answerFailure, DoorError } from "../door/errors.js";
+import { type Holder, holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
 import { sendResponse, webRequest } from "../door/web.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
@@ -46,24 +46,7 @@ export const DEFAULT_MCP_LIMITS: McpHttpLimits = {
   idleMs: 30 * 60_000,
 };
 
-export interface McpHttpOptions {
-  /** The caller of a request, from its bearer credential; null when it presented none that is good. */
-  authenticate(request: IncomingMessage): Promise<McpCaller | null>;
-  /**
-   * Its connection is authenticated: the server's deadline for unauthenticated connections no longer applies (an
-   * SSE answer, a call waiting for a person, stays open past it).
-   */
-  authenticated?(request: IncomingMessage): void;
-  /** Why a request's Host or Origin is refused (DNS rebinding, a foreign page); null when both are fine. */
-  refusedOrigin(request: IncomingMessage): string | null;
-  /** The front door /mcp shares with /acp (its bounds count both); without one, a door of its own from the three above. */
-  frontDoor?: FrontDoor | undefined;
-  /** The door's limits, when it makes its own. */
-  doorLimits?: Partial<DoorLimits> | undefined;
-  /** The server's own WebSocket URL, which each session's Spool connection opens. */
-  serverUrl(): string;
-  /** Sent with each of those connections (Spool-Door): the server records their transport as mcp. */
-  door?: string | undefined;
+export interface McpHttpOptions extends EndpointOptions {
   version: string;
   log: BridgeLog;
   limits?: Partial<McpHttpLimits>;
@@ -73,15 +56,11 @@ export interface McpHttpOptions {
   extras?: McpExtras;
 }
 
-interface Session {
+/** A session: its requests being answered (`open`: SSE streams stay open) are cut when it ends. */
+interface Session extends OpenRequests {
   id: string;
   caller: McpCaller;
   transport: WebStandardStreamableHTTPServerTransport;
-  /** The responses of its requests being answered (SSE streams stay open), cut when the session ends. */
-  answers: Set<ServerResponse>;
-  lastSeen: number;
-  /** Ends the session when its credential expires. */
-  expiry: NodeJS.Timeout | null;
 }
 
 /** How long an ended session's open answers get to take their end before they are cut. */
@@ -101,17 +80,12 @@ export class McpHttpEndpoint {
 
   constructor(private readonly options: McpHttpOptions) {
     this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
-    this.#door = options.frontDoor ?? new FrontDoor({ ...options, limits: options.doorLimits });
-    this.#sessions = new PrincipalTable<Session>(
-      { total: this.#limits.maxSessions, perShare: this.#limits.maxSessionsPerPrincipal, reserve: this.#door.limits.homeReserve },
-      {
-        what: "MCP sessions",
-        names: { total: "maxSessions", perShare: "maxSessionsPerPrincipal" },
-        busy: (session) => session.answers.size > 0,
-        lastUsed: (session) => session.lastSeen,
-        end: (session, why) => this.#ended(session, why),
-        evictBusy: true,
-      },
+    this.#door = FrontDoor.of(options);
+    this.#sessions = this.#door.table<Session>(
+      "MCP sessions",
+      ["maxSessions", this.#limits.maxSessions],
+      ["maxSessionsPerPrincipal", this.#limits.maxSessionsPerPrincipal],
+      (session, why) => this.#ended(session, why),
     );
     this.#modern = new ModernMcp({
       serverUrl: options.serverUrl,
@@ -122,7 +96,7 @@ export class McpHttpEndpoint {
       reserve: this.#door.limits.homeReserve,
       extras: options.extras,
     });
-    this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
+    this.#sweep = this.#sessions.sweepEvery(this.#limits.idleMs);
   }
 
   /** Open sessions (for tests and the server's figures). */
@@ -131,11 +105,7 @@ export class McpHttpEndpoint {
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
-    this.#handle(request, response).catch((error: unknown) => {
-      if (error instanceof DoorError) return answerError(response, error);
-      this.options.log.warn(`mcp: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      answerError(response, new DoorError(500, "Internal error", {}, -32603));
-    });
+    this.#handle(request, response).catch((error: unknown) => answerFailure(response, error, this.options.log, "mcp"));
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -204,12 +174,8 @@ export class McpHttpEndpoint {
         sessionIdGenerator: () => randomUUID(),
         eventStore: new SessionEventStore(),
         onsessioninitialized: (sid) => {
-          session = { id: sid, caller, transport, answers: new Set(), lastSeen: Date.now(), expiry: null };
-          // The session is its credential's: it ends when that expires (revocation: endPrincipal).
-          if (caller.expiresAt != null) {
-            const left = Math.max(0, caller.expiresAt - Date.now());
-            session.expiry = setTimeout(() => this.#end(sid, "its credential expired"), Math.min(left, 2 ** 31 - 1)).unref();
-          }
+          // The session is its credential's: it ends when that expires (the table's), or is revoked (endPrincipal).
+          session = { id: sid, caller, transport, open: new Set(), lastSeen: Date.now() };
           place.add(sid, session);
         },
       });
@@ -218,11 +184,7 @@ export class McpHttpEndpoint {
         .then(() => bridge.close())
         .catch((error: unknown) => this.options.log.warn(`mcp: closing a session: ${error instanceof Error ? error.message : String(error)}`))
         .finally(() => {
-          if (transport.sessionId) {
-            const ended = this.#sessions.get(transport.sessionId);
-            if (ended?.expiry) clearTimeout(ended.expiry);
-            this.#sessions.delete(transport.sessionId);
-          }
+          if (transport.sessionId) this.#sessions.delete(transport.sessionId);
         });
       // The initialize's answer is one message: its response is not counted among the session's open ones.
       await sendResponse(await transport.handleRequest(webRequest(request, response), { parsedBody: body }), response);
@@ -234,45 +196,18 @@ export class McpHttpEndpoint {
   }
 
   async #serve(session: Session, request: IncomingMessage, response: ServerResponse, body: unknown): Promise<void> {
-    if (session.answers.size >= this.#limits.maxStreamsPerSession)
-      throw new DoorFull(
-        `This session holds ${session.answers.size} requests open already (at most ${this.#limits.maxStreamsPerSession})`,
-        "maxStreamsPerSession",
-        this.#limits.maxStreamsPerSession,
-      );
-    session.answers.add(response);
-    session.lastSeen = Date.now();
-    response.once("close", () => {
-      session.answers.delete(response);
-      session.lastSeen = Date.now();
-    });
+    holdOpen(session, response, this.#limits.maxStreamsPerSession, "session", "maxStreamsPerSession");
     await sendResponse(await session.transport.handleRequest(webRequest(request, response), { parsedBody: body }), response);
-  }
-
-  #closeIdle(): void {
-    const now = Date.now();
-    for (const [, session] of this.#sessions.entries()) {
-      if (session.answers.size === 0 && now - session.lastSeen > this.#limits.idleMs) this.#end(session.id, `idle for ${now - session.lastSeen} ms`);
-    }
-  }
-
-  /** Ends a session (its streams close); its tasks go on in Spool's store. */
-  #end(id: string, why: string): void {
-    const session = this.#sessions.get(id);
-    if (!session) return;
-    this.#sessions.delete(id);
-    this.#ended(session, why);
   }
 
   /** A session out of the table: its transport closes and its open answers end. */
   #ended(session: Session, why: string): void {
     this.options.log.info(`mcp: session ${session.id} of ${session.caller.name} ended: ${why}`);
-    if (session.expiry) clearTimeout(session.expiry);
     void session.transport.close();
     // Its streams end with the transport; one whose client does not take the end within a second is cut.
-    if (session.answers.size > 0)
+    if (session.open.size > 0)
       setTimeout(() => {
-        for (const response of session.answers) if (!response.writableFinished) response.destroy();
+        for (const response of session.open) if (!response.writableFinished) response.destroy();
       }, ANSWER_GRACE_MS).unref();
   }
 
@@ -281,12 +216,7 @@ export class McpHttpEndpoint {
    * its 2026-07-28 streams. How many sessions and streams ended.
    */
   endPrincipal(name: string, why = "its credential was revoked"): number {
-    let ended = 0;
-    for (const [id] of this.#sessions.of((session) => session.caller.name === name)) {
-      this.#end(id, why);
-      ended++;
-    }
-    return ended + this.#modern.endPrincipal(name);
+    return this.#sessions.endWhere((session) => session.caller.name === name, why) + this.#modern.endPrincipal(name);
   }
 
   /** Ends every session (the server stops); their tasks go on in Spool's store. */
@@ -294,11 +224,7 @@ export class McpHttpEndpoint {
     this.#closed = true;
     clearInterval(this.#sweep);
     await this.#modern.close();
-    const sessions = [...this.#sessions.entries()].map(([id, session]) => {
-      this.#sessions.delete(id);
-      return session;
-    });
-    for (const s of sessions) if (s.expiry) clearTimeout(s.expiry);
+    const sessions = this.#sessions.clear();
     await Promise.allSettled(sessions.map((s) => s.transport.close()));
   }
 }

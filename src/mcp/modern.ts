@@ -80,8 +80,6 @@ interface Kept {
   streaming: McpHttpHandler;
   /** What its listens follow in Spool. */
   watches: ListenWatches;
-  /** Drops it when its caller's credential expires. */
-  expiry: NodeJS.Timeout | null;
   /** Requests under way on it. */
   open: number;
   lastUsed: number;
@@ -129,7 +127,7 @@ export class ModernMcp {
     );
     this.#deps = { version: options.version, where: options.where, extras: options.extras, log: options.log, states: this.#states };
     this.#shared = createMcpHandler(() => spoolServer(this.#deps, null), { legacy: "reject" });
-    this.#sweep = setInterval(() => this.#closeIdle(), Math.min(60_000, this.#limits.idleMs)).unref();
+    this.#sweep = this.#kept.sweepEvery(this.#limits.idleMs);
   }
 
   /** Spool connections kept (for tests and figures). */
@@ -253,13 +251,14 @@ export class ModernMcp {
 
   /** The calls about to be ended say the client's connection closed, not that the client cancelled them. */
   closing(): void {
-    for (const [, kept] of this.#kept.entries()) kept.bridge.side.closing = true;
+    for (const kept of this.#kept.values()) kept.bridge.side.closing = true;
   }
 
   /** Stdio: `#connection` for spool mcp's one caller; none to be had is the request's error. */
   #stdioConnection(caller: McpCaller, target: McpTarget, named: ClientInfo): Kept {
     try {
-      return this.#connection(caller, { share: caller.share ?? caller.name, name: caller.name, home: caller.home === true }, target, named);
+      const holder = { share: caller.share ?? caller.name, name: caller.name, home: caller.home === true, expiresAt: caller.expiresAt };
+      return this.#connection(caller, holder, target, named);
     } catch (error) {
       if (error instanceof DoorFull) throw new ProtocolError(error.code, error.message, error.extra.data);
       throw error;
@@ -294,44 +293,31 @@ export class ModernMcp {
         this.#stdio?.sendResourceListChanged().catch(() => undefined);
       },
     });
-    const kept: Kept = { key, principal: caller.name, bridge, handler, streaming, watches, expiry: null, open: 0, lastUsed: Date.now() };
-    // It is its credential's: dropped when that expires (its listens end with their completion; revocation: endPrincipal).
-    if (caller.expiresAt != null) kept.expiry = setTimeout(() => this.#drop(kept), Math.min(Math.max(0, caller.expiresAt - Date.now()), 2 ** 31 - 1)).unref();
+    const kept: Kept = { key, principal: caller.name, bridge, handler, streaming, watches, open: 0, lastUsed: Date.now() };
+    // It is its credential's: dropped when that expires (the table's; its listens end with their completion; revocation: endPrincipal).
     place.add(key, kept);
     return kept;
   }
 
   #drop(kept: Kept): void {
     if (this.#kept.get(kept.key) === kept) this.#kept.delete(kept.key);
-    if (kept.expiry) clearTimeout(kept.expiry);
     void Promise.all([kept.handler.close(), kept.streaming.close()])
       .then(() => kept.bridge.close())
       .catch((error: unknown) => this.options.log.warn(`mcp: closing a connection: ${message(error)}`));
   }
 
-  #closeIdle(): void {
-    const now = Date.now();
-    for (const [, kept] of this.#kept.entries()) if (kept.open === 0 && now - kept.lastUsed > this.#limits.idleMs) this.#drop(kept);
-  }
-
   /** A principal's credential went (revoked, expired): its streams end, its connections close. */
   endPrincipal(name: string): number {
-    let ended = 0;
-    for (const [, kept] of this.#kept.of((k) => k.principal === name)) {
-      ended += kept.open;
-      this.#drop(kept);
-    }
-    return ended;
+    let streams = 0;
+    for (const kept of this.#kept.values()) if (kept.principal === name) streams += kept.open;
+    this.#kept.endWhere((kept) => kept.principal === name, "its credential was revoked");
+    return streams;
   }
 
   async close(): Promise<void> {
     clearInterval(this.#sweep);
-    const all = [...this.#kept.entries()].map(([key, kept]) => {
-      this.#kept.delete(key);
-      return kept;
-    });
+    const all = this.#kept.clear();
     for (const kept of all) kept.bridge.side.closing = true;
-    for (const kept of all) if (kept.expiry) clearTimeout(kept.expiry);
     await Promise.allSettled([this.#shared.close(), ...all.flatMap((k) => [k.handler.close(), k.streaming.close()])]);
     await Promise.allSettled(all.map((k) => k.bridge.close()));
   }
