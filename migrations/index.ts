@@ -21,6 +21,7 @@ import { auditTransport } from "./020_audit_transport.js";
 import { pendingCounts } from "./021_pending_counts.js";
 import { agentSpend } from "./022_agent_spend.js";
 import { notifyBudgetEvent } from "./023_notify_budget_event.js";
+import { principalShares } from "./024_principal_shares.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -57,4 +58,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "021_pending_counts": pendingCounts,
   "022_agent_spend": agentSpend,
   "023_notify_budget_event": notifyBudgetEvent,
+  "024_principal_shares": principalShares,
 };

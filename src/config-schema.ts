@@ -39,13 +39,36 @@ export const LimitsSchema = z.strictObject({
     .default(8 * 1024 * 1024),
   /** Milliseconds one `entry/search` may run (in a worker thread); past it the search ends and answers what it found, and where to go on. */
   searchBudgetMs: z.number().int().positive().default(5_000),
-  /** Concurrent WebSocket connections; more are refused with HTTP 503. */
+  /** Searches one principal (with the credentials it minted) may have running or waiting; the next is LIMIT_EXCEEDED. One runs at a time while another principal waits. */
+  maxSearchesPerPrincipal: z.number().int().positive().default(8),
+  /** Concurrent WebSocket connections; more are refused with HTTP 503 (the home's go homeReserve past it). */
   maxConnections: z.number().int().positive().default(512),
   /**
-   * Of them, one principal's (its credentials' and paired devices' together; the home's credential is held to the
-   * server-wide bound only): more are refused with HTTP 429, so one principal cannot fill the server's connections.
+   * Of them, one principal's (its credentials', the credentials it minted and their paired devices' together; the
+   * home's credential is held to the server-wide bound only): more are refused with HTTP 429, so one principal cannot
+   * fill the server's connections.
    */
   maxConnectionsPerPrincipal: z.number().int().positive().default(64),
+  /**
+   * Room kept for the home (its token file's credential, and whatever comes by its Unix socket) above every
+   * server-wide bound: connections, sockets, paired devices, sign-in codes, /mcp and /acp's requests and tables, searches
+   * waiting. Whoever fills a bound, the home still connects, pairs and revokes.
+   */
+  homeReserve: z.number().int().nonnegative().default(32),
+  /** Live credentials one principal and those minted under it may hold together (token/create past it: LIMIT_EXCEEDED). */
+  maxCredentialsPerPrincipal: z.number().int().positive().default(256),
+  /**
+   * Sockets open at once (TCP and the Unix socket), kept below the process's descriptor limit (RLIMIT_NOFILE) with room
+   * for the store, commands and the server's own connections; TCP stops homeReserve short of it, the Unix socket does
+   * not. 0: a quarter of the descriptor limit off it, and never more than the limit less 256.
+   */
+  maxSockets: z.number().int().nonnegative().default(0),
+  /** Requests under way at /mcp and /acp together (open SSE streams included); past it HTTP 429 (the home's go homeReserve past it). */
+  maxHttpRequests: z.number().int().positive().default(512),
+  /** Of them, one principal's (with the credentials it minted); past it HTTP 429, answered before any of the body is read. */
+  maxHttpRequestsPerPrincipal: z.number().int().positive().default(64),
+  /** Milliseconds a /mcp or /acp request's body may take to arrive after its headers; past it HTTP 408 and its connection is cut. */
+  bodyDeadlineMs: z.number().int().positive().default(10_000),
   /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §2c "Bounded before authentication"). */
   maxUnauthenticatedConnections: z.number().int().positive().default(64),
   /** Of them, from one address (every Unix socket connection counts as one address). */
@@ -135,20 +158,33 @@ export const LimitsSchema = z.strictObject({
     .positive()
     .default(600)
     .describe("Proposals one principal may make in a minute (a bucket refilled continuously); past it LIMIT_EXCEEDED with retryAfterMs"),
+  rejectedBytesPerHour: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024)
+    .describe(
+      "Bytes of proposals one principal (with the credentials it minted) may leave stored rejected or withdrawn in an hour (a bucket refilled continuously); past it a new proposal is LIMIT_EXCEEDED with retryAfterMs",
+    ),
 });
 
 /**
  * The limits that bound what one principal may grow, each listed with its default in SPEC (Limits, "Per principal",
- * generated from this list). The home's credential (the operator's) is held to none of the proposal bounds, nor
- * to the connections'.
+ * generated from this list); each counts what the credentials the principal minted hold too. The home's credential
+ * (the operator's) is held to none of the proposal bounds, nor to the connections', and keeps homeReserve above
+ * every server-wide bound.
  */
 export const PER_PRINCIPAL_LIMITS = [
   "maxPendingPerPrincipal",
   "maxPendingPerRun",
   "proposalsPerMinute",
+  "rejectedBytesPerHour",
   "maxCodesPerPrincipal",
   "maxDevicesPerPrincipal",
   "maxConnectionsPerPrincipal",
+  "maxCredentialsPerPrincipal",
+  "maxHttpRequestsPerPrincipal",
+  "maxSearchesPerPrincipal",
 ] as const satisfies readonly (keyof z.output<typeof LimitsSchema>)[];
 
 export const ConfigFileSchema = z.strictObject({

@@ -15,6 +15,8 @@ import {
 import { credentialId, tokenVerifier } from "./client/server-proof.js";
 import type { SpoolConfig } from "./config.js";
 import type { Authenticated } from "./core/principals.js";
+import { HOME_SHARE } from "./core/share-key.js";
+import { FrontDoor } from "./door/door.js";
 import type { Logger } from "./logger.js";
 import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "./mcp/http.js";
 import type { OpsCaller } from "./ops/routes.js";
@@ -64,7 +66,8 @@ function requestAuthenticator(
   const authenticateRequest = async (request: IncomingMessage, options: { subprotocol?: boolean } = {}): Promise<Authenticated | null> => {
     const proof = proofs.take(request);
     if (!proof) return authenticate(presentedToken(request, options));
-    if (proof.id === homeId) return proof.proves(tokenVerifier(token)) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : null;
+    if (proof.id === homeId)
+      return proof.proves(tokenVerifier(token)) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential, share: HOME_SHARE } : null;
     return proof.id.length === 16 ? principals.byProof(proof.id, proof.proves) : null;
   };
   return { proofs, authenticateRequest };
@@ -94,6 +97,7 @@ function signInSessions(config: SpoolConfig, token: string, services: Services):
   return new WebSessions(devices, {
     maxCodes: config.limits.maxCodes,
     maxCodesPerPrincipal: config.limits.maxCodesPerPrincipal,
+    homeReserve: config.limits.homeReserve,
     // Marked so that the servers sharing the database (and no other) can tell which of them made a code.
     serverTag: codeTagFor(token, services.serverId),
     makerOf: (tag) => peerWithTag(services, token, tag),
@@ -144,7 +148,9 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
   const cookieName = (request: IncomingMessage) => sessionCookieName(portReached(request) ?? address.port);
   // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
-    tokensMatch(token, presented) ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential } : await core.principals.authenticate(presented);
+    tokensMatch(token, presented)
+      ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential, share: HOME_SHARE }
+      : await core.principals.authenticate(presented);
   const { proofs, authenticateRequest } = requestAuthenticator(token, homeCredential, core.principals, authenticate);
   // A revoked principal's connections and page sessions close at once (here; the bus tells the other servers).
   // When, per name: a connection whose credential was checked before a revocation and opened after it closes too.
@@ -173,34 +179,38 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
     }
     return closed;
   });
-  // /mcp's caller: the principal its bearer credential names (never a cookie: the page does not speak MCP).
-  const mcpCaller = async (request: IncomingMessage): Promise<McpCaller | null> => {
+  // /mcp's and /acp's caller: the principal its bearer credential names (never a cookie: the page speaks neither).
+  const doorCaller = async (request: IncomingMessage): Promise<McpCaller | null> => {
     if (tokenInUrl(request)) return null;
     const presented = presentedToken(request);
     const found = await authenticate(presented);
-    return found && presented !== null ? { name: found.principal.name, role: found.principal.role, credential: presented, expiresAt: found.expiresAt } : null;
+    if (!found || presented === null) return null;
+    const { name, role } = found.principal;
+    return { name, role, credential: presented, expiresAt: found.expiresAt, share: found.share, home: found.share === HOME_SHARE };
   };
-  // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
-  const mcp = mcpDoor(
-    {
-      authenticate: mcpCaller,
-      // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
-      authenticated: (request) => gate.authenticated(request.socket as Socket),
-      refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
-      serverUrl: () => address.localUrl ?? address.url,
-      version: SERVER_VERSION,
-      log,
-    },
-    log,
-  );
-  // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
-  const acp = acpDoor({
-    authenticate: mcpCaller,
-    authenticated: (request) => gate.authenticated(request.socket as Socket),
-    refusedOrigin: (request) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+  // The door both share: who comes in, the requests under way per principal and in all, the body's deadline.
+  const doors = {
+    authenticate: doorCaller,
+    // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
+    authenticated: (request: IncomingMessage) => gate.authenticated(request.socket as Socket),
+    refusedOrigin: (request: IncomingMessage) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
     serverUrl: () => address.localUrl ?? address.url,
     log,
+  };
+  const { limits } = config;
+  const frontDoor = new FrontDoor({
+    ...doors,
+    limits: {
+      maxRequests: limits.maxHttpRequests,
+      maxRequestsPerPrincipal: limits.maxHttpRequestsPerPrincipal,
+      homeReserve: limits.homeReserve,
+      bodyDeadlineMs: limits.bodyDeadlineMs,
+    },
   });
+  // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
+  const mcp = mcpDoor({ ...doors, frontDoor, version: SERVER_VERSION }, log);
+  // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
+  const acp = acpDoor({ ...doors, frontDoor });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };

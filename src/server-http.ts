@@ -4,20 +4,19 @@ import { WebSocketServer } from "ws";
 import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, SUBPROTOCOL, TOKEN_IN_URL, tokenInUrl } from "./auth.js";
 import { credentialId, tokenVerifier } from "./client/server-proof.js";
 import type { SpoolConfig } from "./config.js";
+import { HOME_SHARE } from "./core/share-key.js";
 import type { HomeLock } from "./home-lock.js";
 import type { Logger } from "./logger.js";
 import { createMetrics } from "./ops/metrics.js";
 import { opsRoutes } from "./ops/routes.js";
-import { HOME_PRINCIPAL_NAME } from "./protocol/roles.js";
 import type { ServerConnection } from "./rpc/connection.js";
 import { watchLiveness } from "./rpc/liveness.js";
-import type { RpcHost } from "./rpc/rpc-host.js";
 import { Scavenger } from "./scavenger.js";
 import { type Address, type Front, refuse } from "./server-front.js";
 import type { Services } from "./server-services.js";
 import type { Store } from "./store/database.js";
 import type { MigrationSet } from "./store/migrator.js";
-import { answerProof, PROOF_PATH, verifiedTransport, wsTransport } from "./transports.js";
+import { answerProof, PROOF_PATH, SocketBudget, socketBound, verifiedTransport, wsTransport } from "./transports.js";
 import { createWebHandler } from "./web/http.js";
 
 /** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
@@ -30,11 +29,26 @@ function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {
   connection.onClose(() => clearTimeout(timer));
 }
 
-/** The open connections of one principal (every transport). */
-function connectionsOf(rpc: RpcHost, name: string): number {
-  let open = 0;
-  for (const connection of rpc.connections) if (connection.principal.name === name) open++;
-  return open;
+/**
+ * The WebSocket connections open per share (the principal whose bounds they count against: its own, those of the
+ * credentials it minted, and their paired devices'), kept as they open and close.
+ */
+class ShareCounts {
+  readonly #open = new Map<string, number>();
+
+  of(share: string): number {
+    return this.#open.get(share) ?? 0;
+  }
+
+  /** One more for `share`, until `connection` closes. */
+  add(share: string, connection: ServerConnection): void {
+    this.#open.set(share, this.of(share) + 1);
+    connection.onClose(() => {
+      const left = this.of(share) - 1;
+      if (left > 0) this.#open.set(share, left);
+      else this.#open.delete(share);
+    });
+  }
 }
 
 /** The HTTP server: the proof, /metrics and the other operator routes, /mcp, the page; and the WebSocket upgrade. */
@@ -76,7 +90,7 @@ export function httpFront(
     sessions,
     authenticate: async (request) => {
       const found = await authenticateRequest(request);
-      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt, credential: found.credential };
+      return found && { principal: found.principal, credentialExpiresAt: found.expiresAt, credential: found.credential, share: found.share };
     },
     // The address the code's maker serves on: as the request reached it over TCP, else its own listening address and real port.
     pageUrl: (request) => {
@@ -106,7 +120,10 @@ export function httpFront(
     else web(request, response);
   });
   const upgrade = websocketUpgrade(config, log, services, front, wss);
-  http.on("connection", (socket: Socket) => gate.admit(socket));
+  const budget = new SocketBudget(socketBound(config.limits.maxSockets), config.limits.homeReserve, log);
+  http.on("connection", (socket: Socket) => {
+    if (budget.admit(socket)) gate.admit(socket);
+  });
   http.on("upgrade", (request, socket: Socket, head) => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return refuse(socket, 403, "Forbidden");
     if (tokenInUrl(request)) return refuse(socket, 401, "Unauthorized", TOKEN_IN_URL);
@@ -121,11 +138,14 @@ export function httpFront(
 
 /**
  * The WebSocket upgrade, its Origin checked: who the credential or the page's session names, the bounds on
- * connections (the server's, the principal's), then the connection, closed at its credential's expiry or revocation.
+ * connections (the server's, with the home's reserve past it; the principal's, counting the credentials it minted),
+ * then the connection, closed at its credential's expiry or revocation.
  */
 function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, front: Front, wss: WebSocketServer) {
   const { rpc } = services;
   const { sessions, trustedHosts, cookieName, authenticateRequest, revokedAt, gate } = front;
+  const { maxConnections, maxConnectionsPerPrincipal, homeReserve } = config.limits;
+  const shares = new ShareCounts();
   // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
   // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
   const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
@@ -142,13 +162,23 @@ function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, 
     }
     // The cookie is good only for the server's own page.
     if (signedIn && request.headers.origin !== ownOrigin(request, trustedHosts)) return refuse(socket, 403, "Forbidden");
-    if (wss.clients.size >= config.limits.maxConnections) return refuse(socket, 503, "Service Unavailable");
-    // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open).
+    // Who the connection acts as: the credential's principal, or the one that signed the page in (spool open); whose
+    // bounds it counts against; and how it came (the home's token or its Unix socket keep the reserve; /mcp's and
+    // /acp's own connections come by that socket with their caller's credential, and do not).
     const principal = byToken?.principal ?? signedIn!.principal;
-    const open = principal.name === HOME_PRINCIPAL_NAME ? 0 : connectionsOf(rpc, principal.name);
-    if (open >= config.limits.maxConnectionsPerPrincipal) {
-      log.warn(`refused a connection of ${principal.name}: it has ${open} open (limits.maxConnectionsPerPrincipal)`);
-      return refuse(socket, 429, "Too Many Requests", `${principal.name} has ${open} connections open (limits.maxConnectionsPerPrincipal); close one first`);
+    const share = byToken?.share ?? signedIn!.share;
+    const transport = verifiedTransport(request, signedIn !== null);
+    const home = share === HOME_SHARE || transport === "unix";
+    if (wss.clients.size >= maxConnections + (home ? homeReserve : 0)) return refuse(socket, 503, "Service Unavailable");
+    const open = share === HOME_SHARE ? 0 : shares.of(share);
+    if (open >= maxConnectionsPerPrincipal) {
+      log.warn(`refused a connection of ${principal.name}: its principal has ${open} open (limits.maxConnectionsPerPrincipal)`);
+      return refuse(
+        socket,
+        429,
+        "Too Many Requests",
+        `${principal.name} has ${open} connections open with the credentials of its principal (limits.maxConnectionsPerPrincipal); close one first`,
+      );
     }
     if (socket.destroyed) return;
     gate.authenticated(socket);
@@ -165,7 +195,8 @@ function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, 
             `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
           ),
       });
-      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal, verifiedTransport(request, signedIn !== null));
+      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal, transport);
+      shares.add(share, connection);
       if (byToken?.expiresAt != null) closeAtExpiry(connection, byToken.expiresAt);
       if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
     });

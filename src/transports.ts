@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, rmSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync } from "node:fs";
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { WebSocket, WebSocketServer } from "ws";
@@ -210,6 +210,71 @@ export class PreAuthGate {
         `closing connections that have not authenticated (limits.maxUnauthenticatedConnections ${this.limits.total}, per address ${this.limits.perAddress}, each after limits.authGraceMs ${this.limits.graceMs}; ${PRE_AUTH_HARD_FACTOR} times as many in their grace): ${this.#evicted} so far`,
       );
     }
+  }
+}
+
+/** The process's descriptor limit (RLIMIT_NOFILE's soft value, which Node raises to the hard one), or null where /proc does not say. */
+export function descriptorLimit(): number | null {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Sockets the server holds at once (limits.maxSockets): as configured, else the descriptor limit less a quarter of it
+ * (at least 256) for the store, the commands' pipes and the server's own connections; without a known limit, none.
+ */
+export function socketBound(configured: number, limit = descriptorLimit()): number {
+  if (configured > 0) return configured;
+  if (limit === null) return Number.POSITIVE_INFINITY;
+  return Math.max(1, limit - Math.max(256, Math.floor(limit / 4)));
+}
+
+/**
+ * The sockets the server holds (TCP and the Unix socket), bounded below the process's descriptor limit: a TCP
+ * connection past `max - reserve` is closed at once, the home's Unix socket goes on to `max`, so however many
+ * descriptors others hold, the home still connects (accept never fails for want of a descriptor, which would refuse
+ * the home's socket like any other).
+ */
+export class SocketBudget {
+  #open = 0;
+  #refused = 0;
+  #warnedAt = 0;
+
+  constructor(
+    private readonly max: number,
+    private readonly reserve: number,
+    private readonly log: Logger,
+  ) {}
+
+  get open(): number {
+    return this.#open;
+  }
+
+  /** Counts the socket until it closes; false (and the socket closed) when it is past its bound. */
+  admit(socket: Socket): boolean {
+    const unix = socket.remoteAddress === undefined && !socket.destroyed;
+    if (this.#open >= this.max - (unix ? 0 : this.reserve)) {
+      socket.destroy();
+      this.#refused++;
+      const now = Date.now();
+      if (now - this.#warnedAt > 60_000) {
+        this.#warnedAt = now;
+        this.log.warn(
+          `refusing connections: ${this.#open} sockets open (limits.maxSockets ${this.max}, the last limits.homeReserve ${this.reserve} kept for the home's Unix socket): ${this.#refused} so far`,
+        );
+      }
+      return false;
+    }
+    this.#open++;
+    socket.once("close", () => this.#open--);
+    return true;
   }
 }
 

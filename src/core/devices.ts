@@ -8,6 +8,7 @@ import type { Audit } from "./audit.js";
 import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps } from "./deps.js";
 import { covers } from "./scope.js";
+import { HOME_SHARE, shareOf } from "./share-key.js";
 
 /** Whose credential a sign-in code stands for: its principal, which credential (a token id, `home:<id>`), until when. */
 export interface DeviceGrant {
@@ -24,6 +25,8 @@ export interface LiveDevice {
   /** Its idle end, never past its credential's expiry. */
   expiresAt: number;
   credentialExpiresAt: number | null;
+  /** Whose bounds it counts against: its credential's share (HOME_SHARE for the home's). */
+  share: string;
 }
 
 /** Both halves of a new device's credential: the cookie's value and the page's key. */
@@ -67,17 +70,23 @@ export class Devices {
   }
 
   /**
-   * Pairs a new device for the grant's principal. Past the principal's own bound its device used longest ago is
-   * unpaired; past the server-wide bound nothing is unpaired and the pairing is refused (LIMIT_EXCEEDED).
+   * Pairs a new device for the grant's principal. Its bound counts the devices of every credential of its share (the
+   * credentials minted under the same principal): past it the share's device used longest ago is unpaired. Past the
+   * server-wide bound nothing is unpaired and the pairing is refused (LIMIT_EXCEEDED); the home's credential keeps
+   * limits.homeReserve past it. Devices whose credential was revoked or expired count for neither.
    */
   async pair(grant: DeviceGrant, options: { name: string | null; userAgent: string | null; address: string | null }, now = Date.now()): Promise<Paired> {
     const limits = this.deps.config.limits;
     const repos = this.deps.repos.devices;
-    const mine = (await repos.listDevices(grant.principal.name)).filter((row) => this.#alive(row, now));
-    const stale = mine.length >= limits.maxDevicesPerPrincipal ? oldestFirst(mine).slice(0, mine.length - limits.maxDevicesPerPrincipal + 1) : [];
-    if (stale.length === 0 && (await repos.countLiveDevices()) >= limits.maxDevices) {
+    const home = grant.credential === this.#home;
+    const share = home ? HOME_SHARE : await this.#shareOf(grant.credential);
+    const counted = (await repos.listShareDevices(share, home ? this.#home : null)).filter((row) => this.#alive(row, now));
+    const mine = counted.filter((row) => row.principal === grant.principal.name);
+    const stale = counted.length >= limits.maxDevicesPerPrincipal ? oldestFirst(counted).slice(0, counted.length - limits.maxDevicesPerPrincipal + 1) : [];
+    const room = limits.maxDevices + (home ? limits.homeReserve : 0);
+    if (stale.length === 0 && (await repos.countLiveDevices(this.#home, now)) >= room) {
       await this.#prune(now);
-      if ((await repos.countLiveDevices()) >= limits.maxDevices)
+      if ((await repos.countLiveDevices(this.#home, now)) >= room)
         throw new SpoolError(
           "LIMIT_EXCEEDED",
           `This server has ${limits.maxDevices} paired devices (limits.maxDevices): unpair some with \`spool devices revoke\` before pairing another`,
@@ -112,7 +121,13 @@ export class Devices {
       client: "spool-web",
       detail: { address: options.address, device: row.device_id, name: row.name },
     });
-    return { cookie: `${row.device_id}.${cookieSecret}`, key, device: this.#live(row, grant.principal) };
+    return { cookie: `${row.device_id}.${cookieSecret}`, key, device: this.#live(row, grant.principal, share) };
+  }
+
+  /** The share of the principal whose credential (token id) this is; the id itself when none holds it. */
+  async #shareOf(credential: string): Promise<string> {
+    const row = await this.deps.repos.principals.findPrincipalByTokenId(credential);
+    return row ? shareOf(row) : credential;
   }
 
   /**
@@ -127,8 +142,8 @@ export class Devices {
     const secretOk = timingSafeEqual(row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32), sha256(match[2]!));
     const keyOk = timingSafeEqual(row ? Buffer.from(row.key_hash, "hex") : Buffer.alloc(32), sha256(key));
     if (!row || !secretOk || !keyOk || !this.#alive(row, now)) return null;
-    const principal = await this.#parent(row, now);
-    if (!principal) return null;
+    const parent = await this.#parent(row, now);
+    if (!parent) return null;
     const moved = address !== null && address !== row.last_address;
     if (moved || now - row.last_seen_at >= TOUCH_EVERY_MS) {
       await this.deps.repos.devices.touchDevice(row.device_id, now, address ?? row.last_address);
@@ -142,7 +157,7 @@ export class Devices {
           detail: { device: row.device_id, name: row.name, address, before: row.last_address },
         });
     }
-    return this.#live(row, principal);
+    return this.#live(row, parent.principal, parent.share);
   }
 
   /**
@@ -260,19 +275,22 @@ export class Devices {
     return row.last_seen_at + row.idle_ms > now;
   }
 
-  /** The principal a device acts as, while the credential that paired it holds (not revoked, expired or replaced). */
-  async #parent(row: DeviceRow, now: number): Promise<PrincipalRef | null> {
+  /** The principal a device acts as and its share, while the credential that paired it holds (not revoked, expired or replaced). */
+  async #parent(row: DeviceRow, now: number): Promise<{ principal: PrincipalRef; share: string } | null> {
     if (row.credential.startsWith("home:")) {
-      return row.credential === this.#home && row.principal === HOME_PRINCIPAL_NAME ? { name: HOME_PRINCIPAL_NAME, role: "admin", projects: null } : null;
+      return row.credential === this.#home && row.principal === HOME_PRINCIPAL_NAME
+        ? { principal: { name: HOME_PRINCIPAL_NAME, role: "admin", projects: null }, share: HOME_SHARE }
+        : null;
     }
     const parent = await this.deps.repos.principals.findPrincipalByTokenId(row.credential);
     if (!parent || parent.revoked_at !== null || (parent.expires_at !== null && parent.expires_at <= now)) return null;
     if (parent.name !== row.principal || !ROLES.includes(parent.role)) return null;
-    return { name: parent.name, role: parent.role, projects: parent.projects === null ? null : (JSON.parse(parent.projects) as string[]) };
+    const projects = parent.projects === null ? null : (JSON.parse(parent.projects) as string[]);
+    return { principal: { name: parent.name, role: parent.role, projects }, share: shareOf(parent) };
   }
 
-  #live(row: DeviceRow, principal: PrincipalRef): LiveDevice {
-    return { id: row.device_id, name: row.name, principal, expiresAt: endOf(row), credentialExpiresAt: row.parent_expires_at };
+  #live(row: DeviceRow, principal: PrincipalRef, share: string): LiveDevice {
+    return { id: row.device_id, name: row.name, principal, expiresAt: endOf(row), credentialExpiresAt: row.parent_expires_at, share };
   }
 
   #tell(ids: readonly string[], reason: string): number {

@@ -65,6 +65,8 @@ export class Effects {
   constructor(
     private readonly deps: CoreDeps,
     private readonly watchers: WatcherHub,
+    /** Fair shares: a rejected or withdrawn proposal is taken from its proposer's hour (shares.ts). */
+    private readonly shares: { rejected(log: EntryRow): Promise<void> } | null = null,
   ) {}
 
   /** `entry:status` for one entry whose status changed (`previous` null: it is new). */
@@ -94,6 +96,9 @@ export class Effects {
     this.deps.notifyProject(project.id, "run/resolved", notice);
     this.deps.observer?.resolved(project, run, log, details);
     this.activity?.resolved(project, run, log, details);
+    // Counted after the write: a failure to count is the log's, never the decision's.
+    if (details.decision === "reject")
+      await this.shares?.rejected(log).catch((error: unknown) => this.deps.log.warn(`fair shares: could not count ${log.path}'s rejection`, { error }));
     await this.hookStatus(project, run, log, ENTRY.proposed);
   }
 

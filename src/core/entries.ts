@@ -1,10 +1,12 @@
+import { HOME_PRINCIPAL_NAME, type PrincipalRef } from "../protocol/roles.js";
 import { SpoolError } from "../rpc/errors.js";
 import type { Repositories } from "../store/repositories.js";
 import type { EntryRow } from "../store/schema.js";
-import { type SearchQuery, SearchQueueFull, SearchTimedOut } from "../store/search.js";
+import { type SearchQuery, SearchQueueFull, type SearchShare, SearchTimedOut } from "../store/search.js";
 import { compileQuery, regexError } from "../store/search-match.js";
 import type { CoreDeps } from "./deps.js";
 import { replay } from "./replay.js";
+import { HOME_SHARE, shareOf } from "./share-key.js";
 import { ENTRY } from "./status.js";
 import type { Subscription, WatcherHub } from "./watchers.js";
 
@@ -139,12 +141,14 @@ export class Entries {
 
   /**
    * Lines of these channels (one, or a command's output channels merged in stored order) that hold a pattern, searched
-   * in a worker thread within the configured budget (limits.searchBudgetMs).
+   * in a worker thread within the configured budget (limits.searchBudgetMs), in the turn of `by`'s share of the pool
+   * (its principal's, with the credentials minted under it; none named: the server's own).
    */
-  async search(channelIds: readonly number[], query: SearchQuery, signal?: AbortSignal): ReturnType<Chunks["search"]> {
-    const budgetMs = this.deps.config.limits.searchBudgetMs;
+  async search(channelIds: readonly number[], query: SearchQuery, signal?: AbortSignal, by?: PrincipalRef): ReturnType<Chunks["search"]> {
+    const { searchBudgetMs: budgetMs, maxSearchesPerPrincipal, homeReserve } = this.deps.config.limits;
+    const share = by === undefined ? undefined : await this.#searchShare(by, maxSearchesPerPrincipal, homeReserve);
     try {
-      return await this.deps.repos.chunks.search(channelIds, query, budgetMs, signal);
+      return await this.deps.repos.chunks.search(channelIds, query, budgetMs, signal, share);
     } catch (error) {
       if (error instanceof SearchTimedOut)
         throw new SpoolError(
@@ -155,9 +159,21 @@ export class Entries {
             fromLine: query.fromLine,
           },
         );
-      if (error instanceof SearchQueueFull) throw new SpoolError("LIMIT_EXCEEDED", `too many searches at once: ${error.message}`);
+      if (error instanceof SearchQueueFull)
+        throw new SpoolError(
+          "LIMIT_EXCEEDED",
+          `too many searches at once: ${error.message}`,
+          error.limit ? { limit: error.limit, bound: maxSearchesPerPrincipal } : {},
+        );
       throw error;
     }
+  }
+
+  /** The share of the pool a principal's searches take turns in: its principal's (the home's keeps the reserve). */
+  async #searchShare(by: PrincipalRef, bound: number, reserve: number): Promise<SearchShare> {
+    if (by.name === HOME_PRINCIPAL_NAME) return { key: HOME_SHARE, name: by.name, bound: null, reserve };
+    const row = await this.deps.repos.principals.findLivePrincipal(by.name);
+    return { key: row ? shareOf(row) : `name:${by.name}`, name: `"${by.name}"`, bound, reserve: 0 };
   }
 
   /** Sends a new subscription the chunks stored after each of its channels' `after`, then hands it to live delivery (replay.ts). */

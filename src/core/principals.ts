@@ -10,6 +10,7 @@ import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps, ResolverOut } from "./deps.js";
 import { describeCaller, LATE_REVOKED_RESOLVER, REVOCATION, revokedReason, revokedResolver } from "./resolvers.js";
 import { covers, requireCovered, requireRoleAtMost } from "./scope.js";
+import { shareOf } from "./share-key.js";
 
 /** A token is `spool_<id>_<secret>`: the id (hex) finds the row, the secret is compared as its SHA-256. */
 const TOKEN = PRINCIPAL_TOKEN;
@@ -22,6 +23,8 @@ export interface Authenticated {
   expiresAt: number | null;
   /** Which credential: the token's id (the home's token file: `home:<id>`), what a paired device is bound to. */
   credential: string;
+  /** Whose bounds it counts against (shareOf): the principal that minted it, up to one the home minted; the home's own: HOME_SHARE. */
+  share: string;
 }
 
 function refOf(row: PrincipalRow): PrincipalRef {
@@ -76,7 +79,7 @@ export class Principals {
     const expected = row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32);
     const same = timingSafeEqual(expected, sha256(match[2]!));
     if (!row || !same || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
-    return { principal: refOf(row), expiresAt: row.expires_at, credential: row.token_id };
+    return { principal: refOf(row), expiresAt: row.expires_at, credential: row.token_id, share: shareOf(row) };
   }
 
   /**
@@ -88,7 +91,7 @@ export class Principals {
     const row = await this.deps.repos.principals.findPrincipalByTokenId(tokenId);
     const same = proves(row ? Buffer.from(row.secret_hash, "hex") : Buffer.alloc(32));
     if (!row || !same || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
-    return { principal: refOf(row), expiresAt: row.expires_at, credential: row.token_id };
+    return { principal: refOf(row), expiresAt: row.expires_at, credential: row.token_id, share: shareOf(row) };
   }
 
   /**
@@ -101,7 +104,11 @@ export class Principals {
     return Buffer.from(row.secret_hash, "hex");
   }
 
-  /** Creates a principal and its token (returned once, never stored): within `by`'s scope, at most its role. */
+  /**
+   * Creates a principal and its token (returned once, never stored): within `by`'s scope, at most its role. It counts
+   * against `by`'s bounds (its share), unless the home made it (then it starts a share of its own); a share holds at
+   * most limits.maxCredentialsPerPrincipal live credentials.
+   */
   async create(
     by: PrincipalRef,
     input: { name: string; role: Role; projects?: string[] | undefined; expiresAt?: number | undefined },
@@ -115,9 +122,11 @@ export class Principals {
       throw new SpoolError("INVALID_PARAMS", "expiresAt is in the past: give a time to come", { issues: [{ path: "expiresAt", message: "in the past" }] });
     }
     const id = randomBytes(8).toString("hex");
+    const share = await this.#shareFor(by, id);
     const secret = randomBytes(32).toString("base64url");
     try {
       const row = await this.deps.repos.principals.insertPrincipal({
+        share,
         name: input.name,
         role: input.role,
         projects: input.projects ? JSON.stringify([...new Set(input.projects)]) : null,
@@ -134,6 +143,23 @@ export class Principals {
         throw conflict(`A principal named "${input.name}" exists; revoke it first or choose another name`, { name: input.name });
       throw error;
     }
+  }
+
+  /** The share a credential `by` mints counts against (refused past its bound); the home's start their own (`id`). */
+  async #shareFor(by: PrincipalRef, id: string): Promise<string> {
+    if (by.name === HOME_PRINCIPAL_NAME) return id;
+    const minter = await this.deps.repos.principals.findLivePrincipal(by.name);
+    if (!minter) return id;
+    const share = shareOf(minter);
+    const bound = this.deps.config.limits.maxCredentialsPerPrincipal;
+    const live = await this.deps.repos.principals.countLiveInShare(share);
+    if (live >= bound)
+      throw new SpoolError(
+        "LIMIT_EXCEEDED",
+        `"${by.name}" and the credentials minted under it hold ${live} live credentials, the most allowed (limits.maxCredentialsPerPrincipal: ${bound}): revoke some first (spool token list, spool token revoke)`,
+        { limit: "maxCredentialsPerPrincipal", bound, principal: by.name },
+      );
+    return share;
   }
 
   /** The principals `by` covers: for a scoped admin, those whose every project is one of its own. */

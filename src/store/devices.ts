@@ -18,14 +18,45 @@ export function listDevices(db: Kysely<Database>, principal: string | null): Pro
   return query.orderBy("id").execute();
 }
 
-/** How many devices are not revoked, all principals together (expired ones counted until pruned). */
-export async function countLiveDevices(db: Kysely<Database>): Promise<number> {
+/**
+ * How many devices count against the server's bound: not revoked, and paired by a credential that still holds (the
+ * home's current one, or a principal's neither revoked nor expired: a revoked principal's devices stop counting at
+ * once, whether or not their rows were marked). Devices idle past their end are counted until pruned.
+ */
+export async function countLiveDevices(db: Kysely<Database>, homeCredential: string | null, now: number): Promise<number> {
   const row = await db
     .selectFrom("devices")
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
     .where("revoked_at", "is", null)
+    .where((eb) =>
+      eb.or([
+        eb("credential", "=", homeCredential ?? ""),
+        eb(
+          "credential",
+          "in",
+          eb
+            .selectFrom("principals")
+            .select("token_id")
+            .where("revoked_at", "is", null)
+            .where((p) => p.or([p("expires_at", "is", null), p("expires_at", ">", now)])),
+        ),
+      ]),
+    )
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/**
+ * The devices that count against a share (core/principals.ts shareOf), oldest first: not revoked, paired by a live
+ * credential of it (for the home's share, by `homeCredential`). Expired ones included: the caller tells.
+ */
+export function listShareDevices(db: Kysely<Database>, share: string, homeCredential: string | null): Promise<DeviceRow[]> {
+  let query = db.selectFrom("devices").selectAll().where("revoked_at", "is", null);
+  query =
+    homeCredential !== null
+      ? query.where("credential", "=", homeCredential)
+      : query.where("credential", "in", (eb) => eb.selectFrom("principals").select("token_id").where("share", "=", share).where("revoked_at", "is", null));
+  return query.orderBy("id").execute();
 }
 
 /** Marks these devices revoked (the ones still live); the rows revoked now. */

@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { globMatch, jsonSet, jsonText } from "./dialect.js";
 import { uniquely } from "./errors.js";
 import type { Database, EntryRow, EntryUpdate, NewEntry } from "./schema.js";
@@ -161,18 +161,23 @@ export function listPendingEverywhere(
 }
 
 /**
- * Pending proposals of a run and of a principal: two rows of the counts migration 021's triggers keep (no row: none
- * waits), read in one statement whatever the number waiting.
+ * Pending proposals of a run and of a principal's share (the principal, and every live credential that counts against
+ * the same principal's bounds: migration 024): rows of the counts migration 021's triggers keep (no row: none waits),
+ * read in one statement whatever the number waiting (sync-reads.ts prepares the same statement on SQLite).
  */
-export async function countPending(db: Kysely<Database>, runId: number, principal: string): Promise<{ run: number; principal: number }> {
-  const rows = await db
-    .selectFrom("pending_counts")
-    .select(["scope", "n"])
-    .where((eb) =>
-      eb.or([eb.and([eb("scope", "=", "run"), eb("key", "=", String(runId))]), eb.and([eb("scope", "=", "principal"), eb("key", "=", principal)])]),
-    )
-    .execute();
-  const run = rows.find((r) => r.scope === "run");
-  const mine = rows.find((r) => r.scope === "principal");
-  return { run: Number(run?.n ?? 0), principal: Number(mine?.n ?? 0) };
+export async function countPending(db: Kysely<Database>, runId: number, principal: string): Promise<PendingCounts> {
+  const { rows } = await sql<{ run: number | string | null; principal: number | string | null; share: string | null }>`SELECT
+    coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'run' AND "key" = ${String(runId)}), 0) AS "run",
+    coalesce((SELECT sum("n") FROM "pending_counts" WHERE "scope" = 'principal' AND ("key" = ${principal} OR "key" IN (
+      SELECT "name" FROM "principals" WHERE "revoked_at" IS NULL AND "share" = (SELECT "share" FROM "principals" WHERE "name" = ${principal} AND "revoked_at" IS NULL)
+    ))), 0) AS "principal",
+    (SELECT "share" FROM "principals" WHERE "name" = ${principal} AND "revoked_at" IS NULL) AS "share"`.execute(db);
+  return { run: Number(rows[0]?.run ?? 0), principal: Number(rows[0]?.principal ?? 0), share: rows[0]?.share ?? null };
+}
+
+/** A run's proposals waiting, its principal's share's, and that share (null: no live principal has the name). */
+export interface PendingCounts {
+  run: number;
+  principal: number;
+  share: string | null;
 }

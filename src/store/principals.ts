@@ -37,3 +37,14 @@ export function listPrincipals(db: Kysely<Database>, options: { revoked: boolean
 export function revokePrincipal(db: Kysely<Database>, name: string, at: number): Promise<PrincipalRow | undefined> {
   return db.updateTable("principals").set({ revoked_at: at }).where("name", "=", name).where("revoked_at", "is", null).returningAll().executeTakeFirst();
 }
+
+/** How many live principals count against `share` (the credentials minted under it, and its own). */
+export async function countLiveInShare(db: Kysely<Database>, share: string): Promise<number> {
+  const row = await db
+    .selectFrom("principals")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where("share", "=", share)
+    .where("revoked_at", "is", null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

@@ -131,6 +131,11 @@ export interface PrincipalTable {
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;
+  /**
+   * Migration 023: whose bounds it counts against, as that principal's token id: its own when the home minted it,
+   * else its minter's share (null only in a row of a database being migrated).
+   */
+  share: string | null;
 }
 
 /** Migration 016: a paired device (a browser signed in with a one-time code); only digests of its two secrets. */

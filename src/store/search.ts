@@ -33,14 +33,42 @@ export class SearchTimedOut extends Error {
   }
 }
 
-/** Searches waiting for a worker, all together, past which one is refused. */
-export class SearchQueueFull extends Error {}
+/** Searches waiting for a worker, all together or of one share, past which one is refused. */
+export class SearchQueueFull extends Error {
+  constructor(
+    message: string,
+    /** The setting that bounds it, when it is one. */
+    readonly limit?: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface SearchLimits {
   /** Workers (searches at once) at most. */
   workers: number;
   /** Searches waiting for one at most. */
   queued: number;
+}
+
+/**
+ * Whose search it is: the share it counts against (the principal whose bounds the caller's credential counts
+ * against), in words for a refusal, how many it may have running or waiting (null: no bound of its own, the server's
+ * own searches), and how many it may queue past `queued` (the home's reserve).
+ */
+export interface SearchShare {
+  key: string;
+  name: string;
+  bound: number | null;
+  reserve: number;
+}
+
+/** The server's own searches (no caller named): one share of their own. */
+const SERVER_SHARE: SearchShare = { key: "", name: "the server", bound: null, reserve: 0 };
+
+interface ShareQueue {
+  running: number;
+  waiting: { start: () => void }[];
 }
 
 /** Milliseconds an idle worker is kept for the next search. */
@@ -53,13 +81,21 @@ interface Slot {
   online: Promise<void>;
 }
 
-/** The search pool of one store. */
+/**
+ * The search pool of one store, shared fairly: while others wait, one share runs at most one search less than the
+ * workers there are (one when there is one), and a worker that frees goes to the next share waiting, round robin, so
+ * one principal's searches — however many, however slow — delay another's by one search at most.
+ */
 export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, queued: 64 }) {
   const file = store.kind === "sqlite" && (store as SqliteStore).file !== ":memory:" ? (store as SqliteStore).file : null;
   const driver = file ? sqliteDriverPath() : "";
   const idle: Slot[] = [];
   let running = 0;
-  const waiting: (() => void)[] = [];
+  let queued = 0;
+  const shares = new Map<string, ShareQueue>();
+  /** Shares with searches waiting, in the order the next free worker serves them. */
+  const turns: string[] = [];
+  const perShare = Math.max(1, limits.workers - 1);
   let nextId = 0;
 
   const spawn = (): Slot => {
@@ -80,19 +116,80 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
     });
     return slot;
   };
-  const acquire = async (): Promise<Slot> => {
-    if (running >= limits.workers) {
-      if (waiting.length >= limits.queued) throw new SearchQueueFull(`${limits.queued} searches are waiting already; try again shortly`);
-      await new Promise<void>((resolve) => waiting.push(resolve));
+  const queueOf = (key: string): ShareQueue => {
+    let queue = shares.get(key);
+    if (!queue) shares.set(key, (queue = { running: 0, waiting: [] }));
+    return queue;
+  };
+  const forget = (key: string, queue: ShareQueue) => {
+    if (queue.running === 0 && queue.waiting.length === 0) shares.delete(key);
+  };
+  /** Free workers to the shares waiting, in turn, each up to its part of the pool. */
+  const dispatch = () => {
+    for (let tried = 0; running < limits.workers && tried < turns.length; ) {
+      const key = turns.shift()!;
+      const queue = queueOf(key);
+      if (queue.running >= perShare) {
+        turns.push(key);
+        tried++;
+        continue;
+      }
+      tried = 0;
+      const next = queue.waiting.shift()!;
+      if (queue.waiting.length > 0) turns.push(key);
+      queued--;
+      next.start();
+    }
+  };
+  const acquire = async (share: SearchShare, signal: AbortSignal | undefined): Promise<Slot> => {
+    const queue = queueOf(share.key);
+    const held = queue.running + queue.waiting.length;
+    if (share.bound !== null && held >= share.bound) {
+      forget(share.key, queue);
+      throw new SearchQueueFull(
+        `${share.name} has ${held} searches running or waiting (limits.maxSearchesPerPrincipal ${share.bound})`,
+        "maxSearchesPerPrincipal",
+      );
+    }
+    if (running >= limits.workers || queue.running >= perShare || queue.waiting.length > 0) {
+      if (queued >= limits.queued + share.reserve) {
+        forget(share.key, queue);
+        throw new SearchQueueFull(`${limits.queued} searches are waiting already; try again shortly`);
+      }
+      queued++;
+      await new Promise<void>((resolve, reject) => {
+        const waiter = {
+          start: () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+        };
+        const onAbort = () => {
+          const at = queue.waiting.indexOf(waiter);
+          if (at === -1) return;
+          queue.waiting.splice(at, 1);
+          queued--;
+          if (queue.waiting.length === 0 && turns.includes(share.key)) turns.splice(turns.indexOf(share.key), 1);
+          forget(share.key, queue);
+          reject(signal?.reason ?? new Error("search aborted"));
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        queue.waiting.push(waiter);
+        if (!turns.includes(share.key)) turns.push(share.key);
+      });
     }
     running++;
+    queue.running++;
     const slot = idle.pop() ?? spawn();
     if (slot.idle) clearTimeout(slot.idle);
     slot.idle = null;
     return slot;
   };
-  const release = (slot: Slot | null) => {
+  const release = (share: SearchShare, slot: Slot | null) => {
     running--;
+    const queue = queueOf(share.key);
+    queue.running--;
+    forget(share.key, queue);
     if (slot) {
       slot.idle = setTimeout(() => {
         idle.splice(idle.indexOf(slot), 1);
@@ -101,7 +198,7 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
       slot.idle.unref();
       idle.push(slot);
     }
-    waiting.shift()?.();
+    dispatch();
   };
 
   const pageOf = (entryIds: readonly number[], request: ChunkPageRequest): Promise<ChunkPage> => {
@@ -117,9 +214,15 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
     return query.execute() as Promise<ChunkPage>;
   };
 
-  /** Searches the chunks of `entryIds` (one channel, or several merged in stored order) within `budgetMs`. */
-  async function search(entryIds: readonly number[], query: SearchQuery, budgetMs: number, signal?: AbortSignal): Promise<SearchOutcome> {
-    const slot = await acquire();
+  /** Searches the chunks of `entryIds` (one channel, or several merged in stored order) within `budgetMs`, in `share`'s turn. */
+  async function search(
+    entryIds: readonly number[],
+    query: SearchQuery,
+    budgetMs: number,
+    signal?: AbortSignal,
+    share: SearchShare = SERVER_SHARE,
+  ): Promise<SearchOutcome> {
+    const slot = await acquire(share, signal);
     // A search under way keeps the process alive (an idle worker does not).
     slot.worker.ref();
     await slot.online;
@@ -140,7 +243,7 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
         slot.worker.off("exit", onExit);
         slot.worker.unref();
         if (!kept) void slot.worker.terminate();
-        release(kept ? slot : null);
+        release(share, kept ? slot : null);
         end();
       };
       const cut = () =>

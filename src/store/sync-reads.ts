@@ -1,6 +1,7 @@
 import type SQLite from "better-sqlite3";
 import { noteActivity, READ } from "./activity.js";
 import { isBusy } from "./busy.js";
+import type { PendingCounts } from "./entries.js";
 import * as entries from "./entries.js";
 import { storeError } from "./errors.js";
 import * as runs from "./runs.js";
@@ -72,9 +73,9 @@ export function prepareEarly(sqlite: SQLite.Database | undefined, make: (sqlite:
 const entryStatements = (sqlite: SQLite.Database) => ({
   byPath: sqlite.prepare<[number, string], EntryRow>('SELECT * FROM "entries" WHERE "run_id" = ? AND "path" = ?'),
   byId: sqlite.prepare<[number], EntryRow>('SELECT * FROM "entries" WHERE "id" = ?'),
-  // Both counts from migration 021's kept rows (no row: none waits).
-  pending: sqlite.prepare<[string, string], { run: number; principal: number }>(
-    `SELECT coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'run' AND "key" = ?), 0) AS run, coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'principal' AND "key" = ?), 0) AS principal`,
+  // Both counts from migration 021's kept rows (no row: none waits), the principal's for its whole share (entries.ts countPending).
+  pending: sqlite.prepare<[string, string, string, string], PendingCounts>(
+    `SELECT coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'run' AND "key" = ?), 0) AS run, coalesce((SELECT sum("n") FROM "pending_counts" WHERE "scope" = 'principal' AND ("key" = ? OR "key" IN (SELECT "name" FROM "principals" WHERE "revoked_at" IS NULL AND "share" = (SELECT "share" FROM "principals" WHERE "name" = ? AND "revoked_at" IS NULL)))), 0) AS principal, (SELECT "share" FROM "principals" WHERE "name" = ? AND "revoked_at" IS NULL) AS share`,
   ),
 });
 
@@ -92,8 +93,8 @@ export function entryReads(store: Store) {
       const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).byId.get(id));
       return row === VIA_KYSELY ? entries.findEntryById(db, id) : Promise.resolve(row);
     },
-    countPending(runId: number, principal: string): Promise<{ run: number; principal: number }> {
-      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).pending.get(String(runId), principal)!);
+    countPending(runId: number, principal: string): Promise<PendingCounts> {
+      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).pending.get(String(runId), principal, principal, principal)!);
       return row === VIA_KYSELY ? entries.countPending(db, runId, principal) : Promise.resolve(row);
     },
   };

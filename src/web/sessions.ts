@@ -8,6 +8,8 @@ export interface WebSessionOptions {
   maxCodesPerPrincipal?: number;
   /** Codes waiting, all principals together; past it minting is refused (SignInRefused), nobody's code is dropped. */
   maxCodes?: number;
+  /** Codes the home (its grants' share HOME_SHARE) may mint past maxCodes. */
+  homeReserve?: number;
   /** How often the devices whose page is open here are marked used (their idle end moves on). */
   touchEveryMs?: number;
   /** What this server's codes start with (default: random, made when the server starts): another server's code is told apart by it. */
@@ -24,8 +26,12 @@ export const WEB_SESSION_DEFAULTS = {
   codeTtlMs: 60_000,
   maxCodesPerPrincipal: 8,
   maxCodes: 256,
+  homeReserve: 32,
   touchEveryMs: 60 * 60 * 1000,
 } as const;
+
+/** The share of the home's token file's grants (core/principals.ts HOME_SHARE). */
+const HOME_SHARE = "home";
 
 /** Something a device keeps open: a page's WebSocket, closed when the device is signed out. */
 export interface SessionSocket {
@@ -38,6 +44,8 @@ export interface SessionGrant {
   /** The credential's id: a principal's token id, or `home:<id>` for the home's token file. */
   credential: string;
   credentialExpiresAt: number | null;
+  /** Whose bounds its codes count against (the principal that minted the credential, up to the home's); its name when not given. */
+  share?: string;
 }
 
 /** A paired device that is signed in: what its page acts as, and until when. */
@@ -48,6 +56,8 @@ export interface LiveSession {
   principal: PrincipalRef;
   expiresAt: number;
   credentialExpiresAt: number | null;
+  /** Whose bounds its connections count against (its credential's share). */
+  share: string;
 }
 
 /** Where paired devices are kept (src/core/devices.ts: the store, shared by every server of the database). */
@@ -86,6 +96,8 @@ interface Attached {
   /** Signs the device out when its credential expires (cleared when it ends otherwise). */
   timer: ReturnType<typeof setTimeout> | null;
 }
+
+const shareOf = (grant: SessionGrant) => grant.share ?? grant.principal.name;
 
 /** Codes are kept only as their SHA-256: the map never holds what a browser presents. */
 const keyOf = (secret: string) => createHash("sha256").update(secret).digest("hex");
@@ -131,6 +143,7 @@ export class WebSessions {
       codeTtlMs: options.codeTtlMs ?? WEB_SESSION_DEFAULTS.codeTtlMs,
       maxCodesPerPrincipal: options.maxCodesPerPrincipal ?? WEB_SESSION_DEFAULTS.maxCodesPerPrincipal,
       maxCodes: options.maxCodes ?? WEB_SESSION_DEFAULTS.maxCodes,
+      homeReserve: options.homeReserve ?? WEB_SESSION_DEFAULTS.homeReserve,
       touchEveryMs: options.touchEveryMs ?? WEB_SESSION_DEFAULTS.touchEveryMs,
     };
     this.#now = options.now ?? Date.now;
@@ -150,13 +163,15 @@ export class WebSessions {
   /**
    * A new one-time code for the credential the caller has proved it holds: the device it pairs acts as its
    * principal, until the credential expires at the latest. The code itself lives no longer than the credential either.
-   * Past the principal's bound its own oldest code is spent; past the server's, SignInRefused.
+   * Past the bound of its principal (with the credentials minted under it) the share's own oldest code is spent; past
+   * the server's, SignInRefused (the home keeps homeReserve past it).
    */
   mintCode(grant: SessionGrant, name: string | null = null): { code: string; expiresAt: number } {
     this.#prune();
-    const mine = [...this.#codes].filter(([, code]) => code.principal.name === grant.principal.name);
+    const share = shareOf(grant);
+    const mine = [...this.#codes].filter(([, code]) => shareOf(code) === share);
     for (const [key] of mine.slice(0, Math.max(0, mine.length - this.#options.maxCodesPerPrincipal + 1))) this.#codes.delete(key);
-    if (this.#codes.size >= this.#options.maxCodes)
+    if (this.#codes.size >= this.#options.maxCodes + (share === HOME_SHARE ? this.#options.homeReserve : 0))
       throw new SignInRefused(`This server has ${this.#options.maxCodes} sign-in codes waiting (limits.maxCodes): try again within a minute`, "maxCodes");
     const code = `${this.serverTag}.${randomBytes(32).toString("base64url")}`;
     const expiresAt = capped(this.#now() + this.#options.codeTtlMs, grant.credentialExpiresAt);
@@ -204,8 +219,8 @@ export class WebSessions {
     const minted = this.#codes.get(found);
     this.#codes.delete(found);
     if (minted === undefined || minted.expiresAt <= this.#now()) return null;
-    const { principal, credential, credentialExpiresAt } = minted;
-    return await this.devices.pair({ principal, credential, credentialExpiresAt }, { name: minted.name, ...from });
+    const { principal, credential, credentialExpiresAt, share } = minted;
+    return await this.devices.pair({ principal, credential, credentialExpiresAt, ...(share !== undefined ? { share } : {}) }, { name: minted.name, ...from });
   }
 
   /** The live device that the cookie and the page's key name together; a use moves its idle end on. */

@@ -104,19 +104,28 @@ describe("configurable limits", () => {
     }
   });
 
-  it("connections over limits.maxConnections are refused with HTTP 503", async () => {
-    const ts = await startTestServer({ limits: { maxConnections: 2 } });
+  it("connections over limits.maxConnections are refused with HTTP 503; the home's token keeps limits.homeReserve past it", async () => {
+    const ts = await startTestServer({ limits: { maxConnections: 3, homeReserve: 1 } });
     try {
-      const first = await ts.client();
-      await ts.client();
-      const third = await SpoolClient.connect(ts.server.url, { token: ts.server.token }).catch((e: unknown) => e);
+      const admin = await ts.client();
+      const { token } = await admin.call("token/create", { name: "crowd", role: "viewer" });
+      const first = await SpoolClient.connect(ts.server.url, { token });
+      await SpoolClient.connect(ts.server.url, { token });
+      const third = await SpoolClient.connect(ts.server.url, { token }).catch((e: unknown) => e);
       expect(third).toBeInstanceOf(ConnectError);
       expect((third as ConnectError).status).toBe(503);
+      // The home's credential still connects, once past the bound (its reserve), then it is refused too.
+      const home = await SpoolClient.connect(ts.server.url, { token: ts.server.token });
+      expect((await home.call("ping", {})).pong).toBe(true);
+      const past = await SpoolClient.connect(ts.server.url, { token: ts.server.token }).catch((e: unknown) => e);
+      expect((past as ConnectError).status).toBe(503);
+      home.close();
       first.close();
-      await new Promise((r) => setTimeout(r, 100));
-      const again = await SpoolClient.connect(ts.server.url, { token: ts.server.token });
-      expect((await again.call("ping", {})).pong).toBe(true);
-      again.close();
+      await eventually(async () => {
+        const again = await SpoolClient.connect(ts.server.url, { token }).catch(() => null);
+        again?.close();
+        return again !== null;
+      });
     } finally {
       await ts.stop();
     }

@@ -219,10 +219,13 @@ describe("sign-in bounds server-wide", () => {
   });
   afterAll(() => ts.stop());
 
-  it("past maxCodes a new code is refused (429, saying which limit), and nobody's waiting code is dropped", async () => {
+  it("past maxCodes a new code is refused (429, saying which limit), and nobody's waiting code is dropped; the home keeps its reserve", async () => {
+    const admin = await ts.client();
+    const { token } = await admin.call("token/create", { name: "signer", role: "person" });
+    admin.close();
     const codes = [];
-    for (let i = 0; i < 3; i++) codes.push(((await (await mintCode(ts.server.port, ts.server.token)).json()) as { code: string }).code);
-    const refused = await mintCode(ts.server.port, ts.server.token);
+    for (let i = 0; i < 3; i++) codes.push(((await (await mintCode(ts.server.port, token)).json()) as { code: string }).code);
+    const refused = await mintCode(ts.server.port, token);
     expect(refused.status).toBe(429);
     expect(((await refused.json()) as { error: string }).error).toMatch(/limits\.maxCodes/);
     // Past maxDevices a pairing is refused too: the first two pair, the third code is refused and unpairs nobody.
@@ -231,6 +234,9 @@ describe("sign-in bounds server-wide", () => {
     const third = await redeem(ts.server.port, codes[2]!);
     expect(third.status).toBe(429);
     expect(((await third.json()) as { error: string }).error).toMatch(/limits\.maxDevices/);
+    // The home's token still mints and pairs, past both bounds (limits.homeReserve).
+    const home = await pair(ts.server.port, ts.server.token, { name: "operator" });
+    expect((await sessionOf(home)).status).toBe(200);
   });
 });
 

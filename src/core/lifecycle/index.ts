@@ -62,13 +62,14 @@ export class Lifecycle {
   ) {
     this.#appends = new ChannelAppends(deps, owners, watchers);
     this.append = this.#appends.append.bind(this.#appends);
+    const shares = new FairShares(deps);
     this.#stage = {
       deps,
       producers,
       owners,
       runners,
-      effects: new Effects(deps, watchers),
-      shares: new FairShares(deps),
+      effects: new Effects(deps, watchers, shares),
+      shares,
       revocations: new RecentRevocations(),
       others: null,
       forgetTargets: (producerId) => this.#appends.forgetTargets(producerId),

@@ -29,6 +29,7 @@ export const entrySearch = defineMethod({
       channels.map((c) => c.id),
       query,
       ctx.signal,
+      ctx.connection.principal,
     );
     const pathOf = new Map(channels.map((c) => [c.id, c.path]));
     return {
