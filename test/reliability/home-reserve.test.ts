@@ -1,0 +1,135 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { ConnectError, unixSocketUrl } from "../../src/client/ws-transport.js";
+import { mintCode, pair, redeem, sessionOf } from "../helpers/devices.js";
+import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
+import { tempDir } from "../helpers/server.js";
+
+/*
+ * Shares the home always keeps, over a real `spool serve`: the credentials a scoped admin mints count against its own
+ * bounds (connections, devices, waiting proposals), and with every server-wide bound filled by them the home's token
+ * still connects (TCP and its Unix socket), pairs a device and revokes; the devices of revoked credentials stop
+ * counting at once and after a restart.
+ */
+
+const LIMITS = {
+  maxConnections: 10,
+  maxConnectionsPerPrincipal: 6,
+  maxDevices: 4,
+  maxDevicesPerPrincipal: 4,
+  maxPendingPerPrincipal: 4,
+  homeReserve: 4,
+};
+
+describe("a scoped admin's credentials share its bounds; the home keeps its reserve", () => {
+  let home: string;
+  let root: string;
+  let port: number;
+  let serve: ServeProcess;
+  let homeToken: string;
+  const clients: SpoolClient[] = [];
+
+  const start = async () => {
+    serve = await spawnServe(["--port", String(port), "--home", home, "--no-local-runner"]);
+  };
+  const connect = async (token: string, url = serve.url): Promise<SpoolClient> => {
+    const c = await SpoolClient.connect(url, { token });
+    clients.push(c);
+    return c;
+  };
+  /** A connection refused at the upgrade: its HTTP status. */
+  const refused = async (token: string): Promise<number | undefined> => {
+    const attempt = await SpoolClient.connect(serve.url, { token }).catch((error: unknown) => error);
+    if (attempt instanceof SpoolClient) {
+      attempt.close();
+      return 101;
+    }
+    expect(attempt).toBeInstanceOf(ConnectError);
+    return (attempt as ConnectError).status;
+  };
+
+  beforeAll(async () => {
+    home = tempDir("spool-home-reserve-");
+    root = join(tempDir("spool-home-reserve-root-"), "alpha");
+    mkdirSync(join(root, ".git"), { recursive: true });
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, "config.json"), JSON.stringify({ limits: LIMITS }));
+    port = await freePort();
+    await start();
+    homeToken = readFileSync(join(home, "token"), "utf8").trim();
+  }, 90_000);
+  afterAll(async () => {
+    for (const c of clients) if (!c.closed) c.close();
+    await serve?.stop();
+  });
+
+  it("minted credentials count against their minter; every bound filled by them, the home connects, pairs and revokes", async () => {
+    const admin = await connect(homeToken);
+    await admin.initialize(undefined, { root });
+    const { token: opsToken } = await admin.call("token/create", { name: "ops", role: "admin", projects: ["alpha"] });
+    const { token: carol } = await admin.call("token/create", { name: "carol", role: "person" });
+    const ops = await connect(opsToken);
+    await ops.initialize("alpha");
+    // Eight agents minted by the scoped admin: one principal's bounds between them all.
+    const agents: string[] = [];
+    for (let i = 1; i <= 8; i++) agents.push((await ops.call("token/create", { name: `bot-${i}`, role: "agent", projects: ["alpha"] })).token);
+
+    // Connections: ops and its agents hold six between them (maxConnectionsPerPrincipal), whichever credential asks.
+    const bots: SpoolClient[] = [];
+    for (const token of agents.slice(0, 5)) bots.push(await connect(token));
+    expect(await refused(agents[5]!)).toBe(429);
+    expect(await refused(agents[7]!)).toBe(429);
+
+    // Waiting proposals: four between them (maxPendingPerPrincipal), the fifth refused whichever agent makes it.
+    for (const [i, bot] of bots.entries()) {
+      await bot.initialize("alpha");
+      await bot.call("run/create", { alias: `r${i}` });
+      const proposing = bot.call("proposal/create", { run: `r${i}`, tool: "sh", command: `echo waiting ${i}` });
+      if (i < 4) await proposing;
+      else await expect(proposing).rejects.toMatchObject({ data: { code: "LIMIT_EXCEEDED", limit: "maxPendingPerPrincipal" } });
+    }
+
+    // Devices: the agents pair four (maxDevicesPerPrincipal and maxDevices both); a fifth of theirs unpairs their oldest, nobody else's.
+    const devices = [];
+    for (const token of agents.slice(0, 5)) devices.push(await pair(port, token));
+    expect((await sessionOf(devices[0]!)).status).toBe(401);
+    expect((await sessionOf(devices[4]!)).status).toBe(200);
+
+    // A person the home made fills the server's connections (ten in all with the home's) and finds the devices full.
+    for (let i = 0; i < 3; i++) await connect(carol);
+    expect(await refused(carol)).toBe(503);
+    const carolCode = (await (await mintCode(port, carol)).json()) as { code: string };
+    expect((await redeem(port, carolCode.code)).status).toBe(429);
+
+    // Every server-wide bound is full: the home still connects (TCP and its Unix socket), pairs and revokes.
+    const overTcp = await connect(homeToken);
+    expect((await overTcp.call("ping", {})).pong).toBe(true);
+    const overSocket = await connect(homeToken, unixSocketUrl(join(home, "spool.sock")));
+    expect((await overSocket.call("ping", {})).pong).toBe(true);
+    const operator = await pair(port, homeToken, { name: "operator" });
+    expect((await sessionOf(operator)).status).toBe(200);
+    for (let i = 1; i <= 8; i++) await overSocket.call("token/revoke", { name: `bot-${i}` });
+    await overSocket.call("token/revoke", { name: "ops" });
+
+    // The revoked agents' devices stop counting at once: carol pairs now.
+    expect((await sessionOf(devices[4]!)).status).toBe(401);
+    const carolDevice = await pair(port, carol, { name: "carol's phone" });
+    expect((await sessionOf(carolDevice)).status).toBe(200);
+  }, 120_000);
+
+  it("after a restart the revoked credentials' devices still do not count", async () => {
+    for (const c of clients) if (!c.closed) c.close();
+    await serve.stop();
+    await start();
+    const admin = await connect(homeToken);
+    const { token: dave } = await admin.call("token/create", { name: "dave", role: "person" });
+    // Two devices live (the operator's and carol's): dave pairs two more, up to maxDevices.
+    const first = await pair(port, dave);
+    const second = await pair(port, dave);
+    for (const device of [first, second]) expect((await sessionOf(device)).status).toBe(200);
+    const full = (await (await mintCode(port, dave)).json()) as { code: string };
+    expect((await redeem(port, full.code)).status).toBe(429);
+  }, 120_000);
+});

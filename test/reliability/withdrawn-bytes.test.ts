@@ -1,0 +1,67 @@
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
+import { tempDir } from "../helpers/server.js";
+
+/*
+ * Propose and withdraw, over and over, within every rate bound: each withdrawn proposal keeps its 64 KiB command in
+ * the store, so an agent doing it grows the disk by gigabytes an hour. Over a real `spool serve` with the default
+ * limits: past limits.rejectedBytesPerHour (16 MiB) a proposal is refused and nothing more is stored.
+ */
+
+describe("proposals rejected or withdrawn, per principal and hour", () => {
+  let serve: ServeProcess;
+  let agent: SpoolClient;
+  const clients: SpoolClient[] = [];
+
+  beforeAll(async () => {
+    const home = tempDir("spool-withdrawn-");
+    const root = join(tempDir("spool-withdrawn-root-"), "alpha");
+    mkdirSync(join(root, ".git"), { recursive: true });
+    serve = await spawnServe(["--port", String(await freePort()), "--home", home, "--no-local-runner"]);
+    const admin = await SpoolClient.connect(serve.url, { token: readFileSync(join(home, "token"), "utf8").trim() });
+    clients.push(admin);
+    await admin.initialize(undefined, { root });
+    const { token } = await admin.call("token/create", { name: "churner", role: "agent", projects: ["alpha"] });
+    agent = await SpoolClient.connect(serve.url, { token });
+    clients.push(agent);
+    await agent.initialize("alpha");
+    await agent.call("run/create", { alias: "churn" });
+  }, 90_000);
+  afterAll(async () => {
+    for (const c of clients) if (!c.closed) c.close();
+    await serve?.stop();
+  });
+
+  const stored = async () => (await agent.call("entry/list", { run: "churn", limit: 10_000 })).entries.length;
+
+  it("an agent proposing 64 KiB commands and withdrawing each is refused within 16 MiB, and the store stops growing", async () => {
+    const command = `echo ${"x".repeat(64 * 1024 - 16)}`;
+    /** Proposes and withdraws until refused (at most 400 times): how many were stored, and the refusal's data. */
+    const churn = async () => {
+      for (let made = 0; made < 400; made++) {
+        try {
+          const { path } = await agent.call("proposal/create", { run: "churn", tool: "sh", command });
+          await agent.call("run/resolve", { run: "churn", path, decision: "reject" });
+        } catch (error) {
+          return { made, refusal: (error as { data?: { code?: string; limit?: string; retryAfterMs?: number } }).data };
+        }
+      }
+      return { made: 400, refusal: undefined };
+    };
+    const { made, refusal } = await churn();
+    expect(refusal).toMatchObject({ code: "LIMIT_EXCEEDED", limit: "rejectedBytesPerHour" });
+    expect(refusal?.retryAfterMs).toBeGreaterThan(0);
+    // 16 MiB of 64 KiB commands: about 250 were stored, not 400.
+    expect(made).toBeGreaterThan(200);
+    expect(made).toBeLessThan(260);
+    const before = await stored();
+    for (let i = 0; i < 20; i++)
+      await expect(agent.call("proposal/create", { run: "churn", tool: "sh", command })).rejects.toMatchObject({
+        data: { code: "LIMIT_EXCEEDED", limit: "rejectedBytesPerHour" },
+      });
+    expect(await stored()).toBe(before);
+  }, 120_000);
+});
