@@ -97,10 +97,14 @@ describe("spool mcp's kept connections over stdio", () => {
 
     const refused = await raw.modern("resources/list", {}, { client: "busy-e" });
     expect(refused.result).toBeUndefined();
-    expect(refused.error).toEqual({ code: -32603, message: "Too many MCP requests under way (spool mcp holds 4 already); retry when one ends" });
+    expect(refused.error).toEqual({
+      code: -32031,
+      message:
+        "spool mcp and the credentials of its principal hold 4 kept MCP connections, the most for one principal (maxPerPrincipal 4), each with a request under way; retry when one ends",
+    });
     // A call would be refused alike, proposing nothing.
     const refusedCall = await raw.modern("tools/call", { name: "run_command", arguments: { command: "echo busy-e" } }, { client: "busy-e" });
-    expect(refusedCall.error?.code).toBe(-32603);
+    expect(refusedCall.error?.code).toBe(-32031);
     const refusedListen = await raw.modern("subscriptions/listen", { notifications: { resourcesListChanged: true } }, { client: "busy-e" });
     expect(refusedListen.error).toEqual(refused.error);
     expect(resolved).toEqual([]);
