@@ -39,8 +39,14 @@ export const LimitsSchema = z.strictObject({
     .default(8 * 1024 * 1024),
   /** Milliseconds one `entry/search` may run (in a worker thread); past it the search ends and answers what it found, and where to go on. */
   searchBudgetMs: z.number().int().positive().default(5_000),
-  /** Searches one principal (with the credentials it minted) may have running or waiting; the next is LIMIT_EXCEEDED. One runs at a time while another principal waits. */
-  maxSearchesPerPrincipal: z.number().int().positive().default(8),
+  maxSearchesPerPrincipal: z
+    .number()
+    .int()
+    .positive()
+    .default(8)
+    .describe(
+      "Searches one principal (with the credentials minted under it) may have running or waiting; the next is LIMIT_EXCEEDED. While another principal waits, one principal runs at most one search less than the pool's workers",
+    ),
   /** Concurrent WebSocket connections; more are refused with HTTP 503 (the home's go homeReserve past it). */
   maxConnections: z.number().int().positive().default(512),
   /**
@@ -49,26 +55,48 @@ export const LimitsSchema = z.strictObject({
    * fill the server's connections.
    */
   maxConnectionsPerPrincipal: z.number().int().positive().default(64),
-  /**
-   * Room kept for the home (its token file's credential, and whatever comes by its Unix socket) above every
-   * server-wide bound: connections, sockets, paired devices, sign-in codes, /mcp and /acp's requests and tables, searches
-   * waiting. Whoever fills a bound, the home still connects, pairs and revokes.
-   */
-  homeReserve: z.number().int().nonnegative().default(32),
-  /** Live credentials one principal and those minted under it may hold together (token/create past it: LIMIT_EXCEEDED). */
-  maxCredentialsPerPrincipal: z.number().int().positive().default(256),
-  /**
-   * Sockets open at once (TCP and the Unix socket), kept below the process's descriptor limit (RLIMIT_NOFILE) with room
-   * for the store, commands and the server's own connections; TCP stops homeReserve short of it, the Unix socket does
-   * not. 0: a quarter of the descriptor limit off it, and never more than the limit less 256.
-   */
-  maxSockets: z.number().int().nonnegative().default(0),
-  /** Requests under way at /mcp and /acp together (open SSE streams included); past it HTTP 429 (the home's go homeReserve past it). */
-  maxHttpRequests: z.number().int().positive().default(512),
-  /** Of them, one principal's (with the credentials it minted); past it HTTP 429, answered before any of the body is read. */
-  maxHttpRequestsPerPrincipal: z.number().int().positive().default(64),
-  /** Milliseconds a /mcp or /acp request's body may take to arrive after its headers; past it HTTP 408 and its connection is cut. */
-  bodyDeadlineMs: z.number().int().positive().default(10_000),
+  homeReserve: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(32)
+    .describe(
+      "Room kept for the home (its token file's credential, and what comes by its Unix socket) above every server-wide bound: connections, sockets, paired devices, sign-in codes, /mcp and /acp's requests and tables, searches waiting. Whoever fills a bound, the home still connects, pairs and revokes",
+    ),
+  maxCredentialsPerPrincipal: z
+    .number()
+    .int()
+    .positive()
+    .default(256)
+    .describe("Live credentials one principal and those minted under it may hold together; token/create past it is LIMIT_EXCEEDED"),
+  maxSockets: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      "Sockets open at once (TCP and the Unix socket), below the process's descriptor limit (RLIMIT_NOFILE) with room for the store and commands; TCP stops homeReserve short of it, the Unix socket does not. 0: the limit less a quarter of it (at least 256)",
+    ),
+  maxHttpRequests: z
+    .number()
+    .int()
+    .positive()
+    .default(512)
+    .describe("Requests under way at /mcp and /acp together (open SSE streams included); past it HTTP 429 (the home's go homeReserve past it)"),
+  maxHttpRequestsPerPrincipal: z
+    .number()
+    .int()
+    .positive()
+    .default(64)
+    .describe(
+      "Requests one principal (with the credentials minted under it) may have under way at /mcp and /acp together; past it HTTP 429, answered before any of the body is read",
+    ),
+  bodyDeadlineMs: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe("Milliseconds a /mcp or /acp request's body may take to arrive after its headers; past it HTTP 408 and its connection is cut"),
   /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §2c "Bounded before authentication"). */
   maxUnauthenticatedConnections: z.number().int().positive().default(64),
   /** Of them, from one address (every Unix socket connection counts as one address). */
@@ -145,7 +173,9 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(256)
-    .describe("Proposals one principal may have waiting for a decision, in every run and project together; the next is LIMIT_EXCEEDED"),
+    .describe(
+      "Proposals one principal may have waiting for a decision (with the credentials minted under it), in every run and project together; the next is LIMIT_EXCEEDED",
+    ),
   maxPendingPerRun: z
     .number()
     .int()

@@ -179,38 +179,7 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
     }
     return closed;
   });
-  // /mcp's and /acp's caller: the principal its bearer credential names (never a cookie: the page speaks neither).
-  const doorCaller = async (request: IncomingMessage): Promise<McpCaller | null> => {
-    if (tokenInUrl(request)) return null;
-    const presented = presentedToken(request);
-    const found = await authenticate(presented);
-    if (!found || presented === null) return null;
-    const { name, role } = found.principal;
-    return { name, role, credential: presented, expiresAt: found.expiresAt, share: found.share, home: found.share === HOME_SHARE };
-  };
-  // The door both share: who comes in, the requests under way per principal and in all, the body's deadline.
-  const doors = {
-    authenticate: doorCaller,
-    // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
-    authenticated: (request: IncomingMessage) => gate.authenticated(request.socket as Socket),
-    refusedOrigin: (request: IncomingMessage) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
-    serverUrl: () => address.localUrl ?? address.url,
-    log,
-  };
-  const { limits } = config;
-  const frontDoor = new FrontDoor({
-    ...doors,
-    limits: {
-      maxRequests: limits.maxHttpRequests,
-      maxRequestsPerPrincipal: limits.maxHttpRequestsPerPrincipal,
-      homeReserve: limits.homeReserve,
-      bodyDeadlineMs: limits.bodyDeadlineMs,
-    },
-  });
-  // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
-  const mcp = mcpDoor({ ...doors, frontDoor, version: SERVER_VERSION }, log);
-  // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
-  const acp = acpDoor({ ...doors, frontDoor });
+  const { mcp, acp } = agentDoors(config, log, authenticate, { gate, trustedHosts, address });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
@@ -243,6 +212,51 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
 }
 
 export type Front = ReturnType<typeof credentialsFront>;
+
+/**
+ * /mcp and /acp, behind the front door they share (src/door): the caller their bearer credential names (never a
+ * cookie: the page speaks neither), the requests under way per principal and in all, the body's deadline.
+ */
+function agentDoors(
+  config: SpoolConfig,
+  log: Logger,
+  authenticate: (presented: string | null) => Promise<Authenticated | null>,
+  at: { gate: PreAuthGate; trustedHosts: readonly string[]; address: Address },
+) {
+  const { gate, trustedHosts, address } = at;
+  const doorCaller = async (request: IncomingMessage): Promise<McpCaller | null> => {
+    if (tokenInUrl(request)) return null;
+    const presented = presentedToken(request);
+    const found = await authenticate(presented);
+    if (!found || presented === null) return null;
+    const { name, role } = found.principal;
+    return { name, role, credential: presented, expiresAt: found.expiresAt, share: found.share, home: found.share === HOME_SHARE };
+  };
+  const doors = {
+    authenticate: doorCaller,
+    // A caller with a good credential holds its connection past the unauthenticated deadline (a long SSE answer).
+    authenticated: (request: IncomingMessage) => gate.authenticated(request.socket as Socket),
+    refusedOrigin: (request: IncomingMessage) => refusedOrigin(request, config.allowedOrigins, trustedHosts),
+    serverUrl: () => address.localUrl ?? address.url,
+    log,
+  };
+  const { limits } = config;
+  const frontDoor = new FrontDoor({
+    ...doors,
+    limits: {
+      maxRequests: limits.maxHttpRequests,
+      maxRequestsPerPrincipal: limits.maxHttpRequestsPerPrincipal,
+      homeReserve: limits.homeReserve,
+      bodyDeadlineMs: limits.bodyDeadlineMs,
+    },
+  });
+  return {
+    // MCP over Streamable HTTP at /mcp: each session a client of this server over its WebSocket, with the caller's credential.
+    mcp: mcpDoor({ ...doors, frontDoor, version: SERVER_VERSION }, log),
+    // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
+    acp: acpDoor({ ...doors, frontDoor }),
+  };
+}
 
 /**
  * /mcp's door: the endpoint (src/mcp/http.ts) loaded at its first request (the MCP SDK's modules would otherwise sit

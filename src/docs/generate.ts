@@ -156,10 +156,11 @@ export function limitsTable(): string {
 
 /** What a per-principal bound without a schema description bounds. */
 const PER_PRINCIPAL_WORDS: Partial<Record<(typeof PER_PRINCIPAL_LIMITS)[number], string>> = {
-  maxCodesPerPrincipal: "Sign-in codes (spool open) one principal may have waiting; minting another spends its oldest",
-  maxDevicesPerPrincipal: "Paired devices one principal may have; pairing another unpairs its device used longest ago",
+  maxCodesPerPrincipal: "Sign-in codes (spool open) one principal may have waiting, with the credentials minted under it; minting another spends their oldest",
+  maxDevicesPerPrincipal:
+    "Paired devices one principal may have, with the credentials minted under it; pairing another unpairs their device used longest ago. A revoked or expired credential's devices count for nothing",
   maxConnectionsPerPrincipal:
-    "Connections one principal may have open (its credentials' and paired devices', every transport); one more is refused with HTTP 429 (the home's credential: the server-wide maxConnections only)",
+    "Connections one principal may have open (its credentials', those minted under it and their paired devices', every transport); one more is refused with HTTP 429 (the home's credential: the server-wide maxConnections only, and homeReserve past it)",
 };
 
 /** Every per-principal bound (PER_PRINCIPAL_LIMITS) with its default, in one place. */
@@ -193,7 +194,7 @@ export function layoutTable(): string {
   const rows = LAYERS.map((layer) => {
     const spool = layer.imports.length > 0 ? code(layer.imports) : "nothing of Spool";
     const except = layer.except ? ` (not ${code(layer.except)})` : "";
-    const packages = layer.packages === "any" ? "" : `; packages: ${code(layer.packages)} only`;
+    const packages = layer.packages === "any" ? "" : layer.packages.length === 0 ? "; no package" : `; packages: ${code(layer.packages)} only`;
     const node = layer.node ? "" : "; no Node built-ins";
     const never = (layer.never ?? []).map((n) => `; never \`${n.name}\` (${n.why})`).join("");
     return `| ${code(layer.paths.map((path) => `src/${path}`))} | ${cell(layer.purpose)} | ${cell(`${spool}${except}${packages}${node}${never}`)} |`;

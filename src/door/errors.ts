@@ -61,9 +61,8 @@ export function answerError(response: ServerResponse, error: DoorError, id?: str
 
 /** Answers what a door's handler threw: a DoorError as itself, anything else as 500 (logged here, never sent). */
 export function answerFailure(response: ServerResponse, error: unknown, log: { warn(message: string): void }, door: string): void {
-  if (error instanceof DoorError) return answerError(response, error);
-  log.warn(`${door}: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  answerError(response, new DoorError(500, "Internal error", {}, ERRORS.INTERNAL_ERROR.code));
+  if (!(error instanceof DoorError)) log.warn(`${door}: a request failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  answerError(response, error instanceof DoorError ? error : new DoorError(500, "Internal error", {}, ERRORS.INTERNAL_ERROR.code));
 }
 
 const REASONS: Record<number, string> = { 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable" };
