@@ -127,3 +127,44 @@ describe("slow bodies at /mcp and /acp", () => {
     expect(statuses.every((s) => s === 429 || s === 408 || s === null)).toBe(true);
   }, 120_000);
 });
+
+describe("the sockets the server holds", () => {
+  let serve: ServeProcess;
+  let home: string;
+  let port: number;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    home = tempDir("spool-sockets-");
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, "config.json"), JSON.stringify({ limits: { maxSockets: 48, homeReserve: 8 } }));
+    port = await freePort();
+    serve = await spawnServe(["--port", String(port), "--home", home, "--no-local-runner"]);
+  }, 90_000);
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await serve?.stop();
+  });
+
+  it("past limits.maxSockets less the home's reserve a TCP connection is closed at once; the home's Unix socket still connects", async () => {
+    const token = readFileSync(join(home, "token"), "utf8").trim();
+    // Forty connections that say nothing, from two addresses (each within the unauthenticated bounds per address).
+    const idle = await Promise.all(
+      Array.from(
+        { length: 40 },
+        (_, i) =>
+          new Promise<Socket>((resolve, reject) => {
+            const socket = connect({ host: "127.0.0.1", port, localAddress: i % 2 === 0 ? "127.0.0.2" : "127.0.0.3" }, () => resolve(socket));
+            socket.on("error", reject);
+            sockets.push(socket);
+          }),
+      ),
+    );
+    expect(idle.every((s) => !s.destroyed)).toBe(true);
+    const refused = await SpoolClient.connect(serve.url, { token }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(Error);
+    const overSocket = await SpoolClient.connect(unixSocketUrl(join(home, "spool.sock")), { token });
+    expect((await overSocket.call("ping", {})).pong).toBe(true);
+    overSocket.close();
+  }, 60_000);
+});
