@@ -108,6 +108,7 @@ export function httpFront(
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
   const http: HttpServer = createServer((request, response) => {
+    gate.answering(request, response);
     if (request.url === PROOF_PATH)
       void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null), {
         proofs,

@@ -139,7 +139,7 @@ export const PRE_AUTH_HARD_FACTOR = 4;
  * and every connection is closed at `deadlineMs`. Authenticated connections are never counted.
  */
 export class PreAuthGate {
-  readonly #waiting = new Map<Socket, { address: string; since: number; timer: NodeJS.Timeout | null }>();
+  readonly #waiting = new Map<Socket, { address: string; since: number; timer: NodeJS.Timeout | null; answering: ServerResponse | null }>();
   readonly #perAddress = new Map<string, number>();
   #evicted = 0;
   #warnedAt = 0;
@@ -161,11 +161,32 @@ export class PreAuthGate {
     else if ((this.#perAddress.get(address) ?? 0) >= this.limits.perAddress * PRE_AUTH_HARD_FACTOR) this.#evictOldest(address, Number.POSITIVE_INFINITY);
     if (this.#idle(address, idleSince).all >= this.limits.total) this.#evictOldest(null, idleSince);
     else if (this.#waiting.size >= this.limits.total * PRE_AUTH_HARD_FACTOR) this.#evictOldest(null, Number.POSITIVE_INFINITY);
-    const timer = this.limits.deadlineMs > 0 ? setTimeout(() => socket.destroy(), this.limits.deadlineMs) : null;
+    const timer = this.limits.deadlineMs > 0 ? setTimeout(() => this.#deadline(socket), this.limits.deadlineMs) : null;
     timer?.unref();
-    this.#waiting.set(socket, { address, since: now, timer });
+    this.#waiting.set(socket, { address, since: now, timer, answering: null });
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     socket.once("close", () => this.authenticated(socket));
+  }
+
+  /**
+   * A request on a connection is being answered (the page's assets, a sign-in): when the deadline comes while it is,
+   * and its body was read whole, the connection ends once the answer is out rather than in its middle (a code spent
+   * by a sign-in whose answer was cut signs no one in).
+   */
+  answering(request: IncomingMessage, response: ServerResponse): void {
+    const entry = this.#waiting.get(request.socket as Socket);
+    if (!entry) return;
+    entry.answering = response;
+    response.once("close", () => {
+      if (entry.answering === response) entry.answering = null;
+    });
+  }
+
+  /** The deadline: the connection is closed, after the answer under way if its request was read whole. */
+  #deadline(socket: Socket): void {
+    const answering = this.#waiting.get(socket)?.answering;
+    if (answering && answering.req.complete && !answering.writableFinished) answering.once("close", () => socket.destroy());
+    else socket.destroy();
   }
 
   /** The connections admitted at `idleSince` or before (past their grace): from `address`, and in all. */

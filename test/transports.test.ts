@@ -11,7 +11,7 @@ import { SpoolClient } from "../src/client/spool-client.js";
 import { ConnectError } from "../src/client/ws-transport.js";
 import type { Transport } from "../src/rpc/transport.js";
 import { Scavenger } from "../src/scavenger.js";
-import { wsTransport } from "../src/transports.js";
+import { PreAuthGate, wsTransport } from "../src/transports.js";
 import { startTestServer, type TestServer, tempDir } from "./helpers/server.js";
 
 /** A TCP listener that records every byte it is sent and answers nothing: someone else's process on a port. */
@@ -275,6 +275,25 @@ describe("transports: connections that have not authenticated", () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     } finally {
       await quick.stop();
+    }
+  });
+
+  it("a request read whole and still being answered at the deadline gets its answer, then its connection closes", async () => {
+    const gate = new PreAuthGate({ total: 8, perAddress: 4, deadlineMs: 200, graceMs: 0 }, { warn: () => undefined } as never);
+    // The answer comes after the deadline: a sign-in whose store work outlasts it, say.
+    const server = createHttpServer((request, response) => {
+      gate.answering(request, response);
+      setTimeout(() => response.end("answered"), 600);
+    });
+    server.on("connection", (socket: Socket) => gate.admit(socket));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const answer = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: "{}" });
+      expect(await answer.text()).toBe("answered");
+    } finally {
+      server.closeAllConnections();
+      server.close();
     }
   });
 });
