@@ -116,12 +116,14 @@ describe("slow bodies at /mcp and /acp", () => {
     const overSocket = await SpoolClient.connect(unixSocketUrl(join(home, "spool.sock")), { token: homeToken });
     expect((await overSocket.call("ping", {})).pong).toBe(true);
     overSocket.close();
-    expect(performance.now() - started).toBeLessThan(10_000);
+    // Served, not held for minutes (a busy machine may take seconds over it).
+    expect(performance.now() - started).toBeLessThan(30_000);
 
     // Every slow request ended: refused at once (429, its principal's requests under way full), or cut at the deadline.
     const ended = await Promise.all(slow.map((s) => s.endedAt));
     const heldMs = slow.map((s, i) => ended[i]! - s.sentAt);
-    expect(Math.max(...heldMs)).toBeLessThan(DEADLINE_MS + 8_000);
+    // Cut at the deadline, not held for requestTimeout (300 s): the slack is for a busy machine, not for the server.
+    expect(Math.max(...heldMs)).toBeLessThan(DEADLINE_MS + 20_000);
     const statuses = slow.map((s) => s.status());
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(SLOW / 2);
     expect(statuses.every((s) => s === 429 || s === 408 || s === null)).toBe(true);
