@@ -161,16 +161,19 @@ export function listPendingEverywhere(
 }
 
 /**
- * Pending proposals of a run and of a principal's share (the principal, and every live credential that counts against
- * the same principal's bounds: migration 024): rows of the counts migration 021's triggers keep (no row: none waits),
- * read in one statement whatever the number waiting (sync-reads.ts prepares the same statement on SQLite).
+ * Pending proposals of a run and of a principal's share (the principal's own, and those of every other live credential
+ * that counts against the same principal's bounds: migration 024): rows of the counts migration 021's triggers keep
+ * (no row: none waits), read in one statement by index lookups alone, whatever the number waiting (sync-reads.ts
+ * prepares the same statement on SQLite).
  */
 export async function countPending(db: Kysely<Database>, runId: number, principal: string): Promise<PendingCounts> {
   const { rows } = await sql<{ run: number | string | null; principal: number | string | null; share: string | null }>`SELECT
     coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'run' AND "key" = ${String(runId)}), 0) AS "run",
-    coalesce((SELECT sum("n") FROM "pending_counts" WHERE "scope" = 'principal' AND ("key" = ${principal} OR "key" IN (
-      SELECT "name" FROM "principals" WHERE "revoked_at" IS NULL AND "share" = (SELECT "share" FROM "principals" WHERE "name" = ${principal} AND "revoked_at" IS NULL)
-    ))), 0) AS "principal",
+    coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'principal' AND "key" = ${principal}), 0) + coalesce((
+      SELECT sum("c"."n") FROM "principals" AS "p" JOIN "pending_counts" AS "c" ON "c"."scope" = 'principal' AND "c"."key" = "p"."name"
+      WHERE "p"."revoked_at" IS NULL AND "p"."name" <> ${principal}
+        AND "p"."share" = (SELECT "share" FROM "principals" WHERE "name" = ${principal} AND "revoked_at" IS NULL)
+    ), 0) AS "principal",
     (SELECT "share" FROM "principals" WHERE "name" = ${principal} AND "revoked_at" IS NULL) AS "share"`.execute(db);
   return { run: Number(rows[0]?.run ?? 0), principal: Number(rows[0]?.principal ?? 0), share: rows[0]?.share ?? null };
 }

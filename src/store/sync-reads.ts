@@ -74,8 +74,8 @@ const entryStatements = (sqlite: SQLite.Database) => ({
   byPath: sqlite.prepare<[number, string], EntryRow>('SELECT * FROM "entries" WHERE "run_id" = ? AND "path" = ?'),
   byId: sqlite.prepare<[number], EntryRow>('SELECT * FROM "entries" WHERE "id" = ?'),
   // Both counts from migration 021's kept rows (no row: none waits), the principal's for its whole share (entries.ts countPending).
-  pending: sqlite.prepare<[string, string, string, string], PendingCounts>(
-    `SELECT coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'run' AND "key" = ?), 0) AS run, coalesce((SELECT sum("n") FROM "pending_counts" WHERE "scope" = 'principal' AND ("key" = ? OR "key" IN (SELECT "name" FROM "principals" WHERE "revoked_at" IS NULL AND "share" = (SELECT "share" FROM "principals" WHERE "name" = ? AND "revoked_at" IS NULL)))), 0) AS principal, (SELECT "share" FROM "principals" WHERE "name" = ? AND "revoked_at" IS NULL) AS share`,
+  pending: sqlite.prepare<[{ run: string; name: string }], PendingCounts>(
+    `SELECT coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'run' AND "key" = @run), 0) AS run, coalesce((SELECT "n" FROM "pending_counts" WHERE "scope" = 'principal' AND "key" = @name), 0) + coalesce((SELECT sum("c"."n") FROM "principals" AS "p" JOIN "pending_counts" AS "c" ON "c"."scope" = 'principal' AND "c"."key" = "p"."name" WHERE "p"."revoked_at" IS NULL AND "p"."name" <> @name AND "p"."share" = (SELECT "share" FROM "principals" WHERE "name" = @name AND "revoked_at" IS NULL)), 0) AS principal, (SELECT "share" FROM "principals" WHERE "name" = @name AND "revoked_at" IS NULL) AS share`,
   ),
 });
 
@@ -94,7 +94,7 @@ export function entryReads(store: Store) {
       return row === VIA_KYSELY ? entries.findEntryById(db, id) : Promise.resolve(row);
     },
     countPending(runId: number, principal: string): Promise<PendingCounts> {
-      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).pending.get(String(runId), principal, principal, principal)!);
+      const row = syncRead(sqlite, () => statementsFor(sqlite!, entryStatements).pending.get({ run: String(runId), name: principal })!);
       return row === VIA_KYSELY ? entries.countPending(db, runId, principal) : Promise.resolve(row);
     },
   };
