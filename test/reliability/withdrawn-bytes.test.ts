@@ -25,6 +25,8 @@ describe("proposals rejected or withdrawn, per principal and hour", () => {
     clients.push(admin);
     await admin.initialize(undefined, { root });
     const { token } = await admin.call("token/create", { name: "churner", role: "agent", projects: ["alpha"] });
+    // Only the agent follows the project: nobody else is sent its 64 KiB proposals to read.
+    admin.close();
     agent = await SpoolClient.connect(serve.url, { token });
     clients.push(agent);
     await agent.initialize("alpha");
