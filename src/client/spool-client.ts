@@ -87,11 +87,17 @@ export class SpoolClient {
     const open = () => connectWebSocket(url, options);
     const client = new SpoolClient(await open());
     client.#reconnect = { open, options: options.reconnect };
-    await client.initialize(options.reconnect.project, {
-      ...(options.reconnect.root ? { root: options.reconnect.root } : {}),
-      ...(options.reconnect.client ? { client: options.reconnect.client } : {}),
-      ...(options.reconnect.role ? { role: options.reconnect.role } : {}),
-    });
+    try {
+      await client.initialize(options.reconnect.project, {
+        ...(options.reconnect.root ? { root: options.reconnect.root } : {}),
+        ...(options.reconnect.client ? { client: options.reconnect.client } : {}),
+        ...(options.reconnect.role ? { role: options.reconnect.role } : {}),
+      });
+    } catch (error) {
+      // A connection whose initialize was refused (a project not there, out of scope) is not left open.
+      client.close();
+      throw error;
+    }
     return client;
   }
 

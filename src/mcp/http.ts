@@ -1,10 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isLegacyRequest, WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
+import { SpoolRpcError } from "../client/spool-client.js";
+import { ConnectError } from "../client/ws-transport.js";
 import { type EndpointOptions, FrontDoor } from "../door/door.js";
 import { answerFailure, DoorError } from "../door/errors.js";
 import { type Holder, holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
 import { sendResponse, webRequest } from "../door/web.js";
+import { ERRORS } from "../protocol/errors.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { type BridgeLog, McpBridge } from "./bridge.js";
 import { bridgeOptionsFor, type McpCaller } from "./caller.js";
@@ -168,7 +171,13 @@ export class McpHttpEndpoint {
     const place = this.#sessions.take(holder);
     try {
       // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
-      const bridge = new McpBridge(bridgeOptionsFor(caller, target, this.options, `MCP over HTTP, ${caller.name}`));
+      const bridge = new McpBridge({ ...bridgeOptionsFor(caller, target, this.options, `MCP over HTTP, ${caller.name}`), client: clientOf(body) });
+      // The project is joined before the initialize is answered: one the server has not (NOT_FOUND naming those there
+      // are), or the credential may not join, is the initialize's own error, and no session is made.
+      await bridge.side.ready().catch(async (error: unknown) => {
+        await bridge.close();
+        throw joinRefused(error, idOf(body));
+      });
       let session: Session | undefined;
       const transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
@@ -250,6 +259,25 @@ function projectOf(request: IncomingMessage): McpTarget {
     mode,
     ...(runner !== undefined ? { runner } : {}),
   };
+}
+
+/** The client a 2025-11-25 initialize names (its Spool connection and run are named after it), or none. */
+function clientOf(body: unknown): { name: string; version: string } | undefined {
+  const info = (body as { params?: { clientInfo?: { name?: unknown; version?: unknown } } } | null)?.params?.clientInfo;
+  if (!info || typeof info.name !== "string" || info.name === "") return undefined;
+  return { name: info.name.slice(0, 200), version: typeof info.version === "string" ? info.version.slice(0, 100) : "unknown" };
+}
+
+/**
+ * Why a session's project could not be joined, as the initialize's answer: Spool's refusal (NOT_FOUND, FORBIDDEN, …)
+ * as a JSON-RPC error with its code, message and data, which MCP clients read as the initialize's error; this
+ * server's connections full for the caller as the door's 429.
+ */
+function joinRefused(error: unknown, id: string | number | null): unknown {
+  if (error instanceof SpoolRpcError) return new DoorError(200, error.message, {}, error.code, { data: error.data, id });
+  if (error instanceof ConnectError && (error.status === 429 || error.status === 503))
+    return new DoorError(429, error.message, { "Retry-After": "1" }, ERRORS.LIMIT_EXCEEDED.code, { data: { code: "LIMIT_EXCEEDED" }, id });
+  return error;
 }
 
 /** A request's id to echo in an error (null when it has none to read). */

@@ -36,7 +36,7 @@ export interface McpBridgeOptions {
   via?: string;
   /** Tools and resources beside Spool's own (extras.ts: the conformance suite's fixture, in test code only). */
   extras?: McpExtras | undefined;
-  /** The MCP client, when no initialize names it (MCP 2026-07-28: each request's clientInfo). */
+  /** The MCP client, as a request names it before the SDK's server has it (a 2025-11-25 initialize over HTTP; MCP 2026-07-28: each request's clientInfo). */
   client?: { name: string; version: string } | undefined;
 }
 
