@@ -164,9 +164,10 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
       closed++;
     }
     sessions.endPrincipal(name);
-    // Its MCP sessions and open MCP streams too (only when /mcp was ever used).
+    // Its MCP sessions and open MCP streams too (only when /mcp was ever used), and its requests under way at either door.
     mcp.endPrincipal(name);
     acp.endPrincipal(name);
+    frontDoor.endPrincipal(name);
     return closed;
   });
   // A removed project's connections close (here; the bus tells the other servers): nothing of it is left to act on.
@@ -179,7 +180,7 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
     }
     return closed;
   });
-  const { mcp, acp } = agentDoors(config, log, authenticate, { gate, trustedHosts, address });
+  const { mcp, acp, frontDoor } = agentDoors(config, log, authenticate, { gate, trustedHosts, address });
   // Who asks the operator's routes (/metrics): the same credentials and page sessions as the WebSocket upgrade.
   const opsCaller = async (request: IncomingMessage): Promise<OpsCaller> => {
     if (!originAllowed(request, config.allowedOrigins, trustedHosts)) return { refused: 403 };
@@ -255,6 +256,7 @@ function agentDoors(
     mcp: mcpDoor({ ...doors, frontDoor, version: SERVER_VERSION }, log),
     // ACP by URL at /acp (Streamable HTTP and WebSocket): each connection a `spool acp` bridge with the caller's credential.
     acp: acpDoor({ ...doors, frontDoor }),
+    frontDoor,
   };
 }
 

@@ -80,6 +80,8 @@ export class FrontDoor {
   /** Requests under way, per share, and in all. */
   readonly #underWay = new Map<string, number>();
   #all = 0;
+  /** Their responses, per principal: a revoked one's are cut (`endPrincipal`). */
+  readonly #byPrincipal = new Map<string, Set<ServerResponse>>();
 
   constructor(private readonly options: DoorOptions) {
     this.limits = { ...DEFAULT_DOOR_LIMITS, ...options.limits };
@@ -153,13 +155,27 @@ export class FrontDoor {
       );
     this.#underWay.set(share, mine + 1);
     this.#all++;
+    const responses = this.#byPrincipal.get(name) ?? new Set();
+    this.#byPrincipal.set(name, responses.add(response));
     response.once("close", () => {
       this.#all--;
       const left = (this.#underWay.get(share) ?? 1) - 1;
       if (left > 0) this.#underWay.set(share, left);
       else this.#underWay.delete(share);
+      responses.delete(response);
+      if (responses.size === 0 && this.#byPrincipal.get(name) === responses) this.#byPrincipal.delete(name);
     });
     return admitted;
+  }
+
+  /**
+   * A principal's credential was revoked: its requests still under way at either door (a body still arriving, an
+   * answer being written) are cut at once, so what they held is free before their deadlines. How many were cut.
+   */
+  endPrincipal(name: string): number {
+    const responses = [...(this.#byPrincipal.get(name) ?? [])];
+    for (const response of responses) response.destroy();
+    return responses.length;
   }
 
   /** The body as text, at most `maxBytes`, by the caller's deadline. */

@@ -1,17 +1,20 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { type Socket, connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ConnectError, unixSocketUrl } from "../../src/client/ws-transport.js";
 import { mintCode, pair, redeem, sessionOf } from "../helpers/devices.js";
 import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
-import { tempDir } from "../helpers/server.js";
+import { eventually, tempDir } from "../helpers/server.js";
 
 /*
  * Shares the home always keeps, over a real `spool serve`: the credentials a scoped admin mints count against its own
  * bounds (connections, devices, waiting proposals), and with every server-wide bound filled by them the home's token
  * still connects (TCP and its Unix socket), pairs a device and revokes; the devices of revoked credentials stop
- * counting at once and after a restart.
+ * counting at once and after a restart. And with per-principal bounds as wide as the server's, one scoped admin's
+ * credentials fill every server-wide bound (connections, paired devices, sign-in codes, requests under way at /mcp
+ * and /acp) and the home still connects, pairs and revokes, after which the others get in again.
  */
 
 const LIMITS = {
@@ -132,4 +135,139 @@ describe("a scoped admin's credentials share its bounds; the home keeps its rese
     const full = (await (await mintCode(port, dave)).json()) as { code: string };
     expect((await redeem(port, full.code)).status).toBe(429);
   }, 120_000);
+});
+
+describe("one scoped admin's credentials fill every server-wide bound; the home still connects, pairs and revokes", () => {
+  const WIDE = {
+    maxConnections: 8,
+    maxConnectionsPerPrincipal: 8,
+    maxDevices: 3,
+    maxDevicesPerPrincipal: 3,
+    maxCodes: 4,
+    maxCodesPerPrincipal: 4,
+    maxHttpRequests: 4,
+    maxHttpRequestsPerPrincipal: 4,
+    bodyDeadlineMs: 120_000,
+    homeReserve: 4,
+  };
+  let home: string;
+  let port: number;
+  let serve: ServeProcess;
+  let homeToken: string;
+  const clients: SpoolClient[] = [];
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    home = tempDir("spool-home-wide-");
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, "config.json"), JSON.stringify({ limits: WIDE }));
+    port = await freePort();
+    serve = await spawnServe(["--port", String(port), "--home", home, "--no-local-runner"]);
+    homeToken = readFileSync(join(home, "token"), "utf8").trim();
+  }, 90_000);
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    for (const c of clients) if (!c.closed) c.close();
+    await serve?.stop();
+  });
+
+  const connect = async (token: string, url = serve.url): Promise<SpoolClient> => {
+    const c = await SpoolClient.connect(url, { token });
+    clients.push(c);
+    return c;
+  };
+  const status = async (token: string): Promise<number | undefined> => {
+    const attempt = await SpoolClient.connect(serve.url, { token }).catch((error: unknown) => error);
+    if (attempt instanceof SpoolClient) {
+      clients.push(attempt);
+      return 101;
+    }
+    return (attempt as ConnectError).status;
+  };
+  /** A request at /mcp or /acp held under way: its head sent, its body never whole (until the body's deadline, two minutes here). */
+  const heldPost = (path: string, token: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const socket = tcpConnect({ host: "127.0.0.1", port });
+      sockets.push(socket);
+      socket.on("error", () => undefined);
+      socket.once("connect", () => {
+        socket.write(
+          `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{`,
+          (error) => (error ? reject(error) : resolve()),
+        );
+      });
+    });
+  /** A 2026-07-28 tools/list at /mcp: its HTTP status. */
+  const toolsList = async (token: string): Promise<number> => {
+    const response = await fetch(`http://127.0.0.1:${port}/mcp?project=alpha`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json, text/event-stream",
+        Authorization: `Bearer ${token}`,
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/list",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/list",
+        params: {
+          _meta: {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": { name: "wide", version: "1.0.0" },
+          },
+        },
+      }),
+    });
+    await response.arrayBuffer();
+    return response.status;
+  };
+
+  it("connections, devices, codes and the doors' requests all full of its share; the home gets in past each and revokes it", async () => {
+    const root = join(tempDir("spool-home-wide-root-"), "alpha");
+    mkdirSync(join(root, ".git"), { recursive: true });
+    const admin = await connect(homeToken);
+    await admin.initialize(undefined, { root });
+    const { token: opsToken } = await admin.call("token/create", { name: "ops", role: "admin", projects: ["alpha"] });
+    const { token: carol } = await admin.call("token/create", { name: "carol", role: "person" });
+    const ops = await connect(opsToken);
+    await ops.initialize("alpha");
+    const agents: string[] = [];
+    for (let i = 1; i <= 8; i++) agents.push((await ops.call("token/create", { name: `bot-${i}`, role: "agent", projects: ["alpha"] })).token);
+
+    // Connections: the home's and ops's, then agents until the server's eight are open; the next is the server's 503.
+    for (const token of agents.slice(0, 6)) await connect(token);
+    expect(await status(agents[6]!)).toBe(503);
+    expect(await status(carol)).toBe(503);
+    // Devices: three, the server's all; carol's pairing is refused.
+    for (const token of agents.slice(0, 3)) expect((await sessionOf(await pair(port, token))).status).toBe(200);
+    const carolCode = (await (await mintCode(port, carol)).json()) as { code: string };
+    expect((await redeem(port, carolCode.code)).status).toBe(429);
+    // Sign-in codes: the agents mint until the server's four are waiting (carol's spent one above counts no more).
+    const codes: number[] = [];
+    for (const token of agents) codes.push((await mintCode(port, token)).status);
+    expect(codes.filter((c) => c === 201).length).toBeGreaterThanOrEqual(3);
+    expect(codes.at(-1)).toBe(429);
+    expect((await mintCode(port, carol)).status).toBe(429);
+    // Requests under way at /mcp and /acp: the server's four, held by the agents' bodies that never end.
+    for (const [i, token] of agents.slice(0, 4).entries()) await heldPost(i % 2 === 0 ? "/mcp?project=alpha" : "/acp", token);
+    await eventually(async () => (await toolsList(carol)) === 429, 20_000, "the doors' requests to be full");
+
+    // The home gets in past every one: TCP and its Unix socket, /mcp, a paired device; then it revokes the share.
+    expect((await (await connect(homeToken)).call("ping", {})).pong).toBe(true);
+    const overSocket = await connect(homeToken, unixSocketUrl(join(home, "spool.sock")));
+    expect((await overSocket.call("ping", {})).pong).toBe(true);
+    expect(await toolsList(homeToken)).toBe(200);
+    const operator = await pair(port, homeToken, { name: "operator" });
+    expect((await sessionOf(operator)).status).toBe(200);
+    for (let i = 1; i <= 8; i++) await overSocket.call("token/revoke", { name: `bot-${i}` });
+    await overSocket.call("token/revoke", { name: "ops" });
+
+    // The share's hold is let go: carol connects, is served at /mcp, mints a code and pairs.
+    await eventually(async () => (await status(carol)) === 101, 20_000, "carol to connect");
+    await eventually(async () => (await toolsList(carol)) === 200, 20_000, "carol to be served at /mcp");
+    expect((await sessionOf(await pair(port, carol, { name: "carol's phone" }))).status).toBe(200);
+  }, 180_000);
 });
