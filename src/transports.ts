@@ -185,7 +185,7 @@ export class PreAuthGate {
   /** The deadline: the connection is closed, after the answer under way if its request was read whole. */
   #deadline(socket: Socket): void {
     const answering = this.#waiting.get(socket)?.answering;
-    if (answering && answering.req.complete && !answering.writableFinished) answering.once("close", () => socket.destroy());
+    if (answering?.req.complete && !answering.writableFinished) answering.once("close", () => socket.destroy());
     else socket.destroy();
   }
 
