@@ -23,6 +23,7 @@ describe("/mcp naming a project the server does not have", () => {
   let serve: ServeProcess;
   let token: string;
   let agent: string;
+  let other: string;
   const url = (project: string) => new URL(`http://127.0.0.1:${port}/mcp?project=${project}`);
 
   beforeAll(async () => {
@@ -38,6 +39,7 @@ describe("/mcp naming a project the server does not have", () => {
       await admin.call("project/create", { root: join(base, name) });
     }
     agent = (await admin.call("token/create", { name: "agent", role: "agent" })).token;
+    other = (await admin.call("token/create", { name: "other-agent", role: "agent" })).token;
     admin.close();
   }, 60_000);
   afterAll(async () => {
@@ -85,11 +87,11 @@ describe("/mcp naming a project the server does not have", () => {
 
   it("a Spool connection whose initialize is refused is closed, not left counting against its principal", async () => {
     for (let i = 0; i < 3; i++)
-      await expect(SpoolClient.open(serve.url, { token: agent, reconnect: { project: "nope" } })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+      await expect(SpoolClient.open(serve.url, { token: other, reconnect: { project: "nope" } })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
     // Their closes reach the server a moment later; a connection left open would hold its place for good.
     await eventually(
       async () =>
-        await SpoolClient.open(serve.url, { token: agent, reconnect: { project: "alpha" } }).then(
+        await SpoolClient.open(serve.url, { token: other, reconnect: { project: "alpha" } }).then(
           (joined) => {
             joined.close();
             return true;

@@ -251,7 +251,7 @@ describe("one scoped admin's credentials fill every server-wide bound; the home 
     expect((await mintCode(port, carol)).status).toBe(429);
     // Requests under way at /mcp and /acp: the server's four, held by the agents' bodies that never end.
     for (const [i, token] of agents.slice(0, 4).entries()) await heldPost(i % 2 === 0 ? "/mcp?project=alpha" : "/acp", token);
-    await eventually(async () => (await toolsList(carol)) === 429, 20_000, "the doors' requests to be full");
+    await eventually(async () => (await toolsList(carol)) === 429, 60_000, "the doors' requests to be full");
 
     // The home gets in past every one: TCP and its Unix socket, /mcp, a paired device; then it revokes the share.
     expect((await (await connect(homeToken)).call("ping", {})).pong).toBe(true);
