@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { infraRequired } from "../helpers/infra.js";
-import { httpListener, type Listener, outsideAddress, tlsListener } from "../helpers/listeners.js";
+import { httpListener, type Listener, outsideAddress, rawListener, tlsListener } from "../helpers/listeners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { printfBytes, socksConnect } from "../helpers/socks.js";
 
@@ -150,6 +150,90 @@ describeWithBwrap("what the egress proxy checks, on the local bubblewrap runner"
     expect(egress?.blocked).toEqual(expect.arrayContaining([`other.test:${port}`]));
     // Only the two handshakes that named the tunnel's host reached it.
     expect(tls.received).toBe(2);
+  });
+
+  /**
+   * A shell script that opens a tunnel to `target` (CONNECT on the forwarder's HTTP port), sends `payload` (a printf
+   * format) through it and prints the first line of what comes back and any `hello` line, or `(nothing)`.
+   */
+  const tunnelScript = (target: string, payload: string) =>
+    [
+      "exec 3<>/dev/tcp/127.0.0.1/3128",
+      `printf 'CONNECT ${target} HTTP/1.1\\r\\n\\r\\n' >&3`,
+      "while IFS= read -r line <&3 && [ \"$line\" != $'\\r' ]; do :; done",
+      `printf '${payload}' >&3`,
+      "answer=$(timeout 5 cat <&3 | tr -d '\\r' | grep -E '^(HTTP/|hello|raw:)' | tr '\\n' ' ')",
+      'if [ -n "$answer" ]; then echo "$answer"; else echo "(nothing)"; fi',
+    ].join("\n");
+
+  it("a plain request in a tunnel is checked however it starts: a blank line before it, or a method the proxy does not know, does not carry another Host past the check", async () => {
+    // A host that takes what many servers take: any token as the method (Go's net/http does) after blank lines (Node's and nginx's do), answering for the Host it was asked for.
+    const lenient = createServer((socket) => {
+      socket.setEncoding("latin1");
+      let head = "";
+      socket.on("data", (chunk: string) => {
+        head += chunk;
+        if (!head.includes("\r\n\r\n")) return;
+        const [line = "", ...headers] = head.replace(/^[\r\n]+/, "").split("\r\n");
+        const host =
+          headers
+            .find((h) => /^host:/i.test(h))
+            ?.slice(5)
+            .trim() ?? "";
+        socket.end(`HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nhello ${host} (${line.split(" ")[0]})\n`);
+      });
+    });
+    await new Promise<void>((done) => lenient.listen(0, "127.0.0.2", done));
+    const port = (lenient.address() as AddressInfo).port;
+    const before = allowed.received;
+    try {
+      const evilHost = "Host: evil.test\\r\\nConnection: close\\r\\n\\r\\n";
+      const scripts = {
+        crlf: tunnelScript(`allowed.test:${allowed.port}`, `\\r\\nGET / HTTP/1.1\\r\\n${evilHost}`),
+        lf: tunnelScript(`allowed.test:${allowed.port}`, `\\nGET / HTTP/1.1\\r\\n${evilHost}`),
+        foo: tunnelScript(`allowed.test:${port}`, `FOO / HTTP/1.1\\r\\n${evilHost}`),
+        lower: tunnelScript(`allowed.test:${port}`, `get / HTTP/1.1\\r\\n${evilHost}`),
+        own: tunnelScript(`allowed.test:${allowed.port}`, `\\r\\nGET /own HTTP/1.1\\r\\nHost: allowed.test:${allowed.port}\\r\\nConnection: close\\r\\n\\r\\n`),
+      };
+      for (const [name, script] of Object.entries(scripts)) writeFileSync(join(root, `${name}.sh`), script);
+      const { out, err } = await run(
+        Object.keys(scripts)
+          .map((name) => `bash ./${name}.sh`)
+          .join("; "),
+        ["allowed.test"],
+      );
+      // None of them reached the host as a request for evil.test; each was refused or cut; the host's own request went through.
+      expect(out).not.toContain("hello evil.test");
+      expect(out.split("\n")).toEqual([
+        "HTTP/1.1 403 Forbidden ",
+        "HTTP/1.1 403 Forbidden ",
+        expect.stringMatching(/^(HTTP\/1\.1 400 Bad Request |\(nothing\))$/),
+        expect.stringMatching(/^(HTTP\/1\.1 400 Bad Request |\(nothing\))$/),
+        `HTTP/1.1 200 OK hello allowed.test:${allowed.port} `,
+        "",
+      ]);
+      expect(err).toContain(
+        `spool egress: blocked: evil.test:${allowed.port} (named by the Host header of a request to allowed.test:${allowed.port} in a tunnel`,
+      );
+      expect(allowed.received - before).toBe(1);
+    } finally {
+      await new Promise<void>((done) => lenient.close(() => done()));
+    }
+  });
+
+  it("text protocols that are not HTTP still pass a tunnel untouched: an SSH banner with a comment, a Redis inline command", async () => {
+    const raw = await rawListener("127.0.0.4");
+    try {
+      const scripts = {
+        banner: tunnelScript(`127.0.0.4:${raw.port}`, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\\r\\n"),
+        redis: tunnelScript(`127.0.0.4:${raw.port}`, "SET key value\\r\\n"),
+      };
+      for (const [name, script] of Object.entries(scripts)) writeFileSync(join(root, `${name}.sh`), script);
+      const { out } = await run("bash ./banner.sh; bash ./redis.sh", [`127.0.0.4:${raw.port}`]);
+      expect(out).toBe("raw: SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3 \nraw: SET key value \n");
+    } finally {
+      await raw.close();
+    }
   });
 
   it("a raw protocol through a tunnel passes untouched, and a host that speaks first is heard before the client says anything", async () => {
