@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, METHODS, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, createServer, isIP, type Server, type Socket } from "node:net";
 import { EGRESS_BLOCKED_HEADER, EGRESS_BLOCKED_VALUE, hostProblem, normalHost, shownHost } from "../protocol/egress.js";
 import type { EgressPolicy, EgressVerdict } from "./egress-policy.js";
@@ -98,9 +98,19 @@ async function connectTunnel(policy: EgressPolicy, req: IncomingMessage, socket:
 /** What the first bytes a client sends through a tunnel are. */
 type FirstBytes = { kind: "more" } | { kind: "tls"; serverName: string | null } | { kind: "http" } | { kind: "other" } | { kind: "bad"; why: string };
 
-const HTTP_METHODS: ReadonlySet<string> = new Set(METHODS);
+/** At most this many bytes of a first line that starts like a request line are held until it ends (nginx's default is 8 KiB). */
+export const MAX_REQUEST_LINE = 8 * 1024;
 
-/** Reads the client's first bytes: a TLS ClientHello (a handshake record), a plain HTTP request (a method and a space), or anything else. */
+/** A method (any token, in any case: servers such as Go's take any) and the space after it. */
+const METHOD_AND_SPACE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+/;
+
+/**
+ * Reads the client's first bytes: a TLS ClientHello (a handshake record), a plain HTTP request, or anything else. What
+ * a server would take for a request is one: blank lines before it are skipped (servers skip them, RFC 9112 §2.2), and
+ * its method is any token, known or not, in any case, with a target that is a path, `*`, an absolute URL or a line
+ * ending in an HTTP version; the proxy's parser then refuses what it does not take itself. A text protocol whose first
+ * line is none of these (an SSH banner, a Redis command) is anything else.
+ */
 function firstBytes(bytes: Buffer): FirstBytes {
   if (bytes.length === 0) return { kind: "more" };
   if (bytes[0] === 0x16) {
@@ -108,14 +118,31 @@ function firstBytes(bytes: Buffer): FirstBytes {
     if (hello.state === "more") return { kind: "more" };
     return hello.state === "bad" ? { kind: "bad", why: `its first bytes are ${hello.why}` } : { kind: "tls", serverName: hello.serverName };
   }
-  const start = bytes.subarray(0, 32).toString("latin1");
-  const token = /^[A-Z][A-Z-]*/.exec(start)?.[0];
-  if (token === undefined) return { kind: "other" };
-  if (token.length === start.length && start.length < 32) return { kind: "more" };
-  if (start[token.length] !== " ") return { kind: "other" };
+  let at = 0;
+  while (at < bytes.length && (bytes[at] === 0x0d || bytes[at] === 0x0a)) at += 1;
+  const lineEnd = bytes.indexOf(0x0a, at);
+  const line = bytes.subarray(at, lineEnd === -1 ? at + MAX_REQUEST_LINE : lineEnd).toString("latin1");
+  const whole = lineEnd !== -1;
+  const tooLong = () => bytes.length - at >= MAX_REQUEST_LINE;
+  if (line === "") return tooLong() ? { kind: "bad", why: `more than ${MAX_REQUEST_LINE} bytes of blank lines` } : { kind: "more" };
+  const method = METHOD_AND_SPACE.exec(line);
+  if (method === null) {
+    // A token still being sent (no space or other byte after it yet) may be a method: more is needed.
+    const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(line) && !whole;
+    if (!token) return { kind: "other" };
+    return tooLong() ? { kind: "bad", why: `a first line of more than ${MAX_REQUEST_LINE} bytes` } : { kind: "more" };
+  }
   // HTTP/2 without TLS names its host in frames the proxy does not read: refused, as a request whose Host is not checked.
-  if (token === "PRI") return { kind: "bad", why: "HTTP/2 without TLS, whose host the proxy cannot check: use https, or HTTP/1.1" };
-  return HTTP_METHODS.has(token) ? { kind: "http" } : { kind: "other" };
+  if (/^PRI[ \t]/.test(line)) return { kind: "bad", why: "HTTP/2 without TLS, whose host the proxy cannot check: use https, or HTTP/1.1" };
+  const target = line.slice(method[0].length);
+  if (/^[/*]/.test(target) || /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(target)) return { kind: "http" };
+  if (!whole) {
+    // Not known yet: the rest of the line (an authority, an HTTP version after it) says.
+    if (/^[A-Za-z]?[A-Za-z0-9+.-]*:?\/?$/.test(target) && !tooLong()) return { kind: "more" };
+    if (tooLong()) return { kind: "bad", why: `a first line of more than ${MAX_REQUEST_LINE} bytes that starts like a request` };
+    return /[ \t]HTTP\/\d/i.test(line) ? { kind: "http" } : { kind: "more" };
+  }
+  return /[ \t]HTTP\/\d/i.test(line) ? { kind: "http" } : { kind: "other" };
 }
 
 /** TLS alert unrecognized_name (fatal): what a client reads when the proxy refuses its ClientHello. */
