@@ -446,6 +446,31 @@ describeWithInfra("docker", "what a sandboxed command sees in Docker: the image,
     });
   }
 
+  it("configured paths are refused as on the local runner: a home or what holds one, a system directory (the machine's /etc/ssh), a writable one holding what a login runs", async () => {
+    // The runner's home is where `~/` leads for it ($HOME): a known home, as the local runner's is.
+    const saved = process.env.HOME;
+    process.env.HOME = home;
+    mkdirSync(join(home, ".config", "systemd", "user"), { recursive: true });
+    try {
+      const withView = (read: string[], write: string[]): ExecSpec => {
+        const request = spec("cat /etc/ssh/ssh_host_*_key; ls -A ~ /home; touch ~/.config/systemd/user/planted.service", "workspace-write");
+        return { ...request, sandbox: { ...request.sandbox!, view: { toolchains: [], read, write } } };
+      };
+      await expect(output(withView([home], []))).rejects.toThrow(`${home} is or holds the home directory ${home}`);
+      await expect(output(withView([outside], []))).rejects.toThrow(`${outside} is or holds the home directory ${home}`);
+      await expect(output(withView(["/home"], []))).rejects.toThrow("/home is or holds the home directory /home");
+      await expect(output(withView(["/etc/ssh"], []))).rejects.toThrow("/etc/ssh is a system directory");
+      await expect(output(withView([], [join(home, ".config")]))).rejects.toThrow(
+        `${join(home, ".config")} is writable and holds ${join(home, ".config", "autostart")}, which a login runs or trusts outside the sandbox`,
+      );
+      expect(existsSync(join(home, ".config", "systemd", "user", "planted.service"))).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.HOME;
+      else process.env.HOME = saved;
+      rmSync(join(home, ".config"), { recursive: true, force: true });
+    }
+  });
+
   it("a Spool home inside the project is refused, naming it, where it was covered by an empty tmpfs before", async () => {
     const spoolHome = join(root, ".spool");
     mkdirSync(spoolHome);
