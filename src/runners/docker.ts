@@ -11,8 +11,18 @@ import { type DockerEgress, egressSupport, startDockerEgress } from "./docker-eg
 import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./docker-engine.js";
 import { ended, outputStreams } from "./docker-streams.js";
 import { diesWithRunner } from "./docker-watcher.js";
-import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult } from "./sandbox.js";
-import { expandHome, realOrPlanned, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
+import {
+  configuredPathsProblem,
+  egressUnavailable,
+  noSandbox,
+  once,
+  SANDBOX_OFF,
+  type SandboxInfo,
+  type SandboxMode,
+  sandboxOf,
+  sandboxResult,
+} from "./sandbox.js";
+import { expandHome, localHomes, realOrPlanned, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
 import { dockerSeccompProfile } from "./seccomp-docker.js";
 import { shellScript } from "./shell.js";
 import { PidLine, wrapperScript } from "./streams.js";
@@ -219,6 +229,13 @@ export class DockerBackend implements Backend {
       };
     }
     const mounts = [...(project ? [project.mount] : []), ...view];
+    // The configured paths by the local runner's rules: no home or what holds one, no system directory of this machine
+    // (its /etc holds root-only files), no writable path holding what a login runs.
+    if (sandbox && view.length > 0) {
+      const real = (list: BindMount[]) => list.map((mount) => realOrPlanned(mount.source));
+      const problem = configuredPathsProblem(real(view.filter((m) => m.readOnly)), real(view.filter((m) => !m.readOnly)), localHomes(home));
+      if (problem) throw new StartError(`Cannot start the command: ${problem}`);
+    }
     if (sandbox && mounts.length > 0) {
       const recorded = await recordedStateSoon(process.env);
       const secrets = [...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs];

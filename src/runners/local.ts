@@ -16,6 +16,7 @@ import { containedEnd, type ProcessRecorder } from "./orphans.js";
 import { OutputPipe } from "./output.js";
 import {
   bwrapArgs,
+  configuredPathsProblem,
   cwdOutsideMessage,
   LOGIN_FILES,
   launcher,
@@ -198,15 +199,8 @@ export class LocalBackend implements Backend {
     const writable = real(given?.write ?? []);
     const homes = [...new Set([...this.#homes(), ...localHomes(home)])];
     // A configured path that is a home or holds one would show all of it; a writable one holding what a login runs, plant it.
-    for (const path of [...readOnly, ...writable]) {
-      const holds = homes.find((h) => within(h, path));
-      if (holds) refuse(`${path} is or holds the home directory ${holds}; name the files the command needs in sandboxView.read instead`);
-      if (path === "/" || inSystem(path)) refuse(`${path} is a system directory, which the command sees as every user may read it; it cannot be added`);
-    }
-    for (const path of writable) {
-      const login = homes.flatMap((h) => LOGIN_FILES.map((name) => join(h, name))).find((file) => within(file, path) || within(path, file));
-      if (login) refuse(`${path} is writable and holds ${login}, which a login runs or trusts outside the sandbox; name another path in sandboxView.write`);
-    }
+    const problem = configuredPathsProblem(readOnly, writable, homes);
+    if (problem) refuse(problem);
     // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
     // (read by a pass begun after this start asked, shared with the starts asking with it: home-registry.ts).
     const recorded = await recordedStateSoon(this.#environ);

@@ -10,7 +10,7 @@ import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { etcView } from "./etc-view.js";
 import { probeNetwork, tried } from "./sandbox-network.js";
 import { type SetupMarker, setupPrelude } from "./sandbox-setup.js";
-import { localSystem, localToolchains, privateHome, systemArgs, type ViewPaths, within } from "./sandbox-view.js";
+import { inSystem, localSystem, localToolchains, privateHome, systemArgs, type ViewPaths, within } from "./sandbox-view.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
 export { noSandbox, SandboxInfo, SandboxKind, sandboxModes } from "../protocol/runner.js";
@@ -155,6 +155,25 @@ export const LOGIN_FILES = [
   ".config/autostart",
   ".config/systemd",
 ] as const;
+
+/**
+ * Why the configured paths of a view (real paths) may not be bound, or null: one that is a home or holds one would show
+ * all of it; one in a system directory is in view already, as every user may read it (and bound as it is, the machine's
+ * root-only files with it); a writable one holding what a login runs (`LOGIN_FILES` of `homes`) could plant it. The local
+ * and the Docker runner refuse such a command alike.
+ */
+export function configuredPathsProblem(readOnly: readonly string[], writable: readonly string[], homes: readonly string[]): string | null {
+  for (const path of [...readOnly, ...writable]) {
+    const holds = homes.find((h) => within(h, path));
+    if (holds) return `${path} is or holds the home directory ${holds}; name the files the command needs in sandboxView.read instead`;
+    if (path === "/" || inSystem(path)) return `${path} is a system directory: a command sees the system only as every user may read it (never its root-only files); it cannot be added`;
+  }
+  for (const path of writable) {
+    const login = homes.flatMap((h) => LOGIN_FILES.map((name) => join(h, name))).find((file) => within(file, path) || within(path, file));
+    if (login) return `${path} is writable and holds ${login}, which a login runs or trusts outside the sandbox; name another path in sandboxView.write`;
+  }
+  return null;
+}
 
 /** Why workspace-write is refused when the workspace is the runner user's home or holds it; `home` names it. */
 export function homeWorkspaceMessage(workspace: string, home: string): string {
