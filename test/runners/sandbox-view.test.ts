@@ -10,7 +10,7 @@ import { DockerBackend } from "../../src/runners/docker.js";
 import { etcCopyPath } from "../../src/runners/etc-view.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
-import { describeWithInfra, infra, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
+import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
 import { runCli, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished, runTool } from "../helpers/runners.js";
@@ -392,6 +392,55 @@ describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login'
         for (const path of planted) expect(mountinfo).not.toContain(path);
         // And what it sees was found on the host: its system directories and its home.
         expect((await backend.sandbox()).view).toMatchObject({ system: expect.arrayContaining(["/usr", "/etc"]), home: remoteHome });
+      });
+    }
+  }),
+);
+
+describeWithBwrap("configured paths over SSH as root: a system directory is refused, as on the local runner", () =>
+  describeWithInfra("ssh", "bubblewrap on the remote host, a root login", () => {
+    let backend: SshBackend;
+    let root: string;
+    beforeAll(() => {
+      backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: "root", privateKey: sshKey(), hostKeys: sshHostKeys() });
+      root = sshRoot();
+    });
+    afterAll(async () => {
+      await backend.close();
+    });
+
+    for (const [mode] of MODES) {
+      it(`${mode}: sandboxView.read naming /etc/ssh is refused, and the host's private keys are not read`, async (ctx) => {
+        // A root login reads /etc's root-only files with no capability: it gets a copy of what others may read, and a
+        // configured system directory bound as it is would undo that.
+        const allowed = await backend.check().then(
+          () => true,
+          () => false,
+        );
+        if (!allowed) {
+          if (infraRequired) throw new Error("SPOOL_TEST_INFRA=required but the test sshd does not let root log in with its key");
+          return ctx.skip("the test sshd does not let root log in with its key");
+        }
+        const started = backend.start({
+          command: "cat /etc/ssh/ssh_host_*_key",
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false, view: { toolchains: [], read: ["/etc/ssh"], write: [] } },
+          signal: new AbortController().signal,
+        });
+        let out = "";
+        const ran = await started.then(
+          async (execution) => {
+            execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+            execution.stderr.resume();
+            await execution.result;
+            return "ran";
+          },
+          (error: unknown) => String(error),
+        );
+        expect(out).not.toContain("PRIVATE KEY");
+        expect(ran).toContain("/etc/ssh is a system directory");
       });
     }
   }),
