@@ -237,6 +237,13 @@ export function remoteScript(
       `for v in ${seen} ${written}; do v=$(rp "$v"); for h in ${homes}; do [ -n "$h" ] || continue; case "$h/" in "\${v%/}"/*) ${refuse("$v is or holds the home directory $h; name the files the command needs in sandboxView.read instead")} ;; esac; done; done`,
     );
   }
+  // Nor a system directory: the command sees the system only as every user may read it (a root login's /etc is a copy).
+  if (seen || written) {
+    const systemDirs = SYSTEM_DIRS.map((dir) => `${dir}|${dir}/*`).join("|");
+    parts.push(
+      `for v in ${seen} ${written}; do v=$(rp "$v"); case "$v" in ${systemDirs}) ${refuse("$v is a system directory: a command sees the system only as every user may read it (never its root-only files); it cannot be added")} ;; esac; done`,
+    );
+  }
   if (written) {
     const logins = LOGIN_FILES.map((name) => `"$H"/${shellQuote(name)}`).join(" ");
     parts.push(
