@@ -397,6 +397,48 @@ describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login'
   }),
 );
 
+describeWithBwrap("a project rooted at the runner's home: its private home would be the project, so read-only is refused too", () => {
+  let home: string;
+  let backend: LocalBackend;
+  beforeAll(() => {
+    // A Spool home kept elsewhere (SPOOL_HOME=/var/lib/spool, as the systemd unit has it): no known secret in this home.
+    home = realpathSync(mkdtempSync("/var/tmp/spool-view-home-"));
+    writeFileSync(join(home, ".claude.json"), '{"mcpServers":{"x":{"headers":{"Authorization":"Bearer home-root-73"}}}}', { mode: 0o600 });
+    writeFileSync(join(home, ".pgpass"), "db:5432:*:app:home-root-pgpass-73\n", { mode: 0o600 });
+    backend = new LocalBackend({ environ: { ...process.env, HOME: home }, killGraceMs: 500 });
+  });
+  afterAll(async () => {
+    await backend.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  for (const [mode] of MODES) {
+    it(`${mode}: the home's files are not read; the command is refused, naming the home`, async () => {
+      const started = backend.start({
+        command: "cat .claude.json .pgpass",
+        cwd: home,
+        workspace: home,
+        env: {},
+        sandbox: { mode, network: false },
+        signal: new AbortController().signal,
+      });
+      let out = "";
+      const ran = await started.then(
+        async (execution) => {
+          execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+          execution.stderr.resume();
+          await execution.result;
+          return "ran";
+        },
+        (error: unknown) => String(error),
+      );
+      expect(out).not.toContain("home-root-73");
+      expect(out).not.toContain("home-root-pgpass-73");
+      expect(ran).toContain(`it is or holds the runner user's home directory ${home}`);
+    });
+  }
+});
+
 describeWithBwrap("configured paths over SSH as root: a system directory is refused, as on the local runner", () =>
   describeWithInfra("ssh", "bubblewrap on the remote host, a root login", () => {
     let backend: SshBackend;
