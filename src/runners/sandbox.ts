@@ -166,7 +166,8 @@ export function configuredPathsProblem(readOnly: readonly string[], writable: re
   for (const path of [...readOnly, ...writable]) {
     const holds = homes.find((h) => within(h, path));
     if (holds) return `${path} is or holds the home directory ${holds}; name the files the command needs in sandboxView.read instead`;
-    if (path === "/" || inSystem(path)) return `${path} is a system directory: a command sees the system only as every user may read it (never its root-only files); it cannot be added`;
+    if (path === "/" || inSystem(path))
+      return `${path} is a system directory: a command sees the system only as every user may read it (never its root-only files); it cannot be added`;
   }
   for (const path of writable) {
     const login = homes.flatMap((h) => LOGIN_FILES.map((name) => join(h, name))).find((file) => within(file, path) || within(path, file));
@@ -175,9 +176,17 @@ export function configuredPathsProblem(readOnly: readonly string[], writable: re
   return null;
 }
 
-/** Why workspace-write is refused when the workspace is the runner user's home or holds it; `home` names it. */
-export function homeWorkspaceMessage(workspace: string, home: string): string {
-  return `workspace-write is refused with ${workspace} as the project root: it is or holds the runner user's home directory ${home}, where a command could write what a login runs outside the sandbox (~/.ssh, ~/.profile, ~/.bashrc); start the runner with --root DIR naming a project directory (below the home), or choose a project directory as the project root`;
+/**
+ * Why a sandboxed command is refused when the workspace is the runner user's home or holds it; `home` names it. In
+ * workspace-write it could write what a login runs; in read-only it would read all of the home (its private home is
+ * then the project itself, the MCP clients' configs, ~/.pgpass and saved tokens with it).
+ */
+export function homeWorkspaceMessage(workspace: string, home: string, mode: "read-only" | "workspace-write" = "workspace-write"): string {
+  const why =
+    mode === "workspace-write"
+      ? "where a command could write what a login runs outside the sandbox (~/.ssh, ~/.profile, ~/.bashrc)"
+      : "all of which a command would read (a client's config holding a token, ~/.pgpass, a saved token), its private home being the project itself";
+  return `${mode} is refused with ${workspace} as the project root: it is or holds the runner user's home directory ${home}, ${why}; start the runner with --root DIR naming a project directory (below the home), or choose a project directory as the project root`;
 }
 
 /** Why a command is refused when its directory (as the runner resolves it now) is not where the proposal said. */
@@ -216,10 +225,10 @@ function layered(layers: Layer[]): string[] {
 export function bwrapArgs(plan: BwrapPlan): string[] {
   const readOnly = plan.mode === "read-only";
   if (plan.workspace === "/" && !readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
-  if (!readOnly) {
-    const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
-    if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home));
-  }
+  // The runner's home as the project, or a project holding it: workspace-write could plant what a login runs there; a
+  // read-only command would read all of it, the private home being the project itself.
+  const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
+  if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home, plan.mode));
   if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
   // The system, read-only; /etc as every user may read it (the probe's: the machine's). A project rooted at / (the
   // probe's, read-only) is everything already, bound first: the sandbox's own /dev, /proc and /run go over it.

@@ -217,10 +217,9 @@ export function remoteScript(
   parts.push(`case "$C/" in "\${W%/}"/*) ;; *) ${refuse(cwdOutsideMessage("$C", "$W"))} ;; esac`);
   parts.push(`{ [ "$W" != / ] || ${refuse("a project rooted at / would show the sandbox the whole machine; name a project directory with --root DIR")}; }`);
   parts.push('H=$( (cd -- "$HOME" && pwd -P) 2>/dev/null || :)');
-  if (!readOnly) {
-    // The login's home (or one above it) as the workspace: a command could write what sshd and the login shell run outside the sandbox.
-    parts.push(`{ [ -z "$H" ] || case "$H/" in "\${W%/}"/*) ${refuse(homeWorkspaceMessage("$W", "$H"))} ;; esac; }`);
-  }
+  // The login's home (or one above it) as the workspace: a command could write what sshd and the login shell run outside
+  // the sandbox; a read-only one would read all of the home.
+  parts.push(`{ [ -z "$H" ] || case "$H/" in "\${W%/}"/*) ${refuse(homeWorkspaceMessage("$W", "$H", readOnly ? "read-only" : "workspace-write"))} ;; esac; }`);
   // What it sees (sandbox-view.ts), `~/x` in the login's home; every path resolved now (`rp`: a real path, or for one not
   // there its deepest existing ancestor's with the rest).
   const quoted = (path: string) => (path.startsWith("~/") ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path));
