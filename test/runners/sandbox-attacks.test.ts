@@ -1,13 +1,14 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { createMemoryTransportPair } from "../../src/rpc/transport.js";
 import { StartError } from "../../src/runners/backend.js";
 import { TTY_TERM } from "../../src/runners/control.js";
+import { DockerBackend } from "../../src/runners/docker.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { RunnerClient } from "../../src/runners/runner-client.js";
 import { type RemoteShell, SshBackend, ssh2Shell } from "../../src/runners/ssh.js";
@@ -125,6 +126,129 @@ describeWithBwrap("a proposal cannot choose what starts the sandbox", () => {
     // An ordinary variable still goes through.
     const ok = await runTool(client, "loader", "sh", 'echo "$GREETING"', { env: { GREETING: "hello" } });
     expect(ok.out).toBe("hello\n");
+  });
+});
+
+describeWithBwrap("a project root swapped for a link after the proposal: the command is refused, not run where the link leads", () => {
+  let ts: TestServer;
+  let root: string;
+  let elsewhere: string;
+  let outer: SpoolClient;
+  let inner: SpoolClient;
+  beforeAll(async () => {
+    ts = await startTestServer();
+    // Nested projects (a monorepo and a package of it): a command of the outer one may write where the inner one's root is.
+    root = realpathSync(tempDir("spool-attack-nested-"));
+    mkdirSync(join(root, "app"));
+    // Where the link leads: a directory no project holds (standing for ~/.config, whose systemd units a login runs, or ~/.aws).
+    elsewhere = realpathSync(tempDir("spool-attack-elsewhere-"));
+    mkdirSync(join(elsewhere, "systemd"));
+    outer = await ts.client();
+    await outer.initialize("nested-outer", { root });
+    inner = await ts.client();
+    await inner.initialize("nested-app", { root: join(root, "app") });
+  });
+  afterAll(async () => {
+    await ts.stop();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(elsewhere, { recursive: true, force: true });
+  });
+
+  for (const mode of ["sh", "env"] as const) {
+    it(`${mode === "sh" ? "workspace-write" : "read-only"}: the inner project's next command does not run in the directory its root now leads to`, async () => {
+      const swap = await runTool(outer, `swap-${mode}`, "sh", `mv app app.real && ln -s ${elsewhere} app && echo swapped`);
+      expect(swap.out).toBe("swapped\n");
+      try {
+        const done = await runTool(inner, `planted-${mode}`, mode, "ls; touch systemd/planted.service; echo ran");
+        expect(done.out).not.toContain("ran");
+        expect(existsSync(join(elsewhere, "systemd", "planted.service"))).toBe(false);
+        expect(done.stdout.status).toBe(ENTRY.cancelled);
+        expect(JSON.stringify(done.log)).toContain(`the project root ${join(root, "app")} resolves to ${elsewhere}`);
+      } finally {
+        rmSync(join(root, "app"));
+        renameSync(join(root, "app.real"), join(root, "app"));
+      }
+    });
+  }
+});
+
+describe("a project root that is a link now: the SSH and the Docker runner refuse it too", () => {
+  /** A project directory, and a link to another directory standing where a root was. */
+  function swapped(prefix: string): { root: string; elsewhere: string; remove: () => void } {
+    const base = realpathSync(mkdtempSync(`/var/tmp/${prefix}`));
+    chmodSync(base, 0o777);
+    const elsewhere = join(base, "elsewhere");
+    mkdirSync(elsewhere, { mode: 0o777 });
+    chmodSync(elsewhere, 0o777);
+    symlinkSync(elsewhere, join(base, "app"));
+    return { root: join(base, "app"), elsewhere, remove: () => rmSync(base, { recursive: true, force: true }) };
+  }
+  const spec = (root: string, mode: "read-only" | "workspace-write") => ({
+    command: "touch planted; echo ran",
+    cwd: root,
+    workspace: root,
+    project: { root, cwd: "" },
+    env: {},
+    sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
+    signal: new AbortController().signal,
+  });
+  const outcome = async (start: Promise<{ stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream; result: Promise<unknown> }>) => {
+    let out = "";
+    let err = "";
+    const said = await start.then(
+      async (execution) => {
+        execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+        execution.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+        await execution.result;
+        return "";
+      },
+      (error: unknown) => String(error),
+    );
+    return { out, said: said + err };
+  };
+
+  describeWithBwrap("ssh", () =>
+    describeWithInfra("ssh", "the SSH runner", () => {
+      for (const mode of ["read-only", "workspace-write"] as const) {
+        it(`${mode}: refused, naming where the root leads; nothing is written there`, async () => {
+          const backend = new SshBackend({
+            host: infra.ssh!.host,
+            port: infra.ssh!.port,
+            username: infra.ssh!.username,
+            privateKey: sshKey(),
+            hostKeys: sshHostKeys(),
+          });
+          const { root, elsewhere, remove } = swapped("spool-attack-ssh-link-");
+          try {
+            const { out, said } = await outcome(backend.start(spec(root, mode)));
+            expect(out).not.toContain("ran");
+            expect(said).toContain(`the project root ${root} resolves to ${elsewhere}`);
+            expect(existsSync(join(elsewhere, "planted"))).toBe(false);
+          } finally {
+            await backend.close();
+            remove();
+          }
+        });
+      }
+    }),
+  );
+
+  describeWithInfra("docker", "the Docker runner", () => {
+    for (const mode of ["read-only", "workspace-write"] as const) {
+      it(`${mode}: refused, naming where the root leads; nothing is written there`, async () => {
+        const backend = new DockerBackend({ image: infra.dockerImage!, mountProject: true });
+        const { root, elsewhere, remove } = swapped("spool-attack-docker-link-");
+        try {
+          const { out, said } = await outcome(backend.start(spec(root, mode)));
+          expect(out).not.toContain("ran");
+          expect(said).toContain(`the project root ${root} resolves to ${elsewhere}`);
+          expect(existsSync(join(elsewhere, "planted"))).toBe(false);
+        } finally {
+          await backend.close();
+          remove();
+        }
+      });
+    }
   });
 });
 
