@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
@@ -16,6 +16,7 @@ import {
   egressUnavailable,
   noSandbox,
   once,
+  rootMovedMessage,
   SANDBOX_OFF,
   type SandboxInfo,
   type SandboxMode,
@@ -222,6 +223,15 @@ export class DockerBackend implements Backend {
           `the command's directory (${spec.cwd ?? "none"}) is outside the project root, which is all this runner mounts — run it inside the root, or start the runner with --no-mount`,
         );
       }
+      // The engine mounts where the root leads now: a link made on its path since the proposal is refused, not followed.
+      let real: string;
+      try {
+        real = realpathSync(spec.project.root);
+      } catch (error) {
+        throw new StartError(`Cannot start the command: the project root ${spec.project.root} is not there (${firstLine(error)})`);
+      }
+      const moved = rootMovedMessage(spec.project.root, real);
+      if (moved) throw new StartError(`Cannot start the command: ${moved}`);
       const target = this.options.mountAt ?? spec.project.root;
       project = {
         mount: { source: spec.project.root, target, readOnly },

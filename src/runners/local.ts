@@ -23,6 +23,7 @@ import {
   noSandbox,
   once,
   probeBwrap,
+  rootMovedMessage,
   SANDBOX_OFF,
   SANDBOX_SIGNALS,
   type SandboxInfo,
@@ -242,6 +243,8 @@ export class LocalBackend implements Backend {
     // No project root (a cwd the server allowed outside it): the command's directory is its workspace.
     const realCwd = real("cwd", cwd);
     const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
+    const moved = spec.workspace ? rootMovedMessage(spec.workspace, workspace) : null;
+    if (moved) throw new StartError(`Cannot start the command: ${moved}`);
     const view = await this.#view(sandbox, probed, workspace, base.HOME!);
     // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
     // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
@@ -309,6 +312,8 @@ export class LocalBackend implements Backend {
       } catch (error) {
         throw new StartError(`Cannot start the command: its directory ${cwd} or the project root is not there (${firstLine(error)})`);
       }
+      const moved = rootMovedMessage(spec.workspace, workspace);
+      if (moved) throw new StartError(`Cannot start the command: ${moved}`);
       if (!within(realCwd, workspace)) throw new StartError(cwdOutsideMessage(realCwd, workspace));
     }
     // Its container (SPEC §7 "Stopped means stopped"): a sandbox has a PID namespace already; a full command gets one where no cgroup holds it.

@@ -189,6 +189,17 @@ export function homeWorkspaceMessage(workspace: string, home: string, mode: "rea
   return `${mode} is refused with ${workspace} as the project root: it is or holds the runner user's home directory ${home}, ${why}; start the runner with --root DIR naming a project directory (below the home), or choose a project directory as the project root`;
 }
 
+/**
+ * Why a command is refused when its project root (as the runner resolves it now) is not the directory the proposal
+ * named: a link on its path (made since, by a command of an enclosing project, say) would send the whole workspace
+ * where it leads (~/.config, ~/.ssh), while every client showed the root's path. Null when it is that directory.
+ */
+export function rootMovedMessage(root: string, real: string): string | null {
+  const given = root.length > 1 ? root.replace(/\/+$/, "") : root;
+  if (given === real) return null;
+  return `the project root ${given} resolves to ${real} (a symbolic link on its path, made or changed since the proposal?); nothing was run — a project root must be the directory itself, not a link to one`;
+}
+
 /** Why a command is refused when its directory (as the runner resolves it now) is not where the proposal said. */
 export function cwdOutsideMessage(cwd: string, workspace: string): string {
   return `the command's directory resolves to ${cwd}, outside the project root ${workspace} (a symbolic link changed since the proposal?); nothing was run`;

@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { HeldOutput } from "./output.js";
-import { cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, kernelReadOnly, LOGIN_FILES, SANDBOX_SIGNALS } from "./sandbox.js";
+import { cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, kernelReadOnly, LOGIN_FILES, rootMovedMessage, SANDBOX_SIGNALS } from "./sandbox.js";
 import { SYSTEM_DIRS } from "./sandbox-view.js";
 import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
@@ -214,6 +214,11 @@ export function remoteScript(
   const refuse = (message: string) => `{ echo ${REFUSED}; printf '%s\\n' "${message}" >&2; exit 1; }`;
   parts.push("C=$(pwd -P)", `W=$(cd -- ${options.workspace ? shellQuote(options.workspace) : '"$R"'} && pwd -P)`);
   // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
+  // A link made on the root's path since the proposal would send the whole workspace where it leads: refused.
+  if (options.workspace) {
+    const given = options.workspace.length > 1 ? options.workspace.replace(/\/+$/, "") : options.workspace;
+    parts.push(`G=${shellQuote(given)}`, `[ "$W" = "$G" ] || ${refuse(rootMovedMessage("$G", "$W") ?? "")}`);
+  }
   parts.push(`case "$C/" in "\${W%/}"/*) ;; *) ${refuse(cwdOutsideMessage("$C", "$W"))} ;; esac`);
   parts.push(`{ [ "$W" != / ] || ${refuse("a project rooted at / would show the sandbox the whole machine; name a project directory with --root DIR")}; }`);
   parts.push('H=$( (cd -- "$HOME" && pwd -P) 2>/dev/null || :)');
