@@ -172,6 +172,73 @@ describeWithBwrap("a project root swapped for a link after the proposal: the com
   }
 });
 
+describeWithBwrap("a path of the view swapped for a link while the sandbox is built: what is mounted is what was checked", () => {
+  // A command of an enclosing project (a monorepo and a package of it) swaps the inner project's root for a link and
+  // back, over and over, while the inner project's commands start: each start judges the path, then bubblewrap mounts
+  // it. Whatever the timing, a command sees what was checked or does not start.
+  let base: string;
+  let outer: string;
+  let inner: string;
+  let elsewhere: string;
+  let backend: LocalBackend;
+  beforeAll(() => {
+    base = realpathSync(mkdtempSync("/var/tmp/spool-attack-race-"));
+    outer = join(base, "outer");
+    inner = join(outer, "app");
+    // Where the link leads: a directory no project holds (standing for the home), with a secret in it.
+    elsewhere = join(base, "elsewhere");
+    mkdirSync(inner, { recursive: true });
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, "secret"), "race-secret-73\n", { mode: 0o600 });
+    backend = new LocalBackend({ killGraceMs: 200 });
+  });
+  afterAll(async () => {
+    await backend.close();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const start = (command: string, workspace: string, signal: AbortSignal) =>
+    backend.start({ command, cwd: workspace, workspace, env: {}, sandbox: { mode: "workspace-write", network: false }, signal });
+  /** Starts `command` in the inner project `tries` times while `swap` runs in `where`; the outputs of those that ran, and the refusals. */
+  const race = async (swap: string, where: string, command: string, tries: number) => {
+    const stop = new AbortController();
+    const swapper = await start(swap, where, stop.signal);
+    swapper.stdout.resume();
+    swapper.stderr.resume();
+    const outs: string[] = [];
+    const refusals: string[] = [];
+    try {
+      for (let i = 0; i < tries; i++) {
+        const execution = await start(command, inner, new AbortController().signal).catch((error: unknown) => {
+          refusals.push(String(error));
+          return null;
+        });
+        if (!execution) continue;
+        let out = "";
+        execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+        execution.stderr.resume();
+        await execution.result;
+        outs.push(out);
+      }
+    } finally {
+      stop.abort();
+      await swapper.result;
+    }
+    return { outs, refusals };
+  };
+
+  it("the project root, swapped for a link to another directory: never mounted in its place", async () => {
+    symlinkSync(elsewhere, join(outer, "link"));
+    // Renames without a process each (perl, from the system), the root and the link a few milliseconds each in turn.
+    const swap = `perl -MTime::HiRes=sleep -e 'while (1) { rename "app", "real"; rename "link", "app"; sleep 0.004; rename "app", "link"; rename "real", "app"; sleep 0.004 }'`;
+    const { outs, refusals } = await race(swap, outer, "cat secret 2>/dev/null; echo ran", 200);
+    expect(outs.join("")).not.toContain("race-secret-73");
+    // A start that did not run was refused for what it found: the root a link, not there, or (inside the sandbox, after
+    // bubblewrap mounted it) not what was checked.
+    for (const refusal of refusals) expect(refusal).toContain("StartError: Cannot start the command: ");
+  }, 120_000);
+});
+
 describe("a project root that is a link now: the SSH and the Docker runner refuse it too", () => {
   /** A project directory, and a link to another directory standing where a root was. */
   function swapped(prefix: string): { root: string; elsewhere: string; remove: () => void } {
