@@ -35,7 +35,7 @@ import {
 } from "./sandbox.js";
 import { networkLauncher } from "./sandbox-network.js";
 import { SETUP_FD, SetupFailed, type SetupMarker, setUp, setupFailed } from "./sandbox-setup.js";
-import { expandHome, inSystem, localHomes, privateHome, realOrPlanned, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
+import { expandHome, inSystem, localHomes, pathIdentity, privateHome, realOrPlanned, statProgram, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
 import { seccompFor } from "./seccomp.js";
 import { shellScript } from "./shell.js";
 import { supervise, withManyListeners } from "./supervise.js";
@@ -245,7 +245,28 @@ export class LocalBackend implements Backend {
     const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
     const moved = spec.workspace ? rootMovedMessage(spec.workspace, workspace) : null;
     if (moved) throw new StartError(`Cannot start the command: ${moved}`);
-    const view = await this.#view(sandbox, probed, workspace, base.HOME!);
+    const checked = await this.#view(sandbox, probed, workspace, base.HOME!);
+    // What is bound is what was judged: each path's identity now, which the sandbox's first program compares with what
+    // bubblewrap mounted (a path swapped for a link between the two, by a command of an enclosing project, is refused).
+    const stat = statProgram();
+    if (!stat) throw new StartError("Cannot start the command: there is no stat(1) in /usr/bin or /bin, with which the sandbox checks what it mounted");
+    const present = (paths: readonly string[]) =>
+      paths.flatMap((path) => {
+        let id: string | null;
+        try {
+          id = pathIdentity(path);
+        } catch (error) {
+          throw new StartError(`Cannot start the command: ${firstLine(error)}`);
+        }
+        return id === null ? [] : [{ path, id }];
+      });
+    const root = present([workspace]);
+    if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
+    const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
+    // A login file that is a link is protected where it leads, when that is in the project.
+    const logins = LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
+    const protect = present(logins.filter((path) => within(path, workspace)));
+    const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
     // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
     // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (sandbox-network.ts).
     // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (egress-launcher.ts).
@@ -262,8 +283,9 @@ export class LocalBackend implements Backend {
       workspace,
       cwd: realCwd,
       homes: this.#homes(),
-      protect: LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realpathSync(join(workspace, name))] : [])),
+      protect: protect.map((p) => p.path),
       view,
+      bound: { stat, paths: [...root, ...readOnly, ...writable, ...protect] },
       env,
       command: script,
       resetSignals: probed.resetSignals ?? null,

@@ -17,11 +17,34 @@ export const SETUP_FD = 8;
 /** How the sandbox says it is set up: a byte on SETUP_FD, or (under a terminal) `nonce` as its first output. */
 export type SetupMarker = { fd: typeof SETUP_FD } | { nonce: string };
 
-/** The sandbox's first program: says it is set up (`marker`), lets go of the descriptor, and runs what follows it. */
-export function setupPrelude(marker: SetupMarker): string[] {
-  const script = "fd" in marker ? `printf . >&${marker.fd} && exec "$@" ${marker.fd}>&-` : `printf ${marker.nonce} && exec "$@"`;
-  return ["/bin/sh", "-c", script, "spool-setup"];
+/**
+ * What the runner checked of each path it binds: the path (as real a path as the check found it) and the identity of
+ * what was there, its device and inode as `stat -c %d:%i` prints them (sandbox-view.ts `pathIdentity`).
+ */
+export interface BoundPaths {
+  /** stat(1) by its absolute path on the machine (never the command's PATH, which the proposal names). */
+  stat: string;
+  paths: readonly { path: string; id: string }[];
 }
+
+const quoted = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The sandbox's first program: checks that each bound path holds what the runner checked (`bound`: a path judged at
+ * the start, then swapped for a link before bubblewrap mounted it, brings in where the link leads), says it is set up
+ * (`marker`), lets go of the descriptor, and runs what follows it. A mismatch says so on stderr and runs nothing.
+ */
+export function setupPrelude(marker: SetupMarker, bound: BoundPaths | null = null): string[] {
+  const ready = "fd" in marker ? `printf . >&${marker.fd} && exec "$@" ${marker.fd}>&-` : `printf ${marker.nonce} && exec "$@"`;
+  const check = bound?.paths.length
+    ? `[ "$(${quoted(bound.stat)} -c %d:%i -- ${bound.paths.map((p) => quoted(p.path)).join(" ")} 2>/dev/null)" = ${quoted(bound.paths.map((p) => p.id).join("\n"))} ] || { echo "${VIEW_SWAPPED}" >&2; exit 125; }; `
+    : "";
+  return ["/bin/sh", "-c", `${check}${ready}`, "spool-setup"];
+}
+
+/** What the sandbox says when a bound path no longer holds what was checked (the command did not run). */
+export const VIEW_SWAPPED =
+  "a path of the view (the project root, a toolchain, a configured path or a login file in the project) was replaced while the sandbox was built, so it is not what was checked; nothing was run";
 
 /** A sandbox that was not set up, and what its launcher and bubblewrap said; the command did not run. */
 export class SetupFailed extends Error {

@@ -1,4 +1,4 @@
-import { lstatSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 
@@ -185,6 +185,40 @@ export function realOrPlanned(path: string): string {
       current = dirname(current);
     }
   }
+}
+
+/** Linux's O_PATH: a descriptor that names a file without opening it (no read, no side effect on a device or a pipe). */
+const O_PATH = 0o10000000;
+
+/**
+ * What is at `path` (a real path the start has just judged) now: its device and inode as `stat -c %d:%i` prints them,
+ * read through a descriptor of the file itself (not a link's target); null when nothing is there. Throws when what is
+ * there is not at that path any more (a link now, or a directory on the way swapped for one): bound by its path, it
+ * would bring in where the link leads. The sandbox compares what it mounted with this (sandbox-setup.ts `BoundPaths`).
+ */
+export function pathIdentity(path: string): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return null;
+    throw error;
+  }
+  try {
+    const stats = fstatSync(fd, { bigint: true });
+    const at = readlinkSync(`/proc/self/fd/${fd}`);
+    if (stats.isSymbolicLink() || at !== path)
+      throw new Error(`${path} was replaced while it was checked (it is now ${stats.isSymbolicLink() ? "a link" : at}); nothing was run`);
+    return `${stats.dev}:${stats.ino}`;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** stat(1) by its absolute path, for the sandbox's check of what it mounted; null when the machine has none there. */
+export function statProgram(): string | null {
+  return ["/usr/bin/stat", "/bin/stat"].find((path) => statSync(path, { throwIfNoEntry: false })?.isFile()) ?? null;
 }
 
 /** A known secret that a view would hold, and where; null when it holds none. */

@@ -9,7 +9,7 @@ import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress-launcher.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "./environment.js";
 import { etcView } from "./etc-view.js";
 import { probeNetwork, tried } from "./sandbox-network.js";
-import { type SetupMarker, setupPrelude } from "./sandbox-setup.js";
+import { type BoundPaths, type SetupMarker, setupPrelude } from "./sandbox-setup.js";
 import { inSystem, localSystem, localToolchains, privateHome, systemArgs, type ViewPaths, within } from "./sandbox-view.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 
@@ -108,6 +108,8 @@ export interface BwrapPlan {
   seccomp?: boolean;
   /** How the sandbox's first program says it is set up, before the command runs (sandbox-setup.ts). */
   setup?: SetupMarker;
+  /** What the runner checked of each path it binds, which the sandbox's first program compares with what it got (with `setup`). */
+  bound?: BoundPaths;
   /** The command's whole environment, set inside the sandbox. */
   env: Record<string, string>;
   command: string;
@@ -276,7 +278,7 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   args.push("--clearenv");
   for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
   args.push("--chdir", plan.cwd, "--");
-  if (plan.setup) args.push(...setupPrelude(plan.setup));
+  if (plan.setup) args.push(...setupPrelude(plan.setup, plan.bound ?? null));
   if (plan.resetSignals) args.push(plan.resetSignals, `--default-signal=${SANDBOX_SIGNALS.join(",")}`);
   args.push(...(plan.egress ? egressWrapper(plan.egress.forwarder, plan.command) : ["/bin/sh", "-c", plan.command]));
   return args;
