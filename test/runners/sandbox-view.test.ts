@@ -11,7 +11,7 @@ import { etcCopyPath } from "../../src/runners/etc-view.js";
 import { LocalBackend } from "../../src/runners/local.js";
 import { SshBackend } from "../../src/runners/ssh.js";
 import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
-import { runCli, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
+import { type RunnerProcess, runCli, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished, runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
@@ -198,6 +198,60 @@ describeWithBwrap("what a sandboxed command sees on the local runner: nothing of
       expect((await runTool(client, "key-gone", "sh", "echo ran", { runner: "local" })).out).toBe("ran\n");
     }, 120_000);
   });
+
+  describeWithInfra("docker", "a Docker runner on the same machine (spool runner --backend docker)", () => {
+    let runner: RunnerProcess;
+    beforeAll(async () => {
+      const args = ["--server", serve.url, "--token-file", join(spoolHome, "token"), "--project", "view", "--name", "box"];
+      runner = await spawnRunner([...args, "--backend", "docker", "--image", infra.dockerImage!], { SPOOL_HOME: join(outside, "runner-box"), HOME: home });
+    }, 120_000);
+    afterAll(async () => {
+      await runner?.stop();
+    });
+
+    for (const [mode, tool] of MODES) {
+      it(`${mode}: no MCP client config, ~/.pgpass, saved token, SSH key, Spool home started while it runs or recorded in another registry is there; the mount table names none`, async () => {
+        // One recorded in a registry of its own before the command; one started while the command waits, under another HOME.
+        const other = join(outside, `docker-other-${tool}`);
+        const late = join(outside, `docker-late-${tool}`);
+        later.push(
+          await spawnServe(["--home", join(other, ".spool"), "--port", "0", "--no-local-runner"], {
+            HOME: other,
+            SPOOL_REGISTRY: join(outside, `docker-registry-${tool}`),
+          }),
+        );
+        const files = [...Object.values(secrets), join(other, ".spool", "token"), join(late, ".spool", "token")];
+        const go = `docker-go-${tool}`;
+        const command = `echo waiting; while [ ! -e ${go} ]; do sleep 0.05; done; ${probe(files)}`;
+        const paths = await proposeAndAccept(client, client, `docker-${tool}`, command, { tool, runner: "box" });
+        await eventually(
+          async () =>
+            Buffer.from((await client.call("entry/get", { run: `docker-${tool}`, path: paths.stdout, encoding: "base64" })).body, "base64").includes("waiting"),
+          60_000,
+          "the command to wait",
+        );
+        later.push(
+          await spawnServe(["--home", join(late, ".spool"), "--port", "0", "--no-local-runner"], {
+            HOME: late,
+            XDG_STATE_HOME: join(late, "state"),
+            SPOOL_REGISTRY: "",
+          }),
+        );
+        const tokens = [join(other, ".spool", "token"), join(late, ".spool", "token")].map((file) => readFileSync(file, "utf8").trim());
+        writeFileSync(join(root, go), "");
+        const done = await finished(client, `docker-${tool}`, paths, 60_000);
+        const out = done.out.toString();
+        const { seen, mountinfo } = split(out);
+        expect(seen.startsWith("waiting\n"), out).toBe(true);
+        for (const word of [...words(), ...tokens]) expect(out).not.toContain(word);
+        expect(seen).not.toContain("read ");
+        for (const path of [`${home}/.`, spoolHome, join(outside, "keys"), other, late]) expect(mountinfo).not.toContain(path);
+        // The container's own mount table (the project is there), and the Docker runner ran it in the mode shown.
+        expect(mountinfo).toContain(root);
+        expect(done.log.attributes).toMatchObject({ sandbox: mode, runner: "box" });
+      }, 120_000);
+    }
+  });
 });
 
 describeWithBwrap("/etc as every user of the machine may read it: no root-only file, even for a root runner", () => {
@@ -350,13 +404,16 @@ describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login'
     let root: string;
     let remoteHome: string;
     const planted: string[] = [];
+    /** Writes a file of the login's (in a directory of its), mode 0600, removed at the end. */
+    let plant: (path: string, text: string) => void;
     beforeAll(() => {
       backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
       root = sshRoot();
       remoteHome = join("/home", infra.ssh!.username);
       const uid = Number(readFileSync("/etc/passwd", "utf8").match(new RegExp(`^${infra.ssh!.username}:[^:]*:(\\d+)`, "m"))?.[1]);
-      const plant = (path: string, text: string) => {
+      plant = (path: string, text: string) => {
         mkdirSync(join(path, ".."), { recursive: true });
+        chownSync(join(path, ".."), uid, uid);
         writeFileSync(path, text, { mode: 0o600 });
         chownSync(path, uid, uid);
         planted.push(path);
@@ -370,6 +427,10 @@ describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login'
       await backend.close();
       for (const path of planted) rmSync(path, { force: true });
       rmSync(join(remoteHome, ".spool-view-test"), { recursive: true, force: true });
+      for (const [mode] of MODES) {
+        rmSync(join(remoteHome, `.spool-late-${mode}`), { recursive: true, force: true });
+        rmSync(`/var/lib/spool-view-late-${mode}`, { recursive: true, force: true });
+      }
     });
 
     for (const [mode] of MODES) {
@@ -392,6 +453,37 @@ describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login'
         for (const path of planted) expect(mountinfo).not.toContain(path);
         // And what it sees was found on the host: its system directories and its home.
         expect((await backend.sandbox()).view).toMatchObject({ system: expect.arrayContaining(["/usr", "/etc"]), home: remoteHome });
+      });
+    }
+
+    for (const [mode] of MODES) {
+      it(`${mode}: a Spool home the login starts while the command runs, in its home or under /var/lib, is not in view`, async () => {
+        const go = `go-${mode}`;
+        const late = [join(remoteHome, `.spool-late-${mode}`, "token"), join(`/var/lib/spool-view-late-${mode}`, "token")];
+        const execution = await backend.start({
+          command: `echo waiting; while [ ! -e ${go} ]; do sleep 0.05; done; ${probe(late)}`,
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
+          signal: new AbortController().signal,
+        });
+        let out = "";
+        let waiting: () => void;
+        const waited = new Promise<void>((resolve) => (waiting = resolve));
+        execution.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.startsWith("waiting\n")) waiting();
+        });
+        execution.stderr.resume();
+        await waited;
+        for (const path of late) plant(path, `late-home-${mode}-73\n`);
+        writeFileSync(join(root, go), "");
+        expect((await execution.result).exitCode).toBe(0);
+        const { seen, mountinfo } = split(out);
+        expect(out).not.toContain(`late-home-${mode}-73`);
+        expect(seen).toBe("waiting\n");
+        for (const path of late) expect(mountinfo).not.toContain(join(path, ".."));
       });
     }
   }),
