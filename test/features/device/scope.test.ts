@@ -1,7 +1,10 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../../src/client/spool-client.js";
 import { type PairedDevice, pair } from "../../helpers/devices.js";
-import { startTestServer, type TestServer } from "../../helpers/server.js";
+import { runCli, type ServeProcess, spawnServe } from "../../helpers/process.js";
+import { startTestServer, type TestServer, tempDir } from "../../helpers/server.js";
 
 /**
  * Scope on every device call (SPEC §2b "Scope in every check"): a scoped admin lists and unpairs the devices of the
@@ -72,4 +75,59 @@ describe("device/list and device/revoke, scoped", () => {
     expect(device.id).toBe(patPhone.id);
     expect(ids((await home.call("device/list", { all: true })).devices)).not.toContain(patPhone.id);
   });
+});
+
+/**
+ * The same over real processes: a `spool serve`, credentials minted with `spool token create`, pages paired over HTTP,
+ * and `spool devices` run with the scoped admin's token file (the CLI over the server's URL).
+ */
+describe("spool devices with a scoped admin's credential, against a real spool serve", () => {
+  let serve: ServeProcess;
+  let home: string;
+  let samFile: string;
+  const devices: Record<string, PairedDevice> = {};
+  const env = () => ({ SPOOL_HOME: home, HOME: home });
+  const cli = (args: string[]) => runCli([...args, "--server", serve.url, "--token-file", samFile], { HOME: home }, home, 60_000);
+
+  beforeAll(async () => {
+    home = tempDir();
+    serve = await spawnServe(["--home", join(home, ".spool"), "--port", "0"], { HOME: home });
+    const admin = await SpoolClient.connect(serve.url, { token: readFileSync(join(home, ".spool", "token"), "utf8").trim() });
+    for (const p of ["app", "other"]) await admin.call("project/create", { name: p, root: tempDir("spool-device-root-") });
+    admin.close();
+    const mint = async (name: string, role: string, project: string) => {
+      const made = await runCli(["token", "create", name, "--role", role, "--project", project], { ...env(), SPOOL_HOME: join(home, ".spool") }, home, 60_000);
+      expect(made.code, made.err).toBe(0);
+      return made.out.trim();
+    };
+    const tokens = { sam: await mint("sam", "admin", "app"), pat: await mint("pat", "person", "app"), olga: await mint("olga", "person", "other") };
+    samFile = join(home, "sam.token");
+    writeFileSync(samFile, `${tokens.sam}\n`, { mode: 0o600 });
+    const port = Number(new URL(serve.url).port);
+    devices.home = await pair(port, readFileSync(join(home, ".spool", "token"), "utf8").trim(), { name: "home phone" });
+    devices.pat = await pair(port, tokens.pat, { name: "pat phone" });
+    devices.olga = await pair(port, tokens.olga, { name: "olga phone" });
+  }, 120_000);
+  afterAll(async () => {
+    await serve?.stop();
+  });
+
+  it("--all lists its project's person's device, not the home admin's nor another project's; revoke of those is refused and they stay paired", async () => {
+    const listed = await cli(["devices", "--all", "--json"]);
+    expect(listed.code, listed.err).toBe(0);
+    const ids = (JSON.parse(listed.out) as { id: string }[]).map((d) => d.id);
+    expect(ids).toEqual([devices.pat!.id]);
+    for (const which of ["home phone", devices.olga!.id]) {
+      const refused = await cli(["devices", "revoke", which]);
+      expect(refused.code, which).not.toBe(0);
+      expect(refused.err).toContain(`Device "${which}" not found`);
+    }
+    const revoked = await cli(["devices", "revoke", "pat phone"]);
+    expect(revoked.code, revoked.err).toBe(0);
+    // What the home's admin sees: its phone and olga's still paired, pat's gone.
+    const admin = await SpoolClient.connect(serve.url, { token: readFileSync(join(home, ".spool", "token"), "utf8").trim() });
+    const all = (await admin.call("device/list", { all: true })).devices.map((d) => d.id).sort();
+    admin.close();
+    expect(all).toEqual([devices.home!.id, devices.olga!.id].sort());
+  }, 120_000);
 });
