@@ -1,12 +1,12 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { createMemoryTransportPair } from "../../src/rpc/transport.js";
-import { StartError } from "../../src/runners/backend.js";
+import { type Execution, StartError } from "../../src/runners/backend.js";
 import { TTY_TERM } from "../../src/runners/control.js";
 import { DockerBackend } from "../../src/runners/docker.js";
 import { LocalBackend } from "../../src/runners/local.js";
@@ -190,6 +190,7 @@ describeWithBwrap("a path of the view swapped for a link while the sandbox is bu
     mkdirSync(inner, { recursive: true });
     mkdirSync(elsewhere);
     writeFileSync(join(elsewhere, "secret"), "race-secret-73\n", { mode: 0o600 });
+    symlinkSync(elsewhere, join(outer, "link"));
     backend = new LocalBackend({ killGraceMs: 200 });
   });
   afterAll(async () => {
@@ -199,17 +200,22 @@ describeWithBwrap("a path of the view swapped for a link while the sandbox is bu
 
   const start = (command: string, workspace: string, signal: AbortSignal) =>
     backend.start({ command, cwd: workspace, workspace, env: {}, sandbox: { mode: "workspace-write", network: false }, signal });
-  /** Starts `command` in the inner project `tries` times while `swap` runs in `where`; the outputs of those that ran, and the refusals. */
-  const race = async (swap: string, where: string, command: string, tries: number) => {
+  /**
+   * Runs `command` in the inner project through `inner` (a runner's start) up to `tries` times while the outer project's
+   * command swaps the root and a link to `elsewhere` in turn, each `ms` milliseconds (perl's renames, no process each);
+   * the outputs of those that ran, and the refusals. Stops at the first output holding the secret.
+   */
+  const race = async (inner: (command: string) => Promise<Execution>, ms: number, tries: number) => {
     const stop = new AbortController();
-    const swapper = await start(swap, where, stop.signal);
+    const swap = `perl -MTime::HiRes=sleep -e 'while (1) { rename "app", "real"; rename "link", "app"; sleep ${ms / 1000}; rename "app", "link"; rename "real", "app"; sleep ${ms / 1000} }'`;
+    const swapper = await start(swap, outer, stop.signal);
     swapper.stdout.resume();
     swapper.stderr.resume();
     const outs: string[] = [];
     const refusals: string[] = [];
     try {
-      for (let i = 0; i < tries; i++) {
-        const execution = await start(command, inner, new AbortController().signal).catch((error: unknown) => {
+      for (let i = 0; i < tries && !outs.join("").includes("race-secret-73"); i++) {
+        const execution = await inner("cat secret 2>/dev/null; echo ran").catch((error: unknown) => {
           refusals.push(String(error));
           return null;
         });
@@ -223,20 +229,53 @@ describeWithBwrap("a path of the view swapped for a link while the sandbox is bu
     } finally {
       stop.abort();
       await swapper.result;
+      // Back as it was, wherever the swap stopped.
+      if (existsSync(join(outer, "real"))) {
+        if (lstatSync(join(outer, "app"), { throwIfNoEntry: false })) renameSync(join(outer, "app"), join(outer, "link"));
+        renameSync(join(outer, "real"), join(outer, "app"));
+      }
     }
     return { outs, refusals };
   };
 
-  it("the project root, swapped for a link to another directory: never mounted in its place", async () => {
-    symlinkSync(elsewhere, join(outer, "link"));
-    // Renames without a process each (perl, from the system), the root and the link a few milliseconds each in turn.
-    const swap = `perl -MTime::HiRes=sleep -e 'while (1) { rename "app", "real"; rename "link", "app"; sleep 0.004; rename "app", "link"; rename "real", "app"; sleep 0.004 }'`;
-    const { outs, refusals } = await race(swap, outer, "cat secret 2>/dev/null; echo ran", 200);
+  it("local: the project root, swapped for a link to another directory, is never mounted in its place", async () => {
+    const { outs, refusals } = await race((command) => start(command, inner, new AbortController().signal), 4, 200);
     expect(outs.join("")).not.toContain("race-secret-73");
     // A start that did not run was refused for what it found: the root a link, not there, or (inside the sandbox, after
     // bubblewrap mounted it) not what was checked.
     for (const refusal of refusals) expect(refusal).toContain("StartError: Cannot start the command: ");
   }, 120_000);
+
+  describeWithInfra("docker", "the Docker runner", () => {
+    let docker: DockerBackend;
+    beforeAll(() => {
+      docker = new DockerBackend({ image: infra.dockerImage!, mountProject: true });
+    });
+    afterAll(async () => {
+      await docker?.close();
+    });
+
+    it("Docker: the project root, swapped for a link between the runner's check and the engine's mount, is refused inside; nothing else runs", async () => {
+      // A container takes longer to start: the root and the link 50 ms each.
+      const { outs } = await race(
+        (command) =>
+          docker.start({
+            command,
+            cwd: inner,
+            project: { root: inner, cwd: "" },
+            env: {},
+            sandbox: { mode: "workspace-write", network: false },
+            signal: new AbortController().signal,
+          }),
+        50,
+        40,
+      );
+      expect(outs.join("")).not.toContain("race-secret-73");
+      // What ran either ran in the project or said why it did not.
+      for (const out of outs) expect(out === "ran\n" || out === "", out).toBe(true);
+      expect(outs).toContain("ran\n");
+    }, 300_000);
+  });
 });
 
 describe("a project root that is a link now: the SSH and the Docker runner refuse it too", () => {
