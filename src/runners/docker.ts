@@ -23,7 +23,8 @@ import {
   sandboxOf,
   sandboxResult,
 } from "./sandbox.js";
-import { expandHome, localHomes, realOrPlanned, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
+import { mountCheck } from "./sandbox-setup.js";
+import { expandHome, localHomes, pathIdentity, realOrPlanned, viewRefusal, viewRefusalMessage } from "./sandbox-view.js";
 import { dockerSeccompProfile } from "./seccomp-docker.js";
 import { shellScript } from "./shell.js";
 import { PidLine, wrapperScript } from "./streams.js";
@@ -205,7 +206,7 @@ export class DockerBackend implements Backend {
    * the directory to start in. A sandboxed command whose mounts would hold a known secret (the server's and the
    * runner's state, a recorded home) is refused: checked, never covered.
    */
-  async #mounts(spec: ExecSpec): Promise<{ mounts: BindMount[]; workdir: string | undefined }> {
+  async #mounts(spec: ExecSpec): Promise<{ mounts: BindMount[]; workdir: string | undefined; check: string }> {
     const sandbox = sandboxOf(spec);
     const readOnly = sandbox?.mode === "read-only";
     const home = process.env.HOME || homedir();
@@ -255,7 +256,21 @@ export class DockerBackend implements Backend {
       );
       if (refusal) throw new StartError(`Cannot start the command: ${viewRefusalMessage(refusal, "the container's mounts")}`);
     }
-    return { mounts, workdir: project ? project.workdir : spec.cwd };
+    // What the engine mounts is what was judged: each source's identity now, compared inside the container before the
+    // command runs (a root swapped for a link between this check and the engine's mount is refused there).
+    const paths = sandbox
+      ? mounts.map((mount) => {
+          let id: string | null;
+          try {
+            id = pathIdentity(realOrPlanned(mount.source));
+          } catch (error) {
+            throw new StartError(`Cannot start the command: ${firstLine(error)}`);
+          }
+          if (id === null) throw new StartError(`Cannot start the command: ${mount.source} is not there`);
+          return { path: mount.target, id };
+        })
+      : [];
+    return { mounts, workdir: project ? project.workdir : spec.cwd, check: mountCheck(paths, null) };
   }
 
   start(spec: ExecSpec): Promise<Execution> {
@@ -292,7 +307,7 @@ export class DockerBackend implements Backend {
       // The container's environment is the image's (PATH, HOME as Docker sets it…) plus what the runner was given; never the runner's own.
       run = await this.#engine.runContainer({
         image,
-        cmd: egress ? egress.cmd(shellScript(spec.command)) : ["/bin/sh", "-c", shellScript(spec.command)],
+        cmd: egress ? egress.cmd(mounted.check + shellScript(spec.command)) : ["/bin/sh", "-c", mounted.check + shellScript(spec.command)],
         env: envList({ ...withTerm(spec), ...egress?.env }),
         ...(workdir ? { workdir } : {}),
         ...(mounts.length ? { mounts } : {}),

@@ -30,21 +30,29 @@ export interface BoundPaths {
 const quoted = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
 /**
- * The sandbox's first program: checks that each bound path holds what the runner checked (`bound`: a path judged at
- * the start, then swapped for a link before bubblewrap mounted it, brings in where the link leads), says it is set up
- * (`marker`), lets go of the descriptor, and runs what follows it. A mismatch says so on stderr and runs nothing.
+ * A shell line that checks, where the paths were mounted (a sandbox, a container), that each holds what the runner
+ * checked: a path judged at the start, then swapped for a link before it was mounted, brings in where the link leads.
+ * A mismatch says so on stderr and exits 125. `stat` null: the first of /usr/bin/stat and /bin/stat there (an image's).
+ */
+export function mountCheck(paths: BoundPaths["paths"], stat: string | null): string {
+  if (!paths.length) return "";
+  const find = stat ? `s=${quoted(stat)}` : `s=; for p in /usr/bin/stat /bin/stat; do [ -x "$p" ] && s=$p && break; done`;
+  const same = `[ -n "$s" ] && [ "$("$s" -c %d:%i -- ${paths.map((p) => quoted(p.path)).join(" ")} 2>/dev/null)" = ${quoted(paths.map((p) => p.id).join("\n"))} ]`;
+  return `${find}; ${same} || { echo "${VIEW_SWAPPED}" >&2; exit 125; }; `;
+}
+
+/**
+ * The sandbox's first program: checks that each bound path holds what the runner checked (`mountCheck`), says it is
+ * set up (`marker`), lets go of the descriptor, and runs what follows it. A mismatch runs nothing.
  */
 export function setupPrelude(marker: SetupMarker, bound: BoundPaths | null = null): string[] {
   const ready = "fd" in marker ? `printf . >&${marker.fd} && exec "$@" ${marker.fd}>&-` : `printf ${marker.nonce} && exec "$@"`;
-  const check = bound?.paths.length
-    ? `[ "$(${quoted(bound.stat)} -c %d:%i -- ${bound.paths.map((p) => quoted(p.path)).join(" ")} 2>/dev/null)" = ${quoted(bound.paths.map((p) => p.id).join("\n"))} ] || { echo "${VIEW_SWAPPED}" >&2; exit 125; }; `
-    : "";
-  return ["/bin/sh", "-c", `${check}${ready}`, "spool-setup"];
+  return ["/bin/sh", "-c", `${bound ? mountCheck(bound.paths, bound.stat) : ""}${ready}`, "spool-setup"];
 }
 
 /** What the sandbox says when a bound path no longer holds what was checked (the command did not run). */
 export const VIEW_SWAPPED =
-  "a path of the view (the project root, a toolchain, a configured path or a login file in the project) was replaced while the sandbox was built, so it is not what was checked; nothing was run";
+  "a path of the view (the project root, a toolchain, a configured path or a login file in the project) was replaced while the sandbox was built, so it is not what was checked (or there is no stat(1) in /usr/bin or /bin to tell); nothing was run";
 
 /** A sandbox that was not set up, and what its launcher and bubblewrap said; the command did not run. */
 export class SetupFailed extends Error {
