@@ -246,6 +246,40 @@ describeWithBwrap("a path of the view swapped for a link while the sandbox is bu
     for (const refusal of refusals) expect(refusal).toContain("StartError: Cannot start the command: ");
   }, 120_000);
 
+  describeWithBwrap("the SSH runner (this machine's sshd and bubblewrap, another user)", () =>
+    describeWithInfra("ssh", "the SSH runner", () => {
+      let ssh: SshBackend;
+      beforeAll(() => {
+        ssh = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+        // The login may enter the projects and read the file beside the link's end, as it may a home's it can read.
+        for (const dir of [base, outer, inner, elsewhere]) chmodSync(dir, 0o777);
+        chmodSync(join(elsewhere, "secret"), 0o644);
+      });
+      afterAll(async () => {
+        await ssh?.close();
+      });
+
+      it("SSH: the project root, swapped for a link between the remote check and bubblewrap's mount, is refused inside; nothing else runs", async () => {
+        const { outs } = await race(
+          (command) =>
+            ssh.start({
+              command,
+              cwd: inner,
+              workspace: inner,
+              env: {},
+              sandbox: { mode: "workspace-write", network: false, view: { toolchains: [], read: [], write: [] } },
+              signal: new AbortController().signal,
+            }),
+          20,
+          60,
+        );
+        expect(outs.join("")).not.toContain("race-secret-73");
+        for (const out of outs) expect(out === "ran\n" || out === "", out).toBe(true);
+        expect(outs).toContain("ran\n");
+      }, 300_000);
+    }),
+  );
+
   describeWithInfra("docker", "the Docker runner", () => {
     let docker: DockerBackend;
     beforeAll(() => {
