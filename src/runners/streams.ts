@@ -2,6 +2,7 @@ import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { HeldOutput } from "./output.js";
 import { cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, kernelReadOnly, LOGIN_FILES, rootMovedMessage, SANDBOX_SIGNALS } from "./sandbox.js";
+import { VIEW_SWAPPED } from "./sandbox-setup.js";
 import { SYSTEM_DIRS } from "./sandbox-view.js";
 import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
 
@@ -260,6 +261,12 @@ export function remoteScript(
   parts.push(
     `for s in ${secrets}; do s=$(rp "$s"); for v in "$W" ${seen} ${written}; do v=$(rp "$v"); case "$s/" in "\${v%/}"/*) ${refuse("the command's view would hold $s (through $v), which holds a credential (a Spool home, token file or database); nothing was run")} ;; esac; case "$v/" in "\${s%/}"/*) ${refuse("the command's view would hold $v, which lies in $s, a credential (a Spool home, token file or database); nothing was run")} ;; esac; done; done`,
   );
+  // What bwrap mounts at "$W" is what was judged: its identity now (a link swapped in its place since is the link's),
+  // compared inside before the command runs (stat by its absolute path on the host).
+  parts.push(
+    `{ S=; for p in /usr/bin/stat /bin/stat; do [ -x "$p" ] && S=$p && break; done; [ -n "$S" ] || ${refuse("there is no stat(1) in /usr/bin or /bin on the host, with which the sandbox checks what it mounted; nothing was run")}; }`,
+    'I=$("$S" -c %d:%i -- "$W")',
+  );
   parts.push("echo $$");
   // The system, read-only, as the host has it: a directory bound, a link made again, one it lacks left out.
   const system = SYSTEM_DIRS.filter((dir) => dir !== "/etc").join(" ");
@@ -321,7 +328,8 @@ export function remoteScript(
   }
   // --die-with-parent: the sandbox ends with sshd's session process, so with the runner's connection (SPEC §7 "Stopped means stopped").
   const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--die-with-parent", "--clearenv", ...inside, '--chdir "$C" --', ...reset];
-  const start = ["env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(command)].join(" ");
+  const check = `[ "$("$1" -c %d:%i -- "$3" 2>/dev/null)" = "$2" ] || { echo "${VIEW_SWAPPED}" >&2; exit 125; }; exec /bin/sh -c "$4"`;
+  const start = ["env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(check), 'spool-check "$S" "$I" "$W"', shellQuote(command)].join(" ");
   // With a copy of /etc, the shell waits to remove it (it leads the process group either way); else bwrap takes its place.
   parts.push(`if [ -n "$E" ]; then ${start}; c=$?; rm -rf -- "$E"; exit $c; else exec ${start}; fi`);
   return parts.join(" && ");
