@@ -1,0 +1,260 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { ExecSpec } from "../../src/runners/backend.js";
+import { DockerBackend } from "../../src/runners/docker.js";
+import { SshBackend } from "../../src/runners/ssh.js";
+import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
+
+/**
+ * Issue 73 over SSH and in Docker: what a sandboxed command sees there (sandbox-view.test.ts has the local runner).
+ * Real sshd, Docker and `spool` processes, as root.
+ */
+
+const MODES = [
+  ["workspace-write", "sh"],
+  ["read-only", "env"],
+] as const;
+
+/** Reads each file, saying which it could; lists the home; then the mount table, after a marker line. */
+const probe = (files: readonly string[]) =>
+  `for f in ${files.join(" ")}; do cat "$f" 2>/dev/null && echo "read $f"; done; ls -A ~; echo "--- mountinfo"; cat /proc/self/mountinfo`;
+
+/** What `probe` printed: the lines before the mount table, and the table. */
+function split(out: string): { seen: string; mountinfo: string } {
+  const at = out.indexOf("--- mountinfo\n");
+  expect(at, out).toBeGreaterThanOrEqual(0);
+  return { seen: out.slice(0, at), mountinfo: out.slice(at) };
+}
+
+describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login's home (issue 73)", () =>
+  describeWithInfra("ssh", "bubblewrap on the remote host", () => {
+    let backend: SshBackend;
+    let root: string;
+    let remoteHome: string;
+    const planted: string[] = [];
+    /** Writes a file of the login's (in a directory of its), mode 0600, removed at the end. */
+    let plant: (path: string, text: string) => void;
+    beforeAll(() => {
+      backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
+      root = sshRoot();
+      remoteHome = join("/home", infra.ssh!.username);
+      const uid = Number(readFileSync("/etc/passwd", "utf8").match(new RegExp(`^${infra.ssh!.username}:[^:]*:(\\d+)`, "m"))?.[1]);
+      plant = (path: string, text: string) => {
+        mkdirSync(join(path, ".."), { recursive: true });
+        chownSync(join(path, ".."), uid, uid);
+        writeFileSync(path, text, { mode: 0o600 });
+        chownSync(path, uid, uid);
+        planted.push(path);
+      };
+      plant(join(remoteHome, ".claude.json"), '{"mcpServers":{"spool":{"headers":{"Authorization":"Bearer remote-secret-73"}}}}');
+      plant(join(remoteHome, ".pgpass"), "db:5432:*:app:remote-pgpass-73\n");
+      plant(join(remoteHome, "agent.token"), "remote-token-73\n");
+      plant(join(remoteHome, ".spool-view-test", "token"), "remote-home-token-73\n");
+    });
+    afterAll(async () => {
+      await backend.close();
+      for (const path of planted) rmSync(path, { force: true });
+      rmSync(join(remoteHome, ".spool-view-test"), { recursive: true, force: true });
+      for (const [mode] of MODES) {
+        rmSync(join(remoteHome, `.spool-late-${mode}`), { recursive: true, force: true });
+        rmSync(`/var/lib/spool-view-late-${mode}`, { recursive: true, force: true });
+      }
+    });
+
+    for (const [mode] of MODES) {
+      it(`${mode}: none of the login's secrets is readable; its home is private; the mount table names none`, async () => {
+        const execution = await backend.start({
+          command: probe(planted),
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
+          signal: new AbortController().signal,
+        });
+        let out = "";
+        execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+        execution.stderr.resume();
+        expect((await execution.result).exitCode).toBe(0);
+        const { seen, mountinfo } = split(out);
+        for (const word of ["remote-secret-73", "remote-pgpass-73", "remote-token-73", "remote-home-token-73"]) expect(out).not.toContain(word);
+        expect(seen).toBe("");
+        for (const path of planted) expect(mountinfo).not.toContain(path);
+        // And what it sees was found on the host: its system directories and its home.
+        expect((await backend.sandbox()).view).toMatchObject({ system: expect.arrayContaining(["/usr", "/etc"]), home: remoteHome });
+      });
+    }
+
+    for (const [mode] of MODES) {
+      it(`${mode}: a Spool home the login starts while the command runs, in its home or under /var/lib, is not in view`, async () => {
+        const go = `go-${mode}`;
+        const late = [join(remoteHome, `.spool-late-${mode}`, "token"), join(`/var/lib/spool-view-late-${mode}`, "token")];
+        const execution = await backend.start({
+          command: `echo waiting; while [ ! -e ${go} ]; do sleep 0.05; done; ${probe(late)}`,
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
+          signal: new AbortController().signal,
+        });
+        let out = "";
+        let waiting: () => void;
+        const waited = new Promise<void>((resolve) => (waiting = resolve));
+        execution.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.startsWith("waiting\n")) waiting();
+        });
+        execution.stderr.resume();
+        await waited;
+        for (const path of late) plant(path, `late-home-${mode}-73\n`);
+        writeFileSync(join(root, go), "");
+        expect((await execution.result).exitCode).toBe(0);
+        const { seen, mountinfo } = split(out);
+        expect(out).not.toContain(`late-home-${mode}-73`);
+        expect(seen).toBe("waiting\n");
+        for (const path of late) expect(mountinfo).not.toContain(join(path, ".."));
+      });
+    }
+  }),
+);
+
+describeWithBwrap("configured paths over SSH as root: a system directory is refused, as on the local runner", () =>
+  describeWithInfra("ssh", "bubblewrap on the remote host, a root login", () => {
+    let backend: SshBackend;
+    let root: string;
+    beforeAll(() => {
+      backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: "root", privateKey: sshKey(), hostKeys: sshHostKeys() });
+      root = sshRoot();
+    });
+    afterAll(async () => {
+      await backend.close();
+    });
+
+    for (const [mode] of MODES) {
+      it(`${mode}: sandboxView.read naming /etc/ssh is refused, and the host's private keys are not read`, async (ctx) => {
+        // A root login reads /etc's root-only files with no capability: it gets a copy of what others may read, and a
+        // configured system directory bound as it is would undo that.
+        const allowed = await backend.check().then(
+          () => true,
+          () => false,
+        );
+        if (!allowed) {
+          if (infraRequired) throw new Error("SPOOL_TEST_INFRA=required but the test sshd does not let root log in with its key");
+          return ctx.skip("the test sshd does not let root log in with its key");
+        }
+        const started = backend.start({
+          command: "cat /etc/ssh/ssh_host_*_key",
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false, view: { toolchains: [], read: ["/etc/ssh"], write: [] } },
+          signal: new AbortController().signal,
+        });
+        let out = "";
+        const ran = await started.then(
+          async (execution) => {
+            execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+            execution.stderr.resume();
+            await execution.result;
+            return "ran";
+          },
+          (error: unknown) => String(error),
+        );
+        expect(out).not.toContain("PRIVATE KEY");
+        expect(ran).toContain("/etc/ssh is a system directory");
+      });
+    }
+  }),
+);
+
+describeWithInfra("docker", "what a sandboxed command sees in Docker: the image, the project and the configured paths (issue 73)", () => {
+  let outside: string;
+  let home: string;
+  let root: string;
+  let backend: DockerBackend;
+  beforeAll(() => {
+    outside = realpathSync(mkdtempSync("/var/tmp/spool-view-docker-"));
+    home = join(outside, "home");
+    root = join(outside, "project");
+    mkdirSync(root, { recursive: true });
+    mkdirSync(home);
+    writeFileSync(join(home, ".gitconfig"), "[user]\n\tname = shown-73\n");
+    writeFileSync(join(home, ".claude.json"), '{"token":"docker-secret-73"}');
+    backend = new DockerBackend({ image: infra.dockerImage!, mountProject: true });
+  });
+  afterAll(async () => {
+    await backend.close();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  const spec = (command: string, mode: "read-only" | "workspace-write", secrets: string[] = []): ExecSpec => ({
+    command,
+    cwd: root,
+    project: { root, cwd: "" },
+    env: {},
+    sandbox: { mode, network: false, view: { toolchains: [], read: [join(home, ".gitconfig"), join(home, "missing")], write: [] }, secrets },
+    signal: new AbortController().signal,
+  });
+  const output = async (request: ExecSpec) => {
+    const execution = await backend.start(request);
+    let out = "";
+    execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    execution.stderr.resume();
+    await execution.result;
+    return out;
+  };
+
+  for (const [mode] of MODES) {
+    it(`${mode}: the configured file is there read-only, nothing else of the home; the mount table names no secret`, async () => {
+      const out = await output(spec(`cat ${home}/.gitconfig; ${probe([join(home, ".claude.json")])}`, mode));
+      const { seen, mountinfo } = split(out);
+      expect(seen).toContain("name = shown-73");
+      expect(out).not.toContain("docker-secret-73");
+      expect(seen).not.toContain("read ");
+      expect(mountinfo).not.toContain(".claude.json");
+      expect(mountinfo).toContain(join(home, ".gitconfig"));
+    });
+  }
+
+  it("configured paths are refused as on the local runner: a home or what holds one, a system directory (the machine's /etc/ssh), a writable one holding what a login runs", async () => {
+    // The runner's home is where `~/` leads for it ($HOME): a known home, as the local runner's is.
+    const saved = process.env.HOME;
+    process.env.HOME = home;
+    mkdirSync(join(home, ".config", "systemd", "user"), { recursive: true });
+    try {
+      const withView = (read: string[], write: string[]): ExecSpec => {
+        const request = spec("cat /etc/ssh/ssh_host_*_key; ls -A ~ /home; touch ~/.config/systemd/user/planted.service", "workspace-write");
+        return { ...request, sandbox: { ...request.sandbox!, view: { toolchains: [], read, write } } };
+      };
+      await expect(output(withView([home], []))).rejects.toThrow(`${home} is or holds the home directory ${home}`);
+      await expect(output(withView([outside], []))).rejects.toThrow(`${outside} is or holds the home directory ${home}`);
+      await expect(output(withView(["/home"], []))).rejects.toThrow("/home is or holds the home directory /home");
+      await expect(output(withView(["/etc/ssh"], []))).rejects.toThrow("/etc/ssh is a system directory");
+      await expect(output(withView([], [join(home, ".config")]))).rejects.toThrow(
+        `${join(home, ".config")} is writable and holds ${join(home, ".config", "autostart")}, which a login runs or trusts outside the sandbox`,
+      );
+      expect(existsSync(join(home, ".config", "systemd", "user", "planted.service"))).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.HOME;
+      else process.env.HOME = saved;
+      rmSync(join(home, ".config"), { recursive: true, force: true });
+    }
+  });
+
+  it("a Spool home inside the project is refused, naming it, where it was covered by an empty tmpfs before", async () => {
+    const spoolHome = join(root, ".spool");
+    mkdirSync(spoolHome);
+    writeFileSync(join(spoolHome, "token"), "docker-home-73\n");
+    try {
+      for (const [mode] of MODES) {
+        await expect(output(spec("cat .spool/token", mode, [spoolHome, join(spoolHome, "token")]))).rejects.toThrow(
+          `the container's mounts would hold ${spoolHome} (through ${root})`,
+        );
+      }
+    } finally {
+      rmSync(spoolHome, { recursive: true, force: true });
+    }
+  });
+});
