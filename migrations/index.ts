@@ -22,6 +22,7 @@ import { pendingCounts } from "./021_pending_counts.js";
 import { agentSpend } from "./022_agent_spend.js";
 import { notifyBudgetEvent } from "./023_notify_budget_event.js";
 import { principalShares } from "./024_principal_shares.js";
+import { runnerPools } from "./025_runner_pools.js";
 import type { SchemaMigration } from "./columns.js";
 
 export type { Dialect, SchemaMigration } from "./columns.js";
@@ -59,4 +60,5 @@ export const SCHEMA_MIGRATIONS: Readonly<Record<string, SchemaMigration>> = {
   "022_agent_spend": agentSpend,
   "023_notify_budget_event": notifyBudgetEvent,
   "024_principal_shares": principalShares,
+  "025_runner_pools": runnerPools,
 };

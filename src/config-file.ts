@@ -44,6 +44,8 @@ const MUST: Record<string, string> = {
   "sandboxView.write[]": "an absolute path or one starting with ~/",
   "sandboxView.projects.*.read[]": "an absolute path or one starting with ~/",
   "sandboxView.projects.*.write[]": "an absolute path or one starting with ~/",
+  pools: 'an object of pool name → {"labels": {"key": "value"}, "principals": ["name"]}',
+  "pools.*": 'a pool: {"labels": {"key": "value"}} and, optionally, "principals": ["name", …]',
   demoModel: "true or false",
   ...Object.fromEntries(
     Object.entries(LimitsSchema.parse({})).map(([key, value]) => [`limits.${key}`, typeof value === "boolean" ? "true or false" : "a positive integer"]),

@@ -5,6 +5,13 @@ import { EgressConfig } from "./protocol/egress-schema.js";
 import { FULL_ACCEPTOR_ENTRY } from "./protocol/full-acceptors.js";
 import { viewPathProblem } from "./protocol/sandbox.js";
 import { Budget } from "./protocol/views-schemas.js";
+import { LabelSelector, PoolName } from "./protocol/pools.js";
+
+/** A runner pool the configuration names (SPEC §7 "Pools"): the labels its runners carry, and whose runners they may be. */
+export const PoolConfig = z.strictObject({
+  labels: LabelSelector,
+  principals: z.array(z.string().min(1).max(200)).min(1).max(64).optional(),
+});
 
 export { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
 
@@ -318,6 +325,14 @@ export const ConfigFileSchema = z.strictObject({
    * workspace-write); `~/x` is the runner's home's x; `projects` gives a project its own (it replaces both lists).
    */
   sandboxView: SandboxViewConfig.optional(),
+  /**
+   * Runner pools by name (SPEC §7 "Pools"): `{"linux": {"labels": {"os": "linux"}, "principals": ["ci"]}}`. A proposal names one as
+   * `runner: {pool: "linux"}`; its runners are the attached ones carrying the labels (of those principals, when named).
+   */
+  pools: z
+    .record(PoolName, PoolConfig)
+    .refine((pools) => Object.keys(pools).length <= 64, { message: "at most 64 pools" })
+    .optional(),
   /** How long a turn waits for an accepted command before the model sees its output so far, in milliseconds. */
   toolYieldMs: z.number().int().nonnegative().optional(),
   /** How long the model's `kill` waits for the command to end after its signal, in milliseconds. */

@@ -57,6 +57,8 @@ export interface SpoolConfig {
   egress: { allow: string[] | null; projects: Record<string, string[]>; hosts: Record<string, string> };
   /** What sandboxed commands see besides the system, the project, a private /tmp and home and their toolchains: every project's paths, and projects' own by name. */
   sandboxView: SandboxViewSettings;
+  /** Runner pools by name (config.json `pools`): the labels their runners carry, and whose runners they may be (null: anyone's). */
+  pools: Record<string, { labels: Record<string, string>; principals: string[] | null }>;
   agent: AgentConfig;
 }
 
@@ -183,6 +185,7 @@ export interface ConfigOverrides {
   sandboxFullAcceptors?: string[];
   egress?: SpoolConfig["egress"];
   sandboxView?: SandboxViewSettings;
+  pools?: SpoolConfig["pools"];
   /** `spool serve --demo-model`: the built-in demo model as the alias "demo". */
   demoModel?: boolean;
   agent?: Partial<Omit<AgentConfig, "models">>;
@@ -299,6 +302,9 @@ export function settingsFrom<L>(
       write: file.sandboxView?.write ?? [],
       projects: file.sandboxView?.projects ?? {},
     },
+    pools:
+      overrides.pools ??
+      Object.fromEntries(Object.entries(file.pools ?? {}).map(([name, p]) => [name, { labels: p.labels, principals: p.principals ?? null }])),
     agent: {
       models: withDemo(
         modelsFromEnv(env, file.modelMaxTokens, file.models),

@@ -128,6 +128,8 @@ async function goLive(config: SpoolConfig, log: Logger, services: Services, http
   await repos.cluster.setServerUrl(serverId, url);
   await bus.start(core.cluster.handlers());
   await core.lifecycle.adoptOrphans();
+  // Commands queued for a pool (before a restart too) are taken as runners attach and free up; this looks besides.
+  core.lifecycle.claims.start();
   // Links in notifications open the page where this server serves it (bound to every address: by the machine's name).
   core.notifications.setPageBase(`http://${config.host === "0.0.0.0" || config.host === "::" ? hostname() : hostForUrl}:${port}/`);
   core.notifications.start();

@@ -6,7 +6,7 @@ import { type Producer, producerOf, type TypedEntry } from "../protocol/views.js
 /**
  * How a command stands or ended, in the words people read (numbers stay in --json): `done, exit 0`,
  * `failed, exit 2`, `failed, killed by SIGKILL`, `cancelled by spool-act: cancelled with Ctrl-C`,
- * `aborted: runner lost`, `running`, `waiting for a decision`, `rejected by spool-cli: not now`. From the
+ * `aborted: runner lost`, `queued for pool linux (waiting for a free runner)`, `running`, `waiting for a decision`, `rejected by spool-cli: not now`. From the
  * typed producer view (src/protocol/views.ts): a state this switch does not name is a compile error.
  */
 export function outcomeWords(p: Producer): string {
@@ -19,6 +19,8 @@ export function outcomeWords(p: Producer): string {
       return `rejected${p.resolvedBy !== null ? ` by ${escapeControl(p.resolvedBy)}` : ""}${reason}`;
     case "accepted":
       return "accepted";
+    case "queued":
+      return `queued${p.pool ? ` for pool ${escapeControl(p.pool.name)}` : p.runner ? ` for ${escapeControl(p.runner)}` : ""} (waiting for a free runner)`;
     case "running":
       return "running";
     case "done":

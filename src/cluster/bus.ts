@@ -38,7 +38,11 @@ export type BusMessage =
   /** These paired devices were unpaired: every server closes their pages. */
   | { t: "devices-revoked"; ids: string[] }
   /** The project of that id was removed: every server closes the connections joined to it. */
-  | { t: "project-deleted"; project: number };
+  | { t: "project-deleted"; project: number }
+  /** An accepted command waits in the project's queue `pool`: each server's free runners of that pool look at it. */
+  | { t: "queued"; project: number; pool: string }
+  /** spool runners drain (or its undoing) for a runner attached to another server: the one holding it applies it. */
+  | { t: "drain"; project: number; name: string; draining: boolean };
 
 export interface BusHandlers {
   message(message: BusMessage, from: number): Promise<void>;

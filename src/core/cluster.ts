@@ -3,6 +3,7 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 import { type ErrorName, SpoolError } from "../rpc/errors.js";
 import type { AcceptResult, CoreDeps, ForwardedAccept, ProducerTarget } from "./deps.js";
 import type { Lifecycle } from "./lifecycle/index.js";
+import { factsFromLocation, type RunnerFacts } from "./pools.js";
 import type { WatcherHub } from "./watchers.js";
 
 /** Controls waiting for another server's answer, at most. */
@@ -38,6 +39,8 @@ export class ClusterLink {
   /** Lease releases on their way, so a new lease of the same run waits for them. */
   readonly #releasing = new Map<number, Promise<void>>();
   readonly #labels = new Map<number, string>();
+  #queued: ((projectId: number, pool: string) => void) | null = null;
+  #drain: ((projectId: number, name: string, draining: boolean) => void) | null = null;
 
   constructor(
     private readonly deps: CoreDeps,
@@ -67,6 +70,16 @@ export class ClusterLink {
   /** Called when another server removed a project. */
   onProjectDeleted(deleted: (projectId: number) => void): void {
     this.#projectDeleted = deleted;
+  }
+
+  /** Who takes queued commands here: told when another server queued one (a free runner here may take it). */
+  onQueued(queued: (projectId: number, pool: string) => void): void {
+    this.#queued = queued;
+  }
+
+  /** Who holds the runners here: told when another server drained one of them (or let it claim again). */
+  onDrain(drain: (projectId: number, name: string, draining: boolean) => void): void {
+    this.#drain = drain;
   }
 
   onKick(kick: (runId: number) => void): void {
@@ -131,6 +144,12 @@ export class ClusterLink {
         return;
       case "project-deleted":
         this.#projectDeleted?.(message.project);
+        return;
+      case "queued":
+        this.#queued?.(message.project, message.pool);
+        return;
+      case "drain":
+        this.#drain?.(message.project, message.name, message.draining);
         return;
       default:
         this.deps.log.warn(`cluster: server ${from} sent a message this server does not know: ${JSON.stringify(message).slice(0, 200)}`);
@@ -259,6 +278,24 @@ export class ClusterLink {
     if (!this.shared) return null;
     const found = await this.deps.repos.cluster.findRunner(projectId, name, await this.deps.bus.alive());
     return found && found.server_id !== this.serverId ? found.server_id : null;
+  }
+
+  /** The runners of the project attached to the other living servers, as their rows say (runner_locations, runner_names). */
+  async runnersElsewhere(projectId: number): Promise<RunnerFacts[]> {
+    if (!this.shared) return [];
+    const alive = new Set(await this.deps.bus.alive());
+    const rows = (await this.deps.repos.cluster.listRunnerLocations(projectId)).filter((r) => r.server_id !== this.serverId && alive.has(r.server_id));
+    if (rows.length === 0) return [];
+    const drained = new Set((await this.deps.repos.runnerNames.listRunnerNames(projectId)).filter((n) => n.draining).map((n) => n.name));
+    return rows.flatMap((row) => factsFromLocation(row, drained.has(row.name)) ?? []);
+  }
+
+  queued(projectId: number, pool: string): void {
+    if (this.shared) this.deps.bus.publish({ t: "queued", project: projectId, pool });
+  }
+
+  drainElsewhere(projectId: number, name: string, draining: boolean): void {
+    if (this.shared) this.deps.bus.publish({ t: "drain", project: projectId, name, draining });
   }
 
   /** The name of the project's default runner when another living server has it attached. */

@@ -149,6 +149,9 @@ export class ProducerControls {
       });
     }
     const channels = await this.deps.repos.entries.listChannels(log.id);
+    if (channels.some((c) => c.status === ENTRY.queued)) {
+      throw conflict(`"${log.path}" waits in its pool's queue for a runner: it takes input once a runner runs it`, { status: ENTRY.queued });
+    }
     if (!channels.some((c) => c.status === ENTRY.streaming)) throw finished(log, channels);
     return { run, log };
   }

@@ -3,6 +3,7 @@ import type { Bus } from "../cluster/bus.js";
 import type { SpoolConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ResolvedChannel, Resolver } from "../protocol/common.js";
+import type { RunnerRefValue } from "../protocol/pool-keys.js";
 import type { PrincipalRef, TransportKind } from "../protocol/roles.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { Repositories } from "../store/repositories.js";
@@ -38,8 +39,8 @@ export interface ProposalInput {
   background?: boolean | undefined;
   /** The sandbox mode asked for (proposal/create's `sandbox`); default: the configured one. The model's tools never set it. */
   sandbox?: SandboxModeName | undefined;
-  /** The runner it is proposed for (shown before the decision; an accept naming none uses it, one naming another is refused). */
-  runner?: string | undefined;
+  /** The runner (or pool) it is proposed for (shown before the decision; an accept naming none uses it, one naming another is refused). */
+  runner?: RunnerRefValue | undefined;
   /** Network allowlist: hosts asked for beyond the project's list (shown before the decision). */
   allow_hosts?: string[] | undefined;
   proposedBy: string;
@@ -66,8 +67,11 @@ export interface FinishResult {
 export interface AcceptResult {
   path: string;
   status: number;
-  runner: string;
+  /** The runner that took it ("self": the accepting connection); null while it waits in its pool's queue. */
+  runner: string | null;
   channels: z.output<typeof ResolvedChannel>[];
+  /** Accepted while no runner of its pool was free: the queue it waits in, and its place there. */
+  queued?: { pool: string; position: number };
   /** For runner "self": the token that lets a later connection of the accepting client take the producer back. */
   resumeToken?: string;
   /** The "always allow" rule stored with this accept (`always`). */

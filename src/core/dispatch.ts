@@ -6,6 +6,7 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import type { AcceptResult, ForwardedAccept, ProducerTarget } from "./deps.js";
+import type { RunnerFacts } from "./pools.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
 import { serverState } from "./sandbox-view.js";
 
@@ -31,6 +32,12 @@ export interface OtherServers {
   alive(server: number): Promise<boolean>;
   /** Accept there, for the runner attached there. */
   acceptElsewhere(server: number, project: ProjectRef, target: ProducerTarget, options: ForwardedAccept): Promise<AcceptResult>;
+  /** The runners of the project attached to the other living servers, as they said at attach (their rows). */
+  runnersElsewhere(projectId: number): Promise<RunnerFacts[]>;
+  /** Tells the other servers a command waits in a project's queue `pool`: their free runners of it look. */
+  queued(projectId: number, pool: string): void;
+  /** Tells the server a runner is attached to that it drains (or claims again). */
+  drainElsewhere(projectId: number, name: string, draining: boolean): void;
 }
 
 /** Whether the runner named (undefined: the project's default) is attached to this server, or is its embedded one. */

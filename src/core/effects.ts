@@ -110,8 +110,16 @@ export class Effects {
     await this.deps.emit("producer:started", { projectId: project.id, run, log, runner, process });
   }
 
-  /** Its channels ended at `status`: their watchers end, `stream/finished`, one status hook per channel. */
-  async finished(project: ProjectRef, run: RunRow, log: EntryRow, channels: EntryRow[], status: number, outcome: Outcome): Promise<void> {
+  /** Its channels ended at `status` (from `previous`: streaming, or queued): their watchers end, `stream/finished`, one status hook per channel. */
+  async finished(
+    project: ProjectRef,
+    run: RunRow,
+    log: EntryRow,
+    channels: EntryRow[],
+    status: number,
+    outcome: Outcome,
+    previous: number = ENTRY.streaming,
+  ): Promise<void> {
     const exit = outcome.kind === "completed" ? { exit_code: outcome.exit_code ?? null } : {};
     for (const ch of channels) this.watchers.end(ch.id, { status: ch.status, ...exit });
     const notice: z.input<typeof FinishedNotice> = { run: run.alias, path: log.path, status, outcome: outcome.kind, ...exit };
@@ -120,7 +128,7 @@ export class Effects {
     this.deps.notifyProject(project.id, "stream/finished", notice);
     this.deps.observer?.finished(log, channels, status, outcome);
     this.activity?.finished(project, run, log, status, outcome);
-    for (const ch of channels) await this.hookStatus(project, run, ch, ENTRY.streaming);
+    for (const ch of channels) await this.hookStatus(project, run, ch, previous);
   }
 
   /** A cancel changed it: the owner, wherever it is connected, is told to kill the work. */

@@ -7,11 +7,12 @@ import { compileQuery, regexError } from "../store/search-match.js";
 import type { CoreDeps } from "./deps.js";
 import { replay } from "./replay.js";
 import { HOME_SHARE, shareOf } from "./share-key.js";
-import { ENTRY } from "./status.js";
+import { channelOpen, ENTRY } from "./status.js";
 import type { Subscription, WatcherHub } from "./watchers.js";
 
 type Stored = Repositories["entries"];
-const streaming = (channel: EntryRow) => channel.status === ENTRY.streaming;
+/** Not ended yet: streaming, or queued for a runner (its output is still to come). */
+const streaming = (channel: EntryRow) => channelOpen(channel.status);
 type Chunks = Repositories["chunks"];
 
 /**

@@ -10,6 +10,7 @@ import { Deadlines } from "./deadlines.js";
 import type { CoreDeps } from "./deps.js";
 import { Devices } from "./devices.js";
 import { Entries } from "./entries.js";
+import { Fleet } from "./fleet.js";
 import { Lifecycle } from "./lifecycle/index.js";
 import { Notifications } from "./notify/service.js";
 import { Owners } from "./owners.js";
@@ -60,6 +61,8 @@ export interface Core {
   readonly reads: ReadCap;
   /** This server among the servers sharing its database (with SQLite, alone). */
   readonly cluster: ClusterLink;
+  /** The runners of every server, the pools they make up and the commands waiting for them. */
+  readonly fleet: Fleet;
   /**
    * Every table's queries, for the server's start-up, plugins and operations. The handlers of src/features and the
    * agent loop never use it: they call the services above (test/architecture.test.ts refuses `repos` there).
@@ -79,6 +82,8 @@ export function createCore(deps: CoreDeps): Core {
   const lifecycle = new Lifecycle(deps, producers, new Owners(), runners, watchers);
   const cluster = new ClusterLink(deps, lifecycle, watchers);
   lifecycle.useCluster(cluster);
+  cluster.onQueued((projectId, pool) => lifecycle.queuedElsewhere(projectId, pool));
+  cluster.onDrain((projectId, name, draining) => lifecycle.drainedElsewhere(projectId, name, draining));
   const writes = new ActivityWrites(deps);
   const budgets = new Budgets(deps);
   const audit = new Audit(deps, writes);
@@ -89,6 +94,7 @@ export function createCore(deps: CoreDeps): Core {
     lifecycle,
     controls: new ProducerControls(lifecycle, deps, cluster),
     cluster,
+    fleet: new Fleet(deps, lifecycle, cluster),
     runs: new RunStates(deps, budgets),
     budgets,
     conversation: new Conversation(deps),

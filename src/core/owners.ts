@@ -29,6 +29,11 @@ export class Owners {
     return this.#owner.get(producerId);
   }
 
+  /** How many producers the connection owns now (a runner's load). */
+  count(connection: ConnectionHandle): number {
+    return this.#owned.get(connection)?.size ?? 0;
+  }
+
   isOwner(producerId: number, connection: ConnectionHandle): boolean {
     return this.#owner.get(producerId)?.connection === connection;
   }

@@ -3,7 +3,7 @@ import type { ReadGrant } from "../rpc/read-cap.js";
 import { channelFromRow, type ProducerChannel } from "../store/producer-row.js";
 import type { Repositories } from "../store/repositories.js";
 import type { ChunkRow } from "../store/schema.js";
-import { ENTRY } from "./status.js";
+import { channelOpen } from "./status.js";
 import type { Subscription, WatcherHub } from "./watchers.js";
 
 /** Chunks read at most at once, and the bytes a page aims at: chunks of 1 KiB come 32 at a time, chunks of 1 MiB one at a time. */
@@ -77,7 +77,7 @@ export async function replay(repos: Repositories, hub: WatcherHub, sub: Subscrip
           row = await repos.entries.findEntryById(entryId);
           if (!row) return "live";
           if (row.last_seq <= watch.lastSent) {
-            const ended = row.status === ENTRY.streaming ? null : { status: row.status, ...exitCode(channelFromRow(row)) };
+            const ended = channelOpen(row.status) ? null : { status: row.status, ...exitCode(channelFromRow(row)) };
             hub.finishReplay(sub, entryId, ended);
             return "live";
           }

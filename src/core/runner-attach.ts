@@ -8,8 +8,9 @@ import type { EntryRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
 import type { OtherServers } from "./dispatch.js";
 import type { Owners } from "./owners.js";
+import { locationInfo } from "./pools.js";
 import { notOwner } from "./refusals.js";
-import type { RunnerRegistry } from "./runner-registry.js";
+import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
 import { ENTRY } from "./status.js";
 import { tokenMatches } from "./tokens.js";
 
@@ -21,6 +22,8 @@ export interface AttachContext {
   others: OtherServers | null;
   /** Makes `connection` the producer's owner (here, and in the database when it is shared). */
   own(producerId: number, connection: ConnectionHandle, kind: "runner"): Promise<void>;
+  /** The runner is attached and has its producers back: it looks at its pools' queues. */
+  attached(runner: AttachedRunner): void;
 }
 
 /**
@@ -64,8 +67,14 @@ export async function attachRunner(
       });
     }
   }
+  // Drained (spool runners drain) before a reconnect, to this server or another: still draining. A fresh start under
+  // the name (no resume token: a new process, an upgraded one) claims again.
+  const embedded = params.name === runners.embeddedName;
+  const drained = embedded ? false : params.resumeToken ? await repos.runnerNames.isDraining(project.id, params.name) : null;
   const { runner, token, replaced } = runners.attach(connection, project, params);
-  if (listed) await repos.cluster.placeRunner(project.id, runner.name, deps.bus.serverId, runner.default);
+  if (drained !== null) runner.draining ||= drained;
+  else await repos.runnerNames.setDraining(project.id, params.name, false);
+  if (listed) await repos.cluster.placeRunner(project.id, runner.name, deps.bus.serverId, runner.default, locationInfo(runner));
   if (replaced && replaced.connection !== connection) {
     // The same runner came back on a new connection before the old one was noticed dead.
     for (const { id } of owners.release(replaced.connection)) owners.set(id, connection, "runner");
@@ -80,7 +89,11 @@ export async function attachRunner(
       resumed.push({ ...ref, lastSeq: Object.fromEntries(channels.map((c) => [String(c.channel), c.last_seq])) });
     } else finished.push({ ...ref, status: channels[0]?.status ?? log.status });
   }
-  deps.log.info(`runner ${runner.name} (${runner.backend}) attached to project ${project.name}; resumed ${resumed.length}`);
+  deps.log.info(
+    `runner ${runner.name} (${runner.backend}${runner.capacity === null ? "" : `, ${runner.capacity} at once`}) attached to project ${project.name}; resumed ${resumed.length}${runner.draining ? "; draining" : ""}`,
+  );
+  // Commands may wait in its pools' queues (queued while it was away, or before a restart).
+  ctx.attached(runner);
   return {
     name: runner.name,
     project: project.name,

@@ -28,6 +28,14 @@ export interface AttachedRunner {
   attachedBy: { name: string; role: Role };
   /** The machine it runs commands on, as it said at attach (null: it did not say). */
   host: string | null;
+  /** The project it serves. */
+  project: ProjectRef;
+  /** Commands it runs at once, as it said at attach; null: no limit. */
+  capacity: number | null;
+  /** spool runners drain: it takes nothing new (held with its name, across its reconnects). */
+  draining: boolean;
+  /** Slots held for commands on their way to it (an accept or a take between its choice and its owner's record). */
+  reserved: number;
 }
 
 /**
@@ -142,6 +150,7 @@ export class RunnerRegistry {
     const replaced = runners.get(params.name) ?? null;
     if (replaced) this.#byConnection.delete(replaced.connection);
     const key = reservationKey(project.id, params.name);
+    const held = this.#reserved.get(key)?.runner ?? null;
     clearTimeout(this.#reserved.get(key)?.timer);
     this.#reserved.delete(key);
     if (params.default) for (const other of runners.values()) other.default = false;
@@ -161,6 +170,11 @@ export class RunnerRegistry {
       ...(params.container ? { container: params.container } : {}),
       attachedBy: { name: connection.principal.name, role: connection.principal.role },
       host: params.host ?? null,
+      project,
+      capacity: params.capacity ?? null,
+      // A re-attach of the same runner (its token) keeps its drain; runner-attach.ts reads the one held with its name.
+      draining: replaced?.draining ?? held?.draining ?? false,
+      reserved: 0,
     };
     runners.set(params.name, runner);
     this.#byConnection.set(connection, runner);

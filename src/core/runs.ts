@@ -245,6 +245,8 @@ export class RunStates {
   async hasOpenWork(runId: number): Promise<boolean> {
     const running = await this.deps.repos.entries.listEntries(runId, { status: ENTRY.streaming, limit: 1 });
     if (running.length > 0) return true;
+    // Accepted and waiting in its pool's queue: cancelled like a running one.
+    if ((await this.deps.repos.entries.listEntries(runId, { status: ENTRY.queued, limit: 1 })).length > 0) return true;
     return (await this.deps.repos.entries.listLogsIn(runId, [ENTRY.proposed])).length > 0;
   }
 }

@@ -1,2 +1,2 @@
 // The statuses are part of the wire and live in src/protocol; the server's code keeps importing them from here.
-export { ENTRY, entryStatusWord, OPEN_RUN, RUN, runStatusWord, STATUS } from "../protocol/status.js";
+export { channelOpen, ENTRY, entryStatusWord, OPEN_CHANNEL, OPEN_RUN, RUN, runStatusWord, STATUS } from "../protocol/status.js";

@@ -26,7 +26,8 @@ export const EntryPath = z
   .describe("Entry path, e.g. log://turn_1/sh/ls or sh://turn_1/ls_1");
 
 /** A runner as a request names it (a name from runner/list, or "self" where a method allows it). */
-export const RunnerRef = z.string().min(1).max(200);
+/** A runner's name, or a pool (`{pool}` configured, `{labels}` any runner carrying them): pools.ts. */
+export { RunnerRef } from "./pools.js";
 
 export const Status = z.number().int().min(100).max(599).describe("HTTP-like status code");
 
@@ -60,6 +61,12 @@ export type RunOut = z.output<typeof Run>;
 export type EntrySummaryOut = z.output<typeof EntrySummary>;
 
 export const ResolvedChannel = z.object({ channel: z.number().int(), name: z.string(), path: z.string(), status: Status });
+
+/** Where an accepted command waits for a runner: its queue and its place in it when it was accepted. */
+export const QueuedPlace = z.object({
+  pool: z.string().describe("The queue it waits in: `pool:NAME`, `labels:k=v,…` or `runner:NAME`"),
+  position: z.number().int().min(1).describe("Its place in that queue when it was accepted (1: next)"),
+});
 
 /** `run/proposal`: a proposal waits for a decision. */
 export const ProposalNotice = z.object({
@@ -126,6 +133,7 @@ export const ResolvedNotice = z.object({
   resolver: Resolver,
   reason: z.string().nullable(),
   channels: z.array(ResolvedChannel),
+  queued: QueuedPlace.optional().describe("Accepted while no runner of its pool was free: the queue it waits in (runner/queue lists them)"),
   loop: z.number().int().nullable().describe("The loop whose model made the proposal; null for a client's proposal"),
   toolCallId: z.string().nullable().describe("The model's tool call the proposal answers; null for a client's proposal"),
 });

@@ -1,7 +1,7 @@
 import { type EgressReached, egressReachedText, egressText } from "./egress.js";
 import { fullAcceptorsText } from "./full-acceptors.js";
 import { SANDBOX_MODE_WORDS } from "./sandbox.js";
-import { factsOf, type ProposalFacts, type RunnerClaim, type SandboxFact, type SandboxView } from "./views.js";
+import { factsOf, type PoolFact, type ProposalFacts, type RunnerClaim, type SandboxFact, type SandboxView } from "./views.js";
 
 /*
  * What a person must see before deciding a proposal, the same on every client (the CLI prompt and
@@ -43,7 +43,7 @@ const HIDDEN = /\p{Default_Ignorable_Code_Point}|\p{Cc}|\p{Cf}|\p{Co}|\p{Cn}|\p{
 /** Whether escapeControl changes anything (a client then marks the text). */
 export const hasControl = (text: string) => escapeControl(text) !== text;
 
-export type { ProposalFacts, RunnerClaim, SandboxFact, SandboxView };
+export type { PoolFact, ProposalFacts, RunnerClaim, SandboxFact, SandboxView };
 
 /**
  * The facts of a proposal from its log entry's attributes (`run/proposal`'s `attributes`, `proposal/list`,
@@ -103,6 +103,8 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
     case "tty":
       return facts.tty ? `${facts.tty.cols}×${facts.tty.rows}` : "none";
     case "runner": {
+      // A pool: which, how many of its runners were attached, and what all of them have in common (who vouches first).
+      if (facts.pool) return poolText(facts.pool);
       // With several servers on one database, which server's runner it is (decided when it was proposed): `local@host:7420`.
       const server = facts.runnerServer ? `@${escapeControl(facts.runnerServer)}` : "";
       const claim = facts.runnerClaim === null ? "" : claimText(facts.runnerClaim, server !== "");
@@ -136,6 +138,21 @@ export function claimText(claim: RunnerClaim, serverNamed = false): string {
   const who = claim.attachedBy === null ? "an unknown principal" : `${claim.attachedAs ?? "principal"} "${escapeControl(claim.attachedBy)}"`;
   const modes = claim.modes.length > 0 ? claim.modes.join(", ") : "no sandbox mode";
   return `attached by ${who}, claims ${modes}, network ${claim.network ?? "not said"}`;
+}
+
+/**
+ * A pool as the facts show it: `pool linux (2 attached, by runner principal "ci"; local; claims workspace-write, full;
+ * network own)`. What its runners have in common is the weakest of them; only a runner of the principals and backends
+ * named here takes the command.
+ */
+export function poolText(pool: PoolFact): string {
+  const who = pool.principals.length > 0 ? pool.principals.map((p) => `"${escapeControl(p)}"`).join(", ") : "nobody";
+  const name = `pool ${escapeControl(pool.name)}`;
+  if (pool.attached === 0) return `${name} (none attached now: it waits for a runner attached by ${who})`;
+  const backends = pool.backends.length > 0 ? `; ${pool.backends.map(escapeControl).join(", ")}` : "";
+  const modes = pool.modes.length > 0 ? pool.modes.join(", ") : "no sandbox mode in common";
+  const network = pool.networks.length > 0 ? pool.networks.join(" or ") : "not said";
+  return `${name} (${pool.attached} attached, by ${who}${backends}; claims ${modes}; network ${network}${pool.egress ? "; all enforce an allowlist" : ""})`;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MAX_EGRESS_RULES } from "./egress.js";
+import { RunnerLabels } from "./pools.js";
 import { RoleName } from "./role-schemas.js";
 import { SANDBOX_MODES } from "./sandbox.js";
 import { NetworkKind, SandboxModeName } from "./sandbox-schemas.js";
@@ -73,6 +74,17 @@ export const ContainerInfo = z.strictObject({
 });
 export type ContainerInfo = z.output<typeof ContainerInfo>;
 
+/** The largest capacity a runner may attach with (commands at once). */
+export const MAX_RUNNER_CAPACITY = 1024;
+
+/**
+ * What a runner is doing about new work (runner/list): `claiming` (it takes commands from its pools' queues),
+ * `draining` (spool runners drain: it takes nothing new, its running commands finish), `gone` (it went away while it
+ * had work; only it can take its name back until the grace ends).
+ */
+export const RunnerState = z.enum(["claiming", "draining", "gone"]);
+export type RunnerState = z.output<typeof RunnerState>;
+
 /**
  * The runner messages, shared by the server side (`runners` plugin) and the
  * runner side (`RunnerClient`): one schema each for validation, types and docs.
@@ -92,7 +104,14 @@ export const RunnerAttachParams = z.strictObject({
   name: RunnerName,
   backend: BackendName,
   description: z.string().max(500).optional().describe("Where it runs commands, for runner/list"),
-  labels: z.record(z.string(), z.string()).optional(),
+  labels: RunnerLabels.optional().describe('What pools select it by (`{labels: {os: "linux"}}`, config.json `pools`); shown by runner/list'),
+  capacity: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RUNNER_CAPACITY)
+    .optional()
+    .describe("Commands it runs at once; more accepted for it wait in its pool's queue until one ends. Absent: no limit"),
   default: z.boolean().optional().describe("Receive accepted proposals that name no runner; one runner at most is the project's default"),
   replaceDefault: z.boolean().optional().describe("With default: take the default from the runner that has it instead of being refused"),
   resume: z.array(ProducerRef).max(1024).optional().describe("Producers this runner is still executing (after a reconnect); needs resumeToken"),
@@ -133,6 +152,8 @@ export const RunnerInfo = z.object({
   embedded: z.boolean(),
   attachedAt: z.number().int(),
   running: z.number().int().describe("Producers this runner is executing"),
+  capacity: z.number().int().nullable().optional().describe("Commands it runs at once (its load is running / capacity); null: no limit"),
+  pools: z.array(z.string()).optional().describe("The configured pools (config.json `pools`) it is in"),
   sandbox: SandboxInfo.describe(
     "Its sandbox: where it runs read-only work (env, ask runs; readOnly false: such work is refused on it) and the modes (read-only, workspace-write, full) it can run a command in",
   ),
@@ -150,8 +171,10 @@ export const RunnerInfo = z.object({
     .nullable()
     .optional()
     .describe("The machine it runs commands on, as it said at attach (the embedded runner: the server's); null or absent: it did not say"),
-  state: z.enum(["attached", "disconnected"]).describe("disconnected: it went away while it had work; only it can take its name back"),
-  heldUntil: z.number().int().nullable().describe("For a disconnected runner: when its name and producers are given up (ms since the epoch)"),
+  state: RunnerState.describe(
+    "claiming: it takes accepted commands; draining: it takes nothing new, its running commands finish (spool runners drain); gone: it went away while it had work, and only it can take its name back",
+  ),
+  heldUntil: z.number().int().nullable().describe("For a gone runner: when its name and producers are given up (ms since the epoch)"),
 });
 
 export const ExecTarget = z.object({

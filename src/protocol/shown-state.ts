@@ -52,12 +52,14 @@ export function runState(run: Pick<RunView, "model" | "status" | "pending" | "re
 
 /** A runner as a person reads it: the facts `runner/list` gives, in the words every client uses. */
 export interface RunnerShown {
-  /** `attached` or `disconnected`: what `runner/list`'s `state` says (the embedded runner is attached before its first command too). */
-  state: "attached" | "disconnected";
-  /** The embedded runner before its first command: attached, and its backend starts when it gets one. */
+  /** What `runner/list`'s `state` says: `claiming` (it takes work), `draining` (nothing new; what it runs finishes), `gone` (its name held for it). */
+  state: "claiming" | "draining" | "gone";
+  /** The embedded runner before its first command: claiming, and its backend starts when it gets one. */
   firstUse: boolean;
-  /** The state as one phrase: `attached`, `attached (starts on first use)` or `disconnected`. */
+  /** The state as one phrase: `claiming`, `claiming (starts on first use)`, `draining` or `gone`. */
   stateWord: string;
+  /** Its load: `2 of 4` (running of its capacity), `2` when it has no limit. */
+  loadWord: string;
   /** Attached as the project's default (`runner/list`'s `default`). */
   default: boolean;
   /** Not the default, but a plain accept goes to it, as no runner is the default (the embedded one). */
@@ -87,12 +89,12 @@ export function runnerModes(sandbox: Runner["sandbox"]): SandboxModeName[] {
 export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown {
   const fallback = !runner.default && runner.embedded && !all.some((r) => r.default);
   const modes = runnerModes(runner.sandbox);
-  const state = runner.state === "disconnected" ? "disconnected" : "attached";
   const firstUse = runner.embedded && runner.attachedAt === 0;
   return {
-    state,
+    state: runner.state,
     firstUse,
-    stateWord: state === "attached" && firstUse ? "attached (starts on first use)" : state,
+    stateWord: runner.state === "claiming" && firstUse ? "claiming (starts on first use)" : runner.state,
+    loadWord: runner.capacity === null || runner.capacity === undefined ? String(runner.running) : `${runner.running} of ${runner.capacity}`,
     default: runner.default,
     fallback,
     modes,

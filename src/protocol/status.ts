@@ -6,6 +6,8 @@
 
 /** Entry statuses: log entries (proposals) and data channels. */
 export const ENTRY = {
+  /** A data channel of an accepted command that waits in its pool's queue for a free runner (nothing runs yet). */
+  queued: 100,
   /** A data channel that is being written. */
   streaming: 102,
   /** A finished channel (exit 0 or no exit code); an accepted proposal's log entry. */
@@ -32,7 +34,14 @@ export type RunStatus = (typeof RUN)[keyof typeof RUN];
 /** Statuses of a run or loop that has not finished. */
 export const OPEN_RUN: readonly number[] = [RUN.queued, RUN.running, RUN.waiting, RUN.paused];
 
+/** Statuses of a data channel that has not ended: queued (waiting for a runner) or streaming. */
+export const OPEN_CHANNEL: readonly number[] = [ENTRY.queued, ENTRY.streaming];
+
+/** Whether a data channel at `status` has not ended yet (queued or streaming): watchers wait for more, the producer is not over. */
+export const channelOpen = (status: number): boolean => status === ENTRY.streaming || status === ENTRY.queued;
+
 const ENTRY_WORDS: Record<number, string> = {
+  [ENTRY.queued]: "queued",
   [ENTRY.streaming]: "running",
   [ENTRY.done]: "done",
   [ENTRY.proposed]: "proposed",

@@ -65,6 +65,24 @@ export const RunnerClaim = z.object({
 });
 export type RunnerClaim = z.output<typeof RunnerClaim>;
 
+/**
+ * A pool a proposal goes to (SPEC §7 "Pools"), as it was when proposed: its runners, who attached them and what they all
+ * have in common. Only a runner of one of these principals and backends, giving the proposal's mode (and its network),
+ * takes the command: a runner another principal attaches later never does.
+ */
+export const PoolFact = z.object({
+  name: z.string().describe("The configured pool's name, or the label selector `k=v,…`"),
+  configured: z.boolean().describe("A pool the server's configuration defines (config.json `pools`)"),
+  labels: z.record(z.string(), z.string()).describe("The labels its runners carry"),
+  attached: z.number().int().describe("Its runners attached when it was proposed, on every server"),
+  principals: z.array(z.string()).describe("Who attached them (a configured pool's principals when it names them): only their runners take it"),
+  backends: z.array(z.string()).describe("Their backends (local, docker, ssh): only these take it; empty: any"),
+  modes: z.array(SandboxModeName).describe("The sandbox modes every one of them says it gives (the weakest of them)"),
+  networks: z.array(NetworkKind).describe("The networks they say a workspace-write command gets; more than one: which one is not known before it runs"),
+  egress: z.boolean().describe("Whether every one of them says it enforces a network allowlist"),
+});
+export type PoolFact = z.output<typeof PoolFact>;
+
 /** What a person must see before deciding a proposal, the same on every client (unescaped; formatting escapes it). */
 export const ProposalFacts = z.object({
   tool: z.string(),
@@ -95,6 +113,7 @@ export const ProposalFacts = z.object({
     .describe(
       "How often the server has changed these facts while the proposal waits, plus one (absent: 1, as proposed); a server that stopped before the decision moves its proposals to a living one's runner (`runnerServer`) and raises it. run/resolve's `facts` names the revision the person was shown",
     ),
+  pool: PoolFact.nullable().optional().describe("Proposed (or accepted) for a pool rather than one runner: the pool as it was then; null or absent: a runner"),
   runnerClaim: RunnerClaim.nullable().describe(
     "What the runner it goes to (named, or the default) says of its sandbox, and who attached it, as recorded when it was proposed; null: not known here (a runner of another server, or a proposal older than it)",
   ),
@@ -136,10 +155,10 @@ export type Outcome = z.output<typeof Outcome>;
 
 /**
  * Where a producer stands, in the word every client shows: waiting for a decision (`proposed`), `rejected`,
- * `accepted` (no output channel yet), `running`, or how it ended: `done`, `failed` (non-zero exit or a
+ * `accepted` (no output channel yet), `queued` (accepted, waiting in its pool's queue for a free runner), `running`, or how it ended: `done`, `failed` (non-zero exit or a
  * signal), `cancelled` (someone stopped it), `aborted` (its runner gave up or was lost).
  */
-export const ProducerState = z.enum(["proposed", "rejected", "accepted", "running", "done", "failed", "cancelled", "aborted"]);
+export const ProducerState = z.enum(["proposed", "rejected", "accepted", "queued", "running", "done", "failed", "cancelled", "aborted"]);
 export type ProducerState = z.output<typeof ProducerState>;
 
 /** One data channel of a producer (1 stdout, 2 stderr, 0 the input a client typed, higher for a producer's own). */

@@ -6,6 +6,7 @@ import { ENTRY } from "./status.js";
 import type {
   Channel,
   Outcome,
+  PoolFact,
   ProcessPlace,
   Producer,
   ProducerState,
@@ -17,7 +18,7 @@ import type {
   SandboxView,
 } from "./views-schemas.js";
 
-export type { Channel, Outcome, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunnerClaim, RunView, SandboxFact, SandboxView };
+export type { Channel, Outcome, PoolFact, ProcessPlace, Producer, ProducerState, ProposalFacts, ProposalView, RunnerClaim, RunView, SandboxFact, SandboxView };
 
 /*
  * Typed views of what the wire carries about runs, proposals, producers and their channels. The server
@@ -57,6 +58,9 @@ export const SPOOL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "defaultRunner",
   "runnerClaim",
   "runnerServer",
+  "pool",
+  "queue",
+  "takenAt",
   "factsRevision",
   "background",
   "timeoutMs",
@@ -112,6 +116,23 @@ export function runnerClaimOf(value: unknown): RunnerClaim | null {
   return { own: value.own, attachedBy: str(value.attachedBy), attachedAs: role, modes, network: networkOf(value.network) };
 }
 
+/** The `pool` attribute as the fact; null for anything that is not one (not recorded, or a runner). */
+export function poolFactOf(value: unknown): PoolFact | null {
+  if (!isRecord(value) || typeof value.name !== "string") return null;
+  const labels = isRecord(value.labels) ? Object.fromEntries(Object.entries(value.labels).filter((e): e is [string, string] => typeof e[1] === "string")) : {};
+  return {
+    name: value.name,
+    configured: value.configured === true,
+    labels,
+    attached: int(value.attached) ?? 0,
+    principals: strings(value.principals) ?? [],
+    backends: strings(value.backends) ?? [],
+    modes: (strings(value.modes) ?? []).filter((m): m is SandboxModeName => (SANDBOX_MODES as readonly string[]).includes(m)),
+    networks: (strings(value.networks) ?? []).filter((n): n is NetworkKind => networkOf(n) !== null),
+    egress: value.egress === true,
+  };
+}
+
 /** The `runnerServer` attribute: the server (its id in the cluster tables, and `host:port`) whose runner runs it; null: not recorded. */
 export function runnerServerOf(value: unknown): { id: number; label: string } | null {
   if (!isRecord(value) || !Number.isInteger(value.id) || typeof value.label !== "string") return null;
@@ -157,6 +178,7 @@ export function factsOf(a: Record<string, unknown>): ProposalFacts {
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),
     runnerClaim: runnerClaimOf(a.runnerClaim),
+    ...(poolFactOf(a.pool) ? { pool: poolFactOf(a.pool) } : {}),
     ...(runnerServerOf(a.runnerServer) ? { runnerServer: runnerServerOf(a.runnerServer)!.label } : {}),
     ...(Number.isInteger(a.factsRevision) && (a.factsRevision as number) > 1 ? { factsRevision: a.factsRevision as number } : {}),
     background: a.background === true,
@@ -202,6 +224,8 @@ export function producerState(status: number, outcome: Outcome | null, endStatus
   if (status === ENTRY.proposed) return "proposed";
   if (status === ENTRY.rejected) return "rejected";
   const open = channels.some((c) => c.status === ENTRY.streaming);
+  // Waiting in its pool's queue: every channel at queued (they move to streaming together when a runner takes it).
+  if (!open && channels.length > 0 && channels.every((c) => c.status === ENTRY.queued)) return "queued";
   if (open || outcome === null) return open || channels.length > 0 ? "running" : "accepted";
   if (outcome === "aborted") return "aborted";
   const end = endStatus ?? channels[0]?.status ?? status;

@@ -41,6 +41,9 @@ export class RunnerClient {
   /** Unacknowledged calls on the connection, shared by every channel and finishing call (the server caps them). */
   readonly #slots = new Slots(192);
   #connectedWaiters: (() => void)[] = [];
+  /** Commands holding one of its capacity's slots, and those waiting for one (options.capacity). */
+  #held = 0;
+  readonly #slotWaiters: (() => void)[] = [];
   /** What the first attach returned: shown on every re-attach to prove this is the same runner. */
   #resumeToken: string | undefined;
   /** The server's grace for a runner to come back, told at attach: reconnect attempts are never further apart than a quarter of it. */
@@ -129,6 +132,7 @@ export class RunnerClient {
         backend: this.options.backend.kind,
         description: this.options.backend.describe(),
         ...(this.options.labels ? { labels: this.options.labels } : {}),
+        ...(this.options.capacity !== undefined ? { capacity: this.options.capacity } : {}),
         ...(this.options.default ? { default: true } : {}),
         ...(this.options.replaceDefault ? { replaceDefault: true } : {}),
         ...(this.#resumeToken ? { resumeToken: this.#resumeToken } : {}),
@@ -265,7 +269,6 @@ export class RunnerClient {
     if (this.#stopping) return { started: false, error: "the runner is stopping" };
     const controller = new AbortController();
     const { run, path } = params;
-    this.options.onCommand?.({ kind: "started", run, path, command: params.command });
     let started!: (job: Job | null) => void;
     this.#starting.set(
       key,
@@ -273,11 +276,16 @@ export class RunnerClient {
         started = resolve;
       }),
     );
+    // Never more at once than its capacity: a command the server sent while one it cancelled is still being killed
+    // (the server counts it ended at the cancel) waits for that one to go.
+    await this.#slot();
+    this.options.onCommand?.({ kind: "started", run, path, command: params.command });
     let execution: Awaited<ReturnType<Backend["start"]>>;
     try {
       execution = await this.options.backend.start(execSpec(params, this.options, controller.signal));
     } catch (error) {
       this.#starting.delete(key);
+      this.#freeSlot();
       started(null);
       const message = error instanceof Error ? error.message : String(error);
       this.options.onCommand?.({ kind: "ended", run, path, outcome: `failed to start: ${message}`, durationMs: 0 });
@@ -330,9 +338,31 @@ export class RunnerClient {
     this.#jobs.set(key, job);
     this.#starting.delete(key);
     started(job);
-    job.done = this.#pump(job, execution.stdout, execution.stderr, execution.result).finally(() => this.#jobs.delete(key));
+    job.done = this.#pump(job, execution.stdout, execution.stderr, execution.result).finally(() => {
+      this.#jobs.delete(key);
+      this.#freeSlot();
+    });
     // Output is already being read, so waiting for the remote pid cannot block the process.
     return { started: true, target: await execution.located };
+  }
+
+  /** Takes one of the runner's capacity's slots (held until the command has ended or failed to start), in turn. */
+  async #slot(): Promise<void> {
+    const capacity = this.options.capacity;
+    if (capacity === undefined) return;
+    if (this.#held < capacity) {
+      this.#held++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+  }
+
+  #freeSlot(): void {
+    if (this.options.capacity === undefined) return;
+    const next = this.#slotWaiters.shift();
+    // Handed on as it is: the slot stays held, by the next command.
+    if (next) next();
+    else this.#held--;
   }
 
   async #pump(job: Job, stdout: Readable, stderr: Readable, result: Promise<ExecResult>): Promise<void> {

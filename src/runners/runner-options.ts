@@ -13,6 +13,8 @@ export interface RunnerClientOptions {
   /** With default: take the default from the runner that has it. */
   replaceDefault?: boolean;
   labels?: Record<string, string>;
+  /** Commands it runs at once (SPEC §7 "Pools"): the server sends no more, and it starts no more; absent: no limit. */
+  capacity?: number;
   /**
    * Where the project root is on the backend. Without it, local runners use
    * the server's absolute path and remote ones run relative to their default

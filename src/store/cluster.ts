@@ -107,13 +107,26 @@ export async function orphanedLeases(db: Kysely<Database>, alive: readonly numbe
   return rows.filter((r) => !alive.includes(r.server_id)).map((r) => r.run_id);
 }
 
-/** The runner `name` of the project is attached to `serverId` now. */
-export async function placeRunner(db: Kysely<Database>, projectId: number, name: string, serverId: number, isDefault: boolean): Promise<void> {
+/** The runner `name` of the project is attached to `serverId` now; `info` is what it said at attach (JSON), for the other servers. */
+export async function placeRunner(db: Kysely<Database>, projectId: number, name: string, serverId: number, isDefault: boolean, info = "{}"): Promise<void> {
   const now = Date.now();
   await db
     .insertInto("runner_locations")
-    .values({ project_id: projectId, name, server_id: serverId, is_default: isDefault ? 1 : 0, since: now })
-    .onConflict((oc) => oc.columns(["project_id", "name"]).doUpdateSet({ server_id: serverId, is_default: isDefault ? 1 : 0, since: now }))
+    .values({ project_id: projectId, name, server_id: serverId, is_default: isDefault ? 1 : 0, since: now, info })
+    .onConflict((oc) => oc.columns(["project_id", "name"]).doUpdateSet({ server_id: serverId, is_default: isDefault ? 1 : 0, since: now, info }))
+    .execute();
+}
+
+/** The runners of a project listed by the servers they are attached to (each server lists its own; embedded ones are not listed). */
+export async function listRunnerLocations(
+  db: Kysely<Database>,
+  projectId: number,
+): Promise<{ name: string; server_id: number; is_default: number; since: number; info: string }[]> {
+  return db
+    .selectFrom("runner_locations")
+    .select(["name", "server_id", "is_default", "since", "info"])
+    .where("project_id", "=", projectId)
+    .orderBy("name")
     .execute();
 }
 

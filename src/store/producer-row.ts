@@ -4,7 +4,9 @@ import { SANDBOX_MODES, type SandboxModeName } from "../protocol/sandbox.js";
 import {
   networkFactOf,
   type Outcome,
+  type PoolFact,
   type ProposalFacts,
+  poolFactOf,
   runnerClaimOf,
   runnerServerOf,
   type SandboxView,
@@ -71,6 +73,12 @@ export interface Producer extends DecisionAndEnd {
   defaultRunner: string | null;
   /** What the runner it goes to says of itself and who attached it, recorded at proposal time; null: not known. */
   runnerClaim: ProposalFacts["runnerClaim"];
+  /** Proposed (or accepted) for a pool: the pool as it was then, its runners' common claims; null: a runner. */
+  pool: PoolFact | null;
+  /** Accepted while no runner of it was free: the queue it waited in (`pool:NAME`, `labels:…`, `runner:NAME`); null: never queued. */
+  queue: string | null;
+  /** When a runner took it from the queue (ms since the epoch); null: it was never queued, or waits still. */
+  takenAt: number | null;
   /** With several servers on the database: the server whose runner it goes to, decided at proposal time; null: not recorded. */
   runnerServer: { id: number; label: string } | null;
   /** Its facts' revision: 1 as proposed, one more each time the server changed them before the decision (its runner's server stopped). */
@@ -144,6 +152,9 @@ export function producerFromRow(row: EntryRow): Producer {
     runner: str(a.runner),
     defaultRunner: str(a.defaultRunner),
     runnerClaim: runnerClaimOf(a.runnerClaim),
+    pool: poolFactOf(a.pool),
+    queue: str(a.queue),
+    takenAt: num(a.takenAt),
     runnerServer: runnerServerOf(a.runnerServer),
     factsRevision: Number.isInteger(a.factsRevision) && (a.factsRevision as number) > 1 ? (a.factsRevision as number) : 1,
     ownerKey: str(a.ownerKey),

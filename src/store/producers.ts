@@ -55,9 +55,17 @@ function insertChannel(db: Kysely<Database>, log: EntryRow, ch: NewChannel, stat
     .executeTakeFirstOrThrow();
 }
 
+/** A command accepted into its pool's queue: the queue, the project, which runners may take it (JSON), since when. */
+export interface Enqueue {
+  projectId: number;
+  pool: string;
+  admits: string;
+  queuedAt: number;
+}
+
 /**
  * Moves the log entry `from` → `to` (writing `set` over its attributes) and creates its data channels at
- * `channelStatus`, in one transaction; null when it had moved already.
+ * `channelStatus`, in one transaction, with its row in the runner queue when `queue` says so; null when it had moved already.
  */
 export async function openChannels(
   db: Kysely<Database>,
@@ -65,6 +73,7 @@ export async function openChannels(
   move: { from: number; to: number; set: Attributes },
   channels: NewChannel[],
   channelStatus: number,
+  queue?: Enqueue,
 ): Promise<{ log: EntryRow; channels: EntryRow[] } | null> {
   return db.transaction().execute(async (trx) => {
     const moved = await moveStatus(trx, log, move.from, move.to, move.set);
@@ -72,6 +81,12 @@ export async function openChannels(
     const now = Date.now();
     const rows: EntryRow[] = [];
     for (const ch of channels) rows.push(await insertChannel(trx, log, ch, channelStatus, now));
+    if (queue) {
+      await trx
+        .insertInto("runner_queue")
+        .values({ producer_id: log.id, project_id: queue.projectId, pool: queue.pool, admits: queue.admits, queued_at: queue.queuedAt })
+        .execute();
+    }
     return { log: moved, channels: rows };
   });
 }
@@ -92,8 +107,8 @@ export async function openChannel(db: Kysely<Database>, log: EntryRow, channel: 
 }
 
 export interface FinishPlan {
-  /** Channels at this status are the open ones. */
-  open: number;
+  /** Channels at these statuses are the open ones (queued, streaming): a queued command leaves its queue with them. */
+  open: readonly number[];
   status: number;
   /** Merged into every channel's attributes. */
   channelAttributes: Attributes;
@@ -102,16 +117,16 @@ export interface FinishPlan {
 }
 
 /**
- * Finishes every open channel of a producer in one transaction. Returns the
- * channels after the change, and whether anything changed (a second finish
- * changes nothing).
+ * Finishes every open channel of a producer in one transaction (a queued one leaves the runner queue in it). Returns
+ * the channels after the change, and whether anything changed (a second finish changes nothing).
  */
 export async function closeChannels(db: Kysely<Database>, log: EntryRow, plan: FinishPlan): Promise<{ changed: boolean; channels: EntryRow[] }> {
   return db.transaction().execute(async (trx) => {
     const channels = await trx.selectFrom("entries").selectAll().where("producer_id", "=", log.id).orderBy("channel").execute();
-    const open = channels.filter((c) => c.status === plan.open);
+    const open = channels.filter((c) => plan.open.includes(c.status));
     if (open.length === 0) return { changed: false, channels };
     const now = Date.now();
+    await trx.deleteFrom("runner_queue").where("producer_id", "=", log.id).execute();
     for (const ch of open) {
       const attributes = merged(ch, plan.channelAttributes);
       await trx.updateTable("entries").set({ status: plan.status, attributes, updated_at: now }).where("id", "=", ch.id).execute();
@@ -142,4 +157,20 @@ export async function listRunnerProducers(db: Kysely<Database>, projectId: numbe
       exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", open)),
     )
     .execute();
+}
+
+/** How many producers of a project each runner (its name, the log attribute) runs: those with a channel at `open`. */
+export async function countByRunner(db: Kysely<Database>, projectId: number, open: number): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom("entries as log")
+    .innerJoin("runs", "runs.id", "log.run_id")
+    .select((eb) => [jsonText(db, "log.attributes", "runner").as("runner"), eb.fn.countAll<number>().as("n")])
+    .where("runs.project_id", "=", projectId)
+    .where("log.scheme", "=", "log")
+    .where(({ exists, selectFrom }) =>
+      exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", open)),
+    )
+    .groupBy(jsonText(db, "log.attributes", "runner"))
+    .execute();
+  return new Map(rows.filter((r) => r.runner !== null).map((r) => [r.runner, Number(r.n)]));
 }

@@ -14,6 +14,7 @@ import * as principals from "./principals.js";
 import * as producers from "./producers.js";
 import * as projects from "./projects.js";
 import * as runnerNames from "./runner-names.js";
+import * as runnerQueue from "./runner-queue.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
 import { chunkSearch } from "./search.js";
@@ -63,6 +64,7 @@ export function createRepositories(store: Store) {
     activity: activityRows.activityWrites(store),
     cluster: bind(db, cluster),
     runnerNames: bind(db, runnerNames),
+    queue: bind(db, runnerQueue),
     chunks: {
       ...chunkReads.chunkReads(store),
       /** Searches channels' stored output in a worker thread (entry/search). */

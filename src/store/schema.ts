@@ -258,6 +258,7 @@ export interface Database {
   run_leases: RunLeaseTable;
   runner_locations: RunnerLocationTable;
   runner_names: RunnerNameTable;
+  runner_queue: RunnerQueueTable;
   cluster_events: ClusterEventTable;
 }
 
@@ -328,13 +329,28 @@ export interface RunnerNameTable {
   name: string;
   principal: string;
   created_at: number;
+  /** 1: spool runners drain NAME; the runner takes nothing new (migration 024). */
+  draining: Generated<number>;
 }
 
-/** The server a runner is attached to (migration 006). */
+/** The server a runner is attached to (migration 006), and what it said at attach (`info`, JSON; migration 024). */
 export interface RunnerLocationTable {
   project_id: number;
   name: string;
   server_id: number;
   is_default: number;
   since: number;
+  info: Generated<string>;
+}
+
+/** An accepted command waiting for a free runner of its pool (migration 024): `id` is its place in line. */
+export interface RunnerQueueTable {
+  id: Generated<number>;
+  producer_id: number;
+  project_id: number;
+  /** The queue: `pool:NAME`, `labels:k=v,…`, `runner:NAME`. */
+  pool: string;
+  /** Which runners may take it (JSON: principals, backends, mode, egress, networks). */
+  admits: string;
+  queued_at: number;
 }

@@ -86,6 +86,7 @@ export function producerWire(log: EntryRow, channelRows: readonly EntryRow[]): P
     runner: nonEmpty(p.runner),
     defaultRunner: nonEmpty(p.defaultRunner),
     runnerClaim: p.runnerClaim,
+    ...(p.pool ? { pool: p.pool } : {}),
     // Several servers on one database: whose runner runs it, and how often that changed before the decision (as factsOf).
     ...(p.runnerServer ? { runnerServer: p.runnerServer.label } : {}),
     ...(p.factsRevision > 1 ? { factsRevision: p.factsRevision } : {}),

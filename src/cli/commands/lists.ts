@@ -1,7 +1,7 @@
 import { spendWords } from "../../protocol/agent-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import { networkShown } from "../../protocol/proposal-facts.js";
-import { type RunnerShown, runnerShown, runState } from "../../protocol/shown-state.js";
+import { runState } from "../../protocol/shown-state.js";
 import { ENTRY, entryStatusWord } from "../../protocol/status.js";
 import { isLogEntry, producerPath, producersOf } from "../../protocol/views.js";
 import { commandOf, defineCommand, JSON_OPTION } from "../command-spec.js";
@@ -10,7 +10,7 @@ import { EXIT } from "../errors.js";
 import { RUN_HELP, resolveRun, runCommands } from "../refs.js";
 import { outcomeWords } from "../words.js";
 
-/** The commands that list: runs, entries, models, runners. */
+/** The commands that list: runs, entries, models (runners: runners.ts). */
 
 const RUNS_SPEC = defineCommand({
   name: "runs",
@@ -153,50 +153,3 @@ export const MODELS = commandOf(MODELS_SPEC, async (values) => {
   }
   return EXIT.ok;
 });
-
-const RUNNERS_SPEC = defineCommand({
-  name: "runners",
-  usage: "spool runners [--json]",
-  about:
-    "Lists the runners of the project: backend, whether it is the default (implied: plain accepts go to\nit as no runner is the default), the sandbox modes it gives, a workspace-write command's network\nthere (own: outbound only; shared: the runner machine's, its loopback ports too; none), the principal\nthat attached it (its name is that principal's), where it runs (the server it is attached to and\nthe machine), whether it is attached or disconnected (its name held for it), and what it is running.",
-  connects: true,
-  maxArgs: 0,
-  options: JSON_OPTION,
-});
-
-export const RUNNERS = commandOf(RUNNERS_SPEC, async (values) => {
-  await withClient(values, async (client) => {
-    const { runners } = await client.call("runner/list", {});
-    printRows(
-      values.json
-        ? runners
-        : runners.map((r) => {
-            // The words every client uses (src/protocol/shown-state.ts): default yes only when it is; implied when plain accepts go to it.
-            const shown = runnerShown(r, runners);
-            return {
-              name: r.name,
-              backend: r.backend,
-              default: shown.defaultWord === "fallback" ? "implied" : shown.defaultWord,
-              sandbox: shown.sandboxWord,
-              network: shown.networkWord,
-              "attached by": shown.attachedByWord,
-              where: shown.whereWord,
-              state: liveness(r, shown),
-              running: r.running,
-              description: r.description,
-            };
-          }),
-      ["name", "backend", "default", "sandbox", "network", "attached by", "where", "state", "running", "description"],
-      values.json,
-    );
-  });
-  return EXIT.ok;
-});
-
-/** The state column: runnerShown's word (what `--json`'s `state` says), with how long it has been so. */
-function liveness(r: { attachedAt: number; heldUntil: number | null }, shown: RunnerShown): string {
-  if (shown.state === "disconnected")
-    return r.heldUntil ? `disconnected (name held ${Math.max(0, Math.ceil((r.heldUntil - Date.now()) / 1000))}s)` : "disconnected";
-  if (shown.firstUse) return shown.stateWord;
-  return `attached ${age(r.attachedAt)} ago`;
-}

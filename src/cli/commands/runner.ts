@@ -63,7 +63,19 @@ when another runner is the project's default)`,
 server's path for local and docker --image, the login
 directory for ssh, the container's for docker --container)`,
     },
-    label: { type: "string", multiple: true, arg: "K=V", help: "a label shown by runner/list; repeatable" },
+    label: {
+      type: "string",
+      multiple: true,
+      arg: "K=V",
+      help: `a label (pools select runners by them: a proposal's
+{labels: {K: V}}, config.json "pools"); repeatable`,
+    },
+    capacity: {
+      type: "string",
+      arg: "N",
+      help: `commands it runs at once; more accepted for it (or its
+pools) wait in the queue until one ends      [no limit]`,
+    },
     window: { type: "string", arg: "N", help: "unacknowledged chunks per channel              [8]" },
     "kill-grace": { type: "string", arg: "MS", help: "TERM → KILL grace when cancelling             [2000]" },
     sandbox: {
@@ -319,6 +331,7 @@ export async function runner(argv: string[]): Promise<number> {
     default: values.default ?? false,
     replaceDefault: values["replace-default"] ?? false,
     labels,
+    ...(values.capacity !== undefined ? { capacity: positiveInt("capacity", values.capacity, 1) } : {}),
     ...(values.root ? { root: values.root } : {}),
     window: positiveInt("window", values.window, 8),
     passEnv,

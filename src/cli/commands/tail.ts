@@ -142,9 +142,9 @@ function drained(ok: boolean, channel: number): Promise<void> | undefined {
   });
 }
 
-/** 0 when every channel finished well; 1 when one failed or was cancelled; 0 for one still running (tail without -f). */
+/** 0 when every channel finished well; 1 when one failed or was cancelled; 0 for one still running or queued (tail without -f). */
 function outcome(statuses: number[]): number {
-  return statuses.every((s) => s === ENTRY.done || s === ENTRY.streaming) ? EXIT.ok : EXIT.failed;
+  return statuses.every((s) => s === ENTRY.done || s === ENTRY.streaming || s === ENTRY.queued) ? EXIT.ok : EXIT.failed;
 }
 
 function waitForDecision(client: SpoolClient, run: string, path: string): Promise<{ decision: "accept" | "reject"; by?: string; reason?: string | null }> {

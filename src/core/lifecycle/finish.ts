@@ -5,7 +5,7 @@ import { lineCount } from "../../store/repositories.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import type { FinishResult, ProducerTarget } from "../deps.js";
 import { notAccepted, notOwner } from "../refusals.js";
-import { ENTRY } from "../status.js";
+import { ENTRY, OPEN_CHANNEL } from "../status.js";
 import { type Outcome, outcomeAttributes, outcomeStatus, summaryLine } from "../summary.js";
 import { forget } from "./ownership.js";
 import { follow, METHOD, producerState, requireLog, type Stage } from "./stage.js";
@@ -74,20 +74,20 @@ async function finishAs(
   const { state, channels } = await producerState(stage.deps.repos, log);
   const cell = follow(state, operation, caller, (error) => (error === "NOT_OWNER" ? notOwner(log.path, METHOD[operation]!) : notAccepted(log)));
   if (cell.to === state) return finishResult(log, channels, false, channels[0]?.status ?? log.status);
-  return finish(stage, project, run, log, outcome);
+  return finish(stage, project, run, log, outcome, state === "queued" ? ENTRY.queued : ENTRY.streaming);
 }
 
 /**
  * Ends every open channel with the outcome's status, rewrites the log entry
  * to one line, ends watchers and announces it; a second call changes nothing.
  */
-async function finish(stage: Stage, project: ProjectRef, run: RunRow, log: EntryRow, outcome: Outcome): Promise<FinishResult> {
+async function finish(stage: Stage, project: ProjectRef, run: RunRow, log: EntryRow, outcome: Outcome, previous: number): Promise<FinishResult> {
   const { deps } = stage;
   const status = outcomeStatus(outcome);
   const details = outcomeAttributes(outcome);
   const { command } = producerFromRow(log);
   const { changed, channels } = await deps.repos.producers.closeChannels(log, {
-    open: ENTRY.streaming,
+    open: OPEN_CHANNEL,
     status,
     channelAttributes: details,
     log: (rows) => ({
@@ -104,7 +104,7 @@ async function finish(stage: Stage, project: ProjectRef, run: RunRow, log: Entry
   if (changed) {
     forget(stage, log.id);
     if (deps.bus.shared) await deps.repos.cluster.dropOwner(log.id);
-    await stage.effects.finished(project, run, log, channels, status, outcome);
+    await stage.effects.finished(project, run, log, channels, status, outcome, previous);
   }
   return finishResult(log, channels, changed, status);
 }

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { TransportKind } from "../../protocol/roles.js";
+import type { PrincipalRef, TransportKind } from "../../protocol/roles.js";
 import type { RunnerAttachParams, RunnerAttachResult } from "../../protocol/runner.js";
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
@@ -10,19 +10,22 @@ import type { Owners } from "../owners.js";
 import type { ProducerRegistry } from "../producer-registry.js";
 import { RecentRevocations } from "../revocations.js";
 import { attachRunner } from "../runner-attach.js";
-import type { RunnerRegistry } from "../runner-registry.js";
+import type { AttachedRunner, RunnerRegistry } from "../runner-registry.js";
 import { FairShares } from "../shares.js";
 import { ENTRY } from "../status.js";
 import type { Outcome } from "../summary.js";
 import type { WatcherHub } from "../watchers.js";
 import { ChannelAppends } from "./append.js";
+import { Claims } from "./claims.js";
 import * as decide from "./decide.js";
+import { drain, drainedElsewhere } from "./drain.js";
 import * as finish from "./finish.js";
 import * as grace from "./grace.js";
 import * as ownership from "./ownership.js";
 import { propose } from "./propose.js";
 import { moveProposals } from "./runner-moved.js";
 import * as stages from "./stage.js";
+import { take } from "./take.js";
 
 // The handlers, plugins and the agent loop import these from here.
 export type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput } from "../deps.js";
@@ -45,6 +48,7 @@ export { INPUT_CHANNEL } from "./append.js";
  */
 export class Lifecycle {
   readonly #stage: stages.Stage;
+  readonly #claims: Claims;
   /** The hot path's stage: channels' appends and their targets, and the input channel's opening. */
   readonly #appends: ChannelAppends;
   /**
@@ -72,8 +76,11 @@ export class Lifecycle {
       shares,
       revocations: new RecentRevocations(),
       others: null,
+      claims: null as unknown as stages.RunnerClaims,
       forgetTargets: (producerId) => this.#appends.forgetTargets(producerId),
     };
+    this.#claims = new Claims(this.#stage);
+    this.#stage.claims = this.#claims;
   }
 
   /** The audit trail, notifications and deadlines, once the core has them. */
@@ -136,6 +143,31 @@ export class Lifecycle {
     return decide.start(this.#stage, project, run, log, runner, process);
   }
 
+  /** When runners take queued commands: a runner's room and load, wake-ups (claims.ts). */
+  get claims(): Claims {
+    return this.#claims;
+  }
+
+  /** take: the runner takes the queued command `log` (the table decides from its state), and it is dispatched to it. */
+  take(runner: AttachedRunner, log: EntryRow): Promise<boolean> {
+    return take(this.#stage, runner, log);
+  }
+
+  /** A command was queued on another server in the project's queue `pool`: this server's free runners of it look. */
+  queuedElsewhere(projectId: number, pool: string): void {
+    this.#stage.claims.wakeProject(projectId, pool);
+  }
+
+  /** spool runners drain NAME (or its undoing): the runner takes nothing new; what it runs and its state now. */
+  drain(project: ProjectRef, name: string, draining: boolean, caller: PrincipalRef): ReturnType<typeof drain> {
+    return drain(this.#stage, project, name, draining, caller);
+  }
+
+  /** Another server drained a runner attached here. */
+  drainedElsewhere(projectId: number, name: string, draining: boolean): void {
+    drainedElsewhere(this.#stage, projectId, name, draining);
+  }
+
   /** The producer's live owner, to relay input, signals and resizes to; undefined while it has none. */
   ownerOf(producerId: number): { connection: ConnectionHandle; kind: "runner" | "self" } | undefined {
     return this.owners.ownerOf(producerId);
@@ -180,7 +212,13 @@ export class Lifecycle {
   attachRunner(connection: ConnectionHandle, project: ProjectRef, params: z.output<typeof RunnerAttachParams>): Promise<z.input<typeof RunnerAttachResult>> {
     const stage = this.#stage;
     const ownAs = (id: number, owner: ConnectionHandle, kind: "runner") => ownership.own(stage, id, owner, kind);
-    return attachRunner({ deps: this.deps, runners: this.runners, owners: this.owners, others: stage.others, own: ownAs }, connection, project, params);
+    const attached = (runner: AttachedRunner) => stage.claims.wake(runner);
+    return attachRunner(
+      { deps: this.deps, runners: this.runners, owners: this.owners, others: stage.others, own: ownAs, attached },
+      connection,
+      project,
+      params,
+    );
   }
 
   /** The producers a runner is executing (open channels), for runner/list. */
@@ -204,6 +242,7 @@ export class Lifecycle {
   }
 
   async stop(): Promise<void> {
+    this.#claims.stop();
     this.owners.stop();
     await this.runners.stop();
   }

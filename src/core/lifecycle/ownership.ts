@@ -20,10 +20,16 @@ export async function own(stage: Stage, producerId: number, connection: Connecti
   deps.bus.publish({ t: "owned", producer: producerId, server: deps.bus.serverId });
 }
 
-/** Nobody here owns the producer any more (it finished, or is owned elsewhere): its owner, grace and append targets go. */
+/**
+ * Nobody here owns the producer any more (it finished, or is owned elsewhere): its owner, grace and append targets go.
+ * A runner that owned it has a slot free: it looks at its queues.
+ */
 export function forget(stage: Stage, producerId: number): void {
+  const owner = stage.owners.ownerOf(producerId);
   stage.owners.forget(producerId);
   stage.forgetTargets(producerId);
+  const runner = owner?.kind === "runner" ? stage.runners.runnerOf(owner.connection) : undefined;
+  if (runner) stage.claims.wake(runner);
 }
 
 /** A connection shows a producer's resume token and becomes its owner (after a reconnect or a restart). */

@@ -1,5 +1,6 @@
+import { keyWords, targetKey } from "../../protocol/pool-keys.js";
 import { loaderVariables, loaderVariablesMessage, type NetworkKind, type SandboxModeName } from "../../protocol/sandbox.js";
-import type { RunnerClaim } from "../../protocol/views.js";
+import type { PoolFact, RunnerClaim } from "../../protocol/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
 import type { SandboxInfo } from "../../runners/sandbox.js";
@@ -9,15 +10,16 @@ import { whoOf } from "../audit.js";
 import { confineCwd } from "../cwd.js";
 import type { ProposalInput } from "../deps.js";
 import { egressFor } from "../egress.js";
+import { poolFact, poolSandbox, poolTarget } from "../pools.js";
 import { invalid } from "../refusals.js";
 import { LATE_REVOKED_RESOLVER, REVOCATION, revokedReason } from "../resolvers.js";
-import { noEgress, refuseSandbox } from "../runner-registry.js";
+import { noEgress, refuseSandbox, runnerClaim } from "../runner-registry.js";
 import { sandboxFor } from "../sandbox-mode.js";
 import { viewFact } from "../sandbox-view.js";
 import { insertUnderFreeSlug } from "../slug.js";
 import { ENTRY } from "../status.js";
 import { producerWire } from "../views.js";
-import { acceptAs, reject } from "./decide.js";
+import { acceptAs, poolMembers, reject } from "./decide.js";
 import type { Stage } from "./stage.js";
 
 /** propose: the log entry at 202, `run/proposal` to every connection of the project. */
@@ -50,7 +52,9 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       issues: [{ path: "env", message: loaderVariablesMessage(loader) }],
       names: loader,
     });
-  const proposed = input.runner === undefined ? undefined : await proposedRunner(stage, project, input.runner);
+  // A pool: its runners now (on every server), what they have in common, recorded as the `pool` fact (SPEC §7 "Pools").
+  const pool = input.runner !== undefined && typeof input.runner !== "string" ? await proposedPool(stage, project, input.runner) : null;
+  const proposed = typeof input.runner === "string" ? await proposedRunner(stage, project, input.runner) : (pool?.runner ?? undefined);
   const sandbox = await sandboxFor(deps.config, runners, project, producer, input.sandbox, proposed);
   // Network mode allowlist: the project's hosts and those asked beyond them, shown as facts (core/egress.ts).
   const egress = egressFor(deps.config, project.name, sandbox.mode, input.allow_hosts);
@@ -59,22 +63,19 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
     refuseSandbox({ name: proposed.name, sandbox: proposed.sandbox }, { readOnly: sandbox.mode === "read-only", mode: sandbox.mode, egress: egress !== null });
   // Named none: the runner a plain accept (or a rule) sends it to is resolved now, recorded and shown (SPEC §5, "always allow").
   const defaultRunner = proposed ? null : await projectDefaultRunner(stage, project);
-  const goesToDefault = !proposed && defaultRunner !== null ? await stage.runners.named(project.id, defaultRunner) : undefined;
+  const goesToDefault = !proposed && defaultRunner !== null ? await runnerNamed(stage, project, defaultRunner) : undefined;
   const goesToInfo = proposed ? proposed.sandbox : (goesToDefault?.sandbox ?? null);
   // Who vouches for the sandbox and network shown: the server (its embedded runner) or the principal that attached a remote one.
-  const claim = proposed ? (proposed.claim ?? null) : (goesToDefault?.claim ?? null);
+  const claim = pool ? null : proposed ? (proposed.claim ?? null) : (goesToDefault?.claim ?? null);
   // Goes to a runner of this server that cannot enforce the list: refused now, never run unrestricted.
   if (egress && goesToDefault?.sandbox && !goesToDefault.sandbox.egress) throw noEgress({ name: goesToDefault.name, sandbox: goesToDefault.sandbox });
   const network = egress ? "allowlist" : networkFact(sandbox.mode, deps.config.sandboxNetwork, goesToInfo);
   // What it sees (read-only, workspace-write): what its runner builds and what the configuration adds, shown and then built.
   const view = viewFact(deps.config, project.name, sandbox.mode, goesToInfo);
   // Several servers on the database: whose runner it is, decided now and shown (`local@host:7420`); an accept anywhere keeps it.
-  const runnerServer = await runnerServerOf(
-    stage,
-    project,
-    proposed?.name ?? defaultRunner,
-    proposed ? proposed.sandbox !== null : goesToDefault !== undefined,
-  );
+  const runnerServer = pool
+    ? null
+    : await runnerServerOf(stage, project, proposed?.name ?? defaultRunner, proposed ? proposed.here : goesToDefault?.here === true);
   const now = Date.now();
   const row = await insertUnderFreeSlug(deps.repos.entries, run, producer.tool, filtered.command, (slug) => ({
     run_id: run.id,
@@ -93,7 +94,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
         : { defaultTimeoutMs: input.background ? deps.config.backgroundTimeoutMs : deps.config.commandTimeoutMs }),
       ...(input.tty ? { tty: { cols: input.tty.cols, rows: input.tty.rows } } : {}),
       ...(input.background ? { background: true } : {}),
-      ...(proposed ? { runner: proposed.name } : defaultRunner !== null ? { defaultRunner } : {}),
+      ...(pool ? { pool: pool.fact } : proposed ? { runner: proposed.name } : defaultRunner !== null ? { defaultRunner } : {}),
       ...(claim ? { runnerClaim: claim } : {}),
       ...(runnerServer ? { runnerServer } : {}),
       slug,
@@ -128,7 +129,7 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   }
   // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
   const ruleApplies = !(input.sandbox === "full" && deps.config.sandbox !== "full");
-  const goesTo = proposed?.name ?? defaultRunner;
+  const goesTo = pool ? pool.key : (proposed?.name ?? defaultRunner);
   const { rule, near } = ruleApplies && goesTo !== null ? await ruleFor(deps.repos, { runId: run.id, facts: producerWire(row, []), runner: goesTo }) : {};
   // Asked about although a rule holds its command: which facts differ (a restart's runner with another network, …).
   if (near)
@@ -168,16 +169,55 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   return row;
 }
 
+/** A runner as a proposal records it: its name, its sandbox and its claim (null: not known), and whether it is this server's. */
+interface ProposedRunner {
+  name: string;
+  sandbox: SandboxInfo | null;
+  claim?: RunnerClaim;
+  here: boolean;
+}
+
+/**
+ * The runner `name` as a proposal records it: attached here (or the embedded one), or to another server sharing the
+ * database, as that server's row says (its claim recorded all the same: an accept is held to it, and a runner another
+ * principal attaches under the name later never takes it); undefined when neither.
+ */
+async function runnerNamed(stage: Stage, project: ProjectRef, name: string): Promise<ProposedRunner | undefined> {
+  const here = await stage.runners.named(project.id, name);
+  if (here) return { ...here, here: true };
+  if (!stage.others?.shared) return undefined;
+  const there = (await stage.others.runnersElsewhere(project.id)).find((r) => r.name === name);
+  if (there)
+    return { name, sandbox: there.sandbox, claim: runnerClaim({ embedded: false, attachedBy: there.attachedBy, sandbox: there.sandbox }), here: false };
+  // Listed by a server whose row says nothing of it (one from before pools): its sandbox is not known here.
+  return (await stage.others.runnerServer(project.id, name)) !== null ? { name, sandbox: null, here: false } : undefined;
+}
+
+/**
+ * The pool a proposal names, with what it records: the `pool` fact (NO_RUNNER when none of its runners is attached and
+ * the configuration names no principals for it), its queue's key, and the pool as one runner would say it (its sandbox:
+ * the weakest of its runners; unknown while none is attached).
+ */
+async function proposedPool(
+  stage: Stage,
+  project: ProjectRef,
+  ref: { pool: string } | { labels: Record<string, string> },
+): Promise<{ fact: PoolFact; key: string; runner: ProposedRunner }> {
+  const target = poolTarget(stage.deps.config, ref);
+  const fact = poolFact(stage.deps.config, project, target, await poolMembers(stage, project, target));
+  const key = targetKey(target);
+  return { fact, key, runner: { name: keyWords(key), sandbox: fact.attached > 0 ? poolSandbox(fact) : null, here: false } };
+}
+
 /**
  * The runner a proposal names: attached here (or the embedded one), or to another server sharing the
- * database (its sandbox is not known here: null). Anything else, another project's runners included, is NO_RUNNER.
+ * database. Anything else, another project's runners included, is NO_RUNNER.
  */
-async function proposedRunner(stage: Stage, project: ProjectRef, name: string): Promise<{ name: string; sandbox: SandboxInfo | null; claim?: RunnerClaim }> {
+async function proposedRunner(stage: Stage, project: ProjectRef, name: string): Promise<ProposedRunner> {
   if (name === "self")
     throw invalid("runner", 'a proposal cannot name "self": it is the accepting connection, chosen by whoever accepts a proposal that names no runner');
-  const here = await stage.runners.named(project.id, name);
-  if (here) return here;
-  if (stage.others?.shared && (await stage.others.runnerServer(project.id, name)) !== null) return { name, sandbox: null };
+  const found = await runnerNamed(stage, project, name);
+  if (found) return found;
   const names = stage.runners.names(project.id);
   throw new SpoolError(
     "NO_RUNNER",

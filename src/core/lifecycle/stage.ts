@@ -8,7 +8,7 @@ import type { Effects } from "../effects.js";
 import type { Owners } from "../owners.js";
 import type { ProducerRegistry } from "../producer-registry.js";
 import type { RecentRevocations } from "../revocations.js";
-import type { RunnerRegistry } from "../runner-registry.js";
+import type { AttachedRunner, RunnerRegistry } from "../runner-registry.js";
 import type { FairShares } from "../shares.js";
 import { ENTRY } from "../status.js";
 import { type Caller, type Cell, type Operation, refusal, stateOf, type TransitionState, transition } from "./transitions.js";
@@ -19,6 +19,18 @@ import { type Caller, type Cell, type Operation, refusal, stateOf, type Transiti
  * (accept, reject, start), append.ts, finish.ts (complete, abort, cancel, lose), ownership.ts (own, claim) and
  * grace.ts (owners that leave, orphans after a restart); index.ts puts them together.
  */
+
+/** When runners take queued commands, as the stages use it (claims.ts holds the rest). */
+export interface RunnerClaims {
+  /** Commands the runner may take now (0 while it drains or is gone; Infinity without a limit). */
+  room(runner: AttachedRunner): number;
+  /** What it runs, and what is on its way to it. */
+  load(runner: AttachedRunner): number;
+  /** The runner looks at the queues it serves. */
+  wake(runner: AttachedRunner): void;
+  /** The project's runners here that serve `pool` (null: any queue) look. */
+  wakeProject(projectId: number, pool: string | null): void;
+}
 
 /** What the stages work with, made once by the Lifecycle. */
 export interface Stage {
@@ -33,6 +45,8 @@ export interface Stage {
   readonly revocations: RecentRevocations;
   /** The other servers sharing the database (null until the cluster link exists). */
   others: OtherServers | null;
+  /** When runners take queued commands (claims.ts). */
+  claims: RunnerClaims;
   /** Drops the channel lookups of a producer's appends (append.ts), once it finished or is owned elsewhere. */
   forgetTargets(producerId: number): void;
 }

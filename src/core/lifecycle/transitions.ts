@@ -12,9 +12,9 @@ import { ENTRY } from "../status.js";
  * A producer's state as the transition table knows it: its log entry's status and, once accepted, its data
  * channels' status. Not the wire's ProducerState (src/protocol), the finer word clients show.
  */
-export type TransitionState = "proposed" | "streaming" | "done" | "failed" | "cancelled" | "rejected";
+export type TransitionState = "proposed" | "queued" | "streaming" | "done" | "failed" | "cancelled" | "rejected";
 
-export type Operation = "accept" | "reject" | "start" | "append" | "complete" | "abort" | "cancel" | "lose" | "claim";
+export type Operation = "accept" | "reject" | "take" | "start" | "append" | "complete" | "abort" | "cancel" | "lose" | "claim";
 
 /**
  * Who asks. `owner`: the producer's owner (for `claim`, a caller showing the right resume token);
@@ -25,6 +25,7 @@ export type Caller = "owner" | "other";
 /** The statuses (log entry, data channels) that make each state; null: no channels yet (or ever). */
 export const STATE_STATUSES: Record<TransitionState, readonly [log: number, channels: number | null]> = {
   proposed: [ENTRY.proposed, null],
+  queued: [ENTRY.done, ENTRY.queued],
   streaming: [ENTRY.done, ENTRY.streaming],
   done: [ENTRY.done, ENTRY.done],
   failed: [ENTRY.done, ENTRY.failed],
@@ -34,11 +35,15 @@ export const STATE_STATUSES: Record<TransitionState, readonly [log: number, chan
 
 /** Who may ask for each operation; `owner` ones answer another caller from their `other` cells. */
 export const OPERATIONS: Record<Operation, { by: "anyone" | "owner" | "server"; does: string }> = {
-  accept: { by: "anyone", does: "a person (or an always-allow rule) accepts the proposal; its runner, or the accepting connection, owns it" },
+  accept: {
+    by: "anyone",
+    does: "a person (or an always-allow rule) accepts the proposal: a free runner of its pool (or the accepting connection) owns it, else it waits in the pool's queue",
+  },
   reject: {
     by: "anyone",
     does: "a person (or run/abort, the deadline, or the revocation of its proposer's credential: withdrawn) rejects the proposal",
   },
+  take: { by: "server", does: "a free runner of its pool takes the queued command, once, whichever server it is attached to; it owns it" },
   start: { by: "server", does: "the runner's reply to runner/exec: where the work runs is recorded" },
   append: { by: "owner", does: "one chunk of output into one channel" },
   complete: { by: "owner", does: "the work ended: 200, or 500 on a non-zero exit or a signal" },
@@ -51,7 +56,10 @@ export const OPERATIONS: Record<Operation, { by: "anyone" | "owner" | "server"; 
 /** What an operation does: a new (or the same) state and what it announces and hooks, or a refusal. */
 export type Cell =
   | {
-      /** The state afterwards; two for `complete`, whose outcome picks (exit 0 → done, else failed). */
+      /**
+       * The state afterwards; two where the outcome picks: `complete` (exit 0 → done, else failed), `accept` (a free
+       * runner or the accepting connection → streaming, else queued).
+       */
       to: TransitionState | readonly [TransitionState, TransitionState];
       /** Notifications to the project, exactly once each, in any order. */
       notices: readonly string[];
@@ -72,6 +80,7 @@ const FINISHED = { notices: ["stream/finished"], hooks: ["entry:status", "entry:
 const finished = (state: TransitionState): Record<Operation, Entry> => ({
   accept: refuse("CONFLICT"),
   reject: refuse("CONFLICT"),
+  take: refuse("CONFLICT"),
   start: stay(state),
   append: refuse("STREAM_CLOSED"),
   complete: stay(state),
@@ -94,14 +103,29 @@ const NO_CHANNELS = {
 /** Every operation from every state (a proposal has no channels: nothing to append to, finish or claim). */
 export const TRANSITIONS: Record<TransitionState, Record<Operation, Entry>> = {
   proposed: {
-    accept: { to: "streaming", ...RESOLVED },
+    accept: { to: ["streaming", "queued"], ...RESOLVED },
     reject: { to: "rejected", ...RESOLVED },
+    take: refuse("CONFLICT"),
     start: stay("proposed"),
     ...NO_CHANNELS,
+  },
+  // Accepted, waiting for a runner: nobody owns it, nothing runs; anyone may cancel it, and a free runner takes it.
+  queued: {
+    accept: refuse("CONFLICT"),
+    reject: refuse("CONFLICT"),
+    take: { to: "streaming", notices: [], hooks: ["entry:status", "entry:status"] },
+    start: stay("queued"),
+    append: refuse("NOT_OWNER"),
+    complete: refuse("NOT_OWNER"),
+    abort: refuse("NOT_OWNER"),
+    cancel: { to: "cancelled", notices: ["stream/cancelled", "stream/finished"], hooks: FINISHED.hooks },
+    lose: { to: "cancelled", ...FINISHED },
+    claim: refuse("NOT_OWNER"),
   },
   streaming: {
     accept: refuse("CONFLICT"),
     reject: refuse("CONFLICT"),
+    take: refuse("CONFLICT"),
     start: { to: "streaming", notices: ["stream/started"], hooks: ["producer:started"] },
     append: { owner: stay("streaming"), other: refuse("NOT_OWNER") },
     complete: { owner: { to: ["done", "failed"], ...FINISHED }, other: refuse("NOT_OWNER") },
@@ -116,6 +140,7 @@ export const TRANSITIONS: Record<TransitionState, Record<Operation, Entry>> = {
   rejected: {
     accept: refuse("CONFLICT"),
     reject: refuse("CONFLICT"),
+    take: refuse("CONFLICT"),
     start: stay("rejected"),
     ...NO_CHANNELS,
   },
@@ -135,6 +160,7 @@ export const refusal = (cell: Cell): ErrorName | undefined => ("error" in cell ?
  * channel is open. A combination no operation produces is an error, never taken for a state.
  */
 export function stateOf(logStatus: number, channelStatuses: readonly number[]): TransitionState {
+  // Streaming while any channel is open (the input channel opens later than the others, and queued never mixes with streaming).
   const channels = channelStatuses.includes(ENTRY.streaming) ? ENTRY.streaming : (channelStatuses[0] ?? null);
   for (const [state, [log, channel]] of Object.entries(STATE_STATUSES) as [TransitionState, readonly [number, number | null]][]) {
     if (log === logStatus && channel === channels) return state;

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { z } from "zod";
-import type { AttachedRunner } from "../../core/runner-registry.js";
+import type { FleetRunner } from "../../core/fleet.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 import type { RunnerInfo } from "../../protocol/runner.js";
@@ -9,9 +9,8 @@ export const runnerList = defineMethod({
   ...methods["runner/list"],
   handler: async (_params, ctx) => {
     const { core, project } = ctx;
-    // Where each runner is: this server (`host:port`; several may share the database) and the machine it runs on.
-    const server = await core.cluster.serverLabel(core.cluster.serverId);
-    const info = (r: AttachedRunner, state: "attached" | "disconnected", heldUntil: number | null): z.input<typeof RunnerInfo> => ({
+    // Where each runner is: the server it is attached to (`host:port`; several may share the database) and its machine.
+    const info = (r: FleetRunner): z.input<typeof RunnerInfo> => ({
       name: r.name,
       backend: r.backend,
       description: r.description,
@@ -19,18 +18,18 @@ export const runnerList = defineMethod({
       default: r.default,
       embedded: r.embedded,
       attachedAt: r.attachedAt,
-      running: 0,
+      running: r.running,
+      capacity: r.capacity,
+      pools: r.pools,
       sandbox: r.sandbox,
       ...(r.container ? { container: r.container } : {}),
       attachedBy: r.embedded ? null : r.attachedBy,
-      server,
+      server: r.server,
       host: r.embedded ? hostname() : r.host,
-      state,
-      heldUntil,
+      state: r.state,
+      heldUntil: r.heldUntil,
     });
-    const list = core.runners.list(project.id).map((r) => info(r, "attached", null));
-    // Gone, with work: its name (and its producers) wait for it until the grace ends.
-    for (const { runner, until } of core.runners.held(project.id)) list.push(info(runner, "disconnected", until));
+    const list = (await core.fleet.runners(project)).map(info);
     const embedded = core.runners.embeddedName;
     const embeddedSandbox = core.runners.embeddedSandbox();
     if (embedded && embeddedSandbox && !list.some((r) => r.name === embedded)) {
@@ -43,15 +42,16 @@ export const runnerList = defineMethod({
         embedded: true,
         attachedAt: 0,
         running: 0,
+        capacity: null,
+        pools: [],
         sandbox: await embeddedSandbox,
         attachedBy: null,
-        server,
+        server: await core.cluster.serverLabel(core.cluster.serverId),
         host: hostname(),
-        state: "attached",
+        state: "claiming",
         heldUntil: null,
       });
     }
-    for (const r of list) r.running = await core.lifecycle.runningOn(project, r.name);
     return { runners: list.sort((a, b) => a.name.localeCompare(b.name)) };
   },
 });

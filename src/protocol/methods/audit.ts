@@ -81,6 +81,13 @@ export const AUDIT_DETAILS = {
   "runner/default": z
     .object({ runner: z.string(), before: z.string().nullable().describe("The default runner it took over from; null: there was none") })
     .describe("A project's default runner changed (an attach with default)"),
+  "runner/drain": z
+    .object({
+      runner: z.string(),
+      draining: z.boolean().describe("true: it takes nothing new; false: it claims again"),
+      running: integer().describe("Commands it ran then (they finish)"),
+    })
+    .describe("A runner was drained (spool runners drain), or let claim again"),
   "sign-in": z
     .object({ address: z.string().nullable(), device: z.string(), name: z.string() })
     .describe("A page was paired (spool open's code spent): its device and address"),

@@ -9,7 +9,7 @@ import { projectCreate, projectDelete, projectList } from "./project.js";
 import { proposalCreate, proposalList } from "./proposal.js";
 import { rpcDiscover } from "./rpc.js";
 import { runAbort, runBudget, runCreate, runGet, runHistory, runList, runPrompt, runResolve } from "./run.js";
-import { runnerAttach, runnerList } from "./runner.js";
+import { runnerAttach, runnerDrain, runnerList, runnerPools, runnerQueue } from "./runner.js";
 import { initialize, ping } from "./session.js";
 import {
   stream,
@@ -50,6 +50,9 @@ export const METHODS = [
   entrySearch,
   runnerAttach,
   runnerList,
+  runnerDrain,
+  runnerPools,
+  runnerQueue,
   stream,
   streamCompleted,
   streamAborted,

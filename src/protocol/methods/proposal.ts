@@ -46,7 +46,7 @@ export const ProposalCreateParams = z.strictObject({
     ),
   tty: TtySize.optional().describe("Run it under a pseudo-terminal of this size (its output all comes on channel 1; stream/resize changes the size)"),
   runner: RunnerRef.optional().describe(
-    'The runner to run it on, recorded as the proposal\'s `runner` attribute and shown before the decision (its sandbox mode is the one that runner gives): an accept naming no runner uses it, one naming another is CONFLICT. Must be attached to the project (runner/list) or be the embedded one; else NO_RUNNER, and nothing is stored. Not "self"',
+    'The runner to run it on, recorded as the proposal\'s `runner` attribute and shown before the decision (its sandbox mode is the one that runner gives): an accept naming no runner uses it, one naming another is CONFLICT. Must be attached to the project (runner/list) or be the embedded one; else NO_RUNNER, and nothing is stored. Not "self". Or a pool: `{pool: NAME}` (config.json `pools`) or `{labels: {os: "linux"}}` (any runner carrying them), recorded as the `pool` fact (its runners, who attached them, what they have in common); one free runner of it takes the accepted command, which waits in the pool\'s queue while all are busy. A pool with no runner attached is NO_RUNNER, unless the configuration names its principals',
   ),
   sandbox: SandboxModeName.optional().describe(
     'The sandbox mode to run it in (read-only, workspace-write, full); default: the server\'s `sandbox` setting. Recorded as the proposal\'s `sandbox` attribute and shown before the decision; "full" leaves the sandbox (and no "always allow" rule accepts it). The env tool runs read-only only',

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Attributes, EntryPath, ResolvedChannel, Run, RunAlias, RunnerRef, Status, Traceparent } from "../common.js";
+import { Attributes, EntryPath, QueuedPlace, ResolvedChannel, Run, RunAlias, RunnerRef, Status, Traceparent } from "../common.js";
 import { request } from "../define.js";
 import { ENTRY } from "../status.js";
 import { Budget } from "../views-schemas.js";
@@ -162,7 +162,7 @@ export const RunResolveParams = z
     decision: z.enum(["accept", "reject"]),
     reason: z.string().max(4096).optional(),
     runner: RunnerRef.optional().describe(
-      'Runner to execute it (default: the runner the proposal named, else the project\'s default); naming another runner than the proposal named is CONFLICT. "self" = the accepting connection owns the producer and streams its output',
+      "Runner to execute it (default: the runner or pool the proposal named, else the project's default); naming another runner or pool than the proposal named is CONFLICT. \"self\" = the accepting connection owns the producer and streams its output. `{pool}` or `{labels}` (a proposal that named none): one free runner of the pool takes it, and it waits in the pool's queue while all are busy",
     ),
     facts: z
       .number()
@@ -190,8 +190,11 @@ export const RunResolveParams = z
 export const RunResolveResult = z.object({
   path: z.string(),
   status: Status.describe(`The log entry's new status: ${ENTRY.done} accepted, ${ENTRY.rejected} rejected`),
-  runner: z.string().nullable(),
+  runner: z.string().nullable().describe("The runner that took it; null while it waits in its pool's queue"),
   channels: z.array(ResolvedChannel),
+  queued: QueuedPlace.optional().describe(
+    `Accepted while no runner of its pool (or its runner) was free: it waits in the queue, its channels at ${ENTRY.queued}, until one takes it; stream/cancel stops it there`,
+  ),
   resumeToken: z.string().optional().describe('Accepted with runner "self": show it with stream/claim to own the producer again from a new connection'),
   rule: z.number().int().optional().describe("The id of the rule stored with `always`"),
 });

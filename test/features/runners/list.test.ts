@@ -8,7 +8,7 @@ describe("runner/list shows liveness", () => {
   });
   afterAll(() => ts.stop());
 
-  it("a runner that went away with work is listed as disconnected until its grace ends", async () => {
+  it("a runner that went away with work is listed as gone until its grace ends", async () => {
     const runner = await ts.clientIn("live");
     let execs = 0;
     runner.handle("runner/exec", () => {
@@ -21,11 +21,11 @@ describe("runner/list shows liveness", () => {
     const { path } = await person.call("proposal/create", { run: "r", tool: "sh", command: "make" });
     await person.call("run/resolve", { run: "r", path, decision: "accept" });
     await eventually(() => execs === 1);
-    expect((await person.call("runner/list", {})).runners).toMatchObject([{ name: "builder", state: "attached", heldUntil: null, running: 1 }]);
+    expect((await person.call("runner/list", {})).runners).toMatchObject([{ name: "builder", state: "claiming", heldUntil: null, running: 1 }]);
 
     const before = Date.now();
     runner.close();
-    await eventually(async () => (await person.call("runner/list", {})).runners[0]?.state === "disconnected");
+    await eventually(async () => (await person.call("runner/list", {})).runners[0]?.state === "gone");
     const [held] = (await person.call("runner/list", {})).runners;
     expect(held).toMatchObject({ name: "builder", backend: "local", default: true });
     expect(held!.heldUntil).toBeGreaterThanOrEqual(before + 1_500 - 50);

@@ -395,7 +395,7 @@ export class ProjectView {
 
 /** What a proposal's card shows that can change while it waits: its facts revision and the runners it offers. */
 function drawnFrom(p: Proposal, runners: readonly Runner[]): string {
-  const offered = runners.filter((r) => r.state === "attached" || r.default || r.embedded);
+  const offered = runners.filter((r) => r.state === "claiming" || r.default || r.embedded);
   return JSON.stringify([factsRevision(p.producer), offered.map((r) => [r.name, r.backend, r.state, r.default, r.embedded])]);
 }
 

@@ -29,7 +29,7 @@ export function proposalCard(p: Proposal, project: string | null, runners: Runne
       factValue({ ...facts, runner: null, runnerClaim: facts.runner === null ? facts.runnerClaim : null }, "runner", { defaultRunner: fallback }),
     ),
     ...runners
-      .filter((r) => r.state === "attached")
+      .filter((r) => r.state === "claiming")
       .map((r) =>
         h(
           "option",

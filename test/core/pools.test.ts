@@ -1,0 +1,184 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpoolClient } from "../../src/client/spool-client.js";
+import { ENTRY } from "../../src/core/status.js";
+import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+
+/**
+ * A runner the test drives by hand: it attaches with labels and a capacity, records each runner/exec it is sent and
+ * answers it started; the test ends each command (stream/completed) when it likes. What it was sent is what ran.
+ */
+class HandRunner {
+  readonly execs: { run: string; path: string; command: string }[] = [];
+  readonly #waiters: (() => void)[] = [];
+  constructor(
+    readonly client: SpoolClient,
+    readonly name: string,
+  ) {
+    client.handle("runner/exec", (params: any) => {
+      this.execs.push({ run: params.run, path: params.path, command: params.command });
+      for (const w of this.#waiters.splice(0)) w();
+      return { started: true, target: { backend: "local", pid: process.pid } };
+    });
+  }
+
+  /** Resolves once it has been sent `n` commands in all. */
+  async sent(n: number): Promise<void> {
+    while (this.execs.length < n) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  complete(run: string, path: string): Promise<unknown> {
+    return this.client.call("stream/completed", { run, path, exit_code: 0 });
+  }
+}
+
+describe("runner pools on one server", () => {
+  let ts: TestServer;
+  let admin: SpoolClient;
+  let ciToken: string;
+  let otherToken: string;
+  const root = tempDir("spool-pools-");
+
+  const runnerOf = async (token: string, name: string, labels: Record<string, string>, capacity?: number) => {
+    const client = await SpoolClient.connect(ts.server.url, { token });
+    await client.initialize("pools", { root });
+    const runner = new HandRunner(client, name);
+    await client.call("runner/attach", { name, backend: "local", labels, ...(capacity ? { capacity } : {}) });
+    return runner;
+  };
+  const propose = async (run: string, command: string, runner: unknown) =>
+    (await admin.call("proposal/create", { run, tool: "sh", command, sandbox: "full", runner } as any)) as any;
+  const accept = (run: string, path: string) => admin.call("run/resolve", { run, path, decision: "accept" }) as Promise<any>;
+  const producer = async (run: string, path: string) => ((await admin.call("entry/get", { run, path })) as any).producer;
+
+  beforeAll(async () => {
+    ts = await startTestServer({
+      localRunner: false,
+      pools: { linux: { labels: { os: "linux" }, principals: ["ci"] }, arm: { labels: { arch: "arm64" }, principals: ["ci"] } },
+    } as any);
+    admin = await ts.client();
+    await admin.initialize("pools", { root });
+    ciToken = (await admin.call("token/create", { name: "ci", role: "runner" })).token;
+    otherToken = (await admin.call("token/create", { name: "other", role: "runner" })).token;
+  });
+  afterAll(() => ts.stop());
+
+  it("a pool's command goes to a free runner of it, waits in the queue while all are busy, and the next free one takes it", async () => {
+    const a = await runnerOf(ciToken, "lin-a", { os: "linux" }, 1);
+    const b = await runnerOf(ciToken, "lin-b", { os: "linux" }, 1);
+    const mac = await runnerOf(ciToken, "mac-1", { os: "mac" }, 4);
+    await admin.call("run/create", { alias: "p1" });
+    const proposals: any[] = [];
+    for (let i = 0; i < 3; i++) proposals.push(await propose("p1", `echo ${i}`, { labels: { os: "linux" } }));
+    // The facts name the pool, how many are attached, who attached them and what they have in common.
+    const entry = await admin.call("entry/get", { run: "p1", path: proposals[0].path });
+    expect((await producer("p1", proposals[0].path)).pool).toMatchObject({ name: "os=linux", attached: 2, principals: ["ci"], backends: ["local"] });
+    expect(factsText(proposalFacts(entry.attributes))).toMatch(
+      /runner\s+pool os=linux \(2 attached, by "ci"; local; claims full; network not said\)/,
+    );
+    const first = await accept("p1", proposals[0].path);
+    const second = await accept("p1", proposals[1].path);
+    expect([first.runner, second.runner].sort()).toEqual(["lin-a", "lin-b"]);
+    // Both busy: the third waits in the pool's queue, its channels queued, its state queued on every client.
+    const third = await accept("p1", proposals[2].path);
+    expect(third).toMatchObject({ runner: null, queued: { pool: "labels:os=linux", position: 1 } });
+    expect(third.channels.map((c: any) => c.status)).toEqual([ENTRY.queued, ENTRY.queued]);
+    expect((await producer("p1", proposals[2].path)).state).toBe("queued");
+    expect((await admin.call("runner/queue", {})).queued).toMatchObject([{ run: "p1", path: proposals[2].path, pool: "labels:os=linux", position: 1 }]);
+    await a.sent(1);
+    await b.sent(1);
+    // One ends: its runner takes the queued one.
+    const freed = first.runner === "lin-a" ? a : b;
+    const started = admin.next("stream/started", (p: any) => p.path === proposals[2].path, 10_000);
+    await freed.complete("p1", proposals[0].path);
+    expect(await started).toMatchObject({ runner: freed.name });
+    await freed.sent(2);
+    expect(freed.execs[1]!.path).toBe(proposals[2].path);
+    expect((await producer("p1", proposals[2].path)).state).toBe("running");
+    expect(mac.execs).toEqual([]);
+    for (const r of [a, b, mac]) r.client.close();
+  });
+
+  it("a pool with no runner attached is refused at proposal time, unless the configuration names its principals", async () => {
+    await admin.call("run/create", { alias: "p2" });
+    await expect(propose("p2", "true", { labels: { os: "plan9" } })).rejects.toMatchObject({ errorCode: "NO_RUNNER", message: /No runner of the labels os=plan9/ });
+    await expect(propose("p2", "true", { pool: "nope" })).rejects.toMatchObject({ errorCode: "NOT_FOUND", message: /configured: arm, linux/ });
+    // A configured pool naming its principals: it waits for one of theirs, and the facts say so.
+    const { path } = await propose("p2", "uname -m", { pool: "arm" });
+    const entry = await admin.call("entry/get", { run: "p2", path });
+    expect(factsText(proposalFacts(entry.attributes))).toMatch(/runner\s+pool arm \(none attached now: it waits for a runner attached by "ci"\)/);
+    const accepted = await accept("p2", path);
+    expect(accepted.queued).toEqual({ pool: "pool:arm", position: 1 });
+    // Another principal's runner with the pool's labels is not in it, and never takes the command.
+    const squatter = await runnerOf(otherToken, "arm-x", { arch: "arm64" }, 2);
+    const pools = (await admin.call("runner/pools", {})).pools;
+    expect(pools.find((p: any) => p.key === "pool:arm")).toMatchObject({ runners: [], queued: 1 });
+    // Its own runner does, at once.
+    const started = admin.next("stream/started", (p: any) => p.path === path, 10_000);
+    const own = await runnerOf(ciToken, "arm-1", { arch: "arm64" }, 1);
+    expect(await started).toMatchObject({ runner: "arm-1" });
+    expect(squatter.execs).toEqual([]);
+    expect(own.execs.map((e) => e.path)).toEqual([path]);
+    own.client.close();
+    squatter.client.close();
+  });
+
+  it("a queued command can be cancelled: it leaves the queue and never runs", async () => {
+    const r = await runnerOf(ciToken, "lin-c", { os: "linux" }, 1);
+    await admin.call("run/create", { alias: "p3" });
+    const busy = await propose("p3", "sleep 1", { pool: "linux" });
+    const waiting = await propose("p3", "echo never", { pool: "linux" });
+    await accept("p3", busy.path);
+    const queued = await accept("p3", waiting.path);
+    expect(queued.queued.pool).toBe("pool:linux");
+    await admin.call("stream/cancel", { run: "p3", path: waiting.path, reason: "not needed" });
+    expect((await producer("p3", waiting.path)).state).toBe("cancelled");
+    expect((await admin.call("runner/queue", { pool: "pool:linux" })).queued).toEqual([]);
+    await r.sent(1);
+    await r.complete("p3", busy.path);
+    // Freed, it finds nothing to take: the cancelled command never reached it.
+    const later = await propose("p3", "echo after", { pool: "linux" });
+    await accept("p3", later.path);
+    await r.sent(2);
+    expect(r.execs.map((e) => e.path)).toEqual([busy.path, later.path]);
+    r.client.close();
+  });
+
+  it("a drained runner takes nothing new while its running command finishes; undrained, it takes the queue", async () => {
+    const r = await runnerOf(ciToken, "lin-d", { os: "linux" }, 2);
+    await admin.call("run/create", { alias: "p4" });
+    const one = await propose("p4", "make", { pool: "linux" });
+    await accept("p4", one.path);
+    await r.sent(1);
+    expect(await admin.call("runner/drain", { name: "lin-d" })).toEqual({ name: "lin-d", state: "draining", running: 1 });
+    const listed = (await admin.call("runner/list", {})).runners.find((x: any) => x.name === "lin-d");
+    expect(listed).toMatchObject({ state: "draining", running: 1, capacity: 2, pools: ["linux"] });
+    const two = await propose("p4", "make again", { pool: "linux" });
+    expect((await accept("p4", two.path)).queued).toMatchObject({ pool: "pool:linux" });
+    // Its running command finishes as usual; the freed slot takes nothing.
+    await r.complete("p4", one.path);
+    expect((await producer("p4", one.path)).state).toBe("done");
+    expect((await admin.call("runner/queue", {})).queued.map((q: any) => q.path)).toEqual([two.path]);
+    expect(r.execs.length).toBe(1);
+    const started = admin.next("stream/started", (p: any) => p.path === two.path, 10_000);
+    expect(await admin.call("runner/drain", { name: "lin-d", drain: false })).toMatchObject({ state: "claiming" });
+    await started;
+    expect(r.execs.map((e) => e.path)).toEqual([one.path, two.path]);
+    r.client.close();
+  });
+
+  it("a runner's credential drains only its own runners; a viewer none; an unknown name is NOT_FOUND", async () => {
+    const r = await runnerOf(ciToken, "lin-e", { os: "linux" });
+    const viewer = await SpoolClient.connect(ts.server.url, { token: (await admin.call("token/create", { name: "watcher", role: "viewer" })).token });
+    await viewer.initialize("pools", { root });
+    const other = await SpoolClient.connect(ts.server.url, { token: otherToken });
+    await other.initialize("pools", { root });
+    await expect(other.call("runner/drain", { name: "lin-e" })).rejects.toMatchObject({ errorCode: "FORBIDDEN" });
+    await expect(viewer.call("runner/drain", { name: "lin-e" })).rejects.toMatchObject({ errorCode: "FORBIDDEN" });
+    await expect(admin.call("runner/drain", { name: "no-such" })).rejects.toMatchObject({ errorCode: "NOT_FOUND" });
+    expect((await admin.call("runner/list", {})).runners.find((x: any) => x.name === "lin-e")?.state).toBe("claiming");
+    expect(await r.client.call("runner/drain", { name: "lin-e" })).toMatchObject({ state: "draining" });
+    for (const c of [r.client, viewer, other]) c.close();
+  });
+});
