@@ -168,14 +168,14 @@ describe("runner pools on one server", () => {
     r.client.close();
   });
 
-  it("a runner's credential drains only its own runners; a viewer none; an unknown name is NOT_FOUND", async () => {
+  it("a runner's credential drains only its own runners, a viewer none of another's; an unknown name is NOT_FOUND", async () => {
     const r = await runnerOf(ciToken, "lin-e", { os: "linux" });
     const viewer = await SpoolClient.connect(ts.server.url, { token: (await admin.call("token/create", { name: "watcher", role: "viewer" })).token });
     await viewer.initialize("pools", { root });
     const other = await SpoolClient.connect(ts.server.url, { token: otherToken });
     await other.initialize("pools", { root });
-    await expect(other.call("runner/drain", { name: "lin-e" })).rejects.toMatchObject({ errorCode: "FORBIDDEN" });
-    await expect(viewer.call("runner/drain", { name: "lin-e" })).rejects.toMatchObject({ errorCode: "FORBIDDEN" });
+    await expect(other.call("runner/drain", { name: "lin-e" })).rejects.toMatchObject({ errorCode: "NOT_OWNER", message: /belongs to principal "ci"/ });
+    await expect(viewer.call("runner/drain", { name: "lin-e" })).rejects.toMatchObject({ errorCode: "NOT_OWNER" });
     await expect(admin.call("runner/drain", { name: "no-such" })).rejects.toMatchObject({ errorCode: "NOT_FOUND" });
     expect((await admin.call("runner/list", {})).runners.find((x: any) => x.name === "lin-e")?.state).toBe("claiming");
     expect(await r.client.call("runner/drain", { name: "lin-e" })).toMatchObject({ state: "draining" });

@@ -86,6 +86,8 @@ describe("the producer lifecycle, every operation from every state", () => {
   const hooks: string[] = [];
   const owner = connection("owner");
   const other = connection("other");
+  // A runner whose runner/exec never answers: a command it takes stays streaming, owned by it.
+  const taker = { ...connection("taker"), request: () => new Promise<never>(() => {}) };
   let counter = 0;
 
   beforeAll(async () => {
@@ -94,7 +96,7 @@ describe("the producer lifecycle, every operation from every state", () => {
     await migrateToLatest(store, MIGRATIONS_DIR);
     core = createCore({
       repos: createRepositories(store),
-      config: loadConfig({ home, runnerGraceMs: 60_000 }, {}),
+      config: loadConfig({ home, runnerGraceMs: 60_000, pools: { q: { labels: { q: "1" }, principals: [HOME_PRINCIPAL.name] } } }, {}),
       log: createLogger("silent"),
       notifyProject: (_id, method) => void notices.push(method),
       notifyLocal: () => undefined,
@@ -105,6 +107,9 @@ describe("the producer lifecycle, every operation from every state", () => {
     core.producers.register({ tool: "sh", description: "test", channels: { 1: "stdout", 2: "stderr" }, readOnly: false });
     const row = await core.repos.projects.createProject("table", home);
     project = { id: row.id, name: row.name, root: row.root };
+    // The pool's one runner drains: an accept for the pool queues, and only `take` below gives it a command.
+    await core.lifecycle.attachRunner(taker, project, { name: "taker", backend: "local", labels: { q: "1" }, capacity: 1 });
+    await core.lifecycle.drain(project, "taker", true, HOME_PRINCIPAL);
   });
   afterAll(async () => {
     await core.lifecycle.stop();
@@ -119,7 +124,8 @@ describe("the producer lifecycle, every operation from every state", () => {
     const target = { run: run.alias, path: log.path };
     let token = "a-token-that-was-never-issued";
     if (state === "rejected") await core.lifecycle.reject(project, target, { by: "test" });
-    if (!["proposed", "rejected"].includes(state)) token = (await core.lifecycle.accept(owner, project, target, { runner: "self" })).resumeToken!;
+    if (state === "queued") await core.lifecycle.accept(owner, project, target, { runner: { pool: "q" } });
+    else if (!["proposed", "rejected"].includes(state)) token = (await core.lifecycle.accept(owner, project, target, { runner: "self" })).resumeToken!;
     if (state === "done" || state === "failed")
       await core.lifecycle.finishByOwner(owner, project, target, { kind: "completed", exit_code: state === "done" ? 0 : 1 });
     if (state === "cancelled") await core.lifecycle.cancel(project, target, "test");
@@ -149,6 +155,8 @@ describe("the producer lifecycle, every operation from every state", () => {
               return lc.accept(owner, project, p.target, { runner: "self" });
             case "reject":
               return lc.reject(project, p.target, { by: "test" });
+            case "take":
+              return lc.take(core.runners.get(project.id, "taker")!, p.log);
             case "start":
               return lc.start(project, p.run, p.log, "self", { backend: "local", pid: 1 });
             case "append":
@@ -189,6 +197,19 @@ describe("the producer lifecycle, every operation from every state", () => {
     await core.lifecycle.finishByOwner(owner, project, p.target, { kind: "completed", exit_code: 3 });
     const cell = transition("streaming", "complete", "owner");
     expect("to" in cell && typeof cell.to !== "string" ? cell.to[1] : null).toBe(await stateIn(p.run.id, p.log.path));
+  });
+
+  it("an accept for a pool with no free runner leads to the second state the table lists, and a take then owns it", async () => {
+    const p = await producerIn("proposed");
+    const cell = transition("proposed", "accept", "owner");
+    await core.lifecycle.accept(owner, project, p.target, { runner: { pool: "q" } });
+    expect("to" in cell && typeof cell.to !== "string" ? cell.to[1] : null).toBe(await stateIn(p.run.id, p.log.path));
+    const runner = core.runners.get(project.id, "taker")!;
+    expect(await core.lifecycle.take(runner, p.log)).toBe(true);
+    expect(await stateIn(p.run.id, p.log.path)).toBe("streaming");
+    expect(core.lifecycle.ownerOf(p.log.id)?.connection).toBe(taker);
+    // Taken once: a second take of the same command is refused by the table.
+    await expect(core.lifecycle.take(runner, p.log)).rejects.toMatchObject({ errorName: "CONFLICT" });
   });
 
   it("after a claim the new connection owns the producer and the old one does not", async () => {

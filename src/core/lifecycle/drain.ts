@@ -14,7 +14,7 @@ import type { Stage } from "./stage.js";
 
 /**
  * Drains the runner `name` of the project (or, `draining` false, lets it claim again), by `caller`: a person or an
- * admin any runner, a runner's credential only those its principal attached. What it runs now, and its state after.
+ * admin any runner, another credential (a runner's) only those its principal attached (NOT_OWNER otherwise). What it runs now, and its state after.
  */
 export async function drain(
   stage: Stage,
@@ -34,11 +34,12 @@ export async function drain(
   const names = await deps.repos.runnerNames.listRunnerNames(project.id);
   const owned = names.find((n) => n.name === name);
   if (!owned) throw notFound(`Runner "${name}"`, { name, runners: names.map((n) => n.name) });
-  if (!roleAllows(caller.role, "person") && !(caller.role === "runner" && owned.principal === caller.name)) {
+  // Below person, a credential drains only the runners its principal attached (their names are its): a runner's preStop hook.
+  if (!roleAllows(caller.role, "person") && owned.principal !== caller.name) {
     throw new SpoolError(
-      "FORBIDDEN",
-      `runner/drain of "${name}" needs the person role, or the runner credential that attached it ("${owned.principal}"); this credential ("${caller.name}") acts as ${caller.role}`,
-      { role: "person", held: caller.role, method: "runner/drain", name },
+      "NOT_OWNER",
+      `Runner "${name}" belongs to principal "${owned.principal}"; this credential ("${caller.name}", ${caller.role}) drains only the runners it attached, a person or an admin any`,
+      { name, principal: owned.principal, method: "runner/drain" },
     );
   }
   await deps.repos.runnerNames.setDraining(project.id, name, draining);

@@ -27,7 +27,7 @@ export async function take(stage: Stage, runner: AttachedRunner, only?: EntryRow
   let keys: string[];
   if (only) {
     // The table says what a take does from the command's state (a command that is not queued is CONFLICT).
-    const { state } = await producerState(deps.repos, only);
+    const { state } = await producerState(deps.repos, (await deps.repos.entries.findEntryById(only.id)) ?? only);
     follow(state, "take", "owner", (error) => new SpoolError(error, `"${only.path}" waits in no queue (${state})`));
     const row = await deps.repos.queue.findQueued(only.id);
     keys = row && serves(stage.deps.config, runner, row.pool) ? [row.pool] : [];

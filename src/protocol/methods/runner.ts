@@ -25,7 +25,7 @@ export const runnerDrain = request({
   name: "runner/drain",
   role: "runner",
   description:
-    "Stops a runner from taking new work (`draining`) while the commands it runs finish, for an upgrade or a scale-down; `drain: false` lets it claim again. Held across its reconnects, to any server of the database; a fresh start of the runner under its name claims again. A runner's credential drains only the runners its principal attached (a runner's preStop hook); a person or an admin any runner of the project.",
+    "Stops a runner from taking new work (`draining`) while the commands it runs finish, for an upgrade or a scale-down; `drain: false` lets it claim again. Held across its reconnects, to any server of the database; a fresh start of the runner under its name claims again. A credential below person (a runner's, in its preStop hook) drains only the runners its principal attached (NOT_OWNER otherwise); a person or an admin any runner of the project.",
   params: z.strictObject({
     name: RunnerName.describe("The runner"),
     drain: z.boolean().optional().describe("false: take work again; default true"),
