@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { jsonText } from "./dialect.js";
 import { type Attributes, wireAttributes } from "./entries.js";
 import type { Database, EntryRow } from "./schema.js";
@@ -170,7 +170,8 @@ export async function countByRunner(db: Kysely<Database>, projectId: number, ope
     .where(({ exists, selectFrom }) =>
       exists(selectFrom("entries as ch").select("ch.id").whereRef("ch.producer_id", "=", "log.id").where("ch.status", "=", open)),
     )
-    .groupBy(jsonText(db, "log.attributes", "runner"))
+    // By position: the attribute's expression is a parameter each time it is written, which PostgreSQL does not match.
+    .groupBy(sql`1`)
     .execute();
   return new Map(rows.filter((r) => r.runner !== null).map((r) => [r.runner, Number(r.n)]));
 }
