@@ -79,6 +79,7 @@ export function httpFront(
     runners: function* () {
       for (const runner of core.runners.attached()) yield runner.backend;
     },
+    pools: () => Object.keys(config.pools),
   });
   const routes = opsRoutes({
     readiness: { store, migrations: Object.keys(readiness.schema), lock: readiness.lock },

@@ -30,6 +30,10 @@ export class Buckets {
 
 /** Seconds for work measured in milliseconds (an append's commit, a watcher's delivery, a checkpoint's hold). */
 export const FAST_BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Seconds from an accept to its runner's start: a free runner's few milliseconds, or a wait in a busy pool's queue. */
+export const CLAIM_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+/** At most this many pools get a claim-latency histogram of their own; the rest count as "other" (labels keep few values). */
+export const MAX_POOL_LABELS = 20;
 /** Seconds a person takes to decide. */
 export const DECISION_BOUNDS = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400, 86400];
 
@@ -46,6 +50,8 @@ export class Meter implements CoreObserver {
   readonly proposalWait = new Buckets(DECISION_BOUNDS);
   /** Decisions by `${outcome} ${by}`. */
   readonly decisions = new Map<string, number>();
+  /** Per pool (its queue's key), seconds from a command's accept to its runner's start, started on this server's runners. */
+  readonly claims = new Map<string, Buckets>();
 
   proposed(): void {}
 
@@ -57,7 +63,17 @@ export class Meter implements CoreObserver {
   }
 
   dispatched(): void {}
-  started(): void {}
+
+  /** A command of a pool (or of a runner with a capacity) started: how long after its accept (its wait in the queue included). */
+  started(log: EntryRow): void {
+    const { queue, acceptedAt } = poolOf(log);
+    if (queue === null || acceptedAt === null) return;
+    const label = this.claims.has(queue) || this.claims.size < MAX_POOL_LABELS ? queue : "other";
+    let buckets = this.claims.get(label);
+    if (!buckets) this.claims.set(label, (buckets = new Buckets(CLAIM_BOUNDS)));
+    buckets.observe(Math.max(0, Date.now() - acceptedAt) / 1000);
+  }
+
   finished(): void {}
 
   appended(bytes: number, seconds: number): void {
@@ -76,6 +92,14 @@ export class Meter implements CoreObserver {
   }
 }
 
+/** The queue a command was accepted into (its pool) and when, from its log entry; nulls when it had none. */
+function poolOf(log: EntryRow): { queue: string | null; acceptedAt: number | null } {
+  // Only a command with a queue pays for reading its attributes (most have none: the key is looked for first).
+  if (!log.attributes.includes('"queue"')) return { queue: null, acceptedAt: null };
+  const a = JSON.parse(log.attributes) as { queue?: unknown; acceptedAt?: unknown };
+  return { queue: typeof a.queue === "string" ? a.queue : null, acceptedAt: typeof a.acceptedAt === "number" ? a.acceptedAt : null };
+}
+
 /**
  * The core's one observer: the meter alone, or the meter and the tracer. A chunk's steps (appended, delivered) go
  * to the meter only, bound once: a tracer adds nothing to the stream's path, only to a producer's few steps.
@@ -92,7 +116,10 @@ export function observeAll(meter: Meter, tracer: CoreObserver | null): CoreObser
       tracer.resolved(project, run, log, details);
     },
     dispatched: (log, runner) => tracer.dispatched(log, runner),
-    started: (log, runner) => tracer.started(log, runner),
+    started: (log, runner) => {
+      meter.started(log);
+      tracer.started(log, runner);
+    },
     finished: (log, channels, status, outcome) => tracer.finished(log, channels, status, outcome),
     appended: meter.appended.bind(meter),
     delivered: meter.delivered.bind(meter),

@@ -2,6 +2,7 @@ import { sql } from "kysely";
 import { collectDefaultMetrics, type Metric, Registry } from "prom-client";
 import { ENTRY, RUN } from "../core/status.js";
 import type { Store } from "../store/database.js";
+import { jsonText } from "../store/dialect.js";
 import type { Buckets, Meter } from "./meter.js";
 
 /** What /metrics reads when it is scraped (nothing of it is kept up to date between scrapes). */
@@ -12,6 +13,8 @@ export interface MetricSources {
   connections: () => Iterable<string | null>;
   /** The backends of the runners attached to this server. */
   runners: () => Iterable<string>;
+  /** The names of the configured pools (each gets its series, at 0 when nothing waits or runs). */
+  pools: () => Iterable<string>;
 }
 
 type Labels = Record<string, string | number>;
@@ -128,6 +131,35 @@ export function createMetrics(sources: MetricSources): Registry {
     }
     return [...counts].map(([client, value]) => ({ value, labels: { client } }));
   });
+  // Pools (SPEC §7 "Pools"), by their queue's key (pool:NAME, labels:k=v,…, runner:NAME): what waits and what runs are
+  // the database's (the same on every server sharing it: aggregate them with max), the claims this server's runners made.
+  add(
+    "spool_pool_queued",
+    "Accepted commands waiting in a pool's queue for a free runner, by pool (the database's, as every server sees it)",
+    "gauge",
+    async () => {
+      const rows = await sql<{ pool: string; n: number | string }>`select pool, count(*) as n from runner_queue group by pool`.execute(sources.store.db);
+      const counts = new Map(rows.rows.map((r) => [r.pool, Number(r.n)]));
+      for (const name of sources.pools()) if (!counts.has(`pool:${name}`)) counts.set(`pool:${name}`, 0);
+      return [...counts].map(([pool, value]) => ({ value, labels: { pool } }));
+    },
+  );
+  add("spool_pool_running", "Commands of a pool running now, by pool (the database's, as every server sees it)", "gauge", async () => {
+    const rows = await sql<{ pool: string | null; n: number | string }>`
+      select ${jsonText(sources.store.db, "log.attributes", "queue")} as pool, count(*) as n from entries log
+      where log.scheme = 'log' and log.status = ${ENTRY.done}
+        and exists (select 1 from entries ch where ch.producer_id = log.id and ch.status = ${ENTRY.streaming})
+      group by 1`.execute(sources.store.db);
+    const counts = new Map(rows.rows.filter((r) => r.pool !== null).map((r) => [r.pool!, Number(r.n)]));
+    for (const name of sources.pools()) if (!counts.has(`pool:${name}`)) counts.set(`pool:${name}`, 0);
+    return [...counts].map(([pool, value]) => ({ value, labels: { pool } }));
+  });
+  add(
+    "spool_pool_claim_seconds",
+    "Seconds from a pool's command's accept to its runner's start (its wait in the queue included), by pool, on this server's runners",
+    "histogram",
+    () => [...meter.claims].flatMap(([pool, buckets]) => histogram("spool_pool_claim_seconds", buckets, { pool })),
+  );
   add("spool_runners", "Runners attached to this server, by backend", "gauge", () => {
     const counts = new Map<string, number>([
       ["local", 0],
@@ -151,16 +183,16 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
-/** A Buckets' figures as Prometheus's cumulative buckets, sum and count. */
-function histogram(name: string, buckets: Buckets): Value[] {
+/** A Buckets' figures as Prometheus's cumulative buckets, sum and count (each with `labels`). */
+function histogram(name: string, buckets: Buckets, labels: Labels = {}): Value[] {
   const values: Value[] = [];
   let cumulative = 0;
   buckets.bounds.forEach((bound, i) => {
     cumulative += buckets.counts[i]!;
-    values.push({ value: cumulative, labels: { le: bound }, metricName: `${name}_bucket` });
+    values.push({ value: cumulative, labels: { ...labels, le: bound }, metricName: `${name}_bucket` });
   });
-  values.push({ value: buckets.count, labels: { le: "+Inf" }, metricName: `${name}_bucket` });
-  values.push({ value: buckets.sum, labels: {}, metricName: `${name}_sum` });
-  values.push({ value: buckets.count, labels: {}, metricName: `${name}_count` });
+  values.push({ value: buckets.count, labels: { ...labels, le: "+Inf" }, metricName: `${name}_bucket` });
+  values.push({ value: buckets.sum, labels, metricName: `${name}_sum` });
+  values.push({ value: buckets.count, labels, metricName: `${name}_count` });
   return values;
 }

@@ -74,9 +74,7 @@ describe("runner pools on one server", () => {
     // The facts name the pool, how many are attached, who attached them and what they have in common.
     const entry = await admin.call("entry/get", { run: "p1", path: proposals[0].path });
     expect((await producer("p1", proposals[0].path)).pool).toMatchObject({ name: "os=linux", attached: 2, principals: ["ci"], backends: ["local"] });
-    expect(factsText(proposalFacts(entry.attributes))).toMatch(
-      /runner\s+pool os=linux \(2 attached, by "ci"; local; claims full; network not said\)/,
-    );
+    expect(factsText(proposalFacts(entry.attributes))).toMatch(/runner\s+pool os=linux \(2 attached, by "ci"; local; claims full; network not said\)/);
     const first = await accept("p1", proposals[0].path);
     const second = await accept("p1", proposals[1].path);
     expect([first.runner, second.runner].sort()).toEqual(["lin-a", "lin-b"]);
@@ -102,7 +100,10 @@ describe("runner pools on one server", () => {
 
   it("a pool with no runner attached is refused at proposal time, unless the configuration names its principals", async () => {
     await admin.call("run/create", { alias: "p2" });
-    await expect(propose("p2", "true", { labels: { os: "plan9" } })).rejects.toMatchObject({ errorCode: "NO_RUNNER", message: /No runner of the labels os=plan9/ });
+    await expect(propose("p2", "true", { labels: { os: "plan9" } })).rejects.toMatchObject({
+      errorCode: "NO_RUNNER",
+      message: /No runner of the labels os=plan9/,
+    });
     await expect(propose("p2", "true", { pool: "nope" })).rejects.toMatchObject({ errorCode: "NOT_FOUND", message: /configured: arm, linux/ });
     // A configured pool naming its principals: it waits for one of theirs, and the facts say so.
     const { path } = await propose("p2", "uname -m", { pool: "arm" });
@@ -165,6 +166,43 @@ describe("runner pools on one server", () => {
     expect(await admin.call("runner/drain", { name: "lin-d", drain: false })).toMatchObject({ state: "claiming" });
     await started;
     expect(r.execs.map((e) => e.path)).toEqual([one.path, two.path]);
+    r.client.close();
+  });
+
+  it("/metrics has each pool's queued and running commands and its claim latency", async () => {
+    const scrape = async () => {
+      const response = await fetch(`http://127.0.0.1:${ts.server.port}/metrics`, { headers: { Authorization: `Bearer ${ts.server.token}` } });
+      return response.text();
+    };
+    const value = (text: string, series: string) =>
+      Number(
+        text
+          .split("\n")
+          .find((l) => l.startsWith(`${series} `))
+          ?.slice(series.length + 1),
+      );
+    // Runners of the earlier tests left with commands still counted as running (their grace has not ended).
+    const running = value(await scrape(), 'spool_pool_running{pool="pool:linux"}') || 0;
+    const r = await runnerOf(ciToken, "lin-m", { os: "linux" }, 1);
+    await admin.call("run/create", { alias: "pm" });
+    const one = await propose("pm", "make one", { pool: "linux" });
+    const two = await propose("pm", "make two", { pool: "linux" });
+    await accept("pm", one.path);
+    await accept("pm", two.path);
+    await r.sent(1);
+    const busy = await scrape();
+    expect(value(busy, 'spool_pool_queued{pool="pool:linux"}')).toBe(1);
+    expect(value(busy, 'spool_pool_running{pool="pool:linux"}')).toBe(running + 1);
+    // A configured pool with nothing in it has its series at 0.
+    expect(value(busy, 'spool_pool_queued{pool="pool:arm"}')).toBe(0);
+    const claimed = value(busy, 'spool_pool_claim_seconds_count{pool="pool:linux"}');
+    await r.complete("pm", one.path);
+    await r.sent(2);
+    await r.complete("pm", two.path);
+    const after = await scrape();
+    expect(value(after, 'spool_pool_claim_seconds_count{pool="pool:linux"}')).toBe(claimed + 1);
+    expect(value(after, 'spool_pool_queued{pool="pool:linux"}')).toBe(0);
+    expect(after).toContain("# TYPE spool_pool_claim_seconds histogram");
     r.client.close();
   });
 
