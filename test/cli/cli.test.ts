@@ -272,18 +272,18 @@ describe("the spool command line", () => {
     it("runners lists backend, default, sandbox, network, who attached it, where it runs and state", async () => {
       const runners = cli(["runners"], dir);
       expect(await runners.exit).toBe(0);
-      expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+network\s+attached by\s+where\s+state\s+running/);
+      expect(runners.stdout()).toMatch(/^name\s+backend\s+default\s+sandbox\s+network\s+attached by\s+where\s+state\s+load\s+pools/);
       // With no default set, the embedded runner takes plain accepts (implied), and is not called the default (--json
       // says false); the server itself attached it, on this machine.
       expect(runners.stdout()).toMatch(
-        /local\s+local\s+implied\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+the server\s+\S+:\d+, on \S+\s+(attached \d+\w ago|attached \(starts on first use\))/,
+        /local\s+local\s+implied\s+(read-only, workspace-write, full|full)\s+(own|shared|none|not said)\s+the server\s+\S+:\d+, on \S+\s+(claiming, attached \d+\w ago|claiming \(starts on first use\))\s+0\s/,
       );
-      // The table and --json say one state: the embedded runner is attached before its first command too.
+      // The table and --json say one state: the embedded runner claims work before its first command too.
       const json = cli(["runners", "--json"], dir);
       expect(await json.exit).toBe(0);
       const local = (JSON.parse(json.stdout()) as { name: string; state: string }[]).find((r) => r.name === "local");
-      expect(local?.state).toBe("attached");
-      expect(runners.stdout()).toMatch(new RegExp(`local\\s.*\\s${local?.state} `));
+      expect(local?.state).toBe("claiming");
+      expect(runners.stdout()).toMatch(new RegExp(`local\\s.*\\s${local?.state}[ ,]`));
     }, 60_000);
   });
 
