@@ -26,6 +26,16 @@ export function jsonSet(db: Kysely<any>, column: string, key: string, value: unk
     : sql<string>`json_set(${sql.ref(column)}, ${`$.${key}`}, json(${json}))`;
 }
 
+/**
+ * The JSON object in `column` with `values`' keys written over it (shallow; `values` holds no null, which SQLite's
+ * json_patch would take for a removal), as text.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: any database schema
+export function jsonMerge(db: Kysely<any>, column: string, values: Record<string, unknown>): RawBuilder<string> {
+  const json = JSON.stringify(values);
+  return isPostgres(db) ? sql<string>`(${sql.ref(column)}::jsonb || ${json}::jsonb)::text` : sql<string>`json_patch(${sql.ref(column)}, ${json})`;
+}
+
 /** `column` matches a glob (`*` any run, `?` one character, `[…]` a class, `[!…]` its complement), case-sensitive. */
 // biome-ignore lint/suspicious/noExplicitAny: any database schema
 export function globMatch(db: Kysely<any>, column: string, pattern: string): RawBuilder<boolean> {

@@ -1,17 +1,15 @@
 import { type Kysely, sql } from "kysely";
-import { isPostgres, jsonText } from "./dialect.js";
-import { type Attributes, wireAttributes } from "./entries.js";
+import { isPostgres, jsonMerge, jsonText } from "./dialect.js";
+import type { Attributes } from "./entries.js";
 import type { Database, EntryRow } from "./schema.js";
 
 /*
  * The queue of accepted commands waiting for a free runner of their pool (migration 024). A row is written in the
- * accept's transaction (producers.ts openChannels), taken in the transaction that moves the command's channels from
- * queued to streaming (`takeQueued`), and dropped in the one that finishes it (cancel: producers.ts closeChannels).
+ * accept's transaction (producers.ts openChannels), taken (locked and deleted) in the transaction that moves the
+ * command's channels from queued to streaming (`takeQueued`), and dropped in the one that finishes it (cancel:
+ * producers.ts closeChannels).
  * The store knows no status numbers: the lifecycle core passes the ones it means.
  */
-
-/** The lock key (with the project's id) a take holds: one server takes from a project's queue at a time. */
-const QUEUE_LOCK = 0x5071_7565; // "Pque"
 
 /** A queued command as the queue holds it. */
 export interface QueueRow {
@@ -49,10 +47,11 @@ export interface TakePlan {
 }
 
 /**
- * Takes, under the queue's lock, the oldest command of the project's queues `keys` that `admit` lets through (its
- * `admits` JSON): its channels move from queued to `plan.to` only if they are still queued (one take wins, whichever
- * server asks), its row goes, and the log entry gets `plan.set`. Rows of commands no longer queued (cancelled
- * meanwhile) are dropped on the way. Null when none could be taken.
+ * Takes the oldest command of the project's queues `keys` that `admit` lets through (its `admits` JSON), once whichever
+ * server asks: its row is locked (PostgreSQL: FOR UPDATE SKIP LOCKED, so takes by other runners go on with the next
+ * rows; SQLite has one writer) and deleted, and its channels move from queued to `plan.to` only if they are still
+ * queued, in one transaction; the log entry gets `plan.set`. Rows of commands no longer queued (cancelled meanwhile)
+ * are dropped on the way. Null when none could be taken.
  */
 export function takeQueued(
   db: Kysely<Database>,
@@ -63,7 +62,7 @@ export function takeQueued(
 ): Promise<{ log: EntryRow; channels: EntryRow[]; queuedAt: number; pool: string } | null> {
   if (keys.length === 0) return Promise.resolve(null);
   return db.transaction().execute(async (trx) => {
-    if (isPostgres(trx)) await sql`SELECT pg_advisory_xact_lock(${QUEUE_LOCK}::int, ${projectId}::int)`.execute(trx);
+    const postgres = isPostgres(trx);
     let query = trx.selectFrom("runner_queue").selectAll().where("project_id", "=", projectId).where("pool", "in", keys);
     if (plan.producerId !== undefined) query = query.where("producer_id", "=", plan.producerId);
     const rows = await query
@@ -72,20 +71,26 @@ export function takeQueued(
       .execute();
     for (const row of rows) {
       if (!admit(row.admits)) continue;
-      await trx.deleteFrom("runner_queue").where("id", "=", row.id).execute();
+      // Taken by a runner of another server meanwhile (deleted), or being taken now (locked): the next one.
+      if (postgres && (await sql`SELECT id FROM runner_queue WHERE id = ${row.id} FOR UPDATE SKIP LOCKED`.execute(trx)).rows.length === 0) continue;
+      const gone = await trx.deleteFrom("runner_queue").where("id", "=", row.id).executeTakeFirst();
+      if (Number(gone.numDeletedRows) === 0) continue;
       const now = Date.now();
-      const moved = await trx
+      const channels = await trx
         .updateTable("entries")
         .set({ status: plan.to, updated_at: now })
         .where("producer_id", "=", row.producer_id)
         .where("status", "=", plan.open)
-        .executeTakeFirst();
-      if (Number(moved.numUpdatedRows) === 0) continue;
-      const log = await trx.selectFrom("entries").selectAll().where("id", "=", row.producer_id).executeTakeFirstOrThrow();
-      const attributes = JSON.stringify({ ...wireAttributes(log), ...plan.set });
-      await trx.updateTable("entries").set({ attributes, updated_at: now }).where("id", "=", log.id).execute();
-      const channels = await trx.selectFrom("entries").selectAll().where("producer_id", "=", log.id).orderBy("channel").execute();
-      return { log: { ...log, attributes, updated_at: now }, channels, queuedAt: row.queued_at, pool: row.pool };
+        .returningAll()
+        .execute();
+      if (channels.length === 0) continue;
+      const log = await trx
+        .updateTable("entries")
+        .set({ attributes: jsonMerge(trx, "attributes", plan.set), updated_at: now })
+        .where("id", "=", row.producer_id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return { log, channels: channels.sort((x, y) => (x.channel ?? 0) - (y.channel ?? 0)), queuedAt: row.queued_at, pool: row.pool };
     }
     return null;
   });
