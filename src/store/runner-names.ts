@@ -37,3 +37,9 @@ export async function isDraining(db: Kysely<Database>, projectId: number, name: 
   const row = await db.selectFrom("runner_names").select("draining").where("project_id", "=", projectId).where("name", "=", name).executeTakeFirst();
   return row?.draining === 1;
 }
+
+/** The principal the runner name belongs to in the project (the first to attach under it); null: no runner was ever attached under it. */
+export async function runnerNameOwner(db: Kysely<Database>, projectId: number, name: string): Promise<string | null> {
+  const row = await db.selectFrom("runner_names").select("principal").where("project_id", "=", projectId).where("name", "=", name).executeTakeFirst();
+  return row?.principal ?? null;
+}

@@ -308,6 +308,60 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect((await entry(onA, "squat", path)).status).toBe(ENTRY.proposed);
   }, 60_000);
 
+  it("a proposal for a runner another server lists without its facts (a server from before they were recorded) records no claim: an accept is held to the name's owner, so an admin's runner under the name is FACTS_CHANGED", async () => {
+    const onB = await clientOf(b, "client-b-unclaimed");
+    await onB.call("run/create", { alias: "unclaimed" });
+    const mint = async (name: string, role: "runner" | "admin") =>
+      (await onB.call("token/create", { name, role, ...(role === "runner" ? { projects: ["team"] } : {}) })).token;
+    const as = async (server: ServeProcess, secret: string) => {
+      const client = await SpoolClient.connect(server.url, { token: secret });
+      await client.initialize("team", { root, client: { name: "unclaimed-runner", version: "1" } });
+      clients.push(client);
+      return client;
+    };
+    const builder = await as(a, await mint("unclaimed-builder", "runner"));
+    await builder.call("runner/attach", { name: "unclaimed-box", backend: "local", sandbox: RUNNER_CLAIM });
+    // A's row for it as a server that records no facts writes it: B knows where it is, not what it claims.
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      expect((await sql.query("UPDATE runner_locations SET info = '{}' WHERE name = 'unclaimed-box'")).rowCount).toBe(1);
+    } finally {
+      await sql.end();
+    }
+    const { path } = await onB.call("proposal/create", {
+      run: "unclaimed",
+      tool: "sh",
+      command: "echo for builder",
+      runner: "unclaimed-box",
+      sandbox: "workspace-write",
+    });
+    expect(proposalFacts((await entry(onB, "unclaimed", path)).attributes).runnerClaim).toBeNull();
+    // The builder's runner leaves A; an admin's runner takes the name on B (an admin may attach under any name).
+    builder.close();
+    await eventually(async () => !(await onB.call("runner/list", {})).runners.some((r) => r.name === "unclaimed-box"), 10_000, "unclaimed-box to leave");
+    const admin = await as(b, await mint("unclaimed-admin", "admin"));
+    let ran = false;
+    admin.handle("runner/exec", () => {
+      ran = true;
+      return { started: true, target: { backend: "local" } };
+    });
+    await admin.call("runner/attach", { name: "unclaimed-box", backend: "local", sandbox: RUNNER_CLAIM });
+    // It is not the builder's runner the name belongs to: the accept is refused, the proposal recorded with the claim
+    // that holds and asked again; nothing ran.
+    const refused = await onB.call("run/resolve", { run: "unclaimed", path, decision: "accept" }).catch((error: any) => error);
+    expect(refused.data).toMatchObject({ code: "FACTS_CHANGED", factsRevision: 2 });
+    expect(refused.message).toContain('attached by admin "unclaimed-admin"');
+    const again = await entry(onB, "unclaimed", path);
+    expect(again.status).toBe(ENTRY.proposed);
+    expect(proposalFacts(again.attributes).runnerClaim).toMatchObject({ attachedBy: "unclaimed-admin", attachedAs: "admin" });
+    expect(ran).toBe(false);
+    // Decided again on those facts, it runs there.
+    const accepted = await onB.call("run/resolve", { run: "unclaimed", path, decision: "accept", facts: 2 });
+    expect(accepted.runner).toBe("unclaimed-box");
+    await eventually(async () => ran, 10_000, "the admin's runner to be sent it");
+  }, 60_000);
+
   it("killing A: its runner resumes on B with nothing lost or repeated; a producer whose owner never returns ends 499 once; a proposal shown with A's runner is shown again with B's (local@B), an accept on the old facts is FACTS_CHANGED, and the run continues on B", async () => {
     const onA = await clientOf(a, "client-a3");
     const onB = await clientOf(b, "client-b3");

@@ -117,7 +117,7 @@ export async function acceptAs(stage: Stage, project: ProjectRef, target: Produc
   else {
     const owner = await runners.select(project, requested, { readOnly, mode, egress });
     // The runner shown, with the claim shown: another principal's runner under its name is not it.
-    if (owner !== "self") await requireClaimHolds(stage, run.alias, log, proposal, owner.name, runnerClaim(owner));
+    if (owner !== "self") await requireClaimHolds(stage, { projectId: project.id, alias: run.alias }, log, proposal, owner.name, runnerClaim(owner));
     place = owner === "self" ? { kind: "self" } : await placeOnRunner(stage, project, owner, mode, egress);
   }
   return openAccepted(stage, project, run, log, proposal, producer.channels, place, options);

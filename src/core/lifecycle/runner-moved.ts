@@ -65,24 +65,43 @@ function sameClaim(a: RunnerClaim, b: RunnerClaim): boolean {
 /**
  * Refuses an accept whose runner is not the one shown: the runner named (or the default recorded) now makes
  * another claim than the proposal recorded — another principal attached a runner under that name once the first
- * went, or the runner came back saying other sandbox modes or another network. The proposal is recorded again
- * with the claim that holds, its facts revision one higher, and announced again: the person decides on it
- * (FACTS_CHANGED, nothing ran). With no claim recorded (the runner was not attached when it was proposed) there
- * is nothing to compare.
+ * went, or the runner came back saying other sandbox modes or another network. With no claim recorded (the runner
+ * was not attached where its facts could be read when it was proposed: a server that lists it without them), the
+ * runner is held to the name's owner: one attached by another principal (an admin may attach under any name) is not
+ * it. The proposal is recorded again with the claim that holds, its facts revision one higher, and announced again:
+ * the person decides on it (FACTS_CHANGED, nothing ran).
  */
-export async function requireClaimHolds(stage: Stage, alias: string, log: { id: number }, proposal: Producer, named: string, now: RunnerClaim): Promise<void> {
-  const shown = proposal.runnerClaim;
-  if (!shown || sameClaim(shown, now)) return;
+export async function requireClaimHolds(
+  stage: Stage,
+  at: { projectId: number; alias: string },
+  log: { id: number },
+  proposal: Producer,
+  named: string,
+  now: RunnerClaim,
+): Promise<void> {
   // An accept naming another runner than the one recorded chose it at the decision: that claim is the one it saw.
   if (named !== (proposal.runner ?? proposal.defaultRunner)) return;
+  const shown = proposal.runnerClaim;
+  if (shown ? sameClaim(shown, now) : await ownersRunner(stage, at.projectId, named, now)) return;
   const { deps } = stage;
   const row = await deps.repos.cluster.reclaimProposal(log.id, now, ENTRY.proposed);
   if (!row) return;
   const run = await deps.repos.runs.findRunById(row.run_id);
   if (run) deps.notifyProject(run.project_id, "run/proposal", proposalNotice(run.alias, row, deps.config.decisionTimeoutMs));
   const who = now.own ? "the server's own runner" : `a runner attached by ${now.attachedAs ?? "?"} "${now.attachedBy ?? "?"}"`;
-  throw new SpoolError("FACTS_CHANGED", `${alias}'s runner ${named} is now ${who} (facts revision ${proposal.factsRevision + 1}); nothing ran, decide again`, {
-    runnerServer: proposal.runnerServer?.label ?? null,
-    factsRevision: proposal.factsRevision + 1,
-  });
+  throw new SpoolError(
+    "FACTS_CHANGED",
+    `${at.alias}'s runner ${named} is now ${who} (facts revision ${proposal.factsRevision + 1}); nothing ran, decide again`,
+    {
+      runnerServer: proposal.runnerServer?.label ?? null,
+      factsRevision: proposal.factsRevision + 1,
+    },
+  );
+}
+
+/** Whether the runner under `name` now is the name's: the server's own, or attached by the principal the name belongs to. */
+async function ownersRunner(stage: Stage, projectId: number, name: string, now: RunnerClaim): Promise<boolean> {
+  if (now.own) return true;
+  const owner = await stage.deps.repos.runnerNames.runnerNameOwner(projectId, name);
+  return owner === null || owner === now.attachedBy;
 }

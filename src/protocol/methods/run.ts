@@ -170,7 +170,7 @@ export const RunResolveParams = z
       .min(1)
       .optional()
       .describe(
-        "With accept: the facts revision the person was shown (the proposal's `factsRevision`, 1 when absent). When the facts changed since (the runner's server stopped and another's runner took its place), the accept is FACTS_CHANGED and nothing runs: decide again on the facts now shown. Absent: not compared. Whatever it says, an accept whose runner now makes another claim than the one recorded (another principal's runner took the name, or the runner says other modes or network) is FACTS_CHANGED too, the proposal recorded again with the claim that holds",
+        "With accept: the facts revision the person was shown (the proposal's `factsRevision`, 1 when absent). When the facts changed since (the runner's server stopped and another's runner took its place), the accept is FACTS_CHANGED and nothing runs: decide again on the facts now shown. Absent: not compared. Whatever it says, an accept whose runner now makes another claim than the one recorded (another principal's runner took the name, or the runner says other modes or network; with no claim recorded, a runner attached by another principal than the name's owner) is FACTS_CHANGED too, the proposal recorded again with the claim that holds",
       ),
     how: z
       .enum(["key", "flag"])
