@@ -178,6 +178,24 @@ describeWithBrowser("one shown state on every client", () => {
     expect(text).toContain(
       ` · attached by ${listed.attachedBy ? `${listed.attachedBy.role} "${listed.attachedBy.name}"` : "the server"} · ${listed.server}, on ${listed.host} · `,
     );
+    // Its state as runner/list says it (claiming, draining, gone): drained, the page says so once it reads the runners again.
+    const state = (want: RegExp) =>
+      page.waitForFunction(
+        (r, w) =>
+          new RegExp(w).test(
+            [...document.querySelectorAll(".runners li")].find((li) => (li.querySelector("strong")?.textContent ?? "") === r)?.querySelector("span")
+              ?.textContent ?? "",
+          ),
+        { timeout: 20_000 },
+        runner,
+        want.source,
+      );
+    await state(/^claiming/);
+    await client.call("runner/drain", { name: runner });
+    await page.reload();
+    await state(/^draining$/);
+    expect((await client.call("runner/list", {})).runners.find((r: any) => r.name === runner)?.state).toBe("draining");
+    await client.call("runner/drain", { name: runner, drain: false });
   }, 90_000);
 
   it("the page: signed out, the server's `commands` are code, not backticks; a finished command's empty channel is one line; 1 line; a Commands column", async () => {

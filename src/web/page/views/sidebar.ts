@@ -57,7 +57,7 @@ export function overview(project: Project | undefined, name: string, runCount: n
       h("span", { class: statusClass(shown.state === "claiming" ? "done" : "waiting") }, shown.stateWord),
       " ",
       h("strong", null, escapeControl(r.name)),
-      ` ${r.backend}${shown.default ? " · default" : shown.fallback ? " · fallback (plain accepts go here)" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${shown.sandboxWord} · network ${shown.networkWord} · attached by ${escapeControl(shown.attachedByWord)} · ${escapeControl(shown.whereWord)} · load ${shown.loadWord}${r.pools?.length ? ` · pool ${r.pools.map(escapeControl).join(", ")}` : ""}`,
+      ` ${r.backend}${shown.default ? " · default" : shown.fallback ? " · fallback (plain accepts go here)" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${shown.sandboxWord} · network ${shown.networkWord} · attached by ${escapeControl(shown.attachedByWord)} · ${escapeControl(shown.whereWord)} · ${shown.loadWord} running${r.pools?.length ? ` · pool ${r.pools.map(escapeControl).join(", ")}` : ""}`,
     );
   });
   return h(
