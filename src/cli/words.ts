@@ -1,12 +1,13 @@
 import type { SpoolNotifications } from "../protocol/notifications.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
+import { queueWords } from "../protocol/shown-state.js";
 import { ENTRY, entryStatusWord } from "../protocol/status.js";
 import { type Producer, producerOf, type TypedEntry } from "../protocol/views.js";
 
 /**
  * How a command stands or ended, in the words people read (numbers stay in --json): `done, exit 0`,
  * `failed, exit 2`, `failed, killed by SIGKILL`, `cancelled by spool-act: cancelled with Ctrl-C`,
- * `aborted: runner lost`, `queued for pool linux (waiting for a free runner)`, `running`, `waiting for a decision`, `rejected by spool-cli: not now`. From the
+ * `aborted: runner lost`, `queued: 2nd in line for pool linux, waiting 40s (waiting for a free runner)`, `running`, `waiting for a decision`, `rejected by spool-cli: not now`. From the
  * typed producer view (src/protocol/views.ts): a state this switch does not name is a compile error.
  */
 export function outcomeWords(p: Producer): string {
@@ -20,6 +21,8 @@ export function outcomeWords(p: Producer): string {
     case "accepted":
       return "accepted";
     case "queued":
+      // Where it waits (entry/list and entry/get say): its place in line and since when.
+      if (p.queue) return `queued: ${escapeControl(queueWords(p.queue))} (waiting for a free runner)`;
       return `queued${p.pool ? ` for pool ${escapeControl(p.pool.name)}` : p.runner ? ` for ${escapeControl(p.runner)}` : ""} (waiting for a free runner)`;
     case "running":
       return "running";

@@ -99,7 +99,8 @@ export class Fleet {
   }
 
   /** Where one queued command waits: its queue, its position there, since when; null when it waits in none. */
-  place(producerId: number): Promise<{ pool: string; position: number; queuedAt: number } | null> {
-    return this.deps.repos.queue.queuePlace(producerId);
+  async place(producerId: number): Promise<{ pool: string; position: number; since: number } | null> {
+    const place = await this.deps.repos.queue.queuePlace(producerId);
+    return place && { pool: place.pool, position: place.position, since: place.queuedAt };
   }
 }

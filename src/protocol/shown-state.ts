@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { keyWords } from "./pool-keys.js";
 import type { RunnerInfo } from "./runner.js";
 import type { SandboxModeName } from "./sandbox.js";
 import { RUN, runStatusWord } from "./status.js";
@@ -105,4 +106,13 @@ export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown
       runner.attachedBy === undefined ? "not said" : runner.attachedBy === null ? "the server" : `${runner.attachedBy.role} "${runner.attachedBy.name}"`,
     whereWord: `${runner.server ?? "this server"}, on ${runner.host ?? "a machine it did not name"}`,
   };
+}
+
+/** A queued command's place, as every client says it: `2nd in line for pool linux, waiting 40s`. */
+export function queueWords(queue: { pool: string; position: number; since: number }, now = Date.now()): string {
+  const n = queue.position;
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  const s = Math.max(0, Math.round((now - queue.since) / 1000));
+  const waited = s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${n}${suffix} in line for ${keyWords(queue.pool)}, waiting ${waited}`;
 }

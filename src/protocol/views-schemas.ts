@@ -204,6 +204,15 @@ export const Producer = ProposalFacts.extend({
       "When it was accepted and its output channels opened (ms since the epoch, by the server's clock): how long a running command has run; null before",
     ),
   cancelledBy: z.string().nullable(),
+  queue: z
+    .object({
+      pool: z.string().describe("The queue's key: pool:NAME, labels:k=v,… or runner:NAME"),
+      position: z.number().int().describe("Its place in line there: 1 is taken next"),
+      since: z.number().int().describe("When it was queued (ms since the epoch, by the server's clock)"),
+    })
+    .nullable()
+    .optional()
+    .describe("Queued (entry/get, entry/list): where it waits for a free runner; null or absent otherwise"),
   egressReached: z
     .object({
       allowed: z.array(z.string()).describe("Hosts (host:port) the egress proxy connected it to"),

@@ -83,6 +83,13 @@ describe("runner pools on one server", () => {
     expect(third).toMatchObject({ runner: null, queued: { pool: "labels:os=linux", position: 1 } });
     expect(third.channels.map((c: any) => c.status)).toEqual([ENTRY.queued, ENTRY.queued]);
     expect((await producer("p1", proposals[2].path)).state).toBe("queued");
+    // Where it waits, on every client's reads (entry/get, entry/list): its queue, its place in line, since when.
+    const place = (await producer("p1", proposals[2].path)).queue;
+    expect(place).toMatchObject({ pool: "labels:os=linux", position: 1 });
+    expect(place.since).toBeGreaterThan(Date.now() - 60_000);
+    const listed = (await admin.call("entry/list", { run: "p1" })).entries.find((e: any) => e.path === proposals[2].path);
+    expect(listed?.producer?.queue).toEqual(place);
+    expect((await producer("p1", proposals[0].path)).queue ?? null).toBeNull();
     expect((await admin.call("runner/queue", {})).queued).toMatchObject([{ run: "p1", path: proposals[2].path, pool: "labels:os=linux", position: 1 }]);
     await a.sent(1);
     await b.sent(1);

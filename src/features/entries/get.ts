@@ -144,6 +144,7 @@ export const entryGet = defineMethod({
     const row = await ctx.core.entries.find(run.id, params.path);
     if (!row) throw notFound(`Entry "${params.path}"`, { run: params.run, path: params.path });
     const summary = entrySummary(row, row.scheme === "log" ? await ctx.core.entries.channels(row.id) : []);
+    if (summary.producer?.state === "queued") summary.producer.queue = await ctx.core.fleet.place(row.id);
     if (params.budget !== undefined && row.streamed) {
       const view = await channelModelView(ctx.core.entries.readLines, row, params.budget, { failurePatterns: ctx.core.config.agent.failurePatterns });
       const text = (await ctx.core.applyFilter("entry:model-view", { text: view.text, path: row.path })).text;

@@ -10,6 +10,9 @@ export const entryList = defineMethod({
     // Each log entry's producer carries all its channels, listed or not: one query for all of them.
     const logs = rows.filter((row) => row.scheme === "log").map((row) => row.id);
     const channels = await ctx.core.entries.channelsByLog(logs);
-    return { entries: rows.map((row) => entrySummary(row, channels.get(row.id) ?? [])) };
+    const entries = rows.map((row) => entrySummary(row, channels.get(row.id) ?? []));
+    // A queued command says where it waits: its queue, its place in line, since when (a query for each, and only those).
+    for (const [i, entry] of entries.entries()) if (entry.producer?.state === "queued") entry.producer.queue = await ctx.core.fleet.place(rows[i]!.id);
+    return { entries };
   },
 });

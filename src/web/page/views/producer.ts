@@ -1,4 +1,5 @@
 import { networkShown } from "../../../protocol/proposal-facts.js";
+import { queueWords } from "../../../protocol/shown-state.js";
 import { h } from "../dom.js";
 import { bytes, duration, ENTRY, entryStatusWord, serverNow, statusClass } from "../format.js";
 import { type Channel, isRunning, type Producer } from "../model.js";
@@ -82,6 +83,7 @@ export function producerFacts(producer: Producer, cancel: HTMLElement | null): H
   const where = p.process ? processPlace(p.process) : null;
   const facts: [string, Node | string | null][] = [
     ["status", h("span", { class: statusClass(p.state), "data-producer-status": p.state }, p.state)],
+    ["queue", p.queue ? h("span", { "data-queue": p.queue.pool }, shown(queueWords(p.queue, serverNow()))) : null],
     ["exit code", p.exitCode !== null ? String(p.exitCode) : null],
     ["signal", p.signal],
     ["cancelled by", p.cancelledBy !== null ? shown(p.cancelledBy) : null],
