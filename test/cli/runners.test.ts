@@ -57,11 +57,17 @@ describe("spool runners: the fleet", () => {
     const two = await runner("lin-2");
     await admin.call("run/create", { alias: "fleet" });
     const paths: string[] = [];
-    for (const command of ["echo a", "echo b", "echo c", "echo d"]) {
+    for (const command of ["echo a", "echo b", "echo c"]) {
       const { path } = await admin.call("proposal/create", { run: "fleet", tool: "sh", command, sandbox: "full", runner: { pool: "linux" } } as any);
       await admin.call("run/resolve", { run: "fleet", path, decision: "accept" });
       paths.push(path);
     }
+    // spool approve of a command whose pool is all busy says it waits, and where.
+    const last = await admin.call("proposal/create", { run: "fleet", tool: "sh", command: "echo d", sandbox: "full", runner: { pool: "linux" } } as any);
+    const approved = await spool(["approve", "fleet", last.path]);
+    expect(approved.code, approved.err).toBe(0);
+    expect(approved.out).toContain(`accepted ${last.path}: queued, 2 in line for pool linux; follow it with`);
+    paths.push(last.path);
     // Two run (one on each), two wait in the pool's queue.
     expect(one.sent.length + two.sent.length).toBe(2);
 

@@ -2,6 +2,7 @@ import { type SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
 import { pausedWords, raiseArgument, raiseStep } from "../../protocol/agent-words.js";
 import { deadlineWords } from "../../protocol/deadline-words.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
+import { keyWords } from "../../protocol/pool-keys.js";
 import { defaultRunnerName, factsText, proposalFacts } from "../../protocol/proposal-facts.js";
 import { ENTRY, RUN } from "../../protocol/status.js";
 import { commandOf, defineCommand, JSON_OPTION } from "../command-spec.js";
@@ -231,7 +232,9 @@ export const APPROVE = commandOf(APPROVE_SPEC, async (values, rest) => {
       .call("run/resolve", { run, path, decision: "accept", ...(values.runner ? { runner: values.runner } : {}), ...(facts ? { facts } : {}) })
       .catch((error: unknown) => unknownRunner(client, values.runner, error))
       .catch((error: unknown) => decidedAlready(client, run, path, error));
-    process.stdout.write(`${palette().green("accepted")} ${path}: running on ${reply.runner ?? "?"}; follow it with \`spool tail ${run} -f\`\n`);
+    // Every runner of its pool busy: it waits in the pool's queue (spool runners queue), not refused.
+    const where = reply.queued ? `queued, ${reply.queued.position} in line for ${keyWords(reply.queued.pool)}` : `running on ${reply.runner ?? "?"}`;
+    process.stdout.write(`${palette().green("accepted")} ${path}: ${where}; follow it with \`spool tail ${run} -f\`\n`);
     return EXIT.ok;
   });
 });
