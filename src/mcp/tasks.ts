@@ -61,7 +61,10 @@ export function taskStatusOf(p: Producer): { status: Task["status"]; statusMessa
       // The requestor cannot answer it (decisions come from people's clients), so it is working, and says on whom it waits.
       return { status: "working", statusMessage: `waiting for a person to approve or reject it (the Spool web view, spool approve, an editor): ${p.path}` };
     case "queued":
-      return { status: "working", statusMessage: `accepted; waiting in ${p.pool ? `pool ${p.pool.name}` : `runner ${p.runner ?? "?"}`}'s queue for a free runner` };
+      return {
+        status: "working",
+        statusMessage: `accepted; waiting in ${p.pool ? `pool ${p.pool.name}` : `runner ${p.runner ?? "?"}`}'s queue for a free runner`,
+      };
     case "accepted":
     case "running":
       return { status: "working", statusMessage: `running${p.runner ? ` on ${p.runner}` : ""}` };
