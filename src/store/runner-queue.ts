@@ -4,7 +4,7 @@ import type { Attributes } from "./entries.js";
 import type { Database, EntryRow } from "./schema.js";
 
 /*
- * The queue of accepted commands waiting for a free runner of their pool (migration 024). A row is written in the
+ * The queue of accepted commands waiting for a free runner of their pool (migration 025). A row is written in the
  * accept's transaction (producers.ts openChannels), taken (locked and deleted) in the transaction that moves the
  * command's channels from queued to streaming (`takeQueued`), and dropped in the one that finishes it (cancel:
  * producers.ts closeChannels).

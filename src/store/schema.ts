@@ -329,11 +329,11 @@ export interface RunnerNameTable {
   name: string;
   principal: string;
   created_at: number;
-  /** 1: spool runners drain NAME; the runner takes nothing new (migration 024). */
+  /** 1: spool runners drain NAME; the runner takes nothing new (migration 025). */
   draining: Generated<number>;
 }
 
-/** The server a runner is attached to (migration 006), and what it said at attach (`info`, JSON; migration 024). */
+/** The server a runner is attached to (migration 006), and what it said at attach (`info`, JSON; migration 025). */
 export interface RunnerLocationTable {
   project_id: number;
   name: string;
@@ -343,7 +343,7 @@ export interface RunnerLocationTable {
   info: Generated<string>;
 }
 
-/** An accepted command waiting for a free runner of its pool (migration 024): `id` is its place in line. */
+/** An accepted command waiting for a free runner of its pool (migration 025): `id` is its place in line. */
 export interface RunnerQueueTable {
   id: Generated<number>;
   producer_id: number;
