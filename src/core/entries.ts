@@ -7,7 +7,7 @@ import { compileQuery, regexError } from "../store/search-match.js";
 import type { CoreDeps } from "./deps.js";
 import { replay } from "./replay.js";
 import { HOME_SHARE, shareOf } from "./share-key.js";
-import { channelOpen, ENTRY } from "./status.js";
+import { channelOpen } from "./status.js";
 import type { Subscription, WatcherHub } from "./watchers.js";
 
 type Stored = Repositories["entries"];
