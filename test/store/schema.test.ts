@@ -72,6 +72,7 @@ describe("the schema on SQLite", () => {
         "run_leases",
         "runner_locations",
         "runner_names",
+        "runner_queue",
         "runs",
         "servers",
       ].sort(),
