@@ -93,7 +93,10 @@ describeWithBwrap("a sandbox start while what it reads is removed", () => {
   it.each(launchers)("%s: its project root removed meanwhile: the start fails, saying why; nothing ran", async (_, extra) => {
     const root = realpathSync(mkdtempSync(join(scratch, "root-")));
     const said = await startWhileRemoved(spec("echo ran", extra, root), [root]);
-    // The launcher starts in the command's directory (gone: the start fails there), or bubblewrap finds nothing to bind.
-    expect(said).toMatch(/^Cannot start the command: (The "cwd" option is invalid|cwd \S+ is not a directory|the sandbox could not be set up: bwrap: )/);
+    // The runner finds the root gone as it reads what it binds, or the launcher starts in the command's directory (gone:
+    // the start fails there), or bubblewrap finds nothing to bind.
+    expect(said).toMatch(
+      /^Cannot start the command: (the project root \S+ is not there|its directory \S+ or the project root is not there|The "cwd" option is invalid|cwd \S+ is not a directory|the sandbox could not be set up: bwrap: )/,
+    );
   });
 });
