@@ -5,7 +5,7 @@
 // Docker and SSH need scripts/test-infra.sh up and its SPOOL_TEST_* variables.
 import { readFileSync } from "node:fs";
 import Docker from "dockerode";
-import { SshBackend } from "../src/runners/ssh.js";
+import { SshBackend } from "../src/runners/ssh/ssh.js";
 import { machine, percentile, startRunnerProcess, startServerProcess } from "./common.js";
 
 const rounds = Number(process.argv[2] ?? 20);

@@ -12,7 +12,7 @@ import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExecSpec } from "../src/runners/backend.js";
-import { LocalBackend } from "../src/runners/local.js";
+import { LocalBackend } from "../src/runners/local/local.js";
 import { machine } from "./common.js";
 
 const mb = Number(process.argv[2] ?? 200);

@@ -45,7 +45,7 @@ const children = Array.from({ length: churners }, () =>
     env: { ...process.env, SPOOL_BENCH_CHURN: stop, SPOOL_BENCH_REGISTRY: process.env.SPOOL_REGISTRY },
   }),
 );
-const { LocalBackend } = await import("../src/runners/local.js");
+const { LocalBackend } = await import("../src/runners/local/local.js");
 const backend = new LocalBackend({ killGraceMs: 500 });
 const workspace = realpathSync(mkdtempSync("/var/tmp/spool-bench-race-ws-"));
 mkdirSync(join(scratch, "registry"), { recursive: true });
@@ -66,7 +66,7 @@ for (let i = 0; i < starts; i++) {
       const [out, err, { exitCode }] = await Promise.all([text(execution.stdout), text(execution.stderr), execution.result]);
       return out === "hi\n" ? null : `${err.trim()} (exit ${exitCode})`;
     })
-    // A sandbox that could not be set up is the start's failure (sandbox-setup.ts).
+    // A sandbox that could not be set up is the start's failure (runners/sandbox/setup.ts).
     .catch((error: Error) => `start: ${error.message}`);
   if (said === null) continue;
   failed++;

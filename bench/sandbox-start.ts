@@ -42,7 +42,7 @@ if (homes !== null) {
   }
 }
 
-const { LocalBackend } = await import("../src/runners/local.js");
+const { LocalBackend } = await import("../src/runners/local/local.js");
 const backend = new LocalBackend();
 const workspace = realpathSync(mkdtempSync("/var/tmp/spool-bench-start-"));
 

@@ -24,7 +24,7 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
-# slirp4netns: a workspace-write command's network namespace of its own (src/runners/sandbox-network.ts)
+# slirp4netns: a workspace-write command's network namespace of its own (src/runners/sandbox/network.ts)
 command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # The browser tests run in Chromium's headless shell when it is there (test/helpers/browser.ts): half the CPU.

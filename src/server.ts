@@ -18,7 +18,7 @@ import { warmEntryGet } from "./ops/warm-up.js";
 import type { PluginHost } from "./plugins/host.js";
 import type { RpcHost } from "./rpc/rpc-host.js";
 import type { Transport } from "./rpc/transport.js";
-import { openProcessRegistry } from "./runners/orphans.js";
+import { openProcessRegistry } from "./runners/local/orphans.js";
 import { type Address, credentialsFront, type Front } from "./server-front.js";
 import { httpFront } from "./server-http.js";
 import { openStorage, type Services, type StartOptions, wireServices } from "./server-services.js";

@@ -5,7 +5,7 @@ import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { RunnerClaim } from "../protocol/views.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
-import type { EmbeddedRunnerHost } from "../runners/embedded-host.js";
+import type { EmbeddedRunnerHost } from "../runners/local/embedded-host.js";
 import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
 
 export interface AttachedRunner {

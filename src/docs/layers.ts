@@ -23,6 +23,17 @@ export interface Layer {
 /** The client-facing files every command shares: the settings reader (which server, which token), the logger, the version. */
 const SHARED = ["config.ts", "config-settings.ts", "logger.ts", "version.ts"] as const;
 
+/** What every backend shares, at the top of src/runners/. */
+const RUNNER_SHARED = [
+  "runners/backend.ts",
+  "runners/control.ts",
+  "runners/environment.ts",
+  "runners/output.ts",
+  "runners/shell.ts",
+  "runners/streams.ts",
+  "runners/supervise.ts",
+] as const;
+
 export const LAYERS: readonly Layer[] = [
   {
     paths: ["protocol"],
@@ -95,9 +106,61 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["runners"],
-    purpose: "where accepted commands run: the backend interface, local, Docker and SSH backends, sandboxes, the runner client",
-    imports: ["protocol", "rpc", "client", "home-registry.ts", "logger.ts", "program.ts", "version.ts"],
+    purpose:
+      "where accepted commands run: the backend interface and what every backend shares (controls, supervision, the command's shell script, output streams), over the sandbox",
+    imports: ["protocol"],
     packages: "any",
+    node: true,
+  },
+  {
+    paths: ["runners/environment.ts"],
+    purpose: "the environment a command starts with: the base variables, the passed ones, the names that look like credentials",
+    imports: [],
+    packages: [],
+    node: true,
+  },
+  {
+    paths: ["runners/client"],
+    purpose: "the runner client: attaches a backend to a server, takes the commands it is given and streams their output back",
+    imports: ["protocol", "rpc", "client", "logger.ts", "version.ts", ...RUNNER_SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["runners/local"],
+    purpose:
+      "the local backend: processes on this machine, each in a container (cgroup or PID namespace), the records of what it started, terminals; and the embedded runner the server hosts",
+    imports: ["protocol", "rpc", "client", "home-registry.ts", "logger.ts", "runners/sandbox", "runners/client", ...RUNNER_SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["runners/docker"],
+    purpose: "the Docker backend: a fresh container per command or exec in a running one, its seccomp profile, its egress from outside the container",
+    imports: ["protocol", "home-registry.ts", "program.ts", "runners/sandbox", "runners/local/orphans.ts", ...RUNNER_SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["runners/ssh"],
+    purpose: "the SSH backend: commands on another machine over one SSH connection, its host keys, bubblewrap there",
+    imports: ["protocol", "runners/sandbox", "runners/local/container.ts", ...RUNNER_SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["runners/sandbox"],
+    purpose:
+      "the bubblewrap sandbox: what a command sees (the view, /etc), its setup, its network (slirp4netns, or the egress proxy started beside it), the seccomp filter",
+    imports: ["protocol", "program.ts", "runners/environment.ts"],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["runners/egress"],
+    purpose: "the egress proxy, a process of its own: the allowlist's decisions, HTTP and SOCKS5, the ClientHello's name, the forwarder inside a sandbox",
+    imports: ["protocol"],
+    packages: [],
     node: true,
   },
   {

@@ -4,7 +4,7 @@ import type { SpoolConfig } from "../config.js";
 import { ownerAlive } from "../home-lock.js";
 import { deadlineInForce } from "../protocol/deadline-words.js";
 import { type ReceiverState, receiverStateWords } from "../protocol/receiver-state.js";
-import { probeBwrap } from "../runners/sandbox.js";
+import { probeBwrap } from "../runners/sandbox/sandbox.js";
 import type { Check } from "./check.js";
 import { nativeChecks, onPath } from "./native.js";
 import { nodeCheck } from "./node-lines.js";

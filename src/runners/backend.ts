@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
-import type { ExecSandbox, SandboxInfo } from "./sandbox.js";
+import type { ExecSandbox, SandboxInfo } from "./sandbox/sandbox.js";
 
 /** What to run. Every backend runs `command` with `/bin/sh -c`. */
 export interface ExecSpec {
@@ -133,7 +133,7 @@ export interface Backend {
   start(spec: ExecSpec): Promise<Execution>;
   /** Where read-only work would run: probed once (the first call), then the same answer. */
   sandbox(): Promise<SandboxInfo>;
-  /** What holds each command's processes (container.ts), for the runner's facts; a backend without it says nothing. */
+  /** What holds each command's processes (runners/local/container.ts), for the runner's facts; a backend without it says nothing. */
   container?(): Promise<ContainerInfo>;
   /** Releases connections; running executions are cancelled. */
   close(): Promise<void>;

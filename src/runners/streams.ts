@@ -1,10 +1,18 @@
 import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { HeldOutput } from "./output.js";
-import { cwdOutsideMessage, type ExecSandbox, homeWorkspaceMessage, kernelReadOnly, LOGIN_FILES, rootMovedMessage, SANDBOX_SIGNALS } from "./sandbox.js";
-import { VIEW_SWAPPED } from "./sandbox-setup.js";
-import { SYSTEM_DIRS } from "./sandbox-view.js";
-import { SECCOMP_FD, seccompPrelude } from "./seccomp.js";
+import {
+  cwdOutsideMessage,
+  type ExecSandbox,
+  homeWorkspaceMessage,
+  kernelReadOnly,
+  LOGIN_FILES,
+  rootMovedMessage,
+  SANDBOX_SIGNALS,
+} from "./sandbox/sandbox.js";
+import { SECCOMP_FD, seccompPrelude } from "./sandbox/seccomp.js";
+import { VIEW_SWAPPED } from "./sandbox/setup.js";
+import { SYSTEM_DIRS } from "./sandbox/view.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
@@ -144,11 +152,11 @@ export interface RemoteSandbox extends ExecSandbox {
   resetSignals?: string;
   /** A user namespace of its own (`--unshare-user`), where the probe found bwrap can make one there. */
   userns?: boolean;
-  /** The seccomp filter for the remote host (seccomp.ts), where the probe found bwrap loads it there. */
+  /** The seccomp filter for the remote host (runners/sandbox/seccomp.ts), where the probe found bwrap loads it there. */
   seccomp?: Buffer;
 }
 
-/** A PID namespace for a `full` command on the remote host (container.ts): bwrap's path there, and an env that resets signals. */
+/** A PID namespace for a `full` command on the remote host (runners/local/container.ts): bwrap's path there, and an env that resets signals. */
 export interface RemoteContainer {
   bwrap: string;
   resetSignals?: string;
@@ -226,7 +234,7 @@ export function remoteScript(
   // The login's home (or one above it) as the workspace: a command could write what sshd and the login shell run outside
   // the sandbox; a read-only one would read all of the home.
   parts.push(`{ [ -z "$H" ] || case "$H/" in "\${W%/}"/*) ${refuse(homeWorkspaceMessage("$W", "$H", readOnly ? "read-only" : "workspace-write"))} ;; esac; }`);
-  // What it sees (sandbox-view.ts), `~/x` in the login's home; every path resolved now (`rp`: a real path, or for one not
+  // What it sees (runners/sandbox/view.ts), `~/x` in the login's home; every path resolved now (`rp`: a real path, or for one not
   // there its deepest existing ancestor's with the rest).
   const quoted = (path: string) => (path.startsWith("~/") ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path));
   const view = sandbox.view ?? { toolchains: [], read: [], write: [] };

@@ -6,8 +6,8 @@ import { logPath, slugFromCommand } from "../../src/core/slug.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY, RUN } from "../../src/protocol/status.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { RunnerClient } from "../../src/runners/runner-client.js";
+import { RunnerClient } from "../../src/runners/client/runner-client.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 

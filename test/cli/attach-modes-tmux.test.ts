@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { findProgram } from "../../src/runners/sandbox.js";
+import { findProgram } from "../../src/runners/sandbox/sandbox.js";
 import { infraRequired } from "../helpers/infra.js";
 import { startProducer } from "../helpers/live-output.js";
 import { SPOOL_BIN, spawnCli } from "../helpers/process.js";

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { findProgram } from "../../src/runners/sandbox.js";
+import { findProgram } from "../../src/runners/sandbox/sandbox.js";
 import { ended, startProducer } from "../helpers/live-output.js";
 import { spawnCli } from "../helpers/process.js";
 import { spoolInTerminal } from "../helpers/pty.js";

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { describe, it } from "vitest";
-import type { RemoteShell } from "../../src/runners/ssh.js";
+import type { RemoteShell } from "../../src/runners/ssh/ssh.js";
 
 /** The sshd and Docker engine that scripts/test-infra.sh starts (and .ci/run exports). */
 export const infra = {
@@ -123,7 +123,7 @@ let rawShell: RemoteShell | null = null;
  */
 export async function sshOutside(command: string): Promise<number | null> {
   // Imported here: the SSH backend (ssh2 and the sandbox's schemas) is not what most files importing infra need.
-  const { ssh2Shell } = await import("../../src/runners/ssh.js");
+  const { ssh2Shell } = await import("../../src/runners/ssh/ssh.js");
   rawShell ??= ssh2Shell({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() });
   const channel = await rawShell.exec(command);
   channel.stdin.end();

@@ -5,7 +5,7 @@ import { type AddressInfo, createServer, isIPv4, type Server } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
-import { isInternalAddress } from "../../src/runners/egress-policy.js";
+import { isInternalAddress } from "../../src/runners/egress/policy.js";
 
 /** A test server that counts the connections it saw: "nothing reached it" is seen, not assumed. */
 export interface Listener {

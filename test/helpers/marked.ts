@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { containment } from "../../src/runners/container.js";
+import { containment } from "../../src/runners/local/container.js";
 
 /**
  * A unique `sleep` duration to mark a test's processes (`sleep 3011.4821` is nobody else's): found again by
@@ -36,7 +36,7 @@ export function killMarked(text: string): void {
 }
 
 /**
- * The cgroup watcher of runner process `pid` (container.ts: a shell in a session of its own whose argument is the
+ * The cgroup watcher of runner process `pid` (runners/local/container.ts: a shell in a session of its own whose argument is the
  * runner's cgroup directory `…/spool-PID-START`), or null when it has none.
  */
 export function watcherOf(pid: number): number | null {

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, it } from "vitest";
-import { bwrapCommand, PROBE_COMMAND } from "../../src/runners/sandbox.js";
+import { bwrapCommand, PROBE_COMMAND } from "../../src/runners/sandbox/sandbox.js";
 import { infraRequired } from "./infra.js";
 
 /** Why bubblewrap cannot sandbox here, or null when it can (scripts/test-infra.sh installs it). */

@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: a fake server's untyped params
-import type { Slots } from "../../src/runners/channel-sender.js";
+import type { Slots } from "../../src/runners/client/channel-sender.js";
 
 /** The link a ChannelSender sends through, in tests: the current connection (its `request`) and `slots` calls in flight. */
 export function senderLink(slots: Slots, connection: () => { bytes?: boolean; request(method: string, params: any): Promise<unknown> }) {

@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { type Check, runChecks } from "../../src/ops/doctor.js";
-import { findProgram } from "../../src/runners/sandbox.js";
+import { findProgram } from "../../src/runners/sandbox/sandbox.js";
 import { infraRequired } from "../helpers/infra.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 

@@ -20,7 +20,7 @@ const commandFor = (i: number) =>
  * Output is never lost under load (issue 58): many producers started together through two `spool runner` processes,
  * in the default workspace-write sandbox (each its bwrap and slirp4netns, launched at once), followed by watchers.
  * Every producer ends 200 with every line, and every watcher sees every line once, in order. bench/load.ts's producer
- * that ended 500 with no line was bwrap dying in its loopback setup, raced by slirp4netns (sandbox-network.ts).
+ * that ended 500 with no line was bwrap dying in its loopback setup, raced by slirp4netns (runners/sandbox/network.ts).
  */
 describeWithBwrap("many producers through two attached runners, with watchers", () => {
   let home: string;

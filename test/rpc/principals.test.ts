@@ -7,8 +7,8 @@ import { createLogger } from "../../src/logger.js";
 import { METHODS } from "../../src/protocol/methods/index.js";
 import { ROLES, type Role, roleAllows } from "../../src/protocol/roles.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { RunnerClient } from "../../src/runners/runner-client.js";
+import { RunnerClient } from "../../src/runners/client/runner-client.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { credentialClients } from "../helpers/credential-clients.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 

@@ -4,9 +4,9 @@ import type { Readable } from "node:stream";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Backend, BackendUnavailable } from "../../src/runners/backend.js";
-import { DockerBackend } from "../../src/runners/docker.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { SshBackend } from "../../src/runners/ssh.js";
+import { DockerBackend } from "../../src/runners/docker/docker.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
+import { SshBackend } from "../../src/runners/ssh/ssh.js";
 import { closeSshOutside, describeWithInfra, infra, sshHostKeys, sshKey, sshOutside } from "../helpers/infra.js";
 
 const MB50 = 50 * 1024 * 1024;

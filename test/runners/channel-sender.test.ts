@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: a fake server's untyped params
 import { describe, expect, it } from "vitest";
 import { SpoolRpcError } from "../../src/client/spool-client.js";
-import { ChannelSender, Slots } from "../../src/runners/channel-sender.js";
+import { ChannelSender, Slots } from "../../src/runners/client/channel-sender.js";
 import { senderLink } from "../helpers/sender-link.js";
 
 /** A channel on a server that stores chunks in seq order, as the store does; the test answers the first calls itself. */

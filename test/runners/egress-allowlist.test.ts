@@ -2,7 +2,7 @@ import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
-import { LocalBackend } from "../../src/runners/local.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { httpListener, type Listener, rawListener } from "../helpers/listeners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 

@@ -3,7 +3,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
-import { LocalBackend } from "../../src/runners/local.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { infraRequired } from "../helpers/infra.js";
 import { httpListener, type Listener, outsideAddress, rawListener, tlsListener } from "../helpers/listeners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
-import { DockerBackend } from "../../src/runners/docker.js";
+import { DockerBackend } from "../../src/runners/docker/docker.js";
 import { clientHelloFor } from "../helpers/client-hello.js";
 import { describeWithInfra, infra } from "../helpers/infra.js";
 import { httpListener, type Listener, outsideAddress, rawListener } from "../helpers/listeners.js";

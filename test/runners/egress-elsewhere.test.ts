@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import type { Backend, ExecSpec } from "../../src/runners/backend.js";
-import { SshBackend } from "../../src/runners/ssh.js";
+import { SshBackend } from "../../src/runners/ssh/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 

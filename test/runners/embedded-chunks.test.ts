@@ -2,7 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { EMBEDDED_MAX_CHUNK_BYTES } from "../../src/runners/embedded.js";
+import { EMBEDDED_MAX_CHUNK_BYTES } from "../../src/runners/local/embedded.js";
 import { ended, startProducer } from "../helpers/live-output.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { recordStatePaths } from "../../src/home-registry.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { StartError } from "../../src/runners/backend.js";
-import { LocalBackend } from "../../src/runners/local.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { tempDir } from "../helpers/server.js";
 

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { ValueLink } from "../../src/runners/value-link.js";
+import { ValueLink } from "../../src/runners/client/value-link.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { collect } from "../helpers/stream.js";

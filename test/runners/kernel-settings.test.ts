@@ -3,9 +3,9 @@ import { chmodSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSyn
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Backend, ExecSpec } from "../../src/runners/backend.js";
-import { DockerBackend } from "../../src/runners/docker.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { SshBackend } from "../../src/runners/ssh.js";
+import { DockerBackend } from "../../src/runners/docker/docker.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
+import { SshBackend } from "../../src/runners/ssh/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 

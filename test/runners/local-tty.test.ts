@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { startLocalTty } from "../../src/runners/local-tty.js";
+import { startLocalTty } from "../../src/runners/local/tty.js";
 
 describe("a command under a terminal (local backend)", () => {
   it("ends once a consumer destroyed the output it held back (the terminal is read on, not left paused)", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DockerBackend } from "../../src/runners/docker.js";
-import type { DockerEngine } from "../../src/runners/docker-engine.js";
+import { DockerBackend } from "../../src/runners/docker/docker.js";
+import type { DockerEngine } from "../../src/runners/docker/engine.js";
 
 /**
  * What a runner's sandbox info says of a sandboxed command's network (the `network` fact of its proposals): a Docker

@@ -3,8 +3,8 @@ import { mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from "node
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Backend, ExecSpec } from "../../src/runners/backend.js";
-import { DockerBackend } from "../../src/runners/docker.js";
-import { LocalBackend } from "../../src/runners/local.js";
+import { DockerBackend } from "../../src/runners/docker/docker.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { describeWithInfra, infra } from "../helpers/infra.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 

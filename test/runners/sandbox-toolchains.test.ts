@@ -2,8 +2,8 @@ import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, w
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { toolchainRoots } from "../../src/runners/sandbox-view.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
+import { toolchainRoots } from "../../src/runners/sandbox/view.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 
 /**

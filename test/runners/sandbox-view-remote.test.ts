@@ -3,8 +3,8 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSy
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
-import { DockerBackend } from "../../src/runners/docker.js";
-import { SshBackend } from "../../src/runners/ssh.js";
+import { DockerBackend } from "../../src/runners/docker/docker.js";
+import { SshBackend } from "../../src/runners/ssh/ssh.js";
 import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 

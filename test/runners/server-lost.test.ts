@@ -1,8 +1,8 @@
 import { afterAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { RunnerClient, stopBeforeServer } from "../../src/runners/runner-client.js";
+import { RunnerClient, stopBeforeServer } from "../../src/runners/client/runner-client.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
 import { processOf, untilFinished } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { findProgram } from "../../src/runners/sandbox.js";
+import { findProgram } from "../../src/runners/sandbox/sandbox.js";
 import { shellScript } from "../../src/runners/shell.js";
 
 const execLine = (text: string, name = text.split(" ")[0]!) =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_CLIENT_HELLO_BYTES, readClientHello } from "../../src/runners/tls-client-hello.js";
+import { MAX_CLIENT_HELLO_BYTES, readClientHello } from "../../src/runners/egress/tls-client-hello.js";
 import { clientHelloFor } from "../helpers/client-hello.js";
 
 /** The same handshake message split over records of at most `size` bytes of payload each. */

@@ -1,8 +1,8 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data and raw rows
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ChannelSender, incompleteUtf8Tail, Slots } from "../../src/runners/channel-sender.js";
-import { knownHostKeys } from "../../src/runners/ssh.js";
+import { ChannelSender, incompleteUtf8Tail, Slots } from "../../src/runners/client/channel-sender.js";
+import { knownHostKeys } from "../../src/runners/ssh/ssh.js";
 import { DockerDemuxer, PidLine, wrapperScript } from "../../src/runners/streams.js";
 import { senderLink } from "../helpers/sender-link.js";
 

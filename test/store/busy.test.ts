@@ -6,8 +6,8 @@ import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { LocalBackend } from "../../src/runners/local.js";
-import { RunnerClient } from "../../src/runners/runner-client.js";
+import { RunnerClient } from "../../src/runners/client/runner-client.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
 import { openSqlite } from "../../src/store/sqlite-driver.js";
 import { eventually, startTestServer } from "../helpers/server.js";
 

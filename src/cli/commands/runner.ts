@@ -7,13 +7,13 @@ import { createLogger } from "../../logger.js";
 import { escapeControl } from "../../protocol/proposal-facts.js";
 import { BackendName } from "../../protocol/runner.js";
 import type { Backend } from "../../runners/backend.js";
-import type { ContainerChoice } from "../../runners/container.js";
-import { letGoOfInherited } from "../../runners/descriptors.js";
+import { type CommandEvent, firstAnswering, RunnerClient } from "../../runners/client/runner-client.js";
 import { PASS_ENV_ENTRY } from "../../runners/environment.js";
-import { LocalBackend } from "../../runners/local.js";
-import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../../runners/orphans.js";
-import { type CommandEvent, firstAnswering, RunnerClient } from "../../runners/runner-client.js";
-import { SandboxMode, sandboxModes } from "../../runners/sandbox.js";
+import type { ContainerChoice } from "../../runners/local/container.js";
+import { letGoOfInherited } from "../../runners/local/descriptors.js";
+import { LocalBackend } from "../../runners/local/local.js";
+import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../../runners/local/orphans.js";
+import { SandboxMode, sandboxModes } from "../../runners/sandbox/sandbox.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { serverTarget } from "../common.js";
 import { CliError, EXIT, explain } from "../errors.js";
@@ -208,7 +208,7 @@ export async function backendFromFlags(
       const image = values.image as string | undefined;
       const container = values.container as string | undefined;
       if (!image === !container) throw new Error("--backend docker needs exactly one of --image or --container");
-      const { DockerBackend } = await import("../../runners/docker.js");
+      const { DockerBackend } = await import("../../runners/docker/docker.js");
       return new DockerBackend({
         ...(image ? { image } : { container: container! }),
         network: values.network as string | undefined,
@@ -220,7 +220,7 @@ export async function backendFromFlags(
     }
     case "ssh": {
       const hostKey = values["ssh-host-key"] as string | undefined;
-      const { SshBackend } = await import("../../runners/ssh.js");
+      const { SshBackend } = await import("../../runners/ssh/ssh.js");
       return new SshBackend({
         host: need("ssh-host", values["ssh-host"] as string | undefined),
         port: positiveInt("ssh-port", values["ssh-port"] as string | undefined, 22),
@@ -266,7 +266,7 @@ export async function runner(argv: string[]): Promise<number> {
   const { values, positionals: rest } = parseSpec(RUNNER_SPEC, argv);
   if (values.help) return showHelp(RUNNER_SPEC);
   positionals("runner", rest, []);
-  // Before anything is opened: what this process inherited beyond stdio would pass to every command (descriptors.ts).
+  // Before anything is opened: what this process inherited beyond stdio would pass to every command (runners/local/descriptors.ts).
   letGoOfInherited();
   // The same defaults as every other command: the local server of $SPOOL_HOME.
   const { SPOOL_SERVER: _list, ...settings } = process.env;
@@ -336,7 +336,7 @@ export async function runner(argv: string[]): Promise<number> {
     window: positiveInt("window", values.window, 8),
     passEnv,
     // This runner's own state (and its SSH key) is as far from a sandboxed command as the server's: a command whose
-    // view would hold it is refused (sandbox-view.ts).
+    // view would hold it is refused (runners/sandbox/view.ts).
     secrets: runnerState,
     log,
     onCommand: (event) => process.stdout.write(`${commandLine(event)}\n`),

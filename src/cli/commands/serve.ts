@@ -2,7 +2,7 @@ import { appendFileSync, chmodSync } from "node:fs";
 import { resolve } from "node:path";
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../../logger.js";
 import { deadlineInForce } from "../../protocol/deadline-words.js";
-import { letGoOfInherited } from "../../runners/descriptors.js";
+import { letGoOfInherited } from "../../runners/local/descriptors.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { portAndDatabase } from "../common.js";
 import { usageError } from "../errors.js";
@@ -82,7 +82,7 @@ export async function serve(argv: string[]): Promise<number> {
   const { values, positionals: rest } = parseSpec(SERVE_SPEC, argv);
   if (values.help) return showHelp(SERVE_SPEC);
   positionals("serve", rest, []);
-  // Before anything is opened: what this process inherited beyond stdio would pass to every command (descriptors.ts).
+  // Before anything is opened: what this process inherited beyond stdio would pass to every command (runners/local/descriptors.ts).
   const inherited = letGoOfInherited();
   const { port } = portAndDatabase(values);
   let level: LogLevel | undefined;

@@ -3,7 +3,7 @@ import { loaderVariables, loaderVariablesMessage, type NetworkKind, type Sandbox
 import type { PoolFact, RunnerClaim } from "../../protocol/views.js";
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { SpoolError } from "../../rpc/errors.js";
-import type { SandboxInfo } from "../../runners/sandbox.js";
+import type { SandboxInfo } from "../../runners/sandbox/sandbox.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import { describeRule, ruleFor, ruleResolver, ruleSetter } from "../allow-rules.js";
 import { whoOf } from "../audit.js";

@@ -5,9 +5,9 @@ import { SpoolClient } from "../../../src/client/spool-client.js";
 import { createLogger } from "../../../src/logger.js";
 import { factsText, proposalFacts } from "../../../src/protocol/proposal-facts.js";
 import { ENTRY } from "../../../src/protocol/status.js";
-import { EMBEDDED_RUNNER } from "../../../src/runners/embedded.js";
-import { LocalBackend } from "../../../src/runners/local.js";
-import { RunnerClient } from "../../../src/runners/runner-client.js";
+import { RunnerClient } from "../../../src/runners/client/runner-client.js";
+import { EMBEDDED_RUNNER } from "../../../src/runners/local/embedded.js";
+import { LocalBackend } from "../../../src/runners/local/local.js";
 import { finished } from "../../helpers/runners.js";
 import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
 

@@ -1,0 +1,472 @@
+import { randomBytes } from "node:crypto";
+import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { recordedStateSoon } from "../../home-registry.js";
+import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
+import { signalName, streamControl, TTY_TERM } from "../control.js";
+import { localBaseEnvironment } from "../environment.js";
+import { OutputPipe } from "../output.js";
+import { type EgressDir, egressDir, egressLauncher, egressVariables } from "../sandbox/egress.js";
+import { etcView } from "../sandbox/etc-view.js";
+import { networkLauncher } from "../sandbox/network.js";
+import {
+  bwrapArgs,
+  configuredPathsProblem,
+  cwdOutsideMessage,
+  LOGIN_FILES,
+  launcher,
+  noSandbox,
+  once,
+  probeBwrap,
+  rootMovedMessage,
+  SANDBOX_OFF,
+  SANDBOX_SIGNALS,
+  type SandboxInfo,
+  type SandboxMode,
+  type SandboxProbe,
+  sandboxOf,
+  sandboxResult,
+  within,
+} from "../sandbox/sandbox.js";
+import { seccompFor } from "../sandbox/seccomp.js";
+import { SETUP_FD, SetupFailed, type SetupMarker, setUp, setupFailed } from "../sandbox/setup.js";
+import { expandHome, inSystem, localHomes, pathIdentity, privateHome, realOrPlanned, statProgram, viewRefusal, viewRefusalMessage } from "../sandbox/view.js";
+import { shellScript } from "../shell.js";
+import { supervise, withManyListeners } from "../supervise.js";
+import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
+import { containedEnd, type ProcessRecorder } from "./orphans.js";
+import { TakenSignals } from "./taken-signals.js";
+import { startLocalTty } from "./tty.js";
+
+export interface LocalBackendOptions {
+  /** Directory for commands that name none (the project root, for the embedded runner). */
+  defaultCwd?: string;
+  killGraceMs?: number;
+  /** How long the output may stay quiet after the command exited before a leftover grandchild's pipe is let go. */
+  quietMs?: number;
+  /** Read-only sandbox: `auto` (bubblewrap when it works here, default), `off` (none: read-only work is refused). */
+  sandbox?: Exclude<SandboxMode, "require">;
+  /** The bubblewrap program (default `bwrap`, looked up once in the runner's own PATH, never a command's). */
+  bwrap?: string;
+  /** The runner's environment, where the base variables (PATH, HOME, LANG, TERM) come from; default process.env. Nothing else of it reaches a command. */
+  environ?: NodeJS.ProcessEnv;
+  /** Told of each process group started and of its leader's exit, so a runner that dies unannounced can have its leftovers killed (orphans.ts). */
+  processes?: ProcessRecorder;
+  /** What holds each command's processes (container.ts): `auto` (default) a cgroup where this process may make one, else a PID namespace. */
+  container?: ContainerChoice;
+  /**
+   * The sandbox probe's answer, shared: the embedded runners' backends (one a project) and the facts shown of them
+   * take one probe, so what a person is shown (sandbox, network) is what the command gets. Else each backend probes once.
+   */
+  probe?: () => Promise<SandboxProbe>;
+  /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
+  egressHosts?: Readonly<Record<string, string>>;
+}
+
+/** execa's stdio from descriptor 3 on for a sandbox that says on SETUP_FD that it is set up. */
+const MARKER_STDIO = [...Array.from({ length: SETUP_FD - 3 }, () => "ignore" as const), "pipe" as const];
+
+/** bwrap's arguments; a plan it cannot build is a StartError. */
+function sandboxArgs(plan: Parameters<typeof bwrapArgs>[0]): string[] {
+  try {
+    return bwrapArgs(plan);
+  } catch (error) {
+    throw new StartError(`Cannot start the command: ${firstLine(error)}`);
+  }
+}
+
+/** Sends `signal` to a whole process group; a group that is already gone is not an error. */
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
+
+/**
+ * Runs commands as local processes through execa. Each command leads its own
+ * process group, so cancelling reaches everything it started: TERM to the
+ * group, KILL after the grace. stdin, stdout and stderr are pumped at once
+ * (no pipe deadlock), and a background grandchild holding the pipes open
+ * does not keep the command from completing.
+ */
+export class LocalBackend implements Backend {
+  readonly kind = "local" as const;
+  /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
+  readonly #closing = withManyListeners(new AbortController());
+
+  /** What the sandbox gives and bwrap's absolute path (null: no sandbox), probed once. */
+  readonly #sandbox = once(
+    (): Promise<SandboxProbe> =>
+      this.options.probe?.() ??
+      (this.options.sandbox === "off"
+        ? Promise.resolve({ info: noSandbox(SANDBOX_OFF), path: null })
+        : probeBwrap(this.options.bwrap ?? "bwrap", this.#environ)),
+  );
+
+  constructor(private readonly options: LocalBackendOptions = {}) {}
+
+  get #environ(): NodeJS.ProcessEnv {
+    return this.options.environ ?? process.env;
+  }
+
+  /** The runner user's home directories, as real paths: the account's and $HOME where it names another. */
+  #homes(): string[] {
+    const homes = new Set<string>();
+    for (const home of [userInfo().homedir, this.#environ.HOME]) {
+      if (!home) continue;
+      try {
+        homes.add(realpathSync(home));
+      } catch {
+        // A home that does not exist holds nothing a login would run.
+      }
+    }
+    return [...homes];
+  }
+
+  async sandbox(): Promise<SandboxInfo> {
+    return (await this.#sandbox()).info;
+  }
+
+  /** What holds each command's processes here: a cgroup, a PID namespace, or nothing (and why). */
+  async container(): Promise<ContainerInfo> {
+    return (await containment(this.#environ, this.options.container)).info;
+  }
+
+  describe(): string {
+    return `local processes on this machine${this.options.defaultCwd ? `, default cwd ${this.options.defaultCwd}` : ""}`;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await access("/bin/sh", constants.X_OK);
+    } catch (error) {
+      throw new BackendUnavailable(`local: cannot run /bin/sh (${firstLine(error)}) — commands run with /bin/sh -c`);
+    }
+    const cwd = this.options.defaultCwd;
+    if (cwd && !(await stat(cwd).catch(() => null))?.isDirectory()) {
+      throw new BackendUnavailable(`local: ${cwd} is not a directory — create it, or name another project root with --root DIR`);
+    }
+  }
+
+  async start(spec: ExecSpec): Promise<Execution> {
+    const started = Date.now();
+    const cwd = spec.cwd ?? this.options.defaultCwd ?? process.cwd();
+    // A clean environment: the base and what the runner was given (allowed names, the proposal's env); never the runner's own.
+    // Under a terminal, TERM names one that can do what a terminal does (the proposal's env may name another).
+    const base = { ...localBaseEnvironment(this.#environ), ...(spec.tty ? { TERM: TTY_TERM } : {}) };
+    const env: Record<string, string> = { ...base, ...spec.env };
+    // The last simple command takes the shell's place where that changes nothing else (shell.ts): no shell dies of a ^C its program handled.
+    const script = shellScript(spec.command);
+    const sandbox = sandboxOf(spec);
+    if (!sandbox) return this.#run(spec, { file: "/bin/sh", args: ["-c", script], env, base, cwd, script, setup: null, started });
+    const launch = await this.#sandboxed(spec, sandbox, { cwd, env, base, script });
+    try {
+      const execution = await this.#run(spec, { ...launch, base, cwd, script, started });
+      const dir = launch.egress;
+      if (!dir) return execution;
+      // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
+      const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
+      return { ...execution, result };
+    } catch (error) {
+      launch.egress?.remove();
+      if (error instanceof SetupFailed) throw new StartError(`Cannot start the command: ${error.message}`);
+      throw error;
+    }
+  }
+
+  /**
+   * What a sandboxed command sees (runners/sandbox/view.ts), as real paths, checked: nothing that holds a known secret (the
+   * server's and the runner's state, the homes the registry records), no configured path that is or holds a home or
+   * what a login runs. Throws StartError naming what it refuses.
+   */
+  async #view(
+    sandbox: NonNullable<ReturnType<typeof sandboxOf>>,
+    probed: SandboxProbe,
+    workspace: string,
+    home: string,
+  ): Promise<{ home: string | null; readOnly: string[]; writable: string[]; etc: string }> {
+    const refuse = (why: string): never => {
+      throw new StartError(`Cannot start the command: ${why}`);
+    };
+    const given = sandbox.view;
+    const toolchains = given?.toolchains ?? probed.info.view?.toolchains ?? [];
+    const real = (paths: readonly string[]) => [...new Set(paths.map((path) => realOrPlanned(expandHome(path, home))))];
+    const readOnly = real([...toolchains, ...(given?.read ?? [])]);
+    const writable = real(given?.write ?? []);
+    const homes = [...new Set([...this.#homes(), ...localHomes(home)])];
+    // A configured path that is a home or holds one would show all of it; a writable one holding what a login runs, plant it.
+    const problem = configuredPathsProblem(readOnly, writable, homes);
+    if (problem) refuse(problem);
+    // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
+    // (read by a pass begun after this start asked, shared with the starts asking with it: home-registry.ts).
+    const recorded = await recordedStateSoon(this.#environ);
+    // A turn of the event loop first: what changed in /etc before this start has its watch's event read, so the copy
+    // has it (the awaits above may all be answered already, and a start then sees /etc as it was a moment ago).
+    await new Promise((resolve) => setImmediate(resolve));
+    const etc = etcView();
+    const secrets = [...new Set([...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs])];
+    const roots = [workspace, ...readOnly, ...writable];
+    const refusal =
+      viewRefusal(roots, secrets) ??
+      // In the system: /etc as its copy holds it (what every user may read), the rest as it is.
+      secrets
+        .filter((secret) => inSystem(secret) && (!within(secret, "/etc") || lstatSync(join(etc, secret.slice(4)), { throwIfNoEntry: false })))
+        .map((secret) => ({ secret, root: "the system directories" }))[0] ??
+      null;
+    if (refusal) refuse(viewRefusalMessage(refusal));
+    return { home: probed.info.view?.home ?? privateHome(home), readOnly, writable, etc };
+  }
+
+  /** bwrap's launch for a sandboxed command: its program, arguments and environment, its egress proxy's directory. */
+  async #sandboxed(
+    spec: ExecSpec,
+    sandbox: NonNullable<ReturnType<typeof sandboxOf>>,
+    start: { cwd: string; env: Record<string, string>; base: Record<string, string>; script: string },
+  ): Promise<{ file: string; args: string[]; env: Record<string, string>; egress: EgressDir | null; setup: SetupMarker }> {
+    const { cwd, base, script } = start;
+    let env = start.env;
+    const probed = await this.#sandbox();
+    if (!probed.path) throw new StartError(`${sandbox.mode} commands are refused on this runner: it has no ${sandbox.mode} sandbox (${probed.info.detail})`);
+    const real = (what: string, path: string) => {
+      try {
+        return realpathSync(path);
+      } catch (error) {
+        throw new StartError(`Cannot start the command: ${what} ${path} is not there (${firstLine(error)})`);
+      }
+    };
+    // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
+    // No project root (a cwd the server allowed outside it): the command's directory is its workspace.
+    const realCwd = real("cwd", cwd);
+    const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
+    const moved = spec.workspace ? rootMovedMessage(spec.workspace, workspace) : null;
+    if (moved) throw new StartError(`Cannot start the command: ${moved}`);
+    const checked = await this.#view(sandbox, probed, workspace, base.HOME!);
+    // What is bound is what was judged: each path's identity now, which the sandbox's first program compares with what
+    // bubblewrap mounted (a path swapped for a link between the two, by a command of an enclosing project, is refused).
+    const stat = statProgram();
+    if (!stat) throw new StartError("Cannot start the command: there is no stat(1) in /usr/bin or /bin, with which the sandbox checks what it mounted");
+    const present = (paths: readonly string[]) =>
+      paths.flatMap((path) => {
+        let id: string | null;
+        try {
+          id = pathIdentity(path);
+        } catch (error) {
+          throw new StartError(`Cannot start the command: ${firstLine(error)}`);
+        }
+        return id === null ? [] : [{ path, id }];
+      });
+    const root = present([workspace]);
+    if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
+    const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
+    // A login file that is a link is protected where it leads, when that is in the project.
+    const logins = LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
+    const protect = present(logins.filter((path) => within(path, workspace)));
+    const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
+    // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
+    // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (runners/sandbox/network.ts).
+    // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (runners/sandbox/egress.ts).
+    const allowlist = sandbox.mode === "workspace-write" && sandbox.egress ? sandbox.egress : null;
+    const ownNetwork = !allowlist && sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
+    const egress = allowlist ? egressDir() : null;
+    if (egress) env = { ...env, ...egressVariables() };
+    // The sandbox says it is set up before the command runs (runners/sandbox/setup.ts): under a terminal in its first output.
+    const setup: SetupMarker = spec.tty ? { nonce: randomBytes(12).toString("hex") } : { fd: SETUP_FD };
+    const sandboxed = sandboxArgs({
+      mode: sandbox.mode,
+      network: sandbox.network ?? true,
+      ownNetwork,
+      workspace,
+      cwd: realCwd,
+      homes: this.#homes(),
+      protect: protect.map((p) => p.path),
+      view,
+      bound: { stat, paths: [...root, ...readOnly, ...writable, ...protect] },
+      env,
+      command: script,
+      resetSignals: probed.resetSignals ?? null,
+      userns: probed.userns ?? false,
+      seccomp: Boolean(probed.seccomp),
+      setup,
+      ...(egress ? { egress: { dir: egress.path, forwarder: egress.forwarder } } : {}),
+    });
+    const filter = seccompFor(sandbox.mode, probed.seccomp ?? null);
+    const ignore = probed.resetSignals ? SANDBOX_SIGNALS : [];
+    if (allowlist && egress) {
+      const policy = { allow: allowlist.allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) };
+      const launch = egressLauncher(egress, policy, probed.path, sandboxed, ignore, probed.seccomp ?? null);
+      return { ...launch, env: { ...base, ...launch.env }, egress, setup };
+    }
+    if (ownNetwork) {
+      const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, ignore, filter);
+      return { ...launch, env: { ...base, ...launch.env }, egress, setup };
+    }
+    return { ...launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter), env: base, egress, setup };
+  }
+
+  async #run(
+    spec: ExecSpec,
+    start: {
+      file: string;
+      args: string[];
+      env: Record<string, string>;
+      base: Record<string, string>;
+      cwd: string;
+      script: string;
+      /** How a sandbox says it is set up (runners/sandbox/setup.ts); null: no sandbox. */
+      setup: SetupMarker | null;
+      started: number;
+    },
+  ): Promise<Execution> {
+    let { file, args, env } = start;
+    const { base, cwd, script, started, setup } = start;
+    const sandbox = setup !== null;
+    if (!sandbox && spec.workspace) {
+      // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
+      let realCwd: string;
+      let workspace: string;
+      try {
+        [realCwd, workspace] = [realpathSync(cwd), realpathSync(spec.workspace)];
+      } catch (error) {
+        throw new StartError(`Cannot start the command: its directory ${cwd} or the project root is not there (${firstLine(error)})`);
+      }
+      const moved = rootMovedMessage(spec.workspace, workspace);
+      if (moved) throw new StartError(`Cannot start the command: ${moved}`);
+      if (!within(realCwd, workspace)) throw new StartError(cwdOutsideMessage(realCwd, workspace));
+    }
+    // Its container (SPEC §7 "Stopped means stopped"): a sandbox has a PID namespace already; a full command gets one where no cgroup holds it.
+    const box = await containment(this.#environ, this.options.container);
+    if (!sandbox && box.kind === "pid-namespace") {
+      ({ file, args } = launcher(box.bwrap, pidNamespaceArgs({ env, cwd, command: script, resetSignals: box.resetSignals }), Boolean(box.resetSignals)));
+      env = base;
+    }
+    let cgroup: CommandCgroup | undefined;
+    if (box.kind === "cgroup") {
+      try {
+        cgroup = box.open();
+      } catch (error) {
+        throw new StartError(`Cannot start the command: cannot create its cgroup (${firstLine(error)})`);
+      }
+      ({ file, args } = cgroup.wrap(file, args));
+    }
+    const contained = !sandbox && box.kind === "pid-namespace";
+    if (spec.tty) {
+      const { killGraceMs, processes } = this.options;
+      const nonce = setup && "nonce" in setup ? setup.nonce : undefined;
+      const tty = await startLocalTty(
+        { ...spec, tty: spec.tty },
+        { file, args, cwd, env, killGraceMs, processes, closing: this.#closing.signal, signalGroup, cgroup, contained: sandbox || contained, nonce },
+      ).catch(async (error: unknown) => {
+        await cgroup?.kill();
+        throw error;
+      });
+      return sandbox || contained ? { ...tty, result: tty.result.then(sandboxResult) } : tty;
+    }
+    // execa is loaded by the first command (~2 MB of heap a server whose commands all run elsewhere never holds).
+    const { execa } = await import("execa");
+    const subprocess = execa(file, args, {
+      cwd,
+      env,
+      extendEnv: false,
+      detached: true, // its own process group, so a cancel reaches its children too
+      cleanup: false,
+      buffer: false,
+      reject: false,
+      encoding: "buffer",
+      stripFinalNewline: false,
+      ...(spec.stdin ? { input: spec.stdin } : {}),
+      // A sandbox says on SETUP_FD that it is set up (runners/sandbox/setup.ts); the descriptors between are not opened.
+      stdio: [spec.stdin || spec.interactive ? "pipe" : "ignore", "pipe", "pipe", ...(setup && "fd" in setup ? MARKER_STDIO : [])],
+    });
+    // Listened to at once: an unread descriptor is let go (execa resumes it a turn later, Node at the exit).
+    const markerStream = setup && "fd" in setup ? (subprocess.stdio as unknown as (Readable | null)[])[SETUP_FD] : null;
+    const setUpDone = markerStream ? setUp(markerStream, spec.signal) : null;
+    // execa settles with a result object (reject: false); the process's own events tell us more precisely.
+    const settled = subprocess.then((r) => r);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      subprocess.once("exit", (code, signal) => resolve({ code, signal }));
+    });
+    const spawnError = await new Promise<Error | null>((resolve) => {
+      subprocess.once("spawn", () => resolve(null));
+      subprocess.once("error", (error) => resolve(error));
+    });
+    if (spawnError || subprocess.pid === undefined) {
+      await cgroup?.kill();
+      const result = await settled;
+      const detail = ("originalMessage" in result && result.originalMessage ? result.originalMessage : spawnError?.message)?.split("\n")[0];
+      throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
+    }
+    const pid = subprocess.pid;
+    // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
+    const namespace = sandbox || contained ? containedEnd(pid) : null;
+    this.options.processes?.started(pid, spec.command, cgroup?.path);
+    // Read from the start (an output nobody reads is let go at the exit), held until the consumer reads.
+    const stdout = new OutputPipe(subprocess.stdout!);
+    const stderr = new OutputPipe(subprocess.stderr!);
+    if (setUpDone && !(await setUpDone)) {
+      await exited;
+      // What its launcher left (an egress proxy whose sandbox never came), so that nothing holds its stderr.
+      signalGroup(pid, "SIGKILL");
+      await cgroup?.kill();
+      this.options.processes?.exited(pid);
+      stdout.output.destroy();
+      throw await setupFailed(stderr.output);
+    }
+
+    // A cancel's TERM and KILL reach the whole container, daemons that left the process group included.
+    const supervision = supervise(
+      spec,
+      (signal) => {
+        cgroup?.signal(signal, pid);
+        signalGroup(pid, signal);
+      },
+      {
+        killGraceMs: this.options.killGraceMs,
+        closing: this.#closing.signal,
+      },
+    );
+    const result = (async (): Promise<ExecResult> => {
+      const { code, signal } = await exited;
+      // What the command left running ends with it, as in a PID namespace of its own: bwrap exits before its namespace
+      // is empty (orphans.ts, containedEnd), so the end is told once it is.
+      await namespace?.ended();
+      await cgroup?.kill();
+      this.options.processes?.exited(pid);
+      // Input nobody will read any more: let go of the pipe.
+      if (spec.interactive) subprocess.stdin?.destroy();
+      // A pending KILL stays armed after a cancel: it also reaches children that ignored TERM.
+      supervision.done({ keepKill: true });
+      const quietMs = this.options.quietMs ?? 100;
+      await Promise.all([stdout.settle(quietMs), stderr.settle(quietMs)]);
+      await settled;
+      const ended = { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
+      return sandbox || contained ? sandboxResult(ended) : ended;
+    })();
+    // A command bubblewrap contains ignores a client's signals until it runs inside: they wait for it (taken-signals.ts).
+    const signals = sandbox || contained ? new TakenSignals(pid, signalGroup) : null;
+    const control =
+      spec.interactive && !spec.stdin
+        ? streamControl(
+            subprocess.stdin!,
+            { signal: async (name) => (signals ? signals.signal(signalName(name)) : signalGroup(pid, signalName(name))) },
+            { tty: false },
+          )
+        : undefined;
+    return {
+      stdout: stdout.output,
+      stderr: stderr.output,
+      result,
+      describe: () => ({ backend: "local", pid }),
+      located: Promise.resolve({ backend: "local", pid }),
+      ...(control ? { control } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closing.abort();
+  }
+}
