@@ -9,6 +9,7 @@
  */
 import { Writable } from "node:stream";
 import { nativeDiagnosis, nativeLoadError } from "../ops/native.js";
+import { BACKEND_NAMES } from "../protocol/backends.js";
 import { SERVER_VERSION } from "../version.js";
 import { type Command, type CommandSpec, helpText } from "./command-spec.js";
 import { currentTarget, nearest } from "./common.js";
@@ -44,7 +45,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   entries: { summary: "list a run's proposals, outputs and errors", load: async () => (await import("./commands/lists.js")).ENTRIES },
   runners: { summary: "the project's runners and pools; drain one", load: async () => (await import("./commands/runners.js")).RUNNERS },
   models: { summary: "list the configured models", load: async () => (await import("./commands/lists.js")).MODELS },
-  runner: { summary: "attach a runner (local, docker, ssh) to a server", load: async () => (await import("./commands/runner.js")).RUNNER },
+  runner: { summary: `attach a runner (${BACKEND_NAMES.join(", ")}) to a server`, load: async () => (await import("./commands/runner.js")).RUNNER },
   acp: { summary: "serve an editor over the Agent Client Protocol (stdio)", load: async () => (await import("./commands/acp.js")).ACP },
   mcp: { summary: "run an MCP agent's commands through Spool (stdio)", load: async () => (await import("./commands/mcp.js")).MCP },
   token: {

@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import type { BackendName } from "../protocol/backends.js";
 import type { Role } from "../protocol/roles.js";
 import { type ContainerInfo, noSandbox, type RunnerAttachParams, type SandboxInfo, sandboxModes } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
@@ -10,7 +11,7 @@ import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
 
 export interface AttachedRunner {
   name: string;
-  backend: "local" | "docker" | "ssh";
+  backend: BackendName;
   description: string | null;
   labels: Record<string, string>;
   default: boolean;

@@ -28,6 +28,7 @@ const RUNNER_SHARED = [
   "runners/backend.ts",
   "runners/control.ts",
   "runners/environment.ts",
+  "runners/flags.ts",
   "runners/output.ts",
   "runners/shell.ts",
   "runners/streams.ts",
@@ -111,6 +112,13 @@ export const LAYERS: readonly Layer[] = [
     imports: ["protocol"],
     packages: "any",
     node: true,
+  },
+  {
+    paths: ["runners/backends.ts"],
+    purpose: "the backends' table as `spool runner` reads it: each backend's flags and how they build it, one row from each backend's folder",
+    imports: ["protocol", "runners/local", "runners/docker", "runners/ssh", ...RUNNER_SHARED],
+    packages: [],
+    node: false,
   },
   {
     paths: ["runners/environment.ts"],

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { SpoolConfig } from "../config.js";
 import { ownerAlive } from "../home-lock.js";
+import { BACKEND_NAMES } from "../protocol/backends.js";
 import { deadlineInForce } from "../protocol/deadline-words.js";
 import { type ReceiverState, receiverStateWords } from "../protocol/receiver-state.js";
 import { probeBwrap } from "../runners/sandbox/sandbox.js";
@@ -354,13 +355,14 @@ async function serverCheck(config: SpoolConfig, running: Running | null): Promis
         .split("\n")
         .filter((l) => l.startsWith(prefix))
         .reduce((total, l) => total + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+    const runners = Object.fromEntries(BACKEND_NAMES.map((name) => [name, sum(`spool_runners{backend="${name}"}`)]));
     Object.assign(data, {
-      runners: { local: sum('spool_runners{backend="local"}'), docker: sum('spool_runners{backend="docker"}'), ssh: sum('spool_runners{backend="ssh"}') },
+      runners,
       connections: sum("spool_connections{"),
       pending: sum("spool_proposals_pending{"),
     });
     const summary = text
-      ? `; ${plural(sum("spool_connections{"), "connection")}, runners local ${sum('spool_runners{backend="local"}')} / docker ${sum('spool_runners{backend="docker"}')} / ssh ${sum('spool_runners{backend="ssh"}')}, ${plural(sum("spool_proposals_pending{"), "proposal")} pending`
+      ? `; ${plural(sum("spool_connections{"), "connection")}, runners ${BACKEND_NAMES.map((name) => `${name} ${runners[name]}`).join(" / ")}, ${plural(sum("spool_proposals_pending{"), "proposal")} pending`
       : "";
     return ready.status === 200
       ? { name: "server", status: "ok", detail: `pid ${owner.pid} at ${base}, ready${summary}`, data }

@@ -1,6 +1,7 @@
 import { sql } from "kysely";
 import { collectDefaultMetrics, type Metric, Registry } from "prom-client";
 import { ENTRY, RUN } from "../core/status.js";
+import { BACKEND_NAMES } from "../protocol/backends.js";
 import type { Store } from "../store/database.js";
 import { jsonText } from "../store/dialect.js";
 import type { Buckets, Meter } from "./meter.js";
@@ -161,11 +162,7 @@ export function createMetrics(sources: MetricSources): Registry {
     () => [...meter.claims].flatMap(([pool, buckets]) => histogram("spool_pool_claim_seconds", buckets, { pool })),
   );
   add("spool_runners", "Runners attached to this server, by backend", "gauge", () => {
-    const counts = new Map<string, number>([
-      ["local", 0],
-      ["docker", 0],
-      ["ssh", 0],
-    ]);
+    const counts = new Map<string, number>(BACKEND_NAMES.map((name) => [name, 0]));
     for (const backend of sources.runners()) counts.set(backend, (counts.get(backend) ?? 0) + 1);
     return [...counts].map(([backend, value]) => ({ value, labels: { backend } }));
   });

@@ -1,6 +1,7 @@
 // Shapes several requests and notifications share: run aliases, entry paths, statuses, durations, a run,
 // an entry, the notices. zod only, no Node imports.
 import { z } from "zod";
+import { BACKEND_NAMES } from "./backends.js";
 import { TRANSPORTS } from "./roles.js";
 import { BudgetReached, Channel, Producer, RunView } from "./views-schemas.js";
 
@@ -176,7 +177,7 @@ export const StartedNotice = z.object({
   runner: z.string(),
   process: z
     .object({
-      backend: z.string().describe("local, docker, ssh"),
+      backend: z.string().describe(BACKEND_NAMES.join(", ")),
       pid: z.number().int().optional(),
       container: z.string().optional(),
       host: z.string().optional(),

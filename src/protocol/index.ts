@@ -4,6 +4,7 @@
 
 // Every request and notification as a descriptor (name, description, params, result or direction), the
 // shapes they share, the error catalogue and the runner messages.
+export { BACKEND_NAMES, BACKENDS, backendNamesWords } from "./backends.js";
 export * from "./binary-frame.js";
 export * from "./common.js";
 export * from "./define.js";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BACKEND_NAMES } from "./backends.js";
 import { MAX_EGRESS_RULES } from "./egress.js";
 import { RunnerLabels } from "./pools.js";
 import { RoleName } from "./role-schemas.js";
@@ -90,7 +91,8 @@ export type RunnerState = z.output<typeof RunnerState>;
  * runner side (`RunnerClient`): one schema each for validation, types and docs.
  */
 
-export const BackendName = z.enum(["local", "docker", "ssh"]);
+/** A backend of the table in backends.ts. */
+export const BackendName = z.enum(BACKEND_NAMES);
 
 export const RunnerName = z
   .string()

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BACKEND_NAMES } from "./backends.js";
 import { RoleName } from "./role-schemas.js";
 import { NetworkFact, NetworkKind, SandboxModeName } from "./sandbox-schemas.js";
 import { ENTRY } from "./status.js";
@@ -142,7 +143,7 @@ export type ProposalFacts = z.output<typeof ProposalFacts>;
 
 /** Where a started producer runs, as its runner reported it (`stream/started`). */
 export const ProcessPlace = z.object({
-  backend: z.string().nullable().describe("local, docker, ssh"),
+  backend: z.string().nullable().describe(BACKEND_NAMES.join(", ")),
   pid: z.number().int().nullable(),
   container: z.string().nullable(),
   host: z.string().nullable(),

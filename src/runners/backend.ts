@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import type { BackendName } from "../protocol/backends.js";
 import type { ContainerInfo, ControlSignal, TtySize } from "../protocol/runner.js";
 import type { ExecSandbox, SandboxInfo } from "./sandbox/sandbox.js";
 
@@ -113,7 +114,16 @@ export interface ExecutionTarget {
   host?: string;
 }
 
-export type BackendKind = "local" | "docker" | "ssh";
+/** A backend of the protocol's table (src/protocol/backends.ts). */
+export type BackendKind = BackendName;
+
+/** What a backend that starts processes on this machine tells as it starts them (the local backend: src/runners/local/orphans.ts). */
+export interface ProcessRecorder {
+  /** `pid` was just started as the leader of its own process group (its parent has not reaped it yet), in the cgroup `cgroup` when it has one. */
+  started(pid: number, command: string, cgroup?: string): void;
+  /** The leader `pid` has exited (and been reaped). */
+  exited(pid: number): void;
+}
 
 /**
  * One interface for every place a command can run. `start` resolves once the

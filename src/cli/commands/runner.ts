@@ -1,17 +1,18 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
 import { recordStatePaths } from "../../home-registry.js";
 import { createLogger } from "../../logger.js";
+import { BACKEND_NAMES, backendNamesWords } from "../../protocol/backends.js";
 import { escapeControl } from "../../protocol/proposal-facts.js";
 import { BackendName } from "../../protocol/runner.js";
 import type { Backend } from "../../runners/backend.js";
+import { backendFlags, backendRow } from "../../runners/backends.js";
 import { type CommandEvent, firstAnswering, RunnerClient } from "../../runners/client/runner-client.js";
 import { PASS_ENV_ENTRY } from "../../runners/environment.js";
-import type { ContainerChoice } from "../../runners/local/container.js";
+import { type FlagValues, need, positiveInt, readFlagFile } from "../../runners/flags.js";
 import { letGoOfInherited } from "../../runners/local/descriptors.js";
-import { LocalBackend } from "../../runners/local/local.js";
 import { type ProcessRecorder, ProcessRegistry, reapLeftovers } from "../../runners/local/orphans.js";
 import { SandboxMode, sandboxModes } from "../../runners/sandbox/sandbox.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
@@ -20,7 +21,7 @@ import { CliError, EXIT, explain } from "../errors.js";
 
 export const RUNNER_SPEC = defineCommand({
   name: "runner",
-  usage: "spool runner --project NAME --name NAME --backend local|docker|ssh [--server URL] [--token-file PATH] [options]",
+  usage: `spool runner --project NAME --name NAME --backend ${BACKEND_NAMES.join("|")} [--server URL] [--token-file PATH] [options]`,
   about: `Attaches to a Spool server as a runner and executes the accepted commands it is
 given, streaming their output back. Reconnects when the connection drops;
 when its credential is revoked or expires it stops and exits 3, saying so.
@@ -49,7 +50,7 @@ given and nothing else   [$SPOOL_TOKEN_FILE, $SPOOL_HOME/token]`,
     },
     project: { type: "string", arg: "NAME", help: "project to serve" },
     name: { type: "string", arg: "NAME", help: "runner name, unique in the project" },
-    backend: { type: "string", arg: "KIND", help: "local, docker or ssh" },
+    backend: { type: "string", arg: "KIND", help: backendNamesWords() },
     default: {
       type: "boolean",
       help: `also take accepted proposals that name no runner (refused
@@ -94,15 +95,6 @@ here), require (do not start without one)     [auto]`,
 also get (a name, or a pattern with *); repeatable.
 Commands start with PATH, HOME, LANG, TERM only.`,
     },
-    contain: {
-      type: "string",
-      arg: "MODE",
-      help: `what holds each command's processes, killed on cancel,
-timeout, the command's end and the runner's: auto (a
-cgroup v2 per command where this user may create one,
-else a PID namespace), pid-namespace, none (local)
-                                              [auto]`,
-    },
     "state-dir": {
       type: "string",
       arg: "DIR",
@@ -111,56 +103,10 @@ starts; at start-up the runner kills those a previous
 runner left there when it died without stopping them
                       [$SPOOL_HOME/runners/NAME]`,
     },
-    image: {
-      type: "string",
-      arg: "IMAGE",
-      help: `a fresh container per command (removed afterwards); the
-project root is mounted into it at the same path (or at
---root): read-write for sh, read-only for env commands`,
-      heading: " docker:",
-    },
-    "no-mount": {
-      type: "boolean",
-      help: `do not mount the project root (commands start in the
-image's WORKDIR, or in --root)`,
-    },
-    container: {
-      type: "string",
-      arg: "NAME",
-      help: `or exec inside this running container (it keeps its own
-mounts)`,
-    },
-    network: { type: "string", arg: "NAME", help: "network for fresh containers                  [none]" },
-    "ssh-host": { type: "string", arg: "HOST", help: "the SSH server", heading: " ssh:" },
-    "ssh-port": { type: "string", arg: "PORT", help: "its port                                       [22]" },
-    "ssh-user": { type: "string", arg: "USER", help: "the login" },
-    "ssh-key": { type: "string", arg: "PATH", help: "the private key" },
-    "ssh-host-key": { type: "string", arg: "PATH", help: "accepted host public key (default: ~/.ssh/known_hosts)" },
-    "ssh-known-hosts": { type: "string", arg: "PATH", help: "the known_hosts file to check it in (default: ~/.ssh/known_hosts)" },
-    "ssh-insecure": { type: "boolean", help: "do not check the host key (tests, throwaway hosts only)" },
+    // Each backend's own, under its name (src/runners/backends.ts).
+    ...backendFlags(),
   },
 });
-
-function positiveInt(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
-
-function need(name: string, value: string | undefined): string {
-  if (!value) throw new Error(`--${name} is required (see spool runner --help)`);
-  return value;
-}
-
-/** A file a flag names, or an error naming the flag. */
-function readFlagFile(name: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new Error(`--${name} ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-  }
-}
 
 /** Control and invisible characters as escapes, so a command prints on one honest line: the formatter every client uses. */
 export const escapeControls = escapeControl;
@@ -184,70 +130,19 @@ export function runnerStateDir(name: string, env: NodeJS.ProcessEnv = process.en
 }
 
 /**
- * The backend the flags ask for. Docker's and SSH's are imported only for their own runners: dockerode (with gRPC and
- * protobuf) and ssh2 are ~200 files that a local runner's start read and compiled for nothing (0.5 → 0.3 s of CPU).
+ * The backend the flags ask for, built by its row of src/runners/backends.ts. Docker's and SSH's are imported only for
+ * their own runners: dockerode (with gRPC and protobuf) and ssh2 are ~200 files that a local runner's start read and
+ * compiled for nothing (0.5 → 0.3 s of CPU).
  */
-export async function backendFromFlags(
-  values: Record<string, string | boolean | string[] | undefined>,
-  extra: { processes?: ProcessRecorder } = {},
-): Promise<Backend> {
+export async function backendFromFlags(values: FlagValues, extra: { processes?: ProcessRecorder } = {}): Promise<Backend> {
   const kind = BackendName.safeParse(values.backend);
-  if (!kind.success) throw new Error(`--backend must be local, docker or ssh, got "${String(values.backend ?? "")}"`);
-  const killGraceMs = positiveInt("kill-grace", values["kill-grace"] as string | undefined, 2000);
-  const sandbox = sandboxMode(values.sandbox) === "off" ? ("off" as const) : ("auto" as const);
-  switch (kind.data) {
-    case "local":
-      return new LocalBackend({
-        killGraceMs,
-        processes: extra.processes,
-        sandbox,
-        container: containChoice(values.contain),
-        ...(values.root ? { defaultCwd: values.root as string } : {}),
-      });
-    case "docker": {
-      const image = values.image as string | undefined;
-      const container = values.container as string | undefined;
-      if (!image === !container) throw new Error("--backend docker needs exactly one of --image or --container");
-      const { DockerBackend } = await import("../../runners/docker/docker.js");
-      return new DockerBackend({
-        ...(image ? { image } : { container: container! }),
-        network: values.network as string | undefined,
-        killGraceMs,
-        sandbox,
-        mountProject: Boolean(image) && !values["no-mount"],
-        ...(values.root ? { mountAt: values.root as string } : {}),
-      });
-    }
-    case "ssh": {
-      const hostKey = values["ssh-host-key"] as string | undefined;
-      const { SshBackend } = await import("../../runners/ssh/ssh.js");
-      return new SshBackend({
-        host: need("ssh-host", values["ssh-host"] as string | undefined),
-        port: positiveInt("ssh-port", values["ssh-port"] as string | undefined, 22),
-        username: need("ssh-user", values["ssh-user"] as string | undefined),
-        privateKey: readFlagFile("ssh-key", need("ssh-key", values["ssh-key"] as string | undefined)),
-        ...(hostKey
-          ? {
-              hostKeys: readFlagFile("ssh-host-key", hostKey)
-                .toString("utf8")
-                .split("\n")
-                .filter((l) => l.trim()),
-            }
-          : {}),
-        ...(values["ssh-known-hosts"] ? { knownHostsFile: values["ssh-known-hosts"] as string } : {}),
-        insecureSkipHostKeyCheck: Boolean(values["ssh-insecure"]),
-        killGraceMs,
-        sandbox,
-      });
-    }
-  }
-}
-
-/** `--contain`: auto (default), pid-namespace or none. */
-function containChoice(raw: unknown): ContainerChoice {
-  if (raw === undefined) return "auto";
-  if (raw === "auto" || raw === "pid-namespace" || raw === "none") return raw;
-  throw new Error(`--contain must be auto, pid-namespace or none, got "${String(raw)}"`);
+  if (!kind.success) throw new Error(`--backend must be ${backendNamesWords()}, got "${String(values.backend ?? "")}"`);
+  return backendRow(kind.data).build(values, {
+    killGraceMs: positiveInt("kill-grace", values["kill-grace"] as string | undefined, 2000),
+    sandbox: sandboxMode(values.sandbox) === "off" ? "off" : "auto",
+    ...(values.root ? { root: values.root as string } : {}),
+    ...(extra.processes ? { processes: extra.processes } : {}),
+  });
 }
 
 /** `dir`, created (0700) when it is not there. */
@@ -309,9 +204,9 @@ export async function runner(argv: string[]): Promise<number> {
   }
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
-  // The SSH runner's key (wherever it is kept, ~/.ssh or not) is a credential too.
-  const sshKey = values.backend === "ssh" && typeof values["ssh-key"] === "string" ? [resolve(values["ssh-key"])] : [];
-  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...sshKey];
+  // What the backend's own flags name that is a credential (the SSH runner's key, wherever it is kept) is one too.
+  const backendSecrets = backendRow(backend.kind).secrets?.(values) ?? [];
+  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...backendSecrets];
   // And checked by every other sandbox on this machine (the embedded runner's, another runner's): home-registry.ts.
   recordStatePaths(runnerState);
   const runnerClient = new RunnerClient({

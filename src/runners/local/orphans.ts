@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../logger.js";
+import type { ProcessRecorder } from "../backend.js";
 import { killCgroup } from "./container.js";
 
 /**
@@ -8,12 +9,7 @@ import { killCgroup } from "./container.js";
  * a runner killed without a chance to clean up (SIGKILL, OOM) leaves a record
  * its next incarnation can act on.
  */
-export interface ProcessRecorder {
-  /** `pid` was just started as the leader of its own process group (its parent has not reaped it yet), in the cgroup `cgroup` when it has one. */
-  started(pid: number, command: string, cgroup?: string): void;
-  /** The leader `pid` has exited (and been reaped). */
-  exited(pid: number): void;
-}
+export type { ProcessRecorder };
 
 /** What /proc/<pid>/stat says about a process. */
 export interface ProcStat {
