@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { program, programArgs } from "../../program.js";
-import { readProcStat } from "../local/orphans.js";
+import { readProcStat } from "../proc.js";
 
 /** The label of this runner process's fresh containers: `spool.runner.process=PID-STARTTIME` (a reused pid is another runner). */
 export const RUNNER_PROCESS_LABEL = "spool.runner.process";

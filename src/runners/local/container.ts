@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileS
 import { basename, dirname, join } from "node:path";
 import type { ContainerInfo } from "../../protocol/runner.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "../environment.js";
-import { findProgram, SANDBOX_SIGNALS } from "../sandbox/sandbox.js";
+import { findProgram, pidNamespaceArgs, SANDBOX_SIGNALS } from "../sandbox/sandbox.js";
 
 export { ContainerInfo } from "../../protocol/runner.js";
 
@@ -257,20 +257,6 @@ function probePidNamespace(environ: NodeJS.ProcessEnv): Promise<{ bwrap: string 
       },
     ),
   );
-}
-
-/**
- * bubblewrap's arguments for a `full` command in a PID namespace of its own and nothing else restricted: the whole
- * filesystem bound through (devices included), a /proc of the namespace, the environment set inside (bwrap itself
- * starts with the base environment only), `--die-with-parent` (the runner's death kills it).
- */
-export function pidNamespaceArgs(plan: { env: Record<string, string>; cwd: string; command: string; resetSignals?: string | null }): string[] {
-  const args = ["--dev-bind", "/", "/", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "--clearenv"];
-  for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
-  args.push("--chdir", plan.cwd, "--");
-  if (plan.resetSignals) args.push(plan.resetSignals, `--default-signal=${SANDBOX_SIGNALS.join(",")}`);
-  args.push("/bin/sh", "-c", plan.command);
-  return args;
 }
 
 /** A new cgroup for one command, in this process's directory (made, with its watcher, by the first command). */

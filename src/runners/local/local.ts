@@ -20,6 +20,7 @@ import {
   launcher,
   noSandbox,
   once,
+  pidNamespaceArgs,
   probeBwrap,
   rootMovedMessage,
   SANDBOX_OFF,
@@ -36,7 +37,7 @@ import { SETUP_FD, SetupFailed, type SetupMarker, setUp, setupFailed } from "../
 import { expandHome, inSystem, localHomes, pathIdentity, privateHome, realOrPlanned, statProgram, viewRefusal, viewRefusalMessage } from "../sandbox/view.js";
 import { shellScript } from "../shell.js";
 import { supervise, withManyListeners } from "../supervise.js";
-import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment, pidNamespaceArgs } from "./container.js";
+import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment } from "./container.js";
 import { containedEnd, type ProcessRecorder } from "./orphans.js";
 import { TakenSignals } from "./taken-signals.js";
 import { startLocalTty } from "./tty.js";

@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wri
 import { join } from "node:path";
 import type { Logger } from "../../logger.js";
 import type { ProcessRecorder } from "../backend.js";
+import { type ProcStat, readProcStat } from "../proc.js";
 import { killCgroup } from "./container.js";
 
 /**
@@ -10,16 +11,6 @@ import { killCgroup } from "./container.js";
  * its next incarnation can act on.
  */
 export type { ProcessRecorder };
-
-/** What /proc/<pid>/stat says about a process. */
-export interface ProcStat {
-  state: string;
-  ppid: number;
-  pgrp: number;
-  session: number;
-  /** Field 22: when the process started, in clock ticks since boot. With the boot id, it tells a reused pid from the original. */
-  startTime: number;
-}
 
 /** One record: a process group some runner started, and who that runner was. */
 export interface ProcessRecord {
@@ -38,21 +29,6 @@ export interface ProcessRecord {
 }
 
 const PROC = "/proc";
-
-/** Reads /proc/<pid>/stat; null when there is no such process (or no /proc). */
-export function readProcStat(pid: number | "self"): ProcStat | null {
-  let text: string;
-  try {
-    text = readFileSync(join(PROC, String(pid), "stat"), "utf8");
-  } catch {
-    return null;
-  }
-  // The command name (field 2) is in parentheses and may hold spaces and parentheses: parse after the last ")".
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  const startTime = Number(fields[19]);
-  if (fields.length < 20 || !Number.isFinite(startTime)) return null;
-  return { state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]), session: Number(fields[3]), startTime };
-}
 
 let cachedBootId: string | null | undefined;
 

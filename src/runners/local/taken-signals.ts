@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
-import { readProcStat } from "./orphans.js";
+import { readProcStat } from "../proc.js";
 
 /** How long a signal waits, at most, for the command to take it; and how often it looks. */
 const WAIT_MS = 2_000;

@@ -451,3 +451,17 @@ export function once<T>(probe: () => Promise<T>): () => Promise<T> {
   let answer: Promise<T> | null = null;
   return () => (answer ??= probe());
 }
+
+/**
+ * bubblewrap's arguments for a `full` command in a PID namespace of its own and nothing else restricted: the whole
+ * filesystem bound through (devices included), a /proc of the namespace, the environment set inside (bwrap itself
+ * starts with the base environment only), `--die-with-parent` (the runner's death kills it).
+ */
+export function pidNamespaceArgs(plan: { env: Record<string, string>; cwd: string; command: string; resetSignals?: string | null }): string[] {
+  const args = ["--dev-bind", "/", "/", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "--clearenv"];
+  for (const [name, value] of Object.entries(plan.env)) args.push("--setenv", name, value);
+  args.push("--chdir", plan.cwd, "--");
+  if (plan.resetSignals) args.push(plan.resetSignals, `--default-signal=${SANDBOX_SIGNALS.join(",")}`);
+  args.push("/bin/sh", "-c", plan.command);
+  return args;
+}

@@ -1,9 +1,8 @@
 import { finished } from "node:stream/promises";
-import type { RunnerView, TtySize } from "../../protocol/runner.js";
+import type { ContainerInfo, RunnerView, TtySize } from "../../protocol/runner.js";
 import { SANDBOX_MODES } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
 import { streamControl, TTY_TERM } from "../control.js";
-import { type ContainerInfo, pidNamespaceArgs } from "../local/container.js";
 import type { SandboxInfo, SandboxMode } from "../sandbox/sandbox.js";
 import {
   BWRAP_DETAIL,
@@ -11,6 +10,7 @@ import {
   egressUnavailable,
   noSandbox,
   PROBE_COMMAND,
+  pidNamespaceArgs,
   SANDBOX_OFF,
   SANDBOX_SIGNALS,
   sandboxOf,
