@@ -77,6 +77,13 @@ directory for ssh, the container's for docker --container)`,
       help: `commands it runs at once; more accepted for it (or its
 pools) wait in the queue until one ends      [no limit]`,
     },
+    "drain-on-term": {
+      type: "boolean",
+      help: `on SIGTERM, drain: take nothing new, let the running
+commands end, then exit (a pod being stopped); a second
+signal stops them at once. Without it SIGTERM stops
+them at once, as SIGINT does`,
+    },
     window: { type: "string", arg: "N", help: "unacknowledged chunks per channel              [8]" },
     "kill-grace": { type: "string", arg: "MS", help: "TERM → KILL grace when cancelling             [2000]" },
     sandbox: {
@@ -245,16 +252,45 @@ export async function runner(argv: string[]): Promise<number> {
   }
   const refused = await new Promise<string | null>((resolve) => {
     let stopping = false;
+    let draining = false;
+    const stopNow = () => void runnerClient.stop().then(() => resolve(null));
     const shutdown = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        // A second signal while draining: what runs is stopped now (reported "runner stopped"), as without the drain.
+        if (!draining) return;
+        draining = false;
+        process.stdout.write(`Received ${signal} while draining, stopping the runner and its ${runnerClient.running} command(s)\n`);
+        return stopNow();
+      }
       stopping = true;
+      if (signal === "SIGTERM" && values["drain-on-term"]) {
+        draining = true;
+        process.stdout.write(`Received SIGTERM, draining: taking nothing new, ${runnerClient.running} command(s) running\n`);
+        void runnerClient.drain().then(
+          () => {
+            if (!draining) return;
+            draining = false;
+            process.stdout.write("Drained: nothing runs, stopping the runner\n");
+            stopNow();
+          },
+          (error: unknown) => {
+            if (!draining) return;
+            draining = false;
+            process.stdout.write(`Could not drain (${error instanceof Error ? error.message : String(error)}), stopping the runner\n`);
+            stopNow();
+          },
+        );
+        return;
+      }
       process.stdout.write(`Received ${signal}, stopping the runner\n`);
-      void runnerClient.stop().then(() => resolve(null));
+      stopNow();
     };
     // A revoked or expired credential will never attach again: the runner stops and says so instead of retrying.
     void runnerClient.refused.then((why) => {
-      if (stopping) return;
+      // A drain waits no longer: no reconnect can succeed, and nothing it runs can report its end.
+      if (stopping && !draining) return;
       stopping = true;
+      draining = false;
       void runnerClient.stop("runner stopped: its credential was refused").then(() => resolve(why));
     });
     process.on("SIGINT", () => shutdown("SIGINT"));

@@ -44,6 +44,8 @@ export class RunnerClient {
   /** Commands holding one of its capacity's slots, and those waiting for one (options.capacity). */
   #held = 0;
   readonly #slotWaiters: (() => void)[] = [];
+  /** Woken each time a command ends or fails to start: `drain` waits for none to be left. */
+  #idleWaiters: (() => void)[] = [];
   /** What the first attach returned: shown on every re-attach to prove this is the same runner. */
   #resumeToken: string | undefined;
   /** The server's grace for a runner to come back, told at attach: reconnect attempts are never further apart than a quarter of it. */
@@ -81,6 +83,22 @@ export class RunnerClient {
       this.options.log.warn(`runner ${this.options.name}: ${sandbox.detail.slice(sandbox.detail.indexOf("workspace-write commands share"))}`);
     }
     return this.#connect();
+  }
+
+  /**
+   * Takes nothing new and lets what runs end: asks the server to drain this runner (`runner/drain` on its own name,
+   * held across reconnects), then resolves once every command it runs has ended and its end has been reported.
+   * Rejects when the server refuses the drain (then it may still send work: the caller stops instead).
+   */
+  async drain(): Promise<void> {
+    await this.#reliably("runner/drain", { name: this.options.name, drain: true });
+    while (this.#jobs.size > 0 || this.#starting.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Kills running work, reports it aborted ("runner stopped"), detaches. */
@@ -290,6 +308,7 @@ export class RunnerClient {
       const message = error instanceof Error ? error.message : String(error);
       this.options.onCommand?.({ kind: "ended", run, path, outcome: `failed to start: ${message}`, durationMs: 0 });
       await this.#reliably("stream/aborted", { run: params.run, path: params.path, reason: `failed to start: ${message}`, duration: 0 }).catch(() => undefined);
+      this.#wakeIdle();
       return { started: false, error: message };
     }
     const job: Job = {
@@ -341,6 +360,7 @@ export class RunnerClient {
     job.done = this.#pump(job, execution.stdout, execution.stderr, execution.result).finally(() => {
       this.#jobs.delete(key);
       this.#freeSlot();
+      this.#wakeIdle();
     });
     // Output is already being read, so waiting for the remote pid cannot block the process.
     return { started: true, target: await execution.located };
