@@ -12,7 +12,10 @@
 //   /etc/passwd, /etc/group             root, and the user the image runs as: spool, 10001:10001
 //   /home/spool, /workspace             that user's home and the runner's project root (its --root)
 // The image runs as 10001 with `spool` as its entrypoint (`runner --help` by default): give it the runner's flags.
-// An image of the same inputs (package, lockfile, Node, busybox, this recipe) is not built again: it is tagged.
+// Left out: other platforms' prebuilt binaries and native builds' intermediate files. Installed files are hard-linked
+// into the staging tree, not copied. Each build is tagged spool-runner-build:KEY (KEY: a hash of the package, the
+// lockfile, Node, busybox and this recipe): an image of the same inputs is tagged again, not rebuilt, and the three
+// newest builds are kept.
 // Plain JavaScript with no dependencies. Usage:
 //   node scripts/runner-image.mjs [--tag NAME] [--node VERSION]
 // Environment: SPOOL_IMAGE_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/spool/runner-image) holds the Node binaries.
@@ -22,13 +25,15 @@ import {
   chmodSync,
   closeSync,
   copyFileSync,
-  cpSync,
   existsSync,
+  linkSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
   realpathSync,
   rmSync,
@@ -36,6 +41,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -45,12 +51,14 @@ const run = promisify(execFile);
 const repo = fileURLToPath(new URL("..", import.meta.url));
 /** Bumped when what the recipe puts in the image changes: an image of an older recipe is not reused. */
 const RECIPE = "1";
-export const IMAGE_USER = { name: "spool", uid: 10001, gid: 10001, home: "/home/spool" };
+const IMAGE_USER = { name: "spool", uid: 10001, gid: 10001, home: "/home/spool" };
 const PREFIX = "/usr/local";
+/** Images of earlier inputs kept (tagged spool-runner-build:KEY), this one included. */
+const KEEP_BUILDS = 3;
 const PACKAGE_DIR = `${PREFIX}/lib/node_modules/spool`;
 
 /** The cache of Node binaries (and nothing else). */
-export function imageCache(env = process.env) {
+function imageCache(env = process.env) {
   return env.SPOOL_IMAGE_CACHE || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "spool", "runner-image");
 }
 
@@ -150,6 +158,27 @@ function copyIn(rootfs, file, mode) {
   if (mode !== undefined) chmodSync(target, mode);
 }
 
+/**
+ * `source`'s tree at `target`, its files hard-linked where both are on one filesystem (copied otherwise: the staging
+ * costs no second copy of ~150 MB), its symbolic links as they are; `keep(path)` false leaves a path out.
+ */
+function linkTree(source, target, keep) {
+  const stat = lstatSync(source);
+  if (!keep(source)) return;
+  if (stat.isSymbolicLink()) symlinkSync(readlinkSync(source), target);
+  else if (stat.isDirectory()) {
+    mkdirSync(target, { recursive: true, mode: stat.mode & 0o777 });
+    for (const entry of readdirSync(source)) linkTree(join(source, entry), join(target, entry), keep);
+  } else {
+    try {
+      linkSync(source, target);
+    } catch {
+      copyFileSync(source, target);
+      chmodSync(target, stat.mode & 0o7777);
+    }
+  }
+}
+
 function sha256(...parts) {
   const hash = createHash("sha256");
   for (const part of parts) hash.update(part);
@@ -166,6 +195,13 @@ async function main() {
     return;
   }
   const started = Date.now();
+  const stages = [];
+  let mark = started;
+  const stage = (name) => {
+    const now = Date.now();
+    stages.push(`${name} ${((now - mark) / 1000).toFixed(1)} s`);
+    mark = now;
+  };
   const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8"));
   const tag = values.tag ?? `spool-runner:${pkg.version}`;
   const nodeVersion = (values.node ?? process.version).replace(/^v/, "");
@@ -191,6 +227,7 @@ async function main() {
     });
     const [info] = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m)));
     const tarball = join(work, info.filename);
+    stage("pack");
     const node = await nodeBinary(nodeVersion);
     const deps = productionPackages();
     const key = sha256(
@@ -214,6 +251,8 @@ async function main() {
       return;
     }
 
+    stage("inputs");
+
     // 2. The root filesystem.
     const rootfs = join(work, "rootfs");
     const pkgDir = join(rootfs, PACKAGE_DIR);
@@ -222,12 +261,17 @@ async function main() {
     const manifest = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
     delete manifest.scripts?.prepare;
     writeFileSync(join(pkgDir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-    for (const path of deps) cpSync(join(repo, path), join(pkgDir, path), { recursive: true, verbatimSymlinks: true });
+    // Not copied: other platforms' prebuilt binaries (node-pty ships macOS' and Windows') and a native build's
+    // intermediate files (node-gyp's objects and dependency lists): only the built module is loaded.
+    const needless = new RegExp(`/prebuilds/(?!${process.platform}-${process.arch}(/|$))[^/]+$|/build/[^/]+/(obj|obj\\.target|\\.deps)$`);
+    for (const path of deps) {
+      mkdirSync(dirname(join(pkgDir, path)), { recursive: true });
+      linkTree(join(repo, path), join(pkgDir, path), (source) => !needless.test(source));
+    }
     rmSync(join(pkgDir, "node_modules", ".bin"), { recursive: true, force: true });
     copyIn(rootfs, "/usr/bin/env", 0o755);
     mkdirSync(join(rootfs, PREFIX, "bin"), { recursive: true });
-    copyFileSync(node, join(rootfs, PREFIX, "bin", "node"));
-    chmodSync(join(rootfs, PREFIX, "bin", "node"), 0o755);
+    linkTree(node, join(rootfs, PREFIX, "bin", "node"), () => true);
     symlinkSync(relative(join(rootfs, PREFIX, "bin"), join(pkgDir, "bin", "spool.js")), join(rootfs, PREFIX, "bin", "spool"));
     const libraries = new Set();
     for (const elf of [node, "/usr/bin/env", ...elfFiles(join(pkgDir, "node_modules"))]) for (const lib of sharedLibraries(elf)) libraries.add(lib);
@@ -258,6 +302,10 @@ async function main() {
     chmodSync(join(work, "user", "workspace"), 0o755);
     execFileSync("tar", ["-rf", archive, "--numeric-owner", `--owner=${uid}`, `--group=${gid}`, "-C", join(work, "user"), `.${home}`, "./workspace"]);
 
+    stage("root filesystem");
+    // Its files go while the engine imports the archive (removing them took as long as the import on a busy machine).
+    const removed = rm(rootfs, { recursive: true, force: true });
+
     // 4. The image.
     const changes = [
       `ENV PATH=${PREFIX}/bin:/usr/bin:/bin`,
@@ -273,8 +321,16 @@ async function main() {
       fail(`docker import failed: ${error.stderr || error.message}`),
     );
     await run("docker", ["tag", keyed, tag]);
+    await removed;
+    stage("docker import");
+    // Builds of other inputs (older checkouts) are kept for reuse, the newest few: each is a whole image.
+    const builds = (await run("docker", ["image", "ls", "spool-runner-build", "--format", "{{.Tag}}"])).stdout.split("\n").filter(Boolean);
+    for (const old of builds.filter((t) => t !== key).slice(KEEP_BUILDS - 1)) {
+      await run("docker", ["rmi", `spool-runner-build:${old}`]).catch(() => undefined); // only untagged when it has other tags
+    }
+    stage("pruning older builds");
     say(
-      `${tag}: built from ${info.filename}, ${deps.length} production packages, Node ${nodeVersion}, ${libraries.size} shared libraries, ${applets.length} busybox applets; ${(size / 1024 / 1024).toFixed(0)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      `${tag}: built from ${info.filename}, ${deps.length} production packages, Node ${nodeVersion}, ${libraries.size} shared libraries, ${applets.length} busybox applets; ${(size / 1024 / 1024).toFixed(0)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s (${stages.join(", ")})`,
     );
     process.stdout.write(`${tag}\n`);
   } finally {
