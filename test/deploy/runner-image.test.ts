@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { chmodSync, chownSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -59,11 +59,12 @@ describeWithInfra("docker", "the runner image, built by the recipe and run as th
   let output = "";
 
   beforeAll(async () => {
-    // The recipe as the docs give it; the Node binaries it installs are kept with the tests' tools.
+    // The recipe as the docs give it, on the Node running the suite (a Node line's pass: that line's, whose ABI the
+    // native addons have then); it takes that Node's binary from the tests' tools (scripts/test-tools.mjs), same layout.
     const started = Date.now();
     const built = await run("sh", ["-c", docBlock("runner-image")], {
       cwd: root,
-      env: { ...process.env, SPOOL_IMAGE_CACHE: join(toolCache(), "runner-image") },
+      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, SPOOL_IMAGE_CACHE: toolCache() },
       timeout: 540_000,
       maxBuffer: 16 * 1024 * 1024,
     }).catch((error: Error & { stderr?: string }) => {
