@@ -100,14 +100,14 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   };
 }
 
-/** Waits until `check` returns true, polling; fails after `timeoutMs`. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = "condition"): Promise<void> {
+/** Waits until `check` returns true, polling; fails after `timeoutMs`, saying what it waited for (`what`, or what it returns then). */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5_000, what: string | (() => string) = "condition"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
 }
 
 /** The SQLite handle of a server's store, for tests of SQLite itself (WAL, pragmas, a full disk). */

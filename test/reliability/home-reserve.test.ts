@@ -156,6 +156,7 @@ describe("one scoped admin's credentials fill every server-wide bound; the home 
   let homeToken: string;
   const clients: SpoolClient[] = [];
   const sockets: Socket[] = [];
+  const answered: string[] = [];
 
   beforeAll(async () => {
     home = tempDir("spool-home-wide-");
@@ -190,6 +191,8 @@ describe("one scoped admin's credentials fill every server-wide bound; the home 
       const socket = tcpConnect({ host: "127.0.0.1", port });
       sockets.push(socket);
       socket.on("error", () => undefined);
+      // What the server answered a held request, if anything (it should answer nothing until the body's deadline).
+      socket.on("data", (data: Buffer) => answered.push(`${path}: ${data.toString().split("\r\n")[0]}`));
       socket.once("connect", () => {
         socket.write(
           `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{`,
@@ -200,6 +203,8 @@ describe("one scoped admin's credentials fill every server-wide bound; the home 
   /** A 2026-07-28 tools/list at /mcp: its HTTP status. */
   const toolsList = async (token: string): Promise<number> => {
     const response = await fetch(`http://127.0.0.1:${port}/mcp?project=alpha`, {
+      // One answer that never comes (a pooled connection the server is done with) is a try that failed, not the test's wait.
+      signal: AbortSignal.timeout(5_000),
       method: "POST",
       headers: {
         "Content-Type": "application/json",
@@ -251,7 +256,17 @@ describe("one scoped admin's credentials fill every server-wide bound; the home 
     expect((await mintCode(port, carol)).status).toBe(429);
     // Requests under way at /mcp and /acp: the server's four, held by the agents' bodies that never end.
     for (const [i, token] of agents.slice(0, 4).entries()) await heldPost(i % 2 === 0 ? "/mcp?project=alpha" : "/acp", token);
-    await eventually(async () => (await toolsList(carol)) === 429, 60_000, "the doors' requests to be full");
+    const seen = new Set<number | string>();
+    await eventually(
+      async () => {
+        const got = await toolsList(carol).catch((error: unknown) => String(error));
+        seen.add(got);
+        return got === 429;
+      },
+      60_000,
+      () =>
+        `the doors' requests to be full (carol's tools/list got ${[...seen].join(", ")}; the held requests were answered: ${answered.join("; ") || "none"})`,
+    );
 
     // The home gets in past every one: TCP and its Unix socket, /mcp, a paired device; then it revokes the share.
     expect((await (await connect(homeToken)).call("ping", {})).pong).toBe(true);
