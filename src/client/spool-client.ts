@@ -392,6 +392,12 @@ export class SpoolClient {
 
   async #answer(id: string | number, method: string, params: unknown): Promise<void> {
     const reply = await answer(this.#handlers.get(method), id, method, params);
-    if (!this.#closed) this.#transport.send(JSON.stringify(reply));
+    if (this.#closed) return;
+    try {
+      this.#transport.send(JSON.stringify(reply));
+    } catch {
+      // The connection closed while the handler ran (its close not yet told to this client): the server that asked is
+      // gone with it, and so is anyone to answer.
+    }
   }
 }
