@@ -5,6 +5,7 @@ import { recordedStateSoon, recordStatePaths } from "../../src/home-registry.js"
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { StartError } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local/local.js";
+import { localToolchains } from "../../src/runners/sandbox/view.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { tempDir } from "../helpers/server.js";
 
@@ -44,7 +45,14 @@ describeWithBwrap("a sandbox start while what it reads is removed", () => {
       cwd: root,
       workspace: root,
       env: {},
-      sandbox: { mode: "workspace-write", network, view: { toolchains: [], read, write: [] }, ...(egress ? { egress } : {}) },
+      // No toolchain but node's own where the egress forwarder needs it (as the runner's probe gives it: under a home
+      // when node is installed there, as the test tools' Node 22 and 24 are).
+      sandbox: {
+        mode: "workspace-write",
+        network,
+        view: { toolchains: egress ? localToolchains({ PATH: "" }) : [], read, write: [] },
+        ...(egress ? { egress } : {}),
+      },
       signal: new AbortController().signal,
       ...rest,
     };
