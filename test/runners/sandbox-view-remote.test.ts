@@ -7,27 +7,12 @@ import { DockerBackend } from "../../src/runners/docker/docker.js";
 import { SshBackend } from "../../src/runners/ssh/ssh.js";
 import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
+import { MODES, probe, split } from "../helpers/view-probe.js";
 
 /**
  * Issue 73 over SSH and in Docker: what a sandboxed command sees there (sandbox-view.test.ts has the local runner).
  * Real sshd, Docker and `spool` processes, as root.
  */
-
-const MODES = [
-  ["workspace-write", "sh"],
-  ["read-only", "env"],
-] as const;
-
-/** Reads each file, saying which it could; lists the home; then the mount table, after a marker line. */
-const probe = (files: readonly string[]) =>
-  `for f in ${files.join(" ")}; do cat "$f" 2>/dev/null && echo "read $f"; done; ls -A ~; echo "--- mountinfo"; cat /proc/self/mountinfo`;
-
-/** What `probe` printed: the lines before the mount table, and the table. */
-function split(out: string): { seen: string; mountinfo: string } {
-  const at = out.indexOf("--- mountinfo\n");
-  expect(at, out).toBeGreaterThanOrEqual(0);
-  return { seen: out.slice(0, at), mountinfo: out.slice(at) };
-}
 
 describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login's home (issue 73)", () =>
   describeWithInfra("ssh", "bubblewrap on the remote host", () => {

@@ -13,6 +13,7 @@ import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished, runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
+import { MODES, probe, split } from "../helpers/view-probe.js";
 
 /**
  * Issue 73: a sandboxed command's view is built from what it needs, never from what is known to be secret. Secrets
@@ -23,22 +24,6 @@ import { eventually, startTestServer, type TestServer, tempDir } from "../helper
  * listed every hidden path there). Real `spool serve`, `spool runner` and `spool token` processes, real bubblewrap,
  * sshd and Docker, as root.
  */
-
-const MODES = [
-  ["workspace-write", "sh"],
-  ["read-only", "env"],
-] as const;
-
-/** Reads each file, saying which it could; lists the home; then the mount table, after a marker line. */
-const probe = (files: readonly string[]) =>
-  `for f in ${files.join(" ")}; do cat "$f" 2>/dev/null && echo "read $f"; done; ls -A ~; echo "--- mountinfo"; cat /proc/self/mountinfo`;
-
-/** What `probe` printed: the lines before the mount table, and the table. */
-function split(out: string): { seen: string; mountinfo: string } {
-  const at = out.indexOf("--- mountinfo\n");
-  expect(at, out).toBeGreaterThanOrEqual(0);
-  return { seen: out.slice(0, at), mountinfo: out.slice(at) };
-}
 
 describeWithBwrap("what a sandboxed command sees on the local runner: nothing of any home (issue 73)", () => {
   let outside: string;
