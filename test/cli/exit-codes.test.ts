@@ -113,6 +113,32 @@ describe("exit codes (README's table)", () => {
       expect(show.out + act.output()).not.toMatch(/cancelled by admin via spool-cli: cancelled/);
     }, 60_000);
 
+    it("spool runs and spool show say failed and cancelled for the runs act said were not done, and done for one that was", async () => {
+      const ok = await spool(["act", "fine: `true`", "--model", "demo", "--yes", "--run", "listed-done"]);
+      expect(ok.code, ok.out + ok.err).toBe(0);
+      const failed = await spool(["act", "build: `exit 3`", "--model", "demo", "--yes", "--run", "listed-failed"]);
+      expect(failed.code, failed.out + failed.err).toBe(1);
+      const act = spawnCli(["act", "Nap: `sleep 300`", "--model", "demo", "--yes", "--run", "listed-cancelled"], env, { cwd: app });
+      await act.waitFor(/accepted, running on/);
+      expect((await spool(["cancel", "listed-cancelled", "1"])).code).toBe(0);
+      expect((await act.exitsWithin(30_000)).code, act.output()).toBe(1);
+      const runs = await spool(["runs"]);
+      expect(runs.code, runs.out + runs.err).toBe(0);
+      const state = (run: string) => new RegExp(`^${run}\\s+(\\S+)`, "m").exec(runs.out)?.[1];
+      expect({ done: state("listed-done"), failed: state("listed-failed"), cancelled: state("listed-cancelled") }, runs.out).toEqual({
+        done: "done",
+        failed: "failed",
+        cancelled: "cancelled",
+      });
+      for (const [run, word] of [
+        ["listed-failed", "failed"],
+        ["listed-cancelled", "cancelled"],
+      ] as const) {
+        const show = await spool(["show", run]);
+        expect(show.out.split("\n")[0], show.out).toMatch(new RegExp(`^${run} {2}${word} {2}`));
+      }
+    }, 90_000);
+
     it("cancel, input and abort on a command or run that has finished; tail of a command that exited non-zero", async () => {
       const run = await spool(["act", "Fail: `echo out; exit 3`", "--model", "demo", "--yes", "--run", "exit-finished"]);
       expect(run.code, run.out + run.err).toBe(1);
