@@ -77,8 +77,9 @@ export async function report(session: Session, run: string, path: string, by: st
 export async function readOutput(side: SpoolSide, args: ArgsOf<typeof ReadOutputArgs>, session: Session): Promise<CallToolResult> {
   const parsed = parseResourceUri(args.path);
   const path = parsed?.path ?? args.path;
-  // Every read names an entry: a path that cannot be one is said so here, as a wrong one is (not the RPC's bare "Invalid params").
-  if (!EntryPath.safeParse(path).success)
+  // Every read names an entry: a path that cannot be one is said so here, as a wrong one is (not the RPC's bare "Invalid params"),
+  // and so is a spool:// URI that names no command (`spool://RUN/`), which is no path of this connection's either.
+  if (!EntryPath.safeParse(path).success || (parsed === null && args.path.startsWith("spool://")))
     throw new ToolFailure(
       `${JSON.stringify(args.path)} is not an output's path: read_output takes a path run_command gave (log://turn_1/sh/make, or a channel such as sh://turn_1/make_1), or spool://RUN/PATH for another run's`,
     );

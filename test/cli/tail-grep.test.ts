@@ -81,7 +81,13 @@ describe("every reader searches a stored output", () => {
       const refused = await mcp.client.callTool({ name: "read_output", arguments: { path: `spool://${run}/${stdout}`, pattern: "ERROR", tail: 3 } });
       expect(refused.isError).toBe(true);
       // A path that cannot be an entry's gets the help a wrong one gets, with a pattern or without.
-      for (const args of [{ path: "make output", pattern: "ERROR" }, { path: `spool://${run}/not a path` }]) {
+      // A spool:// URI naming no command (a run and nothing after it) is malformed too, not "no command yet".
+      for (const args of [
+        { path: "make output", pattern: "ERROR" },
+        { path: `spool://${run}/not a path` },
+        { path: `spool://${run}/`, pattern: "ERROR" },
+        { path: "spool://", pattern: "ERROR" },
+      ]) {
         const malformed = await mcp.client.callTool({ name: "read_output", arguments: args });
         expect(malformed.isError).toBe(true);
         expect(resultText(malformed)).toContain("is not an output's path: read_output takes a path run_command gave");
