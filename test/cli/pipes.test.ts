@@ -36,6 +36,21 @@ const FUTEX = process.arch === "arm64" ? "98" : "202";
  * timer due within a second, every other thread blocked in epoll or on a futex (no file operation under way in
  * libuv's pool); null otherwise, or when /proc cannot tell.
  */
+/** The CPU ticks (user and system) of all of process `pid`'s threads, or null when /proc cannot tell. */
+function cpuTicks(pid: number): number | null {
+  try {
+    let ticks = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const line = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const stat = line.slice(line.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(stat[11]) + Number(stat[12]);
+    }
+    return ticks;
+  } catch {
+    return null;
+  }
+}
+
 function idleTicks(pid: number): number | null {
   try {
     let ticks = 0;
@@ -104,12 +119,19 @@ async function slowlyRead(args: string[], env: NodeJS.ProcessEnv, cwd: string): 
   let seen = false;
   let closedAt = 0;
   let idle = null as { at: number; ticks: number } | null;
+  let connectedIdle = null as { at: number; ticks: number } | null;
   const since = Date.now();
   for (;;) {
     if (exited || (!seen && Date.now() - since > 60_000) || (closedAt && Date.now() - closedAt > 3_000)) break;
     if (socketInodes(child.pid!).size > 0) {
+      // Connected: still talking, unless it has used no CPU for 3 s (a CLI that keeps its connection while it waits for
+      // its stdout to take more): then it is read, as a real reader would.
       seen = true;
       closedAt = 0;
+      const ticks = cpuTicks(child.pid!);
+      if (ticks === null) connectedIdle = null;
+      else if (!connectedIdle || connectedIdle.ticks !== ticks) connectedIdle = { at: Date.now(), ticks };
+      else if (Date.now() - connectedIdle.at >= 3_000) break;
       idle = null;
     } else if (seen || Date.now() - since > 2_000) {
       // A CLI never seen connected (quick, between two looks; q19 waited the 60 s for one): asleep as below, 2 s on,
