@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
 import { recordStatePaths } from "../../home-registry.js";
 import { createLogger } from "../../logger.js";
@@ -213,7 +213,10 @@ export async function runner(argv: string[]): Promise<number> {
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   // What the backend's own flags name that is a credential (the SSH runner's key, wherever it is kept) is one too.
   const backendSecrets = backendRow(backend.kind).secrets?.(values) ?? [];
-  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...backendSecrets];
+  // Absolute: each sandbox checks them where it runs (an SSH runner's on the host, from the command's directory).
+  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...backendSecrets].map((path) =>
+    resolve(path),
+  );
   // And checked by every other sandbox on this machine (the embedded runner's, another runner's): home-registry.ts.
   recordStatePaths(runnerState);
   const runnerClient = new RunnerClient({
