@@ -36,4 +36,12 @@ describeWithInfra("ssh", "spool runner with relative --token-file and --state-di
     expect(done.err).toBe("");
     expect(done.out).toBe("ran\n");
   }, 60_000);
+
+  it("says in words that workspace-write commands share the SSH host's network", () => {
+    const line = runner
+      .output()
+      .split("\n")
+      .find((l) => l.includes("warn: runner rel:") && !l.includes("read-only"));
+    expect(line).toMatch(/workspace-write commands share the network of the SSH host/);
+  });
 });
