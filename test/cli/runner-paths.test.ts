@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeWithInfra, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
+import { ensureRun } from "../helpers/proposals.js";
 import { runTool } from "../helpers/runners.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -44,4 +45,36 @@ describeWithInfra("ssh", "spool runner with relative --token-file and --state-di
       .find((l) => l.includes("warn: runner rel:") && !l.includes("read-only"));
     expect(line).toMatch(/workspace-write commands share the network of the SSH host/);
   });
+
+  it("without --root (the login directory, the login's home) it claims mode full only, saying why: a sandboxed command is refused at accept, never taken to fail at its start", async () => {
+    const client = await ts.clientIn("paths");
+    const home = await spawnRunner(
+      [
+        "--server",
+        ts.server.url,
+        "--project",
+        "paths",
+        "--name",
+        "home",
+        "--token-file",
+        ts.server.config.tokenFile,
+        "--state-dir",
+        tempDir(),
+        ...sshRunnerFlags().slice(2),
+      ],
+      {},
+    );
+    try {
+      expect(home.output()).toMatch(/is or holds the login's home \S+: sandboxed commands are refused there .*start it with --root DIR/);
+      const listed = (await client.call("runner/list", {})).runners.find((r) => r.name === "home");
+      expect(listed?.sandbox.modes).toEqual(["full"]);
+      await ensureRun(client, "home");
+      const { path } = await client.call("proposal/create", { run: "home", tool: "sh", command: "echo ran" });
+      await expect(client.call("run/resolve", { run: "home", path, decision: "accept", runner: "home" })).rejects.toMatchObject({
+        data: { code: "NO_RUNNER" },
+      });
+    } finally {
+      await home.stop();
+    }
+  }, 120_000);
 });
