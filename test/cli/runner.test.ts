@@ -25,6 +25,11 @@ describe("spool runner", () => {
     );
     await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile, "--backend", "ssh"])).rejects.toThrow(/--ssh-host is required/);
     const client = await ts.clientIn("cli");
+    // Pool flags the server would refuse, said in the flag's words before anything attaches.
+    const local = [...base(), "--token-file", ts.server.config.tokenFile, "--backend", "local"];
+    await expect(spawnRunner([...local, "--capacity", "2000"])).rejects.toThrow(/--capacity must be at most 1024 \(commands at once\), got "2000"/);
+    await expect(spawnRunner([...local, "--label", "a b=c"])).rejects.toThrow(/--label "a b=c": a label key is 1-128 letters/);
+    await expect(spawnRunner([...local, "--label", "os=lin ux"])).rejects.toThrow(/--label "os=lin ux": a label value is up to 63 letters/);
     expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 

@@ -182,9 +182,9 @@ export interface RunnerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `spool runner` as a real subprocess and waits until it has attached. */
-export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}, node?: string): Promise<RunnerProcess> {
-  return spawnSpool("runner", args, env, /Runner \S+ attached/, node);
+/** Starts `spool runner` (in `cwd`, else the test's own directory) as a real subprocess and waits until it has attached. */
+export function spawnRunner(args: string[], env: NodeJS.ProcessEnv = {}, node?: string, cwd?: string): Promise<RunnerProcess> {
+  return spawnSpool("runner", args, env, /Runner \S+ attached/, node, cwd);
 }
 
 export type CliProcess = SpoolChild;

@@ -1,12 +1,13 @@
 import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
 import { recordStatePaths } from "../../home-registry.js";
 import { createLogger } from "../../logger.js";
 import { BACKEND_NAMES, backendNamesWords } from "../../protocol/backends.js";
+import { LabelKey, LabelValue } from "../../protocol/pools.js";
 import { escapeControl } from "../../protocol/proposal-facts.js";
-import { BackendName } from "../../protocol/runner.js";
+import { BackendName, MAX_RUNNER_CAPACITY } from "../../protocol/runner.js";
 import type { Backend } from "../../runners/backend.js";
 import { backendFlags, backendRow } from "../../runners/backends.js";
 import { type CommandEvent, firstAnswering, RunnerClient } from "../../runners/client/runner-client.js";
@@ -183,10 +184,17 @@ export async function runner(argv: string[]): Promise<number> {
     (values.label ?? []).map((l) => {
       const at = l.indexOf("=");
       if (at < 1) throw new Error(`--label must look like key=value, got "${l}"`);
-      return [l.slice(0, at), l.slice(at + 1)];
+      const [key, value] = [l.slice(0, at), l.slice(at + 1)];
+      // In the flag's words before anything attaches (the server would name a record's key only as "Invalid key").
+      const wrong = LabelKey.safeParse(key).error ?? LabelValue.safeParse(value).error;
+      if (wrong) throw new Error(`--label "${escapeControl(l)}": ${wrong.issues[0]?.message ?? "not a label"}`);
+      return [key, value];
     }),
   );
   const log = createLogger();
+  const capacity = values.capacity === undefined ? undefined : positiveInt("capacity", values.capacity, 1);
+  if (capacity !== undefined && capacity > MAX_RUNNER_CAPACITY)
+    throw new Error(`--capacity must be at most ${MAX_RUNNER_CAPACITY} (commands at once), got "${values.capacity}"`);
   const name = need("name", values.name);
   const project = need("project", values.project);
   const stateDir = values["state-dir"] ?? runnerStateDir(name);
@@ -213,7 +221,10 @@ export async function runner(argv: string[]): Promise<number> {
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   // What the backend's own flags name that is a credential (the SSH runner's key, wherever it is kept) is one too.
   const backendSecrets = backendRow(backend.kind).secrets?.(values) ?? [];
-  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...backendSecrets];
+  // Absolute: each sandbox checks them where it runs (an SSH runner's on the host, from the command's directory).
+  const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...backendSecrets].map((path) =>
+    resolve(path),
+  );
   // And checked by every other sandbox on this machine (the embedded runner's, another runner's): home-registry.ts.
   recordStatePaths(runnerState);
   const runnerClient = new RunnerClient({
@@ -233,7 +244,7 @@ export async function runner(argv: string[]): Promise<number> {
     default: values.default ?? false,
     replaceDefault: values["replace-default"] ?? false,
     labels,
-    ...(values.capacity !== undefined ? { capacity: positiveInt("capacity", values.capacity, 1) } : {}),
+    ...(capacity !== undefined ? { capacity } : {}),
     ...(values.root ? { root: values.root } : {}),
     window: positiveInt("window", values.window, 8),
     passEnv,

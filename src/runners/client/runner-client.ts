@@ -80,7 +80,13 @@ export class RunnerClient {
     }
     // A sandbox without a network of its own changes the network fact every client shows (and the rules that hold it).
     if (sandbox.kind === "bwrap" && sandbox.network === "shared") {
-      this.options.log.warn(`runner ${this.options.name}: ${sandbox.detail.slice(sandbox.detail.indexOf("workspace-write commands share"))}`);
+      // The local runner's detail says why (no slirp4netns); an SSH host's sandbox always shares the host's network.
+      const at = sandbox.detail.indexOf("workspace-write commands share");
+      const why =
+        at >= 0
+          ? sandbox.detail.slice(at)
+          : `workspace-write commands share the network of the ${this.options.backend.kind === "ssh" ? "SSH host" : "runner's machine"}: they can reach and bind its loopback ports`;
+      this.options.log.warn(`runner ${this.options.name}: ${why}`);
     }
     return this.#connect();
   }

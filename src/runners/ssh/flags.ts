@@ -33,6 +33,8 @@ export const SSH = {
       insecureSkipHostKeyCheck: Boolean(values["ssh-insecure"]),
       killGraceMs: common.killGraceMs,
       sandbox: common.sandbox,
+      // Every command runs in --root, else the login directory.
+      workspace: common.root ?? "login",
     });
   },
   // The SSH runner's key (wherever it is kept, ~/.ssh or not) is a credential too.

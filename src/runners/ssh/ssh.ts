@@ -70,6 +70,12 @@ export class SshBackend implements Backend {
       shell?: RemoteShell;
       /** Read-only sandbox: `auto` (bubblewrap on the remote host when it works there, default), `off` (none: read-only work is refused). */
       sandbox?: Exclude<SandboxMode, "require">;
+      /**
+       * The project root every command of this runner runs in (`spool runner --root`; `"login"`: the login directory,
+       * its default), checked once: one that is or holds the login's home gives no sandboxed mode (each such command
+       * would be refused at its start), so the runner does not claim one. Absent: each command's own `workspace`.
+       */
+      workspace?: string;
     },
   ) {
     this.#shell = options.shell ?? ssh2Shell(options);
@@ -170,6 +176,8 @@ export class SshBackend implements Backend {
         unreachable: true,
       };
     }
+    const homeRoot = await this.#homeWorkspace().catch(() => null);
+    if (homeRoot) return { info: noSandbox(`ssh: ${homeRoot}`) };
     return {
       info: {
         kind: "bwrap",
@@ -185,6 +193,33 @@ export class SshBackend implements Backend {
       seccomp,
       ...(resetter ? { resetSignals: resetter } : {}),
     };
+  }
+
+  /**
+   * Why no sandboxed command could run in this runner's project root (`workspace`), as the command's own check would
+   * refuse each at its start (streams.ts): the root is `/`, or is or holds the login's home. Null: it may, or the root
+   * is each command's own.
+   */
+  async #homeWorkspace(): Promise<string | null> {
+    const root = this.options.workspace;
+    if (root === undefined) return null;
+    const channel = await this.#shell.exec(
+      `printf '%s\\n' "$(cd -P -- ${root === "login" ? '"$PWD"' : shellQuote(root)} 2>/dev/null && pwd)" "$(cd -P -- "$HOME" 2>/dev/null && pwd)"`,
+    );
+    channel.stdin.end();
+    channel.stderr.resume();
+    let output = "";
+    for await (const chunk of channel.stdout) output += String(chunk);
+    await channel.closed;
+    const [workspace = "", home = ""] = output.split("\n");
+    const host = `${this.options.username}@${this.options.host}`;
+    const given = root === "login" ? "the login directory (no --root)" : root;
+    const only = "so this runner gives mode full only — start it with --root DIR naming a project directory";
+    if (workspace === "/")
+      return `the project root ${given} on ${host} is /, which would show a sandbox the whole machine: sandboxed commands are refused there, ${only}`;
+    if (workspace && home && within(home, workspace))
+      return `the project root ${workspace} (${given}) on ${host} is or holds the login's home ${home}: sandboxed commands are refused there (a workspace-write one could write what a login runs, a read-only one would read all of the home), ${only} below the home`;
+    return null;
   }
 
   /**
