@@ -214,7 +214,8 @@ export class DockerBackend implements Backend {
     const added = (paths: readonly string[] | undefined, ro: boolean) =>
       (paths ?? []).flatMap((path): BindMount[] => {
         const source = expandHome(path, home);
-        return existsSync(source) ? [{ source, target: source, readOnly: ro }] : [];
+        // Mounted from where it leads now, whose identity is what the container's check compares (below).
+        return existsSync(source) ? [{ source: realOrPlanned(source), target: source, readOnly: ro }] : [];
       });
     const view = [...added(sandbox?.view?.read, true), ...added(sandbox?.view?.write, readOnly)];
     let project: { mount: BindMount; workdir: string } | null = null;
@@ -235,7 +236,7 @@ export class DockerBackend implements Backend {
       if (moved) throw new StartError(`Cannot start the command: ${moved}`);
       const target = this.options.mountAt ?? spec.project.root;
       project = {
-        mount: { source: spec.project.root, target, readOnly },
+        mount: { source: real, target, readOnly },
         workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target,
       };
     }
@@ -257,12 +258,14 @@ export class DockerBackend implements Backend {
       if (refusal) throw new StartError(`Cannot start the command: ${viewRefusalMessage(refusal, "the container's mounts")}`);
     }
     // What the engine mounts is what was judged: each source's identity now, compared inside the container before the
-    // command runs (a root swapped for a link between this check and the engine's mount is refused there).
+    // command runs (a root swapped for a link between this check and the engine's mount is refused there). The source
+    // is the real path resolved above, taken as it is (a link on it now is refused here): resolved again, a link made
+    // since would be followed to where it leads, and that identity is the one the engine would then mount.
     const paths = sandbox
       ? mounts.map((mount) => {
           let id: string | null;
           try {
-            id = pathIdentity(realOrPlanned(mount.source));
+            id = pathIdentity(mount.source);
           } catch (error) {
             throw new StartError(`Cannot start the command: ${firstLine(error)}`);
           }
