@@ -33,6 +33,7 @@ const MUST: Record<string, string> = {
   toolYieldMs: MILLISECONDS,
   toolKillWaitMs: MILLISECONDS,
   outputTokens: "a positive integer",
+  maxSteps: "a whole number of model calls, 0 or more",
   sandbox: '"auto", "workspace-write" or "full"',
   sandboxNetwork: "true or false",
   sandboxFullAcceptors: 'a list of who may accept a command without a sandbox ("admin", "person", "principal:NAME")',

@@ -339,6 +339,8 @@ export const ConfigFileSchema = z.strictObject({
   toolKillWaitMs: z.number().int().nonnegative().optional(),
   /** Tokens of command output the model sees per tool result before head/tail cutting. */
   outputTokens: z.number().int().positive().optional(),
+  /** Model calls one prompt's loop may make before the loop fails (too many steps); 0 = no limit (a budget still pauses the run). */
+  maxSteps: z.number().int().nonnegative().optional(),
   /** Offer the built-in demo model as the alias "demo" (no network, no key; src/model/demo.ts). */
   demoModel: z.boolean().optional(),
 });

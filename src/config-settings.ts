@@ -95,7 +95,7 @@ export interface AgentConfig {
   outputBudgetTokens: number;
   /** Patterns of failure-looking lines kept from the left-out middle of a long output (config.json failurePatterns; default DEFAULT_FAILURE_PATTERNS). */
   failurePatterns: string[];
-  /** Model calls one loop may make before it is ended as failed. */
+  /** Model calls one loop (one prompt's work) may make before it is ended as failed; 0 = no limit. */
   maxStepsPerLoop: number;
   /** Silence of a model server (before the first byte, between chunks) after which the call fails; 0 = no limit. */
   modelTimeoutMs: number;
@@ -314,7 +314,7 @@ export function settingsFrom<L>(
       toolKillWaitMs: overrides.agent?.toolKillWaitMs ?? envNumber(env, "SPOOL_TOOL_KILL_WAIT_MS") ?? file.toolKillWaitMs ?? 3_000,
       outputBudgetTokens: overrides.agent?.outputBudgetTokens ?? envNumber(env, "SPOOL_OUTPUT_TOKENS") ?? file.outputTokens ?? 4_000,
       failurePatterns: overrides.agent?.failurePatterns ?? file.failurePatterns ?? [...DEFAULT_FAILURE_PATTERNS],
-      maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? 50,
+      maxStepsPerLoop: overrides.agent?.maxStepsPerLoop ?? envNumber(env, "SPOOL_MAX_STEPS") ?? file.maxSteps ?? 50,
       modelTimeoutMs: overrides.agent?.modelTimeoutMs ?? envNumber(env, "SPOOL_MODEL_TIMEOUT_MS") ?? file.modelTimeoutMs ?? 120_000,
       modelInput: overrides.agent?.modelInput ?? file.modelInput ?? "accepted",
       prices: { ...PRICES, ...file.prices, ...overrides.agent?.prices },

@@ -284,7 +284,7 @@ export class AgentDriver {
         continue;
       }
       const steps = await this.core.conversation.count(loop.id, "assistant");
-      if (steps >= this.settings.maxStepsPerLoop) {
+      if (this.settings.maxStepsPerLoop > 0 && steps >= this.settings.maxStepsPerLoop) {
         await this.#fail(run, project, loop, `the loop took ${steps} model steps without finishing (limit ${this.settings.maxStepsPerLoop})`);
         continue;
       }

@@ -100,6 +100,26 @@ describe("a run on anthropic/… against a stand-in Messages API", () => {
     expect(retries[2]).toMatch(/overloaded_error/);
   });
 
+  it('"prompt is too long" (HTTP 400 invalid_request_error) compacts the conversation through the Messages API and asks again; the run goes on', async () => {
+    const a = await ts.clientIn("claude");
+    const compactions: string[] = [];
+    a.on("run/compaction", (p) => p.run === "c4" && compactions.push(`${p.phase}${p.reason ? `/${p.reason}` : ""}`));
+    api.answer(
+      { text: "Reading it. ", tools: [{ id: "toolu_get", name: "get", input: { path: "sh://turn_1/x" } }] },
+      { status: 400, type: "invalid_request_error", message: "prompt is too long: 210000 tokens > 200000 maximum" },
+      { text: "Summary: the agent read sh://turn_1/x." },
+      { text: "Done reading." },
+    );
+    await a.call("run/create", { alias: "c4", model: "claude", prompt: "Read it" });
+    await runStatus(a, "c4", RUN.done);
+    expect(api.requests).toHaveLength(4);
+    // The summary request carries no tools; the request after it starts from the summary.
+    expect(api.requests[2]!.body.tools ?? []).toEqual([]);
+    expect(JSON.stringify(api.requests[3]!.body.messages)).toContain("Summary: the agent read sh://turn_1/x.");
+    await eventually(() => compactions.includes("completed/too long"), 10_000, "the compaction's completed notice");
+    expect((await a.call("entry/list", { run: "c4", pattern: "error://*" })).entries).toEqual([]);
+  });
+
   it("the key reaches no command, error entry, history or audit row", async () => {
     const a = await ts.clientIn("claude");
     const before = process.env.ANTHROPIC_API_KEY;

@@ -67,6 +67,44 @@ describe("a run on openai-responses/… against a stand-in Responses API", () =>
     expect(usage.turns.at(-1)).toMatchObject({ promptTokens: 500, completionTokens: 8, cacheReadTokens: 400 });
   });
 
+  it("context_length_exceeded, as an HTTP 400 and as a response.failed event, compacts the conversation and asks again; the run goes on", async () => {
+    const a = await ts.clientIn("gpt");
+    const compactions: string[] = [];
+    a.on("run/compaction", (p) => p.run === "g3" && p.phase === "completed" && compactions.push(String(p.reason)));
+    const tooLong = {
+      message: "Your input exceeds the context window of this model. Please adjust your input and try again.",
+      code: "context_length_exceeded",
+    };
+    api.answer(
+      { text: "Reading. ", calls: [{ callId: "call_g1", name: "get", arguments: { path: "sh://turn_1/x" } }] },
+      { status: 400, body: { error: { ...tooLong, type: "invalid_request_error", param: "input" } } },
+      { text: "Summary one." },
+      { text: "Again. ", calls: [{ callId: "call_g2", name: "get", arguments: { path: "sh://turn_1/x" } }] },
+      (_req, res) =>
+        writeEvents(res, [
+          sse("response.created", {
+            type: "response.created",
+            sequence_number: 0,
+            response: { id: "r", object: "response", status: "in_progress", output: [] },
+          }),
+          sse("response.failed", {
+            type: "response.failed",
+            sequence_number: 1,
+            response: { id: "r", object: "response", status: "failed", output: [], error: tooLong, incomplete_details: null },
+          }),
+        ]),
+      { text: "Summary two." },
+      { text: "Done." },
+    );
+    await a.call("run/create", { alias: "g3", model: "gpt", prompt: "Read it" });
+    await runStatus(a, "g3", RUN.done);
+    expect(api.requests).toHaveLength(7);
+    expect(JSON.stringify(api.requests[3]!.body.input)).toContain("Summary one.");
+    expect(JSON.stringify(api.requests[6]!.body.input)).toContain("Summary two.");
+    await eventually(() => compactions.length === 2, 10_000, "two compactions");
+    expect(compactions).toEqual(["too long", "too long"]);
+  });
+
   it("429 with retry-after and a server_error event are retried; an incomplete answer at max_output_tokens is cut, and the model told", async () => {
     const a = await ts.clientIn("gpt");
     const retries: string[] = [];
