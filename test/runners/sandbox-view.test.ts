@@ -6,7 +6,7 @@ import { SpoolClient } from "../../src/client/spool-client.js";
 import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local/local.js";
-import { etcCopyPath } from "../../src/runners/sandbox/etc-view.js";
+import { copyOf } from "../../src/runners/sandbox/etc-view.js";
 import { describeWithInfra, infra, sshRoot } from "../helpers/infra.js";
 import { type RunnerProcess, runCli, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { proposeAndAccept } from "../helpers/proposals.js";
@@ -313,10 +313,89 @@ describeWithBwrap("/etc as every user of the machine may read it: no root-only f
     chmodSync(conf, 0o600);
     writeFileSync(later, "added\n", { mode: 0o644 });
     // The copy follows /etc on its own (inotify), not only at a start: wait for it, then let the command look.
-    const copy = etcCopyPath()!;
+    const copy = copyOf("/etc")!;
     await eventually(() => !existsSync(join(copy, conf.slice(4))) && existsSync(join(copy, later.slice(4))), 10_000, "the copy of /etc to follow");
     writeFileSync(go, "");
     expect(await ran).toBe("setting=public\nwaiting\ngone\nadded\n");
+  });
+});
+
+describeWithBwrap("/usr/local/etc as every user may read it, as /etc: a locally installed program's key, even for a root runner", () => {
+  const LOCAL_ETC = "/usr/local/etc";
+  let made = false;
+  let dir: string;
+  let top: string;
+  let later: string;
+  let workspace: string;
+  let backend: LocalBackend;
+  beforeAll(async () => {
+    // A machine without it gets one for the test (and it goes after): the runner looks at every start.
+    made = !existsSync(LOCAL_ETC);
+    if (made) mkdirSync(LOCAL_ETC, { mode: 0o755 });
+    workspace = realpathSync(mkdtempSync("/var/tmp/spool-view-usr-local-"));
+    backend = new LocalBackend();
+    // A command first, as a runner that ran commands before: what is written below comes after its start.
+    await run("true", "workspace-write");
+    // A locally installed service's configuration, as root: its directory with a key only root may read and a setting
+    // everyone may, and a key beside it at the top.
+    dir = mkdtempSync(join(LOCAL_ETC, "spool-view-test-"));
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, "service.key"), "usr-local-secret-73\n", { mode: 0o600 });
+    writeFileSync(join(dir, "service.conf"), "setting=public\n", { mode: 0o644 });
+    top = `${dir}.key`;
+    writeFileSync(top, "usr-local-top-secret-73\n", { mode: 0o600 });
+    later = `${dir}.conf`;
+  });
+  afterAll(async () => {
+    await backend?.close();
+    for (const path of [dir, top, later]) if (path) rmSync(path, { recursive: true, force: true });
+    if (made) rmSync(LOCAL_ETC, { recursive: true, force: true });
+    rmSync(workspace, { recursive: true, force: true });
+  });
+
+  const run = async (command: string, mode: "read-only" | "workspace-write") => {
+    const execution = await backend.start({
+      command,
+      cwd: workspace,
+      workspace,
+      env: {},
+      sandbox: { mode, network: false },
+      signal: new AbortController().signal,
+    });
+    let out = "";
+    execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    execution.stderr.resume();
+    await execution.result;
+    return out;
+  };
+
+  for (const [mode] of MODES) {
+    it(`${mode}: the root-only keys are not there, what others may read is; the mount table names the copy as /etc's, nothing else`, async () => {
+      expect(process.getuid?.()).toBe(0);
+      const out = await run(`cat ${join(dir, "service.conf")}; ${probe([join(dir, "service.key"), top])}`, mode);
+      const { seen, mountinfo } = split(out);
+      expect(seen.split("\n")[0], out).toBe("setting=public");
+      expect(out).not.toContain("secret-73");
+      expect(seen).not.toContain("read ");
+      // Bound as /etc's copy is: a directory of the copy's own in memory, named by the system path alone.
+      const mount = (at: string) =>
+        mountinfo
+          .split("\n")
+          .find((line) => line.split(" ")[4] === at)
+          ?.split(" ")[3];
+      const etc = mount("/etc");
+      expect(etc, mountinfo).toMatch(/^\/spool-etc-\d+-\w+\/etc$/);
+      expect(mount(LOCAL_ETC), mountinfo).toBe(`${etc!.slice(0, -"/etc".length)}${LOCAL_ETC}`);
+      expect(mountinfo).not.toContain(dir);
+    });
+  }
+
+  it("a file made private after the runner started is gone from the next command's view; a new one others may read is there", async () => {
+    const conf = join(dir, "service.conf");
+    expect(await run(`cat ${conf}`, "read-only")).toBe("setting=public\n");
+    chmodSync(conf, 0o600);
+    writeFileSync(later, "added\n", { mode: 0o644 });
+    for (const [mode] of MODES) expect(await run(`cat ${conf} 2>/dev/null || echo gone; cat ${later} 2>/dev/null || echo absent`, mode)).toBe("gone\nadded\n");
   });
 });
 

@@ -10,7 +10,7 @@ import { signalName, streamControl, TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
 import { OutputPipe } from "../output.js";
 import { type EgressDir, egressDir, egressLauncher, egressVariables } from "../sandbox/egress.js";
-import { etcView } from "../sandbox/etc-view.js";
+import { type CopiedDir, systemCopies } from "../sandbox/etc-view.js";
 import { networkLauncher } from "../sandbox/network.js";
 import {
   bwrapArgs,
@@ -190,7 +190,7 @@ export class LocalBackend implements Backend {
     probed: SandboxProbe,
     workspace: string,
     home: string,
-  ): Promise<{ home: string | null; readOnly: string[]; writable: string[]; etc: string }> {
+  ): Promise<{ home: string | null; readOnly: string[]; writable: string[]; copies: CopiedDir[] }> {
     const refuse = (why: string): never => {
       throw new StartError(`Cannot start the command: ${why}`);
     };
@@ -206,21 +206,26 @@ export class LocalBackend implements Backend {
     // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
     // (read by a pass begun after this start asked, shared with the starts asking with it: home-registry.ts).
     const recorded = await recordedStateSoon(this.#environ);
-    // A turn of the event loop first: what changed in /etc before this start has its watch's event read, so the copy
-    // has it (the awaits above may all be answered already, and a start then sees /etc as it was a moment ago).
+    // A turn of the event loop first: what changed in /etc or /usr/local/etc before this start has its watch's event
+    // read, so the copy has it (the awaits above may all be answered already, and a start then sees them as they were
+    // a moment ago).
     await new Promise((resolve) => setImmediate(resolve));
-    const etc = etcView();
+    const copies = systemCopies();
     const secrets = [...new Set([...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs])];
     const roots = [workspace, ...readOnly, ...writable];
     const refusal =
       viewRefusal(roots, secrets) ??
-      // In the system: /etc as its copy holds it (what every user may read), the rest as it is.
+      // In the system: /etc and /usr/local/etc as their copies hold them (what every user may read), the rest as it is.
       secrets
-        .filter((secret) => inSystem(secret) && (!within(secret, "/etc") || lstatSync(join(etc, secret.slice(4)), { throwIfNoEntry: false })))
+        .filter((secret) => {
+          if (!inSystem(secret)) return false;
+          const copied = copies.find(({ path }) => within(secret, path));
+          return !copied || lstatSync(join(copied.copy, secret.slice(copied.path.length)), { throwIfNoEntry: false }) !== undefined;
+        })
         .map((secret) => ({ secret, root: "the system directories" }))[0] ??
       null;
     if (refusal) refuse(viewRefusalMessage(refusal));
-    return { home: probed.info.view?.home ?? privateHome(home), readOnly, writable, etc };
+    return { home: probed.info.view?.home ?? privateHome(home), readOnly, writable, copies };
   }
 
   /** bwrap's launch for a sandboxed command: its program, arguments and environment, its egress proxy's directory. */

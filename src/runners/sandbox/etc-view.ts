@@ -15,26 +15,35 @@ import {
   watch,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { inSystem, localRealDir, within } from "./view.js";
 
 /*
- * The sandbox's /etc (SPEC §7 "What a command sees"): the machine's /etc as every user of the machine may read it.
- * A runner running as root reads /etc's root-only files (owner read is enough, no capability needed): the SSH host
- * keys, /etc/shadow, /etc/docker/key.json, a database's pg_hba.conf, and any token a service keeps there. So the
- * sandbox is given a copy of the entries others may read (a file others may read, a directory others may enter and
- * list, every link as it is), never the rest. Binding each such entry one by one would cost bubblewrap a read of the
- * mount table per bind (O(n²): ~80 ms for /etc's 170 top-level entries); the copy is one bind.
+ * The sandbox's /etc and /usr/local/etc (SPEC §7 "What a command sees"): the machine's, as every user of the machine
+ * may read them. A runner running as root reads their root-only files (owner read is enough, no capability needed): in
+ * /etc the SSH host keys, /etc/shadow, /etc/docker/key.json, a database's pg_hba.conf; in /usr/local/etc, where locally
+ * installed software keeps its configuration, its keys and tokens. So the sandbox is given a copy of each holding the
+ * entries others may read (a file others may read, a directory others may enter and list, every link as it is), never
+ * the rest. Binding each such entry one by one would cost bubblewrap a read of the mount table per bind (O(n²): ~80 ms
+ * for /etc's 170 top-level entries); a copy is one bind.
  *
- * One copy per process, made when the runner probes its sandbox and kept in step: every directory of /etc copied is
- * watched (inotify: a file created, removed, renamed, written or whose mode changed), and what changed in the
- * directories that changed is copied again at once (and at the latest before the next start) — a file made private
- * disappears from the copy, so also from the sandboxes running on it. The copy is in memory where it can be
- * ($XDG_RUNTIME_DIR or /dev/shm, a tmpfs: 5 MB of /etc took this machine seconds on its disk under load, 0.3 s of
- * CPU in memory), in a directory only this user may enter, removed when the process exits (and, when a process was
+ * One copy per directory per process, made when the runner probes its sandbox (/usr/local/etc's when the machine has
+ * it, else at the first start that finds it) and kept in step: every directory copied is watched (inotify: a file
+ * created, removed, renamed, written or whose mode changed), and what changed in the directories that changed is
+ * copied again at once (and at the latest before the next start) — a file made private disappears from the copy, so
+ * also from the sandboxes running on it. The copies are in memory where they can be ($XDG_RUNTIME_DIR or /dev/shm, a
+ * tmpfs: 5 MB of /etc took this machine seconds on its disk under load, 0.3 s of CPU in memory), in a directory only
+ * this user may enter (`${dir}/etc`, `${dir}/usr/local/etc`), removed when the process exits (and, when a process was
  * killed before, by the next one that starts).
+ *
+ * /usr/local/etc is copied where its files are: its real path when that is a directory the sandbox would show as it is
+ * (in /usr, or another system directory bound as it is), so the copy is bound there and a link to it, /usr/local/etc
+ * itself or one on its way, leads to the copy. A link into /etc leads to /etc's copy already; one out of the system
+ * directories (/opt/local/etc) leads nowhere inside: nothing to copy. Where it is is looked at again at every start.
  */
 
 const ETC = "/etc";
+export const LOCAL_ETC = "/usr/local/etc";
 const PREFIX = "spool-etc-";
 
 /** Whether everyone may read a file, or enter and list a directory. */
@@ -43,42 +52,47 @@ const everyone = (stat: Stats): boolean => (stat.isDirectory() ? (stat.mode & 0o
 /** A copied directory's mode: the original's, and always the owner's to change (a 0555 directory is kept up to date too). */
 const dirMode = (stat: Stats): number => (stat.mode & 0o7777) | 0o700;
 
-class EtcCopy {
-  readonly #parent: string;
-  /** The copy: `${parent}/etc`. */
+/** The copy of one directory (`source`: /etc, or where /usr/local/etc's files are) as everyone may read it. */
+class SystemCopy {
+  /** The copy: `${parent}${source}`. */
   readonly path: string;
-  /** /etc's directories whose entries must be looked at again. */
-  readonly #dirty = new Set<string>([ETC]);
+  /** The source's directories whose entries must be looked at again. */
+  readonly #dirty: Set<string>;
   readonly #watchers = new Map<string, FSWatcher>();
   /** What each copied file was copied from (size, mtime, mode, inode): a file whose stat is the same is not copied again. */
   readonly #copied = new Map<string, string>();
-  /** No watch could be set (the inotify limit): every start looks at all of /etc. */
+  /** No watch could be set (the inotify limit): every start looks at all of the source. */
   #unwatched = false;
   /** A resync scheduled after a change (so running sandboxes lose a file made private at once, not at the next start). */
   #soon: NodeJS.Timeout | null = null;
 
-  constructor() {
-    const base = copyBase();
-    removeLeftovers(base);
-    this.#parent = mkdtempSync(join(base, `${PREFIX}${process.pid}-`));
-    this.path = join(this.#parent, "etc");
-    process.once("exit", () => this.remove());
+  constructor(
+    readonly source: string,
+    parent: string,
+  ) {
+    this.path = join(parent, source);
+    this.#dirty = new Set([source]);
+    // The directories on the way to the copy (`usr/local`), the owner's only as the parent is.
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
   }
 
-  /** The copy, brought up to date with what changed in /etc. */
+  /** The copy, brought up to date with what changed in its source. */
   current(): string {
-    if (this.#unwatched) this.#dirty.add(ETC);
+    // No watch on the source itself (none left, or it was gone or private at the last look): looked at again.
+    if (this.#unwatched || !this.#watchers.has(this.source)) this.#dirty.add(this.source);
     if (this.#dirty.size === 0) return this.path;
     const dirs = [...this.#dirty].sort();
     this.#dirty.clear();
     // A directory inside another one synced here is synced with it.
     for (const dir of dirs.filter((dir) => !dirs.some((other) => other !== dir && dir.startsWith(`${other}/`))))
-      this.#sync(dir, dir === ETC || this.#unwatched);
+      this.#sync(dir, dir === this.source || this.#unwatched);
+    // The source gone or made private: an empty copy, so that what is bound there shows nothing of it.
+    if (!lstatSync(this.path, { throwIfNoEntry: false })) mkdirSync(this.path, { mode: 0o755 });
     return this.path;
   }
 
   /**
-   * The copy of /etc's `dir` made to hold what others may read there now; its subdirectories too when `deep` (else
+   * The copy of the source's `dir` made to hold what others may read there now; its subdirectories too when `deep` (else
    * only new ones: the others have watches of their own). `fresh`: its copy was just made, empty.
    */
   #sync(dir: string, deep: boolean, fresh = false): void {
@@ -144,12 +158,12 @@ class EtcCopy {
     }
   }
 
-  /** Where /etc's `path` is in the copy. */
+  /** Where the source's `path` is in the copy. */
   #target(path: string): string {
-    return join(this.path, path.slice(ETC.length));
+    return join(this.path, path.slice(this.source.length));
   }
 
-  /** Takes /etc's `path` out of the copy; a directory (`tree`) with what is under it, and its watches. */
+  /** Takes the source's `path` out of the copy; a directory (`tree`) with what is under it, and its watches. */
   #drop(path: string, tree: boolean): void {
     rmSync(this.#target(path), { recursive: true, force: true });
     this.#copied.delete(path);
@@ -181,18 +195,19 @@ class EtcCopy {
       });
       this.#watchers.set(dir, watcher);
     } catch {
-      // No watch left (fs.inotify.max_user_watches): every start looks at all of /etc instead.
+      // No watch left (fs.inotify.max_user_watches): every start looks at all of the source instead.
       this.#unwatched = true;
       for (const watcher of this.#watchers.values()) watcher.close();
       this.#watchers.clear();
     }
   }
 
+  /** Stops following the source and removes the copy. */
   remove(): void {
     for (const watcher of this.#watchers.values()) watcher.close();
     this.#watchers.clear();
     if (this.#soon) clearTimeout(this.#soon);
-    rmSync(this.#parent, { recursive: true, force: true });
+    rmSync(this.path, { recursive: true, force: true });
   }
 }
 
@@ -243,15 +258,57 @@ function alive(pid: number): boolean {
   }
 }
 
-let copy: EtcCopy | null = null;
-
-/** The path of this process's copy of /etc as every user may read it, up to date; made at the first call. */
-export function etcView(): string {
-  copy ??= new EtcCopy();
-  return copy.current();
+/** This process's directory of copies, made at the first call (leftovers of killed processes removed first), removed at exit. */
+let parent: string | null = null;
+function copiesDir(): string {
+  if (parent) return parent;
+  const base = copyBase();
+  removeLeftovers(base);
+  const made = mkdtempSync(join(base, `${PREFIX}${process.pid}-`));
+  process.once("exit", () => rmSync(made, { recursive: true, force: true }));
+  parent = made;
+  return made;
 }
 
-/** Where this process's copy of /etc is, as it stands (not brought up to date); null before the first sandbox. */
-export function etcCopyPath(): string | null {
-  return copy?.path ?? null;
+/**
+ * Where /usr/local/etc's files are, when a sandbox would show them as they are: its real path, a directory in a system
+ * directory bound as it is (not /etc, whose copy has them); else null (none, or a link leading out of the view).
+ */
+function localEtc(): string | null {
+  const real = localRealDir(LOCAL_ETC);
+  return real !== null && inSystem(real) && !within(real, ETC) ? real : null;
+}
+
+/** A directory of the sandbox's that is a copy: the sandbox's `path` shows `copy`. */
+export interface CopiedDir {
+  path: string;
+  copy: string;
+}
+
+const copies = new Map<string, SystemCopy>();
+
+/**
+ * This process's copies of /etc and /usr/local/etc (where its files are) as every user may read them, up to date, each
+ * with where it is bound; made at the first call (and /usr/local/etc's at the first that finds it).
+ */
+export function systemCopies(): CopiedDir[] {
+  const local = localEtc();
+  const wanted = local ? [ETC, local] : [ETC];
+  // /usr/local/etc gone, or now a link elsewhere: its old copy goes.
+  for (const [source, copy] of copies) {
+    if (!wanted.includes(source)) {
+      copy.remove();
+      copies.delete(source);
+    }
+  }
+  return wanted.map((source) => {
+    let copy = copies.get(source);
+    if (!copy) copies.set(source, (copy = new SystemCopy(source, copiesDir())));
+    return { path: source, copy: copy.current() };
+  });
+}
+
+/** Where this process's copy of `source` is, as it stands (not brought up to date); null when it has none. */
+export function copyOf(source: string): string | null {
+  return copies.get(source)?.path ?? null;
 }

@@ -7,7 +7,7 @@ import { noSandbox, type SandboxInfo } from "../../protocol/runner.js";
 import { SANDBOX_MODES, type SandboxModeName } from "../../protocol/sandbox.js";
 import { DEFAULT_PATH, localBaseEnvironment } from "../environment.js";
 import { EGRESS_SANDBOX_DIR, egressWrapper } from "./egress.js";
-import { etcView } from "./etc-view.js";
+import { type CopiedDir, systemCopies } from "./etc-view.js";
 import { probeNetwork, tried } from "./network.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 import { type BoundPaths, type SetupMarker, setupPrelude } from "./setup.js";
@@ -54,8 +54,8 @@ export const SANDBOX_OFF = "the runner was started with --sandbox off";
  * A command in bubblewrap (SPEC §7 Runners, "Sandbox modes", "What a command sees"), both modes:
  *
  * - a root of its own (bubblewrap's empty tmpfs, read-only once set up) holding only what the command needs
- *   (view.ts): the system directories read-only (/usr, /bin, /sbin, /lib*, /sys, and /etc as every user of
- *   the machine may read it: etc-view.ts); the project root (the workspace), writable in workspace-write; a private
+ *   (view.ts): the system directories read-only (/usr, /bin, /sbin, /lib*, /sys, and /etc and /usr/local/etc as
+ *   every user of the machine may read them: etc-view.ts); the project root (the workspace), writable in workspace-write; a private
  *   /tmp and /var/tmp (empty tmpfs); a private, empty home at $HOME (writable in workspace-write: tools keep their
  *   caches there for the command's life); the toolchains the runner's PATH names and the configured read paths,
  *   read-only; the configured write paths, writable in workspace-write. Nothing else of any home is there;
@@ -98,10 +98,10 @@ export interface BwrapPlan {
   /** Existing paths inside the workspace that a login runs (`LOGIN_FILES`): bound again read-only in workspace-write. */
   protect?: readonly string[];
   /**
-   * What the command sees beyond the system and the project (view.ts), and the path of the copy of /etc it
+   * What the command sees beyond the system and the project (view.ts), and the copies of /etc and /usr/local/etc it
    * gets (etc-view.ts). Absent (the probe's): the machine's /etc, no home, nothing added.
    */
-  view?: ViewPaths & { etc: string };
+  view?: ViewPaths & { copies: readonly CopiedDir[] };
   /** A user namespace of its own (`--unshare-user`; the probe found the machine has them): the command's root is not the host's. */
   userns?: boolean;
   /** The seccomp filter (seccomp.ts) on SECCOMP_FD, which the launcher opens (`launcher`, `networkLauncher`). */
@@ -243,10 +243,12 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
   if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home, plan.mode));
   if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
-  // The system, read-only; /etc as every user may read it (the probe's: the machine's). A project rooted at / (the
-  // probe's, read-only) is everything already, bound first: the sandbox's own /dev, /proc and /run go over it.
+  // The system, read-only; /etc and /usr/local/etc as every user may read them, their copies bound over the system's
+  // (the probe's: the machine's /etc). A project rooted at / (the probe's, read-only) is everything already, bound
+  // first: the sandbox's own /dev, /proc and /run go over it.
   const whole = plan.workspace === "/";
-  const args = whole ? ["--ro-bind", "/", "/"] : [...systemArgs(), "--ro-bind", plan.view?.etc ?? "/etc", "/etc"];
+  const copies = plan.view?.copies ?? [{ path: "/etc", copy: "/etc" }];
+  const args = whole ? ["--ro-bind", "/", "/"] : [...systemArgs(), ...copies.flatMap(({ path, copy }) => ["--ro-bind", copy, path])];
   args.push("--dev", "/dev");
   if (readOnly) args.push("--remount-ro", "/dev");
   args.push("--proc", "/proc", ...kernelReadOnly(), "--tmpfs", "/run");
@@ -417,8 +419,8 @@ async function probeAnew(path: string, environ: NodeJS.ProcessEnv): Promise<Sand
   const network = await probeNetwork(path, bwrapCommand("/", "true", userns, Boolean(seccomp)), environ, seccomp);
   const detail = `${BWRAP_DETAIL}; ${usernsDetail(userns)}; ${seccompDetail(Boolean(seccomp), refused ?? "")}; ${network.detail}`.slice(0, 500);
   // What its commands see besides the project and the configured paths: a fact of every proposal (view.ts).
-  // The copy of /etc they get is made now, not at the first command's start (etc-view.ts).
-  etcView();
+  // The copies of /etc and /usr/local/etc they get are made now, not at the first command's start (etc-view.ts).
+  systemCopies();
   const base = localBaseEnvironment(environ);
   const view = { system: localSystem(), home: privateHome(base.HOME), toolchains: localToolchains(base) };
   return {
