@@ -12,7 +12,7 @@ import {
 } from "./sandbox/sandbox.js";
 import { SECCOMP_FD, seccompPrelude } from "./sandbox/seccomp.js";
 import { VIEW_SWAPPED } from "./sandbox/setup.js";
-import { SYSTEM_DIRS } from "./sandbox/view.js";
+import { LOCAL_ETC, SYSTEM_DIRS } from "./sandbox/view.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
@@ -250,11 +250,11 @@ export function remoteScript(
       `for v in ${seen} ${written}; do v=$(rp "$v"); for h in ${homes}; do [ -n "$h" ] || continue; case "$h/" in "\${v%/}"/*) ${refuse("$v is or holds the home directory $h; name the files the command needs in sandboxView.read instead")} ;; esac; done; done`,
     );
   }
-  // Nor a system directory: the command sees the system only as every user may read it (a root login's /etc is a copy).
+  // Nor a system directory: the command sees the system already (a root login's /etc and /usr/local/etc are copies).
   if (seen || written) {
     const systemDirs = SYSTEM_DIRS.map((dir) => `${dir}|${dir}/*`).join("|");
     parts.push(
-      `for v in ${seen} ${written}; do v=$(rp "$v"); case "$v" in ${systemDirs}) ${refuse("$v is a system directory: a command sees the system only as every user may read it (never its root-only files); it cannot be added")} ;; esac; done`,
+      `for v in ${seen} ${written}; do v=$(rp "$v"); case "$v" in ${systemDirs}) ${refuse("$v is a system directory: bound as it is, its root-only files would come with it (a sandbox shows /etc and /usr/local/etc only as every user may read them); it cannot be added")} ;; esac; done`,
     );
   }
   if (written) {
@@ -281,10 +281,22 @@ export function remoteScript(
   parts.push(
     `set -- && for d in ${system}; do if [ -L "$d" ]; then set -- "$@" --symlink "$(readlink -- "$d")" "$d"; elif [ -d "$d" ]; then set -- "$@" --ro-bind "$d" "$d"; fi; done`,
   );
-  // /etc as every user may read it: a login as root reads /etc's root-only files (host keys, shadow) with no capability,
-  // so it gets a copy of what others may read, made for this command and removed after it; any other login, /etc itself.
+  // /etc and /usr/local/etc as every user may read them: a login as root reads their root-only files (host keys, shadow,
+  // a locally installed program's key) with no capability, so it gets a copy of what others may read, made for this
+  // command and removed after it; any other login, /etc itself. /usr/local/etc is copied where its files are (etc-view.ts):
+  // its real path when that is a directory in a system directory bound as it is; a link into /etc or out of the view
+  // needs none.
+  const asIs = SYSTEM_DIRS.filter((dir) => dir !== "/etc")
+    .map((dir) => `${dir}|${dir}/*`)
+    .join("|");
+  const copy = `vc() { mkdir -p -- "$E$1" && (cd -- "$1" && find . \\( -type d ! -perm -005 -prune \\) -o \\( ! -type d ! -type l ! -perm -004 \\) -o -print | tar -cf - --no-recursion -T - 2>/dev/null) | tar -xpf - -C "$E$1" 2>/dev/null; }`;
   parts.push(
-    `E= && if [ "$(id -u)" = 0 ]; then E=$(mktemp -d) && mkdir "$E/etc" && { (cd /etc && find . \\( -type d ! -perm -005 -prune \\) -o \\( ! -type d ! -type l ! -perm -004 \\) -o -print | tar -cf - --no-recursion -T - 2>/dev/null) | tar -xpf - -C "$E/etc" 2>/dev/null; } || { rm -rf -- "$E"; printf '%s\\n' "spool: cannot copy /etc for the sandbox (GNU tar and find are needed for a root login)" >&2; exit 125; }; set -- "$@" --ro-bind "$E/etc" /etc; else set -- "$@" --ro-bind /etc /etc; fi`,
+    [
+      `E= && if [ "$(id -u)" = 0 ]; then U=$(readlink -f -- ${LOCAL_ETC} 2>/dev/null) || U=; [ -d "$U" ] || U=; case "$U" in ${asIs}) ;; *) U= ;; esac`,
+      copy,
+      `E=$(mktemp -d) && vc /etc && { [ -z "$U" ] || vc "$U"; } || { rm -rf -- "$E"; printf '%s\\n' "spool: cannot copy /etc and ${LOCAL_ETC} for the sandbox (GNU tar and find are needed for a root login)" >&2; exit 125; }`,
+      `set -- "$@" --ro-bind "$E/etc" /etc; [ -z "$U" ] || set -- "$@" --ro-bind "$E$U" "$U"; else set -- "$@" --ro-bind /etc /etc; fi`,
+    ].join("; "),
   );
   parts.push(
     [
@@ -338,7 +350,7 @@ export function remoteScript(
   const sandboxed = [shellQuote(sandbox.bwrap), '"$@"', ...unshare, "--die-with-parent", "--clearenv", ...inside, '--chdir "$C" --', ...reset];
   const check = `[ "$("$1" -c %d:%i -- "$3" 2>/dev/null)" = "$2" ] || { echo "${VIEW_SWAPPED}" >&2; exit 125; }; exec /bin/sh -c "$4"`;
   const start = ["env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(check), 'spool-check "$S" "$I" "$W"', shellQuote(command)].join(" ");
-  // With a copy of /etc, the shell waits to remove it (it leads the process group either way); else bwrap takes its place.
+  // With copies of /etc (and /usr/local/etc), the shell waits to remove them (it leads the process group either way); else bwrap takes its place.
   parts.push(`if [ -n "$E" ]; then ${start}; c=$?; rm -rf -- "$E"; exit $c; else exec ${start}; fi`);
   return parts.join(" && ");
 }

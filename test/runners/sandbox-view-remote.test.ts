@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ExecSpec } from "../../src/runners/backend.js";
@@ -149,6 +149,62 @@ describeWithBwrap("configured paths over SSH as root: a system directory is refu
         );
         expect(out).not.toContain("PRIVATE KEY");
         expect(ran).toContain("/etc/ssh is a system directory");
+      });
+    }
+  }),
+);
+
+describeWithBwrap("/usr/local/etc over SSH as root: as every user may read it, as /etc", () =>
+  describeWithInfra("ssh", "bubblewrap on the remote host, a root login", () => {
+    const LOCAL_ETC = "/usr/local/etc";
+    let backend: SshBackend;
+    let root: string;
+    let made = false;
+    let dir: string;
+    beforeAll(() => {
+      backend = new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: "root", privateKey: sshKey(), hostKeys: sshHostKeys() });
+      root = sshRoot();
+      // The host is this machine: a locally installed service's configuration there, a key only root may read.
+      made = !existsSync(LOCAL_ETC);
+      if (made) mkdirSync(LOCAL_ETC, { mode: 0o755 });
+      dir = mkdtempSync(join(LOCAL_ETC, "spool-view-ssh-"));
+      chmodSync(dir, 0o755);
+      writeFileSync(join(dir, "service.key"), "ssh-usr-local-secret-73\n", { mode: 0o600 });
+      writeFileSync(join(dir, "service.conf"), "setting=public\n", { mode: 0o644 });
+    });
+    afterAll(async () => {
+      await backend?.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (made) rmSync(LOCAL_ETC, { recursive: true, force: true });
+    });
+
+    for (const [mode] of MODES) {
+      it(`${mode}: the root-only key is not there, what others may read is`, async (ctx) => {
+        const allowed = await backend.check().then(
+          () => true,
+          () => false,
+        );
+        if (!allowed) {
+          if (infraRequired) throw new Error("SPOOL_TEST_INFRA=required but the test sshd does not let root log in with its key");
+          return ctx.skip("the test sshd does not let root log in with its key");
+        }
+        const execution = await backend.start({
+          command: `cat ${join(dir, "service.conf")}; ${probe([join(dir, "service.key")])}`,
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
+          signal: new AbortController().signal,
+        });
+        let out = "";
+        execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+        execution.stderr.resume();
+        expect((await execution.result).exitCode, out).toBe(0);
+        const { seen, mountinfo } = split(out);
+        expect(seen.split("\n")[0], out).toBe("setting=public");
+        expect(out).not.toContain("ssh-usr-local-secret-73");
+        expect(seen).not.toContain("read ");
+        expect(mountinfo).not.toContain(dir);
       });
     }
   }),

@@ -16,7 +16,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { inSystem, localRealDir, within } from "./view.js";
+import { inSystem, LOCAL_ETC, localRealDir, within } from "./view.js";
 
 /*
  * The sandbox's /etc and /usr/local/etc (SPEC §7 "What a command sees"): the machine's, as every user of the machine
@@ -43,7 +43,6 @@ import { inSystem, localRealDir, within } from "./view.js";
  */
 
 const ETC = "/etc";
-export const LOCAL_ETC = "/usr/local/etc";
 const PREFIX = "spool-etc-";
 
 /** Whether everyone may read a file, or enter and list a directory. */

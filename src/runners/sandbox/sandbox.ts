@@ -160,16 +160,16 @@ export const LOGIN_FILES = [
 
 /**
  * Why the configured paths of a view (real paths) may not be bound, or null: one that is a home or holds one would show
- * all of it; one in a system directory is in view already, as every user may read it (and bound as it is, the machine's
- * root-only files with it); a writable one holding what a login runs (`LOGIN_FILES` of `homes`) could plant it. The local
- * and the Docker runner refuse such a command alike.
+ * all of it; one in a system directory is in view already (/etc and /usr/local/etc as every user may read them: bound
+ * as it is, their root-only files would come with it); a writable one holding what a login runs (`LOGIN_FILES` of
+ * `homes`) could plant it. The local and the Docker runner refuse such a command alike.
  */
 export function configuredPathsProblem(readOnly: readonly string[], writable: readonly string[], homes: readonly string[]): string | null {
   for (const path of [...readOnly, ...writable]) {
     const holds = homes.find((h) => within(h, path));
     if (holds) return `${path} is or holds the home directory ${holds}; name the files the command needs in sandboxView.read instead`;
     if (path === "/" || inSystem(path))
-      return `${path} is a system directory: a command sees the system only as every user may read it (never its root-only files); it cannot be added`;
+      return `${path} is a system directory: bound as it is, its root-only files would come with it (a sandbox shows /etc and /usr/local/etc only as every user may read them); it cannot be added`;
   }
   for (const path of writable) {
     const login = homes.flatMap((h) => LOGIN_FILES.map((name) => join(h, name))).find((file) => within(file, path) || within(path, file));

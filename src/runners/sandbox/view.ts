@@ -8,7 +8,8 @@ import { basename, dirname, isAbsolute, join, normalize } from "node:path";
  * client's config holding a token, ~/.pgpass, a token saved in the home, a Spool home started later or under another
  * HOME), so the sandbox starts empty and gets:
  *
- * - the system directories, read-only (`SYSTEM_DIRS`; /etc as every user of the machine may read it: etc-view.ts);
+ * - the system directories, read-only (`SYSTEM_DIRS`; /etc and /usr/local/etc as every user of the machine may read
+ *   them: etc-view.ts);
  * - the project root (writable in workspace-write);
  * - a private /tmp and /var/tmp, and a private, empty home at $HOME;
  * - the toolchains the runner's PATH names: their install roots, read-only (`toolchainRoots`);
@@ -27,6 +28,12 @@ import { basename, dirname, isAbsolute, join, normalize } from "node:path";
  */
 export const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys"] as const;
 
+/**
+ * Where locally installed software keeps its configuration (and keys): given, as /etc is, as every user may read it
+ * (etc-view.ts), not as it is in /usr.
+ */
+export const LOCAL_ETC = "/usr/local/etc";
+
 /** Whether `path` is `dir` or lies under it. */
 export function within(path: string, dir: string): boolean {
   return dir === "/" || path === dir || path.startsWith(`${dir}/`);
@@ -37,8 +44,8 @@ export const inSystem = (path: string): boolean => SYSTEM_DIRS.some((dir) => wit
 
 /**
  * The bwrap arguments of the system directories on this machine, computed once: a directory bound read-only, one
- * that is a link (/bin → usr/bin) made the same link, one the machine lacks left out. /etc is the caller's
- * (etc-view.ts gives its copy).
+ * that is a link (/bin → usr/bin) made the same link, one the machine lacks left out. /etc is the caller's, and
+ * /usr/local/etc is bound again over /usr's by it (etc-view.ts gives their copies).
  */
 let systemArgsOnce: string[] | null = null;
 export function systemArgs(): string[] {
