@@ -10,7 +10,7 @@ import { describeWithBwrap } from "../helpers/sandbox.js";
 import { MODES, probe, split } from "../helpers/view-probe.js";
 
 /**
- * Issue 73 over SSH and in Docker: what a sandboxed command sees there (sandbox-view.test.ts has the local runner).
+ * Issue 73 over SSH and in Docker: what a sandboxed command sees there (sandbox-view.test.ts and sandbox-view-etc.test.ts have the local runner).
  * Real sshd, Docker and `spool` processes, as root.
  */
 
