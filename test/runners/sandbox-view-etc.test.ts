@@ -1,8 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalBackend } from "../../src/runners/local/local.js";
-import { copyOf } from "../../src/runners/sandbox/etc-view.js";
+import { copiedSource, copyOf } from "../../src/runners/sandbox/etc-view.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { eventually } from "../helpers/server.js";
 import { MODES, probe, split } from "../helpers/view-probe.js";
@@ -173,5 +173,26 @@ describeWithBwrap("/usr/local/etc as every user may read it, as /etc: a locally 
     chmodSync(conf, 0o600);
     writeFileSync(later, "added\n", { mode: 0o644 });
     for (const [mode] of MODES) expect(await run(`cat ${conf} 2>/dev/null || echo gone; cat ${later} 2>/dev/null || echo absent`, mode)).toBe("gone\nadded\n");
+  });
+});
+
+describe("where /usr/local/etc's copy is made: where its files are, when the sandbox would show them as they are", () => {
+  it("a directory in /usr, or a link leading to one: its real path; a link into /etc or out of the system directories, or nothing: none", () => {
+    const dir = mkdtempSync("/usr/local/spool-view-source-");
+    try {
+      const real = join(dir, "real");
+      mkdirSync(real);
+      const links = { toReal: real, toEtc: "/etc", toVar: "/var/tmp", toMissing: join(dir, "missing") };
+      for (const [name, target] of Object.entries(links)) symlinkSync(target, join(dir, name));
+      expect(copiedSource(real)).toBe(real);
+      expect(copiedSource(join(dir, "toReal"))).toBe(real);
+      // /etc's copy has its files; /var/tmp is not in a sandbox's view; nothing is nothing to copy.
+      expect(copiedSource(join(dir, "toEtc"))).toBeNull();
+      expect(copiedSource(join(dir, "toVar"))).toBeNull();
+      expect(copiedSource(join(dir, "toMissing"))).toBeNull();
+      expect(copiedSource(join(dir, "absent"))).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -270,11 +270,11 @@ function copiesDir(): string {
 }
 
 /**
- * Where /usr/local/etc's files are, when a sandbox would show them as they are: its real path, a directory in a system
- * directory bound as it is (not /etc, whose copy has them); else null (none, or a link leading out of the view).
+ * Where the files of `path` (/usr/local/etc) are, when a sandbox would show them as they are: its real path, a directory
+ * in a system directory bound as it is (not /etc, whose copy has them); else null (none, or a link leading out of the view).
  */
-function localEtc(): string | null {
-  const real = localRealDir(LOCAL_ETC);
+export function copiedSource(path: string): string | null {
+  const real = localRealDir(path);
   return real !== null && inSystem(real) && !within(real, ETC) ? real : null;
 }
 
@@ -291,7 +291,7 @@ const copies = new Map<string, SystemCopy>();
  * with where it is bound; made at the first call (and /usr/local/etc's at the first that finds it).
  */
 export function systemCopies(): CopiedDir[] {
-  const local = localEtc();
+  const local = copiedSource(LOCAL_ETC);
   const wanted = local ? [ETC, local] : [ETC];
   // /usr/local/etc gone, or now a link elsewhere: its old copy goes.
   for (const [source, copy] of copies) {
