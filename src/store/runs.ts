@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import type { ExpressionBuilder, Kysely } from "kysely";
 import { uniquely } from "./errors.js";
 import type { Database, EntryRow, NewRun, RunRow, RunUpdate } from "./schema.js";
 
@@ -41,6 +41,20 @@ export async function pendingProposals(db: Kysely<Database>, runIds: readonly nu
   return new Map(rows.map((r) => [r.run_id, Number(r.pending)]));
 }
 
+/** An entry of these runs' logs at `status`, made since its run's latest prompt (the start of its last loop). */
+function logInLastLoop(eb: ExpressionBuilder<Database, "entries">, runIds: readonly number[], status: number) {
+  const lastLoop = eb
+    .selectFrom("loops")
+    .select((l) => l.fn.max("loops.created_at").as("started"))
+    .whereRef("loops.run_id", "=", "entries.run_id");
+  return eb.and([
+    eb("entries.run_id", "in", [...runIds]),
+    eb("entries.scheme", "=", "log"),
+    eb("entries.status", "=", status),
+    eb("entries.created_at", ">=", lastLoop),
+  ]);
+}
+
 /**
  * How many proposals made since its latest prompt (its last loop's start) each of these runs had rejected (log
  * entries at `rejected`); runs with none are absent.
@@ -51,19 +65,7 @@ export async function rejectedInLastLoop(db: Kysely<Database>, runIds: readonly 
     .selectFrom("entries")
     .select(["entries.run_id"])
     .select((eb) => eb.fn.countAll<number>().as("rejected"))
-    .where("entries.run_id", "in", [...runIds])
-    .where("entries.scheme", "=", "log")
-    .where("entries.status", "=", rejected)
-    .where((eb) =>
-      eb(
-        "entries.created_at",
-        ">=",
-        eb
-          .selectFrom("loops")
-          .select((l) => l.fn.max("loops.created_at").as("started"))
-          .whereRef("loops.run_id", "=", "entries.run_id"),
-      ),
-    )
+    .where((eb) => logInLastLoop(eb, runIds, rejected))
     .groupBy("entries.run_id")
     .execute();
   return new Map(rows.map((r) => [r.run_id, Number(r.rejected)]));
@@ -84,19 +86,7 @@ export async function lastCommandInLastLoop(db: Kysely<Database>, runIds: readon
       db
         .selectFrom("entries")
         .select((eb) => eb.fn.max("entries.id").as("id"))
-        .where("entries.run_id", "in", [...runIds])
-        .where("entries.scheme", "=", "log")
-        .where("entries.status", "=", accepted)
-        .where((eb) =>
-          eb(
-            "entries.created_at",
-            ">=",
-            eb
-              .selectFrom("loops")
-              .select((l) => l.fn.max("loops.created_at").as("started"))
-              .whereRef("loops.run_id", "=", "entries.run_id"),
-          ),
-        )
+        .where((eb) => logInLastLoop(eb, runIds, accepted))
         .groupBy("entries.run_id"),
     )
     .execute();
