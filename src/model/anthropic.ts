@@ -8,7 +8,17 @@ import type {
   Tool,
 } from "@anthropic-ai/sdk/resources/messages/messages";
 import { Echo } from "./answer-assembly.js";
-import { AttemptWatch, CONTEXT_LENGTH, DEFAULT_MODEL_TIMEOUT_MS, httpFailure, isDecided, Retryable, type RetryPolicy, withRetries } from "./attempts.js";
+import {
+  AttemptWatch,
+  CONTEXT_LENGTH,
+  DEFAULT_MODEL_TIMEOUT_MS,
+  httpFailure,
+  isDecided,
+  Retryable,
+  type RetryPolicy,
+  readStream,
+  withRetries,
+} from "./attempts.js";
 import {
   type ChatMessage,
   type ChatOptions,
@@ -287,23 +297,17 @@ export class AnthropicProvider implements ModelProvider {
   async #attempt(request: ChatRequest, signal: AbortSignal, echo: Echo): Promise<ChatResponse> {
     const watch = new AttemptWatch(this.options.timeoutMs ?? DEFAULT_MODEL_TIMEOUT_MS, signal);
     const answer = new AnthropicAnswer(echo);
+    const failure = (error: unknown) => this.#failure(error, signal, watch);
     try {
-      let stream: AsyncIterable<RawMessageStreamEvent>;
-      try {
-        stream = await this.#client(watch).messages.create(this.params(request), { signal: watch.controller.signal });
-      } catch (error) {
-        throw this.#failure(error, signal, watch);
-      }
-      echo.startAttempt();
-      try {
-        for await (const event of stream) answer.take(event);
-      } catch (error) {
-        throw this.#failure(error, signal, watch);
-      } finally {
-        echo.endAttempt();
-      }
-      if (signal.aborted) throw signal.reason;
-      if (watch.fired) throw watch.timedOut(this.name, this.url);
+      await readStream<RawMessageStreamEvent>(this, {
+        signal,
+        watch,
+        echo,
+        open: () => this.#client(watch).messages.create(this.params(request), { signal: watch.controller.signal }),
+        take: (event) => answer.take(event),
+        before: failure,
+        during: failure,
+      });
       if (!answer.stopped) throw new Retryable("the stream ended before the answer was complete");
       if (answer.finishReason === "model_context_window_exceeded") {
         throw new ContextLengthError(`${this.name}: the conversation is longer than the model's context (stop_reason model_context_window_exceeded)`);

@@ -4,6 +4,7 @@
  * (before its first byte, and between chunks). The SDKs own the wire; their own retries are off, so that
  * every retry is announced to the run's clients and a cut stream is retried too.
  */
+import type { Echo } from "./answer-assembly.js";
 import { type ChatOptions, ContextLengthError, ProviderError } from "./chat.js";
 
 /** A failure worth another attempt (429, 5xx, network error, a cut stream). */
@@ -166,6 +167,46 @@ export class AttemptWatch {
         : `${name}: ${url} sent nothing for ${seconds} s in the middle of its answer (SPOOL_MODEL_TIMEOUT_MS)`,
     );
   }
+}
+
+/** One attempt's stream as `readStream` reads it: the attempt's plumbing, and what the provider does at each step. */
+export interface StreamAttempt<E> {
+  signal: AbortSignal;
+  watch: AttemptWatch;
+  echo: Echo;
+  /** Asks the SDK for the stream (the request goes out). */
+  open(): Promise<AsyncIterable<E>>;
+  /** One event of it. */
+  take(event: E): void;
+  /** What a failure before the stream began means (thrown as that). */
+  before(error: unknown): unknown;
+  /** What a failure in the middle of it means (thrown as that). */
+  during(error: unknown): unknown;
+}
+
+/**
+ * Reads one attempt's stream to its end, as every provider does: the events between the echo's attempt marks, each
+ * failure as the provider reads it; after a stream that ended quietly the caller's abort and the watchdog come first.
+ * Whether the events made a whole answer is the provider's to say.
+ */
+export async function readStream<E>(provider: { name: string; url: string }, attempt: StreamAttempt<E>): Promise<void> {
+  const { signal, watch, echo } = attempt;
+  let stream: AsyncIterable<E>;
+  try {
+    stream = await attempt.open();
+  } catch (error) {
+    throw attempt.before(error);
+  }
+  echo.startAttempt();
+  try {
+    for await (const event of stream) attempt.take(event);
+  } catch (error) {
+    throw attempt.during(error);
+  } finally {
+    echo.endAttempt();
+  }
+  if (signal.aborted) throw signal.reason;
+  if (watch.fired) throw watch.timedOut(provider.name, provider.url);
 }
 
 /** Whether an error is one of the outcomes a provider decides itself (passed through unchanged). */

@@ -9,6 +9,7 @@ import {
   isHttpError,
   Retryable,
   type RetryPolicy,
+  readStream,
   withRetries,
 } from "./attempts.js";
 import { type ChatMessage, type ChatOptions, type ChatRequest, type ChatResponse, ContextLengthError, type ModelProvider, ProviderError } from "./chat.js";
@@ -104,35 +105,29 @@ export class OpenAiCompatibleProvider implements ModelProvider {
     const answer = new Assembly(echo);
     let chunks = 0;
     try {
-      let stream: AsyncIterable<OpenAI.Chat.ChatCompletionChunk>;
-      try {
-        stream = await this.#client(watch, unparsed).chat.completions.create(
-          {
-            model: request.model,
-            messages: wireMessages(request.messages),
-            tools: request.tools as OpenAI.Chat.ChatCompletionTool[],
-            stream: true,
-            ...(this.#noStreamOptions ? {} : { stream_options: { include_usage: true } }),
-            ...(this.options.maxTokens ? { max_tokens: this.options.maxTokens } : {}),
-          },
-          { signal: watch.controller.signal },
-        );
-      } catch (error) {
-        throw this.#before(error, signal, watch);
-      }
-      echo.startAttempt();
-      try {
-        for await (const chunk of stream) {
+      await readStream<OpenAI.Chat.ChatCompletionChunk>(this, {
+        signal,
+        watch,
+        echo,
+        open: () =>
+          this.#client(watch, unparsed).chat.completions.create(
+            {
+              model: request.model,
+              messages: wireMessages(request.messages),
+              tools: request.tools as OpenAI.Chat.ChatCompletionTool[],
+              stream: true,
+              ...(this.#noStreamOptions ? {} : { stream_options: { include_usage: true } }),
+              ...(this.options.maxTokens ? { max_tokens: this.options.maxTokens } : {}),
+            },
+            { signal: watch.controller.signal },
+          ),
+        take: (chunk) => {
           chunks++;
           this.#take(chunk as WireChunk, answer);
-        }
-      } catch (error) {
-        throw this.#during(error, signal, watch, unparsed);
-      } finally {
-        echo.endAttempt();
-      }
-      if (signal.aborted) throw signal.reason;
-      if (watch.fired) throw watch.timedOut(this.name, this.url);
+        },
+        before: (error) => this.#before(error, signal, watch),
+        during: (error) => this.#during(error, signal, watch, unparsed),
+      });
       // A server that ignores `stream` answers with one JSON object, whatever its content type says.
       if (chunks === 0 && watch.head.trim()) {
         const parsed = parseLenient(watch.head);

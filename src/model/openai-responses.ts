@@ -1,7 +1,7 @@
 import OpenAI, { APIConnectionError } from "openai";
 import type { ResponseCreateParamsStreaming, ResponseInputItem, ResponseStreamEvent } from "openai/resources/responses/responses";
 import { Echo } from "./answer-assembly.js";
-import { AttemptWatch, CONTEXT_LENGTH, DEFAULT_MODEL_TIMEOUT_MS, httpFailure, isDecided, isHttpError, Retryable, withRetries } from "./attempts.js";
+import { AttemptWatch, CONTEXT_LENGTH, DEFAULT_MODEL_TIMEOUT_MS, httpFailure, isDecided, isHttpError, Retryable, readStream, withRetries } from "./attempts.js";
 import {
   type ChatMessage,
   type ChatOptions,
@@ -102,16 +102,14 @@ export class OpenAiResponsesProvider implements ModelProvider {
     const toolCalls: ToolCall[] = [];
     const thinking: ThinkingItem[] = [];
     let final: (ChatResponse & { ended: boolean }) | undefined;
+    const failure = (error: unknown) => this.#failure(error, signal, watch);
     try {
-      let stream: AsyncIterable<ResponseStreamEvent>;
-      try {
-        stream = await this.#client(watch).responses.create(this.params(request), { signal: watch.controller.signal });
-      } catch (error) {
-        throw this.#failure(error, signal, watch);
-      }
-      echo.startAttempt();
-      try {
-        for await (const event of stream) {
+      await readStream<ResponseStreamEvent>(this, {
+        signal,
+        watch,
+        echo,
+        open: () => this.#client(watch).responses.create(this.params(request), { signal: watch.controller.signal }),
+        take: (event) => {
           if (event.type === "response.output_text.delta") {
             content += event.delta;
             echo.push(event.delta);
@@ -139,14 +137,10 @@ export class OpenAiResponsesProvider implements ModelProvider {
           } else if (event.type === "error") {
             throw this.#serverError(errorText({ message: event.message, code: event.code ?? undefined }), event.code ?? undefined);
           }
-        }
-      } catch (error) {
-        throw this.#failure(error, signal, watch);
-      } finally {
-        echo.endAttempt();
-      }
-      if (signal.aborted) throw signal.reason;
-      if (watch.fired) throw watch.timedOut(this.name, this.url);
+        },
+        before: failure,
+        during: failure,
+      });
       if (!final) throw new Retryable("the stream ended before the answer was complete");
       const { ended: _ended, ...response } = final;
       return thinking.length ? { ...response, thinking } : response;
