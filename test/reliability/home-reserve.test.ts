@@ -26,31 +26,39 @@ const LIMITS = {
   homeReserve: 4,
 };
 
+/**
+ * Clients of a test's server, each closed by `closeAll`: `connect` opens one; `status` is what an upgrade with the
+ * token is answered (101: it connected, and that connection is kept open until `closeAll`).
+ */
+function clientsOf(serverUrl: () => string) {
+  const clients: SpoolClient[] = [];
+  const connect = async (token: string, url = serverUrl()): Promise<SpoolClient> => {
+    const c = await SpoolClient.connect(url, { token });
+    clients.push(c);
+    return c;
+  };
+  const status = async (token: string): Promise<number | undefined> => {
+    const attempt = await connect(token).catch((error: unknown) => error);
+    if (attempt instanceof SpoolClient) return 101;
+    if (!(attempt instanceof ConnectError)) throw attempt;
+    return attempt.status;
+  };
+  const closeAll = () => {
+    for (const c of clients) if (!c.closed) c.close();
+  };
+  return { connect, status, closeAll };
+}
+
 describe("a scoped admin's credentials share its bounds; the home keeps its reserve", () => {
   let home: string;
   let root: string;
   let port: number;
   let serve: ServeProcess;
   let homeToken: string;
-  const clients: SpoolClient[] = [];
+  const { connect, status, closeAll } = clientsOf(() => serve.url);
 
   const start = async () => {
     serve = await spawnServe(["--port", String(port), "--home", home, "--no-local-runner"]);
-  };
-  const connect = async (token: string, url = serve.url): Promise<SpoolClient> => {
-    const c = await SpoolClient.connect(url, { token });
-    clients.push(c);
-    return c;
-  };
-  /** A connection refused at the upgrade: its HTTP status. */
-  const refused = async (token: string): Promise<number | undefined> => {
-    const attempt = await SpoolClient.connect(serve.url, { token }).catch((error: unknown) => error);
-    if (attempt instanceof SpoolClient) {
-      attempt.close();
-      return 101;
-    }
-    expect(attempt).toBeInstanceOf(ConnectError);
-    return (attempt as ConnectError).status;
   };
 
   beforeAll(async () => {
@@ -64,7 +72,7 @@ describe("a scoped admin's credentials share its bounds; the home keeps its rese
     homeToken = readFileSync(join(home, "token"), "utf8").trim();
   }, 90_000);
   afterAll(async () => {
-    for (const c of clients) if (!c.closed) c.close();
+    closeAll();
     await serve?.stop();
   });
 
@@ -82,8 +90,8 @@ describe("a scoped admin's credentials share its bounds; the home keeps its rese
     // Connections: ops and its agents hold six between them (maxConnectionsPerPrincipal), whichever credential asks.
     const bots: SpoolClient[] = [];
     for (const token of agents.slice(0, 5)) bots.push(await connect(token));
-    expect(await refused(agents[5]!)).toBe(429);
-    expect(await refused(agents[7]!)).toBe(429);
+    expect(await status(agents[5]!)).toBe(429);
+    expect(await status(agents[7]!)).toBe(429);
 
     // Waiting proposals: four between them (maxPendingPerPrincipal), the fifth refused whichever agent makes it.
     for (const [i, bot] of bots.entries()) {
@@ -102,7 +110,7 @@ describe("a scoped admin's credentials share its bounds; the home keeps its rese
 
     // A person the home made fills the server's connections (ten in all with the home's) and finds the devices full.
     for (let i = 0; i < 3; i++) await connect(carol);
-    expect(await refused(carol)).toBe(503);
+    expect(await status(carol)).toBe(503);
     const carolCode = (await (await mintCode(port, carol)).json()) as { code: string };
     expect((await redeem(port, carolCode.code)).status).toBe(429);
 
@@ -123,7 +131,7 @@ describe("a scoped admin's credentials share its bounds; the home keeps its rese
   }, 120_000);
 
   it("after a restart the revoked credentials' devices still do not count", async () => {
-    for (const c of clients) if (!c.closed) c.close();
+    closeAll();
     await serve.stop();
     await start();
     const admin = await connect(homeToken);
@@ -154,7 +162,7 @@ describe("one scoped admin's credentials fill every server-wide bound; the home 
   let port: number;
   let serve: ServeProcess;
   let homeToken: string;
-  const clients: SpoolClient[] = [];
+  const { connect, status, closeAll } = clientsOf(() => serve.url);
   const sockets: Socket[] = [];
   const answered: string[] = [];
 
@@ -168,23 +176,10 @@ describe("one scoped admin's credentials fill every server-wide bound; the home 
   }, 90_000);
   afterAll(async () => {
     for (const socket of sockets) socket.destroy();
-    for (const c of clients) if (!c.closed) c.close();
+    closeAll();
     await serve?.stop();
   });
 
-  const connect = async (token: string, url = serve.url): Promise<SpoolClient> => {
-    const c = await SpoolClient.connect(url, { token });
-    clients.push(c);
-    return c;
-  };
-  const status = async (token: string): Promise<number | undefined> => {
-    const attempt = await SpoolClient.connect(serve.url, { token }).catch((error: unknown) => error);
-    if (attempt instanceof SpoolClient) {
-      clients.push(attempt);
-      return 101;
-    }
-    return (attempt as ConnectError).status;
-  };
   /** A request at /mcp or /acp held under way: its head sent, its body never whole (until the body's deadline, two minutes here). */
   const heldPost = (path: string, token: string, refused?: () => void): Promise<void> =>
     new Promise((resolve, reject) => {
