@@ -235,47 +235,37 @@ describe("a project root that is a link now: the SSH and the Docker runner refus
     return { out, said: said + err };
   };
 
+  /** What every backend is held to: the command does not run, the refusal names where the root leads, nothing is written there. */
+  const refusesLinkedRoot = async (backend: SshBackend | DockerBackend, prefix: string, mode: "read-only" | "workspace-write") => {
+    const { root, elsewhere, remove } = swapped(prefix);
+    try {
+      const { out, said } = await outcome(backend.start(spec(root, mode)));
+      expect(out).not.toContain("ran");
+      expect(said).toContain(`the project root ${root} resolves to ${elsewhere}`);
+      expect(existsSync(join(elsewhere, "planted"))).toBe(false);
+    } finally {
+      await backend.close();
+      remove();
+    }
+  };
+
   describeWithBwrap("ssh", () =>
     describeWithInfra("ssh", "the SSH runner", () => {
       for (const mode of ["read-only", "workspace-write"] as const) {
-        it(`${mode}: refused, naming where the root leads; nothing is written there`, async () => {
-          const backend = new SshBackend({
-            host: infra.ssh!.host,
-            port: infra.ssh!.port,
-            username: infra.ssh!.username,
-            privateKey: sshKey(),
-            hostKeys: sshHostKeys(),
-          });
-          const { root, elsewhere, remove } = swapped("spool-attack-ssh-link-");
-          try {
-            const { out, said } = await outcome(backend.start(spec(root, mode)));
-            expect(out).not.toContain("ran");
-            expect(said).toContain(`the project root ${root} resolves to ${elsewhere}`);
-            expect(existsSync(join(elsewhere, "planted"))).toBe(false);
-          } finally {
-            await backend.close();
-            remove();
-          }
-        });
+        it(`${mode}: refused, naming where the root leads; nothing is written there`, () =>
+          refusesLinkedRoot(
+            new SshBackend({ host: infra.ssh!.host, port: infra.ssh!.port, username: infra.ssh!.username, privateKey: sshKey(), hostKeys: sshHostKeys() }),
+            "spool-attack-ssh-link-",
+            mode,
+          ));
       }
     }),
   );
 
   describeWithInfra("docker", "the Docker runner", () => {
     for (const mode of ["read-only", "workspace-write"] as const) {
-      it(`${mode}: refused, naming where the root leads; nothing is written there`, async () => {
-        const backend = new DockerBackend({ image: infra.dockerImage!, mountProject: true });
-        const { root, elsewhere, remove } = swapped("spool-attack-docker-link-");
-        try {
-          const { out, said } = await outcome(backend.start(spec(root, mode)));
-          expect(out).not.toContain("ran");
-          expect(said).toContain(`the project root ${root} resolves to ${elsewhere}`);
-          expect(existsSync(join(elsewhere, "planted"))).toBe(false);
-        } finally {
-          await backend.close();
-          remove();
-        }
-      });
+      it(`${mode}: refused, naming where the root leads; nothing is written there`, () =>
+        refusesLinkedRoot(new DockerBackend({ image: infra.dockerImage!, mountProject: true }), "spool-attack-docker-link-", mode));
     }
   });
 });
