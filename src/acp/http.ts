@@ -3,9 +3,9 @@ import type { Duplex } from "node:stream";
 import { AcpServer, type AgentFactory } from "@agentclientprotocol/sdk/experimental/server";
 import { type AgentConnector, agentProtocolRouter } from "@agentclientprotocol/sdk/experimental/v2";
 import { type WebSocket, WebSocketServer } from "ws";
-import { type DoorCaller, type EndpointOptions, FrontDoor } from "../door/door.js";
+import { type DoorCaller, type EndpointOptions, entryId, FrontDoor, shuttingDown, streamMethod } from "../door/door.js";
 import { answerFailure, DoorError, refuseUpgrade } from "../door/errors.js";
-import { holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
+import { callersEntry, holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
 import { sendResponse, webRequest } from "../door/web.js";
 import type { Logger } from "../logger.js";
 import { Bridge } from "./bridge.js";
@@ -63,7 +63,7 @@ interface Connection extends OpenRequests {
   ws: WebSocket | null;
 }
 
-const CONNECTION_HEADER = "acp-connection-id";
+const CONNECTION_HEADER = "Acp-Connection-Id";
 
 /** What a runner's credential lacks here. */
 const NEEDS = "an ACP client needs the viewer role or above";
@@ -124,13 +124,10 @@ export class AcpHttpEndpoint {
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const admitted = await this.#door.enter(request, response, NEEDS);
     const { caller, holder } = admitted;
-    if (this.#closed) throw new DoorError(503, "The server is shutting down");
-    const method = request.method ?? "GET";
-    if (method !== "POST" && method !== "GET" && method !== "DELETE")
-      throw new DoorError(405, `Method ${method} not allowed on ${ACP_PATH}`, { Allow: "GET, POST, DELETE" });
+    if (this.#closed) throw shuttingDown();
+    const method = streamMethod(request, ACP_PATH);
     if (request.headers.upgrade) throw new DoorError(400, "A WebSocket upgrade of /acp is a GET with Connection: Upgrade");
-    const id = request.headers[CONNECTION_HEADER];
-    if (Array.isArray(id)) throw new DoorError(400, "One Acp-Connection-Id header, please");
+    const id = entryId(request, CONNECTION_HEADER);
     const connection = id === undefined ? null : this.#connection(id, caller);
     const body = method === "POST" ? await this.#door.text(request, admitted, this.#limits.maxMessageBytes) : undefined;
     if (connection) return this.#forward(connection, request, response, body);
@@ -158,7 +155,7 @@ export class AcpHttpEndpoint {
 
   async #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const { caller, holder } = await this.#door.admit(request, NEEDS);
-    if (this.#closed) throw new DoorError(503, "The server is shutting down");
+    if (this.#closed) throw shuttingDown();
     const place = this.#connections.take(holder);
     let opened: Connection | null = null;
     const prepared = this.#server.prepareWebSocketUpgrade({ createAgent: this.#agentFor(caller, () => opened) });
@@ -219,10 +216,12 @@ export class AcpHttpEndpoint {
 
   /** The caller's connection of this id (another credential's is not shown to exist). */
   #connection(id: string, caller: AcpCaller): Connection {
-    const connection = this.#connections.get(id);
-    if (!connection || connection.caller.credential !== caller.credential)
-      throw new DoorError(404, "Unknown Acp-Connection-Id (it ended or the server restarted): initialize a new connection");
-    return connection;
+    return callersEntry(
+      this.#connections,
+      id,
+      caller,
+      () => new DoorError(404, "Unknown Acp-Connection-Id (it ended or the server restarted): initialize a new connection"),
+    );
   }
 
   #register(place: { add(id: string, c: Connection): void }, id: string, caller: AcpCaller, ws: WebSocket | null): Connection {

@@ -188,3 +188,21 @@ export class FrontDoor {
     return readJson(request, maxBytes, admitted.deadline);
   }
 }
+
+/** What a door's endpoint answers once it is stopping: what it would open would end at once. */
+export const shuttingDown = (): DoorError => new DoorError(503, "The server is shutting down");
+
+/** A request's method at /mcp or /acp, both Streamable HTTP: GET, POST or DELETE, another refused (405) naming `path`. */
+export function streamMethod(request: IncomingMessage, path: string): "GET" | "POST" | "DELETE" {
+  const method = request.method ?? "GET";
+  if (method !== "POST" && method !== "GET" && method !== "DELETE")
+    throw new DoorError(405, `Method ${method} not allowed on ${path}`, { Allow: "GET, POST, DELETE" });
+  return method;
+}
+
+/** The id a request names its session or connection by, in the header `name` (as written: Mcp-Session-Id), if any; twice, 400. */
+export function entryId(request: IncomingMessage, name: string): string | undefined {
+  const id = request.headers[name.toLowerCase()];
+  if (Array.isArray(id)) throw new DoorError(400, `One ${name} header, please`);
+  return id;
+}

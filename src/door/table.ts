@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { DoorFull } from "./errors.js";
+import { type DoorError, DoorFull } from "./errors.js";
 
 /*
  * What /mcp and /acp keep per caller (MCP sessions, MCP 2026-07-28's kept Spool connections, ACP connections), as one
@@ -219,4 +219,19 @@ export function holdOpen(entry: OpenRequests, response: ServerResponse, max: num
     entry.open.delete(response);
     entry.lastSeen = Date.now();
   });
+}
+
+/**
+ * The entry of this key if the caller's own credential made it; another credential's is not shown to exist: `unknown`
+ * is thrown for it as for a key that names nothing.
+ */
+export function callersEntry<T extends { caller: { credential: string } }>(
+  table: PrincipalTable<T>,
+  key: string,
+  caller: { credential: string },
+  unknown: () => DoorError,
+): T {
+  const entry = table.get(key);
+  if (!entry || entry.caller.credential !== caller.credential) throw unknown();
+  return entry;
 }

@@ -3,9 +3,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isLegacyRequest, WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
 import { SpoolRpcError } from "../client/spool-client.js";
 import { ConnectError } from "../client/ws-transport.js";
-import { type EndpointOptions, FrontDoor } from "../door/door.js";
+import { type EndpointOptions, entryId, FrontDoor, shuttingDown, streamMethod } from "../door/door.js";
 import { answerFailure, DoorError } from "../door/errors.js";
-import { type Holder, holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
+import { callersEntry, type Holder, holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
 import { sendResponse, webRequest } from "../door/web.js";
 import { ERRORS } from "../protocol/errors.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
@@ -116,12 +116,9 @@ export class McpHttpEndpoint {
     // principal's requests under way costs nothing. A runner's credential uses no MCP tool: no session, no answer.
     const admitted = await this.#door.enter(request, response, "MCP's tools need the agent role or above");
     const { caller, holder } = admitted;
-    if (this.#closed) throw new DoorError(503, "The server is shutting down");
-    const method = request.method ?? "GET";
-    if (method !== "POST" && method !== "GET" && method !== "DELETE")
-      throw new DoorError(405, `Method ${method} not allowed on ${MCP_PATH}`, { Allow: "GET, POST, DELETE" });
-    const id = request.headers["mcp-session-id"];
-    if (Array.isArray(id)) throw new DoorError(400, "One Mcp-Session-Id header, please");
+    if (this.#closed) throw shuttingDown();
+    const method = streamMethod(request, MCP_PATH);
+    const id = entryId(request, "Mcp-Session-Id");
     if (method !== "POST") {
       // A GET or DELETE is a 2025-11-25 session's (as the SDK's classifier has every POST-less request).
       if (id === undefined)
@@ -159,11 +156,12 @@ export class McpHttpEndpoint {
 
   /** The caller's session of this id. */
   #session(id: string, caller: McpCaller): Session {
-    const session = this.#sessions.get(id);
-    // Another credential's session is not shown to exist.
-    if (!session || session.caller.credential !== caller.credential)
-      throw new DoorError(404, "No such MCP session (it ended or the server restarted): initialize a new one", {}, -32001);
-    return session;
+    return callersEntry(
+      this.#sessions,
+      id,
+      caller,
+      () => new DoorError(404, "No such MCP session (it ended or the server restarted): initialize a new one", {}, -32001),
+    );
   }
 
   /** A new session: an initialize request opens a bridge of its own, in a place its principal's share makes for it. */
