@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
-import { recordStatePaths } from "../../home-registry.js";
+import { recordStatePaths } from "../../home/registry.js";
 import { createLogger } from "../../logger.js";
 import { BACKEND_NAMES, backendNamesWords } from "../../protocol/backends.js";
 import { LabelKey, LabelValue } from "../../protocol/pools.js";

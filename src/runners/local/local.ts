@@ -4,7 +4,7 @@ import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { recordedStateSoon } from "../../home-registry.js";
+import { recordedStateSoon } from "../../home/registry.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
