@@ -63,7 +63,7 @@ export const workingDirectory = () => (process.env.npm_lifecycle_event === "spoo
 export function readToken(tokenFile: string): string {
   try {
     const token = readFileSync(tokenFile, "utf8").trim();
-    // A token file named with --token-file may be anywhere: no sandbox on this machine sees it (home-registry.ts).
+    // A token file named with --token-file may be anywhere: no sandbox on this machine sees it (home/registry.ts).
     recordStatePaths([tokenFile]);
     return token;
   } catch {

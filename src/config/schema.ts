@@ -1,11 +1,11 @@
 import { z } from "zod";
-import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS } from "./names.js";
 import { checkFailurePatterns } from "../model/failures.js";
 import { EgressConfig } from "../protocol/egress-schema.js";
 import { FULL_ACCEPTOR_ENTRY } from "../protocol/full-acceptors.js";
 import { LabelSelector, PoolName } from "../protocol/pools.js";
 import { viewPathProblem } from "../protocol/sandbox.js";
 import { Budget } from "../protocol/views-schemas.js";
+import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS } from "./names.js";
 
 /** A runner pool the configuration names (SPEC §7 "Pools"): the labels its runners carry, and whose runners they may be. */
 export const PoolConfig = z.strictObject({

@@ -3,11 +3,11 @@
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { z } from "zod";
-import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./names.js";
-import type { ConfigFileSchema, LimitsSchema } from "./schema.js";
 import { PRICES, type Price } from "../model/catalog.js";
 import { DEFAULT_FAILURE_PATTERNS } from "../model/failures.js";
 import { DEFAULT_FULL_ACCEPTORS } from "../protocol/full-acceptors.js";
+import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./names.js";
+import type { ConfigFileSchema, LimitsSchema } from "./schema.js";
 
 /** A plugin spec that names a file (./x, ../x, /x) rather than a package. */
 export function isPluginPath(spec: string): boolean {

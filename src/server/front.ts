@@ -22,10 +22,10 @@ import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "../mcp/http.js"
 import type { OpsCaller } from "../ops/routes.js";
 import { HOME_PRINCIPAL } from "../rpc/connection-context.js";
 import { SpoolError } from "../rpc/errors.js";
-import type { Services } from "./services.js";
-import { ClientProofs, ownDoor, PreAuthGate } from "./transports.js";
 import { SERVER_VERSION } from "../version.js";
 import { codeTagFor, type DeviceRegistry, SignInRefused, WebSessions } from "../web/sessions.js";
+import type { Services } from "./services.js";
+import { ClientProofs, ownDoor, PreAuthGate } from "./transports.js";
 
 /** Where this server is reached: known once it listens (the page's links and the MCP endpoint read it then). */
 export interface Address {

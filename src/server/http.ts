@@ -11,13 +11,13 @@ import { createMetrics } from "../ops/metrics.js";
 import { opsRoutes } from "../ops/routes.js";
 import type { ServerConnection } from "../rpc/connection.js";
 import { watchLiveness } from "../rpc/liveness.js";
-import { Scavenger } from "./scavenger.js";
-import { type Address, type Front, refuse } from "./front.js";
-import type { Services } from "./services.js";
 import type { Store } from "../store/database.js";
 import type { MigrationSet } from "../store/migrator.js";
-import { answerProof, PROOF_PATH, SocketBudget, socketBound, verifiedTransport, wsTransport } from "./transports.js";
 import { createWebHandler } from "../web/http.js";
+import { type Address, type Front, refuse } from "./front.js";
+import { Scavenger } from "./scavenger.js";
+import type { Services } from "./services.js";
+import { answerProof, PROOF_PATH, SocketBudget, socketBound, verifiedTransport, wsTransport } from "./transports.js";
 
 /** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
 function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {

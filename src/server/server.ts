@@ -19,15 +19,15 @@ import type { PluginHost } from "../plugins/host.js";
 import type { RpcHost } from "../rpc/rpc-host.js";
 import type { Transport } from "../rpc/transport.js";
 import { openProcessRegistry } from "../runners/local/orphans.js";
+import type { Store } from "../store/database.js";
 import { type Address, credentialsFront, type Front } from "./front.js";
 import { httpFront } from "./http.js";
 import { openStorage, type Services, type StartOptions, wireServices } from "./services.js";
-import type { Store } from "../store/database.js";
 import { closeUnix, closingHandshakes, listenUnix } from "./transports.js";
 
+export { MIGRATIONS_DIR } from "../store/migrator.js";
 export { refusedOrigin } from "./front.js";
 export type { StartOptions } from "./services.js";
-export { MIGRATIONS_DIR } from "../store/migrator.js";
 
 export interface SpoolServer {
   readonly config: SpoolConfig;

@@ -21,7 +21,7 @@ export function tempDir(prefix = "spool-test-"): string {
 
 /**
  * Removes the directories `tempDir` made, with what a server left in them (its home's token, database and socket):
- * a test home left behind stays recorded in the registry of Spool homes every sandbox reads (home-registry.ts) and
+ * a test home left behind stays recorded in the registry of Spool homes every sandbox reads (home/registry.ts) and
  * costs every sandboxed start until it is removed.
  */
 export function removeTempDirs(): void {

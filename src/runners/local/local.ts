@@ -204,7 +204,7 @@ export class LocalBackend implements Backend {
     const problem = configuredPathsProblem(readOnly, writable, homes);
     if (problem) refuse(problem);
     // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
-    // (read by a pass begun after this start asked, shared with the starts asking with it: home-registry.ts).
+    // (read by a pass begun after this start asked, shared with the starts asking with it: home/registry.ts).
     const recorded = await recordedStateSoon(this.#environ);
     // A turn of the event loop first: what changed in /etc or /usr/local/etc before this start has its watch's event
     // read, so the copy has it (the awaits above may all be answered already, and a start then sees them as they were
