@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import WebSocket from "ws";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { LimitsSchema } from "../src/config.js";
+import { LimitsSchema } from "../src/config/config.js";
 import { machine } from "./common.js";
 
 const MB = 1024 * 1024;

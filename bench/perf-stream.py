@@ -38,7 +38,7 @@ SCRIPT = [
     ("stream method and lifecycle (features, core, protocol)", r"/(core|features|protocol)/"),
     ("store: group commit (JS)", r"/store/"),
     ("the forced scavenge's call (scavenger.js)", r"scavenger\.js"),
-    ("server wiring (server.js: the transport's cork, message routing)", r"/server\.js"),
+    ("server wiring (src/server: the transport's cork, message routing)", r"/server/"),
     ("Node's JavaScript (streams, events, timers, promises)", r"(node:|Builtins_|JS:)"),
 ]
 COMPILED_NATIVE = [(name, re.compile(rx)) for name, rx in NATIVE]

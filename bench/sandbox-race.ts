@@ -17,7 +17,7 @@ process.env.SPOOL_REGISTRY = join(scratch, "registry");
 
 // A churner: this file run again with SPOOL_BENCH_CHURN set records homes and removes them until the stop file exists.
 if (process.env.SPOOL_BENCH_CHURN) {
-  const { recordStatePaths } = await import("../src/home-registry.js");
+  const { recordStatePaths } = await import("../src/home/registry.js");
   const stop = process.env.SPOOL_BENCH_CHURN;
   process.env.SPOOL_REGISTRY = process.env.SPOOL_BENCH_REGISTRY;
   while (!existsSync(stop)) {

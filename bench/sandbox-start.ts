@@ -27,7 +27,7 @@ if (homes !== null) {
   made.push(registry);
   process.env.SPOOL_REGISTRY = registry;
   // A tree before the registry (issue 54) has none: its sandboxes hide only what they are given.
-  const record = await import("../src/home-registry.js").then(
+  const record = await import("../src/home/registry.js").then(
     (m: { recordStatePaths?: (paths: string[]) => void }) => m.recordStatePaths ?? null,
     () => null,
   );

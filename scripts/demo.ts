@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../src/cli/main.js";
 import { createLogger } from "../src/logger.js";
-import { startServer } from "../src/server.js";
+import { startServer } from "../src/server/server.js";
 
 type Message = { role: string; content: string | null; tool_call_id?: string };
 

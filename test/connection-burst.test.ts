@@ -3,7 +3,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { PRE_AUTH_HARD_FACTOR } from "../src/transports.js";
+import { PRE_AUTH_HARD_FACTOR } from "../src/server/transports.js";
 import { type ServeProcess, spawnServe } from "./helpers/process.js";
 import { tempDir } from "./helpers/server.js";
 

@@ -10,8 +10,8 @@ import { clientProof, credentialId, PROOF_PATH, serverProof, tokenVerifier, unix
 import { SpoolClient } from "../src/client/spool-client.js";
 import { ConnectError } from "../src/client/ws-transport.js";
 import type { Transport } from "../src/rpc/transport.js";
-import { Scavenger } from "../src/scavenger.js";
-import { PreAuthGate, wsTransport } from "../src/transports.js";
+import { Scavenger } from "../src/server/scavenger.js";
+import { PreAuthGate, wsTransport } from "../src/server/transports.js";
 import { startTestServer, type TestServer, tempDir } from "./helpers/server.js";
 
 /** A TCP listener that records every byte it is sent and answers nothing: someone else's process on a port. */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../client/spool-client.js";
 import { ConnectError, unixSocketUrl } from "../client/ws-transport.js";
-import { clientCredentialFile, loadConfig } from "../config.js";
+import { clientCredentialFile, loadConfig } from "../config/config.js";
 import type { Logger } from "../logger.js";
 import { program, programArgs } from "../program.js";
 

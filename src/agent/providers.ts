@@ -1,4 +1,4 @@
-import type { ModelConfig } from "../config.js";
+import type { ModelConfig } from "../config/config.js";
 import type { ModelProvider } from "../model/provider.js";
 import { serviceKey } from "../plugins/services.js";
 

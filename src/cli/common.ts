@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
-import { recordStatePaths } from "../home-registry.js";
+import { recordStatePaths } from "../home/registry.js";
 import { nearest } from "../protocol/nearest.js";
 import { escapeControl } from "../protocol/proposal-facts.js";
 import { SERVER_VERSION } from "../version.js";
@@ -17,7 +17,7 @@ export interface ClientFlags {
 
 /**
  * Where the server is: --server / --token-file, else SPOOL_SERVER, else the home's server: its Unix socket when the
- * socket is there (SPEC §2c), else TCP from the settings `spool serve` reads (src/config.ts: SPOOL_HOST /
+ * socket is there (SPEC §2c), else TCP from the settings `spool serve` reads (src/config/config.ts: SPOOL_HOST /
  * SPOOL_PORT / SPOOL_TOKEN_FILE, then "host" and "port" in $SPOOL_HOME/config.json, then the defaults). A server
  * bound to every address is reached on loopback. `tcpUrl` is the TCP address either way (a browser's page).
  */
@@ -63,7 +63,7 @@ export const workingDirectory = () => (process.env.npm_lifecycle_event === "spoo
 export function readToken(tokenFile: string): string {
   try {
     const token = readFileSync(tokenFile, "utf8").trim();
-    // A token file named with --token-file may be anywhere: no sandbox on this machine sees it (home-registry.ts).
+    // A token file named with --token-file may be anywhere: no sandbox on this machine sees it (home/registry.ts).
     recordStatePaths([tokenFile]);
     return token;
   } catch {

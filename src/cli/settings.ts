@@ -1,13 +1,13 @@
 import { type BigIntStats, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ConfigFile, configPaths, type SpoolConfig, settingsFrom } from "../config-settings.js";
+import { type ConfigFile, configPaths, type SpoolConfig, settingsFrom } from "../config/settings.js";
 
 /*
  * The settings a client command reads (which server, which token), checked as `spool serve` checks them, without
  * loading zod (~0.1 s of CPU, a third of a short command's) where it can: config.json absent, or the same file (its
  * inode, size and change times) that an earlier command found good. That command wrote what it found in the home
  * (CHECKED: the file's identity, and its host and port); every other config.json is read and checked in full by
- * src/config.ts, loaded then, so a bad one fails as `spool serve` would: the same message.
+ * src/config/config.ts, loaded then, so a bad one fails as `spool serve` would: the same message.
  */
 
 export type ClientSettings = Pick<SpoolConfig, "host" | "port" | "socketPath" | "tokenFile">;
@@ -28,7 +28,7 @@ export async function clientSettings(env: NodeJS.ProcessEnv): Promise<ClientSett
   if (before === null) return settingsFrom(paths, {}, {}, env, () => null);
   const known = checkedFile(paths.home, before);
   if (known) return settingsFrom(paths, known, {}, env, () => null);
-  const { loadConfig, readConfigFile } = await import("../config.js");
+  const { loadConfig, readConfigFile } = await import("../config/config.js");
   const settings = loadConfig({}, env);
   const { host, port } = readConfigFile(paths.configPath);
   // Recorded only when the file did not change while it was read.

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import type { Bus } from "../cluster/bus.js";
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 import type { Logger } from "../logger.js";
 import type { ResolvedChannel, Resolver } from "../protocol/common.js";
 import type { RunnerRefValue } from "../protocol/pool-keys.js";

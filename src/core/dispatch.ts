@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 import { egressAllowed } from "../protocol/egress.js";
 import { type RunnerExecParams, RunnerExecResult } from "../protocol/runner.js";
 import type { ProjectRef } from "../rpc/connection-context.js";

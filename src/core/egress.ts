@@ -1,4 +1,4 @@
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 import { coversEgress, type EgressFact, egressRules } from "../protocol/egress.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import { invalid } from "./refusals.js";

@@ -1,4 +1,4 @@
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 import { labelsMatch, labelsText, type RunnerTarget, targetKey } from "../protocol/pool-keys.js";
 import type { Role } from "../protocol/roles.js";
 import { type ContainerInfo, type SandboxInfo, sandboxModes } from "../protocol/runner.js";

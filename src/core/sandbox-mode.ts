@@ -1,4 +1,4 @@
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 import { type SandboxInfo, sandboxModes } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ProjectRef } from "../rpc/connection-context.js";

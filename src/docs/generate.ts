@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { exitCodesTable } from "../cli/exit-codes.js";
-import { LimitsSchema, PER_PRINCIPAL_LIMITS } from "../config.js";
+import { LimitsSchema, PER_PRINCIPAL_LIMITS } from "../config/config.js";
 import { FILTER_DOCS, HOOK_DOCS } from "../core/hooks.js";
 import type { NotificationDescriptor, RequestDescriptor } from "../protocol/define.js";
 import { AUDIT_ACTIONS, AUDIT_DETAILS } from "../protocol/methods/audit.js";

@@ -21,7 +21,7 @@ export interface Layer {
 }
 
 /** The client-facing files every command shares: the settings reader (which server, which token), the logger, the version. */
-const SHARED = ["config.ts", "config-settings.ts", "logger.ts", "version.ts"] as const;
+const SHARED = ["config/config.ts", "config/settings.ts", "logger.ts", "version.ts"] as const;
 
 /** What every backend shares, at the top of src/runners/. */
 const RUNNER_SHARED = [
@@ -70,7 +70,7 @@ export const LAYERS: readonly Layer[] = [
     paths: ["core"],
     purpose:
       "the producer lifecycle (its transition table and the stages that follow it), ownership, watchers, runner registry, and the services that own the queries of runs, entries and proposals",
-    imports: ["protocol", "rpc", "store", "runners", "cluster", "config.ts", "logger.ts"],
+    imports: ["protocol", "rpc", "store", "runners", "cluster", "config/config.ts", "logger.ts"],
     packages: "any",
     node: true,
     never: [{ name: "jsonrpc", why: "the wire's envelope is the RPC layer's: core notifies, or sends what rpc serialized (rpc/stream-data-bytes.ts)" }],
@@ -78,7 +78,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["plugins"],
     purpose: "the plugin host and SDK: `definePlugin`, `defineMethod`, hooks, filters, services",
-    imports: ["core", "rpc", "store", "config.ts", "logger.ts"],
+    imports: ["core", "rpc", "store", "config/config.ts", "logger.ts"],
     packages: "any",
     node: true,
   },
@@ -86,7 +86,7 @@ export const LAYERS: readonly Layer[] = [
     paths: ["features"],
     purpose:
       "one folder per built-in feature: the plugin (`index.ts`) and the handlers it registers, bound to the protocol's descriptors; a feature imports no other feature's files",
-    imports: ["protocol", "core", "plugins", "agent", "model", "rpc", "config.ts", "version.ts"],
+    imports: ["protocol", "core", "plugins", "agent", "model", "rpc", "config/config.ts", "version.ts"],
     packages: "any",
     node: true,
     never: [{ name: "repos", why: "the store's shape; they call core's services `runs`, `entries`, `proposals`, `sessions`" }],
@@ -101,7 +101,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["agent"],
     purpose: "the agent loop: driver, tools, the provider registry",
-    imports: ["protocol", "core", "model", "rpc", "plugins", "config.ts", "logger.ts"],
+    imports: ["protocol", "core", "model", "rpc", "plugins", "config/config.ts", "logger.ts"],
     packages: "any",
     node: true,
     never: [{ name: "repos", why: "the store's shape; the loop and its tools call core's services `runs`, `entries`, `proposals`, and wait on their events" }],
@@ -139,14 +139,14 @@ export const LAYERS: readonly Layer[] = [
     paths: ["runners/local"],
     purpose:
       "the local backend: processes on this machine, each in a container (cgroup or PID namespace), the records of what it started, terminals; and the embedded runner the server hosts",
-    imports: ["protocol", "rpc", "client", "home-registry.ts", "logger.ts", "runners/sandbox", "runners/client", ...RUNNER_SHARED],
+    imports: ["protocol", "rpc", "client", "home/registry.ts", "logger.ts", "runners/sandbox", "runners/client", ...RUNNER_SHARED],
     packages: "any",
     node: true,
   },
   {
     paths: ["runners/docker"],
     purpose: "the Docker backend: a fresh container per command or exec in a running one, its seccomp profile, its egress from outside the container",
-    imports: ["protocol", "home-registry.ts", "program.ts", "runners/sandbox", ...RUNNER_SHARED],
+    imports: ["protocol", "home/registry.ts", "program.ts", "runners/sandbox", ...RUNNER_SHARED],
     packages: "any",
     node: true,
   },
@@ -175,7 +175,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["ops"],
     purpose: "operations: health, Prometheus metrics, OpenTelemetry traces, `spool doctor`'s checks",
-    imports: ["protocol", "core", "rpc", "runners", "store", "config.ts", "home-lock.ts", "logger.ts", "version.ts"],
+    imports: ["protocol", "core", "rpc", "runners", "store", "config/config.ts", "home/lock.ts", "logger.ts", "version.ts"],
     packages: "any",
     node: true,
   },
@@ -227,28 +227,28 @@ export const LAYERS: readonly Layer[] = [
     paths: ["cli"],
     purpose:
       "the `spool` command's client commands, clients of the server: the table (`main.ts`), each command's body in `commands/`, and beside them what the commands share",
-    imports: ["protocol", "client", "home-registry.ts", ...SHARED],
+    imports: ["protocol", "client", "home/registry.ts", ...SHARED],
     packages: "any",
     node: true,
   },
   {
     paths: ["cli/main.ts", "cli/commands/serve.ts", "cli/commands/runner.ts", "cli/commands/acp.ts", "cli/commands/mcp.ts", "cli/commands/doctor.ts"],
     purpose: "the commands that start what they host: the server, a runner, the ACP and MCP bridges, the doctor",
-    imports: ["cli", "protocol", "client", "home-registry.ts", ...SHARED, "server.ts", "runners", "acp", "mcp", "ops"],
+    imports: ["cli", "protocol", "client", "home/registry.ts", ...SHARED, "server/server.ts", "runners", "acp", "mcp", "ops"],
     packages: "any",
     node: true,
   },
   {
     paths: ["docs"],
     purpose: "the generated parts of docs/spec/, PLUGINS.md and README.md (`npm run docs`), and this layout",
-    imports: ["protocol", "rpc", "plugins", "core/hooks.ts", "config.ts", "cli/exit-codes.ts"],
+    imports: ["protocol", "rpc", "plugins", "core/hooks.ts", "config/config.ts", "cli/exit-codes.ts"],
     packages: "any",
     node: true,
   },
   {
-    paths: ["server.ts", "server-services.ts", "server-front.ts", "server-http.ts", "transports.ts", "scavenger.ts"],
+    paths: ["server"],
     purpose:
-      "the server assembled, in stages: store and services (core, RPC, plugins, features), who is asking at each door, the HTTP and WebSocket listener, transports (WebSocket, Unix socket)",
+      "the server assembled, in stages: store and services (core, RPC, plugins, features), who is asking at each door, the HTTP and WebSocket listener, transports (WebSocket, Unix socket), a young-generation collection per run of binary frames received",
     imports: [
       "protocol",
       "store",
@@ -265,10 +265,8 @@ export const LAYERS: readonly Layer[] = [
       "acp/http.ts",
       "door",
       "auth.ts",
-      "config.ts",
-      "home-lock.ts",
-      "home-owner.ts",
-      "home-registry.ts",
+      "config/config.ts",
+      "home",
       "logger.ts",
       "version.ts",
     ],
@@ -283,16 +281,22 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["config.ts", "config-schema.ts", "config-file.ts", "config-settings.ts", "config-names.ts"],
+    paths: ["config"],
     purpose: "config.json and the environment, read and checked: the settings' schema, the file's reading and its problems named, the merge",
     imports: ["protocol", "model"],
     packages: "any",
     node: true,
   },
   {
-    paths: ["auth.ts", "home-lock.ts", "home-owner.ts", "home-registry.ts", "logger.ts", "program.ts", "version.ts"],
-    purpose:
-      "leaves every layer may share: the token, one server per home, the home its owner's alone, every Spool home on the machine, the logger, a module run as a program of its own, the version",
+    paths: ["home"],
+    purpose: "the Spool home: one server per home (its lock), the home its owner's alone, every Spool home on the machine (the registry sandboxes hide)",
+    imports: [],
+    packages: [],
+    node: true,
+  },
+  {
+    paths: ["auth.ts", "logger.ts", "program.ts", "version.ts"],
+    purpose: "leaves every layer may share: the token, the logger, a module run as a program of its own, the version",
     imports: ["protocol"],
     packages: "any",
     node: true,

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { SpoolConfig } from "../config.js";
-import { ownerAlive } from "../home-lock.js";
+import type { SpoolConfig } from "../config/config.js";
+import { ownerAlive } from "../home/lock.js";
 import { BACKEND_NAMES } from "../protocol/backends.js";
 import { deadlineInForce } from "../protocol/deadline-words.js";
 import { type ReceiverState, receiverStateWords } from "../protocol/receiver-state.js";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { sql } from "kysely";
-import type { HomeLock } from "../home-lock.js";
+import type { HomeLock } from "../home/lock.js";
 import type { Store } from "../store/database.js";
 import { MIGRATION_TABLE } from "../store/migrator.js";
 

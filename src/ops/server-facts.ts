@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 
 /** The file in the home where the running server says how it was started (`spool doctor` reads it). */
 export const SERVER_FACTS_FILE = "server.json";

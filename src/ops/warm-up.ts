@@ -31,7 +31,7 @@ export const warmUps = { started: 0, done: 0 };
  * read cap of its own; a tail and slices at the channel's start, middle and across two chunks, each a few times
  * (WARM_ROUNDS). Then it makes the store's own line read on an entry id that no entry has (ids start at 1). The
  * server runs it once it listens (entries plugin); the store's read statements are prepared when its repositories
- * are made (the server calls it once it listens, server.ts). True when every reply held the lines expected and the read cap holds nothing afterwards (a test holds
+ * are made (the server calls it once it listens, server/server.ts). True when every reply held the lines expected and the read cap holds nothing afterwards (a test holds
  * it to that, so the warm-up takes the paths real reads take).
  */
 export async function warmEntryGet(entryGet: WarmedMethod, store?: Pick<Core["entries"], "readLines">): Promise<boolean> {

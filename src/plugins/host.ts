@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 import { FILTER_NAMES, type FilterName, type FilterValues, HOOK_NAMES, type HookName, type HookPayloads } from "../core/hooks.js";
 import type { Core } from "../core/index.js";
 import type { Logger } from "../logger.js";

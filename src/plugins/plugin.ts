@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { SpoolConfig } from "../config.js";
+import type { SpoolConfig } from "../config/config.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "../core/hooks.js";
 import type { Core } from "../core/index.js";
 import type { ProducerDefinition } from "../core/producer-registry.js";

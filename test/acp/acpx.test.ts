@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { LOCK_FILE } from "../../src/home-lock.js";
+import { LOCK_FILE } from "../../src/home/lock.js";
 import { infraRequired } from "../helpers/infra.js";
 import { alive, freePort, SPOOL_BIN } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";

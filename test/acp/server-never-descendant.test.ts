@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LOCK_FILE } from "../../src/home-lock.js";
+import { LOCK_FILE } from "../../src/home/lock.js";
 import { alive, freePort } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 import { initialize, spawnAcp } from "./harness.js";

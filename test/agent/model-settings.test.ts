@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig, modelsFromEnv } from "../../src/config.js";
+import { loadConfig, modelsFromEnv } from "../../src/config/config.js";
 
 describe("model settings", () => {
   it("SPOOL_MODEL_<ALIAS>_MAX_TOKENS and SPOOL_MODEL_TIMEOUT_MS are settings, not aliases", () => {

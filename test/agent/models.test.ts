@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { modelsFromEnv } from "../../src/config.js";
+import { modelsFromEnv } from "../../src/config/config.js";
 
 describe("model aliases from the environment", () => {
   it("reads openai and ollama models with their endpoints, and rejects malformed values", () => {

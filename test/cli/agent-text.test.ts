@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import { credentialId, tokenVerifier } from "../../src/client/server-proof.js";
-import { answerProof } from "../../src/transports.js";
+import { answerProof } from "../../src/server/transports.js";
 import { spawnCli } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { HomeLocked, LOCK_FILE, processStartTicks } from "../../src/home-lock.js";
+import { HomeLocked, LOCK_FILE, processStartTicks } from "../../src/home/lock.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { SPOOL_BIN, spawnCli, spawnServe } from "../helpers/process.js";
 import { eventually, startTestServer, tempDir } from "../helpers/server.js";

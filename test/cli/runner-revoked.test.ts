@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/errors.js";
-import type { SpoolConfig } from "../../src/config.js";
+import type { SpoolConfig } from "../../src/config/config.js";
 import { openStore, type Store } from "../../src/store/database.js";
 import { freePort, type SpoolChild, spawnSpoolChild } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";

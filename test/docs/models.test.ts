@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { ConfigFileSchema } from "../../src/config-schema.js";
-import { modelsFromEnv } from "../../src/config-settings.js";
+import { ConfigFileSchema } from "../../src/config/schema.js";
+import { modelsFromEnv } from "../../src/config/settings.js";
 import { RunCreateParams } from "../../src/protocol/methods/run.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { readConfigFile } from "../../src/config-file.js";
+import { readConfigFile } from "../../src/config/file.js";
 import { runCli, type ServeProcess, spawnServe, spawnSpoolChild } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { StartOptions } from "../../src/server.js";
+import type { StartOptions } from "../../src/server/server.js";
 import { infraRequired } from "./infra.js";
 import { ScriptedModel } from "./scripted-model.js";
 import { startTestServer, type TestServer } from "./server.js";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /*
- * vitest's globalSetup: the suite records its Spool homes in a registry of its own (SPOOL_REGISTRY, home-registry.ts),
+ * vitest's globalSetup: the suite records its Spool homes in a registry of its own (SPOOL_REGISTRY, home/registry.ts),
  * removed when the run ends. Every test server, `spool serve` and `spool runner` the suite starts records its home,
  * token, database and socket there, and every sandbox they build reads it, so what the suite proves about hiding
  * other homes (test/runners/no-key) holds as before; the person's own registry (~/.local/state/spool/state-paths)

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
-import type { SpoolServer, StartOptions } from "../../src/server.js";
+import type { SpoolServer, StartOptions } from "../../src/server/server.js";
 import type { SqliteStore } from "../../src/store/database.js";
 import type { freshDatabase } from "./postgres.js";
 
@@ -21,7 +21,7 @@ export function tempDir(prefix = "spool-test-"): string {
 
 /**
  * Removes the directories `tempDir` made, with what a server left in them (its home's token, database and socket):
- * a test home left behind stays recorded in the registry of Spool homes every sandbox reads (home-registry.ts) and
+ * a test home left behind stays recorded in the registry of Spool homes every sandbox reads (home/registry.ts) and
  * costs every sandboxed start until it is removed.
  */
 export function removeTempDirs(): void {
@@ -68,7 +68,7 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   }
   // Imported here, not at the top: the whole server (every feature, the agent, MCP, ACP, the web page) is most of a
   // test file's import time, and a third of the files import this helper for tempDir or eventually only.
-  const { startServer } = await import("../../src/server.js");
+  const { startServer } = await import("../../src/server/server.js");
   const server = await startServer({ port: 0, logger: createLogger("silent"), env: {}, ...options, home, ...(database ? { database: database.url } : {}) });
   const clients: SpoolClient[] = [];
   const client = async (kind: TransportKind = "websocket") => {

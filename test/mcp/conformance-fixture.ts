@@ -3,7 +3,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { ExtraCall, ExtraTool, McpExtras } from "../../src/mcp/extras.js";
 import { McpHttpEndpoint } from "../../src/mcp/http.js";
-import { refusedOrigin } from "../../src/server.js";
+import { refusedOrigin } from "../../src/server/server.js";
 
 /*
  * The official MCP conformance suite's fixture (its "everything server"'s tools and resources that need no

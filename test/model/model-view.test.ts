@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config/config.js";
 import { DEFAULT_FAILURE_PATTERNS, failureRegex, looksLikeFailure } from "../../src/model/failures.js";
 import { channelModelView } from "../../src/model/model-view.js";
 import { ENTRY, RUN } from "../../src/protocol/status.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config/config.js";
 import { type Check, runChecks } from "../../src/ops/doctor.js";
 import { findProgram } from "../../src/runners/sandbox/sandbox.js";
 import { infraRequired } from "../helpers/infra.js";

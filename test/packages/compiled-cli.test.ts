@@ -63,7 +63,7 @@ describe("spool serve compiled (dist/bundle/cli/main.js under plain node)", () =
       "cli/commands/serve.js",
       "bundle/cli/main.js",
       "bundle/plugin.js",
-      "server.js",
+      "server/server.js",
       "web/page/spool.js",
       "web/page/spool.css",
       "web/page/index.html",

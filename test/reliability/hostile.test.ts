@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { z } from "zod";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import type { Limits } from "../../src/config.js";
+import type { Limits } from "../../src/config/config.js";
 import type { Logger } from "../../src/logger.js";
 import { definePlugin } from "../../src/plugins/plugin.js";
 import { ENTRY } from "../../src/protocol/status.js";

@@ -1,6 +1,6 @@
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import { Scavenger } from "../../src/scavenger.js";
+import { Scavenger } from "../../src/server/scavenger.js";
 
 const MB = 1024 * 1024;
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config/config.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { watchLiveness } from "../../src/rpc/liveness.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";

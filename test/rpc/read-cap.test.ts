@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { type Limits, loadConfig } from "../../src/config.js";
+import { type Limits, loadConfig } from "../../src/config/config.js";
 import { definePlugin } from "../../src/plugins/plugin.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import type { ServerConnection } from "../../src/rpc/connection.js";

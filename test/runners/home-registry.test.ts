@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { recordedState, recordedStateSoon, recordStatePaths, registryDir } from "../../src/home-registry.js";
+import { recordedState, recordedStateSoon, recordStatePaths, registryDir } from "../../src/home/registry.js";
 
 /**
  * The registry of Spool homes every sandbox reads at its start (issue 54; since issue 73 a check: a command whose view

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/core/status.js";
-import { recordedStatePaths, recordStatePaths } from "../../src/home-registry.js";
+import { recordedStatePaths, recordStatePaths } from "../../src/home/registry.js";
 import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local/local.js";

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { recordedStateSoon, recordStatePaths } from "../../src/home-registry.js";
+import { recordedStateSoon, recordStatePaths } from "../../src/home/registry.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { StartError } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local/local.js";

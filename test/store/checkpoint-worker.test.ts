@@ -198,8 +198,7 @@ describe("the checkpoint worker and the process", () => {
     writeFileSync(
       script,
       `const { openStore, checkpointStats } = await import(${src("store/database.ts")});
-      const { migrateToLatest } = await import(${src("store/migrator.ts")});
-      const { MIGRATIONS_DIR } = await import(${src("server.ts")});
+      const { migrateToLatest, MIGRATIONS_DIR } = await import(${src("store/migrator.ts")});
       const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024, walCheckpointFromBytes: 0 });
       await migrateToLatest(store, MIGRATIONS_DIR);
       store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");

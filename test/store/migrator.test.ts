@@ -3,7 +3,7 @@ import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { SCHEMA_MIGRATIONS } from "../../migrations/index.js";
 import { createLogger } from "../../src/logger.js";
-import { startServer } from "../../src/server.js";
+import { startServer } from "../../src/server/server.js";
 import { findRule, insertRule } from "../../src/store/allow-rules.js";
 import { openStore } from "../../src/store/database.js";
 import { loadMigrations, MIGRATION_TABLE, MIGRATIONS_DIR, type MigrationSet, migrateToLatest } from "../../src/store/migrator.js";

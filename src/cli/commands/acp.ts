@@ -2,7 +2,7 @@ import { Readable, Writable } from "node:stream";
 import { ndJsonStream } from "@agentclientprotocol/sdk";
 import { Bridge } from "../../acp/bridge.js";
 import { findOrStartServer, locateServer, MissingCredential } from "../../acp/server.js";
-import { credentialNameError } from "../../config-settings.js";
+import { credentialNameError } from "../../config/settings.js";
 import { createLogger } from "../../logger.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { CliError, EXIT, usageError } from "../errors.js";

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
-import { clientCredentialFile } from "../../config-settings.js";
+import { clientCredentialFile } from "../../config/settings.js";
 import type { Role } from "../../protocol/roles.js";
 import { SERVER_VERSION } from "../../version.js";
 import { parseSpec, showHelp } from "../command-spec.js";

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { SpoolClient } from "../../client/spool-client.js";
 import { unixSocketUrl } from "../../client/ws-transport.js";
-import { loadConfig, type SpoolConfig } from "../../config.js";
+import { loadConfig, type SpoolConfig } from "../../config/config.js";
 import { type Check, type CheckStatus, type ReceiverView, runChecks } from "../../ops/doctor.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { portAndDatabase } from "../common.js";

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ensureServer, locateServer, MissingCredential } from "../../acp/server.js";
-import { credentialNameError } from "../../config-settings.js";
+import { credentialNameError } from "../../config/settings.js";
 import { createLogger } from "../../logger.js";
 import { McpBridge } from "../../mcp/bridge.js";
 import { ModernMcp } from "../../mcp/modern.js";

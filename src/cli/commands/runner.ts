@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
-import { recordStatePaths } from "../../home-registry.js";
+import { recordStatePaths } from "../../home/registry.js";
 import { createLogger } from "../../logger.js";
 import { BACKEND_NAMES, backendNamesWords } from "../../protocol/backends.js";
 import { LabelKey, LabelValue } from "../../protocol/pools.js";
@@ -225,7 +225,7 @@ export async function runner(argv: string[]): Promise<number> {
   const runnerState = [ensureDir(process.env.SPOOL_HOME ?? join(homedir(), ".spool")), tokenFile, ensureDir(stateDir), ...backendSecrets].map((path) =>
     resolve(path),
   );
-  // And checked by every other sandbox on this machine (the embedded runner's, another runner's): home-registry.ts.
+  // And checked by every other sandbox on this machine (the embedded runner's, another runner's): home/registry.ts.
   recordStatePaths(runnerState);
   const runnerClient = new RunnerClient({
     connect:

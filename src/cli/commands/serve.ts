@@ -112,7 +112,7 @@ export async function serve(argv: string[]): Promise<number> {
   process.stdout.on("error", () => undefined);
   // Imported here, not at the top: a native module built for another Node fails this import, and the error then
   // reaches main's explain (errors.ts) as any of this command's does.
-  const { startServer } = await import("../../server.js");
+  const { startServer } = await import("../../server/server.js");
   const server = await startServer({
     home: values.home,
     host: values.host,

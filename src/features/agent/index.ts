@@ -1,7 +1,7 @@
 import { AgentDriver, type ModelTarget } from "../../agent/loop.js";
 import { LazyProvider, MODEL_PROVIDERS, ModelProviders } from "../../agent/providers.js";
 import { AGENT_LOOP, type AgentLoop } from "../../agent/service.js";
-import type { ModelConfig } from "../../config.js";
+import type { ModelConfig } from "../../config/config.js";
 import { RUN } from "../../core/status.js";
 import type { RunRow } from "../../core/views.js";
 import { producerFromRow } from "../../core/views.js";

@@ -2,7 +2,7 @@ import { existsSync, realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
-import { recordedStateSoon } from "../../home-registry.js";
+import { recordedStateSoon } from "../../home/registry.js";
 import type { ContainerInfo, ControlSignal, TtySize } from "../../protocol/runner.js";
 import type { NetworkKind } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";

@@ -4,7 +4,7 @@ import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { recordedStateSoon } from "../../home-registry.js";
+import { recordedStateSoon } from "../../home/registry.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
@@ -204,7 +204,7 @@ export class LocalBackend implements Backend {
     const problem = configuredPathsProblem(readOnly, writable, homes);
     if (problem) refuse(problem);
     // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
-    // (read by a pass begun after this start asked, shared with the starts asking with it: home-registry.ts).
+    // (read by a pass begun after this start asked, shared with the starts asking with it: home/registry.ts).
     const recorded = await recordedStateSoon(this.#environ);
     // A turn of the event loop first: what changed in /etc or /usr/local/etc before this start has its watch's event
     // read, so the copy has it (the awaits above may all be answered already, and a start then sees them as they were

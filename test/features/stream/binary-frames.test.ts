@@ -12,7 +12,7 @@ import { ENTRY } from "../../../src/protocol/status.js";
 import { ChannelSender, Slots } from "../../../src/runners/client/channel-sender.js";
 import { RunnerClient } from "../../../src/runners/client/runner-client.js";
 import { LocalBackend } from "../../../src/runners/local/local.js";
-import { answerProof } from "../../../src/transports.js";
+import { answerProof } from "../../../src/server/transports.js";
 import { proposeAndAccept } from "../../helpers/proposals.js";
 import { finished } from "../../helpers/runners.js";
 import { startTestServer, type TestServer } from "../../helpers/server.js";

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { z } from "zod";
-import { ConfigFileSchema, LimitsSchema } from "./config-schema.js";
-import { nearest } from "./protocol/nearest.js";
-import { SANDBOX_HIDE_REMOVED } from "./protocol/sandbox.js";
+import { nearest } from "../protocol/nearest.js";
+import { SANDBOX_HIDE_REMOVED } from "../protocol/sandbox.js";
+import { ConfigFileSchema, LimitsSchema } from "./schema.js";
 
 const MILLISECONDS = "a whole number of milliseconds, 0 or more";
 

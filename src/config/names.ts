@@ -1,5 +1,5 @@
-// Names of config.json's settings that the settings' merge (config-settings.ts) checks the environment against,
-// apart from the schema (config-schema.ts) so that the merge loads no zod.
+// Names of config.json's settings that the settings' merge (settings.ts) checks the environment against,
+// apart from the schema (schema.ts) so that the merge loads no zod.
 
 /** An entry of `commandEnv`: a variable name, or a pattern with `*`. */
 export const COMMAND_ENV_ENTRY = /^[A-Za-z_*][A-Za-z0-9_*]*$/;

@@ -1,9 +1,9 @@
-import { readConfigFile } from "./config-file.js";
-import { LimitsSchema } from "./config-schema.js";
-import { type ConfigOverrides, configPaths, type Limits, type SpoolConfig, settingsFrom } from "./config-settings.js";
+import { readConfigFile } from "./file.js";
+import { LimitsSchema } from "./schema.js";
+import { type ConfigOverrides, configPaths, type Limits, type SpoolConfig, settingsFrom } from "./settings.js";
 
-export { ConfigFileSchema, LimitsSchema, PER_PRINCIPAL_LIMITS, SANDBOX_SETTINGS, type SandboxSetting } from "./config-schema.js";
-export * from "./config-settings.js";
+export { ConfigFileSchema, LimitsSchema, PER_PRINCIPAL_LIMITS, SANDBOX_SETTINGS, type SandboxSetting } from "./schema.js";
+export * from "./settings.js";
 export { readConfigFile };
 
 /** Limits that must agree with each other: a read the server allows must fit the cap on reads in flight. */
@@ -18,7 +18,7 @@ function checkedLimits(file: string, limits: Limits): Limits {
   return limits;
 }
 
-/** The settings `spool serve` runs with: config.json read and checked (src/config-file.ts), merged (src/config-settings.ts). */
+/** The settings `spool serve` runs with: config.json read and checked (src/config/file.ts), merged (src/config/settings.ts). */
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): SpoolConfig {
   const paths = configPaths(overrides, env);
   return settingsFrom(paths, readConfigFile(paths.configPath), overrides, env, (fileLimits) =>

@@ -1,13 +1,13 @@
 // config.json and the environment merged into the settings, without zod: reading and checking config.json (zod)
-// is src/config.ts's, so that a client with no config.json (every `spool` command's usual case) loads no zod.
+// is src/config/config.ts's, so that a client with no config.json (every `spool` command's usual case) loads no zod.
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { z } from "zod";
-import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
-import type { ConfigFileSchema, LimitsSchema } from "./config-schema.js";
-import { PRICES, type Price } from "./model/catalog.js";
-import { DEFAULT_FAILURE_PATTERNS } from "./model/failures.js";
-import { DEFAULT_FULL_ACCEPTORS } from "./protocol/full-acceptors.js";
+import { PRICES, type Price } from "../model/catalog.js";
+import { DEFAULT_FAILURE_PATTERNS } from "../model/failures.js";
+import { DEFAULT_FULL_ACCEPTORS } from "../protocol/full-acceptors.js";
+import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./names.js";
+import type { ConfigFileSchema, LimitsSchema } from "./schema.js";
 
 /** A plugin spec that names a file (./x, ../x, /x) rather than a package. */
 export function isPluginPath(spec: string): boolean {
@@ -246,7 +246,7 @@ export function credentialNameError(name: string): string | null {
  * Defaults < config.json (`file`, read and checked by the caller) < environment < explicit overrides (flags).
  * Plugins add up: the file's, then the overrides'; a relative path resolves from config.json's directory for the
  * file's, from the current directory for the overrides' (`spool serve --plugin`). `limitsOf` makes the limits from
- * the file's (src/config.ts: zod's defaults); a client that needs none passes a function giving null.
+ * the file's (src/config/config.ts: zod's defaults); a client that needs none passes a function giving null.
  */
 export function settingsFrom<L>(
   paths: { home: string; configPath: string },

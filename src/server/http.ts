@@ -1,23 +1,23 @@
 import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer } from "ws";
-import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, SUBPROTOCOL, TOKEN_IN_URL, tokenInUrl } from "./auth.js";
-import { credentialId, tokenVerifier } from "./client/server-proof.js";
-import type { SpoolConfig } from "./config.js";
-import { HOME_SHARE } from "./core/share-key.js";
-import type { HomeLock } from "./home-lock.js";
-import type { Logger } from "./logger.js";
-import { createMetrics } from "./ops/metrics.js";
-import { opsRoutes } from "./ops/routes.js";
-import type { ServerConnection } from "./rpc/connection.js";
-import { watchLiveness } from "./rpc/liveness.js";
+import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, SUBPROTOCOL, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
+import { credentialId, tokenVerifier } from "../client/server-proof.js";
+import type { SpoolConfig } from "../config/config.js";
+import { HOME_SHARE } from "../core/share-key.js";
+import type { HomeLock } from "../home/lock.js";
+import type { Logger } from "../logger.js";
+import { createMetrics } from "../ops/metrics.js";
+import { opsRoutes } from "../ops/routes.js";
+import type { ServerConnection } from "../rpc/connection.js";
+import { watchLiveness } from "../rpc/liveness.js";
+import type { Store } from "../store/database.js";
+import type { MigrationSet } from "../store/migrator.js";
+import { createWebHandler } from "../web/http.js";
+import { type Address, type Front, refuse } from "./front.js";
 import { Scavenger } from "./scavenger.js";
-import { type Address, type Front, refuse } from "./server-front.js";
-import type { Services } from "./server-services.js";
-import type { Store } from "./store/database.js";
-import type { MigrationSet } from "./store/migrator.js";
+import type { Services } from "./services.js";
 import { answerProof, PROOF_PATH, SocketBudget, socketBound, verifiedTransport, wsTransport } from "./transports.js";
-import { createWebHandler } from "./web/http.js";
 
 /** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
 function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {
@@ -149,7 +149,7 @@ function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, 
   const { maxConnections, maxConnectionsPerPrincipal, homeReserve } = config.limits;
   const shares = new ShareCounts();
   // Runners' chunks arrive in buffers outside V8's heap, freed by the collection that finds them dead: one
-  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/scavenger.ts).
+  // young-generation collection per scavengeEveryMb received frees them before they pile up (src/server/scavenger.ts).
   const scavenger = new Scavenger(config.scavengeEveryMb * 1024 * 1024);
 
   return async (request: IncomingMessage, socket: Socket, head: Buffer) => {

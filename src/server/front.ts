@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { AcpHttpEndpoint, AcpHttpOptions } from "./acp/http.js";
+import type { AcpHttpEndpoint, AcpHttpOptions } from "../acp/http.js";
 import {
   cookieValue,
   originAllowed,
@@ -11,21 +11,21 @@ import {
   TOKEN_IN_URL,
   tokenInUrl,
   tokensMatch,
-} from "./auth.js";
-import { credentialId, tokenVerifier } from "./client/server-proof.js";
-import type { SpoolConfig } from "./config.js";
-import type { Authenticated } from "./core/principals.js";
-import { HOME_SHARE } from "./core/share-key.js";
-import { FrontDoor } from "./door/door.js";
-import type { Logger } from "./logger.js";
-import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "./mcp/http.js";
-import type { OpsCaller } from "./ops/routes.js";
-import { HOME_PRINCIPAL } from "./rpc/connection-context.js";
-import { SpoolError } from "./rpc/errors.js";
-import type { Services } from "./server-services.js";
+} from "../auth.js";
+import { credentialId, tokenVerifier } from "../client/server-proof.js";
+import type { SpoolConfig } from "../config/config.js";
+import type { Authenticated } from "../core/principals.js";
+import { HOME_SHARE } from "../core/share-key.js";
+import { FrontDoor } from "../door/door.js";
+import type { Logger } from "../logger.js";
+import type { McpCaller, McpHttpEndpoint, McpHttpOptions } from "../mcp/http.js";
+import type { OpsCaller } from "../ops/routes.js";
+import { HOME_PRINCIPAL } from "../rpc/connection-context.js";
+import { SpoolError } from "../rpc/errors.js";
+import { SERVER_VERSION } from "../version.js";
+import { codeTagFor, type DeviceRegistry, SignInRefused, WebSessions } from "../web/sessions.js";
+import type { Services } from "./services.js";
 import { ClientProofs, ownDoor, PreAuthGate } from "./transports.js";
-import { SERVER_VERSION } from "./version.js";
-import { codeTagFor, type DeviceRegistry, SignInRefused, WebSessions } from "./web/sessions.js";
 
 /** Where this server is reached: known once it listens (the page's links and the MCP endpoint read it then). */
 export interface Address {
@@ -266,7 +266,7 @@ function agentDoors(
  */
 function mcpDoor(options: McpHttpOptions, log: Logger) {
   let endpoint: Promise<McpHttpEndpoint> | null = null;
-  const load = () => (endpoint ??= import("./mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint({ ...options, door: ownDoor("mcp") })));
+  const load = () => (endpoint ??= import("../mcp/http.js").then(({ McpHttpEndpoint }) => new McpHttpEndpoint({ ...options, door: ownDoor("mcp") })));
   return {
     handle: (request: IncomingMessage, response: ServerResponse) =>
       void load().then(
@@ -288,7 +288,7 @@ function mcpDoor(options: McpHttpOptions, log: Logger) {
  */
 function acpDoor(options: AcpHttpOptions) {
   let endpoint: Promise<AcpHttpEndpoint> | null = null;
-  const load = () => (endpoint ??= import("./acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint({ ...options, door: ownDoor("acp") })));
+  const load = () => (endpoint ??= import("../acp/http.js").then(({ AcpHttpEndpoint }) => new AcpHttpEndpoint({ ...options, door: ownDoor("acp") })));
   const failed = (error: unknown) => options.log.error("acp: the /acp endpoint could not load", error);
   return {
     handle: (request: IncomingMessage, response: ServerResponse) =>

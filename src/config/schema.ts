@@ -1,11 +1,11 @@
 import { z } from "zod";
-import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS } from "./config-names.js";
-import { checkFailurePatterns } from "./model/failures.js";
-import { EgressConfig } from "./protocol/egress-schema.js";
-import { FULL_ACCEPTOR_ENTRY } from "./protocol/full-acceptors.js";
-import { LabelSelector, PoolName } from "./protocol/pools.js";
-import { viewPathProblem } from "./protocol/sandbox.js";
-import { Budget } from "./protocol/views-schemas.js";
+import { checkFailurePatterns } from "../model/failures.js";
+import { EgressConfig } from "../protocol/egress-schema.js";
+import { FULL_ACCEPTOR_ENTRY } from "../protocol/full-acceptors.js";
+import { LabelSelector, PoolName } from "../protocol/pools.js";
+import { viewPathProblem } from "../protocol/sandbox.js";
+import { Budget } from "../protocol/views-schemas.js";
+import { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS } from "./names.js";
 
 /** A runner pool the configuration names (SPEC §7 "Pools"): the labels its runners carry, and whose runners they may be. */
 export const PoolConfig = z.strictObject({
@@ -13,7 +13,7 @@ export const PoolConfig = z.strictObject({
   principals: z.array(z.string().min(1).max(200)).min(1).max(64).optional(),
 });
 
-export { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./config-names.js";
+export { COMMAND_ENV_ENTRY, SANDBOX_SETTINGS, type SandboxSetting } from "./names.js";
 
 /** A path a sandbox's view gets from the configuration: absolute, or `~/x` in the runner's home. */
 const ViewPath = z.string().superRefine((path, ctx) => {
@@ -300,7 +300,7 @@ export const ConfigFileSchema = z.strictObject({
   modelInput: z.enum(["accepted", "off"]).optional(),
   /** Close a WebSocket connection that has sent nothing (not even a pong to the server's pings) for this many milliseconds; 0 = never. */
   livenessTimeoutMs: z.number().int().nonnegative().optional(),
-  /** MB of binary frames received between two young-generation collections, which free the chunks' buffers (src/scavenger.ts); 0 = V8 alone decides. */
+  /** MB of binary frames received between two young-generation collections, which free the chunks' buffers (src/server/scavenger.ts); 0 = V8 alone decides. */
   scavengeEveryMb: z.number().int().nonnegative().optional(),
   /** Variables of the runner's environment that commands get besides the base (PATH, HOME, LANG, TERM): names, or patterns with `*` (which never match SPOOL_* or secret-looking names). */
   commandEnv: z.array(z.string().regex(COMMAND_ENV_ENTRY, "a variable name, or a pattern with *")).optional(),

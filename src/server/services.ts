@@ -1,23 +1,23 @@
 import { hostname } from "node:os";
 import type { Tracer } from "@opentelemetry/api";
-import { type Bus, SoloBus } from "./cluster/bus.js";
-import { busKey } from "./cluster/bus-auth.js";
-import type { ConfigOverrides, SpoolConfig } from "./config.js";
-import { createCore } from "./core/index.js";
-import { builtinPlugins } from "./features/index.js";
-import type { Logger } from "./logger.js";
-import { Meter, observeAll } from "./ops/meter.js";
-import { startTracing, type Tracing } from "./ops/tracing-setup.js";
-import { importPlugin, PluginHost } from "./plugins/host.js";
-import type { Plugin } from "./plugins/plugin.js";
-import { RpcHost } from "./rpc/rpc-host.js";
-import { createMemoryTransportPair } from "./rpc/transport.js";
-import { EmbeddedRunners } from "./runners/local/embedded.js";
-import type { ProcessRegistry } from "./runners/local/orphans.js";
-import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "./store/database.js";
-import { loadMigrations, type MigrationSet, migrateToLatest } from "./store/migrator.js";
-import type { PostgresStore } from "./store/postgres.js";
-import { createRepositories } from "./store/repositories.js";
+import { type Bus, SoloBus } from "../cluster/bus.js";
+import { busKey } from "../cluster/bus-auth.js";
+import type { ConfigOverrides, SpoolConfig } from "../config/config.js";
+import { createCore } from "../core/index.js";
+import { builtinPlugins } from "../features/index.js";
+import type { Logger } from "../logger.js";
+import { Meter, observeAll } from "../ops/meter.js";
+import { startTracing, type Tracing } from "../ops/tracing-setup.js";
+import { importPlugin, PluginHost } from "../plugins/host.js";
+import type { Plugin } from "../plugins/plugin.js";
+import { RpcHost } from "../rpc/rpc-host.js";
+import { createMemoryTransportPair } from "../rpc/transport.js";
+import { EmbeddedRunners } from "../runners/local/embedded.js";
+import type { ProcessRegistry } from "../runners/local/orphans.js";
+import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "../store/database.js";
+import { loadMigrations, type MigrationSet, migrateToLatest } from "../store/migrator.js";
+import type { PostgresStore } from "../store/postgres.js";
+import { createRepositories } from "../store/repositories.js";
 
 export interface StartOptions extends ConfigOverrides {
   /** Plugins added after the built-in ones and those named in the configuration. */
@@ -45,7 +45,7 @@ export async function openStorage(
   // The PostgreSQL store and bus are loaded only for a PostgreSQL database: a SQLite server never runs them, and every
   // module loaded stays in V8's heap (its source text and functions), which the old generation's growth multiplies.
   const store: Store = config.databaseUrl
-    ? await (await import("./store/postgres.js")).openPostgresStore(config.databaseUrl)
+    ? await (await import("../store/postgres.js")).openPostgresStore(config.databaseUrl)
     : openStore(config.dbFile, options.store);
   let migrations: string[];
   let schema: MigrationSet;
@@ -74,7 +74,7 @@ export async function wireServices(options: StartOptions, config: SpoolConfig, l
   // Its rows are signed with a key derived from the token, which the servers sharing the database share.
   const bus: Bus =
     store.kind === "postgres"
-      ? new (await import("./cluster/postgres-bus.js")).PostgresBus(config.databaseUrl!, (store as PostgresStore).pool, serverId, log, {
+      ? new (await import("../cluster/postgres-bus.js")).PostgresBus(config.databaseUrl!, (store as PostgresStore).pool, serverId, log, {
           key: busKey(token),
         })
       : new SoloBus(serverId);
@@ -97,7 +97,7 @@ export async function wireServices(options: StartOptions, config: SpoolConfig, l
   }
   const tracer = options.tracer ?? tracing?.tracer;
   const proposalTracer = tracer
-    ? new (await import("./ops/tracing.js")).ProposalTracer(tracer, {
+    ? new (await import("../ops/tracing.js")).ProposalTracer(tracer, {
         commandText: ["1", "on", "true", "yes"].includes((env.SPOOL_TRACE_COMMANDS ?? "").toLowerCase()),
       })
     : null;

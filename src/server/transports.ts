@@ -3,14 +3,14 @@ import { chmodSync, readFileSync, rmSync } from "node:fs";
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { WebSocket, WebSocketServer } from "ws";
-import { clientProof, endpoint, PROOF_SCHEME, serverProof } from "./client/server-proof.js";
-import type { Logger } from "./logger.js";
-import { isBinaryFrame } from "./protocol/binary-frame.js";
-import type { TransportKind } from "./protocol/roles.js";
-import type { Transport } from "./rpc/transport.js";
+import { clientProof, endpoint, PROOF_SCHEME, serverProof } from "../client/server-proof.js";
+import type { Logger } from "../logger.js";
+import { isBinaryFrame } from "../protocol/binary-frame.js";
+import type { TransportKind } from "../protocol/roles.js";
+import type { Transport } from "../rpc/transport.js";
 import type { Scavenger } from "./scavenger.js";
 
-export { PROOF_PATH } from "./client/server-proof.js";
+export { PROOF_PATH } from "../client/server-proof.js";
 
 /** Longest path a Unix socket address holds on Linux (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;
