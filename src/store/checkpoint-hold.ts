@@ -20,6 +20,8 @@ export interface CheckpointWorkerData {
   quietMs: number;
   yieldMaxMs: number;
   settleMs: number;
+  /** A read within this many milliseconds is a server that reads still (the worker's copy waits for it). */
+  readsQuietMs: number;
   /** Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads. */
   stats: SharedArrayBuffer;
   /** When the server's connection last wrote and read (activity.ts). */

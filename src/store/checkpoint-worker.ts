@@ -29,7 +29,7 @@ import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_S
  * even when no write follows, and a running writer is not held off by it.
  *
  * Once writes have stopped (none for WRITES_STOPPED_MS) while the server reads (a read since the last write and
- * within READS_QUIET_MS; a stream call reads before it appends, so a commit slow under load is not taken for that),
+ * within `readsQuietMs` (100 ms); a stream call reads before it appends, so a commit slow under load is not taken for that),
  * nothing is urgent: the WAL does not grow. The round is skipped then, and also in the first `settleMs` after the
  * last write with no read yet (the reads after a burst come a few ms after its end: a round that fell between the
  * two began a copy of tens of MB just before them, bench/history/README.md), so what is left to copy after a burst
@@ -79,7 +79,6 @@ const stats = new Int32Array(workerData.stats);
 // When the server's connection last wrote and read: Date.now()'s low 32 bits (activity.ts).
 const activity = new Int32Array(workerData.activity);
 const age = (slot: number) => ((Date.now() | 0) - Atomics.load(activity, slot)) | 0;
-const READS_QUIET_MS = 100;
 // Not while more than this many times walBusyLimit was in use at the last round (SQLite's backstop size at the
 // default): a 1 GB burst at 150-200 MB/s ends with 15-150 MiB in use, and what is in use does not grow meanwhile.
 const YIELD_UNDER = 4;
@@ -168,7 +167,7 @@ let quietSince = Date.now();
 const readsGoOn = () => {
   const sinceWrite = age(WROTE);
   const sinceRead = age(READ);
-  return sinceWrite >= WRITES_STOPPED_MS && sinceRead < READS_QUIET_MS && sinceRead < sinceWrite;
+  return sinceWrite >= WRITES_STOPPED_MS && sinceRead < workerData.readsQuietMs && sinceRead < sinceWrite;
 };
 // Leaves a round's catch-up loop for the reads (counted for tests and bench/wal.ts).
 const leaveForReads = () => {

@@ -123,7 +123,7 @@ export function startCheckpointer(
   sqlite: SQLite.Database,
   file: string,
   activity: Int32Array,
-  limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number },
+  limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number; readsQuietMs: number },
   intervalMs = 200,
 ) {
   const driver = sqliteDriverPath();

@@ -42,6 +42,11 @@ export interface StoreOptions {
    */
   walSettleMs?: number;
   /**
+   * A read within this many milliseconds is a server that reads still, which the worker's copy waits for (above);
+   * tests on a busy machine, whose reads a starved thread may space further apart, set more.
+   */
+  walReadsQuietMs?: number;
+  /**
    * The WAL's size at which the checkpoint worker starts (0: with the store); below it nothing needs checkpointing
    * yet. Default: 4 MiB, or the smaller of walSizeLimit and walBusyLimit if that is less.
    */
@@ -64,6 +69,7 @@ export const DEFAULT_WAL_QUIET_MS = 1000;
 export const DEFAULT_WAL_YIELD_MAX_MS = 2000;
 /** How long after the last write the worker's copy waits for reads to come, by default (one round). */
 export const DEFAULT_WAL_SETTLE_MS = 200;
+export const DEFAULT_WAL_READS_QUIET_MS = 100;
 
 /** The database and the files SQLite keeps beside it. */
 const SIDE_FILES = ["", "-wal", "-shm", "-journal"];
@@ -135,6 +141,7 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
             quietMs: options.walQuietMs ?? DEFAULT_WAL_QUIET_MS,
             yieldMaxMs: options.walYieldMaxMs ?? DEFAULT_WAL_YIELD_MAX_MS,
             settleMs: options.walSettleMs ?? DEFAULT_WAL_SETTLE_MS,
+            readsQuietMs: options.walReadsQuietMs ?? DEFAULT_WAL_READS_QUIET_MS,
           },
           // Before the WAL passes a bound the worker keeps it under.
           options.walCheckpointFromBytes ?? Math.min(DEFAULT_WAL_CHECKPOINT_FROM_BYTES, walSizeLimit, walBusyLimit),

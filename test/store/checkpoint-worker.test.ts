@@ -130,7 +130,13 @@ describe("the checkpoint worker when writes stop during its round", () => {
     // A RESTART loop at 1 MiB; no quiet-time truncation within the test. A round that finds the second burst's WAL
     // not yet committed (started over, nothing in use) skips the next ones for the reads, for walYieldMaxMs; then it
     // copies the burst and meets the reads as below.
-    const store = openStore(join(tempDir(), "spool.db"), { walBusyLimit: 1024 * 1024, walQuietMs: 600_000, walYieldMaxMs: 2_000, walCheckpointFromBytes: 0 });
+    const store = openStore(join(tempDir(), "spool.db"), {
+      walBusyLimit: 1024 * 1024,
+      walQuietMs: 600_000,
+      walYieldMaxMs: 2_000,
+      walCheckpointFromBytes: 0,
+      walReadsQuietMs: 1_000,
+    });
     try {
       await sql`CREATE TABLE burst (id INTEGER PRIMARY KEY, data BLOB NOT NULL)`.execute(store.db);
       const row = Buffer.alloc(64 * 1024, 121);
