@@ -108,7 +108,7 @@ describeInstall("the npm package, installed globally", () => {
     for (const file of [
       "bin/spool.js",
       "dist/cli/main.js",
-      "dist/server.js",
+      "dist/server/server.js",
       "dist/web/page/spool.js",
       "dist/web/page/index.html",
       "dist/plugin.d.ts",
