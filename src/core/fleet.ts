@@ -1,11 +1,12 @@
-import { keyWords, labelsText } from "../protocol/pool-keys.js";
+import { keyWords, labelsText, type RunnerTarget } from "../protocol/pool-keys.js";
 import type { PoolInfo, QueuedCommand } from "../protocol/pools.js";
 import type { RunnerState } from "../protocol/runner.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
+import { SpoolError } from "../rpc/errors.js";
 import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps } from "./deps.js";
 import type { Lifecycle } from "./lifecycle/index.js";
-import { inTarget, poolsOf, type RunnerFacts, targetOfKey } from "./pools.js";
+import { configuredPool, inTarget, poolsOf, type RunnerFacts, targetOfKey } from "./pools.js";
 import { ENTRY } from "./status.js";
 
 /** A runner of the fleet: what it said at attach, where it is, what it does about new work, and what it runs. */
@@ -94,7 +95,11 @@ export class Fleet {
 
   /** The commands that wait for a runner, in the order runners take them (per queue), with how many wait in all. */
   async queue(project: ProjectRef, pool: string | undefined, limit: number): Promise<{ queued: QueuedCommand[]; total: number }> {
+    const target = pool === undefined ? null : queueTarget(pool);
     const { rows, total } = await this.deps.repos.queue.listQueued(project.id, pool, limit);
+    // A configured pool's queue may be empty; a pool name the configuration does not know (and no command waits in,
+    // as may happen after it is removed) is NOT_FOUND naming the known ones, not an empty queue.
+    if (total === 0 && target?.kind === "pool") configuredPool(this.deps.config, target.name);
     return { queued: rows, total };
   }
 
@@ -103,4 +108,13 @@ export class Fleet {
     const place = await this.deps.repos.queue.queuePlace(producerId);
     return place && { pool: place.pool, position: place.position, since: place.queuedAt };
   }
+}
+
+/** The target a queue's name given by a client names; INVALID_PARAMS when it is none (`linux` for `pool:linux`). */
+function queueTarget(key: string): RunnerTarget {
+  const target = key.includes(":") ? targetOfKey(key) : null;
+  if (target && (target.kind === "labels" || target.name !== "")) return target;
+  throw new SpoolError("INVALID_PARAMS", `${JSON.stringify(key)} is not a queue's name: pool:NAME, labels:k=v,… or runner:NAME (runner/pools lists them)`, {
+    pool: key,
+  });
 }

@@ -65,8 +65,34 @@ export function checkedResult(def: MethodDefinition, result: unknown, log: Logge
 
 /** Turns zod issues into `[{path: "a.b", message}]`, the shape documented for INVALID_PARAMS. */
 export function describeIssues(error: z.ZodError): { path: string; message: string }[] {
-  return error.issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "(params)",
-    message: issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message,
-  }));
+  return error.issues.flatMap((issue) => plainIssues(issue, [])).map(({ path, message }) => ({ path: path.map(String).join(".") || "(params)", message }));
+}
+
+type PlainIssue = { path: PropertyKey[]; message: string; unknownFields: boolean };
+
+/**
+ * One zod issue as the caller can act on it. A union's bare "Invalid input" is replaced by the issues of the one
+ * alternative that got furthest (its deepest path; then the one that named no unknown field; then the fewest issues),
+ * so `{labels: {"a b": "x"}}` says what is wrong with the label key; when no alternative stands out, the union's
+ * own message stays. A record's bad key says why the key is refused.
+ */
+function plainIssues(issue: z.core.$ZodIssue, prefix: PropertyKey[]): PlainIssue[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === "unrecognized_keys") return [{ path, message: `unknown field(s): ${issue.keys.join(", ")}`, unknownFields: true }];
+  if (issue.code === "invalid_key" && issue.issues[0])
+    return [{ path, message: `${issue.issues[0].message} (the key "${String(path.at(-1))}")`, unknownFields: false }];
+  if (issue.code === "invalid_union" && issue.errors.length > 1) {
+    const branches = issue.errors.map((branch) => branch.flatMap((inner) => plainIssues(inner, path)));
+    const score = (b: PlainIssue[]) => [Math.max(...b.map((i) => i.path.length)), b.some((i) => i.unknownFields) ? 0 : 1, -b.length];
+    const scored = branches.map(score);
+    const best = scored.findIndex((s, i) => scored.every((other, j) => j === i || compareScores(s, other) > 0));
+    if (best >= 0) return branches[best]!;
+  }
+  return [{ path, message: issue.message, unknownFields: false }];
+}
+
+/** Orders two scores as tuples: the first differing place decides. */
+function compareScores(a: number[], b: number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
 }

@@ -90,6 +90,9 @@ describe("spool runners: the fleet", () => {
       ["1", "pool linux", paths[2]],
       ["2", "pool linux", paths[3]],
     ]);
+    // A pool's queue by its key or by its name alone.
+    const places = (out: string) => table(out).map((r) => [r["#"], r.pool, r.path]);
+    for (const pool of ["pool:linux", "linux"]) expect(places((await spool(["runners", "queue", pool])).out), pool).toEqual(places(queue.out));
     const show = await spool(["show", "fleet"]);
     expect(show.code, show.err).toBe(0);
     expect(show.out).toMatch(/queued: 1st in line for pool linux, waiting \d+s \(waiting for a free runner\)/);
@@ -144,6 +147,14 @@ describe("spool runners: the fleet", () => {
     expect(extra.code).toBe(2);
     const wait = await spool(["runners", "undrain", "lin-1", "--wait"]);
     expect(wait.code).toBe(2);
+    // A queue of a pool nobody configured is NOT_FOUND naming the configured ones, not an empty queue; a name of no
+    // queue's form is refused.
+    const nosuch = await spool(["runners", "queue", "nosuch"]);
+    expect(nosuch.code, nosuch.err).toBe(4);
+    expect(nosuch.err).toContain('No pool named "nosuch" is configured (configured: linux)');
+    const garbled = await spool(["runners", "queue", "pools:linux"]);
+    expect(garbled.code, garbled.err).toBe(2);
+    expect(garbled.err).toContain('"pools:linux" is not a queue\'s name: pool:NAME, labels:k=v,… or runner:NAME');
     const missing = await spool(["runners", "drain", "no-such"]);
     expect(missing.code, missing.err).toBe(4);
     expect(missing.err).toContain("no-such");

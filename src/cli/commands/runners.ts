@@ -25,7 +25,7 @@ new; gone: its name held for it), its load (running of its capacity) and pools.
 --json: the runners as runner/list gives them (pools --json: the pools).
 
 queue lists the commands waiting for a runner, in the order they are taken
-(POOL: one queue, e.g. pool:linux). drain stops a runner from taking new work
+(POOL: one queue: pool:linux, or linux for short; labels:os=linux; runner:NAME). drain stops a runner from taking new work
 while what it runs finishes (for an upgrade or a scale-down; --wait returns
 once it runs nothing); undrain lets it claim again.`,
   connects: true,
@@ -51,7 +51,7 @@ export const RUNNERS = commandOf(RUNNERS_SPEC, async (values, args) => {
       case "pools":
         return pools(client, values.json, true);
       case "queue":
-        return queue(client, arg, values.json);
+        return queue(client, arg === undefined || arg.includes(":") ? arg : `pool:${arg}`, values.json);
       case "drain":
       case "undrain":
         return drain(client, one("a runner's NAME"), sub === "drain", values.wait === true);

@@ -52,7 +52,13 @@ export const runnerQueue = request({
   description:
     "The project's accepted commands that wait for a runner, in the order runners take them: each with its queue (pool), its position there and when it was accepted. stream/cancel stops one.",
   params: z.strictObject({
-    pool: z.string().max(400).optional().describe("Only this queue (`pool:NAME`, `labels:k=v,…`, `runner:NAME`)"),
+    pool: z
+      .string()
+      .max(400)
+      .optional()
+      .describe(
+        "Only this queue (`pool:NAME`, `labels:k=v,…`, `runner:NAME`); another form is INVALID_PARAMS, a pool the configuration does not name (and no command waits in) NOT_FOUND",
+      ),
     limit: z.number().int().min(1).max(1000).optional().describe("At most this many (default 100)"),
   }),
   result: z.object({ queued: z.array(QueuedCommand), total: z.number().int().describe("How many wait, in the queue asked for or in all") }),
