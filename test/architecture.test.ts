@@ -130,7 +130,13 @@ describe("src/ keeps the layout docs/spec/layout.md (§16) draws (src/docs/layer
     // A file's own row wins over its folder's: the hosts may start the server, the client commands may not.
     expect(allows(rowOf("cli/commands/serve.ts")!, "server/server.ts")).toBe(true);
     expect(allows(rowOf("cli/commands/token.ts")!, "server/server.ts")).toBe(false);
-    expect(allows(rowOf("acp/session.ts")!, "mcp/bridge.ts")).toBe(false);
+    expect(allows(rowOf("acp/session.ts")!, "mcp/sessions/bridge.ts")).toBe(false);
+    // MCP's two wings stand on one floor and never on each other; only the entries above reach both.
+    expect(allows(rowOf("mcp/sessions/server.ts")!, "mcp/stateless/wire.ts")).toBe(false);
+    expect(allows(rowOf("mcp/stateless/modern.ts")!, "mcp/sessions/bridge.ts")).toBe(false);
+    expect(allows(rowOf("mcp/spool/tools.ts")!, "mcp/sessions/tasks.ts")).toBe(false);
+    expect(allows(rowOf("mcp/stdio.ts")!, "mcp/sessions/bridge.ts")).toBe(true);
+    expect(allows(rowOf("server/front.ts")!, "mcp/stateless/modern.ts")).toBe(false);
     expect(forbidden(features, "const run = await ctx.core.repos.runs.findRun(1, 'a');")).toEqual(["repos"]);
     expect(forbidden(features, "const { repos } = ctx.core;")).toEqual(["repos"]);
     expect(forbidden(features, "const run = await ctx.core.runs.find(project, 'a');")).toEqual([]);

@@ -217,9 +217,32 @@ export const LAYERS: readonly Layer[] = [
     node: true,
   },
   {
-    paths: ["mcp"],
-    purpose: "agents over MCP (`spool mcp`, and the tools `/mcp` serves): a client of the server",
+    paths: ["mcp/spool"],
+    purpose:
+      "agents over MCP, the floor both revisions stand on: the tools and resources Spool offers (one table of tools, the resource functions), the Spool side each MCP caller works on (a client of the server), the decision, progress, task ids",
     imports: ["protocol", "client", "door", ...SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["mcp/sessions"],
+    purpose: "MCP 2025-11-25, one wing: a session's server (initialize, its tasks, resource subscriptions) and the bridge that serves it on a transport",
+    imports: ["protocol", "client", "mcp/spool", ...SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["mcp/stateless"],
+    purpose:
+      "MCP 2026-07-28, the other wing: a request's server (no session), the caller's kept Spool connections, approvals as multi round-trip requests, the tasks extension, what a listen follows",
+    imports: ["protocol", "client", "door", "mcp/spool", ...SHARED],
+    packages: "any",
+    node: true,
+  },
+  {
+    paths: ["mcp/http.ts", "mcp/stdio.ts"],
+    purpose: "MCP's entries, above both wings: `/mcp` over HTTP and `spool mcp` over stdio, each picking the wing by revision",
+    imports: ["protocol", "client", "door", "mcp/spool", "mcp/sessions", "mcp/stateless", ...SHARED],
     packages: "any",
     node: true,
   },
@@ -234,7 +257,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["cli/main.ts", "cli/commands/serve.ts", "cli/commands/runner.ts", "cli/commands/acp.ts", "cli/commands/mcp.ts", "cli/commands/doctor.ts"],
     purpose: "the commands that start what they host: the server, a runner, the ACP and MCP bridges, the doctor",
-    imports: ["cli", "protocol", "client", "home/registry.ts", ...SHARED, "server/server.ts", "runners", "acp", "mcp", "ops"],
+    imports: ["cli", "protocol", "client", "home/registry.ts", ...SHARED, "server/server.ts", "runners", "acp", "mcp/stdio.ts", "ops"],
     packages: "any",
     node: true,
   },
@@ -261,7 +284,7 @@ export const LAYERS: readonly Layer[] = [
       "ops",
       "client",
       "web",
-      "mcp",
+      "mcp/http.ts",
       "acp/http.ts",
       "door",
       "auth.ts",

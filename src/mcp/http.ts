@@ -9,12 +9,13 @@ import { callersEntry, type Holder, holdOpen, type OpenRequests, type PrincipalT
 import { sendResponse, webRequest } from "../door/web.js";
 import { ERRORS } from "../protocol/errors.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
-import { type BridgeLog, McpBridge } from "./bridge.js";
-import { bridgeOptionsFor, type McpCaller } from "./caller.js";
-import { SessionEventStore } from "./event-store.js";
-import type { McpExtras } from "./extras.js";
-import { type McpTarget, type ModernLimits, ModernMcp } from "./modern.js";
-import { CODES, MODERN_VERSION, SESSION_VERSION } from "./modern-wire.js";
+import { type BridgeLog, McpBridge } from "./sessions/bridge.js";
+import { SessionEventStore } from "./sessions/event-store.js";
+import { SESSION_VERSION } from "./sessions/server.js";
+import { bridgeOptionsFor, type McpCaller } from "./spool/caller.js";
+import type { McpExtras } from "./spool/extras.js";
+import { type McpTarget, type ModernLimits, ModernMcp } from "./stateless/modern.js";
+import { CODES, MODERN_VERSION } from "./stateless/wire.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
@@ -23,10 +24,12 @@ import { CODES, MODERN_VERSION, SESSION_VERSION } from "./modern-wire.js";
  * credential apply to every call it makes. Which revision a POST speaks (a 2025-11-25 session's, a 2026-07-28
  * request without one, or neither: refused) is the v2 SDK's classifier's decision. Who comes in, how much each
  * principal holds, how a body is read and how an answer crosses to node:http are the front door's (src/door), as
- * for /acp.
+ * for /acp: one node:http ↔ web adapter (src/door/web.ts) for both doors, rather than the MCP SDK's node package
+ * for /mcp alone. The 2025-11-25 sessions are src/mcp/sessions/'s, the 2026-07-28 requests src/mcp/stateless/'s;
+ * this entry picks the wing.
  */
 
-export type { McpCaller } from "./caller.js";
+export type { McpCaller } from "./spool/caller.js";
 
 export interface McpHttpLimits {
   /** MCP sessions open at once (across callers; the home goes the door's homeReserve past it). */
@@ -77,7 +80,7 @@ export class McpHttpEndpoint {
   readonly #door: FrontDoor;
   readonly #sessions: PrincipalTable<Session>;
   readonly #sweep: NodeJS.Timeout;
-  /** MCP 2026-07-28: requests without a session (modern.ts). */
+  /** MCP 2026-07-28: requests without a session (src/mcp/stateless/modern.ts). */
   readonly #modern: ModernMcp;
   #closed = false;
 

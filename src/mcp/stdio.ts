@@ -1,21 +1,25 @@
 import { StringDecoder } from "node:string_decoder";
 import { type JSONRPCMessage, ProtocolError, type Transport } from "@modelcontextprotocol/server";
 import { type StdioServerHandle, serveStdio } from "@modelcontextprotocol/server/stdio";
-import type { McpBridge } from "./bridge.js";
-import type { McpCaller } from "./caller.js";
-import { listenedUris } from "./listen-watch.js";
-import type { McpTarget, ModernMcp } from "./modern.js";
-import { CODES, idOrNull, isModern, malformedInputResponses, refusedEnvelope, SESSION_VERSION } from "./modern-wire.js";
-import type { BridgeLog } from "./spool-side.js";
-import { message as messageOf } from "./text.js";
+import { McpBridge } from "./sessions/bridge.js";
+import { SESSION_VERSION } from "./sessions/server.js";
+import type { McpCaller } from "./spool/caller.js";
+import type { BridgeLog, McpBridgeOptions } from "./spool/spool-side.js";
+import { message as messageOf } from "./spool/text.js";
+import { listenedUris } from "./stateless/listen-watch.js";
+import { type McpTarget, ModernMcp } from "./stateless/modern.js";
+import { CODES, idOrNull, isModern, MODERN_VERSION, malformedInputResponses, refusedEnvelope } from "./stateless/wire.js";
 
 /*
  * `spool mcp`'s stdin and stdout, one JSON-RPC message a line, in both revisions (the stdio binding's
  * "dual-era server"). Each message is routed on its own: a request whose `_meta` names a protocol version is
  * 2026-07-28's, served by the v2 SDK's serveStdio (legacy: 'reject') on a LineTransport, with ModernMcp's server
- * (server.ts) and the watches of its listens; `initialize` starts the 2025-11-25 session (McpBridge on the v2
+ * (stateless/server.ts) and the watches of its listens; `initialize` starts the 2025-11-25 session (McpBridge on the v2
  * SDK's Server, through another LineTransport), which then gets every other message. A request that is neither,
- * before any initialize, is refused and starts nothing. (serveStdio alone pins one revision per connection.)
+ * before any initialize, is refused and starts nothing. The lines are routed here, not by serveStdio alone: it pins
+ * one revision per connection (its `legacy: "serve"` included), where one `spool mcp` serves both on the same
+ * stdin, and after pinning it checks no request's envelope; the bounds (a line's length, requests under way, the
+ * kept connection each request holds) are Spool's.
  */
 
 type Message = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
@@ -69,6 +73,31 @@ export interface StdioOptions {
   caller: McpCaller;
   target: McpTarget;
   log: BridgeLog;
+}
+
+/** `spool mcp`'s one Spool server, project, mode and role (src/cli/commands/mcp.ts), for both revisions. */
+export interface SpoolMcpOptions extends Pick<McpBridgeOptions, "server" | "project" | "mode" | "runner" | "where" | "version" | "log"> {
+  input: NodeJS.ReadableStream;
+  write(line: string): void;
+  role: "agent" | "person";
+}
+
+/**
+ * `spool mcp`'s stdio, both wings behind it: a 2025-11-25 session's bridge (src/mcp/sessions/) made at the first
+ * initialize, and 2026-07-28's requests (src/mcp/stateless/) for its one caller and target. The principal is the
+ * credential's, so a request state is bound to this process.
+ */
+export function spoolMcp(options: SpoolMcpOptions): StdioServer {
+  const { server, project, mode, role, runner, where, version, log } = options;
+  return new StdioServer({
+    input: options.input,
+    write: options.write,
+    legacy: () => new McpBridge({ server, project, mode, role, runner, where, version, log }),
+    modern: new ModernMcp({ server, via: `spool mcp, MCP ${MODERN_VERSION}`, where, version, log, limits: { idleMs: Number.POSITIVE_INFINITY } }),
+    caller: { name: "spool mcp", role, credential: "" },
+    target: { project, mode, ...(runner !== undefined ? { runner } : {}) },
+    log,
+  });
 }
 
 export class StdioServer {

@@ -1,14 +1,14 @@
 import { createServer, type Server } from "node:http";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import type { ExtraCall, ExtraTool, McpExtras } from "../../src/mcp/extras.js";
 import { McpHttpEndpoint } from "../../src/mcp/http.js";
+import type { ExtraCall, ExtraTool, McpExtras } from "../../src/mcp/spool/extras.js";
 import { refusedOrigin } from "../../src/server/server.js";
 
 /*
  * The official MCP conformance suite's fixture (its "everything server"'s tools and resources that need no
  * client request of their own), registered on Spool's own MCP layer: an McpHttpEndpoint (src/mcp/http.ts, both
- * revisions: 2025-11-25 sessions and 2026-07-28 requests) with these as its extras (src/mcp/extras.ts), a client
+ * revisions: 2025-11-25 sessions and 2026-07-28 requests) with these as its extras (src/mcp/spool/extras.ts), a client
  * of a real `spool serve`, so the suite scores Spool's MCP as a whole (its tools, resources, errors, streams and
  * era routing) and not a stand-in. Test code: the product registers no extras. What the suite's other fixtures
  * need (prompts, completions, input_required of a tool's own, tasks of a tool's own, a tool that closes its stream) Spool's

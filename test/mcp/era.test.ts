@@ -7,7 +7,7 @@ import { tempDir } from "../helpers/server.js";
 import { modern, modernRequest, VERSION } from "./modern-harness.js";
 
 /*
- * Issue 47: which revision a POST to /mcp speaks is the v2 SDK's classifier's decision (src/mcp/modern-wire.ts), over
+ * Issue 47: which revision a POST to /mcp speaks is the v2 SDK's classifier's decision (src/mcp/stateless/wire.ts), over
  * real HTTP to a `spool serve` subprocess. What it refuses is answered with the SDK's HTTP status, JSON-RPC code,
  * message and data, the request's id echoed when it has one; 2025-11-25 sessions and 2026-07-28 requests are
  * served as before (test/mcp/http.test.ts, test/mcp/modern.test.ts).
@@ -165,7 +165,7 @@ describe("the era of a POST to /mcp, by the v2 SDK's classifier", () => {
     // The era is the body's: a 2026-07-28 request that also names a session is still served as 2026-07-28.
     const beside = await modern(url(), "server/discover", {}, { token, headers: { "Mcp-Session-Id": sid } });
     expect([beside.status, beside.body.result?.supportedVersions]).toEqual([200, [VERSION]]);
-    // Its own checks (modern.ts) stay: a missing MCP-Protocol-Version header is -32020 there.
+    // Its own checks (src/mcp/stateless/modern.ts) stay: a missing MCP-Protocol-Version header is -32020 there.
     const noHeader = await modern(url(), "server/discover", {}, { token, headers: { "MCP-Protocol-Version": null } });
     expect([noHeader.status, noHeader.body.error?.code]).toEqual([400, -32020]);
   });

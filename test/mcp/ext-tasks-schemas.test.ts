@@ -17,7 +17,7 @@ import { eventually, tempDir } from "../helpers/server.js";
 import { modern, TASKS } from "./modern-harness.js";
 
 /*
- * Issue 47: Spool's tasks over MCP 2026-07-28 (src/mcp/modern-tasks.ts, written by hand: the v2 SDK has no task
+ * Issue 47: Spool's tasks over MCP 2026-07-28 (src/mcp/stateless/tasks.ts, written by hand: the v2 SDK has no task
  * runtime) checked against software we did not write: the tasks extension's own wire schemas,
  * @modelcontextprotocol/ext-tasks's core/v2 (CreateTaskResultV2Schema for the tools/call answer,
  * GetTaskResultV2Schema and DetailedTaskV2Schema for tasks/get in each state, UpdateTaskResultV2Schema and
@@ -151,7 +151,7 @@ describe("Spool's 2026-07-28 tasks against @modelcontextprotocol/ext-tasks's cor
     expect(issues(GetTaskResultV2Schema, done)).toEqual([]);
     expect(issues(DetailedTaskV2Schema, done)).toEqual([]);
     expect((done.result as { isError?: boolean }).isError).toBe(true);
-    // The schemas found this one: a rejected task's result lacked resultType "complete" (src/mcp/modern-tasks.ts's
+    // The schemas found this one: a rejected task's result lacked resultType "complete" (src/mcp/stateless/tasks.ts's
     // "rejected" case; its ended case had it).
     expect(issues(CallToolResultV2Schema, done.result)).toEqual([]);
   }, 60_000);

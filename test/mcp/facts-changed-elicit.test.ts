@@ -2,14 +2,14 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { ElicitRequestSchema, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, expect, it } from "vitest";
-import { McpBridge } from "../../src/mcp/bridge.js";
+import { McpBridge } from "../../src/mcp/sessions/bridge.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { movedProposal } from "../helpers/moved-proposal.js";
 import type { TestServer } from "../helpers/server.js";
 import { startTestServer } from "../helpers/server.js";
 
 /**
- * spool mcp's elicited approval (2025-11-25, src/mcp/decision.ts) names the facts revision it showed. The bridge's
+ * spool mcp's elicited approval (2025-11-25, src/mcp/spool/decision.ts) names the facts revision it showed. The bridge's
  * proposal is made on server A (A's runner, revision 1) and shown; A stops and B moves the proposal to its own runner
  * (revision 2); a third server C on the same database takes A's address, so the bridge reconnects there. The accept
  * of the first elicitation is refused (FACTS_CHANGED), nothing runs; a new elicitation shows B's runner and why, and

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { taskIdOf } from "../../src/mcp/tasks.js";
+import { taskIdOf } from "../../src/mcp/spool/task-id.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { movedProposal } from "../helpers/moved-proposal.js";
 import { modern, TASKS } from "./modern-harness.js";
 
 /**
- * An MCP decision names the facts revision it was shown (src/mcp/decision.ts, modern-tasks.ts): a task asked about
+ * An MCP decision names the facts revision it was shown (src/mcp/spool/decision.ts, modern-tasks.ts): a task asked about
  * with server A's runner, whose server stops before the answer, is moved to B's runner (revision 2). The accept of
  * the form as shown is refused (FACTS_CHANGED) and nothing runs; the task asks again, under `decision@2`, with the new
  * facts and why, and only an accept of that runs it, on B. Two real servers on PostgreSQL; MCP 2026-07-28 at B's /mcp.

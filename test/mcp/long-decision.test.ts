@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HEARTBEAT_MS } from "../../src/mcp/progress.js";
+import { HEARTBEAT_MS } from "../../src/mcp/spool/progress.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { resultText, startMcp } from "./harness.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_SPENT_PER_PRINCIPAL, RequestStates, requestDigest, STATE_TTL_MS } from "../../src/mcp/request-state.js";
+import { MAX_SPENT_PER_PRINCIPAL, RequestStates, requestDigest, STATE_TTL_MS } from "../../src/mcp/stateless/request-state.js";
 
 /*
  * The requestState of an elicited approval: the v2 SDK's codec (HMAC, expiry, principal binding) with Spool's

@@ -1,8 +1,8 @@
 import { PassThrough } from "node:stream";
 import { Server } from "@modelcontextprotocol/server";
 import { describe, expect, it } from "vitest";
-import type { McpCaller } from "../../src/mcp/caller.js";
-import type { ModernMcp } from "../../src/mcp/modern.js";
+import type { McpCaller } from "../../src/mcp/spool/caller.js";
+import type { ModernMcp } from "../../src/mcp/stateless/modern.js";
 import { MAX_LINE, MAX_UNDER_WAY, StdioServer } from "../../src/mcp/stdio.js";
 
 // How `spool mcp` reads stdin: a line is one message, whatever the chunks its bytes came in; a line longer than any

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseTaskId, TASK_CANCEL_REASON, taskIdOf, taskStatusOf } from "../../src/mcp/tasks.js";
+import { taskStatusOf } from "../../src/mcp/sessions/tasks.js";
+import { parseTaskId, TASK_CANCEL_REASON, taskIdOf } from "../../src/mcp/spool/task-id.js";
 import type { Producer } from "../../src/protocol/views.js";
 
 /** A producer with only the fields the task status reads (the rest do not matter to it). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { keyBytes, newestLines } from "../../src/mcp/text.js";
+import { keyBytes, newestLines } from "../../src/mcp/spool/text.js";
 
 describe("spool mcp's progress lines and keys", () => {
   it("newestLines: escape sequences gone, a carriage return keeps what follows it, blank lines skipped, the last three kept", () => {

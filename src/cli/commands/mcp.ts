@@ -3,10 +3,7 @@ import { resolve } from "node:path";
 import { ensureServer, locateServer, MissingCredential } from "../../acp/server.js";
 import { credentialNameError } from "../../config/settings.js";
 import { createLogger } from "../../logger.js";
-import { McpBridge } from "../../mcp/bridge.js";
-import { ModernMcp } from "../../mcp/modern.js";
-import { MODERN_VERSION } from "../../mcp/modern-wire.js";
-import { StdioServer } from "../../mcp/stdio.js";
+import { spoolMcp } from "../../mcp/stdio.js";
 import { SERVER_VERSION } from "../../version.js";
 import { type Command, defineCommand, parseSpec, positionals, showHelp } from "../command-spec.js";
 import { workingDirectory } from "../common.js";
@@ -117,21 +114,16 @@ export async function mcp(argv: string[]): Promise<number> {
   const location = located(() => locateServer(values));
   const server = once(() => ensureServer(location, log));
   // 2025-11-25 (initialize) and 2026-07-28 (each request's _meta), told apart message by message (src/mcp/stdio.ts).
-  const stdio = new StdioServer({
+  const stdio = spoolMcp({
     input: process.stdin,
     write: (line) => process.stdout.write(line),
-    legacy: () => new McpBridge({ server, project, mode, role, runner: values.runner, where: whereTold(location), version: SERVER_VERSION, log }),
-    // One caller, one target: the principal is the credential's, so a request state is bound to this process.
-    modern: new ModernMcp({
-      server,
-      via: `spool mcp, MCP ${MODERN_VERSION}`,
-      where: whereTold(location),
-      version: SERVER_VERSION,
-      log,
-      limits: { idleMs: Number.POSITIVE_INFINITY },
-    }),
-    caller: { name: "spool mcp", role, credential: "" },
-    target: { project, mode, ...(values.runner !== undefined ? { runner: values.runner } : {}) },
+    server,
+    project,
+    mode,
+    role,
+    runner: values.runner,
+    where: whereTold(location),
+    version: SERVER_VERSION,
     log,
   });
   const stop = () => stdio.stop();

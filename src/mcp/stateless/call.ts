@@ -1,22 +1,22 @@
 import { CLIENT_CAPABILITIES_META_KEY, type ClientCapabilities, ProtocolError, ProtocolErrorCode, type ServerContext } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
-import { type McpCaller, mayDecide } from "./caller.js";
-import { answerOf, approvalForm, changedNote, decide, factsShown, type Shown } from "./decision.js";
-import type { McpExtras } from "./extras.js";
-import { createdTask, DECISION_KEY } from "./modern-tasks.js";
-import { declaresTasks, elicitsForm } from "./modern-wire.js";
+import { factsChanged, SpoolRpcError } from "../../client/spool-client.js";
+import { type McpCaller, mayDecide } from "../spool/caller.js";
+import { answerOf, approvalForm, changedNote, decide, factsShown, type Shown } from "../spool/decision.js";
+import type { McpExtras } from "../spool/extras.js";
+import { follow, propose } from "../spool/run-command.js";
+import { type BridgeLog, extraOf, type Session, type SpoolSide } from "../spool/spool-side.js";
+import { failure } from "../spool/text.js";
+import { RunCommandArgs } from "../spool/tool-schemas.js";
+import { isTool, callTool as runTool } from "../spool/tools.js";
 import { RequestStateError, type RequestStates, requestDigest } from "./request-state.js";
-import { follow, propose } from "./run-command.js";
-import { type BridgeLog, extraOf, type Session, type SpoolSide } from "./spool-side.js";
-import { failure } from "./text.js";
-import { RunCommandArgs } from "./tool-schemas.js";
-import { isTool, callTool as runTool } from "./tools.js";
+import { createdTask, DECISION_KEY } from "./tasks.js";
+import { declaresTasks, elicitsForm } from "./wire.js";
 
 /*
  * tools/call under MCP 2026-07-28: run_command as a task (with the tasks extension), as an approval elicited
  * with a multi round-trip request (input_required, then the retry carrying the decision and Spool's single-use
- * requestState), or as the call it always was; every other tool as tools.ts runs it.
+ * requestState), or as the call it always was; every other tool as src/mcp/spool/tools.ts runs it.
  */
 
 /** What every request's server shares. */

@@ -1,9 +1,9 @@
 import type { CallToolResult } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import { ConnectionClosedError, SpoolRpcError } from "../client/spool-client.js";
-import { escapeControl } from "../protocol/proposal-facts.js";
-import { runState } from "../protocol/shown-state.js";
-import { producerOf } from "../protocol/views.js";
+import { ConnectionClosedError, SpoolRpcError } from "../../client/spool-client.js";
+import { escapeControl } from "../../protocol/proposal-facts.js";
+import { runState } from "../../protocol/shown-state.js";
+import { producerOf } from "../../protocol/views.js";
 import type { McpExtras } from "./extras.js";
 import { readOutput } from "./output.js";
 import { runCommand } from "./run-command.js";
@@ -23,7 +23,7 @@ import {
 } from "./tool-schemas.js";
 
 /*
- * The MCP tools of spool mcp: run_command (src/mcp/run-command.ts), read_output (src/mcp/output.ts), and here
+ * The MCP tools of spool mcp: run_command (src/mcp/spool/run-command.ts), read_output (src/mcp/spool/output.ts), and here
  * the ones that reach a command by its path (send_input, signal, cancel) and list_commands.
  */
 
@@ -36,7 +36,7 @@ interface ToolEntry {
 const entry = <A extends z.ZodRawShape>(shape: A, run: (side: SpoolSide, args: ArgsOf<A>, extra: Extra, session: Session) => Promise<CallToolResult>) =>
   ({ shape, run }) as ToolEntry;
 
-/** Spool's tools, in the order tools/list shows them: one table for both revisions (bridge.ts, modern.ts). */
+/** Spool's tools, in the order tools/list shows them: one table for both revisions (src/mcp/sessions/, src/mcp/stateless/). */
 const TOOLS: Record<ToolName, ToolEntry> = {
   run_command: entry(RunCommandArgs, (side, a, e, s) => runCommand(side, a, e, s)),
   read_output: entry(ReadOutputArgs, (side, a, _e, s) => readOutput(side, a, s)),

@@ -1,30 +1,29 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type AuthInfo, createMcpHandler, type McpHttpHandler, ProtocolError, type Server } from "@modelcontextprotocol/server";
-import { answerError, DoorError, DoorFull } from "../door/errors.js";
-import { type Holder, PrincipalTable } from "../door/table.js";
-import { sendResponse, webRequest } from "../door/web.js";
-import { McpBridge } from "./bridge.js";
-import { bridgeOptionsFor, type McpCaller } from "./caller.js";
-import type { McpExtras } from "./extras.js";
+import { answerError, DoorError, DoorFull } from "../../door/errors.js";
+import { type Holder, PrincipalTable } from "../../door/table.js";
+import { sendResponse, webRequest } from "../../door/web.js";
+import { bridgeOptionsFor, type McpCaller } from "../spool/caller.js";
+import type { McpExtras } from "../spool/extras.js";
+import { type BridgeLog, SpoolSide } from "../spool/spool-side.js";
+import { message } from "../spool/text.js";
+import type { ServerDeps } from "./call.js";
 import { ListenWatches, listenedUris } from "./listen-watch.js";
-import type { ServerDeps } from "./modern-call.js";
-import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION, malformedInputResponses, refusedEnvelope } from "./modern-wire.js";
 import { RequestStates } from "./request-state.js";
 import { spoolServer } from "./server.js";
-import type { BridgeLog } from "./spool-side.js";
-import { message } from "./text.js";
+import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION, malformedInputResponses, refusedEnvelope } from "./wire.js";
 
 /*
- * MCP 2026-07-28 at /mcp, beside the 2025-11-25 sessions (http.ts): no initialize and no session, each POST one
+ * MCP 2026-07-28 at /mcp, beside the 2025-11-25 sessions (src/mcp/http.ts, src/mcp/sessions/): no initialize and no session, each POST one
  * request carrying its protocol version and the client's capabilities. The tools and resources are the same
- * table and functions a 2025-11-25 session's server answers with (tools.ts, resources.ts), on an McpBridge's
- * Spool side; its Spool connection, with the caller's credential, is
+ * table and functions a 2025-11-25 session's server answers with (src/mcp/spool/), on a Spool side of the
+ * caller's own (no MCP session under it); its Spool connection, with the caller's credential, is
  * kept for later requests of the same caller, client and project (a cache, never a session: any request may
  * come to a fresh one, as after a restart). Approvals are elicited as multi round-trip requests (requestState,
- * request-state.ts) and, with the tasks extension, run_command answers a task (modern-tasks.ts). Over HTTP,
+ * request-state.ts) and, with the tasks extension, run_command answers a task (tasks.ts). Over HTTP,
  * `serve` hands a POST to the v2 SDK's createMcpHandler (the kept connection's, with server.ts's factory); over
- * stdio, the v2 SDK's serveStdio serves `stdioServer`'s server (stdio.ts), each request on its client's kept
+ * stdio, the v2 SDK's serveStdio serves `stdioServer`'s server (src/mcp/stdio.ts), each request on its client's kept
  * connection, and `watch` follows what a listen asks for.
  */
 
@@ -70,7 +69,8 @@ interface Kept {
   key: string;
   /** Its caller's name (a revocation drops it). */
   principal: string;
-  bridge: McpBridge;
+  /** Its Spool side: the connection with the caller's credential, the decisions waited for, the calls under way. */
+  side: SpoolSide;
   /** The SDK's handler serving its requests (HTTP); closing it ends its listens with their completion. */
   handler: McpHttpHandler;
   /**
@@ -136,7 +136,7 @@ export class ModernMcp {
   }
 
   /**
-   * One POST that is no 2025-11-25 session's (http.ts asked the SDK's isLegacyRequest), answered by the v2 SDK's
+   * One POST that is no 2025-11-25 session's (src/mcp/http.ts asked the SDK's isLegacyRequest), answered by the v2 SDK's
    * createMcpHandler (its checks, JSON or SSE): on the caller's kept connection's handler when the method needs
    * one, decided here first (the project of /mcp's query, 429 past the limits), else on the shared one.
    */
@@ -173,9 +173,9 @@ export class ModernMcp {
     let release = () => {};
     try {
       if (listening) {
-        let session: Awaited<ReturnType<typeof kept.bridge.side.ready>>;
+        let session: Awaited<ReturnType<typeof kept.side.ready>>;
         try {
-          session = await kept.bridge.side.ready();
+          session = await kept.side.ready();
         } catch (error) {
           return answerError(response, new DoorError(200, `Spool refused it: ${message(error)}`, {}, CODES.invalidParams), id);
         }
@@ -194,14 +194,14 @@ export class ModernMcp {
   }
 
   /**
-   * Stdio: the factory of serveStdio's one server (stdio.ts), its requests answered on the kept connection of the
+   * Stdio: the factory of serveStdio's one server (src/mcp/stdio.ts), its requests answered on the kept connection of the
    * client each names (one caller and target: spool mcp's); `made` is told of each server made.
    */
   stdioServer(caller: McpCaller, target: McpTarget): Server {
     const server = spoolServer(this.#deps, (ctx) => {
       const kept = this.#stdioConnection(caller, target, clientOf({ params: { _meta: ctx.mcpReq.envelope } }));
       kept.lastUsed = Date.now();
-      return { caller, side: kept.bridge.side };
+      return { caller, side: kept.side };
     });
     // Its listens are served by serveStdio, told of changes through the server's own notifications.
     this.#stdio = server;
@@ -224,7 +224,7 @@ export class ModernMcp {
   async watch(caller: McpCaller, target: McpTarget, body: unknown, listening: { uris: string[]; listChanged: boolean }): Promise<() => void> {
     const { kept, release: done } = this.#hold(caller, target, body);
     try {
-      const release = kept.watches.acquire(await kept.bridge.side.ready(), listening.uris, listening.listChanged);
+      const release = kept.watches.acquire(await kept.side.ready(), listening.uris, listening.listChanged);
       return () => {
         release();
         done();
@@ -251,7 +251,7 @@ export class ModernMcp {
 
   /** The calls about to be ended say the client's connection closed, not that the client cancelled them. */
   closing(): void {
-    for (const kept of this.#kept.values()) kept.bridge.side.closing = true;
+    for (const kept of this.#kept.values()) kept.side.closing = true;
   }
 
   /** Stdio: `#connection` for spool mcp's one caller; none to be had is the request's error. */
@@ -278,12 +278,12 @@ export class ModernMcp {
     }
     const place = this.#kept.take(holder);
     const options = bridgeOptionsFor(caller, target, this.options, this.options.via ?? `MCP ${MODERN_VERSION} over HTTP, ${caller.name}`);
-    const bridge = new McpBridge({ ...options, client });
-    const connection = { caller, side: bridge.side };
+    const side = new SpoolSide(null, { ...options, client });
+    const connection = { caller, side };
     const factory = () => spoolServer(this.#deps, () => connection);
     const handler = createMcpHandler(factory, { legacy: "reject", keepAliveMs: KEEPALIVE_MS });
     const streaming = createMcpHandler(factory, { legacy: "reject", keepAliveMs: KEEPALIVE_MS, responseMode: "sse" });
-    const watches = new ListenWatches(bridge.side, {
+    const watches = new ListenWatches(side, {
       resourceUpdated: (uri) => {
         handler.notify.resourceUpdated(uri);
         this.#stdio?.sendResourceUpdated({ uri }).catch(() => undefined);
@@ -293,7 +293,7 @@ export class ModernMcp {
         this.#stdio?.sendResourceListChanged().catch(() => undefined);
       },
     });
-    const kept: Kept = { key, principal: caller.name, bridge, handler, streaming, watches, open: 0, lastUsed: Date.now() };
+    const kept: Kept = { key, principal: caller.name, side, handler, streaming, watches, open: 0, lastUsed: Date.now() };
     // It is its credential's: dropped when that expires (the table's; its listens end with their completion; revocation: endPrincipal).
     place.add(key, kept);
     return kept;
@@ -302,7 +302,7 @@ export class ModernMcp {
   #drop(kept: Kept): void {
     if (this.#kept.get(kept.key) === kept) this.#kept.delete(kept.key);
     void Promise.all([kept.handler.close(), kept.streaming.close()])
-      .then(() => kept.bridge.close())
+      .then(() => kept.side.close())
       .catch((error: unknown) => this.options.log.warn(`mcp: closing a connection: ${message(error)}`));
   }
 
@@ -317,9 +317,9 @@ export class ModernMcp {
   async close(): Promise<void> {
     clearInterval(this.#sweep);
     const all = this.#kept.clear();
-    for (const kept of all) kept.bridge.side.closing = true;
+    for (const kept of all) kept.side.closing = true;
     await Promise.allSettled([this.#shared.close(), ...all.flatMap((k) => [k.handler.close(), k.streaming.close()])]);
-    await Promise.allSettled(all.map((k) => k.bridge.close()));
+    await Promise.allSettled(all.map((k) => k.side.close()));
   }
 }
 

@@ -1,6 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/server";
-import { escapeFormat } from "../protocol/screen-text.js";
-import { ENTRY, entryStatusWord } from "../protocol/status.js";
+import { escapeFormat } from "../../protocol/screen-text.js";
+import { ENTRY, entryStatusWord } from "../../protocol/status.js";
 
 /*
  * Small pieces of text `spool mcp` sends: the statuses as words, the newest lines of raw output for a

@@ -15,10 +15,8 @@ import {
  * of what Spool refuses before the SDK sees a request.
  */
 
-/** The revision served without sessions. */
+/** The revision served without sessions (2025-11-25's, served with sessions on the same URL: src/mcp/sessions/). */
 export const MODERN_VERSION = "2026-07-28";
-/** The revision served with sessions (initialize) on the same URL. */
-export const SESSION_VERSION = "2025-11-25";
 
 /** The `_meta` keys of this revision, as the v2 SDK names them. */
 export const META = {

@@ -1,14 +1,23 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type CallToolResult, ProtocolError, ProtocolErrorCode, RELATED_TASK_META_KEY, type Result, type Task } from "@modelcontextprotocol/server";
+import {
+  type CallToolResult,
+  ProtocolError,
+  ProtocolErrorCode,
+  RELATED_TASK_META_KEY,
+  type Result,
+  type Server,
+  type Task,
+} from "@modelcontextprotocol/server";
 import { z } from "zod";
-import type { SpoolClient } from "../client/spool-client.js";
-import { SpoolRpcError } from "../client/spool-client.js";
-import type { Producer } from "../protocol/views.js";
-import { producerOf } from "../protocol/views.js";
-import { propose } from "./run-command.js";
-import { extraOf, type SpoolSide } from "./spool-side.js";
-import { RunCommandArgs } from "./tool-schemas.js";
-import { callTool, isTool, listTools } from "./tools.js";
+import type { SpoolClient } from "../../client/spool-client.js";
+import { SpoolRpcError } from "../../client/spool-client.js";
+import type { Producer } from "../../protocol/views.js";
+import { producerOf } from "../../protocol/views.js";
+import { propose } from "../spool/run-command.js";
+import { extraOf, type SpoolSide } from "../spool/spool-side.js";
+import { parseTaskId, TASK_CANCEL_REASON, TASK_POLL_MS, taskIdOf } from "../spool/task-id.js";
+import { RunCommandArgs } from "../spool/tool-schemas.js";
+import { callTool, isTool, listTools } from "../spool/tools.js";
 
 /*
  * MCP tasks (protocol 2025-11-25) over Spool's own store. A task is a Spool producer: its id names the run and
@@ -28,31 +37,8 @@ export interface TaskHost {
   report(run: string, path: string, by: string | null): Promise<CallToolResult>;
 }
 
-/** The reason a proposal withdrawn by tasks/cancel carries (read back to tell a cancel from a person's rejection). */
-export const TASK_CANCEL_REASON = "task cancelled by the MCP client (tasks/cancel)";
-/** How often a client should poll tasks/get (the spec's pollInterval): a person's decision takes seconds. */
-export const TASK_POLL_MS = 1000;
 /** tasks/list's page size. */
 const PAGE = 50;
-const PREFIX = "spool-";
-
-/** A task's id: the run and log path of its producer, opaque to the client. */
-export function taskIdOf(run: string, path: string): string {
-  return PREFIX + Buffer.from(JSON.stringify([run, path]), "utf8").toString("base64url");
-}
-
-/** The run and path a task id names; null for anything that is not one. */
-export function parseTaskId(taskId: string): { run: string; path: string } | null {
-  if (!taskId.startsWith(PREFIX) || taskId.length > 4096) return null;
-  try {
-    const value: unknown = JSON.parse(Buffer.from(taskId.slice(PREFIX.length), "base64url").toString("utf8"));
-    if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== "string" || typeof value[1] !== "string") return null;
-    if (value[0] === "" || !value[1].startsWith("log://")) return null;
-    return { run: value[0], path: value[1] };
-  } catch {
-    return null;
-  }
-}
 
 /** A producer's task status and the message that goes with it (who must act, how it ended). */
 export function taskStatusOf(p: Producer): { status: Task["status"]; statusMessage: string } {
@@ -177,13 +163,12 @@ export class SpoolTaskStore {
 }
 
 /**
- * The tools on a 2025-11-25 session's server (bridge.ts), from the one table both revisions use (tools.ts):
+ * The tools on a 2025-11-25 session's server (bridge.ts), from the one table both revisions use (src/mcp/spool/tools.ts):
  * tools/list says run_command may run as a task, and a tools/call with `task` makes only the proposal and answers
  * at once with the task, which is that producer (SpoolTaskStore, above): it waits for a person, runs and ends in
  * Spool whether or not this client stays. A plain call stays the call it was (progress, cancel by notification).
  */
-export function registerToolCalls(side: SpoolSide, store: SpoolTaskStore): void {
-  const server = side.server;
+export function registerToolCalls(server: Server, side: SpoolSide, store: SpoolTaskStore): void {
   const invalid = (text: string) => new ProtocolError(ProtocolErrorCode.InvalidParams, text);
   server.setRequestHandler("tools/list", async () => listTools(true, side.options.extras) as never);
   server.setRequestHandler("tools/call", async (request, ctx) => {
@@ -206,14 +191,13 @@ export function registerToolCalls(side: SpoolSide, store: SpoolTaskStore): void 
     const content = [{ type: "text" as const, text: `task ${created.taskId}: ${created.statusMessage ?? created.status}` }];
     return { task: created, content } as never;
   });
-  registerTaskMethods(side, store);
+  registerTaskMethods(server, store);
 }
 
 const TERMINAL = new Set<Task["status"]>(["completed", "failed", "cancelled"]);
 
 /** tasks/get, tasks/result (which waits for the end), tasks/list and tasks/cancel, as 2025-11-25 defines them. */
-function registerTaskMethods(side: SpoolSide, store: SpoolTaskStore): void {
-  const server = side.server;
+function registerTaskMethods(server: Server, store: SpoolTaskStore): void {
   const params = z.looseObject({ taskId: z.string() });
   const anyResult = z.looseObject({});
   const known = async (taskId: string, what = "Task not found") => {

@@ -1,7 +1,7 @@
 import { type ListResourcesResult, ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
-import { SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
-import { escapeControl, factsText } from "../protocol/proposal-facts.js";
-import { producerOf } from "../protocol/views.js";
+import { SpoolRpcError, type StreamWatch } from "../../client/spool-client.js";
+import { escapeControl, factsText } from "../../protocol/proposal-facts.js";
+import { producerOf } from "../../protocol/views.js";
 import type { McpExtras } from "./extras.js";
 import { readOutput, report } from "./output.js";
 import { THROTTLE_MS } from "./progress.js";
@@ -10,16 +10,11 @@ import { LIST_LIMIT, type Session, type SpoolSide } from "./spool-side.js";
 import { message, STATUS, statusWord, ToolFailure } from "./text.js";
 
 /*
- * MCP resources: each command's output is one, at spool://RUN/PATH (src/mcp/resource-uri.ts); resources/list
+ * MCP resources: each command's output is one, at spool://RUN/PATH (src/mcp/spool/resource-uri.ts); resources/list
  * shows this connection's commands, and a subscription follows one until it ends. The proposals waiting for a
  * decision are one too, the project's at spool://proposals and a run's at spool://RUN/proposals: a subscription
- * is updated when one appears or is decided (as a 2026-07-28 subscriptions/listen is, listen-watch.ts).
+ * is updated when one appears or is decided (as a 2026-07-28 subscriptions/listen is, src/mcp/stateless/listen-watch.ts).
  */
-
-/** A followed resource: what stops following it. */
-interface Subscription {
-  stop: () => Promise<void>;
-}
 
 /** resources/list: this connection's run's commands that ended, each one's output. */
 export async function listResources(side: SpoolSide): Promise<ListResourcesResult> {
@@ -79,60 +74,6 @@ export async function readResource(side: SpoolSide, uri: string) {
       throw new ProtocolError(ProtocolErrorCode.ResourceNotFound, `Resource not found: ${uri}`, { uri });
     throw error;
   }
-}
-
-/**
- * Registers the resources (a command's output at spool://RUN/PATH, listed for this connection's run) and their
- * subscriptions; `close` stops following them all.
- */
-export function registerResources(side: SpoolSide): { close(): Promise<void> } {
-  const server = side.server;
-  /** Resource subscriptions: URI → the watch that sends `notifications/resources/updated`. */
-  const subscriptions = new Map<string, Subscription>();
-  const unsubscribe = async (uri: string, sub: Subscription) => {
-    subscriptions.delete(uri);
-    await sub.stop();
-  };
-  server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
-  server.setRequestHandler("resources/list", async () => listResources(side));
-  server.setRequestHandler("resources/templates/list", async () => resourceTemplates(side.options.extras));
-  server.setRequestHandler("resources/read", async (request) => readResource(side, request.params.uri));
-  server.setRequestHandler("resources/subscribe", async (request) => {
-    const session = await side.ready();
-    const uri = request.params.uri;
-    if (subscriptions.has(uri)) return {};
-    if (parseProposalsUri(uri)) {
-      const off = followProposals(session, [uri], (changed) => server.sendResourceUpdated({ uri: changed }).catch(() => undefined));
-      subscriptions.set(uri, { stop: async () => off() });
-      return {};
-    }
-    // An added resource (extras.ts) never changes: subscribed to, it is never updated.
-    if (side.options.extras?.resources?.read(uri)) return {};
-    const parsed = parseResourceUri(uri);
-    if (!parsed)
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH, spool://RUN/proposals or spool://proposals)`);
-    let target: { run: string; path: string };
-    try {
-      target = await side.target(session, uri);
-    } catch (error) {
-      if (error instanceof ToolFailure) throw new ProtocolError(ProtocolErrorCode.ResourceNotFound, `Resource not found: ${uri}`, { uri });
-      throw error;
-    }
-    const followed = followOutput(side, session, Promise.resolve(target), uri, () => server.sendResourceUpdated({ uri }).catch(() => undefined));
-    subscriptions.set(uri, followed);
-    await followed.started;
-    return {};
-  });
-  server.setRequestHandler("resources/unsubscribe", async (request) => {
-    const sub = subscriptions.get(request.params.uri);
-    if (sub) await unsubscribe(request.params.uri, sub);
-    return {};
-  });
-  return {
-    async close() {
-      for (const [uri, sub] of subscriptions) await unsubscribe(uri, sub);
-    },
-  };
 }
 
 /**

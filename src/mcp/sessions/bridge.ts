@@ -1,21 +1,16 @@
 import type { Server, Transport } from "@modelcontextprotocol/server";
+import type { McpBridgeOptions, SpoolSide } from "../spool/spool-side.js";
+import { message } from "../spool/text.js";
 import { sessionServer } from "./server.js";
-import type { McpBridgeOptions, SpoolSide } from "./spool-side.js";
-import { message } from "./text.js";
 
-export type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
+export type { BridgeLog, McpBridgeOptions } from "../spool/spool-side.js";
 
 /*
- * The bridge's parts, each in its own file: the Spool side every part shares (spool-side.ts), the tools
- * (tools.ts, run-command.ts with decision.ts and progress.ts, output.ts), the resources (resources.ts), the
- * tasks (tasks.ts); the transports are stdio (stdio.ts, for src/cli/commands/mcp.ts) and Streamable HTTP (http.ts).
- * The server of a 2025-11-25 session is made by server.ts's `sessionServer`, beside 2026-07-28's `spoolServer`:
- * the same tools and resources (one table, plain functions) on the v2 SDK's Server; nothing reaches into the
- * SDK's own members.
+ * A 2025-11-25 session: its server (server.ts: the tools, resources and tasks on the v2 SDK's Server) on a
+ * transport, stdio (src/mcp/stdio.ts) or one Streamable HTTP session (src/mcp/http.ts). What it offers is the
+ * Spool floor's (src/mcp/spool/: the Spool side, the tools, the resources), shared with 2026-07-28's wing
+ * (src/mcp/stateless/).
  */
-
-/** How long closing waits for the calls it cancels to be confirmed by the server. */
-const CLOSE_WAIT_MS = 10_000;
 
 /**
  * `spool mcp`: an MCP server (the official SDK) that is a client of a Spool server. One MCP connection is one
@@ -70,17 +65,10 @@ export class McpBridge {
     return { closed };
   }
 
-  /** After the MCP connection closed: rejects the proposals still waiting, stops following, closes the Spool connection. */
+  /** After the MCP connection closed: stops its subscriptions; the Spool side rejects the proposals still waiting and closes. */
   async close(): Promise<void> {
     this.#side.closing = true;
     await this.#resources.close();
-    const session = await this.#side.opened();
-    // The calls the close aborted reject their proposals and cancel their commands: let them reach the server.
-    await new Promise((resolve) => setImmediate(resolve));
-    // Within reason: with the server unreachable, a cancel cannot be confirmed (the server's grace period ends it).
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled([...this.#side.inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
-    clearTimeout(timer);
-    session?.client.close();
+    await this.#side.close();
   }
 }

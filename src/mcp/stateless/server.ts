@@ -8,57 +8,25 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import { SpoolRpcError } from "../client/spool-client.js";
-import { mayDecide } from "./caller.js";
-import { type Connection, capabilitiesOf, callTool as modernCall, type ServerDeps } from "./modern-call.js";
-import { cancelTask, type TaskCaller, taskView, updateTask } from "./modern-tasks.js";
-import { declaresTasks, elicitsForm, TASKS_EXTENSION } from "./modern-wire.js";
-import { report } from "./output.js";
-import { listResources, readResource, registerResources, resourceTemplates } from "./resources.js";
-import { type BridgeLog, type McpBridgeOptions, SpoolSide } from "./spool-side.js";
-import { registerToolCalls, SpoolTaskStore, taskRuns } from "./tasks.js";
-import { message } from "./text.js";
-import { listTools } from "./tools.js";
+import { SpoolRpcError } from "../../client/spool-client.js";
+import { mayDecide } from "../spool/caller.js";
+import { instructions } from "../spool/instructions.js";
+import { listResources, readResource, resourceTemplates } from "../spool/resources.js";
+import type { BridgeLog } from "../spool/spool-side.js";
+import { message } from "../spool/text.js";
+import { listTools } from "../spool/tools.js";
+import { type Connection, callTool, capabilitiesOf, type ServerDeps } from "./call.js";
+import { cancelTask, type TaskCaller, taskView, updateTask } from "./tasks.js";
+import { declaresTasks, elicitsForm, TASKS_EXTENSION } from "./wire.js";
 
 /*
- * Spool's MCP servers, one factory for each revision, both the v2 SDK's Server with Spool's handlers on its public
- * setRequestHandler, both answering from the same table of tools (tools.ts) and the same resource functions
- * (resources.ts):
- * - `spoolServer`, 2026-07-28's, for one request (HTTP: createMcpHandler's factory, modern.ts) or one stdio
- *   connection (serveStdio's, stdio.ts). The SDK checks the envelope and headers, answers server/discover, stamps
- *   resultType, cache fields and the server's identity; run_command is an elicited decision or a task
- *   (modern-call.ts, modern-tasks.ts), on the caller's kept Spool connection.
- * - `sessionServer`, a 2025-11-25 session's (McpBridge, bridge.ts: over stdio or one Streamable HTTP session):
- *   initialize, progress and elicitation over the session, the tasks of 2025-11-25 (tasks.ts) and resource
- *   subscriptions.
+ * The server of MCP 2026-07-28, the v2 SDK's Server with Spool's handlers on its public setRequestHandler, for one
+ * request (HTTP: createMcpHandler's factory, modern.ts) or one stdio connection (serveStdio's, src/mcp/stdio.ts).
+ * The SDK checks the envelope and headers, answers server/discover, stamps resultType, cache fields and the
+ * server's identity; run_command is an elicited decision or a task (call.ts, tasks.ts), on the caller's kept Spool
+ * connection. The tools and resources are the same table and functions a 2025-11-25 session's server answers with
+ * (src/mcp/spool/).
  */
-
-/** What the server tells the client's model about itself (initialize, server/discover). */
-export const INSTRUCTIONS =
-  "Spool runs your shell commands after a person approves them (web view, spool approve, an editor). run_command waits for the decision and for the command; use background: true for servers and watchers, then read_output, send_input, signal and cancel by path.";
-
-const instructions = (where: string | undefined) => (where ? `${INSTRUCTIONS} ${where}` : INSTRUCTIONS);
-
-/** A 2025-11-25 session's server and the Spool side its handlers work on; `resources.close` stops its subscriptions. */
-export function sessionServer(options: McpBridgeOptions): { server: Server; side: SpoolSide; resources: { close(): Promise<void> } } {
-  const server = new Server(
-    { name: "spool", title: "Spool", version: options.version },
-    {
-      // Tasks (2025-11-25): run_command may run as one, and each task is a Spool producer (src/mcp/tasks.ts). The
-      // capability is 2025-11-25's, which the v2 SDK's type (2026-07-28's) no longer names.
-      capabilities: { tools: { listChanged: true }, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } } as ServerCapabilities,
-      instructions: instructions(options.where),
-    },
-  );
-  const side = new SpoolSide(server, options);
-  const store = new SpoolTaskStore({
-    session: () => side.ready(),
-    taskRuns: () => taskRuns(side),
-    report: async (run, path, by) => report(await side.ready(), run, path, by),
-  });
-  registerToolCalls(side, store);
-  return { server, side, resources: registerResources(side) };
-}
 
 /** The server's capabilities under 2026-07-28, as server/discover says them. */
 const CAPABILITIES = {
@@ -121,7 +89,7 @@ export function spoolServer(deps: ServerDeps, connectionOf: ((ctx: ServerContext
   );
   server.setRequestHandler(
     "tools/call",
-    guard("tools/call", (request, ctx) => modernCall(deps, needs(ctx), request.params as Record<string, unknown>, ctx)),
+    guard("tools/call", (request, ctx) => callTool(deps, needs(ctx), request.params as Record<string, unknown>, ctx)),
   );
   server.setRequestHandler(
     "tasks/get",

@@ -1,9 +1,9 @@
 import type { Server, ServerContext } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
-import type { ResultOf } from "../protocol/methods/index.js";
-import type { SpoolNotifications } from "../protocol/notifications.js";
-import { producerOf } from "../protocol/views.js";
+import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import type { ResultOf } from "../../protocol/methods/index.js";
+import type { SpoolNotifications } from "../../protocol/notifications.js";
+import { producerOf } from "../../protocol/views.js";
 import type { McpExtras } from "./extras.js";
 import { parseResourceUri } from "./resource-uri.js";
 import { STATUS, ToolFailure } from "./text.js";
@@ -42,7 +42,7 @@ export interface McpBridgeOptions {
 
 /**
  * What a tool call gets of the MCP request that carries it, whichever revision it came by (a 2025-11-25 session's
- * handler context, extraOf below, or a 2026-07-28 request, modern.ts): its cancel, its `_meta` (a progress token),
+ * handler context, extraOf below, or a 2026-07-28 request, src/mcp/stateless/call.ts): its cancel, its `_meta` (a progress token),
  * notifications related to it, requests to the client (2025-11-25 only), and over HTTP the request's headers.
  */
 export interface Extra {
@@ -82,14 +82,25 @@ export interface Session {
   who: string;
 }
 
+/**
+ * What the Spool side asks of the MCP connection it answers on, when there is one: a 2025-11-25 session's server
+ * (log messages, the resource list's changes, the client's name and capabilities, elicitation). A 2026-07-28
+ * caller's side has none: each request is answered on its own, and what it is told goes on its own stream.
+ */
+export type McpPeer = Pick<Server, "sendLoggingMessage" | "sendResourceListChanged" | "getClientVersion" | "getClientCapabilities" | "elicitInput">;
+
+/** How long closing waits for the calls it cancels to be confirmed by the server. */
+const CLOSE_WAIT_MS = 10_000;
+
 /** Decisions remembered before anyone waits for them (they can arrive before proposal/create's reply). */
 const MAX_EARLY = 256;
 /** Commands list_commands and resources/list show at most. */
 export const LIST_LIMIT = 500;
 
 /**
- * What every part of the bridge shares: the MCP server it answers on, its options and log, and the Spool side
- * (opened once, at the first need), with the decisions waited for and the tool calls still in flight.
+ * What every part of the bridge shares, in either revision: the MCP connection it answers on (a 2025-11-25
+ * session's server; none for 2026-07-28), its options and log, and the Spool side (opened once, at the first
+ * need), with the decisions waited for and the tool calls still in flight.
  */
 export class SpoolSide {
   /** Set once the MCP connection closes: a call it aborts then says the client closed the connection. */
@@ -105,17 +116,17 @@ export class SpoolSide {
   #session: Promise<Session> | null = null;
 
   constructor(
-    readonly server: Server,
+    readonly peer: McpPeer | null,
     readonly options: McpBridgeOptions,
   ) {
     this.log = {
       info: (text) => {
         options.log.info(text);
-        server.sendLoggingMessage({ level: "info", logger: "spool", data: text }).catch(() => undefined);
+        peer?.sendLoggingMessage({ level: "info", logger: "spool", data: text }).catch(() => undefined);
       },
       warn: (text) => {
         options.log.warn(text);
-        server.sendLoggingMessage({ level: "warning", logger: "spool", data: text }).catch(() => undefined);
+        peer?.sendLoggingMessage({ level: "warning", logger: "spool", data: text }).catch(() => undefined);
       },
     };
   }
@@ -145,7 +156,7 @@ export class SpoolSide {
   }
 
   async #open(): Promise<Session> {
-    const info = this.options.client ?? this.server.getClientVersion();
+    const info = this.options.client ?? this.peer?.getClientVersion();
     const who = info?.name || "MCP client";
     const { url, token, door } = await this.options.server();
     const project = this.options.project;
@@ -168,13 +179,29 @@ export class SpoolSide {
         this.#early.set(p.path, p);
         if (this.#early.size > MAX_EARLY) this.#early.delete(this.#early.keys().next().value!);
       }
-      if (p.decision === "accept") this.server.sendResourceListChanged().catch(() => undefined);
+      if (p.decision === "accept") this.peer?.sendResourceListChanged().catch(() => undefined);
     });
     // Decisions made while the connection was down are read from the log entries.
     client.onReconnect(() => {
       for (const path of this.waiters.keys()) void this.decidedAlready(session, path).then((n) => n && this.waiters.get(path)?.(n));
     });
     return session;
+  }
+
+  /**
+   * After the MCP connection closed (or the kept connection was dropped): the calls it aborted reject their
+   * proposals and cancel their commands, given a while to reach the server; then the Spool connection closes.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    const session = await this.opened();
+    // The calls the close aborted reject their proposals and cancel their commands: let them reach the server.
+    await new Promise((resolve) => setImmediate(resolve));
+    // Within reason: with the server unreachable, a cancel cannot be confirmed (the server's grace period ends it).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    session?.client.close();
   }
 
   /** This connection's run, created the first time a command needs it (titled with the MCP client's name). */

@@ -1,7 +1,7 @@
-import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
-import { defaultRunnerName, escapeControl, factsRevision, factsText } from "../protocol/proposal-facts.js";
-import { ENTRY } from "../protocol/status.js";
-import { producerOf } from "../protocol/views.js";
+import { factsChanged, SpoolRpcError } from "../../client/spool-client.js";
+import { defaultRunnerName, escapeControl, factsRevision, factsText } from "../../protocol/proposal-facts.js";
+import { ENTRY } from "../../protocol/status.js";
+import { producerOf } from "../../protocol/views.js";
 import { HEARTBEAT_MS, type Progress } from "./progress.js";
 import type { Extra, Resolved, Session, SpoolSide } from "./spool-side.js";
 import { message } from "./text.js";
@@ -45,7 +45,7 @@ export async function awaitDecision(side: SpoolSide, session: Session, path: str
     progress.say(`waiting for a decision on ${path} (Spool web view, spool approve, or an editor)`);
     heartbeat = setInterval(() => progress.say(`still waiting for a decision on ${path}`), HEARTBEAT_MS);
     // Elicitation decides: only a person's credential may (an agent's never accepts).
-    if (side.options.role === "person" && side.server.getClientCapabilities()?.elicitation?.form) elicit(side, session, path, shown, asked.signal);
+    if (side.options.role === "person" && side.peer?.getClientCapabilities()?.elicitation?.form) elicit(side, session, path, shown, asked.signal);
     const d = await decided;
     return d;
   } finally {
@@ -127,8 +127,8 @@ export function decide(session: Session, proposal: { run: string; path: string }
  */
 function elicit(side: SpoolSide, session: Session, path: string, shown: Shown, signal: AbortSignal, note?: string): void {
   const run = session.run!;
-  side.server
-    .elicitInput(approvalForm(run, path, shown, note), { signal, timeout: ELICITATION_TIMEOUT_MS })
+  side.peer
+    ?.elicitInput(approvalForm(run, path, shown, note), { signal, timeout: ELICITATION_TIMEOUT_MS })
     .then(async (answer) => {
       if (signal.aborted) return;
       // Dismissed without a choice: the proposal waits for another client.

@@ -1,10 +1,10 @@
 import type { CallToolResult } from "@modelcontextprotocol/server";
-import { SpoolRpcError } from "../client/spool-client.js";
-import { EntryPath } from "../protocol/common.js";
-import type { ResultOf } from "../protocol/methods/index.js";
-import { escapeControl } from "../protocol/proposal-facts.js";
-import { grepLines } from "../protocol/search-lines.js";
-import { producerOf } from "../protocol/views.js";
+import { SpoolRpcError } from "../../client/spool-client.js";
+import { EntryPath } from "../../protocol/common.js";
+import type { ResultOf } from "../../protocol/methods/index.js";
+import { escapeControl } from "../../protocol/proposal-facts.js";
+import { grepLines } from "../../protocol/search-lines.js";
+import { producerOf } from "../../protocol/views.js";
 import { parseResourceUri, resourceUri } from "./resource-uri.js";
 import { channelsOf, type LogEntry, type Session, type SpoolSide } from "./spool-side.js";
 import { STATUS, statusWord, ToolFailure, text } from "./text.js";

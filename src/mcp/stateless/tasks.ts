@@ -1,14 +1,14 @@
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
-import { factsChanged, SpoolRpcError } from "../client/spool-client.js";
-import { producerOf } from "../protocol/views.js";
-import { answerOf, approvalForm, changedNote, decide, factsShown } from "./decision.js";
-import { report } from "./output.js";
-import type { Session } from "./spool-side.js";
-import { parseTaskId, TASK_CANCEL_REASON, TASK_POLL_MS, taskIdOf } from "./tasks.js";
+import { factsChanged, SpoolRpcError } from "../../client/spool-client.js";
+import { producerOf } from "../../protocol/views.js";
+import { answerOf, approvalForm, changedNote, decide, factsShown } from "../spool/decision.js";
+import { report } from "../spool/output.js";
+import type { Session } from "../spool/spool-side.js";
+import { parseTaskId, TASK_CANCEL_REASON, TASK_POLL_MS, taskIdOf } from "../spool/task-id.js";
 
 /*
  * The tasks extension (io.modelcontextprotocol/tasks) of MCP 2026-07-28. A task is a Spool proposal and its
- * producer: its id names the run and log path (src/mcp/tasks.ts), so its state is the store's, read by whichever
+ * producer: its id names the run and log path (src/mcp/spool/task-id.ts), so its state is the store's, read by whichever
  * server answers and after any restart; its times are its log entry's own. Waiting for a decision it is
  * `input_required` with the approval form for a caller who may decide (and elicits), else `working`; then
  * `working` while it runs, and `completed` with the result the synchronous call gives.

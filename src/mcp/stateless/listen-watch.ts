@@ -1,7 +1,7 @@
 import type { ServerNotifier } from "@modelcontextprotocol/server";
-import { parseProposalsUri, parseResourceUri } from "./resource-uri.js";
-import { followOutput, followProposals } from "./resources.js";
-import type { Session, SpoolSide } from "./spool-side.js";
+import { parseProposalsUri, parseResourceUri } from "../spool/resource-uri.js";
+import { followOutput, followProposals } from "../spool/resources.js";
+import type { Session, SpoolSide } from "../spool/spool-side.js";
 
 /*
  * What a subscriptions/listen (MCP 2026-07-28) is told of, Spool's side: the SDK serves the stream (the ack, the

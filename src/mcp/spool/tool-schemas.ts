@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { EntryGetParams, EntrySearchParams, SEARCH_MAX_CONTEXT } from "../protocol/methods/entry.js";
-import { ProposalCreateParams } from "../protocol/methods/proposal.js";
+import { EntryGetParams, EntrySearchParams, SEARCH_MAX_CONTEXT } from "../../protocol/methods/entry.js";
+import { ProposalCreateParams } from "../../protocol/methods/proposal.js";
 import { KEY_NAMES } from "./text.js";
 
 /*

@@ -1,6 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/server";
-import { SpoolRpcError, type StreamWatch } from "../client/spool-client.js";
-import { Traceparent } from "../protocol/common.js";
+import { SpoolRpcError, type StreamWatch } from "../../client/spool-client.js";
+import { Traceparent } from "../../protocol/common.js";
 import { awaitDecision } from "./decision.js";
 import { report } from "./output.js";
 import { HEARTBEAT_MS, Progress } from "./progress.js";
@@ -12,7 +12,7 @@ import { type ArgsOf, DEFAULT_TTY, type RunCommandArgs } from "./tool-schemas.js
 /*
  * run_command: the command is proposed in this connection's run, waits for a decision, then runs while its
  * output streams as progress; the result is what a terminal finally shows. Run as a task, only the proposal
- * is made here (src/mcp/tasks.ts).
+ * is made here (src/mcp/sessions/tasks.ts).
  */
 
 /** Where a tool call can carry the caller's trace: its `_meta` (MCP's place), or over HTTP the request's headers. */

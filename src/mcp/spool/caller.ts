@@ -1,6 +1,6 @@
-/* Who calls /mcp: the principal its bearer credential names (both revisions, http.ts and modern.ts); over stdio, spool mcp's own. */
+/* Who calls /mcp: the principal its bearer credential names (both revisions, src/mcp/http.ts and src/mcp/stateless/modern.ts); over stdio, spool mcp's own. */
 
-import type { DoorCaller } from "../door/door.js";
+import type { DoorCaller } from "../../door/door.js";
 import type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
 
 /** Who called, as the server's authentication found it (the front door's caller; only `person` and `admin` may decide from the MCP client). */
