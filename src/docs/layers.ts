@@ -226,8 +226,9 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["mcp/sessions"],
-    purpose: "MCP 2025-11-25, one wing: a session's server (initialize, its tasks, resource subscriptions) and the bridge that serves it on a transport",
-    imports: ["protocol", "client", "mcp/spool", ...SHARED],
+    purpose:
+      "MCP 2025-11-25, one wing: a session's server (initialize, its tasks, resource subscriptions), the bridge that serves it on a transport, the sessions of `/mcp`",
+    imports: ["protocol", "client", "door", "mcp/spool", ...SHARED],
     packages: "any",
     node: true,
   },

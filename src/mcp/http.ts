@@ -1,25 +1,21 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isLegacyRequest, WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/server";
-import { SpoolRpcError } from "../client/spool-client.js";
-import { ConnectError } from "../client/ws-transport.js";
+import { isLegacyRequest } from "@modelcontextprotocol/server";
 import { type EndpointOptions, entryId, FrontDoor, shuttingDown, streamMethod } from "../door/door.js";
 import { answerFailure, DoorError } from "../door/errors.js";
-import { callersEntry, type Holder, holdOpen, type OpenRequests, type PrincipalTable } from "../door/table.js";
-import { sendResponse, webRequest } from "../door/web.js";
-import { ERRORS } from "../protocol/errors.js";
+import { webRequest } from "../door/web.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
-import { type BridgeLog, McpBridge } from "./sessions/bridge.js";
-import { SessionEventStore } from "./sessions/event-store.js";
+import { HttpSessions, type SessionLimits } from "./sessions/http.js";
 import { SESSION_VERSION } from "./sessions/server.js";
-import { bridgeOptionsFor, type McpCaller } from "./spool/caller.js";
+import type { McpCaller, McpTarget } from "./spool/caller.js";
 import type { McpExtras } from "./spool/extras.js";
-import { type McpTarget, type ModernLimits, ModernMcp } from "./stateless/modern.js";
+import type { BridgeLog } from "./spool/spool-side.js";
+import { type ModernLimits, ModernMcp } from "./stateless/modern.js";
 import { CODES, MODERN_VERSION } from "./stateless/wire.js";
 
 /*
  * MCP over Streamable HTTP at /mcp on `spool serve`'s own port: each MCP session is one McpBridge (the same
- * tools, resources and tasks as `spool mcp` on stdio) on the v2 SDK's WebStandardStreamableHTTPServerTransport, a
+ * tools, resources and tasks as `spool mcp` on stdio) on the v2 SDK's WebStandardStreamableHTTPServerTransport
+ * (src/mcp/sessions/http.ts), a
  * client of this server over its WebSocket with the caller's own credential, so the server's checks of that
  * credential apply to every call it makes. Which revision a POST speaks (a 2025-11-25 session's, a 2026-07-28
  * request without one, or neither: refused) is the v2 SDK's classifier's decision. Who comes in, how much each
@@ -31,17 +27,9 @@ import { CODES, MODERN_VERSION } from "./stateless/wire.js";
 
 export type { McpCaller } from "./spool/caller.js";
 
-export interface McpHttpLimits {
-  /** MCP sessions open at once (across callers; the home goes the door's homeReserve past it). */
-  maxSessions: number;
-  /** Of them, one principal's at most (with the credentials it minted): past it its least recently used one ends. */
-  maxSessionsPerPrincipal: number;
+export interface McpHttpLimits extends SessionLimits {
   /** Largest POST body. */
   maxBodyBytes: number;
-  /** Requests one session holds open at once (SSE streams: the GET stream and POST responses). */
-  maxStreamsPerSession: number;
-  /** A session with nothing open and no request for this long is closed (its tasks go on in Spool). */
-  idleMs: number;
 }
 
 export const DEFAULT_MCP_LIMITS: McpHttpLimits = {
@@ -58,19 +46,9 @@ export interface McpHttpOptions extends EndpointOptions {
   limits?: Partial<McpHttpLimits>;
   /** Limits of the 2026-07-28 side (its kept Spool connections). */
   modernLimits?: Partial<ModernLimits>;
-  /** Tools and resources beside Spool's own, for both revisions (extras.ts: the conformance suite's fixture, in test code only). */
+  /** Tools and resources beside Spool's own, for both revisions (src/mcp/spool/extras.ts: the conformance suite's fixture, in test code only). */
   extras?: McpExtras;
 }
-
-/** A session: its requests being answered (`open`: SSE streams stay open) are cut when it ends. */
-interface Session extends OpenRequests {
-  id: string;
-  caller: McpCaller;
-  transport: WebStandardStreamableHTTPServerTransport;
-}
-
-/** How long an ended session's open answers get to take their end before they are cut. */
-const ANSWER_GRACE_MS = 1_000;
 
 export const MCP_PATH = "/mcp";
 
@@ -78,8 +56,8 @@ export const MCP_PATH = "/mcp";
 export class McpHttpEndpoint {
   readonly #limits: McpHttpLimits;
   readonly #door: FrontDoor;
-  readonly #sessions: PrincipalTable<Session>;
-  readonly #sweep: NodeJS.Timeout;
+  /** MCP 2025-11-25: the sessions (src/mcp/sessions/http.ts). */
+  readonly #sessions: HttpSessions;
   /** MCP 2026-07-28: requests without a session (src/mcp/stateless/modern.ts). */
   readonly #modern: ModernMcp;
   #closed = false;
@@ -87,12 +65,7 @@ export class McpHttpEndpoint {
   constructor(private readonly options: McpHttpOptions) {
     this.#limits = { ...DEFAULT_MCP_LIMITS, ...options.limits };
     this.#door = FrontDoor.of(options);
-    this.#sessions = this.#door.table<Session>(
-      "MCP sessions",
-      ["maxSessions", this.#limits.maxSessions],
-      ["maxSessionsPerPrincipal", this.#limits.maxSessionsPerPrincipal],
-      (session, why) => this.#ended(session, why),
-    );
+    this.#sessions = new HttpSessions(this.#door, options, this.#limits);
     this.#modern = new ModernMcp({
       serverUrl: options.serverUrl,
       door: options.door,
@@ -102,7 +75,6 @@ export class McpHttpEndpoint {
       reserve: this.#door.limits.homeReserve,
       extras: options.extras,
     });
-    this.#sweep = this.#sessions.sweepEvery(this.#limits.idleMs);
   }
 
   /** Open sessions (for tests and the server's figures). */
@@ -130,7 +102,7 @@ export class McpHttpEndpoint {
           `No Mcp-Session-Id: ${MODERN_VERSION} clients POST each request; ${SESSION_VERSION} clients start a session with an initialize request (POST)`,
           { Allow: "POST" },
         );
-      return this.#serve(this.#session(id, caller), request, response, undefined);
+      return this.#sessions.serve(id, caller, request, response, undefined);
     }
     const body = await this.#door.json(request, admitted, this.#limits.maxBodyBytes);
     // Which revision it speaks is the v2 SDK's decision: what is not 2025-11-25 traffic (a session's) goes to the
@@ -148,77 +120,14 @@ export class McpHttpEndpoint {
       return this.#modern.serve(request, response, body, caller, holder, target);
     }
     if (id === undefined) {
-      if ((body as { method?: unknown } | null)?.method === "initialize") return this.#start(request, response, caller, holder, projectOf(request), body);
+      if ((body as { method?: unknown } | null)?.method === "initialize")
+        return this.#sessions.start(request, response, caller, holder, projectOf(request), body);
       throw new DoorError(
         400,
         `No Mcp-Session-Id: the first request of a ${SESSION_VERSION} session is initialize (a ${MODERN_VERSION} request carries _meta io.modelcontextprotocol/protocolVersion)`,
       );
     }
-    await this.#serve(this.#session(id, caller), request, response, body);
-  }
-
-  /** The caller's session of this id. */
-  #session(id: string, caller: McpCaller): Session {
-    return callersEntry(
-      this.#sessions,
-      id,
-      caller,
-      () => new DoorError(404, "No such MCP session (it ended or the server restarted): initialize a new one", {}, -32001),
-    );
-  }
-
-  /** A new session: an initialize request opens a bridge of its own, in a place its principal's share makes for it. */
-  async #start(request: IncomingMessage, response: ServerResponse, caller: McpCaller, holder: Holder, target: McpTarget, body: unknown): Promise<void> {
-    const place = this.#sessions.take(holder);
-    try {
-      // Its Spool connection acts as an agent unless the credential is a person's (then elicitation may decide).
-      const bridge = new McpBridge({ ...bridgeOptionsFor(caller, target, this.options, `MCP over HTTP, ${caller.name}`), client: clientOf(body) });
-      // The project is joined before the initialize is answered: one the server has not (NOT_FOUND naming those there
-      // are), or the credential may not join, is the initialize's own error, and no session is made.
-      await bridge.side.ready().catch(async (error: unknown) => {
-        await bridge.close();
-        throw joinRefused(error, idOf(body));
-      });
-      let session: Session | undefined;
-      const transport = new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        eventStore: new SessionEventStore(),
-        onsessioninitialized: (sid) => {
-          // The session is its credential's: it ends when that expires (the table's), or is revoked (endPrincipal).
-          session = { id: sid, caller, transport, open: new Set(), lastSeen: Date.now() };
-          place.add(sid, session);
-        },
-      });
-      const { closed } = await bridge.connect(transport);
-      void closed
-        .then(() => bridge.close())
-        .catch((error: unknown) => this.options.log.warn(`mcp: closing a session: ${error instanceof Error ? error.message : String(error)}`))
-        .finally(() => {
-          if (transport.sessionId) this.#sessions.delete(transport.sessionId);
-        });
-      // The initialize's answer is one message: its response is not counted among the session's open ones.
-      await sendResponse(await transport.handleRequest(webRequest(request, response), { parsedBody: body }), response);
-      // An initialize the transport refused made no session: nothing is left behind.
-      if (!session) await transport.close();
-    } finally {
-      place.release();
-    }
-  }
-
-  async #serve(session: Session, request: IncomingMessage, response: ServerResponse, body: unknown): Promise<void> {
-    holdOpen(session, response, this.#limits.maxStreamsPerSession, "session", "maxStreamsPerSession");
-    await sendResponse(await session.transport.handleRequest(webRequest(request, response), { parsedBody: body }), response);
-  }
-
-  /** A session out of the table: its transport closes and its open answers end. */
-  #ended(session: Session, why: string): void {
-    this.options.log.info(`mcp: session ${session.id} of ${session.caller.name} ended: ${why}`);
-    void session.transport.close();
-    // Its streams end with the transport; one whose client does not take the end within a second is cut.
-    if (session.open.size > 0)
-      setTimeout(() => {
-        for (const response of session.open) if (!response.writableFinished) response.destroy();
-      }, ANSWER_GRACE_MS).unref();
+    await this.#sessions.serve(id, caller, request, response, body);
   }
 
   /**
@@ -226,16 +135,14 @@ export class McpHttpEndpoint {
    * its 2026-07-28 streams. How many sessions and streams ended.
    */
   endPrincipal(name: string, why = "its credential was revoked"): number {
-    return this.#sessions.endWhere((session) => session.caller.name === name, why) + this.#modern.endPrincipal(name);
+    return this.#sessions.endPrincipal(name, why) + this.#modern.endPrincipal(name);
   }
 
   /** Ends every session (the server stops); their tasks go on in Spool's store. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#sweep);
     await this.#modern.close();
-    const sessions = this.#sessions.clear();
-    await Promise.allSettled(sessions.map((s) => s.transport.close()));
+    await this.#sessions.close();
   }
 }
 
@@ -260,25 +167,6 @@ function projectOf(request: IncomingMessage): McpTarget {
     mode,
     ...(runner !== undefined ? { runner } : {}),
   };
-}
-
-/** The client a 2025-11-25 initialize names (its Spool connection and run are named after it), or none. */
-function clientOf(body: unknown): { name: string; version: string } | undefined {
-  const info = (body as { params?: { clientInfo?: { name?: unknown; version?: unknown } } } | null)?.params?.clientInfo;
-  if (!info || typeof info.name !== "string" || info.name === "") return undefined;
-  return { name: info.name.slice(0, 200), version: typeof info.version === "string" ? info.version.slice(0, 100) : "unknown" };
-}
-
-/**
- * Why a session's project could not be joined, as the initialize's answer: Spool's refusal (NOT_FOUND, FORBIDDEN, …)
- * as a JSON-RPC error with its code, message and data, which MCP clients read as the initialize's error; this
- * server's connections full for the caller as the door's 429.
- */
-function joinRefused(error: unknown, id: string | number | null): unknown {
-  if (error instanceof SpoolRpcError) return new DoorError(200, error.message, {}, error.code, { data: error.data, id });
-  if (error instanceof ConnectError && (error.status === 429 || error.status === 503))
-    return new DoorError(429, error.message, { "Retry-After": "1" }, ERRORS.LIMIT_EXCEEDED.code, { data: { code: "LIMIT_EXCEEDED" }, id });
-  return error;
 }
 
 /** A request's id to echo in an error (null when it has none to read). */

@@ -3,11 +3,11 @@ import { type JSONRPCMessage, ProtocolError, type Transport } from "@modelcontex
 import { type StdioServerHandle, serveStdio } from "@modelcontextprotocol/server/stdio";
 import { McpBridge } from "./sessions/bridge.js";
 import { SESSION_VERSION } from "./sessions/server.js";
-import type { McpCaller } from "./spool/caller.js";
+import type { McpCaller, McpTarget } from "./spool/caller.js";
 import type { BridgeLog, McpBridgeOptions } from "./spool/spool-side.js";
 import { message as messageOf } from "./spool/text.js";
 import { listenedUris } from "./stateless/listen-watch.js";
-import { type McpTarget, ModernMcp } from "./stateless/modern.js";
+import { ModernMcp } from "./stateless/modern.js";
 import { CODES, idOrNull, isModern, MODERN_VERSION, malformedInputResponses, refusedEnvelope } from "./stateless/wire.js";
 
 /*

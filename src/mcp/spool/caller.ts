@@ -6,6 +6,13 @@ import type { BridgeLog, McpBridgeOptions } from "./spool-side.js";
 /** Who called, as the server's authentication found it (the front door's caller; only `person` and `admin` may decide from the MCP client). */
 export type McpCaller = DoorCaller;
 
+/** Where a request works: the project, mode and runner of /mcp's query (over stdio, spool mcp's own). */
+export interface McpTarget {
+  project: { name?: string; root?: string };
+  mode: "ask" | "act";
+  runner?: string;
+}
+
 /** A caller that may decide a proposal from its MCP client (elicitation): a person or an admin. */
 export function mayDecide(caller: McpCaller): boolean {
   return caller.role === "person" || caller.role === "admin";

@@ -4,7 +4,7 @@ import { type AuthInfo, createMcpHandler, type McpHttpHandler, ProtocolError, ty
 import { answerError, DoorError, DoorFull } from "../../door/errors.js";
 import { type Holder, PrincipalTable } from "../../door/table.js";
 import { sendResponse, webRequest } from "../../door/web.js";
-import { bridgeOptionsFor, type McpCaller } from "../spool/caller.js";
+import { bridgeOptionsFor, type McpCaller, type McpTarget } from "../spool/caller.js";
 import type { McpExtras } from "../spool/extras.js";
 import { type BridgeLog, SpoolSide } from "../spool/spool-side.js";
 import { message } from "../spool/text.js";
@@ -26,13 +26,6 @@ import { type ClientInfo, CODES, idOrNull, META, MODERN_VERSION, malformedInputR
  * stdio, the v2 SDK's serveStdio serves `stdioServer`'s server (src/mcp/stdio.ts), each request on its client's kept
  * connection, and `watch` follows what a listen asks for.
  */
-
-/** Where a request works: the project, mode and runner of /mcp's query. */
-export interface McpTarget {
-  project: { name?: string; root?: string };
-  mode: "ask" | "act";
-  runner?: string;
-}
 
 export interface ModernLimits {
   /** Spool connections kept for 2026-07-28 callers, in all. */
