@@ -6,7 +6,7 @@ import { webRequest } from "../door/web.js";
 import { PROJECT_NAME } from "../protocol/project-name.js";
 import { HttpSessions, type SessionLimits } from "./sessions/http.js";
 import { SESSION_VERSION } from "./sessions/server.js";
-import type { McpCaller, McpTarget } from "./spool/caller.js";
+import type { McpTarget } from "./spool/caller.js";
 import type { McpExtras } from "./spool/extras.js";
 import type { BridgeLog } from "./spool/spool-side.js";
 import { type ModernLimits, ModernMcp } from "./stateless/modern.js";
