@@ -93,6 +93,19 @@ describe("every reader searches a stored output", () => {
         expect(resultText(malformed)).toContain("is not an output's path: read_output takes a path run_command gave");
         expect(resultText(malformed)).not.toContain("Invalid params");
       }
+      // The tools that reach a command by its path say the same of a malformed one.
+      for (const [name, extra] of [
+        ["send_input", { text: "y\n" }],
+        ["signal", { signal: "INT" }],
+        ["cancel", {}],
+      ] as const) {
+        for (const path of ["make output", `spool://${run}/`]) {
+          const malformed = await mcp.client.callTool({ name, arguments: { path, ...extra } });
+          expect(malformed.isError, name).toBe(true);
+          expect(resultText(malformed), name).toContain(`${JSON.stringify(path)} is not a command's path: give the path run_command gave`);
+          expect(resultText(malformed), name).not.toContain("Invalid params");
+        }
+      }
       const bare = resultText(await mcp.client.callTool({ name: "read_output", arguments: { path: `spool://${run}/${log}`, pattern: "ERROR" } }));
       expect(bare).not.toContain("\n--\n");
     } finally {

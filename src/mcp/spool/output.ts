@@ -1,12 +1,11 @@
 import type { CallToolResult } from "@modelcontextprotocol/server";
 import { SpoolRpcError } from "../../client/spool-client.js";
-import { EntryPath } from "../../protocol/common.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import { escapeControl } from "../../protocol/proposal-facts.js";
 import { grepLines } from "../../protocol/search-lines.js";
 import { producerOf } from "../../protocol/views.js";
 import { parseResourceUri, resourceUri } from "./resource-uri.js";
-import { channelsOf, type LogEntry, type Session, type SpoolSide } from "./spool-side.js";
+import { channelsOf, isEntryPath, type LogEntry, type Session, type SpoolSide } from "./spool-side.js";
 import { STATUS, statusWord, ToolFailure, text } from "./text.js";
 import type { ArgsOf, ReadOutputArgs } from "./tool-schemas.js";
 
@@ -79,7 +78,7 @@ export async function readOutput(side: SpoolSide, args: ArgsOf<typeof ReadOutput
   const path = parsed?.path ?? args.path;
   // Every read names an entry: a path that cannot be one is said so here, as a wrong one is (not the RPC's bare "Invalid params"),
   // and so is a spool:// URI that names no command (`spool://RUN/`), which is no path of this connection's either.
-  if (!EntryPath.safeParse(path).success || (parsed === null && args.path.startsWith("spool://")))
+  if (!isEntryPath(args.path, parsed))
     throw new ToolFailure(
       `${JSON.stringify(args.path)} is not an output's path: read_output takes a path run_command gave (log://turn_1/sh/make, or a channel such as sh://turn_1/make_1), or spool://RUN/PATH for another run's`,
     );

@@ -1,6 +1,7 @@
 import type { Server, ServerContext } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
+import { EntryPath } from "../../protocol/common.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
 import type { SpoolNotifications } from "../../protocol/notifications.js";
 import { producerOf } from "../../protocol/views.js";
@@ -245,8 +246,12 @@ export class SpoolSide {
   /** A path argument as run and log path: a spool:// URI, a log path, or a channel path (its producer's log path). */
   async target(session: Session, given: string): Promise<{ run: string; path: string; log: LogEntry }> {
     const parsed = parseResourceUri(given);
-    const run = parsed?.run ?? this.ownRun(session, given);
     const path = parsed?.path ?? given;
+    if (!isEntryPath(given, parsed))
+      throw new ToolFailure(
+        `${JSON.stringify(given)} is not a command's path: give the path run_command gave (log://turn_1/sh/make, or one of its channels such as sh://turn_1/make_1), or spool://RUN/PATH for another run's`,
+      );
+    const run = parsed?.run ?? this.ownRun(session, given);
     let entry: LogEntry;
     try {
       entry = await session.client.call("entry/get", { run, path, limit: 1 });
@@ -267,4 +272,13 @@ export function channelsOf(log: LogEntry): { channel: number; path: string }[] {
   return producerOf(log)
     .channels.filter((c) => c.channel > 0)
     .map((c) => ({ channel: c.channel, path: c.path }));
+}
+
+/**
+ * Whether a tool's `path` argument can name an entry: an entry's path, or a spool://RUN/PATH URI (`parsed`, its
+ * reading); a spool:// URI that names no entry (`spool://RUN/`) is none. Said by the tool, not as the RPC's bare
+ * "Invalid params".
+ */
+export function isEntryPath(given: string, parsed: { path: string } | null): boolean {
+  return EntryPath.safeParse(parsed?.path ?? given).success && !(parsed === null && given.startsWith("spool://"));
 }
