@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { sql } from "kysely";
 import type { HomeLock } from "../home/lock.js";
-import type { Store } from "../store/database.js";
+import type { Store } from "../store/store.js";
 import { MIGRATION_TABLE } from "../store/migrator.js";
 
 /** How long /readyz waits for the store before calling the server not ready. */

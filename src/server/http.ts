@@ -11,7 +11,7 @@ import { createMetrics } from "../ops/metrics.js";
 import { opsRoutes } from "../ops/routes.js";
 import type { ServerConnection } from "../rpc/connection.js";
 import { watchLiveness } from "../rpc/liveness.js";
-import type { Store } from "../store/database.js";
+import type { Store } from "../store/store.js";
 import type { MigrationSet } from "../store/migrator.js";
 import { createWebHandler } from "../web/http.js";
 import { type Address, type Front, refuse } from "./front.js";

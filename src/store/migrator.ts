@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Kysely, Migration, MigrationProvider, MigrationResult } from "kysely";
 import { Migrator } from "kysely";
-import type { SqliteStore, Store } from "./database.js";
+import type { SqliteStore, Store } from "./store.js";
 
 export const MIGRATION_TABLE = "spool_migrations";
 

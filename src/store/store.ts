@@ -5,9 +5,16 @@ import type { Database } from "./schema.js";
 
 /**
  * The store's shape, apart from how it is opened: database.ts opens a SQLite
- * store, postgres.ts a PostgreSQL one, and chunks.ts appends to either's
- * SQLite form. Kept here so that those modules need not import each other.
+ * store, postgres.ts a PostgreSQL one, each with its own group commit of
+ * appends (chunks.ts for SQLite). Kept here, with what an append is, so that
+ * the two engines need not import each other.
  */
+
+export function countNewlines(data: Buffer): number {
+  let count = 0;
+  for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) count++;
+  return count;
+}
 
 /** What one append did (see chunks.ts). */
 export type AppendOutcome =
@@ -17,6 +24,17 @@ export type AppendOutcome =
   | { kind: "mismatch"; seq: number }
   | { kind: "closed"; status: number }
   | { kind: "gap"; expected: number };
+
+/** An append waiting for its engine's next group commit. */
+export interface QueuedAppend {
+  entryId: number;
+  data: Buffer;
+  seq: number | undefined;
+  /** The status of a channel that still takes appends. */
+  open: number;
+  resolve(outcome: AppendOutcome): void;
+  reject(error: unknown): void;
+}
 
 /** A database Spool keeps its state in: SQLite (the default) or PostgreSQL. */
 export interface Store {

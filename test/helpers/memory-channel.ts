@@ -1,5 +1,5 @@
 import type { LineRead } from "../../src/store/chunk-reads.js";
-import { countNewlines } from "../../src/store/chunks.js";
+import { countNewlines } from "../../src/store/store.js";
 import type { EntryRow } from "../../src/store/schema.js";
 
 /** An in-memory channel: an entry row and a line reader with the store's semantics, counting the bytes it hands out. */

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ENTRY } from "../../src/protocol/status.js";
-import { countNewlines } from "../../src/store/chunks.js";
+import { countNewlines } from "../../src/store/store.js";
 import { openStore, type SqliteStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { tempDir } from "../helpers/server.js";

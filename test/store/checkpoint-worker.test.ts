@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { checkpointStats, openStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { sqliteDriverPath } from "../../src/store/sqlite-driver.js";
-import { entryReads } from "../../src/store/sync-reads.js";
+import { entryReads } from "../../src/store/sync-lookups.js";
 import { eventually, tempDir } from "../helpers/server.js";
 import { walFrames } from "../helpers/wal-frames.js";
 
