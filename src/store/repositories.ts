@@ -16,7 +16,7 @@ import * as runnerNames from "./runner-names.js";
 import * as runnerQueue from "./runner-queue.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
-import { chunkSearch } from "./search.js";
+import { chunkSearch } from "./search/search.js";
 import type { Store } from "./store.js";
 import { entryReads, runReads } from "./sync-lookups.js";
 import * as usage from "./usage.js";
@@ -77,6 +77,6 @@ export function createRepositories(store: Store) {
 
 export type Repositories = ReturnType<typeof createRepositories>;
 export type { LineRead } from "./chunk-reads.js";
-export { type AppendOutcome, countNewlines } from "./store.js";
 export { type Attributes, lineCount, wireAttributes } from "./entries.js";
 export { UniqueViolation } from "./errors.js";
+export { type AppendOutcome, countNewlines } from "./store.js";

@@ -3,11 +3,11 @@ import type { PendingCounts } from "./entries.js";
 import * as entries from "./entries.js";
 import * as runs from "./runs.js";
 import type { EntryRow, RunRow } from "./schema.js";
+import { prepareEarly, sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sqlite/sync-reads.js";
 import type { Store } from "./store.js";
-import { prepareEarly, sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sync-reads.js";
 
 /**
- * The lookups of one run or entry that nearly every call makes, synchronous on SQLite (sync-reads.ts): the same rows
+ * The lookups of one run or entry that nearly every call makes, synchronous on SQLite (sqlite/sync-reads.ts): the same rows
  * as the repositories' own queries, which answer instead on PostgreSQL and whenever the read must go through Kysely.
  */
 

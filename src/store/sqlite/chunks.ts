@@ -1,7 +1,8 @@
-import { lineCount } from "../protocol/entry-lines.js";
+import { lineCount } from "../../protocol/entry-lines.js";
+import { storeError } from "../errors.js";
+import { type AppendOutcome, countNewlines, type QueuedAppend } from "../store.js";
 import { busyDelay, isBusy } from "./busy.js";
-import { storeError } from "./errors.js";
-import { type AppendOutcome, countNewlines, type QueuedAppend, type SqliteStore } from "./store.js";
+import type { SqliteStore } from "./sqlite-store.js";
 
 /** Appends waiting for the next group commit, per store. */
 interface AppendQueue {

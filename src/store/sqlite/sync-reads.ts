@@ -1,11 +1,12 @@
 import type SQLite from "better-sqlite3";
+import { storeError } from "../errors.js";
+import type { Store } from "../store.js";
 import { noteActivity, READ } from "./activity.js";
 import { isBusy } from "./busy.js";
-import { storeError } from "./errors.js";
-import type { SqliteStore, Store } from "./store.js";
+import type { SqliteStore } from "./sqlite-store.js";
 
 /**
- * Reads on the hot paths (entry/get: its run and entry (sync-lookups.ts), the lines; replay) that SQLite answers
+ * Reads on the hot paths (entry/get: its run and entry (../sync-lookups.ts), the lines; replay) that SQLite answers
  * synchronously, over statements prepared once per connection: no query
  * building, no promise per statement, no wait in Kysely's queue for the
  * connection. better-sqlite3 runs Kysely's statements synchronously too, so

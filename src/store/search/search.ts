@@ -1,9 +1,10 @@
 import { Worker } from "node:worker_threads";
-import { program } from "../program.js";
+import { program } from "../../program.js";
+import { SQLITE_PACKAGES, sqliteDriverPath } from "../sqlite/sqlite-driver.js";
+import type { SqliteStore } from "../sqlite/sqlite-store.js";
+import type { Store } from "../store.js";
 import type { SearchMatch, SearchQuery } from "./search-match.js";
 import type { ChunkPage, ChunkPageRequest, SearchJob, WorkerReply } from "./search-protocol.js";
-import { SQLITE_PACKAGES, sqliteDriverPath } from "./sqlite-driver.js";
-import type { SqliteStore, Store } from "./store.js";
 
 export { compileQuery, MAX_LINE_BYTES, MAX_TEXT_CHARS, type SearchMatch, type SearchQuery } from "./search-match.js";
 
