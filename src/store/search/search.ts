@@ -88,16 +88,38 @@ interface Slot {
  */
 export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, queued: 64 }) {
   const file = store.kind === "sqlite" && (store as SqliteStore).file !== ":memory:" ? (store as SqliteStore).file : null;
-  const driver = file ? sqliteDriverPath() : "";
-  const idle: Slot[] = [];
-  let running = 0;
-  let queued = 0;
-  const shares = new Map<string, ShareQueue>();
-  /** Shares with searches waiting, in the order the next free worker serves them. */
-  const turns: string[] = [];
-  const perShare = Math.max(1, limits.workers - 1);
+  const source: SearchJob["source"] = file ? { kind: "file", file, driver: sqliteDriverPath() } : { kind: "remote" };
+  const workers = workerPool();
+  const turns = fairTurns(limits);
   let nextId = 0;
 
+  /** Searches the chunks of `entryIds` (one channel, or several merged in stored order) within `budgetMs`, in `share`'s turn. */
+  async function search(
+    entryIds: readonly number[],
+    query: SearchQuery,
+    budgetMs: number,
+    signal?: AbortSignal,
+    share: SearchShare = SERVER_SHARE,
+  ): Promise<SearchOutcome> {
+    await turns.acquire(share, signal);
+    const slot = workers.take();
+    // A search under way keeps the process alive (an idle worker does not).
+    slot.worker.ref();
+    await slot.online;
+    const job: SearchJob = { kind: "search", id: ++nextId, source, entryIds: [...entryIds], query };
+    const end = (kept: boolean) => {
+      if (kept) workers.putBack(slot);
+      turns.release(share);
+    };
+    return runJob(slot, job, budgetMs, signal, (request) => pageOf(store, entryIds, request), end);
+  }
+
+  return { search };
+}
+
+/** The workers of one pool: an idle one is kept IDLE_MS for the next search, then ended. */
+function workerPool() {
+  const idle: Slot[] = [];
   const spawn = (): Slot => {
     const code = program(import.meta.url, "search-worker", SQLITE_PACKAGES);
     const worker = new Worker(code.file ?? code.source, { eval: code.file === null });
@@ -116,6 +138,38 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
     });
     return slot;
   };
+  return {
+    /** An idle worker, or a new one. */
+    take(): Slot {
+      const slot = idle.pop() ?? spawn();
+      if (slot.idle) clearTimeout(slot.idle);
+      slot.idle = null;
+      return slot;
+    },
+    /** A worker whose search ended as it should, kept for the next. */
+    putBack(slot: Slot): void {
+      slot.idle = setTimeout(() => {
+        idle.splice(idle.indexOf(slot), 1);
+        void slot.worker.terminate();
+      }, IDLE_MS);
+      slot.idle.unref();
+      idle.push(slot);
+    },
+  };
+}
+
+/**
+ * The turns of the shares: at most `limits.workers` searches at once, `perShare` of one share while others wait,
+ * `limits.queued` (and a share's reserve) waiting; a search that ends hands its turn to the next share waiting.
+ */
+function fairTurns(limits: SearchLimits) {
+  let running = 0;
+  let queued = 0;
+  const shares = new Map<string, ShareQueue>();
+  /** Shares with searches waiting, in the order the next free worker serves them. */
+  const turns: string[] = [];
+  const perShare = Math.max(1, limits.workers - 1);
+
   const queueOf = (key: string): ShareQueue => {
     let queue = shares.get(key);
     if (!queue) shares.set(key, (queue = { running: 0, waiting: [] }));
@@ -141,146 +195,140 @@ export function chunkSearch(store: Store, limits: SearchLimits = { workers: 2, q
       next.start();
     }
   };
-  const acquire = async (share: SearchShare, signal: AbortSignal | undefined): Promise<Slot> => {
-    const queue = queueOf(share.key);
-    const held = queue.running + queue.waiting.length;
-    if (share.bound !== null && held >= share.bound) {
-      forget(share.key, queue);
-      throw new SearchQueueFull(
-        `${share.name} has ${held} searches running or waiting (limits.maxSearchesPerPrincipal ${share.bound})`,
-        "maxSearchesPerPrincipal",
-      );
-    }
-    if (running >= limits.workers || queue.running >= perShare || queue.waiting.length > 0) {
-      if (queued >= limits.queued + share.reserve) {
+  /** Waits in the share's queue until `start` is called, or `signal` aborts (the waiter leaves the queue). */
+  const wait = (share: SearchShare, queue: ShareQueue, signal: AbortSignal | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      const waiter = {
+        start: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        const at = queue.waiting.indexOf(waiter);
+        if (at === -1) return;
+        queue.waiting.splice(at, 1);
+        queued--;
+        if (queue.waiting.length === 0 && turns.includes(share.key)) turns.splice(turns.indexOf(share.key), 1);
         forget(share.key, queue);
-        throw new SearchQueueFull(`${limits.queued} searches are waiting already; try again shortly`);
-      }
-      queued++;
-      await new Promise<void>((resolve, reject) => {
-        const waiter = {
-          start: () => {
-            signal?.removeEventListener("abort", onAbort);
-            resolve();
-          },
-        };
-        const onAbort = () => {
-          const at = queue.waiting.indexOf(waiter);
-          if (at === -1) return;
-          queue.waiting.splice(at, 1);
-          queued--;
-          if (queue.waiting.length === 0 && turns.includes(share.key)) turns.splice(turns.indexOf(share.key), 1);
-          forget(share.key, queue);
-          reject(signal?.reason ?? new Error("search aborted"));
-        };
-        signal?.addEventListener("abort", onAbort, { once: true });
-        queue.waiting.push(waiter);
-        if (!turns.includes(share.key)) turns.push(share.key);
-      });
-    }
-    running++;
-    queue.running++;
-    const slot = idle.pop() ?? spawn();
-    if (slot.idle) clearTimeout(slot.idle);
-    slot.idle = null;
-    return slot;
-  };
-  const release = (share: SearchShare, slot: Slot | null) => {
-    running--;
-    const queue = queueOf(share.key);
-    queue.running--;
-    forget(share.key, queue);
-    if (slot) {
-      slot.idle = setTimeout(() => {
-        idle.splice(idle.indexOf(slot), 1);
-        void slot.worker.terminate();
-      }, IDLE_MS);
-      slot.idle.unref();
-      idle.push(slot);
-    }
-    dispatch();
-  };
-
-  const pageOf = (entryIds: readonly number[], request: ChunkPageRequest): Promise<ChunkPage> => {
-    const key = entryIds.length === 1 ? "seq" : "id";
-    let query = store.db
-      .selectFrom("chunks")
-      .select([`${key} as key`, "entry_id", "newlines"])
-      .where("entry_id", "in", [...entryIds])
-      .where(key, ">", request.after)
-      .orderBy(key)
-      .limit(request.limit);
-    if (request.phase === "data") query = query.select("data");
-    return query.execute() as Promise<ChunkPage>;
-  };
-
-  /** Searches the chunks of `entryIds` (one channel, or several merged in stored order) within `budgetMs`, in `share`'s turn. */
-  async function search(
-    entryIds: readonly number[],
-    query: SearchQuery,
-    budgetMs: number,
-    signal?: AbortSignal,
-    share: SearchShare = SERVER_SHARE,
-  ): Promise<SearchOutcome> {
-    const slot = await acquire(share, signal);
-    // A search under way keeps the process alive (an idle worker does not).
-    slot.worker.ref();
-    await slot.online;
-    const id = ++nextId;
-    const job: SearchJob = { kind: "search", id, source: file ? { kind: "file", file, driver } : { kind: "remote" }, entryIds: [...entryIds], query };
-    const found: SearchMatch[] = [];
-    let reached = query.fromLine;
-    let lines = 0;
-    return new Promise<SearchOutcome>((resolve, reject) => {
-      let settled = false;
-      const finish = (kept: boolean, end: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", abort);
-        slot.worker.off("message", onMessage);
-        slot.worker.off("error", onError);
-        slot.worker.off("exit", onExit);
-        slot.worker.unref();
-        if (!kept) void slot.worker.terminate();
-        release(share, kept ? slot : null);
-        end();
+        reject(signal?.reason ?? new Error("search aborted"));
       };
-      const cut = () =>
-        finish(false, () => {
-          if (found.length === 0 && reached <= query.fromLine) reject(new SearchTimedOut(budgetMs));
-          else resolve({ matches: found, nextLine: reached, lines, timedOut: true });
-        });
-      const abort = () => finish(false, () => reject(signal?.reason ?? new Error("search aborted")));
-      const onError = (error: Error) => finish(false, () => reject(error));
-      const onExit = () => finish(false, () => reject(new Error("the search worker stopped")));
-      const onMessage = (message: WorkerReply) => {
-        if (message.id !== id) return;
-        if (message.kind === "fetch") {
-          pageOf(entryIds, message).then(
-            (rows) => !settled && slot.worker.postMessage({ kind: "rows", id, rows }),
-            (error: unknown) => finish(false, () => reject(error)),
-          );
-          return;
-        }
-        if (message.kind === "error") return finish(false, () => reject(new Error(message.message)));
-        found.push(...message.matches);
-        lines = message.lines;
-        if (message.kind === "progress") {
-          reached = message.nextLine ?? reached;
-          return;
-        }
-        finish(true, () => resolve({ matches: found, nextLine: message.nextLine, lines, timedOut: false }));
-      };
-      const timer = setTimeout(cut, budgetMs);
-      if (signal?.aborted) return abort();
-      signal?.addEventListener("abort", abort, { once: true });
-      slot.worker.on("message", onMessage);
-      slot.worker.on("error", onError);
-      slot.worker.once("exit", onExit);
-      slot.worker.postMessage(job);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      queue.waiting.push(waiter);
+      if (!turns.includes(share.key)) turns.push(share.key);
     });
-  }
 
-  return { search };
+  return {
+    /** Resolves when it is the share's turn to run a search; SearchQueueFull past its bound or the queue's. */
+    async acquire(share: SearchShare, signal: AbortSignal | undefined): Promise<void> {
+      const queue = queueOf(share.key);
+      const held = queue.running + queue.waiting.length;
+      if (share.bound !== null && held >= share.bound) {
+        forget(share.key, queue);
+        throw new SearchQueueFull(
+          `${share.name} has ${held} searches running or waiting (limits.maxSearchesPerPrincipal ${share.bound})`,
+          "maxSearchesPerPrincipal",
+        );
+      }
+      if (running >= limits.workers || queue.running >= perShare || queue.waiting.length > 0) {
+        if (queued >= limits.queued + share.reserve) {
+          forget(share.key, queue);
+          throw new SearchQueueFull(`${limits.queued} searches are waiting already; try again shortly`);
+        }
+        queued++;
+        await wait(share, queue, signal);
+      }
+      running++;
+      queue.running++;
+    },
+    /** The share's search ended: its turn goes to the next waiting. */
+    release(share: SearchShare): void {
+      running--;
+      const queue = queueOf(share.key);
+      queue.running--;
+      forget(share.key, queue);
+      dispatch();
+    },
+  };
+}
+
+/** A page of the searched chunks through Kysely, for a worker that cannot open the database itself. */
+function pageOf(store: Store, entryIds: readonly number[], request: ChunkPageRequest): Promise<ChunkPage> {
+  const key = entryIds.length === 1 ? "seq" : "id";
+  let query = store.db
+    .selectFrom("chunks")
+    .select([`${key} as key`, "entry_id", "newlines"])
+    .where("entry_id", "in", [...entryIds])
+    .where(key, ">", request.after)
+    .orderBy(key)
+    .limit(request.limit);
+  if (request.phase === "data") query = query.select("data");
+  return query.execute() as Promise<ChunkPage>;
+}
+
+/**
+ * Runs one job on a worker within `budgetMs`, answering its requests for pages with `page`; `end` is told once, as it
+ * settles, whether the worker may be kept (it finished) or was ended (the budget, an abort, an error).
+ */
+function runJob(
+  slot: Slot,
+  job: SearchJob,
+  budgetMs: number,
+  signal: AbortSignal | undefined,
+  page: (request: ChunkPageRequest) => Promise<ChunkPage>,
+  end: (kept: boolean) => void,
+): Promise<SearchOutcome> {
+  const { id, query } = job;
+  const found: SearchMatch[] = [];
+  let reached = query.fromLine;
+  let lines = 0;
+  return new Promise<SearchOutcome>((resolve, reject) => {
+    let settled = false;
+    const finish = (kept: boolean, settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
+      slot.worker.off("message", onMessage);
+      slot.worker.off("error", onError);
+      slot.worker.off("exit", onExit);
+      slot.worker.unref();
+      if (!kept) void slot.worker.terminate();
+      end(kept);
+      settle();
+    };
+    const cut = () =>
+      finish(false, () => {
+        if (found.length === 0 && reached <= query.fromLine) reject(new SearchTimedOut(budgetMs));
+        else resolve({ matches: found, nextLine: reached, lines, timedOut: true });
+      });
+    const abort = () => finish(false, () => reject(signal?.reason ?? new Error("search aborted")));
+    const onError = (error: Error) => finish(false, () => reject(error));
+    const onExit = () => finish(false, () => reject(new Error("the search worker stopped")));
+    const onMessage = (message: WorkerReply) => {
+      if (message.id !== id) return;
+      if (message.kind === "fetch") {
+        page(message).then(
+          (rows) => !settled && slot.worker.postMessage({ kind: "rows", id, rows }),
+          (error: unknown) => finish(false, () => reject(error)),
+        );
+        return;
+      }
+      if (message.kind === "error") return finish(false, () => reject(new Error(message.message)));
+      found.push(...message.matches);
+      lines = message.lines;
+      if (message.kind === "progress") {
+        reached = message.nextLine ?? reached;
+        return;
+      }
+      finish(true, () => resolve({ matches: found, nextLine: message.nextLine, lines, timedOut: false }));
+    };
+    const timer = setTimeout(cut, budgetMs);
+    if (signal?.aborted) return abort();
+    signal?.addEventListener("abort", abort, { once: true });
+    slot.worker.on("message", onMessage);
+    slot.worker.on("error", onError);
+    slot.worker.once("exit", onExit);
+    slot.worker.postMessage(job);
+  });
 }
