@@ -26,7 +26,9 @@ interface Store {
 }
 
 async function round(tree: string): Promise<string> {
-  const { openStore } = (await import(join(tree, "dist/store/database.js"))) as { openStore(file: string): Store };
+  // src/store/sqlite/ since the store's engines have folders; src/store/ in older trees.
+  const database = ["dist/store/sqlite/database.js", "dist/store/database.js"].map((file) => join(tree, file)).find((file) => existsSync(file))!;
+  const { openStore } = (await import(database)) as { openStore(file: string): Store };
   const { migrateToLatest } = (await import(join(tree, "dist/store/migrator.js"))) as { migrateToLatest(s: Store, dir: string): Promise<unknown> };
   const { chunkReads } = (await import(join(tree, "dist/store/chunk-reads.js"))) as {
     chunkReads(s: Store): { readLines(id: number, line: number, count: number, max: number): Promise<unknown> };

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { constants, PerformanceObserver, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { openSqlite } from "../src/store/sqlite-driver.js";
+import { openSqlite } from "../src/store/sqlite/sqlite-driver.js";
 import { BARE_SERVER, binLaunch, machine, percentile, perfRecorder, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;

@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpoolClient } from "../src/client/spool-client.js";
-import { openSqlite } from "../src/store/sqlite-driver.js";
+import { openSqlite } from "../src/store/sqlite/sqlite-driver.js";
 import { BARE_SERVER, machine, percentile, spawnListening, startServerProcess } from "./common.js";
 
 const CHUNK = 64 * 1024;

@@ -10,9 +10,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { openStore } from "../src/store/database.js";
 import { migrateToLatest } from "../src/store/migrator.js";
-import { chunkSearch } from "../src/store/search.js";
+import { chunkSearch } from "../src/store/search/search.js";
+import { openStore } from "../src/store/sqlite/database.js";
 import { machine, percentile } from "./common.js";
 
 const GIB = Number(process.argv[2] ?? 1);

@@ -1,4 +1,4 @@
-// The two better-sqlite3 lines Spool loads (src/store/sqlite-driver.ts: 12 on Node 20, 13 on Node 22 and 24) side
+// The two better-sqlite3 lines Spool loads (src/store/sqlite/sqlite-driver.ts: 12 on Node 20, 13 on Node 22 and 24) side
 // by side on one Node, on the store's hot paths as raw driver calls: 64 KiB chunk appends (one INSERT and one
 // counter UPDATE per transaction, Spool's pragmas, as compare.ts's raw path), then synchronous reads of them (one
 // prepared SELECT of a chunk by its key, as the tail and slice reads walk them), then prepares of short statements
@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
-import { SQLITE_LINES } from "../src/store/sqlite-driver.js";
+import { SQLITE_LINES } from "../src/store/sqlite/sqlite-driver.js";
 
 const mb = Number(process.argv[2] ?? 256);
 const rounds = Number(process.argv[3] ?? 2);

@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { sqliteDriver, sqliteDriverPath } from "../src/store/sqlite-driver.js";
+import { sqliteDriver, sqliteDriverPath } from "../src/store/sqlite/sqlite-driver.js";
 
 const CHUNK = 64 * 1024;
 const mb = Number(process.argv[2] ?? 512);

@@ -19,7 +19,7 @@ if (worker_threads.isMainThread) {
     constructor(source, options) {
       const before = tasks();
       super(source, options);
-      // Its source (evaluated, in older trees) runs wal_checkpoint; its file (src/store/checkpoint-worker.ts since issue 49) is named so.
+      // Its source (evaluated, in older trees) runs wal_checkpoint; its file (checkpoint-worker.ts since issue 49, in src/store/sqlite/ now) is named so.
       const n = /wal_checkpoint|checkpoint-worker\.[jt]s$/.test(String(source)) ? "ckpt" : "worker";
       for (const tid of tasks()) if (!before.has(tid)) name(tid, n);
     }

@@ -43,10 +43,12 @@ const walRestarts = (wal: string) => {
 };
 
 async function run(label: string, root: string) {
-  const { openStore, checkpointStats } = await import(join(root, "dist/store/database.js"));
+  // The SQLite engine's files: in dist/store/sqlite/ since the store's engines have folders, dist/store/ before.
+  const sqliteDir = existsSync(join(root, "dist/store/sqlite/database.js")) ? "dist/store/sqlite" : "dist/store";
+  const { openStore, checkpointStats } = await import(join(root, sqliteDir, "database.js"));
   // The server's group commit notes each write for the checkpoint worker (activity.ts; trees since session 5) and
   // waits while the worker holds it for a RESTART (appendsHeld; since session 7): these commits do the same.
-  const activity = existsSync(join(root, "dist/store/activity.js")) ? await import(join(root, "dist/store/activity.js")) : null;
+  const activity = existsSync(join(root, sqliteDir, "activity.js")) ? await import(join(root, sqliteDir, "activity.js")) : null;
   const dir = mkdtempSync(join(tmpdir(), "spool-bench-wal-"));
   const file = join(dir, "spool.db");
   const store = openStore(file);

@@ -88,6 +88,18 @@ describe("src/ keeps the layout docs/spec/layout.md (§16) draws (src/docs/layer
       allows(row("rpc/errors.ts"), "store/errors.ts"),
       allows(row("model/model-view.ts"), "store/entries.ts"),
     ]).toEqual([false, false, false, false]);
+    // The store's engines and its search sit below its repositories, and beside each other: nothing imports back up
+    // or across (what they share is at the top of src/store/, a row of its own).
+    expect([
+      allows(row("store/sqlite/database.ts"), "store/runs.ts"),
+      allows(row("store/sqlite/chunks.ts"), "store/postgres/postgres.ts"),
+      allows(row("store/postgres/postgres.ts"), "store/sqlite/chunks.ts"),
+      allows(row("store/postgres/postgres.ts"), "store/entries.ts"),
+      allows(row("store/search/search.ts"), "store/repositories.ts"),
+      allows(row("store/search/search.ts"), "store/sqlite/database.ts"),
+      allows(row("store/store.ts"), "store/sqlite/busy.ts"),
+      allows(row("store/repositories.ts"), "store/search/search.ts"),
+    ]).toEqual([false, false, false, false, false, false, false, true]);
   });
 
   it("features and the agent never name the repositories: they call core's services, which own the queries", () => {

@@ -10,7 +10,7 @@ import {
   pruneEvents,
   publishEvent,
   readEvent,
-} from "../store/cluster-events.js";
+} from "../store/postgres/cluster-events.js";
 import type { Bus, BusHandlers, BusMessage } from "./bus.js";
 import { signEvent, verifyEvent } from "./bus-auth.js";
 

@@ -36,6 +36,9 @@ const RUNNER_SHARED = [
   "runners/supervise.ts",
 ] as const;
 
+/** What both of the store's engines, its search and its repositories share, at the top of src/store/. */
+const STORE_SHARED = ["store/store.ts", "store/schema.ts", "store/errors.ts"] as const;
+
 export const LAYERS: readonly Layer[] = [
   {
     paths: ["protocol"],
@@ -47,9 +50,39 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["store"],
-    purpose: "the database (SQLite or PostgreSQL), migrations, one repository per table, row → wire views; the only place that writes SQL",
+    purpose:
+      "the database (SQLite or PostgreSQL): one repository per table over either engine, migrations, row → wire views, over the engines' folders and the search; the only place that writes SQL",
     imports: ["protocol", "program.ts"],
     packages: "any",
+    node: true,
+  },
+  {
+    paths: [...STORE_SHARED],
+    purpose: "what the engines and the repositories share: the Store's shape and what an append is, the tables' rows, the typed errors",
+    imports: ["protocol"],
+    packages: ["kysely"],
+    node: false,
+  },
+  {
+    paths: ["store/sqlite"],
+    purpose:
+      "the SQLite engine: the driver this Node loads, the store opened in WAL mode, its group commit, the connection's queue and busy retries, the synchronous reads' statements, the checkpoint worker",
+    imports: ["protocol", "program.ts", ...STORE_SHARED],
+    packages: ["better-sqlite3", "kysely"],
+    node: true,
+  },
+  {
+    paths: ["store/postgres"],
+    purpose: "the PostgreSQL engine: the store over a pool, its group commit of appends, the cluster bus's SQL",
+    imports: ["protocol", ...STORE_SHARED],
+    packages: ["kysely", "pg"],
+    node: false,
+  },
+  {
+    paths: ["store/search"],
+    purpose: "entry/search's store side: the worker pool shared fairly, the worker (reading the SQLite file itself or asking for pages), the line matcher",
+    imports: ["program.ts", "store/sqlite/sqlite-driver.ts", "store/sqlite/sqlite-store.ts", ...STORE_SHARED],
+    packages: ["better-sqlite3", "re2js"],
     node: true,
   },
   {

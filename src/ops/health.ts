@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { sql } from "kysely";
 import type { HomeLock } from "../home/lock.js";
-import type { Store } from "../store/database.js";
 import { MIGRATION_TABLE } from "../store/migrator.js";
+import type { Store } from "../store/store.js";
 
 /** How long /readyz waits for the store before calling the server not ready. */
 export const READY_STORE_BOUND_MS = 1_000;

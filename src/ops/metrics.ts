@@ -2,8 +2,8 @@ import { sql } from "kysely";
 import { collectDefaultMetrics, type Metric, Registry } from "prom-client";
 import { ENTRY, RUN } from "../core/status.js";
 import { BACKEND_NAMES } from "../protocol/backends.js";
-import type { Store } from "../store/database.js";
 import { jsonText } from "../store/dialect.js";
+import type { Store } from "../store/store.js";
 import type { Buckets, Meter } from "./meter.js";
 
 /** What /metrics reads when it is scraped (nothing of it is kept up to date between scrapes). */

@@ -2,12 +2,12 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { delimiter, dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openSqlite, SQLITE_LINE, SQLITE_LINES, SqliteDriverMissing, type SqliteLine } from "../store/sqlite-driver.js";
+import { openSqlite, SQLITE_LINE, SQLITE_LINES, SqliteDriverMissing, type SqliteLine } from "../store/sqlite/sqlite-driver.js";
 import type { Check, CheckStatus } from "./check.js";
 
 // The native addons Spool loads. Some are built by npm for one Node ABI (process.versions.modules) and a Node of
 // another ABI cannot load them (ERR_DLOPEN_FAILED, "compiled against a different Node.js version"): better-sqlite3
-// 12 (Node 20's SQLite driver, src/store/sqlite-driver.ts) and ssh2's ciphers. Others are on Node-API, one binary for
+// 12 (Node 20's SQLite driver, src/store/sqlite/sqlite-driver.ts) and ssh2's ciphers. Others are on Node-API, one binary for
 // every Node that has its version: better-sqlite3 13 (Node 22 and 24, prebuilt) and node-pty. None is imported here
 // at the top: each is loaded by its check, so a module that does not load fails that check instead of whoever
 // imports this file (`spool doctor`).

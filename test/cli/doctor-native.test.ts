@@ -11,7 +11,7 @@ import { EXIT } from "../../src/cli/errors.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import type { Check } from "../../src/ops/doctor.js";
 import { NATIVE_MODULES, nativeDiagnosis, nativeLoadError } from "../../src/ops/native.js";
-import { SQLITE_LINE, SqliteDriverMissing, sqliteLineFor } from "../../src/store/sqlite-driver.js";
+import { SQLITE_LINE, SqliteDriverMissing, sqliteLineFor } from "../../src/store/sqlite/sqlite-driver.js";
 import { initialize, spawnAcp } from "../acp/harness.js";
 import { infraRequired } from "../helpers/infra.js";
 import { freePort, SPOOL_BIN, spawnServe } from "../helpers/process.js";
@@ -20,7 +20,7 @@ import { tempDir } from "../helpers/server.js";
 // Issue 47: a native module built for another Node (better-sqlite3 after switching Node without `npm rebuild`) is
 // named by `spool doctor`, with both ABIs and the fix, and `spool serve` (so `spool mcp`, which reports the server
 // it started dying) says the same in one line instead of the loader's message. Each Node line loads its own
-// better-sqlite3 (src/store/sqlite-driver.ts): 12, built for one ABI, on Node 20; 13, prebuilt on Node-API, on 22
+// better-sqlite3 (src/store/sqlite/sqlite-driver.ts): 12, built for one ABI, on Node 20; 13, prebuilt on Node-API, on 22
 // and 24. So the same tree serves a Node 22 or 24 as it is, and a Node 20 only with its 12 built for it.
 
 const src = fileURLToPath(new URL("../../src/", import.meta.url));
@@ -69,7 +69,7 @@ describe("spool doctor checks the native modules in this Node", () => {
     expect(loaded).toContain("node:fs");
     for (const module of NATIVE_MODULES) expect([...loaded].filter((p) => p === module.name || p.startsWith(`${module.name}/`))).toEqual([]);
     // The reading can fail: the server's code does import kysely.
-    expect(staticPackages(join(src, "store", "database.ts"))).toContain("kysely");
+    expect(staticPackages(join(src, "store", "sqlite", "database.ts"))).toContain("kysely");
   });
 
   it("reads the loader's error: the module, the ABI it was built for; other errors are not one", () => {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/errors.js";
 import type { SpoolConfig } from "../../src/config/config.js";
-import { openStore, type Store } from "../../src/store/database.js";
+import { openStore, type Store } from "../../src/store/sqlite/database.js";
 import { freePort, type SpoolChild, spawnSpoolChild } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -30,7 +30,7 @@ describe("spool runner with a credential that stops working", () => {
   /** Ends a credential in the store of a stopped server (SQLite, or PostgreSQL with SPOOL_TEST_STORE): as if its expiry had passed. */
   async function expireInStore(config: SpoolConfig, name: string): Promise<void> {
     const store: Store = config.databaseUrl
-      ? await (await import("../../src/store/postgres.js")).openPostgresStore(config.databaseUrl)
+      ? await (await import("../../src/store/postgres/postgres.js")).openPostgresStore(config.databaseUrl)
       : openStore(config.dbFile);
     try {
       const { numUpdatedRows } = await store.db

@@ -5,7 +5,7 @@ import { busKey, signEvent, verifyEvent } from "../../src/cluster/bus-auth.js";
 import { PostgresBus } from "../../src/cluster/postgres-bus.js";
 import type { Logger } from "../../src/logger.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
-import { openPostgresStore, type PostgresStore } from "../../src/store/postgres.js";
+import { openPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 

@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ActivityWrites } from "../../src/core/activity-writes.js";
-import { openStore } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories } from "../../src/store/repositories.js";
+import { openStore } from "../../src/store/sqlite/database.js";
 import { tempDir } from "../helpers/server.js";
 
 const row = (action: string) => ({

@@ -3,9 +3,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { matchingRule, ruleFor, storeRule } from "../../src/core/allow-rules.js";
 import type { ProposalFacts } from "../../src/protocol/views.js";
-import { openStore, type Store } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories, type Repositories } from "../../src/store/repositories.js";
+import { openStore, type Store } from "../../src/store/sqlite/database.js";
 import { tempDir } from "../helpers/server.js";
 
 /** The facts a person was shown for `sleep 1; echo ruled` on a workspace-write runner with a network of its own. */

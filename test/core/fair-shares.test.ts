@@ -10,7 +10,7 @@ import { tempDir } from "../helpers/server.js";
 
 /**
  * The database file's bytes. Its write-ahead log is not counted: a log the store reuses (not truncated until writes
- * are quiet and it is past 64 MiB, src/store/database.ts), whose pages are copied into the file this measures.
+ * are quiet and it is past 64 MiB, src/store/sqlite/database.ts), whose pages are copied into the file this measures.
  */
 const databaseBytes = (home: string): number => statSync(join(home, "spool.db")).size;
 

@@ -17,9 +17,9 @@ import {
 import { createLogger } from "../../src/logger.js";
 import { type ConnectionHandle, HOME_PRINCIPAL, type ProjectRef } from "../../src/rpc/connection-context.js";
 import { SpoolError } from "../../src/rpc/errors.js";
-import { openStore, type Store } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories } from "../../src/store/repositories.js";
+import { openStore, type Store } from "../../src/store/sqlite/database.js";
 import { tempDir } from "../helpers/server.js";
 
 /** A connection as the core sees it; the core only compares identities and reads the client name. */

@@ -1,6 +1,6 @@
 import type { LineRead } from "../../src/store/chunk-reads.js";
-import { countNewlines } from "../../src/store/chunks.js";
 import type { EntryRow } from "../../src/store/schema.js";
+import { countNewlines } from "../../src/store/store.js";
 
 /** An in-memory channel: an entry row and a line reader with the store's semantics, counting the bytes it hands out. */
 export function memoryChannel(data: Buffer | string, path = "sh://turn_1/build_1") {

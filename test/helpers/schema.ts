@@ -2,9 +2,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
-import type { SqliteStore, Store } from "../../src/store/database.js";
 import type { MigrationSet } from "../../src/store/migrator.js";
-import type { PostgresStore } from "../../src/store/postgres.js";
+import type { PostgresStore } from "../../src/store/postgres/postgres.js";
+import type { SqliteStore, Store } from "../../src/store/sqlite/database.js";
 
 /**
  * The .sql migrations the schema was written as until it became TypeScript (migrations/), one folder per

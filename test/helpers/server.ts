@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { createLogger } from "../../src/logger.js";
 import type { SpoolServer, StartOptions } from "../../src/server/server.js";
-import type { SqliteStore } from "../../src/store/database.js";
+import type { SqliteStore } from "../../src/store/sqlite/database.js";
 import type { freshDatabase } from "./postgres.js";
 
 export type TransportKind = "memory" | "websocket";

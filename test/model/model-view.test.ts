@@ -5,10 +5,10 @@ import { loadConfig } from "../../src/config/config.js";
 import { DEFAULT_FAILURE_PATTERNS, failureRegex, looksLikeFailure } from "../../src/model/failures.js";
 import { channelModelView } from "../../src/model/model-view.js";
 import { ENTRY, RUN } from "../../src/protocol/status.js";
-import { openStore, type Store } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories, type Repositories } from "../../src/store/repositories.js";
 import type { EntryRow } from "../../src/store/schema.js";
+import { openStore, type Store } from "../../src/store/sqlite/database.js";
 import { memoryChannel } from "../helpers/memory-channel.js";
 import { tempDir } from "../helpers/server.js";
 

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { openStore } from "../../src/store/database.js";
+import { openStore } from "../../src/store/sqlite/database.js";
 import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { type Receiver, signedBy, startReceiver } from "../helpers/receiver.js";
 import { eventually, tempDir } from "../helpers/server.js";

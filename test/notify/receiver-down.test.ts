@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { openStore } from "../../src/store/database.js";
+import { openStore } from "../../src/store/sqlite/database.js";
 import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
 import { startReceiver } from "../helpers/receiver.js";
 import { eventually, tempDir } from "../helpers/server.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import type { PostgresStore } from "../../src/store/postgres.js";
+import type { PostgresStore } from "../../src/store/postgres/postgres.js";
 import { sqliteOf, startTestServer, type TestServer } from "../helpers/server.js";
 
 // The admin-only RPCs under `spool notify` and `spool audit`: bad input gets a typed error and changes nothing,

@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import { entryGet } from "../../src/features/entries/get.js";
 import { warmEntryGet, warmUps } from "../../src/ops/warm-up.js";
 import { chunkReadStats, memoryLineReads } from "../../src/store/chunk-reads.js";
-import { openStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories } from "../../src/store/repositories.js";
+import { openStore } from "../../src/store/sqlite/database.js";
 import { eventually, startTestServer, tempDir } from "../helpers/server.js";
 
 describe("the warm-up of entry/get at start", () => {

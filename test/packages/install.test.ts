@@ -13,7 +13,7 @@ import { tempDir } from "../helpers/server.js";
  * on the system's Node and npm (dependencies from the registry, every install script run), and `spool` run from that
  * prefix: it must run the compiled program (no tsx), answer, and know its version.
  *
- * Two better-sqlite3 lines are installed (src/store/sqlite-driver.ts): 13, whose prebuilt binaries are in its package
+ * Two better-sqlite3 lines are installed (src/store/sqlite/sqlite-driver.ts): 13, whose prebuilt binaries are in its package
  * (no install script), and 12 under the alias better-sqlite3-node20, Node 20's, whose install script is
  * `prebuild-install || node-gyp rebuild`: a user on a common platform gets a prebuilt binary downloaded from GitHub;
  * here GitHub is out of reach, so it compiled SQLite from source, 3.6 minutes of a busy machine for what proves

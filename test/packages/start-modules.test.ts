@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { SQLITE_LINE } from "../../src/store/sqlite-driver.js";
+import { SQLITE_LINE } from "../../src/store/sqlite/sqlite-driver.js";
 import { builtDist } from "../helpers/build.js";
 import { spawnCli, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
@@ -59,7 +59,7 @@ describe("what the compiled commands load as they start (dist/bundle/)", () => {
   it("spool serve loads no Kysely from node_modules: the migrations run on the bundle's copy", async () => {
     const { log, dir, env } = hooked();
     const serve = await spawnServe(["--home", join(dir, "home"), "--port", "0"], env);
-    // The SQLite driver is required (src/store/sqlite-driver.ts), out of the hook's sight: its binary is mapped, this
+    // The SQLite driver is required (src/store/sqlite/sqlite-driver.ts), out of the hook's sight: its binary is mapped, this
     // Node's line's (12 compiled for Node 20, 13's prebuilt one on 22 and 24).
     const maps = readFileSync(`/proc/${serve.child.pid}/maps`, "utf8");
     const binary =

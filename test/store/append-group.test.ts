@@ -1,13 +1,13 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ENTRY } from "../../src/protocol/status.js";
-import { countNewlines } from "../../src/store/chunks.js";
-import { openStore, type SqliteStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
+import { openStore, type SqliteStore } from "../../src/store/sqlite/database.js";
+import { countNewlines } from "../../src/store/store.js";
 import { tempDir } from "../helpers/server.js";
 
 /**
- * The group commit of src/store/chunks.ts, on a real SQLite file: appends queued in one turn of the event loop
+ * The group commit of src/store/sqlite/chunks.ts, on a real SQLite file: appends queued in one turn of the event loop
  * share one transaction, which reads each channel's row once and writes it back once. What each append gets
  * back and what is stored must be what one transaction per chunk gave.
  */

@@ -8,7 +8,7 @@ import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { RunnerClient } from "../../src/runners/client/runner-client.js";
 import { LocalBackend } from "../../src/runners/local/local.js";
-import { openSqlite } from "../../src/store/sqlite-driver.js";
+import { openSqlite } from "../../src/store/sqlite/sqlite-driver.js";
 import { eventually, startTestServer } from "../helpers/server.js";
 
 /**

@@ -4,14 +4,14 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
-import { checkpointStats, openStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
-import { sqliteDriverPath } from "../../src/store/sqlite-driver.js";
-import { entryReads } from "../../src/store/sync-reads.js";
+import { checkpointStats, openStore } from "../../src/store/sqlite/database.js";
+import { sqliteDriverPath } from "../../src/store/sqlite/sqlite-driver.js";
+import { entryReads } from "../../src/store/sync-lookups.js";
 import { eventually, tempDir } from "../helpers/server.js";
 import { walFrames } from "../helpers/wal-frames.js";
 
-// The checkpoint worker (src/store/checkpoint-worker.ts) as writes stop, during its round and in a process: split from files.test.ts.
+// The checkpoint worker (src/store/sqlite/checkpoint-worker.ts) as writes stop, during its round and in a process: split from files.test.ts.
 
 /**
  * A burst of Kysely commits (the store notes each write), then the server's synchronous reads one a turn: returns
@@ -203,7 +203,7 @@ describe("the checkpoint worker and the process", () => {
     // process ended with the append pending (exit 13, an unsettled top-level await), the rest never written.
     writeFileSync(
       script,
-      `const { openStore, checkpointStats } = await import(${src("store/database.ts")});
+      `const { openStore, checkpointStats } = await import(${src("store/sqlite/database.ts")});
       const { migrateToLatest, MIGRATIONS_DIR } = await import(${src("store/migrator.ts")});
       const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024, walCheckpointFromBytes: 0 });
       await migrateToLatest(store, MIGRATIONS_DIR);
@@ -236,7 +236,7 @@ describe("the checkpoint worker and the process", () => {
     const script = join(dir, "open.mjs");
     writeFileSync(
       script,
-      `const { openStore } = await import(${JSON.stringify(new URL("../../src/store/database.ts", import.meta.url).pathname)});
+      `const { openStore } = await import(${JSON.stringify(new URL("../../src/store/sqlite/database.ts", import.meta.url).pathname)});
       openStore(${JSON.stringify(join(dir, "spool.db"))}).sqlite.exec("CREATE TABLE t (x)"); console.log("opened");`,
     );
     const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });

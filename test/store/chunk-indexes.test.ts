@@ -3,8 +3,8 @@ import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { ENTRY } from "../../src/protocol/status.js";
 import { chunkReads } from "../../src/store/chunk-reads.js";
-import { openStore, type SqliteStore } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
+import { openStore, type SqliteStore } from "../../src/store/sqlite/database.js";
 import { tempDir } from "../helpers/server.js";
 
 /**

@@ -5,9 +5,9 @@ import { SCHEMA_MIGRATIONS } from "../../migrations/index.js";
 import { createLogger } from "../../src/logger.js";
 import { startServer } from "../../src/server/server.js";
 import { findRule, insertRule } from "../../src/store/allow-rules.js";
-import { openStore } from "../../src/store/database.js";
 import { loadMigrations, MIGRATION_TABLE, MIGRATIONS_DIR, type MigrationSet, migrateToLatest } from "../../src/store/migrator.js";
 import { nextRunNumber } from "../../src/store/runs.js";
+import { openStore } from "../../src/store/sqlite/database.js";
 import { legacySqlMigrations } from "../helpers/schema.js";
 import { tempDir } from "../helpers/server.js";
 

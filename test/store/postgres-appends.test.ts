@@ -2,7 +2,7 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { ENTRY } from "../../src/protocol/status.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
-import { openPostgresStore, type PostgresStore } from "../../src/store/postgres.js";
+import { openPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres.js";
 import type { AppendOutcome } from "../../src/store/store.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";

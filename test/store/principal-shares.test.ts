@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SCHEMA_MIGRATIONS } from "../../migrations/index.js";
-import { openStore, type Store } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
-import { openPostgresStore } from "../../src/store/postgres.js";
+import { openPostgresStore } from "../../src/store/postgres/postgres.js";
 import { createRepositories } from "../../src/store/repositories.js";
+import { openStore, type Store } from "../../src/store/sqlite/database.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { tempDir } from "../helpers/server.js";

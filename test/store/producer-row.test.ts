@@ -7,10 +7,10 @@ import { type Core, createCore } from "../../src/core/index.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { type ConnectionHandle, HOME_PRINCIPAL, type ProjectRef } from "../../src/rpc/connection-context.js";
-import { openStore, type Store } from "../../src/store/database.js";
 import { MIGRATIONS_DIR, migrateToLatest } from "../../src/store/migrator.js";
 import { channelFromRow, producerFromRow } from "../../src/store/producer-row.js";
 import { createRepositories } from "../../src/store/repositories.js";
+import { openStore, type Store } from "../../src/store/sqlite/database.js";
 import { tempDir } from "../helpers/server.js";
 
 const client: ConnectionHandle = {

@@ -2,9 +2,9 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCHEMA_MIGRATIONS } from "../../migrations/index.js";
-import { openStore, type SqliteStore } from "../../src/store/database.js";
 import { MIGRATION_TABLE, migrateToLatest } from "../../src/store/migrator.js";
-import { openPostgresStore, type PostgresStore } from "../../src/store/postgres.js";
+import { openPostgresStore, type PostgresStore } from "../../src/store/postgres/postgres.js";
+import { openStore, type SqliteStore } from "../../src/store/sqlite/database.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import {

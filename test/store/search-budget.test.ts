@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openStore, type SqliteStore } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
-import { chunkSearch, SearchTimedOut } from "../../src/store/search.js";
+import { chunkSearch, SearchTimedOut } from "../../src/store/search/search.js";
+import { openStore, type SqliteStore } from "../../src/store/sqlite/database.js";
 
 /**
  * The search budget stays a guard with a linear-time engine: a search that has not got past its first line when its

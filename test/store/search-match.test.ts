@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bothCases, LineMatcher, regexError, type SearchMatch, type SearchQuery } from "../../src/store/search-match.js";
+import { bothCases, LineMatcher, regexError, type SearchMatch, type SearchQuery } from "../../src/store/search/search-match.js";
 
 const query = (over: Partial<SearchQuery> = {}): SearchQuery => ({
   pattern: "x",

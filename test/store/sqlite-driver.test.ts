@@ -6,11 +6,11 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { installTool, toolPaths } from "../../scripts/test-tools.mjs";
-import { openSqlite, SQLITE_LINE, SQLITE_PACKAGES, sqliteDriverPath, sqliteLineFor } from "../../src/store/sqlite-driver.js";
+import { openSqlite, SQLITE_LINE, SQLITE_PACKAGES, sqliteDriverPath, sqliteLineFor } from "../../src/store/sqlite/sqlite-driver.js";
 import { infraRequired } from "../helpers/infra.js";
 import { tempDir } from "../helpers/server.js";
 
-// Each Node line loads its own better-sqlite3 (src/store/sqlite-driver.ts): 13, prebuilt on Node-API 10, on Node 22.14+
+// Each Node line loads its own better-sqlite3 (src/store/sqlite/sqlite-driver.ts): 13, prebuilt on Node-API 10, on Node 22.14+
 // and 24; 12 (the optional alias better-sqlite3-node20), compiled for the Node's ABI at install, on Node 20, where 13
 // crashes as it loads. better-sqlite3 12 aborted Node 24 when a collected statement was freed
 // (`Assertion failed: (env) != nullptr` in node::RemoveEnvironmentCleanupHook, from Statement::~Statement):
@@ -47,7 +47,7 @@ describe("the SQLite driver of each Node line", () => {
     }
   });
 
-  it("no module but src/store/sqlite-driver.ts loads either package: a static import loads the wrong line on some Node", () => {
+  it("no module but src/store/sqlite/sqlite-driver.ts loads either package: a static import loads the wrong line on some Node", () => {
     const names = SQLITE_PACKAGES.map((p) => p.replace(/[-/]/g, "\\$&")).join("|");
     // A value import, import() or require (not one quoted in a child's script, not `import("…").Type`).
     const loads = new RegExp(
@@ -88,8 +88,8 @@ function collectedStatementsScript(dir: string): string {
   writeFileSync(
     script,
     `import { Worker } from "node:worker_threads";
-const { openStore } = await import(${src("store/database.ts")});
-const { sqliteDriverPath, SQLITE_LINE } = await import(${src("store/sqlite-driver.ts")});
+const { openStore } = await import(${src("store/sqlite/database.ts")});
+const { sqliteDriverPath, SQLITE_LINE } = await import(${src("store/sqlite/sqlite-driver.ts")});
 const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walCheckpointFromBytes: 0 });
 store.sqlite.exec("CREATE TABLE t (x)");
 // Garbage, a timer turn at a time: V8 collects from its tasks, not from JavaScript.

@@ -1,11 +1,10 @@
 import { Kysely, PostgresDialect } from "kysely";
 // pg is loaded when a PostgreSQL store is opened: a server on SQLite never holds it (~2 MB of heap).
 import type pg from "pg";
-import { type AppendOutcome, countNewlines, type QueuedAppend } from "./chunks.js";
-import type { Store } from "./database.js";
-import { lineCount } from "./entries.js";
-import { storeError } from "./errors.js";
-import type { Database, EntryRow } from "./schema.js";
+import { lineCount } from "../../protocol/entry-lines.js";
+import { storeError } from "../errors.js";
+import type { Database, EntryRow } from "../schema.js";
+import { type AppendOutcome, countNewlines, type QueuedAppend, type Store } from "../store.js";
 
 export interface PostgresStoreOptions {
   /** Connections in the pool. */
@@ -95,7 +94,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   };
 }
 
-/** An append waiting for the next batch: the same as SQLite's queue holds. */
+/** An append waiting for the next batch: the same as SQLite's queue holds (../store.ts). */
 type Pending = QueuedAppend;
 
 /** At most this many appends share one batch, and at most this many bytes of chunks (a larger chunk goes alone). */

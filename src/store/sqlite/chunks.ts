@@ -1,25 +1,8 @@
+import { lineCount } from "../../protocol/entry-lines.js";
+import { storeError } from "../errors.js";
+import { type AppendOutcome, countNewlines, type QueuedAppend } from "../store.js";
 import { busyDelay, isBusy } from "./busy.js";
-import { lineCount } from "./entries.js";
-import { storeError } from "./errors.js";
-import type { AppendOutcome, SqliteStore } from "./store.js";
-
-export function countNewlines(data: Buffer): number {
-  let count = 0;
-  for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) count++;
-  return count;
-}
-
-export type { AppendOutcome } from "./store.js";
-
-export interface QueuedAppend {
-  entryId: number;
-  data: Buffer;
-  seq: number | undefined;
-  /** The status of a channel that still takes appends. */
-  open: number;
-  resolve(outcome: AppendOutcome): void;
-  reject(error: unknown): void;
-}
+import type { SqliteStore } from "./sqlite-store.js";
 
 /** Appends waiting for the next group commit, per store. */
 interface AppendQueue {

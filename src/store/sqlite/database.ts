@@ -2,18 +2,19 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import type SQLite from "better-sqlite3";
 import { Kysely, type SqliteDatabase } from "kysely";
+import { storeError } from "../errors.js";
+import type { Database } from "../schema.js";
 import { activityClock, noteActivity, READ, WROTE } from "./activity.js";
 import { type BusyRetryOptions, DEFAULT_BUSY_RETRY } from "./busy.js";
 import { checkpointerOnDemand, trackCheckpointer } from "./checkpointer.js";
 import { appendChunk } from "./chunks.js";
-import { storeError } from "./errors.js";
 import { FifoSqliteDialect } from "./fifo-dialect.js";
-import type { Database } from "./schema.js";
 import { openSqlite } from "./sqlite-driver.js";
-import type { SqliteStore } from "./store.js";
+import type { SqliteStore } from "./sqlite-store.js";
 
+export type { AppendOutcome, Store } from "../store.js";
 export { type CheckpointStats, checkpointStats, onCheckpointHold } from "./checkpointer.js";
-export type { AppendOutcome, SqliteStore, Store } from "./store.js";
+export type { SqliteStore } from "./sqlite-store.js";
 
 export interface StoreOptions {
   /**

@@ -1,4 +1,4 @@
-// The checkpoint worker: a program of its own, run in a worker thread that src/store/checkpointer.ts starts (from
+// The checkpoint worker: a program of its own, run in a worker thread that src/store/sqlite/checkpointer.ts starts (from
 // dist/ as this compiled file, from the sources bundled by esbuild). It never runs on the server's thread.
 
 import { closeSync, fdatasyncSync, openSync, statSync } from "node:fs";
@@ -42,7 +42,7 @@ import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_S
  * rounds as above.
  * The server's thread publishes its last write and read in `activity` (activity.ts).
  */
-if (!port) throw new Error("checkpoint-worker.ts runs in a worker thread (src/store/checkpointer.ts starts it)");
+if (!port) throw new Error("checkpoint-worker.ts runs in a worker thread (src/store/sqlite/checkpointer.ts starts it)");
 const parentPort = port;
 const workerData = data as CheckpointWorkerData;
 const post = (message: CheckpointWorkerMessage) => parentPort.postMessage(message);

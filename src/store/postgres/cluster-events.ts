@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { ClusterEventTable } from "./schema.js";
+import type { ClusterEventTable } from "../schema.js";
 
 /**
  * The SQL of the cluster bus (PostgreSQL only: with SQLite a server is alone

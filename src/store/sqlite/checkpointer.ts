@@ -1,11 +1,11 @@
 import { statSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import type SQLite from "better-sqlite3";
-import { program } from "../program.js";
+import { program } from "../../program.js";
 import { WROTE } from "./activity.js";
 import { type CheckpointWorkerData, type CheckpointWorkerMessage, HOLD, WRITES_STOPPED_MS } from "./checkpoint-hold.js";
 import { SQLITE_PACKAGES, sqliteDriverPath } from "./sqlite-driver.js";
-import type { SqliteStore } from "./store.js";
+import type { SqliteStore } from "./sqlite-store.js";
 
 /** What the checkpoint worker did so far (tests and bench/wal.ts read it). */
 export interface CheckpointStats {

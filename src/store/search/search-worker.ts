@@ -1,4 +1,4 @@
-// The search worker: a program of its own, run in a worker thread that src/store/search.ts starts (from dist/ as this
+// The search worker: a program of its own, run in a worker thread that src/store/search/search.ts starts (from dist/ as this
 // compiled file, from the sources bundled by esbuild). It never runs on the server's thread: a search of a GB, or a
 // regular expression that backtracks for ever, costs the appends nothing, and the server ends it at its budget.
 
@@ -8,7 +8,7 @@ import type SQLite from "better-sqlite3";
 import { LineMatcher, type MatchProgress } from "./search-match.js";
 import { type ChunkPage, type ChunkPageRequest, DATA_PAGE, LINES_PAGE, type SearchJob, type WorkerReply, type WorkerRequest } from "./search-protocol.js";
 
-if (!port) throw new Error("search-worker.ts runs in a worker thread (src/store/search.ts starts it)");
+if (!port) throw new Error("search-worker.ts runs in a worker thread (src/store/search/search.ts starts it)");
 const parentPort = port;
 const post = (message: WorkerReply) => parentPort.postMessage(message);
 
