@@ -10,7 +10,9 @@
 // (bench/history/README.md, issue 24 session 6, "the embedded runner's GC"). The command is compare.ts's:
 // `yes 'spool runner throughput line of text' | head -c BYTES`.
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
+import { join } from "node:path";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { binLaunch, machine } from "./common.js";
@@ -24,8 +26,10 @@ interface Run {
 }
 
 async function child(root: string, mb: number): Promise<Run> {
-  const { LocalBackend } = await import(pathToFileURL(`${root}/dist/runners/local.js`).href);
-  const { ChannelSender, Slots } = await import(pathToFileURL(`${root}/dist/runners/channel-sender.js`).href);
+  // dist/runners/local/ and client/ since the runners have folders; dist/runners/ in older trees.
+  const built = (...files: string[]) => pathToFileURL(files.map((file) => join(root, file)).find((file) => existsSync(file))!).href;
+  const { LocalBackend } = await import(built("dist/runners/local/local.js", "dist/runners/local.js"));
+  const { ChannelSender, Slots } = await import(built("dist/runners/client/channel-sender.js", "dist/runners/channel-sender.js"));
   const bytes = mb * 2 ** 20;
   const slots = new Slots(64);
   let chunks = 0;
