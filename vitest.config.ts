@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -36,6 +37,32 @@ const SLOW = new Set([
   "test/acp/server-additions.test.ts",
 ]);
 
+/**
+ * Files far longer than their size says: they wait on a clock or a child by design (a client's timeout outlasted, a
+ * Node per line, a package installed, an image built, a flood drained).
+ */
+const LONG_FOR_THEIR_SIZE = new Set([
+  "test/mcp/long-decision.test.ts",
+  "test/store/sqlite-driver.test.ts",
+  "test/cli/big-channel.test.ts",
+  "test/deploy/runner-image.test.ts",
+  "test/packages/install.test.ts",
+]);
+
+/**
+ * vitest runs a file it has no timing of (a fresh clone, as CI is) in order of size, largest first: a small file that
+ * waits long started last, and the run ended waiting on it alone (CI: test/mcp/long-decision.test.ts, 57 lines, was
+ * the last of 319 files to start and ran 19 s after the others' last). Those files start first instead, so their
+ * waiting overlaps the rest; the rest keeps vitest's order.
+ */
+class LongFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const long = (file: TestSpecification) => LONG_FOR_THEIR_SIZE.has(relative(source("."), file.moduleId));
+    return [...sorted.filter(long), ...sorted.filter((file) => !long(file))];
+  }
+}
+
 const tests = readdirSync(source("./test"), { recursive: true })
   .map(String)
   .filter((file) => file.endsWith(".test.ts"))
@@ -56,6 +83,7 @@ export default defineConfig({
     // The run's own registry of Spool homes (SPOOL_REGISTRY), removed at its end, and each file's temporary
     // directories removed at the file's end: the suite leaves no home recorded for every later sandbox to look at.
     globalSetup: ["test/helpers/per-run-registry.ts"],
+    sequence: { sequencer: LongFirst },
     // Three files at a time on two cores: about half of a file's wall time is waiting (a deadline, a process's
     // start, a browser), which a third worker fills (bench/README.md, the `npm test` row).
     maxWorkers: 3,

@@ -3,9 +3,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalBackend } from "../../src/runners/local/local.js";
 import { copiedSource, copyOf } from "../../src/runners/sandbox/etc-view.js";
+import type { ExecSandbox } from "../../src/runners/sandbox/sandbox.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { eventually } from "../helpers/server.js";
-import { MODES, probe, split } from "../helpers/view-probe.js";
+import { MODES, output, probe, split, viewSpec } from "../helpers/view-probe.js";
 
 /**
  * Issue 73: a root runner's command reads the root-only files of what is bound as it is (owner read needs no
@@ -35,24 +36,8 @@ describeWithBwrap("/etc as every user of the machine may read it: no root-only f
     rmSync(workspace, { recursive: true, force: true });
   });
 
-  const run = async (command: string, mode: "read-only" | "workspace-write", onOut?: (out: string) => void) => {
-    const execution = await backend.start({
-      command,
-      cwd: workspace,
-      workspace,
-      env: {},
-      sandbox: { mode, network: false },
-      signal: new AbortController().signal,
-    });
-    let out = "";
-    execution.stdout.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      onOut?.(out);
-    });
-    execution.stderr.resume();
-    await execution.result;
-    return out;
-  };
+  const run = async (command: string, mode: ExecSandbox["mode"], onOut?: (out: string) => void) =>
+    (await output(backend, viewSpec(command, workspace, mode), onOut)).out;
 
   for (const [mode] of MODES) {
     it(`${mode}: the root-only key and the machine's own (shadow, SSH host keys) are not there; what others may read is`, async () => {
@@ -130,21 +115,7 @@ describeWithBwrap("/usr/local/etc as every user may read it, as /etc: a locally 
     rmSync(workspace, { recursive: true, force: true });
   });
 
-  const run = async (command: string, mode: "read-only" | "workspace-write") => {
-    const execution = await backend.start({
-      command,
-      cwd: workspace,
-      workspace,
-      env: {},
-      sandbox: { mode, network: false },
-      signal: new AbortController().signal,
-    });
-    let out = "";
-    execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    execution.stderr.resume();
-    await execution.result;
-    return out;
-  };
+  const run = async (command: string, mode: ExecSandbox["mode"]) => (await output(backend, viewSpec(command, workspace, mode))).out;
 
   for (const [mode] of MODES) {
     it(`${mode}: the root-only keys are not there, what others may read is; the mount table names the copy as /etc's, nothing else`, async () => {

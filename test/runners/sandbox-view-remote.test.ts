@@ -7,12 +7,22 @@ import { DockerBackend } from "../../src/runners/docker/docker.js";
 import { SshBackend } from "../../src/runners/ssh/ssh.js";
 import { describeWithInfra, infra, infraRequired, sshHostKeys, sshKey, sshRoot } from "../helpers/infra.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
-import { MODES, probe, split } from "../helpers/view-probe.js";
+import { MODES, NO_VIEW, output, probe, refusal, split, viewSpec } from "../helpers/view-probe.js";
 
 /**
  * Issue 73 over SSH and in Docker: what a sandboxed command sees there (sandbox-view.test.ts and sandbox-view-etc.test.ts have the local runner).
  * Real sshd, Docker and `spool` processes, as root.
  */
+
+/** Whether the test sshd lets root log in with its key; under SPOOL_TEST_INFRA=required it must. */
+async function rootAllowed(backend: SshBackend): Promise<boolean> {
+  const allowed = await backend.check().then(
+    () => true,
+    () => false,
+  );
+  if (!allowed && infraRequired) throw new Error("SPOOL_TEST_INFRA=required but the test sshd does not let root log in with its key");
+  return allowed;
+}
 
 describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login's home (issue 73)", () =>
   describeWithInfra("ssh", "bubblewrap on the remote host", () => {
@@ -51,18 +61,8 @@ describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login'
 
     for (const [mode] of MODES) {
       it(`${mode}: none of the login's secrets is readable; its home is private; the mount table names none`, async () => {
-        const execution = await backend.start({
-          command: probe(planted),
-          cwd: root,
-          workspace: root,
-          env: {},
-          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
-          signal: new AbortController().signal,
-        });
-        let out = "";
-        execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-        execution.stderr.resume();
-        expect((await execution.result).exitCode).toBe(0);
+        const { out, result } = await output(backend, viewSpec(probe(planted), root, mode, NO_VIEW));
+        expect(result.exitCode).toBe(0);
         const { seen, mountinfo } = split(out);
         for (const word of ["remote-secret-73", "remote-pgpass-73", "remote-token-73", "remote-home-token-73"]) expect(out).not.toContain(word);
         expect(seen).toBe("");
@@ -76,26 +76,16 @@ describeWithBwrap("what a sandboxed command sees over SSH: nothing of the login'
       it(`${mode}: a Spool home the login starts while the command runs, in its home or under /var/lib, is not in view`, async () => {
         const go = `go-${mode}`;
         const late = [join(remoteHome, `.spool-late-${mode}`, "token"), join(`/var/lib/spool-view-late-${mode}`, "token")];
-        const execution = await backend.start({
-          command: `echo waiting; while [ ! -e ${go} ]; do sleep 0.05; done; ${probe(late)}`,
-          cwd: root,
-          workspace: root,
-          env: {},
-          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
-          signal: new AbortController().signal,
-        });
-        let out = "";
         let waiting: () => void;
         const waited = new Promise<void>((resolve) => (waiting = resolve));
-        execution.stdout.on("data", (chunk: Buffer) => {
-          out += chunk.toString();
+        const ran = output(backend, viewSpec(`echo waiting; while [ ! -e ${go} ]; do sleep 0.05; done; ${probe(late)}`, root, mode, NO_VIEW), (out) => {
           if (out.startsWith("waiting\n")) waiting();
         });
-        execution.stderr.resume();
-        await waited;
+        await Promise.race([waited, ran]);
         for (const path of late) plant(path, `late-home-${mode}-73\n`);
         writeFileSync(join(root, go), "");
-        expect((await execution.result).exitCode).toBe(0);
+        const { out, result } = await ran;
+        expect(result.exitCode).toBe(0);
         const { seen, mountinfo } = split(out);
         expect(out).not.toContain(`late-home-${mode}-73`);
         expect(seen).toBe("waiting\n");
@@ -121,32 +111,8 @@ describeWithBwrap("configured paths over SSH as root: a system directory is refu
       it(`${mode}: sandboxView.read naming /etc/ssh is refused, and the host's private keys are not read`, async (ctx) => {
         // A root login reads /etc's root-only files with no capability: it gets a copy of what others may read, and a
         // configured system directory bound as it is would undo that.
-        const allowed = await backend.check().then(
-          () => true,
-          () => false,
-        );
-        if (!allowed) {
-          if (infraRequired) throw new Error("SPOOL_TEST_INFRA=required but the test sshd does not let root log in with its key");
-          return ctx.skip("the test sshd does not let root log in with its key");
-        }
-        const started = backend.start({
-          command: "cat /etc/ssh/ssh_host_*_key",
-          cwd: root,
-          workspace: root,
-          env: {},
-          sandbox: { mode, network: false, view: { toolchains: [], read: ["/etc/ssh"], write: [] } },
-          signal: new AbortController().signal,
-        });
-        let out = "";
-        const ran = await started.then(
-          async (execution) => {
-            execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-            execution.stderr.resume();
-            await execution.result;
-            return "ran";
-          },
-          (error: unknown) => String(error),
-        );
+        if (!(await rootAllowed(backend))) return ctx.skip("the test sshd does not let root log in with its key");
+        const { out, ran } = await refusal(backend, viewSpec("cat /etc/ssh/ssh_host_*_key", root, mode, { ...NO_VIEW, read: ["/etc/ssh"] }));
         expect(out).not.toContain("PRIVATE KEY");
         expect(ran).toContain("/etc/ssh is a system directory");
       });
@@ -180,26 +146,9 @@ describeWithBwrap("/usr/local/etc over SSH as root: as every user may read it, a
 
     for (const [mode] of MODES) {
       it(`${mode}: the root-only key is not there, what others may read is`, async (ctx) => {
-        const allowed = await backend.check().then(
-          () => true,
-          () => false,
-        );
-        if (!allowed) {
-          if (infraRequired) throw new Error("SPOOL_TEST_INFRA=required but the test sshd does not let root log in with its key");
-          return ctx.skip("the test sshd does not let root log in with its key");
-        }
-        const execution = await backend.start({
-          command: `cat ${join(dir, "service.conf")}; ${probe([join(dir, "service.key")])}`,
-          cwd: root,
-          workspace: root,
-          env: {},
-          sandbox: { mode, network: false, view: { toolchains: [], read: [], write: [] } },
-          signal: new AbortController().signal,
-        });
-        let out = "";
-        execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-        execution.stderr.resume();
-        expect((await execution.result).exitCode, out).toBe(0);
+        if (!(await rootAllowed(backend))) return ctx.skip("the test sshd does not let root log in with its key");
+        const { out, result } = await output(backend, viewSpec(`cat ${join(dir, "service.conf")}; ${probe([join(dir, "service.key")])}`, root, mode, NO_VIEW));
+        expect(result.exitCode, out).toBe(0);
         const { seen, mountinfo } = split(out);
         expect(seen.split("\n")[0], out).toBe("setting=public");
         expect(out).not.toContain("ssh-usr-local-secret-73");
@@ -238,18 +187,11 @@ describeWithInfra("docker", "what a sandboxed command sees in Docker: the image,
     sandbox: { mode, network: false, view: { toolchains: [], read: [join(home, ".gitconfig"), join(home, "missing")], write: [] }, secrets },
     signal: new AbortController().signal,
   });
-  const output = async (request: ExecSpec) => {
-    const execution = await backend.start(request);
-    let out = "";
-    execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    execution.stderr.resume();
-    await execution.result;
-    return out;
-  };
+  const run = async (request: ExecSpec) => (await output(backend, request)).out;
 
   for (const [mode] of MODES) {
     it(`${mode}: the configured file is there read-only, nothing else of the home; the mount table names no secret`, async () => {
-      const out = await output(spec(`cat ${home}/.gitconfig; ${probe([join(home, ".claude.json")])}`, mode));
+      const out = await run(spec(`cat ${home}/.gitconfig; ${probe([join(home, ".claude.json")])}`, mode));
       const { seen, mountinfo } = split(out);
       expect(seen).toContain("name = shown-73");
       expect(out).not.toContain("docker-secret-73");
@@ -269,11 +211,11 @@ describeWithInfra("docker", "what a sandboxed command sees in Docker: the image,
         const request = spec("cat /etc/ssh/ssh_host_*_key; ls -A ~ /home; touch ~/.config/systemd/user/planted.service", "workspace-write");
         return { ...request, sandbox: { ...request.sandbox!, view: { toolchains: [], read, write } } };
       };
-      await expect(output(withView([home], []))).rejects.toThrow(`${home} is or holds the home directory ${home}`);
-      await expect(output(withView([outside], []))).rejects.toThrow(`${outside} is or holds the home directory ${home}`);
-      await expect(output(withView(["/home"], []))).rejects.toThrow("/home is or holds the home directory /home");
-      await expect(output(withView(["/etc/ssh"], []))).rejects.toThrow("/etc/ssh is a system directory");
-      await expect(output(withView([], [join(home, ".config")]))).rejects.toThrow(
+      await expect(run(withView([home], []))).rejects.toThrow(`${home} is or holds the home directory ${home}`);
+      await expect(run(withView([outside], []))).rejects.toThrow(`${outside} is or holds the home directory ${home}`);
+      await expect(run(withView(["/home"], []))).rejects.toThrow("/home is or holds the home directory /home");
+      await expect(run(withView(["/etc/ssh"], []))).rejects.toThrow("/etc/ssh is a system directory");
+      await expect(run(withView([], [join(home, ".config")]))).rejects.toThrow(
         `${join(home, ".config")} is writable and holds ${join(home, ".config", "autostart")}, which a login runs or trusts outside the sandbox`,
       );
       expect(existsSync(join(home, ".config", "systemd", "user", "planted.service"))).toBe(false);
@@ -290,7 +232,7 @@ describeWithInfra("docker", "what a sandboxed command sees in Docker: the image,
     writeFileSync(join(spoolHome, "token"), "docker-home-73\n");
     try {
       for (const [mode] of MODES) {
-        await expect(output(spec("cat .spool/token", mode, [spoolHome, join(spoolHome, "token")]))).rejects.toThrow(
+        await expect(run(spec("cat .spool/token", mode, [spoolHome, join(spoolHome, "token")]))).rejects.toThrow(
           `the container's mounts would hold ${spoolHome} (through ${root})`,
         );
       }

@@ -12,7 +12,7 @@ import { proposeAndAccept } from "../helpers/proposals.js";
 import { finished, runTool } from "../helpers/runners.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
-import { MODES, probe, split } from "../helpers/view-probe.js";
+import { MODES, probe, refusal, split, viewSpec } from "../helpers/view-probe.js";
 
 /**
  * Issue 73: a sandboxed command's view is built from what it needs, never from what is known to be secret. Secrets
@@ -312,24 +312,7 @@ describeWithBwrap("a project rooted at the runner's home: its private home would
 
   for (const [mode] of MODES) {
     it(`${mode}: the home's files are not read; the command is refused, naming the home`, async () => {
-      const started = backend.start({
-        command: "cat .claude.json .pgpass",
-        cwd: home,
-        workspace: home,
-        env: {},
-        sandbox: { mode, network: false },
-        signal: new AbortController().signal,
-      });
-      let out = "";
-      const ran = await started.then(
-        async (execution) => {
-          execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-          execution.stderr.resume();
-          await execution.result;
-          return "ran";
-        },
-        (error: unknown) => String(error),
-      );
+      const { out, ran } = await refusal(backend, viewSpec("cat .claude.json .pgpass", home, mode));
       expect(out).not.toContain("home-root-73");
       expect(out).not.toContain("home-root-pgpass-73");
       expect(ran).toContain(`it is or holds the runner user's home directory ${home}`);

@@ -13,7 +13,14 @@ import { projectList } from "./project-list.js";
 export const sessionPlugin = definePlugin({
   name: "session",
   setup(app) {
-    app.provide(DISCOVERY, () => app.applyFilter("rpc:discover", buildOpenRpcDocument(app.registry(), { title: SERVER_NAME, version: SERVER_VERSION })));
+    // Built once (the registry is frozen once the server starts): zod to JSON Schema for every method cost ~50 ms of
+    // CPU a call, which any caller, a viewer too, could ask for again and again. The filters still run each call, on a
+    // copy, as a filter may change the document it is given.
+    let document: Record<string, unknown> | undefined;
+    app.provide(DISCOVERY, () => {
+      document ??= buildOpenRpcDocument(app.registry(), { title: SERVER_NAME, version: SERVER_VERSION });
+      return app.applyFilter("rpc:discover", structuredClone(document));
+    });
     let binaryFrames: BinaryFrames | undefined;
     app.provide(BINARY_FRAMES, () => {
       binaryFrames ??= {
