@@ -68,10 +68,12 @@ if ! { [ -f "$S/sshd.pid" ] && kill -0 "$(cat "$S/sshd.pid")" 2>/dev/null; }; th
   /usr/sbin/sshd -f "$S/sshd_config" -E "$S/sshd.log"
 fi
 
-# --- dockerd without iptables or a bridge; containers use --network none/host.
+# --- dockerd without iptables or a bridge; containers use --network none/host. In a session of its own (as sshd
+# and PostgreSQL put themselves): the shell job that ran `up` may be stopped as a group when it ends, and dockerd
+# would go with it.
 K=$D/docker; mkdir -p "$K/data" "$K/exec"
 if ! docker version >/dev/null 2>&1; then
-  nohup dockerd --data-root "$K/data" --exec-root "$K/exec" --pidfile "$K/dockerd.pid" \
+  setsid nohup dockerd --data-root "$K/data" --exec-root "$K/exec" --pidfile "$K/dockerd.pid" \
     -H unix:///var/run/docker.sock --storage-driver overlay2 \
     --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
     >"$K/dockerd.log" 2>&1 &
