@@ -86,154 +86,191 @@ export interface HiddenTextWatcher extends IDisposable {
  * first (what scrolled off stays in the view: it was printed).
  */
 export function watchHiddenText(term: InstanceType<typeof Terminal>, harvested: () => number, eraseScrollback: () => void): HiddenTextWatcher {
-  const normal: IBuffer = term.buffer.normal;
-  /** The furthest row the cursor reached: rows above it are earlier lines; it is the line being written. */
-  let highWater = 0;
-  /** Earlier lines a sequence could reach, with their text when last looked at. */
-  const seen = new Map<number, string>();
-  let pending = "";
-  let pendingAt = -1;
-  let savedRow: number | undefined;
-  /** Lines were inserted, deleted or scrolled since the watch began: a text moved to another row is not hidden. */
-  let shifted = false;
-  const hidden: HiddenText[] = [];
+  const watch = new LineWatch(term, harvested);
+  const disposables = hookSequences(term, watch, eraseScrollback);
+  return {
+    lineFed: (row) => watch.lineFed(row),
+    settle: () => watch.settle(),
+    hidden: watch.hidden,
+    dispose() {
+      for (const d of disposables) d.dispose();
+    },
+  };
+}
 
-  const top = () => harvested() + normal.baseY;
-  const cursorRow = () => top() + normal.cursorY;
-  const rowText = (row: number) => normal.getLine(row - harvested())?.translateToString(true) ?? "";
+/** The earlier lines one watch looks at, and what it found hidden on them. */
+class LineWatch {
+  private readonly normal: IBuffer;
+  /** The furthest row the cursor reached: rows above it are earlier lines; it is the line being written. */
+  private highWater = 0;
+  /** Earlier lines a sequence could reach, with their text when last looked at. */
+  private readonly seen = new Map<number, string>();
+  private pending = "";
+  private pendingAt = -1;
+  private savedRow: number | undefined;
+  /** Lines were inserted, deleted or scrolled since the watch began: a text moved to another row is not hidden. */
+  private shifted = false;
+  readonly hidden: HiddenText[] = [];
   // Which buffer is active, followed by its event (the API's getters cost more than the rest of a handler).
-  let normalActive = term.buffer.active.type === "normal";
-  const onNormal = () => normalActive;
+  private normalActive: boolean;
+
+  constructor(
+    private readonly term: InstanceType<typeof Terminal>,
+    private readonly harvested: () => number,
+  ) {
+    this.normal = term.buffer.normal;
+    this.normalActive = term.buffer.active.type === "normal";
+  }
+
+  top(): number {
+    return this.harvested() + this.normal.baseY;
+  }
+  cursorRow(): number {
+    return this.top() + this.normal.cursorY;
+  }
+  private rowText(row: number): string {
+    return this.normal.getLine(row - this.harvested())?.translateToString(true) ?? "";
+  }
+  bufferChanged(normal: boolean): void {
+    this.normalActive = normal;
+  }
+  onNormal(): boolean {
+    return this.normalActive;
+  }
 
   /**
    * A line erased and left blank keeps its earlier text until something is written on it (a redraw erases each
    * line, moves, then writes it anew) or the watch ends (`final`): then blank hides the text too.
    */
-  const compare = (row: number, final = false) => {
-    const before = seen.get(row);
+  private compare(row: number, final = false): void {
+    const before = this.seen.get(row);
     if (before === undefined) return;
-    const now = rowText(row);
+    const now = this.rowText(row);
     if (now === before || (!final && now.trim() === "")) return;
-    if (hidesText(before, now) && !(shifted && onScreen(before))) {
-      hidden.push({ row, text: before, escapes: shownEscapes(pending) });
-      pending = "";
+    if (hidesText(before, now) && !(this.shifted && this.onScreen(before))) {
+      this.hidden.push({ row, text: before, escapes: shownEscapes(this.pending) });
+      this.pending = "";
     }
-    seen.set(row, now);
-  };
-  const onScreen = (text: string) => {
-    for (let r = 0; r < normal.length; r++) if (normal.getLine(r)?.translateToString(true) === text) return true;
+    this.seen.set(row, now);
+  }
+  private onScreen(text: string): boolean {
+    for (let r = 0; r < this.normal.length; r++) if (this.normal.getLine(r)?.translateToString(true) === text) return true;
     return false;
-  };
-  const compareAll = () => {
-    for (const row of seen.keys()) compare(row);
-  };
-  const settle = () => {
-    for (const row of seen.keys()) compare(row, true);
-    seen.clear();
-    pending = "";
-    shifted = false;
-  };
+  }
+  private compareAll(): void {
+    for (const row of this.seen.keys()) this.compare(row);
+  }
+  settle(): void {
+    for (const row of this.seen.keys()) this.compare(row, true);
+    this.seen.clear();
+    this.pending = "";
+    this.shifted = false;
+  }
 
   /** A sequence that leaves the cursor's line (or edits it): the line is compared with what it showed. */
-  const leave = () => {
-    if (!onNormal()) return false;
-    const row = cursorRow();
-    if (row > highWater) highWater = row;
-    else compare(row);
+  leave(): false {
+    if (!this.onNormal()) return false;
+    const row = this.cursorRow();
+    if (row > this.highWater) this.highWater = row;
+    else this.compare(row);
     return false;
-  };
+  }
   /**
    * A sequence that can change rows from `lo` (absolute; undefined: the screen's top) down: earlier lines in
    * reach are watched from now on, and the sequence is kept as text to show before what it hides.
    */
-  const reach = (lo: number | undefined, text: string | (() => string), shifts = false, edit = false) => {
-    if (!onNormal()) return false;
-    const row = cursorRow();
-    if (row > highWater) highWater = row;
-    else if (!edit) compare(row);
-    const screenTop = top();
+  reach(lo: number | undefined, text: string | (() => string), shifts = false, edit = false): false {
+    if (!this.onNormal()) return false;
+    const row = this.cursorRow();
+    if (row > this.highWater) this.highWater = row;
+    else if (!edit) this.compare(row);
+    const screenTop = this.top();
     const from = lo === undefined || lo < screenTop ? screenTop : lo;
-    if (from >= highWater) return false; // the line being written only: a same-line edit
+    if (from >= this.highWater) return false; // the line being written only: a same-line edit
     if (shifts) {
-      compareAll();
-      shifted = true;
+      this.compareAll();
+      this.shifted = true;
     }
     // An excursion from the line being written starts a new run of sequences (one right after another, the
     // cursor where the last one left it, continues the run: `ESC[2J ESC[H`).
-    const at = row * term.cols + normal.cursorX;
-    if (row >= highWater && at !== pendingAt) pending = "";
-    for (let r = from; r < highWater; r++) if (!seen.has(r)) seen.set(r, rowText(r));
-    if (pending.length < MAX_GATHERED) pending += typeof text === "string" ? text : text();
-    pendingAt = at;
+    const at = row * this.term.cols + this.normal.cursorX;
+    if (row >= this.highWater && at !== this.pendingAt) this.pending = "";
+    for (let r = from; r < this.highWater; r++) if (!this.seen.has(r)) this.seen.set(r, this.rowText(r));
+    if (this.pending.length < MAX_GATHERED) this.pending += typeof text === "string" ? text : text();
+    this.pendingAt = at;
     return false;
-  };
+  }
+  /** Save the cursor: its row is where a restore moves back to. */
+  save(): false {
+    if (this.onNormal()) this.savedRow = this.cursorRow();
+    return false;
+  }
+  /** Restore the cursor: the rows from the saved one down are in reach. */
+  restore(text: string | (() => string)): false {
+    return this.reach(this.savedRow, text);
+  }
 
-  const disposables: IDisposable[] = [term.buffer.onBufferChange((b) => (normalActive = b.type === "normal"))];
+  lineFed(row: number): void {
+    if (this.seen.size > 0) this.compare(row - 1);
+    if (row > this.highWater) {
+      this.highWater = row;
+      if (this.seen.size > 0) this.settle();
+    }
+  }
+}
+
+/** Hooks the sequences that can hide text into `term`'s parser, each handing its reach to `watch`. */
+function hookSequences(term: InstanceType<typeof Terminal>, watch: LineWatch, eraseScrollback: () => void): IDisposable[] {
+  const disposables: IDisposable[] = [term.buffer.onBufferChange((b) => watch.bufferChanged(b.type === "normal"))];
   const csi = (final: string, handler: (params: Params) => boolean, prefix?: string) =>
     disposables.push(term.parser.registerCsiHandler(prefix === undefined ? { final } : { prefix, final }, handler));
   const esc = (final: string, handler: () => boolean, intermediates?: string) =>
     disposables.push(term.parser.registerEscHandler(intermediates === undefined ? { final } : { intermediates, final }, handler));
+  const leave = () => watch.leave();
 
   // Moves up, or to a row given: the rows between there and the line being written are in reach.
-  for (const final of ["A", "F"]) csi(final, (p) => reach(cursorRow() - first(p, 1), () => csiText("", p, final)));
-  for (const final of ["H", "f", "d"]) csi(final, (p) => reach(top() + first(p, 1) - 1, () => csiText("", p, final)));
+  for (const final of ["A", "F"]) csi(final, (p) => watch.reach(watch.cursorRow() - first(p, 1), () => csiText("", p, final)));
+  for (const final of ["H", "f", "d"]) csi(final, (p) => watch.reach(watch.top() + first(p, 1) - 1, () => csiText("", p, final)));
   // Moves down or along the line: the line left is compared.
   for (const final of ["B", "E", "e"]) csi(final, leave);
   esc("D", leave);
   esc("E", leave);
   // Save and restore the cursor.
-  const save = () => {
-    if (onNormal()) savedRow = cursorRow();
-    return false;
-  };
+  const save = () => watch.save();
   esc("7", save);
   csi("s", save);
-  esc("8", () => reach(savedRow, "\\e8"));
-  csi("u", (p) => reach(savedRow, () => csiText("", p, "u")));
+  esc("8", () => watch.restore("\\e8"));
+  csi("u", (p) => watch.restore(() => csiText("", p, "u")));
   // Erases and edits of the cursor's line (an earlier line only when the cursor was moved up to it).
   // They edit the line in place, as `\r` does: what was written on it since the cursor came is not compared (a
   // same-line edit), what it showed before the cursor came is.
-  for (const final of ["K", "X", "P", "@"]) csi(final, (p) => reach(cursorRow(), () => csiText("", p, final), false, true));
-  csi("K", (p) => reach(cursorRow(), () => csiText("?", p, "K"), false, true), "?");
+  for (const final of ["K", "X", "P", "@"]) csi(final, (p) => watch.reach(watch.cursorRow(), () => csiText("", p, final), false, true));
+  csi("K", (p) => watch.reach(watch.cursorRow(), () => csiText("?", p, "K"), false, true), "?");
   // Erase in display: below the cursor, above it, all of it; 3 erases the scrollback, collected first.
   const eraseDisplay = (prefix: string) => (p: Params) => {
     const mode = first(p, 0);
     if (mode === 3) {
-      if (onNormal()) {
-        settle();
+      if (watch.onNormal()) {
+        watch.settle();
         eraseScrollback();
       }
       return false;
     }
-    return reach(mode === 0 ? cursorRow() : undefined, () => csiText(prefix, p, "J"), true);
+    return watch.reach(mode === 0 ? watch.cursorRow() : undefined, () => csiText(prefix, p, "J"), true);
   };
   csi("J", eraseDisplay(""));
   csi("J", eraseDisplay("?"), "?");
   // Lines inserted, deleted or scrolled, a scroll region set (the cursor goes home), a reverse index.
-  for (const final of ["L", "M"]) csi(final, (p) => reach(cursorRow(), () => csiText("", p, final), true));
-  for (const final of ["S", "T", "r"]) csi(final, (p) => reach(undefined, () => csiText("", p, final), true));
-  esc("M", () => reach(undefined, "\\eM", true));
+  for (const final of ["L", "M"]) csi(final, (p) => watch.reach(watch.cursorRow(), () => csiText("", p, final), true));
+  for (const final of ["S", "T", "r"]) csi(final, (p) => watch.reach(undefined, () => csiText("", p, final), true));
+  esc("M", () => watch.reach(undefined, "\\eM", true));
   // Origin mode moves the cursor home; 1048 restores it.
   const privateMode = (final: "h" | "l") => (p: Params) =>
-    p.some((m) => m === 6 || (m === 1048 && final === "l")) ? reach(undefined, () => csiText("?", p, final), true) : false;
+    p.some((m) => m === 6 || (m === 1048 && final === "l")) ? watch.reach(undefined, () => csiText("?", p, final), true) : false;
   csi("h", privateMode("h"), "?");
   csi("l", privateMode("l"), "?");
   // A full reset and the screen alignment test (a screen of `E`) are not applied: they would wipe what was printed.
   esc("c", () => true);
   esc("8", () => true, "#");
-
-  return {
-    lineFed(row) {
-      if (seen.size > 0) compare(row - 1);
-      if (row > highWater) {
-        highWater = row;
-        if (seen.size > 0) settle();
-      }
-    },
-    settle,
-    hidden,
-    dispose() {
-      for (const d of disposables) d.dispose();
-    },
-  };
+  return disposables;
 }
