@@ -24,19 +24,53 @@ import type { Stage } from "./stage.js";
 
 /** propose: the log entry at 202, `run/proposal` to every connection of the project. */
 export async function propose(stage: Stage, project: ProjectRef, run: RunRow, input: ProposalInput): Promise<EntryRow> {
-  const { deps, runners } = stage;
-  const producer = stage.producers.get(input.tool);
+  const { deps } = stage;
+  const producer = registeredProducer(stage, input.tool);
+  // Fair shares first: a proposal past its principal's or its run's bound stores nothing and costs two kept counts (migration 021).
+  const principal = whoOf(input.proposedBy).principal;
+  await stage.shares.admit(principal, run);
+  const command = await filteredCommand(deps, project, input);
+  const target = await resolveTarget(stage, project, input, producer);
+  const row = await insertProposal(deps, project, run, input, producer.tool, command, target, principal);
+  deps.observer?.proposed(project, run, row, input.traceparent);
+  stage.effects.proposed(project, run, row, input.proposedBy, input.transport ?? null);
+  // Its principal revoked while this handler was under way, after the revocation read the waiting proposals (it revokes
+  // first, then reads: Principals.revoke): withdrawn here, as the revocation would have, before any rule may accept it.
+  // Looked up only for a principal revoked lately (revocations.ts): other proposals cost no query.
+  if (stage.revocations.has(principal) && (await deps.repos.principals.principalRevoked(principal)))
+    return withdrawAsRevoked(stage, project, run, row, principal);
+  const decided = await acceptByRule(stage, project, run, row, input, target);
+  if (decided) return decided;
+  stage.effects.announceProposal(project, run, row);
+  await stage.effects.hookStatus(project, run, row, null);
+  return row;
+}
+
+type Producer = NonNullable<ReturnType<Stage["producers"]["get"]>>;
+
+/** The producer registered for `tool`; an unknown tool is refused with the registered ones named. */
+function registeredProducer(stage: Stage, tool: string): Producer {
+  const producer = stage.producers.get(tool);
   if (!producer)
     throw invalid(
       "tool",
-      `unknown tool "${input.tool}"; registered: ${stage.producers
+      `unknown tool "${tool}"; registered: ${stage.producers
         .list()
         .map((p) => p.tool)
         .join(", ")}`,
     );
-  // Fair shares first: a proposal past its principal's or its run's bound stores nothing and costs two kept counts (migration 021).
-  const principal = whoOf(input.proposedBy).principal;
-  await stage.shares.admit(principal, run);
+  return producer;
+}
+
+/** The command, cwd and environment as the `proposal:create` filters leave them, the cwd confined to the project. */
+interface FilteredCommand {
+  command: string;
+  cwd: string;
+  env: Record<string, string>;
+}
+
+/** Runs the `proposal:create` filters, confines the cwd they leave and refuses loader variables in the environment. */
+async function filteredCommand(deps: Stage["deps"], project: ProjectRef, input: ProposalInput): Promise<FilteredCommand> {
   const allowOutside = deps.config.limits.allowCwdOutsideRoot;
   const filtered = await deps.applyFilter("proposal:create", {
     tool: input.tool,
@@ -52,6 +86,27 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       issues: [{ path: "env", message: loaderVariablesMessage(loader) }],
       names: loader,
     });
+  return { command: filtered.command, cwd, env: filtered.env };
+}
+
+/** Where a proposal goes and what it is shown with there: its runner (or pool), sandbox, network and view. */
+interface ProposalTarget {
+  pool: Awaited<ReturnType<typeof proposedPool>> | null;
+  /** The runner it names (a pool: the pool as one runner would say it). */
+  proposed: ProposedRunner | undefined;
+  /** Named none: the runner a plain accept sends it to. */
+  defaultRunner: string | null;
+  sandbox: Awaited<ReturnType<typeof sandboxFor>>;
+  egress: ReturnType<typeof egressFor>;
+  claim: RunnerClaim | null;
+  network: NetworkKind | "allowlist" | undefined;
+  view: ReturnType<typeof viewFact>;
+  runnerServer: Awaited<ReturnType<typeof runnerServerOf>>;
+}
+
+/** Resolves the proposal's runner or pool, its sandbox and network, refusing what its runner could never run. */
+async function resolveTarget(stage: Stage, project: ProjectRef, input: ProposalInput, producer: Producer): Promise<ProposalTarget> {
+  const { deps, runners } = stage;
   // A pool: its runners now (on every server), what they have in common, recorded as the `pool` fact (SPEC §7 "Pools").
   const pool = input.runner !== undefined && typeof input.runner !== "string" ? await proposedPool(stage, project, input.runner) : null;
   const proposed = typeof input.runner === "string" ? await proposedRunner(stage, project, input.runner) : (pool?.runner ?? undefined);
@@ -76,18 +131,33 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   const runnerServer = pool
     ? null
     : await runnerServerOf(stage, project, proposed?.name ?? defaultRunner, proposed ? proposed.here : goesToDefault?.here === true);
+  return { pool, proposed, defaultRunner, sandbox, egress, claim, network, view, runnerServer };
+}
+
+/** Stores the log entry at 202 under a free slug, with every fact a person is shown before deciding. */
+async function insertProposal(
+  deps: Stage["deps"],
+  project: ProjectRef,
+  run: RunRow,
+  input: ProposalInput,
+  tool: string,
+  command: FilteredCommand,
+  target: ProposalTarget,
+  principal: string,
+): Promise<EntryRow> {
+  const { pool, proposed, defaultRunner, sandbox, egress, claim, network, view, runnerServer } = target;
   const now = Date.now();
-  const row = await insertUnderFreeSlug(deps.repos.entries, run, producer.tool, filtered.command, (slug) => ({
+  return insertUnderFreeSlug(deps.repos.entries, run, tool, command.command, (slug) => ({
     run_id: run.id,
     scheme: "log",
     turn: run.turn,
     status: ENTRY.proposed,
     attributes: JSON.stringify({
-      tool: producer.tool,
-      command: filtered.command,
+      tool,
+      command: command.command,
       root: project.root,
-      cwd,
-      env: filtered.env,
+      cwd: command.cwd,
+      env: command.env,
       // No limit proposed: the server's default for its kind, recorded so every client shows the real duration.
       ...(input.timeout_ms
         ? { timeoutMs: input.timeout_ms }
@@ -114,19 +184,32 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
     created_at: now,
     updated_at: now,
   }));
-  deps.observer?.proposed(project, run, row, input.traceparent);
-  stage.effects.proposed(project, run, row, input.proposedBy, input.transport ?? null);
-  // Its principal revoked while this handler was under way, after the revocation read the waiting proposals (it revokes
-  // first, then reads: Principals.revoke): withdrawn here, as the revocation would have, before any rule may accept it.
-  // Looked up only for a principal revoked lately (revocations.ts): other proposals cost no query.
-  if (stage.revocations.has(principal) && (await deps.repos.principals.principalRevoked(principal))) {
-    const options = { by: REVOCATION, resolver: LATE_REVOKED_RESOLVER, reason: revokedReason(principal) };
-    // Withdrawn by the revocation as well (it read it after all): decided once, by whichever came first.
-    await reject(stage, project, { run: run.alias, path: row.path }, options).catch((error: unknown) => {
-      if (!(error instanceof SpoolError && error.errorName === "CONFLICT")) throw error;
-    });
-    return (await deps.repos.entries.findEntryById(row.id)) ?? row;
-  }
+}
+
+/** Withdraws a proposal whose principal was revoked meanwhile, as the revocation would have; the entry as it is now. */
+async function withdrawAsRevoked(stage: Stage, project: ProjectRef, run: RunRow, row: EntryRow, principal: string): Promise<EntryRow> {
+  const options = { by: REVOCATION, resolver: LATE_REVOKED_RESOLVER, reason: revokedReason(principal) };
+  // Withdrawn by the revocation as well (it read it after all): decided once, by whichever came first.
+  await reject(stage, project, { run: run.alias, path: row.path }, options).catch((error: unknown) => {
+    if (!(error instanceof SpoolError && error.errorName === "CONFLICT")) throw error;
+  });
+  return (await stage.deps.repos.entries.findEntryById(row.id)) ?? row;
+}
+
+/**
+ * An "always allow" rule of the run that holds the proposal accepts it, nobody asked: the entry as it is then
+ * (announced for a person when the rule could not accept it). Undefined when no rule holds it.
+ */
+async function acceptByRule(
+  stage: Stage,
+  project: ProjectRef,
+  run: RunRow,
+  row: EntryRow,
+  input: ProposalInput,
+  target: ProposalTarget,
+): Promise<EntryRow | undefined> {
+  const { deps } = stage;
+  const { pool, proposed, defaultRunner, sandbox } = target;
   // A rule stored for commands in the configured mode does not let one that asks to leave the sandbox through unseen.
   const ruleApplies = !(input.sandbox === "full" && deps.config.sandbox !== "full");
   const goesTo = pool ? pool.key : (proposed?.name ?? defaultRunner);
@@ -138,35 +221,26 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
       run: run.alias,
       path: row.path,
     });
-  if (rule) {
-    // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
-    await stage.effects.hookStatus(project, run, row, null);
-    try {
-      // In sandbox mode full, the rule accepts as the principal that set it, who must be one that may accept full now.
-      const acceptor = sandbox.mode === "full" ? await ruleSetter(deps.repos, rule) : undefined;
-      await acceptAs(
-        stage,
-        project,
-        { run: run.alias, path: row.path },
-        { acceptor, resolver: ruleResolver(rule), resolvedBy: describeRule(rule), self: null },
-      );
-      return (await deps.repos.entries.findEntryById(row.id)) ?? row;
-    } catch (error) {
-      // No runner can take it now (or it was decided meanwhile): it waits for a person like any other proposal.
-      deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`, {
-        project: project.name,
-        run: run.alias,
-        path: row.path,
-      });
-      const current = await deps.repos.entries.findEntryById(row.id);
-      if (current?.status !== ENTRY.proposed) return current ?? row;
-      stage.effects.announceProposal(project, run, current);
-      return current;
-    }
-  }
-  stage.effects.announceProposal(project, run, row);
+  if (!rule) return undefined;
+  // An "always allow" rule of the run matches: the server accepts it itself, and nobody is asked.
   await stage.effects.hookStatus(project, run, row, null);
-  return row;
+  try {
+    // In sandbox mode full, the rule accepts as the principal that set it, who must be one that may accept full now.
+    const acceptor = sandbox.mode === "full" ? await ruleSetter(deps.repos, rule) : undefined;
+    await acceptAs(stage, project, { run: run.alias, path: row.path }, { acceptor, resolver: ruleResolver(rule), resolvedBy: describeRule(rule), self: null });
+    return (await deps.repos.entries.findEntryById(row.id)) ?? row;
+  } catch (error) {
+    // No runner can take it now (or it was decided meanwhile): it waits for a person like any other proposal.
+    deps.log.warn(`rule #${rule.id} matched ${row.path} but could not accept it: ${error instanceof Error ? error.message : String(error)}`, {
+      project: project.name,
+      run: run.alias,
+      path: row.path,
+    });
+    const current = await deps.repos.entries.findEntryById(row.id);
+    if (current?.status !== ENTRY.proposed) return current ?? row;
+    stage.effects.announceProposal(project, run, current);
+    return current;
+  }
 }
 
 /** A runner as a proposal records it: its name, its sandbox and its claim (null: not known), and whether it is this server's. */
