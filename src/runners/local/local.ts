@@ -3,7 +3,7 @@ import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { recordedStateSoon } from "../../home/registry.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
@@ -86,6 +86,97 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
   }
+}
+
+/** What `LocalBackend#run` starts: the program and arguments (a sandbox's launcher, or `/bin/sh -c`), and the command. */
+interface LocalStart {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  base: Record<string, string>;
+  cwd: string;
+  script: string;
+  /** How a sandbox says it is set up (runners/sandbox/setup.ts); null: no sandbox. */
+  setup: SetupMarker | null;
+  started: number;
+}
+
+/** The program as its container wraps it, the cgroup holding it, and whether a PID namespace of its own holds it. */
+interface Contained {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  cgroup: CommandCgroup | undefined;
+  contained: boolean;
+}
+
+/** A command without a sandbox in a workspace: its directory must be in the project root, judged by where both lead now. */
+function checkCwdInWorkspace(cwd: string, root: string): void {
+  // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
+  let realCwd: string;
+  let workspace: string;
+  try {
+    [realCwd, workspace] = [realpathSync(cwd), realpathSync(root)];
+  } catch (error) {
+    throw new StartError(`Cannot start the command: its directory ${cwd} or the project root is not there (${firstLine(error)})`);
+  }
+  const moved = rootMovedMessage(root, workspace);
+  if (moved) throw new StartError(`Cannot start the command: ${moved}`);
+  if (!within(realCwd, workspace)) throw new StartError(cwdOutsideMessage(realCwd, workspace));
+}
+
+/**
+ * Spawns the command with pipes, leading its own process group; a spawn that fails kills its cgroup and is a
+ * StartError. `setUpDone` tells whether a sandbox said it is set up (null: no marker descriptor).
+ */
+async function spawnPiped(
+  spec: ExecSpec,
+  launch: { file: string; args: string[]; cwd: string; env: Record<string, string> },
+  setup: SetupMarker | null,
+  cgroup: CommandCgroup | undefined,
+) {
+  // execa is loaded by the first command (~2 MB of heap a server whose commands all run elsewhere never holds).
+  const { execa } = await import("execa");
+  const subprocess = execa(launch.file, launch.args, {
+    cwd: launch.cwd,
+    env: launch.env,
+    extendEnv: false,
+    detached: true, // its own process group, so a cancel reaches its children too
+    cleanup: false,
+    buffer: false,
+    reject: false,
+    encoding: "buffer",
+    stripFinalNewline: false,
+    ...(spec.stdin ? { input: spec.stdin } : {}),
+    // A sandbox says on SETUP_FD that it is set up (runners/sandbox/setup.ts); the descriptors between are not opened.
+    stdio: [spec.stdin || spec.interactive ? "pipe" : "ignore", "pipe", "pipe", ...(setup && "fd" in setup ? MARKER_STDIO : [])],
+  });
+  // Listened to at once: an unread descriptor is let go (execa resumes it a turn later, Node at the exit).
+  const markerStream = setup && "fd" in setup ? (subprocess.stdio as unknown as (Readable | null)[])[SETUP_FD] : null;
+  const setUpDone = markerStream ? setUp(markerStream, spec.signal) : null;
+  // execa settles with a result object (reject: false); the process's own events tell us more precisely.
+  const settled = subprocess.then((r) => r);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    subprocess.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+  const spawnError = await new Promise<Error | null>((resolve) => {
+    subprocess.once("spawn", () => resolve(null));
+    subprocess.once("error", (error) => resolve(error));
+  });
+  if (spawnError || subprocess.pid === undefined) {
+    await cgroup?.kill();
+    const result = await settled;
+    const detail = ("originalMessage" in result && result.originalMessage ? result.originalMessage : spawnError?.message)?.split("\n")[0];
+    throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
+  }
+  return { subprocess, pid: subprocess.pid, setUpDone, settled, exited };
+}
+
+type PipedChild = Awaited<ReturnType<typeof spawnPiped>>;
+
+/** An interactive command's input and signals; a contained command's signals wait until it runs inside. */
+function inputControl(stdin: Writable, pid: number, signals: TakenSignals | null) {
+  return streamControl(stdin, { signal: async (name) => (signals ? signals.signal(signalName(name)) : signalGroup(pid, signalName(name))) }, { tty: false });
 }
 
 /**
@@ -314,52 +405,12 @@ export class LocalBackend implements Backend {
     return { ...launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter), env: base, egress, setup };
   }
 
-  async #run(
-    spec: ExecSpec,
-    start: {
-      file: string;
-      args: string[];
-      env: Record<string, string>;
-      base: Record<string, string>;
-      cwd: string;
-      script: string;
-      /** How a sandbox says it is set up (runners/sandbox/setup.ts); null: no sandbox. */
-      setup: SetupMarker | null;
-      started: number;
-    },
-  ): Promise<Execution> {
-    let { file, args, env } = start;
-    const { base, cwd, script, started, setup } = start;
+  async #run(spec: ExecSpec, start: LocalStart): Promise<Execution> {
+    const { cwd, started, setup } = start;
     const sandbox = setup !== null;
-    if (!sandbox && spec.workspace) {
-      // full too: a directory swapped for a link after the proposal (to $HOME, say) is judged by where it leads now, as the sandbox's is.
-      let realCwd: string;
-      let workspace: string;
-      try {
-        [realCwd, workspace] = [realpathSync(cwd), realpathSync(spec.workspace)];
-      } catch (error) {
-        throw new StartError(`Cannot start the command: its directory ${cwd} or the project root is not there (${firstLine(error)})`);
-      }
-      const moved = rootMovedMessage(spec.workspace, workspace);
-      if (moved) throw new StartError(`Cannot start the command: ${moved}`);
-      if (!within(realCwd, workspace)) throw new StartError(cwdOutsideMessage(realCwd, workspace));
-    }
+    if (!sandbox && spec.workspace) checkCwdInWorkspace(cwd, spec.workspace);
     // Its container (SPEC §7 "Stopped means stopped"): a sandbox has a PID namespace already; a full command gets one where no cgroup holds it.
-    const box = await containment(this.#environ, this.options.container);
-    if (!sandbox && box.kind === "pid-namespace") {
-      ({ file, args } = launcher(box.bwrap, pidNamespaceArgs({ env, cwd, command: script, resetSignals: box.resetSignals }), Boolean(box.resetSignals)));
-      env = base;
-    }
-    let cgroup: CommandCgroup | undefined;
-    if (box.kind === "cgroup") {
-      try {
-        cgroup = box.open();
-      } catch (error) {
-        throw new StartError(`Cannot start the command: cannot create its cgroup (${firstLine(error)})`);
-      }
-      ({ file, args } = cgroup.wrap(file, args));
-    }
-    const contained = !sandbox && box.kind === "pid-namespace";
+    const { file, args, env, cgroup, contained } = await this.#contain(sandbox, start);
     if (spec.tty) {
       const { killGraceMs, processes } = this.options;
       const nonce = setup && "nonce" in setup ? setup.nonce : undefined;
@@ -372,49 +423,16 @@ export class LocalBackend implements Backend {
       });
       return sandbox || contained ? { ...tty, result: tty.result.then(sandboxResult) } : tty;
     }
-    // execa is loaded by the first command (~2 MB of heap a server whose commands all run elsewhere never holds).
-    const { execa } = await import("execa");
-    const subprocess = execa(file, args, {
-      cwd,
-      env,
-      extendEnv: false,
-      detached: true, // its own process group, so a cancel reaches its children too
-      cleanup: false,
-      buffer: false,
-      reject: false,
-      encoding: "buffer",
-      stripFinalNewline: false,
-      ...(spec.stdin ? { input: spec.stdin } : {}),
-      // A sandbox says on SETUP_FD that it is set up (runners/sandbox/setup.ts); the descriptors between are not opened.
-      stdio: [spec.stdin || spec.interactive ? "pipe" : "ignore", "pipe", "pipe", ...(setup && "fd" in setup ? MARKER_STDIO : [])],
-    });
-    // Listened to at once: an unread descriptor is let go (execa resumes it a turn later, Node at the exit).
-    const markerStream = setup && "fd" in setup ? (subprocess.stdio as unknown as (Readable | null)[])[SETUP_FD] : null;
-    const setUpDone = markerStream ? setUp(markerStream, spec.signal) : null;
-    // execa settles with a result object (reject: false); the process's own events tell us more precisely.
-    const settled = subprocess.then((r) => r);
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      subprocess.once("exit", (code, signal) => resolve({ code, signal }));
-    });
-    const spawnError = await new Promise<Error | null>((resolve) => {
-      subprocess.once("spawn", () => resolve(null));
-      subprocess.once("error", (error) => resolve(error));
-    });
-    if (spawnError || subprocess.pid === undefined) {
-      await cgroup?.kill();
-      const result = await settled;
-      const detail = ("originalMessage" in result && result.originalMessage ? result.originalMessage : spawnError?.message)?.split("\n")[0];
-      throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
-    }
-    const pid = subprocess.pid;
+    const child = await spawnPiped(spec, { file, args, cwd, env }, setup, cgroup);
+    const { subprocess, pid } = child;
     // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
     const namespace = sandbox || contained ? containedEnd(pid) : null;
     this.options.processes?.started(pid, spec.command, cgroup?.path);
     // Read from the start (an output nobody reads is let go at the exit), held until the consumer reads.
     const stdout = new OutputPipe(subprocess.stdout!);
     const stderr = new OutputPipe(subprocess.stderr!);
-    if (setUpDone && !(await setUpDone)) {
-      await exited;
+    if (child.setUpDone && !(await child.setUpDone)) {
+      await child.exited;
       // What its launcher left (an egress proxy whose sandbox never came), so that nothing holds its stderr.
       signalGroup(pid, "SIGKILL");
       await cgroup?.kill();
@@ -435,33 +453,10 @@ export class LocalBackend implements Backend {
         closing: this.#closing.signal,
       },
     );
-    const result = (async (): Promise<ExecResult> => {
-      const { code, signal } = await exited;
-      // What the command left running ends with it, as in a PID namespace of its own: bwrap exits before its namespace
-      // is empty (orphans.ts, containedEnd), so the end is told once it is.
-      await namespace?.ended();
-      await cgroup?.kill();
-      this.options.processes?.exited(pid);
-      // Input nobody will read any more: let go of the pipe.
-      if (spec.interactive) subprocess.stdin?.destroy();
-      // A pending KILL stays armed after a cancel: it also reaches children that ignored TERM.
-      supervision.done({ keepKill: true });
-      const quietMs = this.options.quietMs ?? 100;
-      await Promise.all([stdout.settle(quietMs), stderr.settle(quietMs)]);
-      await settled;
-      const ended = { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
-      return sandbox || contained ? sandboxResult(ended) : ended;
-    })();
+    const result = this.#ended(spec, child, { namespace, cgroup, supervision, stdout, stderr, started, contained: sandbox || contained });
     // A command bubblewrap contains ignores a client's signals until it runs inside: they wait for it (taken-signals.ts).
     const signals = sandbox || contained ? new TakenSignals(pid, signalGroup) : null;
-    const control =
-      spec.interactive && !spec.stdin
-        ? streamControl(
-            subprocess.stdin!,
-            { signal: async (name) => (signals ? signals.signal(signalName(name)) : signalGroup(pid, signalName(name))) },
-            { tty: false },
-          )
-        : undefined;
+    const control = spec.interactive && !spec.stdin ? inputControl(subprocess.stdin!, pid, signals) : undefined;
     return {
       stdout: stdout.output,
       stderr: stderr.output,
@@ -470,6 +465,66 @@ export class LocalBackend implements Backend {
       located: Promise.resolve({ backend: "local", pid }),
       ...(control ? { control } : {}),
     };
+  }
+
+  /**
+   * What holds the command's processes (container.ts): a full command is wrapped in a PID namespace where no cgroup
+   * holds it (`contained`), and in a cgroup where one does.
+   */
+  async #contain(sandbox: boolean, start: LocalStart): Promise<Contained> {
+    let { file, args, env } = start;
+    const box = await containment(this.#environ, this.options.container);
+    if (!sandbox && box.kind === "pid-namespace") {
+      ({ file, args } = launcher(
+        box.bwrap,
+        pidNamespaceArgs({ env, cwd: start.cwd, command: start.script, resetSignals: box.resetSignals }),
+        Boolean(box.resetSignals),
+      ));
+      env = start.base;
+    }
+    let cgroup: CommandCgroup | undefined;
+    if (box.kind === "cgroup") {
+      try {
+        cgroup = box.open();
+      } catch (error) {
+        throw new StartError(`Cannot start the command: cannot create its cgroup (${firstLine(error)})`);
+      }
+      ({ file, args } = cgroup.wrap(file, args));
+    }
+    return { file, args, env, cgroup, contained: !sandbox && box.kind === "pid-namespace" };
+  }
+
+  /** The command's result once it exited, what it left running ended and its output read to the end. */
+  async #ended(
+    spec: ExecSpec,
+    child: PipedChild,
+    held: {
+      namespace: ReturnType<typeof containedEnd> | null;
+      cgroup: CommandCgroup | undefined;
+      supervision: ReturnType<typeof supervise>;
+      stdout: OutputPipe;
+      stderr: OutputPipe;
+      started: number;
+      /** In a sandbox or a PID namespace of its own. */
+      contained: boolean;
+    },
+  ): Promise<ExecResult> {
+    const { namespace, cgroup, supervision, stdout, stderr, started } = held;
+    const { code, signal } = await child.exited;
+    // What the command left running ends with it, as in a PID namespace of its own: bwrap exits before its namespace
+    // is empty (orphans.ts, containedEnd), so the end is told once it is.
+    await namespace?.ended();
+    await cgroup?.kill();
+    this.options.processes?.exited(child.pid);
+    // Input nobody will read any more: let go of the pipe.
+    if (spec.interactive) child.subprocess.stdin?.destroy();
+    // A pending KILL stays armed after a cancel: it also reaches children that ignored TERM.
+    supervision.done({ keepKill: true });
+    const quietMs = this.options.quietMs ?? 100;
+    await Promise.all([stdout.settle(quietMs), stderr.settle(quietMs)]);
+    await child.settled;
+    const ended = { exitCode: code, signal, durationMs: Date.now() - started, cancelled: supervision.cancelled, timedOut: supervision.timedOut };
+    return held.contained ? sandboxResult(ended) : ended;
   }
 
   async close(): Promise<void> {
