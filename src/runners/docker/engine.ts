@@ -89,40 +89,7 @@ export const READ_ONLY_PATHS = [
 export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
   return {
     async runContainer(o) {
-      const container = await docker.createContainer({
-        Image: o.image,
-        Cmd: o.cmd,
-        Env: o.env,
-        ...(o.workdir ? { WorkingDir: o.workdir } : {}),
-        Tty: Boolean(o.tty),
-        AttachStdout: true,
-        AttachStderr: true,
-        AttachStdin: o.stdin,
-        OpenStdin: o.stdin,
-        StdinOnce: o.stdin,
-        Labels: o.labels,
-        // Init forwards TERM to the command (a shell as PID 1 would ignore it) and reaps orphans.
-        HostConfig: {
-          NetworkMode: o.network,
-          Init: true,
-          // The output is read over the attach stream and stored by Spool: the engine keeps no log of its own (its
-          // json-file log grew with every byte, unbounded on the engine's disk until removal, and cost the engine
-          // ~2 s of CPU for 50 MB).
-          LogConfig: { Type: "none", Config: {} },
-          // Mounts (not Binds): a missing source is an error, where Binds would create it as an empty directory.
-          ...(o.mounts?.length ? { Mounts: o.mounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) } : {}),
-          ...(o.readOnly || o.workspaceWrite
-            ? {
-                ReadonlyRootfs: true,
-                ReadonlyPaths: READ_ONLY_PATHS,
-                CapDrop: ["ALL"],
-                SecurityOpt: ["no-new-privileges", ...(o.seccomp ? [`seccomp=${o.seccomp}`] : [])],
-                IpcMode: "none",
-              }
-            : {}),
-          ...(o.workspaceWrite ? { Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" } } : {}),
-        },
-      });
+      const container = await docker.createContainer(createOptions(o));
       try {
         const stream = (await container.attach({ stream: true, stdout: true, stderr: true, stdin: o.stdin, hijack: o.stdin })) as unknown as Duplex;
         await container.start();
@@ -164,18 +131,7 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
     },
     async inspectContainer(name) {
       const info = await docker.getContainer(name).inspect();
-      const writableMounts = [
-        ...(info.Mounts ?? []).filter((m) => m.RW).map((m) => m.Destination),
-        ...Object.keys((info.HostConfig as { Tmpfs?: Record<string, string> }).Tmpfs ?? {}),
-      ];
-      return {
-        readOnlyRoot: Boolean(info.HostConfig.ReadonlyRootfs),
-        writableMounts,
-        networkMode: info.HostConfig.NetworkMode ?? "default",
-        running: Boolean(info.State?.Running),
-        status: info.State?.Status ?? "unknown",
-        ...(info.State?.Pid ? { pid: info.State.Pid } : {}),
-      };
+      return containerFacts(info);
     },
     async ping() {
       const { socketPath, host, port } = docker.modem as { socketPath?: string; host?: string; port?: number | string };
@@ -197,23 +153,84 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
     },
     async pullImage(image) {
       const stream = (await docker.pull(image)) as Readable;
-      // The engine reports a failed pull inside the progress stream ({"error": …}), after an HTTP 200.
-      let failure: string | null = null;
-      let partial = "";
-      for await (const chunk of stream) {
-        const lines = (partial + String(chunk)).split("\n");
-        partial = (lines.pop() ?? "").slice(-65_536);
-        for (const line of lines) {
-          if (!line.trim()) continue;
-          try {
-            const event = JSON.parse(line) as { error?: unknown; errorDetail?: { message?: unknown } };
-            if (event.error !== undefined) failure = String(event.errorDetail?.message ?? event.error);
-          } catch {
-            // not a JSON line: progress noise
-          }
-        }
-      }
+      const failure = await pullFailure(stream);
       if (failure) throw new Error(failure);
     },
   };
+}
+
+type ContainerOptions = Parameters<DockerEngine["runContainer"]>[0];
+
+/** The engine's create options for a container running `o.cmd`: its sandbox (read-only, workspace-write), mounts and no log. */
+function createOptions(o: ContainerOptions): Docker.ContainerCreateOptions {
+  return {
+    Image: o.image,
+    Cmd: o.cmd,
+    Env: o.env,
+    ...(o.workdir ? { WorkingDir: o.workdir } : {}),
+    Tty: Boolean(o.tty),
+    AttachStdout: true,
+    AttachStderr: true,
+    AttachStdin: o.stdin,
+    OpenStdin: o.stdin,
+    StdinOnce: o.stdin,
+    Labels: o.labels,
+    // Init forwards TERM to the command (a shell as PID 1 would ignore it) and reaps orphans.
+    HostConfig: {
+      NetworkMode: o.network,
+      Init: true,
+      // The output is read over the attach stream and stored by Spool: the engine keeps no log of its own (its
+      // json-file log grew with every byte, unbounded on the engine's disk until removal, and cost the engine
+      // ~2 s of CPU for 50 MB).
+      LogConfig: { Type: "none", Config: {} },
+      // Mounts (not Binds): a missing source is an error, where Binds would create it as an empty directory.
+      ...(o.mounts?.length ? { Mounts: o.mounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) } : {}),
+      ...(o.readOnly || o.workspaceWrite
+        ? {
+            ReadonlyRootfs: true,
+            ReadonlyPaths: READ_ONLY_PATHS,
+            CapDrop: ["ALL"],
+            SecurityOpt: ["no-new-privileges", ...(o.seccomp ? [`seccomp=${o.seccomp}`] : [])],
+            IpcMode: "none",
+          }
+        : {}),
+      ...(o.workspaceWrite ? { Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" } } : {}),
+    },
+  };
+}
+
+/** What `inspectContainer` says of a container, from the engine's inspect answer. */
+function containerFacts(info: Docker.ContainerInspectInfo): Awaited<ReturnType<DockerEngine["inspectContainer"]>> {
+  const writableMounts = [
+    ...(info.Mounts ?? []).filter((m) => m.RW).map((m) => m.Destination),
+    ...Object.keys((info.HostConfig as { Tmpfs?: Record<string, string> }).Tmpfs ?? {}),
+  ];
+  return {
+    readOnlyRoot: Boolean(info.HostConfig.ReadonlyRootfs),
+    writableMounts,
+    networkMode: info.HostConfig.NetworkMode ?? "default",
+    running: Boolean(info.State?.Running),
+    status: info.State?.Status ?? "unknown",
+    ...(info.State?.Pid ? { pid: info.State.Pid } : {}),
+  };
+}
+
+/** Reads a pull's progress stream to its end: the last error the engine reported in it (after an HTTP 200), or null. */
+async function pullFailure(stream: Readable): Promise<string | null> {
+  let failure: string | null = null;
+  let partial = "";
+  for await (const chunk of stream) {
+    const lines = (partial + String(chunk)).split("\n");
+    partial = (lines.pop() ?? "").slice(-65_536);
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      try {
+        const event = JSON.parse(line) as { error?: unknown; errorDetail?: { message?: unknown } };
+        if (event.error !== undefined) failure = String(event.errorDetail?.message ?? event.error);
+      } catch {
+        // not a JSON line: progress noise
+      }
+    }
+  }
+  return failure;
 }
