@@ -200,16 +200,7 @@ export function remoteScript(
   const sandbox = options.sandbox;
   const contain = options.contain;
   if (!sandbox && contain) {
-    const inside = Object.entries({ ...defaults, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, shellQuote(v)])) }).flatMap(([name, value]) => [
-      "--setenv",
-      shellQuote(name),
-      value,
-    ]);
-    const reset = contain.resetSignals ? [shellQuote(contain.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
-    // bwrap's waiting process ignores the signals a client may send; the command gets them back at their defaults (see `launcher`).
-    if (contain.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
-    const args = ["--dev-bind / / --proc /proc --unshare-pid --die-with-parent --clearenv", ...inside, '--chdir "$PWD" --', ...reset];
-    parts.push(["exec env -i", ...base, shellQuote(contain.bwrap), ...args, "/bin/sh -c", shellQuote(command)].join(" "));
+    parts.push(...containedStart(command, setenvArgs(defaults, env), base, contain));
     return parts.join(" && ");
   }
   if (!sandbox) {
@@ -220,12 +211,63 @@ export function remoteScript(
   const readOnly = sandbox.mode === "read-only";
   // The checks come before the pid line: a refused command prints REFUSED there instead, its reason on stderr, and nothing runs.
   parts.shift();
-  const refuse = (message: string) => `{ echo ${REFUSED}; printf '%s\\n' "${message}" >&2; exit 1; }`;
-  parts.push("C=$(pwd -P)", `W=$(cd -- ${options.workspace ? shellQuote(options.workspace) : '"$R"'} && pwd -P)`);
+  const view = viewPaths(sandbox);
+  parts.push(...sandboxChecks(sandbox, options.workspace, readOnly, view));
+  parts.push("echo $$");
+  parts.push(...sandboxMounts(sandbox, readOnly, view));
+  parts.push(...sandboxStart(command, setenvArgs(defaults, env), base, sandbox, readOnly));
+  return parts.join(" && ");
+}
+
+/** bwrap's `--setenv` arguments: the base variables (their remote defaults), then the command's, quoted. */
+function setenvArgs(defaults: Record<string, string>, env: Record<string, string>): string[] {
+  return Object.entries({ ...defaults, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, shellQuote(v)])) }).flatMap(([name, value]) => [
+    "--setenv",
+    shellQuote(name),
+    value,
+  ]);
+}
+
+/** A full command's start in a PID namespace of its own on the remote host (after the signals' trap, where it resets them). */
+function containedStart(command: string, inside: string[], base: string[], contain: RemoteContainer): string[] {
+  const parts: string[] = [];
+  const reset = contain.resetSignals ? [shellQuote(contain.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
+  // bwrap's waiting process ignores the signals a client may send; the command gets them back at their defaults (see `launcher`).
+  if (contain.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
+  const args = ["--dev-bind / / --proc /proc --unshare-pid --die-with-parent --clearenv", ...inside, '--chdir "$PWD" --', ...reset];
+  parts.push(["exec env -i", ...base, shellQuote(contain.bwrap), ...args, "/bin/sh -c", shellQuote(command)].join(" "));
+  return parts;
+}
+
+/** A shell group that prints REFUSED, `message` on stderr, and ends the script. */
+const refuse = (message: string) => `{ echo ${REFUSED}; printf '%s\\n' "${message}" >&2; exit 1; }`;
+
+/** A view path as the remote shell reads it: `~/x` in the login's home. */
+const quoted = (path: string) => (path.startsWith("~/") ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path));
+
+/** What a sandbox's command sees beyond the workspace, quoted for the remote shell: read (toolchains too) and written. */
+interface ViewPaths {
+  seen: string;
+  written: string;
+}
+
+function viewPaths(sandbox: RemoteSandbox): ViewPaths {
+  const view = sandbox.view ?? { toolchains: [], read: [], write: [] };
+  return { seen: [...view.toolchains, ...view.read].map(quoted).join(" "), written: view.write.map(quoted).join(" ") };
+}
+
+/**
+ * The checks before the pid line, every path resolved now: the directory in the workspace, a workspace that is not
+ * the login's home nor holds it, view paths that are no home, system directory, login file or secret; and the
+ * workspace's identity, for the check inside (`S`, `I`).
+ */
+function sandboxChecks(sandbox: RemoteSandbox, workspace: string | undefined, readOnly: boolean, { seen, written }: ViewPaths): string[] {
+  const parts: string[] = [];
+  parts.push("C=$(pwd -P)", `W=$(cd -- ${workspace ? shellQuote(workspace) : '"$R"'} && pwd -P)`);
   // Resolved now, at the start: a directory swapped for a symbolic link after the proposal is judged by where it leads today.
   // A link made on the root's path since the proposal would send the whole workspace where it leads: refused.
-  if (options.workspace) {
-    const given = options.workspace.length > 1 ? options.workspace.replace(/\/+$/, "") : options.workspace;
+  if (workspace) {
+    const given = workspace.length > 1 ? workspace.replace(/\/+$/, "") : workspace;
     parts.push(`G=${shellQuote(given)}`, `[ "$W" = "$G" ] || ${refuse(rootMovedMessage("$G", "$W") ?? "")}`);
   }
   parts.push(`case "$C/" in "\${W%/}"/*) ;; *) ${refuse(cwdOutsideMessage("$C", "$W"))} ;; esac`);
@@ -236,13 +278,28 @@ export function remoteScript(
   parts.push(`{ [ -z "$H" ] || case "$H/" in "\${W%/}"/*) ${refuse(homeWorkspaceMessage("$W", "$H", readOnly ? "read-only" : "workspace-write"))} ;; esac; }`);
   // What it sees (runners/sandbox/view.ts), `~/x` in the login's home; every path resolved now (`rp`: a real path, or for one not
   // there its deepest existing ancestor's with the rest).
-  const quoted = (path: string) => (path.startsWith("~/") ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path));
-  const view = sandbox.view ?? { toolchains: [], read: [], write: [] };
-  const seen = [...view.toolchains, ...view.read].map(quoted).join(" ");
-  const written = view.write.map(quoted).join(" ");
   parts.push(
     `rp() { p=$1; m=; while [ ! -e "$p" ] && [ ! -L "$p" ] && [ "$p" != / ]; do m="/\${p##*/}$m"; p=$(dirname -- "$p"); done; p=$(readlink -f -- "$p") || p=$1; printf '%s%s\\n' "\${p%/}" "$m"; }`,
   );
+  parts.push(...viewPathChecks(seen, written));
+  // Known secrets are checks, never mounts: the server's state, and the login's own Spool home there.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
+  const secrets = [...(sandbox.secrets ?? []).map(quoted), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
+  parts.push(
+    `for s in ${secrets}; do s=$(rp "$s"); for v in "$W" ${seen} ${written}; do v=$(rp "$v"); case "$s/" in "\${v%/}"/*) ${refuse("the command's view would hold $s (through $v), which holds a credential (a Spool home, token file or database); nothing was run")} ;; esac; case "$v/" in "\${s%/}"/*) ${refuse("the command's view would hold $v, which lies in $s, a credential (a Spool home, token file or database); nothing was run")} ;; esac; done; done`,
+  );
+  // What bwrap mounts at "$W" is what was judged: its identity now (a link swapped in its place since is the link's),
+  // compared inside before the command runs (stat by its absolute path on the host).
+  parts.push(
+    `{ S=; for p in /usr/bin/stat /bin/stat; do [ -x "$p" ] && S=$p && break; done; [ -n "$S" ] || ${refuse("there is no stat(1) in /usr/bin or /bin on the host, with which the sandbox checks what it mounted; nothing was run")}; }`,
+    'I=$("$S" -c %d:%i -- "$W")',
+  );
+  return parts;
+}
+
+/** The checks of the paths the configuration adds to the view (resolved with `rp`): no home, system directory or login file. */
+function viewPathChecks(seen: string, written: string): string[] {
+  const parts: string[] = [];
   // A path the configuration adds is no home, holds none, and (writable) holds nothing a login runs.
   const homes = '"$H" /root /home';
   if (seen || written) {
@@ -263,41 +320,18 @@ export function remoteScript(
       `for v in ${written}; do v=$(rp "$v"); for l in ${logins}; do l=$(rp "$l"); case "$l/" in "\${v%/}"/*) ${refuse("$v is writable and holds $l, which a login runs or trusts outside the sandbox; name another path in sandboxView.write")} ;; esac; case "$v/" in "\${l%/}"/*) ${refuse("$v is writable and lies in $l, which a login runs or trusts outside the sandbox; name another path in sandboxView.write")} ;; esac; done; done`,
     );
   }
-  // Known secrets are checks, never mounts: the server's state, and the login's own Spool home there.
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
-  const secrets = [...(sandbox.secrets ?? []).map(quoted), '"${SPOOL_HOME:-$HOME/.spool}"'].join(" ");
-  parts.push(
-    `for s in ${secrets}; do s=$(rp "$s"); for v in "$W" ${seen} ${written}; do v=$(rp "$v"); case "$s/" in "\${v%/}"/*) ${refuse("the command's view would hold $s (through $v), which holds a credential (a Spool home, token file or database); nothing was run")} ;; esac; case "$v/" in "\${s%/}"/*) ${refuse("the command's view would hold $v, which lies in $s, a credential (a Spool home, token file or database); nothing was run")} ;; esac; done; done`,
-  );
-  // What bwrap mounts at "$W" is what was judged: its identity now (a link swapped in its place since is the link's),
-  // compared inside before the command runs (stat by its absolute path on the host).
-  parts.push(
-    `{ S=; for p in /usr/bin/stat /bin/stat; do [ -x "$p" ] && S=$p && break; done; [ -n "$S" ] || ${refuse("there is no stat(1) in /usr/bin or /bin on the host, with which the sandbox checks what it mounted; nothing was run")}; }`,
-    'I=$("$S" -c %d:%i -- "$W")',
-  );
-  parts.push("echo $$");
+  return parts;
+}
+
+/** bwrap's mounts, gathered in `"$@"`: the system read-only, /etc as every user may read it, the project, the view, the home. */
+function sandboxMounts(sandbox: RemoteSandbox, readOnly: boolean, { seen, written }: ViewPaths): string[] {
+  const parts: string[] = [];
   // The system, read-only, as the host has it: a directory bound, a link made again, one it lacks left out.
   const system = SYSTEM_DIRS.filter((dir) => dir !== "/etc").join(" ");
   parts.push(
     `set -- && for d in ${system}; do if [ -L "$d" ]; then set -- "$@" --symlink "$(readlink -- "$d")" "$d"; elif [ -d "$d" ]; then set -- "$@" --ro-bind "$d" "$d"; fi; done`,
   );
-  // /etc and /usr/local/etc as every user may read them: a login as root reads their root-only files (host keys, shadow,
-  // a locally installed program's key) with no capability, so it gets a copy of what others may read, made for this
-  // command and removed after it; any other login, /etc itself. /usr/local/etc is copied where its files are (etc-view.ts):
-  // its real path when that is a directory in a system directory bound as it is; a link into /etc or out of the view
-  // needs none.
-  const asIs = SYSTEM_DIRS.filter((dir) => dir !== "/etc")
-    .map((dir) => `${dir}|${dir}/*`)
-    .join("|");
-  const copy = `vc() { mkdir -p -- "$E$1" && (cd -- "$1" && find . \\( -type d ! -perm -005 -prune \\) -o \\( ! -type d ! -type l ! -perm -004 \\) -o -print | tar -cf - --no-recursion -T - 2>/dev/null) | tar -xpf - -C "$E$1" 2>/dev/null; }`;
-  parts.push(
-    [
-      `E= && if [ "$(id -u)" = 0 ]; then U=$(readlink -f -- ${LOCAL_ETC} 2>/dev/null) || U=; [ -d "$U" ] || U=; case "$U" in ${asIs}) ;; *) U= ;; esac`,
-      copy,
-      `E=$(mktemp -d) && vc /etc && { [ -z "$U" ] || vc "$U"; } || { rm -rf -- "$E"; printf '%s\\n' "spool: cannot copy /etc and ${LOCAL_ETC} for the sandbox (GNU tar and find are needed for a root login)" >&2; exit 125; }`,
-      `set -- "$@" --ro-bind "$E/etc" /etc; [ -z "$U" ] || set -- "$@" --ro-bind "$E$U" "$U"; else set -- "$@" --ro-bind /etc /etc; fi`,
-    ].join("; "),
-  );
+  parts.push(etcView());
   parts.push(
     [
       'set -- "$@" --dev /dev',
@@ -324,6 +358,35 @@ export function remoteScript(
   parts.push('set -- "$@" --remount-ro /');
   if (readOnly)
     parts.push(`set -- "$@" --remount-ro /tmp --remount-ro /var/tmp${home ? ` && case ${home} in "$W") ;; *) set -- "$@" --remount-ro ${home} ;; esac` : ""}`);
+  return parts;
+}
+
+/**
+ * /etc and /usr/local/etc as every user may read them: a login as root reads their root-only files (host keys, shadow,
+ * a locally installed program's key) with no capability, so it gets a copy of what others may read, made for this
+ * command and removed after it; any other login, /etc itself. /usr/local/etc is copied where its files are (etc-view.ts):
+ * its real path when that is a directory in a system directory bound as it is; a link into /etc or out of the view
+ * needs none.
+ */
+function etcView(): string {
+  const asIs = SYSTEM_DIRS.filter((dir) => dir !== "/etc")
+    .map((dir) => `${dir}|${dir}/*`)
+    .join("|");
+  const copy = `vc() { mkdir -p -- "$E$1" && (cd -- "$1" && find . \\( -type d ! -perm -005 -prune \\) -o \\( ! -type d ! -type l ! -perm -004 \\) -o -print | tar -cf - --no-recursion -T - 2>/dev/null) | tar -xpf - -C "$E$1" 2>/dev/null; }`;
+  return [
+    `E= && if [ "$(id -u)" = 0 ]; then U=$(readlink -f -- ${LOCAL_ETC} 2>/dev/null) || U=; [ -d "$U" ] || U=; case "$U" in ${asIs}) ;; *) U= ;; esac`,
+    copy,
+    `E=$(mktemp -d) && vc /etc && { [ -z "$U" ] || vc "$U"; } || { rm -rf -- "$E"; printf '%s\\n' "spool: cannot copy /etc and ${LOCAL_ETC} for the sandbox (GNU tar and find are needed for a root login)" >&2; exit 125; }`,
+    `set -- "$@" --ro-bind "$E/etc" /etc; [ -z "$U" ] || set -- "$@" --ro-bind "$E$U" "$U"; else set -- "$@" --ro-bind /etc /etc; fi`,
+  ].join("; ");
+}
+
+/**
+ * bwrap's start in the sandbox: namespaces unshared, no capability, the seccomp filter, the environment set inside,
+ * and the check that what it mounted at "$W" is what was judged before the command runs.
+ */
+function sandboxStart(command: string, inside: string[], base: string[], sandbox: RemoteSandbox, readOnly: boolean): string[] {
+  const parts: string[] = [];
   const unshare = [
     "--unshare-pid",
     "--unshare-ipc",
@@ -334,11 +397,6 @@ export function remoteScript(
     "--cap-drop",
     "ALL",
   ];
-  const inside = Object.entries({ ...defaults, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, shellQuote(v)])) }).flatMap(([name, value]) => [
-    "--setenv",
-    shellQuote(name),
-    value,
-  ]);
   const reset = sandbox.resetSignals ? [shellQuote(sandbox.resetSignals), `--default-signal=${SANDBOX_SIGNALS.join(",")}`] : [];
   if (sandbox.resetSignals) parts.push(`trap '' ${SANDBOX_SIGNALS.join(" ")}`);
   // The seccomp filter, opened on SECCOMP_FD for bwrap to read.
@@ -352,5 +410,5 @@ export function remoteScript(
   const start = ["env -i", ...base, ...sandboxed, "/bin/sh -c", shellQuote(check), 'spool-check "$S" "$I" "$W"', shellQuote(command)].join(" ");
   // With copies of /etc (and /usr/local/etc), the shell waits to remove them (it leads the process group either way); else bwrap takes its place.
   parts.push(`if [ -n "$E" ]; then ${start}; c=$?; rm -rf -- "$E"; exit $c; else exec ${start}; fi`);
-  return parts.join(" && ");
+  return parts;
 }
