@@ -263,53 +263,11 @@ async function cut(
   // Candidates: everything between the shortest head and the shortest tail.
   const keep = new HitKeeper<Candidate>(MAX_FAILURE_LINES);
   const unscanned: [number, number][] = [];
-  if (regex) {
-    const rendered = (window: Window, name: "head" | "tail", from: number, to: number) => {
-      for (let i = from; i < to; i++) {
-        const text = window.rendering.lines[i]!;
-        if (looksLikeFailure(text, regex)) keep.add({ line: window.firstLine + window.rendering.sourceLines[i]! + 1, text, window: name, index: i });
-      }
-    };
-    if (same) rendered(head, "head", hMin, H.length - tMin);
-    else {
-      rendered(head, "head", hMin, H.length);
-      const from = head.firstLine + head.lineCount;
-      const to = tail.firstLine;
-      const scanBytes = options.scanBytes ?? DEFAULT_SCAN_BYTES;
-      const middleBytes = entry.bytes - head.offsets[head.offsets.length - 1]! - tail.offsets[tail.offsets.length - 1]!;
-      if (middleBytes <= scanBytes) await scanRaw(readLines, entry.id, from, to, Number.MAX_SAFE_INTEGER, regex, keep);
-      else {
-        const near = await scanRaw(readLines, entry.id, from, to, scanBytes / 2, regex, keep);
-        const perLine = near.bytes / Math.max(1, near.reached - from);
-        const start = Math.max(near.reached, to - Math.ceil(scanBytes / 2 / Math.max(1, perLine)));
-        if (start > near.reached) unscanned.push([near.reached, start]);
-        const far = await scanRaw(readLines, entry.id, start, to, scanBytes, regex, keep);
-        if (far.reached < to) unscanned.push([far.reached, to]);
-      }
-      rendered(tail, "tail", 0, T.length - tMin);
-    }
-  }
-
-  let failures = keep.kept();
-  const rawOnes = failures.filter((f) => f.raw !== undefined);
-  const renderedRaw = await renderEachLine(
-    rawOnes.map((f) => f.raw!),
-    renderOptionsFor(entry),
-  );
-  for (const [i, f] of rawOnes.entries()) f.text = renderedRaw[i];
-  const shown = (f: Candidate) => {
-    const text = f.text!;
-    return `[line ${f.line}] ${text.length > FAILURE_LINE_CHARS ? `${text.slice(0, FAILURE_LINE_CHARS - 1)}…` : text}`;
-  };
-  const cost = (list: Candidate[]) => list.reduce((n, f) => n + shown(f).length + 1, 0);
-  let dropped = keep.found - failures.length;
-  while (failures.length > 0 && cost(failures) > reserve) {
-    failures.splice(Math.floor(failures.length / 2), 1);
-    dropped++;
-  }
+  if (regex) await gatherFailures(readLines, entry, head, tail, { hMin, tMin }, regex, options, keep, unscanned);
+  let { failures, dropped } = await failuresWithin(keep, entry, reserve);
 
   // The final cut: head and tail get what the failure lines leave; lines now shown in either are no longer "failures of the omitted part".
-  const half = failures.length === 0 ? maxHalf : Math.floor((budget - cost(failures)) / 2);
+  const half = failures.length === 0 ? maxHalf : Math.floor((budget - failuresCost(failures)) / 2);
   const headLines = fitHead(H, 0, H.length, half);
   const tailLines = fitTail(T, same ? headLines.length : 0, T.length, half);
   const h = headLines.length;
@@ -317,8 +275,96 @@ async function cut(
   failures = failures.filter(
     (f) => !((f.window === "head" && f.index! < h) || (f.window === "tail" && f.index! >= tailFrom) || (same && f.index! >= tailFrom)),
   );
+  const omitted = omittedRange(entry, head, tail, h, tailFrom);
+  const notes = omissionNotes(entry, total, omitted, failures, dropped, unscanned, options);
+  if (notes.length > 1 && tailLines.length > 0) notes.push(`[… the output goes on at line ${omitted.firstTail + 1} …]`);
+  const text = [...headLines, ...notes, ...tailLines].join("\n");
+  const { omittedLines, omittedBytes } = omitted;
+  return { text: `${text}\n`, omittedLines, omittedBytes, failures: failures.map((f) => ({ line: f.line, text: f.text! })) };
+}
 
-  // Raw lines [firstOmitted, firstTail) are left out: from the first raw line that starts below the head, to the last run of raw lines that all start within the tail.
+/**
+ * Keeps the failure-like lines between the shortest head (`hMin` lines) and the shortest tail (`tMin`): rendered ones
+ * of the windows, raw ones of the middle, searched up to `scanBytes`; the line ranges not searched go to `unscanned`.
+ */
+async function gatherFailures(
+  readLines: LineReader,
+  entry: ViewedEntry,
+  head: Window,
+  tail: Window,
+  { hMin, tMin }: { hMin: number; tMin: number },
+  regex: RegExp,
+  options: ViewOptions,
+  keep: HitKeeper<Candidate>,
+  unscanned: [number, number][],
+): Promise<void> {
+  const rendered = (window: Window, name: "head" | "tail", from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const text = window.rendering.lines[i]!;
+      if (looksLikeFailure(text, regex)) keep.add({ line: window.firstLine + window.rendering.sourceLines[i]! + 1, text, window: name, index: i });
+    }
+  };
+  const H = head.rendering.lines;
+  const T = tail.rendering.lines;
+  if (head === tail) {
+    rendered(head, "head", hMin, H.length - tMin);
+    return;
+  }
+  rendered(head, "head", hMin, H.length);
+  const from = head.firstLine + head.lineCount;
+  const to = tail.firstLine;
+  const scanBytes = options.scanBytes ?? DEFAULT_SCAN_BYTES;
+  const middleBytes = entry.bytes - head.offsets[head.offsets.length - 1]! - tail.offsets[tail.offsets.length - 1]!;
+  if (middleBytes <= scanBytes) await scanRaw(readLines, entry.id, from, to, Number.MAX_SAFE_INTEGER, regex, keep);
+  else {
+    const near = await scanRaw(readLines, entry.id, from, to, scanBytes / 2, regex, keep);
+    const perLine = near.bytes / Math.max(1, near.reached - from);
+    const start = Math.max(near.reached, to - Math.ceil(scanBytes / 2 / Math.max(1, perLine)));
+    if (start > near.reached) unscanned.push([near.reached, start]);
+    const far = await scanRaw(readLines, entry.id, start, to, scanBytes, regex, keep);
+    if (far.reached < to) unscanned.push([far.reached, to]);
+  }
+  rendered(tail, "tail", 0, T.length - tMin);
+}
+
+/** The kept failure lines (the raw ones rendered), every other one dropped from the middle until they fit `reserve`. */
+async function failuresWithin(keep: HitKeeper<Candidate>, entry: ViewedEntry, reserve: number): Promise<{ failures: Candidate[]; dropped: number }> {
+  const failures = keep.kept();
+  const rawOnes = failures.filter((f) => f.raw !== undefined);
+  const renderedRaw = await renderEachLine(
+    rawOnes.map((f) => f.raw!),
+    renderOptionsFor(entry),
+  );
+  for (const [i, f] of rawOnes.entries()) f.text = renderedRaw[i];
+  let dropped = keep.found - failures.length;
+  while (failures.length > 0 && failuresCost(failures) > reserve) {
+    failures.splice(Math.floor(failures.length / 2), 1);
+    dropped++;
+  }
+  return { failures, dropped };
+}
+
+/** A failure line as the view shows it: its number, its text cut at FAILURE_LINE_CHARS. */
+function shownFailure(f: Candidate): string {
+  const text = f.text!;
+  return `[line ${f.line}] ${text.length > FAILURE_LINE_CHARS ? `${text.slice(0, FAILURE_LINE_CHARS - 1)}…` : text}`;
+}
+
+const failuresCost = (list: Candidate[]) => list.reduce((n, f) => n + shownFailure(f).length + 1, 0);
+
+/** The raw lines left out, [firstOmitted, firstTail), and about how many bytes they are. */
+interface Omitted {
+  firstOmitted: number;
+  firstTail: number;
+  omittedLines: number;
+  omittedBytes: number;
+}
+
+/**
+ * Raw lines [firstOmitted, firstTail) are left out: from the first raw line that starts below the head's `h` rows, to
+ * the last run of raw lines that all start within the tail (from its row `tailFrom`).
+ */
+function omittedRange(entry: ViewedEntry, head: Window, tail: Window, h: number, tailFrom: number): Omitted {
   let firstOmitted = head.rendering.lineStarts.findIndex((row) => row >= h);
   if (firstOmitted === -1) firstOmitted = head.lineCount;
   let firstTail = tail.lineCount;
@@ -326,10 +372,23 @@ async function cut(
   firstOmitted += head.firstLine;
   firstTail = Math.max(firstOmitted, firstTail + tail.firstLine);
   const omittedLines = firstTail - firstOmitted;
-  const omittedBytes = same
-    ? head.offsets[firstTail]! - head.offsets[firstOmitted]!
-    : Math.max(0, entry.bytes - head.offsets[firstOmitted - head.firstLine]! - (tail.offsets[tail.lineCount]! - tail.offsets[firstTail - tail.firstLine]!));
+  const omittedBytes =
+    head === tail
+      ? head.offsets[firstTail]! - head.offsets[firstOmitted]!
+      : Math.max(0, entry.bytes - head.offsets[firstOmitted - head.firstLine]! - (tail.offsets[tail.lineCount]! - tail.offsets[firstTail - tail.firstLine]!));
+  return { firstOmitted, firstTail, omittedLines, omittedBytes };
+}
 
+/** The notes between head and tail: what was left out and how to read it, the failure lines kept, the lines not searched. */
+function omissionNotes(
+  entry: ViewedEntry,
+  total: number,
+  { firstOmitted, omittedLines, omittedBytes }: Omitted,
+  failures: Candidate[],
+  dropped: number,
+  unscanned: [number, number][],
+  options: ViewOptions,
+): string[] {
   const notes = [
     `[… ${plural(omittedLines, "line")} (about ${plural(omittedBytes, "byte")}) of ${entry.path} left out (${plural(total, "line")} in all); ` +
       `read them with the get tool: {"path": "${entry.path}", "line": ${firstOmitted + 1}, "limit": 200} …]\n` +
@@ -340,12 +399,10 @@ async function cut(
       failures.length === 1 ? "1 line of the left-out part looks like a failure" : `${failures.length} lines of the left-out part look like failures`;
     const more = dropped > 0 ? `; ${dropped} more between them not shown` : "";
     notes.push(`[… ${what}, kept here with ${failures.length === 1 ? "its line number" : "their line numbers"}${more}: …]`);
-    for (const f of failures) notes.push(shown(f));
+    for (const f of failures) notes.push(shownFailure(f));
   }
   for (const [from, to] of unscanned) {
     notes.push(`[… lines ${from + 1}-${to} were not searched for failures (the search reads at most ${options.scanBytes ?? DEFAULT_SCAN_BYTES} bytes) …]`);
   }
-  if (notes.length > 1 && tailLines.length > 0) notes.push(`[… the output goes on at line ${firstTail + 1} …]`);
-  const text = [...headLines, ...notes, ...tailLines].join("\n");
-  return { text: `${text}\n`, omittedLines, omittedBytes, failures: failures.map((f) => ({ line: f.line, text: f.text! })) };
+  return notes;
 }
