@@ -180,17 +180,7 @@ export async function runner(argv: string[]): Promise<number> {
   const server = explicit ?? target.url;
   const tokenFile = target.tokenFile;
   const token = readFlagFile("token-file", tokenFile).toString("utf8").trim();
-  const labels = Object.fromEntries(
-    (values.label ?? []).map((l) => {
-      const at = l.indexOf("=");
-      if (at < 1) throw new Error(`--label must look like key=value, got "${l}"`);
-      const [key, value] = [l.slice(0, at), l.slice(at + 1)];
-      // In the flag's words before anything attaches (the server would name a record's key only as "Invalid key").
-      const wrong = LabelKey.safeParse(key).error ?? LabelValue.safeParse(value).error;
-      if (wrong) throw new Error(`--label "${escapeControl(l)}": ${wrong.issues[0]?.message ?? "not a label"}`);
-      return [key, value];
-    }),
-  );
+  const labels = labelsFromFlags(values.label ?? []);
   const log = createLogger();
   const capacity = values.capacity === undefined ? undefined : positiveInt("capacity", values.capacity, 1);
   if (capacity !== undefined && capacity > MAX_RUNNER_CAPACITY)
@@ -204,19 +194,7 @@ export async function runner(argv: string[]): Promise<number> {
   for (const entry of passEnv) {
     if (!PASS_ENV_ENTRY.test(entry)) throw new Error(`--pass-env must be a variable name or a pattern with *, got "${entry}"`);
   }
-  // Nothing is attached before the backend is known to work: a runner that cannot run anything should say why and stop.
-  try {
-    await backend.check((line) => process.stdout.write(`${line}\n`));
-  } catch (error) {
-    await backend.close();
-    throw error;
-  }
-  const sandbox = await backend.sandbox();
-  const container = await backend.container?.();
-  if (sandboxMode(values.sandbox) === "require" && !sandbox.readOnly) {
-    await backend.close();
-    throw new Error(`--sandbox require: this backend has no read-only sandbox (${sandbox.detail})`);
-  }
+  const { sandbox, container } = await readyBackend(backend, sandboxMode(values.sandbox));
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
   // What the backend's own flags name that is a credential (the SSH runner's key, wherever it is kept) is one too.
@@ -261,7 +239,74 @@ export async function runner(argv: string[]): Promise<number> {
     const { message, code } = explain(error, { url: server, tokenFile });
     throw new CliError(message, code);
   }
-  const refused = await new Promise<string | null>((resolve) => {
+  const banner = attachedBanner(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}`, sandbox, container);
+  const refused = await runUntilStopped(runnerClient, values["drain-on-term"] ?? false, banner);
+  if (refused !== null) {
+    throw new CliError(`runner ${name} stopped: ${refused}; start it with a new credential (spool token create NAME --role runner)`, EXIT.connection);
+  }
+  return 0;
+}
+
+/** `--label key=value` flags as labels, each checked in the flag's words before anything attaches. */
+function labelsFromFlags(flags: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    flags.map((l) => {
+      const at = l.indexOf("=");
+      if (at < 1) throw new Error(`--label must look like key=value, got "${l}"`);
+      const [key, value] = [l.slice(0, at), l.slice(at + 1)];
+      // In the flag's words before anything attaches (the server would name a record's key only as "Invalid key").
+      const wrong = LabelKey.safeParse(key).error ?? LabelValue.safeParse(value).error;
+      if (wrong) throw new Error(`--label "${escapeControl(l)}": ${wrong.issues[0]?.message ?? "not a label"}`);
+      return [key, value];
+    }),
+  );
+}
+
+type BackendSandbox = Awaited<ReturnType<Backend["sandbox"]>>;
+type BackendContainer = Awaited<ReturnType<NonNullable<Backend["container"]>>>;
+
+/**
+ * The backend checked before anything is attached, with its sandbox and command container; a backend that fails its
+ * check, or has no read-only sandbox under `--sandbox require`, is closed and the runner stops saying why.
+ */
+async function readyBackend(backend: Backend, mode: SandboxMode): Promise<{ sandbox: BackendSandbox; container: BackendContainer | undefined }> {
+  // Nothing is attached before the backend is known to work: a runner that cannot run anything should say why and stop.
+  try {
+    await backend.check((line) => process.stdout.write(`${line}\n`));
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+  const sandbox = await backend.sandbox();
+  const container = await backend.container?.();
+  if (mode === "require" && !sandbox.readOnly) {
+    await backend.close();
+    throw new Error(`--sandbox require: this backend has no read-only sandbox (${sandbox.detail})`);
+  }
+  return { sandbox, container };
+}
+
+/** What the runner prints once attached: `attached`, then its sandbox, modes, view and command container. */
+function attachedBanner(attached: string, sandbox: BackendSandbox, container: BackendContainer | undefined): string {
+  const readOnly = sandbox.readOnly
+    ? `Read-only sandbox: ${sandbox.detail}`
+    : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
+  const modes = `Sandbox modes: ${sandboxModes(sandbox).join(", ")}`;
+  // What its sandboxed commands see besides the project and the configured paths (every proposal shows it too).
+  const view = sandbox.view
+    ? `\nSandbox view: ${[...(sandbox.view.image ? [`the image ${sandbox.view.image}`] : []), ...sandbox.view.system].join(", ") || "nothing of the system"} read-only; ${sandbox.view.home ? `a private home at ${sandbox.view.home}` : "the image's home"}; toolchains ${sandbox.view.toolchains.join(", ") || "none"}`
+    : "";
+  const contained = container ? `\nCommand container: ${container.kind}: ${container.detail}` : "";
+  return `${attached}\n${readOnly}\n${modes}${view}${contained}\n`;
+}
+
+/**
+ * Serves until SIGINT or SIGTERM (with `drainOnTerm`, a TERM drains first; a second signal stops at once) or until the
+ * server refuses the credential: resolves with the refusal's reason, or null when stopped by a signal. `banner` is
+ * printed once the signals are handled.
+ */
+function runUntilStopped(runnerClient: RunnerClient, drainOnTerm: boolean, banner: string): Promise<string | null> {
+  return new Promise<string | null>((resolve) => {
     let stopping = false;
     let draining = false;
     const stopNow = () => void runnerClient.stop().then(() => resolve(null));
@@ -274,7 +319,7 @@ export async function runner(argv: string[]): Promise<number> {
         return stopNow();
       }
       stopping = true;
-      if (signal === "SIGTERM" && values["drain-on-term"]) {
+      if (signal === "SIGTERM" && drainOnTerm) {
         draining = true;
         process.stdout.write(`Received SIGTERM, draining: taking nothing new, ${runnerClient.running} command(s) running\n`);
         void runnerClient.drain().then(
@@ -306,21 +351,8 @@ export async function runner(argv: string[]): Promise<number> {
     });
     process.on("SIGINT", () => shutdown("SIGINT"));
     process.on("SIGTERM", () => shutdown("SIGTERM"));
-    const readOnly = sandbox.readOnly
-      ? `Read-only sandbox: ${sandbox.detail}`
-      : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
-    const modes = `Sandbox modes: ${sandboxModes(sandbox).join(", ")}`;
-    // What its sandboxed commands see besides the project and the configured paths (every proposal shows it too).
-    const view = sandbox.view
-      ? `\nSandbox view: ${[...(sandbox.view.image ? [`the image ${sandbox.view.image}`] : []), ...sandbox.view.system].join(", ") || "nothing of the system"} read-only; ${sandbox.view.home ? `a private home at ${sandbox.view.home}` : "the image's home"}; toolchains ${sandbox.view.toolchains.join(", ") || "none"}`
-      : "";
-    const contained = container ? `\nCommand container: ${container.kind}: ${container.detail}` : "";
-    process.stdout.write(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${readOnly}\n${modes}${view}${contained}\n`);
+    process.stdout.write(banner);
   });
-  if (refused !== null) {
-    throw new CliError(`runner ${name} stopped: ${refused}; start it with a new credential (spool token create NAME --role runner)`, EXIT.connection);
-  }
-  return 0;
 }
 
 export const RUNNER: Command = { spec: RUNNER_SPEC, run: (argv) => runner(argv) };
