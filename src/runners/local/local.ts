@@ -3,10 +3,9 @@ import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import type { Readable, Writable } from "node:stream";
 import { recordedStateSoon } from "../../home/registry.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
-import { signalName, streamControl, TTY_TERM } from "../control.js";
+import { TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
 import { OutputPipe } from "../output.js";
 import { type EgressDir, egressDir, egressLauncher, egressVariables } from "../sandbox/egress.js";
@@ -33,12 +32,13 @@ import {
   within,
 } from "../sandbox/sandbox.js";
 import { seccompFor } from "../sandbox/seccomp.js";
-import { SETUP_FD, SetupFailed, type SetupMarker, setUp, setupFailed } from "../sandbox/setup.js";
+import { SETUP_FD, SetupFailed, type SetupMarker, setupFailed } from "../sandbox/setup.js";
 import { expandHome, inSystem, localHomes, pathIdentity, privateHome, realOrPlanned, statProgram, viewRefusal, viewRefusalMessage } from "../sandbox/view.js";
 import { shellScript } from "../shell.js";
 import { supervise, withManyListeners } from "../supervise.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment } from "./container.js";
 import { containedEnd, type ProcessRecorder } from "./orphans.js";
+import { inputControl, type PipedChild, signalGroup, spawnPiped } from "./piped.js";
 import { TakenSignals } from "./taken-signals.js";
 import { startLocalTty } from "./tty.js";
 
@@ -67,24 +67,12 @@ export interface LocalBackendOptions {
   egressHosts?: Readonly<Record<string, string>>;
 }
 
-/** execa's stdio from descriptor 3 on for a sandbox that says on SETUP_FD that it is set up. */
-const MARKER_STDIO = [...Array.from({ length: SETUP_FD - 3 }, () => "ignore" as const), "pipe" as const];
-
 /** bwrap's arguments; a plan it cannot build is a StartError. */
 function sandboxArgs(plan: Parameters<typeof bwrapArgs>[0]): string[] {
   try {
     return bwrapArgs(plan);
   } catch (error) {
     throw new StartError(`Cannot start the command: ${firstLine(error)}`);
-  }
-}
-
-/** Sends `signal` to a whole process group; a group that is already gone is not an error. */
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
   }
 }
 
@@ -123,60 +111,6 @@ function checkCwdInWorkspace(cwd: string, root: string): void {
   const moved = rootMovedMessage(root, workspace);
   if (moved) throw new StartError(`Cannot start the command: ${moved}`);
   if (!within(realCwd, workspace)) throw new StartError(cwdOutsideMessage(realCwd, workspace));
-}
-
-/**
- * Spawns the command with pipes, leading its own process group; a spawn that fails kills its cgroup and is a
- * StartError. `setUpDone` tells whether a sandbox said it is set up (null: no marker descriptor).
- */
-async function spawnPiped(
-  spec: ExecSpec,
-  launch: { file: string; args: string[]; cwd: string; env: Record<string, string> },
-  setup: SetupMarker | null,
-  cgroup: CommandCgroup | undefined,
-) {
-  // execa is loaded by the first command (~2 MB of heap a server whose commands all run elsewhere never holds).
-  const { execa } = await import("execa");
-  const subprocess = execa(launch.file, launch.args, {
-    cwd: launch.cwd,
-    env: launch.env,
-    extendEnv: false,
-    detached: true, // its own process group, so a cancel reaches its children too
-    cleanup: false,
-    buffer: false,
-    reject: false,
-    encoding: "buffer",
-    stripFinalNewline: false,
-    ...(spec.stdin ? { input: spec.stdin } : {}),
-    // A sandbox says on SETUP_FD that it is set up (runners/sandbox/setup.ts); the descriptors between are not opened.
-    stdio: [spec.stdin || spec.interactive ? "pipe" : "ignore", "pipe", "pipe", ...(setup && "fd" in setup ? MARKER_STDIO : [])],
-  });
-  // Listened to at once: an unread descriptor is let go (execa resumes it a turn later, Node at the exit).
-  const markerStream = setup && "fd" in setup ? (subprocess.stdio as unknown as (Readable | null)[])[SETUP_FD] : null;
-  const setUpDone = markerStream ? setUp(markerStream, spec.signal) : null;
-  // execa settles with a result object (reject: false); the process's own events tell us more precisely.
-  const settled = subprocess.then((r) => r);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    subprocess.once("exit", (code, signal) => resolve({ code, signal }));
-  });
-  const spawnError = await new Promise<Error | null>((resolve) => {
-    subprocess.once("spawn", () => resolve(null));
-    subprocess.once("error", (error) => resolve(error));
-  });
-  if (spawnError || subprocess.pid === undefined) {
-    await cgroup?.kill();
-    const result = await settled;
-    const detail = ("originalMessage" in result && result.originalMessage ? result.originalMessage : spawnError?.message)?.split("\n")[0];
-    throw new StartError(`Cannot start the command: ${detail ?? "unknown error"}`);
-  }
-  return { subprocess, pid: subprocess.pid, setUpDone, settled, exited };
-}
-
-type PipedChild = Awaited<ReturnType<typeof spawnPiped>>;
-
-/** An interactive command's input and signals; a contained command's signals wait until it runs inside. */
-function inputControl(stdin: Writable, pid: number, signals: TakenSignals | null) {
-  return streamControl(stdin, { signal: async (name) => (signals ? signals.signal(signalName(name)) : signalGroup(pid, signalName(name))) }, { tty: false });
 }
 
 /**
