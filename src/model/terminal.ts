@@ -84,6 +84,47 @@ function showHidden(lines: string[], rowLine: Int32Array, hidden: HiddenText[]):
   for (const [line, text] of before) lines[line] = text + lines[line]!;
 }
 
+/** The end of the batch written from `pos`: up to BATCH_LINE_FEEDS line feeds or BATCH_CHARS characters, ending after a `\n` when there is one. */
+function batchEnd(text: string, pos: number): number {
+  let end = pos;
+  let batchFeeds = 0;
+  let lastNewline = -1;
+  const limit = Math.min(text.length, pos + BATCH_CHARS);
+  while (end < limit && batchFeeds < BATCH_LINE_FEEDS) {
+    const code = text.charCodeAt(end);
+    end++;
+    if (isLineFeed(code)) {
+      batchFeeds++;
+      if (code === 10) lastNewline = end;
+    }
+  }
+  if (end < text.length && lastNewline > pos) end = lastNewline;
+  // Do not split a surrogate pair between two writes.
+  if (end < text.length && end > pos + 1 && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
+  return end;
+}
+
+/** Wrapped rows joined into logical lines, with the line of each row. */
+function joinWrapped(rowTexts: string[], rowWrapped: boolean[]): { lines: string[]; rowLine: Int32Array } {
+  const lines: string[] = [];
+  const rowLine = new Int32Array(rowTexts.length + 1);
+  for (let r = 0; r < rowTexts.length; r++) {
+    if (rowWrapped[r] && lines.length > 0) lines[lines.length - 1] += rowTexts[r]!;
+    else lines.push(rowTexts[r]!);
+    rowLine[r] = lines.length - 1;
+  }
+  return { lines, rowLine };
+}
+
+/** The rendered line where each input line starts (from the row it started on), and the input line of each rendered line. */
+function lineMaps(lineStartRows: number[], rowLine: Int32Array, rows: number, lineCount: number): { lineStarts: number[]; sourceLines: number[] } {
+  const lineStarts = lineStartRows.map((row) => (row < rows ? rowLine[row]! : rows));
+  const sourceLines = new Array<number>(lineCount);
+  for (let i = 0; i < lineStarts.length; i++) if (lineStarts[i]! < lineCount) sourceLines[lineStarts[i]!] = i;
+  for (let j = 0; j < lineCount; j++) if (sourceLines[j] === undefined) sourceLines[j] = j > 0 ? sourceLines[j - 1]! : 0;
+  return { lineStarts, sourceLines };
+}
+
 /**
  * Renders `text` (a window of a channel's output, starting at a line start)
  * on a headless xterm.js terminal and returns the lines it finally shows,
@@ -137,22 +178,7 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
     let feeds = 0; // line feeds in the input so far
     let pos = 0;
     while (pos < text.length) {
-      // One batch: up to BATCH_LINE_FEEDS line feeds or BATCH_CHARS characters, ending after a `\n` when there is one.
-      let end = pos;
-      let batchFeeds = 0;
-      let lastNewline = -1;
-      const limit = Math.min(text.length, pos + BATCH_CHARS);
-      while (end < limit && batchFeeds < BATCH_LINE_FEEDS) {
-        const code = text.charCodeAt(end);
-        end++;
-        if (isLineFeed(code)) {
-          batchFeeds++;
-          if (code === 10) lastNewline = end;
-        }
-      }
-      if (end < text.length && lastNewline > pos) end = lastNewline;
-      // Do not split a surrogate pair between two writes.
-      if (end < text.length && end > pos + 1 && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
+      const end = batchEnd(text, pos);
       const batch = text.slice(pos, end);
       await writeAsync(term, batch);
       for (let i = 0; i < batch.length; i++) {
@@ -179,14 +205,7 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
       rowWrapped[rowTexts.length - alternate.length] = false;
     }
 
-    // Join wrapped rows into logical lines.
-    const lines: string[] = [];
-    const rowLine = new Int32Array(rowTexts.length + 1);
-    for (let r = 0; r < rowTexts.length; r++) {
-      if (rowWrapped[r] && lines.length > 0) lines[lines.length - 1] += rowTexts[r]!;
-      else lines.push(rowTexts[r]!);
-      rowLine[r] = lines.length - 1;
-    }
+    const { lines, rowLine } = joinWrapped(rowTexts, rowWrapped);
     showHidden(lines, rowLine, watcher.hidden);
     // Format controls (U+202E, zero-width and tag characters) as escapes: the model reads them, a screen would hide or reorder with them.
     for (let i = 0; i < lines.length; i++) lines[i] = escapeFormat(lines[i]!).trimEnd();
@@ -194,11 +213,7 @@ export async function renderTerminal(text: string, options: RenderOptions = {}):
 
     // A last input line without its newline still counts; a trailing newline opens no new input line.
     if (text.length === 0 || text.charCodeAt(text.length - 1) === 10) lineStartRows.pop();
-    const lineStarts = lineStartRows.map((row) => (row < rowTexts.length ? rowLine[row]! : rowTexts.length));
-    const sourceLines = new Array<number>(lines.length);
-    for (let i = 0; i < lineStarts.length; i++) if (lineStarts[i]! < lines.length) sourceLines[lineStarts[i]!] = i;
-    for (let j = 0; j < lines.length; j++) if (sourceLines[j] === undefined) sourceLines[j] = j > 0 ? sourceLines[j - 1]! : 0;
-    return { lines, lineStarts, sourceLines };
+    return { lines, ...lineMaps(lineStartRows, rowLine, rowTexts.length, lines.length) };
   } finally {
     term.dispose();
   }
