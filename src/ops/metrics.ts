@@ -36,7 +36,7 @@ const MAX_CLIENT_LABELS = 20;
 export function createMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
   const { meter } = sources;
-  const add = (name: string, help: string, type: "gauge" | "counter" | "histogram", read: () => Value[] | Promise<Value[]>) => {
+  const add: AddMetric = (name, help, type, read) => {
     const metric = {
       name,
       help,
@@ -47,13 +47,22 @@ export function createMetrics(sources: MetricSources): Registry {
     registry.registerMetric(metric as unknown as Metric);
   };
 
+  addStoreSeries(add, sources.store);
+  addMeterSeries(add, meter);
+  addServerSeries(add, sources);
+  return Registry.merge([processMetrics(), registry]);
+}
+
+/** Registers a metric read at scrape time. */
+type AddMetric = (name: string, help: string, type: "gauge" | "counter" | "histogram", read: () => Value[] | Promise<Value[]>) => void;
+
+/** The series the store answers: pending proposals, model spend, paused runs and producers. */
+function addStoreSeries(add: AddMetric, store: Store): void {
   add("spool_proposals_pending", "Proposals waiting for a decision, by project", "gauge", async () => {
-    const projects = await sql<{ name: string }>`select name from projects`.execute(sources.store.db);
+    const projects = await sql<{ name: string }>`select name from projects`.execute(store.db);
     const pending = await sql<{ project: string; n: number | string }>`
       select p.name as project, count(*) as n from entries e join runs r on r.id = e.run_id join projects p on p.id = r.project_id
-      where e.status in (${ENTRY.streaming}, ${ENTRY.proposed}) and e.status = ${ENTRY.proposed} and e.scheme = 'log' group by p.name`.execute(
-      sources.store.db,
-    );
+      where e.status in (${ENTRY.streaming}, ${ENTRY.proposed}) and e.status = ${ENTRY.proposed} and e.scheme = 'log' group by p.name`.execute(store.db);
     const counts = new Map(pending.rows.map((r) => [r.project, Number(r.n)]));
     return projects.rows.map((p) => ({ value: counts.get(p.name) ?? 0, labels: { project: p.name } }));
   });
@@ -63,7 +72,7 @@ export function createMetrics(sources: MetricSources): Registry {
       await sql<{ project: string; input: number | string; output: number | string; read: number | string; write: number | string; cost: number | string }>`
       select p.name as project, sum(u.prompt_tokens) as input, sum(u.completion_tokens) as output, sum(u.cache_read_tokens) as read,
         sum(u.cache_write_tokens) as write, sum(u.cost_micro_usd) as cost
-      from model_usage u join runs r on r.id = u.run_id join projects p on p.id = r.project_id group by p.name`.execute(sources.store.db)
+      from model_usage u join runs r on r.id = u.run_id join projects p on p.id = r.project_id group by p.name`.execute(store.db)
     ).rows;
   add(
     "spool_model_tokens_total",
@@ -83,7 +92,7 @@ export function createMetrics(sources: MetricSources): Registry {
   add("spool_runs_paused", "Runs paused at their budget, waiting for a person to raise it, by project", "gauge", async () => {
     const rows = await sql<{ project: string; n: number | string }>`
       select p.name as project, count(*) as n from runs r join projects p on p.id = r.project_id where r.status = ${RUN.paused} group by p.name`.execute(
-      sources.store.db,
+      store.db,
     );
     return rows.rows.map((r) => ({ value: Number(r.n), labels: { project: r.project } }));
   });
@@ -96,7 +105,7 @@ export function createMetrics(sources: MetricSources): Registry {
         await sql<{ proposed: number | string; running: number | string }>`
         select count(distinct case when status = ${ENTRY.proposed} and scheme = 'log' then id end) as proposed,
                count(distinct case when status = ${ENTRY.streaming} and producer_id is not null then producer_id end) as running
-        from entries where status in (${ENTRY.streaming}, ${ENTRY.proposed})`.execute(sources.store.db)
+        from entries where status in (${ENTRY.streaming}, ${ENTRY.proposed})`.execute(store.db)
       ).rows;
       return [
         { value: Number(row?.proposed ?? 0), labels: { state: "proposed" } },
@@ -104,6 +113,10 @@ export function createMetrics(sources: MetricSources): Registry {
       ];
     },
   );
+}
+
+/** The series of the Meter's counters: decisions, proposal waits, stream bytes and chunks, append, watcher lag, checkpoint holds. */
+function addMeterSeries(add: AddMetric, meter: Meter): void {
   add("spool_decisions_total", "Decisions on proposals, by outcome (accept, reject) and by whom (person, rule, abort, deadline, revoked)", "counter", () => {
     const values: Value[] = [];
     for (const outcome of ["accept", "reject"])
@@ -123,6 +136,11 @@ export function createMetrics(sources: MetricSources): Registry {
   add("spool_checkpoint_hold_seconds", "Seconds the checkpoint worker held the appends while it started the WAL over", "histogram", () =>
     histogram("spool_checkpoint_hold_seconds", meter.checkpointHold),
   );
+}
+
+/** The series of this server's connections and runners, and of the pools' queues (the database's) and claims. */
+function addServerSeries(add: AddMetric, sources: MetricSources): void {
+  const { meter } = sources;
   add("spool_connections", "Open connections, by the client name they initialized with (none: not yet)", "gauge", () => {
     const counts = new Map<string, number>();
     for (const name of sources.connections()) {
@@ -166,7 +184,6 @@ export function createMetrics(sources: MetricSources): Registry {
     for (const backend of sources.runners()) counts.set(backend, (counts.get(backend) ?? 0) + 1);
     return [...counts].map(([backend, value]) => ({ value, labels: { backend } }));
   });
-  return Registry.merge([processMetrics(), registry]);
 }
 
 let processRegistry: Registry | null = null;
