@@ -31,6 +31,30 @@ export interface LocalTtyOptions {
 
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name]));
 
+/** node-pty reports a directory it cannot enter only as the child's exit: said before anything starts. */
+async function checkDirectory(cwd: string): Promise<void> {
+  const directory = await stat(cwd).catch((error: unknown) => error as Error);
+  if (directory instanceof Error || !directory.isDirectory()) {
+    throw new StartError(`Cannot start the command: cwd ${cwd} is not a directory${directory instanceof Error ? ` (${firstLine(directory)})` : ""}`);
+  }
+}
+
+/** The command under a new terminal of `size`; a spawn that fails is a StartError. */
+function spawnPty(options: LocalTtyOptions, size: { cols: number; rows: number }): IPty {
+  try {
+    return spawn(options.file, options.args, {
+      name: options.env.TERM ?? TTY_TERM,
+      cols: size.cols,
+      rows: size.rows,
+      cwd: options.cwd,
+      env: options.env,
+      encoding: null,
+    });
+  } catch (error) {
+    throw new StartError(`Cannot start the command: ${firstLine(error)}`);
+  }
+}
+
 /**
  * Runs a command under a pseudo-terminal (node-pty): it leads its own
  * session, so its process group is its pid; output (stdout and stderr
@@ -39,24 +63,8 @@ const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, numbe
  */
 export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows: number } }, options: LocalTtyOptions): Promise<Execution> {
   const started = Date.now();
-  // node-pty reports a directory it cannot enter only as the child's exit: say it before anything starts.
-  const directory = await stat(options.cwd).catch((error: unknown) => error as Error);
-  if (directory instanceof Error || !directory.isDirectory()) {
-    throw new StartError(`Cannot start the command: cwd ${options.cwd} is not a directory${directory instanceof Error ? ` (${firstLine(directory)})` : ""}`);
-  }
-  let pty: IPty;
-  try {
-    pty = spawn(options.file, options.args, {
-      name: options.env.TERM ?? TTY_TERM,
-      cols: spec.tty.cols,
-      rows: spec.tty.rows,
-      cwd: options.cwd,
-      env: options.env,
-      encoding: null,
-    });
-  } catch (error) {
-    throw new StartError(`Cannot start the command: ${firstLine(error)}`);
-  }
+  await checkDirectory(options.cwd);
+  const pty = spawnPty(options, spec.tty);
   const pid = pty.pid;
   // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
   const namespace = options.contained ? containedEnd(pid) : null;
