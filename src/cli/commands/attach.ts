@@ -49,12 +49,7 @@ export const ATTACH = commandOf(ATTACH_SPEC, async (values, positionals) => {
 });
 
 async function attach(client: SpoolClient, run: string, path: string): Promise<number> {
-  if (!path.startsWith("log://")) throw usageError(`spool attach takes a command's log path (log://turn_N/sh/…), not ${path}`);
-  const log = producerOf(await client.call("entry/get", { run, path, tail: 1 }));
-  if (log.state === "proposed") {
-    throw new CliError(`${path} is a pending proposal: nothing runs yet — approve it first (\`spool approve ${run} ${path}\`)`, EXIT.failed);
-  }
-  if (log.state === "rejected") throw new CliError(`${path} was rejected: ${escapeControl(log.reason ?? "")}`, EXIT.failed);
+  const log = await attachable(client, run, path);
   const tty = log.tty !== null;
   const stdin = process.stdin;
   const raw = tty && stdin.isTTY === true;
@@ -65,55 +60,19 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
   const detached = new Promise<"detached">((resolve) => {
     detach = () => resolve("detached");
   });
-  let reported = false;
-  const failed = (error: unknown) => {
-    // The command ending while input was on its way is how an attach ends, not an error.
-    if (error instanceof SpoolRpcError && error.errorCode === "STREAM_CLOSED") return;
-    if (reported) return;
-    reported = true;
-    process.stderr.write(`\r\nspool attach: ${error instanceof Error ? error.message : String(error)}\r\n`);
-  };
-  // Input goes out in order, one call after another; reading pauses while too much waits.
-  let chain: Promise<unknown> = Promise.resolve();
-  let pending = 0;
-  const send = (data: Buffer) => {
-    for (let at = 0; at < data.length; at += INPUT_PART_BYTES) {
-      const part = data.subarray(at, at + INPUT_PART_BYTES);
-      pending += part.length;
-      if (pending > MAX_PENDING_BYTES) stdin.pause();
-      chain = chain
-        .then(() => client.input(run, path, part))
-        .catch(failed)
-        .finally(() => {
-          pending -= part.length;
-          if (stdin.isPaused() && pending <= MAX_PENDING_BYTES / 4) stdin.resume();
-        });
-    }
-  };
-  const control = (action: () => Promise<unknown>) => {
-    chain = chain.then(action).catch(failed);
-  };
+  const input = inputSender(client, run, path, stdin);
 
   // This terminal's title is kept on its stack, for the one the command may set: taken back when the attach ends.
   const ownScreen = process.stdout.isTTY === true;
   if (ownScreen) process.stdout.write(ATTACH_START);
-  // The command's output only: what was typed to it (channel 0, replayed too) is no output of it. What was stored
-  // before goes without the questions it asked its terminal then: their answers would come back here as typing.
-  const replays = new Map<number, ReplayedQueries>();
-  const watch = await client.watch({ run, path }, (chunk) => {
-    if (chunk.channel === 0) return;
-    let queries = replays.get(chunk.channel);
-    if (!queries) replays.set(chunk.channel, (queries = new ReplayedQueries()));
-    const data = queries.push(chunk.data, chunk.replayed);
-    if (data.length > 0) (chunk.channel === 2 ? process.stderr : process.stdout).write(data);
-  });
-  const onResize = () => control(() => client.resize(run, path, { cols: process.stdout.columns, rows: process.stdout.rows }));
-  const onInterrupt = () => control(() => client.signal(run, path, "INT"));
-  const onEnd = () => control(() => client.eof(run, path));
+  const watch = await watchOutput(client, run, path);
+  const onResize = () => input.control(() => client.resize(run, path, { cols: process.stdout.columns, rows: process.stdout.rows }));
+  const onInterrupt = () => input.control(() => client.signal(run, path, "INT"));
+  const onEnd = () => input.control(() => client.eof(run, path));
   const lines = lineMode
     ? new TypedLines({
         echo: (text) => process.stderr.write(text),
-        send: (text) => send(Buffer.from(text)),
+        send: (text) => input.send(Buffer.from(text)),
         eof: onEnd,
         interrupt: onInterrupt,
         detach: () => detach(),
@@ -122,8 +81,8 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
   const onData = (data: Buffer) => {
     if (lines) return lines.push(data);
     const at = data.indexOf(DETACH);
-    if (at === -1) return send(data);
-    if (at > 0) send(data.subarray(0, at));
+    if (at === -1) return input.send(data);
+    if (at > 0) input.send(data.subarray(0, at));
     detach();
   };
   process.stderr.write(`attached to ${path}${log.tty ? ` (a terminal ${log.tty.cols}x${log.tty.rows})` : ""}; Ctrl-] detaches\n`);
@@ -143,7 +102,7 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
   try {
     const how = await Promise.race([watch.ended, detached]);
     if (how === "detached") {
-      await chain;
+      await input.sent();
       process.stderr.write(`\r\ndetached from ${path}; it keeps running (\`spool attach ${run} ${path}\` again, or \`spool tail ${run} ${path} -f\`)\n`);
       return EXIT.ok;
     }
@@ -164,4 +123,69 @@ async function attach(client: SpoolClient, run: string, path: string): Promise<n
     // the modes it set (mouse, keypad, bracketed paste, focus events, the kitty keyboard's) and its title included.
     resetTerminal(process.stdout, { modes: ownScreen });
   }
+}
+
+/** The command's producer, when it is one an attach can follow: a log path that was not left pending or rejected. */
+async function attachable(client: SpoolClient, run: string, path: string): Promise<ReturnType<typeof producerOf>> {
+  if (!path.startsWith("log://")) throw usageError(`spool attach takes a command's log path (log://turn_N/sh/…), not ${path}`);
+  const log = producerOf(await client.call("entry/get", { run, path, tail: 1 }));
+  if (log.state === "proposed") {
+    throw new CliError(`${path} is a pending proposal: nothing runs yet — approve it first (\`spool approve ${run} ${path}\`)`, EXIT.failed);
+  }
+  if (log.state === "rejected") throw new CliError(`${path} was rejected: ${escapeControl(log.reason ?? "")}`, EXIT.failed);
+  return log;
+}
+
+/**
+ * What goes to the command, in order, one call after another: typed bytes (in parts of INPUT_PART_BYTES; reading
+ * `stdin` pauses while more than MAX_PENDING_BYTES wait) and controls (resize, a signal, the end of input). A failure
+ * is said once; the command ending while input was on its way is how an attach ends, not an error.
+ */
+function inputSender(client: SpoolClient, run: string, path: string, stdin: NodeJS.ReadStream) {
+  let reported = false;
+  const failed = (error: unknown) => {
+    if (error instanceof SpoolRpcError && error.errorCode === "STREAM_CLOSED") return;
+    if (reported) return;
+    reported = true;
+    process.stderr.write(`\r\nspool attach: ${error instanceof Error ? error.message : String(error)}\r\n`);
+  };
+  let chain: Promise<unknown> = Promise.resolve();
+  let pending = 0;
+  return {
+    send(data: Buffer): void {
+      for (let at = 0; at < data.length; at += INPUT_PART_BYTES) {
+        const part = data.subarray(at, at + INPUT_PART_BYTES);
+        pending += part.length;
+        if (pending > MAX_PENDING_BYTES) stdin.pause();
+        chain = chain
+          .then(() => client.input(run, path, part))
+          .catch(failed)
+          .finally(() => {
+            pending -= part.length;
+            if (stdin.isPaused() && pending <= MAX_PENDING_BYTES / 4) stdin.resume();
+          });
+      }
+    },
+    control(action: () => Promise<unknown>): void {
+      chain = chain.then(action).catch(failed);
+    },
+    /** Resolves once everything sent so far has been taken (or refused). */
+    sent: () => chain,
+  };
+}
+
+/**
+ * Watches the command's output onto this terminal: its output only — what was typed to it (channel 0, replayed too)
+ * is no output of it — and what was stored before without the questions it asked its terminal then (their answers
+ * would come back here as typing).
+ */
+function watchOutput(client: SpoolClient, run: string, path: string) {
+  const replays = new Map<number, ReplayedQueries>();
+  return client.watch({ run, path }, (chunk) => {
+    if (chunk.channel === 0) return;
+    let queries = replays.get(chunk.channel);
+    if (!queries) replays.set(chunk.channel, (queries = new ReplayedQueries()));
+    const data = queries.push(chunk.data, chunk.replayed);
+    if (data.length > 0) (chunk.channel === 2 ? process.stderr : process.stdout).write(data);
+  });
 }
