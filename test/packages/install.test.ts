@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -208,7 +208,12 @@ async function localSqlitePrebuild(into: string): Promise<{ dir: string; version
     () => true,
     () => false,
   );
-  if (forThisNode) await run("tar", ["-czf", join(into, name), "-C", source, "build/Release/better_sqlite3.node"], { timeout: 60_000 });
+  // Packed from a copy: another file of the suite (test/deploy/runner-image) may hard-link the same file meanwhile,
+  // which changes its status, and tar fails on a file that "changed as we read it".
+  const staged = `${into}-staged`;
+  mkdirSync(join(staged, "build", "Release"), { recursive: true });
+  copyFileSync(binary, join(staged, "build", "Release", "better_sqlite3.node"));
+  if (forThisNode) await run("tar", ["-czf", join(into, name), "-C", staged, "build/Release/better_sqlite3.node"], { timeout: 60_000 });
   return { dir: into, version, binary: readFileSync(binary), forThisNode };
 }
 
