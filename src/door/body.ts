@@ -9,17 +9,25 @@ export interface BodyDeadline {
 }
 
 /**
- * A request's body, at most `maxBytes`, arrived whole by its deadline: a body larger than that is 413 (the rest read
- * and dropped, so the answer reaches the client), one that has not arrived by then is 408 and its connection is cut
- * once the answer is out (a body sent a byte at a time holds nothing for minutes).
+ * A body declared over this is refused at once, unread, and its connection cut after the answer; one declared over
+ * the door's bound but under this is read and dropped first (below).
+ */
+export const DROPPED_AT_MOST = 16 * 1024 * 1024;
+
+/**
+ * A request's body, at most `maxBytes`, arrived whole by its deadline: a body larger than that is 413, one that has
+ * not arrived by then is 408 and its connection is cut once the answer is out (a body sent a byte at a time holds
+ * nothing for minutes). Before a 413 the rest of the body is read and dropped (up to DROPPED_AT_MOST, and within the
+ * deadline): a server that closes a connection with a body still arriving resets it, and the reset can destroy the
+ * answer before the client reads it (a client then sees its request fail, not a 413).
  */
 export function readBody(request: IncomingMessage, maxBytes: number, deadline: BodyDeadline): Promise<Buffer> {
   const declared = Number(request.headers["content-length"] ?? 0);
-  if (declared > maxBytes) return Promise.reject(tooLarge(maxBytes));
+  if (declared > Math.max(maxBytes, DROPPED_AT_MOST)) return Promise.reject(tooLarge(maxBytes));
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
-    let over = false;
+    let over = declared > maxBytes;
     const done = (settle: () => void) => {
       clearTimeout(timer);
       request.off("data", onData);
@@ -28,6 +36,7 @@ export function readBody(request: IncomingMessage, maxBytes: number, deadline: B
       settle();
     };
     const onData = (part: Buffer) => {
+      if (over) return;
       size += part.length;
       if (size > maxBytes) {
         over = true;
