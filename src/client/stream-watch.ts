@@ -44,6 +44,9 @@ export interface CallsAndListens {
   on(method: string, listener: (params: any) => void): () => void;
 }
 
+/** How a channel ended (or, with `snapshot`, that it is still streaming). */
+type Ending = { status: number; exit_code?: number | null };
+
 /**
  * Watches a producer's channels: replays what is stored after `after`, then
  * live chunks, until every channel ends. After a reconnect, or when the
@@ -58,101 +61,140 @@ export async function watchStream(
   target: WatchTarget,
   onData: (chunk: StreamChunk) => void,
 ): Promise<StreamWatch> {
-  const lastSeq = new Map<number, number>();
-  const endings = new Map<number, { status: number; exit_code?: number | null }>();
-  const ids = new Set<string>();
-  let channels: number[] = [];
-  let resolveEnded!: (value: Map<number, { status: number; exit_code?: number | null }>) => void;
-  const ended = new Promise<Map<number, { status: number; exit_code?: number | null }>>((r) => (resolveEnded = r));
-  // Notifications for a subscription whose id is not known yet: kept only while a subscribe is in flight (they
-  // may come in the same read as its reply); others are another watch's, and are not this one's to keep.
-  const early: any[] = [];
-  let subscribing = 0;
-  const keep = (p: any) => void (subscribing > 0 && early.push(p));
-  const deliver = (p: any) => {
-    if (!ids.has(p.subscription)) return keep(p);
-    if (p.seq <= (lastSeq.get(p.channel) ?? 0)) return;
-    lastSeq.set(p.channel, p.seq);
-    onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding), replayed: p.seq <= (storedAt.get(p.channel) ?? 0) });
-    if (stored.has(p.channel) && p.seq >= stored.get(p.channel)!) {
-      stored.delete(p.channel);
-      if (!endings.has(p.channel)) endings.set(p.channel, { status: ENTRY.streaming });
-      settleWhenDone();
+  const watch = new ChannelWatch(client, target, onData);
+  const storedAtStart = await watch.start();
+  watches.add(watch);
+  void watch.ended.then(() => watches.delete(watch));
+  return {
+    lastSeq: watch.lastSeq,
+    stored: storedAtStart,
+    ended: watch.ended,
+    close: () => {
+      watches.delete(watch);
+      return watch.close();
+    },
+  };
+}
+
+/**
+ * One watch's state: the subscriptions that are its own, the last seq delivered and how each channel ended. Its
+ * three listeners take the client's stream notifications; `deliver` runs once a chunk.
+ */
+class ChannelWatch implements Resubscribe {
+  readonly lastSeq = new Map<number, number>();
+  readonly ended: Promise<Map<number, Ending>>;
+  readonly #endings = new Map<number, Ending>();
+  readonly #ids = new Set<string>();
+  #channels: number[] = [];
+  #resolveEnded!: (value: Map<number, Ending>) => void;
+  /** Per channel, the last seq stored when it was last subscribed: chunks up to it are replayed. */
+  readonly #storedAt = new Map<number, number>();
+  /** With `snapshot`: per channel, the seq stored when it subscribed, until it is delivered. */
+  readonly #stored = new Map<number, number>();
+  /**
+   * Notifications for a subscription whose id is not known yet: kept only while a subscribe is in flight (they may
+   * come in the same read as its reply); others are another watch's, and are not this one's to keep.
+   */
+  readonly #early: any[] = [];
+  #subscribing = 0;
+  readonly #off: (() => void)[];
+
+  constructor(
+    private readonly client: CallsAndListens,
+    private readonly target: WatchTarget,
+    private readonly onData: (chunk: StreamChunk) => void,
+  ) {
+    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    this.#off = [client.on("stream/data", this.#deliver), client.on("stream/end", this.#finish), client.on("stream/lagged", this.#lagged)];
+  }
+
+  /** Subscribes the target's channels; resolves with the last seq each had stored then. */
+  async start(): Promise<Map<number, number>> {
+    const { target } = this;
+    const first = await this.#subscribe(target.channel, target.after ?? 0);
+    this.#channels = first.channels.map((c) => c.channel);
+    if (target.snapshot) {
+      for (const c of first.channels) {
+        if (this.#endings.has(c.channel)) continue;
+        if (c.lastSeq <= Math.max(target.after ?? 0, this.lastSeq.get(c.channel) ?? 0)) this.#endings.set(c.channel, { status: c.status });
+        else this.#stored.set(c.channel, c.lastSeq);
+      }
+    }
+    for (const c of this.#channels) if (!this.lastSeq.has(c)) this.lastSeq.set(c, target.after ?? 0);
+    // No channel at all ends the watch at once (the live notifications wait for one).
+    if (this.#channels.every((c) => this.#endings.has(c))) this.#resolveEnded(this.#endings);
+    return new Map(first.channels.map((c) => [c.channel, c.lastSeq] as const));
+  }
+
+  /** After a reconnect: one subscription per unfinished channel, each from its own last seq. */
+  async resubscribe(): Promise<void> {
+    this.#ids.clear();
+    for (const c of this.#channels.filter((c) => !this.#endings.has(c))) await this.#subscribe(c, this.lastSeq.get(c) ?? 0);
+  }
+
+  async close(): Promise<void> {
+    for (const off of this.#off) off();
+    for (const id of this.#ids) await this.client.call("stream/unsubscribe", { subscription: id }).catch(() => undefined);
+  }
+
+  readonly #deliver = (p: any): void => {
+    if (!this.#ids.has(p.subscription)) {
+      this.#keep(p);
+      return;
+    }
+    if (p.seq <= (this.lastSeq.get(p.channel) ?? 0)) return;
+    this.lastSeq.set(p.channel, p.seq);
+    this.onData({ channel: p.channel, seq: p.seq, data: Buffer.from(p.chunk, p.encoding), replayed: p.seq <= (this.#storedAt.get(p.channel) ?? 0) });
+    const stored = this.#stored.get(p.channel);
+    if (stored !== undefined && p.seq >= stored) {
+      this.#stored.delete(p.channel);
+      if (!this.#endings.has(p.channel)) this.#endings.set(p.channel, { status: ENTRY.streaming });
+      this.#settleWhenDone();
     }
   };
-  /** Per channel, the last seq stored when it was last subscribed: chunks up to it are replayed. */
-  const storedAt = new Map<number, number>();
-  /** With `snapshot`: per channel, the seq stored when it subscribed, until it is delivered. */
-  const stored = new Map<number, number>();
-  const settleWhenDone = () => {
-    if (channels.length && channels.every((c) => endings.has(c))) resolveEnded(endings);
+
+  readonly #finish = (p: any): void => {
+    if (!this.#ids.has(p.subscription)) {
+      this.#keep({ ...p, end: true });
+      return;
+    }
+    this.#endings.set(p.channel, { status: p.status, ...(p.exit_code !== undefined ? { exit_code: p.exit_code } : {}) });
+    this.#stored.delete(p.channel);
+    this.#settleWhenDone();
   };
-  const finish = (p: any) => {
-    if (!ids.has(p.subscription)) return keep({ ...p, end: true });
-    endings.set(p.channel, { status: p.status, ...(p.exit_code !== undefined ? { exit_code: p.exit_code } : {}) });
-    stored.delete(p.channel);
-    settleWhenDone();
+
+  /** Dropped by the server as too slow: its channels again, each from the last chunk that arrived. */
+  readonly #lagged = (p: any): void => {
+    if (!this.#ids.delete(p.subscription)) {
+      this.#keep({ ...p, lagged: true });
+      return;
+    }
+    for (const c of Object.keys(p.lastSeq).map(Number)) {
+      if (!this.#endings.has(c)) void this.#subscribe(c, this.lastSeq.get(c) ?? 0).catch(() => undefined);
+    }
   };
-  // Dropped by the server as too slow: its channels again, each from the last chunk that arrived.
-  const lagged = (p: any) => {
-    if (!ids.delete(p.subscription)) return keep({ ...p, lagged: true });
-    for (const c of Object.keys(p.lastSeq).map(Number)) if (!endings.has(c)) void subscribe(c, lastSeq.get(c) ?? 0).catch(() => undefined);
-  };
-  const offData = client.on("stream/data", deliver);
-  const offEnd = client.on("stream/end", finish);
-  const offLag = client.on("stream/lagged", lagged);
-  const subscribe = async (channel: number | undefined, after: number) => {
-    subscribing++;
+
+  #keep(p: any): void {
+    if (this.#subscribing > 0) this.#early.push(p);
+  }
+
+  #settleWhenDone(): void {
+    if (this.#channels.length && this.#channels.every((c) => this.#endings.has(c))) this.#resolveEnded(this.#endings);
+  }
+
+  async #subscribe(channel: number | undefined, after: number): Promise<ResultOf<"stream/subscribe">> {
+    this.#subscribing++;
     let reply: ResultOf<"stream/subscribe">;
     try {
-      reply = await client.call("stream/subscribe", {
-        run: target.run,
-        path: target.path,
-        ...(channel !== undefined ? { channel } : {}),
-        after,
-        encoding: "base64",
-      });
+      const { run, path } = this.target;
+      reply = await this.client.call("stream/subscribe", { run, path, ...(channel !== undefined ? { channel } : {}), after, encoding: "base64" });
     } finally {
-      subscribing--;
+      this.#subscribing--;
     }
-    ids.add(reply.subscription);
-    for (const c of reply.channels) storedAt.set(c.channel, c.lastSeq);
+    this.#ids.add(reply.subscription);
+    for (const c of reply.channels) this.#storedAt.set(c.channel, c.lastSeq);
     // Notifications can arrive in the same read as the reply, before the id is known.
-    const waiting = early.splice(0);
-    for (const p of waiting) (p.end ? finish : p.lagged ? lagged : deliver)(p);
+    for (const p of this.#early.splice(0)) (p.end ? this.#finish : p.lagged ? this.#lagged : this.#deliver)(p);
     return reply;
-  };
-  const first = await subscribe(target.channel, target.after ?? 0);
-  channels = first.channels.map((c) => c.channel);
-  const storedAtStart = new Map(first.channels.map((c) => [c.channel, c.lastSeq] as const));
-  if (target.snapshot) {
-    for (const c of first.channels) {
-      if (endings.has(c.channel)) continue;
-      if (c.lastSeq <= Math.max(target.after ?? 0, lastSeq.get(c.channel) ?? 0)) endings.set(c.channel, { status: c.status });
-      else stored.set(c.channel, c.lastSeq);
-    }
   }
-  for (const c of channels) if (!lastSeq.has(c)) lastSeq.set(c, target.after ?? 0);
-  if (channels.every((c) => endings.has(c))) resolveEnded(endings);
-  const watch = {
-    resubscribe: async () => {
-      ids.clear();
-      // One subscription per unfinished channel, each from its own last seq.
-      for (const c of channels.filter((c) => !endings.has(c))) await subscribe(c, lastSeq.get(c) ?? 0);
-    },
-  };
-  watches.add(watch);
-  void ended.then(() => watches.delete(watch));
-  return {
-    lastSeq,
-    stored: storedAtStart,
-    ended,
-    close: async () => {
-      watches.delete(watch);
-      offData();
-      offEnd();
-      offLag();
-      for (const id of ids) await client.call("stream/unsubscribe", { subscription: id }).catch(() => undefined);
-    },
-  };
 }
