@@ -6,7 +6,7 @@ import { type ServiceKey, serviceKey } from "./plugins/services.js";
 
 export { AGENT_LOOP, type AgentLoop } from "./agent/service.js";
 export type { FilterName, FilterValues, HookName, HookPayloads } from "./core/hooks.js";
-export type { ProducerDefinition } from "./core/producer-registry.js";
+export type { ProducerDefinition } from "./core/producers/registry.js";
 export { ENTRY, RUN } from "./core/status.js";
 export type { ChatMessage, ChatOptions, ChatRequest, ChatResponse, ModelProvider, ToolCall, ToolSpec } from "./model/provider.js";
 export { defineMethod, type HandlerContext, type SpoolMethod } from "./plugins/define-method.js";

@@ -7,8 +7,8 @@ import { type Audit, whoOf } from "./audit.js";
 import type { Deadlines } from "./deadlines.js";
 import type { ProducerActivity, ResolvedDetails, RuleCreated } from "./effects.js";
 import type { Notifications } from "./notify/service.js";
+import type { Outcome } from "./producers/outcome.js";
 import { DEADLINE } from "./resolvers.js";
-import type { Outcome } from "./summary.js";
 
 /*
  * What a proposal's life tells beyond its own clients (effects.ts calls these after each store write): the

@@ -7,8 +7,8 @@ import { type Producer, producerFromRow } from "../store/producer-row.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 import { producerWire } from "../store/views.js";
 import type { CoreDeps } from "./deps.js";
+import type { Outcome } from "./producers/outcome.js";
 import { ENTRY } from "./status.js";
-import type { Outcome } from "./summary.js";
 import type { WatcherHub } from "./watchers.js";
 
 /*

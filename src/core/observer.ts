@@ -1,6 +1,6 @@
 import type { ProjectRef } from "../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
-import type { Outcome } from "./summary.js";
+import type { Outcome } from "./producers/outcome.js";
 
 /** Where a connection keeps the traceparent its `initialize` sent (ConnectionHandle.state). */
 export const CONNECTION_TRACEPARENT = Symbol.for("spool.traceparent");

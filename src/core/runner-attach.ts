@@ -7,12 +7,12 @@ import { producerFromRow } from "../store/producer-row.js";
 import type { EntryRow } from "../store/schema.js";
 import type { CoreDeps } from "./deps.js";
 import type { OtherServers } from "./dispatch.js";
-import type { Owners } from "./owners.js";
 import { locationInfo } from "./pools.js";
+import type { Owners } from "./producers/owners.js";
+import { tokenMatches } from "./producers/resume-tokens.js";
 import { notOwner } from "./refusals.js";
 import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
 import { ENTRY } from "./status.js";
-import { tokenMatches } from "./tokens.js";
 
 /** What attaching a runner needs of the lifecycle around it. */
 export interface AttachContext {

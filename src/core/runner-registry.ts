@@ -7,7 +7,7 @@ import type { RunnerClaim } from "../protocol/views.js";
 import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
 import { conflict, SpoolError } from "../rpc/errors.js";
 import type { EmbeddedRunnerHost } from "../runners/local/embedded-host.js";
-import { newResumeToken, tokenKey, tokenMatches } from "./tokens.js";
+import { newResumeToken, tokenKey, tokenMatches } from "./producers/resume-tokens.js";
 
 export interface AttachedRunner {
   name: string;

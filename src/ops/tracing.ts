@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from "@opentelemetry/api";
 import type { CoreObserver, DecisionFacts } from "../core/observer.js";
-import type { Outcome } from "../core/summary.js";
+import type { Outcome } from "../core/producers/outcome.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../store/schema.js";
 

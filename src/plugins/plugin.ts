@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { SpoolConfig } from "../config/config.js";
 import type { FilterName, FilterValues, HookName, HookPayloads } from "../core/hooks.js";
 import type { Core } from "../core/index.js";
-import type { ProducerDefinition } from "../core/producer-registry.js";
+import type { ProducerDefinition } from "../core/producers/registry.js";
 import type { Logger } from "../logger.js";
 import type { ServerConnection } from "../rpc/connection.js";
 import type { NotificationDefinition } from "../rpc/method.js";

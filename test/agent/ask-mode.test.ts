@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logPath, slugFromCommand } from "../../src/core/slug.js";
+import { logPath, slugFromCommand } from "../../src/core/producers/slug.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 

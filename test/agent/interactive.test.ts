@@ -2,7 +2,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { writeParts } from "../../src/agent/interactive.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { logPath, slugFromCommand } from "../../src/core/slug.js";
+import { logPath, slugFromCommand } from "../../src/core/producers/slug.js";
 import { createLogger } from "../../src/logger.js";
 import { ENTRY, RUN } from "../../src/protocol/status.js";
 import type { ExecSpec } from "../../src/runners/backend.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
-import { logPath, slugFromCommand } from "../../src/core/slug.js";
+import { logPath, slugFromCommand } from "../../src/core/producers/slug.js";
 import { RUN } from "../../src/protocol/status.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";

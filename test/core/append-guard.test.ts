@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { CoreDeps } from "../../src/core/deps.js";
 import { ChannelAppends } from "../../src/core/lifecycle/append.js";
 import { Lifecycle } from "../../src/core/lifecycle/index.js";
-import type { Owners } from "../../src/core/owners.js";
-import type { ProducerRegistry } from "../../src/core/producer-registry.js";
+import type { Owners } from "../../src/core/producers/owners.js";
+import type { ProducerRegistry } from "../../src/core/producers/registry.js";
 import type { RunnerRegistry } from "../../src/core/runner-registry.js";
 import type { WatcherHub } from "../../src/core/watchers.js";
 

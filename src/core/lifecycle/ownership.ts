@@ -1,9 +1,9 @@
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 import { producerFromRow } from "../../store/producer-row.js";
 import type { ClaimResult, ProducerTarget } from "../deps.js";
+import { tokenMatches } from "../producers/resume-tokens.js";
 import { notOwner } from "../refusals.js";
 import { ENTRY } from "../status.js";
-import { tokenMatches } from "../tokens.js";
 import { follow, METHOD, producerState, requireLog, type Stage } from "./stage.js";
 
 /*

@@ -1,8 +1,8 @@
-import type { TransportKind } from "../protocol/roles.js";
-import { channelFromRow } from "../store/producer-row.js";
-import { lineCount } from "../store/repositories.js";
-import type { EntryRow } from "../store/schema.js";
-import { ENTRY } from "./status.js";
+import type { TransportKind } from "../../protocol/roles.js";
+import { channelFromRow } from "../../store/producer-row.js";
+import { lineCount } from "../../store/repositories.js";
+import type { EntryRow } from "../../store/schema.js";
+import { ENTRY } from "../status.js";
 
 /** How a producer ended. */
 /** Network mode allowlist: the hosts a command reached and those refused, as its runner reported them. */

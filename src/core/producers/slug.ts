@@ -1,8 +1,8 @@
-import { logPath } from "../protocol/paths.js";
-import { type Repositories, UniqueViolation } from "../store/repositories.js";
-import type { EntryRow, NewEntry, RunRow } from "../store/schema.js";
+import { logPath } from "../../protocol/paths.js";
+import { type Repositories, UniqueViolation } from "../../store/repositories.js";
+import type { EntryRow, NewEntry, RunRow } from "../../store/schema.js";
 
-export { channelPath, logPath, parseLogPath } from "../protocol/paths.js";
+export { channelPath, logPath, parseLogPath } from "../../protocol/paths.js";
 
 /** A path-safe slug from a command: lowercase words joined by '-', never '_' (channel paths add `_N`). */
 export function slugFromCommand(command: string): string {

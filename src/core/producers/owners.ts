@@ -1,4 +1,4 @@
-import type { ConnectionHandle } from "../rpc/connection-context.js";
+import type { ConnectionHandle } from "../../rpc/connection-context.js";
 
 export type OwnerKind = "runner" | "self";
 
