@@ -105,7 +105,7 @@ describe("src/ keeps the layout docs/spec/layout.md (§16) draws (src/docs/layer
   it("features and the agent never name the repositories: they call core's services, which own the queries", () => {
     expect(rowOf("features/index.ts")!.never?.map((n) => n.name)).toContain("repos");
     expect(rowOf("agent/loop.ts")!.never?.map((n) => n.name)).toContain("repos");
-    expect(forbidden(rowOf("core/watchers.ts")!, `const head = '{"jsonrpc":"2.0","method":"stream/data"';`)).toEqual(["jsonrpc"]);
+    expect(forbidden(rowOf("core/streams/watchers.ts")!, `const head = '{"jsonrpc":"2.0","method":"stream/data"';`)).toEqual(["jsonrpc"]);
     expect(files.flatMap((file) => forbidden(rowOf(file)!, code(join(src, file))).map((name) => `${file}: ${name}`))).toEqual([]);
   });
 

@@ -4,7 +4,7 @@ import { type ErrorName, SpoolError } from "../rpc/errors.js";
 import type { AcceptResult, CoreDeps, ForwardedAccept, ProducerTarget } from "./deps.js";
 import type { Lifecycle } from "./lifecycle/index.js";
 import { factsFromLocation, type RunnerFacts } from "./pools.js";
-import type { WatcherHub } from "./watchers.js";
+import type { WatcherHub } from "./streams/watchers.js";
 
 /** Controls waiting for another server's answer, at most. */
 const MAX_PENDING_CONTROLS = 1000;

@@ -9,7 +9,7 @@ import { producerWire } from "../store/views.js";
 import type { CoreDeps } from "./deps.js";
 import type { Outcome } from "./producers/outcome.js";
 import { ENTRY } from "./status.js";
-import type { WatcherHub } from "./watchers.js";
+import type { WatcherHub } from "./streams/watchers.js";
 
 /*
  * What a change of a producer's state does besides the row it writes: the notifications to the project

@@ -5,10 +5,10 @@ import type { EntryRow } from "../store/schema.js";
 import { type SearchQuery, SearchQueueFull, type SearchShare, SearchTimedOut } from "../store/search/search.js";
 import { compileQuery, regexError } from "../store/search/search-match.js";
 import type { CoreDeps } from "./deps.js";
-import { replay } from "./replay.js";
 import { HOME_SHARE, shareOf } from "./share-key.js";
 import { channelOpen } from "./status.js";
-import type { Subscription, WatcherHub } from "./watchers.js";
+import { replay } from "./streams/replay.js";
+import type { Subscription, WatcherHub } from "./streams/watchers.js";
 
 type Stored = Repositories["entries"];
 /** Not ended yet: streaming, or queued for a runner (its output is still to come). */
@@ -177,7 +177,7 @@ export class Entries {
     return { key: row ? shareOf(row) : `name:${by.name}`, name: `"${by.name}"`, bound, reserve: 0 };
   }
 
-  /** Sends a new subscription the chunks stored after each of its channels' `after`, then hands it to live delivery (replay.ts). */
+  /** Sends a new subscription the chunks stored after each of its channels' `after`, then hands it to live delivery (streams/replay.ts). */
   replay(subscription: Subscription): Promise<void> {
     return replay(this.deps.repos, this.watchers, subscription, this.deps.config.limits.maxWatcherBufferBytes);
   }

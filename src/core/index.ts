@@ -20,7 +20,7 @@ import { Proposals } from "./proposals.js";
 import { RunnerRegistry } from "./runner-registry.js";
 import { RunStates } from "./runs.js";
 import { Sessions } from "./session.js";
-import { WatcherHub } from "./watchers.js";
+import { WatcherHub } from "./streams/watchers.js";
 
 /**
  * The core: the producer lifecycle (with ownership, runners and watchers), and the services that own the

@@ -5,7 +5,7 @@ import { Lifecycle } from "../../src/core/lifecycle/index.js";
 import type { Owners } from "../../src/core/producers/owners.js";
 import type { ProducerRegistry } from "../../src/core/producers/registry.js";
 import type { RunnerRegistry } from "../../src/core/runner-registry.js";
-import type { WatcherHub } from "../../src/core/watchers.js";
+import type { WatcherHub } from "../../src/core/streams/watchers.js";
 
 /**
  * A speed trick's guard (issue 58): a stream chunk reaches the appends' `append` with no call in between

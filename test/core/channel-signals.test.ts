@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ChannelSignals } from "../../src/core/channel-signals.js";
+import { ChannelSignals } from "../../src/core/streams/channel-signals.js";
 
 describe("ChannelSignals: the agent's waits wake on a channel's events, not on a timer", () => {
   it("a wait armed on channels returns at the first chunk of any of them, and is then disarmed", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { WatcherHub } from "../../src/core/watchers.js";
+import { WatcherHub } from "../../src/core/streams/watchers.js";
 import { notifications } from "../../src/protocol/notifications.js";
 import type { ConnectionHandle } from "../../src/rpc/connection-context.js";
 
@@ -107,7 +107,7 @@ describe("watcher fan-out", () => {
     }
   });
 
-  it("the stream/data written as bytes carries exactly the fields protocol/notifications.ts gives stream/data (a field added there fails here until core/watchers.ts writes it)", () => {
+  it("the stream/data written as bytes carries exactly the fields protocol/notifications.ts gives stream/data (a field added there fails here until core/streams/watchers.ts writes it)", () => {
     const hub = new WatcherHub(1 << 20);
     const w = recorder("guard");
     const sub = hub.add(w.connection, "r", "sh://turn_1/x_1", "utf8", [{ entryId: 9, channel: 1, after: 0 }]);

@@ -8,7 +8,7 @@ import type { Owners } from "../producers/owners.js";
 import { channelPath } from "../producers/slug.js";
 import { noChannel, notOwner, requireAccepted, streamClosed } from "../refusals.js";
 import { ENTRY } from "../status.js";
-import type { WatcherHub } from "../watchers.js";
+import type { WatcherHub } from "../streams/watchers.js";
 import { follow, METHOD, producerState, requireLog } from "./stage.js";
 
 /** The channel that holds what clients sent to a producer's stdin. */

@@ -14,7 +14,7 @@ import { attachRunner } from "../runner-attach.js";
 import type { AttachedRunner, RunnerRegistry } from "../runner-registry.js";
 import { FairShares } from "../shares.js";
 import { ENTRY } from "../status.js";
-import type { WatcherHub } from "../watchers.js";
+import type { WatcherHub } from "../streams/watchers.js";
 import { ChannelAppends } from "./append.js";
 import { Claims } from "./claims.js";
 import * as decide from "./decide.js";

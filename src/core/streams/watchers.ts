@@ -1,7 +1,7 @@
-import type { ConnectionHandle } from "../rpc/connection-context.js";
-import type { ReadCap } from "../rpc/read-cap.js";
-import type { JsonStringBytes } from "../rpc/reply-bytes.js";
-import { StreamDataBytes } from "../rpc/stream-data-bytes.js";
+import type { ConnectionHandle } from "../../rpc/connection-context.js";
+import type { ReadCap } from "../../rpc/read-cap.js";
+import type { JsonStringBytes } from "../../rpc/reply-bytes.js";
+import { StreamDataBytes } from "../../rpc/stream-data-bytes.js";
 import { ChannelSignals } from "./channel-signals.js";
 
 export type WatchEncoding = "utf8" | "base64";

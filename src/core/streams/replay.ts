@@ -1,9 +1,9 @@
-import { DRAINED_BYTES } from "../rpc/connection-context.js";
-import type { ReadGrant } from "../rpc/read-cap.js";
-import { channelFromRow, type ProducerChannel } from "../store/producer-row.js";
-import type { Repositories } from "../store/repositories.js";
-import type { ChunkRow } from "../store/schema.js";
-import { channelOpen } from "./status.js";
+import { DRAINED_BYTES } from "../../rpc/connection-context.js";
+import type { ReadGrant } from "../../rpc/read-cap.js";
+import { channelFromRow, type ProducerChannel } from "../../store/producer-row.js";
+import type { Repositories } from "../../store/repositories.js";
+import type { ChunkRow } from "../../store/schema.js";
+import { channelOpen } from "../status.js";
 import type { Subscription, WatcherHub } from "./watchers.js";
 
 /** Chunks read at most at once, and the bytes a page aims at: chunks of 1 KiB come 32 at a time, chunks of 1 MiB one at a time. */
