@@ -84,7 +84,7 @@ describe("src/ keeps the layout docs/spec/layout.md (§16) draws (src/docs/layer
     const row = (file: string) => rowOf(file)!;
     expect([
       allows(row("core/deps.ts"), "plugins/host.ts"),
-      allows(row("runners/local/embedded.ts"), "core/runner-registry.ts"),
+      allows(row("runners/local/embedded.ts"), "core/runners/registry.ts"),
       allows(row("rpc/errors.ts"), "store/errors.ts"),
       allows(row("model/model-view.ts"), "store/entries.ts"),
     ]).toEqual([false, false, false, false]);

@@ -3,7 +3,7 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 import { type ErrorName, SpoolError } from "../rpc/errors.js";
 import type { AcceptResult, CoreDeps, ForwardedAccept, ProducerTarget } from "./deps.js";
 import type { Lifecycle } from "./lifecycle/index.js";
-import { factsFromLocation, type RunnerFacts } from "./pools.js";
+import { factsFromLocation, type RunnerFacts } from "./runners/pools.js";
 import type { WatcherHub } from "./streams/watchers.js";
 
 /** Controls waiting for another server's answer, at most. */

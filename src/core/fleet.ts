@@ -6,7 +6,7 @@ import { SpoolError } from "../rpc/errors.js";
 import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps } from "./deps.js";
 import type { Lifecycle } from "./lifecycle/index.js";
-import { configuredPool, inTarget, poolsOf, type RunnerFacts, targetOfKey } from "./pools.js";
+import { configuredPool, inTarget, poolsOf, type RunnerFacts, targetOfKey } from "./runners/pools.js";
 import { ENTRY } from "./status.js";
 
 /** A runner of the fleet: what it said at attach, where it is, what it does about new work, and what it runs. */

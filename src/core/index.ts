@@ -17,7 +17,7 @@ import { Principals } from "./principals.js";
 import { Owners } from "./producers/owners.js";
 import { ProducerRegistry } from "./producers/registry.js";
 import { Proposals } from "./proposals.js";
-import { RunnerRegistry } from "./runner-registry.js";
+import { RunnerRegistry } from "./runners/registry.js";
 import { RunStates } from "./runs.js";
 import { Sessions } from "./session.js";
 import { WatcherHub } from "./streams/watchers.js";

@@ -3,7 +3,7 @@ import { type SandboxInfo, sandboxModes } from "../protocol/runner.js";
 import type { SandboxModeName } from "../protocol/sandbox.js";
 import type { ProjectRef } from "../rpc/connection-context.js";
 import { invalid } from "./refusals.js";
-import type { RunnerRegistry } from "./runner-registry.js";
+import type { RunnerRegistry } from "./runners/registry.js";
 
 /**
  * The sandbox mode a proposal runs in, decided at proposal time so that every client shows it before the

@@ -7,7 +7,7 @@ import { ensureToken, isLoopback } from "../auth.js";
 import { unixEndpoint } from "../client/server-proof.js";
 import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig, type SpoolConfig } from "../config/config.js";
-import { serverState } from "../core/dispatch.js";
+import { serverState } from "../core/runners/dispatch.js";
 import { entryGet } from "../features/entries/get.js";
 import { acquireHomeLock, type HomeLock } from "../home/lock.js";
 import { checkHomeOwned } from "../home/owner.js";

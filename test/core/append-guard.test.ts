@@ -4,7 +4,7 @@ import { ChannelAppends } from "../../src/core/lifecycle/append.js";
 import { Lifecycle } from "../../src/core/lifecycle/index.js";
 import type { Owners } from "../../src/core/producers/owners.js";
 import type { ProducerRegistry } from "../../src/core/producers/registry.js";
-import type { RunnerRegistry } from "../../src/core/runner-registry.js";
+import type { RunnerRegistry } from "../../src/core/runners/registry.js";
 import type { WatcherHub } from "../../src/core/streams/watchers.js";
 
 /**

@@ -1,5 +1,5 @@
-import { serves } from "../pools.js";
-import type { AttachedRunner } from "../runner-registry.js";
+import { serves } from "../runners/pools.js";
+import type { AttachedRunner } from "../runners/registry.js";
 import type { RunnerClaims, Stage } from "./stage.js";
 import { take } from "./take.js";
 

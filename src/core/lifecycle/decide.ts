@@ -9,13 +9,13 @@ import { type Producer, producerFromRow } from "../../store/producer-row.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import { type RuleSubject, storeRule } from "../allow-rules.js";
 import type { AcceptResult, ProducerTarget, ResolverOut } from "../deps.js";
-import { acceptingServer, dispatch, execParams } from "../dispatch.js";
-import { type Admits, admitted, inTarget, poolAdmits, poolFact, poolTarget, type RunnerFacts, runnerAdmits, serves } from "../pools.js";
 import { newResumeToken, tokenKey } from "../producers/resume-tokens.js";
 import { channelPath } from "../producers/slug.js";
 import { notPending } from "../refusals.js";
 import { connectionResolver, describeCaller } from "../resolvers.js";
-import { type AttachedRunner, runnerClaim } from "../runner-registry.js";
+import { acceptingServer, dispatch, execParams } from "../runners/dispatch.js";
+import { type Admits, admitted, inTarget, poolAdmits, poolFact, poolTarget, type RunnerFacts, runnerAdmits, serves } from "../runners/pools.js";
+import { type AttachedRunner, runnerClaim } from "../runners/registry.js";
 import { ENTRY } from "../status.js";
 import { producerWire } from "../views.js";
 import { lose } from "./finish.js";
@@ -25,7 +25,7 @@ import { follow, producerState, requireLog, type Stage } from "./stage.js";
 import { stateOf } from "./transitions.js";
 
 /*
- * The decision on a proposal: accept (its channels open, then dispatch.ts sends it to its runner, whose reply
+ * The decision on a proposal: accept (its channels open, then runners/dispatch.ts sends it to its runner, whose reply
  * starts it; or, no runner of its pool being free, it waits in the pool's queue for take.ts) or reject.
  */
 

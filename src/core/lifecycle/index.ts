@@ -4,14 +4,14 @@ import type { RunnerAttachParams, RunnerAttachResult } from "../../protocol/runn
 import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import type { AcceptResult, ClaimResult, CoreDeps, FinishResult, ForwardedAccept, ProducerTarget, ProposalInput, ResolverOut } from "../deps.js";
-import type { OtherServers } from "../dispatch.js";
 import { Effects, type ProducerActivity } from "../effects.js";
 import type { Outcome } from "../producers/outcome.js";
 import type { Owners } from "../producers/owners.js";
 import type { ProducerRegistry } from "../producers/registry.js";
 import { RecentRevocations } from "../revocations.js";
-import { attachRunner } from "../runner-attach.js";
-import type { AttachedRunner, RunnerRegistry } from "../runner-registry.js";
+import { attachRunner } from "../runners/attach.js";
+import type { OtherServers } from "../runners/dispatch.js";
+import type { AttachedRunner, RunnerRegistry } from "../runners/registry.js";
 import { FairShares } from "../shares.js";
 import { ENTRY } from "../status.js";
 import type { WatcherHub } from "../streams/watchers.js";
@@ -37,7 +37,7 @@ export { INPUT_CHANNEL } from "./append.js";
  * The one owner of the producer lifecycle. Every status change of a proposal or a data channel happens here,
  * each stored, announced and hooked exactly once. Which operation may happen from which state, for whom, and
  * what it leads to is the table in lifecycle/transitions.ts; each operation is a file of stages beside it that
- * reads the producer's state, asks the table, then acts (the store write, effects.ts, dispatch.ts):
+ * reads the producer's state, asks the table, then acts (the store write, effects.ts, runners/dispatch.ts):
  * propose.ts; decide.ts (accept, reject, start); append.ts (append, and the input channel's opening: this class
  * holds them and offers `append` bound, so a chunk reaches it with no call in between); finish.ts (complete, abort, cancel,
  * lose); ownership.ts (own, claim); grace.ts (owners that leave, orphans after a restart).
@@ -208,7 +208,7 @@ export class Lifecycle {
     ownership.forget(this.#stage, producerId);
   }
 
-  /** `runner/attach` (runner-attach.ts): the runner is attached and takes back the producers it resumes. */
+  /** `runner/attach` (runners/attach.ts): the runner is attached and takes back the producers it resumes. */
   attachRunner(connection: ConnectionHandle, project: ProjectRef, params: z.output<typeof RunnerAttachParams>): Promise<z.input<typeof RunnerAttachResult>> {
     const stage = this.#stage;
     const ownAs = (id: number, owner: ConnectionHandle, kind: "runner") => ownership.own(stage, id, owner, kind);

@@ -1,8 +1,8 @@
 import { SpoolError } from "../../rpc/errors.js";
 import { producerFromRow } from "../../store/producer-row.js";
 import type { EntryRow } from "../../store/schema.js";
-import { admitsOf, admitted, serves } from "../pools.js";
-import type { AttachedRunner } from "../runner-registry.js";
+import { admitsOf, admitted, serves } from "../runners/pools.js";
+import type { AttachedRunner } from "../runners/registry.js";
 import { ENTRY } from "../status.js";
 import { dispatchTo } from "./decide.js";
 import { own } from "./ownership.js";

@@ -1,12 +1,12 @@
-import type { SpoolConfig } from "../config/config.js";
-import { labelsMatch, labelsText, type RunnerTarget, targetKey } from "../protocol/pool-keys.js";
-import type { Role } from "../protocol/roles.js";
-import { type ContainerInfo, type SandboxInfo, sandboxModes } from "../protocol/runner.js";
-import type { NetworkKind, SandboxModeName } from "../protocol/sandbox.js";
-import type { PoolFact } from "../protocol/views.js";
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { SpoolError } from "../rpc/errors.js";
-import { invalid } from "./refusals.js";
+import type { SpoolConfig } from "../../config/config.js";
+import { labelsMatch, labelsText, type RunnerTarget, targetKey } from "../../protocol/pool-keys.js";
+import type { Role } from "../../protocol/roles.js";
+import { type ContainerInfo, type SandboxInfo, sandboxModes } from "../../protocol/runner.js";
+import type { NetworkKind, SandboxModeName } from "../../protocol/sandbox.js";
+import type { PoolFact } from "../../protocol/views.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { SpoolError } from "../../rpc/errors.js";
+import { invalid } from "../refusals.js";
 
 /*
  * Runner pools (SPEC §7 "Pools"): which runners a target names (one runner, a configured pool, a label selector), what

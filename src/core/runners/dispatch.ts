@@ -1,14 +1,14 @@
 import { resolve } from "node:path";
-import type { SpoolConfig } from "../config/config.js";
-import { egressAllowed } from "../protocol/egress.js";
-import { type RunnerExecParams, RunnerExecResult } from "../protocol/runner.js";
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { producerFromRow } from "../store/producer-row.js";
-import type { EntryRow, RunRow } from "../store/schema.js";
-import type { AcceptResult, ForwardedAccept, ProducerTarget } from "./deps.js";
+import type { SpoolConfig } from "../../config/config.js";
+import { egressAllowed } from "../../protocol/egress.js";
+import { type RunnerExecParams, RunnerExecResult } from "../../protocol/runner.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { producerFromRow } from "../../store/producer-row.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { AcceptResult, ForwardedAccept, ProducerTarget } from "../deps.js";
+import { serverState } from "../sandbox-view.js";
 import type { RunnerFacts } from "./pools.js";
-import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
-import { serverState } from "./sandbox-view.js";
+import type { AttachedRunner, RunnerRegistry } from "./registry.js";
 
 export { serverState };
 

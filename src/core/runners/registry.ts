@@ -1,13 +1,13 @@
 import type { z } from "zod";
-import type { BackendName } from "../protocol/backends.js";
-import type { Role } from "../protocol/roles.js";
-import { type ContainerInfo, noSandbox, type RunnerAttachParams, type SandboxInfo, sandboxModes } from "../protocol/runner.js";
-import type { SandboxModeName } from "../protocol/sandbox.js";
-import type { RunnerClaim } from "../protocol/views.js";
-import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
-import { conflict, SpoolError } from "../rpc/errors.js";
-import type { EmbeddedRunnerHost } from "../runners/local/embedded-host.js";
-import { newResumeToken, tokenKey, tokenMatches } from "./producers/resume-tokens.js";
+import type { BackendName } from "../../protocol/backends.js";
+import type { Role } from "../../protocol/roles.js";
+import { type ContainerInfo, noSandbox, type RunnerAttachParams, type SandboxInfo, sandboxModes } from "../../protocol/runner.js";
+import type { SandboxModeName } from "../../protocol/sandbox.js";
+import type { RunnerClaim } from "../../protocol/views.js";
+import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
+import { conflict, SpoolError } from "../../rpc/errors.js";
+import type { EmbeddedRunnerHost } from "../../runners/local/embedded-host.js";
+import { newResumeToken, tokenKey, tokenMatches } from "../producers/resume-tokens.js";
 
 export interface AttachedRunner {
   name: string;
@@ -173,7 +173,7 @@ export class RunnerRegistry {
       host: params.host ?? null,
       project,
       capacity: params.capacity ?? null,
-      // A re-attach of the same runner (its token) keeps its drain; runner-attach.ts reads the one held with its name.
+      // A re-attach of the same runner (its token) keeps its drain; attach.ts reads the one held with its name.
       draining: replaced?.draining ?? held?.draining ?? false,
       reserved: 0,
     };

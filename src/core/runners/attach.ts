@@ -1,18 +1,18 @@
 import type { z } from "zod";
-import { roleAllows } from "../protocol/roles.js";
-import type { RunnerAttachParams, RunnerAttachResult } from "../protocol/runner.js";
-import type { ConnectionHandle, ProjectRef } from "../rpc/connection-context.js";
-import { conflict, SpoolError } from "../rpc/errors.js";
-import { producerFromRow } from "../store/producer-row.js";
-import type { EntryRow } from "../store/schema.js";
-import type { CoreDeps } from "./deps.js";
+import { roleAllows } from "../../protocol/roles.js";
+import type { RunnerAttachParams, RunnerAttachResult } from "../../protocol/runner.js";
+import type { ConnectionHandle, ProjectRef } from "../../rpc/connection-context.js";
+import { conflict, SpoolError } from "../../rpc/errors.js";
+import { producerFromRow } from "../../store/producer-row.js";
+import type { EntryRow } from "../../store/schema.js";
+import type { CoreDeps } from "../deps.js";
+import type { Owners } from "../producers/owners.js";
+import { tokenMatches } from "../producers/resume-tokens.js";
+import { notOwner } from "../refusals.js";
+import { ENTRY } from "../status.js";
 import type { OtherServers } from "./dispatch.js";
 import { locationInfo } from "./pools.js";
-import type { Owners } from "./producers/owners.js";
-import { tokenMatches } from "./producers/resume-tokens.js";
-import { notOwner } from "./refusals.js";
-import type { AttachedRunner, RunnerRegistry } from "./runner-registry.js";
-import { ENTRY } from "./status.js";
+import type { AttachedRunner, RunnerRegistry } from "./registry.js";
 
 /** What attaching a runner needs of the lifecycle around it. */
 export interface AttachContext {
