@@ -20,7 +20,7 @@ import { startTestServer, type TestServer, tempDir } from "../helpers/server.js"
  * Two servers on one machine (A runs the command, B is another home outside /tmp, where every sandbox has its own):
  * B's token is not readable and B's socket cannot be reached; an attached runner's --token-file is not readable from
  * the embedded runner's sandbox; nothing of the runner user's home is (its credential paths, ~/.ssh, included): the
- * sandbox shows only what a command needs (sandbox-view.ts). Real servers, a real `spool runner`, real bubblewrap.
+ * sandbox shows only what a command needs (core/sandbox/view.ts). Real servers, a real `spool runner`, real bubblewrap.
  */
 
 /*

@@ -7,16 +7,16 @@ import type { SandboxInfo } from "../../runners/sandbox/sandbox.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import { describeRule, ruleFor, ruleResolver, ruleSetter } from "../allow-rules.js";
 import { whoOf } from "../audit.js";
-import { confineCwd } from "../cwd.js";
 import type { ProposalInput } from "../deps.js";
-import { egressFor } from "../egress.js";
 import { insertUnderFreeSlug } from "../producers/slug.js";
 import { invalid } from "../refusals.js";
 import { LATE_REVOKED_RESOLVER, REVOCATION, revokedReason } from "../resolvers.js";
 import { poolFact, poolSandbox, poolTarget } from "../runners/pools.js";
 import { noEgress, refuseSandbox, runnerClaim } from "../runners/registry.js";
-import { sandboxFor } from "../sandbox-mode.js";
-import { viewFact } from "../sandbox-view.js";
+import { confineCwd } from "../sandbox/cwd.js";
+import { egressFor } from "../sandbox/egress.js";
+import { sandboxFor } from "../sandbox/mode.js";
+import { viewFact } from "../sandbox/view.js";
 import { ENTRY } from "../status.js";
 import { producerWire } from "../views.js";
 import { acceptAs, poolMembers, reject } from "./decide.js";
@@ -111,7 +111,7 @@ async function resolveTarget(stage: Stage, project: ProjectRef, input: ProposalI
   const pool = input.runner !== undefined && typeof input.runner !== "string" ? await proposedPool(stage, project, input.runner) : null;
   const proposed = typeof input.runner === "string" ? await proposedRunner(stage, project, input.runner) : (pool?.runner ?? undefined);
   const sandbox = await sandboxFor(deps.config, runners, project, producer, input.sandbox, proposed);
-  // Network mode allowlist: the project's hosts and those asked beyond them, shown as facts (core/egress.ts).
+  // Network mode allowlist: the project's hosts and those asked beyond them, shown as facts (core/sandbox/egress.ts).
   const egress = egressFor(deps.config, project.name, sandbox.mode, input.allow_hosts);
   // Proposed for a runner that could never run it in its mode: it could only be rejected (an accept may not pick another runner).
   if (proposed?.sandbox)

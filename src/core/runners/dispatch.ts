@@ -6,7 +6,7 @@ import type { ProjectRef } from "../../rpc/connection-context.js";
 import { producerFromRow } from "../../store/producer-row.js";
 import type { EntryRow, RunRow } from "../../store/schema.js";
 import type { AcceptResult, ForwardedAccept, ProducerTarget } from "../deps.js";
-import { serverState } from "../sandbox-view.js";
+import { serverState } from "../sandbox/view.js";
 import type { RunnerFacts } from "./pools.js";
 import type { AttachedRunner, RunnerRegistry } from "./registry.js";
 

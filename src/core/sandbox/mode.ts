@@ -1,9 +1,13 @@
-import type { SpoolConfig } from "../config/config.js";
-import { type SandboxInfo, sandboxModes } from "../protocol/runner.js";
-import type { SandboxModeName } from "../protocol/sandbox.js";
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { invalid } from "./refusals.js";
-import type { RunnerRegistry } from "./runners/registry.js";
+import type { SpoolConfig } from "../../config/config.js";
+import { type SandboxInfo, sandboxModes } from "../../protocol/runner.js";
+import type { SandboxModeName } from "../../protocol/sandbox.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { invalid } from "../refusals.js";
+
+/** What the mode asks of the runners: the project's default runner and its sandbox (RunnerRegistry.defaultSandbox). */
+export interface DefaultRunner {
+  defaultSandbox(projectId: number): Promise<{ name: string; sandbox: SandboxInfo } | null>;
+}
 
 /**
  * The sandbox mode a proposal runs in, decided at proposal time so that every client shows it before the
@@ -15,7 +19,7 @@ import type { RunnerRegistry } from "./runners/registry.js";
  */
 export async function sandboxFor(
   config: SpoolConfig,
-  runners: RunnerRegistry,
+  runners: DefaultRunner,
   project: ProjectRef,
   producer: { tool: string; readOnly?: boolean | undefined },
   requested: SandboxModeName | undefined,

@@ -1,11 +1,11 @@
 import { realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, normalize } from "node:path";
-import type { SpoolConfig } from "../config/config.js";
-import type { SandboxInfo } from "../protocol/runner.js";
-import type { SandboxModeName } from "../protocol/sandbox.js";
-import type { SandboxView } from "../protocol/views.js";
-import { SpoolError } from "../rpc/errors.js";
+import type { SpoolConfig } from "../../config/config.js";
+import type { SandboxInfo } from "../../protocol/runner.js";
+import type { SandboxModeName } from "../../protocol/sandbox.js";
+import type { SandboxView } from "../../protocol/views.js";
+import { SpoolError } from "../../rpc/errors.js";
 
 /*
  * A proposal's view (SPEC §7 "What a command sees"), decided at proposal time so that every client shows it before

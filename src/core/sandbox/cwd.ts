@@ -1,7 +1,7 @@
 import { lstatSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { invalid } from "./refusals.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { invalid } from "../refusals.js";
 
 /**
  * A cwd as a path relative to the project root ("" is the root), judged where it really leads: the root and

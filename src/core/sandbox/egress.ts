@@ -1,7 +1,7 @@
-import type { SpoolConfig } from "../config/config.js";
-import { coversEgress, type EgressFact, egressRules } from "../protocol/egress.js";
-import type { SandboxModeName } from "../protocol/sandbox.js";
-import { invalid } from "./refusals.js";
+import type { SpoolConfig } from "../../config/config.js";
+import { coversEgress, type EgressFact, egressRules } from "../../protocol/egress.js";
+import type { SandboxModeName } from "../../protocol/sandbox.js";
+import { invalid } from "../refusals.js";
 
 /**
  * A proposal's network allowlist (SPEC §7 Runners, "Sandbox modes", network `allowlist`), decided at proposal time so
