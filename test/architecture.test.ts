@@ -127,7 +127,7 @@ describe("src/ keeps the layout docs/spec/layout.md (§16) draws (src/docs/layer
 
   it("refuses what a row does not allow (the rules can fail)", () => {
     const features = rowOf("features/runs/list.ts")!;
-    expect(allows(features, "core/runs.ts")).toBe(true);
+    expect(allows(features, "core/runs/index.ts")).toBe(true);
     expect(allows(features, "store/runs.ts")).toBe(false);
     expect(allows(features, "node:fs")).toBe(true);
     const protocol = rowOf("protocol/common.ts")!;

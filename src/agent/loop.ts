@@ -1,6 +1,6 @@
-import type { BudgetCheck } from "../core/budgets.js";
 import type { Core } from "../core/index.js";
 import { runTransition } from "../core/index.js";
+import type { BudgetCheck } from "../core/runs/budgets.js";
 import { RUN } from "../core/status.js";
 import type { LoopRow, RunRow } from "../core/views.js";
 import type { Logger } from "../logger.js";

@@ -1,6 +1,6 @@
-import type { ProjectRef } from "../rpc/connection-context.js";
-import type { MessageRow, NewModelUsage, RunRow } from "../store/schema.js";
-import type { CoreDeps } from "./deps.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import type { MessageRow, NewModelUsage, RunRow } from "../../store/schema.js";
+import type { CoreDeps } from "../deps.js";
 
 /**
  * What the agent loop keeps of a run: the run as stored, its project, its conversation (chat-completions message

@@ -1,8 +1,8 @@
 import type { z } from "zod";
-import type { Budget, BudgetReached, Spend } from "../protocol/views-schemas.js";
-import type { RunRow } from "../store/schema.js";
-import type { CoreDeps } from "./deps.js";
-import { ENTRY } from "./status.js";
+import type { Budget, BudgetReached, Spend } from "../../protocol/views-schemas.js";
+import type { RunRow } from "../../store/schema.js";
+import type { CoreDeps } from "../deps.js";
+import { ENTRY } from "../status.js";
 
 type BudgetOut = z.output<typeof Budget>;
 type Kind = keyof BudgetOut;

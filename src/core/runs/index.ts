@@ -1,14 +1,14 @@
 import type { z } from "zod";
-import type { CompactionNotice, RunEvent, RunOut, RunStateFields, RunStateNotice, ToolNotice } from "../protocol/common.js";
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { conflict } from "../rpc/errors.js";
-import { type Repositories, UniqueViolation } from "../store/repositories.js";
-import type { LoopRow, RunRow } from "../store/schema.js";
-import type { TurnUsage } from "../store/usage.js";
-import { runView } from "../store/views.js";
+import type { CompactionNotice, RunEvent, RunOut, RunStateFields, RunStateNotice, ToolNotice } from "../../protocol/common.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { conflict } from "../../rpc/errors.js";
+import { type Repositories, UniqueViolation } from "../../store/repositories.js";
+import type { LoopRow, RunRow } from "../../store/schema.js";
+import type { TurnUsage } from "../../store/usage.js";
+import { runView } from "../../store/views.js";
+import type { CoreDeps } from "../deps.js";
+import { ENTRY, OPEN_RUN, RUN } from "../status.js";
 import type { Budgets } from "./budgets.js";
-import type { CoreDeps } from "./deps.js";
-import { ENTRY, OPEN_RUN, RUN } from "./status.js";
 
 type Runs = Repositories["runs"];
 
