@@ -4,7 +4,7 @@ import type { DeviceView } from "../protocol/methods/device.js";
 import { HOME_PRINCIPAL_NAME, type PrincipalRef, ROLES } from "../protocol/roles.js";
 import { conflict, notFound, SpoolError } from "../rpc/errors.js";
 import type { DeviceRow } from "../store/schema.js";
-import type { Audit } from "./audit.js";
+import type { Audit } from "./activity/audit.js";
 import type { ClusterLink } from "./cluster.js";
 import type { CoreDeps } from "./deps.js";
 import { covers } from "./scope.js";

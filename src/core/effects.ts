@@ -49,7 +49,7 @@ export interface RuleCreated {
 
 export type ResolvedDetails = Omit<z.input<typeof ResolvedNotice>, "run" | "path" | "status" | "loop" | "toolCallId">;
 
-/** What a proposal's life tells beyond its clients: the audit trail, notifications, deadlines (activity.ts). */
+/** What a proposal's life tells beyond its clients: the audit trail, notifications, deadlines (activity/index.ts). */
 export interface ProducerActivity {
   proposed(project: ProjectRef, run: RunRow, log: EntryRow, proposedBy: string, transport: TransportKind | null): void;
   waiting(project: ProjectRef, run: RunRow, log: EntryRow): void;

@@ -1,16 +1,16 @@
 import { ReadCap } from "../rpc/read-cap.js";
-import { Activity } from "./activity.js";
-import { ActivityWrites } from "./activity-writes.js";
-import { Audit } from "./audit.js";
+import { Audit } from "./activity/audit.js";
+import { Deadlines } from "./activity/deadlines.js";
+import { Activity } from "./activity/index.js";
+import { Notifications } from "./activity/notify/service.js";
+import { ActivityWrites } from "./activity/writes.js";
 import { ClusterLink } from "./cluster.js";
 import { ProducerControls } from "./controls.js";
-import { Deadlines } from "./deadlines.js";
 import type { CoreDeps } from "./deps.js";
 import { Devices } from "./devices.js";
 import { Entries } from "./entries.js";
 import { Fleet } from "./fleet.js";
 import { Lifecycle } from "./lifecycle/index.js";
-import { Notifications } from "./notify/service.js";
 import { Principals } from "./principals.js";
 import { Owners } from "./producers/owners.js";
 import { ProducerRegistry } from "./producers/registry.js";
@@ -50,7 +50,7 @@ export interface Core {
   readonly notifications: Notifications;
   /** The append-only trail of who did what (`audit/list`). */
   readonly audit: Audit;
-  /** The audit and notification rows, written a moment after what they record (activity-writes.ts); stopped before the store closes. */
+  /** The audit and notification rows, written a moment after what they record (activity/writes.ts); stopped before the store closes. */
   readonly activityWrites: ActivityWrites;
   /** Proposals nobody decided within decisionTimeoutMs are rejected. */
   readonly deadlines: Deadlines;

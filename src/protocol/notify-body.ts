@@ -8,7 +8,7 @@ import { ProposalFacts as ProposalFactsSchema } from "./views-schemas.js";
  * What a receiver of notifications gets (`notify/add`), in the `json` format: the event, where it happened, the
  * proposal's facts as every client shows them, the decision or the end, a link to the proposal on the page, and
  * `text`, the same as one block a person reads (control characters escaped) — what the `slack` and `ntfy`
- * formats send. SPEC §"Notifications" describes it; src/core/notify renders and signs it.
+ * formats send. SPEC §"Notifications" describes it; src/core/activity/notify renders and signs it.
  */
 
 export const NotifyDecision = z.object({

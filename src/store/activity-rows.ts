@@ -16,7 +16,7 @@ export interface QueuedEvent {
 }
 
 /**
- * What a moment of proposals' lives left for the record (core/activity-writes.ts): audit rows and notification
+ * What a moment of proposals' lives left for the record (core/activity/writes.ts): audit rows and notification
  * events with their deliveries, in one transaction (one commit for all of them, however many proposals it covers;
  * an event is never stored without the deliveries that need it).
  */

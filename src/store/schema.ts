@@ -203,7 +203,7 @@ export interface NotifyDeliveryTable {
   id: Generated<number>;
   target_id: number;
   event_id: number;
-  /** The X-Spool-Delivery id of a delivery queued before migration 015; null: derived (notify/outbox.ts). */
+  /** The X-Spool-Delivery id of a delivery queued before migration 015; null: derived (core/activity/notify/outbox.ts). */
   delivery: string | null;
   attempts: Generated<number>;
   next_at: number;

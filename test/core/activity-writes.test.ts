@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ActivityWrites } from "../../src/core/activity-writes.js";
+import { ActivityWrites } from "../../src/core/activity/writes.js";
 import { migrateToLatest } from "../../src/store/migrator.js";
 import { createRepositories } from "../../src/store/repositories.js";
 import { openStore } from "../../src/store/sqlite/database.js";

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Deadlines, MAX_TIMER_MS } from "../../src/core/deadlines.js";
+import { Deadlines, MAX_TIMER_MS } from "../../src/core/activity/deadlines.js";
 import type { CoreDeps } from "../../src/core/deps.js";
 
 // A deadline longer than one timer can wait (Node caps a timer at 2^31 - 1 ms, 24.8 days) expires at its time, not

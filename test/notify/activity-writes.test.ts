@@ -3,7 +3,7 @@ import { freePort } from "../helpers/process.js";
 import { sqliteOf, startTestServer, tempDir } from "../helpers/server.js";
 
 // The audit rows and the outbox's events are written a few milliseconds after the act, batched
-// (src/core/activity-writes.ts): a read of the trail sees an act the moment it was answered, a burst shares its
+// (src/core/activity/writes.ts): a read of the trail sees an act the moment it was answered, a burst shares its
 // writes, and a server stopped right after an act has written its rows before the store closed.
 
 describe("audit and outbox rows written after the act", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { render } from "../../src/core/notify/render.js";
+import { render } from "../../src/core/activity/notify/render.js";
 import { type NotifyBody, notifyText } from "../../src/protocol/notify-body.js";
 import { factsOf } from "../../src/protocol/views.js";
 

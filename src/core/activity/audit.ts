@@ -1,12 +1,12 @@
 import type { z } from "zod";
-import type { AuditAction, AuditDetail, AuditEvent } from "../protocol/methods/audit.js";
-import type { PrincipalRef, TransportKind } from "../protocol/roles.js";
-import type { AuditRow } from "../store/schema.js";
-import type { ActivityWrites } from "./activity-writes.js";
-import type { CoreDeps } from "./deps.js";
-import { requireCovered } from "./scope.js";
+import type { AuditAction, AuditDetail, AuditEvent } from "../../protocol/methods/audit.js";
+import type { PrincipalRef, TransportKind } from "../../protocol/roles.js";
+import type { AuditRow } from "../../store/schema.js";
+import type { CoreDeps } from "../deps.js";
+import { requireCovered } from "../scope.js";
+import type { ActivityWrites } from "./writes.js";
 
-export type { AuditAction } from "../protocol/methods/audit.js";
+export type { AuditAction } from "../../protocol/methods/audit.js";
 
 /** One act for the trail: its detail is its action's (src/protocol/methods/audit.ts). */
 export type AuditAct = {

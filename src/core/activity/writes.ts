@@ -1,6 +1,6 @@
-import type { QueuedEvent } from "../store/activity-rows.js";
-import type { NewAudit } from "../store/schema.js";
-import type { CoreDeps } from "./deps.js";
+import type { QueuedEvent } from "../../store/activity-rows.js";
+import type { NewAudit } from "../../store/schema.js";
+import type { CoreDeps } from "../deps.js";
 
 /** Rows one write takes at most: that many queued are written at once. */
 const MAX_BATCH = 512;

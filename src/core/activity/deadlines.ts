@@ -1,8 +1,8 @@
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { SpoolError } from "../rpc/errors.js";
-import type { CoreDeps, ProducerTarget, ResolverOut } from "./deps.js";
-import { DEADLINE, DEADLINE_RESOLVER } from "./resolvers.js";
-import { ENTRY } from "./status.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { SpoolError } from "../../rpc/errors.js";
+import type { CoreDeps, ProducerTarget, ResolverOut } from "../deps.js";
+import { DEADLINE, DEADLINE_RESOLVER } from "../resolvers.js";
+import { ENTRY } from "../status.js";
 
 /** The longest wait one timer takes (2^31 - 1 ms): Node fires a longer one at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
-import { type NotifyBody, notifyTitle } from "../../protocol/notify-body.js";
-import { escapeControl } from "../../protocol/proposal-facts.js";
+import { type NotifyBody, notifyTitle } from "../../../protocol/notify-body.js";
+import { escapeControl } from "../../../protocol/proposal-facts.js";
 
 /** One delivery as it leaves: the raw body and every header (the signature computed over exactly these bytes). */
 export interface Rendered {

@@ -1,14 +1,14 @@
 import { hash } from "node:crypto";
-import type { TransportKind } from "../protocol/roles.js";
-import type { ProjectRef } from "../rpc/connection-context.js";
-import { producerFromRow } from "../store/producer-row.js";
-import type { EntryRow, RunRow } from "../store/schema.js";
+import type { TransportKind } from "../../protocol/roles.js";
+import type { ProjectRef } from "../../rpc/connection-context.js";
+import { producerFromRow } from "../../store/producer-row.js";
+import type { EntryRow, RunRow } from "../../store/schema.js";
+import type { ProducerActivity, ResolvedDetails, RuleCreated } from "../effects.js";
+import type { Outcome } from "../producers/outcome.js";
+import { DEADLINE } from "../resolvers.js";
 import { type Audit, whoOf } from "./audit.js";
 import type { Deadlines } from "./deadlines.js";
-import type { ProducerActivity, ResolvedDetails, RuleCreated } from "./effects.js";
 import type { Notifications } from "./notify/service.js";
-import type { Outcome } from "./producers/outcome.js";
-import { DEADLINE } from "./resolvers.js";
 
 /*
  * What a proposal's life tells beyond its own clients (effects.ts calls these after each store write): the

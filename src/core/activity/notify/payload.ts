@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { raiseCommand } from "../../protocol/agent-words.js";
-import { type NotifyBody, notifyText } from "../../protocol/notify-body.js";
-import { factsOf } from "../../protocol/views.js";
-import { wireAttributes } from "../../store/entries.js";
-import type { EntryRow } from "../../store/schema.js";
+import { raiseCommand } from "../../../protocol/agent-words.js";
+import { type NotifyBody, notifyText } from "../../../protocol/notify-body.js";
+import { factsOf } from "../../../protocol/views.js";
+import { wireAttributes } from "../../../store/entries.js";
+import type { EntryRow } from "../../../store/schema.js";
 
 /** What happened to a proposal, or to a run (paused at its budget), as a notification tells it. */
 export type NotifyFact =

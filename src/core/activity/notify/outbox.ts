@@ -1,8 +1,8 @@
-import type { Logger } from "../../logger.js";
-import { NotifyBody } from "../../protocol/notify-body.js";
-import type { ClaimedDelivery } from "../../store/notify.js";
-import type { Repositories } from "../../store/repositories.js";
-import type { NotifyTargetRow } from "../../store/schema.js";
+import type { Logger } from "../../../logger.js";
+import { NotifyBody } from "../../../protocol/notify-body.js";
+import type { ClaimedDelivery } from "../../../store/notify.js";
+import type { Repositories } from "../../../store/repositories.js";
+import type { NotifyTargetRow } from "../../../store/schema.js";
 import { deliveryId, eventBody } from "./payload.js";
 import { render } from "./render.js";
 
