@@ -1,6 +1,6 @@
 // Principals: who a credential (other than the home's token file, the admin) names, its role and its scope. Only a
 // hash of the token's secret is kept: a token is spool_<token_id>_<secret>, looked up by token_id and compared as
-// sha256(secret) in constant time (src/core/principals.ts). A revoked principal's row stays (its name is on the
+// sha256(secret) in constant time (src/core/credentials/principals.ts). A revoked principal's row stays (its name is on the
 // proposals and decisions it made); its name may be given again to a new principal.
 import { type SqlBool, sql } from "kysely";
 import { id, required, type SchemaMigration, types } from "./columns.js";

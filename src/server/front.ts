@@ -14,7 +14,7 @@ import {
 } from "../auth.js";
 import { credentialId, tokenVerifier } from "../client/server-proof.js";
 import type { SpoolConfig } from "../config/config.js";
-import type { Authenticated } from "../core/principals.js";
+import type { Authenticated } from "../core/credentials/principals.js";
 import { HOME_SHARE } from "../core/share-key.js";
 import { FrontDoor } from "../door/door.js";
 import type { Logger } from "../logger.js";
@@ -146,7 +146,7 @@ export function credentialsFront(config: SpoolConfig, log: Logger, token: string
   );
   // Named after the port the browser reached the server by: servers behind one address share it, two ports of a host do not.
   const cookieName = (request: IncomingMessage) => sessionCookieName(portReached(request) ?? address.port);
-  // The home's token file is the admin; any other credential is a principal's (src/core/principals.ts).
+  // The home's token file is the admin; any other credential is a principal's (src/core/credentials/principals.ts).
   const authenticate = async (presented: string | null): Promise<Authenticated | null> =>
     tokensMatch(token, presented)
       ? { principal: HOME_PRINCIPAL, expiresAt: null, credential: homeCredential, share: HOME_SHARE }

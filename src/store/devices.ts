@@ -47,7 +47,7 @@ export async function countLiveDevices(db: Kysely<Database>, homeCredential: str
 }
 
 /**
- * The devices that count against a share (core/principals.ts shareOf), oldest first: not revoked, paired by a live
+ * The devices that count against a share (core/share-key.ts shareOf), oldest first: not revoked, paired by a live
  * credential of it (for the home's share, by `homeCredential`). Expired ones included: the caller tells.
  */
 export function listShareDevices(db: Kysely<Database>, share: string, homeCredential: string | null): Promise<DeviceRow[]> {

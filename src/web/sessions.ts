@@ -30,7 +30,7 @@ export const WEB_SESSION_DEFAULTS = {
   touchEveryMs: 60 * 60 * 1000,
 } as const;
 
-/** The share of the home's token file's grants (core/principals.ts HOME_SHARE). */
+/** The share of the home's token file's grants (core/share-key.ts HOME_SHARE). */
 const HOME_SHARE = "home";
 
 /** Something a device keeps open: a page's WebSocket, closed when the device is signed out. */
@@ -60,7 +60,7 @@ export interface LiveSession {
   share: string;
 }
 
-/** Where paired devices are kept (src/core/devices.ts: the store, shared by every server of the database). */
+/** Where paired devices are kept (src/core/credentials/devices.ts: the store, shared by every server of the database). */
 export interface DeviceRegistry {
   pair(
     grant: SessionGrant,

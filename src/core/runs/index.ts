@@ -127,7 +127,7 @@ export class RunStates {
       const run = await this.deps.repos.runs.insertRun({
         project_id: project.id,
         ...fields,
-        // Who created it: an agent acts only in the runs its principal created (src/core/principals.ts).
+        // Who created it: an agent acts only in the runs its principal created (src/core/credentials/principals.ts).
         ...(createdBy !== undefined ? { attributes: JSON.stringify({ createdBy }) } : {}),
         ...(budget && Object.keys(budget).length ? { budget: JSON.stringify(budget) } : {}),
         status: RUN.done,

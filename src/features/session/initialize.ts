@@ -1,5 +1,5 @@
+import { inScope } from "../../core/credentials/principals.js";
 import { CONNECTION_TRACEPARENT } from "../../core/observer.js";
-import { inScope } from "../../core/principals.js";
 import type { Sessions } from "../../core/session.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";

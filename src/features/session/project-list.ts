@@ -1,4 +1,4 @@
-import { inScope } from "../../core/principals.js";
+import { inScope } from "../../core/credentials/principals.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 

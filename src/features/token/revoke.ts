@@ -1,4 +1,4 @@
-import { principalView } from "../../core/principals.js";
+import { principalView } from "../../core/credentials/principals.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
 

@@ -1,16 +1,16 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { z } from "zod";
-import type { PrincipalView } from "../protocol/methods/token.js";
-import { HOME_PRINCIPAL_NAME, PRINCIPAL_TOKEN, type PrincipalRef, type Role } from "../protocol/roles.js";
-import type { ConnectionHandle } from "../rpc/connection-context.js";
-import { conflict, notFound, SpoolError } from "../rpc/errors.js";
-import { UniqueViolation } from "../store/repositories.js";
-import type { PrincipalRow, RunRow } from "../store/schema.js";
-import type { ClusterLink } from "./cluster.js";
-import type { CoreDeps, ResolverOut } from "./deps.js";
-import { describeCaller, LATE_REVOKED_RESOLVER, REVOCATION, revokedReason, revokedResolver } from "./resolvers.js";
-import { covers, requireCovered, requireRoleAtMost } from "./scope.js";
-import { shareOf } from "./share-key.js";
+import type { PrincipalView } from "../../protocol/methods/token.js";
+import { HOME_PRINCIPAL_NAME, PRINCIPAL_TOKEN, type PrincipalRef, type Role } from "../../protocol/roles.js";
+import type { ConnectionHandle } from "../../rpc/connection-context.js";
+import { conflict, notFound, SpoolError } from "../../rpc/errors.js";
+import { UniqueViolation } from "../../store/repositories.js";
+import type { PrincipalRow, RunRow } from "../../store/schema.js";
+import type { ClusterLink } from "../cluster.js";
+import type { CoreDeps, ResolverOut } from "../deps.js";
+import { describeCaller, LATE_REVOKED_RESOLVER, REVOCATION, revokedReason, revokedResolver } from "../resolvers.js";
+import { covers, requireCovered, requireRoleAtMost } from "../scope.js";
+import { shareOf } from "../share-key.js";
 
 /** A token is `spool_<id>_<secret>`: the id (hex) finds the row, the secret is compared as its SHA-256. */
 const TOKEN = PRINCIPAL_TOKEN;

@@ -1,14 +1,14 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { z } from "zod";
-import type { DeviceView } from "../protocol/methods/device.js";
-import { HOME_PRINCIPAL_NAME, type PrincipalRef, ROLES } from "../protocol/roles.js";
-import { conflict, notFound, SpoolError } from "../rpc/errors.js";
-import type { DeviceRow } from "../store/schema.js";
-import type { Audit } from "./activity/audit.js";
-import type { ClusterLink } from "./cluster.js";
-import type { CoreDeps } from "./deps.js";
-import { covers } from "./scope.js";
-import { HOME_SHARE, shareOf } from "./share-key.js";
+import type { DeviceView } from "../../protocol/methods/device.js";
+import { HOME_PRINCIPAL_NAME, type PrincipalRef, ROLES } from "../../protocol/roles.js";
+import { conflict, notFound, SpoolError } from "../../rpc/errors.js";
+import type { DeviceRow } from "../../store/schema.js";
+import type { Audit } from "../activity/audit.js";
+import type { ClusterLink } from "../cluster.js";
+import type { CoreDeps } from "../deps.js";
+import { covers } from "../scope.js";
+import { HOME_SHARE, shareOf } from "../share-key.js";
 
 /** Whose credential a sign-in code stands for: its principal, which credential (a token id, `home:<id>`), until when. */
 export interface DeviceGrant {
