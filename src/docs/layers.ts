@@ -102,7 +102,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["core"],
     purpose:
-      "the producer lifecycle (its transition table and the stages that follow it), ownership, watchers, runner registry, and the services that own the queries of runs, entries and proposals",
+      "the producer lifecycle (`lifecycle/`: its transition table and the stages that follow it) over what a producer is and who owns it (`producers/`), the runners and where accepted work goes (`runners/`), what a command runs in (`sandbox/`), channels' bytes to their watchers (`streams/`); runs (`runs/`), credentials (`credentials/`), what a proposal's life tells beyond its clients (`activity/`: the audit trail, notifications, deadlines); and the services that own the queries of entries and proposals",
     imports: ["protocol", "rpc", "store", "runners", "cluster", "config/config.ts", "logger.ts"],
     packages: "any",
     node: true,
