@@ -147,7 +147,10 @@ try {
   let runnerCpuAt: number[] = [];
   let runnerSysAt: number[] = [];
   let cpuFrom = 0;
+  /** This process's CPU at the same start: the watchers' (and pollers') side of the run, the client library's path. */
+  let clientCpuAt = process.cpuUsage();
   const cpuStart = setTimeout(() => {
+    clientCpuAt = process.cpuUsage();
     cpuAt = servers.map((s) => [cpuSeconds(s.pid), cpuSeconds(s.pid, s.pid)]);
     runnerCpuAt = runners.map((r) => cpuSeconds(r.pid!));
     runnerSysAt = runners.map((r) => systemSeconds(r.pid!));
@@ -175,6 +178,8 @@ try {
   await Promise.all(watches.map((w) => w.ended));
   clearTimeout(cpuStart);
   const cpu = servers.map((s, i) => [cpuSeconds(s.pid) - (cpuAt[i]?.[0] ?? 0), cpuSeconds(s.pid, s.pid) - (cpuAt[i]?.[1] ?? 0)]);
+  const clientCpuUsed = process.cpuUsage(clientCpuAt);
+  const clientCpu = (clientCpuUsed.user + clientCpuUsed.system) / 1e6;
   const wall = (Date.now() - (cpuFrom || started)) / 1000;
   const runnerCpu = runners.map((r, i) => cpuSeconds(r.pid!) - (runnerCpuAt[i] ?? 0));
   const runnerSys = runners.map((r, i) => systemSeconds(r.pid!) - (runnerSysAt[i] ?? 0));
@@ -249,6 +254,9 @@ try {
   );
   console.log(
     `runner CPU from the first line to the last end: ${runnerCpu.map((c, i) => `${c.toFixed(2)} s (kernel ${runnerSys[i]!.toFixed(2)} s)`).join(", ")}, ${((runnerCpu.reduce((sum, c) => sum + c, 0) / (P * LINES)) * 1e6).toFixed(0)} µs a line written`,
+  );
+  console.log(
+    `this process's CPU over the same span (the ${W} watchers' client side, the ${Q} pollers): ${clientCpu.toFixed(1)} s, ${((clientCpu / chunks) * 1e6).toFixed(0)} µs a chunk delivered`,
   );
   console.log(`server peak memory (VmHWM${SERVERS > 1 ? ", the larger of the two" : ""}): ${peak.toFixed(0)} MB`);
   for (const e of errors.slice(0, 5)) console.log(`  ${e}`);
