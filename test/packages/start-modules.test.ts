@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SQLITE_LINE } from "../../src/store/sqlite/sqlite-driver.js";
 import { builtDist } from "../helpers/build.js";
@@ -25,7 +25,7 @@ function moduleLogger(dir: string): string {
     `import { appendFileSync } from "node:fs";
 export async function resolve(specifier, context, next) {
   const result = await next(specifier, context);
-  if (result.url.includes("/node_modules/")) appendFileSync(process.env.SPOOL_TEST_MODULE_LOG, result.url + "\\n");
+  if (result.url.includes("/node_modules/") || result.url.includes("/dist/bundle/")) appendFileSync(process.env.SPOOL_TEST_MODULE_LOG, result.url + "\\n");
   return result;
 }
 `,
@@ -42,6 +42,16 @@ function packagesIn(log: string): Set<string | undefined> {
       .split("\n")
       .filter(Boolean)
       .map((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1]),
+  );
+}
+
+/** The packages whose code the bundle's files that `log` recorded hold (esbuild marks each module by its path: `// node_modules/openai/…`). */
+function bundledPackagesIn(log: string): Set<string | undefined> {
+  const files = readFileSync(log, "utf8")
+    .split("\n")
+    .filter((url) => url.includes("/dist/bundle/"));
+  return new Set(
+    files.flatMap((url) => [...readFileSync(fileURLToPath(url), "utf8").matchAll(/^\/\/ (?:\S*\/)?node_modules\/((?:@[^/]+\/)?[^/]+)\//gm)].map((m) => m[1])),
   );
 }
 
@@ -72,6 +82,11 @@ describe("what the compiled commands load as they start (dist/bundle/)", () => {
     // The hook saw the server start: it ran the migrations on a new database and resolved its native packages.
     expect(packages.has("node-pty"), [...packages].join(", ")).toBe(true);
     expect([...packages]).not.toContain("kysely");
+    // The model providers' SDKs load with the first call to a configured model (src/model/provider.ts), not at the start.
+    const bundled = [...bundledPackagesIn(log)];
+    expect(bundled, "the hook recorded no file of the bundle").toContain("kysely");
+    expect(bundled).not.toContain("@anthropic-ai/sdk");
+    expect(bundled).not.toContain("openai");
   }, 60_000);
 
   it("a runner loads neither dockerode nor ssh2 unless its backend is Docker or SSH", async () => {
