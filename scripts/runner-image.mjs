@@ -271,7 +271,10 @@ async function main() {
     rmSync(join(pkgDir, "node_modules", ".bin"), { recursive: true, force: true });
     copyIn(rootfs, "/usr/bin/env", 0o755);
     mkdirSync(join(rootfs, PREFIX, "bin"), { recursive: true });
-    linkTree(node, join(rootfs, PREFIX, "bin", "node"), () => true);
+    // Copied, not hard-linked: the binary is shared with every checkout on this machine, and another build linking it
+    // meanwhile changes its inode's status, which tar below takes for the file changing as it is read (two runs side by side).
+    copyFileSync(realpathSync(node), join(rootfs, PREFIX, "bin", "node"));
+    chmodSync(join(rootfs, PREFIX, "bin", "node"), 0o755);
     symlinkSync(relative(join(rootfs, PREFIX, "bin"), join(pkgDir, "bin", "spool.js")), join(rootfs, PREFIX, "bin", "spool"));
     const libraries = new Set();
     for (const elf of [node, "/usr/bin/env", ...elfFiles(join(pkgDir, "node_modules"))]) for (const lib of sharedLibraries(elf)) libraries.add(lib);
