@@ -91,6 +91,7 @@ export function askEditor(scope: SessionScope, view: ToolView, defaultRunner: st
         for (let attempt = 1; ; attempt++) {
           try {
             await scope.link.client.call("run/resolve", params);
+            view.answered = true;
             return;
           } catch (error) {
             // The server connection is down (a restart): the answer is kept and sent once it is back.

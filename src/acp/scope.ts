@@ -50,6 +50,11 @@ export interface ToolView {
   permission: AbortController | null;
   /** The editor answered; its decision is on its way to the server. */
   deciding: boolean;
+  /**
+   * The server took the editor's answer (run/resolve succeeded). A list of pending proposals read before it (the
+   * catch-up after a reconnect) is stale for this one: it is not asked again while run/resolved is on its way.
+   */
+  answered: boolean;
   output: CommandOutput | null;
   /** The prompt turn it was first seen in (0: before any, e.g. replayed by a load). */
   turn: number;

@@ -53,7 +53,7 @@ export class ToolCalls {
   /** A proposal as announced, or as catchUp rebuilds it from its log entry (which does not need its time). */
   async onProposal(p: ProposalView): Promise<void> {
     const view = await this.view(p.toolCallId ?? p.path, p.path, callArguments(p.producer), p.producer.tool);
-    if (view.resolved || view.permission || view.deciding || view.settled) return;
+    if (view.resolved || view.answered || view.permission || view.deciding || view.settled) return;
     view.facts = p.producer;
     await this.scope.foreground.waiting(p.path);
     if (!this.scope.editor.mayDecide) return showUndecided(this.scope, view);
@@ -107,6 +107,7 @@ export class ToolCalls {
         known: null,
         permission: null,
         deciding: false,
+        answered: false,
         output: null,
         turn: this.scope.turns(),
       };
