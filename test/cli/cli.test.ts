@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { suggest } from "../../src/cli/main.js";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { RUN } from "../../src/protocol/status.js";
+import { type CliInProcess, startCliInProcess } from "../helpers/cli-in-process.js";
 import { SPOOL_BIN, spawnCli, spawnServe } from "../helpers/process.js";
 import { ScriptedModel } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
@@ -24,13 +25,15 @@ describe("the spool command line", () => {
    * Exits within 5 s of starting its work: measured against `spool --version` started at the same moment, so a
    * loaded machine's start-up cost (tsx loading) is not counted.
    */
-  const exitsPromptly = async (proc: ReturnType<typeof spawnCli>) => {
+  const exitsPromptly = async (proc: Pick<CliInProcess, "exitsWithin">) => {
     const [run, baseline] = await Promise.all([proc.exitsWithin(90_000), spawnCli(["--version"]).exitsWithin(90_000)]);
     expect(run.ms - baseline.ms).toBeLessThan(5_000);
     return run;
   };
   const env = () => ({ SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: ts.server.config.tokenFile, SPOOL_HOME: ts.home, SPOOL_PROJECT: "" });
-  const cli = (args: string[], cwd: string, extra: NodeJS.ProcessEnv = {}) => spawnCli(args, { ...env(), ...extra }, { cwd });
+  /** A command run in this process (helpers/cli-in-process.ts); `process` for one that gets a signal. */
+  const cli = (args: string[], cwd: string, extra: NodeJS.ProcessEnv = {}) => startCliInProcess(args, { ...env(), ...extra }, { cwd });
+  const process_ = (args: string[], cwd: string) => spawnCli(args, env(), { cwd });
 
   beforeAll(async () => {
     model = await ScriptedModel.start();
@@ -320,7 +323,7 @@ describe("the spool command line", () => {
     it("Ctrl-C at the accept prompt aborts the run and exits 130 at once", async () => {
       const dir = gitRoot(base, "sigint");
       model.reply({ tools: [{ id: "s1", name: "sh", arguments: { command: "echo wait" } }] });
-      const act = cli(["act", "go", "--model", "test", "--run", "sig", "--answers-from-stdin"], dir);
+      const act = process_(["act", "go", "--model", "test", "--run", "sig", "--answers-from-stdin"], dir);
       await act.waitFor(/Accept\?/);
       act.child.kill("SIGINT");
       const { code, ms } = await act.exitsWithin(5_000);
@@ -338,7 +341,7 @@ describe("the spool command line", () => {
         { tools: [{ id: "e2", name: "sh", arguments: { command: "echo two" } }] },
         { text: "All done." },
       );
-      const act = cli(["act", "go", "--model", "test", "--run", "away", "--answers-from-stdin"], dir);
+      const act = process_(["act", "go", "--model", "test", "--run", "away", "--answers-from-stdin"], dir);
       await act.waitFor(/Accept\?/);
       const other = await ts.client();
       await other.initialize(undefined, { root: dir, create: false });

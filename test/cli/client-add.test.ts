@@ -6,7 +6,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { runCli, SPOOL_BIN } from "../helpers/process.js";
+import { runCli, runCliProcess, SPOOL_BIN } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /*
@@ -25,7 +25,7 @@ describe("spool mcp add and spool acp add", () => {
   let argvLog: string;
   let cwd: string;
 
-  const spool = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, { ...env, ...extra }, cwd, 120_000);
+  const spool = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCliProcess(args, { ...env, ...extra }, cwd, 120_000);
   const credentials = () => join(ts.home, "credentials");
   const principals = async () => {
     const admin = await ts.client();

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { runCliInProcess } from "./cli-in-process.js";
 
 export const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
 
@@ -216,8 +217,15 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Runs the CLI to its end (within `timeoutMs`): its exit code and what it wrote. */
-export async function runCli(
+/**
+ * Runs `spool <args>` to its end (within `timeoutMs`): its exit code and what it wrote. In this process
+ * (helpers/cli-in-process.ts): a test of what a command says and does. A test of the process itself (its exit on a
+ * signal or a closed pipe, its start) uses spawnCli or runCliProcess.
+ */
+export const runCli = runCliInProcess;
+
+/** runCli in a subprocess of its own (bin/spool.js, as a person runs it). */
+export async function runCliProcess(
   args: string[],
   env: NodeJS.ProcessEnv,
   cwd: string,
