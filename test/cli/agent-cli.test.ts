@@ -1,10 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENTRY, RUN } from "../../src/protocol/status.js";
+import { runCliInProcess, startCliInProcess } from "../helpers/cli-in-process.js";
 import { spawnCli } from "../helpers/process.js";
 import { ScriptedModel, toolResult } from "../helpers/scripted-model.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
-describe("spool act / ask and the client commands, as subprocesses", () => {
+describe("spool act / ask and the client commands", () => {
+  // In this process (helpers/cli-in-process.ts) but for the two that get Ctrl-C (a signal), which are subprocesses.
   let model: ScriptedModel;
   let ts: TestServer;
   const connection = () => ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "cli"];
@@ -24,7 +26,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
       { text: "Checking the greeting. ", tools: [{ id: "call_1", name: "sh", arguments: { command: "echo hello-out; echo hello-err >&2" } }] },
       { tools: [{ id: "call_2", name: "done", arguments: { summary: "printed both" } }] },
     );
-    const cli = spawnCli(["act", "say hello", "--model", "test", "--run", "cli-act", "--answers-from-stdin", ...connection()]);
+    const cli = startCliInProcess(["act", "say hello", "--model", "test", "--run", "cli-act", "--answers-from-stdin", ...connection()]);
     await cli.waitFor(/Accept\? \[y\]es/);
     expect(cli.stdout()).toContain("Checking the greeting.");
     expect(cli.stdout()).toContain("echo hello-out; echo hello-err >&2");
@@ -41,7 +43,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
   it("act: two model messages in a row are two lines, never run together", async () => {
     // A tool that needs no decision between them (jobs): nothing else is printed between the two replies.
     model.reply({ text: "First I look at the jobs.", tools: [{ id: "call_jobs", name: "jobs", arguments: {} }] }, { text: "Nothing runs, so I stop." });
-    const cli = spawnCli(["act", "two messages", "--model", "test", "--run", "cli-two-messages", ...connection()]);
+    const cli = startCliInProcess(["act", "two messages", "--model", "test", "--run", "cli-two-messages", ...connection()]);
     expect(await cli.exit).toBe(0);
     const lines = cli.stdout().split("\n");
     expect(lines, cli.stdout()).toContain("First I look at the jobs.");
@@ -55,7 +57,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
       { tools: [{ id: "call_a2", name: "sh", arguments: { command: "echo again" } }] },
       { text: "Finished." },
     );
-    const cli = spawnCli(["act", "tidy up", "--model", "test", "--run", "cli-choices", "--answers-from-stdin", ...connection()]);
+    const cli = startCliInProcess(["act", "tidy up", "--model", "test", "--run", "cli-choices", "--answers-from-stdin", ...connection()]);
     await cli.waitFor(/Accept\?/);
     cli.write("n\n");
     await cli.waitFor(/rejected[\s\S]*Accept\?/);
@@ -70,7 +72,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
 
   it("act with stdin not a terminal and no flag: what it holds is no answer; the proposal waits for another client's decision", async () => {
     model.reply({ tools: [{ id: "call_p", name: "sh", arguments: { command: "echo piped-ok" } }] }, { text: "Finished." });
-    const cli = spawnCli(["act", "from a pipe", "--model", "test", "--run", "cli-pipe", ...connection()]);
+    const cli = startCliInProcess(["act", "from a pipe", "--model", "test", "--run", "cli-pipe", ...connection()]);
     // Typed (piped) before any question: it must not answer one.
     cli.write("y\ny\n");
     await cli.waitFor(/waiting for a decision/);
@@ -85,7 +87,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(await cli.exit).toBe(0);
     expect(cli.stdout()).toMatch(/was accepted by/);
     c.close();
-    const both = spawnCli(["act", "x", "--model", "test", "--yes", "--answers-from-stdin", ...connection()]);
+    const both = startCliInProcess(["act", "x", "--model", "test", "--yes", "--answers-from-stdin", ...connection()]);
     expect(await both.exit).toBe(2);
     expect(both.stderr()).toContain("--yes and --answers-from-stdin exclude each other");
   });
@@ -130,7 +132,7 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
 
   it("exits 1 when the run fails, saying why", async () => {
     model.reply({ status: 400, body: { error: { message: "maximum context length exceeded" } } });
-    const cli = spawnCli(["act", "too much", "--model", "test", "--run", "cli-fail", ...connection()]);
+    const cli = startCliInProcess(["act", "too much", "--model", "test", "--run", "cli-fail", ...connection()]);
     expect(await cli.exit).toBe(1);
     expect(cli.stdout()).toMatch(/failed: .*longer than the model's context/);
   });
@@ -153,9 +155,9 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
 
   it("runs, entries, models, tail and cancel, with --json", async () => {
     // Three reads of finished state, started together, then each asserted.
-    const runs = spawnCli(["runs", "--json", ...connection()]);
-    const entries = spawnCli(["entries", "cli-act", "--pattern", "sh://*", "--json", ...connection()]);
-    const models = spawnCli(["models", ...connection()]);
+    const runs = startCliInProcess(["runs", "--json", ...connection()]);
+    const entries = startCliInProcess(["entries", "cli-act", "--pattern", "sh://*", "--json", ...connection()]);
+    const models = startCliInProcess(["models", ...connection()]);
     expect(await runs.exit).toBe(0);
     expect(JSON.parse(runs.stdout()).map((r: { alias: string }) => r.alias)).toContain("cli-act");
     expect(await entries.exit).toBe(0);
@@ -163,53 +165,40 @@ describe("spool act / ask and the client commands, as subprocesses", () => {
     expect(listed.map((e) => e.status)).toEqual([ENTRY.done, ENTRY.done]);
     expect(await models.exit).toBe(0);
     expect(models.stdout()).toMatch(/alias\s+provider\s+model\s+baseUrl\ntest\s+openai\s+test-model/);
-    const tail = spawnCli(["tail", "cli-act", listed[0]!.path, ...connection()]);
+    const tail = startCliInProcess(["tail", "cli-act", listed[0]!.path, ...connection()]);
     expect(await tail.exit).toBe(0);
     expect(tail.stdout()).toBe("hello-out\n");
 
-    // Follow a live producer from another process, then cancel it from a third.
+    // Follow a live producer from another client, then cancel it from a third.
     const c = await ts.clientIn("cli");
     await c.call("run/create", { alias: "cli-live" });
     const { path } = await c.call("proposal/create", { run: "cli-live", tool: "sh", sandbox: "full", command: "live" });
     await c.call("run/resolve", { run: "cli-live", path, decision: "accept", runner: "self" });
     await c.call("stream", { run: "cli-live", path, channel: 1, chunk: "one\n", seq: 1 });
-    const follow = spawnCli(["tail", "cli-live", path, "--follow", ...connection()]);
+    const follow = startCliInProcess(["tail", "cli-live", path, "--follow", ...connection()]);
     await follow.waitFor(/one\n/);
     await c.call("stream", { run: "cli-live", path, channel: 2, chunk: "warn\n", seq: 1 });
     await c.call("stream", { run: "cli-live", path, channel: 1, chunk: "two\n", seq: 2 });
     await follow.waitFor(/two\n/);
-    const cancel = spawnCli(["cancel", "cli-live", path, "--reason", "enough", ...connection()]);
+    const cancel = startCliInProcess(["cancel", "cli-live", path, "--reason", "enough", ...connection()]);
     expect(await cancel.exit).toBe(0);
     expect(cancel.stdout()).toContain(`cancelled ${path}`);
     expect(await follow.exit).toBe(1);
     expect(follow.stdout()).toBe("one\ntwo\n");
     // How it ended is said on stderr, after its output.
     expect(follow.stderr()).toBe(`warn\n${path}: cancelled by admin via spool-cli: enough\n`);
-    const bad = spawnCli(["tail", "cli-live", "sh://nope", ...connection()]);
+    const bad = startCliInProcess(["tail", "cli-live", "sh://nope", ...connection()]);
     expect(await bad.exit).toBe(4);
     expect(bad.stderr()).toContain("cli-live has no entry sh://nope");
     c.close();
   }, 60_000);
 
   it("every command has --help", async () => {
-    // In this process, main() as bin/spool.js calls it (the exit code it returns is the process's): a subprocess each
-    // (14, ~0.45 s of CPU apiece) checked the same; the subprocess exit path is what the tests above check.
-    const { main } = await import("../../src/cli/main.js");
     const commands = ["serve", "runner", "init", "ask", "act", "pending", "approve", "reject", "tail", "cancel", "runs", "entries", "runners", "models"];
     for (const command of commands) {
-      let text = "";
-      const write = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-        text += String(chunk);
-        return true;
-      });
-      let code: number;
-      try {
-        code = await main([command, "--help"]);
-      } finally {
-        write.mockRestore();
-      }
+      const { code, out } = await runCliInProcess([command, "--help"], {}, process.cwd(), 20_000);
       expect(code, command).toBe(0);
-      expect(text).toMatch(new RegExp(`Usage: spool ${command}`));
+      expect(out).toMatch(new RegExp(`Usage: spool ${command}`));
     }
   });
 });
