@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { startCliInProcess } from "../helpers/cli-in-process.js";
 import { type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
@@ -19,7 +20,7 @@ function freshMachine() {
 /**
  * `spool serve --demo-model` on a fresh machine with SPOOL_LOG unset (the server's own default applies), started once
  * for the file: the demo model's test and the quiet terminal's use the same one (a `spool serve` costs ~2 s of CPU),
- * each running its own commands in it.
+ * each running its own commands in it (in this process, helpers/cli-in-process.ts).
  */
 let demo: Promise<ServeProcess & ReturnType<typeof freshMachine>> | null = null;
 function demoServe() {
@@ -40,10 +41,10 @@ describe("spool serve --demo-model", () => {
     const { home, project } = serve;
     const env = { SPOOL_HOME: home, SPOOL_SERVER: serve.url, SPOOL_MODEL_DEMO: "" };
     expect(serve.output()).toContain("models:     demo (built-in demo)");
-    const models = spawnCli(["models", "--project", "tour"], env, { cwd: project });
+    const models = startCliInProcess(["models", "--project", "tour"], env, { cwd: project });
     expect((await models.exitsWithin(20_000)).code, models.stderr()).toBe(0);
     expect(models.stdout()).toMatch(/demo\s+demo\s+builtin/);
-    const act = spawnCli(["act", "count the notes: `wc -l notes.txt`", "--model", "demo", "--yes"], env, { cwd: project });
+    const act = startCliInProcess(["act", "count the notes: `wc -l notes.txt`", "--model", "demo", "--yes"], env, { cwd: project });
     const { code } = await act.exitsWithin(30_000);
     expect(code, `${act.stdout()}\n${act.stderr()}`).toBe(0);
     expect(act.stdout()).toContain("▶ proposal wc -l notes.txt");
@@ -59,7 +60,7 @@ describe("spool serve logging", () => {
     const { home, project } = serve;
     const logFile = join(tempDir(), "spool.log");
     expect(serve.output()).toMatch(/database: {3}\S+spool\.db \(\d+ migrations applied\)/);
-    const act = spawnCli(["act", "`echo hello`", "--model", "demo", "--yes"], { SPOOL_HOME: home, SPOOL_SERVER: serve.url }, { cwd: project });
+    const act = startCliInProcess(["act", "`echo hello`", "--model", "demo", "--yes"], { SPOOL_HOME: home, SPOOL_SERVER: serve.url }, { cwd: project });
     expect((await act.exitsWithin(30_000)).code, act.stderr()).toBe(0);
     // The embedded runner attached and a command ran: nothing of it reaches the terminal the person types in.
     expect(serve.output()).not.toContain("[spool]");
@@ -67,7 +68,11 @@ describe("spool serve logging", () => {
     const second = freshMachine();
     const logged = await spawnServe(["--port", "0", "--home", second.home, "--demo-model", "--log-file", logFile], { SPOOL_LOG: "" });
     try {
-      const act = spawnCli(["act", "`echo hello`", "--model", "demo", "--yes"], { SPOOL_HOME: second.home, SPOOL_SERVER: logged.url }, { cwd: second.project });
+      const act = startCliInProcess(
+        ["act", "`echo hello`", "--model", "demo", "--yes"],
+        { SPOOL_HOME: second.home, SPOOL_SERVER: logged.url },
+        { cwd: second.project },
+      );
       expect((await act.exitsWithin(30_000)).code, act.stderr()).toBe(0);
     } finally {
       await logged.stop();
@@ -80,6 +85,7 @@ describe("spool serve logging", () => {
   }, 60_000);
 
   it("a bad --log-level is a usage error (exit 2) naming the levels", async () => {
+    // A process: `spool serve` first closes the descriptors its process inherited (here they would be the test's).
     const serve = spawnCli(["serve", "--port", "0", "--home", tempDir(), "--log-level", "loud"]);
     const { code } = await serve.exitsWithin(20_000);
     expect(code).toBe(2);
