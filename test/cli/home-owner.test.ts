@@ -2,13 +2,16 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chownSync, existsSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { startCliInProcess } from "../helpers/cli-in-process.js";
 import { infraRequired } from "../helpers/infra.js";
 import { spawnCli } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
 /*
  * Issue 45 point 6, with real processes and a real second user: `nobody` makes the home (under /tmp), swaps the
- * home's socket for one of its own, writes the config.json. Needs root (to become nobody with setpriv).
+ * home's socket for one of its own, writes the config.json. Needs root (to become nobody with setpriv). `spool runs` runs
+ * in this process (helpers/cli-in-process.ts); `spool serve` is a process (it first closes the descriptors its process
+ * inherited: here they would be the test's).
  */
 
 const AS_NOBODY = ["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"];
@@ -78,13 +81,13 @@ describe.skipIf(missing !== null)(`a home another user owns (real processes, set
     const evil = await nobodysListener(join(mine, "evil.sock"));
     asNobody("ln", "-s", join(mine, "evil.sock"), join(home, "spool.sock"));
     const env = { SPOOL_HOME: home, SPOOL_SERVER: "", SPOOL_TOKEN_FILE: "" };
-    const linked = spawnCli(["runs"], env);
+    const linked = startCliInProcess(["runs"], env);
     expect((await linked.exitsWithin(20_000)).code).toBe(3);
     expect(linked.stderr()).toMatch(/Refusing to send the token: .*spool\.sock is a symbolic link.*the token was not sent/);
     // In its place: a socket of nobody's own at the home's socket path.
     asNobody("rm", join(home, "spool.sock"));
     const direct = await nobodysListener(join(home, "spool.sock"));
-    const placed = spawnCli(["runs"], env);
+    const placed = startCliInProcess(["runs"], env);
     expect((await placed.exitsWithin(20_000)).code).toBe(3);
     expect(placed.stderr()).toMatch(new RegExp(`Refusing to send the token: the socket .*spool\\.sock belongs to uid ${NOBODY}, not to this user`));
     expect(evil.received()).toBe("");
