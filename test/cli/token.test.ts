@@ -1,7 +1,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliProcess, spawnCli, spawnRunner } from "../helpers/process.js";
+import { runCliInProcess } from "../helpers/cli-in-process.js";
+import { spawnRunner } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 describe("spool token", () => {
@@ -9,11 +10,8 @@ describe("spool token", () => {
   let env: NodeJS.ProcessEnv;
   const cwd = tempDir("spool-token-cwd-");
 
-  const spool = async (args: string[], extra: NodeJS.ProcessEnv = {}) => {
-    const cli: CliProcess = spawnCli(args, { ...env, ...extra }, { cwd });
-    const { code } = await cli.exitsWithin(20_000);
-    return { code, out: cli.stdout(), err: cli.stderr() };
-  };
+  /** A command run in this process (helpers/cli-in-process.ts); `spool runner` below is a process of its own. */
+  const spool = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCliInProcess(args, { ...env, ...extra }, cwd, 20_000);
 
   beforeAll(async () => {
     ts = await startTestServer();
