@@ -2,7 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { runCliInProcess, startCliInProcess } from "../helpers/cli-in-process.js";
+import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
 /** The small things a new user hit after the tour (issue 48, point 9), over a real server with the demo model. */
@@ -11,11 +12,8 @@ describe("spool's small words", () => {
   let serve: ServeProcess;
   let app: string;
   let env: NodeJS.ProcessEnv;
-  const spool = async (args: string[]) => {
-    const cli = spawnCli(args, env, { cwd: app });
-    const { code } = await cli.exitsWithin(60_000);
-    return { code, out: cli.stdout(), err: cli.stderr() };
-  };
+  /** A command run in this process (helpers/cli-in-process.ts); `spool serve` is a process of its own. */
+  const spool = (args: string[]) => runCliInProcess(args, env, app, 60_000);
   beforeAll(async () => {
     home = tempDir("spool-words-home-");
     writeFileSync(join(home, "config.json"), JSON.stringify({ port: await freePort(), demoModel: true }));
@@ -30,7 +28,7 @@ describe("spool's small words", () => {
   });
 
   it("spool pending prints the exact spool approve RUN N it asks for", async () => {
-    const act = spawnCli(["act", "Wait: `echo waited`", "--model", "demo", "--run", "words-pending"], env, { cwd: app });
+    const act = startCliInProcess(["act", "Wait: `echo waited`", "--model", "demo", "--run", "words-pending"], env, { cwd: app });
     await act.waitFor(/waiting for a decision/);
     const pending = await spool(["pending"]);
     expect(pending.code, pending.err).toBe(0);
