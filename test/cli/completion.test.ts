@@ -2,8 +2,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { runCliInProcess } from "../helpers/cli-in-process.js";
 import { infraRequired } from "../helpers/infra.js";
-import { spawnCli } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
 /** Whether `shell` runs here. */
@@ -19,10 +19,11 @@ describe("spool completion, run by bash and zsh", () => {
   beforeAll(async () => {
     const dir = tempDir("spool-completion-");
     for (const shell of ["bash", "zsh"]) {
-      const cli = spawnCli(["completion", shell]);
-      expect((await cli.exitsWithin(60_000)).code, cli.stderr()).toBe(0);
+      // In this process (helpers/cli-in-process.ts), as are the commands below.
+      const cli = await runCliInProcess(["completion", shell], {}, dir, 60_000);
+      expect(cli.code, cli.err).toBe(0);
       scripts[shell] = join(dir, `spool.${shell}`);
-      writeFileSync(scripts[shell]!, cli.stdout());
+      writeFileSync(scripts[shell]!, cli.out);
     }
     // zsh's completion system, initialised once (its dump file): each question below loads the dump instead of
     // scanning every function directory again (0.26 s a shell, ~0.04 s with the dump).
@@ -75,11 +76,7 @@ describe("spool completion, run by bash and zsh", () => {
 });
 
 describe("spool help", () => {
-  const spool = async (args: string[]) => {
-    const cli = spawnCli(args);
-    const { code } = await cli.exitsWithin(60_000);
-    return { code, out: cli.stdout(), err: cli.stderr() };
-  };
+  const spool = (args: string[]) => runCliInProcess(args, {}, process.cwd(), 60_000);
 
   it("help --help is the help; tail -n is --lines; show, abort and entries describe no CMD they do not take", async () => {
     const help = await spool(["help", "--help"]);
