@@ -2,7 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { type CliInProcess, runCliInProcess, startCliInProcess } from "../helpers/cli-in-process.js";
+import { type ServeProcess, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
 /**
@@ -14,12 +15,9 @@ describe("typed input and a command's output", () => {
   let serve: ServeProcess;
   let env: NodeJS.ProcessEnv;
   let project: string;
-  let act: ReturnType<typeof spawnCli>;
-  const spool = async (args: string[]) => {
-    const cli = spawnCli(args, env, { cwd: project });
-    const { code } = await cli.exitsWithin(60_000);
-    return { code, out: cli.stdout(), err: cli.stderr() };
-  };
+  let act: CliInProcess;
+  /** A command run in this process (helpers/cli-in-process.ts), as `act` is; `spool serve` is a process of its own. */
+  const spool = (args: string[]) => runCliInProcess(args, env, project, 60_000);
 
   beforeAll(async () => {
     const base = tempDir("spool-typed-");
@@ -29,7 +27,7 @@ describe("typed input and a command's output", () => {
     execFileSync("git", ["init", "-q", project]);
     serve = await spawnServe(["--port", "0", "--home", home, "--demo-model"]);
     env = { SPOOL_HOME: home, SPOOL_SERVER: serve.url };
-    act = spawnCli(["act", "Talk: `read a; echo got $a; read b; echo got $b`", "--model", "demo", "--yes"], env, { cwd: project });
+    act = startCliInProcess(["act", "Talk: `read a; echo got $a; read b; echo got $b`", "--model", "demo", "--yes"], env, { cwd: project });
     await act.waitFor(/running on/, "stdout", 60_000);
     const first = await spool(["input", "1", "1", "first"]);
     expect(first.code, first.err).toBe(0);
