@@ -247,7 +247,7 @@ describe("spool mcp add and spool acp add", () => {
   it("spool mcp and spool acp --credential: a name the home does not hold is exit 3 and starts nothing; a path or a second credential is a usage error", async () => {
     const empty = tempDir("spool-add-empty-home-");
     for (const command of ["mcp", "acp"]) {
-      const missing = await runCli([command, "--credential", "nobody"], { ...env, SPOOL_HOME: empty, SPOOL_SERVER: "" }, cwd, 30_000);
+      const missing = await runCliProcess([command, "--credential", "nobody"], { ...env, SPOOL_HOME: empty, SPOOL_SERVER: "" }, cwd, 30_000);
       expect(missing.code, missing.err).toBe(3);
       expect(missing.err).toContain(`the home ${empty} holds no credential "nobody"`);
       expect(missing.err).toContain(`spool ${command} add`);
