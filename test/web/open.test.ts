@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnCli } from "../helpers/process.js";
+import { startCliInProcess } from "../helpers/cli-in-process.js";
 import { decodeTerminalQr } from "../helpers/qr.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -26,7 +26,7 @@ describe("spool open", () => {
   };
 
   it("prints a link to the page whose one-time code signs a browser in once, naming the project", async () => {
-    const cli = spawnCli(["open", "--project", "alpha"], env, { cwd });
+    const cli = startCliInProcess(["open", "--project", "alpha"], env, { cwd });
     expect(await cli.exit).toBe(0);
     const link = cli.stdout().trim();
     expect(link).toMatch(
@@ -41,7 +41,7 @@ describe("spool open", () => {
   });
 
   it("--qr draws the link as a QR code a camera reads back to the same link, which signs a browser in; a loopback link says how a phone reaches it", async () => {
-    const cli = spawnCli(["open", "--qr", "--project", "alpha"], env, { cwd });
+    const cli = startCliInProcess(["open", "--qr", "--project", "alpha"], env, { cwd });
     expect(await cli.exit).toBe(0);
     const [link, ...drawn] = cli.stdout().split("\n");
     expect(link).toMatch(
@@ -63,7 +63,7 @@ describe("spool open", () => {
     const script = join(dir, "browser.sh");
     writeFileSync(script, `#!/bin/sh\nprintf '%s' "$1" > ${join(dir, "opened")}\n`);
     chmodSync(script, 0o755);
-    const cli = spawnCli(["open", "--browser", "--project", "alpha"], { ...env, BROWSER: script }, { cwd });
+    const cli = startCliInProcess(["open", "--browser", "--project", "alpha"], { ...env, BROWSER: script }, { cwd });
     expect(await cli.exit).toBe(0);
     const link = cli.stdout().trim();
     await expect.poll(() => readFileSync(join(dir, "opened"), "utf8"), { timeout: 10_000 }).toBe(link);
@@ -72,9 +72,9 @@ describe("spool open", () => {
   it("says what to do when the token is wrong, no server answers, or the browser cannot start (exit 3, 3, 1)", async () => {
     const wrong = join(cwd, "wrong-token");
     writeFileSync(wrong, "0".repeat(64));
-    const refused = spawnCli(["open", "--token-file", wrong], env, { cwd });
-    const nobody = spawnCli(["open", "--server", "ws://127.0.0.1:9/"], env, { cwd });
-    const broken = spawnCli(["open", "--browser"], { ...env, BROWSER: join(cwd, "no-such-browser") }, { cwd });
+    const refused = startCliInProcess(["open", "--token-file", wrong], env, { cwd });
+    const nobody = startCliInProcess(["open", "--server", "ws://127.0.0.1:9/"], env, { cwd });
+    const broken = startCliInProcess(["open", "--browser"], { ...env, BROWSER: join(cwd, "no-such-browser") }, { cwd });
     expect(await Promise.all([refused.exit, nobody.exit, broken.exit])).toEqual([3, 3, 1]);
     expect(refused.stderr()).toMatch(/wrong token for http:\/\/127\.0\.0\.1:\d+\/ .*wrong-token/);
     expect(nobody.stderr()).toMatch(/no server at http:\/\/127\.0\.0\.1:9\/ — start one with `spool serve`/);
@@ -83,8 +83,8 @@ describe("spool open", () => {
   });
 
   it("refuses a server URL that is not ws:// and an argument it does not take (exit 2)", async () => {
-    const bad = spawnCli(["open", "--server", "ftp://x/"], env, { cwd });
-    const extra = spawnCli(["open", "now"], env, { cwd });
+    const bad = startCliInProcess(["open", "--server", "ftp://x/"], env, { cwd });
+    const extra = startCliInProcess(["open", "now"], env, { cwd });
     expect(await Promise.all([bad.exit, extra.exit])).toEqual([2, 2]);
     expect(bad.stderr()).toMatch(/--server must be a WebSocket URL such as ws:\/\/127\.0\.0\.1:7420\//);
     expect(extra.stderr()).toMatch(/unexpected argument "now"/);
