@@ -3,8 +3,8 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
+import { startCliInProcess } from "../helpers/cli-in-process.js";
 import { mintCode, pageSocket, pair, redeem, sessionOf } from "../helpers/devices.js";
-import { spawnCli } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -20,7 +20,7 @@ describe("paired devices", () => {
     const dir = tempDir("spool-devices-cli-");
     const tokenFile = join(dir, "token");
     writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
-    return spawnCli(args, { SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: tokenFile, SPOOL_PROJECT: "" }, { cwd: dir });
+    return startCliInProcess(args, { SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: tokenFile, SPOOL_PROJECT: "" }, { cwd: dir });
   };
   beforeAll(async () => {
     ts = await startTestServer({ home, limits: { maxDevicesPerPrincipal: 4, maxCodesPerPrincipal: 3 } });
