@@ -4,12 +4,13 @@ import { afterAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { openStore } from "../../src/store/sqlite/database.js";
-import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
+import { startCliInProcess } from "../helpers/cli-in-process.js";
+import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
 import { type Receiver, signedBy, startReceiver } from "../helpers/receiver.js";
 import { eventually, tempDir } from "../helpers/server.js";
 
-// Notifications over real processes: `spool serve`, the `spool notify` and `spool audit` commands, and a local
-// HTTP receiver that records what arrives (issue 46).
+// Notifications over real processes: `spool serve` (the `spool notify`, `spool audit` and `spool reject` commands
+// run in the test's process, helpers/cli-in-process.ts), and a local HTTP receiver that records what arrives (issue 46).
 
 interface Served {
   home: string;
@@ -53,7 +54,7 @@ async function serve(project: string, env: NodeJS.ProcessEnv = {}): Promise<Serv
     admin: null as unknown as SpoolClient,
     env: { SPOOL_HOME: home, SPOOL_SERVER: `ws://127.0.0.1:${port}/`, SPOOL_TOKEN_FILE: join(home, "token") },
     async spool(cli) {
-      const child = spawnCli(cli, self.env, { cwd: root });
+      const child = startCliInProcess(cli, self.env, { cwd: root });
       const { code } = await child.exitsWithin(20_000);
       return { code, out: child.stdout(), err: child.stderr() };
     },
@@ -254,7 +255,7 @@ describe("deadlines and the audit trail", () => {
     const { path: decided } = await s.admin.call("proposal/create", { run: "late", tool: "sh", command: "echo decided" });
     const file = join(tempDir("spool-alice-"), "alice.token");
     writeFileSync(file, `${token}\n`, { mode: 0o600 });
-    const alice = spawnCli(["reject", "late", decided, "--project", "deadline", "--reason", "not today"], { ...s.env, SPOOL_TOKEN_FILE: file });
+    const alice = startCliInProcess(["reject", "late", decided, "--project", "deadline", "--reason", "not today"], { ...s.env, SPOOL_TOKEN_FILE: file });
     expect((await alice.exitsWithin(20_000)).code, alice.stderr()).toBe(0);
     // The deadline counts from the stored proposal: a restart neither resets nor loses it. Its 10 s pass while the
     // server is away (the proposal's stored creation moved back by them, not waited for): it is overdue at the restart.
