@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { spawnCli } from "../helpers/process.js";
+import { startCliInProcess } from "../helpers/cli-in-process.js";
 import { spoolInTerminal } from "../helpers/pty.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -17,7 +17,8 @@ describe("spool approve / reject of a proposal not named exactly", () => {
   let dir: string;
   let person: SpoolClient;
   const env = () => ({ SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: ts.server.config.tokenFile, SPOOL_HOME: ts.home, SPOOL_PROJECT: "" });
-  const cli = (args: string[]) => spawnCli(args, env(), { cwd: dir });
+  /** A command run in this process (helpers/cli-in-process.ts): no terminal, as a pipe's; on a terminal, spoolInTerminal. */
+  const cli = (args: string[]) => startCliInProcess(args, env(), { cwd: dir });
   const status = async (path: string) => (await person.call("entry/get", { run: "d", path })).status;
 
   beforeAll(async () => {
