@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { findProgram } from "../../src/runners/sandbox/sandbox.js";
+import { startCliInProcess } from "../helpers/cli-in-process.js";
 import { ended, startProducer } from "../helpers/live-output.js";
 import { spawnCli } from "../helpers/process.js";
 import { spoolInTerminal } from "../helpers/pty.js";
@@ -13,7 +14,10 @@ describe("spool input and spool attach", () => {
   let client: SpoolClient;
   const project = "cli-io";
   const env = () => ({ SPOOL_SERVER: ts.server.url, SPOOL_TOKEN_FILE: ts.server.config.tokenFile, SPOOL_HOME: ts.home, SPOOL_PROJECT: project });
-  const cli = (args: string[]) => spawnCli(args, env(), { cwd: ts.root });
+  /** A command run in this process (helpers/cli-in-process.ts). */
+  const cli = (args: string[]) => startCliInProcess(args, env(), { cwd: ts.root });
+  /** One whose stdin the test ends (the in-process call's stdin cannot be ended), and attach sessions: processes. */
+  const process_ = (args: string[]) => spawnCli(args, env(), { cwd: ts.root });
 
   beforeAll(async () => {
     ts = await startTestServer();
@@ -41,7 +45,7 @@ describe("spool input and spool attach", () => {
 
   it("spool input - sends its own standard input", async () => {
     const p = await startProducer(client, "piped", "wc -l");
-    const input = cli(["input", "piped", p.path, "-", "--eof"]);
+    const input = process_(["input", "piped", p.path, "-", "--eof"]);
     input.write("a\nb\nc\n");
     input.child.stdin!.end();
     expect(await input.exit).toBe(0);
@@ -52,7 +56,7 @@ describe("spool input and spool attach", () => {
   it("spool attach without a terminal: output so far and live, lines as input, end of its input as stream/eof, exit as the command's", async () => {
     const p = await startProducer(client, "att", "echo first; read a; echo got:$a; read b; echo got:$b; cat; exit 4");
     await p.output.until("first\n");
-    const attach = cli(["attach", "att", p.path]);
+    const attach = process_(["attach", "att", p.path]);
     await attach.waitFor(/^first\n$/);
     attach.write("one\n");
     await attach.waitFor(/got:one\n$/);
