@@ -129,6 +129,8 @@ export interface CliInProcess {
   waitFor(pattern: RegExp, stream?: "stdout" | "stderr", timeoutMs?: number): Promise<RegExpExecArray>;
   /** Text for its stdin (a pipe, not a terminal). */
   write(text: string): void;
+  /** Ends its stdin (what closing a subprocess's stdin pipe does). */
+  end(): void;
   /** Its exit code once it has ended (a command that throws rejects it). */
   exit: Promise<number | null>;
   exitsWithin(withinMs: number): Promise<{ code: number | null; ms: number }>;
@@ -158,6 +160,7 @@ export function startCliInProcess(args: string[], env: NodeJS.ProcessEnv = {}, o
     output: () => out.text.output,
     waitFor: out.waitFor,
     write: (text) => void stdin.write(text),
+    end: () => void stdin.end(),
     exit,
     exitsWithin: async (withinMs) => {
       let timer: NodeJS.Timeout | undefined;

@@ -15,7 +15,7 @@ export interface PairedDevice {
  * see and retry. undici reports it as ECONNRESET, or as UND_ERR_SOCKET ("other side closed") when the close came
  * before its request was written.
  */
-async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
+export async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch (error) {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { startCliInProcess } from "../helpers/cli-in-process.js";
-import { mintCode, pageSocket, pair, redeem, sessionOf } from "../helpers/devices.js";
+import { fetchOnce, mintCode, pageSocket, pair, redeem, sessionOf } from "../helpers/devices.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -180,7 +180,7 @@ describe("paired devices", () => {
   });
 
   it("a bad name for a code is refused with 400; a bogus code is 401 and peeks as unknown", async () => {
-    const bad = await fetch(`http://127.0.0.1:${port()}/session/code`, {
+    const bad = await fetchOnce(`http://127.0.0.1:${port()}/session/code`, {
       method: "POST",
       headers: { Authorization: `Bearer ${ts.server.token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ name: "x".repeat(65) }),
@@ -188,7 +188,7 @@ describe("paired devices", () => {
     expect(bad.status).toBe(400);
     expect((await redeem(port(), "bogus")).status).toBe(401);
     const origin = `http://127.0.0.1:${port()}`;
-    const peek = await fetch(`${origin}/session/peek`, {
+    const peek = await fetchOnce(`${origin}/session/peek`, {
       method: "POST",
       headers: { Origin: origin, "Content-Type": "application/json" },
       body: '{"code":"bogus"}',
@@ -196,7 +196,7 @@ describe("paired devices", () => {
     expect(peek.status).toBe(404);
     // A code this server did not make but another server's mark is on: 421, naming the reason, on both doors.
     const foreign = `${"Zz9-_aB0"}.${"q".repeat(43)}`;
-    const elsewhere = await fetch(`${origin}/session/peek`, {
+    const elsewhere = await fetchOnce(`${origin}/session/peek`, {
       method: "POST",
       headers: { Origin: origin, "Content-Type": "application/json" },
       body: JSON.stringify({ code: foreign }),
