@@ -10,7 +10,8 @@ const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
  * The suite in two layers (`npm test` runs both; `npm run test:fast` the first alone):
  *
  * - fast: tests in this process — the store, the core, the protocol, an in-process server through a socket or the
- *   memory transport. Seconds each; a developer runs the layer between two edits.
+ *   memory transport, and `spool` commands run in this process (test/helpers/cli-in-process.ts: what a command says
+ *   and does, with its own env, cwd and streams). Seconds each; a developer runs the layer between two edits.
  * - process: tests that start processes of their own (`spool serve`, `spool runner`, the CLI, a sandbox's bwrap
  *   directly), Docker, sshd, PostgreSQL or Chromium, and the in-process ones that take as long (SLOW below).
  *
