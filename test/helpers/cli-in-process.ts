@@ -141,10 +141,11 @@ export interface CliInProcess {
  * as a subprocess's would be; stdin is a pipe the caller writes (`write`), ended when `stdin` is "ignore".
  */
 export function startCliInProcess(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string; stdin?: "pipe" | "ignore" } = {}): CliInProcess {
-  // A server's process is its own: `spool serve` lets go of inherited descriptors (this process's), and the long-lived
-  // ones (runner, the stdio servers) handle signals and stdin as processes.
-  if (["serve", "runner", "mcp", "acp"].includes(args[0] ?? ""))
-    throw new Error(`spool ${args[0]} runs as a process (spawnServe, spawnRunner, spawnCli), not in this one`);
+  // A server's process is its own: `spool serve` lets go of inherited descriptors (this process's) once it is past its
+  // --help, and the long-lived ones (runner, the stdio servers) handle signals and stdin as processes.
+  const server = ["serve", "runner", "mcp", "acp"].includes(args[0] ?? "");
+  if (server && !args.includes("--help") && !args.includes("-h"))
+    throw new Error(`spool ${args[0]} runs as a process (spawnServe, spawnRunner, spawnCli), not in this one (only its --help may)`);
   install();
   const label = `spool ${args.join(" ")} (in process)`;
   const out = outputs(label);
