@@ -182,6 +182,17 @@ describe("the model drives interactive commands (scripted model)", () => {
     // No exec needed: the runner's shell gives its place to python3, so the ^C is the REPL's alone (issue 26, item 3).
     const command = "python3 -q";
     const log = logOf(command);
+    const stored = async (pattern: RegExp, what: string) =>
+      await eventually(
+        async () => pattern.test((await a.call("entry/get", { run: "tty", path: `sh://turn_1/${slugFromCommand(command)}_1` })).body),
+        20_000,
+        what,
+      );
+    /** A look (an empty write) once the channel holds `pattern`. */
+    const lookOnceStored = (id: string, pattern: RegExp) => async () => {
+      await stored(pattern, `${pattern} to be stored`);
+      return { tools: [{ id, name: "write", arguments: { path: log, input: "", timeout_ms: 0 } }] };
+    };
     model.reply(
       { tools: [{ id: "call_tty", name: "sh", arguments: { command, tty: true } }] },
       // As a careful agent does: look until the REPL's prompt is there before typing. Typed before python3 has started
@@ -197,7 +208,11 @@ describe("the model drives interactive commands (scripted model)", () => {
         return { tools: [{ id: "call_prompt", name: "write", arguments: { path: log, input: "", timeout_ms: 0 } }] };
       },
       { tools: [{ id: "call_line", name: "write", arguments: { path: log, input: "print(6 * 7)\n", timeout_ms: 10_000 } }] },
+      // A write returns once the terminal has been quiet for 300 ms: on a loaded machine the answer can come after the
+      // echo's quiet, so the agent looks again once it is stored (the answer is in the write's result or the look's).
+      lookOnceStored("call_line_look", /42\r?\n>>>/),
       { tools: [{ id: "call_stop", name: "write", arguments: { path: log, input: "while True: pass\n\n<C-c>", timeout_ms: 10_000 } }] },
+      lookOnceStored("call_stop_look", /KeyboardInterrupt/),
       { tools: [{ id: "call_end", name: "write", arguments: { path: log, input: "C-d", timeout_ms: 10_000 } }] },
       { tools: [{ id: "call_done", name: "done", arguments: { summary: "done" } }] },
     );
@@ -206,11 +221,15 @@ describe("the model drives interactive commands (scripted model)", () => {
     expect((await accepted).attributes.tty).toEqual({ cols: 120, rows: 40 });
     await runStatus(a, "tty", 200);
     expect(`${toolResult(model.requests[1]!, "call_tty")}\n${toolResult(model.requests[2]!, "call_prompt")}`).toContain(">>>");
-    expect(toolResult(model.requests[3]!, "call_line")).toMatch(/>>> print\(6 \* 7\)\n42\n>>>/);
-    expect(toolResult(model.requests[4]!, "call_stop")).toContain("KeyboardInterrupt");
-    const end = toolResult(model.requests[5]!, "call_end")!;
-    expect(end).toContain("status: done");
-    expect(end).toContain("exit code: 0");
+    expect(toolResult(model.requests[3]!, "call_line")).toContain(">>> print(6 * 7)");
+    expect(`${toolResult(model.requests[3]!, "call_line")}\n${toolResult(model.requests[4]!, "call_line_look")}`).toMatch(/\n42\n>>>/);
+    expect(`${toolResult(model.requests[5]!, "call_stop")}\n${toolResult(model.requests[6]!, "call_stop_look")}`).toContain("KeyboardInterrupt");
+    // C-d ends the REPL: said by the write when it ended within the write's quiet, else by its channel just after.
+    expect(toolResult(model.requests[7]!, "call_end")).toContain('sent: "\\u0004"');
+    const channel = () => a.call("entry/get", { run: "tty", path: `sh://turn_1/${slugFromCommand(command)}_1` });
+    await eventually(async () => (await channel()).status === ENTRY.done, 20_000, "the REPL to end");
+    const stdout = await channel();
+    expect(stdout.attributes.exit_code).toBe(0);
   });
 
   it("write and kill refuse what is not a running command of this run, and say so", async () => {
