@@ -4,7 +4,7 @@ import { PassThrough, type Readable, Writable } from "node:stream";
 /**
  * `spool <args>` run in this process, not as a subprocess: for tests that check what a command says and does, not
  * how its process behaves (signals, pipes, exit). A subprocess costs ~0.2 s of CPU (Node's start and the bundle's);
- * the suite ran ~480 of them. Each call sees its own environment, working directory, stdin (empty, not a terminal),
+ * the suite ran ~480 of them. Each call sees its own environment, working directory, stdin (a pipe, not a terminal),
  * stdout and stderr, also when calls run side by side: the process's `env`, `cwd()`, `stdin`, `stdout` and `stderr`
  * are routed, for code running on behalf of a call (AsyncLocalStorage), to the call's own; anything else still reaches
  * the real ones. The commands run from src/ (the modules under test), not dist/.
