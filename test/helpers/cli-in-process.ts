@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { PassThrough, type Readable, Writable } from "node:stream";
+import { type OutputWatch, outputWatch } from "./output-watch.js";
 
 /**
  * `spool <args>` run in this process, not as a subprocess: for tests that check what a command says and does, not
@@ -65,60 +66,15 @@ function install(): void {
   }
 }
 
-/** What a call wrote, and its waiters: a subprocess's pipes, read the same way (helpers/process.ts SpoolChild). */
-function outputs(label: string) {
-  const text = { stdout: "", stderr: "", output: "" };
-  let ended = false;
-  const watchers: { pattern: RegExp; stream: "stdout" | "stderr"; settle: (match: RegExpExecArray | null) => void }[] = [];
-  const check = () => {
-    for (const w of [...watchers]) {
-      const match = w.pattern.exec(text[w.stream]);
-      if (match || ended) {
-        watchers.splice(watchers.indexOf(w), 1);
-        w.settle(match);
-      }
-    }
-  };
-  const sink = (stream: "stdout" | "stderr") =>
-    new Writable({
-      decodeStrings: false,
-      write(chunk: string | Buffer, _encoding, done) {
-        const piece = typeof chunk === "string" ? chunk : chunk.toString("utf8");
-        text[stream] += piece;
-        text.output += piece;
-        check();
-        done();
-      },
-    });
-  const told = () => `--- stdout\n${text.stdout}\n--- stderr\n${text.stderr}`;
-  return {
-    text,
-    told,
-    stdout: sink("stdout"),
-    stderr: sink("stderr"),
-    end: () => {
-      ended = true;
-      check();
+/** A stdout or stderr for a call: what is written to it goes to `out`. */
+function sink(out: OutputWatch, stream: "stdout" | "stderr"): Writable {
+  return new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, _encoding, done) {
+      out.add(stream, typeof chunk === "string" ? chunk : chunk.toString("utf8"));
+      done();
     },
-    waitFor: (pattern: RegExp, stream: "stdout" | "stderr" = "stdout", timeoutMs = 20_000) =>
-      new Promise<RegExpExecArray>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          watchers.splice(watchers.indexOf(watcher), 1);
-          reject(new Error(`timed out waiting for ${pattern} in ${stream} of ${label}:\n${told()}`));
-        }, timeoutMs);
-        const watcher = {
-          pattern,
-          stream,
-          settle: (match: RegExpExecArray | null) => {
-            clearTimeout(timer);
-            if (match) resolve(match);
-            else reject(new Error(`${label} ended before ${pattern} appeared in its ${stream}:\n${told()}`));
-          },
-        };
-        watchers.push(watcher);
-        check();
-      }),
-  };
+  });
 }
 
 /** `spool <args>` started in this process: read and waited on as a subprocess is (no `child`, no signals). */
@@ -148,10 +104,16 @@ export function startCliInProcess(args: string[], env: NodeJS.ProcessEnv = {}, o
     throw new Error(`spool ${args[0]} runs as a process (spawnServe, spawnRunner, spawnCli), not in this one (only its --help may)`);
   install();
   const label = `spool ${args.join(" ")} (in process)`;
-  const out = outputs(label);
+  const out = outputWatch(label, () => "");
   const stdin = new PassThrough();
   if (options.stdin === "ignore") stdin.end();
-  const call: Call = { env: { ...process.env, SPOOL_LOG: "warn", ...env }, cwd: options.cwd ?? process.cwd(), stdin, stdout: out.stdout, stderr: out.stderr };
+  const call: Call = {
+    env: { ...process.env, SPOOL_LOG: "warn", ...env },
+    cwd: options.cwd ?? process.cwd(),
+    stdin,
+    stdout: sink(out, "stdout"),
+    stderr: sink(out, "stderr"),
+  };
   const started = performance.now();
   const exit = import("../../src/cli/main.js").then(({ main }) => calls.run(call, () => main(args))).finally(() => out.end());
   exit.catch(() => undefined);

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { runCliInProcess } from "./cli-in-process.js";
+import { outputWatch } from "./output-watch.js";
 
 export const SPOOL_BIN = fileURLToPath(new URL("../../bin/spool.js", import.meta.url));
 
@@ -74,62 +75,25 @@ export function spawnSpoolChild(args: string[], env: NodeJS.ProcessEnv = {}, opt
     stdio: [options.stdin ?? "pipe", "pipe", "pipe"],
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
-  const out = { stdout: "", stderr: "", output: "" };
-  let closed = false;
-  const watchers: { pattern: RegExp; stream: "stdout" | "stderr"; settle: (match: RegExpExecArray | null) => void }[] = [];
-  const check = () => {
-    for (const w of [...watchers]) {
-      const match = w.pattern.exec(out[w.stream]);
-      if (match || closed) {
-        watchers.splice(watchers.indexOf(w), 1);
-        w.settle(match);
-      }
-    }
-  };
-  const read = (stream: "stdout" | "stderr") => (d: Buffer) => {
-    const text = d.toString();
-    out[stream] += text;
-    out.output += text;
-    check();
-  };
+  const out = outputWatch(`spool ${args[0]}`, () => ` (exit ${child.exitCode ?? child.signalCode})`);
+  const read = (stream: "stdout" | "stderr") => (d: Buffer) => out.add(stream, d.toString());
   if (options.readStdout !== false) child.stdout!.on("data", read("stdout"));
   child.stderr!.on("data", read("stderr"));
-  child.once("close", () => {
-    closed = true;
-    check();
-  });
+  child.once("close", () => out.end());
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   // "exit" can come before the last of stdout and stderr has been read (busy fresh clone q42: `spool act` exited 3
   // and its stderr still read empty); "close" comes once both pipes are read to their end.
   const drained = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
-  const told = () => `--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}`;
   const stop = (signal: NodeJS.Signals = "SIGTERM") => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exit;
   };
   const running: SpoolChild = {
     child,
-    stdout: () => out.stdout,
-    stderr: () => out.stderr,
-    output: () => out.output,
-    waitFor: (pattern, stream = "stdout", timeoutMs = 20_000) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          watchers.splice(watchers.indexOf(watcher), 1);
-          reject(new Error(`timed out waiting for ${pattern} in ${stream} of spool ${args[0]}:\n${told()}`));
-        }, timeoutMs);
-        const watcher = {
-          pattern,
-          stream,
-          settle: (match: RegExpExecArray | null) => {
-            clearTimeout(timer);
-            if (match) resolve(match);
-            else reject(new Error(`spool ${args[0]} ended (exit ${child.exitCode ?? child.signalCode}) before ${pattern} in ${stream}:\n${told()}`));
-          },
-        };
-        watchers.push(watcher);
-        check();
-      }),
+    stdout: () => out.text.stdout,
+    stderr: () => out.text.stderr,
+    output: () => out.text.output,
+    waitFor: out.waitFor,
     write: (text) => child.stdin!.write(text),
     exit,
     exitsWithin: (withinMs) => {
@@ -137,7 +101,7 @@ export function spawnSpoolChild(args: string[], env: NodeJS.ProcessEnv = {}, opt
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           child.kill("SIGKILL");
-          reject(new Error(`still running after ${withinMs} ms:\n${told()}`));
+          reject(new Error(`still running after ${withinMs} ms:\n${out.told()}`));
         }, withinMs);
         void drained.then((code) => {
           clearTimeout(timer);
