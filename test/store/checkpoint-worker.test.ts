@@ -16,7 +16,8 @@ import { walFrames } from "../helpers/wal-frames.js";
 /**
  * A burst of Kysely commits (the store notes each write), then the server's synchronous reads one a turn: returns
  * once the worker skipped a round for them with frames left to copy (a few bursts if its round copied them all
- * first: one may come within 10 ms of the last write), or null if it never did.
+ * first: one may come within 10 ms of the last write), or null if it never did. With them, when its last read came:
+ * a stall of this process after it (a loaded machine) may have let a round copy meanwhile, rightly.
  */
 async function burstThenRead(store: ReturnType<typeof openStore>, read: () => Promise<unknown>) {
   const row = Buffer.alloc(64 * 1024, 120);
@@ -24,11 +25,13 @@ async function burstThenRead(store: ReturnType<typeof openStore>, read: () => Pr
     for (let i = 0; i < 256; i++) await sql`INSERT INTO burst (data) VALUES (${row})`.execute(store.db);
     const yielded = checkpointStats(store)!.yielded ?? 0;
     const left = () => walFrames(store).copied < walFrames(store).frames;
+    let lastRead = Date.now();
     while ((checkpointStats(store)!.yielded ?? 0) === yielded && left()) {
       await read();
+      lastRead = Date.now();
       await new Promise((resolve) => setImmediate(resolve));
     }
-    if ((checkpointStats(store)!.yielded ?? 0) > yielded && left()) return { ...walFrames(store), bursts: attempt + 1 };
+    if ((checkpointStats(store)!.yielded ?? 0) > yielded && left()) return { ...walFrames(store), bursts: attempt + 1, lastRead };
   }
   return null;
 }
@@ -49,13 +52,15 @@ describe("the checkpoint worker once writes stop", () => {
       for (let attempt = 0; attempt < 5 && !start; attempt++) {
         const skipped = await burstThenRead(store, read);
         expect(skipped, "a round skipped for the reads with frames left to copy").not.toBeNull();
-        const { bursts: more, ...frames } = skipped!;
+        const { bursts: more, lastRead, ...frames } = skipped!;
         bursts += more;
         const yielded = checkpointStats(store)!.yielded;
         // The longest time between two reads: a loaded machine can stall this process past the worker's 100 ms
-        // (READS_QUIET_MS), and then the reads did stop for it and it copies, rightly: such a try starts over.
+        // (READS_QUIET_MS), and then the reads did stop for it and it copies, rightly: such a try starts over. Counted
+        // from burstThenRead's last read: a stall after it, before this loop's first read, is a gap too (a round
+        // that came during it began its copy; it may end only after the frames above were read).
         let gap = 0;
-        let last = Date.now();
+        let last = lastRead;
         while (checkpointStats(store)!.yielded < yielded + 3) {
           await read();
           await new Promise((resolve) => setImmediate(resolve));
