@@ -170,6 +170,14 @@ describe("spool mcp add and spool acp add", () => {
     expect(await whoIs(readFileSync(join(credentials(), "codex-app"), "utf8").trim())).toMatchObject({ name: "codex-app" });
   }, 90_000);
 
+  it("by URL, the address is the server's real one when the command came by the home's socket and the settings name another port", async () => {
+    // The settings this command reads name no port (the default, 7420); the server listens on the one the system gave.
+    expect(ts.server.port).not.toBe(7420);
+    const printed = await spool(["mcp", "add", "claude", "--project", "app", "--transport", "http", "--print", "--name", "by-socket"], { SPOOL_SERVER: "" });
+    expect(printed.code, printed.err).toBe(0);
+    expect(printed.out).toContain(`spool 'http://127.0.0.1:${ts.server.port}/mcp?project=app'`);
+  }, 60_000);
+
   it("--print runs nothing and prints the line; other clients get the entry to paste, by URL with an agent's token", async () => {
     const before = ran().length;
     const printed = await spool(["mcp", "add", "claude", "--project", "app", "--transport", "http", "--print"]);

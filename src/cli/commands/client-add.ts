@@ -123,7 +123,7 @@ function oneOf<const T extends string>(value: string, allowed: readonly T[], fla
 
 /** The project joined, the plan made of it, and the plan carried out. */
 async function planAndCarryOut(admin: SpoolClient, target: { url: string; tcpUrl: string }, asked: Asked): Promise<number> {
-  const project = await joinProject(admin, asked.project, asked.how.dryRun);
+  const { project, listening } = await joinProject(admin, asked.project, asked.how.dryRun);
   const plan: Plan = {
     protocol: asked.protocol,
     client: asked.client,
@@ -133,7 +133,7 @@ async function planAndCarryOut(admin: SpoolClient, target: { url: string; tcpUrl
     project,
     home: spoolHome(),
     server: asked.flags.server ?? (process.env.SPOOL_SERVER || undefined),
-    base: baseUrl(asked.url, target.tcpUrl, asked.protocol),
+    base: baseUrl(asked.url, tcpAddress(target, listening), asked.protocol),
     scope: asked.scope,
     expiresAt: asked.expiresAt,
     runner: asked.runner,
@@ -153,7 +153,11 @@ function defaultName(client: string, project: string, transport: "stdio" | "http
 }
 
 /** The project: named (or a directory, `--project ~/src/app`), else found from here like git; made only when found here. */
-async function joinProject(admin: SpoolClient, given: string | undefined, dryRun: boolean): Promise<{ name: string; root: string }> {
+async function joinProject(
+  admin: SpoolClient,
+  given: string | undefined,
+  dryRun: boolean,
+): Promise<{ project: { name: string; root: string }; listening: string | undefined }> {
   const asDirectory = given !== undefined && (given.includes("/") || given === "." || given === "..");
   const start = asDirectory ? resolve(workingDirectory(), given) : workingDirectory();
   const found = findProject(start, asDirectory ? {} : given !== undefined ? { project: given } : {});
@@ -169,7 +173,7 @@ async function joinProject(admin: SpoolClient, given: string | undefined, dryRun
       create: found.source !== "flag" && found.source !== "env" && !dryRun,
       client: { name: "spool-cli", version: SERVER_VERSION },
     });
-    return joined.project;
+    return { project: joined.project, listening: joined.server.url };
   } catch (error) {
     if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND")
       throw new CliError(
@@ -178,6 +182,19 @@ async function joinProject(admin: SpoolClient, given: string | undefined, dryRun
       );
     throw error;
   }
+}
+
+/**
+ * The server's TCP address: as it says it listens (its real port, whatever the settings this command read say: a
+ * `spool serve --port` or port 0 elsewhere) when this command came by the home's Unix socket, a wildcard as loopback;
+ * else the address this command reached it by.
+ */
+function tcpAddress(target: { url: string; tcpUrl: string }, listening: string | undefined): string {
+  if (!target.url.startsWith("ws+unix:") || listening === undefined || !URL.canParse(listening)) return target.tcpUrl;
+  const url = new URL(listening);
+  if (url.hostname === "0.0.0.0") url.hostname = "127.0.0.1";
+  else if (url.hostname === "[::]") url.hostname = "[::1]";
+  return url.href;
 }
 
 /** The address a client comes to by URL: `--url`, else the server's own (its TCP address). */

@@ -9,6 +9,9 @@ export const DISCOVERY = serviceKey<() => Promise<Record<string, unknown>>>("dis
 /** The binary frames this server takes (initialize's `binaryFrames`), read from the registry once it is frozen. */
 export const BINARY_FRAMES = serviceKey<() => BinaryFrames>("binaryFrames");
 
+/** The server's TCP address (initialize's `server.url`), known once it listens (`server:started`). */
+export const LISTENING = serviceKey<() => string | undefined>("listening");
+
 export const rpcDiscover = defineMethod({
   ...methods["rpc.discover"],
   handler: (_params, ctx) => ctx.services.use(DISCOVERY)(),

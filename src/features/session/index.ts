@@ -2,7 +2,7 @@ import { definePlugin } from "../../plugins/plugin.js";
 import { BINARY_FRAME_VERSION, type BinaryFrames } from "../../protocol/binary-frame.js";
 import { buildOpenRpcDocument } from "../../rpc/discovery.js";
 import { SERVER_NAME, SERVER_VERSION } from "../../version.js";
-import { BINARY_FRAMES, DISCOVERY, rpcDiscover } from "./discover.js";
+import { BINARY_FRAMES, DISCOVERY, LISTENING, rpcDiscover } from "./discover.js";
 import { initialize } from "./initialize.js";
 import { ping } from "./ping.js";
 import { projectCreate } from "./project-create.js";
@@ -29,6 +29,11 @@ export const sessionPlugin = definePlugin({
       };
       return binaryFrames;
     });
+    let listening: string | undefined;
+    app.on("server:started", ({ url }) => {
+      listening = url;
+    });
+    app.provide(LISTENING, () => listening);
     app.method(ping);
     app.method(initialize);
     app.method(rpcDiscover);

@@ -8,7 +8,7 @@ import { lesserRole, type PrincipalRef, roleAllows } from "../../protocol/roles.
 import type { ProjectRef } from "../../rpc/connection-context.js";
 import { forbidden, SpoolError } from "../../rpc/errors.js";
 import { PROTOCOL_VERSION, SERVER_NAME, SERVER_VERSION } from "../../version.js";
-import { BINARY_FRAMES } from "./discover.js";
+import { BINARY_FRAMES, LISTENING } from "./discover.js";
 
 export const initialize = defineMethod({
   ...methods.initialize,
@@ -38,9 +38,10 @@ export const initialize = defineMethod({
     if (params.role !== undefined) ctx.connection.principal = { ...held, role: lesserRole(held.role, params.role) };
     ctx.core.sessions.join(ctx.connection, project, params.client ?? null);
     if (params.traceparent) ctx.connection.state.set(CONNECTION_TRACEPARENT, params.traceparent);
+    const url = ctx.services.use(LISTENING)();
     return {
       protocolVersion: PROTOCOL_VERSION,
-      server: { name: SERVER_NAME, version: SERVER_VERSION },
+      server: { name: SERVER_NAME, version: SERVER_VERSION, ...(url ? { url } : {}) },
       projectId: project.id,
       project: { name: project.name, root: project.root },
       connectionId: ctx.connection.id,

@@ -49,7 +49,16 @@ export const BinaryFramesInfo = z
 
 export const InitializeResult = z.object({
   protocolVersion: z.string(),
-  server: z.object({ name: z.string(), version: z.string() }),
+  server: z.object({
+    name: z.string(),
+    version: z.string(),
+    url: z
+      .string()
+      .optional()
+      .describe(
+        "The WebSocket address the server listens on over TCP, with its real port (what `spool serve --port` chose, or the system for port 0); a client that came by the Unix socket learns it here",
+      ),
+  }),
   projectId: z.number().int(),
   project: z.object({ name: z.string(), root: z.string() }).describe("The project joined"),
   connectionId: z.string(),
