@@ -103,7 +103,9 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(10_000)
-    .describe("Milliseconds a /mcp or /acp request's body may take to arrive after its headers; past it HTTP 408 and its connection is cut"),
+    .describe(
+      "Milliseconds a request's body (at /mcp, /acp and the web page's sign-in routes) may take to arrive after its headers; past it HTTP 408 and its connection is cut",
+    ),
   /** Connections that have not authenticated yet, all together; past it a new one closes the oldest waiting (SPEC §2c "Bounded before authentication"). */
   maxUnauthenticatedConnections: z.number().int().positive().default(64),
   /** Of them, from one address (every Unix socket connection counts as one address). */

@@ -222,7 +222,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["web"],
     purpose: "the web view's server side: its HTTP routes, assets and sign-in sessions",
-    imports: ["protocol", "ops", "auth.ts", "logger.ts"],
+    imports: ["protocol", "ops", "door", "auth.ts", "logger.ts"],
     packages: "any",
     node: true,
   },
@@ -237,7 +237,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["door"],
     purpose:
-      "the front door `/mcp` and `/acp` share: who comes in, requests under way and tables per principal (with the home's reserve), the answer when full, body deadlines, the node:http ↔ web Request/Response adapter",
+      "the front door `/mcp` and `/acp` share: who comes in, requests under way and tables per principal (with the home's reserve), the answer when full, body deadlines (the web page's sign-in routes read their bodies here too), the node:http ↔ web Request/Response adapter",
     imports: ["protocol"],
     packages: [],
     node: true,

@@ -101,6 +101,7 @@ export function httpFront(
     allowedOrigins: config.allowedOrigins,
     trustedHosts,
     cookieName,
+    bodyDeadlineMs: config.limits.bodyDeadlineMs,
     log,
     mcp: mcpHandler,
     acp: acpHandler,

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
+import { readBody as readDoorBody } from "../door/body.js";
+import { DoorError } from "../door/errors.js";
 import type { Logger } from "../logger.js";
 import type { Route } from "../ops/routes.js";
 import { pageAssets } from "./assets.js";
@@ -27,9 +29,14 @@ export interface WebOptions {
   mcp?: (request: IncomingMessage, response: ServerResponse) => void;
   /** ACP by URL (src/acp/http.ts): answers requests to /acp; its own authentication. */
   acp?: (request: IncomingMessage, response: ServerResponse) => void;
+  /** How long a request's body may take to arrive (limits.bodyDeadlineMs, as at /mcp and /acp). */
+  bodyDeadlineMs: number;
   /** Routes served before the page's files (the operator's /healthz, /readyz, /metrics), by path. */
   routes?: ReadonlyMap<string, Route>;
 }
+
+/** When each request's headers came (the body's deadline counts from there). */
+const arrivals = new WeakMap<IncomingMessage, number>();
 
 /** Largest request body read (a code exchange is a few dozen bytes). */
 const MAX_BODY_BYTES = 4096;
@@ -73,6 +80,7 @@ class HttpError extends Error {
  */
 export function createWebHandler(options: WebOptions): (request: IncomingMessage, response: ServerResponse) => void {
   return (request, response) => {
+    arrivals.set(request, performance.now());
     handle(options, request, response).catch((error: unknown) => {
       if (error instanceof HttpError) return send(response, error.status, { ...error.body, error: error.message }, error.headers);
       options.log.error("web view: request failed", error);
@@ -127,7 +135,7 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
       403,
       `"${grant.principal.name}" is a runner credential: it attaches runners and cannot sign a page in — use a viewer, agent, person or admin credential (spool token create NAME --role viewer)`,
     );
-  const name = nameIn(await readBody(request));
+  const name = nameIn(await readBody(options, request));
   const { code, expiresAt } = refusedIfFull(() => options.sessions.mintCode(grant, name));
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs, url: options.pageUrl(request) });
 }
@@ -163,7 +171,7 @@ async function peek(options: WebOptions, request: IncomingMessage, response: Ser
   allow(method, ["POST"]);
   const own = ownOrigin(request, options.trustedHosts);
   if (own === null || request.headers.origin !== own) throw new HttpError(403, "Only the server's own page may do this");
-  const body = await readBody(request);
+  const body = await readBody(options, request);
   const code = codeIn(body);
   const found = code === null ? null : options.sessions.peek(code);
   if (!found && code !== null && options.sessions.madeElsewhere(code)) throw await elsewhere(options, code);
@@ -199,7 +207,7 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
     });
   }
   // Any exchange attempt spends the code it carries, a refused one too: a code another page got to see works for no one.
-  const attempted = method === "POST" ? codeIn(await readBody(request)) : null;
+  const attempted = method === "POST" ? codeIn(await readBody(options, request)) : null;
   const spend = () => attempted !== null && options.sessions.spend(attempted);
   // Only the server's own page may sign in or out (a form or script elsewhere cannot, even on the same site).
   const own = ownOrigin(request, options.trustedHosts);
@@ -272,19 +280,20 @@ function allow(method: string, methods: string[]): void {
   if (!methods.includes(method)) throw new HttpError(405, `Method ${method} not allowed`, { Allow: methods.join(", ") });
 }
 
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    request.on("data", (part: Buffer) => {
-      size += part.length;
-      // Past the limit the rest is read and dropped, so the answer reaches the client.
-      if (size > MAX_BODY_BYTES) return reject(new HttpError(413, `The body is over ${MAX_BODY_BYTES} bytes`));
-      parts.push(part);
-    });
-    request.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    request.on("error", reject);
-  });
+/**
+ * A request's body as the doors read theirs (src/door/body.ts): at most MAX_BODY_BYTES (413, the rest read and
+ * dropped so the answer reaches the client), arrived whole within bodyDeadlineMs of the request's headers (408, and
+ * the connection cut: a body sent a byte at a time holds nothing for minutes).
+ */
+async function readBody(options: WebOptions, request: IncomingMessage): Promise<string> {
+  const ms = options.bodyDeadlineMs;
+  const until = (arrivals.get(request) ?? performance.now()) + ms;
+  try {
+    return (await readDoorBody(request, MAX_BODY_BYTES, { until, ms })).toString("utf8");
+  } catch (error) {
+    if (error instanceof DoorError) throw new HttpError(error.status, error.message, error.headers);
+    throw error;
+  }
 }
 
 function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -1,6 +1,10 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+
+/** How long a body may take to arrive here (limits.bodyDeadlineMs): a body that never does is cut once it is past. */
+const BODY_DEADLINE_MS = 1500;
 
 /** What a browser on the server's own page sends, and an answer read whole. */
 describe("the web view over HTTP", () => {
@@ -8,7 +12,7 @@ describe("the web view over HTTP", () => {
   let base: string;
   let origin: string;
   beforeAll(async () => {
-    ts = await startTestServer({ allowedOrigins: ["http://localhost:5173"] });
+    ts = await startTestServer({ allowedOrigins: ["http://localhost:5173"], limits: { bodyDeadlineMs: BODY_DEADLINE_MS } });
     origin = `http://127.0.0.1:${ts.server.port}`;
     base = `${origin}/`;
   });
@@ -133,6 +137,33 @@ describe("the web view over HTTP", () => {
     expect((await exchange({ code: await code() }, { Origin: "http://evil.example" })).status).toBe(403);
     expect((await exchange({ code: await code() }, { "Content-Type": "text/plain" })).status).toBe(415);
   });
+
+  it("a body that never arrives whole is answered 408 and its connection cut at limits.bodyDeadlineMs, as at /mcp and /acp", async () => {
+    // Each of the page's routes that reads a body: the exchange, and minting a code (with the token).
+    for (const [path, auth] of [
+      ["/session", ""],
+      ["/session/code", `Authorization: Bearer ${ts.server.token}\r\n`],
+    ] as const) {
+      const socket = connect({ host: "127.0.0.1", port: ts.server.port });
+      let answer = "";
+      socket.on("data", (data: Buffer) => {
+        answer += data.toString("latin1");
+      });
+      const closed = new Promise<number>((resolve) => socket.once("close", () => resolve(performance.now())));
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      const sent = performance.now();
+      // The head at once, then one byte of a 1000-byte body, and nothing more.
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${ts.server.port}\r\nOrigin: ${origin}\r\n${auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`,
+      );
+      const held = (await closed) - sent;
+      expect(answer, path).toMatch(/^HTTP\/1\.1 408 /);
+      expect(answer, path).toContain("limits.bodyDeadlineMs");
+      // Cut at the deadline, not at Node's requestTimeout (300 s): the slack is for a busy machine.
+      expect(held, path).toBeGreaterThanOrEqual(BODY_DEADLINE_MS - 50);
+      expect(held, path).toBeLessThan(BODY_DEADLINE_MS + 20_000);
+    }
+  }, 60_000);
 
   it("any exchange attempt spends its code, a refused one too (issue 37): the right page after a foreign one gets 401", async () => {
     const refusals: Record<string, string>[] = [{ Origin: "http://evil.example" }, { Origin: "http://localhost:5173" }, { "Content-Type": "text/plain" }];
