@@ -21,7 +21,7 @@ export class Sessions {
    * never creates one: a project's root is the directory its commands write in, never the server's own working
    * directory, so a mistyped name is NOT_FOUND.
    */
-  async openProject(want: { name?: string; root?: string; create?: boolean }): Promise<ProjectRef & { created?: true }> {
+  async openProject(want: { name?: string; root?: string; create?: boolean; scope?: readonly string[] | null }): Promise<ProjectRef & { created?: true }> {
     const projects = this.deps.repos.projects;
     const root = want.root === undefined ? undefined : this.#checkRoot(want.root);
     const existing = want.name !== undefined ? await projects.findProjectByName(want.name) : await projects.findProjectByRoot(root!);
@@ -42,25 +42,36 @@ export class Sessions {
         ...(root ? { root } : {}),
       });
     }
-    return this.#create(want.name, root, () => this.openProject(want));
+    return this.#create(want.name, root, want.scope ?? null, () => this.openProject(want));
   }
 
-  /** project/create: a project rooted at `root`, named `name` or after the root; CONFLICT when either is taken. */
-  async createProject(name: string | undefined, root: string): Promise<ProjectRef> {
+  /**
+   * project/create: a project rooted at `root`, named `name` or after the root; CONFLICT when either is taken. `scope`:
+   * the projects of the caller's credential when it is scoped (null: every project).
+   */
+  async createProject(name: string | undefined, root: string, scope: readonly string[] | null = null): Promise<ProjectRef> {
     const dir = this.#checkRoot(root);
+    // First: a scoped caller learns nothing of a project outside its scope rooted there (no CONFLICT naming it).
+    await this.#checkApartFromOthers(dir, scope);
     const projects = this.deps.repos.projects;
     const taken = (name !== undefined ? await projects.findProjectByName(name) : undefined) ?? (await projects.findProjectByRoot(dir));
     if (taken) {
       const why = taken.name === name ? `the name "${name}" is taken` : `project "${taken.name}" is rooted there already`;
       throw new SpoolError("CONFLICT", `A project rooted at ${dir} cannot be created: ${why}`, { project: taken.name });
     }
-    const { created: _, ...made } = await this.#create(name, dir, () => this.createProject(name, root));
+    const { created: _, ...made } = await this.#create(name, dir, scope, () => this.createProject(name, root, scope));
     return made;
   }
 
-  async #create(name: string | undefined, dir: string, again: () => Promise<ProjectRef>): Promise<ProjectRef & { created?: true }> {
+  async #create(
+    name: string | undefined,
+    dir: string,
+    scope: readonly string[] | null,
+    again: () => Promise<ProjectRef>,
+  ): Promise<ProjectRef & { created?: true }> {
     const projects = this.deps.repos.projects;
     this.#checkNotServers(dir);
+    await this.#checkApartFromOthers(dir, scope);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new SpoolError("NOT_FOUND", `Project root ${dir} is not an existing directory`, { root: dir });
     const chosen = name ?? (await this.#freeName(projectNameFrom(basename(dir))));
     try {
@@ -131,6 +142,28 @@ export class Sessions {
         `Project root ${root} is refused: it ${inside(real, realHome) ? `is or lies inside the Spool home ${home}` : `holds ${held}`}, the server's own files (its configuration, plugins, token and database, read at its next start), which a command must not be able to write; choose a project directory apart from the home`,
         { root },
       );
+    }
+  }
+
+  /**
+   * A credential scoped to its projects creates one only on a directory apart from every other project's: not the
+   * root of a project outside its scope, nor a directory inside one or holding one, where its commands would read and
+   * write that project's files. Refused as FORBIDDEN with the root the caller gave, naming no project.
+   */
+  async #checkApartFromOthers(dir: string, scope: readonly string[] | null): Promise<void> {
+    if (scope === null) return;
+    const real = realRoot(dir);
+    const inside = (path: string, root: string) => root === "/" || path === root || path.startsWith(`${root}/`);
+    for (const other of await this.deps.repos.projects.projectRoots()) {
+      if (scope.includes(other.name)) continue;
+      const theirs = realRoot(other.root);
+      if (inside(real, theirs) || inside(theirs, real)) {
+        throw new SpoolError(
+          "FORBIDDEN",
+          `Project root ${dir} is refused: a credential scoped to ${scope.join(", ")} creates projects only in directories apart from other projects' (this one is, holds or lies inside another project's root)`,
+          { root: dir },
+        );
+      }
     }
   }
 

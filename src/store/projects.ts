@@ -20,6 +20,11 @@ export function findProjectByRoot(db: Kysely<Database>, root: string): Promise<P
 }
 
 /** Names already taken among `candidates`. */
+/** Every project's name and root (a scoped credential's new root is checked against the others'). */
+export function projectRoots(db: Kysely<Database>): Promise<{ name: string; root: string }[]> {
+  return db.selectFrom("projects").select(["name", "root"]).orderBy("id").execute();
+}
+
 export async function takenNames(db: Kysely<Database>, candidates: string[]): Promise<Set<string>> {
   if (candidates.length === 0) return new Set();
   const rows = await db.selectFrom("projects").select("name").where("name", "in", candidates).execute();

@@ -122,4 +122,29 @@ describe("a scoped admin stays inside its scope", () => {
     await expect(c.initialize(undefined, { root: join(root, "gamma") })).rejects.toMatchObject({ data: { code: "FORBIDDEN" } });
     expect((await admin.call("project/list", {})).projects.map((p) => p.name)).not.toContain("gamma");
   });
+
+  it("creates a project of its scope only in a directory apart from other projects': not on, inside or above another's root", async () => {
+    // Before, a credential scoped to a new project made it on alpha's root, and its commands wrote alpha's files.
+    mkdirSync(join(root, "alpha", "sub"));
+    mkdirSync(join(root, "delta"));
+    const { token } = await admin.call("token/create", { name: "delta-admin", role: "admin", projects: ["delta"] });
+    const refusedRoots = [join(root, "alpha"), join(root, "alpha", "sub"), root];
+    for (const dir of refusedRoots) {
+      const c = await SpoolClient.connect(serve.url, { token });
+      clients.push(c);
+      const joined = c.initialize("delta", { root: dir });
+      await expect(joined, dir).rejects.toMatchObject({ data: { code: "FORBIDDEN", root: dir } });
+      // The refusal names the directory it was given, and no project.
+      await expect(joined, dir).rejects.not.toThrow(/"alpha"|beta/);
+      const created = c.call("project/create", { name: "delta", root: dir });
+      await expect(created, dir).rejects.toMatchObject({ data: { code: "FORBIDDEN" } });
+      c.close();
+    }
+    expect((await admin.call("project/list", {})).projects.map((p) => p.name)).not.toContain("delta");
+    // Apart from the others, it is made; the home's admin (every project) is not held to this.
+    const c = await SpoolClient.connect(serve.url, { token });
+    clients.push(c);
+    expect((await c.initialize("delta", { root: join(root, "delta") })).project).toMatchObject({ name: "delta" });
+    expect((await admin.call("project/create", { name: "alpha-sub", root: join(root, "alpha", "sub") })).project.name).toBe("alpha-sub");
+  });
 });

@@ -66,7 +66,7 @@ async function openOrCreate(
   try {
     // A scoped admin creates only a project it names (checked in scope before): one found by root alone may be none of its own.
     const creates = mayCreate && (held.projects === null || params.project !== undefined);
-    return await sessions.openProject({ name: params.project, root: params.root, create: creates ? params.create : false });
+    return await sessions.openProject({ name: params.project, root: params.root, create: creates ? params.create : false, scope: held.projects });
   } catch (error) {
     if (!(error instanceof SpoolError) || error.errorName !== "NOT_FOUND") throw error;
     // A name alone creates nothing (SPEC §2): whoever asks learns which projects there are to join.

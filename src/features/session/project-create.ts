@@ -15,7 +15,7 @@ export const projectCreate = defineMethod({
         { held: held.role, ...(params.name !== undefined ? { project: params.name } : {}) },
       );
     }
-    const project = await ctx.core.sessions.createProject(params.name, params.root);
+    const project = await ctx.core.sessions.createProject(params.name, params.root, held.projects);
     await ctx.core.audit.byCaller(ctx.connection, { action: "project/create", project: project.name, detail: { name: project.name, root: project.root } });
     return { project: { name: project.name, root: project.root } };
   },

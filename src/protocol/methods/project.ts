@@ -29,7 +29,7 @@ export const projectCreate = request({
   name: "project/create",
   role: "admin",
   description:
-    "Creates a project rooted at `root` (an existing directory, absolute, apart from the Spool home), named `name` or after the root's directory. The only ways a project comes to be are this and `initialize` with a root: never at the server's own working directory. A name or root another project holds is CONFLICT; a scoped admin creates only a project it names in its scope.",
+    "Creates a project rooted at `root` (an existing directory, absolute, apart from the Spool home), named `name` or after the root's directory. The only ways a project comes to be are this and `initialize` with a root: never at the server's own working directory. A name or root another project holds is CONFLICT; a scoped admin creates only a project it names in its scope, in a directory apart from other projects' (on, inside or above the root of a project outside its scope is FORBIDDEN, naming no project).",
   access: "none",
   params: z.strictObject({
     name: z.string().regex(PROJECT_NAME, PROJECT_NAME_RULE).optional().describe("The project's name; absent: from the root's directory name, made unique"),
