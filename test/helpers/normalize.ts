@@ -1,6 +1,6 @@
-const VOLATILE = new Set(["createdAt", "updatedAt", "time", "connectionId", "root"]);
+const VOLATILE = new Set(["createdAt", "updatedAt", "time", "connectionId", "root", "url"]);
 
-/** Replaces values that legitimately differ between two servers (times, random ids). */
+/** Replaces values that legitimately differ between two servers (times, random ids, their addresses). */
 export function normalize(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(normalize);
   if (value && typeof value === "object") {

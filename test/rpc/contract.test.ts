@@ -50,6 +50,8 @@ const scenarios: Scenario[] = [
     check: (out) => {
       expect(out.result.protocolVersion).toBe("1.0");
       expect(out.result.server.name).toBe("spool");
+      // Its TCP address (each server's own port: compared as present, not equal).
+      expect(out.result.server.url).toBe("<url>");
       expect(out.result.projectId).toBe(1);
     },
   },
