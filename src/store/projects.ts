@@ -19,12 +19,12 @@ export function findProjectByRoot(db: Kysely<Database>, root: string): Promise<P
   return db.selectFrom("projects").selectAll().where("root", "=", root).orderBy("id").limit(1).executeTakeFirst();
 }
 
-/** Names already taken among `candidates`. */
 /** Every project's name and root (a scoped credential's new root is checked against the others'). */
 export function projectRoots(db: Kysely<Database>): Promise<{ name: string; root: string }[]> {
   return db.selectFrom("projects").select(["name", "root"]).orderBy("id").execute();
 }
 
+/** Names already taken among `candidates`. */
 export async function takenNames(db: Kysely<Database>, candidates: string[]): Promise<Set<string>> {
   if (candidates.length === 0) return new Set();
   const rows = await db.selectFrom("projects").select("name").where("name", "in", candidates).execute();
