@@ -59,7 +59,8 @@ export class Sessions {
       const why = taken.name === name ? `the name "${name}" is taken` : `project "${taken.name}" is rooted there already`;
       throw new SpoolError("CONFLICT", `A project rooted at ${dir} cannot be created: ${why}`, { project: taken.name });
     }
-    const { created: _, ...made } = await this.#create(name, dir, scope, () => this.createProject(name, root, scope));
+    // Checked apart from other projects above already (before the CONFLICT): not again in #create.
+    const { created: _, ...made } = await this.#create(name, dir, null, () => this.createProject(name, root, scope));
     return made;
   }
 
