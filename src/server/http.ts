@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer } from "ws";
 import { cookieValue, originAllowed, ownOrigin, presentedSessionKey, SUBPROTOCOL, TOKEN_IN_URL, tokenInUrl } from "../auth.js";
@@ -18,6 +18,34 @@ import { type Address, type Front, refuse } from "./front.js";
 import { Scavenger } from "./scavenger.js";
 import type { Services } from "./services.js";
 import { answerProof, PROOF_PATH, SocketBudget, socketBound, verifiedTransport, wsTransport } from "./transports.js";
+
+/** How long an idle keep-alive connection is said to be kept (the answers' `Keep-Alive: timeout=`): its client stops reusing it before. */
+export const KEEP_ALIVE_ADVERTISED_MS = 5_000;
+/**
+ * How much longer the server really keeps it. A client reuses a connection up to a little before the advertised
+ * time; a request it sends while the server is stalled (a busy machine, a long collection) waits in the kernel, and
+ * a server whose idle timer fires when it wakes would close the connection with that request unread, which its
+ * client sees reset (ECONNRESET, a POST not retried). Node adds 1 s by itself; a stall longer than that was seen.
+ */
+export const KEEP_ALIVE_GRACE_MS = 10_000;
+
+/** Where Node has the setting (22.19, 24.6), the grace is its buffer; on Node 20 the idle timer itself is longer. */
+function keepIdleConnections(http: HttpServer): void {
+  const server = http as HttpServer & { keepAliveTimeoutBuffer?: number };
+  if (typeof server.keepAliveTimeoutBuffer === "number") {
+    server.keepAliveTimeout = KEEP_ALIVE_ADVERTISED_MS;
+    server.keepAliveTimeoutBuffer = KEEP_ALIVE_GRACE_MS;
+  } else {
+    // Node 20 adds 1 s to the idle timer: the same connection life as above.
+    server.keepAliveTimeout = KEEP_ALIVE_ADVERTISED_MS + KEEP_ALIVE_GRACE_MS - 1_000;
+  }
+}
+
+/** On Node 20 an answer advertises the server's idle timer unless told otherwise: it advertises the shorter time. */
+function keepAliveHint(response: ServerResponse): void {
+  const hinted = response as ServerResponse & { _keepAliveTimeout?: number };
+  if (typeof hinted._keepAliveTimeout === "number") hinted._keepAliveTimeout = KEEP_ALIVE_ADVERTISED_MS;
+}
 
 /** A connection whose credential expires is closed then (a timer per such connection, cleared when it closes). */
 function closeAtExpiry(connection: ServerConnection, expiresAt: number): void {
@@ -110,6 +138,7 @@ export function httpFront(
   // What the server proves to a TCP client before it sends a token: that it holds the token's verifier (src/client/server-proof.ts).
   const verifiers = new Map([[credentialId(token), tokenVerifier(token)]]);
   const http: HttpServer = createServer((request, response) => {
+    keepAliveHint(response);
     gate.answering(request, response);
     if (request.url === PROOF_PATH)
       void answerProof(request, response, (id) => verifiers.get(id) ?? (id.length === 16 ? core.principals.verifier(id) : null), {
@@ -122,6 +151,7 @@ export function httpFront(
       });
     else web(request, response);
   });
+  keepIdleConnections(http);
   const upgrade = websocketUpgrade(config, log, services, front, wss);
   const budget = new SocketBudget(socketBound(config.limits.maxSockets), config.limits.homeReserve, log);
   http.on("connection", (socket: Socket) => {

@@ -1,5 +1,7 @@
+import { once } from "node:events";
 import { mkdirSync, readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
+import { connect as connectTcp, type Socket } from "node:net";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -153,6 +155,34 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     }
   }, 120_000);
 
+  it("a request sent on an idle keep-alive connection while the server is stalled is answered, not reset", async () => {
+    // A client reuses a connection until a little before the advertised Keep-Alive timeout. Sent then to a server
+    // stalled (SIGSTOP here; a busy machine in CI) past the time Node would close an idle connection by itself,
+    // the request waits in the kernel: the server must read it when it wakes, not close the connection under it.
+    const socket = connectTcp(port, "127.0.0.1");
+    const answers = httpAnswers(socket);
+    const ask = () => socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    await once(socket, "connect");
+    ask();
+    const first = await answers.next();
+    expect(first.head).toMatch(/^HTTP\/1\.1 200/);
+    expect(first.head).toMatch(/\r\nKeep-Alive: timeout=5(\r\n|$)/i);
+    const answeredAt = performance.now();
+    const pid = server.child.pid!;
+    process.kill(pid, "SIGSTOP");
+    try {
+      await until(answeredAt + 3_000);
+      ask();
+      // Node alone closes an idle connection 1 s past the advertised 5 s.
+      await until(answeredAt + 7_500);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    const second = await answers.next();
+    expect(second.head).toMatch(/^HTTP\/1\.1 200/);
+    socket.destroy();
+  }, 30_000);
+
   it("tasks/cancel of a running task kills its process; the task is cancelled", async () => {
     const client = await connect("canceller");
     try {
@@ -285,3 +315,45 @@ describe("MCP over Streamable HTTP at /mcp", () => {
     expect(other.status).toBe(401);
   });
 });
+
+/** Resolves at `at` (performance.now() time). */
+function until(at: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, at - performance.now())));
+}
+
+/** The HTTP/1.1 answers arriving on `socket`, one at a time (each with a Content-Length), or the socket's error. */
+function httpAnswers(socket: Socket): { next(): Promise<{ head: string; body: Buffer }> } {
+  let buffered = Buffer.alloc(0);
+  let failed: Error | null = null;
+  let wake: (() => void) | null = null;
+  socket.on("data", (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    wake?.();
+  });
+  socket.on("error", (error) => {
+    failed = error;
+    wake?.();
+  });
+  socket.on("close", () => {
+    failed ??= new Error("the server closed the connection");
+    wake?.();
+  });
+  return {
+    async next() {
+      for (;;) {
+        const end = buffered.indexOf("\r\n\r\n");
+        if (end >= 0) {
+          const head = buffered.subarray(0, end).toString("latin1");
+          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? "0");
+          if (buffered.length >= end + 4 + length) {
+            const body = buffered.subarray(end + 4, end + 4 + length);
+            buffered = buffered.subarray(end + 4 + length);
+            return { head, body };
+          }
+        }
+        if (failed) throw failed;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
