@@ -1,4 +1,6 @@
+import { readSync } from "node:fs";
 import { stat } from "node:fs/promises";
+import type { Socket } from "node:net";
 import { constants } from "node:os";
 import { PassThrough } from "node:stream";
 import { type IPty, spawn } from "node-pty";
@@ -55,6 +57,50 @@ function spawnPty(options: LocalTtyOptions, size: { cols: number; rows: number }
   }
 }
 
+/** What is read from the terminal past its socket's end, at most (the kernel holds some KiB; a bound all the same). */
+const TAIL_MAX_BYTES = 1024 * 1024;
+
+/**
+ * The terminal read to its end before node-pty's socket goes. The socket lost the tail of a command's output two
+ * ways, both when its reader was behind (paused for the consumer, or a busy machine's stalled event loop):
+ * - libuv takes a hang-up (the command's side closed) for the end as soon as a read comes back short, and a read of
+ *   the terminal comes back with at most the line discipline's 4 KiB while the rest still waits in the kernel;
+ * - node-pty destroys the socket 200 ms after the command's exit, dropping what the paused socket held and what the
+ *   kernel did.
+ * Now, at that end or that destroy, what the socket holds is handed on through its `data` listeners, then what the
+ * kernel holds is read from the terminal's descriptor (it answers EIO once read out, EAGAIN while a process still
+ * holds the terminal) and handed on the same way. Without node-pty's socket and descriptor where this version keeps
+ * them, nothing changes.
+ */
+function readToTheEnd(pty: IPty): void {
+  const { _socket: socket, _fd: fd } = pty as unknown as { _socket?: Socket; _fd?: number };
+  if (!socket || typeof socket.destroy !== "function" || typeof fd !== "number") return;
+  let read = false;
+  const tail = () => {
+    if (read || socket.destroyed) return;
+    read = true;
+    while (socket.readableLength > 0 && socket.read() !== null);
+    const buffer = Buffer.allocUnsafe(64 * 1024);
+    for (let total = 0; total < TAIL_MAX_BYTES; ) {
+      let bytes = 0;
+      try {
+        bytes = readSync(fd, buffer, 0, buffer.length, null);
+      } catch {
+        break;
+      }
+      if (bytes <= 0) break;
+      socket.emit("data", Buffer.from(buffer.subarray(0, bytes)));
+      total += bytes;
+    }
+  };
+  const destroy = socket.destroy.bind(socket);
+  socket.destroy = ((error?: Error) => {
+    tail();
+    return destroy(error);
+  }) as Socket["destroy"];
+  socket.prependListener("end", tail);
+}
+
 /**
  * Runs a command under a pseudo-terminal (node-pty): it leads its own
  * session, so its process group is its pid; output (stdout and stderr
@@ -91,6 +137,7 @@ export async function startLocalTty(spec: ExecSpec & { tty: { cols: number; rows
   subscribe((data) => {
     if (!stdout.offer(data)) pty.pause();
   });
+  readToTheEnd(pty);
   const supervision = supervise(
     spec,
     (signal) => {
