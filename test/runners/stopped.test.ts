@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterEach, expect, it } from "vitest";
@@ -85,11 +85,15 @@ describeWithBwrap("stopped means stopped: a command's daemons die with its cance
 
     it(`full mode, ${where}: what a command left running ends with it (as in a sandbox's PID namespace)`, async () => {
       const daemon = mark();
+      // The command ends once the test has seen its daemon run (a file), not after a fixed time a busy machine can
+      // outrun: with `sleep 0.5` the daemon could come and go between two looks.
+      const seen = join(tempDir("spool-stopped-"), "seen");
       const { execution } = await startWithDaemon(
         container,
-        { command: `setsid sleep ${daemon} </dev/null >/dev/null 2>&1 & echo started; sleep 0.5` },
+        { command: `setsid sleep ${daemon} </dev/null >/dev/null 2>&1 & echo started; while [ ! -e ${seen} ]; do sleep 0.05; done` },
         daemon,
       );
+      writeFileSync(seen, "");
       const result = await execution.result;
       expect(result.exitCode).toBe(0);
       expect(processesWith(`sleep ${daemon}`)).toEqual([]);
