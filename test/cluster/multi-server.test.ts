@@ -104,7 +104,9 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const onB = await clientOf(b, "client-b");
     await onA.call("run/create", { alias: "one" });
     const announced = onB.next("run/proposal", (p: any) => p.run === "one", 15_000);
-    const command = "printf 'first\\n'; sleep 0.5; printf 'second\\n'";
+    // The command goes on once the watcher on A has had "first" (a file in the project): a fixed pause could end
+    // before a busy machine's watch began.
+    const command = "printf 'first\\n'; until [ -e seen-first ]; do sleep 0.05; done; printf 'second\\n'";
     const { path } = await onA.call("proposal/create", { run: "one", tool: "sh", command });
     expect((await announced).path).toBe(path);
     const resolvedOnA = onA.next("run/resolved", (p: any) => p.path === path, 15_000);
@@ -116,7 +118,10 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     const finished = onA.next("stream/finished", (p: any) => p.path === path, 15_000);
     const watch = await onA.watch({ run: "one", path, channel: 1 }, (c) => {
       chunks.push(c.data.toString());
-      if (chunks.join("").includes("first") && !chunks.join("").includes("second")) firstBeforeEnd = true;
+      if (chunks.join("").includes("first") && !chunks.join("").includes("second")) {
+        firstBeforeEnd = true;
+        writeFileSync(join(root, "seen-first"), "");
+      }
     });
     const ended = await watch.ended;
     expect(chunks.join("")).toBe("first\nsecond\n");

@@ -1,4 +1,6 @@
+import { writeFileSync } from "node:fs";
 import { createServer, request as httpRequest, type Server } from "node:http";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -121,13 +123,17 @@ describe("the /mcp endpoint's bounds", () => {
     try {
       const updates: string[] = [];
       client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
-      const proposed = person.next("run/proposal", (p) => p.command.startsWith("for i"), 20_000);
-      const call = client.callTool({ name: "run_command", arguments: { command: "for i in 1 2 3; do echo $i; sleep 0.2; done", background: true } });
+      const proposed = person.next("run/proposal", (p) => p.command.startsWith("echo 1; until"), 20_000);
+      // The command's last line waits until the client has subscribed (a file in the project): a fixed pause could
+      // end before a busy machine's subscription came, and no update would follow.
+      const command = "echo 1; until [ -e subscribed ]; do sleep 0.05; done; echo 2";
+      const call = client.callTool({ name: "run_command", arguments: { command, background: true } });
       const p = await proposed;
       await person.call("run/resolve", { run: p.run, path: p.path, decision: "accept" });
       await call;
       const uri = `spool://${p.run}/${p.path}`;
       await client.subscribeResource({ uri });
+      writeFileSync(join(ts.root, "subscribed"), "");
       await eventually(() => updates.includes(uri), 20_000, "an update of the subscribed command");
       await client.unsubscribeResource({ uri });
     } finally {
