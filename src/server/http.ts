@@ -29,7 +29,7 @@ export const KEEP_ALIVE_ADVERTISED_MS = 5_000;
  */
 export const KEEP_ALIVE_GRACE_MS = 10_000;
 
-/** Where Node has the setting (22.19, 24.6), the grace is its buffer; on Node 20 the idle timer itself is longer. */
+/** Where Node has the setting (22.23 and 24.21 do), the grace is its buffer; on Node 20 the idle timer itself is longer. */
 function keepIdleConnections(http: HttpServer): void {
   const server = http as HttpServer & { keepAliveTimeoutBuffer?: number };
   if (typeof server.keepAliveTimeoutBuffer === "number") {
