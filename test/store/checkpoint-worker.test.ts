@@ -243,6 +243,46 @@ describe("the checkpoint worker and the process", () => {
     expect(out).toContain(`stored ${appended![1]}`);
   }, 120_000);
 
+  it('keeps a process alive through close() when the worker\'s "released" comes after close() began (ciL, Node 22: exit 13)', async () => {
+    const dir = tempDir();
+    const script = join(dir, "close-while-held.mjs");
+    const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
+    // close() while the worker holds the appends for its RESTART: the worker's "released" then comes after stop() has
+    // ref'd it to wait for its "stopped". The handler of "released" unref'd it again, and the process stayed alive only
+    // if "stopped" came before its event loop next looked (a worker busy with its next round after the RESTART: exit
+    // 13 before close() settled). Which handles keep the process alive is read right after that handler has run, in a
+    // microtask queued by the hold's listener (called in the same handler): the worker's port must be among them.
+    writeFileSync(
+      script,
+      `const { openStore, onCheckpointHold } = await import(${src("store/sqlite/database.ts")});
+      const { migrateToLatest, MIGRATIONS_DIR } = await import(${src("store/migrator.ts")});
+      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024, walCheckpointFromBytes: 0 });
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");
+      const data = Buffer.alloc(64 * 1024, 120);
+      let seq = 0, pending = false, closing = false, alive = null;
+      onCheckpointHold(store, () => { if (closing) queueMicrotask(() => { alive ??= process.getActiveResourcesInfo(); }); });
+      // One append at a time, a turn between them, until the worker holds one for its RESTART (at most 512 MiB).
+      while (!store.appendsHeld() && seq < 8192) {
+        if (!pending) { pending = true; void store.appendChunk(1, data, ++seq, 102).then(() => { pending = false; }); }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      closing = true;
+      const held = Boolean(store.appendsHeld());
+      await store.close();
+      console.log(JSON.stringify({ held, alive }));`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code, out).toBe(0);
+    const { held, alive } = JSON.parse(out) as { held: boolean; alive: string[] | null };
+    expect(held).toBe(true);
+    // Node names a worker's port this way on 20, 22 and 24; without the fix the list holds the stdio pipes alone.
+    expect(alive, out).toContain("MessagePort");
+  }, 120_000);
+
   it("does not keep a process alive that opened a store and never closed it (its listener for the worker's requests is unref'd too)", async () => {
     const dir = tempDir();
     const script = join(dir, "open.mjs");

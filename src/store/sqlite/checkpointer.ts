@@ -192,7 +192,10 @@ export function startCheckpointer(
     figures.heldMs += message.released;
     holdListener?.(message.released);
     held = null;
-    worker.unref();
+    // Unref'd again, unless stop() has begun: it keeps the worker ref'd until the worker has closed its connection. A
+    // "released" that came after stop() (a close right after a RESTART) otherwise left nothing alive, and a script
+    // awaiting its store's close() ended with exit 13 (an unsettled top-level await).
+    if (!stopping) worker.unref();
     release();
   });
   // A worker gone while it held the group commit (it never is, short of a crash) does not keep the appends waiting.
