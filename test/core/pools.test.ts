@@ -7,19 +7,21 @@ import { startTestServer, type TestServer, tempDir } from "../helpers/server.js"
 
 /**
  * A runner the test drives by hand: it attaches with labels and a capacity, records each runner/exec it is sent and
- * answers it started; the test ends each command (stream/completed) when it likes. What it was sent is what ran.
+ * answers it started (or, given `fails`, that it could not start it, with that error); the test ends each command
+ * (stream/completed) when it likes. What it was sent is what ran.
  */
 class HandRunner {
-  readonly execs: { run: string; path: string; command: string }[] = [];
+  readonly execs: { run: string; path: string; command: string; at: number }[] = [];
   readonly #waiters: (() => void)[] = [];
   constructor(
     readonly client: SpoolClient,
     readonly name: string,
+    fails: string | null = null,
   ) {
     client.handle("runner/exec", (params: any) => {
-      this.execs.push({ run: params.run, path: params.path, command: params.command });
+      this.execs.push({ run: params.run, path: params.path, command: params.command, at: Date.now() });
       for (const w of this.#waiters.splice(0)) w();
-      return { started: true, target: { backend: "local", pid: process.pid } };
+      return fails === null ? { started: true, target: { backend: "local", pid: process.pid } } : { started: false, error: fails };
     });
   }
 
@@ -40,10 +42,10 @@ describe("runner pools on one server", () => {
   let otherToken: string;
   const root = tempDir("spool-pools-");
 
-  const runnerOf = async (token: string, name: string, labels: Record<string, string>, capacity?: number) => {
+  const runnerOf = async (token: string, name: string, labels: Record<string, string>, capacity?: number, fails: string | null = null) => {
     const client = await SpoolClient.connect(ts.server.url, { token });
     await client.initialize("pools", { root });
-    const runner = new HandRunner(client, name);
+    const runner = new HandRunner(client, name, fails);
     await client.call("runner/attach", { name, backend: "local", labels, ...(capacity ? { capacity } : {}) });
     return runner;
   };
@@ -151,6 +153,42 @@ describe("runner pools on one server", () => {
     await r.sent(2);
     expect(r.execs.map((e) => e.path)).toEqual([busy.path, later.path]);
     r.client.close();
+  });
+
+  it("a runner whose starts fail rests, longer at each failure in a row, and the pool's other runner takes the queue meanwhile", async () => {
+    // Attached first, with the same load: a pool's accept chooses it first.
+    const bad = await runnerOf(ciToken, "zone-bad", { zone: "r" }, 1, "the Docker engine does not answer");
+    const good = await runnerOf(ciToken, "zone-good", { zone: "r" }, 1);
+    await admin.call("run/create", { alias: "p-rest" });
+    const paths: string[] = [];
+    for (let i = 0; i < 6; i++) paths.push((await propose("p-rest", `echo ${i}`, { labels: { zone: "r" } })).path);
+    const placed: any[] = [];
+    for (const path of paths) placed.push(await accept("p-rest", path));
+    // The first went to the bad runner and did not start; resting, it was not chosen again: the second went to the
+    // good one, and the rest wait in the pool's queue, the reason saying so.
+    expect(bad.execs[0]!.path).toBe(paths[0]);
+    expect(await producer("p-rest", paths[0]!)).toMatchObject({ state: "aborted", reason: "failed to start: the Docker engine does not answer" });
+    expect(placed[1].runner).toBe("zone-good");
+    expect(placed[2].queued).toMatchObject({ pool: "labels:zone=r" });
+    expect(placed.slice(2).every((p) => p.queued)).toBe(true);
+    // Rested (1 s), it takes a queued command again, fails it, and rests twice as long.
+    await bad.sent(2);
+    expect(bad.execs[1]!.at - bad.execs[0]!.at).toBeGreaterThanOrEqual(1_000 - 5);
+    // The good runner takes what is left, one at a time, as each of its commands ends.
+    for (let done = 0; ; done++) {
+      const queued = (await admin.call("runner/queue", {})).queued.filter((q: any) => paths.includes(q.path));
+      if (queued.length === 0 && done === good.execs.length) break;
+      await good.sent(done + 1);
+      await good.complete("p-rest", good.execs[done]!.path);
+    }
+    // Each command went to one runner once: the bad one failed two (three if this took over its 2 s rest).
+    const ran = [...bad.execs, ...good.execs].map((e) => e.path).sort();
+    expect(ran).toEqual([...paths].sort());
+    expect(bad.execs.length).toBeLessThanOrEqual(3);
+    for (const e of good.execs) expect((await producer("p-rest", e.path)).state).toBe("done");
+    if (bad.execs[2]) expect(bad.execs[2].at - bad.execs[1]!.at).toBeGreaterThanOrEqual(2_000 - 5);
+    bad.client.close();
+    good.client.close();
   });
 
   it("a drained runner takes nothing new while its running command finishes; undrained, it takes the queue", async () => {

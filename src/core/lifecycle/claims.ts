@@ -6,6 +6,15 @@ import { take } from "./take.js";
 /** How often a server looks at the queues for its free runners besides being told (a lost notice costs this long at most). */
 export const QUEUE_SWEEP_MS = 5_000;
 
+/**
+ * A runner's rest after a start that failed, doubled at each one in a row up to REST_MAX_MS. A runner that cannot
+ * start anything (its engine gone, its root removed) otherwise took the queue's commands one after another and failed
+ * every one, the moment each failure freed its slot, while the pool's other runners waited for work; resting, it fails
+ * one command per rest and the others take the rest of the queue.
+ */
+export const REST_FIRST_MS = 1_000;
+export const REST_MAX_MS = 60_000;
+
 /*
  * When runners take queued commands: a runner with room looks at the queues it serves when it attaches, when a
  * command of its ends (a slot frees), when it stops draining, and when a command is queued for one of its pools (here,
@@ -37,7 +46,7 @@ export class Claims implements RunnerClaims {
       this.#looking.set(runner, true);
       return;
     }
-    if (this.room(runner) <= 0) return;
+    if (this.room(runner) <= 0 || this.resting(runner)) return;
     this.#looking.set(runner, false);
     void this.#look(runner)
       .catch((error: unknown) =>
@@ -55,8 +64,26 @@ export class Claims implements RunnerClaims {
     for (const runner of this.stage.runners.list(projectId)) if (pool === null || serves(this.stage.deps.config, runner, pool)) this.wake(runner);
   }
 
+  resting(runner: AttachedRunner): boolean {
+    return runner.restingUntil > Date.now();
+  }
+
+  failedStart(runner: AttachedRunner): number {
+    runner.failedStarts++;
+    const ms = Math.min(REST_FIRST_MS * 2 ** Math.min(runner.failedStarts - 1, 16), REST_MAX_MS);
+    runner.restingUntil = Date.now() + ms;
+    // It looks at its queues again once rested (the sweep would, within QUEUE_SWEEP_MS).
+    setTimeout(() => this.wake(runner), ms + 1).unref();
+    return ms;
+  }
+
+  started(runner: AttachedRunner): void {
+    runner.failedStarts = 0;
+    runner.restingUntil = 0;
+  }
+
   async #look(runner: AttachedRunner): Promise<void> {
-    while (this.room(runner) > 0) {
+    while (this.room(runner) > 0 && !this.resting(runner)) {
       // Woken from here on: this look sees what woke it.
       this.#looking.set(runner, false);
       if (!(await take(this.stage, runner))) return;
@@ -71,7 +98,7 @@ export class Claims implements RunnerClaims {
 
   async #sweep(): Promise<void> {
     try {
-      const free = [...this.stage.runners.attached()].filter((r) => !r.embedded && this.room(r) > 0);
+      const free = [...this.stage.runners.attached()].filter((r) => !r.embedded && this.room(r) > 0 && !this.resting(r));
       if (free.length === 0) return;
       const queued = await this.stage.deps.repos.queue.queuedProjects();
       const projects = new Set(queued.map((q) => q.project_id));

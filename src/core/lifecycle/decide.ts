@@ -160,12 +160,14 @@ async function placeInPool(stage: Stage, project: ProjectRef, target: PoolTarget
   const admits = poolAdmits(fact, mode, egress);
   const key = targetKey(target);
   const waiting = (await stage.deps.repos.queue.queueKeys(project.id)).includes(key);
-  const free = stage.runners
-    .list(project.id)
-    .filter((r) => !r.embedded && inTarget(config, r, target) && admitted(r, admits) && stage.claims.room(r) > 0)
-    .sort((a, b) => stage.claims.load(a) - stage.claims.load(b));
+  const members = stage.runners.list(project.id).filter((r) => !r.embedded && inTarget(config, r, target) && admitted(r, admits));
+  const free = members.filter((r) => stage.claims.room(r) > 0 && !stage.claims.resting(r)).sort((a, b) => stage.claims.load(a) - stage.claims.load(b));
   if (!waiting && free[0]) return { kind: "runner", runner: free[0], pool: proposal.pool ? null : fact, key };
-  const why = fact.attached === 0 ? `no runner of pool ${fact.name} was attached` : `every runner of pool ${fact.name} here is busy`;
+  const resting = members.filter((r) => stage.claims.resting(r)).length;
+  const why =
+    fact.attached === 0
+      ? `no runner of pool ${fact.name} was attached`
+      : `every runner of pool ${fact.name} here is busy${resting > 0 ? ` or resting after starts that failed (${resting})` : ""}`;
   return { kind: "queue", key, admits, pool: proposal.pool ? null : fact, why };
 }
 
@@ -322,8 +324,20 @@ export function dispatchTo(
   const params = execParams(deps.config, project, run, accepted, runner, channels, stage.producers.get(producerFromRow(accepted).tool)?.readOnly === true);
   deps.observer?.dispatched(accepted, runner.name);
   dispatch(runner, params, {
-    started: (where) => start(stage, project, run, accepted, runner.name, where),
-    lost: (reason) => lose(stage, accepted.id, reason),
+    started: (where) => {
+      stage.claims.started(runner);
+      return start(stage, project, run, accepted, runner.name, where);
+    },
+    lost: (reason) => {
+      // The embedded runner is in no pool and has no queue: nothing to rest from.
+      if (!runner.embedded) {
+        const ms = stage.claims.failedStart(runner);
+        deps.log.warn(
+          `runner "${runner.name}" did not start ${accepted.path} (${reason}): it takes no queued command for ${ms / 1000} s (${runner.failedStarts} failed in a row)`,
+        );
+      }
+      return lose(stage, accepted.id, reason);
+    },
   }).catch((error: unknown) => deps.log.error(`could not record how producer ${accepted.path} was dispatched to runner "${runner.name}"`, error));
 }
 

@@ -30,6 +30,12 @@ export interface RunnerClaims {
   wake(runner: AttachedRunner): void;
   /** The project's runners here that serve `pool` (null: any queue) look. */
   wakeProject(projectId: number, pool: string | null): void;
+  /** Whether the runner rests after failed starts: it takes no queued command, and no pool chooses it. */
+  resting(runner: AttachedRunner): boolean;
+  /** A command the runner was sent did not start: it rests (the milliseconds returned), longer each time in a row. */
+  failedStart(runner: AttachedRunner): number;
+  /** A command the runner was sent started: its failed starts are forgotten. */
+  started(runner: AttachedRunner): void;
 }
 
 /** What the stages work with, made once by the Lifecycle. */

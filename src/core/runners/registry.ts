@@ -37,6 +37,10 @@ export interface AttachedRunner {
   draining: boolean;
   /** Slots held for commands on their way to it (an accept or a take between its choice and its owner's record). */
   reserved: number;
+  /** Its starts that failed in a row (runner/exec answered "not started", or not at all); 0 again at one that started. */
+  failedStarts: number;
+  /** Until when (Date.now()) it takes no queued command and no pool chooses it, after failed starts (0: it does). */
+  restingUntil: number;
 }
 
 /**
@@ -176,6 +180,9 @@ export class RunnerRegistry {
       // A re-attach of the same runner (its token) keeps its drain; attach.ts reads the one held with its name.
       draining: replaced?.draining ?? held?.draining ?? false,
       reserved: 0,
+      // A runner attached again (restarted, repaired) starts with a clean record.
+      failedStarts: 0,
+      restingUntil: 0,
     };
     runners.set(params.name, runner);
     this.#byConnection.set(connection, runner);
