@@ -21,6 +21,8 @@ export interface FleetRunner extends RunnerFacts {
   running: number;
   /** The configured pools it is in. */
   pools: string[];
+  /** Attached here and resting after failed starts: until when, and how many failed in a row. */
+  resting?: { until: number; failedStarts: number };
 }
 
 /**
@@ -41,14 +43,17 @@ export class Fleet {
     const running = await this.deps.repos.producers.countByRunner(project.id, ENTRY.streaming);
     const config = this.deps.config;
     const list: FleetRunner[] = [];
-    const add = (r: RunnerFacts, extra: { embedded: boolean; server: string; state: RunnerState; heldUntil: number | null }) =>
-      list.push({ ...r, ...extra, running: running.get(r.name) ?? 0, pools: poolsOf(config, r) });
+    const add = (
+      r: RunnerFacts,
+      extra: { embedded: boolean; server: string; state: RunnerState; heldUntil: number | null; resting?: FleetRunner["resting"] },
+    ) => list.push({ ...r, ...extra, running: running.get(r.name) ?? 0, pools: poolsOf(config, r) });
     const runners = this.lifecycle.runners;
     for (const r of runners.list(project.id)) {
       const embedded = r.embedded;
+      const resting = r.restingUntil > Date.now() ? { resting: { until: r.restingUntil, failedStarts: r.failedStarts } } : {};
       add(
         { ...r, serverId: me, attachedBy: embedded ? null : r.attachedBy },
-        { embedded, server: here, state: r.draining ? "draining" : "claiming", heldUntil: null },
+        { embedded, server: here, state: r.draining ? "draining" : "claiming", heldUntil: null, ...resting },
       );
     }
     // Gone, with work: its name (and its producers) wait for it until the grace ends.

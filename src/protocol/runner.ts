@@ -177,6 +177,15 @@ export const RunnerInfo = z.object({
     "claiming: it takes accepted commands; draining: it takes nothing new, its running commands finish (spool runners drain); gone: it went away while it had work, and only it can take its name back",
   ),
   heldUntil: z.number().int().nullable().describe("For a gone runner: when its name and producers are given up (ms since the epoch)"),
+  resting: z
+    .object({
+      until: z.number().int().describe("When it takes queued commands again (ms since the epoch)"),
+      failedStarts: z.number().int().describe("Its starts that failed in a row"),
+    })
+    .optional()
+    .describe(
+      "A runner attached to the server answering whose last starts failed: until `until` it takes no queued command and no pool chooses it (1 s, doubled at each failed start in a row, up to 60 s). Absent: it is not resting, or it is attached to another server",
+    ),
 });
 
 export const ExecTarget = z.object({

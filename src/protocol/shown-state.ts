@@ -57,8 +57,13 @@ export interface RunnerShown {
   state: "claiming" | "draining" | "gone";
   /** The embedded runner before its first command: claiming, and its backend starts when it gets one. */
   firstUse: boolean;
-  /** The state as one phrase: `claiming`, `claiming (starts on first use)`, `draining` or `gone`. */
+  /**
+   * The state as one phrase: `claiming`, `claiming (starts on first use)`, `draining` or `gone`; a runner resting after
+   * failed starts adds it: `claiming, resting 4s after 3 failed starts`.
+   */
   stateWord: string;
+  /** Resting after failed starts (`runner/list`'s `resting`, not yet over): it takes no queued command meanwhile. */
+  resting: boolean;
   /** Its load: `2 of 4` (running of its capacity), `2` when it has no limit. */
   loadWord: string;
   /** Attached as the project's default (`runner/list`'s `default`). */
@@ -87,14 +92,22 @@ export function runnerModes(sandbox: Runner["sandbox"]): SandboxModeName[] {
 }
 
 /** A runner's state among the project's runners (`all`, to tell whether it takes plain accepts as no runner is the default). */
-export function runnerShown(runner: Runner, all: readonly Runner[]): RunnerShown {
+export function runnerShown(runner: Runner, all: readonly Runner[], now = Date.now()): RunnerShown {
   const fallback = !runner.default && runner.embedded && !all.some((r) => r.default);
   const modes = runnerModes(runner.sandbox);
   const firstUse = runner.embedded && runner.attachedAt === 0;
+  const resting = runner.resting && runner.resting.until > now ? runner.resting : null;
+  const failed = resting ? `${resting.failedStarts} failed start${resting.failedStarts === 1 ? "" : "s"}` : "";
   return {
     state: runner.state,
     firstUse,
-    stateWord: runner.state === "claiming" && firstUse ? "claiming (starts on first use)" : runner.state,
+    stateWord:
+      runner.state === "claiming" && firstUse
+        ? "claiming (starts on first use)"
+        : resting
+          ? `${runner.state}, resting ${Math.ceil((resting.until - now) / 1000)}s after ${failed}`
+          : runner.state,
+    resting: resting !== null,
     loadWord: runner.capacity === null || runner.capacity === undefined ? String(runner.running) : `${runner.running} of ${runner.capacity}`,
     default: runner.default,
     fallback,

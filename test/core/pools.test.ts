@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/core/status.js";
 import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
+import { runnerShown } from "../../src/protocol/shown-state.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -171,6 +172,12 @@ describe("runner pools on one server", () => {
     expect(placed[1].runner).toBe("zone-good");
     expect(placed[2].queued).toMatchObject({ pool: "labels:zone=r" });
     expect(placed.slice(2).every((p) => p.queued)).toBe(true);
+    // Every client shows it resting (runner/list, and the words the CLI and the page take from runnerShown).
+    const listed = (await admin.call("runner/list", {})).runners as any[];
+    const shownBad = listed.find((r) => r.name === "zone-bad");
+    expect(shownBad).toMatchObject({ state: "claiming", resting: { failedStarts: 1, until: expect.any(Number) } });
+    expect(runnerShown(shownBad, listed)).toMatchObject({ resting: true, stateWord: expect.stringMatching(/^claiming, resting [01]s after 1 failed start$/) });
+    expect(listed.find((r) => r.name === "zone-good").resting).toBeUndefined();
     // Rested (1 s), it takes a queued command again, fails it, and rests twice as long.
     await bad.sent(2);
     expect(bad.execs[1]!.at - bad.execs[0]!.at).toBeGreaterThanOrEqual(1_000 - 5);

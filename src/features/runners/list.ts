@@ -28,6 +28,7 @@ export const runnerList = defineMethod({
       host: r.embedded ? hostname() : r.host,
       state: r.state,
       heldUntil: r.heldUntil,
+      ...(r.resting ? { resting: r.resting } : {}),
     });
     const list = (await core.fleet.runners(project)).map(info);
     const embedded = core.runners.embeddedName;

@@ -54,7 +54,7 @@ export function overview(project: Project | undefined, name: string, runCount: n
     return h(
       "li",
       null,
-      h("span", { class: statusClass(shown.state === "claiming" ? "done" : "waiting") }, shown.stateWord),
+      h("span", { class: statusClass(shown.state === "claiming" && !shown.resting ? "done" : "waiting") }, shown.stateWord),
       " ",
       h("strong", null, escapeControl(r.name)),
       ` ${r.backend}${shown.default ? " · default" : shown.fallback ? " · fallback (plain accepts go here)" : ""}${r.embedded ? " · embedded" : ""} · sandbox ${shown.sandboxWord} · network ${shown.networkWord} · attached by ${escapeControl(shown.attachedByWord)} · ${escapeControl(shown.whereWord)} · ${shown.loadWord} running${r.pools?.length ? ` · pool ${r.pools.map(escapeControl).join(", ")}` : ""}`,
