@@ -127,7 +127,9 @@ function readSuite(open: () => Promise<{ store: Store; close(): Promise<void> }>
     // The tail as entry/get asks for it: from the entry's line count.
     expect((await repos.chunks.readLines(id, lines - 2, 2, 10_000)).data.toString()).toBe(`${all.toString().split("\n").slice(-2).join("\n")}`);
     expect(await repos.chunks.readLines(id, 0, 0, 10_000)).toEqual({ data: Buffer.alloc(0), lines: 0, truncated: false });
-  });
+    // ~7,000 reads, ~10 s of CPU on a quiet machine; a CI run beside two others (Node 24) took past the 60 s default,
+    // and the loop, still running after its timeout, counted its reads into the next test's chunkReadStats.
+  }, 300_000);
 
   it("a read of 20 lines fetches at most the two chunks holding them, however many the channel has", async () => {
     for (const n of [50, 800]) {
