@@ -32,7 +32,8 @@ export async function processOf(client: SpoolClient, run: string, path: string):
       target = (await client.call("entry/get", { run, path })).attributes.process;
       return Boolean(target && (target.pid || target.container));
     },
-    15_000,
+    // A wait for an event, not a bound: beside two other CI runs a runner process took past 15 s to start a command (ciD).
+    60_000,
     "the runner to report its process",
   );
   return target;
