@@ -204,22 +204,30 @@ describe("the checkpoint worker when writes stop during its round", () => {
   }, 120_000);
 });
 
+/**
+ * A script's opening: the store in `dir` (its checkpoint worker started at once, a small WAL limit), migrated, with
+ * one streaming entry (id 1) to append to, `data` a 64 KiB chunk, and `names` imported from database.ts beside openStore.
+ */
+function storeWithEntry(dir: string, names: string[]): string {
+  const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
+  return `const { openStore, ${names.join(", ")} } = await import(${src("store/sqlite/database.ts")});
+      const { migrateToLatest, MIGRATIONS_DIR } = await import(${src("store/migrator.ts")});
+      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024, walCheckpointFromBytes: 0 });
+      await migrateToLatest(store, MIGRATIONS_DIR);
+      store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");
+      const data = Buffer.alloc(64 * 1024, 120);`;
+}
+
 describe("the checkpoint worker and the process", () => {
   it("keeps a process alive while its appends wait for the worker's RESTART: a script that only appends ends with all of them stored", async () => {
     const dir = tempDir();
     const script = join(dir, "flood.mjs");
-    const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
     // Appends through the store's group commit and nothing else alive (no socket, no timer): while the worker holds
     // the appends for a RESTART, only the worker can keep the process running. Before, it was unref'd then and the
     // process ended with the append pending (exit 13, an unsettled top-level await), the rest never written.
     writeFileSync(
       script,
-      `const { openStore, checkpointStats } = await import(${src("store/sqlite/database.ts")});
-      const { migrateToLatest, MIGRATIONS_DIR } = await import(${src("store/migrator.ts")});
-      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024, walCheckpointFromBytes: 0 });
-      await migrateToLatest(store, MIGRATIONS_DIR);
-      store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");
-      const data = Buffer.alloc(64 * 1024, 120);
+      `${storeWithEntry(dir, ["checkpointStats"])}
       let seq = 0;
       // Until the worker held the appends a few times (each RESTART it runs is held), at most 256 MiB. A timer turn
       // between appends lets the worker's rounds catch up (its own RESTART, held); during an append nothing is alive.
@@ -246,7 +254,6 @@ describe("the checkpoint worker and the process", () => {
   it('keeps a process alive through close() when the worker\'s "released" comes after close() began (ciL, Node 22: exit 13)', async () => {
     const dir = tempDir();
     const script = join(dir, "close-while-held.mjs");
-    const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
     // close() while the worker holds the appends for its RESTART: the worker's "released" then comes after stop() has
     // ref'd it to wait for its "stopped". The handler of "released" unref'd it again, and the process stayed alive only
     // if "stopped" came before its event loop next looked (a worker busy with its next round after the RESTART: exit
@@ -254,12 +261,7 @@ describe("the checkpoint worker and the process", () => {
     // microtask queued by the hold's listener (called in the same handler): the worker's port must be among them.
     writeFileSync(
       script,
-      `const { openStore, onCheckpointHold } = await import(${src("store/sqlite/database.ts")});
-      const { migrateToLatest, MIGRATIONS_DIR } = await import(${src("store/migrator.ts")});
-      const store = openStore(${JSON.stringify(join(dir, "spool.db"))}, { walSizeLimit: 256 * 1024, walBusyLimit: 1024 * 1024, walCheckpointFromBytes: 0 });
-      await migrateToLatest(store, MIGRATIONS_DIR);
-      store.sqlite.exec("INSERT INTO projects (id, name, root, created_at) VALUES (1, 'p', '/', 0); INSERT INTO runs (id, project_id, alias, status, created_at, updated_at) VALUES (1, 1, 'r', 102, 0, 0); INSERT INTO entries (id, run_id, path, scheme, turn, status, streamed, created_at, updated_at) VALUES (1, 1, 'sh://turn_1/c', 'sh', 1, 102, 1, 0, 0)");
-      const data = Buffer.alloc(64 * 1024, 120);
+      `${storeWithEntry(dir, ["onCheckpointHold"])}
       let seq = 0, pending = false, closing = false, alive = null;
       onCheckpointHold(store, () => { if (closing) queueMicrotask(() => { alive ??= process.getActiveResourcesInfo(); }); });
       // One append at a time, a turn between them, until the worker holds one for its RESTART (at most 512 MiB).
