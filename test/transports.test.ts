@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
-import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpServer, Agent as HttpAgent, request as httpRequest } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -274,6 +274,63 @@ describe("transports: connections that have not authenticated", () => {
       await new Promise((resolve) => socket.once("close", resolve));
       expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     } finally {
+      await quick.stop();
+    }
+  });
+
+  it("a kept-alive connection whose requests carry a good credential or a paired device's session is authenticated: the deadline does not cut it", async () => {
+    const quick = await startTestServer({ limits: { authDeadlineMs: 300 } });
+    const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const { port, token } = quick.server;
+      const origin = `http://127.0.0.1:${port}`;
+      /** One request through the agent's one socket: its status, body, cookie, and whether it went on a socket used before. */
+      const ask = (path: string, method: string, headers: Record<string, string>, body?: string) =>
+        new Promise<{ status: number; text: string; cookie: string; reused: boolean; socket: Socket }>((resolve, reject) => {
+          const request = httpRequest(`${origin}${path}`, { method, headers, agent }, (response) => {
+            let text = "";
+            response.on("data", (d: Buffer) => (text += d.toString()));
+            response.on("end", () =>
+              resolve({
+                status: response.statusCode!,
+                text,
+                cookie: /^([^=]+=[^;]+)/.exec(response.headers["set-cookie"]?.[0] ?? "")?.[1] ?? "",
+                reused: request.reusedSocket,
+                socket: request.socket as Socket,
+              }),
+            );
+          });
+          request.once("error", reject);
+          request.end(body);
+        });
+      /** Resolves when a connection opened now, that never authenticates, is closed at its deadline: every older one's has passed. */
+      const deadlinePassed = async () => {
+        const control = await opened(port);
+        idle.push(control);
+        await new Promise((resolve) => control.once("close", resolve));
+      };
+      const mint = () => ask("/session/code", "POST", { Authorization: `Bearer ${token}` });
+      // By the credential (spool open's way): the connection that minted a code mints the next one past the deadline.
+      const first = await mint();
+      expect(first.status).toBe(201);
+      let cut = false;
+      first.socket.once("close", () => (cut = true));
+      await deadlinePassed();
+      const second = await mint();
+      expect([second.status, second.reused, cut]).toEqual([201, true, false]);
+      // By the paired device's session (the page's way): a new connection redeems the code, then asks GET /session past the deadline.
+      second.socket.destroy();
+      const { code } = JSON.parse(second.text) as { code: string };
+      const signed = await ask("/session", "POST", { Origin: origin, "Content-Type": "application/json" }, JSON.stringify({ code }));
+      expect([signed.status, signed.reused]).toEqual([200, false]);
+      const { key } = JSON.parse(signed.text) as { key: string };
+      let pageCut = false;
+      signed.socket.once("close", () => (pageCut = true));
+      await deadlinePassed();
+      const device = await ask("/session", "GET", { Cookie: signed.cookie, "Spool-Session-Key": key });
+      expect([device.status, device.reused, pageCut]).toEqual([200, true, false]);
+    } finally {
+      agent.destroy();
       await quick.stop();
     }
   });

@@ -129,6 +129,7 @@ export function httpFront(
     allowedOrigins: config.allowedOrigins,
     trustedHosts,
     cookieName,
+    authenticated: (request) => gate.authenticated(request.socket as Socket),
     bodyDeadlineMs: config.limits.bodyDeadlineMs,
     log,
     mcp: mcpHandler,

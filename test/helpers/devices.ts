@@ -11,8 +11,8 @@ export interface PairedDevice {
 
 /**
  * fetch, once more when a kept-alive connection was reset before it was answered: the server closes an idle
- * connection that never authenticated (limits.authDeadlineMs), and one reused just then is reset, as a browser would
- * see and retry. undici reports it as ECONNRESET, or as UND_ERR_SOCKET ("other side closed") when the close came
+ * connection that never authenticated (limits.authDeadlineMs; one whose request carried a credential, a code or a
+ * device's session has), and one reused just then is reset, as a browser would see and retry. undici reports it as ECONNRESET, or as UND_ERR_SOCKET ("other side closed") when the close came
  * before its request was written.
  */
 export async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
