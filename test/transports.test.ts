@@ -329,6 +329,20 @@ describe("transports: connections that have not authenticated", () => {
       await deadlinePassed();
       const device = await ask("/session", "GET", { Cookie: signed.cookie, "Spool-Session-Key": key });
       expect([device.status, device.reused, pageCut]).toEqual([200, true, false]);
+      // What proves nobody leaves the connection counted, and cut at its deadline: a wrong credential, the spent code
+      // again, a session cookie without its key.
+      for (const [path, method, headers, body, status] of [
+        ["/session/code", "POST", { Authorization: "Bearer spool_wrong" }, undefined, 401],
+        ["/session", "POST", { Origin: origin, "Content-Type": "application/json" }, JSON.stringify({ code }), 401],
+        ["/session", "GET", { Cookie: signed.cookie }, undefined, 401],
+      ] as const) {
+        device.socket.destroy();
+        const refused = await ask(path, method, headers, body);
+        expect([refused.status, refused.reused]).toEqual([status, false]);
+        const closed = new Promise((resolve) => refused.socket.once("close", resolve));
+        await deadlinePassed();
+        await closed;
+      }
     } finally {
       agent.destroy();
       await quick.stop();
