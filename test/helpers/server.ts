@@ -100,8 +100,12 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   };
 }
 
-/** Waits until `check` returns true, polling; fails after `timeoutMs`, saying what it waited for (`what`, or what it returns then). */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5_000, what: string | (() => string) = "condition"): Promise<void> {
+/**
+ * Waits until `check` returns true, polling; fails after `timeoutMs`, saying what it waited for (`what`, or what it
+ * returns then). The bound is a wait for an event, not a measure: it ends the moment the check holds, and is only
+ * reached when the event never comes, so the default is one no busy machine outruns (30 s, half a test's 60).
+ */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 30_000, what: string | (() => string) = "condition"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
