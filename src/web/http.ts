@@ -18,7 +18,7 @@ export interface WebOptions {
    * A request on the connection proved who it is (a credential that mints a code, a code redeemed, a paired device's
    * session): the server's deadline for connections that never authenticate no longer cuts it, as at /mcp and /acp.
    */
-  authenticated?(request: IncomingMessage): void;
+  authenticated(request: IncomingMessage): void;
   /**
    * The page's address on this server, for the sign-in link of a code minted by `request`: the address the request
    * reached it by (over TCP), or the one it listens on (over its Unix socket) — never one derived from defaults.
@@ -140,7 +140,7 @@ async function mintCode(options: WebOptions, request: IncomingMessage, response:
       403,
       `"${grant.principal.name}" is a runner credential: it attaches runners and cannot sign a page in — use a viewer, agent, person or admin credential (spool token create NAME --role viewer)`,
     );
-  options.authenticated?.(request);
+  options.authenticated(request);
   const name = nameIn(await readBody(options, request));
   const { code, expiresAt } = refusedIfFull(() => options.sessions.mintCode(grant, name));
   send(response, 201, { code, expiresAt, expiresInMs: options.sessions.codeTtlMs, url: options.pageUrl(request) });
@@ -204,7 +204,7 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
         `${what}: run \`spool open\` on the machine that runs the server (with --qr, a code for a phone's camera) to pair it${ended ? " again" : ""}`,
       );
     }
-    options.authenticated?.(request);
+    options.authenticated(request);
     const { name: who, role } = device.principal;
     return send(response, 200, {
       expiresAt: device.expiresAt,
@@ -245,7 +245,7 @@ async function session(options: WebOptions, request: IncomingMessage, response: 
   }
   if (!signed && options.sessions.madeElsewhere(attempted)) throw await elsewhere(options, attempted);
   if (!signed) throw new HttpError(401, "This link has expired or was already used: run `spool open` for a new one");
-  options.authenticated?.(request);
+  options.authenticated(request);
   options.log.info(`web view: a device paired from ${address}`, { principal: signed.device.principal.name, client: "spool-web" });
   // The cookie is one half; the key, which the page keeps in its origin's storage and sends itself, is the other.
   // The cookie lasts as long as the device may (the device's own end is the store's to enforce).
