@@ -205,10 +205,14 @@ describeWithBrowser("the web view in Chromium", () => {
     writeFileSync(blob, line.repeat(Math.ceil(250_000 / line.length)));
     await client.call("run/create", { alias: "flood" });
     // It floods (250 kB a 50 ms, more than a terminal draws) until the test has seen the click below handled and the
-    // page draw on after it (at most 30 MB): the click certainly lands mid-flood, and the output stays a size whole
-    // output draws quickly (1 MB a 50 ms until then made 13-47 MB).
+    // page draw on after it (at most 30 MB), the output staying a size whole output draws quickly (1 MB a 50 ms until
+    // then made 13-47 MB). Past 30 MB it goes on a line a 50 ms until the test stops it: the command is running when
+    // the click is handled however long a loaded machine takes to draw the first 2 MB (a CI run saw it done: all 120
+    // rounds came before the click was handled).
     const stop = join(web.ts.root, "stop-flood");
-    const command = `for i in $(seq 120); do [ -e ${stop} ] && break; cat ${blob}; sleep 0.05; done; echo the end`;
+    const command =
+      `for i in $(seq 120); do [ -e ${stop} ] && break; cat ${blob}; sleep 0.05; done; ` +
+      `for i in $(seq 6000); do [ -e ${stop} ] && break; echo still flooding; sleep 0.05; done; echo the end`;
     const { path } = await client.call("proposal/create", { run: "flood", tool: "sh", command });
     const other = await client.call("proposal/create", { run: "flood", tool: "sh", command: "echo later" });
     const page = await open("fast", ["flood"]);
