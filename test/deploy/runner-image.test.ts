@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { toolCache } from "../../scripts/test-tools.mjs";
 import type { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
-import { describeWithInfra } from "../helpers/infra.js";
+import { describeWithInfra, registryEnv } from "../helpers/infra.js";
 import { type Manifest, runnerContainer, runnerManifests } from "../helpers/kubernetes.js";
 import { ensureRun } from "../helpers/proposals.js";
 import { finished } from "../helpers/runners.js";
@@ -64,7 +64,7 @@ describeWithInfra("docker", "the runner image, built by the recipe and run as th
     const started = Date.now();
     const built = await run("sh", ["-c", docBlock("runner-image")], {
       cwd: root,
-      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, SPOOL_IMAGE_CACHE: toolCache() },
+      env: registryEnv({ ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, SPOOL_IMAGE_CACHE: toolCache() }),
       timeout: 540_000,
       maxBuffer: 16 * 1024 * 1024,
     }).catch((error: Error & { stderr?: string }) => {

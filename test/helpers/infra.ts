@@ -21,6 +21,15 @@ export const infra = {
 export const infraRequired = process.env.SPOOL_TEST_INFRA === "required";
 
 /**
+ * The environment of a process that reaches the npm registry: NODE_EXTRA_CA_CERTS as the suite was started with it
+ * (vitest.config.ts keeps it from every other process the tests start, which reach loopback alone).
+ */
+export function registryEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const extra = process.env.SPOOL_TEST_NODE_EXTRA_CA_CERTS;
+  return extra ? { ...env, NODE_EXTRA_CA_CERTS: extra } : env;
+}
+
+/**
  * What a skip says to do: the tests find sshd, Docker and PostgreSQL through the SPOOL_TEST_* variables that
  * scripts/test-infra.sh up prints (it starts them, as root), so running them is not enough; the variables must be
  * in the environment of `npm test` (README.md "Tests").

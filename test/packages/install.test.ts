@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
-import { infraRequired } from "../helpers/infra.js";
+import { infraRequired, registryEnv } from "../helpers/infra.js";
 import { tempDir } from "../helpers/server.js";
 
 /**
@@ -32,7 +32,7 @@ const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { na
 const INSTALL_TIMEOUT_MS = 1_200_000;
 
 // The registry is infrastructure like sshd: missing, the test says so and skips (fails under SPOOL_TEST_INFRA=required).
-const registryMissing = await run("npm", ["ping"], { timeout: 20_000 }).then(
+const registryMissing = await run("npm", ["ping"], { timeout: 20_000, env: registryEnv() }).then(
   () => null,
   (error: Error) => `the npm registry does not answer \`npm ping\` (${error.message.split("\n")[0]})`,
 );
@@ -63,7 +63,7 @@ describeInstall("the npm package, installed globally", () => {
       cwd: dir,
       timeout: INSTALL_TIMEOUT_MS,
       maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, npm_config_loglevel: "warn", npm_config_better_sqlite3_local_prebuilds: prebuilds.dir },
+      env: registryEnv({ ...process.env, npm_config_loglevel: "warn", npm_config_better_sqlite3_local_prebuilds: prebuilds.dir }),
     }).catch((error: Error & { stderr?: string }) => {
       throw new Error(`npm install -g --prefix ${prefix} ${tarball} failed: ${error.message}\n${error.stderr ?? ""}`);
     });
