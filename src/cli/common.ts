@@ -235,15 +235,52 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
     process.stdout.write("(none)\n");
     return;
   }
+  const terminal = process.stdout.isTTY ? process.stdout.columns : undefined;
+  process.stdout.write(formatRows(rows, columns, { width: terminal || undefined, bold: palette().bold }));
+}
+
+/**
+ * A table's text: a header, then a row a line, the columns two spaces apart. Given a `width` (a terminal's columns),
+ * a table wider than it is narrowed to fit: the widest column gives up characters first, none below its header's
+ * width (or 6), and a cell cut short ends in "…". Without a width (a pipe, a file) every cell is whole.
+ */
+export function formatRows(
+  rows: Record<string, unknown>[],
+  columns: string[],
+  options: { width?: number | undefined; bold?: (text: string) => string } = {},
+): string {
   const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : escapeControl(String(r[c])))));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const natural = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const widths =
+    options.width === undefined
+      ? natural
+      : fitWidths(
+          natural,
+          columns.map((c, i) => Math.min(natural[i]!, Math.max(c.length, 6))),
+          options.width,
+        );
+  const cut = (value: string, width: number) => (value.length > width ? `${value.slice(0, Math.max(0, width - 1))}…` : value);
   const line = (values: string[]) =>
     values
-      .map((v, i) => v.padEnd(widths[i]!))
+      .map((v, i) => cut(v, widths[i]!).padEnd(widths[i]!))
       .join("  ")
       .trimEnd();
-  const colours = palette();
-  process.stdout.write(`${colours.bold(line(columns))}\n${cells.map(line).join("\n")}\n`);
+  const bold = options.bold ?? ((text: string) => text);
+  return `${bold(line(columns))}\n${cells.map(line).join("\n")}\n`;
+}
+
+/** Column widths whose line (two spaces between columns) fits `limit`, the widest shrinking first, none below its floor. */
+export function fitWidths(widths: number[], floors: number[], limit: number): number[] {
+  const out = [...widths];
+  let over = out.reduce((sum, w) => sum + w, 0) + 2 * (out.length - 1) - limit;
+  while (over > 0) {
+    let widest = -1;
+    for (let i = 0; i < out.length; i++) if (out[i]! > floors[i]! && (widest < 0 || out[i]! > out[widest]!)) widest = i;
+    if (widest < 0) break;
+    out[widest]!--;
+    over--;
+  }
+  return out;
 }
 
 /** `--port` and `--database` as `spool serve` and `spool doctor` take them: a port 0-65535, a PostgreSQL URL. */
