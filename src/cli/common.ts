@@ -259,7 +259,12 @@ export function formatRows(
           columns.map((c, i) => Math.min(natural[i]!, Math.max(c.length, 6))),
           options.width,
         );
-  const cut = (value: string, width: number) => (value.length > width ? `${value.slice(0, Math.max(0, width - 1))}…` : value);
+  const cut = (value: string, width: number) => {
+    if (value.length <= width) return value;
+    // Never half of a surrogate pair (an emoji in a title): the cut comes before it.
+    const end = Math.max(0, width - 1);
+    return `${value.slice(0, end > 0 && /[\uD800-\uDBFF]/.test(value[end - 1]!) ? end - 1 : end)}…`;
+  };
   const line = (values: string[]) =>
     values
       .map((v, i) => cut(v, widths[i]!).padEnd(widths[i]!))

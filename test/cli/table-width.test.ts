@@ -34,6 +34,12 @@ describe("a table in a terminal narrower than it", () => {
     expect(lines).toEqual(["name    backend  state   where", "build…  local    claim…  /srv/…", "gpu     ssh      idle,…  gpu.l…"]);
   });
 
+  it("never cuts an emoji in half", () => {
+    const text = formatRows([{ run: "r1", title: `abcde${"😀".repeat(10)}` }], ["run", "title"], { width: 14 });
+    expect(text.split("\n")[1]).toBe("r1   abcde😀…");
+    expect(formatRows([{ run: "r1", title: `abcdef${"😀".repeat(10)}` }], ["run", "title"], { width: 14 }).split("\n")[1]).toBe("r1   abcdef😀…");
+  });
+
   it("shrinks the widest first", () => {
     expect(fitWidths([10, 40, 30], [4, 8, 8], 70)).toEqual([10, 28, 28]);
     expect(fitWidths([10, 40, 30], [4, 8, 8], 200)).toEqual([10, 40, 30]);
