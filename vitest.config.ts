@@ -11,8 +11,8 @@ const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
  * only when TLS first needs it): with the system's bundle, as this machine and CI set it, that is ~110 ms of CPU for
  * every node process (`node -e 0`: 0.16 s against 0.05). A run starts ~800 (servers, runners, CLI commands, clients):
  * ~90 of its ~1,070 CPU s. They reach loopback alone, so the variable is kept from them; the processes that reach the
- * npm registry get it back (registryEnv, test/helpers/infra.ts). Set here, before vitest starts its workers, so every
- * process of the run inherits it.
+ * npm registry get it back (registryEnv in test/helpers/infra.ts, scripts/test-tools.mjs). Removed here, before
+ * vitest starts its workers, so no process of the run has it.
  */
 if (process.env.NODE_EXTRA_CA_CERTS) {
   process.env.SPOOL_TEST_NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;

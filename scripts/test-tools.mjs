@@ -92,8 +92,11 @@ export function installTool(name) {
   const prefix = join(toolCache(), tool.dir);
   mkdirSync(prefix, { recursive: true });
   const args = ["install", "--no-save", "--no-audit", "--no-fund", "--no-package-lock", "--prefix", prefix, ...tool.packages];
+  // Inside the suite, NODE_EXTRA_CA_CERTS as the run was started with it (vitest.config.ts keeps it from the rest).
+  const extraCa = process.env.SPOOL_TEST_NODE_EXTRA_CA_CERTS;
+  const env = extraCa ? { ...process.env, NODE_EXTRA_CA_CERTS: extraCa } : process.env;
   return new Promise((resolve) =>
-    execFile("npm", args, { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
+    execFile("npm", args, { timeout: 600_000, maxBuffer: 16 * 1024 * 1024, env }, (error, _stdout, stderr) => {
       const still = missingFile(name);
       if (!error && !still) return resolve(null);
       const why = error ? String(stderr).slice(-500) || error.message.split("\n").slice(0, 3).join(" ") : `the install has no ${still}`;
