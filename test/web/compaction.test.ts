@@ -28,7 +28,15 @@ describeWithBrowser("a compaction on the page and in spool show", () => {
     await page.type(".prompt textarea", "Find the flaky test");
     await page.click(".prompt button");
     await eventually(async () => (await client.call("run/get", { run: "logs" })).run.status === RUN.done, 60_000, "the run to end");
-    await page.waitForSelector(".conversation .msg.compaction");
+    // A failure here once (25 s: the page's 20 s wait after the run ended) left no trace of why: say what the page
+    // shows and what the server stores.
+    await page.waitForSelector(".conversation .msg.compaction").catch(async (error: Error) => {
+      const shown = await page.$$eval(".conversation .msg", (els) => els.map((el) => el.className).join(", "));
+      const stored = (await client.call("run/history", { run: "logs", after: 0, limit: 500 })).messages.map(
+        (m) => `${m.id}:${m.role}${m.compaction ? ":compaction" : ""}`,
+      );
+      throw new Error(`${error.message}; the page shows [${shown}]; the server stores [${stored.join(" ")}]`);
+    });
     const line = await text(page, ".conversation .msg.compaction summary");
     expect(line).toMatch(/── context compacted \(near the model's context window\): \d+ earlier messages summarised/);
     expect(await page.$eval(".conversation .msg.compaction .text", (el) => el.textContent)).toContain("Summary: the agent went through the logs of nine runs.");
