@@ -19,6 +19,9 @@ const MAX_MESSAGES = 2000;
 const MAX_ENTRIES = 3000;
 /** While a command of the run in view runs, its entries (sizes, states) are read again this often. */
 const ENTRIES_EVERY_MS = 2_000;
+/** A read of the conversation or the entries that failed is tried again after this, doubling up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 5_000;
 
 /** What the run view reads of the project view: the project's runs, and how many of a run's proposals wait. */
 export interface RunHost {
@@ -43,6 +46,9 @@ export class RunView {
   #producers: Producer[] = [];
   #historyTimer = 0;
   #entriesTimer = 0;
+  /** How long until a failed read is tried again (each failure doubles it; a read that succeeds resets it). */
+  #historyRetryMs = RETRY_FIRST_MS;
+  #entriesRetryMs = RETRY_FIRST_MS;
   /** When the run's entries were last asked for: while a command runs they are read again every few seconds. */
   #entriesAt = 0;
   /** A prompt was sent from this page: the conversation follows its end until the person scrolls up. */
@@ -121,7 +127,11 @@ export class RunView {
     } else {
       this.#renderLayout();
     }
-    await Promise.all([this.#loadHistory(view), this.#loadEntries(view)]);
+    const loads = await Promise.allSettled([this.#loadHistory(view), this.#loadEntries(view)]);
+    // What could not be read is read again (the page then says nothing more); the first failure is shown.
+    if (loads[0].status === "rejected") this.#historyFailed(view);
+    if (loads[1].status === "rejected") this.#entriesFailed(view);
+    for (const load of loads) if (load.status === "rejected") throw load.reason;
   }
 
   // ── notifications about the run shown ──────────────────────────────────
@@ -138,14 +148,48 @@ export class RunView {
     this.scheduleHistory();
   }
 
-  scheduleHistory(): void {
+  /**
+   * Reads the conversation again soon. A read that fails (the server busy, a call refused) is tried again, 0.5 s then up
+   * to 5 s apart, until one succeeds or another run is shown: a run that ends sends no more notifications, and a
+   * failed read left the page without its last messages.
+   */
+  scheduleHistory(delayMs = 100): void {
     clearTimeout(this.#historyTimer);
-    this.#historyTimer = window.setTimeout(() => void this.#loadHistory(this.#page.view).catch(() => {}), 100);
+    this.#historyTimer = window.setTimeout(() => {
+      const view = this.#page.view;
+      this.#loadHistory(view).then(
+        () => {
+          this.#historyRetryMs = RETRY_FIRST_MS;
+        },
+        () => this.#historyFailed(view),
+      );
+    }, delayMs);
   }
 
-  scheduleEntries(): void {
+  /** Reads the run's entries again soon; a read that fails is tried again as the conversation's is. */
+  scheduleEntries(delayMs = 100): void {
     clearTimeout(this.#entriesTimer);
-    this.#entriesTimer = window.setTimeout(() => void this.#loadEntries(this.#page.view).catch(() => {}), 100);
+    this.#entriesTimer = window.setTimeout(() => {
+      const view = this.#page.view;
+      this.#loadEntries(view).then(
+        () => {
+          this.#entriesRetryMs = RETRY_FIRST_MS;
+        },
+        () => this.#entriesFailed(view),
+      );
+    }, delayMs);
+  }
+
+  #historyFailed(view: number): void {
+    if (view !== this.#page.view) return;
+    this.scheduleHistory(this.#historyRetryMs);
+    this.#historyRetryMs = Math.min(this.#historyRetryMs * 2, RETRY_MAX_MS);
+  }
+
+  #entriesFailed(view: number): void {
+    if (view !== this.#page.view) return;
+    this.scheduleEntries(this.#entriesRetryMs);
+    this.#entriesRetryMs = Math.min(this.#entriesRetryMs * 2, RETRY_MAX_MS);
   }
 
   // ── loading ─────────────────────────────────────────────────────────────

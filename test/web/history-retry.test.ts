@@ -1,0 +1,36 @@
+import { expect, it } from "vitest";
+import { RUN } from "../../src/protocol/status.js";
+import { describeWithBrowser, text, useBrowser } from "../helpers/browser.js";
+import { eventually } from "../helpers/server.js";
+
+/**
+ * Set up before the page's script: the page's first two `run/history` requests go out with a parameter the server
+ * refuses (INVALID_PARAMS), as a read can fail on a busy server; the third goes out as the page wrote it.
+ */
+const REFUSE_TWO_HISTORY_READS = `(() => {
+  window.__refused = 0;
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string" && data.includes('"method":"run/history"') && window.__refused < 2) {
+      window.__refused++;
+      data = data.replace('"params":{', '"params":{"refused_by_the_test":1,');
+    }
+    return send.call(this, data);
+  };
+})();`;
+
+describeWithBrowser("a run's conversation when a read of it fails", () => {
+  const web = useBrowser({ model: true });
+
+  it("is read again until it is shown: an ended run sends no more notifications to bring it", async () => {
+    web.model.reply({ text: "The answer is 42." });
+    const client = await web.ts.clientIn("retry");
+    await client.call("run/create", { alias: "calm", model: "test" });
+    await client.call("run/prompt", { run: "calm", prompt: "What is it?" });
+    await eventually(async () => (await client.call("run/get", { run: "calm" })).run.status === RUN.done, 60_000, "the run to end");
+    const page = await web.open("retry", { before: REFUSE_TWO_HISTORY_READS, route: ["calm"] });
+    await page.waitForFunction(() => document.querySelector(".conversation .msg.assistant")?.textContent?.includes("The answer is 42."));
+    expect(await page.evaluate(() => (window as unknown as { __refused: number }).__refused)).toBe(2);
+    expect(await text(page, ".conversation .msg.user")).toContain("What is it?");
+  });
+});
