@@ -32,6 +32,41 @@ export interface RunHost {
   renderOverview(): void;
 }
 
+/**
+ * A read the run view does again soon on request (notifications come in bursts: one read 100 ms after the last). A read
+ * that fails (the server busy, a call refused) is tried again, 0.5 s then up to 5 s apart, until one succeeds or
+ * another view is shown: a run that ends sends no more notifications, and the page would stay without what it missed.
+ */
+class Reread {
+  #timer = 0;
+  #retryMs = RETRY_FIRST_MS;
+
+  constructor(
+    readonly read: (view: number) => Promise<void>,
+    readonly view: () => number,
+  ) {}
+
+  schedule(delayMs = 100): void {
+    clearTimeout(this.#timer);
+    this.#timer = window.setTimeout(() => {
+      const view = this.view();
+      this.read(view).then(
+        () => {
+          this.#retryMs = RETRY_FIRST_MS;
+        },
+        () => this.failed(view),
+      );
+    }, delayMs);
+  }
+
+  /** A read for `view` failed: it is done again later, unless another view is shown now. */
+  failed(view: number): void {
+    if (view !== this.view()) return;
+    this.schedule(this.#retryMs);
+    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+  }
+}
+
 /** One run (#/project/run): its header, conversation and prompt, its producers, and the chosen producer (see ProducerView). */
 export class RunView {
   readonly #page: PageContext;
@@ -44,11 +79,15 @@ export class RunView {
   #tools = new Map<string, ToolNotice>();
   #live = new Map<number, string>();
   #producers: Producer[] = [];
-  #historyTimer = 0;
-  #entriesTimer = 0;
-  /** How long until a failed read is tried again (each failure doubles it; a read that succeeds resets it). */
-  #historyRetryMs = RETRY_FIRST_MS;
-  #entriesRetryMs = RETRY_FIRST_MS;
+  /** The conversation and the entries, each read again on request and after a read that failed. */
+  readonly #history = new Reread(
+    (view) => this.#loadHistory(view),
+    () => this.#page.view,
+  );
+  readonly #entries = new Reread(
+    (view) => this.#loadEntries(view),
+    () => this.#page.view,
+  );
   /** When the run's entries were last asked for: while a command runs they are read again every few seconds. */
   #entriesAt = 0;
   /** A prompt was sent from this page: the conversation follows its end until the person scrolls up. */
@@ -129,8 +168,8 @@ export class RunView {
     }
     const loads = await Promise.allSettled([this.#loadHistory(view), this.#loadEntries(view)]);
     // What could not be read is read again (the page then says nothing more); the first failure is shown.
-    if (loads[0].status === "rejected") this.#historyFailed(view);
-    if (loads[1].status === "rejected") this.#entriesFailed(view);
+    if (loads[0].status === "rejected") this.#history.failed(view);
+    if (loads[1].status === "rejected") this.#entries.failed(view);
     for (const load of loads) if (load.status === "rejected") throw load.reason;
   }
 
@@ -148,48 +187,14 @@ export class RunView {
     this.scheduleHistory();
   }
 
-  /**
-   * Reads the conversation again soon. A read that fails (the server busy, a call refused) is tried again, 0.5 s then up
-   * to 5 s apart, until one succeeds or another run is shown: a run that ends sends no more notifications, and a
-   * failed read left the page without its last messages.
-   */
-  scheduleHistory(delayMs = 100): void {
-    clearTimeout(this.#historyTimer);
-    this.#historyTimer = window.setTimeout(() => {
-      const view = this.#page.view;
-      this.#loadHistory(view).then(
-        () => {
-          this.#historyRetryMs = RETRY_FIRST_MS;
-        },
-        () => this.#historyFailed(view),
-      );
-    }, delayMs);
+  /** Reads the conversation again soon (and again after a read that fails: Reread). */
+  scheduleHistory(): void {
+    this.#history.schedule();
   }
 
-  /** Reads the run's entries again soon; a read that fails is tried again as the conversation's is. */
-  scheduleEntries(delayMs = 100): void {
-    clearTimeout(this.#entriesTimer);
-    this.#entriesTimer = window.setTimeout(() => {
-      const view = this.#page.view;
-      this.#loadEntries(view).then(
-        () => {
-          this.#entriesRetryMs = RETRY_FIRST_MS;
-        },
-        () => this.#entriesFailed(view),
-      );
-    }, delayMs);
-  }
-
-  #historyFailed(view: number): void {
-    if (view !== this.#page.view) return;
-    this.scheduleHistory(this.#historyRetryMs);
-    this.#historyRetryMs = Math.min(this.#historyRetryMs * 2, RETRY_MAX_MS);
-  }
-
-  #entriesFailed(view: number): void {
-    if (view !== this.#page.view) return;
-    this.scheduleEntries(this.#entriesRetryMs);
-    this.#entriesRetryMs = Math.min(this.#entriesRetryMs * 2, RETRY_MAX_MS);
+  /** Reads the run's entries again soon (and again after a read that fails: Reread). */
+  scheduleEntries(): void {
+    this.#entries.schedule();
   }
 
   // ── loading ─────────────────────────────────────────────────────────────
