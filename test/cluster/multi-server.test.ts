@@ -406,7 +406,10 @@ describeWithInfra("postgres", "several servers on one PostgreSQL database", () =
     expect(await a.stop("SIGKILL")).toBe(null);
     // The runner reconnects to B and finishes the count there.
     const out = counting.path.replace("log://turn_1/sh/", "sh://turn_1/").concat("_1");
-    await eventually(async () => (await entry(onB, "three", out)).status === ENTRY.done, 30_000, "the count to finish through B");
+    // Within the test's own bound; if it does not come, what the runner and B said is the failure's text.
+    await eventually(async () => (await entry(onB, "three", out)).status === ENTRY.done, 60_000, "the count to finish through B").catch((error) => {
+      throw new Error(`${error.message}; the runner said:\n${mover.output()}\nserver B said:\n${b.output()}`);
+    });
     const body = (await entry(onB, "three", out)).body as string;
     expect(mover.output()).toMatch(/reconnected; resumed 1/);
     expect(body).toBe(`${Array.from({ length: 60 }, (_, i) => i + 1).join("\n")}\n`);
