@@ -346,7 +346,8 @@ export const LAYERS: readonly Layer[] = [
   },
   {
     paths: ["home"],
-    purpose: "the Spool home: one server per home (its lock), the home its owner's alone, every Spool home on the machine (the registry sandboxes hide)",
+    purpose:
+      "the Spool home: one server per home (its lock), the home its owner's alone, every Spool home on the machine (the registry sandboxes check), never one inside a project",
     imports: [],
     packages: [],
     node: true,

@@ -20,7 +20,8 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
  * "What a command sees", issues 54 and 73): each Spool process records the paths it keeps its credentials and state
  * in, and every sandbox built here checks them: a command whose view (its project, a toolchain, a configured path)
  * would hold one is refused. Never a mount: a sandbox's view is built from what the command needs, so a home the
- * registry does not know (started later, under another HOME or registry) is out of it anyway.
+ * registry does not know (started later, under another HOME or registry) is out of it anyway, unless it lies in the
+ * command's project, which a server refuses to start in (home/in-project.ts).
  *
  * One small file per path, named by a digest of it, so that recording is idempotent and races with nothing; a path
  * whose directory no longer exists is forgotten when the registry is read (a removed test home). A path that is not

@@ -9,6 +9,7 @@ import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig, type SpoolConfig } from "../config/config.js";
 import { serverState } from "../core/runners/dispatch.js";
 import { entryGet } from "../features/entries/get.js";
+import { checkHomeOutsideProjects } from "../home/in-project.js";
 import { acquireHomeLock, type HomeLock } from "../home/lock.js";
 import { checkHomeOwned } from "../home/owner.js";
 import { recordStatePaths } from "../home/registry.js";
@@ -53,6 +54,8 @@ export interface SpoolServer {
  */
 export async function startServer(options: StartOptions = {}): Promise<SpoolServer> {
   const config = loadConfig(options, options.env);
+  // Before anything is made in it: a home in a project is in the view of that project's sandboxed commands.
+  checkHomeOutsideProjects(config.home, options.env ?? process.env);
   // Before the lock is written into it, a token read or a plugin loaded: the home and all it holds are this user's alone.
   checkHomeOwned(
     {
