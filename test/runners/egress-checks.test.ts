@@ -85,6 +85,27 @@ describeWithBwrap("what the egress proxy checks, on the local bubblewrap runner"
     }
   });
 
+  it("a NUL byte in a CONNECT or a plain request's line or Host header: 400, saying the request cannot be read, and nothing is reached", async () => {
+    const request = (line: string) => `printf '${line}\\r\\n\\r\\n' | curl -sS --max-time 5 telnet://127.0.0.1:3128 2>/dev/null | tr -d '\\r'; echo; echo ==`;
+    const before = { evil: evil.connections, allowed: allowed.connections };
+    const { out } = await run(
+      [
+        request(`CONNECT evil.test\\000.allowed.test:${evil.port} HTTP/1.1`),
+        request(`CONNECT allowed.test:${allowed.port}\\000:${evil.port} HTTP/1.1`),
+        request(`GET http://allowed.test:${allowed.port}/ HTTP/1.1\\r\\nHost: allowed.test\\000evil.test:${evil.port}`),
+      ].join("; "),
+      ["allowed.test"],
+    );
+    const answers = out.split("\n==\n").filter((a) => a.trim());
+    expect(answers).toHaveLength(3);
+    for (const answer of answers) {
+      expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\n/);
+      expect(answer).toMatch(/spool egress proxy: not an HTTP request it can read \(HPE_[A-Z_]+\): nothing was passed on\n*$/);
+    }
+    expect(evil.connections).toBe(before.evil);
+    expect(allowed.connections).toBe(before.allowed);
+  });
+
   it("names with a percent sign, a space or a non-ASCII letter are refused through CONNECT, plain requests and SOCKS5, each saying why", async () => {
     const request = (line: string) => `printf '${line}\\r\\n\\r\\n' | curl -sS --max-time 5 telnet://127.0.0.1:3128 2>/dev/null | head -1 | tr -d '\\r'`;
     writeFileSync(join(root, "space.sh"), socksScript(socksConnect("evil.test .allowed.test", evil.port)));

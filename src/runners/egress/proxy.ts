@@ -26,7 +26,7 @@ export function startEgressProxy(socketPath: string, policy: EgressPolicy): Prom
   const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000 });
   http.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => void connectTunnel(policy, req, socket, head, (t) => hand(inTunnels, tunnels, t)));
   http.on("request", (req: IncomingMessage, res: ServerResponse) => void forward(policy, req, res));
-  http.on("clientError", (_error, socket: Socket) => socket.destroy());
+  http.on("clientError", unreadable);
   const server = createServer((socket) => {
     socket.on("error", () => socket.destroy());
     socket.once("readable", () => {
@@ -60,6 +60,15 @@ function refuseHttp(socket: Socket, status: number, body: string): void {
   if (status === 403) head.push(`${EGRESS_BLOCKED_HEADER}: ${EGRESS_BLOCKED_VALUE}`);
   head.push(`content-length: ${Buffer.byteLength(body)}`, "connection: close");
   socket.end(`${head.join("\r\n")}\r\n\r\n${body}`);
+}
+
+/**
+ * A request Node's parser refuses (a NUL or another control byte in the request line or a header, a malformed line):
+ * 400, saying so, where nothing was answered on the connection yet; nothing is passed on either way.
+ */
+function unreadable(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable || socket.bytesWritten > 0) return void socket.destroy();
+  refuseHttp(socket, 400, `spool egress proxy: not an HTTP request it can read (${error.code ?? error.message}): nothing was passed on\n`);
 }
 
 /** A tunnel the list allowed: its client, the connection to the host, and what was decided. */
@@ -247,7 +256,7 @@ function tunnelHttp(policy: EgressPolicy, tunnels: WeakMap<Socket, Tunnel>): Ret
   server.on("upgrade", (_req: IncomingMessage, socket: Socket) =>
     refuseHttp(socket, 400, "spool egress proxy: a protocol upgrade over plain HTTP is not passed on; use https\n"),
   );
-  server.on("clientError", (_error, socket: Socket) => socket.destroy());
+  server.on("clientError", unreadable);
   return server;
 }
 
