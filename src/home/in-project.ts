@@ -16,7 +16,7 @@ import { dirname, join, resolve } from "node:path";
  * for a ~/.git.
  */
 
-/** The home lies in a project's directory: the server refuses to start. */
+/** The home (or a runner's state directory) lies in a project's directory: the server (or runner) refuses to start. */
 export class HomeInProject extends Error {
   override readonly name = "HomeInProject";
 }
@@ -53,12 +53,27 @@ export function projectHolding(home: string, homes: readonly string[]): { root: 
   }
 }
 
-/** Throws HomeInProject (saying what to do) when `home` lies in a project. */
-export function checkHomeOutsideProjects(home: string, env: NodeJS.ProcessEnv = process.env): void {
-  const homes = ["/root", "/home", homedir(), ...(env.HOME ? [env.HOME] : [])];
-  const found = projectHolding(home, homes);
+/** The machine's home directories, where the walk stops. */
+const machineHomes = (env: NodeJS.ProcessEnv) => ["/root", "/home", homedir(), ...(env.HOME ? [env.HOME] : [])];
+
+/**
+ * Throws HomeInProject when `path` (what Spool makes and then trusts: a home, a runner's state directory) lies in a
+ * project; `what` names it and `risk` says what a command could do with it.
+ */
+export function checkOutsideProjects(path: string, what: string, risk: string, env: NodeJS.ProcessEnv = process.env): void {
+  const found = projectHolding(path, machineHomes(env));
   if (!found) return;
   throw new HomeInProject(
-    `Refusing to start: the Spool home ${home} lies in the project ${found.root} (${found.marker}). Every sandboxed command of that project sees the project, so it could read this home's token and database, or write a config.json into it before the server starts. Choose a home outside every project (--home, SPOOL_HOME; the default is ~/.spool).`,
+    `Refusing to start: ${what} ${path} lies in the project ${found.root} (${found.marker}). Every sandboxed command of that project sees the project, so ${risk}.`,
+  );
+}
+
+/** Throws HomeInProject (saying what to do) when `home` lies in a project. */
+export function checkHomeOutsideProjects(home: string, env: NodeJS.ProcessEnv = process.env): void {
+  checkOutsideProjects(
+    home,
+    "the Spool home",
+    "it could read this home's token and database, or write a config.json into it before the server starts. Choose a home outside every project (--home, SPOOL_HOME; the default is ~/.spool)",
+    env,
   );
 }

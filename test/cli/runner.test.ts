@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnRunner } from "../helpers/process.js";
@@ -30,6 +30,13 @@ describe("spool runner", () => {
     await expect(spawnRunner([...local, "--capacity", "2000"])).rejects.toThrow(/--capacity must be at most 1024 \(commands at once\), got "2000"/);
     await expect(spawnRunner([...local, "--label", "a b=c"])).rejects.toThrow(/--label "a b=c": a label key is 1-128 letters/);
     await expect(spawnRunner([...local, "--label", "os=lin ux"])).rejects.toThrow(/--label "os=lin ux": a label value is up to 63 letters/);
+    // A state directory in a project (src/home/in-project.ts): the project's commands could plant the records it acts on.
+    const project = tempDir("spool-project-");
+    mkdirSync(join(project, ".git"));
+    await expect(spawnRunner([...local, "--state-dir", join(project, "state")])).rejects.toThrow(
+      new RegExp(`Refusing to start: the runner's state directory ${project}/state lies in the project ${project} \\(${project}/\\.git\\)`),
+    );
+    expect(existsSync(join(project, "state"))).toBe(false);
     expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
+import { checkOutsideProjects } from "../../home/in-project.js";
 import { recordStatePaths } from "../../home/registry.js";
 import { createLogger } from "../../logger.js";
 import { BACKEND_NAMES, backendNamesWords } from "../../protocol/backends.js";
@@ -188,6 +189,12 @@ export async function runner(argv: string[]): Promise<number> {
   const name = need("name", values.name);
   const project = need("project", values.project);
   const stateDir = values["state-dir"] ?? runnerStateDir(name);
+  // Before anything is read from it: the records there name process groups this runner kills at its start.
+  checkOutsideProjects(
+    resolve(stateDir),
+    "the runner's state directory",
+    "it could write records there that name process groups this runner kills when it starts. Choose a --state-dir outside every project (the default is $SPOOL_HOME/runners/NAME)",
+  );
   const processes = new ProcessRegistry(stateDir, log);
   const backend = await backendFromFlags(values, { processes });
   const passEnv = values["pass-env"] ?? [];
