@@ -291,7 +291,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["cli/main.ts", "cli/commands/serve.ts", "cli/commands/runner.ts", "cli/commands/acp.ts", "cli/commands/mcp.ts", "cli/commands/doctor.ts"],
     purpose: "the commands that start what they host: the server, a runner, the ACP and MCP bridges, the doctor",
-    imports: ["cli", "protocol", "client", "home/registry.ts", ...SHARED, "server/server.ts", "runners", "acp", "mcp/stdio.ts", "ops"],
+    imports: ["cli", "protocol", "client", "home/registry.ts", "home/in-project.ts", ...SHARED, "server/server.ts", "runners", "acp", "mcp/stdio.ts", "ops"],
     packages: "any",
     node: true,
   },
