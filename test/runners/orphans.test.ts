@@ -7,7 +7,7 @@ import { createLogger } from "../../src/logger.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { LocalBackend } from "../../src/runners/local/local.js";
 import { bootId, type ProcessRecord, ProcessRegistry, reapLeftovers } from "../../src/runners/local/orphans.js";
-import { cgroupMissing, watcherOf } from "../helpers/marked.js";
+import { cgroupMissing, privateCgroup, watcherOf } from "../helpers/marked.js";
 import { type RunnerProcess, type ServeProcess, spawnRunner, spawnServe } from "../helpers/process.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -49,6 +49,20 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
   const runners: RunnerProcess[] = [];
   const testServers: TestServer[] = [];
   const clients: SpoolClient[] = [];
+  const cgroups: { remove: () => Promise<void> }[] = [];
+
+  /**
+   * The `node` that starts a server or runner in a cgroup of this test's own (helpers/marked.ts): no other test's
+   * start sweeps what the killed one left before its next incarnation can. Without cgroups, this Node.
+   */
+  const isolated = (): { node?: string; holds: (pid: number) => boolean } => {
+    const cgroup = noCgroup ? null : privateCgroup(tempDir());
+    if (!cgroup) return { holds: () => true };
+    cgroups.push(cgroup);
+    // Whether the process `pid` runs below that cgroup (its line in /proc/PID/cgroup names a path under it).
+    const below = `${cgroup.dir.slice(cgroup.dir.indexOf("/spool-test-"))}/`;
+    return { node: cgroup.node, holds: (pid) => readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(below) };
+  };
 
   afterEach(async () => {
     for (const c of clients.splice(0)) if (!c.closed) c.close();
@@ -61,6 +75,7 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
       } catch {}
     }
     for (const child of children.splice(0)) child.kill("SIGKILL");
+    for (const cgroup of cgroups.splice(0)) await cgroup.remove();
   });
 
   /** A detached group led by `/bin/sh -c script`, as the local backend starts them, with its leader's start time. */
@@ -212,7 +227,8 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const args = ["--port", "0", "--home", home];
     // Full: a sandboxed command would die with the server (bubblewrap's --die-with-parent) before any restart.
     const env = { SPOOL_RUNNER_GRACE_MS: "1000", SPOOL_SANDBOX: "full" };
-    const first = await spawnServe(args, env);
+    const { node, holds } = isolated();
+    const first = await spawnServe(args, env, node);
     servers.push(first);
     const token = readFileSync(join(home, "token"), "utf8").trim();
     const client = await SpoolClient.connect(first.url, { token });
@@ -224,6 +240,8 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     let pid: number | undefined;
     await eventually(async () => Boolean((pid = (await client.request("entry/get", { run: "o", path })).attributes.process?.pid)), 10_000, "the pid");
     groups.push(pid!);
+    // Out of every other start's sweep of dead runners' cgroups (isolated, above).
+    expect(holds(pid!), "the command runs below the test's own cgroup").toBe(true);
     const processes = join(home, "processes");
     expect(recordsIn(processes)).toEqual([`${pid}-${stat(pid!)!.startTime}.json`]);
 
@@ -234,7 +252,7 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     // Nothing stopped it: without the fix it would run on under init.
     expect(groupMembers(pid!).length).toBeGreaterThan(0);
 
-    const second = await spawnServe(args, env);
+    const second = await spawnServe(args, env, node);
     servers.push(second);
     expect(groupMembers(pid!)).toEqual([]);
     expect(recordsIn(processes)).toEqual([]);
@@ -258,7 +276,8 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const client = await ts.clientIn("orph");
     const base = ["--server", ts.server.url, "--token-file", ts.server.config.tokenFile, "--project", "orph", "--backend", "local", "--state-dir", stateDir];
     if (noCgroup) base.push("--contain", "none");
-    const first = await spawnRunner([...base, "--name", "box-1"]);
+    const { node, holds } = isolated();
+    const first = await spawnRunner([...base, "--name", "box-1"], {}, node);
     runners.push(first);
     await client.call("run/create", { alias: "o" });
     const { path } = await client.call("proposal/create", { run: "o", tool: "sh", command: "sleep 300" });
@@ -266,6 +285,8 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     let pid: number | undefined;
     await eventually(async () => Boolean((pid = (await client.request("entry/get", { run: "o", path })).attributes.process?.pid)), 10_000, "the pid");
     groups.push(pid!);
+    // Out of every other start's sweep of dead runners' cgroups (isolated, above).
+    expect(holds(pid!), "the command runs below the test's own cgroup").toBe(true);
     expect(recordsIn(stateDir)).toHaveLength(1);
 
     if (!noCgroup) process.kill(watcherOf(first.child.pid!)!, "SIGKILL");
@@ -273,7 +294,7 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     expect(groupMembers(pid!).length).toBeGreaterThan(0);
 
     // Another name (the dead one's is held for its grace), the same state directory.
-    const second = await spawnRunner([...base, "--name", "box-2"]);
+    const second = await spawnRunner([...base, "--name", "box-2"], {}, node);
     runners.push(second);
     expect(groupMembers(pid!)).toEqual([]);
     expect(recordsIn(stateDir)).toEqual([]);
