@@ -26,6 +26,9 @@ describeWithBrowser("the web view on a phone, in the background, and on a run's 
     const { path } = await client.call("proposal/create", { run: "deploy", tool: "sh", command, cwd: "deploy/scripts", env: { REGION: "eu-west-1" } });
     const page = await phone("pocket");
     await page.waitForSelector(card(path));
+    // The overview is drawn once the project's runs are read, which may come after the proposals' cards (ciE, Node 24:
+    // read empty): waited for by its sentence about the runs, whichever way it points.
+    await page.waitForFunction(() => /to follow its conversation/.test((document.querySelector(".overview") as HTMLElement | null)?.textContent ?? ""));
 
     const layout = await page.$eval(card(path), (el) => {
       const box = (selector: string) => el.querySelector(selector)!.getBoundingClientRect();
