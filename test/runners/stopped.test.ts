@@ -48,9 +48,21 @@ async function startWithDaemon(container: ContainerChoice, spec: Partial<ExecSpe
   const backend = new LocalBackend({ container, killGraceMs: 500 });
   const execution = await backend.start({ env: {}, signal: controller.signal, ...spec });
   drain(execution.stdout);
-  drain(execution.stderr);
+  // What the command said and how it ended, if it did: told when the daemon never shows (ciG, Node 22, busy: 10 s
+  // without it, cause unknown).
+  let stderr = "";
+  execution.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+  let ended = "";
+  execution.result.then(
+    (result) => (ended = JSON.stringify(result)),
+    (error: Error) => (ended = `failed: ${error.message}`),
+  );
   // `setsid` has become the sleep (its own session, out of the command's group) once the command line is sleep's alone.
-  await eventually(() => processesWith(`sleep ${daemon}`, true).length > 0, 10_000, `sleep ${daemon} to run`);
+  await eventually(
+    () => processesWith(`sleep ${daemon}`, true).length > 0,
+    10_000,
+    () => `sleep ${daemon} to run (the command ${ended ? `ended: ${ended}` : "still runs"}; its stderr: ${JSON.stringify(stderr)})`,
+  );
   return { backend, execution, controller };
 }
 
