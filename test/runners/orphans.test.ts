@@ -59,9 +59,10 @@ describe.skipIf(!linux)("no orphans: process groups left by a runner that died a
     const cgroup = noCgroup ? null : privateCgroup(tempDir());
     if (!cgroup) return { holds: () => true };
     cgroups.push(cgroup);
-    // Whether the process `pid` runs below that cgroup (its line in /proc/PID/cgroup names a path under it).
-    const below = `${cgroup.dir.slice(cgroup.dir.indexOf("/spool-test-"))}/`;
-    return { node: cgroup.node, holds: (pid) => readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(below) };
+    // Whether the process `pid` runs in that cgroup or below it (its line in /proc/PID/cgroup names it): a command
+    // just started may not have moved into its own cgroup yet, and is then in its runner's, still inside.
+    const inside = new RegExp(`${cgroup.dir.slice(cgroup.dir.indexOf("/spool-test-")).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(/|$)`, "m");
+    return { node: cgroup.node, holds: (pid) => inside.test(readFileSync(`/proc/${pid}/cgroup`, "utf8")) };
   };
 
   afterEach(async () => {
