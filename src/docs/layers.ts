@@ -194,7 +194,7 @@ export const LAYERS: readonly Layer[] = [
     paths: ["runners/sandbox"],
     purpose:
       "the bubblewrap sandbox: what a command sees (the view, /etc), its setup, its network (slirp4netns, or the egress proxy started beside it), the seccomp filter",
-    imports: ["protocol", "program.ts", "runners/environment.ts"],
+    imports: ["protocol", "paths.ts", "program.ts", "runners/environment.ts"],
     packages: "any",
     node: true,
   },
@@ -348,13 +348,14 @@ export const LAYERS: readonly Layer[] = [
     paths: ["home"],
     purpose:
       "the Spool home: one server per home (its lock), the home its owner's alone, every Spool home on the machine (the registry sandboxes check), never one inside a project",
-    imports: [],
+    imports: ["paths.ts"],
     packages: [],
     node: true,
   },
   {
-    paths: ["auth.ts", "logger.ts", "program.ts", "version.ts"],
-    purpose: "leaves every layer may share: the token, the logger, a module run as a program of its own, the version",
+    paths: ["auth.ts", "logger.ts", "paths.ts", "program.ts", "version.ts"],
+    purpose:
+      "leaves every layer may share: the token, the logger, where a path really is (the sandbox's view and the home's check), a module run as a program of its own, the version",
     imports: ["protocol"],
     packages: "any",
     node: true,

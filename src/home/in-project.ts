@@ -1,6 +1,7 @@
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { realOrPlanned, within } from "../paths.js";
 
 /*
  * A home is never inside a project (SPEC §7 "What a command sees"). A sandboxed command sees its project whole, and a
@@ -21,23 +22,8 @@ export class HomeInProject extends Error {
   override readonly name = "HomeInProject";
 }
 
-const real = (path: string): string => {
-  // The nearest part that exists, resolved (a home not made yet is judged by the directory it will be made in).
-  let dir = resolve(path);
-  const rest: string[] = [];
-  for (;;) {
-    try {
-      return join(realpathSync(dir), ...rest.reverse());
-    } catch {
-      const parent = dirname(dir);
-      if (parent === dir) return resolve(path);
-      rest.push(dir.slice(parent.length + (parent === "/" ? 0 : 1)));
-      dir = parent;
-    }
-  }
-};
-
-const within = (path: string, dir: string) => dir === "/" || path === dir || path.startsWith(`${dir}/`);
+// A home not made yet is judged by the directory it will be made in.
+const real = (path: string): string => realOrPlanned(resolve(path));
 
 /** The project `home` lies in (its root and the marker found), or null. `homes`: the machine's home directories. */
 export function projectHolding(home: string, homes: readonly string[]): { root: string; marker: string } | null {

@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
+import { realOrPlanned, within } from "../../paths.js";
 
 /*
  * What a read-only or workspace-write command sees (SPEC §7 "Sandbox modes", "What a command sees"): a view built from
@@ -34,10 +35,8 @@ export const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
  */
 export const LOCAL_ETC = "/usr/local/etc";
 
-/** Whether `path` is `dir` or lies under it. */
-export function within(path: string, dir: string): boolean {
-  return dir === "/" || path === dir || path.startsWith(`${dir}/`);
-}
+// The path checks the view shares with the home's (src/home/in-project.ts), for this folder's and the backends' use.
+export { realOrPlanned, within };
 
 /** Whether `path` lies in a system directory (so in every view already). */
 export const inSystem = (path: string): boolean => SYSTEM_DIRS.some((dir) => within(path, dir));
@@ -177,21 +176,6 @@ export interface ViewPaths {
   readOnly: readonly string[];
   /** Writable in workspace-write (read-only in read-only mode): the configured write paths (absolute). */
   writable: readonly string[];
-}
-
-/** The real path of `path` where it exists, else its deepest existing ancestor's real path with the rest appended. */
-export function realOrPlanned(path: string): string {
-  const missing: string[] = [];
-  let current = normalize(path);
-  for (;;) {
-    try {
-      return join(realpathSync(current), ...missing);
-    } catch {
-      if (dirname(current) === current) return join(current, ...missing);
-      missing.unshift(basename(current));
-      current = dirname(current);
-    }
-  }
 }
 
 /** Linux's O_PATH: a descriptor that names a file without opening it (no read, no side effect on a device or a pipe). */
