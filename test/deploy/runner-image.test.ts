@@ -132,6 +132,13 @@ describeWithInfra("docker", "the runner image, built by the recipe and run as th
       60_000,
       `runner ${name} to attach from its container:\n${output}`,
     );
+    // What it printed comes through `docker logs -f`, which may trail the attach the server saw (ciC, busy: the first
+    // test read the output without the line, 106 ms in).
+    await eventually(
+      () => output.includes(`Runner ${name} attached`),
+      30_000,
+      () => `the runner's line saying it attached:\n${output}`,
+    );
   }, 600_000);
 
   afterAll(async () => {
