@@ -172,14 +172,14 @@ export const LAYERS: readonly Layer[] = [
     paths: ["runners/local"],
     purpose:
       "the local backend: processes on this machine, each in a container (cgroup or PID namespace), the records of what it started, terminals; and the embedded runner the server hosts",
-    imports: ["protocol", "rpc", "client", "home/registry.ts", "logger.ts", "runners/sandbox", "runners/client", ...RUNNER_SHARED],
+    imports: ["protocol", "rpc", "client", "home/registry.ts", "home/views.ts", "logger.ts", "runners/sandbox", "runners/client", ...RUNNER_SHARED],
     packages: "any",
     node: true,
   },
   {
     paths: ["runners/docker"],
     purpose: "the Docker backend: a fresh container per command or exec in a running one, its seccomp profile, its egress from outside the container",
-    imports: ["protocol", "home/registry.ts", "program.ts", "runners/sandbox", ...RUNNER_SHARED],
+    imports: ["protocol", "home/registry.ts", "home/views.ts", "program.ts", "runners/sandbox", ...RUNNER_SHARED],
     packages: "any",
     node: true,
   },
@@ -291,7 +291,20 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["cli/main.ts", "cli/commands/serve.ts", "cli/commands/runner.ts", "cli/commands/acp.ts", "cli/commands/mcp.ts", "cli/commands/doctor.ts"],
     purpose: "the commands that start what they host: the server, a runner, the ACP and MCP bridges, the doctor",
-    imports: ["cli", "protocol", "client", "home/registry.ts", "home/in-project.ts", ...SHARED, "server/server.ts", "runners", "acp", "mcp/stdio.ts", "ops"],
+    imports: [
+      "cli",
+      "protocol",
+      "client",
+      "home/registry.ts",
+      "home/in-project.ts",
+      "home/views.ts",
+      ...SHARED,
+      "server/server.ts",
+      "runners",
+      "acp",
+      "mcp/stdio.ts",
+      "ops",
+    ],
     packages: "any",
     node: true,
   },
@@ -347,7 +360,7 @@ export const LAYERS: readonly Layer[] = [
   {
     paths: ["home"],
     purpose:
-      "the Spool home: one server per home (its lock), the home its owner's alone, every Spool home on the machine (the registry sandboxes check), never one inside a project",
+      "the Spool home: one server per home (its lock), the home its owner's alone, every Spool home on the machine (the registry sandboxes check), never one inside a project or a running command's view",
     imports: ["paths.ts"],
     packages: [],
     node: true,

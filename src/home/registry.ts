@@ -21,7 +21,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
  * in, and every sandbox built here checks them: a command whose view (its project, a toolchain, a configured path)
  * would hold one is refused. Never a mount: a sandbox's view is built from what the command needs, so a home the
  * registry does not know (started later, under another HOME or registry) is out of it anyway, unless it lies in the
- * command's project, which a server refuses to start in (home/in-project.ts).
+ * command's project or elsewhere in its view, where a server refuses to start (home/in-project.ts, home/views.ts).
  *
  * One small file per path, named by a digest of it, so that recording is idempotent and races with nothing; a path
  * whose directory no longer exists is forgotten when the registry is read (a removed test home). A path that is not
@@ -34,6 +34,14 @@ export function registryDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.SPOOL_REGISTRY) return resolve(env.SPOOL_REGISTRY);
   const state = env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME) ? env.XDG_STATE_HOME : join(homedir(), ".local", "state");
   return join(state, "spool", "state-paths");
+}
+
+/**
+ * Where the views of the sandboxed commands running now are recorded (views.ts): beside the registry, and as secret as
+ * it (a command whose view would hold either is refused).
+ */
+export function viewsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return `${registryDir(env)}.views`;
 }
 
 /**
@@ -127,13 +135,16 @@ export interface RecordedState {
  */
 export function recordedState(env: NodeJS.ProcessEnv = process.env): RecordedState & { paths: string[] } {
   const dir = registryDir(env);
+  const found: RecordedState & { paths: string[] } = { files: [], dirs: [], paths: [] };
+  // The records of running commands' views, beside the registry.
+  if (add(found, viewsDir(env))) found.paths.push(viewsDir(env));
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
-    return { files: [], dirs: [], paths: [] };
+    return found;
   }
-  const found: RecordedState & { paths: string[] } = { files: [], dirs: [], paths: [dir] };
+  found.paths.push(dir);
   add(found, dir);
   for (const [parent, entries] of byDirectory(dir, names)) {
     const listed = listing(parent);

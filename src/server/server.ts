@@ -13,6 +13,7 @@ import { checkHomeOutsideProjects } from "../home/in-project.js";
 import { acquireHomeLock, type HomeLock } from "../home/lock.js";
 import { checkHomeOwned } from "../home/owner.js";
 import { recordStatePaths } from "../home/registry.js";
+import { checkHomeOutsideViews } from "../home/views.js";
 import { createLogger, type Logger } from "../logger.js";
 import { removeServerFacts, SERVER_FACTS_FILE, serverFacts, writeServerFacts } from "../ops/server-facts.js";
 import { warmEntryGet } from "../ops/warm-up.js";
@@ -68,9 +69,11 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     },
     (message) => (options.logger ?? createLogger()).warn(message),
   );
-  const lock = acquireHomeLock(config.home);
   // Every sandbox built on this machine hides this server's state, not only the sandboxes of its own runners (issue 54).
   recordStatePaths(serverState(config).concat(config.socketPath));
+  // Then, before anything is made in it, no running command may see it (recorded first: home/views.ts).
+  checkHomeOutsideViews(config.home, options.env ?? process.env);
+  const lock = acquireHomeLock(config.home);
   try {
     return await startLocked(options, config, lock);
   } catch (error) {

@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
 import { checkOutsideProjects } from "../../home/in-project.js";
 import { recordStatePaths } from "../../home/registry.js";
+import { checkOutsideViews } from "../../home/views.js";
 import { createLogger } from "../../logger.js";
 import { BACKEND_NAMES, backendNamesWords } from "../../protocol/backends.js";
 import { LabelKey, LabelValue } from "../../protocol/pools.js";
@@ -194,6 +195,11 @@ export async function runner(argv: string[]): Promise<number> {
     resolve(stateDir),
     "the runner's state directory",
     "it could write records there that name process groups this runner kills when it starts. Choose a --state-dir outside every project (the default is $SPOOL_HOME/runners/NAME)",
+  );
+  checkOutsideViews(
+    resolve(stateDir),
+    "the runner's state directory",
+    "it could write records there that name process groups this runner kills when it starts",
   );
   const processes = new ProcessRegistry(stateDir, log);
   const backend = await backendFromFlags(values, { processes });

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
 import { recordedStateSoon } from "../../home/registry.js";
+import { ViewRecord } from "../../home/views.js";
 import type { ContainerInfo, ControlSignal, TtySize } from "../../protocol/runner.js";
 import type { NetworkKind } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
@@ -206,7 +207,7 @@ export class DockerBackend implements Backend {
    * the directory to start in. A sandboxed command whose mounts would hold a known secret (the server's and the
    * runner's state, a recorded home) is refused: checked, never covered.
    */
-  async #mounts(spec: ExecSpec): Promise<{ mounts: BindMount[]; workdir: string | undefined; check: string }> {
+  async #mounts(spec: ExecSpec, record: ViewRecord): Promise<{ mounts: BindMount[]; workdir: string | undefined; check: string }> {
     const sandbox = sandboxOf(spec);
     const readOnly = sandbox?.mode === "read-only";
     const home = process.env.HOME || homedir();
@@ -249,12 +250,12 @@ export class DockerBackend implements Backend {
       if (problem) throw new StartError(`Cannot start the command: ${problem}`);
     }
     if (sandbox && mounts.length > 0) {
+      const roots = mounts.map((mount) => realOrPlanned(mount.source));
+      // Before the registry is read, as the local runner's (home/views.ts): a home started in these mounts meanwhile is refused.
+      record.record(roots);
       const recorded = await recordedStateSoon(process.env);
       const secrets = [...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs];
-      const refusal = viewRefusal(
-        mounts.map((mount) => realOrPlanned(mount.source)),
-        secrets,
-      );
+      const refusal = viewRefusal(roots, secrets);
       if (refusal) throw new StartError(`Cannot start the command: ${viewRefusalMessage(refusal, "the container's mounts")}`);
     }
     // What the engine mounts is what was judged: each source's identity now, compared inside the container before the
@@ -292,11 +293,23 @@ export class DockerBackend implements Backend {
       throw new StartError(`${wanted.mode} commands are refused on this runner: it has no ${wanted.mode} sandbox (${sandbox.detail})`);
   }
 
+  /** A fresh container, its sandboxed mounts recorded as a view until it has ended or failed to start (home/views.ts). */
   async #startContainer(spec: ExecSpec, image: string): Promise<Execution> {
+    const view = new ViewRecord();
+    try {
+      const execution = await this.#startContainerSeen(spec, image, view);
+      return { ...execution, result: execution.result.finally(view.release) };
+    } catch (error) {
+      view.release();
+      throw error;
+    }
+  }
+
+  async #startContainerSeen(spec: ExecSpec, image: string, view: ViewRecord): Promise<Execution> {
     const started = Date.now();
     await this.#requireSandbox(spec, () => this.#sandbox());
     const mode = sandboxOf(spec)?.mode;
-    const mounted = await this.#mounts(spec);
+    const mounted = await this.#mounts(spec, view);
     const workdir = mounted.workdir;
     // Network mode allowlist: no network, and the egress proxy outside as its one way out (egress.ts).
     const allow = mode === "workspace-write" ? sandboxOf(spec)?.egress?.allow : undefined;

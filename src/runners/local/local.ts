@@ -4,6 +4,7 @@ import { access, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { recordedStateSoon } from "../../home/registry.js";
+import { ViewRecord } from "../../home/views.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
 import { TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
@@ -190,15 +191,26 @@ export class LocalBackend implements Backend {
     const script = shellScript(spec.command);
     const sandbox = sandboxOf(spec);
     if (!sandbox) return this.#run(spec, { file: "/bin/sh", args: ["-c", script], env, base, cwd, script, setup: null, started });
-    const launch = await this.#sandboxed(spec, sandbox, { cwd, env, base, script });
+    // What it sees, recorded while it runs (home/views.ts): released when it has ended, or not started.
+    const view = new ViewRecord(this.#environ);
+    const launch = await this.#sandboxed(spec, sandbox, { cwd, env, base, script }, view).catch((error: unknown) => {
+      view.release();
+      throw error;
+    });
     try {
       const execution = await this.#run(spec, { ...launch, base, cwd, script, started });
       const dir = launch.egress;
-      if (!dir) return execution;
+      if (!dir) return { ...execution, result: execution.result.finally(view.release) };
       // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
-      const result = execution.result.then((ended) => ({ ...ended, egress: dir.summary() })).finally(() => dir.remove());
+      const result = execution.result
+        .then((ended) => ({ ...ended, egress: dir.summary() }))
+        .finally(() => {
+          dir.remove();
+          view.release();
+        });
       return { ...execution, result };
     } catch (error) {
+      view.release();
       launch.egress?.remove();
       if (error instanceof SetupFailed) throw new StartError(`Cannot start the command: ${error.message}`);
       throw error;
@@ -215,6 +227,7 @@ export class LocalBackend implements Backend {
     probed: SandboxProbe,
     workspace: string,
     home: string,
+    record: ViewRecord,
   ): Promise<{ home: string | null; readOnly: string[]; writable: string[]; copies: CopiedDir[] }> {
     const refuse = (why: string): never => {
       throw new StartError(`Cannot start the command: ${why}`);
@@ -228,6 +241,10 @@ export class LocalBackend implements Backend {
     // A configured path that is a home or holds one would show all of it; a writable one holding what a login runs, plant it.
     const problem = configuredPathsProblem(readOnly, writable, homes);
     if (problem) refuse(problem);
+    const roots = [workspace, ...readOnly, ...writable];
+    // Before the registry is read: a server starting meanwhile with its home in this view sees the record and refuses,
+    // or recorded its home first and this start refuses (home/views.ts).
+    record.record(roots);
     // Known secrets are checks, never mounts: the server's and this runner's state, and every path the registry records
     // (read by a pass begun after this start asked, shared with the starts asking with it: home/registry.ts).
     const recorded = await recordedStateSoon(this.#environ);
@@ -237,7 +254,6 @@ export class LocalBackend implements Backend {
     await new Promise((resolve) => setImmediate(resolve));
     const copies = systemCopies();
     const secrets = [...new Set([...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs])];
-    const roots = [workspace, ...readOnly, ...writable];
     const refusal =
       viewRefusal(roots, secrets) ??
       // In the system: /etc and /usr/local/etc as their copies hold them (what every user may read), the rest as it is.
@@ -258,6 +274,7 @@ export class LocalBackend implements Backend {
     spec: ExecSpec,
     sandbox: NonNullable<ReturnType<typeof sandboxOf>>,
     start: { cwd: string; env: Record<string, string>; base: Record<string, string>; script: string },
+    record: ViewRecord,
   ): Promise<{ file: string; args: string[]; env: Record<string, string>; egress: EgressDir | null; setup: SetupMarker }> {
     const { cwd, base, script } = start;
     let env = start.env;
@@ -276,7 +293,7 @@ export class LocalBackend implements Backend {
     const workspace = spec.workspace ? real("the project root", spec.workspace) : realCwd;
     const moved = spec.workspace ? rootMovedMessage(spec.workspace, workspace) : null;
     if (moved) throw new StartError(`Cannot start the command: ${moved}`);
-    const checked = await this.#view(sandbox, probed, workspace, base.HOME!);
+    const checked = await this.#view(sandbox, probed, workspace, base.HOME!, record);
     // What is bound is what was judged: each path's identity now, which the sandbox's first program compares with what
     // bubblewrap mounted (a path swapped for a link between the two, by a command of an enclosing project, is refused).
     const stat = statProgram();

@@ -1,0 +1,130 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { realOrPlanned, within } from "../paths.js";
+import { HomeInProject } from "./in-project.js";
+import { viewsDir } from "./registry.js";
+
+/*
+ * The views of the sandboxed commands running on this machine now (SPEC §7 "What a command sees"). A command's view
+ * is fixed when it starts: its project root (or its cwd, when it has none) and the configured paths, as they are on
+ * the machine. A Spool home made inside one of them while the command runs is in that command's view: it could read
+ * the new server's token. A project is refused as a home's place for good (in-project.ts); the rest of a view is
+ * refused while a command that sees it runs: each local sandbox records its view here before it reads the registry
+ * of homes, and a server records its home there before it reads these records, so of a home and a command started
+ * together, one of them sees the other (the home is refused, or the command is, by the registry's check).
+ *
+ * One file per running command, named by the runner's pid and a random part, holding the runner's pid, when that
+ * process started (so a pid used again is not taken for it) and the view's roots; removed when the command ends. A
+ * record whose runner is gone (killed: its sandboxes died with it) is ignored and removed by the next reader.
+ */
+
+interface Recorded {
+  pid: number;
+  /** The runner process's start, in clock ticks since boot (/proc/PID/stat's 22nd field). */
+  since: string;
+  roots: string[];
+}
+
+/** A process's start in clock ticks since boot, or null when there is no such process. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces and parentheses: the fields after it start after its last ')'.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The record of one command's view: `record` when its view is known (before the registry of homes is read), `release`
+ * when it has ended or did not start (either may come first; each once). Never throws: a view that cannot be recorded
+ * (a directory that cannot be made) leaves the command to run, as a home that cannot be recorded leaves its server to
+ * start (registry.ts).
+ */
+export class ViewRecord {
+  #file: string | null = null;
+  #released = false;
+
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  /** Records that this process's command sees `roots` (real paths). */
+  record(roots: readonly string[]): void {
+    const since = processStart(process.pid);
+    if (this.#released || this.#file || since === null) return;
+    const dir = viewsDir(this.env);
+    const file = join(dir, `${process.pid}-${randomBytes(6).toString("hex")}.json`);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const record: Recorded = { pid: process.pid, since, roots: [...new Set(roots)] };
+      writeFileSync(`${file}.tmp`, JSON.stringify(record), { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+      this.#file = file;
+    } catch {
+      // not recorded: see above
+    }
+  }
+
+  /** The command has ended (or never started): its view is no longer seen. */
+  readonly release = (): void => {
+    this.#released = true;
+    const file = this.#file;
+    this.#file = null;
+    if (!file) return;
+    try {
+      unlinkSync(file);
+    } catch {
+      // gone already
+    }
+  };
+}
+
+/** The view root of a running command that holds `path` (or that `path` is), and the runner's pid; null when none does. */
+export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env): { root: string; pid: number } | null {
+  const dir = viewsDir(env);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.endsWith(".json"));
+  } catch {
+    return null;
+  }
+  const real = realOrPlanned(resolve(path));
+  for (const name of names) {
+    let record: Recorded;
+    try {
+      record = JSON.parse(readFileSync(join(dir, name), "utf8")) as Recorded;
+    } catch {
+      continue;
+    }
+    if (processStart(record.pid) !== record.since) {
+      // Its runner is gone, and its sandboxes with it.
+      try {
+        unlinkSync(join(dir, name));
+      } catch {
+        // another reader removed it
+      }
+      continue;
+    }
+    const root = record.roots.find((root) => within(real, root));
+    if (root) return { root, pid: record.pid };
+  }
+  return null;
+}
+
+/**
+ * Throws HomeInProject when `path` (a home, a runner's state directory) lies in the view of a sandboxed command running
+ * now; `what` names it and `risk` says what the command could do with it.
+ */
+export function checkOutsideViews(path: string, what: string, risk: string, env: NodeJS.ProcessEnv = process.env): void {
+  const found = viewHolding(path, env);
+  if (!found) return;
+  throw new HomeInProject(
+    `Refusing to start: ${what} ${path} lies in ${found.root}, which a sandboxed command running now sees (its runner is process ${found.pid}), so ${risk}. Wait for that command to end, or choose a place no command sees`,
+  );
+}
+
+/** Throws HomeInProject (saying what to do) when `home` lies in the view of a sandboxed command running now. */
+export function checkHomeOutsideViews(home: string, env: NodeJS.ProcessEnv = process.env): void {
+  checkOutsideViews(home, "the Spool home", "it could read this home's token and database once the server has made them", env);
+}

@@ -1,0 +1,141 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { viewsDir } from "../../src/home/registry.js";
+import { checkHomeOutsideViews } from "../../src/home/views.js";
+import { createLogger } from "../../src/logger.js";
+import type { Backend, ExecSpec } from "../../src/runners/backend.js";
+import { DockerBackend } from "../../src/runners/docker/docker.js";
+import { LocalBackend } from "../../src/runners/local/local.js";
+import type { ExecSandbox } from "../../src/runners/sandbox/sandbox.js";
+import { startServer } from "../../src/server/server.js";
+import { describeWithInfra, infra } from "../helpers/infra.js";
+import { describeWithBwrap } from "../helpers/sandbox.js";
+import { eventually, tempDir } from "../helpers/server.js";
+
+/*
+ * A command's view is fixed when it starts (src/home/views.ts): its project root, or its cwd when it has none, and the
+ * configured paths. A Spool home made in one of them while the command runs would be the command's to read; a
+ * project is refused as a home's place for good (test/cli/home-in-project), and the rest of a view is refused while
+ * a command that sees it runs. Real bubblewrap, an in-process server.
+ */
+
+const start = (home: string) => startServer({ home, port: 0, env: process.env, logger: createLogger("silent") });
+
+/** A sandboxed command in `workspace` that waits for a file `go` there, then tries to read `h/token` beside it. */
+async function running(workspace: string, sandbox: ExecSandbox, backend: Backend = new LocalBackend(), more: Partial<ExecSpec> = {}) {
+  const execution = await backend.start({
+    command: 'echo started; while [ ! -e go ]; do sleep 0.05; done; cat h/token 2>&1 || true; cat "$READ/h/token" 2>&1 || true',
+    cwd: workspace,
+    env: { READ: sandbox.view?.read[0] ?? "/nonexistent" },
+    sandbox,
+    signal: new AbortController().signal,
+    ...more,
+  });
+  let out = "";
+  execution.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  (execution.stderr as Readable).resume();
+  await eventually(
+    () => out.includes("started"),
+    30_000,
+    () => `the command to start (it said ${JSON.stringify(out)})`,
+  );
+  return { execution, output: () => out };
+}
+
+const recordsNaming = (root: string) => {
+  const dir = viewsDir();
+  const names = existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".json")) : [];
+  return names.filter((name) => {
+    try {
+      return (JSON.parse(readFileSync(join(dir, name), "utf8")) as { roots: string[] }).roots.includes(root);
+    } catch {
+      return false;
+    }
+  });
+};
+
+describeWithBwrap("a Spool home in the view of a command running now", () => {
+  it("in a workspace-write command's workspace (no project: its cwd): refused while it runs, nothing made; it starts once the command has ended", async () => {
+    const workspace = tempDir("spool-view-ws-");
+    const { execution, output } = await running(workspace, { mode: "workspace-write" });
+    expect(recordsNaming(workspace)).toHaveLength(1);
+    await expect(start(join(workspace, "h"))).rejects.toMatchObject({
+      name: "HomeInProject",
+      message: expect.stringContaining(`the Spool home ${join(workspace, "h")} lies in ${workspace}, which a sandboxed command running now sees`),
+    });
+    expect(existsSync(join(workspace, "h"))).toBe(false);
+    writeFileSync(join(workspace, "go"), "");
+    await execution.result;
+    expect(output()).toContain("h/token: No such file or directory");
+    expect(recordsNaming(workspace)).toEqual([]);
+    const server = await start(join(workspace, "h"));
+    await server.stop();
+  });
+
+  it("in a read-only command's configured read path: refused while it runs", async () => {
+    const workspace = tempDir("spool-view-ws-");
+    const read = tempDir("spool-view-read-");
+    const { execution } = await running(workspace, { mode: "read-only", view: { toolchains: [], read: [read], write: [] } });
+    expect(recordsNaming(read)).toHaveLength(1);
+    await expect(start(join(read, "h"))).rejects.toThrow(new RegExp(`lies in ${read}, which a sandboxed command running now sees`));
+    expect(existsSync(join(read, "h"))).toBe(false);
+    writeFileSync(join(workspace, "go"), "");
+    // read-only: the command cannot make `go` itself, the test did.
+    await execution.result;
+    expect(recordsNaming(read)).toEqual([]);
+  });
+
+  it("a record whose runner is gone (killed: its sandboxes died with it) is ignored and removed", () => {
+    const root = tempDir("spool-view-gone-");
+    const dir = viewsDir();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // A process that has ended: its pid names no process now (or another one, started at another time).
+    const ended = spawnSync("/bin/sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+    const file = join(dir, `${ended}-test.json`);
+    writeFileSync(file, JSON.stringify({ pid: Number(ended), since: "1", roots: [root] }));
+    expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it("refused when the record is there: a home's start reads the records after it has recorded its own paths", () => {
+    const root = tempDir("spool-view-live-");
+    const dir = viewsDir();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // This process stands in for a runner: its own pid and start.
+    const stat = readFileSync(`/proc/${process.pid}/stat`, "utf8");
+    const since = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const file = join(dir, `${process.pid}-test.json`);
+    writeFileSync(file, JSON.stringify({ pid: process.pid, since, roots: [root] }));
+    try {
+      expect(() => checkHomeOutsideViews(join(root, "deep", "h"))).toThrow(
+        `lies in ${root}, which a sandboxed command running now sees (its runner is process ${process.pid})`,
+      );
+      expect(() => checkHomeOutsideViews(`${root}-beside/h`)).not.toThrow();
+    } finally {
+      unlinkSync(file);
+    }
+  });
+});
+
+describeWithInfra("docker", "a Spool home in a Docker command's mounts, while it runs", () => {
+  let backend: DockerBackend;
+  beforeAll(() => {
+    backend = new DockerBackend({ image: infra.dockerImage!, mountProject: true });
+  });
+  afterAll(() => backend.close());
+
+  it("in the project root a workspace-write container mounts: refused while it runs, starts once it has ended", async () => {
+    const root = tempDir("spool-view-docker-");
+    const { execution } = await running(root, { mode: "workspace-write" }, backend, { project: { root, cwd: "" } });
+    expect(recordsNaming(root)).toHaveLength(1);
+    await expect(start(join(root, "h"))).rejects.toThrow(`lies in ${root}, which a sandboxed command running now sees`);
+    writeFileSync(join(root, "go"), "");
+    await execution.result;
+    expect(recordsNaming(root)).toEqual([]);
+    const server = await start(join(root, "h"));
+    await server.stop();
+  });
+});
