@@ -12,7 +12,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, userInfo } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 
 /*
@@ -37,11 +37,21 @@ export function registryDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * Where the views of the sandboxed commands running now are recorded (views.ts): beside the registry, and as secret as
- * it (a command whose view would hold either is refused).
+ * Where the views of the sandboxed commands running now are recorded (views.ts), as secret as the registry (a command
+ * whose view would hold either is refused). Not where HOME or XDG_STATE_HOME say: a server started under another HOME
+ * must see the records of a runner started under this one, so in the user's home as the password database has it
+ * (~/.local/state/spool/views); beside SPOOL_REGISTRY where that is set (a test run's own); where the user has no home
+ * there, beside the registry.
  */
 export function viewsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return `${registryDir(env)}.views`;
+  if (env.SPOOL_REGISTRY) return `${resolve(env.SPOOL_REGISTRY)}.views`;
+  let home: string | null = null;
+  try {
+    home = userInfo().homedir;
+  } catch {
+    // no entry in the password database (a container's uid)
+  }
+  return home && isAbsolute(home) && home !== "/" ? join(home, ".local", "state", "spool", "views") : `${registryDir(env)}.views`;
 }
 
 /**

@@ -10,9 +10,10 @@ import { viewsDir } from "./registry.js";
  * is fixed when it starts: its project root (or its cwd, when it has none) and the configured paths, as they are on
  * the machine. A Spool home made inside one of them while the command runs is in that command's view: it could read
  * the new server's token. A project is refused as a home's place for good (in-project.ts); the rest of a view is
- * refused while a command that sees it runs: each local sandbox records its view here before it reads the registry
- * of homes, and a server records its home there before it reads these records, so of a home and a command started
- * together, one of them sees the other (the home is refused, or the command is, by the registry's check).
+ * refused while a command that sees it runs: each local or Docker sandbox records its view (registry.ts `viewsDir`:
+ * in the user's home whatever HOME says) before it reads the registry of homes, and a server records its home in the
+ * registry before it reads these records, so of a home and a command started together with one registry, one of them
+ * sees the other (the home is refused, or the command is, by the registry's check).
  *
  * One file per running command, named by the runner's pid and a random part, holding the runner's pid, when that
  * process started (so a pid used again is not taken for it) and the view's roots; removed when the command ends. A

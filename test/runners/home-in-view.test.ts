@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -118,6 +119,14 @@ describeWithBwrap("a Spool home in the view of a command running now", () => {
       unlinkSync(file);
     }
   });
+});
+
+it("the records' place is the same under any HOME or XDG_STATE_HOME (a server started under another sees a runner's records); a test run's own beside SPOOL_REGISTRY", () => {
+  const passwdHome = userInfo().homedir;
+  const place = join(passwdHome, ".local", "state", "spool", "views");
+  expect(viewsDir({})).toBe(place);
+  expect(viewsDir({ HOME: tempDir(), XDG_STATE_HOME: tempDir() })).toBe(place);
+  expect(viewsDir({ SPOOL_REGISTRY: "/var/tmp/run-registry" })).toBe("/var/tmp/run-registry.views");
 });
 
 describeWithInfra("docker", "a Spool home in a Docker command's mounts, while it runs", () => {
