@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFile
 import { join, resolve } from "node:path";
 import { realOrPlanned, within } from "../paths.js";
 import { HomeInProject } from "./in-project.js";
+import { processStartTicks } from "./lock.js";
 import { viewsDir } from "./registry.js";
 
 /*
@@ -15,55 +16,61 @@ import { viewsDir } from "./registry.js";
  * registry before it reads these records, so of a home and a command started together with one registry, one of them
  * sees the other (the home is refused, or the command is, by the registry's check).
  *
- * One file per running command, named by the runner's pid and a random part, holding the runner's pid, when that
- * process started (so a pid used again is not taken for it) and the view's roots; removed when the command ends. A
- * record whose runner is gone (killed: its sandboxes died with it) is ignored and removed by the next reader.
+ * One file per running command, named by the runner's pid and a random part, holding the runner's pid and the
+ * sandbox's once started, each with when it started (so a pid used again is not taken for it), and the view's roots;
+ * removed when the command ends. A record whose processes are all gone (a runner killed, and its sandbox) is ignored
+ * and removed by the next reader.
  */
 
 interface Recorded {
-  pid: number;
-  /** The runner process's start, in clock ticks since boot (/proc/PID/stat's 22nd field). */
-  since: string;
+  /** The runner process, and the sandbox's own once started: each with its start (clock ticks since boot). */
+  processes: { pid: number; since: number }[];
   roots: string[];
 }
 
-/** A process's start in clock ticks since boot, or null when there is no such process. */
-function processStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces and parentheses: the fields after it start after its last ')'.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+/** A process as it is now: its pid and start, or null when it is gone. */
+const live = (pid: number) => {
+  const since = processStartTicks(pid);
+  return since === null ? null : { pid, since };
+};
 
 /**
- * The record of one command's view: `record` when its view is known (before the registry of homes is read), `release`
- * when it has ended or did not start (either may come first; each once). Never throws: a view that cannot be recorded
- * (a directory that cannot be made) leaves the command to run, as a home that cannot be recorded leaves its server to
- * start (registry.ts).
+ * The record of one command's view: `record` when its view is known (before the registry of homes is read), `add` its
+ * process once started, `release` when it has ended or did not start (in any order; `release` ends it). Never throws:
+ * a view that cannot be recorded (a directory that cannot be made) leaves the command to run, as a home that cannot
+ * be recorded leaves its server to start (registry.ts).
  */
 export class ViewRecord {
   #file: string | null = null;
+  #recorded: Recorded | null = null;
   #released = false;
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
   /** Records that this process's command sees `roots` (real paths). */
   record(roots: readonly string[]): void {
-    const since = processStart(process.pid);
-    if (this.#released || this.#file || since === null) return;
+    const runner = live(process.pid);
+    if (this.#released || this.#recorded || !runner) return;
     const dir = viewsDir(this.env);
-    const file = join(dir, `${process.pid}-${randomBytes(6).toString("hex")}.json`);
+    this.#recorded = { processes: [runner], roots: [...new Set(roots)] };
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const record: Recorded = { pid: process.pid, since, roots: [...new Set(roots)] };
-      writeFileSync(`${file}.tmp`, JSON.stringify(record), { mode: 0o600 });
-      renameSync(`${file}.tmp`, file);
-      this.#file = file;
+      this.#file = join(dir, `${process.pid}-${randomBytes(6).toString("hex")}.json`);
+      this.#write();
     } catch {
-      // not recorded: see above
+      this.#file = null;
+    }
+  }
+
+  /** The sandbox's process, started: the record stands while it or the runner lives. */
+  add(pid: number | undefined): void {
+    const started = pid === undefined ? null : live(pid);
+    if (!this.#file || !this.#recorded || !started) return;
+    this.#recorded.processes.push(started);
+    try {
+      this.#write();
+    } catch {
+      // the record stands as it was: by the runner
     }
   }
 
@@ -79,6 +86,13 @@ export class ViewRecord {
       // gone already
     }
   };
+
+  /** Written whole under a private name, then renamed: a reader never finds half a record. */
+  #write(): void {
+    const file = this.#file!;
+    writeFileSync(`${file}.tmp`, JSON.stringify(this.#recorded), { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
 }
 
 /** The view root of a running command that holds `path` (or that `path` is), and the runner's pid; null when none does. */
@@ -98,8 +112,8 @@ export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env):
     } catch {
       continue;
     }
-    if (processStart(record.pid) !== record.since) {
-      // Its runner is gone, and its sandboxes with it.
+    if (!Array.isArray(record.processes) || !record.processes.some((p) => live(p.pid)?.since === p.since)) {
+      // Its runner is gone, and so is its sandbox.
       try {
         unlinkSync(join(dir, name));
       } catch {
@@ -108,7 +122,7 @@ export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env):
       continue;
     }
     const root = record.roots.find((root) => within(real, root));
-    if (root) return { root, pid: record.pid };
+    if (root) return { root, pid: record.processes[0]!.pid };
   }
   return null;
 }

@@ -1,3 +1,4 @@
+import { existsSync, rmdirSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
@@ -9,7 +10,7 @@ import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig, type SpoolConfig } from "../config/config.js";
 import { serverState } from "../core/runners/dispatch.js";
 import { entryGet } from "../features/entries/get.js";
-import { checkHomeOutsideProjects } from "../home/in-project.js";
+import { checkHomeOutsideProjects, HomeInProject } from "../home/in-project.js";
 import { acquireHomeLock, type HomeLock } from "../home/lock.js";
 import { checkHomeOwned } from "../home/owner.js";
 import { recordStatePaths } from "../home/registry.js";
@@ -69,15 +70,20 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
     },
     (message) => (options.logger ?? createLogger()).warn(message),
   );
-  // Every sandbox built on this machine hides this server's state, not only the sandboxes of its own runners (issue 54).
-  recordStatePaths(serverState(config).concat(config.socketPath));
-  // Then, before anything is made in it, no running command may see it (recorded first: home/views.ts).
-  checkHomeOutsideViews(config.home, options.env ?? process.env);
+  const made = !existsSync(config.home);
   const lock = acquireHomeLock(config.home);
+  // Every sandbox built on this machine hides this server's state, not only the sandboxes of its own runners (issue 54):
+  // recorded once the home is there (a recorded path counts where it exists).
+  recordStatePaths(serverState(config).concat(config.socketPath));
   try {
+    // Then, before a token or a database is made in it, no sandboxed command running now may see it (home/views.ts:
+    // recorded first, so of this home and a command started together one sees the other).
+    checkHomeOutsideViews(config.home);
     return await startLocked(options, config, lock);
   } catch (error) {
     lock.release();
+    // A home this start made and refused goes again (empty: its lock was its one file).
+    if (made && error instanceof HomeInProject) removeEmpty(config.home);
     throw error;
   }
 }
@@ -198,4 +204,13 @@ function stopper(
     })());
 
   return stop;
+}
+
+/** Removes `dir` when it is empty; leaves it otherwise. */
+function removeEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty, or gone
+  }
 }

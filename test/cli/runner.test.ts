@@ -1,6 +1,8 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { processStartTicks } from "../../src/home/lock.js";
+import { viewsDir } from "../../src/home/registry.js";
 import { spawnRunner } from "../helpers/process.js";
 import { startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
@@ -37,6 +39,18 @@ describe("spool runner", () => {
       new RegExp(`Refusing to start: the runner's state directory ${project}/state lies in the project ${project} \\(${project}/\\.git\\)`),
     );
     expect(existsSync(join(project, "state"))).toBe(false);
+    // One in what a sandboxed command running now sees (src/home/views.ts): this process's record stands in for it.
+    const seen = tempDir("spool-seen-");
+    mkdirSync(viewsDir(), { recursive: true, mode: 0o700 });
+    const record = join(viewsDir(), `${process.pid}-runner-test.json`);
+    writeFileSync(record, JSON.stringify({ processes: [{ pid: process.pid, since: processStartTicks(process.pid) }], roots: [seen] }));
+    try {
+      await expect(spawnRunner([...local, "--state-dir", join(seen, "state")])).rejects.toThrow(
+        new RegExp(`Refusing to start: the runner's state directory ${seen}/state lies in ${seen}, which a sandboxed command running now sees`),
+      );
+    } finally {
+      rmSync(record);
+    }
     expect((await client.call("runner/list", {})).runners).toEqual([]);
   });
 

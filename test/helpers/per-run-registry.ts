@@ -15,5 +15,9 @@ import { join } from "node:path";
 export default function setup(): () => void {
   const registry = mkdtempSync(join(tmpdir(), "spool-test-registry-"));
   process.env.SPOOL_REGISTRY = registry;
-  return () => rmSync(registry, { recursive: true, force: true });
+  return () => {
+    rmSync(registry, { recursive: true, force: true });
+    // The records of running commands' views beside it (home/registry.ts viewsDir).
+    rmSync(`${registry}.views`, { recursive: true, force: true });
+  };
 }

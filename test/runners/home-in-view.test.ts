@@ -1,9 +1,10 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { processStartTicks } from "../../src/home/lock.js";
 import { viewsDir } from "../../src/home/registry.js";
 import { checkHomeOutsideViews } from "../../src/home/views.js";
 import { createLogger } from "../../src/logger.js";
@@ -89,16 +90,34 @@ describeWithBwrap("a Spool home in the view of a command running now", () => {
     expect(recordsNaming(read)).toEqual([]);
   });
 
-  it("a record whose runner is gone (killed: its sandboxes died with it) is ignored and removed", () => {
+  it("a record whose processes are all gone (a runner killed, and its sandbox) is ignored and removed; one whose sandbox outlives its runner stands", async () => {
     const root = tempDir("spool-view-gone-");
     const dir = viewsDir();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // A process that has ended: its pid names no process now (or another one, started at another time).
-    const ended = spawnSync("/bin/sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
-    const file = join(dir, `${ended}-test.json`);
-    writeFileSync(file, JSON.stringify({ pid: Number(ended), since: "1", roots: [root] }));
+    const ended = Number(spawnSync("/bin/sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim());
+    const gone = join(dir, `${ended}-test.json`);
+    writeFileSync(gone, JSON.stringify({ processes: [{ pid: ended, since: 1 }], roots: [root] }));
     expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
-    expect(existsSync(file)).toBe(false);
+    expect(existsSync(gone)).toBe(false);
+    // The runner gone, its sandbox's process still there (a launcher's shell above bubblewrap outlives a runner killed).
+    const sandbox = spawn("sleep", ["60"], { stdio: "ignore" });
+    try {
+      await eventually(() => processStartTicks(sandbox.pid!) !== null, 5_000, "the stand-in sandbox to run");
+      const outlived = join(dir, `${ended}-outlived.json`);
+      const processes = [
+        { pid: ended, since: 1 },
+        { pid: sandbox.pid, since: processStartTicks(sandbox.pid!) },
+      ];
+      writeFileSync(outlived, JSON.stringify({ processes, roots: [root] }));
+      expect(() => checkHomeOutsideViews(join(root, "h"))).toThrow(`lies in ${root}, which a sandboxed command running now sees`);
+      sandbox.kill("SIGKILL");
+      await eventually(() => processStartTicks(sandbox.pid!) === null, 5_000, "the stand-in sandbox to go");
+      expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
+      expect(existsSync(outlived)).toBe(false);
+    } finally {
+      sandbox.kill("SIGKILL");
+    }
   });
 
   it("refused when the record is there: a home's start reads the records after it has recorded its own paths", () => {
@@ -106,10 +125,8 @@ describeWithBwrap("a Spool home in the view of a command running now", () => {
     const dir = viewsDir();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // This process stands in for a runner: its own pid and start.
-    const stat = readFileSync(`/proc/${process.pid}/stat`, "utf8");
-    const since = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
     const file = join(dir, `${process.pid}-test.json`);
-    writeFileSync(file, JSON.stringify({ pid: process.pid, since, roots: [root] }));
+    writeFileSync(file, JSON.stringify({ processes: [{ pid: process.pid, since: processStartTicks(process.pid) }], roots: [root] }));
     try {
       expect(() => checkHomeOutsideViews(join(root, "deep", "h"))).toThrow(
         `lies in ${root}, which a sandboxed command running now sees (its runner is process ${process.pid})`,

@@ -196,6 +196,9 @@ export async function runner(argv: string[]): Promise<number> {
     "the runner's state directory",
     "it could write records there that name process groups this runner kills when it starts. Choose a --state-dir outside every project (the default is $SPOOL_HOME/runners/NAME)",
   );
+  // Made and recorded before the views are read, as a server's home (home/views.ts): of this and a command started
+  // together, one sees the other.
+  recordStatePaths([resolve(ensureDir(stateDir))]);
   checkOutsideViews(
     resolve(stateDir),
     "the runner's state directory",

@@ -251,8 +251,9 @@ export class DockerBackend implements Backend {
     }
     if (sandbox && mounts.length > 0) {
       const roots = mounts.map((mount) => realOrPlanned(mount.source));
-      // Before the registry is read, as the local runner's (home/views.ts): a home started in these mounts meanwhile is refused.
-      record.record(roots);
+      // Before the registry is read, as the local runner's (home/views.ts): a home started in these mounts meanwhile is
+      // refused. This machine's engine only: another engine's mounts are that machine's paths.
+      if (!this.options.engine) record.record(roots);
       const recorded = await recordedStateSoon(process.env);
       const secrets = [...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs];
       const refusal = viewRefusal(roots, secrets);

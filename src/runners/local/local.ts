@@ -88,6 +88,8 @@ interface LocalStart {
   /** How a sandbox says it is set up (runners/sandbox/setup.ts); null: no sandbox. */
   setup: SetupMarker | null;
   started: number;
+  /** A sandboxed command's view, recorded while it runs (home/views.ts): its process is added once started. */
+  view?: ViewRecord;
 }
 
 /** The program as its container wraps it, the cgroup holding it, and whether a PID namespace of its own holds it. */
@@ -198,15 +200,15 @@ export class LocalBackend implements Backend {
       throw error;
     });
     try {
-      const execution = await this.#run(spec, { ...launch, base, cwd, script, started });
+      const execution = await this.#run(spec, { ...launch, base, cwd, script, started, view });
       const dir = launch.egress;
       if (!dir) return { ...execution, result: execution.result.finally(view.release) };
       // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
       const result = execution.result
         .then((ended) => ({ ...ended, egress: dir.summary() }))
         .finally(() => {
-          dir.remove();
           view.release();
+          dir.remove();
         });
       return { ...execution, result };
     } catch (error) {
@@ -376,6 +378,8 @@ export class LocalBackend implements Backend {
     }
     const child = await spawnPiped(spec, { file, args, cwd, env }, setup, cgroup);
     const { subprocess, pid } = child;
+    // The view lives while its sandbox does, should that outlive this runner (a launcher's shell above bubblewrap).
+    start.view?.add(pid);
     // A contained command's end is told once its namespace is empty (orphans.ts, containedEnd).
     const namespace = sandbox || contained ? containedEnd(pid) : null;
     this.options.processes?.started(pid, spec.command, cgroup?.path);
