@@ -250,28 +250,68 @@ export function formatRows(
   options: { width?: number | undefined; bold?: (text: string) => string } = {},
 ): string {
   const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : escapeControl(String(r[c])))));
-  const natural = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const natural = columns.map((c, i) => Math.max(displayWidth(c), ...cells.map((row) => displayWidth(row[i]!))));
   const widths =
     options.width === undefined
       ? natural
       : fitWidths(
           natural,
-          columns.map((c, i) => Math.min(natural[i]!, Math.max(c.length, 6))),
+          columns.map((c, i) => Math.min(natural[i]!, Math.max(displayWidth(c), 6))),
           options.width,
         );
-  const cut = (value: string, width: number) => {
-    if (value.length <= width) return value;
-    // Never half of a surrogate pair (an emoji in a title): the cut comes before it.
-    const end = Math.max(0, width - 1);
-    return `${value.slice(0, end > 0 && /[\uD800-\uDBFF]/.test(value[end - 1]!) ? end - 1 : end)}…`;
-  };
   const line = (values: string[]) =>
     values
-      .map((v, i) => cut(v, widths[i]!).padEnd(widths[i]!))
+      .map((v, i) => padToWidth(cutToWidth(v, widths[i]!), widths[i]!))
       .join("  ")
       .trimEnd();
   const bold = options.bold ?? ((text: string) => text);
   return `${bold(line(columns))}\n${cells.map(line).join("\n")}\n`;
+}
+
+/**
+ * The columns a terminal gives `text`: 2 for a wide character (CJK ideographs, Hangul, kana, fullwidth forms, emoji
+ * drawn as pictures), 0 for what joins the character before it (a combining mark, a variation selector, a zero-width
+ * joiner or space), 1 for the rest. A table's widths are counted so, not in UTF-16 units (a Chinese title was one
+ * unit a character and two columns on the screen, and pushed its row's later cells out of line).
+ */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const char of text) width += charWidth(char);
+  return width;
+}
+
+const COMBINING = /^[\p{Mn}\p{Me}]$/u;
+/**
+ * Zero-width spaces and joiners, word joiner, variation selectors, emoji skin tones (drawn into the emoji before them),
+ * as code points: they combine, so no character class may hold them.
+ */
+const zeroWidth = (cp: number) =>
+  (cp >= 0x200b && cp <= 0x200f) || cp === 0x2060 || (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0100 && cp <= 0xe01ef);
+const WIDE =
+  /^[\u1100-\u115F\u231A\u231B\u2329\u232A\u23E9-\u23EC\u23F0\u23F3\u25FD\u25FE\u2614\u2615\u2648-\u2653\u267F\u2693\u26A1\u26AA\u26AB\u26BD\u26BE\u26C4\u26C5\u26CE\u26D4\u26EA\u26F2\u26F3\u26F5\u26FA\u26FD\u2705\u270A\u270B\u2728\u274C\u274E\u2753-\u2755\u2757\u2795-\u2797\u27B0\u27BF\u2B1B\u2B1C\u2B50\u2B55\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF\uA960-\uA97F\uAC00-\uD7A3\uF900-\uFAFF\uFE10-\uFE19\uFE30-\uFE6F\uFF00-\uFF60\uFFE0-\uFFE6\u{16FE0}-\u{16FE4}\u{17000}-\u{18CFF}\u{1B000}-\u{1B2FF}\u{1F004}\u{1F0CF}\u{1F18E}\u{1F191}-\u{1F19A}\u{1F200}-\u{1F251}\u{1F300}-\u{1F64F}\u{1F680}-\u{1F6FF}\u{1F7E0}-\u{1F7EB}\u{1F90C}-\u{1F9FF}\u{1FA70}-\u{1FAFF}\u{20000}-\u{3FFFD}]$/u;
+
+function charWidth(char: string): number {
+  if (zeroWidth(char.codePointAt(0)!) || COMBINING.test(char)) return 0;
+  return WIDE.test(char) ? 2 : 1;
+}
+
+/** `text` cut to at most `width` columns, ending in "…" when cut; never half a character. */
+export function cutToWidth(text: string, width: number): string {
+  if (displayWidth(text) <= width) return text;
+  let out = "";
+  let used = 0;
+  for (const char of text) {
+    const w = charWidth(char);
+    if (used + w > width - 1) break;
+    out += char;
+    used += w;
+  }
+  return `${out}…`;
+}
+
+/** `text` and the spaces that make it `width` columns wide. */
+export function padToWidth(text: string, width: number): string {
+  return text + " ".repeat(Math.max(0, width - displayWidth(text)));
 }
 
 /** Column widths whose line (two spaces between columns) fits `limit`, the widest shrinking first, none below its floor. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fitWidths, formatRows } from "../../src/cli/common.js";
+import { cutToWidth, displayWidth, fitWidths, formatRows } from "../../src/cli/common.js";
 
 const runners = [
   { name: "build-1", backend: "local", state: "claiming, resting 2s after 2 failed starts, attached 4s ago", where: "/srv/build" },
@@ -38,6 +38,31 @@ describe("a table in a terminal narrower than it", () => {
     const text = formatRows([{ run: "r1", title: `abcde${"😀".repeat(10)}` }], ["run", "title"], { width: 14 });
     expect(text.split("\n")[1]).toBe("r1   abcde😀…");
     expect(formatRows([{ run: "r1", title: `abcdef${"😀".repeat(10)}` }], ["run", "title"], { width: 14 }).split("\n")[1]).toBe("r1   abcdef😀…");
+  });
+
+  it("counts the columns a terminal gives a cell, not UTF-16 units: wide characters two, combining marks none, so later cells stay in line", () => {
+    expect(displayWidth("構建")).toBe(4);
+    expect(displayWidth("e\u0301te\u0301")).toBe(3);
+    expect(displayWidth("😀")).toBe(2);
+    expect(displayWidth("👍🏽")).toBe(2);
+    expect(displayWidth("❤\uFE0F")).toBe(1);
+    const rows = [
+      { run: "run-1", title: "修复构建脚本", state: "done" },
+      { run: "run-2", title: "re\u0301sume\u0301 build", state: "failed" },
+      { run: "run-3", title: "plain", state: "running" },
+    ];
+    const lines = formatRows(rows, ["run", "title", "state"]).trimEnd().split("\n");
+    // Where each row's state starts on the screen: the same column for every row.
+    const at = (line: string, cell: string) => displayWidth(line.slice(0, line.indexOf(cell)));
+    expect(at(lines[1]!, "done")).toBe(at(lines[0]!, "state"));
+    expect(at(lines[2]!, "failed")).toBe(at(lines[0]!, "state"));
+    expect(at(lines[3]!, "running")).toBe(at(lines[0]!, "state"));
+    // Narrowed, a wide title is cut on a character and no line is wider than the terminal.
+    const narrow = formatRows(rows, ["run", "title", "state"], { width: 22 }).trimEnd().split("\n");
+    for (const line of narrow) expect(displayWidth(line)).toBeLessThanOrEqual(22);
+    expect(narrow[1]).toContain("修复…");
+    expect(cutToWidth("修复构建", 4)).toBe("修…");
+    expect(cutToWidth("修复构建", 8)).toBe("修复构建");
   });
 
   it("shrinks the widest first", () => {
