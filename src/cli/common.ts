@@ -242,7 +242,9 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
 /**
  * A table's text: a header, then a row a line, the columns two spaces apart. Given a `width` (a terminal's columns),
  * a table wider than it is narrowed to fit: the widest column gives up characters first, none below its header's
- * width (or 6), and a cell cut short ends in "…". Without a width (a pipe, a file) every cell is whole.
+ * width (or 6), and a cell cut short ends in "…". A table that cannot fit so (`spool runners`' eleven columns in 80)
+ * is given a row at a time instead, a line a column (`formatRecords`): nothing cut, no line the terminal wraps.
+ * Without a width (a pipe, a file) every cell is whole.
  */
 export function formatRows(
   rows: Record<string, unknown>[],
@@ -251,21 +253,50 @@ export function formatRows(
 ): string {
   const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : escapeControl(String(r[c])))));
   const natural = columns.map((c, i) => Math.max(displayWidth(c), ...cells.map((row) => displayWidth(row[i]!))));
-  const widths =
-    options.width === undefined
-      ? natural
-      : fitWidths(
-          natural,
-          columns.map((c, i) => Math.min(natural[i]!, Math.max(displayWidth(c), 6))),
-          options.width,
-        );
+  const floors = columns.map((c, i) => Math.min(natural[i]!, Math.max(displayWidth(c), 6)));
+  const bold = options.bold ?? ((text: string) => text);
+  if (options.width !== undefined && floors.reduce((sum, w) => sum + w, 2 * (columns.length - 1)) > options.width) {
+    return formatRecords(cells, columns, options.width, bold);
+  }
+  const widths = options.width === undefined ? natural : fitWidths(natural, floors, options.width);
   const line = (values: string[]) =>
     values
       .map((v, i) => padToWidth(cutToWidth(v, widths[i]!), widths[i]!))
       .join("  ")
       .trimEnd();
-  const bold = options.bold ?? ((text: string) => text);
   return `${bold(line(columns))}\n${cells.map(line).join("\n")}\n`;
+}
+
+/**
+ * Rows too wide for the terminal as a table: each row a block of `column  value` lines (its empty cells left out),
+ * blocks a blank line apart; a value longer than the line goes on under itself, cut at `width` columns, never in
+ * the middle of a character.
+ */
+function formatRecords(cells: string[][], columns: string[], width: number, bold: (text: string) => string): string {
+  const label = Math.max(...columns.map(displayWidth));
+  const room = Math.max(12, width - label - 2);
+  const indent = " ".repeat(label + 2);
+  const block = (row: string[]) =>
+    row.flatMap((value, i) => (value === "" ? [] : [`${bold(padToWidth(columns[i]!, label))}  ${wrapToWidth(value, room).join(`\n${indent}`)}`])).join("\n");
+  return `${cells.map(block).join("\n\n")}\n`;
+}
+
+/**
+ * `text` in lines of at most `width` columns: broken at a space where a line has one (the space goes), else cut at
+ * `width` (a wide character is never split). Joined again with the spaces they were broken at, it is `text`.
+ */
+export function wrapToWidth(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let rest = text;
+  while (displayWidth(rest) > width) {
+    // At least one character a line, however narrow.
+    const head = cutToWidth(rest, width + 1).slice(0, -1) || String.fromCodePoint(rest.codePointAt(0)!);
+    const space = head.lastIndexOf(" ");
+    const at = space > 0 ? space : head.length;
+    lines.push(rest.slice(0, at));
+    rest = rest.slice(space > 0 ? at + 1 : at);
+  }
+  return [...lines, rest];
 }
 
 /**

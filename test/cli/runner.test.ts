@@ -39,6 +39,11 @@ describe("spool runner", () => {
       new RegExp(`Refusing to start: the runner's state directory ${project}/state lies in the project ${project} \\(${project}/\\.git\\)`),
     );
     expect(existsSync(join(project, "state"))).toBe(false);
+    expect((await client.call("runner/list", {})).runners).toEqual([]);
+  });
+
+  it("refuses a --state-dir in what a sandboxed command running now sees, saying so", async () => {
+    const local = [...base(), "--token-file", ts.server.config.tokenFile, "--backend", "local"];
     // One in what a sandboxed command running now sees (src/home/views.ts): this process's record stands in for it.
     const seen = tempDir("spool-seen-");
     mkdirSync(viewsDir(), { recursive: true, mode: 0o700 });
@@ -51,7 +56,7 @@ describe("spool runner", () => {
     } finally {
       rmSync(record);
     }
-    expect((await client.call("runner/list", {})).runners).toEqual([]);
+    expect((await (await ts.clientIn("cli")).call("runner/list", {})).runners).toEqual([]);
   });
 
   it("attaches, shows in runner/list, and detaches on SIGTERM", async () => {

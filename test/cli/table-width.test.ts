@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cutToWidth, displayWidth, fitWidths, formatRows } from "../../src/cli/common.js";
+import { cutToWidth, displayWidth, fitWidths, formatRows, wrapToWidth } from "../../src/cli/common.js";
 
 const runners = [
   { name: "build-1", backend: "local", state: "claiming, resting 2s after 2 failed starts, attached 4s ago", where: "/srv/build" },
@@ -29,9 +29,31 @@ describe("a table in a terminal narrower than it", () => {
     expect(formatRows(runners, columns, { width: 200 })).toBe(whole);
   });
 
-  it("never cuts a column below its header or 6 characters: a very narrow terminal wraps instead", () => {
-    const lines = formatRows(runners, columns, { width: 10 }).trimEnd().split("\n");
-    expect(lines).toEqual(["name    backend  state   where", "build…  local    claim…  /srv/…", "gpu     ssh      idle,…  gpu.l…"]);
+  it("never cuts a column below its header or 6 characters: a table that cannot fit is given a row at a time, a line a column", () => {
+    const text = formatRows(runners, columns, { width: 30 });
+    expect(text).toBe(
+      [
+        "name     build-1",
+        "backend  local",
+        "state    claiming, resting 2s",
+        "         after 2 failed",
+        "         starts, attached 4s",
+        "         ago",
+        "where    /srv/build",
+        "",
+        "name     gpu",
+        "backend  ssh",
+        "state    idle, attached 1m ago",
+        "where    gpu.lab.example:22",
+        "",
+      ].join("\n"),
+    );
+    for (const line of text.split("\n")) expect(displayWidth(line)).toBeLessThanOrEqual(30);
+    // Nothing is cut: each value is whole, across its lines. Empty cells are left out.
+    expect(formatRows([{ name: "a", backend: "", state: "x", where: "" }], columns, { width: 20 })).toBe("name     a\nstate    x\n");
+    // A word longer than the line is cut where the line ends; a wide character is never split.
+    expect(wrapToWidth("abcdefghij klm", 4)).toEqual(["abcd", "efgh", "ij", "klm"]);
+    expect(wrapToWidth("修复构建脚本", 5)).toEqual(["修复", "构建", "脚本"]);
   });
 
   it("never cuts an emoji in half", () => {
