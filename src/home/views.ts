@@ -106,14 +106,16 @@ export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env):
   }
   const real = realOrPlanned(resolve(path));
   for (const name of names) {
-    let record: Recorded;
+    let record: Partial<Recorded> | null;
     try {
-      record = JSON.parse(readFileSync(join(dir, name), "utf8")) as Recorded;
+      record = JSON.parse(readFileSync(join(dir, name), "utf8")) as Partial<Recorded> | null;
     } catch {
+      // being written (renamed into place whole: not yet), or being removed
       continue;
     }
-    if (!Array.isArray(record.processes) || !record.processes.some((p) => live(p.pid)?.since === p.since)) {
-      // Its runner is gone, and so is its sandbox.
+    const processes = Array.isArray(record?.processes) ? record.processes : [];
+    if (!Array.isArray(record?.roots) || !processes.some((p) => typeof p?.pid === "number" && live(p.pid)?.since === p.since)) {
+      // Its runner is gone, and so is its sandbox (or it is no record of this kind).
       try {
         unlinkSync(join(dir, name));
       } catch {
@@ -121,8 +123,8 @@ export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env):
       }
       continue;
     }
-    const root = record.roots.find((root) => within(real, root));
-    if (root) return { root, pid: record.processes[0]!.pid };
+    const root = record.roots.find((root) => typeof root === "string" && within(real, root));
+    if (root) return { root, pid: processes[0]!.pid };
   }
   return null;
 }

@@ -100,6 +100,12 @@ describeWithBwrap("a Spool home in the view of a command running now", () => {
     writeFileSync(gone, JSON.stringify({ processes: [{ pid: ended, since: 1 }], roots: [root] }));
     expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
     expect(existsSync(gone)).toBe(false);
+    // What is no record of this kind (put there by hand, or by another version) stops no start and is removed.
+    for (const [n, text] of ["null", '{"roots":"x"}', '{"processes":[{"pid":"1"}],"roots":[]}'].entries()) {
+      writeFileSync(join(dir, `odd-${n}.json`), text);
+      expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
+      expect(existsSync(join(dir, `odd-${n}.json`))).toBe(false);
+    }
     // The runner gone, its sandbox's process still there (a launcher's shell above bubblewrap outlives a runner killed).
     const sandbox = spawn("sleep", ["60"], { stdio: "ignore" });
     try {
