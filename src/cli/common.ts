@@ -243,7 +243,7 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
  * A table's text: a header, then a row a line, the columns two spaces apart. Given a `width` (a terminal's columns),
  * a table wider than it is narrowed to fit: the widest column gives up characters first, none below its header's
  * width (or 6), and a cell cut short ends in "…". A table that cannot fit so (`spool runners`' eleven columns in 80)
- * is given a row at a time instead, a line a column (`formatRecords`): nothing cut, no line the terminal wraps.
+ * is given a row at a time instead, a line a column (`formatRecords`): nothing cut.
  * Without a width (a pipe, a file) every cell is whole.
  */
 export function formatRows(
@@ -273,30 +273,44 @@ export function formatRows(
  * the middle of a character.
  */
 function formatRecords(cells: string[][], columns: string[], width: number, bold: (text: string) => string): string {
-  const label = Math.max(...columns.map(displayWidth));
+  // Labels as wide as the widest of the columns that hold something; a line narrower than them and 12 columns of
+  // value (a terminal under ~25 columns) still wraps.
+  const used = columns.filter((_, i) => cells.some((row) => row[i] !== ""));
+  const label = Math.max(0, ...used.map(displayWidth));
   const room = Math.max(12, width - label - 2);
   const indent = " ".repeat(label + 2);
   const block = (row: string[]) =>
     row.flatMap((value, i) => (value === "" ? [] : [`${bold(padToWidth(columns[i]!, label))}  ${wrapToWidth(value, room).join(`\n${indent}`)}`])).join("\n");
-  return `${cells.map(block).join("\n\n")}\n`;
+  return `${cells
+    .map(block)
+    .filter((text) => text !== "")
+    .join("\n\n")}\n`;
 }
 
 /**
  * `text` in lines of at most `width` columns: broken at a space where a line has one (the space goes), else cut at
- * `width` (a wide character is never split). Joined again with the spaces they were broken at, it is `text`.
+ * `width`, never inside a character (a wide one, an emoji with its skin tone, a letter with its accent).
  */
 export function wrapToWidth(text: string, width: number): string[] {
+  const limit = Math.max(1, width);
   const lines: string[] = [];
   let rest = text;
-  while (displayWidth(rest) > width) {
-    // At least one character a line, however narrow.
-    const head = cutToWidth(rest, width + 1).slice(0, -1) || String.fromCodePoint(rest.codePointAt(0)!);
-    const space = head.lastIndexOf(" ");
-    const at = space > 0 ? space : head.length;
+  while (displayWidth(rest) > limit) {
+    // The longest head of whole characters that fits (at least one character, however narrow the line).
+    let end = 0;
+    let used = 0;
+    for (const char of rest) {
+      const w = charWidth(char);
+      if (used + w > limit && end > 0) break;
+      end += char.length;
+      used += w;
+    }
+    const space = rest.slice(0, end).lastIndexOf(" ");
+    const at = space > 0 ? space : end;
     lines.push(rest.slice(0, at));
     rest = rest.slice(space > 0 ? at + 1 : at);
   }
-  return [...lines, rest];
+  return rest === "" && lines.length > 0 ? lines : [...lines, rest];
 }
 
 /**
@@ -313,11 +327,18 @@ export function displayWidth(text: string): number {
 
 const COMBINING = /^[\p{Mn}\p{Me}]$/u;
 /**
- * Zero-width spaces and joiners, word joiner, variation selectors, emoji skin tones (drawn into the emoji before them),
+ * Hangul's vowel and final jamo (drawn into the syllable a decomposed Korean name spells, as macOS file names are),
+ * zero-width spaces and joiners, word joiner, variation selectors, emoji skin tones (drawn into the emoji before them),
  * as code points: they combine, so no character class may hold them.
  */
 const zeroWidth = (cp: number) =>
-  (cp >= 0x200b && cp <= 0x200f) || cp === 0x2060 || (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0100 && cp <= 0xe01ef);
+  (cp >= 0x1160 && cp <= 0x11ff) ||
+  (cp >= 0xd7b0 && cp <= 0xd7ff) ||
+  (cp >= 0x200b && cp <= 0x200f) ||
+  cp === 0x2060 ||
+  (cp >= 0xfe00 && cp <= 0xfe0f) ||
+  (cp >= 0x1f3fb && cp <= 0x1f3ff) ||
+  (cp >= 0xe0100 && cp <= 0xe01ef);
 const WIDE =
   /^[\u1100-\u115F\u231A\u231B\u2329\u232A\u23E9-\u23EC\u23F0\u23F3\u25FD\u25FE\u2614\u2615\u2648-\u2653\u267F\u2693\u26A1\u26AA\u26AB\u26BD\u26BE\u26C4\u26C5\u26CE\u26D4\u26EA\u26F2\u26F3\u26F5\u26FA\u26FD\u2705\u270A\u270B\u2728\u274C\u274E\u2753-\u2755\u2757\u2795-\u2797\u27B0\u27BF\u2B1B\u2B1C\u2B50\u2B55\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF\uA960-\uA97F\uAC00-\uD7A3\uF900-\uFAFF\uFE10-\uFE19\uFE30-\uFE6F\uFF00-\uFF60\uFFE0-\uFFE6\u{16FE0}-\u{16FE4}\u{17000}-\u{18CFF}\u{1B000}-\u{1B2FF}\u{1F004}\u{1F0CF}\u{1F18E}\u{1F191}-\u{1F19A}\u{1F200}-\u{1F251}\u{1F300}-\u{1F64F}\u{1F680}-\u{1F6FF}\u{1F7E0}-\u{1F7EB}\u{1F90C}-\u{1F9FF}\u{1FA70}-\u{1FAFF}\u{20000}-\u{3FFFD}]$/u;
 

@@ -95,8 +95,11 @@ export class ViewRecord {
   }
 }
 
-/** The view root of a running command that holds `path` (or that `path` is), and the runner's pid; null when none does. */
-export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env): { root: string; pid: number } | null {
+/**
+ * The view root of a running command that holds `path` (or that `path` is), and a live process of it (its runner, or
+ * its sandbox once the runner is gone); null when none does.
+ */
+export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env): { root: string; pid: number; runner: boolean } | null {
   const dir = viewsDir(env);
   let names: string[];
   try {
@@ -114,7 +117,8 @@ export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env):
       continue;
     }
     const processes = Array.isArray(record?.processes) ? record.processes : [];
-    if (!Array.isArray(record?.roots) || !processes.some((p) => typeof p?.pid === "number" && live(p.pid)?.since === p.since)) {
+    const alive = processes.find((p) => typeof p?.pid === "number" && live(p.pid)?.since === p.since);
+    if (!Array.isArray(record?.roots) || !alive) {
       // Its runner is gone, and so is its sandbox (or it is no record of this kind).
       try {
         unlinkSync(join(dir, name));
@@ -124,7 +128,7 @@ export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env):
       continue;
     }
     const root = record.roots.find((root) => typeof root === "string" && within(real, root));
-    if (root) return { root, pid: processes[0]!.pid };
+    if (root) return { root, pid: alive.pid, runner: alive === processes[0] };
   }
   return null;
 }
@@ -137,7 +141,7 @@ export function checkOutsideViews(path: string, what: string, risk: string, env:
   const found = viewHolding(path, env);
   if (!found) return;
   throw new HomeInProject(
-    `Refusing to start: ${what} ${path} lies in ${found.root}, which a sandboxed command running now sees (its runner is process ${found.pid}), so ${risk}. Wait for that command to end, or choose a place no command sees`,
+    `Refusing to start: ${what} ${path} lies in ${found.root}, which a sandboxed command running now sees (its ${found.runner ? "runner" : "sandbox"} is process ${found.pid}), so ${risk}. Wait for that command to end, or choose a place no command sees`,
   );
 }
 

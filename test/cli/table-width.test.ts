@@ -50,10 +50,34 @@ describe("a table in a terminal narrower than it", () => {
     );
     for (const line of text.split("\n")) expect(displayWidth(line)).toBeLessThanOrEqual(30);
     // Nothing is cut: each value is whole, across its lines. Empty cells are left out.
-    expect(formatRows([{ name: "a", backend: "", state: "x", where: "" }], columns, { width: 20 })).toBe("name     a\nstate    x\n");
+    expect(formatRows([{ name: "a", backend: "", state: "x", where: "" }], columns, { width: 20 })).toBe("name   a\nstate  x\n");
     // A word longer than the line is cut where the line ends; a wide character is never split.
     expect(wrapToWidth("abcdefghij klm", 4)).toEqual(["abcd", "efgh", "ij", "klm"]);
     expect(wrapToWidth("修复构建脚本", 5)).toEqual(["修复", "构建", "脚本"]);
+    // Never inside a character: an emoji (with its skin tone), a letter with its accent; no line wider than asked.
+    expect(wrapToWidth("aaaaaaaaaaa😀", 12)).toEqual(["aaaaaaaaaaa", "😀"]);
+    expect(wrapToWidth("abcde\u0301", 4)).toEqual(["abcd", "e\u0301"]);
+    expect(wrapToWidth("abcd👍🏽", 5)).toEqual(["abcd", "👍🏽"]);
+    expect(wrapToWidth("修复", 1)).toEqual(["修", "复"]);
+    for (const text of ["aaaaaaaaaaa😀", "a b  c   d", "  x", "修复构建 脚本", "e\u0301e\u0301e\u0301e\u0301e\u0301"]) {
+      for (const width of [1, 2, 3, 5, 12]) {
+        const lines = wrapToWidth(text, width);
+        for (const line of lines)
+          expect(displayWidth(line), `${JSON.stringify(text)} at ${width}: ${JSON.stringify(lines)}`).toBeLessThanOrEqual(Math.max(width, 2));
+        expect(lines.join("").replaceAll(" ", "")).toBe(text.replaceAll(" ", ""));
+      }
+    }
+    // Labels as wide as the columns that hold something; a row with nothing is no block.
+    expect(
+      formatRows(
+        [
+          { a: "", b: "", long_label: "" },
+          { a: "x", b: "", long_label: "" },
+        ],
+        ["a", "b", "long_label"],
+        { width: 10 },
+      ),
+    ).toBe("a  x\n");
   });
 
   it("never cuts an emoji in half", () => {
@@ -68,6 +92,8 @@ describe("a table in a terminal narrower than it", () => {
     expect(displayWidth("😀")).toBe(2);
     expect(displayWidth("👍🏽")).toBe(2);
     expect(displayWidth("❤\uFE0F")).toBe(1);
+    // Korean decomposed into jamo (as macOS file names are) draws as its syllables.
+    expect(displayWidth("한국".normalize("NFD"))).toBe(4);
     const rows = [
       { run: "run-1", title: "修复构建脚本", state: "done" },
       { run: "run-2", title: "re\u0301sume\u0301 build", state: "failed" },

@@ -101,7 +101,7 @@ describeWithBwrap("a Spool home in the view of a command running now", () => {
     expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
     expect(existsSync(gone)).toBe(false);
     // What is no record of this kind (put there by hand, or by another version) stops no start and is removed.
-    for (const [n, text] of ["null", '{"roots":"x"}', '{"processes":[{"pid":"1"}],"roots":[]}'].entries()) {
+    for (const [n, text] of ["null", '{"roots":"x"}', '{"processes":[{"pid":"1"}],"roots":[]}', '{"processes":[null],"roots":["/"]}'].entries()) {
       writeFileSync(join(dir, `odd-${n}.json`), text);
       expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
       expect(existsSync(join(dir, `odd-${n}.json`))).toBe(false);
@@ -116,7 +116,9 @@ describeWithBwrap("a Spool home in the view of a command running now", () => {
         { pid: sandbox.pid, since: processStartTicks(sandbox.pid!) },
       ];
       writeFileSync(outlived, JSON.stringify({ processes, roots: [root] }));
-      expect(() => checkHomeOutsideViews(join(root, "h"))).toThrow(`lies in ${root}, which a sandboxed command running now sees`);
+      expect(() => checkHomeOutsideViews(join(root, "h"))).toThrow(
+        `lies in ${root}, which a sandboxed command running now sees (its sandbox is process ${sandbox.pid})`,
+      );
       sandbox.kill("SIGKILL");
       await eventually(() => processStartTicks(sandbox.pid!) === null, 5_000, "the stand-in sandbox to go");
       expect(() => checkHomeOutsideViews(join(root, "h"))).not.toThrow();
